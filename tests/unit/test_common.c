@@ -1,0 +1,99 @@
+/*
+ * test_common.c - unit tests for common/: errors, hex, base64, URL coding, time formats.
+ */
+#include <string.h>
+
+#include "cm_err.h"
+#include "cm_util.h"
+#include "cu_main.h"
+
+static void test_err_names(void)
+{
+    CU_ASSERT_STRING_EQUAL(cm_err_name(CM_ERR_IO), "CM_ERR_IO");
+    CU_ASSERT_STRING_EQUAL(cm_err_str(CM_ERR_NOSPC), "no space left on device");
+    CU_ASSERT_STRING_EQUAL(cm_err_name((cm_err)999), "CM_ERR_UNKNOWN");
+}
+
+static void test_hex(void)
+{
+    char out[9];
+    uint8_t back[4];
+    cm_hex_encode("\x01\xab\xff\x00", 4, out);
+    CU_ASSERT_STRING_EQUAL(out, "01abff00");
+    CU_ASSERT_EQUAL(cm_hex_decode("01ABff00", 8, back, 4), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(back, "\x01\xab\xff\x00", 4), 0);
+    CU_ASSERT_EQUAL(cm_hex_decode("0g", 2, back, 1), CM_ERR_INVAL);
+}
+
+static void test_base64(void)
+{
+    /* RFC 4648 test vectors */
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < CM_ARRAY_LEN(in); i++) {
+        char enc[16];
+        uint8_t dec[16];
+        size_t n;
+        cm_base64_encode(in[i], strlen(in[i]), enc);
+        CU_ASSERT_STRING_EQUAL(enc, want[i]);
+        CU_ASSERT_EQUAL(cm_base64_decode(enc, strlen(enc), dec, sizeof(dec), &n), CM_OK);
+        CU_ASSERT_EQUAL(n, strlen(in[i]));
+        CU_ASSERT_EQUAL(memcmp(dec, in[i], n), 0);
+    }
+    uint8_t d[8];
+    size_t n;
+    CU_ASSERT_EQUAL(cm_base64_decode("Zg=", 3, d, 8, &n), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_base64_decode("Z=g=", 4, d, 8, &n), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_base64_decode("Zm9vYmFy", 8, d, 2, &n), CM_ERR_TOOBIG);
+}
+
+static void test_url(void)
+{
+    char out[64];
+    size_t n;
+    CU_ASSERT_EQUAL(cm_url_decode("a%20b+c%2F", 10, out, sizeof(out), &n), CM_OK);
+    CU_ASSERT_STRING_EQUAL(out, "a b+c/");
+    CU_ASSERT_EQUAL(cm_url_decode("bad%2", 5, out, sizeof(out), &n), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_url_decode("bad%zz", 6, out, sizeof(out), &n), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_url_encode("a b/c~é", 8, 1, out, sizeof(out)), 14);
+    CU_ASSERT_STRING_EQUAL(out, "a%20b/c~%C3%A9");
+    cm_url_encode("a/b", 3, 0, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "a%2Fb");
+}
+
+static void test_time(void)
+{
+    char buf[32];
+    time_t t;
+    cm_time_rfc1123(784111777, buf);
+    CU_ASSERT_STRING_EQUAL(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
+    CU_ASSERT_EQUAL(cm_time_parse_http("Sun, 06 Nov 1994 08:49:37 GMT", &t), CM_OK);
+    CU_ASSERT_EQUAL(t, 784111777);
+    CU_ASSERT_EQUAL(cm_time_parse_http("Sunday, 06-Nov-94 08:49:37 GMT", &t), CM_OK);
+    CU_ASSERT_EQUAL(t, 784111777);
+    CU_ASSERT_EQUAL(cm_time_parse_http("Sun Nov  6 08:49:37 1994", &t), CM_OK);
+    CU_ASSERT_EQUAL(t, 784111777);
+    CU_ASSERT_EQUAL(cm_time_parse_http("yesterday", &t), CM_ERR_INVAL);
+    cm_time_amzdate(1440938160, buf);
+    CU_ASSERT_STRING_EQUAL(buf, "20150830T123600Z");
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600Z", &t), CM_OK);
+    CU_ASSERT_EQUAL(t, 1440938160);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600", &t), CM_ERR_INVAL);
+    cm_time_iso8601(1440938160123LL, buf);
+    CU_ASSERT_STRING_EQUAL(buf, "2015-08-30T12:36:00.123Z");
+}
+
+static void test_ct_equal(void)
+{
+    CU_ASSERT_TRUE(cm_ct_equal("abc", "abc", 3));
+    CU_ASSERT_FALSE(cm_ct_equal("abc", "abd", 3));
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {{"err_names", test_err_names}, {"hex", test_hex},
+                                    {"base64", test_base64},       {"url", test_url},
+                                    {"time", test_time},           {"ct_equal", test_ct_equal},
+                                    {NULL, NULL}};
+    cu_add_suite("common", tests);
+}
