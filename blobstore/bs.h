@@ -1,0 +1,96 @@
+/*
+ * bs.h - append-only blob store for one drive (a directory).
+ *
+ * A blob is a byte sequence named by a 16-byte id, written front to back in pieces (appends at the
+ * blob's current end) and read at any offset. All blobs of a drive share append-only segment files;
+ * every record carries a header with its own CRC32C and its data is checksummed per 64 KiB block,
+ * so a read verifies exactly the blocks it touches. Deleting appends a tombstone; a segment whose
+ * records are all dead is removed (simple reclaim; compaction of partly-dead segments comes later).
+ *
+ * Durability: bs_append returns when the bytes are written to the segment file (page cache);
+ * bs_sync returns when every append made before it is on stable storage (fdatasync). Callers
+ * acknowledge nothing before bs_sync.
+ *
+ * Recovery: bs_open scans the segments, rebuilds the in-memory index (blob id -> extents), and cuts
+ * a torn record off the tail of the last segment. A corrupt record in the middle of a segment is
+ * logged with file and offset, its blob marked damaged, and scanning resumes at the next record
+ * that validates.
+ *
+ * All disk I/O goes through a bs_io function table so tests can inject failures and bit flips.
+ *
+ * Thread safety: a bs_store may be used from several threads at once; appends are serialised
+ * internally, reads of different blobs proceed in parallel.
+ */
+#ifndef BS_H
+#define BS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cm_err.h"
+
+typedef struct bs_store bs_store;
+
+typedef struct {
+    uint8_t b[16];
+} bs_id;
+
+/* The I/O seam. Each function returns like its POSIX namesake (-1 and errno on failure). */
+typedef struct bs_io {
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    ssize_t (*pread)(void *ctx, int fd, void *buf, size_t len, off_t off);
+    ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t len, off_t off);
+    int (*fdatasync)(void *ctx, int fd);
+    int (*ftruncate)(void *ctx, int fd, off_t len);
+    int (*close)(void *ctx, int fd);
+    int (*unlink)(void *ctx, const char *path);
+    void *ctx;
+} bs_io;
+
+/* The POSIX implementation (ctx unused). */
+extern const bs_io bs_io_posix;
+
+typedef struct {
+    uint64_t segment_max; /* roll to a new segment past this size; default 256 MiB */
+    const bs_io *io;      /* NULL = bs_io_posix; borrowed, must outlive the store */
+} bs_options;
+
+typedef struct {
+    uint64_t blobs;         /* live blobs */
+    uint64_t live_bytes;    /* payload bytes of live blobs */
+    uint64_t disk_bytes;    /* size of all segment files */
+    uint32_t segments;
+    uint64_t corrupt_found; /* records that failed a checksum since open */
+} bs_stats;
+
+/* Open (creating the directory if missing) and recover. opt may be NULL for defaults. */
+cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out);
+void bs_close(bs_store *bs); /* NULL is a no-op; does not sync */
+
+/*
+ * Append len bytes to blob id at blob offset off, which must equal the blob's current length
+ * (0 creates it). CM_ERR_INVAL if off is wrong, CM_ERR_NOSPC / CM_ERR_IO from the disk (the
+ * partial record is cut off again, so the store stays consistent).
+ */
+cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len);
+/* Make every append issued before this call durable. */
+cm_err bs_sync(bs_store *bs);
+/*
+ * Read exactly len bytes at blob offset off into buf. CM_ERR_NOTFOUND when the blob does not exist
+ * or the range is beyond its end; CM_ERR_CORRUPT when a checksum fails (logged with file:offset);
+ * CM_ERR_IO on a read error.
+ */
+cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len);
+/* Current length of a blob; CM_ERR_NOTFOUND if unknown. */
+cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
+/* Delete a blob (tombstone). Deleting an unknown blob is CM_OK. Not synced until bs_sync. */
+cm_err bs_delete(bs_store *bs, const bs_id *id);
+void bs_get_stats(bs_store *bs, bs_stats *out);
+
+/* Generate a new random blob id. */
+cm_err bs_id_new(bs_id *out);
+/* 32 lowercase hex chars + NUL. */
+void bs_id_hex(const bs_id *id, char out[33]);
+
+#endif

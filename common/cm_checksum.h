@@ -1,0 +1,62 @@
+/*
+ * cm_checksum.h - the digests S3 uses: MD5 (ETag, Content-MD5), SHA-1, SHA-256 (SigV4 and
+ * x-amz-checksum-sha256), CRC32 (IEEE), CRC32C (Castagnoli) and CRC64NVME.
+ *
+ * One streaming interface for all of them (init / update / final), so a body can be hashed as it
+ * passes. CRCs use ISA-L (CRC32, CRC32C) or a slicing-by-8 table (CRC64NVME, which this ISA-L does
+ * not have). Digests are big-endian byte strings as S3 transmits them (base64 of these bytes).
+ */
+#ifndef CM_CHECKSUM_H
+#define CM_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_err.h"
+
+typedef enum {
+    CM_CK_MD5 = 0,
+    CM_CK_SHA1,
+    CM_CK_SHA256,
+    CM_CK_CRC32,
+    CM_CK_CRC32C,
+    CM_CK_CRC64NVME,
+    CM_CK__COUNT
+} cm_ck_alg;
+
+#define CM_CK_MAX_DIGEST 32
+
+typedef struct {
+    cm_ck_alg alg;
+    union {
+        uint32_t crc32;
+        uint64_t crc64;
+        void *evp; /* EVP_MD_CTX for MD5 / SHA-* */
+    } u;
+} cm_ck;
+
+/* Digest length in bytes (16, 20, 32, 4, 4, 8). */
+size_t cm_ck_len(cm_ck_alg alg);
+/* "md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme" */
+const char *cm_ck_name(cm_ck_alg alg);
+/* Parse a name case-insensitively ("CRC32C", "crc64nvme"); CM_ERR_INVAL if unknown. */
+cm_err cm_ck_parse(const char *name, cm_ck_alg *alg);
+
+cm_err cm_ck_init(cm_ck *ck, cm_ck_alg alg);
+void cm_ck_update(cm_ck *ck, const void *data, size_t len);
+/* Write cm_ck_len bytes to out and release the context. */
+void cm_ck_final(cm_ck *ck, uint8_t *out);
+/* Release without a result (abort paths). Safe after final. */
+void cm_ck_release(cm_ck *ck);
+/* One-shot digest. */
+cm_err cm_ck_digest(cm_ck_alg alg, const void *data, size_t len, uint8_t *out);
+
+/* Raw CRC helpers (the running value convention of each: pass 0 to start). */
+uint32_t cm_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t cm_crc32(uint32_t crc, const void *data, size_t len);
+uint64_t cm_crc64nvme(uint64_t crc, const void *data, size_t len);
+
+/* HMAC-SHA256 of msg under key into out[32]. */
+void cm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen, uint8_t *out);
+
+#endif

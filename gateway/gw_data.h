@@ -1,0 +1,72 @@
+/*
+ * gw_data.h - the single-node data path: object bodies as erasure-coded stripes over the drives.
+ *
+ * A body of `size` bytes is cut into stripes of k cells of cell_size bytes (the last stripe uses
+ * shorter cells: ceil(rest / k) rounded up to 64 bytes, zero-padded). Each stripe is encoded into
+ * k data + m parity cells with ISA-L; cell i of every stripe is appended to the same blob on drive
+ * layout.drives[i], so every drive holds one sequential blob per body. The blob id is the same on
+ * all drives. Which drives get which cell index rotates with the blob id so parity spreads evenly.
+ *
+ * Memory: a writer holds one stripe (k+m cells) at a time; a read holds at most one stripe.
+ *
+ * Failures: a drive that fails during a write is dropped from the layout (drives[i] = 0xFF) as
+ * long as at least k+1 cells of every stripe remain durable; otherwise the write fails with
+ * CM_ERR_UNAVAILABLE (or CM_ERR_NOSPC when the drives are full) and its blobs are deleted. A read
+ * that finds a cell missing, unreadable or corrupt reads parity cells instead and reconstructs.
+ *
+ * Thread safety: gw_store may be shared by threads; a gw_writer belongs to one request.
+ */
+#ifndef GW_DATA_H
+#define GW_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bs.h"
+#include "cm_err.h"
+#include "md.h"
+
+typedef struct gw_store gw_store;
+typedef struct gw_writer gw_writer;
+
+typedef struct {
+    int k, m;           /* default 4 + 2 */
+    uint32_t cell_size; /* default 256 KiB */
+    const bs_io *io;    /* NULL = POSIX; for fault injection in tests */
+} gw_store_options;
+
+/*
+ * Open the drives dirs[0..ndrives) (each created if missing). A drive that cannot be opened is
+ * logged and marked offline; opening fails only when fewer than k+1 drives work
+ * (CM_ERR_UNAVAILABLE). ndrives >= k + m.
+ */
+cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_options *opt,
+                     gw_store **out);
+void gw_store_close(gw_store *st); /* NULL is a no-op */
+int gw_store_drives_online(const gw_store *st);
+
+/* Start a new body. */
+cm_err gw_writer_new(gw_store *st, gw_writer **out);
+/* Add bytes; full stripes are encoded and appended as they complete. */
+cm_err gw_writer_write(gw_writer *w, const void *data, size_t len);
+/*
+ * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
+ * After this the chunks are durable; the writer is freed whatever the result.
+ */
+cm_err gw_writer_finish(gw_writer *w, md_layout *out);
+/* Drop a body being written: its blobs are deleted; the writer is freed. NULL is a no-op. */
+void gw_writer_abort(gw_writer *w);
+
+/*
+ * Read len bytes at offset off of the body described by layout into buf, reconstructing from
+ * parity where a cell is missing or corrupt (and logging it). CM_ERR_RANGE when off+len > size;
+ * CM_ERR_UNAVAILABLE / CM_ERR_CORRUPT when fewer than k cells of a stripe can be read.
+ */
+cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
+/* Delete the blobs of a body on every drive (not synced; deletes are idempotent). */
+void gw_delete(gw_store *st, const md_layout *layout);
+
+/* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
+size_t gw_store_stripe_bytes(const gw_store *st);
+
+#endif

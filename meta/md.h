@@ -1,0 +1,257 @@
+/*
+ * md.h - metadata: object, bucket and multipart records in an LMDB store.
+ *
+ * This is the single-node metadata store. Records are encoded in a versioned binary format
+ * (md_record.c) so that later replication can ship them unchanged. Every write is one LMDB write
+ * transaction (durable when the call returns: LMDB syncs on commit), and conditional writes check
+ * their condition inside that same transaction, so two racing conditional PUTs can never both
+ * succeed.
+ *
+ * Key space (one LMDB environment, named databases):
+ *   buckets   name                          -> md_bucket record
+ *   objects   bucket \0 key                 -> md_object record (the current version)
+ *   uploads   bucket \0 key \0 upload_id    -> md_upload record
+ *   parts     upload_id \0 part_number(BE32)-> md_part record
+ * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
+ *
+ * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
+ * caller releases them with the matching *_release function. Input structs are borrowed.
+ *
+ * Thread safety: an md_store may be used from any number of threads (LMDB readers do not block;
+ * writers serialise on LMDB's writer lock). The environment is opened with MDB_NOTLS.
+ */
+#ifndef MD_H
+#define MD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_err.h"
+
+#define MD_MAX_CELLS 32
+#define MD_MAX_KEY 1024
+#define MD_BUCKET_MAX 63
+
+typedef struct md_store md_store;
+
+/* Where the chunks of one stored body (a whole object, or one multipart part) live. */
+typedef struct {
+    uint8_t blob[16];   /* blob id, the same on every drive that holds a cell */
+    uint64_t size;      /* payload bytes */
+    uint32_t cell_size; /* bytes per cell of a full stripe */
+    uint8_t k, m;       /* erasure profile */
+    uint8_t drives[MD_MAX_CELLS]; /* drive index holding cell i of every stripe; 0xFF = none */
+} md_layout;
+
+typedef enum {
+    MD_CK_NONE = 0,
+    MD_CK_CRC32,
+    MD_CK_CRC32C,
+    MD_CK_CRC64NVME,
+    MD_CK_SHA1,
+    MD_CK_SHA256
+} md_cksum_alg;
+
+typedef enum { MD_CKTYPE_FULL_OBJECT = 0, MD_CKTYPE_COMPOSITE = 1 } md_cksum_type;
+
+typedef struct {
+    char *name;  /* lowercase, without the "x-amz-meta-" prefix */
+    char *value;
+} md_meta;
+
+typedef struct {
+    uint32_t number;      /* 1..10000 */
+    uint64_t size;
+    int64_t mtime_ms;
+    char etag[33];        /* hex MD5 of the part, no quotes */
+    md_cksum_alg ck_alg;  /* checksum of this part, if any */
+    char ck_value[64];    /* base64 */
+    uint8_t *inline_data; /* small parts may live inline (size bytes); NULL otherwise */
+    md_layout layout;     /* when not inline */
+} md_part;
+
+typedef struct {
+    char *key;
+    char version_id[40]; /* "null" until versioning exists */
+    uint64_t size;
+    int64_t mtime_ms;
+    char etag[48];       /* "hex" or "hex-N", no quotes */
+    int delete_marker;
+    /* Stored response headers (NULL when not set). */
+    char *content_type;
+    char *cache_control;
+    char *content_disposition;
+    char *content_encoding;
+    char *content_language;
+    char *expires;
+    char *website_redirect;
+    md_meta *meta;
+    size_t nmeta;
+    /* Full-object or composite checksum. */
+    md_cksum_alg ck_alg;
+    md_cksum_type ck_type;
+    char ck_value[72];   /* base64, with "-N" for composite */
+    /* Body: inline bytes, or one or more parts (a simple PUT is one part numbered 0). */
+    uint8_t *inline_data;
+    size_t inline_len;
+    md_part *parts;
+    size_t nparts;
+} md_object;
+
+void md_object_release(md_object *obj); /* frees owned fields, leaves obj zeroed */
+/* Deep copy. */
+cm_err md_object_copy(const md_object *src, md_object *dst);
+
+typedef struct {
+    char name[MD_BUCKET_MAX + 1];
+    int64_t created_ms;
+    char owner[64];   /* access key id of the creator */
+    uint8_t versioning; /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
+} md_bucket;
+
+typedef struct {
+    char *key;
+    char upload_id[64];
+    int64_t initiated_ms;
+    char owner[64];
+    md_object tmpl; /* headers, metadata and checksum algorithm/type chosen at create */
+} md_upload;
+
+void md_upload_release(md_upload *up);
+
+/* ---- Store ---- */
+
+/* Open or create the store in dir (created if missing). map_size 0 = 64 GiB of address space. */
+cm_err md_open(const char *dir, size_t map_size, md_store **out);
+void md_close(md_store *md); /* NULL is a no-op */
+
+/* ---- Buckets ---- */
+
+cm_err md_bucket_create(md_store *md, const md_bucket *b);          /* CM_ERR_EXISTS */
+cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
+/* CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when the bucket still holds objects or uploads. */
+cm_err md_bucket_delete(md_store *md, const char *name);
+/* All buckets in name order; *out is a heap array the caller frees with free(). */
+cm_err md_bucket_list(md_store *md, md_bucket **out, size_t *n);
+
+/* ---- Objects ---- */
+
+/* Condition checked atomically with a write (NULL = unconditional). */
+typedef struct {
+    int if_none_match_star; /* fail if a current, non-delete-marker object exists */
+    const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
+} md_cond;
+
+/*
+ * Get the current record of bucket/key. CM_ERR_NOTFOUND when absent (a delete marker is returned
+ * as a record with delete_marker set).
+ */
+cm_err md_object_get(md_store *md, const char *bucket, const char *key, md_object *out);
+/*
+ * Make obj the current record of bucket/key (obj->key names it). When cond is given it is checked
+ * in the same transaction: CM_ERR_PRECONDITION when it fails; CM_ERR_NOTFOUND when if_match is set
+ * and there is no current object. If a previous record was replaced and old is non-NULL, it is
+ * moved into *old (so the caller can free its chunks) and *had_old set to 1.
+ * CM_ERR_NOTFOUND also when the bucket does not exist.
+ */
+cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, const md_cond *cond,
+                     md_object *old, int *had_old);
+/*
+ * Remove bucket/key. The removed record goes to *old when non-NULL (*had_old = 1). Removing a
+ * missing key is CM_OK with *had_old = 0. cond (if_match only) as for put.
+ */
+cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const md_cond *cond,
+                        md_object *old, int *had_old);
+
+/* ---- Listing ---- */
+
+typedef struct {
+    const char *prefix;      /* "" or NULL = all */
+    const char *delimiter;   /* NULL or "" = none */
+    const char *start_after; /* exclusive; NULL = from the start */
+    size_t max_keys;         /* entries + common prefixes returned at most (0 = none) */
+} md_list_query;
+
+typedef struct {
+    char *key;        /* object key, or the common prefix */
+    int is_prefix;    /* 1 for a common prefix: only key is set */
+    md_object obj;    /* record summary: size, etag, mtime_ms, version_id, ck fields (no body) */
+} md_list_entry;
+
+typedef struct {
+    md_list_entry *entries; /* in key order, objects and prefixes interleaved */
+    size_t n;
+    int truncated;
+    char *next_marker;      /* when truncated: last key or prefix returned (resume after it) */
+} md_list_result;
+
+/*
+ * S3 listing over the current records of a bucket: keys with the prefix, after start_after, with
+ * keys containing the delimiter after the prefix rolled up into common prefixes (each counted once
+ * toward max_keys, and never repeated on a later page that starts after it).
+ */
+cm_err md_list_objects(md_store *md, const char *bucket, const md_list_query *q,
+                       md_list_result *out);
+void md_list_result_release(md_list_result *res);
+
+/* ---- Multipart uploads ---- */
+
+/* Store a new upload (up->upload_id set by the caller, unique). CM_ERR_NOTFOUND: no bucket. */
+cm_err md_upload_create(md_store *md, const char *bucket, const md_upload *up);
+/* CM_ERR_NOTFOUND when no such upload for bucket/key. */
+cm_err md_upload_get(md_store *md, const char *bucket, const char *key, const char *upload_id,
+                     md_upload *out);
+/*
+ * Record a part of an existing upload (CM_ERR_NOTFOUND if the upload is gone). A part with the
+ * same number is replaced; the replaced record goes to *old (*had_old = 1) so its chunks can be
+ * freed.
+ */
+cm_err md_part_put(md_store *md, const char *bucket, const char *key, const char *upload_id,
+                   const md_part *part, md_part *old, int *had_old);
+void md_part_release(md_part *part);
+/* Parts with number > after, in order, at most max; *truncated set when more follow. */
+cm_err md_part_list(md_store *md, const char *upload_id, uint32_t after, size_t max,
+                    md_part **parts, size_t *n, int *truncated);
+void md_parts_free(md_part *parts, size_t n);
+/*
+ * Atomically: check cond against the current object, write obj as the current record of
+ * bucket/key, and delete the upload and all its part records. The part records that existed are
+ * returned in *parts (caller frees the chunks of those not used by obj, then md_parts_free) and the
+ * replaced object in *old. CM_ERR_NOTFOUND when the upload is gone.
+ */
+cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_id,
+                          const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
+                          md_object *old, int *had_old);
+/* Delete the upload and its part records, returned in *parts. CM_ERR_NOTFOUND if unknown. */
+cm_err md_upload_abort(md_store *md, const char *bucket, const char *key, const char *upload_id,
+                       md_part **parts, size_t *n);
+
+typedef struct {
+    const char *prefix;
+    const char *delimiter;
+    const char *key_marker;       /* uploads with key > marker, or key == marker and id > id marker */
+    const char *upload_id_marker;
+    size_t max_uploads;
+} md_upload_query;
+
+typedef struct {
+    md_upload *uploads;   /* entries with key == NULL-free; prefixes listed separately */
+    size_t n;
+    char **prefixes;      /* common prefixes, in order */
+    size_t nprefixes;
+    int truncated;
+    char *next_key_marker;
+    char *next_upload_id_marker;
+} md_upload_list;
+
+cm_err md_upload_list_query(md_store *md, const char *bucket, const md_upload_query *q,
+                            md_upload_list *out);
+void md_upload_list_release(md_upload_list *res);
+
+/* ---- Record encoding (exposed for tests and later replication) ---- */
+
+/* Encode into a heap buffer (*buf, *len); decode validates every length (CM_ERR_CORRUPT). */
+cm_err md_object_encode(const md_object *obj, uint8_t **buf, size_t *len);
+cm_err md_object_decode(const uint8_t *buf, size_t len, md_object *out);
+
+#endif

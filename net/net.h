@@ -1,0 +1,177 @@
+/*
+ * net.h - HTTP/1.1 server on libevent bufferevents, with streaming bodies.
+ *
+ * Why not evhttp: libevent 2.1's evhttp buffers whole request bodies, which a 5 GiB PUT cannot
+ * afford. This server hands the body to the handler piece by piece as it arrives (de-chunked when
+ * the client used Transfer-Encoding: chunked) and lets the handler stream the response out with
+ * backpressure, so memory per connection stays bounded whatever the object size.
+ *
+ * Threading: net_server_run() runs `threads` event loops, one per thread, each with its own
+ * listening socket on the same port (SO_REUSEPORT). A connection belongs to one loop for its whole
+ * life; every handler callback for a request runs on that loop's thread. Handlers therefore must
+ * be safe to call concurrently from several threads for different requests.
+ *
+ * Request lifecycle (one request at a time per connection; pipelined requests wait in the input
+ * buffer):
+ *   1. on_request(req)        headers parsed and validated. The handler either responds at once
+ *                             (an error, a GET) or calls net_req_read_body() to receive the body.
+ *   2. on_body(req, buf)      body bytes arrived; the handler removes what it consumes from buf.
+ *                             Bytes it leaves stay buffered; reading from the socket pauses while
+ *                             more than the read high-water mark is buffered, which is the
+ *                             backpressure towards the client.
+ *   3. on_body_end(req)       the whole body arrived (Content-Length reached or last chunk read).
+ *   4. the handler responds: net_resp_start() then net_resp_write*() and net_resp_end(); a long
+ *      body is produced in pieces from on_drain(), which is called whenever the output buffer
+ *      falls below the low-water mark while the response is not ended.
+ *   5. on_done(req, aborted)  always called exactly once, when the response has been fully
+ *                             handed to the kernel or the connection failed (aborted=1). The
+ *                             handler frees its per-request state here. After on_done, req is gone.
+ *
+ * If the handler responds without having read the body, the server either discards the remaining
+ * body (when it is small and of known length) or closes the connection after the response.
+ * `Expect: 100-continue` is answered with "100 Continue" only when the handler calls
+ * net_req_read_body(), so a request rejected on its headers never makes the client send the body.
+ *
+ * Limits enforced by the server itself, before the handler sees anything: request line length
+ * (414), header section size and count (431), malformed syntax (400), unsupported
+ * Transfer-Encoding (501), both Content-Length and Transfer-Encoding or bad lengths (400), idle and
+ * slow-client timeouts (connection closed; 408 when a request was partly received).
+ */
+#ifndef NET_H
+#define NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_err.h"
+
+struct evbuffer;
+struct event_base;
+
+typedef struct net_server net_server;
+typedef struct net_req net_req;
+
+typedef struct {
+    void (*on_request)(net_req *req, void *arg);
+    void (*on_body)(net_req *req, struct evbuffer *body, void *arg);
+    void (*on_body_end)(net_req *req, void *arg);
+    void (*on_drain)(net_req *req, void *arg);
+    void (*on_done)(net_req *req, int aborted, void *arg);
+} net_handler;
+
+typedef struct {
+    const char *host;          /* listen address, e.g. "127.0.0.1" */
+    int port;                  /* 0 = pick a free port (see net_server_port) */
+    int threads;               /* event loops; 0 = number of cores */
+    size_t max_request_line;   /* default 16 KiB */
+    size_t max_header_bytes;   /* whole header section; default 64 KiB */
+    size_t max_headers;        /* number of header fields; default 200 */
+    int idle_timeout_ms;       /* keep-alive connection with no request; default 60 s */
+    int io_timeout_ms;         /* no progress reading a request or writing a response; 60 s */
+    size_t read_high_water;    /* stop reading the socket when this much body is buffered; 1 MiB */
+    size_t write_low_water;    /* call on_drain when output falls below this; 256 KiB */
+} net_config;
+
+/* Fill cfg with the defaults above (host 127.0.0.1, port 9000). */
+void net_config_defaults(net_config *cfg);
+
+/*
+ * Create a server bound to cfg->host:cfg->port (sockets are bound and listening when this
+ * returns, so a caller may connect before net_server_run). handler and arg are borrowed and must
+ * outlive the server. Errors: CM_ERR_IO (bind/listen failed, message logged), CM_ERR_NOMEM.
+ */
+cm_err net_server_new(const net_config *cfg, const net_handler *handler, void *arg,
+                      net_server **out);
+/* The bound port (useful with port 0). */
+int net_server_port(const net_server *srv);
+/* Run the loops on `threads` threads (the caller's thread runs loop 0); returns after stop. */
+cm_err net_server_run(net_server *srv);
+/*
+ * Ask the server to stop: listeners close at once, idle connections close, requests in flight
+ * get up to grace_ms to finish, then the loops exit. Safe to call from any thread; not
+ * async-signal-safe (use a libevent signal event or a self-pipe to call it).
+ */
+void net_server_stop(net_server *srv, int grace_ms);
+/* Free a stopped server. NULL is a no-op. */
+void net_server_free(net_server *srv);
+
+/* ---- Request accessors (valid from on_request until on_done) ---- */
+
+const char *net_req_method(const net_req *req); /* "GET", as sent */
+const char *net_req_target(const net_req *req); /* request-target as sent: "/b/k?x=y" */
+int net_req_http_minor(const net_req *req);     /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+/* First header with this name (case-insensitive) or NULL. Values are NUL-terminated, trimmed. */
+const char *net_req_header(const net_req *req, const char *name);
+size_t net_req_header_count(const net_req *req);
+/* Header i (0-based, in arrival order); name and value NUL-terminated. */
+void net_req_header_at(const net_req *req, size_t i, const char **name, const char **value);
+/* Content-Length, or -1 when the body is chunked. 0 when the request has no body. */
+int64_t net_req_content_length(const net_req *req);
+int net_req_chunked(const net_req *req);
+/* Total body bytes delivered to on_body so far. */
+uint64_t net_req_body_received(const net_req *req);
+const char *net_req_peer(const net_req *req); /* "127.0.0.1:54321" */
+struct event_base *net_req_base(net_req *req);
+void net_req_set_data(net_req *req, void *data);
+void *net_req_data(const net_req *req);
+
+/* Start receiving the body (sends 100 Continue when the client expects it). */
+void net_req_read_body(net_req *req);
+/* Pause / resume delivery of on_body (for handlers that wait on something asynchronous). */
+void net_req_pause_body(net_req *req);
+void net_req_resume_body(net_req *req);
+
+/* ---- Response ---- */
+
+/*
+ * Begin the response. Headers are added with net_resp_header between net_resp_start and the first
+ * write/end. content_length >= 0 sends Content-Length; -1 uses chunked encoding (HTTP/1.1) or
+ * closes the connection at the end (HTTP/1.0). For HEAD requests no body is sent whatever is
+ * written. The server adds Date, Content-Length/Transfer-Encoding and Connection itself.
+ */
+void net_resp_start(net_req *req, int status, int64_t content_length);
+void net_resp_header(net_req *req, const char *name, const char *value);
+void net_resp_write(net_req *req, const void *data, size_t len);
+/* Move all of buf's contents into the response without copying. */
+void net_resp_write_buffer(net_req *req, struct evbuffer *buf);
+/* Bytes written by the handler but not yet handed to the kernel. */
+size_t net_resp_pending(const net_req *req);
+/* Finish the response. Then on_done follows once the bytes are sent. */
+void net_resp_end(net_req *req);
+/* Close the connection after this response (also set for HTTP/1.0 without keep-alive). */
+void net_resp_close_after(net_req *req);
+/* Abort: the connection is closed at once and on_done(aborted=1) follows. Use mid-stream failure. */
+void net_req_abort(net_req *req);
+/* Convenience: start + headers Content-Type + body + end. */
+void net_resp_simple(net_req *req, int status, const char *content_type, const void *body,
+                     size_t len);
+
+/* Reason phrase for a status code ("Not Found"); "Unknown" when not known. */
+const char *net_status_reason(int status);
+
+/* ---- Incremental request-head parser (exposed for unit tests and the fuzz target) ---- */
+
+typedef struct {
+    char method[16];
+    char *target;        /* heap, NUL-terminated */
+    int http_minor;
+    size_t nheaders;
+    char **names;        /* heap arrays of NUL-terminated strings */
+    char **values;
+    int64_t content_length; /* -1 if absent */
+    int chunked;
+    int keep_alive;      /* after Connection header and version are considered */
+    int expect_continue;
+} net_head;
+
+/*
+ * Parse one request head from buf[0..len). Returns CM_OK and sets *used to the bytes consumed
+ * (through the blank line) when complete; CM_AGAIN when more bytes are needed; otherwise an error
+ * with *status set to the HTTP status to answer (400, 414, 431, 501). The head is released with
+ * net_head_release.
+ */
+cm_err net_head_parse(const char *buf, size_t len, const net_config *cfg, net_head *head,
+                      size_t *used, int *status);
+void net_head_release(net_head *head);
+
+#endif
