@@ -1,0 +1,185 @@
+/*
+ * test_common_checksum.c - digests and CRCs against published vectors (RFC 1321, FIPS 180,
+ * RFC 4231, CRC catalogue "123456789" checks), and streaming over random splits (seeded; the seed
+ * is printed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_checksum.h"
+#include "cm_util.h"
+#include "cu_main.h"
+
+static void check_hex(cm_ck_alg alg, const char *msg, const char *want)
+{
+    uint8_t d[CM_CK_MAX_DIGEST];
+    char hex[2 * CM_CK_MAX_DIGEST + 1];
+    CU_ASSERT_EQUAL_FATAL(cm_ck_digest(alg, msg, strlen(msg), d), CM_OK);
+    cm_hex_encode(d, cm_ck_len(alg), hex);
+    CU_ASSERT_STRING_EQUAL(hex, want);
+    if (strcmp(hex, want) != 0)
+        fprintf(stderr, "%s(\"%.20s\") = %s, want %s\n", cm_ck_name(alg), msg, hex, want);
+}
+
+static void test_names(void)
+{
+    cm_ck_alg a;
+    CU_ASSERT_EQUAL(cm_ck_parse("CRC32C", &a), CM_OK);
+    CU_ASSERT_EQUAL(a, CM_CK_CRC32C);
+    CU_ASSERT_EQUAL(cm_ck_parse("crc64nvme", &a), CM_OK);
+    CU_ASSERT_EQUAL(a, CM_CK_CRC64NVME);
+    CU_ASSERT_EQUAL(cm_ck_parse("Sha256", &a), CM_OK);
+    CU_ASSERT_EQUAL(a, CM_CK_SHA256);
+    CU_ASSERT_EQUAL(cm_ck_parse("crc16", &a), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_ck_parse("", &a), CM_ERR_INVAL);
+    CU_ASSERT_STRING_EQUAL(cm_ck_name(CM_CK_CRC64NVME), "crc64nvme");
+    size_t want[] = {16, 20, 32, 4, 4, 8};
+    for (int i = 0; i < CM_CK__COUNT; i++)
+        CU_ASSERT_EQUAL(cm_ck_len((cm_ck_alg)i), want[i]);
+}
+
+static void test_md5_rfc1321(void)
+{
+    check_hex(CM_CK_MD5, "", "d41d8cd98f00b204e9800998ecf8427e");
+    check_hex(CM_CK_MD5, "a", "0cc175b9c0f1b6a831c399e269772661");
+    check_hex(CM_CK_MD5, "abc", "900150983cd24fb0d6963f7d28e17f72");
+    check_hex(CM_CK_MD5, "message digest", "f96b697d7cb7938d525a2f31aaf161d0");
+    check_hex(CM_CK_MD5, "abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b");
+    check_hex(CM_CK_MD5, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+              "d174ab98d277d9f5a5611c2c9f419d9f");
+    check_hex(CM_CK_MD5,
+              "1234567890123456789012345678901234567890123456789012345678901234567890123456789"
+              "0",
+              "57edf4a22be3c955ac49da2e2107b67a");
+}
+
+static void test_sha_fips(void)
+{
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    check_hex(CM_CK_SHA1, "abc", "a9993e364706816aba3e25717850c26c9cd0d89d");
+    check_hex(CM_CK_SHA1, two, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    check_hex(CM_CK_SHA1, "", "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    check_hex(CM_CK_SHA256, "abc",
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    check_hex(CM_CK_SHA256, two,
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    check_hex(CM_CK_SHA256, "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_crc_check_values(void)
+{
+    const char *s = "123456789";
+    CU_ASSERT_EQUAL(cm_crc32(0, s, 9), 0xCBF43926u);
+    CU_ASSERT_EQUAL(cm_crc32c(0, s, 9), 0xE3069283u);
+    CU_ASSERT_EQUAL(cm_crc64nvme(0, s, 9), 0xAE8B14860A799888ull);
+    CU_ASSERT_EQUAL(cm_crc32(0, s, 0), 0);
+    CU_ASSERT_EQUAL(cm_crc32c(0, s, 0), 0);
+    CU_ASSERT_EQUAL(cm_crc64nvme(0, s, 0), 0);
+    /* big-endian digests through the streaming API */
+    check_hex(CM_CK_CRC32, s, "cbf43926");
+    check_hex(CM_CK_CRC32C, s, "e3069283");
+    check_hex(CM_CK_CRC64NVME, s, "ae8b14860a799888");
+    check_hex(CM_CK_CRC32, "", "00000000");
+    /* base64 as S3 sends it: x-amz-checksum-crc32 of "hello world" is DUoRhQ== */
+    uint8_t d[4];
+    char b64[16];
+    cm_ck_digest(CM_CK_CRC32, "hello world", 11, d);
+    cm_base64_encode(d, 4, b64);
+    CU_ASSERT_STRING_EQUAL(b64, "DUoRhQ==");
+}
+
+static void test_hmac_rfc4231(void)
+{
+    uint8_t key1[20], out[32];
+    char hex[65];
+    memset(key1, 0x0b, sizeof(key1));
+    cm_hmac_sha256(key1, sizeof(key1), "Hi There", 8, out);
+    cm_hex_encode(out, 32, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    const char *msg2 = "what do ya want for nothing?";
+    cm_hmac_sha256("Jefe", 4, msg2, strlen(msg2), out);
+    cm_hex_encode(out, 32, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+/* Streaming over random splits equals one-shot, for every algorithm and the raw CRC helpers. */
+static void test_streaming_random_splits(void)
+{
+    unsigned seed = (unsigned)time(NULL);
+    printf("\n  checksum split seed %u\n", seed);
+    srand(seed);
+    static uint8_t buf[70000];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)rand();
+    for (int round = 0; round < 20; round++) {
+        size_t len = (size_t)rand() % sizeof(buf);
+        for (int a = 0; a < CM_CK__COUNT; a++) {
+            uint8_t one[CM_CK_MAX_DIGEST], inc[CM_CK_MAX_DIGEST];
+            cm_ck ck;
+            cm_ck_digest((cm_ck_alg)a, buf, len, one);
+            CU_ASSERT_EQUAL_FATAL(cm_ck_init(&ck, (cm_ck_alg)a), CM_OK);
+            size_t off = 0;
+            while (off < len) {
+                size_t step = (size_t)rand() % 3000; /* CM_MIN evaluates twice */
+                size_t n = CM_MIN(len - off, step);
+                cm_ck_update(&ck, buf + off, n);
+                off += n;
+            }
+            cm_ck_final(&ck, inc);
+            cm_ck_release(&ck); /* safe after final */
+            CU_ASSERT_EQUAL(memcmp(one, inc, cm_ck_len((cm_ck_alg)a)), 0);
+        }
+        size_t cut = len ? (size_t)rand() % len : 0;
+        CU_ASSERT_EQUAL(cm_crc32(cm_crc32(0, buf, cut), buf + cut, len - cut),
+                        cm_crc32(0, buf, len));
+        CU_ASSERT_EQUAL(cm_crc32c(cm_crc32c(0, buf, cut), buf + cut, len - cut),
+                        cm_crc32c(0, buf, len));
+        CU_ASSERT_EQUAL(cm_crc64nvme(cm_crc64nvme(0, buf, cut), buf + cut, len - cut),
+                        cm_crc64nvme(0, buf, len));
+    }
+}
+
+/* The slicing-by-8 path must agree with a plain bit-at-a-time CRC64NVME at every alignment. */
+static void test_crc64_bitwise(void)
+{
+    uint8_t buf[67];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 37 + 11);
+    for (size_t start = 0; start < 8; start++) {
+        uint64_t c = ~0ull;
+        for (size_t i = start; i < sizeof(buf); i++) {
+            c ^= buf[i];
+            for (int k = 0; k < 8; k++)
+                c = (c & 1) ? (c >> 1) ^ 0x9a6c9329ac4bc9b5ull : c >> 1;
+        }
+        CU_ASSERT_EQUAL(cm_crc64nvme(0, buf + start, sizeof(buf) - start), ~c);
+    }
+}
+
+static void test_release_without_final(void)
+{
+    cm_ck ck;
+    CU_ASSERT_EQUAL(cm_ck_init(&ck, CM_CK_SHA256), CM_OK);
+    cm_ck_update(&ck, "abc", 3);
+    cm_ck_release(&ck);
+    cm_ck_release(&ck);
+    CU_ASSERT_EQUAL(cm_ck_init(&ck, (cm_ck_alg)42), CM_ERR_INVAL);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"names", test_names},
+        {"md5_rfc1321", test_md5_rfc1321},
+        {"sha_fips", test_sha_fips},
+        {"crc_check_values", test_crc_check_values},
+        {"hmac_rfc4231", test_hmac_rfc4231},
+        {"streaming_random_splits", test_streaming_random_splits},
+        {"crc64_bitwise", test_crc64_bitwise},
+        {"release_without_final", test_release_without_final},
+        {NULL, NULL},
+    };
+    cu_add_suite("checksum", tests);
+}
