@@ -1,0 +1,228 @@
+# shellcheck shell=bash
+# Integration-test harness, sourced by every tests/integration/test_*.sh and fault_*.sh.
+#
+# What it does: makes a private temp dir, starts `build/bin/cairn server` on a free 127.0.0.1 port
+# with a fresh data dir and fixed test credentials, waits for GET /health/ready, and gives the test
+# small check helpers that print one `ok -` / `FAIL -` line per step. h_finish stops the server with
+# SIGTERM (its exit status must be 0), prints `PASS <test>` or `FAIL <test>` and exits 0/1.
+# Invariant: no process started here outlives the test. The EXIT trap kills the server (and any
+# background helper registered with h_track) and removes the temp dir; run.sh additionally runs
+# every test in its own process group and kills that group when the test ends.
+# Exit status 77 means "client not installed" (run.sh reports SKIP, or FAIL when CI=true).
+# Environment knobs: CAIRN_BIN (server binary), KEEP=1 (keep the temp dir), READY_TIMEOUT (s).
+
+set -uo pipefail
+
+H_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export H_DIR=$H_ROOT/tests/integration
+CAIRN_BIN=${CAIRN_BIN:-$H_ROOT/build/bin/cairn}
+H_NAME=$(basename "$0")
+H_NAME=${H_NAME%.*}
+H_PY=/usr/bin/python3
+[ -x "$H_PY" ] || H_PY=python3
+
+export CAIRN_ACCESS_KEY=CAIRNTESTACCESSKEY01
+export CAIRN_SECRET_KEY=cairn-test-secret-key-0123456789abcdefXYZ
+export AWS_ACCESS_KEY_ID=$CAIRN_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CAIRN_SECRET_KEY
+export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+export AWS_PAGER=""
+
+H_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-it-$H_NAME.XXXXXX")
+export HOME=$H_WORK/home # clients must not read or write the caller's config files
+mkdir -p "$HOME"
+H_DATA=$H_WORK/data
+H_LOG=$H_WORK/server.log
+H_PID=""
+H_PORT=""
+H_ENDPOINT=""
+H_FAILS=0
+H_CHECKS=0
+H_TRACKED=()
+
+h_cleanup() {
+    local p
+    for p in "${H_TRACKED[@]}" $H_PID; do
+        kill -KILL "$p" 2>/dev/null
+    done
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept: $H_WORK" >&2
+    else
+        rm -rf "$H_WORK"
+    fi
+}
+trap h_cleanup EXIT
+trap 'exit 143' TERM INT
+
+h_track() { H_TRACKED+=("$1"); }
+
+h_free_port() {
+    "$H_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# h_need CMD...: exit 77 (client missing) unless every command exists.
+h_need() {
+    local c
+    for c in "$@"; do
+        if ! command -v "$c" >/dev/null 2>&1; then
+            echo "SKIP $H_NAME: '$c' is not installed"
+            exit 77
+        fi
+    done
+}
+
+h_server_log_tail() {
+    echo "---- server log (last ${1:-40} lines) ----"
+    tail -n "${1:-40}" "$H_LOG" 2>/dev/null
+    echo "----"
+}
+
+# h_start: start the server (same port and data dir on a restart) and wait until it is ready.
+h_start() {
+    local timeout=${READY_TIMEOUT:-30} i
+    if [ ! -x "$CAIRN_BIN" ]; then
+        echo "FAIL - server binary $CAIRN_BIN missing"
+        echo "FAIL $H_NAME"
+        exit 1
+    fi
+    [ -n "$H_PORT" ] || H_PORT=$(h_free_port)
+    H_ENDPOINT=http://127.0.0.1:$H_PORT
+    mkdir -p "$H_DATA"
+    echo "== starting cairn on $H_ENDPOINT (data $H_DATA)" >>"$H_LOG"
+    "$CAIRN_BIN" server --data "$H_DATA" --listen "127.0.0.1:$H_PORT" >>"$H_LOG" 2>&1 &
+    H_PID=$!
+    for ((i = 0; i < timeout * 10; i++)); do
+        if ! kill -0 "$H_PID" 2>/dev/null; then
+            wait "$H_PID"
+            echo "FAIL - server exited during start-up (status $?)"
+            h_server_log_tail
+            H_PID=""
+            echo "FAIL $H_NAME"
+            exit 1
+        fi
+        if curl -fsS -o /dev/null --max-time 2 "$H_ENDPOINT/health/ready" 2>/dev/null; then
+            echo "ok - server ready on port $H_PORT"
+            return 0
+        fi
+        sleep 0.1 # polling a readiness probe, not synchronisation by delay
+    done
+    echo "FAIL - server not ready after ${timeout}s"
+    h_server_log_tail
+    echo "FAIL $H_NAME"
+    exit 1
+}
+
+# h_stop: SIGTERM, wait (bounded), and require exit status 0.
+h_stop() {
+    local i rc
+    [ -n "$H_PID" ] || return 0
+    kill -TERM "$H_PID" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$H_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$H_PID" 2>/dev/null; then
+        kill -KILL "$H_PID"
+        wait "$H_PID" 2>/dev/null
+        h_bad "server stopped within 30s of SIGTERM" "had to SIGKILL it"
+    else
+        wait "$H_PID"
+        rc=$?
+        if [ "$rc" -eq 0 ]; then
+            h_ok "server exited 0 on SIGTERM"
+        else
+            h_bad "server exited 0 on SIGTERM" "exit status $rc"
+        fi
+    fi
+    H_PID=""
+}
+
+# h_kill9: crash the server (no clean shutdown).
+h_kill9() {
+    [ -n "$H_PID" ] || return 0
+    kill -KILL "$H_PID" 2>/dev/null
+    wait "$H_PID" 2>/dev/null
+    H_PID=""
+    echo "ok - server killed with SIGKILL"
+}
+
+h_ok() {
+    H_CHECKS=$((H_CHECKS + 1))
+    echo "ok - $1"
+}
+
+# h_bad DESC [DETAIL]: record a failed check.
+h_bad() {
+    H_CHECKS=$((H_CHECKS + 1))
+    H_FAILS=$((H_FAILS + 1))
+    echo "FAIL - $1"
+    [ $# -lt 2 ] || printf '%s\n' "$2" | head -n 30 | sed 's/^/    | /'
+}
+
+# h_run DESC CMD...: the command must succeed. Its output is kept in $H_OUT.
+H_OUT=""
+h_run() {
+    local desc=$1
+    shift
+    if H_OUT=$("$@" 2>&1); then
+        h_ok "$desc"
+        return 0
+    fi
+    h_bad "$desc" "\$ $*"$'\n'"$H_OUT"
+    return 1
+}
+
+# h_fails_with DESC PATTERN CMD...: the command must fail and its output must match PATTERN (ERE).
+h_fails_with() {
+    local desc=$1 pat=$2
+    shift 2
+    if H_OUT=$("$@" 2>&1); then
+        h_bad "$desc" "command succeeded, expected failure matching /$pat/"$'\n'"$H_OUT"
+        return 1
+    fi
+    if grep -Eq -- "$pat" <<<"$H_OUT"; then
+        h_ok "$desc"
+        return 0
+    fi
+    h_bad "$desc" "expected /$pat/ in:"$'\n'"$H_OUT"
+    return 1
+}
+
+# h_eq DESC EXPECTED ACTUAL
+h_eq() {
+    if [ "$2" = "$3" ]; then
+        h_ok "$1"
+    else
+        h_bad "$1" "expected: $2"$'\n'"actual:   $3"
+    fi
+}
+
+# h_gen FILE BYTES SEED: deterministic pseudo-random content (seed printed by the caller).
+h_gen() {
+    "$H_PY" - "$1" "$2" "$3" <<'EOF'
+import random, sys
+path, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+with open(path, "wb") as f:
+    left = size
+    while left:
+        n = min(left, 1 << 20)
+        f.write(rng.randbytes(n))
+        left -= n
+EOF
+}
+
+h_md5() { md5sum "$1" | cut -d' ' -f1; }
+
+# h_finish: stop the server, print the verdict, exit.
+h_finish() {
+    h_stop
+    if [ "$H_FAILS" -eq 0 ]; then
+        echo "PASS $H_NAME ($H_CHECKS checks)"
+        exit 0
+    fi
+    h_server_log_tail 60
+    echo "FAIL $H_NAME ($H_FAILS of $H_CHECKS checks failed)"
+    exit 1
+}
