@@ -1,0 +1,591 @@
+/*
+ * gw_sigv4.c - AWS Signature Version 4 for S3: header and presigned-query authentication.
+ *
+ * Pure functions over a borrowed gw_auth_request; no state, safe from any thread. Secrets come
+ * from a callback and are wiped from the stack after use.
+ *
+ * Canonical request (S3 flavour):
+ *   METHOD \n PATH \n QUERY \n HEADERS \n SIGNED-HEADERS \n PAYLOAD-HASH
+ *   PATH     the path bytes exactly as sent (S3 neither normalises nor double-encodes).
+ *   QUERY    raw query split on '&', name/value split on the first '=', each percent-decoded and
+ *            re-encoded RFC 3986 style ('/' encoded), sorted by name then value; a parameter
+ *            without '=' has an empty value; presigned requests drop X-Amz-Signature.
+ *   HEADERS  "name:value\n" for each signed name (lowercase), value trimmed with inner runs of
+ *            blanks collapsed, repeated headers joined with ','.
+ * String to sign: "AWS4-HMAC-SHA256\n" amz-date "\n" scope "\n" hex(sha256(canonical request)),
+ * scope = yyyymmdd/region/s3/aws4_request. Signing key: HMAC chain "AWS4"+secret -> date ->
+ * region -> service -> "aws4_request". Signatures are compared in constant time.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "cm_checksum.h"
+#include "cm_util.h"
+#include "gw_auth.h"
+
+#define SV4_ALGO "AWS4-HMAC-SHA256"
+#define SV4_MAX_SKEW 900       /* seconds: 15 minutes */
+#define SV4_MAX_EXPIRES 604800 /* seconds: 7 days */
+#define SV4_MAX_QUERY_PARAMS 256
+
+/* ---- a tiny growable string; oom sticks so callers check once at the end ---- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sv4_buf;
+
+static void sb_add(sv4_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_str(sv4_buf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* Hand the string to the caller (NULL on allocation failure). */
+static char *sb_take(sv4_buf *b)
+{
+    if (b->oom || !b->p) {
+        free(b->p);
+        return b->oom ? NULL : strdup("");
+    }
+    return b->p;
+}
+
+/* ---- query parameters ---- */
+
+typedef struct {
+    char *name, *value;   /* decoded */
+    char *ename, *evalue; /* canonical (re-encoded) */
+} sv4_param;
+
+typedef struct {
+    sv4_param *v;
+    size_t n;
+} sv4_query;
+
+static void query_free(sv4_query *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->v[i].name);
+        free(q->v[i].value);
+        free(q->v[i].ename);
+        free(q->v[i].evalue);
+    }
+    free(q->v);
+    q->v = NULL;
+    q->n = 0;
+}
+
+/* Decode then re-encode one query component. */
+static cm_err query_part(const char *s, size_t len, char **dec, char **enc)
+{
+    size_t dn = 0, cap = len + 1, ecap = 3 * len + 1;
+    *dec = malloc(cap);
+    *enc = malloc(ecap);
+    if (!*dec || !*enc)
+        return CM_ERR_NOMEM;
+    cm_err err = cm_url_decode(s, len, *dec, cap, &dn);
+    if (err != CM_OK)
+        return err;
+    if (cm_url_encode(*dec, dn, 0, *enc, ecap) == (size_t)-1)
+        return CM_ERR_INTERNAL;
+    return CM_OK;
+}
+
+/* Parse the query part of target (after '?'); an absent query gives zero parameters. */
+static cm_err query_parse(const char *target, sv4_query *q)
+{
+    const char *s = strchr(target, '?');
+    q->v = NULL;
+    q->n = 0;
+    if (!s)
+        return CM_OK;
+    s++;
+    while (*s) {
+        const char *amp = strchr(s, '&');
+        size_t len = amp ? (size_t)(amp - s) : strlen(s);
+        if (len > 0) {
+            if (q->n == SV4_MAX_QUERY_PARAMS)
+                return CM_ERR_TOOBIG;
+            sv4_param *v = realloc(q->v, (q->n + 1) * sizeof(*v));
+            if (!v)
+                return CM_ERR_NOMEM;
+            q->v = v;
+            sv4_param *p = &q->v[q->n++];
+            memset(p, 0, sizeof(*p));
+            const char *eq = memchr(s, '=', len);
+            size_t nlen = eq ? (size_t)(eq - s) : len;
+            cm_err err = query_part(s, nlen, &p->name, &p->ename);
+            if (err == CM_OK)
+                err = eq ? query_part(eq + 1, len - nlen - 1, &p->value, &p->evalue)
+                         : query_part("", 0, &p->value, &p->evalue);
+            if (err != CM_OK)
+                return err;
+        }
+        s += len;
+        if (*s == '&')
+            s++;
+    }
+    return CM_OK;
+}
+
+static const char *query_get(const sv4_query *q, const char *name)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->v[i].name, name) == 0)
+            return q->v[i].value;
+    return NULL;
+}
+
+static int param_cmp(const void *a, const void *b)
+{
+    const sv4_param *x = a, *y = b;
+    int c = strcmp(x->ename, y->ename);
+    return c ? c : strcmp(x->evalue, y->evalue);
+}
+
+/* ---- headers ---- */
+
+static const char *header_get(const gw_auth_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->names[i], name) == 0)
+            return req->values[i];
+    return NULL;
+}
+
+/* Append a header value trimmed, with inner runs of spaces and tabs collapsed to one space. */
+static void add_trimmed(sv4_buf *b, const char *v)
+{
+    int pending = 0, started = 0;
+    for (; *v; v++) {
+        if (*v == ' ' || *v == '\t') {
+            pending = started;
+            continue;
+        }
+        if (pending)
+            sb_add(b, " ", 1);
+        sb_add(b, v, 1);
+        pending = 0;
+        started = 1;
+    }
+}
+
+static void add_canonical_header(sv4_buf *b, const gw_auth_request *req, const char *name,
+                                 size_t nlen)
+{
+    int seen = 0;
+    for (size_t i = 0; i < nlen; i++) {
+        char c = (char)tolower((unsigned char)name[i]);
+        sb_add(b, &c, 1);
+    }
+    sb_add(b, ":", 1);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (strlen(req->names[i]) != nlen || strncasecmp(req->names[i], name, nlen) != 0)
+            continue;
+        if (seen++)
+            sb_add(b, ",", 1);
+        add_trimmed(b, req->values[i]);
+    }
+    sb_add(b, "\n", 1);
+}
+
+char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_headers,
+                                 const char *payload_hash, int presigned)
+{
+    sv4_buf b = {0};
+    sv4_query q;
+    const char *qm = strchr(req->target, '?');
+    size_t plen = qm ? (size_t)(qm - req->target) : strlen(req->target);
+
+    if (query_parse(req->target, &q) != CM_OK) {
+        query_free(&q);
+        return NULL;
+    }
+    qsort(q.v, q.n, sizeof(*q.v), param_cmp);
+    sb_str(&b, req->method);
+    sb_add(&b, "\n", 1);
+    sb_add(&b, req->target, plen);
+    sb_add(&b, "\n", 1);
+    int first = 1;
+    for (size_t i = 0; i < q.n; i++) {
+        if (presigned && strcmp(q.v[i].name, "X-Amz-Signature") == 0)
+            continue;
+        if (!first)
+            sb_add(&b, "&", 1);
+        first = 0;
+        sb_str(&b, q.v[i].ename);
+        sb_add(&b, "=", 1);
+        sb_str(&b, q.v[i].evalue);
+    }
+    query_free(&q);
+    sb_add(&b, "\n", 1);
+    for (const char *s = signed_headers; *s;) {
+        size_t n = strcspn(s, ";");
+        if (n > 0)
+            add_canonical_header(&b, req, s, n);
+        s += n;
+        if (*s == ';')
+            s++;
+    }
+    sb_add(&b, "\n", 1);
+    sb_str(&b, signed_headers);
+    sb_add(&b, "\n", 1);
+    sb_str(&b, payload_hash);
+    return sb_take(&b);
+}
+
+void gw_sigv4_signing_key(const char *secret, const char *date, const char *region,
+                          const char *service, uint8_t out[32])
+{
+    uint8_t k[32];
+    sv4_buf kb = {0};
+    sb_str(&kb, "AWS4");
+    sb_str(&kb, secret);
+    if (kb.oom) {
+        memset(out, 0, 32);
+        free(kb.p);
+        return;
+    }
+    cm_hmac_sha256(kb.p, kb.n, date, strlen(date), k);
+    OPENSSL_cleanse(kb.p, kb.n);
+    free(kb.p);
+    cm_hmac_sha256(k, 32, region, strlen(region), k);
+    cm_hmac_sha256(k, 32, service, strlen(service), k);
+    cm_hmac_sha256(k, 32, "aws4_request", 12, out);
+    OPENSSL_cleanse(k, sizeof(k));
+}
+
+/* ---- parsing the credential and the payload mode ---- */
+
+typedef struct {
+    const char *credential; /* AK/yyyymmdd/region/service/aws4_request */
+    size_t cred_len;
+    char signed_headers[1024];
+    char signature[65];
+} sv4_parts;
+
+/* Split the credential into out's scope fields. Returns 0 or -1 on bad syntax. */
+static int parse_credential(const char *c, size_t len, gw_auth_result *out)
+{
+    const char *slash[4];
+    int found = 0;
+    for (size_t i = len; i-- > 0 && found < 4;)
+        if (c[i] == '/')
+            slash[found++] = c + i;
+    if (found < 4)
+        return -1;
+    /* slash[3] < slash[2] < slash[1] < slash[0] */
+    size_t ak = (size_t)(slash[3] - c), dt = (size_t)(slash[2] - slash[3] - 1);
+    size_t rg = (size_t)(slash[1] - slash[2] - 1), sv = (size_t)(slash[0] - slash[1] - 1);
+    size_t term = len - (size_t)(slash[0] - c) - 1;
+    if (ak == 0 || ak >= sizeof(out->access_key) || dt != 8 || rg == 0 ||
+        rg >= sizeof(out->region) || sv == 0 || sv >= sizeof(out->service) || term != 12 ||
+        memcmp(slash[0] + 1, "aws4_request", 12) != 0)
+        return -1;
+    for (size_t i = 0; i < 8; i++)
+        if (!isdigit((unsigned char)slash[3][1 + i]))
+            return -1;
+    memcpy(out->access_key, c, ak);
+    out->access_key[ak] = '\0';
+    memcpy(out->date, slash[3] + 1, 8);
+    out->date[8] = '\0';
+    memcpy(out->region, slash[2] + 1, rg);
+    out->region[rg] = '\0';
+    memcpy(out->service, slash[1] + 1, sv);
+    out->service[sv] = '\0';
+    return 0;
+}
+
+static gw_s3err parse_payload_mode(const char *v, gw_auth_result *out)
+{
+    static const struct {
+        const char *name;
+        gw_payload_mode mode;
+    } modes[] = {
+        {"UNSIGNED-PAYLOAD", GW_PAYLOAD_UNSIGNED},
+        {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", GW_PAYLOAD_STREAMING_SIGNED},
+        {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", GW_PAYLOAD_STREAMING_SIGNED_TRAILER},
+        {"STREAMING-UNSIGNED-PAYLOAD-TRAILER", GW_PAYLOAD_STREAMING_UNSIGNED_TRAILER},
+    };
+    for (size_t i = 0; i < CM_ARRAY_LEN(modes); i++) {
+        if (strcmp(v, modes[i].name) == 0) {
+            out->mode = modes[i].mode;
+            return GW_OK;
+        }
+    }
+    if (strlen(v) != 64)
+        return GW_INVALID_ARGUMENT;
+    for (size_t i = 0; i < 64; i++) {
+        if (!isxdigit((unsigned char)v[i]))
+            return GW_INVALID_ARGUMENT;
+        out->payload_hash[i] = (char)tolower((unsigned char)v[i]);
+    }
+    out->payload_hash[64] = '\0';
+    out->mode = GW_PAYLOAD_HASHED;
+    return GW_OK;
+}
+
+/* Copy a 64-hex signature, lowercased; -1 when it is not one. */
+static int copy_signature(const char *s, size_t len, char out[65])
+{
+    if (len != 64)
+        return -1;
+    for (size_t i = 0; i < 64; i++) {
+        if (!isxdigit((unsigned char)s[i]))
+            return -1;
+        out[i] = (char)tolower((unsigned char)s[i]);
+    }
+    out[64] = '\0';
+    return 0;
+}
+
+/* True when the ';'-separated list names `host`. */
+static int signs_host(const char *list)
+{
+    for (const char *s = list; *s;) {
+        size_t n = strcspn(s, ";");
+        if (n == 4 && strncasecmp(s, "host", 4) == 0)
+            return 1;
+        s += n;
+        if (*s == ';')
+            s++;
+    }
+    return 0;
+}
+
+/* Parse "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." (any order). */
+static gw_s3err parse_authorization(const char *h, sv4_parts *p)
+{
+    size_t alen = strlen(SV4_ALGO);
+    if (strncmp(h, SV4_ALGO, alen) != 0 || (h[alen] != ' ' && h[alen] != '\t'))
+        return GW_AUTH_HEADER_MALFORMED;
+    int have = 0;
+    for (const char *s = h + alen; *s;) {
+        while (*s == ' ' || *s == '\t' || *s == ',')
+            s++;
+        size_t n = strcspn(s, ",");
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n > 11 && strncmp(s, "Credential=", 11) == 0) {
+            p->credential = s + 11;
+            p->cred_len = n - 11;
+            have |= 1;
+        } else if (n > 14 && strncmp(s, "SignedHeaders=", 14) == 0) {
+            if (n - 14 >= sizeof(p->signed_headers))
+                return GW_AUTH_HEADER_MALFORMED;
+            memcpy(p->signed_headers, s + 14, n - 14);
+            p->signed_headers[n - 14] = '\0';
+            have |= 2;
+        } else if (n > 10 && strncmp(s, "Signature=", 10) == 0) {
+            if (copy_signature(s + 10, n - 10, p->signature) != 0)
+                return GW_AUTH_HEADER_MALFORMED;
+            have |= 4;
+        } else if (n > 0) {
+            return GW_AUTH_HEADER_MALFORMED;
+        }
+        s += strcspn(s, ",");
+    }
+    return have == 7 ? GW_OK : GW_AUTH_HEADER_MALFORMED;
+}
+
+/* Check the scope against the server: service s3, our region. */
+static gw_s3err check_scope(const gw_auth_result *out, const char *region, gw_s3err malformed)
+{
+    if (strcmp(out->service, "s3") != 0)
+        return malformed;
+    if (strcmp(out->region, region) != 0)
+        return GW_AUTH_HEADER_MALFORMED; /* the gateway names the expected region */
+    return GW_OK;
+}
+
+/* Derive the key, compute the signature over the canonical request and compare. */
+static gw_s3err verify(const gw_auth_request *req, const sv4_parts *p, const char *payload,
+                       gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+{
+    char secret[256];
+    if (secret_fn(secret_arg, out->access_key, secret, sizeof(secret)) != CM_OK)
+        return GW_INVALID_ACCESS_KEY;
+    secret[sizeof(secret) - 1] = '\0';
+    gw_sigv4_signing_key(secret, out->date, out->region, out->service, out->signing_key);
+    OPENSSL_cleanse(secret, sizeof(secret));
+
+    char *creq = gw_sigv4_canonical_request(req, p->signed_headers, payload, out->presigned);
+    if (!creq)
+        return out->presigned ? GW_AUTH_QUERY_ERROR : GW_AUTH_HEADER_MALFORMED;
+    uint8_t h[32], sig[32];
+    char hhex[65];
+    cm_ck_digest(CM_CK_SHA256, creq, strlen(creq), h);
+    free(creq);
+    cm_hex_encode(h, 32, hhex);
+
+    sv4_buf sts = {0};
+    sb_str(&sts, SV4_ALGO "\n");
+    sb_str(&sts, out->amz_date);
+    sb_add(&sts, "\n", 1);
+    sb_str(&sts, out->date);
+    sb_add(&sts, "/", 1);
+    sb_str(&sts, out->region);
+    sb_add(&sts, "/", 1);
+    sb_str(&sts, out->service);
+    sb_str(&sts, "/aws4_request\n");
+    sb_str(&sts, hhex);
+    if (sts.oom) {
+        free(sts.p);
+        return GW_INTERNAL;
+    }
+    cm_hmac_sha256(out->signing_key, 32, sts.p, sts.n, sig);
+    free(sts.p);
+    cm_hex_encode(sig, 32, out->seed_signature);
+    if (!cm_ct_equal(out->seed_signature, p->signature, 64)) {
+        OPENSSL_cleanse(out->signing_key, sizeof(out->signing_key));
+        return GW_SIGNATURE_MISMATCH;
+    }
+    return GW_OK;
+}
+
+/* Request time from x-amz-date, else Date; fills out->amz_date. */
+static gw_s3err request_time(const gw_auth_request *req, time_t *t, gw_auth_result *out)
+{
+    const char *d = header_get(req, "x-amz-date");
+    if (d) {
+        if (cm_time_parse_amzdate(d, t) != CM_OK)
+            return GW_ACCESS_DENIED;
+    } else {
+        d = header_get(req, "date");
+        if (!d || cm_time_parse_http(d, t) != CM_OK)
+            return GW_ACCESS_DENIED; /* "AWS authentication requires a valid Date..." */
+    }
+    cm_time_amzdate(*t, out->amz_date);
+    return GW_OK;
+}
+
+static gw_s3err check_header_auth(const gw_auth_request *req, const char *authz, const char *region,
+                                  gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+{
+    sv4_parts p;
+    memset(&p, 0, sizeof(p));
+    gw_s3err e = parse_authorization(authz, &p);
+    if (e != GW_OK)
+        return e;
+    if (parse_credential(p.credential, p.cred_len, out) != 0 || !signs_host(p.signed_headers))
+        return GW_AUTH_HEADER_MALFORMED;
+    if ((e = check_scope(out, region, GW_AUTH_HEADER_MALFORMED)) != GW_OK)
+        return e;
+    time_t t;
+    if ((e = request_time(req, &t, out)) != GW_OK)
+        return e;
+    if (memcmp(out->amz_date, out->date, 8) != 0)
+        return GW_AUTH_HEADER_MALFORMED; /* credential date differs from the request date */
+    if (t > req->now + SV4_MAX_SKEW || t < req->now - SV4_MAX_SKEW)
+        return GW_REQUEST_TIME_TOO_SKEWED;
+    const char *payload = header_get(req, "x-amz-content-sha256");
+    if (!payload)
+        return GW_MISSING_SECURITY_HEADER;
+    if ((e = parse_payload_mode(payload, out)) != GW_OK)
+        return e;
+    return verify(req, &p, payload, secret_fn, secret_arg, out);
+}
+
+/* The X-Amz-* parameters of a presigned URL into p and out; GW_AUTH_QUERY_ERROR when bad. */
+static gw_s3err parse_presigned(const sv4_query *q, sv4_parts *p, gw_auth_result *out,
+                                long *expires)
+{
+    const char *algo = query_get(q, "X-Amz-Algorithm");
+    const char *cred = query_get(q, "X-Amz-Credential");
+    const char *date = query_get(q, "X-Amz-Date");
+    const char *exp = query_get(q, "X-Amz-Expires");
+    const char *sh = query_get(q, "X-Amz-SignedHeaders");
+    const char *sig = query_get(q, "X-Amz-Signature");
+    if (!algo || strcmp(algo, SV4_ALGO) != 0 || !cred || !date || !exp || !sh || !sig)
+        return GW_AUTH_QUERY_ERROR;
+    if (parse_credential(cred, strlen(cred), out) != 0 ||
+        copy_signature(sig, strlen(sig), p->signature) != 0 ||
+        strlen(sh) >= sizeof(p->signed_headers) || !signs_host(sh))
+        return GW_AUTH_QUERY_ERROR;
+    memcpy(p->signed_headers, sh, strlen(sh) + 1); /* length checked above */
+    char *end = NULL;
+    *expires = strtol(exp, &end, 10);
+    if (!*exp || *end || *expires < 1 || *expires > SV4_MAX_EXPIRES)
+        return GW_AUTH_QUERY_ERROR;
+    time_t t;
+    if (strlen(date) != 16 || cm_time_parse_amzdate(date, &t) != CM_OK ||
+        memcmp(date, out->date, 8) != 0)
+        return GW_AUTH_QUERY_ERROR;
+    memcpy(out->amz_date, date, 17);
+    return GW_OK;
+}
+
+static gw_s3err check_presigned(const gw_auth_request *req, const sv4_query *q, const char *region,
+                                gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+{
+    sv4_parts p;
+    long expires = 0;
+    memset(&p, 0, sizeof(p));
+    out->presigned = 1;
+    gw_s3err e = parse_presigned(q, &p, out, &expires);
+    if (e != GW_OK)
+        return e;
+    if ((e = check_scope(out, region, GW_AUTH_QUERY_ERROR)) != GW_OK)
+        return e;
+    time_t t;
+    cm_time_parse_amzdate(out->amz_date, &t);
+    if (req->now > t + expires || t > req->now + SV4_MAX_SKEW)
+        return GW_ACCESS_DENIED; /* "Request has expired" / not yet valid */
+    const char *payload = query_get(q, "X-Amz-Content-Sha256");
+    if (!payload)
+        payload = header_get(req, "x-amz-content-sha256");
+    if (!payload)
+        payload = "UNSIGNED-PAYLOAD";
+    if ((e = parse_payload_mode(payload, out)) != GW_OK)
+        return e;
+    return verify(req, &p, payload, secret_fn, secret_arg, out);
+}
+
+gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret_fn secret,
+                       void *secret_arg, gw_auth_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *authz = header_get(req, "authorization");
+    if (authz)
+        return check_header_auth(req, authz, region, secret, secret_arg, out);
+    sv4_query q;
+    gw_s3err e;
+    if (query_parse(req->target, &q) != CM_OK) {
+        e = GW_INVALID_ARGUMENT; /* a malformed %-escape in the query */
+    } else if (query_get(&q, "X-Amz-Algorithm") || query_get(&q, "X-Amz-Credential") ||
+               query_get(&q, "X-Amz-Signature")) {
+        e = check_presigned(req, &q, region, secret, secret_arg, out);
+    } else {
+        out->anonymous = 1;
+        out->mode = GW_PAYLOAD_UNSIGNED;
+        e = GW_OK;
+    }
+    query_free(&q);
+    return e;
+}
