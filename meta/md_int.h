@@ -1,0 +1,111 @@
+/*
+ * md_int.h - private parts of meta/: the store struct, record codec helpers, the long-key layer
+ * over LMDB and composite key builders. Not for use outside meta/.
+ */
+#ifndef MD_INT_H
+#define MD_INT_H
+
+#include <lmdb.h>
+
+#include "cm_log.h"
+#include "md.h"
+
+#define MD_MOD "md"
+
+struct md_store {
+    MDB_env *env;
+    MDB_dbi buckets, objects, uploads, parts;
+};
+
+/* Longest composite key: bucket \0 key \0 upload_id. */
+#define MD_UPLOAD_ID_MAX 63
+#define MD_KEYBUF (MD_BUCKET_MAX + 1 + MD_MAX_KEY + 1 + MD_UPLOAD_ID_MAX + 1)
+
+/* Log where corruption was first seen (file:line of the check) and return CM_ERR_CORRUPT. */
+cm_err md_corrupt_at(const char *file, int line, const char *what);
+#define MD_CORRUPT(what) md_corrupt_at(__FILE__, __LINE__, (what))
+
+/* Map an LMDB return code (not MDB_SUCCESS) to cm_err, logging what failed. */
+cm_err md_mdb_err(int rc, const char *what);
+
+/* ---- Record codec (md_record.c) ---- */
+
+#define MD_FORMAT_V1 1
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    int failed; /* an allocation failed; the buffer is unusable */
+} md_wbuf;
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} md_slice;
+
+void md_w_bytes(md_wbuf *w, const void *data, size_t len);
+void md_w_free(md_wbuf *w);
+
+cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w);
+cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
+cm_err md_upload_encode(const md_upload *up, md_wbuf *w);
+cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out);
+cm_err md_part_encode(const md_part *part, md_wbuf *w);
+cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out);
+/* Object encoding into w; summary decode skips the body, headers and metadata. */
+cm_err md_object_encode_w(const md_object *obj, md_wbuf *w);
+cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int summary, md_object *out);
+
+/* ---- Keys of any length over LMDB's 511-byte key limit (md_kv.c) ---- */
+
+/*
+ * Keys up to MD_KV_SHORT bytes are stored as they are. Longer keys are grouped under their first
+ * MD_KV_SHORT + 1 bytes; that LMDB value holds every (full key, value) pair of the group, sorted.
+ * The mapping keeps memcmp order, so iteration yields full keys in order.
+ */
+#define MD_KV_SHORT 480
+
+cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_slice *val);
+cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, const uint8_t *val,
+                 size_t vlen);
+cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen); /* NOTFOUND */
+
+typedef struct {
+    MDB_cursor *cur;
+    MDB_val lk, lv; /* current LMDB entry */
+    int in_group;
+    size_t gnext;      /* offset of the next group entry in lv */
+    md_slice key, val; /* current full key and value */
+} md_kv_iter;
+
+cm_err md_kv_iter_open(MDB_txn *txn, MDB_dbi dbi, md_kv_iter *it);
+/* Position at the first full key >= key; CM_ERR_NOTFOUND when none. */
+cm_err md_kv_iter_seek(md_kv_iter *it, const uint8_t *key, size_t klen);
+cm_err md_kv_iter_next(md_kv_iter *it);
+void md_kv_iter_close(md_kv_iter *it);
+
+/* Smallest key greater than every key starting with key[0..*klen): in place. 0 when none. */
+int md_key_successor(uint8_t *key, size_t *klen);
+
+/* ---- Composite keys (md_store.c) ---- */
+
+/* bucket \0 key (key may be "" for the bucket's range start). CM_ERR_INVAL when too long. */
+cm_err md_key_object(const char *bucket, const char *key, uint8_t *buf, size_t *len);
+/* bucket \0 key \0 upload_id. */
+cm_err md_key_upload(const char *bucket, const char *key, const char *upload_id, uint8_t *buf,
+                     size_t *len);
+/* upload_id \0 BE32(number). */
+size_t md_key_part(const char *upload_id, uint32_t number, uint8_t *buf);
+
+cm_err md_txn_begin(md_store *md, int rdonly, MDB_txn **txn);
+cm_err md_txn_commit(MDB_txn *txn);
+/* Check cond against the current record (cur NULL when absent). */
+cm_err md_cond_check(const md_cond *cond, const md_object *cur);
+/* Read and decode bucket/key's current record; *found 0 when absent. */
+cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_object *cur,
+                      int *found);
+/* Encode obj and store it under k. */
+cm_err md_object_write(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
+                       const md_object *obj);
+
+#endif

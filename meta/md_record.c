@@ -1,0 +1,678 @@
+/*
+ * md_record.c - the versioned binary encoding of metadata records.
+ *
+ * Every record starts with a format byte (MD_FORMAT_V1) followed by TLV fields:
+ *     tag u8 | length u32 big-endian | value
+ * Integers are big-endian fixed width (u8/u32/u64; int64 stored as its two's complement u64);
+ * strings are raw bytes whose length is the TLV length. Absent optional fields are simply not
+ * written, so a field's presence is the presence of its tag. Decoders skip tags they do not know,
+ * so later versions can add fields without breaking old readers. Repeated fields (metadata pairs,
+ * parts) are repeated tags; nested records (a part inside an object, the template object inside an
+ * upload) are TLVs whose value is the nested record's own fields.
+ *
+ * Decoding trusts nothing: every length is checked against the buffer and against the size of
+ * the field it fills; a bad record returns CM_ERR_CORRUPT with the place logged. Decoded records
+ * own heap copies of everything (the input buffer may be LMDB's map, valid only in a txn).
+ *
+ * Threading: pure functions, no shared state.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_util.h"
+#include "md_int.h"
+
+/* Object fields. */
+enum {
+    OT_KEY = 1,
+    OT_VERSION_ID,
+    OT_SIZE,
+    OT_MTIME,
+    OT_ETAG,
+    OT_DELETE_MARKER,
+    OT_CONTENT_TYPE,
+    OT_CACHE_CONTROL,
+    OT_CONTENT_DISPOSITION,
+    OT_CONTENT_ENCODING,
+    OT_CONTENT_LANGUAGE,
+    OT_EXPIRES,
+    OT_WEBSITE_REDIRECT,
+    OT_META,   /* u32 name length | name | value */
+    OT_CKSUM,  /* alg u8 | type u8 | value */
+    OT_INLINE, /* body bytes */
+    OT_PART    /* nested part fields */
+};
+/* Part fields. */
+enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT };
+/* Bucket and upload fields. */
+enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING };
+enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
+
+#define LAYOUT_LEN (16 + 8 + 4 + 1 + 1 + MD_MAX_CELLS)
+
+cm_err md_corrupt_at(const char *file, int line, const char *what)
+{
+    if (CM_LOG_ERROR <= cm_log_threshold)
+        cm_log_write(CM_LOG_ERROR, MD_MOD, file, line, "corrupt metadata record: %s", what);
+    return CM_ERR_CORRUPT;
+}
+
+/* ---- Writer ---- */
+
+void md_w_bytes(md_wbuf *w, const void *data, size_t len)
+{
+    if (w->failed || len == 0)
+        return;
+    if (w->cap - w->len < len) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap - w->len < len)
+            cap *= 2;
+        uint8_t *p = realloc(w->p, cap);
+        if (!p) {
+            w->failed = 1;
+            return;
+        }
+        w->p = p, w->cap = cap;
+    }
+    memcpy(w->p + w->len, data, len);
+    w->len += len;
+}
+
+void md_w_free(md_wbuf *w)
+{
+    free(w->p);
+    memset(w, 0, sizeof(*w));
+}
+
+static void w_u8(md_wbuf *w, uint8_t v)
+{
+    md_w_bytes(w, &v, 1);
+}
+
+static void w_tlv(md_wbuf *w, uint8_t tag, const void *data, size_t len)
+{
+    uint8_t hdr[5] = {tag};
+    cm_put_be32(hdr + 1, (uint32_t)len);
+    md_w_bytes(w, hdr, 5);
+    md_w_bytes(w, data, len);
+}
+
+static void w_str(md_wbuf *w, uint8_t tag, const char *s)
+{
+    if (s)
+        w_tlv(w, tag, s, strlen(s));
+}
+
+static void w_u64(md_wbuf *w, uint8_t tag, uint64_t v)
+{
+    uint8_t b[8];
+    cm_put_be64(b, v);
+    w_tlv(w, tag, b, 8);
+}
+
+static void w_u32(md_wbuf *w, uint8_t tag, uint32_t v)
+{
+    uint8_t b[4];
+    cm_put_be32(b, v);
+    w_tlv(w, tag, b, 4);
+}
+
+/* Open a nested TLV; returns the offset to patch with md_w_end. */
+static size_t w_begin(md_wbuf *w, uint8_t tag)
+{
+    size_t mark = w->len;
+    w_tlv(w, tag, NULL, 0);
+    return mark;
+}
+
+static void w_end(md_wbuf *w, size_t mark)
+{
+    if (!w->failed)
+        cm_put_be32(w->p + mark + 1, (uint32_t)(w->len - mark - 5));
+}
+
+static cm_err w_result(md_wbuf *w)
+{
+    if (w->failed) {
+        md_w_free(w);
+        return CM_ERR_NOMEM;
+    }
+    return CM_OK;
+}
+
+/* ---- Reader ---- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, off;
+} rbuf;
+
+/* Next TLV: CM_OK, CM_ERR_NOTFOUND at a clean end, CM_ERR_CORRUPT when truncated. */
+static cm_err r_tlv(rbuf *r, uint8_t *tag, md_slice *val)
+{
+    if (r->off == r->n)
+        return CM_ERR_NOTFOUND;
+    if (r->n - r->off < 5)
+        return MD_CORRUPT("truncated field header");
+    uint32_t len = cm_get_be32(r->p + r->off + 1);
+    if (r->n - r->off - 5 < len)
+        return MD_CORRUPT("field length beyond record");
+    *tag = r->p[r->off];
+    val->p = r->p + r->off + 5;
+    val->n = len;
+    r->off += 5 + (size_t)len;
+    return CM_OK;
+}
+
+static cm_err r_version(const uint8_t *buf, size_t len, rbuf *r)
+{
+    if (len < 1)
+        return MD_CORRUPT("empty record");
+    if (buf[0] != MD_FORMAT_V1)
+        return MD_CORRUPT("unknown record format version");
+    r->p = buf + 1, r->n = len - 1, r->off = 0;
+    return CM_OK;
+}
+
+static cm_err f_u64(md_slice v, uint64_t *out)
+{
+    if (v.n != 8)
+        return MD_CORRUPT("bad u64 field length");
+    *out = cm_get_be64(v.p);
+    return CM_OK;
+}
+
+static cm_err f_i64(md_slice v, int64_t *out)
+{
+    uint64_t u = 0;
+    cm_err e = f_u64(v, &u);
+    *out = (int64_t)u;
+    return e;
+}
+
+static cm_err f_u32(md_slice v, uint32_t *out)
+{
+    if (v.n != 4)
+        return MD_CORRUPT("bad u32 field length");
+    *out = cm_get_be32(v.p);
+    return CM_OK;
+}
+
+static cm_err f_u8(md_slice v, uint8_t *out)
+{
+    if (v.n != 1)
+        return MD_CORRUPT("bad u8 field length");
+    *out = v.p[0];
+    return CM_OK;
+}
+
+/* Copy a string into a fixed char array (NUL-terminated). */
+static cm_err f_fixed(md_slice v, char *out, size_t cap)
+{
+    if (v.n >= cap || memchr(v.p, 0, v.n))
+        return MD_CORRUPT("string field too long for its slot");
+    memcpy(out, v.p, v.n);
+    out[v.n] = 0;
+    return CM_OK;
+}
+
+/* Replace *out with a heap copy of the string. */
+static cm_err f_str(md_slice v, char **out)
+{
+    if (memchr(v.p, 0, v.n))
+        return MD_CORRUPT("NUL inside string field");
+    char *s = malloc(v.n + 1);
+    if (!s)
+        return CM_ERR_NOMEM;
+    memcpy(s, v.p, v.n);
+    s[v.n] = 0;
+    free(*out);
+    *out = s;
+    return CM_OK;
+}
+
+static cm_err f_blob(md_slice v, uint8_t **out)
+{
+    uint8_t *b = malloc(v.n ? v.n : 1);
+    if (!b)
+        return CM_ERR_NOMEM;
+    memcpy(b, v.p, v.n);
+    free(*out);
+    *out = b;
+    return CM_OK;
+}
+
+static cm_err f_cksum(uint8_t alg, md_cksum_alg *out)
+{
+    if (alg > MD_CK_SHA256)
+        return MD_CORRUPT("unknown checksum algorithm");
+    *out = (md_cksum_alg)alg;
+    return CM_OK;
+}
+
+/* ---- Parts and layouts ---- */
+
+static void w_layout(md_wbuf *w, const md_layout *l)
+{
+    uint8_t b[LAYOUT_LEN];
+    memcpy(b, l->blob, 16);
+    cm_put_be64(b + 16, l->size);
+    cm_put_be32(b + 24, l->cell_size);
+    b[28] = l->k, b[29] = l->m;
+    memcpy(b + 30, l->drives, MD_MAX_CELLS);
+    w_tlv(w, PT_LAYOUT, b, sizeof(b));
+}
+
+static cm_err f_layout(md_slice v, md_layout *l)
+{
+    /* Longer is allowed: a later version may append fields. */
+    if (v.n < LAYOUT_LEN)
+        return MD_CORRUPT("short layout field");
+    memcpy(l->blob, v.p, 16);
+    l->size = cm_get_be64(v.p + 16);
+    l->cell_size = cm_get_be32(v.p + 24);
+    l->k = v.p[28], l->m = v.p[29];
+    memcpy(l->drives, v.p + 30, MD_MAX_CELLS);
+    if ((unsigned)l->k + l->m > MD_MAX_CELLS)
+        return MD_CORRUPT("layout k+m exceeds cell count");
+    return CM_OK;
+}
+
+static void w_part_fields(md_wbuf *w, const md_part *p)
+{
+    w_u32(w, PT_NUMBER, p->number);
+    w_u64(w, PT_SIZE, p->size);
+    w_u64(w, PT_MTIME, (uint64_t)p->mtime_ms);
+    w_str(w, PT_ETAG, p->etag);
+    if (p->ck_alg != MD_CK_NONE) {
+        size_t mark = w_begin(w, PT_CKSUM);
+        w_u8(w, (uint8_t)p->ck_alg);
+        md_w_bytes(w, p->ck_value, strnlen(p->ck_value, sizeof(p->ck_value) - 1));
+        w_end(w, mark);
+    }
+    if (p->inline_data)
+        w_tlv(w, PT_INLINE, p->inline_data, (size_t)p->size);
+    else
+        w_layout(w, &p->layout);
+}
+
+static cm_err part_field(md_part *p, uint8_t tag, md_slice v)
+{
+    switch (tag) {
+    case PT_NUMBER:
+        return f_u32(v, &p->number);
+    case PT_SIZE:
+        return f_u64(v, &p->size);
+    case PT_MTIME:
+        return f_i64(v, &p->mtime_ms);
+    case PT_ETAG:
+        return f_fixed(v, p->etag, sizeof(p->etag));
+    case PT_CKSUM:
+        if (v.n < 1)
+            return MD_CORRUPT("empty part checksum field");
+        if (f_cksum(v.p[0], &p->ck_alg) != CM_OK)
+            return CM_ERR_CORRUPT;
+        return f_fixed((md_slice){v.p + 1, v.n - 1}, p->ck_value, sizeof(p->ck_value));
+    case PT_INLINE:
+        return f_blob(v, &p->inline_data);
+    case PT_LAYOUT:
+        return f_layout(v, &p->layout);
+    default:
+        return CM_OK; /* a field from a later version */
+    }
+}
+
+static cm_err part_fields(md_slice body, md_part *out)
+{
+    rbuf r = {body.p, body.n, 0};
+    uint8_t tag;
+    md_slice v;
+    cm_err e;
+    memset(out, 0, sizeof(*out));
+    size_t inline_len = 0;
+    while ((e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag == PT_INLINE)
+            inline_len = v.n;
+        if ((e = part_field(out, tag, v)) != CM_OK)
+            goto fail;
+    }
+    if (e != CM_ERR_NOTFOUND)
+        goto fail;
+    if (out->inline_data && inline_len != out->size) {
+        e = MD_CORRUPT("inline part length differs from its size");
+        goto fail;
+    }
+    return CM_OK;
+fail:
+    md_part_release(out);
+    return e;
+}
+
+cm_err md_part_encode(const md_part *part, md_wbuf *w)
+{
+    w_u8(w, MD_FORMAT_V1);
+    w_part_fields(w, part);
+    return w_result(w);
+}
+
+cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out)
+{
+    rbuf r;
+    memset(out, 0, sizeof(*out));
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    return part_fields((md_slice){r.p, r.n}, out);
+}
+
+void md_part_release(md_part *part)
+{
+    if (!part)
+        return;
+    free(part->inline_data);
+    memset(part, 0, sizeof(*part));
+}
+
+void md_parts_free(md_part *parts, size_t n)
+{
+    for (size_t i = 0; parts && i < n; i++)
+        md_part_release(&parts[i]);
+    free(parts);
+}
+
+/* ---- Objects ---- */
+
+/* The optional header strings, in tag order OT_CONTENT_TYPE.. so code can loop over them. */
+static char **obj_header(md_object *o, int i)
+{
+    char **h[] = {&o->content_type,     &o->cache_control,    &o->content_disposition,
+                  &o->content_encoding, &o->content_language, &o->expires,
+                  &o->website_redirect};
+    return h[i];
+}
+#define OBJ_NHEADERS 7
+
+static void w_object_fields(md_wbuf *w, const md_object *o)
+{
+    md_object *m = (md_object *)o; /* obj_header only reads through it here */
+    w_str(w, OT_KEY, o->key);
+    w_str(w, OT_VERSION_ID, o->version_id);
+    w_u64(w, OT_SIZE, o->size);
+    w_u64(w, OT_MTIME, (uint64_t)o->mtime_ms);
+    w_str(w, OT_ETAG, o->etag);
+    if (o->delete_marker)
+        w_tlv(w, OT_DELETE_MARKER, "\1", 1);
+    for (int i = 0; i < OBJ_NHEADERS; i++)
+        w_str(w, (uint8_t)(OT_CONTENT_TYPE + i), *obj_header(m, i));
+    for (size_t i = 0; i < o->nmeta; i++) {
+        size_t mark = w_begin(w, OT_META);
+        uint8_t b[4];
+        const char *name = o->meta[i].name ? o->meta[i].name : "";
+        const char *value = o->meta[i].value ? o->meta[i].value : "";
+        cm_put_be32(b, (uint32_t)strlen(name));
+        md_w_bytes(w, b, 4);
+        md_w_bytes(w, name, strlen(name));
+        md_w_bytes(w, value, strlen(value));
+        w_end(w, mark);
+    }
+    if (o->ck_alg != MD_CK_NONE) {
+        size_t mark = w_begin(w, OT_CKSUM);
+        uint8_t b[2] = {(uint8_t)o->ck_alg, (uint8_t)o->ck_type};
+        md_w_bytes(w, b, 2);
+        md_w_bytes(w, o->ck_value, strnlen(o->ck_value, sizeof(o->ck_value) - 1));
+        w_end(w, mark);
+    }
+    if (o->inline_data)
+        w_tlv(w, OT_INLINE, o->inline_data, o->inline_len);
+    for (size_t i = 0; i < o->nparts; i++) {
+        size_t mark = w_begin(w, OT_PART);
+        w_part_fields(w, &o->parts[i]);
+        w_end(w, mark);
+    }
+}
+
+cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
+{
+    w_u8(w, MD_FORMAT_V1);
+    w_object_fields(w, obj);
+    return w_result(w);
+}
+
+cm_err md_object_encode(const md_object *obj, uint8_t **buf, size_t *len)
+{
+    md_wbuf w = {0};
+    cm_err e = md_object_encode_w(obj, &w);
+    if (e != CM_OK)
+        return e;
+    *buf = w.p;
+    *len = w.len;
+    return CM_OK;
+}
+
+static cm_err obj_meta(md_object *o, md_slice v)
+{
+    if (v.n < 4 || v.n - 4 < cm_get_be32(v.p))
+        return MD_CORRUPT("metadata pair name beyond field");
+    size_t nlen = cm_get_be32(v.p);
+    md_meta *m = realloc(o->meta, (o->nmeta + 1) * sizeof(*m));
+    if (!m)
+        return CM_ERR_NOMEM;
+    o->meta = m;
+    m = &o->meta[o->nmeta];
+    memset(m, 0, sizeof(*m));
+    o->nmeta++; /* counted now so release frees a half-filled pair */
+    cm_err e = f_str((md_slice){v.p + 4, nlen}, &m->name);
+    if (e == CM_OK)
+        e = f_str((md_slice){v.p + 4 + nlen, v.n - 4 - nlen}, &m->value);
+    return e;
+}
+
+static cm_err obj_part(md_object *o, md_slice v)
+{
+    md_part *p = realloc(o->parts, (o->nparts + 1) * sizeof(*p));
+    if (!p)
+        return CM_ERR_NOMEM;
+    o->parts = p;
+    cm_err e = part_fields(v, &o->parts[o->nparts]);
+    if (e == CM_OK)
+        o->nparts++;
+    return e;
+}
+
+static cm_err obj_cksum(md_object *o, md_slice v)
+{
+    if (v.n < 2)
+        return MD_CORRUPT("short object checksum field");
+    if (f_cksum(v.p[0], &o->ck_alg) != CM_OK)
+        return CM_ERR_CORRUPT;
+    if (v.p[1] > MD_CKTYPE_COMPOSITE)
+        return MD_CORRUPT("unknown checksum type");
+    o->ck_type = (md_cksum_type)v.p[1];
+    return f_fixed((md_slice){v.p + 2, v.n - 2}, o->ck_value, sizeof(o->ck_value));
+}
+
+static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int summary)
+{
+    if (tag >= OT_CONTENT_TYPE && tag < OT_CONTENT_TYPE + OBJ_NHEADERS)
+        return summary ? CM_OK : f_str(v, obj_header(o, tag - OT_CONTENT_TYPE));
+    switch (tag) {
+    case OT_KEY:
+        return f_str(v, &o->key);
+    case OT_VERSION_ID:
+        return f_fixed(v, o->version_id, sizeof(o->version_id));
+    case OT_SIZE:
+        return f_u64(v, &o->size);
+    case OT_MTIME:
+        return f_i64(v, &o->mtime_ms);
+    case OT_ETAG:
+        return f_fixed(v, o->etag, sizeof(o->etag));
+    case OT_DELETE_MARKER: {
+        uint8_t b = 0;
+        cm_err e = f_u8(v, &b);
+        o->delete_marker = b != 0;
+        return e;
+    }
+    case OT_META:
+        return summary ? CM_OK : obj_meta(o, v);
+    case OT_CKSUM:
+        return obj_cksum(o, v);
+    case OT_INLINE:
+        if (summary)
+            return CM_OK;
+        o->inline_len = v.n;
+        return f_blob(v, &o->inline_data);
+    case OT_PART:
+        return summary ? CM_OK : obj_part(o, v);
+    default:
+        return CM_OK;
+    }
+}
+
+cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int summary, md_object *out)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e;
+    memset(out, 0, sizeof(*out));
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while ((e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if ((e = obj_field(out, tag, v, summary)) != CM_OK)
+            break;
+    }
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    md_object_release(out);
+    return e;
+}
+
+cm_err md_object_decode(const uint8_t *buf, size_t len, md_object *out)
+{
+    return md_object_decode_ex(buf, len, 0, out);
+}
+
+void md_object_release(md_object *obj)
+{
+    if (!obj)
+        return;
+    free(obj->key);
+    for (int i = 0; i < OBJ_NHEADERS; i++)
+        free(*obj_header(obj, i));
+    for (size_t i = 0; i < obj->nmeta; i++) {
+        free(obj->meta[i].name);
+        free(obj->meta[i].value);
+    }
+    free(obj->meta);
+    free(obj->inline_data);
+    md_parts_free(obj->parts, obj->nparts);
+    memset(obj, 0, sizeof(*obj));
+}
+
+cm_err md_object_copy(const md_object *src, md_object *dst)
+{
+    /* Through the codec: one well-tested path that copies every field, present and future. */
+    md_wbuf w = {0};
+    cm_err e = md_object_encode_w(src, &w);
+    if (e != CM_OK) {
+        memset(dst, 0, sizeof(*dst));
+        return e;
+    }
+    e = md_object_decode(w.p, w.len, dst);
+    md_w_free(&w);
+    return e;
+}
+
+/* ---- Buckets and uploads ---- */
+
+cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
+{
+    w_u8(w, MD_FORMAT_V1);
+    w_tlv(w, BT_NAME, b->name, strnlen(b->name, sizeof(b->name) - 1));
+    w_u64(w, BT_CREATED, (uint64_t)b->created_ms);
+    w_tlv(w, BT_OWNER, b->owner, strnlen(b->owner, sizeof(b->owner) - 1));
+    w_tlv(w, BT_VERSIONING, &b->versioning, 1);
+    return w_result(w);
+}
+
+cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    memset(out, 0, sizeof(*out));
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag == BT_NAME)
+            e = f_fixed(v, out->name, sizeof(out->name));
+        else if (tag == BT_CREATED)
+            e = f_i64(v, &out->created_ms);
+        else if (tag == BT_OWNER)
+            e = f_fixed(v, out->owner, sizeof(out->owner));
+        else if (tag == BT_VERSIONING)
+            e = f_u8(v, &out->versioning);
+    }
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
+}
+
+cm_err md_upload_encode(const md_upload *up, md_wbuf *w)
+{
+    w_u8(w, MD_FORMAT_V1);
+    w_str(w, UT_KEY, up->key);
+    w_tlv(w, UT_UPLOAD_ID, up->upload_id, strnlen(up->upload_id, sizeof(up->upload_id) - 1));
+    w_u64(w, UT_INITIATED, (uint64_t)up->initiated_ms);
+    w_tlv(w, UT_OWNER, up->owner, strnlen(up->owner, sizeof(up->owner) - 1));
+    size_t mark = w_begin(w, UT_TMPL);
+    w_u8(w, MD_FORMAT_V1);
+    w_object_fields(w, &up->tmpl);
+    w_end(w, mark);
+    return w_result(w);
+}
+
+static cm_err upload_field(md_upload *up, uint8_t tag, md_slice v)
+{
+    switch (tag) {
+    case UT_KEY:
+        return f_str(v, &up->key);
+    case UT_UPLOAD_ID:
+        return f_fixed(v, up->upload_id, sizeof(up->upload_id));
+    case UT_INITIATED:
+        return f_i64(v, &up->initiated_ms);
+    case UT_OWNER:
+        return f_fixed(v, up->owner, sizeof(up->owner));
+    case UT_TMPL:
+        md_object_release(&up->tmpl);
+        return md_object_decode(v.p, v.n, &up->tmpl);
+    default:
+        return CM_OK;
+    }
+}
+
+cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e;
+    memset(out, 0, sizeof(*out));
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while ((e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if ((e = upload_field(out, tag, v)) != CM_OK)
+            break;
+    }
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    md_upload_release(out);
+    return e;
+}
+
+void md_upload_release(md_upload *up)
+{
+    if (!up)
+        return;
+    free(up->key);
+    md_object_release(&up->tmpl);
+    memset(up, 0, sizeof(*up));
+}

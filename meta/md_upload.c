@@ -1,0 +1,281 @@
+/*
+ * md_upload.c - multipart upload records and their parts.
+ *
+ * An upload lives under uploads[bucket \0 key \0 upload_id]; its parts under
+ * parts[upload_id \0 BE32(number)], so one upload's parts are contiguous and in number order.
+ * Upload ids are unique store-wide (the caller makes them so) and hold no NUL.
+ *
+ * Atomicity: part_put checks the upload and replaces the part in one write transaction, so a part
+ * can never be recorded for an upload that complete or abort already removed. complete checks the
+ * upload and the condition, writes the object and removes the upload and every part in one
+ * transaction; the removed part records go back to the caller, who frees the chunks the object
+ * does not use.
+ *
+ * Threading: any thread; writers serialise on LMDB's writer lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_util.h"
+#include "md_int.h"
+
+#define PART_KEY (MD_UPLOAD_ID_MAX + 1 + 4)
+
+/* Finish a write txn: commit on success, abort otherwise. */
+static cm_err txn_end(MDB_txn *txn, cm_err e)
+{
+    if (e == CM_OK)
+        return md_txn_commit(txn);
+    mdb_txn_abort(txn);
+    return e;
+}
+
+cm_err md_upload_create(md_store *md, const char *bucket, const md_upload *up)
+{
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    MDB_txn *txn;
+    md_wbuf w = {0};
+    if (!up->key || md_key_upload(bucket, up->key, up->upload_id, k, &kl) != CM_OK)
+        return CM_ERR_INVAL;
+    cm_err e = md_upload_encode(up, &w);
+    if (e != CM_OK)
+        return e;
+    e = md_txn_begin(md, 0, &txn);
+    if (e != CM_OK)
+        goto out;
+    MDB_val bk = {strlen(bucket), (void *)bucket}, bv;
+    int rc = mdb_get(txn, md->buckets, &bk, &bv);
+    if (rc == MDB_NOTFOUND)
+        e = CM_ERR_NOTFOUND;
+    else if (rc)
+        e = md_mdb_err(rc, "get bucket");
+    if (e == CM_OK)
+        e = md_kv_put(txn, md->uploads, k, kl, w.p, w.len);
+    e = txn_end(txn, e);
+out:
+    md_w_free(&w);
+    return e;
+}
+
+static cm_err upload_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t kl, md_upload *out)
+{
+    md_slice v;
+    cm_err e = md_kv_get(txn, md->uploads, k, kl, &v);
+    if (e == CM_OK && out)
+        e = md_upload_decode(v.p, v.n, out);
+    return e;
+}
+
+cm_err md_upload_get(md_store *md, const char *bucket, const char *key, const char *upload_id,
+                     md_upload *out)
+{
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    MDB_txn *txn;
+    memset(out, 0, sizeof(*out));
+    if (md_key_upload(bucket, key, upload_id, k, &kl) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    e = upload_read(txn, md, k, kl, out);
+    mdb_txn_abort(txn);
+    return e;
+}
+
+cm_err md_part_put(md_store *md, const char *bucket, const char *key, const char *upload_id,
+                   const md_part *part, md_part *old, int *had_old)
+{
+    uint8_t k[MD_KEYBUF], pk[PART_KEY];
+    size_t kl;
+    MDB_txn *txn;
+    md_wbuf w = {0};
+    md_part cur = {0};
+    int found = 0;
+    if (old)
+        memset(old, 0, sizeof(*old));
+    if (had_old)
+        *had_old = 0;
+    if (md_key_upload(bucket, key, upload_id, k, &kl) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    MDB_val pkv = {md_key_part(upload_id, part->number, pk), pk}, v;
+    cm_err e = md_part_encode(part, &w);
+    if (e != CM_OK)
+        return e;
+    if ((e = md_txn_begin(md, 0, &txn)) != CM_OK)
+        goto out;
+    e = upload_read(txn, md, k, kl, NULL);
+    int rc = e == CM_OK ? mdb_get(txn, md->parts, &pkv, &v) : 0;
+    if (e == CM_OK && rc == 0) {
+        e = md_part_decode(v.mv_data, v.mv_size, &cur);
+        found = e == CM_OK;
+    } else if (e == CM_OK && rc != MDB_NOTFOUND) {
+        e = md_mdb_err(rc, "get part");
+    }
+    if (e == CM_OK && (rc = mdb_put(txn, md->parts, &pkv, &(MDB_val){w.len, w.p}, 0)) != 0)
+        e = md_mdb_err(rc, "put part");
+    e = txn_end(txn, e);
+    if (e == CM_OK && old)
+        *old = cur, memset(&cur, 0, sizeof(cur));
+    if (e == CM_OK && had_old)
+        *had_old = found;
+out:
+    md_part_release(&cur);
+    md_w_free(&w);
+    return e;
+}
+
+/* Append the decoded part to *parts (capacity *cap). */
+static cm_err part_push(md_part **parts, size_t *n, size_t *cap, const MDB_val *v)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        md_part *a = realloc(*parts, c * sizeof(*a));
+        if (!a)
+            return CM_ERR_NOMEM;
+        *parts = a, *cap = c;
+    }
+    cm_err e = md_part_decode(v->mv_data, v->mv_size, &(*parts)[*n]);
+    if (e == CM_OK)
+        (*n)++;
+    return e;
+}
+
+/*
+ * Walk the parts of upload_id numbered >= from: collect up to max and delete them when del is
+ * set. *more is set when a part beyond max exists.
+ */
+static cm_err parts_walk(MDB_txn *txn, md_store *md, const char *upload_id, uint32_t from,
+                         size_t max, int del, md_part **parts, size_t *n, int *more)
+{
+    uint8_t pk[PART_KEY];
+    size_t cap = 0, il = strlen(upload_id);
+    MDB_cursor *cur;
+    MDB_val k = {md_key_part(upload_id, from, pk), pk}, v;
+    int rc = mdb_cursor_open(txn, md->parts, &cur);
+    if (rc)
+        return md_mdb_err(rc, "mdb_cursor_open");
+    cm_err e = CM_OK;
+    *more = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (e == CM_OK && rc == 0) {
+        if (k.mv_size != il + 5 || memcmp(k.mv_data, pk, il + 1) != 0)
+            break;
+        if (*n == max) {
+            *more = 1;
+            break;
+        }
+        e = part_push(parts, n, &cap, &v);
+        /* After mdb_cursor_del the cursor's MDB_NEXT yields the entry that followed. */
+        if (e == CM_OK && del && (rc = mdb_cursor_del(cur, 0)) != 0)
+            e = md_mdb_err(rc, "del part");
+        if (e == CM_OK)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (e == CM_OK && rc != 0 && rc != MDB_NOTFOUND)
+        e = md_mdb_err(rc, "walk parts");
+    mdb_cursor_close(cur);
+    return e;
+}
+
+cm_err md_part_list(md_store *md, const char *upload_id, uint32_t after, size_t max,
+                    md_part **parts, size_t *n, int *truncated)
+{
+    MDB_txn *txn;
+    *parts = NULL, *n = 0, *truncated = 0;
+    if (strlen(upload_id) == 0 || strlen(upload_id) > MD_UPLOAD_ID_MAX || after == UINT32_MAX)
+        return CM_OK;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    e = parts_walk(txn, md, upload_id, after + 1, max, 0, parts, n, truncated);
+    mdb_txn_abort(txn);
+    if (e != CM_OK) {
+        md_parts_free(*parts, *n);
+        *parts = NULL, *n = 0;
+    }
+    return e;
+}
+
+/* Remove the upload record at k and every part of upload_id, returning the parts. */
+static cm_err upload_remove(MDB_txn *txn, md_store *md, const uint8_t *k, size_t kl,
+                            const char *upload_id, md_part **parts, size_t *n)
+{
+    int more;
+    cm_err e = md_kv_del(txn, md->uploads, k, kl);
+    if (e == CM_OK)
+        e = parts_walk(txn, md, upload_id, 0, SIZE_MAX, 1, parts, n, &more);
+    return e;
+}
+
+static void parts_out(md_part **tmp, size_t tn, cm_err e, md_part **parts, size_t *n)
+{
+    if (e == CM_OK && parts) {
+        *parts = *tmp, *n = tn;
+    } else {
+        md_parts_free(*tmp, tn);
+        if (parts)
+            *parts = NULL, *n = 0;
+    }
+}
+
+cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_id,
+                          const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
+                          md_object *old, int *had_old)
+{
+    uint8_t k[MD_KEYBUF], ok[MD_KEYBUF];
+    size_t kl, okl, tn = 0;
+    md_part *tmp = NULL;
+    md_object cur;
+    int found = 0;
+    MDB_txn *txn;
+    if (old)
+        memset(old, 0, sizeof(*old));
+    if (had_old)
+        *had_old = 0;
+    parts_out(&tmp, 0, CM_ERR_INVAL, parts, n);
+    if (!obj->key || md_key_upload(bucket, obj->key, upload_id, k, &kl) != CM_OK ||
+        md_key_object(bucket, obj->key, ok, &okl) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    cm_err e = md_txn_begin(md, 0, &txn);
+    if (e != CM_OK)
+        return e;
+    e = upload_read(txn, md, k, kl, NULL);
+    if (e == CM_OK)
+        e = md_object_read(txn, md, ok, okl, &cur, &found);
+    if (e == CM_OK)
+        e = md_cond_check(cond, found ? &cur : NULL);
+    if (e == CM_OK)
+        e = md_object_write(txn, md, ok, okl, obj);
+    if (e == CM_OK)
+        e = upload_remove(txn, md, k, kl, upload_id, &tmp, &tn);
+    e = txn_end(txn, e);
+    parts_out(&tmp, tn, e, parts, n);
+    if (e == CM_OK && old)
+        *old = cur, memset(&cur, 0, sizeof(cur));
+    if (e == CM_OK && had_old)
+        *had_old = found;
+    if (found)
+        md_object_release(&cur);
+    return e;
+}
+
+cm_err md_upload_abort(md_store *md, const char *bucket, const char *key, const char *upload_id,
+                       md_part **parts, size_t *n)
+{
+    uint8_t k[MD_KEYBUF];
+    size_t kl, tn = 0;
+    md_part *tmp = NULL;
+    MDB_txn *txn;
+    parts_out(&tmp, 0, CM_ERR_INVAL, parts, n);
+    if (md_key_upload(bucket, key, upload_id, k, &kl) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    cm_err e = md_txn_begin(md, 0, &txn);
+    if (e != CM_OK)
+        return e;
+    e = upload_remove(txn, md, k, kl, upload_id, &tmp, &tn);
+    e = txn_end(txn, e);
+    parts_out(&tmp, tn, e, parts, n);
+    return e;
+}
