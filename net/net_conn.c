@@ -1,0 +1,503 @@
+/*
+ * net_conn.c - one HTTP/1.1 connection: the request state machine on a bufferevent.
+ *
+ * States of a connection: waiting for a head (idle or partial) -> a request in flight (c->req)
+ * -> back to waiting (keep-alive, the next pipelined head may already be buffered) or closed.
+ * A server-generated error (400/408/414/431/501) puts the connection in "draining": no more
+ * reading, close once the error response is flushed.
+ *
+ * Invariants:
+ *   - Handler callbacks are never entered while we hold a pointer we are about to free, and
+ *     nothing is freed from inside a handler callback: handler-facing calls only set flags and
+ *     kick (event_active on c->kick); conn_process() does the work on a clean stack.
+ *   - Memory per connection is bounded: the input buffer by the bufferevent read high-water mark,
+ *     decoded body by cfg.read_high_water (reading stops while more is unconsumed), the head by
+ *     the parser limits, the output by the handler writing from on_drain.
+ *   - on_done runs exactly once per request: in finish_req (normal) or net_conn_free (aborted).
+ *
+ * Timers (one per connection): idle_timeout_ms while waiting for a new request with nothing
+ * buffered; io_timeout_ms while a head or body is partly received, or output is pending.
+ * Nothing runs while the handler is working (its latency is not the client's fault).
+ *
+ * Threading: everything here runs on the connection's loop thread.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "net_int.h"
+
+static const net_config *cfg_of(const net_conn *c)
+{
+    return &c->loop->srv->cfg;
+}
+
+void net_conn_kick(net_conn *c)
+{
+    event_active(c->kick, EV_TIMEOUT, 1);
+}
+
+static size_t head_cap(const net_config *cfg)
+{
+    /* request line + CRLF, header section, and a few leading empty lines */
+    return cfg->max_request_line + cfg->max_header_bytes + 32;
+}
+
+/* ---- request objects ---- */
+
+static void body_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    if (info->n_deleted > 0) /* the handler consumed: more body may be read */
+        net_conn_kick(arg);
+}
+
+static void req_free(net_req *r)
+{
+    net_head_release(&r->head);
+    if (r->body)
+        evbuffer_free(r->body);
+    if (r->resp_hdr)
+        evbuffer_free(r->resp_hdr);
+    free(r);
+}
+
+static net_req *req_new(net_conn *c, const net_head *head)
+{
+    net_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->conn = c;
+    r->head = *head;
+    r->body = evbuffer_new();
+    r->resp_hdr = evbuffer_new();
+    if (!r->body || !r->resp_hdr) {
+        req_free(r);
+        return NULL;
+    }
+    evbuffer_add_cb(r->body, body_cb, c);
+    r->is_head = strcmp(head->method, "HEAD") == 0;
+    if (head->chunked) {
+        r->chunk_state = CH_SIZE;
+    } else {
+        r->remaining = head->content_length > 0 ? head->content_length : 0;
+        r->body_complete = r->remaining == 0;
+    }
+    r->close_after = !head->keep_alive || c->loop->stopping;
+    return r;
+}
+
+/* Hand the request back to the handler for the last time. */
+static void req_done(net_conn *c, net_req *r, int aborted)
+{
+    const net_server *srv = c->loop->srv;
+    c->req = NULL;
+    if (srv->handler->on_done) {
+        c->in_cb++;
+        srv->handler->on_done(r, aborted, srv->arg);
+        c->in_cb--;
+    }
+    req_free(r);
+}
+
+/* ---- connection lifetime ---- */
+
+void net_conn_free(net_conn *c)
+{
+    net_loop *loop = c->loop;
+    if (c->req)
+        req_done(c, c->req, 1);
+    bufferevent_free(c->bev);
+    event_free(c->kick);
+    event_free(c->timer);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    loop->nconns--;
+    free(c);
+    if (loop->stopping && loop->nconns == 0)
+        event_base_loopbreak(loop->base);
+}
+
+/* Answer with a tiny S3-style XML error ourselves, then close once it is flushed. */
+static void conn_send_error(net_conn *c, int status)
+{
+    const char *code, *msg;
+    char date[32], body[512];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    net_error_text(status, &code, &msg);
+    cm_time_rfc1123(time(NULL), date);
+    int blen = snprintf(body, sizeof(body),
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
+                        "<Message>%s</Message></Error>",
+                        code, msg);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/xml\r\n"
+                        "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                        status, net_status_reason(status), date, blen);
+    evbuffer_add(out, body, (size_t)blen);
+    CM_DEBUG("net", "peer=%s answered %d by the server", c->peer, status);
+    c->draining = 1;
+    net_conn_update_io(c);
+}
+
+/*
+ * Close after our last response without losing it: closing a socket with unread input makes the
+ * kernel send RST, which can destroy the response before the client reads it. So shut down our
+ * side, then read and drop whatever the client still sends until it closes or a short timer
+ * expires.
+ */
+static void conn_linger(net_conn *c)
+{
+    c->draining = 1;
+    c->lingering = 1;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    bufferevent_disable(c->bev, EV_WRITE);
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    net_conn_update_io(c);
+}
+
+void net_conn_update_io(net_conn *c)
+{
+    const net_config *cfg = cfg_of(c);
+    net_req *r = c->req;
+    size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+    size_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
+    int want_read, ms;
+    if (c->lingering) {
+        struct timeval tv = {0, 0};
+        ms = CM_MIN(cfg->io_timeout_ms, NET_LINGER_MS);
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        bufferevent_enable(c->bev, EV_READ);
+        evtimer_add(c->timer, &tv);
+        return;
+    }
+    if (c->draining)
+        want_read = 0;
+    else if (!r)
+        want_read = 1;
+    else if (r->body_complete || !(r->reading || r->discarding))
+        want_read = 0;
+    else
+        want_read =
+            r->discarding || (!r->paused && evbuffer_get_length(r->body) < cfg->read_high_water);
+    if (want_read)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+    int quiet = !r || r->resp_ended;
+    bufferevent_setwatermark(c->bev, EV_WRITE, c->draining || quiet ? 0 : cfg->write_low_water, 0);
+    if (out > 0 || c->draining)
+        ms = cfg->io_timeout_ms;
+    else if (!r)
+        ms = in > 0 ? cfg->io_timeout_ms : cfg->idle_timeout_ms;
+    else
+        ms = want_read ? cfg->io_timeout_ms : -1;
+    if (ms < 0) {
+        evtimer_del(c->timer);
+    } else {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evtimer_add(c->timer, &tv);
+    }
+}
+
+/* ---- request processing ---- */
+
+/* Try to start the next request from buffered input. 1 = a request started or an error sent. */
+static int conn_parse_head(net_conn *c)
+{
+    const net_config *cfg = cfg_of(c);
+    const net_server *srv = c->loop->srv;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    if (avail == 0)
+        return 0;
+    size_t n = CM_MIN(avail, head_cap(cfg)), used;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    net_head head;
+    int status;
+    cm_err e = net_head_parse(p, n, cfg, &head, &used, &status);
+    if (e == CM_AGAIN && n < head_cap(cfg))
+        return 0;
+    if (e != CM_OK) {
+        conn_send_error(c, e == CM_AGAIN ? 431 : status);
+        return 1;
+    }
+    evbuffer_drain(in, used);
+    net_req *r = req_new(c, &head);
+    if (!r) {
+        net_head_release(&head);
+        conn_send_error(c, 500);
+        return 1;
+    }
+    c->req = r;
+    CM_DEBUG("net", "peer=%s %s %s", c->peer, head.method, head.target);
+    c->in_cb++;
+    srv->handler->on_request(r, srv->arg);
+    c->in_cb--;
+    return 1;
+}
+
+/* Body framing error or timeout while the body was arriving. */
+static void conn_fail_request(net_conn *c, int status)
+{
+    net_req *r = c->req;
+    int answer = !r->resp_started;
+    req_done(c, r, 1);
+    if (answer) {
+        conn_send_error(c, status);
+    } else {
+        net_conn_free(c);
+    }
+}
+
+/* Decode and deliver body bytes. Returns 1 on progress, 0 when blocked, -1 when c is gone. */
+static int conn_body_step(net_conn *c, net_req *r)
+{
+    const net_server *srv = c->loop->srv;
+    int progress = 0;
+    if (r->reading || r->discarding) {
+        int status = net_body_decode(r, bufferevent_get_input(c->bev), &srv->cfg, &progress);
+        if (status) {
+            CM_DEBUG("net", "peer=%s body framing error %d", c->peer, status);
+            conn_fail_request(c, status);
+            return -1;
+        }
+    }
+    if (r->discarding) {
+        evbuffer_drain(r->body, evbuffer_get_length(r->body));
+        r->fresh_body = 0;
+        return progress;
+    }
+    if (!r->reading || r->paused)
+        return progress;
+    if (r->fresh_body && evbuffer_get_length(r->body) > 0) {
+        r->fresh_body = 0;
+        c->in_cb++;
+        if (srv->handler->on_body)
+            srv->handler->on_body(r, r->body, srv->arg);
+        else
+            evbuffer_drain(r->body, evbuffer_get_length(r->body));
+        c->in_cb--;
+        progress = 1;
+    } else if (r->body_complete && !r->body_end_called) {
+        r->body_end_called = 1;
+        if (srv->handler->on_body_end) {
+            c->in_cb++;
+            srv->handler->on_body_end(r, srv->arg);
+            c->in_cb--;
+        }
+        progress = 1;
+    }
+    return progress;
+}
+
+static void conn_first_drain(net_conn *c, net_req *r)
+{
+    const net_server *srv = c->loop->srv;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    r->want_drain = 0;
+    if (evbuffer_get_length(out) >= srv->cfg.write_low_water)
+        return; /* the write callback will call on_drain */
+    c->in_cb++;
+    srv->handler->on_drain(r, srv->arg);
+    c->in_cb--;
+}
+
+/*
+ * One step for the request in flight. Returns 1 on progress, 0 when waiting, -1 when c was
+ * freed.
+ */
+static int conn_req_step(net_conn *c, net_req *r)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (r->abort_requested) {
+        net_conn_free(c);
+        return -1;
+    }
+    if (r->resp_ended && evbuffer_get_length(out) == 0 && (r->body_complete || r->close_after)) {
+        int close = r->close_after || c->loop->stopping;
+        req_done(c, r, 0);
+        if (close && c->loop->stopping) {
+            net_conn_free(c); /* shutting down: do not wait for the client */
+            return -1;
+        }
+        if (close) {
+            conn_linger(c);
+            return -1;
+        }
+        return 1;
+    }
+    if (r->want_drain && !r->resp_ended && c->loop->srv->handler->on_drain) {
+        conn_first_drain(c, r);
+        return 1;
+    }
+    return conn_body_step(c, r);
+}
+
+/* The state machine; may free c. */
+static void conn_process(net_conn *c)
+{
+    for (;;) {
+        int k;
+        if (c->draining)
+            break;
+        if (c->req)
+            k = conn_req_step(c, c->req);
+        else
+            k = conn_parse_head(c);
+        if (k < 0)
+            return;
+        if (k == 0)
+            break;
+    }
+    net_conn_update_io(c);
+}
+
+/* ---- libevent callbacks ---- */
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_process(arg);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    net_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->lingering) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    conn_process(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    net_conn *c = arg;
+    net_req *r = c->req;
+    const net_server *srv = c->loop->srv;
+    size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->draining) {
+        if (out == 0 && !c->lingering)
+            conn_linger(c);
+        return;
+    }
+    if (r && r->resp_started && !r->resp_ended && !r->abort_requested && srv->handler->on_drain &&
+        out < srv->cfg.write_low_water) {
+        r->want_drain = 0;
+        c->in_cb++;
+        srv->handler->on_drain(r, srv->arg);
+        c->in_cb--;
+    }
+    conn_process(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    net_conn *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        CM_DEBUG("net", "peer=%s closed (%s)", c->peer, what & BEV_EVENT_EOF ? "eof" : "error");
+        net_conn_free(c);
+    }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_conn *c = arg;
+    net_req *r = c->req;
+    size_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
+    (void)fd;
+    (void)what;
+    CM_DEBUG("net", "peer=%s timeout", c->peer);
+    if (c->draining || (!r && in == 0)) {
+        net_conn_free(c); /* idle keep-alive, or a client that does not read our error */
+    } else if (!r) {
+        conn_send_error(c, 408); /* partial head */
+    } else if (!r->resp_started && !r->body_complete) {
+        conn_fail_request(c, 408); /* partial body */
+    } else {
+        net_conn_free(c); /* stalled response */
+    }
+}
+
+/* ---- accept and stop ---- */
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        port = ntohs(s4->sin_port);
+        snprintf(out, cap, "%s:%d", ip, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(s6->sin6_port);
+        snprintf(out, cap, "[%s]:%d", ip, port);
+    } else {
+        snprintf(out, cap, "unknown");
+    }
+}
+
+void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    const net_config *cfg = &loop->srv->cfg;
+    int one = 1;
+    (void)salen;
+    net_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->loop = loop;
+    c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->kick = event_new(loop->base, -1, 0, kick_cb, c);
+    c->timer = evtimer_new(loop->base, timer_cb, c);
+    if (!c->bev || !c->kick || !c->timer) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->kick)
+            event_free(c->kick);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    format_peer(sa, c->peer, sizeof(c->peer));
+    c->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = c;
+    loop->conns = c;
+    loop->nconns++;
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, CM_MAX(cfg->read_high_water, head_cap(cfg)));
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    net_conn_update_io(c);
+}
+
+void net_conn_stop_idle(net_conn *c)
+{
+    if (c->req)
+        c->req->close_after = 1;
+    else if (!c->draining || c->lingering)
+        net_conn_free(c);
+}

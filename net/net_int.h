@@ -1,0 +1,127 @@
+/*
+ * net_int.h - private layout of the HTTP server: server, per-thread loop, connection, request.
+ *
+ * Ownership: a net_loop owns its connections (doubly linked list); a connection owns at most one
+ * net_req (the request being served); a request owns its parsed head, its body buffer and its
+ * pending response headers. Everything of one connection is touched only by its loop's thread.
+ */
+#ifndef NET_INT_H
+#define NET_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "net.h"
+
+#define NET_DISCARD_MAX (1024 * 1024) /* unread body we drain to keep a connection alive */
+#define NET_CHUNK_LINE_MAX 4096       /* chunk-size line incl. extensions */
+#define NET_LINGER_MS 2000            /* how long a closing connection drains client bytes */
+
+typedef struct net_conn net_conn;
+typedef struct net_loop net_loop;
+
+/* Chunked-body decoder states. */
+enum { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER, CH_DONE };
+
+struct net_req {
+    net_conn *conn;
+    net_head head;
+    void *data;
+    int is_head; /* method HEAD: never send body bytes */
+    /* body */
+    int64_t remaining; /* Content-Length bytes still to read (or in current chunk) */
+    int chunk_state;
+    size_t trailer_bytes;
+    struct evbuffer *body; /* decoded bytes not yet consumed by the handler */
+    uint64_t received;
+    int reading; /* handler called net_req_read_body */
+    int paused;
+    int discarding;    /* drop remaining body (handler answered without reading it) */
+    int body_complete; /* all body bytes parsed off the wire */
+    int body_end_called;
+    int fresh_body; /* bytes arrived since the last on_body call */
+    int continue_sent;
+    /* response */
+    struct evbuffer *resp_hdr; /* status line and headers until the first write/end */
+    int resp_started, hdr_sent, resp_ended;
+    int resp_chunked, resp_nobody;
+    int resp_status;
+    int64_t resp_length; /* -1: chunked or close-delimited */
+    uint64_t resp_written;
+    int close_after;
+    int want_drain; /* call on_drain once the headers are started (first drain) */
+    int abort_requested;
+};
+
+struct net_conn {
+    net_loop *loop;
+    net_conn *prev, *next;
+    struct bufferevent *bev;
+    struct event *kick;  /* deferred work: never free things under a handler's feet */
+    struct event *timer; /* idle or I/O timeout */
+    net_req *req;
+    char peer[64];
+    int draining;  /* last response in flight, then close; no more requests */
+    int lingering; /* our side shut down; dropping input until the client closes */
+    int in_cb;     /* inside handler callbacks: defer frees */
+};
+
+struct net_loop {
+    net_server *srv;
+    int index;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *stop_ev;  /* activated from any thread by net_server_stop */
+    struct event *grace_ev; /* grace period expiry */
+    net_conn *conns;
+    size_t nconns;
+    int stopping;
+    pthread_t thread;
+};
+
+struct net_server {
+    net_config cfg;
+    const net_handler *handler;
+    void *arg;
+    int port;
+    int nloops;
+    net_loop *loops;
+    int stop_grace_ms;
+    int stop_requested;
+    pthread_mutex_t lock;
+};
+
+/* net_conn.c */
+void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* Close the connection now; a request in flight gets on_done(aborted=1). Never call from inside
+ * a handler callback (use net_conn_kick and a flag instead). */
+void net_conn_free(net_conn *c);
+/* Server stop on this loop: close idle connections, mark busy ones to close after their reply. */
+void net_conn_stop_idle(net_conn *c);
+/* Schedule conn processing on the next loop turn (safe from handler callbacks). */
+void net_conn_kick(net_conn *c);
+/* Recompute read enable, write watermark and timer from the connection state (no frees). */
+void net_conn_update_io(net_conn *c);
+
+/* net_body.c */
+/*
+ * Move body bytes of r from the socket input into r->body (or drop them when discarding), at most
+ * up to the read high-water mark buffered. Returns 0, or the HTTP status of a framing error (400,
+ * 431). *progress is set when any byte moved or the body completed.
+ */
+int net_body_decode(net_req *r, struct evbuffer *in, const net_config *cfg, int *progress);
+/* Parse a chunk-size line (without its line end). 0, or -1 when malformed. */
+int net_chunk_size_parse(const char *p, size_t n, int64_t *size);
+
+/* net_parse.c */
+/* Content of a server-generated error: S3-style XML code and message for a status. */
+void net_error_text(int status, const char **code, const char **message);
+/* A valid "name: value" header or trailer line (without line end). */
+int net_field_valid(const char *p, size_t n);
+
+#endif

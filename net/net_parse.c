@@ -1,0 +1,434 @@
+/*
+ * net_parse.c - request-head parser, status reasons and config defaults.
+ *
+ * net_head_parse() is stateless and incremental by re-scanning: the caller hands it everything
+ * buffered so far (at most the configured limits, so a re-scan is cheap) and gets CM_AGAIN until
+ * the blank line that ends the head has arrived. Limits are checked on partial input too, so a
+ * client cannot make us buffer more than max_request_line + max_header_bytes.
+ *
+ * Two passes: the first validates the bytes in place (const) and works out framing (Content-Length,
+ * Transfer-Encoding, Connection, Expect); only a complete, valid head is copied, once, into one
+ * heap block that the target, names and values point into (NUL-terminated in the copy). So on any
+ * result other than CM_OK nothing is allocated.
+ *
+ * Accepted syntax (RFC 9112): optional leading empty lines; "method SP target SP HTTP/1.x"; fields
+ * "token ':' OWS value OWS"; lines end in CRLF or a bare LF. Rejected with 400: obs-fold, NUL,
+ * bare CR, control characters, whitespace before the colon, malformed or conflicting
+ * Content-Length, Content-Length with Transfer-Encoding, Transfer-Encoding on HTTP/1.0. A
+ * Transfer-Encoding other than exactly "chunked" is 501.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "net_int.h"
+
+void net_config_defaults(net_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->host = "127.0.0.1";
+    cfg->port = 9000;
+    cfg->threads = 0;
+    cfg->max_request_line = 16 * 1024;
+    cfg->max_header_bytes = 64 * 1024;
+    cfg->max_headers = 200;
+    cfg->idle_timeout_ms = 60000;
+    cfg->io_timeout_ms = 60000;
+    cfg->read_high_water = 1024 * 1024;
+    cfg->write_low_water = 256 * 1024;
+}
+
+const char *net_status_reason(int status)
+{
+    static const struct {
+        int code;
+        const char *text;
+    } reasons[] = {
+        {100, "Continue"},
+        {200, "OK"},
+        {204, "No Content"},
+        {206, "Partial Content"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {304, "Not Modified"},
+        {307, "Temporary Redirect"},
+        {400, "Bad Request"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {411, "Length Required"},
+        {412, "Precondition Failed"},
+        {413, "Payload Too Large"},
+        {414, "URI Too Long"},
+        {416, "Range Not Satisfiable"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {503, "Service Unavailable"},
+        {507, "Insufficient Storage"},
+    };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].code == status)
+            return reasons[i].text;
+    return "Unknown";
+}
+
+void net_error_text(int status, const char **code, const char **message)
+{
+    switch (status) {
+    case 408:
+        *code = "RequestTimeout";
+        *message = "Your socket connection to the server was not read from or written to within "
+                   "the timeout period.";
+        break;
+    case 414:
+        *code = "RequestURITooLong";
+        *message = "The request line is too long.";
+        break;
+    case 431:
+        *code = "RequestHeaderSectionTooLarge";
+        *message = "Your request header section exceeds the maximum allowed size.";
+        break;
+    case 501:
+        *code = "NotImplemented";
+        *message = "A header you provided implies functionality that is not implemented.";
+        break;
+    default:
+        *code = "BadRequest";
+        *message = "The request could not be parsed as HTTP/1.1.";
+        break;
+    }
+}
+
+/* ---- lexical helpers ---- */
+
+typedef struct {
+    const char *p;
+    size_t n;
+} slice;
+
+static int is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int slice_ieq(slice s, const char *lit)
+{
+    return strlen(lit) == s.n && strncasecmp(s.p, lit, s.n) == 0;
+}
+
+/*
+ * The line starting at pos, without its terminator (CRLF or LF). Returns 0 when no LF has arrived
+ * yet. A CR left inside the line is rejected later by the character checks.
+ */
+static int next_line(const char *buf, size_t len, size_t pos, slice *line, size_t *next)
+{
+    const char *nl = memchr(buf + pos, '\n', len - pos);
+    if (!nl)
+        return 0;
+    size_t end = (size_t)(nl - buf);
+    *next = end + 1;
+    if (end > pos && buf[end - 1] == '\r')
+        end--;
+    line->p = buf + pos;
+    line->n = end - pos;
+    return 1;
+}
+
+/* Next element of a comma-separated list, OWS trimmed; 0 at the end of the list. */
+static int next_token(slice *list, slice *tok)
+{
+    while (list->n > 0 && (is_ows(list->p[0]) || list->p[0] == ',')) {
+        list->p++;
+        list->n--;
+    }
+    if (list->n == 0)
+        return 0;
+    size_t i = 0;
+    while (i < list->n && list->p[i] != ',')
+        i++;
+    tok->p = list->p;
+    tok->n = i;
+    while (tok->n > 0 && is_ows(tok->p[tok->n - 1]))
+        tok->n--;
+    list->p += i;
+    list->n -= i;
+    return 1;
+}
+
+/* "name: value" -> name is line[0..colon), value is line[vs..ve). -1 when malformed. */
+static int split_field(slice line, size_t *colon, size_t *vs, size_t *ve)
+{
+    size_t i = 0;
+    while (i < line.n && is_tchar((unsigned char)line.p[i]))
+        i++;
+    if (i == 0 || i >= line.n || line.p[i] != ':')
+        return -1;
+    size_t s = i + 1, e = line.n;
+    while (s < e && is_ows(line.p[s]))
+        s++;
+    while (e > s && is_ows(line.p[e - 1]))
+        e--;
+    for (size_t k = s; k < e; k++) {
+        unsigned char c = (unsigned char)line.p[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return -1;
+    }
+    *colon = i;
+    *vs = s;
+    *ve = e;
+    return 0;
+}
+
+/* ---- pass 1: validation and framing ---- */
+
+typedef struct {
+    int64_t cl;
+    int te_seen, te_chunked, te_other;
+    int conn_close, conn_keep;
+    int expect;
+    int bad;
+} framing;
+
+static int parse_length(slice v, int64_t *out)
+{
+    if (v.n == 0 || v.n > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        n = n * 10 + (v.p[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+static void apply_field(framing *f, slice name, slice value)
+{
+    slice tok;
+    if (slice_ieq(name, "Content-Length")) {
+        int any = 0;
+        while (next_token(&value, &tok)) {
+            int64_t n;
+            if (parse_length(tok, &n) != 0 || (f->cl >= 0 && f->cl != n))
+                f->bad = 1;
+            else
+                f->cl = n;
+            any = 1;
+        }
+        if (!any)
+            f->bad = 1;
+    } else if (slice_ieq(name, "Transfer-Encoding")) {
+        f->te_seen = 1;
+        while (next_token(&value, &tok)) {
+            if (slice_ieq(tok, "chunked"))
+                f->te_chunked++;
+            else
+                f->te_other = 1;
+        }
+    } else if (slice_ieq(name, "Connection")) {
+        while (next_token(&value, &tok)) {
+            if (slice_ieq(tok, "close"))
+                f->conn_close = 1;
+            else if (slice_ieq(tok, "keep-alive"))
+                f->conn_keep = 1;
+        }
+    } else if (slice_ieq(name, "Expect")) {
+        if (slice_ieq(value, "100-continue"))
+            f->expect = 1;
+    }
+}
+
+/* "METHOD SP target SP HTTP/1.x" -> method (copied), target offsets, minor. -1 when malformed. */
+static int parse_request_line(slice line, net_head *head, size_t *ts, size_t *te)
+{
+    size_t i = 0;
+    while (i < line.n && is_tchar((unsigned char)line.p[i]))
+        i++;
+    if (i == 0 || i >= sizeof(head->method) || i >= line.n || line.p[i] != ' ')
+        return -1;
+    memcpy(head->method, line.p, i);
+    head->method[i] = '\0';
+    size_t s = ++i;
+    while (i < line.n) {
+        unsigned char c = (unsigned char)line.p[i];
+        if (c <= 0x20 || c == 0x7f)
+            break;
+        i++;
+    }
+    if (i == s || i >= line.n || line.p[i] != ' ')
+        return -1;
+    *ts = s;
+    *te = i;
+    slice ver = {line.p + i + 1, line.n - i - 1};
+    if (ver.n != 8 || memcmp(ver.p, "HTTP/1.", 7) != 0 || ver.p[7] < '0' || ver.p[7] > '9')
+        return -1;
+    head->http_minor = ver.p[7] == '0' ? 0 : 1;
+    return 0;
+}
+
+static cm_err fail(int *status, int code)
+{
+    *status = code;
+    if (code == 414 || code == 431)
+        return CM_ERR_TOOBIG;
+    return code == 501 ? CM_ERR_UNSUPPORTED : CM_ERR_INVAL;
+}
+
+/* Pass 1 over the header fields. On CM_OK, *end is the offset after the blank line. */
+static cm_err scan_fields(const char *buf, size_t len, size_t hstart, const net_config *cfg,
+                          framing *f, size_t *nfields, size_t *end, int *status)
+{
+    size_t pos = hstart, next, n = 0;
+    slice line;
+    for (;;) {
+        if (!next_line(buf, len, pos, &line, &next)) {
+            if (len - hstart > cfg->max_header_bytes)
+                return fail(status, 431);
+            return CM_AGAIN;
+        }
+        if (next - hstart > cfg->max_header_bytes)
+            return fail(status, 431);
+        if (line.n == 0)
+            break;
+        size_t colon, vs, ve;
+        if (is_ows(line.p[0]) || split_field(line, &colon, &vs, &ve) != 0)
+            return fail(status, 400);
+        if (++n > cfg->max_headers)
+            return fail(status, 431);
+        slice name = {line.p, colon}, value = {line.p + vs, ve - vs};
+        apply_field(f, name, value);
+        pos = next;
+    }
+    *nfields = n;
+    *end = next;
+    return CM_OK;
+}
+
+/* Turn the framing facts into head fields, or an error status. */
+static cm_err settle_framing(const framing *f, net_head *head, int *status)
+{
+    if (f->bad || (f->te_seen && f->cl >= 0))
+        return fail(status, 400);
+    if (f->te_seen) {
+        if (f->te_other)
+            return fail(status, 501);
+        if (f->te_chunked != 1 || head->http_minor == 0)
+            return fail(status, 400);
+        head->chunked = 1;
+    }
+    head->content_length = f->cl;
+    head->expect_continue = f->expect;
+    if (head->http_minor >= 1)
+        head->keep_alive = !f->conn_close;
+    else
+        head->keep_alive = f->conn_keep && !f->conn_close;
+    return CM_OK;
+}
+
+/* ---- pass 2: one copy, NUL-terminated in place ---- */
+
+static cm_err copy_head(const char *buf, size_t ts, size_t te, size_t hstart, size_t end, size_t n,
+                        net_head *head)
+{
+    char *block = malloc(end - ts + 1);
+    char **arr = malloc((n ? n : 1) * 2 * sizeof(char *));
+    if (!block || !arr) {
+        free(block);
+        free(arr);
+        return CM_ERR_NOMEM;
+    }
+    memcpy(block, buf + ts, end - ts);
+    block[end - ts] = '\0';
+    block[te - ts] = '\0';
+    head->target = block;
+    head->names = arr;
+    head->values = arr + n;
+    head->nheaders = n;
+    size_t pos = hstart - ts, next, len = end - ts;
+    slice line;
+    for (size_t i = 0; i < n; i++) {
+        size_t colon, vs, ve;
+        next_line(block, len, pos, &line, &next);
+        split_field(line, &colon, &vs, &ve);
+        char *l = block + pos;
+        l[colon] = '\0';
+        l[ve] = '\0';
+        head->names[i] = l;
+        head->values[i] = l + vs;
+        pos = next;
+    }
+    return CM_OK;
+}
+
+cm_err net_head_parse(const char *buf, size_t len, const net_config *cfg, net_head *head,
+                      size_t *used, int *status)
+{
+    size_t pos = 0, next = 0, ts, te, n, end;
+    slice line;
+    memset(head, 0, sizeof(*head));
+    head->content_length = -1;
+    *used = 0;
+    *status = 0;
+    for (int blank = 0;; blank++) { /* RFC 9112 2.2: ignore empty lines before the request */
+        if (!next_line(buf, len, pos, &line, &next)) {
+            if (len - pos > cfg->max_request_line)
+                return fail(status, 414);
+            return CM_AGAIN;
+        }
+        if (line.n > 0)
+            break;
+        if (blank >= 8)
+            return fail(status, 400);
+        pos = next;
+    }
+    if (line.n > cfg->max_request_line)
+        return fail(status, 414);
+    if (parse_request_line(line, head, &ts, &te) != 0)
+        return fail(status, 400);
+    ts += pos;
+    te += pos;
+    framing f = {.cl = -1};
+    cm_err e = scan_fields(buf, len, next, cfg, &f, &n, &end, status);
+    if (e != CM_OK)
+        return e;
+    e = settle_framing(&f, head, status);
+    if (e != CM_OK)
+        return e;
+    e = copy_head(buf, ts, te, next, end, n, head);
+    if (e != CM_OK) {
+        *status = 500;
+        return e;
+    }
+    *used = end;
+    return CM_OK;
+}
+
+void net_head_release(net_head *head)
+{
+    if (!head)
+        return;
+    free(head->target);
+    free(head->names); /* values points into the same array */
+    head->target = NULL;
+    head->names = NULL;
+    head->values = NULL;
+    head->nheaders = 0;
+}
+
+int net_field_valid(const char *p, size_t n)
+{
+    slice line = {p, n};
+    size_t colon, vs, ve;
+    return n > 0 && !is_ows(p[0]) && split_field(line, &colon, &vs, &ve) == 0;
+}

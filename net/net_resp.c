@@ -1,0 +1,310 @@
+/*
+ * net_resp.c - the handler-facing request API: accessors, body control and response writing.
+ *
+ * Response wire format: "HTTP/1.1 <status> <reason>", Date, the handler's headers in order, then
+ * Content-Length or Transfer-Encoding: chunked, then Connection (close, or keep-alive for an
+ * HTTP/1.0 client that asked). Headers are collected in r->resp_hdr and go out with the first
+ * write or end, so late net_resp_header calls still land before the body. Chunked bodies frame
+ * each write as "<hex>\r\n<data>\r\n" and end with "0\r\n\r\n". HEAD, 204 and 304 responses never
+ * carry body bytes.
+ *
+ * None of these functions frees anything or re-enters the handler: state changes that need work
+ * (finishing a request, abort, reading more body) kick the connection, and the work happens on
+ * the next loop turn. All calls must come from the connection's loop thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "net_int.h"
+
+/* ---- accessors ---- */
+
+const char *net_req_method(const net_req *req)
+{
+    return req->head.method;
+}
+
+const char *net_req_target(const net_req *req)
+{
+    return req->head.target;
+}
+
+int net_req_http_minor(const net_req *req)
+{
+    return req->head.http_minor;
+}
+
+const char *net_req_header(const net_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->head.nheaders; i++)
+        if (strcasecmp(req->head.names[i], name) == 0)
+            return req->head.values[i];
+    return NULL;
+}
+
+size_t net_req_header_count(const net_req *req)
+{
+    return req->head.nheaders;
+}
+
+void net_req_header_at(const net_req *req, size_t i, const char **name, const char **value)
+{
+    if (i >= req->head.nheaders) {
+        *name = *value = NULL;
+        return;
+    }
+    *name = req->head.names[i];
+    *value = req->head.values[i];
+}
+
+int64_t net_req_content_length(const net_req *req)
+{
+    if (req->head.chunked)
+        return -1;
+    return req->head.content_length < 0 ? 0 : req->head.content_length;
+}
+
+int net_req_chunked(const net_req *req)
+{
+    return req->head.chunked;
+}
+
+uint64_t net_req_body_received(const net_req *req)
+{
+    return req->received;
+}
+
+const char *net_req_peer(const net_req *req)
+{
+    return req->conn->peer;
+}
+
+struct event_base *net_req_base(net_req *req)
+{
+    return req->conn->loop->base;
+}
+
+void net_req_set_data(net_req *req, void *data)
+{
+    req->data = data;
+}
+
+void *net_req_data(const net_req *req)
+{
+    return req->data;
+}
+
+/* ---- body control ---- */
+
+void net_req_read_body(net_req *req)
+{
+    if (req->reading || req->resp_started)
+        return;
+    req->reading = 1;
+    if (req->head.expect_continue && !req->body_complete && req->head.http_minor >= 1) {
+        evbuffer_add(bufferevent_get_output(req->conn->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        req->continue_sent = 1;
+    }
+    net_conn_kick(req->conn);
+}
+
+void net_req_pause_body(net_req *req)
+{
+    req->paused = 1;
+    net_conn_update_io(req->conn);
+}
+
+void net_req_resume_body(net_req *req)
+{
+    if (!req->paused)
+        return;
+    req->paused = 0;
+    if (evbuffer_get_length(req->body) > 0)
+        req->fresh_body = 1; /* hand the handler what is still buffered */
+    net_conn_kick(req->conn);
+}
+
+void net_req_abort(net_req *req)
+{
+    req->abort_requested = 1;
+    net_conn_kick(req->conn);
+}
+
+/* ---- response ---- */
+
+/* What to do with a body the handler did not (fully) read: drain a little, else close. */
+static void settle_unread_body(net_req *r)
+{
+    if (r->body_complete)
+        return;
+    int no_continue = r->head.expect_continue && !r->continue_sent;
+    if (!no_continue && !r->head.chunked && r->remaining <= NET_DISCARD_MAX)
+        r->discarding = 1;
+    else
+        r->close_after = 1;
+}
+
+void net_resp_start(net_req *req, int status, int64_t content_length)
+{
+    char date[32];
+    if (req->resp_started || status < 200) {
+        CM_WARN("net", "peer=%s ignored response start %d", req->conn->peer, status);
+        return;
+    }
+    req->resp_started = 1;
+    req->resp_status = status;
+    req->resp_nobody = req->is_head || status == 204 || status == 304;
+    req->resp_length = content_length;
+    req->resp_chunked = content_length < 0 && req->head.http_minor >= 1 && !req->resp_nobody;
+    if (content_length < 0 && !req->resp_chunked && !req->resp_nobody)
+        req->close_after = 1; /* HTTP/1.0: the end of the body is the end of the connection */
+    settle_unread_body(req);
+    if (req->conn->loop->stopping)
+        req->close_after = 1;
+    cm_time_rfc1123(time(NULL), date);
+    evbuffer_add_printf(req->resp_hdr, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
+                        net_status_reason(status), date);
+    req->want_drain = 1;
+    net_conn_kick(req->conn);
+}
+
+static int header_is_ours(const char *name)
+{
+    return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
+           strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Date") == 0;
+}
+
+void net_resp_header(net_req *req, const char *name, const char *value)
+{
+    if (!req->resp_started || req->hdr_sent) {
+        CM_WARN("net", "peer=%s header %s outside the header phase", req->conn->peer, name);
+        return;
+    }
+    if (name[0] == '\0' || strpbrk(name, ": \t\r\n") || strpbrk(value, "\r\n")) {
+        CM_WARN("net", "peer=%s refused malformed response header", req->conn->peer);
+        return; /* never let a value split the response */
+    }
+    if (strcasecmp(name, "Connection") == 0 && strcasestr(value, "close"))
+        req->close_after = 1;
+    if (header_is_ours(name))
+        return;
+    evbuffer_add_printf(req->resp_hdr, "%s: %s\r\n", name, value);
+}
+
+static void flush_headers(net_req *r)
+{
+    if (r->hdr_sent)
+        return;
+    r->hdr_sent = 1;
+    if (r->resp_chunked)
+        evbuffer_add_printf(r->resp_hdr, "Transfer-Encoding: chunked\r\n");
+    else if (r->resp_length >= 0 && r->resp_status != 204)
+        evbuffer_add_printf(r->resp_hdr, "Content-Length: %lld\r\n", (long long)r->resp_length);
+    if (r->close_after)
+        evbuffer_add_printf(r->resp_hdr, "Connection: close\r\n");
+    else if (r->head.http_minor == 0)
+        evbuffer_add_printf(r->resp_hdr, "Connection: keep-alive\r\n");
+    evbuffer_add(r->resp_hdr, "\r\n", 2);
+    evbuffer_add_buffer(bufferevent_get_output(r->conn->bev), r->resp_hdr);
+}
+
+/* How many of len body bytes may go out; 0 for HEAD/204/304 or past Content-Length. */
+static size_t body_allowance(net_req *r, size_t len)
+{
+    if (r->resp_nobody)
+        return 0;
+    if (r->resp_length >= 0 && r->resp_written + len > (uint64_t)r->resp_length) {
+        CM_WARN("net", "peer=%s response body longer than its Content-Length, truncated",
+                r->conn->peer);
+        return (size_t)((uint64_t)r->resp_length - r->resp_written);
+    }
+    return len;
+}
+
+static int writable(net_req *r)
+{
+    if (!r->resp_started || r->resp_ended || r->abort_requested) {
+        CM_WARN("net", "peer=%s write outside the body phase", r->conn->peer);
+        return 0;
+    }
+    flush_headers(r);
+    return 1;
+}
+
+void net_resp_write(net_req *req, const void *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    if (!writable(req))
+        return;
+    size_t n = body_allowance(req, len);
+    if (n == 0)
+        return; /* also: a zero-length chunk would end a chunked body */
+    if (req->resp_chunked)
+        evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add(out, data, n);
+    if (req->resp_chunked)
+        evbuffer_add(out, "\r\n", 2);
+    req->resp_written += n;
+    net_conn_update_io(req->conn);
+}
+
+void net_resp_write_buffer(net_req *req, struct evbuffer *buf)
+{
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    size_t len = evbuffer_get_length(buf);
+    size_t n = writable(req) ? body_allowance(req, len) : 0;
+    if (n > 0) {
+        if (req->resp_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_remove_buffer(buf, out, n);
+        if (req->resp_chunked)
+            evbuffer_add(out, "\r\n", 2);
+        req->resp_written += n;
+        net_conn_update_io(req->conn);
+    }
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
+size_t net_resp_pending(const net_req *req)
+{
+    return evbuffer_get_length(bufferevent_get_output(req->conn->bev)) +
+           evbuffer_get_length(req->resp_hdr);
+}
+
+void net_resp_end(net_req *req)
+{
+    if (!req->resp_started)
+        net_resp_start(req, 200, 0);
+    if (req->resp_ended || req->abort_requested)
+        return;
+    flush_headers(req);
+    if (req->resp_chunked)
+        evbuffer_add(bufferevent_get_output(req->conn->bev), "0\r\n\r\n", 5);
+    if (!req->resp_nobody && req->resp_length >= 0 &&
+        req->resp_written < (uint64_t)req->resp_length) {
+        CM_WARN("net", "peer=%s response body shorter than its Content-Length, closing",
+                req->conn->peer);
+        req->close_after = 1; /* the framing is broken: only closing ends the message */
+    }
+    req->resp_ended = 1;
+    net_conn_kick(req->conn);
+}
+
+void net_resp_close_after(net_req *req)
+{
+    req->close_after = 1;
+}
+
+void net_resp_simple(net_req *req, int status, const char *content_type, const void *body,
+                     size_t len)
+{
+    net_resp_start(req, status, (int64_t)len);
+    if (content_type)
+        net_resp_header(req, "Content-Type", content_type);
+    if (len > 0)
+        net_resp_write(req, body, len);
+    net_resp_end(req);
+}

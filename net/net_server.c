@@ -1,0 +1,252 @@
+/*
+ * net_server.c - listeners, event loops and threads of the HTTP server.
+ *
+ * One net_loop per thread, each with its own event_base and its own listening socket bound to the
+ * same host:port with SO_REUSEPORT, so the kernel spreads connections across loops and a
+ * connection never changes thread. With port 0 the first socket picks the port and the others
+ * bind to it.
+ *
+ * Stop protocol: net_server_stop() (any thread) records the grace period and activates each
+ * loop's stop event (event bases are created after evthread_use_pthreads(), so event_active is
+ * thread-safe). On its own thread, each loop then closes its listener and idle connections, marks
+ * busy ones to close after their response, and breaks out when the last connection is gone or
+ * the grace timer fires (remaining requests get on_done(aborted=1)).
+ *
+ * The only lock guards stop_requested/stop_grace_ms; everything else belongs to one loop thread,
+ * or to the caller before run / after run returns.
+ */
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "cm_log.h"
+#include "net_int.h"
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+static void evthread_setup(void)
+{
+    evthread_use_pthreads();
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)lis;
+    net_conn_accept(arg, fd, sa, salen);
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_loop *loop = arg;
+    (void)fd;
+    (void)what;
+    while (loop->conns)
+        net_conn_free(loop->conns);
+    event_base_loopbreak(loop->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_loop *loop = arg;
+    net_server *srv = loop->srv;
+    (void)fd;
+    (void)what;
+    if (loop->stopping)
+        return;
+    loop->stopping = 1;
+    if (loop->listener) {
+        evconnlistener_free(loop->listener);
+        loop->listener = NULL;
+    }
+    for (net_conn *c = loop->conns, *next; c; c = next) {
+        next = c->next;
+        net_conn_stop_idle(c);
+    }
+    if (loop->nconns == 0) {
+        event_base_loopbreak(loop->base);
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    int ms = srv->stop_grace_ms;
+    pthread_mutex_unlock(&srv->lock);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(loop->grace_ev, &tv);
+}
+
+void net_server_stop(net_server *srv, int grace_ms)
+{
+    pthread_mutex_lock(&srv->lock);
+    int first = !srv->stop_requested;
+    srv->stop_requested = 1;
+    srv->stop_grace_ms = grace_ms < 0 ? 0 : grace_ms;
+    pthread_mutex_unlock(&srv->lock);
+    if (!first)
+        return;
+    for (int i = 0; i < srv->nloops; i++)
+        event_active(srv->loops[i].stop_ev, EV_TIMEOUT, 1);
+}
+
+/* Bind one listening socket for loop i. */
+static cm_err bind_loop(net_server *srv, net_loop *loop, const struct addrinfo *ai)
+{
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (srv->port) { /* later loops, or a fixed port */
+        if (ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
+        else
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+    }
+    unsigned flags =
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    loop->listener = evconnlistener_new_bind(loop->base, accept_cb, loop, flags, -1,
+                                             (struct sockaddr *)&ss, (int)ai->ai_addrlen);
+    if (!loop->listener) {
+        CM_ERROR("net", "bind %s:%d failed: %s", srv->cfg.host, srv->port,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return CM_ERR_IO;
+    }
+    if (!srv->port) {
+        socklen_t len = sizeof(ss);
+        getsockname(evconnlistener_get_fd(loop->listener), (struct sockaddr *)&ss, &len);
+        srv->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return CM_OK;
+}
+
+static cm_err loop_init(net_server *srv, net_loop *loop, int index, const struct addrinfo *ai)
+{
+    loop->srv = srv;
+    loop->index = index;
+    loop->base = event_base_new();
+    if (!loop->base)
+        return CM_ERR_NOMEM;
+    loop->stop_ev = event_new(loop->base, -1, 0, stop_cb, loop);
+    loop->grace_ev = evtimer_new(loop->base, grace_cb, loop);
+    if (!loop->stop_ev || !loop->grace_ev)
+        return CM_ERR_NOMEM;
+    return bind_loop(srv, loop, ai);
+}
+
+static void fill_defaults(net_config *c)
+{
+    net_config d;
+    net_config_defaults(&d);
+    if (!c->host)
+        c->host = d.host;
+    if (c->threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = n > 0 ? (int)n : 1;
+    }
+#define NET_DEFAULT(f)                                                                             \
+    if (!c->f)                                                                                     \
+    c->f = d.f
+    NET_DEFAULT(max_request_line);
+    NET_DEFAULT(max_header_bytes);
+    NET_DEFAULT(max_headers);
+    NET_DEFAULT(idle_timeout_ms);
+    NET_DEFAULT(io_timeout_ms);
+    NET_DEFAULT(read_high_water);
+    NET_DEFAULT(write_low_water);
+#undef NET_DEFAULT
+}
+
+cm_err net_server_new(const net_config *cfg, const net_handler *handler, void *arg,
+                      net_server **out)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    cm_err e = CM_ERR_NOMEM;
+    *out = NULL;
+    pthread_once(&evthread_once, evthread_setup);
+    net_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return CM_ERR_NOMEM;
+    srv->cfg = *cfg;
+    fill_defaults(&srv->cfg);
+    srv->handler = handler;
+    srv->arg = arg;
+    srv->port = cfg->port;
+    pthread_mutex_init(&srv->lock, NULL);
+    srv->loops = calloc((size_t)srv->cfg.threads, sizeof(net_loop));
+    if (!srv->loops)
+        goto fail;
+    int gai = getaddrinfo(srv->cfg.host, NULL, &hints, &ai);
+    if (gai != 0) {
+        CM_ERROR("net", "cannot resolve %s: %s", srv->cfg.host, gai_strerror(gai));
+        e = CM_ERR_IO;
+        goto fail;
+    }
+    for (int i = 0; i < srv->cfg.threads; i++) {
+        srv->nloops = i + 1;
+        e = loop_init(srv, &srv->loops[i], i, ai);
+        if (e != CM_OK)
+            goto fail;
+    }
+    freeaddrinfo(ai);
+    *out = srv;
+    return CM_OK;
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    net_server_free(srv);
+    return e;
+}
+
+int net_server_port(const net_server *srv)
+{
+    return srv->port;
+}
+
+static void *loop_thread(void *arg)
+{
+    net_loop *loop = arg;
+    event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+cm_err net_server_run(net_server *srv)
+{
+    int started = 1;
+    for (int i = 1; i < srv->nloops; i++, started++) {
+        if (pthread_create(&srv->loops[i].thread, NULL, loop_thread, &srv->loops[i]) != 0) {
+            CM_ERROR("net", "cannot start loop thread %d", i);
+            net_server_stop(srv, 0);
+            break;
+        }
+    }
+    loop_thread(&srv->loops[0]);
+    for (int i = 1; i < started; i++)
+        pthread_join(srv->loops[i].thread, NULL);
+    return started == srv->nloops ? CM_OK : CM_ERR_INTERNAL;
+}
+
+void net_server_free(net_server *srv)
+{
+    if (!srv)
+        return;
+    for (int i = 0; i < srv->nloops; i++) {
+        net_loop *loop = &srv->loops[i];
+        loop->stopping = 0; /* no loopbreak on a base that is not running */
+        while (loop->conns)
+            net_conn_free(loop->conns);
+        if (loop->listener)
+            evconnlistener_free(loop->listener);
+        if (loop->stop_ev)
+            event_free(loop->stop_ev);
+        if (loop->grace_ev)
+            event_free(loop->grace_ev);
+        if (loop->base)
+            event_base_free(loop->base);
+    }
+    free(srv->loops);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
