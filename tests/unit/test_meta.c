@@ -1,0 +1,409 @@
+/*
+ * test_meta.c - the LMDB metadata store: buckets, objects, conditional writes (including four
+ * racing threads), long keys beyond LMDB's key limit, multipart uploads, and persistence across
+ * reopen. Each test uses its own store directory under the per-process scratch dir.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cu_main.h"
+#include "md.h"
+
+static md_store *open_store(const char *name)
+{
+    char dir[512];
+    md_store *md = NULL;
+    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), name);
+    CU_ASSERT_EQUAL(md_open(dir, 1 << 26, &md), CM_OK);
+    return md;
+}
+
+static void mk_bucket(md_store *md, const char *name)
+{
+    md_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "%s", name);
+    snprintf(b.owner, sizeof(b.owner), "AKIDEXAMPLE");
+    b.created_ms = 1700000000000LL;
+    CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_OK);
+}
+
+/* A plain object record: key, etag, size (not owned: strings point at the arguments). */
+static md_object mk_obj(const char *key, const char *etag, uint64_t size)
+{
+    md_object o = {0};
+    o.key = (char *)key;
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    snprintf(o.version_id, sizeof(o.version_id), "null");
+    o.size = size;
+    o.mtime_ms = 1700000000123LL;
+    return o;
+}
+
+static void test_buckets(void)
+{
+    md_store *md = open_store("buckets");
+    md_bucket b, *all;
+    size_t n;
+    mk_bucket(md, "zeta");
+    mk_bucket(md, "alpha");
+    mk_bucket(md, "alpha-2");
+    b = (md_bucket){.name = "alpha"};
+    CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_ERR_EXISTS);
+    CU_ASSERT_EQUAL(md_bucket_get(md, "alpha", &b), CM_OK);
+    CU_ASSERT_STRING_EQUAL(b.name, "alpha");
+    CU_ASSERT_STRING_EQUAL(b.owner, "AKIDEXAMPLE");
+    CU_ASSERT_EQUAL(b.created_ms, 1700000000000LL);
+    CU_ASSERT_EQUAL(md_bucket_get(md, "nope", &b), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_list(md, &all, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(all[0].name, "alpha");
+    CU_ASSERT_STRING_EQUAL(all[1].name, "alpha-2");
+    CU_ASSERT_STRING_EQUAL(all[2].name, "zeta");
+    free(all);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "alpha"), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "alpha"), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_get(md, "alpha", &b), CM_ERR_NOTFOUND);
+    md_close(md);
+    md_close(NULL);
+}
+
+static void test_objects(void)
+{
+    md_store *md = open_store("objects");
+    md_object o = mk_obj("dir/a.txt", "aaaa", 10), got, old;
+    int had = -1;
+    CU_ASSERT_EQUAL(md_object_put(md, "nob", &o, NULL, NULL, NULL), CM_ERR_NOTFOUND);
+    mk_bucket(md, "b1");
+    CU_ASSERT_EQUAL(md_object_put(md, "b1", &o, NULL, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 0);
+    CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b1", "dir/a.txt", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.key, "dir/a.txt");
+    CU_ASSERT_STRING_EQUAL(got.etag, "aaaa");
+    CU_ASSERT_EQUAL(got.size, 10);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(md_object_get(md, "b1", "dir/b.txt", &got), CM_ERR_NOTFOUND);
+    /* Replacing hands back the old record. */
+    o = mk_obj("dir/a.txt", "bbbb", 20);
+    CU_ASSERT_EQUAL(md_object_put(md, "b1", &o, NULL, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 1);
+    CU_ASSERT_STRING_EQUAL(old.etag, "aaaa");
+    md_object_release(&old);
+    /* Delete a missing key: fine, nothing returned. */
+    CU_ASSERT_EQUAL(md_object_delete(md, "b1", "missing", NULL, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 0);
+    CU_ASSERT_EQUAL(md_object_delete(md, "b1", "dir/a.txt", NULL, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 1);
+    CU_ASSERT_STRING_EQUAL(old.etag, "bbbb");
+    md_object_release(&old);
+    CU_ASSERT_EQUAL(md_object_get(md, "b1", "dir/a.txt", &got), CM_ERR_NOTFOUND);
+    /* A delete marker is returned as a record. */
+    o = mk_obj("gone", "", 0);
+    o.delete_marker = 1;
+    CU_ASSERT_EQUAL(md_object_put(md, "b1", &o, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b1", "gone", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.delete_marker, 1);
+    md_object_release(&got);
+    md_close(md);
+}
+
+static void test_conditions(void)
+{
+    md_store *md = open_store("cond");
+    mk_bucket(md, "b");
+    md_object o = mk_obj("k", "e1", 1);
+    md_cond inm = {.if_none_match_star = 1};
+    md_cond im = {.if_match = "e1"}, im_bad = {.if_match = "zz"}, im_any = {.if_match = "*"};
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &im, NULL, NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &im_any, NULL, NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &inm, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &inm, NULL, NULL), CM_ERR_PRECONDITION);
+    o = mk_obj("k", "e2", 2);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &im_bad, NULL, NULL), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &im, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &im_any, NULL, NULL), CM_OK);
+    /* Delete with If-Match. */
+    CU_ASSERT_EQUAL(md_object_delete(md, "b", "k", &im, NULL, NULL), CM_ERR_PRECONDITION);
+    md_object got;
+    CU_ASSERT_EQUAL(md_object_get(md, "b", "k", &got), CM_OK);
+    md_object_release(&got);
+    md_cond im2 = {.if_match = "e2"};
+    CU_ASSERT_EQUAL(md_object_delete(md, "b", "k", &im2, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_delete(md, "b", "k", &im2, NULL, NULL), CM_ERR_NOTFOUND);
+    /* A delete marker does not count as existing. */
+    o = mk_obj("k", "", 0);
+    o.delete_marker = 1;
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &im_any, NULL, NULL), CM_ERR_NOTFOUND);
+    o = mk_obj("k", "e3", 3);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, &inm, NULL, NULL), CM_OK);
+    md_close(md);
+}
+
+typedef struct {
+    md_store *md;
+    pthread_barrier_t *bar;
+    int id;
+    int wins, losses;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    char etag[16];
+    snprintf(etag, sizeof(etag), "t%d", r->id);
+    for (int i = 0; i < 50; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "lock-%d", i);
+        md_object o = mk_obj(key, etag, 1);
+        md_cond c = {.if_none_match_star = 1};
+        pthread_barrier_wait(r->bar);
+        cm_err e = md_object_put(r->md, "b", &o, &c, NULL, NULL);
+        if (e == CM_OK)
+            r->wins++;
+        else if (e == CM_ERR_PRECONDITION)
+            r->losses++;
+    }
+    return NULL;
+}
+
+static void test_conditional_race(void)
+{
+    md_store *md = open_store("race");
+    mk_bucket(md, "b");
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 4);
+    racer r[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (racer){md, &bar, i, 0, 0};
+        pthread_create(&t[i], NULL, race, &r[i]);
+    }
+    int wins = 0, losses = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        wins += r[i].wins, losses += r[i].losses;
+    }
+    pthread_barrier_destroy(&bar);
+    CU_ASSERT_EQUAL(wins, 50); /* exactly one winner per key */
+    CU_ASSERT_EQUAL(losses, 150);
+    md_close(md);
+}
+
+/* Keys longer than LMDB's 511-byte limit, several sharing their first 900 bytes. */
+static void test_long_keys(void)
+{
+    md_store *md = open_store("long");
+    mk_bucket(md, "b");
+    char keys[5][MD_MAX_KEY + 1];
+    const char tails[5] = {'c', 'a', 'e', 'b', 'd'};
+    for (int i = 0; i < 5; i++) {
+        memset(keys[i], 'x', MD_MAX_KEY);
+        keys[i][MD_MAX_KEY] = 0;
+        keys[i][900] = tails[i];
+        if (i == 4)
+            keys[i][950] = 0; /* a shorter one in the same group */
+        md_object o = mk_obj(keys[i], "e", (uint64_t)i);
+        CU_ASSERT_EQUAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+    }
+    md_object o = mk_obj("y", "e", 9);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+    for (int i = 0; i < 5; i++) {
+        md_object got;
+        CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b", keys[i], &got), CM_OK);
+        CU_ASSERT_EQUAL(got.size, (uint64_t)i);
+        CU_ASSERT_STRING_EQUAL(got.key, keys[i]);
+        md_object_release(&got);
+    }
+    md_list_query q = {.max_keys = 100};
+    md_list_result res;
+    CU_ASSERT_EQUAL_FATAL(md_list_objects(md, "b", &q, &res), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(res.n, 6);
+    for (size_t i = 0; i + 1 < res.n; i++)
+        CU_ASSERT_TRUE(strcmp(res.entries[i].key, res.entries[i + 1].key) < 0);
+    md_list_result_release(&res);
+    /* Paging one at a time through the group. */
+    q.max_keys = 1;
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_list_objects(md, "b", &q, &res), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(res.n, 1);
+        CU_ASSERT_EQUAL(res.truncated, i < 5);
+        static char marker[MD_MAX_KEY + 1];
+        snprintf(marker, sizeof(marker), "%s", res.entries[0].key);
+        q.start_after = marker;
+        md_list_result_release(&res);
+    }
+    md_object old;
+    int had;
+    CU_ASSERT_EQUAL(md_object_delete(md, "b", keys[2], NULL, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 1);
+    md_object_release(&old);
+    CU_ASSERT_EQUAL(md_object_delete(md, "b", keys[2], NULL, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 0);
+    md_object got;
+    CU_ASSERT_EQUAL(md_object_get(md, "b", keys[2], &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_object_get(md, "b", keys[3], &got), CM_OK);
+    md_object_release(&got);
+    md_close(md);
+}
+
+static void test_bucket_delete_conflict(void)
+{
+    md_store *md = open_store("bdel");
+    mk_bucket(md, "a");
+    mk_bucket(md, "ab");
+    md_object o = mk_obj("k", "e", 1);
+    CU_ASSERT_EQUAL(md_object_put(md, "ab", &o, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_put(md, "a", &o, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "a"), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_object_delete(md, "a", "k", NULL, NULL, NULL), CM_OK);
+    /* "ab" holding objects must not block "a". */
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "a"), CM_OK);
+    md_upload up = {.key = "k", .upload_id = "u1"};
+    mk_bucket(md, "c");
+    CU_ASSERT_EQUAL(md_upload_create(md, "c", &up), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "c"), CM_ERR_CONFLICT);
+    md_part *parts;
+    size_t n;
+    CU_ASSERT_EQUAL(md_upload_abort(md, "c", "k", "u1", &parts, &n), CM_OK);
+    md_parts_free(parts, n);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "c"), CM_OK);
+    md_close(md);
+}
+
+static md_part mk_part(uint32_t num, const char *etag, uint64_t size)
+{
+    md_part p = {0};
+    p.number = num;
+    p.size = size;
+    snprintf(p.etag, sizeof(p.etag), "%s", etag);
+    p.layout.k = 4, p.layout.m = 2, p.layout.blob[0] = (uint8_t)num;
+    return p;
+}
+
+static void test_multipart(void)
+{
+    md_store *md = open_store("mpu");
+    md_upload up = {.key = "big/file", .upload_id = "0001-u", .initiated_ms = 5};
+    up.tmpl.content_type = "text/plain";
+    CU_ASSERT_EQUAL(md_upload_create(md, "b", &up), CM_ERR_NOTFOUND);
+    mk_bucket(md, "b");
+    CU_ASSERT_EQUAL(md_upload_create(md, "b", &up), CM_OK);
+    md_upload got;
+    CU_ASSERT_EQUAL_FATAL(md_upload_get(md, "b", "big/file", "0001-u", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.key, "big/file");
+    CU_ASSERT_STRING_EQUAL(got.tmpl.content_type, "text/plain");
+    CU_ASSERT_EQUAL(got.initiated_ms, 5);
+    md_upload_release(&got);
+    CU_ASSERT_EQUAL(md_upload_get(md, "b", "big/file", "nope", &got), CM_ERR_NOTFOUND);
+    md_part old, *parts;
+    int had;
+    size_t n;
+    int trunc;
+    for (uint32_t i = 1; i <= 3; i++) {
+        md_part p = mk_part(i, "p", 100 + i);
+        CU_ASSERT_EQUAL(md_part_put(md, "b", "big/file", "0001-u", &p, &old, &had), CM_OK);
+        CU_ASSERT_EQUAL(had, 0);
+    }
+    md_part p2 = mk_part(2, "p2new", 7);
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "big/file", "0001-u", &p2, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 1);
+    CU_ASSERT_EQUAL(old.size, 102);
+    md_part_release(&old);
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "big/file", "nope", &p2, &old, &had), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_part_list(md, "0001-u", 0, 2, &parts, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(trunc, 1);
+    CU_ASSERT_EQUAL(parts[0].number, 1);
+    CU_ASSERT_STRING_EQUAL(parts[1].etag, "p2new");
+    md_parts_free(parts, n);
+    CU_ASSERT_EQUAL_FATAL(md_part_list(md, "0001-u", 2, 10, &parts, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(trunc, 0);
+    CU_ASSERT_EQUAL(parts[0].number, 3);
+    CU_ASSERT_EQUAL(parts[0].layout.blob[0], 3);
+    md_parts_free(parts, n);
+
+    /* Complete with a failing condition changes nothing. */
+    md_object o = mk_obj("big/file", "abc-3", 210);
+    md_object prev = mk_obj("big/file", "old", 1);
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &prev, NULL, NULL, NULL), CM_OK);
+    md_cond inm = {.if_none_match_star = 1};
+    md_object oldo;
+    CU_ASSERT_EQUAL(md_upload_complete(md, "b", "0001-u", &o, &inm, &parts, &n, &oldo, &had),
+                    CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(md_upload_get(md, "b", "big/file", "0001-u", &got), CM_OK);
+    md_upload_release(&got);
+    md_cond im = {.if_match = "old"};
+    CU_ASSERT_EQUAL_FATAL(md_upload_complete(md, "b", "0001-u", &o, &im, &parts, &n, &oldo, &had),
+                          CM_OK);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(had, 1);
+    CU_ASSERT_STRING_EQUAL(oldo.etag, "old");
+    md_object_release(&oldo);
+    md_parts_free(parts, n);
+    CU_ASSERT_EQUAL(md_upload_get(md, "b", "big/file", "0001-u", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_part_list(md, "0001-u", 0, 10, &parts, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_parts_free(parts, n);
+    md_object cur;
+    CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b", "big/file", &cur), CM_OK);
+    CU_ASSERT_STRING_EQUAL(cur.etag, "abc-3");
+    md_object_release(&cur);
+    CU_ASSERT_EQUAL(md_upload_complete(md, "b", "0001-u", &o, NULL, &parts, &n, NULL, NULL),
+                    CM_ERR_NOTFOUND);
+
+    /* Abort returns the parts; a second abort and later part puts find nothing. */
+    md_upload up2 = {.key = "other", .upload_id = "0002-u"};
+    CU_ASSERT_EQUAL(md_upload_create(md, "b", &up2), CM_OK);
+    md_part p = mk_part(1, "x", 1);
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "other", "0002-u", &p, NULL, NULL), CM_OK);
+    p.number = 9;
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "other", "0002-u", &p, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_upload_abort(md, "b", "other", "0002-u", &parts, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    md_parts_free(parts, n);
+    CU_ASSERT_EQUAL(md_upload_abort(md, "b", "other", "0002-u", &parts, &n), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "other", "0002-u", &p, NULL, NULL), CM_ERR_NOTFOUND);
+    md_close(md);
+}
+
+static void test_reopen(void)
+{
+    md_store *md = open_store("reopen");
+    mk_bucket(md, "keep");
+    md_object o = mk_obj("survives", "e", 77);
+    o.content_type = "text/x";
+    CU_ASSERT_EQUAL(md_object_put(md, "keep", &o, NULL, NULL, NULL), CM_OK);
+    md_upload up = {.key = "mp", .upload_id = "u9"};
+    CU_ASSERT_EQUAL(md_upload_create(md, "keep", &up), CM_OK);
+    md_close(md);
+    md = open_store("reopen");
+    md_bucket b;
+    CU_ASSERT_EQUAL(md_bucket_get(md, "keep", &b), CM_OK);
+    md_object got;
+    CU_ASSERT_EQUAL_FATAL(md_object_get(md, "keep", "survives", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.size, 77);
+    CU_ASSERT_STRING_EQUAL(got.content_type, "text/x");
+    md_object_release(&got);
+    md_upload gu;
+    CU_ASSERT_EQUAL(md_upload_get(md, "keep", "mp", "u9", &gu), CM_OK);
+    md_upload_release(&gu);
+    md_close(md);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {{"buckets", test_buckets},
+                                    {"objects", test_objects},
+                                    {"conditions", test_conditions},
+                                    {"conditional_race", test_conditional_race},
+                                    {"long_keys", test_long_keys},
+                                    {"bucket_delete_conflict", test_bucket_delete_conflict},
+                                    {"multipart", test_multipart},
+                                    {"reopen", test_reopen},
+                                    {NULL, NULL}};
+    cu_add_suite("meta_store", tests);
+}
