@@ -1,0 +1,149 @@
+/*
+ * bs_int.h - private layout of the blob store: on-disk format constants, the index, the store.
+ *
+ * On-disk format (all integers big-endian; docs/storage.md is the full description):
+ *
+ *   segment header, 32 bytes at offset 0 of seg-%08u.cbs:
+ *     0 magic "CBSG"  4 version u32 (1)  8 segment number u32  12 reserved (16 zero bytes)
+ *     28 CRC32C of bytes 0..28
+ *   record, starting 8-byte aligned, 48-byte header:
+ *     0 magic "CBRC"  4 type u8 (1 PUT, 2 DELETE)  5 reserved (3 zero bytes)  8 blob id (16)
+ *     24 blob offset u64  32 data length u32  36 block count u32  40 reserved u32 (0)
+ *     44 CRC32C of bytes 0..44
+ *   PUT body: block count CRC32C values (u32 each, block i covers data [i*64 KiB, (i+1)*64 KiB)),
+ *   then the data, then zero padding to the next multiple of 8. DELETE has no body.
+ *
+ * Locking (see bs_store.c): sync_mu -> append_mu -> idx_lock, always in that order.
+ */
+#ifndef BS_INT_H
+#define BS_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bs.h"
+#include "cm_err.h"
+
+#define BS_SEG_MAGIC 0x43425347u /* "CBSG" */
+#define BS_SEG_VERSION 1u
+#define BS_SEG_HDR 32u
+#define BS_REC_MAGIC 0x43425243u /* "CBRC" */
+#define BS_REC_HDR 48u
+#define BS_BLOCK 65536u
+#define BS_ALIGN 8u
+#define BS_REC_PUT 1
+#define BS_REC_DELETE 2
+#define BS_REC_MAX_DATA (64u << 20) /* one record carries at most 64 MiB (1024 blocks) */
+#define BS_DEFAULT_SEGMENT_MAX (256ull << 20)
+
+/* ---- format (bs_format.c): pure functions, no I/O ---- */
+
+typedef struct {
+    uint8_t type;
+    bs_id id;
+    uint64_t off;     /* blob offset of the first data byte */
+    uint32_t len;     /* data bytes (0 for DELETE) */
+    uint32_t nblocks; /* ceil(len / BS_BLOCK) */
+} bs_rec_hdr;
+
+uint32_t bs_crc32c(const void *data, size_t len);
+void bs_seg_hdr_encode(uint32_t segno, uint8_t out[BS_SEG_HDR]);
+/* CM_ERR_CORRUPT on a bad magic, version or CRC. */
+cm_err bs_seg_hdr_decode(const uint8_t in[BS_SEG_HDR], uint32_t *segno);
+void bs_rec_encode(const bs_rec_hdr *h, uint8_t out[BS_REC_HDR]);
+/* CM_ERR_CORRUPT unless magic, CRC, type, reserved bytes and block count are all consistent. */
+cm_err bs_rec_decode(const uint8_t in[BS_REC_HDR], bs_rec_hdr *h);
+uint32_t bs_blocks_for(uint32_t len);
+/* Bytes the whole record occupies on disk, padding included. */
+uint64_t bs_rec_size(uint32_t len);
+/* The largest data length whose record fits in `space` bytes (0 if none). */
+uint64_t bs_data_fit(uint64_t space);
+
+/* ---- index (bs_index.c) ---- */
+
+typedef struct bs_seg {
+    uint32_t num;
+    int fd;
+    uint64_t size;      /* bytes written (next record goes here); append_mu */
+    uint64_t live_exts; /* extents of live blobs in this segment; idx_lock */
+    uint64_t live_bytes;
+    int dirty; /* written since the last bs_sync; append_mu */
+} bs_seg;
+
+typedef struct {
+    uint64_t boff;    /* blob offset */
+    uint32_t len;     /* data bytes */
+    bs_seg *seg;      /* the segment lives as long as a live extent points at it */
+    uint64_t rec_off; /* file offset of the record header */
+} bs_ext;
+
+typedef struct {
+    bs_id id;
+    uint64_t size;
+    bs_ext *ext; /* sorted by boff, non-overlapping */
+    uint32_t next, cap;
+    int damaged; /* a record of this blob was lost to corruption: it has holes */
+} bs_blob;
+
+typedef struct {
+    bs_blob **slots; /* open addressing, linear probing, backward-shift deletion */
+    size_t cap;      /* power of two */
+    size_t count;
+} bs_index;
+
+cm_err bs_index_init(bs_index *ix);
+void bs_index_release(bs_index *ix); /* frees every blob */
+bs_blob *bs_index_get(const bs_index *ix, const bs_id *id);
+/* Insert a new blob (the id must not be present). */
+cm_err bs_index_put(bs_index *ix, bs_blob *b);
+/* Unlink the blob from the table and return it (NULL if absent); the caller frees it. */
+bs_blob *bs_index_remove(bs_index *ix, const bs_id *id);
+bs_blob *bs_blob_new(const bs_id *id);
+void bs_blob_free(bs_blob *b);
+cm_err bs_blob_add_ext(bs_blob *b, const bs_ext *e);
+
+/* ---- the store ---- */
+
+struct bs_store {
+    char *dir;
+    bs_io io;
+    uint64_t segment_max;
+    pthread_mutex_t sync_mu;   /* one bs_sync at a time; segment removal */
+    pthread_mutex_t append_mu; /* appends, deletes, the segment list and sizes */
+    pthread_rwlock_t idx_lock; /* index, live counters; readers hold it across their preads */
+    bs_index index;
+    bs_seg **segs; /* in segment-number order */
+    size_t nsegs, capsegs;
+    bs_seg *active; /* last segment, receives appends; NULL until the first */
+    uint32_t next_segno;
+    uint64_t write_gen, synced_gen;
+    uint64_t live_bytes;
+    uint64_t corrupt_found; /* atomic */
+};
+
+/* ---- I/O helpers (bs_io.c) ---- */
+
+/* pwrite all of buf, retrying EINTR and short writes. */
+cm_err bs_write_full(const bs_io *io, int fd, const void *buf, size_t len, uint64_t off);
+/* pread up to len bytes, retrying EINTR and short reads; *got < len only at end of file. */
+cm_err bs_read_full(const bs_io *io, int fd, void *buf, size_t len, uint64_t off, size_t *got);
+void bs_seg_path(const bs_store *bs, uint32_t num, char *out, size_t cap);
+/* fsync the store directory (open + fdatasync + close through the io table). */
+cm_err bs_sync_dir(bs_store *bs);
+/* Create segment `num` with its header and add it to the list as the active segment. */
+cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out);
+cm_err bs_segs_push(bs_store *bs, bs_seg *s);
+/* Remove from the list, close and unlink (the caller holds sync_mu and append_mu). */
+void bs_seg_destroy(bs_store *bs, bs_seg *s);
+
+/* ---- shared by recovery and the live store ---- */
+
+/* Add a PUT record to the index (publishes the extent, updates counters). */
+cm_err bs_apply_put(bs_store *bs, const bs_rec_hdr *h, bs_seg *seg, uint64_t rec_off);
+/* Drop a blob from the index and its segments' live counters; frees it. */
+void bs_drop_blob(bs_store *bs, bs_blob *b);
+/* Recovery scan of every segment (bs_recover.c); called by bs_open with no locks needed. */
+cm_err bs_recover(bs_store *bs);
+
+#endif

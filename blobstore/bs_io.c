@@ -1,0 +1,184 @@
+/*
+ * bs_io.c - the POSIX I/O table and the helpers that every disk access goes through.
+ *
+ * bs_io_posix maps the table onto open/pread/pwrite/fdatasync/ftruncate/close/unlink. Writes are
+ * positional at offsets the store tracks (never O_APPEND), so a failed append can be cut off again
+ * and the next append simply overwrites the same bytes. bs_write_full / bs_read_full retry EINTR
+ * and short transfers. Directory durability (after creating or removing a segment) uses the same
+ * table: open the directory read-only, fdatasync it, close it - no extra table entry is needed.
+ *
+ * Segment list helpers live here too: create (header written, directory synced) and destroy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bs_int.h"
+#include "cm_log.h"
+
+static int px_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    (void)ctx;
+    return open(path, flags, mode);
+}
+static ssize_t px_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+    (void)ctx;
+    return pread(fd, buf, len, off);
+}
+static ssize_t px_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+    (void)ctx;
+    return pwrite(fd, buf, len, off);
+}
+static int px_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    return fdatasync(fd);
+}
+static int px_ftruncate(void *ctx, int fd, off_t len)
+{
+    (void)ctx;
+    return ftruncate(fd, len);
+}
+static int px_close(void *ctx, int fd)
+{
+    (void)ctx;
+    return close(fd);
+}
+static int px_unlink(void *ctx, const char *path)
+{
+    (void)ctx;
+    return unlink(path);
+}
+
+const bs_io bs_io_posix = {px_open,      px_pread, px_pwrite, px_fdatasync,
+                           px_ftruncate, px_close, px_unlink, NULL};
+
+cm_err bs_write_full(const bs_io *io, int fd, const void *buf, size_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = io->pwrite(io->ctx, fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cm_err_from_errno(errno);
+        if (n == 0)
+            return CM_ERR_IO; /* no progress and no errno: do not spin */
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return CM_OK;
+}
+
+cm_err bs_read_full(const bs_io *io, int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = io->pread(io->ctx, fd, p + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return CM_ERR_IO;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    *got = done;
+    return CM_OK;
+}
+
+void bs_seg_path(const bs_store *bs, uint32_t num, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/seg-%08u.cbs", bs->dir, num);
+}
+
+cm_err bs_sync_dir(bs_store *bs)
+{
+    int fd = bs->io.open(bs->io.ctx, bs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return cm_err_from_errno(errno);
+    cm_err e = CM_OK;
+    if (bs->io.fdatasync(bs->io.ctx, fd) != 0)
+        e = cm_err_from_errno(errno);
+    bs->io.close(bs->io.ctx, fd);
+    return e;
+}
+
+cm_err bs_segs_push(bs_store *bs, bs_seg *s)
+{
+    if (bs->nsegs == bs->capsegs) {
+        size_t cap = bs->capsegs ? bs->capsegs * 2 : 16;
+        bs_seg **n = realloc(bs->segs, cap * sizeof(*n));
+        if (!n)
+            return CM_ERR_NOMEM;
+        bs->segs = n;
+        bs->capsegs = cap;
+    }
+    bs->segs[bs->nsegs++] = s;
+    return CM_OK;
+}
+
+cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out)
+{
+    char path[4096];
+    uint8_t hdr[BS_SEG_HDR];
+    cm_err e;
+    bs_seg *s = calloc(1, sizeof(*s));
+    if (!s)
+        return CM_ERR_NOMEM;
+    bs_seg_path(bs, num, path, sizeof(path));
+    s->num = num;
+    s->fd = bs->io.open(bs->io.ctx, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (s->fd < 0) {
+        e = cm_err_from_errno(errno);
+        goto free_seg;
+    }
+    bs_seg_hdr_encode(num, hdr);
+    e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
+    if (e == CM_OK)
+        e = bs_sync_dir(bs);
+    if (e == CM_OK)
+        e = bs_segs_push(bs, s);
+    if (e != CM_OK)
+        goto unlink_file;
+    s->size = BS_SEG_HDR;
+    s->dirty = 1;
+    *out = s;
+    return CM_OK;
+
+unlink_file:
+    bs->io.close(bs->io.ctx, s->fd);
+    bs->io.unlink(bs->io.ctx, path);
+free_seg:
+    CM_ERROR("bs", "cannot create segment %s: %s", path, cm_err_str(e));
+    free(s);
+    return e;
+}
+
+void bs_seg_destroy(bs_store *bs, bs_seg *s)
+{
+    char path[4096];
+    for (size_t i = 0; i < bs->nsegs; i++) {
+        if (bs->segs[i] == s) {
+            memmove(&bs->segs[i], &bs->segs[i + 1], (bs->nsegs - i - 1) * sizeof(*bs->segs));
+            bs->nsegs--;
+            break;
+        }
+    }
+    if (bs->active == s)
+        bs->active = NULL;
+    bs_seg_path(bs, s->num, path, sizeof(path));
+    bs->io.close(bs->io.ctx, s->fd);
+    if (bs->io.unlink(bs->io.ctx, path) != 0)
+        CM_WARN("bs", "unlink %s failed: %s", path, strerror(errno));
+    else
+        CM_INFO("bs", "reclaimed dead segment %s", path);
+    free(s);
+}

@@ -1,0 +1,285 @@
+/*
+ * bs_ops.c - read, delete (with reclaim of dead segments), sync, stats and blob ids.
+ *
+ * Reads hold idx_lock shared for the whole call: they find the extents covering the range, pread
+ * the CRC32C values of the touched blocks and the blocks themselves (whole blocks, since a CRC
+ * covers a whole block), verify each, and copy the wanted bytes out. A batch of blocks lying
+ * entirely inside the range is read straight into the caller's buffer; only edge blocks go through
+ * a scratch buffer. A mismatch is reported where it is found: segment file and byte offset.
+ *
+ * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
+ * non-active segment left without live extents (tombstones do not keep a segment alive).
+ * Locking is described in bs_store.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bs_int.h"
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define BS_READ_BATCH 16u /* blocks per pread (1 MiB) */
+
+static cm_err read_exact(bs_store *bs, const bs_seg *s, void *buf, size_t len, uint64_t off)
+{
+    size_t got = 0;
+    cm_err e = bs_read_full(&bs->io, s->fd, buf, len, off, &got);
+    if (e == CM_OK && got != len) {
+        CM_ERROR("bs", "%s/seg-%08u.cbs:%llu: segment ends inside a record", bs->dir, s->num,
+                 (unsigned long long)(off + got));
+        __atomic_add_fetch(&bs->corrupt_found, 1, __ATOMIC_RELAXED);
+        e = CM_ERR_CORRUPT;
+    }
+    return e;
+}
+
+/* Verify blocks first..first+n of an extent held in buf (data bytes s..t of the record). */
+static cm_err verify_blocks(bs_store *bs, const bs_ext *x, const uint8_t *crcs, const uint8_t *buf,
+                            uint64_t s, uint64_t t, uint64_t data_off)
+{
+    for (uint64_t p = s, i = 0; p < t; p += BS_BLOCK, i++) {
+        size_t n = (size_t)CM_MIN(BS_BLOCK, t - p);
+        if (bs_crc32c(buf + (p - s), n) != cm_get_be32(crcs + 4 * i)) {
+            CM_ERROR("bs", "%s/seg-%08u.cbs:%llu: block checksum mismatch", bs->dir, x->seg->num,
+                     (unsigned long long)(data_off + p));
+            __atomic_add_fetch(&bs->corrupt_found, 1, __ATOMIC_RELAXED);
+            return CM_ERR_CORRUPT;
+        }
+    }
+    return CM_OK;
+}
+
+/* Copy bytes [a, b) of extent x's data into dst, verifying every block touched. */
+static cm_err read_ext(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, uint8_t *dst,
+                       uint8_t **scratch)
+{
+    uint64_t crc_off = x->rec_off + BS_REC_HDR;
+    uint64_t data_off = crc_off + 4ull * bs_blocks_for(x->len);
+    uint64_t blk = a / BS_BLOCK, last = (b - 1) / BS_BLOCK;
+    uint8_t crcs[4 * BS_READ_BATCH];
+    while (blk <= last) {
+        uint64_t n = CM_MIN(last - blk + 1, BS_READ_BATCH);
+        uint64_t s = blk * BS_BLOCK, t = CM_MIN((blk + n) * BS_BLOCK, (uint64_t)x->len);
+        int direct = s >= a && t <= b;
+        if (!direct && !*scratch && !(*scratch = malloc((size_t)BS_READ_BATCH * BS_BLOCK)))
+            return CM_ERR_NOMEM;
+        uint8_t *buf = direct ? dst + (s - a) : *scratch;
+        cm_err e = read_exact(bs, x->seg, crcs, (size_t)(4 * n), crc_off + 4 * blk);
+        if (e == CM_OK)
+            e = read_exact(bs, x->seg, buf, (size_t)(t - s), data_off + s);
+        if (e == CM_OK)
+            e = verify_blocks(bs, x, crcs, buf, s, t, data_off);
+        if (e != CM_OK)
+            return e;
+        if (!direct) {
+            uint64_t from = CM_MAX(s, a), to = CM_MIN(t, b);
+            memcpy(dst + (from - a), buf + (from - s), (size_t)(to - from));
+        }
+        blk += n;
+    }
+    return CM_OK;
+}
+
+/* Index of the first extent ending after off (extents are sorted and non-overlapping). */
+static uint32_t first_ext(const bs_blob *b, uint64_t off)
+{
+    uint32_t lo = 0, hi = b->next;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (b->ext[mid].boff + b->ext[mid].len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t *buf, size_t len)
+{
+    uint8_t *scratch = NULL;
+    uint64_t pos = off, end = off + len;
+    cm_err e = CM_OK;
+    for (uint32_t i = first_ext(b, off); e == CM_OK && pos < end; i++) {
+        const bs_ext *x = i < b->next ? &b->ext[i] : NULL;
+        if (!x || x->boff > pos) {
+            char hex[33];
+            bs_id_hex(&b->id, hex);
+            CM_ERROR("bs", "%s: blob %s has no data at offset %llu (lost record)", bs->dir, hex,
+                     (unsigned long long)pos);
+            e = CM_ERR_CORRUPT;
+            break;
+        }
+        uint64_t to = CM_MIN(end, x->boff + x->len);
+        if (to > pos)
+            e = read_ext(bs, x, pos - x->boff, to - x->boff, buf + (pos - off), &scratch);
+        pos = to;
+    }
+    free(scratch);
+    return e;
+}
+
+cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len)
+{
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    const bs_blob *b = bs_index_get(&bs->index, id);
+    cm_err e = CM_OK;
+    if (!b || off > b->size || len > b->size - off)
+        e = CM_ERR_NOTFOUND;
+    else if (len > 0)
+        e = read_locked(bs, b, off, buf, len);
+    pthread_rwlock_unlock(&bs->idx_lock);
+    return e;
+}
+
+cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size)
+{
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    const bs_blob *b = bs_index_get(&bs->index, id);
+    if (b)
+        *size = b->size;
+    pthread_rwlock_unlock(&bs->idx_lock);
+    return b ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+/* ---- delete ---- */
+
+static cm_err write_tombstone(bs_store *bs, const bs_id *id)
+{
+    bs_seg *a = bs->active;
+    if (!a || (a->size > BS_SEG_HDR && a->size + BS_REC_HDR > bs->segment_max)) {
+        cm_err e = bs_seg_create(bs, bs->next_segno, &a);
+        if (e != CM_OK)
+            return e;
+        bs->next_segno++;
+        bs->active = a;
+    }
+    uint8_t hdr[BS_REC_HDR];
+    bs_rec_hdr h = {BS_REC_DELETE, *id, 0, 0, 0};
+    bs_rec_encode(&h, hdr);
+    cm_err e = bs_write_full(&bs->io, a->fd, hdr, sizeof(hdr), a->size);
+    if (e != CM_OK) {
+        if (bs->io.ftruncate(bs->io.ctx, a->fd, (off_t)a->size) != 0)
+            CM_ERROR("bs", "%s: cannot cut a failed tombstone: %s", bs->dir, strerror(errno));
+        return e;
+    }
+    a->size += BS_REC_HDR;
+    a->dirty = 1;
+    bs->write_gen++;
+    return CM_OK;
+}
+
+/* Unlink every non-active segment without live extents. Caller holds sync_mu and append_mu. */
+static void reclaim(bs_store *bs)
+{
+    int removed = 0;
+    for (size_t i = 0; i < bs->nsegs;) {
+        bs_seg *s = bs->segs[i];
+        if (s != bs->active && s->live_exts == 0) {
+            bs_seg_destroy(bs, s);
+            removed = 1;
+        } else {
+            i++;
+        }
+    }
+    if (removed && bs_sync_dir(bs) != CM_OK)
+        CM_WARN("bs", "%s: directory sync after reclaim failed", bs->dir);
+}
+
+cm_err bs_delete(bs_store *bs, const bs_id *id)
+{
+    pthread_mutex_lock(&bs->sync_mu);
+    pthread_mutex_lock(&bs->append_mu);
+    cm_err e = CM_OK;
+    if (bs_index_get(&bs->index, id)) {
+        e = write_tombstone(bs, id);
+        if (e == CM_OK) {
+            pthread_rwlock_wrlock(&bs->idx_lock);
+            bs_drop_blob(bs, bs_index_remove(&bs->index, id));
+            pthread_rwlock_unlock(&bs->idx_lock);
+            reclaim(bs);
+        }
+    }
+    pthread_mutex_unlock(&bs->append_mu);
+    pthread_mutex_unlock(&bs->sync_mu);
+    return e;
+}
+
+/* ---- sync ---- */
+
+static cm_err sync_segments(bs_store *bs, bs_seg **list, size_t n)
+{
+    cm_err e = CM_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (bs->io.fdatasync(bs->io.ctx, list[i]->fd) != 0) {
+            CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, list[i]->num,
+                     strerror(errno));
+            e = CM_ERR_IO;
+            pthread_mutex_lock(&bs->append_mu);
+            list[i]->dirty = 1; /* still not known durable */
+            pthread_mutex_unlock(&bs->append_mu);
+        }
+    }
+    return e;
+}
+
+cm_err bs_sync(bs_store *bs)
+{
+    pthread_mutex_lock(&bs->append_mu);
+    uint64_t want = bs->write_gen;
+    pthread_mutex_unlock(&bs->append_mu);
+
+    pthread_mutex_lock(&bs->sync_mu);
+    cm_err e = CM_OK;
+    if (bs->synced_gen >= want)
+        goto unlock; /* a sync that started after our appends already covered them */
+    pthread_mutex_lock(&bs->append_mu);
+    uint64_t target = bs->write_gen;
+    size_t n = 0;
+    bs_seg **list = malloc((bs->nsegs ? bs->nsegs : 1) * sizeof(*list));
+    for (size_t i = 0; list && i < bs->nsegs; i++) {
+        if (bs->segs[i]->dirty) {
+            bs->segs[i]->dirty = 0;
+            list[n++] = bs->segs[i];
+        }
+    }
+    pthread_mutex_unlock(&bs->append_mu);
+    if (!list) {
+        e = CM_ERR_NOMEM;
+        goto unlock;
+    }
+    e = sync_segments(bs, list, n);
+    free(list);
+    if (e == CM_OK)
+        bs->synced_gen = target;
+unlock:
+    pthread_mutex_unlock(&bs->sync_mu);
+    return e;
+}
+
+/* ---- stats and ids ---- */
+
+void bs_get_stats(bs_store *bs, bs_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&bs->append_mu);
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    out->blobs = bs->index.count;
+    out->live_bytes = bs->live_bytes;
+    out->segments = (uint32_t)bs->nsegs;
+    for (size_t i = 0; i < bs->nsegs; i++)
+        out->disk_bytes += bs->segs[i]->size;
+    pthread_rwlock_unlock(&bs->idx_lock);
+    pthread_mutex_unlock(&bs->append_mu);
+    out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);
+}
+
+cm_err bs_id_new(bs_id *out)
+{
+    return cm_random(out->b, sizeof(out->b));
+}
+
+void bs_id_hex(const bs_id *id, char out[33])
+{
+    cm_hex_encode(id->b, sizeof(id->b), out);
+}

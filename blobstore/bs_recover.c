@@ -1,0 +1,256 @@
+/*
+ * bs_recover.c - rebuild the index from the segment files at open.
+ *
+ * Segments are scanned in number order, records front to back. A record counts when its 48-byte
+ * header validates (magic, CRC32C, type, reserved bytes, block count) and the whole record fits in
+ * the file; its data block CRCs are not read here (that would read the whole drive) but on every
+ * bs_read. PUT adds an extent, DELETE drops the blob.
+ *
+ * An invalid record: search forward at 8-byte steps for the next header that validates and fits.
+ *   - none found and this is the last segment: a torn tail from a crash mid-append; cut the file
+ *     there (ftruncate) - those bytes were never acknowledged, since nothing is before bs_sync.
+ *   - otherwise: corruption. Log file:offset, count it in corrupt_found, resume at the next valid
+ *     header (or give up on the rest of a non-last segment). A blob that loses a record this way
+ *     shows a gap when its next record arrives and is marked damaged; reads of the gap fail with
+ *     CM_ERR_CORRUPT.
+ * Afterwards every segment except the last that holds no live extent is unlinked (reclaim).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bs_int.h"
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define SCAN_CHUNK (1u << 20)
+
+/* Validate the record at pos: header decodes and the record lies within the file. */
+static int rec_valid_at(const uint8_t *raw, uint64_t pos, uint64_t fsize, bs_rec_hdr *h)
+{
+    return bs_rec_decode(raw, h) == CM_OK && bs_rec_size(h->len) <= fsize - pos;
+}
+
+static int read_rec(bs_store *bs, const bs_seg *s, uint64_t pos, uint64_t fsize, bs_rec_hdr *h)
+{
+    uint8_t raw[BS_REC_HDR];
+    size_t got = 0;
+    if (fsize - pos < BS_REC_HDR)
+        return 0;
+    if (bs_read_full(&bs->io, s->fd, raw, sizeof(raw), pos, &got) != CM_OK || got != sizeof(raw))
+        return 0;
+    return rec_valid_at(raw, pos, fsize, h);
+}
+
+/* Next aligned offset >= from holding a valid record; 0 when none. */
+static int find_next(bs_store *bs, const bs_seg *s, uint64_t from, uint64_t fsize, uint64_t *next)
+{
+    uint8_t *buf = malloc(SCAN_CHUNK + BS_REC_HDR);
+    int found = 0;
+    for (uint64_t base = from; buf && !found && base + BS_REC_HDR <= fsize; base += SCAN_CHUNK) {
+        size_t got = 0;
+        size_t want = (size_t)CM_MIN((uint64_t)SCAN_CHUNK + BS_REC_HDR, fsize - base);
+        if (bs_read_full(&bs->io, s->fd, buf, want, base, &got) != CM_OK)
+            break;
+        for (size_t i = 0; i + BS_REC_HDR <= got && i < SCAN_CHUNK; i += BS_ALIGN) {
+            bs_rec_hdr h;
+            if (cm_get_be32(buf + i) == BS_REC_MAGIC &&
+                rec_valid_at(buf + i, base + i, fsize, &h)) {
+                *next = base + i;
+                found = 1;
+                break;
+            }
+        }
+    }
+    free(buf);
+    return found;
+}
+
+static void count_corrupt(bs_store *bs, const bs_seg *s, uint64_t pos, const char *what)
+{
+    CM_ERROR("bs", "%s/seg-%08u.cbs:%llu: %s", bs->dir, s->num, (unsigned long long)pos, what);
+    bs->corrupt_found++;
+}
+
+static cm_err apply(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t pos)
+{
+    if (h->type == BS_REC_DELETE) {
+        bs_blob *b = bs_index_remove(&bs->index, &h->id);
+        if (b)
+            bs_drop_blob(bs, b);
+        return CM_OK;
+    }
+    cm_err e = bs_apply_put(bs, h, s, pos);
+    if (e == CM_ERR_CORRUPT) {
+        count_corrupt(bs, s, pos, "record overlaps earlier data of its blob; ignored");
+        e = CM_OK;
+    }
+    return e;
+}
+
+/* The segment header; a last segment torn during creation gets a fresh one. */
+static cm_err check_seg_header(bs_store *bs, bs_seg *s, uint64_t *fsize, int last)
+{
+    uint8_t hdr[BS_SEG_HDR];
+    size_t got = 0;
+    uint32_t num = 0;
+    if (*fsize < BS_SEG_HDR && last) {
+        bs_seg_hdr_encode(s->num, hdr);
+        cm_err e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
+        if (e == CM_OK && bs->io.ftruncate(bs->io.ctx, s->fd, BS_SEG_HDR) != 0)
+            e = cm_err_from_errno(errno);
+        *fsize = BS_SEG_HDR;
+        s->dirty = 1;
+        return e;
+    }
+    cm_err e = bs_read_full(&bs->io, s->fd, hdr, sizeof(hdr), 0, &got);
+    if (e != CM_OK)
+        return e;
+    if (got != sizeof(hdr) || bs_seg_hdr_decode(hdr, &num) != CM_OK || num != s->num)
+        count_corrupt(bs, s, 0, "bad segment header; scanning its records anyway");
+    return CM_OK;
+}
+
+static cm_err scan_segment(bs_store *bs, bs_seg *s, uint64_t fsize, int last)
+{
+    cm_err e = check_seg_header(bs, s, &fsize, last);
+    uint64_t pos = BS_SEG_HDR;
+    while (e == CM_OK && pos < fsize) {
+        bs_rec_hdr h;
+        if (read_rec(bs, s, pos, fsize, &h)) {
+            e = apply(bs, &h, s, pos);
+            pos += bs_rec_size(h.len);
+            continue;
+        }
+        uint64_t next = 0;
+        int found = find_next(bs, s, pos + BS_ALIGN, fsize, &next);
+        if (!found && last) {
+            CM_INFO("bs", "%s/seg-%08u.cbs:%llu: torn tail of %llu bytes cut", bs->dir, s->num,
+                    (unsigned long long)pos, (unsigned long long)(fsize - pos));
+            if (bs->io.ftruncate(bs->io.ctx, s->fd, (off_t)pos) != 0)
+                return cm_err_from_errno(errno);
+            s->dirty = 1;
+            fsize = pos;
+            break;
+        }
+        count_corrupt(bs, s, pos,
+                      found ? "invalid record; skipped to the next valid one"
+                            : "invalid record; rest of segment unreadable");
+        if (!found)
+            break;
+        pos = next;
+    }
+    s->size = fsize;
+    return e;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Segment numbers present in the directory, sorted. */
+static cm_err list_segments(const char *dir, uint32_t **out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return cm_err_from_errno(errno);
+    uint32_t *nums = NULL;
+    size_t cnt = 0, cap = 0;
+    cm_err e = CM_OK;
+    struct dirent *de;
+    while (e == CM_OK && (de = readdir(d))) {
+        const char *nm = de->d_name;
+        if (strlen(nm) != 16 || strncmp(nm, "seg-", 4) != 0 || strcmp(nm + 12, ".cbs") != 0)
+            continue;
+        uint32_t num = 0;
+        int digits = 1;
+        for (int i = 4; i < 12; i++) {
+            digits &= nm[i] >= '0' && nm[i] <= '9';
+            num = num * 10 + (uint32_t)(nm[i] - '0');
+        }
+        if (!digits)
+            continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint32_t *nn = realloc(nums, cap * sizeof(*nn));
+            if (!nn) {
+                e = CM_ERR_NOMEM;
+                break;
+            }
+            nums = nn;
+        }
+        nums[cnt++] = num;
+    }
+    closedir(d);
+    if (e != CM_OK) {
+        free(nums);
+        return e;
+    }
+    qsort(nums, cnt, sizeof(*nums), cmp_u32);
+    *out = nums;
+    *n = cnt;
+    return CM_OK;
+}
+
+static cm_err open_segment(bs_store *bs, uint32_t num, int last)
+{
+    char path[4096];
+    struct stat st;
+    bs_seg_path(bs, num, path, sizeof(path));
+    bs_seg *s = calloc(1, sizeof(*s));
+    if (!s)
+        return CM_ERR_NOMEM;
+    s->num = num;
+    s->fd = bs->io.open(bs->io.ctx, path, O_RDWR | O_CLOEXEC, 0);
+    /* The size comes from fstat: the io table has no stat, and its fds are real descriptors. */
+    if (s->fd < 0 || fstat(s->fd, &st) != 0) {
+        cm_err e = cm_err_from_errno(errno);
+        CM_ERROR("bs", "%s: cannot open: %s", path, strerror(errno));
+        if (s->fd >= 0)
+            bs->io.close(bs->io.ctx, s->fd);
+        free(s);
+        return e;
+    }
+    cm_err e = bs_segs_push(bs, s);
+    if (e != CM_OK) {
+        bs->io.close(bs->io.ctx, s->fd);
+        free(s);
+        return e;
+    }
+    return scan_segment(bs, s, (uint64_t)st.st_size, last);
+}
+
+cm_err bs_recover(bs_store *bs)
+{
+    uint32_t *nums = NULL;
+    size_t n = 0;
+    cm_err e = list_segments(bs->dir, &nums, &n);
+    for (size_t i = 0; e == CM_OK && i < n; i++)
+        e = open_segment(bs, nums[i], i + 1 == n);
+    if (e == CM_OK && n > 0) {
+        bs->active = bs->segs[bs->nsegs - 1];
+        bs->next_segno = nums[n - 1] + 1;
+    } else {
+        bs->next_segno = 1;
+    }
+    free(nums);
+    if (e != CM_OK)
+        return e;
+    int removed = 0;
+    for (size_t i = 0; i < bs->nsegs;) {
+        if (bs->segs[i] != bs->active && bs->segs[i]->live_exts == 0) {
+            bs_seg_destroy(bs, bs->segs[i]);
+            removed = 1;
+        } else {
+            i++;
+        }
+    }
+    if (removed)
+        return bs_sync_dir(bs);
+    return CM_OK;
+}

@@ -1,0 +1,272 @@
+/*
+ * bs_store.c - the live blob store: open/close, append, read, delete, sync, stats.
+ *
+ * Appends go to the active (last) segment at its tracked size with pwrite; a new segment is started
+ * when the next record would pass segment_max (an append may be split into several records, the
+ * first filling what is left of the active segment). Records are written first and published to
+ * the index afterwards, so a reader never sees bytes that are not in the file; if any write fails,
+ * every touched segment is truncated back to its size before the append, and nothing is published.
+ *
+ * Locks, always taken in this order:
+ *   sync_mu    one bs_sync at a time; also held by deletes, which may free segments that a sync
+ *              would otherwise be fdatasyncing.
+ *   append_mu  serialises appends and deletes; guards the segment list, sizes, dirty flags and
+ *              write_gen. Index writers hold it, so an appender may read the index without
+ * idx_lock. idx_lock   rwlock over the index and live counters. Readers hold it shared across their
+ * preads, so the segments they read cannot be closed under them; writers hold it briefly. Sync:
+ * every append bumps write_gen and marks its segments dirty; bs_sync records the generation it must
+ * cover, and returns at once if another caller's sync already covered it (synced_gen).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bs_int.h"
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define BS_MIN_FILL 4096 /* do not split off records smaller than this to fill a segment */
+
+static void store_free(bs_store *bs)
+{
+    for (size_t i = 0; i < bs->nsegs; i++) {
+        bs->io.close(bs->io.ctx, bs->segs[i]->fd);
+        free(bs->segs[i]);
+    }
+    free(bs->segs);
+    bs_index_release(&bs->index);
+    pthread_rwlock_destroy(&bs->idx_lock);
+    pthread_mutex_destroy(&bs->append_mu);
+    pthread_mutex_destroy(&bs->sync_mu);
+    free(bs->dir);
+    free(bs);
+}
+
+cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
+{
+    bs_store *bs = calloc(1, sizeof(*bs));
+    if (!bs)
+        return CM_ERR_NOMEM;
+    bs->io = (opt && opt->io) ? *opt->io : bs_io_posix;
+    bs->segment_max = (opt && opt->segment_max) ? opt->segment_max : BS_DEFAULT_SEGMENT_MAX;
+    pthread_mutex_init(&bs->sync_mu, NULL);
+    pthread_mutex_init(&bs->append_mu, NULL);
+    pthread_rwlock_init(&bs->idx_lock, NULL);
+    bs->dir = strdup(dir);
+    cm_err e = bs->dir ? bs_index_init(&bs->index) : CM_ERR_NOMEM;
+    if (e == CM_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        e = cm_err_from_errno(errno);
+    if (e == CM_OK)
+        e = bs_recover(bs);
+    if (e != CM_OK) {
+        CM_ERROR("bs", "open %s failed: %s", dir, cm_err_str(e));
+        store_free(bs);
+        return e;
+    }
+    *out = bs;
+    return CM_OK;
+}
+
+void bs_close(bs_store *bs)
+{
+    if (bs)
+        store_free(bs);
+}
+
+cm_err bs_apply_put(bs_store *bs, const bs_rec_hdr *h, bs_seg *seg, uint64_t rec_off)
+{
+    bs_blob *b = bs_index_get(&bs->index, &h->id);
+    if (!b) {
+        b = bs_blob_new(&h->id);
+        if (!b)
+            return CM_ERR_NOMEM;
+        if (bs_index_put(&bs->index, b) != CM_OK) {
+            bs_blob_free(b);
+            return CM_ERR_NOMEM;
+        }
+    }
+    if (h->off < b->size)
+        return CM_ERR_CORRUPT; /* overlaps what the blob already has: cannot be a real append */
+    if (h->off > b->size)
+        b->damaged = 1; /* the record before this one was lost */
+    bs_ext e = {h->off, h->len, seg, rec_off};
+    if (bs_blob_add_ext(b, &e) != CM_OK)
+        return CM_ERR_NOMEM;
+    b->size = h->off + h->len;
+    seg->live_exts++;
+    seg->live_bytes += h->len;
+    bs->live_bytes += h->len;
+    return CM_OK;
+}
+
+void bs_drop_blob(bs_store *bs, bs_blob *b)
+{
+    for (uint32_t i = 0; i < b->next; i++) {
+        b->ext[i].seg->live_exts--;
+        b->ext[i].seg->live_bytes -= b->ext[i].len;
+        bs->live_bytes -= b->ext[i].len;
+    }
+    bs_blob_free(b);
+}
+
+/* ---- append ---- */
+
+/* Make sure the active segment can take a record of `need` bytes (or is empty). */
+static cm_err ensure_room(bs_store *bs, uint64_t need)
+{
+    bs_seg *a = bs->active;
+    if (a && (a->size == BS_SEG_HDR || a->size + need <= bs->segment_max))
+        return CM_OK;
+    bs_seg *s = NULL;
+    cm_err e = bs_seg_create(bs, bs->next_segno, &s);
+    if (e != CM_OK)
+        return e;
+    bs->next_segno++;
+    bs->active = s;
+    return CM_OK;
+}
+
+static cm_err write_put(bs_store *bs, bs_seg *s, const bs_id *id, uint64_t boff,
+                        const uint8_t *data, uint32_t len)
+{
+    bs_rec_hdr h = {BS_REC_PUT, *id, boff, len, bs_blocks_for(len)};
+    size_t hlen = BS_REC_HDR + 4u * h.nblocks;
+    uint64_t total = bs_rec_size(len);
+    static const uint8_t zeros[BS_ALIGN];
+    uint8_t *hdr = malloc(hlen);
+    if (!hdr)
+        return CM_ERR_NOMEM;
+    bs_rec_encode(&h, hdr);
+    for (uint32_t i = 0; i < h.nblocks; i++) {
+        size_t n = CM_MIN(BS_BLOCK, len - (size_t)i * BS_BLOCK);
+        cm_put_be32(hdr + BS_REC_HDR + 4 * i, bs_crc32c(data + (size_t)i * BS_BLOCK, n));
+    }
+    cm_err e = bs_write_full(&bs->io, s->fd, hdr, hlen, s->size);
+    if (e == CM_OK && len > 0)
+        e = bs_write_full(&bs->io, s->fd, data, len, s->size + hlen);
+    if (e == CM_OK && total > hlen + len)
+        e = bs_write_full(&bs->io, s->fd, zeros, total - hlen - len, s->size + hlen + len);
+    free(hdr);
+    return e;
+}
+
+typedef struct {
+    bs_seg *seg;
+    uint64_t size;
+} undo_ent;
+
+static void rollback(bs_store *bs, const undo_ent *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (bs->io.ftruncate(bs->io.ctx, u[i].seg->fd, (off_t)u[i].size) != 0)
+            CM_ERROR("bs", "%s: cannot cut segment %u back to %llu: %s", bs->dir, u[i].seg->num,
+                     (unsigned long long)u[i].size, strerror(errno));
+        u[i].seg->size = u[i].size;
+    }
+}
+
+/* Publish written records: every fallible step happens before the first change. */
+static cm_err publish(bs_store *bs, const bs_id *id, const bs_ext *ext, size_t n)
+{
+    cm_err e = CM_OK;
+    pthread_rwlock_wrlock(&bs->idx_lock);
+    bs_blob *b = bs_index_get(&bs->index, id), *created = NULL;
+    if (!b) {
+        created = b = bs_blob_new(id);
+        if (!b || bs_index_put(&bs->index, b) != CM_OK) {
+            bs_blob_free(created);
+            e = CM_ERR_NOMEM;
+            goto unlock;
+        }
+    }
+    if (b->next + n > b->cap) {
+        bs_ext *ne = realloc(b->ext, (b->next + n) * sizeof(*ne));
+        if (!ne) {
+            if (created)
+                bs_blob_free(bs_index_remove(&bs->index, id));
+            e = CM_ERR_NOMEM;
+            goto unlock;
+        }
+        b->ext = ne;
+        b->cap = (uint32_t)(b->next + n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        b->ext[b->next++] = ext[i];
+        b->size = ext[i].boff + ext[i].len;
+        ext[i].seg->live_exts++;
+        ext[i].seg->live_bytes += ext[i].len;
+        bs->live_bytes += ext[i].len;
+    }
+unlock:
+    pthread_rwlock_unlock(&bs->idx_lock);
+    return e;
+}
+
+/* Data bytes for the next record: fill the active segment, else a full record in a new one. */
+static uint64_t next_chunk(const bs_store *bs, uint64_t rest, uint64_t limit)
+{
+    uint64_t want = CM_MIN(rest, limit);
+    const bs_seg *a = bs->active;
+    if (!a || a->size == BS_SEG_HDR)
+        return want;
+    uint64_t fit = bs_data_fit(bs->segment_max > a->size ? bs->segment_max - a->size : 0);
+    if (fit >= want || fit < BS_MIN_FILL)
+        return want;
+    return fit;
+}
+
+static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const uint8_t *data,
+                            size_t len)
+{
+    uint64_t limit = bs_data_fit(bs->segment_max - CM_MIN(bs->segment_max, BS_SEG_HDR));
+    limit = CM_MAX(limit, BS_MIN_FILL);
+    /* Full records, plus at most one fill record per segment they span. */
+    size_t nmax = 4 + 2 * (len / limit), n = 0, nu = 0;
+    bs_ext *ext = malloc(nmax * sizeof(*ext));
+    undo_ent *undo = malloc(nmax * sizeof(*undo));
+    cm_err e = (ext && undo) ? CM_OK : CM_ERR_NOMEM;
+    size_t pos = 0;
+    while (e == CM_OK && (pos < len || n == 0)) {
+        uint32_t chunk = (uint32_t)next_chunk(bs, len - pos, limit);
+        e = ensure_room(bs, bs_rec_size(chunk));
+        if (e != CM_OK)
+            break;
+        bs_seg *s = bs->active;
+        if (nu == 0 || undo[nu - 1].seg != s)
+            undo[nu++] = (undo_ent){s, s->size};
+        e = write_put(bs, s, id, off + pos, data + pos, chunk);
+        if (e != CM_OK)
+            break;
+        ext[n++] = (bs_ext){off + pos, chunk, s, s->size};
+        s->size += bs_rec_size(chunk);
+        s->dirty = 1;
+        pos += chunk;
+    }
+    if (e == CM_OK)
+        e = publish(bs, id, ext, n);
+    if (e != CM_OK && undo)
+        rollback(bs, undo, nu);
+    if (e == CM_OK)
+        bs->write_gen++;
+    free(ext);
+    free(undo);
+    return e;
+}
+
+cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len)
+{
+    if (len > 0 && !data)
+        return CM_ERR_INVAL;
+    pthread_mutex_lock(&bs->append_mu);
+    const bs_blob *b = bs_index_get(&bs->index, id); /* index writers hold append_mu */
+    cm_err e = CM_ERR_INVAL;
+    if (b && len == 0 && off == b->size)
+        e = CM_OK; /* nothing to record */
+    else if (off == (b ? b->size : 0))
+        e = append_locked(bs, id, off, data, len);
+    pthread_mutex_unlock(&bs->append_mu);
+    if (e != CM_OK && e != CM_ERR_INVAL)
+        CM_WARN("bs", "%s: append failed: %s", bs->dir, cm_err_str(e));
+    return e;
+}

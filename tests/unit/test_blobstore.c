@@ -1,0 +1,501 @@
+/*
+ * test_blobstore.c - the append-only blob store: round trips, recovery after reopen, torn tails,
+ * bit flips in data and headers, delete + reclaim, segment roll-over, injected ENOSPC and
+ * concurrent appends. Payload bytes are a pure function of (blob tag, offset) so any range can be
+ * checked without keeping copies; random choices use a fixed, printed seed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bs.h"
+#include "bs_int.h"
+#include "cm_log.h"
+#include "cu_main.h"
+
+#define SEED 20261125u
+
+static uint64_t rng = SEED;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static uint8_t pat(uint32_t tag, uint64_t off)
+{
+    uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 32);
+    x ^= x >> 29;
+    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
+}
+
+static void fill(uint8_t *buf, uint32_t tag, uint64_t off, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pat(tag, off + i);
+}
+
+static int check(const uint8_t *buf, uint32_t tag, uint64_t off, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != pat(tag, off + i))
+            return 0;
+    return 1;
+}
+
+static bs_id tag_id(uint32_t tag)
+{
+    bs_id id;
+    memset(&id, 0, sizeof(id));
+    memcpy(id.b, &tag, sizeof(tag));
+    id.b[15] = 0x5A;
+    return id;
+}
+
+static char *test_dir(const char *name)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", cu_tmpdir(), name);
+    return path;
+}
+
+/* Append len pattern bytes to blob tag at off in pieces of at most piece bytes. */
+static cm_err put(bs_store *bs, uint32_t tag, uint64_t off, size_t len, size_t piece)
+{
+    uint8_t *buf = malloc(piece ? piece : 1);
+    cm_err e = CM_OK;
+    bs_id id = tag_id(tag);
+    size_t done = 0;
+    do {
+        size_t n = len - done < piece ? len - done : piece;
+        fill(buf, tag, off + done, n);
+        e = bs_append(bs, &id, off + done, buf, n);
+        done += n;
+    } while (e == CM_OK && done < len);
+    free(buf);
+    return e;
+}
+
+/* Read [off, off+len) of blob tag and compare with the pattern. */
+static int verify(bs_store *bs, uint32_t tag, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    bs_id id = tag_id(tag);
+    cm_err e = bs_read(bs, &id, off, buf, len);
+    int ok = e == CM_OK && check(buf, tag, off, len);
+    if (!ok)
+        fprintf(stderr, "verify tag %u off %llu len %zu: %s (seed %u)\n", tag,
+                (unsigned long long)off, len, cm_err_name(e), SEED);
+    free(buf);
+    return ok;
+}
+
+static int verify_whole(bs_store *bs, uint32_t tag, uint64_t size)
+{
+    uint64_t got = 0;
+    bs_id id = tag_id(tag);
+    return bs_size(bs, &id, &got) == CM_OK && got == size && verify(bs, tag, 0, size);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void seg_file(const char *dir, uint32_t n, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/seg-%08u.cbs", dir, n);
+}
+
+static void flip_bit(const char *path, off_t off, int bit)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t c = 0;
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(pread(fd, &c, 1, off) == 1);
+    c ^= (uint8_t)(1u << bit);
+    CU_ASSERT_FATAL(pwrite(fd, &c, 1, off) == 1);
+    close(fd);
+}
+
+/* ---- tests ---- */
+
+static void test_crc32c_vector(void)
+{
+    CU_ASSERT_EQUAL(bs_crc32c("123456789", 9), 0xE3069283u);
+}
+
+static void test_roundtrip(void)
+{
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(test_dir("rt"), NULL, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 300000, 300000), CM_OK); /* one record, 5 blocks */
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 200001, 70001), CM_OK);  /* several records */
+    CU_ASSERT_EQUAL(put(bs, 3, 0, 1, 1), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 4, 0, 0, 0), CM_OK); /* empty blob exists */
+    CU_ASSERT(verify_whole(bs, 1, 300000));
+    CU_ASSERT(verify_whole(bs, 2, 200001));
+    CU_ASSERT(verify_whole(bs, 3, 1));
+    CU_ASSERT(verify_whole(bs, 4, 0));
+    /* ranges crossing blocks and records */
+    CU_ASSERT(verify(bs, 1, 65535, 2));
+    CU_ASSERT(verify(bs, 1, 65536 * 2 - 7, 65536 + 14));
+    CU_ASSERT(verify(bs, 2, 70000, 3));
+    CU_ASSERT(verify(bs, 2, 69999, 130002));
+    for (int i = 0; i < 200; i++) {
+        uint64_t off = rnd() % 200001, len = rnd() % (200001 - off + 1);
+        CU_ASSERT(verify(bs, 2, off, (size_t)len));
+    }
+    bs_id id = tag_id(2), nid = tag_id(99);
+    uint8_t b[4];
+    CU_ASSERT_EQUAL(bs_read(bs, &id, 200000, b, 2), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(bs_read(bs, &nid, 0, b, 1), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(bs_append(bs, &id, 5, b, 1), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(bs_append(bs, &nid, 5, b, 1), CM_ERR_INVAL);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.blobs, 4);
+    CU_ASSERT_EQUAL(st.live_bytes, 500002);
+    CU_ASSERT_EQUAL(st.segments, 1);
+    CU_ASSERT(st.disk_bytes > 500002);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+}
+
+static void test_reopen(void)
+{
+    const char *dir = test_dir("reopen");
+    bs_store *bs = NULL;
+    bs_options opt = {.segment_max = 256 * 1024};
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    for (uint32_t t = 1; t <= 20; t++)
+        CU_ASSERT_EQUAL(put(bs, t, 0, 1000 * t + t, 333 * t), CM_OK);
+    bs_id gone = tag_id(7);
+    CU_ASSERT_EQUAL(bs_delete(bs, &gone), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_stats before, after;
+    bs_get_stats(bs, &before);
+    bs_close(bs);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    bs_get_stats(bs, &after);
+    CU_ASSERT_EQUAL(after.blobs, 19);
+    CU_ASSERT_EQUAL(after.live_bytes, before.live_bytes);
+    CU_ASSERT_EQUAL(after.disk_bytes, before.disk_bytes);
+    CU_ASSERT_EQUAL(after.corrupt_found, 0);
+    for (uint32_t t = 1; t <= 20; t++)
+        if (t != 7)
+            CU_ASSERT(verify_whole(bs, t, 1000 * t + t));
+    uint64_t sz;
+    CU_ASSERT_EQUAL(bs_size(bs, &gone, &sz), CM_ERR_NOTFOUND);
+    /* appends continue after reopen */
+    CU_ASSERT_EQUAL(put(bs, 3, 3003, 5000, 5000), CM_OK);
+    CU_ASSERT(verify_whole(bs, 3, 8003));
+    bs_close(bs);
+}
+
+static void test_torn_tail(void)
+{
+    char path[600];
+    for (int round = 0; round < 8; round++) {
+        char name[32];
+        snprintf(name, sizeof(name), "torn%d", round);
+        const char *dir = test_dir(name);
+        bs_store *bs = NULL;
+        CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+        CU_ASSERT_EQUAL(put(bs, 1, 0, 100000, 100000), CM_OK);
+        CU_ASSERT_EQUAL(put(bs, 2, 0, 5000, 5000), CM_OK);
+        bs_stats st;
+        bs_get_stats(bs, &st);
+        off_t good = (off_t)st.disk_bytes;
+        CU_ASSERT_EQUAL(put(bs, 1, 100000, 150000, 150000), CM_OK);
+        bs_close(bs);
+        seg_file(dir, 1, path, sizeof(path));
+        off_t full = file_size(path);
+        off_t cut = good + 1 + (off_t)(rnd() % (uint64_t)(full - good - 1));
+        CU_ASSERT_FATAL(truncate(path, cut) == 0);
+        CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+        CU_ASSERT_EQUAL(file_size(path), good);
+        CU_ASSERT(verify_whole(bs, 1, 100000));
+        CU_ASSERT(verify_whole(bs, 2, 5000));
+        bs_get_stats(bs, &st);
+        CU_ASSERT_EQUAL(st.corrupt_found, 0);
+        CU_ASSERT_EQUAL(put(bs, 1, 100000, 777, 777), CM_OK);
+        CU_ASSERT(verify_whole(bs, 1, 100777));
+        bs_close(bs);
+    }
+}
+
+static void test_data_bitflip(void)
+{
+    const char *dir = test_dir("dflip");
+    char path[600];
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 4 * 65536, 4 * 65536), CM_OK);
+    bs_close(bs);
+    /* data of the only record: segment header + record header + 4 CRCs */
+    off_t data = BS_SEG_HDR + BS_REC_HDR + 16;
+    seg_file(dir, 1, path, sizeof(path));
+    flip_bit(path, data + 2 * 65536 + 1234, 3);
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    uint8_t *buf = malloc(4 * 65536);
+    bs_id id = tag_id(1);
+    CU_ASSERT_EQUAL(bs_read(bs, &id, 2 * 65536 + 10, buf, 100), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(bs_read(bs, &id, 0, buf, 4 * 65536), CM_ERR_CORRUPT);
+    CU_ASSERT(verify(bs, 1, 0, 2 * 65536));
+    CU_ASSERT(verify(bs, 1, 3 * 65536, 65536));
+    CU_ASSERT(verify(bs, 1, 65536 + 5, 65536 - 5));
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.corrupt_found, 2);
+    free(buf);
+    bs_close(bs);
+}
+
+static void test_header_bitflip(void)
+{
+    const char *dir = test_dir("hflip");
+    char path[600];
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 1000, 1000), CM_OK);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    off_t second = (off_t)st.disk_bytes;
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 70000, 70000), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 3, 0, 3000, 3000), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 1000, 500, 500), CM_OK);
+    bs_close(bs);
+    seg_file(dir, 1, path, sizeof(path));
+    flip_bit(path, second + 27, 0); /* inside blob 2's header: its blob offset */
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.corrupt_found, 1);
+    CU_ASSERT_EQUAL(st.blobs, 2);
+    uint64_t sz;
+    bs_id id2 = tag_id(2);
+    CU_ASSERT_EQUAL(bs_size(bs, &id2, &sz), CM_ERR_NOTFOUND);
+    CU_ASSERT(verify_whole(bs, 1, 1500));
+    CU_ASSERT(verify_whole(bs, 3, 3000));
+    bs_close(bs);
+}
+
+static void test_delete_reclaim(void)
+{
+    const char *dir = test_dir("reclaim");
+    char path[600];
+    bs_store *bs = NULL;
+    /* 100000-byte blobs leave < 4 KiB free in a 100 KiB segment: one blob per segment */
+    bs_options opt = {.segment_max = 100 * 1024};
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 100000, 100000), CM_OK); /* segment 1 */
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 100000, 100000), CM_OK); /* segment 2 */
+    CU_ASSERT_EQUAL(put(bs, 3, 0, 100000, 100000), CM_OK); /* segment 3 */
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.segments, 3);
+    seg_file(dir, 1, path, sizeof(path));
+    CU_ASSERT(access(path, F_OK) == 0);
+    bs_id id1 = tag_id(1), id3 = tag_id(3);
+    CU_ASSERT_EQUAL(bs_delete(bs, &id1), CM_OK);
+    CU_ASSERT(access(path, F_OK) != 0);
+    CU_ASSERT_EQUAL(bs_delete(bs, &id3), CM_OK); /* active: kept */
+    CU_ASSERT_EQUAL(bs_delete(bs, &id3), CM_OK); /* unknown: fine */
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.segments, 2);
+    CU_ASSERT_EQUAL(st.blobs, 1);
+    CU_ASSERT_EQUAL(st.live_bytes, 100000);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.blobs, 1);
+    CU_ASSERT(verify_whole(bs, 2, 100000));
+    bs_close(bs);
+}
+
+static void test_rollover(void)
+{
+    const char *dir = test_dir("roll");
+    bs_store *bs = NULL;
+    bs_options opt = {.segment_max = 64 * 1024};
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 1000000, 300000), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 50000, 7000), CM_OK);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT(st.segments >= 16);
+    CU_ASSERT(verify_whole(bs, 1, 1000000));
+    CU_ASSERT(verify(bs, 1, 65000, 200000));
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT(verify_whole(bs, 1, 1000000));
+    CU_ASSERT(verify_whole(bs, 2, 50000));
+    bs_close(bs);
+}
+
+/* An io table that fails the Nth pwrite (counting from 1) with ENOSPC. */
+typedef struct {
+    int n, fail_at;
+} fault_ctx;
+
+static ssize_t fault_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+    fault_ctx *f = ctx;
+    if (++f->n == f->fail_at) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return pwrite(fd, buf, len, off);
+}
+
+static void test_enospc(void)
+{
+    const char *dir = test_dir("nospc");
+    fault_ctx f = {0, 0};
+    bs_io io = bs_io_posix;
+    io.pwrite = fault_pwrite;
+    io.ctx = &f;
+    bs_options opt = {.segment_max = 200 * 1024, .io = &io};
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 150000, 150000), CM_OK);
+    /* Fail the 1st, 2nd, ... write of one append until it has fewer writes than that. */
+    int at;
+    for (at = 1; at < 50; at++) {
+        f.fail_at = f.n + at;
+        cm_err e = put(bs, 2, 0, 300000, 300000);
+        if (e == CM_OK)
+            break;
+        CU_ASSERT_EQUAL(e, CM_ERR_NOSPC);
+        uint64_t sz;
+        bs_id id2 = tag_id(2);
+        CU_ASSERT_EQUAL(bs_size(bs, &id2, &sz), CM_ERR_NOTFOUND);
+        CU_ASSERT(verify_whole(bs, 1, 150000));
+    }
+    CU_ASSERT(at >= 6); /* fill record, new segment header, second record: >= 6 writes */
+    CU_ASSERT(verify_whole(bs, 2, 300000));
+    f.fail_at = 0;
+    CU_ASSERT_EQUAL(put(bs, 3, 0, 1000, 1000), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.blobs, 3);
+    CU_ASSERT_EQUAL(st.corrupt_found, 0);
+    CU_ASSERT(verify_whole(bs, 1, 150000));
+    CU_ASSERT(verify_whole(bs, 2, 300000));
+    CU_ASSERT(verify_whole(bs, 3, 1000));
+    bs_close(bs);
+}
+
+typedef struct {
+    bs_store *bs;
+    uint32_t first;
+    int ok;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *a = p;
+    a->ok = 1;
+    for (uint32_t t = a->first; t < a->first + 10; t++)
+        for (uint64_t off = 0; off < 40000; off += 4000)
+            if (put(a->bs, t, off, 4000, 4000) != CM_OK)
+                a->ok = 0;
+    if (bs_sync(a->bs) != CM_OK)
+        a->ok = 0;
+    return NULL;
+}
+
+static void test_concurrent(void)
+{
+    const char *dir = test_dir("conc");
+    bs_store *bs = NULL;
+    bs_options opt = {.segment_max = 512 * 1024};
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    pthread_t th[4];
+    worker_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (worker_arg){bs, 100 + 10 * (uint32_t)i, 0};
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, worker, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CU_ASSERT(args[i].ok);
+    }
+    for (uint32_t t = 100; t < 140; t++)
+        CU_ASSERT(verify_whole(bs, t, 40000));
+    bs_close(bs);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    for (uint32_t t = 100; t < 140; t++)
+        CU_ASSERT(verify_whole(bs, t, 40000));
+    bs_close(bs);
+}
+
+static void test_ids(void)
+{
+    bs_id a, b;
+    char hex[33];
+    CU_ASSERT_EQUAL(bs_id_new(&a), CM_OK);
+    CU_ASSERT_EQUAL(bs_id_new(&b), CM_OK);
+    CU_ASSERT(memcmp(a.b, b.b, 16) != 0);
+    memset(a.b, 0xab, 16);
+    bs_id_hex(&a, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "abababababababababababababababab");
+    bs_close(NULL);
+}
+
+static void test_index_many(void)
+{
+    /* Enough blobs to grow the hash table several times, then delete half and re-check. */
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(test_dir("many"), NULL, &bs) == CM_OK);
+    for (uint32_t t = 1; t <= 3000; t++)
+        CU_ASSERT_EQUAL(put(bs, t, 0, 16, 16), CM_OK);
+    for (uint32_t t = 1; t <= 3000; t += 2) {
+        bs_id id = tag_id(t);
+        CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
+    }
+    int bad = 0;
+    for (uint32_t t = 1; t <= 3000; t++) {
+        bs_id id = tag_id(t);
+        uint64_t sz;
+        cm_err e = bs_size(bs, &id, &sz);
+        bad += (t % 2) ? e != CM_ERR_NOTFOUND : !(e == CM_OK && sz == 16 && verify(bs, t, 0, 16));
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    bs_close(bs);
+}
+
+void cu_register(void)
+{
+    printf("test_blobstore seed %u\n", SEED);
+    cm_log_set_level(CM_LOG_ERROR);
+    static const cu_test tests[] = {{"crc32c_vector", test_crc32c_vector},
+                                    {"roundtrip", test_roundtrip},
+                                    {"reopen_rebuilds_index", test_reopen},
+                                    {"torn_tail_cut", test_torn_tail},
+                                    {"data_bitflip", test_data_bitflip},
+                                    {"header_bitflip", test_header_bitflip},
+                                    {"delete_reclaim", test_delete_reclaim},
+                                    {"segment_rollover", test_rollover},
+                                    {"enospc_consistent", test_enospc},
+                                    {"concurrent_appends", test_concurrent},
+                                    {"ids", test_ids},
+                                    {"index_many", test_index_many},
+                                    {NULL, NULL}};
+    cu_add_suite("blobstore", tests);
+}
