@@ -31,6 +31,7 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
 export AWS_PAGER=""
 
 H_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-it-$H_NAME.XXXXXX")
+export H_REAL_HOME=${HOME:-/root}
 export HOME=$H_WORK/home # clients must not read or write the caller's config files
 mkdir -p "$HOME"
 H_DATA=$H_WORK/data
