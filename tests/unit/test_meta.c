@@ -394,16 +394,44 @@ static void test_reopen(void)
     md_close(md);
 }
 
+static void test_map_full(void)
+{
+    char dir[512];
+    md_store *md = NULL;
+    snprintf(dir, sizeof(dir), "%s/full", cu_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 20, &md), CM_OK); /* 1 MiB map */
+    mk_bucket(md, "b");
+    static uint8_t body[64 * 1024];
+    cm_err e = CM_OK;
+    int i, saved = cm_log_threshold;
+    cm_log_threshold = CM_LOG_ERROR; /* map-full is logged as a warning */
+    for (i = 0; i < 100 && e == CM_OK; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        md_object o = mk_obj(key, "e", sizeof(body));
+        o.inline_data = body;
+        o.inline_len = sizeof(body);
+        e = md_object_put(md, "b", &o, NULL, NULL, NULL);
+    }
+    cm_log_threshold = saved;
+    CU_ASSERT_EQUAL(e, CM_ERR_NOSPC);
+    CU_ASSERT_TRUE(i > 1);
+    /* The store is still usable: earlier records read back, deletes free space. */
+    md_object got;
+    CU_ASSERT_EQUAL(md_object_get(md, "b", "k0", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.inline_len, sizeof(body));
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(md_object_delete(md, "b", "k0", NULL, NULL, NULL), CM_OK);
+    md_close(md);
+}
+
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"buckets", test_buckets},
-                                    {"objects", test_objects},
-                                    {"conditions", test_conditions},
-                                    {"conditional_race", test_conditional_race},
-                                    {"long_keys", test_long_keys},
-                                    {"bucket_delete_conflict", test_bucket_delete_conflict},
-                                    {"multipart", test_multipart},
-                                    {"reopen", test_reopen},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {
+        {"buckets", test_buckets},       {"objects", test_objects},
+        {"conditions", test_conditions}, {"conditional_race", test_conditional_race},
+        {"long_keys", test_long_keys},   {"bucket_delete_conflict", test_bucket_delete_conflict},
+        {"multipart", test_multipart},   {"reopen", test_reopen},
+        {"map_full", test_map_full},     {NULL, NULL}};
     cu_add_suite("meta_store", tests);
 }
