@@ -278,6 +278,53 @@ static size_t up_reference(const md_upload_query *q, char out[][64])
     return n;
 }
 
+/* Merge one page's uploads and prefixes back into one ordered stream of reference strings. */
+static size_t merge_page(const md_upload_list *res, char got[][64], size_t ng)
+{
+    size_t iu = 0, ip = 0;
+    while ((iu < res->n || ip < res->nprefixes) && ng < 300) {
+        int take_p = ip < res->nprefixes &&
+                     (iu == res->n || strcmp(res->prefixes[ip], res->uploads[iu].key) < 0);
+        if (take_p) {
+            snprintf(got[ng++], 64, "P:%s", res->prefixes[ip++]);
+        } else {
+            snprintf(got[ng++], 64, "U:%.30s:%.20s", res->uploads[iu].key,
+                     res->uploads[iu].upload_id);
+            iu++;
+        }
+    }
+    return ng;
+}
+
+/* Page through with the next markers; returns the entry count, counting oversize pages in *bad. */
+static size_t page_uploads(md_upload_query q, char got[][64], int *bad)
+{
+    char km[64] = "", im[64] = "";
+    size_t ng = 0;
+    for (int page = 0; page < 300; page++) {
+        md_upload_list res;
+        if (md_upload_list_query(md, "ub", &q, &res) != CM_OK) {
+            (*bad)++;
+            break;
+        }
+        ng = merge_page(&res, got, ng);
+        if (res.n + res.nprefixes > q.max_uploads)
+            (*bad)++;
+        int more = res.truncated;
+        if (more) {
+            snprintf(km, sizeof(km), "%s", res.next_key_marker);
+            snprintf(im, sizeof(im), "%s",
+                     res.next_upload_id_marker ? res.next_upload_id_marker : "");
+        }
+        md_upload_list_release(&res);
+        if (!more)
+            break;
+        q.key_marker = km;
+        q.upload_id_marker = im[0] ? im : NULL;
+    }
+    return ng;
+}
+
 static void test_upload_listing(void)
 {
     char dir[512];
@@ -308,38 +355,8 @@ static void test_upload_listing(void)
         for (size_t di = 0; di < 2; di++)
             for (size_t max = 1; max <= 5; max++) {
                 md_upload_query q = {prefixes[pi], delims[di], NULL, NULL, max};
-                size_t nw = up_reference(&q, want), ng = 0;
-                char km[64] = "", im[64] = "";
-                for (int page = 0; page < 300; page++) {
-                    md_upload_list res;
-                    CU_ASSERT_EQUAL_FATAL(md_upload_list_query(md, "ub", &q, &res), CM_OK);
-                    /* Merge uploads and prefixes back into one ordered stream. */
-                    size_t iu = 0, ip = 0;
-                    while ((iu < res.n || ip < res.nprefixes) && ng < 300) {
-                        int take_p =
-                            ip < res.nprefixes &&
-                            (iu == res.n || strcmp(res.prefixes[ip], res.uploads[iu].key) < 0);
-                        if (take_p)
-                            snprintf(got[ng++], 64, "P:%s", res.prefixes[ip++]);
-                        else
-                            snprintf(got[ng++], 64, "U:%.30s:%.20s", res.uploads[iu].key,
-                                     res.uploads[iu].upload_id),
-                                iu++;
-                    }
-                    if (res.n + res.nprefixes > max)
-                        bad++;
-                    int more = res.truncated;
-                    if (more) {
-                        snprintf(km, sizeof(km), "%s", res.next_key_marker);
-                        snprintf(im, sizeof(im), "%s",
-                                 res.next_upload_id_marker ? res.next_upload_id_marker : "");
-                    }
-                    md_upload_list_release(&res);
-                    if (!more)
-                        break;
-                    q.key_marker = km;
-                    q.upload_id_marker = im[0] ? im : NULL;
-                }
+                size_t nw = up_reference(&q, want);
+                size_t ng = page_uploads(q, got, &bad);
                 if (ng != nw)
                     bad++;
                 for (size_t i = 0; i < nw && i < ng; i++)
