@@ -227,7 +227,8 @@ char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_
         query_free(&q);
         return NULL;
     }
-    qsort(q.v, q.n, sizeof(*q.v), param_cmp);
+    if (q.n > 1) /* qsort wants a non-NULL base even for zero items */
+        qsort(q.v, q.n, sizeof(*q.v), param_cmp);
     sb_str(&b, req->method);
     sb_add(&b, "\n", 1);
     sb_add(&b, req->target, plen);
