@@ -1,0 +1,287 @@
+/*
+ * cmd/server.c - `cairn server`: configuration (defaults < config file < flags), credentials,
+ * the startup banner, signal handling and the server's lifetime.
+ *
+ * Credentials: CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY when both are set; otherwise the pair stored
+ * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM and SIGINT are
+ * blocked in every thread and taken by one waiter thread with sigwait(), which asks the server to
+ * stop gracefully (in-flight requests get a grace period, then the loops exit).
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cm_config.h"
+#include "cm_log.h"
+#include "cm_util.h"
+#include "gw.h"
+#include "net.h"
+
+#define MOD "server"
+#define STOP_GRACE_MS 10000
+
+typedef struct {
+    gw_config gw;
+    net_config net;
+    char listen[300];
+    char data[4096];
+    char region[64];
+    char domain[256];
+    char log_level[16];
+    int check_only;
+} server_opts;
+
+static int parse_int(const char *v, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* host:port into opts->net; 0 or -1. */
+static int set_listen(server_opts *o, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    long port;
+    if (!colon || colon == v || parse_int(colon + 1, 0, 65535, &port) != 0 ||
+        (size_t)(colon - v) >= sizeof(o->listen))
+        return -1;
+    memcpy(o->listen, v, (size_t)(colon - v));
+    o->listen[colon - v] = '\0';
+    o->net.host = o->listen;
+    o->net.port = (int)port;
+    return 0;
+}
+
+static int config_key(void *arg, const char *section, const char *key, const char *value, char *err,
+                      size_t errcap)
+{
+    server_opts *o = arg;
+    long n;
+    int bad = 0;
+
+#define IS(s, k) (strcmp(section, s) == 0 && strcmp(key, k) == 0)
+    if (IS("server", "listen"))
+        bad = set_listen(o, value);
+    else if (IS("server", "data"))
+        bad = snprintf(o->data, sizeof(o->data), "%s", value) >= (int)sizeof(o->data);
+    else if (IS("server", "threads"))
+        bad = parse_int(value, 0, 256, &n) || (o->net.threads = (int)n, 0);
+    else if (IS("server", "region"))
+        bad = snprintf(o->region, sizeof(o->region), "%s", value) >= (int)sizeof(o->region);
+    else if (IS("server", "domain"))
+        bad = snprintf(o->domain, sizeof(o->domain), "%s", value) >= (int)sizeof(o->domain);
+    else if (IS("server", "log_level"))
+        bad = cm_log_level_parse(value) < 0 ||
+              snprintf(o->log_level, sizeof(o->log_level), "%s", value) < 0;
+    else if (IS("server", "idle_timeout_ms"))
+        bad = parse_int(value, 100, 3600000, &n) || (o->net.idle_timeout_ms = (int)n, 0);
+    else if (IS("storage", "drives"))
+        bad = parse_int(value, 1, 64, &n) || (o->gw.ndrives = (int)n, 0);
+    else if (IS("storage", "data_cells"))
+        bad = parse_int(value, 1, 16, &n) || (o->gw.k = (int)n, 0);
+    else if (IS("storage", "parity_cells"))
+        bad = parse_int(value, 0, 16, &n) || (o->gw.m = (int)n, 0);
+    else if (IS("storage", "cell_size"))
+        bad =
+            parse_int(value, 4096, 16 << 20, &n) || (n % 64) || (o->gw.cell_size = (uint32_t)n, 0);
+    else if (IS("storage", "inline_threshold"))
+        bad = parse_int(value, 0, 1 << 20, &n) || (o->gw.inline_threshold = (size_t)n, 0);
+    else {
+        snprintf(err, errcap, "unknown key '%s' in section [%s]", key, section);
+        return -1;
+    }
+#undef IS
+    if (bad)
+        snprintf(err, errcap, "invalid value '%s' for %s.%s", value, section, key);
+    return bad;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cairn server [--data DIR] [--listen HOST:PORT] [--config FILE]\n"
+               "                    [--threads N] [--log-level error|warn|info|debug]\n"
+               "                    [--check-config]\n"
+               "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
+               "./cairn-data).\n");
+}
+
+/* Defaults, then the config file, then flags (flags win). Returns 0, or an exit code. */
+static int parse_args(server_opts *o, int argc, char **argv)
+{
+    const char *config = NULL;
+    char msg[512];
+
+    gw_config_defaults(&o->gw);
+    net_config_defaults(&o->net);
+    snprintf(o->listen, sizeof(o->listen), "127.0.0.1");
+    o->net.host = o->listen;
+    o->net.port = 9000;
+    snprintf(o->data, sizeof(o->data), "./cairn-data");
+    snprintf(o->region, sizeof(o->region), "us-east-1");
+    snprintf(o->domain, sizeof(o->domain), "localhost");
+    snprintf(o->log_level, sizeof(o->log_level), "info");
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+    if (config && cm_config_parse_file(config, config_key, o, msg, sizeof(msg)) != CM_OK) {
+        fprintf(stderr, "cairn: %s\n", msg);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char err[256];
+        const char *sec = NULL, *key = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return -1;
+        } else if (strcmp(a, "--check-config") == 0) {
+            o->check_only = 1;
+            continue;
+        } else if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        } else if (strcmp(a, "--data") == 0) {
+            sec = "server", key = "data";
+        } else if (strcmp(a, "--listen") == 0) {
+            sec = "server", key = "listen";
+        } else if (strcmp(a, "--threads") == 0) {
+            sec = "server", key = "threads";
+        } else if (strcmp(a, "--log-level") == 0) {
+            sec = "server", key = "log_level";
+        } else {
+            fprintf(stderr, "cairn server: unknown argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "cairn server: %s needs a value\n", a);
+            return 2;
+        }
+        if (config_key(o, sec, key, v, err, sizeof(err)) != 0) {
+            fprintf(stderr, "cairn server: %s: %s\n", a, err);
+            return 2;
+        }
+        i++;
+    }
+    if (o->gw.ndrives < o->gw.k + o->gw.m) {
+        fprintf(stderr,
+                "cairn: storage.drives (%d) must be at least data_cells + parity_cells "
+                "(%d)\n",
+                o->gw.ndrives, o->gw.k + o->gw.m);
+        return 2;
+    }
+    o->gw.data_dir = o->data;
+    o->gw.region = o->region;
+    o->gw.domain = o->domain;
+    return 0;
+}
+
+static pthread_t signal_thread;
+
+static void *signal_waiter(void *arg)
+{
+    net_server *srv = arg;
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2); /* used to wake this thread at a normal exit */
+    sigwait(&set, &sig);
+    if (sig != SIGUSR2) {
+        CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT",
+                STOP_GRACE_MS);
+        net_server_stop(srv, STOP_GRACE_MS);
+    }
+    return NULL;
+}
+
+static void banner(const server_opts *o, const cmd_credentials *c, int port)
+{
+    printf("cairn %s: serving S3 on http://%s:%d (region %s)\n", CAIRN_VERSION, o->listen, port,
+           o->region);
+    printf("  data:     %s (%d drives, erasure %d+%d)\n", o->data, o->gw.ndrives, o->gw.k, o->gw.m);
+    printf("  access key: %s\n  secret key: %s%s\n", c->access_key, c->secret_key,
+           c->from_env ? "   (from CAIRN_ACCESS_KEY/CAIRN_SECRET_KEY)" : "");
+    printf("try:\n  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s \\\n"
+           "    aws --endpoint-url http://%s:%d s3 mb s3://my-bucket\n",
+           c->access_key, c->secret_key, o->region, o->listen, port);
+    fflush(stdout);
+}
+
+int cmd_server(int argc, char **argv)
+{
+    server_opts o;
+    cmd_credentials cred;
+    gw *g = NULL;
+    net_server *srv = NULL;
+    sigset_t set;
+    int rc = parse_args(&o, argc, argv);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (o.check_only) {
+        printf("configuration ok\n");
+        return 0;
+    }
+    cm_log_set_level((cm_log_level)cm_log_level_parse(o.log_level));
+    if (mkdir(o.data, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o.data, strerror(errno));
+        return 1;
+    }
+    if (cmd_load_credentials(o.data, &cred) != 0)
+        return 1;
+    o.gw.access_key = cred.access_key;
+    o.gw.secret_key = cred.secret_key;
+
+    /* Block the stop signals before any thread exists, so only the waiter receives them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cm_err err = gw_new(&o.gw, &g);
+    if (err != CM_OK) {
+        fprintf(stderr, "cairn: cannot open the store in %s: %s\n", o.data, cm_err_str(err));
+        return 1;
+    }
+    err = net_server_new(&o.net, gw_net_handler(), g, &srv);
+    if (err != CM_OK) {
+        fprintf(stderr, "cairn: cannot listen on %s:%d: %s\n", o.listen, o.net.port,
+                cm_err_str(err));
+        gw_free(g);
+        return 1;
+    }
+    if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
+        fprintf(stderr, "cairn: cannot start the signal thread\n");
+        net_server_free(srv);
+        gw_free(g);
+        return 1;
+    }
+    banner(&o, &cred, net_server_port(srv));
+    gw_set_ready(g, 1);
+    CM_INFO(MOD, "ready on %s:%d", o.listen, net_server_port(srv));
+    err = net_server_run(srv);
+    gw_set_ready(g, 0);
+    pthread_kill(signal_thread, SIGUSR2);
+    pthread_join(signal_thread, NULL);
+    net_server_free(srv);
+    gw_free(g);
+    CM_INFO(MOD, "stopped");
+    return err == CM_OK ? 0 : 1;
+}

@@ -1,0 +1,49 @@
+/*
+ * gw.h - the S3 gateway: turns HTTP requests from net/ into S3 operations over the metadata
+ * store (meta/) and the erasure-coded data path (gw_data.h).
+ *
+ * One gw serves every event loop of the server; its state (stores, credentials, configuration)
+ * is shared and thread-safe. Each request gets a gw_req (private) that lives from on_request to
+ * on_done and owns everything the request allocated.
+ */
+#ifndef GW_H
+#define GW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_err.h"
+#include "net.h"
+
+typedef struct gw gw;
+
+typedef struct {
+    const char *data_dir;   /* holds meta/ and drive0..drive(N-1)/ */
+    const char *region;     /* default "us-east-1" */
+    const char *domain;     /* virtual-hosted style: "<bucket>.<domain>"; default "localhost" */
+    const char *access_key; /* the root credentials */
+    const char *secret_key;
+    int ndrives, k, m;        /* default 6 drives, 4 + 2 */
+    uint32_t cell_size;       /* default 256 KiB */
+    size_t inline_threshold;  /* bodies up to this size live in the metadata record; 64 KiB */
+    uint64_t max_object_size; /* single PUT limit; 5 GiB */
+} gw_config;
+
+/* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */
+void gw_config_defaults(gw_config *cfg);
+
+/*
+ * Open the stores under cfg->data_dir (creating them on first start). CM_ERR_INVAL for a bad
+ * configuration, CM_ERR_UNAVAILABLE when too few drives can be opened, CM_ERR_IO otherwise (each
+ * logged). cfg is copied.
+ */
+cm_err gw_new(const gw_config *cfg, gw **out);
+void gw_free(gw *g); /* NULL is a no-op */
+
+/* The net callbacks; pass the gw as their arg. */
+const net_handler *gw_net_handler(void);
+
+/* /health/ready answers 200 only after this is set (and 503 again while shutting down). */
+void gw_set_ready(gw *g, int ready);
+
+#endif

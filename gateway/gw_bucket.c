@@ -1,0 +1,458 @@
+/*
+ * gw_bucket.c - service and bucket operations: ListBuckets, Create/Head/Delete bucket, the
+ * bucket subresources clients probe (location, versioning, acl, policy, cors, lifecycle, ...),
+ * the listings (ListObjects V1 and V2, ListObjectVersions, ListMultipartUploads) and
+ * DeleteObjects.
+ *
+ * Listings page through md_list_objects; a continuation token is the base64 of the last key or
+ * common prefix returned, so a common prefix is never repeated on the next page.
+ */
+#include "gw_int.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define MOD "gw"
+#define SMALL_XML_CAP (64u * 1024)
+#define DELETE_XML_CAP (2u << 20)
+
+/* Send buf as a 200 XML answer, or a 500 when building it failed. */
+static void send_doc(gw_req *r, struct evbuffer *buf, cm_err built)
+{
+    if (!buf || built != CM_OK)
+        gw_error(r, GW_INTERNAL, NULL);
+    else
+        gw_resp_xml(r, 200, buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
+void gw_send_owner_acl(gw_req *r)
+{
+    struct evbuffer *buf = evbuffer_new();
+    gw_xml x;
+    const char *owner = r->auth.access_key;
+
+    gw_xml_init(&x, buf);
+    gw_xml_begin(&x);
+    gw_xml_open_root(&x, "AccessControlPolicy");
+    gw_xml_open(&x, "Owner");
+    gw_xml_text(&x, "ID", owner);
+    gw_xml_text(&x, "DisplayName", owner);
+    gw_xml_close(&x, "Owner");
+    gw_xml_open(&x, "AccessControlList");
+    evbuffer_add_printf(buf, "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/"
+                             "XMLSchema-instance\" xsi:type=\"CanonicalUser\">");
+    gw_xml_text(&x, "ID", owner);
+    gw_xml_text(&x, "DisplayName", owner);
+    gw_xml_close(&x, "Grantee");
+    gw_xml_text(&x, "Permission", "FULL_CONTROL");
+    gw_xml_close(&x, "Grant");
+    gw_xml_close(&x, "AccessControlList");
+    gw_xml_close(&x, "AccessControlPolicy");
+    send_doc(r, buf, gw_xml_status(&x));
+}
+
+void gw_op_list_buckets(gw_req *r)
+{
+    md_bucket *bs = NULL;
+    size_t n = 0;
+
+    if (strcmp(net_req_method(r->net), "GET") != 0) {
+        gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
+        return;
+    }
+    cm_err err = md_bucket_list(r->g->md, &bs, &n);
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    err = buf ? gw_xml_list_buckets(buf, r->auth.access_key, r->auth.access_key, bs, n)
+              : CM_ERR_NOMEM;
+    free(bs);
+    send_doc(r, buf, err);
+}
+
+/* ---- Create / Head / Delete ---- */
+
+static void create_finish(gw_req *r)
+{
+    char *location = NULL;
+    size_t len = evbuffer_get_length(r->mem);
+    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
+    gw_s3err e = gw_parse_create_bucket(xml ? xml : "", len, SMALL_XML_CAP, &location);
+    md_bucket b = {0}, have;
+
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (location && location[0] && strcmp(location, r->g->region) != 0) {
+        free(location);
+        gw_error(r, GW_INVALID_ARGUMENT /* S3: InvalidLocationConstraint */,
+                 "The specified location-constraint is not valid for this server");
+        return;
+    }
+    free(location);
+    snprintf(b.name, sizeof(b.name), "%s", r->bucket);
+    b.created_ms = cm_now_ms();
+    snprintf(b.owner, sizeof(b.owner), "%s", r->auth.access_key);
+    cm_err err = md_bucket_create(r->g->md, &b);
+    if (err == CM_ERR_EXISTS) {
+        /* us-east-1 answers 200 to the owner re-creating a bucket; others 409. */
+        if (md_bucket_get(r->g->md, r->bucket, &have) == CM_OK &&
+            strcmp(have.owner, r->auth.access_key) == 0) {
+            if (strcmp(r->g->region, "us-east-1") != 0) {
+                gw_error(r, GW_BUCKET_OWNED, NULL);
+                return;
+            }
+        } else {
+            gw_error(r, GW_BUCKET_EXISTS, NULL);
+            return;
+        }
+    } else if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    char loc[80];
+    snprintf(loc, sizeof(loc), "/%s", r->bucket);
+    gw_resp_start(r, 200, 0);
+    net_resp_header(r->net, "Location", loc);
+    net_resp_end(r->net);
+}
+
+static void head_bucket(gw_req *r)
+{
+    md_bucket b;
+    cm_err err = md_bucket_get(r->g->md, r->bucket, &b);
+    if (err != CM_OK) {
+        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
+        return;
+    }
+    gw_resp_start(r, 200, 0);
+    net_resp_header(r->net, "x-amz-bucket-region", r->g->region);
+    net_resp_end(r->net);
+}
+
+static void delete_bucket(gw_req *r)
+{
+    cm_err err = md_bucket_delete(r->g->md, r->bucket);
+    if (err == CM_ERR_NOTFOUND)
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    else if (err == CM_ERR_CONFLICT)
+        gw_error(r, GW_BUCKET_NOT_EMPTY, NULL);
+    else if (err != CM_OK)
+        gw_error_cm(r, err);
+    else {
+        gw_resp_start(r, 204, -1);
+        net_resp_end(r->net);
+    }
+}
+
+/* ---- Listings ---- */
+
+/* Parameters shared by the object listings; GW_OK or the error to answer. */
+static gw_s3err list_params(gw_req *r, gw_list_params *p, md_list_query *q, char **marker_heap)
+{
+    const char *enc = gw_query_get(&r->q, "encoding-type");
+    uint64_t max;
+
+    memset(p, 0, sizeof(*p));
+    memset(q, 0, sizeof(*q));
+    *marker_heap = NULL;
+    if (enc && strcmp(enc, "url") != 0)
+        return GW_INVALID_ARGUMENT;
+    if (gw_parse_count(gw_query_get(&r->q, "max-keys"), 1000, 1000, &max) != GW_OK)
+        return GW_INVALID_ARGUMENT;
+    p->bucket = r->bucket;
+    p->prefix = gw_query_get(&r->q, "prefix");
+    p->delimiter = gw_query_get(&r->q, "delimiter");
+    p->max_keys = max;
+    p->encoding_url = enc != NULL;
+    p->owner_id = r->auth.access_key;
+    q->prefix = p->prefix;
+    q->delimiter = p->delimiter;
+    q->max_keys = max;
+    return GW_OK;
+}
+
+static void list_objects(gw_req *r, int version)
+{
+    gw_list_params p;
+    md_list_query q;
+    md_list_result res = {0};
+    char *marker = NULL;
+    md_bucket b;
+    gw_s3err e = list_params(r, &p, &q, &marker);
+
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (version == 2) {
+        p.continuation_token = gw_query_get(&r->q, "continuation-token");
+        p.start_after = gw_query_get(&r->q, "start-after");
+        const char *fo = gw_query_get(&r->q, "fetch-owner");
+        p.fetch_owner = fo && strcmp(fo, "true") == 0;
+        if (p.continuation_token) {
+            if ((e = gw_token_decode(p.continuation_token, &marker)) != GW_OK) {
+                gw_error(r, e, "The continuation token provided is incorrect");
+                return;
+            }
+            q.start_after = marker;
+        } else {
+            q.start_after = p.start_after;
+        }
+    } else if (version == 1) {
+        p.marker = gw_query_get(&r->q, "marker");
+        q.start_after = p.marker;
+    } else {
+        p.key_marker = gw_query_get(&r->q, "key-marker");
+        p.version_id_marker = gw_query_get(&r->q, "version-id-marker");
+        q.start_after = p.key_marker;
+    }
+    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
+        free(marker);
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    cm_err err = md_list_objects(r->g->md, r->bucket, &q, &res);
+    free(marker);
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf)
+        err = CM_ERR_NOMEM;
+    else if (version == 2)
+        err = gw_xml_list_v2(buf, &p, &res);
+    else if (version == 1)
+        err = gw_xml_list_v1(buf, &p, &res);
+    else
+        err = gw_xml_list_versions(buf, &p, &res);
+    md_list_result_release(&res);
+    send_doc(r, buf, err);
+}
+
+static void list_uploads(gw_req *r)
+{
+    const char *enc = gw_query_get(&r->q, "encoding-type");
+    md_upload_list res = {0};
+    md_bucket b;
+    uint64_t max;
+
+    if ((enc && strcmp(enc, "url") != 0) ||
+        gw_parse_count(gw_query_get(&r->q, "max-uploads"), 1000, 1000, &max) != GW_OK) {
+        gw_error(r, GW_INVALID_ARGUMENT, NULL);
+        return;
+    }
+    gw_uploads_params p = {.bucket = r->bucket,
+                           .prefix = gw_query_get(&r->q, "prefix"),
+                           .delimiter = gw_query_get(&r->q, "delimiter"),
+                           .key_marker = gw_query_get(&r->q, "key-marker"),
+                           .upload_id_marker = gw_query_get(&r->q, "upload-id-marker"),
+                           .max_uploads = max,
+                           .encoding_url = enc != NULL};
+    md_upload_query q = {.prefix = p.prefix,
+                         .delimiter = p.delimiter,
+                         .key_marker = p.key_marker,
+                         .upload_id_marker = p.upload_id_marker,
+                         .max_uploads = max};
+    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    cm_err err = md_upload_list_query(r->g->md, r->bucket, &q, &res);
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    err = buf ? gw_xml_list_uploads(buf, &p, &res) : CM_ERR_NOMEM;
+    md_upload_list_release(&res);
+    send_doc(r, buf, err);
+}
+
+/* ---- DeleteObjects ---- */
+
+static void delete_objects_finish(gw_req *r)
+{
+    gw_delete_req req = {0};
+    size_t len = evbuffer_get_length(r->mem);
+    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
+    gw_s3err e = gw_parse_delete(xml ? xml : "", len, DELETE_XML_CAP, &req);
+
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    gw_delete_outcome *out = calloc(req.n, sizeof(*out));
+    if (!out) {
+        gw_delete_req_release(&req);
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < req.n; i++) {
+        md_object old = {0};
+        int had_old = 0;
+        out[i].key = req.objs[i].key;
+        out[i].version_id = req.objs[i].version_id;
+        if (gw_key_check(req.objs[i].key, strlen(req.objs[i].key)) != GW_OK) {
+            out[i].err = GW_INVALID_ARGUMENT;
+            continue;
+        }
+        if (req.objs[i].version_id && strcmp(req.objs[i].version_id, "null") != 0) {
+            out[i].err = GW_OK; /* S3 reports a missing version as deleted */
+            continue;
+        }
+        cm_err err = md_object_delete(r->g->md, r->bucket, req.objs[i].key, NULL, &old, &had_old);
+        if (err != CM_OK && err != CM_ERR_NOTFOUND) {
+            out[i].err = gw_s3err_from_cm(err);
+            continue;
+        }
+        if (had_old) {
+            gw_free_object_data(r->g, &old);
+            md_object_release(&old);
+        }
+    }
+    struct evbuffer *buf = evbuffer_new();
+    cm_err err = buf ? gw_xml_delete_result(buf, req.quiet, out, req.n) : CM_ERR_NOMEM;
+    free(out);
+    gw_delete_req_release(&req);
+    send_doc(r, buf, err);
+}
+
+static void delete_objects(gw_req *r)
+{
+    md_bucket b;
+    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    /* Newer SDKs send an x-amz-checksum-* header instead of Content-MD5: both are verified by
+     * the body pipeline when present, neither is required. */
+    gw_body_to_memory(r, DELETE_XML_CAP, delete_objects_finish);
+}
+
+/* ---- subresources ---- */
+
+static void get_versioning(gw_req *r, const md_bucket *b)
+{
+    struct evbuffer *buf = evbuffer_new();
+    cm_err err = buf ? gw_xml_versioning(buf, (gw_versioning)b->versioning) : CM_ERR_NOMEM;
+    send_doc(r, buf, err);
+}
+
+static void get_location(gw_req *r)
+{
+    struct evbuffer *buf = evbuffer_new();
+    cm_err err = buf ? gw_xml_location(buf, r->g->region) : CM_ERR_NOMEM;
+    send_doc(r, buf, err);
+}
+
+/* Subresources we do not support yet, with the "not configured" answer clients expect. */
+static const struct {
+    const char *param;
+    gw_s3err get_err;
+} unconfigured[] = {
+    {"policy", GW_NO_SUCH_BUCKET_POLICY},      {"cors", GW_NO_SUCH_CORS},
+    {"lifecycle", GW_NO_SUCH_LIFECYCLE},       {"tagging", GW_NO_SUCH_TAG_SET},
+    {"website", GW_NO_SUCH_WEBSITE},           {"replication", GW_NOT_IMPLEMENTED},
+    {"encryption", GW_NOT_IMPLEMENTED},        {"object-lock", GW_NOT_IMPLEMENTED},
+    {"notification", GW_NOT_IMPLEMENTED},      {"logging", GW_NOT_IMPLEMENTED},
+    {"accelerate", GW_NOT_IMPLEMENTED},        {"requestPayment", GW_NOT_IMPLEMENTED},
+    {"ownershipControls", GW_NOT_IMPLEMENTED}, {"publicAccessBlock", GW_NOT_IMPLEMENTED},
+    {"analytics", GW_NOT_IMPLEMENTED},         {"metrics", GW_NOT_IMPLEMENTED},
+    {"inventory", GW_NOT_IMPLEMENTED},         {"intelligent-tiering", GW_NOT_IMPLEMENTED},
+};
+
+static void empty_logging(gw_req *r)
+{
+    struct evbuffer *buf = evbuffer_new();
+    gw_xml x;
+    gw_xml_init(&x, buf);
+    gw_xml_begin(&x);
+    gw_xml_open_root(&x, "BucketLoggingStatus");
+    gw_xml_close(&x, "BucketLoggingStatus");
+    send_doc(r, buf, gw_xml_status(&x));
+}
+
+/* GET/HEAD on a bucket with a subresource or a listing. */
+static void bucket_get(gw_req *r, const md_bucket *b)
+{
+    const gw_query *q = &r->q;
+    if (gw_query_find(q, "location"))
+        get_location(r);
+    else if (gw_query_find(q, "versioning"))
+        get_versioning(r, b);
+    else if (gw_query_find(q, "acl"))
+        gw_send_owner_acl(r);
+    else if (gw_query_find(q, "logging"))
+        empty_logging(r);
+    else if (gw_query_find(q, "uploads"))
+        list_uploads(r);
+    else if (gw_query_find(q, "versions"))
+        list_objects(r, 0);
+    else {
+        for (size_t i = 0; i < CM_ARRAY_LEN(unconfigured); i++)
+            if (gw_query_find(q, unconfigured[i].param)) {
+                gw_error(r, unconfigured[i].get_err, NULL);
+                return;
+            }
+        const char *lt = gw_query_get(q, "list-type");
+        list_objects(r, lt && strcmp(lt, "2") == 0 ? 2 : 1);
+    }
+}
+
+void gw_op_bucket(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+    md_bucket b;
+    int is_get = strcmp(m, "GET") == 0;
+
+    if (gw_bucket_name_check(r->bucket) != GW_OK) {
+        gw_error(r, strcmp(m, "PUT") == 0 ? GW_INVALID_BUCKET_NAME : GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    if (strcmp(m, "PUT") == 0 && r->q.n == 0) {
+        gw_body_to_memory(r, SMALL_XML_CAP, create_finish);
+        return;
+    }
+    if (r->head && r->q.n == 0) {
+        head_bucket(r);
+        return;
+    }
+    if (strcmp(m, "POST") == 0 && gw_query_find(&r->q, "delete")) {
+        delete_objects(r);
+        return;
+    }
+    cm_err err = md_bucket_get(r->g->md, r->bucket, &b);
+    if (err != CM_OK) {
+        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
+        return;
+    }
+    if (is_get || r->head) {
+        bucket_get(r, &b);
+    } else if (strcmp(m, "DELETE") == 0) {
+        int sub = 0;
+        for (size_t i = 0; i < CM_ARRAY_LEN(unconfigured); i++)
+            sub |= gw_query_find(&r->q, unconfigured[i].param) != NULL;
+        if (sub) { /* deleting a configuration that is not there succeeds */
+            gw_resp_start(r, 204, -1);
+            net_resp_end(r->net);
+        } else if (r->q.n == 0) {
+            delete_bucket(r);
+        } else {
+            gw_error(r, GW_NOT_IMPLEMENTED, NULL);
+        }
+    } else {
+        gw_error(r, GW_NOT_IMPLEMENTED, NULL);
+    }
+}

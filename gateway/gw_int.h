@@ -1,0 +1,132 @@
+/*
+ * gw_int.h - private to the gateway: the shared server state, the per-request context, and the
+ * functions the operation files (gw_object.c, gw_bucket.c, gw_multipart.c) share.
+ *
+ * A request moves through phases: route + authenticate (gw_server.c), an operation's start
+ * function (responds at once, or opens a body sink and asks net for the body), the body pipeline
+ * (aws-chunked decoding, payload hashes, checksum, into the sink), the operation's finish function
+ * once the body is complete and verified, and for GETs a streaming phase fed by on_drain.
+ */
+#ifndef GW_INT_H
+#define GW_INT_H
+
+#include <pthread.h>
+
+#include "cm_checksum.h"
+#include "gw.h"
+#include "gw_auth.h"
+#include "gw_data.h"
+#include "gw_err.h"
+#include "gw_wire.h"
+#include "md.h"
+
+struct gw {
+    gw_config cfg;
+    char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
+    md_store *md;
+    gw_store *data;
+    volatile int ready;
+    uint64_t req_seq; /* request id counter (atomic) */
+};
+
+typedef struct gw_req gw_req;
+typedef void (*gw_finish_fn)(gw_req *r);
+
+/* Where a request body goes. */
+typedef enum {
+    GW_SINK_NONE = 0,
+    GW_SINK_DISCARD, /* body read and dropped (requests that take no body) */
+    GW_SINK_MEMORY,  /* XML request bodies, up to mem_cap */
+    GW_SINK_DATA     /* object or part data: inline buffer, then the erasure writer */
+} gw_sink_kind;
+
+struct gw_req {
+    gw *g;
+    net_req *net;
+    char id[17]; /* request id, 16 hex chars */
+    int head;    /* HEAD request: no body in the response */
+    gw_query q;  /* decoded path and query parameters */
+    char bucket[MD_BUCKET_MAX + 1];
+    char *key; /* decoded object key, NULL for bucket-level requests */
+    gw_auth_result auth;
+
+    /* Body pipeline. */
+    gw_sink_kind sink;
+    gw_finish_fn finish;      /* called once the body is complete and verified */
+    gw_chunked *chunked;      /* aws-chunked decoder, when the payload is streamed */
+    struct evbuffer *decoded; /* decoder output, drained into the sink */
+    uint64_t body_len;        /* decoded payload bytes so far */
+    int64_t expect_len;       /* decoded length announced by the client, -1 unknown */
+    uint64_t max_len;         /* larger bodies are refused with EntityTooLarge */
+    int hash_sha256;          /* verify x-amz-content-sha256 */
+    cm_ck sha256;
+    int have_md5; /* Content-MD5 given */
+    uint8_t want_md5[16];
+    cm_ck md5;        /* always computed for data (the ETag) */
+    cm_ck_alg ck_alg; /* x-amz-checksum-* algorithm, when one is computed */
+    int ck_active;
+    cm_ck ck;
+    char ck_want[72];       /* base64 from a header; "" if it comes in the trailer */
+    const char *ck_trailer; /* trailer name to read the checksum from, or NULL */
+    struct evbuffer *mem;   /* GW_SINK_MEMORY */
+    size_t mem_cap;
+    uint8_t *inl; /* GW_SINK_DATA: first inline_threshold bytes */
+    size_t inl_len;
+    gw_writer *writer; /* GW_SINK_DATA once the body outgrew the inline buffer */
+    int failed;        /* an error response was sent; ignore further body */
+
+    /* Results of the body, for the finish function. */
+    uint8_t md5_digest[16];
+    char ck_value[72]; /* base64 of the computed checksum when ck_active */
+    md_layout layout;  /* where the data went (when writer was used) */
+    int has_layout;    /* layout owned by the request: cleared once a record holds it */
+
+    /* Response streaming (GET). */
+    md_object obj; /* the object being read */
+    int have_obj;
+    uint64_t send_pos, send_end; /* object offsets still to send: [send_pos, send_end) */
+    gw_finish_fn drain;          /* produces more of a streaming response (from on_drain) */
+    void *op;                    /* operation-private state, freed by op_free */
+    void (*op_free)(void *);
+};
+
+/* ---- gw_server.c: responses and the body pipeline ---- */
+
+/* Send an S3 error (XML body unless HEAD) with a message (NULL = the default). */
+void gw_error(gw_req *r, gw_s3err e, const char *message);
+/* Map a cm_err from a store to an S3 error response. */
+void gw_error_cm(gw_req *r, cm_err e);
+/* Start a response with the common headers (request id, server). */
+void gw_resp_start(gw_req *r, int status, int64_t len);
+/* Send a 200 XML document held in buf (consumed). */
+void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf);
+/* Accept the body into memory (up to cap bytes), then call finish. */
+void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish);
+/* Accept the body as object data (inline buffer, then erasure writer), then call finish. */
+void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
+/* Header value or NULL. */
+const char *gw_hdr(gw_req *r, const char *name);
+/* Free the blobs of every part of obj that is not inline. */
+void gw_free_object_data(gw *g, const md_object *obj);
+
+/* ---- operations ---- */
+
+void gw_op_list_buckets(gw_req *r);
+void gw_op_bucket(gw_req *r);         /* every request addressed to a bucket (no key) */
+void gw_op_object(gw_req *r);         /* every request addressed to an object */
+void gw_op_multipart(gw_req *r);      /* requests with ?uploads or ?uploadId on an object */
+void gw_op_copy(gw_req *r, int part); /* CopyObject (part 0) or UploadPartCopy (part 1) */
+
+/* Record an uploaded or copied part and answer the client. On failure the error is sent. */
+cm_err gw_part_commit(gw_req *r, md_part *p, int is_copy);
+/* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
+gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
+/* If-None-Match: * / If-Match of a write into c (etag copied into etag_buf). */
+gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap);
+md_cksum_alg gw_md_alg(cm_ck_alg a);
+/* "x-amz-checksum-crc32c" for MD_CK_CRC32C (out: cap bytes, 40 is enough). */
+void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap);
+/* The fixed owner-only ACL document (GET ?acl on buckets and objects). */
+void gw_send_owner_acl(gw_req *r);
+
+#endif

@@ -1,0 +1,635 @@
+/*
+ * gw_object.c - object operations: PutObject, GetObject, HeadObject, DeleteObject, CopyObject,
+ * and the dispatch of every object-addressed request (multipart parts go to gw_multipart.c).
+ *
+ * PUT streams the body through the shared pipeline (gw_server.c) and commits one metadata record
+ * whose condition (If-None-Match: *, If-Match) is checked in the same transaction as the write.
+ * The data of a replaced object is freed after the commit.
+ *
+ * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
+ * to stripe boundaries) straight into the output evbuffer's free space, so payload is copied once
+ * from the blob file into the socket buffer.
+ */
+#include "gw_int.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define MOD "gw"
+
+/* ---- shared with multipart and copy ---- */
+
+static char *dup_hdr(gw_req *r, const char *name)
+{
+    const char *v = gw_hdr(r, name);
+    return v ? strdup(v) : NULL;
+}
+
+/* Content-Encoding without the aws-chunked transfer coding ("aws-chunked,gzip" -> "gzip"). */
+static char *stored_content_encoding(gw_req *r)
+{
+    const char *v = gw_hdr(r, "content-encoding");
+    char out[256];
+    size_t n = 0;
+
+    if (!v)
+        return NULL;
+    while (*v) {
+        const char *end = strchr(v, ',');
+        size_t len = end ? (size_t)(end - v) : strlen(v);
+        const char *s = v;
+        while (len && (*s == ' ' || *s == '\t'))
+            s++, len--;
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        if (len && !(len == 11 && strncasecmp(s, "aws-chunked", 11) == 0) &&
+            n + len + 1 < sizeof(out)) {
+            if (n)
+                out[n++] = ',';
+            memcpy(out + n, s, len);
+            n += len;
+        }
+        v = end ? end + 1 : v + strlen(v);
+    }
+    if (n == 0)
+        return NULL;
+    out[n] = '\0';
+    return strdup(out);
+}
+
+gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o)
+{
+    gw_meta_set ms;
+    gw_s3err e = GW_OK;
+    size_t n = net_req_header_count(r->net);
+
+    gw_meta_init(&ms);
+    for (size_t i = 0; i < n && e == GW_OK; i++) {
+        const char *name, *value;
+        net_req_header_at(r->net, i, &name, &value);
+        e = gw_meta_add(&ms, name, value);
+    }
+    if (e != GW_OK) {
+        gw_meta_release(&ms);
+        return e;
+    }
+    o->meta = ms.items;
+    o->nmeta = ms.n;
+    o->content_type = dup_hdr(r, "content-type");
+    if (!o->content_type)
+        o->content_type = strdup("binary/octet-stream");
+    o->cache_control = dup_hdr(r, "cache-control");
+    o->content_disposition = dup_hdr(r, "content-disposition");
+    o->content_encoding = stored_content_encoding(r);
+    o->content_language = dup_hdr(r, "content-language");
+    o->expires = dup_hdr(r, "expires");
+    o->website_redirect = dup_hdr(r, "x-amz-website-redirect-location");
+    return GW_OK;
+}
+
+/* The write condition from If-None-Match / If-Match on PUT, Complete, Copy. */
+gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
+{
+    const char *inm = gw_hdr(r, "if-none-match");
+    const char *im = gw_hdr(r, "if-match");
+
+    memset(c, 0, sizeof(*c));
+    if (inm) {
+        if (strcmp(inm, "*") != 0)
+            return GW_NOT_IMPLEMENTED;
+        c->if_none_match_star = 1;
+    }
+    if (im) {
+        /* One entity tag (quotes and W/ stripped), or "*". */
+        const char *s = im;
+        size_t len;
+        while (*s == ' ')
+            s++;
+        if (strncmp(s, "W/", 2) == 0)
+            s += 2;
+        if (*s == '"')
+            s++;
+        len = strcspn(s, "\", ");
+        if (len == 0 || len >= cap)
+            return GW_PRECONDITION_FAILED;
+        memcpy(etag_buf, s, len);
+        etag_buf[len] = '\0';
+        c->if_match = etag_buf;
+    }
+    return GW_OK;
+}
+
+void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap)
+{
+    snprintf(out, cap, "x-amz-checksum-%s", gw_cksum_name(alg));
+    for (char *p = out; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+}
+
+/* Send ETag and checksum headers common to write responses. */
+static void write_result_headers(gw_req *r, const md_object *o)
+{
+    char q[64];
+    snprintf(q, sizeof(q), "\"%s\"", o->etag);
+    net_resp_header(r->net, "ETag", q);
+    if (o->ck_alg != MD_CK_NONE) {
+        char name[40];
+        gw_ck_header_name(o->ck_alg, name, sizeof(name));
+        net_resp_header(r->net, name, o->ck_value);
+    }
+}
+
+md_cksum_alg gw_md_alg(cm_ck_alg a)
+{
+    switch (a) {
+    case CM_CK_CRC32:
+        return MD_CK_CRC32;
+    case CM_CK_CRC32C:
+        return MD_CK_CRC32C;
+    case CM_CK_CRC64NVME:
+        return MD_CK_CRC64NVME;
+    case CM_CK_SHA1:
+        return MD_CK_SHA1;
+    case CM_CK_SHA256:
+        return MD_CK_SHA256;
+    default:
+        return MD_CK_NONE;
+    }
+}
+
+/*
+ * Commit obj with cond, answer the client, free what the commit replaced. On failure the
+ * request's data (r->has_layout) is freed by on_done.
+ */
+static void commit_object(gw_req *r, md_object *obj, const md_cond *cond)
+{
+    md_object old = {0};
+    int had_old = 0;
+    cm_err err = md_object_put(r->g->md, r->bucket, obj, cond, &old, &had_old);
+
+    if (err == CM_ERR_NOTFOUND) {
+        gw_error(r, cond && cond->if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    r->has_layout = 0; /* the record owns the data now */
+    if (had_old) {
+        gw_free_object_data(r->g, &old);
+        md_object_release(&old);
+    }
+    gw_resp_start(r, 200, 0);
+    write_result_headers(r, obj);
+    net_resp_end(r->net);
+}
+
+/* ---- PutObject ---- */
+
+typedef struct {
+    md_cond cond;
+    char etag[64];
+} put_state;
+
+static void put_finish(gw_req *r)
+{
+    put_state *ps = r->op;
+    md_object o = {0};
+    md_part part = {0};
+    gw_s3err e;
+
+    o.key = r->key;
+    snprintf(o.version_id, sizeof(o.version_id), "null");
+    o.size = r->body_len;
+    o.mtime_ms = cm_now_ms();
+    cm_hex_encode(r->md5_digest, 16, o.etag);
+    o.ck_alg = gw_md_alg(r->ck_alg);
+    o.ck_type = MD_CKTYPE_FULL_OBJECT;
+    snprintf(o.ck_value, sizeof(o.ck_value), "%s", r->ck_value);
+    if ((e = gw_object_headers_from_request(r, &o)) != GW_OK) {
+        o.key = NULL;
+        md_object_release(&o);
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (r->has_layout) {
+        part.number = 0;
+        part.size = r->body_len;
+        part.mtime_ms = o.mtime_ms;
+        memcpy(part.etag, o.etag, sizeof(part.etag));
+        part.layout = r->layout;
+        o.parts = &part;
+        o.nparts = 1;
+    } else {
+        o.inline_data = r->inl;
+        o.inline_len = r->inl_len;
+    }
+    commit_object(r, &o, &ps->cond);
+    /* Borrowed fields must not be freed by the release. */
+    o.key = NULL;
+    o.parts = NULL;
+    o.nparts = 0;
+    o.inline_data = NULL;
+    md_object_release(&o);
+}
+
+static void put_object(gw_req *r)
+{
+    put_state *ps = calloc(1, sizeof(*ps));
+    md_bucket b;
+    gw_s3err e;
+
+    if (!ps) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->op = ps;
+    r->op_free = free;
+    if ((e = gw_key_check(r->key, strlen(r->key))) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if ((e = gw_write_cond(r, &ps->cond, ps->etag, sizeof(ps->etag))) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    gw_body_to_data(r, r->g->cfg.max_object_size, put_finish);
+}
+
+/* ---- GetObject / HeadObject ---- */
+
+typedef struct {
+    uint64_t *part_end; /* cumulative end offset of each part */
+    struct evbuffer *piece;
+} get_state;
+
+static void get_state_free(void *p)
+{
+    get_state *gs = p;
+    if (!gs)
+        return;
+    free(gs->part_end);
+    if (gs->piece)
+        evbuffer_free(gs->piece);
+    free(gs);
+}
+
+/* Read the next piece of the body into the response; end the response when all is sent. */
+static void get_drain(gw_req *r)
+{
+    get_state *gs = r->op;
+    const md_object *o = &r->obj;
+    size_t stripe = gw_store_stripe_bytes(r->g->data);
+
+    while (r->send_pos < r->send_end && net_resp_pending(r->net) < 2 * stripe) {
+        size_t pi = 0;
+        while (gs->part_end[pi] <= r->send_pos)
+            pi++;
+        const md_part *p = &o->parts[pi];
+        uint64_t part_start = gs->part_end[pi] - p->size;
+        uint64_t in_part = r->send_pos - part_start;
+        /* Up to the end of the current stripe of this part. */
+        uint64_t pstripe = (uint64_t)p->layout.k * p->layout.cell_size;
+        uint64_t want = pstripe ? pstripe - in_part % pstripe : stripe;
+        want = CM_MIN(want, p->size - in_part);
+        want = CM_MIN(want, r->send_end - r->send_pos);
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &v, 1) < 1) {
+            net_req_abort(r->net);
+            return;
+        }
+        cm_err err = p->inline_data ? (memcpy(v.iov_base, p->inline_data + in_part, want), CM_OK)
+                                    : gw_read(r->g->data, &p->layout, in_part, v.iov_base, want);
+        if (err != CM_OK) {
+            CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket,
+                     r->key, r->send_pos, cm_err_str(err));
+            net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
+            return;
+        }
+        v.iov_len = want;
+        evbuffer_commit_space(gs->piece, &v, 1);
+        net_resp_write_buffer(r->net, gs->piece);
+        r->send_pos += want;
+    }
+    if (r->send_pos >= r->send_end) {
+        r->drain = NULL;
+        net_resp_end(r->net);
+    }
+}
+
+static void add_object_headers(gw_req *r, const md_object *o)
+{
+    char buf[64];
+    static const struct {
+        const char *param, *header;
+    } overrides[] = {{"response-content-type", "Content-Type"},
+                     {"response-content-language", "Content-Language"},
+                     {"response-expires", "Expires"},
+                     {"response-cache-control", "Cache-Control"},
+                     {"response-content-disposition", "Content-Disposition"},
+                     {"response-content-encoding", "Content-Encoding"}};
+    const char *stored[] = {o->content_type,  o->content_language,    o->expires,
+                            o->cache_control, o->content_disposition, o->content_encoding};
+
+    snprintf(buf, sizeof(buf), "\"%s\"", o->etag);
+    net_resp_header(r->net, "ETag", buf);
+    cm_time_rfc1123((time_t)(o->mtime_ms / 1000), buf);
+    net_resp_header(r->net, "Last-Modified", buf);
+    net_resp_header(r->net, "Accept-Ranges", "bytes");
+    for (size_t i = 0; i < CM_ARRAY_LEN(overrides); i++) {
+        const char *v = gw_query_get(&r->q, overrides[i].param);
+        if (!v)
+            v = stored[i];
+        if (v)
+            net_resp_header(r->net, overrides[i].header, v);
+    }
+    if (o->website_redirect)
+        net_resp_header(r->net, "x-amz-website-redirect-location", o->website_redirect);
+    for (size_t i = 0; i < o->nmeta; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "x-amz-meta-%s", o->meta[i].name);
+        net_resp_header(r->net, name, o->meta[i].value);
+    }
+    if (o->nparts > 1 || (o->nparts == 1 && o->parts[0].number > 0)) {
+        snprintf(buf, sizeof(buf), "%zu", o->nparts);
+        net_resp_header(r->net, "x-amz-mp-parts-count", buf);
+    }
+}
+
+static void add_checksum_header(gw_req *r, const md_object *o)
+{
+    const char *mode = gw_hdr(r, "x-amz-checksum-mode");
+    if (!mode || strcasecmp(mode, "ENABLED") != 0 || o->ck_alg == MD_CK_NONE)
+        return;
+    char name[40];
+    gw_ck_header_name(o->ck_alg, name, sizeof(name));
+    net_resp_header(r->net, name, o->ck_value);
+    net_resp_header(r->net, "x-amz-checksum-type",
+                    o->ck_type == MD_CKTYPE_COMPOSITE ? "COMPOSITE" : "FULL_OBJECT");
+}
+
+/* Resolve ?partNumber=N to the byte range of that part. */
+static gw_s3err part_range(const md_object *o, const char *pn, uint64_t *first, uint64_t *last,
+                           int *applies)
+{
+    uint64_t n;
+    gw_s3err e = gw_parse_count(pn, 0, 100000, &n);
+    if (e != GW_OK || n < 1 || n > GW_MAX_PARTS)
+        return GW_INVALID_ARGUMENT;
+    if (o->nparts == 0 || (o->nparts == 1 && o->parts[0].number == 0)) {
+        if (n != 1)
+            return GW_INVALID_RANGE;
+        *applies = 0; /* a single-part object is its own part 1 */
+        return GW_OK;
+    }
+    if (n > o->nparts)
+        return GW_INVALID_RANGE;
+    uint64_t start = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        start += o->parts[i].size;
+    *first = start;
+    *last = start + o->parts[n - 1].size - 1;
+    *applies = o->parts[n - 1].size > 0;
+    return GW_OK;
+}
+
+/* Present an inline body as one pseudo-part, so streaming has one code path. */
+static cm_err normalise_inline(md_object *o)
+{
+    if (o->nparts > 0 || !o->inline_data)
+        return CM_OK;
+    md_part *p = calloc(1, sizeof(*p));
+    if (!p)
+        return CM_ERR_NOMEM;
+    p->size = o->inline_len;
+    p->inline_data = o->inline_data;
+    o->inline_data = NULL;
+    o->inline_len = 0;
+    o->parts = p;
+    o->nparts = 1;
+    return CM_OK;
+}
+
+static void get_object(gw_req *r)
+{
+    md_object *o = &r->obj;
+    cm_err err = md_object_get(r->g->md, r->bucket, r->key, o);
+    gw_s3err e;
+    uint64_t first = 0, last = 0;
+    int applies = 0;
+
+    if (err == CM_ERR_NOTFOUND) {
+        md_bucket b;
+        gw_error(
+            r, md_bucket_get(r->g->md, r->bucket, &b) == CM_OK ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET,
+            NULL);
+        return;
+    }
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    r->have_obj = 1;
+    if (o->delete_marker) {
+        gw_error(r, GW_NO_SUCH_KEY, NULL);
+        return;
+    }
+    e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
+                      gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"), o->etag,
+                      o->mtime_ms, 0);
+    if (e == GW_NOT_MODIFIED) {
+        char buf[64];
+        gw_resp_start(r, 304, -1);
+        snprintf(buf, sizeof(buf), "\"%s\"", o->etag);
+        net_resp_header(r->net, "ETag", buf);
+        cm_time_rfc1123((time_t)(o->mtime_ms / 1000), buf);
+        net_resp_header(r->net, "Last-Modified", buf);
+        net_resp_end(r->net);
+        return;
+    }
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    const char *pn = gw_query_get(&r->q, "partNumber");
+    if (pn)
+        e = part_range(o, pn, &first, &last, &applies);
+    else
+        e = gw_range_parse(gw_hdr(r, "range"), o->size, &applies, &first, &last);
+    if (e == GW_INVALID_RANGE) {
+        char cr[48];
+        snprintf(cr, sizeof(cr), "bytes */%" PRIu64, o->size);
+        /* 416 carries the size so clients can retry sensibly. */
+        struct evbuffer *buf = evbuffer_new();
+        if (!buf) {
+            net_req_abort(r->net);
+            return;
+        }
+        gw_xml_error(buf, e, NULL, r->q.path, r->id);
+        gw_resp_start(r, 416, r->head ? 0 : (int64_t)evbuffer_get_length(buf));
+        net_resp_header(r->net, "Content-Range", cr);
+        net_resp_header(r->net, "Content-Type", "application/xml");
+        if (!r->head)
+            net_resp_write_buffer(r->net, buf);
+        net_resp_end(r->net);
+        evbuffer_free(buf);
+        return;
+    }
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (normalise_inline(o) != CM_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->send_pos = applies ? first : 0;
+    r->send_end = applies ? last + 1 : o->size;
+    gw_resp_start(r, applies ? 206 : 200, (int64_t)(r->send_end - r->send_pos));
+    add_object_headers(r, o);
+    if (applies) {
+        char cr[80];
+        snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, o->size);
+        net_resp_header(r->net, "Content-Range", cr);
+    } else {
+        add_checksum_header(r, o);
+    }
+    if (r->head || r->send_pos == r->send_end) {
+        net_resp_end(r->net);
+        return;
+    }
+    get_state *gs = calloc(1, sizeof(*gs));
+    if (!gs || !(gs->part_end = calloc(o->nparts, sizeof(uint64_t))) ||
+        !(gs->piece = evbuffer_new())) {
+        get_state_free(gs);
+        net_req_abort(r->net);
+        return;
+    }
+    r->op = gs;
+    r->op_free = get_state_free;
+    for (size_t i = 0, end = 0; i < o->nparts; i++)
+        gs->part_end[i] = end += o->parts[i].size;
+    r->drain = get_drain;
+    get_drain(r);
+}
+
+/* ---- DeleteObject ---- */
+
+static void delete_object(gw_req *r)
+{
+    md_cond cond;
+    char etag[64];
+    md_object old = {0};
+    int had_old = 0;
+    md_bucket b;
+    gw_s3err e = gw_write_cond(r, &cond, etag, sizeof(etag));
+
+    if (e != GW_OK || cond.if_none_match_star) {
+        gw_error(r, e != GW_OK ? e : GW_NOT_IMPLEMENTED, NULL);
+        return;
+    }
+    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    cm_err err =
+        md_object_delete(r->g->md, r->bucket, r->key, cond.if_match ? &cond : NULL, &old, &had_old);
+    if (err == CM_ERR_NOTFOUND && cond.if_match) {
+        gw_error(r, GW_NO_SUCH_KEY, NULL);
+        return;
+    }
+    if (err != CM_OK && err != CM_ERR_NOTFOUND) {
+        gw_error_cm(r, err);
+        return;
+    }
+    if (had_old) {
+        gw_free_object_data(r->g, &old);
+        md_object_release(&old);
+    }
+    gw_resp_start(r, 204, -1);
+    net_resp_end(r->net);
+}
+
+/* ---- object-level subresources we answer with fixed documents ---- */
+
+static void get_object_acl(gw_req *r)
+{
+    md_object o;
+    cm_err err = md_object_get(r->g->md, r->bucket, r->key, &o);
+    if (err != CM_OK) {
+        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(err), NULL);
+        return;
+    }
+    md_object_release(&o);
+    gw_send_owner_acl(r);
+}
+
+static void get_object_tagging(gw_req *r)
+{
+    md_object o;
+    cm_err err = md_object_get(r->g->md, r->bucket, r->key, &o);
+    if (err != CM_OK) {
+        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(err), NULL);
+        return;
+    }
+    md_object_release(&o);
+    struct evbuffer *buf = evbuffer_new();
+    gw_xml x;
+    gw_xml_init(&x, buf);
+    gw_xml_begin(&x);
+    gw_xml_open_root(&x, "Tagging");
+    gw_xml_open(&x, "TagSet");
+    gw_xml_close(&x, "TagSet");
+    gw_xml_close(&x, "Tagging");
+    gw_resp_xml(r, 200, buf);
+    evbuffer_free(buf);
+}
+
+void gw_op_object(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+    int is_get = strcmp(m, "GET") == 0 || r->head;
+    const gw_query *q = &r->q;
+
+    if (gw_bucket_name_check(r->bucket) != GW_OK) {
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    if (gw_query_find(q, "uploadId") || (strcmp(m, "POST") == 0 && gw_query_find(q, "uploads"))) {
+        gw_op_multipart(r);
+        return;
+    }
+    if (is_get && gw_query_find(q, "acl")) {
+        get_object_acl(r);
+    } else if (is_get && gw_query_find(q, "tagging")) {
+        get_object_tagging(r);
+    } else if (gw_query_find(q, "tagging") || gw_query_find(q, "acl") ||
+               gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
+               gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||
+               gw_query_find(q, "select")) {
+        gw_error(r, GW_NOT_IMPLEMENTED, NULL);
+    } else if (is_get) {
+        get_object(r);
+    } else if (strcmp(m, "PUT") == 0) {
+        if (gw_hdr(r, "x-amz-copy-source"))
+            gw_op_copy(r, 0);
+        else
+            put_object(r);
+    } else if (strcmp(m, "DELETE") == 0) {
+        delete_object(r);
+    } else {
+        gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
+    }
+}

@@ -1,0 +1,719 @@
+/*
+ * gw_server.c - the gateway's request pipeline: routing, authentication, error responses and the
+ * body pipeline that every writing operation shares.
+ *
+ * Phases of a request (all on the event loop thread that owns its connection):
+ *   on_request   health checks; parse the target; find bucket and key (path style, or
+ *                virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 header or presigned);
+ *                dispatch to the operation's start function.
+ *   on_body      payload bytes: through the aws-chunked decoder when streamed, then the running
+ *                hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was
+ * signed, the x-amz-checksum algorithm), then the sink (memory for XML, inline buffer then erasure
+ * writer for data). Nothing becomes visible before on_body_end verified all. on_body_end  length,
+ * chunk framing, payload hash, Content-MD5 and checksum checks; flush the data writer (fdatasync);
+ * then the operation's finish function commits metadata. on_drain     more of a streaming GET
+ * response. on_done      release everything; a data writer still open is aborted (its blobs
+ * deleted).
+ *
+ * Memory per request: at most one stripe in the writer, the inline buffer (inline_threshold), an
+ * XML body up to its cap, and one read piece for GETs; never proportional to the object size.
+ */
+#include "gw_int.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define MOD "gw"
+
+void gw_config_defaults(gw_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->data_dir = "./cairn-data";
+    cfg->region = "us-east-1";
+    cfg->domain = "localhost";
+    cfg->ndrives = 6;
+    cfg->k = 4;
+    cfg->m = 2;
+    cfg->cell_size = 256 * 1024;
+    cfg->inline_threshold = 64 * 1024;
+    cfg->max_object_size = 5ULL << 30;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+cm_err gw_new(const gw_config *cfg, gw **out)
+{
+    cm_err err = CM_ERR_NOMEM;
+    char path[4096];
+    char *dirs[64] = {0};
+    gw *g = calloc(1, sizeof(*g));
+
+    if (!g)
+        return CM_ERR_NOMEM;
+    if (!cfg->access_key || !cfg->secret_key || cfg->ndrives < cfg->k + cfg->m ||
+        cfg->ndrives > 64 || cfg->k < 1 || cfg->m < 0) {
+        CM_ERROR(MOD, "invalid gateway configuration (credentials, drives %d, k %d, m %d)",
+                 cfg->ndrives, cfg->k, cfg->m);
+        free(g);
+        return CM_ERR_INVAL;
+    }
+    g->cfg = *cfg;
+    g->data_dir = dup_or_null(cfg->data_dir);
+    g->region = dup_or_null(cfg->region);
+    g->domain = dup_or_null(cfg->domain);
+    g->access_key = dup_or_null(cfg->access_key);
+    g->secret_key = dup_or_null(cfg->secret_key);
+    if (!g->data_dir || !g->region || !g->domain || !g->access_key || !g->secret_key)
+        goto fail;
+    g->cfg.data_dir = g->data_dir;
+    g->cfg.region = g->region;
+    g->cfg.domain = g->domain;
+    g->cfg.access_key = g->access_key;
+    g->cfg.secret_key = g->secret_key;
+
+    snprintf(path, sizeof(path), "%s/meta", g->data_dir);
+    err = md_open(path, 0, &g->md);
+    if (err != CM_OK) {
+        CM_ERROR(MOD, "cannot open metadata store %s: %s", path, cm_err_str(err));
+        goto fail;
+    }
+    for (int i = 0; i < cfg->ndrives; i++) {
+        snprintf(path, sizeof(path), "%s/drive%d", g->data_dir, i);
+        if (!(dirs[i] = strdup(path))) {
+            err = CM_ERR_NOMEM;
+            goto fail_dirs;
+        }
+    }
+    gw_store_options so = {.k = cfg->k, .m = cfg->m, .cell_size = cfg->cell_size};
+    err = gw_store_open((const char *const *)dirs, cfg->ndrives, &so, &g->data);
+    if (err != CM_OK) {
+        CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));
+        goto fail_dirs;
+    }
+    for (int i = 0; i < cfg->ndrives; i++)
+        free(dirs[i]);
+    *out = g;
+    return CM_OK;
+
+fail_dirs:
+    for (int i = 0; i < cfg->ndrives; i++)
+        free(dirs[i]);
+fail:
+    gw_free(g);
+    return err;
+}
+
+void gw_free(gw *g)
+{
+    if (!g)
+        return;
+    gw_store_close(g->data);
+    md_close(g->md);
+    free(g->data_dir);
+    free(g->region);
+    free(g->domain);
+    free(g->access_key);
+    free(g->secret_key);
+    free(g);
+}
+
+void gw_set_ready(gw *g, int ready)
+{
+    __atomic_store_n(&g->ready, ready, __ATOMIC_RELEASE);
+}
+
+/* ---- responses ---- */
+
+const char *gw_hdr(gw_req *r, const char *name)
+{
+    return net_req_header(r->net, name);
+}
+
+void gw_resp_start(gw_req *r, int status, int64_t len)
+{
+    net_resp_start(r->net, status, len);
+    net_resp_header(r->net, "Server", "cairn");
+    net_resp_header(r->net, "x-amz-request-id", r->id);
+    net_resp_header(r->net, "x-amz-id-2", r->id);
+}
+
+void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf)
+{
+    gw_resp_start(r, status, (int64_t)evbuffer_get_length(buf));
+    net_resp_header(r->net, "Content-Type", "application/xml");
+    net_resp_write_buffer(r->net, buf);
+    net_resp_end(r->net);
+}
+
+static const char *resource_of(gw_req *r)
+{
+    return r->q.path ? r->q.path : "/";
+}
+
+void gw_error(gw_req *r, gw_s3err e, const char *message)
+{
+    int status = gw_s3err_status(e);
+    if (r->failed)
+        return;
+    r->failed = 1;
+    if (r->writer) {
+        gw_writer_abort(r->writer);
+        r->writer = NULL;
+    }
+    if (status >= 500 || e == GW_SIGNATURE_MISMATCH)
+        CM_INFO(MOD, "req=%s %s %s -> %d %s%s%s", r->id, net_req_method(r->net),
+                net_req_target(r->net), status, gw_s3err_code(e), message ? ": " : "",
+                message ? message : "");
+    if (e == GW_NOT_MODIFIED || r->head) {
+        /* No body: HEAD errors and 304 are told by the status alone. */
+        gw_resp_start(r, status, r->head && e != GW_NOT_MODIFIED ? 0 : -1);
+        if (e == GW_NOT_MODIFIED)
+            net_resp_close_after(r->net); /* no length and no body: be explicit */
+        net_resp_end(r->net);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        net_req_abort(r->net);
+        return;
+    }
+    gw_xml_error(buf, e, message, resource_of(r), r->id);
+    gw_resp_xml(r, status, buf);
+    evbuffer_free(buf);
+}
+
+void gw_error_cm(gw_req *r, cm_err e)
+{
+    gw_error(r, gw_s3err_from_cm(e), NULL);
+}
+
+/* ---- routing ---- */
+
+static cm_err lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
+{
+    gw *g = arg;
+    size_t n = strlen(g->secret_key);
+    if (strcmp(access_key, g->access_key) != 0)
+        return CM_ERR_NOTFOUND;
+    if (n + 1 > cap)
+        return CM_ERR_TOOBIG;
+    memcpy(secret, g->secret_key, n + 1);
+    return CM_OK;
+}
+
+/*
+ * Bucket from a virtual-hosted Host header ("<bucket>.<domain>[:port]"); 0 when the host is the
+ * bare domain, an address, or another name (path style).
+ */
+static int bucket_from_host(gw_req *r, const char *host)
+{
+    const char *domain = r->g->domain;
+    size_t dlen = strlen(domain);
+    const char *colon = strrchr(host, ':');
+    size_t hlen = colon && !strchr(colon, ']') ? (size_t)(colon - host) : strlen(host);
+
+    if (hlen <= dlen + 1 || host[hlen - dlen - 1] != '.' ||
+        strncasecmp(host + hlen - dlen, domain, dlen) != 0)
+        return 0;
+    size_t blen = hlen - dlen - 1;
+    if (blen > MD_BUCKET_MAX)
+        blen = MD_BUCKET_MAX + 1; /* keep it invalid: the name check rejects it */
+    memcpy(r->bucket, host, CM_MIN(blen, MD_BUCKET_MAX));
+    r->bucket[CM_MIN(blen, MD_BUCKET_MAX)] = '\0';
+    return blen > MD_BUCKET_MAX ? -1 : 1;
+}
+
+/* Split the decoded path into bucket and key. Returns the S3 error for an impossible path. */
+static gw_s3err split_path(gw_req *r)
+{
+    const char *p = r->q.path;
+    const char *host = gw_hdr(r, "host");
+    int vhost = host ? bucket_from_host(r, host) : 0;
+
+    if (vhost < 0)
+        return GW_INVALID_BUCKET_NAME;
+    if (*p == '/')
+        p++;
+    if (!vhost) {
+        const char *slash = strchr(p, '/');
+        size_t blen = slash ? (size_t)(slash - p) : strlen(p);
+        if (blen > MD_BUCKET_MAX)
+            return GW_INVALID_BUCKET_NAME;
+        memcpy(r->bucket, p, blen);
+        r->bucket[blen] = '\0';
+        p = slash ? slash + 1 : p + blen;
+    }
+    if (*p == '\0')
+        return GW_OK; /* "/", "/bucket" and "/bucket/" address no object */
+    if (strlen(p) > MD_MAX_KEY)
+        return GW_KEY_TOO_LONG;
+    r->key = strdup(p);
+    return r->key ? GW_OK : GW_INTERNAL;
+}
+
+/*
+ * SDKs add "x-id=<Operation>" to some requests for their own telemetry; it names no
+ * subresource, so it is dropped before routing (the signature was checked on the raw query).
+ */
+static void drop_sdk_params(gw_query *q)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->params[i].name, "x-id") == 0) {
+            free(q->params[i].name);
+            free(q->params[i].value);
+        } else {
+            q->params[j++] = q->params[i];
+        }
+    }
+    q->n = j;
+}
+
+static gw_s3err authenticate(gw_req *r)
+{
+    size_t n = net_req_header_count(r->net);
+    const char **names = calloc(n + 1, sizeof(char *));
+    const char **values = calloc(n + 1, sizeof(char *));
+    gw_s3err e;
+
+    if (!names || !values) {
+        free(names);
+        free(values);
+        return GW_INTERNAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        net_req_header_at(r->net, i, &names[i], &values[i]);
+    gw_auth_request ar = {.method = net_req_method(r->net),
+                          .target = net_req_target(r->net),
+                          .nheaders = n,
+                          .names = names,
+                          .values = values,
+                          .now = time(NULL)};
+    e = gw_auth_check(&ar, r->g->region, lookup_secret, r->g, &r->auth);
+    free(names);
+    free(values);
+    if (e == GW_OK && r->auth.anonymous)
+        e = GW_ACCESS_DENIED;
+    return e;
+}
+
+static int health_check(gw_req *r)
+{
+    const char *t = net_req_target(r->net);
+    if (strcmp(t, "/health/live") == 0) {
+        net_resp_simple(r->net, 200, "text/plain", "ok\n", 3);
+        return 1;
+    }
+    if (strcmp(t, "/health/ready") == 0) {
+        if (__atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE))
+            net_resp_simple(r->net, 200, "text/plain", "ready\n", 6);
+        else
+            net_resp_simple(r->net, 503, "text/plain", "not ready\n", 10);
+        return 1;
+    }
+    return 0;
+}
+
+static void on_request(net_req *nr, void *arg)
+{
+    gw *g = arg;
+    gw_req *r = calloc(1, sizeof(*r));
+    gw_s3err e;
+
+    if (!r) {
+        net_req_abort(nr);
+        return;
+    }
+    r->g = g;
+    r->net = nr;
+    r->expect_len = -1;
+    net_req_set_data(nr, r);
+    uint64_t seq = __atomic_add_fetch(&g->req_seq, 1, __ATOMIC_RELAXED);
+    uint8_t idb[8];
+    cm_put_be64(idb, ((uint64_t)cm_now_ms() << 20) ^ seq);
+    cm_hex_encode(idb, 8, r->id);
+    r->head = strcmp(net_req_method(nr), "HEAD") == 0;
+
+    if (health_check(r))
+        return;
+    const char *target = net_req_target(nr);
+    if (gw_query_parse(&r->q, target, strlen(target)) != GW_OK) {
+        gw_error(r, GW_INVALID_REQUEST, "The request URI could not be decoded");
+        return;
+    }
+    drop_sdk_params(&r->q);
+    if ((e = split_path(r)) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if ((e = authenticate(r)) != GW_OK) {
+        const char *msg = NULL;
+        char buf[160];
+        if (e == GW_AUTH_HEADER_MALFORMED) {
+            snprintf(buf, sizeof(buf),
+                     "The authorization header is malformed; the region must be '%s'", g->region);
+            msg = buf;
+        }
+        gw_error(r, e, msg);
+        return;
+    }
+    CM_DEBUG(MOD, "req=%s %s %s bucket=%s key=%s", r->id, net_req_method(nr), net_req_target(nr),
+             r->bucket, r->key ? r->key : "-");
+    if (!r->bucket[0])
+        gw_op_list_buckets(r);
+    else if (!r->key)
+        gw_op_bucket(r);
+    else
+        gw_op_object(r);
+}
+
+/* ---- body pipeline ---- */
+
+static int parse_checksum_headers(gw_req *r)
+{
+    static const char *const names[] = {"x-amz-checksum-crc32", "x-amz-checksum-crc32c",
+                                        "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1",
+                                        "x-amz-checksum-sha256"};
+    static const cm_ck_alg algs[] = {CM_CK_CRC32, CM_CK_CRC32C, CM_CK_CRC64NVME, CM_CK_SHA1,
+                                     CM_CK_SHA256};
+    const char *trailer = gw_hdr(r, "x-amz-trailer");
+    int found = 0;
+
+    for (size_t i = 0; i < CM_ARRAY_LEN(names); i++) {
+        const char *v = gw_hdr(r, names[i]);
+        int in_trailer = trailer && strcasecmp(trailer, names[i]) == 0;
+        if (!v && !in_trailer)
+            continue;
+        if (found || (v && in_trailer)) {
+            gw_error(r, GW_INVALID_REQUEST, "Expecting a single x-amz-checksum- header");
+            return -1;
+        }
+        found = 1;
+        r->ck_alg = algs[i];
+        if (v) {
+            snprintf(r->ck_want, sizeof(r->ck_want), "%s", v);
+        } else {
+            r->ck_trailer = names[i];
+        }
+    }
+    if (!found) {
+        /* S3 stores a checksum for every new object: the announced algorithm or CRC64NVME. */
+        const char *sdk = gw_hdr(r, "x-amz-sdk-checksum-algorithm");
+        r->ck_alg = CM_CK_CRC64NVME;
+        if (sdk && cm_ck_parse(sdk, &r->ck_alg) != CM_OK) {
+            gw_error(r, GW_INVALID_REQUEST, "Invalid x-amz-sdk-checksum-algorithm");
+            return -1;
+        }
+    }
+    if (cm_ck_init(&r->ck, r->ck_alg) != CM_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return -1;
+    }
+    r->ck_active = 1;
+    return 0;
+}
+
+/* Common setup of a body: payload mode, announced length, Content-MD5, hashes. */
+static int body_setup(gw_req *r, uint64_t max_len)
+{
+    const char *dcl = gw_hdr(r, "x-amz-decoded-content-length");
+    const char *md5 = gw_hdr(r, "content-md5");
+    int64_t cl = net_req_content_length(r->net);
+
+    r->max_len = max_len;
+    switch (r->auth.mode) {
+    case GW_PAYLOAD_STREAMING_SIGNED:
+    case GW_PAYLOAD_STREAMING_SIGNED_TRAILER:
+    case GW_PAYLOAD_STREAMING_UNSIGNED_TRAILER: {
+        const char *tr = gw_hdr(r, "x-amz-trailer");
+        if (gw_chunked_new(&r->auth, tr, &r->chunked) != CM_OK || !(r->decoded = evbuffer_new())) {
+            gw_error(r, GW_INTERNAL, NULL);
+            return -1;
+        }
+        if (dcl) {
+            char *end;
+            unsigned long long v = strtoull(dcl, &end, 10);
+            if (*end || end == dcl) {
+                gw_error(r, GW_INVALID_ARGUMENT, "Invalid x-amz-decoded-content-length");
+                return -1;
+            }
+            r->expect_len = (int64_t)v;
+        }
+        break;
+    }
+    case GW_PAYLOAD_HASHED:
+        r->hash_sha256 = 1;
+        if (cm_ck_init(&r->sha256, CM_CK_SHA256) != CM_OK) {
+            gw_error(r, GW_INTERNAL, NULL);
+            return -1;
+        }
+        r->expect_len = cl;
+        break;
+    default:
+        r->expect_len = cl;
+        break;
+    }
+    if (r->expect_len >= 0 && (uint64_t)r->expect_len > max_len) {
+        gw_error(r, GW_ENTITY_TOO_LARGE, NULL);
+        return -1;
+    }
+    if (md5) {
+        size_t n = 0;
+        if (cm_base64_decode(md5, strlen(md5), r->want_md5, sizeof(r->want_md5), &n) != CM_OK ||
+            n != 16) {
+            gw_error(r, GW_INVALID_DIGEST, NULL);
+            return -1;
+        }
+        r->have_md5 = 1;
+    }
+    if (cm_ck_init(&r->md5, CM_CK_MD5) != CM_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish)
+{
+    if (body_setup(r, cap) != 0)
+        return;
+    if (!(r->mem = evbuffer_new())) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->mem_cap = cap;
+    r->sink = GW_SINK_MEMORY;
+    r->finish = finish;
+    net_req_read_body(r->net);
+}
+
+void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish)
+{
+    if (!gw_hdr(r, "content-length") && !net_req_chunked(r->net)) {
+        gw_error(r, GW_MISSING_CONTENT_LENGTH, NULL);
+        return;
+    }
+    if (body_setup(r, max_len) != 0 || parse_checksum_headers(r) != 0)
+        return;
+    if (!(r->inl = malloc(r->g->cfg.inline_threshold ? r->g->cfg.inline_threshold : 1))) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->sink = GW_SINK_DATA;
+    r->finish = finish;
+    net_req_read_body(r->net);
+}
+
+/* Push payload bytes into the data sink: the inline buffer first, the erasure writer beyond. */
+static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n)
+{
+    size_t thr = r->g->cfg.inline_threshold;
+    if (!r->writer && r->inl_len + n <= thr) {
+        memcpy(r->inl + r->inl_len, p, n);
+        r->inl_len += n;
+        return CM_OK;
+    }
+    if (!r->writer) {
+        cm_err err = gw_writer_new(r->g->data, &r->writer);
+        if (err == CM_OK && r->inl_len)
+            err = gw_writer_write(r->writer, r->inl, r->inl_len);
+        if (err != CM_OK)
+            return err;
+        r->inl_len = 0;
+    }
+    return gw_writer_write(r->writer, p, n);
+}
+
+/* Consume every byte of buf: hash it and hand it to the sink. */
+static void sink_consume(gw_req *r, struct evbuffer *buf)
+{
+    struct evbuffer_iovec vec[16];
+    while (!r->failed && evbuffer_get_length(buf) > 0) {
+        int nv = evbuffer_peek(buf, -1, NULL, vec, 16);
+        if (nv > 16)
+            nv = 16;
+        size_t used = 0;
+        for (int i = 0; i < nv && !r->failed; i++) {
+            const uint8_t *p = vec[i].iov_base;
+            size_t n = vec[i].iov_len;
+            if (r->body_len + n > r->max_len) {
+                gw_error(r, r->sink == GW_SINK_MEMORY ? GW_MALFORMED_XML : GW_ENTITY_TOO_LARGE,
+                         NULL);
+                break;
+            }
+            r->body_len += n;
+            used += n;
+            cm_ck_update(&r->md5, p, n);
+            if (r->hash_sha256)
+                cm_ck_update(&r->sha256, p, n);
+            if (r->ck_active)
+                cm_ck_update(&r->ck, p, n);
+            if (r->sink == GW_SINK_MEMORY) {
+                evbuffer_add(r->mem, p, n);
+            } else if (r->sink == GW_SINK_DATA) {
+                cm_err err = data_sink(r, p, n);
+                if (err != CM_OK)
+                    gw_error_cm(r, err);
+            }
+        }
+        evbuffer_drain(buf, r->failed ? evbuffer_get_length(buf) : used);
+    }
+    if (r->failed)
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
+static void on_body(net_req *nr, struct evbuffer *body, void *arg)
+{
+    gw_req *r = net_req_data(nr);
+    (void)arg;
+    if (r->failed || r->sink == GW_SINK_NONE) {
+        evbuffer_drain(body, evbuffer_get_length(body));
+        return;
+    }
+    if (r->chunked) {
+        gw_s3err e = gw_chunked_feed(r->chunked, body, r->decoded);
+        sink_consume(r, r->decoded);
+        if (e != GW_OK)
+            gw_error(r, e, NULL);
+        return;
+    }
+    sink_consume(r, body);
+}
+
+/* Compare a computed digest with the base64 the client sent. */
+static int digest_matches(const uint8_t *digest, size_t len, const char *b64)
+{
+    char enc[64];
+    cm_base64_encode(digest, len, enc);
+    return strcmp(enc, b64) == 0;
+}
+
+static gw_s3err verify_body(gw_req *r)
+{
+    uint8_t d[CM_CK_MAX_DIGEST];
+
+    if (r->chunked && !gw_chunked_done(r->chunked))
+        return GW_INCOMPLETE_BODY;
+    if (r->expect_len >= 0 && r->body_len != (uint64_t)r->expect_len)
+        return GW_INCOMPLETE_BODY;
+    cm_ck_final(&r->md5, r->md5_digest);
+    if (r->hash_sha256) {
+        char hex[65];
+        cm_ck_final(&r->sha256, d);
+        r->hash_sha256 = 0;
+        cm_hex_encode(d, 32, hex);
+        if (strcasecmp(hex, r->auth.payload_hash) != 0)
+            return GW_SHA256_MISMATCH;
+    }
+    if (r->have_md5 && !cm_ct_equal(r->want_md5, r->md5_digest, 16))
+        return GW_BAD_DIGEST;
+    if (r->ck_active) {
+        size_t n = cm_ck_len(r->ck_alg);
+        cm_ck_final(&r->ck, d);
+        r->ck_active = 0;
+        cm_base64_encode(d, n, r->ck_value);
+        const char *want = r->ck_want[0] ? r->ck_want : NULL;
+        if (!want && r->ck_trailer && r->chunked)
+            want = gw_chunked_trailer(r->chunked, r->ck_trailer);
+        if (r->ck_trailer && !want)
+            return GW_INVALID_REQUEST;
+        if (want && strcmp(want, r->ck_value) != 0)
+            return GW_BAD_DIGEST;
+    }
+    return GW_OK;
+}
+
+static void on_body_end(net_req *nr, void *arg)
+{
+    gw_req *r = net_req_data(nr);
+    (void)arg;
+    if (r->failed || r->sink == GW_SINK_NONE)
+        return;
+    if (r->sink == GW_SINK_DISCARD) {
+        r->finish(r);
+        return;
+    }
+    gw_s3err e = verify_body(r);
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (r->writer) {
+        gw_writer *w = r->writer;
+        r->writer = NULL; /* finish frees it whatever happens */
+        cm_err err = gw_writer_finish(w, &r->layout);
+        if (err != CM_OK) {
+            gw_error_cm(r, err);
+            return;
+        }
+        r->has_layout = 1;
+    }
+    r->finish(r);
+}
+
+static void on_drain(net_req *nr, void *arg)
+{
+    gw_req *r = net_req_data(nr);
+    (void)arg;
+    if (r && r->drain)
+        r->drain(r);
+}
+
+static void on_done(net_req *nr, int aborted, void *arg)
+{
+    gw_req *r = net_req_data(nr);
+    (void)arg;
+    if (!r)
+        return;
+    if (r->writer)
+        gw_writer_abort(r->writer);
+    if (r->has_layout) /* durable data that no metadata record took over */
+        gw_delete(r->g->data, &r->layout);
+    if (aborted)
+        CM_DEBUG(MOD, "req=%s aborted", r->id);
+    gw_chunked_free(r->chunked);
+    if (r->decoded)
+        evbuffer_free(r->decoded);
+    if (r->mem)
+        evbuffer_free(r->mem);
+    cm_ck_release(&r->md5);
+    cm_ck_release(&r->sha256);
+    cm_ck_release(&r->ck);
+    free(r->inl);
+    if (r->have_obj)
+        md_object_release(&r->obj);
+    if (r->op_free)
+        r->op_free(r->op);
+    gw_query_release(&r->q);
+    free(r->key);
+    free(r);
+}
+
+static const net_handler handler = {
+    .on_request = on_request,
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .on_drain = on_drain,
+    .on_done = on_done,
+};
+
+const net_handler *gw_net_handler(void)
+{
+    return &handler;
+}
+
+void gw_free_object_data(gw *g, const md_object *obj)
+{
+    for (size_t i = 0; i < obj->nparts; i++)
+        if (!obj->parts[i].inline_data)
+            gw_delete(g->data, &obj->parts[i].layout);
+}
