@@ -1,0 +1,419 @@
+/*
+ * gw_data.c - single-node data path: bodies as erasure-coded stripes over local drives (gw_data.h).
+ *
+ * Geometry. A body of size bytes is cut into full stripes of k * cell_size payload bytes and, when
+ * size is not a multiple of that, one last stripe whose cells are clen = ceil(rest / k) rounded up
+ * to 64 bytes (zero padded). Stripe s starts at body offset s * k * cell_size, and cell i of it is
+ * bytes [s * cell_size, s * cell_size + clen) of the body's blob on drive layout.drives[i].
+ * Within a stripe, payload byte p lives in data cell p / clen at offset p % clen.
+ *
+ * Writer. One 64-byte aligned buffer of k + m cells. Payload is copied once into the data cells
+ * (laid out back to back with stride clen, so the payload of a stripe is one contiguous run), the
+ * parity cells are computed after them, and every cell is appended to its drive. A drive whose
+ * append fails is dropped from the layout for the rest of the body (drives[i] = 0xFF, its partial
+ * blob deleted) while at least k + 1 cells (all cells when m = 0) still succeed.
+ *
+ * Reader. A healthy stripe reads only the byte ranges wanted from each data cell, straight into
+ * the caller's buffer. If any of those reads fails (drive dropped or offline, blob missing, CRC
+ * mismatch, I/O error), the stripe is read whole from the first k readable cells into a scratch
+ * stripe, reconstructed, and copied out; that is logged at WARN (repair queue to come).
+ *
+ * Threading: the store is read-only after open (bs_store and ec_codec are thread-safe); a writer
+ * belongs to one request. Memory: one stripe per writer and at most one per read call.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "ec.h"
+#include "gw_data.h"
+#include "pl.h"
+
+struct gw_store {
+    int ndrives, k, m;
+    uint32_t cell_size;
+    bs_store **drives; /* NULL when the drive could not be opened */
+    uint8_t *online;
+    ec_codec *codec;
+};
+
+struct gw_writer {
+    gw_store *st;
+    bs_id id;
+    uint8_t drives[MD_MAX_CELLS];
+    uint8_t *stripe;   /* (k + m) * cell_size bytes, 64-aligned */
+    size_t fill;       /* payload bytes in the current stripe */
+    uint64_t size;     /* payload bytes accepted so far */
+    uint64_t cell_off; /* blob offset of the next cell, the same on every drive */
+    cm_err failed;     /* sticky: once a stripe could not be stored, the body is lost */
+};
+
+static int min_cells(int k, int m)
+{
+    return m > 0 ? k + 1 : k;
+}
+
+static uint32_t last_cell_len(uint64_t rest, int k)
+{
+    uint64_t per = (rest + (uint64_t)k - 1) / (uint64_t)k;
+    return (uint32_t)((per + 63) & ~(uint64_t)63);
+}
+
+/* ---- store ---- */
+
+static cm_err check_options(const gw_store_options *o, int ndrives)
+{
+    if (o->k < 1 || o->m < 0 || o->k + o->m > MD_MAX_CELLS || o->k + o->m > EC_MAX_CELLS)
+        return CM_ERR_INVAL;
+    if (o->cell_size == 0 || o->cell_size % 64 != 0)
+        return CM_ERR_INVAL;
+    if (ndrives < o->k + o->m || ndrives >= PL_NONE)
+        return CM_ERR_INVAL;
+    return CM_OK;
+}
+
+cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_options *opt,
+                     gw_store **out)
+{
+    gw_store_options o = {4, 2, 256 * 1024, NULL};
+    if (opt)
+        o = *opt;
+    cm_err e = check_options(&o, ndrives);
+    if (e != CM_OK)
+        return e;
+    gw_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return CM_ERR_NOMEM;
+    st->ndrives = ndrives;
+    st->k = o.k;
+    st->m = o.m;
+    st->cell_size = o.cell_size;
+    st->drives = calloc((size_t)ndrives, sizeof(*st->drives));
+    st->online = calloc((size_t)ndrives, 1);
+    e = (st->drives && st->online) ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
+    bs_options bo = {0, o.io};
+    for (int i = 0; e == CM_OK && i < ndrives; i++) {
+        cm_err de = bs_open(dirs[i], &bo, &st->drives[i]);
+        if (de != CM_OK)
+            CM_ERROR("gw", "drive %d (%s) offline: %s", i, dirs[i], cm_err_str(de));
+        st->online[i] = de == CM_OK;
+    }
+    if (e == CM_OK && gw_store_drives_online(st) < o.k + 1)
+        e = CM_ERR_UNAVAILABLE;
+    if (e != CM_OK) {
+        gw_store_close(st);
+        return e;
+    }
+    *out = st;
+    return CM_OK;
+}
+
+void gw_store_close(gw_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; st->drives && i < st->ndrives; i++)
+        bs_close(st->drives[i]);
+    free(st->drives);
+    free(st->online);
+    ec_free(st->codec);
+    free(st);
+}
+
+int gw_store_drives_online(const gw_store *st)
+{
+    int n = 0;
+    for (int i = 0; i < st->ndrives; i++)
+        n += st->online[i] != 0;
+    return n;
+}
+
+size_t gw_store_stripe_bytes(const gw_store *st)
+{
+    return (size_t)st->k * st->cell_size;
+}
+
+/* The open drive for a layout slot, or NULL. */
+static bs_store *slot_drive(const gw_store *st, uint8_t d)
+{
+    if (d == PL_NONE || d >= st->ndrives || !st->online[d])
+        return NULL;
+    return st->drives[d];
+}
+
+/* ---- writer ---- */
+
+cm_err gw_writer_new(gw_store *st, gw_writer **out)
+{
+    int ncells = st->k + st->m, n = 0;
+    gw_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return CM_ERR_NOMEM;
+    w->st = st;
+    memset(w->drives, PL_NONE, sizeof(w->drives));
+    cm_err e = bs_id_new(&w->id);
+    if (e == CM_OK) {
+        e = pl_choose(w->id.b, st->ndrives, st->online, ncells, w->drives, &n);
+        if (e == CM_ERR_UNAVAILABLE && n >= min_cells(st->k, st->m))
+            e = CM_OK; /* fewer drives than cells, but enough to survive one more loss */
+    }
+    if (e == CM_OK && posix_memalign((void **)&w->stripe, 64, (size_t)ncells * st->cell_size) != 0)
+        e = CM_ERR_NOMEM;
+    if (e != CM_OK) {
+        free(w);
+        return e;
+    }
+    *out = w;
+    return CM_OK;
+}
+
+/* Delete this body's blob on every drive still in the layout (best effort, idempotent). */
+static void delete_blobs(gw_writer *w)
+{
+    for (int i = 0; i < w->st->k + w->st->m; i++) {
+        bs_store *bs = slot_drive(w->st, w->drives[i]);
+        if (bs)
+            bs_delete(bs, &w->id);
+    }
+}
+
+static void drop_cell(gw_writer *w, int i, cm_err why)
+{
+    bs_store *bs = slot_drive(w->st, w->drives[i]);
+    CM_WARN("gw", "drive %u dropped from a body being written (cell %d): %s", w->drives[i], i,
+            cm_err_str(why));
+    if (bs)
+        bs_delete(bs, &w->id); /* its partial blob is an orphan now */
+    w->drives[i] = PL_NONE;
+}
+
+static int live_cells(const gw_writer *w)
+{
+    int n = 0;
+    for (int i = 0; i < w->st->k + w->st->m; i++)
+        n += w->drives[i] != PL_NONE;
+    return n;
+}
+
+/* Encode the current stripe with cells of clen bytes and append every cell to its drive. */
+static cm_err flush_stripe(gw_writer *w, uint32_t clen)
+{
+    gw_store *st = w->st;
+    int k = st->k, m = st->m, nospc = 0;
+    uint8_t *data[EC_MAX_CELLS], *parity[EC_MAX_CELLS];
+    memset(w->stripe + w->fill, 0, (size_t)k * clen - w->fill); /* pad the last stripe */
+    for (int i = 0; i < k; i++)
+        data[i] = w->stripe + (size_t)i * clen;
+    for (int j = 0; j < m; j++)
+        parity[j] = w->stripe + (size_t)k * st->cell_size + (size_t)j * clen;
+    ec_encode(st->codec, clen, data, parity);
+    for (int i = 0; i < k + m; i++) {
+        bs_store *bs = slot_drive(st, w->drives[i]);
+        cm_err e = bs ? bs_append(bs, &w->id, w->cell_off, i < k ? data[i] : parity[i - k], clen)
+                      : CM_ERR_UNAVAILABLE;
+        if (e != CM_OK && w->drives[i] != PL_NONE) {
+            nospc |= e == CM_ERR_NOSPC;
+            drop_cell(w, i, e);
+        }
+    }
+    w->cell_off += clen;
+    w->fill = 0;
+    if (live_cells(w) < min_cells(k, m)) {
+        w->failed = nospc ? CM_ERR_NOSPC : CM_ERR_UNAVAILABLE;
+        CM_ERROR("gw", "body lost: only %d cells of a stripe stored", live_cells(w));
+        delete_blobs(w);
+    }
+    return w->failed;
+}
+
+cm_err gw_writer_write(gw_writer *w, const void *data, size_t len)
+{
+    size_t stripe = gw_store_stripe_bytes(w->st);
+    const uint8_t *p = data;
+    while (w->failed == CM_OK && len > 0) {
+        size_t n = CM_MIN(len, stripe - w->fill);
+        /* The one payload copy of the write path: into the aligned stripe the encoder reads. */
+        memcpy(w->stripe + w->fill, p, n);
+        w->fill += n;
+        w->size += n;
+        p += n;
+        len -= n;
+        if (w->fill == stripe)
+            flush_stripe(w, w->st->cell_size);
+    }
+    return w->failed;
+}
+
+/* fdatasync every drive holding a cell; a drive that cannot sync is dropped like a failed one. */
+static void sync_cells(gw_writer *w)
+{
+    for (int i = 0; i < w->st->k + w->st->m; i++) {
+        bs_store *bs = slot_drive(w->st, w->drives[i]);
+        cm_err e = bs ? bs_sync(bs) : CM_OK;
+        if (e != CM_OK)
+            drop_cell(w, i, e);
+    }
+    if (live_cells(w) < min_cells(w->st->k, w->st->m)) {
+        w->failed = CM_ERR_UNAVAILABLE;
+        delete_blobs(w);
+    }
+}
+
+cm_err gw_writer_finish(gw_writer *w, md_layout *out)
+{
+    if (w->failed == CM_OK && w->fill > 0)
+        flush_stripe(w, last_cell_len(w->fill, w->st->k));
+    if (w->failed == CM_OK && w->cell_off > 0)
+        sync_cells(w);
+    cm_err e = w->failed;
+    if (e == CM_OK) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->blob, w->id.b, sizeof(out->blob));
+        out->size = w->size;
+        out->cell_size = w->st->cell_size;
+        out->k = (uint8_t)w->st->k;
+        out->m = (uint8_t)w->st->m;
+        memcpy(out->drives, w->drives, sizeof(out->drives));
+    }
+    free(w->stripe);
+    free(w);
+    return e;
+}
+
+void gw_writer_abort(gw_writer *w)
+{
+    if (!w)
+        return;
+    if (w->failed == CM_OK)
+        delete_blobs(w);
+    free(w->stripe);
+    free(w);
+}
+
+/* ---- reader ---- */
+
+typedef struct {
+    gw_store *st;
+    const md_layout *lay;
+    const ec_codec *codec;
+    bs_id id;
+    uint8_t *scratch; /* (k + m) * cell_size, allocated on the first degraded stripe */
+} read_ctx;
+
+/* Payload bytes [a, b) of a stripe whose cells are clen long, from the data cells only. */
+static cm_err read_healthy(read_ctx *c, uint64_t cell_off, uint32_t clen, uint64_t a, uint64_t b,
+                           uint8_t *dst)
+{
+    for (uint64_t i = a / clen; i <= (b - 1) / clen; i++) {
+        uint64_t ca = CM_MAX(a, i * clen) - i * clen, cb = CM_MIN(b, (i + 1) * clen) - i * clen;
+        bs_store *bs = slot_drive(c->st, c->lay->drives[i]);
+        if (!bs)
+            return CM_ERR_UNAVAILABLE;
+        cm_err e = bs_read(bs, &c->id, cell_off + ca, dst + (i * clen + ca - a), (size_t)(cb - ca));
+        if (e != CM_OK)
+            return e;
+    }
+    return CM_OK;
+}
+
+/* Read the first k readable whole cells, rebuild the rest, copy payload bytes [a, b) out. */
+static cm_err read_degraded(read_ctx *c, uint64_t cell_off, uint32_t clen, uint64_t a, uint64_t b,
+                            uint8_t *dst)
+{
+    int k = c->lay->k, n = c->lay->k + c->lay->m, got = 0, corrupt = 0;
+    size_t cap = (size_t)n * c->lay->cell_size;
+    if (!c->scratch && posix_memalign((void **)&c->scratch, 64, cap) != 0) {
+        c->scratch = NULL;
+        return CM_ERR_NOMEM;
+    }
+    uint8_t *cells[EC_MAX_CELLS];
+    int present[EC_MAX_CELLS] = {0};
+    for (int i = 0; i < n; i++) {
+        cells[i] = c->scratch + (size_t)i * clen; /* data cells back to back: payload contiguous */
+        bs_store *bs = got < k ? slot_drive(c->st, c->lay->drives[i]) : NULL;
+        cm_err e = bs ? bs_read(bs, &c->id, cell_off, cells[i], clen) : CM_ERR_UNAVAILABLE;
+        corrupt |= e == CM_ERR_CORRUPT;
+        present[i] = e == CM_OK;
+        got += present[i];
+    }
+    if (got < k)
+        return corrupt ? CM_ERR_CORRUPT : CM_ERR_UNAVAILABLE;
+    cm_err e = ec_reconstruct(c->codec, clen, cells, present);
+    if (e == CM_OK)
+        memcpy(dst, c->scratch + a, (size_t)(b - a));
+    return e;
+}
+
+static cm_err check_layout(const gw_store *st, const md_layout *lay)
+{
+    if (lay->k < 1 || lay->k + lay->m > MD_MAX_CELLS || lay->k + lay->m > EC_MAX_CELLS)
+        return CM_ERR_INVAL;
+    if (lay->cell_size == 0 || lay->cell_size % 64 != 0)
+        return CM_ERR_INVAL;
+    (void)st;
+    return CM_OK;
+}
+
+static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
+{
+    const md_layout *lay = c->lay;
+    uint64_t sbytes_full = (uint64_t)lay->k * lay->cell_size, pos = off, end = off + len;
+    while (pos < end) {
+        uint64_t s = pos / sbytes_full, start = s * sbytes_full;
+        uint64_t sbytes = CM_MIN(sbytes_full, lay->size - start);
+        uint32_t clen = sbytes == sbytes_full ? lay->cell_size : last_cell_len(sbytes, lay->k);
+        uint64_t a = pos - start, b = CM_MIN(end, start + sbytes) - start;
+        uint64_t cell_off = s * lay->cell_size;
+        cm_err e = read_healthy(c, cell_off, clen, a, b, buf + (pos - off));
+        if (e != CM_OK) {
+            char hex[33];
+            bs_id_hex(&c->id, hex);
+            CM_WARN("gw", "degraded read of blob %s stripe %llu: %s; reconstructing", hex,
+                    (unsigned long long)s, cm_err_str(e));
+            e = read_degraded(c, cell_off, clen, a, b, buf + (pos - off));
+            if (e != CM_OK) {
+                CM_ERROR("gw", "blob %s stripe %llu unreadable: %s", hex, (unsigned long long)s,
+                         cm_err_str(e));
+                return e;
+            }
+        }
+        pos = start + b;
+    }
+    return CM_OK;
+}
+
+cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
+{
+    if (off > layout->size || len > layout->size - off)
+        return CM_ERR_RANGE;
+    if (len == 0)
+        return CM_OK;
+    cm_err e = check_layout(st, layout);
+    if (e != CM_OK)
+        return e;
+    read_ctx c = {st, layout, st->codec, {{0}}, NULL};
+    memcpy(c.id.b, layout->blob, sizeof(c.id.b));
+    ec_codec *own = NULL;
+    if (layout->k != st->k || layout->m != st->m) {
+        /* A body written under another profile: build its codec for this call. */
+        e = ec_new(layout->k, layout->m, &own);
+        c.codec = own;
+    }
+    if (e == CM_OK)
+        e = read_stripes(&c, off, buf, len);
+    ec_free(own);
+    free(c.scratch);
+    return e;
+}
+
+void gw_delete(gw_store *st, const md_layout *layout)
+{
+    bs_id id;
+    memcpy(id.b, layout->blob, sizeof(id.b));
+    for (int i = 0; i < layout->k + layout->m && i < MD_MAX_CELLS; i++) {
+        bs_store *bs = slot_drive(st, layout->drives[i]);
+        if (bs && bs_delete(bs, &id) != CM_OK)
+            CM_WARN("gw", "delete of a cell on drive %u failed", layout->drives[i]);
+    }
+}

@@ -1,0 +1,367 @@
+/*
+ * test_gateway_data.c - the single-node data path over 6 drives (4+2, 4 KiB cells so stripes are
+ * small): body sizes around every stripe boundary, random ranges, lost drives (blobs deleted or
+ * drives failing mid-write), a corrupted cell, too many losses, aborted writers. Payload bytes are
+ * a function of (tag, offset); random choices use a fixed, printed seed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bs.h"
+#include "cm_log.h"
+#include "cm_util.h"
+#include "cu_main.h"
+#include "gw_data.h"
+
+#define SEED 0xDA7Au
+#define ND 6
+#define CELL 4096u
+#define K 4
+#define M 2
+
+static uint64_t rng = SEED;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static uint8_t pat(uint32_t tag, uint64_t off)
+{
+    uint64_t x = (off + 7) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 40);
+    x ^= x >> 31;
+    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
+}
+
+typedef struct {
+    char root[512];
+    char dirs[ND][600];
+    const char *ptrs[ND];
+} drives;
+
+static void drives_init(drives *d, const char *name)
+{
+    snprintf(d->root, sizeof(d->root), "%s/%s", cu_tmpdir(), name);
+    mkdir(d->root, 0755);
+    for (int i = 0; i < ND; i++) {
+        snprintf(d->dirs[i], sizeof(d->dirs[i]), "%s/d%d", d->root, i);
+        d->ptrs[i] = d->dirs[i];
+    }
+}
+
+static gw_store *open_store(const drives *d, const bs_io *io)
+{
+    gw_store_options o = {K, M, CELL, io};
+    gw_store *st = NULL;
+    CU_ASSERT_FATAL(gw_store_open(d->ptrs, ND, &o, &st) == CM_OK);
+    return st;
+}
+
+/* Write size pattern bytes in random pieces. */
+static cm_err write_body(gw_store *st, uint32_t tag, uint64_t size, md_layout *lay)
+{
+    gw_writer *w = NULL;
+    cm_err e = gw_writer_new(st, &w);
+    if (e != CM_OK)
+        return e;
+    uint8_t buf[9000];
+    for (uint64_t off = 0; e == CM_OK && off < size;) {
+        uint64_t piece = 1 + rnd() % sizeof(buf); /* CM_MIN evaluates twice */
+        size_t n = (size_t)CM_MIN(size - off, piece);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pat(tag, off + i);
+        e = gw_writer_write(w, buf, n);
+        off += n;
+    }
+    if (e != CM_OK) {
+        gw_writer_abort(w);
+        return e;
+    }
+    return gw_writer_finish(w, lay);
+}
+
+static int read_ok(gw_store *st, const md_layout *lay, uint32_t tag, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    cm_err e = gw_read(st, lay, off, buf, len);
+    int ok = e == CM_OK;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = buf[i] == pat(tag, off + i);
+    if (!ok)
+        fprintf(stderr, "read tag %u [%llu,+%zu) failed: %s (seed %#x)\n", tag,
+                (unsigned long long)off, len, cm_err_name(e), SEED);
+    free(buf);
+    return ok;
+}
+
+static int read_random(gw_store *st, const md_layout *lay, uint32_t tag, int n)
+{
+    int ok = read_ok(st, lay, tag, 0, (size_t)lay->size);
+    for (int i = 0; ok && i < n && lay->size > 0; i++) {
+        uint64_t off = rnd() % lay->size, len = 1 + rnd() % (lay->size - off);
+        ok = read_ok(st, lay, tag, off, (size_t)len);
+    }
+    return ok;
+}
+
+/* Delete the body's blob directly on drive d (the gw store must be closed). */
+static void kill_cell(const drives *d, const md_layout *lay, int drive)
+{
+    bs_store *bs = NULL;
+    bs_id id;
+    memcpy(id.b, lay->blob, 16);
+    CU_ASSERT_FATAL(bs_open(d->dirs[drive], NULL, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+}
+
+static uint64_t blobs_on_drives(const drives *d)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < ND; i++) {
+        bs_store *bs = NULL;
+        bs_stats s;
+        if (bs_open(d->dirs[i], NULL, &bs) != CM_OK)
+            continue;
+        bs_get_stats(bs, &s);
+        n += s.blobs;
+        bs_close(bs);
+    }
+    return n;
+}
+
+/* ---- tests ---- */
+
+static void test_sizes(void)
+{
+    drives d;
+    drives_init(&d, "sizes");
+    gw_store *st = open_store(&d, NULL);
+    CU_ASSERT_EQUAL(gw_store_drives_online(st), ND);
+    CU_ASSERT_EQUAL(gw_store_stripe_bytes(st), K * CELL);
+    const uint64_t sizes[] = {0,
+                              1,
+                              63,
+                              CELL - 1,
+                              CELL,
+                              K * CELL,
+                              K * CELL + 1,
+                              10ull * K * CELL + 17,
+                              CELL + 1,
+                              3 * CELL + 5,
+                              2 * K * CELL};
+    for (uint32_t t = 0; t < sizeof(sizes) / sizeof(sizes[0]); t++) {
+        md_layout lay;
+        CU_ASSERT_EQUAL_FATAL(write_body(st, t, sizes[t], &lay), CM_OK);
+        CU_ASSERT_EQUAL(lay.size, sizes[t]);
+        CU_ASSERT_EQUAL(lay.k, K);
+        CU_ASSERT_EQUAL(lay.m, M);
+        CU_ASSERT_EQUAL(lay.cell_size, CELL);
+        unsigned seen = 0;
+        for (int i = 0; i < K + M; i++) {
+            CU_ASSERT(lay.drives[i] < ND);
+            seen |= 1u << lay.drives[i];
+        }
+        CU_ASSERT_EQUAL(__builtin_popcount(seen), K + M);
+        CU_ASSERT(read_random(st, &lay, t, 50));
+        uint8_t b;
+        CU_ASSERT_EQUAL(gw_read(st, &lay, lay.size, &b, 1), CM_ERR_RANGE);
+        CU_ASSERT_EQUAL(gw_read(st, &lay, lay.size, &b, 0), CM_OK);
+    }
+    gw_store_close(st);
+}
+
+static void test_two_drives_lost(void)
+{
+    drives d;
+    drives_init(&d, "lost2");
+    uint64_t size = 10ull * K * CELL + 17;
+    for (int a = 0; a < K + M; a++) {
+        for (int b = a + 1; b < K + M; b++) {
+            uint32_t tag = 100 + (uint32_t)(a * 8 + b);
+            md_layout lay;
+            gw_store *st = open_store(&d, NULL);
+            CU_ASSERT_EQUAL_FATAL(write_body(st, tag, size, &lay), CM_OK);
+            gw_store_close(st);
+            kill_cell(&d, &lay, lay.drives[a]);
+            kill_cell(&d, &lay, lay.drives[b]);
+            st = open_store(&d, NULL);
+            CU_ASSERT(read_random(st, &lay, tag, 20));
+            gw_store_close(st);
+        }
+    }
+}
+
+static void test_three_drives_lost(void)
+{
+    drives d;
+    drives_init(&d, "lost3");
+    md_layout lay;
+    gw_store *st = open_store(&d, NULL);
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 7, 3 * K * CELL + 100, &lay), CM_OK);
+    gw_store_close(st);
+    for (int i = 0; i < 3; i++)
+        kill_cell(&d, &lay, lay.drives[i * 2]);
+    st = open_store(&d, NULL);
+    uint8_t buf[100];
+    CU_ASSERT_EQUAL(gw_read(st, &lay, 0, buf, sizeof(buf)), CM_ERR_UNAVAILABLE);
+    gw_store_close(st);
+}
+
+static void test_corrupt_cell(void)
+{
+    drives d;
+    drives_init(&d, "flip");
+    md_layout lay;
+    gw_store *st = open_store(&d, NULL);
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 9, 2 * K * CELL, &lay), CM_OK);
+    gw_store_close(st);
+    /* cell 1's first record: 32-byte segment header, 48-byte record header, one block CRC */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/seg-00000001.cbs", d.dirs[lay.drives[1]]);
+    int fd = open(path, O_RDWR);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t c;
+    CU_ASSERT_FATAL(pread(fd, &c, 1, 32 + 48 + 4 + 100) == 1);
+    c ^= 0x40;
+    CU_ASSERT_FATAL(pwrite(fd, &c, 1, 32 + 48 + 4 + 100) == 1);
+    close(fd);
+    st = open_store(&d, NULL);
+    CU_ASSERT(read_ok(st, &lay, 9, CELL + 50, 100)); /* only the bad cell */
+    CU_ASSERT(read_random(st, &lay, 9, 20));
+    gw_store_close(st);
+}
+
+static void test_abort(void)
+{
+    drives d;
+    drives_init(&d, "abort");
+    gw_store *st = open_store(&d, NULL);
+    gw_writer *w = NULL;
+    CU_ASSERT_FATAL(gw_writer_new(st, &w) == CM_OK);
+    uint8_t buf[5000];
+    memset(buf, 0x33, sizeof(buf));
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_EQUAL(gw_writer_write(w, buf, sizeof(buf)), CM_OK);
+    gw_writer_abort(w);
+    gw_writer_abort(NULL);
+    md_layout lay;
+    CU_ASSERT_EQUAL(write_body(st, 3, 1000, &lay), CM_OK);
+    gw_delete(st, &lay);
+    gw_store_close(st);
+    CU_ASSERT_EQUAL(blobs_on_drives(&d), 0);
+}
+
+/* Fails every pwrite on fds opened under one of the marked drive directories. */
+typedef struct {
+    char bad[2][700];
+    uint8_t badfd[4096];
+    int err;
+} fault_ctx;
+
+static int f_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    fault_ctx *f = ctx;
+    int fd = open(path, flags, mode);
+    if (fd >= 0 && fd < 4096) {
+        f->badfd[fd] = 0;
+        for (int i = 0; i < 2; i++)
+            if (f->bad[i][0] && strncmp(path, f->bad[i], strlen(f->bad[i])) == 0)
+                f->badfd[fd] = 1;
+    }
+    return fd;
+}
+
+static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+    fault_ctx *f = ctx;
+    if (fd >= 0 && fd < 4096 && f->badfd[fd]) {
+        errno = f->err;
+        return -1;
+    }
+    return pwrite(fd, buf, len, off);
+}
+
+static void test_drive_fails_mid_write(void)
+{
+    drives d;
+    drives_init(&d, "midfail");
+    static fault_ctx f;
+    memset(&f, 0, sizeof(f));
+    f.err = EIO;
+    bs_io io = bs_io_posix;
+    io.open = f_open;
+    io.pwrite = f_pwrite;
+    io.ctx = &f;
+    snprintf(f.bad[0], sizeof(f.bad[0]), "%s/", d.dirs[2]);
+    gw_store *st = open_store(&d, &io);
+    md_layout lay;
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 21, 5 * K * CELL + 999, &lay), CM_OK);
+    int dropped = 0;
+    for (int i = 0; i < K + M; i++)
+        dropped += lay.drives[i] == 0xFF;
+    CU_ASSERT_EQUAL(dropped, 1);
+    CU_ASSERT(read_random(st, &lay, 21, 20));
+    /* a second failing drive leaves 4 < k+1 cells: the body fails and leaves nothing */
+    snprintf(f.bad[1], sizeof(f.bad[1]), "%s/", d.dirs[4]);
+    f.err = ENOSPC;
+    gw_store_close(st);
+    st = open_store(&d, &io);
+    CU_ASSERT_EQUAL(write_body(st, 22, 3 * K * CELL, &lay), CM_ERR_NOSPC);
+    gw_store_close(st);
+    CU_ASSERT_EQUAL(blobs_on_drives(&d), 5); /* only the first body's 5 cells */
+}
+
+static void test_drive_offline_at_open(void)
+{
+    drives d;
+    drives_init(&d, "offline");
+    /* a regular file where drive 3's directory should be: that drive cannot open */
+    int fd = open(d.dirs[3], O_CREAT | O_WRONLY, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    gw_store *st = open_store(&d, NULL);
+    CU_ASSERT_EQUAL(gw_store_drives_online(st), ND - 1);
+    md_layout lay;
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 30, 2 * K * CELL + 5, &lay), CM_OK);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT(lay.drives[i] != 3);
+    CU_ASSERT(read_random(st, &lay, 30, 10));
+    gw_store_close(st);
+}
+
+static void test_invalid(void)
+{
+    drives d;
+    drives_init(&d, "inval");
+    gw_store *st = NULL;
+    gw_store_options bad_cell = {K, M, 1000, NULL}, too_wide = {5, 2, CELL, NULL};
+    CU_ASSERT_EQUAL(gw_store_open(d.ptrs, ND, &bad_cell, &st), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(gw_store_open(d.ptrs, ND, &too_wide, &st), CM_ERR_INVAL);
+    gw_store_close(NULL);
+}
+
+void cu_register(void)
+{
+    printf("test_gateway_data seed %#x\n", SEED);
+    cm_log_set_level(CM_LOG_ERROR);
+    static const cu_test tests[] = {{"sizes_and_ranges", test_sizes},
+                                    {"any_two_drives_lost", test_two_drives_lost},
+                                    {"three_drives_lost", test_three_drives_lost},
+                                    {"corrupt_cell_reconstructed", test_corrupt_cell},
+                                    {"abort_and_delete_leave_nothing", test_abort},
+                                    {"drive_fails_mid_write", test_drive_fails_mid_write},
+                                    {"drive_offline_at_open", test_drive_offline_at_open},
+                                    {"invalid_options", test_invalid},
+                                    {NULL, NULL}};
+    cu_add_suite("gateway_data", tests);
+}
