@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "cm_config.h"
 #include "cm_err.h"
 #include "cm_util.h"
 #include "cu_main.h"
@@ -89,11 +90,49 @@ static void test_ct_equal(void)
     CU_ASSERT_FALSE(cm_ct_equal("abc", "abd", 3));
 }
 
+typedef struct {
+    char seen[512];
+} cfg_acc;
+
+static int cfg_cb(void *arg, const char *section, const char *key, const char *value, char *err,
+                  size_t errcap)
+{
+    cfg_acc *a = arg;
+    if (strcmp(key, "bad") == 0) {
+        snprintf(err, errcap, "unknown key '%s'", key);
+        return -1;
+    }
+    size_t n = strlen(a->seen);
+    snprintf(a->seen + n, sizeof(a->seen) - n, "%s.%s=%s;", section, key, value);
+    return 0;
+}
+
+static void test_config(void)
+{
+    cfg_acc a = {{0}};
+    char msg[256];
+    const char *text = "# comment\n top = 1\n[server]\nlisten = 127.0.0.1:9000 \n; c\n"
+                       "\n[storage]\nname = \"quoted value\"\n";
+    CU_ASSERT_EQUAL(cm_config_parse_string(text, "t", cfg_cb, &a, msg, sizeof(msg)), CM_OK);
+    CU_ASSERT_STRING_EQUAL(a.seen,
+                           ".top=1;server.listen=127.0.0.1:9000;storage.name=quoted value;");
+    CU_ASSERT_EQUAL(cm_config_parse_string("[s]\nbad = 1\n", "f", cfg_cb, &a, msg, sizeof(msg)),
+                    CM_ERR_INVAL);
+    CU_ASSERT_STRING_EQUAL(msg, "f:2: unknown key 'bad'");
+    CU_ASSERT_EQUAL(cm_config_parse_string("[s\n", "f", cfg_cb, &a, msg, sizeof(msg)),
+                    CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_config_parse_string("novalue\n", "f", cfg_cb, &a, msg, sizeof(msg)),
+                    CM_ERR_INVAL);
+    CU_ASSERT_STRING_EQUAL(msg, "f:1: expected 'key = value'");
+    CU_ASSERT_EQUAL(cm_config_parse_file("/nonexistent/cairn.conf", cfg_cb, &a, msg, sizeof(msg)),
+                    CM_ERR_NOTFOUND);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"err_names", test_err_names}, {"hex", test_hex},
                                     {"base64", test_base64},       {"url", test_url},
                                     {"time", test_time},           {"ct_equal", test_ct_equal},
-                                    {NULL, NULL}};
+                                    {"config", test_config},       {NULL, NULL}};
     cu_add_suite("common", tests);
 }
