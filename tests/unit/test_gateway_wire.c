@@ -439,6 +439,76 @@ static void test_parse_versioning_and_location(void)
     CU_ASSERT_EQUAL(gw_parse_create_bucket("<x", 2, CAP, &loc), GW_MALFORMED_XML);
 }
 
+/* Seeded mutations of valid bodies: the parsers answer with an S3 error, never crash or leak. */
+static void test_parse_mutations(void)
+{
+    const char *seeds[] = {
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag>"
+        "<ChecksumSHA256>AAAA</ChecksumSHA256></Part><Part><PartNumber>2</PartNumber>"
+        "<ETag>b</ETag></Part></CompleteMultipartUpload>",
+        "<Delete><Quiet>true</Quiet><Object><Key>k&amp;</Key><VersionId>v</VersionId>"
+        "</Object></Delete>",
+        "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        "<CreateBucketConfiguration><LocationConstraint>eu</LocationConstraint>"
+        "</CreateBucketConfiguration>",
+    };
+    static const char alphabet[] = "<>/&;\"'=! \x00\xff\xc3PartNumberETag0123456789";
+    srand(test_seed());
+    for (int iter = 0; iter < 4000; iter++) {
+        const char *src = seeds[iter % 4];
+        char buf[512];
+        size_t n = strlen(src);
+        memcpy(buf, src, n);
+        for (int k = 1 + rand() % 4; k > 0 && n > 0; k--) {
+            size_t at = (size_t)rand() % n;
+            int op = rand() % 3;
+            char c = alphabet[(size_t)rand() % (sizeof(alphabet) - 1)];
+            if (op == 0) {
+                buf[at] = c;
+            } else if (op == 1 && n + 1 < sizeof(buf)) {
+                memmove(buf + at + 1, buf + at, n - at);
+                buf[at] = c;
+                n++;
+            } else {
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+            }
+        }
+        gw_complete_req cr;
+        gw_delete_req dr;
+        gw_versioning st;
+        char *loc = NULL;
+        switch (iter % 4) {
+        case 0:
+            if (gw_parse_complete(buf, n, CAP, &cr) == GW_OK)
+                CU_ASSERT_TRUE(cr.n >= 1 && cr.parts[0].number >= 1);
+            gw_complete_req_release(&cr);
+            break;
+        case 1:
+            if (gw_parse_delete(buf, n, CAP, &dr) == GW_OK)
+                CU_ASSERT_TRUE(dr.n >= 1 && dr.objs[0].key != NULL);
+            gw_delete_req_release(&dr);
+            break;
+        case 2:
+            (void)gw_parse_versioning(buf, n, CAP, &st, NULL);
+            break;
+        default:
+            (void)gw_parse_create_bucket(buf, n, CAP, &loc);
+            free(loc);
+        }
+    }
+}
+
+static void test_parse_prefixed_namespace(void)
+{
+    gw_delete_req r;
+    const char *xml = "<s3:Delete xmlns:s3=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                      "<s3:Object><s3:Key>k</s3:Key></s3:Object></s3:Delete>";
+    CU_ASSERT_EQUAL_FATAL(gw_parse_delete(xml, strlen(xml), CAP, &r), GW_OK);
+    CU_ASSERT_STRING_EQUAL(r.objs[0].key, "k");
+    gw_delete_req_release(&r);
+}
+
 /* ---- response documents ---- */
 
 /* A listing: "a&b.txt", "dir/" (prefix), "k y+z" with CRC64NVME, "zz" a delete marker. */
@@ -1109,6 +1179,8 @@ void cu_register(void)
         {"complete limits", test_parse_complete_limits},
         {"delete", test_parse_delete},
         {"versioning and location", test_parse_versioning_and_location},
+        {"mutations", test_parse_mutations},
+        {"prefixed namespace", test_parse_prefixed_namespace},
         {NULL, NULL},
     };
     static const cu_test docs[] = {
