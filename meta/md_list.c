@@ -291,7 +291,7 @@ static cm_err upload_step(md_kv_iter *it, const upload_ctx *u, size_t max, md_up
                           int *stop)
 {
     const walk_ctx *c = u->c;
-    md_slice key, id;
+    md_slice key = {0}, id = {0};
     cm_err e = split_upload(&it->key, c->boff, &key, &id);
     if (e != CM_OK)
         return e;
