@@ -157,7 +157,7 @@ static int read_line(struct evbuffer *in, char *buf, size_t *len)
         return -1;
     char *nl = memchr(buf, '\n', (size_t)got);
     if (!nl)
-        return look > CK_LINE_MAX ? -1 : 0;
+        return look > CK_LINE_MAX + 1 ? -1 : 0; /* room for the CR of a full line */
     size_t n = (size_t)(nl - buf);
     evbuffer_drain(in, n + 1);
     if (n > 0 && buf[n - 1] == '\r')

@@ -329,6 +329,28 @@ static void test_malformed(void)
     evbuffer_free(out);
 }
 
+/* Header lines up to 4096 bytes (without CRLF) pass, also when fed byte by byte. */
+static void test_line_limit(void)
+{
+    for (size_t len = 4095; len <= 4097; len++) {
+        char *b = malloc(len + 8);
+        memcpy(b, "0;", 2);
+        memset(b + 2, 'x', len - 2);
+        memcpy(b + len, "\r\n\r\n", 4);
+        gw_auth_result a;
+        gw_chunked *d;
+        example_auth(&a, GW_PAYLOAD_STREAMING_UNSIGNED_TRAILER, "");
+        CU_ASSERT_EQUAL_FATAL(gw_chunked_new(&a, NULL, &d), CM_OK);
+        struct evbuffer *out = evbuffer_new();
+        gw_s3err e = feed_all(d, b, len + 4, 1, out);
+        CU_ASSERT_EQUAL(e, len <= 4096 ? GW_OK : GW_INVALID_ARGUMENT);
+        CU_ASSERT_EQUAL(gw_chunked_done(d), len <= 4096);
+        gw_chunked_free(d);
+        evbuffer_free(out);
+        free(b);
+    }
+}
+
 /* Every proper prefix of a valid body leaves the decoder waiting, never done, never failed. */
 static void test_truncated(void)
 {
@@ -387,6 +409,7 @@ void cu_register(void)
         {"signed_trailer_bad", test_signed_trailer_bad},
         {"unsigned_trailer", test_unsigned_trailer},
         {"malformed", test_malformed},
+        {"line_limit", test_line_limit},
         {"truncated", test_truncated},
         {"leftover", test_leftover},
         {NULL, NULL},
