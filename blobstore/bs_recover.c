@@ -191,7 +191,8 @@ static cm_err list_segments(const char *dir, uint32_t **out, size_t *n)
         free(nums);
         return e;
     }
-    qsort(nums, cnt, sizeof(*nums), cmp_u32);
+    if (cnt > 1)
+        qsort(nums, cnt, sizeof(*nums), cmp_u32);
     *out = nums;
     *n = cnt;
     return CM_OK;

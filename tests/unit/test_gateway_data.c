@@ -52,7 +52,7 @@ static void drives_init(drives *d, const char *name)
     snprintf(d->root, sizeof(d->root), "%s/%s", cu_tmpdir(), name);
     mkdir(d->root, 0755);
     for (int i = 0; i < ND; i++) {
-        snprintf(d->dirs[i], sizeof(d->dirs[i]), "%s/d%d", d->root, i);
+        snprintf(d->dirs[i], sizeof(d->dirs[i]), "%s/%s/d%d", cu_tmpdir(), name, i);
         d->ptrs[i] = d->dirs[i];
     }
 }
