@@ -112,6 +112,9 @@ void net_conn_free(net_conn *c)
     net_loop *loop = c->loop;
     if (c->req)
         req_done(c, c->req, 1);
+    /* bufferevent_free closes the socket from a finalizer on a later loop turn; the peer should
+     * see the close now, even if the loop is about to exit */
+    shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
     bufferevent_free(c->bev);
     event_free(c->kick);
     event_free(c->timer);
