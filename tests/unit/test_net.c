@@ -391,6 +391,7 @@ static int read_chunked(cli *c, resp *r)
         r->body = realloc(r->body, r->blen + n + 1);
         cli_take(c, n, r->body + r->blen);
         r->blen += n;
+        r->body[r->blen] = '\0';
         cli_take(c, 2, NULL);
     }
 }
@@ -428,9 +429,10 @@ static int cli_response(cli *c, resp *r, int head_req)
     }
     while (cli_fill(c) > 0) /* close-delimited */
         ;
+    r->blen = c->len;
     r->body = realloc(r->body, c->len + 1);
     cli_take(c, c->len, r->body);
-    r->blen = strlen(r->body);
+    r->body[r->blen] = '\0';
     return 0;
 }
 
