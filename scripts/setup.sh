@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# setup.sh: make this Debian 12 machine able to build, run and test cairn, then build it.
+# Idempotent: installs only missing Debian packages (apt-get update only when something is
+# missing), then configures and builds into build/ (RelWithDebInfo), leaving build/bin/cairn.
+# Works as root, or through sudo when available. Node.js: Debian's nodejs/npm are installed only
+# when no node >= 18 with npm is already on PATH (a newer node from elsewhere would conflict).
+# Environment: SETUP_SKIP_BUILD=1 installs packages only; BUILD_DIR (default build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+BUILD_PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev git
+    ca-certificates)
+LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev)
+CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
+
+node_ok() {
+    local major
+    command -v node >/dev/null 2>&1 || return 1
+    command -v npm >/dev/null 2>&1 || return 1
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || return 1
+    [ "$major" -ge 18 ]
+}
+
+installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        say "need root (or sudo) to run: $*" >&2
+        exit 1
+    fi
+}
+
+install_missing() {
+    local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}") missing=() p
+    if node_ok; then
+        say "using node $(node --version) and npm $(npm --version) already on PATH"
+    else
+        wanted+=(nodejs npm)
+    fi
+    for p in "${wanted[@]}"; do
+        installed "$p" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "all ${#wanted[@]} Debian packages present"
+        return
+    fi
+    say "installing ${#missing[@]} missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" </dev/null >/dev/null
+    say "packages installed"
+}
+
+build() {
+    local dir=${BUILD_DIR:-build}
+    mkdir -p "$dir"
+    say "configuring $dir (RelWithDebInfo)"
+    if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$dir/setup-configure.log" 2>&1; then
+        tail -30 "$dir/setup-configure.log" >&2
+        say "configure failed (log: $dir/setup-configure.log)" >&2
+        exit 1
+    fi
+    say "building with $(nproc) jobs"
+    if ! cmake --build "$dir" -j "$(nproc)" >"$dir/setup-build.log" 2>&1; then
+        grep -E -A3 'error|Error' "$dir/setup-build.log" | head -60 >&2
+        say "build failed (log: $dir/setup-build.log)" >&2
+        exit 1
+    fi
+    [ -x "$dir/bin/cairn" ] || { say "$dir/bin/cairn was not built" >&2; exit 1; }
+    say "built $dir/bin/cairn"
+}
+
+install_missing
+if [ "${SETUP_SKIP_BUILD:-0}" = 1 ]; then
+    say "SETUP_SKIP_BUILD=1: not building"
+else
+    build
+fi
