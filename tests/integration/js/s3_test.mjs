@@ -4,6 +4,9 @@
 // through lib-storage's Upload (multipart), listing and deletes. Prints `ok -`/`FAIL -` lines and
 // exits 1 on any failed check. Payloads come from a seeded generator (seed printed).
 import { createHash } from "node:crypto";
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import {
   S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, HeadObjectCommand,
@@ -68,6 +71,23 @@ if (head) {
   check("HeadObject size and type", head.ContentLength === small.length && head.ContentType === "application/x-test",
     `${head.ContentLength} ${head.ContentType}`);
 }
+
+// A file stream body: the SDK sends it aws-chunked with a CRC32 trailer
+// (STREAMING-UNSIGNED-PAYLOAD-TRAILER), even over plain HTTP.
+const tmp = mkdtempSync(join(tmpdir(), "cairn-js-"));
+const fileData = randomBytes(3 * 1024 * 1024 + 7, SEED + 2);
+writeFileSync(join(tmp, "f.bin"), fileData);
+await step("PutObject of a file stream (aws-chunked, CRC32 trailer)", () =>
+  s3.send(new PutObjectCommand({ Bucket, Key: "dir/stream.bin", Body: createReadStream(join(tmp, "f.bin")) })));
+rmSync(tmp, { recursive: true, force: true });
+const gotStream = await step("GetObject file-stream object", () =>
+  s3.send(new GetObjectCommand({ Bucket, Key: "dir/stream.bin" })));
+if (gotStream) {
+  const body = Buffer.from(await gotStream.Body.transformToByteArray());
+  check("file-stream object byte-exact", body.equals(fileData), `${body.length} bytes`);
+}
+await step("DeleteObject file-stream object", () =>
+  s3.send(new DeleteObjectCommand({ Bucket, Key: "dir/stream.bin" })));
 
 // Upload of unknown length: a stream with no ContentLength, cut into 5 MiB parts by lib-storage.
 const bigSize = 12 * 1024 * 1024 + 12345;
