@@ -52,7 +52,12 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     bs->segment_max = (opt && opt->segment_max) ? opt->segment_max : BS_DEFAULT_SEGMENT_MAX;
     pthread_mutex_init(&bs->sync_mu, NULL);
     pthread_mutex_init(&bs->append_mu, NULL);
-    pthread_rwlock_init(&bs->idx_lock, NULL);
+    /* Prefer writers: a stream of reads must not starve appends waiting to publish. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&bs->idx_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     bs->dir = strdup(dir);
     cm_err e = bs->dir ? bs_index_init(&bs->index) : CM_ERR_NOMEM;
     if (e == CM_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)

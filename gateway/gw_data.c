@@ -79,6 +79,12 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
     gw_store_options o = {4, 2, 256 * 1024, NULL};
     if (opt)
         o = *opt;
+    if (o.k == 0 && o.m == 0) { /* zeroed options mean the defaults */
+        o.k = 4;
+        o.m = 2;
+    }
+    if (o.cell_size == 0)
+        o.cell_size = 256 * 1024;
     cm_err e = check_options(&o, ndrives);
     if (e != CM_OK)
         return e;
@@ -345,13 +351,12 @@ static cm_err read_degraded(read_ctx *c, uint64_t cell_off, uint32_t clen, uint6
     return e;
 }
 
-static cm_err check_layout(const gw_store *st, const md_layout *lay)
+static cm_err check_layout(const md_layout *lay)
 {
     if (lay->k < 1 || lay->k + lay->m > MD_MAX_CELLS || lay->k + lay->m > EC_MAX_CELLS)
         return CM_ERR_INVAL;
     if (lay->cell_size == 0 || lay->cell_size % 64 != 0)
         return CM_ERR_INVAL;
-    (void)st;
     return CM_OK;
 }
 
@@ -389,7 +394,7 @@ cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, s
         return CM_ERR_RANGE;
     if (len == 0)
         return CM_OK;
-    cm_err e = check_layout(st, layout);
+    cm_err e = check_layout(layout);
     if (e != CM_OK)
         return e;
     read_ctx c = {st, layout, st->codec, {{0}}, NULL};
