@@ -445,6 +445,52 @@ static void test_concurrent(void)
     bs_close(bs);
 }
 
+typedef struct {
+    bs_store *bs;
+    int stop, ok;
+} reader_arg;
+
+static void *reader(void *p)
+{
+    reader_arg *a = p;
+    a->ok = 1;
+    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE))
+        for (uint32_t t = 1; t <= 4; t++)
+            if (!verify(a->bs, t, 1000 * t, 50000))
+                a->ok = 0;
+    return NULL;
+}
+
+static void test_reads_during_writes(void)
+{
+    /* Readers of stable blobs run while other blobs are appended, synced and deleted (segments
+     * roll and get reclaimed under them). */
+    bs_store *bs = NULL;
+    bs_options opt = {.segment_max = 96 * 1024};
+    CU_ASSERT_FATAL(bs_open(test_dir("rdwr"), &opt, &bs) == CM_OK);
+    for (uint32_t t = 1; t <= 4; t++)
+        CU_ASSERT_EQUAL(put(bs, t, 0, 60000 * t, 60000), CM_OK);
+    reader_arg ra = {bs, 0, 0};
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, reader, &ra) == 0);
+    for (uint32_t t = 500; t < 700; t++) {
+        CU_ASSERT_EQUAL(put(bs, t, 0, 20000, 20000), CM_OK);
+        if (t % 10 == 0)
+            CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+        bs_id old = tag_id(t - 3);
+        if (t >= 503)
+            CU_ASSERT_EQUAL(bs_delete(bs, &old), CM_OK);
+    }
+    __atomic_store_n(&ra.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    CU_ASSERT(ra.ok);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.blobs, 7);
+    CU_ASSERT(st.segments < 20); /* dead segments were reclaimed */
+    bs_close(bs);
+}
+
 static void test_ids(void)
 {
     bs_id a, b;
@@ -494,6 +540,7 @@ void cu_register(void)
                                     {"segment_rollover", test_rollover},
                                     {"enospc_consistent", test_enospc},
                                     {"concurrent_appends", test_concurrent},
+                                    {"reads_during_writes", test_reads_during_writes},
                                     {"ids", test_ids},
                                     {"index_many", test_index_many},
                                     {NULL, NULL}};
