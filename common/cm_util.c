@@ -238,8 +238,9 @@ cm_err cm_time_parse_amzdate(const char *s, time_t *out)
     struct tm tm = {0};
     char z = 0;
     int used = 0;
-    if (strlen(s) != 16 || sscanf(s, "%4d%2d%2dT%2d%2d%2d%c%n", &tm.tm_year, &tm.tm_mon,
-                                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z, &used) != 7 ||
+    if (strlen(s) != 16 ||
+        sscanf(s, "%4d%2d%2dT%2d%2d%2d%c%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &z, &used) != 7 ||
         z != 'Z' || used != 16)
         return CM_ERR_INVAL;
     tm.tm_year -= 1900;
@@ -259,10 +260,12 @@ cm_err cm_time_parse_http(const char *s, time_t *out)
 {
     struct tm tm = {0};
     char mon[4] = {0}, wd[16] = {0};
-    /* RFC 1123: "Sun, 06 Nov 1994 08:49:37 GMT" */
-    if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d GMT", wd, &tm.tm_mday, mon, &tm.tm_year,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 7) {
-        /* fallthrough to common handling */
+    char zone[8] = {0};
+    /* RFC 1123: "Sun, 06 Nov 1994 08:49:37 GMT" (also "+0000", which SigV2 clients send) */
+    if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d %7s", wd, &tm.tm_mday, mon, &tm.tm_year,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, zone) == 8) {
+        if (strcmp(zone, "GMT") != 0 && strcmp(zone, "UTC") != 0 && strcmp(zone, "+0000") != 0)
+            return CM_ERR_INVAL;
     } else if (sscanf(s, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT", wd, &tm.tm_mday, mon,
                       &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 7) {
         /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */

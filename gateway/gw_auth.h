@@ -19,9 +19,9 @@
 struct evbuffer;
 
 typedef enum {
-    GW_PAYLOAD_HASHED = 0,          /* x-amz-content-sha256 is the hex SHA-256 of the body */
-    GW_PAYLOAD_UNSIGNED,            /* UNSIGNED-PAYLOAD (always for presigned URLs) */
-    GW_PAYLOAD_STREAMING_SIGNED,    /* STREAMING-AWS4-HMAC-SHA256-PAYLOAD */
+    GW_PAYLOAD_HASHED = 0,                 /* x-amz-content-sha256 is the hex SHA-256 of the body */
+    GW_PAYLOAD_UNSIGNED,                   /* UNSIGNED-PAYLOAD (always for presigned URLs) */
+    GW_PAYLOAD_STREAMING_SIGNED,           /* STREAMING-AWS4-HMAC-SHA256-PAYLOAD */
     GW_PAYLOAD_STREAMING_SIGNED_TRAILER,   /* STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER */
     GW_PAYLOAD_STREAMING_UNSIGNED_TRAILER, /* STREAMING-UNSIGNED-PAYLOAD-TRAILER */
 } gw_payload_mode;
@@ -29,11 +29,12 @@ typedef enum {
 /* The request as the authenticator sees it (all borrowed). */
 typedef struct {
     const char *method;
-    const char *target;        /* raw request-target: path as sent + "?" + query as sent */
+    const char *target; /* raw request-target: path as sent + "?" + query as sent */
     size_t nheaders;
     const char *const *names;  /* header names as received (any case) */
     const char *const *values; /* values, trimmed */
     time_t now;                /* current time, for skew and expiry checks */
+    const char *vhost_bucket;  /* bucket named by a virtual-hosted Host, else NULL (SigV2) */
 } gw_auth_request;
 
 /* Look up the secret key of access_key into secret (cap bytes). CM_ERR_NOTFOUND when unknown. */
@@ -43,14 +44,14 @@ typedef struct {
     char access_key[128];
     char region[64];
     char service[16];
-    char date[9];               /* yyyymmdd of the credential scope */
-    char amz_date[17];          /* request time, yyyymmddThhmmssZ */
-    char seed_signature[65];    /* hex signature of the request (chunk chain starts here) */
+    char date[9];            /* yyyymmdd of the credential scope */
+    char amz_date[17];       /* request time, yyyymmddThhmmssZ */
+    char seed_signature[65]; /* hex signature of the request (chunk chain starts here) */
     uint8_t signing_key[32];
     gw_payload_mode mode;
-    char payload_hash[65];      /* for GW_PAYLOAD_HASHED: the claimed hex SHA-256 */
+    char payload_hash[65]; /* for GW_PAYLOAD_HASHED: the claimed hex SHA-256 */
     int presigned;
-    int anonymous;              /* request carried no credentials at all */
+    int anonymous; /* request carried no credentials at all */
 } gw_auth_result;
 
 /*
@@ -66,6 +67,14 @@ typedef struct {
  */
 gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret_fn secret,
                        void *secret_arg, gw_auth_result *out);
+
+/*
+ * Signature Version 2 (gw_sigv2.c): "Authorization: AWS AK:sig" or a presigned query with
+ * AWSAccessKeyId/Expires/Signature, which `aws s3 presign` and boto3 still produce by default.
+ * gw_auth_check dispatches here; exposed for tests. Errors as for gw_auth_check.
+ */
+gw_s3err gw_sigv2_check(const gw_auth_request *req, const char *vhost_bucket, gw_secret_fn secret,
+                        void *secret_arg, gw_auth_result *out);
 
 /*
  * Canonical pieces, exposed for tests: the canonical request and the string to sign for a

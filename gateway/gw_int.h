@@ -47,6 +47,7 @@ struct gw_req {
     int head;    /* HEAD request: no body in the response */
     gw_query q;  /* decoded path and query parameters */
     char bucket[MD_BUCKET_MAX + 1];
+    int vhost; /* the bucket came from a virtual-hosted Host header */
     char *key; /* decoded object key, NULL for bucket-level requests */
     gw_auth_result auth;
 

@@ -362,7 +362,8 @@ static void add_object_headers(gw_req *r, const md_object *o)
         snprintf(name, sizeof(name), "x-amz-meta-%s", o->meta[i].name);
         net_resp_header(r->net, name, o->meta[i].value);
     }
-    if (o->nparts > 1 || (o->nparts == 1 && o->parts[0].number > 0)) {
+    if (gw_query_find(&r->q, "partNumber") &&
+        (o->nparts > 1 || (o->nparts == 1 && o->parts[0].number > 0))) {
         snprintf(buf, sizeof(buf), "%zu", o->nparts);
         net_resp_header(r->net, "x-amz-mp-parts-count", buf);
     }

@@ -241,6 +241,7 @@ static gw_s3err split_path(gw_req *r)
 
     if (vhost < 0)
         return GW_INVALID_BUCKET_NAME;
+    r->vhost = vhost;
     if (*p == '/')
         p++;
     if (!vhost) {
@@ -297,7 +298,8 @@ static gw_s3err authenticate(gw_req *r)
                           .nheaders = n,
                           .names = names,
                           .values = values,
-                          .now = time(NULL)};
+                          .now = time(NULL),
+                          .vhost_bucket = r->vhost ? r->bucket : NULL};
     e = gw_auth_check(&ar, r->g->region, lookup_secret, r->g, &r->auth);
     free(names);
     free(values);
@@ -587,14 +589,6 @@ static void on_body(net_req *nr, struct evbuffer *body, void *arg)
         return;
     }
     sink_consume(r, body);
-}
-
-/* Compare a computed digest with the base64 the client sent. */
-static int digest_matches(const uint8_t *digest, size_t len, const char *b64)
-{
-    char enc[64];
-    cm_base64_encode(digest, len, enc);
-    return strcmp(enc, b64) == 0;
 }
 
 static gw_s3err verify_body(gw_req *r)

@@ -573,6 +573,8 @@ gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret
 {
     memset(out, 0, sizeof(*out));
     const char *authz = header_get(req, "authorization");
+    if (authz && strncmp(authz, "AWS ", 4) == 0)
+        return gw_sigv2_check(req, req->vhost_bucket, secret, secret_arg, out);
     if (authz)
         return check_header_auth(req, authz, region, secret, secret_arg, out);
     sv4_query q;
@@ -582,6 +584,8 @@ gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret
     } else if (query_get(&q, "X-Amz-Algorithm") || query_get(&q, "X-Amz-Credential") ||
                query_get(&q, "X-Amz-Signature")) {
         e = check_presigned(req, &q, region, secret, secret_arg, out);
+    } else if (query_get(&q, "AWSAccessKeyId") && query_get(&q, "Signature")) {
+        e = gw_sigv2_check(req, req->vhost_bucket, secret, secret_arg, out);
     } else {
         out->anonymous = 1;
         out->mode = GW_PAYLOAD_UNSIGNED;

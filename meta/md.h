@@ -36,10 +36,10 @@ typedef struct md_store md_store;
 
 /* Where the chunks of one stored body (a whole object, or one multipart part) live. */
 typedef struct {
-    uint8_t blob[16];   /* blob id, the same on every drive that holds a cell */
-    uint64_t size;      /* payload bytes */
-    uint32_t cell_size; /* bytes per cell of a full stripe */
-    uint8_t k, m;       /* erasure profile */
+    uint8_t blob[16];             /* blob id, the same on every drive that holds a cell */
+    uint64_t size;                /* payload bytes */
+    uint32_t cell_size;           /* bytes per cell of a full stripe */
+    uint8_t k, m;                 /* erasure profile */
     uint8_t drives[MD_MAX_CELLS]; /* drive index holding cell i of every stripe; 0xFF = none */
 } md_layout;
 
@@ -55,17 +55,17 @@ typedef enum {
 typedef enum { MD_CKTYPE_FULL_OBJECT = 0, MD_CKTYPE_COMPOSITE = 1 } md_cksum_type;
 
 typedef struct {
-    char *name;  /* lowercase, without the "x-amz-meta-" prefix */
+    char *name; /* lowercase, without the "x-amz-meta-" prefix */
     char *value;
 } md_meta;
 
 typedef struct {
-    uint32_t number;      /* 1..10000 */
+    uint32_t number; /* 1..10000 */
     uint64_t size;
     int64_t mtime_ms;
     char etag[33];        /* hex MD5 of the part, no quotes */
     md_cksum_alg ck_alg;  /* checksum of this part, if any */
-    char ck_value[64];    /* base64 */
+    char ck_value[72];    /* base64 */
     uint8_t *inline_data; /* small parts may live inline (size bytes); NULL otherwise */
     md_layout layout;     /* when not inline */
 } md_part;
@@ -75,7 +75,7 @@ typedef struct {
     char version_id[40]; /* "null" until versioning exists */
     uint64_t size;
     int64_t mtime_ms;
-    char etag[48];       /* "hex" or "hex-N", no quotes */
+    char etag[48]; /* "hex" or "hex-N", no quotes */
     int delete_marker;
     /* Stored response headers (NULL when not set). */
     char *content_type;
@@ -90,7 +90,7 @@ typedef struct {
     /* Full-object or composite checksum. */
     md_cksum_alg ck_alg;
     md_cksum_type ck_type;
-    char ck_value[72];   /* base64, with "-N" for composite */
+    char ck_value[72]; /* base64, with "-N" for composite */
     /* Body: inline bytes, or one or more parts (a simple PUT is one part numbered 0). */
     uint8_t *inline_data;
     size_t inline_len;
@@ -105,7 +105,7 @@ cm_err md_object_copy(const md_object *src, md_object *dst);
 typedef struct {
     char name[MD_BUCKET_MAX + 1];
     int64_t created_ms;
-    char owner[64];   /* access key id of the creator */
+    char owner[128];    /* access key id of the creator */
     uint8_t versioning; /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
 } md_bucket;
 
@@ -113,7 +113,7 @@ typedef struct {
     char *key;
     char upload_id[64];
     int64_t initiated_ms;
-    char owner[64];
+    char owner[128];
     md_object tmpl; /* headers, metadata and checksum algorithm/type chosen at create */
 } md_upload;
 
@@ -127,7 +127,7 @@ void md_close(md_store *md); /* NULL is a no-op */
 
 /* ---- Buckets ---- */
 
-cm_err md_bucket_create(md_store *md, const md_bucket *b);          /* CM_ERR_EXISTS */
+cm_err md_bucket_create(md_store *md, const md_bucket *b);            /* CM_ERR_EXISTS */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /* CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when the bucket still holds objects or uploads. */
 cm_err md_bucket_delete(md_store *md, const char *name);
@@ -173,16 +173,16 @@ typedef struct {
 } md_list_query;
 
 typedef struct {
-    char *key;        /* object key, or the common prefix */
-    int is_prefix;    /* 1 for a common prefix: only key is set */
-    md_object obj;    /* record summary: size, etag, mtime_ms, version_id, ck fields (no body) */
+    char *key;     /* object key, or the common prefix */
+    int is_prefix; /* 1 for a common prefix: only key is set */
+    md_object obj; /* record summary: size, etag, mtime_ms, version_id, ck fields (no body) */
 } md_list_entry;
 
 typedef struct {
     md_list_entry *entries; /* in key order, objects and prefixes interleaved */
     size_t n;
     int truncated;
-    char *next_marker;      /* when truncated: last key or prefix returned (resume after it) */
+    char *next_marker; /* when truncated: last key or prefix returned (resume after it) */
 } md_list_result;
 
 /*
@@ -229,15 +229,15 @@ cm_err md_upload_abort(md_store *md, const char *bucket, const char *key, const 
 typedef struct {
     const char *prefix;
     const char *delimiter;
-    const char *key_marker;       /* uploads with key > marker, or key == marker and id > id marker */
+    const char *key_marker; /* uploads with key > marker, or key == marker and id > id marker */
     const char *upload_id_marker;
     size_t max_uploads;
 } md_upload_query;
 
 typedef struct {
-    md_upload *uploads;   /* entries with key == NULL-free; prefixes listed separately */
+    md_upload *uploads; /* entries with key == NULL-free; prefixes listed separately */
     size_t n;
-    char **prefixes;      /* common prefixes, in order */
+    char **prefixes; /* common prefixes, in order */
     size_t nprefixes;
     int truncated;
     char *next_key_marker;

@@ -306,7 +306,6 @@ static void test_authorization_syntax(void)
         "Signature=" GET_SIG, /* host not signed */
         "AWS4-HMAC-SHA256 " CRED ",SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
         "Signature=" GET_SIG ",Foo=bar",
-        "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=",
         "AWS4-HMAC-SHA256 Credential=" AK "/20130524/eu-west-1/s3/aws4_request,SignedHeaders="
         "host;range;x-amz-content-sha256;x-amz-date,Signature=" GET_SIG, /* region */
     };
@@ -411,6 +410,44 @@ static void test_signing_key(void)
     CU_ASSERT_STRING_EQUAL(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
 }
 
+/*
+ * Signature Version 2: AWS's published header example (virtual-hosted GET), and a presigned GET
+ * whose signature was computed independently with `openssl dgst -sha1 -hmac`.
+ */
+static void test_sigv2(void)
+{
+    treq t;
+    gw_auth_result r;
+    treq_init(&t, "GET", "/photos/puppy.jpg");
+    t.req.vhost_bucket = "awsexamplebucket1";
+    t.req.now = 1175024202; /* Tue, 27 Mar 2007 19:36:42 GMT */
+    hdr(&t, "Host", "awsexamplebucket1.us-west-1.s3.amazonaws.com");
+    hdr(&t, "Date", "Tue, 27 Mar 2007 19:36:42 +0000");
+    hdr(&t, "Authorization", "AWS AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    CU_ASSERT_STRING_EQUAL(r.access_key, "AKIAIOSFODNN7EXAMPLE");
+    CU_ASSERT_EQUAL(r.mode, GW_PAYLOAD_UNSIGNED);
+    t.values[2] = "AWS AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1h=";
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+    t.values[2] = "AWS NOSUCHKEY:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=";
+    CU_ASSERT_EQUAL(check(&t, &r), GW_INVALID_ACCESS_KEY);
+    t.req.now += 3600; /* an hour later: skewed */
+    t.values[2] = "AWS AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=";
+    CU_ASSERT_EQUAL(check(&t, &r), GW_REQUEST_TIME_TOO_SKEWED);
+
+    treq_init(
+        &t, "GET",
+        "/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Signature=NpgCjnDzrM%2BWFzoENXm"
+        "pNDUsSn8%3D&Expires=1175139620");
+    t.req.vhost_bucket = "awsexamplebucket1";
+    t.req.now = 1175139000;
+    hdr(&t, "Host", "awsexamplebucket1.s3.us-west-1.amazonaws.com");
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    CU_ASSERT_TRUE(r.presigned);
+    t.req.now = 1175139621; /* expired */
+    CU_ASSERT_EQUAL(check(&t, &r), GW_ACCESS_DENIED);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -425,6 +462,7 @@ void cu_register(void)
         {"anonymous", test_anonymous},
         {"canonical_rules", test_canonical_rules},
         {"signing_key", test_signing_key},
+        {"sigv2", test_sigv2},
         {NULL, NULL},
     };
     cu_add_suite("sigv4", tests);
