@@ -138,7 +138,7 @@ void net_req_abort(net_req *req)
 /* What to do with a body the handler did not (fully) read: drain a little, else close. */
 static void settle_unread_body(net_req *r)
 {
-    if (r->body_complete)
+    if (r->body_complete || r->discarding)
         return;
     int no_continue = r->head.expect_continue && !r->continue_sent;
     if (!no_continue && !r->head.chunked && r->remaining <= NET_DISCARD_MAX)
@@ -161,7 +161,8 @@ void net_resp_start(net_req *req, int status, int64_t content_length)
     req->resp_chunked = content_length < 0 && req->head.http_minor >= 1 && !req->resp_nobody;
     if (content_length < 0 && !req->resp_chunked && !req->resp_nobody)
         req->close_after = 1; /* HTTP/1.0: the end of the body is the end of the connection */
-    settle_unread_body(req);
+    if (!req->reading)
+        settle_unread_body(req); /* a handler that reads may answer while the body streams */
     if (req->conn->loop->stopping)
         req->close_after = 1;
     cm_time_rfc1123(time(NULL), date);
@@ -280,6 +281,7 @@ void net_resp_end(net_req *req)
         net_resp_start(req, 200, 0);
     if (req->resp_ended || req->abort_requested)
         return;
+    settle_unread_body(req);
     flush_headers(req);
     if (req->resp_chunked)
         evbuffer_add(bufferevent_get_output(req->conn->bev), "0\r\n\r\n", 5);

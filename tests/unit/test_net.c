@@ -153,7 +153,7 @@ static void th_on_body(net_req *req, struct evbuffer *body, void *arg)
     th_note_body(t, evbuffer_get_length(body));
     if (t->mode == M_PAUSE) {
         /* consume later, from a timer: the server must stop reading meanwhile */
-        struct timeval tv = {0, 1000};
+        struct timeval tv = {0, 0};
         t->body = body;
         net_req_pause_body(req);
         pthread_mutex_lock(&t->st->mu);
