@@ -216,6 +216,19 @@ void net_conn_update_io(net_conn *c)
 
 /* ---- request processing ---- */
 
+/*
+ * The parser re-scans the whole buffered head, so a client trickling bytes could make that
+ * quadratic. Re-parse only when a new line ended, 1 KiB more arrived (so limits still trip on
+ * time), or the cap is reached.
+ */
+static int head_worth_parsing(const net_conn *c, const char *p, size_t n, size_t cap)
+{
+    size_t seen = c->head_parsed;
+    if (seen == 0 || seen > n || n >= cap || n - seen >= 1024)
+        return 1;
+    return memchr(p + seen, '\n', n - seen) != NULL;
+}
+
 /* Try to start the next request from buffered input. 1 = a request started or an error sent. */
 static int conn_parse_head(net_conn *c)
 {
@@ -227,11 +240,15 @@ static int conn_parse_head(net_conn *c)
         return 0;
     size_t n = CM_MIN(avail, head_cap(cfg)), used;
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    if (!head_worth_parsing(c, p, n, head_cap(cfg)))
+        return 0;
     net_head head;
     int status;
     cm_err e = net_head_parse(p, n, cfg, &head, &used, &status);
+    c->head_parsed = n;
     if (e == CM_AGAIN && n < head_cap(cfg))
         return 0;
+    c->head_parsed = 0;
     if (e != CM_OK) {
         conn_send_error(c, e == CM_AGAIN ? 431 : status);
         return 1;

@@ -66,9 +66,10 @@ struct net_conn {
     struct event *timer; /* idle or I/O timeout */
     net_req *req;
     char peer[64];
-    int draining;  /* last response in flight, then close; no more requests */
-    int lingering; /* our side shut down; dropping input until the client closes */
-    int in_cb;     /* inside handler callbacks: defer frees */
+    int draining;       /* last response in flight, then close; no more requests */
+    int lingering;      /* our side shut down; dropping input until the client closes */
+    int in_cb;          /* inside handler callbacks: defer frees */
+    size_t head_parsed; /* buffered head bytes already scanned without finding its end */
 };
 
 struct net_loop {

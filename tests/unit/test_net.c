@@ -47,7 +47,7 @@ typedef struct {
     struct evbuffer *body; /* the server's body buffer, kept while paused (mode pause) */
 } th_req;
 
-enum { M_HELLO, M_ECHO, M_REJECT, M_CHUNKED, M_PAUSE, M_BIG, M_SLOW, M_STALL };
+enum { M_HELLO, M_ECHO, M_REJECT, M_CHUNKED, M_PAUSE, M_BIG, M_SLOW, M_STALL, M_ABORT };
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 {
@@ -139,6 +139,12 @@ static void th_on_request(net_req *req, void *arg)
         struct timeval tv = {0, 50000};
         net_server_stop(st->srv, 5000); /* stop arrives while this request is in flight */
         evtimer_add(t->ev, &tv);
+    } else if (strcmp(path, "/abort") == 0) {
+        t->mode = M_ABORT; /* fails mid-stream: the client sees a short body and a close */
+        net_resp_start(req, 200, 100);
+        net_resp_write(req, "0123456789", 10);
+        net_req_abort(req);
+        net_resp_write(req, "ignored", 7);
     } else if (strcmp(path, "/stall") == 0) {
         t->mode = M_STALL; /* never answers */
     } else {
@@ -904,6 +910,31 @@ static void test_stop_grace_expires(void)
     cli_close(&c);
 }
 
+static void test_abort_and_trickle(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    tsrv_start_default(&t);
+    /* a head sent one byte at a time parses like one sent at once */
+    cli_open(&c, t.port);
+    const char *req = "GET /trickle HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\r\n";
+    for (size_t i = 0; req[i]; i++)
+        CU_ASSERT_EQUAL(cli_send(&c, req + i, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "hello");
+    resp_free(&r);
+    /* mid-stream abort: headers and 10 of 100 bytes, then the connection closes */
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /abort HTTP/1.1\r\n\r\n"), 0);
+    CU_ASSERT(cli_response(&c, &r, 0) != 0);
+    resp_free(&r);
+    CU_ASSERT(cli_eof(&c));
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.done, 2);
+    CU_ASSERT_EQUAL(t.st.aborted, 1);
+}
+
 static void test_threads(void)
 {
     tsrv t;
@@ -939,6 +970,7 @@ void cu_register(void)
         {"timeouts", test_timeouts},
         {"stop_in_flight", test_stop_in_flight},
         {"stop_grace_expires", test_stop_grace_expires},
+        {"abort_and_trickle", test_abort_and_trickle},
         {"threads", test_threads},
         {NULL, NULL},
     };
