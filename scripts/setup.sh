@@ -53,10 +53,19 @@ install_missing() {
         return
     fi
     say "installing ${#missing[@]} missing packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" </dev/null >/dev/null
+    local log
+    log=$(mktemp "${TMPDIR:-/tmp}/cairn-setup-apt.XXXXXX")
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 ||
+        ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" </dev/null >>"$log" 2>&1; then
+        tail -30 "$log" >&2
+        say "apt-get failed (log: $log)" >&2
+        exit 1
+    fi
+    rm -f "$log"
+    for p in "${missing[@]}"; do
+        installed "$p" || { say "package $p still missing after apt-get" >&2; exit 1; }
+    done
     say "packages installed"
 }
 
