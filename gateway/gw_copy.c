@@ -136,7 +136,8 @@ out:
 typedef struct {
     gw_copy_source cs;
     md_object src;
-    int have_src;
+    int have_src; /* src is read and its blobs leased */
+    gw *g;
     copy_body body;
 } copy_state;
 
@@ -146,8 +147,10 @@ static void copy_state_free(void *p)
     if (!st)
         return;
     gw_copy_source_release(&st->cs);
-    if (st->have_src)
+    if (st->have_src) {
+        gw_lease_release(st->g, &st->src);
         md_object_release(&st->src);
+    }
     free(st->body.inl);
     free(st);
 }
@@ -162,12 +165,13 @@ static gw_s3err load_source(gw_req *r, copy_state *st)
         return e;
     if (md_bucket_get(r->g->md, st->cs.bucket, &b) != CM_OK)
         return GW_NO_SUCH_BUCKET;
-    cm_err err = md_object_get(r->g->md, st->cs.bucket, st->cs.key, &st->src);
+    cm_err err = gw_object_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
     if (err == CM_ERR_NOTFOUND)
         return st->cs.version_id ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (err != CM_OK)
         return gw_s3err_from_cm(err);
     st->have_src = 1;
+    st->g = r->g;
     if (st->src.delete_marker)
         return GW_NO_SUCH_KEY;
     if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)

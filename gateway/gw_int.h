@@ -20,11 +20,14 @@
 #include "gw_wire.h"
 #include "md.h"
 
+typedef struct gw_leases gw_leases;
+
 struct gw {
     gw_config cfg;
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
     md_store *md;
     gw_store *data;
+    gw_leases *leases; /* blobs being read (gw_lease.c) */
     volatile int ready;
     uint64_t req_seq; /* request id counter (atomic) */
 };
@@ -85,6 +88,7 @@ struct gw_req {
     /* Response streaming (GET). */
     md_object obj; /* the object being read */
     int have_obj;
+    int leased;                  /* obj's blobs are leased (released in on_done) */
     uint64_t send_pos, send_end; /* object offsets still to send: [send_pos, send_end) */
     gw_finish_fn drain;          /* produces more of a streaming response (from on_drain) */
     void *op;                    /* operation-private state, freed by op_free */
@@ -107,7 +111,19 @@ void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish);
 void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
 /* Header value or NULL. */
 const char *gw_hdr(gw_req *r, const char *name);
-/* Free the blobs of every part of obj that is not inline. */
+/* ---- gw_lease.c: data stays while it is being read ---- */
+
+cm_err gw_leases_new(gw_leases **out);
+void gw_leases_free(gw_leases *l);
+/* Lease every blob of obj; release with gw_lease_release (which may delete doomed blobs). */
+cm_err gw_lease_acquire(gw *g, const md_object *obj);
+void gw_lease_release(gw *g, const md_object *obj);
+/*
+ * md_object_get plus a lease on the object's blobs, verified against a second read so a commit
+ * in between cannot have freed them. CM_ERR_CONFLICT if the key keeps changing.
+ */
+cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out);
+/* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
 void gw_free_object_data(gw *g, const md_object *obj);
 
 /* ---- operations ---- */

@@ -426,7 +426,7 @@ static cm_err normalise_inline(md_object *o)
 static void get_object(gw_req *r)
 {
     md_object *o = &r->obj;
-    cm_err err = md_object_get(r->g->md, r->bucket, r->key, o);
+    cm_err err = gw_object_get_leased(r->g, r->bucket, r->key, o);
     gw_s3err e;
     uint64_t first = 0, last = 0;
     int applies = 0;
@@ -443,6 +443,7 @@ static void get_object(gw_req *r)
         return;
     }
     r->have_obj = 1;
+    r->leased = 1;
     if (o->delete_marker) {
         gw_error(r, GW_NO_SUCH_KEY, NULL);
         return;

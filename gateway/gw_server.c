@@ -80,6 +80,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
 
+    if ((err = gw_leases_new(&g->leases)) != CM_OK)
+        goto fail;
     snprintf(path, sizeof(path), "%s/meta", g->data_dir);
     err = md_open(path, 0, &g->md);
     if (err != CM_OK) {
@@ -118,6 +120,7 @@ void gw_free(gw *g)
         return;
     gw_store_close(g->data);
     md_close(g->md);
+    gw_leases_free(g->leases);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -683,6 +686,8 @@ static void on_done(net_req *nr, int aborted, void *arg)
     cm_ck_release(&r->sha256);
     cm_ck_release(&r->ck);
     free(r->inl);
+    if (r->leased)
+        gw_lease_release(r->g, &r->obj);
     if (r->have_obj)
         md_object_release(&r->obj);
     if (r->op_free)
@@ -703,11 +708,4 @@ static const net_handler handler = {
 const net_handler *gw_net_handler(void)
 {
     return &handler;
-}
-
-void gw_free_object_data(gw *g, const md_object *obj)
-{
-    for (size_t i = 0; i < obj->nparts; i++)
-        if (!obj->parts[i].inline_data)
-            gw_delete(g->data, &obj->parts[i].layout);
 }

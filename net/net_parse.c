@@ -355,7 +355,7 @@ static cm_err copy_head(const char *buf, size_t ts, size_t te, size_t hstart, si
     head->names = arr;
     head->values = arr + n;
     head->nheaders = n;
-    size_t pos = hstart - ts, next, len = end - ts;
+    size_t pos = hstart - ts, next = 0, len = end - ts;
     slice line;
     for (size_t i = 0; i < n; i++) {
         size_t colon, vs, ve;

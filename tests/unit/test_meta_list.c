@@ -22,6 +22,14 @@ static size_t nkeys;
 
 static const char *const atoms[] = {"a", "b", "/", "\xc3\xa9", "\xff", "z", "//", "a/"};
 
+/* Copy src into dst (cap bytes), truncating; always NUL-terminated. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void rand_key(char *k)
 {
     size_t len = 0, n = 1 + (size_t)rand() % 6;
@@ -68,7 +76,7 @@ static size_t reference(const char *prefix, const char *delim, const char *after
             memcpy(out[n].s, cp, cl + 1);
             out[n++].is_prefix = 1;
         } else {
-            snprintf(out[n].s, KEYCAP, "%s", k);
+            copy_str(out[n].s, KEYCAP, k);
             out[n++].is_prefix = 0;
         }
     }
@@ -271,9 +279,10 @@ static size_t up_reference(const md_upload_query *q, char out[][64])
                     (c == 0 && (!q->upload_id_marker || strcmp(u->id, q->upload_id_marker) <= 0)))
                     continue;
             }
-            snprintf(e, sizeof(e), "U:%s:%s", u->key, u->id);
+            if (snprintf(e, sizeof(e), "U:%s:%s", u->key, u->id) >= (int)sizeof(e))
+                CU_FAIL("reference key too long for the test buffer");
         }
-        snprintf(out[n++], 64, "%s", e);
+        copy_str(out[n++], 64, e);
     }
     return n;
 }

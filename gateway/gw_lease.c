@@ -1,0 +1,180 @@
+/*
+ * gw_lease.c - read leases: the data of an overwritten or deleted object stays until the GETs
+ * that are streaming it have finished.
+ *
+ * A GET takes a lease on every blob of the object it is about to stream (gw_lease_acquire), then
+ * re-reads the metadata to make sure the record did not change in between (a commit that replaced
+ * it may already have freed the blobs). Freeing an object's data (gw_free_object_data) deletes a
+ * blob at once when nobody reads it; otherwise the blob is marked doomed and the last reader to
+ * release it deletes it. The table holds one entry per blob being read, so it is bounded by the
+ * number of requests in flight.
+ *
+ * Threading: one mutex over a chained hash table; entries are small and short-lived.
+ */
+#include "gw_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define LEASE_BUCKETS 1024
+
+struct gw_lease_entry {
+    struct gw_lease_entry *next;
+    md_layout layout; /* the blob and where its cells are */
+    unsigned readers;
+    int doomed; /* delete when the last reader leaves */
+};
+
+struct gw_leases {
+    pthread_mutex_t mu;
+    struct gw_lease_entry *buckets[LEASE_BUCKETS];
+};
+
+cm_err gw_leases_new(gw_leases **out)
+{
+    gw_leases *l = calloc(1, sizeof(*l));
+    if (!l)
+        return CM_ERR_NOMEM;
+    pthread_mutex_init(&l->mu, NULL);
+    *out = l;
+    return CM_OK;
+}
+
+void gw_leases_free(gw_leases *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < LEASE_BUCKETS; i++)
+        while (l->buckets[i]) {
+            struct gw_lease_entry *e = l->buckets[i];
+            l->buckets[i] = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static struct gw_lease_entry **slot(gw_leases *l, const uint8_t *blob)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ blob[i]) * 16777619u;
+    struct gw_lease_entry **p = &l->buckets[h % LEASE_BUCKETS];
+    while (*p && memcmp((*p)->layout.blob, blob, 16) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static int is_data_part(const md_part *p)
+{
+    return !p->inline_data && p->size > 0;
+}
+
+cm_err gw_lease_acquire(gw *g, const md_object *obj)
+{
+    cm_err err = CM_OK;
+    size_t i;
+    pthread_mutex_lock(&g->leases->mu);
+    for (i = 0; i < obj->nparts; i++) {
+        if (!is_data_part(&obj->parts[i]))
+            continue;
+        struct gw_lease_entry **p = slot(g->leases, obj->parts[i].layout.blob);
+        if (!*p) {
+            if (!(*p = calloc(1, sizeof(**p)))) {
+                err = CM_ERR_NOMEM;
+                break;
+            }
+            (*p)->layout = obj->parts[i].layout;
+        }
+        (*p)->readers++;
+    }
+    pthread_mutex_unlock(&g->leases->mu);
+    if (err != CM_OK) {
+        md_object partial = *obj;
+        partial.nparts = i;
+        gw_lease_release(g, &partial);
+    }
+    return err;
+}
+
+void gw_lease_release(gw *g, const md_object *obj)
+{
+    md_layout doomed[16];
+    size_t ndoomed = 0;
+
+    for (size_t i = 0; i < obj->nparts; i++) {
+        if (!is_data_part(&obj->parts[i]))
+            continue;
+        pthread_mutex_lock(&g->leases->mu);
+        struct gw_lease_entry **p = slot(g->leases, obj->parts[i].layout.blob);
+        struct gw_lease_entry *e = *p;
+        int drop = e && --e->readers == 0;
+        if (drop) {
+            *p = e->next;
+            if (e->doomed && ndoomed < CM_ARRAY_LEN(doomed))
+                doomed[ndoomed++] = e->layout;
+            else if (e->doomed)
+                gw_delete(g->data, &e->layout); /* rare: many doomed parts at once */
+            free(e);
+        }
+        pthread_mutex_unlock(&g->leases->mu);
+    }
+    for (size_t i = 0; i < ndoomed; i++)
+        gw_delete(g->data, &doomed[i]);
+}
+
+void gw_free_object_data(gw *g, const md_object *obj)
+{
+    for (size_t i = 0; i < obj->nparts; i++) {
+        if (!is_data_part(&obj->parts[i]))
+            continue;
+        pthread_mutex_lock(&g->leases->mu);
+        struct gw_lease_entry *e = *slot(g->leases, obj->parts[i].layout.blob);
+        if (e)
+            e->doomed = 1;
+        pthread_mutex_unlock(&g->leases->mu);
+        if (!e)
+            gw_delete(g->data, &obj->parts[i].layout);
+    }
+}
+
+/* The same record: what a commit in between would have changed. */
+static int same_record(const md_object *a, const md_object *b)
+{
+    if (a->mtime_ms != b->mtime_ms || strcmp(a->etag, b->etag) != 0 || a->nparts != b->nparts ||
+        a->delete_marker != b->delete_marker)
+        return 0;
+    for (size_t i = 0; i < a->nparts; i++)
+        if (memcmp(a->parts[i].layout.blob, b->parts[i].layout.blob, 16) != 0)
+            return 0;
+    return 1;
+}
+
+cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        md_object again;
+        cm_err err = md_object_get(g->md, bucket, key, out);
+        if (err != CM_OK)
+            return err;
+        if ((err = gw_lease_acquire(g, out)) != CM_OK) {
+            md_object_release(out);
+            return err;
+        }
+        /* A commit between the read and the lease may already have freed the data: re-check. */
+        err = md_object_get(g->md, bucket, key, &again);
+        int same = err == CM_OK && same_record(out, &again);
+        if (err == CM_OK)
+            md_object_release(&again);
+        if (same)
+            return CM_OK;
+        gw_lease_release(g, out);
+        md_object_release(out);
+        if (err != CM_OK)
+            return err;
+    }
+    return CM_ERR_CONFLICT; /* the key is being overwritten continuously: let the client retry */
+}
