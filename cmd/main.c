@@ -6,12 +6,32 @@
 
 #include "cmd.h"
 
+/*
+ * Subcommands that are landing in parallel are declared weak, so the binary links before their
+ * file exists; each becomes an ordinary declaration in cmd.h once it has landed.
+ */
+int cmd_bench(int argc, char **argv) __attribute__((weak));
+int cmd_fsck(int argc, char **argv) __attribute__((weak));
+int cmd_admin(int argc, char **argv) __attribute__((weak));
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"server", cmd_server, "run a node (S3 on 127.0.0.1:9000 by default); --help for options"},
+    {"admin", cmd_admin, "administer a running node: status, scrub"},
+    {"bench", cmd_bench, "load generator and raw speed references"},
+    {"fsck", cmd_fsck, "verify (and repair) a stopped node's drives"},
+};
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cairn <command> [options]\n"
-               "commands:\n"
-               "  server     run a node (S3 on 127.0.0.1:9000 by default); --help for options\n"
-               "  version    print the version\n");
+    fprintf(f, "usage: cairn <command> [options]\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (commands[i].fn)
+            fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "  %-10s %s\n", "version", "print the version");
 }
 
 int main(int argc, char **argv)
@@ -20,8 +40,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "server") == 0)
-        return cmd_server(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (commands[i].fn && strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("cairn %s\n", CAIRN_VERSION);
         return 0;
