@@ -9,7 +9,7 @@ size_mib=${1:-5120}
 bin=${CAIRN_BIN:-$root/build/bin/cairn}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-mem.XXXXXX")
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP_LOG:-}" ] && cp "$work/rss.log" "$KEEP_LOG"; rm -rf "$work"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export CAIRN_ACCESS_KEY=memtestaccess CAIRN_SECRET_KEY=memtestsecret0123456789
@@ -23,6 +23,7 @@ peak=0
 sample() {
     while kill -0 "$server" 2>/dev/null; do
         rss=$(awk '/VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
+        awk '/RssAnon|RssFile/ {printf "%s %s ", $1, $2} END {print ""}' "/proc/$server/status" >>"$work/rss.log" 2>/dev/null
         [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$work/peak"
         sleep 0.2
     done
@@ -39,4 +40,5 @@ kill "$sampler" 2>/dev/null || true
 peak_kib=$(cat "$work/peak" 2>/dev/null || echo 0)
 printf 'uploaded %s bytes (expected %s) in %.1f s; server peak RSS %d MiB\n' "$got" \
     $((size_mib << 20)) "$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')" $((peak_kib / 1024))
+awk '{ if ($2 > a) a = $2; if ($4 > f) f = $4 } END { printf "  of which peak anonymous %d MiB, peak file-backed (LMDB map, binary) %d MiB\n", a / 1024, f / 1024 }' "$work/rss.log"
 [ "$got" = $((size_mib << 20)) ]

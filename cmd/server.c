@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -238,6 +239,13 @@ int cmd_server(int argc, char **argv)
         return 0;
     }
     cm_log_set_level((cm_log_level)cm_log_level_parse(o.log_level));
+    /*
+     * Stripe buffers and read pieces are ~1 MiB and short-lived. With glibc's default dynamic mmap
+     * threshold they soon come from the arenas, where long-lived index allocations pin them and
+     * resident memory creeps up with the amount of data written (measured: 108 MiB after a 5 GiB
+     * upload). A fixed threshold keeps every large buffer in its own mapping, returned on free.
+     */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (mkdir(o.data, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o.data, strerror(errno));
         return 1;
