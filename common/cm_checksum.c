@@ -222,3 +222,65 @@ void cm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msgl
     static const uint8_t empty = 0;
     HMAC(EVP_sha256(), keylen ? key : &empty, (int)keylen, msg, msglen, out, &n);
 }
+
+/*
+ * CRC combination: the CRC of A||B from crc(A), crc(B) and len(B), without the bytes. Appending
+ * len(B) zero bytes to A's CRC register is a linear map over GF(2); it is built by repeated
+ * squaring of the one-zero-bit operator (as zlib does), so the cost is O(width^2 log len).
+ * The pre/post inversion of these CRCs cancels out in this formulation.
+ */
+static uint64_t gf2_times(const uint64_t *mat, uint64_t vec)
+{
+    uint64_t sum = 0;
+    for (; vec; vec >>= 1, mat++)
+        if (vec & 1)
+            sum ^= *mat;
+    return sum;
+}
+
+static void gf2_square(uint64_t *square, const uint64_t *mat, int width)
+{
+    for (int n = 0; n < width; n++)
+        square[n] = gf2_times(mat, mat[n]);
+}
+
+static uint64_t crc_combine(uint64_t crc1, uint64_t crc2, uint64_t len2, uint64_t poly, int width)
+{
+    uint64_t even[64], odd[64], row = 1;
+
+    if (len2 == 0)
+        return crc1;
+    odd[0] = poly; /* the operator for one zero bit */
+    for (int n = 1; n < width; n++, row <<= 1)
+        odd[n] = row;
+    gf2_square(even, odd, width); /* two zero bits */
+    gf2_square(odd, even, width); /* four zero bits */
+    do {                          /* apply len2 zero bytes: 8 bits and up, by squaring */
+        gf2_square(even, odd, width);
+        if (len2 & 1)
+            crc1 = gf2_times(even, crc1);
+        len2 >>= 1;
+        if (!len2)
+            break;
+        gf2_square(odd, even, width);
+        if (len2 & 1)
+            crc1 = gf2_times(odd, crc1);
+        len2 >>= 1;
+    } while (len2);
+    return crc1 ^ crc2;
+}
+
+uint32_t cm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
+{
+    return (uint32_t)crc_combine(crc1, crc2, len2, 0xedb88320u, 32);
+}
+
+uint32_t cm_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
+{
+    return (uint32_t)crc_combine(crc1, crc2, len2, 0x82f63b78u, 32);
+}
+
+uint64_t cm_crc64nvme_combine(uint64_t crc1, uint64_t crc2, uint64_t len2)
+{
+    return crc_combine(crc1, crc2, len2, CRC64NVME_POLY, 64);
+}

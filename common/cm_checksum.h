@@ -56,6 +56,14 @@ uint32_t cm_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t cm_crc32(uint32_t crc, const void *data, size_t len);
 uint64_t cm_crc64nvme(uint64_t crc, const void *data, size_t len);
 
+/*
+ * CRC of A||B from crc(A), crc(B) and len(B) (no data needed): how a multipart object's
+ * FULL_OBJECT checksum is derived from its parts' checksums.
+ */
+uint32_t cm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
+uint32_t cm_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
+uint64_t cm_crc64nvme_combine(uint64_t crc1, uint64_t crc2, uint64_t len2);
+
 /* HMAC-SHA256 of msg under key into out[32]. */
 void cm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen, uint8_t *out);
 

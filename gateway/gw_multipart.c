@@ -329,37 +329,88 @@ static void multipart_etag(const complete_state *cs, char *out, size_t cap)
     snprintf(out, cap, "%s-%zu", hex, cs->nuse);
 }
 
-/*
- * The object's checksum when the upload asked for one: COMPOSITE is the algorithm over the
- * concatenated part digests, "-N". A FULL_OBJECT CRC would need CRC combination over the parts;
- * until that lands such objects carry no object-level checksum (the parts' are still verified).
- */
-static void composite_checksum(const complete_state *cs, md_object *o)
+/* A part's stored CRC (base64 of the big-endian value) as an integer; -1 when unusable. */
+static int part_crc(const md_part *p, md_cksum_alg alg, uint64_t *out)
 {
-    md_cksum_alg alg = cs->up.tmpl.ck_alg;
+    uint8_t d[8];
+    size_t n = 0;
+    if (p->ck_alg != alg ||
+        cm_base64_decode(p->ck_value, strlen(p->ck_value), d, sizeof(d), &n) != CM_OK ||
+        n != cm_ck_len(to_cm(alg)))
+        return -1;
+    *out = n == 8 ? cm_get_be64(d) : cm_get_be32(d);
+    return 0;
+}
+
+/* FULL_OBJECT: the CRC of the whole object, combined from the parts' CRCs. */
+static int full_object_crc(const complete_state *cs, md_cksum_alg alg, md_object *o)
+{
+    uint64_t crc = 0, part;
+    uint8_t d[8];
+    for (size_t i = 0; i < cs->nuse; i++) {
+        if (part_crc(&cs->use[i], alg, &part) != 0)
+            return -1;
+        if (i == 0)
+            crc = part;
+        else if (alg == MD_CK_CRC32)
+            crc = cm_crc32_combine((uint32_t)crc, (uint32_t)part, cs->use[i].size);
+        else if (alg == MD_CK_CRC32C)
+            crc = cm_crc32c_combine((uint32_t)crc, (uint32_t)part, cs->use[i].size);
+        else
+            crc = cm_crc64nvme_combine(crc, part, cs->use[i].size);
+    }
+    if (alg == MD_CK_CRC64NVME)
+        cm_put_be64(d, crc);
+    else
+        cm_put_be32(d, (uint32_t)crc);
+    cm_base64_encode(d, cm_ck_len(to_cm(alg)), o->ck_value);
+    o->ck_alg = alg;
+    o->ck_type = MD_CKTYPE_FULL_OBJECT;
+    return 0;
+}
+
+/* COMPOSITE: the algorithm over the concatenated part digests, then "-N". */
+static int composite_checksum(const complete_state *cs, md_cksum_alg alg, md_object *o)
+{
     cm_ck ck;
     uint8_t d[CM_CK_MAX_DIGEST], part[CM_CK_MAX_DIGEST];
     size_t n;
+    char b64[64];
 
-    o->ck_alg = MD_CK_NONE;
-    if (alg == MD_CK_NONE || cs->up.tmpl.ck_type != MD_CKTYPE_COMPOSITE ||
-        cm_ck_init(&ck, to_cm(alg)) != CM_OK)
-        return;
+    if (cm_ck_init(&ck, to_cm(alg)) != CM_OK)
+        return -1;
     for (size_t i = 0; i < cs->nuse; i++) {
         const char *v = cs->use[i].ck_value;
         if (cs->use[i].ck_alg != alg ||
             cm_base64_decode(v, strlen(v), part, sizeof(part), &n) != CM_OK) {
             cm_ck_release(&ck);
-            return;
+            return -1;
         }
         cm_ck_update(&ck, part, n);
     }
     cm_ck_final(&ck, d);
-    char b64[64];
     cm_base64_encode(d, cm_ck_len(to_cm(alg)), b64);
     snprintf(o->ck_value, sizeof(o->ck_value), "%s-%zu", b64, cs->nuse);
     o->ck_alg = alg;
     o->ck_type = MD_CKTYPE_COMPOSITE;
+    return 0;
+}
+
+/*
+ * The object's checksum: the one the upload asked for, or (as S3 does for every new object) a
+ * FULL_OBJECT CRC64NVME when the parts carry one. Without usable part checksums the object has
+ * none; the parts' own checksums were verified as they arrived.
+ */
+static void object_checksum(const complete_state *cs, md_object *o)
+{
+    md_cksum_alg alg = cs->up.tmpl.ck_alg;
+    o->ck_alg = MD_CK_NONE;
+    if (alg == MD_CK_NONE)
+        full_object_crc(cs, MD_CK_CRC64NVME, o);
+    else if (cs->up.tmpl.ck_type == MD_CKTYPE_COMPOSITE)
+        composite_checksum(cs, alg, o);
+    else
+        full_object_crc(cs, alg, o);
 }
 
 static void complete_finish(gw_req *r)
@@ -397,7 +448,7 @@ static void complete_finish(gw_req *r)
     for (size_t i = 0; i < cs->nuse; i++)
         o.size += cs->use[i].size;
     multipart_etag(cs, o.etag, sizeof(o.etag));
-    composite_checksum(cs, &o);
+    object_checksum(cs, &o);
     cm_err err = md_upload_complete(r->g->md, r->bucket, upload_id, &o,
                                     cond.if_match || cond.if_none_match_star ? &cond : NULL, &gone,
                                     &ngone, &old, &had_old);

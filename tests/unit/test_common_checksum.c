@@ -168,6 +168,29 @@ static void test_release_without_final(void)
     CU_ASSERT_EQUAL(cm_ck_init(&ck, (cm_ck_alg)42), CM_ERR_INVAL);
 }
 
+/* combine(crc(A), crc(B), |B|) == crc(A||B) for every CRC, over seeded random splits. */
+static void test_crc_combine(void)
+{
+    uint8_t buf[5000];
+    unsigned seed = (unsigned)time(NULL);
+    printf("(combine seed %u) ", seed);
+    srand(seed);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)rand();
+    for (int round = 0; round < 50; round++) {
+        size_t total = (size_t)rand() % sizeof(buf), cut = total ? (size_t)rand() % total : 0;
+        size_t blen = total - cut;
+        CU_ASSERT_EQUAL(cm_crc32_combine(cm_crc32(0, buf, cut), cm_crc32(0, buf + cut, blen), blen),
+                        cm_crc32(0, buf, total));
+        CU_ASSERT_EQUAL(
+            cm_crc32c_combine(cm_crc32c(0, buf, cut), cm_crc32c(0, buf + cut, blen), blen),
+            cm_crc32c(0, buf, total));
+        CU_ASSERT_EQUAL(
+            cm_crc64nvme_combine(cm_crc64nvme(0, buf, cut), cm_crc64nvme(0, buf + cut, blen), blen),
+            cm_crc64nvme(0, buf, total));
+    }
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -179,6 +202,7 @@ void cu_register(void)
         {"streaming_random_splits", test_streaming_random_splits},
         {"crc64_bitwise", test_crc64_bitwise},
         {"release_without_final", test_release_without_final},
+        {"crc_combine", test_crc_combine},
         {NULL, NULL},
     };
     cu_add_suite("checksum", tests);
