@@ -83,6 +83,8 @@ gw_s3err gw_sigv2_check(const gw_auth_request *req, const char *vhost_bucket, gw
  */
 char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_headers,
                                  const char *payload_hash, int presigned);
+/* A 64-hex-digit signature copied lowercased into out; -1 when it is not one. */
+int gw_sigv4_parse_signature(const char *s, size_t len, char out[65]);
 void gw_sigv4_signing_key(const char *secret, const char *date, const char *region,
                           const char *service, uint8_t out[32]);
 

@@ -195,20 +195,6 @@ static int chunk_sig_ok(gw_chunked *d, const char *data_hash_hex)
     return sig_ok(d, "AWS4-HMAC-SHA256-PAYLOAD", mid, data_hash_hex, d->chunk_sig);
 }
 
-/* Parse the 64-hex value of a signature into out (lowercase); -1 if malformed. */
-static int parse_sig(const char *s, size_t n, char out[65])
-{
-    if (n != 64)
-        return -1;
-    for (size_t i = 0; i < 64; i++) {
-        if (!isxdigit((unsigned char)s[i]))
-            return -1;
-        out[i] = (char)tolower((unsigned char)s[i]);
-    }
-    out[64] = '\0';
-    return 0;
-}
-
 /* "hex-size[;ext...]": size into d->remaining, chunk-signature into d->chunk_sig. */
 static gw_s3err parse_chunk_header(gw_chunked *d, const char *s, size_t n)
 {
@@ -236,7 +222,7 @@ static gw_s3err parse_chunk_header(gw_chunked *d, const char *s, size_t n)
         static const char key[] = "chunk-signature=";
         if (e - i > sizeof(key) - 1 && memcmp(s + i, key, sizeof(key) - 1) == 0) {
             size_t v = i + sizeof(key) - 1;
-            if (d->signed_chunks && parse_sig(s + v, e - v, d->chunk_sig) != 0)
+            if (d->signed_chunks && gw_sigv4_parse_signature(s + v, e - v, d->chunk_sig) != 0)
                 return GW_SIGNATURE_MISMATCH;
             have_sig = 1;
         }
@@ -360,7 +346,7 @@ static gw_s3err check_trailer_sig(gw_chunked *d, const char *v, size_t vn)
 {
     char claimed[65], hex[65];
     uint8_t h[32];
-    if (parse_sig(v, vn, claimed) != 0 || trailer_hash_init(d) != GW_OK)
+    if (gw_sigv4_parse_signature(v, vn, claimed) != 0 || trailer_hash_init(d) != GW_OK)
         return GW_SIGNATURE_MISMATCH;
     cm_ck_final(&d->trailer_hash, h);
     d->trailer_hashing = 0;

@@ -54,22 +54,6 @@ static cm_err read_range(gw *g, const md_object *src, uint64_t off, void *buf, s
     return len == 0 ? CM_OK : CM_ERR_CORRUPT;
 }
 
-static cm_ck_alg cm_alg(md_cksum_alg a)
-{
-    switch (a) {
-    case MD_CK_CRC32:
-        return CM_CK_CRC32;
-    case MD_CK_CRC32C:
-        return CM_CK_CRC32C;
-    case MD_CK_SHA1:
-        return CM_CK_SHA1;
-    case MD_CK_SHA256:
-        return CM_CK_SHA256;
-    default:
-        return CM_CK_CRC64NVME;
-    }
-}
-
 /* Copy [first, first+len) of src into a new body. */
 static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t len, md_cksum_alg alg,
                         copy_body *out)
@@ -84,7 +68,7 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
     memset(out, 0, sizeof(*out));
     out->ck_alg = alg == MD_CK_NONE ? MD_CK_CRC64NVME : alg;
     if ((err = cm_ck_init(&md5, CM_CK_MD5)) != CM_OK ||
-        (err = cm_ck_init(&ck, cm_alg(out->ck_alg))) != CM_OK)
+        (err = cm_ck_init(&ck, gw_cm_alg(out->ck_alg))) != CM_OK)
         goto out;
     if (len <= g->cfg.inline_threshold) {
         if (!(out->inl = malloc(len ? len : 1))) {
@@ -120,7 +104,7 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
     }
     cm_ck_final(&md5, out->md5);
     cm_ck_final(&ck, d);
-    cm_base64_encode(d, cm_ck_len(cm_alg(out->ck_alg)), out->ck_value);
+    cm_base64_encode(d, cm_ck_len(gw_cm_alg(out->ck_alg)), out->ck_value);
 out:
     gw_writer_abort(w);
     cm_ck_release(&md5);

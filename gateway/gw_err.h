@@ -15,30 +15,30 @@
     X(GW_AUTH_QUERY_ERROR, "AuthorizationQueryParametersError", 400,                               \
       "Error parsing the X-Amz-Credential parameter")                                              \
     X(GW_BAD_DIGEST, "BadDigest", 400,                                                             \
-      "The checksum you specified did not match the calculated checksum")                         \
+      "The checksum you specified did not match the calculated checksum")                          \
     X(GW_BAD_REQUEST, "BadRequest", 400, "Bad request")                                            \
     X(GW_BUCKET_EXISTS, "BucketAlreadyExists", 409, "The requested bucket name is not available")  \
     X(GW_BUCKET_OWNED, "BucketAlreadyOwnedByYou", 409,                                             \
-      "Your previous request to create the named bucket succeeded and you already own it")        \
+      "Your previous request to create the named bucket succeeded and you already own it")         \
     X(GW_BUCKET_NOT_EMPTY, "BucketNotEmpty", 409, "The bucket you tried to delete is not empty")   \
     X(GW_CONDITIONAL_CONFLICT, "ConditionalRequestConflict", 409,                                  \
-      "A conflicting operation occurred; retry the request")                                      \
+      "A conflicting operation occurred; retry the request")                                       \
     X(GW_ENTITY_TOO_LARGE, "EntityTooLarge", 400,                                                  \
       "Your proposed upload exceeds the maximum allowed size")                                     \
     X(GW_ENTITY_TOO_SMALL, "EntityTooSmall", 400,                                                  \
-      "Your proposed upload is smaller than the minimum allowed object size")                     \
+      "Your proposed upload is smaller than the minimum allowed object size")                      \
     X(GW_INCOMPLETE_BODY, "IncompleteBody", 400,                                                   \
-      "You did not provide the number of bytes specified by the Content-Length HTTP header")      \
-    X(GW_INTERNAL, "InternalError", 500, "We encountered an internal error. Please try again.")   \
+      "You did not provide the number of bytes specified by the Content-Length HTTP header")       \
+    X(GW_INTERNAL, "InternalError", 500, "We encountered an internal error. Please try again.")    \
     X(GW_INVALID_ACCESS_KEY, "InvalidAccessKeyId", 403,                                            \
-      "The AWS Access Key Id you provided does not exist in our records.")                        \
+      "The AWS Access Key Id you provided does not exist in our records.")                         \
     X(GW_INVALID_ARGUMENT, "InvalidArgument", 400, "Invalid argument")                             \
     X(GW_INVALID_BUCKET_NAME, "InvalidBucketName", 400, "The specified bucket is not valid.")      \
     X(GW_INVALID_CHUNK_SIZE, "InvalidChunkSizeError", 403,                                         \
-      "Only the last chunk is allowed to have a size less than 8192 bytes")                       \
-    X(GW_INVALID_DIGEST, "InvalidDigest", 400, "The Content-MD5 you specified is not valid.")     \
+      "Only the last chunk is allowed to have a size less than 8192 bytes")                        \
+    X(GW_INVALID_DIGEST, "InvalidDigest", 400, "The Content-MD5 you specified is not valid.")      \
     X(GW_INVALID_PART, "InvalidPart", 400,                                                         \
-      "One or more of the specified parts could not be found or did not match")                  \
+      "One or more of the specified parts could not be found or did not match")                    \
     X(GW_INVALID_PART_ORDER, "InvalidPartOrder", 400,                                              \
       "The list of parts was not in ascending order")                                              \
     X(GW_INVALID_RANGE, "InvalidRange", 416, "The requested range is not satisfiable")             \
@@ -49,9 +49,9 @@
     X(GW_MALFORMED_XML, "MalformedXML", 400,                                                       \
       "The XML you provided was not well-formed or did not validate against our published schema") \
     X(GW_METADATA_TOO_LARGE, "MetadataTooLarge", 400,                                              \
-      "Your metadata headers exceed the maximum allowed metadata size")                           \
+      "Your metadata headers exceed the maximum allowed metadata size")                            \
     X(GW_METHOD_NOT_ALLOWED, "MethodNotAllowed", 405,                                              \
-      "The specified method is not allowed against this resource.")                               \
+      "The specified method is not allowed against this resource.")                                \
     X(GW_MISSING_CONTENT_LENGTH, "MissingContentLength", 411,                                      \
       "You must provide the Content-Length HTTP header.")                                          \
     X(GW_MISSING_SECURITY_HEADER, "MissingSecurityHeader", 400,                                    \
@@ -59,30 +59,30 @@
     X(GW_NO_SUCH_BUCKET, "NoSuchBucket", 404, "The specified bucket does not exist")               \
     X(GW_NO_SUCH_KEY, "NoSuchKey", 404, "The specified key does not exist.")                       \
     X(GW_NO_SUCH_UPLOAD, "NoSuchUpload", 404,                                                      \
-      "The specified multipart upload does not exist. The upload ID may be invalid, or the "     \
+      "The specified multipart upload does not exist. The upload ID may be invalid, or the "       \
       "upload may have been aborted or completed.")                                                \
-    X(GW_NO_SUCH_VERSION, "NoSuchVersion", 404, "The specified version does not exist.")          \
+    X(GW_NO_SUCH_VERSION, "NoSuchVersion", 404, "The specified version does not exist.")           \
     X(GW_NO_SUCH_BUCKET_POLICY, "NoSuchBucketPolicy", 404, "The bucket policy does not exist")     \
     X(GW_NO_SUCH_CORS, "NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")    \
     X(GW_NO_SUCH_LIFECYCLE, "NoSuchLifecycleConfiguration", 404,                                   \
       "The lifecycle configuration does not exist")                                                \
     X(GW_NO_SUCH_TAG_SET, "NoSuchTagSet", 404, "The TagSet does not exist")                        \
     X(GW_NO_SUCH_WEBSITE, "NoSuchWebsiteConfiguration", 404,                                       \
-      "The specified bucket does not have a website configuration")                               \
+      "The specified bucket does not have a website configuration")                                \
     X(GW_NOT_IMPLEMENTED, "NotImplemented", 501,                                                   \
-      "A header or query you provided implies functionality that is not implemented")             \
+      "A header or query you provided implies functionality that is not implemented")              \
     X(GW_NOT_MODIFIED, "NotModified", 304, "Not Modified")                                         \
     X(GW_PRECONDITION_FAILED, "PreconditionFailed", 412,                                           \
-      "At least one of the preconditions you specified did not hold")                             \
+      "At least one of the preconditions you specified did not hold")                              \
     X(GW_REQUEST_TIME_TOO_SKEWED, "RequestTimeTooSkewed", 403,                                     \
-      "The difference between the request time and the current time is too large.")              \
+      "The difference between the request time and the current time is too large.")                \
     X(GW_REQUEST_TIMEOUT, "RequestTimeout", 400,                                                   \
-      "Your socket connection to the server was not read from or written to within the timeout " \
+      "Your socket connection to the server was not read from or written to within the timeout "   \
       "period.")                                                                                   \
     X(GW_SERVICE_UNAVAILABLE, "ServiceUnavailable", 503,                                           \
-      "Not enough healthy drives to serve the request; retry later")                              \
+      "Not enough healthy drives to serve the request; retry later")                               \
     X(GW_SIGNATURE_MISMATCH, "SignatureDoesNotMatch", 403,                                         \
-      "The request signature we calculated does not match the signature you provided. Check "    \
+      "The request signature we calculated does not match the signature you provided. Check "      \
       "your key and signing method.")                                                              \
     X(GW_SLOW_DOWN, "SlowDown", 503, "Please reduce your request rate.")                           \
     X(GW_STORAGE_FULL, "InsufficientStorage", 507, "The drives have no space left for this write") \
@@ -99,7 +99,8 @@ typedef enum {
 const char *gw_s3err_code(gw_s3err e);    /* "NoSuchKey" */
 int gw_s3err_status(gw_s3err e);          /* 404 */
 const char *gw_s3err_message(gw_s3err e); /* default message */
-/* Map an internal error to the S3 error a client should see (CM_ERR_NOSPC -> GW_STORAGE_FULL...). */
+/* Map an internal error to the S3 error a client should see (CM_ERR_NOSPC -> GW_STORAGE_FULL...).
+ */
 gw_s3err gw_s3err_from_cm(cm_err e);
 
 #endif

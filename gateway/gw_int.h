@@ -141,6 +141,7 @@ gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
 /* If-None-Match: * / If-Match of a write into c (etag copied into etag_buf). */
 gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap);
 md_cksum_alg gw_md_alg(cm_ck_alg a);
+cm_ck_alg gw_cm_alg(md_cksum_alg a); /* MD_CK_NONE maps to CRC64NVME, S3's default */
 /* "x-amz-checksum-crc32c" for MD_CK_CRC32C (out: cap bytes, 40 is enough). */
 void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap);
 /* The fixed owner-only ACL document (GET ?acl on buckets and objects). */

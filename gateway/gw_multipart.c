@@ -27,22 +27,6 @@
 #define MAX_PART_SIZE (5ULL << 30)
 #define COMPLETE_XML_CAP (4u << 20)
 
-static cm_ck_alg to_cm(md_cksum_alg a)
-{
-    switch (a) {
-    case MD_CK_CRC32:
-        return CM_CK_CRC32;
-    case MD_CK_CRC32C:
-        return CM_CK_CRC32C;
-    case MD_CK_SHA1:
-        return CM_CK_SHA1;
-    case MD_CK_SHA256:
-        return CM_CK_SHA256;
-    default:
-        return CM_CK_CRC64NVME;
-    }
-}
-
 /* ---- Create ---- */
 
 static void create_upload(gw_req *r)
@@ -336,7 +320,7 @@ static int part_crc(const md_part *p, md_cksum_alg alg, uint64_t *out)
     size_t n = 0;
     if (p->ck_alg != alg ||
         cm_base64_decode(p->ck_value, strlen(p->ck_value), d, sizeof(d), &n) != CM_OK ||
-        n != cm_ck_len(to_cm(alg)))
+        n != cm_ck_len(gw_cm_alg(alg)))
         return -1;
     *out = n == 8 ? cm_get_be64(d) : cm_get_be32(d);
     return 0;
@@ -363,7 +347,7 @@ static int full_object_crc(const complete_state *cs, md_cksum_alg alg, md_object
         cm_put_be64(d, crc);
     else
         cm_put_be32(d, (uint32_t)crc);
-    cm_base64_encode(d, cm_ck_len(to_cm(alg)), o->ck_value);
+    cm_base64_encode(d, cm_ck_len(gw_cm_alg(alg)), o->ck_value);
     o->ck_alg = alg;
     o->ck_type = MD_CKTYPE_FULL_OBJECT;
     return 0;
@@ -377,7 +361,7 @@ static int composite_checksum(const complete_state *cs, md_cksum_alg alg, md_obj
     size_t n;
     char b64[64];
 
-    if (cm_ck_init(&ck, to_cm(alg)) != CM_OK)
+    if (cm_ck_init(&ck, gw_cm_alg(alg)) != CM_OK)
         return -1;
     for (size_t i = 0; i < cs->nuse; i++) {
         const char *v = cs->use[i].ck_value;
@@ -389,7 +373,7 @@ static int composite_checksum(const complete_state *cs, md_cksum_alg alg, md_obj
         cm_ck_update(&ck, part, n);
     }
     cm_ck_final(&ck, d);
-    cm_base64_encode(d, cm_ck_len(to_cm(alg)), b64);
+    cm_base64_encode(d, cm_ck_len(gw_cm_alg(alg)), b64);
     snprintf(o->ck_value, sizeof(o->ck_value), "%s-%zu", b64, cs->nuse);
     o->ck_alg = alg;
     o->ck_type = MD_CKTYPE_COMPOSITE;

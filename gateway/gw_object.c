@@ -146,6 +146,22 @@ static void write_result_headers(gw_req *r, const md_object *o)
     }
 }
 
+cm_ck_alg gw_cm_alg(md_cksum_alg a)
+{
+    switch (a) {
+    case MD_CK_CRC32:
+        return CM_CK_CRC32;
+    case MD_CK_CRC32C:
+        return CM_CK_CRC32C;
+    case MD_CK_SHA1:
+        return CM_CK_SHA1;
+    case MD_CK_SHA256:
+        return CM_CK_SHA256;
+    default:
+        return CM_CK_CRC64NVME;
+    }
+}
+
 md_cksum_alg gw_md_alg(cm_ck_alg a)
 {
     switch (a) {
@@ -566,36 +582,40 @@ static void delete_object(gw_req *r)
 
 /* ---- object-level subresources we answer with fixed documents ---- */
 
-static void get_object_acl(gw_req *r)
+/* 1 when bucket/key has a current object; otherwise the error is sent and 0 returned. */
+static int object_exists(gw_req *r)
 {
     md_object o;
     cm_err err = md_object_get(r->g->md, r->bucket, r->key, &o);
     if (err != CM_OK) {
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(err), NULL);
-        return;
+        return 0;
     }
+    int live = !o.delete_marker;
     md_object_release(&o);
-    gw_send_owner_acl(r);
+    if (!live)
+        gw_error(r, GW_NO_SUCH_KEY, NULL);
+    return live;
 }
 
 static void get_object_tagging(gw_req *r)
 {
-    md_object o;
-    cm_err err = md_object_get(r->g->md, r->bucket, r->key, &o);
-    if (err != CM_OK) {
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(err), NULL);
-        return;
-    }
-    md_object_release(&o);
     struct evbuffer *buf = evbuffer_new();
     gw_xml x;
+    if (!buf) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
     gw_xml_init(&x, buf);
     gw_xml_begin(&x);
     gw_xml_open_root(&x, "Tagging");
     gw_xml_open(&x, "TagSet");
     gw_xml_close(&x, "TagSet");
     gw_xml_close(&x, "Tagging");
-    gw_resp_xml(r, 200, buf);
+    if (gw_xml_status(&x) == CM_OK)
+        gw_resp_xml(r, 200, buf);
+    else
+        gw_error(r, GW_INTERNAL, NULL);
     evbuffer_free(buf);
 }
 
@@ -614,9 +634,11 @@ void gw_op_object(gw_req *r)
         return;
     }
     if (is_get && gw_query_find(q, "acl")) {
-        get_object_acl(r);
+        if (object_exists(r))
+            gw_send_owner_acl(r);
     } else if (is_get && gw_query_find(q, "tagging")) {
-        get_object_tagging(r);
+        if (object_exists(r))
+            get_object_tagging(r);
     } else if (gw_query_find(q, "tagging") || gw_query_find(q, "acl") ||
                gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
                gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||

@@ -352,8 +352,7 @@ static gw_s3err parse_payload_mode(const char *v, gw_auth_result *out)
     return GW_OK;
 }
 
-/* Copy a 64-hex signature, lowercased; -1 when it is not one. */
-static int copy_signature(const char *s, size_t len, char out[65])
+int gw_sigv4_parse_signature(const char *s, size_t len, char out[65])
 {
     if (len != 64)
         return -1;
@@ -404,7 +403,7 @@ static gw_s3err parse_authorization(const char *h, sv4_parts *p)
             p->signed_headers[n - 14] = '\0';
             have |= 2;
         } else if (n > 10 && strncmp(s, "Signature=", 10) == 0) {
-            if (copy_signature(s + 10, n - 10, p->signature) != 0)
+            if (gw_sigv4_parse_signature(s + 10, n - 10, p->signature) != 0)
                 return GW_AUTH_HEADER_MALFORMED;
             have |= 4;
         } else if (n > 0) {
@@ -526,7 +525,7 @@ static gw_s3err parse_presigned(const sv4_query *q, sv4_parts *p, gw_auth_result
     if (!algo || strcmp(algo, SV4_ALGO) != 0 || !cred || !date || !exp || !sh || !sig)
         return GW_AUTH_QUERY_ERROR;
     if (parse_credential(cred, strlen(cred), out) != 0 ||
-        copy_signature(sig, strlen(sig), p->signature) != 0 ||
+        gw_sigv4_parse_signature(sig, strlen(sig), p->signature) != 0 ||
         strlen(sh) >= sizeof(p->signed_headers) || !signs_host(sh))
         return GW_AUTH_QUERY_ERROR;
     memcpy(p->signed_headers, sh, strlen(sh) + 1); /* length checked above */
