@@ -22,7 +22,7 @@
     X(CM_ERR_RANGE, "out of range")                                                                \
     X(CM_ERR_AUTH, "authentication failed")                                                        \
     X(CM_ERR_DIGEST, "checksum mismatch")                                                          \
-    X(CM_ERR_CONFLICT, "conflicting concurrent change")                                           \
+    X(CM_ERR_CONFLICT, "conflicting concurrent change")                                            \
     X(CM_ERR_PRECONDITION, "precondition failed")                                                  \
     X(CM_ERR_UNAVAILABLE, "not enough healthy drives or replicas")                                 \
     X(CM_ERR_CLOSED, "peer closed the connection")                                                 \
@@ -41,7 +41,8 @@ typedef enum {
 const char *cm_err_name(cm_err e);
 const char *cm_err_str(cm_err e);
 
-/* Map an errno value to the closest cm_err (ENOSPC -> CM_ERR_NOSPC, ENOENT -> CM_ERR_NOTFOUND...). */
+/* Map an errno value to the closest cm_err (ENOSPC -> CM_ERR_NOSPC, ENOENT -> CM_ERR_NOTFOUND...).
+ */
 cm_err cm_err_from_errno(int err);
 
 #endif

@@ -39,9 +39,9 @@ cm_err cm_url_decode(const char *in, size_t len, char *out, size_t outcap, size_
 size_t cm_url_encode(const char *in, size_t len, int keep_slash, char *out, size_t outcap);
 
 /* Time formats. Buffers: 30 bytes for RFC 1123, 25 for ISO 8601 with millis, 17 for amz date. */
-void cm_time_rfc1123(time_t t, char *out);         /* "Wed, 25 Nov 2026 16:00:00 GMT" */
-void cm_time_iso8601(int64_t unix_ms, char *out);  /* "2026-11-25T16:00:00.000Z" */
-void cm_time_amzdate(time_t t, char *out);         /* "20261125T160000Z" */
+void cm_time_rfc1123(time_t t, char *out);        /* "Wed, 25 Nov 2026 16:00:00 GMT" */
+void cm_time_iso8601(int64_t unix_ms, char *out); /* "2026-11-25T16:00:00.000Z" */
+void cm_time_amzdate(time_t t, char *out);        /* "20261125T160000Z" */
 /* Parse "20261125T160000Z" (amz date) / an RFC 1123 or RFC 850 or asctime HTTP date. */
 cm_err cm_time_parse_amzdate(const char *s, time_t *out);
 cm_err cm_time_parse_http(const char *s, time_t *out);
@@ -68,7 +68,8 @@ static inline uint64_t cm_get_be64(const uint8_t *p)
 }
 static inline void cm_put_be32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
 }
 static inline uint32_t cm_get_be32(const uint8_t *p)
 {

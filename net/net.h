@@ -60,16 +60,16 @@ typedef struct {
 } net_handler;
 
 typedef struct {
-    const char *host;          /* listen address, e.g. "127.0.0.1" */
-    int port;                  /* 0 = pick a free port (see net_server_port) */
-    int threads;               /* event loops; 0 = number of cores */
-    size_t max_request_line;   /* default 16 KiB */
-    size_t max_header_bytes;   /* whole header section; default 64 KiB */
-    size_t max_headers;        /* number of header fields; default 200 */
-    int idle_timeout_ms;       /* keep-alive connection with no request; default 60 s */
-    int io_timeout_ms;         /* no progress reading a request or writing a response; 60 s */
-    size_t read_high_water;    /* stop reading the socket when this much body is buffered; 1 MiB */
-    size_t write_low_water;    /* call on_drain when output falls below this; 256 KiB */
+    const char *host;        /* listen address, e.g. "127.0.0.1" */
+    int port;                /* 0 = pick a free port (see net_server_port) */
+    int threads;             /* event loops; 0 = number of cores */
+    size_t max_request_line; /* default 16 KiB */
+    size_t max_header_bytes; /* whole header section; default 64 KiB */
+    size_t max_headers;      /* number of header fields; default 200 */
+    int idle_timeout_ms;     /* keep-alive connection with no request; default 60 s */
+    int io_timeout_ms;       /* no progress reading a request or writing a response; 60 s */
+    size_t read_high_water;  /* stop reading the socket when this much body is buffered; 1 MiB */
+    size_t write_low_water;  /* call on_drain when output falls below this; 256 KiB */
 } net_config;
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 9000). */
@@ -140,7 +140,8 @@ size_t net_resp_pending(const net_req *req);
 void net_resp_end(net_req *req);
 /* Close the connection after this response (also set for HTTP/1.0 without keep-alive). */
 void net_resp_close_after(net_req *req);
-/* Abort: the connection is closed at once and on_done(aborted=1) follows. Use mid-stream failure. */
+/* Abort: the connection is closed at once and on_done(aborted=1) follows. Use mid-stream failure.
+ */
 void net_req_abort(net_req *req);
 /* Convenience: start + headers Content-Type + body + end. */
 void net_resp_simple(net_req *req, int status, const char *content_type, const void *body,
@@ -153,14 +154,14 @@ const char *net_status_reason(int status);
 
 typedef struct {
     char method[16];
-    char *target;        /* heap, NUL-terminated */
+    char *target; /* heap, NUL-terminated */
     int http_minor;
     size_t nheaders;
-    char **names;        /* heap arrays of NUL-terminated strings */
+    char **names; /* heap arrays of NUL-terminated strings */
     char **values;
     int64_t content_length; /* -1 if absent */
     int chunked;
-    int keep_alive;      /* after Connection header and version are considered */
+    int keep_alive; /* after Connection header and version are considered */
     int expect_continue;
 } net_head;
 
