@@ -163,6 +163,18 @@ cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, con
 cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const md_cond *cond,
                         md_object *old, int *had_old);
 
+/*
+ * Self-repair: replace the layout of part part_index of bucket/key's current record with
+ * new_layout, in one write transaction, if that part is still stored under old_blob (the body the
+ * caller rebuilt). CM_ERR_CONFLICT when the record is gone, is a delete marker, or the part no
+ * longer has old_blob (the object changed meanwhile: the caller drops its rebuilt data);
+ * CM_ERR_INVAL when new_layout->size differs from the part's size. Nothing else in the record
+ * changes. Defined in md_repair.c.
+ */
+cm_err md_object_replace_layout(md_store *md, const char *bucket, const char *key,
+                                size_t part_index, const uint8_t old_blob[16],
+                                const md_layout *new_layout);
+
 /* ---- Listing ---- */
 
 typedef struct {

@@ -1,0 +1,60 @@
+/*
+ * md_repair.c - metadata side of self-repair: swap a rebuilt body into an object record.
+ *
+ * The scrubber rebuilds a damaged body under a new blob id and then calls
+ * md_object_replace_layout. Inside one LMDB write transaction the current record of bucket/key is
+ * read, the part being repaired must still be stored under the blob the scrubber read (otherwise
+ * the object was overwritten, deleted or repaired by someone else meanwhile: CM_ERR_CONFLICT, and
+ * the caller drops its new data), and only that part's layout is replaced. Nothing else in the
+ * record changes (ETag, mtime, checksums, headers), because the payload is the same bytes.
+ */
+#include <string.h>
+
+#include "md_int.h"
+
+/* CM_OK when part part_index of cur is a stored (non-inline) body under old_blob. */
+static cm_err check_part(const md_object *cur, size_t part_index, const uint8_t old_blob[16],
+                         const md_layout *new_layout)
+{
+    if (cur->delete_marker || cur->inline_data || part_index >= cur->nparts)
+        return CM_ERR_CONFLICT;
+    const md_part *p = &cur->parts[part_index];
+    if (p->inline_data || memcmp(p->layout.blob, old_blob, 16) != 0)
+        return CM_ERR_CONFLICT;
+    if (p->layout.size != new_layout->size)
+        return CM_ERR_INVAL; /* a rebuilt body holds the same payload */
+    return CM_OK;
+}
+
+cm_err md_object_replace_layout(md_store *md, const char *bucket, const char *key,
+                                size_t part_index, const uint8_t old_blob[16],
+                                const md_layout *new_layout)
+{
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    MDB_txn *txn;
+    md_object cur;
+    int found = 0;
+
+    if (md_key_object(bucket, key, k, &kl) != CM_OK)
+        return CM_ERR_INVAL;
+    cm_err e = md_txn_begin(md, 0, &txn);
+    if (e != CM_OK)
+        return e;
+    e = md_object_read(txn, md, k, kl, &cur, &found);
+    if (e == CM_OK && !found)
+        e = CM_ERR_CONFLICT; /* deleted meanwhile */
+    if (e == CM_OK)
+        e = check_part(&cur, part_index, old_blob, new_layout);
+    if (e == CM_OK) {
+        cur.parts[part_index].layout = *new_layout;
+        e = md_object_write(txn, md, k, kl, &cur);
+    }
+    if (e == CM_OK)
+        e = md_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (found)
+        md_object_release(&cur);
+    return e;
+}
