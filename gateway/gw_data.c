@@ -422,3 +422,24 @@ void gw_delete(gw_store *st, const md_layout *layout)
             CM_WARN("gw", "delete of a cell on drive %u failed", layout->drives[i]);
     }
 }
+
+/* ---- scrubber accessors ---- */
+
+int gw_store_ndrives(const gw_store *st)
+{
+    return st->ndrives;
+}
+
+bs_store *gw_store_drive(gw_store *st, uint8_t d)
+{
+    return slot_drive(st, d);
+}
+
+uint64_t gw_layout_cell_blob_len(const md_layout *lay)
+{
+    uint64_t sbytes = (uint64_t)lay->k * lay->cell_size;
+    if (lay->k < 1 || lay->cell_size == 0)
+        return 0;
+    uint64_t full = lay->size / sbytes, rest = lay->size % sbytes;
+    return full * lay->cell_size + (rest ? last_cell_len(rest, lay->k) : 0);
+}

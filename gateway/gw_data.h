@@ -69,4 +69,16 @@ void gw_delete(gw_store *st, const md_layout *layout);
 /* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
 size_t gw_store_stripe_bytes(const gw_store *st);
 
+/* ---- For the scrubber (gw_scrub.c) ---- */
+
+/* Number of drive slots of the store (online or not). */
+int gw_store_ndrives(const gw_store *st);
+/* The blobstore of drive d (borrowed), or NULL when d is out of range or offline. */
+bs_store *gw_store_drive(gw_store *st, uint8_t d);
+/*
+ * Length every cell blob of the body must have: the cells of all its stripes back to back (full
+ * stripes of cell_size, the last one of its shorter padded length). 0 for an empty body.
+ */
+uint64_t gw_layout_cell_blob_len(const md_layout *lay);
+
 #endif

@@ -29,7 +29,9 @@ struct gw {
     gw_store *data;
     gw_leases *leases; /* blobs being read (gw_lease.c) */
     volatile int ready;
-    uint64_t req_seq; /* request id counter (atomic) */
+    uint64_t req_seq;       /* request id counter (atomic) */
+    struct gw_scrub *scrub; /* attached by gw_scrub_new, for the admin API (gw_scrub.h) */
+    uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
 };
 
 typedef struct gw_req gw_req;
@@ -111,6 +113,14 @@ void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish);
 void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
 /* Header value or NULL. */
 const char *gw_hdr(gw_req *r, const char *name);
+/* ---- gw_admin.c: admin API and metrics on the S3 port ---- */
+
+/*
+ * Called by on_request before S3 routing: answers /admin/scrub, /admin/status and /metrics and
+ * returns 1; returns 0 for every other request. Also counts the request for /metrics.
+ */
+int gw_admin_route(gw_req *r);
+
 /* ---- gw_lease.c: data stays while it is being read ---- */
 
 cm_err gw_leases_new(gw_leases **out);

@@ -1,0 +1,575 @@
+/*
+ * gw_scrub.c - the object-level scrubber and self-repair (gw_scrub.h, docs/scrub.md).
+ *
+ * A pass: estimate (count objects and stored bytes from the listings), then walk every bucket
+ * in pages of SCRUB_PAGE keys. Each object is read with gw_object_get_leased, so its blobs stay
+ * on disk while we verify them even if a client overwrites or deletes it meanwhile. For every
+ * part stored as cells, every cell blob must exist with exactly gw_layout_cell_blob_len bytes and
+ * read back in full through bs_read, which verifies each 64 KiB block CRC. Any failure marks the
+ * body damaged; cells on an offline drive or dropped at write time count only when every drive
+ * is online (only then would a rewrite store all cells).
+ *
+ * Repair: gw_read the whole body (reconstructing from parity), check the MD5 against the part's
+ * ETag when it is a plain MD5, write it with a new gw_writer (new blob id, durable when finish
+ * returns), then md_object_replace_layout swaps it in only if the record still names the old
+ * blob. On a conflict the new blobs are deleted (nobody can see them). On success the old blobs
+ * go through gw_free_object_data: our own lease (and any GET's) keeps them until released.
+ *
+ * Rate: a token bucket in bytes, refilled at rate_mb * 10^6 per second with one second of burst;
+ * a read that overdraws it sleeps on the scrubber's condition variable (monotonic clock), so
+ * stopping wakes it at once.
+ *
+ * Threading: mu protects every field below it in the struct; counters are updated under mu and
+ * copied out whole by gw_scrub_get_status. The pass itself runs without the lock.
+ */
+#include "gw_scrub.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "gw_int.h"
+
+#define MOD "scrub"
+#define SCRUB_PAGE 1000
+#define SCRUB_CHUNK (1u << 20) /* bytes per bs_read of a cell blob */
+
+struct gw_scrub {
+    gw *g;
+    gw_scrub_config cfg;
+    char *state_path;
+    pthread_t thread;
+    int have_thread;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC: wakes the thread and throttle sleeps */
+    int stop, requested, busy;
+    double tokens;     /* bytes that may be read now */
+    int64_t refill_ms; /* monotonic time of the last refill */
+    gw_scrub_status st;
+};
+
+void gw_scrub_config_defaults(gw_scrub_config *cfg)
+{
+    cfg->rate_mb = 50;
+    cfg->interval_s = 86400;
+    cfg->state_path = NULL;
+}
+
+/* ---- counters ---- */
+
+typedef enum { C_OBJECT, C_BODY, C_BYTES, C_DAMAGED, C_REPAIRED, C_FAILED, C_CHANGED } counter;
+
+static void count(gw_scrub *s, counter c, uint64_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    gw_scrub_status *t = &s->st;
+    switch (c) {
+    case C_OBJECT:
+        t->objects_checked += n, t->pass_objects += n;
+        break;
+    case C_BODY:
+        t->bodies_checked += n;
+        break;
+    case C_BYTES:
+        t->bytes_verified += n, t->pass_bytes += n;
+        break;
+    case C_DAMAGED:
+        t->damaged_found += n, t->pass_damaged += n;
+        break;
+    case C_REPAIRED:
+        t->repaired += n, t->pass_repaired += n;
+        break;
+    case C_FAILED:
+        t->repair_failed += n, t->pass_failed += n;
+        break;
+    case C_CHANGED:
+        t->changed_meanwhile += n;
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int stopping(gw_scrub *s)
+{
+    return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+}
+
+/* ---- rate limit ---- */
+
+static struct timespec mono_deadline(int64_t ms_from_now)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms_from_now / 1000);
+    ts.tv_nsec += (long)(ms_from_now % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Take n bytes from the bucket, sleeping while it is overdrawn. -1 when asked to stop. */
+static int throttle(gw_scrub *s, uint64_t n)
+{
+    double rate = s->cfg.rate_mb * 1e6; /* bytes per second */
+    if (rate <= 0)
+        return stopping(s) ? -1 : 0;
+    pthread_mutex_lock(&s->mu);
+    int64_t now = cm_monotonic_ms();
+    s->tokens = CM_MIN(rate, s->tokens + (double)(now - s->refill_ms) * rate / 1000.0);
+    s->refill_ms = now;
+    s->tokens -= (double)n;
+    while (!s->stop && s->tokens < 0) {
+        int64_t wait_ms = (int64_t)(-s->tokens * 1000.0 / rate) + 1;
+        struct timespec ts = mono_deadline(wait_ms);
+        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+        now = cm_monotonic_ms();
+        s->tokens += (double)(now - s->refill_ms) * rate / 1000.0;
+        s->refill_ms = now;
+    }
+    int stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop ? -1 : 0;
+}
+
+/* ---- verification ---- */
+
+static int stored_part(const md_part *p)
+{
+    return !p->inline_data && p->size > 0;
+}
+
+/* Verify one cell blob in full. CM_OK, the error that marks it bad, or CM_ERR_CLOSED on stop. */
+static cm_err verify_cell(gw_scrub *s, bs_store *bs, const bs_id *id, uint64_t want, uint8_t *buf)
+{
+    uint64_t size = 0;
+    cm_err e = bs_size(bs, id, &size);
+    if (e != CM_OK)
+        return e;
+    if (size != want)
+        return CM_ERR_CORRUPT;
+    for (uint64_t off = 0; off < want;) {
+        size_t n = (size_t)CM_MIN(want - off, SCRUB_CHUNK);
+        if (throttle(s, n) != 0)
+            return CM_ERR_CLOSED;
+        if ((e = bs_read(bs, id, off, buf, n)) != CM_OK)
+            return e;
+        count(s, C_BYTES, n);
+        off += n;
+    }
+    return CM_OK;
+}
+
+/*
+ * Number of bad cells of a body (0 = healthy), or -1 when the pass is stopping. why receives the
+ * first failure for the log line.
+ */
+static int verify_body(gw_scrub *s, const md_layout *lay, uint8_t *buf, cm_err *why)
+{
+    gw_store *st = s->g->data;
+    int ncells = lay->k + lay->m, bad = 0;
+    int all_online = gw_store_drives_online(st) >= ncells;
+    uint64_t want = gw_layout_cell_blob_len(lay);
+    bs_id id;
+    memcpy(id.b, lay->blob, sizeof(id.b));
+    *why = CM_OK;
+    for (int i = 0; i < ncells && i < MD_MAX_CELLS; i++) {
+        bs_store *bs = gw_store_drive(st, lay->drives[i]);
+        cm_err e = bs ? verify_cell(s, bs, &id, want, buf) : CM_ERR_UNAVAILABLE;
+        if (e == CM_ERR_CLOSED)
+            return -1;
+        if (e == CM_ERR_UNAVAILABLE && !all_online)
+            continue; /* a rewrite could not place that cell either */
+        if (e != CM_OK) {
+            bad++;
+            if (*why == CM_OK)
+                *why = e;
+        }
+    }
+    return bad;
+}
+
+/* ---- repair ---- */
+
+static int is_md5_hex(const char *etag)
+{
+    if (strlen(etag) != 32)
+        return 0;
+    for (const char *p = etag; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Read the body (reconstructing) into a new writer; checks the MD5 when the ETag is one. */
+static cm_err rebuild(gw_scrub *s, const md_part *p, md_layout *out)
+{
+    gw_store *st = s->g->data;
+    const md_layout *lay = &p->layout;
+    size_t piece = (size_t)lay->k * lay->cell_size;
+    uint8_t *buf = malloc(piece), md5[16];
+    gw_writer *w = NULL;
+    cm_ck ck;
+    cm_err e = buf ? cm_ck_init(&ck, CM_CK_MD5) : CM_ERR_NOMEM;
+    if (e == CM_OK && (e = gw_writer_new(st, &w)) != CM_OK)
+        cm_ck_release(&ck);
+    if (e != CM_OK) {
+        free(buf);
+        return e;
+    }
+    for (uint64_t off = 0; e == CM_OK && off < lay->size;) {
+        size_t n = (size_t)CM_MIN(lay->size - off, piece);
+        e = throttle(s, n) != 0 ? CM_ERR_CLOSED : gw_read(st, lay, off, buf, n);
+        if (e == CM_OK) {
+            cm_ck_update(&ck, buf, n);
+            e = gw_writer_write(w, buf, n);
+        }
+        off += n;
+    }
+    cm_ck_final(&ck, md5);
+    free(buf);
+    if (e == CM_OK && is_md5_hex(p->etag)) {
+        char hex[33];
+        cm_hex_encode(md5, 16, hex);
+        if (strcmp(hex, p->etag) != 0)
+            e = CM_ERR_DIGEST; /* parity rebuilt other bytes than were stored: keep the old */
+    }
+    if (e != CM_OK) {
+        gw_writer_abort(w);
+        return e;
+    }
+    return gw_writer_finish(w, out);
+}
+
+static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t part)
+{
+    const md_part *p = &obj->parts[part];
+    char oldhex[33], newhex[33];
+    md_layout fresh;
+    cm_hex_encode(p->layout.blob, 16, oldhex);
+    cm_err e = rebuild(s, p, &fresh);
+    if (e == CM_OK) {
+        e = md_object_replace_layout(s->g->md, bucket, obj->key, part, p->layout.blob, &fresh);
+        if (e != CM_OK)
+            gw_delete(s->g->data, &fresh); /* never visible: nobody can be reading it */
+    }
+    if (e == CM_ERR_CLOSED)
+        return;
+    if (e == CM_ERR_CONFLICT) {
+        CM_INFO(MOD, "skip bucket=%s key=%s part=%zu blob=%s: object changed meanwhile", bucket,
+                obj->key, part, oldhex);
+        count(s, C_CHANGED, 1);
+        return;
+    }
+    if (e != CM_OK) {
+        CM_ERROR(MOD, "repair failed bucket=%s key=%s part=%zu blob=%s: %s", bucket, obj->key,
+                 part, oldhex, cm_err_str(e));
+        count(s, C_FAILED, 1);
+        return;
+    }
+    /* The old cells: deleted now, or by the last reader (our own lease is released later). */
+    md_object old = {0};
+    old.parts = (md_part *)p;
+    old.nparts = 1;
+    gw_free_object_data(s->g, &old);
+    cm_hex_encode(fresh.blob, 16, newhex);
+    CM_INFO(MOD, "repaired bucket=%s key=%s part=%zu size=%" PRIu64 " old_blob=%s new_blob=%s",
+            bucket, obj->key, part, p->layout.size, oldhex, newhex);
+    count(s, C_REPAIRED, 1);
+}
+
+/* Scrub one object. -1 when the pass is stopping. */
+static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_t *buf)
+{
+    md_object obj;
+    cm_err e = gw_object_get_leased(s->g, bucket, key, &obj);
+    if (e == CM_ERR_NOTFOUND)
+        return 0; /* deleted since the listing */
+    if (e != CM_OK) {
+        CM_WARN(MOD, "cannot read bucket=%s key=%s: %s", bucket, key, cm_err_str(e));
+        return 0;
+    }
+    int rc = 0;
+    count(s, C_OBJECT, 1);
+    for (size_t i = 0; i < obj.nparts && rc == 0; i++) {
+        const md_part *p = &obj.parts[i];
+        if (obj.inline_data || !stored_part(p))
+            continue;
+        cm_err why;
+        int bad = verify_body(s, &p->layout, buf, &why);
+        if (bad < 0) {
+            rc = -1;
+            break;
+        }
+        count(s, C_BODY, 1);
+        if (bad == 0)
+            continue;
+        char hex[33];
+        cm_hex_encode(p->layout.blob, 16, hex);
+        CM_WARN(MOD, "damage bucket=%s key=%s part=%zu blob=%s bad_cells=%d of %d (%s)", bucket,
+                key, i, hex, bad, p->layout.k + p->layout.m, cm_err_str(why));
+        count(s, C_DAMAGED, 1);
+        repair(s, bucket, &obj, i);
+        rc = stopping(s) ? -1 : 0;
+    }
+    gw_lease_release(s->g, &obj);
+    md_object_release(&obj);
+    return rc;
+}
+
+/* ---- a pass ---- */
+
+typedef int (*entry_fn)(gw_scrub *s, const char *bucket, const md_list_entry *e, void *arg);
+
+/* Call fn for every current object of every bucket, page by page; stops when fn returns < 0. */
+static int walk(gw_scrub *s, entry_fn fn, void *arg)
+{
+    md_bucket *buckets = NULL;
+    size_t nb = 0;
+    int rc = 0;
+    cm_err e = md_bucket_list(s->g->md, &buckets, &nb);
+    if (e != CM_OK) {
+        CM_ERROR(MOD, "cannot list buckets: %s", cm_err_str(e));
+        return -1;
+    }
+    for (size_t b = 0; b < nb && rc == 0; b++) {
+        char *marker = NULL;
+        for (;;) {
+            md_list_query q = {NULL, NULL, marker, SCRUB_PAGE};
+            md_list_result res;
+            if ((e = md_list_objects(s->g->md, buckets[b].name, &q, &res)) != CM_OK)
+                break; /* bucket deleted meanwhile, most likely */
+            for (size_t i = 0; i < res.n && rc == 0; i++)
+                if (!res.entries[i].is_prefix)
+                    rc = fn(s, buckets[b].name, &res.entries[i], arg);
+            free(marker);
+            marker = res.truncated && res.next_marker ? strdup(res.next_marker) : NULL;
+            md_list_result_release(&res);
+            if (!marker || rc != 0)
+                break;
+        }
+        free(marker);
+    }
+    free(buckets);
+    return rc;
+}
+
+static int estimate_entry(gw_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
+{
+    (void)bucket;
+    (void)arg;
+    const gw_config *c = &s->g->cfg;
+    uint64_t size = e->obj.size;
+    pthread_mutex_lock(&s->mu);
+    s->st.est_objects++;
+    if (size > c->inline_threshold && c->k > 0)
+        s->st.est_bytes += size / (uint64_t)c->k * (uint64_t)(c->k + c->m);
+    pthread_mutex_unlock(&s->mu);
+    return stopping(s) ? -1 : 0;
+}
+
+static int scrub_entry(gw_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
+{
+    return scrub_object(s, bucket, e->key, arg);
+}
+
+static void state_save(gw_scrub *s, int64_t end_ms)
+{
+    char tmp[4200];
+    if (!s->state_path || snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path) >= (int)sizeof(tmp))
+        return;
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "last_end_ms = %" PRId64 "\n", end_ms) < 0 || fclose(f) != 0 ||
+        rename(tmp, s->state_path) != 0)
+        CM_WARN(MOD, "cannot record the scrub state in %s: %s", s->state_path, strerror(errno));
+}
+
+/* Runs a whole pass; the caller has set busy. */
+static void pass(gw_scrub *s)
+{
+    uint8_t *buf = malloc(SCRUB_CHUNK);
+    pthread_mutex_lock(&s->mu);
+    gw_scrub_status *t = &s->st;
+    t->pass_objects = t->pass_bytes = t->pass_damaged = t->pass_repaired = t->pass_failed = 0;
+    t->est_objects = t->est_bytes = 0;
+    t->last_start_ms = cm_now_ms();
+    t->last_end_ms = 0;
+    s->tokens = 0;
+    s->refill_ms = cm_monotonic_ms();
+    uint64_t n = t->passes + 1;
+    pthread_mutex_unlock(&s->mu);
+
+    int rc = buf ? walk(s, estimate_entry, NULL) : -1;
+    CM_INFO(MOD, "pass start n=%" PRIu64 " objects~%" PRIu64 " bytes~%" PRIu64 " rate_mb=%g", n,
+            t->est_objects, t->est_bytes, s->cfg.rate_mb);
+    if (rc == 0)
+        rc = walk(s, scrub_entry, buf);
+    free(buf);
+
+    pthread_mutex_lock(&s->mu);
+    t->last_end_ms = cm_now_ms();
+    t->passes++;
+    gw_scrub_status c = *t;
+    pthread_mutex_unlock(&s->mu);
+    CM_INFO(MOD,
+            "pass end n=%" PRIu64 "%s objects=%" PRIu64 " bytes=%" PRIu64 " damaged=%" PRIu64
+            " repaired=%" PRIu64 " failed=%" PRIu64 " ms=%" PRId64,
+            n, rc == 0 ? "" : " interrupted=1", c.pass_objects, c.pass_bytes, c.pass_damaged,
+            c.pass_repaired, c.pass_failed, c.last_end_ms - c.last_start_ms);
+    if (rc == 0)
+        state_save(s, c.last_end_ms);
+}
+
+cm_err gw_scrub_run_once(gw_scrub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int busy = s->busy;
+    s->busy = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (busy)
+        return CM_ERR_CONFLICT;
+    pass(s);
+    pthread_mutex_lock(&s->mu);
+    s->busy = 0;
+    pthread_mutex_unlock(&s->mu);
+    return CM_OK;
+}
+
+/* ---- the background thread ---- */
+
+static void schedule(gw_scrub *s, int64_t last_end_ms)
+{
+    s->st.next_due_ms = s->cfg.interval_s > 0 ? last_end_ms + s->cfg.interval_s * 1000 : 0;
+}
+
+static void *thread_main(void *arg)
+{
+    gw_scrub *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        int64_t now = cm_now_ms(), due = s->st.next_due_ms;
+        if (s->requested || (due > 0 && now >= due)) {
+            s->requested = 0;
+            s->busy = 1;
+            pthread_mutex_unlock(&s->mu);
+            pass(s);
+            pthread_mutex_lock(&s->mu);
+            s->busy = 0;
+            schedule(s, s->st.last_end_ms);
+            continue;
+        }
+        if (due > 0) {
+            /* Wall-clock deadline, waited for in bounded monotonic steps (clock changes). */
+            struct timespec ts = mono_deadline(CM_MIN(due - now, 60000));
+            pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+        } else {
+            pthread_cond_wait(&s->cond, &s->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+cm_err gw_scrub_start(gw_scrub *s)
+{
+    if (s->have_thread)
+        return CM_OK;
+    if (pthread_create(&s->thread, NULL, thread_main, s) != 0)
+        return CM_ERR_NOMEM;
+    s->have_thread = 1;
+    return CM_OK;
+}
+
+cm_err gw_scrub_trigger(gw_scrub *s, uint64_t *seq)
+{
+    cm_err e = CM_OK;
+    pthread_mutex_lock(&s->mu);
+    if (!s->have_thread)
+        e = CM_ERR_UNAVAILABLE;
+    else if (s->busy || s->requested)
+        e = CM_ERR_CONFLICT;
+    else {
+        s->requested = 1;
+        pthread_cond_broadcast(&s->cond);
+    }
+    if (seq)
+        *seq = s->st.passes + 1;
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+void gw_scrub_get_status(gw_scrub *s, gw_scrub_status *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    out->running = s->busy || s->requested;
+    out->rate_mb = s->cfg.rate_mb;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The end of the last pass from the state file; on first start the clock starts now. */
+static int64_t state_load(gw_scrub *s)
+{
+    long long v = 0;
+    FILE *f = s->state_path ? fopen(s->state_path, "r") : NULL;
+    int ok = f && fscanf(f, "last_end_ms = %lld", &v) == 1 && v > 0;
+    if (f)
+        fclose(f);
+    if (ok)
+        return (int64_t)v;
+    int64_t now = cm_now_ms();
+    state_save(s, now);
+    return now;
+}
+
+cm_err gw_scrub_new(gw *g, const gw_scrub_config *cfg, gw_scrub **out)
+{
+    gw_scrub *s = calloc(1, sizeof(*s));
+    pthread_condattr_t ca;
+    if (!s)
+        return CM_ERR_NOMEM;
+    s->g = g;
+    gw_scrub_config_defaults(&s->cfg);
+    if (cfg)
+        s->cfg = *cfg;
+    if (s->cfg.state_path && !(s->state_path = strdup(s->cfg.state_path))) {
+        free(s);
+        return CM_ERR_NOMEM;
+    }
+    s->cfg.state_path = s->state_path;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    schedule(s, state_load(s));
+    g->scrub = s;
+    *out = s;
+    return CM_OK;
+}
+
+void gw_scrub_free(gw_scrub *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    if (s->have_thread)
+        pthread_join(s->thread, NULL);
+    if (s->g->scrub == s)
+        s->g->scrub = NULL;
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
+    free(s->state_path);
+    free(s);
+}
