@@ -5,11 +5,24 @@
  * blob's current end) and read at any offset. All blobs of a drive share append-only segment files;
  * every record carries a header with its own CRC32C and its data is checksummed per 64 KiB block,
  * so a read verifies exactly the blocks it touches. Deleting appends a tombstone; a segment whose
- * records are all dead is removed (simple reclaim; compaction of partly-dead segments comes later).
+ * records are all dead is removed, and a segment whose live fraction drops below a threshold is
+ * compacted (its live records copied to the active segment, then it is removed).
  *
  * Durability: bs_append returns when the bytes are written to the segment file (page cache);
- * bs_sync returns when every append made before it is on stable storage (fdatasync). Callers
- * acknowledge nothing before bs_sync.
+ * bs_sync returns when every append and delete made before it is on stable storage (fdatasync).
+ * Callers acknowledge nothing before bs_sync. Concurrent bs_sync calls share fdatasyncs.
+ *
+ * Crash guarantee (proved by the crash-point loop in tests/unit/test_blobstore_crash.c): after a
+ * crash at any point and a bs_open of what is on disk,
+ *   - every byte appended before a bs_sync that returned CM_OK is readable, byte-exact;
+ *   - a blob shows a prefix of what was appended to it, cut at an append boundary: its length is
+ *     at least what the last successful bs_sync covered and at most what was appended, and every
+ *     byte it shows reads back exactly (a blob that was never covered by a sync may be absent);
+ *   - a delete covered by a successful bs_sync stays deleted; a delete not yet synced either
+ *     happened (blob absent) or did not (blob as above), never half.
+ * This holds when the crash loses everything not yet fdatasync'd. If the disk instead keeps an
+ * arbitrary subset of the unsynced writes, the first point still holds and a read never returns
+ * wrong bytes, but an unsynced blob may show a hole (reads of it fail with CM_ERR_CORRUPT).
  *
  * Recovery: bs_open scans the segments, rebuilds the in-memory index (blob id -> extents), and cuts
  * a torn record off the tail of the last segment. A corrupt record in the middle of a segment is
@@ -19,7 +32,10 @@
  * All disk I/O goes through a bs_io function table so tests can inject failures and bit flips.
  *
  * Thread safety: a bs_store may be used from several threads at once; appends are serialised
- * internally, reads of different blobs proceed in parallel.
+ * internally, reads proceed in parallel with each other and with compaction.
+ *
+ * A drive directory is held by one bs_store at a time: bs_open takes an exclusive flock on
+ * DIR/LOCK (CM_ERR_CONFLICT when another store or `cairn fsck` holds it).
  */
 #ifndef BS_H
 #define BS_H
@@ -54,17 +70,29 @@ extern const bs_io bs_io_posix;
 typedef struct {
     uint64_t segment_max; /* roll to a new segment past this size; default 256 MiB */
     const bs_io *io;      /* NULL = bs_io_posix; borrowed, must outlive the store */
+    /* Compact a non-active segment when its live payload is below this percentage of its size
+     * (1..99; 0 = default 50). */
+    uint32_t compact_pct;
+    /* Background compactor: bytes per second it may copy; 0 = default 32 MiB/s; < 0 = no thread
+     * (call bs_compact_step yourself). */
+    int64_t compact_rate;
 } bs_options;
 
 typedef struct {
-    uint64_t blobs;         /* live blobs */
-    uint64_t live_bytes;    /* payload bytes of live blobs */
-    uint64_t disk_bytes;    /* size of all segment files */
+    uint64_t blobs;      /* live blobs */
+    uint64_t live_bytes; /* payload bytes of live blobs */
+    uint64_t disk_bytes; /* size of all segment files */
     uint32_t segments;
     uint64_t corrupt_found; /* records that failed a checksum since open */
+    uint64_t compacted;     /* segments compacted and removed since open */
+    uint64_t compact_moved; /* record bytes copied by compaction since open */
+    uint64_t compact_freed; /* segment bytes removed by compaction since open */
 } bs_stats;
 
-/* Open (creating the directory if missing) and recover. opt may be NULL for defaults. */
+/*
+ * Open (creating the directory if missing), lock DIR/LOCK and recover. opt may be NULL for
+ * defaults. CM_ERR_CONFLICT when the directory is held by another store or process.
+ */
 cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out);
 void bs_close(bs_store *bs); /* NULL is a no-op; does not sync */
 
@@ -87,6 +115,16 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
 /* Delete a blob (tombstone). Deleting an unknown blob is CM_OK. Not synced until bs_sync. */
 cm_err bs_delete(bs_store *bs, const bs_id *id);
 void bs_get_stats(bs_store *bs, bs_stats *out);
+
+/*
+ * One step of compaction: continue (or pick) the segment with the lowest live fraction below the
+ * threshold and copy up to about budget bytes of its live records to the active segment. When a
+ * segment's scan is complete, the copies are synced and the segment is removed. Locks are held per
+ * record, never across a read of the old segment, so reads and appends proceed meanwhile.
+ * Returns CM_AGAIN while work remains, CM_OK when no segment needs compacting; CM_ERR_NOSPC /
+ * CM_ERR_IO from the disk (nothing is lost: the old segment stays until its copies are durable).
+ */
+cm_err bs_compact_step(bs_store *bs, uint64_t budget);
 
 /* Generate a new random blob id. */
 cm_err bs_id_new(bs_id *out);

@@ -138,3 +138,26 @@ cm_err bs_blob_add_ext(bs_blob *b, const bs_ext *e)
     b->ext[b->next++] = *e;
     return CM_OK;
 }
+
+cm_err bs_blob_insert_ext(bs_blob *b, uint32_t i, const bs_ext *e)
+{
+    cm_err err = bs_blob_add_ext(b, e); /* grows the array; the copy lands at the end */
+    if (err != CM_OK)
+        return err;
+    memmove(&b->ext[i + 1], &b->ext[i], (b->next - 1 - i) * sizeof(*b->ext));
+    b->ext[i] = *e;
+    return CM_OK;
+}
+
+uint32_t bs_blob_first_ext(const bs_blob *b, uint64_t off)
+{
+    uint32_t lo = 0, hi = b->next;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (b->ext[mid].boff + b->ext[mid].len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}

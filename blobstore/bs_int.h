@@ -13,7 +13,7 @@
  *   PUT body: block count CRC32C values (u32 each, block i covers data [i*64 KiB, (i+1)*64 KiB)),
  *   then the data, then zero padding to the next multiple of 8. DELETE has no body.
  *
- * Locking (see bs_store.c): sync_mu -> append_mu -> idx_lock, always in that order.
+ * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock, always in that order.
  */
 #ifndef BS_INT_H
 #define BS_INT_H
@@ -36,6 +36,9 @@
 #define BS_REC_DELETE 2
 #define BS_REC_MAX_DATA (64u << 20) /* one record carries at most 64 MiB (1024 blocks) */
 #define BS_DEFAULT_SEGMENT_MAX (256ull << 20)
+#define BS_DEFAULT_COMPACT_PCT 50
+#define BS_DEFAULT_COMPACT_RATE (32ll << 20) /* bytes/s copied by the background compactor */
+#define BS_LOCK_FILE "LOCK"
 
 /* ---- format (bs_format.c): pure functions, no I/O ---- */
 
@@ -68,7 +71,14 @@ typedef struct bs_seg {
     uint64_t size;      /* bytes written (next record goes here); append_mu */
     uint64_t live_exts; /* extents of live blobs in this segment; idx_lock */
     uint64_t live_bytes;
+    uint64_t tombs; /* DELETE records in this segment; append_mu */
+    /* Segments that held records of the blobs this one's tombstones delete: while any of them
+     * exists the tombstones must stay (append_mu). Sorted, no duplicates. */
+    uint32_t *refs;
+    uint32_t nrefs, caprefs;
     int dirty; /* written since the last bs_sync; append_mu */
+    int busy;  /* being compacted: reclaim leaves it to the compactor; append_mu */
+    int stuck; /* compaction could not empty it (unreadable record): not retried */
 } bs_seg;
 
 typedef struct {
@@ -102,13 +112,32 @@ bs_blob *bs_index_remove(bs_index *ix, const bs_id *id);
 bs_blob *bs_blob_new(const bs_id *id);
 void bs_blob_free(bs_blob *b);
 cm_err bs_blob_add_ext(bs_blob *b, const bs_ext *e);
+/* Insert an extent at position i (0..next), keeping the array sorted. */
+cm_err bs_blob_insert_ext(bs_blob *b, uint32_t i, const bs_ext *e);
+/* Index of the first extent ending after blob offset off (next when none). */
+uint32_t bs_blob_first_ext(const bs_blob *b, uint64_t off);
 
 /* ---- the store ---- */
+
+typedef struct {
+    pthread_t thread;
+    int running, stop;  /* stop: guarded by mu */
+    int64_t rate;       /* bytes per second */
+    pthread_mutex_t mu; /* with cond: lets bs_close wake the sleeping compactor */
+    pthread_cond_t cond;
+} bs_compactor;
 
 struct bs_store {
     char *dir;
     bs_io io;
     uint64_t segment_max;
+    uint32_t compact_pct;
+    int lock_fd;                /* flock'd DIR/LOCK; -1 when not taken */
+    pthread_mutex_t compact_mu; /* one compaction step at a time; the cseg state */
+    bs_seg *cseg;               /* segment being compacted, NULL between segments */
+    uint64_t cpos;              /* next record offset in cseg */
+    uint64_t compacted_segs, compact_moved, compact_freed; /* atomic */
+    bs_compactor bg;
     pthread_mutex_t sync_mu;   /* one bs_sync at a time; segment removal */
     pthread_mutex_t append_mu; /* appends, deletes, the segment list and sizes */
     pthread_rwlock_t idx_lock; /* index, live counters; readers hold it across their preads */
@@ -137,13 +166,33 @@ cm_err bs_segs_push(bs_store *bs, bs_seg *s);
 /* Remove from the list, close and unlink (the caller holds sync_mu and append_mu). */
 void bs_seg_destroy(bs_store *bs, bs_seg *s);
 
-/* ---- shared by recovery and the live store ---- */
+/* ---- shared by recovery, the live store and compaction ---- */
 
-/* Add a PUT record to the index (publishes the extent, updates counters). */
-cm_err bs_apply_put(bs_store *bs, const bs_rec_hdr *h, bs_seg *seg, uint64_t rec_off);
 /* Drop a blob from the index and its segments' live counters; frees it. */
 void bs_drop_blob(bs_store *bs, bs_blob *b);
 /* Recovery scan of every segment (bs_recover.c); called by bs_open with no locks needed. */
 cm_err bs_recover(bs_store *bs);
+/* Next 8-aligned offset >= from in fd holding a record that validates and fits in fsize. */
+int bs_find_next_record(const bs_io *io, int fd, uint64_t from, uint64_t fsize, uint64_t *next);
+/* Make the active segment able to take `need` more bytes, starting a new one if needed. */
+cm_err bs_ensure_room(bs_store *bs, uint64_t need);
+/*
+ * May segment s be unlinked now? It must not be active or busy, hold no live extent, and none of
+ * the segments its tombstones refer to may exist any more (a tombstone only matters while
+ * records of its blob are on disk). Caller holds append_mu.
+ */
+int bs_seg_reclaimable(const bs_store *bs, const bs_seg *s);
+/* Does any segment s->refs names still exist (other than s)? */
+int bs_seg_refs_live(const bs_store *bs, const bs_seg *s);
+/* Add segment number num to s->refs (no-op when num is s itself or already there). */
+cm_err bs_seg_add_ref(bs_seg *s, uint32_t num);
+/* Record, in the segment about to hold b's tombstone, every segment holding b's records. */
+cm_err bs_seg_add_blob_refs(bs_store *bs, bs_seg *s, const bs_blob *b);
+/* Unlink every reclaimable segment, oldest first; caller holds sync_mu and append_mu. */
+void bs_reclaim(bs_store *bs);
+
+/* ---- compaction (bs_compact.c) ---- */
+cm_err bs_compactor_start(bs_store *bs, int64_t rate);
+void bs_compactor_stop(bs_store *bs);
 
 #endif

@@ -180,5 +180,6 @@ void bs_seg_destroy(bs_store *bs, bs_seg *s)
         CM_WARN("bs", "unlink %s failed: %s", path, strerror(errno));
     else
         CM_INFO("bs", "reclaimed dead segment %s", path);
+    free(s->refs);
     free(s);
 }

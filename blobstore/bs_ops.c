@@ -8,7 +8,8 @@
  * a scratch buffer. A mismatch is reported where it is found: segment file and byte offset.
  *
  * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
- * non-active segment left without live extents (tombstones do not keep a segment alive).
+ * reclaimable segment (bs_seg_reclaimable: no live extent, and no tombstone unless it is the
+ * oldest segment). When that will unlink a segment, the tombstone is fdatasynced first.
  * Locking is described in bs_store.c.
  */
 #include <errno.h>
@@ -81,26 +82,12 @@ static cm_err read_ext(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, ui
     return CM_OK;
 }
 
-/* Index of the first extent ending after off (extents are sorted and non-overlapping). */
-static uint32_t first_ext(const bs_blob *b, uint64_t off)
-{
-    uint32_t lo = 0, hi = b->next;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (b->ext[mid].boff + b->ext[mid].len <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t *buf, size_t len)
 {
     uint8_t *scratch = NULL;
     uint64_t pos = off, end = off + len;
     cm_err e = CM_OK;
-    for (uint32_t i = first_ext(b, off); e == CM_OK && pos < end; i++) {
+    for (uint32_t i = bs_blob_first_ext(b, off); e == CM_OK && pos < end; i++) {
         const bs_ext *x = i < b->next ? &b->ext[i] : NULL;
         if (!x || x->boff > pos) {
             char hex[33];
@@ -146,44 +133,123 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size)
 
 static cm_err write_tombstone(bs_store *bs, const bs_id *id)
 {
+    cm_err e = bs_ensure_room(bs, BS_REC_HDR);
+    if (e != CM_OK)
+        return e;
     bs_seg *a = bs->active;
-    if (!a || (a->size > BS_SEG_HDR && a->size + BS_REC_HDR > bs->segment_max)) {
-        cm_err e = bs_seg_create(bs, bs->next_segno, &a);
-        if (e != CM_OK)
-            return e;
-        bs->next_segno++;
-        bs->active = a;
-    }
     uint8_t hdr[BS_REC_HDR];
     bs_rec_hdr h = {BS_REC_DELETE, *id, 0, 0, 0};
     bs_rec_encode(&h, hdr);
-    cm_err e = bs_write_full(&bs->io, a->fd, hdr, sizeof(hdr), a->size);
+    e = bs_write_full(&bs->io, a->fd, hdr, sizeof(hdr), a->size);
     if (e != CM_OK) {
         if (bs->io.ftruncate(bs->io.ctx, a->fd, (off_t)a->size) != 0)
             CM_ERROR("bs", "%s: cannot cut a failed tombstone: %s", bs->dir, strerror(errno));
         return e;
     }
     a->size += BS_REC_HDR;
+    a->tombs++;
     a->dirty = 1;
     bs->write_gen++;
     return CM_OK;
 }
 
-/* Unlink every non-active segment without live extents. Caller holds sync_mu and append_mu. */
-static void reclaim(bs_store *bs)
+static int seg_exists(const bs_store *bs, uint32_t num)
 {
-    int removed = 0;
+    size_t lo = 0, hi = bs->nsegs; /* segs are sorted by number */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (bs->segs[mid]->num == num)
+            return 1;
+        if (bs->segs[mid]->num < num)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+int bs_seg_refs_live(const bs_store *bs, const bs_seg *s)
+{
+    for (uint32_t i = 0; i < s->nrefs; i++)
+        if (s->refs[i] != s->num && seg_exists(bs, s->refs[i]))
+            return 1;
+    return 0;
+}
+
+cm_err bs_seg_add_ref(bs_seg *s, uint32_t num)
+{
+    uint32_t i = 0;
+    while (i < s->nrefs && s->refs[i] < num)
+        i++;
+    if (num == s->num || (i < s->nrefs && s->refs[i] == num))
+        return CM_OK;
+    if (s->nrefs == s->caprefs) {
+        uint32_t cap = s->caprefs ? s->caprefs * 2 : 4;
+        uint32_t *n = realloc(s->refs, cap * sizeof(*n));
+        if (!n)
+            return CM_ERR_NOMEM;
+        s->refs = n;
+        s->caprefs = cap;
+    }
+    memmove(&s->refs[i + 1], &s->refs[i], (s->nrefs - i) * sizeof(*s->refs));
+    s->refs[i] = num;
+    s->nrefs++;
+    return CM_OK;
+}
+
+cm_err bs_seg_add_blob_refs(bs_store *bs, bs_seg *s, const bs_blob *b)
+{
+    cm_err e = CM_OK;
+    for (uint32_t i = 0; e == CM_OK && i < b->next; i++)
+        if (i == 0 || b->ext[i - 1].seg != b->ext[i].seg)
+            e = bs_seg_add_ref(s, b->ext[i].seg->num);
+    /* A segment being compacted may still hold an old copy of a moved record. */
+    if (e == CM_OK && bs->cseg)
+        e = bs_seg_add_ref(s, bs->cseg->num);
+    return e;
+}
+
+int bs_seg_reclaimable(const bs_store *bs, const bs_seg *s)
+{
+    if (s == bs->active || s->busy || s->live_exts > 0 || (s->tombs > 0 && s->stuck))
+        return 0;
+    return s->tombs == 0 || !bs_seg_refs_live(bs, s);
+}
+
+void bs_reclaim(bs_store *bs)
+{
+    int pending = 0; /* unlinks not yet made durable by a directory sync */
     for (size_t i = 0; i < bs->nsegs;) {
         bs_seg *s = bs->segs[i];
-        if (s != bs->active && s->live_exts == 0) {
-            bs_seg_destroy(bs, s);
-            removed = 1;
-        } else {
+        if (!bs_seg_reclaimable(bs, s)) {
             i++;
+            continue;
         }
+        /* Tombstones may only disappear once the older records they kill are gone for good. */
+        if (s->tombs > 0 && pending && bs_sync_dir(bs) == CM_OK)
+            pending = 0;
+        bs_seg_destroy(bs, s);
+        pending = 1;
+        i = 0; /* removing the oldest may make the next one reclaimable */
     }
-    if (removed && bs_sync_dir(bs) != CM_OK)
+    if (pending && bs_sync_dir(bs) != CM_OK)
         CM_WARN("bs", "%s: directory sync after reclaim failed", bs->dir);
+}
+
+/* Does dropping the blob leave a segment to unlink? Caller holds append_mu. */
+static int frees_segment(const bs_store *bs, const bs_blob *b)
+{
+    for (uint32_t i = 0; i < b->next; i++) {
+        const bs_seg *s = b->ext[i].seg;
+        if (i > 0 && b->ext[i - 1].seg == s)
+            continue; /* extents come in runs per segment: count each run's segment once */
+        uint64_t mine = 0;
+        for (uint32_t j = 0; j < b->next; j++)
+            mine += b->ext[j].seg == s;
+        if (s != bs->active && !s->busy && s->live_exts == mine)
+            return 1;
+    }
+    return 0;
 }
 
 cm_err bs_delete(bs_store *bs, const bs_id *id)
@@ -191,13 +257,21 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
     pthread_mutex_lock(&bs->sync_mu);
     pthread_mutex_lock(&bs->append_mu);
     cm_err e = CM_OK;
-    if (bs_index_get(&bs->index, id)) {
+    const bs_blob *b = bs_index_get(&bs->index, id);
+    if (b) {
+        int frees = frees_segment(bs, b);
         e = write_tombstone(bs, id);
+        if (e == CM_OK && bs_seg_add_blob_refs(bs, bs->active, b) != CM_OK)
+            bs->active->stuck = 1; /* no memory for refs: never let this segment go */
+        /* The tombstone must be durable before a segment holding the blob's records is
+         * unlinked, or a crash could bring back half of an acknowledged blob. */
+        if (e == CM_OK && frees && bs->io.fdatasync(bs->io.ctx, bs->active->fd) != 0)
+            e = CM_ERR_IO;
         if (e == CM_OK) {
             pthread_rwlock_wrlock(&bs->idx_lock);
             bs_drop_blob(bs, bs_index_remove(&bs->index, id));
             pthread_rwlock_unlock(&bs->idx_lock);
-            reclaim(bs);
+            bs_reclaim(bs);
         }
     }
     pthread_mutex_unlock(&bs->append_mu);
@@ -272,6 +346,9 @@ void bs_get_stats(bs_store *bs, bs_stats *out)
     pthread_rwlock_unlock(&bs->idx_lock);
     pthread_mutex_unlock(&bs->append_mu);
     out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);
+    out->compacted = __atomic_load_n(&bs->compacted_segs, __ATOMIC_RELAXED);
+    out->compact_moved = __atomic_load_n(&bs->compact_moved, __ATOMIC_RELAXED);
+    out->compact_freed = __atomic_load_n(&bs->compact_freed, __ATOMIC_RELAXED);
 }
 
 cm_err bs_id_new(bs_id *out)

@@ -4,7 +4,15 @@
  * Segments are scanned in number order, records front to back. A record counts when its 48-byte
  * header validates (magic, CRC32C, type, reserved bytes, block count) and the whole record fits in
  * the file; its data block CRCs are not read here (that would read the whole drive) but on every
- * bs_read. PUT adds an extent, DELETE drops the blob.
+ * bs_read. PUT adds an extent, DELETE drops the blob (and counts as a tombstone of its segment).
+ *
+ * Extents are inserted by blob offset, not appended, because compaction moves records: a blob's
+ * first record may now sit in a later segment than its second. Two valid PUT records for the same
+ * extent (same blob offset and length) are the original and its compaction copy - a crash came
+ * before the old segment was unlinked - and the one later in scan order (higher segment number)
+ * wins; both hold the same bytes. A PUT that overlaps an extent any other way cannot be a real
+ * append: logged, counted, ignored. After the scan each blob's size is the end of its last extent;
+ * a blob whose extents leave a hole is marked damaged (reads of the hole fail CM_ERR_CORRUPT).
  *
  * An invalid record: search forward at 8-byte steps for the next header that validates and fits.
  *   - none found and this is the last segment: a torn tail from a crash mid-append; cut the file
@@ -13,7 +21,9 @@
  *     header (or give up on the rest of a non-last segment). A blob that loses a record this way
  *     shows a gap when its next record arrives and is marked damaged; reads of the gap fail with
  *     CM_ERR_CORRUPT.
- * Afterwards every segment except the last that holds no live extent is unlinked (reclaim).
+ * A segment shorter than its 32-byte header is one whose creation a crash interrupted (creation
+ * syncs the directory before the header is durable): the last one gets a fresh header, any other
+ * is empty and simply reclaimed. Afterwards every reclaimable segment is unlinked (bs_reclaim).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,15 +55,14 @@ static int read_rec(bs_store *bs, const bs_seg *s, uint64_t pos, uint64_t fsize,
     return rec_valid_at(raw, pos, fsize, h);
 }
 
-/* Next aligned offset >= from holding a valid record; 0 when none. */
-static int find_next(bs_store *bs, const bs_seg *s, uint64_t from, uint64_t fsize, uint64_t *next)
+int bs_find_next_record(const bs_io *io, int fd, uint64_t from, uint64_t fsize, uint64_t *next)
 {
     uint8_t *buf = malloc(SCAN_CHUNK + BS_REC_HDR);
     int found = 0;
     for (uint64_t base = from; buf && !found && base + BS_REC_HDR <= fsize; base += SCAN_CHUNK) {
         size_t got = 0;
         size_t want = (size_t)CM_MIN((uint64_t)SCAN_CHUNK + BS_REC_HDR, fsize - base);
-        if (bs_read_full(&bs->io, s->fd, buf, want, base, &got) != CM_OK)
+        if (bs_read_full(io, fd, buf, want, base, &got) != CM_OK)
             break;
         for (size_t i = 0; i + BS_REC_HDR <= got && i < SCAN_CHUNK; i += BS_ALIGN) {
             bs_rec_hdr h;
@@ -75,20 +84,76 @@ static void count_corrupt(bs_store *bs, const bs_seg *s, uint64_t pos, const cha
     bs->corrupt_found++;
 }
 
+/* Insert or relocate the extent of a valid PUT record; CM_ERR_CORRUPT for a bad overlap. */
+static cm_err apply_put(bs_store *bs, const bs_rec_hdr *h, bs_seg *seg, uint64_t pos)
+{
+    bs_blob *b = bs_index_get(&bs->index, &h->id);
+    if (!b) {
+        b = bs_blob_new(&h->id);
+        if (!b || bs_index_put(&bs->index, b) != CM_OK) {
+            bs_blob_free(b);
+            return CM_ERR_NOMEM;
+        }
+    }
+    uint32_t i = bs_blob_first_ext(b, h->off);
+    bs_ext *x = i < b->next ? &b->ext[i] : NULL;
+    if (h->len == 0) /* an empty blob's record: first_ext skips empty extents, look for it */
+        for (uint32_t j = 0; j < b->next; j++)
+            if (b->ext[j].len == 0 && b->ext[j].boff == h->off)
+                x = &b->ext[j];
+    if (x && x->boff == h->off && x->len == h->len) { /* compaction copy: the later one wins */
+        x->seg->live_exts--;
+        x->seg->live_bytes -= x->len;
+        x->seg = seg;
+        x->rec_off = pos;
+        seg->live_exts++;
+        seg->live_bytes += h->len;
+        return CM_OK;
+    }
+    if (x && h->len > 0 && x->boff < h->off + h->len)
+        return CM_ERR_CORRUPT;
+    bs_ext e = {h->off, h->len, seg, pos};
+    if (bs_blob_insert_ext(b, i, &e) != CM_OK)
+        return CM_ERR_NOMEM;
+    seg->live_exts++;
+    seg->live_bytes += h->len;
+    bs->live_bytes += h->len;
+    return CM_OK;
+}
+
 static cm_err apply(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t pos)
 {
     if (h->type == BS_REC_DELETE) {
         bs_blob *b = bs_index_remove(&bs->index, &h->id);
+        cm_err e = b ? bs_seg_add_blob_refs(bs, s, b) : CM_OK;
         if (b)
             bs_drop_blob(bs, b);
-        return CM_OK;
+        s->tombs++;
+        return e;
     }
-    cm_err e = bs_apply_put(bs, h, s, pos);
+    cm_err e = apply_put(bs, h, s, pos);
     if (e == CM_ERR_CORRUPT) {
         count_corrupt(bs, s, pos, "record overlaps earlier data of its blob; ignored");
         e = CM_OK;
     }
     return e;
+}
+
+/* Sizes from the extents; a blob with a hole is damaged. */
+static void finish_blobs(bs_store *bs)
+{
+    for (size_t i = 0; i < bs->index.cap; i++) {
+        bs_blob *b = bs->index.slots[i];
+        if (!b)
+            continue;
+        uint64_t end = 0;
+        for (uint32_t j = 0; j < b->next; j++) {
+            if (b->ext[j].boff != end)
+                b->damaged = 1;
+            end = b->ext[j].boff + b->ext[j].len;
+        }
+        b->size = end;
+    }
 }
 
 /* The segment header; a last segment torn during creation gets a fresh one. */
@@ -97,7 +162,11 @@ static cm_err check_seg_header(bs_store *bs, bs_seg *s, uint64_t *fsize, int las
     uint8_t hdr[BS_SEG_HDR];
     size_t got = 0;
     uint32_t num = 0;
-    if (*fsize < BS_SEG_HDR && last) {
+    if (*fsize < BS_SEG_HDR && !last) {
+        *fsize = 0; /* creation torn by a crash: no records; reclaimed below */
+        return CM_OK;
+    }
+    if (*fsize < BS_SEG_HDR) {
         bs_seg_hdr_encode(s->num, hdr);
         cm_err e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
         if (e == CM_OK && bs->io.ftruncate(bs->io.ctx, s->fd, BS_SEG_HDR) != 0)
@@ -126,7 +195,7 @@ static cm_err scan_segment(bs_store *bs, bs_seg *s, uint64_t fsize, int last)
             continue;
         }
         uint64_t next = 0;
-        int found = find_next(bs, s, pos + BS_ALIGN, fsize, &next);
+        int found = bs_find_next_record(&bs->io, s->fd, pos + BS_ALIGN, fsize, &next);
         if (!found && last) {
             CM_INFO("bs", "%s/seg-%08u.cbs:%llu: torn tail of %llu bytes cut", bs->dir, s->num,
                     (unsigned long long)pos, (unsigned long long)(fsize - pos));
@@ -242,16 +311,7 @@ cm_err bs_recover(bs_store *bs)
     free(nums);
     if (e != CM_OK)
         return e;
-    int removed = 0;
-    for (size_t i = 0; i < bs->nsegs;) {
-        if (bs->segs[i] != bs->active && bs->segs[i]->live_exts == 0) {
-            bs_seg_destroy(bs, bs->segs[i]);
-            removed = 1;
-        } else {
-            i++;
-        }
-    }
-    if (removed)
-        return bs_sync_dir(bs);
+    finish_blobs(bs);
+    bs_reclaim(bs);
     return CM_OK;
 }

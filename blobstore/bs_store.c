@@ -18,9 +18,13 @@
  * cover, and returns at once if another caller's sync already covered it (synced_gen).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bs_int.h"
 #include "cm_log.h"
@@ -30,8 +34,10 @@
 
 static void store_free(bs_store *bs)
 {
+    bs_compactor_stop(bs);
     for (size_t i = 0; i < bs->nsegs; i++) {
         bs->io.close(bs->io.ctx, bs->segs[i]->fd);
+        free(bs->segs[i]->refs);
         free(bs->segs[i]);
     }
     free(bs->segs);
@@ -39,8 +45,30 @@ static void store_free(bs_store *bs)
     pthread_rwlock_destroy(&bs->idx_lock);
     pthread_mutex_destroy(&bs->append_mu);
     pthread_mutex_destroy(&bs->sync_mu);
+    pthread_mutex_destroy(&bs->compact_mu);
+    if (bs->lock_fd >= 0)
+        close(bs->lock_fd); /* releases the flock */
     free(bs->dir);
     free(bs);
+}
+
+/*
+ * Exclusive flock on DIR/LOCK, so two stores (or a store and `cairn fsck`) never share a drive. It
+ * is advisory locking rather than data I/O, so it bypasses the io table; the kernel drops it when
+ * the process dies, so a crash leaves no stale lock.
+ */
+static cm_err take_lock(bs_store *bs)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", bs->dir, BS_LOCK_FILE);
+    bs->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (bs->lock_fd < 0)
+        return cm_err_from_errno(errno);
+    if (flock(bs->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        CM_ERROR("bs", "%s is in use by another process or store", bs->dir);
+        return errno == EWOULDBLOCK ? CM_ERR_CONFLICT : cm_err_from_errno(errno);
+    }
+    return CM_OK;
 }
 
 cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
@@ -50,6 +78,11 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
         return CM_ERR_NOMEM;
     bs->io = (opt && opt->io) ? *opt->io : bs_io_posix;
     bs->segment_max = (opt && opt->segment_max) ? opt->segment_max : BS_DEFAULT_SEGMENT_MAX;
+    bs->compact_pct = (opt && opt->compact_pct && opt->compact_pct < 100) ? opt->compact_pct
+                                                                          : BS_DEFAULT_COMPACT_PCT;
+    int64_t rate = (opt && opt->compact_rate) ? opt->compact_rate : BS_DEFAULT_COMPACT_RATE;
+    bs->lock_fd = -1;
+    pthread_mutex_init(&bs->compact_mu, NULL);
     pthread_mutex_init(&bs->sync_mu, NULL);
     pthread_mutex_init(&bs->append_mu, NULL);
     /* Prefer writers: a stream of reads must not starve appends waiting to publish. */
@@ -63,7 +96,11 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     if (e == CM_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
         e = cm_err_from_errno(errno);
     if (e == CM_OK)
+        e = take_lock(bs);
+    if (e == CM_OK)
         e = bs_recover(bs);
+    if (e == CM_OK && rate > 0)
+        e = bs_compactor_start(bs, rate);
     if (e != CM_OK) {
         CM_ERROR("bs", "open %s failed: %s", dir, cm_err_str(e));
         store_free(bs);
@@ -79,32 +116,6 @@ void bs_close(bs_store *bs)
         store_free(bs);
 }
 
-cm_err bs_apply_put(bs_store *bs, const bs_rec_hdr *h, bs_seg *seg, uint64_t rec_off)
-{
-    bs_blob *b = bs_index_get(&bs->index, &h->id);
-    if (!b) {
-        b = bs_blob_new(&h->id);
-        if (!b)
-            return CM_ERR_NOMEM;
-        if (bs_index_put(&bs->index, b) != CM_OK) {
-            bs_blob_free(b);
-            return CM_ERR_NOMEM;
-        }
-    }
-    if (h->off < b->size)
-        return CM_ERR_CORRUPT; /* overlaps what the blob already has: cannot be a real append */
-    if (h->off > b->size)
-        b->damaged = 1; /* the record before this one was lost */
-    bs_ext e = {h->off, h->len, seg, rec_off};
-    if (bs_blob_add_ext(b, &e) != CM_OK)
-        return CM_ERR_NOMEM;
-    b->size = h->off + h->len;
-    seg->live_exts++;
-    seg->live_bytes += h->len;
-    bs->live_bytes += h->len;
-    return CM_OK;
-}
-
 void bs_drop_blob(bs_store *bs, bs_blob *b)
 {
     for (uint32_t i = 0; i < b->next; i++) {
@@ -118,7 +129,7 @@ void bs_drop_blob(bs_store *bs, bs_blob *b)
 /* ---- append ---- */
 
 /* Make sure the active segment can take a record of `need` bytes (or is empty). */
-static cm_err ensure_room(bs_store *bs, uint64_t need)
+cm_err bs_ensure_room(bs_store *bs, uint64_t need)
 {
     bs_seg *a = bs->active;
     if (a && (a->size == BS_SEG_HDR || a->size + need <= bs->segment_max))
@@ -234,7 +245,7 @@ static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const u
     size_t pos = 0;
     while (e == CM_OK && (pos < len || n == 0)) {
         uint32_t chunk = (uint32_t)next_chunk(bs, len - pos, limit);
-        e = ensure_room(bs, bs_rec_size(chunk));
+        e = bs_ensure_room(bs, bs_rec_size(chunk));
         if (e != CM_OK)
             break;
         bs_seg *s = bs->active;

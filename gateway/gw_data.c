@@ -98,7 +98,7 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
     st->drives = calloc((size_t)ndrives, sizeof(*st->drives));
     st->online = calloc((size_t)ndrives, 1);
     e = (st->drives && st->online) ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
-    bs_options bo = {0, o.io};
+    bs_options bo = {.io = o.io}; /* designated: bs_options grows (compaction knobs) */
     for (int i = 0; e == CM_OK && i < ndrives; i++) {
         cm_err de = bs_open(dirs[i], &bo, &st->drives[i]);
         if (de != CM_OK)

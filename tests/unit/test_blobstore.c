@@ -484,10 +484,14 @@ static void test_reads_during_writes(void)
     __atomic_store_n(&ra.stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
     CU_ASSERT(ra.ok);
+    /* Tombstone-only segments wait for compaction, which carries tombstones that still matter */
+    int steps = 0;
+    while (bs_compact_step(bs, 1 << 20) == CM_AGAIN && steps < 1000)
+        steps++;
     bs_stats st;
     bs_get_stats(bs, &st);
     CU_ASSERT_EQUAL(st.blobs, 7);
-    CU_ASSERT(st.segments < 20); /* dead segments were reclaimed */
+    CU_ASSERT(st.segments < 20); /* dead segments were reclaimed or compacted */
     bs_close(bs);
 }
 
