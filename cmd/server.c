@@ -24,6 +24,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "gw.h"
+#include "gw_scrub.h"
 #include "net.h"
 
 #define MOD "server"
@@ -38,6 +39,8 @@ typedef struct {
     char domain[256];
     char log_level[16];
     int check_only;
+    gw_scrub_config scrub;
+    char scrub_state[4200];
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -63,6 +66,17 @@ static int set_listen(server_opts *o, const char *v)
     o->listen[colon - v] = '\0';
     o->net.host = o->listen;
     o->net.port = (int)port;
+    return 0;
+}
+
+static int parse_rate(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0 && d <= 1e6))
+        return -1;
+    *out = d;
     return 0;
 }
 
@@ -100,6 +114,10 @@ static int config_key(void *arg, const char *section, const char *key, const cha
             parse_int(value, 4096, 16 << 20, &n) || (n % 64) || (o->gw.cell_size = (uint32_t)n, 0);
     else if (IS("storage", "inline_threshold"))
         bad = parse_int(value, 0, 1 << 20, &n) || (o->gw.inline_threshold = (size_t)n, 0);
+    else if (IS("scrub", "rate_mb"))
+        bad = parse_rate(value, &o->scrub.rate_mb);
+    else if (IS("scrub", "interval_s"))
+        bad = parse_int(value, 0, 10L * 366 * 86400, &n) || (o->scrub.interval_s = n, 0);
     else {
         snprintf(err, errcap, "unknown key '%s' in section [%s]", key, section);
         return -1;
@@ -114,6 +132,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cairn server [--data DIR] [--listen HOST:PORT] [--config FILE]\n"
                "                    [--threads N] [--log-level error|warn|info|debug]\n"
+               "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
                "                    [--check-config]\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
@@ -134,6 +153,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->region, sizeof(o->region), "us-east-1");
     snprintf(o->domain, sizeof(o->domain), "localhost");
     snprintf(o->log_level, sizeof(o->log_level), "info");
+    gw_scrub_config_defaults(&o->scrub);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
@@ -162,6 +182,10 @@ static int parse_args(server_opts *o, int argc, char **argv)
             sec = "server", key = "threads";
         } else if (strcmp(a, "--log-level") == 0) {
             sec = "server", key = "log_level";
+        } else if (strcmp(a, "--scrub-rate-mb") == 0) {
+            sec = "scrub", key = "rate_mb";
+        } else if (strcmp(a, "--scrub-interval") == 0) {
+            sec = "scrub", key = "interval_s";
         } else {
             fprintf(stderr, "cairn server: unknown argument '%s'\n", a);
             usage(stderr);
@@ -187,6 +211,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
     o->gw.data_dir = o->data;
     o->gw.region = o->region;
     o->gw.domain = o->domain;
+    snprintf(o->scrub_state, sizeof(o->scrub_state), "%s/scrub.state", o->data);
+    o->scrub.state_path = o->scrub_state;
     return 0;
 }
 
@@ -228,6 +254,7 @@ int cmd_server(int argc, char **argv)
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
+    gw_scrub *scrub = NULL;
     net_server *srv = NULL;
     sigset_t set;
     int rc = parse_args(&o, argc, argv);
@@ -268,16 +295,28 @@ int cmd_server(int argc, char **argv)
         fprintf(stderr, "cairn: cannot open the store in %s: %s\n", o.data, cm_err_str(err));
         return 1;
     }
+    /* The scrubber's thread starts after the signal mask is set, so it never takes SIGTERM. */
+    err = gw_scrub_new(g, &o.scrub, &scrub);
+    if (err == CM_OK)
+        err = gw_scrub_start(scrub);
+    if (err != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the scrubber: %s\n", cm_err_str(err));
+        gw_scrub_free(scrub);
+        gw_free(g);
+        return 1;
+    }
     err = net_server_new(&o.net, gw_net_handler(), g, &srv);
     if (err != CM_OK) {
         fprintf(stderr, "cairn: cannot listen on %s:%d: %s\n", o.listen, o.net.port,
                 cm_err_str(err));
+        gw_scrub_free(scrub);
         gw_free(g);
         return 1;
     }
     if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
         net_server_free(srv);
+        gw_scrub_free(scrub);
         gw_free(g);
         return 1;
     }
@@ -289,6 +328,7 @@ int cmd_server(int argc, char **argv)
     pthread_kill(signal_thread, SIGUSR2);
     pthread_join(signal_thread, NULL);
     net_server_free(srv);
+    gw_scrub_free(scrub); /* interrupts a pass between two reads */
     gw_free(g);
     CM_INFO(MOD, "stopped");
     return err == CM_OK ? 0 : 1;

@@ -348,7 +348,7 @@ static void on_request(net_req *nr, void *arg)
     cm_hex_encode(idb, 8, r->id);
     r->head = strcmp(net_req_method(nr), "HEAD") == 0;
 
-    if (health_check(r))
+    if (health_check(r) || gw_admin_route(r))
         return;
     const char *target = net_req_target(nr);
     if (gw_query_parse(&r->q, target, strlen(target)) != GW_OK) {

@@ -1,0 +1,467 @@
+/*
+ * cmd/admin.c - `cairn admin`: talk to a running node's admin API (docs/scrub.md).
+ *
+ *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
+ *   cairn admin status [--endpoint URL] [--data DIR]            drives and scrub state as tables
+ *
+ * Requests are SigV4-signed (header auth, service s3) with the root credentials:
+ * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
+ * client is a small blocking HTTP/1.1 one: one request per connection ("Connection: close"), the
+ * response read to EOF. Answers are the server's flat JSON, read with a key lookup (no general
+ * JSON parser needed for numbers and booleans we produce ourselves).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cm_checksum.h"
+#include "cm_config.h"
+#include "cm_util.h"
+#include "gw_auth.h"
+
+int cmd_admin(int argc, char **argv);
+
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+typedef struct {
+    char host[256];
+    char port[8];
+    char access_key[128];
+    char secret_key[128];
+    char region[64];
+    int wait;
+} admin_opts;
+
+typedef struct {
+    int status;
+    char *body; /* NUL-terminated, heap */
+} http_resp;
+
+/* ---- credentials and options ---- */
+
+static int cred_key(void *arg, const char *section, const char *key, const char *value, char *err,
+                    size_t errcap)
+{
+    admin_opts *o = arg;
+    (void)err;
+    (void)errcap;
+    if (section[0] == '\0' && strcmp(key, "access_key") == 0)
+        snprintf(o->access_key, sizeof(o->access_key), "%s", value);
+    else if (section[0] == '\0' && strcmp(key, "secret_key") == 0)
+        snprintf(o->secret_key, sizeof(o->secret_key), "%s", value);
+    return 0;
+}
+
+static int load_credentials(admin_opts *o, const char *data)
+{
+    const char *ak = getenv("CAIRN_ACCESS_KEY"), *sk = getenv("CAIRN_SECRET_KEY");
+    char path[4200], msg[512] = "";
+    if (ak && sk && *ak && *sk) {
+        snprintf(o->access_key, sizeof(o->access_key), "%s", ak);
+        snprintf(o->secret_key, sizeof(o->secret_key), "%s", sk);
+        return 0;
+    }
+    snprintf(path, sizeof(path), "%s/credentials", data);
+    if (cm_config_parse_file(path, cred_key, o, msg, sizeof(msg)) != CM_OK || !o->access_key[0] ||
+        !o->secret_key[0]) {
+        fprintf(stderr,
+                "cairn admin: no credentials: set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY, or "
+                "point --data at the server's data directory (%s)\n",
+                msg[0] ? msg : "incomplete credentials file");
+        return -1;
+    }
+    return 0;
+}
+
+/* "http://host:port[/]" into host and port. */
+static int parse_endpoint(admin_opts *o, const char *url)
+{
+    const char *p = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
+    size_t hl = strcspn(p, ":/");
+    const char *port = p[hl] == ':' ? p + hl + 1 : "80";
+    size_t pl = strcspn(port, "/");
+    if (strncmp(url, "https://", 8) == 0 || hl == 0 || hl >= sizeof(o->host) || pl == 0 ||
+        pl >= sizeof(o->port)) {
+        fprintf(stderr, "cairn admin: bad endpoint '%s' (want http://HOST:PORT)\n", url);
+        return -1;
+    }
+    memcpy(o->host, p, hl);
+    o->host[hl] = '\0';
+    memcpy(o->port, port, pl);
+    o->port[pl] = '\0';
+    return 0;
+}
+
+/* ---- signing ---- */
+
+/* Authorization header value for method/path with the headers host, x-amz-date, content hash. */
+static int sign(const admin_opts *o, const char *method, const char *path, const char *hosthdr,
+                const char *amzdate, char *out, size_t cap)
+{
+    const char *names[] = {"host", "x-amz-content-sha256", "x-amz-date"};
+    const char *values[] = {hosthdr, EMPTY_SHA256, amzdate};
+    const char *signed_h = "host;x-amz-content-sha256;x-amz-date";
+    gw_auth_request req = {
+        .method = method, .target = path, .nheaders = 3, .names = names, .values = values};
+    char date[9], scope[128], hhex[65], sts[512], sig[65];
+    uint8_t h[32], key[32], mac[32];
+    char *creq = gw_sigv4_canonical_request(&req, signed_h, EMPTY_SHA256, 0);
+    if (!creq)
+        return -1;
+    cm_ck_digest(CM_CK_SHA256, creq, strlen(creq), h);
+    free(creq);
+    cm_hex_encode(h, 32, hhex);
+    memcpy(date, amzdate, 8);
+    date[8] = '\0';
+    snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, o->region);
+    int n = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", amzdate, scope, hhex);
+    gw_sigv4_signing_key(o->secret_key, date, o->region, "s3", key);
+    cm_hmac_sha256(key, 32, sts, (size_t)n, mac);
+    cm_hex_encode(mac, 32, sig);
+    n = snprintf(out, cap, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+                 o->access_key, scope, signed_h, sig);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* ---- blocking HTTP/1.1 ---- */
+
+static int dial(const admin_opts *o)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(o->host, o->port, &hints, &res), fd = -1;
+    if (rc != 0) {
+        fprintf(stderr, "cairn admin: %s: %s\n", o->host, gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "cairn admin: cannot connect to %s:%s: %s\n", o->host, o->port,
+                strerror(errno));
+    return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read to EOF and split status line / body. */
+static int read_response(int fd, http_resp *out)
+{
+    size_t len = 0, cap = 8192;
+    char *buf = malloc(cap);
+    for (ssize_t r = 1; buf && r > 0;) {
+        if (len + 1 >= cap) {
+            char *nb = cap < (8u << 20) ? realloc(buf, cap * 2) : NULL;
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r < 0 && errno == EINTR)
+            r = 1;
+        else if (r > 0)
+            len += (size_t)r;
+    }
+    if (!buf)
+        return -1;
+    buf[len] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || !body || len < 12) {
+        free(buf);
+        return -1;
+    }
+    out->status = atoi(buf + 9);
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    out->body = buf;
+    return 0;
+}
+
+static int request(const admin_opts *o, const char *method, const char *path, http_resp *out)
+{
+    char hosthdr[300], amzdate[17], auth[512], head[1400];
+    snprintf(hosthdr, sizeof(hosthdr), "%s:%s", o->host, o->port);
+    cm_time_amzdate(time(NULL), amzdate);
+    if (sign(o, method, path, hosthdr, amzdate, auth, sizeof(auth)) != 0)
+        return -1;
+    int n = snprintf(head, sizeof(head),
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\n"
+                     "x-amz-content-sha256: %s\r\nAuthorization: %s\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                     method, path, hosthdr, amzdate, EMPTY_SHA256, auth);
+    int fd = dial(o);
+    if (fd < 0)
+        return -1;
+    int rc = n > 0 && (size_t)n < sizeof(head) ? send_all(fd, head, (size_t)n) : -1;
+    if (rc == 0)
+        rc = read_response(fd, out);
+    close(fd);
+    if (rc != 0)
+        fprintf(stderr, "cairn admin: no valid answer from %s:%s\n", o->host, o->port);
+    return rc;
+}
+
+/* ---- reading our JSON ---- */
+
+/* The number after "key": in json (searching from the start), or 0. */
+static uint64_t jnum(const char *json, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+static double jdbl(const char *json, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtod(p + strlen(pat), NULL) : 0;
+}
+
+static int jtrue(const char *json, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof(pat), "\"%s\":true", key);
+    return json && strstr(json, pat) != NULL;
+}
+
+static const char *jpass(const char *json)
+{
+    const char *p = strstr(json, "\"pass\":{");
+    return p ? p : "";
+}
+
+/* ---- output ---- */
+
+static void fmt_bytes(uint64_t b, char *out, size_t cap)
+{
+    if (b >= 10ull << 30)
+        snprintf(out, cap, "%.1f GiB", (double)b / (1ull << 30));
+    else if (b >= 10ull << 20)
+        snprintf(out, cap, "%.1f MiB", (double)b / (1ull << 20));
+    else if (b >= 10ull << 10)
+        snprintf(out, cap, "%.1f KiB", (double)b / (1ull << 10));
+    else
+        snprintf(out, cap, "%" PRIu64 " B", b);
+}
+
+static void fmt_time(int64_t ms, char *out, size_t cap)
+{
+    if (ms <= 0) {
+        snprintf(out, cap, "never");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void progress_line(const char *js, int tty)
+{
+    const char *p = jpass(js);
+    uint64_t ob = jnum(p, "objects"), oe = jnum(p, "objects_estimate");
+    uint64_t bb = jnum(p, "bytes"), be = jnum(p, "bytes_estimate");
+    char b1[32], b2[32];
+    fmt_bytes(bb, b1, sizeof(b1));
+    fmt_bytes(be, b2, sizeof(b2));
+    double pct = be ? 100.0 * (double)bb / (double)be : (oe ? 100.0 * (double)ob / oe : 0);
+    fprintf(stderr,
+            "%sscrubbing: %" PRIu64 "/%" PRIu64 " objects, %s of ~%s (%.0f%%), damaged %" PRIu64
+            ", repaired %" PRIu64 "%s",
+            tty ? "\r" : "", ob, oe, b1, b2, pct > 100 ? 100.0 : pct, jnum(p, "damaged"),
+            jnum(p, "repaired"), tty ? "   " : "\n");
+}
+
+static void scrub_table(const char *js)
+{
+    const char *p = jpass(js);
+    char a[32], b[32], t1[32], t2[32];
+    fmt_time((int64_t)jnum(js, "last_start_ms"), t1, sizeof(t1));
+    fmt_time((int64_t)jnum(js, "last_end_ms"), t2, sizeof(t2));
+    printf("scrub: %s, %" PRIu64 " passes since the server started, rate limit %g MB/s\n",
+           jtrue(js, "running") ? "running" : "idle", jnum(js, "passes"), jdbl(js, "rate_mb"));
+    printf("last pass: started %s, ended %s\n", t1, t2);
+    printf("%-18s %14s %14s\n", "", "last pass", "since start");
+    fmt_bytes(jnum(p, "bytes"), a, sizeof(a));
+    fmt_bytes(jnum(js, "bytes_verified"), b, sizeof(b));
+    printf("%-18s %14" PRIu64 " %14" PRIu64 "\n", "objects checked", jnum(p, "objects"),
+           jnum(js, "objects_checked"));
+    printf("%-18s %14s %14s\n", "bytes verified", a, b);
+    printf("%-18s %14" PRIu64 " %14" PRIu64 "\n", "damaged found", jnum(p, "damaged"),
+           jnum(js, "damaged_found"));
+    printf("%-18s %14" PRIu64 " %14" PRIu64 "\n", "repaired", jnum(p, "repaired"),
+           jnum(js, "repaired"));
+    printf("%-18s %14" PRIu64 " %14" PRIu64 "\n", "repair failures", jnum(p, "failed"),
+           jnum(js, "repair_failed"));
+    printf("%-18s %14s %14" PRIu64 "\n", "changed meanwhile", "-", jnum(js, "changed_meanwhile"));
+}
+
+/* ---- commands ---- */
+
+static int get_json(const admin_opts *o, const char *path, http_resp *r)
+{
+    if (request(o, "GET", path, r) != 0)
+        return -1;
+    if (r->status != 200) {
+        fprintf(stderr, "cairn admin: GET %s: HTTP %d\n%s\n", path, r->status, r->body);
+        free(r->body);
+        return -1;
+    }
+    return 0;
+}
+
+/* Poll until status.passes reaches seq (the pass we started), showing progress. */
+static int follow(const admin_opts *o, uint64_t seq)
+{
+    int tty = isatty(2);
+    int64_t last_print = 0;
+    for (;;) {
+        http_resp r;
+        if (get_json(o, "/admin/scrub", &r) != 0)
+            return 1;
+        int done = jnum(r.body, "passes") >= seq && !jtrue(r.body, "running");
+        int64_t now = cm_monotonic_ms();
+        if (done || tty || now - last_print >= 2000) {
+            progress_line(r.body, tty);
+            last_print = now;
+        }
+        if (done) {
+            if (tty)
+                fputc('\n', stderr);
+            scrub_table(r.body);
+            int failed = jnum(jpass(r.body), "failed") > 0;
+            free(r.body);
+            return failed ? 3 : 0;
+        }
+        free(r.body);
+        struct timespec ts = {0, 250 * 1000 * 1000}; /* a human-facing progress poll */
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int cmd_scrub(const admin_opts *o)
+{
+    http_resp r;
+    if (request(o, "POST", "/admin/scrub", &r) != 0)
+        return 1;
+    uint64_t seq = jnum(r.body, "pass");
+    int status = r.status;
+    if (status == 409 && o->wait) {
+        free(r.body);
+        if (get_json(o, "/admin/scrub", &r) != 0)
+            return 1;
+        seq = jnum(r.body, "passes") + 1;
+        printf("a scrub pass is already running; following it\n");
+    } else if (status != 202) {
+        fprintf(stderr, "cairn admin scrub: HTTP %d\n%s\n", status, r.body);
+        free(r.body);
+        return 1;
+    } else {
+        printf("scrub pass %" PRIu64 " started\n", seq);
+    }
+    free(r.body);
+    fflush(stdout);
+    return o->wait ? follow(o, seq) : 0;
+}
+
+static int cmd_status(const admin_opts *o)
+{
+    http_resp r;
+    if (get_json(o, "/admin/status", &r) != 0)
+        return 1;
+    const char *ec = strstr(r.body, "\"erasure\":\"");
+    printf("cairn at %s:%s: %s, erasure %.*s, drives online %" PRIu64 " of %" PRIu64 "\n", o->host,
+           o->port, jtrue(r.body, "ready") ? "ready" : "not ready",
+           ec ? (int)strcspn(ec + 11, "\"") : 1, ec ? ec + 11 : "?", jnum(r.body, "drives_online"),
+           jnum(r.body, "drives_total"));
+    printf("%-6s %-8s %10s %12s %12s %9s %8s\n", "drive", "state", "blobs", "live", "on disk",
+           "segments", "corrupt");
+    const char *d = strstr(r.body, "\"drives\":[");
+    for (const char *p = d ? strstr(d, "{\"drive\":") : NULL; p; p = strstr(p + 1, "{\"drive\":")) {
+        char live[32], disk[32];
+        fmt_bytes(jnum(p, "live_bytes"), live, sizeof(live));
+        fmt_bytes(jnum(p, "disk_bytes"), disk, sizeof(disk));
+        printf("%-6" PRIu64 " %-8s %10" PRIu64 " %12s %12s %9" PRIu64 " %8" PRIu64 "\n",
+               jnum(p, "drive"), jtrue(p, "online") ? "online" : "OFFLINE", jnum(p, "blobs"), live,
+               disk, jnum(p, "segments"), jnum(p, "corrupt_found"));
+    }
+    const char *s = strstr(r.body, "\"scrub\":{");
+    if (s)
+        scrub_table(s);
+    else
+        printf("scrub: not running on this server\n");
+    free(r.body);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
+               "       cairn admin status [--endpoint URL] [--data DIR]\n"
+               "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
+               "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
+               "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
+}
+
+int cmd_admin(int argc, char **argv)
+{
+    admin_opts o = {0};
+    const char *endpoint = "http://127.0.0.1:9000", *data = "./cairn-data";
+    snprintf(o.region, sizeof(o.region), "us-east-1");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--wait") == 0)
+            o.wait = 1;
+        else if (strcmp(argv[i], "--endpoint") == 0 && v)
+            endpoint = argv[++i];
+        else if (strcmp(argv[i], "--data") == 0 && v)
+            data = argv[++i];
+        else if (strcmp(argv[i], "--region") == 0 && v)
+            snprintf(o.region, sizeof(o.region), "%s", argv[++i]);
+        else {
+            fprintf(stderr, "cairn admin: unknown or incomplete argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (parse_endpoint(&o, endpoint) != 0 || load_credentials(&o, data) != 0)
+        return 1;
+    if (strcmp(argv[1], "scrub") == 0)
+        return cmd_scrub(&o);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_status(&o);
+    fprintf(stderr, "cairn admin: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,338 @@
+/*
+ * gw_admin.c - the admin API and Prometheus metrics, served on the S3 port (docs/scrub.md).
+ *
+ *   POST /admin/scrub    start a scrub pass now: 202 {"started":true,"pass":N}, or 409 when one
+ *                        runs (the pass is done when "passes" in the status reaches N)
+ *   GET  /admin/scrub    scrub status and counters (JSON)
+ *   GET  /admin/status   drives (online, blobs, bytes, checksum failures) and scrub (JSON)
+ *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
+ *
+ * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
+ * so they shadow just three S3 requests: a V1 listing of a bucket named "metrics" without any
+ * query parameter, and keys "scrub"/"status" in a bucket named "admin". /admin/ requests must be
+ * SigV4-signed (header auth) with the root credentials, exactly as S3 requests are.
+ *
+ * Threading: handlers run on event-loop threads and never block: a scrub request only signals the
+ * scrub thread; status reads copy counters under the scrubber's mutex.
+ */
+#include "gw_int.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "gw_scrub.h"
+
+#define MOD "admin"
+
+static const char *const methods[] = {"GET", "PUT", "HEAD", "POST", "DELETE", "OPTIONS"};
+#define NMETHODS 6 /* req_count[NMETHODS] counts every other method */
+
+/* ---- helpers ---- */
+
+static void count_request(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+    size_t i = 0;
+    while (i < NMETHODS && strcmp(m, methods[i]) != 0)
+        i++;
+    __atomic_add_fetch(&r->g->req_count[i], 1, __ATOMIC_RELAXED);
+}
+
+/* Path-style only: a Host naming "<bucket>.<domain>" addresses a bucket, never the admin API. */
+static int virtual_hosted(gw_req *r)
+{
+    const char *host = gw_hdr(r, "host");
+    const char *dom = r->g->domain;
+    if (!host)
+        return 0;
+    size_t hl = strcspn(host, ":"), dl = strlen(dom);
+    return hl > dl + 1 && host[hl - dl - 1] == '.' && strncasecmp(host + hl - dl, dom, dl) == 0;
+}
+
+static void send_buffer(gw_req *r, int status, const char *type, struct evbuffer *b)
+{
+    gw_resp_start(r, status, (int64_t)evbuffer_get_length(b));
+    net_resp_header(r->net, "Content-Type", type);
+    net_resp_header(r->net, "Cache-Control", "no-store");
+    net_resp_write_buffer(r->net, b);
+    net_resp_end(r->net);
+}
+
+static void send_json_msg(gw_req *r, int status, const char *code, const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        net_req_abort(r->net);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
+    send_buffer(r, status, "application/json", b);
+    evbuffer_free(b);
+}
+
+static cm_err root_secret(void *arg, const char *access_key, char *secret, size_t cap)
+{
+    gw *g = arg;
+    size_t n = strlen(g->secret_key);
+    if (strcmp(access_key, g->access_key) != 0)
+        return CM_ERR_NOTFOUND;
+    if (n + 1 > cap)
+        return CM_ERR_TOOBIG;
+    memcpy(secret, g->secret_key, n + 1);
+    return CM_OK;
+}
+
+/* SigV4 (or V2) with the root credentials; anonymous requests are refused. */
+static gw_s3err admin_auth(gw_req *r)
+{
+    size_t n = net_req_header_count(r->net);
+    const char **names = calloc(n + 1, sizeof(char *));
+    const char **values = calloc(n + 1, sizeof(char *));
+    gw_s3err e = GW_INTERNAL;
+    if (names && values) {
+        for (size_t i = 0; i < n; i++)
+            net_req_header_at(r->net, i, &names[i], &values[i]);
+        gw_auth_request ar = {.method = net_req_method(r->net),
+                              .target = net_req_target(r->net),
+                              .nheaders = n,
+                              .names = names,
+                              .values = values,
+                              .now = time(NULL)};
+        e = gw_auth_check(&ar, r->g->region, root_secret, r->g, &r->auth);
+        if (e == GW_OK && r->auth.anonymous)
+            e = GW_ACCESS_DENIED;
+    }
+    free(names);
+    free(values);
+    return e;
+}
+
+/* ---- JSON ---- */
+
+static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
+{
+    evbuffer_add_printf(
+        b,
+        "{\"running\":%s,\"passes\":%" PRIu64 ",\"rate_mb\":%g,"
+        "\"last_start_ms\":%" PRId64 ",\"last_end_ms\":%" PRId64 ",\"next_due_ms\":%" PRId64 ","
+        "\"objects_checked\":%" PRIu64 ",\"bodies_checked\":%" PRIu64 ",\"bytes_verified\":%" PRIu64
+        ",\"damaged_found\":%" PRIu64 ",\"repaired\":%" PRIu64 ",\"repair_failed\":%" PRIu64
+        ",\"changed_meanwhile\":%" PRIu64 ","
+        "\"pass\":{\"objects\":%" PRIu64 ",\"objects_estimate\":%" PRIu64 ",\"bytes\":%" PRIu64
+        ",\"bytes_estimate\":%" PRIu64 ",\"damaged\":%" PRIu64 ",\"repaired\":%" PRIu64
+        ",\"failed\":%" PRIu64 "}}",
+        s->running ? "true" : "false", s->passes, s->rate_mb, s->last_start_ms, s->last_end_ms,
+        s->next_due_ms, s->objects_checked, s->bodies_checked, s->bytes_verified, s->damaged_found,
+        s->repaired, s->repair_failed, s->changed_meanwhile, s->pass_objects, s->est_objects,
+        s->pass_bytes, s->est_bytes, s->pass_damaged, s->pass_repaired, s->pass_failed);
+}
+
+static void json_drives(struct evbuffer *b, gw *g)
+{
+    int n = gw_store_ndrives(g->data);
+    evbuffer_add_printf(b, "\"drives_online\":%d,\"drives_total\":%d,\"drives\":[",
+                        gw_store_drives_online(g->data), n);
+    for (int i = 0; i < n; i++) {
+        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
+        bs_stats st = {0};
+        if (bs)
+            bs_get_stats(bs, &st);
+        evbuffer_add_printf(b,
+                            "%s{\"drive\":%d,\"online\":%s,\"blobs\":%" PRIu64
+                            ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+                            ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
+                            i ? "," : "", i, bs ? "true" : "false", st.blobs, st.live_bytes,
+                            st.disk_bytes, st.segments, st.corrupt_found);
+    }
+    evbuffer_add(b, "]", 1);
+}
+
+/* ---- handlers ---- */
+
+static void admin_scrub(gw_req *r, int post)
+{
+    gw_scrub *s = r->g->scrub;
+    gw_scrub_status st;
+    if (!s) {
+        send_json_msg(r, 503, "NoScrubber", "this server runs no scrubber");
+        return;
+    }
+    if (post) {
+        uint64_t seq = 0;
+        cm_err e = gw_scrub_trigger(s, &seq);
+        if (e == CM_ERR_CONFLICT) {
+            send_json_msg(r, 409, "ScrubRunning", "a scrub pass is already running");
+            return;
+        }
+        if (e != CM_OK) {
+            send_json_msg(r, 503, "ScrubUnavailable", cm_err_str(e));
+            return;
+        }
+        CM_INFO(MOD, "req=%s scrub pass %" PRIu64 " requested", r->id, seq);
+        struct evbuffer *b = evbuffer_new();
+        if (!b) {
+            net_req_abort(r->net);
+            return;
+        }
+        evbuffer_add_printf(b, "{\"started\":true,\"pass\":%" PRIu64 "}\n", seq);
+        send_buffer(r, 202, "application/json", b);
+        evbuffer_free(b);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        net_req_abort(r->net);
+        return;
+    }
+    gw_scrub_get_status(s, &st);
+    json_scrub(b, &st);
+    evbuffer_add(b, "\n", 1);
+    send_buffer(r, 200, "application/json", b);
+    evbuffer_free(b);
+}
+
+static void admin_status(gw_req *r)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        net_req_abort(r->net);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"ready\":%s,\"erasure\":\"%d+%d\",",
+                        __atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE) ? "true" : "false",
+                        r->g->cfg.k, r->g->cfg.m);
+    json_drives(b, r->g);
+    evbuffer_add_printf(b, ",\"scrub\":");
+    if (r->g->scrub) {
+        gw_scrub_status st;
+        gw_scrub_get_status(r->g->scrub, &st);
+        json_scrub(b, &st);
+    } else {
+        evbuffer_add_printf(b, "null");
+    }
+    evbuffer_add(b, "}\n", 2);
+    send_buffer(r, 200, "application/json", b);
+    evbuffer_free(b);
+}
+
+/* ---- metrics ---- */
+
+static void metric(struct evbuffer *b, const char *name, const char *type, const char *help,
+                   uint64_t v)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                        name, v);
+}
+
+static void metrics_scrub(struct evbuffer *b, gw_scrub *s)
+{
+    gw_scrub_status t;
+    gw_scrub_get_status(s, &t);
+    metric(b, "cairn_scrub_running", "gauge", "1 while a scrub pass runs", (uint64_t)t.running);
+    metric(b, "cairn_scrub_passes_total", "counter", "Scrub passes finished", t.passes);
+    metric(b, "cairn_scrub_objects_checked_total", "counter", "Objects scrubbed",
+           t.objects_checked);
+    metric(b, "cairn_scrub_bytes_verified_total", "counter", "Cell bytes read and verified",
+           t.bytes_verified);
+    metric(b, "cairn_scrub_damaged_total", "counter", "Damaged bodies found", t.damaged_found);
+    metric(b, "cairn_scrub_repaired_total", "counter", "Damaged bodies rebuilt", t.repaired);
+    metric(b, "cairn_scrub_repair_failures_total", "counter", "Repairs that failed",
+           t.repair_failed);
+    metric(b, "cairn_scrub_last_start_timestamp_seconds", "gauge", "Start of the last pass",
+           (uint64_t)(t.last_start_ms / 1000));
+    metric(b, "cairn_scrub_last_end_timestamp_seconds", "gauge", "End of the last pass",
+           (uint64_t)(t.last_end_ms / 1000));
+    metric(b, "cairn_scrub_pass_bytes", "gauge", "Bytes verified by the current pass",
+           t.pass_bytes);
+    metric(b, "cairn_scrub_pass_bytes_estimate", "gauge", "Estimated bytes of the current pass",
+           t.est_bytes);
+}
+
+static void metrics_drives(struct evbuffer *b, gw *g)
+{
+    int n = gw_store_ndrives(g->data);
+    metric(b, "cairn_drives_online", "gauge", "Drives open and usable",
+           (uint64_t)gw_store_drives_online(g->data));
+    evbuffer_add_printf(b,
+                        "# HELP cairn_blobstore_corrupt_found_total Records or blocks that "
+                        "failed a checksum\n# TYPE cairn_blobstore_corrupt_found_total counter\n");
+    for (int i = 0; i < n; i++) {
+        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
+        bs_stats st = {0};
+        if (bs)
+            bs_get_stats(bs, &st);
+        evbuffer_add_printf(b, "cairn_blobstore_corrupt_found_total{drive=\"%d\"} %" PRIu64 "\n", i,
+                            st.corrupt_found);
+    }
+    evbuffer_add_printf(b, "# HELP cairn_blobstore_disk_bytes Size of the segment files\n"
+                           "# TYPE cairn_blobstore_disk_bytes gauge\n");
+    for (int i = 0; i < n; i++) {
+        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
+        bs_stats st = {0};
+        if (bs)
+            bs_get_stats(bs, &st);
+        evbuffer_add_printf(b, "cairn_blobstore_disk_bytes{drive=\"%d\"} %" PRIu64 "\n", i,
+                            st.disk_bytes);
+    }
+}
+
+static void metrics(gw_req *r)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        net_req_abort(r->net);
+        return;
+    }
+    evbuffer_add_printf(b, "# HELP cairn_http_requests_total Requests received, by method\n"
+                           "# TYPE cairn_http_requests_total counter\n");
+    for (size_t i = 0; i <= NMETHODS; i++)
+        evbuffer_add_printf(b, "cairn_http_requests_total{method=\"%s\"} %" PRIu64 "\n",
+                            i < NMETHODS ? methods[i] : "other",
+                            __atomic_load_n(&r->g->req_count[i], __ATOMIC_RELAXED));
+    metrics_drives(b, r->g);
+    if (r->g->scrub)
+        metrics_scrub(b, r->g->scrub);
+    send_buffer(r, 200, "text/plain; version=0.0.4", b);
+    evbuffer_free(b);
+}
+
+/* ---- routing ---- */
+
+int gw_admin_route(gw_req *r)
+{
+    const char *t = net_req_target(r->net), *m = net_req_method(r->net);
+    size_t plen = strcspn(t, "?");
+    int get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+
+    count_request(r);
+    if (virtual_hosted(r))
+        return 0;
+    if (plen == 8 && strncmp(t, "/metrics", 8) == 0 && t[plen] == '\0') {
+        if (!get)
+            return 0; /* not ours: S3 operations on a bucket named "metrics" */
+        metrics(r);
+        return 1;
+    }
+    int scrub = plen == 12 && strncmp(t, "/admin/scrub", 12) == 0;
+    int status = plen == 13 && strncmp(t, "/admin/status", 13) == 0;
+    if (!scrub && !status)
+        return 0;
+    gw_s3err e = admin_auth(r);
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return 1;
+    }
+    if (scrub && (get || post))
+        admin_scrub(r, post);
+    else if (status && get)
+        admin_status(r);
+    else
+        send_json_msg(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
+    return 1;
+}
