@@ -4,7 +4,7 @@
 # systematic code, so the healthy read path meets the damage), restart: every GET must be
 # byte-exact (checksums catch the damage, parity rebuilds it).
 source "$(dirname "$0")/lib.sh"
-source "$H_DIR/fault_lib.sh"
+source "$H_DIR/lib_fault.sh"
 h_start
 fault_upload 2200
 h_stop

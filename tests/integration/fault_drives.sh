@@ -2,7 +2,7 @@
 # Fault: two whole drives lost. Upload 1 KiB / 300 KiB / 5 MiB objects, stop the server, delete
 # every segment file of drive1 and drive4, restart: with 4+2 coding every GET must be byte-exact.
 source "$(dirname "$0")/lib.sh"
-source "$H_DIR/fault_lib.sh"
+source "$H_DIR/lib_fault.sh"
 h_start
 fault_upload 1100
 fault_verify "healthy"

@@ -3,7 +3,7 @@
 # acknowledged the server gets SIGKILL mid-burst. After a restart every PUT that was answered 200
 # must read back byte-exact (acknowledged means durable). Writes in flight may or may not exist.
 source "$(dirname "$0")/lib.sh"
-source "$H_DIR/fault_lib.sh"
+source "$H_DIR/lib_fault.sh"
 h_start
 SEED=3300
 ACK=$H_WORK/acked.txt
