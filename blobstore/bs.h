@@ -15,9 +15,9 @@
  * Crash guarantee (proved by the crash-point loop in tests/unit/test_blobstore_crash.c): after a
  * crash at any point and a bs_open of what is on disk,
  *   - every byte appended before a bs_sync that returned CM_OK is readable, byte-exact;
- *   - a blob shows a prefix of what was appended to it, cut at an append boundary: its length is
- *     at least what the last successful bs_sync covered and at most what was appended, and every
- *     byte it shows reads back exactly (a blob that was never covered by a sync may be absent);
+ *   - a blob shows a prefix of what was appended to it: its length is at least what the last
+ *     successful bs_sync covered and at most what was appended, and every byte it shows reads back
+ *     exactly (a blob never covered by a sync may be absent);
  *   - a delete covered by a successful bs_sync stays deleted; a delete not yet synced either
  *     happened (blob absent) or did not (blob as above), never half.
  * This holds when the crash loses everything not yet fdatasync'd. If the disk instead keeps an

@@ -236,6 +236,21 @@ void bs_reclaim(bs_store *bs)
         CM_WARN("bs", "%s: directory sync after reclaim failed", bs->dir);
 }
 
+/* fdatasync every dirty segment in number order; caller holds sync_mu and append_mu. */
+static cm_err sync_all_locked(bs_store *bs)
+{
+    for (size_t i = 0; i < bs->nsegs; i++) {
+        bs_seg *s = bs->segs[i];
+        if (s->dirty && bs->io.fdatasync(bs->io.ctx, s->fd) != 0) {
+            CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, s->num, strerror(errno));
+            return CM_ERR_IO;
+        }
+        s->dirty = 0;
+    }
+    bs->synced_gen = bs->write_gen;
+    return CM_OK;
+}
+
 /* Does dropping the blob leave a segment to unlink? Caller holds append_mu. */
 static int frees_segment(const bs_store *bs, const bs_blob *b)
 {
@@ -264,9 +279,11 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
         if (e == CM_OK && bs_seg_add_blob_refs(bs, bs->active, b) != CM_OK)
             bs->active->stuck = 1; /* no memory for refs: never let this segment go */
         /* The tombstone must be durable before a segment holding the blob's records is
-         * unlinked, or a crash could bring back half of an acknowledged blob. */
-        if (e == CM_OK && frees && bs->io.fdatasync(bs->io.ctx, bs->active->fd) != 0)
-            e = CM_ERR_IO;
+         * unlinked, or a crash could bring back half of an acknowledged blob. Every dirty
+         * segment is synced, in order, so no other blob is left with a durable later part of an
+         * append whose earlier part is not. */
+        if (e == CM_OK && frees)
+            e = sync_all_locked(bs);
         if (e == CM_OK) {
             pthread_rwlock_wrlock(&bs->idx_lock);
             bs_drop_blob(bs, bs_index_remove(&bs->index, id));
@@ -281,20 +298,24 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
 
 /* ---- sync ---- */
 
+/*
+ * In segment-number order, and stopping at the first failure: an append that spans segments
+ * then never becomes durable in its later part without its earlier part (no holes after a crash).
+ */
 static cm_err sync_segments(bs_store *bs, bs_seg **list, size_t n)
 {
-    cm_err e = CM_OK;
     for (size_t i = 0; i < n; i++) {
         if (bs->io.fdatasync(bs->io.ctx, list[i]->fd) != 0) {
             CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, list[i]->num,
                      strerror(errno));
-            e = CM_ERR_IO;
             pthread_mutex_lock(&bs->append_mu);
-            list[i]->dirty = 1; /* still not known durable */
+            for (size_t j = i; j < n; j++)
+                list[j]->dirty = 1; /* still not known durable */
             pthread_mutex_unlock(&bs->append_mu);
+            return CM_ERR_IO;
         }
     }
-    return e;
+    return CM_OK;
 }
 
 cm_err bs_sync(bs_store *bs)
