@@ -144,6 +144,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     const char *config = NULL;
     char msg[512];
 
+    memset(o, 0, sizeof(*o)); /* check_only and friends start cleared */
     gw_config_defaults(&o->gw);
     net_config_defaults(&o->net);
     snprintf(o->listen, sizeof(o->listen), "127.0.0.1");
