@@ -307,6 +307,113 @@ static void test_scrub_unrepairable(void)
     gw_free(g);
 }
 
+/* ---- the object changes while its repair is being written ---- */
+
+typedef struct {
+    gw *g;
+    int armed, fired;
+} race_ctx;
+
+static int r_open(void *c, const char *p, int f, mode_t m)
+{
+    return bs_io_posix.open(c, p, f, m);
+}
+static ssize_t r_pread(void *c, int fd, void *b, size_t n, off_t o)
+{
+    return bs_io_posix.pread(c, fd, b, n, o);
+}
+static int r_fdatasync(void *c, int fd)
+{
+    return bs_io_posix.fdatasync(c, fd);
+}
+static int r_ftruncate(void *c, int fd, off_t n)
+{
+    return bs_io_posix.ftruncate(c, fd, n);
+}
+static int r_close(void *c, int fd)
+{
+    return bs_io_posix.close(c, fd);
+}
+static int r_unlink(void *c, const char *p)
+{
+    return bs_io_posix.unlink(c, p);
+}
+
+/* The first write once armed is the repair writing the rebuilt body: a client overwrites the
+ * object at that moment (metadata only; its data is freed by the test afterwards). */
+static ssize_t r_pwrite(void *c, int fd, const void *b, size_t n, off_t o)
+{
+    race_ctx *rc = c;
+    if (rc->armed && !rc->fired) {
+        rc->fired = 1;
+        put_object(rc->g, "racy", 91, 100, 1); /* inline now */
+    }
+    return bs_io_posix.pwrite(NULL, fd, b, n, o);
+}
+
+static void test_scrub_object_changed(void)
+{
+    static race_ctx rc;
+    static const bs_io io = {r_open,      r_pread, r_pwrite, r_fdatasync,
+                             r_ftruncate, r_close, r_unlink, &rc};
+    char dir[512], drv[600];
+    const char *dirs[6];
+    static char names[6][600];
+    gw *g = calloc(1, sizeof(*g));
+    CU_ASSERT_FATAL(g != NULL);
+    snprintf(dir, sizeof(dir), "%s/changed", cu_tmpdir());
+    mkdir(dir, 0755);
+    gw_config_defaults(&g->cfg);
+    g->cfg.cell_size = CELL;
+    g->cfg.inline_threshold = 1024;
+    g->data_dir = dir;
+    snprintf(drv, sizeof(drv), "%s/meta", dir);
+    CU_ASSERT_FATAL(md_open(drv, 0, &g->md) == CM_OK);
+    CU_ASSERT_FATAL(gw_leases_new(&g->leases) == CM_OK);
+    for (int i = 0; i < 6; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s/drive%d", dir, i);
+        dirs[i] = names[i];
+    }
+    gw_store_options so = {4, 2, CELL, &io};
+    CU_ASSERT_FATAL(gw_store_open(dirs, 6, &so, &g->data) == CM_OK);
+    rc.g = g;
+    md_bucket b = {.name = BUCKET};
+    CU_ASSERT_FATAL(md_bucket_create(g->md, &b) == CM_OK);
+    gw_scrub *s = new_scrub(g, 0);
+
+    put_object(g, "racy", 90, 50000, 1);
+    md_layout l = layout_of(g, "racy", 0);
+    CU_ASSERT(flip_in_segments(g, l.drives[3], l.blob, 7));
+    rc.armed = 1;
+    CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
+    CU_ASSERT_EQUAL(rc.fired, 1);
+    gw_scrub_status st;
+    gw_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(st.damaged_found, 1);
+    CU_ASSERT_EQUAL(st.repaired, 0);
+    CU_ASSERT_EQUAL(st.repair_failed, 0);
+    CU_ASSERT_EQUAL(st.changed_meanwhile, 1);
+    CU_ASSERT(object_ok(g, "racy", 91, 100)); /* the client's write won */
+    /* The client frees what it replaced; the scrubber dropped its rebuilt copy: no blob is left. */
+    md_object old = {0};
+    md_part part = {.size = l.size, .layout = l};
+    old.parts = &part;
+    old.nparts = 1;
+    gw_free_object_data(g, &old);
+    uint64_t blobs = 0;
+    for (int i = 0; i < 6; i++) {
+        bs_stats bst;
+        bs_get_stats(gw_store_drive(g->data, (uint8_t)i), &bst);
+        blobs += bst.blobs;
+    }
+    CU_ASSERT_EQUAL(blobs, 0);
+    gw_scrub_free(s);
+    gw_store_close(g->data);
+    md_close(g->md);
+    gw_leases_free(g->leases);
+    free(g);
+}
+
 static void test_scrub_rate(void)
 {
     gw *g = open_gw("rate");
@@ -333,6 +440,7 @@ void cu_register(void)
         {"replace_layout", test_replace_layout},
         {"scrub_repairs", test_scrub_repairs},
         {"scrub_unrepairable", test_scrub_unrepairable},
+        {"scrub_object_changed", test_scrub_object_changed},
         {"scrub_rate", test_scrub_rate},
         {NULL, NULL},
     };
