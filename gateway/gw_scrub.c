@@ -270,8 +270,8 @@ static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t
         return;
     }
     if (e != CM_OK) {
-        CM_ERROR(MOD, "repair failed bucket=%s key=%s part=%zu blob=%s: %s", bucket, obj->key,
-                 part, oldhex, cm_err_str(e));
+        CM_ERROR(MOD, "repair failed bucket=%s key=%s part=%zu blob=%s: %s", bucket, obj->key, part,
+                 oldhex, cm_err_str(e));
         count(s, C_FAILED, 1);
         return;
     }

@@ -37,7 +37,7 @@ typedef struct {
 void gw_scrub_config_defaults(gw_scrub_config *cfg);
 
 typedef struct {
-    int running;    /* a pass is running or has been requested */
+    int running;     /* a pass is running or has been requested */
     uint64_t passes; /* passes finished since the scrubber started */
     /* Totals over every pass since start. */
     uint64_t objects_checked, bodies_checked, bytes_verified;
