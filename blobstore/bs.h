@@ -126,6 +126,39 @@ void bs_get_stats(bs_store *bs, bs_stats *out);
  */
 cm_err bs_compact_step(bs_store *bs, uint64_t budget);
 
+/* ---- offline check (bs_fsck.c) ---- */
+
+typedef struct {
+    uint32_t segments;
+    uint64_t bytes;          /* size of all segment files */
+    uint64_t records;        /* records whose header validates */
+    uint64_t tombstones;     /* DELETE records among them */
+    uint64_t live_blobs;     /* blobs the index would hold */
+    uint64_t live_bytes;     /* their payload bytes */
+    uint64_t bad_headers;    /* segment headers that fail to validate */
+    uint64_t bad_regions;    /* stretches of bytes that are not a valid record (skipped) */
+    uint64_t bad_blocks;     /* 64 KiB data blocks whose CRC32C does not match */
+    uint64_t bad_live_blobs; /* live blobs with a bad block or a hole: data lost on this drive */
+    uint64_t overlaps;       /* PUT records overlapping their blob's data (ignored) */
+    uint64_t torn_bytes;     /* invalid tail of the last segment (a crash; cut at open) */
+    uint32_t rewritten;      /* segments rewritten by repair */
+} bs_fsck_report;
+
+/* Progress: bytes of the drive checked so far, of total. */
+typedef void (*bs_fsck_progress)(void *arg, uint64_t done, uint64_t total);
+
+/*
+ * Check a drive directory offline: every segment header, every record header, every data block's
+ * CRC32C, and the index the records build (holes, overlaps). Takes DIR/LOCK, so it refuses
+ * (CM_ERR_CONFLICT) a drive that a running store holds. With repair, each segment with a bad
+ * header, a bad region, a bad block or a torn tail is rewritten with only its valid records (a
+ * record with a bad block is dropped whole; its blob then has a hole) into a temporary file that
+ * is fsynced and renamed over the segment; then the drive is checked again and *out describes the
+ * result. progress may be NULL.
+ */
+cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
+               bs_fsck_report *out);
+
 /* Generate a new random blob id. */
 cm_err bs_id_new(bs_id *out);
 /* 32 lowercase hex chars + NUL. */

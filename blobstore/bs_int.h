@@ -172,6 +172,14 @@ void bs_seg_destroy(bs_store *bs, bs_seg *s);
 void bs_drop_blob(bs_store *bs, bs_blob *b);
 /* Recovery scan of every segment (bs_recover.c); called by bs_open with no locks needed. */
 cm_err bs_recover(bs_store *bs);
+/* Exclusive non-blocking flock on DIR/LOCK into bs->lock_fd; CM_ERR_CONFLICT when held. */
+cm_err bs_take_lock(bs_store *bs);
+/* Apply a valid record to the index as recovery does (overlaps are logged and counted in
+ * corrupt_found); bs_finish_blobs then sets sizes and marks blobs with holes damaged. */
+cm_err bs_apply_record(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t pos);
+void bs_finish_blobs(bs_store *bs);
+/* Segment numbers present in dir, sorted (the caller frees *out). */
+cm_err bs_list_segments(const char *dir, uint32_t **out, size_t *n);
 /* Next 8-aligned offset >= from in fd holding a record that validates and fits in fsize. */
 int bs_find_next_record(const bs_io *io, int fd, uint64_t from, uint64_t fsize, uint64_t *next);
 /* Make the active segment able to take `need` more bytes, starting a new one if needed. */

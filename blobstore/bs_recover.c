@@ -121,7 +121,7 @@ static cm_err apply_put(bs_store *bs, const bs_rec_hdr *h, bs_seg *seg, uint64_t
     return CM_OK;
 }
 
-static cm_err apply(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t pos)
+cm_err bs_apply_record(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t pos)
 {
     if (h->type == BS_REC_DELETE) {
         bs_blob *b = bs_index_remove(&bs->index, &h->id);
@@ -140,7 +140,7 @@ static cm_err apply(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t pos)
 }
 
 /* Sizes from the extents; a blob with a hole is damaged. */
-static void finish_blobs(bs_store *bs)
+void bs_finish_blobs(bs_store *bs)
 {
     for (size_t i = 0; i < bs->index.cap; i++) {
         bs_blob *b = bs->index.slots[i];
@@ -190,7 +190,7 @@ static cm_err scan_segment(bs_store *bs, bs_seg *s, uint64_t fsize, int last)
     while (e == CM_OK && pos < fsize) {
         bs_rec_hdr h;
         if (read_rec(bs, s, pos, fsize, &h)) {
-            e = apply(bs, &h, s, pos);
+            e = bs_apply_record(bs, &h, s, pos);
             pos += bs_rec_size(h.len);
             continue;
         }
@@ -223,7 +223,7 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* Segment numbers present in the directory, sorted. */
-static cm_err list_segments(const char *dir, uint32_t **out, size_t *n)
+cm_err bs_list_segments(const char *dir, uint32_t **out, size_t *n)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -299,7 +299,7 @@ cm_err bs_recover(bs_store *bs)
 {
     uint32_t *nums = NULL;
     size_t n = 0;
-    cm_err e = list_segments(bs->dir, &nums, &n);
+    cm_err e = bs_list_segments(bs->dir, &nums, &n);
     for (size_t i = 0; e == CM_OK && i < n; i++)
         e = open_segment(bs, nums[i], i + 1 == n);
     if (e == CM_OK && n > 0) {
@@ -311,7 +311,7 @@ cm_err bs_recover(bs_store *bs)
     free(nums);
     if (e != CM_OK)
         return e;
-    finish_blobs(bs);
+    bs_finish_blobs(bs);
     bs_reclaim(bs);
     return CM_OK;
 }

@@ -57,7 +57,7 @@ static void store_free(bs_store *bs)
  * is advisory locking rather than data I/O, so it bypasses the io table; the kernel drops it when
  * the process dies, so a crash leaves no stale lock.
  */
-static cm_err take_lock(bs_store *bs)
+cm_err bs_take_lock(bs_store *bs)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", bs->dir, BS_LOCK_FILE);
@@ -96,7 +96,7 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     if (e == CM_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
         e = cm_err_from_errno(errno);
     if (e == CM_OK)
-        e = take_lock(bs);
+        e = bs_take_lock(bs);
     if (e == CM_OK)
         e = bs_recover(bs);
     if (e == CM_OK && rate > 0)
