@@ -13,7 +13,7 @@
  *   PUT body: block count CRC32C values (u32 each, block i covers data [i*64 KiB, (i+1)*64 KiB)),
  *   then the data, then zero padding to the next multiple of 8. DELETE has no body.
  *
- * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock, always in that order.
+ * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock -> gc_mu, in that order.
  */
 #ifndef BS_INT_H
 #define BS_INT_H
@@ -146,7 +146,11 @@ struct bs_store {
     size_t nsegs, capsegs;
     bs_seg *active; /* last segment, receives appends; NULL until the first */
     uint32_t next_segno;
-    uint64_t write_gen, synced_gen;
+    uint64_t write_gen;     /* append_mu */
+    pthread_mutex_t gc_mu;  /* group commit (leaf lock): synced_gen, syncing */
+    pthread_cond_t gc_cond; /* broadcast when a sync round ends */
+    uint64_t synced_gen;
+    int syncing; /* a leader is running a round */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
 };

@@ -247,7 +247,10 @@ static cm_err sync_all_locked(bs_store *bs)
         }
         s->dirty = 0;
     }
-    bs->synced_gen = bs->write_gen;
+    pthread_mutex_lock(&bs->gc_mu);
+    if (bs->write_gen > bs->synced_gen)
+        bs->synced_gen = bs->write_gen;
+    pthread_mutex_unlock(&bs->gc_mu);
     return CM_OK;
 }
 
@@ -318,18 +321,12 @@ static cm_err sync_segments(bs_store *bs, bs_seg **list, size_t n)
     return CM_OK;
 }
 
-cm_err bs_sync(bs_store *bs)
+/* One round: fdatasync every dirty segment; *target = the write generation it covers. */
+static cm_err sync_round(bs_store *bs, uint64_t *target)
 {
-    pthread_mutex_lock(&bs->append_mu);
-    uint64_t want = bs->write_gen;
-    pthread_mutex_unlock(&bs->append_mu);
-
     pthread_mutex_lock(&bs->sync_mu);
-    cm_err e = CM_OK;
-    if (bs->synced_gen >= want)
-        goto unlock; /* a sync that started after our appends already covered them */
     pthread_mutex_lock(&bs->append_mu);
-    uint64_t target = bs->write_gen;
+    *target = bs->write_gen;
     size_t n = 0;
     bs_seg **list = malloc((bs->nsegs ? bs->nsegs : 1) * sizeof(*list));
     for (size_t i = 0; list && i < bs->nsegs; i++) {
@@ -339,16 +336,45 @@ cm_err bs_sync(bs_store *bs)
         }
     }
     pthread_mutex_unlock(&bs->append_mu);
-    if (!list) {
-        e = CM_ERR_NOMEM;
-        goto unlock;
-    }
-    e = sync_segments(bs, list, n);
+    cm_err e = list ? sync_segments(bs, list, n) : CM_ERR_NOMEM;
     free(list);
-    if (e == CM_OK)
-        bs->synced_gen = target;
-unlock:
     pthread_mutex_unlock(&bs->sync_mu);
+    return e;
+}
+
+/*
+ * Group commit: one caller at a time runs a round (the leader); everyone else waits on gc_cond
+ * and is released by the broadcast at the end of the first round that covers its appends. A
+ * waiter whose appends came after the round's snapshot leads the next round. Waking all at once
+ * (rather than handing a mutex from waiter to waiter) keeps a convoy of 64 writers from
+ * serialising on wake-ups between fdatasyncs.
+ */
+cm_err bs_sync(bs_store *bs)
+{
+    pthread_mutex_lock(&bs->append_mu);
+    uint64_t want = bs->write_gen;
+    pthread_mutex_unlock(&bs->append_mu);
+
+    cm_err e = CM_OK;
+    pthread_mutex_lock(&bs->gc_mu);
+    while (bs->synced_gen < want) {
+        if (bs->syncing) {
+            pthread_cond_wait(&bs->gc_cond, &bs->gc_mu);
+            continue;
+        }
+        bs->syncing = 1;
+        pthread_mutex_unlock(&bs->gc_mu);
+        uint64_t target = 0;
+        e = sync_round(bs, &target);
+        pthread_mutex_lock(&bs->gc_mu);
+        bs->syncing = 0;
+        if (e == CM_OK && target > bs->synced_gen)
+            bs->synced_gen = target;
+        pthread_cond_broadcast(&bs->gc_cond);
+        if (e != CM_OK)
+            break;
+    }
+    pthread_mutex_unlock(&bs->gc_mu);
     return e;
 }
 

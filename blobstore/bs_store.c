@@ -8,14 +8,19 @@
  * every touched segment is truncated back to its size before the append, and nothing is published.
  *
  * Locks, always taken in this order:
- *   sync_mu    one bs_sync at a time; also held by deletes, which may free segments that a sync
- *              would otherwise be fdatasyncing.
+ *   compact_mu one compaction step at a time (bs_compact.c); held across its bs_sync.
+ *   sync_mu    held while segments are fdatasynced; also by deletes and compaction when they
+ *              unlink segments, so a segment is never closed under a running fdatasync.
  *   append_mu  serialises appends and deletes; guards the segment list, sizes, dirty flags and
  *              write_gen. Index writers hold it, so an appender may read the index without
- * idx_lock. idx_lock   rwlock over the index and live counters. Readers hold it shared across their
- * preads, so the segments they read cannot be closed under them; writers hold it briefly. Sync:
- * every append bumps write_gen and marks its segments dirty; bs_sync records the generation it must
- * cover, and returns at once if another caller's sync already covered it (synced_gen).
+ *              idx_lock.
+ *   idx_lock   rwlock over the index and live counters. Readers hold it shared across their
+ *              preads, so the segments they read cannot be closed under them; writers hold it
+ *              briefly.
+ *   gc_mu      leaf: group commit state. Every append bumps write_gen and marks its segments
+ *              dirty; bs_sync waits until synced_gen covers the generation it saw, running a
+ *              sync round itself when no round is in flight (see bs_sync in bs_ops.c).
+ * The drive directory is flock'd (DIR/LOCK) for the store's lifetime.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +51,8 @@ static void store_free(bs_store *bs)
     pthread_mutex_destroy(&bs->append_mu);
     pthread_mutex_destroy(&bs->sync_mu);
     pthread_mutex_destroy(&bs->compact_mu);
+    pthread_cond_destroy(&bs->gc_cond);
+    pthread_mutex_destroy(&bs->gc_mu);
     if (bs->lock_fd >= 0)
         close(bs->lock_fd); /* releases the flock */
     free(bs->dir);
@@ -83,6 +90,8 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     int64_t rate = (opt && opt->compact_rate) ? opt->compact_rate : BS_DEFAULT_COMPACT_RATE;
     bs->lock_fd = -1;
     pthread_mutex_init(&bs->compact_mu, NULL);
+    pthread_mutex_init(&bs->gc_mu, NULL);
+    pthread_cond_init(&bs->gc_cond, NULL);
     pthread_mutex_init(&bs->sync_mu, NULL);
     pthread_mutex_init(&bs->append_mu, NULL);
     /* Prefer writers: a stream of reads must not starve appends waiting to publish. */
