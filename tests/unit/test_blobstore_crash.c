@@ -91,7 +91,8 @@ static void workload(bs_store *bs, uint64_t seed, model *m)
         bs_id id = tag_id((uint32_t)i);
         cm_err e = CM_OK;
         if (r < 50 && !b->del_issued) {
-            size_t n = 1 + (size_t)(rnd() % (rnd() % 4 == 0 ? sizeof(buf) : 3000));
+            uint64_t big = rnd() % 4 == 0; /* separate statements: a fixed order of rnd() calls */
+            size_t n = 1 + (size_t)(rnd() % (big ? sizeof(buf) : 3000));
             for (size_t j = 0; j < n; j++)
                 buf[j] = pat((uint32_t)i, b->appended + j);
             e = bs_append(bs, &id, b->appended, buf, n);
