@@ -343,6 +343,37 @@ static void test_flip_on_read(void)
     fio_free(f);
 }
 
+static void test_delete_then_crash(void)
+{
+    /* Blob 1 fills segment 1 and spills into segment 2, which blob 2 keeps alive. Deleting blob 1
+     * unlinks segment 1 at once; a crash right after must not leave blob 1 half there (its
+     * tombstone has to be durable before that unlink). */
+    const char *dir = test_dir("delcrash");
+    fio *f = fio_new(SEED + 3);
+    bs_options opt = {.segment_max = 64 * 1024, .io = fio_io(f), .compact_rate = -1};
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 60000), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 60000, 30000), CM_OK); /* fills segment 1, rest in segment 2 */
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 10000), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_id id1 = tag_id(1);
+    CU_ASSERT_EQUAL(bs_delete(bs, &id1), CM_OK);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.segments, 1); /* segment 1 is gone */
+    fio_crash_at(f, fio_ops(f) + 1);
+    bs_close(bs);
+    fio_reboot(f, FIO_DROP_UNSYNCED);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    uint64_t sz = 0;
+    cm_err e = bs_size(bs, &id1, &sz);
+    CU_ASSERT(e == CM_ERR_NOTFOUND || (e == CM_OK && verify(bs, 1, 90000)));
+    CU_ASSERT(verify(bs, 2, 10000));
+    bs_close(bs);
+    fio_free(f);
+}
+
 static void test_lock(void)
 {
     const char *dir = test_dir("lock");
@@ -364,6 +395,7 @@ void cu_register(void)
                                     {"enospc_then_freed", test_enospc_then_freed},
                                     {"enospc_during_compaction", test_enospc_during_compaction},
                                     {"flip_on_read", test_flip_on_read},
+                                    {"delete_then_crash", test_delete_then_crash},
                                     {"drive_lock", test_lock},
                                     {NULL, NULL}};
     cu_add_suite("blobstore_compact", tests);
