@@ -205,6 +205,7 @@ static cm_err finish(bs_store *bs, bs_seg *s)
                 (unsigned long long)size);
         bs_seg_destroy(bs, s);
         e = bs_sync_dir(bs);
+        bs_reclaim(bs); /* segments whose tombstones only mattered while this one lived */
         __atomic_add_fetch(&bs->compacted_segs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&bs->compact_freed, size, __ATOMIC_RELAXED);
     } else {
