@@ -155,8 +155,10 @@ perf_stop() {
     kill -INT "$perfpid" 2>/dev/null || true
     wait "$perfpid" 2>/dev/null || true
     perfpid=""
-    perf report -i "$work/perf-$1.data" --stdio --no-children --percent-limit 1.5 2>/dev/null |
-        grep -v '^$' | head -150 >"${OUT%.md}-perf-$1.txt" || true
+    { # flat profile by symbol, then by shared object (the binary has no frame pointers)
+        perf report -i "$work/perf-$1.data" --stdio --no-children -g none --percent-limit 0.7
+        perf report -i "$work/perf-$1.data" --stdio --no-children -g none --sort dso
+    } 2>/dev/null | grep -v -e '^$' -e '^# *$' >"${OUT%.md}-perf-$1.txt" || true
 }
 
 # ---- workloads ----
