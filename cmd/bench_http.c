@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 #define MAX_HEAD (64 * 1024)
 #define ERRTEXT 160
@@ -445,7 +446,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         drop(c); /* the server closed an idle keep-alive connection: reconnect on demand */
         return;
     }
-    fail(c, (what & BEV_EVENT_TIMEOUT) ? "timed out"
-            : (what & BEV_EVENT_EOF)   ? "connection closed by the server"
-                                       : "connection error");
+    char why[160];
+    if (what & BEV_EVENT_TIMEOUT)
+        snprintf(why, sizeof(why), "timed out after %d s", c->t->timeout_s);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof(why), "connection closed by the server");
+    else
+        snprintf(why, sizeof(why), "connection error: %s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    fail(c, why);
 }
