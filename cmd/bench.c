@@ -360,7 +360,7 @@ static void usage(FILE *f)
             "  --prefix P            key names P-00000000.. (default obj; [A-Za-z0-9._-])\n"
             "  --op OP               put|get|head|delete|list|mixed (default put)\n"
             "  --mix get=70,put=20,delete=5,list=5   weights of a mixed run\n"
-            "  --size N[KMG] | MIN-MAX[:uniform|:log] (log: log2-uniform)   object size or "
+            "  --size N[KMG] | MIN-MAX[ uniform| log] (log: log2-uniform)   object size or "
             "distribution (4K)\n"
             "  --concurrency N       connections, one request in flight each (16)\n"
             "  --duration S          seconds to run (default 10 unless --count)\n"
@@ -611,6 +611,21 @@ static void default_credentials(bench_signer *sg)
         snprintf(sg->region, sizeof(sg->region), "us-east-1");
 }
 
+/* "--size 4K-1M uniform" (the word form of ":uniform" / ":log"): 2 when argv[j] was such a word. */
+static int size_word(bench_opts *o, const char *a, int argc, char **argv, int j, char *sizespec,
+                     size_t speccap)
+{
+    if (strcmp(a, "--size") != 0 || j >= argc || o->size_min == o->size_max)
+        return 1;
+    if (strcmp(argv[j], "log") == 0 && o->size_min > 0)
+        o->size_log = 1;
+    else if (strcmp(argv[j], "uniform") != 0)
+        return 1;
+    size_t n = strlen(sizespec);
+    snprintf(sizespec + n, speccap - n, ":%s", argv[j]);
+    return 2;
+}
+
 /* 0 to run, 1 after --help, 2 on bad usage. */
 static int parse_args(int argc, char **argv, bench_opts *o, bench_signer *sg, char *sizespec,
                       size_t speccap)
@@ -630,7 +645,7 @@ static int parse_args(int argc, char **argv, bench_opts *o, bench_signer *sg, ch
         else if (strcmp(a, "--no-preload") == 0)
             o->preload = 0;
         else if (i + 1 < argc && option_value(o, sg, a, argv[i + 1], sizespec, speccap) == 0)
-            i++;
+            i += size_word(o, a, argc, argv, i + 2, sizespec, speccap);
         else {
             fprintf(stderr, "cairn bench: bad option or value: %s%s%s\n", a,
                     i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
