@@ -23,9 +23,8 @@
 #include "cm_checksum.h"
 #include "cm_config.h"
 #include "cm_util.h"
+#include "cmd.h"
 #include "gw_auth.h"
-
-int cmd_admin(int argc, char **argv);
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

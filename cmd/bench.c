@@ -13,6 +13,7 @@
  * stdout. Exit status: 0 when every request succeeded, 1 when any failed, 2 on bad usage.
  */
 #include "bench.h"
+#include "cmd.h"
 
 #include <errno.h>
 #include <signal.h>

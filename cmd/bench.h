@@ -21,8 +21,6 @@
 struct event_base;
 struct evbuffer;
 
-int cmd_bench(int argc, char **argv);
-
 /* ---- latency histogram ---- */
 
 /*

@@ -16,9 +16,8 @@
 #include <time.h>
 
 #include "bs.h"
+#include "cmd.h"
 #include "cm_log.h"
-
-int cmd_fsck(int argc, char **argv);
 
 #define FSCK_MAX_DRIVES 256
 #define FSCK_PROGRESS_MIN (64ull << 20)

@@ -6,14 +6,6 @@
 
 #include "cmd.h"
 
-/*
- * Subcommands that are landing in parallel are declared weak, so the binary links before their
- * file exists; each becomes an ordinary declaration in cmd.h once it has landed.
- */
-int cmd_bench(int argc, char **argv) __attribute__((weak));
-int cmd_fsck(int argc, char **argv) __attribute__((weak));
-int cmd_admin(int argc, char **argv) __attribute__((weak));
-
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -29,8 +21,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cairn <command> [options]\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].fn)
-            fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "  %-10s %s\n", "version", "print the version");
 }
 
@@ -41,7 +32,7 @@ int main(int argc, char **argv)
         return 2;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].fn && strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("cairn %s\n", CAIRN_VERSION);
