@@ -92,6 +92,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = set_listen(o, value);
     else if (IS("server", "data"))
         bad = snprintf(o->data, sizeof(o->data), "%s", value) >= (int)sizeof(o->data);
+    else if (IS("server", "workers"))
+        bad = parse_int(value, 1, 1024, &n) || (o->gw.workers = (int)n, 0);
     else if (IS("server", "threads"))
         bad = parse_int(value, 0, 256, &n) || (o->net.threads = (int)n, 0);
     else if (IS("server", "region"))

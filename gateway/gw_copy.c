@@ -314,7 +314,7 @@ void gw_op_copy(gw_req *r, int part)
         snprintf(p.ck_value, sizeof(p.ck_value), "%s", st->body.ck_value);
         p.inline_data = st->body.has_layout ? NULL : st->body.inl;
         p.layout = st->body.layout;
-        if (gw_part_commit(r, &p, 1) == CM_OK)
+        if (gw_part_commit(r, &p) == CM_OK)
             st->body.has_layout = 0;
     }
     if (st->body.has_layout) /* not committed: free the new data */

@@ -21,6 +21,7 @@
 #include "md.h"
 
 typedef struct gw_leases gw_leases;
+typedef struct gw_pool gw_pool;
 
 struct gw {
     gw_config cfg;
@@ -28,6 +29,7 @@ struct gw {
     md_store *md;
     gw_store *data;
     gw_leases *leases; /* blobs being read (gw_lease.c) */
+    gw_pool *pool;     /* worker threads for fsyncs and commits (gw_pool.c) */
     volatile int ready;
     uint64_t req_seq;       /* request id counter (atomic) */
     struct gw_scrub *scrub; /* attached by gw_scrub_new, for the admin API (gw_scrub.h) */
@@ -36,6 +38,7 @@ struct gw {
 
 typedef struct gw_req gw_req;
 typedef void (*gw_finish_fn)(gw_req *r);
+typedef void (*gw_work_fn)(gw_req *r);
 
 /* Where a request body goes. */
 typedef enum {
@@ -93,7 +96,14 @@ struct gw_req {
     int leased;                  /* obj's blobs are leased (released in on_done) */
     uint64_t send_pos, send_end; /* object offsets still to send: [send_pos, send_end) */
     gw_finish_fn drain;          /* produces more of a streaming response (from on_drain) */
-    void *op;                    /* operation-private state, freed by op_free */
+    /* Offloaded work (gw_pool.c): owned by a worker while busy. */
+    gw_work_fn job_work;
+    gw_finish_fn job_done;
+    gw_req *job_next;
+    struct event_base *base; /* the loop that owns the connection */
+    int busy;                /* a worker holds the request (loop-thread flag) */
+    int orphaned;            /* the connection closed while busy: free on completion */
+    void *op;                /* operation-private state, freed by op_free */
     void (*op_free)(void *);
 };
 
@@ -136,6 +146,24 @@ cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_objec
 /* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
 void gw_free_object_data(gw *g, const md_object *obj);
 
+/*
+ * Make the request's body data durable: flush the writer's last stripe and fdatasync the drives
+ * (sets r->layout/has_layout). CM_OK at once for inline bodies. Blocking: call it from a worker.
+ */
+cm_err gw_body_seal(gw_req *r);
+/* Free a request and everything it owns (the end of on_done, or of an orphaned job). */
+void gw_req_free(gw_req *r);
+
+/* ---- gw_pool.c: blocking work off the event loops ---- */
+
+cm_err gw_pool_new(int nthreads, gw_pool **out);
+void gw_pool_free(gw_pool *p); /* waits for running jobs */
+/*
+ * Run work(r) on a worker thread, then done(r) on r's event loop. While it runs the request
+ * belongs to the worker: the loop must not touch it, and work must not use r->net.
+ */
+void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
+
 /* ---- operations ---- */
 
 void gw_op_list_buckets(gw_req *r);
@@ -144,8 +172,8 @@ void gw_op_object(gw_req *r);         /* every request addressed to an object */
 void gw_op_multipart(gw_req *r);      /* requests with ?uploads or ?uploadId on an object */
 void gw_op_copy(gw_req *r, int part); /* CopyObject (part 0) or UploadPartCopy (part 1) */
 
-/* Record an uploaded or copied part and answer the client. On failure the error is sent. */
-cm_err gw_part_commit(gw_req *r, md_part *p, int is_copy);
+/* Record a copied part (UploadPartCopy) and answer the client. On failure the error is sent. */
+cm_err gw_part_commit(gw_req *r, md_part *p);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
 /* If-None-Match: * / If-Match of a write into c (etag copied into etag_buf). */

@@ -101,6 +101,8 @@ static void create_upload(gw_req *r)
 typedef struct {
     uint32_t number;
     md_upload up;
+    md_part part; /* the part being recorded; inline data borrowed from the request */
+    cm_err err;   /* result of the commit (worker) */
 } part_state;
 
 static void part_state_free(void *p)
@@ -111,36 +113,34 @@ static void part_state_free(void *p)
     free(ps);
 }
 
-cm_err gw_part_commit(gw_req *r, md_part *p, int is_copy)
+/* Record part p of the request's upload and free the part it replaced. No r->net here. */
+static cm_err part_record(gw_req *r, md_part *p)
 {
-    part_state *ps = is_copy ? NULL : r->op;
-    const char *upload_id = gw_query_get(&r->q, "uploadId");
     md_part old = {0};
     int had_old = 0;
-    uint64_t n = 0;
-
-    if (is_copy) {
-        gw_parse_count(gw_query_get(&r->q, "partNumber"), 0, GW_MAX_PARTS, &n);
-        p->number = (uint32_t)n;
-    } else {
-        p->number = ps->number;
-    }
-    cm_err err = md_part_put(r->g->md, r->bucket, r->key, upload_id, p, &old, &had_old);
-    if (err != CM_OK) {
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
-        return err;
-    }
-    if (had_old) {
+    cm_err err = md_part_put(r->g->md, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), p, &old,
+                             &had_old);
+    if (err == CM_OK && had_old) {
         if (!old.inline_data)
             gw_delete(r->g->data, &old.layout);
         md_part_release(&old);
+    }
+    return err;
+}
+
+/* Answer an UploadPart (ETag and checksum headers) or an UploadPartCopy (XML). */
+static void part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
+{
+    if (err != CM_OK) {
+        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
+        return;
     }
     if (is_copy) {
         struct evbuffer *buf = evbuffer_new();
         gw_xml_copy_result(buf, 1, p->etag, p->mtime_ms, p->ck_alg, p->ck_value);
         gw_resp_xml(r, 200, buf);
         evbuffer_free(buf);
-        return CM_OK;
+        return;
     }
     char q[48];
     snprintf(q, sizeof(q), "\"%s\"", p->etag);
@@ -152,23 +152,49 @@ cm_err gw_part_commit(gw_req *r, md_part *p, int is_copy)
         net_resp_header(r->net, name, p->ck_value);
     }
     net_resp_end(r->net);
-    return CM_OK;
+}
+
+cm_err gw_part_commit(gw_req *r, md_part *p)
+{
+    uint64_t n = 0;
+    gw_parse_count(gw_query_get(&r->q, "partNumber"), 0, GW_MAX_PARTS, &n);
+    p->number = (uint32_t)n;
+    cm_err err = part_record(r, p);
+    part_reply(r, p, 1, err);
+    return err;
+}
+
+/* Worker: make the part's data durable and record it. */
+static void part_work(gw_req *r)
+{
+    part_state *ps = r->op;
+    if ((ps->err = gw_body_seal(r)) != CM_OK)
+        return;
+    if (r->has_layout)
+        ps->part.layout = r->layout;
+    else
+        ps->part.inline_data = r->inl;
+    if ((ps->err = part_record(r, &ps->part)) == CM_OK)
+        r->has_layout = 0;
+}
+
+static void part_done(gw_req *r)
+{
+    part_state *ps = r->op;
+    part_reply(r, &ps->part, 0, ps->err);
 }
 
 static void part_finish(gw_req *r)
 {
-    md_part p = {0};
-    p.size = r->body_len;
-    p.mtime_ms = cm_now_ms();
-    cm_hex_encode(r->md5_digest, 16, p.etag);
-    p.ck_alg = gw_md_alg(r->ck_alg);
-    snprintf(p.ck_value, sizeof(p.ck_value), "%s", r->ck_value);
-    if (r->has_layout)
-        p.layout = r->layout;
-    else
-        p.inline_data = r->inl;
-    if (gw_part_commit(r, &p, 0) == CM_OK)
-        r->has_layout = 0;
+    part_state *ps = r->op;
+    md_part *p = &ps->part;
+    p->number = ps->number;
+    p->size = r->body_len;
+    p->mtime_ms = cm_now_ms();
+    cm_hex_encode(r->md5_digest, 16, p->etag);
+    p->ck_alg = gw_md_alg(r->ck_alg);
+    snprintf(p->ck_value, sizeof(p->ck_value), "%s", r->ck_value);
+    gw_offload(r, part_work, part_done);
 }
 
 static void upload_part(gw_req *r, const char *upload_id)

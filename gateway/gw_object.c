@@ -184,77 +184,95 @@ md_cksum_alg gw_md_alg(cm_ck_alg a)
  * Commit obj with cond, answer the client, free what the commit replaced. On failure the
  * request's data (r->has_layout) is freed by on_done.
  */
-static void commit_object(gw_req *r, md_object *obj, const md_cond *cond)
-{
-    md_object old = {0};
-    int had_old = 0;
-    cm_err err = md_object_put(r->g->md, r->bucket, obj, cond, &old, &had_old);
-
-    if (err == CM_ERR_NOTFOUND) {
-        gw_error(r, cond && cond->if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
-        return;
-    }
-    if (err != CM_OK) {
-        gw_error_cm(r, err);
-        return;
-    }
-    r->has_layout = 0; /* the record owns the data now */
-    if (had_old) {
-        gw_free_object_data(r->g, &old);
-        md_object_release(&old);
-    }
-    gw_resp_start(r, 200, 0);
-    write_result_headers(r, obj);
-    net_resp_end(r->net);
-}
-
 /* ---- PutObject ---- */
 
 typedef struct {
     md_cond cond;
     char etag[64];
+    md_object obj; /* the record to commit; key, parts and inline data are borrowed */
+    md_part part;  /* its body when stored as stripes */
+    cm_err err;    /* result of the commit (worker) */
 } put_state;
 
+static void put_state_free(void *p)
+{
+    put_state *ps = p;
+    if (!ps)
+        return;
+    /* Borrowed fields must not be freed by the release. */
+    ps->obj.key = NULL;
+    ps->obj.parts = NULL;
+    ps->obj.nparts = 0;
+    ps->obj.inline_data = NULL;
+    md_object_release(&ps->obj);
+    free(ps);
+}
+
+/* Worker: make the data durable, commit the record, free what it replaced. No r->net here. */
+static void put_work(gw_req *r)
+{
+    put_state *ps = r->op;
+    md_object old = {0};
+    int had_old = 0;
+
+    if ((ps->err = gw_body_seal(r)) != CM_OK)
+        return;
+    if (r->has_layout) {
+        ps->part.layout = r->layout;
+        ps->obj.parts = &ps->part;
+        ps->obj.nparts = 1;
+    } else {
+        ps->obj.inline_data = r->inl;
+        ps->obj.inline_len = r->inl_len;
+    }
+    ps->err = md_object_put(r->g->md, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
+    if (ps->err != CM_OK)
+        return;
+    r->has_layout = 0; /* the record owns the data now */
+    if (had_old) {
+        gw_free_object_data(r->g, &old);
+        md_object_release(&old);
+    }
+}
+
+/* Loop: answer the client. */
+static void put_done(gw_req *r)
+{
+    put_state *ps = r->op;
+    if (ps->err == CM_ERR_NOTFOUND)
+        gw_error(r, ps->cond.if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
+    else if (ps->err != CM_OK)
+        gw_error_cm(r, ps->err);
+    else {
+        gw_resp_start(r, 200, 0);
+        write_result_headers(r, &ps->obj);
+        net_resp_end(r->net);
+    }
+}
+
+/* Loop: the body is complete and verified; build the record from the request, then commit. */
 static void put_finish(gw_req *r)
 {
     put_state *ps = r->op;
-    md_object o = {0};
-    md_part part = {0};
+    md_object *o = &ps->obj;
     gw_s3err e;
 
-    o.key = r->key;
-    snprintf(o.version_id, sizeof(o.version_id), "null");
-    o.size = r->body_len;
-    o.mtime_ms = cm_now_ms();
-    cm_hex_encode(r->md5_digest, 16, o.etag);
-    o.ck_alg = gw_md_alg(r->ck_alg);
-    o.ck_type = MD_CKTYPE_FULL_OBJECT;
-    snprintf(o.ck_value, sizeof(o.ck_value), "%s", r->ck_value);
-    if ((e = gw_object_headers_from_request(r, &o)) != GW_OK) {
-        o.key = NULL;
-        md_object_release(&o);
+    o->key = r->key;
+    snprintf(o->version_id, sizeof(o->version_id), "null");
+    o->size = r->body_len;
+    o->mtime_ms = cm_now_ms();
+    cm_hex_encode(r->md5_digest, 16, o->etag);
+    o->ck_alg = gw_md_alg(r->ck_alg);
+    o->ck_type = MD_CKTYPE_FULL_OBJECT;
+    snprintf(o->ck_value, sizeof(o->ck_value), "%s", r->ck_value);
+    if ((e = gw_object_headers_from_request(r, o)) != GW_OK) {
         gw_error(r, e, NULL);
         return;
     }
-    if (r->has_layout) {
-        part.number = 0;
-        part.size = r->body_len;
-        part.mtime_ms = o.mtime_ms;
-        memcpy(part.etag, o.etag, sizeof(part.etag));
-        part.layout = r->layout;
-        o.parts = &part;
-        o.nparts = 1;
-    } else {
-        o.inline_data = r->inl;
-        o.inline_len = r->inl_len;
-    }
-    commit_object(r, &o, &ps->cond);
-    /* Borrowed fields must not be freed by the release. */
-    o.key = NULL;
-    o.parts = NULL;
-    o.nparts = 0;
-    o.inline_data = NULL;
-    md_object_release(&o);
+    ps->part.size = r->body_len;
+    ps->part.mtime_ms = o->mtime_ms;
+    memcpy(ps->part.etag, o->etag, sizeof(ps->part.etag));
+    gw_offload(r, put_work, put_done);
 }
 
 static void put_object(gw_req *r)
@@ -268,7 +286,7 @@ static void put_object(gw_req *r)
         return;
     }
     r->op = ps;
-    r->op_free = free;
+    r->op_free = put_state_free;
     if ((e = gw_key_check(r->key, strlen(r->key))) != GW_OK) {
         gw_error(r, e, NULL);
         return;

@@ -43,6 +43,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->cell_size = 256 * 1024;
     cfg->inline_threshold = 64 * 1024;
     cfg->max_object_size = 5ULL << 30;
+    cfg->workers = 16;
 }
 
 static char *dup_or_null(const char *s)
@@ -80,7 +81,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
 
-    if ((err = gw_leases_new(&g->leases)) != CM_OK)
+    if ((err = gw_leases_new(&g->leases)) != CM_OK ||
+        (err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 16, &g->pool)) != CM_OK)
         goto fail;
     snprintf(path, sizeof(path), "%s/meta", g->data_dir);
     err = md_open(path, 0, &g->md);
@@ -118,6 +120,7 @@ void gw_free(gw *g)
 {
     if (!g)
         return;
+    gw_pool_free(g->pool); /* first: jobs use the stores */
     gw_store_close(g->data);
     md_close(g->md);
     gw_leases_free(g->leases);
@@ -644,17 +647,19 @@ static void on_body_end(net_req *nr, void *arg)
         gw_error(r, e, NULL);
         return;
     }
-    if (r->writer) {
-        gw_writer *w = r->writer;
-        r->writer = NULL; /* finish frees it whatever happens */
-        cm_err err = gw_writer_finish(w, &r->layout);
-        if (err != CM_OK) {
-            gw_error_cm(r, err);
-            return;
-        }
-        r->has_layout = 1;
-    }
     r->finish(r);
+}
+
+cm_err gw_body_seal(gw_req *r)
+{
+    gw_writer *w = r->writer;
+    if (!w)
+        return CM_OK;
+    r->writer = NULL; /* finish frees it whatever happens */
+    cm_err err = gw_writer_finish(w, &r->layout);
+    if (err == CM_OK)
+        r->has_layout = 1;
+    return err;
 }
 
 static void on_drain(net_req *nr, void *arg)
@@ -671,12 +676,21 @@ static void on_done(net_req *nr, int aborted, void *arg)
     (void)arg;
     if (!r)
         return;
+    if (aborted)
+        CM_DEBUG(MOD, "req=%s aborted%s", r->id, r->busy ? " while a worker holds it" : "");
+    r->net = NULL;
+    if (r->busy)
+        r->orphaned = 1; /* the worker's completion frees it */
+    else
+        gw_req_free(r);
+}
+
+void gw_req_free(gw_req *r)
+{
     if (r->writer)
         gw_writer_abort(r->writer);
     if (r->has_layout) /* durable data that no metadata record took over */
         gw_delete(r->g->data, &r->layout);
-    if (aborted)
-        CM_DEBUG(MOD, "req=%s aborted", r->id);
     gw_chunked_free(r->chunked);
     if (r->decoded)
         evbuffer_free(r->decoded);
