@@ -2,18 +2,22 @@
  * gw_server.c - the gateway's request pipeline: routing, authentication, error responses and the
  * body pipeline that every writing operation shares.
  *
- * Phases of a request (all on the event loop thread that owns its connection):
- *   on_request   health checks; parse the target; find bucket and key (path style, or
- *                virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 header or presigned);
- *                dispatch to the operation's start function.
- *   on_body      payload bytes: through the aws-chunked decoder when streamed, then the running
- *                hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was
- * signed, the x-amz-checksum algorithm), then the sink (memory for XML, inline buffer then erasure
- * writer for data). Nothing becomes visible before on_body_end verified all. on_body_end  length,
- * chunk framing, payload hash, Content-MD5 and checksum checks; flush the data writer (fdatasync);
- * then the operation's finish function commits metadata. on_drain     more of a streaming GET
- * response. on_done      release everything; a data writer still open is aborted (its blobs
- * deleted).
+ * Phases of a request, on the event loop thread that owns its connection:
+ *
+ * - on_request: health checks; parse the target; find bucket and key (path style, or
+ *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned);
+ *   dispatch to the operation's start function.
+ * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
+ *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
+ *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
+ *   writer, for data).
+ * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
+ *   anything is committed; then the operation's finish function runs. Writes hand their blocking
+ *   end (fdatasync of the data, the metadata commit) to a worker (gw_pool.c) and answer when it
+ *   comes back.
+ * - on_drain: more of a streaming GET response.
+ * - on_done: release everything; a data writer still open is aborted (its blobs deleted). A
+ *   request a worker still holds is freed when the worker's job completes.
  *
  * Memory per request: at most one stripe in the writer, the inline buffer (inline_threshold), an
  * XML body up to its cap, and one read piece for GETs; never proportional to the object size.
