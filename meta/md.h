@@ -2,10 +2,12 @@
  * md.h - metadata: object, bucket and multipart records in an LMDB store.
  *
  * This is the single-node metadata store. Records are encoded in a versioned binary format
- * (md_record.c) so that later replication can ship them unchanged. Every write is one LMDB write
- * transaction (durable when the call returns: LMDB syncs on commit), and conditional writes check
- * their condition inside that same transaction, so two racing conditional PUTs can never both
- * succeed.
+ * (md_record.c) so that later replication can ship them unchanged. Every write is atomic and
+ * durable when the call returns: concurrent writes from different threads are group-committed
+ * (md_commit.c), each applied in its own nested LMDB transaction inside one shared write
+ * transaction that is synced once, so one write's failure never affects another's. Conditional
+ * writes check their condition inside their own (nested) transaction, after every write applied
+ * before them, so two racing conditional PUTs can never both succeed.
  *
  * Key space (one LMDB environment, named databases):
  *   buckets   name                          -> md_bucket record
@@ -18,7 +20,7 @@
  * caller releases them with the matching *_release function. Input structs are borrowed.
  *
  * Thread safety: an md_store may be used from any number of threads (LMDB readers do not block;
- * writers serialise on LMDB's writer lock). The environment is opened with MDB_NOTLS.
+ * writers queue and share commits). The environment is opened with MDB_NOTLS.
  */
 #ifndef MD_H
 #define MD_H
@@ -124,6 +126,19 @@ void md_upload_release(md_upload *up);
 /* Open or create the store in dir (created if missing). map_size 0 = 64 GiB of address space. */
 cm_err md_open(const char *dir, size_t map_size, md_store **out);
 void md_close(md_store *md); /* NULL is a no-op */
+
+/* Group commit counters since md_open (a consistent snapshot; see docs/metadata.md). */
+typedef struct {
+    uint64_t ops;           /* write calls applied (each in its own nested transaction) */
+    uint64_t ops_committed; /* of those, made durable by a successful commit */
+    uint64_t ops_failed;    /* returned an error of their own (condition, NOTFOUND, NOSPC, ...) */
+    uint64_t batches;       /* batches run by a leader */
+    uint64_t commits;       /* write transactions committed: one sync each */
+    uint64_t commit_errors; /* commits that failed (every op of the batch got the error) */
+    uint64_t max_batch;     /* most ops in one batch */
+} md_stats;
+
+void md_stats_get(md_store *md, md_stats *out);
 
 /* ---- Buckets ---- */
 

@@ -6,15 +6,66 @@
 #define MD_INT_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "cm_log.h"
 #include "md.h"
 
 #define MD_MOD "md"
 
+/* ---- Group commit (md_commit.c) ---- */
+
+/* Most ops a leader takes into one write transaction. */
+#define MD_BATCH_MAX 256
+
+/*
+ * One write, applied by the batch leader inside txn (a nested transaction, or the batch's own
+ * when it is alone). arg is the op's private state: the function reads and writes only it and
+ * the store. It returns the op's result and clears *wrote when it succeeded without changing
+ * anything (nothing to commit). Anything it allocates stays in arg: the caller frees it after
+ * md_write returns, when the final result may still be a failed commit.
+ */
+typedef cm_err (*md_apply_fn)(md_store *md, MDB_txn *txn, void *arg, int *wrote);
+
+typedef struct md_op md_op;
+
+/* A leader's hook before it applies a batch of n ops (tests only; runs without the lock). */
+typedef void (*md_batch_hook)(void *arg, size_t n);
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t queued_cv; /* signalled per enqueue while someone waits in md_gc_wait_queued */
+    md_op *head, *tail;       /* ops waiting for a leader, in arrival order */
+    size_t nqueued;
+    int leading;   /* a leader is running a batch */
+    int qwaiters;  /* threads in md_gc_wait_queued */
+    size_t max;    /* batch limit (MD_BATCH_MAX; tests may lower it) */
+    int fail_next; /* tests: this many next commits fail with fail_rc */
+    int fail_rc;
+    md_batch_hook hook;
+    void *hook_arg;
+    md_stats st;
+} md_gc;
+
+cm_err md_gc_init(md_gc *gc);
+void md_gc_release(md_gc *gc);
+/*
+ * Run one write: queue it, and either lead batches until it is done or wait for a leader to run
+ * it. Returns the op's result, or the batch's commit error (then nothing of the batch is durable).
+ */
+cm_err md_write(md_store *md, md_apply_fn apply, void *arg);
+
+/* Test hooks: batch limit, a hook before each batch, failing the next n commits with LMDB code
+ * rc, and waiting until at least n ops are queued (no sleeping: signalled per enqueue). */
+void md_gc_set_max(md_store *md, size_t max);
+void md_gc_set_hook(md_store *md, md_batch_hook hook, void *arg);
+void md_gc_fail_commits(md_store *md, int n, int rc);
+void md_gc_wait_queued(md_store *md, size_t n);
+
 struct md_store {
     MDB_env *env;
     MDB_dbi buckets, objects, uploads, parts;
+    md_gc gc;
 };
 
 /* Longest composite key: bucket \0 key \0 upload_id. */

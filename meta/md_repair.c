@@ -6,7 +6,9 @@
  * read, the part being repaired must still be stored under the blob the scrubber read (otherwise
  * the object was overwritten, deleted or repaired by someone else meanwhile: CM_ERR_CONFLICT, and
  * the caller drops its new data), and only that part's layout is replaced. Nothing else in the
- * record changes (ETag, mtime, checksums, headers), because the payload is the same bytes.
+ * record changes (ETag, mtime, checksums, headers), because the payload is the same bytes. The
+ * check and the write form one group-commit op (md_commit.c), applied in its own nested
+ * transaction, so a client overwrite ordered before it in the same batch is seen.
  */
 #include <string.h>
 
@@ -26,35 +28,39 @@ static cm_err check_part(const md_object *cur, size_t part_index, const uint8_t 
     return CM_OK;
 }
 
+typedef struct {
+    uint8_t k[MD_KEYBUF];
+    size_t kl, part_index;
+    const uint8_t *old_blob;
+    const md_layout *new_layout;
+} replace_op;
+
+static cm_err replace_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    replace_op *op = arg;
+    md_object cur;
+    int found = 0;
+    (void)wrote;
+    cm_err e = md_object_read(txn, md, op->k, op->kl, &cur, &found);
+    if (e == CM_OK && !found)
+        e = CM_ERR_CONFLICT; /* deleted meanwhile */
+    if (e == CM_OK)
+        e = check_part(&cur, op->part_index, op->old_blob, op->new_layout);
+    if (e == CM_OK) {
+        cur.parts[op->part_index].layout = *op->new_layout;
+        e = md_object_write(txn, md, op->k, op->kl, &cur);
+    }
+    if (found)
+        md_object_release(&cur);
+    return e;
+}
+
 cm_err md_object_replace_layout(md_store *md, const char *bucket, const char *key,
                                 size_t part_index, const uint8_t old_blob[16],
                                 const md_layout *new_layout)
 {
-    uint8_t k[MD_KEYBUF];
-    size_t kl;
-    MDB_txn *txn;
-    md_object cur;
-    int found = 0;
-
-    if (md_key_object(bucket, key, k, &kl) != CM_OK)
+    replace_op op = {.part_index = part_index, .old_blob = old_blob, .new_layout = new_layout};
+    if (md_key_object(bucket, key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    e = md_object_read(txn, md, k, kl, &cur, &found);
-    if (e == CM_OK && !found)
-        e = CM_ERR_CONFLICT; /* deleted meanwhile */
-    if (e == CM_OK)
-        e = check_part(&cur, part_index, old_blob, new_layout);
-    if (e == CM_OK) {
-        cur.parts[part_index].layout = *new_layout;
-        e = md_object_write(txn, md, k, kl, &cur);
-    }
-    if (e == CM_OK)
-        e = md_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    if (found)
-        md_object_release(&cur);
-    return e;
+    return md_write(md, replace_apply, &op);
 }

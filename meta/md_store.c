@@ -3,14 +3,18 @@
  *
  * One environment per store directory with four named databases (see md.h for the key space).
  * Opened with MDB_NOTLS because callers are worker threads that may hand a read transaction's
- * results across threads; commits are durable (no MDB_NOSYNC). Every public write is a single
- * write transaction, and a conditional write reads the current record and checks the condition
- * inside that transaction, so LMDB's single writer lock makes check-and-set atomic.
+ * results across threads; commits are durable (no MDB_NOSYNC). Every public write is an op run
+ * by the group commit (md_commit.c): its apply function runs in its own nested transaction of a
+ * shared batch, and a conditional write reads the current record and checks the condition inside
+ * that nested transaction, after every op ordered before it, so check-and-set stays atomic.
+ * Records are encoded by the caller before queueing, so the batch leader does less serial work;
+ * results (the replaced record) are handed out by the caller only once the batch is durable.
  *
  * Errors: MDB_MAP_FULL -> CM_ERR_NOSPC, any other LMDB failure -> CM_ERR_IO (logged with
  * mdb_strerror); records that do not decode -> CM_ERR_CORRUPT (logged by the codec).
  *
- * Threading: an md_store is shared by all threads; it holds no mutable state of its own.
+ * Threading: an md_store is shared by all threads; its only mutable state is the group commit
+ * queue and counters (md_commit.c, under their own mutex).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -114,8 +118,13 @@ cm_err md_open(const char *dir, size_t map_size, md_store **out)
     md_store *md = calloc(1, sizeof(*md));
     if (!md)
         return CM_ERR_NOMEM;
+    if (md_gc_init(&md->gc) != CM_OK) {
+        free(md);
+        return CM_ERR_NOMEM;
+    }
     int rc = mdb_env_create(&md->env);
     if (rc) {
+        md_gc_release(&md->gc);
         free(md);
         return md_mdb_err(rc, "mdb_env_create");
     }
@@ -127,6 +136,7 @@ cm_err md_open(const char *dir, size_t map_size, md_store **out)
     cm_err e = rc ? md_mdb_err(rc, dir) : open_dbs(md);
     if (e != CM_OK) {
         mdb_env_close(md->env);
+        md_gc_release(&md->gc);
         free(md);
         return e;
     }
@@ -141,35 +151,38 @@ void md_close(md_store *md)
     if (!md)
         return;
     mdb_env_close(md->env);
+    md_gc_release(&md->gc);
     free(md);
 }
 
 /* ---- Buckets ---- */
+
+typedef struct {
+    MDB_val k;
+    md_wbuf w; /* encoded bucket record */
+} bucket_create_op;
+
+static cm_err bucket_create_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    bucket_create_op *op = arg;
+    (void)wrote;
+    MDB_val v = {op->w.len, op->w.p};
+    int rc = mdb_put(txn, md->buckets, &op->k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return CM_ERR_EXISTS;
+    return rc ? md_mdb_err(rc, "put bucket") : CM_OK;
+}
 
 cm_err md_bucket_create(md_store *md, const md_bucket *b)
 {
     size_t nl = strnlen(b->name, sizeof(b->name));
     if (nl == 0 || nl > MD_BUCKET_MAX)
         return CM_ERR_INVAL;
-    md_wbuf w = {0};
-    MDB_txn *txn = NULL;
-    cm_err e = md_bucket_encode(b, &w);
+    bucket_create_op op = {.k = {nl, (void *)b->name}};
+    cm_err e = md_bucket_encode(b, &op.w);
     if (e == CM_OK)
-        e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        goto out;
-    MDB_val k = {nl, (void *)b->name}, v = {w.len, w.p};
-    int rc = mdb_put(txn, md->buckets, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST)
-        e = CM_ERR_EXISTS;
-    else if (rc)
-        e = md_mdb_err(rc, "put bucket");
-    if (e == CM_OK)
-        e = md_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-out:
-    md_w_free(&w);
+        e = md_write(md, bucket_create_apply, &op);
+    md_w_free(&op.w);
     return e;
 }
 
@@ -219,13 +232,11 @@ static cm_err bucket_range_empty(MDB_txn *txn, MDB_dbi dbi, const char *bucket)
     return e;
 }
 
-cm_err md_bucket_delete(md_store *md, const char *name)
+static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
-    MDB_txn *txn;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    e = bucket_read(txn, md, name, NULL);
+    const char *name = arg;
+    (void)wrote;
+    cm_err e = bucket_read(txn, md, name, NULL);
     if (e == CM_OK)
         e = bucket_range_empty(txn, md->objects, name);
     if (e == CM_OK)
@@ -235,10 +246,12 @@ cm_err md_bucket_delete(md_store *md, const char *name)
         int rc = mdb_del(txn, md->buckets, &k, NULL);
         e = rc ? md_mdb_err(rc, "del bucket") : CM_OK;
     }
-    if (e == CM_OK)
-        return md_txn_commit(txn);
-    mdb_txn_abort(txn);
     return e;
+}
+
+cm_err md_bucket_delete(md_store *md, const char *name)
+{
+    return md_write(md, bucket_delete_apply, (void *)name);
 }
 
 static cm_err bucket_collect(MDB_txn *txn, md_store *md, md_bucket **out, size_t *n)
@@ -370,64 +383,76 @@ static void clear_old(md_object *old, int *had_old)
         *had_old = 0;
 }
 
+/* State of one put or delete: the key, its input and the record it replaced. */
+typedef struct {
+    const char *bucket; /* NULL for a delete */
+    const md_cond *cond;
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    md_wbuf w; /* put: the encoded new record */
+    md_object cur;
+    int found;
+} object_op;
+
+static cm_err object_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    object_op *op = arg;
+    (void)wrote;
+    cm_err e = bucket_read(txn, md, op->bucket, NULL);
+    if (e == CM_OK)
+        e = md_object_read(txn, md, op->k, op->kl, &op->cur, &op->found);
+    if (e == CM_OK)
+        e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
+    if (e == CM_OK)
+        e = md_kv_put(txn, md->objects, op->k, op->kl, op->w.p, op->w.len);
+    return e;
+}
+
+/* Hand the replaced record to the caller when e is CM_OK, else free it. */
+static void object_op_finish(object_op *op, cm_err e, md_object *old, int *had_old)
+{
+    if (e == CM_OK)
+        give_old(&op->cur, op->found, old, had_old);
+    else if (op->found)
+        md_object_release(&op->cur);
+}
+
 cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old)
 {
-    uint8_t k[MD_KEYBUF];
-    size_t kl;
-    MDB_txn *txn;
-    md_object cur;
-    int found = 0;
+    object_op op = {.bucket = bucket, .cond = cond};
     clear_old(old, had_old);
-    if (!obj->key || !*obj->key || md_key_object(bucket, obj->key, k, &kl) != CM_OK)
+    if (!obj->key || !*obj->key || md_key_object(bucket, obj->key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    e = bucket_read(txn, md, bucket, NULL);
+    cm_err e = md_object_encode_w(obj, &op.w);
     if (e == CM_OK)
-        e = md_object_read(txn, md, k, kl, &cur, &found);
+        e = md_write(md, object_put_apply, &op);
+    md_w_free(&op.w);
+    object_op_finish(&op, e, old, had_old);
+    return e;
+}
+
+static cm_err object_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    object_op *op = arg;
+    cm_err e = md_object_read(txn, md, op->k, op->kl, &op->cur, &op->found);
     if (e == CM_OK)
-        e = md_cond_check(cond, found ? &cur : NULL);
-    if (e == CM_OK)
-        e = md_object_write(txn, md, k, kl, obj);
-    if (e == CM_OK)
-        e = md_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    if (e == CM_OK)
-        give_old(&cur, found, old, had_old);
-    else if (found)
-        md_object_release(&cur);
+        e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
+    if (e == CM_OK && op->found)
+        e = md_kv_del(txn, md->objects, op->k, op->kl);
+    if (e == CM_OK && !op->found)
+        *wrote = 0; /* nothing to delete: nothing to commit */
     return e;
 }
 
 cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const md_cond *cond,
                         md_object *old, int *had_old)
 {
-    uint8_t k[MD_KEYBUF];
-    size_t kl;
-    MDB_txn *txn;
-    md_object cur;
-    int found = 0;
+    object_op op = {.cond = cond};
     clear_old(old, had_old);
-    if (md_key_object(bucket, key, k, &kl) != CM_OK)
+    if (md_key_object(bucket, key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    e = md_object_read(txn, md, k, kl, &cur, &found);
-    if (e == CM_OK)
-        e = md_cond_check(cond, found ? &cur : NULL);
-    if (e == CM_OK && found)
-        e = md_kv_del(txn, md->objects, k, kl);
-    if (e == CM_OK && found)
-        e = md_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    if (e == CM_OK)
-        give_old(&cur, found, old, had_old);
-    else if (found)
-        md_object_release(&cur);
+    cm_err e = md_write(md, object_delete_apply, &op);
+    object_op_finish(&op, e, old, had_old);
     return e;
 }

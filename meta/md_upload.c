@@ -5,13 +5,14 @@
  * parts[upload_id \0 BE32(number)], so one upload's parts are contiguous and in number order.
  * Upload ids are unique store-wide (the caller makes them so) and hold no NUL.
  *
- * Atomicity: part_put checks the upload and replaces the part in one write transaction, so a part
- * can never be recorded for an upload that complete or abort already removed. complete checks the
- * upload and the condition, writes the object and removes the upload and every part in one
- * transaction; the removed part records go back to the caller, who frees the chunks the object
- * does not use.
+ * Atomicity: every write is a group-commit op (md_commit.c) applied in its own nested
+ * transaction. part_put checks the upload and replaces the part in one op, so a part can never
+ * be recorded for an upload that complete or abort already removed. complete checks the upload
+ * and the condition, writes the object and removes the upload and every part in one op; the
+ * removed part records go back to the caller (only once the batch is durable), who frees the
+ * chunks the object does not use.
  *
- * Threading: any thread; writers serialise on LMDB's writer lock.
+ * Threading: any thread; writers queue and share commits.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,40 +22,42 @@
 
 #define PART_KEY (MD_UPLOAD_ID_MAX + 1 + 4)
 
-/* Finish a write txn: commit on success, abort otherwise. */
-static cm_err txn_end(MDB_txn *txn, cm_err e)
+/* State of one upload write: keys, the encoded record, and what it removed or replaced. */
+typedef struct {
+    const char *bucket, *upload_id;
+    const md_cond *cond;
+    uint8_t k[MD_KEYBUF], ok[MD_KEYBUF], pk[PART_KEY];
+    size_t kl, okl, pkl;
+    md_wbuf w;
+    md_part *parts; /* complete, abort: the removed part records */
+    size_t nparts;
+    md_part oldpart; /* part_put: the replaced part */
+    md_object cur;   /* complete: the replaced object */
+    int found;
+} upload_op;
+
+static cm_err upload_create_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
-    if (e == CM_OK)
-        return md_txn_commit(txn);
-    mdb_txn_abort(txn);
-    return e;
+    upload_op *op = arg;
+    MDB_val bk = {strlen(op->bucket), (void *)op->bucket}, bv;
+    (void)wrote;
+    int rc = mdb_get(txn, md->buckets, &bk, &bv);
+    if (rc == MDB_NOTFOUND)
+        return CM_ERR_NOTFOUND;
+    if (rc)
+        return md_mdb_err(rc, "get bucket");
+    return md_kv_put(txn, md->uploads, op->k, op->kl, op->w.p, op->w.len);
 }
 
 cm_err md_upload_create(md_store *md, const char *bucket, const md_upload *up)
 {
-    uint8_t k[MD_KEYBUF];
-    size_t kl;
-    MDB_txn *txn;
-    md_wbuf w = {0};
-    if (!up->key || md_key_upload(bucket, up->key, up->upload_id, k, &kl) != CM_OK)
+    upload_op op = {.bucket = bucket};
+    if (!up->key || md_key_upload(bucket, up->key, up->upload_id, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
-    cm_err e = md_upload_encode(up, &w);
-    if (e != CM_OK)
-        return e;
-    e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        goto out;
-    MDB_val bk = {strlen(bucket), (void *)bucket}, bv;
-    int rc = mdb_get(txn, md->buckets, &bk, &bv);
-    if (rc == MDB_NOTFOUND)
-        e = CM_ERR_NOTFOUND;
-    else if (rc)
-        e = md_mdb_err(rc, "get bucket");
+    cm_err e = md_upload_encode(up, &op.w);
     if (e == CM_OK)
-        e = md_kv_put(txn, md->uploads, k, kl, w.p, w.len);
-    e = txn_end(txn, e);
-out:
-    md_w_free(&w);
+        e = md_write(md, upload_create_apply, &op);
+    md_w_free(&op.w);
     return e;
 }
 
@@ -84,45 +87,46 @@ cm_err md_upload_get(md_store *md, const char *bucket, const char *key, const ch
     return e;
 }
 
+static cm_err part_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    upload_op *op = arg;
+    MDB_val pkv = {op->pkl, op->pk}, v;
+    (void)wrote;
+    cm_err e = upload_read(txn, md, op->k, op->kl, NULL);
+    if (e != CM_OK)
+        return e;
+    int rc = mdb_get(txn, md->parts, &pkv, &v);
+    if (rc == 0) {
+        e = md_part_decode(v.mv_data, v.mv_size, &op->oldpart);
+        op->found = e == CM_OK;
+    } else if (rc != MDB_NOTFOUND) {
+        e = md_mdb_err(rc, "get part");
+    }
+    if (e == CM_OK && (rc = mdb_put(txn, md->parts, &pkv, &(MDB_val){op->w.len, op->w.p}, 0)))
+        e = md_mdb_err(rc, "put part");
+    return e;
+}
+
 cm_err md_part_put(md_store *md, const char *bucket, const char *key, const char *upload_id,
                    const md_part *part, md_part *old, int *had_old)
 {
-    uint8_t k[MD_KEYBUF], pk[PART_KEY];
-    size_t kl;
-    MDB_txn *txn;
-    md_wbuf w = {0};
-    md_part cur = {0};
-    int found = 0;
+    upload_op op = {.bucket = bucket};
     if (old)
         memset(old, 0, sizeof(*old));
     if (had_old)
         *had_old = 0;
-    if (md_key_upload(bucket, key, upload_id, k, &kl) != CM_OK)
+    if (md_key_upload(bucket, key, upload_id, op.k, &op.kl) != CM_OK)
         return CM_ERR_NOTFOUND;
-    MDB_val pkv = {md_key_part(upload_id, part->number, pk), pk}, v;
-    cm_err e = md_part_encode(part, &w);
-    if (e != CM_OK)
-        return e;
-    if ((e = md_txn_begin(md, 0, &txn)) != CM_OK)
-        goto out;
-    e = upload_read(txn, md, k, kl, NULL);
-    int rc = e == CM_OK ? mdb_get(txn, md->parts, &pkv, &v) : 0;
-    if (e == CM_OK && rc == 0) {
-        e = md_part_decode(v.mv_data, v.mv_size, &cur);
-        found = e == CM_OK;
-    } else if (e == CM_OK && rc != MDB_NOTFOUND) {
-        e = md_mdb_err(rc, "get part");
-    }
-    if (e == CM_OK && (rc = mdb_put(txn, md->parts, &pkv, &(MDB_val){w.len, w.p}, 0)) != 0)
-        e = md_mdb_err(rc, "put part");
-    e = txn_end(txn, e);
+    op.pkl = md_key_part(upload_id, part->number, op.pk);
+    cm_err e = md_part_encode(part, &op.w);
+    if (e == CM_OK)
+        e = md_write(md, part_put_apply, &op);
     if (e == CM_OK && old)
-        *old = cur, memset(&cur, 0, sizeof(cur));
+        *old = op.oldpart, memset(&op.oldpart, 0, sizeof(op.oldpart));
     if (e == CM_OK && had_old)
-        *had_old = found;
-out:
-    md_part_release(&cur);
-    md_w_free(&w);
+        *had_old = op.found;
+    md_part_release(&op.oldpart);
+    md_w_free(&op.w);
     return e;
 }
 
@@ -220,62 +224,64 @@ static void parts_out(md_part **tmp, size_t tn, cm_err e, md_part **parts, size_
     }
 }
 
+static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    upload_op *op = arg;
+    (void)wrote;
+    cm_err e = upload_read(txn, md, op->k, op->kl, NULL);
+    if (e == CM_OK)
+        e = md_object_read(txn, md, op->ok, op->okl, &op->cur, &op->found);
+    if (e == CM_OK)
+        e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
+    if (e == CM_OK)
+        e = md_kv_put(txn, md->objects, op->ok, op->okl, op->w.p, op->w.len);
+    if (e == CM_OK)
+        e = upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
+    return e;
+}
+
 cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_id,
                           const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
                           md_object *old, int *had_old)
 {
-    uint8_t k[MD_KEYBUF], ok[MD_KEYBUF];
-    size_t kl, okl, tn = 0;
-    md_part *tmp = NULL;
-    md_object cur;
-    int found = 0;
-    MDB_txn *txn;
+    upload_op op = {.bucket = bucket, .upload_id = upload_id, .cond = cond};
     if (old)
         memset(old, 0, sizeof(*old));
     if (had_old)
         *had_old = 0;
-    parts_out(&tmp, 0, CM_ERR_INVAL, parts, n);
-    if (!obj->key || md_key_upload(bucket, obj->key, upload_id, k, &kl) != CM_OK ||
-        md_key_object(bucket, obj->key, ok, &okl) != CM_OK)
+    parts_out(&op.parts, 0, CM_ERR_INVAL, parts, n);
+    if (!obj->key || md_key_upload(bucket, obj->key, upload_id, op.k, &op.kl) != CM_OK ||
+        md_key_object(bucket, obj->key, op.ok, &op.okl) != CM_OK)
         return CM_ERR_NOTFOUND;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    e = upload_read(txn, md, k, kl, NULL);
+    cm_err e = md_object_encode_w(obj, &op.w);
     if (e == CM_OK)
-        e = md_object_read(txn, md, ok, okl, &cur, &found);
-    if (e == CM_OK)
-        e = md_cond_check(cond, found ? &cur : NULL);
-    if (e == CM_OK)
-        e = md_object_write(txn, md, ok, okl, obj);
-    if (e == CM_OK)
-        e = upload_remove(txn, md, k, kl, upload_id, &tmp, &tn);
-    e = txn_end(txn, e);
-    parts_out(&tmp, tn, e, parts, n);
+        e = md_write(md, upload_complete_apply, &op);
+    md_w_free(&op.w);
+    parts_out(&op.parts, op.nparts, e, parts, n);
     if (e == CM_OK && old)
-        *old = cur, memset(&cur, 0, sizeof(cur));
+        *old = op.cur, memset(&op.cur, 0, sizeof(op.cur));
     if (e == CM_OK && had_old)
-        *had_old = found;
-    if (found)
-        md_object_release(&cur);
+        *had_old = op.found;
+    if (op.found)
+        md_object_release(&op.cur);
     return e;
+}
+
+static cm_err upload_abort_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    upload_op *op = arg;
+    (void)wrote;
+    return upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
 }
 
 cm_err md_upload_abort(md_store *md, const char *bucket, const char *key, const char *upload_id,
                        md_part **parts, size_t *n)
 {
-    uint8_t k[MD_KEYBUF];
-    size_t kl, tn = 0;
-    md_part *tmp = NULL;
-    MDB_txn *txn;
-    parts_out(&tmp, 0, CM_ERR_INVAL, parts, n);
-    if (md_key_upload(bucket, key, upload_id, k, &kl) != CM_OK)
+    upload_op op = {.bucket = bucket, .upload_id = upload_id};
+    parts_out(&op.parts, 0, CM_ERR_INVAL, parts, n);
+    if (md_key_upload(bucket, key, upload_id, op.k, &op.kl) != CM_OK)
         return CM_ERR_NOTFOUND;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    e = upload_remove(txn, md, k, kl, upload_id, &tmp, &tn);
-    e = txn_end(txn, e);
-    parts_out(&tmp, tn, e, parts, n);
+    cm_err e = md_write(md, upload_abort_apply, &op);
+    parts_out(&op.parts, op.nparts, e, parts, n);
     return e;
 }

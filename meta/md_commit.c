@@ -1,0 +1,258 @@
+/*
+ * md_commit.c - group commit: concurrent md_* writes share one LMDB write transaction and sync.
+ *
+ * Every public write is an op (an apply function and its private state). A caller queues its op
+ * under gc->mu and then, if no batch is running, becomes the leader: it takes up to gc->max
+ * queued ops (arrival order), opens one write transaction, applies each op in a nested
+ * transaction (committed into the parent on success, aborted on failure, so a failed condition,
+ * NOTFOUND or MAP_FULL of one op leaves the others' writes alone), commits the parent once (one
+ * fdatasync), records each op's result and wakes its caller. Ops queued meanwhile form the next
+ * batch; the leader hands leadership to the caller of the oldest of them. A lone writer leads at
+ * once: no timers, no waiting for company.
+ *
+ * Invariants:
+ *   - At most one leader (gc->leading), so LMDB's writer lock is never contended between our own
+ *     threads, and the leader begins and commits the transaction on its own thread (LMDB's
+ *     writer mutex must be unlocked by the thread that locked it).
+ *   - Each op sees the writes of every op applied before it (the parent carries them), so
+ *     check-and-set stays atomic: two racing If-None-Match puts are ordered, the second fails.
+ *   - If the parent commit fails, every op of the batch gets that error: none of it is durable.
+ *   - Whenever no leader runs and the queue is not empty, the oldest queued op's caller has been
+ *     signalled (it leads next), so no op waits forever.
+ *   - A batch of one op uses the parent transaction directly (no nested transaction), so a single
+ *     writer costs what it did before group commit. A batch in which nothing changed (all ops
+ *     failed, or deleted missing keys) aborts instead of committing: no sync.
+ *
+ * Threading: a caller waits on its own condition variable (on its stack), so a finished batch
+ * wakes exactly its callers and the next leader, not every waiter.
+ */
+#include <string.h>
+
+#include "md_int.h"
+
+struct md_op {
+    md_apply_fn apply;
+    void *arg;
+    cm_err err;
+    int wrote; /* changed the store (the nested transaction was committed into the batch) */
+    int done;
+    pthread_cond_t cv;
+    md_op *next;
+};
+
+cm_err md_gc_init(md_gc *gc)
+{
+    memset(gc, 0, sizeof(*gc));
+    gc->max = MD_BATCH_MAX;
+    if (pthread_mutex_init(&gc->mu, NULL) != 0)
+        return CM_ERR_NOMEM;
+    if (pthread_cond_init(&gc->queued_cv, NULL) != 0) {
+        pthread_mutex_destroy(&gc->mu);
+        return CM_ERR_NOMEM;
+    }
+    return CM_OK;
+}
+
+void md_gc_release(md_gc *gc)
+{
+    pthread_cond_destroy(&gc->queued_cv);
+    pthread_mutex_destroy(&gc->mu);
+}
+
+/* Apply op in a transaction nested in parent; its changes join the batch only on success. */
+static void apply_nested(md_store *md, MDB_txn *parent, md_op *op)
+{
+    MDB_txn *child;
+    int rc = mdb_txn_begin(md->env, parent, 0, &child);
+    if (rc) {
+        op->err = md_mdb_err(rc, "mdb_txn_begin (nested)");
+        return;
+    }
+    op->wrote = 1;
+    op->err = op->apply(md, child, op->arg, &op->wrote);
+    if (op->err != CM_OK || !op->wrote) {
+        op->wrote = 0;
+        mdb_txn_abort(child);
+        return;
+    }
+    rc = mdb_txn_commit(child);
+    if (rc) {
+        op->wrote = 0;
+        op->err = md_mdb_err(rc, "mdb_txn_commit (nested)");
+    }
+}
+
+/* Apply the lone op of a batch straight in txn: what a write cost before group commit. */
+static void apply_alone(md_store *md, MDB_txn *txn, md_op *op)
+{
+    op->wrote = 1;
+    op->err = op->apply(md, txn, op->arg, &op->wrote);
+    if (op->err != CM_OK)
+        op->wrote = 0;
+}
+
+/* Commit txn, or abort it and fail with the injected LMDB code (tests). */
+static cm_err batch_commit(MDB_txn *txn, int inject_rc)
+{
+    if (inject_rc) {
+        mdb_txn_abort(txn);
+        return md_mdb_err(inject_rc, "mdb_txn_commit (injected)");
+    }
+    return md_txn_commit(txn);
+}
+
+/*
+ * Run the batch (a list linked by next): one write transaction, one commit. Sets every op's err;
+ * returns the commit error (CM_OK also when nothing needed committing).
+ */
+static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc)
+{
+    MDB_txn *txn;
+    size_t nwrote = 0;
+    cm_err e = md_txn_begin(md, 0, &txn);
+    if (e != CM_OK) {
+        for (md_op *op = batch; op; op = op->next)
+            op->err = e;
+        return e;
+    }
+    for (md_op *op = batch; op; op = op->next) {
+        if (n == 1)
+            apply_alone(md, txn, op);
+        else
+            apply_nested(md, txn, op);
+        nwrote += op->wrote != 0;
+    }
+    if (nwrote == 0) {
+        mdb_txn_abort(txn);
+        return CM_OK;
+    }
+    e = batch_commit(txn, inject_rc);
+    if (e != CM_OK) {
+        for (md_op *op = batch; op; op = op->next)
+            op->err = e, op->wrote = 0;
+    }
+    return e;
+}
+
+/* Account a finished batch and wake its callers (mu held). */
+static void batch_done(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
+{
+    int committed = 0;
+    gc->st.batches++;
+    gc->st.ops += n;
+    if (n > gc->st.max_batch)
+        gc->st.max_batch = n;
+    if (commit_err != CM_OK)
+        gc->st.commit_errors++;
+    md_op *next;
+    for (md_op *op = batch; op; op = next) {
+        next = op->next; /* op may vanish once its caller runs, which needs mu: read first */
+        committed |= op->wrote;
+        gc->st.ops_committed += op->wrote != 0;
+        gc->st.ops_failed += op->err != CM_OK && commit_err == CM_OK;
+        op->done = 1;
+        pthread_cond_signal(&op->cv);
+    }
+    gc->st.commits += committed;
+}
+
+/* Lead one batch: take queued ops, run them without the lock, wake their callers (mu held). */
+static void lead(md_store *md)
+{
+    md_gc *gc = &md->gc;
+    md_op *batch = gc->head, *last = NULL;
+    size_t n = 0;
+    gc->leading = 1;
+    for (md_op *op = gc->head; op && n < gc->max; op = op->next)
+        last = op, n++;
+    gc->head = last->next;
+    if (!gc->head)
+        gc->tail = NULL;
+    last->next = NULL;
+    gc->nqueued -= n;
+    int inject_rc = 0;
+    if (gc->fail_next > 0)
+        gc->fail_next--, inject_rc = gc->fail_rc;
+    md_batch_hook hook = gc->hook;
+    void *hook_arg = gc->hook_arg;
+    pthread_mutex_unlock(&gc->mu);
+
+    if (hook)
+        hook(hook_arg, n);
+    cm_err e = run_batch(md, batch, n, inject_rc);
+
+    pthread_mutex_lock(&gc->mu);
+    batch_done(gc, batch, n, e);
+    gc->leading = 0;
+    if (gc->head)
+        pthread_cond_signal(&gc->head->cv); /* the oldest waiting caller leads next */
+}
+
+cm_err md_write(md_store *md, md_apply_fn apply, void *arg)
+{
+    md_gc *gc = &md->gc;
+    md_op op = {.apply = apply, .arg = arg};
+    if (pthread_cond_init(&op.cv, NULL) != 0)
+        return CM_ERR_NOMEM;
+    pthread_mutex_lock(&gc->mu);
+    if (gc->tail)
+        gc->tail->next = &op;
+    else
+        gc->head = &op;
+    gc->tail = &op;
+    gc->nqueued++;
+    if (gc->qwaiters)
+        pthread_cond_broadcast(&gc->queued_cv);
+    while (!op.done) {
+        if (!gc->leading)
+            lead(md);
+        else
+            pthread_cond_wait(&op.cv, &gc->mu);
+    }
+    pthread_mutex_unlock(&gc->mu);
+    pthread_cond_destroy(&op.cv);
+    return op.err;
+}
+
+void md_stats_get(md_store *md, md_stats *out)
+{
+    pthread_mutex_lock(&md->gc.mu);
+    *out = md->gc.st;
+    pthread_mutex_unlock(&md->gc.mu);
+}
+
+/* ---- Test hooks ---- */
+
+void md_gc_set_max(md_store *md, size_t max)
+{
+    pthread_mutex_lock(&md->gc.mu);
+    md->gc.max = max == 0 ? 1 : max > MD_BATCH_MAX ? MD_BATCH_MAX : max;
+    pthread_mutex_unlock(&md->gc.mu);
+}
+
+void md_gc_set_hook(md_store *md, md_batch_hook hook, void *arg)
+{
+    pthread_mutex_lock(&md->gc.mu);
+    md->gc.hook = hook;
+    md->gc.hook_arg = arg;
+    pthread_mutex_unlock(&md->gc.mu);
+}
+
+void md_gc_fail_commits(md_store *md, int n, int rc)
+{
+    pthread_mutex_lock(&md->gc.mu);
+    md->gc.fail_next = n;
+    md->gc.fail_rc = rc;
+    pthread_mutex_unlock(&md->gc.mu);
+}
+
+void md_gc_wait_queued(md_store *md, size_t n)
+{
+    md_gc *gc = &md->gc;
+    pthread_mutex_lock(&gc->mu);
+    gc->qwaiters++;
+    while (gc->nqueued < n)
+        pthread_cond_wait(&gc->queued_cv, &gc->mu);
+    gc->qwaiters--;
+    pthread_mutex_unlock(&gc->mu);
+}
