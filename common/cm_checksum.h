@@ -3,8 +3,9 @@
  * x-amz-checksum-sha256), CRC32 (IEEE), CRC32C (Castagnoli) and CRC64NVME.
  *
  * One streaming interface for all of them (init / update / final), so a body can be hashed as it
- * passes. CRCs use ISA-L (CRC32, CRC32C) or a slicing-by-8 table (CRC64NVME, which this ISA-L does
- * not have). Digests are big-endian byte strings as S3 transmits them (base64 of these bytes).
+ * passes. CRCs use ISA-L (CRC32, CRC32C) or, for CRC64NVME (which this ISA-L does not
+ * have), carry-less-multiply folding on x86-64 CPUs with PCLMULQDQ and a slicing-by-8 table
+ * elsewhere. Digests are big-endian byte strings as S3 transmits them (base64 of these bytes).
  */
 #ifndef CM_CHECKSUM_H
 #define CM_CHECKSUM_H
@@ -55,6 +56,11 @@ cm_err cm_ck_digest(cm_ck_alg alg, const void *data, size_t len, uint8_t *out);
 uint32_t cm_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t cm_crc32(uint32_t crc, const void *data, size_t len);
 uint64_t cm_crc64nvme(uint64_t crc, const void *data, size_t len);
+/* CRC64NVME by the portable slicing-by-8 tables only: the reference the fast path is tested
+ * against. Same convention and result as cm_crc64nvme. */
+uint64_t cm_crc64nvme_table(uint64_t crc, const void *data, size_t len);
+/* The CRC64NVME implementation cm_crc64nvme uses on this CPU: "pclmul" or "table". */
+const char *cm_crc64nvme_impl(void);
 
 /*
  * CRC of A||B from crc(A), crc(B) and len(B) (no data needed): how a multipart object's
@@ -64,7 +70,8 @@ uint32_t cm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint32_t cm_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint64_t cm_crc64nvme_combine(uint64_t crc1, uint64_t crc2, uint64_t len2);
 
-/* HMAC-SHA256 of msg under key into out[32]. */
+/* HMAC-SHA256 of msg under key into out[32] (out may alias key). Only if memory runs out is out
+ * all zeros (a signature built from it will not match). */
 void cm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen, uint8_t *out);
 
 #endif
