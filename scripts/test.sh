@@ -4,10 +4,12 @@
 #   format    clang-format --dry-run over *.c/*.h of the module folders
 #   unit      ctest in build/
 #   asan      AddressSanitizer+UBSan build in build-asan/ and its ctest
+#   fuzz      libFuzzer targets (clang, build-fuzz/), each run briefly with a fixed seed
 #   integ     tests/integration/run.sh (real clients and fault tests against build/bin/cairn)
 # Prints "N passed, N failed" (suites) last and exits non-zero if any suite failed. A suite whose
 # prerequisite failed (e.g. unit tests after a failed build) is counted as failed, not skipped.
-# SKIP_ASAN=1 or SKIP_INTEG=1 leave a suite out (for local iteration; CI runs everything).
+# SKIP_ASAN=1, SKIP_FUZZ=1 or SKIP_INTEG=1 leave a suite out (for local iteration; CI runs
+# everything). FUZZ_SECONDS sets how long each fuzz target runs (default 8).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
@@ -73,6 +75,35 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
         grep -E -A3 'error' "$alog" | head -40
         echo "sanitizer build failed (log: $alog)"
         result asan 1
+    fi
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    banner "fuzz targets (build-fuzz/)"
+    s=$(date +%s)
+    mkdir -p build-fuzz
+    flog=build-fuzz/test-build.log
+    if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCAIRN_FUZZ=ON \
+        -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >"$flog" 2>&1 &&
+        cmake --build build-fuzz -j "$JOBS" --target $(basename -s .c tests/fuzz/fuzz_*.c) \
+            >>"$flog" 2>&1; then
+        echo "fuzz build done in $(elapsed "$s")"
+        frc=0
+        for f in build-fuzz/bin/fuzz_*; do
+            out=build-fuzz/$(basename "$f").log
+            if "$f" -seed=1 -max_len=4096 -max_total_time="${FUZZ_SECONDS:-8}" >"$out" 2>&1; then
+                echo "$(basename "$f"): $(grep -o 'Done [0-9]* runs' "$out" | tail -1), no findings"
+            else
+                echo "$(basename "$f"): FAILED (log: $out)"
+                tail -30 "$out"
+                frc=1
+            fi
+        done
+        result fuzz "$frc"
+    else
+        grep -E -A3 'error' "$flog" | head -40
+        echo "fuzz build failed (log: $flog)"
+        result fuzz 1
     fi
 fi
 
