@@ -87,6 +87,11 @@ char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_
 int gw_sigv4_parse_signature(const char *s, size_t len, char out[65]);
 void gw_sigv4_signing_key(const char *secret, const char *date, const char *region,
                           const char *service, uint8_t out[32]);
+/*
+ * gw_auth_check keeps derived signing keys in a bounded process-wide cache (64 entries keyed by
+ * access key, scope and a hash of the secret). Hits and misses since start, for tests and metrics.
+ */
+void gw_sigv4_cache_stats(uint64_t *hits, uint64_t *misses);
 
 /* ---- aws-chunked decoding ---- */
 

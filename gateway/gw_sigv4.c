@@ -1,8 +1,16 @@
 /*
  * gw_sigv4.c - AWS Signature Version 4 for S3: header and presigned-query authentication.
  *
- * Pure functions over a borrowed gw_auth_request; no state, safe from any thread. Secrets come
- * from a callback and are wiped from the stack after use.
+ * Functions over a borrowed gw_auth_request, safe from any thread. Secrets come from a callback
+ * and are wiped from the stack after use.
+ *
+ * Signing-key cache: deriving the key costs four HMAC-SHA256 per request, yet a client signs with
+ * the same key all day. verify() keeps derived keys in a small process-wide cache keyed by
+ * (access key, date, region, service, SHA-256 of the secret): a changed secret misses, derives
+ * afresh and the stale entry ages out; the secret itself is never stored. 16 sets of 4 entries,
+ * least recently used replaced, each set behind its own mutex (held for a lookup or a fill,
+ * never while deriving), so the size is fixed whatever the number of keys. The cache is a memo:
+ * results are the same with or without it.
  *
  * Canonical request (S3 flavour):
  *   METHOD \n PATH \n QUERY \n HEADERS \n SIGNED-HEADERS \n PAYLOAD-HASH
@@ -17,6 +25,7 @@
  * region -> service -> "aws4_request". Signatures are compared in constant time.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -282,6 +291,127 @@ void gw_sigv4_signing_key(const char *secret, const char *date, const char *regi
     OPENSSL_cleanse(k, sizeof(k));
 }
 
+/* ---- signing-key cache ---- */
+
+#define SV4_CACHE_SETS 16
+#define SV4_CACHE_WAYS 4
+
+typedef struct {
+    char access_key[128];
+    char date[9];
+    char region[64];
+    char service[16];
+    uint8_t secret_hash[32];
+    uint8_t key[32];
+    uint64_t used; /* the set's clock at the last hit or fill; 0 = empty */
+} sv4_cached;
+
+typedef struct {
+    pthread_mutex_t lock;
+    uint64_t clock;
+    uint64_t hits, misses;
+    sv4_cached way[SV4_CACHE_WAYS];
+} sv4_set;
+
+static sv4_set sv4_cache[SV4_CACHE_SETS];
+static pthread_once_t sv4_cache_once = PTHREAD_ONCE_INIT;
+
+static void sv4_cache_init(void)
+{
+    for (int i = 0; i < SV4_CACHE_SETS; i++)
+        pthread_mutex_init(&sv4_cache[i].lock, NULL);
+}
+
+static uint32_t fnv_str(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return (h ^ 0xff) * 16777619u; /* a separator, so ("ab","c") and ("a","bc") differ */
+}
+
+static int sv4_entry_matches(const sv4_cached *e, const gw_auth_result *scope,
+                             const uint8_t secret_hash[32])
+{
+    return e->used && strcmp(e->access_key, scope->access_key) == 0 &&
+           strcmp(e->date, scope->date) == 0 && strcmp(e->region, scope->region) == 0 &&
+           strcmp(e->service, scope->service) == 0 && cm_ct_equal(e->secret_hash, secret_hash, 32);
+}
+
+/* 1 and the key in out when cached (the entry becomes most recently used), else 0. */
+static int sv4_cache_get(sv4_set *set, const gw_auth_result *scope, const uint8_t sh[32],
+                         uint8_t out[32])
+{
+    int hit = 0;
+    pthread_mutex_lock(&set->lock);
+    for (int i = 0; i < SV4_CACHE_WAYS && !hit; i++) {
+        sv4_cached *e = &set->way[i];
+        if (sv4_entry_matches(e, scope, sh)) {
+            memcpy(out, e->key, 32);
+            e->used = ++set->clock;
+            set->hits++;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&set->lock);
+    return hit;
+}
+
+/* Store a derived key over an empty or the least recently used entry of its set. */
+static void sv4_cache_put(sv4_set *set, const gw_auth_result *scope, const uint8_t sh[32],
+                          const uint8_t key[32])
+{
+    pthread_mutex_lock(&set->lock);
+    sv4_cached *victim = &set->way[0];
+    for (int i = 0; i < SV4_CACHE_WAYS; i++) {
+        sv4_cached *e = &set->way[i];
+        if (sv4_entry_matches(e, scope, sh)) { /* another thread derived it meanwhile */
+            victim = e;
+            break;
+        }
+        if (e->used < victim->used)
+            victim = e;
+    }
+    OPENSSL_cleanse(victim, sizeof(*victim));
+    memcpy(victim->access_key, scope->access_key, sizeof(victim->access_key));
+    memcpy(victim->date, scope->date, sizeof(victim->date));
+    memcpy(victim->region, scope->region, sizeof(victim->region));
+    memcpy(victim->service, scope->service, sizeof(victim->service));
+    memcpy(victim->secret_hash, sh, 32);
+    memcpy(victim->key, key, 32);
+    victim->used = ++set->clock;
+    set->misses++;
+    pthread_mutex_unlock(&set->lock);
+}
+
+/* The signing key of out's scope under secret, from the cache or derived and cached. */
+static void sv4_cached_signing_key(const char *secret, gw_auth_result *out)
+{
+    uint8_t sh[32];
+    pthread_once(&sv4_cache_once, sv4_cache_init);
+    cm_ck_digest(CM_CK_SHA256, secret, strlen(secret), sh);
+    uint32_t h = fnv_str(2166136261u, out->access_key);
+    h = fnv_str(fnv_str(fnv_str(h, out->date), out->region), out->service);
+    sv4_set *set = &sv4_cache[h % SV4_CACHE_SETS];
+    int hit = sv4_cache_get(set, out, sh, out->signing_key);
+    if (!hit) {
+        gw_sigv4_signing_key(secret, out->date, out->region, out->service, out->signing_key);
+        sv4_cache_put(set, out, sh, out->signing_key);
+    }
+    OPENSSL_cleanse(sh, sizeof(sh));
+}
+
+void gw_sigv4_cache_stats(uint64_t *hits, uint64_t *misses)
+{
+    *hits = *misses = 0;
+    pthread_once(&sv4_cache_once, sv4_cache_init);
+    for (int i = 0; i < SV4_CACHE_SETS; i++) {
+        pthread_mutex_lock(&sv4_cache[i].lock);
+        *hits += sv4_cache[i].hits;
+        *misses += sv4_cache[i].misses;
+        pthread_mutex_unlock(&sv4_cache[i].lock);
+    }
+}
+
 /* ---- parsing the credential and the payload mode ---- */
 
 typedef struct {
@@ -432,7 +562,7 @@ static gw_s3err verify(const gw_auth_request *req, const sv4_parts *p, const cha
     if (secret_fn(secret_arg, out->access_key, secret, sizeof(secret)) != CM_OK)
         return GW_INVALID_ACCESS_KEY;
     secret[sizeof(secret) - 1] = '\0';
-    gw_sigv4_signing_key(secret, out->date, out->region, out->service, out->signing_key);
+    sv4_cached_signing_key(secret, out);
     OPENSSL_cleanse(secret, sizeof(secret));
 
     char *creq = gw_sigv4_canonical_request(req, p->signed_headers, payload, out->presigned);

@@ -1,10 +1,14 @@
 /*
  * test_gateway_auth.c - SigV4 against AWS's published S3 examples (GET object with Range, PUT
  * object, GET lifecycle, GET list objects, the presigned URL and the streaming seed signatures;
- * credentials AKIAIOSFODNN7EXAMPLE, 20130524T000000Z, us-east-1), then every rejection path.
+ * credentials AKIAIOSFODNN7EXAMPLE, 20130524T000000Z, us-east-1), then every rejection path, and
+ * the signing-key cache (hits, a changed secret, more keys than entries, threads; seeded).
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cm_util.h"
 #include "cu_main.h"
@@ -410,6 +414,173 @@ static void test_signing_key(void)
     CU_ASSERT_STRING_EQUAL(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
 }
 
+/* ---- the signing-key cache ---- */
+
+/* A secret table the tests can change under the authenticator: "ak-<n>" -> secrets[n]. */
+#define NKEYS 300
+static char cache_secrets[NKEYS][48];
+
+static cm_err table_secret_fn(void *arg, const char *ak, char *secret, size_t cap)
+{
+    (void)arg;
+    unsigned n;
+    if (sscanf(ak, "ak-%u", &n) != 1 || n >= NKEYS || strlen(cache_secrets[n]) + 1 > cap)
+        return CM_ERR_NOTFOUND;
+    memcpy(secret, cache_secrets[n], strlen(cache_secrets[n]) + 1);
+    return CM_OK;
+}
+
+/* A GET of /b/k signed by (ak, sk) the long way (uncached key derivation) into t and authz. */
+static void sign_get(treq *t, const char *ak, const char *sk, char *authz, size_t cap)
+{
+    static const char *sh = "host;x-amz-content-sha256;x-amz-date";
+    treq_init(t, "GET", "/b/k?list-type=2");
+    hdr(t, "Host", "localhost");
+    hdr(t, "x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+    hdr(t, "x-amz-date", DATE);
+    char *creq = gw_sigv4_canonical_request(&t->req, sh, "UNSIGNED-PAYLOAD", 0);
+    char chash[65], sts[256], sighex[65];
+    uint8_t key[32], sig[32];
+    sha_hex(creq, chash);
+    free(creq);
+    int n = snprintf(sts, sizeof(sts),
+                     "AWS4-HMAC-SHA256\n%s\n20130524/us-east-1/s3/aws4_request\n%s", DATE, chash);
+    gw_sigv4_signing_key(sk, "20130524", "us-east-1", "s3", key);
+    cm_hmac_sha256(key, 32, sts, (size_t)n, sig);
+    cm_hex_encode(sig, 32, sighex);
+    snprintf(authz, cap,
+             "AWS4-HMAC-SHA256 Credential=%s/20130524/us-east-1/s3/aws4_request,SignedHeaders=%s,"
+             "Signature=%s",
+             ak, sh, sighex);
+    hdr(t, "Authorization", authz);
+}
+
+static gw_s3err check_table(treq *t, gw_auth_result *r)
+{
+    return gw_auth_check(&t->req, "us-east-1", table_secret_fn, NULL, r);
+}
+
+static void set_secret(unsigned n, unsigned version)
+{
+    snprintf(cache_secrets[n], sizeof(cache_secrets[n]), "secret-%u-v%u", n, version);
+}
+
+/* A repeated request hits; the key handed out equals the derived one. */
+static void test_key_cache_hits(void)
+{
+    treq t;
+    gw_auth_result r;
+    char authz[512];
+    uint64_t h0, m0, h1, m1;
+    uint8_t want[32];
+    set_secret(0, 1);
+    sign_get(&t, "ak-0", cache_secrets[0], authz, sizeof(authz));
+    gw_sigv4_signing_key(cache_secrets[0], "20130524", "us-east-1", "s3", want);
+    gw_sigv4_cache_stats(&h0, &m0);
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(check_table(&t, &r), GW_OK);
+        CU_ASSERT_EQUAL(memcmp(r.signing_key, want, 32), 0);
+    }
+    gw_sigv4_cache_stats(&h1, &m1);
+    CU_ASSERT_EQUAL(m1 - m0, 1);
+    CU_ASSERT_EQUAL(h1 - h0, 4);
+    /* a wrong signature is still refused with the key cached */
+    char bad[512];
+    memcpy(bad, authz, sizeof(bad));
+    char *sig = strstr(bad, "Signature=") + 10;
+    sig[0] = sig[0] == '0' ? '1' : '0';
+    t.values[3] = bad;
+    CU_ASSERT_EQUAL(check_table(&t, &r), GW_SIGNATURE_MISMATCH);
+}
+
+/* After a secret changes, the old signature fails and the new one passes (no stale key). */
+static void test_key_cache_secret_change(void)
+{
+    treq told, tnew;
+    gw_auth_result r;
+    char a_old[512], a_new[512];
+    set_secret(1, 1);
+    sign_get(&told, "ak-1", cache_secrets[1], a_old, sizeof(a_old));
+    CU_ASSERT_EQUAL(check_table(&told, &r), GW_OK);
+    CU_ASSERT_EQUAL(check_table(&told, &r), GW_OK); /* now cached */
+    set_secret(1, 2);
+    sign_get(&tnew, "ak-1", cache_secrets[1], a_new, sizeof(a_new));
+    CU_ASSERT_EQUAL(check_table(&told, &r), GW_SIGNATURE_MISMATCH);
+    CU_ASSERT_EQUAL(check_table(&tnew, &r), GW_OK);
+    set_secret(1, 1); /* and back: the old entry may or may not still be there; both are right */
+    CU_ASSERT_EQUAL(check_table(&told, &r), GW_OK);
+    CU_ASSERT_EQUAL(check_table(&tnew, &r), GW_SIGNATURE_MISMATCH);
+}
+
+/* More keys than entries, in a seeded random order: every answer right; then a working set that
+ * fits is served from the cache alone. */
+static void test_key_cache_many_keys(void)
+{
+    unsigned seed = (unsigned)time(NULL);
+    printf("(key cache seed %u) ", seed);
+    srand(seed);
+    static char authz[NKEYS][512];
+    static treq t[NKEYS];
+    gw_auth_result r;
+    for (unsigned i = 0; i < NKEYS; i++) {
+        char ak[16];
+        set_secret(i, 7);
+        snprintf(ak, sizeof(ak), "ak-%u", i);
+        sign_get(&t[i], ak, cache_secrets[i], authz[i], sizeof(authz[i]));
+    }
+    for (int round = 0; round < 3000; round++) {
+        unsigned i = (unsigned)rand() % NKEYS;
+        CU_ASSERT_EQUAL(check_table(&t[i], &r), GW_OK);
+    }
+    /* a small working set is served from the cache after one miss each */
+    uint64_t h0, m0, h1, m1;
+    for (unsigned i = 0; i < 8; i++)
+        CU_ASSERT_EQUAL(check_table(&t[i], &r), GW_OK);
+    gw_sigv4_cache_stats(&h0, &m0);
+    for (int round = 0; round < 100; round++)
+        CU_ASSERT_EQUAL(check_table(&t[round % 8], &r), GW_OK);
+    gw_sigv4_cache_stats(&h1, &m1);
+    CU_ASSERT_EQUAL(m1 - m0, 0);
+    CU_ASSERT_EQUAL(h1 - h0, 100);
+}
+
+static treq *thread_reqs;
+
+static void *cache_thread(void *arg)
+{
+    unsigned id = (unsigned)(size_t)arg, bad = 0, state = id * 2654435761u + 1;
+    gw_auth_result r;
+    for (int i = 0; i < 2000; i++) {
+        state = state * 1103515245u + 12345u;
+        if (gw_auth_check(&thread_reqs[(state >> 8) % 40].req, "us-east-1", table_secret_fn, NULL,
+                          &r) != GW_OK)
+            bad++;
+    }
+    return (void *)(size_t)bad;
+}
+
+/* Four threads over 40 keys (shared sets, concurrent fills and evictions): all succeed. */
+static void test_key_cache_threads(void)
+{
+    static char authz[40][512];
+    static treq t[40];
+    pthread_t th[4];
+    for (unsigned i = 0; i < 40; i++) {
+        char ak[16];
+        set_secret(100 + i, 3);
+        snprintf(ak, sizeof(ak), "ak-%u", 100 + i);
+        sign_get(&t[i], ak, cache_secrets[100 + i], authz[i], sizeof(authz[i]));
+    }
+    thread_reqs = t;
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, cache_thread, (void *)i), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad = NULL;
+        pthread_join(th[i], &bad);
+        CU_ASSERT_EQUAL((size_t)bad, 0);
+    }
+}
+
 /*
  * Signature Version 2: AWS's published header example (virtual-hosted GET), and a presigned GET
  * whose signature was computed independently with `openssl dgst -sha1 -hmac`.
@@ -462,6 +633,10 @@ void cu_register(void)
         {"canonical_rules", test_canonical_rules},
         {"signing_key", test_signing_key},
         {"sigv2", test_sigv2},
+        {"key_cache_hits", test_key_cache_hits},
+        {"key_cache_secret_change", test_key_cache_secret_change},
+        {"key_cache_many_keys", test_key_cache_many_keys},
+        {"key_cache_threads", test_key_cache_threads},
         {NULL, NULL},
     };
     cu_add_suite("sigv4", tests);
