@@ -68,6 +68,7 @@ struct net_conn {
     char peer[64];
     int draining;       /* last response in flight, then close; no more requests */
     int lingering;      /* our side shut down; dropping input until the client closes */
+    int peer_eof;       /* the client shut down its side: serve what is buffered, then close */
     int in_cb;          /* inside handler callbacks: defer frees */
     size_t head_parsed; /* buffered head bytes already scanned without finding its end */
 };
@@ -106,7 +107,9 @@ void net_conn_free(net_conn *c);
 void net_conn_stop_idle(net_conn *c);
 /* Schedule conn processing on the next loop turn (safe from handler callbacks). */
 void net_conn_kick(net_conn *c);
-/* Recompute read enable, write watermark and timer from the connection state (no frees). */
+/* Recompute read enable, write watermark and timer from the connection state (no frees). A
+ * no-op inside handler callbacks (conn_process updates after them); output pending with EV_WRITE
+ * off kicks the connection so conn_process writes it. */
 void net_conn_update_io(net_conn *c);
 
 /* net_body.c */

@@ -47,7 +47,7 @@ typedef struct {
     struct evbuffer *body; /* the server's body buffer, kept while paused (mode pause) */
 } th_req;
 
-enum { M_HELLO, M_ECHO, M_REJECT, M_CHUNKED, M_PAUSE, M_BIG, M_SLOW, M_STALL, M_ABORT };
+enum { M_HELLO, M_ECHO, M_REJECT, M_CHUNKED, M_PAUSE, M_BIG, M_SLOW, M_STALL, M_ABORT, M_LATER };
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 {
@@ -100,6 +100,27 @@ static void slow_cb(evutil_socket_t fd, short what, void *arg)
     net_resp_simple(arg, 200, "text/plain", "slow", 4);
 }
 
+/* Answer from a timer, outside any server callback (as a handler finishing on a worker would). */
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_req *req = arg;
+    th_req *t = net_req_data(req);
+    (void)fd;
+    (void)what;
+    if (t->left == 0) {
+        net_resp_simple(req, 200, "text/plain", "later", 5);
+        return;
+    }
+    /* a big body in one write: more than the socket takes at once */
+    uint8_t *body = malloc(t->left);
+    for (size_t i = 0; i < t->left; i++)
+        body[i] = (uint8_t)(i * 7);
+    net_resp_start(req, 200, (int64_t)t->left);
+    net_resp_write(req, body, t->left);
+    net_resp_end(req);
+    free(body);
+}
+
 static void th_on_request(net_req *req, void *arg)
 {
     th_state *st = arg;
@@ -145,6 +166,12 @@ static void th_on_request(net_req *req, void *arg)
         net_resp_write(req, "0123456789", 10);
         net_req_abort(req);
         net_resp_write(req, "ignored", 7);
+    } else if (strncmp(path, "/later", 6) == 0) {
+        struct timeval tv = {0, 1000};
+        t->mode = M_LATER;
+        t->left = strcmp(path, "/later-big") == 0 ? 8u << 20 : 0;
+        t->ev = evtimer_new(net_req_base(req), later_cb, req);
+        evtimer_add(t->ev, &tv);
     } else if (strcmp(path, "/stall") == 0) {
         t->mode = M_STALL; /* never answers */
     } else {
@@ -935,6 +962,88 @@ static void test_abort_and_trickle(void)
     CU_ASSERT_EQUAL(t.st.aborted, 1);
 }
 
+/*
+ * Responses written from outside server callbacks (a timer standing in for a worker's
+ * completion) go out on a kept-alive connection, whether small or larger than the socket takes at
+ * once; a request pipelined while another is in flight waits its turn.
+ */
+static void test_async_responses(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    tsrv_start_default(&t);
+    cli_open(&c, t.port);
+    for (int i = 0; i < 3; i++)
+        get_ok(&c, "/later", "later");
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /later-big HTTP/1.1\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(r.blen, 8u << 20);
+    size_t bad = 0;
+    for (size_t i = 0; i < r.blen; i++)
+        bad += (uint8_t)r.body[i] != (uint8_t)(i * 7);
+    CU_ASSERT_EQUAL(bad, 0);
+    resp_free(&r);
+    get_ok(&c, "/x", "hello");
+    /* the second request arrives while the first is still being worked on */
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /later HTTP/1.1\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /y HTTP/1.1\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "later");
+    resp_free(&r);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "hello");
+    resp_free(&r);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.done, 7);
+    CU_ASSERT_EQUAL(t.st.aborted, 0);
+}
+
+/*
+ * A client that shuts down its sending side after its requests still gets every answer (the
+ * server reads ahead while a request is in flight, so it sees the EOF early), then the close.
+ */
+static void test_half_close(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    tsrv_start_default(&t);
+    cli_open(&c, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /x HTTP/1.1\r\n\r\n"), 0);
+    shutdown(c.fd, SHUT_WR);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "hello");
+    resp_free(&r);
+    CU_ASSERT(cli_eof(&c));
+    cli_close(&c);
+
+    cli_open(&c, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /later HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n"
+                                  "GET /later HTTP/1.1\r\n\r\n"),
+                    0);
+    shutdown(c.fd, SHUT_WR);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+        CU_ASSERT_STRING_EQUAL(r.body, i == 1 ? "hello" : "later");
+        resp_free(&r);
+    }
+    CU_ASSERT(cli_eof(&c));
+    cli_close(&c);
+
+    /* half a request, then EOF: nothing to answer, the connection just closes */
+    cli_open(&c, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /x HTTP/1.1\r\nHost:"), 0);
+    shutdown(c.fd, SHUT_WR);
+    CU_ASSERT(cli_eof(&c));
+    CU_ASSERT_EQUAL(c.len, 0);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.done, 4);
+    CU_ASSERT_EQUAL(t.st.aborted, 0);
+}
+
 static void test_threads(void)
 {
     tsrv t;
@@ -972,6 +1081,8 @@ void cu_register(void)
         {"stop_grace_expires", test_stop_grace_expires},
         {"abort_and_trickle", test_abort_and_trickle},
         {"threads", test_threads},
+        {"async_responses", test_async_responses},
+        {"half_close", test_half_close},
         {NULL, NULL},
     };
     const char *env = getenv("CAIRN_TEST_SEED");
