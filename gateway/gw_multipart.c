@@ -276,6 +276,10 @@ typedef struct {
     size_t nhave;
     md_part *use; /* the parts the object keeps, in order (shallow copies of have[]) */
     size_t nuse;
+    md_object obj; /* the record to commit: borrows from up.tmpl, use[] and the request */
+    md_cond cond;
+    char etag_buf[64];
+    cm_err err; /* result of the commit (worker) */
 } complete_state;
 
 static void complete_state_free(void *p)
@@ -423,52 +427,20 @@ static void object_checksum(const complete_state *cs, md_object *o)
         full_object_crc(cs, alg, o);
 }
 
-static void complete_finish(gw_req *r)
+/* Worker: commit the object and drop the upload; free the parts it does not use. */
+static void complete_work(gw_req *r)
 {
     complete_state *cs = r->op;
-    const char *upload_id = gw_query_get(&r->q, "uploadId");
-    gw_complete_req req = {0};
-    size_t len = evbuffer_get_length(r->mem);
-    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
-    md_object o = {0}, old = {0};
+    md_object old = {0};
     md_part *gone = NULL;
     size_t ngone = 0;
     int had_old = 0;
-    md_cond cond;
-    char etag_buf[64];
-    gw_s3err e = gw_write_cond(r, &cond, etag_buf, sizeof(etag_buf));
+    int conditional = cs->cond.if_match || cs->cond.if_none_match_star;
 
-    if (e == GW_OK)
-        e = gw_parse_complete(xml ? xml : "", len, COMPLETE_XML_CAP, &req);
-    if (e == GW_OK)
-        e = select_parts(cs, &req);
-    gw_complete_req_release(&req);
-    if (e != GW_OK) {
-        gw_error(r, e, NULL);
+    cs->err = md_upload_complete(r->g->md, r->bucket, gw_query_get(&r->q, "uploadId"), &cs->obj,
+                                 conditional ? &cs->cond : NULL, &gone, &ngone, &old, &had_old);
+    if (cs->err != CM_OK)
         return;
-    }
-    /* The object takes its headers from the upload and its body from the chosen parts. */
-    o = cs->up.tmpl;
-    o.key = r->key;
-    snprintf(o.version_id, sizeof(o.version_id), "null");
-    o.mtime_ms = cm_now_ms();
-    o.parts = cs->use;
-    o.nparts = cs->nuse;
-    o.size = 0;
-    for (size_t i = 0; i < cs->nuse; i++)
-        o.size += cs->use[i].size;
-    multipart_etag(cs, o.etag, sizeof(o.etag));
-    object_checksum(cs, &o);
-    cm_err err = md_upload_complete(r->g->md, r->bucket, upload_id, &o,
-                                    cond.if_match || cond.if_none_match_star ? &cond : NULL, &gone,
-                                    &ngone, &old, &had_old);
-    if (err != CM_OK) {
-        gw_error(
-            r, err == CM_ERR_NOTFOUND && !cond.if_match ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err),
-            err == CM_ERR_NOTFOUND && cond.if_match ? "No current object to match" : NULL);
-        return;
-    }
-    /* Free the parts that were recorded but not used. */
     for (size_t i = 0; i < ngone; i++) {
         int used = 0;
         for (size_t j = 0; j < cs->nuse && !used; j++)
@@ -482,12 +454,65 @@ static void complete_finish(gw_req *r)
         gw_free_object_data(r->g, &old);
         md_object_release(&old);
     }
+}
+
+static void complete_done(gw_req *r)
+{
+    complete_state *cs = r->op;
+    const md_object *o = &cs->obj;
+    if (cs->err != CM_OK) {
+        int no_current = cs->err == CM_ERR_NOTFOUND && cs->cond.if_match;
+        gw_error(r,
+                 cs->err == CM_ERR_NOTFOUND && !no_current ? GW_NO_SUCH_UPLOAD
+                                                           : gw_s3err_from_cm(cs->err),
+                 no_current ? "No current object to match" : NULL);
+        return;
+    }
     char location[2048];
     snprintf(location, sizeof(location), "/%s/%s", r->bucket, r->key);
     struct evbuffer *buf = evbuffer_new();
-    gw_xml_complete(buf, location, r->bucket, r->key, o.etag, o.ck_alg, o.ck_type, o.ck_value);
-    gw_resp_xml(r, 200, buf);
-    evbuffer_free(buf);
+    if (!buf || gw_xml_complete(buf, location, r->bucket, r->key, o->etag, o->ck_alg, o->ck_type,
+                                o->ck_value) != CM_OK)
+        gw_error(r, GW_INTERNAL, NULL);
+    else
+        gw_resp_xml(r, 200, buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
+/* Loop: check the client's part list, build the object record, then commit on a worker. */
+static void complete_finish(gw_req *r)
+{
+    complete_state *cs = r->op;
+    gw_complete_req req = {0};
+    size_t len = evbuffer_get_length(r->mem);
+    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
+    gw_s3err e = gw_write_cond(r, &cs->cond, cs->etag_buf, sizeof(cs->etag_buf));
+
+    if (e == GW_OK)
+        e = gw_parse_complete(xml ? xml : "", len, COMPLETE_XML_CAP, &req);
+    if (e == GW_OK)
+        e = select_parts(cs, &req);
+    gw_complete_req_release(&req);
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    /* The object takes its headers from the upload (shallow copy: the upload owns them) and its
+     * body from the chosen parts. */
+    md_object *o = &cs->obj;
+    *o = cs->up.tmpl;
+    o->key = r->key;
+    snprintf(o->version_id, sizeof(o->version_id), "null");
+    o->mtime_ms = cm_now_ms();
+    o->parts = cs->use;
+    o->nparts = cs->nuse;
+    o->size = 0;
+    for (size_t i = 0; i < cs->nuse; i++)
+        o->size += cs->use[i].size;
+    multipart_etag(cs, o->etag, sizeof(o->etag));
+    object_checksum(cs, o);
+    gw_offload(r, complete_work, complete_done);
 }
 
 static void complete_upload(gw_req *r, const char *upload_id)

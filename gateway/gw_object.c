@@ -563,16 +563,52 @@ static void get_object(gw_req *r)
 
 /* ---- DeleteObject ---- */
 
-static void delete_object(gw_req *r)
-{
+typedef struct {
     md_cond cond;
     char etag[64];
+    cm_err err;
+} delete_state;
+
+/* Worker: remove the record, then its data (once no GET reads it). */
+static void delete_work(gw_req *r)
+{
+    delete_state *ds = r->op;
     md_object old = {0};
     int had_old = 0;
-    md_bucket b;
-    gw_s3err e = gw_write_cond(r, &cond, etag, sizeof(etag));
+    ds->err = md_object_delete(r->g->md, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL,
+                               &old, &had_old);
+    if (had_old) {
+        gw_free_object_data(r->g, &old);
+        md_object_release(&old);
+    }
+}
 
-    if (e != GW_OK || cond.if_none_match_star) {
+static void delete_done(gw_req *r)
+{
+    delete_state *ds = r->op;
+    if (ds->err == CM_ERR_NOTFOUND && ds->cond.if_match)
+        gw_error(r, GW_NO_SUCH_KEY, NULL);
+    else if (ds->err != CM_OK && ds->err != CM_ERR_NOTFOUND)
+        gw_error_cm(r, ds->err);
+    else {
+        gw_resp_start(r, 204, -1);
+        net_resp_end(r->net);
+    }
+}
+
+static void delete_object(gw_req *r)
+{
+    delete_state *ds = calloc(1, sizeof(*ds));
+    md_bucket b;
+
+    if (!ds) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->op = ds;
+    r->op_free = free;
+    gw_s3err e = gw_write_cond(r, &ds->cond, ds->etag, sizeof(ds->etag));
+    if (e != GW_OK || ds->cond.if_none_match_star) {
         gw_error(r, e != GW_OK ? e : GW_NOT_IMPLEMENTED, NULL);
         return;
     }
@@ -580,25 +616,8 @@ static void delete_object(gw_req *r)
         gw_error(r, GW_NO_SUCH_BUCKET, NULL);
         return;
     }
-    cm_err err =
-        md_object_delete(r->g->md, r->bucket, r->key, cond.if_match ? &cond : NULL, &old, &had_old);
-    if (err == CM_ERR_NOTFOUND && cond.if_match) {
-        gw_error(r, GW_NO_SUCH_KEY, NULL);
-        return;
-    }
-    if (err != CM_OK && err != CM_ERR_NOTFOUND) {
-        gw_error_cm(r, err);
-        return;
-    }
-    if (had_old) {
-        gw_free_object_data(r->g, &old);
-        md_object_release(&old);
-    }
-    gw_resp_start(r, 204, -1);
-    net_resp_end(r->net);
+    gw_offload(r, delete_work, delete_done);
 }
-
-/* ---- object-level subresources we answer with fixed documents ---- */
 
 /* 1 when bucket/key has a current object; otherwise the error is sent and 0 returned. */
 static int object_exists(gw_req *r)
