@@ -12,6 +12,10 @@
  *   commit_failure    the same batch with its commit failing (injected MAP_FULL, then EIO on a
  *                     lone op): every op gets the commit error, nothing is written, no replaced
  *                     record is handed out, and the store works afterwards.
+ *   upload_race       complete, abort and a part put of one upload, and a self-repair layout
+ *                     swap and an overwrite of one object, all in one batch: one of complete and
+ *                     abort wins and takes the part iff it was ordered first; the overwrite hands
+ *                     back the record with or without the swapped layout, as the repair saw it.
  *   conditional_race  32 threads race If-None-Match puts on 20 keys: exactly one winner per key,
  *                     whose record is the one stored; fewer commits than ops.
  *   hammer            16 threads x 250 random puts, deletes, If-None-Match and If-Match puts and
@@ -345,6 +349,132 @@ static void test_commit_failure(void)
     md_close(md);
 }
 
+/* ---- Multipart and self-repair ops racing in one batch ---- */
+
+enum { U_COMPLETE, U_ABORT, U_PART3, R_REPLACE, R_PUT, NUOPS };
+
+typedef struct {
+    md_store *md;
+    int kind;
+    cm_err rc;
+    md_part *parts;
+    size_t nparts;
+    int had_old;
+    md_object old;
+    md_part oldpart;
+} upload_op;
+
+static md_part mk_part(uint32_t num, uint8_t blob)
+{
+    md_part p = {.number = num, .size = 100};
+    snprintf(p.etag, sizeof(p.etag), "p%u", num);
+    p.layout.k = 4, p.layout.m = 2, p.layout.size = 100, p.layout.blob[0] = blob;
+    return p;
+}
+
+static void *run_upload_op(void *arg)
+{
+    upload_op *u = arg;
+    md_object o = mk_obj(u->kind == R_PUT ? "obj" : "mp", u->kind == R_PUT ? "new" : "emp");
+    md_part p3 = mk_part(3, 3);
+    md_layout nl = mk_part(1, 0xBB).layout;
+    uint8_t blob_old[16] = {0xAA};
+    switch (u->kind) {
+    case U_COMPLETE:
+        u->rc = md_upload_complete(u->md, "b", "u1", &o, NULL, &u->parts, &u->nparts, &u->old,
+                                   &u->had_old);
+        break;
+    case U_ABORT:
+        u->rc = md_upload_abort(u->md, "b", "mp", "u1", &u->parts, &u->nparts);
+        break;
+    case U_PART3:
+        u->rc = md_part_put(u->md, "b", "mp", "u1", &p3, &u->oldpart, &u->had_old);
+        break;
+    case R_REPLACE:
+        u->rc = md_object_replace_layout(u->md, "b", "obj", 0, blob_old, &nl);
+        break;
+    default: /* R_PUT */
+        u->rc = md_object_put(u->md, "b", &o, NULL, &u->old, &u->had_old);
+    }
+    return NULL;
+}
+
+/* Upload u1 of b/mp with parts 1 and 2; b/obj stored in one part under blob 0xAA. */
+static void upload_setup(md_store *md)
+{
+    md_upload up = {.key = "mp", .upload_id = "u1", .initiated_ms = 5};
+    md_part p1 = mk_part(1, 1), p2 = mk_part(2, 2);
+    md_object o = mk_obj("obj", "old");
+    md_part op = mk_part(0, 0xAA);
+    mk_bucket(md, "b");
+    CU_ASSERT_EQUAL(md_upload_create(md, "b", &up), CM_OK);
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "mp", "u1", &p1, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "mp", "u1", &p2, NULL, NULL), CM_OK);
+    o.parts = &op, o.nparts = 1, o.size = 100;
+    CU_ASSERT_EQUAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+}
+
+static void upload_race_check(md_store *md, upload_op *u)
+{
+    char et[48];
+    md_upload got;
+    int won = u[U_COMPLETE].rc == CM_OK ? U_COMPLETE : U_ABORT;
+    CU_ASSERT_EQUAL(u[won].rc, CM_OK);
+    CU_ASSERT_EQUAL(u[won == U_COMPLETE ? U_ABORT : U_COMPLETE].rc, CM_ERR_NOTFOUND);
+    /* The part put either landed first (and went with the winner) or found the upload gone. */
+    CU_ASSERT(u[U_PART3].rc == CM_OK || u[U_PART3].rc == CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(u[won].nparts, u[U_PART3].rc == CM_OK ? 3 : 2);
+    CU_ASSERT_EQUAL(md_upload_get(md, "b", "mp", "u1", &got), CM_ERR_NOTFOUND);
+    md_part *parts;
+    size_t n;
+    int trunc;
+    CU_ASSERT_EQUAL(md_part_list(md, "u1", 0, 10, &parts, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_parts_free(parts, n);
+    etag_of(md, "mp", et, sizeof(et));
+    CU_ASSERT_STRING_EQUAL(et, won == U_COMPLETE ? "emp" : "");
+    /* The repair swapped the layout before the overwrite, or saw it and backed off. */
+    CU_ASSERT(u[R_REPLACE].rc == CM_OK || u[R_REPLACE].rc == CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(u[R_PUT].rc, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(u[R_PUT].had_old, 1);
+    CU_ASSERT_EQUAL_FATAL(u[R_PUT].old.nparts, 1);
+    CU_ASSERT_EQUAL(u[R_PUT].old.parts[0].layout.blob[0], u[R_REPLACE].rc == CM_OK ? 0xBB : 0xAA);
+    etag_of(md, "obj", et, sizeof(et));
+    CU_ASSERT_STRING_EQUAL(et, "new");
+}
+
+static void test_upload_race(void)
+{
+    md_store *md = open_store("uploadrace", 1 << 26);
+    upload_op u[NUOPS];
+    pthread_t bt, t[NUOPS];
+    blocker b;
+    md_stats before, d;
+    upload_setup(md);
+    md_stats_get(md, &before);
+    blocker_init(&b, md, NUOPS);
+    blocker_start(&b, &bt);
+    for (int i = 0; i < NUOPS; i++) {
+        u[i] = (upload_op){.md = md, .kind = i};
+        pthread_create(&t[i], NULL, run_upload_op, &u[i]);
+    }
+    for (int i = 0; i < NUOPS; i++)
+        pthread_join(t[i], NULL);
+    pthread_join(bt, NULL);
+    blocker_release(&b);
+    upload_race_check(md, u);
+    stats_delta(md, &before, &d);
+    CU_ASSERT_EQUAL(d.batches, 2);
+    CU_ASSERT_EQUAL(d.commits, 2);
+    CU_ASSERT_EQUAL(d.max_batch, NUOPS);
+    for (int i = 0; i < NUOPS; i++) {
+        md_parts_free(u[i].parts, u[i].nparts);
+        md_object_release(&u[i].old);
+        md_part_release(&u[i].oldpart);
+    }
+    md_close(md);
+}
+
 /* ---- Racing If-None-Match puts ---- */
 
 #define RACE_THREADS 32
@@ -636,6 +766,7 @@ void cu_register(void)
     printf("test_meta_commit seed=%u (set CAIRN_TEST_SEED to repeat)\n", seed);
     static const cu_test tests[] = {{"batch_isolation", test_batch_isolation},
                                     {"commit_failure", test_commit_failure},
+                                    {"upload_race", test_upload_race},
                                     {"conditional_race", test_conditional_race},
                                     {"hammer", test_hammer},
                                     {NULL, NULL}};
