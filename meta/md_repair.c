@@ -2,7 +2,7 @@
  * md_repair.c - metadata side of self-repair: swap a rebuilt body into an object record.
  *
  * The scrubber rebuilds a damaged body under a new blob id and then calls
- * md_object_replace_layout. Inside one LMDB write transaction the current record of bucket/key is
+ * md_object_replace_layout. Inside one write op (its own LMDB transaction) the current record of bucket/key is
  * read, the part being repaired must still be stored under the blob the scrubber read (otherwise
  * the object was overwritten, deleted or repaired by someone else meanwhile: CM_ERR_CONFLICT, and
  * the caller drops its new data), and only that part's layout is replaced. Nothing else in the
