@@ -2,13 +2,13 @@
  * md_repair.c - metadata side of self-repair: swap a rebuilt body into an object record.
  *
  * The scrubber rebuilds a damaged body under a new blob id and then calls
- * md_object_replace_layout. Inside one write op (its own LMDB transaction) the current record of bucket/key is
- * read, the part being repaired must still be stored under the blob the scrubber read (otherwise
- * the object was overwritten, deleted or repaired by someone else meanwhile: CM_ERR_CONFLICT, and
- * the caller drops its new data), and only that part's layout is replaced. Nothing else in the
- * record changes (ETag, mtime, checksums, headers), because the payload is the same bytes. The
- * check and the write form one group-commit op (md_commit.c), applied in its own nested
- * transaction, so a client overwrite ordered before it in the same batch is seen.
+ * md_object_replace_layout. Inside one write op (its own LMDB transaction) the current record of
+ * bucket/key is read, the part being repaired must still be stored under the blob the scrubber read
+ * (otherwise the object was overwritten, deleted or repaired by someone else meanwhile:
+ * CM_ERR_CONFLICT, and the caller drops its new data), and only that part's layout is replaced.
+ * Nothing else in the record changes (ETag, mtime, checksums, headers), because the payload is the
+ * same bytes. The check and the write form one group-commit op (md_commit.c), applied in its own
+ * nested transaction, so a client overwrite ordered before it in the same batch is seen.
  */
 #include <string.h>
 
