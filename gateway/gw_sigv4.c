@@ -188,20 +188,21 @@ static const char *header_get(const gw_auth_request *req, const char *name)
     return NULL;
 }
 
-/* Append a header value trimmed, with inner runs of spaces and tabs collapsed to one space. */
+/* Append a header value trimmed, with inner runs of spaces and tabs collapsed to one space (whole
+ * runs of other bytes at a time: this is on every request's path). */
 static void add_trimmed(sv4_buf *b, const char *v)
 {
-    int pending = 0, started = 0;
-    for (; *v; v++) {
-        if (*v == ' ' || *v == '\t') {
-            pending = started;
-            continue;
-        }
-        if (pending)
+    int started = 0;
+    for (;;) {
+        v += strspn(v, " \t");
+        if (!*v)
+            return;
+        size_t n = strcspn(v, " \t");
+        if (started)
             sb_add(b, " ", 1);
-        sb_add(b, v, 1);
-        pending = 0;
+        sb_add(b, v, n);
         started = 1;
+        v += n;
     }
 }
 
@@ -209,13 +210,20 @@ static void add_canonical_header(sv4_buf *b, const gw_auth_request *req, const c
                                  size_t nlen)
 {
     int seen = 0;
-    for (size_t i = 0; i < nlen; i++) {
-        char c = (char)tolower((unsigned char)name[i]);
-        sb_add(b, &c, 1);
+    char lower[128];
+    if (nlen < sizeof(lower)) {
+        for (size_t i = 0; i < nlen; i++)
+            lower[i] = (char)tolower((unsigned char)name[i]);
+        sb_add(b, lower, nlen);
+    } else {
+        for (size_t i = 0; i < nlen; i++) {
+            char c = (char)tolower((unsigned char)name[i]);
+            sb_add(b, &c, 1);
+        }
     }
     sb_add(b, ":", 1);
     for (size_t i = 0; i < req->nheaders; i++) {
-        if (strlen(req->names[i]) != nlen || strncasecmp(req->names[i], name, nlen) != 0)
+        if (strncasecmp(req->names[i], name, nlen) != 0 || req->names[i][nlen] != '\0')
             continue;
         if (seen++)
             sb_add(b, ",", 1);

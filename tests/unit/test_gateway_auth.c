@@ -398,6 +398,25 @@ static void test_canonical_rules(void)
     c = gw_sigv4_canonical_request(&t.req, "host", "UNSIGNED-PAYLOAD", 0);
     CU_ASSERT_STRING_EQUAL(c, "GET\n/k\nX-Amz-Signature=ab&b=1\nhost:h\n\nhost\nUNSIGNED-PAYLOAD");
     free(c);
+    /* a name that only starts like a signed one is not it; an all-blank value is empty; a long
+     * signed name is lowercased too */
+    treq_init(&t, "GET", "/k");
+    hdr(&t, "host", "h");
+    hdr(&t, "X-Amz-Meta-Ab", "no");
+    hdr(&t, "X-Amz-Meta-A", " \t ");
+    char longname[200];
+    memset(longname, 'Q', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    hdr(&t, longname, "v");
+    char sh[300], want[600];
+    snprintf(sh, sizeof(sh), "host;x-amz-meta-a;%s", longname);
+    c = gw_sigv4_canonical_request(&t.req, sh, "UNSIGNED-PAYLOAD", 0);
+    for (char *q = longname; *q; q++)
+        *q = 'q';
+    snprintf(want, sizeof(want), "GET\n/k\n\nhost:h\nx-amz-meta-a:\n%s:v\n\n%s\nUNSIGNED-PAYLOAD",
+             longname, sh);
+    CU_ASSERT_STRING_EQUAL(c, want);
+    free(c);
     /* a malformed escape cannot be canonicalised */
     treq_init(&t, "GET", "/k?a=%zz");
     CU_ASSERT_PTR_NULL(gw_sigv4_canonical_request(&t.req, "host", "x", 0));
