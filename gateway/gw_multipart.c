@@ -460,6 +460,10 @@ static void complete_done(gw_req *r)
 {
     complete_state *cs = r->op;
     const md_object *o = &cs->obj;
+    if (cs->err == CM_ERR_CONFLICT) { /* a part was replaced after the list was checked */
+        gw_error(r, GW_INVALID_PART, "A part was uploaded again while the upload completed");
+        return;
+    }
     if (cs->err != CM_OK) {
         int no_current = cs->err == CM_ERR_NOTFOUND && cs->cond.if_match;
         gw_error(r,

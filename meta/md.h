@@ -244,7 +244,8 @@ void md_parts_free(md_part *parts, size_t n);
  * Atomically: check cond against the current object, write obj as the current record of
  * bucket/key, and delete the upload and all its part records. The part records that existed are
  * returned in *parts (caller frees the chunks of those not used by obj, then md_parts_free) and the
- * replaced object in *old. CM_ERR_NOTFOUND when the upload is gone.
+ * replaced object in *old. CM_ERR_NOTFOUND when the upload is gone; CM_ERR_CONFLICT (and nothing
+ * changed) when a part obj names is no longer the recorded one (replaced by a concurrent upload).
  */
 cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_id,
                           const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,

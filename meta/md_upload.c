@@ -34,6 +34,7 @@ typedef struct {
     md_part oldpart; /* part_put: the replaced part */
     md_object cur;   /* complete: the replaced object */
     int found;
+    const md_object *obj; /* complete: the object being written */
 } upload_op;
 
 static cm_err upload_create_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
@@ -224,6 +225,27 @@ static void parts_out(md_part **tmp, size_t tn, cm_err e, md_part **parts, size_
     }
 }
 
+/*
+ * Every part the completed object names must still be the recorded part (same number, same blob
+ * or inline body, same ETag). A part replaced by a concurrent UploadPart after the gateway checked
+ * the client's list would otherwise leave the object naming data that the replacement freed.
+ */
+static cm_err parts_still_current(const md_object *obj, const md_part *rec, size_t nrec)
+{
+    for (size_t i = 0; i < obj->nparts; i++) {
+        const md_part *want = &obj->parts[i];
+        const md_part *have = NULL;
+        for (size_t j = 0; j < nrec && !have; j++)
+            if (rec[j].number == want->number)
+                have = &rec[j];
+        if (!have || have->size != want->size || strcmp(have->etag, want->etag) != 0 ||
+            !have->inline_data != !want->inline_data ||
+            (!want->inline_data && memcmp(have->layout.blob, want->layout.blob, 16) != 0))
+            return CM_ERR_CONFLICT;
+    }
+    return CM_OK;
+}
+
 static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     upload_op *op = arg;
@@ -237,6 +259,8 @@ static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *
         e = md_kv_put(txn, md->objects, op->ok, op->okl, op->w.p, op->w.len);
     if (e == CM_OK)
         e = upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
+    if (e == CM_OK)
+        e = parts_still_current(op->obj, op->parts, op->nparts);
     return e;
 }
 
@@ -244,7 +268,7 @@ cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_i
                           const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
                           md_object *old, int *had_old)
 {
-    upload_op op = {.bucket = bucket, .upload_id = upload_id, .cond = cond};
+    upload_op op = {.bucket = bucket, .upload_id = upload_id, .cond = cond, .obj = obj};
     if (old)
         memset(old, 0, sizeof(*old));
     if (had_old)

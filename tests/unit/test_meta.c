@@ -367,6 +367,26 @@ static void test_multipart(void)
     md_parts_free(parts, n);
     CU_ASSERT_EQUAL(md_upload_abort(md, "b", "other", "0002-u", &parts, &n), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(md_part_put(md, "b", "other", "0002-u", &p, NULL, NULL), CM_ERR_NOTFOUND);
+
+    /* A part uploaded again after the object's part list was built: complete refuses. */
+    md_upload up3 = {.key = "race", .upload_id = "0003-u"};
+    CU_ASSERT_EQUAL(md_upload_create(md, "b", &up3), CM_OK);
+    md_part first = mk_part(1, "first", 10), second = mk_part(1, "second", 10);
+    second.layout.blob[1] = 2;
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "race", "0003-u", &first, NULL, NULL), CM_OK);
+    md_object ro = mk_obj("race", "r-1", 10);
+    ro.parts = &first;
+    ro.nparts = 1;
+    CU_ASSERT_EQUAL(md_part_put(md, "b", "race", "0003-u", &second, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_upload_complete(md, "b", "0003-u", &ro, NULL, &parts, &n, NULL, NULL),
+                    CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_object_get(md, "b", "race", &cur), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_upload_get(md, "b", "race", "0003-u", &got), CM_OK);
+    md_upload_release(&got);
+    ro.parts = &second;
+    CU_ASSERT_EQUAL(md_upload_complete(md, "b", "0003-u", &ro, NULL, &parts, &n, NULL, NULL),
+                    CM_OK);
+    md_parts_free(parts, n);
     md_close(md);
 }
 
