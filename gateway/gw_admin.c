@@ -76,43 +76,6 @@ static void send_json_msg(gw_req *r, int status, const char *code, const char *m
     evbuffer_free(b);
 }
 
-static cm_err root_secret(void *arg, const char *access_key, char *secret, size_t cap)
-{
-    gw *g = arg;
-    size_t n = strlen(g->secret_key);
-    if (strcmp(access_key, g->access_key) != 0)
-        return CM_ERR_NOTFOUND;
-    if (n + 1 > cap)
-        return CM_ERR_TOOBIG;
-    memcpy(secret, g->secret_key, n + 1);
-    return CM_OK;
-}
-
-/* SigV4 (or V2) with the root credentials; anonymous requests are refused. */
-static gw_s3err admin_auth(gw_req *r)
-{
-    size_t n = net_req_header_count(r->net);
-    const char **names = calloc(n + 1, sizeof(char *));
-    const char **values = calloc(n + 1, sizeof(char *));
-    gw_s3err e = GW_INTERNAL;
-    if (names && values) {
-        for (size_t i = 0; i < n; i++)
-            net_req_header_at(r->net, i, &names[i], &values[i]);
-        gw_auth_request ar = {.method = net_req_method(r->net),
-                              .target = net_req_target(r->net),
-                              .nheaders = n,
-                              .names = names,
-                              .values = values,
-                              .now = time(NULL)};
-        e = gw_auth_check(&ar, r->g->region, root_secret, r->g, &r->auth);
-        if (e == GW_OK && r->auth.anonymous)
-            e = GW_ACCESS_DENIED;
-    }
-    free(names);
-    free(values);
-    return e;
-}
-
 /* ---- JSON ---- */
 
 static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
@@ -323,7 +286,7 @@ int gw_admin_route(gw_req *r)
     int status = plen == 13 && strncmp(t, "/admin/status", 13) == 0;
     if (!scrub && !status)
         return 0;
-    gw_s3err e = admin_auth(r);
+    gw_s3err e = gw_authenticate(r);
     if (e != GW_OK) {
         gw_error(r, e, NULL);
         return 1;

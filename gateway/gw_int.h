@@ -121,6 +121,11 @@ void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf);
 void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish);
 /* Accept the body as object data (inline buffer, then erasure writer), then call finish. */
 void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
+/*
+ * Authenticate the request with the root credentials (SigV4 or SigV2, header or presigned) into
+ * r->auth. Anonymous requests are refused with GW_ACCESS_DENIED.
+ */
+gw_s3err gw_authenticate(gw_req *r);
 /* Header value or NULL. */
 const char *gw_hdr(gw_req *r, const char *name);
 /* ---- gw_admin.c: admin API and metrics on the S3 port ---- */

@@ -289,7 +289,7 @@ static void drop_sdk_params(gw_query *q)
     q->n = j;
 }
 
-static gw_s3err authenticate(gw_req *r)
+gw_s3err gw_authenticate(gw_req *r)
 {
     size_t n = net_req_header_count(r->net);
     const char **names = calloc(n + 1, sizeof(char *));
@@ -367,7 +367,7 @@ static void on_request(net_req *nr, void *arg)
         gw_error(r, e, NULL);
         return;
     }
-    if ((e = authenticate(r)) != GW_OK) {
+    if ((e = gw_authenticate(r)) != GW_OK) {
         const char *msg = NULL;
         char buf[160];
         if (e == GW_AUTH_HEADER_MALFORMED) {
