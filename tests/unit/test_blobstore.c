@@ -16,48 +16,25 @@
 #include "bs.h"
 #include "bs_int.h"
 #include "cm_log.h"
+#include "cu_data.h"
 #include "cu_main.h"
 
 #define SEED 20261125u
 
 static uint64_t rng = SEED;
 
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static uint8_t pat(uint32_t tag, uint64_t off)
-{
-    uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 32);
-    x ^= x >> 29;
-    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
-}
-
 static void fill(uint8_t *buf, uint32_t tag, uint64_t off, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        buf[i] = pat(tag, off + i);
+        buf[i] = cu_pattern(0, tag, off + i);
 }
 
 static int check(const uint8_t *buf, uint32_t tag, uint64_t off, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (buf[i] != pat(tag, off + i))
+        if (buf[i] != cu_pattern(0, tag, off + i))
             return 0;
     return 1;
-}
-
-static bs_id tag_id(uint32_t tag)
-{
-    bs_id id;
-    memset(&id, 0, sizeof(id));
-    memcpy(id.b, &tag, sizeof(tag));
-    id.b[15] = 0x5A;
-    return id;
 }
 
 static char *test_dir(const char *name)
@@ -72,7 +49,7 @@ static cm_err put(bs_store *bs, uint32_t tag, uint64_t off, size_t len, size_t p
 {
     uint8_t *buf = malloc(piece ? piece : 1);
     cm_err e = CM_OK;
-    bs_id id = tag_id(tag);
+    bs_id id = cu_tag_id(tag, 0x5A);
     size_t done = 0;
     do {
         size_t n = len - done < piece ? len - done : piece;
@@ -88,7 +65,7 @@ static cm_err put(bs_store *bs, uint32_t tag, uint64_t off, size_t len, size_t p
 static int verify(bs_store *bs, uint32_t tag, uint64_t off, size_t len)
 {
     uint8_t *buf = malloc(len ? len : 1);
-    bs_id id = tag_id(tag);
+    bs_id id = cu_tag_id(tag, 0x5A);
     cm_err e = bs_read(bs, &id, off, buf, len);
     int ok = e == CM_OK && check(buf, tag, off, len);
     if (!ok)
@@ -101,7 +78,7 @@ static int verify(bs_store *bs, uint32_t tag, uint64_t off, size_t len)
 static int verify_whole(bs_store *bs, uint32_t tag, uint64_t size)
 {
     uint64_t got = 0;
-    bs_id id = tag_id(tag);
+    bs_id id = cu_tag_id(tag, 0x5A);
     return bs_size(bs, &id, &got) == CM_OK && got == size && verify(bs, tag, 0, size);
 }
 
@@ -152,10 +129,10 @@ static void test_roundtrip(void)
     CU_ASSERT(verify(bs, 2, 70000, 3));
     CU_ASSERT(verify(bs, 2, 69999, 130002));
     for (int i = 0; i < 200; i++) {
-        uint64_t off = rnd() % 200001, len = rnd() % (200001 - off + 1);
+        uint64_t off = cu_xorshift(&rng) % 200001, len = cu_xorshift(&rng) % (200001 - off + 1);
         CU_ASSERT(verify(bs, 2, off, (size_t)len));
     }
-    bs_id id = tag_id(2), nid = tag_id(99);
+    bs_id id = cu_tag_id(2, 0x5A), nid = cu_tag_id(99, 0x5A);
     uint8_t b[4];
     CU_ASSERT_EQUAL(bs_read(bs, &id, 200000, b, 2), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(bs_read(bs, &nid, 0, b, 1), CM_ERR_NOTFOUND);
@@ -180,7 +157,7 @@ static void test_reopen(void)
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     for (uint32_t t = 1; t <= 20; t++)
         CU_ASSERT_EQUAL(put(bs, t, 0, 1000 * t + t, 333 * t), CM_OK);
-    bs_id gone = tag_id(7);
+    bs_id gone = cu_tag_id(7, 0x5A);
     CU_ASSERT_EQUAL(bs_delete(bs, &gone), CM_OK);
     CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
     bs_stats before, after;
@@ -221,7 +198,7 @@ static void test_torn_tail(void)
         bs_close(bs);
         seg_file(dir, 1, path, sizeof(path));
         off_t full = file_size(path);
-        off_t cut = good + 1 + (off_t)(rnd() % (uint64_t)(full - good - 1));
+        off_t cut = good + 1 + (off_t)(cu_xorshift(&rng) % (uint64_t)(full - good - 1));
         CU_ASSERT_FATAL(truncate(path, cut) == 0);
         CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
         CU_ASSERT_EQUAL(file_size(path), good);
@@ -249,7 +226,7 @@ static void test_data_bitflip(void)
     flip_bit(path, data + 2 * 65536 + 1234, 3);
     CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
     uint8_t *buf = malloc(4 * 65536);
-    bs_id id = tag_id(1);
+    bs_id id = cu_tag_id(1, 0x5A);
     CU_ASSERT_EQUAL(bs_read(bs, &id, 2 * 65536 + 10, buf, 100), CM_ERR_CORRUPT);
     CU_ASSERT_EQUAL(bs_read(bs, &id, 0, buf, 4 * 65536), CM_ERR_CORRUPT);
     CU_ASSERT(verify(bs, 1, 0, 2 * 65536));
@@ -283,7 +260,7 @@ static void test_header_bitflip(void)
     CU_ASSERT_EQUAL(st.corrupt_found, 1);
     CU_ASSERT_EQUAL(st.blobs, 2);
     uint64_t sz;
-    bs_id id2 = tag_id(2);
+    bs_id id2 = cu_tag_id(2, 0x5A);
     CU_ASSERT_EQUAL(bs_size(bs, &id2, &sz), CM_ERR_NOTFOUND);
     CU_ASSERT(verify_whole(bs, 1, 1500));
     CU_ASSERT(verify_whole(bs, 3, 3000));
@@ -306,7 +283,7 @@ static void test_delete_reclaim(void)
     CU_ASSERT_EQUAL(st.segments, 3);
     seg_file(dir, 1, path, sizeof(path));
     CU_ASSERT(access(path, F_OK) == 0);
-    bs_id id1 = tag_id(1), id3 = tag_id(3);
+    bs_id id1 = cu_tag_id(1, 0x5A), id3 = cu_tag_id(3, 0x5A);
     CU_ASSERT_EQUAL(bs_delete(bs, &id1), CM_OK);
     CU_ASSERT(access(path, F_OK) != 0);
     CU_ASSERT_EQUAL(bs_delete(bs, &id3), CM_OK); /* active: kept */
@@ -380,7 +357,7 @@ static void test_enospc(void)
             break;
         CU_ASSERT_EQUAL(e, CM_ERR_NOSPC);
         uint64_t sz;
-        bs_id id2 = tag_id(2);
+        bs_id id2 = cu_tag_id(2, 0x5A);
         CU_ASSERT_EQUAL(bs_size(bs, &id2, &sz), CM_ERR_NOTFOUND);
         CU_ASSERT(verify_whole(bs, 1, 150000));
     }
@@ -477,7 +454,7 @@ static void test_reads_during_writes(void)
         CU_ASSERT_EQUAL(put(bs, t, 0, 20000, 20000), CM_OK);
         if (t % 10 == 0)
             CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
-        bs_id old = tag_id(t - 3);
+        bs_id old = cu_tag_id(t - 3, 0x5A);
         if (t >= 503)
             CU_ASSERT_EQUAL(bs_delete(bs, &old), CM_OK);
     }
@@ -516,12 +493,12 @@ static void test_index_many(void)
     for (uint32_t t = 1; t <= 3000; t++)
         CU_ASSERT_EQUAL(put(bs, t, 0, 16, 16), CM_OK);
     for (uint32_t t = 1; t <= 3000; t += 2) {
-        bs_id id = tag_id(t);
+        bs_id id = cu_tag_id(t, 0x5A);
         CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
     }
     int bad = 0;
     for (uint32_t t = 1; t <= 3000; t++) {
-        bs_id id = tag_id(t);
+        bs_id id = cu_tag_id(t, 0x5A);
         uint64_t sz;
         cm_err e = bs_size(bs, &id, &sz);
         bad += (t % 2) ? e != CM_ERR_NOTFOUND : !(e == CM_OK && sz == 16 && verify(bs, t, 0, 16));

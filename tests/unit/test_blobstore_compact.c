@@ -18,36 +18,13 @@
 #include "bs.h"
 #include "bs_int.h"
 #include "cm_log.h"
+#include "cu_data.h"
 #include "cu_main.h"
 #include "faultio.c" /* test helper, not a test executable of its own */
 
 #define SEED 777u
 
 static uint64_t rng = SEED;
-
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static uint8_t pat(uint32_t tag, uint64_t off)
-{
-    uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 32);
-    x ^= x >> 29;
-    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
-}
-
-static bs_id tag_id(uint32_t tag)
-{
-    bs_id id;
-    memset(&id, 0, sizeof(id));
-    memcpy(id.b, &tag, sizeof(tag));
-    id.b[15] = 0x7E;
-    return id;
-}
 
 static const char *test_dir(const char *name)
 {
@@ -62,8 +39,8 @@ static cm_err put(bs_store *bs, uint32_t tag, uint64_t off, size_t len)
 {
     uint8_t *buf = malloc(len ? len : 1);
     for (size_t i = 0; i < len; i++)
-        buf[i] = pat(tag, off + i);
-    bs_id id = tag_id(tag);
+        buf[i] = cu_pattern(0, tag, off + i);
+    bs_id id = cu_tag_id(tag, 0x7E);
     cm_err e = bs_append(bs, &id, off, buf, len);
     free(buf);
     return e;
@@ -71,14 +48,14 @@ static cm_err put(bs_store *bs, uint32_t tag, uint64_t off, size_t len)
 
 static int verify(bs_store *bs, uint32_t tag, uint64_t size)
 {
-    bs_id id = tag_id(tag);
+    bs_id id = cu_tag_id(tag, 0x7E);
     uint64_t got = 0;
     if (bs_size(bs, &id, &got) != CM_OK || got != size)
         return 0;
     uint8_t *buf = malloc(size ? size : 1);
     int ok = bs_read(bs, &id, 0, buf, size) == CM_OK;
     for (uint64_t i = 0; ok && i < size; i++)
-        ok = buf[i] == pat(tag, i);
+        ok = buf[i] == cu_pattern(0, tag, i);
     free(buf);
     if (!ok)
         fprintf(stderr, "blob %u (size %llu) wrong (seed %u)\n", tag, (unsigned long long)size,
@@ -107,13 +84,13 @@ static void test_delete_heavy(void)
     static int alive[NB];
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     for (uint32_t t = 0; t < NB; t++) {
-        size[t] = 1 + rnd() % 40000;
+        size[t] = 1 + cu_xorshift(&rng) % 40000;
         alive[t] = 1;
         CU_ASSERT_EQUAL(put(bs, t, 0, (size_t)size[t]), CM_OK);
     }
     for (uint32_t t = 0; t < NB; t++) {
-        if (rnd() % 100 < 85) {
-            bs_id id = tag_id(t);
+        if (cu_xorshift(&rng) % 100 < 85) {
+            bs_id id = cu_tag_id(t, 0x7E);
             CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
             alive[t] = 0;
         }
@@ -144,7 +121,7 @@ static void test_delete_heavy(void)
     CU_ASSERT_EQUAL(re.live_bytes, after.live_bytes);
     bad = 0;
     for (uint32_t t = 0; t < NB; t++) {
-        bs_id id = tag_id(t);
+        bs_id id = cu_tag_id(t, 0x7E);
         uint64_t sz;
         bad += alive[t] ? !verify(bs, t, size[t]) : bs_size(bs, &id, &sz) != CM_ERR_NOTFOUND;
     }
@@ -182,7 +159,7 @@ static void test_reads_during_compaction(void)
     pthread_t th;
     CU_ASSERT_FATAL(pthread_create(&th, NULL, reader, &ra) == 0);
     for (uint32_t t = 1; t < 200; t += 2) { /* odd tags die; appends go on meanwhile */
-        bs_id id = tag_id(t);
+        bs_id id = cu_tag_id(t, 0x7E);
         CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
         CU_ASSERT_EQUAL(put(bs, 1000 + t, 0, 2000), CM_OK);
         int seen = __atomic_load_n(&ra.reads, __ATOMIC_ACQUIRE);
@@ -216,7 +193,7 @@ static void test_tombstone_kept(void)
     CU_ASSERT_EQUAL(put(bs, 1, 0, 20000), CM_OK);
     CU_ASSERT_EQUAL(put(bs, 2, 0, 40000), CM_OK); /* keeps segment 1 alive */
     CU_ASSERT_EQUAL(put(bs, 3, 0, 60000), CM_OK); /* segment 2 */
-    bs_id id1 = tag_id(1), id3 = tag_id(3);
+    bs_id id1 = cu_tag_id(1, 0x7E), id3 = cu_tag_id(3, 0x7E);
     CU_ASSERT_EQUAL(bs_delete(bs, &id1), CM_OK);  /* tombstone in segment 2 */
     CU_ASSERT_EQUAL(put(bs, 4, 0, 60000), CM_OK); /* segment 3 becomes active */
     CU_ASSERT_EQUAL(bs_delete(bs, &id3), CM_OK);  /* segment 2: no live data, one tombstone */
@@ -246,13 +223,13 @@ static void test_enospc_then_freed(void)
     rng = SEED;
     uint32_t t = 0;
     cm_err e = CM_OK;
-    while (t < 1000 && (e = put(bs, t, 0, 10000 + (size_t)(rnd() % 30000))) == CM_OK)
+    while (t < 1000 && (e = put(bs, t, 0, 10000 + (size_t)(cu_xorshift(&rng) % 30000))) == CM_OK)
         t++;
     CU_ASSERT_EQUAL(e, CM_ERR_NOSPC);
     CU_ASSERT(fio_used(f) <= 600 * 1024);
     uint32_t full_at = t;
     /* nothing half-written: the failed blob does not exist, the others read back */
-    bs_id failed = tag_id(full_at);
+    bs_id failed = cu_tag_id(full_at, 0x7E);
     uint64_t sz;
     CU_ASSERT_EQUAL(bs_size(bs, &failed, &sz), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
@@ -269,7 +246,7 @@ static void test_enospc_then_freed(void)
     CU_ASSERT_EQUAL(st.corrupt_found, 0);
     CU_ASSERT_EQUAL(st.blobs, full_at);
     for (uint32_t i = 0; i < full_at; i++)
-        CU_ASSERT(verify(bs, i, 10000 + rnd() % 30000));
+        CU_ASSERT(verify(bs, i, 10000 + cu_xorshift(&rng) % 30000));
     /* space freed elsewhere on the disk: appends work again */
     fio_set_capacity(f, 2 * 1024 * 1024);
     CU_ASSERT_EQUAL(put(bs, full_at, 0, 50000), CM_OK);
@@ -289,7 +266,7 @@ static void test_enospc_during_compaction(void)
     for (uint32_t t = 0; t < 40; t++)
         CU_ASSERT_EQUAL(put(bs, t, 0, 5000), CM_OK);
     for (uint32_t t = 0; t < 40; t++) {
-        bs_id id = tag_id(t);
+        bs_id id = cu_tag_id(t, 0x7E);
         if (t % 4)
             CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
     }
@@ -309,7 +286,7 @@ static void test_enospc_during_compaction(void)
     bs_close(bs);
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     for (uint32_t t = 0; t < 40; t++) {
-        bs_id id = tag_id(t);
+        bs_id id = cu_tag_id(t, 0x7E);
         uint64_t sz;
         int ok = (t % 4) ? bs_size(bs, &id, &sz) == CM_ERR_NOTFOUND : verify(bs, t, 5000);
         CU_ASSERT(ok);
@@ -330,7 +307,7 @@ static void test_flip_on_read(void)
         /* a read makes two preads (checksums, then blocks): flip in either */
         fio_flip_on_read(f, fio_kind_ops(f, FIO_PREAD) + 1 + (uint64_t)(i % 2));
         uint8_t buf[5000];
-        bs_id id = tag_id(1);
+        bs_id id = cu_tag_id(1, 0x7E);
         caught += bs_read(bs, &id, (uint64_t)i * 4000, buf, sizeof(buf)) == CM_ERR_CORRUPT;
         fio_clear_faults(f);
         CU_ASSERT(verify(bs, 1, 100000)); /* the flip was in flight, the disk is fine */
@@ -357,7 +334,7 @@ static void test_delete_then_crash(void)
     CU_ASSERT_EQUAL(put(bs, 1, 60000, 30000), CM_OK); /* fills segment 1, rest in segment 2 */
     CU_ASSERT_EQUAL(put(bs, 2, 0, 10000), CM_OK);
     CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
-    bs_id id1 = tag_id(1);
+    bs_id id1 = cu_tag_id(1, 0x7E);
     CU_ASSERT_EQUAL(bs_delete(bs, &id1), CM_OK);
     bs_stats st;
     bs_get_stats(bs, &st);

@@ -20,6 +20,7 @@
 #include "bs.h"
 #include "bs_int.h"
 #include "cm_log.h"
+#include "cu_data.h"
 #include "cu_main.h"
 #include "faultio.c" /* test helper, not a test executable of its own */
 
@@ -29,30 +30,6 @@
 #define SEGMAX (48 * 1024)
 
 static uint64_t rng;
-
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static uint8_t pat(uint32_t tag, uint64_t off)
-{
-    uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 32);
-    x ^= x >> 29;
-    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
-}
-
-static bs_id tag_id(uint32_t tag)
-{
-    bs_id id;
-    memset(&id, 0, sizeof(id));
-    memcpy(id.b, &tag, sizeof(tag));
-    id.b[15] = 0xC3;
-    return id;
-}
 
 typedef struct {
     int created;        /* first append succeeded */
@@ -85,16 +62,17 @@ static void workload(bs_store *bs, uint64_t seed, model *m)
     memset(m, 0, sizeof(*m));
     rng = seed;
     for (int step = 0; step < STEPS; step++) {
-        uint64_t r = rnd() % 100;
-        int i = (int)(rnd() % NBLOB);
+        uint64_t r = cu_xorshift(&rng) % 100;
+        int i = (int)(cu_xorshift(&rng) % NBLOB);
         model_blob *b = &m->b[i];
-        bs_id id = tag_id((uint32_t)i);
+        bs_id id = cu_tag_id((uint32_t)i, 0xC3);
         cm_err e = CM_OK;
         if (r < 50 && !b->del_issued) {
-            uint64_t big = rnd() % 4 == 0; /* separate statements: a fixed order of rnd() calls */
-            size_t n = 1 + (size_t)(rnd() % (big ? sizeof(buf) : 3000));
+            uint64_t big = cu_xorshift(&rng) % 4 ==
+                           0; /* separate statements: a fixed order of cu_xorshift(&rng) calls */
+            size_t n = 1 + (size_t)(cu_xorshift(&rng) % (big ? sizeof(buf) : 3000));
             for (size_t j = 0; j < n; j++)
-                buf[j] = pat((uint32_t)i, b->appended + j);
+                buf[j] = cu_pattern(0, (uint32_t)i, b->appended + j);
             e = bs_append(bs, &id, b->appended, buf, n);
             b->attempted = b->appended + n;
             if (e == CM_OK) {
@@ -123,18 +101,18 @@ static void workload(bs_store *bs, uint64_t seed, model *m)
 static int check_bytes(bs_store *bs, int i, uint64_t size, int allow_corrupt)
 {
     uint8_t *got = malloc(size ? size : 1);
-    bs_id id = tag_id((uint32_t)i);
+    bs_id id = cu_tag_id((uint32_t)i, 0xC3);
     cm_err e = bs_read(bs, &id, 0, got, size);
     int ok = e == CM_OK || (allow_corrupt && e == CM_ERR_CORRUPT);
     for (uint64_t j = 0; e == CM_OK && j < size; j++)
-        ok &= got[j] == pat((uint32_t)i, j);
+        ok &= got[j] == cu_pattern(0, (uint32_t)i, j);
     if (!ok && allow_corrupt) { /* a hole: every readable 64 KiB piece must still be exact */
         ok = 1;
         for (uint64_t at = 0; at < size; at += 4096) {
             uint64_t n = size - at < 4096 ? size - at : 4096;
             e = bs_read(bs, &id, at, got, n);
             for (uint64_t j = 0; e == CM_OK && j < n; j++)
-                ok &= got[j] == pat((uint32_t)i, at + j);
+                ok &= got[j] == cu_pattern(0, (uint32_t)i, at + j);
             ok &= e == CM_OK || e == CM_ERR_CORRUPT;
         }
     }
@@ -145,7 +123,7 @@ static int check_bytes(bs_store *bs, int i, uint64_t size, int allow_corrupt)
 /* The bs.h guarantee for one blob; strict = everything unsynced was dropped. */
 static int check_blob(bs_store *bs, const model_blob *b, int i, int strict)
 {
-    bs_id id = tag_id((uint32_t)i);
+    bs_id id = cu_tag_id((uint32_t)i, 0xC3);
     uint64_t size = 0;
     cm_err e = bs_size(bs, &id, &size);
     if (b->del_acked)
@@ -215,7 +193,7 @@ static int one_run(const char *dir, uint64_t seed, uint64_t k, fio_crash_mode mo
         bad++;
     }
     /* the recovered store takes new writes and keeps them */
-    bs_id fresh = tag_id(1000);
+    bs_id fresh = cu_tag_id(1000, 0xC3);
     uint8_t x[100];
     memset(x, 7, sizeof(x));
     bad += bs_append(bs, &fresh, 0, x, sizeof(x)) != CM_OK || bs_sync(bs) != CM_OK;

@@ -13,30 +13,17 @@
 #include "bs.h"
 #include "bs_int.h"
 #include "cm_log.h"
+#include "cu_data.h"
 #include "cu_main.h"
 
 #define SEED 9001u
-
-static uint8_t pat(uint32_t tag, uint64_t off)
-{
-    return (uint8_t)((off * 31 + tag * 7) ^ (off >> 9));
-}
-
-static bs_id tag_id(uint32_t tag)
-{
-    bs_id id;
-    memset(&id, 0, sizeof(id));
-    memcpy(id.b, &tag, sizeof(tag));
-    id.b[15] = 0xF5;
-    return id;
-}
 
 static void put(bs_store *bs, uint32_t tag, size_t len)
 {
     uint8_t *buf = malloc(len);
     for (size_t i = 0; i < len; i++)
-        buf[i] = pat(tag, i);
-    bs_id id = tag_id(tag);
+        buf[i] = cu_pattern(0, tag, i);
+    bs_id id = cu_tag_id(tag, 0xF5);
     CU_ASSERT_EQUAL(bs_append(bs, &id, 0, buf, len), CM_OK);
     free(buf);
 }
@@ -64,7 +51,7 @@ static void test_fsck(void)
     put(bs, 2, 20000);  /* segment 1 */
     put(bs, 3, 100000); /* segment 2 */
     put(bs, 4, 5000);   /* segment 2 */
-    bs_id id4 = tag_id(4);
+    bs_id id4 = cu_tag_id(4, 0xF5);
     CU_ASSERT_EQUAL(bs_delete(bs, &id4), CM_OK);
     CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
     bs_fsck_report r;
@@ -105,11 +92,11 @@ static void test_fsck(void)
     bs_get_stats(bs, &st);
     CU_ASSERT_EQUAL(st.corrupt_found, 0);
     uint8_t *buf = malloc(100000);
-    bs_id id3 = tag_id(3);
+    bs_id id3 = cu_tag_id(3, 0xF5);
     CU_ASSERT_EQUAL(bs_read(bs, &id3, 0, buf, 100000), CM_OK);
     int same = 1;
     for (int i = 0; i < 100000; i++)
-        same &= buf[i] == pat(3, (uint64_t)i);
+        same &= buf[i] == cu_pattern(0, 3, (uint64_t)i);
     CU_ASSERT(same);
     free(buf);
     bs_close(bs);

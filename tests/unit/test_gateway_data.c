@@ -15,6 +15,7 @@
 #include "bs.h"
 #include "cm_log.h"
 #include "cm_util.h"
+#include "cu_data.h"
 #include "cu_main.h"
 #include "gw_data.h"
 
@@ -25,21 +26,6 @@
 #define M 2
 
 static uint64_t rng = SEED;
-
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static uint8_t pat(uint32_t tag, uint64_t off)
-{
-    uint64_t x = (off + 7) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 40);
-    x ^= x >> 31;
-    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
-}
 
 typedef struct {
     char root[512];
@@ -74,10 +60,10 @@ static cm_err write_body(gw_store *st, uint32_t tag, uint64_t size, md_layout *l
         return e;
     uint8_t buf[9000];
     for (uint64_t off = 0; e == CM_OK && off < size;) {
-        uint64_t piece = 1 + rnd() % sizeof(buf); /* CM_MIN evaluates twice */
+        uint64_t piece = 1 + cu_xorshift(&rng) % sizeof(buf); /* CM_MIN evaluates twice */
         size_t n = (size_t)CM_MIN(size - off, piece);
         for (size_t i = 0; i < n; i++)
-            buf[i] = pat(tag, off + i);
+            buf[i] = cu_pattern(7, tag, off + i);
         e = gw_writer_write(w, buf, n);
         off += n;
     }
@@ -94,7 +80,7 @@ static int read_ok(gw_store *st, const md_layout *lay, uint32_t tag, uint64_t of
     cm_err e = gw_read(st, lay, off, buf, len);
     int ok = e == CM_OK;
     for (size_t i = 0; ok && i < len; i++)
-        ok = buf[i] == pat(tag, off + i);
+        ok = buf[i] == cu_pattern(7, tag, off + i);
     if (!ok)
         fprintf(stderr, "read tag %u [%llu,+%zu) failed: %s (seed %#x)\n", tag,
                 (unsigned long long)off, len, cm_err_name(e), SEED);
@@ -106,7 +92,8 @@ static int read_random(gw_store *st, const md_layout *lay, uint32_t tag, int n)
 {
     int ok = read_ok(st, lay, tag, 0, (size_t)lay->size);
     for (int i = 0; ok && i < n && lay->size > 0; i++) {
-        uint64_t off = rnd() % lay->size, len = 1 + rnd() % (lay->size - off);
+        uint64_t off = cu_xorshift(&rng) % lay->size,
+                 len = 1 + cu_xorshift(&rng) % (lay->size - off);
         ok = read_ok(st, lay, tag, off, (size_t)len);
     }
     return ok;

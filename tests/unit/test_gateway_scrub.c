@@ -17,6 +17,7 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
+#include "cu_data.h"
 #include "cu_main.h"
 #include "gw_int.h"
 #include "gw_scrub.h"
@@ -24,13 +25,6 @@
 #define SEED 0x5C2Bu
 #define CELL 4096u
 #define BUCKET "scrub-bucket"
-
-static uint8_t pat(uint32_t tag, uint64_t off)
-{
-    uint64_t x = (off + 11) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)tag << 40) ^ SEED;
-    x ^= x >> 29;
-    return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
-}
 
 static gw *open_gw(const char *name)
 {
@@ -74,7 +68,7 @@ static void store_part(gw *g, uint32_t tag, uint64_t size, md_part *p)
     for (uint64_t off = 0; off < size;) {
         size_t n = (size_t)CM_MIN(size - off, sizeof(buf));
         for (size_t i = 0; i < n; i++)
-            buf[i] = pat(tag, off + i);
+            buf[i] = cu_pattern(SEED, tag, off + i);
         cm_ck_update(&ck, buf, n);
         CU_ASSERT_FATAL(gw_writer_write(w, buf, n) == CM_OK);
         off += n;
@@ -95,7 +89,7 @@ static void put_object(gw *g, const char *key, uint32_t tag, uint64_t size, size
     snprintf(o.version_id, sizeof(o.version_id), "null");
     if (size <= 1024 && nparts == 1) {
         for (size_t i = 0; i < size; i++)
-            inl[i] = pat(tag, i);
+            inl[i] = cu_pattern(SEED, tag, i);
         o.inline_data = inl;
         o.inline_len = (size_t)size;
         o.size = size;
@@ -117,12 +111,12 @@ static int object_ok(gw *g, const char *key, uint32_t tag, uint64_t size)
     md_object o;
     int ok = md_object_get(g->md, BUCKET, key, &o) == CM_OK;
     for (size_t i = 0; ok && o.inline_data && i < o.inline_len; i++)
-        ok = o.inline_data[i] == pat(tag, i);
+        ok = o.inline_data[i] == cu_pattern(SEED, tag, i);
     for (size_t p = 0; ok && p < o.nparts; p++) {
         uint8_t *buf = malloc((size_t)size);
         ok = buf && gw_read(g->data, &o.parts[p].layout, 0, buf, (size_t)size) == CM_OK;
         for (uint64_t i = 0; ok && i < size; i++)
-            ok = buf[i] == pat(tag + (uint32_t)p, i);
+            ok = buf[i] == cu_pattern(SEED, tag + (uint32_t)p, i);
         free(buf);
     }
     if (!ok)
