@@ -22,8 +22,8 @@
  * Syscalls per keep-alive request (measured 4 epoll_ctl per 4 KiB GET before this was done):
  *   - EV_READ stays armed except while a body must not be read (the handler has not asked for it,
  *     paused it, or has a full body buffer) or the connection drains. Once a request's body is in,
- *     the next pipelined head may be read into the input buffer (capped by the bufferevent read
- *     watermark); it is parsed only after on_done. A peer EOF seen then is remembered
+ *     the next pipelined head may be read into the input buffer (up to one maximal head: reading
+ *     pauses beyond that); it is parsed only after on_done. A peer EOF seen then is remembered
  *     (peer_eof): buffered requests are still served, then the connection closes.
  *   - Responses are written straight from conn_process (conn_flush: one writev) instead of
  *     arming EV_WRITE and writing on the next loop turn. EV_WRITE is enabled only when the socket
@@ -191,8 +191,10 @@ static int conn_wants_read(const net_conn *c, const net_config *cfg, int *body_w
     *body_wait = 0;
     if (c->draining || c->peer_eof)
         return 0;
-    if (!r || r->body_complete)
-        return 1; /* a new head, or the next pipelined one (bounded by the read watermark) */
+    if (!r)
+        return 1;         /* a head: the parser refuses one longer than head_cap */
+    if (r->body_complete) /* read ahead for the next pipelined head, at most one head's worth */
+        return evbuffer_get_length(bufferevent_get_input(c->bev)) < head_cap(cfg);
     if (!(r->reading || r->discarding))
         return 0; /* the handler has not asked for the body (100-continue, backpressure) */
     *body_wait =

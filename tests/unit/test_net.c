@@ -1044,6 +1044,43 @@ static void test_half_close(void)
     CU_ASSERT_EQUAL(t.st.aborted, 0);
 }
 
+/*
+ * A client pipelining far more than one head's worth while a request is in flight: the server
+ * reads ahead only so far (then pauses reading), and answers every request in order.
+ */
+static void test_pipeline_flood(void)
+{
+    enum { N = 6000 };
+    static const char one[] = "GET /x HTTP/1.1\r\n\r\n";
+    tsrv t;
+    cli c;
+    resp r;
+    size_t len = strlen(one);
+    char *all = malloc(N * len + 64);
+    int n = snprintf(all, 64, "GET /later HTTP/1.1\r\n\r\n");
+    for (int i = 0; i < N; i++)
+        memcpy(all + n + (size_t)i * len, one, len);
+    tsrv_start_default(&t);
+    cli_open(&c, t.port);
+    CU_ASSERT_EQUAL_FATAL(cli_send(&c, all, (size_t)n + N * len), 0); /* > 80 KiB head cap */
+    free(all);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "later");
+    resp_free(&r);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        if (cli_response(&c, &r, 0) != 0)
+            break;
+        ok += r.status == 200 && strcmp(r.body, "hello") == 0;
+        resp_free(&r);
+    }
+    CU_ASSERT_EQUAL(ok, N);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.done, N + 1);
+    CU_ASSERT_EQUAL(t.st.aborted, 0);
+}
+
 static void test_threads(void)
 {
     tsrv t;
@@ -1083,6 +1120,7 @@ void cu_register(void)
         {"threads", test_threads},
         {"async_responses", test_async_responses},
         {"half_close", test_half_close},
+        {"pipeline_flood", test_pipeline_flood},
         {NULL, NULL},
     };
     const char *env = getenv("CAIRN_TEST_SEED");
