@@ -27,7 +27,7 @@ typedef struct {
     uint32_t cell_size;       /* default 256 KiB */
     size_t inline_threshold;  /* bodies up to this size live in the metadata record; 64 KiB */
     uint64_t max_object_size; /* single PUT limit; 5 GiB */
-    int workers;              /* threads for fsyncs and commits; default 16 */
+    int workers;              /* threads for fsyncs and commits; default 64 */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */

@@ -47,7 +47,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->cell_size = 256 * 1024;
     cfg->inline_threshold = 64 * 1024;
     cfg->max_object_size = 5ULL << 30;
-    cfg->workers = 16;
+    cfg->workers = 64;
 }
 
 static char *dup_or_null(const char *s)
@@ -86,7 +86,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.secret_key = g->secret_key;
 
     if ((err = gw_leases_new(&g->leases)) != CM_OK ||
-        (err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 16, &g->pool)) != CM_OK)
+        (err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
         goto fail;
     snprintf(path, sizeof(path), "%s/meta", g->data_dir);
     err = md_open(path, 0, &g->md);
