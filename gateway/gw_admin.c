@@ -107,11 +107,12 @@ static void json_drives(struct evbuffer *b, gw *g)
         if (bs)
             bs_get_stats(bs, &st);
         evbuffer_add_printf(b,
-                            "%s{\"drive\":%d,\"online\":%s,\"blobs\":%" PRIu64
+                            "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
                             ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
                             ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
-                            i ? "," : "", i, bs ? "true" : "false", st.blobs, st.live_bytes,
-                            st.disk_bytes, st.segments, st.corrupt_found);
+                            i ? "," : "", i, bs ? "true" : "false",
+                            gw_drive_state_name(gw_store_drive_state(g->data, i)), st.blobs,
+                            st.live_bytes, st.disk_bytes, st.segments, st.corrupt_found);
     }
     evbuffer_add(b, "]", 1);
 }
@@ -222,6 +223,11 @@ static void metrics_drives(struct evbuffer *b, gw *g)
     int n = gw_store_ndrives(g->data);
     metric(b, "cairn_drives_online", "gauge", "Drives open and usable",
            (uint64_t)gw_store_drives_online(g->data));
+    evbuffer_add_printf(b, "# HELP cairn_drive_failed 1 when the drive is failed or offline\n"
+                           "# TYPE cairn_drive_failed gauge\n");
+    for (int i = 0; i < n; i++)
+        evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
+                            gw_store_drive_state(g->data, i) >= GW_DRIVE_FAILED);
     evbuffer_add_printf(b,
                         "# HELP cairn_blobstore_corrupt_found_total Records or blocks that "
                         "failed a checksum\n# TYPE cairn_blobstore_corrupt_found_total counter\n");

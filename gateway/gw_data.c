@@ -18,11 +18,24 @@
  * mismatch, I/O error), the stripe is read whole from the first k readable cells into a scratch
  * stripe, reconstructed, and copied out; that is logged at WARN (repair queue to come).
  *
- * Threading: the store is read-only after open (bs_store and ec_codec are thread-safe); a writer
- * belongs to one request. Memory: one stripe per writer and at most one per read call.
+ * Drive health. Every append/sync result of a drive is fed to note_io: a success clears its
+ * count of consecutive I/O errors, CM_ERR_IO bumps it, and GW_FAIL_AFTER in a row mark the drive
+ * FAILED (logged once at ERROR). ENOSPC only marks it "full" (still used for reads). A failed
+ * drive is skipped by placement, reads, deletes and the scrubber. gw_store_probe runs at most
+ * every GW_PROBE_MS from gw_writer_new (whichever writer wins a CAS on next_probe runs it) or
+ * directly from tests: it checks each healthy drive's directory is still the one opened (same
+ * dev/inode: a vanished or swapped directory fails the drive) and tries a 4 KiB
+ * append+sync+delete on each failed drive, bringing it back when that works and its directory is
+ * unchanged. A replaced directory needs a restart (the open bs_store still holds the old files).
+ *
+ * Threading: drive state is atomics; everything else is read-only after open (bs_store and
+ * ec_codec are thread-safe); a writer belongs to one request. Memory: one stripe per writer and
+ * at most one per read call.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
@@ -33,10 +46,19 @@
 struct gw_store {
     int ndrives, k, m;
     uint32_t cell_size;
-    bs_store **drives; /* NULL when the drive could not be opened */
-    uint8_t *online;
+    bs_store **drives;    /* NULL when the drive could not be opened */
+    uint8_t *online;      /* opened at start (never changes afterwards) */
+    atomic_uchar *failed; /* marked failed at run time (see note_io / gw_store_probe) */
+    atomic_uchar *full;   /* the last append or sync ran out of space */
+    atomic_int *errs;     /* consecutive I/O errors */
+    struct stat *ident;   /* dev/inode of each drive directory at open */
+    char **dirs;
+    atomic_llong next_probe; /* cm_monotonic_ms of the next periodic probe */
     ec_codec *codec;
 };
+
+#define GW_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
+#define GW_PROBE_MS 30000
 
 struct gw_writer {
     gw_store *st;
@@ -97,13 +119,23 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
     st->cell_size = o.cell_size;
     st->drives = calloc((size_t)ndrives, sizeof(*st->drives));
     st->online = calloc((size_t)ndrives, 1);
-    e = (st->drives && st->online) ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
+    st->failed = calloc((size_t)ndrives, sizeof(*st->failed));
+    st->full = calloc((size_t)ndrives, sizeof(*st->full));
+    st->errs = calloc((size_t)ndrives, sizeof(*st->errs));
+    st->ident = calloc((size_t)ndrives, sizeof(*st->ident));
+    st->dirs = calloc((size_t)ndrives, sizeof(*st->dirs));
+    atomic_init(&st->next_probe, cm_monotonic_ms() + GW_PROBE_MS);
+    int ok =
+        st->drives && st->online && st->failed && st->full && st->errs && st->ident && st->dirs;
+    for (int i = 0; ok && i < ndrives; i++)
+        ok = (st->dirs[i] = strdup(dirs[i])) != NULL;
+    e = ok ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
     bs_options bo = {.io = o.io}; /* designated: bs_options grows (compaction knobs) */
     for (int i = 0; e == CM_OK && i < ndrives; i++) {
         cm_err de = bs_open(dirs[i], &bo, &st->drives[i]);
         if (de != CM_OK)
             CM_ERROR("gw", "drive %d (%s) offline: %s", i, dirs[i], cm_err_str(de));
-        st->online[i] = de == CM_OK;
+        st->online[i] = de == CM_OK && stat(dirs[i], &st->ident[i]) == 0;
     }
     if (e == CM_OK && gw_store_drives_online(st) < o.k + 1)
         e = CM_ERR_UNAVAILABLE;
@@ -121,17 +153,30 @@ void gw_store_close(gw_store *st)
         return;
     for (int i = 0; st->drives && i < st->ndrives; i++)
         bs_close(st->drives[i]);
+    for (int i = 0; st->dirs && i < st->ndrives; i++)
+        free(st->dirs[i]);
+    free(st->dirs);
     free(st->drives);
     free(st->online);
+    free(st->failed);
+    free(st->full);
+    free(st->errs);
+    free(st->ident);
     ec_free(st->codec);
     free(st);
+}
+
+/* Opened and not failed since: usable for reads and new writes. */
+static int usable(const gw_store *st, int d)
+{
+    return st->online[d] && !atomic_load(&st->failed[d]);
 }
 
 int gw_store_drives_online(const gw_store *st)
 {
     int n = 0;
     for (int i = 0; i < st->ndrives; i++)
-        n += st->online[i] != 0;
+        n += usable(st, i);
     return n;
 }
 
@@ -143,9 +188,105 @@ size_t gw_store_stripe_bytes(const gw_store *st)
 /* The open drive for a layout slot, or NULL. */
 static bs_store *slot_drive(const gw_store *st, uint8_t d)
 {
-    if (d == PL_NONE || d >= st->ndrives || !st->online[d])
+    if (d == PL_NONE || d >= st->ndrives || !usable(st, d))
         return NULL;
     return st->drives[d];
+}
+
+/* ---- drive health ---- */
+
+static void mark_failed(gw_store *st, int d, const char *why)
+{
+    if (atomic_exchange(&st->failed[d], 1) == 0)
+        CM_ERROR("gw",
+                 "drive %d (%s) FAILED: %s; no new writes go to it, reads use the others, "
+                 "probed every %d s",
+                 d, st->dirs[d], why, GW_PROBE_MS / 1000);
+}
+
+/* Account one append/sync result of drive d. */
+static void note_io(gw_store *st, uint8_t d, cm_err e)
+{
+    if (d == PL_NONE || d >= st->ndrives)
+        return;
+    atomic_store(&st->full[d], e == CM_ERR_NOSPC);
+    if (e != CM_ERR_IO) {
+        if (e == CM_OK)
+            atomic_store(&st->errs[d], 0);
+        return;
+    }
+    if (atomic_fetch_add(&st->errs[d], 1) + 1 >= GW_FAIL_AFTER)
+        mark_failed(st, d, "repeated I/O errors");
+}
+
+/* Is drive d's directory still the one opened (not removed, not swapped for another)? */
+static int same_dir(const gw_store *st, int d)
+{
+    struct stat now;
+    return stat(st->dirs[d], &now) == 0 && S_ISDIR(now.st_mode) &&
+           now.st_dev == st->ident[d].st_dev && now.st_ino == st->ident[d].st_ino;
+}
+
+/* A small append + sync + delete of a fresh blob on drive d. */
+static cm_err probe_write(bs_store *bs)
+{
+    uint8_t buf[4096];
+    bs_id id;
+    memset(buf, 0xA5, sizeof(buf));
+    cm_err e = bs_id_new(&id);
+    if (e == CM_OK)
+        e = bs_append(bs, &id, 0, buf, sizeof(buf));
+    if (e == CM_OK)
+        e = bs_sync(bs);
+    bs_delete(bs, &id);
+    return e;
+}
+
+int gw_store_probe(gw_store *st)
+{
+    int nfailed = 0;
+    for (int d = 0; d < st->ndrives; d++) {
+        if (!st->online[d])
+            continue;
+        if (!atomic_load(&st->failed[d])) {
+            if (!same_dir(st, d))
+                mark_failed(st, d, "directory vanished or replaced (restart to adopt a new one)");
+        } else if (same_dir(st, d)) {
+            cm_err e = probe_write(st->drives[d]);
+            if (e == CM_OK) {
+                atomic_store(&st->errs[d], 0);
+                atomic_store(&st->failed[d], 0);
+                CM_INFO("gw", "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
+            } else {
+                CM_DEBUG("gw", "drive %d still failing its probe: %s", d, cm_err_str(e));
+            }
+        }
+        nfailed += atomic_load(&st->failed[d]) != 0;
+    }
+    return nfailed;
+}
+
+/* Run gw_store_probe when GW_PROBE_MS have passed; one caller wins the slot. */
+static void maybe_probe(gw_store *st)
+{
+    long long now = cm_monotonic_ms(), due = atomic_load(&st->next_probe);
+    if (now >= due && atomic_compare_exchange_strong(&st->next_probe, &due, now + GW_PROBE_MS))
+        gw_store_probe(st);
+}
+
+gw_drive_state gw_store_drive_state(const gw_store *st, int d)
+{
+    if (d < 0 || d >= st->ndrives || !st->online[d])
+        return GW_DRIVE_OFFLINE;
+    if (atomic_load(&st->failed[d]))
+        return GW_DRIVE_FAILED;
+    return atomic_load(&st->full[d]) ? GW_DRIVE_FULL : GW_DRIVE_OK;
+}
+
+const char *gw_drive_state_name(gw_drive_state s)
+{
+    static const char *const names[] = {"ok", "full", "failed", "offline"};
+    return (unsigned)s < 4 ? names[s] : "unknown";
 }
 
 /* ---- writer ---- */
@@ -153,6 +294,10 @@ static bs_store *slot_drive(const gw_store *st, uint8_t d)
 cm_err gw_writer_new(gw_store *st, gw_writer **out)
 {
     int ncells = st->k + st->m, n = 0;
+    uint8_t use[PL_NONE];
+    maybe_probe(st);
+    for (int d = 0; d < st->ndrives; d++)
+        use[d] = (uint8_t)usable(st, d);
     gw_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return CM_ERR_NOMEM;
@@ -160,7 +305,7 @@ cm_err gw_writer_new(gw_store *st, gw_writer **out)
     memset(w->drives, PL_NONE, sizeof(w->drives));
     cm_err e = bs_id_new(&w->id);
     if (e == CM_OK) {
-        e = pl_choose(w->id.b, st->ndrives, st->online, ncells, w->drives, &n);
+        e = pl_choose(w->id.b, st->ndrives, use, ncells, w->drives, &n);
         if (e == CM_ERR_UNAVAILABLE && n >= min_cells(st->k, st->m))
             e = CM_OK; /* fewer drives than cells, but enough to survive one more loss */
     }
@@ -218,6 +363,8 @@ static cm_err flush_stripe(gw_writer *w, uint32_t clen)
         bs_store *bs = slot_drive(st, w->drives[i]);
         cm_err e = bs ? bs_append(bs, &w->id, w->cell_off, i < k ? data[i] : parity[i - k], clen)
                       : CM_ERR_UNAVAILABLE;
+        if (bs)
+            note_io(st, w->drives[i], e);
         if (e != CM_OK && w->drives[i] != PL_NONE) {
             nospc |= e == CM_ERR_NOSPC;
             drop_cell(w, i, e);
@@ -257,6 +404,8 @@ static void sync_cells(gw_writer *w)
     for (int i = 0; i < w->st->k + w->st->m; i++) {
         bs_store *bs = slot_drive(w->st, w->drives[i]);
         cm_err e = bs ? bs_sync(bs) : CM_OK;
+        if (bs)
+            note_io(w->st, w->drives[i], e);
         if (e != CM_OK)
             drop_cell(w, i, e);
     }

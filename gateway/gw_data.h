@@ -66,6 +66,22 @@ cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, s
 /* Delete the blobs of a body on every drive (not synced; deletes are idempotent). */
 void gw_delete(gw_store *st, const md_layout *layout);
 
+/*
+ * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),
+ * FAILED (GW_FAIL_AFTER consecutive I/O errors, or its directory vanished or was swapped: not
+ * chosen for writes, not read; probed periodically and brought back when a probe write works) or
+ * OFFLINE (could not be opened at start).
+ */
+typedef enum { GW_DRIVE_OK, GW_DRIVE_FULL, GW_DRIVE_FAILED, GW_DRIVE_OFFLINE } gw_drive_state;
+gw_drive_state gw_store_drive_state(const gw_store *st, int d);
+const char *gw_drive_state_name(gw_drive_state s); /* "ok", "full", "failed", "offline" */
+/*
+ * Check every drive now: a healthy drive whose directory vanished is marked failed; a failed one
+ * gets a 4 KiB append + sync + delete and is back online when that works. Runs by itself at most
+ * every 30 s (from gw_writer_new); callable directly (tests). Returns the drives failed after it.
+ */
+int gw_store_probe(gw_store *st);
+
 /* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
 size_t gw_store_stripe_bytes(const gw_store *st);
 

@@ -248,11 +248,12 @@ static void test_abort(void)
     CU_ASSERT_EQUAL(blobs_on_drives(&d), 0);
 }
 
-/* Fails every pwrite on fds opened under one of the marked drive directories. */
+/* Fails every pwrite (and fdatasync) on fds opened under one of the marked drive directories. */
 typedef struct {
     char bad[2][700];
     uint8_t badfd[4096];
     int err;
+    int healed; /* set: the fault is cleared, every call goes through */
 } fault_ctx;
 
 static int f_open(void *ctx, const char *path, int flags, mode_t mode)
@@ -271,11 +272,113 @@ static int f_open(void *ctx, const char *path, int flags, mode_t mode)
 static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
 {
     fault_ctx *f = ctx;
-    if (fd >= 0 && fd < 4096 && f->badfd[fd]) {
+    if (fd >= 0 && fd < 4096 && f->badfd[fd] && !f->healed) {
         errno = f->err;
         return -1;
     }
     return pwrite(fd, buf, len, off);
+}
+
+static int f_fdatasync(void *ctx, int fd)
+{
+    fault_ctx *f = ctx;
+    if (fd >= 0 && fd < 4096 && f->badfd[fd] && !f->healed) {
+        errno = f->err;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static int cells_in(const md_layout *lay)
+{
+    int n = 0;
+    for (int i = 0; i < K + M; i++)
+        n += lay->drives[i] != 0xFF;
+    return n;
+}
+
+/*
+ * Drive 2 returns EIO on every pwrite and fdatasync: each body still stores 5 cells; after
+ * 3 failing bodies the drive is FAILED and no longer chosen; reads stay byte-exact; a probe while
+ * the fault lasts keeps it failed, and once the fault is cleared a probe brings it back.
+ */
+static void test_drive_marked_failed(void)
+{
+    drives d;
+    drives_init(&d, "markfail");
+    static fault_ctx f;
+    memset(&f, 0, sizeof(f));
+    f.err = EIO;
+    bs_io io = bs_io_posix;
+    io.open = f_open;
+    io.pwrite = f_pwrite;
+    io.fdatasync = f_fdatasync;
+    io.ctx = &f;
+    snprintf(f.bad[0], sizeof(f.bad[0]), "%s/", d.dirs[2]);
+    gw_store *st = open_store(&d, &io);
+    md_layout lay[8];
+    const uint64_t size[8] = {100, K * CELL, 3 * K * CELL + 7, 9000, 1, 2 * K * CELL, 5000, 64};
+    for (int b = 0; b < 8; b++) {
+        CU_ASSERT_EQUAL_FATAL(write_body(st, 40 + (uint32_t)b, size[b], &lay[b]), CM_OK);
+        CU_ASSERT_EQUAL(cells_in(&lay[b]), K + M - 1);
+        for (int i = 0; i < K + M; i++)
+            CU_ASSERT(lay[b].drives[i] != 2);
+        CU_ASSERT_EQUAL(gw_store_drive_state(st, 2), b < 2 ? GW_DRIVE_OK : GW_DRIVE_FAILED);
+    }
+    CU_ASSERT_EQUAL(gw_store_drives_online(st), ND - 1);
+    CU_ASSERT_STRING_EQUAL(gw_drive_state_name(gw_store_drive_state(st, 2)), "failed");
+    for (int b = 0; b < 8; b++)
+        CU_ASSERT(read_random(st, &lay[b], 40 + (uint32_t)b, 5));
+    CU_ASSERT_EQUAL(gw_store_probe(st), 1); /* the fault lasts: still failed */
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 2), GW_DRIVE_FAILED);
+    f.healed = 1;
+    CU_ASSERT_EQUAL(gw_store_probe(st), 0);
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 2), GW_DRIVE_OK);
+    CU_ASSERT_EQUAL(gw_store_drives_online(st), ND);
+    md_layout back;
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 50, 2 * K * CELL + 3, &back), CM_OK);
+    CU_ASSERT_EQUAL(cells_in(&back), K + M);
+    CU_ASSERT(read_random(st, &back, 50, 5));
+    for (int b = 0; b < 8; b++)
+        CU_ASSERT(read_ok(st, &lay[b], 40 + (uint32_t)b, 0, (size_t)lay[b].size));
+    gw_store_close(st);
+}
+
+/* ENOSPC marks a drive full, never failed; a drive directory that vanishes is failed by a probe. */
+static void test_full_and_vanished(void)
+{
+    drives d;
+    drives_init(&d, "fullgone");
+    static fault_ctx f;
+    memset(&f, 0, sizeof(f));
+    f.err = ENOSPC;
+    bs_io io = bs_io_posix;
+    io.open = f_open;
+    io.pwrite = f_pwrite;
+    io.ctx = &f;
+    snprintf(f.bad[0], sizeof(f.bad[0]), "%s/", d.dirs[4]);
+    gw_store *st = open_store(&d, &io);
+    md_layout lay;
+    for (int b = 0; b < 5; b++) {
+        CU_ASSERT_EQUAL_FATAL(write_body(st, 60 + (uint32_t)b, K * CELL + 1, &lay), CM_OK);
+        CU_ASSERT(read_random(st, &lay, 60 + (uint32_t)b, 3));
+    }
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 4), GW_DRIVE_FULL);
+    CU_ASSERT_EQUAL(gw_store_drives_online(st), ND);
+    f.healed = 1;
+    char moved[700];
+    snprintf(moved, sizeof(moved), "%s.gone", d.dirs[5]);
+    CU_ASSERT_FATAL(rename(d.dirs[5], moved) == 0);
+    CU_ASSERT_EQUAL(gw_store_probe(st), 1);
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 5), GW_DRIVE_FAILED);
+    CU_ASSERT(read_random(st, &lay, 64, 5)); /* reads come from the others */
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 70, 3 * K * CELL, &lay), CM_OK);
+    CU_ASSERT_EQUAL(cells_in(&lay), K + M - 1);
+    CU_ASSERT_FATAL(rename(moved, d.dirs[5]) == 0); /* the same directory is back */
+    CU_ASSERT_EQUAL(gw_store_probe(st), 0);
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 5), GW_DRIVE_OK);
+    CU_ASSERT(read_random(st, &lay, 70, 5));
+    gw_store_close(st);
 }
 
 static void test_drive_fails_mid_write(void)
@@ -348,6 +451,8 @@ void cu_register(void)
                                     {"abort_and_delete_leave_nothing", test_abort},
                                     {"drive_fails_mid_write", test_drive_fails_mid_write},
                                     {"drive_offline_at_open", test_drive_offline_at_open},
+                                    {"drive_marked_failed_and_back", test_drive_marked_failed},
+                                    {"drive_full_and_vanished", test_full_and_vanished},
                                     {"invalid_options", test_invalid},
                                     {NULL, NULL}};
     cu_add_suite("gateway_data", tests);
