@@ -1,0 +1,185 @@
+/*
+ * ldfault.c - an LD_PRELOAD shim that makes writes and syncs of one file fail with EIO.
+ *
+ * Why: LMDB does its own I/O (open/pwrite/writev/fdatasync/fsync/msync straight from libc), so
+ * the metadata store cannot be faulted through the blobstore's bs_io table. This shim wraps those
+ * libc calls in the whole process instead. It is built by the test that uses it
+ * (cc -shared -fPIC -o ldfault.so ldfault.c -ldl) and is not part of the cairn build.
+ *
+ * Which fds: those returned by open/open64/openat/openat64 for a path ending in LDFAULT_SUFFIX
+ * (default "/meta/data.mdb"; LMDB opens that file twice, once O_DSYNC for the meta pages); close
+ * forgets them. Which calls: LDFAULT_OP = pwrite | writev | pwritev | write | fdatasync | fsync |
+ * msync | any (default fdatasync). msync takes an address, not an fd: every msync counts (LMDB
+ * only calls it with MDB_WRITEMAP, which cairn does not use). The matching calls on tracked fds
+ * are numbered from 1; calls LDFAULT_NTH .. LDFAULT_NTH + LDFAULT_COUNT - 1 (default count 1)
+ * return -1 with errno EIO without doing anything; all others pass through. Each injected
+ * failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define LDF_MAXFD 65536
+
+static atomic_uchar tracked[LDF_MAXFD];
+static atomic_ulong seen;
+
+static void *real(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+static void track(int fd, const char *path)
+{
+    const char *suffix = env_or("LDFAULT_SUFFIX", "/meta/data.mdb");
+    size_t lp = path ? strlen(path) : 0, ls = strlen(suffix);
+    if (fd >= 0 && fd < LDF_MAXFD)
+        atomic_store(&tracked[fd], lp >= ls && strcmp(path + lp - ls, suffix) == 0);
+}
+
+/* Should this call of op on fd (-1: no fd) fail? */
+static int inject(const char *op, int fd)
+{
+    if (fd >= 0 && (fd >= LDF_MAXFD || !atomic_load(&tracked[fd])))
+        return 0;
+    const char *want = env_or("LDFAULT_OP", "fdatasync");
+    if (strcmp(want, "any") != 0 && strcmp(want, op) != 0)
+        return 0;
+    unsigned long n = atomic_fetch_add(&seen, 1) + 1;
+    unsigned long nth = strtoul(env_or("LDFAULT_NTH", "0"), NULL, 10);
+    unsigned long count = strtoul(env_or("LDFAULT_COUNT", "1"), NULL, 10);
+    if (nth == 0 || n < nth || n >= nth + count)
+        return 0;
+    char line[128];
+    int len = snprintf(line, sizeof(line), "ldfault: EIO %s #%lu fd %d\n", op, n, fd);
+    if (len > 0) {
+        ssize_t (*w)(int, const void *, size_t) = real("write");
+        (void)!w(2, line, (size_t)len);
+    }
+    errno = EIO;
+    return 1;
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    int (*f)(const char *, int, ...) = real("open");
+    int fd = f(path, flags, mode);
+    track(fd, path);
+    return fd;
+}
+
+int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    int (*f)(const char *, int, ...) = real("open64");
+    int fd = f(path, flags, mode);
+    track(fd, path);
+    return fd;
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    int (*f)(int, const char *, int, ...) = real("openat");
+    int fd = f(dirfd, path, flags, mode);
+    track(fd, path);
+    return fd;
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    int (*f)(int, const char *, int, ...) = real("openat64");
+    int fd = f(dirfd, path, flags, mode);
+    track(fd, path);
+    return fd;
+}
+
+int close(int fd)
+{
+    int (*f)(int) = real("close");
+    if (fd >= 0 && fd < LDF_MAXFD)
+        atomic_store(&tracked[fd], 0);
+    return f(fd);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    ssize_t (*f)(int, const void *, size_t, off_t) = real("pwrite");
+    return inject("pwrite", fd) ? -1 : f(fd, buf, len, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
+{
+    ssize_t (*f)(int, const void *, size_t, off_t) = real("pwrite64");
+    return inject("pwrite", fd) ? -1 : f(fd, buf, len, off);
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+    ssize_t (*f)(int, const void *, size_t) = real("write");
+    return inject("write", fd) ? -1 : f(fd, buf, len);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+    ssize_t (*f)(int, const struct iovec *, int) = real("writev");
+    return inject("writev", fd) ? -1 : f(fd, iov, n);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+    ssize_t (*f)(int, const struct iovec *, int, off_t) = real("pwritev");
+    return inject("pwritev", fd) ? -1 : f(fd, iov, n, off);
+}
+
+int fdatasync(int fd)
+{
+    int (*f)(int) = real("fdatasync");
+    return inject("fdatasync", fd) ? -1 : f(fd);
+}
+
+int fsync(int fd)
+{
+    int (*f)(int) = real("fsync");
+    return inject("fsync", fd) ? -1 : f(fd);
+}
+
+int msync(void *addr, size_t len, int flags)
+{
+    int (*f)(void *, size_t, int) = real("msync");
+    return inject("msync", -1) ? -1 : f(addr, len, flags);
+}
