@@ -5,6 +5,8 @@
 # chunked bodies) must answer every PUT whose commit hit a failure with a 5xx, never 200, and
 # answer 200 again once the failures stop. Then SIGKILL, restart without the shim: every PUT
 # answered 200 reads back byte-exact, and every PUT answered 5xx is absent (404).
+# LDFAULT_OP=pwrite can hit LMDB's meta-page write, which leaves LMDB in MDB_PANIC until a
+# restart (see docs/storage.md, "Metadata I/O faults"); this test fails then, on purpose.
 source "$(dirname "$0")/lib.sh"
 h_need cc
 
@@ -56,6 +58,8 @@ echo "EIO injected $INJECTED, PUTs 200 $OK, PUTs 5xx $FAILED5XX, other $OTHER"
 h_eq "every injected failure happened" "$COUNT" "$INJECTED"
 [ "$FAILED5XX" -ge 1 ] && h_ok "PUTs hitting a failed commit got a 5xx ($FAILED5XX)" ||
     h_bad "PUTs hitting a failed commit got a 5xx" "none did: $(cat "$H_WORK/puts.txt")"
+[ "$FAILED5XX" -le "$INJECTED" ] && h_ok "at most one failed PUT per injected failure" ||
+    h_bad "at most one failed PUT per injected failure" "$FAILED5XX 5xx for $INJECTED failures"
 h_eq "PUTs with a status other than 200 or 5xx" 0 "$OTHER"
 h_eq "the last 20 PUTs (after the failures stopped) all got 200" 20 \
     "$(tail -n 20 "$H_WORK/puts.txt" | awk '$3 == 200' | wc -l)"
