@@ -13,6 +13,8 @@
  * long as at least k+1 cells of every stripe remain durable; otherwise the write fails with
  * CM_ERR_UNAVAILABLE (or CM_ERR_NOSPC when the drives are full) and its blobs are deleted. A read
  * that finds a cell missing, unreadable or corrupt reads parity cells instead and reconstructs.
+ * A drive that keeps failing (or whose directory vanishes) is marked failed for the whole store
+ * until a probe write works again (gw_store_drive_state, gw_store_probe below).
  *
  * Thread safety: gw_store may be shared by threads; a gw_writer belongs to one request.
  */

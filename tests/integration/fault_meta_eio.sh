@@ -56,10 +56,16 @@ FAILED5XX=$(awk '$3 >= 500 && $3 < 600' "$H_WORK/puts.txt" | wc -l)
 OTHER=$(awk '$3 != 200 && ($3 < 500 || $3 >= 600)' "$H_WORK/puts.txt" | wc -l)
 echo "EIO injected $INJECTED, PUTs 200 $OK, PUTs 5xx $FAILED5XX, other $OTHER"
 h_eq "every injected failure happened" "$COUNT" "$INJECTED"
-[ "$FAILED5XX" -ge 1 ] && h_ok "PUTs hitting a failed commit got a 5xx ($FAILED5XX)" ||
+if [ "$FAILED5XX" -ge 1 ]; then
+    h_ok "PUTs hitting a failed commit got a 5xx ($FAILED5XX)"
+else
     h_bad "PUTs hitting a failed commit got a 5xx" "none did: $(cat "$H_WORK/puts.txt")"
-[ "$FAILED5XX" -le "$INJECTED" ] && h_ok "at most one failed PUT per injected failure" ||
+fi
+if [ "$FAILED5XX" -le "$INJECTED" ]; then
+    h_ok "at most one failed PUT per injected failure"
+else
     h_bad "at most one failed PUT per injected failure" "$FAILED5XX 5xx for $INJECTED failures"
+fi
 h_eq "PUTs with a status other than 200 or 5xx" 0 "$OTHER"
 h_eq "the last 20 PUTs (after the failures stopped) all got 200" 20 \
     "$(tail -n 20 "$H_WORK/puts.txt" | awk '$3 == 200' | wc -l)"

@@ -77,8 +77,11 @@ FOUND=$(col "damaged found" 3 <<<"$H_OUT")
 REPAIRED=$(col "repaired" 2 <<<"$H_OUT")
 FAILED=$(col "repair failures" 3 <<<"$H_OUT")
 echo "bodies found damaged $FOUND, repaired $REPAIRED, repair failures $FAILED"
-[ "${REPAIRED:-0}" -ge 4 ] && h_ok "scrub repaired the bodies of the replaced drive ($REPAIRED)" ||
+if [ "${REPAIRED:-0}" -ge 4 ]; then
+    h_ok "scrub repaired the bodies of the replaced drive ($REPAIRED)"
+else
     h_bad "scrub repaired the bodies of the replaced drive" "repaired=${REPAIRED:-none}"
+fi
 h_eq "every damaged body repaired" "$FOUND" "$REPAIRED"
 h_eq "no repair failed" 0 "$FAILED"
 h_stop
