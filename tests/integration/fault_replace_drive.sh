@@ -84,6 +84,8 @@ else
 fi
 h_eq "every damaged body repaired" "$FOUND" "$REPAIRED"
 h_eq "no repair failed" 0 "$FAILED"
+h_eq "/metrics: no drive failed" 6 \
+    "$(curl -fsS "$H_ENDPOINT/metrics" | grep -c '^cairn_drive_failed{drive="[0-5]"} 0$')"
 h_stop
 
 mapfile -t segs < <(find "$H_DATA/drive$OTHER1" "$H_DATA/drive$OTHER2" -name 'seg-*.cbs')
