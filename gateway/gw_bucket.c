@@ -188,7 +188,6 @@ static void list_objects(gw_req *r, int version)
     md_list_query q;
     md_list_result res = {0};
     char *marker = NULL;
-    md_bucket b;
     gw_s3err e = list_params(r, &p, &q, &marker);
 
     if (e != GW_OK) {
@@ -217,9 +216,8 @@ static void list_objects(gw_req *r, int version)
         p.version_id_marker = gw_query_get(&r->q, "version-id-marker");
         q.start_after = p.key_marker;
     }
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
+    if (!gw_bucket_check(r, r->bucket)) {
         free(marker);
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
         return;
     }
     cm_err err = md_list_objects(r->g->md, r->bucket, &q, &res);
@@ -245,7 +243,6 @@ static void list_uploads(gw_req *r)
 {
     const char *enc = gw_query_get(&r->q, "encoding-type");
     md_upload_list res = {0};
-    md_bucket b;
     uint64_t max;
 
     if ((enc && strcmp(enc, "url") != 0) ||
@@ -265,8 +262,7 @@ static void list_uploads(gw_req *r)
                          .key_marker = p.key_marker,
                          .upload_id_marker = p.upload_id_marker,
                          .max_uploads = max};
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
     cm_err err = md_upload_list_query(r->g->md, r->bucket, &q, &res);
@@ -331,9 +327,7 @@ static void delete_objects_finish(gw_req *r)
 
 static void delete_objects(gw_req *r)
 {
-    md_bucket b;
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
     /* Newer SDKs send an x-amz-checksum-* header instead of Content-MD5: both are verified by

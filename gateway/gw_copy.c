@@ -147,8 +147,9 @@ static gw_s3err load_source(gw_req *r, copy_state *st)
 
     if (e != GW_OK)
         return e;
-    if (md_bucket_get(r->g->md, st->cs.bucket, &b) != CM_OK)
-        return GW_NO_SUCH_BUCKET;
+    cm_err berr = md_bucket_get(r->g->md, st->cs.bucket, &b);
+    if (berr != CM_OK)
+        return berr == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(berr);
     cm_err err = gw_object_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
     if (err == CM_ERR_NOTFOUND)
         return st->cs.version_id ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
@@ -261,7 +262,6 @@ static void copy_object_commit(gw_req *r, copy_state *st)
 void gw_op_copy(gw_req *r, int part)
 {
     copy_state *st = calloc(1, sizeof(*st));
-    md_bucket b;
     uint64_t first = 0, last = 0;
     gw_s3err e;
 
@@ -271,8 +271,7 @@ void gw_op_copy(gw_req *r, int part)
     }
     r->op = st;
     r->op_free = copy_state_free;
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
     if ((e = load_source(r, st)) != GW_OK) {

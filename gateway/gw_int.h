@@ -126,6 +126,8 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
  * r->auth. Anonymous requests are refused with GW_ACCESS_DENIED.
  */
 gw_s3err gw_authenticate(gw_req *r);
+/* 1 when bucket exists; otherwise NoSuchBucket (or the store's failure) is sent, 0 returned. */
+int gw_bucket_check(gw_req *r, const char *bucket);
 /* Header value or NULL. */
 const char *gw_hdr(gw_req *r, const char *name);
 /* ---- gw_admin.c: admin API and metrics on the S3 port ---- */

@@ -32,7 +32,6 @@
 static void create_upload(gw_req *r)
 {
     md_upload up = {0};
-    md_bucket b;
     uint8_t idb[16];
     gw_s3err e;
 
@@ -40,8 +39,7 @@ static void create_upload(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
     const char *alg = gw_hdr(r, "x-amz-checksum-algorithm");

@@ -278,7 +278,6 @@ static void put_finish(gw_req *r)
 static void put_object(gw_req *r)
 {
     put_state *ps = calloc(1, sizeof(*ps));
-    md_bucket b;
     gw_s3err e;
 
     if (!ps) {
@@ -295,8 +294,7 @@ static void put_object(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
     gw_body_to_data(r, r->g->cfg.max_object_size, put_finish);
@@ -466,10 +464,8 @@ static void get_object(gw_req *r)
     int applies = 0;
 
     if (err == CM_ERR_NOTFOUND) {
-        md_bucket b;
-        gw_error(
-            r, md_bucket_get(r->g->md, r->bucket, &b) == CM_OK ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET,
-            NULL);
+        if (gw_bucket_check(r, r->bucket))
+            gw_error(r, GW_NO_SUCH_KEY, NULL);
         return;
     }
     if (err != CM_OK) {
@@ -599,7 +595,6 @@ static void delete_done(gw_req *r)
 static void delete_object(gw_req *r)
 {
     delete_state *ds = calloc(1, sizeof(*ds));
-    md_bucket b;
 
     if (!ds) {
         gw_error(r, GW_INTERNAL, NULL);
@@ -612,8 +607,7 @@ static void delete_object(gw_req *r)
         gw_error(r, e != GW_OK ? e : GW_NOT_IMPLEMENTED, NULL);
         return;
     }
-    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_OK) {
-        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
     gw_offload(r, delete_work, delete_done);

@@ -206,6 +206,19 @@ void gw_error_cm(gw_req *r, cm_err e)
     gw_error(r, gw_s3err_from_cm(e), NULL);
 }
 
+int gw_bucket_check(gw_req *r, const char *bucket)
+{
+    md_bucket b;
+    cm_err err = md_bucket_get(r->g->md, bucket, &b);
+    if (err == CM_OK)
+        return 1;
+    if (err == CM_ERR_NOTFOUND)
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    else
+        gw_error_cm(r, err); /* the metadata store failed: never pretend the bucket is gone */
+    return 0;
+}
+
 /* ---- routing ---- */
 
 static cm_err lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
@@ -326,7 +339,9 @@ static int health_check(gw_req *r)
         return 1;
     }
     if (strcmp(t, "/health/ready") == 0) {
-        if (__atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE))
+        if (md_check(r->g->md) != CM_OK)
+            net_resp_simple(r->net, 503, "text/plain", "metadata store failed: restart\n", 31);
+        else if (__atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE))
             net_resp_simple(r->net, 200, "text/plain", "ready\n", 6);
         else
             net_resp_simple(r->net, 503, "text/plain", "not ready\n", 10);

@@ -126,6 +126,12 @@ void md_upload_release(md_upload *up);
 /* Open or create the store in dir (created if missing). map_size 0 = 64 GiB of address space. */
 cm_err md_open(const char *dir, size_t map_size, md_store **out);
 void md_close(md_store *md); /* NULL is a no-op */
+/*
+ * CM_OK while the store can serve; CM_ERR_IO once LMDB had a fatal error (a failed meta-page
+ * write puts the environment in MDB_PANIC: every later transaction fails until the process
+ * reopens it, i.e. restarts). Cheap: one read transaction.
+ */
+cm_err md_check(md_store *md);
 
 /* Group commit counters since md_open (a consistent snapshot; see docs/metadata.md). */
 typedef struct {

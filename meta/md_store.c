@@ -82,6 +82,17 @@ cm_err md_txn_begin(md_store *md, int rdonly, MDB_txn **txn)
     return rc ? md_mdb_err(rc, "mdb_txn_begin") : CM_OK;
 }
 
+cm_err md_check(md_store *md)
+{
+    MDB_txn *txn;
+    /* LMDB refuses every transaction once the environment had a fatal error (MDB_PANIC). */
+    int rc = mdb_txn_begin(md->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return md_mdb_err(rc, "metadata store unusable (restart required)");
+    mdb_txn_abort(txn);
+    return CM_OK;
+}
+
 cm_err md_txn_commit(MDB_txn *txn)
 {
     int rc = mdb_txn_commit(txn);

@@ -6,7 +6,7 @@
 # answer 200 again once the failures stop. Then SIGKILL, restart without the shim: every PUT
 # answered 200 reads back byte-exact, and every PUT answered 5xx is absent (404).
 # LDFAULT_OP=pwrite can hit LMDB's meta-page write, which leaves LMDB in MDB_PANIC until a
-# restart (see docs/storage.md, "Metadata I/O faults"); this test fails then, on purpose.
+# restart: fault_meta_panic.sh tests that case (see docs/storage.md, "Metadata I/O faults").
 source "$(dirname "$0")/lib.sh"
 h_need cc
 
