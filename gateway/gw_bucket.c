@@ -358,13 +358,13 @@ static const struct {
 } unconfigured[] = {
     {"policy", GW_NO_SUCH_BUCKET_POLICY},      {"cors", GW_NO_SUCH_CORS},
     {"lifecycle", GW_NO_SUCH_LIFECYCLE},       {"tagging", GW_NO_SUCH_TAG_SET},
-    {"website", GW_NO_SUCH_WEBSITE},           {"replication", GW_NOT_IMPLEMENTED},
-    {"encryption", GW_NOT_IMPLEMENTED},        {"object-lock", GW_NOT_IMPLEMENTED},
-    {"notification", GW_NOT_IMPLEMENTED},      {"logging", GW_NOT_IMPLEMENTED},
-    {"accelerate", GW_NOT_IMPLEMENTED},        {"requestPayment", GW_NOT_IMPLEMENTED},
-    {"ownershipControls", GW_NOT_IMPLEMENTED}, {"publicAccessBlock", GW_NOT_IMPLEMENTED},
-    {"analytics", GW_NOT_IMPLEMENTED},         {"metrics", GW_NOT_IMPLEMENTED},
-    {"inventory", GW_NOT_IMPLEMENTED},         {"intelligent-tiering", GW_NOT_IMPLEMENTED},
+    {"website", GW_NO_SUCH_WEBSITE},           {"replication", GW_UNSUPPORTED},
+    {"encryption", GW_UNSUPPORTED},        {"object-lock", GW_UNSUPPORTED},
+    {"notification", GW_UNSUPPORTED},      {"logging", GW_UNSUPPORTED},
+    {"accelerate", GW_UNSUPPORTED},        {"requestPayment", GW_UNSUPPORTED},
+    {"ownershipControls", GW_UNSUPPORTED}, {"publicAccessBlock", GW_UNSUPPORTED},
+    {"analytics", GW_UNSUPPORTED},         {"metrics", GW_UNSUPPORTED},
+    {"inventory", GW_UNSUPPORTED},         {"intelligent-tiering", GW_UNSUPPORTED},
 };
 
 static void empty_logging(gw_req *r)
@@ -444,9 +444,9 @@ void gw_op_bucket(gw_req *r)
         } else if (r->q.n == 0) {
             delete_bucket(r);
         } else {
-            gw_error(r, GW_NOT_IMPLEMENTED, NULL);
+            gw_error(r, GW_UNSUPPORTED, NULL);
         }
     } else {
-        gw_error(r, GW_NOT_IMPLEMENTED, NULL);
+        gw_error(r, GW_UNSUPPORTED, NULL);
     }
 }

@@ -69,8 +69,8 @@
     X(GW_NO_SUCH_TAG_SET, "NoSuchTagSet", 404, "The TagSet does not exist")                        \
     X(GW_NO_SUCH_WEBSITE, "NoSuchWebsiteConfiguration", 404,                                       \
       "The specified bucket does not have a website configuration")                                \
-    X(GW_NOT_IMPLEMENTED, "NotImplemented", 501,                                                   \
-      "A header or query you provided implies functionality that is not implemented")              \
+    X(GW_UNSUPPORTED, "NotImplemented", 501,                                                       \
+      "A header or query you provided asks for functionality this server does not provide")        \
     X(GW_NOT_MODIFIED, "NotModified", 304, "Not Modified")                                         \
     X(GW_PRECONDITION_FAILED, "PreconditionFailed", 412,                                           \
       "At least one of the preconditions you specified did not hold")                              \

@@ -103,7 +103,7 @@ gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
     memset(c, 0, sizeof(*c));
     if (inm) {
         if (strcmp(inm, "*") != 0)
-            return GW_NOT_IMPLEMENTED;
+            return GW_UNSUPPORTED;
         c->if_none_match_star = 1;
     }
     if (im) {
@@ -604,7 +604,7 @@ static void delete_object(gw_req *r)
     r->op_free = free;
     gw_s3err e = gw_write_cond(r, &ds->cond, ds->etag, sizeof(ds->etag));
     if (e != GW_OK || ds->cond.if_none_match_star) {
-        gw_error(r, e != GW_OK ? e : GW_NOT_IMPLEMENTED, NULL);
+        gw_error(r, e != GW_OK ? e : GW_UNSUPPORTED, NULL);
         return;
     }
     if (!gw_bucket_check(r, r->bucket)) {
@@ -674,7 +674,7 @@ void gw_op_object(gw_req *r)
                gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
                gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||
                gw_query_find(q, "select")) {
-        gw_error(r, GW_NOT_IMPLEMENTED, NULL);
+        gw_error(r, GW_UNSUPPORTED, NULL);
     } else if (is_get) {
         get_object(r);
     } else if (strcmp(m, "PUT") == 0) {

@@ -93,7 +93,7 @@ void net_error_text(int status, const char **code, const char **message)
         break;
     case 501:
         *code = "NotImplemented";
-        *message = "A header you provided implies functionality that is not implemented.";
+        *message = "A header you provided asks for functionality this server does not provide.";
         break;
     default:
         *code = "BadRequest";
