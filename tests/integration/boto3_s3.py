@@ -186,6 +186,41 @@ def test_multipart(s3, b, rng, tmp):
     r = step("get_object Range", s3.get_object, Bucket=b, Key="big.bin", Range="bytes=5242870-5242889")
     if r:
         check("range across a part boundary", r["Body"].read() == data[5242870:5242890])
+    test_part_copy(s3, b, data)
+
+
+def test_part_copy(s3, b, data):
+    """UploadPartCopy with ranges: a new object assembled from two ranges of big.bin."""
+    up = step("create upload for part copies", s3.create_multipart_upload, Bucket=b, Key="pc")
+    if not up:
+        return
+    uid, parts = up["UploadId"], []
+    ranges = [(1000, 1000 + (5 << 20) - 1), (7 << 20, len(data) - 1)]
+    for n, (lo, hi) in enumerate(ranges, 1):
+        r = step("upload_part_copy bytes=%d-%d" % (lo, hi), s3.upload_part_copy, Bucket=b, Key="pc",
+                 UploadId=uid, PartNumber=n, CopySource={"Bucket": b, "Key": "big.bin"},
+                 CopySourceRange="bytes=%d-%d" % (lo, hi))
+        if r:
+            parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
+    step("complete part-copy upload", s3.complete_multipart_upload, Bucket=b, Key="pc",
+         UploadId=uid, MultipartUpload={"Parts": parts})
+    got = step("get part-copy object", s3.get_object, Bucket=b, Key="pc")
+    if got:
+        want = b"".join(data[lo:hi + 1] for lo, hi in ranges)
+        check("part-copy object is the two source ranges", got["Body"].read() == want)
+    uid2 = s3.create_multipart_upload(Bucket=b, Key="pc2")["UploadId"]
+    expect_error("upload_part_copy range beyond the source -> InvalidRange", "InvalidRange",
+                 s3.upload_part_copy, Bucket=b, Key="pc2", UploadId=uid2, PartNumber=1,
+                 CopySource={"Bucket": b, "Key": "big.bin"},
+                 CopySourceRange="bytes=0-%d" % len(data))
+    step("abort the second upload", s3.abort_multipart_upload, Bucket=b, Key="pc2", UploadId=uid2)
+    step("copy_object REPLACE metadata", s3.copy_object, Bucket=b, Key="pc-meta",
+         CopySource={"Bucket": b, "Key": "pc"}, MetadataDirective="REPLACE",
+         ContentType="text/x-test", Metadata={"color": "blue"})
+    h = step("head REPLACE copy", s3.head_object, Bucket=b, Key="pc-meta")
+    if h:
+        check("REPLACE copy has the new headers",
+              h["ContentType"] == "text/x-test" and h["Metadata"] == {"color": "blue"}, h)
 
 
 def test_listing(s3, b):
