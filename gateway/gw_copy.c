@@ -123,6 +123,16 @@ typedef struct {
     int have_src; /* src is read and its blobs leased */
     gw *g;
     copy_body body;
+    int part;            /* UploadPartCopy */
+    uint64_t first, len; /* source range */
+    md_cksum_alg alg;    /* checksum of the new body */
+    md_object obj;       /* CopyObject: the record (headers set on the loop, body by the worker) */
+    md_part obj_part;    /* its body when stored as stripes */
+    md_cond cond;
+    char etag[64];
+    md_part p;  /* UploadPartCopy: the part record */
+    cm_err err; /* result of the worker */
+    int copied; /* the copy itself succeeded (err is then the commit's) */
 } copy_state;
 
 static void copy_state_free(void *p)
@@ -135,7 +145,14 @@ static void copy_state_free(void *p)
         gw_lease_release(st->g, &st->src);
         md_object_release(&st->src);
     }
+    if (st->body.has_layout) /* copied but never committed: free the new data */
+        gw_delete(st->g->data, &st->body.layout);
     free(st->body.inl);
+    st->obj.key = NULL; /* borrowed from the request */
+    st->obj.parts = NULL;
+    st->obj.nparts = 0;
+    st->obj.inline_data = NULL;
+    md_object_release(&st->obj);
     free(st);
 }
 
@@ -156,7 +173,6 @@ static gw_s3err load_source(gw_req *r, copy_state *st)
     if (err != CM_OK)
         return gw_s3err_from_cm(err);
     st->have_src = 1;
-    st->g = r->g;
     if (st->src.delete_marker)
         return GW_NO_SUCH_KEY;
     if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)
@@ -199,64 +215,109 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
     return GW_OK;
 }
 
-static void copy_object_commit(gw_req *r, copy_state *st)
+/* Worker: CopyObject's commit. */
+static void commit_object(gw_req *r, copy_state *st)
 {
-    md_object o = {0}, old = {0};
-    md_part part = {0};
-    md_cond cond;
-    char etag[64];
+    md_object *o = &st->obj, old = {0};
     int had_old = 0;
-    gw_s3err e = gw_write_cond(r, &cond, etag, sizeof(etag));
+    int conditional = st->cond.if_match || st->cond.if_none_match_star;
 
-    if (e == GW_OK)
-        e = copy_headers(r, st, &o);
-    if (e != GW_OK) {
-        md_object_release(&o);
-        gw_error(r, e, NULL);
+    o->size = st->len;
+    cm_hex_encode(st->body.md5, 16, o->etag);
+    o->ck_alg = st->body.ck_alg;
+    o->ck_type = MD_CKTYPE_FULL_OBJECT;
+    snprintf(o->ck_value, sizeof(o->ck_value), "%s", st->body.ck_value);
+    if (st->body.has_layout) {
+        st->obj_part.size = o->size;
+        st->obj_part.mtime_ms = o->mtime_ms;
+        memcpy(st->obj_part.etag, o->etag, sizeof(st->obj_part.etag));
+        st->obj_part.layout = st->body.layout;
+        o->parts = &st->obj_part;
+        o->nparts = 1;
+    } else {
+        o->inline_data = st->body.inl;
+        o->inline_len = st->body.inl_len;
+    }
+    st->err = md_object_put(r->g->md, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
+    if (st->err != CM_OK)
+        return;
+    st->body.has_layout = 0;
+    if (had_old) {
+        gw_free_object_data(r->g, &old);
+        md_object_release(&old);
+    }
+}
+
+/* Worker: UploadPartCopy's commit. */
+static void commit_part(gw_req *r, copy_state *st)
+{
+    md_part *p = &st->p;
+    uint64_t n = 0;
+    gw_parse_count(gw_query_get(&r->q, "partNumber"), 0, GW_MAX_PARTS, &n);
+    p->number = (uint32_t)n;
+    p->size = st->len;
+    p->mtime_ms = cm_now_ms();
+    cm_hex_encode(st->body.md5, 16, p->etag);
+    p->ck_alg = st->body.ck_alg;
+    snprintf(p->ck_value, sizeof(p->ck_value), "%s", st->body.ck_value);
+    p->inline_data = st->body.has_layout ? NULL : st->body.inl;
+    p->layout = st->body.layout;
+    if ((st->err = gw_part_record(r, p)) == CM_OK)
+        st->body.has_layout = 0;
+}
+
+/* Worker: copy the source range into a new body (blocking reads and fsyncs), then commit. */
+static void copy_work(gw_req *r)
+{
+    copy_state *st = r->op;
+    st->err = copy_data(r->g, &st->src, st->first, st->len, st->alg, &st->body);
+    if (st->err != CM_OK) {
+        CM_ERROR(MOD, "req=%s copy of %s/%s failed: %s", r->id, st->cs.bucket, st->cs.key,
+                 cm_err_str(st->err));
         return;
     }
-    o.key = r->key;
-    snprintf(o.version_id, sizeof(o.version_id), "null");
-    o.size = st->src.size;
-    o.mtime_ms = cm_now_ms();
-    cm_hex_encode(st->body.md5, 16, o.etag);
-    o.ck_alg = st->body.ck_alg;
-    o.ck_type = MD_CKTYPE_FULL_OBJECT;
-    snprintf(o.ck_value, sizeof(o.ck_value), "%s", st->body.ck_value);
-    if (st->body.has_layout) {
-        part.size = o.size;
-        part.mtime_ms = o.mtime_ms;
-        memcpy(part.etag, o.etag, sizeof(part.etag));
-        part.layout = st->body.layout;
-        o.parts = &part;
-        o.nparts = 1;
-    } else {
-        o.inline_data = st->body.inl;
-        o.inline_len = st->body.inl_len;
+    st->copied = 1;
+    if (st->part)
+        commit_part(r, st);
+    else
+        commit_object(r, st);
+}
+
+static void copy_done(gw_req *r)
+{
+    copy_state *st = r->op;
+    if (st->part) {
+        gw_part_reply(r, &st->p, 1, st->err);
+        return;
     }
-    cm_err err =
-        md_object_put(r->g->md, r->bucket, &o,
-                      cond.if_match || cond.if_none_match_star ? &cond : NULL, &old, &had_old);
-    if (err == CM_OK) {
-        st->body.has_layout = 0;
-        if (had_old) {
-            gw_free_object_data(r->g, &old);
-            md_object_release(&old);
-        }
-        struct evbuffer *buf = evbuffer_new();
-        gw_xml_copy_result(buf, 0, o.etag, o.mtime_ms, o.ck_alg, o.ck_value);
+    if (st->err == CM_ERR_NOTFOUND && st->copied) {
+        gw_error(r, st->cond.if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
+        return;
+    }
+    if (st->err != CM_OK) {
+        gw_error_cm(r, st->err);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf || gw_xml_copy_result(buf, 0, st->obj.etag, st->obj.mtime_ms, st->obj.ck_alg,
+                                   st->obj.ck_value) != CM_OK)
+        gw_error(r, GW_INTERNAL, NULL);
+    else
         gw_resp_xml(r, 200, buf);
+    if (buf)
         evbuffer_free(buf);
-    } else if (err == CM_ERR_NOTFOUND) {
-        gw_error(r, cond.if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
-    } else {
-        gw_error_cm(r, err);
-    }
-    o.key = NULL;
-    o.parts = NULL;
-    o.nparts = 0;
-    o.inline_data = NULL;
-    md_object_release(&o);
+}
+
+/* Loop: the destination record's headers and condition, read from the request. */
+static gw_s3err prepare_object(gw_req *r, copy_state *st)
+{
+    gw_s3err e = gw_write_cond(r, &st->cond, st->etag, sizeof(st->etag));
+    if (e == GW_OK)
+        e = copy_headers(r, st, &st->obj);
+    st->obj.key = r->key;
+    snprintf(st->obj.version_id, sizeof(st->obj.version_id), "null");
+    st->obj.mtime_ms = cm_now_ms();
+    return e;
 }
 
 void gw_op_copy(gw_req *r, int part)
@@ -271,51 +332,34 @@ void gw_op_copy(gw_req *r, int part)
     }
     r->op = st;
     r->op_free = copy_state_free;
-    if (!gw_bucket_check(r, r->bucket)) {
+    st->g = r->g;
+    st->part = part;
+    if (!gw_bucket_check(r, r->bucket))
         return;
-    }
     if ((e = load_source(r, st)) != GW_OK) {
         gw_error(r, e, NULL);
         return;
     }
-    uint64_t len = st->src.size;
+    st->len = st->src.size;
     const char *range = part ? gw_hdr(r, "x-amz-copy-source-range") : NULL;
     if (range) {
         if ((e = gw_copy_range_parse(range, st->src.size, &first, &last)) != GW_OK) {
             gw_error(r, e, NULL);
             return;
         }
-        len = last - first + 1;
+        st->first = first;
+        st->len = last - first + 1;
     }
-    if (len > r->g->cfg.max_object_size) {
+    if (st->len > r->g->cfg.max_object_size) {
         gw_error(r, GW_INVALID_REQUEST,
                  "The specified copy source is larger than the maximum "
                  "allowable size for a copy source: 5368709120");
         return;
     }
-    md_cksum_alg alg =
-        st->src.ck_type == MD_CKTYPE_FULL_OBJECT && !range ? st->src.ck_alg : MD_CK_CRC64NVME;
-    cm_err err = copy_data(r->g, &st->src, first, len, alg, &st->body);
-    if (err != CM_OK) {
-        CM_ERROR(MOD, "req=%s copy of %s/%s failed: %s", r->id, st->cs.bucket, st->cs.key,
-                 cm_err_str(err));
-        gw_error_cm(r, err);
+    st->alg = st->src.ck_type == MD_CKTYPE_FULL_OBJECT && !range ? st->src.ck_alg : MD_CK_CRC64NVME;
+    if (!part && (e = prepare_object(r, st)) != GW_OK) {
+        gw_error(r, e, NULL);
         return;
     }
-    if (!part) {
-        copy_object_commit(r, st);
-    } else {
-        md_part p = {0};
-        p.size = len;
-        p.mtime_ms = cm_now_ms();
-        cm_hex_encode(st->body.md5, 16, p.etag);
-        p.ck_alg = st->body.ck_alg;
-        snprintf(p.ck_value, sizeof(p.ck_value), "%s", st->body.ck_value);
-        p.inline_data = st->body.has_layout ? NULL : st->body.inl;
-        p.layout = st->body.layout;
-        if (gw_part_commit(r, &p) == CM_OK)
-            st->body.has_layout = 0;
-    }
-    if (st->body.has_layout) /* not committed: free the new data */
-        gw_delete(r->g->data, &st->body.layout);
+    gw_offload(r, copy_work, copy_done);
 }

@@ -179,8 +179,10 @@ void gw_op_object(gw_req *r);         /* every request addressed to an object */
 void gw_op_multipart(gw_req *r);      /* requests with ?uploads or ?uploadId on an object */
 void gw_op_copy(gw_req *r, int part); /* CopyObject (part 0) or UploadPartCopy (part 1) */
 
-/* Record a copied part (UploadPartCopy) and answer the client. On failure the error is sent. */
-cm_err gw_part_commit(gw_req *r, md_part *p);
+/* Record part p of the request's upload, freeing the part it replaced. No r->net: worker-safe. */
+cm_err gw_part_record(gw_req *r, md_part *p);
+/* Answer an UploadPart (ETag and checksum headers) or an UploadPartCopy (XML), or err. */
+void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
 /* If-None-Match: * / If-Match of a write into c (etag copied into etag_buf). */

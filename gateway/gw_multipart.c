@@ -111,8 +111,7 @@ static void part_state_free(void *p)
     free(ps);
 }
 
-/* Record part p of the request's upload and free the part it replaced. No r->net here. */
-static cm_err part_record(gw_req *r, md_part *p)
+cm_err gw_part_record(gw_req *r, md_part *p)
 {
     md_part old = {0};
     int had_old = 0;
@@ -126,8 +125,7 @@ static cm_err part_record(gw_req *r, md_part *p)
     return err;
 }
 
-/* Answer an UploadPart (ETag and checksum headers) or an UploadPartCopy (XML). */
-static void part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
+void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
 {
     if (err != CM_OK) {
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
@@ -152,16 +150,6 @@ static void part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
     net_resp_end(r->net);
 }
 
-cm_err gw_part_commit(gw_req *r, md_part *p)
-{
-    uint64_t n = 0;
-    gw_parse_count(gw_query_get(&r->q, "partNumber"), 0, GW_MAX_PARTS, &n);
-    p->number = (uint32_t)n;
-    cm_err err = part_record(r, p);
-    part_reply(r, p, 1, err);
-    return err;
-}
-
 /* Worker: make the part's data durable and record it. */
 static void part_work(gw_req *r)
 {
@@ -172,14 +160,14 @@ static void part_work(gw_req *r)
         ps->part.layout = r->layout;
     else
         ps->part.inline_data = r->inl;
-    if ((ps->err = part_record(r, &ps->part)) == CM_OK)
+    if ((ps->err = gw_part_record(r, &ps->part)) == CM_OK)
         r->has_layout = 0;
 }
 
 static void part_done(gw_req *r)
 {
     part_state *ps = r->op;
-    part_reply(r, &ps->part, 0, ps->err);
+    gw_part_reply(r, &ps->part, 0, ps->err);
 }
 
 static void part_finish(gw_req *r)

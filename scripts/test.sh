@@ -6,6 +6,7 @@
 #   asan      AddressSanitizer+UBSan build in build-asan/ and its ctest
 #   fuzz      libFuzzer targets (clang, build-fuzz/), each run briefly with a fixed seed
 #   integ     tests/integration/run.sh (real clients and fault tests against build/bin/cairn)
+#   asan-integ the same against the sanitizer build's server (build-asan/bin/cairn)
 # Prints "N passed, N failed" (suites) last and exits non-zero if any suite failed. A suite whose
 # prerequisite failed (e.g. unit tests after a failed build) is counted as failed, not skipped.
 # SKIP_ASAN=1, SKIP_FUZZ=1 or SKIP_INTEG=1 leave a suite out (for local iteration; CI runs
@@ -114,6 +115,22 @@ if [ "${SKIP_INTEG:-0}" != 1 ]; then
     rc=$?
     echo "integration tests took $(elapsed "$s")"
     result integration "$rc"
+    if [ "${SKIP_ASAN:-0}" != 1 ]; then
+        # The same tests against the sanitizer build of the server: a memory error aborts it, and a
+        # leak fails its exit-0-on-SIGTERM check.
+        banner "integration and fault tests, AddressSanitizer+UBSan server (build-asan/)"
+        s=$(date +%s)
+        if [ -x build-asan/bin/cairn ]; then
+            ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+                CAIRN_BIN=$ROOT/build-asan/bin/cairn bash tests/integration/run.sh
+            rc=$?
+        else
+            echo "build-asan/bin/cairn missing (sanitizer build failed)"
+            rc=1
+        fi
+        echo "sanitizer integration tests took $(elapsed "$s")"
+        result asan-integration "$rc"
+    fi
 fi
 
 banner "summary ($(elapsed "$t0"))"

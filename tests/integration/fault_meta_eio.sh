@@ -26,9 +26,13 @@ if ! cc -std=c11 -O2 -shared -fPIC -o "$SHIM" "$H_DIR/ldfault/ldfault.c" -ldl; t
 fi
 REAL_BIN=$CAIRN_BIN
 WRAP=$H_WORK/cairn-ldfault
+# An AddressSanitizer build needs its runtime first in the preload list.
+PRELOAD=$SHIM
+asan_rt=$(ldd "$REAL_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
+[ -n "$asan_rt" ] && PRELOAD="$asan_rt $SHIM"
 cat >"$WRAP" <<SH
 #!/bin/sh
-LD_PRELOAD="$SHIM" LDFAULT_OP=$OP LDFAULT_NTH=$NTH LDFAULT_COUNT=$COUNT exec "$REAL_BIN" "\$@"
+LD_PRELOAD="$PRELOAD" LDFAULT_OP=$OP LDFAULT_NTH=$NTH LDFAULT_COUNT=$COUNT exec "$REAL_BIN" "\$@"
 SH
 chmod +x "$WRAP"
 CAIRN_BIN=$WRAP

@@ -10,9 +10,13 @@ SHIM=$H_WORK/ldfault.so
 cc -std=c11 -O2 -shared -fPIC -o "$SHIM" "$H_DIR/ldfault/ldfault.c" -ldl ||
     { echo "FAIL - building the ldfault shim"; echo "FAIL $H_NAME"; exit 1; }
 REAL_BIN=$CAIRN_BIN
+# An AddressSanitizer build needs its runtime first in the preload list.
+PRELOAD=$SHIM
+asan_rt=$(ldd "$REAL_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
+[ -n "$asan_rt" ] && PRELOAD="$asan_rt $SHIM"
 cat >"$H_WORK/cairn-panic" <<SH
 #!/bin/sh
-LD_PRELOAD="$SHIM" LDFAULT_OP=pwrite LDFAULT_NTH=12 LDFAULT_COUNT=1 exec "$REAL_BIN" "\$@"
+LD_PRELOAD="$PRELOAD" LDFAULT_OP=pwrite LDFAULT_NTH=12 LDFAULT_COUNT=1 exec "$REAL_BIN" "\$@"
 SH
 chmod +x "$H_WORK/cairn-panic"
 CAIRN_BIN=$H_WORK/cairn-panic
