@@ -356,9 +356,9 @@ static const struct {
     const char *param;
     gw_s3err get_err;
 } unconfigured[] = {
-    {"policy", GW_NO_SUCH_BUCKET_POLICY},      {"cors", GW_NO_SUCH_CORS},
-    {"lifecycle", GW_NO_SUCH_LIFECYCLE},       {"tagging", GW_NO_SUCH_TAG_SET},
-    {"website", GW_NO_SUCH_WEBSITE},           {"replication", GW_UNSUPPORTED},
+    {"policy", GW_NO_SUCH_BUCKET_POLICY},  {"cors", GW_NO_SUCH_CORS},
+    {"lifecycle", GW_NO_SUCH_LIFECYCLE},   {"tagging", GW_NO_SUCH_TAG_SET},
+    {"website", GW_NO_SUCH_WEBSITE},       {"replication", GW_UNSUPPORTED},
     {"encryption", GW_UNSUPPORTED},        {"object-lock", GW_UNSUPPORTED},
     {"notification", GW_UNSUPPORTED},      {"logging", GW_UNSUPPORTED},
     {"accelerate", GW_UNSUPPORTED},        {"requestPayment", GW_UNSUPPORTED},
