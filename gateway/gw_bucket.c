@@ -278,51 +278,78 @@ static void list_uploads(gw_req *r)
 
 /* ---- DeleteObjects ---- */
 
-static void delete_objects_finish(gw_req *r)
-{
-    gw_delete_req req = {0};
-    size_t len = evbuffer_get_length(r->mem);
-    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
-    gw_s3err e = gw_parse_delete(xml ? xml : "", len, DELETE_XML_CAP, &req);
+typedef struct {
+    gw_delete_req req;
+    gw_delete_outcome *out;
+} delete_objects_state;
 
-    if (e != GW_OK) {
-        gw_error(r, e, NULL);
+static void delete_objects_state_free(void *p)
+{
+    delete_objects_state *st = p;
+    if (!st)
         return;
-    }
-    gw_delete_outcome *out = calloc(req.n, sizeof(*out));
-    if (!out) {
-        gw_delete_req_release(&req);
-        gw_error(r, GW_INTERNAL, NULL);
-        return;
-    }
-    for (size_t i = 0; i < req.n; i++) {
+    gw_delete_req_release(&st->req);
+    free(st->out);
+    free(st);
+}
+
+/* Worker: delete each key in turn (each a durable metadata write), freeing its data. */
+static void delete_objects_work(gw_req *r)
+{
+    delete_objects_state *st = r->op;
+    for (size_t i = 0; i < st->req.n; i++) {
+        const gw_delete_obj *d = &st->req.objs[i];
+        gw_delete_outcome *o = &st->out[i];
         md_object old = {0};
         int had_old = 0;
-        out[i].key = req.objs[i].key;
-        out[i].version_id = req.objs[i].version_id;
-        if (gw_key_check(req.objs[i].key, strlen(req.objs[i].key)) != GW_OK) {
-            out[i].err = GW_INVALID_ARGUMENT;
+        o->key = d->key;
+        o->version_id = d->version_id;
+        if (gw_key_check(d->key, strlen(d->key)) != GW_OK) {
+            o->err = GW_INVALID_ARGUMENT;
             continue;
         }
-        if (req.objs[i].version_id && strcmp(req.objs[i].version_id, "null") != 0) {
-            out[i].err = GW_OK; /* S3 reports a missing version as deleted */
-            continue;
-        }
-        cm_err err = md_object_delete(r->g->md, r->bucket, req.objs[i].key, NULL, &old, &had_old);
-        if (err != CM_OK && err != CM_ERR_NOTFOUND) {
-            out[i].err = gw_s3err_from_cm(err);
-            continue;
-        }
+        if (d->version_id && strcmp(d->version_id, "null") != 0)
+            continue; /* S3 reports a version that does not exist as deleted */
+        cm_err err = md_object_delete(r->g->md, r->bucket, d->key, NULL, &old, &had_old);
+        if (err != CM_OK && err != CM_ERR_NOTFOUND)
+            o->err = gw_s3err_from_cm(err);
         if (had_old) {
             gw_free_object_data(r->g, &old);
             md_object_release(&old);
         }
     }
+}
+
+static void delete_objects_done(gw_req *r)
+{
+    delete_objects_state *st = r->op;
     struct evbuffer *buf = evbuffer_new();
-    cm_err err = buf ? gw_xml_delete_result(buf, req.quiet, out, req.n) : CM_ERR_NOMEM;
-    free(out);
-    gw_delete_req_release(&req);
+    cm_err err = buf ? gw_xml_delete_result(buf, st->req.quiet, st->out, st->req.n) : CM_ERR_NOMEM;
     send_doc(r, buf, err);
+}
+
+static void delete_objects_finish(gw_req *r)
+{
+    delete_objects_state *st = calloc(1, sizeof(*st));
+    size_t len = evbuffer_get_length(r->mem);
+    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
+
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->op = st;
+    r->op_free = delete_objects_state_free;
+    gw_s3err e = gw_parse_delete(xml ? xml : "", len, DELETE_XML_CAP, &st->req);
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (!(st->out = calloc(st->req.n, sizeof(*st->out)))) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    gw_offload(r, delete_objects_work, delete_objects_done);
 }
 
 static void delete_objects(gw_req *r)
