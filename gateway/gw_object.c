@@ -455,74 +455,41 @@ static cm_err normalise_inline(md_object *o)
     return CM_OK;
 }
 
-static void get_object(gw_req *r)
+/* 304: no body, but the validators the client compares. */
+static void send_not_modified(gw_req *r, const md_object *o)
 {
-    md_object *o = &r->obj;
-    cm_err err = gw_object_get_leased(r->g, r->bucket, r->key, o);
-    gw_s3err e;
-    uint64_t first = 0, last = 0;
-    int applies = 0;
+    char buf[64];
+    gw_resp_start(r, 304, -1);
+    snprintf(buf, sizeof(buf), "\"%s\"", o->etag);
+    net_resp_header(r->net, "ETag", buf);
+    cm_time_rfc1123((time_t)(o->mtime_ms / 1000), buf);
+    net_resp_header(r->net, "Last-Modified", buf);
+    net_resp_end(r->net);
+}
 
-    if (err == CM_ERR_NOTFOUND) {
-        if (gw_bucket_check(r, r->bucket))
-            gw_error(r, GW_NO_SUCH_KEY, NULL);
+/* 416 carries the object size in Content-Range ("bytes *" then "/size") so clients can retry. */
+static void send_unsatisfiable(gw_req *r, const md_object *o)
+{
+    char cr[48];
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        net_req_abort(r->net);
         return;
     }
-    if (err != CM_OK) {
-        gw_error_cm(r, err);
-        return;
-    }
-    r->have_obj = 1;
-    r->leased = 1;
-    if (o->delete_marker) {
-        gw_error(r, GW_NO_SUCH_KEY, NULL);
-        return;
-    }
-    e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
-                      gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"), o->etag,
-                      o->mtime_ms, 0);
-    if (e == GW_NOT_MODIFIED) {
-        char buf[64];
-        gw_resp_start(r, 304, -1);
-        snprintf(buf, sizeof(buf), "\"%s\"", o->etag);
-        net_resp_header(r->net, "ETag", buf);
-        cm_time_rfc1123((time_t)(o->mtime_ms / 1000), buf);
-        net_resp_header(r->net, "Last-Modified", buf);
-        net_resp_end(r->net);
-        return;
-    }
-    if (e != GW_OK) {
-        gw_error(r, e, NULL);
-        return;
-    }
-    const char *pn = gw_query_get(&r->q, "partNumber");
-    if (pn)
-        e = part_range(o, pn, &first, &last, &applies);
-    else
-        e = gw_range_parse(gw_hdr(r, "range"), o->size, &applies, &first, &last);
-    if (e == GW_INVALID_RANGE) {
-        char cr[48];
-        snprintf(cr, sizeof(cr), "bytes */%" PRIu64, o->size);
-        /* 416 carries the size so clients can retry sensibly. */
-        struct evbuffer *buf = evbuffer_new();
-        if (!buf) {
-            net_req_abort(r->net);
-            return;
-        }
-        gw_xml_error(buf, e, NULL, r->q.path, r->id);
-        gw_resp_start(r, 416, r->head ? 0 : (int64_t)evbuffer_get_length(buf));
-        net_resp_header(r->net, "Content-Range", cr);
-        net_resp_header(r->net, "Content-Type", "application/xml");
-        if (!r->head)
-            net_resp_write_buffer(r->net, buf);
-        net_resp_end(r->net);
-        evbuffer_free(buf);
-        return;
-    }
-    if (e != GW_OK) {
-        gw_error(r, e, NULL);
-        return;
-    }
+    snprintf(cr, sizeof(cr), "bytes */%" PRIu64, o->size);
+    gw_xml_error(buf, GW_INVALID_RANGE, NULL, r->q.path, r->id);
+    gw_resp_start(r, 416, r->head ? 0 : (int64_t)evbuffer_get_length(buf));
+    net_resp_header(r->net, "Content-Range", cr);
+    net_resp_header(r->net, "Content-Type", "application/xml");
+    if (!r->head)
+        net_resp_write_buffer(r->net, buf);
+    net_resp_end(r->net);
+    evbuffer_free(buf);
+}
+
+/* Headers of a 200/206 answer, then the body streamed by get_drain. */
+static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint64_t last)
+{
     if (normalise_inline(o) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
         return;
@@ -555,6 +522,46 @@ static void get_object(gw_req *r)
         gs->part_end[i] = end += o->parts[i].size;
     r->drain = get_drain;
     get_drain(r);
+}
+
+static void get_object(gw_req *r)
+{
+    md_object *o = &r->obj;
+    cm_err err = gw_object_get_leased(r->g, r->bucket, r->key, o);
+    uint64_t first = 0, last = 0;
+    int applies = 0;
+
+    if (err == CM_ERR_NOTFOUND) {
+        if (gw_bucket_check(r, r->bucket))
+            gw_error(r, GW_NO_SUCH_KEY, NULL);
+        return;
+    }
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    r->have_obj = 1;
+    r->leased = 1;
+    if (o->delete_marker) {
+        gw_error(r, GW_NO_SUCH_KEY, NULL);
+        return;
+    }
+    gw_s3err e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
+                               gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"),
+                               o->etag, o->mtime_ms, 0);
+    if (e == GW_OK) {
+        const char *pn = gw_query_get(&r->q, "partNumber");
+        e = pn ? part_range(o, pn, &first, &last, &applies)
+               : gw_range_parse(gw_hdr(r, "range"), o->size, &applies, &first, &last);
+    }
+    if (e == GW_NOT_MODIFIED)
+        send_not_modified(r, o);
+    else if (e == GW_INVALID_RANGE)
+        send_unsatisfiable(r, o);
+    else if (e != GW_OK)
+        gw_error(r, e, NULL);
+    else
+        send_body(r, o, applies, first, last);
 }
 
 /* ---- DeleteObject ---- */
