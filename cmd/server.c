@@ -252,6 +252,37 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
     fflush(stdout);
 }
 
+/* Process-wide setup before any thread exists: log level, allocator, data dir, credentials. */
+static int prepare_process(server_opts *o, cmd_credentials *cred)
+{
+    sigset_t set;
+
+    cm_log_set_level((cm_log_level)cm_log_level_parse(o->log_level));
+    /*
+     * Stripe buffers and read pieces are ~1 MiB and short-lived. With glibc's default dynamic mmap
+     * threshold they soon come from the arenas, where long-lived index allocations pin them and
+     * resident memory creeps up with the amount of data written (measured: 108 MiB after a 5 GiB
+     * upload). A fixed threshold keeps every large buffer in its own mapping, returned on free.
+     */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    if (mkdir(o->data, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o->data, strerror(errno));
+        return -1;
+    }
+    if (cmd_load_credentials(o->data, cred) != 0)
+        return -1;
+    o->gw.access_key = cred->access_key;
+    o->gw.secret_key = cred->secret_key;
+    /* Block the stop signals before any thread exists, so only the waiter receives them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
 int cmd_server(int argc, char **argv)
 {
     server_opts o;
@@ -259,7 +290,6 @@ int cmd_server(int argc, char **argv)
     gw *g = NULL;
     gw_scrub *scrub = NULL;
     net_server *srv = NULL;
-    sigset_t set;
     int rc = parse_args(&o, argc, argv);
 
     if (rc != 0)
@@ -268,60 +298,28 @@ int cmd_server(int argc, char **argv)
         printf("configuration ok\n");
         return 0;
     }
-    cm_log_set_level((cm_log_level)cm_log_level_parse(o.log_level));
-    /*
-     * Stripe buffers and read pieces are ~1 MiB and short-lived. With glibc's default dynamic mmap
-     * threshold they soon come from the arenas, where long-lived index allocations pin them and
-     * resident memory creeps up with the amount of data written (measured: 108 MiB after a 5 GiB
-     * upload). A fixed threshold keeps every large buffer in its own mapping, returned on free.
-     */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    if (mkdir(o.data, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o.data, strerror(errno));
+    if (prepare_process(&o, &cred) != 0)
         return 1;
-    }
-    if (cmd_load_credentials(o.data, &cred) != 0)
-        return 1;
-    o.gw.access_key = cred.access_key;
-    o.gw.secret_key = cred.secret_key;
-
-    /* Block the stop signals before any thread exists, so only the waiter receives them. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+    rc = 1;
     cm_err err = gw_new(&o.gw, &g);
     if (err != CM_OK) {
         fprintf(stderr, "cairn: cannot open the store in %s: %s\n", o.data, cm_err_str(err));
-        return 1;
+        goto out;
     }
     /* The scrubber's thread starts after the signal mask is set, so it never takes SIGTERM. */
-    err = gw_scrub_new(g, &o.scrub, &scrub);
-    if (err == CM_OK)
-        err = gw_scrub_start(scrub);
-    if (err != CM_OK) {
+    if ((err = gw_scrub_new(g, &o.scrub, &scrub)) != CM_OK ||
+        (err = gw_scrub_start(scrub)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the scrubber: %s\n", cm_err_str(err));
-        gw_scrub_free(scrub);
-        gw_free(g);
-        return 1;
+        goto out;
     }
-    err = net_server_new(&o.net, gw_net_handler(), g, &srv);
-    if (err != CM_OK) {
+    if ((err = net_server_new(&o.net, gw_net_handler(), g, &srv)) != CM_OK) {
         fprintf(stderr, "cairn: cannot listen on %s:%d: %s\n", o.listen, o.net.port,
                 cm_err_str(err));
-        gw_scrub_free(scrub);
-        gw_free(g);
-        return 1;
+        goto out;
     }
     if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
-        net_server_free(srv);
-        gw_scrub_free(scrub);
-        gw_free(g);
-        return 1;
+        goto out;
     }
     banner(&o, &cred, net_server_port(srv));
     gw_set_ready(g, 1);
@@ -330,9 +328,11 @@ int cmd_server(int argc, char **argv)
     gw_set_ready(g, 0);
     pthread_kill(signal_thread, SIGUSR2);
     pthread_join(signal_thread, NULL);
+    rc = err == CM_OK ? 0 : 1;
+    CM_INFO(MOD, "stopped");
+out:
     net_server_free(srv);
     gw_scrub_free(scrub); /* interrupts a pass between two reads */
     gw_free(g);
-    CM_INFO(MOD, "stopped");
-    return err == CM_OK ? 0 : 1;
+    return rc;
 }
