@@ -7,6 +7,7 @@
 # stay byte-exact during and after the pass, /metrics must show the counters, and a second pass
 # must find nothing.
 source "$(dirname "$0")/lib.sh"
+source "$H_DIR/lib_fault.sh"
 
 SEED=${SEED:-3100}
 FLIPS=${FLIPS:-16}
@@ -26,7 +27,6 @@ chmod +x "$WRAP"
 CAIRN_BIN=$WRAP
 h_start
 admin() { "$REAL_BIN" admin "$@" --endpoint "$H_ENDPOINT"; }
-s3raw() { CAIRN_ENDPOINT=$H_ENDPOINT "$H_PY" "$H_DIR/s3raw.py" "$@"; }
 
 h_run "create bucket" s3raw mb "$BUCKET"
 for size in "${SIZES[@]}"; do
@@ -34,18 +34,8 @@ for size in "${SIZES[@]}"; do
     h_run "put $size-byte object" s3raw put "$BUCKET" "obj-$size" "$H_WORK/obj-$size"
 done
 
-# get_all TAG: GET every object; prints the number of mismatches.
-get_all() {
-    local size bad=0
-    for size in "${SIZES[@]}"; do
-        rm -f "$H_WORK/got-$size"
-        if ! s3raw get "$BUCKET" "obj-$size" "$H_WORK/got-$size" >/dev/null 2>&1 ||
-            ! cmp -s "$H_WORK/obj-$size" "$H_WORK/got-$size"; then
-            bad=$((bad + 1))
-        fi
-    done
-    echo "$bad"
-}
+# get_all: GET every object; prints the number of mismatches.
+get_all() { fault_mismatches "$BUCKET" "${SIZES[@]/#/obj-}"; }
 
 # Flip bits inside PUT records (checksum table + data) of two drives; print the count of
 # distinct bodies (blob ids) hit.

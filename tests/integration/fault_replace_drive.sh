@@ -6,6 +6,7 @@
 # failures. Then stop, delete every segment file of two OTHER drives and start again: with 4+2
 # coding every object can only read back byte-exact if the replaced drive really holds its cells.
 source "$(dirname "$0")/lib.sh"
+source "$H_DIR/lib_fault.sh"
 
 SEED=${SEED:-3300}
 SIZES=(1024 307200 5242880 9961472)
@@ -18,7 +19,6 @@ echo "replaced drive$REPLACED, then losing drive$OTHER1 and drive$OTHER2"
 
 h_start
 admin() { "$CAIRN_BIN" admin "$@" --endpoint "$H_ENDPOINT"; }
-s3raw() { CAIRN_ENDPOINT=$H_ENDPOINT "$H_PY" "$H_DIR/s3raw.py" "$@"; }
 
 h_run "create bucket" s3raw mb "$BUCKET"
 for size in "${SIZES[@]}"; do
@@ -51,17 +51,7 @@ PY
 KEYS=("${SIZES[@]/#/obj-}" obj-mpu)
 
 # get_all: GET every object; prints the number that are missing or differ.
-get_all() {
-    local key bad=0
-    for key in "${KEYS[@]}"; do
-        rm -f "$H_WORK/got"
-        if ! s3raw get "$BUCKET" "$key" "$H_WORK/got" >/dev/null 2>&1 ||
-            ! cmp -s "$H_WORK/$key" "$H_WORK/got"; then
-            bad=$((bad + 1))
-        fi
-    done
-    echo "$bad"
-}
+get_all() { fault_mismatches "$BUCKET" "${KEYS[@]}"; }
 h_eq "all ${#KEYS[@]} objects byte-exact (healthy)" 0 "$(get_all)"
 h_stop
 

@@ -38,3 +38,18 @@ fault_segments() {
         find "$H_DATA/$d" -type f -name 'seg-*.cbs' 2>/dev/null
     done
 }
+
+# fault_mismatches BUCKET KEY...: GET each key and compare with $H_WORK/KEY (the bytes PUT);
+# prints how many are missing or differ.
+fault_mismatches() {
+    local bucket=$1 key bad=0
+    shift
+    for key in "$@"; do
+        rm -f "$H_WORK/got"
+        if ! s3raw get "$bucket" "$key" "$H_WORK/got" >/dev/null 2>&1 ||
+            ! cmp -s "$H_WORK/$key" "$H_WORK/got"; then
+            bad=$((bad + 1))
+        fi
+    done
+    echo "$bad"
+}
