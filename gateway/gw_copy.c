@@ -227,17 +227,8 @@ static void commit_object(gw_req *r, copy_state *st)
     o->ck_alg = st->body.ck_alg;
     o->ck_type = MD_CKTYPE_FULL_OBJECT;
     snprintf(o->ck_value, sizeof(o->ck_value), "%s", st->body.ck_value);
-    if (st->body.has_layout) {
-        st->obj_part.size = o->size;
-        st->obj_part.mtime_ms = o->mtime_ms;
-        memcpy(st->obj_part.etag, o->etag, sizeof(st->obj_part.etag));
-        st->obj_part.layout = st->body.layout;
-        o->parts = &st->obj_part;
-        o->nparts = 1;
-    } else {
-        o->inline_data = st->body.inl;
-        o->inline_len = st->body.inl_len;
-    }
+    gw_object_attach_body(o, &st->obj_part, st->body.has_layout ? &st->body.layout : NULL,
+                          st->body.inl, st->body.inl_len);
     st->err = md_object_put(r->g->md, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
     if (st->err != CM_OK)
         return;

@@ -185,6 +185,12 @@ cm_err gw_part_record(gw_req *r, md_part *p);
 void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
+/*
+ * Give a single-body record its body: one part (number 0; size, mtime and etag from o) stored at
+ * layout, or, when layout is NULL, the inline bytes (borrowed).
+ */
+void gw_object_attach_body(md_object *o, md_part *part, const md_layout *layout, uint8_t *inl,
+                           size_t inl_len);
 /* If-None-Match: * / If-Match of a write into c (etag copied into etag_buf). */
 gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap);
 md_cksum_alg gw_md_alg(cm_ck_alg a);

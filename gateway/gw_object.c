@@ -186,6 +186,23 @@ md_cksum_alg gw_md_alg(cm_ck_alg a)
  */
 /* ---- PutObject ---- */
 
+void gw_object_attach_body(md_object *o, md_part *part, const md_layout *layout, uint8_t *inl,
+                           size_t inl_len)
+{
+    if (layout) {
+        memset(part, 0, sizeof(*part));
+        part->size = o->size;
+        part->mtime_ms = o->mtime_ms;
+        memcpy(part->etag, o->etag, sizeof(part->etag));
+        part->layout = *layout;
+        o->parts = part;
+        o->nparts = 1;
+    } else {
+        o->inline_data = inl;
+        o->inline_len = inl_len;
+    }
+}
+
 typedef struct {
     md_cond cond;
     char etag[64];
@@ -217,14 +234,8 @@ static void put_work(gw_req *r)
 
     if ((ps->err = gw_body_seal(r)) != CM_OK)
         return;
-    if (r->has_layout) {
-        ps->part.layout = r->layout;
-        ps->obj.parts = &ps->part;
-        ps->obj.nparts = 1;
-    } else {
-        ps->obj.inline_data = r->inl;
-        ps->obj.inline_len = r->inl_len;
-    }
+    gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
+                          r->inl_len);
     ps->err = md_object_put(r->g->md, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
     if (ps->err != CM_OK)
         return;
@@ -269,9 +280,6 @@ static void put_finish(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    ps->part.size = r->body_len;
-    ps->part.mtime_ms = o->mtime_ms;
-    memcpy(ps->part.etag, o->etag, sizeof(ps->part.etag));
     gw_offload(r, put_work, put_done);
 }
 
