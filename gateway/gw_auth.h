@@ -1,6 +1,12 @@
 /*
  * gw_auth.h - AWS Signature Version 4: header and presigned-query authentication, payload modes,
- * and the aws-chunked body decoder (signed chunks, unsigned chunks with trailers).
+ * and the aws-chunked body decoder (signed chunks, unsigned chunks with trailers); Signature
+ * Version 2 (gw_sigv2.c).
+ *
+ * Signed means signed: a request that carries an x-amz-* header its signature does not cover is
+ * refused (GW_ACCESS_DENIED, "There were headers present in the request which were not signed"),
+ * because such headers change what a request does (x-amz-copy-source turns a PUT into a copy).
+ * The exact rule, per scheme, is in docs/auth.md.
  *
  * The functions here are pure: they see the request as method, raw target and header list, and
  * look secrets up through a callback, so they are tested with the published AWS examples without a
@@ -35,7 +41,12 @@ typedef struct {
     const char *const *values; /* values, trimmed */
     time_t now;                /* current time, for skew and expiry checks */
     const char *vhost_bucket;  /* bucket named by a virtual-hosted Host, else NULL (SigV2) */
+    int sigv2_off;             /* refuse Signature Version 2 requests (operator's choice) */
 } gw_auth_request;
+
+/* The message of the AccessDenied answer to an x-amz-* header the signature does not cover (S3's).
+ */
+#define GW_MSG_HEADERS_NOT_SIGNED "There were headers present in the request which were not signed"
 
 /* Look up the secret key of access_key into secret (cap bytes). CM_ERR_NOTFOUND when unknown. */
 typedef cm_err (*gw_secret_fn)(void *arg, const char *access_key, char *secret, size_t cap);
@@ -51,7 +62,9 @@ typedef struct {
     gw_payload_mode mode;
     char payload_hash[65]; /* for GW_PAYLOAD_HASHED: the claimed hex SHA-256 */
     int presigned;
-    int anonymous; /* request carried no credentials at all */
+    int anonymous;            /* request carried no credentials at all */
+    const char *message;      /* on some errors: a static message for the answer, else NULL */
+    char unsigned_header[64]; /* the first x-amz-* header found unsigned (lowercase), for logs */
 } gw_auth_result;
 
 /*
@@ -62,8 +75,10 @@ typedef struct {
  * message should name the expected region), GW_AUTH_QUERY_ERROR, GW_ACCESS_DENIED (presigned URL
  * expired, or expiry beyond 7 days), GW_REQUEST_TIME_TOO_SKEWED (more than 15 minutes off for
  * header auth), GW_MISSING_SECURITY_HEADER (no x-amz-content-sha256 with header auth),
- * GW_INVALID_ARGUMENT (bad x-amz-content-sha256 value). `region` is the server's region; requests
- * signed for another region are rejected.
+ * GW_INVALID_ARGUMENT (bad x-amz-content-sha256 value). An x-amz-* header the signature does not
+ * cover, a SigV2 request while req->sigv2_off, and a SigV2 presigned URL valid for more than 7
+ * days are GW_ACCESS_DENIED with out->message saying why. `region` is the server's region;
+ * requests signed for another region are rejected.
  */
 gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret_fn secret,
                        void *secret_arg, gw_auth_result *out);
@@ -71,6 +86,7 @@ gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret
 /*
  * Signature Version 2 (gw_sigv2.c): "Authorization: AWS AK:sig" or a presigned query with
  * AWSAccessKeyId/Expires/Signature, which `aws s3 presign` and boto3 still produce by default.
+ * Every x-amz-* header is part of a V2 signature, however many the request carries.
  * gw_auth_check dispatches here; exposed for tests. Errors as for gw_auth_check.
  */
 gw_s3err gw_sigv2_check(const gw_auth_request *req, const char *vhost_bucket, gw_secret_fn secret,

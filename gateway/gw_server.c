@@ -322,7 +322,8 @@ gw_s3err gw_authenticate(gw_req *r)
                           .names = names,
                           .values = values,
                           .now = time(NULL),
-                          .vhost_bucket = r->vhost ? r->bucket : NULL};
+                          .vhost_bucket = r->vhost ? r->bucket : NULL,
+                          .sigv2_off = r->g->cfg.sigv2_off};
     e = gw_auth_check(&ar, r->g->region, lookup_secret, r->g, &r->auth);
     free(names);
     free(values);
@@ -389,7 +390,11 @@ static void on_request(net_req *nr, void *arg)
             snprintf(buf, sizeof(buf),
                      "The authorization header is malformed; the region must be '%s'", g->region);
             msg = buf;
+        } else if (r->auth.message) {
+            msg = r->auth.message;
         }
+        if (r->auth.unsigned_header[0])
+            CM_INFO(MOD, "req=%s refused: header %s is not signed", r->id, r->auth.unsigned_header);
         gw_error(r, e, msg);
         return;
     }

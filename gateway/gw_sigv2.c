@@ -7,10 +7,18 @@
  * base64(HMAC-SHA1(secret, StringToSign)) with
  *   StringToSign = METHOD \n Content-MD5 \n Content-Type \n Date-or-Expires \n
  *                  CanonicalizedAmzHeaders CanonicalizedResource
+ * Date-or-Expires: the Expires parameter of a presigned URL; else empty when x-amz-date is
+ * present (which then dates the request and is signed among the amz headers), else Date.
  * CanonicalizedAmzHeaders: every x-amz-* header lowercased, sorted, "name:value\n", repeated
- * headers joined with ','. CanonicalizedResource: "/bucket" for virtual-hosted requests, then the
- * path as sent, then the subresources S3 signs, sorted, with their decoded values.
+ * headers joined with ','. No cap: a header left out would be a header nobody signed, so the list
+ * is as long as the request's (the net layer bounds the header count; the string to sign is
+ * bounded and a request that overflows it is refused). CanonicalizedResource: "/bucket" for
+ * virtual-hosted requests, then the path as sent, then the subresources S3 signs, sorted, with
+ * their decoded values. Headers outside the string to sign (User-Agent, Host...) play no part.
  * The payload is never signed in V2 (Content-MD5 still protects it when given).
+ *
+ * Policy beyond S3's: a presigned URL may be valid for at most 7 days from now (as V4 allows),
+ * and the operator may turn V2 off (req->sigv2_off); both answer AccessDenied with a message.
  */
 #include "gw_auth.h"
 
@@ -23,7 +31,7 @@
 #include "cm_util.h"
 
 #define V2_MAX_SKEW 900
-#define V2_MAX_PARAMS 64
+#define V2_MAX_EXPIRES 604800 /* seconds: 7 days, V4's limit */
 #define V2_STS_MAX 16384
 
 /* Subresources that are part of the V2 canonical resource (S3's list, sorted). */
@@ -84,20 +92,22 @@ static const char *header(const gw_auth_request *req, const char *name)
     return NULL;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_name(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* x-amz-* headers, lowercased and sorted, "name:value\n" (repeated names joined with ','). */
-static void amz_headers(sts_buf *b, const gw_auth_request *req)
+static int amz_headers(sts_buf *b, const gw_auth_request *req)
 {
-    const char *names[V2_MAX_PARAMS];
+    const char **names = calloc(req->nheaders + 1, sizeof(*names));
     size_t n = 0;
-    for (size_t i = 0; i < req->nheaders && n < V2_MAX_PARAMS; i++)
+    if (!names)
+        return -1;
+    for (size_t i = 0; i < req->nheaders; i++)
         if (strncasecmp(req->names[i], "x-amz-", 6) == 0)
             names[n++] = req->names[i];
-    qsort(names, n, sizeof(names[0]), cmp_str); /* case differences are rare; refined below */
+    qsort(names, n, sizeof(names[0]), cmp_name); /* strcasecmp orders as the lowercased names */
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && strcasecmp(names[i], names[i - 1]) == 0)
             continue;
@@ -116,6 +126,8 @@ static void amz_headers(sts_buf *b, const gw_auth_request *req)
             }
         put(b, "\n", 1);
     }
+    free(names);
+    return 0;
 }
 
 /* Value of query parameter name (decoded into out), 1 when present. */
@@ -200,9 +212,13 @@ static gw_s3err verify_v2(const gw_auth_request *req, const char *access_key, co
     put(b, "\n", 1);
     puts_(b, date_line);
     put(b, "\n", 1);
-    amz_headers(b, req);
+    if (amz_headers(b, req) != 0) {
+        free(b);
+        return GW_INTERNAL;
+    }
     if (canonical_resource(b, req, vhost_bucket) != 0 || b->overflow) {
         free(b);
+        out->message = "The request's headers are too large to verify its signature";
         return GW_ACCESS_DENIED;
     }
     HMAC(EVP_sha1(), secret, (int)strlen(secret), (const uint8_t *)b->buf, b->n, mac, &maclen);
@@ -218,31 +234,37 @@ static gw_s3err verify_v2(const gw_auth_request *req, const char *access_key, co
     return e;
 }
 
-gw_s3err gw_sigv2_check(const gw_auth_request *req, const char *vhost_bucket,
-                        gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+/* "AWS AKID:signature", dated by x-amz-date or Date. */
+static gw_s3err check_header(const gw_auth_request *req, const char *authz,
+                             const char *vhost_bucket, gw_secret_fn secret_fn, void *secret_arg,
+                             gw_auth_result *out)
 {
-    const char *authz = header(req, "authorization");
-    const char *q = strchr(req->target, '?');
-
-    if (authz) { /* "AWS AKID:signature" */
-        const char *cred = authz + 4;
-        const char *colon = strrchr(cred, ':');
-        char ak[128];
-        if (strncmp(authz, "AWS ", 4) != 0 || !colon || colon == cred ||
-            (size_t)(colon - cred) >= sizeof(ak))
-            return GW_AUTH_HEADER_MALFORMED;
-        memcpy(ak, cred, (size_t)(colon - cred));
-        ak[colon - cred] = '\0';
-        const char *amzdate = header(req, "x-amz-date"), *date = header(req, "date");
-        time_t t;
-        const char *when = amzdate ? amzdate : date;
-        if (!when || cm_time_parse_http(when, &t) != CM_OK)
-            return GW_ACCESS_DENIED;
-        if (t > req->now + V2_MAX_SKEW || t < req->now - V2_MAX_SKEW)
-            return GW_REQUEST_TIME_TOO_SKEWED;
-        return verify_v2(req, ak, colon + 1, amzdate ? "" : date, vhost_bucket, secret_fn,
-                         secret_arg, out);
+    const char *cred = authz + 4;
+    const char *colon = strrchr(cred, ':');
+    char ak[128];
+    if (strncmp(authz, "AWS ", 4) != 0 || !colon || colon == cred ||
+        (size_t)(colon - cred) >= sizeof(ak))
+        return GW_AUTH_HEADER_MALFORMED;
+    memcpy(ak, cred, (size_t)(colon - cred));
+    ak[colon - cred] = '\0';
+    const char *amzdate = header(req, "x-amz-date"), *date = header(req, "date");
+    time_t t;
+    const char *when = amzdate ? amzdate : date;
+    if (!when || cm_time_parse_http(when, &t) != CM_OK) {
+        out->message = "AWS authentication requires a valid Date or x-amz-date header";
+        return GW_ACCESS_DENIED;
     }
+    if (t > req->now + V2_MAX_SKEW || t < req->now - V2_MAX_SKEW)
+        return GW_REQUEST_TIME_TOO_SKEWED;
+    return verify_v2(req, ak, colon + 1, amzdate ? "" : date, vhost_bucket, secret_fn, secret_arg,
+                     out);
+}
+
+/* ?AWSAccessKeyId=..&Expires=..&Signature=..: Expires (seconds since the epoch) dates it. */
+static gw_s3err check_query(const gw_auth_request *req, const char *vhost_bucket,
+                            gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+{
+    const char *q = strchr(req->target, '?');
     char ak[128], sig[128], expires[32];
     int hv;
     if (!q || query_param(q + 1, "AWSAccessKeyId", ak, sizeof(ak), &hv) != 1 ||
@@ -251,10 +273,34 @@ gw_s3err gw_sigv2_check(const gw_auth_request *req, const char *vhost_bucket,
         return GW_ACCESS_DENIED;
     char *end;
     long long exp = strtoll(expires, &end, 10);
-    if (end == expires || *end)
+    if (end == expires || *end) {
+        out->message = "Expires must be a number of seconds since the epoch";
         return GW_ACCESS_DENIED;
-    if ((long long)req->now > exp)
-        return GW_ACCESS_DENIED; /* expired */
+    }
+    if ((long long)req->now > exp) {
+        out->message = "Request has expired";
+        return GW_ACCESS_DENIED;
+    }
+    /* the client's clock may run ahead of ours by the skew V4 tolerates */
+    if (exp - (long long)req->now > V2_MAX_EXPIRES + V2_MAX_SKEW) {
+        out->message = "A Signature Version 2 presigned URL may be valid for at most 7 days "
+                       "(604800 seconds)";
+        return GW_ACCESS_DENIED;
+    }
     out->presigned = 1;
     return verify_v2(req, ak, sig, expires, vhost_bucket, secret_fn, secret_arg, out);
+}
+
+gw_s3err gw_sigv2_check(const gw_auth_request *req, const char *vhost_bucket,
+                        gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+{
+    const char *authz = header(req, "authorization");
+    if (req->sigv2_off) {
+        out->message = "Signature Version 2 is disabled on this server; sign requests with "
+                       "AWS4-HMAC-SHA256 (Signature Version 4)";
+        return GW_ACCESS_DENIED;
+    }
+    if (authz)
+        return check_header(req, authz, vhost_bucket, secret_fn, secret_arg, out);
+    return check_query(req, vhost_bucket, secret_fn, secret_arg, out);
 }

@@ -23,6 +23,12 @@
  * String to sign: "AWS4-HMAC-SHA256\n" amz-date "\n" scope "\n" hex(sha256(canonical request)),
  * scope = yyyymmdd/region/s3/aws4_request. Signing key: HMAC chain "AWS4"+secret -> date ->
  * region -> service -> "aws4_request". Signatures are compared in constant time.
+ *
+ * Signed headers: `host` must be signed, and so must every x-amz-* header the request carries
+ * (S3's rule; a presigned URL that signs only `host` admits no x-amz-* header at all), except the
+ * ones whose value is an input of the signature anyway: x-amz-date (the string to sign's date)
+ * and x-amz-content-sha256 (the payload line) with header auth, x-amz-content-sha256 with a
+ * presigned URL when it is the payload line (no X-Amz-Content-Sha256 in the query).
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -503,18 +509,48 @@ int gw_sigv4_parse_signature(const char *s, size_t len, char out[65])
     return 0;
 }
 
-/* True when the ';'-separated list names `host`. */
-static int signs_host(const char *list)
+/* True when the ';'-separated list names `name` (any case). */
+static int list_has(const char *list, const char *name)
 {
+    size_t len = strlen(name);
     for (const char *s = list; *s;) {
         size_t n = strcspn(s, ";");
-        if (n == 4 && strncasecmp(s, "host", 4) == 0)
+        if (n == len && strncasecmp(s, name, len) == 0)
             return 1;
         s += n;
         if (*s == ';')
             s++;
     }
     return 0;
+}
+
+static int signs_host(const char *list)
+{
+    return list_has(list, "host");
+}
+
+/*
+ * S3's rule: every x-amz-* header of the request is covered by the signature, either named in
+ * `signed_list` or in `covered` (headers whose value is an input of the signature anyway, such as
+ * x-amz-content-sha256, the canonical request's last line). Otherwise GW_ACCESS_DENIED, with the
+ * message and the header's name in out. "x-amzn-trace-id" is not an x-amz-* header.
+ */
+static gw_s3err check_amz_signed(const gw_auth_request *req, const char *signed_list,
+                                 const char *covered, gw_auth_result *out)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const char *name = req->names[i];
+        if (strncasecmp(name, "x-amz-", 6) != 0 || list_has(signed_list, name) ||
+            list_has(covered, name))
+            continue;
+        size_t n = 0;
+        for (; name[n] && n + 1 < sizeof(out->unsigned_header); n++)
+            out->unsigned_header[n] = (char)tolower((unsigned char)name[n]);
+        out->unsigned_header[n] = '\0';
+        out->message = GW_MSG_HEADERS_NOT_SIGNED;
+        return GW_ACCESS_DENIED;
+    }
+    return GW_OK;
 }
 
 /* Parse "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." (any order). */
@@ -647,6 +683,10 @@ static gw_s3err check_header_auth(const gw_auth_request *req, const char *authz,
         return GW_MISSING_SECURITY_HEADER;
     if ((e = parse_payload_mode(payload, out)) != GW_OK)
         return e;
+    /* x-amz-date is the string to sign's date line, x-amz-content-sha256 the payload line */
+    if ((e = check_amz_signed(req, p.signed_headers, "x-amz-content-sha256;x-amz-date", out)) !=
+        GW_OK)
+        return e;
     return verify(req, &p, payload, secret_fn, secret_arg, out);
 }
 
@@ -693,14 +733,24 @@ static gw_s3err check_presigned(const gw_auth_request *req, const sv4_query *q, 
         return e;
     time_t t;
     cm_time_parse_amzdate(out->amz_date, &t);
-    if (req->now > t + expires || t > req->now + SV4_MAX_SKEW)
-        return GW_ACCESS_DENIED; /* "Request has expired" / not yet valid */
+    if (req->now > t + expires) {
+        out->message = "Request has expired";
+        return GW_ACCESS_DENIED;
+    }
+    if (t > req->now + SV4_MAX_SKEW) {
+        out->message = "Request is not yet valid";
+        return GW_ACCESS_DENIED;
+    }
+    /* the payload line of the canonical request: the query's hash, else the header's */
+    const char *covered = "";
     const char *payload = query_get(q, "X-Amz-Content-Sha256");
-    if (!payload)
-        payload = header_get(req, "x-amz-content-sha256");
+    if (!payload && (payload = header_get(req, "x-amz-content-sha256")) != NULL)
+        covered = "x-amz-content-sha256";
     if (!payload)
         payload = "UNSIGNED-PAYLOAD";
     if ((e = parse_payload_mode(payload, out)) != GW_OK)
+        return e;
+    if ((e = check_amz_signed(req, p.signed_headers, covered, out)) != GW_OK)
         return e;
     return verify(req, &p, payload, secret_fn, secret_arg, out);
 }

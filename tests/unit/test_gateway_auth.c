@@ -601,6 +601,107 @@ static void test_key_cache_threads(void)
 }
 
 /*
+ * Signed means signed (docs/auth.md): an x-amz-* header that the signature does not cover is
+ * AccessDenied, whatever it is, with header auth and with presigned URLs. The vectors that sign
+ * fewer headers than AWS's examples were computed with an independent Python SigV4 signer that
+ * reproduces AWS's published signatures.
+ */
+#define HOST_RANGE_SIG "529ccf6fe1f3e03483e277a24070ed7d6bd8abbba36d3ebeff31782b3d233647"
+
+static void expect_unsigned(treq *t, const char *lowered)
+{
+    gw_auth_result r;
+    CU_ASSERT_EQUAL(check(t, &r), GW_ACCESS_DENIED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.message);
+    CU_ASSERT_STRING_EQUAL(r.message, GW_MSG_HEADERS_NOT_SIGNED);
+    CU_ASSERT_STRING_EQUAL(r.unsigned_header, lowered);
+}
+
+static void test_unsigned_header_auth(void)
+{
+    static const char *const injected[] = {
+        "x-amz-copy-source", "x-amz-metadata-directive",   "x-amz-tagging",
+        "x-amz-acl",         "x-amz-checksum-crc32",       "x-amz-website-redirect-location",
+        "x-amz-meta-foo",    "x-amz-copy-source-if-match",
+    };
+    treq t;
+    gw_auth_result r;
+    for (size_t i = 0; i < CM_ARRAY_LEN(injected); i++) {
+        get_object_req(&t, GET_AUTHZ);
+        hdr(&t, injected[i], "private/secret.txt");
+        expect_unsigned(&t, injected[i]);
+    }
+    /* any case; reported lowercased */
+    get_object_req(&t, GET_AUTHZ);
+    hdr(&t, "X-Amz-Copy-Source", "private/secret.txt");
+    expect_unsigned(&t, "x-amz-copy-source");
+    /* x-amzn-trace-id is not an x-amz-* header (SDKs leave it unsigned) */
+    get_object_req(&t, GET_AUTHZ);
+    hdr(&t, "X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793");
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    /* signing only host and range: x-amz-date and x-amz-content-sha256 are covered anyway */
+    get_object_req(&t,
+                   "AWS4-HMAC-SHA256 " CRED ",SignedHeaders=host;range,Signature=" HOST_RANGE_SIG);
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    CU_ASSERT_PTR_NULL(r.message);
+    t.values[2] = "UNSIGNED-PAYLOAD"; /* ...they are: the payload line changed */
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+    get_object_req(&t,
+                   "AWS4-HMAC-SHA256 " CRED ",SignedHeaders=host;range,Signature=" HOST_RANGE_SIG);
+    hdr(&t, "x-amz-security-token", "x");
+    expect_unsigned(&t, "x-amz-security-token");
+    /* wherever the header stands; refused before any signature is computed */
+    treq_init(&t, "PUT", "/test$file.text");
+    hdr(&t, "Host", HOST);
+    hdr(&t, "x-amz-meta-foo", "bar");
+    hdr(&t, "Authorization", GET_AUTHZ);
+    hdr(&t, "x-amz-content-sha256", EMPTY_SHA);
+    hdr(&t, "x-amz-date", DATE);
+    expect_unsigned(&t, "x-amz-meta-foo");
+}
+
+#define PRESIGNED_META_Q                                                                           \
+    "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" AK                              \
+    "%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=" DATE                                 \
+    "&X-Amz-Expires=86400&X-Amz-SignedHeaders=host%3Bx-amz-meta-a&X-Amz-Signature="                \
+    "f163d400264e6ba9ead69a8eb21606c72cb764aa3a1c8a0e519dc4c4266d5661"
+
+static void test_unsigned_presigned(void)
+{
+    treq t;
+    gw_auth_result r;
+    /* AWS's example signs host only: no x-amz-* header may come with it */
+    treq_init(&t, "GET", "/test.txt?" PRESIGNED_Q PRESIGNED_SIG);
+    hdr(&t, "Host", HOST);
+    hdr(&t, "x-amz-copy-source", "private/secret.txt");
+    expect_unsigned(&t, "x-amz-copy-source");
+    t.names[1] = "x-amz-date"; /* not the presigned URL's date: nothing covers it */
+    expect_unsigned(&t, "x-amz-date");
+    /* x-amz-content-sha256 is the payload line when the query has none */
+    t.names[1] = "x-amz-content-sha256";
+    t.values[1] = "UNSIGNED-PAYLOAD";
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    t.values[1] = EMPTY_SHA;
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+    /* ...but not when the query carries it */
+    treq_init(&t, "GET",
+              "/test.txt?X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&" PRESIGNED_Q PRESIGNED_SIG);
+    hdr(&t, "Host", HOST);
+    hdr(&t, "x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+    expect_unsigned(&t, "x-amz-content-sha256");
+    /* a URL that signs x-amz-meta-a admits it, and only it */
+    treq_init(&t, "GET", PRESIGNED_META_Q);
+    hdr(&t, "Host", HOST);
+    hdr(&t, "x-amz-meta-a", "1");
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    t.values[1] = "2";
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+    t.values[1] = "1";
+    hdr(&t, "x-amz-meta-b", "1");
+    expect_unsigned(&t, "x-amz-meta-b");
+}
+
+/*
  * Signature Version 2: AWS's published header example (virtual-hosted GET), and a presigned GET
  * whose signature was computed independently with `openssl dgst -sha1 -hmac`.
  */
@@ -637,6 +738,126 @@ static void test_sigv2(void)
     CU_ASSERT_EQUAL(check(&t, &r), GW_ACCESS_DENIED);
 }
 
+/* V2 vectors from AWS's older examples (bucket johnsmith), confirmed by independent signers. */
+#define V2_DELETE_SIG "R4dJ53KECjStyBO5iTBJZ4XVOaI="
+#define V2_UPLOAD_SIG "ilyl83RwaSoYIEdixDQcA4OnAnc="
+
+/* Date and x-amz-date both present: the Date line is empty, x-amz-date is signed and dates it;
+ * the request has no User-Agent (S3 never signs it). */
+static void test_sigv2_amz_date(void)
+{
+    treq t;
+    gw_auth_result r;
+    treq_init(&t, "DELETE", "/johnsmith/photos/puppy.jpg");
+    t.req.now = 1175030426; /* Tue, 27 Mar 2007 21:20:26 GMT */
+    hdr(&t, "Host", "s3.amazonaws.com");
+    hdr(&t, "Date", "Tue, 27 Mar 2007 21:20:27 +0000");
+    hdr(&t, "x-amz-date", "Tue, 27 Mar 2007 21:20:26 +0000");
+    hdr(&t, "Authorization", "AWS " AK ":" V2_DELETE_SIG);
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    hdr(&t, "User-Agent", "dotnet");
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    t.values[1] = "Tue, 27 Mar 2007 21:20:28 +0000"; /* Date is not signed when x-amz-date is */
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    t.values[2] = "Tue, 27 Mar 2007 21:20:25 +0000"; /* x-amz-date is */
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+    t.names[2] = "x-other-date"; /* without x-amz-date, Date fills the date line */
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+    t.names[1] = "x-other";
+    CU_ASSERT_EQUAL(check(&t, &r), GW_ACCESS_DENIED); /* no date at all */
+    CU_ASSERT_PTR_NOT_NULL(r.message);
+}
+
+/* Repeated and mixed-case x-amz-* names are joined and sorted as their lowercase forms. */
+static void test_sigv2_amz_headers(void)
+{
+    treq t;
+    gw_auth_result r;
+    treq_init(&t, "PUT", "/db-backup.dat.gz");
+    t.req.vhost_bucket = "static.johnsmith.net";
+    t.req.now = 1175029568; /* Tue, 27 Mar 2007 21:06:08 GMT */
+    hdr(&t, "User-Agent", "curl/7.15.5");
+    hdr(&t, "Host", "static.johnsmith.net:8080");
+    hdr(&t, "Date", "Tue, 27 Mar 2007 21:06:08 +0000");
+    hdr(&t, "x-amz-acl", "public-read");
+    hdr(&t, "content-type", "application/x-download");
+    hdr(&t, "Content-MD5", "4gJE4saaMU4BqNR0kLY+lw==");
+    hdr(&t, "X-Amz-Meta-ReviewedBy", "joe@johnsmith.net");
+    hdr(&t, "x-amz-meta-reviewedby", "jane@johnsmith.net");
+    hdr(&t, "X-Amz-Meta-FileChecksum", "0x02661779");
+    hdr(&t, "X-Amz-Meta-ChecksumAlgorithm", "crc32");
+    hdr(&t, "Content-Disposition", "attachment; filename=database.dat");
+    hdr(&t, "Content-Encoding", "gzip");
+    hdr(&t, "Content-Length", "5913339");
+    hdr(&t, "Authorization", "AWS " AK ":" V2_UPLOAD_SIG);
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    hdr(&t, "x-amz-copy-source", "private/secret.txt"); /* V2 signs every x-amz-* header */
+    CU_ASSERT_EQUAL(check(&t, &r), GW_SIGNATURE_MISMATCH);
+}
+
+/*
+ * More x-amz-* headers than the old 64-entry canonicaliser held: all 70 are signed (Python
+ * vector over all of them), and a signature over the first 64 no longer admits the rest.
+ */
+static void test_sigv2_many_amz_headers(void)
+{
+    enum { NMETA = 70 };
+    const char *names[NMETA + 3], *values[NMETA + 3];
+    char meta[NMETA][16];
+    gw_auth_result r;
+    gw_auth_request req = {.method = "PUT",
+                           .target = "/johnsmith/many",
+                           .names = names,
+                           .values = values,
+                           .now = 1175029568};
+    for (int i = 0; i < NMETA; i++) {
+        snprintf(meta[i], sizeof(meta[i]), "x-amz-meta-h%02d", i);
+        names[req.nheaders] = meta[i];
+        values[req.nheaders++] = "v";
+    }
+    names[req.nheaders] = "Date";
+    values[req.nheaders++] = "Tue, 27 Mar 2007 21:06:08 +0000";
+    names[req.nheaders] = "Authorization";
+    values[req.nheaders++] = "AWS " AK ":p+xrh4amIfZ9HbO3udi3FsrN7eA=";
+    CU_ASSERT_EQUAL(gw_auth_check(&req, "us-east-1", secret_fn, NULL, &r), GW_OK);
+    values[req.nheaders - 1] = "AWS " AK ":uly3PBE0MClBRl9aDEuXkvteGn4="; /* h00..h63 only */
+    CU_ASSERT_EQUAL(gw_auth_check(&req, "us-east-1", secret_fn, NULL, &r), GW_SIGNATURE_MISMATCH);
+}
+
+/* Presigned V2: at most 7 days (plus the 15 minutes of clock skew) ahead; and V2 turned off. */
+#define V2_PRESIGNED                                                                               \
+    "/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Signature=1No4mq5ETf02z8aet9voy6gui6E"  \
+    "%3D&Expires=1175139620"
+
+static void test_sigv2_policy(void)
+{
+    treq t;
+    gw_auth_result r;
+    treq_init(&t, "GET", V2_PRESIGNED);
+    t.req.vhost_bucket = "awsexamplebucket1";
+    hdr(&t, "Host", "awsexamplebucket1.s3.us-west-1.amazonaws.com");
+    t.req.now = 1175139620 - 604800 - 900;
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+    t.req.now--;
+    CU_ASSERT_EQUAL(check(&t, &r), GW_ACCESS_DENIED);
+    CU_ASSERT_PTR_NOT_NULL(r.message);
+    t.req.now = 1175139000;
+    t.req.sigv2_off = 1;
+    CU_ASSERT_EQUAL(check(&t, &r), GW_ACCESS_DENIED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "Signature Version 2 is disabled"));
+
+    treq_init(&t, "GET", "/photos/puppy.jpg");
+    t.req.vhost_bucket = "awsexamplebucket1";
+    t.req.now = 1175024202;
+    t.req.sigv2_off = 1;
+    hdr(&t, "Date", "Tue, 27 Mar 2007 19:36:42 +0000");
+    hdr(&t, "Authorization", "AWS AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
+    CU_ASSERT_EQUAL(check(&t, &r), GW_ACCESS_DENIED);
+    t.req.sigv2_off = 0;
+    CU_ASSERT_EQUAL(check(&t, &r), GW_OK);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -652,6 +873,12 @@ void cu_register(void)
         {"canonical_rules", test_canonical_rules},
         {"signing_key", test_signing_key},
         {"sigv2", test_sigv2},
+        {"unsigned_header_auth", test_unsigned_header_auth},
+        {"unsigned_presigned", test_unsigned_presigned},
+        {"sigv2_amz_date", test_sigv2_amz_date},
+        {"sigv2_amz_headers", test_sigv2_amz_headers},
+        {"sigv2_many_amz_headers", test_sigv2_many_amz_headers},
+        {"sigv2_policy", test_sigv2_policy},
         {"key_cache_hits", test_key_cache_hits},
         {"key_cache_secret_change", test_key_cache_secret_change},
         {"key_cache_many_keys", test_key_cache_many_keys},
