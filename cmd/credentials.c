@@ -1,6 +1,9 @@
 /*
  * cmd/credentials.c - the root credentials: from the environment, or a 0600 file in the data
  * directory ("access_key = ..." / "secret_key = ..." lines), generated on first start.
+ *
+ * The secret is a secret: it reaches the terminal (and whatever collects the server's output)
+ * only on the start that generated it; later starts say where it is kept (cmd/server.c banner).
  */
 #include "cmd.h"
 
@@ -88,7 +91,7 @@ static int generate(const char *path, cmd_credentials *c)
 int cmd_load_credentials(const char *data_dir, cmd_credentials *c)
 {
     const char *ak = getenv("CAIRN_ACCESS_KEY"), *sk = getenv("CAIRN_SECRET_KEY");
-    char path[4200], msg[512];
+    char msg[512];
     struct stat st;
 
     memset(c, 0, sizeof(*c));
@@ -107,9 +110,12 @@ int cmd_load_credentials(const char *data_dir, cmd_credentials *c)
         fprintf(stderr, "cairn: set both CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY, or neither\n");
         return -1;
     }
-    snprintf(path, sizeof(path), "%s/credentials", data_dir);
-    if (stat(path, &st) != 0)
+    const char *path = c->path;
+    snprintf(c->path, sizeof(c->path), "%s/credentials", data_dir);
+    if (stat(path, &st) != 0) {
+        c->generated = 1;
         return generate(path, c);
+    }
     if ((st.st_mode & 077) != 0)
         fprintf(stderr, "cairn: warning: %s is readable by others (chmod 600 it)\n", path);
     if (cm_config_parse_file(path, cred_key, c, msg, sizeof(msg)) != CM_OK) {

@@ -80,6 +80,20 @@ static int parse_rate(const char *v, double *out)
     return 0;
 }
 
+/* 1 for "on", "true", "yes", "1"; 0 for "off", "false", "no", "0"; -1 for anything else. */
+static int parse_bool(const char *v)
+{
+    static const char *const on[] = {"on", "true", "yes", "1"};
+    static const char *const off[] = {"off", "false", "no", "0"};
+    for (size_t i = 0; i < CM_ARRAY_LEN(on); i++) {
+        if (strcmp(v, on[i]) == 0)
+            return 1;
+        if (strcmp(v, off[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 static int config_key(void *arg, const char *section, const char *key, const char *value, char *err,
                       size_t errcap)
 {
@@ -103,6 +117,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
     else if (IS("server", "log_level"))
         bad = cm_log_level_parse(value) < 0 ||
               snprintf(o->log_level, sizeof(o->log_level), "%s", value) < 0;
+    else if (IS("server", "sigv2"))
+        bad = (n = parse_bool(value)) < 0 || (o->gw.sigv2_off = !n, 0);
     else if (IS("server", "idle_timeout_ms"))
         bad = parse_int(value, 100, 3600000, &n) || (o->net.idle_timeout_ms = (int)n, 0);
     else if (IS("storage", "drives"))
@@ -135,6 +151,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cairn server [--data DIR] [--listen HOST:PORT] [--config FILE]\n"
                "                    [--threads N] [--log-level error|warn|info|debug]\n"
                "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
+               "                    [--sigv2 on|off]\n"
                "                    [--check-config]\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
@@ -189,6 +206,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
             sec = "scrub", key = "rate_mb";
         } else if (strcmp(a, "--scrub-interval") == 0) {
             sec = "scrub", key = "interval_s";
+        } else if (strcmp(a, "--sigv2") == 0) {
+            sec = "server", key = "sigv2";
         } else {
             fprintf(stderr, "cairn server: unknown argument '%s'\n", a);
             usage(stderr);
@@ -244,11 +263,23 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
     printf("cairn %s: serving S3 on http://%s:%d (region %s)\n", CAIRN_VERSION, o->listen, port,
            o->region);
     printf("  data:     %s (%d drives, erasure %d+%d)\n", o->data, o->gw.ndrives, o->gw.k, o->gw.m);
-    printf("  access key: %s\n  secret key: %s%s\n", c->access_key, c->secret_key,
-           c->from_env ? "   (from CAIRN_ACCESS_KEY/CAIRN_SECRET_KEY)" : "");
+    /* the secret is shown only by the start that generated it (it is in a 0600 file) */
+    char secret[4400];
+    printf("  access key: %s\n", c->access_key);
+    if (c->from_env) {
+        printf("  secret key: from CAIRN_SECRET_KEY\n");
+        snprintf(secret, sizeof(secret), "\"$CAIRN_SECRET_KEY\"");
+    } else if (c->generated) {
+        printf("  secret key: %s   (generated now, kept in %s; not shown again)\n", c->secret_key,
+               c->path);
+        snprintf(secret, sizeof(secret), "%s", c->secret_key);
+    } else {
+        printf("  secret key: kept in %s (not shown)\n", c->path);
+        snprintf(secret, sizeof(secret), "\"$(sed -n 's/^secret_key = //p' '%s')\"", c->path);
+    }
     printf("try:\n  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s \\\n"
            "    aws --endpoint-url http://%s:%d s3 mb s3://my-bucket\n",
-           c->access_key, c->secret_key, o->region, o->listen, port);
+           c->access_key, secret, o->region, o->listen, port);
     fflush(stdout);
 }
 

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import os
 import re
-import socket
 import sys
 import time
 import zlib
