@@ -153,8 +153,9 @@ static int query_param(const char *query, const char *name, char *out, size_t ca
     return 0;
 }
 
-/* "/bucket" (virtual-hosted) + raw path + signed subresources. */
-static int canonical_resource(sts_buf *b, const gw_auth_request *req, const char *vhost_bucket)
+/* "/bucket" (virtual-hosted) + raw path (+ "/" when slash) + signed subresources. */
+static int canonical_resource(sts_buf *b, const gw_auth_request *req, const char *vhost_bucket,
+                              int slash)
 {
     const char *t = req->target;
     const char *q = strchr(t, '?');
@@ -167,6 +168,8 @@ static int canonical_resource(sts_buf *b, const gw_auth_request *req, const char
         puts_(b, vhost_bucket);
     }
     put(b, t, plen);
+    if (slash)
+        put(b, "/", 1);
     for (size_t i = 0; q && i < CM_ARRAY_LEN(signed_subresources); i++) {
         int has_value = 0;
         int found = query_param(q + 1, signed_subresources[i], val, sizeof(val), &has_value);
@@ -185,6 +188,20 @@ static int canonical_resource(sts_buf *b, const gw_auth_request *req, const char
     return 0;
 }
 
+/* A path-style request for a bucket alone: "/bucket" (no key, no trailing slash). */
+static int bucket_only(const gw_auth_request *req, const char *vhost_bucket)
+{
+    const char *t = req->target;
+    size_t plen = strcspn(t, "?");
+    return !(vhost_bucket && *vhost_bucket) && plen > 1 && t[0] == '/' &&
+           !memchr(t + 1, '/', plen - 1);
+}
+
+/*
+ * The string to sign, then the HMAC compared with sig_b64. A path-style "/bucket" is also tried as
+ * "/bucket/": botocore's SigV2 signs bucket requests so (S3 accepts it) while sending "/bucket";
+ * both name the same resource, so accepting either grants nothing more.
+ */
 static gw_s3err verify_v2(const gw_auth_request *req, const char *access_key, const char *sig_b64,
                           const char *date_line, const char *vhost_bucket, gw_secret_fn secret_fn,
                           void *secret_arg, gw_auth_result *out)
@@ -195,7 +212,7 @@ static gw_s3err verify_v2(const gw_auth_request *req, const char *access_key, co
     unsigned maclen = 0;
     char want[64];
     const char *md5 = header(req, "content-md5"), *ctype = header(req, "content-type");
-    gw_s3err e = GW_OK;
+    gw_s3err e = GW_INTERNAL;
 
     if (!b)
         return GW_INTERNAL;
@@ -212,19 +229,30 @@ static gw_s3err verify_v2(const gw_auth_request *req, const char *access_key, co
     put(b, "\n", 1);
     puts_(b, date_line);
     put(b, "\n", 1);
-    if (amz_headers(b, req) != 0) {
-        free(b);
-        return GW_INTERNAL;
+    size_t prefix = b->n;
+    for (int slash = 0; slash < 2 && (slash == 0 || bucket_only(req, vhost_bucket)); slash++) {
+        b->n = prefix;
+        if (amz_headers(b, req) != 0) {
+            e = GW_INTERNAL;
+            break;
+        }
+        if (canonical_resource(b, req, vhost_bucket, slash) != 0) {
+            e = GW_ACCESS_DENIED; /* a malformed %-escape in a signed subresource */
+            break;
+        }
+        if (b->overflow) {
+            out->message = "The request's headers are too large to verify its signature";
+            e = GW_ACCESS_DENIED;
+            break;
+        }
+        HMAC(EVP_sha1(), secret, (int)strlen(secret), (const uint8_t *)b->buf, b->n, mac, &maclen);
+        cm_base64_encode(mac, maclen, want);
+        e = strlen(sig_b64) == strlen(want) && cm_ct_equal(sig_b64, want, strlen(want))
+                ? GW_OK
+                : GW_SIGNATURE_MISMATCH;
+        if (e == GW_OK)
+            break;
     }
-    if (canonical_resource(b, req, vhost_bucket) != 0 || b->overflow) {
-        free(b);
-        out->message = "The request's headers are too large to verify its signature";
-        return GW_ACCESS_DENIED;
-    }
-    HMAC(EVP_sha1(), secret, (int)strlen(secret), (const uint8_t *)b->buf, b->n, mac, &maclen);
-    cm_base64_encode(mac, maclen, want);
-    if (strlen(sig_b64) != strlen(want) || !cm_ct_equal(sig_b64, want, strlen(want)))
-        e = GW_SIGNATURE_MISMATCH;
     free(b);
     memset(secret, 0, sizeof(secret));
     if (e == GW_OK) {

@@ -24,11 +24,17 @@ def v2_presigned_get(expires):
     return hh.send("GET", path, q, {"Host": hh.host_header()})
 
 
-def v2_header_get():
+def v2_header_get(amz_date=False):
+    """A V2 GET without User-Agent; with amz_date, dated by x-amz-date and a stale Date."""
     path = "/%s/%s" % (BUCKET, KEY)
     h = {"Host": hh.host_header(), "Date": email.utils.formatdate(usegmt=True)}
+    date_line = h["Date"]
+    if amz_date:
+        h["Date"] = "Tue, 27 Mar 2007 21:20:27 +0000"  # ignored: x-amz-date dates the request
+        h["x-amz-date"] = email.utils.formatdate(usegmt=True)
+        date_line = ""
     h["Authorization"] = "AWS %s:%s" % (os.environ["CAIRN_ACCESS_KEY"],
-                                        hh.v2_signature("GET", path, h["Date"], h))
+                                        hh.v2_signature("GET", path, date_line, h))
     return hh.send("GET", path, {}, h)
 
 
@@ -43,7 +49,11 @@ def main(mode):
         hh.check("V2 presigned URL valid for just under 7 days works",
                  st == 200 and body == BODY, "status %d %r" % (st, body[:300]))
         st, _, body = v2_header_get()
-        hh.check("V2 header auth works", st == 200 and body == BODY, "status %d" % st)
+        hh.check("V2 header auth works (no User-Agent)", st == 200 and body == BODY,
+                 "status %d" % st)
+        st, _, body = v2_header_get(amz_date=True)
+        hh.check("V2 with Date and x-amz-date: empty date line, x-amz-date signed",
+                 st == 200 and body == BODY, "status %d %r" % (st, body[:300]))
         st, _, body = v2_presigned_get(int(time.time()) + week + 3600)
         hh.check("V2 presigned URL valid for 7 days + 1 hour -> 403 AccessDenied",
                  st == 403 and hh.xml_field(body, "Code") == "AccessDenied"

@@ -824,6 +824,32 @@ static void test_sigv2_many_amz_headers(void)
     CU_ASSERT_EQUAL(gw_auth_check(&req, "us-east-1", secret_fn, NULL, &r), GW_SIGNATURE_MISMATCH);
 }
 
+/* botocore's SigV2 signs a path-style bucket request "/b" as "/b/" (S3 accepts both); a key's
+ * path is never given a slash. Vectors computed with Python's hmac. */
+static gw_s3err v2_put_at(const char *target, const char *sig)
+{
+    treq t;
+    gw_auth_result r;
+    char authz[80];
+    snprintf(authz, sizeof(authz), "AWS " AK ":%s", sig);
+    treq_init(&t, "PUT", target);
+    t.req.now = 1175029568;
+    hdr(&t, "Date", "Tue, 27 Mar 2007 21:06:08 +0000");
+    hdr(&t, "Authorization", authz);
+    return check(&t, &r);
+}
+
+static void test_sigv2_bucket_slash(void)
+{
+    CU_ASSERT_EQUAL(v2_put_at("/johnsmith", "n6Y9oouew4s0O974XaD49P2aUrk="), GW_OK);
+    CU_ASSERT_EQUAL(v2_put_at("/johnsmith", "1zHTV52zcH/34Ew3NBsGjUXcBcQ="), GW_OK); /* "/b/" */
+    CU_ASSERT_EQUAL(v2_put_at("/johnsmith/", "1zHTV52zcH/34Ew3NBsGjUXcBcQ="), GW_OK);
+    CU_ASSERT_EQUAL(v2_put_at("/johnsmith/", "n6Y9oouew4s0O974XaD49P2aUrk="),
+                    GW_SIGNATURE_MISMATCH);
+    CU_ASSERT_EQUAL(v2_put_at("/johnsmith/photos", "E0Tph9xeesGZTl6w60Eg+hGiiag="),
+                    GW_SIGNATURE_MISMATCH);
+}
+
 /* Presigned V2: at most 7 days (plus the 15 minutes of clock skew) ahead; and V2 turned off. */
 #define V2_PRESIGNED                                                                               \
     "/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Signature=1No4mq5ETf02z8aet9voy6gui6E"  \
@@ -879,6 +905,7 @@ void cu_register(void)
         {"sigv2_amz_headers", test_sigv2_amz_headers},
         {"sigv2_many_amz_headers", test_sigv2_many_amz_headers},
         {"sigv2_policy", test_sigv2_policy},
+        {"sigv2_bucket_slash", test_sigv2_bucket_slash},
         {"key_cache_hits", test_key_cache_hits},
         {"key_cache_secret_change", test_key_cache_secret_change},
         {"key_cache_many_keys", test_key_cache_many_keys},
