@@ -13,8 +13,9 @@
  * headers joined with ','. No cap: a header left out would be a header nobody signed, so the list
  * is as long as the request's (the net layer bounds the header count; the string to sign is
  * bounded and a request that overflows it is refused). CanonicalizedResource: "/bucket" for
- * virtual-hosted requests, then the path as sent, then the subresources S3 signs, sorted, with
- * their decoded values. Headers outside the string to sign (User-Agent, Host...) play no part.
+ * virtual-hosted requests, then the path as sent (a path-style "/bucket" also verifies signed as
+ * "/bucket/"), then the subresources S3 signs, sorted, with their decoded values. Headers
+ * outside the string to sign (User-Agent, Host...) play no part.
  * The payload is never signed in V2 (Content-MD5 still protects it when given).
  *
  * Policy beyond S3's: a presigned URL may be valid for at most 7 days from now (as V4 allows),
