@@ -456,6 +456,7 @@ static int conn_req_step(net_conn *c, net_req *r)
         int close = r->close_after || c->loop->stopping;
         req_done(c, r, 0);
         c->idle_seq = ++c->loop->idle_seq;
+        c->served = 1;
         if (close && c->loop->stopping) {
             net_conn_free(c); /* shutting down: do not wait for the client */
             return -1;
@@ -617,22 +618,28 @@ void net_note(net_loop *loop, unsigned *counter)
     p->shed = p->refused = p->no_fd = 0;
 }
 
-/* How willing we are to close c for a new connection: 0 most, 3 never. */
-static int shed_rank(const net_conn *c)
+/* How willing we are to close c for a new connection: 0 most, 4 never. */
+static int shed_rank(const net_conn *c, int64_t now)
 {
     if (c->lingering)
         return 0; /* its last response is out */
     if (c->req || c->draining || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-        return 3;
-    return evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 ? 1 : 2;
+        return 4;
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        return 2;
+    /* a connection just accepted has had no time to send: closing it would be closing the new
+     * client we are making room for */
+    return c->served || now - c->accepted_at >= NET_FRESH_MS ? 1 : 3;
 }
 
 int net_conn_shed(net_loop *loop)
 {
+    static const char *const kind[] = {"lingering", "idle", "partial head", "new"};
+    int64_t now = cm_monotonic_ms();
     net_conn *victim = NULL;
-    int best = 3;
+    int best = 4;
     for (net_conn *c = loop->conns; c; c = c->next) {
-        int rank = shed_rank(c);
+        int rank = shed_rank(c, now);
         if (rank < best || (rank == best && victim && c->idle_seq < victim->idle_seq)) {
             victim = c;
             best = rank;
@@ -640,10 +647,7 @@ int net_conn_shed(net_loop *loop)
     }
     if (!victim)
         return 0;
-    CM_DEBUG("net", "peer=%s shed (%s)", victim->peer,
-             best == 0   ? "lingering"
-             : best == 1 ? "idle"
-                         : "partial head");
+    CM_DEBUG("net", "peer=%s shed (%s)", victim->peer, kind[best]);
     net_note(loop, &loop->pressure.shed);
     net_conn_free(victim);
     return 1;
@@ -703,6 +707,7 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
     loop->conns = c;
     loop->nconns++;
     c->idle_seq = ++loop->idle_seq;
+    c->accepted_at = cm_monotonic_ms();
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, CM_MAX(cfg->read_high_water, head_cap(cfg)));
     bufferevent_disable(c->bev, EV_WRITE); /* armed only when a write did not complete */

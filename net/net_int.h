@@ -24,6 +24,7 @@
 #define NET_LINGER_MS 2000            /* how long a closing connection drains client bytes */
 #define NET_ACCEPT_BACKOFF_MS 100     /* listener pause when out of descriptors, nothing to shed */
 #define NET_NOTE_EVERY_MS 10000 /* at most one connection-pressure log line per loop per 10 s */
+#define NET_FRESH_MS 1000       /* a new connection's time to send before it counts as idle */
 
 typedef struct net_conn net_conn;
 typedef struct net_loop net_loop;
@@ -69,13 +70,15 @@ struct net_conn {
     struct event *timer; /* idle or I/O timeout */
     net_req *req;
     char peer[64];
-    int draining;       /* last response in flight, then close; no more requests */
-    int lingering;      /* our side shut down; dropping input until the client closes */
-    int peer_eof;       /* the client shut down its side: serve what is buffered, then close */
-    int in_cb;          /* inside handler callbacks: defer frees */
-    size_t head_parsed; /* buffered head bytes already scanned without finding its end */
-    uint64_t idle_seq;  /* loop's idle_seq when accepted or its last request done (shed order) */
-    int64_t head_since; /* monotonic ms of the current head's first byte; 0 = none buffered */
+    int draining;        /* last response in flight, then close; no more requests */
+    int lingering;       /* our side shut down; dropping input until the client closes */
+    int peer_eof;        /* the client shut down its side: serve what is buffered, then close */
+    int in_cb;           /* inside handler callbacks: defer frees */
+    size_t head_parsed;  /* buffered head bytes already scanned without finding its end */
+    uint64_t idle_seq;   /* loop's idle_seq when accepted or its last request done (shed order) */
+    int64_t accepted_at; /* monotonic ms */
+    int served;          /* a request was answered on this connection */
+    int64_t head_since;  /* monotonic ms of the current head's first byte; 0 = none buffered */
 };
 
 /* Connection pressure seen by one loop since its last log line (rate-limited, see net_note). */
