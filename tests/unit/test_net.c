@@ -1211,6 +1211,22 @@ static void test_conn_limit_shed(void)
     cli_close(&d);
     tsrv_stop(&t);
     CU_ASSERT_EQUAL(t.st.aborted, 0);
+
+    /* a connection accepted a moment ago that has not sent yet is shed after a partial head:
+     * it may be the client the room was made for */
+    tsrv_start(&t, &cfg);
+    cli_open(&b, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&b, "GET /b HTTP/1.1\r\nHo"), 0);
+    cli_open(&a, t.port); /* no bytes yet */
+    cli_open(&c, t.port); /* over the limit: b makes room, not a */
+    get_ok(&c, "/c", "hello");
+    get_ok(&a, "/a", "hello");
+    CU_ASSERT(cli_eof(&b));
+    cli_close(&a);
+    cli_close(&b);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.aborted, 0);
 }
 
 /* At max_connections with every connection busy, a new one is answered 503 SlowDown and closed. */
