@@ -14,29 +14,15 @@ serves             one normal PUT and GET (the server still serves).
 
 import hashlib
 import os
-import re
 import resource
 import socket
 import sys
 import time
 
 import s3raw
+from badinput import FAILS, check, code_of
 
 BUCKET = "hostile-conn"
-FAILS = []
-
-
-def check(desc, cond, detail=""):
-    print(("ok - " if cond else "FAIL - ") + desc, flush=True)
-    if not cond:
-        FAILS.append(desc)
-        for line in str(detail).splitlines()[:15]:
-            print("    | " + line)
-
-
-def code_of(body):
-    m = re.search(rb"<Code>([^<]*)</Code>", body)
-    return m.group(1).decode() if m else None
 
 
 def put_get(key, timeout):
