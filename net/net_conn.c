@@ -25,9 +25,12 @@
  *
  * Connection limit: srv->nconns counts the connections of all loops. A connection accepted at
  * cfg.max_connections takes the place of this loop's oldest idle one (net_conn_shed: first one
- * lingering after its last response, then one with no request bytes - a kept-alive connection or
- * a new one yet to send -, then one with a partial head; oldest first within each kind). When no
- * connection is idle, the new one is answered 503 SlowDown with Connection: close and closed.
+ * lingering after its last response, then one with no request bytes - kept alive, or open for
+ * NET_FRESH_MS without sending -, then one with a partial head, last one accepted less than
+ * NET_FRESH_MS ago that has not sent yet; oldest first within each kind). A connection with a
+ * request in flight is never shed. When none is idle, the new one is answered 503 SlowDown with
+ * Connection: close in one write and closed (best effort: bytes it already sent make the close a
+ * reset).
  *
  * Syscalls per keep-alive request (measured 4 epoll_ctl per 4 KiB GET before this was done):
  *   - EV_READ stays armed except while a body must not be read (the handler has not asked for it,
