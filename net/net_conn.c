@@ -635,12 +635,12 @@ static int shed_rank(const net_conn *c, int64_t now)
     return c->served || now - c->accepted_at >= NET_FRESH_MS ? 1 : 3;
 }
 
-int net_conn_shed(net_loop *loop)
+int net_conn_shed(net_loop *loop, int take_new)
 {
     static const char *const kind[] = {"lingering", "idle", "partial head", "new"};
     int64_t now = cm_monotonic_ms();
     net_conn *victim = NULL;
-    int best = 4;
+    int best = take_new ? 4 : 3;
     for (net_conn *c = loop->conns; c; c = c->next) {
         int rank = shed_rank(c, now);
         if (rank < best || (rank == best && victim && c->idle_seq < victim->idle_seq)) {
@@ -674,7 +674,8 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
     int one = 1;
     (void)salen;
     /* take a place first, so loops racing for the last one cannot both get it */
-    if (atomic_fetch_add(&loop->srv->nconns, 1) >= cfg->max_connections && !net_conn_shed(loop)) {
+    if (atomic_fetch_add(&loop->srv->nconns, 1) >= cfg->max_connections &&
+        !net_conn_shed(loop, 1)) {
         atomic_fetch_sub(&loop->srv->nconns, 1);
         conn_refuse(loop, fd);
         return;

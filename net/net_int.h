@@ -120,8 +120,9 @@ struct net_server {
 /* Take a new socket: admitted (shedding an idle connection when at max_connections) or refused
  * with 503 SlowDown and closed. */
 void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen);
-/* Close this loop's oldest idle connection (see net_conn.c for the order). 1 = one closed. */
-int net_conn_shed(net_loop *loop);
+/* Close this loop's oldest idle connection (see net_conn.c for the order); a connection accepted
+ * less than NET_FRESH_MS ago only when take_new. 1 = one closed. */
+int net_conn_shed(net_loop *loop, int take_new);
 /* Count a shed/refused/out-of-descriptors event; logs a summary at most every 10 s. */
 void net_note(net_loop *loop, unsigned *counter);
 /* Close the connection now; a request in flight gets on_done(aborted=1). Never call from inside

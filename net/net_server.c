@@ -16,15 +16,17 @@
  * cfg.max_connections, which by default leaves a reserve of the RLIMIT_NOFILE soft limit for data
  * files and workers (net_default_max_connections). When accept() still fails for want of
  * descriptors (EMFILE/ENFILE: the reserve was too small, or another part of the process holds
- * many), the loop sheds its oldest idle connection and keeps accepting; with nothing to shed it
- * pauses its listener for NET_ACCEPT_BACKOFF_MS rather than spin on a listening socket that stays
- * readable. Either way the log gets one summary line per loop per 10 s, not one per attempt.
+ * many) while a client waits in the queue, the loop sheds its oldest idle connection (not one
+ * just accepted) and keeps accepting; with nothing to shed it pauses its listener for
+ * NET_ACCEPT_BACKOFF_MS rather than spin on a listening socket that stays readable. Either way
+ * the log gets one summary line per loop per 10 s, not one per attempt.
  *
  * The only lock guards stop_requested/stop_grace_ms; everything else belongs to one loop thread,
  * or to the caller before run / after run returns.
  */
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -69,9 +71,14 @@ static void accept_error_cb(struct evconnlistener *lis, void *arg)
         CM_WARN("net", "loop %d: accept(): %s", loop->index, evutil_socket_error_to_string(err));
         return;
     }
+    /* Linux takes the descriptor before it looks at the queue: at the limit every batch of
+     * accepts ends in EMFILE, with or without a client waiting */
+    struct pollfd p = {.fd = evconnlistener_get_fd(lis), .events = POLLIN};
+    if (poll(&p, 1, 0) != 1)
+        return; /* nobody waiting: the listener wakes when someone is */
     net_note(loop, &loop->pressure.no_fd);
     /* a shed connection frees the descriptor the next accept needs: keep accepting */
-    if (net_conn_shed(loop))
+    if (net_conn_shed(loop, 0))
         return;
     struct timeval tv = {0, NET_ACCEPT_BACKOFF_MS * 1000};
     evconnlistener_disable(lis);

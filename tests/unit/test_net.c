@@ -182,7 +182,7 @@ static void th_on_request(net_req *req, void *arg)
         net_req_abort(req);
         net_resp_write(req, "ignored", 7);
     } else if (strncmp(path, "/later", 6) == 0) {
-        struct timeval tv = {0, 1000};
+        struct timeval tv = {0, strcmp(path, "/later-300ms") == 0 ? 300000 : 1000};
         t->mode = M_LATER;
         t->left = strcmp(path, "/later-big") == 0 ? 8u << 20 : 0;
         t->ev = evtimer_new(net_req_base(req), later_cb, req);
@@ -1331,6 +1331,59 @@ static void test_out_of_descriptors(void)
 }
 
 /*
+ * Out of descriptors with every connection busy there is nothing to shed: the listener pauses
+ * (100 ms at a time) instead of spinning, and once a busy connection has answered and gone idle,
+ * it makes room for the waiting client.
+ */
+static void test_out_of_descriptors_busy(void)
+{
+    tsrv t;
+    cli h1, h2, n;
+    resp r;
+    net_config cfg;
+    struct rlimit old, low;
+    struct timespec t0;
+    int fill[1024], nfill;
+    tsrv_cfg(&cfg);
+    cfg.max_connections = 1000;
+    tsrv_start(&t, &cfg);
+    cli_socket(&h1);
+    cli_socket(&h2);
+    cli_socket(&n);
+    int high = fill_fd_holes(fill, 1024, &nfill);
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)(high + 1 + 2); /* room for h1 and h2 only */
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+    cli_connect(&h1, t.port);
+    cli_connect(&h2, t.port);
+    int sent = cli_sends(&h1, "GET /later-300ms HTTP/1.1\r\n\r\n") == 0 &&
+               cli_sends(&h2, "GET /later-300ms HTTP/1.1\r\n\r\n") == 0 &&
+               wait_requests(&t, 2) == 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cli_connect(&n, t.port);
+    int got = sent && cli_sends(&n, "GET /n HTTP/1.1\r\n\r\n") == 0 && cli_response(&n, &r, 0) == 0;
+    int64_t took = elapsed_ms(&t0);
+    setrlimit(RLIMIT_NOFILE, &old);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    CU_ASSERT_FATAL(got);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(took >= 200 && took < 2000); /* served once a held request was answered */
+    resp_free(&r);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&h1, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "later");
+    resp_free(&r);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&h2, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "later");
+    resp_free(&r);
+    cli_close(&h1);
+    cli_close(&h2);
+    cli_close(&n);
+    tsrv_stop(&t);
+}
+
+/*
  * A handler that reads the body but neither takes the bytes nor pauses: once the body buffer is
  * full the connection waits on the client again, so the body timeout runs (it used to sit there
  * with no timer at all).
@@ -1404,6 +1457,7 @@ void cu_register(void)
         {"conn_limit_shed", test_conn_limit_shed},
         {"conn_limit_refuse", test_conn_limit_refuse},
         {"out_of_descriptors", test_out_of_descriptors},
+        {"out_of_descriptors_busy", test_out_of_descriptors_busy},
         {"body_not_taken", test_body_not_taken},
         {NULL, NULL},
     };
