@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,6 +122,10 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = (n = parse_bool(value)) < 0 || (o->gw.sigv2_off = !n, 0);
     else if (IS("server", "idle_timeout_ms"))
         bad = parse_int(value, 100, 3600000, &n) || (o->net.idle_timeout_ms = (int)n, 0);
+    else if (IS("server", "header_timeout_ms"))
+        bad = parse_int(value, 100, 3600000, &n) || (o->net.header_timeout_ms = (int)n, 0);
+    else if (IS("server", "max_connections"))
+        bad = parse_int(value, 1, 10000000, &n) || (o->net.max_connections = (int)n, 0);
     else if (IS("storage", "drives"))
         bad = parse_int(value, 1, 64, &n) || (o->gw.ndrives = (int)n, 0);
     else if (IS("storage", "data_cells"))
@@ -283,12 +288,37 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
     fflush(stdout);
 }
 
+/*
+ * Every connection costs a descriptor, and the usual soft limit (1024) is far below the hard one:
+ * take the hard limit. The connection limit's default follows from the result (net.h).
+ */
+static void raise_nofile(const server_opts *o)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        CM_WARN(MOD, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+        else
+            CM_WARN(MOD, "cannot raise RLIMIT_NOFILE to %llu: %s", (unsigned long long)rl.rlim_max,
+                    strerror(errno));
+    }
+    int max = o->net.max_connections > 0 ? o->net.max_connections : net_default_max_connections();
+    CM_INFO(MOD, "descriptors: RLIMIT_NOFILE %llu, max_connections %d%s",
+            (unsigned long long)rl.rlim_cur, max, o->net.max_connections > 0 ? "" : " (default)");
+}
+
 /* Process-wide setup before any thread exists: log level, allocator, data dir, credentials. */
 static int prepare_process(server_opts *o, cmd_credentials *cred)
 {
     sigset_t set;
 
     cm_log_set_level((cm_log_level)cm_log_level_parse(o->log_level));
+    raise_nofile(o);
     /*
      * Stripe buffers and read pieces are ~1 MiB and short-lived. With glibc's default dynamic mmap
      * threshold they soon come from the arenas, where long-lived index allocations pin them and

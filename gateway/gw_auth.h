@@ -126,7 +126,8 @@ void gw_chunked_free(gw_chunked *dec);
  * Decode as much of in as possible, removing the consumed bytes from in and appending payload to
  * out. Returns GW_OK (need more input or done), or the error that ends the request:
  * GW_SIGNATURE_MISMATCH (bad chunk or trailer signature), GW_INCOMPLETE_BODY / GW_INVALID_REQUEST
- * (malformed framing), GW_INVALID_ARGUMENT (chunk header too long). Payload of a chunk is passed
+ * (malformed framing, or a byte after the final chunk and trailer: `in` is the whole HTTP body),
+ * GW_INVALID_ARGUMENT (chunk header too long). Payload of a chunk is passed
  * on as it arrives, before its signature can be checked; the caller must not commit anything
  * before gw_chunked_done() says the body ended well.
  */

@@ -6,7 +6,10 @@
  *   last    = "0" [";chunk-signature=" 64hex] CRLF
  *   then    CRLF                                   (no trailer)
  *     or    *(name ":" value CRLF) ["x-amz-trailer-signature:" 64hex CRLF] CRLF   (trailer modes)
- * The body is done once the final empty line is read. Bare LF is accepted where CRLF is due (some
+ * The body is done once the final empty line is read, and it must end there: the decoder is fed
+ * the whole HTTP body, so a byte after that line (Content-Length larger than the aws-chunked
+ * stream, or data appended to it) fails the request with IncompleteBody, the length and the
+ * framing disagree. Bare LF is accepted where CRLF is due (some
  * hand-written clients), and in the signed-trailer mode an empty line right after the last chunk
  * (the layout of AWS's own example) is skipped, since that mode must still send its signature.
  *
@@ -444,6 +447,8 @@ gw_s3err gw_chunked_feed(gw_chunked *d, struct evbuffer *in, struct evbuffer *ou
             e = step_trailer(d, in, &progress);
             break;
         case CK_DONE:
+            if (evbuffer_get_length(in) > 0)
+                return fail(d, GW_INCOMPLETE_BODY); /* bytes after the final chunk */
             return GW_OK;
         case CK_FAILED:
             return d->err;

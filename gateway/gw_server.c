@@ -614,8 +614,10 @@ static void on_body(net_req *nr, struct evbuffer *body, void *arg)
     if (r->chunked) {
         gw_s3err e = gw_chunked_feed(r->chunked, body, r->decoded);
         sink_consume(r, r->decoded);
-        if (e != GW_OK)
+        if (e != GW_OK) {
             gw_error(r, e, NULL);
+            net_resp_close_after(nr); /* the client's framing is broken: do not read on */
+        }
         return;
     }
     sink_consume(r, body);

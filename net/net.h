@@ -35,7 +35,11 @@
  * Limits enforced by the server itself, before the handler sees anything: request line length
  * (414), header section size and count (431), malformed syntax (400), unsupported
  * Transfer-Encoding (501), both Content-Length and Transfer-Encoding or bad lengths (400), idle and
- * slow-client timeouts (connection closed; 408 when a request was partly received).
+ * slow-client timeouts (connection closed; 408 when a request was partly received), an absolute
+ * deadline for the request head (408), and the connection limit: at max_connections a new
+ * connection sheds the oldest idle one, or is answered 503 SlowDown and closed when every
+ * connection has a request in flight. Out of descriptors (EMFILE), a loop sheds an idle
+ * connection or pauses accepting for 100 ms.
  */
 #ifndef NET_H
 #define NET_H
@@ -68,12 +72,20 @@ typedef struct {
     size_t max_headers;      /* number of header fields; default 200 */
     int idle_timeout_ms;     /* keep-alive connection with no request; default 60 s */
     int io_timeout_ms;       /* no progress reading a request or writing a response; 60 s */
+    int header_timeout_ms;   /* a request head must be whole this long after its first byte; 20 s */
+    int max_connections;     /* open connections, all loops; 0 = from RLIMIT_NOFILE (see below) */
     size_t read_high_water;  /* stop reading the socket when this much body is buffered; 1 MiB */
     size_t write_low_water;  /* call on_drain when output falls below this; 256 KiB */
 } net_config;
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 9000). */
 void net_config_defaults(net_config *cfg);
+/*
+ * The max_connections used when the config says 0: the RLIMIT_NOFILE soft limit less a reserve
+ * for data files, the metadata store, workers and the loops' own descriptors (a quarter of the
+ * limit, at least 128), and never less than half the limit.
+ */
+int net_default_max_connections(void);
 
 /*
  * Create a server bound to cfg->host:cfg->port (sockets are bound and listening when this

@@ -16,8 +16,21 @@
  *   - on_done runs exactly once per request: in finish_req (normal) or net_conn_free (aborted).
  *
  * Timers (one per connection): idle_timeout_ms while waiting for a new request with nothing
- * buffered; io_timeout_ms while a head or body is partly received, or output is pending.
- * Nothing runs while the handler is working (its latency is not the client's fault).
+ * buffered; io_timeout_ms while a head or body is partly received, or output is pending; and a
+ * partial head must also be complete header_timeout_ms after its first byte (an absolute
+ * deadline: a byte a minute would otherwise re-arm io_timeout forever). Nothing runs while the
+ * handler is working (its latency is not the client's fault), but a handler that neither consumes
+ * a full body buffer nor pauses the body is not working: the body timeout runs then, so a
+ * connection never sits without a timer while it waits for client bytes.
+ *
+ * Connection limit: srv->nconns counts the connections of all loops. A connection accepted at
+ * cfg.max_connections takes the place of this loop's oldest idle one (net_conn_shed: first one
+ * lingering after its last response, then one with no request bytes - kept alive, or open for
+ * NET_FRESH_MS without sending -, then one with a partial head, last one accepted less than
+ * NET_FRESH_MS ago that has not sent yet; oldest first within each kind). A connection with a
+ * request in flight is never shed. When none is idle, the new one is answered 503 SlowDown with
+ * Connection: close in one write and closed (best effort: bytes it already sent make the close a
+ * reset).
  *
  * Syscalls per keep-alive request (measured 4 epoll_ctl per 4 KiB GET before this was done):
  *   - EV_READ stays armed except while a body must not be read (the handler has not asked for it,
@@ -125,6 +138,7 @@ static void req_done(net_conn *c, net_req *r, int aborted)
 void net_conn_free(net_conn *c)
 {
     net_loop *loop = c->loop;
+    atomic_fetch_sub(&loop->srv->nconns, 1);
     if (c->req)
         req_done(c, c->req, 1);
     /* bufferevent_free closes the socket from a finalizer on a later loop turn; the peer should
@@ -145,23 +159,31 @@ void net_conn_free(net_conn *c)
         event_base_loopbreak(loop->base);
 }
 
-/* Answer with a tiny S3-style XML error ourselves, then close once it is flushed. */
-static void conn_send_error(net_conn *c, int status)
+/* A whole server-generated error response (S3-style XML, Connection: close) into out[cap]. */
+static int error_response(int status, char *out, size_t cap)
 {
     const char *code, *msg;
     char date[32], body[512];
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     net_error_text(status, &code, &msg);
     cm_time_rfc1123(time(NULL), date);
     int blen = snprintf(body, sizeof(body),
                         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
                         "<Message>%s</Message></Error>",
                         code, msg);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/xml\r\n"
-                        "Content-Length: %d\r\nConnection: close\r\n\r\n",
-                        status, net_status_reason(status), date, blen);
-    evbuffer_add(out, body, (size_t)blen);
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/xml\r\n"
+                     "Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
+                     status, net_status_reason(status), date, blen,
+                     status == 503 ? "Retry-After: 1\r\n" : "", body);
+    return n > 0 && (size_t)n < cap ? n : 0;
+}
+
+/* Answer with a tiny S3-style XML error ourselves, then close once it is flushed. */
+static void conn_send_error(net_conn *c, int status)
+{
+    char resp[1024];
+    int n = error_response(status, resp, sizeof(resp));
+    evbuffer_add(bufferevent_get_output(c->bev), resp, (size_t)n);
     CM_DEBUG("net", "peer=%s answered %d by the server", c->peer, status);
     c->draining = 1;
     net_conn_update_io(c);
@@ -202,6 +224,24 @@ static int conn_wants_read(const net_conn *c, const net_config *cfg, int *body_w
     return *body_wait;
 }
 
+/* Timer for a partial head: io_timeout_ms, cut short by the head's absolute deadline. */
+static int head_timeout_ms(net_conn *c, const net_config *cfg)
+{
+    int64_t now = cm_monotonic_ms();
+    if (c->head_since == 0)
+        c->head_since = now;
+    int64_t left = c->head_since + cfg->header_timeout_ms - now;
+    return (int)CM_MAX(0, CM_MIN(left, (int64_t)cfg->io_timeout_ms));
+}
+
+/* The handler neither takes the body bytes it was handed nor paused: waiting on it is waiting on
+ * the client's bytes (e.g. bytes past the end the handler's own framing allows). */
+static int body_stuck(const net_req *r, const net_config *cfg)
+{
+    return r->reading && !r->paused && !r->body_complete &&
+           evbuffer_get_length(r->body) >= cfg->read_high_water;
+}
+
 void net_conn_update_io(net_conn *c)
 {
     const net_config *cfg = cfg_of(c);
@@ -234,12 +274,14 @@ void net_conn_update_io(net_conn *c)
         net_conn_kick(c); /* written from outside a callback: conn_flush on this loop turn */
     int quiet = !r || r->resp_ended;
     bufferevent_setwatermark(c->bev, EV_WRITE, c->draining || quiet ? 0 : cfg->write_low_water, 0);
+    if (r || in == 0)
+        c->head_since = 0;
     if (out > 0 || c->draining)
         ms = cfg->io_timeout_ms;
     else if (!r)
-        ms = in > 0 ? cfg->io_timeout_ms : cfg->idle_timeout_ms;
+        ms = in > 0 ? head_timeout_ms(c, cfg) : cfg->idle_timeout_ms;
     else
-        ms = body_wait ? cfg->io_timeout_ms : -1;
+        ms = body_wait || body_stuck(r, cfg) ? cfg->io_timeout_ms : -1;
     if (ms < 0) {
         evtimer_del(c->timer);
     } else {
@@ -416,6 +458,8 @@ static int conn_req_step(net_conn *c, net_req *r)
     if (r->resp_ended && evbuffer_get_length(out) == 0 && (r->body_complete || r->close_after)) {
         int close = r->close_after || c->loop->stopping;
         req_done(c, r, 0);
+        c->idle_seq = ++c->loop->idle_seq;
+        c->served = 1;
         if (close && c->loop->stopping) {
             net_conn_free(c); /* shutting down: do not wait for the client */
             return -1;
@@ -532,7 +576,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     if (c->draining || (!r && in == 0)) {
         net_conn_free(c); /* idle keep-alive, or a client that does not read our error */
     } else if (!r) {
-        conn_send_error(c, 408); /* partial head */
+        conn_send_error(c, 408); /* partial head: no progress, or past its deadline */
     } else if (!r->resp_started && !r->body_complete) {
         conn_fail_request(c, 408); /* partial body */
     } else {
@@ -561,13 +605,84 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
+void net_note(net_loop *loop, unsigned *counter)
+{
+    net_pressure *p = &loop->pressure;
+    int64_t now = cm_monotonic_ms();
+    (*counter)++;
+    if (p->logged_at != 0 && now - p->logged_at < NET_NOTE_EVERY_MS)
+        return;
+    CM_WARN("net",
+            "loop %d: connection pressure (limit %d, open %d): %u shed, %u refused, %u accept() "
+            "out of descriptors since the last report",
+            loop->index, loop->srv->cfg.max_connections, atomic_load(&loop->srv->nconns), p->shed,
+            p->refused, p->no_fd);
+    p->logged_at = now;
+    p->shed = p->refused = p->no_fd = 0;
+}
+
+/* How willing we are to close c for a new connection: 0 most, 4 never. */
+static int shed_rank(const net_conn *c, int64_t now)
+{
+    if (c->lingering)
+        return 0; /* its last response is out */
+    if (c->req || c->draining || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return 4;
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        return 2;
+    /* a connection just accepted has had no time to send: closing it would be closing the new
+     * client we are making room for */
+    return c->served || now - c->accepted_at >= NET_FRESH_MS ? 1 : 3;
+}
+
+int net_conn_shed(net_loop *loop, int take_new)
+{
+    static const char *const kind[] = {"lingering", "idle", "partial head", "new"};
+    int64_t now = cm_monotonic_ms();
+    net_conn *victim = NULL;
+    int best = take_new ? 4 : 3;
+    for (net_conn *c = loop->conns; c; c = c->next) {
+        int rank = shed_rank(c, now);
+        if (rank < best || (rank == best && victim && c->idle_seq < victim->idle_seq)) {
+            victim = c;
+            best = rank;
+        }
+    }
+    if (!victim)
+        return 0;
+    CM_DEBUG("net", "peer=%s shed (%s)", victim->peer, kind[best]);
+    net_note(loop, &loop->pressure.shed);
+    net_conn_free(victim);
+    return 1;
+}
+
+/* Over the limit with nothing to shed: say so in one write (a new socket takes it whole), close. */
+static void conn_refuse(net_loop *loop, evutil_socket_t fd)
+{
+    char resp[1024];
+    int n = error_response(503, resp, sizeof(resp));
+    if (send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        CM_DEBUG("net", "503 to a refused connection not sent: %s", strerror(errno));
+    shutdown(fd, SHUT_WR);
+    evutil_closesocket(fd);
+    net_note(loop, &loop->pressure.refused);
+}
+
 void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
     const net_config *cfg = &loop->srv->cfg;
     int one = 1;
     (void)salen;
+    /* take a place first, so loops racing for the last one cannot both get it */
+    if (atomic_fetch_add(&loop->srv->nconns, 1) >= cfg->max_connections &&
+        !net_conn_shed(loop, 1)) {
+        atomic_fetch_sub(&loop->srv->nconns, 1);
+        conn_refuse(loop, fd);
+        return;
+    }
     net_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        atomic_fetch_sub(&loop->srv->nconns, 1);
         evutil_closesocket(fd);
         return;
     }
@@ -585,6 +700,7 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
         if (c->timer)
             event_free(c->timer);
         free(c);
+        atomic_fetch_sub(&loop->srv->nconns, 1);
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -594,6 +710,8 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
+    c->idle_seq = ++loop->idle_seq;
+    c->accepted_at = cm_monotonic_ms();
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, CM_MAX(cfg->read_high_water, head_cap(cfg)));
     bufferevent_disable(c->bev, EV_WRITE); /* armed only when a write did not complete */

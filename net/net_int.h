@@ -9,6 +9,7 @@
 #define NET_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <event2/buffer.h>
@@ -21,6 +22,9 @@
 #define NET_DISCARD_MAX (1024 * 1024) /* unread body we drain to keep a connection alive */
 #define NET_CHUNK_LINE_MAX 4096       /* chunk-size line incl. extensions */
 #define NET_LINGER_MS 2000            /* how long a closing connection drains client bytes */
+#define NET_ACCEPT_BACKOFF_MS 100     /* listener pause when out of descriptors, nothing to shed */
+#define NET_NOTE_EVERY_MS 10000 /* at most one connection-pressure log line per loop per 10 s */
+#define NET_FRESH_MS 1000       /* a new connection's time to send before it counts as idle */
 
 typedef struct net_conn net_conn;
 typedef struct net_loop net_loop;
@@ -66,20 +70,33 @@ struct net_conn {
     struct event *timer; /* idle or I/O timeout */
     net_req *req;
     char peer[64];
-    int draining;       /* last response in flight, then close; no more requests */
-    int lingering;      /* our side shut down; dropping input until the client closes */
-    int peer_eof;       /* the client shut down its side: serve what is buffered, then close */
-    int in_cb;          /* inside handler callbacks: defer frees */
-    size_t head_parsed; /* buffered head bytes already scanned without finding its end */
+    int draining;        /* last response in flight, then close; no more requests */
+    int lingering;       /* our side shut down; dropping input until the client closes */
+    int peer_eof;        /* the client shut down its side: serve what is buffered, then close */
+    int in_cb;           /* inside handler callbacks: defer frees */
+    size_t head_parsed;  /* buffered head bytes already scanned without finding its end */
+    uint64_t idle_seq;   /* loop's idle_seq when accepted or its last request done (shed order) */
+    int64_t accepted_at; /* monotonic ms */
+    int served;          /* a request was answered on this connection */
+    int64_t head_since;  /* monotonic ms of the current head's first byte; 0 = none buffered */
 };
+
+/* Connection pressure seen by one loop since its last log line (rate-limited, see net_note). */
+typedef struct {
+    int64_t logged_at;
+    unsigned shed, refused, no_fd;
+} net_pressure;
 
 struct net_loop {
     net_server *srv;
     int index;
     struct event_base *base;
     struct evconnlistener *listener;
-    struct event *stop_ev;  /* activated from any thread by net_server_stop */
-    struct event *grace_ev; /* grace period expiry */
+    struct event *stop_ev;   /* activated from any thread by net_server_stop */
+    struct event *grace_ev;  /* grace period expiry */
+    struct event *accept_ev; /* re-enables the listener after an out-of-descriptors pause */
+    net_pressure pressure;
+    uint64_t idle_seq; /* counts connections becoming idle: lower = idle longer */
     net_conn *conns;
     size_t nconns;
     int stopping;
@@ -93,13 +110,21 @@ struct net_server {
     int port;
     int nloops;
     net_loop *loops;
+    atomic_int nconns; /* connections of every loop, bounded by cfg.max_connections */
     int stop_grace_ms;
     int stop_requested;
     pthread_mutex_t lock;
 };
 
 /* net_conn.c */
+/* Take a new socket: admitted (shedding an idle connection when at max_connections) or refused
+ * with 503 SlowDown and closed. */
 void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* Close this loop's oldest idle connection (see net_conn.c for the order); a connection accepted
+ * less than NET_FRESH_MS ago only when take_new. 1 = one closed. */
+int net_conn_shed(net_loop *loop, int take_new);
+/* Count a shed/refused/out-of-descriptors event; logs a summary at most every 10 s. */
+void net_note(net_loop *loop, unsigned *counter);
 /* Close the connection now; a request in flight gets on_done(aborted=1). Never call from inside
  * a handler callback (use net_conn_kick and a flag instead). */
 void net_conn_free(net_conn *c);

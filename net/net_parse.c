@@ -34,6 +34,7 @@ void net_config_defaults(net_config *cfg)
     cfg->max_headers = 200;
     cfg->idle_timeout_ms = 60000;
     cfg->io_timeout_ms = 60000;
+    cfg->header_timeout_ms = 20000;
     cfg->read_high_water = 1024 * 1024;
     cfg->write_low_water = 256 * 1024;
 }
@@ -82,6 +83,10 @@ void net_error_text(int status, const char **code, const char **message)
         *code = "RequestTimeout";
         *message = "Your socket connection to the server was not read from or written to within "
                    "the timeout period.";
+        break;
+    case 503:
+        *code = "SlowDown";
+        *message = "The server has too many open connections; retry the request.";
         break;
     case 414:
         *code = "RequestURITooLong";

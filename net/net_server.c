@@ -12,12 +12,24 @@
  * busy ones to close after their response, and breaks out when the last connection is gone or
  * the grace timer fires (remaining requests get on_done(aborted=1)).
  *
+ * Descriptors: connections of all loops are counted in srv->nconns (atomic) against
+ * cfg.max_connections, which by default leaves a reserve of the RLIMIT_NOFILE soft limit for data
+ * files and workers (net_default_max_connections). When accept() still fails for want of
+ * descriptors (EMFILE/ENFILE: the reserve was too small, or another part of the process holds
+ * many) while a client waits in the queue, the loop sheds its oldest idle connection (not one
+ * just accepted) and keeps accepting; with nothing to shed it pauses its listener for
+ * NET_ACCEPT_BACKOFF_MS rather than spin on a listening socket that stays readable. Either way
+ * the log gets one summary line per loop per 10 s, not one per attempt.
+ *
  * The only lock guards stop_requested/stop_grace_ms; everything else belongs to one loop thread,
  * or to the caller before run / after run returns.
  */
+#include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +50,50 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 {
     (void)lis;
     net_conn_accept(arg, fd, sa, salen);
+}
+
+/* The listener may accept again (the out-of-descriptors pause is over). */
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_loop *loop = arg;
+    (void)fd;
+    (void)what;
+    if (loop->listener) /* gone once the server stops */
+        evconnlistener_enable(loop->listener);
+}
+
+/* accept() failed with an error libevent does not retry by itself. */
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    net_loop *loop = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        CM_WARN("net", "loop %d: accept(): %s", loop->index, evutil_socket_error_to_string(err));
+        return;
+    }
+    /* Linux takes the descriptor before it looks at the queue: at the limit every batch of
+     * accepts ends in EMFILE, with or without a client waiting */
+    struct pollfd p = {.fd = evconnlistener_get_fd(lis), .events = POLLIN};
+    if (poll(&p, 1, 0) != 1)
+        return; /* nobody waiting: the listener wakes when someone is */
+    net_note(loop, &loop->pressure.no_fd);
+    /* a shed connection frees the descriptor the next accept needs: keep accepting */
+    if (net_conn_shed(loop, 0))
+        return;
+    struct timeval tv = {0, NET_ACCEPT_BACKOFF_MS * 1000};
+    evconnlistener_disable(lis);
+    evtimer_add(loop->accept_ev, &tv);
+}
+
+int net_default_max_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000)
+        return 1000000 - 250000;
+    int nofile = (int)rl.rlim_cur;
+    int reserve = nofile / 4 > 128 ? nofile / 4 : 128;
+    int n = nofile - reserve;
+    return n > nofile / 2 ? n : nofile / 2;
 }
 
 static void grace_cb(evutil_socket_t fd, short what, void *arg)
@@ -63,6 +119,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_free(loop->listener);
         loop->listener = NULL;
     }
+    evtimer_del(loop->accept_ev);
     for (net_conn *c = loop->conns, *next; c; c = next) {
         next = c->next;
         net_conn_stop_idle(c);
@@ -111,6 +168,7 @@ static cm_err bind_loop(net_server *srv, net_loop *loop, const struct addrinfo *
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return CM_ERR_IO;
     }
+    evconnlistener_set_error_cb(loop->listener, accept_error_cb);
     if (!srv->port) {
         socklen_t len = sizeof(ss);
         getsockname(evconnlistener_get_fd(loop->listener), (struct sockaddr *)&ss, &len);
@@ -129,7 +187,8 @@ static cm_err loop_init(net_server *srv, net_loop *loop, int index, const struct
         return CM_ERR_NOMEM;
     loop->stop_ev = event_new(loop->base, -1, 0, stop_cb, loop);
     loop->grace_ev = evtimer_new(loop->base, grace_cb, loop);
-    if (!loop->stop_ev || !loop->grace_ev)
+    loop->accept_ev = evtimer_new(loop->base, accept_resume_cb, loop);
+    if (!loop->stop_ev || !loop->grace_ev || !loop->accept_ev)
         return CM_ERR_NOMEM;
     return bind_loop(srv, loop, ai);
 }
@@ -152,9 +211,12 @@ static void fill_defaults(net_config *c)
     NET_DEFAULT(max_headers);
     NET_DEFAULT(idle_timeout_ms);
     NET_DEFAULT(io_timeout_ms);
+    NET_DEFAULT(header_timeout_ms);
     NET_DEFAULT(read_high_water);
     NET_DEFAULT(write_low_water);
 #undef NET_DEFAULT
+    if (c->max_connections <= 0)
+        c->max_connections = net_default_max_connections();
 }
 
 cm_err net_server_new(const net_config *cfg, const net_handler *handler, void *arg,
@@ -243,6 +305,8 @@ void net_server_free(net_server *srv)
             event_free(loop->stop_ev);
         if (loop->grace_ev)
             event_free(loop->grace_ev);
+        if (loop->accept_ev)
+            event_free(loop->accept_ev);
         if (loop->base)
             event_base_free(loop->base);
     }

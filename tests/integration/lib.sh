@@ -10,6 +10,8 @@
 # every test in its own process group and kills that group when the test ends.
 # Exit status 77 means "client not installed" (run.sh reports SKIP, or FAIL when CI=true).
 # Environment knobs: CAIRN_BIN (server binary), KEEP=1 (keep the temp dir), READY_TIMEOUT (s).
+# Test knobs, set after sourcing: H_SERVER_ARGS (array: more `cairn server` arguments, e.g.
+# --config FILE) and H_ULIMIT (arguments for `ulimit` in the server's subshell, e.g. "-n 256").
 
 set -uo pipefail
 
@@ -42,6 +44,8 @@ H_ENDPOINT=""
 H_FAILS=0
 H_CHECKS=0
 H_TRACKED=()
+H_SERVER_ARGS=()
+H_ULIMIT=""
 
 h_cleanup() {
     local p
@@ -92,7 +96,11 @@ h_start() {
     H_ENDPOINT=http://127.0.0.1:$H_PORT
     mkdir -p "$H_DATA"
     echo "== starting cairn on $H_ENDPOINT (data $H_DATA)" >>"$H_LOG"
-    "$CAIRN_BIN" server --data "$H_DATA" --listen "127.0.0.1:$H_PORT" >>"$H_LOG" 2>&1 &
+    (
+        # shellcheck disable=SC2086 # H_ULIMIT is a list of ulimit arguments
+        [ -z "$H_ULIMIT" ] || ulimit $H_ULIMIT || exit 1
+        exec "$CAIRN_BIN" server --data "$H_DATA" --listen "127.0.0.1:$H_PORT" "${H_SERVER_ARGS[@]}"
+    ) >>"$H_LOG" 2>&1 &
     H_PID=$!
     for ((i = 0; i < timeout * 10; i++)); do
         if ! kill -0 "$H_PID" 2>/dev/null; then

@@ -6,12 +6,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -47,7 +50,19 @@ typedef struct {
     struct evbuffer *body; /* the server's body buffer, kept while paused (mode pause) */
 } th_req;
 
-enum { M_HELLO, M_ECHO, M_REJECT, M_CHUNKED, M_PAUSE, M_BIG, M_SLOW, M_STALL, M_ABORT, M_LATER };
+enum {
+    M_HELLO,
+    M_ECHO,
+    M_REJECT,
+    M_CHUNKED,
+    M_PAUSE,
+    M_BIG,
+    M_SLOW,
+    M_STALL,
+    M_ABORT,
+    M_LATER,
+    M_HOARD
+};
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 {
@@ -167,13 +182,16 @@ static void th_on_request(net_req *req, void *arg)
         net_req_abort(req);
         net_resp_write(req, "ignored", 7);
     } else if (strncmp(path, "/later", 6) == 0) {
-        struct timeval tv = {0, 1000};
+        struct timeval tv = {0, strcmp(path, "/later-300ms") == 0 ? 300000 : 1000};
         t->mode = M_LATER;
         t->left = strcmp(path, "/later-big") == 0 ? 8u << 20 : 0;
         t->ev = evtimer_new(net_req_base(req), later_cb, req);
         evtimer_add(t->ev, &tv);
     } else if (strcmp(path, "/stall") == 0) {
         t->mode = M_STALL; /* never answers */
+    } else if (strcmp(path, "/hoard") == 0) {
+        t->mode = M_HOARD; /* reads the body, never takes it, never pauses */
+        net_req_read_body(req);
     } else {
         net_resp_simple(req, 200, "text/plain", "hello", 5);
     }
@@ -195,7 +213,8 @@ static void th_on_body(net_req *req, struct evbuffer *body, void *arg)
         evtimer_add(t->ev, &tv);
         return;
     }
-    th_consume(t, body);
+    if (t->mode != M_HOARD)
+        th_consume(t, body);
 }
 
 static void th_on_body_end(net_req *req, void *arg)
@@ -307,17 +326,28 @@ typedef struct {
     size_t blen;
 } resp;
 
-static void cli_open(cli *c, int port)
+/* A client socket, not yet connected. */
+static void cli_socket(cli *c)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     struct timeval tv = {5, 0};
     memset(c, 0, sizeof(*c));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     CU_ASSERT_FATAL(c->fd >= 0);
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void cli_connect(cli *c, int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_FATAL(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+}
+
+static void cli_open(cli *c, int port)
+{
+    cli_socket(c);
+    cli_connect(c, port);
 }
 
 static void cli_close(cli *c)
@@ -1081,6 +1111,308 @@ static void test_pipeline_flood(void)
     CU_ASSERT_EQUAL(t.st.aborted, 0);
 }
 
+/* Something to read (or EOF) within ms. */
+static int cli_readable(cli *c, int ms)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return c->len > 0 || poll(&p, 1, ms) == 1;
+}
+
+/* Wait (bounded) until the handler has seen n requests. */
+static int wait_requests(tsrv *t, int n)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&t->st.mu);
+        int got = t->st.requests;
+        pthread_mutex_unlock(&t->st.mu);
+        if (got >= n)
+            return 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* the server thread works on its own; nothing to run here */
+    }
+    return -1;
+}
+
+/*
+ * A head trickled a byte at a time keeps the per-read timeout alive forever; the head deadline
+ * counts from its first byte and answers 408 however fast the bytes come. It holds per head: a
+ * kept-alive connection idle past the deadline still gets its next request served.
+ */
+static void test_head_deadline(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    net_config cfg;
+    struct timespec t0;
+    tsrv_cfg(&cfg);
+    cfg.header_timeout_ms = 400;
+    tsrv_start(&t, &cfg);
+    cli_open(&c, t.port);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /x HTTP/1.1\r\nX-Slow: "), 0);
+    for (int i = 0; i < 40 && !cli_readable(&c, 50); i++)
+        CU_ASSERT_EQUAL(cli_sends(&c, "a"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 408);
+    CU_ASSERT(strstr(r.body, "<Code>RequestTimeout</Code>") != NULL);
+    CU_ASSERT(elapsed_ms(&t0) >= 350);
+    CU_ASSERT(elapsed_ms(&t0) < 1500);
+    resp_free(&r);
+    CU_ASSERT(cli_eof(&c));
+    cli_close(&c);
+
+    cli_open(&c, t.port);
+    get_ok(&c, "/a", "hello");
+    CU_ASSERT_FALSE(cli_readable(&c, 500)); /* idle longer than the head deadline: kept */
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /b HTTP/1.1\r\n"), 0);
+    CU_ASSERT_FALSE(cli_readable(&c, 150));
+    CU_ASSERT_EQUAL(cli_sends(&c, "Host: t\r\n"), 0);
+    CU_ASSERT_FALSE(cli_readable(&c, 150));
+    CU_ASSERT_EQUAL(cli_sends(&c, "\r\n"), 0); /* whole 300 ms after its first byte: in time */
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    cli_close(&c);
+    tsrv_stop(&t);
+}
+
+/*
+ * At max_connections a new connection takes the place of an idle one: a kept-alive connection
+ * before one with a partial head, and the one idle longest first.
+ */
+static void test_conn_limit_shed(void)
+{
+    tsrv t;
+    cli a, b, c, d;
+    resp r;
+    net_config cfg;
+    tsrv_cfg(&cfg);
+    cfg.max_connections = 2;
+    tsrv_start(&t, &cfg);
+    cli_open(&b, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&b, "GET /b HTTP/1.1\r\nHo"), 0);
+    cli_open(&a, t.port); /* accepted after b */
+    get_ok(&a, "/a", "hello");
+    cli_open(&c, t.port);
+    get_ok(&c, "/c", "hello"); /* a (idle) makes room, not b (partial head) */
+    CU_ASSERT(cli_eof(&a));
+    CU_ASSERT_EQUAL(cli_sends(&b, "st: t\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&b, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    cli_open(&d, t.port);
+    get_ok(&d, "/d", "hello"); /* c has been idle longer than b */
+    CU_ASSERT(cli_eof(&c));
+    get_ok(&b, "/b2", "hello");
+    cli_close(&a);
+    cli_close(&b);
+    cli_close(&c);
+    cli_close(&d);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.aborted, 0);
+
+    /* a connection accepted a moment ago that has not sent yet is shed after a partial head:
+     * it may be the client the room was made for */
+    tsrv_start(&t, &cfg);
+    cli_open(&b, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&b, "GET /b HTTP/1.1\r\nHo"), 0);
+    cli_open(&a, t.port); /* no bytes yet */
+    cli_open(&c, t.port); /* over the limit: b makes room, not a */
+    get_ok(&c, "/c", "hello");
+    get_ok(&a, "/a", "hello");
+    CU_ASSERT(cli_eof(&b));
+    cli_close(&a);
+    cli_close(&b);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.aborted, 0);
+}
+
+/* At max_connections with every connection busy, a new one is answered 503 SlowDown and closed. */
+static void test_conn_limit_refuse(void)
+{
+    tsrv t;
+    cli a, b, c;
+    resp r;
+    net_config cfg;
+    char v[64];
+    tsrv_cfg(&cfg);
+    cfg.max_connections = 2;
+    tsrv_start(&t, &cfg);
+    cli_open(&a, t.port);
+    cli_open(&b, t.port);
+    CU_ASSERT_EQUAL(cli_sends(&a, "GET /stall HTTP/1.1\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL(cli_sends(&b, "GET /stall HTTP/1.1\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(wait_requests(&t, 2), 0);
+    cli_open(&c, t.port);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT(strstr(r.body, "<Code>SlowDown</Code>") != NULL);
+    CU_ASSERT_STRING_EQUAL(resp_header(&r, "Connection", v, sizeof(v)), "close");
+    resp_free(&r);
+    CU_ASSERT(cli_eof(&c));
+    CU_ASSERT_FALSE(cli_readable(&a, 0)); /* the busy ones are untouched */
+    CU_ASSERT_FALSE(cli_readable(&b, 0));
+    cli_close(&a);
+    cli_close(&b);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.aborted, 2);
+}
+
+/*
+ * Fill every unused descriptor number below the highest open one (placeholders into fill[], at
+ * most cap) so that the next descriptors handed out are highest+1, highest+2... Returns highest.
+ */
+static int fill_fd_holes(int *fill, int cap, int *nfill)
+{
+    int highest = -1;
+    for (int fd = 0; fd < 65536; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            highest = fd;
+    *nfill = 0;
+    for (;;) {
+        int fd = dup(0);
+        if (fd < 0 || fd > highest || *nfill == cap) {
+            if (fd >= 0)
+                close(fd);
+            return highest;
+        }
+        fill[(*nfill)++] = fd;
+    }
+}
+
+/*
+ * Out of descriptors (RLIMIT_NOFILE lowered under the running server), accept() fails with
+ * EMFILE while new clients wait in the backlog. The server closes its oldest idle connection and
+ * accepts, instead of spinning on the listener: every new client is served.
+ */
+static void test_out_of_descriptors(void)
+{
+    enum { N = 16, FREE = 3 };
+    tsrv t;
+    cli w, cs[N];
+    net_config cfg;
+    struct rlimit old, low;
+    int fill[1024], nfill, served = 0, shed = 0;
+    tsrv_cfg(&cfg);
+    cfg.max_connections = 1000; /* far above the descriptors: EMFILE comes first */
+    tsrv_start(&t, &cfg);
+    cli_open(&w, t.port);
+    get_ok(&w, "/w", "hello");
+    for (int i = 0; i < N; i++)
+        cli_socket(&cs[i]); /* the clients' descriptors exist before the limit drops */
+    int high = fill_fd_holes(fill, 1024, &nfill);
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)(high + 1 + FREE); /* FREE descriptors left for the server's accepts */
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+    for (int i = 0; i < N; i++) {
+        resp r;
+        cli_connect(&cs[i], t.port);
+        if (cli_sends(&cs[i], "GET /n HTTP/1.1\r\n\r\n") != 0 || cli_response(&cs[i], &r, 0))
+            break; /* not served: without the back-off this client waits forever */
+        served += r.status == 200;
+        resp_free(&r);
+    }
+    setrlimit(RLIMIT_NOFILE, &old);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    CU_ASSERT_EQUAL(served, N);
+    for (int i = 0; i < N; i++)
+        shed += cli_readable(&cs[i], 0) && cli_eof(&cs[i]);
+    shed += cli_readable(&w, 0) && cli_eof(&w);
+    CU_ASSERT(shed >= N - FREE);
+    for (int i = 0; i < N; i++)
+        cli_close(&cs[i]);
+    cli_close(&w);
+    tsrv_stop(&t);
+}
+
+/*
+ * Out of descriptors with every connection busy there is nothing to shed: the listener pauses
+ * (100 ms at a time) instead of spinning, and once a busy connection has answered and gone idle,
+ * it makes room for the waiting client.
+ */
+static void test_out_of_descriptors_busy(void)
+{
+    tsrv t;
+    cli h1, h2, n;
+    resp r;
+    net_config cfg;
+    struct rlimit old, low;
+    struct timespec t0;
+    int fill[1024], nfill;
+    tsrv_cfg(&cfg);
+    cfg.max_connections = 1000;
+    tsrv_start(&t, &cfg);
+    cli_socket(&h1);
+    cli_socket(&h2);
+    cli_socket(&n);
+    int high = fill_fd_holes(fill, 1024, &nfill);
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)(high + 1 + 2); /* room for h1 and h2 only */
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+    cli_connect(&h1, t.port);
+    cli_connect(&h2, t.port);
+    int sent = cli_sends(&h1, "GET /later-300ms HTTP/1.1\r\n\r\n") == 0 &&
+               cli_sends(&h2, "GET /later-300ms HTTP/1.1\r\n\r\n") == 0 &&
+               wait_requests(&t, 2) == 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cli_connect(&n, t.port);
+    int got = sent && cli_sends(&n, "GET /n HTTP/1.1\r\n\r\n") == 0 && cli_response(&n, &r, 0) == 0;
+    int64_t took = elapsed_ms(&t0);
+    setrlimit(RLIMIT_NOFILE, &old);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    CU_ASSERT_FATAL(got);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(took >= 200 && took < 2000); /* served once a held request was answered */
+    resp_free(&r);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&h1, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "later");
+    resp_free(&r);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&h2, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "later");
+    resp_free(&r);
+    cli_close(&h1);
+    cli_close(&h2);
+    cli_close(&n);
+    tsrv_stop(&t);
+}
+
+/*
+ * A handler that reads the body but neither takes the bytes nor pauses: once the body buffer is
+ * full the connection waits on the client again, so the body timeout runs (it used to sit there
+ * with no timer at all).
+ */
+static void test_body_not_taken(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    net_config cfg;
+    char head[128];
+    tsrv_cfg(&cfg);
+    cfg.io_timeout_ms = 300;
+    tsrv_start(&t, &cfg);
+    size_t len = cfg.read_high_water * 3;
+    char *body = calloc(1, len);
+    cli_open(&c, t.port);
+    snprintf(head, sizeof(head), "PUT /hoard HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", len);
+    CU_ASSERT_EQUAL(cli_sends(&c, head), 0);
+    cli_send(&c, body, len); /* may fail part way: the server stops reading */
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 408);
+    resp_free(&r);
+    free(body);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.aborted, 1);
+}
+
 static void test_threads(void)
 {
     tsrv t;
@@ -1121,6 +1453,12 @@ void cu_register(void)
         {"async_responses", test_async_responses},
         {"half_close", test_half_close},
         {"pipeline_flood", test_pipeline_flood},
+        {"head_deadline", test_head_deadline},
+        {"conn_limit_shed", test_conn_limit_shed},
+        {"conn_limit_refuse", test_conn_limit_refuse},
+        {"out_of_descriptors", test_out_of_descriptors},
+        {"out_of_descriptors_busy", test_out_of_descriptors_busy},
+        {"body_not_taken", test_body_not_taken},
         {NULL, NULL},
     };
     const char *env = getenv("CAIRN_TEST_SEED");
