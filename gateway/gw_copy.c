@@ -325,6 +325,11 @@ void gw_op_copy(gw_req *r, int part)
     r->op_free = copy_state_free;
     st->g = r->g;
     st->part = part;
+    /* The destination key obeys PutObject's rules (a part's key was checked at its Create). */
+    if (!part && (e = gw_key_check(r->key, strlen(r->key))) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
     if (!gw_bucket_check(r, r->bucket))
         return;
     if ((e = load_source(r, st)) != GW_OK) {
@@ -348,6 +353,11 @@ void gw_op_copy(gw_req *r, int part)
         return;
     }
     st->alg = st->src.ck_type == MD_CKTYPE_FULL_OBJECT && !range ? st->src.ck_alg : MD_CK_CRC64NVME;
+    const char *want_alg = part ? NULL : gw_hdr(r, "x-amz-checksum-algorithm");
+    if (want_alg && (st->alg = gw_cksum_parse(want_alg)) == MD_CK_NONE) {
+        gw_error(r, GW_INVALID_REQUEST, "Invalid x-amz-checksum-algorithm");
+        return;
+    }
     if (!part && (e = prepare_object(r, st)) != GW_OK) {
         gw_error(r, e, NULL);
         return;
