@@ -7,6 +7,7 @@
  * long copies to a worker thread belongs with the worker pool of the blobstore issue.
  */
 #include "gw_int.h"
+#include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -191,10 +192,13 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
 
     if (dir && !replace && strcasecmp(dir, "COPY") != 0)
         return GW_INVALID_ARGUMENT;
-    if (!replace && strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
+    const char *sc = gw_hdr(r, "x-amz-storage-class");
+    if (!replace && !sc && strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
         return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change */
     if (replace)
         return gw_object_headers_from_request(r, o);
+    /* The class is the request's (STANDARD by default), never the source's: S3's rule. */
+    gw_storage_class_of(sc, o->storage_class, sizeof(o->storage_class));
     md_object tmp;
     if (md_object_copy(&st->src, &tmp) != CM_OK)
         return GW_INTERNAL;

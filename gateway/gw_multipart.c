@@ -245,7 +245,8 @@ static void list_parts(gw_req *r, const char *upload_id)
                           .part_number_marker = (uint32_t)marker,
                           .max_parts = max,
                           .owner_id = up.owner,
-                          .ck_alg = up.tmpl.ck_alg};
+                          .ck_alg = up.tmpl.ck_alg,
+                          .storage_class = up.tmpl.storage_class};
     struct evbuffer *buf = evbuffer_new();
     gw_xml_list_parts(buf, &pp, parts, n, truncated);
     gw_resp_xml(r, 200, buf);

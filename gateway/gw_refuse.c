@@ -154,10 +154,10 @@ static gw_s3err check_rule(const rule *ru, const char *v, const char *owner, cha
     if (in_list(ru->accept, v))
         return GW_OK;
     if (!ru->refuse || in_list(ru->refuse, v)) {
+        /* The value is not echoed: it may be a customer key, and 5xx answers are logged. */
         snprintf(msg, cap,
-                 "A header you provided implies functionality that is not implemented: %s "
-                 "(%s: %s)",
-                 ru->feature, ru->header, v);
+                 "A header you provided implies functionality that is not implemented: %s (%s)",
+                 ru->feature, ru->header);
         return GW_UNSUPPORTED;
     }
     snprintf(msg, cap, "Invalid value for %s: %s", ru->header, v);
@@ -217,6 +217,16 @@ unsigned gw_refuse_op(const char *method, int has_bucket, int has_key, const gw_
     if (put)
         return copy_source ? GW_RF_COPY : GW_RF_PUT;
     return del ? GW_RF_DELETE : GW_RF_OTHER;
+}
+
+void gw_storage_class_of(const char *hdr, char *out, size_t cap)
+{
+    size_t n = hdr ? strlen(hdr) : 0;
+    out[0] = '\0';
+    if (n == 0 || n >= cap || strcasecmp(hdr, "STANDARD") == 0)
+        return;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(hdr[i] >= 'a' && hdr[i] <= 'z' ? hdr[i] - 32 : hdr[i]);
 }
 
 /* A header, or the same x-amz-* name hoisted into a presigned URL's query string. */

@@ -57,6 +57,12 @@ typedef const char *(*gw_refuse_get_fn)(void *arg, const char *name);
 gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner, char *msg,
                          size_t cap);
 
+/*
+ * The storage class to record for an accepted x-amz-storage-class value (hdr may be NULL):
+ * upper-cased into out, or "" for STANDARD, absent, or a value longer than cap - 1.
+ */
+void gw_storage_class_of(const char *hdr, char *out, size_t cap);
+
 struct gw_req;
 /*
  * Apply the check to a routed, authenticated request (headers, and the same names hoisted into

@@ -268,6 +268,44 @@ def delete_objects_checksum():
     check("  both deleted", not exists("del-a") and not exists("del-b"))
 
 
+def storage_classes():
+    """Accepted classes are stored and echoed (not STANDARD, which S3 never names)."""
+    expect_ok("PutObject x-amz-storage-class: standard_ia",
+              req("PUT", "/%s/sc-ia" % B, body=b"x", headers={"x-amz-storage-class": "standard_ia"}))
+    _, h, _ = req("HEAD", "/%s/sc-ia" % B)
+    check("  HEAD says STANDARD_IA", h.get("x-amz-storage-class") == "STANDARD_IA", h)
+    _, h, _ = req("GET", "/%s/src" % B)
+    check("  a STANDARD object names no class", "x-amz-storage-class" not in h, h)
+    _, _, body = req("GET", "/" + B, {"list-type": "2", "prefix": "sc-"})
+    check("  listing says STANDARD_IA",
+          b"<Key>sc-ia</Key>" in body and b"<StorageClass>STANDARD_IA</StorageClass>" in body,
+          body[:400])
+    # A copy takes the request's class (STANDARD by default), never the source's.
+    expect_ok("CopyObject without a class",
+              req("PUT", "/%s/sc-copy" % B, headers={"x-amz-copy-source": "/%s/sc-ia" % B}))
+    _, h, _ = req("HEAD", "/%s/sc-copy" % B)
+    check("  the copy is STANDARD", "x-amz-storage-class" not in h, h)
+    expect_ok("CopyObject onto itself to change the class",
+              req("PUT", "/%s/sc-copy" % B, headers={"x-amz-copy-source": "/%s/sc-copy" % B,
+                                                     "x-amz-storage-class": "ONEZONE_IA"}))
+    _, h, _ = req("HEAD", "/%s/sc-copy" % B)
+    check("  now ONEZONE_IA", h.get("x-amz-storage-class") == "ONEZONE_IA", h)
+    st, _, body = req("POST", "/%s/sc-mpu" % B, {"uploads": ""},
+                      headers={"x-amz-storage-class": "REDUCED_REDUNDANCY"})
+    uid = re.search(rb"<UploadId>([^<]+)</UploadId>", body).group(1).decode()
+    st, h, _ = req("PUT", "/%s/sc-mpu" % B, {"uploadId": uid, "partNumber": "1"}, body=b"q" * 10)
+    _, _, body = req("GET", "/%s/sc-mpu" % B, {"uploadId": uid})
+    check("  ListParts says REDUCED_REDUNDANCY",
+          b"<StorageClass>REDUCED_REDUNDANCY</StorageClass>" in body, body[:400])
+    done = ("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part>"
+            "</CompleteMultipartUpload>" % h.get("etag")).encode()
+    expect_ok("CompleteMultipartUpload", req("POST", "/%s/sc-mpu" % B, {"uploadId": uid},
+                                             body=done))
+    _, h, _ = req("HEAD", "/%s/sc-mpu" % B)
+    check("  the completed object is REDUCED_REDUNDANCY",
+          h.get("x-amz-storage-class") == "REDUCED_REDUNDANCY", h)
+
+
 def empty_continuation_token():
     """ListObjectsV2 with `continuation-token=` lists from the start (or from start-after)."""
     for q, want in [("list-type=2&continuation-token=", b"<Key>acc-"),
@@ -314,6 +352,7 @@ def main():
     buckets_and_deletes()
     accepted()
     delete_objects_checksum()
+    storage_classes()
     empty_continuation_token()
     copy_destination_key()
     print("%d checks failed" % len(FAILS))

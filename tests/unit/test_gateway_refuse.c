@@ -172,6 +172,19 @@ static void test_values(void)
     CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-checksum-crc32", "AAAAAA=="), GW_OK);
 }
 
+static void test_storage_class_of(void)
+{
+    char out[24];
+    gw_storage_class_of("standard_ia", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "STANDARD_IA");
+    gw_storage_class_of("STANDARD", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "");
+    gw_storage_class_of(NULL, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "");
+    gw_storage_class_of("INTELLIGENT_TIERING", out, 8); /* does not fit: not recorded */
+    CU_ASSERT_STRING_EQUAL(out, "");
+}
+
 static void test_expected_owner(void)
 {
     CU_ASSERT_EQUAL(check(GW_RF_GET, "x-amz-expected-bucket-owner", "owner-id"), GW_OK);
@@ -209,6 +222,7 @@ void cu_register(void)
         {"refused on writes", test_refused_on_writes},
         {"sse-c everywhere", test_sse_c_everywhere},
         {"values", test_values},
+        {"storage class of", test_storage_class_of},
         {"expected owner", test_expected_owner},
         {"accepted", test_accepted},
         {NULL, NULL},

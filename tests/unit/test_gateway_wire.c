@@ -589,6 +589,7 @@ static void sample_result(md_list_result *r, md_list_entry *e)
     e[2].obj.mtime_ms = 1764086401000LL;
     memcpy(e[2].obj.etag, "ffff-2", 7);
     e[2].obj.ck_alg = MD_CK_CRC64NVME;
+    snprintf(e[2].obj.storage_class, sizeof(e[2].obj.storage_class), "STANDARD_IA");
     e[3].key = "zz";
     e[3].obj.delete_marker = 1;
     e[3].obj.mtime_ms = 1764086402000LL;
@@ -629,7 +630,8 @@ static void test_list_v2(void)
            "</LastModified><ETag>&quot;0123abcd&quot;</ETag><Size>12</Size>"
            "<StorageClass>STANDARD</StorageClass></Contents>");
     HAS(s, "<Key>k y+z/\xC3\xA9</Key>");
-    HAS(s, "<ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm><Size>7</Size>");
+    HAS(s, "<ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm><Size>7</Size>"
+           "<StorageClass>STANDARD_IA</StorageClass>");
     HAS(s, "<CommonPrefixes><Prefix>dir/</Prefix></CommonPrefixes>");
     HASNT(s, "<Key>zz</Key>");
     HASNT(s, "<Owner>");
