@@ -693,7 +693,8 @@ void gw_op_object(gw_req *r)
     } else if (gw_query_find(q, "tagging") || gw_query_find(q, "acl") ||
                gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
                gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||
-               gw_query_find(q, "select")) {
+               gw_query_find(q, "select") || gw_query_find(q, "attributes") ||
+               gw_query_find(q, "renameObject")) {
         gw_error(r, GW_UNSUPPORTED, NULL);
     } else if (is_get) {
         get_object(r);

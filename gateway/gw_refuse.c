@@ -183,7 +183,8 @@ gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const cha
 
 /* Object subresources routed elsewhere (gw_op_object): their headers are not a write's. */
 static const char *const object_subresources[] = {
-    "acl", "tagging", "retention", "legal-hold", "restore", "torrent", "select", "attributes",
+    "acl",     "tagging", "retention",  "legal-hold",   "restore",
+    "torrent", "select",  "attributes", "renameObject",
 };
 
 unsigned gw_refuse_op(const char *method, int has_bucket, int has_key, const gw_query *q,

@@ -179,6 +179,18 @@ def sse_c_everywhere(upload_id):
     check("  upload still open", "mp" in upload_keys())
 
 
+def subresources_not_pretended():
+    """GetObjectAttributes and RenameObject are refused, not answered as GET/PUT of the object."""
+    expect_refused("GetObjectAttributes (?attributes)",
+                   req("GET", "/%s/src" % B, {"attributes": ""},
+                       headers={"x-amz-object-attributes": "ETag"}), "")
+    k = fresh("renamed")
+    expect_refused("RenameObject (?renameObject)",
+                   req("PUT", "/%s/%s" % (B, k), {"renameObject": ""},
+                       headers={"x-amz-rename-source": "/%s/src" % B}), "")
+    check("  nothing stored (rename)", not exists(k) and exists("src"))
+
+
 def buckets_and_deletes():
     for name, value, feature in [("x-amz-bucket-object-lock-enabled", "true", "Object Lock"),
                                  ("x-amz-acl", "public-read", "access control"),
@@ -349,6 +361,7 @@ def main():
                                   body=b"p" * 100))
     writes_refused()
     sse_c_everywhere(upload_id)
+    subresources_not_pretended()
     buckets_and_deletes()
     accepted()
     delete_objects_checksum()

@@ -63,6 +63,8 @@ static void test_operations(void)
     CU_ASSERT_EQUAL(op_of("HEAD", "/b/k?partNumber=2", 0), GW_RF_GET);
     CU_ASSERT_EQUAL(op_of("GET", "/b/k?acl", 0), GW_RF_OTHER);
     CU_ASSERT_EQUAL(op_of("PUT", "/b/k?tagging", 0), GW_RF_OTHER);
+    CU_ASSERT_EQUAL(op_of("PUT", "/b/k?renameObject", 0), GW_RF_OTHER);
+    CU_ASSERT_EQUAL(op_of("GET", "/b/k?attributes", 0), GW_RF_OTHER);
     CU_ASSERT_EQUAL(op_of("DELETE", "/b/k", 0), GW_RF_DELETE);
     CU_ASSERT_EQUAL(op_of("POST", "/b?delete", 0), GW_RF_DELETE);
     CU_ASSERT_EQUAL(op_of("PUT", "/b", 0), GW_RF_CREATE_BUCKET);
