@@ -12,6 +12,7 @@
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
  */
 #include "gw_int.h"
+#include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -503,6 +504,8 @@ static void complete_finish(gw_req *r)
         o->size += cs->use[i].size;
     multipart_etag(cs, o->etag, sizeof(o->etag));
     object_checksum(cs, o);
+    if (gw_complete_expect_request(r, o)) /* x-amz-mp-object-size, x-amz-checksum-* */
+        return;
     gw_offload(r, complete_work, complete_done);
 }
 

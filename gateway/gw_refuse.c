@@ -9,12 +9,15 @@
  * `invalid` error, as S3 does for a value it does not define. Values compare case-insensitively.
  *
  * The check runs after routing and authentication, before the operation starts: a refused
- * request reads no body and stores nothing.
+ * request reads no body and stores nothing. gw_complete_expect, at the end of the file, checks
+ * what CompleteMultipartUpload asserts about the whole object once its parts are chosen.
  *
  * Threading: the table is constant; the functions are reentrant.
  */
 #include "gw_refuse.h"
 
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -107,19 +110,6 @@ static const rule rules[] = {
      "conditional deletes by modification time", NULL, NULL, GW_OK},
     {"x-amz-if-match-size", GW_RF_DELETE, RULE_VALUES, "conditional deletes by size", NULL, NULL,
      GW_OK},
-    /* CompleteMultipartUpload checks of the whole object that are not made yet. */
-    {"x-amz-mp-object-size", GW_RF_COMPLETE, RULE_VALUES, "checking the size of a completed upload",
-     NULL, NULL, GW_OK},
-    {"x-amz-checksum-crc32", GW_RF_COMPLETE, RULE_VALUES,
-     "checking a whole-object checksum on CompleteMultipartUpload", NULL, NULL, GW_OK},
-    {"x-amz-checksum-crc32c", GW_RF_COMPLETE, RULE_VALUES,
-     "checking a whole-object checksum on CompleteMultipartUpload", NULL, NULL, GW_OK},
-    {"x-amz-checksum-crc64nvme", GW_RF_COMPLETE, RULE_VALUES,
-     "checking a whole-object checksum on CompleteMultipartUpload", NULL, NULL, GW_OK},
-    {"x-amz-checksum-sha1", GW_RF_COMPLETE, RULE_VALUES,
-     "checking a whole-object checksum on CompleteMultipartUpload", NULL, NULL, GW_OK},
-    {"x-amz-checksum-sha256", GW_RF_COMPLETE, RULE_VALUES,
-     "checking a whole-object checksum on CompleteMultipartUpload", NULL, NULL, GW_OK},
     /* One account owns every bucket: a request expecting another owner is refused. */
     {"x-amz-expected-bucket-owner", RF_ANY, RULE_OWNER, NULL, NULL, NULL, GW_OK},
     {"x-amz-source-expected-bucket-owner", GW_RF_COPY | GW_RF_PART_COPY, RULE_OWNER, NULL, NULL,
@@ -179,6 +169,64 @@ gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const cha
             return e;
     }
     return GW_OK;
+}
+
+/* ---- CompleteMultipartUpload's whole-object expectations ---- */
+
+static const char *request_value(void *arg, const char *name);
+
+/* 1 when want names the checksum have: equal, or have's value without its "-N" part count. */
+static int checksum_matches(const char *want, const char *have)
+{
+    const char *dash = strrchr(have, '-');
+    size_t n = dash ? (size_t)(dash - have) : strlen(have);
+    return strcmp(want, have) == 0 || (strlen(want) == n && strncmp(want, have, n) == 0);
+}
+
+gw_s3err gw_complete_expect(gw_refuse_get_fn get, void *arg, uint64_t size, md_cksum_alg alg,
+                            const char *ck_value, char *msg, size_t cap)
+{
+    const char *v = get(arg, "x-amz-mp-object-size");
+    uint64_t want;
+
+    if (v && gw_parse_count(v, 0, UINT64_MAX, &want) != GW_OK) {
+        snprintf(msg, cap, "Invalid x-amz-mp-object-size: %s", v);
+        return GW_INVALID_ARGUMENT;
+    }
+    if (v && want != size) {
+        snprintf(msg, cap,
+                 "The provided 'x-amz-mp-object-size' header value does not match what was "
+                 "computed (%" PRIu64 " bytes)",
+                 size);
+        return GW_INVALID_REQUEST;
+    }
+    for (md_cksum_alg a = MD_CK_CRC32; a <= MD_CK_SHA256; a++) {
+        char name[40];
+        gw_ck_header_name(a, name, sizeof(name));
+        if (!(v = get(arg, name)))
+            continue;
+        if (a != alg) {
+            snprintf(msg, cap, "The upload was not created with the %s checksum algorithm",
+                     gw_cksum_name(a));
+            return GW_INVALID_REQUEST;
+        }
+        if (!checksum_matches(v, ck_value)) {
+            snprintf(msg, cap, "The %s you specified did not match the calculated checksum", name);
+            return GW_BAD_DIGEST;
+        }
+    }
+    return GW_OK;
+}
+
+int gw_complete_expect_request(gw_req *r, const md_object *o)
+{
+    char msg[200];
+    gw_s3err e =
+        gw_complete_expect(request_value, r, o->size, o->ck_alg, o->ck_value, msg, sizeof(msg));
+    if (e == GW_OK)
+        return 0;
+    gw_error(r, e, msg);
+    return 1;
 }
 
 /* Object subresources routed elsewhere (gw_op_object): their headers are not a write's. */

@@ -11,7 +11,9 @@
  * docs/s3-headers.md lists every header and what cairn does with it; keep the two in step.
  *
  * The check is a pure function of the operation and a header lookup, so unit tests drive it
- * without a server; gw_refuse_request applies it to a routed request.
+ * without a server; gw_refuse_request applies it to a routed request. The whole-object
+ * expectations of CompleteMultipartUpload (size, checksum) can only be checked once the parts are
+ * known, so gw_complete_expect is called from there instead of refusing those headers.
  */
 #ifndef GW_REFUSE_H
 #define GW_REFUSE_H
@@ -63,11 +65,23 @@ gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const cha
  */
 void gw_storage_class_of(const char *hdr, char *out, size_t cap);
 
+/*
+ * The whole-object expectations a CompleteMultipartUpload may carry, checked against the object
+ * about to be committed (size, checksum algorithm and value as computed from the parts):
+ * x-amz-mp-object-size must equal size (GW_INVALID_REQUEST; GW_INVALID_ARGUMENT if not a
+ * number); an x-amz-checksum-<alg> must be of the upload's algorithm (GW_INVALID_REQUEST) and
+ * equal the computed value, with or without its "-N" part count (GW_BAD_DIGEST). Message in msg.
+ */
+gw_s3err gw_complete_expect(gw_refuse_get_fn get, void *arg, uint64_t size, md_cksum_alg alg,
+                            const char *ck_value, char *msg, size_t cap);
+
 struct gw_req;
 /*
  * Apply the check to a routed, authenticated request (headers, and the same names hoisted into
  * the query string of a presigned URL). Returns 1 after sending the error, 0 to proceed.
  */
 int gw_refuse_request(struct gw_req *r);
+/* gw_complete_expect on a request and the object it completes: 1 after sending the error. */
+int gw_complete_expect_request(struct gw_req *r, const md_object *o);
 
 #endif

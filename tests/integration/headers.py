@@ -173,10 +173,38 @@ def sse_c_everywhere(upload_id):
     expect_refused("CompleteMultipartUpload SSE-C",
                    req("POST", "/%s/mp" % B, {"uploadId": upload_id}, body=complete,
                        headers=SSEC), "SSE-C")
-    expect_refused("CompleteMultipartUpload x-amz-mp-object-size",
-                   req("POST", "/%s/mp" % B, {"uploadId": upload_id}, body=complete,
-                       headers={"x-amz-mp-object-size": "100"}), "size")
     check("  upload still open", "mp" in upload_keys())
+
+
+def complete_expectations():
+    """CompleteMultipartUpload compares x-amz-mp-object-size and a whole-object checksum."""
+    st, _, body = req("POST", "/%s/full" % B, {"uploads": ""},
+                      headers={"x-amz-checksum-algorithm": "CRC32",
+                               "x-amz-checksum-type": "FULL_OBJECT"})
+    uid = re.search(rb"<UploadId>([^<]+)</UploadId>", body).group(1).decode()
+    data = b"full object bytes"
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    st, h, _ = req("PUT", "/%s/full" % B, {"uploadId": uid, "partNumber": "1"}, body=data,
+                   headers={"x-amz-checksum-crc32": crc})
+    done = ("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag>"
+            "<ChecksumCRC32>%s</ChecksumCRC32></Part></CompleteMultipartUpload>"
+            % (h.get("etag"), crc)).encode()
+    wrong = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
+    for desc, hh, code in [("a wrong x-amz-checksum-crc32", {"x-amz-checksum-crc32": wrong},
+                            "BadDigest"),
+                           ("x-amz-checksum-sha256 of another algorithm",
+                            {"x-amz-checksum-sha256": base64.b64encode(b"x" * 32).decode()},
+                            "InvalidRequest"),
+                           ("a wrong x-amz-mp-object-size", {"x-amz-mp-object-size": "5"},
+                            "InvalidRequest")]:
+        expect_refused("CompleteMultipartUpload with %s" % desc,
+                       req("POST", "/%s/full" % B, {"uploadId": uid}, body=done, headers=hh),
+                       "", 400, code)
+        check("  nothing stored, upload still open", not exists("full") and "full" in upload_keys())
+    expect_ok("CompleteMultipartUpload with the right checksum and size",
+              req("POST", "/%s/full" % B, {"uploadId": uid}, body=done,
+                  headers={"x-amz-checksum-crc32": crc, "x-amz-mp-object-size": str(len(data))}))
+    check("  stored", exists("full"))
 
 
 def subresources_not_pretended():
@@ -361,6 +389,7 @@ def main():
                                   body=b"p" * 100))
     writes_refused()
     sse_c_everywhere(upload_id)
+    complete_expectations()
     subresources_not_pretended()
     buckets_and_deletes()
     accepted()

@@ -169,8 +169,6 @@ static void test_values(void)
 
     CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-write-offset-bytes", "0"), GW_UNSUPPORTED);
     CU_ASSERT_EQUAL(check(GW_RF_DELETE, "x-amz-if-match-size", "10"), GW_UNSUPPORTED);
-    CU_ASSERT_EQUAL(check(GW_RF_COMPLETE, "x-amz-mp-object-size", "10"), GW_UNSUPPORTED);
-    CU_ASSERT_EQUAL(check(GW_RF_COMPLETE, "x-amz-checksum-crc32", "AAAAAA=="), GW_UNSUPPORTED);
     CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-checksum-crc32", "AAAAAA=="), GW_OK);
 }
 
@@ -185,6 +183,35 @@ static void test_storage_class_of(void)
     CU_ASSERT_STRING_EQUAL(out, "");
     gw_storage_class_of("INTELLIGENT_TIERING", out, 8); /* does not fit: not recorded */
     CU_ASSERT_STRING_EQUAL(out, "");
+}
+
+static gw_s3err expect1(const char *name, const char *value, md_cksum_alg alg, const char *ck)
+{
+    char msg[200];
+    hdrs h = {{name}, {value}};
+    return gw_complete_expect(get, &h, 100, alg, ck, msg, sizeof(msg));
+}
+
+/* CompleteMultipartUpload's size and whole-object checksum are compared, not ignored. */
+static void test_complete_expect(void)
+{
+    CU_ASSERT_EQUAL(expect1("x-amz-mp-object-size", "100", MD_CK_NONE, ""), GW_OK);
+    CU_ASSERT_EQUAL(expect1("x-amz-mp-object-size", "101", MD_CK_NONE, ""), GW_INVALID_REQUEST);
+    CU_ASSERT_EQUAL(expect1("x-amz-mp-object-size", "-1", MD_CK_NONE, ""), GW_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-crc32", "AAAAAA==", MD_CK_CRC32, "AAAAAA=="), GW_OK);
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-crc32", "AAAAAB==", MD_CK_CRC32, "AAAAAA=="),
+                    GW_BAD_DIGEST);
+    /* composite: with or without the part count */
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-sha256", "c2hh-3", MD_CK_SHA256, "c2hh-3"), GW_OK);
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-sha256", "c2hh", MD_CK_SHA256, "c2hh-3"), GW_OK);
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-sha256", "c2hi", MD_CK_SHA256, "c2hh-3"),
+                    GW_BAD_DIGEST);
+    /* another algorithm than the upload's, or an upload without checksum */
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-crc32c", "AAAAAA==", MD_CK_CRC32, "AAAAAA=="),
+                    GW_INVALID_REQUEST);
+    CU_ASSERT_EQUAL(expect1("x-amz-checksum-crc64nvme", "AAAAAAAAAAA=", MD_CK_NONE, ""),
+                    GW_INVALID_REQUEST);
+    CU_ASSERT_EQUAL(expect1("x-amz-request-payer", "requester", MD_CK_NONE, ""), GW_OK);
 }
 
 static void test_expected_owner(void)
@@ -225,6 +252,7 @@ void cu_register(void)
         {"sse-c everywhere", test_sse_c_everywhere},
         {"values", test_values},
         {"storage class of", test_storage_class_of},
+        {"complete expectations", test_complete_expect},
         {"expected owner", test_expected_owner},
         {"accepted", test_accepted},
         {NULL, NULL},
