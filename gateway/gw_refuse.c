@@ -5,8 +5,9 @@
  * One table row per header: the operations it applies to, the feature it asks for (named in the
  * 501 message), the values that ask for nothing more than what cairn does anyway (accepted as
  * no-ops), and the values refused with 501. A row whose refused list is NULL refuses every value
- * it does not accept; a row with a refused list answers a value in neither list with its
- * `invalid` error, as S3 does for a value it does not define. Values compare case-insensitively.
+ * it does not accept; a row with a refused list (possibly "", none) answers a value in neither
+ * list with its `invalid` error, as S3 does for a value it does not define. An accepted list may
+ * hold the empty value (""). Values compare case-insensitively.
  *
  * The check runs after routing and authentication, before the operation starts: a refused
  * request reads no body and stores nothing. gw_complete_expect, at the end of the file, checks
@@ -143,7 +144,7 @@ static gw_s3err check_rule(const rule *ru, const char *v, const char *owner, cha
     }
     if (in_list(ru->accept, v))
         return GW_OK;
-    if (!ru->refuse || in_list(ru->refuse, v)) {
+    if (!ru->refuse || (ru->refuse[0] && in_list(ru->refuse, v))) {
         /* The value is not echoed: it may be a customer key, and 5xx answers are logged. */
         snprintf(msg, cap,
                  "A header you provided implies functionality that is not implemented: %s (%s)",

@@ -159,6 +159,7 @@ static void test_values(void)
                     GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-object-ownership", "Nobody"),
                     GW_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-object-ownership", ""), GW_INVALID_ARGUMENT);
 
     CU_ASSERT_EQUAL(check(GW_RF_COPY, "x-amz-tagging-directive", "COPY"), GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_COPY, "x-amz-tagging-directive", "REPLACE"), GW_UNSUPPORTED);
