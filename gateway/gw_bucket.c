@@ -199,7 +199,7 @@ static void list_objects(gw_req *r, int version)
         p.start_after = gw_query_get(&r->q, "start-after");
         const char *fo = gw_query_get(&r->q, "fetch-owner");
         p.fetch_owner = fo && strcmp(fo, "true") == 0;
-        if (p.continuation_token) {
+        if (p.continuation_token && p.continuation_token[0]) { /* empty = no token, as S3 */
             if ((e = gw_token_decode(p.continuation_token, &marker)) != GW_OK) {
                 gw_error(r, e, "The continuation token provided is incorrect");
                 return;

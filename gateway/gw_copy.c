@@ -7,6 +7,7 @@
  * long copies to a worker thread belongs with the worker pool of the blobstore issue.
  */
 #include "gw_int.h"
+#include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -191,10 +192,13 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
 
     if (dir && !replace && strcasecmp(dir, "COPY") != 0)
         return GW_INVALID_ARGUMENT;
-    if (!replace && strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
+    const char *sc = gw_hdr(r, "x-amz-storage-class");
+    if (!replace && !sc && strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
         return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change */
     if (replace)
         return gw_object_headers_from_request(r, o);
+    /* The class is the request's (STANDARD by default), never the source's: S3's rule. */
+    gw_storage_class_of(sc, o->storage_class, sizeof(o->storage_class));
     md_object tmp;
     if (md_object_copy(&st->src, &tmp) != CM_OK)
         return GW_INTERNAL;
@@ -325,6 +329,11 @@ void gw_op_copy(gw_req *r, int part)
     r->op_free = copy_state_free;
     st->g = r->g;
     st->part = part;
+    /* The destination key obeys PutObject's rules (a part's key was checked at its Create). */
+    if (!part && (e = gw_key_check(r->key, strlen(r->key))) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
     if (!gw_bucket_check(r, r->bucket))
         return;
     if ((e = load_source(r, st)) != GW_OK) {
@@ -348,6 +357,11 @@ void gw_op_copy(gw_req *r, int part)
         return;
     }
     st->alg = st->src.ck_type == MD_CKTYPE_FULL_OBJECT && !range ? st->src.ck_alg : MD_CK_CRC64NVME;
+    const char *want_alg = part ? NULL : gw_hdr(r, "x-amz-checksum-algorithm");
+    if (want_alg && (st->alg = gw_cksum_parse(want_alg)) == MD_CK_NONE) {
+        gw_error(r, GW_INVALID_REQUEST, "Invalid x-amz-checksum-algorithm");
+        return;
+    }
     if (!part && (e = prepare_object(r, st)) != GW_OK) {
         gw_error(r, e, NULL);
         return;

@@ -24,7 +24,11 @@
 
 #include "cm_util.h"
 
-#define STORAGE_CLASS "STANDARD"
+/* The stored class, or STANDARD (never stored: see docs/s3-headers.md). */
+static const char *storage_class(const md_object *o)
+{
+    return o->storage_class[0] ? o->storage_class : "STANDARD";
+}
 
 /* <name>value</name>, percent-encoded first when enc is set; NULL value = empty element. */
 static void text_enc(gw_xml *x, const char *name, const char *s, int enc)
@@ -89,7 +93,7 @@ static void contents(gw_xml *x, const gw_list_params *p, const md_list_entry *e,
     if (gw_cksum_name(e->obj.ck_alg))
         gw_xml_text(x, "ChecksumAlgorithm", gw_cksum_name(e->obj.ck_alg));
     gw_xml_u64(x, "Size", e->obj.size);
-    gw_xml_text(x, "StorageClass", STORAGE_CLASS);
+    gw_xml_text(x, "StorageClass", storage_class(&e->obj));
     if (with_owner && p->owner_id)
         owner(x, "Owner", p->owner_id, p->owner_name);
     gw_xml_close(x, "Contents");
@@ -187,7 +191,7 @@ static void version_entry(gw_xml *x, const gw_list_params *p, const md_list_entr
         if (gw_cksum_name(o->ck_alg))
             gw_xml_text(x, "ChecksumAlgorithm", gw_cksum_name(o->ck_alg));
         gw_xml_u64(x, "Size", o->size);
-        gw_xml_text(x, "StorageClass", STORAGE_CLASS);
+        gw_xml_text(x, "StorageClass", storage_class(o));
     }
     if (p->owner_id)
         owner(x, "Owner", p->owner_id, p->owner_name);
@@ -236,7 +240,7 @@ static void upload_entry(gw_xml *x, const md_upload *u, int enc)
     gw_xml_text(x, "UploadId", u->upload_id);
     owner(x, "Initiator", u->owner, NULL);
     owner(x, "Owner", u->owner, NULL);
-    gw_xml_text(x, "StorageClass", STORAGE_CLASS);
+    gw_xml_text(x, "StorageClass", storage_class(&u->tmpl));
     gw_xml_time(x, "Initiated", u->initiated_ms);
     if (gw_cksum_name(u->tmpl.ck_alg))
         gw_xml_text(x, "ChecksumAlgorithm", gw_cksum_name(u->tmpl.ck_alg));
@@ -297,7 +301,8 @@ cm_err gw_xml_list_parts(struct evbuffer *buf, const gw_parts_params *p, const m
         owner(&x, "Initiator", p->owner_id, NULL);
         owner(&x, "Owner", p->owner_id, NULL);
     }
-    gw_xml_text(&x, "StorageClass", STORAGE_CLASS);
+    gw_xml_text(&x, "StorageClass",
+                p->storage_class && p->storage_class[0] ? p->storage_class : "STANDARD");
     gw_xml_u64(&x, "PartNumberMarker", p->part_number_marker);
     gw_xml_u64(&x, "NextPartNumberMarker", n ? parts[n - 1].number : p->part_number_marker);
     gw_xml_u64(&x, "MaxParts", p->max_parts);

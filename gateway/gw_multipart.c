@@ -12,6 +12,7 @@
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
  */
 #include "gw_int.h"
+#include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -245,7 +246,8 @@ static void list_parts(gw_req *r, const char *upload_id)
                           .part_number_marker = (uint32_t)marker,
                           .max_parts = max,
                           .owner_id = up.owner,
-                          .ck_alg = up.tmpl.ck_alg};
+                          .ck_alg = up.tmpl.ck_alg,
+                          .storage_class = up.tmpl.storage_class};
     struct evbuffer *buf = evbuffer_new();
     gw_xml_list_parts(buf, &pp, parts, n, truncated);
     gw_resp_xml(r, 200, buf);
@@ -502,6 +504,8 @@ static void complete_finish(gw_req *r)
         o->size += cs->use[i].size;
     multipart_etag(cs, o->etag, sizeof(o->etag));
     object_checksum(cs, o);
+    if (gw_complete_expect_request(r, o)) /* x-amz-mp-object-size, x-amz-checksum-* */
+        return;
     gw_offload(r, complete_work, complete_done);
 }
 

@@ -11,6 +11,7 @@
  * from the blob file into the socket buffer.
  */
 #include "gw_int.h"
+#include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -91,6 +92,8 @@ gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o)
     o->content_language = dup_hdr(r, "content-language");
     o->expires = dup_hdr(r, "expires");
     o->website_redirect = dup_hdr(r, "x-amz-website-redirect-location");
+    gw_storage_class_of(gw_hdr(r, "x-amz-storage-class"), o->storage_class,
+                        sizeof(o->storage_class));
     return GW_OK;
 }
 
@@ -397,6 +400,8 @@ static void add_object_headers(gw_req *r, const md_object *o)
     }
     if (o->website_redirect)
         net_resp_header(r->net, "x-amz-website-redirect-location", o->website_redirect);
+    if (o->storage_class[0]) /* S3 names every class but STANDARD */
+        net_resp_header(r->net, "x-amz-storage-class", o->storage_class);
     for (size_t i = 0; i < o->nmeta; i++) {
         char name[300];
         snprintf(name, sizeof(name), "x-amz-meta-%s", o->meta[i].name);
@@ -688,7 +693,8 @@ void gw_op_object(gw_req *r)
     } else if (gw_query_find(q, "tagging") || gw_query_find(q, "acl") ||
                gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
                gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||
-               gw_query_find(q, "select")) {
+               gw_query_find(q, "select") || gw_query_find(q, "attributes") ||
+               gw_query_find(q, "renameObject")) {
         gw_error(r, GW_UNSUPPORTED, NULL);
     } else if (is_get) {
         get_object(r);

@@ -6,7 +6,8 @@
  *
  * - on_request: health checks; parse the target; find bucket and key (path style, or
  *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned);
- *   dispatch to the operation's start function.
+ *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
+ *   operation's start function.
  * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
@@ -23,6 +24,7 @@
  * XML body up to its cap, and one read piece for GETs; never proportional to the object size.
  */
 #include "gw_int.h"
+#include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -400,6 +402,8 @@ static void on_request(net_req *nr, void *arg)
     }
     CM_DEBUG(MOD, "req=%s %s %s bucket=%s key=%s", r->id, net_req_method(nr), net_req_target(nr),
              r->bucket, r->key ? r->key : "-");
+    if (gw_refuse_request(r)) /* headers asking for what cairn does not do: 501, not ignored */
+        return;
     if (!r->bucket[0])
         gw_op_list_buckets(r);
     else if (!r->key)
@@ -516,7 +520,9 @@ static int body_setup(gw_req *r, uint64_t max_len)
 
 void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish)
 {
-    if (body_setup(r, cap) != 0)
+    /* A bucket-level XML body (DeleteObjects) may come with an x-amz-checksum-* of its bytes; on
+     * CompleteMultipartUpload that header is the object's checksum, not the body's. */
+    if (body_setup(r, cap) != 0 || (!r->key && parse_checksum_headers(r) != 0))
         return;
     if (!(r->mem = evbuffer_new())) {
         gw_error(r, GW_INTERNAL, NULL);

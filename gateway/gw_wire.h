@@ -225,8 +225,9 @@ typedef struct {
     const char *upload_id;
     uint32_t part_number_marker; /* as requested (0 = none) */
     size_t max_parts;
-    const char *owner_id; /* initiator/owner of the upload; NULL = omit */
-    md_cksum_alg ck_alg;  /* the upload's checksum algorithm */
+    const char *owner_id;      /* initiator/owner of the upload; NULL = omit */
+    md_cksum_alg ck_alg;       /* the upload's checksum algorithm */
+    const char *storage_class; /* the upload's ("" or NULL = STANDARD) */
 } gw_parts_params;
 
 /* ListPartsResult; NextPartNumberMarker = the last part listed (or the marker when none). */

@@ -9,6 +9,8 @@
  *  - any DOCTYPE is refused, both by a scan before parsing (no DTD is ever processed, so no
  *    entity can expand or load) and by checking the parsed tree; XML_PARSE_NONET forbids network
  *    access and XML_PARSE_NOENT stays off;
+ *  - the body must be UTF-8 (S3 reads nothing else): a UTF-16/32 byte-order mark, a NUL, bytes
+ *    that are not UTF-8 or a declaration of another encoding is MalformedXML before parsing;
  *  - libxml2 diagnostics are suppressed (library code never prints).
  * Results are copied into plain heap structs; the tree is freed before returning.
  *
@@ -34,6 +36,50 @@ static void xml_init(void)
     xmlInitParser();
 }
 
+/*
+ * The encoding named by an XML declaration at the start of the body ("<?xml ... encoding='X'?>"),
+ * copied into out; "" when there is no declaration or it names none.
+ */
+static void declared_encoding(const char *xml, size_t len, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (len < 5 || memcmp(xml, "<?xml", 5) != 0)
+        return;
+    const char *end = memmem(xml, len, "?>", 2);
+    const char *p = end ? memmem(xml, (size_t)(end - xml), "encoding", 8) : NULL;
+    if (!p)
+        return;
+    for (p += 8; p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == '=');)
+        p++;
+    if (p >= end || (*p != '"' && *p != '\''))
+        return;
+    const char *v = p + 1, *q = memchr(v, *p, (size_t)(end - v));
+    size_t n = q ? (size_t)(q - v) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+/*
+ * S3 reads request XML as UTF-8 only. A UTF-16 or UTF-32 body (byte-order mark, or NULs), one
+ * declaring another encoding, or bytes that are not UTF-8 are refused before libxml2 sees them:
+ * libxml2 would otherwise transcode them, and a key spelled in Latin-1 would name another key.
+ * A UTF-8 byte-order mark is allowed.
+ */
+static int utf8_body(const char *xml, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)xml;
+    char enc[32];
+
+    if (len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF)
+        xml += 3, len -= 3;
+    if (memchr(xml, 0, len) || !gw_utf8_valid(xml, len))
+        return 0; /* also every UTF-16/32 byte-order mark: FE FF, FF FE, 00 00 FE FF */
+    declared_encoding(xml, len, enc, sizeof(enc));
+    return !enc[0] || strcasecmp(enc, "UTF-8") == 0 || strcasecmp(enc, "UTF8") == 0;
+}
+
 /* Parse xml into *doc and check the root's local name. */
 static gw_s3err load(const char *xml, size_t len, size_t cap, const char *root, xmlDocPtr *doc,
                      xmlNodePtr *rootp)
@@ -43,11 +89,11 @@ static gw_s3err load(const char *xml, size_t len, size_t cap, const char *root, 
         return GW_ENTITY_TOO_LARGE;
     if (len == 0 || len > INT_MAX)
         return GW_MALFORMED_XML;
-    if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
+    if (!utf8_body(xml, len) || memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
         return GW_MALFORMED_XML;
     pthread_once(&xml_once, xml_init);
     int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
-    xmlDocPtr d = xmlReadMemory(xml, (int)len, NULL, NULL, opts);
+    xmlDocPtr d = xmlReadMemory(xml, (int)len, NULL, "UTF-8", opts);
     if (!d)
         return GW_MALFORMED_XML;
     xmlNodePtr r = xmlDocGetRootElement(d);

@@ -87,6 +87,7 @@ typedef struct {
     char *content_language;
     char *expires;
     char *website_redirect;
+    char storage_class[24]; /* x-amz-storage-class as given; "" means STANDARD */
     md_meta *meta;
     size_t nmeta;
     /* Full-object or composite checksum. */

@@ -37,10 +37,11 @@ enum {
     OT_CONTENT_LANGUAGE,
     OT_EXPIRES,
     OT_WEBSITE_REDIRECT,
-    OT_META,   /* u32 name length | name | value */
-    OT_CKSUM,  /* alg u8 | type u8 | value */
-    OT_INLINE, /* body bytes */
-    OT_PART    /* nested part fields */
+    OT_META,          /* u32 name length | name | value */
+    OT_CKSUM,         /* alg u8 | type u8 | value */
+    OT_INLINE,        /* body bytes */
+    OT_PART,          /* nested part fields */
+    OT_STORAGE_CLASS, /* absent = STANDARD (records written before it existed, too) */
 };
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT };
@@ -421,6 +422,8 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         md_w_bytes(w, o->ck_value, strnlen(o->ck_value, sizeof(o->ck_value) - 1));
         w_end(w, mark);
     }
+    if (o->storage_class[0])
+        w_str(w, OT_STORAGE_CLASS, o->storage_class);
     if (o->inline_data)
         w_tlv(w, OT_INLINE, o->inline_data, o->inline_len);
     for (size_t i = 0; i < o->nparts; i++) {
@@ -522,6 +525,8 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int summary)
         return f_blob(v, &o->inline_data);
     case OT_PART:
         return summary ? CM_OK : obj_part(o, v);
+    case OT_STORAGE_CLASS:
+        return f_fixed(v, o->storage_class, sizeof(o->storage_class));
     default:
         return CM_OK;
     }

@@ -509,6 +509,69 @@ static void test_parse_prefixed_namespace(void)
     gw_delete_req_release(&r);
 }
 
+/*
+ * ascii re-encoded in UTF-16 or UTF-32 (width 2 or 4, big- or little-endian) after its
+ * byte-order mark, into out; returns the length.
+ */
+static size_t widen(const char *ascii, int width, int big, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= strlen(ascii); i++) {
+        unsigned c = i == 0 ? 0xFEFF : (unsigned char)ascii[i - 1];
+        for (int b = 0; b < width; b++) {
+            int shift = big ? 8 * (width - 1 - b) : 8 * b;
+            out[n++] = (char)((c >> shift) & 0xFF);
+        }
+    }
+    return n;
+}
+
+/* Bodies that are not UTF-8 are refused before parsing; UTF-8 (with or without a BOM) is read. */
+static void test_parse_encodings(void)
+{
+    gw_delete_req r;
+    const char *doc = "<Delete><Object><Key>k</Key></Object></Delete>";
+    char wide[4 * 64];
+    static const int forms[][2] = {{2, 0}, {2, 1}, {4, 0}, {4, 1}};
+
+    CU_ASSERT_EQUAL_FATAL(gw_parse_delete(doc, strlen(doc), CAP, &r), GW_OK);
+    gw_delete_req_release(&r);
+    for (size_t i = 0; i < CM_ARRAY_LEN(forms); i++) {
+        size_t n = widen(doc, forms[i][0], forms[i][1], wide);
+        CU_ASSERT_EQUAL(gw_parse_delete(wide, n, CAP, &r), GW_MALFORMED_XML);
+        CU_ASSERT_PTR_NULL(r.objs);
+    }
+    const char *bad[] = {
+        /* a declaration of another encoding, with ASCII-only content */
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?><Delete><Object><Key>k</Key></Object></Delete>",
+        "<?xml version='1.0' encoding = "
+        "'ISO-8859-1'?><Delete><Object><Key>k</Key></Object></Delete>",
+        /* Latin-1 bytes without a declaration ("\xE9" alone is not UTF-8) */
+        "<Delete><Object><Key>caf\xE9</Key></Object></Delete>",
+    };
+    for (size_t i = 0; i < CM_ARRAY_LEN(bad); i++) {
+        CU_ASSERT_EQUAL(gw_parse_delete(bad[i], strlen(bad[i]), CAP, &r), GW_MALFORMED_XML);
+        CU_ASSERT_PTR_NULL(r.objs);
+    }
+    gw_complete_req c;
+    const char *c16 = "<?xml version=\"1.0\" encoding=\"utf-16\"?><CompleteMultipartUpload><Part>"
+                      "<PartNumber>1</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>";
+    CU_ASSERT_EQUAL(gw_parse_complete(c16, strlen(c16), CAP, &c), GW_MALFORMED_XML);
+
+    const char *good[] = {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Object><Key>caf\xC3\xA9</Key>"
+        "</Object></Delete>",
+        "\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"yes\"?><Delete>"
+        "<Object><Key>caf\xC3\xA9</Key></Object></Delete>",
+        "<?xml version=\"1.0\"?><Delete><Object><Key>caf\xC3\xA9</Key></Object></Delete>",
+    };
+    for (size_t i = 0; i < CM_ARRAY_LEN(good); i++) {
+        CU_ASSERT_EQUAL_FATAL(gw_parse_delete(good[i], strlen(good[i]), CAP, &r), GW_OK);
+        CU_ASSERT_STRING_EQUAL(r.objs[0].key, "caf\xC3\xA9");
+        gw_delete_req_release(&r);
+    }
+}
+
 /* ---- response documents ---- */
 
 /* A listing: "a&b.txt", "dir/" (prefix), "k y+z" with CRC64NVME, "zz" a delete marker. */
@@ -526,6 +589,7 @@ static void sample_result(md_list_result *r, md_list_entry *e)
     e[2].obj.mtime_ms = 1764086401000LL;
     memcpy(e[2].obj.etag, "ffff-2", 7);
     e[2].obj.ck_alg = MD_CK_CRC64NVME;
+    snprintf(e[2].obj.storage_class, sizeof(e[2].obj.storage_class), "STANDARD_IA");
     e[3].key = "zz";
     e[3].obj.delete_marker = 1;
     e[3].obj.mtime_ms = 1764086402000LL;
@@ -566,7 +630,8 @@ static void test_list_v2(void)
            "</LastModified><ETag>&quot;0123abcd&quot;</ETag><Size>12</Size>"
            "<StorageClass>STANDARD</StorageClass></Contents>");
     HAS(s, "<Key>k y+z/\xC3\xA9</Key>");
-    HAS(s, "<ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm><Size>7</Size>");
+    HAS(s, "<ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm><Size>7</Size>"
+           "<StorageClass>STANDARD_IA</StorageClass>");
     HAS(s, "<CommonPrefixes><Prefix>dir/</Prefix></CommonPrefixes>");
     HASNT(s, "<Key>zz</Key>");
     HASNT(s, "<Owner>");
@@ -1181,6 +1246,7 @@ void cu_register(void)
         {"versioning and location", test_parse_versioning_and_location},
         {"mutations", test_parse_mutations},
         {"prefixed namespace", test_parse_prefixed_namespace},
+        {"encodings", test_parse_encodings},
         {NULL, NULL},
     };
     static const cu_test docs[] = {

@@ -12,6 +12,7 @@
 #include "cm_util.h"
 #include "cu_main.h"
 #include "md.h"
+#include "md_int.h"
 
 static unsigned seed;
 
@@ -39,6 +40,7 @@ static void full_object(md_object *o)
     o->content_language = xstrdup("fr");
     o->expires = xstrdup("Wed, 25 Nov 2026 16:00:00 GMT");
     o->website_redirect = xstrdup("/other");
+    snprintf(o->storage_class, sizeof(o->storage_class), "STANDARD_IA");
     o->nmeta = 2;
     o->meta = calloc(2, sizeof(md_meta));
     o->meta[0] = (md_meta){xstrdup("color"), xstrdup("blue")};
@@ -97,7 +99,8 @@ static int obj_eq(const md_object *a, const md_object *b)
         !str_eq(a->content_disposition, b->content_disposition) ||
         !str_eq(a->content_encoding, b->content_encoding) ||
         !str_eq(a->content_language, b->content_language) || !str_eq(a->expires, b->expires) ||
-        !str_eq(a->website_redirect, b->website_redirect) || a->nmeta != b->nmeta ||
+        !str_eq(a->website_redirect, b->website_redirect) ||
+        strcmp(a->storage_class, b->storage_class) || a->nmeta != b->nmeta ||
         a->ck_alg != b->ck_alg || a->ck_type != b->ck_type || strcmp(a->ck_value, b->ck_value) ||
         a->inline_len != b->inline_len || !a->inline_data != !b->inline_data ||
         a->nparts != b->nparts)
@@ -183,6 +186,46 @@ static void test_unknown_field_skipped(void)
     free(b2);
     free(buf);
     md_object_release(&o);
+}
+
+/*
+ * The storage class (tag 18) came later: a record without it, as written before, decodes as
+ * STANDARD (""), the field survives a listing's summary decode, and one too long is corrupt.
+ */
+static void test_storage_class(void)
+{
+    static const uint8_t old_record[] = {1, 1, 0, 0, 0, 1, 'k', 3, 0, 0,
+                                         0, 8, 0, 0, 0, 0, 0,   0, 0, 9};
+    md_object o = {0}, d;
+    uint8_t *buf;
+    size_t len;
+    int saved = cm_log_threshold;
+
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(old_record, sizeof(old_record), &d), CM_OK);
+    CU_ASSERT_STRING_EQUAL(d.key, "k");
+    CU_ASSERT_EQUAL(d.size, 9);
+    CU_ASSERT_STRING_EQUAL(d.storage_class, "");
+    md_object_release(&d);
+
+    o.key = xstrdup("k");
+    snprintf(o.storage_class, sizeof(o.storage_class), "REDUCED_REDUNDANCY");
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode_ex(buf, len, 1, &d), CM_OK);
+    CU_ASSERT_STRING_EQUAL(d.storage_class, "REDUCED_REDUNDANCY");
+    md_object_release(&d);
+    free(buf);
+    o.storage_class[0] = '\0'; /* STANDARD is not written at all */
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL(len, 1 + 5 + 1 + 5 + 8 + 5 + 8 + 5 + 0 + 5 +
+                             0); /* format, key, size, mtime, empty version and etag */
+    free(buf);
+    md_object_release(&o);
+
+    uint8_t big[1 + 5 + 30] = {1, 18, 0, 0, 0, 30};
+    memset(big + 6, 'A', 30);
+    cm_log_threshold = -1;
+    CU_ASSERT_EQUAL(md_object_decode(big, sizeof(big), &d), CM_ERR_CORRUPT);
+    cm_log_threshold = saved;
 }
 
 static void test_bad_fields(void)
@@ -271,6 +314,7 @@ void cu_register(void)
                                     {"minimal_roundtrip", test_minimal_roundtrip},
                                     {"unknown_field_skipped", test_unknown_field_skipped},
                                     {"bad_fields", test_bad_fields},
+                                    {"storage_class", test_storage_class},
                                     {"fuzz", test_fuzz},
                                     {NULL, NULL}};
     cu_add_suite("meta_record", tests);

@@ -1,0 +1,300 @@
+/*
+ * gw_refuse.c - refuse, in one place, the request headers that ask for what cairn does not do
+ * (design note in gw_refuse.h; the full list of headers is docs/s3-headers.md).
+ *
+ * One table row per header: the operations it applies to, the feature it asks for (named in the
+ * 501 message), the values that ask for nothing more than what cairn does anyway (accepted as
+ * no-ops), and the values refused with 501. A row whose refused list is NULL refuses every value
+ * it does not accept; a row with a refused list (possibly "", none) answers a value in neither
+ * list with its `invalid` error, as S3 does for a value it does not define. An accepted list may
+ * hold the empty value (""). Values compare case-insensitively.
+ *
+ * The check runs after routing and authentication, before the operation starts: a refused
+ * request reads no body and stores nothing. gw_complete_expect, at the end of the file, checks
+ * what CompleteMultipartUpload asserts about the whole object once its parts are chosen.
+ *
+ * Threading: the table is constant; the functions are reentrant.
+ */
+#include "gw_refuse.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gw_int.h"
+
+/* Operation groups. */
+#define RF_WRITE (GW_RF_PUT | GW_RF_COPY | GW_RF_MPU_CREATE)
+#define RF_SSEC                                                                                    \
+    (RF_WRITE | GW_RF_PART | GW_RF_PART_COPY | GW_RF_COMPLETE | GW_RF_LIST_PARTS | GW_RF_GET)
+#define RF_ANY 0xffffffffu
+
+typedef enum {
+    RULE_VALUES, /* accept / refuse / invalid by value */
+    RULE_OWNER   /* the value must name the owner */
+} rule_kind;
+
+typedef struct {
+    const char *header;
+    unsigned ops;
+    rule_kind kind;
+    const char *feature; /* what the header asks for, named in the 501 message */
+    const char *accept;  /* '|'-separated values that change nothing, or NULL */
+    const char *refuse;  /* '|'-separated values refused with 501; NULL: all not accepted */
+    gw_s3err invalid;    /* a value in neither list (only when refuse is not NULL) */
+} rule;
+
+#define CANNED_ACLS                                                                                \
+    "public-read|public-read-write|authenticated-read|aws-exec-read|bucket-owner-read|"            \
+    "log-delivery-write"
+#define SSE_C "server-side encryption with customer-provided keys (SSE-C)"
+#define SSE_KMS "server-side encryption with KMS keys (SSE-KMS)"
+
+static const rule rules[] = {
+    /* Encryption at rest: cairn stores bytes as sent. */
+    {"x-amz-server-side-encryption", RF_WRITE, RULE_VALUES, "server-side encryption", NULL, NULL,
+     GW_OK},
+    {"x-amz-server-side-encryption-aws-kms-key-id", RF_WRITE, RULE_VALUES, SSE_KMS, NULL, NULL,
+     GW_OK},
+    {"x-amz-server-side-encryption-context", RF_WRITE, RULE_VALUES, SSE_KMS, NULL, NULL, GW_OK},
+    {"x-amz-server-side-encryption-bucket-key-enabled", RF_WRITE, RULE_VALUES,
+     "S3 Bucket Keys for SSE-KMS", "false", NULL, GW_OK},
+    {"x-amz-server-side-encryption-customer-algorithm", RF_SSEC, RULE_VALUES, SSE_C, NULL, NULL,
+     GW_OK},
+    {"x-amz-server-side-encryption-customer-key", RF_SSEC, RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
+    {"x-amz-server-side-encryption-customer-key-md5", RF_SSEC, RULE_VALUES, SSE_C, NULL, NULL,
+     GW_OK},
+    {"x-amz-copy-source-server-side-encryption-customer-algorithm", GW_RF_COPY | GW_RF_PART_COPY,
+     RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
+    {"x-amz-copy-source-server-side-encryption-customer-key", GW_RF_COPY | GW_RF_PART_COPY,
+     RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
+    {"x-amz-copy-source-server-side-encryption-customer-key-md5", GW_RF_COPY | GW_RF_PART_COPY,
+     RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
+    /* Object Lock: nothing stops a delete. */
+    {"x-amz-object-lock-mode", RF_WRITE, RULE_VALUES, "Object Lock retention", NULL, NULL, GW_OK},
+    {"x-amz-object-lock-retain-until-date", RF_WRITE, RULE_VALUES, "Object Lock retention", NULL,
+     NULL, GW_OK},
+    {"x-amz-object-lock-legal-hold", RF_WRITE, RULE_VALUES, "Object Lock legal hold", "OFF", "ON",
+     GW_INVALID_ARGUMENT},
+    {"x-amz-bucket-object-lock-enabled", GW_RF_CREATE_BUCKET, RULE_VALUES, "Object Lock", "false",
+     "true", GW_INVALID_ARGUMENT},
+    /* Tags: none are stored, so copying the (empty) source tag set is what happens anyway. */
+    {"x-amz-tagging", RF_WRITE, RULE_VALUES, "object tagging", "", NULL, GW_OK},
+    {"x-amz-tagging-directive", GW_RF_COPY, RULE_VALUES, "object tagging", "COPY", "REPLACE",
+     GW_INVALID_ARGUMENT},
+    /* ACLs: the owner has full control and nobody else has any. */
+    {"x-amz-acl", RF_WRITE, RULE_VALUES, "access control lists other than private",
+     "private|bucket-owner-full-control", CANNED_ACLS, GW_INVALID_ARGUMENT},
+    {"x-amz-acl", GW_RF_CREATE_BUCKET, RULE_VALUES, "access control lists other than private",
+     "private", CANNED_ACLS "|bucket-owner-full-control", GW_INVALID_ARGUMENT},
+    {"x-amz-grant-full-control", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL,
+     NULL, GW_OK},
+    {"x-amz-grant-read", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL, NULL,
+     GW_OK},
+    {"x-amz-grant-read-acp", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL, NULL,
+     GW_OK},
+    {"x-amz-grant-write-acp", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL, NULL,
+     GW_OK},
+    {"x-amz-grant-write", GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL, NULL, GW_OK},
+    /* With one account, every ownership setting gives the owner every object. */
+    {"x-amz-object-ownership", GW_RF_CREATE_BUCKET, RULE_VALUES, "object ownership",
+     "BucketOwnerEnforced|BucketOwnerPreferred|ObjectWriter", "", GW_INVALID_ARGUMENT},
+    /* Storage classes: every byte lives on the same drives, read at once. */
+    {"x-amz-storage-class", RF_WRITE, RULE_VALUES, "archive storage classes",
+     "STANDARD|REDUCED_REDUNDANCY|STANDARD_IA|ONEZONE_IA|INTELLIGENT_TIERING|EXPRESS_ONEZONE",
+     "GLACIER|DEEP_ARCHIVE|GLACIER_IR|OUTPOSTS|SNOW|FSX_OPENZFS", GW_INVALID_STORAGE_CLASS},
+    /* Directory-bucket features. */
+    {"x-amz-write-offset-bytes", GW_RF_PUT, RULE_VALUES, "appending to objects", NULL, NULL, GW_OK},
+    {"x-amz-if-match-last-modified-time", GW_RF_DELETE, RULE_VALUES,
+     "conditional deletes by modification time", NULL, NULL, GW_OK},
+    {"x-amz-if-match-size", GW_RF_DELETE, RULE_VALUES, "conditional deletes by size", NULL, NULL,
+     GW_OK},
+    /* One account owns every bucket: a request expecting another owner is refused. */
+    {"x-amz-expected-bucket-owner", RF_ANY, RULE_OWNER, NULL, NULL, NULL, GW_OK},
+    {"x-amz-source-expected-bucket-owner", GW_RF_COPY | GW_RF_PART_COPY, RULE_OWNER, NULL, NULL,
+     NULL, GW_OK},
+};
+
+/* 1 when value is one of the '|'-separated words of list (case-insensitive). */
+static int in_list(const char *list, const char *value)
+{
+    size_t vlen = strlen(value);
+    if (!list)
+        return 0;
+    for (const char *p = list;;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == vlen && strncasecmp(p, value, n) == 0)
+            return 1;
+        if (!bar)
+            return 0;
+        p = bar + 1;
+    }
+}
+
+static gw_s3err check_rule(const rule *ru, const char *v, const char *owner, char *msg, size_t cap)
+{
+    if (ru->kind == RULE_OWNER) {
+        if (owner && strcmp(v, owner) == 0)
+            return GW_OK;
+        snprintf(msg, cap, "%s does not name the owner of the bucket", ru->header);
+        return GW_ACCESS_DENIED;
+    }
+    if (in_list(ru->accept, v))
+        return GW_OK;
+    if (!ru->refuse || (ru->refuse[0] && in_list(ru->refuse, v))) {
+        /* The value is not echoed: it may be a customer key, and 5xx answers are logged. */
+        snprintf(msg, cap,
+                 "A header you provided implies functionality that is not implemented: %s (%s)",
+                 ru->feature, ru->header);
+        return GW_UNSUPPORTED;
+    }
+    snprintf(msg, cap, "Invalid value for %s: %s", ru->header, v);
+    return ru->invalid;
+}
+
+gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner, char *msg,
+                         size_t cap)
+{
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        const rule *ru = &rules[i];
+        if (!(ru->ops & op))
+            continue;
+        const char *v = get(arg, ru->header);
+        if (!v)
+            continue;
+        gw_s3err e = check_rule(ru, v, owner, msg, cap);
+        if (e != GW_OK)
+            return e;
+    }
+    return GW_OK;
+}
+
+/* ---- CompleteMultipartUpload's whole-object expectations ---- */
+
+static const char *request_value(void *arg, const char *name);
+
+/* 1 when want names the checksum have: equal, or have's value without its "-N" part count. */
+static int checksum_matches(const char *want, const char *have)
+{
+    const char *dash = strrchr(have, '-');
+    size_t n = dash ? (size_t)(dash - have) : strlen(have);
+    return strcmp(want, have) == 0 || (strlen(want) == n && strncmp(want, have, n) == 0);
+}
+
+gw_s3err gw_complete_expect(gw_refuse_get_fn get, void *arg, uint64_t size, md_cksum_alg alg,
+                            const char *ck_value, char *msg, size_t cap)
+{
+    const char *v = get(arg, "x-amz-mp-object-size");
+    uint64_t want;
+
+    if (v && gw_parse_count(v, 0, UINT64_MAX, &want) != GW_OK) {
+        snprintf(msg, cap, "Invalid x-amz-mp-object-size: %s", v);
+        return GW_INVALID_ARGUMENT;
+    }
+    if (v && want != size) {
+        snprintf(msg, cap,
+                 "The provided 'x-amz-mp-object-size' header value does not match what was "
+                 "computed (%" PRIu64 " bytes)",
+                 size);
+        return GW_INVALID_REQUEST;
+    }
+    for (md_cksum_alg a = MD_CK_CRC32; a <= MD_CK_SHA256; a++) {
+        char name[40];
+        gw_ck_header_name(a, name, sizeof(name));
+        if (!(v = get(arg, name)))
+            continue;
+        if (a != alg) {
+            snprintf(msg, cap, "The upload was not created with the %s checksum algorithm",
+                     gw_cksum_name(a));
+            return GW_INVALID_REQUEST;
+        }
+        if (!checksum_matches(v, ck_value)) {
+            snprintf(msg, cap, "The %s you specified did not match the calculated checksum", name);
+            return GW_BAD_DIGEST;
+        }
+    }
+    return GW_OK;
+}
+
+int gw_complete_expect_request(gw_req *r, const md_object *o)
+{
+    char msg[200];
+    gw_s3err e =
+        gw_complete_expect(request_value, r, o->size, o->ck_alg, o->ck_value, msg, sizeof(msg));
+    if (e == GW_OK)
+        return 0;
+    gw_error(r, e, msg);
+    return 1;
+}
+
+/* Object subresources routed elsewhere (gw_op_object): their headers are not a write's. */
+static const char *const object_subresources[] = {
+    "acl",     "tagging", "retention",  "legal-hold",   "restore",
+    "torrent", "select",  "attributes", "renameObject",
+};
+
+unsigned gw_refuse_op(const char *method, int has_bucket, int has_key, const gw_query *q,
+                      int copy_source)
+{
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    int put = strcmp(method, "PUT") == 0, post = strcmp(method, "POST") == 0;
+    int del = strcmp(method, "DELETE") == 0;
+
+    if (!has_bucket)
+        return GW_RF_OTHER;
+    if (!has_key) {
+        if (put && q->n == 0)
+            return GW_RF_CREATE_BUCKET;
+        if (post && gw_query_find(q, "delete"))
+            return GW_RF_DELETE;
+        return GW_RF_OTHER;
+    }
+    if (gw_query_find(q, "uploadId")) {
+        if (put && gw_query_find(q, "partNumber"))
+            return copy_source ? GW_RF_PART_COPY : GW_RF_PART;
+        return get ? GW_RF_LIST_PARTS : post ? GW_RF_COMPLETE : GW_RF_OTHER;
+    }
+    if (post && gw_query_find(q, "uploads"))
+        return GW_RF_MPU_CREATE;
+    for (size_t i = 0; i < sizeof(object_subresources) / sizeof(object_subresources[0]); i++)
+        if (gw_query_find(q, object_subresources[i]))
+            return GW_RF_OTHER;
+    if (get)
+        return GW_RF_GET;
+    if (put)
+        return copy_source ? GW_RF_COPY : GW_RF_PUT;
+    return del ? GW_RF_DELETE : GW_RF_OTHER;
+}
+
+void gw_storage_class_of(const char *hdr, char *out, size_t cap)
+{
+    size_t n = hdr ? strlen(hdr) : 0;
+    out[0] = '\0';
+    if (n == 0 || n >= cap || strcasecmp(hdr, "STANDARD") == 0)
+        return;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(hdr[i] >= 'a' && hdr[i] <= 'z' ? hdr[i] - 32 : hdr[i]);
+}
+
+/* A header, or the same x-amz-* name hoisted into a presigned URL's query string. */
+static const char *request_value(void *arg, const char *name)
+{
+    gw_req *r = arg;
+    const char *v = gw_hdr(r, name);
+    return v ? v : gw_query_get(&r->q, name);
+}
+
+int gw_refuse_request(gw_req *r)
+{
+    char msg[256];
+    unsigned op = gw_refuse_op(net_req_method(r->net), r->bucket[0] != '\0', r->key != NULL, &r->q,
+                               gw_hdr(r, "x-amz-copy-source") != NULL);
+    gw_s3err e = gw_refuse_check(op, request_value, r, r->auth.access_key, msg, sizeof(msg));
+    if (e == GW_OK)
+        return 0;
+    gw_error(r, e, msg);
+    return 1;
+}
