@@ -136,11 +136,14 @@ cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *
 /* ---- Keys of any length over LMDB's 511-byte key limit (md_kv.c) ---- */
 
 /*
- * Keys up to MD_KV_SHORT bytes are stored as they are. Longer keys are grouped under their first
- * MD_KV_SHORT + 1 bytes; that LMDB value holds every (full key, value) pair of the group, sorted.
- * The mapping keeps memcmp order, so iteration yields full keys in order.
+ * Keys up to MD_KV_SHORT bytes are stored as they are. A longer key continues in a group under
+ * its first MD_KV_SHORT + 1 bytes, as a key one level down (a tree of at most three levels for
+ * the longest composite key): one LMDB lookup per level, whatever the number of keys sharing a
+ * prefix. The mapping keeps memcmp order, so iteration yields full keys in order. Groups of
+ * older stores (one value holding every key) are read as they are and converted when written.
  */
 #define MD_KV_SHORT 480
+#define MD_KV_LEVELS 4
 
 cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_slice *val);
 cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -149,10 +152,21 @@ cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen); /*
 
 typedef struct {
     MDB_cursor *cur;
-    MDB_val lk, lv; /* current LMDB entry */
-    int in_group;
-    size_t gnext;      /* offset of the next group entry in lv */
-    md_slice key, val; /* current full key and value */
+    MDB_val k, v;      /* current LMDB entry of this level */
+    size_t base;       /* bytes of the full key given by the groups above */
+    uint8_t prefix[9]; /* 0x00 | group id: every entry of this level's group starts with it */
+} md_kv_level;
+
+typedef struct {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    md_kv_level lv[MD_KV_LEVELS];
+    int depth;               /* the level the current entry is on */
+    int in_legacy;           /* inside an old-format group (level 0) */
+    size_t gnext;            /* offset of its next entry */
+    unsigned long steps;     /* cursor moves and group entries read (tests bound the work) */
+    uint8_t kbuf[MD_KEYBUF]; /* the current full key when it lives below level 0 */
+    md_slice key, val;       /* current full key and value */
 } md_kv_iter;
 
 cm_err md_kv_iter_open(MDB_txn *txn, MDB_dbi dbi, md_kv_iter *it);

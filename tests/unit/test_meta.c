@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cm_log.h"
+#include "cm_util.h"
 #include "cu_main.h"
 #include "md.h"
 #include "md_int.h"
@@ -665,6 +666,160 @@ static void test_delete_many_one_commit(void)
     md_close(md);
 }
 
+/* Largest LMDB value in dbi and the number of entries (raw, below the long-key layer). */
+static size_t raw_max_value(md_store *md, MDB_txn *txn, MDB_dbi dbi, size_t *entries)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t max = 0;
+    *entries = 0;
+    CU_ASSERT_EQUAL_FATAL(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        max = v.mv_size > max ? v.mv_size : max;
+        (*entries)++;
+    }
+    mdb_cursor_close(cur);
+    (void)md;
+    return max;
+}
+
+#define LONG_N 2000
+#define LONG_LEN 1000
+#define LONG_PREFIX 600
+/* The 1000-byte key number i: a 600-byte shared prefix, then filler, then i at the very end. */
+static void long_key(char *k, int i)
+{
+    memset(k, 'p', LONG_PREFIX);
+    memset(k + LONG_PREFIX, 'q', LONG_LEN - LONG_PREFIX);
+    char num[16];
+    snprintf(num, sizeof(num), "%08d", i);
+    memcpy(k + LONG_LEN - 8, num, 8);
+}
+
+/*
+ * Item 13: 2,000 keys of 1,000 bytes sharing a 600-byte prefix (all in one group of the old
+ * scheme, which rewrote the whole 2 MB group for every write). Every key reads back and lists in
+ * order; no LMDB value is larger than a record (so no write rewrites other keys); a seek into the
+ * middle takes a handful of cursor steps, a full walk one per key; deleting every key removes
+ * the groups too.
+ */
+static void test_long_keys_shared_prefix(void)
+{
+    md_store *md = open_store("longshared");
+    static uint8_t keys[LONG_N][2 + LONG_LEN];
+    static int order[LONG_N];
+    MDB_txn *txn;
+    md_slice v;
+    size_t kl = 2 + LONG_LEN, entries;
+    srand(8);
+    for (int i = 0; i < LONG_N; i++) {
+        keys[i][0] = 'b', keys[i][1] = 0;
+        long_key((char *)keys[i] + 2, i);
+        order[i] = i;
+    }
+    for (int i = LONG_N - 1; i > 0; i--) { /* shuffled insertion and deletion order */
+        int j = rand() % (i + 1), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    CU_ASSERT_EQUAL_FATAL(md_txn_begin(md, 0, &txn), CM_OK);
+    for (int i = 0; i < LONG_N; i++) {
+        uint32_t val = (uint32_t)order[i];
+        CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, keys[order[i]], kl, (uint8_t *)&val, 4),
+                              CM_OK);
+    }
+    size_t max = raw_max_value(md, txn, md->objects, &entries);
+    printf("\n  %d keys of %d bytes: largest LMDB value %zu bytes, %zu LMDB entries\n", LONG_N,
+           LONG_LEN, max, entries);
+    CU_ASSERT_TRUE(max <= 16);
+    for (int i = 0; i < LONG_N; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_kv_get(txn, md->objects, keys[i], kl, &v), CM_OK);
+        CU_ASSERT_TRUE(v.n == 4 && memcmp(v.p, &(uint32_t){(uint32_t)i}, 4) == 0);
+    }
+    md_kv_iter it;
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_seek(&it, keys[LONG_N / 2], kl), CM_OK);
+    printf("  seek into the middle: %lu cursor steps\n", it.steps);
+    CU_ASSERT_TRUE(it.steps <= 8);
+    CU_ASSERT_TRUE(it.key.n == kl && memcmp(it.key.p, keys[LONG_N / 2], kl) == 0);
+    it.steps = 0;
+    cm_err e = md_kv_iter_seek(&it, (const uint8_t *)"b", 2);
+    int n = 0;
+    for (; e == CM_OK; e = md_kv_iter_next(&it), n++)
+        CU_ASSERT_TRUE_FATAL(it.key.n == kl && memcmp(it.key.p, keys[n], kl) == 0);
+    printf("  walk of %d keys: %lu cursor steps\n", n, it.steps);
+    CU_ASSERT_EQUAL(e, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(n, LONG_N);
+    CU_ASSERT_TRUE(it.steps <= LONG_N + 16);
+    md_kv_iter_close(&it);
+    for (int i = 0; i < LONG_N; i++)
+        CU_ASSERT_EQUAL_FATAL(md_kv_del(txn, md->objects, keys[order[i]], kl), CM_OK);
+    CU_ASSERT_EQUAL(md_kv_del(txn, md->objects, keys[0], kl), CM_ERR_NOTFOUND);
+    raw_max_value(md, txn, md->objects, &entries);
+    CU_ASSERT_EQUAL(entries, 1); /* only the group id counter is left */
+    CU_ASSERT_EQUAL(md_txn_commit(txn), CM_OK);
+    md_close(md);
+}
+
+/* A group written by the old format (one value with every key) reads as before; the first write
+ * converts it. */
+static void test_long_keys_legacy_group(void)
+{
+    md_store *md = open_store("longlegacy");
+    static uint8_t keys[3][2 + LONG_LEN];
+    md_wbuf w = {0};
+    uint8_t b4[4], fmt = 1;
+    MDB_txn *txn;
+    md_slice v;
+    size_t kl = 2 + LONG_LEN;
+    md_w_bytes(&w, &fmt, 1);
+    for (int i = 0; i < 3; i++) {
+        keys[i][0] = 'b', keys[i][1] = 0;
+        long_key((char *)keys[i] + 2, i * 10);
+        cm_put_be32(b4, (uint32_t)kl);
+        md_w_bytes(&w, b4, 4);
+        md_w_bytes(&w, keys[i], kl);
+        cm_put_be32(b4, 1);
+        md_w_bytes(&w, b4, 4);
+        md_w_bytes(&w, &(uint8_t){(uint8_t)('a' + i)}, 1);
+    }
+    CU_ASSERT_EQUAL_FATAL(md_txn_begin(md, 0, &txn), CM_OK);
+    MDB_val gk = {MD_KV_SHORT + 1, keys[0]}, gv = {w.len, w.p};
+    CU_ASSERT_EQUAL_FATAL(mdb_put(txn, md->objects, &gk, &gv, 0), 0);
+    md_w_free(&w);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_kv_get(txn, md->objects, keys[i], kl, &v), CM_OK);
+        CU_ASSERT_TRUE(v.n == 1 && v.p[0] == 'a' + i);
+    }
+    md_kv_iter it;
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_seek(&it, keys[1], kl), CM_OK);
+    CU_ASSERT_TRUE(it.val.n == 1 && it.val.p[0] == 'b');
+    CU_ASSERT_EQUAL(md_kv_iter_next(&it), CM_OK);
+    CU_ASSERT_TRUE(it.val.n == 1 && it.val.p[0] == 'c');
+    CU_ASSERT_EQUAL(md_kv_iter_next(&it), CM_ERR_NOTFOUND);
+    md_kv_iter_close(&it);
+    /* A write converts the group; everything stays readable and in order. */
+    static uint8_t extra[2 + LONG_LEN];
+    extra[0] = 'b', extra[1] = 0;
+    long_key((char *)extra + 2, 15);
+    CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, extra, kl, (const uint8_t *)"x", 1), CM_OK);
+    MDB_val now;
+    CU_ASSERT_EQUAL_FATAL(mdb_get(txn, md->objects, &gk, &now), 0);
+    CU_ASSERT_TRUE(now.mv_size == 9 && ((uint8_t *)now.mv_data)[0] == 2);
+    const char want[] = "abxc";
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    cm_err e = md_kv_iter_seek(&it, (const uint8_t *)"b", 2);
+    for (int i = 0; i < 4; i++, e = md_kv_iter_next(&it))
+        CU_ASSERT_TRUE_FATAL(e == CM_OK && it.val.n == 1 && it.val.p[0] == want[i]);
+    CU_ASSERT_EQUAL(e, CM_ERR_NOTFOUND);
+    md_kv_iter_close(&it);
+    CU_ASSERT_EQUAL(md_kv_del(txn, md->objects, keys[1], kl), CM_OK);
+    CU_ASSERT_EQUAL(md_kv_get(txn, md->objects, keys[1], kl, &v), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_kv_get(txn, md->objects, keys[2], kl, &v), CM_OK);
+    CU_ASSERT_EQUAL(md_txn_commit(txn), CM_OK);
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"buckets", test_buckets},
@@ -680,6 +835,8 @@ void cu_register(void)
                                     {"map_grows", test_map_grows},
                                     {"many_inline_parts", test_many_inline_parts},
                                     {"delete_many_one_commit", test_delete_many_one_commit},
+                                    {"long_keys_shared_prefix", test_long_keys_shared_prefix},
+                                    {"long_keys_legacy_group", test_long_keys_legacy_group},
                                     {NULL, NULL}};
     cu_add_suite("meta_store", tests);
 }
