@@ -137,7 +137,7 @@ cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_
     size_t n = klen;
     for (int level = 0; level < MD_KV_LEVELS; level++) {
         MDB_val k = {CM_MIN(n, (size_t)GROUP_KEY), (void *)node}, v;
-        int rc = mdb_get(txn, dbi, &k, &v), kind;
+        int rc = mdb_get(txn, dbi, &k, &v), kind = 0;
         const uint8_t *gid = NULL;
         if (rc == MDB_NOTFOUND)
             return CM_ERR_NOTFOUND;
@@ -386,7 +386,7 @@ static cm_err iter_load(md_kv_iter *it, int rc)
             it->val = (md_slice){l->v.mv_data, l->v.mv_size};
             return CM_OK;
         }
-        int kind;
+        int kind = 0;
         const uint8_t *gid = NULL;
         if (group_kind(&l->v, d, &kind, &gid) != CM_OK)
             return CM_ERR_CORRUPT;
@@ -427,7 +427,7 @@ cm_err md_kv_iter_seek(md_kv_iter *it, const uint8_t *key, size_t klen)
     int rc = level_get(it, 0, &k, MDB_SET_RANGE);
     /* While the entry found is the group holding key itself, go down into it at key's place. */
     for (;;) {
-        int d = it->depth, kind;
+        int d = it->depth, kind = 0;
         md_kv_level *l = &it->lv[d];
         const uint8_t *gid = NULL;
         if (rc || n <= MD_KV_SHORT || l->k.mv_size != GROUP_KEY ||
