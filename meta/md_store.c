@@ -107,12 +107,13 @@ cm_err md_check(md_store *md)
 
 /* ---- Map size ---- */
 
-/* The size of the file system holding dir: the map never needs to be larger than that. */
+/* The size of the file system holding dir: the map never needs to be larger than that (1 TiB
+ * when it cannot be told). */
 static size_t fs_size(const char *dir)
 {
     struct statvfs sv;
-    if (statvfs(dir, &sv) != 0)
-        return 0;
+    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0)
+        return (size_t)1 << 40;
     return (size_t)sv.f_blocks * sv.f_frsize;
 }
 
