@@ -10,6 +10,11 @@
  * parts) are repeated tags; nested records (a part inside an object, the template object inside an
  * upload) are TLVs whose value is the nested record's own fields.
  *
+ * An inline body is followed by its CRC32C (computed at encoding for a new body, carried over when
+ * a decoded record is re-encoded, so damage is never laundered); md_object_inline_verify checks
+ * it, or a plain-MD5 ETag for records written before the CRC. Decoders may skip inline bodies
+ * (MD_DECODE_NOBODY, md_part_decode_ex) for callers that only free chunks or list parts.
+ *
  * Decoding trusts nothing: every length is checked against the buffer and against the size of
  * the field it fills; a bad record returns CM_ERR_CORRUPT with the place logged. Decoded records
  * own heap copies of everything (the input buffer may be LMDB's map, valid only in a txn).

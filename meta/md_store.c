@@ -10,8 +10,13 @@
  * Records are encoded by the caller before queueing, so the batch leader does less serial work;
  * results (the replaced record) are handed out by the caller only once the batch is durable.
  *
- * Errors: MDB_MAP_FULL -> CM_ERR_NOSPC, any other LMDB failure -> CM_ERR_IO (logged with
- * mdb_strerror); records that do not decode -> CM_ERR_CORRUPT (logged by the codec).
+ * The map starts at 1 GiB and grows on demand (md_map_grow, run by the group-commit leader when a
+ * batch hits MDB_MAP_FULL, up to the file system's size): every read transaction holds map_lock
+ * shared (md_txn_begin/md_txn_end), since a resize remaps the file under their slices.
+ *
+ * Errors: MDB_MAP_FULL (once the map cannot grow) -> CM_ERR_NOSPC, any other LMDB failure ->
+ * CM_ERR_IO (logged with mdb_strerror); records that do not decode -> CM_ERR_CORRUPT (logged by
+ * the codec).
  *
  * Threading: an md_store is shared by all threads; its only mutable state is the group commit
  * queue and counters (md_commit.c, under their own mutex).

@@ -12,6 +12,11 @@
  * removed part records go back to the caller (only once the batch is durable), who frees the
  * chunks the object does not use.
  *
+ * Memory: parts are listed and returned (ListParts, complete, abort, a replaced part) decoded
+ * without their inline bodies (is_inline kept), so 10,000 inline parts cost their md_part structs,
+ * not 640 MiB; complete reads only the bodies of the inline parts the object keeps. The completed
+ * object records its upload id, which answers a retried Complete (gw_multipart.c).
+ *
  * Threading: any thread; writers queue and share commits.
  */
 #include <stdlib.h>
