@@ -86,14 +86,16 @@ static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
         "\"last_start_ms\":%" PRId64 ",\"last_end_ms\":%" PRId64 ",\"next_due_ms\":%" PRId64 ","
         "\"objects_checked\":%" PRIu64 ",\"bodies_checked\":%" PRIu64 ",\"bytes_verified\":%" PRIu64
         ",\"damaged_found\":%" PRIu64 ",\"repaired\":%" PRIu64 ",\"repair_failed\":%" PRIu64
-        ",\"changed_meanwhile\":%" PRIu64 ","
+        ",\"changed_meanwhile\":%" PRIu64 ",\"inline_checked\":%" PRIu64
+        ",\"inline_corrupt\":%" PRIu64 ","
         "\"pass\":{\"objects\":%" PRIu64 ",\"objects_estimate\":%" PRIu64 ",\"bytes\":%" PRIu64
         ",\"bytes_estimate\":%" PRIu64 ",\"damaged\":%" PRIu64 ",\"repaired\":%" PRIu64
-        ",\"failed\":%" PRIu64 "}}",
+        ",\"failed\":%" PRIu64 ",\"inline_corrupt\":%" PRIu64 "}}",
         s->running ? "true" : "false", s->passes, s->rate_mb, s->last_start_ms, s->last_end_ms,
         s->next_due_ms, s->objects_checked, s->bodies_checked, s->bytes_verified, s->damaged_found,
-        s->repaired, s->repair_failed, s->changed_meanwhile, s->pass_objects, s->est_objects,
-        s->pass_bytes, s->est_bytes, s->pass_damaged, s->pass_repaired, s->pass_failed);
+        s->repaired, s->repair_failed, s->changed_meanwhile, s->inline_checked, s->inline_corrupt,
+        s->pass_objects, s->est_objects, s->pass_bytes, s->est_bytes, s->pass_damaged,
+        s->pass_repaired, s->pass_failed, s->pass_inline_corrupt);
 }
 
 static void json_drives(struct evbuffer *b, gw *g)
@@ -208,6 +210,8 @@ static void metrics_scrub(struct evbuffer *b, gw_scrub *s)
     metric(b, "cairn_scrub_repaired_total", "counter", "Damaged bodies rebuilt", t.repaired);
     metric(b, "cairn_scrub_repair_failures_total", "counter", "Repairs that failed",
            t.repair_failed);
+    metric(b, "cairn_scrub_inline_corrupt_total", "counter",
+           "Inline bodies whose CRC32C did not match (not repairable)", t.inline_corrupt);
     metric(b, "cairn_scrub_last_start_timestamp_seconds", "gauge", "Start of the last pass",
            (uint64_t)(t.last_start_ms / 1000));
     metric(b, "cairn_scrub_last_end_timestamp_seconds", "gauge", "End of the last pass",

@@ -6,6 +6,11 @@
  *
  * Listings page through md_list_objects; a continuation token is the base64 of the last key or
  * common prefix returned, so a common prefix is never repeated on the next page.
+ *
+ * Metadata commits (CreateBucket, DeleteBucket, DeleteObjects) run on a worker (gw_offload);
+ * DeleteObjects removes all its keys in one metadata op (md_objects_delete: one commit for up to
+ * 1,000 keys). DeleteBucket of a bucket holding only unfinished multipart uploads deletes them
+ * with it and frees their parts' chunks, as S3 does.
  */
 #include "gw_int.h"
 
@@ -20,6 +25,28 @@
 #define MOD "gw"
 #define SMALL_XML_CAP (64u * 1024)
 #define DELETE_XML_CAP (2u << 20)
+
+void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
+                       gw_finish_fn done)
+{
+    void *st = calloc(1, size);
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return NULL;
+    }
+    r->op = st;
+    r->op_free = state_free;
+    gw_offload(r, work, done);
+    return st;
+}
+
+void gw_free_parts(gw *g, md_part *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!MD_PART_INLINE(&parts[i]))
+            gw_delete(g->data, &parts[i].layout);
+    md_parts_free(parts, n);
+}
 
 /* Send buf as a 200 XML answer, or a 500 when building it failed. */
 static void send_doc(gw_req *r, struct evbuffer *buf, cm_err built)
@@ -81,13 +108,21 @@ void gw_op_list_buckets(gw_req *r)
 
 /* ---- Create / Head / Delete ---- */
 
+/* A bucket commit run on a worker and its outcome. */
+typedef struct {
+    cm_err err;
+    int mine; /* CreateBucket: the existing bucket is the caller's */
+} bucket_commit_state;
+
+static void create_work(gw_req *r);
+static void create_done(gw_req *r);
+
 static void create_finish(gw_req *r)
 {
     char *location = NULL;
     size_t len = evbuffer_get_length(r->mem);
     const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
     gw_s3err e = gw_parse_create_bucket(xml ? xml : "", len, SMALL_XML_CAP, &location);
-    md_bucket b = {0}, have;
 
     if (e != GW_OK) {
         gw_error(r, e, NULL);
@@ -100,24 +135,37 @@ static void create_finish(gw_req *r)
         return;
     }
     free(location);
+    gw_offload_state(r, sizeof(bucket_commit_state), free, create_work, create_done);
+}
+
+/* Worker: commit the bucket record; on EXISTS, find whose it is. */
+static void create_work(gw_req *r)
+{
+    bucket_commit_state *st = r->op;
+    md_bucket b = {0}, have;
     snprintf(b.name, sizeof(b.name), "%s", r->bucket);
     b.created_ms = cm_now_ms();
     snprintf(b.owner, sizeof(b.owner), "%s", r->auth.access_key);
-    cm_err err = md_bucket_create(r->g->md, &b);
-    if (err == CM_ERR_EXISTS) {
+    st->err = md_bucket_create(r->g->md, &b);
+    st->mine = st->err == CM_ERR_EXISTS && md_bucket_get(r->g->md, r->bucket, &have) == CM_OK &&
+               strcmp(have.owner, r->auth.access_key) == 0;
+}
+
+static void create_done(gw_req *r)
+{
+    bucket_commit_state *st = r->op;
+    if (st->err == CM_ERR_EXISTS) {
         /* us-east-1 answers 200 to the owner re-creating a bucket; others 409. */
-        if (md_bucket_get(r->g->md, r->bucket, &have) == CM_OK &&
-            strcmp(have.owner, r->auth.access_key) == 0) {
-            if (strcmp(r->g->region, "us-east-1") != 0) {
-                gw_error(r, GW_BUCKET_OWNED, NULL);
-                return;
-            }
-        } else {
+        if (!st->mine) {
             gw_error(r, GW_BUCKET_EXISTS, NULL);
             return;
         }
-    } else if (err != CM_OK) {
-        gw_error_cm(r, err);
+        if (strcmp(r->g->region, "us-east-1") != 0) {
+            gw_error(r, GW_BUCKET_OWNED, NULL);
+            return;
+        }
+    } else if (st->err != CM_OK) {
+        gw_error_cm(r, st->err);
         return;
     }
     char loc[80];
@@ -140,9 +188,19 @@ static void head_bucket(gw_req *r)
     net_resp_end(r->net);
 }
 
-static void delete_bucket(gw_req *r)
+/* Worker: delete the bucket with its unfinished uploads, and free their parts' chunks. */
+static void delete_bucket_work(gw_req *r)
 {
-    cm_err err = md_bucket_delete(r->g->md, r->bucket);
+    bucket_commit_state *st = r->op;
+    md_part *parts = NULL;
+    size_t n = 0;
+    st->err = md_bucket_delete(r->g->md, r->bucket, &parts, &n);
+    gw_free_parts(r->g, parts, n);
+}
+
+static void delete_bucket_done(gw_req *r)
+{
+    cm_err err = ((bucket_commit_state *)r->op)->err;
     if (err == CM_ERR_NOTFOUND)
         gw_error(r, GW_NO_SUCH_BUCKET, NULL);
     else if (err == CM_ERR_CONFLICT)
@@ -153,6 +211,11 @@ static void delete_bucket(gw_req *r)
         gw_resp_start(r, 204, -1);
         net_resp_end(r->net);
     }
+}
+
+static void delete_bucket(gw_req *r)
+{
+    gw_offload_state(r, sizeof(bucket_commit_state), free, delete_bucket_work, delete_bucket_done);
 }
 
 /* ---- Listings ---- */
@@ -293,31 +356,50 @@ static void delete_objects_state_free(void *p)
     free(st);
 }
 
-/* Worker: delete each key in turn (each a durable metadata write), freeing its data. */
+/*
+ * Worker: delete every key in one metadata op (one commit for the whole request), then free the
+ * data of the removed records. The removed records are decoded without inline bodies, so the
+ * request holds their part lists, not their bytes.
+ */
 static void delete_objects_work(gw_req *r)
 {
     delete_objects_state *st = r->op;
-    for (size_t i = 0; i < st->req.n; i++) {
+    size_t n = st->req.n, m = 0;
+    const char **keys = calloc(n ? n : 1, sizeof(*keys));
+    size_t *which = calloc(n ? n : 1, sizeof(*which));
+    cm_err *errs = calloc(n ? n : 1, sizeof(*errs));
+    md_object *olds = calloc(n ? n : 1, sizeof(*olds));
+    int *had = calloc(n ? n : 1, sizeof(*had));
+    int ok = keys && which && errs && olds && had;
+    for (size_t i = 0; i < n; i++) {
         const gw_delete_obj *d = &st->req.objs[i];
         gw_delete_outcome *o = &st->out[i];
-        md_object old = {0};
-        int had_old = 0;
         o->key = d->key;
         o->version_id = d->version_id;
-        if (gw_key_check(d->key, strlen(d->key)) != GW_OK) {
+        if (!ok)
+            o->err = GW_INTERNAL;
+        else if (gw_key_check(d->key, strlen(d->key)) != GW_OK)
             o->err = GW_INVALID_ARGUMENT;
-            continue;
-        }
-        if (d->version_id && strcmp(d->version_id, "null") != 0)
-            continue; /* S3 reports a version that does not exist as deleted */
-        cm_err err = md_object_delete(r->g->md, r->bucket, d->key, NULL, &old, &had_old);
-        if (err != CM_OK && err != CM_ERR_NOTFOUND)
-            o->err = gw_s3err_from_cm(err);
-        if (had_old) {
-            gw_free_object_data(r->g, &old);
-            md_object_release(&old);
+        else if (!d->version_id || strcmp(d->version_id, "null") == 0)
+            keys[m] = d->key, which[m++] = i;
+        /* else: S3 reports a version that does not exist as deleted */
+    }
+    if (ok && m > 0) {
+        md_objects_delete(r->g->md, r->bucket, keys, m, errs, olds, had);
+        for (size_t j = 0; j < m; j++) {
+            if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
+                st->out[which[j]].err = gw_s3err_from_cm(errs[j]);
+            if (had[j]) {
+                gw_free_object_data(r->g, &olds[j]);
+                md_object_release(&olds[j]);
+            }
         }
     }
+    free(keys);
+    free(which);
+    free(errs);
+    free(olds);
+    free(had);
 }
 
 static void delete_objects_done(gw_req *r)

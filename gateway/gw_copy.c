@@ -176,6 +176,8 @@ static gw_s3err load_source(gw_req *r, copy_state *st)
     st->have_src = 1;
     if (st->src.delete_marker)
         return GW_NO_SUCH_KEY;
+    if (gw_inline_check(r, st->cs.bucket, st->cs.key, &st->src) != GW_OK)
+        return GW_INTERNAL; /* never copy bytes that fail their checksum */
     if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)
         return GW_NO_SUCH_VERSION;
     return gw_cond_check(

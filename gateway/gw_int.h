@@ -150,6 +150,12 @@ void gw_lease_release(gw *g, const md_object *obj);
  * in between cannot have freed them. CM_ERR_CONFLICT if the key keeps changing.
  */
 cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out);
+/*
+ * Inline bodies are served only once they match their stored CRC32C: GW_OK, or GW_INTERNAL after
+ * an error log line naming bucket/key (gw_object.c). Every path that sends or copies inline bytes
+ * (GET, ranged HEAD, CopyObject and UploadPartCopy sources) calls it first.
+ */
+gw_s3err gw_inline_check(gw_req *r, const char *bucket, const char *key, const md_object *o);
 /* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
 void gw_free_object_data(gw *g, const md_object *obj);
 
@@ -170,6 +176,15 @@ void gw_pool_free(gw_pool *p); /* waits for running jobs */
  * belongs to the worker: the loop must not touch it, and work must not use r->net.
  */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
+
+/*
+ * Give r a zeroed operation state of size bytes (freed by state_free) and offload work/done with
+ * it; NULL (and a 500 sent) when it cannot be allocated (gw_bucket.c).
+ */
+void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
+                       gw_finish_fn done);
+/* Free the chunks of every part not stored inline, then the array (md_parts_free). Blocking. */
+void gw_free_parts(gw *g, md_part *parts, size_t n);
 
 /* ---- operations ---- */
 

@@ -70,7 +70,7 @@ static struct gw_lease_entry **slot(gw_leases *l, const uint8_t *blob)
 
 static int is_data_part(const md_part *p)
 {
-    return !p->inline_data && p->size > 0;
+    return !MD_PART_INLINE(p) && p->size > 0;
 }
 
 cm_err gw_lease_acquire(gw *g, const md_object *obj)

@@ -8,6 +8,21 @@
  * transaction writes the object (which lists the parts it uses) and removes the upload; parts
  * recorded but not used are freed afterwards, as are the parts of an aborted upload.
  *
+ * Where work runs: every metadata commit (Create, UploadPart, Complete, Abort) and all of
+ * Complete's and Abort's reads run on a worker (gw_offload); the loop only parses headers and
+ * answers. What one Complete holds: its XML (at most COMPLETE_XML_CAP, 4 MiB) and parsed list
+ * (at most GW_MAX_PARTS entries), the recorded parts listed without their bodies and the kept
+ * ones (two arrays of at most 10,000 md_part, about 2 MB each), and the inline body of the last
+ * part when it is inline (every other kept part is at least 5 MiB, above the inline threshold):
+ * about 9 MB whatever the parts hold, where decoding 10,000 inline parts of 64 KiB whole held
+ * 640 MiB. Abort holds the part list without bodies. ListParts lists without bodies too.
+ *
+ * A Complete retried after it succeeded (its answer was lost) answers 200 with the same ETag:
+ * the object record keeps the id of the upload that made it, so while bucket/key still holds
+ * that record, a Complete of that upload id whose part list gives the same multipart ETag is
+ * answered from it. Once the key is overwritten or deleted the retry answers NoSuchUpload (S3
+ * may still answer 200 for a recent completion; cairn keeps no record beyond the object's own).
+ *
  * Upload ids are 16 hex digits of the creation time in milliseconds followed by 16 random hex
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
  */
@@ -29,6 +44,31 @@
 #define COMPLETE_XML_CAP (4u << 20)
 
 /* ---- Create ---- */
+
+typedef struct {
+    md_upload up; /* key borrowed from the request */
+    cm_err err;   /* result of the commit (worker) */
+} create_state;
+
+static void create_state_free(void *p)
+{
+    create_state *st = p;
+    if (!st)
+        return;
+    st->up.key = NULL;
+    md_upload_release(&st->up);
+    free(st);
+}
+
+/* Worker: commit the new upload record. */
+static void create_work(gw_req *r)
+{
+    create_state *st = r->op;
+    st->up.key = r->key;
+    st->err = md_upload_create(r->g->md, r->bucket, &st->up);
+}
+
+static void create_done(gw_req *r);
 
 static void create_upload(gw_req *r)
 {
@@ -70,14 +110,27 @@ static void create_upload(gw_req *r)
     cm_put_be64(idb, (uint64_t)cm_now_ms());
     cm_random(idb + 8, 8);
     cm_hex_encode(idb, 16, up.upload_id);
-    up.key = r->key;
     up.initiated_ms = cm_now_ms();
     snprintf(up.owner, sizeof(up.owner), "%s", r->auth.access_key);
-    cm_err err = md_upload_create(r->g->md, r->bucket, &up);
-    up.key = NULL;
-    if (err != CM_OK) {
+    create_state *st = calloc(1, sizeof(*st));
+    if (!st) {
         md_upload_release(&up);
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    st->up = up;
+    r->op = st;
+    r->op_free = create_state_free;
+    gw_offload(r, create_work, create_done);
+}
+
+static void create_done(gw_req *r)
+{
+    create_state *st = r->op;
+    md_upload up = st->up;
+    if (st->err != CM_OK) {
+        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
+                 NULL);
         return;
     }
     struct evbuffer *buf = evbuffer_new();
@@ -92,7 +145,6 @@ static void create_upload(gw_req *r)
     net_resp_write_buffer(r->net, buf);
     net_resp_end(r->net);
     evbuffer_free(buf);
-    md_upload_release(&up);
 }
 
 /* ---- UploadPart / UploadPartCopy ---- */
@@ -119,7 +171,7 @@ cm_err gw_part_record(gw_req *r, md_part *p)
     cm_err err = md_part_put(r->g->md, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), p, &old,
                              &had_old);
     if (err == CM_OK && had_old) {
-        if (!old.inline_data)
+        if (!MD_PART_INLINE(&old))
             gw_delete(r->g->data, &old.layout);
         md_part_release(&old);
     }
@@ -260,14 +312,17 @@ static void list_parts(gw_req *r, const char *upload_id)
 
 typedef struct {
     md_upload up;
-    md_part *have; /* every recorded part, by number */
+    md_part *have; /* every recorded part, by number, without inline bodies */
     size_t nhave;
     md_part *use; /* the parts the object keeps, in order (shallow copies of have[]) */
     size_t nuse;
     md_object obj; /* the record to commit: borrows from up.tmpl, use[] and the request */
     md_cond cond;
     char etag_buf[64];
-    cm_err err; /* result of the commit (worker) */
+    gw_complete_hdrs expect; /* x-amz-mp-object-size, x-amz-checksum-*, copied for the worker */
+    char msg[200];           /* the message of s3err, when it has one */
+    gw_s3err s3err;          /* the client's list or expectations were refused (worker) */
+    cm_err err;              /* result of the commit (worker) */
 } complete_state;
 
 static void complete_state_free(void *p)
@@ -278,6 +333,7 @@ static void complete_state_free(void *p)
     md_upload_release(&cs->up);
     md_parts_free(cs->have, cs->nhave);
     free(cs->use);
+    gw_complete_hdrs_release(&cs->expect);
     free(cs);
 }
 
@@ -316,19 +372,33 @@ static gw_s3err select_parts(complete_state *cs, const gw_complete_req *req)
 }
 
 /* ETag of a multipart object: MD5 of the parts' binary MD5s, then "-N". */
-static void multipart_etag(const complete_state *cs, char *out, size_t cap)
+static void multipart_etag(const char *const *etags, size_t n, char *out, size_t cap)
 {
     cm_ck ck;
     uint8_t d[16], bin[16];
     char hex[33];
     cm_ck_init(&ck, CM_CK_MD5);
-    for (size_t i = 0; i < cs->nuse; i++) {
-        cm_hex_decode(cs->use[i].etag, 32, bin, 16);
+    for (size_t i = 0; i < n; i++) {
+        memset(bin, 0, sizeof(bin));
+        cm_hex_decode(etags[i], 32, bin, 16);
         cm_ck_update(&ck, bin, 16);
     }
     cm_ck_final(&ck, d);
     cm_hex_encode(d, 16, hex);
-    snprintf(out, cap, "%s-%zu", hex, cs->nuse);
+    snprintf(out, cap, "%s-%zu", hex, n);
+}
+
+/* The multipart ETag of the client's list (a retried Complete is matched by it). */
+static gw_s3err request_etag(const gw_complete_req *req, char *out, size_t cap)
+{
+    const char **etags = calloc(req->n, sizeof(*etags));
+    if (!etags)
+        return GW_INTERNAL;
+    for (size_t i = 0; i < req->n; i++)
+        etags[i] = strlen(req->parts[i].etag) == 32 ? req->parts[i].etag : "";
+    multipart_etag(etags, req->n, out, cap);
+    free(etags);
+    return GW_OK;
 }
 
 /* A part's stored CRC (base64 of the big-endian value) as an integer; -1 when unusable. */
@@ -416,7 +486,7 @@ static void object_checksum(const complete_state *cs, md_object *o)
 }
 
 /* Worker: commit the object and drop the upload; free the parts it does not use. */
-static void complete_work(gw_req *r)
+static void complete_commit(gw_req *r)
 {
     complete_state *cs = r->op;
     md_object old = {0};
@@ -434,7 +504,7 @@ static void complete_work(gw_req *r)
         for (size_t j = 0; j < cs->nuse && !used; j++)
             used = cs->use[j].number == gone[i].number &&
                    memcmp(cs->use[j].layout.blob, gone[i].layout.blob, 16) == 0;
-        if (!used && !gone[i].inline_data)
+        if (!used && !MD_PART_INLINE(&gone[i]))
             gw_delete(r->g->data, &gone[i].layout);
     }
     md_parts_free(gone, ngone);
@@ -444,10 +514,100 @@ static void complete_work(gw_req *r)
     }
 }
 
+/*
+ * The upload is gone: if bucket/key still holds the object this upload made, and the client's
+ * list gives its ETag, this is a retry of a Complete that succeeded (its answer was lost): answer
+ * it the same way. 1 when it is (cs->obj carries the answer).
+ */
+static int completed_before(gw_req *r, complete_state *cs, const gw_complete_req *req)
+{
+    md_object cur;
+    char etag[64];
+    int same = 0;
+    if (request_etag(req, etag, sizeof(etag)) != GW_OK ||
+        md_object_get(r->g->md, r->bucket, r->key, &cur) != CM_OK)
+        return 0;
+    same = !cur.delete_marker && strcmp(cur.upload_id, gw_query_get(&r->q, "uploadId")) == 0 &&
+           strcmp(cur.etag, etag) == 0;
+    if (same) {
+        memcpy(cs->obj.etag, cur.etag, sizeof(cs->obj.etag));
+        cs->obj.ck_alg = cur.ck_alg;
+        cs->obj.ck_type = cur.ck_type;
+        memcpy(cs->obj.ck_value, cur.ck_value, sizeof(cs->obj.ck_value));
+    }
+    md_object_release(&cur);
+    return same;
+}
+
+/* Build the object record from the upload's template and the chosen parts. */
+static void complete_build(gw_req *r, complete_state *cs)
+{
+    /* The object takes its headers from the upload (shallow copy: the upload owns them) and its
+     * body from the chosen parts. */
+    md_object *o = &cs->obj;
+    const char **etags = calloc(cs->nuse ? cs->nuse : 1, sizeof(*etags));
+    *o = cs->up.tmpl;
+    o->key = r->key;
+    snprintf(o->version_id, sizeof(o->version_id), "null");
+    o->mtime_ms = cm_now_ms();
+    o->parts = cs->use;
+    o->nparts = cs->nuse;
+    o->size = 0;
+    for (size_t i = 0; i < cs->nuse; i++) {
+        o->size += cs->use[i].size;
+        if (etags)
+            etags[i] = cs->use[i].etag;
+    }
+    if (etags)
+        multipart_etag(etags, cs->nuse, o->etag, sizeof(o->etag));
+    else
+        cs->s3err = GW_INTERNAL;
+    free(etags);
+    object_checksum(cs, o);
+}
+
+/* Worker: read the upload and its parts (no bodies), check the client's list, commit. */
+static void complete_work(gw_req *r)
+{
+    complete_state *cs = r->op;
+    const char *upload_id = gw_query_get(&r->q, "uploadId");
+    gw_complete_req req = {0};
+    int truncated = 0;
+    size_t len = evbuffer_get_length(r->mem);
+    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
+
+    cs->s3err = gw_parse_complete(xml ? xml : "", len, COMPLETE_XML_CAP, &req);
+    if (cs->s3err != GW_OK)
+        return;
+    cs->err = md_upload_get(r->g->md, r->bucket, r->key, upload_id, &cs->up);
+    if (cs->err == CM_OK)
+        cs->err =
+            md_part_list(r->g->md, upload_id, 0, GW_MAX_PARTS, &cs->have, &cs->nhave, &truncated);
+    if (cs->err == CM_OK)
+        cs->s3err = select_parts(cs, &req);
+    if (cs->err == CM_OK && cs->s3err == GW_OK) {
+        complete_build(r, cs);
+        if (cs->s3err == GW_OK)
+            cs->s3err =
+                gw_complete_expect(gw_complete_hdrs_get, &cs->expect, cs->obj.size, cs->obj.ck_alg,
+                                   cs->obj.ck_value, cs->msg, sizeof(cs->msg));
+        if (cs->s3err == GW_OK)
+            complete_commit(r);
+    }
+    /* NOTFOUND without If-Match: the upload is gone, perhaps completed by this very request. */
+    if (cs->err == CM_ERR_NOTFOUND && !cs->cond.if_match && completed_before(r, cs, &req))
+        cs->err = CM_OK, cs->s3err = GW_OK;
+    gw_complete_req_release(&req);
+}
+
 static void complete_done(gw_req *r)
 {
     complete_state *cs = r->op;
     const md_object *o = &cs->obj;
+    if (cs->s3err != GW_OK) {
+        gw_error(r, cs->s3err, cs->msg[0] ? cs->msg : NULL);
+        return;
+    }
     if (cs->err == CM_ERR_CONFLICT) { /* a part was replaced after the list was checked */
         gw_error(r, GW_INVALID_PART, "A part was uploaded again while the upload completed");
         return;
@@ -472,81 +632,67 @@ static void complete_done(gw_req *r)
         evbuffer_free(buf);
 }
 
-/* Loop: check the client's part list, build the object record, then commit on a worker. */
+/* Loop: read the conditional headers, then everything else on a worker. */
 static void complete_finish(gw_req *r)
 {
     complete_state *cs = r->op;
-    gw_complete_req req = {0};
-    size_t len = evbuffer_get_length(r->mem);
-    const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
     gw_s3err e = gw_write_cond(r, &cs->cond, cs->etag_buf, sizeof(cs->etag_buf));
-
-    if (e == GW_OK)
-        e = gw_parse_complete(xml ? xml : "", len, COMPLETE_XML_CAP, &req);
-    if (e == GW_OK)
-        e = select_parts(cs, &req);
-    gw_complete_req_release(&req);
     if (e != GW_OK) {
         gw_error(r, e, NULL);
         return;
     }
-    /* The object takes its headers from the upload (shallow copy: the upload owns them) and its
-     * body from the chosen parts. */
-    md_object *o = &cs->obj;
-    *o = cs->up.tmpl;
-    o->key = r->key;
-    snprintf(o->version_id, sizeof(o->version_id), "null");
-    o->mtime_ms = cm_now_ms();
-    o->parts = cs->use;
-    o->nparts = cs->nuse;
-    o->size = 0;
-    for (size_t i = 0; i < cs->nuse; i++)
-        o->size += cs->use[i].size;
-    multipart_etag(cs, o->etag, sizeof(o->etag));
-    object_checksum(cs, o);
-    if (gw_complete_expect_request(r, o)) /* x-amz-mp-object-size, x-amz-checksum-* */
+    if (gw_complete_hdrs_capture(r, &cs->expect) != CM_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
         return;
+    }
     gw_offload(r, complete_work, complete_done);
 }
 
 static void complete_upload(gw_req *r, const char *upload_id)
 {
     complete_state *cs = calloc(1, sizeof(*cs));
-    int truncated = 0;
-
+    (void)upload_id;
     if (!cs) {
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
     r->op = cs;
     r->op_free = complete_state_free;
-    cm_err err = md_upload_get(r->g->md, r->bucket, r->key, upload_id, &cs->up);
-    if (err == CM_OK)
-        err = md_part_list(r->g->md, upload_id, 0, GW_MAX_PARTS, &cs->have, &cs->nhave, &truncated);
-    if (err != CM_OK) {
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
-        return;
-    }
     gw_body_to_memory(r, COMPLETE_XML_CAP, complete_finish);
 }
 
 /* ---- Abort ---- */
 
-static void abort_upload(gw_req *r, const char *upload_id)
+typedef struct {
+    cm_err err; /* result of the commit (worker) */
+} abort_state;
+
+/* Worker: drop the upload and its part records (listed without bodies), free their chunks. */
+static void abort_work(gw_req *r)
 {
+    abort_state *st = r->op;
     md_part *parts = NULL;
     size_t n = 0;
-    cm_err err = md_upload_abort(r->g->md, r->bucket, r->key, upload_id, &parts, &n);
-    if (err != CM_OK) {
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
+    st->err =
+        md_upload_abort(r->g->md, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), &parts, &n);
+    gw_free_parts(r->g, parts, n);
+}
+
+static void abort_done(gw_req *r)
+{
+    abort_state *st = r->op;
+    if (st->err != CM_OK) {
+        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(st->err),
+                 NULL);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!parts[i].inline_data)
-            gw_delete(r->g->data, &parts[i].layout);
-    md_parts_free(parts, n);
     gw_resp_start(r, 204, -1);
     net_resp_end(r->net);
+}
+
+static void abort_upload(gw_req *r)
+{
+    gw_offload_state(r, sizeof(abort_state), free, abort_work, abort_done);
 }
 
 void gw_op_multipart(gw_req *r)
@@ -568,7 +714,7 @@ void gw_op_multipart(gw_req *r)
     else if (strcmp(m, "POST") == 0)
         complete_upload(r, upload_id);
     else if (strcmp(m, "DELETE") == 0)
-        abort_upload(r, upload_id);
+        abort_upload(r);
     else
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
 }

@@ -451,6 +451,15 @@ static gw_s3err part_range(const md_object *o, const char *pn, uint64_t *first, 
     return GW_OK;
 }
 
+gw_s3err gw_inline_check(gw_req *r, const char *bucket, const char *key, const md_object *o)
+{
+    if (md_object_inline_verify(o) == CM_OK)
+        return GW_OK;
+    CM_ERROR(MOD, "req=%s inline body corrupt bucket=%s key=%s etag=%s: not served", r->id, bucket,
+             key, o->etag);
+    return GW_INTERNAL;
+}
+
 /* Present an inline body as one pseudo-part, so streaming has one code path. */
 static cm_err normalise_inline(md_object *o)
 {
@@ -503,6 +512,10 @@ static void send_unsatisfiable(gw_req *r, const md_object *o)
 /* Headers of a 200/206 answer, then the body streamed by get_drain. */
 static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint64_t last)
 {
+    if ((!r->head || applies) && gw_inline_check(r, r->bucket, r->key, o) != GW_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
     if (normalise_inline(o) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
         return;

@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -219,17 +220,6 @@ gw_s3err gw_complete_expect(gw_refuse_get_fn get, void *arg, uint64_t size, md_c
     return GW_OK;
 }
 
-int gw_complete_expect_request(gw_req *r, const md_object *o)
-{
-    char msg[200];
-    gw_s3err e =
-        gw_complete_expect(request_value, r, o->size, o->ck_alg, o->ck_value, msg, sizeof(msg));
-    if (e == GW_OK)
-        return 0;
-    gw_error(r, e, msg);
-    return 1;
-}
-
 /* Object subresources routed elsewhere (gw_op_object): their headers are not a write's. */
 static const char *const object_subresources[] = {
     "acl",     "tagging", "retention",  "legal-hold",   "restore",
@@ -285,6 +275,43 @@ static const char *request_value(void *arg, const char *name)
     gw_req *r = arg;
     const char *v = gw_hdr(r, name);
     return v ? v : gw_query_get(&r->q, name);
+}
+
+cm_err gw_complete_hdrs_capture(gw_req *r, gw_complete_hdrs *h)
+{
+    const char *v = request_value(r, "x-amz-mp-object-size");
+    memset(h, 0, sizeof(*h));
+    if (v && !(h->size = strdup(v)))
+        return CM_ERR_NOMEM;
+    for (md_cksum_alg a = MD_CK_CRC32; a <= MD_CK_SHA256; a++) {
+        char name[40];
+        gw_ck_header_name(a, name, sizeof(name));
+        if ((v = request_value(r, name)) && !(h->ck[a] = strdup(v)))
+            return CM_ERR_NOMEM;
+    }
+    return CM_OK;
+}
+
+void gw_complete_hdrs_release(gw_complete_hdrs *h)
+{
+    free(h->size);
+    for (size_t i = 0; i < sizeof(h->ck) / sizeof(h->ck[0]); i++)
+        free(h->ck[i]);
+    memset(h, 0, sizeof(*h));
+}
+
+const char *gw_complete_hdrs_get(void *arg, const char *name)
+{
+    const gw_complete_hdrs *h = arg;
+    if (strcasecmp(name, "x-amz-mp-object-size") == 0)
+        return h->size;
+    for (md_cksum_alg a = MD_CK_CRC32; a <= MD_CK_SHA256; a++) {
+        char ck[40];
+        gw_ck_header_name(a, ck, sizeof(ck));
+        if (strcasecmp(name, ck) == 0)
+            return h->ck[a];
+    }
+    return NULL;
 }
 
 int gw_refuse_request(gw_req *r)

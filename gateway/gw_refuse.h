@@ -81,7 +81,18 @@ struct gw_req;
  * the query string of a presigned URL). Returns 1 after sending the error, 0 to proceed.
  */
 int gw_refuse_request(struct gw_req *r);
-/* gw_complete_expect on a request and the object it completes: 1 after sending the error. */
-int gw_complete_expect_request(struct gw_req *r, const md_object *o);
+/*
+ * The request values gw_complete_expect reads (headers, or the same names in a presigned query),
+ * copied on the loop thread so that the worker that builds the object can check them without
+ * touching the connection. Capture fails only for lack of memory; release frees the copies.
+ * gw_complete_hdrs_get is the getter to hand gw_complete_expect, with the struct as its arg.
+ */
+typedef struct {
+    char *size;                 /* x-amz-mp-object-size */
+    char *ck[MD_CK_SHA256 + 1]; /* x-amz-checksum-<alg>, by md_cksum_alg */
+} gw_complete_hdrs;
+cm_err gw_complete_hdrs_capture(struct gw_req *r, gw_complete_hdrs *h);
+void gw_complete_hdrs_release(gw_complete_hdrs *h);
+const char *gw_complete_hdrs_get(void *arg, const char *name);
 
 #endif

@@ -9,6 +9,9 @@
  * body damaged; cells on an offline drive or dropped at write time count only when every drive
  * is online (only then would a rewrite store all cells).
  *
+ * Inline bodies (in the metadata record) are checked against their stored CRC32C; a mismatch is
+ * counted (inline_corrupt) and logged with bucket and key, never repaired: it is the only copy.
+ *
  * Repair: gw_read the whole body (reconstructing from parity), check the MD5 against the part's
  * ETag when it is a plain MD5, write it with a new gw_writer (new blob id, durable when finish
  * returns), then md_object_replace_layout swaps it in only if the record still names the old
@@ -64,7 +67,17 @@ void gw_scrub_config_defaults(gw_scrub_config *cfg)
 
 /* ---- counters ---- */
 
-typedef enum { C_OBJECT, C_BODY, C_BYTES, C_DAMAGED, C_REPAIRED, C_FAILED, C_CHANGED } counter;
+typedef enum {
+    C_OBJECT,
+    C_BODY,
+    C_BYTES,
+    C_DAMAGED,
+    C_REPAIRED,
+    C_FAILED,
+    C_CHANGED,
+    C_INLINE,
+    C_INLINE_BAD
+} counter;
 
 static void count(gw_scrub *s, counter c, uint64_t n)
 {
@@ -91,6 +104,12 @@ static void count(gw_scrub *s, counter c, uint64_t n)
         break;
     case C_CHANGED:
         t->changed_meanwhile += n;
+        break;
+    case C_INLINE:
+        t->inline_checked += n;
+        break;
+    case C_INLINE_BAD:
+        t->inline_corrupt += n, t->pass_inline_corrupt += n;
         break;
     }
     pthread_mutex_unlock(&s->mu);
@@ -144,7 +163,7 @@ static int throttle(gw_scrub *s, uint64_t n)
 
 static int stored_part(const md_part *p)
 {
-    return !p->inline_data && p->size > 0;
+    return !MD_PART_INLINE(p) && p->size > 0;
 }
 
 /* Verify one cell blob in full. CM_OK, the error that marks it bad, or CM_ERR_CLOSED on stop. */
@@ -286,6 +305,38 @@ static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t
     count(s, C_REPAIRED, 1);
 }
 
+/*
+ * Check the inline bodies of obj (its own, or inline parts) against their stored CRC32C. They
+ * have a single copy, inside the metadata record, so a mismatch cannot be repaired: it is counted
+ * and logged, and GET answers 500 for the object until it is rewritten or deleted.
+ */
+static void scrub_inline(gw_scrub *s, const char *bucket, const char *key, const md_object *obj)
+{
+    if (obj->inline_data) { /* a body inline in the record has no parts */
+        count(s, C_INLINE, 1);
+        if (md_object_inline_verify(obj) != CM_OK) {
+            CM_ERROR(MOD,
+                     "inline body corrupt bucket=%s key=%s size=%zu: not repairable (its "
+                     "only copy is in the metadata record); GET answers 500 until it is rewritten",
+                     bucket, key, obj->inline_len);
+            count(s, C_INLINE_BAD, 1);
+        }
+    }
+    for (size_t i = 0; i < obj->nparts; i++) {
+        if (!obj->parts[i].inline_data)
+            continue;
+        count(s, C_INLINE, 1);
+        if (md_part_inline_verify(&obj->parts[i]) != CM_OK) {
+            CM_ERROR(MOD,
+                     "inline body corrupt bucket=%s key=%s part=%zu size=%" PRIu64
+                     ": not repairable (its only copy is in the metadata record); GET answers "
+                     "500 until it is rewritten",
+                     bucket, key, i, obj->parts[i].size);
+            count(s, C_INLINE_BAD, 1);
+        }
+    }
+}
+
 /* Scrub one object. -1 when the pass is stopping. */
 static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_t *buf)
 {
@@ -299,6 +350,7 @@ static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_
     }
     int rc = 0;
     count(s, C_OBJECT, 1);
+    scrub_inline(s, bucket, key, &obj);
     for (size_t i = 0; i < obj.nparts && rc == 0; i++) {
         const md_part *p = &obj.parts[i];
         if (obj.inline_data || !stored_part(p))
@@ -399,6 +451,7 @@ static void pass(gw_scrub *s)
     pthread_mutex_lock(&s->mu);
     gw_scrub_status *t = &s->st;
     t->pass_objects = t->pass_bytes = t->pass_damaged = t->pass_repaired = t->pass_failed = 0;
+    t->pass_inline_corrupt = 0;
     t->est_objects = t->est_bytes = 0;
     t->last_start_ms = cm_now_ms();
     t->last_end_ms = 0;
@@ -421,9 +474,9 @@ static void pass(gw_scrub *s)
     pthread_mutex_unlock(&s->mu);
     CM_INFO(MOD,
             "pass end n=%" PRIu64 "%s objects=%" PRIu64 " bytes=%" PRIu64 " damaged=%" PRIu64
-            " repaired=%" PRIu64 " failed=%" PRIu64 " ms=%" PRId64,
+            " repaired=%" PRIu64 " failed=%" PRIu64 " inline_corrupt=%" PRIu64 " ms=%" PRId64,
             n, rc == 0 ? "" : " interrupted=1", c.pass_objects, c.pass_bytes, c.pass_damaged,
-            c.pass_repaired, c.pass_failed, c.last_end_ms - c.last_start_ms);
+            c.pass_repaired, c.pass_failed, c.pass_inline_corrupt, c.last_end_ms - c.last_start_ms);
     if (rc == 0)
         state_save(s, c.last_end_ms);
 }

@@ -8,8 +8,9 @@
  * body is read whole through gw_read (which reconstructs from parity), written anew under a new
  * blob id, swapped into the record with md_object_replace_layout (only if the record still points
  * at the old blob), and the old blobs are freed through the read-lease rules so GETs in flight
- * keep working. Inline bodies live in the metadata store and are not scrubbed here; parts of
- * multipart uploads that are not completed yet are skipped.
+ * keep working. Inline bodies live in the metadata record, with a CRC32C: they are checked, and
+ * a mismatch is counted and logged, but cannot be repaired (one copy). Parts of multipart
+ * uploads that are not completed yet are skipped.
  *
  * Reads are rate-limited by a token bucket (MB/s); the scrub thread sleeps, never an event loop.
  *
@@ -42,11 +43,15 @@ typedef struct {
     /* Totals over every pass since start. */
     uint64_t objects_checked, bodies_checked, bytes_verified;
     uint64_t damaged_found, repaired, repair_failed, changed_meanwhile;
+    /* Inline bodies (in the metadata record) checked, and those whose CRC32C did not match:
+     * counted and logged, never repaired (there is no second copy). */
+    uint64_t inline_checked, inline_corrupt;
     int64_t last_start_ms, last_end_ms; /* wall clock of the current/last pass; 0 = never */
     int64_t next_due_ms;                /* next automatic pass; 0 = none scheduled */
     double rate_mb;
     /* The current pass (or the last one when idle), with the estimate taken at its start. */
     uint64_t pass_objects, pass_bytes, pass_damaged, pass_repaired, pass_failed;
+    uint64_t pass_inline_corrupt;
     uint64_t est_objects, est_bytes;
 } gw_scrub_status;
 

@@ -70,7 +70,15 @@ typedef struct {
     char ck_value[72];    /* base64 */
     uint8_t *inline_data; /* small parts may live inline (size bytes); NULL otherwise */
     md_layout layout;     /* when not inline */
+    /* Set by the decoder: the record holds the body inline (also when the body was skipped, see
+     * md_part_list), and its stored CRC32C when it has one (records before it have none). */
+    uint8_t is_inline;
+    uint8_t inline_crc_set;
+    uint32_t inline_crc; /* CRC32C of the inline body; the encoder computes it when not set */
 } md_part;
+
+/* The part holds (or, decoded without its body, held) its body inline. */
+#define MD_PART_INLINE(p) ((p)->inline_data != NULL || (p)->is_inline)
 
 typedef struct {
     char *key;
@@ -97,9 +105,22 @@ typedef struct {
     /* Body: inline bytes, or one or more parts (a simple PUT is one part numbered 0). */
     uint8_t *inline_data;
     size_t inline_len;
+    uint8_t inline_crc_set; /* as for md_part: decoded from the record, or computed at encoding */
+    uint32_t inline_crc;
     md_part *parts;
     size_t nparts;
+    /* The multipart upload that made this record ("" otherwise): a retried Complete of that
+     * upload finds its answer here while the key still holds this record. */
+    char upload_id[64];
 } md_object;
+
+/*
+ * Check every inline body of obj (its own, and each inline part's) against its stored CRC32C
+ * (or, for records written before the CRC was stored, against a plain-MD5 ETag). CM_OK, or
+ * CM_ERR_CORRUPT (logged with file:line) when a body does not match: never serve those bytes.
+ */
+cm_err md_object_inline_verify(const md_object *obj);
+cm_err md_part_inline_verify(const md_part *part);
 
 void md_object_release(md_object *obj); /* frees owned fields, leaves obj zeroed */
 /* Deep copy. */
@@ -124,7 +145,12 @@ void md_upload_release(md_upload *up);
 
 /* ---- Store ---- */
 
-/* Open or create the store in dir (created if missing). map_size 0 = 64 GiB of address space. */
+/*
+ * Open or create the store in dir (created if missing). map_size is the initial LMDB map (address
+ * space; the file grows as used), 0 = 1 GiB. A write that finds the map full grows it (doubling,
+ * at most 16 GiB at a time, up to the size of the file system holding dir) and is retried, so
+ * CM_ERR_NOSPC means the file system is the limit.
+ */
 cm_err md_open(const char *dir, size_t map_size, md_store **out);
 void md_close(md_store *md); /* NULL is a no-op */
 /*
@@ -143,6 +169,8 @@ typedef struct {
     uint64_t commits;       /* write transactions committed: one sync each */
     uint64_t commit_errors; /* commits that failed (every op of the batch got the error) */
     uint64_t max_batch;     /* most ops in one batch */
+    uint64_t map_size;      /* LMDB map size now (bytes of address space) */
+    uint64_t map_grows;     /* times the map grew because a batch filled it */
 } md_stats;
 
 void md_stats_get(md_store *md, md_stats *out);
@@ -151,8 +179,13 @@ void md_stats_get(md_store *md, md_stats *out);
 
 cm_err md_bucket_create(md_store *md, const md_bucket *b);            /* CM_ERR_EXISTS */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
-/* CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when the bucket still holds objects or uploads. */
-cm_err md_bucket_delete(md_store *md, const char *name);
+/*
+ * Delete the bucket: CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when it still holds objects. Unfinished
+ * multipart uploads do not keep it (S3 deletes them with the bucket): they and their parts are
+ * removed in the same op, and the removed part records (decoded without inline bodies) go to
+ * *parts so the caller frees their chunks (md_parts_free); parts may be NULL.
+ */
+cm_err md_bucket_delete(md_store *md, const char *name, md_part **parts, size_t *n);
 /* All buckets in name order; *out is a heap array the caller frees with free(). */
 cm_err md_bucket_list(md_store *md, md_bucket **out, size_t *n);
 
@@ -184,6 +217,17 @@ cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, con
  */
 cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const md_cond *cond,
                         md_object *old, int *had_old);
+
+/*
+ * DeleteObjects: remove the n keys of bucket in one op (one nested transaction of one group
+ * commit, so one sync at most for the whole request). errs[i] is each key's own result (CM_OK
+ * also for a key that was not there, CM_ERR_INVAL for a key too long, CM_ERR_CORRUPT for a record
+ * that does not decode, which is left in place); olds[i] (decoded without inline bodies, release
+ * each with md_object_release) and had_old[i] the removed record, for freeing its chunks. Returns
+ * CM_OK, or the transaction's failure, which then is every key's result and nothing was removed.
+ */
+cm_err md_objects_delete(md_store *md, const char *bucket, const char *const *keys, size_t n,
+                         cm_err *errs, md_object *olds, int *had_old);
 
 /*
  * Self-repair: replace the layout of part part_index of bucket/key's current record with
@@ -243,7 +287,11 @@ cm_err md_upload_get(md_store *md, const char *bucket, const char *key, const ch
 cm_err md_part_put(md_store *md, const char *bucket, const char *key, const char *upload_id,
                    const md_part *part, md_part *old, int *had_old);
 void md_part_release(md_part *part);
-/* Parts with number > after, in order, at most max; *truncated set when more follow. */
+/*
+ * Parts with number > after, in order, at most max; *truncated set when more follow. Parts are
+ * decoded without their inline bodies (is_inline set, inline_data NULL): a listing of 10,000
+ * inline parts holds 10,000 md_part structs (about 2 MB), not their 640 MiB of bodies.
+ */
 cm_err md_part_list(md_store *md, const char *upload_id, uint32_t after, size_t max,
                     md_part **parts, size_t *n, int *truncated);
 void md_parts_free(md_part *parts, size_t n);
@@ -254,6 +302,8 @@ void md_parts_free(md_part *parts, size_t n);
  * replaced object in *old. CM_ERR_NOTFOUND when the upload is gone; CM_ERR_CONFLICT (and nothing
  * changed) when a part obj names is no longer the recorded one (replaced by a concurrent upload).
  */
+/* obj->parts may name inline parts without their bytes (as md_part_list returns them): the
+ * bodies are read from the part records. The record stores upload_id (md_object.upload_id). */
 cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_id,
                           const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
                           md_object *old, int *had_old);

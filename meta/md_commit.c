@@ -19,6 +19,11 @@
  *   - If the parent commit fails, every op of the batch gets that error: none of it is durable.
  *   - Whenever no leader runs and the queue is not empty, the oldest queued op's caller has been
  *     signalled (it leads next), so no op waits forever.
+ *   - A batch that fills the LMDB map (MDB_MAP_FULL in an op or in the commit) is aborted whole,
+ *     the map grown (md_map_grow: the leader holds no transaction then, and waits out the
+ *     readers) and the batch run again from the start; so the map follows the data instead of
+ *     being sized for the largest store up front. An op's apply must therefore reset what an
+ *     earlier run of it left in its state.
  *   - A batch of one op uses the parent transaction directly (no nested transaction), so a single
  *     writer costs what it did before group commit. A batch in which nothing changed (all ops
  *     failed, or deleted missing keys) aborts instead of committing: no sync.
@@ -101,14 +106,27 @@ static cm_err batch_commit(MDB_txn *txn, int inject_rc)
     return md_txn_commit(txn);
 }
 
+static int any_map_full(const md_op *batch)
+{
+    for (const md_op *op = batch; op; op = op->next)
+        if (op->err == CM_ERR_NOSPC)
+            return 1;
+    return 0;
+}
+
 /*
  * Run the batch (a list linked by next): one write transaction, one commit. Sets every op's err;
- * returns the commit error (CM_OK also when nothing needed committing).
+ * returns the commit error (CM_OK also when nothing needed committing). With grow set, *full is
+ * set and nothing committed when an op or the commit found the map full: the caller grows it and
+ * runs the batch again (apply functions start from their input each time, so a rerun is a first
+ * run). Without it, an op that does not fit fails alone, as any other op's failure.
  */
-static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc)
+static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc, int grow,
+                             int *full)
 {
     MDB_txn *txn;
     size_t nwrote = 0;
+    *full = 0;
     cm_err e = md_txn_begin(md, 0, &txn);
     if (e != CM_OK) {
         for (md_op *op = batch; op; op = op->next)
@@ -122,15 +140,31 @@ static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc)
             apply_nested(md, txn, op);
         nwrote += op->wrote != 0;
     }
+    if (grow && !inject_rc && any_map_full(batch)) {
+        mdb_txn_abort(txn);
+        *full = 1;
+        return CM_ERR_NOSPC;
+    }
     if (nwrote == 0) {
         mdb_txn_abort(txn);
         return CM_OK;
     }
     e = batch_commit(txn, inject_rc);
+    *full = grow && e == CM_ERR_NOSPC && !inject_rc;
     if (e != CM_OK) {
         for (md_op *op = batch; op; op = op->next)
             op->err = e, op->wrote = 0;
     }
+    return e;
+}
+
+/* Run the batch, growing the LMDB map and rerunning it while it does not fit. */
+static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc)
+{
+    int full;
+    cm_err e = run_batch_once(md, batch, n, inject_rc, 1, &full);
+    while (full) /* once the map cannot grow, the batch runs as it would have without growth */
+        e = run_batch_once(md, batch, n, 0, md_map_grow(md) == CM_OK, &full);
     return e;
 }
 

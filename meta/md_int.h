@@ -66,7 +66,26 @@ struct md_store {
     MDB_env *env;
     MDB_dbi buckets, objects, uploads, parts;
     md_gc gc;
+    /*
+     * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
+     * process is open, since a read transaction's slices point into the map. Read transactions
+     * hold map_lock shared (md_txn_begin/md_txn_end); the leader, the only writer, grows the map
+     * between batches with it held exclusively. Writer-preferring, so steady readers cannot
+     * starve a growth. map_size and map_max are the leader's (read under gc.mu for stats).
+     */
+    pthread_rwlock_t map_lock;
+    size_t map_size, map_max;
 };
+
+/* Default initial map and the most a growth adds at once. */
+#define MD_MAP_INITIAL ((size_t)1 << 30)
+#define MD_MAP_STEP_MAX ((size_t)16 << 30)
+
+/* Double the map (at most MD_MAP_STEP_MAX more, never past map_max). Only the group-commit leader
+ * calls it, with no transaction of its own open. CM_ERR_NOSPC when it cannot grow. */
+cm_err md_map_grow(md_store *md);
+/* Lower the growth ceiling (tests). */
+void md_map_set_max(md_store *md, size_t max);
 
 /* Longest composite key: bucket \0 key \0 upload_id. */
 #define MD_UPLOAD_ID_MAX 63
@@ -103,18 +122,28 @@ cm_err md_upload_encode(const md_upload *up, md_wbuf *w);
 cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out);
 cm_err md_part_encode(const md_part *part, md_wbuf *w);
 cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out);
-/* Object encoding into w; summary decode skips the body, headers and metadata. */
+/* nobody: skip the inline body (is_inline and the CRC are still set). */
+cm_err md_part_decode_ex(const uint8_t *buf, size_t len, int nobody, md_part *out);
+/* Object encoding into w. Decode modes: FULL; SUMMARY skips the body, parts, headers and
+ * metadata (listings); NOBODY is FULL without inline bodies (what freeing a record's data needs).
+ */
+#define MD_DECODE_FULL 0
+#define MD_DECODE_SUMMARY 1
+#define MD_DECODE_NOBODY 2
 cm_err md_object_encode_w(const md_object *obj, md_wbuf *w);
-cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int summary, md_object *out);
+cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *out);
 
 /* ---- Keys of any length over LMDB's 511-byte key limit (md_kv.c) ---- */
 
 /*
- * Keys up to MD_KV_SHORT bytes are stored as they are. Longer keys are grouped under their first
- * MD_KV_SHORT + 1 bytes; that LMDB value holds every (full key, value) pair of the group, sorted.
- * The mapping keeps memcmp order, so iteration yields full keys in order.
+ * Keys up to MD_KV_SHORT bytes are stored as they are. A longer key continues in a group under
+ * its first MD_KV_SHORT + 1 bytes, as a key one level down (a tree of at most three levels for
+ * the longest composite key): one LMDB lookup per level, whatever the number of keys sharing a
+ * prefix. The mapping keeps memcmp order, so iteration yields full keys in order. Groups of
+ * older stores (one value holding every key) are read as they are and converted when written.
  */
 #define MD_KV_SHORT 480
+#define MD_KV_LEVELS 4
 
 cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_slice *val);
 cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -123,10 +152,21 @@ cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen); /*
 
 typedef struct {
     MDB_cursor *cur;
-    MDB_val lk, lv; /* current LMDB entry */
-    int in_group;
-    size_t gnext;      /* offset of the next group entry in lv */
-    md_slice key, val; /* current full key and value */
+    MDB_val k, v;      /* current LMDB entry of this level */
+    size_t base;       /* bytes of the full key given by the groups above */
+    uint8_t prefix[9]; /* 0x00 | group id: every entry of this level's group starts with it */
+} md_kv_level;
+
+typedef struct {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    md_kv_level lv[MD_KV_LEVELS];
+    int depth;               /* the level the current entry is on */
+    int in_legacy;           /* inside an old-format group (level 0) */
+    size_t gnext;            /* offset of its next entry */
+    unsigned long steps;     /* cursor moves and group entries read (tests bound the work) */
+    uint8_t kbuf[MD_KEYBUF]; /* the current full key when it lives below level 0 */
+    md_slice key, val;       /* current full key and value */
 } md_kv_iter;
 
 cm_err md_kv_iter_open(MDB_txn *txn, MDB_dbi dbi, md_kv_iter *it);
@@ -149,12 +189,17 @@ cm_err md_key_upload(const char *bucket, const char *key, const char *upload_id,
 size_t md_key_part(const char *upload_id, uint32_t number, uint8_t *buf);
 
 cm_err md_txn_begin(md_store *md, int rdonly, MDB_txn **txn);
+/* End a read transaction begun by md_txn_begin(md, 1, ...). */
+void md_txn_end(md_store *md, MDB_txn *txn);
 cm_err md_txn_commit(MDB_txn *txn);
 /* Check cond against the current record (cur NULL when absent). */
 cm_err md_cond_check(const md_cond *cond, const md_object *cur);
 /* Read and decode bucket/key's current record; *found 0 when absent. */
 cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_object *cur,
                       int *found);
+/* Remove every upload of bucket and its parts; the parts (no bodies) are appended to *parts. */
+cm_err md_uploads_remove_bucket(MDB_txn *txn, md_store *md, const char *bucket, md_part **parts,
+                                size_t *n);
 /* Encode obj and store it under k. */
 cm_err md_object_write(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
                        const md_object *obj);

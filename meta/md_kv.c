@@ -2,18 +2,31 @@
  * md_kv.c - ordered keys of any length on top of LMDB, whose keys stop at 511 bytes.
  *
  * S3 keys reach 1024 bytes, so a composite key (bucket \0 key \0 upload id) can exceed LMDB's
- * limit. The mapping f used here:
- *     |k| <= MD_KV_SHORT   ->  stored under k itself, value as given
- *     |k| >  MD_KV_SHORT   ->  stored in the "group" under k[0 .. MD_KV_SHORT + 1)
- * A group key is exactly MD_KV_SHORT + 1 bytes long, a plain key never is, so LMDB entries are
- * told apart by key length. f is monotone in memcmp order (a < b implies f(a) <= f(b)); keys that
- * share a group are the only ones f does not separate, and the group keeps them sorted. So walking
- * LMDB in order and each group in order yields every full key in order, and seeking to f(target)
- * lands at or just before the first full key >= target (only inside that one group).
+ * limit. Keys are stored in a tree of *nodes* inside the same LMDB database:
+ *     a node key of at most MD_KV_SHORT bytes is an LMDB key, its value the value as given;
+ *     a longer node key n lives in the group under n[0 .. MD_KV_SHORT + 1): that LMDB entry's
+ *     value is GROUP_TREE | gid (u64 BE), and n continues as the node key 0x00 | gid | n[481..]
+ *     one level down.
+ * Level 0 node keys are the keys themselves. A group key is exactly MD_KV_SHORT + 1 bytes long
+ * and a plain key never is, so entries are told apart by length at every level. Truncation is
+ * monotone in memcmp order, and the entries of group gid all start with 0x00 | gid, so walking a
+ * level in order, descending into each group where it stands, yields every full key in order.
+ * A key of the longest composite length (1153 bytes) ends at level 2. Keys starting with 0x00
+ * never occur at level 0 (bucket names do not start with it), so level 0 iteration starts at
+ * 0x01 and never meets the lower levels' entries, which sort first. The key 0x00 alone holds the
+ * next group id (u64 BE). A get, put or delete is one LMDB lookup per level (O(log n) each, at
+ * most three levels), whatever the number of keys that share a prefix; an emptied group's entry
+ * is removed with its last key.
  *
- * Group value: format byte MD_FORMAT_V1, then entries sorted by key, never empty:
+ * Stores written before the tree (GROUP_LEGACY, format byte 0x01) kept a whole group in one
+ * value: 0x01 then entries sorted by key, never empty:
  *     key length u32 BE | key | value length u32 BE | value
- * Reads return slices into LMDB's map: valid until the transaction ends or writes to that DB.
+ * Rewriting such a group for every write made n writes of keys sharing 481 bytes cost O(n^2). They
+ * are still read as they are (get and iteration scan the group); the first write to one converts
+ * it to a tree group.
+ *
+ * Reads return slices into LMDB's map (or into the iterator's key buffer): valid until the
+ * transaction ends or writes to that DB, or the iterator moves.
  *
  * Threading: per transaction, as LMDB.
  */
@@ -24,11 +37,12 @@
 #include "md_int.h"
 
 #define GROUP_KEY (MD_KV_SHORT + 1)
+#define SUB_HDR 9 /* 0x00 | group id */
+#define GROUP_LEGACY MD_FORMAT_V1
+#define GROUP_TREE 2
 
-static int is_group(const MDB_val *k)
-{
-    return k->mv_size == GROUP_KEY;
-}
+static const uint8_t counter_key[1] = {0};
+static const uint8_t level0_start[1] = {1};
 
 int md_key_successor(uint8_t *key, size_t *klen)
 {
@@ -50,7 +64,9 @@ static int slice_cmp(md_slice a, const uint8_t *b, size_t bn)
     return a.n < bn ? -1 : a.n > bn;
 }
 
-/* Parse the group entry at *off; advances *off. CM_ERR_NOTFOUND at the end. */
+/* ---- Legacy groups (read only) ---- */
+
+/* Parse the legacy group entry at *off; advances *off. CM_ERR_NOTFOUND at the end. */
 static cm_err group_entry(const MDB_val *g, size_t *off, md_slice *key, md_slice *val)
 {
     const uint8_t *p = g->mv_data;
@@ -72,42 +88,12 @@ static cm_err group_entry(const MDB_val *g, size_t *off, md_slice *key, md_slice
     return CM_OK;
 }
 
-static cm_err group_check(const MDB_val *g)
+static cm_err legacy_get(const MDB_val *g, const uint8_t *key, size_t klen, md_slice *val)
 {
-    if (g->mv_size < 2 || ((const uint8_t *)g->mv_data)[0] != MD_FORMAT_V1)
-        return MD_CORRUPT("bad long-key group header");
-    return CM_OK;
-}
-
-static void w_entry(md_wbuf *w, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn)
-{
-    uint8_t b[4];
-    cm_put_be32(b, (uint32_t)kn);
-    md_w_bytes(w, b, 4);
-    md_w_bytes(w, k, kn);
-    cm_put_be32(b, (uint32_t)vn);
-    md_w_bytes(w, b, 4);
-    md_w_bytes(w, v, vn);
-}
-
-cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_slice *val)
-{
-    MDB_val k = {CM_MIN(klen, (size_t)GROUP_KEY), (void *)key}, v;
-    int rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return CM_ERR_NOTFOUND;
-    if (rc)
-        return md_mdb_err(rc, "mdb_get");
-    if (klen <= MD_KV_SHORT) {
-        val->p = v.mv_data, val->n = v.mv_size;
-        return CM_OK;
-    }
-    if (group_check(&v) != CM_OK)
-        return CM_ERR_CORRUPT;
     size_t off = 1;
     md_slice ek;
     cm_err e;
-    while ((e = group_entry(&v, &off, &ek, val)) == CM_OK) {
+    while ((e = group_entry(g, &off, &ek, val)) == CM_OK) {
         int c = slice_cmp(ek, key, klen);
         if (c == 0)
             return CM_OK;
@@ -117,73 +103,208 @@ cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_
     return e;
 }
 
-/*
- * Rewrite the group holding key: drop its old entry and, when val is non-NULL, insert the new one
- * in order. CM_ERR_NOTFOUND when deleting a key that is not there.
- */
-static cm_err group_update(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen,
-                           const uint8_t *val, size_t vlen)
+/* GROUP_TREE (with *gid pointing at its id) or GROUP_LEGACY; CM_ERR_CORRUPT otherwise. */
+static cm_err group_kind(const MDB_val *g, int level, int *kind, const uint8_t **gid)
 {
-    MDB_val k = {GROUP_KEY, (void *)key}, g = {0, NULL};
-    md_wbuf w = {0};
-    int rc = mdb_get(txn, dbi, &k, &g), found = 0, placed = 0;
-    cm_err e = CM_ERR_NOTFOUND;
-    if (rc && rc != MDB_NOTFOUND)
-        return md_mdb_err(rc, "mdb_get group");
-    if (rc == 0 && group_check(&g) != CM_OK)
-        return CM_ERR_CORRUPT;
-    uint8_t ver = MD_FORMAT_V1;
-    md_w_bytes(&w, &ver, 1);
+    const uint8_t *p = g->mv_data;
+    if (g->mv_size == 1 + 8 && p[0] == GROUP_TREE) {
+        *kind = GROUP_TREE;
+        *gid = p + 1;
+        return CM_OK;
+    }
+    if (level == 0 && g->mv_size >= 2 && p[0] == GROUP_LEGACY) {
+        *kind = GROUP_LEGACY;
+        return CM_OK;
+    }
+    return MD_CORRUPT("bad long-key group header");
+}
+
+/* The node key one level below node (|node| > MD_KV_SHORT) in group gid, into out. */
+static size_t child_node(const uint8_t *gid, const uint8_t *node, size_t n, uint8_t *out)
+{
+    out[0] = 0;
+    memcpy(out + 1, gid, 8);
+    memcpy(out + SUB_HDR, node + GROUP_KEY, n - GROUP_KEY);
+    return SUB_HDR + n - GROUP_KEY;
+}
+
+/* ---- Point operations ---- */
+
+cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_slice *val)
+{
+    uint8_t buf[2][MD_KEYBUF];
+    const uint8_t *node = key;
+    size_t n = klen;
+    for (int level = 0; level < MD_KV_LEVELS; level++) {
+        MDB_val k = {CM_MIN(n, (size_t)GROUP_KEY), (void *)node}, v;
+        int rc = mdb_get(txn, dbi, &k, &v), kind = 0;
+        const uint8_t *gid = NULL;
+        if (rc == MDB_NOTFOUND)
+            return CM_ERR_NOTFOUND;
+        if (rc)
+            return md_mdb_err(rc, "mdb_get");
+        if (n <= MD_KV_SHORT) {
+            val->p = v.mv_data, val->n = v.mv_size;
+            return CM_OK;
+        }
+        if (group_kind(&v, level, &kind, &gid) != CM_OK)
+            return CM_ERR_CORRUPT;
+        if (kind == GROUP_LEGACY)
+            return legacy_get(&v, key, klen, val);
+        n = child_node(gid, node, n, buf[level & 1]);
+        node = buf[level & 1];
+    }
+    return MD_CORRUPT("long key nested too deep");
+}
+
+/* The next group id of dbi (stored under the key 0x00). */
+static cm_err new_gid(MDB_txn *txn, MDB_dbi dbi, uint8_t gid[8])
+{
+    MDB_val k = {1, (void *)counter_key}, v;
+    uint64_t next = 1;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        next = cm_get_be64(v.mv_data);
+    else if (rc == 0)
+        return MD_CORRUPT("bad long-key group counter");
+    else if (rc != MDB_NOTFOUND)
+        return md_mdb_err(rc, "get group counter");
+    uint8_t nb[8];
+    cm_put_be64(gid, next);
+    cm_put_be64(nb, next + 1);
+    rc = mdb_put(txn, dbi, &k, &(MDB_val){8, nb}, 0);
+    return rc ? md_mdb_err(rc, "put group counter") : CM_OK;
+}
+
+/* Rewrite the legacy group at k (value g) as a tree group: copy it out, delete it, re-put. */
+static cm_err legacy_convert(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const MDB_val *g)
+{
+    uint8_t gk[GROUP_KEY];
+    MDB_val copy = {g->mv_size, malloc(g->mv_size)};
+    if (!copy.mv_data)
+        return CM_ERR_NOMEM;
+    memcpy(copy.mv_data, g->mv_data, g->mv_size); /* g lives in the map, which writes move */
+    memcpy(gk, k->mv_data, GROUP_KEY);
+    int rc = mdb_del(txn, dbi, &(MDB_val){GROUP_KEY, gk}, NULL);
+    cm_err e = rc ? md_mdb_err(rc, "del legacy group") : CM_OK;
     size_t off = 1;
     md_slice ek, ev;
-    while (rc == 0 && (e = group_entry(&g, &off, &ek, &ev)) == CM_OK) {
-        int c = slice_cmp(ek, key, klen);
-        if (c >= 0 && val && !placed)
-            w_entry(&w, key, klen, val, vlen), placed = 1;
-        if (c == 0)
-            found = 1;
-        else
-            w_entry(&w, ek.p, ek.n, ev.p, ev.n);
+    while (e == CM_OK && (e = group_entry(&copy, &off, &ek, &ev)) == CM_OK)
+        e = md_kv_put(txn, dbi, ek.p, ek.n, ev.p, ev.n);
+    free(copy.mv_data);
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
+}
+
+/* Node keys from level 0 down to the one that stores a key (see md_kv_descend). */
+typedef struct {
+    uint8_t node[MD_KV_LEVELS][MD_KEYBUF];
+    size_t n[MD_KV_LEVELS];
+    int depth; /* node[depth] is the plain LMDB key */
+} kv_path;
+
+/*
+ * Walk from key to the LMDB key that stores it, for a write: a legacy group on the way is
+ * converted first; with create, missing groups are made, else CM_ERR_NOTFOUND.
+ */
+static cm_err descend(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, int create,
+                      kv_path *path)
+{
+    memcpy(path->node[0], key, klen);
+    path->n[0] = klen;
+    for (int level = 0; level < MD_KV_LEVELS; level++) {
+        size_t n = path->n[level];
+        if (n <= MD_KV_SHORT) {
+            path->depth = level;
+            return CM_OK;
+        }
+        MDB_val k = {GROUP_KEY, path->node[level]}, v;
+        uint8_t gid_new[8];
+        const uint8_t *gid = NULL;
+        int kind = GROUP_TREE, rc = mdb_get(txn, dbi, &k, &v);
+        cm_err e = CM_OK;
+        if (rc == MDB_NOTFOUND) {
+            if (!create)
+                return CM_ERR_NOTFOUND;
+            uint8_t gv[9] = {GROUP_TREE};
+            e = new_gid(txn, dbi, gid_new);
+            memcpy(gv + 1, gid_new, 8);
+            if (e == CM_OK && (rc = mdb_put(txn, dbi, &k, &(MDB_val){9, gv}, 0)) != 0)
+                e = md_mdb_err(rc, "put long-key group");
+            gid = gid_new;
+        } else if (rc) {
+            e = md_mdb_err(rc, "get long-key group");
+        } else if ((e = group_kind(&v, level, &kind, &gid)) == CM_OK && kind == GROUP_LEGACY) {
+            if ((e = legacy_convert(txn, dbi, &k, &v)) == CM_OK)
+                return descend(txn, dbi, key, klen, create, path); /* now a tree */
+        }
+        if (e != CM_OK)
+            return e;
+        path->n[level + 1] = child_node(gid, path->node[level], n, path->node[level + 1]);
     }
-    if (e != CM_ERR_NOTFOUND)
-        goto out;
-    if (val && !placed)
-        w_entry(&w, key, klen, val, vlen);
-    e = CM_OK;
-    if (w.failed)
-        e = CM_ERR_NOMEM;
-    else if (!val && !found)
-        e = CM_ERR_NOTFOUND;
-    else if (w.len == 1)
-        rc = mdb_del(txn, dbi, &k, NULL);
-    else
-        rc = mdb_put(txn, dbi, &k, &(MDB_val){w.len, w.p}, 0);
-    if (e == CM_OK && rc)
-        e = md_mdb_err(rc, "write long-key group");
-out:
-    md_w_free(&w);
-    return e;
+    return MD_CORRUPT("long key nested too deep");
 }
 
 cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, const uint8_t *val,
                  size_t vlen)
 {
-    if (klen > MD_KV_SHORT)
-        return group_update(txn, dbi, key, klen, val ? val : (const uint8_t *)"", vlen);
+    kv_path *path = NULL;
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    if (klen > MD_KV_SHORT) {
+        if (!(path = malloc(sizeof(*path))))
+            return CM_ERR_NOMEM;
+        cm_err e = descend(txn, dbi, key, klen, 1, path);
+        if (e != CM_OK) {
+            free(path);
+            return e;
+        }
+        k = (MDB_val){path->n[path->depth], path->node[path->depth]};
+    }
     int rc = mdb_put(txn, dbi, &k, &v, 0);
+    free(path);
     return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
+}
+
+/* Is there an entry starting with prefix[0..n)? */
+static cm_err has_prefix(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n, int *any)
+{
+    MDB_cursor *cur;
+    MDB_val k = {n, (void *)prefix}, v;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return md_mdb_err(rc, "mdb_cursor_open");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    *any = rc == 0 && k.mv_size >= n && memcmp(k.mv_data, prefix, n) == 0;
+    mdb_cursor_close(cur);
+    return rc && rc != MDB_NOTFOUND ? md_mdb_err(rc, "mdb_cursor_get") : CM_OK;
 }
 
 cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen)
 {
-    if (klen > MD_KV_SHORT)
-        return group_update(txn, dbi, key, klen, NULL, 0);
+    kv_path *path = NULL;
     MDB_val k = {klen, (void *)key};
+    cm_err e = CM_OK;
+    if (klen > MD_KV_SHORT) {
+        if (!(path = malloc(sizeof(*path))))
+            return CM_ERR_NOMEM;
+        if ((e = descend(txn, dbi, key, klen, 0, path)) != CM_OK) {
+            free(path);
+            return e;
+        }
+        k = (MDB_val){path->n[path->depth], path->node[path->depth]};
+    }
     int rc = mdb_del(txn, dbi, &k, NULL);
-    if (rc == MDB_NOTFOUND)
-        return CM_ERR_NOTFOUND;
-    return rc ? md_mdb_err(rc, "mdb_del") : CM_OK;
+    if (rc)
+        e = rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "mdb_del");
+    /* Remove the groups this left empty, bottom up. */
+    for (int level = path ? path->depth : 0; e == CM_OK && level > 0; level--) {
+        int any = 0;
+        if ((e = has_prefix(txn, dbi, path->node[level], SUB_HDR, &any)) != CM_OK || any)
+            break;
+        rc = mdb_del(txn, dbi, &(MDB_val){GROUP_KEY, path->node[level - 1]}, NULL);
+        e = rc ? md_mdb_err(rc, "del empty long-key group") : CM_OK;
+    }
+    free(path);
+    return e;
 }
 
 /* ---- Iteration ---- */
@@ -191,56 +312,138 @@ cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen)
 cm_err md_kv_iter_open(MDB_txn *txn, MDB_dbi dbi, md_kv_iter *it)
 {
     memset(it, 0, sizeof(*it));
-    int rc = mdb_cursor_open(txn, dbi, &it->cur);
+    it->txn = txn;
+    it->dbi = dbi;
+    int rc = mdb_cursor_open(txn, dbi, &it->lv[0].cur);
     return rc ? md_mdb_err(rc, "mdb_cursor_open") : CM_OK;
 }
 
 void md_kv_iter_close(md_kv_iter *it)
 {
-    if (it->cur)
-        mdb_cursor_close(it->cur);
-    it->cur = NULL;
+    for (int i = 0; i < MD_KV_LEVELS; i++) {
+        if (it->lv[i].cur)
+            mdb_cursor_close(it->lv[i].cur);
+        it->lv[i].cur = NULL;
+    }
 }
 
-/* Make the LMDB entry just positioned (rc from mdb_cursor_get) the current full entry. */
+/* Position level d's cursor (opened on first use) with op; returns LMDB's code. */
+static int level_get(md_kv_iter *it, int d, MDB_val *k, MDB_cursor_op op)
+{
+    md_kv_level *l = &it->lv[d];
+    int rc = l->cur ? 0 : mdb_cursor_open(it->txn, it->dbi, &l->cur);
+    it->steps++;
+    if (rc)
+        return rc;
+    if (k)
+        l->k = *k;
+    return mdb_cursor_get(l->cur, &l->k, &l->v, op);
+}
+
+/* Enter the tree group that level it->depth stands on: its first entry is positioned. */
+static int enter_group(md_kv_iter *it, const uint8_t *gid, MDB_val *seek)
+{
+    int d = it->depth;
+    md_kv_level *l = &it->lv[d];
+    size_t hdr = d == 0 ? 0 : SUB_HDR, add = GROUP_KEY - hdr;
+    memcpy(it->kbuf + it->lv[d].base, (const uint8_t *)l->k.mv_data + hdr, add);
+    md_kv_level *c = &it->lv[d + 1];
+    c->base = l->base + add;
+    c->prefix[0] = 0;
+    memcpy(c->prefix + 1, gid, 8);
+    it->depth = d + 1;
+    MDB_val first = {SUB_HDR, c->prefix};
+    return level_get(it, d + 1, seek ? seek : &first, MDB_SET_RANGE);
+}
+
+/*
+ * Make the entry level it->depth was just positioned on (rc from the cursor) the current full
+ * entry: past the end of a group, go back up and on; on a group, go down to its first entry.
+ */
 static cm_err iter_load(md_kv_iter *it, int rc)
 {
-    if (rc == MDB_NOTFOUND)
-        return CM_ERR_NOTFOUND;
-    if (rc)
-        return md_mdb_err(rc, "mdb_cursor_get");
-    it->in_group = is_group(&it->lk);
-    if (!it->in_group) {
-        it->key = (md_slice){it->lk.mv_data, it->lk.mv_size};
-        it->val = (md_slice){it->lv.mv_data, it->lv.mv_size};
-        return CM_OK;
+    for (;;) {
+        int d = it->depth;
+        md_kv_level *l = &it->lv[d];
+        if (rc && rc != MDB_NOTFOUND)
+            return md_mdb_err(rc, "mdb_cursor_get");
+        if (rc == MDB_NOTFOUND ||
+            (d > 0 && (l->k.mv_size < SUB_HDR || memcmp(l->k.mv_data, l->prefix, SUB_HDR) != 0))) {
+            if (d == 0)
+                return CM_ERR_NOTFOUND;
+            it->depth = d - 1; /* the group is done: on to its successor */
+            rc = level_get(it, d - 1, NULL, MDB_NEXT);
+            continue;
+        }
+        if (l->k.mv_size != GROUP_KEY) {
+            size_t hdr = d == 0 ? 0 : SUB_HDR;
+            if (d == 0) {
+                it->key = (md_slice){l->k.mv_data, l->k.mv_size};
+            } else {
+                memcpy(it->kbuf + l->base, (const uint8_t *)l->k.mv_data + hdr, l->k.mv_size - hdr);
+                it->key = (md_slice){it->kbuf, l->base + l->k.mv_size - hdr};
+            }
+            it->val = (md_slice){l->v.mv_data, l->v.mv_size};
+            return CM_OK;
+        }
+        int kind = 0;
+        const uint8_t *gid = NULL;
+        if (group_kind(&l->v, d, &kind, &gid) != CM_OK)
+            return CM_ERR_CORRUPT;
+        if (kind == GROUP_LEGACY) {
+            it->in_legacy = 1;
+            it->gnext = 1;
+            cm_err e = group_entry(&l->v, &it->gnext, &it->key, &it->val);
+            return e == CM_ERR_NOTFOUND ? MD_CORRUPT("empty long-key group") : e;
+        }
+        if (d + 1 >= MD_KV_LEVELS)
+            return MD_CORRUPT("long key nested too deep");
+        rc = enter_group(it, gid, NULL);
     }
-    if (group_check(&it->lv) != CM_OK)
-        return CM_ERR_CORRUPT;
-    it->gnext = 1;
-    cm_err e = group_entry(&it->lv, &it->gnext, &it->key, &it->val);
-    return e == CM_ERR_NOTFOUND ? MD_CORRUPT("empty long-key group") : e;
 }
 
 cm_err md_kv_iter_next(md_kv_iter *it)
 {
-    if (it->in_group) {
-        cm_err e = group_entry(&it->lv, &it->gnext, &it->key, &it->val);
+    if (it->in_legacy) {
+        it->steps++;
+        cm_err e = group_entry(&it->lv[0].v, &it->gnext, &it->key, &it->val);
         if (e != CM_ERR_NOTFOUND)
             return e;
+        it->in_legacy = 0;
     }
-    return iter_load(it, mdb_cursor_get(it->cur, &it->lk, &it->lv, MDB_NEXT));
+    return iter_load(it, level_get(it, it->depth, NULL, MDB_NEXT));
 }
 
 cm_err md_kv_iter_seek(md_kv_iter *it, const uint8_t *key, size_t klen)
 {
-    it->lk = (MDB_val){CM_MIN(klen, (size_t)GROUP_KEY), (void *)key};
-    cm_err e;
-    if (it->lk.mv_size == 0)
-        e = iter_load(it, mdb_cursor_get(it->cur, &it->lk, &it->lv, MDB_FIRST));
-    else
-        e = iter_load(it, mdb_cursor_get(it->cur, &it->lk, &it->lv, MDB_SET_RANGE));
-    /* Only entries of the group f(key) can sort before key; skip those. */
+    uint8_t buf[2][MD_KEYBUF];
+    const uint8_t *node = key;
+    size_t n = klen;
+    it->depth = 0;
+    it->in_legacy = 0;
+    MDB_val k = {CM_MIN(n, (size_t)GROUP_KEY), (void *)node};
+    if (n == 0)
+        k = (MDB_val){1, (void *)level0_start};
+    int rc = level_get(it, 0, &k, MDB_SET_RANGE);
+    /* While the entry found is the group holding key itself, go down into it at key's place. */
+    for (;;) {
+        int d = it->depth, kind = 0;
+        md_kv_level *l = &it->lv[d];
+        const uint8_t *gid = NULL;
+        if (rc || n <= MD_KV_SHORT || l->k.mv_size != GROUP_KEY ||
+            memcmp(l->k.mv_data, node, GROUP_KEY) != 0)
+            break;
+        if (group_kind(&l->v, d, &kind, &gid) != CM_OK)
+            return CM_ERR_CORRUPT;
+        if (kind == GROUP_LEGACY || d + 1 >= MD_KV_LEVELS)
+            break; /* scanned below */
+        n = child_node(gid, node, n, buf[d & 1]);
+        node = buf[d & 1];
+        MDB_val sk = {CM_MIN(n, (size_t)GROUP_KEY), (void *)node};
+        rc = enter_group(it, gid, &sk);
+    }
+    cm_err e = iter_load(it, rc);
+    /* Only entries of a legacy group holding key can still sort before it; skip those. */
     while (e == CM_OK && slice_cmp(it->key, key, klen) < 0)
         e = md_kv_iter_next(it);
     return e;

@@ -79,7 +79,7 @@ static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n
         return CM_ERR_INTERNAL;
     md_list_entry *en = &out->entries[out->n];
     memset(en, 0, sizeof(*en));
-    cm_err e = md_object_decode_ex(val.p, val.n, 1, &en->obj);
+    cm_err e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &en->obj);
     if (e != CM_OK)
         return e;
     en->key = dup_n(rel, n);
@@ -176,7 +176,7 @@ static cm_err list_run(md_store *md, const char *bucket, const md_list_query *q,
             e = CM_OK;
         md_kv_iter_close(&it);
     }
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     return e;
 }
 
@@ -341,7 +341,7 @@ static cm_err upload_run(md_store *md, const char *bucket, const md_upload_query
             e = CM_OK;
         md_kv_iter_close(&it);
     }
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     return e;
 }
 

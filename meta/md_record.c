@@ -10,6 +10,11 @@
  * parts) are repeated tags; nested records (a part inside an object, the template object inside an
  * upload) are TLVs whose value is the nested record's own fields.
  *
+ * An inline body is followed by its CRC32C (computed at encoding for a new body, carried over when
+ * a decoded record is re-encoded, so damage is never laundered); md_object_inline_verify checks
+ * it, or a plain-MD5 ETag for records written before the CRC. Decoders may skip inline bodies
+ * (MD_DECODE_NOBODY, md_part_decode_ex) for callers that only free chunks or list parts.
+ *
  * Decoding trusts nothing: every length is checked against the buffer and against the size of
  * the field it fills; a bad record returns CM_ERR_CORRUPT with the place logged. Decoded records
  * own heap copies of everything (the input buffer may be LMDB's map, valid only in a txn).
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_checksum.h"
 #include "cm_util.h"
 #include "md_int.h"
 
@@ -42,9 +48,11 @@ enum {
     OT_INLINE,        /* body bytes */
     OT_PART,          /* nested part fields */
     OT_STORAGE_CLASS, /* absent = STANDARD (records written before it existed, too) */
+    OT_INLINE_CRC,    /* u32 CRC32C of the inline body */
+    OT_UPLOAD_ID      /* the multipart upload that made the record */
 };
 /* Part fields. */
-enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT };
+enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
 /* Bucket and upload fields. */
 enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
@@ -279,6 +287,16 @@ static cm_err f_layout(md_slice v, md_layout *l)
     return CM_OK;
 }
 
+/*
+ * The CRC32C stored with an inline body: the one the record was decoded with, so re-encoding a
+ * record (a layout swap, a copy through the codec) never launders a damaged body into a valid
+ * one; computed from the bytes for a new body.
+ */
+static uint32_t inline_crc(const uint8_t *data, size_t len, int have, uint32_t crc)
+{
+    return have ? crc : cm_crc32c(0, data, len);
+}
+
 static void w_part_fields(md_wbuf *w, const md_part *p)
 {
     w_u32(w, PT_NUMBER, p->number);
@@ -291,13 +309,16 @@ static void w_part_fields(md_wbuf *w, const md_part *p)
         md_w_bytes(w, p->ck_value, strnlen(p->ck_value, sizeof(p->ck_value) - 1));
         w_end(w, mark);
     }
-    if (p->inline_data)
+    if (p->inline_data) {
         w_tlv(w, PT_INLINE, p->inline_data, (size_t)p->size);
-    else
+        w_u32(w, PT_INLINE_CRC,
+              inline_crc(p->inline_data, (size_t)p->size, p->inline_crc_set, p->inline_crc));
+    } else {
         w_layout(w, &p->layout);
+    }
 }
 
-static cm_err part_field(md_part *p, uint8_t tag, md_slice v)
+static cm_err part_field(md_part *p, uint8_t tag, md_slice v, int nobody)
 {
     switch (tag) {
     case PT_NUMBER:
@@ -315,7 +336,11 @@ static cm_err part_field(md_part *p, uint8_t tag, md_slice v)
             return CM_ERR_CORRUPT;
         return f_fixed((md_slice){v.p + 1, v.n - 1}, p->ck_value, sizeof(p->ck_value));
     case PT_INLINE:
-        return f_blob(v, &p->inline_data);
+        p->is_inline = 1;
+        return nobody ? CM_OK : f_blob(v, &p->inline_data);
+    case PT_INLINE_CRC:
+        p->inline_crc_set = 1;
+        return f_u32(v, &p->inline_crc);
     case PT_LAYOUT:
         return f_layout(v, &p->layout);
     default:
@@ -323,7 +348,7 @@ static cm_err part_field(md_part *p, uint8_t tag, md_slice v)
     }
 }
 
-static cm_err part_fields(md_slice body, md_part *out)
+static cm_err part_fields(md_slice body, int nobody, md_part *out)
 {
     rbuf r = {body.p, body.n, 0};
     uint8_t tag;
@@ -334,12 +359,12 @@ static cm_err part_fields(md_slice body, md_part *out)
     while ((e = r_tlv(&r, &tag, &v)) == CM_OK) {
         if (tag == PT_INLINE)
             inline_len = v.n;
-        if ((e = part_field(out, tag, v)) != CM_OK)
+        if ((e = part_field(out, tag, v, nobody)) != CM_OK)
             goto fail;
     }
     if (e != CM_ERR_NOTFOUND)
         goto fail;
-    if (out->inline_data && inline_len != out->size) {
+    if (out->is_inline && inline_len != out->size) {
         e = MD_CORRUPT("inline part length differs from its size");
         goto fail;
     }
@@ -356,13 +381,18 @@ cm_err md_part_encode(const md_part *part, md_wbuf *w)
     return w_result(w);
 }
 
-cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out)
+cm_err md_part_decode_ex(const uint8_t *buf, size_t len, int nobody, md_part *out)
 {
     rbuf r;
     memset(out, 0, sizeof(*out));
     if (r_version(buf, len, &r) != CM_OK)
         return CM_ERR_CORRUPT;
-    return part_fields((md_slice){r.p, r.n}, out);
+    return part_fields((md_slice){r.p, r.n}, nobody, out);
+}
+
+cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out)
+{
+    return md_part_decode_ex(buf, len, 0, out);
 }
 
 void md_part_release(md_part *part)
@@ -424,8 +454,13 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
     }
     if (o->storage_class[0])
         w_str(w, OT_STORAGE_CLASS, o->storage_class);
-    if (o->inline_data)
+    if (o->inline_data) {
         w_tlv(w, OT_INLINE, o->inline_data, o->inline_len);
+        w_u32(w, OT_INLINE_CRC,
+              inline_crc(o->inline_data, o->inline_len, o->inline_crc_set, o->inline_crc));
+    }
+    if (o->upload_id[0])
+        w_str(w, OT_UPLOAD_ID, o->upload_id);
     for (size_t i = 0; i < o->nparts; i++) {
         size_t mark = w_begin(w, OT_PART);
         w_part_fields(w, &o->parts[i]);
@@ -469,13 +504,13 @@ static cm_err obj_meta(md_object *o, md_slice v)
     return e;
 }
 
-static cm_err obj_part(md_object *o, md_slice v)
+static cm_err obj_part(md_object *o, md_slice v, int nobody)
 {
     md_part *p = realloc(o->parts, (o->nparts + 1) * sizeof(*p));
     if (!p)
         return CM_ERR_NOMEM;
     o->parts = p;
-    cm_err e = part_fields(v, &o->parts[o->nparts]);
+    cm_err e = part_fields(v, nobody, &o->parts[o->nparts]);
     if (e == CM_OK)
         o->nparts++;
     return e;
@@ -493,10 +528,10 @@ static cm_err obj_cksum(md_object *o, md_slice v)
     return f_fixed((md_slice){v.p + 2, v.n - 2}, o->ck_value, sizeof(o->ck_value));
 }
 
-static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int summary)
+static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
 {
     if (tag >= OT_CONTENT_TYPE && tag < OT_CONTENT_TYPE + OBJ_NHEADERS)
-        return summary ? CM_OK : f_str(v, obj_header(o, tag - OT_CONTENT_TYPE));
+        return mode == MD_DECODE_SUMMARY ? CM_OK : f_str(v, obj_header(o, tag - OT_CONTENT_TYPE));
     switch (tag) {
     case OT_KEY:
         return f_str(v, &o->key);
@@ -515,16 +550,21 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int summary)
         return e;
     }
     case OT_META:
-        return summary ? CM_OK : obj_meta(o, v);
+        return mode == MD_DECODE_SUMMARY ? CM_OK : obj_meta(o, v);
     case OT_CKSUM:
         return obj_cksum(o, v);
     case OT_INLINE:
-        if (summary)
+        if (mode != MD_DECODE_FULL)
             return CM_OK;
         o->inline_len = v.n;
         return f_blob(v, &o->inline_data);
+    case OT_INLINE_CRC:
+        o->inline_crc_set = 1;
+        return f_u32(v, &o->inline_crc);
+    case OT_UPLOAD_ID:
+        return f_fixed(v, o->upload_id, sizeof(o->upload_id));
     case OT_PART:
-        return summary ? CM_OK : obj_part(o, v);
+        return mode == MD_DECODE_SUMMARY ? CM_OK : obj_part(o, v, mode == MD_DECODE_NOBODY);
     case OT_STORAGE_CLASS:
         return f_fixed(v, o->storage_class, sizeof(o->storage_class));
     default:
@@ -532,7 +572,7 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int summary)
     }
 }
 
-cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int summary, md_object *out)
+cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *out)
 {
     rbuf r;
     uint8_t tag;
@@ -542,7 +582,7 @@ cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int summary, md_objec
     if (r_version(buf, len, &r) != CM_OK)
         return CM_ERR_CORRUPT;
     while ((e = r_tlv(&r, &tag, &v)) == CM_OK) {
-        if ((e = obj_field(out, tag, v, summary)) != CM_OK)
+        if ((e = obj_field(out, tag, v, mode)) != CM_OK)
             break;
     }
     if (e == CM_ERR_NOTFOUND)
@@ -584,6 +624,41 @@ cm_err md_object_copy(const md_object *src, md_object *dst)
     }
     e = md_object_decode(w.p, w.len, dst);
     md_w_free(&w);
+    return e;
+}
+
+/* ---- Inline body checks ---- */
+
+/* Does an inline body match what its record says about it? */
+static cm_err inline_check(const uint8_t *data, size_t len, int crc_set, uint32_t crc,
+                           const char *etag)
+{
+    if (crc_set)
+        return cm_crc32c(0, data, len) == crc ? CM_OK : MD_CORRUPT("inline body CRC32C mismatch");
+    /* A record written before the CRC was stored: a plain-MD5 ETag is the body's digest. */
+    uint8_t want[16], got[16];
+    if (strlen(etag) != 32 || cm_hex_decode(etag, 32, want, 16) != CM_OK ||
+        cm_ck_digest(CM_CK_MD5, data, len, got) != CM_OK)
+        return CM_OK; /* nothing to check against */
+    return memcmp(want, got, 16) == 0 ? CM_OK : MD_CORRUPT("inline body MD5 differs from its ETag");
+}
+
+cm_err md_part_inline_verify(const md_part *part)
+{
+    if (!part->inline_data)
+        return CM_OK;
+    return inline_check(part->inline_data, (size_t)part->size, part->inline_crc_set,
+                        part->inline_crc, part->etag);
+}
+
+cm_err md_object_inline_verify(const md_object *obj)
+{
+    cm_err e = CM_OK;
+    if (obj->inline_data)
+        e = inline_check(obj->inline_data, obj->inline_len, obj->inline_crc_set, obj->inline_crc,
+                         obj->etag);
+    for (size_t i = 0; e == CM_OK && i < obj->nparts; i++)
+        e = md_part_inline_verify(&obj->parts[i]);
     return e;
 }
 

@@ -10,8 +10,13 @@
  * Records are encoded by the caller before queueing, so the batch leader does less serial work;
  * results (the replaced record) are handed out by the caller only once the batch is durable.
  *
- * Errors: MDB_MAP_FULL -> CM_ERR_NOSPC, any other LMDB failure -> CM_ERR_IO (logged with
- * mdb_strerror); records that do not decode -> CM_ERR_CORRUPT (logged by the codec).
+ * The map starts at 1 GiB and grows on demand (md_map_grow, run by the group-commit leader when a
+ * batch hits MDB_MAP_FULL, up to the file system's size): every read transaction holds map_lock
+ * shared (md_txn_begin/md_txn_end), since a resize remaps the file under their slices.
+ *
+ * Errors: MDB_MAP_FULL (once the map cannot grow) -> CM_ERR_NOSPC, any other LMDB failure ->
+ * CM_ERR_IO (logged with mdb_strerror); records that do not decode -> CM_ERR_CORRUPT (logged by
+ * the codec).
  *
  * Threading: an md_store is shared by all threads; its only mutable state is the group commit
  * queue and counters (md_commit.c, under their own mutex).
@@ -20,11 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "cm_util.h"
 #include "md_int.h"
-
-#define DEFAULT_MAP_SIZE ((size_t)64 << 30)
 
 cm_err md_mdb_err(int rc, const char *what)
 {
@@ -78,19 +82,74 @@ size_t md_key_part(const char *upload_id, uint32_t number, uint8_t *buf)
 
 cm_err md_txn_begin(md_store *md, int rdonly, MDB_txn **txn)
 {
+    if (rdonly)
+        pthread_rwlock_rdlock(&md->map_lock);
     int rc = mdb_txn_begin(md->env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+    if (rc && rdonly)
+        pthread_rwlock_unlock(&md->map_lock);
     return rc ? md_mdb_err(rc, "mdb_txn_begin") : CM_OK;
+}
+
+void md_txn_end(md_store *md, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&md->map_lock);
 }
 
 cm_err md_check(md_store *md)
 {
     MDB_txn *txn;
     /* LMDB refuses every transaction once the environment had a fatal error (MDB_PANIC). */
+    pthread_rwlock_rdlock(&md->map_lock);
     int rc = mdb_txn_begin(md->env, NULL, MDB_RDONLY, &txn);
+    if (!rc)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&md->map_lock);
     if (rc)
         return md_mdb_err(rc, "metadata store unusable (restart required)");
-    mdb_txn_abort(txn);
     return CM_OK;
+}
+
+/* ---- Map size ---- */
+
+/* The size of the file system holding dir: the map never needs to be larger than that (1 TiB
+ * when it cannot be told). */
+static size_t fs_size(const char *dir)
+{
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0)
+        return (size_t)1 << 40;
+    return (size_t)sv.f_blocks * sv.f_frsize;
+}
+
+cm_err md_map_grow(md_store *md)
+{
+    size_t step = md->map_size < MD_MAP_STEP_MAX ? md->map_size : MD_MAP_STEP_MAX;
+    size_t want = md->map_size + step;
+    if (want > md->map_max)
+        want = md->map_max;
+    if (want <= md->map_size)
+        return CM_ERR_NOSPC;
+    /* Wait out every read transaction: resizing remaps the file under their slices. */
+    pthread_rwlock_wrlock(&md->map_lock);
+    int rc = mdb_env_set_mapsize(md->env, want);
+    pthread_rwlock_unlock(&md->map_lock);
+    if (rc)
+        return md_mdb_err(rc, "mdb_env_set_mapsize");
+    CM_INFO(MD_MOD, "metadata map grown from %zu to %zu bytes", md->map_size, want);
+    pthread_mutex_lock(&md->gc.mu);
+    md->map_size = want;
+    md->gc.st.map_size = want;
+    md->gc.st.map_grows++;
+    pthread_mutex_unlock(&md->gc.mu);
+    return CM_OK;
+}
+
+void md_map_set_max(md_store *md, size_t max)
+{
+    pthread_mutex_lock(&md->gc.mu);
+    md->map_max = max;
+    pthread_mutex_unlock(&md->gc.mu);
 }
 
 cm_err md_txn_commit(MDB_txn *txn)
@@ -133,20 +192,36 @@ cm_err md_open(const char *dir, size_t map_size, md_store **out)
         free(md);
         return CM_ERR_NOMEM;
     }
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&md->map_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     int rc = mdb_env_create(&md->env);
     if (rc) {
+        pthread_rwlock_destroy(&md->map_lock);
         md_gc_release(&md->gc);
         free(md);
         return md_mdb_err(rc, "mdb_env_create");
     }
+    md->map_size = map_size ? map_size : MD_MAP_INITIAL;
+    md->map_max = fs_size(dir);
     rc = mdb_env_set_maxdbs(md->env, 8);
     if (!rc)
-        rc = mdb_env_set_mapsize(md->env, map_size ? map_size : DEFAULT_MAP_SIZE);
+        rc = mdb_env_set_mapsize(md->env, md->map_size);
     if (!rc)
         rc = mdb_env_open(md->env, dir, MDB_NOTLS, 0644);
+    if (!rc) {
+        /* A file larger than the asked-for map (grown by an earlier run) sets the size. */
+        MDB_envinfo info;
+        mdb_env_info(md->env, &info);
+        md->map_size = info.me_mapsize;
+    }
+    md->gc.st.map_size = md->map_size;
     cm_err e = rc ? md_mdb_err(rc, dir) : open_dbs(md);
     if (e != CM_OK) {
         mdb_env_close(md->env);
+        pthread_rwlock_destroy(&md->map_lock);
         md_gc_release(&md->gc);
         free(md);
         return e;
@@ -162,6 +237,7 @@ void md_close(md_store *md)
     if (!md)
         return;
     mdb_env_close(md->env);
+    pthread_rwlock_destroy(&md->map_lock);
     md_gc_release(&md->gc);
     free(md);
 }
@@ -219,7 +295,7 @@ cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out)
     if (e != CM_OK)
         return e;
     e = bucket_read(txn, md, name, out);
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     return e;
 }
 
@@ -243,15 +319,24 @@ static cm_err bucket_range_empty(MDB_txn *txn, MDB_dbi dbi, const char *bucket)
     return e;
 }
 
+typedef struct {
+    const char *name;
+    md_part *parts; /* parts of the removed uploads (no bodies) */
+    size_t nparts;
+} bucket_delete_op;
+
 static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
-    const char *name = arg;
+    bucket_delete_op *op = arg;
+    const char *name = op->name;
     (void)wrote;
+    md_parts_free(op->parts, op->nparts); /* a rerun after the map grew */
+    op->parts = NULL, op->nparts = 0;
     cm_err e = bucket_read(txn, md, name, NULL);
     if (e == CM_OK)
         e = bucket_range_empty(txn, md->objects, name);
     if (e == CM_OK)
-        e = bucket_range_empty(txn, md->uploads, name);
+        e = md_uploads_remove_bucket(txn, md, name, &op->parts, &op->nparts);
     if (e == CM_OK) {
         MDB_val k = {strlen(name), (void *)name};
         int rc = mdb_del(txn, md->buckets, &k, NULL);
@@ -260,9 +345,18 @@ static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
     return e;
 }
 
-cm_err md_bucket_delete(md_store *md, const char *name)
+cm_err md_bucket_delete(md_store *md, const char *name, md_part **parts, size_t *n)
 {
-    return md_write(md, bucket_delete_apply, (void *)name);
+    bucket_delete_op op = {.name = name};
+    cm_err e = md_write(md, bucket_delete_apply, &op);
+    if (e == CM_OK && parts) {
+        *parts = op.parts, *n = op.nparts;
+    } else {
+        md_parts_free(op.parts, op.nparts);
+        if (parts)
+            *parts = NULL, *n = 0;
+    }
+    return e;
 }
 
 static cm_err bucket_collect(MDB_txn *txn, md_store *md, md_bucket **out, size_t *n)
@@ -303,7 +397,7 @@ cm_err md_bucket_list(md_store *md, md_bucket **out, size_t *n)
     if (e != CM_OK)
         return e;
     e = bucket_collect(txn, md, out, n);
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     if (e != CM_OK) {
         free(*out);
         *out = NULL;
@@ -330,8 +424,8 @@ cm_err md_cond_check(const md_cond *cond, const md_object *cur)
     return CM_OK;
 }
 
-cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_object *cur,
-                      int *found)
+static cm_err object_read_mode(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, int mode,
+                               md_object *cur, int *found)
 {
     md_slice v;
     *found = 0;
@@ -340,9 +434,15 @@ cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
     if (e == CM_ERR_NOTFOUND)
         return CM_OK;
     if (e == CM_OK)
-        e = md_object_decode(v.p, v.n, cur);
+        e = md_object_decode_ex(v.p, v.n, mode, cur);
     *found = e == CM_OK;
     return e;
+}
+
+cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_object *cur,
+                      int *found)
+{
+    return object_read_mode(txn, md, k, klen, MD_DECODE_FULL, cur, found);
 }
 
 cm_err md_object_write(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
@@ -369,7 +469,7 @@ cm_err md_object_get(md_store *md, const char *bucket, const char *key, md_objec
     if (e != CM_OK)
         return e;
     e = md_object_read(txn, md, k, kl, out, &found);
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     return e == CM_OK && !found ? CM_ERR_NOTFOUND : e;
 }
 
@@ -405,10 +505,19 @@ typedef struct {
     int found;
 } object_op;
 
+/* Drop what an earlier run of the op left (the map grew and the batch reran). */
+static void object_op_reset(object_op *op)
+{
+    if (op->found)
+        md_object_release(&op->cur);
+    op->found = 0;
+}
+
 static cm_err object_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     object_op *op = arg;
     (void)wrote;
+    object_op_reset(op);
     cm_err e = bucket_read(txn, md, op->bucket, NULL);
     if (e == CM_OK)
         e = md_object_read(txn, md, op->k, op->kl, &op->cur, &op->found);
@@ -446,6 +555,7 @@ cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, con
 static cm_err object_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     object_op *op = arg;
+    object_op_reset(op);
     cm_err e = md_object_read(txn, md, op->k, op->kl, &op->cur, &op->found);
     if (e == CM_OK)
         e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
@@ -465,5 +575,65 @@ cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const
         return CM_ERR_INVAL;
     cm_err e = md_write(md, object_delete_apply, &op);
     object_op_finish(&op, e, old, had_old);
+    return e;
+}
+
+/* ---- Many deletes in one op (DeleteObjects) ---- */
+
+typedef struct {
+    const char *bucket;
+    const char *const *keys;
+    size_t n;
+    cm_err *errs;
+    md_object *olds; /* decoded without inline bodies */
+    int *had;
+} delete_many_op;
+
+static void delete_many_reset(delete_many_op *op)
+{
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->had[i])
+            md_object_release(&op->olds[i]);
+        op->had[i] = 0;
+        op->errs[i] = CM_OK;
+    }
+}
+
+static cm_err delete_many_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    delete_many_op *op = arg;
+    uint8_t k[MD_KEYBUF];
+    size_t kl, ndel = 0;
+    delete_many_reset(op);
+    for (size_t i = 0; i < op->n; i++) {
+        cm_err e = md_key_object(op->bucket, op->keys[i], k, &kl);
+        if (e == CM_OK)
+            e = object_read_mode(txn, md, k, kl, MD_DECODE_NOBODY, &op->olds[i], &op->had[i]);
+        if (e == CM_OK && op->had[i])
+            e = md_kv_del(txn, md->objects, k, kl);
+        if (e == CM_ERR_IO || e == CM_ERR_NOSPC || e == CM_ERR_NOMEM)
+            return e; /* the transaction itself failed: every key fails */
+        if (e != CM_OK && op->had[i])
+            md_object_release(&op->olds[i]), op->had[i] = 0;
+        op->errs[i] = e;
+        ndel += op->had[i] != 0;
+    }
+    if (ndel == 0)
+        *wrote = 0;
+    return CM_OK;
+}
+
+cm_err md_objects_delete(md_store *md, const char *bucket, const char *const *keys, size_t n,
+                         cm_err *errs, md_object *olds, int *had_old)
+{
+    delete_many_op op = {bucket, keys, n, errs, olds, had_old};
+    memset(olds, 0, n * sizeof(*olds));
+    memset(had_old, 0, n * sizeof(*had_old));
+    cm_err e = md_write(md, delete_many_apply, &op);
+    if (e != CM_OK) {
+        delete_many_reset(&op);
+        for (size_t i = 0; i < n; i++)
+            errs[i] = e;
+    }
     return e;
 }

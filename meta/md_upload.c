@@ -12,6 +12,11 @@
  * removed part records go back to the caller (only once the batch is durable), who frees the
  * chunks the object does not use.
  *
+ * Memory: parts are listed and returned (ListParts, complete, abort, a replaced part) decoded
+ * without their inline bodies (is_inline kept), so 10,000 inline parts cost their md_part structs,
+ * not 640 MiB; complete reads only the bodies of the inline parts the object keeps. The completed
+ * object records its upload id, which answers a retried Complete (gw_multipart.c).
+ *
  * Threading: any thread; writers queue and share commits.
  */
 #include <stdlib.h>
@@ -84,7 +89,7 @@ cm_err md_upload_get(md_store *md, const char *bucket, const char *key, const ch
     if (e != CM_OK)
         return e;
     e = upload_read(txn, md, k, kl, out);
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     return e;
 }
 
@@ -93,12 +98,14 @@ static cm_err part_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     upload_op *op = arg;
     MDB_val pkv = {op->pkl, op->pk}, v;
     (void)wrote;
+    md_part_release(&op->oldpart); /* a rerun after the map grew */
+    op->found = 0;
     cm_err e = upload_read(txn, md, op->k, op->kl, NULL);
     if (e != CM_OK)
         return e;
     int rc = mdb_get(txn, md->parts, &pkv, &v);
     if (rc == 0) {
-        e = md_part_decode(v.mv_data, v.mv_size, &op->oldpart);
+        e = md_part_decode_ex(v.mv_data, v.mv_size, 1, &op->oldpart);
         op->found = e == CM_OK;
     } else if (rc != MDB_NOTFOUND) {
         e = md_mdb_err(rc, "get part");
@@ -131,7 +138,7 @@ cm_err md_part_put(md_store *md, const char *bucket, const char *key, const char
     return e;
 }
 
-/* Append the decoded part to *parts (capacity *cap). */
+/* Append the part, decoded without its inline body, to *parts (capacity *cap). */
 static cm_err part_push(md_part **parts, size_t *n, size_t *cap, const MDB_val *v)
 {
     if (*n == *cap) {
@@ -141,7 +148,7 @@ static cm_err part_push(md_part **parts, size_t *n, size_t *cap, const MDB_val *
             return CM_ERR_NOMEM;
         *parts = a, *cap = c;
     }
-    cm_err e = md_part_decode(v->mv_data, v->mv_size, &(*parts)[*n]);
+    cm_err e = md_part_decode_ex(v->mv_data, v->mv_size, 1, &(*parts)[*n]);
     if (e == CM_OK)
         (*n)++;
     return e;
@@ -195,7 +202,7 @@ cm_err md_part_list(md_store *md, const char *upload_id, uint32_t after, size_t 
     if (e != CM_OK)
         return e;
     e = parts_walk(txn, md, upload_id, after + 1, max, 0, parts, n, truncated);
-    mdb_txn_abort(txn);
+    md_txn_end(md, txn);
     if (e != CM_OK) {
         md_parts_free(*parts, *n);
         *parts = NULL, *n = 0;
@@ -212,6 +219,14 @@ static cm_err upload_remove(MDB_txn *txn, md_store *md, const uint8_t *k, size_t
     if (e == CM_OK)
         e = parts_walk(txn, md, upload_id, 0, SIZE_MAX, 1, parts, n, &more);
     return e;
+}
+
+static uint8_t *memdup_part(const md_part *p)
+{
+    uint8_t *b = malloc(p->size ? (size_t)p->size : 1);
+    if (b)
+        memcpy(b, p->inline_data, (size_t)p->size);
+    return b;
 }
 
 static void parts_out(md_part **tmp, size_t tn, cm_err e, md_part **parts, size_t *n)
@@ -239,17 +254,28 @@ static cm_err parts_still_current(const md_object *obj, const md_part *rec, size
             if (rec[j].number == want->number)
                 have = &rec[j];
         if (!have || have->size != want->size || strcmp(have->etag, want->etag) != 0 ||
-            !have->inline_data != !want->inline_data ||
-            (!want->inline_data && memcmp(have->layout.blob, want->layout.blob, 16) != 0))
+            !MD_PART_INLINE(have) != !MD_PART_INLINE(want) ||
+            (!MD_PART_INLINE(want) && memcmp(have->layout.blob, want->layout.blob, 16) != 0))
             return CM_ERR_CONFLICT;
     }
     return CM_OK;
+}
+
+/* Drop what an earlier run of a complete or abort op left (the map grew and the batch reran). */
+static void upload_op_reset(upload_op *op)
+{
+    md_parts_free(op->parts, op->nparts);
+    op->parts = NULL, op->nparts = 0;
+    if (op->found)
+        md_object_release(&op->cur);
+    op->found = 0;
 }
 
 static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     upload_op *op = arg;
     (void)wrote;
+    upload_op_reset(op);
     cm_err e = upload_read(txn, md, op->k, op->kl, NULL);
     if (e == CM_OK)
         e = md_object_read(txn, md, op->ok, op->okl, &op->cur, &op->found);
@@ -261,6 +287,51 @@ static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *
         e = upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
     if (e == CM_OK)
         e = parts_still_current(op->obj, op->parts, op->nparts);
+    return e;
+}
+
+/*
+ * Encode the completed object: obj with upload_id recorded, and the bodies of the inline parts it
+ * names without their bytes (parts listed by md_part_list carry none) read from their part
+ * records. Only the parts the object keeps are read: all but the last are at least 5 MiB, so at
+ * most one body of up to the inline threshold, whatever the upload's number of parts.
+ */
+static cm_err complete_encode(md_store *md, const char *upload_id, const md_object *obj, md_wbuf *w)
+{
+    md_object o = *obj; /* shallow: only the parts array is replaced */
+    MDB_txn *txn = NULL;
+    cm_err e = CM_OK;
+    snprintf(o.upload_id, sizeof(o.upload_id), "%s", upload_id);
+    o.parts = NULL;
+    if (obj->nparts && !(o.parts = calloc(obj->nparts, sizeof(md_part))))
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; e == CM_OK && i < obj->nparts; i++) {
+        const md_part *p = &obj->parts[i];
+        o.parts[i] = *p;
+        o.parts[i].inline_data = NULL;
+        if (p->inline_data || !p->is_inline) {
+            o.parts[i].inline_data = p->inline_data ? memdup_part(p) : NULL;
+            if (p->inline_data && !o.parts[i].inline_data)
+                e = CM_ERR_NOMEM;
+            continue;
+        }
+        uint8_t pk[PART_KEY];
+        MDB_val k = {md_key_part(upload_id, p->number, pk), pk}, v;
+        if (!txn && (e = md_txn_begin(md, 1, &txn)) != CM_OK)
+            break;
+        int rc = mdb_get(txn, md->parts, &k, &v);
+        if (rc)
+            e = rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get part");
+        else
+            e = md_part_decode(v.mv_data, v.mv_size, &o.parts[i]);
+        if (e == CM_OK && (!o.parts[i].inline_data || strcmp(o.parts[i].etag, p->etag) != 0))
+            e = CM_ERR_CONFLICT; /* replaced since it was listed */
+    }
+    if (txn)
+        md_txn_end(md, txn);
+    if (e == CM_OK)
+        e = md_object_encode_w(&o, w);
+    md_parts_free(o.parts, obj->nparts);
     return e;
 }
 
@@ -277,7 +348,7 @@ cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_i
     if (!obj->key || md_key_upload(bucket, obj->key, upload_id, op.k, &op.kl) != CM_OK ||
         md_key_object(bucket, obj->key, op.ok, &op.okl) != CM_OK)
         return CM_ERR_NOTFOUND;
-    cm_err e = md_object_encode_w(obj, &op.w);
+    cm_err e = complete_encode(md, upload_id, obj, &op.w);
     if (e == CM_OK)
         e = md_write(md, upload_complete_apply, &op);
     md_w_free(&op.w);
@@ -295,6 +366,7 @@ static cm_err upload_abort_apply(md_store *md, MDB_txn *txn, void *arg, int *wro
 {
     upload_op *op = arg;
     (void)wrote;
+    upload_op_reset(op);
     return upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
 }
 
@@ -307,5 +379,78 @@ cm_err md_upload_abort(md_store *md, const char *bucket, const char *key, const 
         return CM_ERR_NOTFOUND;
     cm_err e = md_write(md, upload_abort_apply, &op);
     parts_out(&op.parts, op.nparts, e, parts, n);
+    return e;
+}
+
+/*
+ * Remove every upload of bucket with its parts (DeleteBucket of a bucket holding only unfinished
+ * uploads), appending the removed parts, without bodies, to *parts. The upload keys are copied
+ * out first: deleting under the iterator would move the entries it points into.
+ */
+cm_err md_uploads_remove_bucket(MDB_txn *txn, md_store *md, const char *bucket, md_part **parts,
+                                size_t *n)
+{
+    uint8_t k[MD_BUCKET_MAX + 1];
+    size_t kl, nkeys = 0, cap = 0;
+    md_slice *keys = NULL;
+    md_kv_iter it;
+    cm_err e = md_key_object(bucket, "", k, &kl);
+    if (e == CM_OK)
+        e = md_kv_iter_open(txn, md->uploads, &it);
+    if (e != CM_OK)
+        return e;
+    for (e = md_kv_iter_seek(&it, k, kl); e == CM_OK; e = md_kv_iter_next(&it)) {
+        if (it.key.n < kl || memcmp(it.key.p, k, kl) != 0)
+            break;
+        if (nkeys == cap) {
+            md_slice *a = realloc(keys, (cap = cap ? cap * 2 : 16) * sizeof(*a));
+            if (!a) {
+                e = CM_ERR_NOMEM;
+                break;
+            }
+            keys = a;
+        }
+        uint8_t *copy = malloc(it.key.n);
+        if (!copy) {
+            e = CM_ERR_NOMEM;
+            break;
+        }
+        memcpy(copy, it.key.p, it.key.n);
+        keys[nkeys++] = (md_slice){copy, it.key.n};
+    }
+    md_kv_iter_close(&it);
+    if (e == CM_ERR_NOTFOUND)
+        e = CM_OK;
+    for (size_t i = 0; e == CM_OK && i < nkeys; i++) {
+        /* bucket \0 key \0 upload_id: keys hold no NUL, so the id follows the last one. */
+        const uint8_t *z = keys[i].p + keys[i].n;
+        while (z > keys[i].p && z[-1] != 0)
+            z--;
+        char id[MD_UPLOAD_ID_MAX + 1];
+        size_t il = (size_t)(keys[i].p + keys[i].n - z);
+        if (z == keys[i].p || il == 0 || il > MD_UPLOAD_ID_MAX) {
+            e = MD_CORRUPT("upload key without an upload id");
+            break;
+        }
+        memcpy(id, z, il);
+        id[il] = 0;
+        size_t before = *n;
+        md_part *got = NULL;
+        size_t ngot = 0;
+        e = upload_remove(txn, md, keys[i].p, keys[i].n, id, &got, &ngot);
+        if (e == CM_OK && ngot) {
+            md_part *a = realloc(*parts, (before + ngot) * sizeof(*a));
+            if (!a)
+                e = CM_ERR_NOMEM;
+            else
+                memcpy(a + before, got, ngot * sizeof(*a)), *parts = a, *n = before + ngot;
+            if (e == CM_OK)
+                free(got), got = NULL, ngot = 0;
+        }
+        md_parts_free(got, ngot);
+    }
+    for (size_t i = 0; i < nkeys; i++)
+        free((void *)keys[i].p);
+    free(keys);
     return e;
 }

@@ -8,6 +8,7 @@
 # LDFAULT_OP=pwrite can hit LMDB's meta-page write, which leaves LMDB in MDB_PANIC until a
 # restart: fault_meta_panic.sh tests that case (see docs/storage.md, "Metadata I/O faults").
 source "$(dirname "$0")/lib.sh"
+source "$H_DIR/lib_fault.sh"
 h_need cc
 
 SEED=${SEED:-3400}
@@ -18,27 +19,7 @@ PUTS=${PUTS:-80}
 BUCKET=metaeio-bucket
 echo "seed: $SEED, failing $OP #$NTH..#$((NTH + COUNT - 1)) on meta/data.mdb, $PUTS PUTs"
 
-SHIM=$H_WORK/ldfault.so
-if ! cc -std=c11 -O2 -shared -fPIC -o "$SHIM" "$H_DIR/ldfault/ldfault.c" -ldl; then
-    echo "FAIL - building the ldfault shim"
-    echo "FAIL $H_NAME"
-    exit 1
-fi
-REAL_BIN=$CAIRN_BIN
-WRAP=$H_WORK/cairn-ldfault
-# An AddressSanitizer build needs its runtime first in the preload list.
-PRELOAD=$SHIM
-asan_rt=$(ldd "$REAL_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
-[ -n "$asan_rt" ] && PRELOAD="$asan_rt $SHIM"
-cat >"$WRAP" <<SH
-#!/bin/sh
-LD_PRELOAD="$PRELOAD" LDFAULT_OP=$OP LDFAULT_NTH=$NTH LDFAULT_COUNT=$COUNT exec "$REAL_BIN" "\$@"
-SH
-chmod +x "$WRAP"
-CAIRN_BIN=$WRAP
-h_start
-CAIRN_BIN=$REAL_BIN
-s3raw() { CAIRN_ENDPOINT=$H_ENDPOINT "$H_PY" "$H_DIR/s3raw.py" "$@"; }
+ldfault_start LDFAULT_OP="$OP" LDFAULT_NTH="$NTH" LDFAULT_COUNT="$COUNT"
 h_run "create bucket" s3raw mb "$BUCKET"
 
 # One PUT per key, in order; prints "key size status" per PUT.

@@ -53,3 +53,30 @@ fault_mismatches() {
     done
     echo "$bad"
 }
+
+# ldfault_start [NAME=VALUE...] [-- SERVER_FLAGS...]: build the ldfault LD_PRELOAD shim
+# (ldfault/ldfault.c, needs cc) and start the server under it with those LDFAULT_* settings and
+# extra server flags. An AddressSanitizer build gets its runtime first in the preload list. Later
+# h_start calls (restarts) run the plain binary again.
+ldfault_start() {
+    local shim=$H_WORK/ldfault.so wrap=$H_WORK/cairn-ldfault real=$CAIRN_BIN settings=() asan_rt
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        settings+=("$1")
+        shift
+    done
+    [ $# -eq 0 ] || shift
+    if ! cc -std=c11 -O2 -shared -fPIC -o "$shim" "$H_DIR/ldfault/ldfault.c" -ldl; then
+        echo "FAIL - building the ldfault shim"
+        echo "FAIL $H_NAME"
+        exit 1
+    fi
+    local preload=$shim
+    asan_rt=$(ldd "$real" 2>/dev/null | awk '/libasan/ {print $3}')
+    [ -n "$asan_rt" ] && preload="$asan_rt $shim"
+    printf '#!/bin/sh\nLD_PRELOAD="%s" %s exec "%s" "$@" %s\n' "$preload" "${settings[*]}" \
+        "$real" "$*" >"$wrap"
+    chmod +x "$wrap"
+    CAIRN_BIN=$wrap
+    h_start
+    CAIRN_BIN=$real
+}

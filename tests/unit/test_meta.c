@@ -3,14 +3,17 @@
  * racing threads), long keys beyond LMDB's key limit, multipart uploads, and persistence across
  * reopen. Each test uses its own store directory under the per-process scratch dir.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cm_log.h"
+#include "cm_util.h"
 #include "cu_main.h"
 #include "md.h"
+#include "md_int.h"
 
 static md_store *open_store(const char *name)
 {
@@ -63,8 +66,8 @@ static void test_buckets(void)
     CU_ASSERT_STRING_EQUAL(all[1].name, "alpha-2");
     CU_ASSERT_STRING_EQUAL(all[2].name, "zeta");
     free(all);
-    CU_ASSERT_EQUAL(md_bucket_delete(md, "alpha"), CM_OK);
-    CU_ASSERT_EQUAL(md_bucket_delete(md, "alpha"), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "alpha", NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "alpha", NULL, NULL), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(md_bucket_get(md, "alpha", &b), CM_ERR_NOTFOUND);
     md_close(md);
     md_close(NULL);
@@ -257,19 +260,56 @@ static void test_bucket_delete_conflict(void)
     md_object o = mk_obj("k", "e", 1);
     CU_ASSERT_EQUAL(md_object_put(md, "ab", &o, NULL, NULL, NULL), CM_OK);
     CU_ASSERT_EQUAL(md_object_put(md, "a", &o, NULL, NULL, NULL), CM_OK);
-    CU_ASSERT_EQUAL(md_bucket_delete(md, "a"), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "a", NULL, NULL), CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(md_object_delete(md, "a", "k", NULL, NULL, NULL), CM_OK);
     /* "ab" holding objects must not block "a". */
-    CU_ASSERT_EQUAL(md_bucket_delete(md, "a"), CM_OK);
-    md_upload up = {.key = "k", .upload_id = "u1"};
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "a", NULL, NULL), CM_OK);
+    md_close(md);
+}
+
+/* A bucket whose only content is unfinished uploads is deleted with them (S3's rule), and the
+ * removed parts come back for freeing; an object still blocks the delete and keeps the uploads. */
+static void test_bucket_delete_uploads(void)
+{
+    md_store *md = open_store("bdelup");
+    md_part *parts = NULL;
+    size_t n = 0;
     mk_bucket(md, "c");
+    mk_bucket(md, "cd");
+    md_upload up = {.key = "k", .upload_id = "u1"}, up2 = {.key = "k2", .upload_id = "u2"};
+    md_upload other = {.key = "k", .upload_id = "u3"};
     CU_ASSERT_EQUAL(md_upload_create(md, "c", &up), CM_OK);
-    CU_ASSERT_EQUAL(md_bucket_delete(md, "c"), CM_ERR_CONFLICT);
-    md_part *parts;
-    size_t n;
-    CU_ASSERT_EQUAL(md_upload_abort(md, "c", "k", "u1", &parts, &n), CM_OK);
+    CU_ASSERT_EQUAL(md_upload_create(md, "c", &up2), CM_OK);
+    CU_ASSERT_EQUAL(md_upload_create(md, "cd", &other), CM_OK);
+    md_part p1 = {.number = 1, .size = 3, .etag = "e1"}, p2 = {.number = 2, .size = 4};
+    p1.inline_data = (uint8_t *)"abc";
+    p2.layout.blob[0] = 7;
+    p2.layout.size = 4;
+    CU_ASSERT_EQUAL(md_part_put(md, "c", "k", "u1", &p1, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_part_put(md, "c", "k2", "u2", &p2, NULL, NULL), CM_OK);
+    md_object o = mk_obj("obj", "e", 1);
+    CU_ASSERT_EQUAL(md_object_put(md, "c", &o, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "c", &parts, &n), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(n, 0);
+    md_upload got;
+    CU_ASSERT_EQUAL(md_upload_get(md, "c", "k", "u1", &got), CM_OK);
+    md_upload_release(&got);
+    CU_ASSERT_EQUAL(md_object_delete(md, "c", "obj", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_delete(md, "c", &parts, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_TRUE(parts[0].is_inline && !parts[0].inline_data); /* listed without its body */
+    CU_ASSERT_EQUAL(parts[1].layout.blob[0], 7);
+    CU_ASSERT_FALSE(MD_PART_INLINE(&parts[1]));
     md_parts_free(parts, n);
-    CU_ASSERT_EQUAL(md_bucket_delete(md, "c"), CM_OK);
+    md_bucket b;
+    CU_ASSERT_EQUAL(md_bucket_get(md, "c", &b), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_upload_get(md, "c", "k", "u1", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_part_list(md, "u2", 0, 10, &parts, &n, &(int){0}), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_parts_free(parts, n);
+    /* The neighbour bucket "cd" keeps its upload. */
+    CU_ASSERT_EQUAL(md_upload_get(md, "cd", "k", "u3", &got), CM_OK);
+    md_upload_release(&got);
     md_close(md);
 }
 
@@ -420,6 +460,7 @@ static void test_map_full(void)
     md_store *md = NULL;
     snprintf(dir, sizeof(dir), "%s/full", cu_tmpdir());
     CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 20, &md), CM_OK); /* 1 MiB map */
+    md_map_set_max(md, 1 << 20); /* as on a file system with no room left: it cannot grow */
     mk_bucket(md, "b");
     static uint8_t body[64 * 1024];
     cm_err e = CM_OK;
@@ -445,13 +486,357 @@ static void test_map_full(void)
     md_close(md);
 }
 
+/*
+ * A store opened with a 1 MiB map takes 8 MiB of inline bodies: the batch that does not fit is
+ * rerun after the map grows, so no write fails, and the grown file reopens with its data.
+ */
+static void test_map_grows(void)
+{
+    char dir[512];
+    md_store *md = NULL;
+    md_stats st;
+    static uint8_t body[64 * 1024];
+    snprintf(dir, sizeof(dir), "%s/grow", cu_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 20, &md), CM_OK);
+    mk_bucket(md, "b");
+    int saved = cm_log_threshold;
+    cm_log_threshold = CM_LOG_ERROR; /* each growth logs */
+    for (int i = 0; i < 128; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        memset(body, i, sizeof(body));
+        md_object o = mk_obj(key, "e", sizeof(body));
+        o.inline_data = body;
+        o.inline_len = sizeof(body);
+        CU_ASSERT_EQUAL_FATAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+    }
+    cm_log_threshold = saved;
+    md_stats_get(md, &st);
+    CU_ASSERT_TRUE(st.map_grows >= 3);         /* 1 -> 2 -> 4 -> 8 -> 16 MiB at least */
+    CU_ASSERT_TRUE(st.map_size >= (8u << 20)); /* it holds 8 MiB of bodies */
+    CU_ASSERT_EQUAL(st.commit_errors, 0);
+    md_close(md);
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 20, &md), CM_OK); /* the file is larger than asked */
+    md_stats_get(md, &st);
+    CU_ASSERT_TRUE(st.map_size >= (8u << 20));
+    for (int i = 0; i < 128; i += 31) {
+        char key[16];
+        md_object got;
+        snprintf(key, sizeof(key), "k%d", i);
+        CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b", key, &got), CM_OK);
+        CU_ASSERT_EQUAL(got.inline_len, sizeof(body));
+        CU_ASSERT_EQUAL(got.inline_data[100], (uint8_t)i);
+        CU_ASSERT_EQUAL(md_object_inline_verify(&got), CM_OK);
+        md_object_release(&got);
+    }
+    md_close(md);
+}
+
+/* Bytes the heap holds now (glibc): what a call keeps allocated shows in the difference. */
+static size_t heap_in_use(void)
+{
+    return mallinfo2().uordblks;
+}
+
+/*
+ * Item 8: an upload of many inline parts. Listing, completing and aborting decode the parts
+ * without their bodies: the heap grows by the md_part structs (~200 bytes each), not by the 64 KiB
+ * bodies; the completed object still carries the bodies of the parts it keeps (read from their
+ * records) with their CRCs, and records the upload id.
+ */
+#define MANY_PARTS 300
+static void test_many_inline_parts(void)
+{
+    md_store *md = open_store("manyparts");
+    static uint8_t body[64 * 1024];
+    md_upload up = {.key = "big", .upload_id = "0001-many"};
+    md_part *parts = NULL, *gone = NULL;
+    size_t n = 0, ngone = 0;
+    int trunc = 0;
+    mk_bucket(md, "b");
+    CU_ASSERT_EQUAL_FATAL(md_upload_create(md, "b", &up), CM_OK);
+    for (uint32_t i = 1; i <= MANY_PARTS; i++) {
+        md_part p = {.number = i, .size = sizeof(body), .inline_data = body};
+        memset(body, (int)i, sizeof(body));
+        snprintf(p.etag, sizeof(p.etag), "%032x", i);
+        CU_ASSERT_EQUAL_FATAL(md_part_put(md, "b", "big", "0001-many", &p, NULL, NULL), CM_OK);
+    }
+    size_t before = heap_in_use();
+    CU_ASSERT_EQUAL_FATAL(md_part_list(md, "0001-many", 0, 10000, &parts, &n, &trunc), CM_OK);
+    size_t held = heap_in_use() - before;
+    CU_ASSERT_EQUAL_FATAL(n, MANY_PARTS);
+    printf("\n  %d inline parts of 64 KiB listed: heap +%zu bytes (bodies: %zu)\n", MANY_PARTS,
+           held, (size_t)MANY_PARTS * sizeof(body));
+    CU_ASSERT_TRUE(held < (size_t)MANY_PARTS * 1024);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_TRUE(parts[i].is_inline && !parts[i].inline_data && parts[i].inline_crc_set);
+        CU_ASSERT_TRUE(MD_PART_INLINE(&parts[i]));
+    }
+    /* Complete with parts 1 and the last, as listed (no bytes). */
+    md_part keep[2] = {parts[0], parts[MANY_PARTS - 1]};
+    md_object o = mk_obj("big", "x-2", 2 * sizeof(body));
+    o.parts = keep;
+    o.nparts = 2;
+    before = heap_in_use();
+    CU_ASSERT_EQUAL_FATAL(
+        md_upload_complete(md, "b", "0001-many", &o, NULL, &gone, &ngone, NULL, NULL), CM_OK);
+    held = heap_in_use() - before;
+    CU_ASSERT_EQUAL(ngone, MANY_PARTS);
+    CU_ASSERT_TRUE(held < (size_t)MANY_PARTS * 1024);
+    for (size_t i = 0; i < ngone; i++)
+        CU_ASSERT_TRUE(gone[i].is_inline && !gone[i].inline_data);
+    md_parts_free(gone, ngone);
+    md_parts_free(parts, n);
+    md_object got;
+    CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b", "big", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.upload_id, "0001-many");
+    CU_ASSERT_EQUAL_FATAL(got.nparts, 2);
+    CU_ASSERT_TRUE(got.parts[0].inline_data && got.parts[1].inline_data);
+    if (got.parts[0].inline_data && got.parts[1].inline_data) {
+        CU_ASSERT_EQUAL(got.parts[0].inline_data[7], 1);
+        CU_ASSERT_EQUAL(got.parts[1].inline_data[7], (uint8_t)MANY_PARTS);
+    }
+    CU_ASSERT_EQUAL(md_object_inline_verify(&got), CM_OK);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(md_part_list(md, "0001-many", 0, 10, &parts, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_parts_free(parts, n);
+
+    /* Abort returns the parts without bodies too. */
+    md_upload up2 = {.key = "other", .upload_id = "0002-many"};
+    CU_ASSERT_EQUAL_FATAL(md_upload_create(md, "b", &up2), CM_OK);
+    for (uint32_t i = 1; i <= 20; i++) {
+        md_part p = {.number = i, .size = sizeof(body), .inline_data = body};
+        CU_ASSERT_EQUAL(md_part_put(md, "b", "other", "0002-many", &p, NULL, NULL), CM_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(md_upload_abort(md, "b", "other", "0002-many", &gone, &ngone), CM_OK);
+    CU_ASSERT_EQUAL(ngone, 20);
+    for (size_t i = 0; i < ngone; i++)
+        CU_ASSERT_TRUE(gone[i].is_inline && !gone[i].inline_data);
+    md_parts_free(gone, ngone);
+    md_close(md);
+}
+
+/* Item 13: DeleteObjects' keys go in one op, so one commit (one sync) for the whole request. */
+#define MANY_KEYS 300
+static void test_delete_many_one_commit(void)
+{
+    md_store *md = open_store("delmany");
+    static char names[MANY_KEYS + 2][1100];
+    const char *keys[MANY_KEYS + 2];
+    cm_err errs[MANY_KEYS + 2];
+    md_object olds[MANY_KEYS + 2];
+    int had[MANY_KEYS + 2];
+    md_stats st0, st1;
+    uint8_t small[10] = "0123456789";
+    mk_bucket(md, "b");
+    for (int i = 0; i < MANY_KEYS; i++) {
+        snprintf(names[i], sizeof(names[i]), "key-%04d", i);
+        keys[i] = names[i];
+        md_object o = mk_obj(names[i], "e", sizeof(small));
+        o.inline_data = small;
+        o.inline_len = sizeof(small);
+        CU_ASSERT_EQUAL_FATAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+    }
+    snprintf(names[MANY_KEYS], sizeof(names[0]), "missing");
+    memset(names[MANY_KEYS + 1], 'x', 1050); /* longer than a key may be */
+    names[MANY_KEYS + 1][1050] = 0;
+    keys[MANY_KEYS] = names[MANY_KEYS];
+    keys[MANY_KEYS + 1] = names[MANY_KEYS + 1];
+    md_stats_get(md, &st0);
+    CU_ASSERT_EQUAL_FATAL(md_objects_delete(md, "b", keys, MANY_KEYS + 2, errs, olds, had), CM_OK);
+    md_stats_get(md, &st1);
+    CU_ASSERT_EQUAL(st1.commits - st0.commits, 1);
+    CU_ASSERT_EQUAL(st1.ops - st0.ops, 1);
+    for (int i = 0; i < MANY_KEYS; i++) {
+        CU_ASSERT_EQUAL(errs[i], CM_OK);
+        CU_ASSERT_EQUAL(had[i], 1);
+        CU_ASSERT_PTR_NULL(olds[i].inline_data); /* decoded without the body */
+        CU_ASSERT_STRING_EQUAL(olds[i].key, names[i]);
+        md_object_release(&olds[i]);
+    }
+    CU_ASSERT_EQUAL(errs[MANY_KEYS], CM_OK);
+    CU_ASSERT_EQUAL(had[MANY_KEYS], 0);
+    CU_ASSERT_EQUAL(errs[MANY_KEYS + 1], CM_ERR_INVAL);
+    md_list_query q = {.max_keys = 10};
+    md_list_result res;
+    CU_ASSERT_EQUAL(md_list_objects(md, "b", &q, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.n, 0);
+    md_list_result_release(&res);
+    md_close(md);
+}
+
+/* Largest LMDB value in dbi and the number of entries (raw, below the long-key layer). */
+static size_t raw_max_value(md_store *md, MDB_txn *txn, MDB_dbi dbi, size_t *entries)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t max = 0;
+    *entries = 0;
+    CU_ASSERT_EQUAL_FATAL(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        max = v.mv_size > max ? v.mv_size : max;
+        (*entries)++;
+    }
+    mdb_cursor_close(cur);
+    (void)md;
+    return max;
+}
+
+#define LONG_N 2000
+#define LONG_LEN 1000
+#define LONG_PREFIX 600
+/* The 1000-byte key number i: a 600-byte shared prefix, then filler, then i at the very end. */
+static void long_key(char *k, int i)
+{
+    memset(k, 'p', LONG_PREFIX);
+    memset(k + LONG_PREFIX, 'q', LONG_LEN - LONG_PREFIX);
+    char num[16];
+    snprintf(num, sizeof(num), "%08d", i);
+    memcpy(k + LONG_LEN - 8, num, 8);
+}
+
+/*
+ * Item 13: 2,000 keys of 1,000 bytes sharing a 600-byte prefix (all in one group of the old
+ * scheme, which rewrote the whole 2 MB group for every write). Every key reads back and lists in
+ * order; no LMDB value is larger than a record (so no write rewrites other keys); a seek into the
+ * middle takes a handful of cursor steps, a full walk one per key; deleting every key removes
+ * the groups too.
+ */
+static void test_long_keys_shared_prefix(void)
+{
+    md_store *md = open_store("longshared");
+    static uint8_t keys[LONG_N][2 + LONG_LEN];
+    static int order[LONG_N];
+    MDB_txn *txn;
+    md_slice v;
+    size_t kl = 2 + LONG_LEN, entries;
+    srand(8);
+    for (int i = 0; i < LONG_N; i++) {
+        keys[i][0] = 'b', keys[i][1] = 0;
+        long_key((char *)keys[i] + 2, i);
+        order[i] = i;
+    }
+    for (int i = LONG_N - 1; i > 0; i--) { /* shuffled insertion and deletion order */
+        int j = rand() % (i + 1), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    CU_ASSERT_EQUAL_FATAL(md_txn_begin(md, 0, &txn), CM_OK);
+    for (int i = 0; i < LONG_N; i++) {
+        uint32_t val = (uint32_t)order[i];
+        CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, keys[order[i]], kl, (uint8_t *)&val, 4),
+                              CM_OK);
+    }
+    size_t max = raw_max_value(md, txn, md->objects, &entries);
+    printf("\n  %d keys of %d bytes: largest LMDB value %zu bytes, %zu LMDB entries\n", LONG_N,
+           LONG_LEN, max, entries);
+    CU_ASSERT_TRUE(max <= 16);
+    for (int i = 0; i < LONG_N; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_kv_get(txn, md->objects, keys[i], kl, &v), CM_OK);
+        CU_ASSERT_TRUE(v.n == 4 && memcmp(v.p, &(uint32_t){(uint32_t)i}, 4) == 0);
+    }
+    md_kv_iter it;
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_seek(&it, keys[LONG_N / 2], kl), CM_OK);
+    printf("  seek into the middle: %lu cursor steps\n", it.steps);
+    CU_ASSERT_TRUE(it.steps <= 8);
+    CU_ASSERT_TRUE(it.key.n == kl && memcmp(it.key.p, keys[LONG_N / 2], kl) == 0);
+    it.steps = 0;
+    cm_err e = md_kv_iter_seek(&it, (const uint8_t *)"b", 2);
+    int n = 0;
+    for (; e == CM_OK; e = md_kv_iter_next(&it), n++)
+        CU_ASSERT_TRUE_FATAL(it.key.n == kl && memcmp(it.key.p, keys[n], kl) == 0);
+    printf("  walk of %d keys: %lu cursor steps\n", n, it.steps);
+    CU_ASSERT_EQUAL(e, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(n, LONG_N);
+    CU_ASSERT_TRUE(it.steps <= LONG_N + 16);
+    md_kv_iter_close(&it);
+    for (int i = 0; i < LONG_N; i++)
+        CU_ASSERT_EQUAL_FATAL(md_kv_del(txn, md->objects, keys[order[i]], kl), CM_OK);
+    CU_ASSERT_EQUAL(md_kv_del(txn, md->objects, keys[0], kl), CM_ERR_NOTFOUND);
+    raw_max_value(md, txn, md->objects, &entries);
+    CU_ASSERT_EQUAL(entries, 1); /* only the group id counter is left */
+    CU_ASSERT_EQUAL(md_txn_commit(txn), CM_OK);
+    md_close(md);
+}
+
+/* A group written by the old format (one value with every key) reads as before; the first write
+ * converts it. */
+static void test_long_keys_legacy_group(void)
+{
+    md_store *md = open_store("longlegacy");
+    static uint8_t keys[3][2 + LONG_LEN];
+    md_wbuf w = {0};
+    uint8_t b4[4], fmt = 1;
+    MDB_txn *txn;
+    md_slice v;
+    size_t kl = 2 + LONG_LEN;
+    md_w_bytes(&w, &fmt, 1);
+    for (int i = 0; i < 3; i++) {
+        keys[i][0] = 'b', keys[i][1] = 0;
+        long_key((char *)keys[i] + 2, i * 10);
+        cm_put_be32(b4, (uint32_t)kl);
+        md_w_bytes(&w, b4, 4);
+        md_w_bytes(&w, keys[i], kl);
+        cm_put_be32(b4, 1);
+        md_w_bytes(&w, b4, 4);
+        md_w_bytes(&w, &(uint8_t){(uint8_t)('a' + i)}, 1);
+    }
+    CU_ASSERT_EQUAL_FATAL(md_txn_begin(md, 0, &txn), CM_OK);
+    MDB_val gk = {MD_KV_SHORT + 1, keys[0]}, gv = {w.len, w.p};
+    CU_ASSERT_EQUAL_FATAL(mdb_put(txn, md->objects, &gk, &gv, 0), 0);
+    md_w_free(&w);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_kv_get(txn, md->objects, keys[i], kl, &v), CM_OK);
+        CU_ASSERT_TRUE(v.n == 1 && v.p[0] == 'a' + i);
+    }
+    md_kv_iter it;
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_seek(&it, keys[1], kl), CM_OK);
+    CU_ASSERT_TRUE(it.val.n == 1 && it.val.p[0] == 'b');
+    CU_ASSERT_EQUAL(md_kv_iter_next(&it), CM_OK);
+    CU_ASSERT_TRUE(it.val.n == 1 && it.val.p[0] == 'c');
+    CU_ASSERT_EQUAL(md_kv_iter_next(&it), CM_ERR_NOTFOUND);
+    md_kv_iter_close(&it);
+    /* A write converts the group; everything stays readable and in order. */
+    static uint8_t extra[2 + LONG_LEN];
+    extra[0] = 'b', extra[1] = 0;
+    long_key((char *)extra + 2, 15);
+    CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, extra, kl, (const uint8_t *)"x", 1), CM_OK);
+    MDB_val now;
+    CU_ASSERT_EQUAL_FATAL(mdb_get(txn, md->objects, &gk, &now), 0);
+    CU_ASSERT_TRUE(now.mv_size == 9 && ((uint8_t *)now.mv_data)[0] == 2);
+    const char want[] = "abxc";
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    cm_err e = md_kv_iter_seek(&it, (const uint8_t *)"b", 2);
+    for (int i = 0; i < 4; i++, e = md_kv_iter_next(&it))
+        CU_ASSERT_TRUE_FATAL(e == CM_OK && it.val.n == 1 && it.val.p[0] == want[i]);
+    CU_ASSERT_EQUAL(e, CM_ERR_NOTFOUND);
+    md_kv_iter_close(&it);
+    CU_ASSERT_EQUAL(md_kv_del(txn, md->objects, keys[1], kl), CM_OK);
+    CU_ASSERT_EQUAL(md_kv_get(txn, md->objects, keys[1], kl, &v), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_kv_get(txn, md->objects, keys[2], kl, &v), CM_OK);
+    CU_ASSERT_EQUAL(md_txn_commit(txn), CM_OK);
+    md_close(md);
+}
+
 void cu_register(void)
 {
-    static const cu_test tests[] = {
-        {"buckets", test_buckets},       {"objects", test_objects},
-        {"conditions", test_conditions}, {"conditional_race", test_conditional_race},
-        {"long_keys", test_long_keys},   {"bucket_delete_conflict", test_bucket_delete_conflict},
-        {"multipart", test_multipart},   {"reopen", test_reopen},
-        {"map_full", test_map_full},     {NULL, NULL}};
+    static const cu_test tests[] = {{"buckets", test_buckets},
+                                    {"objects", test_objects},
+                                    {"conditions", test_conditions},
+                                    {"conditional_race", test_conditional_race},
+                                    {"long_keys", test_long_keys},
+                                    {"bucket_delete_conflict", test_bucket_delete_conflict},
+                                    {"bucket_delete_uploads", test_bucket_delete_uploads},
+                                    {"multipart", test_multipart},
+                                    {"reopen", test_reopen},
+                                    {"map_full", test_map_full},
+                                    {"map_grows", test_map_grows},
+                                    {"many_inline_parts", test_many_inline_parts},
+                                    {"delete_many_one_commit", test_delete_many_one_commit},
+                                    {"long_keys_shared_prefix", test_long_keys_shared_prefix},
+                                    {"long_keys_legacy_group", test_long_keys_legacy_group},
+                                    {NULL, NULL}};
     cu_add_suite("meta_store", tests);
 }

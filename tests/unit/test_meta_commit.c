@@ -226,6 +226,7 @@ static void *run_mixed(void *arg)
 static md_store *mixed_setup(const char *name, blocker *b, md_stats *before)
 {
     md_store *md = open_store(name, 1 << 20);
+    md_map_set_max(md, 1 << 20); /* the big op must not fit: no growth */
     mk_bucket(md, "b");
     md_object o = mk_obj("pre", "ep");
     CU_ASSERT_EQUAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);

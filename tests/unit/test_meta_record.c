@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cu_main.h"
@@ -305,6 +306,68 @@ static void test_fuzz(void)
     free(buf);
 }
 
+/*
+ * Inline bodies carry a CRC32C: a flipped body byte is caught, re-encoding a damaged record keeps
+ * the stored CRC (a layout swap or a copy must not launder the damage), and a record written
+ * before the CRC existed is checked against its plain-MD5 ETag.
+ */
+static void test_inline_crc(void)
+{
+    static const uint8_t body[] = "hello, inline body";
+    md_object o = {0}, d, d2;
+    uint8_t *buf, *buf2;
+    size_t len, len2;
+    o.key = "k";
+    o.size = sizeof(body);
+    /* MD5 of body, the ETag a PUT gives it */
+    uint8_t md5[16];
+    cm_ck_digest(CM_CK_MD5, body, sizeof(body), md5);
+    cm_hex_encode(md5, 16, o.etag);
+    o.inline_data = (uint8_t *)body;
+    o.inline_len = sizeof(body);
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf, len, &d), CM_OK);
+    CU_ASSERT_TRUE(d.inline_crc_set);
+    CU_ASSERT_EQUAL(d.inline_crc, cm_crc32c(0, body, sizeof(body)));
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d), CM_OK);
+    int saved = cm_log_threshold;
+    cm_log_threshold = -1; /* corruption is logged */
+    d.inline_data[3] ^= 0x20;
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d), CM_ERR_CORRUPT);
+    /* Re-encoded, the damaged body keeps the CRC of the good one. */
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&d, &buf2, &len2), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf2, len2, &d2), CM_OK);
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d2), CM_ERR_CORRUPT);
+    md_object_release(&d2);
+    free(buf2);
+    md_object_release(&d);
+
+    /* A record from before the CRC: cut the CRC field (tag 19, 4-byte value) off the end. */
+    CU_ASSERT_EQUAL_FATAL(buf[len - 9], 19);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf, len - 9, &d), CM_OK);
+    CU_ASSERT_FALSE(d.inline_crc_set);
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d), CM_OK);
+    d.inline_data[0] ^= 1;
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d), CM_ERR_CORRUPT); /* MD5 differs from ETag */
+    md_object_release(&d);
+
+    /* An inline part: same rules, and decoding without the body keeps is_inline and the CRC. */
+    md_part p = {.number = 1, .size = sizeof(body), .inline_data = (uint8_t *)body};
+    md_object mp = {.key = "m", .size = sizeof(body), .parts = &p, .nparts = 1};
+    snprintf(mp.etag, sizeof(mp.etag), "%.32s-1", o.etag);
+    snprintf(mp.upload_id, sizeof(mp.upload_id), "00000190abcdef0123456789");
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&mp, &buf2, &len2), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf2, len2, &d), CM_OK);
+    CU_ASSERT_STRING_EQUAL(d.upload_id, mp.upload_id);
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d), CM_OK);
+    d.parts[0].inline_data[5] ^= 4;
+    CU_ASSERT_EQUAL(md_object_inline_verify(&d), CM_ERR_CORRUPT);
+    md_object_release(&d);
+    cm_log_threshold = saved;
+    free(buf2);
+    free(buf);
+}
+
 void cu_register(void)
 {
     const char *env = getenv("CAIRN_TEST_SEED");
@@ -316,6 +379,7 @@ void cu_register(void)
                                     {"bad_fields", test_bad_fields},
                                     {"storage_class", test_storage_class},
                                     {"fuzz", test_fuzz},
+                                    {"inline_crc", test_inline_crc},
                                     {NULL, NULL}};
     cu_add_suite("meta_record", tests);
 }

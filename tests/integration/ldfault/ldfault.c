@@ -13,7 +13,9 @@
  * only calls it with MDB_WRITEMAP, which cairn does not use). The matching calls on tracked fds
  * are numbered from 1; calls LDFAULT_NTH .. LDFAULT_NTH + LDFAULT_COUNT - 1 (default count 1)
  * return -1 with errno EIO without doing anything; all others pass through. Each injected
- * failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr.
+ * failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr. While the file named by
+ * LDFAULT_DELAY_FILE exists, every matching call first sleeps LDFAULT_DELAY_MS (default 1000):
+ * a slow metadata disk, for tests that show which threads wait on it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -60,6 +62,11 @@ static int inject(const char *op, int fd)
     const char *want = env_or("LDFAULT_OP", "fdatasync");
     if (strcmp(want, "any") != 0 && strcmp(want, op) != 0)
         return 0;
+    /* A slow disk rather than a failing one: while LDFAULT_DELAY_FILE exists, each matching call
+     * first sleeps LDFAULT_DELAY_MS. */
+    const char *delay_file = getenv("LDFAULT_DELAY_FILE");
+    if (delay_file && access(delay_file, F_OK) == 0)
+        usleep((useconds_t)strtoul(env_or("LDFAULT_DELAY_MS", "1000"), NULL, 10) * 1000);
     unsigned long n = atomic_fetch_add(&seen, 1) + 1;
     unsigned long nth = strtoul(env_or("LDFAULT_NTH", "0"), NULL, 10);
     unsigned long count = strtoul(env_or("LDFAULT_COUNT", "1"), NULL, 10);
