@@ -79,6 +79,8 @@ typedef struct bs_seg {
     int dirty; /* written since the last bs_sync; append_mu */
     int busy;  /* being compacted: reclaim leaves it to the compactor; append_mu */
     int stuck; /* compaction could not empty it (unreadable record): not retried */
+    /* Bytes of holes punched into its dead records (bs_punch.c); append_mu. */
+    uint64_t punched;
 } bs_seg;
 
 typedef struct {
@@ -119,6 +121,21 @@ uint32_t bs_blob_first_ext(const bs_blob *b, uint64_t off);
 
 /* ---- the store ---- */
 
+/* A range of dead data to punch once the tombstone written at write generation gen is durable. */
+typedef struct {
+    uint32_t seg; /* segment number (segments may go away meanwhile; numbers are never reused) */
+    uint64_t off, len;
+    uint64_t gen;
+} bs_hole;
+
+typedef struct {
+    bs_hole *v; /* v[head..n) wait, in write generation order */
+    size_t head, n, cap;
+    int disabled;     /* the filesystem cannot punch (or no io.punch): nothing is queued */
+    uint64_t punched; /* bytes punched since open; atomic */
+    uint64_t dropped; /* ranges not queued because the queue was full */
+} bs_holes;
+
 typedef struct {
     pthread_t thread;
     int running, stop;  /* stop: guarded by mu */
@@ -153,6 +170,7 @@ struct bs_store {
     int syncing; /* a leader is running a round */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
+    bs_holes holes;         /* dead data waiting to be punched (bs_punch.c); append_mu */
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */
@@ -202,6 +220,17 @@ cm_err bs_seg_add_ref(bs_seg *s, uint32_t num);
 cm_err bs_seg_add_blob_refs(bs_store *bs, bs_seg *s, const bs_blob *b);
 /* Unlink every reclaimable segment, oldest first; caller holds sync_mu and append_mu. */
 void bs_reclaim(bs_store *bs);
+
+/* ---- hole punching (bs_punch.c) ---- */
+
+/* Queue the data of every record of blob b (just deleted, tombstone written): caller holds
+ * append_mu, before the blob is dropped from the index. */
+void bs_punch_note(bs_store *bs, const bs_blob *b);
+void bs_holes_release(bs_holes *h);
+/* used_bytes, reclaimable_bytes and punched_bytes; caller holds append_mu and idx_lock. */
+void bs_punch_stats(const bs_store *bs, bs_stats *out);
+/* The part of a PUT record's data that a hole may cover: whole pages inside [data, data+len). */
+void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *plen);
 
 /* ---- compaction (bs_compact.c) ---- */
 cm_err bs_compactor_start(bs_store *bs, int64_t rate);

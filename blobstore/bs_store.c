@@ -46,6 +46,7 @@ static void store_free(bs_store *bs)
         free(bs->segs[i]);
     }
     free(bs->segs);
+    bs_holes_release(&bs->holes);
     bs_index_release(&bs->index);
     pthread_rwlock_destroy(&bs->idx_lock);
     pthread_mutex_destroy(&bs->append_mu);
@@ -89,6 +90,7 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
                                                                           : BS_DEFAULT_COMPACT_PCT;
     int64_t rate = (opt && opt->compact_rate) ? opt->compact_rate : BS_DEFAULT_COMPACT_RATE;
     bs->lock_fd = -1;
+    bs->holes.disabled = bs->io.punch == NULL;
     pthread_mutex_init(&bs->compact_mu, NULL);
     pthread_mutex_init(&bs->gc_mu, NULL);
     pthread_cond_init(&bs->gc_cond, NULL);

@@ -4,7 +4,8 @@
  *   POST /admin/scrub    start a scrub pass now: 202 {"started":true,"pass":N}, or 409 when one
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
- *   GET  /admin/status   drives (online, blobs, bytes, checksum failures) and scrub (JSON)
+ *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
+ *                        failures) and scrub (JSON)
  *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
@@ -109,10 +110,13 @@ static void json_drives(struct evbuffer *b, gw *g)
         evbuffer_add_printf(b,
                             "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
                             ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+                            ",\"used_bytes\":%" PRIu64 ",\"reclaimable_bytes\":%" PRIu64
+                            ",\"punched_bytes\":%" PRIu64
                             ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
                             i ? "," : "", i, bs ? "true" : "false",
                             gw_drive_state_name(gw_store_drive_state(g->data, i)), st.blobs,
-                            st.live_bytes, st.disk_bytes, st.segments, st.corrupt_found);
+                            st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes,
+                            st.punched_bytes, st.segments, st.corrupt_found);
     }
     evbuffer_add(b, "]", 1);
 }

@@ -1,0 +1,217 @@
+/*
+ * bs_punch.c - give the space of deleted data back at once by punching holes into dead records.
+ *
+ * Why: otherwise space only comes back when a whole segment is unlinked (reclaim) or compacted.
+ * Neither happens to the active segment, which on a small drive holds everything, and compaction
+ * needs free space for its copies: a full disk stayed full after deletes (issue 8, item 10). A hole
+ * (fallocate PUNCH_HOLE | KEEP_SIZE) frees the blocks at once, keeps the file size and every
+ * offset, and reads back as zeros.
+ *
+ * What: when bs_delete has written a blob's tombstone, and in the same append_mu section drops
+ * the blob from the index, it queues (bs_punch_note) the data of each of the blob's records cut to
+ * the whole 4 KiB pages inside it (bs_punch_range). The record header and its checksum table stay,
+ * so every segment still parses record by record:
+ *   - recovery indexes the punched record and then drops it again at the blob's tombstone, which
+ *     lies after it in scan order and stays on disk as long as the record's segment exists (the
+ *     tombstone refs of docs/storage.md section 6);
+ *   - compaction skips it as a dead record; bs_read cannot reach it (the blob left the index);
+ *   - fsck sees blocks that fail their CRC inside a record whose blob is dead and whose punchable
+ *     pages are all zero: a punched record, not corruption (bs_fsck.c).
+ *
+ * When: a hole is punched only once the tombstone is durable (synced_gen covers the write
+ * generation of the delete), so a crash can never show a blob whose data is gone: until then a
+ * lost tombstone brings the blob back whole. bs_punch_dead runs a bs_sync when the queue is not
+ * covered yet (group commit, so at most one fdatasync per call), then punches up to
+ * BS_PUNCH_BATCH ranges while holding sync_mu, which keeps the segments (and their descriptors)
+ * from being unlinked under it while appends and reads go on. The background compactor thread
+ * calls it about once a second.
+ *
+ * Fallback: no io.punch, or EOPNOTSUPP/ENOSYS from it (a filesystem without punch hole), turns
+ * punching off for the store (logged once): deleted data then waits for reclaim and compaction as
+ * before. Other errors leave that range to compaction (logged). The queue is bounded
+ * (BS_PUNCH_QUEUE_MAX ranges; past it, ranges are not queued and only compaction frees them).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bs_int.h"
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define BS_PUNCH_PAGE 4096u
+#define BS_PUNCH_BATCH 256u
+#define BS_PUNCH_QUEUE_MAX (1u << 18) /* 8 MiB of queue */
+
+void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *plen)
+{
+    uint64_t data = rec_off + BS_REC_HDR + 4ull * bs_blocks_for(len), end = data + len;
+    uint64_t a = (data + BS_PUNCH_PAGE - 1) / BS_PUNCH_PAGE * BS_PUNCH_PAGE;
+    uint64_t b = end / BS_PUNCH_PAGE * BS_PUNCH_PAGE;
+    *off = a;
+    *plen = b > a ? b - a : 0;
+}
+
+static int queue(bs_holes *h, const bs_hole *x)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        bs_hole *v = realloc(h->v, cap * sizeof(*v));
+        if (!v)
+            return 0;
+        h->v = v;
+        h->cap = cap;
+    }
+    h->v[h->n++] = *x;
+    return 1;
+}
+
+void bs_punch_note(bs_store *bs, const bs_blob *b)
+{
+    bs_holes *h = &bs->holes;
+    for (uint32_t i = 0; !h->disabled && i < b->next; i++) {
+        bs_hole x = {b->ext[i].seg->num, 0, 0, bs->write_gen};
+        bs_punch_range(b->ext[i].rec_off, b->ext[i].len, &x.off, &x.len);
+        if (x.len == 0)
+            continue;
+        if (h->n - h->head >= BS_PUNCH_QUEUE_MAX || !queue(h, &x))
+            h->dropped++;
+    }
+}
+
+void bs_holes_release(bs_holes *h)
+{
+    free(h->v);
+    h->v = NULL;
+    h->n = h->cap = h->head = 0;
+}
+
+static bs_seg *find_seg(const bs_store *bs, uint32_t num)
+{
+    size_t lo = 0, hi = bs->nsegs; /* sorted by number */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (bs->segs[mid]->num == num)
+            return bs->segs[mid];
+        if (bs->segs[mid]->num < num)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static uint64_t synced_gen(bs_store *bs)
+{
+    pthread_mutex_lock(&bs->gc_mu);
+    uint64_t g = bs->synced_gen;
+    pthread_mutex_unlock(&bs->gc_mu);
+    return g;
+}
+
+typedef struct {
+    bs_seg *seg;
+    uint64_t off, len;
+} punch_job;
+
+/* Take up to BS_PUNCH_BATCH ranges whose delete is durable; caller holds sync_mu and append_mu. */
+static size_t take_ready(bs_store *bs, uint64_t synced, punch_job *jobs)
+{
+    bs_holes *h = &bs->holes;
+    size_t n = 0;
+    while (h->head < h->n && n < BS_PUNCH_BATCH && h->v[h->head].gen <= synced) {
+        const bs_hole *x = &h->v[h->head++];
+        bs_seg *s = find_seg(bs, x->seg);
+        if (s) /* else the segment is gone already, and its space with it */
+            jobs[n++] = (punch_job){s, x->off, x->len};
+    }
+    if (h->head == h->n) {
+        h->head = h->n = 0;
+    } else if (h->head > h->n / 2) {
+        memmove(h->v, h->v + h->head, (h->n - h->head) * sizeof(*h->v));
+        h->n -= h->head;
+        h->head = 0;
+    }
+    return n;
+}
+
+/* Punch the jobs; returns how many succeeded (jobs[i].len = 0 for the others). */
+static size_t punch_jobs(bs_store *bs, punch_job *jobs, size_t n, int *unsupported)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        punch_job *j = &jobs[i];
+        if (!*unsupported &&
+            bs->io.punch(bs->io.ctx, j->seg->fd, (off_t)j->off, (off_t)j->len) == 0) {
+            done++;
+            continue;
+        }
+        if (!*unsupported && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+            *unsupported = 1;
+            CM_INFO("bs",
+                    "%s: the filesystem cannot punch holes: deleted data is given back by "
+                    "segment reclaim and compaction only",
+                    bs->dir);
+        } else if (!*unsupported) {
+            CM_WARN("bs", "%s/seg-%08u.cbs:%llu: punching %llu dead bytes failed: %s", bs->dir,
+                    j->seg->num, (unsigned long long)j->off, (unsigned long long)j->len,
+                    strerror(errno));
+        }
+        j->len = 0;
+    }
+    return done;
+}
+
+cm_err bs_punch_dead(bs_store *bs)
+{
+    pthread_mutex_lock(&bs->append_mu);
+    size_t waiting = bs->holes.n - bs->holes.head;
+    uint64_t newest = waiting ? bs->holes.v[bs->holes.n - 1].gen : 0; /* queued in gen order */
+    pthread_mutex_unlock(&bs->append_mu);
+    if (waiting == 0)
+        return CM_OK;
+    if (synced_gen(bs) < newest) {
+        cm_err e = bs_sync(bs); /* the tombstones first: see the design note */
+        if (e != CM_OK)
+            return e;
+    }
+    punch_job *jobs = malloc(BS_PUNCH_BATCH * sizeof(*jobs));
+    if (!jobs)
+        return CM_ERR_NOMEM;
+    pthread_mutex_lock(&bs->sync_mu);
+    pthread_mutex_lock(&bs->append_mu);
+    size_t n = take_ready(bs, synced_gen(bs), jobs);
+    pthread_mutex_unlock(&bs->append_mu);
+    int unsupported = 0;
+    punch_jobs(bs, jobs, n, &unsupported);
+    pthread_mutex_lock(&bs->append_mu);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].seg->punched += jobs[i].len;
+        bytes += jobs[i].len;
+    }
+    if (unsupported) {
+        bs->holes.disabled = 1;
+        bs_holes_release(&bs->holes);
+    }
+    waiting = bs->holes.n - bs->holes.head;
+    pthread_mutex_unlock(&bs->append_mu);
+    pthread_mutex_unlock(&bs->sync_mu);
+    __atomic_add_fetch(&bs->holes.punched, bytes, __ATOMIC_RELAXED);
+    free(jobs);
+    return waiting ? CM_AGAIN : CM_OK;
+}
+
+void bs_punch_stats(const bs_store *bs, bs_stats *out)
+{
+    for (size_t i = 0; i < bs->nsegs; i++) {
+        const bs_seg *s = bs->segs[i];
+        uint64_t used = s->size - CM_MIN(s->size, s->punched);
+        /* what live records take besides their payload: header, one CRC per block, padding */
+        uint64_t keep = BS_SEG_HDR + s->live_bytes + s->live_exts * (BS_REC_HDR + 4 + BS_ALIGN) +
+                        4 * (s->live_bytes / BS_BLOCK);
+        out->used_bytes += used;
+        out->reclaimable_bytes += used > keep ? used - keep : 0;
+    }
+    out->punched_bytes = __atomic_load_n(&bs->holes.punched, __ATOMIC_RELAXED);
+}
