@@ -39,6 +39,8 @@
 #define BS_DEFAULT_COMPACT_PCT 50
 #define BS_DEFAULT_COMPACT_RATE (32ll << 20) /* bytes/s copied by the background compactor */
 #define BS_LOCK_FILE "LOCK"
+#define BS_RESERVE_FILE "RESERVE"
+#define BS_RESERVE_BYTES (64u << 10) /* room for 1365 tombstones on a full disk */
 
 /* ---- format (bs_format.c): pure functions, no I/O ---- */
 
@@ -171,6 +173,8 @@ struct bs_store {
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
     bs_holes holes;         /* dead data waiting to be punched (bs_punch.c); append_mu */
+    int reserve_fd;         /* DIR/RESERVE, space kept for deletes on a full disk; append_mu */
+    uint64_t reserve_size;
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */
@@ -229,6 +233,10 @@ void bs_punch_note(bs_store *bs, const bs_blob *b);
 void bs_holes_release(bs_holes *h);
 /* used_bytes, reclaimable_bytes and punched_bytes; caller holds append_mu and idx_lock. */
 void bs_punch_stats(const bs_store *bs, bs_stats *out);
+/* Bring DIR/RESERVE up to BS_RESERVE_BYTES (best effort); caller holds append_mu or is bs_open. */
+void bs_reserve_fill(bs_store *bs);
+/* Give the reserve's space back to the filesystem; 1 if there was any. Caller holds append_mu. */
+int bs_reserve_release(bs_store *bs);
 /* The part of a PUT record's data that a hole may cover: whole pages inside [data, data+len). */
 void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *plen);
 

@@ -281,6 +281,8 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
     if (b) {
         int frees = frees_segment(bs, b);
         e = write_tombstone(bs, id);
+        if (e == CM_ERR_NOSPC && bs_reserve_release(bs)) /* a full disk must still take deletes */
+            e = write_tombstone(bs, id);
         if (e == CM_OK && bs_seg_add_blob_refs(bs, bs->active, b) != CM_OK)
             bs->active->stuck = 1; /* no memory for refs: never let this segment go */
         /* The tombstone must be durable before a segment holding the blob's records is

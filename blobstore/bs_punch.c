@@ -26,14 +26,23 @@
  * from being unlinked under it while appends and reads go on. The background compactor thread
  * calls it about once a second.
  *
+ * The reserve: a delete needs 48 bytes for its tombstone, which a full disk may not have. Each
+ * drive keeps DIR/RESERVE, BS_RESERVE_BYTES of zeros written at open; a tombstone that gets ENOSPC
+ * truncates it to nothing and is retried (bs_delete). bs_punch_dead fills it again once there is
+ * room (the holes it punched, or compaction, made some). It is not synced: after a crash bs_open
+ * simply tops it up again.
+ *
  * Fallback: no io.punch, or EOPNOTSUPP/ENOSYS from it (a filesystem without punch hole), turns
  * punching off for the store (logged once): deleted data then waits for reclaim and compaction as
  * before. Other errors leave that range to compaction (logged). The queue is bounded
  * (BS_PUNCH_QUEUE_MAX ranges; past it, ranges are not queued and only compaction frees them).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bs_int.h"
 #include "cm_log.h"
@@ -165,6 +174,8 @@ static size_t punch_jobs(bs_store *bs, punch_job *jobs, size_t n, int *unsupport
 cm_err bs_punch_dead(bs_store *bs)
 {
     pthread_mutex_lock(&bs->append_mu);
+    if (bs->reserve_size < BS_RESERVE_BYTES)
+        bs_reserve_fill(bs); /* deletes used it; holes or compaction may have made room again */
     size_t waiting = bs->holes.n - bs->holes.head;
     uint64_t newest = waiting ? bs->holes.v[bs->holes.n - 1].gen : 0; /* queued in gen order */
     pthread_mutex_unlock(&bs->append_mu);
@@ -214,4 +225,38 @@ void bs_punch_stats(const bs_store *bs, bs_stats *out)
         out->reclaimable_bytes += used > keep ? used - keep : 0;
     }
     out->punched_bytes = __atomic_load_n(&bs->holes.punched, __ATOMIC_RELAXED);
+}
+
+/* ---- the reserve: room for tombstones on a full disk ---- */
+
+void bs_reserve_fill(bs_store *bs)
+{
+    static const uint8_t zeros[BS_RESERVE_BYTES];
+    if (bs->reserve_fd < 0) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", bs->dir, BS_RESERVE_FILE);
+        bs->reserve_fd = bs->io.open(bs->io.ctx, path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (bs->reserve_fd < 0)
+            return;
+        struct stat st; /* an earlier run's reserve: the io table has no stat, fds are real */
+        bs->reserve_size = fstat(bs->reserve_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    }
+    if (bs->reserve_size >= BS_RESERVE_BYTES)
+        return;
+    size_t n = (size_t)(BS_RESERVE_BYTES - bs->reserve_size);
+    if (bs_write_full(&bs->io, bs->reserve_fd, zeros, n, bs->reserve_size) == CM_OK)
+        bs->reserve_size = BS_RESERVE_BYTES;
+    else if (bs->io.ftruncate(bs->io.ctx, bs->reserve_fd, (off_t)bs->reserve_size) != 0)
+        CM_WARN("bs", "%s/%s: %s", bs->dir, BS_RESERVE_FILE, strerror(errno)); /* still full */
+}
+
+int bs_reserve_release(bs_store *bs)
+{
+    if (bs->reserve_fd < 0 || bs->reserve_size == 0 ||
+        bs->io.ftruncate(bs->io.ctx, bs->reserve_fd, 0) != 0)
+        return 0;
+    CM_WARN("bs", "%s: disk full: the space kept for deletes (%llu bytes) is used now", bs->dir,
+            (unsigned long long)bs->reserve_size);
+    bs->reserve_size = 0;
+    return 1;
 }

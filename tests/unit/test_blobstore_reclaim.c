@@ -10,7 +10,8 @@
  * every live blob intact, every deleted one gone; fsck calls it clean (the holes are counted as
  * punched records); compaction of the holed segments keeps it so. zeroed_live_blob: zeros in a
  * live blob's data are still damage to fsck. no_punch_support: a filesystem without punch hole
- * (EOPNOTSUPP) turns punching off and the store goes on working.
+ * (EOPNOTSUPP) turns punching off and the store goes on working. delete_on_full_disk: with not
+ * even room for a 48-byte tombstone, deletes still succeed (the RESERVE file gives its space).
  *
  * Runs on the scratch directory's filesystem (tmpfs, ext4 and xfs punch holes); where it cannot
  * punch, the tests that measure blocks say so and only check the fallback.
@@ -29,6 +30,7 @@
 #include "cm_log.h"
 #include "cu_data.h"
 #include "cu_main.h"
+#include "faultio.c" /* test helper, not a test executable of its own */
 
 #define SEED 4242u
 #define BLOB 200000u /* bytes per blob: several 4 KiB pages, four 64 KiB blocks */
@@ -368,6 +370,35 @@ static void test_no_punch_support(void)
     CU_ASSERT(!r.bad_blocks && !r.bad_regions && !r.bad_live_blobs && !r.punched);
 }
 
+/* A disk so full that not even a 48-byte tombstone fits: deletes use the reserve. */
+static void test_delete_on_full_disk(void)
+{
+    fio *f = fio_new(SEED);
+    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1, .io = fio_io(f)};
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(test_dir("full"), &opt, &bs) == CM_OK);
+    fio_set_capacity(f, fio_used(f) + 300 * 1024);
+    uint32_t n = 0, empty = 1000;
+    while (n < 100 && put(bs, n + 1, 20000) == CM_OK)
+        n++;
+    while (empty < 2000 && put(bs, empty, 0) == CM_OK) /* 48-byte records fill the rest */
+        empty++;
+    CU_ASSERT(n >= 5 && n < 100 && empty < 2000);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    printf("\n  full after %u blobs and %u empty ones; %llu bytes used of the capacity\n", n,
+           empty - 1000, (unsigned long long)fio_used(f));
+    for (uint32_t t = 1; t <= 5; t++)
+        CU_ASSERT_EQUAL(del(bs, t), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+    fio_set_capacity(f, 0);
+    CU_ASSERT_FATAL(bs_open(test_dir("full"), &opt, &bs) == CM_OK);
+    for (uint32_t t = 1; t <= n; t++)
+        CU_ASSERT_EQUAL(check(bs, t, 20000), t <= 5 ? -1 : 1);
+    bs_close(bs);
+    fio_free(f);
+}
+
 void cu_register(void)
 {
     printf("test_blobstore_reclaim seed %u\n", SEED);
@@ -378,6 +409,7 @@ void cu_register(void)
         {"crash_with_holes", test_crash_with_holes},
         {"zeroed_live_blob", test_zeroed_live_blob},
         {"no_punch_support", test_no_punch_support},
+        {"delete_on_full_disk", test_delete_on_full_disk},
         {NULL, NULL}};
     cu_add_suite("blobstore_reclaim", tests);
 }
