@@ -22,8 +22,9 @@
  * generation of the delete), so a crash can never show a blob whose data is gone: until then a
  * lost tombstone brings the blob back whole. bs_punch_dead runs a bs_sync when the queue is not
  * covered yet (group commit, so at most one fdatasync per call), then punches up to
- * BS_PUNCH_BATCH ranges while holding sync_mu, which keeps the segments (and their descriptors)
- * from being unlinked under it while appends and reads go on. The background compactor thread
+ * BS_PUNCH_BATCH ranges, each while holding sync_mu, which keeps its segment (and descriptor) from
+ * being unlinked under it; appends and reads go on, and a sync round waits for one punch at most
+ * (about 4 ms on ext4 on the development VM, 0.15 ms on tmpfs). The background compactor thread
  * calls it about once a second.
  *
  * The reserve: a delete needs 48 bytes for its tombstone, which a full disk may not have. Each
@@ -49,7 +50,7 @@
 #include "cm_util.h"
 
 #define BS_PUNCH_PAGE 4096u
-#define BS_PUNCH_BATCH 256u
+#define BS_PUNCH_BATCH 256u           /* holes per call */
 #define BS_PUNCH_QUEUE_MAX (1u << 18) /* 8 MiB of queue */
 
 void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *plen)
@@ -118,22 +119,17 @@ static uint64_t synced_gen(bs_store *bs)
     return g;
 }
 
-typedef struct {
-    bs_seg *seg;
-    uint64_t off, len;
-} punch_job;
-
-/* Take up to BS_PUNCH_BATCH ranges whose delete is durable; caller holds sync_mu and append_mu. */
-static size_t take_ready(bs_store *bs, uint64_t synced, punch_job *jobs)
+/* Pop the oldest range whose delete is durable: 0 when there is none. *seg is NULL when its
+ * segment is gone already (and its space with it). Caller holds sync_mu and append_mu. */
+static int take_ready(bs_store *bs, uint64_t synced, bs_seg **seg, uint64_t *off, uint64_t *len)
 {
     bs_holes *h = &bs->holes;
-    size_t n = 0;
-    while (h->head < h->n && n < BS_PUNCH_BATCH && h->v[h->head].gen <= synced) {
-        const bs_hole *x = &h->v[h->head++];
-        bs_seg *s = find_seg(bs, x->seg);
-        if (s) /* else the segment is gone already, and its space with it */
-            jobs[n++] = (punch_job){s, x->off, x->len};
-    }
+    if (h->head == h->n || h->v[h->head].gen > synced)
+        return 0;
+    const bs_hole *x = &h->v[h->head++];
+    *seg = find_seg(bs, x->seg);
+    *off = x->off;
+    *len = x->len;
     if (h->head == h->n) {
         h->head = h->n = 0;
     } else if (h->head > h->n / 2) {
@@ -141,34 +137,29 @@ static size_t take_ready(bs_store *bs, uint64_t synced, punch_job *jobs)
         h->n -= h->head;
         h->head = 0;
     }
-    return n;
+    return 1;
 }
 
-/* Punch the jobs; returns how many succeeded (jobs[i].len = 0 for the others). */
-static size_t punch_jobs(bs_store *bs, punch_job *jobs, size_t n, int *unsupported)
+/* Punch one range; 0 when the filesystem cannot punch at all. */
+static int punch_one(bs_store *bs, bs_seg *s, uint64_t off, uint64_t len)
 {
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++) {
-        punch_job *j = &jobs[i];
-        if (!*unsupported &&
-            bs->io.punch(bs->io.ctx, j->seg->fd, (off_t)j->off, (off_t)j->len) == 0) {
-            done++;
-            continue;
-        }
-        if (!*unsupported && (errno == EOPNOTSUPP || errno == ENOSYS)) {
-            *unsupported = 1;
-            CM_INFO("bs",
-                    "%s: the filesystem cannot punch holes: deleted data is given back by "
-                    "segment reclaim and compaction only",
-                    bs->dir);
-        } else if (!*unsupported) {
-            CM_WARN("bs", "%s/seg-%08u.cbs:%llu: punching %llu dead bytes failed: %s", bs->dir,
-                    j->seg->num, (unsigned long long)j->off, (unsigned long long)j->len,
-                    strerror(errno));
-        }
-        j->len = 0;
+    if (bs->io.punch(bs->io.ctx, s->fd, (off_t)off, (off_t)len) == 0) {
+        pthread_mutex_lock(&bs->append_mu);
+        s->punched += len;
+        pthread_mutex_unlock(&bs->append_mu);
+        __atomic_add_fetch(&bs->holes.punched, len, __ATOMIC_RELAXED);
+        return 1;
     }
-    return done;
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+        CM_INFO("bs",
+                "%s: the filesystem cannot punch holes: deleted data is given back by segment "
+                "reclaim and compaction only",
+                bs->dir);
+        return 0;
+    }
+    CM_WARN("bs", "%s/seg-%08u.cbs:%llu: punching %llu dead bytes failed: %s", bs->dir, s->num,
+            (unsigned long long)off, (unsigned long long)len, strerror(errno));
+    return 1; /* that range waits for compaction */
 }
 
 cm_err bs_punch_dead(bs_store *bs)
@@ -186,30 +177,28 @@ cm_err bs_punch_dead(bs_store *bs)
         if (e != CM_OK)
             return e;
     }
-    punch_job *jobs = malloc(BS_PUNCH_BATCH * sizeof(*jobs));
-    if (!jobs)
-        return CM_ERR_NOMEM;
-    pthread_mutex_lock(&bs->sync_mu);
-    pthread_mutex_lock(&bs->append_mu);
-    size_t n = take_ready(bs, synced_gen(bs), jobs);
-    pthread_mutex_unlock(&bs->append_mu);
-    int unsupported = 0;
-    punch_jobs(bs, jobs, n, &unsupported);
-    pthread_mutex_lock(&bs->append_mu);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        jobs[i].seg->punched += jobs[i].len;
-        bytes += jobs[i].len;
+    uint64_t synced = synced_gen(bs);
+    int more = 1, works = 1;
+    for (unsigned i = 0; more && works && i < BS_PUNCH_BATCH; i++) {
+        /* sync_mu per hole: the segment cannot be unlinked under the punch, and a sync round
+         * (a writer waiting to acknowledge) waits for one punch at most */
+        bs_seg *s = NULL;
+        uint64_t off = 0, len = 0;
+        pthread_mutex_lock(&bs->sync_mu);
+        pthread_mutex_lock(&bs->append_mu);
+        more = take_ready(bs, synced, &s, &off, &len);
+        pthread_mutex_unlock(&bs->append_mu);
+        if (more && s)
+            works = punch_one(bs, s, off, len);
+        pthread_mutex_unlock(&bs->sync_mu);
     }
-    if (unsupported) {
+    pthread_mutex_lock(&bs->append_mu);
+    if (!works) {
         bs->holes.disabled = 1;
         bs_holes_release(&bs->holes);
     }
     waiting = bs->holes.n - bs->holes.head;
     pthread_mutex_unlock(&bs->append_mu);
-    pthread_mutex_unlock(&bs->sync_mu);
-    __atomic_add_fetch(&bs->holes.punched, bytes, __ATOMIC_RELAXED);
-    free(jobs);
     return waiting ? CM_AGAIN : CM_OK;
 }
 
