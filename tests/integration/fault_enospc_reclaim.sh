@@ -3,9 +3,9 @@
 # tmpfs (every drive folder on it, default segment size, so all data sits in each drive's active
 # segment). 1 MiB PUTs go in until one answers 507; half of the objects are deleted; then PUTs
 # must work again within a few seconds (the dead cells are punched out of the segment files), every
-# surviving object must read back byte-exact, and `cairn admin status` must show per drive the
-# space used, live and reclaimable. fsck is clean after a stop, and everything reads back after a
-# restart. Needs root to mount the tmpfs; without it the test says so and passes
+# surviving object must read back byte-exact, and `cairn admin status` (and /metrics) must show
+# per drive the space used, live and reclaimable. fsck is clean after a stop, and everything reads
+# back after a restart. Needs root to mount the tmpfs; without it the test says so and passes
 # (tests/unit/test_blobstore_reclaim.c covers the store).
 source "$(dirname "$0")/lib.sh"
 source "$H_DIR/lib_fault.sh"
@@ -141,6 +141,9 @@ if h_run "cairn admin status prints the table" "$CAIRN_BIN" admin status --endpo
         h_bad "the drive table has used, live and reclaimable columns" "$H_OUT"
     fi
 fi
+h_eq "/metrics has used, live and reclaimable bytes for the 6 drives" 18 \
+    "$(curl -fsS --max-time 5 "$H_ENDPOINT/metrics" |
+        grep -cE '^cairn_blobstore_(used|live|reclaimable)_bytes\{drive="[0-5]"\} [0-9]+$')"
 
 h_stop
 if h_run "fsck after deletes on the full disk: clean" "$CAIRN_BIN" fsck --data "$H_DATA"; then
