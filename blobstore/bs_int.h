@@ -216,6 +216,8 @@ cm_err bs_ensure_room(bs_store *bs, uint64_t need);
  * records of its blob are on disk). Caller holds append_mu.
  */
 int bs_seg_reclaimable(const bs_store *bs, const bs_seg *s);
+/* The segment numbered num, or NULL; caller holds append_mu. */
+bs_seg *bs_seg_find(const bs_store *bs, uint32_t num);
 /* Does any segment s->refs names still exist (other than s)? */
 int bs_seg_refs_live(const bs_store *bs, const bs_seg *s);
 /* Add segment number num to s->refs (no-op when num is s itself or already there). */

@@ -155,25 +155,25 @@ static cm_err write_tombstone(bs_store *bs, const bs_id *id)
     return CM_OK;
 }
 
-static int seg_exists(const bs_store *bs, uint32_t num)
+bs_seg *bs_seg_find(const bs_store *bs, uint32_t num)
 {
     size_t lo = 0, hi = bs->nsegs; /* segs are sorted by number */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (bs->segs[mid]->num == num)
-            return 1;
+            return bs->segs[mid];
         if (bs->segs[mid]->num < num)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return 0;
+    return NULL;
 }
 
 int bs_seg_refs_live(const bs_store *bs, const bs_seg *s)
 {
     for (uint32_t i = 0; i < s->nrefs; i++)
-        if (s->refs[i] != s->num && seg_exists(bs, s->refs[i]))
+        if (s->refs[i] != s->num && bs_seg_find(bs, s->refs[i]))
             return 1;
     return 0;
 }

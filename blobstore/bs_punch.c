@@ -96,21 +96,6 @@ void bs_holes_release(bs_holes *h)
     h->n = h->cap = h->head = 0;
 }
 
-static bs_seg *find_seg(const bs_store *bs, uint32_t num)
-{
-    size_t lo = 0, hi = bs->nsegs; /* sorted by number */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (bs->segs[mid]->num == num)
-            return bs->segs[mid];
-        if (bs->segs[mid]->num < num)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 static uint64_t synced_gen(bs_store *bs)
 {
     pthread_mutex_lock(&bs->gc_mu);
@@ -127,7 +112,7 @@ static int take_ready(bs_store *bs, uint64_t synced, bs_seg **seg, uint64_t *off
     if (h->head == h->n || h->v[h->head].gen > synced)
         return 0;
     const bs_hole *x = &h->v[h->head++];
-    *seg = find_seg(bs, x->seg);
+    *seg = bs_seg_find(bs, x->seg);
     *off = x->off;
     *len = x->len;
     if (h->head == h->n) {
