@@ -135,7 +135,7 @@ typedef struct {
     size_t head, n, cap;
     int disabled;     /* the filesystem cannot punch (or no io.punch): nothing is queued */
     uint64_t punched; /* bytes punched since open; atomic */
-    uint64_t dropped; /* ranges not queued because the queue was full */
+    uint64_t dropped; /* ranges not queued (queue full); the first one is logged */
 } bs_holes;
 
 typedef struct {
@@ -233,6 +233,8 @@ void bs_reclaim(bs_store *bs);
  * append_mu, before the blob is dropped from the index. */
 void bs_punch_note(bs_store *bs, const bs_blob *b);
 void bs_holes_release(bs_holes *h);
+/* At open: the holes earlier runs punched, from what each segment file occupies on disk. */
+void bs_punch_count_holes(bs_store *bs);
 /* used_bytes, reclaimable_bytes and punched_bytes; caller holds append_mu and idx_lock. */
 void bs_punch_stats(const bs_store *bs, bs_stats *out);
 /* Bring DIR/RESERVE up to BS_RESERVE_BYTES (best effort); caller holds append_mu or is bs_open. */

@@ -84,8 +84,11 @@ void bs_punch_note(bs_store *bs, const bs_blob *b)
         bs_punch_range(b->ext[i].rec_off, b->ext[i].len, &x.off, &x.len);
         if (x.len == 0)
             continue;
-        if (h->n - h->head >= BS_PUNCH_QUEUE_MAX || !queue(h, &x))
-            h->dropped++;
+        if ((h->n - h->head >= BS_PUNCH_QUEUE_MAX || !queue(h, &x)) && h->dropped++ == 0)
+            CM_WARN("bs",
+                    "%s: too many deletes waiting for hole punching: some deleted data is "
+                    "given back by compaction only",
+                    bs->dir);
     }
 }
 
@@ -199,6 +202,16 @@ void bs_punch_stats(const bs_store *bs, bs_stats *out)
         out->reclaimable_bytes += used > keep ? used - keep : 0;
     }
     out->punched_bytes = __atomic_load_n(&bs->holes.punched, __ATOMIC_RELAXED);
+}
+
+void bs_punch_count_holes(bs_store *bs)
+{
+    for (size_t i = 0; i < bs->nsegs; i++) {
+        bs_seg *s = bs->segs[i];
+        struct stat st; /* the io table has no stat; its descriptors are real ones */
+        uint64_t held = fstat(s->fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : s->size;
+        s->punched = held < s->size ? s->size - held : 0;
+    }
 }
 
 /* ---- the reserve: room for tombstones on a full disk ---- */

@@ -113,8 +113,10 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
         e = bs_take_lock(bs);
     if (e == CM_OK)
         e = bs_recover(bs);
-    if (e == CM_OK)
+    if (e == CM_OK) {
+        bs_punch_count_holes(bs);
         bs_reserve_fill(bs); /* best effort: a full disk leaves it short */
+    }
     if (e == CM_OK && rate > 0)
         e = bs_compactor_start(bs, rate);
     if (e != CM_OK) {

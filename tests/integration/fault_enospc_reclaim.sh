@@ -120,19 +120,24 @@ df -k "$H_DATA" | tail -1
 h_eq "surviving and new objects byte-exact" "bad 0 of $((stored / 2 + again))" \
     "$(drive verify "$stored" "$again")"
 
-if sums=$(status_sums); then
+# check_space WHEN: /admin/status used, live and reclaimable add up, and little is left dead.
+check_space() {
+    local sums used live reclaim
+    if ! sums=$(status_sums); then
+        h_bad "admin status answers with used_bytes, live_bytes, reclaimable_bytes ($1)" "$sums"
+        return
+    fi
     read -r used live reclaim <<<"$sums"
-    echo "admin status, all drives: used $used live $live reclaimable $reclaim"
-    # used = live + reclaimable + record headers; after the punching little is left to reclaim
+    echo "admin status, all drives ($1): used $used live $live reclaimable $reclaim"
+    # used = live + reclaimable + headers of live records; after punching little is left dead
     if [ "$used" -ge "$live" ] && [ "$live" -gt 0 ] && [ "$reclaim" -le $((used - live)) ] &&
         [ "$used" -lt $((live + live / 10 + 4 * 1048576)) ]; then
-        h_ok "admin status: used $used >= live $live, reclaimable $reclaim, dead space given back"
+        h_ok "admin status ($1): used $used >= live $live, reclaimable $reclaim"
     else
-        h_bad "admin status: used, live and reclaimable consistent after reclaim" "$sums"
+        h_bad "admin status ($1): used, live and reclaimable consistent after reclaim" "$sums"
     fi
-else
-    h_bad "admin status answers with used_bytes, live_bytes, reclaimable_bytes per drive" "$sums"
-fi
+}
+check_space "after the deletes"
 if h_run "cairn admin status prints the table" "$CAIRN_BIN" admin status --endpoint "$H_ENDPOINT"; then
     printf '%s\n' "$H_OUT"
     if grep -q "reclaimable" <<<"$H_OUT"; then
@@ -152,4 +157,5 @@ fi
 h_start
 h_eq "surviving and new objects byte-exact after a restart" \
     "bad 0 of $((stored / 2 + again))" "$(drive verify "$stored" "$again")"
+check_space "after a restart"
 h_finish
