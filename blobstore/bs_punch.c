@@ -24,7 +24,7 @@
  * covered yet (group commit, so at most one fdatasync per call), then punches up to
  * BS_PUNCH_BATCH ranges, each while holding sync_mu, which keeps its segment (and descriptor) from
  * being unlinked under it; appends and reads go on, and a sync round waits for one punch at most
- * (about 4 ms on ext4 on the development VM, 0.15 ms on tmpfs). The background compactor thread
+ * (1-3 ms on ext4 on the development VM, under 0.1 ms on tmpfs). The background compactor thread
  * calls it about once a second.
  *
  * The reserve: a delete needs 48 bytes for its tombstone, which a full disk may not have. Each
