@@ -382,6 +382,7 @@ cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg
         c.bs = bs;
         bs->io = bs_io_posix;
         bs->lock_fd = -1;
+        bs->holes.disabled = 1; /* a check punches nothing */
         bs->dir = strdup(dir);
         e = bs->dir ? bs_take_lock(bs) : CM_ERR_NOMEM;
     }

@@ -194,7 +194,8 @@ void bs_seg_destroy(bs_store *bs, bs_seg *s);
 
 /* ---- shared by recovery, the live store and compaction ---- */
 
-/* Drop a blob from the index and its segments' live counters; frees it. */
+/* Drop a blob from the index and its segments' live counters and queue its data for punching
+ * (its tombstone is written); frees it. */
 void bs_drop_blob(bs_store *bs, bs_blob *b);
 /* Recovery scan of every segment (bs_recover.c); called by bs_open with no locks needed. */
 cm_err bs_recover(bs_store *bs);
@@ -229,9 +230,12 @@ void bs_reclaim(bs_store *bs);
 
 /* ---- hole punching (bs_punch.c) ---- */
 
-/* Queue the data of every record of blob b (just deleted, tombstone written): caller holds
- * append_mu, before the blob is dropped from the index. */
+/* Queue the data of every record of blob b (deleted, tombstone written): caller holds append_mu
+ * (or is recovery), before b is freed. */
 void bs_punch_note(bs_store *bs, const bs_blob *b);
+/* After recovery: drop the ranges that are holes already, and make the rest wait for a sync (the
+ * tombstones recovery read may still be only in the page cache). */
+void bs_punch_after_recovery(bs_store *bs);
 void bs_holes_release(bs_holes *h);
 /* At open: the holes earlier runs punched, from what each segment file occupies on disk. */
 void bs_punch_count_holes(bs_store *bs);

@@ -10,8 +10,8 @@
  * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
  * reclaimable segment (bs_seg_reclaimable: no live extent, and no tombstone unless it is the
  * oldest segment). When that will unlink a segment, the tombstone is fdatasynced first. The data
- * of the blob's records is queued for hole punching (bs_punch.c), done once the tombstone is
- * durable.
+ * of the blob's records is queued for hole punching (bs_drop_blob, bs_punch.c), done once the
+ * tombstone is durable.
  * Locking is described in bs_store.c.
  */
 #include <errno.h>
@@ -292,7 +292,6 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
         if (e == CM_OK && frees)
             e = sync_all_locked(bs);
         if (e == CM_OK) {
-            bs_punch_note(bs, b); /* its data goes once the tombstone is durable */
             pthread_rwlock_wrlock(&bs->idx_lock);
             bs_drop_blob(bs, bs_index_remove(&bs->index, id));
             pthread_rwlock_unlock(&bs->idx_lock);

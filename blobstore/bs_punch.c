@@ -33,6 +33,10 @@
  * room (the holes it punched, or compaction, made some). It is not synced: after a crash bs_open
  * simply tops it up again.
  *
+ * After a crash: recovery drops deleted blobs through the same bs_drop_blob, so their records are
+ * queued again; bs_punch_after_recovery keeps those that are not holes yet (lseek SEEK_DATA) and
+ * makes them wait for a sync, since the tombstones recovery read may only be in the page cache.
+ *
  * Fallback: no io.punch, or EOPNOTSUPP/ENOSYS from it (a filesystem without punch hole), turns
  * punching off for the store (logged once): deleted data then waits for reclaim and compaction as
  * before. Other errors leave that range to compaction (logged). The queue is bounded
@@ -44,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bs_int.h"
 #include "cm_log.h"
@@ -86,10 +91,39 @@ void bs_punch_note(bs_store *bs, const bs_blob *b)
             continue;
         if ((h->n - h->head >= BS_PUNCH_QUEUE_MAX || !queue(h, &x)) && h->dropped++ == 0)
             CM_WARN("bs",
-                    "%s: too many deletes waiting for hole punching: some deleted data is "
+                    "%s: more deleted data than the hole-punching queue holds: some of it is "
                     "given back by compaction only",
                     bs->dir);
     }
+}
+
+/* Is [off, off+len) of fd a hole already? (lseek on the real descriptor: no data there) */
+static int is_hole(int fd, uint64_t off, uint64_t len)
+{
+    off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+    return data < 0 ? errno == ENXIO : (uint64_t)data >= off + len;
+}
+
+void bs_punch_after_recovery(bs_store *bs)
+{
+    bs_holes *h = &bs->holes;
+    size_t keep = 0;
+    for (size_t i = h->head; i < h->n; i++) {
+        const bs_seg *s = bs_seg_find(bs, h->v[i].seg);
+        if (s && !is_hole(s->fd, h->v[i].off, h->v[i].len))
+            h->v[keep++] = h->v[i];
+    }
+    h->head = 0;
+    h->n = keep;
+    if (keep == 0)
+        return;
+    CM_INFO("bs", "%s: %zu records of deleted blobs to punch (left by the last run)", bs->dir,
+            keep);
+    bs->write_gen++;
+    for (size_t i = 0; i < keep; i++)
+        h->v[i].gen = bs->write_gen;
+    for (size_t i = 0; i < bs->nsegs; i++)
+        bs->segs[i]->dirty = 1;
 }
 
 void bs_holes_release(bs_holes *h)

@@ -114,6 +114,7 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     if (e == CM_OK)
         e = bs_recover(bs);
     if (e == CM_OK) {
+        bs_punch_after_recovery(bs);
         bs_punch_count_holes(bs);
         bs_reserve_fill(bs); /* best effort: a full disk leaves it short */
     }
@@ -136,6 +137,7 @@ void bs_close(bs_store *bs)
 
 void bs_drop_blob(bs_store *bs, bs_blob *b)
 {
+    bs_punch_note(bs, b); /* its data goes once the tombstone is durable */
     for (uint32_t i = 0; i < b->next; i++) {
         b->ext[i].seg->live_exts--;
         b->ext[i].seg->live_bytes -= b->ext[i].len;

@@ -4,17 +4,19 @@
  * punch_after_delete: blobs in the active and in older segments are deleted; nothing is punched
  * before bs_punch_dead, then the segment files' allocated blocks (st_blocks) drop by about the
  * deleted data, bs_stats shows used / reclaimable / punched accordingly, and the survivors read
- * back byte-exact. punch_after_durable_tombstone: the hole is never punched before an fdatasync
- * that covers the tombstone, and not at all when that sync fails. crash_with_holes: a store with
- * holes and a torn tail (a crash in the middle of an append) reopens with no corruption reported,
- * every live blob intact, every deleted one gone; fsck calls it clean (the holes are counted as
- * punched records); compaction of the holed segments keeps it so. zeroed_live_blob: zeros in a
- * live blob's data are still damage to fsck. no_punch_support: a filesystem without punch hole
- * (EOPNOTSUPP) turns punching off and the store goes on working. delete_on_full_disk: with not
- * even room for a 48-byte tombstone, deletes still succeed (the RESERVE file gives its space).
- * crash_points_punch: a crash at every I/O call of a workload that deletes and punches (the fault
- * io models a hole as a write of zeros) never shows a blob with zeros: deleted blobs are absent or
- * whole, durable ones intact, and recovery reports no corruption.
+ * back byte-exact; punch_left_by_crash: deletes the process did not live to punch are punched after
+ * the next open, and holes already there are not queued again. punch_after_durable_tombstone: the
+ * hole is never punched before an fdatasync that covers the tombstone, and not at all when that
+ * sync fails. crash_with_holes: a store with holes and a torn tail (a crash in the middle of an
+ * append) reopens with no corruption reported, every live blob intact, every deleted one gone; fsck
+ * calls it clean (the holes are counted as punched records); compaction of the holed segments keeps
+ * it so. zeroed_live_blob: zeros in a live blob's data are still damage to fsck. no_punch_support:
+ * a filesystem without punch hole (EOPNOTSUPP) turns punching off and the store goes on working.
+ * delete_on_full_disk: with not even room for a 48-byte tombstone, deletes still succeed (the
+ * RESERVE file gives its space). crash_points_punch: a crash at every I/O call of a workload that
+ * deletes and punches (the fault io models a hole as a write of zeros) never shows a blob with
+ * zeros: deleted blobs are absent or whole, durable ones intact, and recovery reports no
+ * corruption.
  *
  * Runs on the scratch directory's filesystem (tmpfs, ext4 and xfs punch holes); where it cannot
  * punch, the tests that measure blocks say so and only check the fallback.
@@ -240,6 +242,34 @@ static bs_store *open_watched(const char *dir, bs_io *io)
     bs_store *bs = NULL;
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     return bs;
+}
+
+/* The process dies after deletes, before they were punched: the next open punches them. */
+static void test_punch_left_by_crash(void)
+{
+    const char *dir = test_dir("leftover");
+    int punch = can_punch();
+    bs_store *bs = fill_and_delete(dir);
+    bs_close(bs);
+    uint64_t before = disk_used(dir), deleted = (NBLOBS / 2) * (uint64_t)BLOB;
+    bs_io io;
+    bs = open_watched(dir, &io);
+    int at_open = w.syncs;
+    CU_ASSERT_EQUAL(disk_used(dir), before);
+    punch_all(bs);
+    CU_ASSERT(w.punches >= (int)(NBLOBS / 2));
+    CU_ASSERT(w.first_punch > at_open); /* the tombstones recovery read were synced first */
+    uint64_t after = disk_used(dir);
+    printf("\n  punched after a reopen: %llu -> %llu bytes on disk\n", (unsigned long long)before,
+           (unsigned long long)after);
+    if (punch)
+        CU_ASSERT(before - after >= deleted - (NBLOBS / 2) * 4 * 4096ull);
+    bs_close(bs);
+    bs = open_store(dir);
+    CU_ASSERT_EQUAL(bs->holes.n - bs->holes.head, 0); /* holes already there are not queued */
+    for (uint32_t t = 1; t <= NBLOBS; t++)
+        CU_ASSERT_EQUAL(check(bs, t, BLOB), t % 2 ? 1 : -1);
+    bs_close(bs);
 }
 
 static void test_punch_after_durable_tombstone(void)
@@ -540,6 +570,7 @@ void cu_register(void)
         {"punch_after_delete", test_punch_after_delete},
         {"punch_after_durable_tombstone", test_punch_after_durable_tombstone},
         {"crash_with_holes", test_crash_with_holes},
+        {"punch_left_by_crash", test_punch_left_by_crash},
         {"zeroed_live_blob", test_zeroed_live_blob},
         {"no_punch_support", test_no_punch_support},
         {"delete_on_full_disk", test_delete_on_full_disk},
