@@ -6,7 +6,10 @@
  * every record carries a header with its own CRC32C and its data is checksummed per 64 KiB block,
  * so a read verifies exactly the blocks it touches. Deleting appends a tombstone; a segment whose
  * records are all dead is removed, and a segment whose live fraction drops below a threshold is
- * compacted (its live records copied to the active segment, then it is removed).
+ * compacted (its live records copied to the active segment, then it is removed). Once a delete
+ * is durable, the data of the deleted blob's records is punched out of its segment files (a hole
+ * that reads as zeros and takes no disk space), so space comes back at once, even inside the
+ * active segment and on a disk too full to compact (bs_punch_dead).
  *
  * Durability: bs_append returns when the bytes are written to the segment file (page cache);
  * bs_sync returns when every append and delete made before it is on stable storage (fdatasync).
@@ -52,7 +55,12 @@ typedef struct {
     uint8_t b[16];
 } bs_id;
 
-/* The I/O seam. Each function returns like its POSIX namesake (-1 and errno on failure). */
+/*
+ * The I/O seam. Each function returns like its POSIX namesake (-1 and errno on failure). punch is
+ * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) of len bytes at off; it may be NULL (no
+ * hole punching: deleted data then waits for compaction), and EOPNOTSUPP/ENOSYS from it turns
+ * punching off for the store.
+ */
 typedef struct bs_io {
     int (*open)(void *ctx, const char *path, int flags, mode_t mode);
     ssize_t (*pread)(void *ctx, int fd, void *buf, size_t len, off_t off);
@@ -62,6 +70,7 @@ typedef struct bs_io {
     int (*close)(void *ctx, int fd);
     int (*unlink)(void *ctx, const char *path);
     void *ctx;
+    int (*punch)(void *ctx, int fd, off_t off, off_t len);
 } bs_io;
 
 /* The POSIX implementation (ctx unused). */
@@ -82,6 +91,12 @@ typedef struct {
     uint64_t blobs;      /* live blobs */
     uint64_t live_bytes; /* payload bytes of live blobs */
     uint64_t disk_bytes; /* size of all segment files */
+    /* Bytes the segment files occupy: disk_bytes less the holes punched into them. */
+    uint64_t used_bytes;
+    /* Bytes of used_bytes that hold no live data: deleted data not yet punched, record headers,
+     * tombstones and the edges of holes (given back by punching and compaction). */
+    uint64_t reclaimable_bytes;
+    uint64_t punched_bytes; /* bytes given back by punching holes since open */
     uint32_t segments;
     uint64_t corrupt_found; /* records that failed a checksum since open */
     uint64_t compacted;     /* segments compacted and removed since open */
@@ -117,6 +132,18 @@ cm_err bs_delete(bs_store *bs, const bs_id *id);
 void bs_get_stats(bs_store *bs, bs_stats *out);
 
 /*
+ * Give back the disk space of deleted blobs: make the deletes made so far durable (bs_sync, when
+ * one is due), then punch a hole into the data of each record they killed (whole 4 KiB pages
+ * inside the record's data; the record header and its checksums stay, so the segment still parses
+ * and recovery, compaction and fsck treat the record as the dead one it is). A hole is only punched
+ * once the tombstone is durable, so a crash never shows a blob whose data is gone. The background
+ * compactor calls this about once a second; without it (compact_rate < 0) call it yourself.
+ * Returns CM_AGAIN while more holes are waiting, CM_OK when none are; CM_ERR_IO when the sync
+ * fails (the holes wait). A filesystem that cannot punch turns punching off (logged once).
+ */
+cm_err bs_punch_dead(bs_store *bs);
+
+/*
  * One step of compaction: continue (or pick) the segment with the lowest live fraction below the
  * threshold and copy up to about budget bytes of its live records to the active segment. When a
  * segment's scan is complete, the copies are synced and the segment is removed. Locks are held per
@@ -141,6 +168,7 @@ typedef struct {
     uint64_t bad_live_blobs; /* live blobs with a bad block or a hole: data lost on this drive */
     uint64_t overlaps;       /* PUT records overlapping their blob's data (ignored) */
     uint64_t torn_bytes;     /* invalid tail of the last segment (a crash; cut at open) */
+    uint64_t punched;        /* records of deleted blobs whose data was punched out (fine) */
     uint32_t rewritten;      /* segments rewritten by repair */
 } bs_fsck_report;
 

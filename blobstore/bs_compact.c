@@ -22,7 +22,8 @@
  *
  * Locks are held per record and never across the read of the old segment, so reads and appends
  * go on between records (a record is at most 64 MiB; the gateway's are one cell, 256 KiB).
- * The background thread (bs_compactor_*) runs steps of rate/10 bytes ten times a second.
+ * The background thread (bs_compactor_*) runs steps of rate/10 bytes ten times a second, and
+ * punches the holes of deleted data (bs_punch_dead) at the same ticks: at least once a second.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -272,8 +273,10 @@ static void *compactor_main(void *arg)
     while (!c->stop) {
         pthread_mutex_unlock(&c->mu);
         cm_err e = bs_compact_step(bs, (uint64_t)(c->rate / BS_COMPACT_TICKS) + 1);
+        /* Deleted data first goes by punching (bs_punch.c): no copy needed, so a full disk too. */
+        cm_err p = bs_punch_dead(bs);
         /* Busy: come back next tick. Idle or failing (e.g. a full disk): look again in 1 s. */
-        long wait_ms = e == CM_AGAIN ? 1000 / BS_COMPACT_TICKS : 1000;
+        long wait_ms = (e == CM_AGAIN || p == CM_AGAIN) ? 1000 / BS_COMPACT_TICKS : 1000;
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += wait_ms * 1000000L;

@@ -8,7 +8,10 @@
  * its CRC32C, and feeds the records to the same index rules as recovery (bs_apply_record:
  * extents sorted, a later compaction copy wins, overlaps ignored and counted). A live blob with a
  * hole or with a bad block is reported as damaged on this drive. (The bad-block list is a plain
- * array searched per live blob: fine for the handful a sick drive shows.)
+ * array searched per live blob: fine for the handful a sick drive shows.) A block that fails its
+ * CRC but is zero wherever bs_punch.c would punch a hole is judged when the scan is done: if its
+ * blob is dead, the record's data was punched after the delete (counted in `punched`, no
+ * problem); if the blob is live, it is a bad block like any other.
  *
  * Repair rewrites each segment that had a problem: its valid records whose blocks all verify are
  * copied, unchanged, behind a fresh segment header into seg-N.cbs.fsck; that file is fdatasynced,
@@ -40,6 +43,8 @@ typedef struct {
     uint8_t *buf; /* FK_BATCH blocks */
     bs_id *bad;   /* blobs with a record that has a bad block */
     size_t nbad, capbad;
+    struct fk_zeroed *zeroed; /* records whose failing blocks read as punched (zeros) */
+    size_t nzeroed, capzeroed;
 } fk_ctx;
 
 typedef struct {
@@ -50,8 +55,35 @@ typedef struct {
     int problem;       /* set by the check: the segment needs a rewrite */
 } fk_seg;
 
-/* Verify every block of the PUT record at pos; returns the number of bad blocks. */
-static uint64_t verify_record(fk_ctx *c, const bs_seg *s, const bs_rec_hdr *h, uint64_t pos)
+/* A record whose failing blocks are zero where bs_punch.c punches: fine if its blob is dead. */
+struct fk_zeroed {
+    bs_id id;
+    fk_seg *fs;
+    uint64_t blocks;
+};
+
+/* Is every byte of block [a, b) (file offsets, data in buf) that a hole could cover zero? */
+static int punched_block(const bs_rec_hdr *h, uint64_t pos, const uint8_t *buf, uint64_t a,
+                         uint64_t b)
+{
+    uint64_t po = 0, pl = 0;
+    bs_punch_range(pos, h->len, &po, &pl);
+    uint64_t from = CM_MAX(a, po), to = CM_MIN(b, po + pl);
+    if (from >= to)
+        return 0;
+    for (uint64_t i = from; i < to; i++)
+        if (buf[i - a])
+            return 0;
+    return 1;
+}
+
+/*
+ * Verify every block of the PUT record at pos; returns the number of bad blocks. Blocks that fail
+ * but read as punched are counted in *zeroed instead (a deleted blob's, unless count_blobs finds
+ * the blob live).
+ */
+static uint64_t verify_record(fk_ctx *c, const bs_seg *s, const bs_rec_hdr *h, uint64_t pos,
+                              uint64_t *zeroed)
 {
     uint8_t crcs[4 * FK_BATCH];
     uint64_t crc_off = pos + BS_REC_HDR, data_off = crc_off + 4ull * h->nblocks, bad = 0;
@@ -67,7 +99,12 @@ static uint64_t verify_record(fk_ctx *c, const bs_seg *s, const bs_rec_hdr *h, u
             return bad + n;
         for (uint32_t i = 0; i < n; i++) {
             uint64_t a = (uint64_t)i * BS_BLOCK, b = CM_MIN(a + BS_BLOCK, len);
-            if (bs_crc32c(c->buf + a, (size_t)(b - a)) != cm_get_be32(crcs + 4 * i)) {
+            if (bs_crc32c(c->buf + a, (size_t)(b - a)) == cm_get_be32(crcs + 4 * i))
+                continue;
+            uint64_t at = data_off + from + a;
+            if (punched_block(h, pos, c->buf + a, at, at + (b - a))) {
+                (*zeroed)++;
+            } else {
                 CM_ERROR("fsck", "%s/seg-%08u.cbs:%llu: block checksum mismatch", c->bs->dir,
                          s->num, (unsigned long long)(data_off + from + a));
                 bad++;
@@ -75,6 +112,29 @@ static uint64_t verify_record(fk_ctx *c, const bs_seg *s, const bs_rec_hdr *h, u
         }
     }
     return bad;
+}
+
+/* Make room for one more element in *v (n used of *cap, each size bytes). */
+static cm_err grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    void **p = v;
+    if (n < *cap)
+        return CM_OK;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *nv = realloc(*p, ncap * size);
+    if (!nv)
+        return CM_ERR_NOMEM;
+    *p = nv;
+    *cap = ncap;
+    return CM_OK;
+}
+
+static cm_err add_bad(fk_ctx *c, const bs_id *id)
+{
+    cm_err e = grow(&c->bad, &c->capbad, c->nbad, sizeof(*c->bad));
+    if (e == CM_OK)
+        c->bad[c->nbad++] = *id;
+    return e;
 }
 
 static cm_err copy_record(fk_seg *fs, uint64_t pos, uint64_t len)
@@ -96,25 +156,23 @@ static cm_err copy_record(fk_seg *fs, uint64_t pos, uint64_t len)
 static cm_err take_record(fk_ctx *c, fk_seg *fs, const bs_rec_hdr *h, uint64_t pos)
 {
     bs_fsck_report *r = c->r;
-    uint64_t bad = h->type == BS_REC_PUT ? verify_record(c, fs->s, h, pos) : 0;
-    if (fs->copy_fd >= 0)
-        return bad ? CM_OK : copy_record(fs, pos, bs_rec_size(h->len));
+    uint64_t zeroed = 0;
+    uint64_t bad = h->type == BS_REC_PUT ? verify_record(c, fs->s, h, pos, &zeroed) : 0;
+    if (fs->copy_fd >= 0) /* a punched record goes too: dead, or (live) as good as bad */
+        return bad || zeroed ? CM_OK : copy_record(fs, pos, bs_rec_size(h->len));
     r->records++;
     r->tombstones += h->type == BS_REC_DELETE;
     r->bad_blocks += bad;
+    cm_err e = CM_OK;
     if (bad) {
         fs->problem = 1;
-        if (c->nbad == c->capbad) {
-            size_t cap = c->capbad ? c->capbad * 2 : 16;
-            bs_id *n = realloc(c->bad, cap * sizeof(*n));
-            if (!n)
-                return CM_ERR_NOMEM;
-            c->bad = n;
-            c->capbad = cap;
-        }
-        c->bad[c->nbad++] = h->id;
+        e = add_bad(c, &h->id);
+    } else if (zeroed) {
+        e = grow(&c->zeroed, &c->capzeroed, c->nzeroed, sizeof(*c->zeroed));
+        if (e == CM_OK)
+            c->zeroed[c->nzeroed++] = (struct fk_zeroed){h->id, fs, zeroed};
     }
-    return bs_apply_record(c->bs, h, fs->s, pos);
+    return e == CM_OK ? bs_apply_record(c->bs, h, fs->s, pos) : e;
 }
 
 static int header_ok(const fk_seg *fs)
@@ -232,10 +290,24 @@ static cm_err open_segs(fk_ctx *c, fk_seg **out, size_t *n, int rw)
     return e;
 }
 
-static void count_blobs(fk_ctx *c)
+static cm_err count_blobs(fk_ctx *c)
 {
     bs_finish_blobs(c->bs);
     const bs_index *ix = &c->bs->index;
+    /* Zeros where a hole would be are a punched record when its blob is dead; data lost if not. */
+    for (size_t i = 0; i < c->nzeroed; i++) {
+        struct fk_zeroed *z = &c->zeroed[i];
+        if (!bs_index_get(ix, &z->id)) {
+            c->r->punched++;
+            continue;
+        }
+        CM_ERROR("fsck", "%s/seg-%08u.cbs: a record of a live blob reads as zeros", c->bs->dir,
+                 z->fs->s->num);
+        c->r->bad_blocks += z->blocks;
+        z->fs->problem = 1;
+        if (add_bad(c, &z->id) != CM_OK)
+            return CM_ERR_NOMEM;
+    }
     for (size_t i = 0; i < ix->cap; i++) {
         const bs_blob *b = ix->slots[i];
         if (!b)
@@ -248,6 +320,7 @@ static void count_blobs(fk_ctx *c)
         c->r->bad_live_blobs += damaged;
     }
     c->r->overlaps = c->bs->corrupt_found;
+    return CM_OK;
 }
 
 static void release(bs_store *bs)
@@ -273,7 +346,7 @@ static cm_err check(fk_ctx *c, int repair)
     size_t n = 0;
     memset(c->r, 0, sizeof(*c->r));
     c->done = c->total = 0;
-    c->nbad = 0;
+    c->nbad = c->nzeroed = 0;
     cm_err e = bs_index_init(&c->bs->index);
     if (e == CM_OK)
         e = open_segs(c, &fs, &n, repair);
@@ -282,7 +355,7 @@ static cm_err check(fk_ctx *c, int repair)
     if (e == CM_OK) {
         c->r->segments = (uint32_t)n;
         c->r->bytes = c->total;
-        count_blobs(c);
+        e = count_blobs(c);
     }
     uint32_t rewritten = 0;
     for (size_t i = 0; e == CM_OK && repair && i < n; i++) {
@@ -301,13 +374,15 @@ cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg
                bs_fsck_report *out)
 {
     bs_fsck_report r;
-    fk_ctx c = {NULL, &r, progress, arg, 0, 0, malloc((size_t)FK_BATCH * BS_BLOCK), NULL, 0, 0};
+    fk_ctx c = {NULL, &r, progress, arg,  0, 0, malloc((size_t)FK_BATCH * BS_BLOCK),
+                NULL, 0,  0,        NULL, 0, 0};
     bs_store *bs = calloc(1, sizeof(*bs));
     cm_err e = (bs && c.buf) ? CM_OK : CM_ERR_NOMEM;
     if (e == CM_OK) {
         c.bs = bs;
         bs->io = bs_io_posix;
         bs->lock_fd = -1;
+        bs->holes.disabled = 1; /* a check punches nothing */
         bs->dir = strdup(dir);
         e = bs->dir ? bs_take_lock(bs) : CM_ERR_NOMEM;
     }
@@ -328,5 +403,6 @@ cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg
     }
     free(c.buf);
     free(c.bad);
+    free(c.zeroed);
     return e;
 }

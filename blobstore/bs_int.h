@@ -39,6 +39,8 @@
 #define BS_DEFAULT_COMPACT_PCT 50
 #define BS_DEFAULT_COMPACT_RATE (32ll << 20) /* bytes/s copied by the background compactor */
 #define BS_LOCK_FILE "LOCK"
+#define BS_RESERVE_FILE "RESERVE"
+#define BS_RESERVE_BYTES (64u << 10) /* room for 1365 tombstones on a full disk */
 
 /* ---- format (bs_format.c): pure functions, no I/O ---- */
 
@@ -79,6 +81,8 @@ typedef struct bs_seg {
     int dirty; /* written since the last bs_sync; append_mu */
     int busy;  /* being compacted: reclaim leaves it to the compactor; append_mu */
     int stuck; /* compaction could not empty it (unreadable record): not retried */
+    /* Bytes of holes punched into its dead records (bs_punch.c); append_mu. */
+    uint64_t punched;
 } bs_seg;
 
 typedef struct {
@@ -119,6 +123,21 @@ uint32_t bs_blob_first_ext(const bs_blob *b, uint64_t off);
 
 /* ---- the store ---- */
 
+/* A range of dead data to punch once the tombstone written at write generation gen is durable. */
+typedef struct {
+    uint32_t seg; /* segment number (segments may go away meanwhile; numbers are never reused) */
+    uint64_t off, len;
+    uint64_t gen;
+} bs_hole;
+
+typedef struct {
+    bs_hole *v; /* v[head..n) wait, in write generation order */
+    size_t head, n, cap;
+    int disabled;     /* the filesystem cannot punch (or no io.punch): nothing is queued */
+    uint64_t punched; /* bytes punched since open; atomic */
+    uint64_t dropped; /* ranges not queued (queue full); the first one is logged */
+} bs_holes;
+
 typedef struct {
     pthread_t thread;
     int running, stop;  /* stop: guarded by mu */
@@ -153,6 +172,9 @@ struct bs_store {
     int syncing; /* a leader is running a round */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
+    bs_holes holes;         /* dead data waiting to be punched (bs_punch.c); append_mu */
+    int reserve_fd;         /* DIR/RESERVE, space kept for deletes on a full disk; append_mu */
+    uint64_t reserve_size;
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */
@@ -172,7 +194,8 @@ void bs_seg_destroy(bs_store *bs, bs_seg *s);
 
 /* ---- shared by recovery, the live store and compaction ---- */
 
-/* Drop a blob from the index and its segments' live counters; frees it. */
+/* Drop a blob from the index and its segments' live counters and queue its data for punching
+ * (its tombstone is written); frees it. */
 void bs_drop_blob(bs_store *bs, bs_blob *b);
 /* Recovery scan of every segment (bs_recover.c); called by bs_open with no locks needed. */
 cm_err bs_recover(bs_store *bs);
@@ -194,6 +217,8 @@ cm_err bs_ensure_room(bs_store *bs, uint64_t need);
  * records of its blob are on disk). Caller holds append_mu.
  */
 int bs_seg_reclaimable(const bs_store *bs, const bs_seg *s);
+/* The segment numbered num, or NULL; caller holds append_mu. */
+bs_seg *bs_seg_find(const bs_store *bs, uint32_t num);
 /* Does any segment s->refs names still exist (other than s)? */
 int bs_seg_refs_live(const bs_store *bs, const bs_seg *s);
 /* Add segment number num to s->refs (no-op when num is s itself or already there). */
@@ -202,6 +227,26 @@ cm_err bs_seg_add_ref(bs_seg *s, uint32_t num);
 cm_err bs_seg_add_blob_refs(bs_store *bs, bs_seg *s, const bs_blob *b);
 /* Unlink every reclaimable segment, oldest first; caller holds sync_mu and append_mu. */
 void bs_reclaim(bs_store *bs);
+
+/* ---- hole punching (bs_punch.c) ---- */
+
+/* Queue the data of every record of blob b (deleted, tombstone written): caller holds append_mu
+ * (or is recovery), before b is freed. */
+void bs_punch_note(bs_store *bs, const bs_blob *b);
+/* After recovery: drop the ranges that are holes already, and make the rest wait for a sync (the
+ * tombstones recovery read may still be only in the page cache). */
+void bs_punch_after_recovery(bs_store *bs);
+void bs_holes_release(bs_holes *h);
+/* At open: the holes earlier runs punched, from what each segment file occupies on disk. */
+void bs_punch_count_holes(bs_store *bs);
+/* used_bytes, reclaimable_bytes and punched_bytes; caller holds append_mu and idx_lock. */
+void bs_punch_stats(const bs_store *bs, bs_stats *out);
+/* Bring DIR/RESERVE up to BS_RESERVE_BYTES (best effort); caller holds append_mu or is bs_open. */
+void bs_reserve_fill(bs_store *bs);
+/* Give the reserve's space back to the filesystem; 1 if there was any. Caller holds append_mu. */
+int bs_reserve_release(bs_store *bs);
+/* The part of a PUT record's data that a hole may cover: whole pages inside [data, data+len). */
+void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *plen);
 
 /* ---- compaction (bs_compact.c) ---- */
 cm_err bs_compactor_start(bs_store *bs, int64_t rate);

@@ -1,9 +1,10 @@
 /*
  * bs_io.c - the POSIX I/O table and the helpers that every disk access goes through.
  *
- * bs_io_posix maps the table onto open/pread/pwrite/fdatasync/ftruncate/close/unlink. Writes are
- * positional at offsets the store tracks (never O_APPEND), so a failed append can be cut off again
- * and the next append simply overwrites the same bytes. bs_write_full / bs_read_full retry EINTR
+ * bs_io_posix maps the table onto open/pread/pwrite/fdatasync/ftruncate/close/unlink, and punch
+ * onto fallocate(PUNCH_HOLE | KEEP_SIZE). Writes are positional at offsets the store tracks (never
+ * O_APPEND), so a failed append can be cut off again and the next append simply overwrites the
+ * same bytes. bs_write_full / bs_read_full retry EINTR
  * and short transfers. Directory durability (after creating or removing a segment) uses the same
  * table: open the directory read-only, fdatasync it, close it - no extra table entry is needed.
  *
@@ -55,8 +56,14 @@ static int px_unlink(void *ctx, const char *path)
     return unlink(path);
 }
 
-const bs_io bs_io_posix = {px_open,      px_pread, px_pwrite, px_fdatasync,
-                           px_ftruncate, px_close, px_unlink, NULL};
+static int px_punch(void *ctx, int fd, off_t off, off_t len)
+{
+    (void)ctx;
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+}
+
+const bs_io bs_io_posix = {px_open,  px_pread,  px_pwrite, px_fdatasync, px_ftruncate,
+                           px_close, px_unlink, NULL,      px_punch};
 
 cm_err bs_write_full(const bs_io *io, int fd, const void *buf, size_t len, uint64_t off)
 {

@@ -9,7 +9,9 @@
  *
  * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
  * reclaimable segment (bs_seg_reclaimable: no live extent, and no tombstone unless it is the
- * oldest segment). When that will unlink a segment, the tombstone is fdatasynced first.
+ * oldest segment). When that will unlink a segment, the tombstone is fdatasynced first. The data
+ * of the blob's records is queued for hole punching (bs_drop_blob, bs_punch.c), done once the
+ * tombstone is durable.
  * Locking is described in bs_store.c.
  */
 #include <errno.h>
@@ -153,25 +155,25 @@ static cm_err write_tombstone(bs_store *bs, const bs_id *id)
     return CM_OK;
 }
 
-static int seg_exists(const bs_store *bs, uint32_t num)
+bs_seg *bs_seg_find(const bs_store *bs, uint32_t num)
 {
     size_t lo = 0, hi = bs->nsegs; /* segs are sorted by number */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (bs->segs[mid]->num == num)
-            return 1;
+            return bs->segs[mid];
         if (bs->segs[mid]->num < num)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return 0;
+    return NULL;
 }
 
 int bs_seg_refs_live(const bs_store *bs, const bs_seg *s)
 {
     for (uint32_t i = 0; i < s->nrefs; i++)
-        if (s->refs[i] != s->num && seg_exists(bs, s->refs[i]))
+        if (s->refs[i] != s->num && bs_seg_find(bs, s->refs[i]))
             return 1;
     return 0;
 }
@@ -279,6 +281,8 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
     if (b) {
         int frees = frees_segment(bs, b);
         e = write_tombstone(bs, id);
+        if (e == CM_ERR_NOSPC && bs_reserve_release(bs)) /* a full disk must still take deletes */
+            e = write_tombstone(bs, id);
         if (e == CM_OK && bs_seg_add_blob_refs(bs, bs->active, b) != CM_OK)
             bs->active->stuck = 1; /* no memory for refs: never let this segment go */
         /* The tombstone must be durable before a segment holding the blob's records is
@@ -390,6 +394,7 @@ void bs_get_stats(bs_store *bs, bs_stats *out)
     out->segments = (uint32_t)bs->nsegs;
     for (size_t i = 0; i < bs->nsegs; i++)
         out->disk_bytes += bs->segs[i]->size;
+    bs_punch_stats(bs, out);
     pthread_rwlock_unlock(&bs->idx_lock);
     pthread_mutex_unlock(&bs->append_mu);
     out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);

@@ -46,6 +46,7 @@ static void store_free(bs_store *bs)
         free(bs->segs[i]);
     }
     free(bs->segs);
+    bs_holes_release(&bs->holes);
     bs_index_release(&bs->index);
     pthread_rwlock_destroy(&bs->idx_lock);
     pthread_mutex_destroy(&bs->append_mu);
@@ -53,6 +54,8 @@ static void store_free(bs_store *bs)
     pthread_mutex_destroy(&bs->compact_mu);
     pthread_cond_destroy(&bs->gc_cond);
     pthread_mutex_destroy(&bs->gc_mu);
+    if (bs->reserve_fd >= 0)
+        bs->io.close(bs->io.ctx, bs->reserve_fd);
     if (bs->lock_fd >= 0)
         close(bs->lock_fd); /* releases the flock */
     free(bs->dir);
@@ -89,6 +92,8 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
                                                                           : BS_DEFAULT_COMPACT_PCT;
     int64_t rate = (opt && opt->compact_rate) ? opt->compact_rate : BS_DEFAULT_COMPACT_RATE;
     bs->lock_fd = -1;
+    bs->reserve_fd = -1;
+    bs->holes.disabled = bs->io.punch == NULL;
     pthread_mutex_init(&bs->compact_mu, NULL);
     pthread_mutex_init(&bs->gc_mu, NULL);
     pthread_cond_init(&bs->gc_cond, NULL);
@@ -108,6 +113,11 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
         e = bs_take_lock(bs);
     if (e == CM_OK)
         e = bs_recover(bs);
+    if (e == CM_OK) {
+        bs_punch_after_recovery(bs);
+        bs_punch_count_holes(bs);
+        bs_reserve_fill(bs); /* best effort: a full disk leaves it short */
+    }
     if (e == CM_OK && rate > 0)
         e = bs_compactor_start(bs, rate);
     if (e != CM_OK) {
@@ -127,6 +137,7 @@ void bs_close(bs_store *bs)
 
 void bs_drop_blob(bs_store *bs, bs_blob *b)
 {
+    bs_punch_note(bs, b); /* its data goes once the tombstone is durable */
     for (uint32_t i = 0; i < b->next; i++) {
         b->ext[i].seg->live_exts--;
         b->ext[i].seg->live_bytes -= b->ext[i].len;

@@ -400,17 +400,20 @@ static int cmd_status(const admin_opts *o)
            o->port, jtrue(r.body, "ready") ? "ready" : "not ready",
            ec ? (int)strcspn(ec + 11, "\"") : 1, ec ? ec + 11 : "?", jnum(r.body, "drives_online"),
            jnum(r.body, "drives_total"));
-    printf("%-6s %-8s %10s %12s %12s %9s %8s\n", "drive", "state", "blobs", "live", "on disk",
-           "segments", "corrupt");
+    printf("%-6s %-8s %8s %11s %11s %11s %9s %8s\n", "drive", "state", "blobs", "used", "live",
+           "reclaimable", "segments", "corrupt");
     const char *d = strstr(r.body, "\"drives\":[");
     for (const char *p = d ? strstr(d, "{\"drive\":") : NULL; p; p = strstr(p + 1, "{\"drive\":")) {
-        char live[32], disk[32];
+        char used[32], live[32], dead[32];
+        fmt_bytes(jnum(p, "used_bytes"), used, sizeof(used));
         fmt_bytes(jnum(p, "live_bytes"), live, sizeof(live));
-        fmt_bytes(jnum(p, "disk_bytes"), disk, sizeof(disk));
-        printf("%-6" PRIu64 " %-8s %10" PRIu64 " %12s %12s %9" PRIu64 " %8" PRIu64 "\n",
-               jnum(p, "drive"), jtrue(p, "online") ? "online" : "OFFLINE", jnum(p, "blobs"), live,
-               disk, jnum(p, "segments"), jnum(p, "corrupt_found"));
+        fmt_bytes(jnum(p, "reclaimable_bytes"), dead, sizeof(dead));
+        printf("%-6" PRIu64 " %-8s %8" PRIu64 " %11s %11s %11s %9" PRIu64 " %8" PRIu64 "\n",
+               jnum(p, "drive"), jtrue(p, "online") ? "online" : "OFFLINE", jnum(p, "blobs"), used,
+               live, dead, jnum(p, "segments"), jnum(p, "corrupt_found"));
     }
+    printf("used: disk space of the segment files; live: data of live blobs; reclaimable: used "
+           "space holding no live data\n");
     const char *s = strstr(r.body, "\"scrub\":{");
     if (s)
         scrub_table(s);

@@ -4,7 +4,8 @@
  *   POST /admin/scrub    start a scrub pass now: 202 {"started":true,"pass":N}, or 409 when one
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
- *   GET  /admin/status   drives (online, blobs, bytes, checksum failures) and scrub (JSON)
+ *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
+ *                        failures) and scrub (JSON)
  *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
@@ -19,6 +20,7 @@
 
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -111,10 +113,13 @@ static void json_drives(struct evbuffer *b, gw *g)
         evbuffer_add_printf(b,
                             "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
                             ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+                            ",\"used_bytes\":%" PRIu64 ",\"reclaimable_bytes\":%" PRIu64
+                            ",\"punched_bytes\":%" PRIu64
                             ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
                             i ? "," : "", i, bs ? "true" : "false",
                             gw_drive_state_name(gw_store_drive_state(g->data, i)), st.blobs,
-                            st.live_bytes, st.disk_bytes, st.segments, st.corrupt_found);
+                            st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes,
+                            st.punched_bytes, st.segments, st.corrupt_found);
     }
     evbuffer_add(b, "]", 1);
 }
@@ -222,6 +227,18 @@ static void metrics_scrub(struct evbuffer *b, gw_scrub *s)
            t.est_bytes);
 }
 
+/* A per-drive metric: HELP and TYPE, then one sample per drive of the bs_stats field at off. */
+static void drive_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
+                         const bs_stats *st, int n, size_t off)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (int i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&st[i] + off, sizeof(v));
+        evbuffer_add_printf(b, "%s{drive=\"%d\"} %" PRIu64 "\n", name, i, v);
+    }
+}
+
 static void metrics_drives(struct evbuffer *b, gw *g)
 {
     int n = gw_store_ndrives(g->data);
@@ -232,27 +249,28 @@ static void metrics_drives(struct evbuffer *b, gw *g)
     for (int i = 0; i < n; i++)
         evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
                             gw_store_drive_state(g->data, i) >= GW_DRIVE_FAILED);
-    evbuffer_add_printf(b,
-                        "# HELP cairn_blobstore_corrupt_found_total Records or blocks that "
-                        "failed a checksum\n# TYPE cairn_blobstore_corrupt_found_total counter\n");
+    bs_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
+    if (!st)
+        return;
     for (int i = 0; i < n; i++) {
         bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
-        bs_stats st = {0};
         if (bs)
-            bs_get_stats(bs, &st);
-        evbuffer_add_printf(b, "cairn_blobstore_corrupt_found_total{drive=\"%d\"} %" PRIu64 "\n", i,
-                            st.corrupt_found);
+            bs_get_stats(bs, &st[i]);
     }
-    evbuffer_add_printf(b, "# HELP cairn_blobstore_disk_bytes Size of the segment files\n"
-                           "# TYPE cairn_blobstore_disk_bytes gauge\n");
-    for (int i = 0; i < n; i++) {
-        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
-        bs_stats st = {0};
-        if (bs)
-            bs_get_stats(bs, &st);
-        evbuffer_add_printf(b, "cairn_blobstore_disk_bytes{drive=\"%d\"} %" PRIu64 "\n", i,
-                            st.disk_bytes);
-    }
+    drive_metric(b, "cairn_blobstore_corrupt_found_total", "counter",
+                 "Records or blocks that failed a checksum", st, n,
+                 offsetof(bs_stats, corrupt_found));
+    drive_metric(b, "cairn_blobstore_disk_bytes", "gauge", "Size of the segment files", st, n,
+                 offsetof(bs_stats, disk_bytes));
+    drive_metric(b, "cairn_blobstore_used_bytes", "gauge",
+                 "Disk space of the segment files (holes of deleted data excluded)", st, n,
+                 offsetof(bs_stats, used_bytes));
+    drive_metric(b, "cairn_blobstore_live_bytes", "gauge", "Data of live blobs", st, n,
+                 offsetof(bs_stats, live_bytes));
+    drive_metric(b, "cairn_blobstore_reclaimable_bytes", "gauge",
+                 "Used space that holds no live data", st, n,
+                 offsetof(bs_stats, reclaimable_bytes));
+    free(st);
 }
 
 static void metrics(gw_req *r)

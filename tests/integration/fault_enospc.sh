@@ -6,21 +6,10 @@
 # without it the test says so and passes (tests/unit/test_blobstore_compact.c covers the store).
 source "$(dirname "$0")/lib.sh"
 source "$H_DIR/lib_fault.sh"
-mkdir -p "$H_DATA"
-if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=40m cairn-enospc "$H_DATA" 2>/dev/null; then
+if ! fault_tmpfs 40 cairn-enospc; then
     h_ok "cannot mount a tmpfs here (not root?): the full-disk check runs in test_blobstore_compact"
     h_finish
 fi
-enospc_cleanup() {
-    if [ -n "$H_PID" ]; then
-        kill -KILL "$H_PID" 2>/dev/null
-        wait "$H_PID" 2>/dev/null
-        H_PID=""
-    fi
-    umount -l "$H_DATA" 2>/dev/null
-    h_cleanup
-}
-trap enospc_cleanup EXIT
 dd if=/dev/zero of="$H_DATA/ballast" bs=1M count=6 status=none
 h_start
 h_run "create bucket" s3raw mb "$FAULT_BUCKET"

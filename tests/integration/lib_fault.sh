@@ -80,3 +80,23 @@ ldfault_start() {
     h_start
     CAIRN_BIN=$real
 }
+
+# fault_tmpfs MIB NAME: mount a MIB MiB tmpfs named NAME on $H_DATA (a small disk to fill) and
+# unmount it when the test exits. Fails (returns 1) where it cannot mount, i.e. when not root.
+fault_tmpfs() {
+    mkdir -p "$H_DATA"
+    if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o "size=${1}m" "$2" "$H_DATA" 2>/dev/null; then
+        return 1
+    fi
+    trap fault_tmpfs_cleanup EXIT
+}
+
+fault_tmpfs_cleanup() {
+    if [ -n "$H_PID" ]; then
+        kill -KILL "$H_PID" 2>/dev/null
+        wait "$H_PID" 2>/dev/null
+        H_PID=""
+    fi
+    umount -l "$H_DATA" 2>/dev/null
+    h_cleanup
+}

@@ -348,8 +348,8 @@ static ssize_t r_pwrite(void *c, int fd, const void *b, size_t n, off_t o)
 static void test_scrub_object_changed(void)
 {
     static race_ctx rc;
-    static const bs_io io = {r_open,      r_pread, r_pwrite, r_fdatasync,
-                             r_ftruncate, r_close, r_unlink, &rc};
+    static const bs_io io = {r_open,  r_pread,  r_pwrite, r_fdatasync, r_ftruncate,
+                             r_close, r_unlink, &rc,      NULL};
     char dir[512], drv[600];
     const char *dirs[6];
     static char names[6][600];
