@@ -11,6 +11,9 @@
  * Durability: bs_append returns when the bytes are written to the segment file (page cache);
  * bs_sync returns when every append and delete made before it is on stable storage (fdatasync).
  * Callers acknowledge nothing before bs_sync. Concurrent bs_sync calls share fdatasyncs.
+ * A failed fdatasync is sticky: it is never retried (the kernel may have dropped the pages and
+ * would report success), every bs_sync that covers an unsynced write fails from then on, and
+ * the store refuses appends and deletes and unlinks nothing until it is reopened (bs_error).
  *
  * Crash guarantee (proved by the crash-point loop in tests/unit/test_blobstore_crash.c): after a
  * crash at any point and a bs_open of what is on disk,
@@ -102,7 +105,10 @@ void bs_close(bs_store *bs); /* NULL is a no-op; does not sync */
  * partial record is cut off again, so the store stays consistent).
  */
 cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len);
-/* Make every append issued before this call durable. */
+/*
+ * Make every append issued before this call durable. CM_ERR_IO when an fdatasync failed, in this
+ * call's round or any earlier one whose writes were not yet durable (see bs_error).
+ */
 cm_err bs_sync(bs_store *bs);
 /*
  * Read exactly len bytes at blob offset off into buf. CM_ERR_NOTFOUND when the blob does not exist
@@ -115,6 +121,11 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
 /* Delete a blob (tombstone). Deleting an unknown blob is CM_OK. Not synced until bs_sync. */
 cm_err bs_delete(bs_store *bs, const bs_id *id);
 void bs_get_stats(bs_store *bs, bs_stats *out);
+/*
+ * CM_OK while the store is healthy; after a failed fdatasync, that error (CM_ERR_IO) for good:
+ * the store then only reads. Reopen it (after checking the disk) to write again.
+ */
+cm_err bs_error(bs_store *bs);
 
 /*
  * One step of compaction: continue (or pick) the segment with the lowest live fraction below the

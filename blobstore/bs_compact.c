@@ -13,7 +13,8 @@
  *      under idx_lock. A DELETE is copied the same way while a segment that held records of the
  *      deleted blob still exists (bs_seg refs); otherwise it is dropped. Dead records are skipped.
  *   2. when the walk is done: bs_sync (the copies are durable), then, under sync_mu and append_mu,
- *      the segment is unlinked and the directory synced.
+ *      the segment is unlinked and the directory synced. If any sync failed (bs_error), the
+ *      source is kept: a copy that was never durably synced must not be the only one.
  *
  * Crash safety: until step 2 the old records are intact, so a crash leaves either the old
  * segment alone or both copies; recovery prefers the later copy of an extent (bs_recover.c), and
@@ -199,7 +200,8 @@ static cm_err finish(bs_store *bs, bs_seg *s)
     pthread_mutex_lock(&bs->sync_mu);
     pthread_mutex_lock(&bs->append_mu);
     s->busy = 0;
-    if (s->live_exts == 0) {
+    e = bs_error(bs); /* a later sync failure: keep everything on disk as it is */
+    if (e == CM_OK && s->live_exts == 0) {
         uint64_t size = s->size;
         CM_INFO("bs", "%s: compacted segment %u (%llu bytes)", bs->dir, s->num,
                 (unsigned long long)size);
@@ -208,7 +210,7 @@ static cm_err finish(bs_store *bs, bs_seg *s)
         bs_reclaim(bs); /* segments whose tombstones only mattered while this one lived */
         __atomic_add_fetch(&bs->compacted_segs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&bs->compact_freed, size, __ATOMIC_RELAXED);
-    } else {
+    } else if (e == CM_OK) {
         CM_WARN("bs", "%s/seg-%08u.cbs: %llu live extents could not be moved; not compacted",
                 bs->dir, s->num, (unsigned long long)s->live_exts);
         s->stuck = 1;

@@ -150,7 +150,8 @@ struct bs_store {
     pthread_mutex_t gc_mu;  /* group commit (leaf lock): synced_gen, syncing */
     pthread_cond_t gc_cond; /* broadcast when a sync round ends */
     uint64_t synced_gen;
-    int syncing; /* a leader is running a round */
+    int syncing;   /* a leader is running a round */
+    cm_err failed; /* gc_mu: sticky error of a failed fdatasync (bs_error); CM_OK while healthy */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
 };

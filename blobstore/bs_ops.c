@@ -11,6 +11,13 @@
  * reclaimable segment (bs_seg_reclaimable: no live extent, and no tombstone unless it is the
  * oldest segment). When that will unlink a segment, the tombstone is fdatasynced first.
  * Locking is described in bs_store.c.
+ *
+ * Sync (group commit, see bs_sync). A failed fdatasync is never retried: Linux reports a writeback
+ * error once per open file and drops the pages it could not write, so a retry would return 0
+ * for bytes that are gone. Instead the store fails for good (bs->failed, bs_error): every writer
+ * waiting on that round or a later one gets the error, appends, deletes and compaction copies
+ * are refused, and nothing is unlinked. Only reopening the store (a restart, which recovers
+ * what the disk really holds) clears it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -219,6 +226,8 @@ int bs_seg_reclaimable(const bs_store *bs, const bs_seg *s)
 void bs_reclaim(bs_store *bs)
 {
     int pending = 0; /* unlinks not yet made durable by a directory sync */
+    if (bs_error(bs) != CM_OK)
+        return; /* what is on disk is not what the index says: unlink nothing */
     for (size_t i = 0; i < bs->nsegs;) {
         bs_seg *s = bs->segs[i];
         if (!bs_seg_reclaimable(bs, s)) {
@@ -226,8 +235,13 @@ void bs_reclaim(bs_store *bs)
             continue;
         }
         /* Tombstones may only disappear once the older records they kill are gone for good. */
-        if (s->tombs > 0 && pending && bs_sync_dir(bs) == CM_OK)
+        if (s->tombs > 0 && pending) {
+            if (bs_sync_dir(bs) != CM_OK) {
+                CM_WARN("bs", "%s: directory sync failed; tombstone segments kept", bs->dir);
+                return;
+            }
             pending = 0;
+        }
         bs_seg_destroy(bs, s);
         pending = 1;
         i = 0; /* removing the oldest may make the next one reclaimable */
@@ -236,15 +250,39 @@ void bs_reclaim(bs_store *bs)
         CM_WARN("bs", "%s: directory sync after reclaim failed", bs->dir);
 }
 
+/*
+ * A failed fdatasync: the kernel may have dropped the pages it could not write and will not
+ * report it again, so no later sync can vouch for anything written before it. The store fails
+ * for good (until it is reopened): every waiting or later bs_sync with unsynced writes, every
+ * append and delete get the error, and nothing is unlinked.
+ */
+static cm_err sync_failed(bs_store *bs, const bs_seg *s, int err)
+{
+    cm_err e = CM_ERR_IO;
+    CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s; the store takes no more writes until reopened",
+             bs->dir, s->num, strerror(err));
+    pthread_mutex_lock(&bs->gc_mu);
+    if (bs->failed == CM_OK)
+        bs->failed = e;
+    pthread_mutex_unlock(&bs->gc_mu);
+    return e;
+}
+
+cm_err bs_error(bs_store *bs)
+{
+    pthread_mutex_lock(&bs->gc_mu);
+    cm_err e = bs->failed;
+    pthread_mutex_unlock(&bs->gc_mu);
+    return e;
+}
+
 /* fdatasync every dirty segment in number order; caller holds sync_mu and append_mu. */
 static cm_err sync_all_locked(bs_store *bs)
 {
     for (size_t i = 0; i < bs->nsegs; i++) {
         bs_seg *s = bs->segs[i];
-        if (s->dirty && bs->io.fdatasync(bs->io.ctx, s->fd) != 0) {
-            CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, s->num, strerror(errno));
-            return CM_ERR_IO;
-        }
+        if (s->dirty && bs->io.fdatasync(bs->io.ctx, s->fd) != 0)
+            return sync_failed(bs, s, errno);
         s->dirty = 0;
     }
     pthread_mutex_lock(&bs->gc_mu);
@@ -307,17 +345,9 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
  */
 static cm_err sync_segments(bs_store *bs, bs_seg **list, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (bs->io.fdatasync(bs->io.ctx, list[i]->fd) != 0) {
-            CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, list[i]->num,
-                     strerror(errno));
-            pthread_mutex_lock(&bs->append_mu);
-            for (size_t j = i; j < n; j++)
-                list[j]->dirty = 1; /* still not known durable */
-            pthread_mutex_unlock(&bs->append_mu);
-            return CM_ERR_IO;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (bs->io.fdatasync(bs->io.ctx, list[i]->fd) != 0)
+            return sync_failed(bs, list[i], errno); /* no retry: its pages may be gone */
     return CM_OK;
 }
 
@@ -358,6 +388,10 @@ cm_err bs_sync(bs_store *bs)
     cm_err e = CM_OK;
     pthread_mutex_lock(&bs->gc_mu);
     while (bs->synced_gen < want) {
+        if (bs->failed != CM_OK) { /* this round or an earlier one failed: never retried */
+            e = bs->failed;
+            break;
+        }
         if (bs->syncing) {
             pthread_cond_wait(&bs->gc_cond, &bs->gc_mu);
             continue;

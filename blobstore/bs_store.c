@@ -141,10 +141,13 @@ void bs_drop_blob(bs_store *bs, bs_blob *b)
 cm_err bs_ensure_room(bs_store *bs, uint64_t need)
 {
     bs_seg *a = bs->active;
+    cm_err e = bs_error(bs);
+    if (e != CM_OK)
+        return e; /* a sync failed: every write is refused, whatever segment it would go to */
     if (a && (a->size == BS_SEG_HDR || a->size + need <= bs->segment_max))
         return CM_OK;
     bs_seg *s = NULL;
-    cm_err e = bs_seg_create(bs, bs->next_segno, &s);
+    e = bs_seg_create(bs, bs->next_segno, &s);
     if (e != CM_OK)
         return e;
     bs->next_segno++;

@@ -4,7 +4,9 @@
  * its directory) and a log of the writes and truncations made since.
  *
  * Faults, all seeded (fio_seed() returns the seed to print on failure):
- *   - fail the Nth call of one kind with an errno (once, or sticky until cleared);
+ *   - fail the Nth call of one kind with an errno (once, or sticky until cleared); a failed
+ *     fdatasync of a file drops that file's unsynced writes (it reads back as its last durable
+ *     image, and a later successful fdatasync does not bring them back), as Linux does;
  *   - a capacity in bytes over all files it has seen: a write past it is short, then ENOSPC;
  *   - crash at the Nth counted call (every kind but close): a pwrite there is torn (a random
  *     prefix reaches the file) and that call and every later one fail with EIO, as if the
