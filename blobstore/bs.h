@@ -28,9 +28,10 @@
  * wrong bytes, but an unsynced blob may show a hole (reads of it fail with CM_ERR_CORRUPT).
  *
  * Recovery: bs_open scans the segments, rebuilds the in-memory index (blob id -> extents), and cuts
- * a torn record off the tail of the last segment. A corrupt record in the middle of a segment is
- * logged with file and offset, its blob marked damaged, and scanning resumes at the next record
- * that validates.
+ * a torn record off the tail of the last segment - only past the segment's synced-up-to mark; an
+ * invalid record before it is corruption. A corrupt record is logged with file and offset, counted
+ * in corrupt_found, its blob marked damaged, and scanning resumes at the next record that
+ * validates. Record-header CRCs are salted per store, so stored bytes never pass for a header.
  *
  * All disk I/O goes through a bs_io function table so tests can inject failures and bit flips.
  *
@@ -87,6 +88,7 @@ typedef struct {
     uint64_t disk_bytes; /* size of all segment files */
     uint32_t segments;
     uint64_t corrupt_found; /* records that failed a checksum since open */
+    uint64_t torn_cut;      /* bytes of torn tail (past the synced-up-to mark) cut at open */
     uint64_t compacted;     /* segments compacted and removed since open */
     uint64_t compact_moved; /* record bytes copied by compaction since open */
     uint64_t compact_freed; /* segment bytes removed by compaction since open */

@@ -4,7 +4,8 @@
  * The check never writes: it takes DIR/LOCK (so a running store and fsck exclude each other),
  * walks every segment like recovery does (segment header; records front to back; an invalid
  * stretch is skipped to the next record that validates, and counted - or, at the end of the last
- * segment, counted as a torn tail), reads every data block of every valid PUT record and checks
+ * segment, counted as a torn tail unless it starts before the segment's synced-up-to mark, which
+ * makes it corruption), reads every data block of every valid PUT record and checks
  * its CRC32C, and feeds the records to the same index rules as recovery (bs_apply_record:
  * extents sorted, a later compaction copy wins, overlaps ignored and counted). A live blob with a
  * hole or with a bad block is reported as damaged on this drive. (The bad-block list is a plain
@@ -117,21 +118,12 @@ static cm_err take_record(fk_ctx *c, fk_seg *fs, const bs_rec_hdr *h, uint64_t p
     return bs_apply_record(c->bs, h, fs->s, pos);
 }
 
-static int header_ok(const fk_seg *fs)
-{
-    uint8_t hdr[BS_SEG_HDR];
-    size_t got = 0;
-    uint32_t num = 0;
-    return bs_read_full(&bs_io_posix, fs->s->fd, hdr, sizeof(hdr), 0, &got) == CM_OK &&
-           got == sizeof(hdr) && bs_seg_hdr_decode(hdr, &num) == CM_OK && num == fs->s->num;
-}
-
 static cm_err scan(fk_ctx *c, fk_seg *fs)
 {
     bs_seg *s = fs->s;
     bs_fsck_report *r = c->r;
     int check = fs->copy_fd < 0;
-    if (check && !header_ok(fs)) {
+    if (check && !bs_seg_load_header(c->bs, s)) {
         fs->problem = 1;
         if (s->size < BS_SEG_HDR)
             r->torn_bytes += s->size; /* creation cut short by a crash */
@@ -145,16 +137,17 @@ static cm_err scan(fk_ctx *c, fk_seg *fs)
         size_t got = 0;
         bs_rec_hdr h;
         e = bs_read_full(&bs_io_posix, s->fd, raw, sizeof(raw), pos, &got);
-        if (e == CM_OK && got == sizeof(raw) && bs_rec_decode(raw, &h) == CM_OK &&
+        if (e == CM_OK && got == sizeof(raw) && bs_rec_decode(raw, s->salt, &h) == CM_OK &&
             bs_rec_size(h.len) <= s->size - pos) {
             e = take_record(c, fs, &h, pos);
             pos += bs_rec_size(h.len);
         } else if (e == CM_OK) {
             uint64_t next = 0;
-            int found = bs_find_next_record(&bs_io_posix, s->fd, pos + BS_ALIGN, s->size, &next);
+            int found =
+                bs_find_next_record(&bs_io_posix, s->fd, s->salt, pos + BS_ALIGN, s->size, &next);
             if (check) {
                 fs->problem = 1;
-                if (!found && fs->last)
+                if (!found && fs->last && pos >= s->synced) /* before the mark: corruption */
                     r->torn_bytes += s->size - pos;
                 else
                     r->bad_regions++;
@@ -178,11 +171,14 @@ static cm_err rewrite(fk_ctx *c, fk_seg *fs)
     fs->copy_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fs->copy_fd < 0)
         return cm_err_from_errno(errno);
-    bs_seg_hdr_encode(fs->s->num, hdr);
+    bs_seg_hdr_encode(fs->s->num, fs->s->salt, 0, hdr);
     cm_err e = bs_write_full(&bs_io_posix, fs->copy_fd, hdr, sizeof(hdr), 0);
     fs->copy_off = BS_SEG_HDR;
     if (e == CM_OK)
         e = scan(c, fs);
+    bs_seg_hdr_encode(fs->s->num, fs->s->salt, fs->copy_off, hdr); /* all of it: synced below */
+    if (e == CM_OK)
+        e = bs_write_full(&bs_io_posix, fs->copy_fd, hdr, sizeof(hdr), 0);
     if (e == CM_OK && fdatasync(fs->copy_fd) != 0)
         e = cm_err_from_errno(errno);
     close(fs->copy_fd);

@@ -146,7 +146,7 @@ static cm_err write_tombstone(bs_store *bs, const bs_id *id)
     bs_seg *a = bs->active;
     uint8_t hdr[BS_REC_HDR];
     bs_rec_hdr h = {BS_REC_DELETE, *id, 0, 0, 0};
-    bs_rec_encode(&h, hdr);
+    bs_rec_encode(&h, a->salt, hdr);
     e = bs_write_full(&bs->io, a->fd, hdr, sizeof(hdr), a->size);
     if (e != CM_OK) {
         if (bs->io.ftruncate(bs->io.ctx, a->fd, (off_t)a->size) != 0)
@@ -343,30 +343,45 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
  * In segment-number order, and stopping at the first failure: an append that spans segments
  * then never becomes durable in its later part without its earlier part (no holes after a crash).
  */
-static cm_err sync_segments(bs_store *bs, bs_seg **list, size_t n)
+typedef struct {
+    bs_seg *seg;
+    uint64_t size; /* its size when the round began: durable once the round succeeds */
+} sync_ent;
+
+static cm_err sync_segments(bs_store *bs, const sync_ent *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (bs->io.fdatasync(bs->io.ctx, list[i]->fd) != 0)
-            return sync_failed(bs, list[i], errno); /* no retry: its pages may be gone */
+        if (bs->io.fdatasync(bs->io.ctx, list[i].seg->fd) != 0)
+            return sync_failed(bs, list[i].seg, errno); /* no retry: its pages may be gone */
     return CM_OK;
 }
 
-/* One round: fdatasync every dirty segment; *target = the write generation it covers. */
+/*
+ * One round: fdatasync every dirty segment; *target = the write generation it covers. Then each
+ * synced segment's header gets its synced-up-to mark (durable with its next fdatasync), which
+ * lets recovery tell a torn tail from corruption.
+ */
 static cm_err sync_round(bs_store *bs, uint64_t *target)
 {
     pthread_mutex_lock(&bs->sync_mu);
     pthread_mutex_lock(&bs->append_mu);
     *target = bs->write_gen;
     size_t n = 0;
-    bs_seg **list = malloc((bs->nsegs ? bs->nsegs : 1) * sizeof(*list));
+    sync_ent *list = malloc((bs->nsegs ? bs->nsegs : 1) * sizeof(*list));
     for (size_t i = 0; list && i < bs->nsegs; i++) {
         if (bs->segs[i]->dirty) {
             bs->segs[i]->dirty = 0;
-            list[n++] = bs->segs[i];
+            list[n++] = (sync_ent){bs->segs[i], bs->segs[i]->size};
         }
     }
     pthread_mutex_unlock(&bs->append_mu);
     cm_err e = list ? sync_segments(bs, list, n) : CM_ERR_NOMEM;
+    if (e == CM_OK && n > 0) {
+        pthread_mutex_lock(&bs->append_mu);
+        for (size_t i = 0; i < n; i++)
+            bs_seg_write_mark(bs, list[i].seg, list[i].size);
+        pthread_mutex_unlock(&bs->append_mu);
+    }
     free(list);
     pthread_mutex_unlock(&bs->sync_mu);
     return e;
@@ -427,6 +442,7 @@ void bs_get_stats(bs_store *bs, bs_stats *out)
     pthread_rwlock_unlock(&bs->idx_lock);
     pthread_mutex_unlock(&bs->append_mu);
     out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);
+    out->torn_cut = bs->torn_cut; /* set at open only */
     out->compacted = __atomic_load_n(&bs->compacted_segs, __ATOMIC_RELAXED);
     out->compact_moved = __atomic_load_n(&bs->compact_moved, __ATOMIC_RELAXED);
     out->compact_freed = __atomic_load_n(&bs->compact_freed, __ATOMIC_RELAXED);

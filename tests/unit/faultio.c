@@ -55,6 +55,8 @@ struct fio {
     int fail_err[FIO_KINDS], fail_sticky[FIO_KINDS];
     uint64_t capacity;
     uint64_t flip_read_at;
+    char **synced_dirs; /* every directory path fdatasynced so far (fio_dir_synced) */
+    size_t nsynced_dirs;
 };
 
 static uint64_t fio_rnd(fio *f)
@@ -266,6 +268,22 @@ static void drop_unsynced(fio_file *x, int fd)
     clear_log(x);
 }
 
+static int fio_dir_synced_locked(fio *f, const char *path)
+{
+    for (size_t i = 0; i < f->nsynced_dirs; i++)
+        if (strcmp(f->synced_dirs[i], path) == 0)
+            return 1;
+    return 0;
+}
+
+int fio_dir_synced(fio *f, const char *path)
+{
+    pthread_mutex_lock(&f->mu);
+    int r = fio_dir_synced_locked(f, path);
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
 static int f_fdatasync(void *ctx, int fd)
 {
     fio *f = ctx;
@@ -276,6 +294,10 @@ static int f_fdatasync(void *ctx, int fd)
         drop_unsynced(file_for_fd(f, fd), fd);
     if (r == 0 && fd >= 0 && fd < FIO_MAXFD && f->fd_dir[fd]) {
         commit_dir(f, f->fd_dir[fd]);
+        if (!fio_dir_synced_locked(f, f->fd_dir[fd])) {
+            f->synced_dirs = realloc(f->synced_dirs, (f->nsynced_dirs + 1) * sizeof(char *));
+            f->synced_dirs[f->nsynced_dirs++] = strdup(f->fd_dir[fd]);
+        }
     } else if (r == 0) {
         fio_file *x = file_for_fd(f, fd);
         if (x) {
@@ -344,6 +366,9 @@ void fio_free(fio *f)
     }
     for (int i = 0; i < FIO_MAXFD; i++)
         free(f->fd_dir[i]);
+    for (size_t i = 0; i < f->nsynced_dirs; i++)
+        free(f->synced_dirs[i]);
+    free(f->synced_dirs);
     free(f->files);
     pthread_mutex_destroy(&f->mu);
     free(f);

@@ -60,6 +60,9 @@ int fio_crashed(fio *f);
 /* After every fd is closed: make the files what survives the crash, and run normally again. */
 void fio_reboot(fio *f, fio_crash_mode mode);
 
+/* Has the directory at path (as opened) been fdatasynced? */
+int fio_dir_synced(fio *f, const char *path);
+
 /* Flip a random bit in the bytes returned by pread call number n (of all preads so far). */
 void fio_flip_on_read(fio *f, uint64_t n);
 /* Flip a random bit of a random byte in [lo, hi) of the file at path; returns the offset. */
