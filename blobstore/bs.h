@@ -172,6 +172,30 @@ typedef void (*bs_fsck_progress)(void *arg, uint64_t done, uint64_t total);
 cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
                bs_fsck_report *out);
 
+/*
+ * Orphan sweep of a drive against the metadata: live(arg, id) says whether any record names blob
+ * id. A blob no record names whose segment was last written more than grace_s seconds ago is an
+ * orphan (a body whose commit failed with an unknown outcome, or whose writer died). Offline like
+ * bs_fsck (DIR/LOCK; run it with the server stopped, or a body being written looks orphaned).
+ * With repair the orphans are deleted (tombstones, synced) through a store opened on dir.
+ */
+typedef struct {
+    int (*live)(void *arg, const bs_id *id);
+    void *arg;
+    int64_t grace_s;
+} bs_orphan_check;
+
+typedef struct {
+    uint64_t blobs;        /* blobs on the drive */
+    uint64_t orphans;      /* named by no record and older than the grace period */
+    uint64_t orphan_bytes; /* their payload bytes */
+    uint64_t young;        /* named by no record but younger: kept */
+    uint64_t reclaimed;    /* orphans deleted (repair) */
+} bs_orphan_report;
+
+cm_err bs_fsck_orphans(const char *dir, const bs_orphan_check *oc, int repair,
+                       bs_orphan_report *out);
+
 /* Generate a new random blob id. */
 cm_err bs_id_new(bs_id *out);
 /* 32 lowercase hex chars + NUL. */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bs_int.h"
@@ -41,6 +42,10 @@ typedef struct {
     uint8_t *buf; /* FK_BATCH blocks */
     bs_id *bad;   /* blobs with a record that has a bad block */
     size_t nbad, capbad;
+    const bs_orphan_check *oc; /* orphan sweep: which blobs records name; NULL = none */
+    bs_orphan_report *orep;
+    bs_id *orphans; /* found by the sweep, deleted by repair */
+    size_t norphans;
 } fk_ctx;
 
 typedef struct {
@@ -97,7 +102,7 @@ static cm_err copy_record(fk_seg *fs, uint64_t pos, uint64_t len)
 static cm_err take_record(fk_ctx *c, fk_seg *fs, const bs_rec_hdr *h, uint64_t pos)
 {
     bs_fsck_report *r = c->r;
-    uint64_t bad = h->type == BS_REC_PUT ? verify_record(c, fs->s, h, pos) : 0;
+    uint64_t bad = h->type == BS_REC_PUT && !c->oc ? verify_record(c, fs->s, h, pos) : 0;
     if (fs->copy_fd >= 0)
         return bad ? CM_OK : copy_record(fs, pos, bs_rec_size(h->len));
     r->records++;
@@ -262,6 +267,66 @@ static void release(bs_store *bs)
     bs->live_bytes = 0;
 }
 
+/*
+ * Age of blob b: seconds since the newest write to the segment holding its last record (a
+ * segment's mtime is at least the time any of its records was written, so this never makes a
+ * blob look older than it is).
+ */
+static int64_t blob_age_s(const bs_blob *b, int64_t now_s)
+{
+    struct stat st;
+    if (b->next == 0 || fstat(b->ext[b->next - 1].seg->fd, &st) != 0)
+        return 0;
+    return now_s - (int64_t)st.st_mtime;
+}
+
+/* The orphan sweep: live blobs of the index that no record names, older than the grace period. */
+static cm_err find_orphans(fk_ctx *c)
+{
+    const bs_index *ix = &c->bs->index;
+    int64_t now_s = (int64_t)time(NULL);
+    for (size_t i = 0; i < ix->cap; i++) {
+        const bs_blob *b = ix->slots[i];
+        if (!b)
+            continue;
+        c->orep->blobs++;
+        if (c->oc->live(c->oc->arg, &b->id))
+            continue;
+        if (blob_age_s(b, now_s) < c->oc->grace_s) {
+            c->orep->young++;
+            continue;
+        }
+        char hex[33];
+        bs_id_hex(&b->id, hex);
+        CM_INFO("fsck", "%s: blob %s (%llu bytes) is named by no record: orphan", c->bs->dir, hex,
+                (unsigned long long)b->size);
+        bs_id *n = realloc(c->orphans, (c->norphans + 1) * sizeof(*n));
+        if (!n)
+            return CM_ERR_NOMEM;
+        c->orphans = n;
+        c->orphans[c->norphans++] = b->id;
+        c->orep->orphans++;
+        c->orep->orphan_bytes += b->size;
+    }
+    return CM_OK;
+}
+
+/* Delete the orphans through a live store (its recovery, tombstones and reclaim), then sync. */
+static cm_err reclaim_orphans(fk_ctx *c, const char *dir)
+{
+    bs_options opt = {.compact_rate = -1};
+    bs_store *bs = NULL;
+    cm_err e = bs_open(dir, &opt, &bs);
+    for (size_t i = 0; e == CM_OK && i < c->norphans; i++)
+        e = bs_delete(bs, &c->orphans[i]);
+    if (e == CM_OK)
+        e = bs_sync(bs);
+    if (e == CM_OK)
+        c->orep->reclaimed = c->norphans;
+    bs_close(bs);
+    return e;
+}
+
 /* One pass over the drive; with repair, rewrite what needs it. */
 static cm_err check(fk_ctx *c, int repair)
 {
@@ -280,6 +345,8 @@ static cm_err check(fk_ctx *c, int repair)
         c->r->bytes = c->total;
         count_blobs(c);
     }
+    if (e == CM_OK && c->oc)
+        e = find_orphans(c);
     uint32_t rewritten = 0;
     for (size_t i = 0; e == CM_OK && repair && i < n; i++) {
         if (fs[i].problem) {
@@ -293,36 +360,61 @@ static cm_err check(fk_ctx *c, int repair)
     return e;
 }
 
-cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
-               bs_fsck_report *out)
+/* Set up a bare store on dir, take its lock, check (and repair); the lock is released after. */
+static cm_err run(fk_ctx *c, const char *dir, int repair)
 {
-    bs_fsck_report r;
-    fk_ctx c = {NULL, &r, progress, arg, 0, 0, malloc((size_t)FK_BATCH * BS_BLOCK), NULL, 0, 0};
+    bs_fsck_report *r = c->r;
     bs_store *bs = calloc(1, sizeof(*bs));
-    cm_err e = (bs && c.buf) ? CM_OK : CM_ERR_NOMEM;
+    c->buf = malloc((size_t)FK_BATCH * BS_BLOCK);
+    cm_err e = (bs && c->buf) ? CM_OK : CM_ERR_NOMEM;
     if (e == CM_OK) {
-        c.bs = bs;
+        c->bs = bs;
         bs->io = bs_io_posix;
         bs->lock_fd = -1;
         bs->dir = strdup(dir);
         e = bs->dir ? bs_take_lock(bs) : CM_ERR_NOMEM;
     }
     if (e == CM_OK)
-        e = check(&c, repair);
-    if (e == CM_OK && repair && r.rewritten > 0) {
-        uint32_t rewritten = r.rewritten;
-        e = check(&c, 0); /* report what the drive holds now */
-        r.rewritten = rewritten;
+        e = check(c, repair);
+    if (e == CM_OK && repair && r->rewritten > 0) {
+        uint32_t rewritten = r->rewritten;
+        e = check(c, 0); /* report what the drive holds now */
+        r->rewritten = rewritten;
     }
-    if (e == CM_OK)
-        *out = r;
     if (bs) {
         if (bs->lock_fd >= 0)
             close(bs->lock_fd);
         free(bs->dir);
         free(bs);
     }
-    free(c.buf);
-    free(c.bad);
+    free(c->buf);
+    free(c->bad);
+    return e;
+}
+
+cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
+               bs_fsck_report *out)
+{
+    bs_fsck_report r;
+    fk_ctx c = {.r = &r, .cb = progress, .arg = arg};
+    cm_err e = run(&c, dir, repair);
+    if (e == CM_OK)
+        *out = r;
+    return e;
+}
+
+cm_err bs_fsck_orphans(const char *dir, const bs_orphan_check *oc, int repair,
+                       bs_orphan_report *out)
+{
+    bs_fsck_report r;
+    bs_orphan_report o;
+    memset(&o, 0, sizeof(o));
+    fk_ctx c = {.r = &r, .oc = oc, .orep = &o};
+    cm_err e = run(&c, dir, 0);
+    if (e == CM_OK && repair && c.norphans > 0)
+        e = reclaim_orphans(&c, dir);
+    free(c.orphans);
+    if (e == CM_OK)
+        *out = o;
     return e;
 }

@@ -567,6 +567,19 @@ cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, s
     return e;
 }
 
+int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
+{
+    char hex[33];
+    if (commit_err != CM_ERR_UNCERTAIN)
+        return 1;
+    cm_hex_encode(layout->blob, sizeof(layout->blob), hex);
+    CM_WARN("gw",
+            "metadata commit outcome unknown: blob %s kept (cairn fsck reclaims it if no "
+            "record names it)",
+            hex);
+    return 0;
+}
+
 void gw_delete(gw_store *st, const md_layout *layout)
 {
     bs_id id;

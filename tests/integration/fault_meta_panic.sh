@@ -5,24 +5,13 @@
 # (/health/ready 503) so an orchestrator restarts it, and after a restart serve every acknowledged
 # object byte-exact and accept writes again. Uses the ldfault LD_PRELOAD shim (fault_meta_eio.sh).
 source "$(dirname "$0")/lib.sh"
+source "$H_DIR/lib_fault.sh"
 h_need cc curl
-SHIM=$H_WORK/ldfault.so
-cc -std=c11 -O2 -shared -fPIC -o "$SHIM" "$H_DIR/ldfault/ldfault.c" -ldl ||
-    { echo "FAIL - building the ldfault shim"; echo "FAIL $H_NAME"; exit 1; }
 REAL_BIN=$CAIRN_BIN
-# An AddressSanitizer build needs its runtime first in the preload list.
-PRELOAD=$SHIM
-asan_rt=$(ldd "$REAL_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
-[ -n "$asan_rt" ] && PRELOAD="$asan_rt $SHIM"
-cat >"$H_WORK/cairn-panic" <<SH
-#!/bin/sh
-LD_PRELOAD="$PRELOAD" LDFAULT_OP=pwrite LDFAULT_NTH=12 LDFAULT_COUNT=1 exec "$REAL_BIN" "\$@"
-SH
-chmod +x "$H_WORK/cairn-panic"
-CAIRN_BIN=$H_WORK/cairn-panic
+WRAP=$(fault_ldfault_bin pwrite 12 1) || { echo "FAIL $H_NAME"; exit 1; }
+CAIRN_BIN=$WRAP
 h_start
 CAIRN_BIN=$REAL_BIN
-s3raw() { CAIRN_ENDPOINT=$H_ENDPOINT "$H_PY" "$H_DIR/s3raw.py" "$@"; }
 h_run "create bucket" s3raw mb panic-bucket
 h_run "15 PUTs across the injected meta-page failure" env CAIRN_ENDPOINT="$H_ENDPOINT" \
     PYTHONPATH="$H_DIR" "$H_PY" - "$H_WORK/puts.txt" <<'PY'

@@ -53,3 +53,24 @@ fault_mismatches() {
     done
     echo "$bad"
 }
+
+# fault_ldfault_bin OP NTH COUNT: build the ldfault LD_PRELOAD shim (ldfault/ldfault.c) and write a
+# wrapper that runs $CAIRN_BIN under it, failing calls NTH .. NTH+COUNT-1 of OP on meta/data.mdb
+# with EIO; prints the wrapper's path (empty, and a FAIL line, when the shim does not build).
+fault_ldfault_bin() {
+    local op=$1 nth=$2 count=$3 shim=$H_WORK/ldfault.so wrap=$H_WORK/cairn-ldfault-$1-$2 asan_rt
+    if ! cc -std=c11 -O2 -shared -fPIC -o "$shim" "$H_DIR/ldfault/ldfault.c" -ldl; then
+        echo "FAIL - building the ldfault shim" >&2
+        return 1
+    fi
+    local preload=$shim
+    # An AddressSanitizer build needs its runtime first in the preload list.
+    asan_rt=$(ldd "$CAIRN_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
+    [ -n "$asan_rt" ] && preload="$asan_rt $shim"
+    cat >"$wrap" <<SH
+#!/bin/sh
+LD_PRELOAD="$preload" LDFAULT_OP=$op LDFAULT_NTH=$nth LDFAULT_COUNT=$count exec "$CAIRN_BIN" "\$@"
+SH
+    chmod +x "$wrap"
+    echo "$wrap"
+}
