@@ -183,8 +183,10 @@ int bs_seg_load_header(bs_store *bs, bs_seg *s)
     s->version = in.version;
     s->salt = in.salt;
     s->synced = in.synced;
-    if (in.version >= 2 && !bs->have_salt) {
-        bs->salt = in.salt; /* every version 2 segment of a store has the same salt */
+    /* Every version 2 segment a store creates has its salt; salt 0 is a version 1 segment that
+     * fsck --repair rewrote, and must not become the salt of new segments. */
+    if (in.version >= 2 && in.salt != 0 && !bs->have_salt) {
+        bs->salt = in.salt;
         bs->have_salt = 1;
     }
     return in.segno == s->num;
