@@ -17,9 +17,11 @@
  *   idx_lock   rwlock over the index and live counters. Readers hold it shared across their
  *              preads, so the segments they read cannot be closed under them; writers hold it
  *              briefly.
- *   gc_mu      leaf: group commit state. Every append bumps write_gen and marks its segments
- *              dirty; bs_sync waits until synced_gen covers the generation it saw, running a
- *              sync round itself when no round is in flight (see bs_sync in bs_ops.c).
+ *   gc_mu      leaf: group commit state and the sticky failure of a sync (bs->failed). Every
+ *              append bumps write_gen and marks its segments dirty; bs_sync waits until
+ *              synced_gen covers the generation it saw, running a sync round itself when no
+ *              round is in flight (see bs_sync in bs_ops.c). Once a sync failed, every write is
+ *              refused (bs_ensure_room) and no sync is tried again.
  * The drive directory is flock'd (DIR/LOCK) for the store's lifetime.
  */
 #include <errno.h>
