@@ -128,7 +128,7 @@ static cm_err scan(fk_ctx *c, fk_seg *fs)
     bs_seg *s = fs->s;
     bs_fsck_report *r = c->r;
     int check = fs->copy_fd < 0;
-    if (check && !bs_seg_load_header(c->bs, s)) {
+    if (check && bs_seg_load_header(c->bs, s) <= 0) {
         fs->problem = 1;
         if (s->size < BS_SEG_HDR)
             r->torn_bytes += s->size; /* creation cut short by a crash */

@@ -218,8 +218,9 @@ int bs_find_next_record(const bs_io *io, int fd, uint64_t salt, uint64_t from, u
                         uint64_t *next);
 /*
  * Read segment s's header (s->fd, s->num): sets s->version, s->salt and s->synced, and the
- * store's salt from the first valid version 2 header. Returns 1 when the header validates; for
- * one that does not, s->salt is the store's salt when known, else a guess from the bytes.
+ * store's salt from the first valid version 2 header. Returns 1 when the header validates, 0 when
+ * it does not (s->salt is then the store's salt when known, else a guess from the bytes), -1 on
+ * a read error.
  */
 int bs_seg_load_header(bs_store *bs, bs_seg *s);
 /* Make the active segment able to take `need` more bytes, starting a new one if needed. */

@@ -173,7 +173,9 @@ int bs_seg_load_header(bs_store *bs, bs_seg *s)
     s->version = BS_SEG_VERSION;
     s->synced = 0;
     s->salt = bs->have_salt ? bs->salt : 0;
-    if (bs_read_full(&bs->io, s->fd, hdr, sizeof(hdr), 0, &got) != CM_OK || got != sizeof(hdr))
+    if (bs_read_full(&bs->io, s->fd, hdr, sizeof(hdr), 0, &got) != CM_OK)
+        return -1;
+    if (got != sizeof(hdr))
         return 0;
     if (bs_seg_hdr_decode(hdr, &in) != CM_OK) {
         if (!bs->have_salt)
@@ -224,7 +226,10 @@ static cm_err check_seg_header(bs_store *bs, bs_seg *s, uint64_t *fsize, int las
         s->dirty = 1;
         return e;
     }
-    if (!bs_seg_load_header(bs, s))
+    int valid = bs_seg_load_header(bs, s);
+    if (valid < 0)
+        return CM_ERR_IO; /* a read error is not corruption: do not open on a guess */
+    if (!valid)
         count_corrupt(bs, s, 0, "bad segment header; scanning its records anyway");
     return CM_OK;
 }
