@@ -14,6 +14,9 @@
  * Durability: bs_append returns when the bytes are written to the segment file (page cache);
  * bs_sync returns when every append and delete made before it is on stable storage (fdatasync).
  * Callers acknowledge nothing before bs_sync. Concurrent bs_sync calls share fdatasyncs.
+ * A failed fdatasync is sticky: it is never retried (the kernel may have dropped the pages and
+ * would report success), every bs_sync that covers an unsynced write fails from then on, and
+ * the store refuses appends and deletes and unlinks nothing until it is reopened (bs_error).
  *
  * Crash guarantee (proved by the crash-point loop in tests/unit/test_blobstore_crash.c): after a
  * crash at any point and a bs_open of what is on disk,
@@ -28,9 +31,10 @@
  * wrong bytes, but an unsynced blob may show a hole (reads of it fail with CM_ERR_CORRUPT).
  *
  * Recovery: bs_open scans the segments, rebuilds the in-memory index (blob id -> extents), and cuts
- * a torn record off the tail of the last segment. A corrupt record in the middle of a segment is
- * logged with file and offset, its blob marked damaged, and scanning resumes at the next record
- * that validates.
+ * a torn record off the tail of the last segment - only past the segment's synced-up-to mark; an
+ * invalid record before it is corruption. A corrupt record is logged with file and offset, counted
+ * in corrupt_found, its blob marked damaged, and scanning resumes at the next record that
+ * validates. Record-header CRCs are salted per store, so stored bytes never pass for a header.
  *
  * All disk I/O goes through a bs_io function table so tests can inject failures and bit flips.
  *
@@ -99,6 +103,7 @@ typedef struct {
     uint64_t punched_bytes; /* bytes given back by punching holes since open */
     uint32_t segments;
     uint64_t corrupt_found; /* records that failed a checksum since open */
+    uint64_t torn_cut;      /* bytes of torn tail (past the synced-up-to mark) cut at open */
     uint64_t compacted;     /* segments compacted and removed since open */
     uint64_t compact_moved; /* record bytes copied by compaction since open */
     uint64_t compact_freed; /* segment bytes removed by compaction since open */
@@ -117,7 +122,10 @@ void bs_close(bs_store *bs); /* NULL is a no-op; does not sync */
  * partial record is cut off again, so the store stays consistent).
  */
 cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len);
-/* Make every append issued before this call durable. */
+/*
+ * Make every append issued before this call durable. CM_ERR_IO when an fdatasync failed, in this
+ * call's round or any earlier one whose writes were not yet durable (see bs_error).
+ */
 cm_err bs_sync(bs_store *bs);
 /*
  * Read exactly len bytes at blob offset off into buf. CM_ERR_NOTFOUND when the blob does not exist
@@ -130,6 +138,11 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
 /* Delete a blob (tombstone). Deleting an unknown blob is CM_OK. Not synced until bs_sync. */
 cm_err bs_delete(bs_store *bs, const bs_id *id);
 void bs_get_stats(bs_store *bs, bs_stats *out);
+/*
+ * CM_OK while the store is healthy; after a failed fdatasync, that error (CM_ERR_IO) for good:
+ * the store then only reads. Reopen it (after checking the disk) to write again.
+ */
+cm_err bs_error(bs_store *bs);
 
 /*
  * Give back the disk space of deleted blobs: make the deletes made so far durable (bs_sync, when
@@ -186,6 +199,30 @@ typedef void (*bs_fsck_progress)(void *arg, uint64_t done, uint64_t total);
  */
 cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
                bs_fsck_report *out);
+
+/*
+ * Orphan sweep of a drive against the metadata: live(arg, id) says whether any record names blob
+ * id. A blob no record names whose segment was last written more than grace_s seconds ago is an
+ * orphan (a body whose commit failed with an unknown outcome, or whose writer died). Offline like
+ * bs_fsck (DIR/LOCK; run it with the server stopped, or a body being written looks orphaned).
+ * With repair the orphans are deleted (tombstones, synced) through a store opened on dir.
+ */
+typedef struct {
+    int (*live)(void *arg, const bs_id *id);
+    void *arg;
+    int64_t grace_s;
+} bs_orphan_check;
+
+typedef struct {
+    uint64_t blobs;        /* blobs on the drive */
+    uint64_t orphans;      /* named by no record and older than the grace period */
+    uint64_t orphan_bytes; /* their payload bytes */
+    uint64_t young;        /* named by no record but younger: kept */
+    uint64_t reclaimed;    /* orphans deleted (repair) */
+} bs_orphan_report;
+
+cm_err bs_fsck_orphans(const char *dir, const bs_orphan_check *oc, int repair,
+                       bs_orphan_report *out);
 
 /* Generate a new random blob id. */
 cm_err bs_id_new(bs_id *out);

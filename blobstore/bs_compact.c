@@ -8,12 +8,14 @@
  *
  *   1. its records are walked front to back. For each PUT whose extent is still live (the index
  *      still points at this segment and offset) the raw record is read without any store lock,
- *      then, under append_mu, liveness is checked again, the bytes are appended unchanged to the
- *      active segment (the record is position independent) and the extent is moved to the copy
+ *      then, under append_mu, liveness is checked again, the bytes are appended to the active
+ *      segment (the record is position independent; only its header is encoded again, with the
+ *      active segment's salt) and the extent is moved to the copy
  *      under idx_lock. A DELETE is copied the same way while a segment that held records of the
  *      deleted blob still exists (bs_seg refs); otherwise it is dropped. Dead records are skipped.
  *   2. when the walk is done: bs_sync (the copies are durable), then, under sync_mu and append_mu,
- *      the segment is unlinked and the directory synced.
+ *      the segment is unlinked and the directory synced. If any sync failed (bs_error), the
+ *      source is kept: a copy that was never durably synced must not be the only one.
  *
  * Crash safety: until step 2 the old records are intact, so a crash leaves either the old
  * segment alone or both copies; recovery prefers the later copy of an extent (bs_recover.c), and
@@ -77,13 +79,18 @@ static bs_ext *live_ext(const bs_store *bs, const bs_rec_hdr *h, const bs_seg *s
     return NULL;
 }
 
-/* Append raw record bytes to the active segment; caller holds append_mu. */
-static cm_err write_raw(bs_store *bs, const uint8_t *rec, uint64_t len, bs_seg **seg, uint64_t *off)
+/*
+ * Append a record (header h, raw bytes rec) to the active segment; caller holds append_mu. The
+ * header is encoded again with the active segment's salt (a version 1 source has none).
+ */
+static cm_err write_raw(bs_store *bs, const bs_rec_hdr *h, uint8_t *rec, uint64_t len, bs_seg **seg,
+                        uint64_t *off)
 {
     cm_err e = bs_ensure_room(bs, len);
     if (e != CM_OK)
         return e;
     bs_seg *a = bs->active;
+    bs_rec_encode(h, a->salt, rec);
     e = bs_write_full(&bs->io, a->fd, rec, (size_t)len, a->size);
     if (e != CM_OK) {
         if (bs->io.ftruncate(bs->io.ctx, a->fd, (off_t)a->size) != 0)
@@ -119,7 +126,7 @@ static cm_err move_put(bs_store *bs, bs_seg *s, const bs_rec_hdr *h, uint64_t po
     if (live_ext(bs, h, s, pos)) { /* index writers hold append_mu: no idx_lock needed to look */
         bs_seg *to = NULL;
         uint64_t off = 0;
-        e = write_raw(bs, rec, total, &to, &off);
+        e = write_raw(bs, h, rec, total, &to, &off);
         if (e == CM_OK) {
             pthread_rwlock_wrlock(&bs->idx_lock);
             bs_ext *x = live_ext(bs, h, s, pos);
@@ -151,8 +158,7 @@ static cm_err move_tombstone(bs_store *bs, const bs_seg *s, const bs_rec_hdr *h)
         uint8_t raw[BS_REC_HDR];
         bs_seg *to = NULL;
         uint64_t off = 0;
-        bs_rec_encode(h, raw);
-        e = write_raw(bs, raw, sizeof(raw), &to, &off);
+        e = write_raw(bs, h, raw, sizeof(raw), &to, &off);
         if (e == CM_OK)
             to->tombs++;
         for (uint32_t i = 0; e == CM_OK && i < s->nrefs; i++)
@@ -172,11 +178,11 @@ static cm_err step_record(bs_store *bs, bs_seg *s, uint64_t *done)
     cm_err e = bs_read_full(&bs->io, s->fd, raw, sizeof(raw), pos, &got);
     if (e != CM_OK)
         return e;
-    if (got != sizeof(raw) || bs_rec_decode(raw, &h) != CM_OK ||
+    if (got != sizeof(raw) || bs_rec_decode(raw, s->salt, &h) != CM_OK ||
         bs_rec_size(h.len) > s->size - pos) {
         /* Unreadable: any live extent behind it keeps the segment (it ends up stuck). */
         uint64_t next = 0;
-        if (!bs_find_next_record(&bs->io, s->fd, pos + BS_ALIGN, s->size, &next))
+        if (!bs_find_next_record(&bs->io, s->fd, s->salt, pos + BS_ALIGN, s->size, &next))
             next = s->size;
         *done += next - pos;
         bs->cpos = next;
@@ -200,7 +206,8 @@ static cm_err finish(bs_store *bs, bs_seg *s)
     pthread_mutex_lock(&bs->sync_mu);
     pthread_mutex_lock(&bs->append_mu);
     s->busy = 0;
-    if (s->live_exts == 0) {
+    e = bs_error(bs); /* a later sync failure: keep everything on disk as it is */
+    if (e == CM_OK && s->live_exts == 0) {
         uint64_t size = s->size;
         CM_INFO("bs", "%s: compacted segment %u (%llu bytes)", bs->dir, s->num,
                 (unsigned long long)size);
@@ -209,7 +216,7 @@ static cm_err finish(bs_store *bs, bs_seg *s)
         bs_reclaim(bs); /* segments whose tombstones only mattered while this one lived */
         __atomic_add_fetch(&bs->compacted_segs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&bs->compact_freed, size, __ATOMIC_RELAXED);
-    } else {
+    } else if (e == CM_OK) {
         CM_WARN("bs", "%s/seg-%08u.cbs: %llu live extents could not be moved; not compacted",
                 bs->dir, s->num, (unsigned long long)s->live_exts);
         s->stuck = 1;

@@ -8,6 +8,12 @@
  *
  * CRC32C is the Castagnoli CRC as usually defined (init and final xor 0xFFFFFFFF; "123456789" ->
  * 0xE3069283), computed with ISA-L's crc32_iscsi.
+ *
+ * Salt: a record header's CRC covers a random 64-bit salt of the store first (kept in every
+ * version 2 segment header, never exposed), so bytes a client stores can never pass for a record
+ * header when recovery searches for the next valid one. Version 1 segments (stores written
+ * before the salt) use none. A version 2 segment header also carries the synced-up-to mark,
+ * rewritten in place after sync rounds with its own CRC, so a torn mark never spoils the header.
  */
 #include <isa-l/crc.h>
 #include <limits.h>
@@ -29,23 +35,52 @@ uint32_t bs_crc32c(const void *data, size_t len)
     return crc ^ 0xFFFFFFFFu;
 }
 
-void bs_seg_hdr_encode(uint32_t segno, uint8_t out[BS_SEG_HDR])
+/* CRC32C of bytes 8..24 of a version 2 header: segment number, salt and the mark itself. */
+static uint32_t mark_crc(const uint8_t *hdr)
+{
+    return bs_crc32c(hdr + 8, 16);
+}
+
+void bs_seg_mark_encode(uint64_t synced, uint8_t hdr[BS_SEG_HDR])
+{
+    uint64_t units = synced / BS_ALIGN;
+    cm_put_be32(hdr + 20,
+                units > UINT32_MAX ? UINT32_MAX : (uint32_t)units); /* a lower mark is safe */
+    cm_put_be32(hdr + 24, mark_crc(hdr));
+}
+
+void bs_seg_hdr_encode(uint32_t segno, uint64_t salt, uint64_t synced, uint8_t out[BS_SEG_HDR])
 {
     memset(out, 0, BS_SEG_HDR);
     cm_put_be32(out, BS_SEG_MAGIC);
     cm_put_be32(out + 4, BS_SEG_VERSION);
     cm_put_be32(out + 8, segno);
-    cm_put_be32(out + 28, bs_crc32c(out, 28));
+    cm_put_be64(out + 12, salt);
+    cm_put_be32(out + 28, bs_crc32c(out, 20));
+    bs_seg_mark_encode(synced, out);
 }
 
-cm_err bs_seg_hdr_decode(const uint8_t in[BS_SEG_HDR], uint32_t *segno)
+cm_err bs_seg_hdr_decode(const uint8_t in[BS_SEG_HDR], bs_seg_info *out)
 {
-    if (cm_get_be32(in) != BS_SEG_MAGIC || cm_get_be32(in + 4) != BS_SEG_VERSION)
+    uint32_t version = cm_get_be32(in + 4);
+    if (cm_get_be32(in) != BS_SEG_MAGIC || (version != 1 && version != BS_SEG_VERSION))
         return CM_ERR_CORRUPT;
-    if (cm_get_be32(in + 28) != bs_crc32c(in, 28))
+    /* Version 1 covers its 16 zero bytes; version 2 only the fixed part (the mark changes). */
+    if (cm_get_be32(in + 28) != bs_crc32c(in, version == 1 ? 28 : 20))
         return CM_ERR_CORRUPT;
-    *segno = cm_get_be32(in + 8);
+    out->version = version;
+    out->segno = cm_get_be32(in + 8);
+    out->salt = version == 1 ? 0 : cm_get_be64(in + 12);
+    out->synced = 0;
+    /* A mark torn by a crash only loses what it adds: it is not corruption. */
+    if (version != 1 && cm_get_be32(in + 24) == mark_crc(in))
+        out->synced = (uint64_t)cm_get_be32(in + 20) * BS_ALIGN;
     return CM_OK;
+}
+
+uint64_t bs_seg_salt_guess(const uint8_t in[BS_SEG_HDR])
+{
+    return cm_get_be32(in + 4) == BS_SEG_VERSION ? cm_get_be64(in + 12) : 0;
 }
 
 uint32_t bs_blocks_for(uint32_t len)
@@ -69,7 +104,19 @@ uint64_t bs_data_fit(uint64_t space)
     return d > BS_REC_MAX_DATA ? BS_REC_MAX_DATA : d;
 }
 
-void bs_rec_encode(const bs_rec_hdr *h, uint8_t out[BS_REC_HDR])
+/* The header CRC: CRC32C of the 8-byte big-endian salt followed by bytes 0..43 (salt 0: none). */
+static uint32_t rec_crc(uint64_t salt, const uint8_t *hdr)
+{
+    uint8_t s[8];
+    uint32_t crc = 0xFFFFFFFFu;
+    if (salt != 0) {
+        cm_put_be64(s, salt);
+        crc = crc32_iscsi(s, sizeof(s), crc);
+    }
+    return crc32_iscsi((unsigned char *)hdr, 44, crc) ^ 0xFFFFFFFFu;
+}
+
+void bs_rec_encode(const bs_rec_hdr *h, uint64_t salt, uint8_t out[BS_REC_HDR])
 {
     memset(out, 0, BS_REC_HDR);
     cm_put_be32(out, BS_REC_MAGIC);
@@ -78,12 +125,12 @@ void bs_rec_encode(const bs_rec_hdr *h, uint8_t out[BS_REC_HDR])
     cm_put_be64(out + 24, h->off);
     cm_put_be32(out + 32, h->len);
     cm_put_be32(out + 36, h->nblocks);
-    cm_put_be32(out + 44, bs_crc32c(out, 44));
+    cm_put_be32(out + 44, rec_crc(salt, out));
 }
 
-cm_err bs_rec_decode(const uint8_t in[BS_REC_HDR], bs_rec_hdr *h)
+cm_err bs_rec_decode(const uint8_t in[BS_REC_HDR], uint64_t salt, bs_rec_hdr *h)
 {
-    if (cm_get_be32(in) != BS_REC_MAGIC || cm_get_be32(in + 44) != bs_crc32c(in, 44))
+    if (cm_get_be32(in) != BS_REC_MAGIC || cm_get_be32(in + 44) != rec_crc(salt, in))
         return CM_ERR_CORRUPT;
     if (in[5] || in[6] || in[7] || cm_get_be32(in + 40) != 0)
         return CM_ERR_CORRUPT;

@@ -4,7 +4,8 @@
  * The check never writes: it takes DIR/LOCK (so a running store and fsck exclude each other),
  * walks every segment like recovery does (segment header; records front to back; an invalid
  * stretch is skipped to the next record that validates, and counted - or, at the end of the last
- * segment, counted as a torn tail), reads every data block of every valid PUT record and checks
+ * segment, counted as a torn tail unless it starts before the segment's synced-up-to mark, which
+ * makes it corruption), reads every data block of every valid PUT record and checks
  * its CRC32C, and feeds the records to the same index rules as recovery (bs_apply_record:
  * extents sorted, a later compaction copy wins, overlaps ignored and counted). A live blob with a
  * hole or with a bad block is reported as damaged on this drive. (The bad-block list is a plain
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bs_int.h"
@@ -45,6 +47,10 @@ typedef struct {
     size_t nbad, capbad;
     struct fk_zeroed *zeroed; /* records whose failing blocks read as punched (zeros) */
     size_t nzeroed, capzeroed;
+    const bs_orphan_check *oc; /* orphan sweep: which blobs records name; NULL = none */
+    bs_orphan_report *orep;
+    bs_id *orphans; /* found by the sweep, deleted by repair */
+    size_t norphans;
 } fk_ctx;
 
 typedef struct {
@@ -157,7 +163,7 @@ static cm_err take_record(fk_ctx *c, fk_seg *fs, const bs_rec_hdr *h, uint64_t p
 {
     bs_fsck_report *r = c->r;
     uint64_t zeroed = 0;
-    uint64_t bad = h->type == BS_REC_PUT ? verify_record(c, fs->s, h, pos, &zeroed) : 0;
+    uint64_t bad = h->type == BS_REC_PUT && !c->oc ? verify_record(c, fs->s, h, pos, &zeroed) : 0;
     if (fs->copy_fd >= 0) /* a punched record goes too: dead, or (live) as good as bad */
         return bad || zeroed ? CM_OK : copy_record(fs, pos, bs_rec_size(h->len));
     r->records++;
@@ -175,21 +181,12 @@ static cm_err take_record(fk_ctx *c, fk_seg *fs, const bs_rec_hdr *h, uint64_t p
     return e == CM_OK ? bs_apply_record(c->bs, h, fs->s, pos) : e;
 }
 
-static int header_ok(const fk_seg *fs)
-{
-    uint8_t hdr[BS_SEG_HDR];
-    size_t got = 0;
-    uint32_t num = 0;
-    return bs_read_full(&bs_io_posix, fs->s->fd, hdr, sizeof(hdr), 0, &got) == CM_OK &&
-           got == sizeof(hdr) && bs_seg_hdr_decode(hdr, &num) == CM_OK && num == fs->s->num;
-}
-
 static cm_err scan(fk_ctx *c, fk_seg *fs)
 {
     bs_seg *s = fs->s;
     bs_fsck_report *r = c->r;
     int check = fs->copy_fd < 0;
-    if (check && !header_ok(fs)) {
+    if (check && bs_seg_load_header(c->bs, s) <= 0) {
         fs->problem = 1;
         if (s->size < BS_SEG_HDR)
             r->torn_bytes += s->size; /* creation cut short by a crash */
@@ -203,16 +200,17 @@ static cm_err scan(fk_ctx *c, fk_seg *fs)
         size_t got = 0;
         bs_rec_hdr h;
         e = bs_read_full(&bs_io_posix, s->fd, raw, sizeof(raw), pos, &got);
-        if (e == CM_OK && got == sizeof(raw) && bs_rec_decode(raw, &h) == CM_OK &&
+        if (e == CM_OK && got == sizeof(raw) && bs_rec_decode(raw, s->salt, &h) == CM_OK &&
             bs_rec_size(h.len) <= s->size - pos) {
             e = take_record(c, fs, &h, pos);
             pos += bs_rec_size(h.len);
         } else if (e == CM_OK) {
             uint64_t next = 0;
-            int found = bs_find_next_record(&bs_io_posix, s->fd, pos + BS_ALIGN, s->size, &next);
+            int found =
+                bs_find_next_record(&bs_io_posix, s->fd, s->salt, pos + BS_ALIGN, s->size, &next);
             if (check) {
                 fs->problem = 1;
-                if (!found && fs->last)
+                if (!found && fs->last && pos >= s->synced) /* before the mark: corruption */
                     r->torn_bytes += s->size - pos;
                 else
                     r->bad_regions++;
@@ -236,11 +234,14 @@ static cm_err rewrite(fk_ctx *c, fk_seg *fs)
     fs->copy_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fs->copy_fd < 0)
         return cm_err_from_errno(errno);
-    bs_seg_hdr_encode(fs->s->num, hdr);
+    bs_seg_hdr_encode(fs->s->num, fs->s->salt, 0, hdr);
     cm_err e = bs_write_full(&bs_io_posix, fs->copy_fd, hdr, sizeof(hdr), 0);
     fs->copy_off = BS_SEG_HDR;
     if (e == CM_OK)
         e = scan(c, fs);
+    bs_seg_hdr_encode(fs->s->num, fs->s->salt, fs->copy_off, hdr); /* all of it: synced below */
+    if (e == CM_OK)
+        e = bs_write_full(&bs_io_posix, fs->copy_fd, hdr, sizeof(hdr), 0);
     if (e == CM_OK && fdatasync(fs->copy_fd) != 0)
         e = cm_err_from_errno(errno);
     close(fs->copy_fd);
@@ -339,6 +340,66 @@ static void release(bs_store *bs)
     bs->live_bytes = 0;
 }
 
+/*
+ * Age of blob b: seconds since the newest write to the segment holding its last record (a
+ * segment's mtime is at least the time any of its records was written, so this never makes a
+ * blob look older than it is).
+ */
+static int64_t blob_age_s(const bs_blob *b, int64_t now_s)
+{
+    struct stat st;
+    if (b->next == 0 || fstat(b->ext[b->next - 1].seg->fd, &st) != 0)
+        return 0;
+    return now_s - (int64_t)st.st_mtime;
+}
+
+/* The orphan sweep: live blobs of the index that no record names, older than the grace period. */
+static cm_err find_orphans(fk_ctx *c)
+{
+    const bs_index *ix = &c->bs->index;
+    int64_t now_s = (int64_t)time(NULL);
+    for (size_t i = 0; i < ix->cap; i++) {
+        const bs_blob *b = ix->slots[i];
+        if (!b)
+            continue;
+        c->orep->blobs++;
+        if (c->oc->live(c->oc->arg, &b->id))
+            continue;
+        if (blob_age_s(b, now_s) < c->oc->grace_s) {
+            c->orep->young++;
+            continue;
+        }
+        char hex[33];
+        bs_id_hex(&b->id, hex);
+        CM_INFO("fsck", "%s: blob %s (%llu bytes) is named by no record: orphan", c->bs->dir, hex,
+                (unsigned long long)b->size);
+        bs_id *n = realloc(c->orphans, (c->norphans + 1) * sizeof(*n));
+        if (!n)
+            return CM_ERR_NOMEM;
+        c->orphans = n;
+        c->orphans[c->norphans++] = b->id;
+        c->orep->orphans++;
+        c->orep->orphan_bytes += b->size;
+    }
+    return CM_OK;
+}
+
+/* Delete the orphans through a live store (its recovery, tombstones and reclaim), then sync. */
+static cm_err reclaim_orphans(fk_ctx *c, const char *dir)
+{
+    bs_options opt = {.compact_rate = -1};
+    bs_store *bs = NULL;
+    cm_err e = bs_open(dir, &opt, &bs);
+    for (size_t i = 0; e == CM_OK && i < c->norphans; i++)
+        e = bs_delete(bs, &c->orphans[i]);
+    if (e == CM_OK)
+        e = bs_sync(bs);
+    if (e == CM_OK)
+        c->orep->reclaimed = c->norphans;
+    bs_close(bs);
+    return e;
+}
+
 /* One pass over the drive; with repair, rewrite what needs it. */
 static cm_err check(fk_ctx *c, int repair)
 {
@@ -357,6 +418,8 @@ static cm_err check(fk_ctx *c, int repair)
         c->r->bytes = c->total;
         e = count_blobs(c);
     }
+    if (e == CM_OK && c->oc)
+        e = find_orphans(c);
     uint32_t rewritten = 0;
     for (size_t i = 0; e == CM_OK && repair && i < n; i++) {
         if (fs[i].problem) {
@@ -370,16 +433,15 @@ static cm_err check(fk_ctx *c, int repair)
     return e;
 }
 
-cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
-               bs_fsck_report *out)
+/* Set up a bare store on dir, take its lock, check (and repair); the lock is released after. */
+static cm_err run(fk_ctx *c, const char *dir, int repair)
 {
-    bs_fsck_report r;
-    fk_ctx c = {NULL, &r, progress, arg,  0, 0, malloc((size_t)FK_BATCH * BS_BLOCK),
-                NULL, 0,  0,        NULL, 0, 0};
+    bs_fsck_report *r = c->r;
     bs_store *bs = calloc(1, sizeof(*bs));
-    cm_err e = (bs && c.buf) ? CM_OK : CM_ERR_NOMEM;
+    c->buf = malloc((size_t)FK_BATCH * BS_BLOCK);
+    cm_err e = (bs && c->buf) ? CM_OK : CM_ERR_NOMEM;
     if (e == CM_OK) {
-        c.bs = bs;
+        c->bs = bs;
         bs->io = bs_io_posix;
         bs->lock_fd = -1;
         bs->holes.disabled = 1; /* a check punches nothing */
@@ -387,22 +449,47 @@ cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg
         e = bs->dir ? bs_take_lock(bs) : CM_ERR_NOMEM;
     }
     if (e == CM_OK)
-        e = check(&c, repair);
-    if (e == CM_OK && repair && r.rewritten > 0) {
-        uint32_t rewritten = r.rewritten;
-        e = check(&c, 0); /* report what the drive holds now */
-        r.rewritten = rewritten;
+        e = check(c, repair);
+    if (e == CM_OK && repair && r->rewritten > 0) {
+        uint32_t rewritten = r->rewritten;
+        e = check(c, 0); /* report what the drive holds now */
+        r->rewritten = rewritten;
     }
-    if (e == CM_OK)
-        *out = r;
     if (bs) {
         if (bs->lock_fd >= 0)
             close(bs->lock_fd);
         free(bs->dir);
         free(bs);
     }
-    free(c.buf);
-    free(c.bad);
-    free(c.zeroed);
+    free(c->buf);
+    free(c->bad);
+    free(c->zeroed);
+    return e;
+}
+
+cm_err bs_fsck(const char *dir, int repair, bs_fsck_progress progress, void *arg,
+               bs_fsck_report *out)
+{
+    bs_fsck_report r;
+    fk_ctx c = {.r = &r, .cb = progress, .arg = arg};
+    cm_err e = run(&c, dir, repair);
+    if (e == CM_OK)
+        *out = r;
+    return e;
+}
+
+cm_err bs_fsck_orphans(const char *dir, const bs_orphan_check *oc, int repair,
+                       bs_orphan_report *out)
+{
+    bs_fsck_report r;
+    bs_orphan_report o;
+    memset(&o, 0, sizeof(o));
+    fk_ctx c = {.r = &r, .oc = oc, .orep = &o};
+    cm_err e = run(&c, dir, 0);
+    if (e == CM_OK && repair && c.norphans > 0)
+        e = reclaim_orphans(&c, dir);
+    free(c.orphans);
+    if (e == CM_OK)
+        *out = o;
     return e;
 }

@@ -3,13 +3,15 @@
  *
  * On-disk format (all integers big-endian; docs/storage.md is the full description):
  *
- *   segment header, 32 bytes at offset 0 of seg-%08u.cbs:
- *     0 magic "CBSG"  4 version u32 (1)  8 segment number u32  12 reserved (16 zero bytes)
- *     28 CRC32C of bytes 0..28
+ *   segment header, 32 bytes at offset 0 of seg-%08u.cbs (version 2; version 1 still read):
+ *     0 magic "CBSG"  4 version u32 (2)  8 segment number u32  12 salt u64
+ *     20 synced-up-to mark u32 (file offset / 8)  24 CRC32C of bytes 8..24 (the mark's own)
+ *     28 CRC32C of bytes 0..20
+ *     (version 1: 12 reserved, 16 zero bytes; 28 CRC32C of bytes 0..28; salt 0, no mark)
  *   record, starting 8-byte aligned, 48-byte header:
  *     0 magic "CBRC"  4 type u8 (1 PUT, 2 DELETE)  5 reserved (3 zero bytes)  8 blob id (16)
  *     24 blob offset u64  32 data length u32  36 block count u32  40 reserved u32 (0)
- *     44 CRC32C of bytes 0..44
+ *     44 CRC32C of the segment's salt (8 bytes, big-endian; left out when 0) then bytes 0..44
  *   PUT body: block count CRC32C values (u32 each, block i covers data [i*64 KiB, (i+1)*64 KiB)),
  *   then the data, then zero padding to the next multiple of 8. DELETE has no body.
  *
@@ -26,7 +28,7 @@
 #include "cm_err.h"
 
 #define BS_SEG_MAGIC 0x43425347u /* "CBSG" */
-#define BS_SEG_VERSION 1u
+#define BS_SEG_VERSION 2u        /* written; version 1 (no salt, no mark) is still read */
 #define BS_SEG_HDR 32u
 #define BS_REC_MAGIC 0x43425243u /* "CBRC" */
 #define BS_REC_HDR 48u
@@ -53,12 +55,23 @@ typedef struct {
 } bs_rec_hdr;
 
 uint32_t bs_crc32c(const void *data, size_t len);
-void bs_seg_hdr_encode(uint32_t segno, uint8_t out[BS_SEG_HDR]);
-/* CM_ERR_CORRUPT on a bad magic, version or CRC. */
-cm_err bs_seg_hdr_decode(const uint8_t in[BS_SEG_HDR], uint32_t *segno);
-void bs_rec_encode(const bs_rec_hdr *h, uint8_t out[BS_REC_HDR]);
-/* CM_ERR_CORRUPT unless magic, CRC, type, reserved bytes and block count are all consistent. */
-cm_err bs_rec_decode(const uint8_t in[BS_REC_HDR], bs_rec_hdr *h);
+typedef struct {
+    uint32_t version, segno;
+    uint64_t salt;   /* 0 in version 1 */
+    uint64_t synced; /* synced-up-to mark: every byte before it was once fdatasynced; 0 = none */
+} bs_seg_info;
+
+/* A version 2 header with its mark. */
+void bs_seg_hdr_encode(uint32_t segno, uint64_t salt, uint64_t synced, uint8_t out[BS_SEG_HDR]);
+/* Rewrite bytes 20..28 of an encoded version 2 header (segno and salt in place) with a mark. */
+void bs_seg_mark_encode(uint64_t synced, uint8_t hdr[BS_SEG_HDR]);
+/* CM_ERR_CORRUPT on a bad magic, version or CRC; a mark whose own CRC fails reads as 0. */
+cm_err bs_seg_hdr_decode(const uint8_t in[BS_SEG_HDR], bs_seg_info *out);
+/* The salt a header that fails to validate most likely holds (its salt field if it says v2). */
+uint64_t bs_seg_salt_guess(const uint8_t in[BS_SEG_HDR]);
+void bs_rec_encode(const bs_rec_hdr *h, uint64_t salt, uint8_t out[BS_REC_HDR]);
+/* CM_ERR_CORRUPT unless magic, salted CRC, type, reserved bytes and block count all agree. */
+cm_err bs_rec_decode(const uint8_t in[BS_REC_HDR], uint64_t salt, bs_rec_hdr *h);
 uint32_t bs_blocks_for(uint32_t len);
 /* Bytes the whole record occupies on disk, padding included. */
 uint64_t bs_rec_size(uint32_t len);
@@ -78,9 +91,13 @@ typedef struct bs_seg {
      * exists the tombstones must stay (append_mu). Sorted, no duplicates. */
     uint32_t *refs;
     uint32_t nrefs, caprefs;
-    int dirty; /* written since the last bs_sync; append_mu */
-    int busy;  /* being compacted: reclaim leaves it to the compactor; append_mu */
-    int stuck; /* compaction could not empty it (unreadable record): not retried */
+    int dirty;        /* written since the last bs_sync; append_mu */
+    int busy;         /* being compacted: reclaim leaves it to the compactor; append_mu */
+    int stuck;        /* compaction could not empty it (unreadable record): not retried */
+    uint32_t version; /* of its header: 1 (no salt, no mark) or 2 */
+    uint64_t salt;    /* record-header CRC salt of this segment */
+    uint64_t synced;  /* synced-up-to mark last written to its header; sync_mu */
+    int sealed;       /* takes no more appends (corruption before its mark); append_mu */
     /* Bytes of holes punched into its dead records (bs_punch.c); append_mu. */
     uint64_t punched;
 } bs_seg;
@@ -169,12 +186,16 @@ struct bs_store {
     pthread_mutex_t gc_mu;  /* group commit (leaf lock): synced_gen, syncing */
     pthread_cond_t gc_cond; /* broadcast when a sync round ends */
     uint64_t synced_gen;
-    int syncing; /* a leader is running a round */
+    int syncing;   /* a leader is running a round */
+    cm_err failed; /* gc_mu: sticky error of a failed fdatasync (bs_error); CM_OK while healthy */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
     bs_holes holes;         /* dead data waiting to be punched (bs_punch.c); append_mu */
     int reserve_fd;         /* DIR/RESERVE, space kept for deletes on a full disk; append_mu */
     uint64_t reserve_size;
+    uint64_t torn_cut; /* bytes of torn tail cut at open */
+    uint64_t salt;     /* of new segments: the store's, from its v2 headers or random */
+    int have_salt;     /* recovery found (or made) the store's salt */
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */
@@ -186,6 +207,14 @@ cm_err bs_read_full(const bs_io *io, int fd, void *buf, size_t len, uint64_t off
 void bs_seg_path(const bs_store *bs, uint32_t num, char *out, size_t cap);
 /* fsync the store directory (open + fdatasync + close through the io table). */
 cm_err bs_sync_dir(bs_store *bs);
+/* mkdir the store directory if missing; a new one gets its parent directory synced. */
+cm_err bs_make_dir(bs_store *bs);
+/*
+ * Write the synced-up-to mark into s's header (version 2 only, and only when it grows), without
+ * fdatasync: it becomes durable with the segment's next one. Every byte of s before `synced`
+ * must already be durable. Caller holds append_mu (the header is the file's only shared spot).
+ */
+void bs_seg_write_mark(bs_store *bs, bs_seg *s, uint64_t synced);
 /* Create segment `num` with its header and add it to the list as the active segment. */
 cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out);
 cm_err bs_segs_push(bs_store *bs, bs_seg *s);
@@ -207,8 +236,16 @@ cm_err bs_apply_record(bs_store *bs, const bs_rec_hdr *h, bs_seg *s, uint64_t po
 void bs_finish_blobs(bs_store *bs);
 /* Segment numbers present in dir, sorted (the caller frees *out). */
 cm_err bs_list_segments(const char *dir, uint32_t **out, size_t *n);
-/* Next 8-aligned offset >= from in fd holding a record that validates and fits in fsize. */
-int bs_find_next_record(const bs_io *io, int fd, uint64_t from, uint64_t fsize, uint64_t *next);
+/* Next 8-aligned offset >= from in fd holding a record that validates (with salt) and fits. */
+int bs_find_next_record(const bs_io *io, int fd, uint64_t salt, uint64_t from, uint64_t fsize,
+                        uint64_t *next);
+/*
+ * Read segment s's header (s->fd, s->num): sets s->version, s->salt and s->synced, and the
+ * store's salt from the first valid version 2 header. Returns 1 when the header validates, 0 when
+ * it does not (s->salt is then the store's salt when known, else a guess from the bytes), -1 on
+ * a read error.
+ */
+int bs_seg_load_header(bs_store *bs, bs_seg *s);
 /* Make the active segment able to take `need` more bytes, starting a new one if needed. */
 cm_err bs_ensure_room(bs_store *bs, uint64_t need);
 /*

@@ -8,17 +8,21 @@
  * and short transfers. Directory durability (after creating or removing a segment) uses the same
  * table: open the directory read-only, fdatasync it, close it - no extra table entry is needed.
  *
- * Segment list helpers live here too: create (header written, directory synced) and destroy.
+ * Segment list helpers live here too: create (header written, directory synced) and destroy,
+ * and the in-place update of a segment header's synced-up-to mark. A drive directory that
+ * bs_open creates has its parent directory synced too, so the new entry survives a crash.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bs_int.h"
 #include "cm_log.h"
+#include "cm_util.h"
 
 static int px_open(void *ctx, const char *path, int flags, mode_t mode)
 {
@@ -106,16 +110,47 @@ void bs_seg_path(const bs_store *bs, uint32_t num, char *out, size_t cap)
     snprintf(out, cap, "%s/seg-%08u.cbs", bs->dir, num);
 }
 
-cm_err bs_sync_dir(bs_store *bs)
+/* fsync a directory through the io table: open it read-only, fdatasync, close. */
+static cm_err sync_dir_path(const bs_io *io, const char *path)
 {
-    int fd = bs->io.open(bs->io.ctx, bs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    int fd = io->open(io->ctx, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0)
         return cm_err_from_errno(errno);
     cm_err e = CM_OK;
-    if (bs->io.fdatasync(bs->io.ctx, fd) != 0)
+    if (io->fdatasync(io->ctx, fd) != 0)
         e = cm_err_from_errno(errno);
-    bs->io.close(bs->io.ctx, fd);
+    io->close(io->ctx, fd);
     return e;
+}
+
+cm_err bs_sync_dir(bs_store *bs)
+{
+    return sync_dir_path(&bs->io, bs->dir);
+}
+
+cm_err bs_make_dir(bs_store *bs)
+{
+    char parent[4096];
+    if (mkdir(bs->dir, 0755) != 0)
+        return errno == EEXIST ? CM_OK : cm_err_from_errno(errno);
+    /* The new entry lives in the parent directory: make it durable before anything goes in. */
+    cm_parent_dir(bs->dir, parent, sizeof(parent));
+    cm_err e = sync_dir_path(&bs->io, parent);
+    if (e != CM_OK)
+        CM_ERROR("bs", "%s: cannot sync the parent directory of a new drive: %s", bs->dir,
+                 cm_err_str(e));
+    return e;
+}
+
+void bs_seg_write_mark(bs_store *bs, bs_seg *s, uint64_t synced)
+{
+    uint8_t hdr[BS_SEG_HDR];
+    if (s->version < 2 || synced <= s->synced)
+        return;
+    bs_seg_hdr_encode(s->num, s->salt, synced, hdr);
+    /* Only the mark's 8 bytes: a torn write spoils the mark (read as none), never the header. */
+    if (bs_write_full(&bs->io, s->fd, hdr + 20, 8, 20) == CM_OK)
+        s->synced = synced;
 }
 
 cm_err bs_segs_push(bs_store *bs, bs_seg *s)
@@ -147,7 +182,9 @@ cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out)
         e = cm_err_from_errno(errno);
         goto free_seg;
     }
-    bs_seg_hdr_encode(num, hdr);
+    s->version = BS_SEG_VERSION;
+    s->salt = bs->salt;
+    bs_seg_hdr_encode(num, s->salt, 0, hdr);
     e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
     if (e == CM_OK)
         e = bs_sync_dir(bs);

@@ -13,6 +13,13 @@
  * of the blob's records is queued for hole punching (bs_drop_blob, bs_punch.c), done once the
  * tombstone is durable.
  * Locking is described in bs_store.c.
+ *
+ * Sync (group commit, see bs_sync). A failed fdatasync is never retried: Linux reports a writeback
+ * error once per open file and drops the pages it could not write, so a retry would return 0
+ * for bytes that are gone. Instead the store fails for good (bs->failed, bs_error): every writer
+ * waiting on that round or a later one gets the error, appends, deletes and compaction copies
+ * are refused, and nothing is unlinked. Only reopening the store (a restart, which recovers
+ * what the disk really holds) clears it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -141,7 +148,7 @@ static cm_err write_tombstone(bs_store *bs, const bs_id *id)
     bs_seg *a = bs->active;
     uint8_t hdr[BS_REC_HDR];
     bs_rec_hdr h = {BS_REC_DELETE, *id, 0, 0, 0};
-    bs_rec_encode(&h, hdr);
+    bs_rec_encode(&h, a->salt, hdr);
     e = bs_write_full(&bs->io, a->fd, hdr, sizeof(hdr), a->size);
     if (e != CM_OK) {
         if (bs->io.ftruncate(bs->io.ctx, a->fd, (off_t)a->size) != 0)
@@ -221,6 +228,8 @@ int bs_seg_reclaimable(const bs_store *bs, const bs_seg *s)
 void bs_reclaim(bs_store *bs)
 {
     int pending = 0; /* unlinks not yet made durable by a directory sync */
+    if (bs_error(bs) != CM_OK)
+        return; /* what is on disk is not what the index says: unlink nothing */
     for (size_t i = 0; i < bs->nsegs;) {
         bs_seg *s = bs->segs[i];
         if (!bs_seg_reclaimable(bs, s)) {
@@ -228,8 +237,13 @@ void bs_reclaim(bs_store *bs)
             continue;
         }
         /* Tombstones may only disappear once the older records they kill are gone for good. */
-        if (s->tombs > 0 && pending && bs_sync_dir(bs) == CM_OK)
+        if (s->tombs > 0 && pending) {
+            if (bs_sync_dir(bs) != CM_OK) {
+                CM_WARN("bs", "%s: directory sync failed; tombstone segments kept", bs->dir);
+                return;
+            }
             pending = 0;
+        }
         bs_seg_destroy(bs, s);
         pending = 1;
         i = 0; /* removing the oldest may make the next one reclaimable */
@@ -238,15 +252,39 @@ void bs_reclaim(bs_store *bs)
         CM_WARN("bs", "%s: directory sync after reclaim failed", bs->dir);
 }
 
+/*
+ * A failed fdatasync: the kernel may have dropped the pages it could not write and will not
+ * report it again, so no later sync can vouch for anything written before it. The store fails
+ * for good (until it is reopened): every waiting or later bs_sync with unsynced writes, every
+ * append and delete get the error, and nothing is unlinked.
+ */
+static cm_err sync_failed(bs_store *bs, const bs_seg *s, int err)
+{
+    cm_err e = CM_ERR_IO;
+    CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s; the store takes no more writes until reopened",
+             bs->dir, s->num, strerror(err));
+    pthread_mutex_lock(&bs->gc_mu);
+    if (bs->failed == CM_OK)
+        bs->failed = e;
+    pthread_mutex_unlock(&bs->gc_mu);
+    return e;
+}
+
+cm_err bs_error(bs_store *bs)
+{
+    pthread_mutex_lock(&bs->gc_mu);
+    cm_err e = bs->failed;
+    pthread_mutex_unlock(&bs->gc_mu);
+    return e;
+}
+
 /* fdatasync every dirty segment in number order; caller holds sync_mu and append_mu. */
 static cm_err sync_all_locked(bs_store *bs)
 {
     for (size_t i = 0; i < bs->nsegs; i++) {
         bs_seg *s = bs->segs[i];
-        if (s->dirty && bs->io.fdatasync(bs->io.ctx, s->fd) != 0) {
-            CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, s->num, strerror(errno));
-            return CM_ERR_IO;
-        }
+        if (s->dirty && bs->io.fdatasync(bs->io.ctx, s->fd) != 0)
+            return sync_failed(bs, s, errno);
         s->dirty = 0;
     }
     pthread_mutex_lock(&bs->gc_mu);
@@ -309,38 +347,45 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
  * In segment-number order, and stopping at the first failure: an append that spans segments
  * then never becomes durable in its later part without its earlier part (no holes after a crash).
  */
-static cm_err sync_segments(bs_store *bs, bs_seg **list, size_t n)
+typedef struct {
+    bs_seg *seg;
+    uint64_t size; /* its size when the round began: durable once the round succeeds */
+} sync_ent;
+
+static cm_err sync_segments(bs_store *bs, const sync_ent *list, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (bs->io.fdatasync(bs->io.ctx, list[i]->fd) != 0) {
-            CM_ERROR("bs", "%s/seg-%08u.cbs: fdatasync: %s", bs->dir, list[i]->num,
-                     strerror(errno));
-            pthread_mutex_lock(&bs->append_mu);
-            for (size_t j = i; j < n; j++)
-                list[j]->dirty = 1; /* still not known durable */
-            pthread_mutex_unlock(&bs->append_mu);
-            return CM_ERR_IO;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (bs->io.fdatasync(bs->io.ctx, list[i].seg->fd) != 0)
+            return sync_failed(bs, list[i].seg, errno); /* no retry: its pages may be gone */
     return CM_OK;
 }
 
-/* One round: fdatasync every dirty segment; *target = the write generation it covers. */
+/*
+ * One round: fdatasync every dirty segment; *target = the write generation it covers. Then each
+ * synced segment's header gets its synced-up-to mark (durable with its next fdatasync), which
+ * lets recovery tell a torn tail from corruption.
+ */
 static cm_err sync_round(bs_store *bs, uint64_t *target)
 {
     pthread_mutex_lock(&bs->sync_mu);
     pthread_mutex_lock(&bs->append_mu);
     *target = bs->write_gen;
     size_t n = 0;
-    bs_seg **list = malloc((bs->nsegs ? bs->nsegs : 1) * sizeof(*list));
+    sync_ent *list = malloc((bs->nsegs ? bs->nsegs : 1) * sizeof(*list));
     for (size_t i = 0; list && i < bs->nsegs; i++) {
         if (bs->segs[i]->dirty) {
             bs->segs[i]->dirty = 0;
-            list[n++] = bs->segs[i];
+            list[n++] = (sync_ent){bs->segs[i], bs->segs[i]->size};
         }
     }
     pthread_mutex_unlock(&bs->append_mu);
     cm_err e = list ? sync_segments(bs, list, n) : CM_ERR_NOMEM;
+    if (e == CM_OK && n > 0) {
+        pthread_mutex_lock(&bs->append_mu);
+        for (size_t i = 0; i < n; i++)
+            bs_seg_write_mark(bs, list[i].seg, list[i].size);
+        pthread_mutex_unlock(&bs->append_mu);
+    }
     free(list);
     pthread_mutex_unlock(&bs->sync_mu);
     return e;
@@ -362,6 +407,10 @@ cm_err bs_sync(bs_store *bs)
     cm_err e = CM_OK;
     pthread_mutex_lock(&bs->gc_mu);
     while (bs->synced_gen < want) {
+        if (bs->failed != CM_OK) { /* this round or an earlier one failed: never retried */
+            e = bs->failed;
+            break;
+        }
         if (bs->syncing) {
             pthread_cond_wait(&bs->gc_cond, &bs->gc_mu);
             continue;
@@ -398,6 +447,7 @@ void bs_get_stats(bs_store *bs, bs_stats *out)
     pthread_rwlock_unlock(&bs->idx_lock);
     pthread_mutex_unlock(&bs->append_mu);
     out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);
+    out->torn_cut = bs->torn_cut; /* set at open only */
     out->compacted = __atomic_load_n(&bs->compacted_segs, __ATOMIC_RELAXED);
     out->compact_moved = __atomic_load_n(&bs->compact_moved, __ATOMIC_RELAXED);
     out->compact_freed = __atomic_load_n(&bs->compact_freed, __ATOMIC_RELAXED);

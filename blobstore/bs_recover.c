@@ -14,9 +14,16 @@
  * append: logged, counted, ignored. After the scan each blob's size is the end of its last extent;
  * a blob whose extents leave a hole is marked damaged (reads of the hole fail CM_ERR_CORRUPT).
  *
+ * Each segment's header gives its salt (record-header CRCs mix it in; version 1 segments have
+ * none) and, in version 2, its synced-up-to mark. The store's salt for new segments comes from the
+ * first valid version 2 header, or is drawn at random when there is none.
+ *
  * An invalid record: search forward at 8-byte steps for the next header that validates and fits.
- *   - none found and this is the last segment: a torn tail from a crash mid-append; cut the file
- *     there (ftruncate) - those bytes were never acknowledged, since nothing is before bs_sync.
+ *   - none found, this is the last segment, and it starts at or past the segment's synced-up-to
+ *     mark: a torn tail from a crash mid-append; cut the file there (ftruncate) - those bytes were
+ *     never acknowledged, since nothing is before bs_sync. Counted in torn_cut, not corruption.
+ *   - the same before the mark: corruption of bytes that were once durable; logged and counted,
+ *     kept for fsck, and the segment sealed (appends go to a new one).
  *   - otherwise: corruption. Log file:offset, count it in corrupt_found, resume at the next valid
  *     header (or give up on the rest of a non-last segment). A blob that loses a record this way
  *     shows a gap when its next record arrives and is marked damaged; reads of the gap fail with
@@ -39,9 +46,10 @@
 #define SCAN_CHUNK (1u << 20)
 
 /* Validate the record at pos: header decodes and the record lies within the file. */
-static int rec_valid_at(const uint8_t *raw, uint64_t pos, uint64_t fsize, bs_rec_hdr *h)
+static int rec_valid_at(const uint8_t *raw, uint64_t salt, uint64_t pos, uint64_t fsize,
+                        bs_rec_hdr *h)
 {
-    return bs_rec_decode(raw, h) == CM_OK && bs_rec_size(h->len) <= fsize - pos;
+    return bs_rec_decode(raw, salt, h) == CM_OK && bs_rec_size(h->len) <= fsize - pos;
 }
 
 static int read_rec(bs_store *bs, const bs_seg *s, uint64_t pos, uint64_t fsize, bs_rec_hdr *h)
@@ -52,10 +60,11 @@ static int read_rec(bs_store *bs, const bs_seg *s, uint64_t pos, uint64_t fsize,
         return 0;
     if (bs_read_full(&bs->io, s->fd, raw, sizeof(raw), pos, &got) != CM_OK || got != sizeof(raw))
         return 0;
-    return rec_valid_at(raw, pos, fsize, h);
+    return rec_valid_at(raw, s->salt, pos, fsize, h);
 }
 
-int bs_find_next_record(const bs_io *io, int fd, uint64_t from, uint64_t fsize, uint64_t *next)
+int bs_find_next_record(const bs_io *io, int fd, uint64_t salt, uint64_t from, uint64_t fsize,
+                        uint64_t *next)
 {
     uint8_t *buf = malloc(SCAN_CHUNK + BS_REC_HDR);
     int found = 0;
@@ -67,7 +76,7 @@ int bs_find_next_record(const bs_io *io, int fd, uint64_t from, uint64_t fsize, 
         for (size_t i = 0; i + BS_REC_HDR <= got && i < SCAN_CHUNK; i += BS_ALIGN) {
             bs_rec_hdr h;
             if (cm_get_be32(buf + i) == BS_REC_MAGIC &&
-                rec_valid_at(buf + i, base + i, fsize, &h)) {
+                rec_valid_at(buf + i, salt, base + i, fsize, &h)) {
                 *next = base + i;
                 found = 1;
                 break;
@@ -156,30 +165,100 @@ void bs_finish_blobs(bs_store *bs)
     }
 }
 
+int bs_seg_load_header(bs_store *bs, bs_seg *s)
+{
+    uint8_t hdr[BS_SEG_HDR];
+    size_t got = 0;
+    bs_seg_info in;
+    s->version = BS_SEG_VERSION;
+    s->synced = 0;
+    s->salt = bs->have_salt ? bs->salt : 0;
+    if (bs_read_full(&bs->io, s->fd, hdr, sizeof(hdr), 0, &got) != CM_OK)
+        return -1;
+    if (got != sizeof(hdr))
+        return 0;
+    if (bs_seg_hdr_decode(hdr, &in) != CM_OK) {
+        if (!bs->have_salt)
+            s->salt = bs_seg_salt_guess(hdr);
+        return 0;
+    }
+    s->version = in.version;
+    s->salt = in.salt;
+    s->synced = in.synced;
+    /* Every version 2 segment a store creates has its salt; salt 0 is a version 1 segment that
+     * fsck --repair rewrote, and must not become the salt of new segments. */
+    if (in.version >= 2 && in.salt != 0 && !bs->have_salt) {
+        bs->salt = in.salt;
+        bs->have_salt = 1;
+    }
+    return in.segno == s->num;
+}
+
+/* The store's salt for new segments when no version 2 header gave one: a fresh random one. */
+static cm_err ensure_salt(bs_store *bs)
+{
+    if (bs->have_salt)
+        return CM_OK;
+    cm_err e = cm_random(&bs->salt, sizeof(bs->salt));
+    bs->have_salt = e == CM_OK;
+    return e;
+}
+
 /* The segment header; a last segment torn during creation gets a fresh one. */
 static cm_err check_seg_header(bs_store *bs, bs_seg *s, uint64_t *fsize, int last)
 {
     uint8_t hdr[BS_SEG_HDR];
-    size_t got = 0;
-    uint32_t num = 0;
     if (*fsize < BS_SEG_HDR && !last) {
         *fsize = 0; /* creation torn by a crash: no records; reclaimed below */
         return CM_OK;
     }
     if (*fsize < BS_SEG_HDR) {
-        bs_seg_hdr_encode(s->num, hdr);
-        cm_err e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
+        cm_err e = ensure_salt(bs);
+        s->version = BS_SEG_VERSION;
+        s->salt = bs->salt;
+        s->synced = 0;
+        bs_seg_hdr_encode(s->num, s->salt, 0, hdr);
+        if (e == CM_OK)
+            e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
         if (e == CM_OK && bs->io.ftruncate(bs->io.ctx, s->fd, BS_SEG_HDR) != 0)
             e = cm_err_from_errno(errno);
         *fsize = BS_SEG_HDR;
         s->dirty = 1;
         return e;
     }
-    cm_err e = bs_read_full(&bs->io, s->fd, hdr, sizeof(hdr), 0, &got);
-    if (e != CM_OK)
-        return e;
-    if (got != sizeof(hdr) || bs_seg_hdr_decode(hdr, &num) != CM_OK || num != s->num)
+    int valid = bs_seg_load_header(bs, s);
+    if (valid < 0)
+        return CM_ERR_IO; /* a read error is not corruption: do not open on a guess */
+    if (!valid)
         count_corrupt(bs, s, 0, "bad segment header; scanning its records anyway");
+    return CM_OK;
+}
+
+/*
+ * The last segment ends in an invalid stretch at pos with no valid record after it. Beyond the
+ * synced-up-to mark that is a torn tail (those bytes were never acknowledged): cut it. Before
+ * the mark, bytes that were once durable went bad: corruption, counted and kept for fsck, and
+ * the segment is sealed so appends go to a new one.
+ */
+static cm_err end_of_last(bs_store *bs, bs_seg *s, uint64_t pos, uint64_t *fsize)
+{
+    if (pos < s->synced) {
+        CM_ERROR("bs",
+                 "%s/seg-%08u.cbs:%llu: invalid record before the synced-up-to mark %llu: "
+                 "corruption, not a torn tail (%llu bytes kept, segment sealed)",
+                 bs->dir, s->num, (unsigned long long)pos, (unsigned long long)s->synced,
+                 (unsigned long long)(*fsize - pos));
+        bs->corrupt_found++;
+        s->sealed = 1;
+        return CM_OK;
+    }
+    CM_INFO("bs", "%s/seg-%08u.cbs:%llu: torn tail of %llu bytes cut", bs->dir, s->num,
+            (unsigned long long)pos, (unsigned long long)(*fsize - pos));
+    if (bs->io.ftruncate(bs->io.ctx, s->fd, (off_t)pos) != 0)
+        return cm_err_from_errno(errno);
+    bs->torn_cut += *fsize - pos;
+    s->dirty = 1;
+    *fsize = pos;
     return CM_OK;
 }
 
@@ -187,6 +266,12 @@ static cm_err scan_segment(bs_store *bs, bs_seg *s, uint64_t fsize, int last)
 {
     cm_err e = check_seg_header(bs, s, &fsize, last);
     uint64_t pos = BS_SEG_HDR;
+    if (e == CM_OK && last && fsize < s->synced) {
+        CM_ERROR("bs", "%s/seg-%08u.cbs: %llu bytes, shorter than its synced-up-to mark %llu",
+                 bs->dir, s->num, (unsigned long long)fsize, (unsigned long long)s->synced);
+        bs->corrupt_found++;
+        s->sealed = 1;
+    }
     while (e == CM_OK && pos < fsize) {
         bs_rec_hdr h;
         if (read_rec(bs, s, pos, fsize, &h)) {
@@ -195,14 +280,9 @@ static cm_err scan_segment(bs_store *bs, bs_seg *s, uint64_t fsize, int last)
             continue;
         }
         uint64_t next = 0;
-        int found = bs_find_next_record(&bs->io, s->fd, pos + BS_ALIGN, fsize, &next);
+        int found = bs_find_next_record(&bs->io, s->fd, s->salt, pos + BS_ALIGN, fsize, &next);
         if (!found && last) {
-            CM_INFO("bs", "%s/seg-%08u.cbs:%llu: torn tail of %llu bytes cut", bs->dir, s->num,
-                    (unsigned long long)pos, (unsigned long long)(fsize - pos));
-            if (bs->io.ftruncate(bs->io.ctx, s->fd, (off_t)pos) != 0)
-                return cm_err_from_errno(errno);
-            s->dirty = 1;
-            fsize = pos;
+            e = end_of_last(bs, s, pos, &fsize);
             break;
         }
         count_corrupt(bs, s, pos,
@@ -309,6 +389,8 @@ cm_err bs_recover(bs_store *bs)
         bs->next_segno = 1;
     }
     free(nums);
+    if (e == CM_OK)
+        e = ensure_salt(bs);
     if (e != CM_OK)
         return e;
     bs_finish_blobs(bs);

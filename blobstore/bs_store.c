@@ -17,9 +17,11 @@
  *   idx_lock   rwlock over the index and live counters. Readers hold it shared across their
  *              preads, so the segments they read cannot be closed under them; writers hold it
  *              briefly.
- *   gc_mu      leaf: group commit state. Every append bumps write_gen and marks its segments
- *              dirty; bs_sync waits until synced_gen covers the generation it saw, running a
- *              sync round itself when no round is in flight (see bs_sync in bs_ops.c).
+ *   gc_mu      leaf: group commit state and the sticky failure of a sync (bs->failed). Every
+ *              append bumps write_gen and marks its segments dirty; bs_sync waits until
+ *              synced_gen covers the generation it saw, running a sync round itself when no
+ *              round is in flight (see bs_sync in bs_ops.c). Once a sync failed, every write is
+ *              refused (bs_ensure_room) and no sync is tried again.
  * The drive directory is flock'd (DIR/LOCK) for the store's lifetime.
  */
 #include <errno.h>
@@ -107,8 +109,8 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     pthread_rwlockattr_destroy(&ra);
     bs->dir = strdup(dir);
     cm_err e = bs->dir ? bs_index_init(&bs->index) : CM_ERR_NOMEM;
-    if (e == CM_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
-        e = cm_err_from_errno(errno);
+    if (e == CM_OK)
+        e = bs_make_dir(bs);
     if (e == CM_OK)
         e = bs_take_lock(bs);
     if (e == CM_OK)
@@ -152,10 +154,13 @@ void bs_drop_blob(bs_store *bs, bs_blob *b)
 cm_err bs_ensure_room(bs_store *bs, uint64_t need)
 {
     bs_seg *a = bs->active;
-    if (a && (a->size == BS_SEG_HDR || a->size + need <= bs->segment_max))
+    cm_err e = bs_error(bs);
+    if (e != CM_OK)
+        return e; /* a sync failed: every write is refused, whatever segment it would go to */
+    if (a && !a->sealed && (a->size == BS_SEG_HDR || a->size + need <= bs->segment_max))
         return CM_OK;
     bs_seg *s = NULL;
-    cm_err e = bs_seg_create(bs, bs->next_segno, &s);
+    e = bs_seg_create(bs, bs->next_segno, &s);
     if (e != CM_OK)
         return e;
     bs->next_segno++;
@@ -173,7 +178,7 @@ static cm_err write_put(bs_store *bs, bs_seg *s, const bs_id *id, uint64_t boff,
     uint8_t *hdr = malloc(hlen);
     if (!hdr)
         return CM_ERR_NOMEM;
-    bs_rec_encode(&h, hdr);
+    bs_rec_encode(&h, s->salt, hdr);
     for (uint32_t i = 0; i < h.nblocks; i++) {
         size_t n = CM_MIN(BS_BLOCK, len - (size_t)i * BS_BLOCK);
         cm_put_be32(hdr + BS_REC_HDR + 4 * i, bs_crc32c(data + (size_t)i * BS_BLOCK, n));

@@ -1,6 +1,6 @@
 /*
- * fsck.c - `cairn fsck --data DIR [--repair] [--verbose]`: offline check of a stopped node's
- * drives.
+ * fsck.c - `cairn fsck --data DIR [--repair] [--grace SECONDS] [--verbose]`: offline check of a
+ * stopped node's drives.
  *
  * Every DIR/drive<N> directory is checked with bs_fsck (blobstore/bs_fsck.c: segment and record
  * headers, every data block's CRC32C, the index the records build), in drive-number order. Drives
@@ -8,8 +8,17 @@
  * Exit status: 0 all clean, 1 problems found (after repair: problems that remain, such as blobs
  * with lost data, which the gateway rebuilds from parity), 2 usage or a drive that cannot be
  * checked - for instance one held by a running server (bs_fsck takes DIR/drive<N>/LOCK).
+ *
+ * Orphans: when DIR/meta holds a metadata store, every blob id that an object or part record
+ * names (objects of every bucket, parts of every unfinished multipart upload) is collected into a
+ * sorted array, and each drive's blobs are checked against it (bs_fsck_orphans): a blob no record
+ * names whose segment was last written more than --grace seconds ago (default 3600) is an orphan
+ * - the body of a PUT whose metadata commit failed with an unknown outcome, or whose writer died.
+ * They are reported; --repair deletes them. The server must be stopped (the drives' LOCK makes
+ * sure of it); if reading the metadata fails, nothing is deleted.
  */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +27,166 @@
 #include "bs.h"
 #include "cmd.h"
 #include "cm_log.h"
+#include "md.h"
 
 #define FSCK_MAX_DRIVES 256
 #define FSCK_PROGRESS_MIN (64ull << 20)
+#define FSCK_DEFAULT_GRACE_S 3600
+#define FSCK_PAGE 1000 /* records per metadata listing call */
+
+/* Blob ids named by the metadata, sorted once collected. */
+typedef struct {
+    uint8_t (*ids)[16];
+    size_t n, cap;
+} live_set;
+
+static int add_id(live_set *ls, const uint8_t id[16])
+{
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 1024;
+        uint8_t(*n)[16] = realloc(ls->ids, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        ls->ids = n;
+        ls->cap = cap;
+    }
+    memcpy(ls->ids[ls->n++], id, 16);
+    return 0;
+}
+
+static int add_part_ids(live_set *ls, const md_part *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!parts[i].inline_data && add_id(ls, parts[i].layout.blob) != 0)
+            return -1;
+    return 0;
+}
+
+/* Every blob the current objects of bucket name. */
+static cm_err collect_objects(md_store *md, const char *bucket, live_set *ls)
+{
+    char *after = NULL;
+    cm_err e = CM_OK;
+    for (int more = 1; e == CM_OK && more;) {
+        md_list_query q = {"", NULL, after, FSCK_PAGE};
+        md_list_result res;
+        e = md_list_objects(md, bucket, &q, &res);
+        if (e != CM_OK)
+            break;
+        for (size_t i = 0; e == CM_OK && i < res.n; i++) {
+            md_object obj;
+            if (res.entries[i].is_prefix)
+                continue;
+            e = md_object_get(md, bucket, res.entries[i].key, &obj);
+            if (e == CM_ERR_NOTFOUND)
+                e = CM_OK; /* cannot happen offline; nothing to name either way */
+            else if (e == CM_OK) {
+                if (add_part_ids(ls, obj.parts, obj.nparts) != 0)
+                    e = CM_ERR_NOMEM;
+                md_object_release(&obj);
+            }
+        }
+        more = res.truncated && res.next_marker;
+        free(after);
+        after = more ? strdup(res.next_marker) : NULL;
+        if (more && !after)
+            e = CM_ERR_NOMEM;
+        md_list_result_release(&res);
+    }
+    free(after);
+    return e;
+}
+
+/* Every blob the parts of one upload name. */
+static cm_err collect_parts(md_store *md, const char *upload_id, live_set *ls)
+{
+    uint32_t after = 0;
+    cm_err e = CM_OK;
+    for (int more = 1; e == CM_OK && more;) {
+        md_part *parts = NULL;
+        size_t n = 0;
+        e = md_part_list(md, upload_id, after, FSCK_PAGE, &parts, &n, &more);
+        if (e != CM_OK)
+            break;
+        if (add_part_ids(ls, parts, n) != 0)
+            e = CM_ERR_NOMEM;
+        if (n > 0)
+            after = parts[n - 1].number;
+        more = more && n > 0;
+        md_parts_free(parts, n);
+    }
+    return e;
+}
+
+/* Every blob the parts of the unfinished uploads of bucket name. */
+static cm_err collect_uploads(md_store *md, const char *bucket, live_set *ls)
+{
+    char *key = NULL, *id = NULL;
+    cm_err e = CM_OK;
+    for (int more = 1; e == CM_OK && more;) {
+        md_upload_query q = {NULL, NULL, key, id, FSCK_PAGE};
+        md_upload_list res;
+        e = md_upload_list_query(md, bucket, &q, &res);
+        if (e != CM_OK)
+            break;
+        for (size_t i = 0; e == CM_OK && i < res.n; i++)
+            e = collect_parts(md, res.uploads[i].upload_id, ls);
+        more = res.truncated && res.next_key_marker && res.next_upload_id_marker;
+        free(key);
+        free(id);
+        key = more ? strdup(res.next_key_marker) : NULL;
+        id = more ? strdup(res.next_upload_id_marker) : NULL;
+        if (more && (!key || !id))
+            e = CM_ERR_NOMEM;
+        md_upload_list_release(&res);
+    }
+    free(key);
+    free(id);
+    return e;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* Open DIR/meta (if there is a store) and collect every named blob id, sorted. 1 = no store. */
+static int load_live(const char *data, live_set *ls)
+{
+    char path[4096];
+    FILE *f;
+    snprintf(path, sizeof(path), "%s/meta/data.mdb", data);
+    if (!(f = fopen(path, "rb")))
+        return 1; /* md_open would create an empty store: do not */
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/meta", data);
+    md_store *md = NULL;
+    md_bucket *buckets = NULL;
+    size_t nb = 0;
+    cm_err e = md_open(path, 0, &md);
+    if (e == CM_OK)
+        e = md_bucket_list(md, &buckets, &nb);
+    for (size_t i = 0; e == CM_OK && i < nb; i++) {
+        e = collect_objects(md, buckets[i].name, ls);
+        if (e == CM_OK)
+            e = collect_uploads(md, buckets[i].name, ls);
+    }
+    free(buckets);
+    md_close(md);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn fsck: reading the metadata in %s: %s\n", path, cm_err_str(e));
+        return -1;
+    }
+    if (ls->n > 1)
+        qsort(ls->ids, ls->n, sizeof(*ls->ids), cmp_id);
+    return 0;
+}
+
+static int is_live(void *arg, const bs_id *id)
+{
+    const live_set *ls = arg;
+    return ls->n && bsearch(id->b, ls->ids, ls->n, sizeof(*ls->ids), cmp_id) != NULL;
+}
 
 typedef struct {
     const char *name;
@@ -107,15 +273,37 @@ static int usage(void)
 {
     fprintf(
         stderr,
-        "usage: cairn fsck --data DIR [--repair] [--verbose]\n"
+        "usage: cairn fsck --data DIR [--repair] [--grace SECONDS] [--verbose]\n"
         "  Checks every DIR/drive<N> of a stopped node: segment and record headers, every\n"
-        "  data block checksum, and the index they build.\n"
+        "  data block checksum, and the index they build; then, against the metadata in\n"
+        "  DIR/meta, finds orphans: blobs no object or part record names, last written more\n"
+        "  than SECONDS ago (default 3600).\n"
         "  --repair   rewrite each damaged segment with only its valid records (torn tails\n"
         "             cut, bad headers replaced, records with a bad block dropped), then check\n"
-        "             again. Blobs that lose data are reported as damaged.\n"
+        "             again; delete the orphans. Blobs that lose data are reported as damaged.\n"
         "  --verbose  log every problem with its file:offset.\n"
         "  Exit status: 0 clean, 1 problems found (or left after --repair), 2 cannot check.\n");
     return 2;
+}
+
+/* The orphan sweep of one drive (after its check); 2 when it cannot run. */
+static int sweep_drive(const char *path, const char *name, live_set *ls, int64_t grace_s,
+                       int repair, int *bad)
+{
+    bs_orphan_check oc = {is_live, ls, grace_s};
+    bs_orphan_report o;
+    cm_err e = bs_fsck_orphans(path, &oc, repair, &o);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn fsck: %s: orphan sweep: %s\n", path, cm_err_str(e));
+        return 2;
+    }
+    if (o.orphans || o.young)
+        printf("%-8s orphans: %llu blobs, %llu bytes%s; %llu unnamed but younger than %llds "
+               "(kept)\n",
+               name, (unsigned long long)o.orphans, (unsigned long long)o.orphan_bytes,
+               o.reclaimed ? " (reclaimed)" : "", (unsigned long long)o.young, (long long)grace_s);
+    *bad |= o.orphans > o.reclaimed;
+    return 0;
 }
 
 static int check_drive(const char *data, const char *name, int repair, int *bad)
@@ -145,10 +333,16 @@ int cmd_fsck(int argc, char **argv)
 {
     const char *data = NULL;
     int repair = 0, verbose = 0;
+    int64_t grace_s = FSCK_DEFAULT_GRACE_S;
     for (int i = 1; i < argc; i++) {
+        char *end = NULL;
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
-        else if (strcmp(argv[i], "--repair") == 0)
+        else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+            grace_s = strtoll(argv[++i], &end, 10);
+            if (grace_s < 0 || end == argv[i] || *end != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--repair") == 0)
             repair = 1;
         else if (strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
@@ -164,13 +358,23 @@ int cmd_fsck(int argc, char **argv)
         fprintf(stderr, "cairn fsck: no drive<N> directories in %s\n", data);
         return 2;
     }
-    int bad = 0, rc = 0;
+    live_set ls = {NULL, 0, 0};
+    int no_meta = load_live(data, &ls);
+    int bad = 0, rc = no_meta < 0 ? 2 : 0;
     print_head();
     for (int i = 0; i < n; i++) {
         int r = check_drive(data, names[i], repair, &bad);
+        if (r == 0 && no_meta == 0) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", data, names[i]);
+            r = sweep_drive(path, names[i], &ls, grace_s, repair, &bad);
+        }
         rc = r > rc ? r : rc;
         free(names[i]);
     }
+    free(ls.ids);
+    if (no_meta > 0)
+        printf("fsck: no metadata store in %s/meta: orphan sweep skipped\n", data);
     if (rc == 0 && bad)
         rc = 1;
     printf("%s\n", rc == 0 ? "fsck: clean" : rc == 1 ? "fsck: problems found" : "fsck: incomplete");

@@ -326,8 +326,9 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
      * upload). A fixed threshold keeps every large buffer in its own mapping, returned on free.
      */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    if (mkdir(o->data, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o->data, strerror(errno));
+    cm_err me = cm_mkdir_durable(o->data, 0755);
+    if (me != CM_OK) {
+        fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o->data, cm_err_str(me));
         return -1;
     }
     if (cmd_load_credentials(o->data, cred) != 0)

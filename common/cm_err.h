@@ -13,6 +13,7 @@
     X(CM_AGAIN, "not yet, try again")                                                              \
     X(CM_ERR_NOMEM, "out of memory")                                                               \
     X(CM_ERR_IO, "I/O error")                                                                      \
+    X(CM_ERR_UNCERTAIN, "I/O error; the change may or may not have been stored")                   \
     X(CM_ERR_NOSPC, "no space left on device")                                                     \
     X(CM_ERR_CORRUPT, "data corruption detected")                                                  \
     X(CM_ERR_NOTFOUND, "not found")                                                                \

@@ -1,14 +1,17 @@
 /*
- * cm_util.c - hex, base64, URL encoding, time formats, random bytes, constant-time compare.
- * Pure functions; no state.
+ * cm_util.c - hex, base64, URL encoding, time formats, random bytes, constant-time compare,
+ * and a mkdir whose new entry is made durable. Pure functions (but that one); no state.
  */
 #include "cm_util.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char hexdig[] = "0123456789abcdef";
 
@@ -318,4 +321,31 @@ int cm_ct_equal(const void *a, const void *b, size_t len)
     for (size_t i = 0; i < len; i++)
         d |= x[i] ^ y[i];
     return d == 0;
+}
+
+void cm_parent_dir(const char *path, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", path);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = 0;
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, cap, ".");
+    else
+        slash[slash == out] = 0; /* "/x" -> "/" */
+}
+
+cm_err cm_mkdir_durable(const char *path, mode_t mode)
+{
+    char parent[4096];
+    if (mkdir(path, mode) != 0)
+        return errno == EEXIST ? CM_OK : cm_err_from_errno(errno);
+    cm_parent_dir(path, parent, sizeof(parent));
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cm_err_from_errno(errno);
+    cm_err e = fsync(fd) == 0 ? CM_OK : cm_err_from_errno(errno);
+    close(fd);
+    return e;
 }

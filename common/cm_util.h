@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "cm_err.h"
@@ -53,6 +54,14 @@ cm_err cm_random(void *buf, size_t len);
 
 /* Constant-time comparison: 1 when equal. Used for signatures and secrets. */
 int cm_ct_equal(const void *a, const void *b, size_t len);
+
+/*
+ * mkdir path (mode) unless it exists; a directory it creates has its parent directory fsynced,
+ * so the new entry survives a crash. CM_OK when it already existed.
+ */
+cm_err cm_mkdir_durable(const char *path, mode_t mode);
+/* The directory holding path ("a/b/" -> "a", "b" -> ".", "/b" -> "/"), truncated to cap. */
+void cm_parent_dir(const char *path, char *out, size_t cap);
 
 static inline void cm_put_be64(uint8_t *p, uint64_t v)
 {

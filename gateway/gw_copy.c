@@ -236,6 +236,9 @@ static void commit_object(gw_req *r, copy_state *st)
     gw_object_attach_body(o, &st->obj_part, st->body.has_layout ? &st->body.layout : NULL,
                           st->body.inl, st->body.inl_len);
     st->err = md_object_put(r->g->md, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
+    if (st->err != CM_OK && st->body.has_layout &&
+        !gw_commit_failed_may_free(&st->body.layout, st->err))
+        st->body.has_layout = 0; /* the record may name it: fsck decides */
     if (st->err != CM_OK)
         return;
     st->body.has_layout = 0;
@@ -259,7 +262,9 @@ static void commit_part(gw_req *r, copy_state *st)
     snprintf(p->ck_value, sizeof(p->ck_value), "%s", st->body.ck_value);
     p->inline_data = st->body.has_layout ? NULL : st->body.inl;
     p->layout = st->body.layout;
-    if ((st->err = gw_part_record(r, p)) == CM_OK)
+    st->err = gw_part_record(r, p);
+    if (st->err == CM_OK ||
+        (st->body.has_layout && !gw_commit_failed_may_free(&st->body.layout, st->err)))
         st->body.has_layout = 0;
 }
 

@@ -20,7 +20,9 @@
  *
  * Drive health. Every append/sync result of a drive is fed to note_io: a success clears its
  * count of consecutive I/O errors, CM_ERR_IO bumps it, and GW_FAIL_AFTER in a row mark the drive
- * FAILED (logged once at ERROR). ENOSPC only marks it "full" (still used for reads). A failed
+ * FAILED (logged once at ERROR); a failed fdatasync fails it at once (bs_error: the blob store
+ * refuses writes from then on, so no probe can bring it back before a restart reopens it and
+ * recovers what is really on disk). ENOSPC only marks it "full" (still used for reads). A failed
  * drive is skipped by placement, reads, deletes and the scrubber. gw_store_probe runs at most
  * every GW_PROBE_MS from gw_writer_new (whichever writer wins a CAS on next_probe runs it) or
  * directly from tests: it checks each healthy drive's directory is still the one opened (same
@@ -210,6 +212,10 @@ static void note_io(gw_store *st, uint8_t d, cm_err e)
     if (d == PL_NONE || d >= st->ndrives)
         return;
     atomic_store(&st->full[d], e == CM_ERR_NOSPC);
+    if (e == CM_ERR_IO && st->drives[d] && bs_error(st->drives[d]) != CM_OK) {
+        mark_failed(st, d, "fdatasync failed (the store refuses writes until a restart)");
+        return;
+    }
     if (e != CM_ERR_IO) {
         if (e == CM_OK)
             atomic_store(&st->errs[d], 0);
@@ -559,6 +565,19 @@ cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, s
     ec_free(own);
     free(c.scratch);
     return e;
+}
+
+int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
+{
+    char hex[33];
+    if (commit_err != CM_ERR_UNCERTAIN)
+        return 1;
+    cm_hex_encode(layout->blob, sizeof(layout->blob), hex);
+    CM_WARN("gw",
+            "metadata commit outcome unknown: blob %s kept (cairn fsck reclaims it if no "
+            "record names it)",
+            hex);
+    return 0;
 }
 
 void gw_delete(gw_store *st, const md_layout *layout)

@@ -67,6 +67,13 @@ void gw_writer_abort(gw_writer *w);
 cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
 /* Delete the blobs of a body on every drive (not synced; deletes are idempotent). */
 void gw_delete(gw_store *st, const md_layout *layout);
+/*
+ * A metadata commit meant to take over a body failed with commit_err: may the caller free the
+ * body (gw_delete)? Not when the outcome is unknown (CM_ERR_UNCERTAIN: the record may be on disk
+ * and name it): then this logs the blob id and returns 0, and the body stays until `cairn fsck
+ * --repair` finds that no record names it.
+ */
+int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err);
 
 /*
  * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),

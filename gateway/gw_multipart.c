@@ -213,7 +213,8 @@ static void part_work(gw_req *r)
         ps->part.layout = r->layout;
     else
         ps->part.inline_data = r->inl;
-    if ((ps->err = gw_part_record(r, &ps->part)) == CM_OK)
+    ps->err = gw_part_record(r, &ps->part);
+    if (ps->err == CM_OK || (r->has_layout && !gw_commit_failed_may_free(&r->layout, ps->err)))
         r->has_layout = 0;
 }
 

@@ -240,6 +240,8 @@ static void put_work(gw_req *r)
     gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
                           r->inl_len);
     ps->err = md_object_put(r->g->md, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
+    if (ps->err != CM_OK && r->has_layout && !gw_commit_failed_may_free(&r->layout, ps->err))
+        r->has_layout = 0; /* the record may name it: fsck decides */
     if (ps->err != CM_OK)
         return;
     r->has_layout = 0; /* the record owns the data now */

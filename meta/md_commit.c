@@ -16,7 +16,9 @@
  *     writer mutex must be unlocked by the thread that locked it).
  *   - Each op sees the writes of every op applied before it (the parent carries them), so
  *     check-and-set stays atomic: two racing If-None-Match puts are ordered, the second fails.
- *   - If the parent commit fails, every op of the batch gets that error: none of it is durable.
+ *   - If the parent commit fails, every op of the batch gets that error: none of it is durable,
+ *     except when the meta-page write failed (LMDB then panics): the commit may be on disk, and
+ *     every op gets CM_ERR_UNCERTAIN, so callers keep what the records would name (fsck sweeps).
  *   - Whenever no leader runs and the queue is not empty, the oldest queued op's caller has been
  *     signalled (it leads next), so no op waits forever.
  *   - A batch that fills the LMDB map (MDB_MAP_FULL in an op or in the commit) is aborted whole,
@@ -96,14 +98,34 @@ static void apply_alone(md_store *md, MDB_txn *txn, md_op *op)
         op->wrote = 0;
 }
 
+/*
+ * After a failed commit: did it possibly reach the disk? LMDB writes the meta page last; only a
+ * failure of that write leaves the environment fatal (MDB_PANIC), and only then may the new meta
+ * page (the commit) be on disk. Any earlier failure aborted before it: definitely not committed.
+ */
+static cm_err commit_outcome(md_store *md, cm_err e)
+{
+    MDB_txn *probe;
+    int rc = mdb_txn_begin(md->env, NULL, MDB_RDONLY, &probe);
+    if (rc == 0) {
+        mdb_txn_abort(probe);
+        return e;
+    }
+    if (rc != MDB_PANIC)
+        return e;
+    CM_ERROR(MD_MOD, "commit failed writing the meta page: it may or may not be durable");
+    return CM_ERR_UNCERTAIN;
+}
+
 /* Commit txn, or abort it and fail with the injected LMDB code (tests). */
-static cm_err batch_commit(MDB_txn *txn, int inject_rc)
+static cm_err batch_commit(md_store *md, MDB_txn *txn, int inject_rc)
 {
     if (inject_rc) {
         mdb_txn_abort(txn);
         return md_mdb_err(inject_rc, "mdb_txn_commit (injected)");
     }
-    return md_txn_commit(txn);
+    cm_err e = md_txn_commit(txn);
+    return e == CM_OK ? e : commit_outcome(md, e);
 }
 
 static int any_map_full(const md_op *batch)
@@ -149,7 +171,7 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
         mdb_txn_abort(txn);
         return CM_OK;
     }
-    e = batch_commit(txn, inject_rc);
+    e = batch_commit(md, txn, inject_rc);
     *full = grow && e == CM_ERR_NOSPC && !inject_rc;
     if (e != CM_OK) {
         for (md_op *op = batch; op; op = op->next)

@@ -6,8 +6,12 @@
  * takes the mutex, bumps the counters, and checks in order: already crashed (EIO), crash point
  * (tear, EIO), injected failure, capacity; then does the real call and logs what a crash could
  * lose. fdatasync of a file snapshots its whole contents as the durable image (test files are
- * small); fdatasync of a directory records which of its files exist. fio_reboot rewrites every
- * file from its image (and, in FIO_KEEP_SOME, replays a random subset of the log).
+ * small); fdatasync of a directory records which of its files exist. An injected fdatasync
+ * failure on a file drops its unsynced writes at once (the file is rewritten from its durable
+ * image, the log cleared), so a later fdatasync that succeeds makes nothing of them durable:
+ * Linux's behaviour, not the optimistic POSIX reading in which a retry would still write them.
+ * fio_reboot rewrites every file from its image (and, in FIO_KEEP_SOME, replays a random subset
+ * of the log).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +55,8 @@ struct fio {
     int fail_err[FIO_KINDS], fail_sticky[FIO_KINDS];
     uint64_t capacity;
     uint64_t flip_read_at;
+    char **synced_dirs; /* every directory path fdatasynced so far (fio_dir_synced) */
+    size_t nsynced_dirs;
 };
 
 static uint64_t fio_rnd(fio *f)
@@ -247,14 +253,51 @@ static void commit_dir(fio *f, const char *dir)
     }
 }
 
+/*
+ * A failed fdatasync of a file, as Linux does it: the writeback error is reported once, the
+ * pages it could not write are marked clean and later dropped, so the file reads back as its
+ * last durable image and no later fdatasync will ever write those bytes.
+ */
+static void drop_unsynced(fio_file *x, int fd)
+{
+    if (!x)
+        return;
+    if (ftruncate(fd, (off_t)x->dlen) != 0 ||
+        (x->dlen && pwrite(fd, x->durable, (size_t)x->dlen, 0) != (ssize_t)x->dlen))
+        abort();
+    clear_log(x);
+}
+
+static int fio_dir_synced_locked(fio *f, const char *path)
+{
+    for (size_t i = 0; i < f->nsynced_dirs; i++)
+        if (strcmp(f->synced_dirs[i], path) == 0)
+            return 1;
+    return 0;
+}
+
+int fio_dir_synced(fio *f, const char *path)
+{
+    pthread_mutex_lock(&f->mu);
+    int r = fio_dir_synced_locked(f, path);
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
 static int f_fdatasync(void *ctx, int fd)
 {
     fio *f = ctx;
     pthread_mutex_lock(&f->mu);
     /* The durable image is modelled here, so the real (slow) fdatasync is not needed. */
-    int r = enter(f, FIO_SYNC) == 0 ? 0 : -1;
+    int in = enter(f, FIO_SYNC), r = in == 0 ? 0 : -1;
+    if (in == -1 && !f->crashed && fd >= 0 && fd < FIO_MAXFD && !f->fd_dir[fd])
+        drop_unsynced(file_for_fd(f, fd), fd);
     if (r == 0 && fd >= 0 && fd < FIO_MAXFD && f->fd_dir[fd]) {
         commit_dir(f, f->fd_dir[fd]);
+        if (!fio_dir_synced_locked(f, f->fd_dir[fd])) {
+            f->synced_dirs = realloc(f->synced_dirs, (f->nsynced_dirs + 1) * sizeof(char *));
+            f->synced_dirs[f->nsynced_dirs++] = strdup(f->fd_dir[fd]);
+        }
     } else if (r == 0) {
         fio_file *x = file_for_fd(f, fd);
         if (x) {
@@ -325,6 +368,9 @@ void fio_free(fio *f)
     }
     for (int i = 0; i < FIO_MAXFD; i++)
         free(f->fd_dir[i]);
+    for (size_t i = 0; i < f->nsynced_dirs; i++)
+        free(f->synced_dirs[i]);
+    free(f->synced_dirs);
     free(f->files);
     pthread_mutex_destroy(&f->mu);
     free(f);

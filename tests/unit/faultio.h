@@ -4,7 +4,9 @@
  * its directory) and a log of the writes and truncations made since.
  *
  * Faults, all seeded (fio_seed() returns the seed to print on failure):
- *   - fail the Nth call of one kind with an errno (once, or sticky until cleared);
+ *   - fail the Nth call of one kind with an errno (once, or sticky until cleared); a failed
+ *     fdatasync of a file drops that file's unsynced writes (it reads back as its last durable
+ *     image, and a later successful fdatasync does not bring them back), as Linux does;
  *   - a capacity in bytes over all files it has seen: a write past it is short, then ENOSPC;
  *   - crash at the Nth counted call (every kind but close): a pwrite there is torn (a random
  *     prefix reaches the file) and that call and every later one fail with EIO, as if the
@@ -57,6 +59,9 @@ void fio_crash_at(fio *f, uint64_t n);
 int fio_crashed(fio *f);
 /* After every fd is closed: make the files what survives the crash, and run normally again. */
 void fio_reboot(fio *f, fio_crash_mode mode);
+
+/* Has the directory at path (as opened) been fdatasynced? */
+int fio_dir_synced(fio *f, const char *path);
 
 /* Flip a random bit in the bytes returned by pread call number n (of all preads so far). */
 void fio_flip_on_read(fio *f, uint64_t n);

@@ -8,7 +8,9 @@
  * would hold (everything not fdatasync'd dropped, a torn write at the crash point), the store is
  * reopened on that, and the guarantee in bs.h is checked blob by blob against a model of what was
  * appended, synced and deleted. A second pass keeps a random subset of the unsynced writes and
- * checks the weaker guarantee for that case. Counts are printed.
+ * checks the weaker guarantee for that case. A third pass fails each fdatasync of the workload in
+ * turn (faultio then drops that file's unsynced writes, as Linux does), lets the workload go on
+ * and crashes at a sample of later calls: nothing acknowledged may be lost. Counts are printed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +40,7 @@ typedef struct {
     uint64_t acked;     /* bytes covered by a successful bs_sync */
     int acked_exists;   /* a sync succeeded after it was created */
     int del_issued;     /* bs_delete returned OK */
+    int del_tried;      /* bs_delete failed: its tombstone may or may not be on disk */
     int del_acked;      /* ... and a sync succeeded after that */
 } model_blob;
 
@@ -55,8 +58,11 @@ static void on_sync(model *m)
     }
 }
 
-/* The workload: stops at the first failure (after a crash every call fails). */
-static void workload(bs_store *bs, uint64_t seed, model *m)
+/*
+ * The workload: stops at the first failure (after a crash every call fails), unless keep_going
+ * (a failed sync is not the end: writers keep trying, and the store must refuse them).
+ */
+static void workload(bs_store *bs, uint64_t seed, model *m, int keep_going)
 {
     static uint8_t buf[40000];
     memset(m, 0, sizeof(*m));
@@ -74,7 +80,8 @@ static void workload(bs_store *bs, uint64_t seed, model *m)
             for (size_t j = 0; j < n; j++)
                 buf[j] = cu_pattern(0, (uint32_t)i, b->appended + j);
             e = bs_append(bs, &id, b->appended, buf, n);
-            b->attempted = b->appended + n;
+            if (b->appended + n > b->attempted)
+                b->attempted = b->appended + n;
             if (e == CM_OK) {
                 b->appended += n;
                 b->created = 1;
@@ -83,6 +90,8 @@ static void workload(bs_store *bs, uint64_t seed, model *m)
             e = bs_delete(bs, &id);
             if (e == CM_OK)
                 b->del_issued = 1;
+            else
+                b->del_tried = 1;
         } else if (r < 84) {
             e = bs_sync(bs);
             if (e == CM_OK)
@@ -93,7 +102,7 @@ static void workload(bs_store *bs, uint64_t seed, model *m)
             if (e == CM_AGAIN)
                 e = CM_OK;
         }
-        if (e != CM_OK)
+        if (e != CM_OK && !keep_going)
             return;
     }
 }
@@ -129,7 +138,7 @@ static int check_blob(bs_store *bs, const model_blob *b, int i, int strict)
     if (b->del_acked)
         return e == CM_ERR_NOTFOUND;
     if (e == CM_ERR_NOTFOUND)
-        return !b->acked_exists || b->del_issued;
+        return !b->acked_exists || b->del_issued || b->del_tried;
     if (e != CM_OK || size < b->acked || size > b->attempted)
         return 0;
     return check_bytes(bs, i, size, !strict);
@@ -150,19 +159,28 @@ static void empty_dir(const char *dir)
         closedir(d);
 }
 
-/* Run the workload with a crash at call k (0 = none); reopen and check. Returns failures. */
+/*
+ * Run the workload with a crash at call k (0 = none) and, when fail_sync > 0, the fail_sync-th
+ * fdatasync (counted from the start of the workload) failing with EIO; reopen and check. Returns
+ * failures. *ops and *syncs: the I/O calls and fdatasyncs the run made.
+ */
 static int one_run(const char *dir, uint64_t seed, uint64_t k, fio_crash_mode mode, uint64_t *ops,
-                   model *m)
+                   model *m, uint64_t fail_sync, uint64_t *syncs)
 {
     empty_dir(dir);
-    fio *f = fio_new(seed ^ k);
+    fio *f = fio_new(seed ^ k ^ (fail_sync << 20));
     bs_options opt = {
         .segment_max = SEGMAX, .io = fio_io(f), .compact_pct = 60, .compact_rate = -1};
     bs_store *bs = NULL;
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    uint64_t syncs0 = fio_kind_ops(f, FIO_SYNC);
     fio_crash_at(f, k);
-    workload(bs, seed, m);
+    if (fail_sync)
+        fio_fail_nth(f, FIO_SYNC, syncs0 + fail_sync, EIO, 0);
+    workload(bs, seed, m, fail_sync > 0);
     *ops = fio_ops(f);
+    if (syncs)
+        *syncs = fio_kind_ops(f, FIO_SYNC) - syncs0;
     bs_close(bs);
     fio_reboot(f, mode);
     bs_options plain = {.segment_max = SEGMAX, .compact_pct = 60, .compact_rate = -1};
@@ -176,11 +194,11 @@ static int one_run(const char *dir, uint64_t seed, uint64_t k, fio_crash_mode mo
     for (int i = 0; i < NBLOB; i++) {
         if (!check_blob(bs, &m->b[i], i, mode == FIO_DROP_UNSYNCED)) {
             fprintf(stderr,
-                    "crash at call %llu (mode %d, seed %llu): blob %d violates the guarantee "
-                    "(appended %llu acked %llu del %d/%d)\n",
-                    (unsigned long long)k, (int)mode, (unsigned long long)seed, i,
-                    (unsigned long long)m->b[i].appended, (unsigned long long)m->b[i].acked,
-                    m->b[i].del_issued, m->b[i].del_acked);
+                    "crash at call %llu (mode %d, seed %llu, failed sync %llu): blob %d violates "
+                    "the guarantee (appended %llu acked %llu del %d/%d)\n",
+                    (unsigned long long)k, (int)mode, (unsigned long long)seed,
+                    (unsigned long long)fail_sync, i, (unsigned long long)m->b[i].appended,
+                    (unsigned long long)m->b[i].acked, m->b[i].del_issued, m->b[i].del_acked);
             bad++;
         }
     }
@@ -210,10 +228,10 @@ static int crash_loop(fio_crash_mode mode, uint64_t seed, int every)
     dir = path;
     model m;
     uint64_t total = 0, ops = 0;
-    CU_ASSERT_EQUAL(one_run(dir, seed, 0, mode, &total, &m), 0);
+    CU_ASSERT_EQUAL(one_run(dir, seed, 0, mode, &total, &m, 0, NULL), 0);
     int bad = 0, tried = 0, compactions = m.compactions;
     for (uint64_t k = 1; k <= total; k += (uint64_t)every) {
-        bad += one_run(dir, seed, k, mode, &ops, &m) != 0;
+        bad += one_run(dir, seed, k, mode, &ops, &m, 0, NULL) != 0;
         tried++;
     }
     printf("\n  crash loop (%s, seed %llu): %d crash points tried of %llu I/O calls, %d failed; "
@@ -223,6 +241,34 @@ static int crash_loop(fio_crash_mode mode, uint64_t seed, int every)
     CU_ASSERT(total > 100);
     CU_ASSERT_EQUAL(bad, 0);
     return compactions;
+}
+
+/*
+ * Every fdatasync of the workload in turn fails once (the file's unsynced writes are dropped, as
+ * Linux does, and a later fdatasync succeeds); the workload goes on, then the run ends cleanly
+ * or crashes at one of a sample of later calls. Nothing acknowledged may be missing after reopen.
+ */
+static void test_sync_failures(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/syncfail", cu_tmpdir());
+    model m;
+    uint64_t total = 0, nsync = 0, ops = 0;
+    CU_ASSERT_EQUAL(one_run(dir, SEED, 0, FIO_DROP_UNSYNCED, &total, &m, 0, &nsync), 0);
+    int bad = 0, tried = 0;
+    for (uint64_t j = 1; j <= nsync; j++) {
+        bad += one_run(dir, SEED, 0, FIO_DROP_UNSYNCED, &ops, &m, j, NULL) != 0;
+        tried++;
+        for (uint64_t k = 1 + j % 7; k <= ops; k += 23) {
+            bad += one_run(dir, SEED, k, FIO_DROP_UNSYNCED, &ops, &m, j, NULL) != 0;
+            tried++;
+        }
+    }
+    printf("\n  sync failures (seed %u): each of %llu fdatasyncs failed in turn, %d runs, %d "
+           "failed\n",
+           SEED, (unsigned long long)nsync, tried, bad);
+    CU_ASSERT(nsync > 10);
+    CU_ASSERT_EQUAL(bad, 0);
 }
 
 static void test_crash_points_drop(void)
@@ -245,6 +291,7 @@ void cu_register(void)
     cm_log_threshold = -1; /* corruption and I/O errors are the normal case here */
     static const cu_test tests[] = {{"crash_points_drop_unsynced", test_crash_points_drop},
                                     {"crash_points_keep_some", test_crash_points_keep_some},
+                                    {"sync_failures", test_sync_failures},
                                     {NULL, NULL}};
     cu_add_suite("blobstore_crash", tests);
 }

@@ -1,7 +1,10 @@
 /*
- * test_common.c - unit tests for common/: errors, hex, base64, URL coding, time formats.
+ * test_common.c - unit tests for common/: errors, hex, base64, URL coding, time formats, and the
+ * durable mkdir (parent path rules; created, existing, missing parent).
  */
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cm_config.h"
 #include "cm_err.h"
@@ -107,6 +110,25 @@ static int cfg_cb(void *arg, const char *section, const char *key, const char *v
     return 0;
 }
 
+static void test_dirs(void)
+{
+    char out[64], path[512];
+    cm_parent_dir("a/b/c", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "a/b");
+    cm_parent_dir("a/b/", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "a");
+    cm_parent_dir("b", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, ".");
+    cm_parent_dir("/b", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "/");
+    snprintf(path, sizeof(path), "%s/newdir", cu_tmpdir());
+    CU_ASSERT_EQUAL(cm_mkdir_durable(path, 0755), CM_OK);
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
+    CU_ASSERT_EQUAL(cm_mkdir_durable(path, 0755), CM_OK); /* already there */
+    snprintf(path, sizeof(path), "%s/missing/newdir", cu_tmpdir());
+    CU_ASSERT_EQUAL(cm_mkdir_durable(path, 0755), CM_ERR_NOTFOUND);
+}
+
 static void test_config(void)
 {
     cfg_acc a = {{0}};
@@ -130,9 +152,14 @@ static void test_config(void)
 
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"err_names", test_err_names}, {"hex", test_hex},
-                                    {"base64", test_base64},       {"url", test_url},
-                                    {"time", test_time},           {"ct_equal", test_ct_equal},
-                                    {"config", test_config},       {NULL, NULL}};
+    static const cu_test tests[] = {{"err_names", test_err_names},
+                                    {"hex", test_hex},
+                                    {"base64", test_base64},
+                                    {"url", test_url},
+                                    {"time", test_time},
+                                    {"ct_equal", test_ct_equal},
+                                    {"config", test_config},
+                                    {"dirs", test_dirs},
+                                    {NULL, NULL}};
     cu_add_suite("common", tests);
 }

@@ -3,8 +3,8 @@
  * small): body sizes around every stripe boundary, random ranges, lost drives (blobs deleted or
  * drives failing mid-write), a corrupted cell, too many losses, aborted writers, drive health
  * (EIO marks a drive failed, a probe brings it back, ENOSPC only "full", a vanished directory,
- * failure and probes racing four writers). Payload bytes are a function of (tag, offset); random
- * choices use a fixed, printed seed.
+ * a failed fdatasync fails the drive until a restart, failure and probes racing four writers).
+ * Payload bytes are a function of (tag, offset); random choices use a fixed, printed seed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -347,6 +347,39 @@ static void test_drive_marked_failed(void)
     gw_store_close(st);
 }
 
+/*
+ * Drive 3 fails only fdatasync: the first body stores 5 cells and the drive is FAILED at once (a
+ * failed sync is sticky in the blob store), a probe keeps it failed even once the fault clears,
+ * and a restart (reopening the stores) brings it back with the body readable.
+ */
+static void test_sync_failure_fails_drive(void)
+{
+    drives d;
+    drives_init(&d, "syncfail");
+    static fault_ctx f;
+    memset(&f, 0, sizeof(f));
+    f.err = EIO;
+    bs_io io = bs_io_posix;
+    io.open = f_open;
+    io.fdatasync = f_fdatasync;
+    io.ctx = &f;
+    snprintf(f.bad[0], sizeof(f.bad[0]), "%s/", d.dirs[3]);
+    gw_store *st = open_store(&d, &io);
+    md_layout lay;
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 80, 2 * K * CELL + 5, &lay), CM_OK);
+    CU_ASSERT_EQUAL(cells_in(&lay), K + M - 1);
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 3), GW_DRIVE_FAILED);
+    CU_ASSERT(read_random(st, &lay, 80, 5));
+    f.healed = 1;
+    CU_ASSERT_EQUAL(gw_store_probe(st), 1);
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 3), GW_DRIVE_FAILED);
+    gw_store_close(st);
+    st = open_store(&d, &io);
+    CU_ASSERT_EQUAL(gw_store_drive_state(st, 3), GW_DRIVE_OK);
+    CU_ASSERT(read_random(st, &lay, 80, 5));
+    gw_store_close(st);
+}
+
 typedef struct {
     gw_store *st;
     uint32_t tag0;
@@ -527,6 +560,7 @@ void cu_register(void)
                                     {"drive_offline_at_open", test_drive_offline_at_open},
                                     {"drive_marked_failed_and_back", test_drive_marked_failed},
                                     {"drive_full_and_vanished", test_full_and_vanished},
+                                    {"sync_failure_fails_drive", test_sync_failure_fails_drive},
                                     {"drive_fails_under_load", test_fail_under_load},
                                     {"invalid_options", test_invalid},
                                     {NULL, NULL}};
