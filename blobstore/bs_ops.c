@@ -8,8 +8,10 @@
  * a scratch buffer. A mismatch is reported where it is found: segment file and byte offset.
  *
  * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
- * reclaimable segment (bs_seg_reclaimable: no live extent, and no tombstone unless it is the
- * oldest segment). When that will unlink a segment, the tombstone is fdatasynced first. The data
+ * reclaimable segment (bs_seg_reclaimable: not the active one, not being compacted, no live
+ * extent, and no tombstone that still has work to do: a tombstone may go only once every segment
+ * holding a record it kills is gone, since recovery would otherwise bring that blob back). When
+ * that will unlink a segment, the tombstone is fdatasynced first. The data
  * of the blob's records is queued for hole punching (bs_drop_blob, bs_punch.c), done once the
  * tombstone is durable.
  * Locking is described in bs_store.c.

@@ -3,8 +3,10 @@
  *
  * The copy reads the source range stripe by stripe and writes it as a new body (inline when it
  * fits the inline threshold), computing the new ETag (MD5) and checksum as it goes. Memory is one
- * stripe. The copy runs on the event loop thread and so holds that loop for its duration; moving
- * long copies to a worker thread belongs with the worker pool of the blobstore issue.
+ * stripe. Threads: the loop parses the request and looks up and checks the source record
+ * (x-amz-copy-source-if-*); copy_work then reads, encodes and writes the body, makes it durable
+ * and commits the record on a worker (gw_offload), so a 5 GiB copy holds one worker, never a
+ * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"

@@ -183,10 +183,6 @@ md_cksum_alg gw_md_alg(cm_ck_alg a)
     }
 }
 
-/*
- * Commit obj with cond, answer the client, free what the commit replaced. On failure the
- * request's data (r->has_layout) is freed by on_done.
- */
 /* ---- PutObject ---- */
 
 void gw_object_attach_body(md_object *o, md_part *part, const md_layout *layout, uint8_t *inl,

@@ -1,7 +1,8 @@
 /*
  * gw_wire.h - the S3 wire helpers: XML writing and parsing, listing responses, ranges,
  * conditional requests, names and query strings. Pure functions with no state; the request
- * handlers (gw_server.c, gw_s3_*.c) call them.
+ * handlers (gw_server.c and the operation files gw_object.c, gw_bucket.c, gw_multipart.c,
+ * gw_copy.c) call them.
  *
  * Conventions:
  *  - Functions that answer "what should the client see" return a gw_s3err (GW_OK on success).
