@@ -100,6 +100,7 @@ struct gw_req {
     gw_work_fn job_work;
     gw_finish_fn job_done;
     gw_req *job_next;
+    gw_req *job_prev;        /* with job_next: the pool's list of posted completions */
     struct event_base *base; /* the loop that owns the connection */
     int busy;                /* a worker holds the request (loop-thread flag) */
     int orphaned;            /* the connection closed while busy: free on completion */
@@ -164,12 +165,19 @@ void gw_req_free(gw_req *r);
 /* ---- gw_pool.c: blocking work off the event loops ---- */
 
 cm_err gw_pool_new(int nthreads, gw_pool **out);
-void gw_pool_free(gw_pool *p); /* waits for running jobs */
+/*
+ * The event loops have exited: wait for the running and queued jobs and free their requests
+ * (a job finishing from now on never goes back to a loop). gw_offload then runs jobs inline.
+ */
+void gw_pool_stop(gw_pool *p);
+void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
 /*
  * Run work(r) on a worker thread, then done(r) on r's event loop. While it runs the request
  * belongs to the worker: the loop must not touch it, and work must not use r->net.
  */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
+/* Run work(r) on a worker and free r there (no answer: the connection is gone). */
+void gw_dispose(gw_req *r, gw_work_fn work);
 
 /* ---- operations ---- */
 

@@ -136,6 +136,12 @@ void gw_free(gw *g)
     free(g);
 }
 
+void gw_quiesce(gw *g)
+{
+    if (g)
+        gw_pool_stop(g->pool);
+}
+
 void gw_set_ready(gw *g, int ready)
 {
     __atomic_store_n(&g->ready, ready, __ATOMIC_RELEASE);
