@@ -153,13 +153,18 @@ void gw_lease_release(gw *g, const md_object *obj);
 cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out);
 /* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
 void gw_free_object_data(gw *g, const md_object *obj);
+/* Delete the blobs whose last reader could not queue their delete (may wait: workers only). */
+void gw_lease_delete_leftovers(gw *g);
 
 /*
  * Make the request's body data durable: flush the writer's last stripe and fdatasync the drives
  * (sets r->layout/has_layout). CM_OK at once for inline bodies. Blocking: call it from a worker.
  */
 cm_err gw_body_seal(gw_req *r);
-/* Free a request and everything it owns (the end of on_done, or of an orphaned job). */
+/*
+ * Free a request and everything it owns (the end of on_done, or of an orphaned job). Never waits
+ * on a disk: deletes are queued (gw_delete_async), or handed to a worker when a queue is full.
+ */
 void gw_req_free(gw_req *r);
 
 /* ---- gw_pool.c: blocking work off the event loops ---- */

@@ -251,6 +251,94 @@ static void test_abort(void)
     CU_ASSERT_EQUAL(blobs_on_drives(&d), 0);
 }
 
+/* Holds every pwrite on fds opened under one drive directory while the gate is closed. */
+typedef struct {
+    char dir[700];
+    uint8_t slowfd[4096];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int closed;
+    int held; /* pwrites waiting at the gate */
+} gate_ctx;
+
+static int g_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    gate_ctx *g = ctx;
+    int fd = open(path, flags, mode);
+    if (fd >= 0 && fd < 4096)
+        g->slowfd[fd] = strncmp(path, g->dir, strlen(g->dir)) == 0;
+    return fd;
+}
+
+static ssize_t g_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+    gate_ctx *g = ctx;
+    if (fd >= 0 && fd < 4096 && g->slowfd[fd]) {
+        pthread_mutex_lock(&g->mu);
+        g->held++;
+        pthread_cond_broadcast(&g->cv);
+        while (g->closed)
+            pthread_cond_wait(&g->cv, &g->mu);
+        g->held--;
+        pthread_mutex_unlock(&g->mu);
+    }
+    return pwrite(fd, buf, len, off);
+}
+
+/*
+ * A drive that does not answer delays only its own deletes: with drive 0's writes held, deleting
+ * a body returns at once (its tombstone waits on drive 0's thread), gw_delete_async keeps
+ * returning at once until drive 0's queue is full and then refuses (CM_AGAIN) instead of waiting,
+ * and once the drive answers again every queued delete runs.
+ */
+static void test_slow_drive_deletes(void)
+{
+    drives d;
+    drives_init(&d, "slowdel");
+    gate_ctx g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    snprintf(g.dir, sizeof(g.dir), "%s/", d.dirs[0]);
+    bs_io io = bs_io_posix;
+    io.open = g_open;
+    io.pwrite = g_pwrite;
+    io.ctx = &g;
+    gw_store *st = open_store(&d, &io);
+    md_layout lay;
+    CU_ASSERT_FATAL(write_body(st, 21, 3 * K * CELL + 100, &lay) == CM_OK);
+
+    pthread_mutex_lock(&g.mu);
+    g.closed = 1;
+    pthread_mutex_unlock(&g.mu);
+    int64_t t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(gw_delete_async(st, &lay), CM_OK);
+    pthread_mutex_lock(&g.mu);
+    while (g.held == 0) /* drive 0's thread is now stuck in the tombstone's pwrite */
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    md_layout other = lay;
+    cm_err e = CM_OK;
+    int queued = 0;
+    while (e == CM_OK && queued < 100000) {
+        CU_ASSERT_FATAL(bs_id_new((bs_id *)other.blob) == CM_OK);
+        if ((e = gw_delete_async(st, &other)) == CM_OK)
+            queued++;
+    }
+    CU_ASSERT_EQUAL(e, CM_AGAIN);
+    CU_ASSERT(queued >= 1000 && queued < 100000);
+    CU_ASSERT(cm_monotonic_ms() - t0 < 5000); /* nothing waited for the held drive */
+
+    pthread_mutex_lock(&g.mu);
+    g.closed = 0;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    gw_store_drain(st);
+    bs_id id;
+    uint64_t sz;
+    memcpy(id.b, lay.blob, 16);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_EQUAL(bs_size(gw_store_drive(st, lay.drives[i]), &id, &sz), CM_ERR_NOTFOUND);
+    gw_store_close(st);
+}
+
 /* Fails every pwrite (and fdatasync) on fds opened under one of the marked drive directories. */
 typedef struct {
     char bad[2][700];
@@ -523,6 +611,7 @@ void cu_register(void)
                                     {"three_drives_lost", test_three_drives_lost},
                                     {"corrupt_cell_reconstructed", test_corrupt_cell},
                                     {"abort_and_delete_leave_nothing", test_abort},
+                                    {"slow_drive_delays_only_its_deletes", test_slow_drive_deletes},
                                     {"drive_fails_mid_write", test_drive_fails_mid_write},
                                     {"drive_offline_at_open", test_drive_offline_at_open},
                                     {"drive_marked_failed_and_back", test_drive_marked_failed},
