@@ -13,7 +13,8 @@
  *   PUT body: block count CRC32C values (u32 each, block i covers data [i*64 KiB, (i+1)*64 KiB)),
  *   then the data, then zero padding to the next multiple of 8. DELETE has no body.
  *
- * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock -> gc_mu, in that order.
+ * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock -> gc_mu, in that order;
+ * dir_mu is a leaf.
  */
 #ifndef BS_INT_H
 #define BS_INT_H
@@ -153,6 +154,8 @@ struct bs_store {
     int syncing; /* a leader is running a round */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
+    pthread_mutex_t dir_mu; /* leaf: one directory sync for new segments at a time */
+    int dir_dirty;          /* atomic: a segment was created since the last directory sync */
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */
@@ -164,8 +167,14 @@ cm_err bs_read_full(const bs_io *io, int fd, void *buf, size_t len, uint64_t off
 void bs_seg_path(const bs_store *bs, uint32_t num, char *out, size_t cap);
 /* fsync the store directory (open + fdatasync + close through the io table). */
 cm_err bs_sync_dir(bs_store *bs);
-/* Create segment `num` with its header and add it to the list as the active segment. */
+/*
+ * Create segment `num` with its header and add it to the list as the active segment. The
+ * directory is not synced here (the caller holds append_mu): bs_sync_new_segments does it before
+ * any sync that must cover the segment's records.
+ */
 cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out);
+/* Make the directory entries of every segment created so far durable (when any are new). */
+cm_err bs_sync_new_segments(bs_store *bs);
 cm_err bs_segs_push(bs_store *bs, bs_seg *s);
 /* Remove from the list, close and unlink (the caller holds sync_mu and append_mu). */
 void bs_seg_destroy(bs_store *bs, bs_seg *s);

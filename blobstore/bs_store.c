@@ -20,6 +20,8 @@
  *   gc_mu      leaf: group commit state. Every append bumps write_gen and marks its segments
  *              dirty; bs_sync waits until synced_gen covers the generation it saw, running a
  *              sync round itself when no round is in flight (see bs_sync in bs_ops.c).
+ *   dir_mu     leaf: the deferred directory sync of new segments (bs_sync_new_segments), so
+ *              rolling to a new segment never holds append_mu across a directory fsync.
  * The drive directory is flock'd (DIR/LOCK) for the store's lifetime.
  */
 #include <errno.h>
@@ -53,6 +55,7 @@ static void store_free(bs_store *bs)
     pthread_mutex_destroy(&bs->compact_mu);
     pthread_cond_destroy(&bs->gc_cond);
     pthread_mutex_destroy(&bs->gc_mu);
+    pthread_mutex_destroy(&bs->dir_mu);
     if (bs->lock_fd >= 0)
         close(bs->lock_fd); /* releases the flock */
     free(bs->dir);
@@ -94,6 +97,7 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     pthread_cond_init(&bs->gc_cond, NULL);
     pthread_mutex_init(&bs->sync_mu, NULL);
     pthread_mutex_init(&bs->append_mu, NULL);
+    pthread_mutex_init(&bs->dir_mu, NULL);
     /* Prefer writers: a stream of reads must not starve appends waiting to publish. */
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);

@@ -19,6 +19,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cu_data.h"
+#include "cu_gate.h"
 #include "cu_main.h"
 #include "gw_data.h"
 
@@ -255,10 +256,7 @@ static void test_abort(void)
 typedef struct {
     char dir[700];
     uint8_t slowfd[4096];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int closed;
-    int held; /* pwrites waiting at the gate */
+    cu_gate gate;
 } gate_ctx;
 
 static int g_open(void *ctx, const char *path, int flags, mode_t mode)
@@ -273,15 +271,8 @@ static int g_open(void *ctx, const char *path, int flags, mode_t mode)
 static ssize_t g_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
 {
     gate_ctx *g = ctx;
-    if (fd >= 0 && fd < 4096 && g->slowfd[fd]) {
-        pthread_mutex_lock(&g->mu);
-        g->held++;
-        pthread_cond_broadcast(&g->cv);
-        while (g->closed)
-            pthread_cond_wait(&g->cv, &g->mu);
-        g->held--;
-        pthread_mutex_unlock(&g->mu);
-    }
+    if (fd >= 0 && fd < 4096 && g->slowfd[fd])
+        cu_gate_pass(&g->gate);
     return pwrite(fd, buf, len, off);
 }
 
@@ -295,7 +286,7 @@ static void test_slow_drive_deletes(void)
 {
     drives d;
     drives_init(&d, "slowdel");
-    gate_ctx g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    gate_ctx g = {.gate = CU_GATE_INIT};
     snprintf(g.dir, sizeof(g.dir), "%s/", d.dirs[0]);
     bs_io io = bs_io_posix;
     io.open = g_open;
@@ -305,15 +296,10 @@ static void test_slow_drive_deletes(void)
     md_layout lay;
     CU_ASSERT_FATAL(write_body(st, 21, 3 * K * CELL + 100, &lay) == CM_OK);
 
-    pthread_mutex_lock(&g.mu);
-    g.closed = 1;
-    pthread_mutex_unlock(&g.mu);
+    cu_gate_set(&g.gate, 1);
     int64_t t0 = cm_monotonic_ms();
     CU_ASSERT_EQUAL(gw_delete_async(st, &lay), CM_OK);
-    pthread_mutex_lock(&g.mu);
-    while (g.held == 0) /* drive 0's thread is now stuck in the tombstone's pwrite */
-        pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
+    cu_gate_wait_held(&g.gate); /* drive 0's thread is now stuck in the tombstone's pwrite */
     md_layout other = lay;
     cm_err e = CM_OK;
     int queued = 0;
@@ -326,10 +312,7 @@ static void test_slow_drive_deletes(void)
     CU_ASSERT(queued >= 1000 && queued < 100000);
     CU_ASSERT(cm_monotonic_ms() - t0 < 5000); /* nothing waited for the held drive */
 
-    pthread_mutex_lock(&g.mu);
-    g.closed = 0;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    cu_gate_set(&g.gate, 0);
     gw_store_drain(st);
     bs_id id;
     uint64_t sz;
