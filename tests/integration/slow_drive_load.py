@@ -51,7 +51,7 @@ def main():
             st, _, body = s3raw.request("GET", "/%s/big%d" % (bucket, i % 4))
             bump("get" if st == 200 and body == bodies[i % 4] else "bad")
             i += 1
-            time.sleep(0.01)  # pacing: the single loop's CPU is not what is measured
+            time.sleep(0.02)  # pacing: the single loop's CPU is not what is measured
 
     def abort():
         part = rng.randbytes(1536 * 1024)
@@ -63,7 +63,7 @@ def main():
                 s.sendall(s3raw.request_bytes("PUT", path, {}, h) + part)
             bump("abort")
             n += 1
-            time.sleep(0.05)  # pacing, so aborts do not crowd out the other load
+            time.sleep(0.1)  # pacing, so aborts do not crowd out the other load
 
     threads = [threading.Thread(target=overwrite), threading.Thread(target=read, args=(0,)),
                threading.Thread(target=read, args=(2,)), threading.Thread(target=abort)]
