@@ -360,10 +360,7 @@ static void *dg_worker(void *p)
 {
     dg_job *j = p;
     j->put = put(j->bs, j->tag, 0, j->len, j->len);
-    pthread_mutex_lock(&j->g->gate.mu);
-    j->g->done++;
-    pthread_cond_broadcast(&j->g->gate.cv);
-    pthread_mutex_unlock(&j->g->gate.mu);
+    cu_gate_count(&j->g->gate, &j->g->done);
     j->synced = j->sync ? bs_sync(j->bs) : CM_OK;
     return NULL;
 }
@@ -395,15 +392,8 @@ static void test_dir_sync_off_append_path(void)
     CU_ASSERT_FATAL(pthread_create(&t1, NULL, dg_worker, &roll) == 0);
     cu_gate_wait_held(&g.gate); /* someone is in the directory fsync: the roll or its sync */
     CU_ASSERT_FATAL(pthread_create(&t2, NULL, dg_worker, &small) == 0);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 3;
-    pthread_mutex_lock(&g.gate.mu);
-    int rc = 0;
-    while (g.done < 2 && rc == 0)
-        rc = pthread_cond_timedwait(&g.gate.cv, &g.gate.mu, &until);
-    CU_ASSERT_EQUAL(g.done, 2); /* both appends finished while the directory fsync was held */
-    pthread_mutex_unlock(&g.gate.mu);
+    /* Both appends finish while the directory fsync is held. */
+    CU_ASSERT_EQUAL(cu_gate_wait_count(&g.gate, &g.done, 2, 3), 2);
     cu_gate_set(&g.gate, 0);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);

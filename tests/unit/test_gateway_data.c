@@ -252,30 +252,6 @@ static void test_abort(void)
     CU_ASSERT_EQUAL(blobs_on_drives(&d), 0);
 }
 
-/* Holds every pwrite on fds opened under one drive directory while the gate is closed. */
-typedef struct {
-    char dir[700];
-    uint8_t slowfd[4096];
-    cu_gate gate;
-} gate_ctx;
-
-static int g_open(void *ctx, const char *path, int flags, mode_t mode)
-{
-    gate_ctx *g = ctx;
-    int fd = open(path, flags, mode);
-    if (fd >= 0 && fd < 4096)
-        g->slowfd[fd] = strncmp(path, g->dir, strlen(g->dir)) == 0;
-    return fd;
-}
-
-static ssize_t g_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
-{
-    gate_ctx *g = ctx;
-    if (fd >= 0 && fd < 4096 && g->slowfd[fd])
-        cu_gate_pass(&g->gate);
-    return pwrite(fd, buf, len, off);
-}
-
 /*
  * A drive that does not answer delays only its own deletes: with drive 0's writes held, deleting
  * a body returns at once (its tombstone waits on drive 0's thread), gw_delete_async keeps
@@ -286,11 +262,11 @@ static void test_slow_drive_deletes(void)
 {
     drives d;
     drives_init(&d, "slowdel");
-    gate_ctx g = {.gate = CU_GATE_INIT};
+    cu_gated_dir g = {.gate = CU_GATE_INIT};
     snprintf(g.dir, sizeof(g.dir), "%s/", d.dirs[0]);
     bs_io io = bs_io_posix;
-    io.open = g_open;
-    io.pwrite = g_pwrite;
+    io.open = cu_gated_open;
+    io.pwrite = cu_gated_pwrite;
     io.ctx = &g;
     gw_store *st = open_store(&d, &io);
     md_layout lay;
