@@ -17,6 +17,11 @@ h_need cc
 
 SECONDS_RUN=${SLOW_SECONDS:-6}
 P99_MAX=${SLOW_P99_MS:-10}
+# The sanitizer build spends 3-5x the CPU per request (measured p99 1.7-4.8 ms on a shared
+# 2-core machine): it gets a looser percentile; the maximum below still catches any drive wait.
+if ldd "$CAIRN_BIN" 2>/dev/null | grep -q libasan; then
+    P99_MAX=${SLOW_P99_MS:-30}
+fi
 LAT_MAX=${SLOW_MAX_MS:-500}
 CONF=$H_WORK/cairn.conf
 printf '[server]\nthreads = 1\n' >"$CONF"
