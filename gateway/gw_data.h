@@ -86,7 +86,7 @@ cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, s
 void gw_delete(gw_store *st, const md_layout *layout);
 /* The same without ever waiting: CM_AGAIN (and nothing queued) when a drive's queue is full. */
 cm_err gw_delete_async(gw_store *st, const md_layout *layout);
-/* Wait until every delete queued before the call has run (tests, admin). */
+/* Wait until every delete queued before the call has run (tests). */
 void gw_store_drain(gw_store *st);
 
 /*
