@@ -15,7 +15,8 @@
  *   PUT body: block count CRC32C values (u32 each, block i covers data [i*64 KiB, (i+1)*64 KiB)),
  *   then the data, then zero padding to the next multiple of 8. DELETE has no body.
  *
- * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock -> gc_mu, in that order.
+ * Locking (see bs_store.c): compact_mu -> sync_mu -> append_mu -> idx_lock -> gc_mu, in that order;
+ * dir_mu is a leaf.
  */
 #ifndef BS_INT_H
 #define BS_INT_H
@@ -193,9 +194,11 @@ struct bs_store {
     bs_holes holes;         /* dead data waiting to be punched (bs_punch.c); append_mu */
     int reserve_fd;         /* DIR/RESERVE, space kept for deletes on a full disk; append_mu */
     uint64_t reserve_size;
-    uint64_t torn_cut; /* bytes of torn tail cut at open */
-    uint64_t salt;     /* of new segments: the store's, from its v2 headers or random */
-    int have_salt;     /* recovery found (or made) the store's salt */
+    uint64_t torn_cut;      /* bytes of torn tail cut at open */
+    uint64_t salt;          /* of new segments: the store's, from its v2 headers or random */
+    int have_salt;          /* recovery found (or made) the store's salt */
+    pthread_mutex_t dir_mu; /* leaf: one directory sync for new segments at a time */
+    int dir_dirty;          /* atomic: a segment was created since the last directory sync */
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */
@@ -215,8 +218,14 @@ cm_err bs_make_dir(bs_store *bs);
  * must already be durable. Caller holds append_mu (the header is the file's only shared spot).
  */
 void bs_seg_write_mark(bs_store *bs, bs_seg *s, uint64_t synced);
-/* Create segment `num` with its header and add it to the list as the active segment. */
+/*
+ * Create segment `num` with its header and add it to the list as the active segment. The
+ * directory is not synced here (the caller holds append_mu): bs_sync_new_segments does it before
+ * any sync that must cover the segment's records.
+ */
 cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out);
+/* Make the directory entries of every segment created so far durable (when any are new). */
+cm_err bs_sync_new_segments(bs_store *bs);
 cm_err bs_segs_push(bs_store *bs, bs_seg *s);
 /* Remove from the list, close and unlink (the caller holds sync_mu and append_mu). */
 void bs_seg_destroy(bs_store *bs, bs_seg *s);

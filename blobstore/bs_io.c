@@ -8,9 +8,15 @@
  * and short transfers. Directory durability (after creating or removing a segment) uses the same
  * table: open the directory read-only, fdatasync it, close it - no extra table entry is needed.
  *
- * Segment list helpers live here too: create (header written, directory synced) and destroy,
- * and the in-place update of a segment header's synced-up-to mark. A drive directory that
- * bs_open creates has its parent directory synced too, so the new entry survives a crash.
+ * Segment list helpers live here too: create (header written) and destroy, and the in-place
+ * update of a segment header's synced-up-to mark. A drive directory that bs_open creates has its
+ * parent directory synced, so the new entry survives a crash. The directory sync that makes a
+ * new segment's name durable is deferred to bs_sync_new_segments, which bs_sync (and a delete
+ * that must make its tombstone durable) runs before syncing the segments themselves: creating a
+ * segment happens under append_mu, and a directory fsync there would hold every append of the
+ * drive behind a disk wait. Nothing in a new segment is acknowledged before a sync, so a crash
+ * before the directory sync only loses unacknowledged records (recovery sees the segment
+ * missing, or present without records: both were already possible states).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -153,6 +159,25 @@ void bs_seg_write_mark(bs_store *bs, bs_seg *s, uint64_t synced)
         s->synced = synced;
 }
 
+cm_err bs_sync_new_segments(bs_store *bs)
+{
+    cm_err e = CM_OK;
+    if (!__atomic_load_n(&bs->dir_dirty, __ATOMIC_ACQUIRE))
+        return CM_OK;
+    /* A caller that finds another's sync running waits for it here, then finds the flag clear. */
+    pthread_mutex_lock(&bs->dir_mu);
+    if (__atomic_exchange_n(&bs->dir_dirty, 0, __ATOMIC_ACQ_REL)) {
+        e = bs_sync_dir(bs);
+        if (e != CM_OK) {
+            __atomic_store_n(&bs->dir_dirty, 1, __ATOMIC_RELEASE);
+            CM_ERROR("bs", "%s: directory sync for new segments failed: %s", bs->dir,
+                     cm_err_str(e));
+        }
+    }
+    pthread_mutex_unlock(&bs->dir_mu);
+    return e;
+}
+
 cm_err bs_segs_push(bs_store *bs, bs_seg *s)
 {
     if (bs->nsegs == bs->capsegs) {
@@ -187,11 +212,10 @@ cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out)
     bs_seg_hdr_encode(num, s->salt, 0, hdr);
     e = bs_write_full(&bs->io, s->fd, hdr, sizeof(hdr), 0);
     if (e == CM_OK)
-        e = bs_sync_dir(bs);
-    if (e == CM_OK)
         e = bs_segs_push(bs, s);
     if (e != CM_OK)
         goto unlink_file;
+    __atomic_store_n(&bs->dir_dirty, 1, __ATOMIC_RELEASE);
     s->size = BS_SEG_HDR;
     s->dirty = 1;
     *out = s;

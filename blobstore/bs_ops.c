@@ -283,6 +283,8 @@ cm_err bs_error(bs_store *bs)
 /* fdatasync every dirty segment in number order; caller holds sync_mu and append_mu. */
 static cm_err sync_all_locked(bs_store *bs)
 {
+    if (bs_sync_new_segments(bs) != CM_OK)
+        return CM_ERR_IO;
     for (size_t i = 0; i < bs->nsegs; i++) {
         bs_seg *s = bs->segs[i];
         if (s->dirty && bs->io.fdatasync(bs->io.ctx, s->fd) != 0)
@@ -402,6 +404,8 @@ static cm_err sync_round(bs_store *bs, uint64_t *target)
  */
 cm_err bs_sync(bs_store *bs)
 {
+    if (bs_sync_new_segments(bs) != CM_OK) /* the names of new segments first */
+        return CM_ERR_IO;
     pthread_mutex_lock(&bs->append_mu);
     uint64_t want = bs->write_gen;
     pthread_mutex_unlock(&bs->append_mu);

@@ -22,6 +22,8 @@
  *              synced_gen covers the generation it saw, running a sync round itself when no
  *              round is in flight (see bs_sync in bs_ops.c). Once a sync failed, every write is
  *              refused (bs_ensure_room) and no sync is tried again.
+ *   dir_mu     leaf: the deferred directory sync of new segments (bs_sync_new_segments), so
+ *              rolling to a new segment never holds append_mu across a directory fsync.
  * The drive directory is flock'd (DIR/LOCK) for the store's lifetime.
  */
 #include <errno.h>
@@ -58,6 +60,7 @@ static void store_free(bs_store *bs)
     pthread_mutex_destroy(&bs->gc_mu);
     if (bs->reserve_fd >= 0)
         bs->io.close(bs->io.ctx, bs->reserve_fd);
+    pthread_mutex_destroy(&bs->dir_mu);
     if (bs->lock_fd >= 0)
         close(bs->lock_fd); /* releases the flock */
     free(bs->dir);
@@ -101,6 +104,7 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     pthread_cond_init(&bs->gc_cond, NULL);
     pthread_mutex_init(&bs->sync_mu, NULL);
     pthread_mutex_init(&bs->append_mu, NULL);
+    pthread_mutex_init(&bs->dir_mu, NULL);
     /* Prefer writers: a stream of reads must not starve appends waiting to publish. */
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);

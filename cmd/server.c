@@ -42,6 +42,7 @@ typedef struct {
     int check_only;
     gw_scrub_config scrub;
     char scrub_state[4200];
+    int stop_grace_ms; /* [server] stop_grace_ms: in-flight requests' time to finish at a stop */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -126,6 +127,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 100, 3600000, &n) || (o->net.header_timeout_ms = (int)n, 0);
     else if (IS("server", "max_connections"))
         bad = parse_int(value, 1, 10000000, &n) || (o->net.max_connections = (int)n, 0);
+    else if (IS("server", "stop_grace_ms"))
+        bad = parse_int(value, 0, 3600000, &n) || (o->stop_grace_ms = (int)n, 0);
     else if (IS("storage", "drives"))
         bad = parse_int(value, 1, 64, &n) || (o->gw.ndrives = (int)n, 0);
     else if (IS("storage", "data_cells"))
@@ -178,6 +181,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->region, sizeof(o->region), "us-east-1");
     snprintf(o->domain, sizeof(o->domain), "localhost");
     snprintf(o->log_level, sizeof(o->log_level), "info");
+    o->stop_grace_ms = STOP_GRACE_MS;
     gw_scrub_config_defaults(&o->scrub);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -244,6 +248,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
 }
 
 static pthread_t signal_thread;
+static int stop_grace_ms = STOP_GRACE_MS; /* set before the signal thread starts */
 
 static void *signal_waiter(void *arg)
 {
@@ -257,8 +262,8 @@ static void *signal_waiter(void *arg)
     sigwait(&set, &sig);
     if (sig != SIGUSR2) {
         CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT",
-                STOP_GRACE_MS);
-        net_server_stop(srv, STOP_GRACE_MS);
+                stop_grace_ms);
+        net_server_stop(srv, stop_grace_ms);
     }
     return NULL;
 }
@@ -379,6 +384,7 @@ int cmd_server(int argc, char **argv)
                 cm_err_str(err));
         goto out;
     }
+    stop_grace_ms = o.stop_grace_ms;
     if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
         goto out;
@@ -393,6 +399,8 @@ int cmd_server(int argc, char **argv)
     rc = err == CM_OK ? 0 : 1;
     CM_INFO(MOD, "stopped");
 out:
+    /* Workers first: a job that outlived the grace period must not return to a freed loop. */
+    gw_quiesce(g);
     net_server_free(srv);
     gw_scrub_free(scrub); /* interrupts a pass between two reads */
     gw_free(g);

@@ -41,6 +41,12 @@ void gw_config_defaults(gw_config *cfg);
  */
 cm_err gw_new(const gw_config *cfg, gw **out);
 void gw_free(gw *g); /* NULL is a no-op */
+/*
+ * Call once the event loops have exited (net_server_run returned) and before net_server_free:
+ * waits for the worker jobs still running (a long copy, a stalled fsync) and frees the requests
+ * they held, so no job returns to a loop that is gone. NULL is a no-op.
+ */
+void gw_quiesce(gw *g);
 
 /* The net callbacks; pass the gw as their arg. */
 const net_handler *gw_net_handler(void);

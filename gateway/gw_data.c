@@ -11,7 +11,9 @@
  * (laid out back to back with stride clen, so the payload of a stripe is one contiguous run), the
  * parity cells are computed after them, and every cell is appended to its drive. A drive whose
  * append fails is dropped from the layout for the rest of the body (drives[i] = 0xFF, its partial
- * blob deleted) while at least k + 1 cells (all cells when m = 0) still succeed.
+ * blob left for the end of the writer to delete) while at least k + 1 cells (all cells when m = 0)
+ * still succeed. The writer never deletes on the write path (which runs on an event loop): finish,
+ * drop and abort queue the deletes of every blob no layout keeps.
  *
  * Reader. A healthy stripe reads only the byte ranges wanted from each data cell, straight into
  * the caller's buffer. If any of those reads fails (drive dropped or offline, blob missing, CRC
@@ -23,17 +25,24 @@
  * FAILED (logged once at ERROR); a failed fdatasync fails it at once (bs_error: the blob store
  * refuses writes from then on, so no probe can bring it back before a restart reopens it and
  * recovers what is really on disk). ENOSPC only marks it "full" (still used for reads). A failed
- * drive is skipped by placement, reads, deletes and the scrubber. gw_store_probe runs at most
- * every GW_PROBE_MS from gw_writer_new (whichever writer wins a CAS on next_probe runs it) or
- * directly from tests: it checks each healthy drive's directory is still the one opened (same
- * dev/inode: a vanished or swapped directory fails the drive) and tries a 4 KiB
- * append+sync+delete on each failed drive, bringing it back when that works and its directory is
- * unchanged. A replaced directory needs a restart (the open bs_store still holds the old files).
+ * drive is skipped by placement, reads, deletes and the scrubber. Each drive's probe (every
+ * GW_PROBE_MS on its worker thread, or gw_store_probe from tests) checks that a healthy drive's
+ * directory is still the one opened (same dev/inode: a vanished or swapped directory fails the
+ * drive) and tries a 4 KiB append+sync+delete on a failed drive, bringing it back when that works
+ * and its directory is unchanged. A replaced directory needs a restart (the open bs_store still
+ * holds the old files).
+ *
+ * Drive workers. One thread per opened drive owns the waits on that drive that no request needs
+ * to answer: deletes (a ring of GW_DELETE_QUEUE blob ids; bs_delete can wait for the drive's
+ * running fdatasync round) and the probe. gw_delete_async takes the queue locks of the layout's
+ * drives in ascending order and queues on all of them or on none (CM_AGAIN when one is full);
+ * gw_delete waits for room instead. gw_store_close lets each thread finish its queue.
  *
  * Threading: drive state is atomics; everything else is read-only after open (bs_store and
- * ec_codec are thread-safe); a writer belongs to one request. Memory: one stripe per writer and
- * at most one per read call.
+ * ec_codec are thread-safe); a writer belongs to one request. Memory: one stripe per writer, at
+ * most one per read call, GW_DELETE_QUEUE * 16 bytes per drive.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +54,10 @@
 #include "gw_data.h"
 #include "pl.h"
 
+#define GW_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
+#define GW_PROBE_MS 30000
+#define GW_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each) */
+
 struct gw_store {
     int ndrives, k, m;
     uint32_t cell_size;
@@ -55,23 +68,42 @@ struct gw_store {
     atomic_int *errs;     /* consecutive I/O errors */
     struct stat *ident;   /* dev/inode of each drive directory at open */
     char **dirs;
-    atomic_llong next_probe; /* cm_monotonic_ms of the next periodic probe */
+    struct gw_drive_worker *workers; /* one per drive opened: deletes and probes */
     ec_codec *codec;
 };
 
-#define GW_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
-#define GW_PROBE_MS 30000
+/*
+ * A drive's background thread: deletes queued by gw_delete / gw_delete_async (a bounded ring of
+ * blob ids), and the drive's periodic probe. Only this thread waits on the drive for them.
+ */
+struct gw_drive_worker {
+    gw_store *st;
+    int d;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* an id was queued, or stop */
+    pthread_cond_t room; /* an id was taken */
+    bs_id q[GW_DELETE_QUEUE];
+    size_t head, n;
+    uint64_t pushed, done; /* deletes queued / finished since open (gw_store_drain) */
+    int stop;
+    int started;
+    pthread_t thread;
+};
 
 struct gw_writer {
     gw_store *st;
     bs_id id;
-    uint8_t drives[MD_MAX_CELLS];
-    uint8_t *stripe;   /* (k + m) * cell_size bytes, 64-aligned */
-    size_t fill;       /* payload bytes in the current stripe */
-    uint64_t size;     /* payload bytes accepted so far */
-    uint64_t cell_off; /* blob offset of the next cell, the same on every drive */
-    cm_err failed;     /* sticky: once a stripe could not be stored, the body is lost */
+    uint8_t drives[MD_MAX_CELLS]; /* cells still stored (PL_NONE once dropped) */
+    uint8_t placed[MD_MAX_CELLS]; /* the drives first chosen: where blobs may have to go */
+    uint8_t *stripe;              /* (k + m) * cell_size bytes, 64-aligned */
+    size_t fill;                  /* payload bytes in the current stripe */
+    uint64_t size;                /* payload bytes accepted so far */
+    uint64_t cell_off;            /* blob offset of the next cell, the same on every drive */
+    cm_err failed;                /* sticky: once a stripe could not be stored, the body is lost */
 };
+
+static cm_err drive_worker_start(gw_store *st, int d);
+static void drive_worker_stop(struct gw_drive_worker *w);
 
 static int min_cells(int k, int m)
 {
@@ -126,9 +158,9 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
     st->errs = calloc((size_t)ndrives, sizeof(*st->errs));
     st->ident = calloc((size_t)ndrives, sizeof(*st->ident));
     st->dirs = calloc((size_t)ndrives, sizeof(*st->dirs));
-    atomic_init(&st->next_probe, cm_monotonic_ms() + GW_PROBE_MS);
-    int ok =
-        st->drives && st->online && st->failed && st->full && st->errs && st->ident && st->dirs;
+    st->workers = calloc((size_t)ndrives, sizeof(*st->workers));
+    int ok = st->drives && st->online && st->failed && st->full && st->errs && st->ident &&
+             st->dirs && st->workers;
     for (int i = 0; ok && i < ndrives; i++)
         ok = (st->dirs[i] = strdup(dirs[i])) != NULL;
     e = ok ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
@@ -141,6 +173,9 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
     }
     if (e == CM_OK && gw_store_drives_online(st) < o.k + 1)
         e = CM_ERR_UNAVAILABLE;
+    for (int i = 0; e == CM_OK && i < ndrives; i++)
+        if (st->online[i])
+            e = drive_worker_start(st, i);
     if (e != CM_OK) {
         gw_store_close(st);
         return e;
@@ -153,6 +188,8 @@ void gw_store_close(gw_store *st)
 {
     if (!st)
         return;
+    for (int i = 0; st->workers && i < st->ndrives; i++)
+        drive_worker_stop(&st->workers[i]); /* after their queued deletes */
     for (int i = 0; st->drives && i < st->ndrives; i++)
         bs_close(st->drives[i]);
     for (int i = 0; st->dirs && i < st->ndrives; i++)
@@ -164,6 +201,7 @@ void gw_store_close(gw_store *st)
     free(st->full);
     free(st->errs);
     free(st->ident);
+    free(st->workers);
     ec_free(st->codec);
     free(st);
 }
@@ -248,36 +286,182 @@ static cm_err probe_write(bs_store *bs)
     return e;
 }
 
+/* One drive's probe: see gw_store_probe. */
+static void probe_drive(gw_store *st, int d)
+{
+    if (!atomic_load(&st->failed[d])) {
+        if (!same_dir(st, d))
+            mark_failed(st, d, "directory vanished or replaced (restart to adopt a new one)");
+    } else if (same_dir(st, d)) {
+        cm_err e = probe_write(st->drives[d]);
+        if (e == CM_OK) {
+            atomic_store(&st->errs[d], 0);
+            atomic_store(&st->failed[d], 0);
+            CM_INFO("gw", "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
+        } else {
+            CM_DEBUG("gw", "drive %d still failing its probe: %s", d, cm_err_str(e));
+        }
+    }
+}
+
 int gw_store_probe(gw_store *st)
 {
     int nfailed = 0;
     for (int d = 0; d < st->ndrives; d++) {
         if (!st->online[d])
             continue;
-        if (!atomic_load(&st->failed[d])) {
-            if (!same_dir(st, d))
-                mark_failed(st, d, "directory vanished or replaced (restart to adopt a new one)");
-        } else if (same_dir(st, d)) {
-            cm_err e = probe_write(st->drives[d]);
-            if (e == CM_OK) {
-                atomic_store(&st->errs[d], 0);
-                atomic_store(&st->failed[d], 0);
-                CM_INFO("gw", "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
-            } else {
-                CM_DEBUG("gw", "drive %d still failing its probe: %s", d, cm_err_str(e));
-            }
-        }
+        probe_drive(st, d);
         nfailed += atomic_load(&st->failed[d]) != 0;
     }
     return nfailed;
 }
 
-/* Run gw_store_probe when GW_PROBE_MS have passed; one caller wins the slot. */
-static void maybe_probe(gw_store *st)
+/* ---- drive workers: background deletes and probes ---- */
+
+static void deadline_after(struct timespec *ts, long long ms)
 {
-    long long now = cm_monotonic_ms(), due = atomic_load(&st->next_probe);
-    if (now >= due && atomic_compare_exchange_strong(&st->next_probe, &due, now + GW_PROBE_MS))
-        gw_store_probe(st);
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *drive_worker_main(void *arg)
+{
+    struct gw_drive_worker *w = arg;
+    long long next_probe = cm_monotonic_ms() + GW_PROBE_MS;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        if (w->n > 0) {
+            bs_id id = w->q[w->head];
+            w->head = (w->head + 1) % GW_DELETE_QUEUE;
+            w->n--;
+            pthread_cond_broadcast(&w->room);
+            pthread_mutex_unlock(&w->mu);
+            /* A drive failed since the delete was queued is skipped like gw_delete always did. */
+            bs_store *bs = slot_drive(w->st, (uint8_t)w->d);
+            if (bs && bs_delete(bs, &id) != CM_OK)
+                CM_WARN("gw", "delete of a cell on drive %d failed", w->d);
+            pthread_mutex_lock(&w->mu);
+            w->done++;
+            pthread_cond_broadcast(&w->room);
+            continue;
+        }
+        if (w->stop)
+            break;
+        if (cm_monotonic_ms() >= next_probe) {
+            pthread_mutex_unlock(&w->mu);
+            probe_drive(w->st, w->d);
+            next_probe = cm_monotonic_ms() + GW_PROBE_MS;
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        struct timespec ts;
+        deadline_after(&ts, next_probe - cm_monotonic_ms());
+        pthread_cond_timedwait(&w->work, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static cm_err drive_worker_start(gw_store *st, int d)
+{
+    struct gw_drive_worker *w = &st->workers[d];
+    pthread_condattr_t ca;
+    w->st = st;
+    w->d = d;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->work, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&w->room, NULL);
+    w->started = pthread_create(&w->thread, NULL, drive_worker_main, w) == 0;
+    return w->started ? CM_OK : CM_ERR_NOMEM;
+}
+
+/* Let the drive's queued deletes finish, then stop its thread. */
+static void drive_worker_stop(struct gw_drive_worker *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->work);
+    pthread_cond_broadcast(&w->room);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->room);
+    w->started = 0;
+}
+
+/* Queue id on drive d's worker; the caller holds its mutex and has checked there is room. */
+static void queue_push(struct gw_drive_worker *w, const bs_id *id)
+{
+    w->q[(w->head + w->n) % GW_DELETE_QUEUE] = *id;
+    w->n++;
+    w->pushed++;
+    pthread_cond_signal(&w->work);
+}
+
+/* The distinct usable drives of a layout, ascending (the order their queue locks are taken). */
+static int layout_drives(const gw_store *st, const md_layout *lay, uint8_t *out)
+{
+    int n = 0;
+    for (int i = 0; i < lay->k + lay->m && i < MD_MAX_CELLS; i++) {
+        uint8_t d = lay->drives[i];
+        if (!slot_drive(st, d) || !st->workers[d].started)
+            continue;
+        int j = n;
+        while (j > 0 && out[j - 1] > d)
+            j--;
+        if (j > 0 && out[j - 1] == d)
+            continue;
+        memmove(out + j + 1, out + j, (size_t)(n - j));
+        out[j] = d;
+        n++;
+    }
+    return n;
+}
+
+cm_err gw_delete_async(gw_store *st, const md_layout *layout)
+{
+    uint8_t ds[MD_MAX_CELLS];
+    bs_id id;
+    int n = layout_drives(st, layout, ds), full = 0;
+    memcpy(id.b, layout->blob, sizeof(id.b));
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&st->workers[ds[i]].mu);
+        full |= st->workers[ds[i]].n == GW_DELETE_QUEUE;
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        if (!full)
+            queue_push(&st->workers[ds[i]], &id);
+        pthread_mutex_unlock(&st->workers[ds[i]].mu);
+    }
+    return full ? CM_AGAIN : CM_OK;
+}
+
+void gw_delete(gw_store *st, const md_layout *layout)
+{
+    uint8_t ds[MD_MAX_CELLS];
+    bs_id id;
+    int n = layout_drives(st, layout, ds);
+    memcpy(id.b, layout->blob, sizeof(id.b));
+    for (int i = 0; i < n; i++) {
+        struct gw_drive_worker *w = &st->workers[ds[i]];
+        pthread_mutex_lock(&w->mu);
+        while (w->n == GW_DELETE_QUEUE && !w->stop)
+            pthread_cond_wait(&w->room, &w->mu); /* the drive's pace: backpressure */
+        if (!w->stop)
+            queue_push(w, &id);
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
 gw_drive_state gw_store_drive_state(const gw_store *st, int d)
@@ -295,13 +479,26 @@ const char *gw_drive_state_name(gw_drive_state s)
     return (unsigned)s < 4 ? names[s] : "unknown";
 }
 
+void gw_store_drain(gw_store *st)
+{
+    for (int d = 0; d < st->ndrives; d++) {
+        struct gw_drive_worker *w = &st->workers[d];
+        if (!w->started)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        uint64_t target = w->pushed;
+        while (w->done < target && !w->stop)
+            pthread_cond_wait(&w->room, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 /* ---- writer ---- */
 
 cm_err gw_writer_new(gw_store *st, gw_writer **out)
 {
     int ncells = st->k + st->m, n = 0;
     uint8_t use[PL_NONE];
-    maybe_probe(st);
     for (int d = 0; d < st->ndrives; d++)
         use[d] = (uint8_t)usable(st, d);
     gw_writer *w = calloc(1, sizeof(*w));
@@ -315,6 +512,7 @@ cm_err gw_writer_new(gw_store *st, gw_writer **out)
         if (e == CM_ERR_UNAVAILABLE && n >= min_cells(st->k, st->m))
             e = CM_OK; /* fewer drives than cells, but enough to survive one more loss */
     }
+    memcpy(w->placed, w->drives, sizeof(w->placed));
     if (e == CM_OK && posix_memalign((void **)&w->stripe, 64, (size_t)ncells * st->cell_size) != 0)
         e = CM_ERR_NOMEM;
     if (e != CM_OK) {
@@ -325,23 +523,26 @@ cm_err gw_writer_new(gw_store *st, gw_writer **out)
     return CM_OK;
 }
 
-/* Delete this body's blob on every drive still in the layout (best effort, idempotent). */
-static void delete_blobs(gw_writer *w)
+/* Where the writer's blobs are: the drives in use (all placed ones when `placed`), as a layout. */
+static void writer_layout(const gw_writer *w, int placed, md_layout *out)
 {
-    for (int i = 0; i < w->st->k + w->st->m; i++) {
-        bs_store *bs = slot_drive(w->st, w->drives[i]);
-        if (bs)
-            bs_delete(bs, &w->id);
-    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out->blob, w->id.b, sizeof(out->blob));
+    out->size = w->size;
+    out->cell_size = w->st->cell_size;
+    out->k = (uint8_t)w->st->k;
+    out->m = (uint8_t)w->st->m;
+    memcpy(out->drives, placed ? w->placed : w->drives, sizeof(out->drives));
 }
 
+/*
+ * A drive leaves the body: its partial blob is an orphan, deleted (with the body's other
+ * leftovers) by whoever ends the writer: finish, drop or abort, never here on the write path.
+ */
 static void drop_cell(gw_writer *w, int i, cm_err why)
 {
-    bs_store *bs = slot_drive(w->st, w->drives[i]);
     CM_WARN("gw", "drive %u dropped from a body being written (cell %d): %s", w->drives[i], i,
             cm_err_str(why));
-    if (bs)
-        bs_delete(bs, &w->id); /* its partial blob is an orphan now */
     w->drives[i] = PL_NONE;
 }
 
@@ -381,7 +582,6 @@ static cm_err flush_stripe(gw_writer *w, uint32_t clen)
     if (live_cells(w) < min_cells(k, m)) {
         w->failed = nospc ? CM_ERR_NOSPC : CM_ERR_UNAVAILABLE;
         CM_ERROR("gw", "body lost: only %d cells of a stripe stored", live_cells(w));
-        delete_blobs(w);
     }
     return w->failed;
 }
@@ -415,10 +615,8 @@ static void sync_cells(gw_writer *w)
         if (e != CM_OK)
             drop_cell(w, i, e);
     }
-    if (live_cells(w) < min_cells(w->st->k, w->st->m)) {
+    if (live_cells(w) < min_cells(w->st->k, w->st->m))
         w->failed = CM_ERR_UNAVAILABLE;
-        delete_blobs(w);
-    }
 }
 
 cm_err gw_writer_finish(gw_writer *w, md_layout *out)
@@ -428,28 +626,39 @@ cm_err gw_writer_finish(gw_writer *w, md_layout *out)
     if (w->failed == CM_OK && w->cell_off > 0)
         sync_cells(w);
     cm_err e = w->failed;
+    md_layout junk;
+    writer_layout(w, 1, &junk);
     if (e == CM_OK) {
-        memset(out, 0, sizeof(*out));
-        memcpy(out->blob, w->id.b, sizeof(out->blob));
-        out->size = w->size;
-        out->cell_size = w->st->cell_size;
-        out->k = (uint8_t)w->st->k;
-        out->m = (uint8_t)w->st->m;
-        memcpy(out->drives, w->drives, sizeof(out->drives));
+        writer_layout(w, 0, out);
+        for (int i = 0; i < MD_MAX_CELLS; i++) /* keep only the dropped cells as junk */
+            if (junk.drives[i] == out->drives[i])
+                junk.drives[i] = PL_NONE;
     }
+    if (w->cell_off > 0)
+        gw_delete(w->st, &junk);
     free(w->stripe);
     free(w);
     return e;
 }
 
-void gw_writer_abort(gw_writer *w)
+int gw_writer_drop(gw_writer *w, md_layout *out)
 {
     if (!w)
-        return;
-    if (w->failed == CM_OK)
-        delete_blobs(w);
+        return 0;
+    int wrote = w->cell_off > 0;
+    if (wrote)
+        writer_layout(w, 1, out);
     free(w->stripe);
     free(w);
+    return wrote;
+}
+
+void gw_writer_abort(gw_writer *w)
+{
+    md_layout lay;
+    gw_store *st = w ? w->st : NULL;
+    if (gw_writer_drop(w, &lay))
+        gw_delete(st, &lay);
 }
 
 /* ---- reader ---- */
@@ -578,17 +787,6 @@ int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
             "record names it)",
             hex);
     return 0;
-}
-
-void gw_delete(gw_store *st, const md_layout *layout)
-{
-    bs_id id;
-    memcpy(id.b, layout->blob, sizeof(id.b));
-    for (int i = 0; i < layout->k + layout->m && i < MD_MAX_CELLS; i++) {
-        bs_store *bs = slot_drive(st, layout->drives[i]);
-        if (bs && bs_delete(bs, &id) != CM_OK)
-            CM_WARN("gw", "delete of a cell on drive %u failed", layout->drives[i]);
-    }
 }
 
 /* ---- scrubber accessors ---- */

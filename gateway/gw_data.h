@@ -16,6 +16,11 @@
  * A drive that keeps failing (or whose directory vanishes) is marked failed for the whole store
  * until a probe write works again (gw_store_drive_state, gw_store_probe below).
  *
+ * Deletes and probes run on one background thread per drive: a delete is queued (a bounded queue
+ * per drive) and the caller goes on, so a slow drive delays only its own deletes. When a drive's
+ * queue is full, gw_delete waits for room (the caller then proceeds at that drive's pace), and
+ * gw_delete_async refuses (CM_AGAIN) so an event loop can hand the delete to a worker instead.
+ *
  * Thread safety: gw_store may be shared by threads; a gw_writer belongs to one request.
  */
 #ifndef GW_DATA_H
@@ -53,11 +58,18 @@ cm_err gw_writer_new(gw_store *st, gw_writer **out);
 cm_err gw_writer_write(gw_writer *w, const void *data, size_t len);
 /*
  * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
- * After this the chunks are durable; the writer is freed whatever the result.
+ * After this the chunks are durable; the writer is freed whatever the result. Blobs that no
+ * layout keeps (dropped cells, or all of them on failure) are queued for deletion (gw_delete).
+ * Blocking: call it from a worker.
  */
 cm_err gw_writer_finish(gw_writer *w, md_layout *out);
-/* Drop a body being written: its blobs are deleted; the writer is freed. NULL is a no-op. */
+/* Drop a body being written: its blobs are queued for deletion (gw_delete); NULL is a no-op. */
 void gw_writer_abort(gw_writer *w);
+/*
+ * Free a writer without touching a disk (event loops): returns 1 and describes in *out the blobs
+ * it may have written, for gw_delete / gw_delete_async; 0 when there are none. NULL returns 0.
+ */
+int gw_writer_drop(gw_writer *w, md_layout *out);
 
 /*
  * Read len bytes at offset off of the body described by layout into buf, reconstructing from
@@ -65,7 +77,12 @@ void gw_writer_abort(gw_writer *w);
  * CM_ERR_UNAVAILABLE / CM_ERR_CORRUPT when fewer than k cells of a stripe can be read.
  */
 cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
-/* Delete the blobs of a body on every drive (not synced; deletes are idempotent). */
+/*
+ * Delete the blobs of a body on every drive (not synced; deletes are idempotent): queued on each
+ * drive's background thread. Waits only when a drive's queue is full, until it has room; never
+ * call it on an event loop (use gw_delete_async there). Queued deletes finish before
+ * gw_store_close returns.
+ */
 void gw_delete(gw_store *st, const md_layout *layout);
 /*
  * A metadata commit meant to take over a body failed with commit_err: may the caller free the
@@ -74,6 +91,10 @@ void gw_delete(gw_store *st, const md_layout *layout);
  * --repair` finds that no record names it.
  */
 int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err);
+/* The same without ever waiting: CM_AGAIN (and nothing queued) when a drive's queue is full. */
+cm_err gw_delete_async(gw_store *st, const md_layout *layout);
+/* Wait until every delete queued before the call has run (tests). */
+void gw_store_drain(gw_store *st);
 
 /*
  * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),
@@ -86,8 +107,9 @@ gw_drive_state gw_store_drive_state(const gw_store *st, int d);
 const char *gw_drive_state_name(gw_drive_state s); /* "ok", "full", "failed", "offline" */
 /*
  * Check every drive now: a healthy drive whose directory vanished is marked failed; a failed one
- * gets a 4 KiB append + sync + delete and is back online when that works. Runs by itself at most
- * every 30 s (from gw_writer_new); callable directly (tests). Returns the drives failed after it.
+ * gets a 4 KiB append + sync + delete and is back online when that works. Each drive's
+ * background thread runs its own check every 30 s; callable directly (tests; blocking). Returns
+ * the drives failed after it.
  */
 int gw_store_probe(gw_store *st);
 

@@ -100,6 +100,7 @@ struct gw_req {
     gw_work_fn job_work;
     gw_finish_fn job_done;
     gw_req *job_next;
+    gw_req *job_prev;        /* with job_next: the pool's list of posted completions */
     struct event_base *base; /* the loop that owns the connection */
     int busy;                /* a worker holds the request (loop-thread flag) */
     int orphaned;            /* the connection closed while busy: free on completion */
@@ -158,24 +159,36 @@ cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_objec
 gw_s3err gw_inline_check(gw_req *r, const char *bucket, const char *key, const md_object *o);
 /* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
 void gw_free_object_data(gw *g, const md_object *obj);
+/* Delete the blobs whose last reader could not queue their delete (may wait: workers only). */
+void gw_lease_delete_leftovers(gw *g);
 
 /*
  * Make the request's body data durable: flush the writer's last stripe and fdatasync the drives
  * (sets r->layout/has_layout). CM_OK at once for inline bodies. Blocking: call it from a worker.
  */
 cm_err gw_body_seal(gw_req *r);
-/* Free a request and everything it owns (the end of on_done, or of an orphaned job). */
+/*
+ * Free a request and everything it owns (the end of on_done, or of an orphaned job). Never waits
+ * on a disk: deletes are queued (gw_delete_async), or handed to a worker when a queue is full.
+ */
 void gw_req_free(gw_req *r);
 
 /* ---- gw_pool.c: blocking work off the event loops ---- */
 
 cm_err gw_pool_new(int nthreads, gw_pool **out);
-void gw_pool_free(gw_pool *p); /* waits for running jobs */
+/*
+ * The event loops have exited: wait for the running and queued jobs and free their requests
+ * (a job finishing from now on never goes back to a loop). gw_offload then runs jobs inline.
+ */
+void gw_pool_stop(gw_pool *p);
+void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
 /*
  * Run work(r) on a worker thread, then done(r) on r's event loop. While it runs the request
  * belongs to the worker: the loop must not touch it, and work must not use r->net.
  */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
+/* Run work(r) on a worker and free r there (no answer: the connection is gone). */
+void gw_dispose(gw_req *r, gw_work_fn work);
 
 /*
  * Give r a zeroed operation state of size bytes (freed by state_free) and offload work/done with

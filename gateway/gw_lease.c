@@ -9,7 +9,13 @@
  * release it deletes it. The table holds one entry per blob being read, so it is bounded by the
  * number of requests in flight.
  *
- * Threading: one mutex over a chained hash table; entries are small and short-lived.
+ * Deletes never wait here: the last reader (often an event loop ending a GET) queues the blob's
+ * deletes with gw_delete_async. When a drive's delete queue is full, the entry stays in the table
+ * as a leftover (no readers, doomed) instead, and the next gw_free_object_data (always on a worker
+ * or the scrubber) deletes the leftovers with gw_delete, which waits for room.
+ *
+ * Threading: one mutex over a chained hash table; entries are small and short-lived. The delete
+ * queues' locks are taken under it (they are leaves).
  */
 #include "gw_int.h"
 
@@ -25,12 +31,14 @@ struct gw_lease_entry {
     struct gw_lease_entry *next;
     md_layout layout; /* the blob and where its cells are */
     unsigned readers;
-    int doomed; /* delete when the last reader leaves */
+    int doomed;   /* delete when the last reader leaves */
+    int leftover; /* doomed, no readers, its delete not queued yet (counted in leftovers) */
 };
 
 struct gw_leases {
     pthread_mutex_t mu;
     struct gw_lease_entry *buckets[LEASE_BUCKETS];
+    size_t leftovers; /* doomed entries without readers whose delete could not be queued */
 };
 
 cm_err gw_leases_new(gw_leases **out)
@@ -89,6 +97,10 @@ cm_err gw_lease_acquire(gw *g, const md_object *obj)
             }
             (*p)->layout = obj->parts[i].layout;
         }
+        if ((*p)->leftover) { /* read again: its last reader will queue the delete */
+            (*p)->leftover = 0;
+            __atomic_sub_fetch(&g->leases->leftovers, 1, __ATOMIC_RELAXED);
+        }
         (*p)->readers++;
     }
     pthread_mutex_unlock(&g->leases->mu);
@@ -102,32 +114,56 @@ cm_err gw_lease_acquire(gw *g, const md_object *obj)
 
 void gw_lease_release(gw *g, const md_object *obj)
 {
-    md_layout doomed[16];
-    size_t ndoomed = 0;
-
     for (size_t i = 0; i < obj->nparts; i++) {
         if (!is_data_part(&obj->parts[i]))
             continue;
         pthread_mutex_lock(&g->leases->mu);
         struct gw_lease_entry **p = slot(g->leases, obj->parts[i].layout.blob);
         struct gw_lease_entry *e = *p;
-        int drop = e && --e->readers == 0;
-        if (drop) {
-            *p = e->next;
-            if (e->doomed && ndoomed < CM_ARRAY_LEN(doomed))
-                doomed[ndoomed++] = e->layout;
-            else if (e->doomed)
-                gw_delete(g->data, &e->layout); /* rare: many doomed parts at once */
-            free(e);
+        if (e && e->readers > 0 && --e->readers == 0) {
+            if (!e->doomed || gw_delete_async(g->data, &e->layout) == CM_OK) {
+                *p = e->next;
+                free(e);
+            } else { /* a delete queue is full: a worker deletes it later */
+                e->leftover = 1;
+                __atomic_add_fetch(&g->leases->leftovers, 1, __ATOMIC_RELAXED);
+            }
         }
         pthread_mutex_unlock(&g->leases->mu);
     }
-    for (size_t i = 0; i < ndoomed; i++)
-        gw_delete(g->data, &doomed[i]);
+}
+
+void gw_lease_delete_leftovers(gw *g)
+{
+    gw_leases *l = g->leases;
+    md_layout batch[16];
+    size_t n;
+    if (__atomic_load_n(&l->leftovers, __ATOMIC_RELAXED) == 0)
+        return;
+    do {
+        n = 0;
+        pthread_mutex_lock(&l->mu);
+        for (size_t b = 0; b < LEASE_BUCKETS && n < CM_ARRAY_LEN(batch); b++)
+            for (struct gw_lease_entry **p = &l->buckets[b]; *p && n < CM_ARRAY_LEN(batch);) {
+                struct gw_lease_entry *e = *p;
+                if (!e->leftover) {
+                    p = &e->next;
+                    continue;
+                }
+                batch[n++] = e->layout;
+                *p = e->next;
+                free(e);
+                __atomic_sub_fetch(&l->leftovers, 1, __ATOMIC_RELAXED);
+            }
+        pthread_mutex_unlock(&l->mu);
+        for (size_t i = 0; i < n; i++)
+            gw_delete(g->data, &batch[i]);
+    } while (n > 0);
 }
 
 void gw_free_object_data(gw *g, const md_object *obj)
 {
+    gw_lease_delete_leftovers(g);
     for (size_t i = 0; i < obj->nparts; i++) {
         if (!is_data_part(&obj->parts[i]))
             continue;

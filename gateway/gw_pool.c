@@ -1,19 +1,29 @@
 /*
  * gw_pool.c - worker threads for the blocking part of a request (fdatasync of the data, the
- * metadata commit), so an event loop keeps serving its other connections meanwhile and many
- * commits can be in flight at once (which is what lets them share fsyncs: the blobstore's and the
- * metadata store's group commit).
+ * metadata commit, deletes of data nobody recorded), so an event loop keeps serving its other
+ * connections meanwhile and many commits can be in flight at once (which is what lets them share
+ * fsyncs: the blobstore's and the metadata store's group commit).
  *
  * Protocol: gw_offload(r, work, done) hands the request to the pool. While the job runs the request
  * belongs to the worker: the loop thread must not touch it, and work() must not touch r->net (the
  * connection may die meanwhile). When work() returns, done() is scheduled on the request's own
  * event loop (event_base_once, thread-safe with libevent's pthreads support). If the connection was
  * closed while the job ran, on_done only marks the request orphaned; the completion then frees it
- * instead of calling done().
+ * instead of calling done(). gw_dispose(r, work) is a job without a completion: the worker runs
+ * work(r) and frees the request (gw_req_free hands its blocking part to a worker this way).
+ *
+ * Shutdown: the loops exit first (net_server_run returns), then gw_pool_stop() joins the workers
+ * while the event bases still exist. From the moment it is called, a job that finishes does not go
+ * back to its loop (which will never run again): the worker frees the request itself when its
+ * connection is gone (always the case once the loops have exited; a request whose connection
+ * still exists is left for net_server_free's on_done). Completions that were posted just before
+ * and never ran are on the `returning` list, and gw_pool_stop frees those requests after the join.
+ * So no job ever calls event_base_once on a freed base, and no request is leaked.
  *
  * Bounds: the queue is intrusive (the request is the queue node), so it allocates nothing and is
  * bounded by the requests in flight; past GW_POOL_MAX_QUEUED waiting jobs, gw_offload runs the job
- * inline on the loop (slower, never lost).
+ * inline on the loop (slower, never lost). Dispose jobs are always queued: they hold nothing
+ * beyond the request itself.
  */
 #include "gw_int.h"
 
@@ -31,15 +41,33 @@ struct gw_pool {
     gw_req *head, *tail;
     size_t queued;
     int stop;
+    int detached;      /* the loops are gone: completions do not go back to them */
+    int running;       /* jobs between dequeue and completion */
+    gw_req *returning; /* completions posted to a loop and not run yet (job_next/job_prev) */
     int nthreads;
     pthread_t *threads;
 };
 
+static void returning_unlink(gw_pool *p, gw_req *r)
+{
+    if (r->job_prev)
+        r->job_prev->job_next = r->job_next;
+    else
+        p->returning = r->job_next;
+    if (r->job_next)
+        r->job_next->job_prev = r->job_prev;
+    r->job_next = r->job_prev = NULL;
+}
+
 static void complete(evutil_socket_t fd, short what, void *arg)
 {
     gw_req *r = arg;
+    gw_pool *p = r->g->pool;
     (void)fd;
     (void)what;
+    pthread_mutex_lock(&p->mu);
+    returning_unlink(p, r);
+    pthread_mutex_unlock(&p->mu);
     r->busy = 0;
     if (r->orphaned)
         gw_req_free(r); /* the connection went away while the job ran */
@@ -47,10 +75,48 @@ static void complete(evutil_socket_t fd, short what, void *arg)
         r->job_done(r);
 }
 
+/* A finished job whose loop will not run again: nothing can answer; free it if nobody else will. */
+static void complete_detached(gw_req *r)
+{
+    r->busy = 0;
+    if (r->orphaned)
+        gw_req_free(r);
+    else
+        CM_WARN(MOD, "req=%s finished after the loops stopped; its connection closes unanswered",
+                r->id);
+}
+
+/* Hand a finished job back to its loop, or finish it here when the loops are gone. */
+static void job_return(gw_pool *p, gw_req *r)
+{
+    static const struct timeval now = {0, 0};
+    if (!r->job_done) { /* gw_dispose: nothing to answer */
+        gw_req_free(r);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    int detached = p->detached;
+    if (!detached) {
+        r->job_prev = NULL;
+        r->job_next = p->returning;
+        if (p->returning)
+            p->returning->job_prev = r;
+        p->returning = r;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!detached && event_base_once(r->base, -1, EV_TIMEOUT, complete, r, &now) != 0) {
+        pthread_mutex_lock(&p->mu);
+        returning_unlink(p, r);
+        pthread_mutex_unlock(&p->mu);
+        detached = 1;
+    }
+    if (detached)
+        complete_detached(r);
+}
+
 static void *worker(void *arg)
 {
     gw_pool *p = arg;
-    static const struct timeval now = {0, 0};
 
     for (;;) {
         pthread_mutex_lock(&p->mu);
@@ -65,13 +131,14 @@ static void *worker(void *arg)
         if (!p->head)
             p->tail = NULL;
         p->queued--;
+        p->running++;
         pthread_mutex_unlock(&p->mu);
 
         r->job_work(r);
-        if (event_base_once(r->base, -1, EV_TIMEOUT, complete, r, &now) != 0) {
-            /* Only when the loop is gone (shutdown past its grace): nothing can answer now. */
-            CM_ERROR(MOD, "req=%s cannot return to its event loop; dropping the request", r->id);
-        }
+        job_return(p, r);
+        pthread_mutex_lock(&p->mu);
+        p->running--;
+        pthread_mutex_unlock(&p->mu);
     }
 }
 
@@ -93,35 +160,47 @@ cm_err gw_pool_new(int nthreads, gw_pool **out)
     return CM_OK;
 }
 
-void gw_pool_free(gw_pool *p)
+void gw_pool_stop(gw_pool *p)
 {
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
+    int first = !p->detached;
     p->stop = 1;
+    p->detached = 1;
+    if (first && (p->running || p->queued))
+        CM_INFO(MOD, "waiting for %d running and %zu queued worker jobs", p->running, p->queued);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    p->nthreads = 0;
+    /* Completions posted before the stop whose loop exited without running them. */
+    while (p->returning) {
+        gw_req *r = p->returning;
+        returning_unlink(p, r);
+        complete_detached(r);
+    }
+}
+
+void gw_pool_free(gw_pool *p)
+{
+    if (!p)
+        return;
+    gw_pool_stop(p);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->threads);
     free(p);
 }
 
-void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done)
+/* Queue r; 0, or -1 when the pool is stopped or (unless always) saturated. */
+static int enqueue(gw_pool *p, gw_req *r, int always)
 {
-    gw_pool *p = r->g->pool;
-    r->job_work = work;
-    r->job_done = done;
-    r->job_next = NULL;
-    r->base = net_req_base(r->net);
     pthread_mutex_lock(&p->mu);
-    if (p->queued >= GW_POOL_MAX_QUEUED || p->stop) {
+    if (p->stop || (!always && p->queued >= GW_POOL_MAX_QUEUED)) {
         pthread_mutex_unlock(&p->mu);
-        work(r); /* saturated: do it here rather than queue without bound */
-        done(r);
-        return;
+        return -1;
     }
     r->busy = 1;
     if (p->tail)
@@ -132,4 +211,28 @@ void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done)
     p->queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done)
+{
+    r->job_work = work;
+    r->job_done = done;
+    r->job_next = NULL;
+    r->base = net_req_base(r->net);
+    if (enqueue(r->g->pool, r, 0) != 0) {
+        work(r); /* saturated: do it here rather than queue without bound */
+        done(r);
+    }
+}
+
+void gw_dispose(gw_req *r, gw_work_fn work)
+{
+    r->job_work = work;
+    r->job_done = NULL;
+    r->job_next = NULL;
+    if (enqueue(r->g->pool, r, 1) != 0) {
+        work(r); /* the loops are gone: nobody waits on this thread */
+        gw_req_free(r);
+    }
 }

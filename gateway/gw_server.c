@@ -17,7 +17,8 @@
  *   end (fdatasync of the data, the metadata commit) to a worker (gw_pool.c) and answer when it
  *   comes back.
  * - on_drain: more of a streaming GET response.
- * - on_done: release everything; a data writer still open is aborted (its blobs deleted). A
+ * - on_done: release everything; a data writer still open is aborted (its blobs queued for the
+ *   drives' background deleters, gw_data.h: the loop never waits on a disk to free a request). A
  *   request a worker still holds is freed when the worker's job completes.
  *
  * Memory per request: at most one stripe in the writer, the inline buffer (inline_threshold), an
@@ -127,6 +128,8 @@ void gw_free(gw *g)
     if (!g)
         return;
     gw_pool_free(g->pool); /* first: jobs use the stores */
+    if (g->leases && g->data)
+        gw_lease_delete_leftovers(g);
     gw_store_close(g->data);
     md_close(g->md);
     gw_leases_free(g->leases);
@@ -136,6 +139,12 @@ void gw_free(gw *g)
     free(g->access_key);
     free(g->secret_key);
     free(g);
+}
+
+void gw_quiesce(gw *g)
+{
+    if (g)
+        gw_pool_stop(g->pool);
 }
 
 void gw_set_ready(gw *g, int ready)
@@ -177,8 +186,8 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
     if (r->failed)
         return;
     r->failed = 1;
-    if (r->writer) {
-        gw_writer_abort(r->writer);
+    if (r->writer) { /* its blobs are deleted when the request is freed, off the loop */
+        r->has_layout = gw_writer_drop(r->writer, &r->layout);
         r->writer = NULL;
     }
     if (status >= 500 || e == GW_SIGNATURE_MISMATCH)
@@ -717,12 +726,26 @@ static void on_done(net_req *nr, int aborted, void *arg)
         gw_req_free(r);
 }
 
+/* Worker side of gw_req_free: wait for room in the drives' delete queues. */
+static void delete_layout_work(gw_req *r)
+{
+    gw_delete(r->g->data, &r->layout);
+    r->has_layout = 0;
+}
+
 void gw_req_free(gw_req *r)
 {
-    if (r->writer)
-        gw_writer_abort(r->writer);
-    if (r->has_layout) /* durable data that no metadata record took over */
-        gw_delete(r->g->data, &r->layout);
+    if (r->writer) {
+        r->has_layout = gw_writer_drop(r->writer, &r->layout);
+        r->writer = NULL;
+    }
+    /* Data that no metadata record took over: queued on the drives' deleters, never waited for
+     * here (this runs on a loop); when a queue is full a worker waits for room instead. */
+    if (r->has_layout && gw_delete_async(r->g->data, &r->layout) == CM_AGAIN) {
+        gw_dispose(r, delete_layout_work);
+        return;
+    }
+    r->has_layout = 0;
     gw_chunked_free(r->chunked);
     if (r->decoded)
         evbuffer_free(r->decoded);

@@ -19,6 +19,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cu_data.h"
+#include "cu_gate.h"
 #include "cu_main.h"
 #include "gw_data.h"
 
@@ -249,6 +250,52 @@ static void test_abort(void)
     gw_delete(st, &lay);
     gw_store_close(st);
     CU_ASSERT_EQUAL(blobs_on_drives(&d), 0);
+}
+
+/*
+ * A drive that does not answer delays only its own deletes: with drive 0's writes held, deleting
+ * a body returns at once (its tombstone waits on drive 0's thread), gw_delete_async keeps
+ * returning at once until drive 0's queue is full and then refuses (CM_AGAIN) instead of waiting,
+ * and once the drive answers again every queued delete runs.
+ */
+static void test_slow_drive_deletes(void)
+{
+    drives d;
+    drives_init(&d, "slowdel");
+    cu_gated_dir g = {.gate = CU_GATE_INIT};
+    snprintf(g.dir, sizeof(g.dir), "%s/", d.dirs[0]);
+    bs_io io = bs_io_posix;
+    io.open = cu_gated_open;
+    io.pwrite = cu_gated_pwrite;
+    io.ctx = &g;
+    gw_store *st = open_store(&d, &io);
+    md_layout lay;
+    CU_ASSERT_FATAL(write_body(st, 21, 3 * K * CELL + 100, &lay) == CM_OK);
+
+    cu_gate_set(&g.gate, 1);
+    int64_t t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(gw_delete_async(st, &lay), CM_OK);
+    cu_gate_wait_held(&g.gate); /* drive 0's thread is now stuck in the tombstone's pwrite */
+    md_layout other = lay;
+    cm_err e = CM_OK;
+    int queued = 0;
+    while (e == CM_OK && queued < 100000) {
+        CU_ASSERT_FATAL(bs_id_new((bs_id *)other.blob) == CM_OK);
+        if ((e = gw_delete_async(st, &other)) == CM_OK)
+            queued++;
+    }
+    CU_ASSERT_EQUAL(e, CM_AGAIN);
+    CU_ASSERT(queued >= 1000 && queued < 100000);
+    CU_ASSERT(cm_monotonic_ms() - t0 < 5000); /* nothing waited for the held drive */
+
+    cu_gate_set(&g.gate, 0);
+    gw_store_drain(st);
+    bs_id id;
+    uint64_t sz;
+    memcpy(id.b, lay.blob, 16);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_EQUAL(bs_size(gw_store_drive(st, lay.drives[i]), &id, &sz), CM_ERR_NOTFOUND);
+    gw_store_close(st);
 }
 
 /* Fails every pwrite (and fdatasync) on fds opened under one of the marked drive directories. */
@@ -556,6 +603,7 @@ void cu_register(void)
                                     {"three_drives_lost", test_three_drives_lost},
                                     {"corrupt_cell_reconstructed", test_corrupt_cell},
                                     {"abort_and_delete_leave_nothing", test_abort},
+                                    {"slow_drive_delays_only_its_deletes", test_slow_drive_deletes},
                                     {"drive_fails_mid_write", test_drive_fails_mid_write},
                                     {"drive_offline_at_open", test_drive_offline_at_open},
                                     {"drive_marked_failed_and_back", test_drive_marked_failed},

@@ -252,6 +252,7 @@ static void test_scrub_repairs(void)
     CU_ASSERT(blob_exists(g, &many, 1)); /* leased */
     gw_lease_release(g, &reader);
     md_object_release(&reader);
+    gw_store_drain(g->data); /* deletes run on the drives' threads */
     for (int i = 0; i < 6; i++) {
         CU_ASSERT(!blob_exists(g, &many, i));
         CU_ASSERT(!blob_exists(g, &partial, i));
@@ -394,6 +395,7 @@ static void test_scrub_object_changed(void)
     old.parts = &part;
     old.nparts = 1;
     gw_free_object_data(g, &old);
+    gw_store_drain(g->data);
     uint64_t blobs = 0;
     for (int i = 0; i < 6; i++) {
         bs_stats bst;

@@ -13,9 +13,15 @@
  * only calls it with MDB_WRITEMAP, which cairn does not use). The matching calls on tracked fds
  * are numbered from 1; calls LDFAULT_NTH .. LDFAULT_NTH + LDFAULT_COUNT - 1 (default count 1)
  * return -1 with errno EIO without doing anything; all others pass through. Each injected
- * failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr. While the file named by
- * LDFAULT_DELAY_FILE exists, every matching call first sleeps LDFAULT_DELAY_MS (default 1000):
- * a slow metadata disk, for tests that show which threads wait on it.
+ * failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr.
+ *
+ * Slow disk instead of a failing one: with LDFAULT_DELAY_MS set, the chosen calls sleep that long
+ * and then run normally (no error), each writing "ldfault: delay <op> #<n> fd <fd>" to stderr
+ * first; there LDFAULT_NTH 0 (the default) means every matching call, and with
+ * LDFAULT_DELAY_FILE set only while the file it names exists (a test switches the slow disk on
+ * and off). LDFAULT_OP may then be a comma-separated list, and "unlink" (by path) is one more op.
+ * LDFAULT_PATH=<text> tracks every path containing <text> (a drive directory and the files under
+ * it, e.g. "/drive3") instead of the suffix rule.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -28,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LDF_MAXFD 65536
@@ -46,38 +53,79 @@ static const char *env_or(const char *name, const char *dflt)
     return v && *v ? v : dflt;
 }
 
-static void track(int fd, const char *path)
+static int path_matches(const char *path)
 {
+    const char *has = getenv("LDFAULT_PATH");
+    if (!path)
+        return 0;
+    if (has && *has)
+        return strstr(path, has) != NULL;
     const char *suffix = env_or("LDFAULT_SUFFIX", "/meta/data.mdb");
-    size_t lp = path ? strlen(path) : 0, ls = strlen(suffix);
-    if (fd >= 0 && fd < LDF_MAXFD)
-        atomic_store(&tracked[fd], lp >= ls && strcmp(path + lp - ls, suffix) == 0);
+    size_t lp = strlen(path), ls = strlen(suffix);
+    return lp >= ls && strcmp(path + lp - ls, suffix) == 0;
 }
 
-/* Should this call of op on fd (-1: no fd) fail? */
-static int inject(const char *op, int fd)
+static void track(int fd, const char *path)
 {
-    if (fd >= 0 && (fd >= LDF_MAXFD || !atomic_load(&tracked[fd])))
-        return 0;
-    const char *want = env_or("LDFAULT_OP", "fdatasync");
-    if (strcmp(want, "any") != 0 && strcmp(want, op) != 0)
-        return 0;
-    /* A slow disk rather than a failing one: while LDFAULT_DELAY_FILE exists, each matching call
-     * first sleeps LDFAULT_DELAY_MS. */
-    const char *delay_file = getenv("LDFAULT_DELAY_FILE");
-    if (delay_file && access(delay_file, F_OK) == 0)
-        usleep((useconds_t)strtoul(env_or("LDFAULT_DELAY_MS", "1000"), NULL, 10) * 1000);
-    unsigned long n = atomic_fetch_add(&seen, 1) + 1;
-    unsigned long nth = strtoul(env_or("LDFAULT_NTH", "0"), NULL, 10);
-    unsigned long count = strtoul(env_or("LDFAULT_COUNT", "1"), NULL, 10);
-    if (nth == 0 || n < nth || n >= nth + count)
-        return 0;
+    if (fd >= 0 && fd < LDF_MAXFD)
+        atomic_store(&tracked[fd], path_matches(path));
+}
+
+/* Is op one of the comma-separated names in want ("any" matches all)? */
+static int op_wanted(const char *want, const char *op)
+{
+    size_t lo = strlen(op);
+    if (strcmp(want, "any") == 0)
+        return 1;
+    for (const char *p = want; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == lo && strncmp(p, op, n) == 0)
+            return 1;
+        p += n + (end != NULL);
+    }
+    return 0;
+}
+
+static void say(const char *what, const char *op, unsigned long n, int fd)
+{
     char line[128];
-    int len = snprintf(line, sizeof(line), "ldfault: EIO %s #%lu fd %d\n", op, n, fd);
+    int len = snprintf(line, sizeof(line), "ldfault: %s %s #%lu fd %d\n", what, op, n, fd);
     if (len > 0) {
         ssize_t (*w)(int, const void *, size_t) = real("write");
         (void)!w(2, line, (size_t)len);
     }
+}
+
+/*
+ * Should this call of op on fd (-1: no fd; -2: a path that matched) fail? In delay mode it sleeps
+ * instead and returns 0.
+ */
+static int inject(const char *op, int fd)
+{
+    if (fd >= 0 && (fd >= LDF_MAXFD || !atomic_load(&tracked[fd])))
+        return 0;
+    if (!op_wanted(env_or("LDFAULT_OP", "fdatasync"), op))
+        return 0;
+    unsigned long n = atomic_fetch_add(&seen, 1) + 1;
+    unsigned long delay_ms = strtoul(env_or("LDFAULT_DELAY_MS", "0"), NULL, 10);
+    unsigned long nth = strtoul(env_or("LDFAULT_NTH", "0"), NULL, 10);
+    unsigned long count = strtoul(env_or("LDFAULT_COUNT", "1"), NULL, 10);
+    if (delay_ms > 0) {
+        const char *delay_file = getenv("LDFAULT_DELAY_FILE");
+        if (nth != 0 && (n < nth || n >= nth + count))
+            return 0;
+        if (delay_file && *delay_file && access(delay_file, F_OK) != 0)
+            return 0;
+        say("delay", op, n, fd);
+        struct timespec ts = {(time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        return 0;
+    }
+    if (nth == 0 || n < nth || n >= nth + count)
+        return 0;
+    say("EIO", op, n, fd);
     errno = EIO;
     return 1;
 }
@@ -183,6 +231,12 @@ int fsync(int fd)
 {
     int (*f)(int) = real("fsync");
     return inject("fsync", fd) ? -1 : f(fd);
+}
+
+int unlink(const char *path)
+{
+    int (*f)(const char *) = real("unlink");
+    return path_matches(path) && inject("unlink", -2) ? -1 : f(path);
 }
 
 int msync(void *addr, size_t len, int flags)
