@@ -34,6 +34,8 @@
 #include "pl_int.h"
 
 #define RING_VNODES 128 /* virtual nodes per item of mean weight */
+#define LOG_BITS 8      /* the -log2 table has 2^LOG_BITS steps */
+#define LOG_TABLE (1u << LOG_BITS)
 #define SALT_AZ 0x9e3779b97f4a7c15ull
 #define SALT_DRIVE 0xbf58476d1ce4e5b9ull
 #define SALT_ORDER 0x94d049bb133111ebull
@@ -61,6 +63,7 @@ struct pl_map {
     item root; /* parent of the AZs (its ring ranks AZs) */
     vnode *ring;
     int nring, ringcap;
+    uint32_t log2tab[LOG_TABLE + 1]; /* log2(1 + i / LOG_TABLE), 24 fraction bits */
 };
 
 static uint64_t name_hash(const char *s)
@@ -169,6 +172,28 @@ static void compile(pl_map *m, const pl_topology *t)
     m->root = (item){.first = 0, .count = m->naz};
 }
 
+/* log2(x / 2^31) in 24-bit fixed point for x in [2^31, 2^32], by repeated squaring. */
+static uint32_t log2_mantissa(uint64_t x)
+{
+    uint32_t frac = 0;
+    for (int i = 0; i < 24; i++) {
+        x = (x * x) >> 31; /* squaring doubles the log: its next bit is whether x reached 2 */
+        frac <<= 1;
+        if (x >= (2ull << 31)) {
+            x >>= 1;
+            frac |= 1;
+        }
+    }
+    return frac;
+}
+
+static void build_log_table(pl_map *m)
+{
+    for (uint64_t i = 0; i < LOG_TABLE; i++)
+        m->log2tab[i] = log2_mantissa((1ull << 31) + (i << (31 - LOG_BITS)));
+    m->log2tab[LOG_TABLE] = 1u << 24; /* log2(2) */
+}
+
 cm_err pl_map_new(const pl_topology *t, unsigned flags, pl_map **out)
 {
     int total = 0;
@@ -178,6 +203,7 @@ cm_err pl_map_new(const pl_topology *t, unsigned flags, pl_map **out)
     if (!m)
         return CM_ERR_NOMEM;
     m->flags = flags;
+    build_log_table(m);
     m->az = calloc((size_t)t->nnodes + 1, sizeof(item));
     m->node = calloc((size_t)t->nnodes + 1, sizeof(item));
     m->drive = calloc((size_t)total + 1, sizeof(item));
@@ -199,22 +225,20 @@ cm_err pl_map_new(const pl_topology *t, unsigned flags, pl_map **out)
     return CM_OK;
 }
 
-/* -log2(u) in 24-bit fixed point, u = v / 2^63 with v = the top 63 bits of h (made odd: v > 0). */
-static uint32_t neglog2(uint64_t h)
+/*
+ * -log2(u) in 24-bit fixed point, u = v / 2^63 with v the top 63 bits of h (made odd: v > 0).
+ * The mantissa's log comes from the table with linear interpolation (error below 3e-6).
+ */
+static uint32_t neglog2(const pl_map *m, uint64_t h)
 {
     uint64_t v = (h >> 1) | 1;
     int e = 63 - __builtin_clzll(v);
     uint64_t x = e >= 31 ? v >> (e - 31) : v << (31 - e); /* v / 2^e in [1, 2), 31 fraction bits */
-    uint32_t frac = 0;
-    for (int i = 0; i < 24; i++) {
-        x = (x * x) >> 31; /* squaring doubles the log: its next bit is whether x reached 2 */
-        frac <<= 1;
-        if (x >= (2ull << 31)) {
-            x >>= 1;
-            frac |= 1;
-        }
-    }
-    return (63u << 24) - (((uint32_t)e << 24) | frac);
+    uint32_t i = (uint32_t)(x >> (31 - LOG_BITS)) & (LOG_TABLE - 1);
+    uint64_t rem = x & ((1ull << (31 - LOG_BITS)) - 1);
+    uint32_t lo = m->log2tab[i], hi = m->log2tab[i + 1];
+    uint32_t frac = lo + (uint32_t)(((uint64_t)(hi - lo) * rem) >> (31 - LOG_BITS));
+    return (63u << 24) - (((uint32_t)e << 24) + frac);
 }
 
 typedef struct {
@@ -270,7 +294,7 @@ static void rank(const pl_map *m, const item *parent, const item *lv, uint64_t o
     for (int i = 0; i < parent->count; i++) {
         const item *c = &lv[parent->first + i];
         uint64_t h = pl_mix64(obj ^ c->hash);
-        key k = {neglog2(h), c->weight, h, parent->first + i};
+        key k = {neglog2(m, h), c->weight, h, parent->first + i};
         /* insertion into the sorted best list, kept at most `want` long */
         int pos = nb;
         while (pos > 0 && key_before(&k, &best[pos - 1]))
