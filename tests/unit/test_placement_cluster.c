@@ -162,6 +162,7 @@ static void test_add_node(void)
     double x = moved_vs_ideal(before, after, 4, 2, 100000);
     CU_ASSERT(x > 0 && x <= 1.2);
     pl_topology_free(after);
+    pl_topology_free(before);
     /* one node per AZ: a 7th AZ joins the 6; here nothing holds the new node back */
     CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(6, 1, 4, &before), CM_OK);
     CU_ASSERT_EQUAL_FATAL(pl_topology_clone(before, &after), CM_OK);
