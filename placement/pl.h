@@ -188,6 +188,20 @@ typedef struct {
  */
 cm_err pl_place(const pl_map *m, const uint8_t id[16], int k, int nparity, pl_cell *out);
 
+/*
+ * Where a writer puts cells whose home cannot take them now: cells holds the homes (pl_place on a
+ * PL_MAP_HOMES map m) and receives, for each cell whose drive is down in the layout or on a node
+ * with node_dead[node] != 0 (the caller's liveness view, indexed like the topology's nodes; may be
+ * NULL), a handoff drive: another usable drive of the same node, else of the same AZ (a node
+ * without cells of this body first), else of an AZ still under the cap, else any. The other cells
+ * are unchanged, so the manifest records only the moved ones. Deterministic per (map, id, cell,
+ * node_dead). *nreplaced (may be NULL) counts replaced cells. CM_ERR_UNAVAILABLE when some cell
+ * found no usable drive (it keeps its home); CM_ERR_INVAL for a cell not in the map or a bad
+ * profile.
+ */
+cm_err pl_handoff(const pl_map *m, const uint8_t id[16], int k, int nparity, pl_cell *cells,
+                  const uint8_t *node_dead, int *nreplaced);
+
 /* The at most m cells per AZ bound pl_place keeps for this profile (n = k + m cells) on this map.
  */
 int pl_az_cap(const pl_map *m, int k, int nparity);

@@ -49,6 +49,8 @@ typedef struct {
     int ring, nring;      /* this item's children's ring in m->ring (PL_MAP_RING only) */
     uint16_t tnode, tdrv; /* drives: position in the topology */
     int ndrives;          /* eligible drives below */
+    int az;               /* drives: index of their AZ */
+    uint8_t down;         /* drives: effective state down (a home, but not writable) */
 } item;
 
 typedef struct {
@@ -154,7 +156,10 @@ static void compile(pl_map *m, const pl_topology *t)
                            .weight = n->drives[d].weight,
                            .tnode = (uint16_t)j,
                            .tdrv = (uint16_t)d,
-                           .ndrives = 1};
+                           .ndrives = 1,
+                           .az = m->naz - 1,
+                           .down = (n->state > n->drives[d].state ? n->state
+                                                                  : n->drives[d].state) == PL_DOWN};
                 nd->weight += n->drives[d].weight;
                 nd->count++;
             }
@@ -388,6 +393,84 @@ cm_err pl_place(const pl_map *m, const uint8_t id[16], int k, int nparity, pl_ce
         out[i] = (pl_cell){d->tnode, d->tdrv};
     }
     return nc == n ? CM_OK : CM_ERR_UNAVAILABLE;
+}
+
+static int usable(const item *d, const uint8_t *node_dead)
+{
+    return !d->down && !(node_dead && node_dead[d->tnode]);
+}
+
+/*
+ * How well drive d stands in for a lost cell, by tier (higher is better): the lost drive's node,
+ * then its AZ on a node holding none of the object's cells, then its AZ, then an AZ under the cap
+ * on a fresh node, then an AZ under the cap, then anywhere.
+ */
+static int tier(const pl_map *m, const item *d, const item *lost, const int *cells, int n, int cap)
+{
+    int node_used = 0, in_az = 0;
+    for (int i = 0; i < n; i++) {
+        node_used |= m->drive[cells[i]].tnode == d->tnode;
+        in_az += m->drive[cells[i]].az == d->az;
+    }
+    if (d->tnode == lost->tnode)
+        return 5;
+    if (d->az == lost->az)
+        return node_used ? 3 : 4;
+    if (in_az < cap)
+        return node_used ? 1 : 2;
+    return 0;
+}
+
+cm_err pl_handoff(const pl_map *m, const uint8_t id[16], int k, int nparity, pl_cell *cells,
+                  const uint8_t *node_dead, int *nreplaced)
+{
+    int n = k + nparity, idx[PL_MAX_CELLS], replaced = 0;
+    if (k < 1 || nparity < 0 || n > PL_MAX_CELLS)
+        return CM_ERR_INVAL;
+    for (int i = 0; i < n; i++) {
+        idx[i] = -1;
+        for (int d = 0; d < m->ndrive && idx[i] < 0; d++)
+            if (m->drive[d].tnode == cells[i].node && m->drive[d].tdrv == cells[i].drive)
+                idx[i] = d;
+        if (idx[i] < 0)
+            return CM_ERR_INVAL; /* not a drive of this map */
+    }
+    uint64_t obj = pl_id_hash(id);
+    int cap = pl_az_cap(m, k, nparity);
+    cm_err e = CM_OK;
+    for (int i = 0; i < n; i++) {
+        const item *lost = &m->drive[idx[i]];
+        if (usable(lost, node_dead))
+            continue;
+        int best = -1, best_tier = -1;
+        key best_key = {0};
+        for (int d = 0; d < m->ndrive; d++) {
+            const item *c = &m->drive[d];
+            int taken = 0;
+            for (int j = 0; j < n && !taken; j++)
+                taken = idx[j] == d;
+            if (taken || !usable(c, node_dead))
+                continue;
+            int t = tier(m, c, lost, idx, n, cap);
+            uint64_t h = pl_mix64(obj ^ c->hash ^ pl_mix64((uint64_t)i + SALT_ORDER));
+            key kd = {neglog2(m, h), c->weight, h, d};
+            if (t > best_tier || (t == best_tier && key_before(&kd, &best_key))) {
+                best = d;
+                best_tier = t;
+                best_key = kd;
+            }
+        }
+        if (best < 0) {
+            e = CM_ERR_UNAVAILABLE; /* the cell keeps its unusable home */
+            continue;
+        }
+        idx[i] = best;
+        cells[i] = (pl_cell){m->drive[best].tnode, m->drive[best].tdrv};
+        replaced++;
+    }
+    if (nreplaced)
+        *nreplaced = replaced;
+    return e;
 }
 
 cm_err pl_partition(const pl_map *m, uint64_t part, int n, int *out)

@@ -276,6 +276,80 @@ static void test_states(void)
     pl_topology_free(t);
 }
 
+/* Each cell either kept its home or moved off an unusable one; all distinct; counts the cells
+ * that went to the lost drive's node or AZ. */
+static void check_handoff(const pl_topology *t, const pl_map *map, const uint8_t *dead, int *bad,
+                          int *same_node, int *same_az, int *other_az)
+{
+    uint8_t id[16];
+    pl_cell home[6], h[6];
+    rand_id(id);
+    CU_ASSERT_EQUAL_FATAL(pl_place(map, id, 4, 2, home), CM_OK);
+    memcpy(h, home, sizeof(h));
+    int nrep = -1;
+    CU_ASSERT_EQUAL_FATAL(pl_handoff(map, id, 4, 2, h, dead, &nrep), CM_OK);
+    int lost = 0;
+    for (int i = 0; i < 6; i++) {
+        const pl_node *hn = &t->nodes[home[i].node];
+        int unusable = dead[home[i].node] || hn->drives[home[i].drive].state == PL_DOWN;
+        lost += unusable;
+        if (!unusable) {
+            *bad += memcmp(&h[i], &home[i], sizeof(h[i])) != 0;
+            continue;
+        }
+        *bad += dead[h[i].node] || t->nodes[h[i].node].drives[h[i].drive].state != PL_UP;
+        if (h[i].node == home[i].node)
+            (*same_node)++;
+        else if (strcmp(t->nodes[h[i].node].az, hn->az) == 0)
+            (*same_az)++;
+        else
+            (*other_az)++;
+        for (int j = 0; j < i; j++)
+            *bad += memcmp(&h[i], &h[j], sizeof(h[i])) == 0;
+    }
+    *bad += nrep != lost;
+}
+
+static void test_handoff(void)
+{
+    pl_topology *t;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(3, 2, 4, &t), CM_OK);
+    t->nodes[2].drives[1].state = PL_DOWN; /* n3 drive 1: down in the layout */
+    pl_map *map;
+    CU_ASSERT_EQUAL_FATAL(pl_map_new(t, PL_MAP_HOMES, &map), CM_OK);
+    uint8_t dead[6] = {0};
+    int bad = 0, sn = 0, sa = 0, oa = 0;
+    for (int it = 0; it < 3000; it++)
+        check_handoff(t, map, dead, &bad, &sn, &sa, &oa);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(sn > 0 && sa == 0 && oa == 0); /* a down drive: another drive of its node */
+    /* node n1 dead (the caller's liveness view): its cell goes to another drive of az1, on n2 */
+    dead[0] = 1;
+    sn = sa = oa = 0;
+    for (int it = 0; it < 3000; it++)
+        check_handoff(t, map, dead, &bad, &sn, &sa, &oa);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(sa > 0 && oa == 0);
+    /* all of az1 dead: its cells must leave the AZ */
+    dead[1] = 1;
+    sn = sa = oa = 0;
+    for (int it = 0; it < 3000; it++)
+        check_handoff(t, map, dead, &bad, &sn, &sa, &oa);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(oa > 0 && sa == 0); /* (same-node ones are n3's down drive's) */
+    /* not enough usable drives: the cell keeps its home and the call says so */
+    memset(dead, 1, sizeof(dead));
+    dead[5] = 0;
+    uint8_t id[16] = {7};
+    pl_cell c[6];
+    CU_ASSERT_EQUAL(pl_place(map, id, 4, 2, c), CM_OK);
+    CU_ASSERT_EQUAL(pl_handoff(map, id, 4, 2, c, dead, NULL), CM_ERR_UNAVAILABLE);
+    c[0].drive = 200;
+    CU_ASSERT_EQUAL(pl_handoff(map, id, 4, 2, c, NULL, NULL), CM_ERR_INVAL);
+    pl_map_free(map);
+    pl_topology_free(t);
+}
+
 static void test_partitions(void)
 {
     pl_topology *t;
@@ -324,9 +398,15 @@ void cu_register(void)
 {
     printf("test_placement_cluster seed %#llx\n", (unsigned long long)SEED);
     static const cu_test tests[] = {
-        {"shapes_distinct_az_bound", test_shapes}, {"balance_equal_weights", test_balance_equal},
-        {"add_7th_node", test_add_node},           {"weights", test_weights},
-        {"deterministic", test_deterministic},     {"states", test_states},
-        {"partitions", test_partitions},           {NULL, NULL}};
+        {"shapes_distinct_az_bound", test_shapes},
+        {"balance_equal_weights", test_balance_equal},
+        {"add_7th_node", test_add_node},
+        {"weights", test_weights},
+        {"deterministic", test_deterministic},
+        {"states", test_states},
+        {"handoff", test_handoff},
+        {"partitions", test_partitions},
+        {NULL, NULL},
+    };
     cu_add_suite("placement_cluster", tests);
 }
