@@ -3,15 +3,16 @@
  * (docs/placement.md).
  *
  *   cairn admin layout simulate [--file LAYOUT.json | --azs N --nodes-per-az N --drives-per-node N]
- *                               [--add-node AZ]... [--objects N] [--k K --m M] [--scheme hrw|ring]
- *                               [--seed S]
+ *                               [--add-node AZ]... [--drain NODE]... [--remove-node NODE]...
+ *                               [--objects N] [--k K --m M] [--scheme hrw|ring] [--seed S]
  *
  * Builds the topology (a layout document, or a uniform one from the flags: weight 100 per drive),
- * applies the change (--add-node: a node like the first one in AZ), places the objects on it with
+ * applies the change (--add-node: a node like the first one in AZ; --drain, --remove-node: that
+ * node's state), places the objects on it with
  * pl_simulate and prints per node and per AZ the cells against the ideal share (the weight share),
  * the drive load max/mean, the AZ bound check, the speed, and for a change the share of cells moved
- * against the ideal (added weight / total weight). Progress goes to stderr on a terminal.
- * Needs no server and no credentials.
+ * against the ideal (pl_ideal_moved: added weight / new total, removed weight / old total).
+ * Progress goes to stderr on a terminal. Needs no server and no credentials.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,8 @@
 typedef struct {
     const char *file, *scheme;
     int azs, nodes_per_az, drives_per_node, k, m;
-    const char *add[16];
-    int nadd;
+    const char *change[16][2]; /* flag, argument */
+    int nchange;
     uint64_t objects, seed;
 } sim_opts;
 
@@ -33,10 +34,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cairn admin layout simulate [--file LAYOUT.json | --azs N --nodes-per-az N\n"
-            "           --drives-per-node N] [--add-node AZ]... [--objects N] [--k K --m M]\n"
-            "           [--scheme hrw|ring] [--seed S]\n"
+            "           --drives-per-node N] [--add-node AZ]... [--drain NODE]...\n"
+            "           [--remove-node NODE]... [--objects N] [--k K --m M] [--scheme hrw|ring]\n"
+            "           [--seed S]\n"
             "Places --objects (default 1000000) bodies on the layout (default 3 AZs x 2 nodes x 4\n"
-            "drives) and prints the load per node and AZ against the ideal; with --add-node, the\n"
+            "drives) and prints the load per node and AZ against the ideal; with a change, the\n"
             "share of cells a rebalance moves against the ideal. Profile default: 8+4 with >= 12\n"
             "drives over >= 3 AZs, else 4+2.\n");
 }
@@ -104,6 +106,21 @@ static int add_node(pl_topology *t, const char *az)
     return 0;
 }
 
+/* --add-node AZ, --drain NODE or --remove-node NODE applied to t. */
+static int apply_change(pl_topology *t, const char *flag, const char *arg)
+{
+    if (strcmp(flag, "--add-node") == 0)
+        return add_node(t, arg);
+    int i = pl_topology_find(t, arg);
+    if (i < 0) {
+        fprintf(stderr, "cairn admin layout: no node '%s'\n", arg);
+        return -1;
+    }
+    t->nodes[i].state = strcmp(flag, "--drain") == 0 ? PL_DRAINING : PL_REMOVED;
+    printf("change: %s node %s in AZ %s\n", pl_state_name(t->nodes[i].state), arg, t->nodes[i].az);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, sim_opts *o)
 {
     *o = (sim_opts){.scheme = "hrw",
@@ -128,9 +145,12 @@ static int parse_args(int argc, char **argv, sim_opts *o)
             o->file = v;
         else if (strcmp(a, "--scheme") == 0 && (!strcmp(v, "hrw") || !strcmp(v, "ring")))
             o->scheme = v;
-        else if (strcmp(a, "--add-node") == 0 && o->nadd < 16)
-            o->add[o->nadd++] = v;
-        else if (strcmp(a, "--azs") == 0)
+        else if ((!strcmp(a, "--add-node") || !strcmp(a, "--drain") ||
+                  !strcmp(a, "--remove-node")) &&
+                 o->nchange < 16) {
+            o->change[o->nchange][0] = a;
+            o->change[o->nchange++][1] = v;
+        } else if (strcmp(a, "--azs") == 0)
             o->azs = atoi(v);
         else if (strcmp(a, "--nodes-per-az") == 0)
             o->nodes_per_az = atoi(v);
@@ -235,21 +255,19 @@ int cmd_layout(int argc, char **argv)
     }
     if (rc == 0 && pl_topology_clone(before, &after) != CM_OK)
         rc = -1;
-    for (int i = 0; rc == 0 && i < o.nadd; i++)
-        rc = add_node(after, o.add[i]);
+    for (int i = 0; rc == 0 && i < o.nchange; i++)
+        rc = apply_change(after, o.change[i][0], o.change[i][1]);
     if (rc != 0) {
         pl_topology_free(before);
         pl_topology_free(after);
         return 1;
     }
-    if (o.nadd)
+    if (o.nchange)
         after->epoch++;
     if (o.k == 0)
         pl_default_profile(before, &o.k, &o.m);
-    uint64_t wb, wa;
     int nd, na;
-    pl_topology_stats(before, &wb, NULL, NULL);
-    pl_topology_stats(after, &wa, &nd, &na);
+    pl_topology_stats(after, NULL, &nd, &na);
     unsigned flags = strcmp(o.scheme, "ring") == 0 ? PL_MAP_RING : PL_MAP_HOMES;
     pl_map *map = NULL;
     int cap = 0;
@@ -261,7 +279,7 @@ int cmd_layout(int argc, char **argv)
            na, after->nnodes, nd, (unsigned long long)after->epoch, o.k, o.m, cap, o.scheme,
            (unsigned long long)o.objects);
     pl_sim_result r;
-    e = pl_simulate(o.nadd ? before : NULL, after, flags, o.k, o.m, o.objects, o.seed,
+    e = pl_simulate(o.nchange ? before : NULL, after, flags, o.k, o.m, o.objects, o.seed,
                     isatty(2) ? progress : NULL, NULL, &r);
     if (e != CM_OK) {
         fprintf(stderr, "cairn admin layout: simulation failed: %s\n", cm_err_str(e));
@@ -279,10 +297,10 @@ int cmd_layout(int argc, char **argv)
         printf("AZ bound: kept: no object has more than %d cells in one AZ\n", cap);
     if (r.not_placed)
         printf("not placed: %llu objects (too few drives)\n", (unsigned long long)r.not_placed);
-    if (o.nadd) {
+    if (o.nchange) {
         double moved = r.cells ? (double)r.moved / (double)r.cells : 0;
-        double ideal = wa > wb ? (double)(wa - wb) / (double)wa : 0;
-        printf("change: moved %llu of %llu cells = %.4f; ideal (added weight / total) %.4f; "
+        double ideal = pl_ideal_moved(before, after);
+        printf("change: moved %llu of %llu cells = %.4f; ideal (weight share changing hands) %.4f; "
                "ratio %.3f\n",
                (unsigned long long)r.moved, (unsigned long long)r.cells, moved, ideal,
                ideal > 0 ? moved / ideal : 0.0);

@@ -245,4 +245,12 @@ cm_err pl_simulate(const pl_topology *before, const pl_topology *after, unsigned
                    void *arg, pl_sim_result *r);
 void pl_sim_result_release(pl_sim_result *r);
 
+/*
+ * The least share of cells any placement must move to follow a change from before to after: the
+ * total variation distance between the two weight distributions over drives taking cells
+ * (matched by node id and drive id). Adding weight A to a total T gives A / (T + A); removing or
+ * draining weight R of T gives R / T.
+ */
+double pl_ideal_moved(const pl_topology *before, const pl_topology *after);
+
 #endif

@@ -152,3 +152,32 @@ void pl_sim_result_release(pl_sim_result *r)
     r->load = NULL;
     r->nload = 0;
 }
+
+static uint32_t up_weight(const pl_node *n, int d)
+{
+    pl_state s = n->state > n->drives[d].state ? n->state : n->drives[d].state;
+    return s == PL_UP ? n->drives[d].weight : 0;
+}
+
+double pl_ideal_moved(const pl_topology *before, const pl_topology *after)
+{
+    uint64_t wb, wa;
+    pl_topology_stats(before, &wb, NULL, NULL);
+    pl_topology_stats(after, &wa, NULL, NULL);
+    if (!wb || !wa)
+        return 0;
+    /* sum of the shares drives lose; what they lose is what others gain */
+    double lost = 0;
+    for (int i = 0; i < before->nnodes; i++) {
+        const pl_node *n = &before->nodes[i];
+        int j = pl_topology_find(after, n->id);
+        for (int d = 0; d < n->ndrives; d++) {
+            double sb = (double)up_weight(n, d) / (double)wb, sa = 0;
+            for (int e = 0; j >= 0 && e < after->nodes[j].ndrives; e++)
+                if (after->nodes[j].drives[e].id == n->drives[d].id)
+                    sa = (double)up_weight(&after->nodes[j], e) / (double)wa;
+            lost += sb > sa ? sb - sa : 0;
+        }
+    }
+    return lost;
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cairn admin layout simulate` (issue 9, placement): offline, no server. Checks the tables and
 # figures it prints: the AZ bound kept, drive load max/mean <= 1.05 with equal weights, a 7th node
-# moving at most 1.2x the ideal share, a layout read from a document (per-node rows, a double-weight
+# moving at most 1.2x the ideal share, a removed node's cells moving (and no more), a layout read from a document (per-node rows, a double-weight
 # node), and refusals of a bad document and bad arguments. About 3 seconds.
 . "$(dirname "$0")/lib.sh"
 
@@ -9,6 +9,8 @@ S=("$CAIRN_BIN" admin layout simulate --objects 60000)
 
 # field LINE-PATTERN N: the Nth whitespace field of the first output line matching the pattern.
 field() { awk -v p="$1" -v n="$2" '$0 ~ p { print $n; exit }' <<<"$H_OUT"; }
+# ratio: the moved/ideal ratio of the change line.
+ratio() { sed -nE 's/^change: moved .*; ratio ([0-9.]+)$/\1/p' <<<"$H_OUT"; }
 # le A B: both are numbers and A <= B.
 le() {
     awk -v a="$1" -v b="$2" \
@@ -30,17 +32,26 @@ if h_run "default profile of 24 drives over 3 AZs is 8+4" "${S[@]}"; then
 fi
 
 if h_run "add a 7th node in az1" "${S[@]}" --k 4 --m 2 --add-node az1; then
-    ratio=$(field "^change: moved" 16)
+    ratio=$(ratio)
     le "$ratio" 1.2 && h_ok "moved $ratio x the ideal share (<= 1.2)" ||
         h_bad "moved <= 1.2x ideal" "$H_OUT"
 fi
 
 if h_run "6 AZs of one node, add a 7th AZ" "${S[@]}" --azs 6 --nodes-per-az 1 --k 4 --m 2 \
     --add-node az7; then
-    ratio=$(field "^change: moved" 16)
+    ratio=$(ratio)
     le "$ratio" 1.2 && le 0.8 "$ratio" && h_ok "moved $ratio x the ideal share (0.8..1.2)" ||
         h_bad "moved 0.8..1.2x ideal" "$H_OUT"
 fi
+
+if h_run "remove node n6 (az3 keeps n5)" "${S[@]}" --k 4 --m 2 --remove-node n6; then
+    ratio=$(ratio)
+    le "$ratio" 1.2 && le 0.8 "$ratio" && h_ok "moved $ratio x the ideal share (0.8..1.2)" ||
+        h_bad "moved 0.8..1.2x ideal" "$H_OUT"
+    n6=$(field "^n6 " 5)
+    h_eq "the removed node holds no cell" 0 "$n6"
+fi
+h_fails_with "draining an unknown node is refused" "no node" "${S[@]}" --drain n99
 
 h_run "ring scheme runs" "${S[@]}" --scheme ring --k 4 --m 2
 

@@ -136,16 +136,13 @@ static void test_balance_equal(void)
     pl_topology_free(t);
 }
 
-/* Moved share against the ideal (added weight / total weight after). */
+/* Moved share against the ideal (pl_ideal_moved: the weight share that changes hands). */
 static double moved_vs_ideal(pl_topology *before, pl_topology *after, int k, int m, uint64_t objs)
 {
     pl_sim_result r;
-    uint64_t wb, wa;
-    pl_topology_stats(before, &wb, NULL, NULL);
-    pl_topology_stats(after, &wa, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(
         pl_simulate(before, after, PL_MAP_HOMES, k, m, objs, SEED, NULL, NULL, &r), CM_OK);
-    double share = (double)r.moved / (double)r.cells, ideal = (double)(wa - wb) / (double)wa;
+    double share = (double)r.moved / (double)r.cells, ideal = pl_ideal_moved(before, after);
     printf("moved %.4f of cells, ideal %.4f: %.3fx\n", share, ideal, share / ideal);
     CU_ASSERT_EQUAL(r.az_over, 0);
     pl_sim_result_release(&r);
@@ -159,8 +156,19 @@ static void test_add_node(void)
     CU_ASSERT_EQUAL_FATAL(pl_topology_clone(before, &after), CM_OK);
     add_node(after, "n7", "az1", 4, 100);
     after->epoch++;
+    uint64_t wb, wa;
+    pl_topology_stats(before, &wb, NULL, NULL);
+    pl_topology_stats(after, &wa, NULL, NULL);
+    CU_ASSERT_DOUBLE_EQUAL(pl_ideal_moved(before, after), (double)(wa - wb) / (double)wa, 1e-12);
     double x = moved_vs_ideal(before, after, 4, 2, 100000);
     CU_ASSERT(x > 0 && x <= 1.2);
+    pl_topology_free(after);
+    /* removing n6: its sixth of the cells must move, and nothing else */
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(before, &after), CM_OK);
+    after->nodes[5].state = PL_REMOVED;
+    CU_ASSERT_DOUBLE_EQUAL(pl_ideal_moved(before, after), 1.0 / 6, 1e-12);
+    x = moved_vs_ideal(before, after, 4, 2, 100000);
+    CU_ASSERT(x >= 0.99 && x <= 1.01);
     pl_topology_free(after);
     pl_topology_free(before);
     /* one node per AZ: a 7th AZ joins the 6; here nothing holds the new node back */
