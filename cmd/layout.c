@@ -304,6 +304,9 @@ int cmd_layout(int argc, char **argv)
                "ratio %.3f\n",
                (unsigned long long)r.moved, (unsigned long long)r.cells, moved, ideal,
                ideal > 0 ? moved / ideal : 0.0);
+        printf(
+            "        (cells whose index changed drive, if cells could not be renumbered: %.4f)\n",
+            r.cells ? (double)r.moved_index / (double)r.cells : 0.0);
     }
     printf("speed: %.0f ns per placement\n", r.ns_per_place);
     pl_sim_result_release(&r);

@@ -220,14 +220,15 @@ uint64_t pl_partition_id(const char *bucket, uint32_t shard);
 /* ---- simulation (cairn admin layout simulate, tests) ---- */
 
 typedef struct {
-    uint64_t objects;    /* placed */
-    uint64_t cells;      /* objects * (k + m) */
-    uint64_t *load;      /* cells per drive of the "after" topology (flat: node by node) */
-    int nload;           /* entries of load */
-    uint64_t moved;      /* cells whose drive left the object's drive set (0 without before) */
-    uint64_t az_over;    /* objects with more than pl_az_cap cells in one AZ (must be 0) */
-    uint64_t not_placed; /* objects pl_place could not place */
-    double ns_per_place; /* mean time of one pl_place on the after map */
+    uint64_t objects;     /* placed */
+    uint64_t cells;       /* objects * (k + m) */
+    uint64_t *load;       /* cells per drive of the "after" topology (flat: node by node) */
+    int nload;            /* entries of load */
+    uint64_t moved;       /* cells whose drive left the object's drive set (0 without before) */
+    uint64_t moved_index; /* cells i whose drive differs from before's cell i (index-exact) */
+    uint64_t az_over;     /* objects with more than pl_az_cap cells in one AZ (must be 0) */
+    uint64_t not_placed;  /* objects pl_place could not place */
+    double ns_per_place;  /* mean time of one pl_place on the after map */
 } pl_sim_result;
 
 /* Progress callback: done of total objects; called every 65536 objects. */

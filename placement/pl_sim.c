@@ -130,6 +130,7 @@ cm_err pl_simulate(const pl_topology *before, const pl_topology *after, unsigned
                 for (int j = 0; j < n && !kept; j++)
                     kept = flat[j] == there;
                 r->moved += !kept;
+                r->moved_index += flat[i] != there;
             }
         if (progress && (o + 1) % 65536 == 0)
             progress(arg, o + 1, objects);
