@@ -427,6 +427,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
                "       cairn admin status [--endpoint URL] [--data DIR]\n"
+               "       cairn admin layout simulate [...]   (--help for its options)\n"
                "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
                "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
                "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
@@ -441,6 +442,8 @@ int cmd_admin(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "layout") == 0) /* offline: no endpoint, no credentials */
+        return cmd_layout(argc - 1, argv + 1);
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--wait") == 0)

@@ -8,24 +8,11 @@
  * No state; safe from any thread.
  */
 #include "pl.h"
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
+#include "pl_int.h"
 
 int pl_start(const uint8_t id[16], int ndrives)
 {
-    uint64_t a = 0, b = 0;
-    for (int i = 0; i < 8; i++) {
-        a = (a << 8) | id[i];
-        b = (b << 8) | id[8 + i];
-    }
-    return (int)(mix64(a ^ mix64(b)) % (uint64_t)ndrives);
+    return (int)(pl_id_hash(id) % (uint64_t)ndrives);
 }
 
 cm_err pl_choose(const uint8_t id[16], int ndrives, const uint8_t *online, int ncells, uint8_t *out,

@@ -12,7 +12,8 @@ say() { printf 'setup: %s\n' "$*"; }
 
 BUILD_PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev git
     ca-certificates)
-LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev)
+LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev
+    libjansson-dev)
 CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
 
 node_ok() {

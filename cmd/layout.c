@@ -1,0 +1,316 @@
+/*
+ * cmd/layout.c - `cairn admin layout simulate`: what placement does with a layout, offline
+ * (docs/placement.md).
+ *
+ *   cairn admin layout simulate [--file LAYOUT.json | --azs N --nodes-per-az N --drives-per-node N]
+ *                               [--add-node AZ]... [--drain NODE]... [--remove-node NODE]...
+ *                               [--objects N] [--k K --m M] [--scheme hrw|ring] [--seed S]
+ *
+ * Builds the topology (a layout document, or a uniform one from the flags: weight 100 per drive),
+ * applies the change (--add-node: a node like the first one in AZ; --drain, --remove-node: that
+ * node's state), places the objects on it with
+ * pl_simulate and prints per node and per AZ the cells against the ideal share (the weight share),
+ * the drive load max/mean, the AZ bound check, the speed, and for a change the share of cells moved
+ * against the ideal (pl_ideal_moved: added weight / new total, removed weight / old total).
+ * Progress goes to stderr on a terminal. Needs no server and no credentials.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "pl.h"
+
+typedef struct {
+    const char *file, *scheme;
+    int azs, nodes_per_az, drives_per_node, k, m;
+    const char *change[16][2]; /* flag, argument */
+    int nchange;
+    uint64_t objects, seed;
+} sim_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cairn admin layout simulate [--file LAYOUT.json | --azs N --nodes-per-az N\n"
+            "           --drives-per-node N] [--add-node AZ]... [--drain NODE]...\n"
+            "           [--remove-node NODE]... [--objects N] [--k K --m M] [--scheme hrw|ring]\n"
+            "           [--seed S]\n"
+            "Places --objects (default 1000000) bodies on the layout (default 3 AZs x 2 nodes x 4\n"
+            "drives) and prints the load per node and AZ against the ideal; with a change, the\n"
+            "share of cells a rebalance moves against the ideal. Profile default: 8+4 with >= 12\n"
+            "drives over >= 3 AZs, else 4+2.\n");
+}
+
+static void progress(void *arg, uint64_t done, uint64_t total)
+{
+    (void)arg;
+    fprintf(stderr, "\rplaced %llu of %llu objects (%.0f%%)", (unsigned long long)done,
+            (unsigned long long)total, 100.0 * (double)done / (double)total);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+static int load_file(const char *path, pl_topology **out)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL, err[256];
+    size_t len = 0, cap = 0, n;
+    if (!f) {
+        fprintf(stderr, "cairn admin layout: cannot open %s\n", path);
+        return -1;
+    }
+    do {
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return -1;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    cm_err e = pl_topology_decode(buf, len, out, err, sizeof(err));
+    free(buf);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn admin layout: %s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A node like the first one (same drive ids and weights) in az, named n<next free number>. */
+static int add_node(pl_topology *t, const char *az)
+{
+    char id[PL_NAME_MAX], addr[PL_ADDR_MAX];
+    int num = t->nnodes + 1, idx;
+    do
+        snprintf(id, sizeof(id), "n%d", num++);
+    while (pl_topology_find(t, id) >= 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", 9100 + num - 1);
+    cm_err e = pl_topology_add_node(t, id, addr, az, &idx);
+    for (int d = 0; e == CM_OK && d < t->nodes[0].ndrives; d++)
+        e = pl_topology_add_drive(t, idx, t->nodes[0].drives[d].id, t->nodes[0].drives[d].weight,
+                                  PL_UP);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn admin layout: cannot add a node in AZ '%s': %s\n", az,
+                cm_err_str(e));
+        return -1;
+    }
+    printf("change: add node %s in AZ %s with %d drives\n", id, az, t->nodes[idx].ndrives);
+    return 0;
+}
+
+/* --add-node AZ, --drain NODE or --remove-node NODE applied to t. */
+static int apply_change(pl_topology *t, const char *flag, const char *arg)
+{
+    if (strcmp(flag, "--add-node") == 0)
+        return add_node(t, arg);
+    int i = pl_topology_find(t, arg);
+    if (i < 0) {
+        fprintf(stderr, "cairn admin layout: no node '%s'\n", arg);
+        return -1;
+    }
+    t->nodes[i].state = strcmp(flag, "--drain") == 0 ? PL_DRAINING : PL_REMOVED;
+    printf("change: %s node %s in AZ %s\n", pl_state_name(t->nodes[i].state), arg, t->nodes[i].az);
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, sim_opts *o)
+{
+    *o = (sim_opts){.scheme = "hrw",
+                    .azs = 3,
+                    .nodes_per_az = 2,
+                    .drives_per_node = 4,
+                    .m = -1,
+                    .objects = 1000000,
+                    .seed = 0x5EED};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (!v) {
+            fprintf(stderr, "cairn admin layout: '%s' needs a value\n", a);
+            return -1;
+        }
+        i++;
+        if (strcmp(a, "--file") == 0)
+            o->file = v;
+        else if (strcmp(a, "--scheme") == 0 && (!strcmp(v, "hrw") || !strcmp(v, "ring")))
+            o->scheme = v;
+        else if ((!strcmp(a, "--add-node") || !strcmp(a, "--drain") ||
+                  !strcmp(a, "--remove-node")) &&
+                 o->nchange < 16) {
+            o->change[o->nchange][0] = a;
+            o->change[o->nchange++][1] = v;
+        } else if (strcmp(a, "--azs") == 0)
+            o->azs = atoi(v);
+        else if (strcmp(a, "--nodes-per-az") == 0)
+            o->nodes_per_az = atoi(v);
+        else if (strcmp(a, "--drives-per-node") == 0)
+            o->drives_per_node = atoi(v);
+        else if (strcmp(a, "--k") == 0)
+            o->k = atoi(v);
+        else if (strcmp(a, "--m") == 0)
+            o->m = atoi(v);
+        else if (strcmp(a, "--objects") == 0)
+            o->objects = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--seed") == 0)
+            o->seed = strtoull(v, NULL, 0);
+        else {
+            fprintf(stderr, "cairn admin layout: unknown or bad argument '%s %s'\n", a, v);
+            return -1;
+        }
+    }
+    if (o->objects == 0 || ((o->k || o->m >= 0) && (o->k < 1 || o->m < 0))) {
+        fprintf(stderr, "cairn admin layout: --objects must be > 0; give both --k >= 1 and "
+                        "--m >= 0, or neither\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Cells and weight per node (or per AZ when by_az): one table row each, in topology order. */
+static void print_table(const pl_topology *t, const pl_sim_result *r, int by_az)
+{
+    uint64_t total_w;
+    pl_topology_stats(t, &total_w, NULL, NULL);
+    printf("\n%-10s %-10s %7s %12s %12s %12s %8s\n", by_az ? "AZ" : "node", by_az ? "" : "AZ",
+           "drives", "weight", "cells", "ideal", "/ideal");
+    int flat = 0;
+    for (int i = 0; i < t->nnodes; i++) {
+        const pl_node *n = &t->nodes[i];
+        int first = 1;
+        for (int p = 0; p < i && first; p++)
+            first = strcmp(t->nodes[p].az, n->az) != 0;
+        uint64_t w = 0, cells = 0;
+        int nd = 0;
+        /* a node row covers its drives; an AZ row (at its first node) every node naming it */
+        for (int j = i, f = flat; j < t->nnodes; f += t->nodes[j].ndrives, j++) {
+            if ((by_az && strcmp(t->nodes[j].az, n->az) != 0) || (!by_az && j != i))
+                continue;
+            for (int d = 0; d < t->nodes[j].ndrives; d++) {
+                cells += r->load[f + d];
+                nd++;
+                if (t->nodes[j].state == PL_UP && t->nodes[j].drives[d].state == PL_UP)
+                    w += t->nodes[j].drives[d].weight;
+            }
+        }
+        flat += n->ndrives;
+        if (by_az && !first)
+            continue;
+        double ideal = total_w ? (double)r->cells * (double)w / (double)total_w : 0;
+        printf("%-10s %-10s %7d %12llu %12llu %12.0f %8.4f\n", by_az ? n->az : n->id,
+               by_az ? "" : n->az, nd, (unsigned long long)w, (unsigned long long)cells, ideal,
+               ideal > 0 ? (double)cells / ideal : 0.0);
+    }
+}
+
+/* Drive load max/mean over the drives taking cells, and the worst drive against its ideal. */
+static void print_drives(const pl_topology *t, const pl_sim_result *r)
+{
+    uint64_t total_w, sum = 0, max = 0;
+    int nd = 0, flat = 0;
+    double worst = 0;
+    pl_topology_stats(t, &total_w, NULL, NULL);
+    for (int i = 0; i < t->nnodes; i++)
+        for (int d = 0; d < t->nodes[i].ndrives; d++, flat++) {
+            if (t->nodes[i].state != PL_UP || t->nodes[i].drives[d].state != PL_UP)
+                continue;
+            double ideal = (double)r->cells * t->nodes[i].drives[d].weight / (double)total_w;
+            sum += r->load[flat];
+            max = r->load[flat] > max ? r->load[flat] : max;
+            worst = ideal > 0 && r->load[flat] / ideal > worst ? r->load[flat] / ideal : worst;
+            nd++;
+        }
+    printf("\ndrives: load max/mean %.4f over %d drives; worst drive %.4f of its ideal share\n",
+           nd && sum ? (double)max * nd / (double)sum : 0.0, nd, worst);
+}
+
+int cmd_layout(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "simulate") != 0) {
+        usage(argc < 2 || strcmp(argv[1], "--help") != 0 ? stderr : stdout);
+        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    sim_opts o;
+    int rc = parse_args(argc - 1, argv + 1, &o);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    pl_topology *before = NULL, *after = NULL;
+    cm_err e = CM_OK;
+    if (o.file)
+        rc = load_file(o.file, &before);
+    else if ((e = pl_topology_uniform(o.azs, o.nodes_per_az, o.drives_per_node, &before)) !=
+             CM_OK) {
+        fprintf(stderr, "cairn admin layout: bad shape: %s\n", cm_err_str(e));
+        rc = -1;
+    }
+    if (rc == 0 && pl_topology_clone(before, &after) != CM_OK)
+        rc = -1;
+    for (int i = 0; rc == 0 && i < o.nchange; i++)
+        rc = apply_change(after, o.change[i][0], o.change[i][1]);
+    if (rc != 0) {
+        pl_topology_free(before);
+        pl_topology_free(after);
+        return 1;
+    }
+    if (o.nchange)
+        after->epoch++;
+    if (o.k == 0)
+        pl_default_profile(before, &o.k, &o.m);
+    int nd, na;
+    pl_topology_stats(after, NULL, &nd, &na);
+    unsigned flags = strcmp(o.scheme, "ring") == 0 ? PL_MAP_RING : PL_MAP_HOMES;
+    pl_map *map = NULL;
+    int cap = 0;
+    if (pl_map_new(after, flags, &map) == CM_OK)
+        cap = pl_az_cap(map, o.k, o.m);
+    pl_map_free(map);
+    printf("layout: %d AZs, %d nodes, %d drives taking cells, epoch %llu; profile %d+%d, at "
+           "most %d cells per AZ; scheme %s; %llu objects\n",
+           na, after->nnodes, nd, (unsigned long long)after->epoch, o.k, o.m, cap, o.scheme,
+           (unsigned long long)o.objects);
+    pl_sim_result r;
+    e = pl_simulate(o.nchange ? before : NULL, after, flags, o.k, o.m, o.objects, o.seed,
+                    isatty(2) ? progress : NULL, NULL, &r);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn admin layout: simulation failed: %s\n", cm_err_str(e));
+        pl_topology_free(before);
+        pl_topology_free(after);
+        return 1;
+    }
+    print_table(after, &r, 0);
+    print_table(after, &r, 1);
+    print_drives(after, &r);
+    if (r.az_over)
+        printf("AZ bound: VIOLATED: %llu objects have more than %d cells in one AZ\n",
+               (unsigned long long)r.az_over, cap);
+    else
+        printf("AZ bound: kept: no object has more than %d cells in one AZ\n", cap);
+    if (r.not_placed)
+        printf("not placed: %llu objects (too few drives)\n", (unsigned long long)r.not_placed);
+    if (o.nchange) {
+        double moved = r.cells ? (double)r.moved / (double)r.cells : 0;
+        double ideal = pl_ideal_moved(before, after);
+        printf("change: moved %llu of %llu cells = %.4f; ideal (weight share changing hands) %.4f; "
+               "ratio %.3f\n",
+               (unsigned long long)r.moved, (unsigned long long)r.cells, moved, ideal,
+               ideal > 0 ? moved / ideal : 0.0);
+        printf(
+            "        (cells whose index changed drive, if cells could not be renumbered: %.4f)\n",
+            r.cells ? (double)r.moved_index / (double)r.cells : 0.0);
+    }
+    printf("speed: %.0f ns per placement\n", r.ns_per_place);
+    pl_sim_result_release(&r);
+    pl_topology_free(before);
+    pl_topology_free(after);
+    return 0;
+}
