@@ -89,8 +89,17 @@ cm_err co_delete(co_client *c, const char *key, int prefix, int64_t *deleted);
  */
 cm_err co_cas(co_client *c, const char *key, const void *value, size_t len, int64_t expect_rev,
               int64_t lease, int64_t *new_rev);
-/* The store's current revision, and which endpoint answered (for health checks). */
-cm_err co_status(co_client *c, int64_t *revision, uint64_t *member_id);
+/* What one member says about itself (etcd's maintenance status), for health checks. */
+typedef struct {
+    uint64_t member_id; /* the member that answered */
+    uint64_t leader_id; /* its Raft leader, 0 when it has none */
+    int64_t revision;   /* the store's revision as this member has applied it */
+    int64_t raft_term;
+    int64_t db_size; /* bytes */
+    char version[24];
+} co_status_info;
+
+cm_err co_status(co_client *c, co_status_info *out);
 
 /* Leases. ttl in seconds. keepalive: CM_ERR_NOTFOUND once the lease has expired. */
 cm_err co_lease_grant(co_client *c, int64_t ttl, int64_t *id);

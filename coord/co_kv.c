@@ -448,19 +448,29 @@ cm_err co_fenced_put(co_client *c, const char *leader_key, int64_t token, const 
     return ok ? CM_OK : CM_ERR_PRECONDITION;
 }
 
-cm_err co_status(co_client *c, int64_t *revision, uint64_t *member_id)
+static uint64_t u64_field(json_t *obj, const char *name, const char *camel)
+{
+    json_t *v = field2(obj, name, camel);
+    if (json_is_string(v))
+        return strtoull(json_string_value(v), NULL, 10);
+    return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+}
+
+cm_err co_status(co_client *c, co_status_info *out)
 {
     json_t *resp = NULL;
     cm_err e = call(c, "/v3/maintenance/status", json_object(), 1, &resp);
     if (e != CM_OK)
         return e;
     json_t *hdr = json_object_get(resp, "header");
-    if (revision)
-        *revision = co_json_i64(hdr, "revision");
-    if (member_id) {
-        const char *s = json_string_value(field2(hdr, "member_id", "memberId"));
-        *member_id = s ? strtoull(s, NULL, 10) : (uint64_t)co_json_i64(hdr, "member_id");
-    }
+    memset(out, 0, sizeof(*out));
+    out->member_id = u64_field(hdr, "member_id", "memberId");
+    out->leader_id = u64_field(resp, "leader", "leader");
+    out->revision = co_json_i64(hdr, "revision");
+    out->raft_term = i64_2(hdr, "raft_term", "raftTerm");
+    out->db_size = i64_2(resp, "dbSize", "db_size");
+    const char *v = json_string_value(json_object_get(resp, "version"));
+    snprintf(out->version, sizeof(out->version), "%s", v ? v : "?");
     json_decref(resp);
     return CM_OK;
 }

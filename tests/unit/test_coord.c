@@ -1,7 +1,7 @@
 /*
  * test_coord.c - coord/ against one real etcd member started by the test: put/get and
  * compare-and-set conflicts, prefix ranges, lease expiry, liveness of a killed process's
- * registration, leader election between two contenders with fencing tokens.
+ * registration, leader election between two contenders with fencing tokens, member status.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -279,6 +279,24 @@ static void test_leader(void)
     co_client_free(b);
 }
 
+static void test_status(void)
+{
+    co_client *c = client();
+    if (!c)
+        return;
+    co_status_info st;
+    int64_t rev;
+    CU_ASSERT_EQUAL(co_put(c, "/t/status", "s", 1, 0, &rev), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_status(c, &st), CM_OK);
+    CU_ASSERT(st.member_id != 0);
+    CU_ASSERT_EQUAL(st.leader_id, st.member_id); /* a single member leads itself */
+    CU_ASSERT(st.revision >= rev);
+    CU_ASSERT(st.raft_term >= 1);
+    CU_ASSERT(st.db_size > 0);
+    CU_ASSERT_EQUAL(strncmp(st.version, "3.", 2), 0);
+    co_client_free(c);
+}
+
 static void test_zz_stop(void)
 {
     if (etcd_up)
@@ -294,6 +312,7 @@ void cu_register(void)
         {"lease keepalive and expiry", test_lease_expiry},
         {"liveness: a killed member's key vanishes", test_liveness},
         {"leader: two contenders, release, expiry, fencing", test_leader},
+        {"member status", test_status},
         {"stop etcd", test_zz_stop},
         {NULL, NULL},
     };
