@@ -15,8 +15,11 @@
  * dies during an idempotent request before any answer byte is re-dialled once.
  *
  * Answers with Content-Length, chunked transfer coding, or read-to-EOF are understood; a stream
- * (the watch) is a chunked answer split into lines. TCP keepalive (5 s idle, 3 probes 2 s apart)
- * lets a quiet stream notice a vanished peer.
+ * (the watch) is a chunked answer split into lines. Every request carries the gRPC metadata
+ * "hasleader: true" (etcd's require-leader): a member cut off from its cluster's leader ends its
+ * watch streams and refuses keepalives within a few election timeouts, instead of serving a stale
+ * view, so the caller moves on to a member of the majority. TCP keepalive (5 s idle, 3 probes 2 s
+ * apart) lets a quiet stream notice a vanished peer.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -421,7 +424,7 @@ static cm_err send_request(co_http *h, const char *path, const char *body, int64
     size_t blen = strlen(body);
     int n = snprintf(head, sizeof(head),
                      "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
+                     "Grpc-Metadata-Hasleader: true\r\nContent-Length: %zu\r\n\r\n",
                      path, h->host[h->cur], h->port[h->cur], blen);
     if (n < 0 || (size_t)n >= sizeof(head))
         return CM_ERR_INVAL;

@@ -2,7 +2,8 @@
  * test_coord_watch.c - coord/ when etcd fails: a watched document sees every version in order
  * and resumes after its etcd member restarts; while etcd is down calls time out with
  * CM_ERR_UNAVAILABLE and the cached document stays readable; in a 3-member cluster a client and a
- * watch fail over from a dead or silent endpoint to a live one.
+ * watch fail over from a dead or silent endpoint to a live one; a watch on a member cut off from
+ * the majority ends instead of going quietly stale.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -219,11 +220,57 @@ static void test_failover_three_members(void)
     cu_etcd_stop(&e);
 }
 
+/* A watch on a member cut off from the majority ends (require-leader) and comes back with it. */
+static void test_watch_minority_member(void)
+{
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    cu_etcd e;
+    CU_ASSERT_FATAL(cu_etcd_start(&e, 3) == 0);
+    co_config one = {.endpoints = {e.url[0]}, .n_endpoints = 1, .timeout_ms = 500}, all;
+    cu_etcd_config(&e, 500, &all);
+    co_client *c = NULL;
+    CU_ASSERT_FATAL(co_client_new(&all, &c) == CM_OK);
+    int64_t rev = 0;
+    put_version(c, "/t/m/doc", "a", &rev);
+    seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_doc *d = NULL;
+    CU_ASSERT_FATAL(co_doc_open(&one, "/t/m/doc", on_version, &s, &d) == CM_OK);
+    CU_ASSERT_EQUAL(wait_seen(&s, 1), 1);
+    for (int i = 0; i < 100 && !co_doc_connected(d); i++)
+        usleep(20000);
+    CU_ASSERT_FATAL(co_doc_connected(d));
+
+    cu_etcd_kill(&e, 1);
+    cu_etcd_kill(&e, 2);
+    int64_t t0 = cm_monotonic_ms();
+    while (co_doc_connected(d) && cm_monotonic_ms() - t0 < 10000)
+        usleep(50000);
+    CU_ASSERT(!co_doc_connected(d));
+    printf("\n  watch on a leaderless member ended after %lld ms\n",
+           (long long)(cm_monotonic_ms() - t0));
+    uint8_t *val = NULL;
+    size_t len;
+    CU_ASSERT_EQUAL(co_doc_cached(d, &val, &len, NULL), CM_OK);
+    free(val);
+
+    CU_ASSERT_FATAL(cu_etcd_restart(&e, 1) == 0); /* quorum back (members 0 and 1) */
+    put_version(c, "/t/m/doc", "b", &rev);
+    CU_ASSERT_EQUAL(wait_seen(&s, 2), 2);
+    CU_ASSERT_STRING_EQUAL(s.val[1], "b");
+    co_doc_free(d);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"watch resumes after a restart; down etcd", test_watch_resume_and_down},
         {"failover in a 3-member cluster", test_failover_three_members},
+        {"watch on a member without a leader", test_watch_minority_member},
         {NULL, NULL},
     };
     cu_add_suite("coord_watch", tests);
