@@ -347,14 +347,16 @@ static json_t *op(const char *kind, json_t *arg)
 }
 
 /*
- * Run a transaction of one compare; ops are arrays (consumed, NULL = none). *succeeded tells which
- * branch ran; *range receives the kvs of the last range answer in it (NULL when none).
+ * Run a transaction of one compare; ops are arrays (consumed; NULL only when building one ran out
+ * of memory, never sent as "no ops"). *succeeded tells which branch ran; *range receives the kvs
+ * of the last range answer in it (none: empty).
  */
 static cm_err txn(co_client *c, json_t *cmp, json_t *success, json_t *failure, int *succeeded,
                   co_kvs *range, int64_t *rev)
 {
     json_t *req = json_object(), *resp = NULL;
-    if (!req || !cmp) {
+    memset(range, 0, sizeof(*range));
+    if (!req || !cmp || !success || !failure) {
         json_decref(req);
         json_decref(cmp);
         json_decref(success);
@@ -362,15 +364,14 @@ static cm_err txn(co_client *c, json_t *cmp, json_t *success, json_t *failure, i
         return CM_ERR_NOMEM;
     }
     json_object_set_new(req, "compare", json_pack("[o]", cmp));
-    json_object_set_new(req, "success", success ? success : json_array());
-    json_object_set_new(req, "failure", failure ? failure : json_array());
+    json_object_set_new(req, "success", success);
+    json_object_set_new(req, "failure", failure);
     cm_err e = call(c, "/v3/kv/txn", req, 0, &resp);
     if (e != CM_OK)
         return e;
     *succeeded = json_is_true(json_object_get(resp, "succeeded"));
     if (rev)
         *rev = header_rev(resp);
-    memset(range, 0, sizeof(*range));
     json_t *rs = json_object_get(resp, "responses"), *last = NULL;
     for (size_t i = 0; i < json_array_size(rs); i++) {
         json_t *r = field2(json_array_get(rs, i), "response_range", "responseRange");
@@ -425,9 +426,9 @@ cm_err co_leader_release(co_client *c, const char *key, int64_t token)
 {
     int ok = 0;
     co_kvs none;
-    cm_err e =
-        txn(c, compare(key, "CREATE", "create_revision", token),
-            json_pack("[o]", op("requestDeleteRange", key_obj(key))), NULL, &ok, &none, NULL);
+    cm_err e = txn(c, compare(key, "CREATE", "create_revision", token),
+                   json_pack("[o]", op("requestDeleteRange", key_obj(key))), json_array(), &ok,
+                   &none, NULL);
     co_kvs_release(&none);
     if (e != CM_OK)
         return e;
@@ -439,9 +440,9 @@ cm_err co_fenced_put(co_client *c, const char *leader_key, int64_t token, const 
 {
     int ok = 0;
     co_kvs none;
-    cm_err e =
-        txn(c, compare(leader_key, "CREATE", "create_revision", token),
-            json_pack("[o]", op("requestPut", put_obj(key, value, len, 0))), NULL, &ok, &none, rev);
+    cm_err e = txn(c, compare(leader_key, "CREATE", "create_revision", token),
+                   json_pack("[o]", op("requestPut", put_obj(key, value, len, 0))), json_array(),
+                   &ok, &none, rev);
     co_kvs_release(&none);
     if (e != CM_OK)
         return e;
