@@ -116,8 +116,17 @@ cm_err co_lease_revoke(co_client *c, int64_t id);
 typedef void (*co_doc_fn)(void *arg, const uint8_t *value, size_t len, int64_t mod_rev);
 typedef struct co_doc co_doc;
 
-cm_err co_doc_open(const co_config *cfg, const char *key, co_doc_fn fn, void *arg, co_doc **out);
+/*
+ * cache_path (NULL: memory only) keeps the last version on disk as well (written atomically, with
+ * a CRC32C): a node restarted while etcd is unreachable starts from the version it last saw. A
+ * cached version found at open is the first one delivered; a missing or damaged file is ignored
+ * (logged). CM_ERR_INVAL when cfg names no usable endpoint.
+ */
+cm_err co_doc_open(const co_config *cfg, const char *key, const char *cache_path, co_doc_fn fn,
+                   void *arg, co_doc **out);
 void co_doc_free(co_doc *d);
+/* Wait until a version is cached (from etcd or the cache file): CM_OK, or CM_ERR_TIMEOUT. */
+cm_err co_doc_wait(co_doc *d, int timeout_ms);
 /*
  * The last version seen (a malloc'd copy in *value, free() it), whether etcd answers or not.
  * CM_ERR_NOTFOUND when no version was seen yet or the key was deleted.

@@ -8,8 +8,11 @@
  * delivers what happened meanwhile, in order, exactly once. Only when etcd has compacted those
  * revisions away (the watch answers with compact_revision) is the key read again: the newest
  * version is delivered, the intermediate ones are gone. The first read after open is the same
- * re-read. The cache (value, mod_rev) is what co_doc_cached returns, under the mutex; fn runs on
- * the watch thread without the mutex held, so it may call co_doc_cached.
+ * re-read, and it delivers the version it finds whenever that differs from the cached one (not
+ * only when newer: a cache file may predate an etcd rebuilt from scratch). The cache (value,
+ * mod_rev) is what co_doc_cached returns, under the mutex; fn runs on the watch thread without the
+ * mutex held, so it may call co_doc_cached. With a cache file, every delivered version is also
+ * written there (only the watch thread writes it) before fn is called.
  *
  * Backoff after a failed read or stream: 100 ms doubling to 2 s, back to 100 ms once a stream
  * was established. Stopping is noticed within ~100 ms (the stream polls in slices) or within one
@@ -18,13 +21,24 @@
  * co_keeper sends a keepalive every ttl/3 seconds, and every 500 ms while etcd does not answer;
  * etcd's answer of TTL 0 means the lease already expired: alive turns 0 and the thread ends.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "co_int.h"
+
+#define CACHE_MAGIC "cairndoc"
+#define CACHE_HEAD 24 /* magic, mod_rev, length (big-endian) */
+#define CACHE_MAX (64u << 20)
 
 struct co_doc {
     co_client *client; /* the re-reads */
@@ -33,15 +47,83 @@ struct co_doc {
     co_doc_fn fn;
     void *arg;
     pthread_t thread;
+    int started;
     atomic_int stop;
     atomic_int connected;
     int need_sync; /* watch thread only */
     int64_t last_rev;
+    char *cache_path;   /* NULL: memory only */
     pthread_mutex_t mu; /* guards the cache below */
+    pthread_cond_t cv;  /* signalled when a version is cached */
     uint8_t *value;
     size_t len;
     int64_t mod_rev; /* 0: nothing cached (never seen, or deleted) */
 };
+
+/*
+ * Cache file: "cairndoc", mod_rev and length (big-endian 64-bit), the value, CRC32C of all that
+ * (big-endian 32-bit). Written to PATH.tmp, fsynced, renamed over PATH, directory fsynced.
+ */
+static void save_cache(co_doc *d, const uint8_t *value, size_t len, int64_t mod_rev)
+{
+    if (!d->cache_path)
+        return;
+    if (!value) { /* the document was deleted: so is its cache */
+        if (unlink(d->cache_path) != 0 && errno != ENOENT)
+            CM_WARN("coord", "unlink %s: %s", d->cache_path, strerror(errno));
+        return;
+    }
+    char tmp[4200], dir[4200];
+    uint8_t head[CACHE_HEAD], tail[4];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->cache_path);
+    memcpy(head, CACHE_MAGIC, 8);
+    cm_put_be64(head + 8, (uint64_t)mod_rev);
+    cm_put_be64(head + 16, len);
+    cm_put_be32(tail, cm_crc32c(cm_crc32c(0, head, sizeof(head)), value, len));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), ok = fd >= 0;
+    ok = ok && write(fd, head, sizeof(head)) == (ssize_t)sizeof(head);
+    ok = ok && (len == 0 || write(fd, value, len) == (ssize_t)len);
+    ok = ok && write(fd, tail, 4) == 4 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    ok = ok && rename(tmp, d->cache_path) == 0;
+    cm_parent_dir(d->cache_path, dir, sizeof(dir));
+    int dfd = ok ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        ok = fsync(dfd) == 0;
+        close(dfd);
+    }
+    if (!ok)
+        CM_WARN("coord", "could not write the cache %s of %s: %s", d->cache_path, d->key,
+                strerror(errno));
+}
+
+/* Load the cache file into the cache; CM_ERR_NOTFOUND without one, CM_ERR_CORRUPT when damaged. */
+static cm_err load_cache(co_doc *d)
+{
+    uint8_t head[CACHE_HEAD], tail[4], *value = NULL;
+    FILE *f = fopen(d->cache_path, "rb");
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    cm_err e = CM_ERR_CORRUPT;
+    uint64_t len = 0;
+    if (fread(head, 1, sizeof(head), f) == sizeof(head) && memcmp(head, CACHE_MAGIC, 8) == 0 &&
+        (len = cm_get_be64(head + 16)) <= CACHE_MAX && (value = malloc(len ? len : 1)) &&
+        fread(value, 1, len, f) == len && fread(tail, 1, 4, f) == 4 &&
+        cm_get_be32(tail) == cm_crc32c(cm_crc32c(0, head, sizeof(head)), value, len))
+        e = CM_OK;
+    fclose(f);
+    if (e != CM_OK) {
+        CM_WARN("coord", "cache %s of %s is damaged: ignored", d->cache_path, d->key);
+        free(value);
+        return e;
+    }
+    d->value = value;
+    d->len = len;
+    d->mod_rev = (int64_t)cm_get_be64(head + 8);
+    d->last_rev = d->mod_rev;
+    return CM_OK;
+}
 
 /* Update the cache and tell fn; value NULL when the key is gone. */
 static void deliver(co_doc *d, const uint8_t *value, size_t len, int64_t mod_rev)
@@ -60,7 +142,9 @@ static void deliver(co_doc *d, const uint8_t *value, size_t len, int64_t mod_rev
     d->value = copy;
     d->len = value ? len : 0;
     d->mod_rev = value ? mod_rev : 0;
+    pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
+    save_cache(d, value, len, mod_rev);
     if (d->fn)
         d->fn(d->arg, value, len, mod_rev);
 }
@@ -70,20 +154,19 @@ static cm_err sync_key(co_doc *d)
     co_kv kv;
     int64_t rev = 0;
     cm_err e = co_get(d->client, d->key, &kv, &rev);
-    if (e == CM_OK) {
-        if (kv.mod_rev > d->last_rev)
-            deliver(d, kv.value, kv.len, kv.mod_rev);
-        co_kv_release(&kv);
-    } else if (e == CM_ERR_NOTFOUND) {
-        pthread_mutex_lock(&d->mu);
-        int had = d->mod_rev != 0;
-        pthread_mutex_unlock(&d->mu);
-        if (had)
-            deliver(d, NULL, 0, rev);
-    } else {
+    if (e != CM_OK && e != CM_ERR_NOTFOUND)
         return e;
-    }
-    d->last_rev = CM_MAX(d->last_rev, rev);
+    pthread_mutex_lock(&d->mu);
+    int64_t cached = d->mod_rev;
+    pthread_mutex_unlock(&d->mu);
+    /* different, not only newer: a cache file may come from an etcd since rebuilt from scratch */
+    if (e == CM_OK && kv.mod_rev != cached)
+        deliver(d, kv.value, kv.len, kv.mod_rev);
+    else if (e == CM_ERR_NOTFOUND && cached)
+        deliver(d, NULL, 0, rev);
+    if (e == CM_OK)
+        co_kv_release(&kv);
+    d->last_rev = rev; /* the read saw every change up to rev */
     return CM_OK;
 }
 
@@ -147,6 +230,8 @@ static void *doc_thread(void *arg)
     co_doc *d = arg;
     int backoff = 100;
     d->need_sync = 1;
+    if (d->fn && d->mod_rev) /* the version loaded from the cache file */
+        d->fn(d->arg, d->value, d->len, d->mod_rev);
     while (!atomic_load(&d->stop)) {
         if (d->need_sync) {
             cm_err e = sync_key(d);
@@ -170,28 +255,32 @@ static void *doc_thread(void *arg)
     return NULL;
 }
 
-cm_err co_doc_open(const co_config *cfg, const char *key, co_doc_fn fn, void *arg, co_doc **out)
+cm_err co_doc_open(const co_config *cfg, const char *key, const char *cache_path, co_doc_fn fn,
+                   void *arg, co_doc **out)
 {
     co_doc *d = calloc(1, sizeof(*d));
     if (!d)
         return CM_ERR_NOMEM;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
     d->fn = fn;
     d->arg = arg;
     d->key = strdup(key);
-    cm_err e = d->key ? co_client_new(cfg, &d->client) : CM_ERR_NOMEM;
+    d->cache_path = cache_path ? strdup(cache_path) : NULL;
+    cm_err e = d->key && (d->cache_path || !cache_path) ? CM_OK : CM_ERR_NOMEM;
+    if (e == CM_OK && d->cache_path)
+        load_cache(d); /* none or damaged: start from etcd alone */
+    if (e == CM_OK)
+        e = co_client_new(cfg, &d->client);
     if (e == CM_OK)
         e = co_http_new(cfg, &d->http);
     if (e == CM_OK && pthread_create(&d->thread, NULL, doc_thread, d) != 0)
         e = CM_ERR_NOMEM;
     if (e != CM_OK) {
-        co_http_free(d->http);
-        co_client_free(d->client);
-        free(d->key);
-        pthread_mutex_destroy(&d->mu);
-        free(d);
+        co_doc_free(d);
         return e;
     }
+    d->started = 1;
     *out = d;
     return CM_OK;
 }
@@ -201,13 +290,35 @@ void co_doc_free(co_doc *d)
     if (!d)
         return;
     atomic_store(&d->stop, 1);
-    pthread_join(d->thread, NULL);
+    if (d->started)
+        pthread_join(d->thread, NULL);
     co_http_free(d->http);
     co_client_free(d->client);
     free(d->key);
+    free(d->cache_path);
     free(d->value);
+    pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
     free(d);
+}
+
+cm_err co_doc_wait(co_doc *d, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    cm_err e = CM_OK;
+    pthread_mutex_lock(&d->mu);
+    while (!d->mod_rev && e == CM_OK)
+        if (pthread_cond_timedwait(&d->cv, &d->mu, &until) == ETIMEDOUT)
+            e = d->mod_rev ? CM_OK : CM_ERR_TIMEOUT;
+    pthread_mutex_unlock(&d->mu);
+    return e;
 }
 
 cm_err co_doc_cached(co_doc *d, uint8_t **value, size_t *len, int64_t *mod_rev)

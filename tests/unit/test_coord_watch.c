@@ -1,9 +1,10 @@
 /*
  * test_coord_watch.c - coord/ when etcd fails: a watched document sees every version in order
  * and resumes after its etcd member restarts; while etcd is down calls time out with
- * CM_ERR_UNAVAILABLE and the cached document stays readable; in a 3-member cluster a client and a
- * watch fail over from a dead or silent endpoint to a live one; a watch on a member cut off from
- * the majority ends instead of going quietly stale.
+ * CM_ERR_UNAVAILABLE and the cached document stays readable (in memory, and from its cache file
+ * for a document opened during the outage; a damaged file is ignored); in a 3-member cluster a
+ * client and a watch fail over from a dead or silent endpoint to a live one; a watch on a member
+ * cut off from the majority ends instead of going quietly stale.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -73,9 +74,12 @@ static void test_watch_resume_and_down(void)
     co_client *c = NULL;
     CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
     const char *key = "/cairn/test/layout";
+    char cache[300], bad[300];
+    snprintf(cache, sizeof(cache), "%s/layout.cache", cu_tmpdir());
+    snprintf(bad, sizeof(bad), "%s/bad.cache", cu_tmpdir());
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_doc *d = NULL;
-    CU_ASSERT_FATAL(co_doc_open(&cfg, key, on_version, &s, &d) == CM_OK);
+    CU_ASSERT_FATAL(co_doc_open(&cfg, key, cache, on_version, &s, &d) == CM_OK);
 
     int64_t rev = 0;
     put_version(c, key, "v1", &rev);
@@ -103,6 +107,27 @@ static void test_watch_resume_and_down(void)
         usleep(20000);
     CU_ASSERT(!co_doc_connected(d));
 
+    /* a node restarted while etcd is down starts from its cache file; a damaged one is ignored */
+    seen_t s3 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_doc *d3 = NULL;
+    CU_ASSERT_FATAL(co_doc_open(&cfg, key, cache, on_version, &s3, &d3) == CM_OK);
+    CU_ASSERT_EQUAL(co_doc_wait(d3, 2000), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_doc_cached(d3, &val, &len, &crev), CM_OK);
+    CU_ASSERT(len == 2 && memcmp(val, "v3", 2) == 0);
+    CU_ASSERT_EQUAL(crev, rev);
+    free(val);
+    CU_ASSERT_EQUAL(wait_seen(&s3, 1), 1);
+    CU_ASSERT_STRING_EQUAL(s3.val[0], "v3");
+    co_doc_free(d3);
+    FILE *f = fopen(bad, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    fwrite("cairndoc-not-really", 1, 19, f);
+    fclose(f);
+    CU_ASSERT_FATAL(co_doc_open(&cfg, key, bad, on_version, &s3, &d3) == CM_OK);
+    CU_ASSERT_EQUAL(co_doc_wait(d3, 300), CM_ERR_TIMEOUT);
+    CU_ASSERT_EQUAL(co_doc_cached(d3, &val, &len, &crev), CM_ERR_NOTFOUND);
+    co_doc_free(d3);
+
     /* back again: versions written before the watch reconnects are delivered, in order */
     CU_ASSERT_FATAL(cu_etcd_restart(&e, 0) == 0);
     put_version(c, key, "v4", &rev);
@@ -128,7 +153,7 @@ static void test_watch_resume_and_down(void)
     /* a document opened later starts from the current version */
     seen_t s2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_doc *d2 = NULL;
-    CU_ASSERT_FATAL(co_doc_open(&cfg, key, on_version, &s2, &d2) == CM_OK);
+    CU_ASSERT_FATAL(co_doc_open(&cfg, key, NULL, on_version, &s2, &d2) == CM_OK);
     CU_ASSERT_EQUAL(wait_seen(&s2, 1), 1);
     CU_ASSERT_STRING_EQUAL(s2.val[0], "v6");
     co_doc_free(d2);
@@ -182,7 +207,7 @@ static void test_failover_three_members(void)
     co_doc *d = NULL;
     co_config wcfg = {
         .endpoints = {e.url[0], e.url[1], e.url[2]}, .n_endpoints = 3, .timeout_ms = 500};
-    CU_ASSERT_FATAL(co_doc_open(&wcfg, "/t/f/a", on_version, &s, &d) == CM_OK);
+    CU_ASSERT_FATAL(co_doc_open(&wcfg, "/t/f/a", NULL, on_version, &s, &d) == CM_OK);
     CU_ASSERT_EQUAL(wait_seen(&s, 1), 1);
 
     /* the member both use dies: writes go on through the others, the watch follows */
@@ -237,7 +262,7 @@ static void test_watch_minority_member(void)
     put_version(c, "/t/m/doc", "a", &rev);
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_doc *d = NULL;
-    CU_ASSERT_FATAL(co_doc_open(&one, "/t/m/doc", on_version, &s, &d) == CM_OK);
+    CU_ASSERT_FATAL(co_doc_open(&one, "/t/m/doc", NULL, on_version, &s, &d) == CM_OK);
     CU_ASSERT_EQUAL(wait_seen(&s, 1), 1);
     for (int i = 0; i < 100 && !co_doc_connected(d); i++)
         usleep(20000);
