@@ -89,6 +89,12 @@ cm_err co_delete(co_client *c, const char *key, int prefix, int64_t *deleted);
  */
 cm_err co_cas(co_client *c, const char *key, const void *value, size_t len, int64_t expect_rev,
               int64_t lease, int64_t *new_rev);
+/*
+ * Drop the history before revision rev (etcd keeps every old version until compacted; an admin or
+ * a periodic job compacts). Watches that still needed it re-read their key (see co_doc).
+ */
+cm_err co_compact(co_client *c, int64_t rev);
+
 /* What one member says about itself (etcd's maintenance status), for health checks. */
 typedef struct {
     uint64_t member_id; /* the member that answered */

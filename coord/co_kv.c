@@ -1,11 +1,11 @@
 /*
  * co_kv.c - etcd's v3 key-value and lease calls over its JSON gateway.
  *
- * Wire format (etcd 3.4): POST /v3/kv/range|put|deleterange|txn, /v3/lease/grant|keepalive|
- * revoke, /v3/maintenance/status with a JSON body. Keys and values are base64; 64-bit numbers are
- * sent and received as decimal strings; fields equal to their default (0, false, empty) are left
- * out of answers, so "absent" reads as 0. Answers use the protobuf field names (create_revision,
- * response_range); the camelCase spelling is accepted as well.
+ * Wire format (etcd 3.4): POST /v3/kv/range|put|deleterange|txn|compaction, /v3/lease/grant|
+ * keepalive|revoke, /v3/maintenance/status with a JSON body. Keys and values are base64; 64-bit
+ * numbers are sent and received as decimal strings; fields equal to their default (0, false, empty)
+ * are left out of answers, so "absent" reads as 0. Answers use the protobuf field names
+ * (create_revision, response_range); the camelCase spelling is accepted as well.
  *
  * Which calls may be repeated on another endpoint after a lost answer: reads, puts of a fixed
  * value, deletes and lease calls (a repeated grant only leaks a lease that expires). Transactions
@@ -447,6 +447,18 @@ cm_err co_fenced_put(co_client *c, const char *leader_key, int64_t token, const 
     if (e != CM_OK)
         return e;
     return ok ? CM_OK : CM_ERR_PRECONDITION;
+}
+
+cm_err co_compact(co_client *c, int64_t rev)
+{
+    json_t *req = json_object(), *resp = NULL;
+    if (req) {
+        json_object_set_new(req, "revision", jstr_i64(rev));
+        json_object_set_new(req, "physical", json_true());
+    }
+    cm_err e = call(c, "/v3/kv/compaction", req, 1, &resp);
+    json_decref(resp);
+    return e;
 }
 
 static uint64_t u64_field(json_t *obj, const char *name, const char *camel)

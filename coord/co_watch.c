@@ -181,7 +181,9 @@ static int on_line(void *arg, const char *line, size_t len)
         CM_WARN("coord", "watch of %s: %.*s", d->key, (int)CM_MIN(len, 200), line);
         end = 1;
     } else if (co_json_i64(res, "compact_revision") > 0) {
-        d->need_sync = 1; /* our revisions were compacted away: read the key again */
+        CM_INFO("coord", "watch of %s: revisions from %lld compacted away, reading it again",
+                d->key, (long long)(d->last_rev + 1));
+        d->need_sync = 1;
         end = 1;
     } else if (json_is_true(json_object_get(res, "canceled"))) {
         end = 1;

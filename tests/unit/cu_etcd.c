@@ -60,7 +60,7 @@ static void kill_all(void)
             reap(started[i]);
 }
 
-static int free_port(void)
+int cu_etcd_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -155,8 +155,8 @@ int cu_etcd_start(cu_etcd *e, int n)
     if (mkdir(e->dir, 0700) != 0)
         return -1;
     for (int i = 0; i < n; i++) {
-        e->client_port[i] = free_port();
-        e->peer_port[i] = free_port();
+        e->client_port[i] = cu_etcd_free_port();
+        e->peer_port[i] = cu_etcd_free_port();
         if (e->client_port[i] < 0 || e->peer_port[i] < 0)
             return -1;
         snprintf(e->url[i], sizeof(e->url[i]), "http://127.0.0.1:%d", e->client_port[i]);

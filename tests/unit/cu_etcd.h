@@ -38,6 +38,8 @@ void cu_etcd_kill(cu_etcd *e, int i);
 int cu_etcd_restart(cu_etcd *e, int i);
 /* Kill every member and remove the data directories. */
 void cu_etcd_stop(cu_etcd *e);
+/* A free loopback TCP port (bound and released). */
+int cu_etcd_free_port(void);
 /* A client config naming the members (timeout_ms as given). */
 void cu_etcd_config(const cu_etcd *e, int timeout_ms, co_config *cfg);
 

@@ -220,6 +220,15 @@ static void test_liveness(void)
     CU_ASSERT(co_keeper_alive(k));
     co_keeper_free(k, 1); /* revoked: the key goes at once */
     CU_ASSERT(!key_present(c, "/t/members/parent"));
+
+    /* a keeper learns that its lease is gone (here revoked by someone else) and says so */
+    CU_ASSERT_EQUAL_FATAL(co_keeper_start(&cfg, 3, &k), CM_OK);
+    CU_ASSERT_EQUAL(co_lease_revoke(c, co_keeper_lease(k)), CM_OK);
+    int64_t t0 = cm_monotonic_ms();
+    while (co_keeper_alive(k) && cm_monotonic_ms() - t0 < 4000)
+        sleep_ms(50);
+    CU_ASSERT(!co_keeper_alive(k));
+    co_keeper_free(k, 1);
     co_client_free(c);
 }
 

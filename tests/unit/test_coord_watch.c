@@ -162,6 +162,64 @@ static void test_watch_resume_and_down(void)
     cu_etcd_stop(&e);
 }
 
+/*
+ * A watch that resumes from a revision etcd has compacted away re-reads the key: the newest
+ * version is delivered (the ones in between are gone). The member is moved to another client
+ * port meanwhile, so that the watch cannot reconnect before the compaction.
+ */
+static void test_watch_after_compaction(void)
+{
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    cu_etcd e;
+    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
+    co_config cfg;
+    cu_etcd_config(&e, 500, &cfg);
+    const char *key = "/t/compact/doc";
+    seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_doc *d = NULL;
+    co_client *c = NULL;
+    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
+    int64_t rev = 0;
+    put_version(c, key, "c1", &rev);
+    CU_ASSERT_FATAL(co_doc_open(&cfg, key, NULL, on_version, &s, &d) == CM_OK);
+    CU_ASSERT_EQUAL(wait_seen(&s, 1), 1);
+    co_client_free(c);
+
+    char saved[64];
+    snprintf(saved, sizeof(saved), "%s", e.url[0]);
+    int port = e.client_port[0];
+    e.client_port[0] = cu_etcd_free_port();
+    snprintf(e.url[0], sizeof(e.url[0]), "http://127.0.0.1:%d", e.client_port[0]);
+    CU_ASSERT_FATAL(cu_etcd_restart(&e, 0) == 0); /* the watch still dials the old port */
+    co_config moved;
+    cu_etcd_config(&e, 500, &moved);
+    CU_ASSERT_FATAL(co_client_new(&moved, &c) == CM_OK);
+    put_version(c, key, "c2", &rev);
+    put_version(c, key, "c3", &rev);
+    CU_ASSERT_EQUAL(co_put(c, "/t/compact/other", "x", 1, 0, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_compact(c, rev + 1), CM_OK);
+    co_kv kv;
+    CU_ASSERT_EQUAL(co_get(c, key, &kv, NULL), CM_OK);
+    co_kv_release(&kv);
+    co_client_free(c);
+
+    e.client_port[0] = port;
+    snprintf(e.url[0], sizeof(e.url[0]), "%s", saved);
+    CU_ASSERT_FATAL(cu_etcd_restart(&e, 0) == 0);
+    CU_ASSERT_EQUAL(wait_seen(&s, 2), 2);
+    usleep(300000); /* nothing more arrives */
+    pthread_mutex_lock(&s.mu);
+    CU_ASSERT_EQUAL(s.n, 2);
+    CU_ASSERT_STRING_EQUAL(s.val[1], "c3"); /* c2 was compacted away */
+    CU_ASSERT_EQUAL(s.rev[1], rev);
+    pthread_mutex_unlock(&s.mu);
+    co_doc_free(d);
+    cu_etcd_stop(&e);
+}
+
 /* A listening socket that never accepts: connects succeed, requests are never answered. */
 static int silent_listener(int *port)
 {
@@ -294,6 +352,7 @@ void cu_register(void)
 {
     static const cu_test tests[] = {
         {"watch resumes after a restart; down etcd", test_watch_resume_and_down},
+        {"watch resumes after a compaction", test_watch_after_compaction},
         {"failover in a 3-member cluster", test_failover_three_members},
         {"watch on a member without a leader", test_watch_minority_member},
         {NULL, NULL},
