@@ -61,18 +61,26 @@ static void put_version(co_client *c, const char *key, const char *v, int64_t *r
     *rev = next;
 }
 
-static void test_watch_resume_and_down(void)
+/* Start n members and a client over all of them (timeout 500 ms); 0 when etcd is missing. */
+static int start(cu_etcd *e, int n, co_config *cfg, co_client **c)
 {
     if (!cu_etcd_available()) {
         cu_etcd_missing();
-        return;
+        return 0;
     }
+    CU_ASSERT_FATAL(cu_etcd_start(e, n) == 0);
+    cu_etcd_config(e, 500, cfg);
+    CU_ASSERT_FATAL(co_client_new(cfg, c) == CM_OK);
+    return 1;
+}
+
+static void test_watch_resume_and_down(void)
+{
     cu_etcd e;
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
     co_config cfg;
-    cu_etcd_config(&e, 500, &cfg);
     co_client *c = NULL;
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
+    if (!start(&e, 1, &cfg, &c))
+        return;
     const char *key = "/cairn/test/layout";
     char cache[300], bad[300];
     snprintf(cache, sizeof(cache), "%s/layout.cache", cu_tmpdir());
@@ -169,19 +177,14 @@ static void test_watch_resume_and_down(void)
  */
 static void test_watch_after_compaction(void)
 {
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
-        return;
-    }
     cu_etcd e;
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
     co_config cfg;
-    cu_etcd_config(&e, 500, &cfg);
+    co_client *c = NULL;
+    if (!start(&e, 1, &cfg, &c))
+        return;
     const char *key = "/t/compact/doc";
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_doc *d = NULL;
-    co_client *c = NULL;
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
     int64_t rev = 0;
     put_version(c, key, "c1", &rev);
     CU_ASSERT_FATAL(co_doc_open(&cfg, key, NULL, on_version, &s, &d) == CM_OK);
@@ -238,12 +241,12 @@ static int silent_listener(int *port)
 
 static void test_failover_three_members(void)
 {
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
-        return;
-    }
     cu_etcd e;
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 3) == 0);
+    co_config wcfg;
+    co_client *c = NULL;
+    if (!start(&e, 3, &wcfg, &c))
+        return;
+    co_client_free(c); /* this test's client starts with a silent endpoint */
     int sport = 0, sfd = silent_listener(&sport);
     CU_ASSERT_FATAL(sfd >= 0);
     char silent[64];
@@ -252,7 +255,6 @@ static void test_failover_three_members(void)
     /* first endpoint silent: the first call times out on it and is served by the next one */
     co_config cfg = {
         .endpoints = {silent, e.url[0], e.url[1], e.url[2]}, .n_endpoints = 4, .timeout_ms = 500};
-    co_client *c = NULL;
     CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
     int64_t t0 = cm_monotonic_ms(), rev = 0;
     CU_ASSERT_EQUAL(co_put(c, "/t/f/a", "1", 1, 0, &rev), CM_OK);
@@ -263,8 +265,6 @@ static void test_failover_three_members(void)
 
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_doc *d = NULL;
-    co_config wcfg = {
-        .endpoints = {e.url[0], e.url[1], e.url[2]}, .n_endpoints = 3, .timeout_ms = 500};
     CU_ASSERT_FATAL(co_doc_open(&wcfg, "/t/f/a", NULL, on_version, &s, &d) == CM_OK);
     CU_ASSERT_EQUAL(wait_seen(&s, 1), 1);
 
@@ -306,16 +306,12 @@ static void test_failover_three_members(void)
 /* A watch on a member cut off from the majority ends (require-leader) and comes back with it. */
 static void test_watch_minority_member(void)
 {
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
-        return;
-    }
     cu_etcd e;
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 3) == 0);
-    co_config one = {.endpoints = {e.url[0]}, .n_endpoints = 1, .timeout_ms = 500}, all;
-    cu_etcd_config(&e, 500, &all);
+    co_config all;
     co_client *c = NULL;
-    CU_ASSERT_FATAL(co_client_new(&all, &c) == CM_OK);
+    if (!start(&e, 3, &all, &c))
+        return;
+    co_config one = {.endpoints = {e.url[0]}, .n_endpoints = 1, .timeout_ms = 500};
     int64_t rev = 0;
     put_version(c, "/t/m/doc", "a", &rev);
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
