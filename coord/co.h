@@ -44,6 +44,18 @@ typedef struct {
 /* Parse "URL,URL,..." into cfg (pointers into a copy kept in *storage, free()d by the caller). */
 cm_err co_config_parse(const char *list, co_config *cfg, char **storage);
 
+/*
+ * Key layout (docs/coordination.md): everything of one cluster under /cairn/<cluster-id>/.
+ * co_key writes "/cairn/<cluster>/<kind>" or, with a name, "/cairn/<cluster>/<kind>/<name>"
+ * (a prefix ends in '/' when name is ""). Cluster ids and kinds are [A-Za-z0-9._-]+; names may
+ * not contain '/' or NUL. CM_ERR_INVAL for a bad part, CM_ERR_TOOBIG when cap is too small.
+ */
+#define CO_KIND_LAYOUT "layout"        /* the layout document */
+#define CO_KIND_LAYOUT_STAGED "staged" /* a staged layout change */
+#define CO_KIND_NODES "nodes"          /* <node-id>: liveness registrations */
+#define CO_KIND_LEADERS "leaders"      /* <partition>: leader leases */
+cm_err co_key(char *out, size_t cap, const char *cluster, const char *kind, const char *name);
+
 typedef struct co_client co_client;
 
 /* A client over cfg's endpoints (copied). Connects lazily: creating one never fails on etcd. */

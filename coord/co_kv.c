@@ -46,6 +46,26 @@ cm_err co_config_parse(const char *list, co_config *cfg, char **storage)
     return CM_OK;
 }
 
+static int id_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+cm_err co_key(char *out, size_t cap, const char *cluster, const char *kind, const char *name)
+{
+    if (!id_ok(cluster) || !id_ok(kind) || (name && strchr(name, '/')))
+        return CM_ERR_INVAL;
+    int n = name ? snprintf(out, cap, "/cairn/%s/%s/%s", cluster, kind, name)
+                 : snprintf(out, cap, "/cairn/%s/%s", cluster, kind);
+    return n >= 0 && (size_t)n < cap ? CM_OK : CM_ERR_TOOBIG;
+}
+
 cm_err co_client_new(const co_config *cfg, co_client **out)
 {
     co_client *c = calloc(1, sizeof(*c));

@@ -3,7 +3,7 @@
  * loopback, no etcd needed): a compare-and-set whose answer is lost is CM_ERR_UNCERTAIN and never
  * sent to a second endpoint, a read is; answers split into 1-byte writes and chunks; one kept-alive
  * connection carries many requests; an idle connection the server closed is re-dialled without
- * turning a compare-and-set into an uncertain one.
+ * turning a compare-and-set into an uncertain one. Also the key layout (co_key).
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -215,12 +215,28 @@ static void test_idle_close_is_not_uncertain(void)
     fake_stop(&f);
 }
 
+static void test_key_layout(void)
+{
+    char k[64];
+    CU_ASSERT_EQUAL(co_key(k, sizeof(k), "prod-1", CO_KIND_LAYOUT, NULL), CM_OK);
+    CU_ASSERT_STRING_EQUAL(k, "/cairn/prod-1/layout");
+    CU_ASSERT_EQUAL(co_key(k, sizeof(k), "prod-1", CO_KIND_NODES, "n3"), CM_OK);
+    CU_ASSERT_STRING_EQUAL(k, "/cairn/prod-1/nodes/n3");
+    CU_ASSERT_EQUAL(co_key(k, sizeof(k), "prod-1", CO_KIND_LEADERS, ""), CM_OK);
+    CU_ASSERT_STRING_EQUAL(k, "/cairn/prod-1/leaders/"); /* a prefix for co_range_prefix */
+    CU_ASSERT_EQUAL(co_key(k, sizeof(k), "a/b", CO_KIND_NODES, "n"), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_key(k, sizeof(k), "", CO_KIND_NODES, "n"), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_key(k, sizeof(k), "c", CO_KIND_NODES, "x/y"), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_key(k, 10, "c", CO_KIND_NODES, "n"), CM_ERR_TOOBIG);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"lost answer: cas uncertain, read retried", test_lost_answer},
         {"chunked 1-byte answers on one kept-alive connection", test_chunked_and_keepalive},
         {"idle connection closed by the server", test_idle_close_is_not_uncertain},
+        {"key layout", test_key_layout},
         {NULL, NULL},
     };
     cu_add_suite("coord_http", tests);
