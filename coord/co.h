@@ -9,11 +9,13 @@
  *                 still at that revision; co_doc watches a key from a background thread, calls
  *                 back with every new version in order, resumes after a reconnect from the last
  *                 revision it saw, and keeps the last value for readers while etcd is unreachable
+ *                 (in memory, and optionally in a cache file that outlives a restart)
  *   liveness      co_keeper grants a lease and keeps it alive from a background thread; keys put
  *                 with it (co_member_register) vanish when the process dies; co_member_list
  *   leader        co_leader_acquire takes a named lease-bound key if free; its create revision is
  *                 a fencing token that only grows; co_fenced_put writes only while the token
  *                 still holds the key, so a stale leader's writes are refused
+ *   co_key        the key layout /cairn/<cluster-id>/<kind>/<name>
  *
  * Threading: a co_client is used by one thread at a time (it owns one keep-alive connection);
  * co_doc and co_keeper run their own threads with their own clients. Every call is bounded by the
