@@ -3,6 +3,7 @@
  *
  *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
  *   cairn admin status [--endpoint URL] [--data DIR]            drives and scrub state as tables
+ *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
  *
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
@@ -428,6 +429,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
                "       cairn admin status [--endpoint URL] [--data DIR]\n"
                "       cairn admin layout simulate [...]   (--help for its options)\n"
+               "       cairn admin etcd-check --endpoints URL[,URL...] [--timeout MS]\n"
                "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
                "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
                "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
@@ -444,6 +446,8 @@ int cmd_admin(int argc, char **argv)
     }
     if (strcmp(argv[1], "layout") == 0) /* offline: no endpoint, no credentials */
         return cmd_layout(argc - 1, argv + 1);
+    if (strcmp(argv[1], "etcd-check") == 0)
+        return cmd_admin_etcd_check(argc - 1, argv + 1);
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--wait") == 0)

@@ -24,9 +24,10 @@ int cmd_load_credentials(const char *data_dir, cmd_credentials *out);
 /* Subcommands: each takes the arguments after "cairn" (argv[0] is the command name) and returns
  * the process exit status. */
 int cmd_server(int argc, char **argv);
-int cmd_admin(int argc, char **argv);  /* admin.c: status, scrub */
-int cmd_bench(int argc, char **argv);  /* bench.c: load generator, raw speeds */
-int cmd_fsck(int argc, char **argv);   /* fsck.c: offline drive check and repair */
+int cmd_admin(int argc, char **argv);            /* admin.c: status, scrub */
+int cmd_admin_etcd_check(int argc, char **argv); /* admin_etcd.c: etcd member health table */
+int cmd_bench(int argc, char **argv);            /* bench.c: load generator, raw speeds */
+int cmd_fsck(int argc, char **argv);             /* fsck.c: offline drive check and repair */
 int cmd_layout(int argc, char **argv); /* layout.c: `admin layout simulate` (argv[0] "layout") */
 
 #endif

@@ -15,6 +15,9 @@ BUILD_PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-d
 LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev
     libjansson-dev)
 CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
+# etcd (cluster coordination, docs/coordination.md). On a host with systemd the package may start a
+# system etcd on 2379/2380; tests start their own members on free ports and never touch it.
+ETCD_PKGS=(etcd-server etcd-client)
 
 node_ok() {
     local major
@@ -40,7 +43,8 @@ as_root() {
 }
 
 install_missing() {
-    local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}") missing=() p
+    local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}" "${ETCD_PKGS[@]}")
+    local missing=() p
     if node_ok; then
         say "using node $(node --version) and npm $(npm --version) already on PATH"
     else

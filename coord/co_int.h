@@ -1,0 +1,49 @@
+/*
+ * co_int.h - coord/ internals: the blocking HTTP/1.1 client (co_http.c) and the JSON helpers
+ * shared by the etcd calls (co_kv.c).
+ */
+#ifndef CO_INT_H
+#define CO_INT_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+#include "co.h"
+
+typedef struct co_http co_http;
+
+cm_err co_http_new(const co_config *cfg, co_http **out);
+void co_http_free(co_http *h);
+const char *co_http_endpoint(const co_http *h);
+
+/*
+ * POST body to path; on CM_OK *resp (malloc'd, NUL-terminated) holds the body of a 2xx answer.
+ * Tries each endpoint at most once, starting with the current one. A request that may not be
+ * repeated (!idempotent) is not sent again once it may have reached a server: its lost answer is
+ * CM_ERR_UNCERTAIN. A non-2xx answer is CM_ERR_UNAVAILABLE for 5xx (next endpoint tried when
+ * idempotent) and CM_ERR_INVAL otherwise.
+ */
+cm_err co_http_post(co_http *h, const char *path, const char *body, int idempotent, char **resp,
+                    size_t *resp_len);
+
+/*
+ * POST body to path and read the streamed answer line by line (etcd's watch), calling fn for each
+ * non-empty line; returns when fn returns non-zero (CM_OK), when *stop becomes set (CM_OK), or
+ * when the stream ends or fails (CM_ERR_CLOSED, CM_ERR_UNAVAILABLE...). The connect and the answer
+ * head are bounded by the timeout; the stream itself may be quiet for any time (TCP keepalive
+ * notices a dead peer).
+ */
+typedef int (*co_line_fn)(void *arg, const char *line, size_t len);
+cm_err co_http_stream(co_http *h, const char *path, const char *body, co_line_fn fn, void *arg,
+                      const atomic_int *stop);
+
+/* JSON helpers (co_kv.c). 64-bit numbers arrive as strings in etcd's JSON; absent means 0. */
+int64_t co_json_i64(json_t *obj, const char *name);
+/* kv from an etcd KeyValue object (base64 key and value). */
+cm_err co_json_kv(json_t *obj, co_kv *out);
+/* A base64 string for data (malloc'd). */
+char *co_b64(const void *data, size_t len);
+/* Sleep ms milliseconds, in steps, returning early (1) when *stop is set. */
+int co_sleep(int ms, const atomic_int *stop);
+
+#endif

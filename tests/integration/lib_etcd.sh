@@ -1,0 +1,90 @@
+# shellcheck shell=bash
+# lib_etcd.sh: start and stop real etcd members for shell tests and local clusters.
+#
+# Source it (after lib.sh in a test: its h_track makes lib.sh's EXIT trap kill the members too).
+#   etcd_start N        start an N-member cluster (1..3) on free 127.0.0.1 ports, each with its own
+#                       data dir under $ETCD_DIR (default $H_WORK/etcd, else a new temp dir); waits
+#                       until every member answers a linearizable read (at most ETCD_READY_TIMEOUT s,
+#                       default 20); sets ETCD_URLS (array), ETCD_PIDS (array), ETCD_ENDPOINTS
+#                       ("URL,URL,..."); returns non-zero (members stopped) when one does not start
+#   etcd_kill I         SIGKILL member I (0-based) and reap it
+#   etcd_restart I      start member I again on its ports with its data
+#   etcd_stop           kill every member started here
+# Every member is an ordinary child process killed by PID: a system etcd on 2379 is never touched.
+# Heartbeat 50 ms and election timeout 500 ms: a 3-member cluster re-elects within about a second.
+ETCD_BIN=${CAIRN_ETCD:-/usr/bin/etcd}
+ETCD_URLS=()
+ETCD_PIDS=()
+ETCD_PEERS=()
+ETCD_ENDPOINTS=""
+ETCD_N=0
+
+etcd_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+_etcd_spawn() { # _etcd_spawn I
+    local i=$1 cluster="" j
+    for ((j = 0; j < ETCD_N; j++)); do
+        cluster+="${cluster:+,}m$j=${ETCD_PEERS[$j]}"
+    done
+    "$ETCD_BIN" --name "m$i" --data-dir "$ETCD_DIR/m$i" \
+        --listen-client-urls "${ETCD_URLS[$i]}" --advertise-client-urls "${ETCD_URLS[$i]}" \
+        --listen-peer-urls "${ETCD_PEERS[$i]}" --initial-advertise-peer-urls "${ETCD_PEERS[$i]}" \
+        --initial-cluster "$cluster" --initial-cluster-token "cairn-$$" \
+        --initial-cluster-state new --heartbeat-interval 50 --election-timeout 500 \
+        >>"$ETCD_DIR/m$i.log" 2>&1 &
+    ETCD_PIDS[$i]=$!
+    if declare -F h_track >/dev/null; then h_track "${ETCD_PIDS[$i]}"; fi
+}
+
+_etcd_wait() { # _etcd_wait I: a linearizable read answers (the member has a leader)
+    local i=$1 deadline=$((SECONDS + ${ETCD_READY_TIMEOUT:-20}))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if curl -s -m 1 -X POST -d '{"key":"L2N1LXJlYWR5"}' "${ETCD_URLS[$i]}/v3/kv/range" |
+            grep -q '"revision"'; then
+            return 0
+        fi
+        kill -0 "${ETCD_PIDS[$i]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "etcd member $i did not start (log: $ETCD_DIR/m$i.log)" >&2
+    tail -5 "$ETCD_DIR/m$i.log" >&2
+    return 1
+}
+
+etcd_start() { # etcd_start N
+    local i
+    ETCD_N=$1
+    ETCD_DIR=${ETCD_DIR:-${H_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/cairn-etcd.XXXXXX")}/etcd}
+    mkdir -p "$ETCD_DIR"
+    ETCD_URLS=() ETCD_PEERS=() ETCD_PIDS=()
+    for ((i = 0; i < ETCD_N; i++)); do
+        ETCD_URLS[$i]="http://127.0.0.1:$(etcd_free_port)"
+        ETCD_PEERS[$i]="http://127.0.0.1:$(etcd_free_port)"
+    done
+    ETCD_ENDPOINTS=$(IFS=,; echo "${ETCD_URLS[*]}")
+    for ((i = 0; i < ETCD_N; i++)); do _etcd_spawn "$i"; done
+    for ((i = 0; i < ETCD_N; i++)); do
+        _etcd_wait "$i" || { etcd_stop; return 1; }
+    done
+}
+
+etcd_kill() { # etcd_kill I
+    local p=${ETCD_PIDS[$1]:-}
+    [ -n "$p" ] || return 0
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    ETCD_PIDS[$1]=""
+}
+
+etcd_restart() { # etcd_restart I
+    etcd_kill "$1"
+    _etcd_spawn "$1"
+    _etcd_wait "$1"
+}
+
+etcd_stop() {
+    local i
+    for ((i = 0; i < ETCD_N; i++)); do etcd_kill "$i"; done
+}
