@@ -80,7 +80,9 @@ struct ncl_conn {
     struct event *timer, *kick;
     net_call *call;
     int connected, used;
-    int refused; /* connect failed at once: fail from the loop */
+    int refused;     /* connect failed at once: fail from the loop */
+    uint64_t queued; /* bytes of the current call put into the output buffer */
+    uint64_t mark;   /* conn_progress when the timer was armed */
 };
 
 struct ncl_peer {
@@ -122,6 +124,14 @@ static void arm(struct event *ev, int ms)
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(ev, &tv);
 }
+
+/*
+ * A number that grows whenever the call moves: bytes the socket took, response bytes that came.
+ * The timer checks it, so a long body draining steadily from the output buffer (no callback fires
+ * above the write low-water mark) is not mistaken for a stall.
+ */
+static uint64_t conn_progress(const ncl_conn *c);
+static void conn_arm(ncl_conn *c);
 
 /* ---- calls ---- */
 
@@ -318,6 +328,7 @@ static void conn_send(ncl_conn *c, net_call *call)
     if (c->used)
         cl->stats.reuses++;
     c->used = 1;
+    size_t before = evbuffer_get_length(out);
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", call->method, call->target,
                         c->peer->host, c->peer->port);
     evbuffer_add_buffer(out, call->hdrs);
@@ -329,10 +340,25 @@ static void conn_send(ncl_conn *c, net_call *call)
         evbuffer_remove_buffer(call->body, out, n); /* relinks chains, no copy */
         call->body_sent = n;
     }
-    arm(c->timer, c->refused     ? 0
-                  : c->connected ? cl->cfg.io_timeout_ms
-                                 : cl->cfg.connect_timeout_ms);
+    c->queued = evbuffer_get_length(out) - before;
+    conn_arm(c);
     event_active(c->kick, EV_TIMEOUT, 1);
+}
+
+static uint64_t conn_progress(const ncl_conn *c)
+{
+    const net_call *call = c->call;
+    uint64_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+    uint64_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
+    return call ? c->queued - out + in + call->received + (uint64_t)call->rs : 0;
+}
+
+/* (Re)start the connection's timer for the phase it is in. */
+static void conn_arm(ncl_conn *c)
+{
+    const net_client_config *cfg = &c->peer->cl->cfg;
+    c->mark = conn_progress(c);
+    arm(c->timer, c->refused ? 0 : c->connected ? cfg->io_timeout_ms : cfg->connect_timeout_ms);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -353,6 +379,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (c->refused) {
         conn_fail(c, CM_ERR_UNAVAILABLE);
+        return;
+    }
+    if (c->connected && conn_progress(c) != c->mark) {
+        conn_arm(c); /* bytes moved since the timer was armed: not stalled */
         return;
     }
     CM_DEBUG("net", "%s %s to %s:%d timed out", c->call->method, c->call->target, c->peer->host,
@@ -387,7 +417,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->connected = 1;
         if (c->call)
-            arm(c->timer, c->peer->cl->cfg.io_timeout_ms);
+            conn_arm(c);
         return;
     }
     net_call *call = c->call;
@@ -643,6 +673,7 @@ static void conn_fill(ncl_conn *c, net_call *call)
         if (n == 0)
             break; /* the producer has nothing now; it calls net_call_resume later */
         call->body_sent += n;
+        c->queued += n;
     }
 }
 
@@ -698,7 +729,7 @@ static void conn_process(ncl_conn *c)
         evtimer_del(c->timer);
         bufferevent_disable(c->bev, EV_READ);
     } else {
-        arm(c->timer, c->connected ? cfg->io_timeout_ms : cfg->connect_timeout_ms);
+        conn_arm(c);
         bufferevent_enable(c->bev, EV_READ);
     }
 }
