@@ -34,12 +34,13 @@ struct evbuffer;
 struct event_base;
 
 #define ND_PREFIX "/_cairn/rpc/v1"
-#define ND_MAX_SKEW_S 300         /* default: refuse requests whose clock is further off */
-#define ND_MAX_DRIVES 64          /* drives a node may expose */
-#define ND_NODE_ID_MAX 64         /* node ids: 1..63 chars of [A-Za-z0-9._-] */
-#define ND_PIECE (256 * 1024)     /* the server appends / reads at most this much per blob call */
-#define ND_APPEND_MIN (64 * 1024) /* ... and appends once this much body is buffered (or at end)   \
-                                   */
+#define ND_MAX_SKEW_S 300     /* default: refuse requests whose clock is further off */
+#define ND_MAX_DRIVES 64      /* drives a node may expose */
+#define ND_NODE_ID_MAX 64     /* node ids: 1..63 chars of [A-Za-z0-9._-] */
+#define ND_PIECE (256 * 1024) /* the server appends / reads at most this much per blob call */
+#define ND_APPEND_MIN                                                                              \
+    (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
+                 */
 
 /* ---- authentication (nd_auth.c) ---- */
 
@@ -78,7 +79,8 @@ typedef struct {
     size_t secret_len;
     const nd_drive *drives;
     int ndrives;
-    int max_skew_s; /* 0 = ND_MAX_SKEW_S */
+    int max_skew_s;   /* 0 = ND_MAX_SKEW_S */
+    int sync_threads; /* workers for bs_sync; 0 = 2, < 0 = sync inline on the loop */
 } nd_service_config;
 
 typedef struct nd_service nd_service;
@@ -91,7 +93,11 @@ typedef struct {
     uint64_t read;           /* body bytes read and sent */
 } nd_service_stats;
 
-/* Copy what cfg says (drives' stores are borrowed and must outlive the service). */
+/*
+ * Copy what cfg says (drives' stores are borrowed and must outlive the service). Shut down in
+ * this order: net_server_stop and the end of net_server_run, nd_service_free (waits for the sync
+ * workers), net_server_free (the workers hand answers back to the server's loops).
+ */
 cm_err nd_service_new(const nd_service_config *cfg, nd_service **out);
 void nd_service_free(nd_service *svc); /* NULL is a no-op */
 /* The handler to give net_server_new, with the service as its arg. */

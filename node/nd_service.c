@@ -23,11 +23,11 @@
  * A block failing its checksum mid-stream aborts the connection: the client sees a short body.
  *
  * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
- * counters are atomic. bs_sync runs on the loop thread: an fdatasync stalls that loop's other RPCs
- * for its duration (see docs/rpc.md, "Bounds and known limits").
+ * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
+ * chunk) runs on a worker (nd_work.c) and the answer comes back on the request's loop, so an
+ * fdatasync never stalls a loop.
  */
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,35 +38,9 @@
 #include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
-#include "nd.h"
+#include "nd_int.h"
 
 #define MOD "nd"
-
-struct nd_service {
-    char node_id[ND_NODE_ID_MAX];
-    uint8_t *secret;
-    size_t secret_len;
-    int ndrives;
-    nd_drive drives[ND_MAX_DRIVES];
-    char *paths[ND_MAX_DRIVES];
-    int max_skew_s;
-    atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
-};
-
-enum { OP_APPEND, OP_READ };
-
-typedef struct {
-    nd_service *svc;
-    int op;
-    bs_store *bs;
-    bs_id id;
-    uint64_t off;  /* append: where the next piece goes; read: next offset to send */
-    uint64_t end;  /* read: the end of the range; append: off + Content-Length */
-    uint64_t size; /* read: the chunk's length */
-    uint32_t crc, want_crc;
-    int sync;
-    cm_err err; /* append: first failure (the rest of the body is ignored) */
-} nd_sreq;
 
 cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
 {
@@ -92,6 +66,9 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
             goto nomem;
         svc->drives[i].path = svc->paths[i];
     }
+    if (cfg->sync_threads >= 0 &&
+        nd_work_new(cfg->sync_threads ? cfg->sync_threads : 2, &svc->work) != CM_OK)
+        goto nomem;
     *out = svc;
     return CM_OK;
 nomem:
@@ -103,6 +80,7 @@ void nd_service_free(nd_service *svc)
 {
     if (!svc)
         return;
+    nd_work_free(svc->work);
     for (int i = 0; i < svc->ndrives; i++)
         free(svc->paths[i]);
     free(svc->secret);
@@ -321,17 +299,27 @@ static void on_body_end(net_req *req, void *arg)
         atomic_fetch_add(&s->svc->digest_refused, 1);
         CM_WARN(MOD, "peer=%s append refused: body CRC32C %08x, header says %08x",
                 net_req_peer(req), s->crc, s->want_crc);
-        bs_delete(s->bs, &s->id);
-        bs_sync(s->bs);
-        answer_error(req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c");
+        nd_work_submit(s->svc->work, s, JOB_DROP);
         return;
     }
-    if (e == CM_OK && s->sync)
-        e = bs_sync(s->bs);
+    if (e == CM_OK && s->sync) {
+        nd_work_submit(s->svc->work, s, JOB_SYNC);
+        return;
+    }
     if (e != CM_OK)
         answer_error(req, e, NULL);
     else
         answer_size(req, 200, s->off);
+}
+
+void nd_job_done(nd_sreq *s)
+{
+    if (s->job == JOB_DROP)
+        answer_error(s->req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c");
+    else if (s->err != CM_OK)
+        answer_error(s->req, s->err, NULL);
+    else
+        answer_size(s->req, 200, s->job == JOB_SYNC ? s->off : 0);
 }
 
 /* ---- read ---- */
@@ -454,13 +442,8 @@ static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *p
         else
             answer_error(req, e, NULL);
     } else if (strcmp(m, "DELETE") == 0) {
-        e = bs_delete(s->bs, &s->id);
-        if (e == CM_OK)
-            e = bs_sync(s->bs);
-        if (e == CM_OK)
-            answer_size(req, 200, 0);
-        else
-            answer_error(req, e, NULL);
+        s->op = OP_DELETE;
+        nd_work_submit(svc->work, s, JOB_DELETE);
     } else {
         answer_error(req, CM_ERR_UNSUPPORTED, "method not allowed on a chunk");
     }
@@ -494,16 +477,21 @@ static void on_request(net_req *req, void *arg)
         return;
     }
     s->svc = svc;
-    s->op = -1;
+    s->req = req;
+    s->op = OP_NONE;
     net_req_set_data(req, s);
     serve_chunk(svc, req, s, path);
 }
 
 static void on_done(net_req *req, int aborted, void *arg)
 {
+    nd_sreq *s = net_req_data(req);
     (void)aborted;
     (void)arg;
-    free(net_req_data(req));
+    if (s && s->busy)
+        s->orphaned = 1; /* a worker holds it: the completion frees it */
+    else
+        free(s);
 }
 
 const net_handler nd_service_handler = {on_request, on_body, on_body_end, on_drain, on_done};

@@ -44,8 +44,9 @@ static void *node_thread(void *arg)
     return NULL;
 }
 
-/* A node with NDRIVES drives; drive `offline` (or -1) is given without a store. */
-static void node_start(tnode *n, const char *id, int offline)
+/* A node with NDRIVES drives; drive `offline` (or -1) is given without a store; sync_threads as
+ * in nd_service_config (0: workers, -1: inline). */
+static void node_start(tnode *n, const char *id, int offline, int sync_threads)
 {
     static int started; /* fresh drives for every node started */
     nd_drive drives[NDRIVES];
@@ -59,7 +60,7 @@ static void node_start(tnode *n, const char *id, int offline)
         drives[d].path = n->dirs[d];
         drives[d].bs = n->bs[d];
     }
-    nd_service_config sc = {id, secret, SECRET_LEN, drives, NDRIVES, 0};
+    nd_service_config sc = {id, secret, SECRET_LEN, drives, NDRIVES, 0, sync_threads};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);
@@ -76,8 +77,8 @@ static void node_stop(tnode *n)
 {
     net_server_stop(n->srv, 1000);
     pthread_join(n->th, NULL);
-    net_server_free(n->srv);
     nd_service_free(n->svc);
+    net_server_free(n->srv);
     for (int d = 0; d < NDRIVES; d++)
         bs_close(n->bs[d]);
 }
@@ -277,7 +278,7 @@ static void test_append_read_small(void)
     tloop l;
     uint8_t buf[3000], back[4000];
     size_t got;
-    node_start(&n, "n1", -1);
+    node_start(&n, "n1", -1, -1); /* syncs inline on the loop; the other tests use workers */
     loop_default(&l);
     fill(buf, sizeof(buf), 1);
     bs_id id = make_id(1);
@@ -355,7 +356,7 @@ static void test_big_chunk_streamed(void)
     tloop l;
     const size_t len = 12u << 20;
     uint8_t *buf = malloc(len);
-    node_start(&n, "n1", -1);
+    node_start(&n, "n1", -1, 0);
     loop_default(&l);
     fill(buf, len, 7);
     bs_id id = make_id(2);
@@ -403,7 +404,7 @@ static void test_bad_checksum_refused(void)
     tnode n;
     tloop l;
     uint8_t buf[200000];
-    node_start(&n, "n1", -1);
+    node_start(&n, "n1", -1, 0);
     loop_default(&l);
     fill(buf, sizeof(buf), 3);
     bs_id id = make_id(3);
@@ -435,7 +436,7 @@ static void test_delete(void)
     tloop l;
     uint8_t buf[5000];
     size_t got;
-    node_start(&n, "n1", -1);
+    node_start(&n, "n1", -1, 0);
     loop_default(&l);
     fill(buf, sizeof(buf), 4);
     bs_id id = make_id(4);
@@ -465,7 +466,7 @@ static void test_info(void)
     tnode n;
     tloop l;
     uint8_t buf[4096];
-    node_start(&n, "store-7", 1); /* drive 1 offline */
+    node_start(&n, "store-7", 1, 0); /* drive 1 offline */
     loop_default(&l);
     fill(buf, sizeof(buf), 5);
     bs_id id = make_id(5);
@@ -508,7 +509,7 @@ static void test_auth_refused(void)
     static const uint8_t wrong[] = "not-the-secret";
     tnode n;
     tloop good, bad, skewed;
-    node_start(&n, "n1", -1);
+    node_start(&n, "n1", -1, 0);
     loop_default(&good);
     loop_init(&bad, "client", NULL, 0, wrong, sizeof(wrong) - 1, 2000);
     loop_init(&skewed, "client", NULL, 600, secret, SECRET_LEN, 2000);
@@ -569,7 +570,7 @@ static void test_pool_reuse(void)
 {
     tnode n;
     tloop l;
-    node_start(&n, "n1", -1);
+    node_start(&n, "n1", -1, 0);
     loop_default(&l);
     bs_id id = make_id(7);
     for (int i = 0; i < 20; i++)
@@ -610,7 +611,7 @@ static void test_many_in_flight(void)
     uint8_t *buf = malloc((size_t)NCHUNKS * CHUNK);
     tres *r = calloc(NCHUNKS, sizeof(*r));
     for (int i = 0; i < NNODES; i++)
-        node_start(&n[i], ids[i], -1);
+        node_start(&n[i], ids[i], -1, 0);
     loop_default(&l);
     fill(buf, (size_t)NCHUNKS * CHUNK, 8);
     /* every chunk in flight at once, spread over three nodes and two drives each */
@@ -663,8 +664,8 @@ static void test_faults(void)
     tloop a, b;
     nd_faults *f;
     CU_ASSERT_EQUAL_FATAL(nd_faults_new(&f), CM_OK);
-    node_start(&na, "na", -1);
-    node_start(&nb, "nb", -1);
+    node_start(&na, "na", -1, 0);
+    node_start(&nb, "nb", -1, 0);
     /* two clients in the roles of the two nodes, sharing one fault table */
     loop_init(&a, "na", f, 0, secret, SECRET_LEN, 2000);
     loop_init(&b, "nb", f, 0, secret, SECRET_LEN, 2000);
