@@ -42,6 +42,7 @@ struct nd_client {
     nd_faults *faults;
     int64_t clock_offset_s;
     int io_timeout_ms;
+    nd_op *held; /* calls a fault delays or loses (not in the pool yet) */
 };
 
 enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO };
@@ -49,7 +50,8 @@ enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO };
 struct nd_op {
     nd_client *cl;
     net_call *call;
-    struct event *timer; /* fault delay or loss */
+    struct event *timer;  /* fault delay or loss */
+    nd_op *hprev, *hnext; /* in cl->held while the timer runs */
     int kind;
     int lost;
     nd_done_fn done;
@@ -99,10 +101,30 @@ cm_err nd_client_new(struct event_base *base, const nd_client_config *cfg, nd_cl
     return CM_OK;
 }
 
+static void unhold(nd_op *op)
+{
+    if (op->hprev)
+        op->hprev->hnext = op->hnext;
+    else
+        op->cl->held = op->hnext;
+    if (op->hnext)
+        op->hnext->hprev = op->hprev;
+    op->hprev = op->hnext = NULL;
+}
+
+static void finish(nd_op *op, cm_err e, const net_call *call);
+
 void nd_client_free(nd_client *cl)
 {
     if (!cl)
         return;
+    while (cl->held) { /* a call a fault holds back ends like one in the pool */
+        nd_op *op = cl->held;
+        unhold(op);
+        net_call_free(op->call);
+        op->call = NULL;
+        finish(op, CM_ERR_CLOSED, NULL);
+    }
     net_client_free(cl->net);
     free(cl->secret);
     free(cl);
@@ -245,6 +267,7 @@ static void fault_cb(evutil_socket_t fd, short what, void *arg)
     nd_op *op = arg;
     (void)fd;
     (void)what;
+    unhold(op);
     if (op->lost) {
         net_call_free(op->call);
         op->call = NULL;
@@ -303,6 +326,10 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     CM_DEBUG(MOD, "fault %d on %s -> %s: %s %s", (int)f, cl->node_id, peer->id, method, target);
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(op->timer, &tv);
+    op->hnext = cl->held;
+    if (cl->held)
+        cl->held->hprev = op;
+    cl->held = op;
     return CM_OK;
 }
 
@@ -363,6 +390,8 @@ cm_err nd_read(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
                uint64_t len, nd_data_fn data, nd_done_fn done, void *arg, nd_op **out)
 {
     char target[160], base[96];
+    if (!data)
+        return CM_ERR_INVAL;
     nd_op *op = op_new(cl, K_READ, done, arg);
     if (!op)
         return CM_ERR_NOMEM;

@@ -710,8 +710,20 @@ static void test_faults(void)
     CU_ASSERT_EQUAL(nd_fault_get(f, "na", "nb", &ms), ND_FAULT_NONE);
     CU_ASSERT_EQUAL(nd_fault_get(f, "nc", "nb", &ms), ND_FAULT_LOSE);
 
-    loop_free(&c);
+    /* a call held back by a fault still ends once when its client goes away */
+    CU_ASSERT_EQUAL(nd_fault_set(f, "na", "nb", ND_FAULT_DELAY, 60000), CM_OK);
+    tres held;
+    nd_peer pb = peer_of(&nb);
+    tres_init(&held, &a);
+    CU_ASSERT_EQUAL(nd_stat(a.cl, &pb, 0, &id, done_cb, &held), CM_OK);
+    event_base_loop(a.base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL(held.done, 0);
     loop_free(&a);
+    CU_ASSERT_EQUAL(held.done, 1);
+    CU_ASSERT_EQUAL(held.res.err, CM_ERR_CLOSED);
+    tres_release(&held);
+
+    loop_free(&c);
     loop_free(&b);
     node_stop(&na);
     node_stop(&nb);
@@ -803,6 +815,93 @@ static void test_timeouts_and_retries(void)
     loop_free(&l);
 }
 
+/* ---- throughput (figures for docs/rpc.md; ND_BENCH_MB=256 for figures worth quoting) ---- */
+
+typedef struct {
+    tloop *l;
+    nd_peer peer;
+    const uint8_t *src;
+    size_t size;
+    int next, total, inflight, failed;
+    int reading;
+    uint32_t id0; /* first chunk id of the run */
+} tbench;
+
+static void bench_kick(tbench *b);
+
+static void bench_done(void *arg, const nd_result *res)
+{
+    tbench *b = arg;
+    b->failed += res->err != CM_OK;
+    b->inflight--;
+    b->l->pending--;
+    bench_kick(b);
+}
+
+static void bench_data(void *arg, nd_op *op, struct evbuffer *data)
+{
+    (void)arg;
+    (void)op;
+    evbuffer_drain(data, evbuffer_get_length(data));
+}
+
+static void bench_kick(tbench *b)
+{
+    while (b->inflight < 16 && b->next < b->total) {
+        bs_id id = make_id(b->id0 + (uint32_t)b->next++);
+        cm_err e;
+        b->inflight++;
+        b->l->pending++;
+        if (b->reading) {
+            e = nd_read(b->l->cl, &b->peer, (uint32_t)b->next % NDRIVES, &id, 0, UINT64_MAX,
+                        bench_data, bench_done, b, NULL);
+        } else {
+            struct evbuffer *body = evbuffer_new();
+            evbuffer_add_reference(body, b->src, b->size, NULL, NULL);
+            e = nd_append(b->l->cl, &b->peer, (uint32_t)b->next % NDRIVES, &id, 0, b->size,
+                          cm_crc32c(0, b->src, b->size), body, NULL, 1, bench_done, b, NULL);
+            evbuffer_free(body);
+        }
+        CU_ASSERT_EQUAL(e, CM_OK);
+    }
+}
+
+/* Run total appends (then reads) of size bytes, 16 in flight; returns seconds per phase. */
+static void bench_run(tloop *l, const tnode *n, const uint8_t *src, size_t size, int total,
+                      uint32_t id0, double secs[2])
+{
+    for (int phase = 0; phase < 2; phase++) {
+        tbench b = {l, peer_of(n), src, size, 0, total, 0, 0, phase, id0};
+        int64_t t0 = cm_monotonic_ms();
+        bench_kick(&b);
+        loop_run(l);
+        secs[phase] = (double)(cm_monotonic_ms() - t0 + 1) / 1000.0;
+        CU_ASSERT_EQUAL(b.failed, 0);
+    }
+}
+
+static void test_throughput(void)
+{
+    tnode n;
+    tloop l;
+    const char *env = getenv("ND_BENCH_MB");
+    int mb = env ? atoi(env) : 32;
+    double big[2], small[2];
+    uint8_t *src = malloc(1u << 20);
+    node_start(&n, "bench", -1, 0);
+    loop_default(&l);
+    fill(src, 1u << 20, 11);
+    bench_run(&l, &n, src, 1u << 20, mb, 1000, big);
+    bench_run(&l, &n, src, 4096, mb * 16, 100000, small);
+    printf("\n  node RPC on loopback, 16 in flight, synced appends (%d MiB):\n"
+           "    1 MiB append %.0f MB/s, read %.0f MB/s; 4 KiB append %.0f/s, read %.0f/s\n",
+           mb, mb * 1.048576 / big[0], mb * 1.048576 / big[1], mb * 16 / small[0],
+           mb * 16 / small[1]);
+    loop_free(&l);
+    node_stop(&n);
+    free(src);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -816,6 +915,7 @@ void cu_register(void)
         {"many_in_flight", test_many_in_flight},
         {"faults", test_faults},
         {"timeouts_and_retries", test_timeouts_and_retries},
+        {"throughput", test_throughput},
         {NULL, NULL},
     };
     cu_add_suite("node", tests);
