@@ -28,4 +28,7 @@ int cmd_admin(int argc, char **argv); /* admin.c: status, scrub */
 int cmd_bench(int argc, char **argv); /* bench.c: load generator, raw speeds */
 int cmd_fsck(int argc, char **argv);  /* fsck.c: offline drive check and repair */
 
+/* node_rpc.c: serve a node's RPC alone, check a node */
+int cmd_node_rpc(int argc, char **argv);
+
 #endif
