@@ -28,7 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -126,9 +130,10 @@ static void arm(struct event *ev, int ms)
 }
 
 /*
- * A number that grows whenever the call moves: bytes the socket took, response bytes that came.
- * The timer checks it, so a long body draining steadily from the output buffer (no callback fires
- * above the write low-water mark) is not mistaken for a stall.
+ * A number that changes whenever the call moves: bytes the peer acknowledged, response bytes that
+ * came. The timer checks it when it fires, so a long body draining steadily (no callback fires
+ * above the write low-water mark, and a socket waits for a third of its buffer to free before it
+ * is writable again) is not mistaken for a stall.
  */
 static uint64_t conn_progress(const ncl_conn *c);
 static void conn_arm(ncl_conn *c);
@@ -350,7 +355,14 @@ static uint64_t conn_progress(const ncl_conn *c)
     const net_call *call = c->call;
     uint64_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
     uint64_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
-    return call ? c->queued - out + in + call->received + (uint64_t)call->rs : 0;
+    int unsent = 0;
+#ifdef SIOCOUTQ
+    /* bytes the kernel holds but the peer has not acknowledged: a slow reader drains them while
+     * the socket stays unwritable (it waits for a third of its buffer to free) */
+    if (ioctl(bufferevent_getfd(c->bev), SIOCOUTQ, &unsent) != 0 || unsent < 0)
+        unsent = 0;
+#endif
+    return call ? c->queued - out - (uint64_t)unsent + in + call->received + (uint64_t)call->rs : 0;
 }
 
 /* (Re)start the connection's timer for the phase it is in. */
