@@ -53,7 +53,7 @@ struct nd_op {
     struct event *timer;  /* fault delay or loss */
     nd_op *hprev, *hnext; /* in cl->held while the timer runs */
     int kind;
-    int lost;
+    cm_err fault_end; /* a fault's timer ends the call with this (CM_OK: a delay, then send) */
     nd_done_fn done;
     nd_data_fn data;
     nd_send_fn send;
@@ -268,10 +268,10 @@ static void fault_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     unhold(op);
-    if (op->lost) {
+    if (op->fault_end != CM_OK) {
         net_call_free(op->call);
         op->call = NULL;
-        finish(op, op->lost == 1 ? CM_ERR_UNAVAILABLE : CM_ERR_TIMEOUT, NULL);
+        finish(op, op->fault_end, NULL);
         return;
     }
     net_call *call = op->call;
@@ -321,7 +321,9 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
         op->call = NULL;
         return CM_ERR_NOMEM;
     }
-    op->lost = f == ND_FAULT_REFUSE ? 1 : f == ND_FAULT_LOSE ? 2 : 0;
+    op->fault_end = f == ND_FAULT_REFUSE ? CM_ERR_UNAVAILABLE
+                    : f == ND_FAULT_LOSE ? CM_ERR_TIMEOUT
+                                         : CM_OK;
     int ms = f == ND_FAULT_REFUSE ? 0 : f == ND_FAULT_LOSE ? cl->io_timeout_ms : delay;
     CM_DEBUG(MOD, "fault %d on %s -> %s: %s %s", (int)f, cl->node_id, peer->id, method, target);
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
