@@ -269,5 +269,13 @@ const char *net_call_resp_header(const net_call *call, const char *name);
 uint64_t net_call_received(const net_call *call);
 /* Free a call that was never started. */
 void net_call_free(net_call *call);
+/*
+ * The client's response parser on a buffer (for unit tests and the fuzz target): parse one
+ * response to `method` from buf[0..len), the end of buf being the end of the connection. CM_OK
+ * with *status and *body_len when it holds a whole response, CM_AGAIN when it stops short,
+ * CM_ERR_CLOSED when it is malformed.
+ */
+cm_err net_resp_parse(const void *buf, size_t len, const char *method, int *status,
+                      uint64_t *body_len);
 
 #endif

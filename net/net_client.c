@@ -672,6 +672,46 @@ static int parse_step(net_call *call, struct evbuffer *in, const net_client_conf
     }
 }
 
+cm_err net_resp_parse(const void *buf, size_t len, const char *method, int *status,
+                      uint64_t *body_len)
+{
+    net_client_config cfg;
+    net_call call;
+    cm_err e = CM_AGAIN;
+    net_client_config_defaults(&cfg);
+    memset(&call, 0, sizeof(call));
+    snprintf(call.method, sizeof(call.method), "%s", method);
+    struct evbuffer *in = evbuffer_new();
+    call.rbody = evbuffer_new();
+    if (!in || !call.rbody || evbuffer_add(in, buf, len) != 0) {
+        e = CM_ERR_NOMEM;
+        goto out;
+    }
+    for (;;) {
+        int k = call.rs == RS_DONE ? 0 : parse_step(&call, in, &cfg);
+        evbuffer_drain(call.rbody, evbuffer_get_length(call.rbody)); /* a consumer that keeps up */
+        if (k < 0) {
+            e = CM_ERR_CLOSED;
+            break;
+        }
+        if (call.rs == RS_DONE || (k == 0 && call.rs == RS_EOF)) {
+            e = CM_OK; /* the end of buf ends a close-delimited body */
+            break;
+        }
+        if (k == 0)
+            break;
+    }
+    *status = call.status;
+    *body_len = call.received;
+out:
+    free(call.head);
+    if (in)
+        evbuffer_free(in);
+    if (call.rbody)
+        evbuffer_free(call.rbody);
+    return e;
+}
+
 /* Produce request body while the output is low. */
 static void conn_fill(ncl_conn *c, net_call *call)
 {

@@ -451,6 +451,46 @@ static void test_canned_responses(void)
     tcl_free(&c);
 }
 
+/* The parser alone, as the fuzz target drives it. */
+static void test_resp_parse(void)
+{
+    static const struct {
+        const char *method, *in;
+        cm_err want;
+        int status;
+        uint64_t body;
+    } cases[] = {
+        {"GET", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", CM_OK, 200, 3},
+        {"GET", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab", CM_AGAIN, 200, 2},
+        {"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", CM_OK, 200, 0},
+        {"GET",
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde"
+         "\r\n0\r\nT: 1\r\n\r\n",
+         CM_OK, 200, 5},
+        {"GET", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+         CM_OK, 404, 0},
+        {"GET", "HTTP/1.0 200 OK\r\n\r\nto the end", CM_OK, 200, 10},
+        {"GET", "HTTP/1.1 200 OK\r\nContent-Le", CM_AGAIN, 0, 0},
+        {"GET", "HTTP/2 200\r\n\r\n", CM_ERR_CLOSED, 0, 0},
+        {"GET", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", CM_ERR_CLOSED, 200, 0},
+        {"GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", CM_ERR_CLOSED,
+         200, 3},
+    };
+    for (size_t i = 0; i < CM_ARRAY_LEN(cases); i++) {
+        int status = -1;
+        uint64_t body = 99;
+        cm_err e =
+            net_resp_parse(cases[i].in, strlen(cases[i].in), cases[i].method, &status, &body);
+        CU_ASSERT_EQUAL(e, cases[i].want);
+        if (e != cases[i].want)
+            fprintf(stderr, "case %zu: %s\n", i, cm_err_name(e));
+        if (e != CM_ERR_CLOSED) {
+            CU_ASSERT_EQUAL(status, cases[i].status);
+            CU_ASSERT_EQUAL(body, cases[i].body);
+        }
+    }
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -458,6 +498,7 @@ void cu_register(void)
         {"request_bodies", test_request_bodies},
         {"slow_steady_body", test_slow_steady_body},
         {"canned_responses", test_canned_responses},
+        {"resp_parse", test_resp_parse},
         {NULL, NULL},
     };
     cu_add_suite("net_client", tests);
