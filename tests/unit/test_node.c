@@ -285,10 +285,21 @@ static void test_append_read_small(void)
     nd_result r = do_append(&l, &n, 1, &id, 0, buf, 1000, cm_crc32c(0, buf, 1000));
     CU_ASSERT_EQUAL(r.err, CM_OK);
     CU_ASSERT_EQUAL(r.size, 1000);
-    /* a second append continues the chunk; a wrong offset is a conflict naming the length */
-    r = do_append(&l, &n, 1, &id, 1000, buf + 1000, 2000, cm_crc32c(0, buf + 1000, 2000));
-    CU_ASSERT_EQUAL(r.err, CM_OK);
-    CU_ASSERT_EQUAL(r.size, 3000);
+    /* a second append continues the chunk (unsynced: the writer syncs with its last piece); a
+     * wrong offset is a conflict naming the length */
+    tres t;
+    nd_peer p = peer_of(&n);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, buf + 1000, 2000);
+    tres_init(&t, &l);
+    CU_ASSERT_EQUAL(nd_append(l.cl, &p, 1, &id, 1000, 2000, cm_crc32c(0, buf + 1000, 2000), b, NULL,
+                              0, done_cb, &t, NULL),
+                    CM_OK);
+    evbuffer_free(b);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(t.res.err, CM_OK);
+    CU_ASSERT_EQUAL(t.res.size, 3000);
+    tres_release(&t);
     r = do_append(&l, &n, 1, &id, 1000, buf, 10, cm_crc32c(0, buf, 10));
     CU_ASSERT_EQUAL(r.err, CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(r.size, 3000);
