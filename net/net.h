@@ -1,5 +1,6 @@
 /*
- * net.h - HTTP/1.1 server on libevent bufferevents, with streaming bodies.
+ * net.h - HTTP/1.1 server on libevent bufferevents, with streaming bodies (and, in the last
+ * section, the pooled client that nodes use to call each other: net_client.c).
  *
  * Why not evhttp: libevent 2.1's evhttp buffers whole request bodies, which a 5 GiB PUT cannot
  * afford. This server hands the body to the handler piece by piece as it arrives (de-chunked when
