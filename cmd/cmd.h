@@ -30,4 +30,7 @@ int cmd_bench(int argc, char **argv);            /* bench.c: load generator, raw
 int cmd_fsck(int argc, char **argv);             /* fsck.c: offline drive check and repair */
 int cmd_layout(int argc, char **argv); /* layout.c: `admin layout simulate` (argv[0] "layout") */
 
+/* node_rpc.c: serve a node's RPC alone, check a node */
+int cmd_node_rpc(int argc, char **argv);
+
 #endif

@@ -15,6 +15,7 @@ static const struct {
     {"admin", cmd_admin, "administer a running node: status, scrub"},
     {"bench", cmd_bench, "load generator and raw speed references"},
     {"fsck", cmd_fsck, "verify (and repair) a stopped node's drives"},
+    {"node-rpc", cmd_node_rpc, "serve a node's RPC alone, or check a node (docs/rpc.md)"},
 };
 
 static void usage(FILE *f)

@@ -1,5 +1,6 @@
 /*
- * net.h - HTTP/1.1 server on libevent bufferevents, with streaming bodies.
+ * net.h - HTTP/1.1 server on libevent bufferevents, with streaming bodies (and, in the last
+ * section, the pooled client that nodes use to call each other: net_client.c).
  *
  * Why not evhttp: libevent 2.1's evhttp buffers whole request bodies, which a 5 GiB PUT cannot
  * afford. This server hands the body to the handler piece by piece as it arrives (de-chunked when
@@ -186,5 +187,96 @@ typedef struct {
 cm_err net_head_parse(const char *buf, size_t len, const net_config *cfg, net_head *head,
                       size_t *used, int *status);
 void net_head_release(net_head *head);
+
+/* ---- HTTP/1.1 client (net_client.c) ----
+ *
+ * A pooled keep-alive client on one event loop, for node-to-node calls: per peer (host:port) at
+ * most max_conns connections, each with one call in flight (no pipelining); calls beyond that wait
+ * in a FIFO queue and take the next connection that becomes idle. Everything runs on the caller's
+ * loop; callbacks are never entered from inside a net_call_* function (they run from the loop).
+ *
+ * Bodies stream both ways with bounded memory: a request body is either an evbuffer moved into the
+ * socket buffer (no copy) or produced piece by piece by on_send whenever the output falls below
+ * write_low_water; a response body is handed to on_body as it arrives and bytes on_body leaves in
+ * the buffer pause reading (backpressure) until net_call_resume.
+ *
+ * Timeouts: connect_timeout_ms to establish a connection, io_timeout_ms without progress while a
+ * call is in flight (CM_ERR_TIMEOUT). Retries: a call marked idempotent without a request body is
+ * retried (up to `retries` times) after a transport failure before any response byte arrived;
+ * other calls fail with the transport error. Errors given to on_done: CM_OK (a response arrived,
+ * whatever its status), CM_ERR_UNAVAILABLE (connection refused / unreachable), CM_ERR_TIMEOUT,
+ * CM_ERR_CLOSED (connection lost mid-call, malformed response, or the client was freed).
+ * Hosts are numeric addresses ("127.0.0.1", "::1"); no name resolution on the loop.
+ */
+typedef struct net_client net_client;
+typedef struct net_call net_call;
+
+typedef struct {
+    int max_conns;          /* per peer; default 8 */
+    int connect_timeout_ms; /* default 2000 */
+    int io_timeout_ms;      /* default 10000 */
+    int idle_timeout_ms;    /* close a pooled idle connection after this; default 30000 */
+    int retries;            /* extra tries of an idempotent call; default 1, < 0 none */
+    size_t read_high_water; /* response body buffered before reading pauses; default 1 MiB */
+    size_t write_low_water; /* on_send is asked for more below this; default 256 KiB */
+    size_t max_head_bytes;  /* response head limit; default 64 KiB */
+} net_client_config;
+
+typedef struct {
+    /* Response body bytes; take what you can. Bytes left pause reading until net_call_resume. */
+    void (*on_body)(net_call *call, struct evbuffer *body, void *arg);
+    /* Produce more request body into out (at most what is left of the declared length). */
+    void (*on_send)(net_call *call, struct evbuffer *out, void *arg);
+    /* Exactly once; the call is freed when it returns. */
+    void (*on_done)(net_call *call, cm_err e, void *arg);
+} net_call_handler;
+
+typedef struct {
+    uint64_t connects; /* connections opened */
+    uint64_t reuses;   /* calls sent on a pooled connection */
+    uint64_t retries;  /* idempotent calls sent again */
+    uint64_t calls;    /* calls completed (any result) */
+} net_client_stats;
+
+void net_client_config_defaults(net_client_config *cfg);
+/* A client on base (borrowed, must outlive it). cfg NULL = defaults; zero fields = defaults. */
+cm_err net_client_new(struct event_base *base, const net_client_config *cfg, net_client **out);
+/* Close every connection; calls in flight or queued get on_done(CM_ERR_CLOSED). NULL: no-op. */
+void net_client_free(net_client *cl);
+void net_client_get_stats(const net_client *cl, net_client_stats *out);
+/* Open connections to host:port (busy + idle). */
+int net_client_conns(const net_client *cl, const char *host, int port);
+
+/*
+ * Build a call: method and request-target ("/x?y=1") are copied. Add headers with net_call_header
+ * (the client adds Host, Content-Length and Connection itself), then net_call_start.
+ */
+cm_err net_call_new(net_client *cl, const char *host, int port, const char *method,
+                    const char *target, net_call **out);
+void net_call_header(net_call *call, const char *name, const char *value);
+/*
+ * The request body: body_len bytes, taken from body (moved out of it, no copy; may hold fewer than
+ * body_len bytes, or be NULL, when on_send produces the rest).
+ */
+void net_call_body(net_call *call, uint64_t body_len, struct evbuffer *body);
+/* Queue the call. From here on the client owns it; on_done tells the end. */
+void net_call_start(net_call *call, const net_call_handler *h, void *arg, int idempotent);
+/* Resume response delivery after on_body left bytes in the buffer. */
+void net_call_resume(net_call *call);
+/* Response accessors, valid from the first on_body or on_done (CM_OK) until on_done returns. */
+int net_call_status(const net_call *call);
+const char *net_call_resp_header(const net_call *call, const char *name);
+/* Body bytes received so far. */
+uint64_t net_call_received(const net_call *call);
+/* Free a call that was never started. */
+void net_call_free(net_call *call);
+/*
+ * The client's response parser on a buffer (for unit tests and the fuzz target): parse one
+ * response to `method` from buf[0..len), the end of buf being the end of the connection. CM_OK
+ * with *status and *body_len when it holds a whole response, CM_AGAIN when it stops short,
+ * CM_ERR_CLOSED when it is malformed.
+ */
+cm_err net_resp_parse(const void *buf, size_t len, const char *method, int *status,
+                      uint64_t *body_len);
 
 #endif

@@ -1,0 +1,218 @@
+/*
+ * nd.h - node RPC: the wire between cairn nodes (docs/rpc.md has the protocol).
+ *
+ * Server side (nd_service.c): an nd_service exposes the drives of this node (one bs_store each)
+ * as HTTP/1.1 handlers under /_cairn/rpc/v1/, served by a net_server on its own port (the RPC
+ * listener, separate from S3): chunk append (PUT, the body streamed into a blob, its CRC32C
+ * verified before the answer, durable after bs_sync), chunk read (GET of a range, streamed out
+ * with backpressure, every block verified by the blobstore), delete, stat (HEAD) and info (node
+ * id, drives, their state and space; the heartbeat). Every request is authenticated with the
+ * cluster secret (HMAC-SHA256, nd_auth.c).
+ *
+ * Client side (nd_client.c): asynchronous calls on the caller's event loop over a pooled
+ * keep-alive net_client (per peer, bounded), so one PUT can have cells in flight to many nodes
+ * and a GET can read k of them at once. Each call ends with exactly one nd_done_fn from the loop.
+ *
+ * Fault layer (nd_fault.c): rules per (from-node, to-node) - refuse, lose, delay - consulted by
+ * the client before each call; set and cleared at run time, shared by any number of clients.
+ *
+ * Threading: an nd_service may be used by every loop of a multi-threaded net_server (the stores
+ * are thread-safe); an nd_client belongs to one loop thread; nd_faults is locked and may be
+ * changed from any thread.
+ */
+#ifndef ND_H
+#define ND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bs.h"
+#include "cm_err.h"
+#include "net.h"
+
+struct evbuffer;
+struct event_base;
+
+#define ND_PREFIX "/_cairn/rpc/v1"
+#define ND_MAX_SKEW_S 300     /* default: refuse requests whose clock is further off */
+#define ND_MAX_DRIVES 64      /* drives a node may expose */
+#define ND_NODE_ID_MAX 64     /* node ids: 1..63 chars of [A-Za-z0-9._-] */
+#define ND_PIECE (256 * 1024) /* the server appends / reads at most this much per blob call */
+#define ND_APPEND_MIN                                                                              \
+    (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
+                 */
+
+/* ---- authentication (nd_auth.c) ---- */
+
+/* The parts of a request the signature covers (see docs/rpc.md, "Canonical string"). */
+typedef struct {
+    const char *method; /* "PUT" */
+    const char *target; /* request-target as sent, with the query */
+    const char *node;   /* the caller's node id */
+    const char *date;   /* unix seconds, decimal */
+    const char *nonce;  /* 32 hex chars, fresh per request */
+    const char *length; /* Content-Length as sent, "0" without a body */
+    const char *crc32c; /* X-Cairn-Crc32c as sent (8 hex), "-" when absent */
+} nd_canon;
+
+/* Signature: lowercase hex HMAC-SHA256 of the canonical string under secret, into out[65]. */
+void nd_sign(const uint8_t *secret, size_t secret_len, const nd_canon *c, char out[65]);
+/*
+ * Check a request's headers against the secret at time now (unix seconds): CM_OK, or CM_ERR_AUTH
+ * with *why naming the reason (missing header, clock skew beyond max_skew_s, bad signature).
+ */
+cm_err nd_auth_check(const uint8_t *secret, size_t secret_len, int max_skew_s, int64_t now,
+                     const net_req *req, const char **why);
+/* 1 when id is a valid node id. */
+int nd_node_id_valid(const char *id);
+
+/* ---- server (nd_service.c) ---- */
+
+typedef struct {
+    const char *path; /* the drive's directory (for its free space) */
+    bs_store *bs;     /* NULL: the drive is offline */
+} nd_drive;
+
+typedef struct {
+    const char *node_id;
+    const uint8_t *secret; /* the cluster secret */
+    size_t secret_len;
+    const nd_drive *drives;
+    int ndrives;
+    int max_skew_s;   /* 0 = ND_MAX_SKEW_S */
+    int sync_threads; /* workers for bs_sync; 0 = 2, < 0 = sync inline on the loop */
+} nd_service_config;
+
+typedef struct nd_service nd_service;
+
+typedef struct {
+    uint64_t requests;
+    uint64_t auth_refused;   /* unauthenticated, skewed or badly signed */
+    uint64_t digest_refused; /* chunk appends whose body failed its CRC32C */
+    uint64_t appended;       /* body bytes appended */
+    uint64_t read;           /* body bytes read and sent */
+} nd_service_stats;
+
+/*
+ * Copy what cfg says (drives' stores are borrowed and must outlive the service). Shut down in
+ * this order: net_server_stop and the end of net_server_run, nd_service_free (waits for the sync
+ * workers), net_server_free (the workers hand answers back to the server's loops).
+ */
+cm_err nd_service_new(const nd_service_config *cfg, nd_service **out);
+void nd_service_free(nd_service *svc); /* NULL is a no-op */
+/* The handler to give net_server_new, with the service as its arg. */
+extern const net_handler nd_service_handler;
+void nd_service_get_stats(nd_service *svc, nd_service_stats *out);
+
+/* ---- fault layer (nd_fault.c) ---- */
+
+typedef enum {
+    ND_FAULT_NONE = 0,
+    ND_FAULT_REFUSE, /* the call fails at once as if the connection were refused */
+    ND_FAULT_LOSE,   /* the request is lost: the call times out after the io timeout */
+    ND_FAULT_DELAY,  /* the request leaves delay_ms late */
+} nd_fault_kind;
+
+typedef struct nd_faults nd_faults;
+
+cm_err nd_faults_new(nd_faults **out);
+void nd_faults_free(nd_faults *f); /* NULL is a no-op */
+/* Set the rule for calls from node `from` to node `to` ("*" matches any node). */
+cm_err nd_fault_set(nd_faults *f, const char *from, const char *to, nd_fault_kind kind,
+                    int delay_ms);
+/* Remove the rule (from, to); NULL, NULL removes every rule. */
+void nd_fault_clear(nd_faults *f, const char *from, const char *to);
+/* The rule for a call from -> to: an exact rule first, then wildcards. */
+nd_fault_kind nd_fault_get(nd_faults *f, const char *from, const char *to, int *delay_ms);
+/*
+ * Add rules from a spec such as "n1>n2:refuse,n2>n3:delay=50,*>n4:lose" (what CAIRN_RPC_FAULTS
+ * holds in integration tests). CM_ERR_INVAL on a malformed spec (no rule of it is added).
+ */
+cm_err nd_faults_parse(nd_faults *f, const char *spec);
+
+/* ---- client (nd_client.c) ---- */
+
+typedef struct nd_client nd_client;
+typedef struct nd_op nd_op;
+
+typedef struct {
+    const char *node_id; /* this node: the signer, and the "from" of fault rules */
+    const uint8_t *secret;
+    size_t secret_len;
+    net_client_config net;  /* the pool; zero fields = net defaults */
+    nd_faults *faults;      /* NULL = none; borrowed */
+    int64_t clock_offset_s; /* added to the clock when signing (tests of skew) */
+} nd_client_config;
+
+/* A peer as the layout names it; borrowed for the call. */
+typedef struct {
+    const char *id;
+    const char *host; /* numeric address */
+    int port;         /* its RPC port */
+} nd_peer;
+
+typedef struct {
+    uint32_t index;
+    char state[16]; /* "ok", "failed" (writes refused after an I/O error), "offline" */
+    uint64_t blobs, live_bytes, used_bytes;
+    uint64_t free_bytes, total_bytes; /* of the filesystem */
+} nd_drive_info;
+
+typedef struct {
+    char node_id[ND_NODE_ID_MAX];
+    int64_t time; /* the node's clock, unix seconds */
+    uint32_t ndrives;
+    nd_drive_info drives[ND_MAX_DRIVES];
+} nd_node_info;
+
+typedef struct {
+    cm_err err;               /* CM_OK, the node's error, or the transport's */
+    int status;               /* HTTP status, 0 when no response came */
+    uint64_t size;            /* the chunk's length (append, stat, read) */
+    const char *message;      /* a reason when err != CM_OK ("" otherwise) */
+    const nd_node_info *info; /* nd_info only, on success */
+} nd_result;
+
+/* The end of a call, on the client's loop. res is valid during the callback only. */
+typedef void (*nd_done_fn)(void *arg, const nd_result *res);
+/* Read data: take what you can; bytes left pause the transfer until nd_op_resume. */
+typedef void (*nd_data_fn)(void *arg, nd_op *op, struct evbuffer *data);
+/* Append body producer: add more of the body to out (never past the declared length). */
+typedef void (*nd_send_fn)(void *arg, nd_op *op, struct evbuffer *out);
+
+cm_err nd_client_new(struct event_base *base, const nd_client_config *cfg, nd_client **out);
+/* Calls still running end with CM_ERR_CLOSED (their callbacks run). NULL is a no-op. */
+void nd_client_free(nd_client *cl);
+/* The pool underneath (stats, open connections). */
+net_client *nd_client_net(nd_client *cl);
+
+/*
+ * Append len bytes to chunk id on drive `drive` of peer at chunk offset off (0 creates it; else
+ * it must equal the chunk's length). The body is body (moved, no copy) and what send produces
+ * after it; crc32c is the CRC32C of these len bytes, checked by the node before it answers: on a
+ * mismatch the chunk is deleted (nothing of it is kept) and the call ends CM_ERR_DIGEST. With
+ * sync the answer comes after bs_sync (durable). res.size = the chunk's new length.
+ * Not retried (not idempotent). *op (may be NULL) is valid until done returns.
+ */
+cm_err nd_append(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
+                 uint64_t len, uint32_t crc32c, struct evbuffer *body, nd_send_fn send, int sync,
+                 nd_done_fn done, void *arg, nd_op **op);
+/*
+ * Read len bytes at off (len UINT64_MAX = to the end), handed to data as they arrive.
+ * CM_ERR_NOTFOUND, CM_ERR_RANGE, CM_ERR_CORRUPT (a block failed its checksum on the node) or a
+ * transport error; a transfer cut short ends CM_ERR_CLOSED. res.size = the chunk's length.
+ */
+cm_err nd_read(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
+               uint64_t len, nd_data_fn data, nd_done_fn done, void *arg, nd_op **op);
+/* Delete a chunk, durably (deleting an unknown chunk is CM_OK). */
+cm_err nd_delete(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id,
+                 nd_done_fn done, void *arg);
+/* Length of a chunk in res.size (CM_ERR_NOTFOUND when absent). */
+cm_err nd_stat(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, nd_done_fn done,
+               void *arg);
+/* Heartbeat: the node's id, clock and drives in res.info. */
+cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg);
+/* Continue a read paused by data leaving bytes, or an append whose producer had nothing. */
+void nd_op_resume(nd_op *op);
+
+#endif

@@ -1,0 +1,444 @@
+/*
+ * nd_client.c - asynchronous RPC calls to other nodes over a pooled net_client.
+ *
+ * An nd_op is one call: it builds the request (target, signature headers, body), consults the
+ * fault table, and hands the net_call to the pool; net callbacks come back here and end in one
+ * nd_done_fn. Read data passes straight through to the caller's nd_data_fn (the net client's body
+ * buffer, so bytes the caller leaves there are its backpressure); the small bodies of errors and
+ * info answers are collected up to ND_SMALL_BODY bytes.
+ *
+ * Faults: before a call is queued, nd_fault_get(from = this node, to = the peer) decides:
+ * REFUSE ends it from the loop with CM_ERR_UNAVAILABLE, LOSE ends it CM_ERR_TIMEOUT after the
+ * io timeout (the request never leaves), DELAY queues it delay_ms later. The call never runs
+ * its callback from inside the nd_* function that started it.
+ *
+ * Idempotent calls (read, stat, delete, info) are retried by the pool after a transport failure
+ * before any answer byte; appends are not (an append that may have landed is not repeated: the
+ * caller learns the chunk's length from a stat or the 409 of the next append).
+ *
+ * Threading: one loop thread per client.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "nd.h"
+
+#define MOD "nd"
+#define ND_SMALL_BODY (64 * 1024)
+
+struct nd_client {
+    struct event_base *base;
+    net_client *net;
+    char node_id[ND_NODE_ID_MAX];
+    uint8_t *secret;
+    size_t secret_len;
+    nd_faults *faults;
+    int64_t clock_offset_s;
+    int io_timeout_ms;
+    nd_op *held; /* calls a fault delays or loses (not in the pool yet) */
+};
+
+enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO };
+
+struct nd_op {
+    nd_client *cl;
+    net_call *call;
+    struct event *timer;  /* fault delay or loss */
+    nd_op *hprev, *hnext; /* in cl->held while the timer runs */
+    int kind;
+    cm_err fault_end; /* a fault's timer ends the call with this (CM_OK: a delay, then send) */
+    nd_done_fn done;
+    nd_data_fn data;
+    nd_send_fn send;
+    void *arg;
+    uint64_t want;          /* read: bytes expected */
+    struct evbuffer *small; /* error or info body */
+    nd_node_info *info;
+};
+
+static void op_free(nd_op *op)
+{
+    if (op->timer)
+        event_free(op->timer);
+    if (op->small)
+        evbuffer_free(op->small);
+    free(op->info);
+    free(op);
+}
+
+cm_err nd_client_new(struct event_base *base, const nd_client_config *cfg, nd_client **out)
+{
+    *out = NULL;
+    if (!nd_node_id_valid(cfg->node_id) || cfg->secret_len == 0)
+        return CM_ERR_INVAL;
+    nd_client *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return CM_ERR_NOMEM;
+    cl->base = base;
+    snprintf(cl->node_id, sizeof(cl->node_id), "%s", cfg->node_id);
+    cl->secret = malloc(cfg->secret_len);
+    cl->secret_len = cfg->secret_len;
+    cl->faults = cfg->faults;
+    cl->clock_offset_s = cfg->clock_offset_s;
+    net_client_config d;
+    net_client_config_defaults(&d);
+    cl->io_timeout_ms = cfg->net.io_timeout_ms > 0 ? cfg->net.io_timeout_ms : d.io_timeout_ms;
+    cm_err e = cl->secret ? net_client_new(base, &cfg->net, &cl->net) : CM_ERR_NOMEM;
+    if (e != CM_OK) {
+        free(cl->secret);
+        free(cl);
+        return e;
+    }
+    memcpy(cl->secret, cfg->secret, cfg->secret_len);
+    *out = cl;
+    return CM_OK;
+}
+
+static void unhold(nd_op *op)
+{
+    if (op->hprev)
+        op->hprev->hnext = op->hnext;
+    else
+        op->cl->held = op->hnext;
+    if (op->hnext)
+        op->hnext->hprev = op->hprev;
+    op->hprev = op->hnext = NULL;
+}
+
+static void finish(nd_op *op, cm_err e, const net_call *call);
+
+void nd_client_free(nd_client *cl)
+{
+    if (!cl)
+        return;
+    while (cl->held) { /* a call a fault holds back ends like one in the pool */
+        nd_op *op = cl->held;
+        unhold(op);
+        net_call_free(op->call);
+        op->call = NULL;
+        finish(op, CM_ERR_CLOSED, NULL);
+    }
+    net_client_free(cl->net);
+    free(cl->secret);
+    free(cl);
+}
+
+net_client *nd_client_net(nd_client *cl)
+{
+    return cl->net;
+}
+
+/* ---- results ---- */
+
+static cm_err err_from_name(const char *name, int status)
+{
+    for (int e = 0; name && e < CM_ERR__COUNT; e++)
+        if (strcmp(cm_err_name((cm_err)e), name) == 0)
+            return (cm_err)e;
+    switch (status) {
+    case 401:
+    case 403:
+        return CM_ERR_AUTH;
+    case 404:
+        return CM_ERR_NOTFOUND;
+    case 503:
+        return CM_ERR_UNAVAILABLE;
+    default:
+        return CM_ERR_INTERNAL;
+    }
+}
+
+static uint64_t header_u64(const net_call *call, const char *name)
+{
+    const char *v = net_call_resp_header(call, name);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+/* Parse an info body ("node ID", "time T", "drive ..." lines). 0 ok, -1 malformed. */
+static int parse_info(struct evbuffer *b, nd_node_info *info)
+{
+    char *line;
+    size_t len;
+    int have_node = 0;
+    memset(info, 0, sizeof(*info));
+    while ((line = evbuffer_readln(b, &len, EVBUFFER_EOL_LF)) != NULL) {
+        nd_drive_info d = {0};
+        long long t;
+        char id[ND_NODE_ID_MAX];
+        if (sscanf(line, "node %63s", id) == 1) {
+            snprintf(info->node_id, sizeof(info->node_id), "%s", id);
+            have_node = 1;
+        } else if (sscanf(line, "time %lld", &t) == 1) {
+            info->time = t;
+        } else if (sscanf(line,
+                          "drive %" SCNu32 " %15s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+                          " %" SCNu64,
+                          &d.index, d.state, &d.blobs, &d.live_bytes, &d.used_bytes, &d.free_bytes,
+                          &d.total_bytes) == 7 &&
+                   info->ndrives < ND_MAX_DRIVES) {
+            info->drives[info->ndrives++] = d;
+        }
+        free(line);
+    }
+    return have_node ? 0 : -1;
+}
+
+static void finish(nd_op *op, cm_err e, const net_call *call)
+{
+    nd_result res = {e, 0, 0, "", NULL};
+    char msg[256] = "";
+    if (call && e == CM_OK) {
+        res.status = net_call_status(call);
+        res.size = header_u64(call, "X-Cairn-Size");
+        if (res.status >= 300) {
+            const char *reason = net_call_resp_header(call, "X-Cairn-Reason");
+            res.err = err_from_name(net_call_resp_header(call, "X-Cairn-Error"), res.status);
+            if (reason) {
+                snprintf(msg, sizeof(msg), "%s", reason);
+            } else { /* not a node's answer: the first line of the body */
+                size_t n = CM_MIN(evbuffer_get_length(op->small), sizeof(msg) - 1);
+                evbuffer_copyout(op->small, msg, n);
+                msg[n] = '\0';
+                msg[strcspn(msg, "\r\n")] = '\0';
+            }
+            res.message = msg;
+        } else if (op->kind == K_READ && op->want != UINT64_MAX &&
+                   net_call_received(call) != op->want) {
+            res.err = CM_ERR_CLOSED;
+            res.message = "read cut short";
+        } else if (op->kind == K_INFO) {
+            op->info = malloc(sizeof(*op->info));
+            if (!op->info || parse_info(op->small, op->info) != 0) {
+                res.err = CM_ERR_INTERNAL;
+                res.message = "malformed info answer";
+            } else {
+                res.info = op->info;
+            }
+        }
+    } else if (e != CM_OK) {
+        res.message = cm_err_str(e);
+    }
+    op->done(op->arg, &res);
+    op_free(op);
+}
+
+/* ---- net callbacks ---- */
+
+static void on_body(net_call *call, struct evbuffer *body, void *arg)
+{
+    nd_op *op = arg;
+    if (op->kind == K_READ && net_call_status(call) < 300) {
+        op->data(op->arg, op, body);
+        return;
+    }
+    size_t room = ND_SMALL_BODY - CM_MIN(evbuffer_get_length(op->small), ND_SMALL_BODY);
+    evbuffer_remove_buffer(body, op->small, CM_MIN(room, evbuffer_get_length(body)));
+    evbuffer_drain(body, evbuffer_get_length(body)); /* past the cap: dropped */
+}
+
+static void on_send(net_call *call, struct evbuffer *out, void *arg)
+{
+    nd_op *op = arg;
+    (void)call;
+    if (op->send)
+        op->send(op->arg, op, out);
+}
+
+static void on_done(net_call *call, cm_err e, void *arg)
+{
+    nd_op *op = arg;
+    op->call = NULL;
+    finish(op, e, call);
+}
+
+static const net_call_handler handler = {on_body, on_send, on_done};
+
+/* ---- starting calls ---- */
+
+static void fault_cb(evutil_socket_t fd, short what, void *arg)
+{
+    nd_op *op = arg;
+    (void)fd;
+    (void)what;
+    unhold(op);
+    if (op->fault_end != CM_OK) {
+        net_call_free(op->call);
+        op->call = NULL;
+        finish(op, op->fault_end, NULL);
+        return;
+    }
+    net_call *call = op->call;
+    net_call_start(call, &handler, op, op->kind != K_APPEND);
+}
+
+/* Sign and queue (or fault) the call built in op->call. */
+static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const char *target,
+                     uint64_t len, const char *crc, struct evbuffer *body)
+{
+    nd_client *cl = op->cl;
+    char date[24], nonce[33], sig[65], auth[96], lenstr[24];
+    uint8_t rnd[16];
+    cm_err e = cm_random(rnd, sizeof(rnd));
+    if (e != CM_OK)
+        return e;
+    cm_hex_encode(rnd, sizeof(rnd), nonce);
+    snprintf(date, sizeof(date), "%" PRId64, cm_now_ms() / 1000 + cl->clock_offset_s);
+    snprintf(lenstr, sizeof(lenstr), "%" PRIu64, len);
+    int has_len = len > 0 || strcmp(method, "PUT") == 0;
+    nd_canon c = {method,         target, cl->node_id, date, nonce, has_len ? lenstr : "0",
+                  crc ? crc : "-"};
+    nd_sign(cl->secret, cl->secret_len, &c, sig);
+    snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
+    e = net_call_new(cl->net, peer->host, peer->port, method, target, &op->call);
+    if (e != CM_OK)
+        return e;
+    net_call_header(op->call, "X-Cairn-Node", cl->node_id);
+    net_call_header(op->call, "X-Cairn-Date", date);
+    net_call_header(op->call, "X-Cairn-Nonce", nonce);
+    if (crc)
+        net_call_header(op->call, "X-Cairn-Crc32c", crc);
+    net_call_header(op->call, "Authorization", auth);
+    if (has_len)
+        net_call_body(op->call, len, body);
+
+    int delay = 0;
+    nd_fault_kind f =
+        cl->faults ? nd_fault_get(cl->faults, cl->node_id, peer->id, &delay) : ND_FAULT_NONE;
+    if (f == ND_FAULT_NONE) {
+        net_call_start(op->call, &handler, op, op->kind != K_APPEND);
+        return CM_OK;
+    }
+    op->timer = evtimer_new(cl->base, fault_cb, op);
+    if (!op->timer) {
+        net_call_free(op->call);
+        op->call = NULL;
+        return CM_ERR_NOMEM;
+    }
+    op->fault_end = f == ND_FAULT_REFUSE ? CM_ERR_UNAVAILABLE
+                    : f == ND_FAULT_LOSE ? CM_ERR_TIMEOUT
+                                         : CM_OK;
+    int ms = f == ND_FAULT_REFUSE ? 0 : f == ND_FAULT_LOSE ? cl->io_timeout_ms : delay;
+    CM_DEBUG(MOD, "fault %d on %s -> %s: %s %s", (int)f, cl->node_id, peer->id, method, target);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(op->timer, &tv);
+    op->hnext = cl->held;
+    if (cl->held)
+        cl->held->hprev = op;
+    cl->held = op;
+    return CM_OK;
+}
+
+static nd_op *op_new(nd_client *cl, int kind, nd_done_fn done, void *arg)
+{
+    nd_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->cl = cl;
+    op->kind = kind;
+    op->done = done;
+    op->arg = arg;
+    op->small = evbuffer_new();
+    if (!op->small) {
+        free(op);
+        return NULL;
+    }
+    return op;
+}
+
+static void chunk_target(char *out, size_t cap, uint32_t drive, const bs_id *id)
+{
+    char hex[33];
+    bs_id_hex(id, hex);
+    snprintf(out, cap, ND_PREFIX "/chunk/%" PRIu32 "/%s", drive, hex);
+}
+
+/* Common tail: launch or clean up. */
+static cm_err go(nd_op *op, const nd_peer *peer, const char *method, const char *target,
+                 uint64_t len, const char *crc, struct evbuffer *body, nd_op **out)
+{
+    cm_err e = launch(op, peer, method, target, len, crc, body);
+    if (e != CM_OK) {
+        op_free(op);
+        return e;
+    }
+    if (out)
+        *out = op;
+    return CM_OK;
+}
+
+cm_err nd_append(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
+                 uint64_t len, uint32_t crc32c, struct evbuffer *body, nd_send_fn send, int sync,
+                 nd_done_fn done, void *arg, nd_op **out)
+{
+    char target[160], base[96], crc[9];
+    nd_op *op = op_new(cl, K_APPEND, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    op->send = send;
+    chunk_target(base, sizeof(base), drive, id);
+    snprintf(target, sizeof(target), "%s?off=%" PRIu64 "%s", base, off, sync ? "" : "&sync=0");
+    snprintf(crc, sizeof(crc), "%08" PRIx32, crc32c);
+    return go(op, peer, "PUT", target, len, crc, body, out);
+}
+
+cm_err nd_read(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
+               uint64_t len, nd_data_fn data, nd_done_fn done, void *arg, nd_op **out)
+{
+    char target[160], base[96];
+    if (!data)
+        return CM_ERR_INVAL;
+    nd_op *op = op_new(cl, K_READ, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    op->data = data;
+    op->want = len;
+    chunk_target(base, sizeof(base), drive, id);
+    if (len == UINT64_MAX)
+        snprintf(target, sizeof(target), "%s?off=%" PRIu64, base, off);
+    else
+        snprintf(target, sizeof(target), "%s?off=%" PRIu64 "&len=%" PRIu64, base, off, len);
+    return go(op, peer, "GET", target, 0, NULL, NULL, out);
+}
+
+cm_err nd_delete(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id,
+                 nd_done_fn done, void *arg)
+{
+    char target[96];
+    nd_op *op = op_new(cl, K_DELETE, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    chunk_target(target, sizeof(target), drive, id);
+    return go(op, peer, "DELETE", target, 0, NULL, NULL, NULL);
+}
+
+cm_err nd_stat(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, nd_done_fn done,
+               void *arg)
+{
+    char target[96];
+    nd_op *op = op_new(cl, K_STAT, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    chunk_target(target, sizeof(target), drive, id);
+    return go(op, peer, "HEAD", target, 0, NULL, NULL, NULL);
+}
+
+cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg)
+{
+    nd_op *op = op_new(cl, K_INFO, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    return go(op, peer, "GET", ND_PREFIX "/info", 0, NULL, NULL, NULL);
+}
+
+void nd_op_resume(nd_op *op)
+{
+    if (op->call)
+        net_call_resume(op->call);
+}

@@ -1,0 +1,65 @@
+/*
+ * nd_int.h - private layout of the RPC service: the service, its per-request state and the sync
+ * workers (nd_work.c) that keep fdatasync off the event loops.
+ */
+#ifndef ND_INT_H
+#define ND_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "nd.h"
+
+typedef struct nd_sreq nd_sreq;
+typedef struct nd_work nd_work;
+
+struct nd_service {
+    char node_id[ND_NODE_ID_MAX];
+    uint8_t *secret;
+    size_t secret_len;
+    int ndrives;
+    nd_drive drives[ND_MAX_DRIVES];
+    char *paths[ND_MAX_DRIVES];
+    int max_skew_s;
+    nd_work *work; /* NULL: syncs run inline on the loop */
+    atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
+};
+
+enum { OP_NONE, OP_APPEND, OP_READ, OP_DELETE };
+
+/* What a worker does for a request before it is answered. */
+enum { JOB_SYNC, JOB_DROP, JOB_DELETE };
+
+struct nd_sreq {
+    nd_service *svc;
+    net_req *req;
+    int op;
+    bs_store *bs;
+    bs_id id;
+    uint64_t off;  /* append: where the next piece goes; read: next offset to send */
+    uint64_t end;  /* read: the end of the range; append: off + Content-Length */
+    uint64_t size; /* read: the chunk's length */
+    uint32_t crc, want_crc;
+    int sync;
+    cm_err err; /* append: first failure (the rest of the body is ignored); job result */
+    /* offloaded job (nd_work.c): owned by a worker while busy */
+    int job;
+    nd_sreq *job_next;
+    struct event_base *base;
+    int busy;     /* a worker holds the request (loop-thread flag) */
+    int orphaned; /* the connection closed while busy: free on completion */
+};
+
+/* nd_work.c */
+cm_err nd_work_new(int nthreads, nd_work **out);
+void nd_work_free(nd_work *w); /* NULL is a no-op; waits for queued jobs */
+/*
+ * Run job on s (on a worker when w is not NULL, else right here), then nd_job_done(s) on s's
+ * loop. While busy the request belongs to the worker.
+ */
+void nd_work_submit(nd_work *w, nd_sreq *s, int job);
+
+/* nd_service.c: answer the request whose job finished (loop thread). */
+void nd_job_done(nd_sreq *s);
+
+#endif

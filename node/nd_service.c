@@ -1,0 +1,497 @@
+/*
+ * nd_service.c - the RPC handlers of a storage node (protocol in docs/rpc.md).
+ *
+ * Routes (all under ND_PREFIX, all authenticated first, nd_auth.c):
+ *   PUT    /chunk/<drive>/<id>?off=N[&sync=0]  append the body at N (0 creates the chunk)
+ *   GET    /chunk/<drive>/<id>?off=N[&len=N]   read a range
+ *   HEAD   /chunk/<drive>/<id>                 stat (X-Cairn-Size)
+ *   DELETE /chunk/<drive>/<id>                 delete, durably
+ *   GET    /info                               heartbeat: node id, clock, drives
+ * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
+ *
+ * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
+ * arrives, in blob calls of ND_APPEND_MIN..ND_PIECE bytes (one evbuffer_pullup each: the
+ * blobstore takes contiguous bytes, this is the one copy between socket and record), while its
+ * CRC32C runs over the same bytes. At the end the CRC is compared: a mismatch deletes the chunk
+ * (its earlier pieces are useless without the bad one, and a refused chunk leaves nothing behind)
+ * and answers 400 CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and 200 with the new length.
+ * Memory per request: the net server's body buffer (read_high_water) and one piece.
+ *
+ * Read: the first piece is read before the response starts (so a missing or corrupt chunk gets a
+ * clean status); the rest is read from on_drain, one piece at a time straight into evbuffer
+ * space (no extra copy), so at most about write_low_water + ND_PIECE bytes wait per request.
+ * A block failing its checksum mid-stream aborts the connection: the client sees a short body.
+ *
+ * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
+ * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
+ * chunk) runs on a worker (nd_work.c) and the answer comes back on the request's loop, so an
+ * fdatasync never stalls a loop.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include <event2/buffer.h>
+
+#include "cm_checksum.h"
+#include "cm_log.h"
+#include "cm_util.h"
+#include "nd_int.h"
+
+#define MOD "nd"
+
+cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
+{
+    *out = NULL;
+    if (!nd_node_id_valid(cfg->node_id) || cfg->ndrives < 0 || cfg->ndrives > ND_MAX_DRIVES ||
+        cfg->secret_len == 0)
+        return CM_ERR_INVAL;
+    nd_service *svc = calloc(1, sizeof(*svc));
+    if (!svc)
+        return CM_ERR_NOMEM;
+    snprintf(svc->node_id, sizeof(svc->node_id), "%s", cfg->node_id);
+    svc->secret = malloc(cfg->secret_len);
+    svc->secret_len = cfg->secret_len;
+    svc->ndrives = cfg->ndrives;
+    svc->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : ND_MAX_SKEW_S;
+    if (!svc->secret)
+        goto nomem;
+    memcpy(svc->secret, cfg->secret, cfg->secret_len);
+    for (int i = 0; i < cfg->ndrives; i++) {
+        svc->drives[i].bs = cfg->drives[i].bs;
+        svc->paths[i] = strdup(cfg->drives[i].path ? cfg->drives[i].path : "");
+        if (!svc->paths[i])
+            goto nomem;
+        svc->drives[i].path = svc->paths[i];
+    }
+    if (cfg->sync_threads >= 0 &&
+        nd_work_new(cfg->sync_threads ? cfg->sync_threads : 2, &svc->work) != CM_OK)
+        goto nomem;
+    *out = svc;
+    return CM_OK;
+nomem:
+    nd_service_free(svc);
+    return CM_ERR_NOMEM;
+}
+
+void nd_service_free(nd_service *svc)
+{
+    if (!svc)
+        return;
+    nd_work_free(svc->work);
+    for (int i = 0; i < svc->ndrives; i++)
+        free(svc->paths[i]);
+    free(svc->secret);
+    free(svc);
+}
+
+void nd_service_get_stats(nd_service *svc, nd_service_stats *out)
+{
+    out->requests = atomic_load(&svc->requests);
+    out->auth_refused = atomic_load(&svc->auth_refused);
+    out->digest_refused = atomic_load(&svc->digest_refused);
+    out->appended = atomic_load(&svc->appended);
+    out->read = atomic_load(&svc->read);
+}
+
+/* ---- answers ---- */
+
+static int status_of(cm_err e)
+{
+    switch (e) {
+    case CM_ERR_NOTFOUND:
+        return 404;
+    case CM_ERR_AUTH:
+        return 401;
+    case CM_ERR_INVAL:
+    case CM_ERR_DIGEST:
+        return 400;
+    case CM_ERR_CONFLICT:
+        return 409;
+    case CM_ERR_RANGE:
+        return 416;
+    case CM_ERR_NOSPC:
+        return 507;
+    case CM_ERR_UNAVAILABLE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static void answer_error(net_req *req, cm_err e, const char *why)
+{
+    char body[300];
+    int n = snprintf(body, sizeof(body), "%s: %s\n", cm_err_name(e), why ? why : cm_err_str(e));
+    net_resp_start(req, status_of(e), n);
+    net_resp_header(req, "X-Cairn-Error", cm_err_name(e));
+    net_resp_header(req, "X-Cairn-Reason", why ? why : cm_err_str(e)); /* HEAD has no body */
+    net_resp_header(req, "Content-Type", "text/plain");
+    net_resp_write(req, body, (size_t)n);
+    net_resp_end(req);
+}
+
+static void answer_size(net_req *req, int status, uint64_t size)
+{
+    char v[24];
+    snprintf(v, sizeof(v), "%" PRIu64, size);
+    net_resp_start(req, status, 0);
+    net_resp_header(req, "X-Cairn-Size", v);
+    net_resp_end(req);
+}
+
+/* ---- parsing the target ---- */
+
+static int query_u64(const char *q, const char *name, uint64_t *v)
+{
+    size_t n = strlen(name);
+    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+            char *end;
+            if (p[n + 1] < '0' || p[n + 1] > '9')
+                return -1;
+            *v = strtoull(p + n + 1, &end, 10);
+            return *end == '\0' || *end == '&' ? 1 : -1;
+        }
+    }
+    return 0;
+}
+
+/* "/chunk/<drive>/<32 hex>[?query]" after the prefix. */
+static cm_err parse_chunk(nd_service *svc, const char *path, nd_sreq *s, const char **query)
+{
+    char *end;
+    if (strncmp(path, "/chunk/", 7) != 0)
+        return CM_ERR_NOTFOUND;
+    path += 7;
+    if (*path < '0' || *path > '9')
+        return CM_ERR_INVAL;
+    unsigned long d = strtoul(path, &end, 10);
+    if (*end != '/' || strlen(end + 1) < 32)
+        return CM_ERR_INVAL;
+    if (cm_hex_decode(end + 1, 32, s->id.b, sizeof(s->id.b)) != CM_OK)
+        return CM_ERR_INVAL;
+    const char *rest = end + 33;
+    if (*rest != '\0' && *rest != '?')
+        return CM_ERR_INVAL;
+    *query = *rest == '?' ? rest + 1 : "";
+    if (d >= (unsigned long)svc->ndrives)
+        return CM_ERR_NOTFOUND;
+    s->bs = svc->drives[d].bs;
+    return s->bs ? CM_OK : CM_ERR_UNAVAILABLE;
+}
+
+/* ---- info ---- */
+
+static void serve_info(nd_service *svc, net_req *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        answer_error(req, CM_ERR_NOMEM, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "node %s\ntime %" PRId64 "\n", svc->node_id, cm_now_ms() / 1000);
+    for (int i = 0; i < svc->ndrives; i++) {
+        bs_stats st = {0};
+        struct statvfs vfs;
+        const char *state = "offline";
+        uint64_t avail = 0, total = 0;
+        if (svc->drives[i].bs) {
+            bs_get_stats(svc->drives[i].bs, &st);
+            state = bs_error(svc->drives[i].bs) == CM_OK ? "ok" : "failed";
+        }
+        if (svc->drives[i].path[0] && statvfs(svc->drives[i].path, &vfs) == 0) {
+            avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+            total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+        }
+        evbuffer_add_printf(
+            b, "drive %d %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", i,
+            state, st.blobs, st.live_bytes, st.used_bytes, avail, total);
+    }
+    net_resp_start(req, 200, (int64_t)evbuffer_get_length(b));
+    net_resp_header(req, "Content-Type", "text/plain");
+    net_resp_write_buffer(req, b);
+    net_resp_end(req);
+    evbuffer_free(b);
+}
+
+/* ---- append ---- */
+
+static void start_append(net_req *req, nd_sreq *s, const char *query)
+{
+    const char *crc = net_req_header(req, "X-Cairn-Crc32c");
+    uint64_t sync = 1, size = 0;
+    uint8_t raw[4];
+    if (net_req_chunked(req) || !net_req_header(req, "Content-Length")) {
+        answer_error(req, CM_ERR_INVAL, "an append needs a Content-Length");
+        return;
+    }
+    if (!crc || strlen(crc) != 8 || cm_hex_decode(crc, 8, raw, 4) != CM_OK) {
+        answer_error(req, CM_ERR_INVAL, "an append needs X-Cairn-Crc32c (8 hex digits)");
+        return;
+    }
+    if (query_u64(query, "off", &s->off) < 0 || query_u64(query, "sync", &sync) < 0) {
+        answer_error(req, CM_ERR_INVAL, "bad off or sync");
+        return;
+    }
+    cm_err e = bs_size(s->bs, &s->id, &size);
+    if (e == CM_ERR_NOTFOUND)
+        size = 0;
+    else if (e != CM_OK) {
+        answer_error(req, e, NULL);
+        return;
+    }
+    if (size != s->off) {
+        char v[24];
+        snprintf(v, sizeof(v), "%" PRIu64, size);
+        net_resp_start(req, 409, 0);
+        net_resp_header(req, "X-Cairn-Error", cm_err_name(CM_ERR_CONFLICT));
+        net_resp_header(req, "X-Cairn-Size", v); /* where the writer must continue */
+        net_resp_end(req);
+        return;
+    }
+    s->op = OP_APPEND;
+    s->want_crc = cm_get_be32(raw);
+    s->sync = sync != 0;
+    s->end = s->off + (uint64_t)net_req_content_length(req);
+    net_req_read_body(req);
+}
+
+/* Append n bytes from the front of body. */
+static void append_piece(nd_sreq *s, struct evbuffer *body, size_t n)
+{
+    if (s->err == CM_OK) {
+        const uint8_t *p = evbuffer_pullup(body, (ev_ssize_t)n);
+        s->crc = cm_crc32c(s->crc, p, n);
+        s->err = bs_append(s->bs, &s->id, s->off, p, n);
+        if (s->err == CM_OK) {
+            s->off += n;
+            atomic_fetch_add(&s->svc->appended, n);
+        }
+    }
+    evbuffer_drain(body, n);
+}
+
+static void on_body(net_req *req, struct evbuffer *body, void *arg)
+{
+    nd_sreq *s = net_req_data(req);
+    (void)arg;
+    if (!s || s->op != OP_APPEND)
+        return;
+    /* small pieces wait for more, except the last one (the whole body has arrived) */
+    int last = net_req_body_received(req) == (uint64_t)net_req_content_length(req);
+    while (evbuffer_get_length(body) >= ND_APPEND_MIN || (last && evbuffer_get_length(body) > 0))
+        append_piece(s, body, CM_MIN(evbuffer_get_length(body), (size_t)ND_PIECE));
+}
+
+static void on_body_end(net_req *req, void *arg)
+{
+    nd_sreq *s = net_req_data(req);
+    (void)arg;
+    if (!s || s->op != OP_APPEND)
+        return;
+    cm_err e = s->err;
+    if (e == CM_OK && s->off != s->end)
+        e = CM_ERR_INTERNAL; /* on_body takes the last bytes when they arrive: cannot happen */
+    if (e == CM_OK && s->crc != s->want_crc) {
+        atomic_fetch_add(&s->svc->digest_refused, 1);
+        CM_WARN(MOD, "peer=%s append refused: body CRC32C %08x, header says %08x",
+                net_req_peer(req), s->crc, s->want_crc);
+        nd_work_submit(s->svc->work, s, JOB_DROP);
+        return;
+    }
+    if (e == CM_OK && s->sync) {
+        nd_work_submit(s->svc->work, s, JOB_SYNC);
+        return;
+    }
+    if (e != CM_OK)
+        answer_error(req, e, NULL);
+    else
+        answer_size(req, 200, s->off);
+}
+
+void nd_job_done(nd_sreq *s)
+{
+    if (s->job == JOB_DROP)
+        answer_error(s->req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c");
+    else if (s->err != CM_OK)
+        answer_error(s->req, s->err, NULL);
+    else
+        answer_size(s->req, 200, s->job == JOB_SYNC ? s->off : 0);
+}
+
+/* ---- read ---- */
+
+/* Read the next piece of the range into the response. */
+static cm_err send_piece(net_req *req, nd_sreq *s)
+{
+    size_t n = (size_t)CM_MIN(s->end - s->off, (uint64_t)ND_PIECE);
+    struct evbuffer *b = evbuffer_new();
+    struct evbuffer_iovec v;
+    if (!b)
+        return CM_ERR_NOMEM;
+    if (evbuffer_reserve_space(b, (ev_ssize_t)n, &v, 1) != 1) {
+        evbuffer_free(b);
+        return CM_ERR_NOMEM;
+    }
+    cm_err e = bs_read(s->bs, &s->id, s->off, v.iov_base, n);
+    if (e == CM_OK) {
+        v.iov_len = n;
+        evbuffer_commit_space(b, &v, 1);
+        net_resp_write_buffer(req, b);
+        s->off += n;
+        atomic_fetch_add(&s->svc->read, n);
+    }
+    evbuffer_free(b);
+    return e;
+}
+
+static void start_read(net_req *req, nd_sreq *s, const char *query)
+{
+    uint64_t len = UINT64_MAX;
+    if (query_u64(query, "off", &s->off) < 0 || query_u64(query, "len", &len) < 0) {
+        answer_error(req, CM_ERR_INVAL, "bad off or len");
+        return;
+    }
+    cm_err e = bs_size(s->bs, &s->id, &s->size);
+    if (e != CM_OK) {
+        answer_error(req, e, NULL);
+        return;
+    }
+    if (s->off > s->size || (len != UINT64_MAX && len > s->size - s->off)) {
+        answer_error(req, CM_ERR_RANGE, "range beyond the chunk's end");
+        return;
+    }
+    s->end = len == UINT64_MAX ? s->size : s->off + len;
+    s->op = OP_READ;
+    char v[24];
+    snprintf(v, sizeof(v), "%" PRIu64, s->size);
+    if (s->end == s->off) {
+        answer_size(req, 200, s->size);
+        return;
+    }
+    /* the first piece before the status line: a corrupt or unreadable chunk gets a clean error */
+    struct evbuffer *first = evbuffer_new();
+    size_t n = (size_t)CM_MIN(s->end - s->off, (uint64_t)ND_PIECE);
+    struct evbuffer_iovec iv;
+    if (!first || evbuffer_reserve_space(first, (ev_ssize_t)n, &iv, 1) != 1) {
+        if (first)
+            evbuffer_free(first);
+        answer_error(req, CM_ERR_NOMEM, NULL);
+        return;
+    }
+    e = bs_read(s->bs, &s->id, s->off, iv.iov_base, n);
+    if (e != CM_OK) {
+        evbuffer_free(first);
+        answer_error(req, e, NULL);
+        return;
+    }
+    iv.iov_len = n;
+    evbuffer_commit_space(first, &iv, 1);
+    net_resp_start(req, 200, (int64_t)(s->end - s->off));
+    net_resp_header(req, "X-Cairn-Size", v);
+    net_resp_header(req, "Content-Type", "application/octet-stream");
+    net_resp_write_buffer(req, first);
+    evbuffer_free(first);
+    s->off += n;
+    atomic_fetch_add(&s->svc->read, n);
+    if (s->off == s->end)
+        net_resp_end(req);
+}
+
+static void on_drain(net_req *req, void *arg)
+{
+    nd_sreq *s = net_req_data(req);
+    (void)arg;
+    if (!s || s->op != OP_READ || s->off >= s->end)
+        return;
+    while (s->off < s->end && net_resp_pending(req) < ND_PIECE) {
+        cm_err e = send_piece(req, s);
+        if (e != CM_OK) {
+            CM_WARN(MOD, "peer=%s read failed mid-stream at %" PRIu64 ": %s", net_req_peer(req),
+                    s->off, cm_err_name(e));
+            net_req_abort(req);
+            return;
+        }
+    }
+    if (s->off == s->end)
+        net_resp_end(req);
+}
+
+/* ---- dispatch ---- */
+
+static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
+{
+    const char *m = net_req_method(req), *query = "";
+    uint64_t size = 0;
+    cm_err e = parse_chunk(svc, path, s, &query);
+    if (e != CM_OK) {
+        answer_error(req, e, e == CM_ERR_UNAVAILABLE ? "drive offline" : "no such chunk path");
+        return;
+    }
+    if (strcmp(m, "PUT") == 0) {
+        start_append(req, s, query);
+    } else if (strcmp(m, "GET") == 0) {
+        start_read(req, s, query);
+    } else if (strcmp(m, "HEAD") == 0) {
+        e = bs_size(s->bs, &s->id, &size);
+        if (e == CM_OK)
+            answer_size(req, 200, size);
+        else
+            answer_error(req, e, NULL);
+    } else if (strcmp(m, "DELETE") == 0) {
+        s->op = OP_DELETE;
+        nd_work_submit(svc->work, s, JOB_DELETE);
+    } else {
+        answer_error(req, CM_ERR_UNSUPPORTED, "method not allowed on a chunk");
+    }
+}
+
+static void on_request(net_req *req, void *arg)
+{
+    nd_service *svc = arg;
+    const char *target = net_req_target(req), *why;
+    atomic_fetch_add(&svc->requests, 1);
+    if (strncmp(target, ND_PREFIX "/", strlen(ND_PREFIX) + 1) != 0) {
+        answer_error(req, CM_ERR_NOTFOUND, "not an RPC path");
+        return;
+    }
+    if (nd_auth_check(svc->secret, svc->secret_len, svc->max_skew_s, cm_now_ms() / 1000, req,
+                      &why) != CM_OK) {
+        atomic_fetch_add(&svc->auth_refused, 1);
+        CM_WARN(MOD, "peer=%s %s %s refused: %s", net_req_peer(req), net_req_method(req), target,
+                why);
+        answer_error(req, CM_ERR_AUTH, why);
+        return;
+    }
+    const char *path = target + strlen(ND_PREFIX);
+    if (strcmp(path, "/info") == 0 && strcmp(net_req_method(req), "GET") == 0) {
+        serve_info(svc, req);
+        return;
+    }
+    nd_sreq *s = calloc(1, sizeof(*s));
+    if (!s) {
+        answer_error(req, CM_ERR_NOMEM, NULL);
+        return;
+    }
+    s->svc = svc;
+    s->req = req;
+    s->op = OP_NONE;
+    net_req_set_data(req, s);
+    serve_chunk(svc, req, s, path);
+}
+
+static void on_done(net_req *req, int aborted, void *arg)
+{
+    nd_sreq *s = net_req_data(req);
+    (void)aborted;
+    (void)arg;
+    if (s && s->busy)
+        s->orphaned = 1; /* a worker holds it: the completion frees it */
+    else
+        free(s);
+}
+
+const net_handler nd_service_handler = {on_request, on_body, on_body_end, on_drain, on_done};

@@ -1,0 +1,933 @@
+/*
+ * test_node.c - node RPC end to end in one process: storage nodes (nd_service on a net_server,
+ * each in its own thread, with real blobstores in a scratch directory) and RPC clients on the
+ * test thread's event loop. Async calls run the loop until every expected callback came (a 10 s
+ * guard fails a test that hangs instead of blocking it). Payloads come from a seeded xorshift.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "cm_checksum.h"
+#include "cm_util.h"
+#include "cu_main.h"
+#include "nd.h"
+
+static const uint8_t secret[] = "cluster-secret-for-tests";
+#define SECRET_LEN (sizeof(secret) - 1)
+#define NDRIVES 2
+
+/* ---- nodes ---- */
+
+typedef struct {
+    char id[16];
+    char dirs[NDRIVES][300];
+    bs_store *bs[NDRIVES];
+    nd_service *svc;
+    net_server *srv;
+    pthread_t th;
+    int port;
+} tnode;
+
+static void *node_thread(void *arg)
+{
+    net_server_run(((tnode *)arg)->srv);
+    return NULL;
+}
+
+/* A node with NDRIVES drives; drive `offline` (or -1) is given without a store; sync_threads as
+ * in nd_service_config (0: workers, -1: inline). */
+static void node_start(tnode *n, const char *id, int offline, int sync_threads)
+{
+    static int started; /* fresh drives for every node started */
+    nd_drive drives[NDRIVES];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    for (int d = 0; d < NDRIVES; d++) {
+        snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/%s-%d-d%d", cu_tmpdir(), id, ++started, d);
+        bs_options o = {.compact_rate = -1};
+        if (d != offline)
+            CU_ASSERT_EQUAL_FATAL(bs_open(n->dirs[d], &o, &n->bs[d]), CM_OK);
+        drives[d].path = n->dirs[d];
+        drives[d].bs = n->bs[d];
+    }
+    nd_service_config sc = {id, secret, SECRET_LEN, drives, NDRIVES, 0, sync_threads};
+    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
+    net_config cfg;
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    cfg.read_high_water = 256 * 1024;
+    cfg.write_low_water = 64 * 1024;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
+    n->port = net_server_port(n->srv);
+    pthread_create(&n->th, NULL, node_thread, n);
+}
+
+static void node_stop(tnode *n)
+{
+    net_server_stop(n->srv, 1000);
+    pthread_join(n->th, NULL);
+    nd_service_free(n->svc);
+    net_server_free(n->srv);
+    for (int d = 0; d < NDRIVES; d++)
+        bs_close(n->bs[d]);
+}
+
+static nd_peer peer_of(const tnode *n)
+{
+    nd_peer p = {n->id, "127.0.0.1", n->port};
+    return p;
+}
+
+/* ---- the client loop ---- */
+
+typedef struct {
+    struct event_base *base;
+    nd_client *cl;
+    int pending;
+    int hung;
+} tloop;
+
+static void guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ((tloop *)arg)->hung = 1;
+}
+
+static void loop_init(tloop *l, const char *node, nd_faults *faults, int64_t clock_off,
+                      const uint8_t *key, size_t keylen, int io_timeout_ms)
+{
+    memset(l, 0, sizeof(*l));
+    l->base = event_base_new();
+    nd_client_config cc = {0};
+    cc.node_id = node;
+    cc.secret = key;
+    cc.secret_len = keylen;
+    cc.faults = faults;
+    cc.clock_offset_s = clock_off;
+    cc.net.io_timeout_ms = io_timeout_ms;
+    cc.net.read_high_water = 256 * 1024;
+    cc.net.write_low_water = 64 * 1024;
+    cc.net.max_conns = 4;
+    CU_ASSERT_EQUAL_FATAL(nd_client_new(l->base, &cc, &l->cl), CM_OK);
+}
+
+static void loop_default(tloop *l)
+{
+    loop_init(l, "client", NULL, 0, secret, SECRET_LEN, 2000);
+}
+
+/* Run until every pending call ended (or the 10 s guard). */
+static void loop_run(tloop *l)
+{
+    struct event *guard = evtimer_new(l->base, guard_cb, l);
+    struct timeval tv = {10, 0};
+    evtimer_add(guard, &tv);
+    while (l->pending > 0 && !l->hung)
+        event_base_loop(l->base, EVLOOP_ONCE);
+    event_free(guard);
+    CU_ASSERT_FALSE(l->hung);
+}
+
+static void loop_free(tloop *l)
+{
+    nd_client_free(l->cl);
+    event_base_free(l->base);
+}
+
+/* ---- call results ---- */
+
+typedef struct {
+    tloop *l;
+    int done;
+    nd_result res;
+    char msg[256];
+    nd_node_info info;
+    struct evbuffer *data;
+    size_t max_buffered; /* largest data buffer handed to us */
+    int holds;           /* leave the data this many more times (backpressure) */
+    int64_t ended_ms;
+} tres;
+
+static void tres_init(tres *r, tloop *l)
+{
+    memset(r, 0, sizeof(*r));
+    r->l = l;
+    r->data = evbuffer_new();
+    l->pending++;
+}
+
+static void tres_release(tres *r)
+{
+    evbuffer_free(r->data);
+}
+
+static void done_cb(void *arg, const nd_result *res)
+{
+    tres *r = arg;
+    r->done++;
+    r->res = *res;
+    snprintf(r->msg, sizeof(r->msg), "%s", res->message);
+    r->res.message = r->msg;
+    if (res->info) {
+        r->info = *res->info;
+        r->res.info = &r->info;
+    }
+    r->ended_ms = cm_monotonic_ms();
+    r->l->pending--;
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    nd_op_resume(arg);
+}
+
+static void data_cb(void *arg, nd_op *op, struct evbuffer *data)
+{
+    tres *r = arg;
+    size_t n = evbuffer_get_length(data);
+    if (n > r->max_buffered)
+        r->max_buffered = n;
+    if (r->holds > 0) { /* not now: the transfer must pause until we resume it */
+        r->holds--;
+        event_base_once(r->l->base, -1, EV_TIMEOUT, resume_cb, op, NULL);
+        return;
+    }
+    evbuffer_add_buffer(r->data, data);
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static bs_id make_id(uint32_t i)
+{
+    bs_id id;
+    memset(&id, 0, sizeof(id));
+    cm_put_be32(id.b, i);
+    id.b[15] = 0x5a;
+    return id;
+}
+
+/* Append buf[0..n) at off synchronously; returns the result. */
+static nd_result do_append(tloop *l, const tnode *n, uint32_t drive, const bs_id *id, uint64_t off,
+                           const uint8_t *buf, size_t len, uint32_t crc)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, buf, len);
+    CU_ASSERT_EQUAL(nd_append(l->cl, &p, drive, id, off, len, crc, b, NULL, 1, done_cb, &r, NULL),
+                    CM_OK);
+    evbuffer_free(b); /* emptied by nd_append: the client took the bytes by reference */
+    loop_run(l);
+    tres_release(&r);
+    return r.res;
+}
+
+static nd_result do_stat(tloop *l, const tnode *n, uint32_t drive, const bs_id *id)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    CU_ASSERT_EQUAL(nd_stat(l->cl, &p, drive, id, done_cb, &r), CM_OK);
+    loop_run(l);
+    tres_release(&r);
+    return r.res;
+}
+
+/* Read into out (cap bytes); returns the result, *got the bytes read. */
+static nd_result do_read(tloop *l, const tnode *n, uint32_t drive, const bs_id *id, uint64_t off,
+                         uint64_t len, uint8_t *out, size_t cap, size_t *got)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    CU_ASSERT_EQUAL(nd_read(l->cl, &p, drive, id, off, len, data_cb, done_cb, &r, NULL), CM_OK);
+    loop_run(l);
+    *got = evbuffer_get_length(r.data);
+    evbuffer_remove(r.data, out, CM_MIN(*got, cap));
+    tres_release(&r);
+    return r.res;
+}
+
+/* ---- data path ---- */
+
+static void test_append_read_small(void)
+{
+    tnode n;
+    tloop l;
+    uint8_t buf[3000], back[4000];
+    size_t got;
+    node_start(&n, "n1", -1, -1); /* syncs inline on the loop; the other tests use workers */
+    loop_default(&l);
+    fill(buf, sizeof(buf), 1);
+    bs_id id = make_id(1);
+    nd_result r = do_append(&l, &n, 1, &id, 0, buf, 1000, cm_crc32c(0, buf, 1000));
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    CU_ASSERT_EQUAL(r.size, 1000);
+    /* a second append continues the chunk (unsynced: the writer syncs with its last piece); a
+     * wrong offset is a conflict naming the length */
+    tres t;
+    nd_peer p = peer_of(&n);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, buf + 1000, 2000);
+    tres_init(&t, &l);
+    CU_ASSERT_EQUAL(nd_append(l.cl, &p, 1, &id, 1000, 2000, cm_crc32c(0, buf + 1000, 2000), b, NULL,
+                              0, done_cb, &t, NULL),
+                    CM_OK);
+    evbuffer_free(b);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(t.res.err, CM_OK);
+    CU_ASSERT_EQUAL(t.res.size, 3000);
+    tres_release(&t);
+    r = do_append(&l, &n, 1, &id, 1000, buf, 10, cm_crc32c(0, buf, 10));
+    CU_ASSERT_EQUAL(r.err, CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(r.size, 3000);
+    r = do_stat(&l, &n, 1, &id);
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    CU_ASSERT_EQUAL(r.size, 3000);
+    r = do_read(&l, &n, 1, &id, 0, UINT64_MAX, back, sizeof(back), &got);
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    CU_ASSERT_EQUAL(got, 3000);
+    CU_ASSERT_EQUAL(memcmp(back, buf, 3000), 0);
+    /* the bytes are in the node's blobstore, on the drive named */
+    uint64_t size = 0;
+    CU_ASSERT_EQUAL(bs_size(n.bs[1], &id, &size), CM_OK);
+    CU_ASSERT_EQUAL(size, 3000);
+    CU_ASSERT_EQUAL(bs_size(n.bs[0], &id, &size), CM_ERR_NOTFOUND);
+    /* range reads */
+    r = do_read(&l, &n, 1, &id, 1234, 567, back, sizeof(back), &got);
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    CU_ASSERT_EQUAL(got, 567);
+    CU_ASSERT_EQUAL(memcmp(back, buf + 1234, 567), 0);
+    r = do_read(&l, &n, 1, &id, 2990, 11, back, sizeof(back), &got);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_RANGE);
+    bs_id none = make_id(999);
+    r = do_read(&l, &n, 1, &none, 0, 10, back, sizeof(back), &got);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(r.status, 404);
+    r = do_read(&l, &n, 7, &id, 0, 10, back, sizeof(back), &got);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND); /* no drive 7 */
+    loop_free(&l);
+    node_stop(&n);
+}
+
+/* A multi-MiB chunk: produced in pieces on the way out, consumed with pauses on the way in. */
+typedef struct {
+    const uint8_t *src;
+    size_t len, pos;
+    size_t max_out;
+} tsend;
+
+typedef struct {
+    tres r;
+    tsend s;
+} tput;
+
+static void put_send_cb(void *arg, nd_op *op, struct evbuffer *out)
+{
+    tput *t = arg;
+    (void)op;
+    if (evbuffer_get_length(out) > t->s.max_out)
+        t->s.max_out = evbuffer_get_length(out);
+    size_t n = CM_MIN((size_t)100000, t->s.len - t->s.pos);
+    /* by reference: the source outlives the call */
+    evbuffer_add_reference(out, t->s.src + t->s.pos, n, NULL, NULL);
+    t->s.pos += n;
+}
+
+static void put_done_cb(void *arg, const nd_result *res)
+{
+    done_cb(&((tput *)arg)->r, res);
+}
+
+static void test_big_chunk_streamed(void)
+{
+    tnode n;
+    tloop l;
+    const size_t len = 12u << 20;
+    uint8_t *buf = malloc(len);
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    fill(buf, len, 7);
+    bs_id id = make_id(2);
+    nd_peer p = peer_of(&n);
+    tput t;
+    memset(&t, 0, sizeof(t));
+    tres_init(&t.r, &l);
+    t.s.src = buf;
+    t.s.len = len;
+    CU_ASSERT_EQUAL(nd_append(l.cl, &p, 0, &id, 0, len, cm_crc32c(0, buf, len), NULL, put_send_cb,
+                              1, put_done_cb, &t, NULL),
+                    CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(t.r.res.err, CM_OK);
+    CU_ASSERT_EQUAL(t.r.res.size, len);
+    CU_ASSERT_EQUAL(t.s.pos, len);
+    /* the producer was asked only while the socket buffer was low: memory stays bounded */
+    CU_ASSERT(t.s.max_out < 64 * 1024);
+    tres_release(&t.r);
+
+    tres r;
+    tres_init(&r, &l);
+    r.holds = 5;
+    CU_ASSERT_EQUAL(nd_read(l.cl, &p, 0, &id, 0, UINT64_MAX, data_cb, done_cb, &r, NULL), CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(r.res.err, CM_OK);
+    CU_ASSERT_EQUAL(r.res.size, len);
+    CU_ASSERT_EQUAL_FATAL(evbuffer_get_length(r.data), len);
+    CU_ASSERT_EQUAL(memcmp(evbuffer_pullup(r.data, -1), buf, len), 0);
+    CU_ASSERT_EQUAL(r.holds, 0);
+    /* what the client buffered for us never exceeded its high-water mark (256 KiB) by much */
+    CU_ASSERT(r.max_buffered <= 256 * 1024);
+    tres_release(&r);
+    nd_service_stats st;
+    nd_service_get_stats(n.svc, &st);
+    CU_ASSERT_EQUAL(st.appended, len);
+    CU_ASSERT_EQUAL(st.read, len);
+    loop_free(&l);
+    node_stop(&n);
+    free(buf);
+}
+
+static void test_bad_checksum_refused(void)
+{
+    tnode n;
+    tloop l;
+    uint8_t buf[200000];
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    fill(buf, sizeof(buf), 3);
+    bs_id id = make_id(3);
+    /* the CRC of other bytes: as if the body were corrupted on the way */
+    nd_result r = do_append(&l, &n, 0, &id, 0, buf, sizeof(buf), cm_crc32c(0, buf, 1000));
+    CU_ASSERT_EQUAL(r.err, CM_ERR_DIGEST);
+    CU_ASSERT_EQUAL(r.status, 400);
+    r = do_stat(&l, &n, 0, &id);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND); /* nothing stored */
+    uint64_t size;
+    CU_ASSERT_EQUAL(bs_size(n.bs[0], &id, &size), CM_ERR_NOTFOUND);
+    /* a good chunk, then a bad continuation: the chunk is dropped whole */
+    r = do_append(&l, &n, 0, &id, 0, buf, 1000, cm_crc32c(0, buf, 1000));
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    r = do_append(&l, &n, 0, &id, 1000, buf + 1000, 5000, 0x12345678);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_DIGEST);
+    r = do_stat(&l, &n, 0, &id);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND);
+    nd_service_stats st;
+    nd_service_get_stats(n.svc, &st);
+    CU_ASSERT_EQUAL(st.digest_refused, 2);
+    loop_free(&l);
+    node_stop(&n);
+}
+
+static void test_delete(void)
+{
+    tnode n;
+    tloop l;
+    uint8_t buf[5000];
+    size_t got;
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    fill(buf, sizeof(buf), 4);
+    bs_id id = make_id(4);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 0, &id, 0, buf, sizeof(buf), cm_crc32c(0, buf, 5000)).err,
+                    CM_OK);
+    tres r;
+    nd_peer p = peer_of(&n);
+    tres_init(&r, &l);
+    CU_ASSERT_EQUAL(nd_delete(l.cl, &p, 0, &id, done_cb, &r), CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(r.res.err, CM_OK);
+    tres_release(&r);
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &id).err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(do_read(&l, &n, 0, &id, 0, 10, buf, sizeof(buf), &got).err, CM_ERR_NOTFOUND);
+    /* deleting again is fine */
+    tres_init(&r, &l);
+    CU_ASSERT_EQUAL(nd_delete(l.cl, &p, 0, &id, done_cb, &r), CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(r.res.err, CM_OK);
+    tres_release(&r);
+    loop_free(&l);
+    node_stop(&n);
+}
+
+static void test_info(void)
+{
+    tnode n;
+    tloop l;
+    uint8_t buf[4096];
+    node_start(&n, "store-7", 1, 0); /* drive 1 offline */
+    loop_default(&l);
+    fill(buf, sizeof(buf), 5);
+    bs_id id = make_id(5);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 0, &id, 0, buf, sizeof(buf), cm_crc32c(0, buf, 4096)).err,
+                    CM_OK);
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 1, &id).err, CM_ERR_UNAVAILABLE);
+    tres r;
+    nd_peer p = peer_of(&n);
+    tres_init(&r, &l);
+    CU_ASSERT_EQUAL(nd_info(l.cl, &p, done_cb, &r), CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL_FATAL(r.res.err, CM_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.res.info);
+    CU_ASSERT_STRING_EQUAL(r.info.node_id, "store-7");
+    CU_ASSERT(llabs((long long)(r.info.time - cm_now_ms() / 1000)) < 5);
+    CU_ASSERT_EQUAL_FATAL(r.info.ndrives, 2);
+    CU_ASSERT_STRING_EQUAL(r.info.drives[0].state, "ok");
+    CU_ASSERT_EQUAL(r.info.drives[0].blobs, 1);
+    CU_ASSERT_EQUAL(r.info.drives[0].live_bytes, 4096);
+    CU_ASSERT(r.info.drives[0].total_bytes > 0);
+    CU_ASSERT(r.info.drives[0].free_bytes <= r.info.drives[0].total_bytes);
+    CU_ASSERT_STRING_EQUAL(r.info.drives[1].state, "offline");
+    tres_release(&r);
+    loop_free(&l);
+    node_stop(&n);
+}
+
+/* ---- authentication ---- */
+
+static void raw_done(net_call *call, cm_err e, void *arg)
+{
+    tres *r = arg;
+    const char *err = net_call_resp_header(call, "X-Cairn-Error");
+    nd_result res = {e, net_call_status(call), 0, err ? err : "", NULL};
+    done_cb(r, &res);
+}
+
+static void test_auth_refused(void)
+{
+    static const uint8_t wrong[] = "not-the-secret";
+    tnode n;
+    tloop good, bad, skewed;
+    node_start(&n, "n1", -1, 0);
+    loop_default(&good);
+    loop_init(&bad, "client", NULL, 0, wrong, sizeof(wrong) - 1, 2000);
+    loop_init(&skewed, "client", NULL, 600, secret, SECRET_LEN, 2000);
+    bs_id id = make_id(6);
+    uint8_t buf[100];
+    fill(buf, sizeof(buf), 6);
+
+    nd_result r = do_append(&bad, &n, 0, &id, 0, buf, 100, cm_crc32c(0, buf, 100));
+    CU_ASSERT_EQUAL(r.err, CM_ERR_AUTH);
+    CU_ASSERT_EQUAL(r.status, 401);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "signature"));
+    r = do_stat(&skewed, &n, 0, &id);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_AUTH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "skew"));
+    CU_ASSERT_EQUAL(do_stat(&good, &n, 0, &id).err, CM_ERR_NOTFOUND); /* nothing was stored */
+
+    /* no authentication at all */
+    static const net_call_handler h = {NULL, NULL, raw_done};
+    tres raw;
+    net_call *call;
+    tres_init(&raw, &good);
+    CU_ASSERT_EQUAL_FATAL(
+        net_call_new(nd_client_net(good.cl), "127.0.0.1", n.port, "GET", ND_PREFIX "/info", &call),
+        CM_OK);
+    net_call_start(call, &h, &raw, 1);
+    loop_run(&good);
+    CU_ASSERT_EQUAL(raw.res.err, CM_OK);
+    CU_ASSERT_EQUAL(raw.res.status, 401);
+    CU_ASSERT_STRING_EQUAL(raw.msg, "CM_ERR_AUTH");
+    tres_release(&raw);
+
+    /* a signature does not carry over to another target (the body's CRC is signed too) */
+    char sig1[65], sig2[65], sig3[65];
+    nd_canon c = {"PUT", "/x?off=0", "n2", "1700000000", "00112233445566778899aabbccddeeff",
+                  "10",  "0badf00d"};
+    nd_sign(secret, SECRET_LEN, &c, sig1);
+    c.target = "/y?off=0";
+    nd_sign(secret, SECRET_LEN, &c, sig2);
+    c.target = "/x?off=0";
+    c.crc32c = "0badf00e";
+    nd_sign(secret, SECRET_LEN, &c, sig3);
+    CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig2), 0);
+    CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig3), 0);
+    CU_ASSERT_EQUAL(strlen(sig1), 64);
+
+    nd_service_stats st;
+    nd_service_get_stats(n.svc, &st);
+    CU_ASSERT_EQUAL(st.auth_refused, 3);
+    loop_free(&good);
+    loop_free(&bad);
+    loop_free(&skewed);
+    node_stop(&n);
+}
+
+/* ---- pool and concurrency ---- */
+
+static void test_pool_reuse(void)
+{
+    tnode n;
+    tloop l;
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    bs_id id = make_id(7);
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &id).err, CM_ERR_NOTFOUND);
+    net_client_stats st;
+    net_client_get_stats(nd_client_net(l.cl), &st);
+    CU_ASSERT_EQUAL(st.connects, 1); /* one keep-alive connection served all twenty */
+    CU_ASSERT_EQUAL(st.reuses, 19);
+    /* 40 at once: at most max_conns (4) connections, the rest queue */
+    tres r[40];
+    nd_peer p = peer_of(&n);
+    for (int i = 0; i < 40; i++) {
+        tres_init(&r[i], &l);
+        CU_ASSERT_EQUAL(nd_stat(l.cl, &p, 0, &id, done_cb, &r[i]), CM_OK);
+    }
+    loop_run(&l);
+    for (int i = 0; i < 40; i++) {
+        CU_ASSERT_EQUAL(r[i].done, 1);
+        CU_ASSERT_EQUAL(r[i].res.err, CM_ERR_NOTFOUND);
+        tres_release(&r[i]);
+    }
+    net_client_get_stats(nd_client_net(l.cl), &st);
+    CU_ASSERT(st.connects <= 4);
+    CU_ASSERT(net_client_conns(nd_client_net(l.cl), "127.0.0.1", n.port) <= 4);
+    loop_free(&l);
+    node_stop(&n);
+}
+
+#define NNODES 3
+#define NCHUNKS 48
+#define CHUNK (96 * 1024 + 17)
+
+static void test_many_in_flight(void)
+{
+    tnode n[NNODES];
+    tloop l;
+    static const char *ids[NNODES] = {"a1", "b1", "c1"};
+    uint8_t *buf = malloc((size_t)NCHUNKS * CHUNK);
+    tres *r = calloc(NCHUNKS, sizeof(*r));
+    for (int i = 0; i < NNODES; i++)
+        node_start(&n[i], ids[i], -1, 0);
+    loop_default(&l);
+    fill(buf, (size_t)NCHUNKS * CHUNK, 8);
+    /* every chunk in flight at once, spread over three nodes and two drives each */
+    for (int i = 0; i < NCHUNKS; i++) {
+        nd_peer p = peer_of(&n[i % NNODES]);
+        bs_id id = make_id(100 + (uint32_t)i);
+        const uint8_t *src = buf + (size_t)i * CHUNK;
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_reference(b, src, CHUNK, NULL, NULL);
+        tres_init(&r[i], &l);
+        CU_ASSERT_EQUAL(nd_append(l.cl, &p, (uint32_t)i % 2, &id, 0, CHUNK,
+                                  cm_crc32c(0, src, CHUNK), b, NULL, 1, done_cb, &r[i], NULL),
+                        CM_OK);
+        evbuffer_free(b);
+    }
+    loop_run(&l);
+    for (int i = 0; i < NCHUNKS; i++) {
+        CU_ASSERT_EQUAL(r[i].res.err, CM_OK);
+        tres_release(&r[i]);
+    }
+    for (int i = 0; i < NCHUNKS; i++) {
+        nd_peer p = peer_of(&n[i % NNODES]);
+        bs_id id = make_id(100 + (uint32_t)i);
+        tres_init(&r[i], &l);
+        CU_ASSERT_EQUAL(
+            nd_read(l.cl, &p, (uint32_t)i % 2, &id, 0, UINT64_MAX, data_cb, done_cb, &r[i], NULL),
+            CM_OK);
+    }
+    loop_run(&l);
+    for (int i = 0; i < NCHUNKS; i++) {
+        CU_ASSERT_EQUAL(r[i].res.err, CM_OK);
+        CU_ASSERT_EQUAL_FATAL(evbuffer_get_length(r[i].data), CHUNK);
+        CU_ASSERT_EQUAL(memcmp(evbuffer_pullup(r[i].data, -1), buf + (size_t)i * CHUNK, CHUNK), 0);
+        tres_release(&r[i]);
+    }
+    for (int i = 0; i < NNODES; i++) {
+        CU_ASSERT(net_client_conns(nd_client_net(l.cl), "127.0.0.1", n[i].port) <= 4);
+        node_stop(&n[i]);
+    }
+    loop_free(&l);
+    free(r);
+    free(buf);
+}
+
+/* ---- fault layer ---- */
+
+static void test_faults(void)
+{
+    tnode na, nb;
+    tloop a, b;
+    nd_faults *f;
+    CU_ASSERT_EQUAL_FATAL(nd_faults_new(&f), CM_OK);
+    node_start(&na, "na", -1, 0);
+    node_start(&nb, "nb", -1, 0);
+    /* two clients in the roles of the two nodes, sharing one fault table */
+    loop_init(&a, "na", f, 0, secret, SECRET_LEN, 2000);
+    loop_init(&b, "nb", f, 0, secret, SECRET_LEN, 2000);
+    bs_id id = make_id(9);
+
+    /* one-way partition na -> nb: na's calls to nb fail, nb's calls to na pass */
+    CU_ASSERT_EQUAL(nd_fault_set(f, "na", "nb", ND_FAULT_REFUSE, 0), CM_OK);
+    int64_t t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(do_stat(&a, &nb, 0, &id).err, CM_ERR_UNAVAILABLE);
+    CU_ASSERT(cm_monotonic_ms() - t0 < 1000); /* at once: no io timeout (2 s) ran */
+    CU_ASSERT_EQUAL(do_stat(&b, &na, 0, &id).err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(do_stat(&a, &na, 0, &id).err, CM_ERR_NOTFOUND); /* other targets unaffected */
+    nd_service_stats st;
+    nd_service_get_stats(nb.svc, &st);
+    CU_ASSERT_EQUAL(st.requests, 0); /* the refused call never reached nb */
+    nd_fault_clear(f, "na", "nb");
+    CU_ASSERT_EQUAL(do_stat(&a, &nb, 0, &id).err, CM_ERR_NOTFOUND);
+
+    /* delay: the answer comes no sooner than the delay */
+    CU_ASSERT_EQUAL(nd_faults_parse(f, "nb>na:delay=300"), CM_OK);
+    t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(do_stat(&b, &na, 0, &id).err, CM_ERR_NOTFOUND);
+    CU_ASSERT(cm_monotonic_ms() - t0 >= 300);
+    t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(do_stat(&a, &nb, 0, &id).err, CM_ERR_NOTFOUND);
+    CU_ASSERT(cm_monotonic_ms() - t0 < 300);
+
+    /* lost: the call times out after the io timeout (2 s here, so use a short-timeout client) */
+    nd_fault_clear(f, NULL, NULL);
+    tloop c;
+    loop_init(&c, "nc", f, 0, secret, SECRET_LEN, 200);
+    CU_ASSERT_EQUAL(nd_faults_parse(f, "nc>*:lose"), CM_OK);
+    t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(do_stat(&c, &na, 0, &id).err, CM_ERR_TIMEOUT);
+    CU_ASSERT(cm_monotonic_ms() - t0 >= 200);
+    CU_ASSERT_EQUAL(do_stat(&a, &na, 0, &id).err, CM_ERR_NOTFOUND);
+
+    /* malformed specs add nothing */
+    CU_ASSERT_EQUAL(nd_faults_parse(f, "na>nb:refuse,oops"), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(nd_faults_parse(f, "na>nb:delay=x"), CM_ERR_INVAL);
+    int ms;
+    CU_ASSERT_EQUAL(nd_fault_get(f, "na", "nb", &ms), ND_FAULT_NONE);
+    CU_ASSERT_EQUAL(nd_fault_get(f, "nc", "nb", &ms), ND_FAULT_LOSE);
+
+    /* a call held back by a fault still ends once when its client goes away */
+    CU_ASSERT_EQUAL(nd_fault_set(f, "na", "nb", ND_FAULT_DELAY, 60000), CM_OK);
+    tres held;
+    nd_peer pb = peer_of(&nb);
+    tres_init(&held, &a);
+    CU_ASSERT_EQUAL(nd_stat(a.cl, &pb, 0, &id, done_cb, &held), CM_OK);
+    event_base_loop(a.base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL(held.done, 0);
+    loop_free(&a);
+    CU_ASSERT_EQUAL(held.done, 1);
+    CU_ASSERT_EQUAL(held.res.err, CM_ERR_CLOSED);
+    tres_release(&held);
+
+    loop_free(&c);
+    loop_free(&b);
+    node_stop(&na);
+    node_stop(&nb);
+    nd_faults_free(f);
+}
+
+/* ---- transport failures and timeouts (fake peers on the client's loop) ---- */
+
+typedef struct {
+    int fds[16];
+    int n;
+    int close_at_once;
+} fake_peer;
+
+static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                        int salen, void *arg)
+{
+    fake_peer *fp = arg;
+    (void)lis;
+    (void)sa;
+    (void)salen;
+    if (fp->close_at_once || fp->n == 16)
+        close(fd);
+    else
+        fp->fds[fp->n++] = fd; /* held open, never read, never answered */
+}
+
+static struct evconnlistener *fake_listen(struct event_base *base, fake_peer *fp, int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evconnlistener *lis =
+        evconnlistener_new_bind(base, fake_accept, fp, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                -1, (struct sockaddr *)&sa, sizeof(sa));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lis);
+    getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return lis;
+}
+
+static void test_timeouts_and_retries(void)
+{
+    tloop l;
+    loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 250);
+    bs_id id = make_id(10);
+    fake_peer stall = {{0}, 0, 0}, slam = {{0}, 0, 1};
+    int sport, cport;
+    struct evconnlistener *ls = fake_listen(l.base, &stall, &sport);
+    struct evconnlistener *lc = fake_listen(l.base, &slam, &cport);
+    tnode fake = {.id = "ghost"};
+
+    /* a peer that accepts and never answers: the io timeout fires (and a stat is retried once) */
+    fake.port = sport;
+    int64_t t0 = cm_monotonic_ms();
+    nd_result r = do_stat(&l, &fake, 0, &id);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_TIMEOUT);
+    CU_ASSERT(cm_monotonic_ms() - t0 >= 2 * 250);
+    CU_ASSERT(cm_monotonic_ms() - t0 < 5000);
+    net_client_stats st;
+    net_client_get_stats(nd_client_net(l.cl), &st);
+    CU_ASSERT_EQUAL(st.retries, 1);
+
+    /* an append is not retried */
+    uint8_t buf[10] = {0};
+    t0 = cm_monotonic_ms();
+    r = do_append(&l, &fake, 0, &id, 0, buf, 10, cm_crc32c(0, buf, 10));
+    CU_ASSERT_EQUAL(r.err, CM_ERR_TIMEOUT);
+    net_client_get_stats(nd_client_net(l.cl), &st);
+    CU_ASSERT_EQUAL(st.retries, 1);
+
+    /* a peer that closes every connection: retried, then CM_ERR_CLOSED */
+    fake.port = cport;
+    r = do_stat(&l, &fake, 0, &id);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_CLOSED);
+    net_client_get_stats(nd_client_net(l.cl), &st);
+    CU_ASSERT_EQUAL(st.retries, 2);
+
+    /* nothing listening: refused */
+    evconnlistener_free(lc);
+    r = do_stat(&l, &fake, 0, &id);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_UNAVAILABLE);
+
+    evconnlistener_free(ls);
+    for (int i = 0; i < stall.n; i++)
+        close(stall.fds[i]);
+    loop_free(&l);
+}
+
+/* ---- throughput (figures for docs/rpc.md; ND_BENCH_MB=256 for figures worth quoting) ---- */
+
+typedef struct {
+    tloop *l;
+    nd_peer peer;
+    const uint8_t *src;
+    size_t size;
+    int next, total, inflight, failed;
+    int reading;
+    uint32_t id0; /* first chunk id of the run */
+} tbench;
+
+static void bench_kick(tbench *b);
+
+static void bench_done(void *arg, const nd_result *res)
+{
+    tbench *b = arg;
+    b->failed += res->err != CM_OK;
+    b->inflight--;
+    b->l->pending--;
+    bench_kick(b);
+}
+
+static void bench_data(void *arg, nd_op *op, struct evbuffer *data)
+{
+    (void)arg;
+    (void)op;
+    evbuffer_drain(data, evbuffer_get_length(data));
+}
+
+static void bench_kick(tbench *b)
+{
+    while (b->inflight < 16 && b->next < b->total) {
+        bs_id id = make_id(b->id0 + (uint32_t)b->next++);
+        cm_err e;
+        b->inflight++;
+        b->l->pending++;
+        if (b->reading) {
+            e = nd_read(b->l->cl, &b->peer, (uint32_t)b->next % NDRIVES, &id, 0, UINT64_MAX,
+                        bench_data, bench_done, b, NULL);
+        } else {
+            struct evbuffer *body = evbuffer_new();
+            evbuffer_add_reference(body, b->src, b->size, NULL, NULL);
+            e = nd_append(b->l->cl, &b->peer, (uint32_t)b->next % NDRIVES, &id, 0, b->size,
+                          cm_crc32c(0, b->src, b->size), body, NULL, 1, bench_done, b, NULL);
+            evbuffer_free(body);
+        }
+        CU_ASSERT_EQUAL(e, CM_OK);
+    }
+}
+
+/* Run total appends (then reads) of size bytes, 16 in flight; returns seconds per phase. */
+static void bench_run(tloop *l, const tnode *n, const uint8_t *src, size_t size, int total,
+                      uint32_t id0, double secs[2])
+{
+    for (int phase = 0; phase < 2; phase++) {
+        tbench b = {l, peer_of(n), src, size, 0, total, 0, 0, phase, id0};
+        int64_t t0 = cm_monotonic_ms();
+        bench_kick(&b);
+        loop_run(l);
+        secs[phase] = (double)(cm_monotonic_ms() - t0 + 1) / 1000.0;
+        CU_ASSERT_EQUAL(b.failed, 0);
+    }
+}
+
+static void test_throughput(void)
+{
+    tnode n;
+    tloop l;
+    const char *env = getenv("ND_BENCH_MB");
+    int mb = env ? atoi(env) : 32;
+    double big[2], small[2];
+    uint8_t *src = malloc(1u << 20);
+    node_start(&n, "bench", -1, 0);
+    loop_default(&l);
+    fill(src, 1u << 20, 11);
+    bench_run(&l, &n, src, 1u << 20, mb, 1000, big);
+    bench_run(&l, &n, src, 4096, mb * 16, 100000, small);
+    printf("\n  node RPC on loopback, 16 in flight, synced appends (%d MiB):\n"
+           "    1 MiB append %.0f MB/s, read %.0f MB/s; 4 KiB append %.0f/s, read %.0f/s\n",
+           mb, mb * 1.048576 / big[0], mb * 1.048576 / big[1], mb * 16 / small[0],
+           mb * 16 / small[1]);
+    loop_free(&l);
+    node_stop(&n);
+    free(src);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"append_read_small", test_append_read_small},
+        {"big_chunk_streamed", test_big_chunk_streamed},
+        {"bad_checksum_refused", test_bad_checksum_refused},
+        {"delete", test_delete},
+        {"info", test_info},
+        {"auth_refused", test_auth_refused},
+        {"pool_reuse", test_pool_reuse},
+        {"many_in_flight", test_many_in_flight},
+        {"faults", test_faults},
+        {"timeouts_and_retries", test_timeouts_and_retries},
+        {"throughput", test_throughput},
+        {NULL, NULL},
+    };
+    cu_add_suite("node", tests);
+}
