@@ -1,6 +1,6 @@
 /*
  * gw.h - the S3 gateway: turns HTTP requests from net/ into S3 operations over the metadata
- * store (meta/) and the erasure-coded data path (gw_data.h).
+ * store (meta/) and the erasure-coded data path (ob.h).
  *
  * One gw serves every event loop of the server; its state (stores, credentials, configuration)
  * is shared and thread-safe. Each request gets a gw_req (private) that lives from on_request to

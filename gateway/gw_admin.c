@@ -102,11 +102,11 @@ static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
 
 static void json_drives(struct evbuffer *b, gw *g)
 {
-    int n = gw_store_ndrives(g->data);
+    int n = ob_store_ndrives(g->data);
     evbuffer_add_printf(b, "\"drives_online\":%d,\"drives_total\":%d,\"drives\":[",
-                        gw_store_drives_online(g->data), n);
+                        ob_store_drives_online(g->data), n);
     for (int i = 0; i < n; i++) {
-        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
+        bs_store *bs = ob_store_drive(g->data, (uint8_t)i);
         bs_stats st = {0};
         if (bs)
             bs_get_stats(bs, &st);
@@ -117,7 +117,7 @@ static void json_drives(struct evbuffer *b, gw *g)
                             ",\"punched_bytes\":%" PRIu64
                             ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
                             i ? "," : "", i, bs ? "true" : "false",
-                            gw_drive_state_name(gw_store_drive_state(g->data, i)), st.blobs,
+                            ob_drive_state_name(ob_store_drive_state(g->data, i)), st.blobs,
                             st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes,
                             st.punched_bytes, st.segments, st.corrupt_found);
     }
@@ -241,19 +241,19 @@ static void drive_metric(struct evbuffer *b, const char *name, const char *type,
 
 static void metrics_drives(struct evbuffer *b, gw *g)
 {
-    int n = gw_store_ndrives(g->data);
+    int n = ob_store_ndrives(g->data);
     metric(b, "cairn_drives_online", "gauge", "Drives open and usable",
-           (uint64_t)gw_store_drives_online(g->data));
+           (uint64_t)ob_store_drives_online(g->data));
     evbuffer_add_printf(b, "# HELP cairn_drive_failed 1 when the drive is failed or offline\n"
                            "# TYPE cairn_drive_failed gauge\n");
     for (int i = 0; i < n; i++)
         evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
-                            gw_store_drive_state(g->data, i) >= GW_DRIVE_FAILED);
+                            ob_store_drive_state(g->data, i) >= OB_DRIVE_FAILED);
     bs_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
     if (!st)
         return;
     for (int i = 0; i < n; i++) {
-        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
+        bs_store *bs = ob_store_drive(g->data, (uint8_t)i);
         if (bs)
             bs_get_stats(bs, &st[i]);
     }

@@ -44,7 +44,7 @@ void gw_free_parts(gw *g, md_part *parts, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!MD_PART_INLINE(&parts[i]))
-            gw_delete(g->data, &parts[i].layout);
+            ob_delete(g->data, &parts[i].layout);
     md_parts_free(parts, n);
 }
 

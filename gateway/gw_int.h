@@ -15,7 +15,7 @@
 #include "cm_checksum.h"
 #include "gw.h"
 #include "gw_auth.h"
-#include "gw_data.h"
+#include "ob.h"
 #include "gw_err.h"
 #include "gw_wire.h"
 #include "md.h"
@@ -27,7 +27,7 @@ struct gw {
     gw_config cfg;
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
     md_store *md;
-    gw_store *data;
+    ob_store *data;
     gw_leases *leases; /* blobs being read (gw_lease.c) */
     gw_pool *pool;     /* worker threads for fsyncs and commits (gw_pool.c) */
     volatile int ready;
@@ -81,7 +81,7 @@ struct gw_req {
     size_t mem_cap;
     uint8_t *inl; /* GW_SINK_DATA: first inline_threshold bytes */
     size_t inl_len;
-    gw_writer *writer; /* GW_SINK_DATA once the body outgrew the inline buffer */
+    ob_writer *writer; /* GW_SINK_DATA once the body outgrew the inline buffer */
     int failed;        /* an error response was sent; ignore further body */
 
     /* Results of the body, for the finish function. */
@@ -169,7 +169,7 @@ void gw_lease_delete_leftovers(gw *g);
 cm_err gw_body_seal(gw_req *r);
 /*
  * Free a request and everything it owns (the end of on_done, or of an orphaned job). Never waits
- * on a disk: deletes are queued (gw_delete_async), or handed to a worker when a queue is full.
+ * on a disk: deletes are queued (ob_delete_async), or handed to a worker when a queue is full.
  */
 void gw_req_free(gw_req *r);
 

@@ -10,9 +10,9 @@
  * number of requests in flight.
  *
  * Deletes never wait here: the last reader (often an event loop ending a GET) queues the blob's
- * deletes with gw_delete_async. When a drive's delete queue is full, the entry stays in the table
+ * deletes with ob_delete_async. When a drive's delete queue is full, the entry stays in the table
  * as a leftover (no readers, doomed) instead, and the next gw_free_object_data (always on a worker
- * or the scrubber) deletes the leftovers with gw_delete, which waits for room.
+ * or the scrubber) deletes the leftovers with ob_delete, which waits for room.
  *
  * Threading: one mutex over a chained hash table; entries are small and short-lived. The delete
  * queues' locks are taken under it (they are leaves).
@@ -121,7 +121,7 @@ void gw_lease_release(gw *g, const md_object *obj)
         struct gw_lease_entry **p = slot(g->leases, obj->parts[i].layout.blob);
         struct gw_lease_entry *e = *p;
         if (e && e->readers > 0 && --e->readers == 0) {
-            if (!e->doomed || gw_delete_async(g->data, &e->layout) == CM_OK) {
+            if (!e->doomed || ob_delete_async(g->data, &e->layout) == CM_OK) {
                 *p = e->next;
                 free(e);
             } else { /* a delete queue is full: a worker deletes it later */
@@ -157,7 +157,7 @@ void gw_lease_delete_leftovers(gw *g)
             }
         pthread_mutex_unlock(&l->mu);
         for (size_t i = 0; i < n; i++)
-            gw_delete(g->data, &batch[i]);
+            ob_delete(g->data, &batch[i]);
     } while (n > 0);
 }
 
@@ -173,7 +173,7 @@ void gw_free_object_data(gw *g, const md_object *obj)
             e->doomed = 1;
         pthread_mutex_unlock(&g->leases->mu);
         if (!e)
-            gw_delete(g->data, &obj->parts[i].layout);
+            ob_delete(g->data, &obj->parts[i].layout);
     }
 }
 

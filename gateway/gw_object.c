@@ -236,7 +236,7 @@ static void put_work(gw_req *r)
     gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
                           r->inl_len);
     ps->err = md_object_put(r->g->md, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
-    if (ps->err != CM_OK && r->has_layout && !gw_commit_failed_may_free(&r->layout, ps->err))
+    if (ps->err != CM_OK && r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err))
         r->has_layout = 0; /* the record may name it: fsck decides */
     if (ps->err != CM_OK)
         return;
@@ -332,7 +332,7 @@ static void get_drain(gw_req *r)
 {
     get_state *gs = r->op;
     const md_object *o = &r->obj;
-    size_t stripe = gw_store_stripe_bytes(r->g->data);
+    size_t stripe = ob_store_stripe_bytes(r->g->data);
 
     while (r->send_pos < r->send_end && net_resp_pending(r->net) < 2 * stripe) {
         size_t pi = 0;
@@ -352,7 +352,7 @@ static void get_drain(gw_req *r)
             return;
         }
         cm_err err = p->inline_data ? (memcpy(v.iov_base, p->inline_data + in_part, want), CM_OK)
-                                    : gw_read(r->g->data, &p->layout, in_part, v.iov_base, want);
+                                    : ob_read(r->g->data, &p->layout, in_part, v.iov_base, want);
         if (err != CM_OK) {
             CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket,
                      r->key, r->send_pos, cm_err_str(err));

@@ -4,7 +4,7 @@
  * A pass: estimate (count objects and stored bytes from the listings), then walk every bucket
  * in pages of SCRUB_PAGE keys. Each object is read with gw_object_get_leased, so its blobs stay
  * on disk while we verify them even if a client overwrites or deletes it meanwhile. For every
- * part stored as cells, every cell blob must exist with exactly gw_layout_cell_blob_len bytes and
+ * part stored as cells, every cell blob must exist with exactly ob_layout_cell_blob_len bytes and
  * read back in full through bs_read, which verifies each 64 KiB block CRC. Any failure marks the
  * body damaged; cells on an offline drive or dropped at write time count only when every drive
  * is online (only then would a rewrite store all cells).
@@ -12,8 +12,8 @@
  * Inline bodies (in the metadata record) are checked against their stored CRC32C; a mismatch is
  * counted (inline_corrupt) and logged with bucket and key, never repaired: it is the only copy.
  *
- * Repair: gw_read the whole body (reconstructing from parity), check the MD5 against the part's
- * ETag when it is a plain MD5, write it with a new gw_writer (new blob id, durable when finish
+ * Repair: ob_read the whole body (reconstructing from parity), check the MD5 against the part's
+ * ETag when it is a plain MD5, write it with a new ob_writer (new blob id, durable when finish
  * returns), then md_object_replace_layout swaps it in only if the record still names the old
  * blob. On a conflict the new blobs are deleted (nobody can see them). On success the old blobs
  * go through gw_free_object_data: our own lease (and any GET's) keeps them until released.
@@ -193,15 +193,15 @@ static cm_err verify_cell(gw_scrub *s, bs_store *bs, const bs_id *id, uint64_t w
  */
 static int verify_body(gw_scrub *s, const md_layout *lay, uint8_t *buf, cm_err *why)
 {
-    gw_store *st = s->g->data;
+    ob_store *st = s->g->data;
     int ncells = lay->k + lay->m, bad = 0;
-    int all_online = gw_store_drives_online(st) >= ncells;
-    uint64_t want = gw_layout_cell_blob_len(lay);
+    int all_online = ob_store_drives_online(st) >= ncells;
+    uint64_t want = ob_layout_cell_blob_len(lay);
     bs_id id;
     memcpy(id.b, lay->blob, sizeof(id.b));
     *why = CM_OK;
     for (int i = 0; i < ncells && i < MD_MAX_CELLS; i++) {
-        bs_store *bs = gw_store_drive(st, lay->drives[i]);
+        bs_store *bs = ob_store_drive(st, lay->drives[i]);
         cm_err e = bs ? verify_cell(s, bs, &id, want, buf) : CM_ERR_UNAVAILABLE;
         if (e == CM_ERR_CLOSED)
             return -1;
@@ -231,14 +231,14 @@ static int is_md5_hex(const char *etag)
 /* Read the body (reconstructing) into a new writer; checks the MD5 when the ETag is one. */
 static cm_err rebuild(gw_scrub *s, const md_part *p, md_layout *out)
 {
-    gw_store *st = s->g->data;
+    ob_store *st = s->g->data;
     const md_layout *lay = &p->layout;
     size_t piece = (size_t)lay->k * lay->cell_size;
     uint8_t *buf = malloc(piece), md5[16];
-    gw_writer *w = NULL;
+    ob_writer *w = NULL;
     cm_ck ck;
     cm_err e = buf ? cm_ck_init(&ck, CM_CK_MD5) : CM_ERR_NOMEM;
-    if (e == CM_OK && (e = gw_writer_new(st, &w)) != CM_OK)
+    if (e == CM_OK && (e = ob_writer_new(st, &w)) != CM_OK)
         cm_ck_release(&ck);
     if (e != CM_OK) {
         free(buf);
@@ -246,10 +246,10 @@ static cm_err rebuild(gw_scrub *s, const md_part *p, md_layout *out)
     }
     for (uint64_t off = 0; e == CM_OK && off < lay->size;) {
         size_t n = (size_t)CM_MIN(lay->size - off, piece);
-        e = throttle(s, n) != 0 ? CM_ERR_CLOSED : gw_read(st, lay, off, buf, n);
+        e = throttle(s, n) != 0 ? CM_ERR_CLOSED : ob_read(st, lay, off, buf, n);
         if (e == CM_OK) {
             cm_ck_update(&ck, buf, n);
-            e = gw_writer_write(w, buf, n);
+            e = ob_writer_write(w, buf, n);
         }
         off += n;
     }
@@ -262,10 +262,10 @@ static cm_err rebuild(gw_scrub *s, const md_part *p, md_layout *out)
             e = CM_ERR_DIGEST; /* parity rebuilt other bytes than were stored: keep the old */
     }
     if (e != CM_OK) {
-        gw_writer_abort(w);
+        ob_writer_abort(w);
         return e;
     }
-    return gw_writer_finish(w, out);
+    return ob_writer_finish(w, out);
 }
 
 static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t part)
@@ -278,7 +278,7 @@ static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t
     if (e == CM_OK) {
         e = md_object_replace_layout(s->g->md, bucket, obj->key, part, p->layout.blob, &fresh);
         if (e != CM_OK)
-            gw_delete(s->g->data, &fresh); /* never visible: nobody can be reading it */
+            ob_delete(s->g->data, &fresh); /* never visible: nobody can be reading it */
     }
     if (e == CM_ERR_CLOSED)
         return;

@@ -5,7 +5,7 @@
  * A pass walks every bucket's current object records. For each part stored as erasure-coded
  * cells it reads every cell blob in full on its drive (so every 64 KiB block CRC is checked); a
  * missing blob, a blob of the wrong length or a checksum failure marks the body damaged. A damaged
- * body is read whole through gw_read (which reconstructs from parity), written anew under a new
+ * body is read whole through ob_read (which reconstructs from parity), written anew under a new
  * blob id, swapped into the record with md_object_replace_layout (only if the record still points
  * at the old blob), and the old blobs are freed through the read-lease rules so GETs in flight
  * keep working. Inline bodies live in the metadata record, with a CRC32C: they are checked, and

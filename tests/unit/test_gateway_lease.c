@@ -23,14 +23,14 @@
 
 static md_layout store_body(gw *g, size_t size)
 {
-    gw_writer *w = NULL;
+    ob_writer *w = NULL;
     md_layout lay;
     uint8_t *buf = malloc(size);
     CU_ASSERT_FATAL(buf != NULL);
     memset(buf, 0x5A, size);
-    CU_ASSERT_FATAL(gw_writer_new(g->data, &w) == CM_OK);
-    CU_ASSERT_FATAL(gw_writer_write(w, buf, size) == CM_OK);
-    CU_ASSERT_FATAL(gw_writer_finish(w, &lay) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_new(g->data, &w) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_write(w, buf, size) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_finish(w, &lay) == CM_OK);
     free(buf);
     return lay;
 }
@@ -42,7 +42,7 @@ static int blob_on_any_drive(gw *g, const md_layout *lay)
     int n = 0;
     memcpy(id.b, lay->blob, 16);
     for (int i = 0; i < lay->k + lay->m; i++)
-        n += bs_size(gw_store_drive(g->data, lay->drives[i]), &id, &sz) == CM_OK;
+        n += bs_size(ob_store_drive(g->data, lay->drives[i]), &id, &sz) == CM_OK;
     return n;
 }
 
@@ -80,8 +80,8 @@ static void test_release_does_not_wait(void)
     io.ctx = &sc;
     gw *g = calloc(1, sizeof(*g));
     CU_ASSERT_FATAL(g != NULL);
-    gw_store_options so = {4, 2, CELL, &io};
-    CU_ASSERT_FATAL(gw_store_open(dirs, 6, &so, &g->data) == CM_OK);
+    ob_store_options so = {4, 2, CELL, &io};
+    CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &g->data) == CM_OK);
     CU_ASSERT_FATAL(gw_leases_new(&g->leases) == CM_OK);
 
     md_layout read = store_body(g, 5 * 4 * CELL), stuck = store_body(g, 4 * CELL);
@@ -91,13 +91,13 @@ static void test_release_does_not_wait(void)
 
     /* Drive 0 stops answering while deleting `stuck`; its queue fills up. */
     cu_gate_set(&sc.gate, 1);
-    CU_ASSERT_EQUAL(gw_delete_async(g->data, &stuck), CM_OK);
+    CU_ASSERT_EQUAL(ob_delete_async(g->data, &stuck), CM_OK);
     cu_gate_wait_held(&sc.gate);
     md_layout filler = stuck;
     int queued = 0;
     while (queued < 100000) {
         CU_ASSERT_FATAL(bs_id_new((bs_id *)filler.blob) == CM_OK);
-        if (gw_delete_async(g->data, &filler) != CM_OK)
+        if (ob_delete_async(g->data, &filler) != CM_OK)
             break;
         queued++;
     }
@@ -114,14 +114,14 @@ static void test_release_does_not_wait(void)
 
     cu_gate_set(&sc.gate, 0);
     pthread_join(t, NULL);
-    gw_store_drain(g->data);
+    ob_store_drain(g->data);
     CU_ASSERT_EQUAL(blob_on_any_drive(g, &read), 6); /* a leftover: nobody deleted it yet */
     gw_lease_delete_leftovers(g);                    /* what the next worker-side free does */
-    gw_store_drain(g->data);
+    ob_store_drain(g->data);
     CU_ASSERT_EQUAL(blob_on_any_drive(g, &read), 0);
     CU_ASSERT_EQUAL(blob_on_any_drive(g, &stuck), 0);
 
-    gw_store_close(g->data);
+    ob_store_close(g->data);
     gw_leases_free(g->leases);
     free(g);
 }

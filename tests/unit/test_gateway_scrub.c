@@ -59,24 +59,24 @@ static gw_scrub *new_scrub(gw *g, double rate)
 /* Store size pattern bytes of tag as a part; etag = MD5 hex. */
 static void store_part(gw *g, uint32_t tag, uint64_t size, md_part *p)
 {
-    gw_writer *w = NULL;
+    ob_writer *w = NULL;
     uint8_t buf[7000], md5[16];
     cm_ck ck;
     memset(p, 0, sizeof(*p));
-    CU_ASSERT_FATAL(gw_writer_new(g->data, &w) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_new(g->data, &w) == CM_OK);
     CU_ASSERT_FATAL(cm_ck_init(&ck, CM_CK_MD5) == CM_OK);
     for (uint64_t off = 0; off < size;) {
         size_t n = (size_t)CM_MIN(size - off, sizeof(buf));
         for (size_t i = 0; i < n; i++)
             buf[i] = cu_pattern(SEED, tag, off + i);
         cm_ck_update(&ck, buf, n);
-        CU_ASSERT_FATAL(gw_writer_write(w, buf, n) == CM_OK);
+        CU_ASSERT_FATAL(ob_writer_write(w, buf, n) == CM_OK);
         off += n;
     }
     cm_ck_final(&ck, md5);
     cm_hex_encode(md5, 16, p->etag);
     p->size = size;
-    CU_ASSERT_FATAL(gw_writer_finish(w, &p->layout) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_finish(w, &p->layout) == CM_OK);
 }
 
 /* An object of nparts parts of the given size each (tags tag, tag+1, ...); inline when small. */
@@ -114,7 +114,7 @@ static int object_ok(gw *g, const char *key, uint32_t tag, uint64_t size)
         ok = o.inline_data[i] == cu_pattern(SEED, tag, i);
     for (size_t p = 0; ok && p < o.nparts; p++) {
         uint8_t *buf = malloc((size_t)size);
-        ok = buf && gw_read(g->data, &o.parts[p].layout, 0, buf, (size_t)size) == CM_OK;
+        ok = buf && ob_read(g->data, &o.parts[p].layout, 0, buf, (size_t)size) == CM_OK;
         for (uint64_t i = 0; ok && i < size; i++)
             ok = buf[i] == cu_pattern(SEED, tag + (uint32_t)p, i);
         free(buf);
@@ -178,7 +178,7 @@ static int blob_exists(gw *g, const md_layout *l, int cell)
     bs_id id;
     uint64_t sz;
     memcpy(id.b, l->blob, 16);
-    return bs_size(gw_store_drive(g->data, l->drives[cell]), &id, &sz) == CM_OK;
+    return bs_size(ob_store_drive(g->data, l->drives[cell]), &id, &sz) == CM_OK;
 }
 
 /* ---- tests ---- */
@@ -230,7 +230,7 @@ static void test_scrub_repairs(void)
     CU_ASSERT(flip_in_segments(g, multi2.drives[2], multi2.blob, -2));
     bs_id pid;
     memcpy(pid.b, partial.blob, 16);
-    CU_ASSERT(bs_delete(gw_store_drive(g->data, partial.drives[1]), &pid) == CM_OK);
+    CU_ASSERT(bs_delete(ob_store_drive(g->data, partial.drives[1]), &pid) == CM_OK);
 
     /* A reader holds a lease on "many": its old blobs must survive the repair until it ends. */
     md_object reader;
@@ -252,7 +252,7 @@ static void test_scrub_repairs(void)
     CU_ASSERT(blob_exists(g, &many, 1)); /* leased */
     gw_lease_release(g, &reader);
     md_object_release(&reader);
-    gw_store_drain(g->data); /* deletes run on the drives' threads */
+    ob_store_drain(g->data); /* deletes run on the drives' threads */
     for (int i = 0; i < 6; i++) {
         CU_ASSERT(!blob_exists(g, &many, i));
         CU_ASSERT(!blob_exists(g, &partial, i));
@@ -369,8 +369,8 @@ static void test_scrub_object_changed(void)
         snprintf(names[i], sizeof(names[i]), "%s/drive%d", dir, i);
         dirs[i] = names[i];
     }
-    gw_store_options so = {4, 2, CELL, &io};
-    CU_ASSERT_FATAL(gw_store_open(dirs, 6, &so, &g->data) == CM_OK);
+    ob_store_options so = {4, 2, CELL, &io};
+    CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &g->data) == CM_OK);
     rc.g = g;
     md_bucket b = {.name = BUCKET};
     CU_ASSERT_FATAL(md_bucket_create(g->md, &b) == CM_OK);
@@ -395,16 +395,16 @@ static void test_scrub_object_changed(void)
     old.parts = &part;
     old.nparts = 1;
     gw_free_object_data(g, &old);
-    gw_store_drain(g->data);
+    ob_store_drain(g->data);
     uint64_t blobs = 0;
     for (int i = 0; i < 6; i++) {
         bs_stats bst;
-        bs_get_stats(gw_store_drive(g->data, (uint8_t)i), &bst);
+        bs_get_stats(ob_store_drive(g->data, (uint8_t)i), &bst);
         blobs += bst.blobs;
     }
     CU_ASSERT_EQUAL(blobs, 0);
     gw_scrub_free(s);
-    gw_store_close(g->data);
+    ob_store_close(g->data);
     md_close(g->md);
     gw_leases_free(g->leases);
     free(g);

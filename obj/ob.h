@@ -1,5 +1,7 @@
 /*
- * gw_data.h - the single-node data path: object bodies as erasure-coded stripes over the drives.
+ * ob.h - the object layer below the S3 gateway: object bodies as erasure-coded stripes over
+ * the drives (ob_data.c). It knows bodies, layouts, drives and metadata records; nothing of S3
+ * (no requests, no S3 errors, no XML): every error is a cm_err.
  *
  * A body of `size` bytes is cut into stripes of k cells of cell_size bytes (the last stripe uses
  * shorter cells: ceil(rest / k) rounded up to 64 bytes, zero-padded). Each stripe is encoded into
@@ -14,17 +16,17 @@
  * CM_ERR_UNAVAILABLE (or CM_ERR_NOSPC when the drives are full) and its blobs are deleted. A read
  * that finds a cell missing, unreadable or corrupt reads parity cells instead and reconstructs.
  * A drive that keeps failing (or whose directory vanishes) is marked failed for the whole store
- * until a probe write works again (gw_store_drive_state, gw_store_probe below).
+ * until a probe write works again (ob_store_drive_state, ob_store_probe below).
  *
  * Deletes and probes run on one background thread per drive: a delete is queued (a bounded queue
  * per drive) and the caller goes on, so a slow drive delays only its own deletes. When a drive's
- * queue is full, gw_delete waits for room (the caller then proceeds at that drive's pace), and
- * gw_delete_async refuses (CM_AGAIN) so an event loop can hand the delete to a worker instead.
+ * queue is full, ob_delete waits for room (the caller then proceeds at that drive's pace), and
+ * ob_delete_async refuses (CM_AGAIN) so an event loop can hand the delete to a worker instead.
  *
- * Thread safety: gw_store may be shared by threads; a gw_writer belongs to one request.
+ * Thread safety: ob_store may be shared by threads; a ob_writer belongs to one request.
  */
-#ifndef GW_DATA_H
-#define GW_DATA_H
+#ifndef OB_H
+#define OB_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,99 +35,99 @@
 #include "cm_err.h"
 #include "md.h"
 
-typedef struct gw_store gw_store;
-typedef struct gw_writer gw_writer;
+typedef struct ob_store ob_store;
+typedef struct ob_writer ob_writer;
 
 typedef struct {
     int k, m;           /* default 4 + 2 */
     uint32_t cell_size; /* default 256 KiB */
     const bs_io *io;    /* NULL = POSIX; for fault injection in tests */
-} gw_store_options;
+} ob_store_options;
 
 /*
  * Open the drives dirs[0..ndrives) (each created if missing). A drive that cannot be opened is
  * logged and marked offline; opening fails only when fewer than k+1 drives work
  * (CM_ERR_UNAVAILABLE). ndrives >= k + m.
  */
-cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_options *opt,
-                     gw_store **out);
-void gw_store_close(gw_store *st); /* NULL is a no-op */
-int gw_store_drives_online(const gw_store *st);
+cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_options *opt,
+                     ob_store **out);
+void ob_store_close(ob_store *st); /* NULL is a no-op */
+int ob_store_drives_online(const ob_store *st);
 
 /* Start a new body. */
-cm_err gw_writer_new(gw_store *st, gw_writer **out);
+cm_err ob_writer_new(ob_store *st, ob_writer **out);
 /* Add bytes; full stripes are encoded and appended as they complete. */
-cm_err gw_writer_write(gw_writer *w, const void *data, size_t len);
+cm_err ob_writer_write(ob_writer *w, const void *data, size_t len);
 /*
  * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
  * After this the chunks are durable; the writer is freed whatever the result. Blobs that no
- * layout keeps (dropped cells, or all of them on failure) are queued for deletion (gw_delete).
+ * layout keeps (dropped cells, or all of them on failure) are queued for deletion (ob_delete).
  * Blocking: call it from a worker.
  */
-cm_err gw_writer_finish(gw_writer *w, md_layout *out);
-/* Drop a body being written: its blobs are queued for deletion (gw_delete); NULL is a no-op. */
-void gw_writer_abort(gw_writer *w);
+cm_err ob_writer_finish(ob_writer *w, md_layout *out);
+/* Drop a body being written: its blobs are queued for deletion (ob_delete); NULL is a no-op. */
+void ob_writer_abort(ob_writer *w);
 /*
  * Free a writer without touching a disk (event loops): returns 1 and describes in *out the blobs
- * it may have written, for gw_delete / gw_delete_async; 0 when there are none. NULL returns 0.
+ * it may have written, for ob_delete / ob_delete_async; 0 when there are none. NULL returns 0.
  */
-int gw_writer_drop(gw_writer *w, md_layout *out);
+int ob_writer_drop(ob_writer *w, md_layout *out);
 
 /*
  * Read len bytes at offset off of the body described by layout into buf, reconstructing from
  * parity where a cell is missing or corrupt (and logging it). CM_ERR_RANGE when off+len > size;
  * CM_ERR_UNAVAILABLE / CM_ERR_CORRUPT when fewer than k cells of a stripe can be read.
  */
-cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
+cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
 /*
  * Delete the blobs of a body on every drive (not synced; deletes are idempotent): queued on each
  * drive's background thread. Waits only when a drive's queue is full, until it has room; never
- * call it on an event loop (use gw_delete_async there). Queued deletes finish before
- * gw_store_close returns.
+ * call it on an event loop (use ob_delete_async there). Queued deletes finish before
+ * ob_store_close returns.
  */
-void gw_delete(gw_store *st, const md_layout *layout);
+void ob_delete(ob_store *st, const md_layout *layout);
 /*
  * A metadata commit meant to take over a body failed with commit_err: may the caller free the
- * body (gw_delete)? Not when the outcome is unknown (CM_ERR_UNCERTAIN: the record may be on disk
+ * body (ob_delete)? Not when the outcome is unknown (CM_ERR_UNCERTAIN: the record may be on disk
  * and name it): then this logs the blob id and returns 0, and the body stays until `cairn fsck
  * --repair` finds that no record names it.
  */
-int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err);
+int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err);
 /* The same without ever waiting: CM_AGAIN (and nothing queued) when a drive's queue is full. */
-cm_err gw_delete_async(gw_store *st, const md_layout *layout);
+cm_err ob_delete_async(ob_store *st, const md_layout *layout);
 /* Wait until every delete queued before the call has run (tests). */
-void gw_store_drain(gw_store *st);
+void ob_store_drain(ob_store *st);
 
 /*
  * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),
- * FAILED (GW_FAIL_AFTER consecutive I/O errors, or its directory vanished or was swapped: not
+ * FAILED (OB_FAIL_AFTER consecutive I/O errors, or its directory vanished or was swapped: not
  * chosen for writes, not read; probed periodically and brought back when a probe write works) or
  * OFFLINE (could not be opened at start).
  */
-typedef enum { GW_DRIVE_OK, GW_DRIVE_FULL, GW_DRIVE_FAILED, GW_DRIVE_OFFLINE } gw_drive_state;
-gw_drive_state gw_store_drive_state(const gw_store *st, int d);
-const char *gw_drive_state_name(gw_drive_state s); /* "ok", "full", "failed", "offline" */
+typedef enum { OB_DRIVE_OK, OB_DRIVE_FULL, OB_DRIVE_FAILED, OB_DRIVE_OFFLINE } ob_drive_state;
+ob_drive_state ob_store_drive_state(const ob_store *st, int d);
+const char *ob_drive_state_name(ob_drive_state s); /* "ok", "full", "failed", "offline" */
 /*
  * Check every drive now: a healthy drive whose directory vanished is marked failed; a failed one
  * gets a 4 KiB append + sync + delete and is back online when that works. Each drive's
  * background thread runs its own check every 30 s; callable directly (tests; blocking). Returns
  * the drives failed after it.
  */
-int gw_store_probe(gw_store *st);
+int ob_store_probe(ob_store *st);
 
 /* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
-size_t gw_store_stripe_bytes(const gw_store *st);
+size_t ob_store_stripe_bytes(const ob_store *st);
 
 /* ---- For the scrubber (gw_scrub.c) ---- */
 
 /* Number of drive slots of the store (online or not). */
-int gw_store_ndrives(const gw_store *st);
+int ob_store_ndrives(const ob_store *st);
 /* The blobstore of drive d (borrowed), or NULL when d is out of range or offline. */
-bs_store *gw_store_drive(gw_store *st, uint8_t d);
+bs_store *ob_store_drive(ob_store *st, uint8_t d);
 /*
  * Length every cell blob of the body must have: the cells of all its stripes back to back (full
  * stripes of cell_size, the last one of its shorter padded length). 0 for an empty body.
  */
-uint64_t gw_layout_cell_blob_len(const md_layout *lay);
+uint64_t ob_layout_cell_blob_len(const md_layout *lay);
 
 #endif
