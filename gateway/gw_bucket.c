@@ -390,7 +390,7 @@ static void delete_objects_work(gw_req *r)
             if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
                 st->out[which[j]].err = gw_s3err_from_cm(errs[j]);
             if (had[j]) {
-                gw_free_object_data(r->g, &olds[j]);
+                ob_free_object_data(r->g->data, &olds[j]);
                 md_object_release(&olds[j]);
             }
         }

@@ -145,7 +145,7 @@ static void copy_state_free(void *p)
         return;
     gw_copy_source_release(&st->cs);
     if (st->have_src) {
-        gw_lease_release(st->g, &st->src);
+        ob_lease_release(st->g->data, &st->src);
         md_object_release(&st->src);
     }
     if (st->body.has_layout) /* copied but never committed: free the new data */
@@ -170,7 +170,7 @@ static gw_s3err load_source(gw_req *r, copy_state *st)
     cm_err berr = md_bucket_get(r->g->md, st->cs.bucket, &b);
     if (berr != CM_OK)
         return berr == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(berr);
-    cm_err err = gw_object_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
+    cm_err err = ob_object_get_leased(r->g->data, r->g->md, st->cs.bucket, st->cs.key, &st->src);
     if (err == CM_ERR_NOTFOUND)
         return st->cs.version_id ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (err != CM_OK)
@@ -245,7 +245,7 @@ static void commit_object(gw_req *r, copy_state *st)
         return;
     st->body.has_layout = 0;
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }

@@ -20,7 +20,6 @@
 #include "gw_wire.h"
 #include "md.h"
 
-typedef struct gw_leases gw_leases;
 typedef struct gw_pool gw_pool;
 
 struct gw {
@@ -28,8 +27,7 @@ struct gw {
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
     md_store *md;
     ob_store *data;
-    gw_leases *leases; /* blobs being read (gw_lease.c) */
-    gw_pool *pool;     /* worker threads for fsyncs and commits (gw_pool.c) */
+    gw_pool *pool; /* worker threads for fsyncs and commits (gw_pool.c) */
     volatile int ready;
     uint64_t req_seq;       /* request id counter (atomic) */
     struct gw_scrub *scrub; /* attached by gw_scrub_new, for the admin API (gw_scrub.h) */
@@ -139,29 +137,14 @@ const char *gw_hdr(gw_req *r, const char *name);
  */
 int gw_admin_route(gw_req *r);
 
-/* ---- gw_lease.c: data stays while it is being read ---- */
+/* ---- request bodies (leasing, reading and freeing them is the object layer's: ob.h) ---- */
 
-cm_err gw_leases_new(gw_leases **out);
-void gw_leases_free(gw_leases *l);
-/* Lease every blob of obj; release with gw_lease_release (which may delete doomed blobs). */
-cm_err gw_lease_acquire(gw *g, const md_object *obj);
-void gw_lease_release(gw *g, const md_object *obj);
-/*
- * md_object_get plus a lease on the object's blobs, verified against a second read so a commit
- * in between cannot have freed them. CM_ERR_CONFLICT if the key keeps changing.
- */
-cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out);
 /*
  * Inline bodies are served only once they match their stored CRC32C: GW_OK, or GW_INTERNAL after
  * an error log line naming bucket/key (gw_object.c). Every path that sends or copies inline bytes
  * (GET, ranged HEAD, CopyObject and UploadPartCopy sources) calls it first.
  */
 gw_s3err gw_inline_check(gw_req *r, const char *bucket, const char *key, const md_object *o);
-/* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
-void gw_free_object_data(gw *g, const md_object *obj);
-/* Delete the blobs whose last reader could not queue their delete (may wait: workers only). */
-void gw_lease_delete_leftovers(gw *g);
-
 /*
  * Make the request's body data durable: flush the writer's last stripe and fdatasync the drives
  * (sets r->layout/has_layout). CM_OK at once for inline bodies. Blocking: call it from a worker.

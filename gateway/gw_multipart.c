@@ -510,7 +510,7 @@ static void complete_commit(gw_req *r)
     }
     md_parts_free(gone, ngone);
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }

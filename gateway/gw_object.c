@@ -242,7 +242,7 @@ static void put_work(gw_req *r)
         return;
     r->has_layout = 0; /* the record owns the data now */
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }
@@ -551,7 +551,7 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
 static void get_object(gw_req *r)
 {
     md_object *o = &r->obj;
-    cm_err err = gw_object_get_leased(r->g, r->bucket, r->key, o);
+    cm_err err = ob_object_get_leased(r->g->data, r->g->md, r->bucket, r->key, o);
     uint64_t first = 0, last = 0;
     int applies = 0;
 
@@ -605,7 +605,7 @@ static void delete_work(gw_req *r)
     ds->err = md_object_delete(r->g->md, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL,
                                &old, &had_old);
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }

@@ -16,7 +16,7 @@
  * ETag when it is a plain MD5, write it with a new ob_writer (new blob id, durable when finish
  * returns), then md_object_replace_layout swaps it in only if the record still names the old
  * blob. On a conflict the new blobs are deleted (nobody can see them). On success the old blobs
- * go through gw_free_object_data: our own lease (and any GET's) keeps them until released.
+ * go through ob_free_object_data: our own lease (and any GET's) keeps them until released.
  *
  * Rate: a token bucket in bytes, refilled at rate_mb * 10^6 per second with one second of burst;
  * a read that overdraws it sleeps on the scrubber's condition variable (monotonic clock), so
@@ -298,7 +298,7 @@ static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t
     md_object old = {0};
     old.parts = (md_part *)p;
     old.nparts = 1;
-    gw_free_object_data(s->g, &old);
+    ob_free_object_data(s->g->data, &old);
     cm_hex_encode(fresh.blob, 16, newhex);
     CM_INFO(MOD, "repaired bucket=%s key=%s part=%zu size=%" PRIu64 " old_blob=%s new_blob=%s",
             bucket, obj->key, part, p->layout.size, oldhex, newhex);
@@ -341,7 +341,7 @@ static void scrub_inline(gw_scrub *s, const char *bucket, const char *key, const
 static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_t *buf)
 {
     md_object obj;
-    cm_err e = gw_object_get_leased(s->g, bucket, key, &obj);
+    cm_err e = ob_object_get_leased(s->g->data, s->g->md, bucket, key, &obj);
     if (e == CM_ERR_NOTFOUND)
         return 0; /* deleted since the listing */
     if (e != CM_OK) {
@@ -372,7 +372,7 @@ static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_
         repair(s, bucket, &obj, i);
         rc = stopping(s) ? -1 : 0;
     }
-    gw_lease_release(s->g, &obj);
+    ob_lease_release(s->g->data, &obj);
     md_object_release(&obj);
     return rc;
 }

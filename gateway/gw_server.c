@@ -88,8 +88,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
 
-    if ((err = gw_leases_new(&g->leases)) != CM_OK ||
-        (err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
+    if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
         goto fail;
     snprintf(path, sizeof(path), "%s/meta", g->data_dir);
     err = md_open(path, 0, &g->md);
@@ -127,12 +126,9 @@ void gw_free(gw *g)
 {
     if (!g)
         return;
-    gw_pool_free(g->pool); /* first: jobs use the stores */
-    if (g->leases && g->data)
-        gw_lease_delete_leftovers(g);
-    ob_store_close(g->data);
+    gw_pool_free(g->pool);   /* first: jobs use the stores */
+    ob_store_close(g->data); /* deletes the lease leftovers first */
     md_close(g->md);
-    gw_leases_free(g->leases);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -756,7 +752,7 @@ void gw_req_free(gw_req *r)
     cm_ck_release(&r->ck);
     free(r->inl);
     if (r->leased)
-        gw_lease_release(r->g, &r->obj);
+        ob_lease_release(r->g->data, &r->obj);
     if (r->have_obj)
         md_object_release(&r->obj);
     if (r->op_free)

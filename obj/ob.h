@@ -51,6 +51,7 @@ typedef struct {
  */
 cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_options *opt,
                      ob_store **out);
+/* Delete the lease leftovers, let every queued delete finish, close the drives (may wait). */
 void ob_store_close(ob_store *st); /* NULL is a no-op */
 int ob_store_drives_online(const ob_store *st);
 
@@ -99,6 +100,33 @@ cm_err ob_delete_async(ob_store *st, const md_layout *layout);
 void ob_store_drain(ob_store *st);
 
 /*
+ * Read leases (ob_lease.c): a body that is replaced or deleted while readers stream it is freed
+ * only after its last reader. Every function takes a metadata record and looks only at its
+ * parts stored as cells (inline parts and empty ones hold no blob).
+ *
+ * Lease every blob of obj (CM_ERR_NOMEM and nothing leased on failure); release with
+ * ob_lease_release, whose last reader of a doomed blob queues its delete without waiting
+ * (ob_delete_async; when a queue is full the blob stays as a leftover for the next free).
+ * Both are safe on event loops.
+ */
+cm_err ob_lease_acquire(ob_store *st, const md_object *obj);
+void ob_lease_release(ob_store *st, const md_object *obj);
+/*
+ * md_object_get plus a lease on the object's blobs, verified against a second read so a commit
+ * in between cannot have freed them. On CM_OK the caller owns *out (md_object_release) and the
+ * lease (ob_lease_release). CM_ERR_CONFLICT if the key keeps changing; md_object_get's errors.
+ */
+cm_err ob_object_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
+                            md_object *out);
+/*
+ * Free the blobs of every stored part of obj (a record that no longer names them): now, or when
+ * the last reader releases them. Deletes leftovers first. May wait (ob_delete): workers only.
+ */
+void ob_free_object_data(ob_store *st, const md_object *obj);
+/* Delete the blobs whose last reader could not queue their delete (may wait: workers only). */
+void ob_lease_delete_leftovers(ob_store *st);
+
+/*
  * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),
  * FAILED (OB_FAIL_AFTER consecutive I/O errors, or its directory vanished or was swapped: not
  * chosen for writes, not read; probed periodically and brought back when a probe write works) or
@@ -118,7 +146,7 @@ int ob_store_probe(ob_store *st);
 /* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
 size_t ob_store_stripe_bytes(const ob_store *st);
 
-/* ---- For the scrubber (gw_scrub.c) ---- */
+/* ---- For the scrubber (ob_scrub.c) ---- */
 
 /* Number of drive slots of the store (online or not). */
 int ob_store_ndrives(const ob_store *st);

@@ -51,9 +51,10 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ec.h"
-#include "ob.h"
+#include "ob_int.h"
 #include "pl.h"
 
+#define MOD "obj"
 #define OB_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
 #define OB_PROBE_MS 30000
 #define OB_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each) */
@@ -70,6 +71,7 @@ struct ob_store {
     char **dirs;
     struct ob_drive_worker *workers; /* one per drive opened: deletes and probes */
     ec_codec *codec;
+    ob_leases *leases; /* blobs being read (ob_lease.c) */
 };
 
 /*
@@ -163,12 +165,14 @@ cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_option
              st->dirs && st->workers;
     for (int i = 0; ok && i < ndrives; i++)
         ok = (st->dirs[i] = strdup(dirs[i])) != NULL;
-    e = ok ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
+    e = ok ? ob_leases_new(&st->leases) : CM_ERR_NOMEM;
+    if (e == CM_OK)
+        e = ec_new(o.k, o.m, &st->codec);
     bs_options bo = {.io = o.io}; /* designated: bs_options grows (compaction knobs) */
     for (int i = 0; e == CM_OK && i < ndrives; i++) {
         cm_err de = bs_open(dirs[i], &bo, &st->drives[i]);
         if (de != CM_OK)
-            CM_ERROR("gw", "drive %d (%s) offline: %s", i, dirs[i], cm_err_str(de));
+            CM_ERROR(MOD, "drive %d (%s) offline: %s", i, dirs[i], cm_err_str(de));
         st->online[i] = de == CM_OK && stat(dirs[i], &st->ident[i]) == 0;
     }
     if (e == CM_OK && ob_store_drives_online(st) < o.k + 1)
@@ -188,6 +192,8 @@ void ob_store_close(ob_store *st)
 {
     if (!st)
         return;
+    if (st->leases && st->workers)
+        ob_lease_delete_leftovers(st); /* on the drive threads still running */
     for (int i = 0; st->workers && i < st->ndrives; i++)
         drive_worker_stop(&st->workers[i]); /* after their queued deletes */
     for (int i = 0; st->drives && i < st->ndrives; i++)
@@ -203,6 +209,7 @@ void ob_store_close(ob_store *st)
     free(st->ident);
     free(st->workers);
     ec_free(st->codec);
+    ob_leases_free(st->leases);
     free(st);
 }
 
@@ -238,7 +245,7 @@ static bs_store *slot_drive(const ob_store *st, uint8_t d)
 static void mark_failed(ob_store *st, int d, const char *why)
 {
     if (atomic_exchange(&st->failed[d], 1) == 0)
-        CM_ERROR("gw",
+        CM_ERROR(MOD,
                  "drive %d (%s) FAILED: %s; no new writes go to it, reads use the others, "
                  "probed every %d s",
                  d, st->dirs[d], why, OB_PROBE_MS / 1000);
@@ -297,9 +304,9 @@ static void probe_drive(ob_store *st, int d)
         if (e == CM_OK) {
             atomic_store(&st->errs[d], 0);
             atomic_store(&st->failed[d], 0);
-            CM_INFO("gw", "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
+            CM_INFO(MOD, "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
         } else {
-            CM_DEBUG("gw", "drive %d still failing its probe: %s", d, cm_err_str(e));
+            CM_DEBUG(MOD, "drive %d still failing its probe: %s", d, cm_err_str(e));
         }
     }
 }
@@ -344,7 +351,7 @@ static void *drive_worker_main(void *arg)
             /* A drive failed since the delete was queued is skipped like ob_delete always did. */
             bs_store *bs = slot_drive(w->st, (uint8_t)w->d);
             if (bs && bs_delete(bs, &id) != CM_OK)
-                CM_WARN("gw", "delete of a cell on drive %d failed", w->d);
+                CM_WARN(MOD, "delete of a cell on drive %d failed", w->d);
             pthread_mutex_lock(&w->mu);
             w->done++;
             pthread_cond_broadcast(&w->room);
@@ -541,7 +548,7 @@ static void writer_layout(const ob_writer *w, int placed, md_layout *out)
  */
 static void drop_cell(ob_writer *w, int i, cm_err why)
 {
-    CM_WARN("gw", "drive %u dropped from a body being written (cell %d): %s", w->drives[i], i,
+    CM_WARN(MOD, "drive %u dropped from a body being written (cell %d): %s", w->drives[i], i,
             cm_err_str(why));
     w->drives[i] = PL_NONE;
 }
@@ -581,7 +588,7 @@ static cm_err flush_stripe(ob_writer *w, uint32_t clen)
     w->fill = 0;
     if (live_cells(w) < min_cells(k, m)) {
         w->failed = nospc ? CM_ERR_NOSPC : CM_ERR_UNAVAILABLE;
-        CM_ERROR("gw", "body lost: only %d cells of a stripe stored", live_cells(w));
+        CM_ERROR(MOD, "body lost: only %d cells of a stripe stored", live_cells(w));
     }
     return w->failed;
 }
@@ -738,11 +745,11 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
         if (e != CM_OK) {
             char hex[33];
             bs_id_hex(&c->id, hex);
-            CM_WARN("gw", "degraded read of blob %s stripe %llu: %s; reconstructing", hex,
+            CM_WARN(MOD, "degraded read of blob %s stripe %llu: %s; reconstructing", hex,
                     (unsigned long long)s, cm_err_str(e));
             e = read_degraded(c, cell_off, clen, a, b, buf + (pos - off));
             if (e != CM_OK) {
-                CM_ERROR("gw", "blob %s stripe %llu unreadable: %s", hex, (unsigned long long)s,
+                CM_ERROR(MOD, "blob %s stripe %llu unreadable: %s", hex, (unsigned long long)s,
                          cm_err_str(e));
                 return e;
             }
@@ -782,7 +789,7 @@ int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
     if (commit_err != CM_ERR_UNCERTAIN)
         return 1;
     cm_hex_encode(layout->blob, sizeof(layout->blob), hex);
-    CM_WARN("gw",
+    CM_WARN(MOD,
             "metadata commit outcome unknown: blob %s kept (cairn fsck reclaims it if no "
             "record names it)",
             hex);
@@ -790,6 +797,11 @@ int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
 }
 
 /* ---- scrubber accessors ---- */
+
+ob_leases *ob_store_leases(ob_store *st)
+{
+    return st->leases;
+}
 
 int ob_store_ndrives(const ob_store *st)
 {

@@ -234,7 +234,7 @@ static void test_scrub_repairs(void)
 
     /* A reader holds a lease on "many": its old blobs must survive the repair until it ends. */
     md_object reader;
-    CU_ASSERT_FATAL(gw_object_get_leased(g, BUCKET, "many", &reader) == CM_OK);
+    CU_ASSERT_FATAL(ob_object_get_leased(g->data, g->md, BUCKET, "many", &reader) == CM_OK);
 
     CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
     gw_scrub_status st;
@@ -250,7 +250,7 @@ static void test_scrub_repairs(void)
     CU_ASSERT(st.last_end_ms >= st.last_start_ms && st.last_start_ms > 0);
 
     CU_ASSERT(blob_exists(g, &many, 1)); /* leased */
-    gw_lease_release(g, &reader);
+    ob_lease_release(g->data, &reader);
     md_object_release(&reader);
     ob_store_drain(g->data); /* deletes run on the drives' threads */
     for (int i = 0; i < 6; i++) {
@@ -364,7 +364,6 @@ static void test_scrub_object_changed(void)
     g->data_dir = dir;
     snprintf(drv, sizeof(drv), "%s/meta", dir);
     CU_ASSERT_FATAL(md_open(drv, 0, &g->md) == CM_OK);
-    CU_ASSERT_FATAL(gw_leases_new(&g->leases) == CM_OK);
     for (int i = 0; i < 6; i++) {
         snprintf(names[i], sizeof(names[i]), "%s/drive%d", dir, i);
         dirs[i] = names[i];
@@ -394,7 +393,7 @@ static void test_scrub_object_changed(void)
     md_part part = {.size = l.size, .layout = l};
     old.parts = &part;
     old.nparts = 1;
-    gw_free_object_data(g, &old);
+    ob_free_object_data(g->data, &old);
     ob_store_drain(g->data);
     uint64_t blobs = 0;
     for (int i = 0; i < 6; i++) {
@@ -406,7 +405,6 @@ static void test_scrub_object_changed(void)
     gw_scrub_free(s);
     ob_store_close(g->data);
     md_close(g->md);
-    gw_leases_free(g->leases);
     free(g);
 }
 

@@ -1,0 +1,22 @@
+/*
+ * ob_int.h - private to the object layer (and its tests): the parts of one file that another
+ * file of obj/ uses. Nothing above obj/ includes it.
+ */
+#ifndef OB_INT_H
+#define OB_INT_H
+
+#include "ob.h"
+
+typedef struct ob_leases ob_leases;
+
+/* ---- ob_lease.c ---- */
+
+cm_err ob_leases_new(ob_leases **out);
+void ob_leases_free(ob_leases *l); /* NULL is a no-op */
+
+/* ---- ob_data.c ---- */
+
+/* The store's lease table (created by ob_store_open). */
+ob_leases *ob_store_leases(ob_store *st);
+
+#endif
