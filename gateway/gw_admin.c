@@ -13,6 +13,8 @@
  * query parameter, and keys "scrub"/"status" in a bucket named "admin". /admin/ requests must be
  * SigV4-signed (header auth) with the root credentials, exactly as S3 requests are.
  *
+ * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
+ *
  * Threading: handlers run on event-loop threads and never block: a scrub request only signals the
  * scrub thread; status reads copy counters under the scrubber's mutex.
  */
@@ -28,7 +30,6 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
-#include "gw_scrub.h"
 
 #define MOD "admin"
 
@@ -80,7 +81,7 @@ static void send_json_msg(gw_req *r, int status, const char *code, const char *m
 
 /* ---- JSON ---- */
 
-static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
+static void json_scrub(struct evbuffer *b, const ob_scrub_status *s)
 {
     evbuffer_add_printf(
         b,
@@ -128,15 +129,15 @@ static void json_drives(struct evbuffer *b, gw *g)
 
 static void admin_scrub(gw_req *r, int post)
 {
-    gw_scrub *s = r->g->scrub;
-    gw_scrub_status st;
+    ob_scrub *s = r->g->scrub;
+    ob_scrub_status st;
     if (!s) {
         send_json_msg(r, 503, "NoScrubber", "this server runs no scrubber");
         return;
     }
     if (post) {
         uint64_t seq = 0;
-        cm_err e = gw_scrub_trigger(s, &seq);
+        cm_err e = ob_scrub_trigger(s, &seq);
         if (e == CM_ERR_CONFLICT) {
             send_json_msg(r, 409, "ScrubRunning", "a scrub pass is already running");
             return;
@@ -161,7 +162,7 @@ static void admin_scrub(gw_req *r, int post)
         net_req_abort(r->net);
         return;
     }
-    gw_scrub_get_status(s, &st);
+    ob_scrub_get_status(s, &st);
     json_scrub(b, &st);
     evbuffer_add(b, "\n", 1);
     send_buffer(r, 200, "application/json", b);
@@ -181,8 +182,8 @@ static void admin_status(gw_req *r)
     json_drives(b, r->g);
     evbuffer_add_printf(b, ",\"scrub\":");
     if (r->g->scrub) {
-        gw_scrub_status st;
-        gw_scrub_get_status(r->g->scrub, &st);
+        ob_scrub_status st;
+        ob_scrub_get_status(r->g->scrub, &st);
         json_scrub(b, &st);
     } else {
         evbuffer_add_printf(b, "null");
@@ -201,10 +202,10 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
                         name, v);
 }
 
-static void metrics_scrub(struct evbuffer *b, gw_scrub *s)
+static void metrics_scrub(struct evbuffer *b, ob_scrub *s)
 {
-    gw_scrub_status t;
-    gw_scrub_get_status(s, &t);
+    ob_scrub_status t;
+    ob_scrub_get_status(s, &t);
     metric(b, "cairn_scrub_running", "gauge", "1 while a scrub pass runs", (uint64_t)t.running);
     metric(b, "cairn_scrub_passes_total", "counter", "Scrub passes finished", t.passes);
     metric(b, "cairn_scrub_objects_checked_total", "counter", "Objects scrubbed",
@@ -291,6 +292,28 @@ static void metrics(gw_req *r)
         metrics_scrub(b, r->g->scrub);
     send_buffer(r, 200, "text/plain; version=0.0.4", b);
     evbuffer_free(b);
+}
+
+/* ---- the scrubber ---- */
+
+cm_err gw_scrub_new(gw *g, const ob_scrub_config *cfg, ob_scrub **out)
+{
+    ob_scrub_config c;
+    ob_scrub_config_defaults(&c);
+    if (cfg)
+        c = *cfg;
+    c.inline_threshold = g->cfg.inline_threshold; /* what the gateway stores inline */
+    cm_err e = ob_scrub_new(g->data, g->md, &c, out);
+    if (e == CM_OK)
+        g->scrub = *out;
+    return e;
+}
+
+void gw_scrub_free(gw *g, ob_scrub *s)
+{
+    if (g && g->scrub == s)
+        g->scrub = NULL;
+    ob_scrub_free(s);
 }
 
 /* ---- routing ---- */

@@ -803,6 +803,12 @@ ob_leases *ob_store_leases(ob_store *st)
     return st->leases;
 }
 
+void ob_store_geometry(const ob_store *st, int *k, int *m)
+{
+    *k = st->k;
+    *m = st->m;
+}
+
 int ob_store_ndrives(const ob_store *st)
 {
     return st->ndrives;

@@ -1,11 +1,12 @@
 /*
- * test_gateway_scrub.c - the object-level scrubber against a real gateway store (6 drives, 4+2,
- * 4 KiB cells, 1 KiB inline threshold) in a temp dir, no server. Objects of many sizes (inline,
- * one partial stripe, one stripe, many stripes, a two-part multipart object) are stored; cells
- * are damaged by flipping bytes inside their records in the segment files of two drives and by
- * deleting blobs; one synchronous pass must find and repair exactly the damaged bodies, the
- * objects must read back byte-exact, old blobs must be gone (or kept while leased), and a second
- * pass must find nothing. Payload bytes are a function of (tag, offset); the seed is printed.
+ * test_obj_scrub.c - the object-level scrubber (ob_scrub.c) against a real object store and
+ * metadata store (6 drives, 4+2, 4 KiB cells, 1 KiB inline threshold) in a temp dir, no gateway.
+ * Objects of many sizes (inline, one partial stripe, one stripe, many stripes, a two-part multipart
+ * object) are stored; cells are damaged by flipping bytes inside their records in the segment files
+ * of two drives and by deleting blobs; one synchronous pass must find and repair exactly the
+ * damaged bodies, the objects must read back byte-exact, old blobs must be gone (or kept while
+ * leased), and a second pass must find nothing. Payload bytes are a function of (tag, offset); the
+ * seed is printed.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,49 +16,67 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cu_data.h"
 #include "cu_main.h"
-#include "gw_int.h"
-#include "gw_scrub.h"
+#include "ob_int.h"
 
 #define SEED 0x5C2Bu
 #define CELL 4096u
 #define BUCKET "scrub-bucket"
 
-static gw *open_gw(const char *name)
+/* What a scrubber works over: a metadata store and an object store, as the gateway opens them. */
+typedef struct {
+    char data_dir[512];
+    md_store *md;
+    ob_store *data;
+} fixture;
+
+static fixture *open_fx(const char *name, const bs_io *io)
 {
-    char dir[512];
-    gw_config c;
-    gw *g = NULL;
-    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), name);
-    mkdir(dir, 0755);
-    gw_config_defaults(&c);
-    c.data_dir = dir;
-    c.access_key = "AK";
-    c.secret_key = "SK";
-    c.cell_size = CELL;
-    c.inline_threshold = 1024;
-    CU_ASSERT_FATAL(gw_new(&c, &g) == CM_OK);
+    char path[600];
+    const char *dirs[6];
+    static char names[6][600];
+    fixture *g = calloc(1, sizeof(*g));
+    CU_ASSERT_FATAL(g != NULL);
+    snprintf(g->data_dir, sizeof(g->data_dir), "%s/%s", cu_tmpdir(), name);
+    mkdir(g->data_dir, 0755);
+    snprintf(path, sizeof(path), "%s/meta", g->data_dir);
+    CU_ASSERT_FATAL(md_open(path, 0, &g->md) == CM_OK);
+    for (int i = 0; i < 6; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s/drive%d", g->data_dir, i);
+        dirs[i] = names[i];
+    }
+    ob_store_options so = {4, 2, CELL, io};
+    CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &g->data) == CM_OK);
     md_bucket b = {.name = BUCKET};
     CU_ASSERT_FATAL(md_bucket_create(g->md, &b) == CM_OK);
     return g;
 }
 
-static gw_scrub *new_scrub(gw *g, double rate)
+static void close_fx(fixture *g)
 {
-    gw_scrub_config sc;
-    gw_scrub *s = NULL;
-    gw_scrub_config_defaults(&sc);
+    ob_store_close(g->data);
+    md_close(g->md);
+    free(g);
+}
+
+static ob_scrub *new_scrub(fixture *g, double rate)
+{
+    ob_scrub_config sc;
+    ob_scrub *s = NULL;
+    ob_scrub_config_defaults(&sc);
     sc.rate_mb = rate;
     sc.interval_s = 0;
-    CU_ASSERT_FATAL(gw_scrub_new(g, &sc, &s) == CM_OK);
+    sc.inline_threshold = 1024;
+    CU_ASSERT_FATAL(ob_scrub_new(g->data, g->md, &sc, &s) == CM_OK);
     return s;
 }
 
 /* Store size pattern bytes of tag as a part; etag = MD5 hex. */
-static void store_part(gw *g, uint32_t tag, uint64_t size, md_part *p)
+static void store_part(fixture *g, uint32_t tag, uint64_t size, md_part *p)
 {
     ob_writer *w = NULL;
     uint8_t buf[7000], md5[16];
@@ -80,7 +99,7 @@ static void store_part(gw *g, uint32_t tag, uint64_t size, md_part *p)
 }
 
 /* An object of nparts parts of the given size each (tags tag, tag+1, ...); inline when small. */
-static void put_object(gw *g, const char *key, uint32_t tag, uint64_t size, size_t nparts)
+static void put_object(fixture *g, const char *key, uint32_t tag, uint64_t size, size_t nparts)
 {
     md_object o = {0};
     md_part parts[4];
@@ -106,7 +125,7 @@ static void put_object(gw *g, const char *key, uint32_t tag, uint64_t size, size
     CU_ASSERT_FATAL(md_object_put(g->md, BUCKET, &o, NULL, NULL, NULL) == CM_OK);
 }
 
-static int object_ok(gw *g, const char *key, uint32_t tag, uint64_t size)
+static int object_ok(fixture *g, const char *key, uint32_t tag, uint64_t size)
 {
     md_object o;
     int ok = md_object_get(g->md, BUCKET, key, &o) == CM_OK;
@@ -125,7 +144,7 @@ static int object_ok(gw *g, const char *key, uint32_t tag, uint64_t size)
     return ok;
 }
 
-static md_layout layout_of(gw *g, const char *key, size_t part)
+static md_layout layout_of(fixture *g, const char *key, size_t part)
 {
     md_object o;
     md_layout l;
@@ -138,7 +157,7 @@ static md_layout layout_of(gw *g, const char *key, size_t part)
 
 /* Flip one byte at offset `at` into the first record of blob on drive d (at < 0: in the CRC
  * table). Parses the documented segment format; returns 1 when a record was found. */
-static int flip_in_segments(gw *g, int d, const uint8_t blob[16], long at)
+static int flip_in_segments(fixture *g, int d, const uint8_t blob[16], long at)
 {
     char dir[600], path[900];
     snprintf(dir, sizeof(dir), "%s/drive%d", g->data_dir, d);
@@ -173,7 +192,7 @@ static int flip_in_segments(gw *g, int d, const uint8_t blob[16], long at)
     return done;
 }
 
-static int blob_exists(gw *g, const md_layout *l, int cell)
+static int blob_exists(fixture *g, const md_layout *l, int cell)
 {
     bs_id id;
     uint64_t sz;
@@ -185,7 +204,7 @@ static int blob_exists(gw *g, const md_layout *l, int cell)
 
 static void test_replace_layout(void)
 {
-    gw *g = open_gw("replace");
+    fixture *g = open_fx("replace", NULL);
     put_object(g, "a", 1, 9000, 1);
     md_layout old = layout_of(g, "a", 0), fresh = old;
     uint8_t wrong[16] = {1};
@@ -206,14 +225,14 @@ static void test_replace_layout(void)
     /* The old blob is gone from the record: a second swap from it conflicts. */
     CU_ASSERT_EQUAL(md_object_replace_layout(g->md, BUCKET, "a", 0, old.blob, &fresh),
                     CM_ERR_CONFLICT);
-    gw_free(g);
+    close_fx(g);
 }
 
 static void test_scrub_repairs(void)
 {
     printf("\n  seed %#x\n", SEED);
-    gw *g = open_gw("repairs");
-    gw_scrub *s = new_scrub(g, 0);
+    fixture *g = open_fx("repairs", NULL);
+    ob_scrub *s = new_scrub(g, 0);
     put_object(g, "inline", 10, 700, 1);
     put_object(g, "partial", 20, 5000, 1);
     put_object(g, "stripe", 30, 4 * CELL, 1);
@@ -236,9 +255,9 @@ static void test_scrub_repairs(void)
     md_object reader;
     CU_ASSERT_FATAL(ob_object_get_leased(g->data, g->md, BUCKET, "many", &reader) == CM_OK);
 
-    CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
-    gw_scrub_status st;
-    gw_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
+    ob_scrub_status st;
+    ob_scrub_get_status(s, &st);
     CU_ASSERT_EQUAL(st.passes, 1);
     CU_ASSERT_EQUAL(st.objects_checked, 6);
     CU_ASSERT_EQUAL(st.bodies_checked, 6); /* inline has none, multi has two */
@@ -267,30 +286,29 @@ static void test_scrub_repairs(void)
     CU_ASSERT(object_ok(g, "healthy", 60, 70000));
 
     /* Every cell of every body verifies now: the second pass finds nothing. */
-    CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
-    gw_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
+    ob_scrub_get_status(s, &st);
     CU_ASSERT_EQUAL(st.passes, 2);
     CU_ASSERT_EQUAL(st.pass_damaged, 0);
     CU_ASSERT_EQUAL(st.pass_objects, 6);
     CU_ASSERT_EQUAL(st.damaged_found, 3);
     uint64_t seq;
-    CU_ASSERT_EQUAL(gw_scrub_trigger(s, &seq), CM_ERR_UNAVAILABLE); /* no thread started */
-    gw_scrub_free(s);
-    CU_ASSERT_PTR_NULL(g->scrub);
-    gw_free(g);
+    CU_ASSERT_EQUAL(ob_scrub_trigger(s, &seq), CM_ERR_UNAVAILABLE); /* no thread started */
+    ob_scrub_free(s);
+    close_fx(g);
 }
 
 static void test_scrub_unrepairable(void)
 {
-    gw *g = open_gw("unrepairable");
-    gw_scrub *s = new_scrub(g, 0);
+    fixture *g = open_fx("unrepairable", NULL);
+    ob_scrub *s = new_scrub(g, 0);
     put_object(g, "lost", 70, 3 * 4 * CELL, 1);
     md_layout l = layout_of(g, "lost", 0);
     for (int i = 0; i < 3; i++) /* three of six cells of the first stripe: beyond 4+2 */
         CU_ASSERT(flip_in_segments(g, l.drives[i], l.blob, 10));
-    CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
-    gw_scrub_status st;
-    gw_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
+    ob_scrub_status st;
+    ob_scrub_get_status(s, &st);
     CU_ASSERT_EQUAL(st.damaged_found, 1);
     CU_ASSERT_EQUAL(st.repaired, 0);
     CU_ASSERT_EQUAL(st.repair_failed, 1);
@@ -298,14 +316,14 @@ static void test_scrub_unrepairable(void)
     md_layout now = layout_of(g, "lost", 0);
     CU_ASSERT(memcmp(now.blob, l.blob, 16) == 0);
     CU_ASSERT(blob_exists(g, &l, 4));
-    gw_scrub_free(s);
-    gw_free(g);
+    ob_scrub_free(s);
+    close_fx(g);
 }
 
 /* ---- the object changes while its repair is being written ---- */
 
 typedef struct {
-    gw *g;
+    fixture *g;
     int armed, fired;
 } race_ctx;
 
@@ -351,38 +369,18 @@ static void test_scrub_object_changed(void)
     static race_ctx rc;
     static const bs_io io = {r_open,  r_pread,  r_pwrite, r_fdatasync, r_ftruncate,
                              r_close, r_unlink, &rc,      NULL};
-    char dir[512], drv[600];
-    const char *dirs[6];
-    static char names[6][600];
-    gw *g = calloc(1, sizeof(*g));
-    CU_ASSERT_FATAL(g != NULL);
-    snprintf(dir, sizeof(dir), "%s/changed", cu_tmpdir());
-    mkdir(dir, 0755);
-    gw_config_defaults(&g->cfg);
-    g->cfg.cell_size = CELL;
-    g->cfg.inline_threshold = 1024;
-    g->data_dir = dir;
-    snprintf(drv, sizeof(drv), "%s/meta", dir);
-    CU_ASSERT_FATAL(md_open(drv, 0, &g->md) == CM_OK);
-    for (int i = 0; i < 6; i++) {
-        snprintf(names[i], sizeof(names[i]), "%s/drive%d", dir, i);
-        dirs[i] = names[i];
-    }
-    ob_store_options so = {4, 2, CELL, &io};
-    CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &g->data) == CM_OK);
+    fixture *g = open_fx("changed", &io);
     rc.g = g;
-    md_bucket b = {.name = BUCKET};
-    CU_ASSERT_FATAL(md_bucket_create(g->md, &b) == CM_OK);
-    gw_scrub *s = new_scrub(g, 0);
+    ob_scrub *s = new_scrub(g, 0);
 
     put_object(g, "racy", 90, 50000, 1);
     md_layout l = layout_of(g, "racy", 0);
     CU_ASSERT(flip_in_segments(g, l.drives[3], l.blob, 7));
     rc.armed = 1;
-    CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
     CU_ASSERT_EQUAL(rc.fired, 1);
-    gw_scrub_status st;
-    gw_scrub_get_status(s, &st);
+    ob_scrub_status st;
+    ob_scrub_get_status(s, &st);
     CU_ASSERT_EQUAL(st.damaged_found, 1);
     CU_ASSERT_EQUAL(st.repaired, 0);
     CU_ASSERT_EQUAL(st.repair_failed, 0);
@@ -402,30 +400,28 @@ static void test_scrub_object_changed(void)
         blobs += bst.blobs;
     }
     CU_ASSERT_EQUAL(blobs, 0);
-    gw_scrub_free(s);
-    ob_store_close(g->data);
-    md_close(g->md);
-    free(g);
+    ob_scrub_free(s);
+    close_fx(g);
 }
 
 static void test_scrub_rate(void)
 {
-    gw *g = open_gw("rate");
+    fixture *g = open_fx("rate", NULL);
     const double rate = 2.0; /* MB/s */
-    gw_scrub *s = new_scrub(g, rate);
+    ob_scrub *s = new_scrub(g, rate);
     put_object(g, "big", 80, 600000, 1); /* 900 KB of cells */
     int64_t t0 = cm_monotonic_ms();
-    CU_ASSERT_EQUAL(gw_scrub_run_once(s), CM_OK);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
     int64_t ms = cm_monotonic_ms() - t0;
-    gw_scrub_status st;
-    gw_scrub_get_status(s, &st);
+    ob_scrub_status st;
+    ob_scrub_get_status(s, &st);
     double floor_ms = (double)st.bytes_verified / (rate * 1e6) * 1000.0;
     printf("\n  %llu bytes at %.1f MB/s took %lld ms (floor %.0f ms)\n",
            (unsigned long long)st.bytes_verified, rate, (long long)ms, floor_ms);
     CU_ASSERT(st.bytes_verified >= 900000);
     CU_ASSERT((double)ms >= floor_ms * 0.9); /* the bucket starts empty: no burst to borrow */
-    gw_scrub_free(s);
-    gw_free(g);
+    ob_scrub_free(s);
+    close_fx(g);
 }
 
 void cu_register(void)
@@ -439,5 +435,5 @@ void cu_register(void)
         {NULL, NULL},
     };
     cm_log_set_level(CM_LOG_ERROR);
-    cu_add_suite("gateway_scrub", tests);
+    cu_add_suite("obj_scrub", tests);
 }
