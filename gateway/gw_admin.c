@@ -107,20 +107,17 @@ static void json_drives(struct evbuffer *b, gw *g)
     evbuffer_add_printf(b, "\"drives_online\":%d,\"drives_total\":%d,\"drives\":[",
                         ob_store_drives_online(g->data), n);
     for (int i = 0; i < n; i++) {
-        bs_store *bs = ob_store_drive(g->data, (uint8_t)i);
-        bs_stats st = {0};
-        if (bs)
-            bs_get_stats(bs, &st);
-        evbuffer_add_printf(b,
-                            "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
-                            ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
-                            ",\"used_bytes\":%" PRIu64 ",\"reclaimable_bytes\":%" PRIu64
-                            ",\"punched_bytes\":%" PRIu64
-                            ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
-                            i ? "," : "", i, bs ? "true" : "false",
-                            ob_drive_state_name(ob_store_drive_state(g->data, i)), st.blobs,
-                            st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes,
-                            st.punched_bytes, st.segments, st.corrupt_found);
+        ob_drive_stats st;
+        ob_store_drive_stats(g->data, i, &st);
+        evbuffer_add_printf(
+            b,
+            "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
+            ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
+            ",\"reclaimable_bytes\":%" PRIu64 ",\"punched_bytes\":%" PRIu64
+            ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
+            i ? "," : "", i, st.usable ? "true" : "false", ob_drive_state_name(st.state), st.blobs,
+            st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes, st.punched_bytes,
+            st.segments, st.corrupt_found);
     }
     evbuffer_add(b, "]", 1);
 }
@@ -228,9 +225,9 @@ static void metrics_scrub(struct evbuffer *b, ob_scrub *s)
            t.est_bytes);
 }
 
-/* A per-drive metric: HELP and TYPE, then one sample per drive of the bs_stats field at off. */
+/* A per-drive metric: HELP and TYPE, then one sample per drive of the uint64_t field at off. */
 static void drive_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
-                         const bs_stats *st, int n, size_t off)
+                         const ob_drive_stats *st, int n, size_t off)
 {
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
     for (int i = 0; i < n; i++) {
@@ -247,30 +244,27 @@ static void metrics_drives(struct evbuffer *b, gw *g)
            (uint64_t)ob_store_drives_online(g->data));
     evbuffer_add_printf(b, "# HELP cairn_drive_failed 1 when the drive is failed or offline\n"
                            "# TYPE cairn_drive_failed gauge\n");
-    for (int i = 0; i < n; i++)
-        evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
-                            ob_store_drive_state(g->data, i) >= OB_DRIVE_FAILED);
-    bs_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
+    ob_drive_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
     if (!st)
         return;
     for (int i = 0; i < n; i++) {
-        bs_store *bs = ob_store_drive(g->data, (uint8_t)i);
-        if (bs)
-            bs_get_stats(bs, &st[i]);
+        ob_store_drive_stats(g->data, i, &st[i]);
+        evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
+                            st[i].state >= OB_DRIVE_FAILED);
     }
     drive_metric(b, "cairn_blobstore_corrupt_found_total", "counter",
                  "Records or blocks that failed a checksum", st, n,
-                 offsetof(bs_stats, corrupt_found));
+                 offsetof(ob_drive_stats, corrupt_found));
     drive_metric(b, "cairn_blobstore_disk_bytes", "gauge", "Size of the segment files", st, n,
-                 offsetof(bs_stats, disk_bytes));
+                 offsetof(ob_drive_stats, disk_bytes));
     drive_metric(b, "cairn_blobstore_used_bytes", "gauge",
                  "Disk space of the segment files (holes of deleted data excluded)", st, n,
-                 offsetof(bs_stats, used_bytes));
+                 offsetof(ob_drive_stats, used_bytes));
     drive_metric(b, "cairn_blobstore_live_bytes", "gauge", "Data of live blobs", st, n,
-                 offsetof(bs_stats, live_bytes));
+                 offsetof(ob_drive_stats, live_bytes));
     drive_metric(b, "cairn_blobstore_reclaimable_bytes", "gauge",
                  "Used space that holds no live data", st, n,
-                 offsetof(bs_stats, reclaimable_bytes));
+                 offsetof(ob_drive_stats, reclaimable_bytes));
     free(st);
 }
 

@@ -146,12 +146,30 @@ int ob_store_probe(ob_store *st);
 /* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
 size_t ob_store_stripe_bytes(const ob_store *st);
 
-/* ---- For the scrubber (ob_scrub.c) ---- */
-
 /* Number of drive slots of the store (online or not). */
 int ob_store_ndrives(const ob_store *st);
-/* The blobstore of drive d (borrowed), or NULL when d is out of range or offline. */
-bs_store *ob_store_drive(ob_store *st, uint8_t d);
+
+/* One drive's health and space, for the admin API and metrics. */
+typedef struct {
+    ob_drive_state state;
+    int usable;                 /* opened and not failed: read and written (the counters below) */
+    uint64_t blobs;             /* live blobs */
+    uint64_t live_bytes;        /* payload bytes of live blobs */
+    uint64_t disk_bytes;        /* size of its segment files */
+    uint64_t used_bytes;        /* disk space they occupy (punched holes excluded) */
+    uint64_t reclaimable_bytes; /* of used_bytes, what holds no live data */
+    uint64_t punched_bytes;     /* given back by punching holes since open */
+    uint64_t corrupt_found;     /* records or blocks that failed a checksum since open */
+    uint32_t segments;
+} ob_drive_stats;
+/*
+ * Fill *out for drive slot d: its state always (OFFLINE when d is out of range); the counters
+ * only when the drive is usable (zero otherwise). Cheap and safe from event loops.
+ */
+void ob_store_drive_stats(ob_store *st, int d, ob_drive_stats *out);
+
+/* ---- For the scrubber (ob_scrub.c) ---- */
+
 /*
  * Length every cell blob of the body must have: the cells of all its stripes back to back (full
  * stripes of cell_size, the last one of its shorter padded length). 0 for an empty body.

@@ -819,6 +819,26 @@ bs_store *ob_store_drive(ob_store *st, uint8_t d)
     return slot_drive(st, d);
 }
 
+void ob_store_drive_stats(ob_store *st, int d, ob_drive_stats *out)
+{
+    bs_store *bs = d >= 0 && d < st->ndrives ? slot_drive(st, (uint8_t)d) : NULL;
+    bs_stats s;
+    memset(out, 0, sizeof(*out));
+    out->state = ob_store_drive_state(st, d);
+    out->usable = bs != NULL;
+    if (!bs)
+        return;
+    bs_get_stats(bs, &s);
+    out->blobs = s.blobs;
+    out->live_bytes = s.live_bytes;
+    out->disk_bytes = s.disk_bytes;
+    out->used_bytes = s.used_bytes;
+    out->reclaimable_bytes = s.reclaimable_bytes;
+    out->punched_bytes = s.punched_bytes;
+    out->corrupt_found = s.corrupt_found;
+    out->segments = s.segments;
+}
+
 uint64_t ob_layout_cell_blob_len(const md_layout *lay)
 {
     uint64_t sbytes = (uint64_t)lay->k * lay->cell_size;

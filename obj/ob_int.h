@@ -18,6 +18,8 @@ void ob_leases_free(ob_leases *l); /* NULL is a no-op */
 
 /* The store's lease table (created by ob_store_open). */
 ob_leases *ob_store_leases(ob_store *st);
+/* The blobstore of drive d (borrowed), or NULL when d is out of range, offline or failed. */
+bs_store *ob_store_drive(ob_store *st, uint8_t d);
 /* The store's erasure profile: k data + m parity cells per stripe. */
 void ob_store_geometry(const ob_store *st, int *k, int *m);
 

@@ -22,7 +22,7 @@
 #include "cu_data.h"
 #include "cu_gate.h"
 #include "cu_main.h"
-#include "ob.h"
+#include "ob_int.h"
 
 #define SEED 0xDA7Au
 #define ND 6
@@ -380,6 +380,29 @@ static void test_drive_marked_failed(void)
     CU_ASSERT_STRING_EQUAL(ob_drive_state_name(ob_store_drive_state(st, 2)), "failed");
     for (int b = 0; b < 8; b++)
         CU_ASSERT(read_random(st, &lay[b], 40 + (uint32_t)b, 5));
+    /* What the admin API reports: a failed drive has a state and no counters; a healthy one
+     * holds one blob per body with a cell on it. */
+    ob_drive_stats ds;
+    ob_store_drive_stats(st, 2, &ds);
+    CU_ASSERT_EQUAL(ds.state, OB_DRIVE_FAILED);
+    CU_ASSERT_EQUAL(ds.usable, 0);
+    CU_ASSERT_EQUAL(ds.blobs, 0);
+    for (int dr = 0; dr < ND; dr++) {
+        uint64_t want = 0;
+        for (int b = 0; b < 8; b++)
+            for (int i = 0; i < K + M; i++)
+                want += lay[b].drives[i] == dr;
+        if (dr == 2)
+            continue;
+        ob_store_drive_stats(st, dr, &ds);
+        CU_ASSERT_EQUAL(ds.state, OB_DRIVE_OK);
+        CU_ASSERT_EQUAL(ds.usable, 1);
+        CU_ASSERT_EQUAL(ds.blobs, want);
+        CU_ASSERT(ds.live_bytes > 0 && ds.used_bytes >= ds.live_bytes && ds.segments >= 1);
+    }
+    ob_store_drive_stats(st, ND, &ds);
+    CU_ASSERT_EQUAL(ds.state, OB_DRIVE_OFFLINE);
+    CU_ASSERT_EQUAL(ds.usable, 0);
     CU_ASSERT_EQUAL(ob_store_probe(st), 1); /* the fault lasts: still failed */
     CU_ASSERT_EQUAL(ob_store_drive_state(st, 2), OB_DRIVE_FAILED);
     f.healed = 1;
