@@ -1,7 +1,12 @@
 /*
  * ob.h - the object layer below the S3 gateway: object bodies as erasure-coded stripes over
- * the drives (ob_data.c). It knows bodies, layouts, drives and metadata records; nothing of S3
- * (no requests, no S3 errors, no XML): every error is a cm_err.
+ * the drives. It knows bodies, layouts, drives and metadata records; nothing of S3 (no requests,
+ * no S3 errors, no XML): every error is a cm_err. The gateway reaches the drives only through it.
+ *
+ * In this header, in order: the store over drive folders (open/close), bodies (a writer that
+ * appends stripes and seals them, ranged reads, the asynchronous per-drive deleter) in
+ * ob_data.c; read leases, so a replaced body is freed only after its last reader (ob_lease.c);
+ * drive health and per-drive stats; the scrubber that verifies and repairs bodies (ob_scrub.c).
  *
  * A body of `size` bytes is cut into stripes of k cells of cell_size bytes (the last stripe uses
  * shorter cells: ceil(rest / k) rounded up to 64 bytes, zero-padded). Each stripe is encoded into
@@ -23,7 +28,7 @@
  * queue is full, ob_delete waits for room (the caller then proceeds at that drive's pace), and
  * ob_delete_async refuses (CM_AGAIN) so an event loop can hand the delete to a worker instead.
  *
- * Thread safety: ob_store may be shared by threads; a ob_writer belongs to one request.
+ * Thread safety: ob_store may be shared by threads; an ob_writer belongs to one request.
  */
 #ifndef OB_H
 #define OB_H
@@ -53,6 +58,7 @@ cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_option
                      ob_store **out);
 /* Delete the lease leftovers, let every queued delete finish, close the drives (may wait). */
 void ob_store_close(ob_store *st); /* NULL is a no-op */
+/* Drives opened and not failed now. */
 int ob_store_drives_online(const ob_store *st);
 
 /* Start a new body. */
