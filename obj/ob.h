@@ -47,6 +47,11 @@ typedef struct {
     int k, m;           /* default 4 + 2 */
     uint32_t cell_size; /* default 256 KiB */
     const bs_io *io;    /* NULL = POSIX; for fault injection in tests */
+    /* Who this store is in the cluster layout: new layouts name (node, drive) per cell and the
+     * epoch; cells of a layout on another node are not read, deleted or verified here (a read
+     * reconstructs without them). 0 / 0 on a single node, as every record before them reads. */
+    uint16_t node;
+    uint64_t epoch;
 } ob_store_options;
 
 /*

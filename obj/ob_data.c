@@ -62,6 +62,8 @@
 struct ob_store {
     int ndrives, k, m;
     uint32_t cell_size;
+    uint16_t node;        /* this store's node in the cluster layout (0 on a single node) */
+    uint64_t epoch;       /* the layout epoch new bodies are placed under */
     bs_store **drives;    /* NULL when the drive could not be opened */
     uint8_t *online;      /* opened at start (never changes afterwards) */
     atomic_uchar *failed; /* marked failed at run time (see note_io / ob_store_probe) */
@@ -134,7 +136,7 @@ static cm_err check_options(const ob_store_options *o, int ndrives)
 cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_options *opt,
                      ob_store **out)
 {
-    ob_store_options o = {4, 2, 256 * 1024, NULL};
+    ob_store_options o = {4, 2, 256 * 1024, NULL, 0, 0};
     if (opt)
         o = *opt;
     if (o.k == 0 && o.m == 0) { /* zeroed options mean the defaults */
@@ -153,6 +155,8 @@ cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_option
     st->k = o.k;
     st->m = o.m;
     st->cell_size = o.cell_size;
+    st->node = o.node;
+    st->epoch = o.epoch;
     st->drives = calloc((size_t)ndrives, sizeof(*st->drives));
     st->online = calloc((size_t)ndrives, 1);
     st->failed = calloc((size_t)ndrives, sizeof(*st->failed));
@@ -238,6 +242,11 @@ static bs_store *slot_drive(const ob_store *st, uint8_t d)
     if (d == PL_NONE || d >= st->ndrives || !usable(st, d))
         return NULL;
     return st->drives[d];
+}
+
+bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i)
+{
+    return lay->nodes[i] == st->node ? slot_drive(st, lay->drives[i]) : NULL;
 }
 
 /* ---- drive health ---- */
@@ -422,7 +431,7 @@ static int layout_drives(const ob_store *st, const md_layout *lay, uint8_t *out)
     int n = 0;
     for (int i = 0; i < lay->k + lay->m && i < MD_MAX_CELLS; i++) {
         uint8_t d = lay->drives[i];
-        if (!slot_drive(st, d) || !st->workers[d].started)
+        if (!ob_cell_drive(st, lay, i) || !st->workers[d].started)
             continue;
         int j = n;
         while (j > 0 && out[j - 1] > d)
@@ -540,6 +549,9 @@ static void writer_layout(const ob_writer *w, int placed, md_layout *out)
     out->k = (uint8_t)w->st->k;
     out->m = (uint8_t)w->st->m;
     memcpy(out->drives, placed ? w->placed : w->drives, sizeof(out->drives));
+    out->epoch = w->st->epoch;
+    for (int i = 0; i < w->st->k + w->st->m; i++)
+        out->nodes[i] = w->st->node;
 }
 
 /*
@@ -684,7 +696,7 @@ static cm_err read_healthy(read_ctx *c, uint64_t cell_off, uint32_t clen, uint64
 {
     for (uint64_t i = a / clen; i <= (b - 1) / clen; i++) {
         uint64_t ca = CM_MAX(a, i * clen) - i * clen, cb = CM_MIN(b, (i + 1) * clen) - i * clen;
-        bs_store *bs = slot_drive(c->st, c->lay->drives[i]);
+        bs_store *bs = ob_cell_drive(c->st, c->lay, (int)i);
         if (!bs)
             return CM_ERR_UNAVAILABLE;
         cm_err e = bs_read(bs, &c->id, cell_off + ca, dst + (i * clen + ca - a), (size_t)(cb - ca));
@@ -708,7 +720,7 @@ static cm_err read_degraded(read_ctx *c, uint64_t cell_off, uint32_t clen, uint6
     int present[EC_MAX_CELLS] = {0};
     for (int i = 0; i < n; i++) {
         cells[i] = c->scratch + (size_t)i * clen; /* data cells back to back: payload contiguous */
-        bs_store *bs = got < k ? slot_drive(c->st, c->lay->drives[i]) : NULL;
+        bs_store *bs = got < k ? ob_cell_drive(c->st, c->lay, i) : NULL;
         cm_err e = bs ? bs_read(bs, &c->id, cell_off, cells[i], clen) : CM_ERR_UNAVAILABLE;
         corrupt |= e == CM_ERR_CORRUPT;
         present[i] = e == CM_OK;
@@ -801,6 +813,11 @@ int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
 ob_leases *ob_store_leases(ob_store *st)
 {
     return st->leases;
+}
+
+uint16_t ob_store_node(const ob_store *st)
+{
+    return st->node;
 }
 
 void ob_store_geometry(const ob_store *st, int *k, int *m)

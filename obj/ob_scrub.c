@@ -203,7 +203,9 @@ static int verify_body(ob_scrub *s, const md_layout *lay, uint8_t *buf, cm_err *
     memcpy(id.b, lay->blob, sizeof(id.b));
     *why = CM_OK;
     for (int i = 0; i < ncells && i < MD_MAX_CELLS; i++) {
-        bs_store *bs = ob_store_drive(st, lay->drives[i]);
+        if (lay->nodes[i] != ob_store_node(st))
+            continue; /* another node's cell: that node's scrubber verifies it */
+        bs_store *bs = ob_cell_drive(st, lay, i);
         cm_err e = bs ? verify_cell(s, bs, &id, want, buf) : CM_ERR_UNAVAILABLE;
         if (e == CM_ERR_CLOSED)
             return -1;

@@ -50,7 +50,7 @@ static void drives_init(drives *d, const char *name)
 
 static ob_store *open_store(const drives *d, const bs_io *io)
 {
-    ob_store_options o = {K, M, CELL, io};
+    ob_store_options o = {.k = K, .m = M, .cell_size = CELL, .io = io};
     ob_store *st = NULL;
     CU_ASSERT_FATAL(ob_store_open(d->ptrs, ND, &o, &st) == CM_OK);
     return st;
@@ -612,10 +612,55 @@ static void test_invalid(void)
     drives d;
     drives_init(&d, "inval");
     ob_store *st = NULL;
-    ob_store_options bad_cell = {K, M, 1000, NULL}, too_wide = {5, 2, CELL, NULL};
+    ob_store_options bad_cell = {.k = K, .m = M, .cell_size = 1000},
+                     too_wide = {.k = 5, .m = 2, .cell_size = CELL};
     CU_ASSERT_EQUAL(ob_store_open(d.ptrs, ND, &bad_cell, &st), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(ob_store_open(d.ptrs, ND, &too_wide, &st), CM_ERR_INVAL);
     ob_store_close(NULL);
+}
+
+/* 1 when the blob of lay exists on the drive holding its cell i (read through the store). */
+static int cell_blob_exists(ob_store *st, const md_layout *lay, int i)
+{
+    bs_id id;
+    uint64_t sz;
+    bs_store *bs = ob_store_drive(st, lay->drives[i]);
+    memcpy(id.b, lay->blob, 16);
+    return bs && bs_size(bs, &id, &sz) == CM_OK;
+}
+
+/*
+ * A layout names (node, drive) per cell and the epoch: a store stamps its own node and epoch on
+ * what it writes, and treats cells another node holds as not its own: a read reconstructs without
+ * them, a delete leaves them, and three of them in a 4+2 stripe make the body unreadable here.
+ */
+static void test_layout_nodes(void)
+{
+    drives d;
+    drives_init(&d, "nodes");
+    ob_store_options o = {.k = K, .m = M, .cell_size = CELL, .node = 3, .epoch = 5};
+    ob_store *st = NULL;
+    CU_ASSERT_FATAL(ob_store_open(d.ptrs, ND, &o, &st) == CM_OK);
+    md_layout lay;
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 90, 3 * K * CELL + 100, &lay), CM_OK);
+    CU_ASSERT_EQUAL(lay.epoch, 5);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_EQUAL(lay.nodes[i], 3);
+    CU_ASSERT(read_random(st, &lay, 90, 10));
+
+    md_layout mixed = lay;
+    mixed.nodes[0] = mixed.nodes[K] = 9; /* a data and a parity cell on node 9 */
+    CU_ASSERT(read_random(st, &mixed, 90, 10));
+    mixed.nodes[1] = 9;
+    uint8_t buf[64];
+    CU_ASSERT_EQUAL(ob_read(st, &mixed, 0, buf, sizeof(buf)), CM_ERR_UNAVAILABLE);
+
+    mixed.nodes[1] = 3;
+    ob_delete(st, &mixed);
+    ob_store_drain(st);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_EQUAL(cell_blob_exists(st, &lay, i), i == 0 || i == K);
+    ob_store_close(st);
 }
 
 void cu_register(void)
@@ -635,6 +680,7 @@ void cu_register(void)
                                     {"sync_failure_fails_drive", test_sync_failure_fails_drive},
                                     {"drive_fails_under_load", test_fail_under_load},
                                     {"invalid_options", test_invalid},
+                                    {"layout_names_node_and_epoch", test_layout_nodes},
                                     {NULL, NULL}};
     cu_add_suite("obj_data", tests);
 }

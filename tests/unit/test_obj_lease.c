@@ -79,7 +79,7 @@ static void test_release_does_not_wait(void)
     io.pwrite = cu_gated_pwrite;
     io.ctx = &sc;
     ob_store *st = NULL;
-    ob_store_options so = {4, 2, CELL, &io};
+    ob_store_options so = {.k = 4, .m = 2, .cell_size = CELL, .io = &io};
     CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &st) == CM_OK);
 
     md_layout read = store_body(st, 5 * 4 * CELL), stuck = store_body(st, 4 * CELL);

@@ -49,7 +49,7 @@ static fixture *open_fx(const char *name, const bs_io *io)
         snprintf(names[i], sizeof(names[i]), "%s/drive%d", g->data_dir, i);
         dirs[i] = names[i];
     }
-    ob_store_options so = {4, 2, CELL, io};
+    ob_store_options so = {.k = 4, .m = 2, .cell_size = CELL, .io = io};
     CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &g->data) == CM_OK);
     md_bucket b = {.name = BUCKET};
     CU_ASSERT_FATAL(md_bucket_create(g->md, &b) == CM_OK);
@@ -424,6 +424,28 @@ static void test_scrub_rate(void)
     close_fx(g);
 }
 
+/* A cell the layout places on another node is that node's to verify: not damage here. */
+static void test_scrub_other_node_cell(void)
+{
+    fixture *g = open_fx("othernode", NULL);
+    ob_scrub *s = new_scrub(g, 0);
+    put_object(g, "split", 95, 30000, 1);
+    md_layout l = layout_of(g, "split", 0), moved = l;
+    moved.nodes[2] = 9;
+    moved.epoch = 1;
+    CU_ASSERT_FATAL(md_object_replace_layout(g->md, BUCKET, "split", 0, l.blob, &moved) == CM_OK);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
+    ob_scrub_status st;
+    ob_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(st.bodies_checked, 1);
+    CU_ASSERT_EQUAL(st.damaged_found, 0);
+    CU_ASSERT_EQUAL(st.repaired, 0);
+    CU_ASSERT_EQUAL(layout_of(g, "split", 0).nodes[2], 9); /* the record kept its layout */
+    CU_ASSERT(object_ok(g, "split", 95, 30000));           /* read without cell 2 */
+    ob_scrub_free(s);
+    close_fx(g);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -432,6 +454,7 @@ void cu_register(void)
         {"scrub_unrepairable", test_scrub_unrepairable},
         {"scrub_object_changed", test_scrub_object_changed},
         {"scrub_rate", test_scrub_rate},
+        {"scrub_other_node_cell", test_scrub_other_node_cell},
         {NULL, NULL},
     };
     cm_log_set_level(CM_LOG_ERROR);
