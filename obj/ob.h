@@ -179,6 +179,39 @@ typedef struct {
  */
 void ob_store_drive_stats(ob_store *st, int d, ob_drive_stats *out);
 
+/*
+ * Verify and repair one body (ob_repair.c): the scrubber's per-body work. Blocking (workers).
+ *
+ * pace(arg, n) runs before each read of n bytes; it may sleep (a rate limit) and returns nonzero
+ * to stop the work. verified(arg, n) reports n cell bytes read and verified. Either may be NULL,
+ * and so may the pacer.
+ */
+typedef struct {
+    int (*pace)(void *arg, uint64_t n);
+    void (*verified)(void *arg, uint64_t n);
+    void *arg;
+} ob_pacer;
+/*
+ * Read every cell of the body at lay that this node holds, in pieces of at most cap bytes through
+ * buf (the caller's), checking every block checksum and each blob's length. Returns the number of
+ * bad cells (0 = healthy; a missing or unreadable cell counts only when all drives are online,
+ * since only then could a rewrite place it), or -1 when pace stopped it. *why receives the first
+ * failure (CM_ERR_NOTFOUND, CM_ERR_CORRUPT, CM_ERR_IO, ...).
+ */
+int ob_body_verify(ob_store *st, const md_layout *lay, uint8_t *buf, size_t cap, const ob_pacer *p,
+                   cm_err *why);
+/*
+ * Rebuild part `part` of obj (bucket/key in md) from its readable cells into a new body (new
+ * blob id, durable), check it against the part's ETag when that is a plain MD5, and swap it into
+ * the record only if the record still names the old blob; then free the old blobs through the
+ * lease rules (the caller should hold a lease on obj, as ob_object_get_leased gives). *fresh
+ * receives the new layout. CM_ERR_CONFLICT: the record changed meanwhile (the new body is freed);
+ * CM_ERR_DIGEST: parity rebuilt other bytes than were stored (nothing changed); CM_ERR_CLOSED:
+ * pace stopped it; read, write and metadata errors otherwise. Nothing is left behind on failure.
+ */
+cm_err ob_body_repair(ob_store *st, md_store *md, const char *bucket, const md_object *obj,
+                      size_t part, const ob_pacer *p, md_layout *fresh);
+
 /* ---- For the scrubber (ob_scrub.c) ---- */
 
 /*

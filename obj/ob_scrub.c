@@ -3,20 +3,12 @@
  *
  * A pass: estimate (count objects and stored bytes from the listings), then walk every bucket
  * in pages of SCRUB_PAGE keys. Each object is read with ob_object_get_leased, so its blobs stay
- * on disk while we verify them even if a client overwrites or deletes it meanwhile. For every
- * part stored as cells, every cell blob must exist with exactly ob_layout_cell_blob_len bytes and
- * read back in full through bs_read, which verifies each 64 KiB block CRC. Any failure marks the
- * body damaged; cells on an offline drive or dropped at write time count only when every drive
- * is online (only then would a rewrite store all cells).
+ * on disk while we verify them even if a client overwrites or deletes it meanwhile. Every part
+ * stored as cells is checked with ob_body_verify and, when damaged, rebuilt and swapped in with
+ * ob_body_repair (ob_repair.c says how), paced by this scrubber's rate limit.
  *
  * Inline bodies (in the metadata record) are checked against their stored CRC32C; a mismatch is
  * counted (inline_corrupt) and logged with bucket and key, never repaired: it is the only copy.
- *
- * Repair: ob_read the whole body (reconstructing from parity), check the MD5 against the part's
- * ETag when it is a plain MD5, write it with a new ob_writer (new blob id, durable when finish
- * returns), then md_object_replace_layout swaps it in only if the record still names the old
- * blob. On a conflict the new blobs are deleted (nobody can see them). On success the old blobs
- * go through ob_free_object_data: our own lease (and any GET's) keeps them until released.
  *
  * Rate: a token bucket in bytes, refilled at rate_mb * 10^6 per second with one second of burst;
  * a read that overdraws it sleeps on the scrubber's condition variable (monotonic clock), so
@@ -35,13 +27,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 
 #define MOD "scrub"
 #define SCRUB_PAGE 1000
-#define SCRUB_CHUNK (1u << 20) /* bytes per bs_read of a cell blob */
+#define SCRUB_CHUNK (1u << 20) /* bytes per read of a cell blob */
 
 struct ob_scrub {
     ob_store *store; /* borrowed */
@@ -168,108 +159,15 @@ static int stored_part(const md_part *p)
     return !MD_PART_INLINE(p) && p->size > 0;
 }
 
-/* Verify one cell blob in full. CM_OK, the error that marks it bad, or CM_ERR_CLOSED on stop. */
-static cm_err verify_cell(ob_scrub *s, bs_store *bs, const bs_id *id, uint64_t want, uint8_t *buf)
+/* The scrubber's pacing of ob_body_verify / ob_body_repair: its rate limit and byte counter. */
+static int pace_cb(void *arg, uint64_t n)
 {
-    uint64_t size = 0;
-    cm_err e = bs_size(bs, id, &size);
-    if (e != CM_OK)
-        return e;
-    if (size != want)
-        return CM_ERR_CORRUPT;
-    for (uint64_t off = 0; off < want;) {
-        size_t n = (size_t)CM_MIN(want - off, SCRUB_CHUNK);
-        if (throttle(s, n) != 0)
-            return CM_ERR_CLOSED;
-        if ((e = bs_read(bs, id, off, buf, n)) != CM_OK)
-            return e;
-        count(s, C_BYTES, n);
-        off += n;
-    }
-    return CM_OK;
+    return throttle(arg, n);
 }
 
-/*
- * Number of bad cells of a body (0 = healthy), or -1 when the pass is stopping. why receives the
- * first failure for the log line.
- */
-static int verify_body(ob_scrub *s, const md_layout *lay, uint8_t *buf, cm_err *why)
+static void verified_cb(void *arg, uint64_t n)
 {
-    ob_store *st = s->store;
-    int ncells = lay->k + lay->m, bad = 0;
-    int all_online = ob_store_drives_online(st) >= ncells;
-    uint64_t want = ob_layout_cell_blob_len(lay);
-    bs_id id;
-    memcpy(id.b, lay->blob, sizeof(id.b));
-    *why = CM_OK;
-    for (int i = 0; i < ncells && i < MD_MAX_CELLS; i++) {
-        if (lay->nodes[i] != ob_store_node(st))
-            continue; /* another node's cell: that node's scrubber verifies it */
-        bs_store *bs = ob_cell_drive(st, lay, i);
-        cm_err e = bs ? verify_cell(s, bs, &id, want, buf) : CM_ERR_UNAVAILABLE;
-        if (e == CM_ERR_CLOSED)
-            return -1;
-        if (e == CM_ERR_UNAVAILABLE && !all_online)
-            continue; /* a rewrite could not place that cell either */
-        if (e != CM_OK) {
-            bad++;
-            if (*why == CM_OK)
-                *why = e;
-        }
-    }
-    return bad;
-}
-
-/* ---- repair ---- */
-
-static int is_md5_hex(const char *etag)
-{
-    if (strlen(etag) != 32)
-        return 0;
-    for (const char *p = etag; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* Read the body (reconstructing) into a new writer; checks the MD5 when the ETag is one. */
-static cm_err rebuild(ob_scrub *s, const md_part *p, md_layout *out)
-{
-    ob_store *st = s->store;
-    const md_layout *lay = &p->layout;
-    size_t piece = (size_t)lay->k * lay->cell_size;
-    uint8_t *buf = malloc(piece), md5[16];
-    ob_writer *w = NULL;
-    cm_ck ck;
-    cm_err e = buf ? cm_ck_init(&ck, CM_CK_MD5) : CM_ERR_NOMEM;
-    if (e == CM_OK && (e = ob_writer_new(st, &w)) != CM_OK)
-        cm_ck_release(&ck);
-    if (e != CM_OK) {
-        free(buf);
-        return e;
-    }
-    for (uint64_t off = 0; e == CM_OK && off < lay->size;) {
-        size_t n = (size_t)CM_MIN(lay->size - off, piece);
-        e = throttle(s, n) != 0 ? CM_ERR_CLOSED : ob_read(st, lay, off, buf, n);
-        if (e == CM_OK) {
-            cm_ck_update(&ck, buf, n);
-            e = ob_writer_write(w, buf, n);
-        }
-        off += n;
-    }
-    cm_ck_final(&ck, md5);
-    free(buf);
-    if (e == CM_OK && is_md5_hex(p->etag)) {
-        char hex[33];
-        cm_hex_encode(md5, 16, hex);
-        if (strcmp(hex, p->etag) != 0)
-            e = CM_ERR_DIGEST; /* parity rebuilt other bytes than were stored: keep the old */
-    }
-    if (e != CM_OK) {
-        ob_writer_abort(w);
-        return e;
-    }
-    return ob_writer_finish(w, out);
+    count(arg, C_BYTES, n);
 }
 
 static void repair(ob_scrub *s, const char *bucket, const md_object *obj, size_t part)
@@ -277,13 +175,9 @@ static void repair(ob_scrub *s, const char *bucket, const md_object *obj, size_t
     const md_part *p = &obj->parts[part];
     char oldhex[33], newhex[33];
     md_layout fresh;
+    ob_pacer pacer = {pace_cb, NULL, s};
     cm_hex_encode(p->layout.blob, 16, oldhex);
-    cm_err e = rebuild(s, p, &fresh);
-    if (e == CM_OK) {
-        e = md_object_replace_layout(s->md, bucket, obj->key, part, p->layout.blob, &fresh);
-        if (e != CM_OK)
-            ob_delete(s->store, &fresh); /* never visible: nobody can be reading it */
-    }
+    cm_err e = ob_body_repair(s->store, s->md, bucket, obj, part, &pacer, &fresh);
     if (e == CM_ERR_CLOSED)
         return;
     if (e == CM_ERR_CONFLICT) {
@@ -298,11 +192,6 @@ static void repair(ob_scrub *s, const char *bucket, const md_object *obj, size_t
         count(s, C_FAILED, 1);
         return;
     }
-    /* The old cells: deleted now, or by the last reader (our own lease is released later). */
-    md_object old = {0};
-    old.parts = (md_part *)p;
-    old.nparts = 1;
-    ob_free_object_data(s->store, &old);
     cm_hex_encode(fresh.blob, 16, newhex);
     CM_INFO(MOD, "repaired bucket=%s key=%s part=%zu size=%" PRIu64 " old_blob=%s new_blob=%s",
             bucket, obj->key, part, p->layout.size, oldhex, newhex);
@@ -360,7 +249,8 @@ static int scrub_object(ob_scrub *s, const char *bucket, const char *key, uint8_
         if (obj.inline_data || !stored_part(p))
             continue;
         cm_err why;
-        int bad = verify_body(s, &p->layout, buf, &why);
+        ob_pacer pacer = {pace_cb, verified_cb, s};
+        int bad = ob_body_verify(s->store, &p->layout, buf, SCRUB_CHUNK, &pacer, &why);
         if (bad < 0) {
             rc = -1;
             break;

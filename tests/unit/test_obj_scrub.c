@@ -446,6 +446,79 @@ static void test_scrub_other_node_cell(void)
     close_fx(g);
 }
 
+/* ---- one body, without a scrubber ---- */
+
+typedef struct {
+    uint64_t paced, verified, stop_after; /* stop_after: bytes paced before stopping; 0 = never */
+} pace_log;
+
+static int t_pace(void *arg, uint64_t n)
+{
+    pace_log *l = arg;
+    l->paced += n;
+    return l->stop_after && l->paced > l->stop_after;
+}
+
+static void t_verified(void *arg, uint64_t n)
+{
+    ((pace_log *)arg)->verified += n;
+}
+
+static void test_body_verify_repair(void)
+{
+    fixture *g = open_fx("body", NULL);
+    static uint8_t buf[8192];
+    put_object(g, "b", 97, 70000, 1);
+    md_layout l = layout_of(g, "b", 0);
+    uint64_t cell_len = ob_layout_cell_blob_len(&l);
+    pace_log log = {0};
+    ob_pacer pacer = {t_pace, t_verified, &log};
+    cm_err why;
+    CU_ASSERT_EQUAL(ob_body_verify(g->data, &l, buf, sizeof(buf), &pacer, &why), 0);
+    CU_ASSERT_EQUAL(why, CM_OK);
+    CU_ASSERT_EQUAL(log.verified, 6 * cell_len); /* every cell, in full */
+    CU_ASSERT_EQUAL(log.paced, log.verified);
+
+    CU_ASSERT(flip_in_segments(g, l.drives[4], l.blob, 50));
+    CU_ASSERT_EQUAL(ob_body_verify(g->data, &l, buf, sizeof(buf), NULL, &why), 1);
+    CU_ASSERT_EQUAL(why, CM_ERR_CORRUPT);
+    pace_log stop = {.stop_after = cell_len};
+    pacer.arg = &stop;
+    CU_ASSERT_EQUAL(ob_body_verify(g->data, &l, buf, sizeof(buf), &pacer, &why), -1);
+
+    md_object o;
+    md_layout fresh;
+    CU_ASSERT_FATAL(ob_object_get_leased(g->data, g->md, BUCKET, "b", &o) == CM_OK);
+    stop.paced = 0;
+    CU_ASSERT_EQUAL(ob_body_repair(g->data, g->md, BUCKET, &o, 0, &pacer, &fresh), CM_ERR_CLOSED);
+    CU_ASSERT(memcmp(layout_of(g, "b", 0).blob, l.blob, 16) == 0); /* stopped: nothing swapped */
+    CU_ASSERT_EQUAL(ob_body_repair(g->data, g->md, BUCKET, &o, 0, NULL, &fresh), CM_OK);
+    CU_ASSERT(memcmp(layout_of(g, "b", 0).blob, fresh.blob, 16) == 0);
+    CU_ASSERT(blob_exists(g, &l, 0)); /* leased: the old body stays until released */
+    ob_lease_release(g->data, &o);
+    md_object_release(&o);
+    ob_store_drain(g->data);
+    CU_ASSERT(!blob_exists(g, &l, 0));
+    CU_ASSERT_EQUAL(ob_body_verify(g->data, &fresh, buf, sizeof(buf), NULL, &why), 0);
+    CU_ASSERT(object_ok(g, "b", 97, 70000));
+    /* Repairing from a record that was replaced meanwhile conflicts and leaves nothing behind. */
+    md_layout fresh2, fresh3;
+    CU_ASSERT_FATAL(ob_object_get_leased(g->data, g->md, BUCKET, "b", &o) == CM_OK);
+    CU_ASSERT_EQUAL(ob_body_repair(g->data, g->md, BUCKET, &o, 0, NULL, &fresh2), CM_OK);
+    CU_ASSERT_EQUAL(ob_body_repair(g->data, g->md, BUCKET, &o, 0, NULL, &fresh3), CM_ERR_CONFLICT);
+    CU_ASSERT(memcmp(layout_of(g, "b", 0).blob, fresh2.blob, 16) == 0);
+    ob_lease_release(g->data, &o);
+    md_object_release(&o);
+    ob_store_drain(g->data);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT(!blob_exists(g, &fresh, i));
+        CU_ASSERT(!blob_exists(g, &fresh3, i));
+        CU_ASSERT(blob_exists(g, &fresh2, i));
+    }
+    CU_ASSERT(object_ok(g, "b", 97, 70000));
+    close_fx(g);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -455,6 +528,7 @@ void cu_register(void)
         {"scrub_object_changed", test_scrub_object_changed},
         {"scrub_rate", test_scrub_rate},
         {"scrub_other_node_cell", test_scrub_other_node_cell},
+        {"body_verify_and_repair", test_body_verify_repair},
         {NULL, NULL},
     };
     cm_log_set_level(CM_LOG_ERROR);
