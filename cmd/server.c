@@ -25,7 +25,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "gw.h"
-#include "gw_scrub.h"
+#include "ob.h"
 #include "net.h"
 
 #define MOD "server"
@@ -40,7 +40,7 @@ typedef struct {
     char domain[256];
     char log_level[16];
     int check_only;
-    gw_scrub_config scrub;
+    ob_scrub_config scrub;
     char scrub_state[4200];
     int stop_grace_ms; /* [server] stop_grace_ms: in-flight requests' time to finish at a stop */
 } server_opts;
@@ -182,7 +182,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->domain, sizeof(o->domain), "localhost");
     snprintf(o->log_level, sizeof(o->log_level), "info");
     o->stop_grace_ms = STOP_GRACE_MS;
-    gw_scrub_config_defaults(&o->scrub);
+    ob_scrub_config_defaults(&o->scrub);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
@@ -355,7 +355,7 @@ int cmd_server(int argc, char **argv)
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
-    gw_scrub *scrub = NULL;
+    ob_scrub *scrub = NULL;
     net_server *srv = NULL;
     int rc = parse_args(&o, argc, argv);
 
@@ -375,7 +375,7 @@ int cmd_server(int argc, char **argv)
     }
     /* The scrubber's thread starts after the signal mask is set, so it never takes SIGTERM. */
     if ((err = gw_scrub_new(g, &o.scrub, &scrub)) != CM_OK ||
-        (err = gw_scrub_start(scrub)) != CM_OK) {
+        (err = ob_scrub_start(scrub)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the scrubber: %s\n", cm_err_str(err));
         goto out;
     }
@@ -402,7 +402,7 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
-    gw_scrub_free(scrub); /* interrupts a pass between two reads */
+    gw_scrub_free(g, scrub); /* interrupts a pass between two reads */
     gw_free(g);
     return rc;
 }

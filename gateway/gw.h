@@ -1,6 +1,6 @@
 /*
  * gw.h - the S3 gateway: turns HTTP requests from net/ into S3 operations over the metadata
- * store (meta/) and the erasure-coded data path (gw_data.h).
+ * store (meta/) and the erasure-coded data path (ob.h).
  *
  * One gw serves every event loop of the server; its state (stores, credentials, configuration)
  * is shared and thread-safe. Each request gets a gw_req (private) that lives from on_request to
@@ -14,6 +14,7 @@
 
 #include "cm_err.h"
 #include "net.h"
+#include "ob.h"
 
 typedef struct gw gw;
 
@@ -50,6 +51,15 @@ void gw_quiesce(gw *g);
 
 /* The net callbacks; pass the gw as their arg. */
 const net_handler *gw_net_handler(void);
+
+/*
+ * Create a scrubber (ob_scrub_new) over g's object store and metadata, with g's inline threshold,
+ * and attach it so the admin API (/admin/scrub, /admin/status, /metrics) reports and triggers
+ * it. cfg NULL = defaults. Start it with ob_scrub_start.
+ */
+cm_err gw_scrub_new(gw *g, const ob_scrub_config *cfg, ob_scrub **out);
+/* Detach s from g (NULL g allowed) and free it (ob_scrub_free). Call before gw_free. */
+void gw_scrub_free(gw *g, ob_scrub *s);
 
 /* /health/ready answers 200 only after this is set (and 503 again while shutting down). */
 void gw_set_ready(gw *g, int ready);

@@ -13,6 +13,8 @@
  * query parameter, and keys "scrub"/"status" in a bucket named "admin". /admin/ requests must be
  * SigV4-signed (header auth) with the root credentials, exactly as S3 requests are.
  *
+ * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
+ *
  * Threading: handlers run on event-loop threads and never block: a scrub request only signals the
  * scrub thread; status reads copy counters under the scrubber's mutex.
  */
@@ -28,7 +30,6 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
-#include "gw_scrub.h"
 
 #define MOD "admin"
 
@@ -80,7 +81,7 @@ static void send_json_msg(gw_req *r, int status, const char *code, const char *m
 
 /* ---- JSON ---- */
 
-static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
+static void json_scrub(struct evbuffer *b, const ob_scrub_status *s)
 {
     evbuffer_add_printf(
         b,
@@ -102,24 +103,21 @@ static void json_scrub(struct evbuffer *b, const gw_scrub_status *s)
 
 static void json_drives(struct evbuffer *b, gw *g)
 {
-    int n = gw_store_ndrives(g->data);
+    int n = ob_store_ndrives(g->data);
     evbuffer_add_printf(b, "\"drives_online\":%d,\"drives_total\":%d,\"drives\":[",
-                        gw_store_drives_online(g->data), n);
+                        ob_store_drives_online(g->data), n);
     for (int i = 0; i < n; i++) {
-        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
-        bs_stats st = {0};
-        if (bs)
-            bs_get_stats(bs, &st);
-        evbuffer_add_printf(b,
-                            "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
-                            ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
-                            ",\"used_bytes\":%" PRIu64 ",\"reclaimable_bytes\":%" PRIu64
-                            ",\"punched_bytes\":%" PRIu64
-                            ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
-                            i ? "," : "", i, bs ? "true" : "false",
-                            gw_drive_state_name(gw_store_drive_state(g->data, i)), st.blobs,
-                            st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes,
-                            st.punched_bytes, st.segments, st.corrupt_found);
+        ob_drive_stats st;
+        ob_store_drive_stats(g->data, i, &st);
+        evbuffer_add_printf(
+            b,
+            "%s{\"drive\":%d,\"online\":%s,\"state\":\"%s\",\"blobs\":%" PRIu64
+            ",\"live_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
+            ",\"reclaimable_bytes\":%" PRIu64 ",\"punched_bytes\":%" PRIu64
+            ",\"segments\":%u,\"corrupt_found\":%" PRIu64 "}",
+            i ? "," : "", i, st.usable ? "true" : "false", ob_drive_state_name(st.state), st.blobs,
+            st.live_bytes, st.disk_bytes, st.used_bytes, st.reclaimable_bytes, st.punched_bytes,
+            st.segments, st.corrupt_found);
     }
     evbuffer_add(b, "]", 1);
 }
@@ -128,15 +126,15 @@ static void json_drives(struct evbuffer *b, gw *g)
 
 static void admin_scrub(gw_req *r, int post)
 {
-    gw_scrub *s = r->g->scrub;
-    gw_scrub_status st;
+    ob_scrub *s = r->g->scrub;
+    ob_scrub_status st;
     if (!s) {
         send_json_msg(r, 503, "NoScrubber", "this server runs no scrubber");
         return;
     }
     if (post) {
         uint64_t seq = 0;
-        cm_err e = gw_scrub_trigger(s, &seq);
+        cm_err e = ob_scrub_trigger(s, &seq);
         if (e == CM_ERR_CONFLICT) {
             send_json_msg(r, 409, "ScrubRunning", "a scrub pass is already running");
             return;
@@ -161,7 +159,7 @@ static void admin_scrub(gw_req *r, int post)
         net_req_abort(r->net);
         return;
     }
-    gw_scrub_get_status(s, &st);
+    ob_scrub_get_status(s, &st);
     json_scrub(b, &st);
     evbuffer_add(b, "\n", 1);
     send_buffer(r, 200, "application/json", b);
@@ -181,8 +179,8 @@ static void admin_status(gw_req *r)
     json_drives(b, r->g);
     evbuffer_add_printf(b, ",\"scrub\":");
     if (r->g->scrub) {
-        gw_scrub_status st;
-        gw_scrub_get_status(r->g->scrub, &st);
+        ob_scrub_status st;
+        ob_scrub_get_status(r->g->scrub, &st);
         json_scrub(b, &st);
     } else {
         evbuffer_add_printf(b, "null");
@@ -201,10 +199,10 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
                         name, v);
 }
 
-static void metrics_scrub(struct evbuffer *b, gw_scrub *s)
+static void metrics_scrub(struct evbuffer *b, ob_scrub *s)
 {
-    gw_scrub_status t;
-    gw_scrub_get_status(s, &t);
+    ob_scrub_status t;
+    ob_scrub_get_status(s, &t);
     metric(b, "cairn_scrub_running", "gauge", "1 while a scrub pass runs", (uint64_t)t.running);
     metric(b, "cairn_scrub_passes_total", "counter", "Scrub passes finished", t.passes);
     metric(b, "cairn_scrub_objects_checked_total", "counter", "Objects scrubbed",
@@ -227,9 +225,9 @@ static void metrics_scrub(struct evbuffer *b, gw_scrub *s)
            t.est_bytes);
 }
 
-/* A per-drive metric: HELP and TYPE, then one sample per drive of the bs_stats field at off. */
+/* A per-drive metric: HELP and TYPE, then one sample per drive of the uint64_t field at off. */
 static void drive_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
-                         const bs_stats *st, int n, size_t off)
+                         const ob_drive_stats *st, int n, size_t off)
 {
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
     for (int i = 0; i < n; i++) {
@@ -241,35 +239,32 @@ static void drive_metric(struct evbuffer *b, const char *name, const char *type,
 
 static void metrics_drives(struct evbuffer *b, gw *g)
 {
-    int n = gw_store_ndrives(g->data);
+    int n = ob_store_ndrives(g->data);
     metric(b, "cairn_drives_online", "gauge", "Drives open and usable",
-           (uint64_t)gw_store_drives_online(g->data));
+           (uint64_t)ob_store_drives_online(g->data));
     evbuffer_add_printf(b, "# HELP cairn_drive_failed 1 when the drive is failed or offline\n"
                            "# TYPE cairn_drive_failed gauge\n");
-    for (int i = 0; i < n; i++)
-        evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
-                            gw_store_drive_state(g->data, i) >= GW_DRIVE_FAILED);
-    bs_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
+    ob_drive_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
     if (!st)
         return;
     for (int i = 0; i < n; i++) {
-        bs_store *bs = gw_store_drive(g->data, (uint8_t)i);
-        if (bs)
-            bs_get_stats(bs, &st[i]);
+        ob_store_drive_stats(g->data, i, &st[i]);
+        evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
+                            st[i].state >= OB_DRIVE_FAILED);
     }
     drive_metric(b, "cairn_blobstore_corrupt_found_total", "counter",
                  "Records or blocks that failed a checksum", st, n,
-                 offsetof(bs_stats, corrupt_found));
+                 offsetof(ob_drive_stats, corrupt_found));
     drive_metric(b, "cairn_blobstore_disk_bytes", "gauge", "Size of the segment files", st, n,
-                 offsetof(bs_stats, disk_bytes));
+                 offsetof(ob_drive_stats, disk_bytes));
     drive_metric(b, "cairn_blobstore_used_bytes", "gauge",
                  "Disk space of the segment files (holes of deleted data excluded)", st, n,
-                 offsetof(bs_stats, used_bytes));
+                 offsetof(ob_drive_stats, used_bytes));
     drive_metric(b, "cairn_blobstore_live_bytes", "gauge", "Data of live blobs", st, n,
-                 offsetof(bs_stats, live_bytes));
+                 offsetof(ob_drive_stats, live_bytes));
     drive_metric(b, "cairn_blobstore_reclaimable_bytes", "gauge",
                  "Used space that holds no live data", st, n,
-                 offsetof(bs_stats, reclaimable_bytes));
+                 offsetof(ob_drive_stats, reclaimable_bytes));
     free(st);
 }
 
@@ -291,6 +286,28 @@ static void metrics(gw_req *r)
         metrics_scrub(b, r->g->scrub);
     send_buffer(r, 200, "text/plain; version=0.0.4", b);
     evbuffer_free(b);
+}
+
+/* ---- the scrubber ---- */
+
+cm_err gw_scrub_new(gw *g, const ob_scrub_config *cfg, ob_scrub **out)
+{
+    ob_scrub_config c;
+    ob_scrub_config_defaults(&c);
+    if (cfg)
+        c = *cfg;
+    c.inline_threshold = g->cfg.inline_threshold; /* what the gateway stores inline */
+    cm_err e = ob_scrub_new(g->data, g->md, &c, out);
+    if (e == CM_OK)
+        g->scrub = *out;
+    return e;
+}
+
+void gw_scrub_free(gw *g, ob_scrub *s)
+{
+    if (g && g->scrub == s)
+        g->scrub = NULL;
+    ob_scrub_free(s);
 }
 
 /* ---- routing ---- */

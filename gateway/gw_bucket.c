@@ -44,7 +44,7 @@ void gw_free_parts(gw *g, md_part *parts, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!MD_PART_INLINE(&parts[i]))
-            gw_delete(g->data, &parts[i].layout);
+            ob_delete(g->data, &parts[i].layout);
     md_parts_free(parts, n);
 }
 
@@ -390,7 +390,7 @@ static void delete_objects_work(gw_req *r)
             if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
                 st->out[which[j]].err = gw_s3err_from_cm(errs[j]);
             if (had[j]) {
-                gw_free_object_data(r->g, &olds[j]);
+                ob_free_object_data(r->g->data, &olds[j]);
                 md_object_release(&olds[j]);
             }
         }

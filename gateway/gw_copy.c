@@ -45,7 +45,7 @@ static cm_err read_range(gw *g, const md_object *src, uint64_t off, void *buf, s
             uint64_t in = off - start;
             size_t n = (size_t)CM_MIN((uint64_t)len, p->size - in);
             cm_err err = p->inline_data ? (memcpy(buf, p->inline_data + in, n), CM_OK)
-                                        : gw_read(g->data, &p->layout, in, buf, n);
+                                        : ob_read(g->data, &p->layout, in, buf, n);
             if (err != CM_OK)
                 return err;
             buf = (uint8_t *)buf + n;
@@ -61,9 +61,9 @@ static cm_err read_range(gw *g, const md_object *src, uint64_t off, void *buf, s
 static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t len, md_cksum_alg alg,
                         copy_body *out)
 {
-    size_t piece = gw_store_stripe_bytes(g->data);
+    size_t piece = ob_store_stripe_bytes(g->data);
     uint8_t *buf = NULL;
-    gw_writer *w = NULL;
+    ob_writer *w = NULL;
     cm_ck md5 = {0}, ck = {0};
     cm_err err;
     uint8_t d[CM_CK_MAX_DIGEST];
@@ -88,18 +88,18 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
             err = CM_ERR_NOMEM;
             goto out;
         }
-        if ((err = gw_writer_new(g->data, &w)) != CM_OK)
+        if ((err = ob_writer_new(g->data, &w)) != CM_OK)
             goto out;
         for (uint64_t done = 0; done < len;) {
             size_t n = (size_t)CM_MIN((uint64_t)piece, len - done);
             if ((err = read_range(g, src, first + done, buf, n)) != CM_OK ||
-                (err = gw_writer_write(w, buf, n)) != CM_OK)
+                (err = ob_writer_write(w, buf, n)) != CM_OK)
                 goto out;
             cm_ck_update(&md5, buf, n);
             cm_ck_update(&ck, buf, n);
             done += n;
         }
-        err = gw_writer_finish(w, &out->layout);
+        err = ob_writer_finish(w, &out->layout);
         w = NULL;
         if (err != CM_OK)
             goto out;
@@ -109,7 +109,7 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
     cm_ck_final(&ck, d);
     cm_base64_encode(d, cm_ck_len(gw_cm_alg(out->ck_alg)), out->ck_value);
 out:
-    gw_writer_abort(w);
+    ob_writer_abort(w);
     cm_ck_release(&md5);
     cm_ck_release(&ck);
     free(buf);
@@ -145,11 +145,11 @@ static void copy_state_free(void *p)
         return;
     gw_copy_source_release(&st->cs);
     if (st->have_src) {
-        gw_lease_release(st->g, &st->src);
+        ob_lease_release(st->g->data, &st->src);
         md_object_release(&st->src);
     }
     if (st->body.has_layout) /* copied but never committed: free the new data */
-        gw_delete(st->g->data, &st->body.layout);
+        ob_delete(st->g->data, &st->body.layout);
     free(st->body.inl);
     st->obj.key = NULL; /* borrowed from the request */
     st->obj.parts = NULL;
@@ -170,7 +170,7 @@ static gw_s3err load_source(gw_req *r, copy_state *st)
     cm_err berr = md_bucket_get(r->g->md, st->cs.bucket, &b);
     if (berr != CM_OK)
         return berr == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(berr);
-    cm_err err = gw_object_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
+    cm_err err = ob_object_get_leased(r->g->data, r->g->md, st->cs.bucket, st->cs.key, &st->src);
     if (err == CM_ERR_NOTFOUND)
         return st->cs.version_id ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (err != CM_OK)
@@ -239,13 +239,13 @@ static void commit_object(gw_req *r, copy_state *st)
                           st->body.inl, st->body.inl_len);
     st->err = md_object_put(r->g->md, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
     if (st->err != CM_OK && st->body.has_layout &&
-        !gw_commit_failed_may_free(&st->body.layout, st->err))
+        !ob_commit_failed_may_free(&st->body.layout, st->err))
         st->body.has_layout = 0; /* the record may name it: fsck decides */
     if (st->err != CM_OK)
         return;
     st->body.has_layout = 0;
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }
@@ -266,7 +266,7 @@ static void commit_part(gw_req *r, copy_state *st)
     p->layout = st->body.layout;
     st->err = gw_part_record(r, p);
     if (st->err == CM_OK ||
-        (st->body.has_layout && !gw_commit_failed_may_free(&st->body.layout, st->err)))
+        (st->body.has_layout && !ob_commit_failed_may_free(&st->body.layout, st->err)))
         st->body.has_layout = 0;
 }
 

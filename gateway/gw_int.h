@@ -15,25 +15,23 @@
 #include "cm_checksum.h"
 #include "gw.h"
 #include "gw_auth.h"
-#include "gw_data.h"
+#include "ob.h"
 #include "gw_err.h"
 #include "gw_wire.h"
 #include "md.h"
 
-typedef struct gw_leases gw_leases;
 typedef struct gw_pool gw_pool;
 
 struct gw {
     gw_config cfg;
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
     md_store *md;
-    gw_store *data;
-    gw_leases *leases; /* blobs being read (gw_lease.c) */
-    gw_pool *pool;     /* worker threads for fsyncs and commits (gw_pool.c) */
+    ob_store *data;
+    gw_pool *pool; /* worker threads for fsyncs and commits (gw_pool.c) */
     volatile int ready;
-    uint64_t req_seq;       /* request id counter (atomic) */
-    struct gw_scrub *scrub; /* attached by gw_scrub_new, for the admin API (gw_scrub.h) */
-    uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
+    uint64_t req_seq;      /* request id counter (atomic) */
+    ob_scrub *scrub;       /* attached by gw_scrub_new, for the admin API (gw_admin.c) */
+    uint64_t req_count[8]; /* requests by method, for /metrics (atomic; gw_admin.c) */
 };
 
 typedef struct gw_req gw_req;
@@ -81,7 +79,7 @@ struct gw_req {
     size_t mem_cap;
     uint8_t *inl; /* GW_SINK_DATA: first inline_threshold bytes */
     size_t inl_len;
-    gw_writer *writer; /* GW_SINK_DATA once the body outgrew the inline buffer */
+    ob_writer *writer; /* GW_SINK_DATA once the body outgrew the inline buffer */
     int failed;        /* an error response was sent; ignore further body */
 
     /* Results of the body, for the finish function. */
@@ -139,29 +137,14 @@ const char *gw_hdr(gw_req *r, const char *name);
  */
 int gw_admin_route(gw_req *r);
 
-/* ---- gw_lease.c: data stays while it is being read ---- */
+/* ---- request bodies (leasing, reading and freeing them is the object layer's: ob.h) ---- */
 
-cm_err gw_leases_new(gw_leases **out);
-void gw_leases_free(gw_leases *l);
-/* Lease every blob of obj; release with gw_lease_release (which may delete doomed blobs). */
-cm_err gw_lease_acquire(gw *g, const md_object *obj);
-void gw_lease_release(gw *g, const md_object *obj);
-/*
- * md_object_get plus a lease on the object's blobs, verified against a second read so a commit
- * in between cannot have freed them. CM_ERR_CONFLICT if the key keeps changing.
- */
-cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out);
 /*
  * Inline bodies are served only once they match their stored CRC32C: GW_OK, or GW_INTERNAL after
  * an error log line naming bucket/key (gw_object.c). Every path that sends or copies inline bytes
  * (GET, ranged HEAD, CopyObject and UploadPartCopy sources) calls it first.
  */
 gw_s3err gw_inline_check(gw_req *r, const char *bucket, const char *key, const md_object *o);
-/* Free the blobs of every non-inline part of obj: now, or when its last reader finishes. */
-void gw_free_object_data(gw *g, const md_object *obj);
-/* Delete the blobs whose last reader could not queue their delete (may wait: workers only). */
-void gw_lease_delete_leftovers(gw *g);
-
 /*
  * Make the request's body data durable: flush the writer's last stripe and fdatasync the drives
  * (sets r->layout/has_layout). CM_OK at once for inline bodies. Blocking: call it from a worker.
@@ -169,7 +152,7 @@ void gw_lease_delete_leftovers(gw *g);
 cm_err gw_body_seal(gw_req *r);
 /*
  * Free a request and everything it owns (the end of on_done, or of an orphaned job). Never waits
- * on a disk: deletes are queued (gw_delete_async), or handed to a worker when a queue is full.
+ * on a disk: deletes are queued (ob_delete_async), or handed to a worker when a queue is full.
  */
 void gw_req_free(gw_req *r);
 

@@ -172,7 +172,7 @@ cm_err gw_part_record(gw_req *r, md_part *p)
                              &had_old);
     if (err == CM_OK && had_old) {
         if (!MD_PART_INLINE(&old))
-            gw_delete(r->g->data, &old.layout);
+            ob_delete(r->g->data, &old.layout);
         md_part_release(&old);
     }
     return err;
@@ -214,7 +214,7 @@ static void part_work(gw_req *r)
     else
         ps->part.inline_data = r->inl;
     ps->err = gw_part_record(r, &ps->part);
-    if (ps->err == CM_OK || (r->has_layout && !gw_commit_failed_may_free(&r->layout, ps->err)))
+    if (ps->err == CM_OK || (r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err)))
         r->has_layout = 0;
 }
 
@@ -506,11 +506,11 @@ static void complete_commit(gw_req *r)
             used = cs->use[j].number == gone[i].number &&
                    memcmp(cs->use[j].layout.blob, gone[i].layout.blob, 16) == 0;
         if (!used && !MD_PART_INLINE(&gone[i]))
-            gw_delete(r->g->data, &gone[i].layout);
+            ob_delete(r->g->data, &gone[i].layout);
     }
     md_parts_free(gone, ngone);
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }

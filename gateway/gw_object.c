@@ -236,13 +236,13 @@ static void put_work(gw_req *r)
     gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
                           r->inl_len);
     ps->err = md_object_put(r->g->md, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
-    if (ps->err != CM_OK && r->has_layout && !gw_commit_failed_may_free(&r->layout, ps->err))
+    if (ps->err != CM_OK && r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err))
         r->has_layout = 0; /* the record may name it: fsck decides */
     if (ps->err != CM_OK)
         return;
     r->has_layout = 0; /* the record owns the data now */
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }
@@ -332,7 +332,7 @@ static void get_drain(gw_req *r)
 {
     get_state *gs = r->op;
     const md_object *o = &r->obj;
-    size_t stripe = gw_store_stripe_bytes(r->g->data);
+    size_t stripe = ob_store_stripe_bytes(r->g->data);
 
     while (r->send_pos < r->send_end && net_resp_pending(r->net) < 2 * stripe) {
         size_t pi = 0;
@@ -352,7 +352,7 @@ static void get_drain(gw_req *r)
             return;
         }
         cm_err err = p->inline_data ? (memcpy(v.iov_base, p->inline_data + in_part, want), CM_OK)
-                                    : gw_read(r->g->data, &p->layout, in_part, v.iov_base, want);
+                                    : ob_read(r->g->data, &p->layout, in_part, v.iov_base, want);
         if (err != CM_OK) {
             CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket,
                      r->key, r->send_pos, cm_err_str(err));
@@ -551,7 +551,7 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
 static void get_object(gw_req *r)
 {
     md_object *o = &r->obj;
-    cm_err err = gw_object_get_leased(r->g, r->bucket, r->key, o);
+    cm_err err = ob_object_get_leased(r->g->data, r->g->md, r->bucket, r->key, o);
     uint64_t first = 0, last = 0;
     int applies = 0;
 
@@ -605,7 +605,7 @@ static void delete_work(gw_req *r)
     ds->err = md_object_delete(r->g->md, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL,
                                &old, &had_old);
     if (had_old) {
-        gw_free_object_data(r->g, &old);
+        ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
 }

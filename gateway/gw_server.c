@@ -18,7 +18,7 @@
  *   comes back.
  * - on_drain: more of a streaming GET response.
  * - on_done: release everything; a data writer still open is aborted (its blobs queued for the
- *   drives' background deleters, gw_data.h: the loop never waits on a disk to free a request). A
+ *   drives' background deleters, ob.h: the loop never waits on a disk to free a request). A
  *   request a worker still holds is freed when the worker's job completes.
  *
  * Memory per request: at most one stripe in the writer, the inline buffer (inline_threshold), an
@@ -88,8 +88,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
 
-    if ((err = gw_leases_new(&g->leases)) != CM_OK ||
-        (err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
+    if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
         goto fail;
     snprintf(path, sizeof(path), "%s/meta", g->data_dir);
     err = md_open(path, 0, &g->md);
@@ -104,8 +103,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
             goto fail_dirs;
         }
     }
-    gw_store_options so = {.k = cfg->k, .m = cfg->m, .cell_size = cfg->cell_size};
-    err = gw_store_open((const char *const *)dirs, cfg->ndrives, &so, &g->data);
+    ob_store_options so = {.k = cfg->k, .m = cfg->m, .cell_size = cfg->cell_size};
+    err = ob_store_open((const char *const *)dirs, cfg->ndrives, &so, &g->data);
     if (err != CM_OK) {
         CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
@@ -127,12 +126,9 @@ void gw_free(gw *g)
 {
     if (!g)
         return;
-    gw_pool_free(g->pool); /* first: jobs use the stores */
-    if (g->leases && g->data)
-        gw_lease_delete_leftovers(g);
-    gw_store_close(g->data);
+    gw_pool_free(g->pool);   /* first: jobs use the stores */
+    ob_store_close(g->data); /* deletes the lease leftovers first */
     md_close(g->md);
-    gw_leases_free(g->leases);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -187,7 +183,7 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
         return;
     r->failed = 1;
     if (r->writer) { /* its blobs are deleted when the request is freed, off the loop */
-        r->has_layout = gw_writer_drop(r->writer, &r->layout);
+        r->has_layout = ob_writer_drop(r->writer, &r->layout);
         r->writer = NULL;
     }
     if (status >= 500 || e == GW_SIGNATURE_MISMATCH)
@@ -570,14 +566,14 @@ static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n)
         return CM_OK;
     }
     if (!r->writer) {
-        cm_err err = gw_writer_new(r->g->data, &r->writer);
+        cm_err err = ob_writer_new(r->g->data, &r->writer);
         if (err == CM_OK && r->inl_len)
-            err = gw_writer_write(r->writer, r->inl, r->inl_len);
+            err = ob_writer_write(r->writer, r->inl, r->inl_len);
         if (err != CM_OK)
             return err;
         r->inl_len = 0;
     }
-    return gw_writer_write(r->writer, p, n);
+    return ob_writer_write(r->writer, p, n);
 }
 
 /* Consume every byte of buf: hash it and hand it to the sink. */
@@ -693,11 +689,11 @@ static void on_body_end(net_req *nr, void *arg)
 
 cm_err gw_body_seal(gw_req *r)
 {
-    gw_writer *w = r->writer;
+    ob_writer *w = r->writer;
     if (!w)
         return CM_OK;
     r->writer = NULL; /* finish frees it whatever happens */
-    cm_err err = gw_writer_finish(w, &r->layout);
+    cm_err err = ob_writer_finish(w, &r->layout);
     if (err == CM_OK)
         r->has_layout = 1;
     return err;
@@ -729,19 +725,19 @@ static void on_done(net_req *nr, int aborted, void *arg)
 /* Worker side of gw_req_free: wait for room in the drives' delete queues. */
 static void delete_layout_work(gw_req *r)
 {
-    gw_delete(r->g->data, &r->layout);
+    ob_delete(r->g->data, &r->layout);
     r->has_layout = 0;
 }
 
 void gw_req_free(gw_req *r)
 {
     if (r->writer) {
-        r->has_layout = gw_writer_drop(r->writer, &r->layout);
+        r->has_layout = ob_writer_drop(r->writer, &r->layout);
         r->writer = NULL;
     }
     /* Data that no metadata record took over: queued on the drives' deleters, never waited for
      * here (this runs on a loop); when a queue is full a worker waits for room instead. */
-    if (r->has_layout && gw_delete_async(r->g->data, &r->layout) == CM_AGAIN) {
+    if (r->has_layout && ob_delete_async(r->g->data, &r->layout) == CM_AGAIN) {
         gw_dispose(r, delete_layout_work);
         return;
     }
@@ -756,7 +752,7 @@ void gw_req_free(gw_req *r)
     cm_ck_release(&r->ck);
     free(r->inl);
     if (r->leased)
-        gw_lease_release(r->g, &r->obj);
+        ob_lease_release(r->g->data, &r->obj);
     if (r->have_obj)
         md_object_release(&r->obj);
     if (r->op_free)

@@ -43,6 +43,10 @@ typedef struct {
     uint32_t cell_size;           /* bytes per cell of a full stripe */
     uint8_t k, m;                 /* erasure profile */
     uint8_t drives[MD_MAX_CELLS]; /* drive index holding cell i of every stripe; 0xFF = none */
+    /* Node holding cell i (drives[i] is a drive of that node): its index in the cluster layout of
+     * `epoch`. 0 on a single node, and for records written before nodes existed. */
+    uint16_t nodes[MD_MAX_CELLS];
+    uint64_t epoch; /* layout epoch the cells were placed under; 0 = the single-node layout */
 } md_layout;
 
 typedef enum {

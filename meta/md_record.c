@@ -58,6 +58,8 @@ enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
 #define LAYOUT_LEN (16 + 8 + 4 + 1 + 1 + MD_MAX_CELLS)
+/* With the placement fields appended: epoch u64 | nodes u16[MD_MAX_CELLS]. */
+#define LAYOUT_LEN_NODES (LAYOUT_LEN + 8 + 2 * MD_MAX_CELLS)
 
 cm_err md_corrupt_at(const char *file, int line, const char *what)
 {
@@ -261,14 +263,36 @@ static cm_err f_cksum(uint8_t alg, md_cksum_alg *out)
 
 /* ---- Parts and layouts ---- */
 
+/* Cells placed somewhere other than node 0 of epoch 0 (the single-node layout). */
+static int layout_has_nodes(const md_layout *l)
+{
+    int any = l->epoch != 0;
+    for (int i = 0; i < MD_MAX_CELLS; i++)
+        any |= l->nodes[i] != 0;
+    return any;
+}
+
+/*
+ * The single-node layout is written in the original 62 bytes, so its records stay byte for byte
+ * what they were; the placement fields are appended only when they say something.
+ */
 static void w_layout(md_wbuf *w, const md_layout *l)
 {
-    uint8_t b[LAYOUT_LEN];
+    uint8_t b[LAYOUT_LEN_NODES];
     memcpy(b, l->blob, 16);
     cm_put_be64(b + 16, l->size);
     cm_put_be32(b + 24, l->cell_size);
     b[28] = l->k, b[29] = l->m;
     memcpy(b + 30, l->drives, MD_MAX_CELLS);
+    if (!layout_has_nodes(l)) {
+        w_tlv(w, PT_LAYOUT, b, LAYOUT_LEN);
+        return;
+    }
+    cm_put_be64(b + LAYOUT_LEN, l->epoch);
+    for (int i = 0; i < MD_MAX_CELLS; i++) {
+        b[LAYOUT_LEN + 8 + 2 * i] = (uint8_t)(l->nodes[i] >> 8);
+        b[LAYOUT_LEN + 9 + 2 * i] = (uint8_t)l->nodes[i];
+    }
     w_tlv(w, PT_LAYOUT, b, sizeof(b));
 }
 
@@ -282,6 +306,14 @@ static cm_err f_layout(md_slice v, md_layout *l)
     l->cell_size = cm_get_be32(v.p + 24);
     l->k = v.p[28], l->m = v.p[29];
     memcpy(l->drives, v.p + 30, MD_MAX_CELLS);
+    l->epoch = 0; /* records before the placement fields: node 0 of epoch 0 */
+    memset(l->nodes, 0, sizeof(l->nodes));
+    if (v.n >= LAYOUT_LEN_NODES) {
+        l->epoch = cm_get_be64(v.p + LAYOUT_LEN);
+        for (int i = 0; i < MD_MAX_CELLS; i++)
+            l->nodes[i] =
+                (uint16_t)(v.p[LAYOUT_LEN + 8 + 2 * i] << 8 | v.p[LAYOUT_LEN + 9 + 2 * i]);
+    }
     if ((unsigned)l->k + l->m > MD_MAX_CELLS)
         return MD_CORRUPT("layout k+m exceeds cell count");
     return CM_OK;

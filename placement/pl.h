@@ -1,7 +1,7 @@
 /*
  * pl.h - placement: which drives hold the cells of a body.
  *
- * Two layers. pl_choose is the single node's chooser (gateway/gw_data.c): drives of one node,
+ * Two layers. pl_choose is the single node's chooser (obj/ob_data.c): drives of one node,
  * numbered 0..ndrives-1, a rotation that starts at a hash of the blob id, offline drives skipped.
  * The cluster layer below it owns the topology (AZ > node > drive, weights, states, the layout
  * epoch), its versioned document (what etcd stores), placement of a body's cells over it with

@@ -368,6 +368,49 @@ static void test_inline_crc(void)
     free(buf);
 }
 
+/*
+ * A layout names (node, drive) per cell and the layout epoch. The single-node layout (node 0,
+ * epoch 0) is written in the original 62-byte field, so it and every record stored before the
+ * fields existed decode as node 0 / epoch 0; other layouts append epoch and nodes (72 bytes).
+ */
+static void test_layout_nodes(void)
+{
+    md_object o, d;
+    uint8_t *buf, *buf2;
+    size_t len, len2;
+    full_object(&o);
+    md_layout *l = &o.parts[1].layout;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf, len, &d), CM_OK);
+    CU_ASSERT_EQUAL(d.parts[1].layout.epoch, 0);
+    for (int i = 0; i < MD_MAX_CELLS; i++)
+        CU_ASSERT_EQUAL(d.parts[1].layout.nodes[i], 0);
+    md_object_release(&d);
+
+    l->epoch = 0x0102030405060708ULL;
+    for (int i = 0; i < 6; i++)
+        l->nodes[i] = (uint16_t)(0x100 * i + 7); /* both bytes of the u16 used */
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf2, &len2), CM_OK);
+    CU_ASSERT_EQUAL(len2 - len, 8 + 2 * MD_MAX_CELLS);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf2, len2, &d), CM_OK);
+    CU_ASSERT_TRUE(obj_eq(&o, &d)); /* the whole layout, nodes and epoch included */
+    CU_ASSERT_EQUAL(d.parts[1].layout.nodes[5], 0x507);
+    md_object_release(&d);
+
+    /* Only the epoch set: still the long form, so nothing is lost. */
+    memset(l->nodes, 0, sizeof(l->nodes));
+    l->epoch = 1;
+    free(buf2);
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf2, &len2), CM_OK);
+    CU_ASSERT_EQUAL(len2 - len, 8 + 2 * MD_MAX_CELLS);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf2, len2, &d), CM_OK);
+    CU_ASSERT_EQUAL(d.parts[1].layout.epoch, 1);
+    md_object_release(&d);
+    md_object_release(&o);
+    free(buf2);
+    free(buf);
+}
+
 void cu_register(void)
 {
     const char *env = getenv("CAIRN_TEST_SEED");
@@ -380,6 +423,7 @@ void cu_register(void)
                                     {"storage_class", test_storage_class},
                                     {"fuzz", test_fuzz},
                                     {"inline_crc", test_inline_crc},
+                                    {"layout_nodes", test_layout_nodes},
                                     {NULL, NULL}};
     cu_add_suite("meta_record", tests);
 }

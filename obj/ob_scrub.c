@@ -1,31 +1,23 @@
 /*
- * gw_scrub.c - the object-level scrubber and self-repair (gw_scrub.h, docs/scrub.md).
+ * ob_scrub.c - the object-level scrubber and self-repair (ob.h, docs/scrub.md).
  *
  * A pass: estimate (count objects and stored bytes from the listings), then walk every bucket
- * in pages of SCRUB_PAGE keys. Each object is read with gw_object_get_leased, so its blobs stay
- * on disk while we verify them even if a client overwrites or deletes it meanwhile. For every
- * part stored as cells, every cell blob must exist with exactly gw_layout_cell_blob_len bytes and
- * read back in full through bs_read, which verifies each 64 KiB block CRC. Any failure marks the
- * body damaged; cells on an offline drive or dropped at write time count only when every drive
- * is online (only then would a rewrite store all cells).
+ * in pages of SCRUB_PAGE keys. Each object is read with ob_object_get_leased, so its blobs stay
+ * on disk while we verify them even if a client overwrites or deletes it meanwhile. Every part
+ * stored as cells is checked with ob_body_verify and, when damaged, rebuilt and swapped in with
+ * ob_body_repair (ob_repair.c says how), paced by this scrubber's rate limit.
  *
  * Inline bodies (in the metadata record) are checked against their stored CRC32C; a mismatch is
  * counted (inline_corrupt) and logged with bucket and key, never repaired: it is the only copy.
- *
- * Repair: gw_read the whole body (reconstructing from parity), check the MD5 against the part's
- * ETag when it is a plain MD5, write it with a new gw_writer (new blob id, durable when finish
- * returns), then md_object_replace_layout swaps it in only if the record still names the old
- * blob. On a conflict the new blobs are deleted (nobody can see them). On success the old blobs
- * go through gw_free_object_data: our own lease (and any GET's) keeps them until released.
  *
  * Rate: a token bucket in bytes, refilled at rate_mb * 10^6 per second with one second of burst;
  * a read that overdraws it sleeps on the scrubber's condition variable (monotonic clock), so
  * stopping wakes it at once.
  *
  * Threading: mu protects every field below it in the struct; counters are updated under mu and
- * copied out whole by gw_scrub_get_status. The pass itself runs without the lock.
+ * copied out whole by ob_scrub_get_status. The pass itself runs without the lock.
  */
-#include "gw_scrub.h"
+#include "ob_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -37,15 +29,15 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
-#include "gw_int.h"
 
 #define MOD "scrub"
 #define SCRUB_PAGE 1000
-#define SCRUB_CHUNK (1u << 20) /* bytes per bs_read of a cell blob */
+#define SCRUB_CHUNK (1u << 20) /* bytes per read of a cell blob */
 
-struct gw_scrub {
-    gw *g;
-    gw_scrub_config cfg;
+struct ob_scrub {
+    ob_store *store; /* borrowed */
+    md_store *md;    /* borrowed */
+    ob_scrub_config cfg;
     char *state_path;
     pthread_t thread;
     int have_thread;
@@ -55,14 +47,15 @@ struct gw_scrub {
     int stop, requested, busy;
     double tokens;     /* bytes that may be read now */
     int64_t refill_ms; /* monotonic time of the last refill */
-    gw_scrub_status st;
+    ob_scrub_status st;
 };
 
-void gw_scrub_config_defaults(gw_scrub_config *cfg)
+void ob_scrub_config_defaults(ob_scrub_config *cfg)
 {
     cfg->rate_mb = 50;
     cfg->interval_s = 86400;
     cfg->state_path = NULL;
+    cfg->inline_threshold = 64 * 1024;
 }
 
 /* ---- counters ---- */
@@ -79,10 +72,10 @@ typedef enum {
     C_INLINE_BAD
 } counter;
 
-static void count(gw_scrub *s, counter c, uint64_t n)
+static void count(ob_scrub *s, counter c, uint64_t n)
 {
     pthread_mutex_lock(&s->mu);
-    gw_scrub_status *t = &s->st;
+    ob_scrub_status *t = &s->st;
     switch (c) {
     case C_OBJECT:
         t->objects_checked += n, t->pass_objects += n;
@@ -115,7 +108,7 @@ static void count(gw_scrub *s, counter c, uint64_t n)
     pthread_mutex_unlock(&s->mu);
 }
 
-static int stopping(gw_scrub *s)
+static int stopping(ob_scrub *s)
 {
     return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
 }
@@ -136,7 +129,7 @@ static struct timespec mono_deadline(int64_t ms_from_now)
 }
 
 /* Take n bytes from the bucket, sleeping while it is overdrawn. -1 when asked to stop. */
-static int throttle(gw_scrub *s, uint64_t n)
+static int throttle(ob_scrub *s, uint64_t n)
 {
     double rate = s->cfg.rate_mb * 1e6; /* bytes per second */
     if (rate <= 0)
@@ -166,120 +159,25 @@ static int stored_part(const md_part *p)
     return !MD_PART_INLINE(p) && p->size > 0;
 }
 
-/* Verify one cell blob in full. CM_OK, the error that marks it bad, or CM_ERR_CLOSED on stop. */
-static cm_err verify_cell(gw_scrub *s, bs_store *bs, const bs_id *id, uint64_t want, uint8_t *buf)
+/* The scrubber's pacing of ob_body_verify / ob_body_repair: its rate limit and byte counter. */
+static int pace_cb(void *arg, uint64_t n)
 {
-    uint64_t size = 0;
-    cm_err e = bs_size(bs, id, &size);
-    if (e != CM_OK)
-        return e;
-    if (size != want)
-        return CM_ERR_CORRUPT;
-    for (uint64_t off = 0; off < want;) {
-        size_t n = (size_t)CM_MIN(want - off, SCRUB_CHUNK);
-        if (throttle(s, n) != 0)
-            return CM_ERR_CLOSED;
-        if ((e = bs_read(bs, id, off, buf, n)) != CM_OK)
-            return e;
-        count(s, C_BYTES, n);
-        off += n;
-    }
-    return CM_OK;
+    return throttle(arg, n);
 }
 
-/*
- * Number of bad cells of a body (0 = healthy), or -1 when the pass is stopping. why receives the
- * first failure for the log line.
- */
-static int verify_body(gw_scrub *s, const md_layout *lay, uint8_t *buf, cm_err *why)
+static void verified_cb(void *arg, uint64_t n)
 {
-    gw_store *st = s->g->data;
-    int ncells = lay->k + lay->m, bad = 0;
-    int all_online = gw_store_drives_online(st) >= ncells;
-    uint64_t want = gw_layout_cell_blob_len(lay);
-    bs_id id;
-    memcpy(id.b, lay->blob, sizeof(id.b));
-    *why = CM_OK;
-    for (int i = 0; i < ncells && i < MD_MAX_CELLS; i++) {
-        bs_store *bs = gw_store_drive(st, lay->drives[i]);
-        cm_err e = bs ? verify_cell(s, bs, &id, want, buf) : CM_ERR_UNAVAILABLE;
-        if (e == CM_ERR_CLOSED)
-            return -1;
-        if (e == CM_ERR_UNAVAILABLE && !all_online)
-            continue; /* a rewrite could not place that cell either */
-        if (e != CM_OK) {
-            bad++;
-            if (*why == CM_OK)
-                *why = e;
-        }
-    }
-    return bad;
+    count(arg, C_BYTES, n);
 }
 
-/* ---- repair ---- */
-
-static int is_md5_hex(const char *etag)
-{
-    if (strlen(etag) != 32)
-        return 0;
-    for (const char *p = etag; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* Read the body (reconstructing) into a new writer; checks the MD5 when the ETag is one. */
-static cm_err rebuild(gw_scrub *s, const md_part *p, md_layout *out)
-{
-    gw_store *st = s->g->data;
-    const md_layout *lay = &p->layout;
-    size_t piece = (size_t)lay->k * lay->cell_size;
-    uint8_t *buf = malloc(piece), md5[16];
-    gw_writer *w = NULL;
-    cm_ck ck;
-    cm_err e = buf ? cm_ck_init(&ck, CM_CK_MD5) : CM_ERR_NOMEM;
-    if (e == CM_OK && (e = gw_writer_new(st, &w)) != CM_OK)
-        cm_ck_release(&ck);
-    if (e != CM_OK) {
-        free(buf);
-        return e;
-    }
-    for (uint64_t off = 0; e == CM_OK && off < lay->size;) {
-        size_t n = (size_t)CM_MIN(lay->size - off, piece);
-        e = throttle(s, n) != 0 ? CM_ERR_CLOSED : gw_read(st, lay, off, buf, n);
-        if (e == CM_OK) {
-            cm_ck_update(&ck, buf, n);
-            e = gw_writer_write(w, buf, n);
-        }
-        off += n;
-    }
-    cm_ck_final(&ck, md5);
-    free(buf);
-    if (e == CM_OK && is_md5_hex(p->etag)) {
-        char hex[33];
-        cm_hex_encode(md5, 16, hex);
-        if (strcmp(hex, p->etag) != 0)
-            e = CM_ERR_DIGEST; /* parity rebuilt other bytes than were stored: keep the old */
-    }
-    if (e != CM_OK) {
-        gw_writer_abort(w);
-        return e;
-    }
-    return gw_writer_finish(w, out);
-}
-
-static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t part)
+static void repair(ob_scrub *s, const char *bucket, const md_object *obj, size_t part)
 {
     const md_part *p = &obj->parts[part];
     char oldhex[33], newhex[33];
     md_layout fresh;
+    ob_pacer pacer = {pace_cb, NULL, s};
     cm_hex_encode(p->layout.blob, 16, oldhex);
-    cm_err e = rebuild(s, p, &fresh);
-    if (e == CM_OK) {
-        e = md_object_replace_layout(s->g->md, bucket, obj->key, part, p->layout.blob, &fresh);
-        if (e != CM_OK)
-            gw_delete(s->g->data, &fresh); /* never visible: nobody can be reading it */
-    }
+    cm_err e = ob_body_repair(s->store, s->md, bucket, obj, part, &pacer, &fresh);
     if (e == CM_ERR_CLOSED)
         return;
     if (e == CM_ERR_CONFLICT) {
@@ -294,11 +192,6 @@ static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t
         count(s, C_FAILED, 1);
         return;
     }
-    /* The old cells: deleted now, or by the last reader (our own lease is released later). */
-    md_object old = {0};
-    old.parts = (md_part *)p;
-    old.nparts = 1;
-    gw_free_object_data(s->g, &old);
     cm_hex_encode(fresh.blob, 16, newhex);
     CM_INFO(MOD, "repaired bucket=%s key=%s part=%zu size=%" PRIu64 " old_blob=%s new_blob=%s",
             bucket, obj->key, part, p->layout.size, oldhex, newhex);
@@ -310,7 +203,7 @@ static void repair(gw_scrub *s, const char *bucket, const md_object *obj, size_t
  * have a single copy, inside the metadata record, so a mismatch cannot be repaired: it is counted
  * and logged, and GET answers 500 for the object until it is rewritten or deleted.
  */
-static void scrub_inline(gw_scrub *s, const char *bucket, const char *key, const md_object *obj)
+static void scrub_inline(ob_scrub *s, const char *bucket, const char *key, const md_object *obj)
 {
     if (obj->inline_data) { /* a body inline in the record has no parts */
         count(s, C_INLINE, 1);
@@ -338,10 +231,10 @@ static void scrub_inline(gw_scrub *s, const char *bucket, const char *key, const
 }
 
 /* Scrub one object. -1 when the pass is stopping. */
-static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_t *buf)
+static int scrub_object(ob_scrub *s, const char *bucket, const char *key, uint8_t *buf)
 {
     md_object obj;
-    cm_err e = gw_object_get_leased(s->g, bucket, key, &obj);
+    cm_err e = ob_object_get_leased(s->store, s->md, bucket, key, &obj);
     if (e == CM_ERR_NOTFOUND)
         return 0; /* deleted since the listing */
     if (e != CM_OK) {
@@ -356,7 +249,8 @@ static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_
         if (obj.inline_data || !stored_part(p))
             continue;
         cm_err why;
-        int bad = verify_body(s, &p->layout, buf, &why);
+        ob_pacer pacer = {pace_cb, verified_cb, s};
+        int bad = ob_body_verify(s->store, &p->layout, buf, SCRUB_CHUNK, &pacer, &why);
         if (bad < 0) {
             rc = -1;
             break;
@@ -372,22 +266,22 @@ static int scrub_object(gw_scrub *s, const char *bucket, const char *key, uint8_
         repair(s, bucket, &obj, i);
         rc = stopping(s) ? -1 : 0;
     }
-    gw_lease_release(s->g, &obj);
+    ob_lease_release(s->store, &obj);
     md_object_release(&obj);
     return rc;
 }
 
 /* ---- a pass ---- */
 
-typedef int (*entry_fn)(gw_scrub *s, const char *bucket, const md_list_entry *e, void *arg);
+typedef int (*entry_fn)(ob_scrub *s, const char *bucket, const md_list_entry *e, void *arg);
 
 /* Call fn for every current object of every bucket, page by page; stops when fn returns < 0. */
-static int walk(gw_scrub *s, entry_fn fn, void *arg)
+static int walk(ob_scrub *s, entry_fn fn, void *arg)
 {
     md_bucket *buckets = NULL;
     size_t nb = 0;
     int rc = 0;
-    cm_err e = md_bucket_list(s->g->md, &buckets, &nb);
+    cm_err e = md_bucket_list(s->md, &buckets, &nb);
     if (e != CM_OK) {
         CM_ERROR(MOD, "cannot list buckets: %s", cm_err_str(e));
         return -1;
@@ -397,7 +291,7 @@ static int walk(gw_scrub *s, entry_fn fn, void *arg)
         for (;;) {
             md_list_query q = {NULL, NULL, marker, SCRUB_PAGE};
             md_list_result res;
-            if ((e = md_list_objects(s->g->md, buckets[b].name, &q, &res)) != CM_OK)
+            if ((e = md_list_objects(s->md, buckets[b].name, &q, &res)) != CM_OK)
                 break; /* bucket deleted meanwhile, most likely */
             for (size_t i = 0; i < res.n && rc == 0; i++)
                 if (!res.entries[i].is_prefix)
@@ -414,26 +308,27 @@ static int walk(gw_scrub *s, entry_fn fn, void *arg)
     return rc;
 }
 
-static int estimate_entry(gw_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
+static int estimate_entry(ob_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
 {
     (void)bucket;
     (void)arg;
-    const gw_config *c = &s->g->cfg;
+    int k, m;
+    ob_store_geometry(s->store, &k, &m);
     uint64_t size = e->obj.size;
     pthread_mutex_lock(&s->mu);
     s->st.est_objects++;
-    if (size > c->inline_threshold && c->k > 0)
-        s->st.est_bytes += size / (uint64_t)c->k * (uint64_t)(c->k + c->m);
+    if (size > s->cfg.inline_threshold && k > 0)
+        s->st.est_bytes += size / (uint64_t)k * (uint64_t)(k + m);
     pthread_mutex_unlock(&s->mu);
     return stopping(s) ? -1 : 0;
 }
 
-static int scrub_entry(gw_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
+static int scrub_entry(ob_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
 {
     return scrub_object(s, bucket, e->key, arg);
 }
 
-static void state_save(gw_scrub *s, int64_t end_ms)
+static void state_save(ob_scrub *s, int64_t end_ms)
 {
     char tmp[4200];
     if (!s->state_path || snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path) >= (int)sizeof(tmp))
@@ -445,11 +340,11 @@ static void state_save(gw_scrub *s, int64_t end_ms)
 }
 
 /* Runs a whole pass; the caller has set busy. */
-static void pass(gw_scrub *s)
+static void pass(ob_scrub *s)
 {
     uint8_t *buf = malloc(SCRUB_CHUNK);
     pthread_mutex_lock(&s->mu);
-    gw_scrub_status *t = &s->st;
+    ob_scrub_status *t = &s->st;
     t->pass_objects = t->pass_bytes = t->pass_damaged = t->pass_repaired = t->pass_failed = 0;
     t->pass_inline_corrupt = 0;
     t->est_objects = t->est_bytes = 0;
@@ -470,7 +365,7 @@ static void pass(gw_scrub *s)
     pthread_mutex_lock(&s->mu);
     t->last_end_ms = cm_now_ms();
     t->passes++;
-    gw_scrub_status c = *t;
+    ob_scrub_status c = *t;
     pthread_mutex_unlock(&s->mu);
     CM_INFO(MOD,
             "pass end n=%" PRIu64 "%s objects=%" PRIu64 " bytes=%" PRIu64 " damaged=%" PRIu64
@@ -481,7 +376,7 @@ static void pass(gw_scrub *s)
         state_save(s, c.last_end_ms);
 }
 
-cm_err gw_scrub_run_once(gw_scrub *s)
+cm_err ob_scrub_run_once(ob_scrub *s)
 {
     pthread_mutex_lock(&s->mu);
     int busy = s->busy;
@@ -498,14 +393,14 @@ cm_err gw_scrub_run_once(gw_scrub *s)
 
 /* ---- the background thread ---- */
 
-static void schedule(gw_scrub *s, int64_t last_end_ms)
+static void schedule(ob_scrub *s, int64_t last_end_ms)
 {
     s->st.next_due_ms = s->cfg.interval_s > 0 ? last_end_ms + s->cfg.interval_s * 1000 : 0;
 }
 
 static void *thread_main(void *arg)
 {
-    gw_scrub *s = arg;
+    ob_scrub *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         int64_t now = cm_now_ms(), due = s->st.next_due_ms;
@@ -531,7 +426,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-cm_err gw_scrub_start(gw_scrub *s)
+cm_err ob_scrub_start(ob_scrub *s)
 {
     if (s->have_thread)
         return CM_OK;
@@ -541,7 +436,7 @@ cm_err gw_scrub_start(gw_scrub *s)
     return CM_OK;
 }
 
-cm_err gw_scrub_trigger(gw_scrub *s, uint64_t *seq)
+cm_err ob_scrub_trigger(ob_scrub *s, uint64_t *seq)
 {
     cm_err e = CM_OK;
     pthread_mutex_lock(&s->mu);
@@ -559,7 +454,7 @@ cm_err gw_scrub_trigger(gw_scrub *s, uint64_t *seq)
     return e;
 }
 
-void gw_scrub_get_status(gw_scrub *s, gw_scrub_status *out)
+void ob_scrub_get_status(ob_scrub *s, ob_scrub_status *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->st;
@@ -569,7 +464,7 @@ void gw_scrub_get_status(gw_scrub *s, gw_scrub_status *out)
 }
 
 /* The end of the last pass from the state file; on first start the clock starts now. */
-static int64_t state_load(gw_scrub *s)
+static int64_t state_load(ob_scrub *s)
 {
     long long v = 0;
     FILE *f = s->state_path ? fopen(s->state_path, "r") : NULL;
@@ -583,14 +478,15 @@ static int64_t state_load(gw_scrub *s)
     return now;
 }
 
-cm_err gw_scrub_new(gw *g, const gw_scrub_config *cfg, gw_scrub **out)
+cm_err ob_scrub_new(ob_store *st, md_store *md, const ob_scrub_config *cfg, ob_scrub **out)
 {
-    gw_scrub *s = calloc(1, sizeof(*s));
+    ob_scrub *s = calloc(1, sizeof(*s));
     pthread_condattr_t ca;
     if (!s)
         return CM_ERR_NOMEM;
-    s->g = g;
-    gw_scrub_config_defaults(&s->cfg);
+    s->store = st;
+    s->md = md;
+    ob_scrub_config_defaults(&s->cfg);
     if (cfg)
         s->cfg = *cfg;
     if (s->cfg.state_path && !(s->state_path = strdup(s->cfg.state_path))) {
@@ -604,12 +500,11 @@ cm_err gw_scrub_new(gw *g, const gw_scrub_config *cfg, gw_scrub **out)
     pthread_cond_init(&s->cond, &ca);
     pthread_condattr_destroy(&ca);
     schedule(s, state_load(s));
-    g->scrub = s;
     *out = s;
     return CM_OK;
 }
 
-void gw_scrub_free(gw_scrub *s)
+void ob_scrub_free(ob_scrub *s)
 {
     if (!s)
         return;
@@ -619,8 +514,6 @@ void gw_scrub_free(gw_scrub *s)
     pthread_mutex_unlock(&s->mu);
     if (s->have_thread)
         pthread_join(s->thread, NULL);
-    if (s->g->scrub == s)
-        s->g->scrub = NULL;
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
     free(s->state_path);

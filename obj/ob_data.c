@@ -1,5 +1,5 @@
 /*
- * gw_data.c - single-node data path: bodies as erasure-coded stripes over local drives (gw_data.h).
+ * ob_data.c - single-node data path: bodies as erasure-coded stripes over local drives (ob.h).
  *
  * Geometry. A body of size bytes is cut into full stripes of k * cell_size payload bytes and, when
  * size is not a multiple of that, one last stripe whose cells are clen = ceil(rest / k) rounded up
@@ -21,26 +21,26 @@
  * stripe, reconstructed, and copied out; that is logged at WARN (repair queue to come).
  *
  * Drive health. Every append/sync result of a drive is fed to note_io: a success clears its
- * count of consecutive I/O errors, CM_ERR_IO bumps it, and GW_FAIL_AFTER in a row mark the drive
+ * count of consecutive I/O errors, CM_ERR_IO bumps it, and OB_FAIL_AFTER in a row mark the drive
  * FAILED (logged once at ERROR); a failed fdatasync fails it at once (bs_error: the blob store
  * refuses writes from then on, so no probe can bring it back before a restart reopens it and
  * recovers what is really on disk). ENOSPC only marks it "full" (still used for reads). A failed
  * drive is skipped by placement, reads, deletes and the scrubber. Each drive's probe (every
- * GW_PROBE_MS on its worker thread, or gw_store_probe from tests) checks that a healthy drive's
+ * OB_PROBE_MS on its worker thread, or ob_store_probe from tests) checks that a healthy drive's
  * directory is still the one opened (same dev/inode: a vanished or swapped directory fails the
  * drive) and tries a 4 KiB append+sync+delete on a failed drive, bringing it back when that works
  * and its directory is unchanged. A replaced directory needs a restart (the open bs_store still
  * holds the old files).
  *
  * Drive workers. One thread per opened drive owns the waits on that drive that no request needs
- * to answer: deletes (a ring of GW_DELETE_QUEUE blob ids; bs_delete can wait for the drive's
- * running fdatasync round) and the probe. gw_delete_async takes the queue locks of the layout's
+ * to answer: deletes (a ring of OB_DELETE_QUEUE blob ids; bs_delete can wait for the drive's
+ * running fdatasync round) and the probe. ob_delete_async takes the queue locks of the layout's
  * drives in ascending order and queues on all of them or on none (CM_AGAIN when one is full);
- * gw_delete waits for room instead. gw_store_close lets each thread finish its queue.
+ * ob_delete waits for room instead. ob_store_close lets each thread finish its queue.
  *
  * Threading: drive state is atomics; everything else is read-only after open (bs_store and
  * ec_codec are thread-safe); a writer belongs to one request. Memory: one stripe per writer, at
- * most one per read call, GW_DELETE_QUEUE * 16 bytes per drive.
+ * most one per read call, OB_DELETE_QUEUE * 16 bytes per drive.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,47 +51,51 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ec.h"
-#include "gw_data.h"
+#include "ob_int.h"
 #include "pl.h"
 
-#define GW_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
-#define GW_PROBE_MS 30000
-#define GW_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each) */
+#define MOD "obj"
+#define OB_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
+#define OB_PROBE_MS 30000
+#define OB_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each) */
 
-struct gw_store {
+struct ob_store {
     int ndrives, k, m;
     uint32_t cell_size;
+    uint16_t node;        /* this store's node in the cluster layout (0 on a single node) */
+    uint64_t epoch;       /* the layout epoch new bodies are placed under */
     bs_store **drives;    /* NULL when the drive could not be opened */
     uint8_t *online;      /* opened at start (never changes afterwards) */
-    atomic_uchar *failed; /* marked failed at run time (see note_io / gw_store_probe) */
+    atomic_uchar *failed; /* marked failed at run time (see note_io / ob_store_probe) */
     atomic_uchar *full;   /* the last append or sync ran out of space */
     atomic_int *errs;     /* consecutive I/O errors */
     struct stat *ident;   /* dev/inode of each drive directory at open */
     char **dirs;
-    struct gw_drive_worker *workers; /* one per drive opened: deletes and probes */
+    struct ob_drive_worker *workers; /* one per drive opened: deletes and probes */
     ec_codec *codec;
+    ob_leases *leases; /* blobs being read (ob_lease.c) */
 };
 
 /*
- * A drive's background thread: deletes queued by gw_delete / gw_delete_async (a bounded ring of
+ * A drive's background thread: deletes queued by ob_delete / ob_delete_async (a bounded ring of
  * blob ids), and the drive's periodic probe. Only this thread waits on the drive for them.
  */
-struct gw_drive_worker {
-    gw_store *st;
+struct ob_drive_worker {
+    ob_store *st;
     int d;
     pthread_mutex_t mu;
     pthread_cond_t work; /* an id was queued, or stop */
     pthread_cond_t room; /* an id was taken */
-    bs_id q[GW_DELETE_QUEUE];
+    bs_id q[OB_DELETE_QUEUE];
     size_t head, n;
-    uint64_t pushed, done; /* deletes queued / finished since open (gw_store_drain) */
+    uint64_t pushed, done; /* deletes queued / finished since open (ob_store_drain) */
     int stop;
     int started;
     pthread_t thread;
 };
 
-struct gw_writer {
-    gw_store *st;
+struct ob_writer {
+    ob_store *st;
     bs_id id;
     uint8_t drives[MD_MAX_CELLS]; /* cells still stored (PL_NONE once dropped) */
     uint8_t placed[MD_MAX_CELLS]; /* the drives first chosen: where blobs may have to go */
@@ -102,8 +106,8 @@ struct gw_writer {
     cm_err failed;                /* sticky: once a stripe could not be stored, the body is lost */
 };
 
-static cm_err drive_worker_start(gw_store *st, int d);
-static void drive_worker_stop(struct gw_drive_worker *w);
+static cm_err drive_worker_start(ob_store *st, int d);
+static void drive_worker_stop(struct ob_drive_worker *w);
 
 static int min_cells(int k, int m)
 {
@@ -118,7 +122,7 @@ static uint32_t last_cell_len(uint64_t rest, int k)
 
 /* ---- store ---- */
 
-static cm_err check_options(const gw_store_options *o, int ndrives)
+static cm_err check_options(const ob_store_options *o, int ndrives)
 {
     if (o->k < 1 || o->m < 0 || o->k + o->m > MD_MAX_CELLS || o->k + o->m > EC_MAX_CELLS)
         return CM_ERR_INVAL;
@@ -129,10 +133,10 @@ static cm_err check_options(const gw_store_options *o, int ndrives)
     return CM_OK;
 }
 
-cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_options *opt,
-                     gw_store **out)
+cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_options *opt,
+                     ob_store **out)
 {
-    gw_store_options o = {4, 2, 256 * 1024, NULL};
+    ob_store_options o = {4, 2, 256 * 1024, NULL, 0, 0};
     if (opt)
         o = *opt;
     if (o.k == 0 && o.m == 0) { /* zeroed options mean the defaults */
@@ -144,13 +148,15 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
     cm_err e = check_options(&o, ndrives);
     if (e != CM_OK)
         return e;
-    gw_store *st = calloc(1, sizeof(*st));
+    ob_store *st = calloc(1, sizeof(*st));
     if (!st)
         return CM_ERR_NOMEM;
     st->ndrives = ndrives;
     st->k = o.k;
     st->m = o.m;
     st->cell_size = o.cell_size;
+    st->node = o.node;
+    st->epoch = o.epoch;
     st->drives = calloc((size_t)ndrives, sizeof(*st->drives));
     st->online = calloc((size_t)ndrives, 1);
     st->failed = calloc((size_t)ndrives, sizeof(*st->failed));
@@ -163,31 +169,35 @@ cm_err gw_store_open(const char *const *dirs, int ndrives, const gw_store_option
              st->dirs && st->workers;
     for (int i = 0; ok && i < ndrives; i++)
         ok = (st->dirs[i] = strdup(dirs[i])) != NULL;
-    e = ok ? ec_new(o.k, o.m, &st->codec) : CM_ERR_NOMEM;
+    e = ok ? ob_leases_new(&st->leases) : CM_ERR_NOMEM;
+    if (e == CM_OK)
+        e = ec_new(o.k, o.m, &st->codec);
     bs_options bo = {.io = o.io}; /* designated: bs_options grows (compaction knobs) */
     for (int i = 0; e == CM_OK && i < ndrives; i++) {
         cm_err de = bs_open(dirs[i], &bo, &st->drives[i]);
         if (de != CM_OK)
-            CM_ERROR("gw", "drive %d (%s) offline: %s", i, dirs[i], cm_err_str(de));
+            CM_ERROR(MOD, "drive %d (%s) offline: %s", i, dirs[i], cm_err_str(de));
         st->online[i] = de == CM_OK && stat(dirs[i], &st->ident[i]) == 0;
     }
-    if (e == CM_OK && gw_store_drives_online(st) < o.k + 1)
+    if (e == CM_OK && ob_store_drives_online(st) < o.k + 1)
         e = CM_ERR_UNAVAILABLE;
     for (int i = 0; e == CM_OK && i < ndrives; i++)
         if (st->online[i])
             e = drive_worker_start(st, i);
     if (e != CM_OK) {
-        gw_store_close(st);
+        ob_store_close(st);
         return e;
     }
     *out = st;
     return CM_OK;
 }
 
-void gw_store_close(gw_store *st)
+void ob_store_close(ob_store *st)
 {
     if (!st)
         return;
+    if (st->leases && st->workers)
+        ob_lease_delete_leftovers(st); /* on the drive threads still running */
     for (int i = 0; st->workers && i < st->ndrives; i++)
         drive_worker_stop(&st->workers[i]); /* after their queued deletes */
     for (int i = 0; st->drives && i < st->ndrives; i++)
@@ -203,16 +213,17 @@ void gw_store_close(gw_store *st)
     free(st->ident);
     free(st->workers);
     ec_free(st->codec);
+    ob_leases_free(st->leases);
     free(st);
 }
 
 /* Opened and not failed since: usable for reads and new writes. */
-static int usable(const gw_store *st, int d)
+static int usable(const ob_store *st, int d)
 {
     return st->online[d] && !atomic_load(&st->failed[d]);
 }
 
-int gw_store_drives_online(const gw_store *st)
+int ob_store_drives_online(const ob_store *st)
 {
     int n = 0;
     for (int i = 0; i < st->ndrives; i++)
@@ -220,32 +231,37 @@ int gw_store_drives_online(const gw_store *st)
     return n;
 }
 
-size_t gw_store_stripe_bytes(const gw_store *st)
+size_t ob_store_stripe_bytes(const ob_store *st)
 {
     return (size_t)st->k * st->cell_size;
 }
 
 /* The open drive for a layout slot, or NULL. */
-static bs_store *slot_drive(const gw_store *st, uint8_t d)
+static bs_store *slot_drive(const ob_store *st, uint8_t d)
 {
     if (d == PL_NONE || d >= st->ndrives || !usable(st, d))
         return NULL;
     return st->drives[d];
 }
 
+bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i)
+{
+    return lay->nodes[i] == st->node ? slot_drive(st, lay->drives[i]) : NULL;
+}
+
 /* ---- drive health ---- */
 
-static void mark_failed(gw_store *st, int d, const char *why)
+static void mark_failed(ob_store *st, int d, const char *why)
 {
     if (atomic_exchange(&st->failed[d], 1) == 0)
-        CM_ERROR("gw",
+        CM_ERROR(MOD,
                  "drive %d (%s) FAILED: %s; no new writes go to it, reads use the others, "
                  "probed every %d s",
-                 d, st->dirs[d], why, GW_PROBE_MS / 1000);
+                 d, st->dirs[d], why, OB_PROBE_MS / 1000);
 }
 
 /* Account one append/sync result of drive d. */
-static void note_io(gw_store *st, uint8_t d, cm_err e)
+static void note_io(ob_store *st, uint8_t d, cm_err e)
 {
     if (d == PL_NONE || d >= st->ndrives)
         return;
@@ -259,12 +275,12 @@ static void note_io(gw_store *st, uint8_t d, cm_err e)
             atomic_store(&st->errs[d], 0);
         return;
     }
-    if (atomic_fetch_add(&st->errs[d], 1) + 1 >= GW_FAIL_AFTER)
+    if (atomic_fetch_add(&st->errs[d], 1) + 1 >= OB_FAIL_AFTER)
         mark_failed(st, d, "repeated I/O errors");
 }
 
 /* Is drive d's directory still the one opened (not removed, not swapped for another)? */
-static int same_dir(const gw_store *st, int d)
+static int same_dir(const ob_store *st, int d)
 {
     struct stat now;
     return stat(st->dirs[d], &now) == 0 && S_ISDIR(now.st_mode) &&
@@ -286,8 +302,8 @@ static cm_err probe_write(bs_store *bs)
     return e;
 }
 
-/* One drive's probe: see gw_store_probe. */
-static void probe_drive(gw_store *st, int d)
+/* One drive's probe: see ob_store_probe. */
+static void probe_drive(ob_store *st, int d)
 {
     if (!atomic_load(&st->failed[d])) {
         if (!same_dir(st, d))
@@ -297,14 +313,14 @@ static void probe_drive(gw_store *st, int d)
         if (e == CM_OK) {
             atomic_store(&st->errs[d], 0);
             atomic_store(&st->failed[d], 0);
-            CM_INFO("gw", "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
+            CM_INFO(MOD, "drive %d (%s) passed its probe: back online", d, st->dirs[d]);
         } else {
-            CM_DEBUG("gw", "drive %d still failing its probe: %s", d, cm_err_str(e));
+            CM_DEBUG(MOD, "drive %d still failing its probe: %s", d, cm_err_str(e));
         }
     }
 }
 
-int gw_store_probe(gw_store *st)
+int ob_store_probe(ob_store *st)
 {
     int nfailed = 0;
     for (int d = 0; d < st->ndrives; d++) {
@@ -331,20 +347,20 @@ static void deadline_after(struct timespec *ts, long long ms)
 
 static void *drive_worker_main(void *arg)
 {
-    struct gw_drive_worker *w = arg;
-    long long next_probe = cm_monotonic_ms() + GW_PROBE_MS;
+    struct ob_drive_worker *w = arg;
+    long long next_probe = cm_monotonic_ms() + OB_PROBE_MS;
     pthread_mutex_lock(&w->mu);
     for (;;) {
         if (w->n > 0) {
             bs_id id = w->q[w->head];
-            w->head = (w->head + 1) % GW_DELETE_QUEUE;
+            w->head = (w->head + 1) % OB_DELETE_QUEUE;
             w->n--;
             pthread_cond_broadcast(&w->room);
             pthread_mutex_unlock(&w->mu);
-            /* A drive failed since the delete was queued is skipped like gw_delete always did. */
+            /* A drive failed since the delete was queued is skipped like ob_delete always did. */
             bs_store *bs = slot_drive(w->st, (uint8_t)w->d);
             if (bs && bs_delete(bs, &id) != CM_OK)
-                CM_WARN("gw", "delete of a cell on drive %d failed", w->d);
+                CM_WARN(MOD, "delete of a cell on drive %d failed", w->d);
             pthread_mutex_lock(&w->mu);
             w->done++;
             pthread_cond_broadcast(&w->room);
@@ -355,7 +371,7 @@ static void *drive_worker_main(void *arg)
         if (cm_monotonic_ms() >= next_probe) {
             pthread_mutex_unlock(&w->mu);
             probe_drive(w->st, w->d);
-            next_probe = cm_monotonic_ms() + GW_PROBE_MS;
+            next_probe = cm_monotonic_ms() + OB_PROBE_MS;
             pthread_mutex_lock(&w->mu);
             continue;
         }
@@ -367,9 +383,9 @@ static void *drive_worker_main(void *arg)
     return NULL;
 }
 
-static cm_err drive_worker_start(gw_store *st, int d)
+static cm_err drive_worker_start(ob_store *st, int d)
 {
-    struct gw_drive_worker *w = &st->workers[d];
+    struct ob_drive_worker *w = &st->workers[d];
     pthread_condattr_t ca;
     w->st = st;
     w->d = d;
@@ -384,7 +400,7 @@ static cm_err drive_worker_start(gw_store *st, int d)
 }
 
 /* Let the drive's queued deletes finish, then stop its thread. */
-static void drive_worker_stop(struct gw_drive_worker *w)
+static void drive_worker_stop(struct ob_drive_worker *w)
 {
     if (!w->started)
         return;
@@ -401,21 +417,21 @@ static void drive_worker_stop(struct gw_drive_worker *w)
 }
 
 /* Queue id on drive d's worker; the caller holds its mutex and has checked there is room. */
-static void queue_push(struct gw_drive_worker *w, const bs_id *id)
+static void queue_push(struct ob_drive_worker *w, const bs_id *id)
 {
-    w->q[(w->head + w->n) % GW_DELETE_QUEUE] = *id;
+    w->q[(w->head + w->n) % OB_DELETE_QUEUE] = *id;
     w->n++;
     w->pushed++;
     pthread_cond_signal(&w->work);
 }
 
 /* The distinct usable drives of a layout, ascending (the order their queue locks are taken). */
-static int layout_drives(const gw_store *st, const md_layout *lay, uint8_t *out)
+static int layout_drives(const ob_store *st, const md_layout *lay, uint8_t *out)
 {
     int n = 0;
     for (int i = 0; i < lay->k + lay->m && i < MD_MAX_CELLS; i++) {
         uint8_t d = lay->drives[i];
-        if (!slot_drive(st, d) || !st->workers[d].started)
+        if (!ob_cell_drive(st, lay, i) || !st->workers[d].started)
             continue;
         int j = n;
         while (j > 0 && out[j - 1] > d)
@@ -429,7 +445,7 @@ static int layout_drives(const gw_store *st, const md_layout *lay, uint8_t *out)
     return n;
 }
 
-cm_err gw_delete_async(gw_store *st, const md_layout *layout)
+cm_err ob_delete_async(ob_store *st, const md_layout *layout)
 {
     uint8_t ds[MD_MAX_CELLS];
     bs_id id;
@@ -437,7 +453,7 @@ cm_err gw_delete_async(gw_store *st, const md_layout *layout)
     memcpy(id.b, layout->blob, sizeof(id.b));
     for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&st->workers[ds[i]].mu);
-        full |= st->workers[ds[i]].n == GW_DELETE_QUEUE;
+        full |= st->workers[ds[i]].n == OB_DELETE_QUEUE;
     }
     for (int i = n - 1; i >= 0; i--) {
         if (!full)
@@ -447,16 +463,16 @@ cm_err gw_delete_async(gw_store *st, const md_layout *layout)
     return full ? CM_AGAIN : CM_OK;
 }
 
-void gw_delete(gw_store *st, const md_layout *layout)
+void ob_delete(ob_store *st, const md_layout *layout)
 {
     uint8_t ds[MD_MAX_CELLS];
     bs_id id;
     int n = layout_drives(st, layout, ds);
     memcpy(id.b, layout->blob, sizeof(id.b));
     for (int i = 0; i < n; i++) {
-        struct gw_drive_worker *w = &st->workers[ds[i]];
+        struct ob_drive_worker *w = &st->workers[ds[i]];
         pthread_mutex_lock(&w->mu);
-        while (w->n == GW_DELETE_QUEUE && !w->stop)
+        while (w->n == OB_DELETE_QUEUE && !w->stop)
             pthread_cond_wait(&w->room, &w->mu); /* the drive's pace: backpressure */
         if (!w->stop)
             queue_push(w, &id);
@@ -464,25 +480,25 @@ void gw_delete(gw_store *st, const md_layout *layout)
     }
 }
 
-gw_drive_state gw_store_drive_state(const gw_store *st, int d)
+ob_drive_state ob_store_drive_state(const ob_store *st, int d)
 {
     if (d < 0 || d >= st->ndrives || !st->online[d])
-        return GW_DRIVE_OFFLINE;
+        return OB_DRIVE_OFFLINE;
     if (atomic_load(&st->failed[d]))
-        return GW_DRIVE_FAILED;
-    return atomic_load(&st->full[d]) ? GW_DRIVE_FULL : GW_DRIVE_OK;
+        return OB_DRIVE_FAILED;
+    return atomic_load(&st->full[d]) ? OB_DRIVE_FULL : OB_DRIVE_OK;
 }
 
-const char *gw_drive_state_name(gw_drive_state s)
+const char *ob_drive_state_name(ob_drive_state s)
 {
     static const char *const names[] = {"ok", "full", "failed", "offline"};
     return (unsigned)s < 4 ? names[s] : "unknown";
 }
 
-void gw_store_drain(gw_store *st)
+void ob_store_drain(ob_store *st)
 {
     for (int d = 0; d < st->ndrives; d++) {
-        struct gw_drive_worker *w = &st->workers[d];
+        struct ob_drive_worker *w = &st->workers[d];
         if (!w->started)
             continue;
         pthread_mutex_lock(&w->mu);
@@ -495,13 +511,13 @@ void gw_store_drain(gw_store *st)
 
 /* ---- writer ---- */
 
-cm_err gw_writer_new(gw_store *st, gw_writer **out)
+cm_err ob_writer_new(ob_store *st, ob_writer **out)
 {
     int ncells = st->k + st->m, n = 0;
     uint8_t use[PL_NONE];
     for (int d = 0; d < st->ndrives; d++)
         use[d] = (uint8_t)usable(st, d);
-    gw_writer *w = calloc(1, sizeof(*w));
+    ob_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return CM_ERR_NOMEM;
     w->st = st;
@@ -524,7 +540,7 @@ cm_err gw_writer_new(gw_store *st, gw_writer **out)
 }
 
 /* Where the writer's blobs are: the drives in use (all placed ones when `placed`), as a layout. */
-static void writer_layout(const gw_writer *w, int placed, md_layout *out)
+static void writer_layout(const ob_writer *w, int placed, md_layout *out)
 {
     memset(out, 0, sizeof(*out));
     memcpy(out->blob, w->id.b, sizeof(out->blob));
@@ -533,20 +549,23 @@ static void writer_layout(const gw_writer *w, int placed, md_layout *out)
     out->k = (uint8_t)w->st->k;
     out->m = (uint8_t)w->st->m;
     memcpy(out->drives, placed ? w->placed : w->drives, sizeof(out->drives));
+    out->epoch = w->st->epoch;
+    for (int i = 0; i < w->st->k + w->st->m; i++)
+        out->nodes[i] = w->st->node;
 }
 
 /*
  * A drive leaves the body: its partial blob is an orphan, deleted (with the body's other
  * leftovers) by whoever ends the writer: finish, drop or abort, never here on the write path.
  */
-static void drop_cell(gw_writer *w, int i, cm_err why)
+static void drop_cell(ob_writer *w, int i, cm_err why)
 {
-    CM_WARN("gw", "drive %u dropped from a body being written (cell %d): %s", w->drives[i], i,
+    CM_WARN(MOD, "drive %u dropped from a body being written (cell %d): %s", w->drives[i], i,
             cm_err_str(why));
     w->drives[i] = PL_NONE;
 }
 
-static int live_cells(const gw_writer *w)
+static int live_cells(const ob_writer *w)
 {
     int n = 0;
     for (int i = 0; i < w->st->k + w->st->m; i++)
@@ -555,9 +574,9 @@ static int live_cells(const gw_writer *w)
 }
 
 /* Encode the current stripe with cells of clen bytes and append every cell to its drive. */
-static cm_err flush_stripe(gw_writer *w, uint32_t clen)
+static cm_err flush_stripe(ob_writer *w, uint32_t clen)
 {
-    gw_store *st = w->st;
+    ob_store *st = w->st;
     int k = st->k, m = st->m, nospc = 0;
     uint8_t *data[EC_MAX_CELLS], *parity[EC_MAX_CELLS];
     memset(w->stripe + w->fill, 0, (size_t)k * clen - w->fill); /* pad the last stripe */
@@ -581,14 +600,14 @@ static cm_err flush_stripe(gw_writer *w, uint32_t clen)
     w->fill = 0;
     if (live_cells(w) < min_cells(k, m)) {
         w->failed = nospc ? CM_ERR_NOSPC : CM_ERR_UNAVAILABLE;
-        CM_ERROR("gw", "body lost: only %d cells of a stripe stored", live_cells(w));
+        CM_ERROR(MOD, "body lost: only %d cells of a stripe stored", live_cells(w));
     }
     return w->failed;
 }
 
-cm_err gw_writer_write(gw_writer *w, const void *data, size_t len)
+cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
 {
-    size_t stripe = gw_store_stripe_bytes(w->st);
+    size_t stripe = ob_store_stripe_bytes(w->st);
     const uint8_t *p = data;
     while (w->failed == CM_OK && len > 0) {
         size_t n = CM_MIN(len, stripe - w->fill);
@@ -605,7 +624,7 @@ cm_err gw_writer_write(gw_writer *w, const void *data, size_t len)
 }
 
 /* fdatasync every drive holding a cell; a drive that cannot sync is dropped like a failed one. */
-static void sync_cells(gw_writer *w)
+static void sync_cells(ob_writer *w)
 {
     for (int i = 0; i < w->st->k + w->st->m; i++) {
         bs_store *bs = slot_drive(w->st, w->drives[i]);
@@ -619,7 +638,7 @@ static void sync_cells(gw_writer *w)
         w->failed = CM_ERR_UNAVAILABLE;
 }
 
-cm_err gw_writer_finish(gw_writer *w, md_layout *out)
+cm_err ob_writer_finish(ob_writer *w, md_layout *out)
 {
     if (w->failed == CM_OK && w->fill > 0)
         flush_stripe(w, last_cell_len(w->fill, w->st->k));
@@ -635,13 +654,13 @@ cm_err gw_writer_finish(gw_writer *w, md_layout *out)
                 junk.drives[i] = PL_NONE;
     }
     if (w->cell_off > 0)
-        gw_delete(w->st, &junk);
+        ob_delete(w->st, &junk);
     free(w->stripe);
     free(w);
     return e;
 }
 
-int gw_writer_drop(gw_writer *w, md_layout *out)
+int ob_writer_drop(ob_writer *w, md_layout *out)
 {
     if (!w)
         return 0;
@@ -653,18 +672,18 @@ int gw_writer_drop(gw_writer *w, md_layout *out)
     return wrote;
 }
 
-void gw_writer_abort(gw_writer *w)
+void ob_writer_abort(ob_writer *w)
 {
     md_layout lay;
-    gw_store *st = w ? w->st : NULL;
-    if (gw_writer_drop(w, &lay))
-        gw_delete(st, &lay);
+    ob_store *st = w ? w->st : NULL;
+    if (ob_writer_drop(w, &lay))
+        ob_delete(st, &lay);
 }
 
 /* ---- reader ---- */
 
 typedef struct {
-    gw_store *st;
+    ob_store *st;
     const md_layout *lay;
     const ec_codec *codec;
     bs_id id;
@@ -677,7 +696,7 @@ static cm_err read_healthy(read_ctx *c, uint64_t cell_off, uint32_t clen, uint64
 {
     for (uint64_t i = a / clen; i <= (b - 1) / clen; i++) {
         uint64_t ca = CM_MAX(a, i * clen) - i * clen, cb = CM_MIN(b, (i + 1) * clen) - i * clen;
-        bs_store *bs = slot_drive(c->st, c->lay->drives[i]);
+        bs_store *bs = ob_cell_drive(c->st, c->lay, (int)i);
         if (!bs)
             return CM_ERR_UNAVAILABLE;
         cm_err e = bs_read(bs, &c->id, cell_off + ca, dst + (i * clen + ca - a), (size_t)(cb - ca));
@@ -701,7 +720,7 @@ static cm_err read_degraded(read_ctx *c, uint64_t cell_off, uint32_t clen, uint6
     int present[EC_MAX_CELLS] = {0};
     for (int i = 0; i < n; i++) {
         cells[i] = c->scratch + (size_t)i * clen; /* data cells back to back: payload contiguous */
-        bs_store *bs = got < k ? slot_drive(c->st, c->lay->drives[i]) : NULL;
+        bs_store *bs = got < k ? ob_cell_drive(c->st, c->lay, i) : NULL;
         cm_err e = bs ? bs_read(bs, &c->id, cell_off, cells[i], clen) : CM_ERR_UNAVAILABLE;
         corrupt |= e == CM_ERR_CORRUPT;
         present[i] = e == CM_OK;
@@ -738,11 +757,11 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
         if (e != CM_OK) {
             char hex[33];
             bs_id_hex(&c->id, hex);
-            CM_WARN("gw", "degraded read of blob %s stripe %llu: %s; reconstructing", hex,
+            CM_WARN(MOD, "degraded read of blob %s stripe %llu: %s; reconstructing", hex,
                     (unsigned long long)s, cm_err_str(e));
             e = read_degraded(c, cell_off, clen, a, b, buf + (pos - off));
             if (e != CM_OK) {
-                CM_ERROR("gw", "blob %s stripe %llu unreadable: %s", hex, (unsigned long long)s,
+                CM_ERROR(MOD, "blob %s stripe %llu unreadable: %s", hex, (unsigned long long)s,
                          cm_err_str(e));
                 return e;
             }
@@ -752,7 +771,7 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
     return CM_OK;
 }
 
-cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
+cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
 {
     if (off > layout->size || len > layout->size - off)
         return CM_ERR_RANGE;
@@ -776,13 +795,13 @@ cm_err gw_read(gw_store *st, const md_layout *layout, uint64_t off, void *buf, s
     return e;
 }
 
-int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
+int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
 {
     char hex[33];
     if (commit_err != CM_ERR_UNCERTAIN)
         return 1;
     cm_hex_encode(layout->blob, sizeof(layout->blob), hex);
-    CM_WARN("gw",
+    CM_WARN(MOD,
             "metadata commit outcome unknown: blob %s kept (cairn fsck reclaims it if no "
             "record names it)",
             hex);
@@ -791,17 +810,53 @@ int gw_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
 
 /* ---- scrubber accessors ---- */
 
-int gw_store_ndrives(const gw_store *st)
+ob_leases *ob_store_leases(ob_store *st)
+{
+    return st->leases;
+}
+
+uint16_t ob_store_node(const ob_store *st)
+{
+    return st->node;
+}
+
+void ob_store_geometry(const ob_store *st, int *k, int *m)
+{
+    *k = st->k;
+    *m = st->m;
+}
+
+int ob_store_ndrives(const ob_store *st)
 {
     return st->ndrives;
 }
 
-bs_store *gw_store_drive(gw_store *st, uint8_t d)
+bs_store *ob_store_drive(ob_store *st, uint8_t d)
 {
     return slot_drive(st, d);
 }
 
-uint64_t gw_layout_cell_blob_len(const md_layout *lay)
+void ob_store_drive_stats(ob_store *st, int d, ob_drive_stats *out)
+{
+    bs_store *bs = d >= 0 && d < st->ndrives ? slot_drive(st, (uint8_t)d) : NULL;
+    bs_stats s;
+    memset(out, 0, sizeof(*out));
+    out->state = ob_store_drive_state(st, d);
+    out->usable = bs != NULL;
+    if (!bs)
+        return;
+    bs_get_stats(bs, &s);
+    out->blobs = s.blobs;
+    out->live_bytes = s.live_bytes;
+    out->disk_bytes = s.disk_bytes;
+    out->used_bytes = s.used_bytes;
+    out->reclaimable_bytes = s.reclaimable_bytes;
+    out->punched_bytes = s.punched_bytes;
+    out->corrupt_found = s.corrupt_found;
+    out->segments = s.segments;
+}
+
+uint64_t ob_layout_cell_blob_len(const md_layout *lay)
 {
     uint64_t sbytes = (uint64_t)lay->k * lay->cell_size;
     if (lay->k < 1 || lay->cell_size == 0)

@@ -1,10 +1,10 @@
 /*
- * test_gateway_lease.c - read leases (gw_lease.c) when a drive does not answer: the last reader
+ * test_obj_lease.c - read leases (ob_lease.c) when a drive does not answer: the last reader
  * of a replaced body (an event loop ending a GET) must not wait for the drive to delete it.
  *
  * Drive 0's writes are held at a gate (cu_gate.h) and its delete queue is filled, so the only way
  * the release could delete is to wait. The release must return at once, leaving the blob as a
- * leftover that a worker-side call (gw_lease_delete_leftovers, also run by gw_free_object_data)
+ * leftover that a worker-side call (ob_lease_delete_leftovers, also run by ob_free_object_data)
  * deletes once the drive answers.
  */
 #include <pthread.h>
@@ -17,37 +17,37 @@
 #include "cu_data.h"
 #include "cu_gate.h"
 #include "cu_main.h"
-#include "gw_int.h"
+#include "ob_int.h"
 
 #define CELL 4096u
 
-static md_layout store_body(gw *g, size_t size)
+static md_layout store_body(ob_store *st, size_t size)
 {
-    gw_writer *w = NULL;
+    ob_writer *w = NULL;
     md_layout lay;
     uint8_t *buf = malloc(size);
     CU_ASSERT_FATAL(buf != NULL);
     memset(buf, 0x5A, size);
-    CU_ASSERT_FATAL(gw_writer_new(g->data, &w) == CM_OK);
-    CU_ASSERT_FATAL(gw_writer_write(w, buf, size) == CM_OK);
-    CU_ASSERT_FATAL(gw_writer_finish(w, &lay) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_new(st, &w) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_write(w, buf, size) == CM_OK);
+    CU_ASSERT_FATAL(ob_writer_finish(w, &lay) == CM_OK);
     free(buf);
     return lay;
 }
 
-static int blob_on_any_drive(gw *g, const md_layout *lay)
+static int blob_on_any_drive(ob_store *st, const md_layout *lay)
 {
     bs_id id;
     uint64_t sz;
     int n = 0;
     memcpy(id.b, lay->blob, 16);
     for (int i = 0; i < lay->k + lay->m; i++)
-        n += bs_size(gw_store_drive(g->data, lay->drives[i]), &id, &sz) == CM_OK;
+        n += bs_size(ob_store_drive(st, lay->drives[i]), &id, &sz) == CM_OK;
     return n;
 }
 
 typedef struct {
-    gw *g;
+    ob_store *st;
     const md_object *obj;
     cu_gate *gate; /* its mutex and cond signal `done` */
     int done;
@@ -56,7 +56,7 @@ typedef struct {
 static void *release_thread(void *p)
 {
     release_job *j = p;
-    gw_lease_release(j->g, j->obj);
+    ob_lease_release(j->st, j->obj);
     cu_gate_count(j->gate, &j->done);
     return NULL;
 }
@@ -78,35 +78,33 @@ static void test_release_does_not_wait(void)
     io.open = cu_gated_open;
     io.pwrite = cu_gated_pwrite;
     io.ctx = &sc;
-    gw *g = calloc(1, sizeof(*g));
-    CU_ASSERT_FATAL(g != NULL);
-    gw_store_options so = {4, 2, CELL, &io};
-    CU_ASSERT_FATAL(gw_store_open(dirs, 6, &so, &g->data) == CM_OK);
-    CU_ASSERT_FATAL(gw_leases_new(&g->leases) == CM_OK);
+    ob_store *st = NULL;
+    ob_store_options so = {.k = 4, .m = 2, .cell_size = CELL, .io = &io};
+    CU_ASSERT_FATAL(ob_store_open(dirs, 6, &so, &st) == CM_OK);
 
-    md_layout read = store_body(g, 5 * 4 * CELL), stuck = store_body(g, 4 * CELL);
+    md_layout read = store_body(st, 5 * 4 * CELL), stuck = store_body(st, 4 * CELL);
     md_part part = {.size = read.size, .layout = read};
     md_object obj = {.parts = &part, .nparts = 1};
-    CU_ASSERT_FATAL(gw_lease_acquire(g, &obj) == CM_OK); /* a GET is reading it */
+    CU_ASSERT_FATAL(ob_lease_acquire(st, &obj) == CM_OK); /* a GET is reading it */
 
     /* Drive 0 stops answering while deleting `stuck`; its queue fills up. */
     cu_gate_set(&sc.gate, 1);
-    CU_ASSERT_EQUAL(gw_delete_async(g->data, &stuck), CM_OK);
+    CU_ASSERT_EQUAL(ob_delete_async(st, &stuck), CM_OK);
     cu_gate_wait_held(&sc.gate);
     md_layout filler = stuck;
     int queued = 0;
     while (queued < 100000) {
         CU_ASSERT_FATAL(bs_id_new((bs_id *)filler.blob) == CM_OK);
-        if (gw_delete_async(g->data, &filler) != CM_OK)
+        if (ob_delete_async(st, &filler) != CM_OK)
             break;
         queued++;
     }
     CU_ASSERT(queued < 100000);
 
     /* An overwrite frees the body being read; the reader then finishes. */
-    gw_free_object_data(g, &obj);
-    CU_ASSERT_EQUAL(blob_on_any_drive(g, &read), 6); /* leased: still there */
-    release_job j = {g, &obj, &sc.gate, 0};
+    ob_free_object_data(st, &obj);
+    CU_ASSERT_EQUAL(blob_on_any_drive(st, &read), 6); /* leased: still there */
+    release_job j = {st, &obj, &sc.gate, 0};
     pthread_t t;
     CU_ASSERT_FATAL(pthread_create(&t, NULL, release_thread, &j) == 0);
     /* The release returned while drive 0 was held. */
@@ -114,21 +112,19 @@ static void test_release_does_not_wait(void)
 
     cu_gate_set(&sc.gate, 0);
     pthread_join(t, NULL);
-    gw_store_drain(g->data);
-    CU_ASSERT_EQUAL(blob_on_any_drive(g, &read), 6); /* a leftover: nobody deleted it yet */
-    gw_lease_delete_leftovers(g);                    /* what the next worker-side free does */
-    gw_store_drain(g->data);
-    CU_ASSERT_EQUAL(blob_on_any_drive(g, &read), 0);
-    CU_ASSERT_EQUAL(blob_on_any_drive(g, &stuck), 0);
+    ob_store_drain(st);
+    CU_ASSERT_EQUAL(blob_on_any_drive(st, &read), 6); /* a leftover: nobody deleted it yet */
+    ob_lease_delete_leftovers(st);                    /* what the next worker-side free does */
+    ob_store_drain(st);
+    CU_ASSERT_EQUAL(blob_on_any_drive(st, &read), 0);
+    CU_ASSERT_EQUAL(blob_on_any_drive(st, &stuck), 0);
 
-    gw_store_close(g->data);
-    gw_leases_free(g->leases);
-    free(g);
+    ob_store_close(st);
 }
 
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"release_does_not_wait_for_a_drive", test_release_does_not_wait}, {NULL, NULL}};
-    cu_add_suite("gateway_lease", tests);
+    cu_add_suite("obj_lease", tests);
 }

@@ -1,49 +1,52 @@
 /*
- * gw_lease.c - read leases: the data of an overwritten or deleted object stays until the GETs
- * that are streaming it have finished.
+ * ob_lease.c - read leases: the data of an overwritten or deleted object stays until the readers
+ * that are streaming it (GETs, copies, the scrubber) have finished.
  *
- * A GET takes a lease on every blob of the object it is about to stream (gw_lease_acquire), then
+ * Each ob_store owns one lease table (ob_store_open creates it, ob_store_close deletes its
+ * leftovers and frees it), so every layer that frees bodies through the store obeys it.
+ *
+ * A GET takes a lease on every blob of the object it is about to stream (ob_lease_acquire), then
  * re-reads the metadata to make sure the record did not change in between (a commit that replaced
- * it may already have freed the blobs). Freeing an object's data (gw_free_object_data) deletes a
+ * it may already have freed the blobs). Freeing an object's data (ob_free_object_data) deletes a
  * blob at once when nobody reads it; otherwise the blob is marked doomed and the last reader to
  * release it deletes it. The table holds one entry per blob being read, so it is bounded by the
  * number of requests in flight.
  *
  * Deletes never wait here: the last reader (often an event loop ending a GET) queues the blob's
- * deletes with gw_delete_async. When a drive's delete queue is full, the entry stays in the table
- * as a leftover (no readers, doomed) instead, and the next gw_free_object_data (always on a worker
- * or the scrubber) deletes the leftovers with gw_delete, which waits for room.
+ * deletes with ob_delete_async. When a drive's delete queue is full, the entry stays in the table
+ * as a leftover (no readers, doomed) instead, and the next ob_free_object_data (always on a worker
+ * or the scrubber) deletes the leftovers with ob_delete, which waits for room.
  *
  * Threading: one mutex over a chained hash table; entries are small and short-lived. The delete
  * queues' locks are taken under it (they are leaves).
  */
-#include "gw_int.h"
-
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
+#include "ob_int.h"
 
 #define LEASE_BUCKETS 1024
 
-struct gw_lease_entry {
-    struct gw_lease_entry *next;
+struct ob_lease_entry {
+    struct ob_lease_entry *next;
     md_layout layout; /* the blob and where its cells are */
     unsigned readers;
     int doomed;   /* delete when the last reader leaves */
     int leftover; /* doomed, no readers, its delete not queued yet (counted in leftovers) */
 };
 
-struct gw_leases {
+struct ob_leases {
     pthread_mutex_t mu;
-    struct gw_lease_entry *buckets[LEASE_BUCKETS];
+    struct ob_lease_entry *buckets[LEASE_BUCKETS];
     size_t leftovers; /* doomed entries without readers whose delete could not be queued */
 };
 
-cm_err gw_leases_new(gw_leases **out)
+cm_err ob_leases_new(ob_leases **out)
 {
-    gw_leases *l = calloc(1, sizeof(*l));
+    ob_leases *l = calloc(1, sizeof(*l));
     if (!l)
         return CM_ERR_NOMEM;
     pthread_mutex_init(&l->mu, NULL);
@@ -51,13 +54,13 @@ cm_err gw_leases_new(gw_leases **out)
     return CM_OK;
 }
 
-void gw_leases_free(gw_leases *l)
+void ob_leases_free(ob_leases *l)
 {
     if (!l)
         return;
     for (size_t i = 0; i < LEASE_BUCKETS; i++)
         while (l->buckets[i]) {
-            struct gw_lease_entry *e = l->buckets[i];
+            struct ob_lease_entry *e = l->buckets[i];
             l->buckets[i] = e->next;
             free(e);
         }
@@ -65,12 +68,12 @@ void gw_leases_free(gw_leases *l)
     free(l);
 }
 
-static struct gw_lease_entry **slot(gw_leases *l, const uint8_t *blob)
+static struct ob_lease_entry **slot(ob_leases *l, const uint8_t *blob)
 {
     uint32_t h = 2166136261u;
     for (int i = 0; i < 16; i++)
         h = (h ^ blob[i]) * 16777619u;
-    struct gw_lease_entry **p = &l->buckets[h % LEASE_BUCKETS];
+    struct ob_lease_entry **p = &l->buckets[h % LEASE_BUCKETS];
     while (*p && memcmp((*p)->layout.blob, blob, 16) != 0)
         p = &(*p)->next;
     return p;
@@ -81,15 +84,16 @@ static int is_data_part(const md_part *p)
     return !MD_PART_INLINE(p) && p->size > 0;
 }
 
-cm_err gw_lease_acquire(gw *g, const md_object *obj)
+cm_err ob_lease_acquire(ob_store *st, const md_object *obj)
 {
+    ob_leases *l = ob_store_leases(st);
     cm_err err = CM_OK;
     size_t i;
-    pthread_mutex_lock(&g->leases->mu);
+    pthread_mutex_lock(&l->mu);
     for (i = 0; i < obj->nparts; i++) {
         if (!is_data_part(&obj->parts[i]))
             continue;
-        struct gw_lease_entry **p = slot(g->leases, obj->parts[i].layout.blob);
+        struct ob_lease_entry **p = slot(l, obj->parts[i].layout.blob);
         if (!*p) {
             if (!(*p = calloc(1, sizeof(**p)))) {
                 err = CM_ERR_NOMEM;
@@ -99,43 +103,44 @@ cm_err gw_lease_acquire(gw *g, const md_object *obj)
         }
         if ((*p)->leftover) { /* read again: its last reader will queue the delete */
             (*p)->leftover = 0;
-            __atomic_sub_fetch(&g->leases->leftovers, 1, __ATOMIC_RELAXED);
+            __atomic_sub_fetch(&l->leftovers, 1, __ATOMIC_RELAXED);
         }
         (*p)->readers++;
     }
-    pthread_mutex_unlock(&g->leases->mu);
+    pthread_mutex_unlock(&l->mu);
     if (err != CM_OK) {
         md_object partial = *obj;
         partial.nparts = i;
-        gw_lease_release(g, &partial);
+        ob_lease_release(st, &partial);
     }
     return err;
 }
 
-void gw_lease_release(gw *g, const md_object *obj)
+void ob_lease_release(ob_store *st, const md_object *obj)
 {
+    ob_leases *l = ob_store_leases(st);
     for (size_t i = 0; i < obj->nparts; i++) {
         if (!is_data_part(&obj->parts[i]))
             continue;
-        pthread_mutex_lock(&g->leases->mu);
-        struct gw_lease_entry **p = slot(g->leases, obj->parts[i].layout.blob);
-        struct gw_lease_entry *e = *p;
+        pthread_mutex_lock(&l->mu);
+        struct ob_lease_entry **p = slot(l, obj->parts[i].layout.blob);
+        struct ob_lease_entry *e = *p;
         if (e && e->readers > 0 && --e->readers == 0) {
-            if (!e->doomed || gw_delete_async(g->data, &e->layout) == CM_OK) {
+            if (!e->doomed || ob_delete_async(st, &e->layout) == CM_OK) {
                 *p = e->next;
                 free(e);
             } else { /* a delete queue is full: a worker deletes it later */
                 e->leftover = 1;
-                __atomic_add_fetch(&g->leases->leftovers, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&l->leftovers, 1, __ATOMIC_RELAXED);
             }
         }
-        pthread_mutex_unlock(&g->leases->mu);
+        pthread_mutex_unlock(&l->mu);
     }
 }
 
-void gw_lease_delete_leftovers(gw *g)
+void ob_lease_delete_leftovers(ob_store *st)
 {
-    gw_leases *l = g->leases;
+    ob_leases *l = ob_store_leases(st);
     md_layout batch[16];
     size_t n;
     if (__atomic_load_n(&l->leftovers, __ATOMIC_RELAXED) == 0)
@@ -144,8 +149,8 @@ void gw_lease_delete_leftovers(gw *g)
         n = 0;
         pthread_mutex_lock(&l->mu);
         for (size_t b = 0; b < LEASE_BUCKETS && n < CM_ARRAY_LEN(batch); b++)
-            for (struct gw_lease_entry **p = &l->buckets[b]; *p && n < CM_ARRAY_LEN(batch);) {
-                struct gw_lease_entry *e = *p;
+            for (struct ob_lease_entry **p = &l->buckets[b]; *p && n < CM_ARRAY_LEN(batch);) {
+                struct ob_lease_entry *e = *p;
                 if (!e->leftover) {
                     p = &e->next;
                     continue;
@@ -157,23 +162,24 @@ void gw_lease_delete_leftovers(gw *g)
             }
         pthread_mutex_unlock(&l->mu);
         for (size_t i = 0; i < n; i++)
-            gw_delete(g->data, &batch[i]);
+            ob_delete(st, &batch[i]);
     } while (n > 0);
 }
 
-void gw_free_object_data(gw *g, const md_object *obj)
+void ob_free_object_data(ob_store *st, const md_object *obj)
 {
-    gw_lease_delete_leftovers(g);
+    ob_leases *l = ob_store_leases(st);
+    ob_lease_delete_leftovers(st);
     for (size_t i = 0; i < obj->nparts; i++) {
         if (!is_data_part(&obj->parts[i]))
             continue;
-        pthread_mutex_lock(&g->leases->mu);
-        struct gw_lease_entry *e = *slot(g->leases, obj->parts[i].layout.blob);
+        pthread_mutex_lock(&l->mu);
+        struct ob_lease_entry *e = *slot(l, obj->parts[i].layout.blob);
         if (e)
             e->doomed = 1;
-        pthread_mutex_unlock(&g->leases->mu);
+        pthread_mutex_unlock(&l->mu);
         if (!e)
-            gw_delete(g->data, &obj->parts[i].layout);
+            ob_delete(st, &obj->parts[i].layout);
     }
 }
 
@@ -189,25 +195,26 @@ static int same_record(const md_object *a, const md_object *b)
     return 1;
 }
 
-cm_err gw_object_get_leased(gw *g, const char *bucket, const char *key, md_object *out)
+cm_err ob_object_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
+                            md_object *out)
 {
     for (int attempt = 0; attempt < 8; attempt++) {
         md_object again;
-        cm_err err = md_object_get(g->md, bucket, key, out);
+        cm_err err = md_object_get(md, bucket, key, out);
         if (err != CM_OK)
             return err;
-        if ((err = gw_lease_acquire(g, out)) != CM_OK) {
+        if ((err = ob_lease_acquire(st, out)) != CM_OK) {
             md_object_release(out);
             return err;
         }
         /* A commit between the read and the lease may already have freed the data: re-check. */
-        err = md_object_get(g->md, bucket, key, &again);
+        err = md_object_get(md, bucket, key, &again);
         int same = err == CM_OK && same_record(out, &again);
         if (err == CM_OK)
             md_object_release(&again);
         if (same)
             return CM_OK;
-        gw_lease_release(g, out);
+        ob_lease_release(st, out);
         md_object_release(out);
         if (err != CM_OK)
             return err;

@@ -1,0 +1,292 @@
+/*
+ * ob.h - the object layer below the S3 gateway: object bodies as erasure-coded stripes over
+ * the drives. It knows bodies, layouts, drives and metadata records; nothing of S3 (no requests,
+ * no S3 errors, no XML): every error is a cm_err. The gateway reaches the drives only through it.
+ *
+ * In this header, in order: the store over drive folders (open/close), bodies (a writer that
+ * appends stripes and seals them, ranged reads, the asynchronous per-drive deleter) in
+ * ob_data.c; read leases, so a replaced body is freed only after its last reader (ob_lease.c);
+ * drive health and per-drive stats; the scrubber that verifies and repairs bodies (ob_scrub.c).
+ *
+ * A body of `size` bytes is cut into stripes of k cells of cell_size bytes (the last stripe uses
+ * shorter cells: ceil(rest / k) rounded up to 64 bytes, zero-padded). Each stripe is encoded into
+ * k data + m parity cells with ISA-L; cell i of every stripe is appended to the same blob on drive
+ * layout.drives[i], so every drive holds one sequential blob per body. The blob id is the same on
+ * all drives. Which drives get which cell index rotates with the blob id so parity spreads evenly.
+ *
+ * Memory: a writer holds one stripe (k+m cells) at a time; a read holds at most one stripe.
+ *
+ * Failures: a drive that fails during a write is dropped from the layout (drives[i] = 0xFF) as
+ * long as at least k+1 cells of every stripe remain durable; otherwise the write fails with
+ * CM_ERR_UNAVAILABLE (or CM_ERR_NOSPC when the drives are full) and its blobs are deleted. A read
+ * that finds a cell missing, unreadable or corrupt reads parity cells instead and reconstructs.
+ * A drive that keeps failing (or whose directory vanishes) is marked failed for the whole store
+ * until a probe write works again (ob_store_drive_state, ob_store_probe below).
+ *
+ * Deletes and probes run on one background thread per drive: a delete is queued (a bounded queue
+ * per drive) and the caller goes on, so a slow drive delays only its own deletes. When a drive's
+ * queue is full, ob_delete waits for room (the caller then proceeds at that drive's pace), and
+ * ob_delete_async refuses (CM_AGAIN) so an event loop can hand the delete to a worker instead.
+ *
+ * Thread safety: ob_store may be shared by threads; an ob_writer belongs to one request.
+ */
+#ifndef OB_H
+#define OB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bs.h"
+#include "cm_err.h"
+#include "md.h"
+
+typedef struct ob_store ob_store;
+typedef struct ob_writer ob_writer;
+
+typedef struct {
+    int k, m;           /* default 4 + 2 */
+    uint32_t cell_size; /* default 256 KiB */
+    const bs_io *io;    /* NULL = POSIX; for fault injection in tests */
+    /* Who this store is in the cluster layout: new layouts name (node, drive) per cell and the
+     * epoch; cells of a layout on another node are not read, deleted or verified here (a read
+     * reconstructs without them). 0 / 0 on a single node, as every record before them reads. */
+    uint16_t node;
+    uint64_t epoch;
+} ob_store_options;
+
+/*
+ * Open the drives dirs[0..ndrives) (each created if missing). A drive that cannot be opened is
+ * logged and marked offline; opening fails only when fewer than k+1 drives work
+ * (CM_ERR_UNAVAILABLE). ndrives >= k + m.
+ */
+cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_options *opt,
+                     ob_store **out);
+/* Delete the lease leftovers, let every queued delete finish, close the drives (may wait). */
+void ob_store_close(ob_store *st); /* NULL is a no-op */
+/* Drives opened and not failed now. */
+int ob_store_drives_online(const ob_store *st);
+
+/* Start a new body. */
+cm_err ob_writer_new(ob_store *st, ob_writer **out);
+/* Add bytes; full stripes are encoded and appended as they complete. */
+cm_err ob_writer_write(ob_writer *w, const void *data, size_t len);
+/*
+ * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
+ * After this the chunks are durable; the writer is freed whatever the result. Blobs that no
+ * layout keeps (dropped cells, or all of them on failure) are queued for deletion (ob_delete).
+ * Blocking: call it from a worker.
+ */
+cm_err ob_writer_finish(ob_writer *w, md_layout *out);
+/* Drop a body being written: its blobs are queued for deletion (ob_delete); NULL is a no-op. */
+void ob_writer_abort(ob_writer *w);
+/*
+ * Free a writer without touching a disk (event loops): returns 1 and describes in *out the blobs
+ * it may have written, for ob_delete / ob_delete_async; 0 when there are none. NULL returns 0.
+ */
+int ob_writer_drop(ob_writer *w, md_layout *out);
+
+/*
+ * Read len bytes at offset off of the body described by layout into buf, reconstructing from
+ * parity where a cell is missing or corrupt (and logging it). CM_ERR_RANGE when off+len > size;
+ * CM_ERR_UNAVAILABLE / CM_ERR_CORRUPT when fewer than k cells of a stripe can be read.
+ */
+cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
+/*
+ * Delete the blobs of a body on every drive (not synced; deletes are idempotent): queued on each
+ * drive's background thread. Waits only when a drive's queue is full, until it has room; never
+ * call it on an event loop (use ob_delete_async there). Queued deletes finish before
+ * ob_store_close returns.
+ */
+void ob_delete(ob_store *st, const md_layout *layout);
+/*
+ * A metadata commit meant to take over a body failed with commit_err: may the caller free the
+ * body (ob_delete)? Not when the outcome is unknown (CM_ERR_UNCERTAIN: the record may be on disk
+ * and name it): then this logs the blob id and returns 0, and the body stays until `cairn fsck
+ * --repair` finds that no record names it.
+ */
+int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err);
+/* The same without ever waiting: CM_AGAIN (and nothing queued) when a drive's queue is full. */
+cm_err ob_delete_async(ob_store *st, const md_layout *layout);
+/* Wait until every delete queued before the call has run (tests). */
+void ob_store_drain(ob_store *st);
+
+/*
+ * Read leases (ob_lease.c): a body that is replaced or deleted while readers stream it is freed
+ * only after its last reader. Every function takes a metadata record and looks only at its
+ * parts stored as cells (inline parts and empty ones hold no blob).
+ *
+ * Lease every blob of obj (CM_ERR_NOMEM and nothing leased on failure); release with
+ * ob_lease_release, whose last reader of a doomed blob queues its delete without waiting
+ * (ob_delete_async; when a queue is full the blob stays as a leftover for the next free).
+ * Both are safe on event loops.
+ */
+cm_err ob_lease_acquire(ob_store *st, const md_object *obj);
+void ob_lease_release(ob_store *st, const md_object *obj);
+/*
+ * md_object_get plus a lease on the object's blobs, verified against a second read so a commit
+ * in between cannot have freed them. On CM_OK the caller owns *out (md_object_release) and the
+ * lease (ob_lease_release). CM_ERR_CONFLICT if the key keeps changing; md_object_get's errors.
+ */
+cm_err ob_object_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
+                            md_object *out);
+/*
+ * Free the blobs of every stored part of obj (a record that no longer names them): now, or when
+ * the last reader releases them. Deletes leftovers first. May wait (ob_delete): workers only.
+ */
+void ob_free_object_data(ob_store *st, const md_object *obj);
+/* Delete the blobs whose last reader could not queue their delete (may wait: workers only). */
+void ob_lease_delete_leftovers(ob_store *st);
+
+/*
+ * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),
+ * FAILED (OB_FAIL_AFTER consecutive I/O errors, or its directory vanished or was swapped: not
+ * chosen for writes, not read; probed periodically and brought back when a probe write works) or
+ * OFFLINE (could not be opened at start).
+ */
+typedef enum { OB_DRIVE_OK, OB_DRIVE_FULL, OB_DRIVE_FAILED, OB_DRIVE_OFFLINE } ob_drive_state;
+ob_drive_state ob_store_drive_state(const ob_store *st, int d);
+const char *ob_drive_state_name(ob_drive_state s); /* "ok", "full", "failed", "offline" */
+/*
+ * Check every drive now: a healthy drive whose directory vanished is marked failed; a failed one
+ * gets a 4 KiB append + sync + delete and is back online when that works. Each drive's
+ * background thread runs its own check every 30 s; callable directly (tests; blocking). Returns
+ * the drives failed after it.
+ */
+int ob_store_probe(ob_store *st);
+
+/* Bytes of one stripe's data (k * cell_size): the natural read size for streaming GETs. */
+size_t ob_store_stripe_bytes(const ob_store *st);
+
+/* Number of drive slots of the store (online or not). */
+int ob_store_ndrives(const ob_store *st);
+
+/* One drive's health and space, for the admin API and metrics. */
+typedef struct {
+    ob_drive_state state;
+    int usable;                 /* opened and not failed: read and written (the counters below) */
+    uint64_t blobs;             /* live blobs */
+    uint64_t live_bytes;        /* payload bytes of live blobs */
+    uint64_t disk_bytes;        /* size of its segment files */
+    uint64_t used_bytes;        /* disk space they occupy (punched holes excluded) */
+    uint64_t reclaimable_bytes; /* of used_bytes, what holds no live data */
+    uint64_t punched_bytes;     /* given back by punching holes since open */
+    uint64_t corrupt_found;     /* records or blocks that failed a checksum since open */
+    uint32_t segments;
+} ob_drive_stats;
+/*
+ * Fill *out for drive slot d: its state always (OFFLINE when d is out of range); the counters
+ * only when the drive is usable (zero otherwise). Cheap and safe from event loops.
+ */
+void ob_store_drive_stats(ob_store *st, int d, ob_drive_stats *out);
+
+/*
+ * Verify and repair one body (ob_repair.c): the scrubber's per-body work. Blocking (workers).
+ *
+ * pace(arg, n) runs before each read of n bytes; it may sleep (a rate limit) and returns nonzero
+ * to stop the work. verified(arg, n) reports n cell bytes read and verified. Either may be NULL,
+ * and so may the pacer.
+ */
+typedef struct {
+    int (*pace)(void *arg, uint64_t n);
+    void (*verified)(void *arg, uint64_t n);
+    void *arg;
+} ob_pacer;
+/*
+ * Read every cell of the body at lay that this node holds, in pieces of at most cap bytes through
+ * buf (the caller's), checking every block checksum and each blob's length. Returns the number of
+ * bad cells (0 = healthy; a missing or unreadable cell counts only when all drives are online,
+ * since only then could a rewrite place it), or -1 when pace stopped it. *why receives the first
+ * failure (CM_ERR_NOTFOUND, CM_ERR_CORRUPT, CM_ERR_IO, ...).
+ */
+int ob_body_verify(ob_store *st, const md_layout *lay, uint8_t *buf, size_t cap, const ob_pacer *p,
+                   cm_err *why);
+/*
+ * Rebuild part `part` of obj (bucket/key in md) from its readable cells into a new body (new
+ * blob id, durable), check it against the part's ETag when that is a plain MD5, and swap it into
+ * the record only if the record still names the old blob; then free the old blobs through the
+ * lease rules (the caller should hold a lease on obj, as ob_object_get_leased gives). *fresh
+ * receives the new layout. CM_ERR_CONFLICT: the record changed meanwhile (the new body is freed);
+ * CM_ERR_DIGEST: parity rebuilt other bytes than were stored (nothing changed); CM_ERR_CLOSED:
+ * pace stopped it; read, write and metadata errors otherwise. Nothing is left behind on failure.
+ */
+cm_err ob_body_repair(ob_store *st, md_store *md, const char *bucket, const md_object *obj,
+                      size_t part, const ob_pacer *p, md_layout *fresh);
+
+/* ---- For the scrubber (ob_scrub.c) ---- */
+
+/*
+ * Length every cell blob of the body must have: the cells of all its stripes back to back (full
+ * stripes of cell_size, the last one of its shorter padded length). 0 for an empty body.
+ */
+uint64_t ob_layout_cell_blob_len(const md_layout *lay);
+
+/*
+ * The scrubber (ob_scrub.c): re-read every stored body, verify every block
+ * checksum of every cell, and rebuild damaged bodies from parity (docs/scrub.md).
+ *
+ * A pass walks every bucket's current object records. For each part stored as erasure-coded
+ * cells it reads every cell blob in full on its drive (so every 64 KiB block CRC is checked); a
+ * missing blob, a blob of the wrong length or a checksum failure marks the body damaged. A damaged
+ * body is read whole through ob_read (which reconstructs from parity), written anew under a new
+ * blob id, swapped into the record with md_object_replace_layout (only if the record still points
+ * at the old blob), and the old blobs are freed through the read-lease rules so GETs in flight
+ * keep working. Inline bodies live in the metadata record, with a CRC32C: they are checked, and
+ * a mismatch is counted and logged, but cannot be repaired (one copy). Parts of multipart
+ * uploads that are not completed yet are skipped.
+ *
+ * Reads are rate-limited by a token bucket (MB/s); the scrub thread sleeps, never an event loop.
+ *
+ * Threading: one background thread per scrubber (ob_scrub_start). ob_scrub_trigger and
+ * ob_scrub_get_status are cheap and safe from event-loop threads. ob_scrub_run_once runs a pass in
+ * the caller's thread (tests, tools); at most one pass runs at a time.
+ */
+typedef struct ob_scrub ob_scrub;
+
+typedef struct {
+    double rate_mb;          /* MB/s (10^6 bytes) of cell reads; 0 = unlimited; default 50 */
+    int64_t interval_s;      /* seconds from the end of a pass to the next automatic one;
+                                0 = passes only on demand; default 86400 */
+    const char *state_path;  /* file that remembers when the last pass ended; NULL = none */
+    size_t inline_threshold; /* bodies up to this size are inline (for the estimate); 64 KiB */
+} ob_scrub_config;
+
+void ob_scrub_config_defaults(ob_scrub_config *cfg);
+
+typedef struct {
+    int running;     /* a pass is running or has been requested */
+    uint64_t passes; /* passes finished since the scrubber started */
+    /* Totals over every pass since start. */
+    uint64_t objects_checked, bodies_checked, bytes_verified;
+    uint64_t damaged_found, repaired, repair_failed, changed_meanwhile;
+    /* Inline bodies (in the metadata record) checked, and those whose CRC32C did not match:
+     * counted and logged, never repaired (there is no second copy). */
+    uint64_t inline_checked, inline_corrupt;
+    int64_t last_start_ms, last_end_ms; /* wall clock of the current/last pass; 0 = never */
+    int64_t next_due_ms;                /* next automatic pass; 0 = none scheduled */
+    double rate_mb;
+    /* The current pass (or the last one when idle), with the estimate taken at its start. */
+    uint64_t pass_objects, pass_bytes, pass_damaged, pass_repaired, pass_failed;
+    uint64_t pass_inline_corrupt;
+    uint64_t est_objects, est_bytes;
+} ob_scrub_status;
+
+/*
+ * Create a scrubber over the bodies of st named by the records of md (both borrowed: they must
+ * outlive it). The gateway attaches it for its admin API (gw_scrub_new).
+ */
+cm_err ob_scrub_new(ob_store *st, md_store *md, const ob_scrub_config *cfg, ob_scrub **out);
+/* Start the background thread (automatic passes, and passes asked for by ob_scrub_trigger). */
+cm_err ob_scrub_start(ob_scrub *s);
+/* Stop the thread (interrupting a pass between reads) and free. NULL is a no-op. */
+void ob_scrub_free(ob_scrub *s);
+/*
+ * Ask the background thread for a pass now. *seq receives the number the pass will have
+ * (status.passes reaches it when the pass ends). CM_ERR_CONFLICT when a pass runs or is already
+ * requested; CM_ERR_UNAVAILABLE when the thread is not started.
+ */
+cm_err ob_scrub_trigger(ob_scrub *s, uint64_t *seq);
+/* Run one whole pass in the calling thread. CM_ERR_CONFLICT when another pass runs. */
+cm_err ob_scrub_run_once(ob_scrub *s);
+void ob_scrub_get_status(ob_scrub *s, ob_scrub_status *out);
+
+#endif
