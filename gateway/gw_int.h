@@ -34,6 +34,8 @@ struct gw {
     uint64_t req_seq;       /* request id counter (atomic) */
     struct gw_scrub *scrub; /* attached by gw_scrub_new, for the admin API (gw_scrub.h) */
     uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
+    gw_status_fn status_fn; /* extra /admin/status member (gw_set_status_extra) */
+    void *status_arg;
 };
 
 typedef struct gw_req gw_req;
