@@ -329,8 +329,11 @@ static int stage_add(const lopts *o, pl_topology *t)
     }
     cm_err e = pl_topology_add_node(t, o->node, o->addr, o->az, &idx);
     if (e != CM_OK) {
-        fprintf(stderr, ME " add: cannot add node '%s' (AZ '%s', address '%s'): %s\n", o->node,
-                o->az, o->addr, cm_err_str(e));
+        fprintf(stderr, ME " add: cannot add node '%s' (AZ '%s', address '%s'): %s%s\n", o->node,
+                o->az, o->addr, cm_err_str(e),
+                e == CM_ERR_INVAL ? ": node ids and AZ names are 1-63 characters of "
+                                    "[A-Za-z0-9._-], the address is HOST:PORT (port 1-65535)"
+                                  : "");
         return -1;
     }
     for (int d = 0; d < o->ndrives && e == CM_OK; d++)
