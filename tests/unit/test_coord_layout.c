@@ -3,7 +3,8 @@
  * etcd member: a written layout is adopted with its epoch; an undecodable document, an invalid
  * one, an older epoch and a deletion are ignored (counted as rejected) and the last good layout
  * stays; the node registers itself with a lease and lists a second node; a node that stops leaves
- * the list at once (lease revoked); while etcd is down the layout stays readable, a change made
+ * the list at once (lease revoked); a node whose member key or lease vanished registers again;
+ * while etcd is down the layout stays readable, a change made
  * after etcd is back is adopted; a node reopened during an outage starts from its cache file.
  */
 #include <stdio.h>
@@ -60,6 +61,24 @@ static co_layout_status wait_members(co_layout *l, int n)
         usleep(20000);
     } while (cm_monotonic_ms() - t0 < 5000);
     return st;
+}
+
+/* Poll etcd (5 s at most) until the member key exists under a lease other than old; its lease. */
+static int64_t wait_member_key(co_client *c, int64_t old)
+{
+    int64_t t0 = cm_monotonic_ms(), lease = 0;
+    do {
+        co_kv kv;
+        if (co_get(c, "/cairn/tl/nodes/n1", &kv, NULL) == CM_OK) {
+            if (kv.lease != old && kv.len > 0 && memmem(kv.value, kv.len, "127.0.0.1:9101", 14))
+                lease = kv.lease;
+            co_kv_release(&kv);
+        }
+        if (lease)
+            return lease;
+        usleep(20000);
+    } while (cm_monotonic_ms() - t0 < 5000);
+    return 0;
 }
 
 static uint64_t current_epoch(co_layout *l)
@@ -138,6 +157,16 @@ static void test_adopt_reject_members(void)
     co_layout_free(l2);
     st = wait_members(l, 1);
     CU_ASSERT_EQUAL(st.nmembers, 1);
+
+    /* the member key deleted by hand, then the lease revoked: registered again both times */
+    int64_t lease = wait_member_key(c, 0);
+    CU_ASSERT_FATAL(lease != 0);
+    CU_ASSERT_EQUAL(co_delete(c, "/cairn/tl/nodes/n1", 0, NULL), CM_OK);
+    CU_ASSERT_EQUAL(wait_member_key(c, 0), lease); /* the same lease, the key written again */
+    CU_ASSERT_EQUAL(co_lease_revoke(c, lease), CM_OK);
+    CU_ASSERT(wait_member_key(c, lease) != 0); /* a new lease */
+    st = wait_members(l, 1);
+    CU_ASSERT(st.registered);
 
     /* etcd down: the layout stays; back up: a newer layout is adopted, the node registered */
     cu_etcd_kill(&e, 0);
