@@ -108,22 +108,35 @@ static void ensure_registered(co_layout *l, int listed)
         CM_WARN(MOD, "cannot register as member %s: %s", l->node_id, cm_err_str(e));
 }
 
-/* Read the member list into the status; 1 when this node is in it, -1 when etcd did not answer. */
+/* 1 for a node id as placement spells them: 1..PL_NAME_MAX-1 of [A-Za-z0-9._-]. */
+static int node_name_ok(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+    return n > 0 && n < PL_NAME_MAX && s[n] == '\0';
+}
+
+/*
+ * Read the member list into the status; 1 when this node is in it, -1 when etcd did not answer.
+ * A key under the prefix that is not a node id (written by hand) is not a member.
+ */
 static int refresh_members(co_layout *l)
 {
     co_kvs kvs;
     if (co_member_list(l->client, l->members_prefix, &kvs) != CM_OK)
         return -1;
     size_t plen = strlen(l->members_prefix);
-    int self = 0;
+    int self = 0, n = 0;
     pthread_mutex_lock(&l->mu);
-    l->st.nmembers = (int)kvs.n;
     for (size_t i = 0; i < kvs.n; i++) {
         const char *name = kvs.kvs[i].key + plen;
+        if (!node_name_ok(name))
+            continue;
         self |= l->node_id[0] && strcmp(name, l->node_id) == 0;
-        if (i < CO_LAYOUT_MEMBERS)
-            snprintf(l->st.members[i], PL_NAME_MAX, "%s", name);
+        if (n < CO_LAYOUT_MEMBERS)
+            memcpy(l->st.members[n], name, strlen(name) + 1);
+        n++;
     }
+    l->st.nmembers = n;
     l->st.registered = self;
     pthread_mutex_unlock(&l->mu);
     co_kvs_release(&kvs);
@@ -180,7 +193,8 @@ cm_err co_layout_open(const co_layout_config *cfg, co_layout **out)
     if (clen >= sizeof(l->cluster) || nlen >= sizeof(l->node_id) ||
         (cfg->node_id &&
          co_key(self_key, sizeof(self_key), cfg->cluster, CO_KIND_NODES, cfg->node_id) != CM_OK) ||
-        (cfg->node_id && (!cfg->node_id[0] || !cfg->addr || strlen(cfg->addr) >= sizeof(l->addr))))
+        (cfg->node_id && (!node_name_ok(cfg->node_id) || !cfg->addr ||
+                          strlen(cfg->addr) >= sizeof(l->addr) || strpbrk(cfg->addr, "\"\\"))))
         e = CM_ERR_INVAL;
     if (e == CM_OK) {
         memcpy(l->cluster, cfg->cluster, clen + 1);

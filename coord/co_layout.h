@@ -26,7 +26,7 @@
 typedef struct {
     const co_config *etcd;
     const char *cluster;    /* cluster id ([A-Za-z0-9._-]+) */
-    const char *node_id;    /* NULL: follow the layout only, no registration */
+    const char *node_id;    /* NULL: follow the layout only; else a node id [A-Za-z0-9._-]+ */
     const char *addr;       /* the address registered with the node id ("host:port") */
     const char *cache_path; /* NULL: memory only (co_doc_open) */
     int64_t ttl;            /* member lease TTL in seconds; 0: CO_LAYOUT_TTL */
