@@ -11,8 +11,15 @@
  * Adoption rule: a version is adopted only when pl_topology_decode accepts it (it validates) and
  * its epoch is not below the adopted one. A deleted key, a document that does not parse or
  * validate, and an older epoch (an admin writing a stale copy by hand) are logged and counted in
- * "rejected"; the node keeps serving on what it has. The same epoch again is adopted (co_doc only
- * delivers a version that differs from the cached one: an etcd restored from a backup).
+ * "rejected"; the node keeps serving on what it has. The same epoch again is adopted: the first
+ * read after open delivers the version the cache file may already have given, and an etcd restored
+ * from a backup may hold the same epoch at another revision.
+ *
+ * Cache file: the last adopted version (co_cache_write, written by the watch thread after
+ * adopting), read and adopted at open, so a node restarted while etcd is unreachable serves on
+ * the last layout it accepted. co_doc itself runs without a cache file: its cache would hold the
+ * last version seen, which may be one this node rejected. Without the file, co_doc re-reads the
+ * key at start, and the version found is adopted when its epoch is not lower.
  */
 #include "co_layout.h"
 
@@ -25,6 +32,7 @@
 #include <time.h>
 
 #include "cm_log.h"
+#include "co_int.h"
 
 #define MOD "layout"
 
@@ -33,6 +41,7 @@ struct co_layout {
     char *cfg_storage[CO_MAX_ENDPOINTS];
     char cluster[PL_NAME_MAX], node_id[PL_NAME_MAX], addr[PL_ADDR_MAX];
     char members_prefix[256];
+    char *cache_path; /* the last adopted version (NULL: none kept) */
     int64_t ttl;
     int refresh_ms;
     co_doc *doc;
@@ -49,9 +58,9 @@ struct co_layout {
 
 /* ---- the layout document ---- */
 
-static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
+/* Adopt the version or count it rejected (logged); 1 when adopted. */
+static int adopt(co_layout *l, const uint8_t *value, size_t len, int64_t mod_rev)
 {
-    co_layout *l = arg;
     pl_topology *t = NULL;
     char err[256] = "";
     if (!value) {
@@ -82,6 +91,32 @@ static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_
         l->st.rejected++;
     }
     pthread_mutex_unlock(&l->mu);
+    return t != NULL;
+}
+
+/*
+ * co_doc's callback (on its watch thread, which alone writes the cache file): the cache keeps the
+ * last adopted version, never a rejected one, so a restart during an outage comes up on a layout
+ * this node accepted.
+ */
+static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
+{
+    co_layout *l = arg;
+    if (adopt(l, value, len, mod_rev) && l->cache_path)
+        co_cache_write(l->cache_path, "the layout", value, len, mod_rev);
+}
+
+/* At open: the cached version, adopted like any other (a damaged file is logged and ignored). */
+static void load_cached(co_layout *l)
+{
+    uint8_t *value = NULL;
+    size_t len;
+    int64_t rev;
+    if (co_cache_read(l->cache_path, "the layout", &value, &len, &rev) != CM_OK)
+        return;
+    if (adopt(l, value, len, rev))
+        CM_INFO(MOD, "starting on the cached layout (%s) until etcd answers", l->cache_path);
+    free(value);
 }
 
 /* ---- membership ---- */
@@ -203,10 +238,15 @@ cm_err co_layout_open(const co_layout_config *cfg, co_layout **out)
     }
     if (e == CM_OK)
         e = co_key(l->members_prefix, sizeof(l->members_prefix), cfg->cluster, CO_KIND_NODES, "");
+    if (e == CM_OK && cfg->cache_path && !(l->cache_path = strdup(cfg->cache_path)))
+        e = CM_ERR_NOMEM;
+    if (e == CM_OK && l->cache_path)
+        load_cached(l);
     if (e == CM_OK)
         e = co_client_new(&l->cfg, &l->client);
+    /* no co_doc cache: co_layout keeps its own of adopted versions only */
     if (e == CM_OK)
-        e = co_doc_open(&l->cfg, key, cfg->cache_path, on_version, l, &l->doc);
+        e = co_doc_open(&l->cfg, key, NULL, on_version, l, &l->doc);
     if (e == CM_OK && pthread_create(&l->thread, NULL, member_thread, l) != 0)
         e = CM_ERR_NOMEM;
     if (e != CM_OK) {
@@ -234,6 +274,7 @@ void co_layout_free(co_layout *l)
     for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
         free(l->cfg_storage[i]);
     pl_topology_free(l->topo);
+    free(l->cache_path);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l);

@@ -9,7 +9,7 @@
  * as a live member (co_keeper lease + co_member_register, registered again when the lease was
  * lost) and keeps the last member list it read. All of it is read from memory: the readers
  * (request handlers, status) never wait on etcd, and while etcd is unreachable they keep seeing
- * the last layout (also across a restart, through the co_doc cache file).
+ * the last layout (also across a restart, through a cache file of the last adopted version).
  */
 #ifndef CO_LAYOUT_H
 #define CO_LAYOUT_H
@@ -28,7 +28,7 @@ typedef struct {
     const char *cluster;    /* cluster id ([A-Za-z0-9._-]+) */
     const char *node_id;    /* NULL: follow the layout only; else a node id [A-Za-z0-9._-]+ */
     const char *addr;       /* the address registered with the node id ("host:port") */
-    const char *cache_path; /* NULL: memory only (co_doc_open) */
+    const char *cache_path; /* the last adopted layout, kept across restarts; NULL: none */
     int64_t ttl;            /* member lease TTL in seconds; 0: CO_LAYOUT_TTL */
     int refresh_ms;         /* registration check and member list period; 0: 1000 */
 } co_layout_config;

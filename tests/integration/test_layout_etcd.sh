@@ -6,8 +6,8 @@
 # wins, the other reports a conflict; drain and remove; bad input refused with clear messages. A
 # `cairn server` with a [cluster] section adopts the layout (admin status), registers as a member
 # (layout show), follows a new apply within seconds, keeps serving S3 on its last layout while
-# etcd is down, picks up a change applied after etcd is back, and ignores an undecodable layout
-# document. About 15 seconds.
+# etcd is down, picks up a change applied after etcd is back, ignores an undecodable layout
+# document, and restarted while etcd is down comes up on the last layout it adopted. About 8 s.
 . "$(dirname "$0")/lib.sh"
 . "$H_DIR/lib_etcd.sh"
 h_need curl python3
@@ -180,6 +180,12 @@ curl -s -m 3 -X POST -d "{\"key\":\"$key\",\"value\":\"$val\"}" "${ETCD_URLS[0]}
 check_status "broken layout rejected, epoch 5 kept" "cluster: layout epoch 5 .*rejected [1-9]" 5
 h_fails_with "show reports the broken document" "the current layout in etcd .* is not valid" L show
 
-h_stop
+# ---- restarted while etcd is down: up on the last layout it adopted (not the broken one) ----
 etcd_stop
+h_stop
+h_start
+check_status "restarted during an outage: on the cached epoch 5" \
+    "cluster: layout epoch 5 .*etcd UNREACHABLE .*rejected 0" 5
+h_run "get after the restart during the outage" s3 get layoutb during "$H_WORK/back3"
+h_eq "object reads back" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back3")"
 h_finish

@@ -5,7 +5,8 @@
  * stays; the node registers itself with a lease and lists a second node; a node that stops leaves
  * the list at once (lease revoked); a node whose member key or lease vanished registers again;
  * while etcd is down the layout stays readable, a change made
- * after etcd is back is adopted; a node reopened during an outage starts from its cache file.
+ * after etcd is back is adopted; a node reopened during an outage starts from its cache file, on
+ * the last layout it adopted (not on a rejected version seen after it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,9 @@ static void test_cache_file_during_outage(void)
     CU_ASSERT_FATAL(co_layout_open(&lc, &l) == CM_OK);
     put_layout(c, 5, NULL);
     CU_ASSERT_EQUAL_FATAL(co_layout_wait(l, 5, 5000), CM_OK);
+    put_layout(c, 0, "{\"version\":1,\"epoch\":6,\"azs\":7}"); /* rejected: not cached */
+    co_layout_status st = wait_rejected(l, 1);
+    CU_ASSERT_EQUAL(st.rejected, 1);
     co_layout_free(l);
     cu_etcd_kill(&e, 0);
 
@@ -212,6 +216,8 @@ static void test_cache_file_during_outage(void)
     CU_ASSERT_EQUAL(co_layout_wait(l, 5, 2000), CM_OK);
     CU_ASSERT(cm_monotonic_ms() - t0 < 2000);
     CU_ASSERT_EQUAL(current_epoch(l), 5);
+    co_layout_get_status(l, &st);
+    CU_ASSERT_EQUAL(st.rejected, 0);
     co_layout_free(l);
 
     /* bad configurations are refused */
