@@ -337,6 +337,8 @@ static void cluster_line(const char *js)
            jtrue(c, "registered") ? "registered" : "NOT registered", jnum(c, "layouts_adopted"),
            jnum(c, "layouts_rejected"));
     const char *m = strstr(c, "\"members\":["), *end = m ? strchr(m, ']') : NULL;
+    if (jnum(c, "layout_epoch") > 0 && !jtrue(c, "in_layout"))
+        printf("this node is NOT in the layout: add it with `cairn admin layout add`\n");
     printf("live members:");
     for (const char *p = m ? m + 11 : NULL; p && p < end; p++) /* after "members":[ */
         if (*p == '"') {

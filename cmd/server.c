@@ -389,10 +389,11 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
     int n = snprintf(out, cap,
                      "\"cluster\":{\"layout_epoch\":%llu,\"layout_revision\":%lld,"
                      "\"layouts_adopted\":%llu,\"layouts_rejected\":%llu,\"etcd_connected\":%s,"
-                     "\"registered\":%s,\"members\":[",
+                     "\"registered\":%s,\"in_layout\":%s,\"members\":[",
                      (unsigned long long)st.epoch, (long long)st.mod_rev,
                      (unsigned long long)st.adopted, (unsigned long long)st.rejected,
-                     st.connected ? "true" : "false", st.registered ? "true" : "false");
+                     st.connected ? "true" : "false", st.registered ? "true" : "false",
+                     st.in_layout ? "true" : "false");
     for (int i = 0; i < st.nmembers && i < CO_LAYOUT_MEMBERS && n > 0 && (size_t)n < cap; i++)
         n += snprintf(out + n, cap - (size_t)n, "%s\"%s\"", i ? "," : "", st.members[i]);
     if (n > 0 && (size_t)n < cap)

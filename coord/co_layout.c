@@ -84,6 +84,10 @@ static int adopt(co_layout *l, const uint8_t *value, size_t len, int64_t mod_rev
         l->st.epoch = t->epoch;
         l->st.mod_rev = mod_rev;
         l->st.adopted++;
+        l->st.in_layout = l->node_id[0] && pl_topology_find(t, l->node_id) >= 0;
+        if (l->node_id[0] && !l->st.in_layout)
+            CM_WARN(MOD, "this node (%s) is not in layout epoch %llu", l->node_id,
+                    (unsigned long long)t->epoch);
         CM_INFO(MOD, "adopted layout epoch %llu (revision %lld): %d nodes",
                 (unsigned long long)t->epoch, (long long)mod_rev, t->nnodes);
         pthread_cond_broadcast(&l->cv);

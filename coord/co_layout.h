@@ -57,6 +57,7 @@ typedef struct {
     uint64_t rejected; /* versions ignored (undecodable, invalid, older epoch, deleted) */
     int connected;     /* the layout watch is connected */
     int registered;    /* this node's member key is in the last member list read */
+    int in_layout;     /* this node's id is a node of the adopted layout */
     int nmembers;      /* live members in the last list read (at most CO_LAYOUT_MEMBERS named) */
     char members[CO_LAYOUT_MEMBERS][PL_NAME_MAX];
 } co_layout_status;

@@ -99,6 +99,8 @@ H_SERVER_ARGS=(--config "$H_WORK/cluster.conf")
 h_start
 check_status "server adopted layout epoch 1" "cluster: layout epoch 1 .*etcd connected, registered" 10
 check_status "server lists itself as a live member" "live members: n1" 5
+grep -q "NOT in the layout" <<<"$H_OUT" && h_bad "n1 is in the layout" "$H_OUT" ||
+    h_ok "status does not say n1 is missing from the layout"
 h_run "layout show after the server started" L show
 grep -Eq "^n1 +az1 +127.0.0.1:9101 +up +yes " <<<"$H_OUT" && h_ok "show: n1 is live" ||
     h_bad "show: n1 is live" "$H_OUT"

@@ -157,6 +157,15 @@ static void test_adopt_reject_members(void)
     CU_ASSERT_STRING_EQUAL(st.members[1], "n2");
     co_layout_free(l2);
     st = wait_members(l, 1);
+    CU_ASSERT(st.in_layout); /* n1 is a node of the uniform layout, n9 is not */
+    put_layout(c, 3, NULL);  /* the key was deleted above: written again, the same epoch */
+    lc.node_id = "n9";
+    CU_ASSERT_FATAL(co_layout_open(&lc, &l2) == CM_OK);
+    CU_ASSERT_EQUAL(co_layout_wait(l2, 3, 5000), CM_OK);
+    co_layout_get_status(l2, &st);
+    CU_ASSERT(!st.in_layout);
+    co_layout_free(l2);
+    st = wait_members(l, 1);
     CU_ASSERT_EQUAL(st.nmembers, 1);
 
     /* the member key deleted by hand, then the lease revoked: registered again both times */
