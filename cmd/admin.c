@@ -4,6 +4,7 @@
  *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
  *   cairn admin status [--endpoint URL] [--data DIR]            drives and scrub state as tables
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
+ *   cairn admin layout simulate|show|add|remove|drain|discard|apply  layout.c, layout_etcd.c
  *
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
@@ -323,6 +324,31 @@ static void scrub_table(const char *js)
     printf("%-18s %14s %14" PRIu64 "\n", "changed meanwhile", "-", jnum(js, "changed_meanwhile"));
 }
 
+/* The "cluster" member of a clustered node's status (cmd/server.c), when there is one. */
+static void cluster_line(const char *js)
+{
+    const char *c = strstr(js, "\"cluster\":{");
+    if (!c)
+        return;
+    printf("cluster: layout epoch %" PRIu64 " (etcd revision %" PRIu64 "), etcd %s, %s; "
+           "layouts adopted %" PRIu64 ", rejected %" PRIu64 "\n",
+           jnum(c, "layout_epoch"), jnum(c, "layout_revision"),
+           jtrue(c, "etcd_connected") ? "connected" : "UNREACHABLE (serving on the last layout)",
+           jtrue(c, "registered") ? "registered" : "NOT registered", jnum(c, "layouts_adopted"),
+           jnum(c, "layouts_rejected"));
+    const char *m = strstr(c, "\"members\":["), *end = m ? strchr(m, ']') : NULL;
+    if (jnum(c, "layout_epoch") > 0 && !jtrue(c, "in_layout"))
+        printf("this node is NOT in the layout: add it with `cairn admin layout add`\n");
+    printf("live members:");
+    for (const char *p = m ? m + 11 : NULL; p && p < end; p++) /* after "members":[ */
+        if (*p == '"') {
+            size_t n = strcspn(p + 1, "\"");
+            printf(" %.*s", (int)n, p + 1);
+            p += n + 1;
+        }
+    printf("\n");
+}
+
 /* ---- commands ---- */
 
 static int get_json(const admin_opts *o, const char *path, http_resp *r)
@@ -420,19 +446,23 @@ static int cmd_status(const admin_opts *o)
         scrub_table(s);
     else
         printf("scrub: not running on this server\n");
+    cluster_line(r.body);
     free(r.body);
     return 0;
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
-               "       cairn admin status [--endpoint URL] [--data DIR]\n"
-               "       cairn admin layout simulate [...]   (--help for its options)\n"
-               "       cairn admin etcd-check --endpoints URL[,URL...] [--timeout MS]\n"
-               "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
-               "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
-               "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
+    fprintf(f,
+            "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
+            "       cairn admin status [--endpoint URL] [--data DIR]\n"
+            "       cairn admin layout simulate [...]   (--help for its options)\n"
+            "       cairn admin layout show|add|remove|drain|discard|apply [...] --etcd URL,...\n"
+            "                                 --cluster ID   (the layout in etcd; --help)\n"
+            "       cairn admin etcd-check --endpoints URL[,URL...] [--timeout MS]\n"
+            "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
+            "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
+            "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
 }
 
 int cmd_admin(int argc, char **argv)
@@ -444,7 +474,7 @@ int cmd_admin(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "layout") == 0) /* offline: no endpoint, no credentials */
+    if (strcmp(argv[1], "layout") == 0) /* no endpoint, no credentials: offline or etcd */
         return cmd_layout(argc - 1, argv + 1);
     if (strcmp(argv[1], "etcd-check") == 0)
         return cmd_admin_etcd_check(argc - 1, argv + 1);

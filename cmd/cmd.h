@@ -4,6 +4,10 @@
 #ifndef CMD_H
 #define CMD_H
 
+#include <stdint.h>
+
+#include "pl.h"
+
 #define CAIRN_VERSION "0.1.0"
 
 typedef struct {
@@ -29,6 +33,14 @@ int cmd_admin_etcd_check(int argc, char **argv); /* admin_etcd.c: etcd member he
 int cmd_bench(int argc, char **argv);            /* bench.c: load generator, raw speeds */
 int cmd_fsck(int argc, char **argv);             /* fsck.c: offline drive check and repair */
 int cmd_layout(int argc, char **argv); /* layout.c: `admin layout simulate` (argv[0] "layout") */
+
+/* layout_etcd.c: `admin layout show|add|remove|drain|discard|apply` against etcd. */
+int cmd_layout_etcd_verb(const char *verb); /* 1 for the verbs cmd_layout_etcd runs */
+int cmd_layout_etcd(int argc, char **argv);
+
+/* layout.c: place objects on after (before: a change) and print the effect; 0, or 1 on failure. */
+int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const char *scheme,
+                      int k, int m, uint64_t objects, uint64_t seed);
 
 /* node_rpc.c: serve a node's RPC alone, check a node */
 int cmd_node_rpc(int argc, char **argv);

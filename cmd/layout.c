@@ -13,6 +13,8 @@
  * the drive load max/mean, the AZ bound check, the speed, and for a change the share of cells moved
  * against the ideal (pl_ideal_moved: added weight / new total, removed weight / old total).
  * Progress goes to stderr on a terminal. Needs no server and no credentials.
+ * cmd_layout_effect is that report, shared with `layout apply`; the verbs that work on the layout
+ * in etcd (show, add, remove, drain, discard, apply) are in layout_etcd.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,8 @@ static void usage(FILE *f)
             "Places --objects (default 1000000) bodies on the layout (default 3 AZs x 2 nodes x 4\n"
             "drives) and prints the load per node and AZ against the ideal; with a change, the\n"
             "share of cells a rebalance moves against the ideal. Profile default: 8+4 with >= 12\n"
-            "drives over >= 3 AZs, else 4+2.\n");
+            "drives over >= 3 AZs, else 4+2.\n"
+            "The layout in etcd: cairn admin layout show|add|remove|drain|discard|apply --help\n");
 }
 
 static void progress(void *arg, uint64_t done, uint64_t total)
@@ -234,8 +237,66 @@ static void print_drives(const pl_topology *t, const pl_sim_result *r)
            nd && sum ? (double)max * nd / (double)sum : 0.0, nd, worst);
 }
 
+/*
+ * Place objects on after (and on before, when not NULL: a change) and print the load per node
+ * and AZ against the ideal, the drive load max/mean, the AZ bound and, for a change, the share
+ * moved against the ideal. k == 0 picks before's (else after's) default profile. 0, or 1 when
+ * the simulation failed. Shared by `simulate` and `apply` (layout_etcd.c).
+ */
+int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const char *scheme,
+                      int k, int m, uint64_t objects, uint64_t seed)
+{
+    if (k == 0)
+        pl_default_profile(before ? before : after, &k, &m);
+    int nd, na;
+    pl_topology_stats(after, NULL, &nd, &na);
+    unsigned flags = strcmp(scheme, "ring") == 0 ? PL_MAP_RING : PL_MAP_HOMES;
+    pl_map *map = NULL;
+    int cap = 0;
+    if (pl_map_new(after, flags, &map) == CM_OK)
+        cap = pl_az_cap(map, k, m);
+    pl_map_free(map);
+    printf("layout: %d AZs, %d nodes, %d drives taking cells, epoch %llu; profile %d+%d, at "
+           "most %d cells per AZ; scheme %s; %llu objects\n",
+           na, after->nnodes, nd, (unsigned long long)after->epoch, k, m, cap, scheme,
+           (unsigned long long)objects);
+    pl_sim_result r;
+    cm_err e = pl_simulate(before, after, flags, k, m, objects, seed, isatty(2) ? progress : NULL,
+                           NULL, &r);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn admin layout: simulation failed: %s\n", cm_err_str(e));
+        return 1;
+    }
+    print_table(after, &r, 0);
+    print_table(after, &r, 1);
+    print_drives(after, &r);
+    if (r.az_over)
+        printf("AZ bound: VIOLATED: %llu objects have more than %d cells in one AZ\n",
+               (unsigned long long)r.az_over, cap);
+    else
+        printf("AZ bound: kept: no object has more than %d cells in one AZ\n", cap);
+    if (r.not_placed)
+        printf("not placed: %llu objects (too few drives)\n", (unsigned long long)r.not_placed);
+    if (before) {
+        double moved = r.cells ? (double)r.moved / (double)r.cells : 0;
+        double ideal = pl_ideal_moved(before, after);
+        printf("change: moved %llu of %llu cells = %.4f; ideal (weight share changing hands) %.4f; "
+               "ratio %.3f\n",
+               (unsigned long long)r.moved, (unsigned long long)r.cells, moved, ideal,
+               ideal > 0 ? moved / ideal : 0.0);
+        printf(
+            "        (cells whose index changed drive, if cells could not be renumbered: %.4f)\n",
+            r.cells ? (double)r.moved_index / (double)r.cells : 0.0);
+    }
+    printf("speed: %.0f ns per placement\n", r.ns_per_place);
+    pl_sim_result_release(&r);
+    return 0;
+}
+
 int cmd_layout(int argc, char **argv)
 {
+    if (argc >= 2 && cmd_layout_etcd_verb(argv[1]))
+        return cmd_layout_etcd(argc, argv);
     if (argc < 2 || strcmp(argv[1], "simulate") != 0) {
         usage(argc < 2 || strcmp(argv[1], "--help") != 0 ? stderr : stdout);
         return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
@@ -264,53 +325,8 @@ int cmd_layout(int argc, char **argv)
     }
     if (o.nchange)
         after->epoch++;
-    if (o.k == 0)
-        pl_default_profile(before, &o.k, &o.m);
-    int nd, na;
-    pl_topology_stats(after, NULL, &nd, &na);
-    unsigned flags = strcmp(o.scheme, "ring") == 0 ? PL_MAP_RING : PL_MAP_HOMES;
-    pl_map *map = NULL;
-    int cap = 0;
-    if (pl_map_new(after, flags, &map) == CM_OK)
-        cap = pl_az_cap(map, o.k, o.m);
-    pl_map_free(map);
-    printf("layout: %d AZs, %d nodes, %d drives taking cells, epoch %llu; profile %d+%d, at "
-           "most %d cells per AZ; scheme %s; %llu objects\n",
-           na, after->nnodes, nd, (unsigned long long)after->epoch, o.k, o.m, cap, o.scheme,
-           (unsigned long long)o.objects);
-    pl_sim_result r;
-    e = pl_simulate(o.nchange ? before : NULL, after, flags, o.k, o.m, o.objects, o.seed,
-                    isatty(2) ? progress : NULL, NULL, &r);
-    if (e != CM_OK) {
-        fprintf(stderr, "cairn admin layout: simulation failed: %s\n", cm_err_str(e));
-        pl_topology_free(before);
-        pl_topology_free(after);
-        return 1;
-    }
-    print_table(after, &r, 0);
-    print_table(after, &r, 1);
-    print_drives(after, &r);
-    if (r.az_over)
-        printf("AZ bound: VIOLATED: %llu objects have more than %d cells in one AZ\n",
-               (unsigned long long)r.az_over, cap);
-    else
-        printf("AZ bound: kept: no object has more than %d cells in one AZ\n", cap);
-    if (r.not_placed)
-        printf("not placed: %llu objects (too few drives)\n", (unsigned long long)r.not_placed);
-    if (o.nchange) {
-        double moved = r.cells ? (double)r.moved / (double)r.cells : 0;
-        double ideal = pl_ideal_moved(before, after);
-        printf("change: moved %llu of %llu cells = %.4f; ideal (weight share changing hands) %.4f; "
-               "ratio %.3f\n",
-               (unsigned long long)r.moved, (unsigned long long)r.cells, moved, ideal,
-               ideal > 0 ? moved / ideal : 0.0);
-        printf(
-            "        (cells whose index changed drive, if cells could not be renumbered: %.4f)\n",
-            r.cells ? (double)r.moved_index / (double)r.cells : 0.0);
-    }
-    printf("speed: %.0f ns per placement\n", r.ns_per_place);
-    pl_sim_result_release(&r);
+    rc = cmd_layout_effect(o.nchange ? before : NULL, after, o.scheme, o.k, o.m, o.objects, o.seed);
     pl_topology_free(before);
     pl_topology_free(after);
-    return 0;
+    return rc;
 }

@@ -6,6 +6,10 @@
  * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM and SIGINT are
  * blocked in every thread and taken by one waiter thread with sigwait(), which asks the server to
  * stop gracefully (in-flight requests get a grace period, then the loops exit).
+ *
+ * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id) does the server
+ * follow the layout in etcd and register as a member (coord/co_layout.h), and /admin/status gains
+ * a "cluster" member. Without it nothing here touches etcd.
  */
 #include "cmd.h"
 
@@ -24,6 +28,7 @@
 #include "cm_config.h"
 #include "cm_log.h"
 #include "cm_util.h"
+#include "co_layout.h"
 #include "gw.h"
 #include "ob.h"
 #include "net.h"
@@ -43,6 +48,11 @@ typedef struct {
     ob_scrub_config scrub;
     char scrub_state[4200];
     int stop_grace_ms; /* [server] stop_grace_ms: in-flight requests' time to finish at a stop */
+    char cluster_etcd[1024];        /* [cluster] etcd: "URL,URL,..."; "" = not clustered */
+    char cluster_id[PL_NAME_MAX];   /* [cluster] id */
+    char node_id[PL_NAME_MAX];      /* [cluster] node_id */
+    char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the listen one */
+    long member_ttl;                /* [cluster] member_ttl_s */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -142,6 +152,19 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 0, 1 << 20, &n) || (o->gw.inline_threshold = (size_t)n, 0);
     else if (IS("scrub", "rate_mb"))
         bad = parse_rate(value, &o->scrub.rate_mb);
+    else if (IS("cluster", "etcd"))
+        bad = snprintf(o->cluster_etcd, sizeof(o->cluster_etcd), "%s", value) >=
+              (int)sizeof(o->cluster_etcd);
+    else if (IS("cluster", "id"))
+        bad = snprintf(o->cluster_id, sizeof(o->cluster_id), "%s", value) >=
+              (int)sizeof(o->cluster_id);
+    else if (IS("cluster", "node_id"))
+        bad = snprintf(o->node_id, sizeof(o->node_id), "%s", value) >= (int)sizeof(o->node_id);
+    else if (IS("cluster", "addr"))
+        bad = snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%s", value) >=
+              (int)sizeof(o->cluster_addr);
+    else if (IS("cluster", "member_ttl_s"))
+        bad = parse_int(value, 1, 3600, &o->member_ttl);
     else if (IS("scrub", "interval_s"))
         bad = parse_int(value, 0, 10L * 366 * 86400, &n) || (o->scrub.interval_s = n, 0);
     else {
@@ -161,6 +184,8 @@ static void usage(FILE *f)
                "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
                "                    [--sigv2 on|off]\n"
                "                    [--check-config]\n"
+               "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
+               "follow the cluster layout in etcd and register as a live member.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
 }
@@ -237,6 +262,11 @@ static int parse_args(server_opts *o, int argc, char **argv)
                 "cairn: storage.drives (%d) must be at least data_cells + parity_cells "
                 "(%d)\n",
                 o->gw.ndrives, o->gw.k + o->gw.m);
+        return 2;
+    }
+    if ((o->cluster_etcd[0] || o->cluster_id[0] || o->node_id[0]) &&
+        (!o->cluster_etcd[0] || !o->cluster_id[0] || !o->node_id[0])) {
+        fprintf(stderr, "cairn: [cluster] needs all of etcd, id and node_id\n");
         return 2;
     }
     o->gw.data_dir = o->data;
@@ -350,8 +380,64 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     return 0;
 }
 
+/* The "cluster" member of /admin/status: from memory only (the loop must not wait on etcd). */
+static size_t cluster_status(void *arg, char *out, size_t cap)
+{
+    co_layout *l = arg;
+    co_layout_status st;
+    co_layout_get_status(l, &st);
+    int n = snprintf(out, cap,
+                     "\"cluster\":{\"layout_epoch\":%llu,\"layout_revision\":%lld,"
+                     "\"layouts_adopted\":%llu,\"layouts_rejected\":%llu,\"etcd_connected\":%s,"
+                     "\"registered\":%s,\"in_layout\":%s,\"members\":[",
+                     (unsigned long long)st.epoch, (long long)st.mod_rev,
+                     (unsigned long long)st.adopted, (unsigned long long)st.rejected,
+                     st.connected ? "true" : "false", st.registered ? "true" : "false",
+                     st.in_layout ? "true" : "false");
+    for (int i = 0; i < st.nmembers && i < CO_LAYOUT_MEMBERS && n > 0 && (size_t)n < cap; i++)
+        n += snprintf(out + n, cap - (size_t)n, "%s\"%s\"", i ? "," : "", st.members[i]);
+    if (n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "]}");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* With a [cluster] section: follow the layout and register as node_id (never waits on etcd). */
+static int start_cluster(server_opts *o, int port, gw *g, co_layout **out)
+{
+    co_config cfg;
+    char *storage = NULL, cache[4200];
+    *out = NULL;
+    if (!o->cluster_etcd[0])
+        return 0;
+    if (!o->cluster_addr[0] &&
+        snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d", o->listen, port) < 0)
+        return -1;
+    snprintf(cache, sizeof(cache), "%s/layout.cache", o->data);
+    cm_err e = co_config_parse(o->cluster_etcd, &cfg, &storage);
+    co_layout_config lc = {.etcd = &cfg,
+                           .cluster = o->cluster_id,
+                           .node_id = o->node_id,
+                           .addr = o->cluster_addr,
+                           .cache_path = cache,
+                           .ttl = o->member_ttl};
+    if (e == CM_OK)
+        e = co_layout_open(&lc, out); /* copies the endpoints */
+    free(storage);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn: cannot join cluster '%s' as '%s' (etcd %s): %s\n", o->cluster_id,
+                o->node_id, o->cluster_etcd, cm_err_str(e));
+        return -1;
+    }
+    gw_set_status_extra(g, cluster_status, *out);
+    printf("  cluster:  %s, node %s at %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_addr,
+           o->cluster_etcd);
+    CM_INFO(MOD, "cluster %s: following the layout as node %s", o->cluster_id, o->node_id);
+    return 0;
+}
+
 int cmd_server(int argc, char **argv)
 {
+    co_layout *cluster = NULL;
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
@@ -390,6 +476,12 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     banner(&o, &cred, net_server_port(srv));
+    if (start_cluster(&o, net_server_port(srv), g, &cluster) != 0) {
+        pthread_kill(signal_thread, SIGUSR2);
+        pthread_join(signal_thread, NULL);
+        goto out;
+    }
+    fflush(stdout);
     gw_set_ready(g, 1);
     CM_INFO(MOD, "ready on %s:%d", o.listen, net_server_port(srv));
     err = net_server_run(srv);
@@ -402,6 +494,7 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
+    co_layout_free(cluster); /* after the loops: /admin/status reads it */
     gw_scrub_free(g, scrub); /* interrupts a pass between two reads */
     gw_free(g);
     return rc;

@@ -17,6 +17,9 @@
  *                 still holds the key, so a stale leader's writes are refused
  *   co_key        the key layout /cairn/<cluster-id>/<kind>/<name>
  *
+ * co_layout.h, the second header, is the node's view of the cluster layout and membership built
+ * on these (the one part of coord/ that knows placement/, so this header does not include pl.h).
+ *
  * Threading: a co_client is used by one thread at a time (it owns one keep-alive connection);
  * co_doc and co_keeper run their own threads with their own clients. Every call is bounded by the
  * configured timeout per endpoint tried. Errors: CM_ERR_UNAVAILABLE when no endpoint answered,

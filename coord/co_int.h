@@ -1,6 +1,6 @@
 /*
- * co_int.h - coord/ internals: the blocking HTTP/1.1 client (co_http.c) and the JSON helpers
- * shared by the etcd calls (co_kv.c).
+ * co_int.h - coord/ internals: the blocking HTTP/1.1 client (co_http.c), the JSON helpers
+ * shared by the etcd calls (co_kv.c) and the cache file (co_watch.c).
  */
 #ifndef CO_INT_H
 #define CO_INT_H
@@ -45,5 +45,16 @@ cm_err co_json_kv(json_t *obj, co_kv *out);
 char *co_b64(const void *data, size_t len);
 /* Sleep ms milliseconds, in steps, returning early (1) when *stop is set. */
 int co_sleep(int ms, const atomic_int *stop);
+
+/*
+ * A document's cache file (co_watch.c; format there): write value at mod_rev atomically and
+ * durably (value NULL: remove the file; failures are logged, what names the document), read it
+ * back (*value malloc'd). Read: CM_ERR_NOTFOUND without a file, CM_ERR_CORRUPT (logged) when
+ * damaged. co_doc keeps the last version seen in one; co_layout the last one it adopted.
+ */
+void co_cache_write(const char *path, const char *what, const uint8_t *value, size_t len,
+                    int64_t mod_rev);
+cm_err co_cache_read(const char *path, const char *what, uint8_t **value, size_t *len,
+                     int64_t *mod_rev);
 
 #endif

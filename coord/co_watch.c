@@ -64,18 +64,17 @@ struct co_doc {
  * Cache file: "cairndoc", mod_rev and length (big-endian 64-bit), the value, CRC32C of all that
  * (big-endian 32-bit). Written to PATH.tmp, fsynced, renamed over PATH, directory fsynced.
  */
-static void save_cache(co_doc *d, const uint8_t *value, size_t len, int64_t mod_rev)
+void co_cache_write(const char *path, const char *what, const uint8_t *value, size_t len,
+                    int64_t mod_rev)
 {
-    if (!d->cache_path)
-        return;
     if (!value) { /* the document was deleted: so is its cache */
-        if (unlink(d->cache_path) != 0 && errno != ENOENT)
-            CM_WARN("coord", "unlink %s: %s", d->cache_path, strerror(errno));
+        if (unlink(path) != 0 && errno != ENOENT)
+            CM_WARN("coord", "unlink %s: %s", path, strerror(errno));
         return;
     }
     char tmp[4200], dir[4200];
     uint8_t head[CACHE_HEAD], tail[4];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", d->cache_path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     memcpy(head, CACHE_MAGIC, 8);
     cm_put_be64(head + 8, (uint64_t)mod_rev);
     cm_put_be64(head + 16, len);
@@ -86,43 +85,56 @@ static void save_cache(co_doc *d, const uint8_t *value, size_t len, int64_t mod_
     ok = ok && write(fd, tail, 4) == 4 && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
-    ok = ok && rename(tmp, d->cache_path) == 0;
-    cm_parent_dir(d->cache_path, dir, sizeof(dir));
+    ok = ok && rename(tmp, path) == 0;
+    cm_parent_dir(path, dir, sizeof(dir));
     int dfd = ok ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
         ok = fsync(dfd) == 0;
         close(dfd);
     }
     if (!ok)
-        CM_WARN("coord", "could not write the cache %s of %s: %s", d->cache_path, d->key,
-                strerror(errno));
+        CM_WARN("coord", "could not write the cache %s of %s: %s", path, what, strerror(errno));
+}
+
+cm_err co_cache_read(const char *path, const char *what, uint8_t **value, size_t *len,
+                     int64_t *mod_rev)
+{
+    uint8_t head[CACHE_HEAD], tail[4], *v = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    cm_err e = CM_ERR_CORRUPT;
+    uint64_t n = 0;
+    if (fread(head, 1, sizeof(head), f) == sizeof(head) && memcmp(head, CACHE_MAGIC, 8) == 0 &&
+        (n = cm_get_be64(head + 16)) <= CACHE_MAX && (v = malloc(n ? n : 1)) &&
+        fread(v, 1, n, f) == n && fread(tail, 1, 4, f) == 4 &&
+        cm_get_be32(tail) == cm_crc32c(cm_crc32c(0, head, sizeof(head)), v, n))
+        e = CM_OK;
+    fclose(f);
+    if (e != CM_OK) {
+        CM_WARN("coord", "cache %s of %s is damaged: ignored", path, what);
+        free(v);
+        return e;
+    }
+    *value = v;
+    *len = n;
+    *mod_rev = (int64_t)cm_get_be64(head + 8);
+    return CM_OK;
+}
+
+static void save_cache(co_doc *d, const uint8_t *value, size_t len, int64_t mod_rev)
+{
+    if (d->cache_path)
+        co_cache_write(d->cache_path, d->key, value, len, mod_rev);
 }
 
 /* Load the cache file into the cache; CM_ERR_NOTFOUND without one, CM_ERR_CORRUPT when damaged. */
 static cm_err load_cache(co_doc *d)
 {
-    uint8_t head[CACHE_HEAD], tail[4], *value = NULL;
-    FILE *f = fopen(d->cache_path, "rb");
-    if (!f)
-        return CM_ERR_NOTFOUND;
-    cm_err e = CM_ERR_CORRUPT;
-    uint64_t len = 0;
-    if (fread(head, 1, sizeof(head), f) == sizeof(head) && memcmp(head, CACHE_MAGIC, 8) == 0 &&
-        (len = cm_get_be64(head + 16)) <= CACHE_MAX && (value = malloc(len ? len : 1)) &&
-        fread(value, 1, len, f) == len && fread(tail, 1, 4, f) == 4 &&
-        cm_get_be32(tail) == cm_crc32c(cm_crc32c(0, head, sizeof(head)), value, len))
-        e = CM_OK;
-    fclose(f);
-    if (e != CM_OK) {
-        CM_WARN("coord", "cache %s of %s is damaged: ignored", d->cache_path, d->key);
-        free(value);
-        return e;
-    }
-    d->value = value;
-    d->len = len;
-    d->mod_rev = (int64_t)cm_get_be64(head + 8);
-    d->last_rev = d->mod_rev;
-    return CM_OK;
+    cm_err e = co_cache_read(d->cache_path, d->key, &d->value, &d->len, &d->mod_rev);
+    if (e == CM_OK)
+        d->last_rev = d->mod_rev;
+    return e;
 }
 
 /* Update the cache and tell fn; value NULL when the key is gone. */

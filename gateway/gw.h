@@ -64,4 +64,12 @@ void gw_scrub_free(gw *g, ob_scrub *s);
 /* /health/ready answers 200 only after this is set (and 503 again while shutting down). */
 void gw_set_ready(gw *g, int ready);
 
+/*
+ * An extra member of GET /admin/status (e.g. the cluster view, cmd/server.c): fn writes
+ * `"name":value` in JSON into out (at most cap bytes) and returns its length, 0 for nothing. It
+ * runs on an event-loop thread, so it must not block. Set before serving.
+ */
+typedef size_t (*gw_status_fn)(void *arg, char *out, size_t cap);
+void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg);
+
 #endif

@@ -5,7 +5,7 @@
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
- *                        failures) and scrub (JSON)
+ *                        failures) and scrub (JSON), plus the gw_set_status_extra member
  *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
@@ -185,9 +185,21 @@ static void admin_status(gw_req *r)
     } else {
         evbuffer_add_printf(b, "null");
     }
+    char extra[8192];
+    size_t n = r->g->status_fn ? r->g->status_fn(r->g->status_arg, extra, sizeof(extra)) : 0;
+    if (n > 0 && n < sizeof(extra)) {
+        evbuffer_add(b, ",", 1);
+        evbuffer_add(b, extra, n);
+    }
     evbuffer_add(b, "}\n", 2);
     send_buffer(r, 200, "application/json", b);
     evbuffer_free(b);
+}
+
+void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg)
+{
+    g->status_fn = fn;
+    g->status_arg = arg;
 }
 
 /* ---- metrics ---- */

@@ -29,9 +29,11 @@ struct gw {
     ob_store *data;
     gw_pool *pool; /* worker threads for fsyncs and commits (gw_pool.c) */
     volatile int ready;
-    uint64_t req_seq;      /* request id counter (atomic) */
-    ob_scrub *scrub;       /* attached by gw_scrub_new, for the admin API (gw_admin.c) */
-    uint64_t req_count[8]; /* requests by method, for /metrics (atomic; gw_admin.c) */
+    uint64_t req_seq;       /* request id counter (atomic) */
+    ob_scrub *scrub;        /* attached by gw_scrub_new, for the admin API (gw_admin.c) */
+    uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
+    gw_status_fn status_fn; /* extra /admin/status member (gw_set_status_extra) */
+    void *status_arg;
 };
 
 typedef struct gw_req gw_req;
