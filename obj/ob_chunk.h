@@ -46,6 +46,7 @@
 
 #include "bs.h"
 #include "cm_err.h"
+#include "md.h"
 #include "nd.h"
 #include "pl.h"
 
@@ -138,5 +139,37 @@ void ob_resolver_free(ob_resolver *r); /* frees the remote backends; NULL is a n
 /* The backend of node (its index in the topology), or NULL when out of range; is_local (may be
  * NULL) tells whether it is this node. */
 ob_chunks *ob_resolve(ob_resolver *r, int node, int *is_local);
+/* The backend of a placed cell (pl_place's indices into the topology) and, in *drive, the drive
+ * number to give it (the drive's id); NULL when the cell is not in the topology. */
+ob_chunks *ob_resolve_cell(ob_resolver *r, const pl_cell *c, uint32_t *drive);
+
+/*
+ * A first user of the interface (ob_stripe.c): one body written as erasure-coded stripes to its
+ * k+m placed cells through a resolver, from one loop. One stripe is in flight at a time, its
+ * k+m cell appends in parallel to their backends (full stripes' data cells are sent straight
+ * from the body; parity and a padded last stripe from one stripe buffer); the last stripe's
+ * appends sync. A cell whose append fails is dropped for the rest of the body. The body is
+ * acknowledged (done with CM_OK and its layout) when at least k+1 cells of every stripe are
+ * durable (k when m = 0); dropped cells read 0xFF in layout.drives and their chunks are deleted.
+ * Otherwise done gets CM_ERR_UNAVAILABLE and every chunk written is deleted. Not used by the
+ * gateway yet (docs/chunks.md).
+ */
+typedef struct {
+    int k, m;
+    uint32_t cell_size;   /* bytes per cell of a full stripe, a multiple of 64 */
+    uint64_t epoch;       /* of the topology the cells were placed in (goes to the layout) */
+    const pl_cell *cells; /* k+m cells (pl_place) */
+    const bs_id *id;      /* the chunk id on every cell; NULL: a new random one */
+} ob_put_config;
+
+/* lay is valid during the call (on CM_OK only). */
+typedef void (*ob_put_done)(void *arg, cm_err err, const md_layout *lay);
+
+/*
+ * Write body[0..len) (borrowed until done runs; len > 0). CM_ERR_INVAL for a bad profile,
+ * CM_ERR_UNAVAILABLE (nothing started) when fewer than k+1 cells resolve to a backend.
+ */
+cm_err ob_put_body(ob_resolver *r, const ob_put_config *cfg, const void *body, size_t len,
+                   ob_put_done done, void *arg);
 
 #endif

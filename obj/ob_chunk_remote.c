@@ -179,15 +179,22 @@ struct ob_resolver {
     int self; /* index of this node, -1 when absent */
     ob_chunks *local;
     ob_chunks **remote; /* per node; NULL for self */
+    int *ndrives;       /* per node: its drives' ids (pl_drive.id), as the topology lists them */
+    uint32_t **drive_ids;
 };
 
 void ob_resolver_free(ob_resolver *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < r->nnodes; i++)
+    for (int i = 0; i < r->nnodes; i++) {
         ob_chunks_free(r->remote[i]);
+        if (r->drive_ids)
+            free(r->drive_ids[i]);
+    }
     free(r->remote);
+    free(r->ndrives);
+    free(r->drive_ids);
     free(r);
 }
 
@@ -225,10 +232,26 @@ cm_err ob_resolver_new(const pl_topology *t, const char *self, ob_chunks *local,
         free(r);
         return CM_ERR_NOMEM;
     }
+    size_t nn = (size_t)(t->nnodes > 0 ? t->nnodes : 1);
     r->nnodes = t->nnodes;
     r->local = local;
     r->self = pl_topology_find(t, self);
+    r->ndrives = calloc(nn, sizeof(*r->ndrives));
+    r->drive_ids = calloc(nn, sizeof(*r->drive_ids));
+    if (!r->ndrives || !r->drive_ids) {
+        ob_resolver_free(r);
+        return CM_ERR_NOMEM;
+    }
     for (int i = 0; i < t->nnodes; i++) {
+        const pl_node *n = &t->nodes[i];
+        r->drive_ids[i] = calloc((size_t)(n->ndrives > 0 ? n->ndrives : 1), sizeof(uint32_t));
+        if (!r->drive_ids[i]) {
+            ob_resolver_free(r);
+            return CM_ERR_NOMEM;
+        }
+        for (int d = 0; d < n->ndrives; d++)
+            r->drive_ids[i][d] = n->drives[d].id;
+        r->ndrives[i] = n->ndrives;
         if (i == r->self)
             continue;
         char host[PL_ADDR_MAX];
@@ -252,4 +275,12 @@ ob_chunks *ob_resolve(ob_resolver *r, int node, int *is_local)
     if (node < 0 || node >= r->nnodes)
         return NULL;
     return node == r->self ? r->local : r->remote[node];
+}
+
+ob_chunks *ob_resolve_cell(ob_resolver *r, const pl_cell *c, uint32_t *drive)
+{
+    if (c->node >= r->nnodes || c->drive >= r->ndrives[c->node])
+        return NULL;
+    *drive = r->drive_ids[c->node][c->drive];
+    return ob_resolve(r, c->node, NULL);
 }

@@ -26,6 +26,8 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "ec.h"
+#include "ob.h"
 #include "ob_chunk.h"
 
 static const uint8_t secret[] = "chunk-test-secret";
@@ -510,7 +512,7 @@ typedef struct cell {
     int done;
 } cell;
 
-static cell *cells; /* BODIES * CELLS */
+static cell *flight; /* BODIES * CELLS */
 
 static void cell_piece(cell *c);
 
@@ -547,9 +549,9 @@ static void cell_piece(cell *c)
 /* Cell j of every body on node j % 3, drive (j / 3) % 2: six distinct drives over three nodes. */
 static void cells_start(int bodies)
 {
-    cells = calloc((size_t)bodies * CELLS, sizeof(*cells));
+    flight = calloc((size_t)bodies * CELLS, sizeof(*flight));
     for (int i = 0; i < bodies * CELLS; i++) {
-        cell *c = &cells[i];
+        cell *c = &flight[i];
         int j = i % CELLS;
         c->b = ob_resolve(E.res, j % NNODES, NULL);
         c->drive = (uint32_t)((j / NNODES) % 2);
@@ -558,7 +560,7 @@ static void cells_start(int bodies)
         E.pending++;
     }
     for (int i = 0; i < bodies * CELLS; i++)
-        cell_piece(&cells[i]);
+        cell_piece(&flight[i]);
 }
 
 static void test_resolver(void)
@@ -593,12 +595,12 @@ static void test_many_in_flight(void)
     int64_t write_ms = cm_monotonic_ms() - t0;
     int ok = 0;
     for (int i = 0; i < BODIES * CELLS; i++)
-        ok += cells[i].done && cells[i].err == CM_OK;
+        ok += flight[i].done && flight[i].err == CM_OK;
     CU_ASSERT_EQUAL(ok, BODIES * CELLS);
     /* every cell byte-exact, then every drive lists its 16 cells */
     for (int i = 0; i < BODIES * CELLS; i++)
-        CU_ASSERT(read_matches(cells[i].b, cells[i].drive, &cells[i].id, 0, sizeof(cells[i].data),
-                               cells[i].data));
+        CU_ASSERT(read_matches(flight[i].b, flight[i].drive, &flight[i].id, 0,
+                               sizeof(flight[i].data), flight[i].data));
     for (int n = 0; n < NNODES; n++)
         for (uint32_t d = 0; d < 2; d++) {
             tres *t = do_list(ob_resolve(E.res, n, NULL), d, NULL, 100);
@@ -607,7 +609,7 @@ static void test_many_in_flight(void)
         }
     printf("\n  %d cells x %d KB (3 appends each, the last synced) in flight to 3 nodes: %lld ms\n",
            BODIES * CELLS, PIECES * PIECE / 1000, (long long)write_ms);
-    free(cells);
+    free(flight);
     env_down();
 }
 
@@ -658,14 +660,14 @@ static void test_loop_not_blocked(void)
     event_free(tick);
     atomic_store(&slow_ms, 0);
     for (int i = 0; i < 2 * CELLS; i++)
-        CU_ASSERT_EQUAL(cells[i].err, CM_OK);
+        CU_ASSERT_EQUAL(flight[i].err, CM_OK);
     /* the syncs really were slow, yet the 10 ms timer never waited for one */
     CU_ASSERT(took >= SLOW);
     CU_ASSERT(max_gap < SLOW / 2);
     printf("\n  12 synced cells with %d ms fdatasyncs: %lld ms; timer ticks %d, largest gap %lld "
            "ms\n",
            SLOW, (long long)took, ticks, (long long)max_gap);
-    free(cells);
+    free(flight);
     env_down();
 }
 
@@ -698,6 +700,168 @@ static void test_refused_peer(void)
     env_down();
 }
 
+/* ---- an erasure-coded body over the interface (ob_put_body) ---- */
+
+enum { PK = 3, PM = 3, PCELL = 64 * 1024 };
+
+static struct {
+    int done;
+    cm_err err;
+    md_layout lay;
+} put;
+
+static void put_done(void *arg, cm_err err, const md_layout *lay)
+{
+    (void)arg;
+    put.done++;
+    put.err = err;
+    if (lay)
+        put.lay = *lay;
+    E.pending--;
+}
+
+/* Cell j on node j % 3, drive (j / 3) % 2 of it (six distinct drives, two per node). */
+static void put_cells(pl_cell *cells)
+{
+    for (int j = 0; j < PK + PM; j++)
+        cells[j] = (pl_cell){(uint16_t)(j % NNODES), (uint16_t)((j / NNODES) % 2)};
+}
+
+/* Put len bytes of seed through the resolver; returns the result (layout in put.lay). */
+static cm_err put_body(const uint8_t *body, size_t len, const bs_id *id)
+{
+    pl_cell cells[PK + PM];
+    put_cells(cells);
+    ob_put_config pc = {PK, PM, PCELL, 7, cells, id};
+    memset(&put, 0, sizeof(put));
+    cm_err rc = ob_put_body(E.res, &pc, body, len, put_done, NULL);
+    CU_ASSERT_EQUAL(put.done, 0);
+    if (rc != CM_OK)
+        return rc;
+    E.pending++;
+    loop_run();
+    CU_ASSERT_EQUAL(put.done, 1);
+    return put.err;
+}
+
+/*
+ * The bytes cell i of the body must hold: every stripe's cell i back to back, computed here with
+ * the codec (so parity is checked too). Caller frees.
+ */
+static uint8_t *expected_cell(const uint8_t *body, size_t len, int i, uint64_t *clen_total)
+{
+    ec_codec *codec;
+    size_t full = (size_t)PK * PCELL;
+    uint64_t total = 0;
+    uint8_t *out = malloc(len / PK + 2 * PCELL), *stripe = malloc((size_t)(PK + PM) * PCELL);
+    CU_ASSERT_FATAL(ec_new(PK, PM, &codec) == CM_OK);
+    for (size_t pos = 0; pos < len;) {
+        size_t n = CM_MIN(len - pos, full);
+        uint32_t clen = n == full ? PCELL : (uint32_t)(((n + PK - 1) / PK + 63) & ~(size_t)63);
+        uint8_t *cells[PK + PM];
+        memset(stripe, 0, (size_t)(PK + PM) * PCELL);
+        memcpy(stripe, body + pos, n);
+        for (int c = 0; c < PK + PM; c++)
+            cells[c] = stripe + (size_t)c * clen;
+        ec_encode(codec, clen, cells, cells + PK);
+        memcpy(out + total, cells[i], clen);
+        total += clen;
+        pos += n;
+    }
+    ec_free(codec);
+    free(stripe);
+    *clen_total = total;
+    return out;
+}
+
+/* Every cell the layout names holds exactly its bytes; the others hold nothing. */
+static void check_cells(const uint8_t *body, size_t len, const md_layout *lay)
+{
+    pl_cell cells[PK + PM];
+    bs_id id;
+    put_cells(cells);
+    memcpy(id.b, lay->blob, 16);
+    for (int i = 0; i < PK + PM; i++) {
+        uint32_t drive;
+        int delay;
+        ob_chunks *b = ob_resolve_cell(E.res, &cells[i], &drive);
+        uint64_t clen;
+        uint8_t *want = expected_cell(body, len, i, &clen);
+        CU_ASSERT_EQUAL(lay->nodes[i], cells[i].node);
+        if (lay->drives[i] != 0xFF) {
+            CU_ASSERT_EQUAL(lay->drives[i], cells[i].drive);
+            CU_ASSERT_EQUAL(clen, ob_layout_cell_blob_len(lay));
+            CU_ASSERT(read_matches(b, drive, &id, 0, clen, want));
+        } else if (nd_fault_get(E.faults, "n1", E.nodes[cells[i].node].id, &delay) ==
+                   ND_FAULT_NONE) {
+            CU_ASSERT_EQUAL(do_stat(b, drive, &id).err, CM_ERR_NOTFOUND);
+        }
+        free(want);
+    }
+}
+
+static void test_put_all_up(void)
+{
+    size_t len = 5 * PK * PCELL + 12345; /* five full stripes and a short one */
+    uint8_t *body = malloc(len);
+    env_up();
+    fill(body, len, 50);
+    CU_ASSERT_EQUAL_FATAL(put_body(body, len, NULL), CM_OK);
+    for (int i = 0; i < PK + PM; i++)
+        CU_ASSERT_NOT_EQUAL(put.lay.drives[i], 0xFF); /* every node up: all k+m cells */
+    CU_ASSERT_EQUAL(put.lay.size, len);
+    CU_ASSERT_EQUAL(put.lay.epoch, 7);
+    check_cells(body, len, &put.lay);
+    free(body);
+    env_down();
+}
+
+static void test_put_one_node_refused(void)
+{
+    size_t len = 2 * PK * PCELL + 100;
+    uint8_t *body = malloc(len);
+    env_up();
+    fill(body, len, 51);
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put_body(body, len, NULL), CM_OK);
+    int cells = 0;
+    for (int i = 0; i < PK + PM; i++) {
+        cells += put.lay.drives[i] != 0xFF;
+        CU_ASSERT_EQUAL(put.lay.drives[i] == 0xFF, i % NNODES == 2); /* n3's cells are missing */
+    }
+    CU_ASSERT_EQUAL(cells, PK + 1); /* k+1 durable: acknowledged */
+    check_cells(body, len, &put.lay);
+    free(body);
+    env_down();
+}
+
+static void test_put_too_few_cells(void)
+{
+    size_t len = PK * PCELL + 1;
+    uint8_t *body = malloc(len);
+    bs_id id;
+    env_up();
+    fill(body, len, 52);
+    bs_id_new(&id);
+    /* two nodes refused: 2 cells < k+1, the body fails and n1's cells are deleted */
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(put_body(body, len, &id), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(do_stat(E.local, 0, &id).err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(do_stat(E.local, 1, &id).err, CM_ERR_NOTFOUND);
+    /* a cell on a drive the topology does not have does not resolve; too few to start */
+    pl_cell cells[PK + PM];
+    put_cells(cells);
+    for (int j = 0; j < 3; j++)
+        cells[j].drive = 9;
+    ob_put_config pc = {PK, PM, PCELL, 7, cells, NULL};
+    CU_ASSERT_EQUAL(ob_put_body(E.res, &pc, body, len, put_done, NULL), CM_ERR_UNAVAILABLE);
+    pc.cell_size = 1000; /* not a multiple of 64 */
+    CU_ASSERT_EQUAL(ob_put_body(E.res, &pc, body, len, put_done, NULL), CM_ERR_INVAL);
+    free(body);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test local[] = {
@@ -719,6 +883,9 @@ void cu_register(void)
         {"many_in_flight", test_many_in_flight},
         {"loop_not_blocked", test_loop_not_blocked},
         {"refused_peer", test_refused_peer},
+        {"put_all_up", test_put_all_up},
+        {"put_one_node_refused", test_put_one_node_refused},
+        {"put_too_few_cells", test_put_too_few_cells},
         {NULL, NULL},
     };
     cu_add_suite("obj_chunks_local", local);
