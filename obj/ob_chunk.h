@@ -172,4 +172,16 @@ typedef void (*ob_put_done)(void *arg, cm_err err, const md_layout *lay);
 cm_err ob_put_body(ob_resolver *r, const ob_put_config *cfg, const void *body, size_t len,
                    ob_put_done done, void *arg);
 
+/*
+ * The read side (ob_stripe.c): bytes [off, off+len) of the body at lay, read stripe by stripe
+ * through the resolver. Each stripe asks k cells at once (its data cells, parity in place of the
+ * missing ones); a cell that fails is replaced by another until k have arrived, then missing data
+ * cells are rebuilt with the codec. data holds exactly len bytes (CM_OK only; take them with
+ * evbuffer_add_buffer). CM_ERR_RANGE past the body's end, CM_ERR_INVAL for len 0 or above
+ * OB_CHUNK_MAX_IO; done gets CM_ERR_UNAVAILABLE when fewer than k cells of a stripe can be read.
+ */
+typedef void (*ob_get_done)(void *arg, cm_err err, struct evbuffer *data);
+cm_err ob_get_range(ob_resolver *r, const md_layout *lay, uint64_t off, uint64_t len,
+                    ob_get_done done, void *arg);
+
 #endif

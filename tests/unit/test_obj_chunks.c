@@ -868,6 +868,98 @@ static void test_put_too_few_cells(void)
     env_down();
 }
 
+/* ---- reading k of the cells (ob_get_range) ---- */
+
+static struct {
+    int done;
+    cm_err err;
+    struct evbuffer *data;
+} get;
+
+static void get_done(void *arg, cm_err err, struct evbuffer *data)
+{
+    (void)arg;
+    get.done++;
+    get.err = err;
+    if (data) {
+        get.data = evbuffer_new();
+        evbuffer_add_buffer(get.data, data);
+    }
+    E.pending--;
+}
+
+/* Read [off, off+len) of the body at lay; 1 when it matches want (CM_OK), else *err. */
+static int get_matches(const md_layout *lay, uint64_t off, uint64_t len, const uint8_t *want,
+                       cm_err *err)
+{
+    memset(&get, 0, sizeof(get));
+    cm_err rc = ob_get_range(E.res, lay, off, len, get_done, NULL);
+    CU_ASSERT_EQUAL(get.done, 0);
+    *err = rc;
+    if (rc != CM_OK)
+        return 0;
+    E.pending++;
+    loop_run();
+    CU_ASSERT_EQUAL(get.done, 1);
+    *err = get.err;
+    int ok = get.err == CM_OK && evbuffer_get_length(get.data) == len &&
+             memcmp(evbuffer_pullup(get.data, (ev_ssize_t)len), want, len) == 0;
+    if (get.data)
+        evbuffer_free(get.data);
+    return ok;
+}
+
+static void test_get_reconstructs(void)
+{
+    size_t len = 5 * PK * PCELL + 12345, sb = PK * PCELL;
+    uint8_t *body = malloc(len);
+    cm_err e;
+    env_up();
+    fill(body, len, 60);
+    CU_ASSERT_EQUAL_FATAL(put_body(body, len, NULL), CM_OK);
+    md_layout lay = put.lay;
+    /* all up: the whole body, a range across three stripes, the tail, one byte */
+    CU_ASSERT(get_matches(&lay, 0, len, body, &e));
+    CU_ASSERT(get_matches(&lay, sb - 1000, 3 * sb, body + sb - 1000, &e));
+    CU_ASSERT(get_matches(&lay, len - 10, 10, body + len - 10, &e));
+    CU_ASSERT(get_matches(&lay, 777, 1, body + 777, &e));
+    /* n3 refused: data cell 2 is rebuilt from parity in every stripe */
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT(get_matches(&lay, 0, len, body, &e));
+    CU_ASSERT(get_matches(&lay, sb + 5, sb + 100, body + sb + 5, &e));
+    /* and n1's data cell 0 deleted too: still k = 3 cells (1 on n2, 3 on n1, 4 on n2) */
+    bs_id id;
+    memcpy(id.b, lay.blob, 16);
+    CU_ASSERT_EQUAL(do_delete(E.local, 0, &id), CM_OK);
+    CU_ASSERT(get_matches(&lay, 0, len, body, &e));
+    /* n2 refused as well: two cells left, the read fails (through done) */
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_FALSE(get_matches(&lay, 0, 100, body, &e));
+    CU_ASSERT_EQUAL(e, CM_ERR_UNAVAILABLE);
+    /* ranges refused at once */
+    CU_ASSERT_EQUAL(ob_get_range(E.res, &lay, len - 5, 10, get_done, NULL), CM_ERR_RANGE);
+    CU_ASSERT_EQUAL(ob_get_range(E.res, &lay, 0, 0, get_done, NULL), CM_ERR_INVAL);
+    free(body);
+    env_down();
+}
+
+static void test_get_after_degraded_put(void)
+{
+    size_t len = 2 * PK * PCELL + 4321;
+    uint8_t *body = malloc(len);
+    cm_err e;
+    env_up();
+    fill(body, len, 61);
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put_body(body, len, NULL), CM_OK);
+    /* n3 back: the layout, not the node, says its cells are missing; the read rebuilds cell 2 */
+    nd_fault_clear(E.faults, "n1", "n3");
+    CU_ASSERT(get_matches(&put.lay, 0, len, body, &e));
+    CU_ASSERT(get_matches(&put.lay, PK * PCELL - 3, 7, body + PK * PCELL - 3, &e));
+    free(body);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test local[] = {
@@ -892,6 +984,8 @@ void cu_register(void)
         {"put_all_up", test_put_all_up},
         {"put_one_node_refused", test_put_one_node_refused},
         {"put_too_few_cells", test_put_too_few_cells},
+        {"get_reconstructs", test_get_reconstructs},
+        {"get_after_degraded_put", test_get_after_degraded_put},
         {NULL, NULL},
     };
     cu_add_suite("obj_chunks_local", local);
