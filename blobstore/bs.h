@@ -135,6 +135,15 @@ cm_err bs_sync(bs_store *bs);
 cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len);
 /* Current length of a blob; CM_ERR_NOTFOUND if unknown. */
 cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
+/*
+ * A page of the drive's blobs in id order (bytes compared as unsigned): up to max blobs whose id
+ * is above *after (NULL: from the first), their ids into ids[] and lengths into sizes[], *n the
+ * count. A full page (*n == max) may have a next one: call again after its last id. Each page is
+ * one pass over the index under its read lock (O(blobs), plus a sorted insert for each blob that
+ * enters the page): for repair and anti-entropy walks, not for hot paths.
+ */
+cm_err bs_list(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, size_t max,
+               size_t *n);
 /* Delete a blob (tombstone). Deleting an unknown blob is CM_OK. Not synced until bs_sync. */
 cm_err bs_delete(bs_store *bs, const bs_id *id);
 void bs_get_stats(bs_store *bs, bs_stats *out);

@@ -140,6 +140,42 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size)
     return b ? CM_OK : CM_ERR_NOTFOUND;
 }
 
+/* ---- list ---- */
+
+cm_err bs_list(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, size_t max, size_t *n)
+{
+    *n = 0;
+    if (max == 0)
+        return CM_ERR_INVAL;
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    for (size_t i = 0; i < bs->index.cap; i++) {
+        const bs_blob *b = bs->index.slots[i];
+        if (!b || (after && memcmp(b->id.b, after->b, 16) <= 0))
+            continue;
+        if (*n == max && memcmp(b->id.b, ids[max - 1].b, 16) >= 0)
+            continue;
+        /* keep the page sorted: binary search for the place, shift the tail (the last one falls
+         * off a full page) */
+        size_t lo = 0, hi = *n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (memcmp(ids[mid].b, b->id.b, 16) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t tail = (*n == max ? max - 1 : *n) - lo;
+        memmove(&ids[lo + 1], &ids[lo], tail * sizeof(*ids));
+        memmove(&sizes[lo + 1], &sizes[lo], tail * sizeof(*sizes));
+        ids[lo] = b->id;
+        sizes[lo] = b->size;
+        if (*n < max)
+            (*n)++;
+    }
+    pthread_rwlock_unlock(&bs->idx_lock);
+    return CM_OK;
+}
+
 /* ---- delete ---- */
 
 static cm_err write_tombstone(bs_store *bs, const bs_id *id)

@@ -6,7 +6,8 @@
  * listener, separate from S3): chunk append (PUT, the body streamed into a blob, its CRC32C
  * verified before the answer, durable after bs_sync), chunk read (GET of a range, streamed out
  * with backpressure, every block verified by the blobstore), delete, stat (HEAD) and info (node
- * id, drives, their state and space; the heartbeat). Every request is authenticated with the
+ * id, drives, their state and space; the heartbeat) and list (a page of a drive's chunks, for
+ * repair and anti-entropy). Every request is authenticated with the
  * cluster secret (HMAC-SHA256, nd_auth.c).
  *
  * Client side (nd_client.c): asynchronous calls on the caller's event loop over a pooled
@@ -38,6 +39,7 @@ struct event_base;
 #define ND_MAX_DRIVES 64      /* drives a node may expose */
 #define ND_NODE_ID_MAX 64     /* node ids: 1..63 chars of [A-Za-z0-9._-] */
 #define ND_PIECE (256 * 1024) /* the server appends / reads at most this much per blob call */
+#define ND_LIST_MAX 1000      /* chunks per list page (the answer stays below 64 KiB) */
 #define ND_APPEND_MIN                                                                              \
     (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
                  */
@@ -104,6 +106,30 @@ void nd_service_free(nd_service *svc); /* NULL is a no-op */
 extern const net_handler nd_service_handler;
 void nd_service_get_stats(nd_service *svc, nd_service_stats *out);
 
+/* ---- worker pool (nd_work.c) ---- */
+
+/*
+ * Blocking work handed off an event loop: run on a worker thread, then done on the loop of base
+ * (created after evthread_use_pthreads, as net_server_new arranges for its loops). The job is the
+ * queue node: embed it in the caller's state. Until done runs the job belongs to the pool.
+ */
+typedef struct nd_job nd_job;
+struct nd_job {
+    void (*run)(nd_job *j);  /* on a worker: the blocking part */
+    void (*done)(nd_job *j); /* afterwards, on base's loop */
+    struct event_base *base;
+    nd_job *next; /* the pool's */
+};
+typedef struct nd_work nd_work;
+
+/* Start nthreads (>= 1) workers. */
+cm_err nd_work_new(int nthreads, nd_work **out);
+/* Run what is queued, then join the workers (their done callbacks are still scheduled on their
+ * loops, which must run them). NULL is a no-op. */
+void nd_work_free(nd_work *w);
+/* Queue j (w NULL: run and done right here, in the caller's thread). */
+void nd_work_submit(nd_work *w, nd_job *j);
+
 /* ---- fault layer (nd_fault.c) ---- */
 
 typedef enum {
@@ -165,12 +191,21 @@ typedef struct {
     nd_drive_info drives[ND_MAX_DRIVES];
 } nd_node_info;
 
+/* One chunk of a list page. */
+typedef struct {
+    bs_id id;
+    uint64_t size;
+} nd_chunk_ent;
+
 typedef struct {
     cm_err err;               /* CM_OK, the node's error, or the transport's */
     int status;               /* HTTP status, 0 when no response came */
     uint64_t size;            /* the chunk's length (append, stat, read) */
     const char *message;      /* a reason when err != CM_OK ("" otherwise) */
     const nd_node_info *info; /* nd_info only, on success */
+    const nd_chunk_ent *list; /* nd_list only, on success: nlist chunks in id order */
+    size_t nlist;
+    int more; /* nd_list: the page is full; ask again after its last id */
 } nd_result;
 
 /* The end of a call, on the client's loop. res is valid during the callback only. */
@@ -212,6 +247,13 @@ cm_err nd_stat(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
                void *arg);
 /* Heartbeat: the node's id, clock and drives in res.info. */
 cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg);
+/*
+ * A page of the chunks on drive `drive` of peer, in id order: up to max (capped at ND_LIST_MAX)
+ * with ids above *after (NULL: from the first), in res.list / res.nlist; res.more when the page is
+ * full. For repair and anti-entropy walks.
+ */
+cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after, size_t max,
+               nd_done_fn done, void *arg);
 /* Continue a read paused by data leaving bytes, or an append whose producer had nothing. */
 void nd_op_resume(nd_op *op);
 

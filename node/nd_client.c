@@ -12,9 +12,9 @@
  * io timeout (the request never leaves), DELAY queues it delay_ms later. The call never runs
  * its callback from inside the nd_* function that started it.
  *
- * Idempotent calls (read, stat, delete, info) are retried by the pool after a transport failure
- * before any answer byte; appends are not (an append that may have landed is not repeated: the
- * caller learns the chunk's length from a stat or the 409 of the next append).
+ * Idempotent calls (read, stat, delete, info, list) are retried by the pool after a transport
+ * failure before any answer byte; appends are not (an append that may have landed is not repeated:
+ * the caller learns the chunk's length from a stat or the 409 of the next append).
  *
  * Threading: one loop thread per client.
  */
@@ -45,7 +45,7 @@ struct nd_client {
     nd_op *held; /* calls a fault delays or loses (not in the pool yet) */
 };
 
-enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO };
+enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO, K_LIST };
 
 struct nd_op {
     nd_client *cl;
@@ -61,6 +61,7 @@ struct nd_op {
     uint64_t want;          /* read: bytes expected */
     struct evbuffer *small; /* error or info body */
     nd_node_info *info;
+    nd_chunk_ent *list;
 };
 
 static void op_free(nd_op *op)
@@ -70,6 +71,7 @@ static void op_free(nd_op *op)
     if (op->small)
         evbuffer_free(op->small);
     free(op->info);
+    free(op->list);
     free(op);
 }
 
@@ -110,6 +112,30 @@ static void unhold(nd_op *op)
     if (op->hnext)
         op->hnext->hprev = op->hprev;
     op->hprev = op->hnext = NULL;
+}
+
+/* Parse a list body ("<32 hex> <length>" lines) into op->list. 0 ok, -1 malformed. */
+static int parse_list(nd_op *op, size_t *n)
+{
+    char *line;
+    size_t len, cap = ND_LIST_MAX;
+    *n = 0;
+    if (!(op->list = malloc(cap * sizeof(*op->list))))
+        return -1;
+    while ((line = evbuffer_readln(op->small, &len, EVBUFFER_EOL_LF)) != NULL) {
+        char *end;
+        int ok = len > 33 && line[32] == ' ' && *n < cap &&
+                 cm_hex_decode(line, 32, op->list[*n].id.b, 16) == CM_OK;
+        if (ok) {
+            op->list[*n].size = strtoull(line + 33, &end, 10);
+            ok = *end == '\0' && line[33] >= '0' && line[33] <= '9';
+        }
+        free(line);
+        if (!ok)
+            return -1;
+        (*n)++;
+    }
+    return evbuffer_get_length(op->small) == 0 ? 0 : -1;
 }
 
 static void finish(nd_op *op, cm_err e, const net_call *call);
@@ -192,7 +218,7 @@ static int parse_info(struct evbuffer *b, nd_node_info *info)
 
 static void finish(nd_op *op, cm_err e, const net_call *call)
 {
-    nd_result res = {e, 0, 0, "", NULL};
+    nd_result res = {e, 0, 0, "", NULL, NULL, 0, 0};
     char msg[256] = "";
     if (call && e == CM_OK) {
         res.status = net_call_status(call);
@@ -220,6 +246,16 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
                 res.message = "malformed info answer";
             } else {
                 res.info = op->info;
+            }
+        } else if (op->kind == K_LIST) {
+            const char *more = net_call_resp_header(call, "X-Cairn-More");
+            if (parse_list(op, &res.nlist) != 0) {
+                res.err = CM_ERR_INTERNAL;
+                res.message = "malformed list answer";
+                res.nlist = 0;
+            } else {
+                res.list = op->list;
+                res.more = more && strcmp(more, "1") == 0;
             }
         }
     } else if (e != CM_OK) {
@@ -435,6 +471,22 @@ cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg)
     if (!op)
         return CM_ERR_NOMEM;
     return go(op, peer, "GET", ND_PREFIX "/info", 0, NULL, NULL, NULL);
+}
+
+cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after, size_t max,
+               nd_done_fn done, void *arg)
+{
+    char target[160], hex[33] = "";
+    if (max == 0)
+        return CM_ERR_INVAL;
+    nd_op *op = op_new(cl, K_LIST, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    if (after)
+        bs_id_hex(after, hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/list/%" PRIu32 "?max=%zu%s%s", drive,
+             CM_MIN(max, (size_t)ND_LIST_MAX), after ? "&after=" : "", hex);
+    return go(op, peer, "GET", target, 0, NULL, NULL, NULL);
 }
 
 void nd_op_resume(nd_op *op)

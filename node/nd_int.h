@@ -1,6 +1,6 @@
 /*
- * nd_int.h - private layout of the RPC service: the service, its per-request state and the sync
- * workers (nd_work.c) that keep fdatasync off the event loops.
+ * nd_int.h - private layout of the RPC service: the service and its per-request state (its
+ * durability step runs on the worker pool of nd_work.c, which keeps fdatasync off the loops).
  */
 #ifndef ND_INT_H
 #define ND_INT_H
@@ -11,7 +11,6 @@
 #include "nd.h"
 
 typedef struct nd_sreq nd_sreq;
-typedef struct nd_work nd_work;
 
 struct nd_service {
     char node_id[ND_NODE_ID_MAX];
@@ -44,22 +43,15 @@ struct nd_sreq {
     cm_err err; /* append: first failure (the rest of the body is ignored); job result */
     /* offloaded job (nd_work.c): owned by a worker while busy */
     int job;
-    nd_sreq *job_next;
-    struct event_base *base;
+    nd_job work;
     int busy;     /* a worker holds the request (loop-thread flag) */
     int orphaned; /* the connection closed while busy: free on completion */
 };
 
-/* nd_work.c */
-cm_err nd_work_new(int nthreads, nd_work **out);
-void nd_work_free(nd_work *w); /* NULL is a no-op; waits for queued jobs */
 /*
- * Run job on s (on a worker when w is not NULL, else right here), then nd_job_done(s) on s's
- * loop. While busy the request belongs to the worker.
+ * nd_service.c: run job on s (on a worker when the service has them, else right here), then
+ * answer on s's loop. While busy the request belongs to the worker.
  */
-void nd_work_submit(nd_work *w, nd_sreq *s, int job);
-
-/* nd_service.c: answer the request whose job finished (loop thread). */
-void nd_job_done(nd_sreq *s);
+void nd_sreq_submit(nd_sreq *s, int job);
 
 #endif

@@ -7,6 +7,7 @@
  *   HEAD   /chunk/<drive>/<id>                 stat (X-Cairn-Size)
  *   DELETE /chunk/<drive>/<id>                 delete, durably
  *   GET    /info                               heartbeat: node id, clock, drives
+ *   GET    /list/<drive>?after=<id>&max=N      a page of the drive's chunks (id, length)
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
  *
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
@@ -28,6 +29,7 @@
  * fdatasync never stalls a loop.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@
 #include "nd_int.h"
 
 #define MOD "nd"
+#define SREQ_OF(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
 cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
 {
@@ -299,11 +302,11 @@ static void on_body_end(net_req *req, void *arg)
         atomic_fetch_add(&s->svc->digest_refused, 1);
         CM_WARN(MOD, "peer=%s append refused: body CRC32C %08x, header says %08x",
                 net_req_peer(req), s->crc, s->want_crc);
-        nd_work_submit(s->svc->work, s, JOB_DROP);
+        nd_sreq_submit(s, JOB_DROP);
         return;
     }
     if (e == CM_OK && s->sync) {
-        nd_work_submit(s->svc->work, s, JOB_SYNC);
+        nd_sreq_submit(s, JOB_SYNC);
         return;
     }
     if (e != CM_OK)
@@ -312,14 +315,43 @@ static void on_body_end(net_req *req, void *arg)
         answer_size(req, 200, s->off);
 }
 
-void nd_job_done(nd_sreq *s)
+/* On a worker (or inline): the durability step. */
+static void run_job(nd_job *j)
 {
+    nd_sreq *s = SREQ_OF(j);
+    cm_err e = CM_OK;
+    if (s->job != JOB_SYNC)
+        e = bs_delete(s->bs, &s->id);
+    if (e == CM_OK)
+        e = bs_sync(s->bs);
+    s->err = e;
+}
+
+/* Back on the request's loop: answer, or free a request whose connection closed meanwhile. */
+static void job_done(nd_job *j)
+{
+    nd_sreq *s = SREQ_OF(j);
+    s->busy = 0;
+    if (s->orphaned) {
+        free(s);
+        return;
+    }
     if (s->job == JOB_DROP)
         answer_error(s->req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c");
     else if (s->err != CM_OK)
         answer_error(s->req, s->err, NULL);
     else
         answer_size(s->req, 200, s->job == JOB_SYNC ? s->off : 0);
+}
+
+void nd_sreq_submit(nd_sreq *s, int job)
+{
+    s->job = job;
+    s->work.run = run_job;
+    s->work.done = job_done;
+    s->work.base = net_req_base(s->req);
+    s->busy = s->svc->work != NULL;
+    nd_work_submit(s->svc->work, &s->work);
 }
 
 /* ---- read ---- */
@@ -420,6 +452,65 @@ static void on_drain(net_req *req, void *arg)
         net_resp_end(req);
 }
 
+/* ---- list ---- */
+
+/* GET /list/<drive>[?after=<32 hex>][&max=N]: a page of the drive's chunks in id order, one
+ * "<id> <length>" line each; X-Cairn-More: 1 when the page is full (ask again after its last id).
+ */
+static void serve_list(nd_service *svc, net_req *req, const char *path)
+{
+    char *end;
+    const char *q = strchr(path, '?'), *after = q ? strstr(q, "after=") : NULL;
+    uint64_t max = ND_LIST_MAX;
+    bs_id from, *ids = NULL;
+    uint64_t *sizes = NULL;
+    size_t n = 0;
+    if (*path < '0' || *path > '9') {
+        answer_error(req, CM_ERR_INVAL, "bad list path");
+        return;
+    }
+    unsigned long d = strtoul(path, &end, 10);
+    if ((*end != '\0' && *end != '?') || (q && query_u64(q + 1, "max", &max) < 0) || max == 0 ||
+        (after && (strlen(after + 6) < 32 || cm_hex_decode(after + 6, 32, from.b, 16) != CM_OK))) {
+        answer_error(req, CM_ERR_INVAL, "bad list query");
+        return;
+    }
+    if (d >= (unsigned long)svc->ndrives) {
+        answer_error(req, CM_ERR_NOTFOUND, "no such drive");
+        return;
+    }
+    if (!svc->drives[d].bs) {
+        answer_error(req, CM_ERR_UNAVAILABLE, "drive offline");
+        return;
+    }
+    max = CM_MIN(max, (uint64_t)ND_LIST_MAX);
+    struct evbuffer *b = evbuffer_new();
+    ids = malloc(max * sizeof(*ids));
+    sizes = malloc(max * sizeof(*sizes));
+    cm_err e = b && ids && sizes ? CM_OK : CM_ERR_NOMEM;
+    if (e == CM_OK)
+        e = bs_list(svc->drives[d].bs, after ? &from : NULL, ids, sizes, (size_t)max, &n);
+    for (size_t i = 0; e == CM_OK && i < n; i++) {
+        char hex[33];
+        bs_id_hex(&ids[i], hex);
+        evbuffer_add_printf(b, "%s %" PRIu64 "\n", hex, sizes[i]);
+    }
+    free(ids);
+    free(sizes);
+    if (e != CM_OK) {
+        if (b)
+            evbuffer_free(b);
+        answer_error(req, e, NULL);
+        return;
+    }
+    net_resp_start(req, 200, (int64_t)evbuffer_get_length(b));
+    net_resp_header(req, "Content-Type", "text/plain");
+    net_resp_header(req, "X-Cairn-More", n == max ? "1" : "0");
+    net_resp_write_buffer(req, b);
+    net_resp_end(req);
+    evbuffer_free(b);
+}
+
 /* ---- dispatch ---- */
 
 static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
@@ -443,7 +534,7 @@ static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *p
             answer_error(req, e, NULL);
     } else if (strcmp(m, "DELETE") == 0) {
         s->op = OP_DELETE;
-        nd_work_submit(svc->work, s, JOB_DELETE);
+        nd_sreq_submit(s, JOB_DELETE);
     } else {
         answer_error(req, CM_ERR_UNSUPPORTED, "method not allowed on a chunk");
     }
@@ -469,6 +560,10 @@ static void on_request(net_req *req, void *arg)
     const char *path = target + strlen(ND_PREFIX);
     if (strcmp(path, "/info") == 0 && strcmp(net_req_method(req), "GET") == 0) {
         serve_info(svc, req);
+        return;
+    }
+    if (strncmp(path, "/list/", 6) == 0 && strcmp(net_req_method(req), "GET") == 0) {
+        serve_list(svc, req, path + 6);
         return;
     }
     nd_sreq *s = calloc(1, sizeof(*s));

@@ -1,54 +1,41 @@
 /*
- * nd_work.c - worker threads for the blocking durability step of an RPC (bs_sync after an
- * append, the delete and sync of a refused or deleted chunk), so a node's RPC loops keep serving
- * reads and other appends during an fdatasync, and concurrent appends share fdatasyncs (the
- * blobstore's group commit) instead of queueing behind each other on one loop.
+ * nd_work.c - a pool of worker threads for the blocking steps of loop-driven work: the RPC
+ * service's durability step (bs_sync after an append, the delete and sync of a refused or
+ * deleted chunk) and the object layer's local chunk backend (obj/ob_chunk.c: blobstore appends,
+ * syncs and reads). An event loop hands a job over and goes on serving; concurrent syncs share
+ * fdatasyncs (the blobstore's group commit) instead of queueing behind each other on one loop.
  *
- * Protocol (as the gateway's gw_pool): nd_work_submit hands the request to the pool; a worker
- * runs the job, then schedules nd_job_done on the request's own loop with event_base_once
- * (thread-safe: net_server_new turned on libevent's pthreads support). While busy, the loop does
- * not touch the request; if its connection closes meanwhile, on_done marks it orphaned and the
- * completion frees it instead of answering.
+ * Protocol: nd_work_submit queues the job; a worker runs job->run, then schedules job->done on
+ * the job's loop with event_base_once (thread-safe because the loop's base was made after
+ * evthread_use_pthreads). While queued or running the job belongs to the pool: the loop must not
+ * touch it until done runs.
  *
- * Bounds: the queue is intrusive (the request is the node), so it is bounded by the requests in
- * flight and allocates nothing.
+ * Bounds: the queue is intrusive (the job is the node), so it is bounded by the jobs in flight
+ * and allocates nothing.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
 
 #include "cm_log.h"
-#include "nd_int.h"
+#include "nd.h"
 
 struct nd_work {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    nd_sreq *head, *tail;
+    nd_job *head, *tail;
     int stop;
     int nthreads;
     pthread_t *threads;
 };
 
-static void run_job(nd_sreq *s)
-{
-    cm_err e = CM_OK;
-    if (s->job != JOB_SYNC)
-        e = bs_delete(s->bs, &s->id);
-    if (e == CM_OK)
-        e = bs_sync(s->bs);
-    s->err = e;
-}
-
 static void complete(evutil_socket_t fd, short what, void *arg)
 {
-    nd_sreq *s = arg;
+    nd_job *j = arg;
     (void)fd;
     (void)what;
-    s->busy = 0;
-    if (s->orphaned)
-        free(s);
-    else
-        nd_job_done(s);
+    j->done(j);
 }
 
 static void *worker(void *arg)
@@ -59,18 +46,18 @@ static void *worker(void *arg)
         pthread_mutex_lock(&w->mu);
         while (!w->head && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        nd_sreq *s = w->head;
-        if (!s) {
+        nd_job *j = w->head;
+        if (!j) {
             pthread_mutex_unlock(&w->mu);
             return NULL;
         }
-        w->head = s->job_next;
+        w->head = j->next;
         if (!w->head)
             w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
-        run_job(s);
-        if (event_base_once(s->base, -1, EV_TIMEOUT, complete, s, &now) != 0)
-            CM_ERROR("nd", "a synced request cannot return to its loop; dropping it");
+        j->run(j);
+        if (event_base_once(j->base, -1, EV_TIMEOUT, complete, j, &now) != 0)
+            CM_ERROR("nd", "a finished job cannot return to its loop; dropping it");
     }
 }
 
@@ -78,9 +65,9 @@ cm_err nd_work_new(int nthreads, nd_work **out)
 {
     nd_work *w = calloc(1, sizeof(*w));
     *out = NULL;
-    if (!w || !(w->threads = calloc((size_t)nthreads, sizeof(pthread_t)))) {
+    if (!w || nthreads < 1 || !(w->threads = calloc((size_t)nthreads, sizeof(pthread_t)))) {
         free(w);
-        return CM_ERR_NOMEM;
+        return w ? CM_ERR_INVAL : CM_ERR_NOMEM;
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
@@ -109,23 +96,20 @@ void nd_work_free(nd_work *w)
     free(w);
 }
 
-void nd_work_submit(nd_work *w, nd_sreq *s, int job)
+void nd_work_submit(nd_work *w, nd_job *j)
 {
-    s->job = job;
-    s->job_next = NULL;
-    s->base = net_req_base(s->req);
+    j->next = NULL;
     if (!w) {
-        run_job(s);
-        nd_job_done(s);
+        j->run(j);
+        j->done(j);
         return;
     }
-    s->busy = 1;
     pthread_mutex_lock(&w->mu);
     if (w->tail)
-        w->tail->job_next = s;
+        w->tail->next = j;
     else
-        w->head = s;
-    w->tail = s;
+        w->head = j;
+    w->tail = j;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }

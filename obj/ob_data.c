@@ -109,12 +109,12 @@ struct ob_writer {
 static cm_err drive_worker_start(ob_store *st, int d);
 static void drive_worker_stop(struct ob_drive_worker *w);
 
-static int min_cells(int k, int m)
+int ob_min_cells(int k, int m)
 {
     return m > 0 ? k + 1 : k;
 }
 
-static uint32_t last_cell_len(uint64_t rest, int k)
+uint32_t ob_last_cell_len(uint64_t rest, int k)
 {
     uint64_t per = (rest + (uint64_t)k - 1) / (uint64_t)k;
     return (uint32_t)((per + 63) & ~(uint64_t)63);
@@ -525,7 +525,7 @@ cm_err ob_writer_new(ob_store *st, ob_writer **out)
     cm_err e = bs_id_new(&w->id);
     if (e == CM_OK) {
         e = pl_choose(w->id.b, st->ndrives, use, ncells, w->drives, &n);
-        if (e == CM_ERR_UNAVAILABLE && n >= min_cells(st->k, st->m))
+        if (e == CM_ERR_UNAVAILABLE && n >= ob_min_cells(st->k, st->m))
             e = CM_OK; /* fewer drives than cells, but enough to survive one more loss */
     }
     memcpy(w->placed, w->drives, sizeof(w->placed));
@@ -598,7 +598,7 @@ static cm_err flush_stripe(ob_writer *w, uint32_t clen)
     }
     w->cell_off += clen;
     w->fill = 0;
-    if (live_cells(w) < min_cells(k, m)) {
+    if (live_cells(w) < ob_min_cells(k, m)) {
         w->failed = nospc ? CM_ERR_NOSPC : CM_ERR_UNAVAILABLE;
         CM_ERROR(MOD, "body lost: only %d cells of a stripe stored", live_cells(w));
     }
@@ -634,14 +634,14 @@ static void sync_cells(ob_writer *w)
         if (e != CM_OK)
             drop_cell(w, i, e);
     }
-    if (live_cells(w) < min_cells(w->st->k, w->st->m))
+    if (live_cells(w) < ob_min_cells(w->st->k, w->st->m))
         w->failed = CM_ERR_UNAVAILABLE;
 }
 
 cm_err ob_writer_finish(ob_writer *w, md_layout *out)
 {
     if (w->failed == CM_OK && w->fill > 0)
-        flush_stripe(w, last_cell_len(w->fill, w->st->k));
+        flush_stripe(w, ob_last_cell_len(w->fill, w->st->k));
     if (w->failed == CM_OK && w->cell_off > 0)
         sync_cells(w);
     cm_err e = w->failed;
@@ -750,7 +750,7 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
     while (pos < end) {
         uint64_t s = pos / sbytes_full, start = s * sbytes_full;
         uint64_t sbytes = CM_MIN(sbytes_full, lay->size - start);
-        uint32_t clen = sbytes == sbytes_full ? lay->cell_size : last_cell_len(sbytes, lay->k);
+        uint32_t clen = sbytes == sbytes_full ? lay->cell_size : ob_last_cell_len(sbytes, lay->k);
         uint64_t a = pos - start, b = CM_MIN(end, start + sbytes) - start;
         uint64_t cell_off = s * lay->cell_size;
         cm_err e = read_healthy(c, cell_off, clen, a, b, buf + (pos - off));
@@ -862,5 +862,5 @@ uint64_t ob_layout_cell_blob_len(const md_layout *lay)
     if (lay->k < 1 || lay->cell_size == 0)
         return 0;
     uint64_t full = lay->size / sbytes, rest = lay->size % sbytes;
-    return full * lay->cell_size + (rest ? last_cell_len(rest, lay->k) : 0);
+    return full * lay->cell_size + (rest ? ob_last_cell_len(rest, lay->k) : 0);
 }

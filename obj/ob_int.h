@@ -25,6 +25,12 @@ bs_store *ob_store_drive(ob_store *st, uint8_t d);
 bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i);
 /* The store's node in the cluster layout (ob_store_options.node). */
 uint16_t ob_store_node(const ob_store *st);
+/* Cells of every stripe that must be durable before a body is acknowledged: k+1 (k when m = 0),
+ * so one more loss still leaves k. */
+int ob_min_cells(int k, int m);
+/* Cell length of a last stripe holding rest (< k * cell_size) bytes: ceil(rest / k), rounded up
+ * to 64 bytes. */
+uint32_t ob_last_cell_len(uint64_t rest, int k);
 /* The store's erasure profile: k data + m parity cells per stripe. */
 void ob_store_geometry(const ob_store *st, int *k, int *m);
 

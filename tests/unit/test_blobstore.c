@@ -590,6 +590,30 @@ static void test_index_many(void)
         bad += (t % 2) ? e != CM_ERR_NOTFOUND : !(e == CM_OK && sz == 16 && verify(bs, t, 0, 16));
     }
     CU_ASSERT_EQUAL(bad, 0);
+    /* bs_list walks the 1500 live blobs in pages of 97, in strictly increasing id order */
+    enum { PAGE = 97 };
+    bs_id ids[PAGE], last;
+    uint64_t sizes[PAGE];
+    size_t n, seen = 0;
+    int pages = 0, order_bad = 0;
+    do {
+        CU_ASSERT_EQUAL_FATAL(bs_list(bs, seen ? &last : NULL, ids, sizes, PAGE, &n), CM_OK);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t tag;
+            memcpy(&tag, ids[i].b, sizeof(tag)); /* cu_tag_id's layout */
+            order_bad +=
+                (seen + i > 0 && memcmp((i ? &ids[i - 1] : &last)->b, ids[i].b, 16) >= 0) ||
+                sizes[i] != 16 || tag % 2 != 0;
+        }
+        if (n > 0)
+            last = ids[n - 1];
+        seen += n;
+        pages++;
+    } while (n == PAGE && pages < 100);
+    CU_ASSERT_EQUAL(seen, 1500);
+    CU_ASSERT_EQUAL(pages, 1500 / PAGE + 1);
+    CU_ASSERT_EQUAL(order_bad, 0);
+    CU_ASSERT_EQUAL(bs_list(bs, NULL, ids, sizes, 0, &n), CM_ERR_INVAL);
     bs_close(bs);
 }
 

@@ -173,6 +173,8 @@ static void tres_release(tres *r)
     evbuffer_free(r->data);
 }
 
+static nd_chunk_ent list_copy[ND_LIST_MAX];
+
 static void done_cb(void *arg, const nd_result *res)
 {
     tres *r = arg;
@@ -183,6 +185,10 @@ static void done_cb(void *arg, const nd_result *res)
     if (res->info) {
         r->info = *res->info;
         r->res.info = &r->info;
+    }
+    if (res->list) { /* valid during the callback only */
+        memcpy(list_copy, res->list, res->nlist * sizeof(*res->list));
+        r->res.list = list_copy;
     }
     r->ended_ms = cm_monotonic_ms();
     r->l->pending--;
@@ -505,13 +511,78 @@ static void test_info(void)
     node_stop(&n);
 }
 
+/* A list page; its chunks are copied to list_copy by done_cb. */
+static nd_result do_list(tloop *l, const tnode *n, uint32_t drive, const bs_id *after, size_t max)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    CU_ASSERT_EQUAL(nd_list(l->cl, &p, drive, after, max, done_cb, &r), CM_OK);
+    loop_run(l);
+    tres_release(&r);
+    return r.res;
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+    return memcmp(((const nd_chunk_ent *)a)->id.b, ((const nd_chunk_ent *)b)->id.b, 16);
+}
+
+static void test_list(void)
+{
+    enum { N = 7 };
+    tnode n;
+    tloop l;
+    uint8_t buf[3000];
+    nd_chunk_ent want[N], seen[N + 1];
+    size_t nseen = 0;
+    node_start(&n, "n1", 1, 0); /* drive 1 offline */
+    loop_default(&l);
+    for (uint32_t i = 0; i < N; i++) {
+        size_t len = 100 + 300 * i;
+        fill(buf, len, 40 + i);
+        bs_id_new(&want[i].id);
+        want[i].size = len;
+        CU_ASSERT_EQUAL(do_append(&l, &n, 0, &want[i].id, 0, buf, len, cm_crc32c(0, buf, len)).err,
+                        CM_OK);
+    }
+    qsort(want, N, sizeof(want[0]), ent_cmp);
+    /* pages of 3: 3 + 3 + 1, each in id order, continuing after the last id */
+    const bs_id *after = NULL;
+    for (int page = 0; page < 4 && nseen < N + 1; page++) {
+        nd_result r = do_list(&l, &n, 0, after, 3);
+        CU_ASSERT_EQUAL_FATAL(r.err, CM_OK);
+        CU_ASSERT_EQUAL(r.more, r.nlist == 3);
+        CU_ASSERT_FATAL(r.nlist <= 3 && nseen + r.nlist <= N);
+        memcpy(&seen[nseen], list_copy, r.nlist * sizeof(nd_chunk_ent));
+        nseen += r.nlist;
+        if (!r.more)
+            break;
+        after = &seen[nseen - 1].id;
+    }
+    CU_ASSERT_EQUAL_FATAL(nseen, N);
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT(memcmp(seen[i].id.b, want[i].id.b, 16) == 0);
+        CU_ASSERT_EQUAL(seen[i].size, want[i].size);
+    }
+    /* an empty page past the last id; an offline drive; a drive that does not exist */
+    nd_result r = do_list(&l, &n, 0, &want[N - 1].id, 100);
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    CU_ASSERT_EQUAL(r.nlist, 0);
+    CU_ASSERT_EQUAL(r.more, 0);
+    CU_ASSERT_EQUAL(do_list(&l, &n, 1, NULL, 10).err, CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(do_list(&l, &n, 5, NULL, 10).err, CM_ERR_NOTFOUND);
+    loop_free(&l);
+    node_stop(&n);
+}
+
 /* ---- authentication ---- */
 
 static void raw_done(net_call *call, cm_err e, void *arg)
 {
     tres *r = arg;
     const char *err = net_call_resp_header(call, "X-Cairn-Error");
-    nd_result res = {e, net_call_status(call), 0, err ? err : "", NULL};
+    nd_result res = {e, net_call_status(call), 0, err ? err : "", NULL, NULL, 0, 0};
     done_cb(r, &res);
 }
 
@@ -921,6 +992,7 @@ void cu_register(void)
         {"bad_checksum_refused", test_bad_checksum_refused},
         {"delete", test_delete},
         {"info", test_info},
+        {"list", test_list},
         {"auth_refused", test_auth_refused},
         {"pool_reuse", test_pool_reuse},
         {"many_in_flight", test_many_in_flight},
