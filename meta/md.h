@@ -479,7 +479,7 @@ int md_merkle_depth(const md_merkle *t);
 uint64_t md_merkle_count(const md_merkle *t); /* keys summarised */
 /* The 16-byte hash of node index at level (NULL when out of range). */
 const uint8_t *md_merkle_node(const md_merkle *t, int level, size_t index);
-size_t md_merkle_leaf_of(const md_merkle *t, const char *key);
+size_t md_merkle_leaf_of(const md_merkle *t, const char *key); /* 0 if hashing fails */
 /*
  * Walk two trees of the same depth top-down, descending only into differing nodes: the differing
  * leaves go to *leaves (heap, ascending), the hashes compared to *compared (what a remote walk

@@ -144,7 +144,7 @@ cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out);
 /* ---- Versioned records (md_rec.c) ---- */
 
 /* The replica-independent digest of a record: key, hlc, hlc_node, tombstone, vector. */
-void md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_t out[16]);
+cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_t out[16]);
 /* Called per record of a walk with the key relative to its bucket and the record decoded as a
  * summary (generation at least 1); set *stop to end the walk. */
 typedef cm_err (*md_rec_fn)(void *arg, const uint8_t *key, size_t klen, const md_object *o,

@@ -32,11 +32,12 @@ struct md_merkle {
     uint8_t (*h)[16];
 };
 
-static size_t leaf_index(int depth, const uint8_t *key, size_t klen)
+static cm_err leaf_index(int depth, const uint8_t *key, size_t klen, size_t *leaf)
 {
     uint8_t d[32];
-    cm_ck_digest(CM_CK_SHA256, key, klen, d);
-    return cm_get_be32(d) >> (32 - 4 * depth);
+    cm_err e = cm_ck_digest(CM_CK_SHA256, key, klen, d);
+    *leaf = e == CM_OK ? cm_get_be32(d) >> (32 - 4 * depth) : 0;
+    return e;
 }
 
 int md_merkle_depth_for(uint64_t nkeys)
@@ -57,24 +58,32 @@ static cm_err build_one(void *arg, const uint8_t *key, size_t klen, const md_obj
 {
     md_merkle *t = arg;
     uint8_t dg[16];
+    size_t leaf;
     (void)stop;
-    md_rec_digest(key, klen, o, dg);
-    lane_add(t->h[t->off[t->depth] + leaf_index(t->depth, key, klen)], dg);
+    cm_err e = md_rec_digest(key, klen, o, dg);
+    if (e == CM_OK)
+        e = leaf_index(t->depth, key, klen, &leaf);
+    if (e != CM_OK)
+        return e;
+    lane_add(t->h[t->off[t->depth] + leaf], dg);
     t->count++;
     return CM_OK;
 }
 
 /* Hash each inner level from the one below, bottom-up. */
-static void build_inner(md_merkle *t)
+static cm_err build_inner(md_merkle *t)
 {
     for (int lv = t->depth - 1; lv >= 0; lv--) {
         for (size_t i = t->off[lv]; i < t->off[lv + 1]; i++) {
             uint8_t full[32];
             size_t child = t->off[lv + 1] + (i - t->off[lv]) * MD_MERKLE_FANOUT;
-            cm_ck_digest(CM_CK_SHA256, t->h[child], 16 * MD_MERKLE_FANOUT, full);
+            cm_err e = cm_ck_digest(CM_CK_SHA256, t->h[child], 16 * MD_MERKLE_FANOUT, full);
+            if (e != CM_OK)
+                return e;
             memcpy(t->h[i], full, 16);
         }
     }
+    return CM_OK;
 }
 
 cm_err md_merkle_build(md_store *md, const char *bucket, int depth, md_merkle **out)
@@ -92,11 +101,12 @@ cm_err md_merkle_build(md_store *md, const char *bucket, int depth, md_merkle **
     cm_err e = CM_ERR_NOMEM;
     if ((t->h = calloc(t->off[depth + 1], 16)) != NULL)
         e = md_rec_walk(md, bucket, NULL, build_one, t);
+    if (e == CM_OK)
+        e = build_inner(t);
     if (e != CM_OK) {
         md_merkle_free(t);
         return e;
     }
-    build_inner(t);
     *out = t;
     return CM_OK;
 }
@@ -128,7 +138,9 @@ const uint8_t *md_merkle_node(const md_merkle *t, int level, size_t index)
 
 size_t md_merkle_leaf_of(const md_merkle *t, const char *key)
 {
-    return leaf_index(t->depth, (const uint8_t *)key, strlen(key));
+    size_t leaf;
+    leaf_index(t->depth, (const uint8_t *)key, strlen(key), &leaf); /* 0 on failure */
+    return leaf;
 }
 
 /* Compare the children of node idx at level lv (both trees), queueing the differing ones. */
@@ -198,9 +210,11 @@ static int has_leaf(const leaf_ctx *c, size_t leaf)
 static cm_err leaf_one(void *arg, const uint8_t *key, size_t klen, const md_object *o, int *stop)
 {
     leaf_ctx *c = arg;
+    size_t leaf;
     (void)stop;
-    if (!has_leaf(c, leaf_index(c->t->depth, key, klen)))
-        return CM_OK;
+    cm_err e = leaf_index(c->t->depth, key, klen, &leaf);
+    if (e != CM_OK || !has_leaf(c, leaf))
+        return e;
     return md_rec_info_add(&c->a, &c->n, &c->cap, key, klen, o);
 }
 

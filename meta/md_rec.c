@@ -29,21 +29,24 @@
 
 /* ---- Digests ---- */
 
-void md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_t out[16])
+cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_t out[16])
 {
-    uint8_t b[13], v[MD_VV_ENC_MAX], full[32];
-    cm_ck ck;
-    cm_put_be64(b, o->hlc);
-    cm_put_be32(b + 8, o->hlc_node);
-    b[12] = o->tombstone;
-    cm_ck_init(&ck, CM_CK_SHA256);
-    cm_ck_update(&ck, key, klen);
-    cm_ck_update(&ck, "", 1); /* keys hold no NUL: the key ends here */
-    cm_ck_update(&ck, b, sizeof(b));
-    cm_ck_update(&ck, v, md_vv_encode(&o->vv, v));
-    cm_ck_final(&ck, full);
-    cm_ck_release(&ck);
-    memcpy(out, full, 16);
+    /* key \0 (keys hold no NUL: the key ends there) | hlc | node | tombstone | vector */
+    uint8_t b[MD_MAX_KEY + 1 + 13 + MD_VV_ENC_MAX], full[32];
+    if (klen > MD_MAX_KEY)
+        return CM_ERR_INVAL;
+    memcpy(b, key, klen);
+    uint8_t *p = b + klen;
+    *p++ = 0;
+    cm_put_be64(p, o->hlc);
+    cm_put_be32(p + 8, o->hlc_node);
+    p[12] = o->tombstone;
+    p += 13;
+    p += md_vv_encode(&o->vv, p);
+    cm_err e = cm_ck_digest(CM_CK_SHA256, b, (size_t)(p - b), full);
+    if (e == CM_OK)
+        memcpy(out, full, 16);
+    return e;
 }
 
 /* ---- Walking a bucket's records ---- */
@@ -57,7 +60,8 @@ cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_f
     if (md_key_object(bucket, "", k, &kl) != CM_OK || al > MD_MAX_KEY)
         return CM_ERR_INVAL;
     size_t boff = kl;
-    memcpy(k + kl, after, al);
+    if (al)
+        memcpy(k + kl, after, al);
     cm_err e = md_txn_begin(md, 1, &txn);
     if (e != CM_OK)
         return e;
@@ -106,9 +110,8 @@ cm_err md_rec_info_add(md_rec_info **a, size_t *n, size_t *cap, const uint8_t *k
     r->hlc = o->hlc;
     r->hlc_node = o->hlc_node;
     r->tombstone = o->tombstone;
-    md_rec_digest(key, klen, o, r->digest);
-    (*n)++;
-    return CM_OK;
+    (*n)++; /* counted now so that a failure below still frees the key */
+    return md_rec_digest(key, klen, o, r->digest);
 }
 
 void md_rec_infos_free(md_rec_info *infos, size_t n)

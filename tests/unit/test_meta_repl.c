@@ -444,6 +444,50 @@ static void test_generation_cas(void)
     md_close(md);
 }
 
+/* Store raw record bytes under b/old, as a store from before generations holds them. */
+typedef struct {
+    const uint8_t *rec;
+    size_t len;
+} raw_put;
+
+static cm_err raw_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    raw_put *r = arg;
+    uint8_t k[16];
+    size_t kl;
+    (void)wrote;
+    cm_err e = md_key_object("b", "old", k, &kl);
+    return e == CM_OK ? md_kv_put(txn, md->objects, k, kl, r->rec, r->len) : e;
+}
+
+static void test_old_record_in_store(void)
+{
+    md_store *md = open_store("oldrec", "b");
+    static const uint8_t old[] = {1, 1, 0, 0, 0, 3, 'o', 'l', 'd', 3, 0,
+                                  0, 0, 8, 0, 0, 0, 0,   0,   0,   0, 3};
+    raw_put r = {old, sizeof(old)};
+    CU_ASSERT_EQUAL_FATAL(md_write(md, raw_put_apply, &r), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b", "old", &o), CM_OK); /* S3 reads it as before */
+    CU_ASSERT_EQUAL(o.size, 3);
+    CU_ASSERT_EQUAL(o.hlc, 0);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(gen_of(md, "b", "old"), 1); /* counts as generation 1 */
+    md_object n = {.key = "old", .size = 4};
+    CU_ASSERT_EQUAL(md_rec_put(md, "b", &n, 0, NULL), CM_ERR_CONFLICT);
+    uint64_t g = 0;
+    CU_ASSERT_EQUAL(md_rec_put(md, "b", &n, 1, &g), CM_OK);
+    CU_ASSERT_EQUAL(g, 2);
+    md_rec_info *in;
+    size_t cnt;
+    int trunc;
+    CU_ASSERT_EQUAL_FATAL(md_rec_list(md, "b", NULL, 10, &in, &cnt, &trunc), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 1);
+    CU_ASSERT_EQUAL(in[0].generation, 2);
+    md_rec_infos_free(in, cnt);
+    md_close(md);
+}
+
 static void test_raw_listing(void)
 {
     md_store *md = open_store("rawlist", "b");
@@ -655,6 +699,7 @@ void cu_register(void)
                                     {"resolve_table", test_resolve_table},
                                     {"record_fields", test_record_fields},
                                     {"generation_cas", test_generation_cas},
+                                    {"old_record_in_store", test_old_record_in_store},
                                     {"raw_listing", test_raw_listing},
                                     {"merkle_diff", test_merkle_diff},
                                     {"garbage", test_garbage},
