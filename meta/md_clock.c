@@ -93,15 +93,16 @@ static uint32_t vv_find(const md_vv *vv, uint32_t node, int *found)
     return i;
 }
 
-/* Remove the entry with the oldest hlc (the lowest node id among equals). */
-static void vv_prune_oldest(md_vv *vv)
+/* Remove the entry with the oldest hlc (the lowest node id among equals) of e[0..n); returns
+ * the new count. */
+static uint32_t prune_oldest(md_vv_entry *e, uint32_t n)
 {
     uint32_t old = 0;
-    for (uint32_t i = 1; i < vv->n; i++)
-        if (vv->e[i].hlc < vv->e[old].hlc)
+    for (uint32_t i = 1; i < n; i++)
+        if (e[i].hlc < e[old].hlc)
             old = i;
-    memmove(&vv->e[old], &vv->e[old + 1], (vv->n - old - 1) * sizeof(vv->e[0]));
-    vv->n--;
+    memmove(&e[old], &e[old + 1], (n - old - 1) * sizeof(e[0]));
+    return n - 1;
 }
 
 void md_vv_increment(md_vv *vv, uint32_t node, uint64_t hlc)
@@ -110,7 +111,7 @@ void md_vv_increment(md_vv *vv, uint32_t node, uint64_t hlc)
     uint32_t i = vv_find(vv, node, &found);
     if (!found) {
         if (vv->n == MD_VV_MAX) {
-            vv_prune_oldest(vv);
+            vv->n = prune_oldest(vv->e, vv->n);
             i = vv_find(vv, node, &found);
         }
         memmove(&vv->e[i + 1], &vv->e[i], (vv->n - i) * sizeof(vv->e[0]));
@@ -139,14 +140,8 @@ void md_vv_merge(const md_vv *a, const md_vv *b, md_vv *out)
         }
     }
     md_vv tmp = {0};
-    while (n > MD_VV_MAX) { /* drop the oldest, as vv_prune_oldest does */
-        uint32_t old = 0;
-        for (uint32_t k = 1; k < n; k++)
-            if (u[k].hlc < u[old].hlc)
-                old = k;
-        memmove(&u[old], &u[old + 1], (n - old - 1) * sizeof(u[0]));
-        n--;
-    }
+    while (n > MD_VV_MAX)
+        n = prune_oldest(u, n);
     memcpy(tmp.e, u, n * sizeof(u[0]));
     tmp.n = n;
     *out = tmp;
