@@ -14,6 +14,7 @@
  *   objects   bucket \0 key                 -> md_object record (the current version)
  *   uploads   bucket \0 key \0 upload_id    -> md_upload record
  *   parts     upload_id \0 part_number(BE32)-> md_part record
+ *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -25,6 +26,7 @@
 #ifndef MD_H
 #define MD_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +86,73 @@ typedef struct {
 /* The part holds (or, decoded without its body, held) its body inline. */
 #define MD_PART_INLINE(p) ((p)->inline_data != NULL || (p)->is_inline)
 
+/* ---- Replication primitives: hybrid logical clock, version vectors (md_clock.c) ---- */
+
+/*
+ * A hybrid logical clock timestamp: wall-clock milliseconds in the high 48 bits, a logical
+ * counter in the low 16. Timestamps compare as plain integers; a node id breaks ties between
+ * nodes (md_stamp). 0 = none (records written before replication).
+ */
+#define MD_HLC_MS(ts) ((int64_t)((ts) >> 16))
+#define MD_HLC_LOGICAL(ts) ((uint32_t)((ts)&0xFFFF))
+#define MD_HLC_MAKE(ms, logical) (((uint64_t)(ms) << 16) | ((uint64_t)(logical)&0xFFFF))
+/* A received timestamp more than this far ahead of the local wall clock is refused. */
+#define MD_HLC_MAX_DRIFT_MS 60000
+
+typedef int64_t (*md_wall_fn)(void *arg); /* wall clock in ms since the epoch */
+
+typedef struct {
+    pthread_mutex_t mu;
+    uint64_t last; /* the largest timestamp issued or received */
+    uint32_t node;
+    md_wall_fn wall; /* NULL = CLOCK_REALTIME */
+    void *wall_arg;
+} md_hlc;
+
+/* wall may be NULL (the system clock); tests pass a clock they step. */
+void md_hlc_init(md_hlc *c, uint32_t node, md_wall_fn wall, void *arg);
+void md_hlc_release(md_hlc *c);
+/* A timestamp for a local event: greater than every timestamp issued or received before. */
+uint64_t md_hlc_now(md_hlc *c);
+/*
+ * Merge a timestamp received from another node and return (in *out) one for the receive event,
+ * greater than both. CM_ERR_INVAL (clock unchanged) when received is more than
+ * MD_HLC_MAX_DRIFT_MS ahead of the wall clock: one node's wrong clock cannot drag the cluster.
+ */
+cm_err md_hlc_update(md_hlc *c, uint64_t received, uint64_t *out);
+
+/*
+ * Version vector: per writing node, how many writes it coordinated and the HLC of its latest.
+ * Sorted by node id, at most MD_VV_MAX entries: an increment or merge that would exceed it drops
+ * the entry with the oldest hlc (see docs/metadata.md, "Replication primitives").
+ */
+#define MD_VV_MAX 8
+typedef struct {
+    uint32_t node;
+    uint64_t counter;
+    uint64_t hlc;
+} md_vv_entry;
+
+typedef struct {
+    uint32_t n;
+    md_vv_entry e[MD_VV_MAX];
+} md_vv;
+
+typedef enum { MD_VV_EQUAL = 0, MD_VV_BEFORE, MD_VV_AFTER, MD_VV_CONCURRENT } md_vv_order;
+
+/* Count one write coordinated by node at hlc. */
+void md_vv_increment(md_vv *vv, uint32_t node, uint64_t hlc);
+/* out = pointwise maximum of a and b (out may be a or b). */
+void md_vv_merge(const md_vv *a, const md_vv *b, md_vv *out);
+/* a compared to b: MD_VV_BEFORE when a happened before b. */
+md_vv_order md_vv_compare(const md_vv *a, const md_vv *b);
+uint64_t md_vv_counter(const md_vv *vv, uint32_t node); /* 0 when absent */
+/* Encoding: u8 n | n x (node u32 | counter u64 | hlc u64), big-endian. */
+#define MD_VV_ENC_MAX (1 + MD_VV_MAX * 20)
+size_t md_vv_encode(const md_vv *vv, uint8_t *buf); /* buf holds MD_VV_ENC_MAX */
+/* CM_ERR_CORRUPT unless sorted, unique, n <= MD_VV_MAX and len exact. */
+cm_err md_vv_decode(const uint8_t *buf, size_t len, md_vv *out);
+
 typedef struct {
     char *key;
     char version_id[40]; /* "null" until versioning exists */
@@ -116,7 +185,24 @@ typedef struct {
     /* The multipart upload that made this record ("" otherwise): a retried Complete of that
      * upload finds its answer here while the key still holds this record. */
     char upload_id[64];
+    /* Replication (absent in older records: 0, an empty vector, not a tombstone). */
+    uint64_t hlc;      /* HLC of the write that made this version */
+    uint32_t hlc_node; /* the node that coordinated it: tie-break of equal hlc */
+    md_vv vv;
+    uint8_t tombstone; /* a deletion, kept so it can win against older versions */
+    /* Local write counter of the key on this store, bumped by every write (the store sets it;
+     * replicas count on their own, so it is never compared across nodes). */
+    uint64_t generation;
 } md_object;
+
+/*
+ * Which of two versions of the same key wins: 0 for a, 1 for b. Causally newer (by version
+ * vector) wins; concurrent versions (or equal vectors with different stamps) go to the larger
+ * (hlc, hlc_node), S3's last-writer-wins, and *concurrent (may be NULL) is set so a versioned
+ * bucket can keep the loser. Tombstones take part like any version. Deterministic and symmetric:
+ * resolve(a, b) and resolve(b, a) pick the same version.
+ */
+int md_object_resolve(const md_object *a, const md_object *b, int *concurrent);
 
 /*
  * Check every inline body of obj (its own, and each inline part's) against its stored CRC32C
@@ -336,6 +422,92 @@ typedef struct {
 cm_err md_upload_list_query(md_store *md, const char *bucket, const md_upload_query *q,
                             md_upload_list *out);
 void md_upload_list_release(md_upload_list *res);
+
+/* ---- Versioned records: the store as a replica sees it (md_rec.c) ---- */
+
+/*
+ * Every object write (S3 calls included) sets the record's generation to the previous one + 1
+ * (1 for a new key). md_rec_put writes a record as given (hlc, vv, tombstone included) if the
+ * key's generation is expect (0 = the key must be absent; MD_GEN_ANY = no check), else
+ * CM_ERR_CONFLICT; CM_ERR_NOTFOUND when the bucket does not exist. *gen (may be NULL) gets the
+ * new generation. In the same transaction, each stored body of the replaced record that the new
+ * record does not use becomes a garbage record stamped with obj->hlc (md_garbage_list). A
+ * tombstone is a record like any other: md_object_get and listings treat it as absent.
+ */
+#define MD_GEN_ANY UINT64_MAX
+cm_err md_rec_put(md_store *md, const char *bucket, const md_object *obj, uint64_t expect,
+                  uint64_t *gen);
+/* The record as stored, tombstones included (CM_ERR_NOTFOUND when none). */
+cm_err md_rec_get(md_store *md, const char *bucket, const char *key, md_object *out);
+
+/* One key in a raw listing or a Merkle leaf. */
+typedef struct {
+    char *key;
+    uint64_t generation;
+    uint64_t hlc;
+    uint32_t hlc_node;
+    uint8_t tombstone;
+    uint8_t digest[16]; /* of key, hlc, hlc_node, vv, tombstone: equal on replicas in sync */
+} md_rec_info;
+
+/*
+ * Keys of bucket after `after` (NULL = from the start) in byte order, at most max, tombstones
+ * included; *truncated when more follow (resume after the last key). *out is a heap array.
+ */
+cm_err md_rec_list(md_store *md, const char *bucket, const char *after, size_t max,
+                   md_rec_info **out, size_t *n, int *truncated);
+void md_rec_infos_free(md_rec_info *infos, size_t n);
+/* Keys present in only one of two sorted lists, or with different digests (heap array of heap
+ * strings, in order; free with md_keys_free). */
+cm_err md_rec_diff(const md_rec_info *a, size_t na, const md_rec_info *b, size_t nb, char ***keys,
+                   size_t *n);
+void md_keys_free(char **keys, size_t n);
+
+/* ---- Merkle summaries for anti-entropy (md_merkle.c) ---- */
+
+/*
+ * A tree of MD_MERKLE_FANOUT children per node over a bucket's keys. Leaf i holds the keys whose
+ * hash's top bits are i (so two replicas place a key alike whatever else they hold); a leaf's
+ * hash is the lane-wise sum of its keys' digests, an inner node's a SHA-256 of its children.
+ * Level 0 is the root; level depth has FANOUT^depth leaves.
+ */
+#define MD_MERKLE_FANOUT 16
+#define MD_MERKLE_MAX_DEPTH 5
+typedef struct md_merkle md_merkle;
+
+/* depth 1..MD_MERKLE_MAX_DEPTH; md_merkle_depth_for picks about 8 keys per leaf. */
+cm_err md_merkle_build(md_store *md, const char *bucket, int depth, md_merkle **out);
+int md_merkle_depth_for(uint64_t nkeys);
+void md_merkle_free(md_merkle *t);
+int md_merkle_depth(const md_merkle *t);
+uint64_t md_merkle_count(const md_merkle *t); /* keys summarised */
+/* The 16-byte hash of node index at level (NULL when out of range). */
+const uint8_t *md_merkle_node(const md_merkle *t, int level, size_t index);
+size_t md_merkle_leaf_of(const md_merkle *t, const char *key); /* 0 if hashing fails */
+/*
+ * Walk two trees of the same depth top-down, descending only into differing nodes: the differing
+ * leaves go to *leaves (heap, ascending), the hashes compared to *compared (what a remote walk
+ * exchanges). CM_ERR_INVAL for different depths.
+ */
+cm_err md_merkle_diff(const md_merkle *a, const md_merkle *b, size_t **leaves, size_t *n,
+                      size_t *compared);
+/* The keys of bucket in the given leaves (sorted ascending), in key order. */
+cm_err md_merkle_leaf_keys(md_store *md, const char *bucket, const md_merkle *t,
+                           const size_t *leaves, size_t nleaves, md_rec_info **out, size_t *n);
+
+/* ---- Garbage: bodies no record uses any more (md_rec.c) ---- */
+
+typedef struct {
+    uint64_t hlc; /* when it became garbage */
+    md_layout layout;
+    char *bucket, *key; /* whose record it belonged to (for logs) */
+} md_garbage;
+
+/* Garbage with hlc < before, oldest first, at most max; *out is a heap array. */
+cm_err md_garbage_list(md_store *md, uint64_t before, size_t max, md_garbage **out, size_t *n);
+void md_garbage_free(md_garbage *g, size_t n);
+/* Drop entries once their chunks are reclaimed (missing ones are ignored). */
+cm_err md_garbage_drop(md_store *md, const md_garbage *g, size_t n);
 
 /* ---- Record encoding (exposed for tests and later replication) ---- */
 

@@ -64,7 +64,7 @@ void md_gc_wait_queued(md_store *md, size_t n);
 
 struct md_store {
     MDB_env *env;
-    MDB_dbi buckets, objects, uploads, parts;
+    MDB_dbi buckets, objects, uploads, parts, garbage;
     md_gc gc;
     /*
      * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
@@ -132,6 +132,28 @@ cm_err md_part_decode_ex(const uint8_t *buf, size_t len, int nobody, md_part *ou
 #define MD_DECODE_NOBODY 2
 cm_err md_object_encode_w(const md_object *obj, md_wbuf *w);
 cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *out);
+/* Encode for storing: the generation field comes last with a placeholder value, which
+ * md_object_set_generation then sets inside the encoded record (after the store read the
+ * previous generation, in the writing transaction). */
+cm_err md_object_encode_stored(const md_object *obj, md_wbuf *w);
+void md_object_set_generation(md_wbuf *w, uint64_t gen);
+/* Garbage record value: layout, bucket and key (md_rec.c keys it by hlc and blob). */
+cm_err md_garbage_encode(const md_garbage *g, md_wbuf *w);
+cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out);
+
+/* ---- Versioned records (md_rec.c) ---- */
+
+/* The replica-independent digest of a record: key, hlc, hlc_node, tombstone, vector. */
+cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_t out[16]);
+/* Called per record of a walk with the key relative to its bucket and the record decoded as a
+ * summary (generation at least 1); set *stop to end the walk. */
+typedef cm_err (*md_rec_fn)(void *arg, const uint8_t *key, size_t klen, const md_object *o,
+                            int *stop);
+/* Walk bucket's records with key > after (NULL: all) in key order, in one read transaction. */
+cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_fn fn, void *arg);
+/* Append an entry for key/o to a growing array. */
+cm_err md_rec_info_add(md_rec_info **a, size_t *n, size_t *cap, const uint8_t *key, size_t klen,
+                       const md_object *o);
 
 /* ---- Keys of any length over LMDB's 511-byte key limit (md_kv.c) ---- */
 
@@ -200,8 +222,11 @@ cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
 /* Remove every upload of bucket and its parts; the parts (no bodies) are appended to *parts. */
 cm_err md_uploads_remove_bucket(MDB_txn *txn, md_store *md, const char *bucket, md_part **parts,
                                 size_t *n);
-/* Encode obj and store it under k. */
+/* Encode obj and store it under k with generation prev->generation + 1 (1 when prev is NULL). */
 cm_err md_object_write(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
-                       const md_object *obj);
+                       const md_object *obj, const md_object *prev);
+/* Store w (md_object_encode_stored) under k with generation prev's + 1 (prev NULL: absent). */
+cm_err md_object_put_stored(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_wbuf *w,
+                            const md_object *prev);
 
 #endif

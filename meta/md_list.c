@@ -82,6 +82,10 @@ static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n
     cm_err e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &en->obj);
     if (e != CM_OK)
         return e;
+    if (en->obj.tombstone) { /* a deletion kept for replication: not listed */
+        md_object_release(&en->obj);
+        return CM_OK;
+    }
     en->key = dup_n(rel, n);
     if (!en->key) {
         md_object_release(&en->obj);

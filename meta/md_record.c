@@ -15,6 +15,10 @@
  * it, or a plain-MD5 ETag for records written before the CRC. Decoders may skip inline bodies
  * (MD_DECODE_NOBODY, md_part_decode_ex) for callers that only free chunks or list parts.
  *
+ * Replication fields (hlc, version vector, tombstone) are optional like the rest; the generation,
+ * when present, is always the last field, so the store can set it in an encoded record in place
+ * (md_object_encode_stored, md_object_set_generation). Garbage records (md_rec.c) share the codec.
+ *
  * Decoding trusts nothing: every length is checked against the buffer and against the size of
  * the field it fills; a bad record returns CM_ERR_CORRUPT with the place logged. Decoded records
  * own heap copies of everything (the input buffer may be LMDB's map, valid only in a txn).
@@ -49,7 +53,11 @@ enum {
     OT_PART,          /* nested part fields */
     OT_STORAGE_CLASS, /* absent = STANDARD (records written before it existed, too) */
     OT_INLINE_CRC,    /* u32 CRC32C of the inline body */
-    OT_UPLOAD_ID      /* the multipart upload that made the record */
+    OT_UPLOAD_ID,     /* the multipart upload that made the record */
+    OT_HLC,           /* u64 hlc | u32 node (replication; absent = 0) */
+    OT_VV,            /* version vector (md_vv_encode) */
+    OT_TOMBSTONE,     /* u8 1: the version is a deletion */
+    OT_GENERATION     /* u64, always the last field (the store patches it in place) */
 };
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
@@ -273,27 +281,32 @@ static int layout_has_nodes(const md_layout *l)
 }
 
 /*
- * The single-node layout is written in the original 62 bytes, so its records stay byte for byte
- * what they were; the placement fields are appended only when they say something.
+ * The encoded layout, into b (LAYOUT_LEN_NODES bytes); returns its length. The single-node
+ * layout is written in the original 62 bytes, so its records stay byte for byte what they were;
+ * the placement fields are appended only when they say something.
  */
-static void w_layout(md_wbuf *w, const md_layout *l)
+static size_t layout_bytes(const md_layout *l, uint8_t *b)
 {
-    uint8_t b[LAYOUT_LEN_NODES];
     memcpy(b, l->blob, 16);
     cm_put_be64(b + 16, l->size);
     cm_put_be32(b + 24, l->cell_size);
     b[28] = l->k, b[29] = l->m;
     memcpy(b + 30, l->drives, MD_MAX_CELLS);
-    if (!layout_has_nodes(l)) {
-        w_tlv(w, PT_LAYOUT, b, LAYOUT_LEN);
-        return;
-    }
+    if (!layout_has_nodes(l))
+        return LAYOUT_LEN;
     cm_put_be64(b + LAYOUT_LEN, l->epoch);
     for (int i = 0; i < MD_MAX_CELLS; i++) {
         b[LAYOUT_LEN + 8 + 2 * i] = (uint8_t)(l->nodes[i] >> 8);
         b[LAYOUT_LEN + 9 + 2 * i] = (uint8_t)l->nodes[i];
     }
-    w_tlv(w, PT_LAYOUT, b, sizeof(b));
+    return LAYOUT_LEN_NODES;
+}
+
+static void w_layout(md_wbuf *w, const md_layout *l)
+{
+    uint8_t b[LAYOUT_LEN_NODES];
+    size_t n = layout_bytes(l, b);
+    w_tlv(w, PT_LAYOUT, b, n);
 }
 
 static cm_err f_layout(md_slice v, md_layout *l)
@@ -498,6 +511,20 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         w_part_fields(w, &o->parts[i]);
         w_end(w, mark);
     }
+    if (o->hlc || o->hlc_node) {
+        uint8_t b[12];
+        cm_put_be64(b, o->hlc);
+        cm_put_be32(b + 8, o->hlc_node);
+        w_tlv(w, OT_HLC, b, sizeof(b));
+    }
+    if (o->vv.n) {
+        uint8_t b[MD_VV_ENC_MAX];
+        w_tlv(w, OT_VV, b, md_vv_encode(&o->vv, b));
+    }
+    if (o->tombstone)
+        w_tlv(w, OT_TOMBSTONE, "\1", 1);
+    if (o->generation)
+        w_u64(w, OT_GENERATION, o->generation);
 }
 
 cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
@@ -505,6 +532,18 @@ cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
     w_u8(w, MD_FORMAT_V1);
     w_object_fields(w, obj);
     return w_result(w);
+}
+
+cm_err md_object_encode_stored(const md_object *obj, md_wbuf *w)
+{
+    md_object o = *obj; /* shallow: only the generation differs */
+    o.generation = 1;   /* any non-zero value, so the field is written (last) */
+    return md_object_encode_w(&o, w);
+}
+
+void md_object_set_generation(md_wbuf *w, uint64_t gen)
+{
+    cm_put_be64(w->p + w->len - 8, gen);
 }
 
 cm_err md_object_encode(const md_object *obj, uint8_t **buf, size_t *len)
@@ -599,6 +638,18 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return mode == MD_DECODE_SUMMARY ? CM_OK : obj_part(o, v, mode == MD_DECODE_NOBODY);
     case OT_STORAGE_CLASS:
         return f_fixed(v, o->storage_class, sizeof(o->storage_class));
+    case OT_HLC:
+        if (v.n != 12)
+            return MD_CORRUPT("bad hlc field length");
+        o->hlc = cm_get_be64(v.p);
+        o->hlc_node = cm_get_be32(v.p + 8);
+        return CM_OK;
+    case OT_VV:
+        return md_vv_decode(v.p, v.n, &o->vv);
+    case OT_TOMBSTONE:
+        return f_u8(v, &o->tombstone);
+    case OT_GENERATION:
+        return f_u64(v, &o->generation);
     default:
         return CM_OK;
     }
@@ -787,4 +838,47 @@ void md_upload_release(md_upload *up)
     free(up->key);
     md_object_release(&up->tmpl);
     memset(up, 0, sizeof(*up));
+}
+
+/* ---- Garbage records ---- */
+
+enum { GT_LAYOUT = 1, GT_BUCKET, GT_KEY };
+
+cm_err md_garbage_encode(const md_garbage *g, md_wbuf *w)
+{
+    w_u8(w, MD_FORMAT_V1);
+    uint8_t b[LAYOUT_LEN_NODES];
+    size_t n = layout_bytes(&g->layout, b);
+    w_tlv(w, GT_LAYOUT, b, n);
+    w_str(w, GT_BUCKET, g->bucket);
+    w_str(w, GT_KEY, g->key);
+    return w_result(w);
+}
+
+cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    int have_layout = 0;
+    memset(out, 0, sizeof(*out));
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag == GT_LAYOUT)
+            e = f_layout(v, &out->layout), have_layout = 1;
+        else if (tag == GT_BUCKET)
+            e = f_str(v, &out->bucket);
+        else if (tag == GT_KEY)
+            e = f_str(v, &out->key);
+    }
+    if (e == CM_ERR_NOTFOUND)
+        e = have_layout ? CM_OK : MD_CORRUPT("garbage record without layout");
+    if (e != CM_OK) {
+        free(out->bucket);
+        free(out->key);
+        memset(out, 0, sizeof(*out));
+    }
+    return e;
 }

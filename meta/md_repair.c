@@ -48,7 +48,7 @@ static cm_err replace_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
         e = check_part(&cur, op->part_index, op->old_blob, op->new_layout);
     if (e == CM_OK) {
         cur.parts[op->part_index].layout = *op->new_layout;
-        e = md_object_write(txn, md, op->k, op->kl, &cur);
+        e = md_object_write(txn, md, op->k, op->kl, &cur, &cur);
     }
     if (found)
         md_object_release(&cur);

@@ -171,6 +171,8 @@ static cm_err open_dbs(md_store *md)
         rc = mdb_dbi_open(txn, "uploads", MDB_CREATE, &md->uploads);
     if (!rc)
         rc = mdb_dbi_open(txn, "parts", MDB_CREATE, &md->parts);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &md->garbage);
     if (rc) {
         mdb_txn_abort(txn);
         return md_mdb_err(rc, "mdb_dbi_open");
@@ -412,7 +414,7 @@ cm_err md_cond_check(const md_cond *cond, const md_object *cur)
 {
     if (!cond)
         return CM_OK;
-    int live = cur && !cur->delete_marker;
+    int live = cur && !cur->delete_marker && !cur->tombstone;
     if (cond->if_none_match_star && live)
         return CM_ERR_PRECONDITION;
     if (cond->if_match) {
@@ -445,13 +447,23 @@ cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
     return object_read_mode(txn, md, k, klen, MD_DECODE_FULL, cur, found);
 }
 
+cm_err md_object_put_stored(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_wbuf *w,
+                            const md_object *prev)
+{
+    md_object_set_generation(w, prev ? prev->generation + 1 : 1);
+    return md_kv_put(txn, md->objects, k, klen, w->p, w->len);
+}
+
 cm_err md_object_write(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen,
-                       const md_object *obj)
+                       const md_object *obj, const md_object *prev)
 {
     md_wbuf w = {0};
-    cm_err e = md_object_encode_w(obj, &w);
-    if (e == CM_OK)
+    uint64_t prev_gen = prev ? prev->generation : 0; /* prev may be obj itself */
+    cm_err e = md_object_encode_stored(obj, &w);
+    if (e == CM_OK) {
+        md_object_set_generation(&w, prev_gen + 1);
         e = md_kv_put(txn, md->objects, k, klen, w.p, w.len);
+    }
     md_w_free(&w);
     return e;
 }
@@ -470,6 +482,10 @@ cm_err md_object_get(md_store *md, const char *bucket, const char *key, md_objec
         return e;
     e = md_object_read(txn, md, k, kl, out, &found);
     md_txn_end(md, txn);
+    if (e == CM_OK && found && out->tombstone) { /* a deletion kept for replication */
+        md_object_release(out);
+        found = 0;
+    }
     return e == CM_OK && !found ? CM_ERR_NOTFOUND : e;
 }
 
@@ -524,7 +540,7 @@ static cm_err object_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote
     if (e == CM_OK)
         e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
     if (e == CM_OK)
-        e = md_kv_put(txn, md->objects, op->k, op->kl, op->w.p, op->w.len);
+        e = md_object_put_stored(txn, md, op->k, op->kl, &op->w, op->found ? &op->cur : NULL);
     return e;
 }
 
@@ -544,7 +560,7 @@ cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, con
     clear_old(old, had_old);
     if (!obj->key || !*obj->key || md_key_object(bucket, obj->key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
-    cm_err e = md_object_encode_w(obj, &op.w);
+    cm_err e = md_object_encode_stored(obj, &op.w);
     if (e == CM_OK)
         e = md_write(md, object_put_apply, &op);
     md_w_free(&op.w);

@@ -282,7 +282,7 @@ static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *
     if (e == CM_OK)
         e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
     if (e == CM_OK)
-        e = md_kv_put(txn, md->objects, op->ok, op->okl, op->w.p, op->w.len);
+        e = md_object_put_stored(txn, md, op->ok, op->okl, &op->w, op->found ? &op->cur : NULL);
     if (e == CM_OK)
         e = upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
     if (e == CM_OK)
@@ -330,7 +330,7 @@ static cm_err complete_encode(md_store *md, const char *upload_id, const md_obje
     if (txn)
         md_txn_end(md, txn);
     if (e == CM_OK)
-        e = md_object_encode_w(&o, w);
+        e = md_object_encode_stored(&o, w);
     md_parts_free(o.parts, obj->nparts);
     return e;
 }
