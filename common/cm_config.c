@@ -3,6 +3,7 @@
  * limited to 4 KiB; sections and keys to [A-Za-z0-9_.-].
  */
 #include "cm_config.h"
+#include "cm_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,17 +20,6 @@ static char *trim(char *s)
     return s;
 }
 
-static int valid_name(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '.' || *s == '-'))
-            return 0;
-    return 1;
-}
-
 /* Parse one line; returns NULL when fine or a static reason. */
 static const char *parse_line(char *line, char *section, size_t seccap, cm_config_fn fn, void *arg,
                               char *why, size_t whycap)
@@ -43,7 +33,7 @@ static const char *parse_line(char *line, char *section, size_t seccap, cm_confi
             return "malformed section header";
         *end = '\0';
         s = trim(s + 1);
-        if (!valid_name(s) || strlen(s) >= seccap)
+        if (!cm_ident_ok(s, 0) || strlen(s) >= seccap)
             return "invalid section name";
         memcpy(section, s, strlen(s) + 1);
         return NULL;
@@ -53,7 +43,7 @@ static const char *parse_line(char *line, char *section, size_t seccap, cm_confi
         return "expected 'key = value'";
     *eq = '\0';
     char *key = trim(s), *value = trim(eq + 1);
-    if (!valid_name(key))
+    if (!cm_ident_ok(key, 0))
         return "invalid key name";
     size_t vn = strlen(value);
     if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {

@@ -349,3 +349,17 @@ cm_err cm_mkdir_durable(const char *path, mode_t mode)
     close(fd);
     return e;
 }
+
+int cm_ident_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || (max && n >= max))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}

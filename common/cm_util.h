@@ -63,6 +63,12 @@ cm_err cm_mkdir_durable(const char *path, mode_t mode);
 /* The directory holding path ("a/b/" -> "a", "b" -> ".", "/b" -> "/"), truncated to cap. */
 void cm_parent_dir(const char *path, char *out, size_t cap);
 
+/*
+ * Is s a plain identifier (config section and key names, cluster, node, AZ and drive ids):
+ * 1 to max - 1 characters of [A-Za-z0-9._-]? max = 0 means no length limit.
+ */
+int cm_ident_ok(const char *s, size_t max);
+
 static inline void cm_put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)

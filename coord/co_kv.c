@@ -46,20 +46,9 @@ cm_err co_config_parse(const char *list, co_config *cfg, char **storage)
     return CM_OK;
 }
 
-static int id_ok(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '_' || *s == '-'))
-            return 0;
-    return 1;
-}
-
 cm_err co_key(char *out, size_t cap, const char *cluster, const char *kind, const char *name)
 {
-    if (!id_ok(cluster) || !id_ok(kind) || (name && strchr(name, '/')))
+    if (!cm_ident_ok(cluster, 0) || !cm_ident_ok(kind, 0) || (name && strchr(name, '/')))
         return CM_ERR_INVAL;
     int n = name ? snprintf(out, cap, "/cairn/%s/%s/%s", cluster, kind, name)
                  : snprintf(out, cap, "/cairn/%s/%s", cluster, kind);

@@ -25,16 +25,7 @@
 
 int nd_node_id_valid(const char *id)
 {
-    size_t n = strlen(id);
-    if (n == 0 || n >= ND_NODE_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return cm_ident_ok(id, ND_NODE_ID_MAX);
 }
 
 void nd_sign(const uint8_t *secret, size_t secret_len, const nd_canon *c, char out[65])

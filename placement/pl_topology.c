@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_util.h"
 #include "pl.h"
 
 pl_topology *pl_topology_new(uint64_t epoch)
@@ -33,16 +34,7 @@ void pl_topology_free(pl_topology *t)
 
 static int name_ok(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n >= PL_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return cm_ident_ok(s, PL_NAME_MAX);
 }
 
 /* "host:port" (host may be [v6]), port 1..65535, no spaces. */

@@ -150,16 +150,23 @@ static void test_config(void)
                     CM_ERR_NOTFOUND);
 }
 
+static void test_ident(void)
+{
+    CU_ASSERT_TRUE(cm_ident_ok("az-1.node_2", 0));
+    CU_ASSERT_FALSE(cm_ident_ok("", 0));
+    CU_ASSERT_FALSE(cm_ident_ok("a/b", 0));
+    CU_ASSERT_FALSE(cm_ident_ok("a b", 0));
+    CU_ASSERT_FALSE(cm_ident_ok("caf\xc3\xa9", 0));
+    CU_ASSERT_TRUE(cm_ident_ok("abc", 4)); /* max counts the terminator */
+    CU_ASSERT_FALSE(cm_ident_ok("abcd", 4));
+}
+
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"err_names", test_err_names},
-                                    {"hex", test_hex},
-                                    {"base64", test_base64},
-                                    {"url", test_url},
-                                    {"time", test_time},
-                                    {"ct_equal", test_ct_equal},
-                                    {"config", test_config},
-                                    {"dirs", test_dirs},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {{"err_names", test_err_names}, {"hex", test_hex},
+                                    {"base64", test_base64},       {"url", test_url},
+                                    {"time", test_time},           {"ct_equal", test_ct_equal},
+                                    {"config", test_config},       {"dirs", test_dirs},
+                                    {"ident", test_ident},         {NULL, NULL}};
     cu_add_suite("common", tests);
 }
