@@ -8,18 +8,13 @@
 # build-asan/bin/cairn too). Afterwards the data of that PUT is either complete or absent.
 source "$(dirname "$0")/lib.sh"
 source "$H_DIR/lib_fault.sh"
-source "$H_DIR/lib_ldfault.sh"
 h_need cc
 
 DELAY_MS=3000
 CONF=$H_WORK/cairn.conf
 printf '[server]\nstop_grace_ms = 300\n' >"$CONF"
-REAL_BIN=$CAIRN_BIN
-WRAP=$(ldfault_wrapper "LDFAULT_OP=fdatasync LDFAULT_PATH=/drive0/seg- LDFAULT_DELAY_MS=$DELAY_MS" \
-    --config "$CONF") || exit 1
-CAIRN_BIN=$WRAP
-h_start
-CAIRN_BIN=$REAL_BIN
+ldfault_start LDFAULT_OP=fdatasync LDFAULT_PATH=/drive0/seg- LDFAULT_DELAY_MS="$DELAY_MS" \
+    -- --config "$CONF"
 
 h_run "create bucket" s3raw mb "$FAULT_BUCKET"
 h_gen "$H_WORK/body" 307200 5100

@@ -12,7 +12,6 @@
 # for drive3's running 1 s fdatasync round: max ~1 s, and p99 ~700 ms under the heavier load.
 source "$(dirname "$0")/lib.sh"
 source "$H_DIR/lib_fault.sh"
-source "$H_DIR/lib_ldfault.sh"
 h_need cc
 
 SECONDS_RUN=${SLOW_SECONDS:-6}
@@ -25,13 +24,8 @@ fi
 LAT_MAX=${SLOW_MAX_MS:-500}
 CONF=$H_WORK/cairn.conf
 printf '[server]\nthreads = 1\n' >"$CONF"
-REAL_BIN=$CAIRN_BIN
-WRAP=$(ldfault_wrapper \
-    "LDFAULT_OP=fdatasync,fsync,unlink LDFAULT_PATH=/drive3 LDFAULT_DELAY_MS=1000" \
-    --config "$CONF") || exit 1
-CAIRN_BIN=$WRAP
-h_start
-CAIRN_BIN=$REAL_BIN
+ldfault_start LDFAULT_OP=fdatasync,fsync,unlink LDFAULT_PATH=/drive3 LDFAULT_DELAY_MS=1000 \
+    -- --config "$CONF"
 
 h_run "create bucket" s3raw mb "$FAULT_BUCKET"
 READY=$H_WORK/load.ready
@@ -45,7 +39,7 @@ for ((i = 0; i < 300; i++)); do
 done
 h_eq "the load started" 1 "$([ -e "$READY" ] && echo 1)"
 sleep 1 # let the load reach the slow drive before measuring (not synchronisation)
-h_run "4 KiB GETs of inline objects during the load" "$REAL_BIN" bench --endpoint "$H_ENDPOINT" \
+h_run "4 KiB GETs of inline objects during the load" "$CAIRN_BIN" bench --endpoint "$H_ENDPOINT" \
     --bucket slow-inline --op get --size 4K --keys 20 --concurrency 1 --duration "$SECONDS_RUN" \
     --quiet --json
 BENCH=$H_OUT
