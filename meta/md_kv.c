@@ -105,7 +105,7 @@ cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_
     if (group_check(&v) != CM_OK)
         return CM_ERR_CORRUPT;
     size_t off = 1;
-    md_slice ek;
+    md_slice ek = {0}; /* set by group_entry; gcc -O3 cannot see it */
     cm_err e;
     while ((e = group_entry(&v, &off, &ek, val)) == CM_OK) {
         int c = slice_cmp(ek, key, klen);
@@ -135,7 +135,7 @@ static cm_err group_update(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t
     uint8_t ver = MD_FORMAT_V1;
     md_w_bytes(&w, &ver, 1);
     size_t off = 1;
-    md_slice ek, ev;
+    md_slice ek = {0}, ev = {0}; /* set by group_entry; gcc -O3 cannot see it */
     while (rc == 0 && (e = group_entry(&g, &off, &ek, &ev)) == CM_OK) {
         int c = slice_cmp(ek, key, klen);
         if (c >= 0 && val && !placed)
