@@ -84,9 +84,10 @@ static const char *header(const gw_auth_request *req, const char *name)
     return NULL;
 }
 
+/* Orders header names as their lowercased forms sort (AWS sorts the lowercased names). */
 static int cmp_str(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* x-amz-* headers, lowercased and sorted, "name:value\n" (repeated names joined with ','). */
@@ -97,7 +98,7 @@ static void amz_headers(sts_buf *b, const gw_auth_request *req)
     for (size_t i = 0; i < req->nheaders && n < V2_MAX_PARAMS; i++)
         if (strncasecmp(req->names[i], "x-amz-", 6) == 0)
             names[n++] = req->names[i];
-    qsort(names, n, sizeof(names[0]), cmp_str); /* case differences are rare; refined below */
+    qsort(names, n, sizeof(names[0]), cmp_str); /* equal names (any case) end up adjacent */
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && strcasecmp(names[i], names[i - 1]) == 0)
             continue;
