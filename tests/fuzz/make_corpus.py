@@ -61,9 +61,9 @@ def canonical_query(raw_query, skip=()):
 
 def sigv4_header(method, path, query, headers, payload_hash):
     """headers: list of (name, value); returns the lines with Authorization added."""
-    hs = sorted((n.lower(), v.strip()) for n, v in headers)
+    hs = sorted((n.lower(), " ".join(v.split())) for n, v in headers)  # trimmed, spaces collapsed
     signed = ";".join(n for n, _ in hs)
-    canon = "\n".join([method, uri_encode(urllib.parse.unquote(path), True), canonical_query(query),
+    canon = "\n".join([method, path, canonical_query(query),  # S3: the path as sent
                        "".join(f"{n}:{v}\n" for n, v in hs), signed, payload_hash])
     sts = "\n".join(["AWS4-HMAC-SHA256", AMZ_DATE, SCOPE,
                      hashlib.sha256(canon.encode()).hexdigest()])
@@ -78,7 +78,7 @@ def sigv4_presigned(method, path, query, host, expires=3600):
          f"aws4_request&X-Amz-Date={AMZ_DATE}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host")
     if query:
         q = query + "&" + q
-    canon = "\n".join([method, uri_encode(urllib.parse.unquote(path), True), canonical_query(q),
+    canon = "\n".join([method, path, canonical_query(q),
                        f"host:{host}\n", "host", "UNSIGNED-PAYLOAD"])
     sts = "\n".join(["AWS4-HMAC-SHA256", AMZ_DATE, SCOPE,
                      hashlib.sha256(canon.encode()).hexdigest()])
@@ -365,18 +365,19 @@ def crc32c(data):
 
 
 def bs_record(rtype, blob_id, off, data):
-    """A blobstore record: header (48 bytes), a CRC32C per 4 KiB block, the data, padding."""
-    nblocks = (len(data) + 4095) // 4096
+    """A blobstore record: 48-byte header, a CRC32C per 64 KiB block, the data, padding to 8."""
+    block = 65536
+    nblocks = (len(data) + block - 1) // block
     h = bytearray(48)
     struct.pack_into(">I", h, 0, 0x43425243)
     h[4] = rtype
     h[8:24] = blob_id
     struct.pack_into(">QII", h, 24, off, len(data), nblocks)
     struct.pack_into(">I", h, 44, crc32c(bytes(h[:44])))
-    crcs = b"".join(struct.pack(">I", crc32c(data[i:i + 4096]))
-                    for i in range(0, len(data), 4096))
+    crcs = b"".join(struct.pack(">I", crc32c(data[i:i + block]))
+                    for i in range(0, len(data), block))
     rec = bytes(h) + crcs + data
-    return rec + b"\0" * (-len(rec) % 4096)
+    return rec + b"\0" * (-len(rec) % 8)
 
 
 def seeds_record():
@@ -384,7 +385,8 @@ def seeds_record():
     put_a = bs_record(1, a, 0, b"cairn blob data " * 4)
     put_b = bs_record(1, b, 0, bytes(range(256)) * 20)
     dele = bs_record(2, a, 0, b"")
-    return [put_a, put_a + put_b, put_a + dele, put_b[:5000], put_a + b"\x00" * 100 + put_b[:48]]
+    return [put_a, put_a + put_b, put_a + dele, put_b[:3000], put_a + b"\x00" * 100 + put_b[:48],
+            put_a + bs_record(1, a, 64, b"appended") + dele]
 
 
 def tlv(tag, value):
