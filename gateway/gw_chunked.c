@@ -421,8 +421,8 @@ static gw_s3err step_trailer(gw_chunked *d, struct evbuffer *in, int *progress)
         return GW_INVALID_REQUEST;
     size_t nn = (size_t)(colon - line), vn = n - nn - 1;
     const char *name = trim(line, &nn), *v = trim(colon + 1, &vn);
-    if (nn == 0)
-        return GW_INVALID_REQUEST;
+    if (nn == 0 || memchr(line, '\0', n))
+        return GW_INVALID_REQUEST; /* a NUL is no header byte, and would cut the copies short */
     if (nn == 23 && strncasecmp(name, "x-amz-trailer-signature", 23) == 0)
         return d->trailer_signed ? check_trailer_sig(d, v, vn) : GW_OK;
     return add_trailer(d, name, nn, v, vn);

@@ -91,7 +91,7 @@ static cm_err group_entry(const MDB_val *g, size_t *off, md_slice *key, md_slice
 static cm_err legacy_get(const MDB_val *g, const uint8_t *key, size_t klen, md_slice *val)
 {
     size_t off = 1;
-    md_slice ek;
+    md_slice ek = {0}; /* set by group_entry; gcc -O3 cannot see it */
     cm_err e;
     while ((e = group_entry(g, &off, &ek, val)) == CM_OK) {
         int c = slice_cmp(ek, key, klen);

@@ -4,7 +4,9 @@
 # missing), then configures and builds into build/ (RelWithDebInfo), leaving build/bin/cairn.
 # Works as root, or through sudo when available. Node.js: Debian's nodejs/npm are installed only
 # when no node >= 18 with npm is already on PATH (a newer node from elsewhere would conflict).
-# Environment: SETUP_SKIP_BUILD=1 installs packages only; BUILD_DIR (default build).
+# Environment: SETUP_SKIP_BUILD=1 installs packages only; BUILD_DIR (default build);
+# CAIRN_WERROR=OFF builds without -Werror (a compiler newer than Debian 12's gcc may warn about
+# new things; CI keeps it on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,8 +79,9 @@ install_missing() {
 build() {
     local dir=${BUILD_DIR:-build}
     mkdir -p "$dir"
-    say "configuring $dir (RelWithDebInfo)"
-    if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$dir/setup-configure.log" 2>&1; then
+    say "configuring $dir (RelWithDebInfo, CAIRN_WERROR=${CAIRN_WERROR:-ON})"
+    if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCAIRN_WERROR="${CAIRN_WERROR:-ON}" >"$dir/setup-configure.log" 2>&1; then
         tail -30 "$dir/setup-configure.log" >&2
         say "configure failed (log: $dir/setup-configure.log)" >&2
         exit 1

@@ -3,14 +3,17 @@
 #   setup     scripts/setup.sh (packages + Release-with-debug-info build in build/)
 #   format    clang-format --dry-run over *.c/*.h of the module folders
 #   unit      ctest in build/
+#   release   the Release configuration (-O3) built in build-release/ (build only, no tests)
 #   asan      AddressSanitizer+UBSan build in build-asan/ and its ctest
-#   fuzz      libFuzzer targets (clang, build-fuzz/), each run briefly with a fixed seed
+#   fuzz      libFuzzer targets (clang, build-fuzz/) via scripts/fuzz.sh, each run briefly over
+#             its seed corpus (tests/fuzz/corpus/, not written to) with a fixed seed
 #   integ     tests/integration/run.sh (real clients and fault tests against build/bin/cairn)
 #   asan-integ the same against the sanitizer build's server (build-asan/bin/cairn)
 # Prints "N passed, N failed" (suites) last and exits non-zero if any suite failed. A suite whose
 # prerequisite failed (e.g. unit tests after a failed build) is counted as failed, not skipped.
-# SKIP_ASAN=1, SKIP_FUZZ=1 or SKIP_INTEG=1 leave a suite out (for local iteration; CI runs
-# everything). FUZZ_SECONDS sets how long each fuzz target runs (default 8).
+# Every build here has -DCAIRN_WERROR=ON (warnings are errors in CI; a plain cmake build leaves it
+# off). SKIP_RELEASE=1, SKIP_ASAN=1, SKIP_FUZZ=1 or SKIP_INTEG=1 leave a suite out (for local
+# iteration; CI runs everything). FUZZ_SECONDS sets how long each fuzz target runs (default 8).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
@@ -61,12 +64,31 @@ else
     result unit 1
 fi
 
+if [ "${SKIP_RELEASE:-0}" != 1 ]; then
+    # What a user's `cmake -DCMAKE_BUILD_TYPE=Release` builds: -O3 finds warnings (maybe-
+    # uninitialized) that the -O2 build does not, so CI keeps that configuration warning-free.
+    banner "Release build (build-release/)"
+    s=$(date +%s)
+    mkdir -p build-release
+    rlog=build-release/test-build.log
+    if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCAIRN_WERROR=ON >"$rlog" 2>&1 &&
+        cmake --build build-release -j "$JOBS" >>"$rlog" 2>&1; then
+        echo "Release build done in $(elapsed "$s")"
+        result release 0
+    else
+        grep -E -A3 'error' "$rlog" | head -40
+        echo "Release build failed (log: $rlog)"
+        result release 1
+    fi
+fi
+
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
     banner "AddressSanitizer + UBSan (build-asan/)"
     s=$(date +%s)
     mkdir -p build-asan
     alog=build-asan/test-build.log
-    if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON >"$alog" 2>&1 &&
+    if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON -DCAIRN_WERROR=ON \
+        >"$alog" 2>&1 &&
         cmake --build build-asan -j "$JOBS" >>"$alog" 2>&1; then
         echo "sanitizer build done in $(elapsed "$s")"
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -80,32 +102,12 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
-    banner "fuzz targets (build-fuzz/)"
-    s=$(date +%s)
-    mkdir -p build-fuzz
-    flog=build-fuzz/test-build.log
-    if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCAIRN_FUZZ=ON \
-        -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >"$flog" 2>&1 &&
-        cmake --build build-fuzz -j "$JOBS" --target $(basename -s .c tests/fuzz/fuzz_*.c) \
-            >>"$flog" 2>&1; then
-        echo "fuzz build done in $(elapsed "$s")"
-        frc=0
-        for f in build-fuzz/bin/fuzz_*; do
-            out=build-fuzz/$(basename "$f").log
-            if "$f" -seed=1 -max_len=4096 -max_total_time="${FUZZ_SECONDS:-8}" >"$out" 2>&1; then
-                echo "$(basename "$f"): $(grep -o 'Done [0-9]* runs' "$out" | tail -1), no findings"
-            else
-                echo "$(basename "$f"): FAILED (log: $out)"
-                tail -30 "$out"
-                frc=1
-            fi
-        done
-        result fuzz "$frc"
-    else
-        grep -E -A3 'error' "$flog" | head -40
-        echo "fuzz build failed (log: $flog)"
-        result fuzz 1
-    fi
+    # A fresh output dir each time: the seed corpora are only read, new inputs land in
+    # build-fuzz/ci/<target>/corpus, findings in build-fuzz/ci/<target>/findings.
+    banner "fuzz targets (build-fuzz/, scripts/fuzz.sh)"
+    rm -rf build-fuzz/ci
+    FUZZ_OUT=build-fuzz/ci bash scripts/fuzz.sh "${FUZZ_SECONDS:-8}"
+    result fuzz $?
 fi
 
 if [ "${SKIP_INTEG:-0}" != 1 ]; then

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "gw_auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,25 +29,13 @@ static cm_err secret(void *arg, const char *access_key, char *out, size_t cap)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     const char *names[MAX_HEADERS], *values[MAX_HEADERS];
     char *lines[MAX_HEADERS + 2];
-    size_t nlines = 0;
 
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
-    if (strlen(text) != size) { /* NUL bytes cannot come from the HTTP parser */
-        free(text);
-        return 0;
-    }
-    for (char *p = text; p && nlines < MAX_HEADERS + 2;) {
-        lines[nlines++] = p;
-        p = strchr(p, '\n');
-        if (p)
-            *p++ = '\0';
-    }
+    size_t nlines = fuzz_lines(text, lines, MAX_HEADERS + 2);
     if (nlines < 2) {
         free(text);
         return 0;

@@ -4,7 +4,8 @@
  * the query-string, range and copy-source parsers that see client bytes.
  *
  * Oracles: no crash, leak or sanitizer report; parsed results respect the documented bounds
- * (1..10000 ascending parts, 1..1000 delete entries).
+ * (1..10000 parts with strictly ascending numbers in 1..10000, NUL-terminated ETags and checksums,
+ * 1..1000 delete entries).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,9 +21,15 @@ static void parse_bodies(const char *xml, size_t len)
     if (gw_parse_complete(xml, len, 1 << 20, &c) == GW_OK) {
         if (c.n < 1 || c.n > GW_MAX_PARTS)
             abort();
-        for (size_t i = 1; i < c.n; i++)
-            if (c.parts[i].number <= c.parts[i - 1].number)
+        for (size_t i = 0; i < c.n; i++) {
+            const gw_complete_part *p = &c.parts[i];
+            if (p->number < 1 || p->number > GW_MAX_PARTS ||
+                (i > 0 && p->number <= c.parts[i - 1].number))
                 abort();
+            if (!memchr(p->etag, 0, sizeof(p->etag)) ||
+                !memchr(p->ck_value, 0, sizeof(p->ck_value)))
+                abort();
+        }
         gw_complete_req_release(&c);
     }
     gw_delete_req d;
