@@ -57,7 +57,6 @@
 #define MOD "obj"
 #define OB_FAIL_AFTER 3 /* consecutive I/O errors that mark a drive failed */
 #define OB_PROBE_MS 30000
-#define OB_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each) */
 
 struct ob_store {
     int ndrives, k, m;

@@ -7,6 +7,8 @@
 
 #include "ob.h"
 
+#define OB_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each; ob_data.c) */
+
 typedef struct ob_leases ob_leases;
 
 /* ---- ob_lease.c ---- */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cm_util.h"
 #include "cu_data.h"
@@ -91,15 +92,24 @@ static void test_release_does_not_wait(void)
     cu_gate_set(&sc.gate, 1);
     CU_ASSERT_EQUAL(ob_delete_async(st, &stuck), CM_OK);
     cu_gate_wait_held(&sc.gate);
+    /* Fill drive 0's queue exactly. A delete is queued on all six drives or on none, and the
+     * other drives' queues may be full for a moment too (their threads drain them): on CM_AGAIN
+     * wait a little and retry, so the loop ends only when drive 0's queue is full, never because
+     * a busy machine let another drive fall behind. */
     md_layout filler = stuck;
-    int queued = 0;
-    while (queued < 100000) {
-        CU_ASSERT_FATAL(bs_id_new((bs_id *)filler.blob) == CM_OK);
-        if (ob_delete_async(st, &filler) != CM_OK)
-            break;
-        queued++;
+    int queued = 0, again = 0;
+    CU_ASSERT_FATAL(bs_id_new((bs_id *)filler.blob) == CM_OK);
+    while (queued < OB_DELETE_QUEUE && again < 20000) {
+        if (ob_delete_async(st, &filler) == CM_OK) {
+            queued++;
+            CU_ASSERT_FATAL(bs_id_new((bs_id *)filler.blob) == CM_OK);
+        } else {
+            again++;
+            usleep(500); /* the other drives' threads make room */
+        }
     }
-    CU_ASSERT(queued < 100000);
+    CU_ASSERT_FATAL(queued == OB_DELETE_QUEUE);
+    CU_ASSERT_EQUAL(ob_delete_async(st, &filler), CM_AGAIN); /* drive 0 is full */
 
     /* An overwrite frees the body being read; the reader then finishes. */
     ob_free_object_data(st, &obj);
