@@ -81,6 +81,10 @@ def mpu():
     st, _, body = req("DELETE", "/mpu-only")
     check("DeleteBucket with only uploads -> 204", st == 204, (st, body))
     check("the bucket is gone", req("HEAD", "/mpu-only")[0] == 404)
+    # Deletes run on each drive's own thread, after the answer: wait (bounded) for them.
+    deadline = time.monotonic() + 10
+    while drive_blobs() != blobs0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     check("the parts' blobs are freed", drive_blobs() == blobs0, (blobs0, drive_blobs()))
 
     check("create second bucket", req("PUT", "/mpu-obj")[0] == 200)
