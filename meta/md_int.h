@@ -219,6 +219,9 @@ cm_err md_cond_check(const md_cond *cond, const md_object *cur);
 /* Read and decode bucket/key's current record; *found 0 when absent. */
 cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_object *cur,
                       int *found);
+/* The same in a read transaction of its own, by bucket and key (tombstones included). */
+cm_err md_object_read_one(md_store *md, const char *bucket, const char *key, md_object *out,
+                          int *found);
 /* Remove every upload of bucket and its parts; the parts (no bodies) are appended to *parts. */
 cm_err md_uploads_remove_bucket(MDB_txn *txn, md_store *md, const char *bucket, md_part **parts,
                                 size_t *n);

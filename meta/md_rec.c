@@ -287,18 +287,8 @@ cm_err md_rec_put(md_store *md, const char *bucket, const md_object *obj, uint64
 
 cm_err md_rec_get(md_store *md, const char *bucket, const char *key, md_object *out)
 {
-    uint8_t k[MD_KEYBUF];
-    size_t kl;
-    MDB_txn *txn;
-    int found = 0;
-    memset(out, 0, sizeof(*out));
-    if (md_key_object(bucket, key, k, &kl) != CM_OK)
-        return CM_ERR_NOTFOUND;
-    cm_err e = md_txn_begin(md, 1, &txn);
-    if (e != CM_OK)
-        return e;
-    e = md_object_read(txn, md, k, kl, out, &found);
-    md_txn_end(md, txn);
+    int found;
+    cm_err e = md_object_read_one(md, bucket, key, out, &found);
     if (e == CM_OK && found && out->generation == 0)
         out->generation = 1;
     return e == CM_OK && !found ? CM_ERR_NOTFOUND : e;

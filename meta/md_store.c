@@ -468,20 +468,28 @@ cm_err md_object_write(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen
     return e;
 }
 
-cm_err md_object_get(md_store *md, const char *bucket, const char *key, md_object *out)
+cm_err md_object_read_one(md_store *md, const char *bucket, const char *key, md_object *out,
+                          int *found)
 {
     uint8_t k[MD_KEYBUF];
     size_t kl;
     MDB_txn *txn;
-    int found;
     memset(out, 0, sizeof(*out));
+    *found = 0;
     if (md_key_object(bucket, key, k, &kl) != CM_OK)
-        return CM_ERR_NOTFOUND;
+        return CM_OK; /* a key that cannot be stored is not there */
     cm_err e = md_txn_begin(md, 1, &txn);
     if (e != CM_OK)
         return e;
-    e = md_object_read(txn, md, k, kl, out, &found);
+    e = md_object_read(txn, md, k, kl, out, found);
     md_txn_end(md, txn);
+    return e;
+}
+
+cm_err md_object_get(md_store *md, const char *bucket, const char *key, md_object *out)
+{
+    int found;
+    cm_err e = md_object_read_one(md, bucket, key, out, &found);
     if (e == CM_OK && found && out->tombstone) { /* a deletion kept for replication */
         md_object_release(out);
         found = 0;
