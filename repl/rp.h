@@ -1,0 +1,82 @@
+/*
+ * rp.h - replicated metadata, the Dynamo way (docs/replication.md): the coordinator that the S3
+ * gateway of a cluster node calls instead of its local md_store for object records.
+ *
+ * A bucket's keys are split into nshards partitions (rp_shard_of); each partition lives on N
+ * replicas (rp_router, from the adopted layout). A write stamps the record with this node's
+ * hybrid logical clock and a version vector, sends it to all N home replicas at once and succeeds
+ * once W of them made it durable; a read asks all N, answers from the first R, resolves them by
+ * md_object_resolve, and writes the winner back to replicas seen stale (read repair). A listing
+ * merges the shards' ordered pages (k-way merge), each shard read from R replicas.
+ *
+ * Consistency per bucket (rp_consistency):
+ *   - RP_STRONG (the default): strict quorum over the home replicas only; a partition that cannot
+ *     reach W (or R) answers CM_ERR_UNAVAILABLE (S3: 503 ServiceUnavailable). Read-after-write and
+ *     list-after-write.
+ *   - RP_AVAILABLE: sloppy quorum: a home replica that does not answer is replaced by the next
+ *     node of the preference list, which keeps the record as a hint for it (rp_replica put with
+ *     hint_for) and delivers it later; writable while any node of the list answers. Reads may be
+ *     stale until hints are delivered and anti-entropy ran.
+ *
+ * Threading: the rp_object_* / rp_list_objects calls block and are made from worker threads
+ * (never from the loop of cfg.base); the replica calls run on cfg.base's loop, which must be
+ * running in its own thread. Bounded: each call waits at most cfg.timeout_ms.
+ */
+#ifndef RP_H
+#define RP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_err.h"
+#include "md.h"
+#include "rp_replica.h"
+
+struct event_base;
+
+typedef enum { RP_STRONG = 0, RP_AVAILABLE = 1 } rp_consistency;
+
+const char *rp_consistency_name(rp_consistency c); /* "strong", "available" */
+cm_err rp_consistency_parse(const char *s, rp_consistency *out);
+
+typedef struct rp rp;
+
+typedef struct {
+    struct event_base *base; /* the loop the replicas run on (its thread is the caller's) */
+    rp_router *router;       /* borrowed; see rp_set_router */
+    md_hlc *clock;           /* borrowed: this node's clock (stamps every write) */
+    uint32_t node;           /* this node's number in version vectors and as hlc_node */
+    int n, w, r;             /* 0 = 3, 2, 2; needs w + r > n for RP_STRONG */
+    uint32_t nshards;        /* 0 = 8; fixed for the life of a cluster */
+    int timeout_ms;          /* per call; 0 = 5000 */
+    /* The consistency of a bucket (NULL: RP_STRONG for every bucket). Called on worker
+     * threads: must not block. */
+    rp_consistency (*consistency)(void *arg, const char *bucket);
+    void *consistency_arg;
+} rp_config;
+
+cm_err rp_new(const rp_config *cfg, rp **out);
+void rp_free(rp *c); /* waits for the calls in flight; NULL is a no-op */
+/* Swap the router after a layout change (the old one may be freed once this returns). */
+void rp_set_router(rp *c, rp_router *router);
+
+/* The same contracts as md_object_get/put/delete and md_list_objects (meta/md.h), over the
+ * partition's replicas. CM_ERR_UNAVAILABLE when a quorum cannot be had. put and delete never
+ * hand back the replaced record (*had_old = 0): replaced bodies become garbage records on the
+ * replicas, reclaimed after a grace period (a reader on another node may still use them). */
+cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out);
+cm_err rp_object_put(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
+                     md_object *old, int *had_old);
+cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_cond *cond,
+                        md_object *old, int *had_old);
+cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
+
+typedef struct {
+    uint64_t gets, puts, deletes, lists;
+    uint64_t unavailable;   /* calls that could not reach a quorum */
+    uint64_t read_repairs;  /* stale replicas written back during reads */
+    uint64_t hints_written; /* writes taken by a stand-in */
+} rp_stats;
+void rp_get_stats(rp *c, rp_stats *out);
+
+#endif

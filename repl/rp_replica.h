@@ -1,0 +1,135 @@
+/*
+ * rp_replica.h - one replica of a metadata partition, wherever it is (docs/replication.md).
+ *
+ * A partition is (bucket, shard): the keys of a bucket whose rp_shard_of(key, nshards) is shard.
+ * It lives on N nodes (pl_partition over the adopted layout); each keeps its records (md_object
+ * with hlc, hlc_node, version vector, tombstone) in its own md_store under the bucket's name, so
+ * one node's md bucket holds the keys of every shard of that bucket it replicates, and the
+ * operations below filter by shard.
+ *
+ * Two backends behind one function table, in the style of the chunk interface (obj/ob_chunk.h):
+ *   - local: this node's md_store; the blocking md calls run on a worker pool (nd_work) and the
+ *     completion is posted back to the caller's loop;
+ *   - remote: another node's store over the node RPC (nd_client), asynchronous on the caller's
+ *     loop already.
+ * A router (rp_router) maps a partition to its replicas through the adopted layout.
+ *
+ * Contract, the same for both backends (one CUnit suite runs on each):
+ *   - every call that returns CM_OK ends with exactly one rp_done on the caller's loop, never from
+ *     inside the call that started it; a call that returns an error runs nothing;
+ *   - get: the stored record of the key, tombstones included (CM_ERR_NOTFOUND when none);
+ *   - put (merge): the replica stores rec unless its own version of the key wins
+ *     md_object_resolve; res.applied says which. Bodies that no longer belong to any record
+ *     afterwards (the replaced version's, or the incoming one's when it lost) become durable
+ *     garbage records (md_garbage_*), never freed at once. Durable before the completion.
+ *     With hint_for set, the replica is a stand-in for that node (sloppy quorum): it keeps
+ *     rec as a hint for it, durable, and delivers it when the node answers again;
+ *   - list: records of the partition with keys after `after` (NULL = from the start) that start
+ *     with prefix (NULL = all), in byte order, at most max, tombstones included, inline bodies
+ *     left out (list entries carry the summary only); res.truncated when more follow;
+ *   - merkle: the 16-byte hashes of the leaves of the partition's Merkle tree at depth
+ *     (MD_MERKLE_FANOUT^depth leaves, md_merkle.c's hashing, over the shard's keys only), so two
+ *     replicas of the same partition compare alike whatever else their stores hold;
+ *   - leaf_keys: the digests (md_rec_info) of the partition's keys in the given leaves;
+ *   - errors: CM_ERR_NOTFOUND for an unknown bucket (get: also for an absent key; see res.
+ *     no_bucket), CM_ERR_UNAVAILABLE for an unreachable node, CM_ERR_TIMEOUT / CM_ERR_CLOSED from
+ *     the wire, CM_ERR_CORRUPT for a record that does not decode.
+ *
+ * Threading: a backend belongs to one loop (the base given at creation); calls and completions run
+ * on that loop's thread.
+ */
+#ifndef RP_REPLICA_H
+#define RP_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_err.h"
+#include "md.h"
+#include "nd.h"
+#include "pl.h"
+
+#define RP_MAX_SHARDS 256
+
+/* Which shard of nshards (1..RP_MAX_SHARDS) a key belongs to: a stable hash of the key. */
+uint32_t rp_shard_of(const char *key, uint32_t nshards);
+
+typedef struct {
+    const char *bucket;
+    uint32_t shard, nshards; /* shard < nshards */
+} rp_part;
+
+typedef struct {
+    cm_err err;
+    int no_bucket;         /* get, list: err is CM_ERR_NOTFOUND because the bucket is unknown */
+    const md_object *rec;  /* get: the stored record */
+    int applied;           /* put: 1 when the replica now holds rec, 0 when its own version won */
+    const md_object *recs; /* list: nrecs records in key order (no inline bodies) */
+    size_t nrecs;
+    int truncated;            /* list: more follow after the last key */
+    const uint8_t *hashes;    /* merkle: nleaves x 16 bytes */
+    size_t nleaves;           /* merkle */
+    const md_rec_info *infos; /* leaf_keys: ninfos digests in key order */
+    size_t ninfos;
+    const char *message; /* a reason when err != CM_OK */
+} rp_result;
+
+/* The end of a call, on the backend's loop; res and what it points to live during the call. */
+typedef void (*rp_done)(void *arg, const rp_result *res);
+
+typedef struct rp_replica rp_replica;
+
+typedef struct {
+    cm_err (*get)(rp_replica *r, const rp_part *p, const char *key, rp_done done, void *arg);
+    cm_err (*put)(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,
+                  rp_done done, void *arg);
+    cm_err (*list)(rp_replica *r, const rp_part *p, const char *prefix, const char *after,
+                   size_t max, rp_done done, void *arg);
+    cm_err (*merkle)(rp_replica *r, const rp_part *p, int depth, rp_done done, void *arg);
+    cm_err (*leaf_keys)(rp_replica *r, const rp_part *p, int depth, const uint32_t *leaves,
+                        size_t nleaves, rp_done done, void *arg);
+    void (*free)(rp_replica *r);
+} rp_replica_ops;
+
+/* Every backend starts with this. */
+struct rp_replica {
+    const rp_replica_ops *ops;
+    const char *node_id; /* the node it reaches (for logs, hints and the router) */
+};
+
+/* The calls (dispatch through r->ops; rp_replica.c). max for list is capped at RP_LIST_MAX. */
+#define RP_LIST_MAX 1000
+cm_err rp_replica_get(rp_replica *r, const rp_part *p, const char *key, rp_done done, void *arg);
+cm_err rp_replica_put(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,
+                      rp_done done, void *arg);
+cm_err rp_replica_list(rp_replica *r, const rp_part *p, const char *prefix, const char *after,
+                       size_t max, rp_done done, void *arg);
+cm_err rp_replica_merkle(rp_replica *r, const rp_part *p, int depth, rp_done done, void *arg);
+cm_err rp_replica_leaf_keys(rp_replica *r, const rp_part *p, int depth, const uint32_t *leaves,
+                            size_t nleaves, rp_done done, void *arg);
+void rp_replica_free(rp_replica *r); /* NULL is a no-op */
+
+struct event_base;
+
+/* The local backend over md (borrowed, thread-safe), its blocking calls on work (borrowed),
+ * completing on base's loop (created after evthread_use_pthreads). node_id is this node's. */
+cm_err rp_replica_local_new(struct event_base *base, md_store *md, nd_work *work,
+                            const char *node_id, rp_replica **out);
+/* The remote backend: the store of peer (copied) through cl (borrowed, same loop). */
+cm_err rp_replica_remote_new(nd_client *cl, const nd_peer *peer, rp_replica **out);
+
+/*
+ * partition -> replicas, from a topology: the node whose id is self resolves to local
+ * (borrowed), every other node to a remote backend over cl at its address. rp_route fills
+ * out[0..n) with the partition's home replicas in preference order (pl_partition over the
+ * layout's homes), then up to nfallback more distinct nodes in preference order (stand-ins for
+ * a sloppy quorum), and returns how many it filled (< 0 on error). Replicas stay owned by the
+ * router, valid until rp_router_free.
+ */
+typedef struct rp_router rp_router;
+cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, nd_client *cl,
+                     rp_router **out);
+void rp_router_free(rp_router *rt); /* NULL is a no-op */
+int rp_route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out);
+
+#endif
