@@ -358,6 +358,17 @@ static int health_check(gw_req *r)
     return 0;
 }
 
+/* Route an authenticated request to its operation. */
+static void dispatch(gw_req *r)
+{
+    if (!r->bucket[0])
+        gw_op_list_buckets(r);
+    else if (!r->key)
+        gw_op_bucket(r);
+    else
+        gw_op_object(r);
+}
+
 static void on_request(net_req *nr, void *arg)
 {
     gw *g = arg;
@@ -409,12 +420,8 @@ static void on_request(net_req *nr, void *arg)
              r->bucket, r->key ? r->key : "-");
     if (gw_refuse_request(r)) /* headers asking for what cairn does not do: 501, not ignored */
         return;
-    if (!r->bucket[0])
-        gw_op_list_buckets(r);
-    else if (!r->key)
-        gw_op_bucket(r);
-    else
-        gw_op_object(r);
+    if (!gw_bucket_resolve(r, dispatch)) /* cluster mode: a bucket not mirrored here yet */
+        dispatch(r);
 }
 
 /* ---- body pipeline ---- */
