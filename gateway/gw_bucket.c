@@ -337,8 +337,12 @@ typedef struct {
 static void resolve_work(gw_req *r)
 {
     md_bucket b = {0};
-    if (r->g->ns.lookup(r->g->ns.arg, r->bucket, &b) == CM_OK)
-        gw_bucket_mirror_add(r->g, &b);
+    if (r->g->ns.lookup(r->g->ns.arg, r->bucket, &b) == CM_OK &&
+        gw_bucket_mirror_add(r->g, &b) == CM_OK)
+        CM_INFO(MOD,
+                "req=%s bucket %s: in the namespace before the watch delivered it, "
+                "committed here",
+                r->id, r->bucket);
 }
 
 static void resolve_done(gw_req *r)

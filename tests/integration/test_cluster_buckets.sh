@@ -114,6 +114,24 @@ h_eq "object reads back" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back")"
 h_fails_with "the same bucket again through n2: 409 BucketAlreadyOwnedByYou" \
     "<Code>BucketAlreadyOwnedByYou</Code>" s3 n2 mb shared && is_status 409
 
+# A request through n3 right after the create through n1 (one process, no start-up gap): found
+# through the namespace (etcd) when n3's watch has not delivered the bucket yet.
+H_OUT=$("$H_PY" - "${PORT[n1]}" "${PORT[n3]}" <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw
+os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % sys.argv[1]
+st1 = s3raw.request("PUT", "/quick")[0]
+os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % sys.argv[2]
+st2 = s3raw.request("PUT", "/quick/k", body=b"hello")[0]
+print(st1, st2)
+EOF
+)
+[ "$H_OUT" = "200 200" ] && h_ok "PutObject through n3 at once after CreateBucket through n1" ||
+    h_bad "PutObject through n3 at once after CreateBucket through n1" "$H_OUT"
+grep -q "bucket quick: in the namespace before the watch delivered it" "$H_WORK/n3.log" &&
+    echo "   (n3 found it through etcd before its watch delivered it)"
+
 # ---- 8 concurrent CreateBucket of one name through the 3 nodes ----
 H_OUT=$("$H_PY" - "${PORT[n1]}" "${PORT[n2]}" "${PORT[n3]}" <<'EOF'
 import multiprocessing as mp, os, re, sys
