@@ -8,8 +8,9 @@
  * stop gracefully (in-flight requests get a grace period, then the loops exit).
  *
  * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id) does the server
- * follow the layout in etcd and register as a member (coord/co_layout.h), and /admin/status gains
- * a "cluster" member. Without it nothing here touches etcd.
+ * follow the layout in etcd and register as a member (coord/co_layout.h), take its buckets from
+ * the cluster's bucket namespace in etcd (cluster_buckets.c), and /admin/status gains a "cluster"
+ * member (layout, nodes with liveness, the namespace). Without it nothing here touches etcd.
  */
 #include "cmd.h"
 
@@ -187,7 +188,8 @@ static void usage(FILE *f)
                "                    [--sigv2 on|off]\n"
                "                    [--check-config]\n"
                "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
-               "follow the cluster layout in etcd and register as a live member.\n"
+               "follow the cluster layout in etcd, register as a live member, and share the\n"
+               "bucket namespace with the cluster's other nodes.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
 }
