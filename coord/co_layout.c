@@ -157,7 +157,10 @@ static int node_name_ok(const char *s)
     return n > 0 && n < PL_NAME_MAX && s[n] == '\0';
 }
 
-/* The address in a member value {"addr":"host:port"} into out ("" when there is none). */
+/*
+ * The address in a member value {"addr":"host:port"} into out ("" when there is none); it ends at
+ * a quote, a backslash or a control character, so it can be put in JSON as it is.
+ */
 static void member_addr(const co_kv *kv, char *out, size_t cap)
 {
     static const char pat[] = "\"addr\":\"";
@@ -166,7 +169,7 @@ static void member_addr(const co_kv *kv, char *out, size_t cap)
     if (p) {
         p += sizeof(pat) - 1;
         size_t left = kv->len - (size_t)(p - kv->value);
-        while (n < left && n + 1 < cap && p[n] != '"')
+        while (n < left && n + 1 < cap && p[n] != '"' && p[n] != '\\' && p[n] >= 0x20)
             n++;
         memcpy(out, p, n);
     }
