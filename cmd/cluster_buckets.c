@@ -88,7 +88,7 @@ static void on_added(void *arg, const co_bucket *b)
 
 static void on_removed(void *arg, const co_bucket *b)
 {
-    gw_bucket_mirror_remove(((ns_ctx *)arg)->g, b->name);
+    gw_bucket_mirror_remove(((ns_ctx *)arg)->g, b->name, b->created_ms);
 }
 
 cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluster,

@@ -105,10 +105,12 @@ void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns);
 cm_err gw_bucket_empty_local(gw *g, const char *name);
 /*
  * Mirror a namespace change into the local store (blocking: a commit). add: an existing bucket
- * is left as it is. remove: the bucket and its unfinished uploads (their chunks freed); one
- * holding object records here is kept (CM_ERR_CONFLICT, logged). A missing one is CM_OK.
+ * is left as it is. remove: the bucket and its unfinished uploads (their chunks freed), only when
+ * the local record is that incarnation (created_ms equal; created_ms 0: whichever is there), so a
+ * late removal of a deleted bucket never deletes its re-creation; one holding object records
+ * here is kept (CM_ERR_CONFLICT, logged). A missing one, or another incarnation, is CM_OK.
  */
 cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b);
-cm_err gw_bucket_mirror_remove(gw *g, const char *name);
+cm_err gw_bucket_mirror_remove(gw *g, const char *name, int64_t created_ms);
 
 #endif

@@ -242,7 +242,7 @@ static void delete_in_namespace(gw_req *r, bucket_commit_state *st)
     if (st->err == CM_OK)
         st->err = ns->remove(ns->arg, r->bucket);
     if (st->err == CM_OK || st->err == CM_ERR_NOTFOUND)
-        gw_bucket_mirror_remove(r->g, r->bucket);
+        gw_bucket_mirror_remove(r->g, r->bucket, 0);
     else if (st->err != CM_ERR_CONFLICT)
         st->ns_failed = 1;
 }
@@ -311,11 +311,16 @@ cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b)
     return e;
 }
 
-cm_err gw_bucket_mirror_remove(gw *g, const char *name)
+cm_err gw_bucket_mirror_remove(gw *g, const char *name, int64_t created_ms)
 {
     md_part *parts = NULL;
     size_t n = 0;
-    cm_err e = md_bucket_delete(g->md, name, &parts, &n);
+    md_bucket have;
+    cm_err e = md_bucket_get(g->md, name, &have);
+    if (e == CM_OK && created_ms && have.created_ms != created_ms)
+        return CM_OK; /* re-created since: the removal was of the old one */
+    if (e == CM_OK)
+        e = md_bucket_delete(g->md, name, &parts, &n);
     gw_free_parts(g, parts, n);
     if (e == CM_ERR_NOTFOUND)
         return CM_OK;

@@ -7,7 +7,8 @@
  * 409 BucketAlreadyOwnedByYou outside us-east-1, 409 BucketAlreadyExists for another owner);
  * with the namespace down bucket changes get 503 ServiceUnavailable while objects are served;
  * DeleteBucket asks "empty cluster-wide?" (the local store today) before removing; a mirrored
- * removal keeps a bucket that still holds objects here.
+ * removal keeps a bucket that still holds objects here, and one of an older incarnation leaves a
+ * re-created bucket alone.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -262,9 +263,17 @@ static void test_namespace_seam(void)
 
     /* a removal mirrored from the namespace keeps a bucket holding objects here */
     CU_ASSERT_EQUAL(call(&s, "PUT", "/remote/kept", "y", out, sizeof(out)), 200);
-    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "remote"), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "remote", remote.created_ms), CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(call(&s, "GET", "/remote/kept", NULL, out, sizeof(out)), 200);
-    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "gone-already"), CM_OK);
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "gone-already", 0), CM_OK);
+    /* a late removal of an older incarnation leaves the re-created bucket alone */
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/again", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "again", 12345), CM_OK);
+    CU_ASSERT_EQUAL(call(&s, "HEAD", "/again", NULL, out, sizeof(out)), 200);
+    int asked = f.lookups;
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "again", 0), CM_OK);
+    CU_ASSERT_EQUAL(call(&s, "HEAD", "/again", NULL, out, sizeof(out)), 200); /* still there */
+    CU_ASSERT_EQUAL(f.lookups, asked + 1); /* gone here, so asked for and committed again */
     server_stop(&s);
 }
 
