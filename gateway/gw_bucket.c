@@ -238,13 +238,14 @@ static void head_bucket(gw_req *r)
 static void delete_in_namespace(gw_req *r, bucket_commit_state *st)
 {
     const gw_bucket_ns *ns = &r->g->ns;
-    st->err = ns->is_empty(ns->arg, r->bucket);
-    if (st->err == CM_OK)
-        st->err = ns->remove(ns->arg, r->bucket);
+    st->err = ns->is_empty(ns->arg, r->bucket); /* CM_ERR_CONFLICT: BucketNotEmpty */
+    if (st->err != CM_OK)
+        return;
+    st->err = ns->remove(ns->arg, r->bucket);
     if (st->err == CM_OK || st->err == CM_ERR_NOTFOUND)
         gw_bucket_mirror_remove(r->g, r->bucket, 0);
-    else if (st->err != CM_ERR_CONFLICT)
-        st->ns_failed = 1;
+    else
+        st->ns_failed = 1; /* unreachable, or conflicting changes every time: 503 */
 }
 
 /* Worker: delete the bucket with its unfinished uploads, and free their parts' chunks. */

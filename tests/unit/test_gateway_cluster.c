@@ -36,7 +36,8 @@ typedef struct {
     pthread_mutex_t mu;
     md_bucket b[8];
     int n;
-    int down; /* every call fails as etcd unreachable */
+    int down;          /* every call fails as etcd unreachable */
+    cm_err remove_err; /* when set, what remove answers (e.g. lost every compare-and-set race) */
     int lookups, creates, removes;
     gw *g;
 } fake_ns;
@@ -69,7 +70,10 @@ static cm_err ns_remove(void *arg, const char *name)
     fake_ns *f = arg;
     pthread_mutex_lock(&f->mu);
     int i = find(f, name);
-    cm_err e = f->down ? CM_ERR_UNAVAILABLE : i < 0 ? CM_ERR_NOTFOUND : CM_OK;
+    cm_err e = f->down         ? CM_ERR_UNAVAILABLE
+               : f->remove_err ? f->remove_err
+               : i < 0         ? CM_ERR_NOTFOUND
+                               : CM_OK;
     if (e == CM_OK)
         f->b[i] = f->b[--f->n];
     f->removes++;
@@ -257,6 +261,10 @@ static void test_namespace_seam(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>BucketNotEmpty</Code>"));
     CU_ASSERT(ns_has(&f, "fresh"));
     CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh/k", NULL, out, sizeof(out)), 204);
+    f.remove_err = CM_ERR_CONFLICT; /* the namespace kept changing: 503, not BucketNotEmpty */
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh", NULL, out, sizeof(out)), 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>ServiceUnavailable</Code>"));
+    f.remove_err = CM_OK;
     CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh", NULL, out, sizeof(out)), 204);
     CU_ASSERT(!ns_has(&f, "fresh"));
     CU_ASSERT_EQUAL(call(&s, "GET", "/fresh?list-type=2", NULL, out, sizeof(out)), 404);
