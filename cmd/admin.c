@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +350,77 @@ static void cluster_line(const char *js)
     printf("\n");
 }
 
+/* "3.2 s ago" for a wall-clock time seen_ms, against the server's now_ms; "never" for 0. */
+static void fmt_ago(int64_t now_ms, int64_t seen_ms, char *out, size_t cap)
+{
+    if (seen_ms <= 0)
+        snprintf(out, cap, "never");
+    else
+        snprintf(out, cap, "%.1f s ago", (double)(now_ms > seen_ms ? now_ms - seen_ms : 0) / 1e3);
+}
+
+/*
+ * The cluster's nodes as a table and an AZ summary, from the "nodes" of the cluster member (what
+ * the server knows from memory: the adopted layout and the last member list its thread read).
+ * A node is up while it is registered under its lease; "last seen" is when it was last listed.
+ */
+static void cluster_nodes(const char *body)
+{
+    json_t *doc = json_loads(body, 0, NULL), *c = json_object_get(doc, "cluster");
+    json_t *nodes = json_object_get(c, "nodes"), *node;
+    const char *azs[64];
+    int az_up[64] = {0}, az_all[64] = {0}, naz = 0;
+    size_t i;
+    int64_t now = json_integer_value(json_object_get(c, "now_ms"));
+    if (!json_is_array(nodes) || json_array_size(nodes) == 0) {
+        json_decref(doc);
+        return;
+    }
+    printf("%-12s %-8s %-22s %-16s %6s  %s\n", "node", "az", "address", "state", "drives",
+           "last seen");
+    json_array_foreach(nodes, i, node)
+    {
+        const char *id = json_string_value(json_object_get(node, "id"));
+        const char *az = json_string_value(json_object_get(node, "az"));
+        const char *addr = json_string_value(json_object_get(node, "addr"));
+        const char *ls = json_string_value(json_object_get(node, "layout_state"));
+        int live = json_is_true(json_object_get(node, "live"));
+        int in_layout = json_is_true(json_object_get(node, "in_layout"));
+        char state[48], ago[32];
+        snprintf(state, sizeof(state), "%s%s%s", live ? "up" : "DOWN",
+                 !in_layout                    ? " (no layout)"
+                 : ls && strcmp(ls, "up") != 0 ? ", "
+                                               : "",
+                 in_layout && ls && strcmp(ls, "up") != 0 ? ls : "");
+        fmt_ago(now, json_integer_value(json_object_get(node, "last_seen_ms")), ago, sizeof(ago));
+        printf("%-12s %-8s %-22s %-16s %6lld  %s\n", id ? id : "?", az && az[0] ? az : "-",
+               addr && addr[0] ? addr : "-", state,
+               (long long)json_integer_value(json_object_get(node, "drives")), ago);
+        if (!in_layout || !az || (ls && strcmp(ls, "removed") == 0))
+            continue;
+        int a = 0;
+        while (a < naz && strcmp(azs[a], az) != 0)
+            a++;
+        if (a == naz && naz < 64)
+            azs[naz++] = az;
+        if (a < naz) {
+            az_all[a]++;
+            az_up[a] += live;
+        }
+    }
+    printf("AZs:");
+    for (int a = 0; a < naz; a++)
+        printf("%s %s: %d/%d up", a ? "," : "", azs[a], az_up[a], az_all[a]);
+    printf("%s\n", naz ? "" : " none in the layout");
+    json_t *b = json_object_get(c, "buckets");
+    if (b)
+        printf("buckets: %lld in the namespace (etcd revision %lld), watch %s\n",
+               (long long)json_integer_value(json_object_get(b, "count")),
+               (long long)json_integer_value(json_object_get(b, "revision")),
+               json_is_true(json_object_get(b, "watch_connected")) ? "connected" : "NOT connected");
+    json_decref(doc);
+}
+
 /* ---- commands ---- */
 
 static int get_json(const admin_opts *o, const char *path, http_resp *r)
@@ -447,6 +519,7 @@ static int cmd_status(const admin_opts *o)
     else
         printf("scrub: not running on this server\n");
     cluster_line(r.body);
+    cluster_nodes(r.body);
     free(r.body);
     return 0;
 }

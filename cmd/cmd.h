@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "co.h"
+#include "gw.h"
 #include "pl.h"
 
 #define CAIRN_VERSION "0.1.0"
@@ -41,6 +43,15 @@ int cmd_layout_etcd(int argc, char **argv);
 /* layout.c: place objects on after (before: a change) and print the effect; 0, or 1 on failure. */
 int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const char *scheme,
                       int k, int m, uint64_t objects, uint64_t seed);
+
+/*
+ * cluster_buckets.c: in cluster mode, follow the bucket namespace in etcd, mirror it into g's
+ * store and make it g's namespace (gw_set_bucket_ns). Free *out (co_buckets_free) after the
+ * gateway's workers stopped and before gw_free.
+ */
+typedef struct co_buckets co_buckets;
+cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluster,
+                                 const char *data_dir, co_buckets **out);
 
 /* node_rpc.c: serve a node's RPC alone, check a node */
 int cmd_node_rpc(int argc, char **argv);

@@ -8,8 +8,9 @@
  * stop gracefully (in-flight requests get a grace period, then the loops exit).
  *
  * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id) does the server
- * follow the layout in etcd and register as a member (coord/co_layout.h), and /admin/status gains
- * a "cluster" member. Without it nothing here touches etcd.
+ * follow the layout in etcd and register as a member (coord/co_layout.h), take its buckets from
+ * the cluster's bucket namespace in etcd (cluster_buckets.c), and /admin/status gains a "cluster"
+ * member (layout, nodes with liveness, the namespace). Without it nothing here touches etcd.
  */
 #include "cmd.h"
 
@@ -18,6 +19,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #include "cm_config.h"
 #include "cm_log.h"
 #include "cm_util.h"
+#include "co_buckets.h"
 #include "co_layout.h"
 #include "gw.h"
 #include "ob.h"
@@ -185,7 +188,8 @@ static void usage(FILE *f)
                "                    [--sigv2 on|off]\n"
                "                    [--check-config]\n"
                "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
-               "follow the cluster layout in etcd and register as a live member.\n"
+               "follow the cluster layout in etcd, register as a live member, and share the\n"
+               "bucket namespace with the cluster's other nodes.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
 }
@@ -380,29 +384,93 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     return 0;
 }
 
-/* The "cluster" member of /admin/status: from memory only (the loop must not wait on etcd). */
-static size_t cluster_status(void *arg, char *out, size_t cap)
+/* What the "cluster" member of /admin/status reads: both followers keep their state in memory. */
+typedef struct {
+    co_layout *layout;
+    co_buckets *buckets;
+} cluster_view;
+
+static cluster_view view;
+
+/* Append to out (at n of cap): the new length, or cap when it did not fit. */
+static size_t add(char *out, size_t n, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t add(char *out, size_t n, size_t cap, const char *fmt, ...)
 {
-    co_layout *l = arg;
-    co_layout_status st;
-    co_layout_get_status(l, &st);
-    int n = snprintf(out, cap,
-                     "\"cluster\":{\"layout_epoch\":%llu,\"layout_revision\":%lld,"
-                     "\"layouts_adopted\":%llu,\"layouts_rejected\":%llu,\"etcd_connected\":%s,"
-                     "\"registered\":%s,\"in_layout\":%s,\"members\":[",
-                     (unsigned long long)st.epoch, (long long)st.mod_rev,
-                     (unsigned long long)st.adopted, (unsigned long long)st.rejected,
-                     st.connected ? "true" : "false", st.registered ? "true" : "false",
-                     st.in_layout ? "true" : "false");
-    for (int i = 0; i < st.nmembers && i < CO_LAYOUT_MEMBERS && n > 0 && (size_t)n < cap; i++)
-        n += snprintf(out + n, cap - (size_t)n, "%s\"%s\"", i ? "," : "", st.members[i]);
-    if (n > 0 && (size_t)n < cap)
-        n += snprintf(out + n, cap - (size_t)n, "]}");
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (n >= cap)
+        return cap;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(out + n, cap - n, fmt, ap);
+    va_end(ap);
+    return w < 0 || (size_t)w >= cap - n ? cap : n + (size_t)w;
 }
 
-/* With a [cluster] section: follow the layout and register as node_id (never waits on etcd). */
-static int start_cluster(server_opts *o, int port, gw *g, co_layout **out)
+/* One node of the "nodes" array: t's node when in the layout, else a member seen outside it. */
+static size_t add_node(char *out, size_t n, size_t cap, const pl_node *pn, const char *id,
+                       const co_layout_status *st)
+{
+    int s = 0;
+    while (s < st->nseen && strcmp(st->seen[s].id, id) != 0)
+        s++;
+    int seen = s < st->nseen;
+    return add(out, n, cap,
+               "%s{\"id\":\"%s\",\"az\":\"%s\",\"addr\":\"%s\",\"layout_state\":\"%s\","
+               "\"in_layout\":%s,\"live\":%s,\"drives\":%d,\"last_seen_ms\":%lld}",
+               out[n - 1] == '[' ? "" : ",", id, pn ? pn->az : "", pn ? pn->addr : st->seen[s].addr,
+               pn ? pl_state_name(pn->state) : "", pn ? "true" : "false",
+               seen && st->seen[s].live ? "true" : "false", pn ? pn->ndrives : 0,
+               seen ? (long long)st->seen[s].last_seen_ms : 0LL);
+}
+
+/*
+ * The "cluster" member of /admin/status: from memory only (the loop must not wait on etcd). The
+ * nodes are the adopted layout's, then members seen that are not in it; live is "in the last
+ * member list read" (refreshed every second by co_layout's member thread).
+ */
+static size_t cluster_status(void *arg, char *out, size_t cap)
+{
+    cluster_view *v = arg;
+    co_layout_status *st = malloc(sizeof(*st)); /* ~20 KB: not on an event loop's stack */
+    pl_topology *t = NULL;
+    co_buckets_status bs = {0};
+    if (!st)
+        return 0;
+    co_layout_get_status(v->layout, st);
+    co_layout_current(v->layout, &t, NULL); /* NULL while no layout is adopted */
+    if (v->buckets)
+        co_buckets_get_status(v->buckets, &bs);
+    size_t n =
+        add(out, 0, cap,
+            "\"cluster\":{\"layout_epoch\":%llu,\"layout_revision\":%lld,"
+            "\"layouts_adopted\":%llu,\"layouts_rejected\":%llu,\"etcd_connected\":%s,"
+            "\"registered\":%s,\"in_layout\":%s,\"now_ms\":%lld,\"members_read_ms\":%lld,"
+            "\"buckets\":{\"count\":%zu,\"revision\":%lld,\"watch_connected\":%s},"
+            "\"members\":[",
+            (unsigned long long)st->epoch, (long long)st->mod_rev, (unsigned long long)st->adopted,
+            (unsigned long long)st->rejected, st->connected ? "true" : "false",
+            st->registered ? "true" : "false", st->in_layout ? "true" : "false",
+            (long long)cm_now_ms(), (long long)st->members_read_ms, bs.nbuckets,
+            (long long)bs.mod_rev, bs.connected ? "true" : "false");
+    for (int i = 0; i < st->nmembers && i < CO_LAYOUT_MEMBERS; i++)
+        n = add(out, n, cap, "%s\"%s\"", i ? "," : "", st->members[i]);
+    n = add(out, n, cap, "],\"nodes\":[");
+    for (int i = 0; t && i < t->nnodes; i++)
+        n = add_node(out, n, cap, &t->nodes[i], t->nodes[i].id, st);
+    for (int s = 0; s < st->nseen; s++)
+        if (!t || pl_topology_find(t, st->seen[s].id) < 0)
+            n = add_node(out, n, cap, NULL, st->seen[s].id, st);
+    n = add(out, n, cap, "]}");
+    pl_topology_free(t);
+    free(st);
+    return n < cap ? n : 0;
+}
+
+/*
+ * With a [cluster] section: follow the layout and register as node_id, and take the bucket
+ * namespace from etcd (never waits on etcd).
+ */
+static int start_cluster(server_opts *o, int port, gw *g, co_layout **out, co_buckets **buckets)
 {
     co_config cfg;
     char *storage = NULL, cache[4200];
@@ -422,13 +490,17 @@ static int start_cluster(server_opts *o, int port, gw *g, co_layout **out)
                            .ttl = o->member_ttl};
     if (e == CM_OK)
         e = co_layout_open(&lc, out); /* copies the endpoints */
+    if (e == CM_OK)
+        e = cmd_cluster_buckets_start(g, &cfg, o->cluster_id, o->data, buckets); /* copies too */
     free(storage);
     if (e != CM_OK) {
         fprintf(stderr, "cairn: cannot join cluster '%s' as '%s' (etcd %s): %s\n", o->cluster_id,
                 o->node_id, o->cluster_etcd, cm_err_str(e));
         return -1;
     }
-    gw_set_status_extra(g, cluster_status, *out);
+    view.layout = *out;
+    view.buckets = *buckets;
+    gw_set_status_extra(g, cluster_status, &view);
     printf("  cluster:  %s, node %s at %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_addr,
            o->cluster_etcd);
     CM_INFO(MOD, "cluster %s: following the layout as node %s", o->cluster_id, o->node_id);
@@ -438,6 +510,7 @@ static int start_cluster(server_opts *o, int port, gw *g, co_layout **out)
 int cmd_server(int argc, char **argv)
 {
     co_layout *cluster = NULL;
+    co_buckets *buckets = NULL;
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
@@ -476,7 +549,7 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     banner(&o, &cred, net_server_port(srv));
-    if (start_cluster(&o, net_server_port(srv), g, &cluster) != 0) {
+    if (start_cluster(&o, net_server_port(srv), g, &cluster, &buckets) != 0) {
         pthread_kill(signal_thread, SIGUSR2);
         pthread_join(signal_thread, NULL);
         goto out;
@@ -494,8 +567,9 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
-    co_layout_free(cluster); /* after the loops: /admin/status reads it */
-    gw_scrub_free(g, scrub); /* interrupts a pass between two reads */
+    co_layout_free(cluster);  /* after the loops: /admin/status reads it */
+    co_buckets_free(buckets); /* after the workers (they call it), before gw_free (it mirrors) */
+    gw_scrub_free(g, scrub);  /* interrupts a pass between two reads */
     gw_free(g);
     return rc;
 }

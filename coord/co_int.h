@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "co.h"
 
@@ -43,6 +44,13 @@ int64_t co_json_i64(json_t *obj, const char *name);
 cm_err co_json_kv(json_t *obj, co_kv *out);
 /* A base64 string for data (malloc'd). */
 char *co_b64(const void *data, size_t len);
+/* The CLOCK_REALTIME time timeout_ms from now, for pthread_cond_timedwait. */
+void co_deadline(struct timespec *until, int timeout_ms);
+/*
+ * dst = src with its endpoint strings copied into storage (CO_MAX_ENDPOINTS entries, NULL or
+ * strdup'd: the owner frees them). CM_ERR_NOMEM.
+ */
+cm_err co_config_copy(co_config *dst, char **storage, const co_config *src);
 /* Sleep ms milliseconds, in steps, returning early (1) when *stop is set. */
 int co_sleep(int ms, const atomic_int *stop);
 

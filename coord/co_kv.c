@@ -82,6 +82,25 @@ const char *co_client_endpoint(const co_client *c)
     return co_http_endpoint(c->http);
 }
 
+void co_deadline(struct timespec *until, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    until->tv_sec += timeout_ms / 1000 + until->tv_nsec / 1000000000L;
+    until->tv_nsec %= 1000000000L;
+}
+
+cm_err co_config_copy(co_config *dst, char **storage, const co_config *src)
+{
+    *dst = *src;
+    for (int i = 0; i < src->n_endpoints; i++) {
+        if (!(storage[i] = strdup(src->endpoints[i])))
+            return CM_ERR_NOMEM;
+        dst->endpoints[i] = storage[i];
+    }
+    return CM_OK;
+}
+
 int co_sleep(int ms, const atomic_int *stop)
 {
     while (ms > 0) {

@@ -6,7 +6,9 @@
  * the node is registered (a new co_keeper lease and co_member_register whenever the lease is gone,
  * e.g. after an outage longer than the TTL, or the key is missing from the list) and reads the
  * member list. The adopted topology, its epoch and revision, and the last member list live under
- * one mutex; readers copy them out and never touch etcd.
+ * one mutex; readers copy them out and never touch etcd. Every node ever listed is remembered with
+ * its registered address and when it was last listed, so the status can show a node that went
+ * down and since when.
  *
  * Adoption rule: a version is adopted only when pl_topology_decode accepts it (it validates) and
  * its epoch is not below the adopted one. A deleted key, a document that does not parse or
@@ -32,6 +34,7 @@
 #include <time.h>
 
 #include "cm_log.h"
+#include "cm_util.h"
 #include "co_int.h"
 
 #define MOD "layout"
@@ -155,6 +158,42 @@ static int node_name_ok(const char *s)
 }
 
 /*
+ * The address in a member value {"addr":"host:port"} into out ("" when there is none); it ends at
+ * a quote, a backslash or a control character, so it can be put in JSON as it is.
+ */
+static void member_addr(const co_kv *kv, char *out, size_t cap)
+{
+    static const char pat[] = "\"addr\":\"";
+    const uint8_t *p = kv->len > 0 ? memmem(kv->value, kv->len, pat, sizeof(pat) - 1) : NULL;
+    size_t n = 0;
+    if (p) {
+        p += sizeof(pat) - 1;
+        size_t left = kv->len - (size_t)(p - kv->value);
+        while (n < left && n + 1 < cap && p[n] != '"' && p[n] != '\\' && p[n] >= 0x20)
+            n++;
+        memcpy(out, p, n);
+    }
+    out[n] = '\0';
+}
+
+/* Note name as listed now (under the lock): its entry in st.seen, added when new and room left. */
+static void note_seen(co_layout *l, const co_kv *kv, const char *name, int64_t now)
+{
+    int i = 0;
+    while (i < l->st.nseen && strcmp(l->st.seen[i].id, name) != 0)
+        i++;
+    if (i == l->st.nseen) {
+        if (i == CO_LAYOUT_MEMBERS)
+            return;
+        l->st.nseen++;
+        memcpy(l->st.seen[i].id, name, strlen(name) + 1);
+    }
+    member_addr(kv, l->st.seen[i].addr, sizeof(l->st.seen[i].addr));
+    l->st.seen[i].live = 1;
+    l->st.seen[i].last_seen_ms = now;
+}
+
+/*
  * Read the member list into the status; 1 when this node is in it, -1 when etcd did not answer.
  * A key under the prefix that is not a node id (written by hand) is not a member.
  */
@@ -165,7 +204,10 @@ static int refresh_members(co_layout *l)
         return -1;
     size_t plen = strlen(l->members_prefix);
     int self = 0, n = 0;
+    int64_t now = cm_now_ms();
     pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->st.nseen; i++)
+        l->st.seen[i].live = 0;
     for (size_t i = 0; i < kvs.n; i++) {
         const char *name = kvs.kvs[i].key + plen;
         if (!node_name_ok(name))
@@ -174,9 +216,11 @@ static int refresh_members(co_layout *l)
         if (n < CO_LAYOUT_MEMBERS)
             memcpy(l->st.members[n], name, strlen(name) + 1);
         n++;
+        note_seen(l, &kvs.kvs[i], name, now);
     }
     l->st.nmembers = n;
     l->st.registered = self;
+    l->st.members_read_ms = now;
     pthread_mutex_unlock(&l->mu);
     co_kvs_release(&kvs);
     return self;
@@ -194,10 +238,7 @@ static void *member_thread(void *arg)
         if (l->node_id[0] && listed == 0) /* registered just now: show it at once */
             refresh_members(l);
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)(l->refresh_ms % 1000) * 1000000L;
-        until.tv_sec += l->refresh_ms / 1000 + until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        co_deadline(&until, l->refresh_ms);
         pthread_mutex_lock(&l->mu);
         while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT)
             ;
@@ -219,13 +260,7 @@ cm_err co_layout_open(const co_layout_config *cfg, co_layout **out)
         return CM_ERR_NOMEM;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    l->cfg = *cfg->etcd; /* the endpoint strings are copied below */
-    cm_err e = CM_OK;
-    for (int i = 0; i < cfg->etcd->n_endpoints && e == CM_OK; i++)
-        if (!(l->cfg_storage[i] = strdup(cfg->etcd->endpoints[i])))
-            e = CM_ERR_NOMEM;
-        else
-            l->cfg.endpoints[i] = l->cfg_storage[i];
+    cm_err e = co_config_copy(&l->cfg, l->cfg_storage, cfg->etcd);
     l->ttl = cfg->ttl > 0 ? cfg->ttl : CO_LAYOUT_TTL;
     l->refresh_ms = cfg->refresh_ms > 0 ? cfg->refresh_ms : 1000;
     size_t clen = strlen(cfg->cluster), nlen = cfg->node_id ? strlen(cfg->node_id) : 0;
@@ -307,10 +342,7 @@ void co_layout_get_status(co_layout *l, co_layout_status *out)
 cm_err co_layout_wait(co_layout *l, uint64_t epoch, int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    until.tv_sec += timeout_ms / 1000 + until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    co_deadline(&until, timeout_ms);
     cm_err e = CM_OK;
     pthread_mutex_lock(&l->mu);
     while ((!l->topo || l->topo->epoch < epoch) && e == CM_OK)

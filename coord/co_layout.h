@@ -60,6 +60,18 @@ typedef struct {
     int in_layout;     /* this node's id is a node of the adopted layout */
     int nmembers;      /* live members in the last list read (at most CO_LAYOUT_MEMBERS named) */
     char members[CO_LAYOUT_MEMBERS][PL_NAME_MAX];
+    int64_t members_read_ms; /* wall-clock time of the last member list read; 0: never */
+    /*
+     * Every node seen in a member list since open (at most CO_LAYOUT_MEMBERS): its registered
+     * address, whether it was in the last list, and when it was last listed (wall-clock ms).
+     */
+    int nseen;
+    struct {
+        char id[PL_NAME_MAX];
+        char addr[PL_ADDR_MAX];
+        int live;
+        int64_t last_seen_ms;
+    } seen[CO_LAYOUT_MEMBERS];
 } co_layout_status;
 
 void co_layout_get_status(co_layout *l, co_layout_status *out);

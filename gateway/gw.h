@@ -72,4 +72,45 @@ void gw_set_ready(gw *g, int ready);
 typedef size_t (*gw_status_fn)(void *arg, char *out, size_t cap);
 void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg);
 
+/*
+ * The bucket namespace, when it is not the local metadata store alone (cluster mode: cmd/server.c
+ * connects it to coord/co_buckets.h; without one nothing below is used and the single-node code
+ * path is unchanged). Every function blocks (bounded by the etcd client's deadlines) and is
+ * called on a worker, never on an event loop:
+ *   create    add the bucket cluster-wide: CM_OK, CM_ERR_EXISTS with *have, else a failure
+ *             (CM_ERR_UNAVAILABLE when etcd does not answer: 503 ServiceUnavailable)
+ *   remove    CM_OK, CM_ERR_NOTFOUND, else a failure
+ *   lookup    the bucket's record, as fresh as the namespace can tell (CM_OK or CM_ERR_NOTFOUND)
+ *   is_empty  "is the bucket empty cluster-wide?": CM_OK when empty, CM_ERR_CONFLICT when not
+ * The gateway mirrors the outcome into its local store (object records live under local md
+ * buckets): CreateBucket commits the bucket locally after create, DeleteBucket deletes it locally
+ * after remove, and a request for a bucket the local store does not know asks lookup (on a
+ * worker) and commits it locally before it is served. The owner mirrors the namespace's other
+ * changes with gw_bucket_mirror_add/remove.
+ */
+typedef struct {
+    cm_err (*create)(void *arg, const md_bucket *want, md_bucket *have);
+    cm_err (*remove)(void *arg, const char *name);
+    cm_err (*lookup)(void *arg, const char *name, md_bucket *out);
+    cm_err (*is_empty)(void *arg, const char *name);
+    void *arg;
+} gw_bucket_ns;
+
+/* Set before serving (copied). */
+void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns);
+/*
+ * Emptiness as this node's store sees it (no object record; unfinished uploads do not count, as
+ * in S3): CM_OK when empty, CM_ERR_CONFLICT when not, CM_ERR_NOTFOUND without the bucket.
+ */
+cm_err gw_bucket_empty_local(gw *g, const char *name);
+/*
+ * Mirror a namespace change into the local store (blocking: a commit). add: an existing bucket
+ * is left as it is. remove: the bucket and its unfinished uploads (their chunks freed), only when
+ * the local record is that incarnation (created_ms equal; created_ms 0: whichever is there), so a
+ * late removal of a deleted bucket never deletes its re-creation; one holding object records
+ * here is kept (CM_ERR_CONFLICT, logged). A missing one, or another incarnation, is CM_OK.
+ */
+cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b);
+cm_err gw_bucket_mirror_remove(gw *g, const char *name, int64_t created_ms);
+
 #endif

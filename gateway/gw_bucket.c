@@ -11,6 +11,14 @@
  * DeleteObjects removes all its keys in one metadata op (md_objects_delete: one commit for up to
  * 1,000 keys). DeleteBucket of a bucket holding only unfinished multipart uploads deletes them
  * with it and frees their parts' chunks, as S3 does.
+ *
+ * Cluster mode (a gw_bucket_ns is set, gw.h): the namespace decides. CreateBucket asks it to add
+ * the bucket (on the worker, bounded by the etcd client's deadlines; 503 ServiceUnavailable when
+ * it cannot answer) and then commits the bucket locally, where object records live; DeleteBucket
+ * asks whether the bucket is empty cluster-wide (today: this node's store, see is_empty), removes
+ * it from the namespace, then locally. A request naming a bucket this node's store does not know
+ * yet (the watch has not delivered it) asks the namespace on a worker and commits the bucket
+ * locally before it is served (gw_bucket_resolve). The S3 answers are the single-node ones.
  */
 #include "gw_int.h"
 
@@ -111,7 +119,8 @@ void gw_op_list_buckets(gw_req *r)
 /* A bucket commit run on a worker and its outcome. */
 typedef struct {
     cm_err err;
-    int mine; /* CreateBucket: the existing bucket is the caller's */
+    int mine;      /* CreateBucket: the existing bucket is the caller's */
+    int ns_failed; /* cluster mode: err came from the namespace failing (503) */
 } bucket_commit_state;
 
 static void create_work(gw_req *r);
@@ -138,6 +147,24 @@ static void create_finish(gw_req *r)
     gw_offload_state(r, sizeof(bucket_commit_state), free, create_work, create_done);
 }
 
+/*
+ * Cluster mode, on the worker: add the bucket to the namespace, then commit it locally (a record
+ * already there is this one, mirrored by the watch meanwhile, or left from before). A bucket that
+ * exists cluster-wide is mirrored too, so the requests that follow find it here.
+ */
+static void create_in_namespace(gw_req *r, const md_bucket *b, bucket_commit_state *st)
+{
+    const gw_bucket_ns *ns = &r->g->ns;
+    md_bucket have = {0};
+    st->err = ns->create(ns->arg, b, &have);
+    if (st->err == CM_OK || st->err == CM_ERR_EXISTS) {
+        gw_bucket_mirror_add(r->g, st->err == CM_OK ? b : &have);
+        st->mine = st->err == CM_ERR_EXISTS && strcmp(have.owner, r->auth.access_key) == 0;
+    } else {
+        st->ns_failed = 1;
+    }
+}
+
 /* Worker: commit the bucket record; on EXISTS, find whose it is. */
 static void create_work(gw_req *r)
 {
@@ -146,14 +173,30 @@ static void create_work(gw_req *r)
     snprintf(b.name, sizeof(b.name), "%s", r->bucket);
     b.created_ms = cm_now_ms();
     snprintf(b.owner, sizeof(b.owner), "%s", r->auth.access_key);
+    if (r->g->ns.create) {
+        create_in_namespace(r, &b, st);
+        return;
+    }
     st->err = md_bucket_create(r->g->md, &b);
     st->mine = st->err == CM_ERR_EXISTS && md_bucket_get(r->g->md, r->bucket, &have) == CM_OK &&
                strcmp(have.owner, r->auth.access_key) == 0;
 }
 
+/* The namespace (etcd) did not answer or kept conflicting: nothing was changed. */
+static void namespace_unavailable(gw_req *r, cm_err err)
+{
+    CM_WARN(MOD, "req=%s bucket %s: the cluster's bucket namespace failed: %s", r->id, r->bucket,
+            cm_err_str(err));
+    gw_error(r, GW_SERVICE_UNAVAILABLE, "The cluster's bucket namespace is unavailable");
+}
+
 static void create_done(gw_req *r)
 {
     bucket_commit_state *st = r->op;
+    if (st->ns_failed) {
+        namespace_unavailable(r, st->err);
+        return;
+    }
     if (st->err == CM_ERR_EXISTS) {
         /* us-east-1 answers 200 to the owner re-creating a bucket; others 409. */
         if (!st->mine) {
@@ -188,12 +231,33 @@ static void head_bucket(gw_req *r)
     net_resp_end(r->net);
 }
 
+/*
+ * Cluster mode, on the worker: only an empty bucket leaves the namespace; then it is deleted here
+ * (an object committed here between the check and the delete keeps the local record: logged).
+ */
+static void delete_in_namespace(gw_req *r, bucket_commit_state *st)
+{
+    const gw_bucket_ns *ns = &r->g->ns;
+    st->err = ns->is_empty(ns->arg, r->bucket); /* CM_ERR_CONFLICT: BucketNotEmpty */
+    if (st->err != CM_OK)
+        return;
+    st->err = ns->remove(ns->arg, r->bucket);
+    if (st->err == CM_OK || st->err == CM_ERR_NOTFOUND)
+        gw_bucket_mirror_remove(r->g, r->bucket, 0);
+    else
+        st->ns_failed = 1; /* unreachable, or conflicting changes every time: 503 */
+}
+
 /* Worker: delete the bucket with its unfinished uploads, and free their parts' chunks. */
 static void delete_bucket_work(gw_req *r)
 {
     bucket_commit_state *st = r->op;
     md_part *parts = NULL;
     size_t n = 0;
+    if (r->g->ns.remove) {
+        delete_in_namespace(r, st);
+        return;
+    }
     st->err = md_bucket_delete(r->g->md, r->bucket, &parts, &n);
     gw_free_parts(r->g, parts, n);
 }
@@ -201,7 +265,9 @@ static void delete_bucket_work(gw_req *r)
 static void delete_bucket_done(gw_req *r)
 {
     cm_err err = ((bucket_commit_state *)r->op)->err;
-    if (err == CM_ERR_NOTFOUND)
+    if (((bucket_commit_state *)r->op)->ns_failed)
+        namespace_unavailable(r, err);
+    else if (err == CM_ERR_NOTFOUND)
         gw_error(r, GW_NO_SUCH_BUCKET, NULL);
     else if (err == CM_ERR_CONFLICT)
         gw_error(r, GW_BUCKET_NOT_EMPTY, NULL);
@@ -216,6 +282,103 @@ static void delete_bucket_done(gw_req *r)
 static void delete_bucket(gw_req *r)
 {
     gw_offload_state(r, sizeof(bucket_commit_state), free, delete_bucket_work, delete_bucket_done);
+}
+
+/* ---- the namespace's side (cluster mode) ---- */
+
+void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns)
+{
+    g->ns = *ns;
+}
+
+cm_err gw_bucket_empty_local(gw *g, const char *name)
+{
+    md_list_query q = {.max_keys = 1};
+    md_list_result res = {0};
+    cm_err e = md_list_objects(g->md, name, &q, &res);
+    if (e == CM_OK && res.n > 0)
+        e = CM_ERR_CONFLICT;
+    md_list_result_release(&res);
+    return e;
+}
+
+cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b)
+{
+    cm_err e = md_bucket_create(g->md, b);
+    if (e == CM_ERR_EXISTS)
+        return CM_OK;
+    if (e != CM_OK)
+        CM_WARN(MOD, "bucket %s: cannot commit it locally: %s", b->name, cm_err_str(e));
+    return e;
+}
+
+cm_err gw_bucket_mirror_remove(gw *g, const char *name, int64_t created_ms)
+{
+    md_part *parts = NULL;
+    size_t n = 0;
+    md_bucket have;
+    cm_err e = md_bucket_get(g->md, name, &have);
+    if (e == CM_OK && created_ms && have.created_ms != created_ms)
+        return CM_OK; /* re-created since: the removal was of the old one */
+    if (e == CM_OK)
+        e = md_bucket_delete(g->md, name, &parts, &n);
+    gw_free_parts(g, parts, n);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    if (e == CM_ERR_CONFLICT)
+        CM_WARN(MOD,
+                "bucket %s left the cluster's namespace but holds objects on this node: "
+                "kept here",
+                name);
+    else if (e != CM_OK)
+        CM_WARN(MOD, "bucket %s: cannot delete it locally: %s", name, cm_err_str(e));
+    return e;
+}
+
+typedef struct {
+    gw_finish_fn then;
+} resolve_state;
+
+/* Worker: ask the namespace, and commit the bucket here when it knows it. */
+static void resolve_work(gw_req *r)
+{
+    md_bucket b = {0};
+    if (r->g->ns.lookup(r->g->ns.arg, r->bucket, &b) == CM_OK &&
+        gw_bucket_mirror_add(r->g, &b) == CM_OK)
+        CM_INFO(MOD,
+                "req=%s bucket %s: in the namespace before the watch delivered it, "
+                "committed here",
+                r->id, r->bucket);
+}
+
+static void resolve_done(gw_req *r)
+{
+    gw_finish_fn then = ((resolve_state *)r->op)->then;
+    r->op_free(r->op);
+    r->op = NULL;
+    r->op_free = NULL;
+    then(r); /* the bucket is here now, or the usual NoSuchBucket follows */
+}
+
+int gw_bucket_resolve(gw_req *r, gw_finish_fn then)
+{
+    md_bucket b;
+    if (!r->g->ns.lookup || !r->bucket[0] || gw_bucket_name_check(r->bucket) != GW_OK)
+        return 0;
+    if (!r->key && r->q.n == 0 && strcmp(net_req_method(r->net), "PUT") == 0)
+        return 0; /* CreateBucket asks the namespace itself */
+    if (md_bucket_get(r->g->md, r->bucket, &b) != CM_ERR_NOTFOUND)
+        return 0;
+    resolve_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return 1;
+    }
+    st->then = then; /* before the offload: a saturated pool runs done inline */
+    r->op = st;
+    r->op_free = free;
+    gw_offload(r, resolve_work, resolve_done);
+    return 1;
 }
 
 /* ---- Listings ---- */

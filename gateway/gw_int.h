@@ -34,6 +34,7 @@ struct gw {
     uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
     gw_status_fn status_fn; /* extra /admin/status member (gw_set_status_extra) */
     void *status_arg;
+    gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
 };
 
 typedef struct gw_req gw_req;
@@ -185,6 +186,13 @@ void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_wo
 void gw_free_parts(gw *g, md_part *parts, size_t n);
 
 /* ---- operations ---- */
+
+/*
+ * Cluster mode: when r names a bucket this node's store does not know (and is not its
+ * CreateBucket), ask the namespace on a worker, commit the bucket here if it exists, then call
+ * then(r); returns 1. Returns 0 (nothing done) otherwise: call then(r) yourself (gw_bucket.c).
+ */
+int gw_bucket_resolve(gw_req *r, gw_finish_fn then);
 
 void gw_op_list_buckets(gw_req *r);
 void gw_op_bucket(gw_req *r);         /* every request addressed to a bucket (no key) */

@@ -7,7 +7,8 @@
  * - on_request: health checks; parse the target; find bucket and key (path style, or
  *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned);
  *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
- *   operation's start function.
+ *   operation's start function (in cluster mode, a bucket this node does not know yet is first
+ *   looked up in the cluster's namespace on a worker: gw_bucket_resolve).
  * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
@@ -358,6 +359,17 @@ static int health_check(gw_req *r)
     return 0;
 }
 
+/* Route an authenticated request to its operation. */
+static void dispatch(gw_req *r)
+{
+    if (!r->bucket[0])
+        gw_op_list_buckets(r);
+    else if (!r->key)
+        gw_op_bucket(r);
+    else
+        gw_op_object(r);
+}
+
 static void on_request(net_req *nr, void *arg)
 {
     gw *g = arg;
@@ -409,12 +421,8 @@ static void on_request(net_req *nr, void *arg)
              r->bucket, r->key ? r->key : "-");
     if (gw_refuse_request(r)) /* headers asking for what cairn does not do: 501, not ignored */
         return;
-    if (!r->bucket[0])
-        gw_op_list_buckets(r);
-    else if (!r->key)
-        gw_op_bucket(r);
-    else
-        gw_op_object(r);
+    if (!gw_bucket_resolve(r, dispatch)) /* cluster mode: a bucket not mirrored here yet */
+        dispatch(r);
 }
 
 /* ---- body pipeline ---- */

@@ -6,8 +6,9 @@ header scheme: canonical request -> string to sign -> HMAC chain (date, region, 
 "aws4_request"). The endpoint and credentials come from CAIRN_ENDPOINT, CAIRN_ACCESS_KEY and
 CAIRN_SECRET_KEY.
 
-As a command: s3raw.py mb BUCKET | put BUCKET KEY FILE | get BUCKET KEY FILE | head BUCKET KEY
-prints the HTTP status and exits 0 on 2xx, 1 otherwise.
+As a command: s3raw.py mb BUCKET | rb BUCKET | ls | put BUCKET KEY FILE | get BUCKET KEY FILE |
+head BUCKET KEY prints the HTTP status (and the start of the body) and exits 0 on 2xx, 1 otherwise.
+CAIRN_REGION (default us-east-1) is the region signed for.
 """
 
 import datetime
@@ -18,7 +19,7 @@ import socket
 import sys
 import urllib.parse
 
-REGION = "us-east-1"
+REGION = os.environ.get("CAIRN_REGION", "us-east-1")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -127,6 +128,10 @@ def main(argv):
     cmd = argv[1]
     if cmd == "mb":
         st, _, body = request("PUT", "/" + argv[2])
+    elif cmd == "rb":
+        st, _, body = request("DELETE", "/" + argv[2])
+    elif cmd == "ls":
+        st, _, body = request("GET", "/")
     elif cmd == "put":
         with open(argv[4], "rb") as f:
             st, _, body = request("PUT", "/%s/%s" % (argv[2], argv[3]), body=f.read())
@@ -141,7 +146,8 @@ def main(argv):
     else:
         print("unknown command " + cmd, file=sys.stderr)
         return 2
-    print(st, body.decode("utf-8", "replace")[:500])
+    text = body.decode("utf-8", "replace")
+    print(st, text if cmd == "ls" else text[:500])
     return 0 if 200 <= st < 300 else 1
 
 

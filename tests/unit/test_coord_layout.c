@@ -3,7 +3,8 @@
  * etcd member: a written layout is adopted with its epoch; an undecodable document, an invalid
  * one, an older epoch and a deletion are ignored (counted as rejected) and the last good layout
  * stays; the node registers itself with a lease and lists a second node; a node that stops leaves
- * the list at once (lease revoked); a node whose member key or lease vanished registers again;
+ * the list at once (lease revoked) and is remembered with its address and when it was last listed;
+ * a node whose member key or lease vanished registers again;
  * while etcd is down the layout stays readable, a change made
  * after etcd is back is adopted; a node reopened during an outage starts from its cache file, on
  * the last layout it adopted (not on a rejected version seen after it).
@@ -157,6 +158,13 @@ static void test_adopt_reject_members(void)
     CU_ASSERT_STRING_EQUAL(st.members[1], "n2");
     co_layout_free(l2);
     st = wait_members(l, 1);
+    /* both remembered with their addresses; n2, gone, keeps when it was last listed */
+    CU_ASSERT_EQUAL_FATAL(st.nseen, 2);
+    CU_ASSERT_STRING_EQUAL(st.seen[1].id, "n2");
+    CU_ASSERT_STRING_EQUAL(st.seen[1].addr, "127.0.0.1:9102");
+    CU_ASSERT(!st.seen[1].live && st.seen[1].last_seen_ms > 0);
+    CU_ASSERT(st.seen[0].live && st.seen[0].last_seen_ms >= st.seen[1].last_seen_ms);
+    CU_ASSERT(st.members_read_ms >= st.seen[0].last_seen_ms);
     CU_ASSERT(st.in_layout); /* n1 is a node of the uniform layout, n9 is not */
     put_layout(c, 3, NULL);  /* the key was deleted above: written again, the same epoch */
     lc.node_id = "n9";

@@ -1,0 +1,113 @@
+/*
+ * cmd/cluster_buckets.c - `cairn server` in cluster mode: the gateway's bucket namespace
+ * (gw_bucket_ns) on the cluster's bucket document in etcd (coord/co_buckets.h).
+ *
+ * The gateway knows nothing of etcd and coord/ nothing of the metadata store: this file converts
+ * records between them and wires both directions. Gateway to etcd: create, remove and lookup call
+ * co_buckets (blocking, on the gateway's workers, each with its own etcd client and deadlines);
+ * "is the bucket empty cluster-wide?" is answered by this node's store alone today, because
+ * object records are not replicated yet (docs/coordination.md, "Buckets": a bucket holding
+ * objects only on another node can be deleted; replicated metadata will answer it for the
+ * cluster). etcd to the gateway: co_buckets's hooks (its watch thread) mirror every bucket added
+ * or removed cluster-wide into the local store. The follower's cache file is DATA/buckets.cache.
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "co_buckets.h"
+#include "gw.h"
+
+#define MOD "server"
+
+static void to_md(const co_bucket *c, md_bucket *m)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->name, sizeof(m->name), "%s", c->name);
+    snprintf(m->owner, sizeof(m->owner), "%s", c->owner);
+    m->created_ms = c->created_ms;
+    m->versioning = c->versioning;
+}
+
+/* ---- the gateway's calls (workers) ---- */
+
+typedef struct {
+    co_buckets *f;
+    gw *g;
+} ns_ctx;
+
+static ns_ctx ctx; /* the server has one gateway and one namespace */
+
+static cm_err ns_create(void *arg, const md_bucket *want, md_bucket *have)
+{
+    ns_ctx *x = arg;
+    co_bucket b = {0}, got;
+    snprintf(b.name, sizeof(b.name), "%s", want->name);
+    snprintf(b.owner, sizeof(b.owner), "%s", want->owner);
+    b.created_ms = want->created_ms;
+    b.versioning = want->versioning;
+    cm_err e = cm_random(&b.id, sizeof(b.id));
+    if (e == CM_OK)
+        e = co_buckets_create(x->f, &b, &got);
+    if (e == CM_ERR_EXISTS)
+        to_md(&got, have);
+    return e;
+}
+
+static cm_err ns_remove(void *arg, const char *name)
+{
+    return co_buckets_delete(((ns_ctx *)arg)->f, name);
+}
+
+static cm_err ns_lookup(void *arg, const char *name, md_bucket *out)
+{
+    co_bucket b;
+    cm_err e = co_buckets_lookup_fresh(((ns_ctx *)arg)->f, name, &b);
+    if (e == CM_OK)
+        to_md(&b, out);
+    return e;
+}
+
+/* The seam for replicated metadata: today only this node's records can be asked. */
+static cm_err ns_is_empty(void *arg, const char *name)
+{
+    return gw_bucket_empty_local(((ns_ctx *)arg)->g, name);
+}
+
+/* ---- the namespace's changes (the follower's thread) ---- */
+
+static void on_added(void *arg, const co_bucket *b)
+{
+    md_bucket m;
+    to_md(b, &m);
+    gw_bucket_mirror_add(((ns_ctx *)arg)->g, &m);
+}
+
+static void on_removed(void *arg, const co_bucket *b)
+{
+    gw_bucket_mirror_remove(((ns_ctx *)arg)->g, b->name, b->created_ms);
+}
+
+cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluster,
+                                 const char *data_dir, co_buckets **out)
+{
+    char cache[4200];
+    ctx.g = g;
+    snprintf(cache, sizeof(cache), "%s/buckets.cache", data_dir);
+    co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &ctx};
+    cm_err e = co_buckets_open(cfg, cluster, cache, &hooks, &ctx.f);
+    if (e != CM_OK)
+        return e;
+    gw_bucket_ns ns = {.create = ns_create,
+                       .remove = ns_remove,
+                       .lookup = ns_lookup,
+                       .is_empty = ns_is_empty,
+                       .arg = &ctx};
+    gw_set_bucket_ns(g, &ns);
+    CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
+    *out = ctx.f;
+    return CM_OK;
+}

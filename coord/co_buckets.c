@@ -1,0 +1,468 @@
+/*
+ * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
+ *
+ * Changes: read the document with its mod revision, change the decoded array, write it back with
+ * co_cas from that revision. A conflict means another node changed it in between: read again and
+ * redo the change on what is there now (so a racing creator of the same name sees it and gets
+ * CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is
+ * there after an add, the name is gone after a remove. The document holds every bucket, so one
+ * change costs a write of the whole list: fine for thousands of buckets (S3's default limit per
+ * account is 100, its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request
+ * limit is 1.5 MiB); a much larger namespace would move to one key per bucket.
+ *
+ * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
+ * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
+ * added and removed), the hooks run, then it becomes the applied version under the mutex and is
+ * written to this file's cache (the last *applied* version, as co_layout keeps its own: a version
+ * that did not decode must not replace it). A deleted document changes nothing.
+ */
+#include "co_buckets.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "co_int.h"
+
+#define MOD "buckets"
+#define DOC_VERSION 1
+
+/* ---- the document ---- */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const co_bucket *)a)->name, ((const co_bucket *)b)->name);
+}
+
+cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
+{
+    co_bucket *sorted = n ? malloc(n * sizeof(*sorted)) : NULL;
+    json_t *arr = json_array(), *doc = NULL;
+    cm_err e = (n && !sorted) || !arr ? CM_ERR_NOMEM : CM_OK;
+    if (e == CM_OK && n) {
+        memcpy(sorted, b, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), by_name);
+    }
+    for (size_t i = 0; i < n && e == CM_OK; i++) {
+        char id[17];
+        snprintf(id, sizeof(id), "%016" PRIx64, sorted[i].id);
+        json_t *rec = json_pack("{s:s,s:I,s:s,s:i,s:s}", "name", sorted[i].name, "created_ms",
+                                (json_int_t)sorted[i].created_ms, "owner", sorted[i].owner,
+                                "versioning", (int)sorted[i].versioning, "id", id);
+        if (!rec || json_array_append_new(arr, rec) != 0)
+            e = CM_ERR_NOMEM;
+    }
+    free(sorted);
+    if (e == CM_OK && !(doc = json_pack("{s:i,s:o}", "v", DOC_VERSION, "buckets", arr)))
+        e = CM_ERR_NOMEM;
+    arr = e == CM_OK ? NULL : arr; /* owned by doc now */
+    json_decref(arr);
+    if (e == CM_OK && !(*out = json_dumps(doc, JSON_COMPACT)))
+        e = CM_ERR_NOMEM;
+    if (e == CM_OK)
+        *len = strlen(*out);
+    json_decref(doc);
+    return e;
+}
+
+/* One record; 0 when it is not a valid one. */
+static int decode_one(json_t *rec, co_bucket *b)
+{
+    const char *name = NULL, *owner = NULL, *id = NULL;
+    json_int_t created = 0;
+    int versioning = 0;
+    char *end;
+    memset(b, 0, sizeof(*b));
+    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s}", "name", &name, "created_ms", &created, "owner",
+                    &owner, "versioning", &versioning, "id", &id) != 0 ||
+        !name[0] || strlen(name) >= sizeof(b->name) || strlen(owner) >= sizeof(b->owner) ||
+        versioning < 0 || versioning > 2 || strlen(id) != 16)
+        return 0;
+    errno = 0;
+    b->id = strtoull(id, &end, 16);
+    if (errno || *end)
+        return 0;
+    memcpy(b->name, name, strlen(name) + 1);
+    memcpy(b->owner, owner, strlen(owner) + 1);
+    b->created_ms = created;
+    b->versioning = (uint8_t)versioning;
+    return 1;
+}
+
+cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size_t *n)
+{
+    json_t *doc = json_loadb((const char *)value, len, JSON_REJECT_DUPLICATES, NULL), *arr = NULL;
+    int v = 0;
+    *out = NULL;
+    *n = 0;
+    if (!doc || json_unpack(doc, "{s:i,s:o}", "v", &v, "buckets", &arr) != 0 || v != DOC_VERSION ||
+        !json_is_array(arr)) {
+        json_decref(doc);
+        return CM_ERR_CORRUPT;
+    }
+    size_t count = json_array_size(arr);
+    co_bucket *b = count ? calloc(count, sizeof(*b)) : NULL;
+    cm_err e = count && !b ? CM_ERR_NOMEM : CM_OK;
+    for (size_t i = 0; i < count && e == CM_OK; i++)
+        if (!decode_one(json_array_get(arr, i), &b[i]))
+            e = CM_ERR_CORRUPT;
+    json_decref(doc);
+    if (e == CM_OK && count)
+        qsort(b, count, sizeof(*b), by_name);
+    for (size_t i = 1; i < count && e == CM_OK; i++)
+        if (strcmp(b[i - 1].name, b[i].name) == 0)
+            e = CM_ERR_CORRUPT;
+    if (e != CM_OK) {
+        free(b);
+        return e;
+    }
+    *out = b;
+    *n = count;
+    return CM_OK;
+}
+
+const co_bucket *co_buckets_find(const co_bucket *b, size_t n, const char *name)
+{
+    co_bucket key;
+    if (!b || strlen(name) >= sizeof(key.name))
+        return NULL;
+    memcpy(key.name, name, strlen(name) + 1);
+    return bsearch(&key, b, n, sizeof(*b), by_name);
+}
+
+/* ---- changing it ---- */
+
+cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev)
+{
+    co_kv kv;
+    cm_err e = co_get(c, key, &kv, NULL);
+    *out = NULL;
+    *n = 0;
+    *rev = 0;
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK; /* no document yet: no buckets, and a create writes it from revision 0 */
+    if (e != CM_OK)
+        return e;
+    e = co_buckets_decode(kv.value, kv.len, out, n);
+    if (e == CM_ERR_CORRUPT)
+        CM_ERROR(MOD, "the bucket document %s at revision %lld does not parse: not changed", key,
+                 (long long)kv.mod_rev);
+    *rev = kv.mod_rev;
+    co_kv_release(&kv);
+    return e;
+}
+
+/*
+ * Write the array (n records) back from revision rev: CM_OK, CM_ERR_CONFLICT, CM_ERR_UNCERTAIN,
+ * CM_ERR_UNAVAILABLE.
+ */
+static cm_err write_back(co_client *c, const char *key, const co_bucket *b, size_t n, int64_t rev)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    cm_err e = co_buckets_encode(b, n, &doc, &len);
+    if (e == CM_OK)
+        e = co_cas(c, key, doc, len, rev, 0, NULL);
+    free(doc);
+    return e;
+}
+
+/*
+ * The outcome of a change whose answer was lost, from a fresh read: 1 when the document shows it
+ * done (want's record there for an add, name gone for a remove), 0 when not, -1 when unreadable.
+ */
+static int settled(co_client *c, const char *key, const co_bucket *want, const char *name)
+{
+    co_bucket *b = NULL;
+    size_t n = 0;
+    int64_t rev;
+    if (co_buckets_read(c, key, &b, &n, &rev) != CM_OK)
+        return -1;
+    const co_bucket *f = co_buckets_find(b, n, name);
+    int done = want ? f && f->id == want->id : !f;
+    free(b);
+    return done;
+}
+
+cm_err co_buckets_add(co_client *c, const char *key, const co_bucket *want, co_bucket *have)
+{
+    for (int attempt = 0; attempt < CO_BUCKETS_RETRIES; attempt++) {
+        co_bucket *b = NULL, *grown;
+        size_t n = 0;
+        int64_t rev = 0;
+        cm_err e = co_buckets_read(c, key, &b, &n, &rev);
+        if (e != CM_OK)
+            return e;
+        const co_bucket *f = co_buckets_find(b, n, want->name);
+        if (f) {
+            if (have)
+                *have = *f;
+            free(b);
+            return CM_ERR_EXISTS;
+        }
+        if (!(grown = realloc(b, (n + 1) * sizeof(*b)))) {
+            free(b);
+            return CM_ERR_NOMEM;
+        }
+        grown[n] = *want;
+        e = write_back(c, key, grown, n + 1, rev);
+        free(grown);
+        if (e == CM_ERR_UNCERTAIN) {
+            int s = settled(c, key, want, want->name);
+            if (s < 0)
+                return CM_ERR_UNAVAILABLE;
+            if (s)
+                return CM_OK;
+            continue; /* not written: try again (a racing creator will be seen) */
+        }
+        if (e != CM_ERR_CONFLICT)
+            return e;
+    }
+    CM_WARN(MOD, "creating bucket %s: %d conflicting changes in a row, giving up", want->name,
+            CO_BUCKETS_RETRIES);
+    return CM_ERR_CONFLICT;
+}
+
+cm_err co_buckets_remove(co_client *c, const char *key, const char *name)
+{
+    for (int attempt = 0; attempt < CO_BUCKETS_RETRIES; attempt++) {
+        co_bucket *b = NULL;
+        size_t n = 0;
+        int64_t rev = 0;
+        cm_err e = co_buckets_read(c, key, &b, &n, &rev);
+        if (e != CM_OK)
+            return e;
+        co_bucket *f = (co_bucket *)co_buckets_find(b, n, name);
+        if (!f) {
+            free(b);
+            return CM_ERR_NOTFOUND;
+        }
+        size_t at = (size_t)(f - b);
+        memmove(b + at, b + at + 1, (n - at - 1) * sizeof(*b));
+        e = write_back(c, key, b, n - 1, rev);
+        free(b);
+        if (e == CM_ERR_UNCERTAIN) {
+            int s = settled(c, key, NULL, name);
+            if (s < 0)
+                return CM_ERR_UNAVAILABLE;
+            if (s)
+                return CM_OK;
+            continue;
+        }
+        if (e != CM_ERR_CONFLICT)
+            return e;
+    }
+    CM_WARN(MOD, "deleting bucket %s: %d conflicting changes in a row, giving up", name,
+            CO_BUCKETS_RETRIES);
+    return CM_ERR_CONFLICT;
+}
+
+/* ---- following it ---- */
+
+struct co_buckets {
+    co_config cfg;
+    char *cfg_storage[CO_MAX_ENDPOINTS];
+    char key[256];
+    char *cache_path;
+    co_buckets_hooks hooks;
+    co_doc *doc;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* a version was applied */
+    co_bucket *applied; /* sorted; NULL when empty */
+    size_t napplied;    /* guarded by mu, like st */
+    co_buckets_status st;
+};
+
+/* Report what differs between the applied array and next (both sorted) to the hooks. */
+static void report_changes(co_buckets *f, const co_bucket *next, size_t n)
+{
+    size_t i = 0, j = 0;
+    while (i < f->napplied || j < n) {
+        int c = i == f->napplied ? 1 : j == n ? -1 : strcmp(f->applied[i].name, next[j].name);
+        if (c < 0) {
+            if (f->hooks.removed)
+                f->hooks.removed(f->hooks.arg, &f->applied[i]);
+            i++;
+        } else if (c > 0) {
+            if (f->hooks.added)
+                f->hooks.added(f->hooks.arg, &next[j]);
+            j++;
+        } else {
+            /* the same name, another creation in between: the old one is gone */
+            if (f->applied[i].id != next[j].id) {
+                if (f->hooks.removed)
+                    f->hooks.removed(f->hooks.arg, &f->applied[i]);
+                if (f->hooks.added)
+                    f->hooks.added(f->hooks.arg, &next[j]);
+            }
+            i++, j++;
+        }
+    }
+}
+
+/* Apply a version (the hooks, then memory); 1 when applied. Runs on the watch thread. */
+static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_rev)
+{
+    co_bucket *next = NULL;
+    size_t n = 0;
+    if (!value) {
+        CM_WARN(MOD, "the bucket document was deleted at revision %lld: keeping the last list",
+                (long long)mod_rev);
+        return 0;
+    }
+    if (co_buckets_decode(value, len, &next, &n) != CM_OK) {
+        CM_WARN(MOD, "bucket document at revision %lld ignored: it does not parse",
+                (long long)mod_rev);
+        pthread_mutex_lock(&f->mu);
+        f->st.rejected++;
+        pthread_mutex_unlock(&f->mu);
+        return 0;
+    }
+    report_changes(f, next, n); /* only this thread writes f->applied: no lock to read it */
+    pthread_mutex_lock(&f->mu);
+    free(f->applied);
+    f->applied = next;
+    f->napplied = n;
+    f->st.nbuckets = n;
+    f->st.mod_rev = mod_rev;
+    f->st.applied++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    CM_DEBUG(MOD, "bucket document at revision %lld applied: %zu buckets", (long long)mod_rev, n);
+    return 1;
+}
+
+static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
+{
+    co_buckets *f = arg;
+    if (apply(f, value, len, mod_rev) && f->cache_path)
+        co_cache_write(f->cache_path, "the bucket document", value, len, mod_rev);
+}
+
+cm_err co_buckets_open(const co_config *cfg, const char *cluster, const char *cache_path,
+                       const co_buckets_hooks *hooks, co_buckets **out)
+{
+    if (!cfg || cfg->n_endpoints < 1 || !cluster)
+        return CM_ERR_INVAL;
+    co_buckets *f = calloc(1, sizeof(*f));
+    if (!f)
+        return CM_ERR_NOMEM;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    if (hooks)
+        f->hooks = *hooks;
+    cm_err e = co_key(f->key, sizeof(f->key), cluster, CO_KIND_BUCKETS, NULL);
+    if (e == CM_OK)
+        e = co_config_copy(&f->cfg, f->cfg_storage, cfg);
+    if (e == CM_OK && cache_path && !(f->cache_path = strdup(cache_path)))
+        e = CM_ERR_NOMEM;
+    if (e == CM_OK && f->cache_path) {
+        uint8_t *value = NULL;
+        size_t len;
+        int64_t rev;
+        if (co_cache_read(f->cache_path, "the bucket document", &value, &len, &rev) == CM_OK &&
+            apply(f, value, len, rev))
+            CM_INFO(MOD, "starting on the cached bucket list (%zu buckets) until etcd answers",
+                    f->napplied);
+        free(value);
+    }
+    if (e == CM_OK)
+        e = co_doc_open(&f->cfg, f->key, NULL, on_version, f, &f->doc);
+    if (e != CM_OK) {
+        co_buckets_free(f);
+        return e;
+    }
+    *out = f;
+    return CM_OK;
+}
+
+void co_buckets_free(co_buckets *f)
+{
+    if (!f)
+        return;
+    co_doc_free(f->doc); /* joins the watch thread: no hook runs after this */
+    for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
+        free(f->cfg_storage[i]);
+    free(f->applied);
+    free(f->cache_path);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
+{
+    pthread_mutex_lock(&f->mu);
+    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    if (b)
+        *out = *b;
+    pthread_mutex_unlock(&f->mu);
+    return b ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
+{
+    co_client *c = NULL;
+    co_bucket *b = NULL;
+    size_t n = 0;
+    int64_t rev;
+    cm_err e = co_client_new(&f->cfg, &c);
+    if (e == CM_OK)
+        e = co_buckets_read(c, f->key, &b, &n, &rev);
+    co_client_free(c);
+    if (e != CM_OK) /* etcd unreachable (or the document broken): what this node knows */
+        return co_buckets_lookup(f, name, out);
+    const co_bucket *found = co_buckets_find(b, n, name);
+    if (found)
+        *out = *found;
+    free(b);
+    return found ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
+{
+    co_client *c = NULL;
+    cm_err e = co_client_new(&f->cfg, &c);
+    if (e == CM_OK)
+        e = co_buckets_add(c, f->key, want, have);
+    co_client_free(c);
+    return e;
+}
+
+cm_err co_buckets_delete(co_buckets *f, const char *name)
+{
+    co_client *c = NULL;
+    cm_err e = co_client_new(&f->cfg, &c);
+    if (e == CM_OK)
+        e = co_buckets_remove(c, f->key, name);
+    co_client_free(c);
+    return e;
+}
+
+void co_buckets_get_status(co_buckets *f, co_buckets_status *out)
+{
+    pthread_mutex_lock(&f->mu);
+    *out = f->st;
+    pthread_mutex_unlock(&f->mu);
+    out->connected = co_doc_connected(f->doc);
+}
+
+cm_err co_buckets_wait(co_buckets *f, int64_t rev, int timeout_ms)
+{
+    struct timespec until;
+    co_deadline(&until, timeout_ms);
+    cm_err e = CM_OK;
+    pthread_mutex_lock(&f->mu);
+    while (f->st.mod_rev < rev && e == CM_OK)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &until) == ETIMEDOUT)
+            e = CM_ERR_TIMEOUT;
+    pthread_mutex_unlock(&f->mu);
+    return e;
+}

@@ -1,0 +1,118 @@
+/*
+ * co_buckets.h - the cluster's bucket namespace in etcd (docs/coordination.md, "Buckets").
+ *
+ * One versioned document per cluster, co_key(cluster, "buckets"), holds every bucket's record;
+ * it is changed only by compare-and-set on the revision it was read at (retried on conflict, a
+ * bounded number of times), so of two nodes creating the same bucket at once exactly one
+ * succeeds. The document is JSON, the buckets sorted by name:
+ *
+ *   {"v":1,"buckets":[{"name":"photos","created_ms":1733353200123,"owner":"AKIA...",
+ *                      "versioning":0,"id":"9f2c4e1a7b3d5c60"}, ...]}
+ *
+ * "id" is random per creation: it tells this node's creation from another's with the same owner
+ * when the answer of a compare-and-set was lost, and a bucket re-created after a delete from the
+ * old one. Unknown members are ignored (a later version may add settings).
+ *
+ * co_buckets follows the document from a background thread (co_doc) and keeps the last version
+ * it applied in memory and in a cache file, so a node keeps its bucket list through an etcd
+ * outage and across a restart meanwhile. Each applied version is handed to the owner's hooks as a
+ * difference against the previous one (added, removed), which the server uses to mirror the
+ * namespace into its local metadata store. Readers never wait on etcd; create and remove block
+ * (bounded by the client's deadlines): call them from a worker thread.
+ */
+#ifndef CO_BUCKETS_H
+#define CO_BUCKETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "co.h"
+
+#define CO_KIND_BUCKETS "buckets" /* the bucket namespace document */
+#define CO_BUCKET_NAME_MAX 64     /* bytes with the NUL (S3: 63 characters) */
+#define CO_BUCKET_OWNER_MAX 128
+#define CO_BUCKETS_RETRIES 16 /* compare-and-set attempts before giving up (CM_ERR_CONFLICT) */
+
+typedef struct {
+    char name[CO_BUCKET_NAME_MAX];
+    int64_t created_ms;
+    char owner[CO_BUCKET_OWNER_MAX];
+    uint8_t versioning; /* as md_bucket: 0 never enabled, 1 enabled, 2 suspended */
+    uint64_t id;        /* random per creation */
+} co_bucket;
+
+/* ---- the document ---- */
+
+/* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended). */
+cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len);
+/*
+ * Parse a document into *out (malloc'd, sorted by name; NULL when empty). CM_ERR_CORRUPT for
+ * anything that is not a version-1 document of valid records (bad JSON, a missing or oversized
+ * name or owner, a duplicate name).
+ */
+cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size_t *n);
+/* The record named name in a sorted array, or NULL. */
+const co_bucket *co_buckets_find(const co_bucket *b, size_t n, const char *name);
+
+/*
+ * Add want to the document at key by compare-and-set, retried from a fresh read on conflict.
+ * CM_OK: added; CM_ERR_EXISTS: a bucket of that name is there (*have receives it when non-NULL);
+ * CM_ERR_CONFLICT after CO_BUCKETS_RETRIES lost races; CM_ERR_UNAVAILABLE when etcd does not
+ * answer; CM_ERR_CORRUPT when the stored document does not parse (nothing is written over it). A
+ * lost answer is settled by reading again: the bucket there with want's id means it was added.
+ */
+cm_err co_buckets_add(co_client *c, const char *key, const co_bucket *want, co_bucket *have);
+/* Remove name likewise: CM_OK, CM_ERR_NOTFOUND, CM_ERR_CONFLICT, CM_ERR_UNAVAILABLE,
+ * CM_ERR_CORRUPT. */
+cm_err co_buckets_remove(co_client *c, const char *key, const char *name);
+/* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
+cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
+
+/* ---- following it ---- */
+
+/*
+ * Called on the follower's thread, in revision order, for each change between the version
+ * applied before and the new one (a version that does not decode is skipped and counted; a
+ * deleted document changes nothing: it is no evidence that the buckets are gone). At open the
+ * cached version's buckets are all reported as added. Hooks may block (local commits).
+ */
+typedef struct {
+    void (*added)(void *arg, const co_bucket *b);
+    void (*removed)(void *arg, const co_bucket *b);
+    void *arg;
+} co_buckets_hooks;
+
+typedef struct co_buckets co_buckets;
+
+/*
+ * Follow co_key(cluster, "buckets"). cache_path (NULL: none) keeps the last applied version.
+ * Never waits for etcd. CM_ERR_INVAL for a bad cluster id or no endpoint.
+ */
+cm_err co_buckets_open(const co_config *cfg, const char *cluster, const char *cache_path,
+                       const co_buckets_hooks *hooks, co_buckets **out);
+void co_buckets_free(co_buckets *f);
+
+/* From memory: the record of name as last applied. CM_OK or CM_ERR_NOTFOUND. Thread-safe. */
+cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out);
+/*
+ * From etcd when it answers (a linearizable read, so a bucket created through another node a
+ * moment ago is found before this node's watch delivers it), else from memory. Blocking.
+ */
+cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out);
+/* co_buckets_add / co_buckets_remove on the followed key, each with a client of its own. */
+cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have);
+cm_err co_buckets_delete(co_buckets *f, const char *name);
+
+typedef struct {
+    size_t nbuckets;   /* in the applied version */
+    int64_t mod_rev;   /* its etcd revision; 0 when none */
+    uint64_t applied;  /* versions applied since open */
+    uint64_t rejected; /* versions that did not decode */
+    int connected;     /* the watch is connected */
+} co_buckets_status;
+
+void co_buckets_get_status(co_buckets *f, co_buckets_status *out);
+/* Wait until a version at revision >= rev is applied: CM_OK or CM_ERR_TIMEOUT. */
+cm_err co_buckets_wait(co_buckets *f, int64_t rev, int timeout_ms);
+
+#endif

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# test_cluster_buckets: the bucket namespace in etcd (issue 9) with one etcd member (lib_etcd.sh)
+# and three `cairn server` nodes n1..n3 of one cluster (a layout applied with `cairn admin layout`,
+# region eu-west-1 so that S3 answers an owner re-creating a bucket with 409). A bucket created
+# through n1 is listed by n2 and n3 within a bounded wait and takes a PutObject through n3; 8
+# concurrent CreateBucket of one name through the 3 nodes: exactly one 200, seven 409
+# BucketAlreadyOwnedByYou; DeleteBucket through n2 removes it everywhere; `cairn admin status`
+# shows the 3 nodes up by AZ; with etcd stopped CreateBucket and DeleteBucket get 503
+# ServiceUnavailable as S3 XML while object reads and the bucket list keep working; etcd back, a
+# node killed with SIGKILL shows as DOWN within its lease TTL. About 15 s.
+. "$(dirname "$0")/lib.sh"
+. "$H_DIR/lib_etcd.sh"
+h_need curl python3
+[ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }
+
+etcd_start 1 || { h_bad "etcd starts"; h_finish; }
+h_ok "etcd started: $ETCD_ENDPOINTS"
+export CAIRN_REGION=eu-west-1
+NODES=(n1 n2 n3)
+declare -A PORT PID
+for n in "${NODES[@]}"; do PORT[$n]=$(h_free_port); done
+E=(--etcd "$ETCD_ENDPOINTS" --cluster cb)
+for i in 1 2 3; do
+    h_run "layout add n$i in az$i" "$CAIRN_BIN" admin layout add "n$i" \
+        --addr "127.0.0.1:${PORT[n$i]}" --az "az$i" --drives 2 "${E[@]}"
+done
+h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 2000 "${E[@]}"
+
+# node_start N: start node N with its own data dir and a [cluster] section; wait until ready.
+node_start() {
+    local n=$1 i
+    mkdir -p "$H_WORK/$n"
+    cat >"$H_WORK/$n.conf" <<EOF
+[server]
+region = eu-west-1
+[storage]
+drives = 3
+data_cells = 2
+parity_cells = 1
+[cluster]
+etcd = $ETCD_ENDPOINTS
+id = cb
+node_id = $n
+member_ttl_s = 2
+EOF
+    "$CAIRN_BIN" server --data "$H_WORK/$n/data" --listen "127.0.0.1:${PORT[$n]}" \
+        --config "$H_WORK/$n.conf" >>"$H_WORK/$n.log" 2>&1 &
+    PID[$n]=$!
+    h_track "${PID[$n]}"
+    for ((i = 0; i < 200; i++)); do
+        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$n]}/health/ready" 2>/dev/null &&
+            { h_ok "$n ready on port ${PORT[$n]}"; return 0; }
+        sleep 0.1 # polling a readiness probe
+    done
+    h_bad "$n ready" "$(tail -20 "$H_WORK/$n.log")"
+    return 1
+}
+# node_stop N: SIGTERM, and the exit status must be 0.
+node_stop() {
+    local n=$1 rc
+    kill -TERM "${PID[$n]}" 2>/dev/null
+    wait "${PID[$n]}"
+    rc=$?
+    [ "$rc" -eq 0 ] && h_ok "$n exited 0 on SIGTERM" || h_bad "$n exited 0 on SIGTERM" "status $rc"
+}
+s3() { # s3 NODE CMD ARGS...: s3raw.py against NODE
+    local n=$1
+    shift
+    CAIRN_ENDPOINT="http://127.0.0.1:${PORT[$n]}" "$H_PY" "$H_DIR/s3raw.py" "$@"
+}
+# until_ok DESC SECONDS CMD...: poll CMD until it succeeds; prints how long it took
+until_ok() {
+    local desc=$1 secs=$2 t0 t1 deadline
+    shift 2
+    t0=$(date +%s%N)
+    deadline=$((SECONDS + secs))
+    while [ "$SECONDS" -le "$deadline" ]; do
+        if H_OUT=$("$@" 2>&1); then
+            t1=$(date +%s%N)
+            h_ok "$desc (after $(((t1 - t0) / 1000000)) ms)"
+            return 0
+        fi
+        sleep 0.05
+    done
+    h_bad "$desc" "$H_OUT"
+    return 1
+}
+listed() { s3 "$1" ls | grep -q "<Name>$2</Name>"; }
+not_listed() { s3 "$1" ls | grep -q "^200 " && ! s3 "$1" ls | grep -q "<Name>$2</Name>"; }
+admin_status() { "$CAIRN_BIN" admin status --region eu-west-1 --endpoint "http://127.0.0.1:${PORT[$1]}"; }
+status_has() { admin_status "$1" | grep -Eq -- "$2"; }
+is_status() { # is_status CODE: the last s3 answer (in $H_OUT) had HTTP status CODE
+    grep -q "^$1 " <<<"$H_OUT" && h_ok "  ... with HTTP status $1" || h_bad "HTTP status $1" "$H_OUT"
+}
+
+for n in "${NODES[@]}"; do node_start "$n" || h_finish; done
+
+# ---- admin status: the cluster by node and AZ ----
+until_ok "n1's status shows 3 nodes up in 3 AZs" 10 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 1/1 up"
+H_OUT=$(admin_status n1)
+grep -Eq "^n3 +az3 +127.0.0.1:${PORT[n3]} +up +2 +[0-9.]+ s ago" <<<"$H_OUT" &&
+    h_ok "status: a row per node (az, address, state, drives, last seen)" ||
+    h_bad "status node rows" "$H_OUT"
+echo "$H_OUT" | sed -n '/^cluster:/,$p' | sed 's/^/   | /'
+
+# ---- a bucket created through n1 exists on every node ----
+h_run "CreateBucket shared through n1" s3 n1 mb shared
+until_ok "n2 lists bucket shared" 5 listed n2 shared
+until_ok "n3 lists bucket shared" 5 listed n3 shared
+h_gen "$H_WORK/obj" 100000 9
+h_run "PutObject into shared through n3" s3 n3 put shared obj "$H_WORK/obj"
+h_run "GetObject through n3" s3 n3 get shared obj "$H_WORK/back"
+h_eq "object reads back" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back")"
+h_fails_with "the same bucket again through n2: 409 BucketAlreadyOwnedByYou" \
+    "<Code>BucketAlreadyOwnedByYou</Code>" s3 n2 mb shared && is_status 409
+
+# A request through n3 right after the create through n1 (one process, no start-up gap): found
+# through the namespace (etcd) when n3's watch has not delivered the bucket yet.
+H_OUT=$("$H_PY" - "${PORT[n1]}" "${PORT[n3]}" <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw
+os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % sys.argv[1]
+st1 = s3raw.request("PUT", "/quick")[0]
+os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % sys.argv[2]
+st2 = s3raw.request("PUT", "/quick/k", body=b"hello")[0]
+print(st1, st2)
+EOF
+)
+[ "$H_OUT" = "200 200" ] && h_ok "PutObject through n3 at once after CreateBucket through n1" ||
+    h_bad "PutObject through n3 at once after CreateBucket through n1" "$H_OUT"
+grep -q "bucket quick: in the namespace before the watch delivered it" "$H_WORK/n3.log" &&
+    echo "   (n3 found it through etcd before its watch delivered it)"
+
+# ---- 8 concurrent CreateBucket of one name through the 3 nodes ----
+H_OUT=$("$H_PY" - "${PORT[n1]}" "${PORT[n2]}" "${PORT[n3]}" <<'EOF'
+import multiprocessing as mp, os, re, sys
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw
+ports = sys.argv[1:]
+def create(i, barrier, q):
+    os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % ports[i % 3]  # this process's node
+    barrier.wait()
+    st, _, body = s3raw.request("PUT", "/race")
+    code = re.search(rb"<Code>([^<]*)</Code>", body)
+    q.put("%d %s" % (st, code.group(1).decode() if code else "-"))
+barrier, q = mp.Barrier(8), mp.Queue()
+procs = [mp.Process(target=create, args=(i, barrier, q)) for i in range(8)]
+for p in procs: p.start()
+print("\n".join(q.get(timeout=30) for _ in procs))
+for p in procs: p.join()
+EOF
+)
+oks=$(grep -c "^200 " <<<"$H_OUT")
+owned=$(grep -c "^409 BucketAlreadyOwnedByYou" <<<"$H_OUT")
+[ "$oks" -eq 1 ] && [ "$owned" -eq 7 ] &&
+    h_ok "8 racing creates: exactly one 200, seven 409 BucketAlreadyOwnedByYou" ||
+    h_bad "8 racing creates" "$H_OUT"
+for n in "${NODES[@]}"; do until_ok "$n lists race" 5 listed "$n" race; done
+
+# ---- DeleteBucket through n2 removes it everywhere ----
+h_run "DeleteBucket race through n2" s3 n2 rb race
+grep -q "^204" <<<"$H_OUT" && h_ok "DeleteBucket answered 204" || h_bad "204" "$H_OUT"
+for n in "${NODES[@]}"; do until_ok "$n no longer lists race" 5 not_listed "$n" race; done
+h_fails_with "HEAD of the deleted bucket through n3: 404" "^404" s3 n3 head race x
+h_fails_with "DeleteBucket of a non-empty bucket through n3: 409 BucketNotEmpty" \
+    "<Code>BucketNotEmpty</Code>" s3 n3 rb shared && is_status 409
+h_run "create it again through n3" s3 n3 mb race
+
+# ---- etcd stopped: bucket changes refused with 503, objects still served ----
+etcd_stop
+h_ok "etcd stopped"
+h_fails_with "CreateBucket with etcd down: 503 ServiceUnavailable (S3 XML)" \
+    "^<Error><Code>ServiceUnavailable</Code>" s3 n1 mb during && is_status 503
+h_fails_with "DeleteBucket with etcd down: 503" "<Code>ServiceUnavailable</Code>" s3 n2 rb race &&
+    is_status 503
+h_run "GetObject through n3 with etcd down" s3 n3 get shared obj "$H_WORK/back2"
+h_eq "object reads back during the outage" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back2")"
+listed n2 shared && listed n1 race && h_ok "bucket lists kept during the outage" ||
+    h_bad "bucket lists kept during the outage" "$(s3 n2 ls)"
+etcd_restart 0 && h_ok "etcd restarted" || h_bad "etcd restarted"
+h_run "CreateBucket after etcd is back" s3 n1 mb after
+until_ok "n3 lists it" 5 listed n3 after
+
+# ---- a node killed: DOWN in the others' status within its lease TTL ----
+until_ok "3 nodes up again after the outage" 10 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 1/1 up"
+kill -KILL "${PID[n3]}"
+wait "${PID[n3]}" 2>/dev/null
+h_ok "n3 killed with SIGKILL"
+until_ok "n1's status shows n3 DOWN (lease TTL 2 s)" 8 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 0/1 up"
+status_has n1 "^n3 +az3 +127.0.0.1:${PORT[n3]} +DOWN +2 +[0-9.]+ s ago" &&
+    h_ok "n3's row says DOWN with when it was last seen" ||
+    h_bad "n3 DOWN row" "$(admin_status n1)"
+
+node_stop n1
+node_stop n2
+etcd_stop
+if [ "$H_FAILS" -gt 0 ]; then
+    for n in "${NODES[@]}"; do echo "---- $n log"; tail -15 "$H_WORK/$n.log"; done
+fi
+h_finish

@@ -1,0 +1,348 @@
+/*
+ * test_coord_buckets.c - the cluster's bucket namespace document (coord/co_buckets.c): encode and
+ * decode (sorted, every field kept, broken documents refused); against a real etcd member: add
+ * and remove by compare-and-set, an existing name reported with its record, a broken stored
+ * document left alone; 8 threads adding 8 names at once lose none (every conflict retried), 8
+ * threads adding one name at once: exactly one wins and the others see the winner's record; the
+ * follower reports every change as added/removed in order (a re-creation as both, a broken or
+ * deleted document as nothing), keeps its list while etcd is down (create then fails as
+ * unavailable, lookup_fresh answers from memory), and reopened during the outage starts from its
+ * cache file.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cm_util.h"
+#include "co_buckets.h"
+#include "cu_etcd.h"
+#include "cu_main.h"
+
+#define KEY "/cairn/tb/buckets"
+
+static co_bucket rec(const char *name, const char *owner, uint64_t id)
+{
+    co_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "%s", name);
+    snprintf(b.owner, sizeof(b.owner), "%s", owner);
+    b.created_ms = 1733353200000 + (int64_t)id;
+    b.id = id;
+    return b;
+}
+
+static void test_encode_decode(void)
+{
+    co_bucket in[3] = {rec("zeta", "AK1", 3), rec("alpha", "AK2", 0xfedcba9876543210ull),
+                       rec("mid.dle-1", "AK1", 7)};
+    in[2].versioning = 2;
+    char *doc = NULL;
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 3, &doc, &len), CM_OK);
+    CU_ASSERT_EQUAL(len, strlen(doc));
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"v\":1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"id\":\"fedcba9876543210\""));
+    CU_ASSERT(strstr(doc, "alpha") < strstr(doc, "mid.dle-1")); /* sorted by name */
+    CU_ASSERT(strstr(doc, "mid.dle-1") < strstr(doc, "zeta"));
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(out[0].name, "alpha");
+    CU_ASSERT_EQUAL(out[0].id, 0xfedcba9876543210ull);
+    CU_ASSERT_EQUAL(out[0].created_ms, in[1].created_ms);
+    CU_ASSERT_STRING_EQUAL(out[0].owner, "AK2");
+    CU_ASSERT_EQUAL(out[1].versioning, 2);
+    CU_ASSERT_PTR_EQUAL(co_buckets_find(out, n, "zeta"), &out[2]);
+    CU_ASSERT_PTR_NULL(co_buckets_find(out, n, "nosuch"));
+    free(out);
+    free(doc);
+
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(NULL, 0, &doc, &len), CM_OK);
+    CU_ASSERT_STRING_EQUAL(doc, "{\"v\":1,\"buckets\":[]}");
+    CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    free(doc);
+
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "{\"v\":2,\"buckets\":[]}",
+        "{\"v\":1}",
+        "{\"v\":1,\"buckets\":{}}",
+        "{\"v\":1,\"buckets\":[{\"created_ms\":1,\"owner\":\"a\",\"id\":\"0000000000000001\"}]}",
+        "{\"v\":1,\"buckets\":[{\"name\":\"\",\"created_ms\":1,\"owner\":\"a\","
+        "\"id\":\"0000000000000001\"}]}",
+        "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,\"owner\":\"a\",\"id\":\"xyz\"}]}",
+        "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,\"owner\":\"a\",\"versioning\":3,"
+        "\"id\":\"0000000000000001\"}]}",
+        "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,\"owner\":\"a\","
+        "\"id\":\"0000000000000001\"},{\"name\":\"b\",\"created_ms\":2,\"owner\":\"a\","
+        "\"id\":\"0000000000000002\"}]}",
+        "{\"v\":1,\"buckets\":[{\"name\":"
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaa\",\"created_ms\":1,\"owner\":\"a\",\"id\":\"0000000000000001\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        out = NULL;
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad[i], strlen(bad[i]), &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+    }
+}
+
+/* ---- against etcd ---- */
+
+typedef struct {
+    const co_config *cfg;
+    co_bucket want, have;
+    cm_err err;
+} adder;
+
+static void *add_thread(void *arg)
+{
+    adder *a = arg;
+    co_client *c = NULL;
+    a->err = co_client_new(a->cfg, &c);
+    if (a->err == CM_OK)
+        a->err = co_buckets_add(c, KEY, &a->want, &a->have);
+    co_client_free(c);
+    return NULL;
+}
+
+/* n threads adding at once (names given, or all "same"): their outcomes in a[]. */
+static void race(const co_config *cfg, adder *a, int n, int same)
+{
+    pthread_t t[8];
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), same ? "same" : "b%d", i);
+        a[i] = (adder){.cfg = cfg, .want = rec(name, "AK", 100 + (uint64_t)i)};
+        CU_ASSERT_FATAL(pthread_create(&t[i], NULL, add_thread, &a[i]) == 0);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void test_add_remove_race(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_bucket *b = NULL, have;
+    size_t n = 0;
+    int64_t rev = 0;
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
+    cu_etcd_config(&e, 1000, &cfg);
+    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
+
+    CU_ASSERT_EQUAL(co_buckets_read(c, KEY, &b, &n, &rev), CM_OK); /* no document yet */
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(rev, 0);
+    co_bucket one = rec("one", "AK", 1);
+    CU_ASSERT_EQUAL(co_buckets_add(c, KEY, &one, NULL), CM_OK);
+    co_bucket again = rec("one", "AK", 2);
+    CU_ASSERT_EQUAL(co_buckets_add(c, KEY, &again, &have), CM_ERR_EXISTS);
+    CU_ASSERT_EQUAL(have.id, 1); /* the record that is there, not ours */
+    CU_ASSERT_EQUAL(co_buckets_remove(c, KEY, "one"), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_remove(c, KEY, "one"), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_read(c, KEY, &b, &n, &rev), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(rev > 0); /* an empty document, not a missing one */
+
+    /* 8 distinct names at once: every conflict retried, none lost */
+    adder a[8];
+    race(&cfg, a, 8, 0);
+    for (int i = 0; i < 8; i++)
+        CU_ASSERT_EQUAL(a[i].err, CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_read(c, KEY, &b, &n, &rev), CM_OK);
+    CU_ASSERT_EQUAL(n, 8);
+    free(b);
+
+    /* 8 creators of one name at once: exactly one wins, the others see its record */
+    race(&cfg, a, 8, 1);
+    int wins = 0, winner = -1;
+    for (int i = 0; i < 8; i++)
+        if (a[i].err == CM_OK)
+            wins++, winner = i;
+    CU_ASSERT_EQUAL_FATAL(wins, 1);
+    for (int i = 0; i < 8; i++)
+        if (i != winner) {
+            CU_ASSERT_EQUAL(a[i].err, CM_ERR_EXISTS);
+            CU_ASSERT_EQUAL(a[i].have.id, a[winner].want.id);
+        }
+
+    /* a stored document that does not parse is never written over */
+    CU_ASSERT_EQUAL(co_put(c, KEY, "{broken", 7, 0, NULL), CM_OK);
+    co_bucket x = rec("x", "AK", 9);
+    CU_ASSERT_EQUAL(co_buckets_add(c, KEY, &x, NULL), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(co_buckets_remove(c, KEY, "b1"), CM_ERR_CORRUPT);
+    co_kv kv;
+    CU_ASSERT_EQUAL_FATAL(co_get(c, KEY, &kv, NULL), CM_OK);
+    CU_ASSERT(kv.len == 7 && memcmp(kv.value, "{broken", 7) == 0);
+    co_kv_release(&kv);
+
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
+/* ---- the follower ---- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    char log[2048]; /* "+name -name ..." in the order reported */
+} hook_log;
+
+static void log_add(hook_log *h, char sign, const char *name)
+{
+    pthread_mutex_lock(&h->mu);
+    size_t n = strlen(h->log);
+    snprintf(h->log + n, sizeof(h->log) - n, "%c%s ", sign, name);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void on_added(void *arg, const co_bucket *b)
+{
+    log_add(arg, '+', b->name);
+}
+
+static void on_removed(void *arg, const co_bucket *b)
+{
+    log_add(arg, '-', b->name);
+}
+
+/* Take the log (and clear it) once it equals want or after 5 s; 1 when it did. */
+static int log_is(hook_log *h, const char *want)
+{
+    int64_t t0 = cm_monotonic_ms();
+    int ok = 0;
+    do {
+        pthread_mutex_lock(&h->mu);
+        ok = strcmp(h->log, want) == 0;
+        pthread_mutex_unlock(&h->mu);
+        if (!ok)
+            usleep(10000);
+    } while (!ok && cm_monotonic_ms() - t0 < 5000);
+    pthread_mutex_lock(&h->mu);
+    if (!ok)
+        fprintf(stderr, "hook log: '%s', expected '%s'\n", h->log, want);
+    h->log[0] = '\0';
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
+static void test_follower(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got;
+    char cache[512];
+    hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &h};
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    snprintf(cache, sizeof(cache), "%s/buckets.cache", cu_tmpdir());
+    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
+    cu_etcd_config(&e, 500, &cfg);
+    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_open(&cfg, "bad/id", NULL, &hooks, &f), CM_ERR_INVAL);
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", cache, &hooks, &f) == CM_OK);
+
+    co_bucket a = rec("a", "AK", 1), b = rec("b", "AK", 2), a2 = rec("a", "AK", 3);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &a, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT(log_is(&h, "+a +b "));
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.id, 2);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &a2, &got), CM_ERR_EXISTS);
+    CU_ASSERT_EQUAL(co_buckets_delete(f, "a"), CM_OK);
+    CU_ASSERT(log_is(&h, "-a "));
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "a", &got), CM_ERR_NOTFOUND);
+
+    /* another writer re-creates a between two versions the follower sees: removed, then added */
+    co_bucket *list = NULL;
+    size_t n = 0;
+    int64_t rev = 0;
+    char *doc = NULL;
+    size_t len = 0;
+    co_bucket both[2] = {a, b};
+    CU_ASSERT_EQUAL(co_buckets_encode(both, 2, &doc, &len), CM_OK);
+    CU_ASSERT_EQUAL(co_put(c, KEY, doc, len, 0, NULL), CM_OK);
+    free(doc);
+    CU_ASSERT(log_is(&h, "+a "));
+    both[0] = a2;
+    CU_ASSERT_EQUAL(co_buckets_encode(both, 2, &doc, &len), CM_OK);
+    CU_ASSERT_EQUAL(co_put(c, KEY, doc, len, 0, &rev), CM_OK);
+    free(doc);
+    CU_ASSERT(log_is(&h, "-a +a "));
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+
+    /* a broken document and a deletion change nothing */
+    CU_ASSERT_EQUAL(co_put(c, KEY, "[]", 2, 0, NULL), CM_OK);
+    co_buckets_status st;
+    int64_t t0 = cm_monotonic_ms();
+    do {
+        co_buckets_get_status(f, &st);
+    } while (st.rejected < 1 && cm_monotonic_ms() - t0 < 5000 && usleep(10000) == 0);
+    CU_ASSERT_EQUAL(st.rejected, 1);
+    CU_ASSERT_EQUAL(st.nbuckets, 2);
+    CU_ASSERT(st.connected);
+    CU_ASSERT_EQUAL(co_delete(c, KEY, 0, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "a", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.id, 3);
+    /* put the good version back (the cache already holds it: the follower reports nothing) */
+    CU_ASSERT_EQUAL(co_buckets_encode(both, 2, &doc, &len), CM_OK);
+    CU_ASSERT_EQUAL(co_put(c, KEY, doc, len, 0, &rev), CM_OK);
+    free(doc);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT(log_is(&h, ""));
+
+    /* etcd down: the list stays, lookup_fresh answers from memory, changes are refused */
+    cu_etcd_kill(&e, 0);
+    CU_ASSERT_EQUAL(co_buckets_lookup_fresh(f, "b", &got), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup_fresh(f, "nosuch", &got), CM_ERR_NOTFOUND);
+    co_bucket d = rec("during", "AK", 4);
+    int64_t t1 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(co_buckets_create(f, &d, NULL), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(co_buckets_delete(f, "b"), CM_ERR_UNAVAILABLE);
+    CU_ASSERT(cm_monotonic_ms() - t1 < 3000); /* bounded by the client's deadlines */
+
+    /* reopened during the outage: the cached list, every bucket reported as added */
+    co_buckets_free(f);
+    h.log[0] = '\0';
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", cache, &hooks, &f) == CM_OK);
+    CU_ASSERT(log_is(&h, "+a +b "));
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "a", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.id, 3);
+
+    /* etcd back: a change made meanwhile is seen as a difference against the cache */
+    CU_ASSERT_FATAL(cu_etcd_restart(&e, 0) == 0);
+    CU_ASSERT_EQUAL(co_buckets_remove(c, KEY, "b"), CM_OK);
+    CU_ASSERT(log_is(&h, "-b "));
+    CU_ASSERT_EQUAL(co_buckets_read(c, KEY, &list, &n, &rev), CM_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    free(list);
+
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"encode and decode", test_encode_decode},
+        {"add, remove and racing creators against etcd", test_add_remove_race},
+        {"follower: changes, outage, cache", test_follower},
+        {NULL, NULL},
+    };
+    cu_add_suite("coord_buckets", tests);
+}

@@ -1,0 +1,295 @@
+/*
+ * test_gateway_cluster.c - the gateway's bucket namespace seam (gw_bucket_ns, cluster mode) in one
+ * process: a real gateway on a loopback port, driven by SigV4-signed HTTP requests, with an
+ * in-memory namespace standing in for etcd (so the cases are deterministic). A bucket the
+ * namespace knows but the local store does not (the watch has not delivered it) is looked up and
+ * committed locally before the request is served; CreateBucket goes through the namespace (200,
+ * 409 BucketAlreadyOwnedByYou outside us-east-1, 409 BucketAlreadyExists for another owner);
+ * with the namespace down bucket changes get 503 ServiceUnavailable while objects are served;
+ * DeleteBucket asks "empty cluster-wide?" (the local store today) before removing; a mirrored
+ * removal keeps a bucket that still holds objects here, and one of an older incarnation leaves a
+ * re-created bucket alone.
+ */
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cm_checksum.h"
+#include "cm_util.h"
+#include "cu_main.h"
+#include "gw.h"
+#include "gw_auth.h"
+#include "md.h"
+
+#define AK "CLUSTERTESTAK"
+#define SK "cluster-test-secret"
+#define REGION "eu-west-1"
+
+/* ---- the namespace (etcd's stand-in) ---- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    md_bucket b[8];
+    int n;
+    int down;          /* every call fails as etcd unreachable */
+    cm_err remove_err; /* when set, what remove answers (e.g. lost every compare-and-set race) */
+    int lookups, creates, removes;
+    gw *g;
+} fake_ns;
+
+static int find(fake_ns *f, const char *name)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->b[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static cm_err ns_create(void *arg, const md_bucket *want, md_bucket *have)
+{
+    fake_ns *f = arg;
+    pthread_mutex_lock(&f->mu);
+    int i = find(f, want->name);
+    cm_err e = f->down ? CM_ERR_UNAVAILABLE : i >= 0 ? CM_ERR_EXISTS : CM_OK;
+    if (e == CM_ERR_EXISTS)
+        *have = f->b[i];
+    else if (e == CM_OK && f->n < 8)
+        f->b[f->n++] = *want;
+    f->creates++;
+    pthread_mutex_unlock(&f->mu);
+    return e;
+}
+
+static cm_err ns_remove(void *arg, const char *name)
+{
+    fake_ns *f = arg;
+    pthread_mutex_lock(&f->mu);
+    int i = find(f, name);
+    cm_err e = f->down         ? CM_ERR_UNAVAILABLE
+               : f->remove_err ? f->remove_err
+               : i < 0         ? CM_ERR_NOTFOUND
+                               : CM_OK;
+    if (e == CM_OK)
+        f->b[i] = f->b[--f->n];
+    f->removes++;
+    pthread_mutex_unlock(&f->mu);
+    return e;
+}
+
+static cm_err ns_lookup(void *arg, const char *name, md_bucket *out)
+{
+    fake_ns *f = arg;
+    pthread_mutex_lock(&f->mu);
+    int i = find(f, name);
+    if (i >= 0)
+        *out = f->b[i];
+    f->lookups++;
+    pthread_mutex_unlock(&f->mu);
+    return i >= 0 ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+static cm_err ns_is_empty(void *arg, const char *name)
+{
+    return gw_bucket_empty_local(((fake_ns *)arg)->g, name);
+}
+
+static int ns_has(fake_ns *f, const char *name)
+{
+    pthread_mutex_lock(&f->mu);
+    int i = find(f, name);
+    pthread_mutex_unlock(&f->mu);
+    return i >= 0;
+}
+
+/* ---- a gateway on a loopback port ---- */
+
+typedef struct {
+    gw *g;
+    net_server *srv;
+    pthread_t th;
+    int port;
+} tserver;
+
+static void *serve(void *arg)
+{
+    net_server_run(((tserver *)arg)->srv);
+    return NULL;
+}
+
+static void server_start(tserver *s, fake_ns *f)
+{
+    char dir[512];
+    gw_config gc;
+    net_config nc;
+    snprintf(dir, sizeof(dir), "%s/gw", cu_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(cm_mkdir_durable(dir, 0755), CM_OK);
+    gw_config_defaults(&gc);
+    gc.data_dir = dir;
+    gc.region = REGION;
+    gc.access_key = AK;
+    gc.secret_key = SK;
+    gc.ndrives = 3, gc.k = 2, gc.m = 1;
+    gc.workers = 2;
+    CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &s->g), CM_OK);
+    f->g = s->g;
+    gw_bucket_ns ns = {ns_create, ns_remove, ns_lookup, ns_is_empty, f};
+    gw_set_bucket_ns(s->g, &ns);
+    net_config_defaults(&nc);
+    nc.port = 0;
+    nc.threads = 1;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&nc, gw_net_handler(), s->g, &s->srv), CM_OK);
+    s->port = net_server_port(s->srv);
+    gw_set_ready(s->g, 1);
+    pthread_create(&s->th, NULL, serve, s);
+}
+
+static void server_stop(tserver *s)
+{
+    net_server_stop(s->srv, 1000);
+    pthread_join(s->th, NULL);
+    gw_quiesce(s->g);
+    net_server_free(s->srv);
+    gw_free(s->g);
+}
+
+/* ---- a signed request ---- */
+
+/* Send method target (path[?query]) with body; the status, the body start in out (cap bytes). */
+static int call(const tserver *s, const char *method, const char *target, const char *body,
+                char *out, size_t cap)
+{
+    char host[32], amzdate[17], date[9], scope[64], hhex[65], sig[65], sts[256], req[2048];
+    uint8_t h[32], key[32], mac[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
+    memcpy(date, amzdate, 8);
+    date[8] = '\0';
+    snprintf(host, sizeof(host), "127.0.0.1:%d", s->port);
+    const char *names[] = {"host", "x-amz-content-sha256", "x-amz-date"};
+    const char *values[] = {host, "UNSIGNED-PAYLOAD", amzdate};
+    gw_auth_request ar = {
+        .method = method, .target = target, .nheaders = 3, .names = names, .values = values};
+    char *creq = gw_sigv4_canonical_request(&ar, "host;x-amz-content-sha256;x-amz-date",
+                                            "UNSIGNED-PAYLOAD", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(creq);
+    cm_ck_digest(CM_CK_SHA256, creq, strlen(creq), h);
+    free(creq);
+    cm_hex_encode(h, 32, hhex);
+    snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, REGION);
+    int n = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", amzdate, scope, hhex);
+    gw_sigv4_signing_key(SK, date, REGION, "s3", key);
+    cm_hmac_sha256(key, 32, sts, (size_t)n, mac);
+    cm_hex_encode(mac, 32, sig);
+    size_t blen = body ? strlen(body) : 0;
+    n = snprintf(req, sizeof(req),
+                 "%s %s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\n"
+                 "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\nAuthorization: AWS4-HMAC-SHA256 Credential=%s/%s, "
+                 "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=%s\r\n\r\n%s",
+                 method, target, host, amzdate, blen, AK, scope, sig, body ? body : "");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CU_ASSERT_FATAL(write(fd, req, (size_t)n) == n);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(out, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+/* ---- the cases ---- */
+
+static void test_namespace_seam(void)
+{
+    fake_ns f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tserver s;
+    char out[8192];
+    md_bucket remote = {.created_ms = 1, .owner = AK},
+              other = {.created_ms = 2, .owner = "SOMEONE"};
+    snprintf(remote.name, sizeof(remote.name), "remote");
+    snprintf(other.name, sizeof(other.name), "other");
+    f.b[f.n++] = remote; /* in the namespace, not (yet) in the local store */
+    f.b[f.n++] = other;
+    server_start(&s, &f);
+
+    /* looked up, committed here, then served; once here it is not asked again */
+    CU_ASSERT_EQUAL(call(&s, "GET", "/remote?list-type=2", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(f.lookups, 1);
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/remote/k", "hello", out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(call(&s, "GET", "/remote/k", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\r\n\r\nhello"));
+    CU_ASSERT_EQUAL(f.lookups, 1);
+    CU_ASSERT_EQUAL(call(&s, "HEAD", "/nosuch", NULL, out, sizeof(out)), 404);
+    CU_ASSERT_EQUAL(f.lookups, 2);
+
+    /* CreateBucket through the namespace, with S3's answers for an existing name */
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/fresh", NULL, out, sizeof(out)), 200);
+    CU_ASSERT(ns_has(&f, "fresh"));
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/fresh/k", "x", out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(f.lookups, 2); /* committed locally by the create itself */
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/fresh", NULL, out, sizeof(out)), 409);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>BucketAlreadyOwnedByYou</Code>"));
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/other", NULL, out, sizeof(out)), 409);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>BucketAlreadyExists</Code>"));
+
+    /* the namespace unreachable: bucket changes refused with 503, objects still served */
+    f.down = 1;
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/during", NULL, out, sizeof(out)), 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>ServiceUnavailable</Code>"));
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/remote", NULL, out, sizeof(out)), 409); /* not empty */
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/remote/k", NULL, out, sizeof(out)), 204);
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/remote", NULL, out, sizeof(out)), 503);
+    CU_ASSERT(ns_has(&f, "remote"));
+    CU_ASSERT_EQUAL(call(&s, "GET", "/fresh/k", NULL, out, sizeof(out)), 200);
+    f.down = 0;
+
+    /* DeleteBucket: only an empty bucket leaves the namespace, then the local store */
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh", NULL, out, sizeof(out)), 409);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>BucketNotEmpty</Code>"));
+    CU_ASSERT(ns_has(&f, "fresh"));
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh/k", NULL, out, sizeof(out)), 204);
+    f.remove_err = CM_ERR_CONFLICT; /* the namespace kept changing: 503, not BucketNotEmpty */
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh", NULL, out, sizeof(out)), 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>ServiceUnavailable</Code>"));
+    f.remove_err = CM_OK;
+    CU_ASSERT_EQUAL(call(&s, "DELETE", "/fresh", NULL, out, sizeof(out)), 204);
+    CU_ASSERT(!ns_has(&f, "fresh"));
+    CU_ASSERT_EQUAL(call(&s, "GET", "/fresh?list-type=2", NULL, out, sizeof(out)), 404);
+
+    /* a removal mirrored from the namespace keeps a bucket holding objects here */
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/remote/kept", "y", out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "remote", remote.created_ms), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(call(&s, "GET", "/remote/kept", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "gone-already", 0), CM_OK);
+    /* a late removal of an older incarnation leaves the re-created bucket alone */
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/again", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "again", 12345), CM_OK);
+    CU_ASSERT_EQUAL(call(&s, "HEAD", "/again", NULL, out, sizeof(out)), 200);
+    int asked = f.lookups;
+    CU_ASSERT_EQUAL(gw_bucket_mirror_remove(s.g, "again", 0), CM_OK);
+    CU_ASSERT_EQUAL(call(&s, "HEAD", "/again", NULL, out, sizeof(out)), 200); /* still there */
+    CU_ASSERT_EQUAL(f.lookups, asked + 1); /* gone here, so asked for and committed again */
+    server_stop(&s);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"bucket namespace seam", test_namespace_seam},
+        {NULL, NULL},
+    };
+    cu_add_suite("gateway_cluster", tests);
+}
