@@ -311,6 +311,11 @@ static uint8_t *cell_bytes(const uint8_t *body, size_t len, int i, uint64_t *tot
     return out;
 }
 
+static int same_cell(pl_cell a, pl_cell b)
+{
+    return a.node == b.node && a.drive == b.drive;
+}
+
 static pl_cell cell_of(const md_layout *l, int i)
 {
     return (pl_cell){l->nodes[i], l->drives[i]};
@@ -601,12 +606,151 @@ static void test_heal_paced(void)
     env_down();
 }
 
+/* ---- the pass over a node's records ---- */
+
+enum { NOBJ = 6, LEN2 = K * CELL + 3000 }; /* two stripes each */
+static const char *buckets[2] = {"alpha", "beta"};
+
+static void obj_key(int j, char *key, size_t cap)
+{
+    snprintf(key, cap, "obj-%d\nwith a newline", j); /* keys may hold any byte */
+}
+
+static md_layout stored(md_store *md, int j)
+{
+    char key[64];
+    md_object o;
+    obj_key(j, key, sizeof(key));
+    CU_ASSERT_FATAL(md_object_get(md, buckets[j % 2], key, &o) == CM_OK);
+    md_layout l = o.parts[0].layout;
+    md_object_release(&o);
+    return l;
+}
+
+static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
+{
+    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state, p, 0, 2};
+    ob_repair *rp;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    return rp;
+}
+
+/*
+ * Six records in two buckets, listed two at a time. A node goes down: a pass stopped by its
+ * pacer after one heal keeps its cursor; the next pass resumes after it and heals the rest onto
+ * handoff drives, swapped into the records. The node comes back: a pass moves every cell home
+ * and deletes the handoff chunks after the swap.
+ */
+static void test_repair_pass(void)
+{
+    uint8_t *body[NOBJ];
+    md_layout orig[NOBJ];
+    char path[400], state[420];
+    md_store *md;
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-%p", cu_tmpdir(), (void *)&E);
+    snprintf(state, sizeof(state), "%s.repair", path);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    for (int b = 0; b < 2; b++) {
+        md_bucket mb = {.name = ""};
+        snprintf(mb.name, sizeof(mb.name), "%s", buckets[b]);
+        CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    }
+    int on[NN] = {0};
+    for (int j = 0; j < NOBJ; j++) {
+        md_object o;
+        md_part part;
+        char key[64];
+        body[j] = malloc(LEN2);
+        fill(body[j], LEN2, 100 + (uint64_t)j);
+        orig[j] = put(body[j], LEN2);
+        for (int n = 1; n < NN; n++)
+            on[n] += cell_on(&orig[j], n) >= 0;
+        memset(&o, 0, sizeof(o));
+        memset(&part, 0, sizeof(part));
+        obj_key(j, key, sizeof(key));
+        part.size = LEN2;
+        part.layout = orig[j];
+        o.key = key;
+        o.size = LEN2;
+        o.parts = &part;
+        o.nparts = 1;
+        snprintf(o.etag, sizeof(o.etag), "abc");
+        CU_ASSERT_FATAL(md_object_put(md, buckets[j % 2], &o, NULL, NULL, NULL) == CM_OK);
+    }
+    int victim = 1;
+    for (int n = 2; n < NN; n++)
+        victim = on[n] > on[victim] ? n : victim;
+    CU_ASSERT_FATAL(on[victim] >= 2);
+    node_down(victim, 1);
+
+    ob_pacer p = {count_pace, NULL, NULL};
+    ob_repair_status st;
+    paced = 0, stop_after = 3; /* the first degraded body's two stripes, then stop */
+    ob_repair *rp = pass_new(md, state, &p);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_ERR_CLOSED);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ);
+    CU_ASSERT(st.scanned < NOBJ);
+    CU_ASSERT_EQUAL(st.healed, 1);
+    CU_ASSERT_EQUAL(st.full_redundancy_s, -1);
+    CU_ASSERT_EQUAL(access(state, F_OK), 0);
+    uint64_t first_scanned = st.scanned, healed = st.healed;
+
+    paced = 0, stop_after = 0;
+    rp = pass_new(md, state, &p);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ - first_scanned); /* resumed after the cursor */
+    CU_ASSERT_EQUAL(st.scanned, NOBJ - first_scanned);
+    CU_ASSERT_EQUAL(st.failed, 0);
+    CU_ASSERT_EQUAL(healed + st.healed, (uint64_t)on[victim]);
+    CU_ASSERT(st.mbps > 0);
+    CU_ASSERT(st.full_redundancy_s >= 0);
+    CU_ASSERT_EQUAL(st.eta_s, 0);
+    CU_ASSERT_NOT_EQUAL(access(state, F_OK), 0); /* a finished pass leaves no cursor */
+    for (int j = 0; j < NOBJ; j++) {
+        md_layout l = stored(md, j);
+        CU_ASSERT_EQUAL(cell_on(&l, victim), -1);
+        check_all_cells(body[j], LEN2, &l);
+    }
+
+    node_down(victim, 0);
+    rp = pass_new(md, state, NULL);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ);
+    CU_ASSERT_EQUAL(st.healed, (uint64_t)on[victim]);
+    for (int j = 0; j < NOBJ; j++) {
+        md_layout l = stored(md, j);
+        CU_ASSERT(memcmp(l.drives, orig[j].drives, sizeof(l.drives)) == 0);
+        CU_ASSERT(memcmp(l.nodes, orig[j].nodes, sizeof(l.nodes)) == 0);
+        check_all_cells(body[j], LEN2, &l);
+        /* every drive not named by the layout holds nothing of it: the handoffs were deleted */
+        for (int n = 0; n < NN; n++)
+            for (int d = 0; d < ND; d++) {
+                pl_cell c = {(uint16_t)n, (uint16_t)d};
+                int named = 0;
+                uint64_t sz;
+                for (int i = 0; i < K + M; i++)
+                    named |= same_cell(cell_of(&l, i), c);
+                if (!named)
+                    CU_ASSERT_EQUAL(chunk_stat(c, l.blob, &sz), CM_ERR_NOTFOUND);
+            }
+        free(body[j]);
+    }
+    md_close(md);
+    env_down();
+}
+
 void cu_register(void)
 {
-    static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
-                                         {"heal_handoff", test_heal_handoff},
-                                         {"heal_corrupt", test_heal_corrupt},
-                                         {"heal_paced", test_heal_paced},
-                                         {NULL, NULL}};
+    static const cu_test heal_tests[] = {
+        {"heal_missing", test_heal_missing}, {"heal_handoff", test_heal_handoff},
+        {"heal_corrupt", test_heal_corrupt}, {"heal_paced", test_heal_paced},
+        {"repair_pass", test_repair_pass},   {NULL, NULL}};
     cu_add_suite("obj_heal", heal_tests);
 }
