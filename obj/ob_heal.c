@@ -9,7 +9,10 @@
  *            view; each cell is kept (a source at home, or on a handoff while its home is not
  *            usable), or gets a target (its home, or a handoff when the home is not usable);
  *            a target never lands on a drive another cell of the body names (one chunk id per
- *            body: two cells cannot share a drive) nor past the AZ cap;
+ *            body: two cells cannot share a drive) nor past the AZ cap; a cell that must leave
+ *            its drive and finds its place taken, or the first cell of a cycle of cells each
+ *            holding the next one's home, is parked on another drive (park) and counted
+ *            blocked, so the caller heals again once the cell holding its home has moved;
  *   prepare  the chunk already at each new target (a stale cell, a wrong length) is deleted;
  *   stripes  one stripe at a time: pace, read k sources (targets that are sources first, so a
  *            moved cell is a copy; every source with OB_HEAL_VERIFY), rebuild what is missing
@@ -141,6 +144,14 @@ static void finish(ob_hl *h)
             res->missing++;
         }
     }
+    /* an old place that the new layout names (another cell took it) is not obsolete */
+    for (int o = 0; o < res->nobsolete; o++)
+        for (int i = 0; i < h->n; i++)
+            if (res->lay.drives[i] != 0xFF &&
+                same(res->obsolete[o], (pl_cell){res->lay.nodes[i], res->lay.drives[i]})) {
+                res->obsolete[o--] = res->obsolete[--res->nobsolete];
+                break;
+            }
     if (res->changed)
         res->lay.epoch = h->cfg.topo->epoch;
     if (h->err != CM_OK)
@@ -427,18 +438,66 @@ static int az_count(const ob_hl *h, int self, const char *az)
 static void aim(ob_hl *h, int i, pl_cell t, int cap)
 {
     hl_cell *c = &h->c[i];
-    if (!usable(h, t) || drive_taken(h, i, t) ||
-        az_count(h, i, h->cfg.topo->nodes[t.node].az) + 1 > cap ||
+    if (c->src && c->has_loc && same(c->loc, t))
+        return; /* already there */
+    if (usable(h, t) && drive_taken(h, i, t)) {
+        h->res.blocked++; /* the cell there may move in this heal: the next one can place i */
+        return;
+    }
+    if (!usable(h, t) || az_count(h, i, h->cfg.topo->nodes[t.node].az) + 1 > cap ||
         !(c->tb = ob_resolve_cell(h->r, &t, &c->tdrive)))
         return;
     c->target = 1;
     c->tgt = t;
 }
 
+/*
+ * A cell that must leave its drive (lost, or draining) whose home and handoff are taken or full:
+ * any usable drive no other cell names, within the AZ cap, in near's AZ first, scanned from a
+ * node picked by the blob id (so parked cells spread). The cell moves home in a later heal.
+ */
+static void park(ob_hl *h, int i, pl_cell near, int cap)
+{
+    const pl_topology *t = h->cfg.topo;
+    for (int pass = 0; pass < 2 && !h->c[i].target; pass++)
+        for (int j = 0; j < t->nnodes && !h->c[i].target; j++) {
+            int n = (j + h->lay.blob[0]) % t->nnodes;
+            if (pass == 0 && strcmp(t->nodes[n].az, t->nodes[near.node].az) != 0)
+                continue;
+            for (int d = 0; d < t->nodes[n].ndrives && !h->c[i].target; d++) {
+                pl_cell c = {(uint16_t)n, (uint16_t)d};
+                if (usable(h, c) && !drive_taken(h, i, c))
+                    aim(h, i, c, cap);
+            }
+        }
+}
+
+/* Drive d is one of the body's homes under the current map. */
+static int is_home(const ob_hl *h, const pl_cell *home, pl_cell d)
+{
+    for (int j = 0; j < h->n; j++)
+        if (same(home[j], d))
+            return 1;
+    return 0;
+}
+
+/* A home that can take a cell and that no cell names (as its drive now or its target). */
+static int free_home(const ob_hl *h, int i, pl_cell d)
+{
+    return usable(h, d) && !drive_taken(h, i, d);
+}
+
+/*
+ * Homes are a set: a source on an up drive that is any of the body's homes stays (a layout change
+ * may renumber which home is whose; moving cells to match indexes would only shuffle them, and
+ * could cycle). The others take, in order: their own home when free, another free home, their
+ * handoff, or (when they must leave their drive) any drive (park). A source on a handoff with no
+ * free home for it stays where it is.
+ */
 static cm_err plan(ob_hl *h)
 {
     pl_cell home[PL_MAX_CELLS], hand[PL_MAX_CELLS];
-    int m = h->n - h->k, nsrc = 0;
+    int m = h->n - h->k, nsrc = 0, want[PL_MAX_CELLS];
     cm_err e = pl_place(h->cfg.homes, h->lay.blob, h->k, m, home);
     if (e != CM_OK)
         return e;
@@ -447,13 +506,26 @@ static cm_err plan(ob_hl *h)
     int cap = pl_az_cap(h->cfg.homes, h->k, m);
     for (int i = 0; i < h->n; i++) {
         hl_cell *c = &h->c[i];
-        int up = c->src && usable(h, c->loc);
         nsrc += c->src;
-        if (up && (same(c->loc, home[i]) || !usable(h, home[i]))) {
-            h->res.healthy += same(c->loc, home[i]);
-            continue; /* at home, or on a handoff while the home cannot take it */
-        }
-        aim(h, i, usable(h, home[i]) ? home[i] : hand[i], cap);
+        want[i] = !(c->src && usable(h, c->loc) && is_home(h, home, c->loc));
+        h->res.healthy += !want[i];
+    }
+    for (int i = 0; i < h->n; i++) /* own home first, so no cell takes another's needlessly */
+        if (want[i] && free_home(h, i, home[i]))
+            aim(h, i, home[i], cap);
+    for (int i = 0; i < h->n; i++)
+        for (int j = 0; j < h->n && want[i] && !h->c[i].target; j++)
+            if (free_home(h, i, home[j]))
+                aim(h, i, home[j], cap);
+    for (int i = 0; i < h->n; i++) {
+        hl_cell *c = &h->c[i];
+        int stays = c->src && usable(h, c->loc); /* on a handoff: fine until a home is free */
+        if (!want[i] || c->target || stays)
+            continue;
+        if (free_home(h, i, hand[i]))
+            aim(h, i, hand[i], cap);
+        if (!c->target)
+            park(h, i, home[i], cap);
     }
     return nsrc < h->k ? CM_ERR_UNAVAILABLE : CM_OK;
 }

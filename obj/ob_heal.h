@@ -45,6 +45,8 @@ typedef struct {
     int rebuilt;    /* cells written (rebuilt or moved) and synced */
     int missing;    /* cells the new layout still lacks or keeps on an unusable drive */
     uint64_t bytes; /* cell bytes written */
+    int blocked;    /* cells whose place another cell of the body holds now (a home reshuffled
+                     * by a layout change): heal again once lay is swapped in */
     int nobsolete;  /* chunks to delete once lay is swapped in */
     pl_cell obsolete[MD_MAX_CELLS];
 } ob_heal_result;

@@ -166,35 +166,61 @@ static void eta_update(ob_repair_status *s)
 
 /* ---- one part ---- */
 
-static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size_t part,
-                        const md_layout *old)
+/* One heal of the part at *old, swapped in (then *old = the new layout) when it changed. */
+static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                        md_layout *old, waiter *w, int *swapped)
 {
     ob_heal_config hc = {rp->cfg.topo, rp->cfg.homes, rp->cfg.node_dead, &rp->inner, rp->cfg.flags};
-    waiter w = {0};
     int64_t t0 = cm_monotonic_ms();
-    cm_err e = ob_heal(rp->cfg.r, &hc, old, heal_cb, &w);
+    cm_err e = ob_heal(rp->cfg.r, &hc, old, heal_cb, w);
     if (e != CM_OK)
-        w.err = e, w.done = 1;
-    run_until(rp, &w);
-    if (w.err == CM_ERR_CLOSED)
-        return CM_ERR_CLOSED;
-    int degraded = w.err != CM_OK || w.res.rebuilt > 0 || w.res.missing > 0;
-    int swapped = 0;
-    if (w.err == CM_OK && w.res.changed) {
-        cm_err se = md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob, &w.res.lay);
-        if (se == CM_OK) {
-            swapped = 1;
-            drop(rp, old->blob, w.res.obsolete, w.res.nobsolete);
-        } else { /* the record changed meanwhile: what was written belongs to nothing */
-            pl_cell fresh[MD_MAX_CELLS];
-            int n = 0;
-            for (int i = 0; i < old->k + old->m; i++)
-                if (w.res.lay.nodes[i] != old->nodes[i] || w.res.lay.drives[i] != old->drives[i])
-                    fresh[n++] = (pl_cell){w.res.lay.nodes[i], w.res.lay.drives[i]};
-            drop(rp, old->blob, fresh, n);
-            CM_WARN(MOD, "repair: %s/%s part %zu not swapped in: %s", bucket, key, part,
-                    cm_err_str(se));
-        }
+        w->err = e, w->done = 1;
+    run_until(rp, w);
+    *swapped = 0;
+    if (w->err != CM_OK || !w->res.changed)
+        return w->err;
+    cm_err se = md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob, &w->res.lay);
+    if (se == CM_OK) {
+        *swapped = 1;
+        drop(rp, old->blob, w->res.obsolete, w->res.nobsolete);
+        *old = w->res.lay;
+        pthread_mutex_lock(&rp->mu);
+        rp->st.cells += (uint64_t)w->res.rebuilt;
+        rp->st.bytes += w->res.bytes;
+        rate_add(rp, w->res.bytes, cm_monotonic_ms() - t0);
+        pthread_mutex_unlock(&rp->mu);
+        return CM_OK;
+    }
+    /* the record changed meanwhile: what was written belongs to nothing */
+    pl_cell fresh[MD_MAX_CELLS];
+    int n = 0;
+    for (int i = 0; i < old->k + old->m; i++)
+        if (w->res.lay.nodes[i] != old->nodes[i] || w->res.lay.drives[i] != old->drives[i])
+            fresh[n++] = (pl_cell){w->res.lay.nodes[i], w->res.lay.drives[i]};
+    drop(rp, old->blob, fresh, n);
+    CM_WARN(MOD, "repair: %s/%s part %zu not swapped in: %s", bucket, key, part, cm_err_str(se));
+    return se;
+}
+
+/*
+ * Heal one part: again while a heal reports cells blocked by another cell's old place (at most
+ * 4 rounds: a layout change can reshuffle which drive is whose home).
+ */
+static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                        const md_layout *stored)
+{
+    md_layout cur = *stored;
+    waiter w;
+    int swapped = 0, degraded = 0;
+    cm_err e = CM_OK;
+    for (int round = 0; round < 4; round++) {
+        memset(&w, 0, sizeof(w));
+        e = heal_once(rp, bucket, key, part, &cur, &w, &swapped);
+        if (e == CM_ERR_CLOSED)
+            return e;
+        degraded |= e != CM_OK || w.res.rebuilt > 0 || w.res.missing > 0 || w.res.blocked > 0;
+        if (!swapped || w.res.blocked == 0)
+            break;
     }
     pthread_mutex_lock(&rp->mu);
     ob_repair_status *s = &rp->st;
@@ -203,17 +229,12 @@ static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size
         s->degraded++;
         if (!s->first_degraded_ms)
             s->first_degraded_ms = cm_now_ms();
-        if (swapped && w.res.missing == 0) {
+        if (e == CM_OK && w.res.missing == 0 && w.res.blocked == 0) {
             s->healed++;
             s->last_healed_ms = cm_now_ms();
         } else {
             s->failed++;
         }
-    }
-    if (swapped) {
-        s->cells += (uint64_t)w.res.rebuilt;
-        s->bytes += w.res.bytes;
-        rate_add(rp, w.res.bytes, cm_monotonic_ms() - t0);
     }
     pthread_mutex_unlock(&rp->mu);
     return CM_OK;

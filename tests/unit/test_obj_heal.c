@@ -272,18 +272,25 @@ static void put_cb(void *arg, cm_err err, const md_layout *lay)
 }
 
 /* Write body over its homes; returns its layout. */
-static md_layout put_cells(const uint8_t *body, size_t len, uint32_t cell_size)
+/* Write body as id over its homes; returns its layout (cells refused at write read 0xFF). */
+static md_layout put_id(const uint8_t *body, size_t len, uint32_t cell_size, const bs_id *id)
 {
     pl_cell cells[K + M];
-    bs_id id;
-    CU_ASSERT_FATAL(bs_id_new(&id) == CM_OK);
-    CU_ASSERT_FATAL(pl_place(E.homes, id.b, K, M, cells) == CM_OK);
-    ob_put_config pc = {K, M, cell_size, E.topo->epoch, cells, &id};
+    CU_ASSERT_FATAL(pl_place(E.homes, id->b, K, M, cells) == CM_OK);
+    ob_put_config pc = {K, M, cell_size, E.topo->epoch, cells, id};
     await(ob_put_body(E.res, &pc, body, len, put_cb, NULL));
     CU_ASSERT_EQUAL_FATAL(R.err, CM_OK);
-    for (int i = 0; i < K + M; i++)
-        CU_ASSERT_NOT_EQUAL(R.lay.drives[i], 0xFF);
     return R.lay;
+}
+
+static md_layout put_cells(const uint8_t *body, size_t len, uint32_t cell_size)
+{
+    bs_id id;
+    CU_ASSERT_FATAL(bs_id_new(&id) == CM_OK);
+    md_layout l = put_id(body, len, cell_size, &id);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_NOT_EQUAL(l.drives[i], 0xFF);
+    return l;
 }
 
 static md_layout put(const uint8_t *body, size_t len)
@@ -568,6 +575,86 @@ static void test_heal_corrupt(void)
     env_down();
 }
 
+/*
+ * A cell dropped at write (its node refused the append: 0xFF in the layout) is rebuilt at its
+ * home once the node is back. Then a drive set draining in a new layout epoch: its cell moves to
+ * the new home (a copy), the layout takes the new epoch, names the drained drive as obsolete and
+ * ends with every cell on a home of the new map, in one heal.
+ */
+static void test_heal_dropped_draining(void)
+{
+    uint8_t *body = malloc(LEN);
+    bs_id id;
+    pl_cell home[K + M];
+    int victim = -1, cell = -1;
+    env_up();
+    fill(body, LEN, 5);
+    while (victim < 0) { /* an id whose cells put exactly one on some remote node */
+        CU_ASSERT_FATAL(bs_id_new(&id) == CM_OK);
+        CU_ASSERT_FATAL(pl_place(E.homes, id.b, K, M, home) == CM_OK);
+        for (int n = 1; n < NN && victim < 0; n++) {
+            int on = 0, at = -1;
+            for (int i = 0; i < K + M; i++)
+                if (home[i].node == n)
+                    on++, at = i;
+            if (on == 1)
+                victim = n, cell = at;
+        }
+    }
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", ids[victim], ND_FAULT_REFUSE, 0), CM_OK);
+    md_layout l = put_id(body, LEN, CELL, &id);
+    nd_fault_clear(E.faults, "n1", ids[victim]);
+    CU_ASSERT_EQUAL_FATAL(l.drives[cell], 0xFF);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 1);
+    CU_ASSERT_EQUAL(R.heal.nobsolete, 0);
+    md_layout h = R.heal.lay;
+    CU_ASSERT_EQUAL(h.nodes[cell], home[cell].node);
+    CU_ASSERT_EQUAL(h.drives[cell], home[cell].drive);
+    check_all_cells(body, LEN, &h);
+
+    /* epoch 6: cell 0's drive drains */
+    pl_topology *t2;
+    pl_map *m2;
+    CU_ASSERT_FATAL(pl_topology_clone(E.topo, &t2) == CM_OK);
+    t2->epoch++;
+    t2->nodes[h.nodes[0]].drives[h.drives[0]].state = PL_DRAINING;
+    CU_ASSERT_FATAL(pl_map_new(t2, PL_MAP_HOMES, &m2) == CM_OK);
+    ob_heal_config hc = {t2, m2, E.dead, NULL, 0};
+    pl_cell want[K + M], drained = cell_of(&h, 0);
+    CU_ASSERT_FATAL(pl_place(m2, h.blob, K, M, want) == CM_OK);
+    /* one heal is enough: homes are a set, so only the drained cell moves (blocked would ask
+     * for another round) */
+    int rounds = 0, moved = 0, drained_obsolete = 0;
+    do {
+        memset(&R.heal, 0, sizeof(R.heal));
+        await(ob_heal(E.res, &hc, &h, heal_cb, NULL));
+        CU_ASSERT_EQUAL_FATAL(R.err, CM_OK);
+        moved += R.heal.rebuilt;
+        CU_ASSERT_EQUAL(R.heal.nobsolete, R.heal.rebuilt);
+        for (int i = 0; i < R.heal.nobsolete; i++)
+            drained_obsolete |= same_cell(R.heal.obsolete[i], drained);
+        if (R.heal.changed)
+            CU_ASSERT_EQUAL(R.heal.lay.epoch, t2->epoch);
+        h = R.heal.lay;
+    } while (R.heal.blocked > 0 && ++rounds < 4);
+    CU_ASSERT_EQUAL(R.heal.blocked, 0);
+    CU_ASSERT_EQUAL(rounds, 0);
+    CU_ASSERT_EQUAL(moved, 1);
+    CU_ASSERT(drained_obsolete);
+    for (int i = 0; i < K + M; i++) { /* every cell on one of the new homes (a set) */
+        int on_home = 0;
+        for (int j = 0; j < K + M; j++)
+            on_home |= same_cell(cell_of(&h, i), want[j]);
+        CU_ASSERT(on_home);
+    }
+    check_all_cells(body, LEN, &h);
+    pl_map_free(m2);
+    pl_topology_free(t2);
+    free(body);
+    env_down();
+}
+
 /* ---- the pacer ---- */
 
 static int paced, stop_after;
@@ -837,12 +924,10 @@ static void test_heal_bench(void)
 
 void cu_register(void)
 {
-    static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
-                                         {"heal_handoff", test_heal_handoff},
-                                         {"heal_corrupt", test_heal_corrupt},
-                                         {"heal_paced", test_heal_paced},
-                                         {"repair_pass", test_repair_pass},
-                                         {"heal_bench", test_heal_bench},
-                                         {NULL, NULL}};
+    static const cu_test heal_tests[] = {
+        {"heal_missing", test_heal_missing}, {"heal_handoff", test_heal_handoff},
+        {"heal_corrupt", test_heal_corrupt}, {"heal_dropped_draining", test_heal_dropped_draining},
+        {"heal_paced", test_heal_paced},     {"repair_pass", test_repair_pass},
+        {"heal_bench", test_heal_bench},     {NULL, NULL}};
     cu_add_suite("obj_heal", heal_tests);
 }
