@@ -6,12 +6,12 @@
  * the current layout wants: every cell is stat'ed; a cell is healthy when its chunk exists with
  * the right length on a drive that is up on a live node. The others (missing, wrong length,
  * corrupt when read, dropped at write = 0xFF, on a node down or removed, on a draining drive)
- * are rebuilt stripe by stripe from k healthy cells and written to their home (pl_place under the
- * current map) or, when the home is not usable, to a handoff drive (pl_handoff), at most
- * pl_az_cap cells per AZ. A healthy cell on a handoff drive whose home is usable again moves
- * home (copied, not decoded, when it is readable). Every written cell is synced before the new
- * layout is handed back; the caller swaps it in (md_object_replace_layout) and only then deletes
- * the chunks the new layout no longer names (ob_heal_drop).
+ * are rebuilt stripe by stripe from k healthy cells and written to a home (pl_place under the
+ * current map: the homes are a set, a healthy cell on any of them stays) or, when no home can
+ * take them, to a handoff drive (pl_handoff), at most pl_az_cap cells per AZ. A healthy cell on
+ * a handoff drive moves to a home that is usable again (copied, not decoded). Every written cell is
+ * synced before the new layout is handed back; the caller swaps it in (md_object_replace_layout)
+ * and only then deletes the chunks the new layout no longer names (ob_heal_drop).
  *
  * ob_repair is a pass over a node's md_store that heals every degraded body, with progress,
  * a resumable cursor and the numbers the issue asks for (time to full redundancy, MB/s).
@@ -41,7 +41,7 @@ typedef struct {
 typedef struct {
     md_layout lay;  /* the new layout (epoch = topo->epoch when changed) */
     int changed;    /* lay names other cells than the old one: swap it in */
-    int healthy;    /* cells healthy and at home at the start */
+    int healthy;    /* cells healthy on a home at the start */
     int rebuilt;    /* cells written (rebuilt or moved) and synced */
     int missing;    /* cells the new layout still lacks or keeps on an unusable drive */
     uint64_t bytes; /* cell bytes written */
@@ -115,7 +115,9 @@ void ob_repair_free(ob_repair *rp);                                 /* NULL is a
  * stopped (the cursor stays), else CM_OK; metadata errors otherwise.
  */
 cm_err ob_repair_run(ob_repair *rp);
-void ob_repair_stop(ob_repair *rp); /* any thread: the pass ends between two stripes */
+/* Any thread: the pass ends between two stripes, and every later ob_repair_run of rp at once
+ * (a stop that comes before the run started is not lost); a new ob_repair runs again. */
+void ob_repair_stop(ob_repair *rp);
 void ob_repair_status_get(ob_repair *rp, ob_repair_status *out); /* any thread */
 
 #endif
