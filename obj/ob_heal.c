@@ -14,15 +14,20 @@
  *            holding the next one's home, is parked on another drive (park) and counted
  *            blocked, so the caller heals again once the cell holding its home has moved;
  *   prepare  the chunk already at each new target (a stale cell, a wrong length) is deleted;
- *   stripes  one stripe at a time: pace, read k sources (targets that are sources first, so a
- *            moved cell is a copy; every source with OB_HEAL_VERIFY), rebuild what is missing
- *            with the codec, append each target's cell (synced on the last stripe).
+ *   stripes  one group of stripes at a time (consecutive full stripes, up to OB_HEAL_GROUP
+ *            bytes per cell column, so one read and one append per cell carry several small
+ *            stripes; the short last stripe alone): pace, read k sources (targets that are
+ *            sources first, so a moved cell is a copy; every source with OB_HEAL_VERIFY),
+ *            rebuild what is missing with the codec stripe by stripe, append each target's
+ *            column (synced with the last group).
  * A source that reads back corrupt, missing or short becomes a target itself (rebuilt in place)
  * and the stripes restart from the first; targets remember how far they were written, so only
  * the new one is written again. A target whose write fails is given up (its chunk deleted; the
  * cell keeps its old entry). Stopping (the pacer) or too few sources deletes every chunk written.
  *
- * Memory: one stripe buffer of (k+m) x cell_size; reads and writes of one stripe in flight.
+ * Memory: one group buffer of (k+m) x max(cell_size, OB_HEAL_GROUP): cell column i of the group
+ * at i x glen, stripe st of it at st x clen (what one range read of the chunk returns, and what
+ * one append writes); one group's reads, then its writes, in flight.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +42,7 @@
 #include "ob_int.h"
 
 #define MOD "ob"
+#define OB_HEAL_GROUP (1u << 20) /* bytes per cell column in one round (several small stripes) */
 
 typedef struct ob_hl ob_hl;
 
@@ -73,7 +79,9 @@ struct ob_hl {
     ec_codec *codec;
     uint8_t *stripe;
     uint64_t blob_len, pos, cell_off; /* body bytes done, cell offset of the stripe */
-    uint32_t clen;
+    uint32_t clen;                    /* cell length of the stripes of the group */
+    uint32_t ns, spg;                 /* stripes in the group in flight; at most per group */
+    uint64_t glen;                    /* ns * clen: a cell column's bytes in the group */
     int inflight;
     int reprepare; /* a source turned bad mid-way: prepare it, then restart */
     cm_err err;
@@ -219,8 +227,8 @@ static void prepare(ob_hl *h);
 
 static void stripe_next(ob_hl *h)
 {
-    h->pos += (uint64_t)h->k * h->clen;
-    h->cell_off += h->clen;
+    h->pos += (uint64_t)h->k * h->glen;
+    h->cell_off += h->glen;
     if (h->pos >= h->lay.size || !busy(h))
         wind_up(h, CM_OK);
     else
@@ -233,8 +241,8 @@ static void cell_written(void *arg, const ob_chunk_result *r)
     ob_hl *h = s->h;
     hl_cell *c = &h->c[s->i];
     if (r->err == CM_OK && c->target) {
-        c->written = h->cell_off + h->clen;
-        h->res.bytes += h->clen;
+        c->written = h->cell_off + h->glen;
+        h->res.bytes += h->glen;
     } else if (c->target) {
         give_up(h, s->i, r->err);
     }
@@ -246,27 +254,31 @@ static void write_targets(ob_hl *h)
 {
     uint8_t *cells[EC_MAX_CELLS];
     int need = 0;
-    for (int i = 0; i < h->n; i++) {
-        cells[i] = h->stripe + (size_t)i * h->clen;
+    for (int i = 0; i < h->n; i++)
         need |= h->c[i].target && !h->present[i];
+    for (uint32_t st = 0; need && st < h->ns; st++) { /* column i holds stripe st at st*clen */
+        for (int i = 0; i < h->n; i++)
+            cells[i] = h->stripe + (size_t)i * h->glen + (size_t)st * h->clen;
+        if (ec_reconstruct(h->codec, h->clen, cells, h->present) != CM_OK) {
+            wind_up(h, CM_ERR_UNAVAILABLE);
+            return;
+        }
     }
-    if (need && ec_reconstruct(h->codec, h->clen, cells, h->present) != CM_OK) {
-        wind_up(h, CM_ERR_UNAVAILABLE);
-        return;
-    }
-    int last = h->pos + (uint64_t)h->k * h->clen >= h->lay.size;
+    for (int i = 0; i < h->n; i++)
+        cells[i] = h->stripe + (size_t)i * h->glen;
+    int last = h->pos + (uint64_t)h->k * h->glen >= h->lay.size;
     h->inflight = 1;
     for (int i = 0; i < h->n; i++) {
         hl_cell *c = &h->c[i];
         if (!c->target || c->written > h->cell_off) /* written before a restart */
             continue;
         struct evbuffer *b = evbuffer_new();
-        cm_err e = b && evbuffer_add_reference(b, cells[i], h->clen, NULL, NULL) == 0
+        cm_err e = b && evbuffer_add_reference(b, cells[i], h->glen, NULL, NULL) == 0
                        ? CM_OK
                        : CM_ERR_NOMEM;
         if (e == CM_OK)
             e = ob_chunk_append(c->tb, c->tdrive, &h->id, h->cell_off, b,
-                                cm_crc32c(0, cells[i], h->clen), last ? OB_CHUNK_SYNC : 0,
+                                cm_crc32c(0, cells[i], h->glen), last ? OB_CHUNK_SYNC : 0,
                                 cell_written, &h->slot[i]);
         if (b)
             evbuffer_free(b);
@@ -306,8 +318,8 @@ static void cell_read(void *arg, const ob_chunk_result *r)
     ob_hl *h = s->h;
     hl_cell *c = &h->c[s->i];
     h->inflight--;
-    if (r->err == CM_OK && evbuffer_get_length(r->data) == h->clen) {
-        evbuffer_remove(r->data, h->stripe + (size_t)s->i * h->clen, h->clen);
+    if (r->err == CM_OK && evbuffer_get_length(r->data) == h->glen) {
+        evbuffer_remove(r->data, h->stripe + (size_t)s->i * h->glen, h->glen);
         h->present[s->i] = 1;
     } else {
         cm_err e = r->err == CM_OK ? CM_ERR_CORRUPT : r->err;
@@ -341,7 +353,7 @@ static void ask_source(ob_hl *h)
             if (h->tried[i] || !c->src || (pass == 0 && !c->target))
                 continue;
             h->tried[i] = 1;
-            if (ob_chunk_read(c->sb, c->sdrive, &h->id, h->cell_off, h->clen, cell_read,
+            if (ob_chunk_read(c->sb, c->sdrive, &h->id, h->cell_off, h->glen, cell_read,
                               &h->slot[i]) == CM_OK) {
                 h->inflight++;
                 return;
@@ -352,15 +364,17 @@ static void ask_source(ob_hl *h)
 
 static void stripe_start(ob_hl *h)
 {
+    /* full stripes go in groups of up to spg (same cell length); the short last one alone */
     uint64_t full = (uint64_t)h->k * h->lay.cell_size, rest = h->lay.size - h->pos;
     h->clen = rest >= full ? h->lay.cell_size : ob_last_cell_len(rest, h->k);
-    if (h->pacer.pace && h->pacer.pace(h->pacer.arg, (uint64_t)h->k * h->clen) != 0) {
+    h->ns = rest >= full ? (uint32_t)CM_MIN(rest / full, (uint64_t)h->spg) : 1;
+    h->glen = (uint64_t)h->ns * h->clen;
+    if (h->pacer.pace && h->pacer.pace(h->pacer.arg, (uint64_t)h->k * h->glen) != 0) {
         wind_up(h, CM_ERR_CLOSED);
         return;
     }
     memset(h->present, 0, sizeof(h->present));
     memset(h->tried, 0, sizeof(h->tried));
-    memset(h->stripe, 0, (size_t)h->n * h->clen);
     int want = h->cfg.flags & OB_HEAL_VERIFY ? h->n : h->k;
     h->inflight = 1; /* held while asking, so no completion ends the reads early */
     for (int j = 0; j < want; j++)
@@ -566,8 +580,10 @@ static cm_err hl_new(ob_resolver *r, const ob_heal_config *cfg, const md_layout 
     h->k = lay->k;
     memcpy(h->id.b, lay->blob, sizeof(h->id.b));
     h->blob_len = ob_layout_cell_blob_len(lay);
+    h->spg = lay->cell_size >= OB_HEAL_GROUP ? 1 : OB_HEAL_GROUP / lay->cell_size;
     cm_err e = ec_new(lay->k, lay->m, &h->codec);
-    if (e == CM_OK && posix_memalign((void **)&h->stripe, 64, (size_t)n * lay->cell_size) != 0) {
+    if (e == CM_OK &&
+        posix_memalign((void **)&h->stripe, 64, (size_t)n * h->spg * lay->cell_size) != 0) {
         h->stripe = NULL;
         e = CM_ERR_NOMEM;
     }

@@ -668,8 +668,9 @@ static int count_pace(void *arg, uint64_t n)
     return stop_after > 0 && paced >= stop_after;
 }
 
-/* The pacer runs once per stripe with its bytes, and stops a heal between stripes: nothing
- * written stays and the layout is unchanged. Too few cells: unavailable. */
+/* The pacer runs once per round of stripes with its bytes (full stripes go together, up to 1 MiB
+ * per cell; the short last one alone), and stops a heal between rounds: nothing written stays
+ * and the layout is unchanged. Too few cells: unavailable. */
 static void test_heal_paced(void)
 {
     uint8_t *body = malloc(LEN);
@@ -688,7 +689,7 @@ static void test_heal_paced(void)
 
     paced = 0, paced_bytes = 0, stop_after = 0;
     CU_ASSERT_EQUAL(heal(&l, &p, 0), CM_OK);
-    CU_ASSERT_EQUAL(paced, 3); /* three stripes */
+    CU_ASSERT_EQUAL(paced, 2); /* two rounds: both full stripes in one, the short one */
     CU_ASSERT_EQUAL(paced_bytes, (uint64_t)K * ob_layout_cell_blob_len(&l));
     check_all_cells(body, LEN, &l);
 
@@ -783,7 +784,7 @@ static void test_repair_pass(void)
 
     ob_pacer p = {count_pace, NULL, NULL};
     ob_repair_status st;
-    paced = 0, stop_after = 3; /* the first degraded body's two stripes, then stop */
+    paced = 0, stop_after = 3; /* the first degraded body's two rounds, then stop */
     ob_repair *rp = pass_new(md, state, &p);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_ERR_CLOSED);
     ob_repair_status_get(rp, &st);
@@ -853,7 +854,8 @@ static double now_s(void)
 }
 
 /*
- * A body of OB_HEAL_BENCH_MB (default 8) MiB in 2+2 with 1 MiB cells; one remote node's chunks
+ * A body of OB_HEAL_BENCH_MB (default 8) MiB in 2+2 with cells of OB_HEAL_BENCH_CELL_KB (default
+ * 256, the server's default cell size) KiB; one remote node's chunks
  * deleted and healed. Prints the heal's rate (cell bytes written and synced per second) and, in
  * the same run, the disk's (as many bytes written to one file and synced) and ISA-L's (as many
  * cells rebuilt in memory), with the ratios. Asserts that the heal rebuilt the cells and the body
@@ -863,7 +865,10 @@ static void test_heal_bench(void)
 {
     const char *env = getenv("OB_HEAL_BENCH_MB");
     size_t mb = env ? strtoul(env, NULL, 10) : 8, len = (mb ? mb : 8) << 20;
-    uint32_t cell = 1u << 20;
+    const char *ckb = getenv("OB_HEAL_BENCH_CELL_KB");
+    uint32_t cell = (ckb ? (uint32_t)strtoul(ckb, NULL, 10) : 256) << 10;
+    if (cell == 0 || cell > (16u << 20))
+        cell = 256u << 10;
     uint8_t *body = malloc(len);
     env_up();
     fill(body, len, 9);
@@ -896,7 +901,7 @@ static void test_heal_bench(void)
     for (size_t s = 0; s < stripes; s++)
         CU_ASSERT_EQUAL(ec_reconstruct(codec, cell, cells, present), CM_OK);
     double ec_s = now_s() - t0;
-    /* the disk: the same bytes written in 1 MiB pieces to one file, then fdatasync */
+    /* the disk: the same bytes written in cell-sized pieces to one file, then fdatasync */
     char path[400];
     snprintf(path, sizeof(path), "%s/disk-bench", cu_tmpdir());
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -911,10 +916,10 @@ static void test_heal_bench(void)
     double disk_mbps = (double)bytes / 1e6 / disk_s;
     double heal_mbps = (double)bytes / 1e6 / heal_s;
     double ec_mbps = (double)stripes * lost * cell / 1e6 / ec_s;
-    printf("\n  heal of %zu MiB (2+2, 1 MiB cells, %d cells lost): %.1f MB/s of rebuilt cells "
+    printf("\n  heal of %zu MiB (2+2, %u KiB cells, %d cells lost): %.1f MB/s of rebuilt cells "
            "written and synced; the disk writing as much: %.1f MB/s (heal/disk %.2f); ISA-L "
            "rebuilding as much in memory: %.0f MB/s (heal/ISA-L %.4f)\n",
-           len >> 20, lost, heal_mbps, disk_mbps, heal_mbps / disk_mbps, ec_mbps,
+           len >> 20, cell >> 10, lost, heal_mbps, disk_mbps, heal_mbps / disk_mbps, ec_mbps,
            heal_mbps / ec_mbps);
     ec_free(codec);
     free(stripe);
