@@ -714,13 +714,16 @@ static void obj_key(int j, char *key, size_t cap)
     snprintf(key, cap, "obj-%d\nwith a newline", j); /* keys may hold any byte */
 }
 
-static md_layout stored(md_store *md, int j)
+/* Body b as stored: part 0 of record b, or (b = NOBJ) part 1 of the last record. */
+static md_layout stored(md_store *md, int b)
 {
     char key[64];
     md_object o;
+    int j = b < NOBJ ? b : NOBJ - 1;
     obj_key(j, key, sizeof(key));
     CU_ASSERT_FATAL(md_object_get(md, buckets[j % 2], key, &o) == CM_OK);
-    md_layout l = o.parts[0].layout;
+    CU_ASSERT_FATAL(o.nparts == (j == NOBJ - 1 ? 2u : 1u));
+    md_layout l = o.parts[b < NOBJ ? 0 : 1].layout;
     md_object_release(&o);
     return l;
 }
@@ -734,15 +737,16 @@ static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
 }
 
 /*
- * Six records in two buckets, listed two at a time. A node goes down: a pass stopped by its
+ * Six records in two buckets (the last a multipart object of two parts: seven bodies), listed two
+ * at a time. A node goes down: a pass stopped by its
  * pacer after one heal keeps its cursor; the next pass resumes after it and heals the rest onto
  * handoff drives, swapped into the records. The node comes back: a pass moves every cell home
  * and deletes the handoff chunks after the swap.
  */
 static void test_repair_pass(void)
 {
-    uint8_t *body[NOBJ];
-    md_layout orig[NOBJ];
+    uint8_t *body[NOBJ + 1]; /* one per record, and a second part of the last record */
+    md_layout orig[NOBJ + 1];
     char path[400], state[420];
     md_store *md;
     env_up();
@@ -755,25 +759,30 @@ static void test_repair_pass(void)
         CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
     }
     int on[NN] = {0};
+    for (int b = 0; b <= NOBJ; b++) {
+        body[b] = malloc(LEN2);
+        fill(body[b], LEN2, 100 + (uint64_t)b);
+        orig[b] = put(body[b], LEN2);
+        for (int n = 1; n < NN; n++)
+            on[n] += cell_on(&orig[b], n) >= 0;
+    }
     for (int j = 0; j < NOBJ; j++) {
         md_object o;
-        md_part part;
+        md_part part[2];
         char key[64];
-        body[j] = malloc(LEN2);
-        fill(body[j], LEN2, 100 + (uint64_t)j);
-        orig[j] = put(body[j], LEN2);
-        for (int n = 1; n < NN; n++)
-            on[n] += cell_on(&orig[j], n) >= 0;
         memset(&o, 0, sizeof(o));
-        memset(&part, 0, sizeof(part));
+        memset(part, 0, sizeof(part));
         obj_key(j, key, sizeof(key));
-        part.size = LEN2;
-        part.layout = orig[j];
+        o.nparts = j == NOBJ - 1 ? 2 : 1; /* the last record: a multipart object */
+        for (size_t p = 0; p < o.nparts; p++) {
+            part[p].number = o.nparts > 1 ? (uint32_t)p + 1 : 0;
+            part[p].size = LEN2;
+            part[p].layout = orig[p == 0 ? j : NOBJ];
+        }
         o.key = key;
-        o.size = LEN2;
-        o.parts = &part;
-        o.nparts = 1;
-        snprintf(o.etag, sizeof(o.etag), "abc");
+        o.size = LEN2 * o.nparts;
+        o.parts = part;
+        snprintf(o.etag, sizeof(o.etag), "%s", o.nparts > 1 ? "abc-2" : "abc");
         CU_ASSERT_FATAL(md_object_put(md, buckets[j % 2], &o, NULL, NULL, NULL) == CM_OK);
     }
     int victim = 1;
@@ -809,10 +818,10 @@ static void test_repair_pass(void)
     CU_ASSERT(st.full_redundancy_s >= 0);
     CU_ASSERT_EQUAL(st.eta_s, 0);
     CU_ASSERT_NOT_EQUAL(access(state, F_OK), 0); /* a finished pass leaves no cursor */
-    for (int j = 0; j < NOBJ; j++) {
-        md_layout l = stored(md, j);
+    for (int b = 0; b <= NOBJ; b++) {
+        md_layout l = stored(md, b);
         CU_ASSERT_EQUAL(cell_on(&l, victim), -1);
-        check_all_cells(body[j], LEN2, &l);
+        check_all_cells(body[b], LEN2, &l);
     }
 
     node_down(victim, 0);
@@ -822,7 +831,7 @@ static void test_repair_pass(void)
     ob_repair_free(rp);
     CU_ASSERT_EQUAL(st.records, NOBJ);
     CU_ASSERT_EQUAL(st.healed, (uint64_t)on[victim]);
-    for (int j = 0; j < NOBJ; j++) {
+    for (int j = 0; j <= NOBJ; j++) {
         md_layout l = stored(md, j);
         CU_ASSERT(memcmp(l.drives, orig[j].drives, sizeof(l.drives)) == 0);
         CU_ASSERT(memcmp(l.nodes, orig[j].nodes, sizeof(l.nodes)) == 0);
