@@ -738,10 +738,10 @@ static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
 
 /*
  * Six records in two buckets (the last a multipart object of two parts: seven bodies), listed two
- * at a time. A node goes down: a pass stopped by its
- * pacer after one heal keeps its cursor; the next pass resumes after it and heals the rest onto
- * handoff drives, swapped into the records. The node comes back: a pass moves every cell home
- * and deletes the handoff chunks after the swap.
+ * at a time. A node goes down: a pass stopped by its pacer after one heal keeps its cursor; the
+ * next pass resumes after it and heals the rest onto handoff drives, swapped into the records.
+ * The node comes back: a pass moves every cell home and deletes the handoff chunks after the
+ * swap.
  */
 static void test_repair_pass(void)
 {
