@@ -11,7 +11,8 @@
  * node's state), places the objects on it with
  * pl_simulate and prints per node and per AZ the cells against the ideal share (the weight share),
  * the drive load max/mean, the AZ bound check, the speed, and for a change the share of cells moved
- * against the ideal (pl_ideal_moved: added weight / new total, removed weight / old total).
+ * against the ideal (pl_ideal_moved: added weight / new total, removed weight / old total),
+ * and the durability the profile gives at an assumed repair speed (pl_durability).
  * Progress goes to stderr on a terminal. Needs no server and no credentials.
  * cmd_layout_effect is that report, shared with `layout apply`; the verbs that work on the layout
  * in etcd (show, add, remove, drain, discard, apply) are in layout_etcd.c.
@@ -30,20 +31,23 @@ typedef struct {
     const char *change[16][2]; /* flag, argument */
     int nchange;
     uint64_t objects, seed;
+    double afr, repair_mbps, drive_tb, az_outage_h; /* the durability block */
 } sim_opts;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cairn admin layout simulate [--file LAYOUT.json | --azs N --nodes-per-az N\n"
-            "           --drives-per-node N] [--add-node AZ]... [--drain NODE]...\n"
-            "           [--remove-node NODE]... [--objects N] [--k K --m M] [--scheme hrw|ring]\n"
-            "           [--seed S]\n"
-            "Places --objects (default 1000000) bodies on the layout (default 3 AZs x 2 nodes x 4\n"
-            "drives) and prints the load per node and AZ against the ideal; with a change, the\n"
-            "share of cells a rebalance moves against the ideal. Profile default: 8+4 with >= 12\n"
-            "drives over >= 3 AZs, else 4+2.\n"
-            "The layout in etcd: cairn admin layout show|add|remove|drain|discard|apply --help\n");
+    fprintf(
+        f, "usage: cairn admin layout simulate [--file LAYOUT.json | --azs N --nodes-per-az N\n"
+           "           --drives-per-node N] [--add-node AZ]... [--drain NODE]...\n"
+           "           [--remove-node NODE]... [--objects N] [--k K --m M] [--scheme hrw|ring]\n"
+           "           [--seed S] [--afr P] [--repair-mbps N] [--drive-tb T] [--az-outage-h H]\n"
+           "Places --objects (default 1000000) bodies on the layout (default 3 AZs x 2 nodes x 4\n"
+           "drives) and prints the load per node and AZ against the ideal; with a change, the\n"
+           "share of cells a rebalance moves against the ideal. Profile default: 8+4 with >= 12\n"
+           "drives over >= 3 AZs, else 4+2. Then the durability that implies: drives failing at\n"
+           "--afr a year (0.02), T TB of data per drive (4) rebuilt declustered at N MB/s\n"
+           "(200, the whole cluster), and the exposure while the largest AZ is down H hours (24).\n"
+           "The layout in etcd: cairn admin layout show|add|remove|drain|discard|apply --help\n");
 }
 
 static void progress(void *arg, uint64_t done, uint64_t total)
@@ -132,7 +136,11 @@ static int parse_args(int argc, char **argv, sim_opts *o)
                     .drives_per_node = 4,
                     .m = -1,
                     .objects = 1000000,
-                    .seed = 0x5EED};
+                    .seed = 0x5EED,
+                    .afr = 0.02,
+                    .repair_mbps = 200,
+                    .drive_tb = 4,
+                    .az_outage_h = 24};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -167,6 +175,14 @@ static int parse_args(int argc, char **argv, sim_opts *o)
             o->objects = strtoull(v, NULL, 10);
         else if (strcmp(a, "--seed") == 0)
             o->seed = strtoull(v, NULL, 0);
+        else if (strcmp(a, "--afr") == 0)
+            o->afr = strtod(v, NULL);
+        else if (strcmp(a, "--repair-mbps") == 0)
+            o->repair_mbps = strtod(v, NULL);
+        else if (strcmp(a, "--drive-tb") == 0)
+            o->drive_tb = strtod(v, NULL);
+        else if (strcmp(a, "--az-outage-h") == 0)
+            o->az_outage_h = strtod(v, NULL);
         else {
             fprintf(stderr, "cairn admin layout: unknown or bad argument '%s %s'\n", a, v);
             return -1;
@@ -293,6 +309,44 @@ int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const
     return 0;
 }
 
+/* The durability block: what the profile and an assumed repair speed give on topology t. */
+static int print_durability(const pl_topology *t, const sim_opts *o)
+{
+    int k = o->k, m = o->m;
+    pl_dur_input in;
+    pl_dur_result r;
+    if (k == 0)
+        pl_default_profile(t, &k, &m);
+    pl_dur_defaults(&in);
+    in.afr = o->afr;
+    in.drive_bytes = o->drive_tb * 1e12;
+    in.repair_mbps = o->repair_mbps;
+    in.az_outage_h = o->az_outage_h;
+    if (pl_dur_from_topology(t, k, m, &in) != CM_OK || pl_durability(&in, &r) != CM_OK) {
+        fprintf(stderr,
+                "cairn admin layout: no durability estimate for %d+%d here (check --afr "
+                "in (0,1), --repair-mbps > 0, --drive-tb > 0, drives >= k+m)\n",
+                k, m);
+        return 1;
+    }
+    printf("\ndurability: profile %d+%d over %d drives in %d AZs (at most %d cells per AZ); "
+           "AFR %.2f%% per drive;\n"
+           "  %.2f TB per drive rebuilt declustered at %.0f MB/s (assumed, the whole cluster): "
+           "%.2f h per lost drive\n"
+           "  MTTDL %.3g years; annual loss probability %.3g: %.1f nines\n",
+           k, m, in.drives, in.azs, in.az_cap, 100 * in.afr, o->drive_tb, in.repair_mbps,
+           r.repair_h, r.mttdl_years, r.p_loss_year, r.nines);
+    if (r.az_tolerance < 0)
+        printf("  largest AZ down (%d drives): some bodies unreadable at once (more than m cells "
+               "in one AZ)\n",
+               in.az_drives);
+    else
+        printf("  largest AZ down (%d drives): %d more drive failures tolerated; P(more during a "
+               "%.0f h outage) %.3g: %.1f nines\n",
+               in.az_drives, r.az_tolerance, in.az_outage_h, r.p_az_exposure, r.az_nines);
+    return 0;
+}
+
 int cmd_layout(int argc, char **argv)
 {
     if (argc >= 2 && cmd_layout_etcd_verb(argv[1]))
@@ -326,6 +380,8 @@ int cmd_layout(int argc, char **argv)
     if (o.nchange)
         after->epoch++;
     rc = cmd_layout_effect(o.nchange ? before : NULL, after, o.scheme, o.k, o.m, o.objects, o.seed);
+    if (rc == 0)
+        rc = print_durability(after, &o);
     pl_topology_free(before);
     pl_topology_free(after);
     return rc;

@@ -254,4 +254,40 @@ void pl_sim_result_release(pl_sim_result *r);
  */
 double pl_ideal_moved(const pl_topology *before, const pl_topology *after);
 
+/* ---- durability estimate (pl_durability.c; docs/placement.md, "Durability estimate") ---- */
+
+typedef struct {
+    int k, m;           /* profile */
+    int drives;         /* drives taking cells */
+    int azs;            /* AZs holding them */
+    int az_drives;      /* drives in the largest AZ */
+    int az_cap;         /* most cells of one body in one AZ (pl_az_cap) */
+    double afr;         /* annual failure rate per drive, in (0, 1); default 0.02 */
+    double drive_bytes; /* data per drive */
+    double repair_mbps; /* aggregate repair speed of the cluster, MB/s (1e6 bytes) */
+    double az_outage_h; /* length of an AZ outage for the AZ view; default 24 */
+} pl_dur_input;
+
+typedef struct {
+    double repair_h;      /* time to rebuild one lost drive: drive_bytes / repair speed */
+    double mttdl_years;   /* mean time to data loss */
+    double p_loss_year;   /* probability of losing some data in a year */
+    double nines;         /* -log10(p_loss_year) */
+    int az_tolerance;     /* drive failures tolerated while the largest AZ is down (< 0: none) */
+    double p_az_exposure; /* probability of more failures than that during one outage */
+    double az_nines;      /* -log10(p_az_exposure) */
+} pl_dur_result;
+
+/* afr 0.02, az_outage_h 24, the rest 0. */
+void pl_dur_defaults(pl_dur_input *in);
+/* Fill k, m, drives, azs, az_drives, az_cap from a topology (drives up); CM_ERR_INVAL when no
+ * drive takes cells. */
+cm_err pl_dur_from_topology(const pl_topology *t, int k, int m, pl_dur_input *in);
+/*
+ * The durability a repair speed implies: a Markov chain on failed drives (independent
+ * exponential failures, declustered exponential repair of a whole drive at the aggregate speed,
+ * loss at m+1 concurrent failures) and the AZ-outage exposure. CM_ERR_INVAL for a bad input.
+ */
+cm_err pl_durability(const pl_dur_input *in, pl_dur_result *out);
+
 #endif

@@ -2,7 +2,8 @@
 # `cairn admin layout simulate` (issue 9, placement): offline, no server. Checks the tables and
 # figures it prints: the AZ bound kept, drive load max/mean <= 1.05 with equal weights, a 7th node
 # moving at most 1.2x the ideal share, a removed node's cells moving (and no more), a layout read from a document (per-node rows, a double-weight
-# node), and refusals of a bad document and bad arguments. About 3 seconds.
+# node), refusals of a bad document and bad arguments, and the durability block (faster repair,
+# more nines; a bad AFR refused). About 3 seconds.
 . "$(dirname "$0")/lib.sh"
 
 S=("$CAIRN_BIN" admin layout simulate --objects 60000)
@@ -79,4 +80,18 @@ printf '"drives":[{"id":0,"weight":0}]}]}]}' >>"$H_WORK/bad.json"
 h_fails_with "a document with weight 0 is refused" "weight" "${S[@]}" --file "$H_WORK/bad.json"
 h_fails_with "a missing file is refused" "cannot open" "${S[@]}" --file "$H_WORK/none.json"
 h_fails_with "an unknown flag is refused" "unknown or bad argument" "${S[@]}" --bogus 1
+
+# the durability block: nines at the assumed repair speed; 10x faster repair gives more nines
+nines() { sed -nE 's/^  MTTDL .*: ([0-9.]+) nines$/\1/p' <<<"$H_OUT"; }
+if h_run "durability at 20 MB/s" "${S[@]}" --k 4 --m 2 --repair-mbps 20; then
+    slow=$(nines)
+    grep -q "^durability: profile 4+2 over 24 drives in 3 AZs" <<<"$H_OUT" &&
+        h_ok "durability block printed ($slow nines)" || h_bad "durability block" "$H_OUT"
+fi
+if h_run "durability at 200 MB/s" "${S[@]}" --k 4 --m 2 --repair-mbps 200; then
+    fast=$(nines)
+    le "$slow" "$fast" && [ "$slow" != "$fast" ] && h_ok "faster repair: $fast > $slow nines" ||
+        h_bad "faster repair gives more nines" "$H_OUT"
+fi
+h_fails_with "a bad AFR is refused" "no durability estimate" "${S[@]}" --afr 1.5
 h_finish

@@ -1,0 +1,405 @@
+/*
+ * ob_repair_pass.c - a repair pass over a node's records (ob_repair in ob_heal.h;
+ * docs/chunks.md, "Repair").
+ *
+ * The pass walks every bucket in name order and its records in key order (md_rec_list, a page at
+ * a time), and heals each part stored over nodes (layout epoch != 0) with ob_heal on the
+ * resolver's loop, which it runs on the calling thread until the heal is done: a blocking driver
+ * over the asynchronous heal, so the repair thread owns its loop and its pacer may sleep. A heal
+ * that changed the layout is swapped in with md_object_replace_layout (only if the part still
+ * names the body healed) and only then are the chunks the new layout no longer names deleted;
+ * when the record changed meanwhile, the cells just written are deleted instead.
+ *
+ * Cursor: after each record, "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is
+ * written to a temporary file, synced and renamed over the state file (keys may hold any byte, so
+ * lengths, not lines). A pass resumes after it and removes it when it ends without being stopped.
+ *
+ * Numbers: records to visit are counted when the pass starts (a key-only walk); MB/s is the cell
+ * bytes written over the time spent healing in the last OB_RATE_WINDOW heals that wrote some; the
+ * ETA extrapolates the degraded share seen so far over the records left. Time to full redundancy
+ * is from the first degraded body seen to the last one healed, once a pass ended with none left.
+ *
+ * Threading: run on one thread; stop and status from any (a mutex guards the status).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "ob_heal.h"
+
+#define MOD "ob"
+#define OB_RATE_WINDOW 8
+#define CURSOR_MAGIC "cairn-repair-cursor 1"
+
+struct ob_repair {
+    ob_repair_config cfg;
+    char *state_path;
+    pthread_mutex_t mu;
+    atomic_int stop;
+    ob_repair_status st;
+    uint64_t win_bytes[OB_RATE_WINDOW];
+    int64_t win_ms[OB_RATE_WINDOW];
+    int win_next;
+    ob_pacer inner; /* the caller's pacer plus the stop flag */
+};
+
+/* ---- the cursor file ---- */
+
+static void cursor_save(ob_repair *rp, const char *bucket, const char *key)
+{
+    char tmp[4200];
+    if (!rp->state_path || snprintf(tmp, sizeof(tmp), "%s.tmp", rp->state_path) >= (int)sizeof(tmp))
+        return;
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, CURSOR_MAGIC "\n%zu %zu\n%s%s", strlen(bucket), strlen(key), bucket,
+                          key) > 0;
+    ok = ok && fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, rp->state_path) != 0)
+        CM_WARN(MOD, "cannot record the repair cursor in %s: %s", rp->state_path, strerror(errno));
+}
+
+/* The saved cursor into bucket/key ("" when none or unreadable: from the start). */
+static void cursor_load(ob_repair *rp, char *bucket, char *key)
+{
+    bucket[0] = key[0] = '\0';
+    FILE *f = rp->state_path ? fopen(rp->state_path, "r") : NULL;
+    char magic[32];
+    size_t bl, kl;
+    if (f && fgets(magic, sizeof(magic), f) && strcmp(magic, CURSOR_MAGIC "\n") == 0 &&
+        fscanf(f, "%zu %zu", &bl, &kl) == 2 && fgetc(f) == '\n' && bl <= MD_BUCKET_MAX &&
+        kl <= MD_MAX_KEY && fread(bucket, 1, bl, f) == bl && fread(key, 1, kl, f) == kl) {
+        bucket[bl] = key[kl] = '\0';
+    } else {
+        if (f)
+            CM_WARN(MOD, "repair cursor %s unreadable: the pass starts over", rp->state_path);
+        bucket[0] = key[0] = '\0';
+    }
+    if (f)
+        fclose(f);
+}
+
+/* ---- driving the loop ---- */
+
+typedef struct {
+    int done;
+    cm_err err;
+    ob_heal_result res;
+    int failed;
+} waiter;
+
+static void heal_cb(void *arg, cm_err err, const ob_heal_result *res)
+{
+    waiter *w = arg;
+    w->err = err;
+    w->res = *res;
+    w->done = 1;
+}
+
+static void drop_cb(void *arg, int failed)
+{
+    waiter *w = arg;
+    w->failed = failed;
+    w->done = 1;
+}
+
+static void run_until(ob_repair *rp, waiter *w)
+{
+    while (!w->done)
+        event_base_loop(rp->cfg.base, EVLOOP_ONCE);
+}
+
+static int inner_pace(void *arg, uint64_t n)
+{
+    ob_repair *rp = arg;
+    if (atomic_load(&rp->stop))
+        return 1;
+    const ob_pacer *p = rp->cfg.pacer;
+    return p && p->pace ? p->pace(p->arg, n) : 0;
+}
+
+/* Delete cells[0..n) of blob; failures are orphans for the orphan sweep (logged). */
+static void drop(ob_repair *rp, const uint8_t blob[16], const pl_cell *cells, int n)
+{
+    waiter w = {0};
+    if (n == 0 || ob_heal_drop(rp->cfg.r, blob, cells, n, drop_cb, &w) != CM_OK)
+        return;
+    run_until(rp, &w);
+    if (w.failed)
+        CM_WARN(MOD, "repair: %d chunks not deleted after a heal: orphans", w.failed);
+}
+
+/* ---- numbers ---- */
+
+static void rate_add(ob_repair *rp, uint64_t bytes, int64_t ms)
+{
+    rp->win_bytes[rp->win_next] = bytes;
+    rp->win_ms[rp->win_next] = ms > 0 ? ms : 1;
+    rp->win_next = (rp->win_next + 1) % OB_RATE_WINDOW;
+    uint64_t b = 0;
+    int64_t t = 0;
+    for (int i = 0; i < OB_RATE_WINDOW; i++)
+        b += rp->win_bytes[i], t += rp->win_ms[i];
+    rp->st.mbps = t > 0 ? (double)b / 1e6 / ((double)t / 1e3) : 0;
+}
+
+static void eta_update(ob_repair_status *s)
+{
+    s->eta_s = -1;
+    if (s->scanned == 0 || s->mbps <= 0 || s->healed == 0)
+        return;
+    double left = s->records > s->scanned ? (double)(s->records - s->scanned) : 0;
+    double degraded_left = left * (double)s->degraded / (double)s->scanned;
+    double bytes_each = (double)s->bytes / (double)s->healed;
+    s->eta_s = degraded_left * bytes_each / (s->mbps * 1e6);
+}
+
+/* ---- one part ---- */
+
+/* One heal of the part at *old, swapped in (then *old = the new layout) when it changed. */
+static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                        md_layout *old, waiter *w, int *swapped)
+{
+    ob_heal_config hc = {rp->cfg.topo, rp->cfg.homes, rp->cfg.node_dead, &rp->inner, rp->cfg.flags};
+    int64_t t0 = cm_monotonic_ms();
+    cm_err e = ob_heal(rp->cfg.r, &hc, old, heal_cb, w);
+    if (e != CM_OK)
+        w->err = e, w->done = 1;
+    run_until(rp, w);
+    *swapped = 0;
+    if (w->err != CM_OK || !w->res.changed)
+        return w->err;
+    cm_err se = md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob, &w->res.lay);
+    if (se == CM_OK) {
+        *swapped = 1;
+        drop(rp, old->blob, w->res.obsolete, w->res.nobsolete);
+        *old = w->res.lay;
+        pthread_mutex_lock(&rp->mu);
+        rp->st.cells += (uint64_t)w->res.rebuilt;
+        rp->st.bytes += w->res.bytes;
+        rate_add(rp, w->res.bytes, cm_monotonic_ms() - t0);
+        pthread_mutex_unlock(&rp->mu);
+        return CM_OK;
+    }
+    /* the record changed meanwhile: what was written belongs to nothing */
+    pl_cell fresh[MD_MAX_CELLS];
+    int n = 0;
+    for (int i = 0; i < old->k + old->m; i++)
+        if (w->res.lay.nodes[i] != old->nodes[i] || w->res.lay.drives[i] != old->drives[i])
+            fresh[n++] = (pl_cell){w->res.lay.nodes[i], w->res.lay.drives[i]};
+    drop(rp, old->blob, fresh, n);
+    CM_WARN(MOD, "repair: %s/%s part %zu not swapped in: %s", bucket, key, part, cm_err_str(se));
+    return se;
+}
+
+/*
+ * Heal one part: again while a heal reports cells blocked by another cell's old place (at most
+ * 4 rounds: a layout change can reshuffle which drive is whose home).
+ */
+static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                        const md_layout *stored)
+{
+    md_layout cur = *stored;
+    waiter w;
+    int swapped = 0, degraded = 0;
+    cm_err e = CM_OK;
+    for (int round = 0; round < 4; round++) {
+        memset(&w, 0, sizeof(w));
+        e = heal_once(rp, bucket, key, part, &cur, &w, &swapped);
+        if (e == CM_ERR_CLOSED)
+            return e;
+        degraded |= e != CM_OK || w.res.rebuilt > 0 || w.res.missing > 0 || w.res.blocked > 0;
+        if (!swapped || w.res.blocked == 0)
+            break;
+    }
+    pthread_mutex_lock(&rp->mu);
+    ob_repair_status *s = &rp->st;
+    s->parts++;
+    if (degraded) {
+        s->degraded++;
+        if (!s->first_degraded_ms)
+            s->first_degraded_ms = cm_now_ms();
+        if (e == CM_OK && w.res.missing == 0 && w.res.blocked == 0) {
+            s->healed++;
+            s->last_healed_ms = cm_now_ms();
+        } else {
+            s->failed++;
+        }
+    }
+    pthread_mutex_unlock(&rp->mu);
+    return CM_OK;
+}
+
+static cm_err do_record(ob_repair *rp, const char *bucket, const char *key)
+{
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    cm_err e = md_rec_get(rp->cfg.md, bucket, key, &o);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK; /* deleted since the listing */
+    for (size_t p = 0; e == CM_OK && !o.tombstone && !o.delete_marker && p < o.nparts; p++) {
+        const md_part *pt = &o.parts[p];
+        if (!MD_PART_INLINE(pt) && pt->layout.epoch != 0 && pt->layout.size > 0)
+            e = heal_part(rp, bucket, key, p, &pt->layout);
+    }
+    md_object_release(&o);
+    return e;
+}
+
+/* ---- the pass ---- */
+
+/* Keys of bucket after `after`, a page at a time; fn per key until it fails. */
+typedef cm_err (*key_fn)(ob_repair *rp, const char *bucket, const char *key);
+
+static cm_err walk(ob_repair *rp, const char *bucket, const char *after, key_fn fn)
+{
+    char from[MD_MAX_KEY + 1];
+    snprintf(from, sizeof(from), "%s", after);
+    for (int more = 1; more;) {
+        md_rec_info *infos = NULL;
+        size_t n = 0;
+        cm_err e =
+            md_rec_list(rp->cfg.md, bucket, from[0] ? from : NULL, rp->cfg.page, &infos, &n, &more);
+        for (size_t i = 0; e == CM_OK && i < n; i++)
+            e = fn(rp, bucket, infos[i].key);
+        if (e == CM_OK && n > 0)
+            snprintf(from, sizeof(from), "%s", infos[n - 1].key);
+        md_rec_infos_free(infos, n);
+        if (e != CM_OK)
+            return e;
+        more = more && n > 0;
+    }
+    return CM_OK;
+}
+
+static cm_err count_one(ob_repair *rp, const char *bucket, const char *key)
+{
+    (void)bucket, (void)key;
+    pthread_mutex_lock(&rp->mu);
+    rp->st.records++;
+    pthread_mutex_unlock(&rp->mu);
+    return CM_OK;
+}
+
+static cm_err visit_one(ob_repair *rp, const char *bucket, const char *key)
+{
+    if (atomic_load(&rp->stop))
+        return CM_ERR_CLOSED;
+    cm_err e = do_record(rp, bucket, key);
+    if (e != CM_OK)
+        return e;
+    pthread_mutex_lock(&rp->mu);
+    rp->st.scanned++;
+    snprintf(rp->st.bucket, sizeof(rp->st.bucket), "%s", bucket);
+    snprintf(rp->st.key, sizeof(rp->st.key), "%s", key);
+    eta_update(&rp->st);
+    pthread_mutex_unlock(&rp->mu);
+    cursor_save(rp, bucket, key);
+    return CM_OK;
+}
+
+/* fn over every record after the cursor (cb, ck). */
+static cm_err each(ob_repair *rp, md_bucket *bs, size_t nb, const char *cb, const char *ck,
+                   key_fn fn)
+{
+    cm_err e = CM_OK;
+    for (size_t i = 0; e == CM_OK && i < nb; i++) {
+        int c = strcmp(bs[i].name, cb);
+        if (cb[0] && c < 0)
+            continue;
+        e = walk(rp, bs[i].name, cb[0] && c == 0 ? ck : "", fn);
+    }
+    return e;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const md_bucket *)a)->name, ((const md_bucket *)b)->name);
+}
+
+cm_err ob_repair_run(ob_repair *rp)
+{
+    char cb[MD_BUCKET_MAX + 1], ck[MD_MAX_KEY + 1];
+    md_bucket *bs = NULL;
+    size_t nb = 0;
+    cm_err e = md_bucket_list(rp->cfg.md, &bs, &nb);
+    if (e != CM_OK)
+        return e;
+    qsort(bs, nb, sizeof(*bs), name_cmp);
+    cursor_load(rp, cb, ck);
+    pthread_mutex_lock(&rp->mu);
+    memset(&rp->st, 0, sizeof(rp->st));
+    memset(rp->win_bytes, 0, sizeof(rp->win_bytes));
+    memset(rp->win_ms, 0, sizeof(rp->win_ms));
+    rp->st.running = 1;
+    rp->st.eta_s = rp->st.full_redundancy_s = -1;
+    pthread_mutex_unlock(&rp->mu);
+    e = each(rp, bs, nb, cb, ck, count_one);
+    if (e == CM_OK)
+        e = each(rp, bs, nb, cb, ck, visit_one);
+    free(bs);
+    pthread_mutex_lock(&rp->mu);
+    ob_repair_status *s = &rp->st;
+    s->running = 0;
+    if (e == CM_OK) {
+        s->eta_s = 0;
+        if (s->failed == 0)
+            s->full_redundancy_s =
+                s->degraded ? (double)(s->last_healed_ms - s->first_degraded_ms) / 1e3 : 0;
+    }
+    pthread_mutex_unlock(&rp->mu);
+    if (e == CM_OK && rp->state_path && unlink(rp->state_path) != 0 && errno != ENOENT)
+        CM_WARN(MOD, "cannot remove %s: %s", rp->state_path, strerror(errno));
+    return e;
+}
+
+cm_err ob_repair_new(const ob_repair_config *cfg, ob_repair **out)
+{
+    ob_repair *rp = calloc(1, sizeof(*rp));
+    if (!rp)
+        return CM_ERR_NOMEM;
+    rp->cfg = *cfg;
+    if (rp->cfg.page == 0)
+        rp->cfg.page = 256;
+    if (cfg->state_path && !(rp->state_path = strdup(cfg->state_path))) {
+        free(rp);
+        return CM_ERR_NOMEM;
+    }
+    rp->cfg.state_path = rp->state_path;
+    rp->inner = (ob_pacer){inner_pace, NULL, rp};
+    rp->st.eta_s = rp->st.full_redundancy_s = -1;
+    pthread_mutex_init(&rp->mu, NULL);
+    *out = rp;
+    return CM_OK;
+}
+
+void ob_repair_free(ob_repair *rp)
+{
+    if (!rp)
+        return;
+    pthread_mutex_destroy(&rp->mu);
+    free(rp->state_path);
+    free(rp);
+}
+
+void ob_repair_stop(ob_repair *rp)
+{
+    atomic_store(&rp->stop, 1);
+}
+
+void ob_repair_status_get(ob_repair *rp, ob_repair_status *out)
+{
+    pthread_mutex_lock(&rp->mu);
+    *out = rp->st;
+    pthread_mutex_unlock(&rp->mu);
+}

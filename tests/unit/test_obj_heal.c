@@ -1,0 +1,947 @@
+/*
+ * test_obj_heal.c - repair of bodies spread over nodes (obj/ob_heal.h): ob_heal on one body and
+ * the ob_repair pass over a node's records.
+ *
+ * Every test starts four nodes in three AZs in this process: n1 (az1) is "this node", its drives
+ * reached by the local backend on the test thread's loop; n2 (az2), n3 (az3) and n4 (az1) serve
+ * theirs over the node RPC (an nd_service on a net_server thread each, loopback). Two drives per
+ * node. Bodies are 2+2 with 64 KiB cells, placed by pl_place on the homes map, so at most two
+ * cells share an AZ. A node is "down" when the client's fault table refuses it and the liveness
+ * view marks it dead. Calls run the loop until their completions came (a 10 s guard fails a hang).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "cm_util.h"
+#include "cu_main.h"
+#include "ec.h"
+#include "ob_heal.h"
+#include "ob_int.h"
+
+static const uint8_t secret[] = "heal-test-secret";
+#define SECRET_LEN (sizeof(secret) - 1)
+#define NN 4
+#define ND 2
+enum { K = 2, M = 2, CELL = 64 * 1024 };
+
+/* ---- nodes ---- */
+
+typedef struct {
+    bs_store *bs[ND];
+    nd_drive drives[ND];
+    char dirs[ND][300];
+    nd_service *svc;
+    net_server *srv;
+    pthread_t th;
+    int port;
+} tnode;
+
+static struct {
+    tnode node[NN];
+    struct event_base *base;
+    nd_faults *faults;
+    nd_client *cl;
+    ob_chunks *local;
+    pl_topology *topo;
+    pl_map *homes;
+    ob_resolver *res;
+    uint8_t dead[NN];
+    int pending, hung;
+} E;
+
+static const char *ids[NN] = {"n1", "n2", "n3", "n4"};
+static const char *azs[NN] = {"az1", "az2", "az3", "az1"};
+
+static void *serve(void *arg)
+{
+    net_server_run(((tnode *)arg)->srv);
+    return NULL;
+}
+
+static void node_up(int i)
+{
+    static int seq;
+    tnode *n = &E.node[i];
+    seq++;
+    for (int d = 0; d < ND; d++) {
+        snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/h%d-%s-d%d", cu_tmpdir(), seq, ids[i], d);
+        bs_options o = {.compact_rate = -1};
+        CU_ASSERT_EQUAL_FATAL(bs_open(n->dirs[d], &o, &n->bs[d]), CM_OK);
+        n->drives[d] = (nd_drive){.path = n->dirs[d], .bs = n->bs[d]};
+    }
+    if (i == 0)
+        return;
+    nd_service_config sc = {ids[i], secret, SECRET_LEN, n->drives, ND, 0, 2};
+    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
+    net_config cfg;
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
+    n->port = net_server_port(n->srv);
+    pthread_create(&n->th, NULL, serve, n);
+}
+
+static void threads_on(void)
+{
+    evthread_use_pthreads();
+}
+
+static void env_up(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, threads_on);
+    memset(&E, 0, sizeof(E));
+    for (int i = 0; i < NN; i++)
+        node_up(i);
+    E.base = event_base_new();
+    CU_ASSERT_EQUAL_FATAL(nd_faults_new(&E.faults), CM_OK);
+    nd_client_config cc = {0};
+    cc.node_id = "n1";
+    cc.secret = secret;
+    cc.secret_len = SECRET_LEN;
+    cc.faults = E.faults;
+    cc.net.io_timeout_ms = 3000;
+    cc.net.max_conns = 8;
+    CU_ASSERT_EQUAL_FATAL(nd_client_new(E.base, &cc, &E.cl), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_chunks_local_new(E.base, E.node[0].drives, ND, 2, &E.local), CM_OK);
+    E.topo = pl_topology_new(5);
+    for (int i = 0; i < NN; i++) {
+        char addr[32];
+        int idx;
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", i ? E.node[i].port : 1);
+        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(E.topo, ids[i], addr, azs[i], &idx), CM_OK);
+        for (uint32_t d = 0; d < ND; d++)
+            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(E.topo, idx, d, 100, PL_UP), CM_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(pl_map_new(E.topo, PL_MAP_HOMES, &E.homes), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_resolver_new(E.topo, "n1", E.local, E.cl, &E.res), CM_OK);
+}
+
+static void env_down(void)
+{
+    ob_resolver_free(E.res);
+    pl_map_free(E.homes);
+    pl_topology_free(E.topo);
+    ob_chunks_free(E.local);
+    nd_client_free(E.cl);
+    nd_faults_free(E.faults);
+    event_base_free(E.base);
+    for (int i = 0; i < NN; i++) {
+        tnode *n = &E.node[i];
+        if (n->srv) {
+            net_server_stop(n->srv, 1000);
+            pthread_join(n->th, NULL);
+            nd_service_free(n->svc);
+            net_server_free(n->srv);
+        }
+        for (int d = 0; d < ND; d++)
+            bs_close(n->bs[d]);
+    }
+}
+
+/* A node down: refused by the client and dead in the liveness view (or back up). */
+static void node_down(int i, int down)
+{
+    E.dead[i] = (uint8_t)down;
+    if (down) {
+        CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", ids[i], ND_FAULT_REFUSE, 0), CM_OK);
+    } else {
+        nd_fault_clear(E.faults, "n1", ids[i]);
+    }
+}
+
+static void guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    E.hung = 1;
+}
+
+/* Run the loop until pending is 0 (or the guard); rc is what the call returned. */
+static void await(cm_err rc)
+{
+    CU_ASSERT_EQUAL_FATAL(rc, CM_OK);
+    E.pending++;
+    struct event *guard = evtimer_new(E.base, guard_cb, NULL);
+    struct timeval tv = {10, 0};
+    evtimer_add(guard, &tv);
+    while (E.pending > 0 && !E.hung)
+        event_base_loop(E.base, EVLOOP_ONCE);
+    event_free(guard);
+    CU_ASSERT_FALSE(E.hung);
+}
+
+/* ---- chunk calls, one at a time ---- */
+
+static struct {
+    cm_err err;
+    uint64_t size;
+    struct evbuffer *data;
+} last;
+
+static void chunk_cb(void *arg, const ob_chunk_result *r)
+{
+    (void)arg;
+    last.err = r->err;
+    last.size = r->size;
+    if (r->data)
+        evbuffer_add_buffer(last.data, r->data);
+    E.pending--;
+}
+
+static ob_chunks *at(pl_cell c, uint32_t *drive)
+{
+    ob_chunks *b = ob_resolve_cell(E.res, &c, drive);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    return b;
+}
+
+static cm_err chunk_stat(pl_cell c, const uint8_t blob[16], uint64_t *size)
+{
+    uint32_t d;
+    bs_id id;
+    memcpy(id.b, blob, 16);
+    ob_chunks *b = at(c, &d);
+    await(ob_chunk_stat(b, d, &id, chunk_cb, NULL));
+    *size = last.size;
+    return last.err;
+}
+
+static cm_err chunk_delete(pl_cell c, const uint8_t blob[16])
+{
+    uint32_t d;
+    bs_id id;
+    memcpy(id.b, blob, 16);
+    ob_chunks *b = at(c, &d);
+    await(ob_chunk_delete(b, d, &id, chunk_cb, NULL));
+    return last.err;
+}
+
+/* 1 when the whole chunk at c is want[0..len). */
+static int chunk_is(pl_cell c, const uint8_t blob[16], const uint8_t *want, uint64_t len)
+{
+    uint32_t d;
+    bs_id id;
+    memcpy(id.b, blob, 16);
+    ob_chunks *b = at(c, &d);
+    last.data = evbuffer_new();
+    await(ob_chunk_read(b, d, &id, 0, len, chunk_cb, NULL));
+    int ok = last.err == CM_OK && evbuffer_get_length(last.data) == len &&
+             memcmp(evbuffer_pullup(last.data, (ev_ssize_t)len), want, len) == 0;
+    evbuffer_free(last.data);
+    last.data = NULL;
+    return ok;
+}
+
+/* ---- bodies ---- */
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static struct {
+    cm_err err;
+    md_layout lay;
+    ob_heal_result heal;
+    int failed;
+    struct evbuffer *got;
+} R;
+
+static void put_cb(void *arg, cm_err err, const md_layout *lay)
+{
+    (void)arg;
+    R.err = err;
+    if (lay)
+        R.lay = *lay;
+    E.pending--;
+}
+
+/* Write body over its homes; returns its layout. */
+/* Write body as id over its homes; returns its layout (cells refused at write read 0xFF). */
+static md_layout put_id(const uint8_t *body, size_t len, uint32_t cell_size, const bs_id *id)
+{
+    pl_cell cells[K + M];
+    CU_ASSERT_FATAL(pl_place(E.homes, id->b, K, M, cells) == CM_OK);
+    ob_put_config pc = {K, M, cell_size, E.topo->epoch, cells, id};
+    await(ob_put_body(E.res, &pc, body, len, put_cb, NULL));
+    CU_ASSERT_EQUAL_FATAL(R.err, CM_OK);
+    return R.lay;
+}
+
+static md_layout put_cells(const uint8_t *body, size_t len, uint32_t cell_size)
+{
+    bs_id id;
+    CU_ASSERT_FATAL(bs_id_new(&id) == CM_OK);
+    md_layout l = put_id(body, len, cell_size, &id);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_NOT_EQUAL(l.drives[i], 0xFF);
+    return l;
+}
+
+static md_layout put(const uint8_t *body, size_t len)
+{
+    return put_cells(body, len, CELL);
+}
+
+/* Cell i of body as the codec makes it (every stripe's cell i back to back); caller frees. */
+static uint8_t *cell_bytes(const uint8_t *body, size_t len, int i, uint64_t *total)
+{
+    ec_codec *codec;
+    size_t full = (size_t)K * CELL;
+    uint8_t *out = malloc(len / K + 2 * CELL), *stripe = malloc((size_t)(K + M) * CELL);
+    CU_ASSERT_FATAL(ec_new(K, M, &codec) == CM_OK);
+    *total = 0;
+    for (size_t pos = 0; pos < len;) {
+        size_t n = CM_MIN(len - pos, full);
+        uint32_t clen = n == full ? CELL : ob_last_cell_len(n, K);
+        uint8_t *cells[K + M];
+        memset(stripe, 0, (size_t)(K + M) * CELL);
+        memcpy(stripe, body + pos, n);
+        for (int c = 0; c < K + M; c++)
+            cells[c] = stripe + (size_t)c * clen;
+        ec_encode(codec, clen, cells, cells + K);
+        memcpy(out + *total, cells[i], clen);
+        *total += clen;
+        pos += n;
+    }
+    ec_free(codec);
+    free(stripe);
+    return out;
+}
+
+static int same_cell(pl_cell a, pl_cell b)
+{
+    return a.node == b.node && a.drive == b.drive;
+}
+
+static pl_cell cell_of(const md_layout *l, int i)
+{
+    return (pl_cell){l->nodes[i], l->drives[i]};
+}
+
+/* Every cell of l holds exactly its bytes. */
+static void check_all_cells(const uint8_t *body, size_t len, const md_layout *l)
+{
+    for (int i = 0; i < K + M; i++) {
+        uint64_t n;
+        uint8_t *want = cell_bytes(body, len, i, &n);
+        CU_ASSERT_NOT_EQUAL_FATAL(l->drives[i], 0xFF);
+        CU_ASSERT_EQUAL(n, ob_layout_cell_blob_len(l));
+        CU_ASSERT(chunk_is(cell_of(l, i), l->blob, want, n));
+        free(want);
+    }
+}
+
+static void get_cb(void *arg, cm_err err, struct evbuffer *data)
+{
+    (void)arg;
+    R.err = err;
+    if (data)
+        evbuffer_add_buffer(R.got, data);
+    E.pending--;
+}
+
+/* The whole body read through ob_get_range (8 MiB ranges) equals body. */
+static int reads_back(const md_layout *l, const uint8_t *body, size_t len)
+{
+    int ok = 1;
+    for (size_t off = 0; ok && off < len; off += 8u << 20) {
+        size_t n = CM_MIN(len - off, 8u << 20);
+        R.got = evbuffer_new();
+        await(ob_get_range(E.res, l, off, n, get_cb, NULL));
+        ok = R.err == CM_OK && evbuffer_get_length(R.got) == n &&
+             memcmp(evbuffer_pullup(R.got, (ev_ssize_t)n), body + off, n) == 0;
+        evbuffer_free(R.got);
+    }
+    return ok;
+}
+
+static void heal_cb(void *arg, cm_err err, const ob_heal_result *res)
+{
+    (void)arg;
+    R.err = err;
+    R.heal = *res;
+    E.pending--;
+}
+
+static cm_err heal(const md_layout *l, const ob_pacer *p, unsigned flags)
+{
+    ob_heal_config hc = {E.topo, E.homes, E.dead, p, flags};
+    memset(&R.heal, 0, sizeof(R.heal));
+    await(ob_heal(E.res, &hc, l, heal_cb, NULL));
+    return R.err;
+}
+
+static void drop_cb(void *arg, int failed)
+{
+    (void)arg;
+    R.failed = failed;
+    E.pending--;
+}
+
+/* The first cell of l on node (or -1). */
+static int cell_on(const md_layout *l, int node)
+{
+    for (int i = 0; i < K + M; i++)
+        if (l->nodes[i] == node && l->drives[i] != 0xFF)
+            return i;
+    return -1;
+}
+
+/* A remote node holding a cell of l. */
+static int remote_holder(const md_layout *l)
+{
+    for (int n = 1; n < NN; n++)
+        if (cell_on(l, n) >= 0)
+            return n;
+    CU_FAIL_FATAL("no cell on a remote node");
+    return -1;
+}
+
+static int64_t az_cells(const md_layout *l, const char *az)
+{
+    int n = 0;
+    for (int i = 0; i < K + M; i++)
+        n += l->drives[i] != 0xFF && strcmp(azs[l->nodes[i]], az) == 0;
+    return n;
+}
+
+/* ---- tests ---- */
+
+enum { LEN = 2 * K * CELL + 5000 }; /* two full stripes and a short one */
+
+/* One node's chunks deleted: healed in place; then the body reads back from the rebuilt cells
+ * with every other original cell but k - rebuilt gone. */
+static void test_heal_missing(void)
+{
+    uint8_t *body = malloc(LEN);
+    env_up();
+    fill(body, LEN, 1);
+    md_layout l = put(body, LEN);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK); /* healthy: nothing to do */
+    CU_ASSERT_EQUAL(R.heal.healthy, K + M);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 0);
+    CU_ASSERT_FALSE(R.heal.changed);
+
+    int victim = remote_holder(&l), lost[K + M] = {0}, nlost = 0;
+    for (int i = 0; i < K + M; i++)
+        if (l.nodes[i] == victim) {
+            CU_ASSERT_EQUAL(chunk_delete(cell_of(&l, i), l.blob), CM_OK);
+            lost[i] = 1, nlost++;
+        }
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, nlost);
+    CU_ASSERT_EQUAL(R.heal.healthy, K + M - nlost);
+    CU_ASSERT_EQUAL(R.heal.missing, 0);
+    CU_ASSERT_EQUAL(R.heal.nobsolete, 0); /* rebuilt at home, where they were */
+    CU_ASSERT_EQUAL(R.heal.bytes, nlost * ob_layout_cell_blob_len(&l));
+    CU_ASSERT(memcmp(R.heal.lay.drives, l.drives, sizeof(l.drives)) == 0);
+    md_layout fresh = R.heal.lay;
+    check_all_cells(body, LEN, &fresh);
+
+    /* keep only k cells, the rebuilt ones among them: the read must use them */
+    int keep = nlost;
+    for (int i = 0; i < K + M; i++)
+        if (!lost[i] && keep++ >= K)
+            CU_ASSERT_EQUAL(chunk_delete(cell_of(&fresh, i), fresh.blob), CM_OK);
+    CU_ASSERT(reads_back(&fresh, body, LEN));
+    free(body);
+    env_down();
+}
+
+/* Home node down: its cells go to handoff drives within the AZ cap; home back: they move home
+ * and the handoff chunks go once the new layout is in. */
+static void test_heal_handoff(void)
+{
+    uint8_t *body = malloc(LEN);
+    env_up();
+    fill(body, LEN, 2);
+    md_layout l = put(body, LEN), orig = l;
+    int victim = remote_holder(&l);
+    node_down(victim, 1);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    md_layout h = R.heal.lay;
+    CU_ASSERT(R.heal.changed);
+    CU_ASSERT(R.heal.rebuilt >= 1);
+    CU_ASSERT_EQUAL(R.heal.missing, 0);
+    CU_ASSERT_EQUAL(cell_on(&h, victim), -1);
+    CU_ASSERT_EQUAL(R.heal.nobsolete, R.heal.rebuilt); /* the down node's cells, for later */
+    for (int a = 0; a < 3; a++)
+        CU_ASSERT(az_cells(&h, (const char *[]){"az1", "az2", "az3"}[a]) <= M);
+    check_all_cells(body, LEN, &h);
+    /* the old places are on the dead node: the drop cannot reach them (orphans, counted) */
+    await(ob_heal_drop(E.res, h.blob, R.heal.obsolete, R.heal.nobsolete, drop_cb, NULL));
+    CU_ASSERT_EQUAL(R.failed, R.heal.rebuilt);
+
+    CU_ASSERT_EQUAL(heal(&h, NULL, 0), CM_OK); /* still down: stays on the handoffs */
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 0);
+
+    node_down(victim, 0);
+    CU_ASSERT_EQUAL(heal(&h, NULL, 0), CM_OK);
+    md_layout back = R.heal.lay;
+    CU_ASSERT(R.heal.changed);
+    CU_ASSERT_EQUAL(R.heal.healthy, K + M - R.heal.rebuilt);
+    CU_ASSERT(memcmp(back.drives, orig.drives, sizeof(back.drives)) == 0);
+    CU_ASSERT(memcmp(back.nodes, orig.nodes, sizeof(back.nodes)) == 0);
+    check_all_cells(body, LEN, &back);
+    int nob = R.heal.nobsolete;
+    pl_cell ob[MD_MAX_CELLS];
+    memcpy(ob, R.heal.obsolete, sizeof(ob));
+    CU_ASSERT_EQUAL(nob, R.heal.rebuilt);
+    await(ob_heal_drop(E.res, back.blob, ob, nob, drop_cb, NULL));
+    CU_ASSERT_EQUAL(R.failed, 0);
+    for (int i = 0; i < nob; i++) {
+        uint64_t sz;
+        CU_ASSERT_EQUAL(chunk_stat(ob[i], back.blob, &sz), CM_ERR_NOTFOUND);
+    }
+    CU_ASSERT(reads_back(&back, body, LEN));
+    free(body);
+    env_down();
+}
+
+/* Flip one byte of the first record of blob in the segment files under dir (the blobstore's
+ * documented format: 32-byte file header, then records of a 48-byte header, nb CRC words, the
+ * payload, padded to 8). Returns 1 when it found the record. */
+static int corrupt(const char *dir, const uint8_t blob[16])
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    int hit = 0;
+    while (dh && !hit && (de = readdir(dh))) {
+        char path[600];
+        uint8_t h[48];
+        if (strncmp(de->d_name, "seg-", 4) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        int fd = open(path, O_RDWR);
+        off_t off = 32;
+        while (fd >= 0 && !hit && pread(fd, h, sizeof(h), off) == (ssize_t)sizeof(h) &&
+               cm_get_be32(h) == 0x43425243u) {
+            uint32_t len = cm_get_be32(h + 32), nb = cm_get_be32(h + 36);
+            if (h[4] == 1 && memcmp(h + 8, blob, 16) == 0) {
+                off_t p = off + 48 + 4 * (off_t)nb + 77;
+                uint8_t b;
+                hit = pread(fd, &b, 1, p) == 1 && (b ^= 0xA5, pwrite(fd, &b, 1, p) == 1);
+            }
+            off += h[4] == 1 ? (off_t)((48 + 4ull * nb + len + 7) & ~7ull) : 48;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (dh)
+        closedir(dh);
+    return hit;
+}
+
+/* A corrupt cell: found by a verifying heal and rebuilt in place; and, without verify, found
+ * when read as a source while another cell is rebuilt (the stripes restart for it). */
+static void test_heal_corrupt(void)
+{
+    uint8_t *body = malloc(LEN);
+    env_up();
+    fill(body, LEN, 3);
+    md_layout l = put(body, LEN);
+    CU_ASSERT_FATAL(corrupt(E.node[l.nodes[1]].dirs[l.drives[1]], l.blob));
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK); /* stat cannot see it */
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 0);
+    CU_ASSERT_EQUAL(heal(&l, NULL, OB_HEAL_VERIFY), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 1);
+    CU_ASSERT_EQUAL(R.heal.healthy, K + M);
+    check_all_cells(body, LEN, &l);
+
+    /* data cell 0 corrupt and cell 3 gone: 0 is read first as a source, fails, is rebuilt too */
+    CU_ASSERT_FATAL(corrupt(E.node[l.nodes[0]].dirs[l.drives[0]], l.blob));
+    CU_ASSERT_EQUAL(chunk_delete(cell_of(&l, 3), l.blob), CM_OK);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 2);
+    CU_ASSERT_EQUAL(R.heal.bytes, 2 * ob_layout_cell_blob_len(&l));
+    check_all_cells(body, LEN, &l);
+    free(body);
+    env_down();
+}
+
+/*
+ * A cell dropped at write (its node refused the append: 0xFF in the layout) is rebuilt at its
+ * home once the node is back. Then a drive set draining in a new layout epoch: its cell moves to
+ * the new home (a copy), the layout takes the new epoch, names the drained drive as obsolete and
+ * ends with every cell on a home of the new map, in one heal.
+ */
+static void test_heal_dropped_draining(void)
+{
+    uint8_t *body = malloc(LEN);
+    bs_id id;
+    pl_cell home[K + M];
+    int victim = -1, cell = -1;
+    env_up();
+    fill(body, LEN, 5);
+    while (victim < 0) { /* an id whose cells put exactly one on some remote node */
+        CU_ASSERT_FATAL(bs_id_new(&id) == CM_OK);
+        CU_ASSERT_FATAL(pl_place(E.homes, id.b, K, M, home) == CM_OK);
+        for (int n = 1; n < NN && victim < 0; n++) {
+            int on = 0, at = -1;
+            for (int i = 0; i < K + M; i++)
+                if (home[i].node == n)
+                    on++, at = i;
+            if (on == 1)
+                victim = n, cell = at;
+        }
+    }
+    CU_ASSERT_EQUAL(nd_fault_set(E.faults, "n1", ids[victim], ND_FAULT_REFUSE, 0), CM_OK);
+    md_layout l = put_id(body, LEN, CELL, &id);
+    nd_fault_clear(E.faults, "n1", ids[victim]);
+    CU_ASSERT_EQUAL_FATAL(l.drives[cell], 0xFF);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 1);
+    CU_ASSERT_EQUAL(R.heal.nobsolete, 0);
+    md_layout h = R.heal.lay;
+    CU_ASSERT_EQUAL(h.nodes[cell], home[cell].node);
+    CU_ASSERT_EQUAL(h.drives[cell], home[cell].drive);
+    check_all_cells(body, LEN, &h);
+
+    /* epoch 6: cell 0's drive drains */
+    pl_topology *t2;
+    pl_map *m2;
+    CU_ASSERT_FATAL(pl_topology_clone(E.topo, &t2) == CM_OK);
+    t2->epoch++;
+    t2->nodes[h.nodes[0]].drives[h.drives[0]].state = PL_DRAINING;
+    CU_ASSERT_FATAL(pl_map_new(t2, PL_MAP_HOMES, &m2) == CM_OK);
+    ob_heal_config hc = {t2, m2, E.dead, NULL, 0};
+    pl_cell want[K + M], drained = cell_of(&h, 0);
+    CU_ASSERT_FATAL(pl_place(m2, h.blob, K, M, want) == CM_OK);
+    /* one heal is enough: homes are a set, so only the drained cell moves (blocked would ask
+     * for another round) */
+    int rounds = 0, moved = 0, drained_obsolete = 0;
+    do {
+        memset(&R.heal, 0, sizeof(R.heal));
+        await(ob_heal(E.res, &hc, &h, heal_cb, NULL));
+        CU_ASSERT_EQUAL_FATAL(R.err, CM_OK);
+        moved += R.heal.rebuilt;
+        CU_ASSERT_EQUAL(R.heal.nobsolete, R.heal.rebuilt);
+        for (int i = 0; i < R.heal.nobsolete; i++)
+            drained_obsolete |= same_cell(R.heal.obsolete[i], drained);
+        if (R.heal.changed)
+            CU_ASSERT_EQUAL(R.heal.lay.epoch, t2->epoch);
+        h = R.heal.lay;
+    } while (R.heal.blocked > 0 && ++rounds < 4);
+    CU_ASSERT_EQUAL(R.heal.blocked, 0);
+    CU_ASSERT_EQUAL(rounds, 0);
+    CU_ASSERT_EQUAL(moved, 1);
+    CU_ASSERT(drained_obsolete);
+    for (int i = 0; i < K + M; i++) { /* every cell on one of the new homes (a set) */
+        int on_home = 0;
+        for (int j = 0; j < K + M; j++)
+            on_home |= same_cell(cell_of(&h, i), want[j]);
+        CU_ASSERT(on_home);
+    }
+    check_all_cells(body, LEN, &h);
+    pl_map_free(m2);
+    pl_topology_free(t2);
+    free(body);
+    env_down();
+}
+
+/* ---- the pacer ---- */
+
+static int paced, stop_after;
+static uint64_t paced_bytes;
+
+static int count_pace(void *arg, uint64_t n)
+{
+    (void)arg;
+    paced++;
+    paced_bytes += n;
+    return stop_after > 0 && paced >= stop_after;
+}
+
+/* The pacer runs once per round of stripes with its bytes (full stripes go together, up to 1 MiB
+ * per cell; the short last one alone), and stops a heal between rounds: nothing written stays
+ * and the layout is unchanged. Too few cells: unavailable. */
+static void test_heal_paced(void)
+{
+    uint8_t *body = malloc(LEN);
+    env_up();
+    fill(body, LEN, 4);
+    md_layout l = put(body, LEN);
+    int victim = remote_holder(&l), i = cell_on(&l, victim);
+    ob_pacer p = {count_pace, NULL, NULL};
+    CU_ASSERT_EQUAL(chunk_delete(cell_of(&l, i), l.blob), CM_OK);
+    paced = 0, paced_bytes = 0, stop_after = 2;
+    CU_ASSERT_EQUAL(heal(&l, &p, 0), CM_ERR_CLOSED);
+    CU_ASSERT_EQUAL(paced, 2);
+    CU_ASSERT_FALSE(R.heal.changed);
+    uint64_t sz;
+    CU_ASSERT_EQUAL(chunk_stat(cell_of(&l, i), l.blob, &sz), CM_ERR_NOTFOUND);
+
+    paced = 0, paced_bytes = 0, stop_after = 0;
+    CU_ASSERT_EQUAL(heal(&l, &p, 0), CM_OK);
+    CU_ASSERT_EQUAL(paced, 2); /* two rounds: both full stripes in one, the short one */
+    CU_ASSERT_EQUAL(paced_bytes, (uint64_t)K * ob_layout_cell_blob_len(&l));
+    check_all_cells(body, LEN, &l);
+
+    for (int j = 0; j < M + 1; j++) /* three cells gone of 2+2 */
+        CU_ASSERT_EQUAL(chunk_delete(cell_of(&l, j), l.blob), CM_OK);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_ERR_UNAVAILABLE);
+    md_layout zero = l;
+    zero.epoch = 0;
+    ob_heal_config hc = {E.topo, E.homes, E.dead, NULL, 0};
+    CU_ASSERT_EQUAL(ob_heal(E.res, &hc, &zero, heal_cb, NULL), CM_ERR_INVAL);
+    free(body);
+    env_down();
+}
+
+/* ---- the pass over a node's records ---- */
+
+enum { NOBJ = 6, LEN2 = K * CELL + 3000 }; /* two stripes each */
+static const char *buckets[2] = {"alpha", "beta"};
+
+static void obj_key(int j, char *key, size_t cap)
+{
+    snprintf(key, cap, "obj-%d\nwith a newline", j); /* keys may hold any byte */
+}
+
+/* Body b as stored: part 0 of record b, or (b = NOBJ) part 1 of the last record. */
+static md_layout stored(md_store *md, int b)
+{
+    char key[64];
+    md_object o;
+    int j = b < NOBJ ? b : NOBJ - 1;
+    obj_key(j, key, sizeof(key));
+    CU_ASSERT_FATAL(md_object_get(md, buckets[j % 2], key, &o) == CM_OK);
+    CU_ASSERT_FATAL(o.nparts == (j == NOBJ - 1 ? 2u : 1u));
+    md_layout l = o.parts[b < NOBJ ? 0 : 1].layout;
+    md_object_release(&o);
+    return l;
+}
+
+static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
+{
+    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state, p, 0, 2};
+    ob_repair *rp;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    return rp;
+}
+
+/*
+ * Six records in two buckets (the last a multipart object of two parts: seven bodies), listed two
+ * at a time. A node goes down: a pass stopped by its pacer after one heal keeps its cursor; the
+ * next pass resumes after it and heals the rest onto handoff drives, swapped into the records.
+ * The node comes back: a pass moves every cell home and deletes the handoff chunks after the
+ * swap.
+ */
+static void test_repair_pass(void)
+{
+    uint8_t *body[NOBJ + 1]; /* one per record, and a second part of the last record */
+    md_layout orig[NOBJ + 1];
+    char path[400], state[420];
+    md_store *md;
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-%p", cu_tmpdir(), (void *)&E);
+    snprintf(state, sizeof(state), "%s.repair", path);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    for (int b = 0; b < 2; b++) {
+        md_bucket mb = {.name = ""};
+        snprintf(mb.name, sizeof(mb.name), "%s", buckets[b]);
+        CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    }
+    int on[NN] = {0};
+    for (int b = 0; b <= NOBJ; b++) {
+        body[b] = malloc(LEN2);
+        fill(body[b], LEN2, 100 + (uint64_t)b);
+        orig[b] = put(body[b], LEN2);
+        for (int n = 1; n < NN; n++)
+            on[n] += cell_on(&orig[b], n) >= 0;
+    }
+    for (int j = 0; j < NOBJ; j++) {
+        md_object o;
+        md_part part[2];
+        char key[64];
+        memset(&o, 0, sizeof(o));
+        memset(part, 0, sizeof(part));
+        obj_key(j, key, sizeof(key));
+        o.nparts = j == NOBJ - 1 ? 2 : 1; /* the last record: a multipart object */
+        for (size_t p = 0; p < o.nparts; p++) {
+            part[p].number = o.nparts > 1 ? (uint32_t)p + 1 : 0;
+            part[p].size = LEN2;
+            part[p].layout = orig[p == 0 ? j : NOBJ];
+        }
+        o.key = key;
+        o.size = LEN2 * o.nparts;
+        o.parts = part;
+        snprintf(o.etag, sizeof(o.etag), "%s", o.nparts > 1 ? "abc-2" : "abc");
+        CU_ASSERT_FATAL(md_object_put(md, buckets[j % 2], &o, NULL, NULL, NULL) == CM_OK);
+    }
+    int victim = 1;
+    for (int n = 2; n < NN; n++)
+        victim = on[n] > on[victim] ? n : victim;
+    CU_ASSERT_FATAL(on[victim] >= 2);
+    node_down(victim, 1);
+
+    ob_pacer p = {count_pace, NULL, NULL};
+    ob_repair_status st;
+    paced = 0, stop_after = 3; /* the first degraded body's two rounds, then stop */
+    ob_repair *rp = pass_new(md, state, &p);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_ERR_CLOSED);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ);
+    CU_ASSERT(st.scanned < NOBJ);
+    CU_ASSERT_EQUAL(st.healed, 1);
+    CU_ASSERT_EQUAL(st.full_redundancy_s, -1);
+    CU_ASSERT_EQUAL(access(state, F_OK), 0);
+    uint64_t first_scanned = st.scanned, healed = st.healed;
+
+    paced = 0, stop_after = 0;
+    rp = pass_new(md, state, &p);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ - first_scanned); /* resumed after the cursor */
+    CU_ASSERT_EQUAL(st.scanned, NOBJ - first_scanned);
+    CU_ASSERT_EQUAL(st.failed, 0);
+    CU_ASSERT_EQUAL(healed + st.healed, (uint64_t)on[victim]);
+    CU_ASSERT(st.mbps > 0);
+    CU_ASSERT(st.full_redundancy_s >= 0);
+    CU_ASSERT_EQUAL(st.eta_s, 0);
+    CU_ASSERT_NOT_EQUAL(access(state, F_OK), 0); /* a finished pass leaves no cursor */
+    for (int b = 0; b <= NOBJ; b++) {
+        md_layout l = stored(md, b);
+        CU_ASSERT_EQUAL(cell_on(&l, victim), -1);
+        check_all_cells(body[b], LEN2, &l);
+    }
+
+    node_down(victim, 0);
+    rp = pass_new(md, state, NULL);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ);
+    CU_ASSERT_EQUAL(st.healed, (uint64_t)on[victim]);
+    for (int j = 0; j <= NOBJ; j++) {
+        md_layout l = stored(md, j);
+        CU_ASSERT(memcmp(l.drives, orig[j].drives, sizeof(l.drives)) == 0);
+        CU_ASSERT(memcmp(l.nodes, orig[j].nodes, sizeof(l.nodes)) == 0);
+        check_all_cells(body[j], LEN2, &l);
+        /* every drive not named by the layout holds nothing of it: the handoffs were deleted */
+        for (int n = 0; n < NN; n++)
+            for (int d = 0; d < ND; d++) {
+                pl_cell c = {(uint16_t)n, (uint16_t)d};
+                int named = 0;
+                uint64_t sz;
+                for (int i = 0; i < K + M; i++)
+                    named |= same_cell(cell_of(&l, i), c);
+                if (!named)
+                    CU_ASSERT_EQUAL(chunk_stat(c, l.blob, &sz), CM_ERR_NOTFOUND);
+            }
+        free(body[j]);
+    }
+    md_close(md);
+    env_down();
+}
+
+/* ---- a measurement: heal speed against the codec's own ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A body of OB_HEAL_BENCH_MB (default 8) MiB in 2+2 with cells of OB_HEAL_BENCH_CELL_KB (default
+ * 256, the server's default cell size) KiB; one remote node's chunks
+ * deleted and healed. Prints the heal's rate (cell bytes written and synced per second) and, in
+ * the same run, the disk's (as many bytes written to one file and synced) and ISA-L's (as many
+ * cells rebuilt in memory), with the ratios. Asserts that the heal rebuilt the cells and the body
+ * reads back.
+ */
+static void test_heal_bench(void)
+{
+    const char *env = getenv("OB_HEAL_BENCH_MB");
+    size_t mb = env ? strtoul(env, NULL, 10) : 8, len = (mb ? mb : 8) << 20;
+    const char *ckb = getenv("OB_HEAL_BENCH_CELL_KB");
+    uint32_t cell = (ckb ? (uint32_t)strtoul(ckb, NULL, 10) : 256) << 10;
+    if (cell == 0 || cell > (16u << 20))
+        cell = 256u << 10;
+    uint8_t *body = malloc(len);
+    env_up();
+    fill(body, len, 9);
+    md_layout l = put_cells(body, len, cell);
+    int victim = remote_holder(&l), lost = 0, present[K + M];
+    for (int i = 0; i < K + M; i++) {
+        present[i] = l.nodes[i] != victim;
+        if (!present[i]) {
+            CU_ASSERT_EQUAL(chunk_delete(cell_of(&l, i), l.blob), CM_OK);
+            lost++;
+        }
+    }
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    double heal_s = now_s() - t0;
+    CU_ASSERT_EQUAL(R.heal.rebuilt, lost);
+    uint64_t bytes = R.heal.bytes;
+    CU_ASSERT(reads_back(&R.heal.lay, body, len));
+
+    ec_codec *codec;
+    uint8_t *stripe = NULL, *cells[K + M];
+    CU_ASSERT_FATAL(ec_new(K, M, &codec) == CM_OK);
+    CU_ASSERT_FATAL(posix_memalign((void **)&stripe, 64, (size_t)(K + M) * cell) == 0);
+    for (int i = 0; i < K + M; i++)
+        cells[i] = stripe + (size_t)i * cell;
+    fill(stripe, (size_t)K * cell, 10);
+    ec_encode(codec, cell, cells, cells + K);
+    size_t stripes = len / ((size_t)K * cell);
+    t0 = now_s();
+    for (size_t s = 0; s < stripes; s++)
+        CU_ASSERT_EQUAL(ec_reconstruct(codec, cell, cells, present), CM_OK);
+    double ec_s = now_s() - t0;
+    /* the disk: the same bytes written in cell-sized pieces to one file, then fdatasync */
+    char path[400];
+    snprintf(path, sizeof(path), "%s/disk-bench", cu_tmpdir());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    t0 = now_s();
+    for (uint64_t w = 0; w < bytes; w += cell)
+        CU_ASSERT_EQUAL(write(fd, stripe, cell), (ssize_t)cell);
+    CU_ASSERT_EQUAL(fdatasync(fd), 0);
+    double disk_s = now_s() - t0;
+    close(fd);
+    unlink(path);
+    double disk_mbps = (double)bytes / 1e6 / disk_s;
+    double heal_mbps = (double)bytes / 1e6 / heal_s;
+    double ec_mbps = (double)stripes * lost * cell / 1e6 / ec_s;
+    printf("\n  heal of %zu MiB (2+2, %u KiB cells, %d cells lost): %.1f MB/s of rebuilt cells "
+           "written and synced; the disk writing as much: %.1f MB/s (heal/disk %.2f); ISA-L "
+           "rebuilding as much in memory: %.0f MB/s (heal/ISA-L %.4f)\n",
+           len >> 20, cell >> 10, lost, heal_mbps, disk_mbps, heal_mbps / disk_mbps, ec_mbps,
+           heal_mbps / ec_mbps);
+    ec_free(codec);
+    free(stripe);
+    free(body);
+    env_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test heal_tests[] = {
+        {"heal_missing", test_heal_missing}, {"heal_handoff", test_heal_handoff},
+        {"heal_corrupt", test_heal_corrupt}, {"heal_dropped_draining", test_heal_dropped_draining},
+        {"heal_paced", test_heal_paced},     {"repair_pass", test_repair_pass},
+        {"heal_bench", test_heal_bench},     {NULL, NULL}};
+    cu_add_suite("obj_heal", heal_tests);
+}
