@@ -129,7 +129,7 @@ live_pid() { # live_pid FILE WORD
     [ -f "$1" ] || return 1
     p=$(cat "$1" 2>/dev/null)
     case $p in '' | *[!0-9]*) return 1 ;; esac
-    kill -0 "$p" 2>/dev/null || return 1
+    running "$p" || return 1
     tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
     echo "$p"
 }
@@ -138,19 +138,28 @@ port_busy() { # port_busy PORT: something listens on 127.0.0.1:PORT
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# The process exists and has not exited. An exited one stays a zombie until whoever adopted it
+# (init, or a subreaper) reaps it, which may take a while: that is gone too.
+running() { # running PID
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed -E 's/^[0-9]+ \(.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ "$st" != Z ] && [ "$st" != X ]
+}
+
 # SIGTERM, wait up to STOP_TIMEOUT seconds, then SIGKILL; waits until the process is gone.
 stop_pid() { # stop_pid PID WHAT
     local p=$1 i
     kill -TERM "$p" 2>/dev/null || return 0
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        kill -0 "$p" 2>/dev/null || return 0
-        sleep 0.1
+    for ((i = 0; i < STOP_TIMEOUT * 20; i++)); do
+        running "$p" || return 0
+        sleep 0.05
     done
     echo "local-cluster: $2 (pid $p) did not stop within ${STOP_TIMEOUT}s: SIGKILL" >&2
     kill -KILL "$p" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$p" 2>/dev/null || return 0
-        sleep 0.1
+    for ((i = 0; i < 100; i++)); do
+        running "$p" || return 0
+        sleep 0.05
     done
 }
 
