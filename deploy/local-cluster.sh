@@ -18,7 +18,7 @@
 #
 # Environment:
 #   CAIRN_CLUSTER_DIR   where everything lives (default ./cairn-cluster)
-#   CAIRN_CLUSTER_PORT  base port (default 27100): etcd clients BASE+1..3, etcd peers BASE+11..13,
+#   CAIRN_CLUSTER_PORT  base port (default 27100, below the usual ephemeral range): etcd clients BASE+1..3, etcd peers BASE+11..13,
 #                       node S3 ports BASE+21..26, node RPC ports BASE+41..46; kept in the cluster
 #                       dir by the first start
 #   CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY   the S3 root credentials of every node; when unset, a pair
@@ -59,7 +59,8 @@ setup_dir() { # setup_dir CREATE (1: make the directory; 0: it may be missing)
     local saved=""
     [ -f "$DIR/cluster.env" ] && saved=$(sed -n 's/^base_port=//p' "$DIR/cluster.env")
     if [ -n "$saved" ]; then
-        if [ -n "${CAIRN_CLUSTER_PORT:-}" ] && [ "$CAIRN_CLUSTER_PORT" != "$saved" ]; then
+        # start refuses another base port; stop and status go by the one the cluster runs on
+        if [ "$1" = 1 ] && [ -n "${CAIRN_CLUSTER_PORT:-}" ] && [ "$CAIRN_CLUSTER_PORT" != "$saved" ]; then
             die "$DIR was created with base port $saved, not CAIRN_CLUSTER_PORT=$CAIRN_CLUSTER_PORT"
         fi
         BASE=$saved

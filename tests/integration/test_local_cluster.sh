@@ -7,8 +7,9 @@
 # endpoint; S3 works through a node; a SIGKILLed node shows as down and `start n3` brings it back
 # on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
 # Then the server's own checks: the cluster secret file must not be world-readable, rpc_listen is
-# required in cluster mode and refused without it, and the single-node default opens no RPC port.
-# About 8 s.
+# required in cluster mode and refused without it, the single-node default opens no RPC port, a
+# busy RPC port is reported; the script names a missing binary, a port in use and a base port
+# other than the cluster's. About 15 s.
 . "$(dirname "$0")/lib.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
@@ -22,7 +23,7 @@ free_base() {
 import random, socket
 offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
 for _ in range(50):
-    base = random.randrange(20000, 60000, 100)
+    base = random.randrange(20000, 32000, 100)  # below the usual ephemeral range (32768-60999)
     socks = []
     try:
         for o in offsets:
@@ -188,6 +189,13 @@ h_eq "object still byte-exact" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back2"
 h_run "stop again" "$LC" stop
 h_eq "no process names the cluster dir after the second stop" "" "$(running_in_dir)"
 
+h_fails_with "start with another base port is refused" "was created with base port $CAIRN_CLUSTER_PORT" \
+    env CAIRN_CLUSTER_PORT=$((CAIRN_CLUSTER_PORT + 100)) "$LC" start
+h_run "status goes by the cluster's own ports whatever CAIRN_CLUSTER_PORT says" \
+    env CAIRN_CLUSTER_PORT=$((CAIRN_CLUSTER_PORT + 100)) "$LC" status
+grep -q "^n1 az1 http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 21)) - down$" <<<"$H_OUT" &&
+    h_ok "status: the original ports" || h_bad "status ports" "$H_OUT"
+
 # ---- the server's cluster-mode checks ----
 conf() { # conf FILE RPC_LISTEN_LINE SECRET_FILE_LINE
     printf '[cluster]\netcd = http://127.0.0.1:1\nid = x\nnode_id = n1\n%s\n%s\n' "$2" "$3" >"$1"
@@ -220,5 +228,35 @@ h_fails_with "a short secret is refused" "too short" env CAIRN_RPC_SECRET=short 
 h_start
 ports=$(ss -ltnpH 2>/dev/null | grep "pid=$H_PID," | awk '{ print $4 }' | sed 's/.*://' | sort -u)
 h_eq "the single-node server listens on its S3 port only" "$H_PORT" "$ports"
+
+# ---- ports in use, a missing binary ----
+# a port held by another program (cairn's own listeners use SO_REUSEPORT, so a second cairn on
+# the same port would share it rather than fail: that is why local-cluster.sh probes ports first)
+hold_port() { # hold_port PORT FILE: listen on PORT (0: any) in the background, its port into FILE
+    "$H_PY" -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+open(sys.argv[2], "w").write(str(s.getsockname()[1])); time.sleep(60)' "$1" "$2" </dev/null \
+        >/dev/null 2>&1 &
+    h_track $!
+    for ((i = 0; i < 50; i++)); do [ -s "$2" ] && break; sleep 0.1; done
+}
+hold_port 0 "$H_WORK/held"
+held=$(cat "$H_WORK/held")
+conf "$H_WORK/busy.conf" "rpc_listen = 127.0.0.1:$held" ""
+h_fails_with "the server says when its RPC port is in use" \
+    "cannot listen for the node RPC on 127.0.0.1:$held" \
+    env CAIRN_RPC_SECRET=a-cluster-secret-long-enough timeout 20 \
+    "$CAIRN_BIN" server --config "$H_WORK/busy.conf" --data "$H_WORK/d4" \
+    --listen "127.0.0.1:$(h_free_port)"
+h_fails_with "local-cluster.sh: a missing binary is named" "no cairn binary at /nonexistent/cairn" \
+    env CAIRN_BIN=/nonexistent/cairn CAIRN_CLUSTER_DIR="$H_WORK/c2" "$LC" start
+# n1's S3 port held by another program: start stops there, naming it (etcd came up first: stop it)
+base3=$(free_base)
+hold_port $((base3 + 21)) "$H_WORK/held3"
+busy=$(cat "$H_WORK/held3")
+h_fails_with "local-cluster.sh: a port in use is named" "port $busy \(node n1\) is in use" \
+    env CAIRN_CLUSTER_DIR="$H_WORK/c3" CAIRN_CLUSTER_PORT="$base3" "$LC" start
+CAIRN_CLUSTER_DIR="$H_WORK/c3" "$LC" stop >/dev/null
+h_eq "nothing of that attempt left running" "" "$(CAIRN_CLUSTER_DIR=$H_WORK/c3 running_in_dir)"
 h_stop
 h_finish
