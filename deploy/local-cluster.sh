@@ -18,9 +18,9 @@
 #
 # Environment:
 #   CAIRN_CLUSTER_DIR   where everything lives (default ./cairn-cluster)
-#   CAIRN_CLUSTER_PORT  base port (default 27100, below the usual ephemeral range): etcd clients BASE+1..3, etcd peers BASE+11..13,
-#                       node S3 ports BASE+21..26, node RPC ports BASE+41..46; kept in the cluster
-#                       dir by the first start
+#   CAIRN_CLUSTER_PORT  base port (default 27100, below the usual ephemeral range): etcd clients
+#                       BASE+1..3, etcd peers BASE+11..13, node S3 ports BASE+21..26, node RPC
+#                       ports BASE+41..46; kept in the cluster dir by the first start
 #   CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY   the S3 root credentials of every node; when unset, a pair
 #                       is generated once into DIR/credentials (mode 0600)
 #   CAIRN_BIN           the cairn binary (default build/bin/cairn of this checkout)
