@@ -207,8 +207,8 @@ static void usage(FILE *f)
                "follow the cluster layout in etcd and register as a live member. A cluster node\n"
                "also serves the node RPC over its drives: [cluster] rpc_listen = HOST:PORT\n"
                "(required), addr = HOST:PORT (what peers dial; default rpc_listen), and the\n"
-               "cluster secret from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (a file\n"
-               "no other user may read). Without [cluster] no RPC port is opened.\n"
+               "cluster secret from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (refused\n"
+               "when every user may read it). Without [cluster] no RPC port is opened.\n"
                "See docs/deploy.md.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
