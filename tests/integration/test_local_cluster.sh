@@ -8,8 +8,8 @@
 # on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
 # Then the server's own checks: the cluster secret file must not be world-readable, rpc_listen is
 # required in cluster mode and refused without it, the single-node default opens no RPC port, a
-# busy RPC port is reported; the script names a missing binary, a port in use and a base port
-# other than the cluster's. About 15 s.
+# busy RPC port is reported; the script names a missing binary, etcd not starting, a port in use
+# and a base port other than the cluster's. About 15 s.
 . "$(dirname "$0")/lib.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
@@ -250,6 +250,9 @@ h_fails_with "the server says when its RPC port is in use" \
     --listen "127.0.0.1:$(h_free_port)"
 h_fails_with "local-cluster.sh: a missing binary is named" "no cairn binary at /nonexistent/cairn" \
     env CAIRN_BIN=/nonexistent/cairn CAIRN_CLUSTER_DIR="$H_WORK/c2" "$LC" start
+h_fails_with "local-cluster.sh: etcd not coming up is reported" "etcd member m1 exited \(log: " \
+    env CAIRN_ETCD=/bin/false CAIRN_CLUSTER_DIR="$H_WORK/c4" CAIRN_CLUSTER_PORT="$(free_base)" \
+    "$LC" start
 # n1's S3 port held by another program: start stops there, naming it (etcd came up first: stop it)
 base3=$(free_base)
 hold_port $((base3 + 21)) "$H_WORK/held3"
