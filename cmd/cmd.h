@@ -61,7 +61,8 @@ typedef struct {
  */
 int cmd_rpc_secret_load(const char *file, char **out, size_t *len);
 /* Serve the drives of st (shared with the object layer) on cfg's address, from a thread of its
- * own. 0, or -1 with the reason printed. cfg's strings are copied; st must outlive the RPC. */
+ * own. 0, or -1 with the reason printed. cfg is borrowed until it returns (the service copies the
+ * node id and the secret); st must outlive the RPC. */
 int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out);
 int cmd_rpc_port(const cmd_rpc *r);
 void cmd_rpc_counts(cmd_rpc *r, uint64_t *requests, uint64_t *auth_refused);
