@@ -101,7 +101,7 @@ h_run "layout show" L show
 SHOW=$H_OUT
 export CAIRN_RPC_SECRET
 CAIRN_RPC_SECRET=$(cat "$CAIRN_CLUSTER_DIR/rpc.secret")
-rpc_ok=0 rec_ok=0
+rpc_ok=0 rec_ok=0 refused=0
 for n in n1 n2 n3 n4 n5 n6; do
     rpc=$(awk -v n="$n" '$1 == n && $2 == "rpc" { print $3 }' <<<"$SHOW")
     s3=$(awk -v n="$n" '$1 == n && $2 == "rpc" { print $5 }' <<<"$SHOW")
@@ -109,9 +109,14 @@ for n in n1 n2 n3 n4 n5 n6; do
         [ "$s3" = "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 20 + ${n#n}))" ] && rec_ok=$((rec_ok + 1))
     out=$("$CAIRN_BIN" node-rpc check "$n@$rpc" 2>&1) && grep -q "^node $n, .* 4 drives" <<<"$out" &&
         rpc_ok=$((rpc_ok + 1))
+    if ! out=$(CAIRN_RPC_SECRET=not-the-cluster-secret "$CAIRN_BIN" node-rpc check "$n@$rpc" 2>&1) &&
+        grep -q "CM_ERR_AUTH" <<<"$out"; then
+        refused=$((refused + 1))
+    fi
 done
 h_eq "every member record names its RPC address and S3 endpoint" 6 "$rec_ok"
 h_eq "every node's RPC answers node-rpc check (4 drives)" 6 "$rpc_ok"
+h_eq "every node's RPC refuses a wrong cluster secret" 6 "$refused"
 h_run "n2's RPC writes, reads back and deletes a chunk on drive 3" \
     "$CAIRN_BIN" node-rpc check --write 3 --size 300000 "n2@127.0.0.1:$((CAIRN_CLUSTER_PORT + 42))"
 h_fails_with "a wrong cluster secret is refused" "CM_ERR_AUTH" \
@@ -119,8 +124,8 @@ h_fails_with "a wrong cluster secret is refused" "CM_ERR_AUTH" \
     "n4@127.0.0.1:$((CAIRN_CLUSTER_PORT + 44))"
 h_run "admin status shows the RPC's refusal" "$CAIRN_BIN" admin status \
     --endpoint "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 24))"
-grep -Eq "^node RPC: port $((CAIRN_CLUSTER_PORT + 44)), [0-9]+ requests, 1 refused" <<<"$H_OUT" &&
-    h_ok "n4 counted one refused RPC request" || h_bad "n4 RPC counters" "$H_OUT"
+grep -Eq "^node RPC: port $((CAIRN_CLUSTER_PORT + 44)), [0-9]+ requests, 2 refused" <<<"$H_OUT" &&
+    h_ok "n4 counted its two refused RPC requests" || h_bad "n4 RPC counters" "$H_OUT"
 
 # ---- S3 through one node (stored by that node alone in this slice) ----
 export CAIRN_ENDPOINT=http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 21))
