@@ -348,6 +348,12 @@ static void cluster_line(const char *js)
             p += n + 1;
         }
     printf("\n");
+    const char *s3 = strstr(c, "\"s3_endpoint\":\"");
+    if (s3)
+        printf("node RPC: port %" PRIu64 ", %" PRIu64 " requests, %" PRIu64
+               " refused (authentication); S3 endpoint %.*s\n",
+               jnum(c, "rpc_port"), jnum(c, "rpc_requests"), jnum(c, "rpc_auth_refused"),
+               (int)strcspn(s3 + 15, "\""), s3 + 15);
 }
 
 /* "3.2 s ago" for a wall-clock time seen_ms, against the server's now_ms; "never" for 0. */

@@ -4,6 +4,7 @@
 #ifndef CMD_H
 #define CMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "co.h"
@@ -52,6 +53,31 @@ int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const
 typedef struct co_buckets co_buckets;
 cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluster,
                                  const char *data_dir, co_buckets **out);
+/* server_rpc.c: the node RPC served by `cairn server` in cluster mode (docs/deploy.md). */
+typedef struct cmd_rpc cmd_rpc;
+struct ob_store;
+typedef struct {
+    const char *node_id;
+    const char *host; /* listen address */
+    int port;         /* 0: any free port */
+    const uint8_t *secret;
+    size_t secret_len;
+    int threads; /* event loops; 0 = number of cores */
+} cmd_rpc_config;
+/*
+ * The cluster secret from file when one is named (refused when every user may read it), else from
+ * CAIRN_RPC_SECRET; trailing white space dropped, at least 16 characters. *out is malloc'ed (the
+ * caller wipes and frees it). 0, or -1 with the reason printed.
+ */
+int cmd_rpc_secret_load(const char *file, char **out, size_t *len);
+/* Serve the drives of st (shared with the object layer) on cfg's address, from a thread of its
+ * own. 0, or -1 with the reason printed. cfg is borrowed until it returns (the service copies the
+ * node id and the secret); st must outlive the RPC. */
+int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out);
+int cmd_rpc_port(const cmd_rpc *r);
+void cmd_rpc_counts(cmd_rpc *r, uint64_t *requests, uint64_t *auth_refused);
+/* Stop serving (requests in flight get grace_ms), join the thread, free. NULL is a no-op. */
+void cmd_rpc_stop(cmd_rpc *r, int grace_ms);
 
 /* node_rpc.c: serve a node's RPC alone, check a node */
 int cmd_node_rpc(int argc, char **argv);

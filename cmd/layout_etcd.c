@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cmd.h"
 #include "co.h"
 #include "pl.h"
@@ -249,6 +251,17 @@ static int print_diff(const pl_topology *before, const pl_topology *after)
     return changes;
 }
 
+/* A member's record ({"addr":"HOST:PORT","s3":"URL"}, co_layout.c) as one indented line. */
+static void print_member(const lopts *o, const co_kv *kv)
+{
+    json_t *rec = json_loadb((const char *)kv->value, kv->len, 0, NULL);
+    const char *addr = json_string_value(json_object_get(rec, "addr"));
+    const char *s3 = json_string_value(json_object_get(rec, "s3"));
+    printf("  %-12s rpc %-22s s3 %s\n", kv->key + strlen(o->nodes_prefix), addr ? addr : "-",
+           s3 ? s3 : "-");
+    json_decref(rec);
+}
+
 static int do_show(lopts *o)
 {
     pl_topology *cur = NULL, *stg = NULL;
@@ -272,6 +285,8 @@ static int do_show(lopts *o)
     for (size_t i = 0; have_members && i < members.n; i++)
         printf(" %s", members.kvs[i].key + strlen(o->nodes_prefix));
     printf("%s\n", !have_members ? " (etcd did not answer)" : members.n ? "" : " none");
+    for (size_t i = 0; have_members && i < members.n; i++)
+        print_member(o, &members.kvs[i]);
     if (stg) {
         printf("\nstaged change (based on epoch %" PRIu64 ", etcd revision %" PRId64 "):\n",
                stg->epoch, stg_rev);

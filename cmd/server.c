@@ -7,10 +7,14 @@
  * blocked in every thread and taken by one waiter thread with sigwait(), which asks the server to
  * stop gracefully (in-flight requests get a grace period, then the loops exit).
  *
- * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id) does the server
- * follow the layout in etcd and register as a member (coord/co_layout.h), take its buckets from
- * the cluster's bucket namespace in etcd (cluster_buckets.c), and /admin/status gains a "cluster"
- * member (layout, nodes with liveness, the namespace). Without it nothing here touches etcd.
+ * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id, rpc_listen)
+ * does the server serve the node RPC over its own drives on a second port (server_rpc.c), follow
+ * the layout in etcd and register as a member with its RPC address and S3 endpoint
+ * (coord/co_layout.h), take its buckets from the cluster's bucket namespace in etcd
+ * (cluster_buckets.c), and /admin/status gains a "cluster" member (layout, nodes with liveness,
+ * the namespace, the RPC). Without it nothing here touches etcd and no RPC port is opened.
+ * Shutdown: the S3 loops end, the node leaves the member list, then the RPC stops, then the stores
+ * close.
  */
 #include "cmd.h"
 
@@ -56,6 +60,9 @@ typedef struct {
     char node_id[PL_NAME_MAX];      /* [cluster] node_id */
     char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the listen one */
     long member_ttl;                /* [cluster] member_ttl_s */
+    char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
+    int rpc_port;
+    char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -69,18 +76,26 @@ static int parse_int(const char *v, long min, long max, long *out)
     return 0;
 }
 
+/* "host:port" into host (cap bytes) and *port; 0 or -1. */
+static int split_listen(const char *v, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    long n;
+    if (!colon || colon == v || parse_int(colon + 1, 0, 65535, &n) != 0 ||
+        (size_t)(colon - v) >= cap)
+        return -1;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    *port = (int)n;
+    return 0;
+}
+
 /* host:port into opts->net; 0 or -1. */
 static int set_listen(server_opts *o, const char *v)
 {
-    const char *colon = strrchr(v, ':');
-    long port;
-    if (!colon || colon == v || parse_int(colon + 1, 0, 65535, &port) != 0 ||
-        (size_t)(colon - v) >= sizeof(o->listen))
+    if (split_listen(v, o->listen, sizeof(o->listen), &o->net.port) != 0)
         return -1;
-    memcpy(o->listen, v, (size_t)(colon - v));
-    o->listen[colon - v] = '\0';
     o->net.host = o->listen;
-    o->net.port = (int)port;
     return 0;
 }
 
@@ -168,6 +183,11 @@ static int config_key(void *arg, const char *section, const char *key, const cha
               (int)sizeof(o->cluster_addr);
     else if (IS("cluster", "member_ttl_s"))
         bad = parse_int(value, 1, 3600, &o->member_ttl);
+    else if (IS("cluster", "rpc_listen"))
+        bad = split_listen(value, o->rpc_host, sizeof(o->rpc_host), &o->rpc_port);
+    else if (IS("cluster", "rpc_secret_file"))
+        bad = snprintf(o->rpc_secret_file, sizeof(o->rpc_secret_file), "%s", value) >=
+              (int)sizeof(o->rpc_secret_file);
     else if (IS("scrub", "interval_s"))
         bad = parse_int(value, 0, 10L * 366 * 86400, &n) || (o->scrub.interval_s = n, 0);
     else {
@@ -189,9 +209,43 @@ static void usage(FILE *f)
                "                    [--check-config]\n"
                "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
                "follow the cluster layout in etcd, register as a live member, and share the\n"
-               "bucket namespace with the cluster's other nodes.\n"
+               "bucket namespace with the cluster's other nodes. A cluster node also serves the\n"
+               "node RPC over its drives: [cluster] rpc_listen = HOST:PORT (required),\n"
+               "addr = HOST:PORT (what peers dial; default rpc_listen), and the cluster secret\n"
+               "from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (refused when every\n"
+               "user may read it). Without [cluster] no RPC port is opened. See docs/deploy.md.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
+}
+
+static int wildcard_host(const char *h)
+{
+    return !h[0] || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "[::]") == 0;
+}
+
+/* The RPC keys of [cluster]: rpc_listen required with it, none of them without it. */
+static int cluster_args_bad(const server_opts *o)
+{
+    if (!o->cluster_etcd[0]) {
+        if (o->rpc_host[0] || o->rpc_secret_file[0]) {
+            fprintf(stderr, "cairn: [cluster] rpc_listen and rpc_secret_file need a [cluster] "
+                            "section with etcd, id and node_id\n");
+            return 1;
+        }
+        return 0;
+    }
+    if (!o->rpc_host[0]) {
+        fprintf(stderr, "cairn: [cluster] needs rpc_listen = HOST:PORT (the node RPC's address)\n");
+        return 1;
+    }
+    if (!o->cluster_addr[0] && wildcard_host(o->rpc_host)) {
+        fprintf(stderr,
+                "cairn: [cluster] rpc_listen %s is a wildcard address: set [cluster] addr "
+                "= HOST:PORT, the address other nodes dial\n",
+                o->rpc_host);
+        return 1;
+    }
+    return 0;
 }
 
 /* Defaults, then the config file, then flags (flags win). Returns 0, or an exit code. */
@@ -273,6 +327,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
         fprintf(stderr, "cairn: [cluster] needs all of etcd, id and node_id\n");
         return 2;
     }
+    if (cluster_args_bad(o))
+        return 2;
     o->gw.data_dir = o->data;
     o->gw.region = o->region;
     o->gw.domain = o->domain;
@@ -388,9 +444,9 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
 typedef struct {
     co_layout *layout;
     co_buckets *buckets;
+    cmd_rpc *rpc;
+    char s3[PL_ADDR_MAX + 16]; /* the S3 endpoint registered in the member record */
 } cluster_view;
-
-static cluster_view view;
 
 /* Append to out (at n of cap): the new length, or cap when it did not fit. */
 static size_t add(char *out, size_t n, size_t cap, const char *fmt, ...)
@@ -434,22 +490,27 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
     co_layout_status *st = malloc(sizeof(*st)); /* ~20 KB: not on an event loop's stack */
     pl_topology *t = NULL;
     co_buckets_status bs = {0};
+    uint64_t calls = 0, refused = 0;
     if (!st)
         return 0;
     co_layout_get_status(v->layout, st);
     co_layout_current(v->layout, &t, NULL); /* NULL while no layout is adopted */
     if (v->buckets)
         co_buckets_get_status(v->buckets, &bs);
+    cmd_rpc_counts(v->rpc, &calls, &refused);
     size_t n =
         add(out, 0, cap,
             "\"cluster\":{\"layout_epoch\":%llu,\"layout_revision\":%lld,"
             "\"layouts_adopted\":%llu,\"layouts_rejected\":%llu,\"etcd_connected\":%s,"
-            "\"registered\":%s,\"in_layout\":%s,\"now_ms\":%lld,\"members_read_ms\":%lld,"
+            "\"registered\":%s,\"in_layout\":%s,\"s3_endpoint\":\"%s\",\"rpc_port\":%d,"
+            "\"rpc_requests\":%llu,\"rpc_auth_refused\":%llu,\"now_ms\":%lld,"
+            "\"members_read_ms\":%lld,"
             "\"buckets\":{\"count\":%zu,\"revision\":%lld,\"watch_connected\":%s},"
             "\"members\":[",
             (unsigned long long)st->epoch, (long long)st->mod_rev, (unsigned long long)st->adopted,
             (unsigned long long)st->rejected, st->connected ? "true" : "false",
-            st->registered ? "true" : "false", st->in_layout ? "true" : "false",
+            st->registered ? "true" : "false", st->in_layout ? "true" : "false", v->s3,
+            cmd_rpc_port(v->rpc), (unsigned long long)calls, (unsigned long long)refused,
             (long long)cm_now_ms(), (long long)st->members_read_ms, bs.nbuckets,
             (long long)bs.mod_rev, bs.connected ? "true" : "false");
     for (int i = 0; i < st->nmembers && i < CO_LAYOUT_MEMBERS; i++)
@@ -467,50 +528,72 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
 }
 
 /*
- * With a [cluster] section: follow the layout and register as node_id, and take the bucket
- * namespace from etcd (never waits on etcd).
+ * With a [cluster] section: serve the node RPC over the store's drives, then follow the layout and
+ * register as node_id with the RPC address (what peers dial) and the S3 endpoint, and take the
+ * bucket namespace from etcd. Never waits on etcd. The RPC is up before the node is listed, so a
+ * peer that finds it can call it.
  */
-static int start_cluster(server_opts *o, int port, gw *g, co_layout **out, co_buckets **buckets)
+static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
 {
     co_config cfg;
-    char *storage = NULL, cache[4200];
-    *out = NULL;
+    char *storage = NULL, *secret = NULL, cache[4200];
+    size_t secret_len = 0;
     if (!o->cluster_etcd[0])
         return 0;
-    if (!o->cluster_addr[0] &&
-        snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d", o->listen, port) < 0)
+    if (cmd_rpc_secret_load(o->rpc_secret_file, &secret, &secret_len) != 0)
         return -1;
+    cmd_rpc_config rc = {.node_id = o->node_id,
+                         .host = o->rpc_host,
+                         .port = o->rpc_port,
+                         .secret = (const uint8_t *)secret,
+                         .secret_len = secret_len,
+                         .threads = o->net.threads};
+    int bad = cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc); /* copies the secret */
+    explicit_bzero(secret, secret_len);
+    free(secret);
+    if (bad)
+        return -1;
+    if (!o->cluster_addr[0] && snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d",
+                                        o->rpc_host, cmd_rpc_port(cn->rpc)) < 0)
+        return -1;
+    /* a wildcard S3 listener is reached by the host peers dial for the RPC */
+    char host[300];
+    int ignored;
+    if (!wildcard_host(o->listen))
+        snprintf(host, sizeof(host), "%s", o->listen);
+    else if (split_listen(o->cluster_addr, host, sizeof(host), &ignored) != 0)
+        snprintf(host, sizeof(host), "%s", o->cluster_addr);
+    snprintf(cn->s3, sizeof(cn->s3), "http://%.100s:%d", host, port);
     snprintf(cache, sizeof(cache), "%s/layout.cache", o->data);
     cm_err e = co_config_parse(o->cluster_etcd, &cfg, &storage);
     co_layout_config lc = {.etcd = &cfg,
                            .cluster = o->cluster_id,
                            .node_id = o->node_id,
                            .addr = o->cluster_addr,
+                           .s3 = cn->s3,
                            .cache_path = cache,
                            .ttl = o->member_ttl};
     if (e == CM_OK)
-        e = co_layout_open(&lc, out); /* copies the endpoints */
+        e = co_layout_open(&lc, &cn->layout); /* copies the endpoints */
     if (e == CM_OK)
-        e = cmd_cluster_buckets_start(g, &cfg, o->cluster_id, o->data, buckets); /* copies too */
+        e = cmd_cluster_buckets_start(g, &cfg, o->cluster_id, o->data, &cn->buckets); /* too */
     free(storage);
     if (e != CM_OK) {
         fprintf(stderr, "cairn: cannot join cluster '%s' as '%s' (etcd %s): %s\n", o->cluster_id,
                 o->node_id, o->cluster_etcd, cm_err_str(e));
         return -1;
     }
-    view.layout = *out;
-    view.buckets = *buckets;
-    gw_set_status_extra(g, cluster_status, &view);
-    printf("  cluster:  %s, node %s at %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_addr,
-           o->cluster_etcd);
+    gw_set_status_extra(g, cluster_status, cn);
+    printf("  cluster:  %s, node %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_etcd);
+    printf("  node RPC: %s:%d (registered as %s, S3 %s)\n", o->rpc_host, cmd_rpc_port(cn->rpc),
+           o->cluster_addr, cn->s3);
     CM_INFO(MOD, "cluster %s: following the layout as node %s", o->cluster_id, o->node_id);
     return 0;
 }
 
 int cmd_server(int argc, char **argv)
 {
-    co_layout *cluster = NULL;
-    co_buckets *buckets = NULL;
+    static cluster_view cluster; /* read by /admin/status until the loops end */
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
@@ -549,7 +632,7 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     banner(&o, &cred, net_server_port(srv));
-    if (start_cluster(&o, net_server_port(srv), g, &cluster, &buckets) != 0) {
+    if (start_cluster(&o, net_server_port(srv), g, &cluster) != 0) {
         pthread_kill(signal_thread, SIGUSR2);
         pthread_join(signal_thread, NULL);
         goto out;
@@ -567,9 +650,10 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
-    co_layout_free(cluster);  /* after the loops: /admin/status reads it */
-    co_buckets_free(buckets); /* after the workers (they call it), before gw_free (it mirrors) */
-    gw_scrub_free(g, scrub);  /* interrupts a pass between two reads */
+    co_layout_free(cluster.layout);  /* after the loops: /admin/status reads it; leaves the list */
+    co_buckets_free(cluster.buckets); /* after the workers (they call it), before gw_free */
+    cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* then the RPC: peers no longer find the node */
+    gw_scrub_free(g, scrub);                    /* interrupts a pass between two reads */
     gw_free(g);
     return rc;
 }

@@ -43,6 +43,7 @@ struct co_layout {
     co_config cfg;
     char *cfg_storage[CO_MAX_ENDPOINTS];
     char cluster[PL_NAME_MAX], node_id[PL_NAME_MAX], addr[PL_ADDR_MAX];
+    char s3[PL_ADDR_MAX + 16]; /* "" when not given */
     char members_prefix[256];
     char *cache_path; /* the last adopted version (NULL: none kept) */
     int64_t ttl;
@@ -139,8 +140,10 @@ static void ensure_registered(co_layout *l, int listed)
         if (co_keeper_start(&l->cfg, l->ttl, &l->keeper) != CM_OK)
             return; /* etcd unreachable: next period */
     }
-    char value[PL_ADDR_MAX + 32];
-    int n = snprintf(value, sizeof(value), "{\"addr\":\"%s\"}", l->addr);
+    char value[2 * PL_ADDR_MAX + 64];
+    int n = l->s3[0]
+                ? snprintf(value, sizeof(value), "{\"addr\":\"%s\",\"s3\":\"%s\"}", l->addr, l->s3)
+                : snprintf(value, sizeof(value), "{\"addr\":\"%s\"}", l->addr);
     cm_err e = co_member_register(l->client, l->members_prefix, l->node_id, value, (size_t)n,
                                   co_keeper_lease(l->keeper));
     if (e == CM_OK)
@@ -268,12 +271,14 @@ cm_err co_layout_open(const co_layout_config *cfg, co_layout **out)
         (cfg->node_id &&
          co_key(self_key, sizeof(self_key), cfg->cluster, CO_KIND_NODES, cfg->node_id) != CM_OK) ||
         (cfg->node_id && (!node_name_ok(cfg->node_id) || !cfg->addr ||
-                          strlen(cfg->addr) >= sizeof(l->addr) || strpbrk(cfg->addr, "\"\\"))))
+                          strlen(cfg->addr) >= sizeof(l->addr) || strpbrk(cfg->addr, "\"\\"))) ||
+        (cfg->s3 && (strlen(cfg->s3) >= sizeof(l->s3) || strpbrk(cfg->s3, "\"\\"))))
         e = CM_ERR_INVAL;
     if (e == CM_OK) {
         memcpy(l->cluster, cfg->cluster, clen + 1);
         memcpy(l->node_id, cfg->node_id ? cfg->node_id : "", nlen + 1);
         memcpy(l->addr, cfg->addr ? cfg->addr : "", cfg->addr ? strlen(cfg->addr) + 1 : 1);
+        snprintf(l->s3, sizeof(l->s3), "%s", cfg->s3 ? cfg->s3 : "");
     }
     if (e == CM_OK)
         e = co_key(l->members_prefix, sizeof(l->members_prefix), cfg->cluster, CO_KIND_NODES, "");

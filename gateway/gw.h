@@ -49,6 +49,9 @@ void gw_free(gw *g); /* NULL is a no-op */
  */
 void gw_quiesce(gw *g);
 
+/* The object store under g (borrowed until gw_free): a cluster node's RPC serves its drives. */
+ob_store *gw_object_store(gw *g);
+
 /* The net callbacks; pass the gw as their arg. */
 const net_handler *gw_net_handler(void);
 

@@ -138,6 +138,11 @@ void gw_free(gw *g)
     free(g);
 }
 
+ob_store *gw_object_store(gw *g)
+{
+    return g->data;
+}
+
 void gw_quiesce(gw *g)
 {
     if (g)

@@ -160,6 +160,15 @@ size_t ob_store_stripe_bytes(const ob_store *st);
 /* Number of drive slots of the store (online or not). */
 int ob_store_ndrives(const ob_store *st);
 
+/*
+ * The blobstore of drive slot d as opened at start, failed or not (NULL when d is out of range or
+ * the drive is offline), and its directory (NULL when out of range). Borrowed until
+ * ob_store_close. For the node RPC of a cluster node (cmd/server_rpc.c), which serves these same
+ * drives to other nodes: the stores are thread-safe, so both layers share them.
+ */
+bs_store *ob_store_blobstore(ob_store *st, int d);
+const char *ob_store_drive_dir(const ob_store *st, int d);
+
 /* One drive's health and space, for the admin API and metrics. */
 typedef struct {
     ob_drive_state state;

@@ -17,12 +17,13 @@ etcd_start 1 || { h_bad "etcd starts"; h_finish; }
 h_ok "etcd started: $ETCD_ENDPOINTS"
 export CAIRN_REGION=eu-west-1
 NODES=(n1 n2 n3)
-declare -A PORT PID
-for n in "${NODES[@]}"; do PORT[$n]=$(h_free_port); done
+declare -A PORT RPORT PID
+for n in "${NODES[@]}"; do PORT[$n]=$(h_free_port) RPORT[$n]=$(h_free_port); done
+export CAIRN_RPC_SECRET=cluster-buckets-test-secret
 E=(--etcd "$ETCD_ENDPOINTS" --cluster cb)
 for i in 1 2 3; do
     h_run "layout add n$i in az$i" "$CAIRN_BIN" admin layout add "n$i" \
-        --addr "127.0.0.1:${PORT[n$i]}" --az "az$i" --drives 2 "${E[@]}"
+        --addr "127.0.0.1:${RPORT[n$i]}" --az "az$i" --drives 2 "${E[@]}"
 done
 h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 2000 "${E[@]}"
 
@@ -42,6 +43,7 @@ etcd = $ETCD_ENDPOINTS
 id = cb
 node_id = $n
 member_ttl_s = 2
+rpc_listen = 127.0.0.1:${RPORT[$n]}
 EOF
     "$CAIRN_BIN" server --data "$H_WORK/$n/data" --listen "127.0.0.1:${PORT[$n]}" \
         --config "$H_WORK/$n.conf" >>"$H_WORK/$n.log" 2>&1 &
@@ -98,7 +100,7 @@ for n in "${NODES[@]}"; do node_start "$n" || h_finish; done
 # ---- admin status: the cluster by node and AZ ----
 until_ok "n1's status shows 3 nodes up in 3 AZs" 10 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 1/1 up"
 H_OUT=$(admin_status n1)
-grep -Eq "^n3 +az3 +127.0.0.1:${PORT[n3]} +up +2 +[0-9.]+ s ago" <<<"$H_OUT" &&
+grep -Eq "^n3 +az3 +127.0.0.1:${RPORT[n3]} +up +2 +[0-9.]+ s ago" <<<"$H_OUT" &&
     h_ok "status: a row per node (az, address, state, drives, last seen)" ||
     h_bad "status node rows" "$H_OUT"
 echo "$H_OUT" | sed -n '/^cluster:/,$p' | sed 's/^/   | /'
@@ -188,7 +190,7 @@ kill -KILL "${PID[n3]}"
 wait "${PID[n3]}" 2>/dev/null
 h_ok "n3 killed with SIGKILL"
 until_ok "n1's status shows n3 DOWN (lease TTL 2 s)" 8 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 0/1 up"
-status_has n1 "^n3 +az3 +127.0.0.1:${PORT[n3]} +DOWN +2 +[0-9.]+ s ago" &&
+status_has n1 "^n3 +az3 +127.0.0.1:${RPORT[n3]} +DOWN +2 +[0-9.]+ s ago" &&
     h_ok "n3's row says DOWN with when it was last seen" ||
     h_bad "n3 DOWN row" "$(admin_status n1)"
 

@@ -94,7 +94,9 @@ etcd = $ETCD_ENDPOINTS
 id = itc
 node_id = n1
 member_ttl_s = 2
+rpc_listen = 127.0.0.1:$(h_free_port)
 EOF2
+export CAIRN_RPC_SECRET=layout-test-cluster-secret
 H_SERVER_ARGS=(--config "$H_WORK/cluster.conf")
 h_start
 check_status "server adopted layout epoch 1" "cluster: layout epoch 1 .*etcd connected, registered" 10

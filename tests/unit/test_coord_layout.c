@@ -110,6 +110,7 @@ static void test_adopt_reject_members(void)
                            .cluster = "tl",
                            .node_id = "n1",
                            .addr = "127.0.0.1:9101",
+                           .s3 = "http://127.0.0.1:9001",
                            .ttl = 2,
                            .refresh_ms = 100};
     co_layout *l = NULL, *l2 = NULL;
@@ -179,6 +180,15 @@ static void test_adopt_reject_members(void)
     /* the member key deleted by hand, then the lease revoked: registered again both times */
     int64_t lease = wait_member_key(c, 0);
     CU_ASSERT_FATAL(lease != 0);
+    /* the record names the RPC address peers dial and the S3 endpoint (`layout show` prints it) */
+    static const char rec[] = "{\"addr\":\"127.0.0.1:9101\",\"s3\":\"http://127.0.0.1:9001\"}";
+    co_kv kv;
+    CU_ASSERT_FATAL(co_get(c, "/cairn/tl/nodes/n1", &kv, NULL) == CM_OK);
+    CU_ASSERT(kv.len == sizeof(rec) - 1 && memcmp(kv.value, rec, kv.len) == 0);
+    co_kv_release(&kv);
+    lc.s3 = "http://a\"b";
+    CU_ASSERT_EQUAL(co_layout_open(&lc, &l2), CM_ERR_INVAL); /* it would break the record's JSON */
+    lc.s3 = "http://127.0.0.1:9001";
     CU_ASSERT_EQUAL(co_delete(c, "/cairn/tl/nodes/n1", 0, NULL), CM_OK);
     CU_ASSERT_EQUAL(wait_member_key(c, 0), lease); /* the same lease, the key written again */
     CU_ASSERT_EQUAL(co_lease_revoke(c, lease), CM_OK);
