@@ -650,7 +650,7 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
-    co_layout_free(cluster.layout);  /* after the loops: /admin/status reads it; leaves the list */
+    co_layout_free(cluster.layout);   /* after the loops: /admin/status reads it; leaves the list */
     co_buckets_free(cluster.buckets); /* after the workers (they call it), before gw_free */
     cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* then the RPC: peers no longer find the node */
     gw_scrub_free(g, scrub);                    /* interrupts a pass between two reads */
