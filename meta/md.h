@@ -507,6 +507,18 @@ cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_ke
 /* ---- What a replica of a partition needs (md_replica.c; docs/replication.md) ---- */
 
 /*
+ * The shard of nshards (>= 1) a key belongs to: bytes 4..7 of SHA-256(key), big-endian, mod
+ * nshards (bytes 0..3 number the key's Merkle leaf; the shard takes other bits so that the leaves
+ * of one shard are used evenly). Stable: the partitioning of a cluster depends on it.
+ */
+uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards);
+/* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */
+typedef struct {
+    uint32_t shard, nshards;
+} md_shard;
+int md_shard_keep(void *arg, const uint8_t *key, size_t klen);
+
+/*
  * Merge-put: store rec (hlc, vector, tombstone as given) unless the stored version of its key wins
  * md_object_resolve, in one write transaction. *applied = 1 when the store now holds rec (also
  * when it held that very version already: same key, stamp, vector and tombstone; then nothing is
@@ -520,12 +532,20 @@ cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int 
  * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers or
  * metadata; tombstones included) in key order: keys after `after` (NULL: from the start) that
  * start with prefix (NULL or "": all) and pass filter (NULL: all), at most max. *out is a heap
- * array (md_objects_free); *truncated when more follow.
+ * array (md_objects_free); *truncated when more follow. CM_ERR_NOTFOUND for an unknown bucket.
  */
 cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const char *after,
                    md_key_filter filter, void *farg, size_t max, md_object **out, size_t *n,
                    int *truncated);
 void md_objects_free(md_object *objs, size_t n);
+/* md_rec_get that tells an unknown bucket apart: *no_bucket = 1 when CM_ERR_NOTFOUND is because
+ * the bucket does not exist. */
+cm_err md_rec_lookup(md_store *md, const char *bucket, const char *key, md_object *out,
+                     int *no_bucket);
+/* The leaf hashes of bucket's Merkle tree of depth over the keys filter keeps: *hashes a heap
+ * array of *n x 16 bytes (n = MD_MERKLE_FANOUT^depth). CM_ERR_NOTFOUND for an unknown bucket. */
+cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                        void *farg, uint8_t **hashes, size_t *n);
 
 /*
  * Hints (sloppy quorum): records this node keeps for another node that did not answer, until it

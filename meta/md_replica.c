@@ -20,8 +20,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_checksum.h"
 #include "cm_util.h"
 #include "md_int.h"
+
+/* ---- shards ---- */
+
+uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
+{
+    uint8_t d[32];
+    if (nshards <= 1 || cm_ck_digest(CM_CK_SHA256, key, klen, d) != CM_OK)
+        return 0;
+    return cm_get_be32(d + 4) % nshards;
+}
+
+int md_shard_keep(void *arg, const uint8_t *key, size_t klen)
+{
+    const md_shard *s = arg;
+    return md_shard_of(key, klen, s->nshards) == s->shard;
+}
 
 /* ---- merge-put ---- */
 
@@ -94,7 +111,43 @@ cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int 
     return e;
 }
 
-/* ---- filtered summaries ---- */
+/* ---- filtered reads ---- */
+
+static cm_err bucket_known(md_store *md, const char *bucket)
+{
+    md_bucket b;
+    return md_bucket_get(md, bucket, &b);
+}
+
+cm_err md_rec_lookup(md_store *md, const char *bucket, const char *key, md_object *out,
+                     int *no_bucket)
+{
+    cm_err e = md_rec_get(md, bucket, key, out);
+    *no_bucket = e == CM_ERR_NOTFOUND && bucket_known(md, bucket) == CM_ERR_NOTFOUND;
+    return e;
+}
+
+cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                        void *farg, uint8_t **hashes, size_t *n)
+{
+    md_merkle *t;
+    *hashes = NULL, *n = 0;
+    cm_err e = bucket_known(md, bucket);
+    if (e == CM_OK)
+        e = md_merkle_build_ex(md, bucket, depth, filter, farg, &t);
+    if (e != CM_OK)
+        return e;
+    size_t width = (size_t)1 << (4 * depth);
+    if (!(*hashes = malloc(width * 16))) {
+        md_merkle_free(t);
+        return CM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < width; i++)
+        memcpy(*hashes + 16 * i, md_merkle_node(t, depth, i), 16);
+    *n = width;
+    md_merkle_free(t);
+    return CM_OK;
+}
 
 typedef struct {
     const char *prefix;
@@ -139,10 +192,12 @@ cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const c
     scan_ctx c = {.prefix = prefix ? prefix : "", .max = max, .filter = filter, .farg = farg};
     c.plen = strlen(c.prefix);
     *out = NULL, *n = 0, *truncated = 0;
+    cm_err e = bucket_known(md, bucket);
+    if (e != CM_OK)
+        return e;
     /* start at the later of after (exclusive) and the prefix (inclusive) */
     int from_after = after && strcmp(after, c.prefix) >= 0;
-    cm_err e =
-        md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, scan_one, &c);
+    e = md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, scan_one, &c);
     if (e != CM_OK) {
         md_objects_free(c.a, c.n);
         return e;

@@ -294,12 +294,60 @@ static void test_hints(void)
     md_close(md);
 }
 
+static void test_shards_and_lookup(void)
+{
+    md_store *md = open_store("shards");
+    /* every key in exactly one shard, shards used roughly evenly, stable across calls */
+    uint32_t count[8] = {0};
+    char key[32];
+    for (int i = 0; i < 800; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        uint32_t s = md_shard_of((const uint8_t *)key, strlen(key), 8);
+        CU_ASSERT_FATAL(s < 8);
+        CU_ASSERT_EQUAL(s, md_shard_of((const uint8_t *)key, strlen(key), 8));
+        md_shard f = {s, 8}, g = {(s + 1) % 8, 8};
+        CU_ASSERT(md_shard_keep(&f, (const uint8_t *)key, strlen(key)));
+        CU_ASSERT(!md_shard_keep(&g, (const uint8_t *)key, strlen(key)));
+        count[s]++;
+    }
+    for (int s = 0; s < 8; s++)
+        CU_ASSERT(count[s] > 50 && count[s] < 150);
+    CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)"x", 1, 1), 0);
+    /* lookups and leaves tell an unknown bucket apart */
+    md_object o;
+    int no_bucket = -1;
+    CU_ASSERT_EQUAL(md_rec_lookup(md, "b", "absent", &o, &no_bucket), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(no_bucket, 0);
+    CU_ASSERT_EQUAL(md_rec_lookup(md, "zz", "absent", &o, &no_bucket), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(no_bucket, 1);
+    put_key(md, "k", MD_HLC_MAKE(5, 0));
+    CU_ASSERT_EQUAL_FATAL(md_rec_lookup(md, "b", "k", &o, &no_bucket), CM_OK);
+    CU_ASSERT_EQUAL(no_bucket, 0);
+    md_object_release(&o);
+    uint8_t *h;
+    size_t n;
+    CU_ASSERT_EQUAL(md_merkle_leaves(md, "zz", 1, NULL, NULL, &h, &n), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_merkle_leaves(md, "b", 1, NULL, NULL, &h, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 16);
+    int nonzero = 0;
+    for (size_t i = 0; i < 16 * n; i++)
+        nonzero += h[i] != 0;
+    CU_ASSERT(nonzero > 0); /* the one key's leaf */
+    free(h);
+    md_object *objs;
+    int truncated;
+    CU_ASSERT_EQUAL(md_rec_scan(md, "zz", NULL, NULL, NULL, NULL, 5, &objs, &n, &truncated),
+                    CM_ERR_NOTFOUND);
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"merge", test_merge},
                                     {"scan", test_scan},
                                     {"merkle_filtered", test_merkle_filtered},
                                     {"hints", test_hints},
+                                    {"shards_and_lookup", test_shards_and_lookup},
                                     {NULL, NULL}};
     cu_add_suite("meta_replica", tests);
 }
