@@ -568,6 +568,8 @@ void md_hints_free(md_hint *h, size_t n);
  * hint stored meanwhile stays. *dropped (may be NULL) says whether it went. */
 cm_err md_hint_drop(md_store *md, const char *target, const char *bucket, const md_object *rec,
                     int *dropped);
+/* The nodes that have hints, in byte order (heap array of heap strings: md_keys_free). */
+cm_err md_hint_targets(md_store *md, char ***targets, size_t *n);
 /* How many hints are stored (all targets). */
 cm_err md_hint_count(md_store *md, uint64_t *n);
 

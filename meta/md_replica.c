@@ -398,6 +398,51 @@ void md_hints_free(md_hint *h, size_t n)
     free(h);
 }
 
+cm_err md_hint_targets(md_store *md, char ***targets, size_t *n)
+{
+    MDB_txn *txn;
+    md_kv_iter it;
+    uint8_t k[MD_BUCKET_MAX + 2] = {1}; /* level 0 keys start at 0x01 (md_kv.c) */
+    size_t kl = 1;
+    *targets = NULL, *n = 0;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    if ((e = md_kv_iter_open(txn, md->hints, &it)) == CM_OK) {
+        /* one seek per target: past target \0 is target \1 */
+        while ((e = md_kv_iter_seek(&it, k, kl)) == CM_OK) {
+            const uint8_t *z = memchr(it.key.p, 0, it.key.n);
+            size_t tl = z ? (size_t)(z - it.key.p) : 0;
+            if (tl == 0 || tl > MD_BUCKET_MAX) {
+                e = MD_CORRUPT("hint key without a target");
+                break;
+            }
+            char **p = realloc(*targets, (*n + 1) * sizeof(*p));
+            if (!p || !(p[*n] = malloc(tl + 1))) {
+                if (p)
+                    *targets = p;
+                e = CM_ERR_NOMEM;
+                break;
+            }
+            *targets = p;
+            memcpy(p[*n], it.key.p, tl);
+            p[(*n)++][tl] = 0;
+            memcpy(k, it.key.p, tl);
+            k[tl] = 1;
+            kl = tl + 1;
+        }
+        md_kv_iter_close(&it);
+    }
+    md_txn_end(md, txn);
+    if (e == CM_ERR_NOTFOUND)
+        e = CM_OK;
+    if (e != CM_OK) {
+        md_keys_free(*targets, *n);
+        *targets = NULL, *n = 0;
+    }
+    return e;
+}
+
 cm_err md_hint_count(md_store *md, uint64_t *n)
 {
     MDB_txn *txn;

@@ -131,5 +131,8 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
                      rp_router **out);
 void rp_router_free(rp_router *rt); /* NULL is a no-op */
 int rp_route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out);
+/* The replica of the node node_id (the local one for self); NULL when the layout has no such
+ * node (or it is removed). Owned by the router. */
+rp_replica *rp_router_replica(rp_router *rt, const char *node_id);
 
 #endif

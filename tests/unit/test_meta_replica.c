@@ -251,6 +251,13 @@ static void test_hints(void)
     uint64_t cnt;
     CU_ASSERT_EQUAL(md_hint_count(md, &cnt), CM_OK);
     CU_ASSERT_EQUAL(cnt, 4);
+    char **targets;
+    size_t nt;
+    CU_ASSERT_EQUAL_FATAL(md_hint_targets(md, &targets, &nt), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(nt, 2);
+    CU_ASSERT_STRING_EQUAL(targets[0], "n2");
+    CU_ASSERT_STRING_EQUAL(targets[1], "n3");
+    md_keys_free(targets, nt);
     /* A newer hint replaces the stored one; an older one does not. */
     CU_ASSERT_EQUAL(md_hint_put(md, "n2", "b", &h3), CM_OK);
     CU_ASSERT_EQUAL(md_hint_put(md, "n2", "b", &h1), CM_OK);
