@@ -546,10 +546,11 @@ cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port)
 
 /* ---- metadata partitions ---- */
 
-/* "&name=" and the percent-encoded value, appended at out[*len]; -1 when it does not fit. */
+/* "&name=" (or "?name=" first) and the percent-encoded value, appended at out[*len]; -1 when it
+ * does not fit. */
 static int add_param(char *out, size_t cap, size_t *len, const char *name, const char *v)
 {
-    int n = snprintf(out + *len, cap - *len, "&%s=", name);
+    int n = snprintf(out + *len, cap - *len, "%c%s=", strchr(out, '?') ? '&' : '?', name);
     if (n < 0 || (size_t)n >= cap - *len)
         return -1;
     *len += (size_t)n;
@@ -591,7 +592,7 @@ static size_t meta_target(char *out, size_t cap, const char *bucket, const char 
 {
     int n = p ? snprintf(out, cap, ND_PREFIX "/meta/%s/%s?shard=%" PRIu32 "&nshards=%" PRIu32,
                          bucket, what, p->shard, p->nshards)
-              : snprintf(out, cap, ND_PREFIX "/meta/%s/%s?", bucket, what);
+              : snprintf(out, cap, ND_PREFIX "/meta/%s/%s", bucket, what);
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 

@@ -597,6 +597,105 @@ BOTH(t_merkle_leaf_keys)
 BOTH(t_hint_put)
 BOTH(t_errors)
 
+/* ---- the meta routes on the wire ---- */
+
+typedef struct {
+    int done;
+    nd_result r;
+    char msg[128];
+} nres;
+
+static void nd_cb(void *arg, const nd_result *r)
+{
+    nres *t = arg;
+    t->done++;
+    t->r = *r;
+    snprintf(t->msg, sizeof(t->msg), "%s", r->message ? r->message : "");
+    t->r.message = t->msg;
+    t->r.body = NULL; /* lives during the callback only */
+    E.pending--;
+}
+
+static nres nd_wait(cm_err rc, nres *t)
+{
+    CU_ASSERT_EQUAL(rc, CM_OK);
+    if (rc == CM_OK) {
+        E.pending++;
+        loop_while(pending, NULL);
+    }
+    return *t;
+}
+
+static void t_rpc_edges(void)
+{
+    env_up(1, 2000);
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].port};
+    md_object a = version("k", 1000, 1, NULL);
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&a, &rec, &len), CM_OK);
+    nres t = {0};
+    /* a client with another secret is refused (the meta routes are authenticated) */
+    static const uint8_t other[] = "not-the-secret";
+    nd_client_config cc = {0};
+    nd_client *bad;
+    cc.node_id = "n9";
+    cc.secret = other;
+    cc.secret_len = sizeof(other) - 1;
+    CU_ASSERT_EQUAL_FATAL(nd_client_new(E.base, &cc, &bad), CM_OK);
+    t = nd_wait(nd_meta_put(bad, &n2, "b", rec, len, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_AUTH);
+    CU_ASSERT_EQUAL(t.r.status, 401);
+    memset(&t, 0, sizeof(t));
+    nd_part p = {"b", 0, 1};
+    t = nd_wait(nd_meta_list(bad, &n2, &p, NULL, NULL, 10, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_AUTH);
+    nd_client_free(bad);
+    md_object got;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND); /* nothing */
+    /* a body that is not a record; a record under an unknown bucket (told apart) */
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_put(E.cl, &n2, "b", (const uint8_t *)"junk", 4, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_CORRUPT);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_put(E.cl, &n2, "zz", rec, len, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(t.r.no_bucket, 1);
+    /* the merge itself, then a leaf beyond the tree and a bad depth */
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_put(E.cl, &n2, "b", rec, len, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_OK);
+    CU_ASSERT_EQUAL(t.r.applied, 1);
+    uint32_t leaf = 16;
+    CU_ASSERT_EQUAL(nd_meta_leaf_keys(E.cl, &n2, &p, 1, &leaf, 1, nd_cb, &t), CM_OK);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(CM_OK, &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(nd_meta_merkle(E.cl, &n2, &p, 0, nd_cb, &t), CM_ERR_INVAL);
+    free(rec);
+    /* a node without a store answers every meta route 503 */
+    tnode bare;
+    memset(&bare, 0, sizeof(bare));
+    nd_service_config sc = {0};
+    sc.node_id = "n4";
+    sc.secret = secret;
+    sc.secret_len = SECRET_LEN;
+    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &bare.svc), CM_OK);
+    net_config cfg;
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, bare.svc, &bare.srv), CM_OK);
+    pthread_create(&bare.th, NULL, node_thread, &bare);
+    nd_peer n4 = {"n4", "127.0.0.1", net_server_port(bare.srv)};
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_get(E.cl, &n4, "b", "k", nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(t.r.status, 503);
+    node_stop(&bare);
+    env_down();
+}
+
 /* ---- router ---- */
 
 static void t_router(void)
@@ -739,6 +838,7 @@ void cu_register(void)
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
+        {"rpc_edges", t_rpc_edges},
         {"router", t_router},
         {"hints", t_hints},
         {NULL, NULL},
