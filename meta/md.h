@@ -15,6 +15,7 @@
  *   uploads   bucket \0 key \0 upload_id    -> md_upload record
  *   parts     upload_id \0 part_number(BE32)-> md_part record
  *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
+ *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the

@@ -7,8 +7,9 @@
  * verified before the answer, durable after bs_sync), chunk read (GET of a range, streamed out
  * with backpressure, every block verified by the blobstore), delete, stat (HEAD) and info (node
  * id, drives, their state and space; the heartbeat) and list (a page of a drive's chunks, for
- * repair and anti-entropy). Every request is authenticated with the
- * cluster secret (HMAC-SHA256, nd_auth.c).
+ * repair and anti-entropy); and, from the node's md_store, the metadata partition routes (meta
+ * get, merge-put, list, Merkle leaves, leaf keys; nd_meta.c). Every request is authenticated
+ * with the cluster secret (HMAC-SHA256, nd_auth.c).
  *
  * Client side (nd_client.c): asynchronous calls on the caller's event loop over a pooled
  * keep-alive net_client (per peer, bounded), so one PUT can have cells in flight to many nodes

@@ -8,6 +8,7 @@
  *   DELETE /chunk/<drive>/<id>                 delete, durably
  *   GET    /info                               heartbeat: node id, clock, drives
  *   GET    /list/<drive>?after=<id>&max=N      a page of the drive's chunks (id, length)
+ *   ...    /meta/<bucket>/...                  metadata partitions (nd_meta.c)
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
  *
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it

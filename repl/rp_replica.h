@@ -23,7 +23,9 @@
  *     afterwards (the replaced version's, or the incoming one's when it lost) become durable
  *     garbage records (md_garbage_*), never freed at once. Durable before the completion.
  *     With hint_for set, the replica is a stand-in for that node (sloppy quorum): it keeps
- *     rec as a hint for it, durable, and delivers it when the node answers again;
+ *     rec as a hint for it, durable (md_hint_put: not among its own records, so its listings and
+ *     Merkle trees do not show it; res.applied = 1 once kept), and delivers it when the node
+ *     answers again (rp_hints.h);
  *   - list: records of the partition with keys after `after` (NULL = from the start) that start
  *     with prefix (NULL = all), in byte order, at most max, tombstones included, inline bodies
  *     left out (list entries carry the summary only); res.truncated when more follow;
