@@ -31,6 +31,8 @@ static const uint8_t secret[] = "repl-test-secret";
 
 /* ---- nodes ---- */
 
+static int nworkers = 2; /* n1's md workers and each service's; the bench may raise it */
+
 typedef struct {
     char id[8];
     md_store *md;
@@ -63,7 +65,7 @@ static void node_start(tnode *n, const char *id, int serve)
     sc.node_id = id;
     sc.secret = secret;
     sc.secret_len = SECRET_LEN;
-    sc.sync_threads = 2;
+    sc.sync_threads = nworkers;
     sc.md = n->md;
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
@@ -119,7 +121,7 @@ static void env_up(int remote, int io_timeout_ms)
         node_start(&E.nodes[i], ids[i], i > 0);
     E.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(nd_faults_new(&E.faults), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(nd_work_new(2, &E.work), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(nd_work_new(nworkers, &E.work), CM_OK);
     nd_client_config cc = {0};
     cc.node_id = "n1";
     cc.secret = secret;
@@ -696,6 +698,93 @@ static void t_rpc_edges(void)
     env_down();
 }
 
+/* ---- throughput (RP_BENCH_N records; a small default keeps CI fast) ---- */
+
+typedef struct {
+    rp_replica *r;
+    int next, total, inflight, failed;
+    char key[32];
+} bench;
+
+static void bench_next(bench *b);
+
+static void bench_done(void *arg, const rp_result *res)
+{
+    bench *b = arg;
+    b->inflight--;
+    b->failed += res->err != CM_OK;
+    E.pending--;
+    bench_next(b);
+}
+
+static void bench_next(bench *b)
+{
+    while (b->inflight < 16 && b->next < b->total) {
+        char key[32];
+        snprintf(key, sizeof(key), "bench-%06d", b->next++);
+        md_object o = version(key, 1000 + (uint64_t)b->next, 1, NULL);
+        rp_part p = part_of(key);
+        p.shard = 0, p.nshards = 1;
+        if (rp_replica_put(b->r, &p, &o, NULL, bench_done, b) == CM_OK)
+            b->inflight++, E.pending++;
+        else
+            b->failed++;
+    }
+}
+
+static double bench_puts(rp_replica *r, int n)
+{
+    bench b = {.r = r};
+    int64_t t0 = cm_monotonic_ms();
+    while (b.total < n && !E.hung) { /* in steps of 1,000: each within the loop's guard */
+        b.total = CM_MIN(b.total + 1000, n);
+        bench_next(&b);
+        loop_while(pending, NULL);
+    }
+    CU_ASSERT_EQUAL(b.failed, 0);
+    return n * 1000.0 / (double)CM_MAX(cm_monotonic_ms() - t0, 1);
+}
+
+static void t_bench(void)
+{
+    const char *env_n = getenv("RP_BENCH_N");
+    const char *env_w = getenv("RP_BENCH_WORKERS");
+    int n = env_n ? atoi(env_n) : 500;
+    nworkers = env_w ? atoi(env_w) : 2;
+    env_up(1, 2000);
+    double local = bench_puts(E.local, n), remote = bench_puts(E.to_n2, n);
+    /* list everything back over the RPC, in pages of RP_LIST_MAX */
+    rp_part all = {"b", 0, 1};
+    char after[32] = "";
+    int got = 0, pages = 0;
+    int64_t t0 = cm_monotonic_ms();
+    for (int more = 1; more;) {
+        tres t = {0};
+        wait_for(&t, rp_replica_list(E.to_n2, &all, NULL, after[0] ? after : NULL, RP_LIST_MAX,
+                                     done_cb, &t));
+        CU_ASSERT_EQUAL_FATAL(t.err, CM_OK);
+        got += (int)t.nrecs;
+        if (t.nrecs)
+            snprintf(after, sizeof(after), "%s", t.recs[t.nrecs - 1].key);
+        more = t.truncated;
+        pages++;
+        tres_free(&t);
+    }
+    int64_t list_ms = cm_monotonic_ms() - t0;
+    CU_ASSERT_EQUAL(got, n);
+    t0 = cm_monotonic_ms();
+    tres t = {0};
+    wait_for(&t, rp_replica_merkle(E.to_n2, &all, 3, done_cb, &t));
+    CU_ASSERT_EQUAL(t.nleaves, 4096);
+    tres_free(&t);
+    int64_t merkle_ms = cm_monotonic_ms() - t0;
+    printf("\n    repl bench: %d records, 16 in flight, %d md workers: merge-put local %.0f/s, "
+           "remote %.0f/s; remote list %d pages in %lld ms; remote merkle depth 3 in %lld ms\n",
+           n, nworkers, local, remote, pages, (long long)list_ms, (long long)merkle_ms);
+    env_down();
+    nworkers = 2;
+}
+
 /* ---- router ---- */
 
 static void t_router(void)
@@ -838,10 +927,8 @@ void cu_register(void)
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
-        {"rpc_edges", t_rpc_edges},
-        {"router", t_router},
-        {"hints", t_hints},
-        {NULL, NULL},
+        {"rpc_edges", t_rpc_edges}, {"router", t_router}, {"hints", t_hints},
+        {"bench", t_bench},         {NULL, NULL},
     };
     cu_add_suite("repl_local", local);
     cu_add_suite("repl_remote", remote);
