@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
 #include "rp_hints.h"
@@ -628,6 +630,49 @@ static nres nd_wait(cm_err rc, nres *t)
     return *t;
 }
 
+static void raw_done(net_call *call, cm_err e, void *arg)
+{
+    nres *t = arg;
+    const char *err = net_call_resp_header(call, "X-Cairn-Error");
+    t->done++;
+    t->r.err = e;
+    t->r.status = net_call_status(call);
+    snprintf(t->msg, sizeof(t->msg), "%s", err ? err : "");
+    E.pending--;
+}
+
+/* PUT a record whose X-Cairn-Crc32c does not match its body, correctly signed otherwise. */
+static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
+{
+    static const net_call_handler h = {NULL, NULL, raw_done};
+    const char *target = ND_PREFIX "/meta/b/rec";
+    char date[24], lenstr[24], crc[9], sig[65], auth[96];
+    const char *nonce = "00112233445566778899aabbccddeeff";
+    snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
+    snprintf(lenstr, sizeof(lenstr), "%zu", len);
+    snprintf(crc, sizeof(crc), "%08x", cm_crc32c(0, rec, len) ^ 1);
+    nd_canon c = {"PUT", target, "n1", date, nonce, lenstr, crc};
+    nd_sign(secret, SECRET_LEN, &c, sig);
+    snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
+    net_call *call;
+    nres t = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        net_call_new(nd_client_net(E.cl), "127.0.0.1", port, "PUT", target, &call), CM_OK);
+    net_call_header(call, "X-Cairn-Node", "n1");
+    net_call_header(call, "X-Cairn-Date", date);
+    net_call_header(call, "X-Cairn-Nonce", nonce);
+    net_call_header(call, "X-Cairn-Crc32c", crc);
+    net_call_header(call, "Authorization", auth);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, rec, len);
+    net_call_body(call, len, b);
+    evbuffer_free(b);
+    net_call_start(call, &h, &t, 0);
+    E.pending++;
+    loop_while(pending, NULL);
+    return t;
+}
+
 static void t_rpc_edges(void)
 {
     env_up(1, 2000);
@@ -655,6 +700,11 @@ static void t_rpc_edges(void)
     nd_client_free(bad);
     md_object got;
     CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND); /* nothing */
+    /* a body whose CRC32C does not match is refused before anything is applied */
+    t = put_bad_crc(E.nodes[1].port, rec, len);
+    CU_ASSERT_EQUAL(t.r.status, 400);
+    CU_ASSERT_STRING_EQUAL(t.msg, "CM_ERR_DIGEST");
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND);
     /* a body that is not a record; a record under an unknown bucket (told apart) */
     memset(&t, 0, sizeof(t));
     t = nd_wait(nd_meta_put(E.cl, &n2, "b", (const uint8_t *)"junk", 4, NULL, nd_cb, &t), &t);
