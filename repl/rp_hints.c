@@ -6,8 +6,11 @@
  * all in flight at once (the batch bounds them); (3) once every put ended, on a worker, md_hint_
  * drop for each hint the target answered for (it drops only the version delivered: a newer hint
  * stored meanwhile stays for the next round); (4) the next round is armed interval_ms later. One
- * round at a time, so a node with many hints sends at most `batch` records per interval.
+ * round at a time, so a node with many hints sends at most `batch` records per interval; each
+ * round starts with the target after the one the previous round started with, so the targets
+ * take turns at the front of the batch.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +45,10 @@ struct rp_hints {
     struct event *timer;
     int busy, freeing;
     rp_hints_stats st;
+    /* The target a round started with: the next round starts with the one after it, so a dead
+     * target with a full batch of hints cannot starve the others (written by the round's list
+     * job, while the loop leaves it alone). */
+    char first[ND_NODE_ID_MAX];
 };
 
 static void round_free(hround *r)
@@ -82,7 +89,15 @@ static cm_err list_run_e(hround *r)
     cm_err e = md_hint_targets(r->h->cfg.md, &r->targets, &r->ntargets);
     if (e != CM_OK)
         return e;
-    for (size_t t = 0; t < r->ntargets && r->nhints < batch; t++) {
+    size_t start = 0; /* the first target after the previous round's first, wrapping */
+    while (start < r->ntargets && strcmp(r->targets[start], r->h->first) <= 0)
+        start++;
+    if (start == r->ntargets)
+        start = 0;
+    if (r->ntargets)
+        snprintf(r->h->first, sizeof(r->h->first), "%s", r->targets[start]);
+    for (size_t k = 0; k < r->ntargets && r->nhints < batch; k++) {
+        size_t t = (start + k) % r->ntargets;
         md_hint *page;
         size_t n;
         int truncated;

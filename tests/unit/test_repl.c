@@ -951,6 +951,19 @@ static void t_hints(void)
     hint_round();
     rp_hints_get_stats(HINTS, &st);
     CU_ASSERT_EQUAL(st.listed, 4);
+    /* targets take turns: n2 refuses with 3 hints (more than a batch), n3's still arrives */
+    nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0);
+    const char *keys[4] = {"t1", "t2", "t3", "t4"};
+    for (int i = 0; i < 4; i++) {
+        md_object tk = version(keys[i], 9000 + (uint64_t)i, 1, NULL);
+        CU_ASSERT_EQUAL(do_put(&tk, i < 3 ? "n2" : "n3").applied, 1);
+    }
+    hint_round();
+    hint_round();
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[2].md, "b", "t4", &o), CM_OK);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 3); /* n2's, kept */
     rp_hints_free(HINTS);
     rp_router_free(rt);
     env_down();
