@@ -528,6 +528,11 @@ int md_shard_keep(void *arg, const uint8_t *key, size_t klen);
  * of the two hlcs. CM_ERR_NOTFOUND when the bucket does not exist.
  */
 cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied);
+/* What a replica does with a received record: with a clock, merge the record's stamp into it
+ * (md_hlc_update; CM_ERR_INVAL, nothing stored, for a stamp more than MD_HLC_MAX_DRIFT_MS ahead
+ * of the wall clock); then md_hint_put for hint_for (not NULL) or md_rec_merge. */
+cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
+                      const char *hint_for, int *applied);
 
 /*
  * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers or

@@ -111,6 +111,20 @@ cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int 
     return e;
 }
 
+cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
+                      const char *hint_for, int *applied)
+{
+    uint64_t now;
+    *applied = 0;
+    if (clock && rec->hlc && md_hlc_update(clock, rec->hlc, &now) != CM_OK)
+        return CM_ERR_INVAL;
+    if (!hint_for)
+        return md_rec_merge(md, bucket, rec, applied);
+    cm_err e = md_hint_put(md, hint_for, bucket, rec);
+    *applied = e == CM_OK;
+    return e;
+}
+
 /* ---- filtered reads ---- */
 
 static cm_err bucket_known(md_store *md, const char *bucket)

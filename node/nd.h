@@ -86,6 +86,9 @@ typedef struct {
     int max_skew_s;   /* 0 = ND_MAX_SKEW_S */
     int sync_threads; /* workers for bs_sync and meta ops; 0 = 2, < 0 = inline on the loop */
     md_store *md;     /* metadata partitions served (borrowed); NULL: meta ops answer 503 */
+    md_hlc *clock;    /* this node's clock (borrowed): meta puts merge their records' stamps
+                       * into it (md_hlc_update) and refuse one stamped more than
+                       * MD_HLC_MAX_DRIFT_MS ahead; NULL: no clock is kept */
 } nd_service_config;
 
 typedef struct nd_service nd_service;

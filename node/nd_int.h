@@ -22,6 +22,7 @@ struct nd_service {
     int max_skew_s;
     nd_work *work; /* NULL: syncs and meta ops run inline on the loop */
     md_store *md;  /* metadata partitions (borrowed); NULL: none */
+    md_hlc *clock; /* this node's clock (borrowed); NULL: none */
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
 };
 

@@ -166,12 +166,12 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
     if (!o.key || !*o.key) {
         e = CM_ERR_INVAL;
         m->why = "a record without a key";
-    } else if (m->hint[0]) {
-        e = md_hint_put(svc->md, m->hint, m->bucket, &o);
-        m->applied = e == CM_OK;
     } else {
-        e = md_rec_merge(svc->md, m->bucket, &o, &m->applied);
-        m->no_bucket = e == CM_ERR_NOTFOUND;
+        e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
+                           &m->applied);
+        m->no_bucket = e == CM_ERR_NOTFOUND && !m->hint[0];
+        if (e == CM_ERR_INVAL)
+            m->why = "the record's stamp is too far ahead of this node's clock";
     }
     md_object_release(&o);
     return e;

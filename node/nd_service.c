@@ -61,6 +61,7 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     svc->ndrives = cfg->ndrives;
     svc->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : ND_MAX_SKEW_S;
     svc->md = cfg->md;
+    svc->clock = cfg->clock;
     if (!svc->secret)
         goto nomem;
     memcpy(svc->secret, cfg->secret, cfg->secret_len);

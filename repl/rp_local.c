@@ -8,7 +8,7 @@
  * Every call goes through a worker, so a completion never runs inside the call that started it.
  *
  * The md calls are those the node RPC's service makes for the remote backend (node/nd_meta.c):
- * md_rec_lookup, md_rec_merge / md_hint_put, md_rec_scan, md_merkle_leaves and
+ * md_rec_lookup, md_rec_receive (merge-put or hint, the clock), md_rec_scan, md_merkle_leaves and
  * md_merkle_leaf_keys_ex, filtered by md_shard_keep; so both backends answer alike.
  */
 #include <stdio.h>
@@ -21,6 +21,7 @@ typedef struct {
     rp_replica base;
     struct event_base *loop;
     md_store *md;
+    md_hlc *clock; /* rp_replica_local_set_clock; NULL: none */
     nd_work *work;
     char node_id[ND_NODE_ID_MAX];
 } lr_backend;
@@ -31,6 +32,7 @@ typedef struct {
     nd_job job; /* first: the pool hands it back as the job */
     int op;
     md_store *md;
+    md_hlc *clock;
     char bucket[MD_BUCKET_MAX + 1];
     md_shard part;
     char *key, *prefix, *after;
@@ -67,13 +69,9 @@ static void lr_run(nd_job *job)
         j->have_rec = j->err == CM_OK;
         break;
     case L_PUT:
-        if (j->hint[0]) {
-            j->err = md_hint_put(j->md, j->hint, j->bucket, &j->rec);
-            j->applied = j->err == CM_OK;
-        } else {
-            j->err = md_rec_merge(j->md, j->bucket, &j->rec, &j->applied);
-            j->no_bucket = j->err == CM_ERR_NOTFOUND;
-        }
+        j->err = md_rec_receive(j->md, j->clock, j->bucket, &j->rec, j->hint[0] ? j->hint : NULL,
+                                &j->applied);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND && !j->hint[0];
         break;
     case L_LIST:
         j->err = md_rec_scan(j->md, j->bucket, j->prefix, j->after, md_shard_keep, &j->part, j->max,
@@ -139,6 +137,7 @@ static lr_job *lr_job_new(rp_replica *r, int op, const rp_part *p, rp_done done,
     j->job.base = b->loop;
     j->op = op;
     j->md = b->md;
+    j->clock = b->clock;
     snprintf(j->bucket, sizeof(j->bucket), "%s", p->bucket);
     j->part.shard = p->shard, j->part.nshards = p->nshards;
     j->done = done;
@@ -239,4 +238,9 @@ cm_err rp_replica_local_new(struct event_base *base, md_store *md, nd_work *work
     b->base.node_id = b->node_id;
     *out = &b->base;
     return CM_OK;
+}
+
+void rp_replica_local_set_clock(rp_replica *r, md_hlc *clock)
+{
+    ((lr_backend *)r)->clock = clock;
 }

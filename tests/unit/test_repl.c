@@ -38,6 +38,7 @@ static int nworkers = 2; /* n1's md workers and each service's; the bench may ra
 typedef struct {
     char id[8];
     md_store *md;
+    md_hlc clock;
     nd_service *svc;
     net_server *srv;
     pthread_t th;
@@ -61,6 +62,7 @@ static void node_start(tnode *n, const char *id, int serve)
     md_bucket b = {0};
     snprintf(b.name, sizeof(b.name), "b");
     CU_ASSERT_EQUAL_FATAL(md_bucket_create(n->md, &b), CM_OK);
+    md_hlc_init(&n->clock, (uint32_t)started, NULL, NULL);
     if (!serve)
         return;
     nd_service_config sc = {0};
@@ -69,6 +71,7 @@ static void node_start(tnode *n, const char *id, int serve)
     sc.secret_len = SECRET_LEN;
     sc.sync_threads = nworkers;
     sc.md = n->md;
+    sc.clock = &n->clock;
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);
@@ -88,6 +91,8 @@ static void node_stop(tnode *n)
         net_server_free(n->srv);
     }
     md_close(n->md);
+    if (n->md)
+        md_hlc_release(&n->clock);
 }
 
 /* ---- the environment of one test ---- */
@@ -135,6 +140,7 @@ static void env_up(int remote, int io_timeout_ms)
                           CM_OK);
     nd_peer p = {"n2", "127.0.0.1", E.nodes[1].port};
     CU_ASSERT_EQUAL_FATAL(rp_replica_remote_new(E.cl, &p, &E.to_n2), CM_OK);
+    rp_replica_local_set_clock(E.local, &E.nodes[0].clock);
     E.remote = remote;
     E.r = remote ? E.to_n2 : E.local;
     E.r_md = E.nodes[remote ? 1 : 0].md;
@@ -549,6 +555,22 @@ static void t_hint_put(void)
     CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND);
 }
 
+/* The replica's clock follows the stamps it receives, within the drift bound. */
+static void t_clock(void)
+{
+    md_hlc *clock = &E.nodes[E.remote ? 1 : 0].clock;
+    uint64_t ahead = MD_HLC_MAKE(cm_now_ms() + 5000, 0);
+    md_object a = {.key = "clk", .hlc = ahead, .hlc_node = 9};
+    CU_ASSERT_EQUAL(do_put(&a, NULL).applied, 1);
+    CU_ASSERT(md_hlc_now(clock) > ahead);
+    md_object far = {.key = "clk", .hlc = MD_HLC_MAKE(cm_now_ms() + 120000, 0), .hlc_node = 9};
+    tres t = do_put(&far, NULL);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_INVAL); /* refused, nothing stored */
+    t = do_get("b", "clk");
+    CU_ASSERT_EQUAL(t.rec.hlc, ahead);
+    tres_free(&t);
+}
+
 static void t_errors(void)
 {
     md_object a = version("k", 1000, 1, NULL);
@@ -600,6 +622,7 @@ BOTH(t_list)
 BOTH(t_merkle_leaf_keys)
 BOTH(t_hint_put)
 BOTH(t_errors)
+BOTH(t_clock)
 
 /* ---- the meta routes on the wire ---- */
 
@@ -978,6 +1001,7 @@ void cu_register(void)
         {"merkle_leaf_keys", t_merkle_leaf_keys_local},
         {"hint_put", t_hint_put_local},
         {"errors", t_errors_local},
+        {"clock", t_clock_local},
         {NULL, NULL},
     };
     static const cu_test remote[] = {
@@ -987,6 +1011,7 @@ void cu_register(void)
         {"merkle_leaf_keys", t_merkle_leaf_keys_remote},
         {"hint_put", t_hint_put_remote},
         {"errors", t_errors_remote},
+        {"clock", t_clock_remote},
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
