@@ -496,7 +496,8 @@ cm_err md_merkle_diff(const md_merkle *a, const md_merkle *b, size_t **leaves, s
 cm_err md_merkle_leaf_keys(md_store *md, const char *bucket, const md_merkle *t,
                            const size_t *leaves, size_t nleaves, md_rec_info **out, size_t *n);
 /* The same over the keys that pass filter only (NULL: all), e.g. one shard of the bucket, so two
- * replicas of a partition compare alike whatever else their stores hold. */
+ * replicas of a partition compare alike whatever else their stores hold. The leaf keys answer
+ * CM_ERR_NOTFOUND for an unknown bucket (so does md_merkle_leaf_keys). */
 /* Keep a key (1) or skip it (0); key holds no NUL, klen bytes. */
 typedef int (*md_key_filter)(void *arg, const uint8_t *key, size_t klen);
 cm_err md_merkle_build_ex(md_store *md, const char *bucket, int depth, md_key_filter filter,

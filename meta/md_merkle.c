@@ -245,10 +245,14 @@ cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_ke
                               size_t *n)
 {
     leaf_ctx c = {depth, filter, farg, leaves, nleaves, NULL, 0, 0};
+    md_bucket b;
     *out = NULL, *n = 0;
     if (depth < 1 || depth > MD_MERKLE_MAX_DEPTH)
         return CM_ERR_INVAL;
-    cm_err e = nleaves ? md_rec_walk(md, bucket, NULL, leaf_one, &c) : CM_OK;
+    cm_err e = md_bucket_get(md, bucket, &b);
+    if (e != CM_OK)
+        return e; /* CM_ERR_NOTFOUND: no such bucket */
+    e = nleaves ? md_rec_walk(md, bucket, NULL, leaf_one, &c) : CM_OK;
     if (e != CM_OK) {
         md_rec_infos_free(c.a, c.n);
         c.a = NULL, c.n = 0;

@@ -531,6 +531,14 @@ static void t_merkle_leaf_keys(void)
         CU_ASSERT_EQUAL(rp_shard_of(t.infos[i].key, NSHARDS), 1);
     }
     tres_free(&t);
+    rp_part nb = {"nobucket", 1, NSHARDS};
+    wait_for(&t, rp_replica_leaf_keys(E.r, &nb, 2, leaves, 256, done_cb, &t));
+    CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(t.no_bucket, 1);
+    memset(&t, 0, sizeof(t));
+    wait_for(&t, rp_replica_merkle(E.r, &nb, 2, done_cb, &t));
+    CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(t.no_bucket, 1);
     md_rec_infos_free(ri, nri);
     free(ref1);
     free(ref2);
