@@ -96,7 +96,7 @@ typedef struct nd_service nd_service;
 typedef struct {
     uint64_t requests;
     uint64_t auth_refused;   /* unauthenticated, skewed or badly signed */
-    uint64_t digest_refused; /* chunk appends whose body failed its CRC32C */
+    uint64_t digest_refused; /* request bodies (appends, meta) that failed their CRC32C */
     uint64_t appended;       /* body bytes appended */
     uint64_t read;           /* body bytes read and sent */
 } nd_service_stats;
