@@ -15,6 +15,7 @@
  *   uploads   bucket \0 key \0 upload_id    -> md_upload record
  *   parts     upload_id \0 part_number(BE32)-> md_part record
  *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
+ *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -494,6 +495,97 @@ cm_err md_merkle_diff(const md_merkle *a, const md_merkle *b, size_t **leaves, s
 /* The keys of bucket in the given leaves (sorted ascending), in key order. */
 cm_err md_merkle_leaf_keys(md_store *md, const char *bucket, const md_merkle *t,
                            const size_t *leaves, size_t nleaves, md_rec_info **out, size_t *n);
+/* The same over the keys that pass filter only (NULL: all), e.g. one shard of the bucket, so two
+ * replicas of a partition compare alike whatever else their stores hold. The leaf keys answer
+ * CM_ERR_NOTFOUND for an unknown bucket (so does md_merkle_leaf_keys). */
+/* Keep a key (1) or skip it (0); key holds no NUL, klen bytes. */
+typedef int (*md_key_filter)(void *arg, const uint8_t *key, size_t klen);
+cm_err md_merkle_build_ex(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                          void *farg, md_merkle **out);
+cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                              void *farg, const size_t *leaves, size_t nleaves, md_rec_info **out,
+                              size_t *n);
+
+/* ---- What a replica of a partition needs (md_replica.c; docs/replication.md) ---- */
+
+/*
+ * The shard of nshards (>= 1) a key belongs to: bytes 4..7 of SHA-256(key), big-endian, mod
+ * nshards (bytes 0..3 number the key's Merkle leaf; the shard takes other bits so that the leaves
+ * of one shard are used evenly). Stable: the partitioning of a cluster depends on it.
+ */
+uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards);
+/* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */
+typedef struct {
+    uint32_t shard, nshards;
+} md_shard;
+int md_shard_keep(void *arg, const uint8_t *key, size_t klen);
+
+/*
+ * Merge-put: store rec (hlc, vector, tombstone as given) unless the stored version of its key wins
+ * md_object_resolve, in one write transaction. *applied = 1 when the store now holds rec (also
+ * when it held that very version already: same key, stamp, vector and tombstone; then nothing is
+ * written), 0 when its own version won. The loser's stored bodies that the winner does not name
+ * (the replaced record's, or rec's when it lost) become garbage records stamped with the larger
+ * of the two hlcs. CM_ERR_NOTFOUND when the bucket does not exist.
+ */
+cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied);
+/* What a replica does with a received record: with a clock, merge the record's stamp into it
+ * (md_hlc_update; CM_ERR_INVAL, nothing stored, for a stamp more than MD_HLC_MAX_DRIFT_MS ahead
+ * of the wall clock); then md_hint_put for hint_for (not NULL) or md_rec_merge. */
+cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
+                      const char *hint_for, int *applied);
+
+/*
+ * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers or
+ * metadata; tombstones included) in key order: keys after `after` (NULL: from the start) that
+ * start with prefix (NULL or "": all) and pass filter (NULL: all), at most max. *out is a heap
+ * array (md_objects_free); *truncated when more follow. CM_ERR_NOTFOUND for an unknown bucket.
+ */
+cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const char *after,
+                   md_key_filter filter, void *farg, size_t max, md_object **out, size_t *n,
+                   int *truncated);
+void md_objects_free(md_object *objs, size_t n);
+/* md_rec_get that tells an unknown bucket apart: *no_bucket = 1 when CM_ERR_NOTFOUND is because
+ * the bucket does not exist. */
+cm_err md_rec_lookup(md_store *md, const char *bucket, const char *key, md_object *out,
+                     int *no_bucket);
+/* The leaf hashes of bucket's Merkle tree of depth over the keys filter keeps: *hashes a heap
+ * array of *n x 16 bytes (n = MD_MERKLE_FANOUT^depth). CM_ERR_NOTFOUND for an unknown bucket. */
+cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                        void *farg, uint8_t **hashes, size_t *n);
+
+/*
+ * Hints (sloppy quorum): records this node keeps for another node that did not answer, until it
+ * is delivered. Database "hints", key target \0 bucket \0 key, value the record; one hint per
+ * (target, bucket, key): a put keeps the winner of md_object_resolve (no garbage: the bodies are
+ * accounted for by the replicas).
+ */
+typedef struct {
+    char *bucket;
+    md_object rec;
+} md_hint;
+
+cm_err md_hint_put(md_store *md, const char *target, const char *bucket, const md_object *rec);
+/* Hints for target after (after_bucket, after_key) (NULL: from the first) in (bucket, key) order,
+ * at most max; *out a heap array (md_hints_free), *truncated when more follow. */
+cm_err md_hint_list(md_store *md, const char *target, const char *after_bucket,
+                    const char *after_key, size_t max, md_hint **out, size_t *n, int *truncated);
+void md_hints_free(md_hint *h, size_t n);
+/* Drop target's hint for bucket/rec->key if it is still the version rec (same digest): a newer
+ * hint stored meanwhile stays. *dropped (may be NULL) says whether it went. */
+cm_err md_hint_drop(md_store *md, const char *target, const char *bucket, const md_object *rec,
+                    int *dropped);
+/* The nodes that have hints, in byte order (heap array of heap strings: md_keys_free). */
+cm_err md_hint_targets(md_store *md, char ***targets, size_t *n);
+/* How many hints are stored (all targets). */
+cm_err md_hint_count(md_store *md, uint64_t *n);
+
+/* Wire form of a digest entry (the node RPC's leaf-keys answer): u16 keylen | key | generation
+ * u64 | hlc u64 | hlc_node u32 | tombstone u8 | digest[16], big-endian. */
+#define MD_REC_INFO_ENC_MAX (2 + MD_MAX_KEY + 8 + 8 + 4 + 1 + 16)
+size_t md_rec_info_encode(const md_rec_info *ri, uint8_t *buf); /* buf: MD_REC_INFO_ENC_MAX */
+/* Decode one entry from buf (len bytes available), *used bytes taken. CM_ERR_CORRUPT. */
+cm_err md_rec_info_decode(const uint8_t *buf, size_t len, size_t *used, md_rec_info *out);
 
 /* ---- Garbage: bodies no record uses any more (md_rec.c) ---- */
 

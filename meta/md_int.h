@@ -64,7 +64,7 @@ void md_gc_wait_queued(md_store *md, size_t n);
 
 struct md_store {
     MDB_env *env;
-    MDB_dbi buckets, objects, uploads, parts, garbage;
+    MDB_dbi buckets, objects, uploads, parts, garbage, hints;
     md_gc gc;
     /*
      * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
@@ -151,6 +151,13 @@ typedef cm_err (*md_rec_fn)(void *arg, const uint8_t *key, size_t klen, const md
                             int *stop);
 /* Walk bucket's records with key > after (NULL: all) in key order, in one read transaction. */
 cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_fn fn, void *arg);
+/* The same from the key `from` (NULL: the start), which is included when inclusive. */
+cm_err md_rec_walk_from(md_store *md, const char *bucket, const char *from, int inclusive,
+                        md_rec_fn fn, void *arg);
+/* Each stored body of old that obj does not name becomes a garbage record stamped hlc; *added
+ * (may be NULL) counts them. */
+cm_err md_garbage_add(MDB_txn *txn, md_store *md, const char *bucket, const md_object *old,
+                      const md_object *obj, uint64_t hlc, size_t *added);
 /* Append an entry for key/o to a growing array. */
 cm_err md_rec_info_add(md_rec_info **a, size_t *n, size_t *cap, const uint8_t *key, size_t klen,
                        const md_object *o);

@@ -27,6 +27,8 @@
 
 struct md_merkle {
     int depth;
+    md_key_filter filter; /* while building: keys to summarise (NULL: all) */
+    void *farg;
     uint64_t count;
     size_t off[MD_MERKLE_MAX_DEPTH + 2]; /* first node of each level; off[depth + 1] = total */
     uint8_t (*h)[16];
@@ -60,6 +62,8 @@ static cm_err build_one(void *arg, const uint8_t *key, size_t klen, const md_obj
     uint8_t dg[16];
     size_t leaf;
     (void)stop;
+    if (t->filter && !t->filter(t->farg, key, klen))
+        return CM_OK;
     cm_err e = md_rec_digest(key, klen, o, dg);
     if (e == CM_OK)
         e = leaf_index(t->depth, key, klen, &leaf);
@@ -88,6 +92,12 @@ static cm_err build_inner(md_merkle *t)
 
 cm_err md_merkle_build(md_store *md, const char *bucket, int depth, md_merkle **out)
 {
+    return md_merkle_build_ex(md, bucket, depth, NULL, NULL, out);
+}
+
+cm_err md_merkle_build_ex(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                          void *farg, md_merkle **out)
+{
     *out = NULL;
     if (depth < 1 || depth > MD_MERKLE_MAX_DEPTH)
         return CM_ERR_INVAL;
@@ -95,6 +105,7 @@ cm_err md_merkle_build(md_store *md, const char *bucket, int depth, md_merkle **
     if (!t)
         return CM_ERR_NOMEM;
     t->depth = depth;
+    t->filter = filter, t->farg = farg;
     size_t width = 1;
     for (int lv = 0; lv <= depth; lv++, width *= MD_MERKLE_FANOUT)
         t->off[lv + 1] = t->off[lv] + width;
@@ -103,6 +114,7 @@ cm_err md_merkle_build(md_store *md, const char *bucket, int depth, md_merkle **
         e = md_rec_walk(md, bucket, NULL, build_one, t);
     if (e == CM_OK)
         e = build_inner(t);
+    t->filter = NULL, t->farg = NULL;
     if (e != CM_OK) {
         md_merkle_free(t);
         return e;
@@ -185,7 +197,9 @@ cm_err md_merkle_diff(const md_merkle *a, const md_merkle *b, size_t **leaves, s
 }
 
 typedef struct {
-    const md_merkle *t;
+    int depth;
+    md_key_filter filter;
+    void *farg;
     const size_t *leaves;
     size_t nleaves;
     md_rec_info *a;
@@ -212,7 +226,9 @@ static cm_err leaf_one(void *arg, const uint8_t *key, size_t klen, const md_obje
     leaf_ctx *c = arg;
     size_t leaf;
     (void)stop;
-    cm_err e = leaf_index(c->t->depth, key, klen, &leaf);
+    if (c->filter && !c->filter(c->farg, key, klen))
+        return CM_OK;
+    cm_err e = leaf_index(c->depth, key, klen, &leaf);
     if (e != CM_OK || !has_leaf(c, leaf))
         return e;
     return md_rec_info_add(&c->a, &c->n, &c->cap, key, klen, o);
@@ -221,8 +237,22 @@ static cm_err leaf_one(void *arg, const uint8_t *key, size_t klen, const md_obje
 cm_err md_merkle_leaf_keys(md_store *md, const char *bucket, const md_merkle *t,
                            const size_t *leaves, size_t nleaves, md_rec_info **out, size_t *n)
 {
-    leaf_ctx c = {t, leaves, nleaves, NULL, 0, 0};
-    cm_err e = nleaves ? md_rec_walk(md, bucket, NULL, leaf_one, &c) : CM_OK;
+    return md_merkle_leaf_keys_ex(md, bucket, t->depth, NULL, NULL, leaves, nleaves, out, n);
+}
+
+cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                              void *farg, const size_t *leaves, size_t nleaves, md_rec_info **out,
+                              size_t *n)
+{
+    leaf_ctx c = {depth, filter, farg, leaves, nleaves, NULL, 0, 0};
+    md_bucket b;
+    *out = NULL, *n = 0;
+    if (depth < 1 || depth > MD_MERKLE_MAX_DEPTH)
+        return CM_ERR_INVAL;
+    cm_err e = md_bucket_get(md, bucket, &b);
+    if (e != CM_OK)
+        return e; /* CM_ERR_NOTFOUND: no such bucket */
+    e = nleaves ? md_rec_walk(md, bucket, NULL, leaf_one, &c) : CM_OK;
     if (e != CM_OK) {
         md_rec_infos_free(c.a, c.n);
         c.a = NULL, c.n = 0;

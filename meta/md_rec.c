@@ -53,6 +53,12 @@ cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_
 
 cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_fn fn, void *arg)
 {
+    return md_rec_walk_from(md, bucket, after, 0, fn, arg);
+}
+
+cm_err md_rec_walk_from(md_store *md, const char *bucket, const char *after, int inclusive,
+                        md_rec_fn fn, void *arg)
+{
     uint8_t k[MD_KEYBUF];
     size_t kl, al = after ? strlen(after) : 0;
     MDB_txn *txn;
@@ -72,7 +78,7 @@ cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_f
     for (e = md_kv_iter_seek(&it, k, kl + al); e == CM_OK; e = md_kv_iter_next(&it)) {
         if (it.key.n < boff || memcmp(it.key.p, k, boff) != 0)
             break; /* past the bucket */
-        if (after && it.key.n == kl + al && memcmp(it.key.p, k, kl + al) == 0)
+        if (after && !inclusive && it.key.n == kl + al && memcmp(it.key.p, k, kl + al) == 0)
             continue; /* exclusive */
         md_object o;
         if ((e = md_object_decode_ex(it.val.p, it.val.n, MD_DECODE_SUMMARY, &o)) != CM_OK)
@@ -217,19 +223,20 @@ static int uses_blob(const md_object *o, const uint8_t blob[16])
     return 0;
 }
 
-/* Record each stored body of old that obj no longer names as garbage stamped obj->hlc. */
-static cm_err add_garbage(MDB_txn *txn, md_store *md, const char *bucket, const md_object *old,
-                          const md_object *obj)
+cm_err md_garbage_add(MDB_txn *txn, md_store *md, const char *bucket, const md_object *old,
+                      const md_object *obj, uint64_t hlc, size_t *added)
 {
     cm_err e = CM_OK;
+    if (added)
+        *added = 0;
     for (size_t i = 0; e == CM_OK && i < old->nparts; i++) {
         const md_part *p = &old->parts[i];
         if (MD_PART_INLINE(p) || uses_blob(obj, p->layout.blob))
             continue;
-        md_garbage g = {obj->hlc, p->layout, (char *)bucket, old->key};
+        md_garbage g = {hlc, p->layout, (char *)bucket, old->key};
         uint8_t k[GARBAGE_KEY];
         md_wbuf w = {0};
-        cm_put_be64(k, obj->hlc);
+        cm_put_be64(k, hlc);
         memcpy(k + 8, p->layout.blob, 16);
         if ((e = md_garbage_encode(&g, &w)) != CM_OK)
             break;
@@ -238,6 +245,8 @@ static cm_err add_garbage(MDB_txn *txn, md_store *md, const char *bucket, const 
         md_w_free(&w);
         if (rc)
             e = md_mdb_err(rc, "put garbage");
+        else if (added)
+            (*added)++;
     }
     return e;
 }
@@ -261,7 +270,7 @@ static cm_err rec_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     if (op->expect != MD_GEN_ANY && op->expect != have)
         e = CM_ERR_CONFLICT;
     if (e == CM_OK && found)
-        e = add_garbage(txn, md, op->bucket, &cur, op->obj);
+        e = md_garbage_add(txn, md, op->bucket, &cur, op->obj, op->obj->hlc, NULL);
     if (e == CM_OK)
         e = md_object_put_stored(txn, md, op->k, op->kl, &op->w, found ? &cur : NULL);
     op->gen = have + 1;

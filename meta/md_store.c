@@ -173,6 +173,8 @@ static cm_err open_dbs(md_store *md)
         rc = mdb_dbi_open(txn, "parts", MDB_CREATE, &md->parts);
     if (!rc)
         rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &md->garbage);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &md->hints);
     if (rc) {
         mdb_txn_abort(txn);
         return md_mdb_err(rc, "mdb_dbi_open");

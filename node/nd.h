@@ -7,8 +7,9 @@
  * verified before the answer, durable after bs_sync), chunk read (GET of a range, streamed out
  * with backpressure, every block verified by the blobstore), delete, stat (HEAD) and info (node
  * id, drives, their state and space; the heartbeat) and list (a page of a drive's chunks, for
- * repair and anti-entropy). Every request is authenticated with the
- * cluster secret (HMAC-SHA256, nd_auth.c).
+ * repair and anti-entropy); and, from the node's md_store, the metadata partition routes (meta
+ * get, merge-put, list, Merkle leaves, leaf keys; nd_meta.c). Every request is authenticated
+ * with the cluster secret (HMAC-SHA256, nd_auth.c).
  *
  * Client side (nd_client.c): asynchronous calls on the caller's event loop over a pooled
  * keep-alive net_client (per peer, bounded), so one PUT can have cells in flight to many nodes
@@ -29,6 +30,7 @@
 
 #include "bs.h"
 #include "cm_err.h"
+#include "md.h"
 #include "net.h"
 
 struct evbuffer;
@@ -82,7 +84,11 @@ typedef struct {
     const nd_drive *drives;
     int ndrives;
     int max_skew_s;   /* 0 = ND_MAX_SKEW_S */
-    int sync_threads; /* workers for bs_sync; 0 = 2, < 0 = sync inline on the loop */
+    int sync_threads; /* workers for bs_sync and meta ops; 0 = 2, < 0 = inline on the loop */
+    md_store *md;     /* metadata partitions served (borrowed); NULL: meta ops answer 503 */
+    md_hlc *clock;    /* this node's clock (borrowed): meta puts merge their records' stamps
+                       * into it (md_hlc_update) and refuse one stamped more than
+                       * MD_HLC_MAX_DRIFT_MS ahead; NULL: no clock is kept */
 } nd_service_config;
 
 typedef struct nd_service nd_service;
@@ -90,7 +96,7 @@ typedef struct nd_service nd_service;
 typedef struct {
     uint64_t requests;
     uint64_t auth_refused;   /* unauthenticated, skewed or badly signed */
-    uint64_t digest_refused; /* chunk appends whose body failed its CRC32C */
+    uint64_t digest_refused; /* request bodies (appends, meta) that failed their CRC32C */
     uint64_t appended;       /* body bytes appended */
     uint64_t read;           /* body bytes read and sent */
 } nd_service_stats;
@@ -170,6 +176,10 @@ typedef struct {
     int64_t clock_offset_s; /* added to the clock when signing (tests of skew) */
 } nd_client_config;
 
+/* A layout address "host:port" into host (cap bytes) and port. The host must be a numeric
+ * address (IPv6 in brackets): the RPC client resolves no names on the loop. CM_ERR_INVAL. */
+cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port);
+
 /* A peer as the layout names it; borrowed for the call. */
 typedef struct {
     const char *id;
@@ -205,7 +215,13 @@ typedef struct {
     const nd_node_info *info; /* nd_info only, on success */
     const nd_chunk_ent *list; /* nd_list only, on success: nlist chunks in id order */
     size_t nlist;
-    int more; /* nd_list: the page is full; ask again after its last id */
+    int more; /* nd_list: the page is full; ask again after its last id; nd_meta_list too */
+    /* meta ops (on success): the answer's body (a record, length-prefixed records, leaf hashes
+     * or digest entries; docs/rpc.md) */
+    const uint8_t *body;
+    size_t body_len;
+    int applied;   /* nd_meta_put: the node holds the record now */
+    int no_bucket; /* meta ops' CM_ERR_NOTFOUND: the bucket is unknown */
 } nd_result;
 
 /* The end of a call, on the client's loop. res is valid during the callback only. */
@@ -254,6 +270,41 @@ cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg);
  */
 cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after, size_t max,
                nd_done_fn done, void *arg);
+/*
+ * Metadata partitions (served from the node's md_store; docs/rpc.md, docs/replication.md). A
+ * partition is the keys of bucket in shard of nshards (md_shard_of). Records travel as
+ * md_object_encode'd bytes; res.body holds the answer.
+ *   get:       the stored record of key (tombstones included) in res.body;
+ *   put:       merge rec (len bytes) into the node's store (md_rec_merge), res.applied; with
+ *              hint_for the node keeps it as a hint for that node instead (md_hint_put);
+ *   list:      records of the partition (summaries) after `after` with prefix, at most max:
+ *              res.body = (u32 length | record)*, res.more;
+ *   merkle:    the MD_MERKLE_FANOUT^depth leaf hashes (16 bytes each) of the partition's tree;
+ *   leaf_keys: the digest entries (md_rec_info_encode, concatenated) of the partition's keys in
+ *              the given leaves.
+ * Bodies are bounded by ND_META_MAX (CM_ERR_TOOBIG beyond); a list page also by
+ * ND_META_PAGE_BYTES. A node without a store answers CM_ERR_UNAVAILABLE.
+ */
+#define ND_META_MAX (16 * 1024 * 1024)   /* a meta request or answer body (depth-5 leaves) */
+#define ND_META_PAGE_BYTES (1024 * 1024) /* a list page ends once its records pass this */
+#define ND_META_LIST_MAX 1000            /* records per list page */
+
+typedef struct {
+    const char *bucket;
+    uint32_t shard, nshards; /* shard < nshards <= 65536 */
+} nd_part;
+
+cm_err nd_meta_get(nd_client *cl, const nd_peer *peer, const char *bucket, const char *key,
+                   nd_done_fn done, void *arg);
+cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
+                   size_t len, const char *hint_for, nd_done_fn done, void *arg);
+cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
+                    const char *after, size_t max, nd_done_fn done, void *arg);
+cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
+                      nd_done_fn done, void *arg);
+cm_err nd_meta_leaf_keys(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
+                         const uint32_t *leaves, size_t nleaves, nd_done_fn done, void *arg);
+
 /* Continue a read paused by data leaving bytes, or an append whose producer had nothing. */
 void nd_op_resume(nd_op *op);
 

@@ -18,6 +18,7 @@
  *
  * Threading: one loop thread per client.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "nd.h"
@@ -45,7 +47,7 @@ struct nd_client {
     nd_op *held; /* calls a fault delays or loses (not in the pool yet) */
 };
 
-enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO, K_LIST };
+enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO, K_LIST, K_META };
 
 struct nd_op {
     nd_client *cl;
@@ -59,7 +61,8 @@ struct nd_op {
     nd_send_fn send;
     void *arg;
     uint64_t want;          /* read: bytes expected */
-    struct evbuffer *small; /* error or info body */
+    struct evbuffer *small; /* error, info, list or meta body */
+    size_t cap;             /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
     nd_node_info *info;
     nd_chunk_ent *list;
 };
@@ -216,9 +219,34 @@ static int parse_info(struct evbuffer *b, nd_node_info *info)
     return have_node ? 0 : -1;
 }
 
+static int header_is(const net_call *call, const char *name, const char *want)
+{
+    const char *v = net_call_resp_header(call, name);
+    return v && strcmp(v, want) == 0;
+}
+
+/* A meta op's answer: the whole body (bounded by op->cap), and its flags. */
+static void meta_result(nd_op *op, const net_call *call, nd_result *res)
+{
+    size_t len = evbuffer_get_length(op->small);
+    if (net_call_received(call) > len) {
+        res->err = CM_ERR_TOOBIG;
+        res->message = "meta answer over ND_META_MAX";
+        return;
+    }
+    res->body = len ? evbuffer_pullup(op->small, (ev_ssize_t)len) : (const uint8_t *)"";
+    res->body_len = len;
+    if (!res->body) {
+        res->err = CM_ERR_NOMEM;
+        res->message = cm_err_str(CM_ERR_NOMEM);
+    }
+    res->applied = header_is(call, "X-Cairn-Applied", "1");
+    res->more = header_is(call, "X-Cairn-More", "1");
+}
+
 static void finish(nd_op *op, cm_err e, const net_call *call)
 {
-    nd_result res = {e, 0, 0, "", NULL, NULL, 0, 0};
+    nd_result res = {e, 0, 0, "", NULL, NULL, 0, 0, NULL, 0, 0, 0};
     char msg[256] = "";
     if (call && e == CM_OK) {
         res.status = net_call_status(call);
@@ -235,6 +263,9 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
                 msg[strcspn(msg, "\r\n")] = '\0';
             }
             res.message = msg;
+            res.no_bucket = net_call_resp_header(call, "X-Cairn-No-Bucket") != NULL;
+        } else if (op->kind == K_META) {
+            meta_result(op, call, &res);
         } else if (op->kind == K_READ && op->want != UINT64_MAX &&
                    net_call_received(call) != op->want) {
             res.err = CM_ERR_CLOSED;
@@ -274,7 +305,7 @@ static void on_body(net_call *call, struct evbuffer *body, void *arg)
         op->data(op->arg, op, body);
         return;
     }
-    size_t room = ND_SMALL_BODY - CM_MIN(evbuffer_get_length(op->small), ND_SMALL_BODY);
+    size_t room = op->cap - CM_MIN(evbuffer_get_length(op->small), op->cap);
     evbuffer_remove_buffer(body, op->small, CM_MIN(room, evbuffer_get_length(body)));
     evbuffer_drain(body, evbuffer_get_length(body)); /* past the cap: dropped */
 }
@@ -381,6 +412,7 @@ static nd_op *op_new(nd_client *cl, int kind, nd_done_fn done, void *arg)
     op->done = done;
     op->arg = arg;
     op->small = evbuffer_new();
+    op->cap = kind == K_META ? ND_META_MAX : ND_SMALL_BODY;
     if (!op->small) {
         free(op);
         return NULL;
@@ -487,6 +519,159 @@ cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
     snprintf(target, sizeof(target), ND_PREFIX "/list/%" PRIu32 "?max=%zu%s%s", drive,
              CM_MIN(max, (size_t)ND_LIST_MAX), after ? "&after=" : "", hex);
     return go(op, peer, "GET", target, 0, NULL, NULL, NULL);
+}
+
+cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    const char *h = addr;
+    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    if (!colon || hl == 0 || colon[1] == '\0')
+        return CM_ERR_INVAL;
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p <= 0 || p > 65535 || hl >= cap)
+        return CM_ERR_INVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    uint8_t a[16];
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1 ? CM_OK
+                                                                                 : CM_ERR_INVAL;
+}
+
+/* ---- metadata partitions ---- */
+
+/* "&name=" (or "?name=" first) and the percent-encoded value, appended at out[*len]; -1 when it
+ * does not fit. */
+static int add_param(char *out, size_t cap, size_t *len, const char *name, const char *v)
+{
+    int n = snprintf(out + *len, cap - *len, "%c%s=", strchr(out, '?') ? '&' : '?', name);
+    if (n < 0 || (size_t)n >= cap - *len)
+        return -1;
+    *len += (size_t)n;
+    size_t w = cm_url_encode(v, strlen(v), 0, out + *len, cap - *len);
+    if (w == (size_t)-1)
+        return -1;
+    *len += w;
+    return 0;
+}
+
+#define META_TARGET 8192 /* the longest: a list with a 1024-byte prefix and after, encoded */
+
+static cm_err meta_call(nd_client *cl, const nd_peer *peer, const char *method, const char *target,
+                        const uint8_t *body, size_t len, nd_done_fn done, void *arg)
+{
+    char crc[9];
+    struct evbuffer *b = NULL;
+    nd_op *op = op_new(cl, K_META, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    if (len) {
+        snprintf(crc, sizeof(crc), "%08" PRIx32, cm_crc32c(0, body, len));
+        if (!(b = evbuffer_new()) || evbuffer_add(b, body, len) != 0) {
+            if (b)
+                evbuffer_free(b);
+            op_free(op);
+            return CM_ERR_NOMEM;
+        }
+    }
+    cm_err e = go(op, peer, method, target, len, len ? crc : NULL, b, NULL);
+    if (b)
+        evbuffer_free(b); /* go moved its contents into the call */
+    return e;
+}
+
+/* ND_PREFIX/meta/<bucket>/<what>?shard=S&nshards=N (part may be NULL: no shard). */
+static size_t meta_target(char *out, size_t cap, const char *bucket, const char *what,
+                          const nd_part *p)
+{
+    int n = p ? snprintf(out, cap, ND_PREFIX "/meta/%s/%s?shard=%" PRIu32 "&nshards=%" PRIu32,
+                         bucket, what, p->shard, p->nshards)
+              : snprintf(out, cap, ND_PREFIX "/meta/%s/%s", bucket, what);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static int bucket_ok(const char *b)
+{
+    size_t n = b ? strlen(b) : 0;
+    return n > 0 && n <= MD_BUCKET_MAX && !strchr(b, '/') && !strchr(b, '?');
+}
+
+cm_err nd_meta_get(nd_client *cl, const nd_peer *peer, const char *bucket, const char *key,
+                   nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(bucket) || !key || !*key || strlen(key) > MD_MAX_KEY ||
+        !(n = meta_target(t, sizeof(t), bucket, "rec", NULL)))
+        return CM_ERR_INVAL;
+    add_param(t, sizeof(t), &n, "key", key); /* fits: 3 x MD_MAX_KEY < META_TARGET */
+    return meta_call(cl, peer, "GET", t, NULL, 0, done, arg);
+}
+
+cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
+                   size_t len, const char *hint_for, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX ||
+        (hint_for && !nd_node_id_valid(hint_for)) ||
+        !(n = meta_target(t, sizeof(t), bucket, "rec", NULL)))
+        return CM_ERR_INVAL;
+    if (hint_for)
+        add_param(t, sizeof(t), &n, "hint", hint_for);
+    return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
+}
+
+cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
+                    const char *after, size_t max, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || max == 0 || !(n = meta_target(t, sizeof(t), p->bucket, "list", p)))
+        return CM_ERR_INVAL;
+    n += (size_t)snprintf(t + n, sizeof(t) - n, "&max=%zu", CM_MIN(max, (size_t)ND_META_LIST_MAX));
+    if ((prefix && *prefix && add_param(t, sizeof(t), &n, "prefix", prefix) != 0) ||
+        (after && add_param(t, sizeof(t), &n, "after", after) != 0))
+        return CM_ERR_INVAL;
+    return meta_call(cl, peer, "GET", t, NULL, 0, done, arg);
+}
+
+cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
+                      nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || depth < 1 || depth > MD_MERKLE_MAX_DEPTH ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "merkle", p)))
+        return CM_ERR_INVAL;
+    snprintf(t + n, sizeof(t) - n, "&depth=%d", depth);
+    return meta_call(cl, peer, "GET", t, NULL, 0, done, arg);
+}
+
+cm_err nd_meta_leaf_keys(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
+                         const uint32_t *leaves, size_t nleaves, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || depth < 1 || depth > MD_MERKLE_MAX_DEPTH || nleaves == 0 ||
+        nleaves > ((size_t)1 << (4 * depth)) ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "leafkeys", p)))
+        return CM_ERR_INVAL;
+    snprintf(t + n, sizeof(t) - n, "&depth=%d", depth);
+    uint8_t *body = malloc(4 * nleaves);
+    if (!body)
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; i < nleaves; i++)
+        cm_put_be32(body + 4 * i, leaves[i]);
+    cm_err e = meta_call(cl, peer, "POST", t, body, 4 * nleaves, done, arg);
+    free(body);
+    return e;
 }
 
 void nd_op_resume(nd_op *op)

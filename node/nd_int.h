@@ -20,11 +20,13 @@ struct nd_service {
     nd_drive drives[ND_MAX_DRIVES];
     char *paths[ND_MAX_DRIVES];
     int max_skew_s;
-    nd_work *work; /* NULL: syncs run inline on the loop */
+    nd_work *work; /* NULL: syncs and meta ops run inline on the loop */
+    md_store *md;  /* metadata partitions (borrowed); NULL: none */
+    md_hlc *clock; /* this node's clock (borrowed); NULL: none */
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
 };
 
-enum { OP_NONE, OP_APPEND, OP_READ, OP_DELETE };
+enum { OP_NONE, OP_APPEND, OP_READ, OP_DELETE, OP_META };
 
 /* What a worker does for a request before it is answered. */
 enum { JOB_SYNC, JOB_DROP, JOB_DELETE };
@@ -44,8 +46,9 @@ struct nd_sreq {
     /* offloaded job (nd_work.c): owned by a worker while busy */
     int job;
     nd_job work;
-    int busy;     /* a worker holds the request (loop-thread flag) */
-    int orphaned; /* the connection closed while busy: free on completion */
+    int busy;             /* a worker holds the request (loop-thread flag) */
+    int orphaned;         /* the connection closed while busy: free on completion */
+    struct nd_mreq *meta; /* OP_META: the metadata op's state (nd_meta.c) */
 };
 
 /*
@@ -53,5 +56,18 @@ struct nd_sreq {
  * answer on s's loop. While busy the request belongs to the worker.
  */
 void nd_sreq_submit(nd_sreq *s, int job);
+void nd_sreq_free(nd_sreq *s);
+/* An error answer: status from e, X-Cairn-Error, X-Cairn-Reason, the text body; plus one more
+ * header when hname is not NULL. */
+void nd_answer_error_ex(net_req *req, cm_err e, const char *why, const char *hname,
+                        const char *hval);
+/* Query parameter name as a u64: 1 found, 0 absent, -1 malformed. */
+int nd_query_u64(const char *q, const char *name, uint64_t *v);
+
+/* nd_meta.c: the metadata partition routes (path after "/meta/"), their request body, its end. */
+void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
+void nd_meta_body(nd_sreq *s, struct evbuffer *body);
+void nd_meta_body_end(nd_sreq *s);
+void nd_meta_free(struct nd_mreq *m);
 
 #endif

@@ -8,6 +8,7 @@
  *   DELETE /chunk/<drive>/<id>                 delete, durably
  *   GET    /info                               heartbeat: node id, clock, drives
  *   GET    /list/<drive>?after=<id>&max=N      a page of the drive's chunks (id, length)
+ *   ...    /meta/<bucket>/...                  metadata partitions (nd_meta.c)
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
  *
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
@@ -59,6 +60,8 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     svc->secret_len = cfg->secret_len;
     svc->ndrives = cfg->ndrives;
     svc->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : ND_MAX_SKEW_S;
+    svc->md = cfg->md;
+    svc->clock = cfg->clock;
     if (!svc->secret)
         goto nomem;
     memcpy(svc->secret, cfg->secret, cfg->secret_len);
@@ -119,21 +122,31 @@ static int status_of(cm_err e)
         return 507;
     case CM_ERR_UNAVAILABLE:
         return 503;
+    case CM_ERR_TOOBIG:
+        return 413;
     default:
         return 500;
     }
 }
 
-static void answer_error(net_req *req, cm_err e, const char *why)
+void nd_answer_error_ex(net_req *req, cm_err e, const char *why, const char *hname,
+                        const char *hval)
 {
     char body[300];
     int n = snprintf(body, sizeof(body), "%s: %s\n", cm_err_name(e), why ? why : cm_err_str(e));
     net_resp_start(req, status_of(e), n);
     net_resp_header(req, "X-Cairn-Error", cm_err_name(e));
     net_resp_header(req, "X-Cairn-Reason", why ? why : cm_err_str(e)); /* HEAD has no body */
+    if (hname)
+        net_resp_header(req, hname, hval);
     net_resp_header(req, "Content-Type", "text/plain");
     net_resp_write(req, body, (size_t)n);
     net_resp_end(req);
+}
+
+static void answer_error(net_req *req, cm_err e, const char *why)
+{
+    nd_answer_error_ex(req, e, why, NULL, NULL);
 }
 
 static void answer_size(net_req *req, int status, uint64_t size)
@@ -147,7 +160,7 @@ static void answer_size(net_req *req, int status, uint64_t size)
 
 /* ---- parsing the target ---- */
 
-static int query_u64(const char *q, const char *name, uint64_t *v)
+int nd_query_u64(const char *q, const char *name, uint64_t *v)
 {
     size_t n = strlen(name);
     for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
@@ -235,7 +248,7 @@ static void start_append(net_req *req, nd_sreq *s, const char *query)
         answer_error(req, CM_ERR_INVAL, "an append needs X-Cairn-Crc32c (8 hex digits)");
         return;
     }
-    if (query_u64(query, "off", &s->off) < 0 || query_u64(query, "sync", &sync) < 0) {
+    if (nd_query_u64(query, "off", &s->off) < 0 || nd_query_u64(query, "sync", &sync) < 0) {
         answer_error(req, CM_ERR_INVAL, "bad off or sync");
         return;
     }
@@ -281,6 +294,10 @@ static void on_body(net_req *req, struct evbuffer *body, void *arg)
 {
     nd_sreq *s = net_req_data(req);
     (void)arg;
+    if (s && s->op == OP_META) {
+        nd_meta_body(s, body);
+        return;
+    }
     if (!s || s->op != OP_APPEND)
         return;
     /* small pieces wait for more, except the last one (the whole body has arrived) */
@@ -293,6 +310,10 @@ static void on_body_end(net_req *req, void *arg)
 {
     nd_sreq *s = net_req_data(req);
     (void)arg;
+    if (s && s->op == OP_META) {
+        nd_meta_body_end(s);
+        return;
+    }
     if (!s || s->op != OP_APPEND)
         return;
     cm_err e = s->err;
@@ -333,7 +354,7 @@ static void job_done(nd_job *j)
     nd_sreq *s = SREQ_OF(j);
     s->busy = 0;
     if (s->orphaned) {
-        free(s);
+        nd_sreq_free(s);
         return;
     }
     if (s->job == JOB_DROP)
@@ -383,7 +404,7 @@ static cm_err send_piece(net_req *req, nd_sreq *s)
 static void start_read(net_req *req, nd_sreq *s, const char *query)
 {
     uint64_t len = UINT64_MAX;
-    if (query_u64(query, "off", &s->off) < 0 || query_u64(query, "len", &len) < 0) {
+    if (nd_query_u64(query, "off", &s->off) < 0 || nd_query_u64(query, "len", &len) < 0) {
         answer_error(req, CM_ERR_INVAL, "bad off or len");
         return;
     }
@@ -470,7 +491,7 @@ static void serve_list(nd_service *svc, net_req *req, const char *path)
         return;
     }
     unsigned long d = strtoul(path, &end, 10);
-    if ((*end != '\0' && *end != '?') || (q && query_u64(q + 1, "max", &max) < 0) || max == 0 ||
+    if ((*end != '\0' && *end != '?') || (q && nd_query_u64(q + 1, "max", &max) < 0) || max == 0 ||
         (after && (strlen(after + 6) < 32 || cm_hex_decode(after + 6, 32, from.b, 16) != CM_OK))) {
         answer_error(req, CM_ERR_INVAL, "bad list query");
         return;
@@ -575,7 +596,10 @@ static void on_request(net_req *req, void *arg)
     s->req = req;
     s->op = OP_NONE;
     net_req_set_data(req, s);
-    serve_chunk(svc, req, s, path);
+    if (strncmp(path, "/meta/", 6) == 0)
+        nd_meta_serve(svc, req, s, path + 6);
+    else
+        serve_chunk(svc, req, s, path);
 }
 
 static void on_done(net_req *req, int aborted, void *arg)
@@ -586,7 +610,14 @@ static void on_done(net_req *req, int aborted, void *arg)
     if (s && s->busy)
         s->orphaned = 1; /* a worker holds it: the completion frees it */
     else
-        free(s);
+        nd_sreq_free(s);
+}
+
+void nd_sreq_free(nd_sreq *s)
+{
+    if (s && s->meta)
+        nd_meta_free(s->meta);
+    free(s);
 }
 
 const net_handler nd_service_handler = {on_request, on_body, on_body_end, on_drain, on_done};

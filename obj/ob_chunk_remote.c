@@ -10,7 +10,6 @@
  * completes on the caller's loop and never inside the call; the fault layer (nd_faults) applies
  * as to any RPC call, so a refused peer completes CM_ERR_UNAVAILABLE at once.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,31 +197,6 @@ void ob_resolver_free(ob_resolver *r)
     free(r);
 }
 
-/* "host:port" into host and port. The host must be a numeric address (IPv6 in brackets): the
- * RPC client resolves no names on the loop. */
-static cm_err parse_addr(const char *addr, char *host, size_t cap, int *port)
-{
-    const char *colon = strrchr(addr, ':');
-    const char *h = addr;
-    size_t hl = colon ? (size_t)(colon - addr) : 0;
-    if (!colon || hl == 0 || colon[1] == '\0')
-        return CM_ERR_INVAL;
-    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p <= 0 || p > 65535 || hl >= cap)
-        return CM_ERR_INVAL;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (int)p;
-    uint8_t a[16];
-    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1 ? CM_OK
-                                                                                 : CM_ERR_INVAL;
-}
-
 cm_err ob_resolver_new(const pl_topology *t, const char *self, ob_chunks *local, nd_client *cl,
                        ob_resolver **out)
 {
@@ -256,7 +230,7 @@ cm_err ob_resolver_new(const pl_topology *t, const char *self, ob_chunks *local,
             continue;
         char host[PL_ADDR_MAX];
         nd_peer p = {t->nodes[i].id, host, 0};
-        cm_err e = parse_addr(t->nodes[i].addr, host, sizeof(host), &p.port);
+        cm_err e = nd_addr_parse(t->nodes[i].addr, host, sizeof(host), &p.port);
         if (e == CM_OK)
             e = ob_chunks_remote_new(cl, &p, &r->remote[i]);
         if (e != CM_OK) {

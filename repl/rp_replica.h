@@ -23,7 +23,9 @@
  *     afterwards (the replaced version's, or the incoming one's when it lost) become durable
  *     garbage records (md_garbage_*), never freed at once. Durable before the completion.
  *     With hint_for set, the replica is a stand-in for that node (sloppy quorum): it keeps
- *     rec as a hint for it, durable, and delivers it when the node answers again;
+ *     rec as a hint for it, durable (md_hint_put: not among its own records, so its listings and
+ *     Merkle trees do not show it; res.applied = 1 once kept), and delivers it when the node
+ *     answers again (rp_hints.h);
  *   - list: records of the partition with keys after `after` (NULL = from the start) that start
  *     with prefix (NULL = all), in byte order, at most max, tombstones included, inline bodies
  *     left out (list entries carry the summary only); res.truncated when more follow;
@@ -32,8 +34,10 @@
  *     replicas of the same partition compare alike whatever else their stores hold;
  *   - leaf_keys: the digests (md_rec_info) of the partition's keys in the given leaves;
  *   - errors: CM_ERR_NOTFOUND for an unknown bucket (get: also for an absent key; see res.
- *     no_bucket), CM_ERR_UNAVAILABLE for an unreachable node, CM_ERR_TIMEOUT / CM_ERR_CLOSED from
- *     the wire, CM_ERR_CORRUPT for a record that does not decode.
+ *     no_bucket), CM_ERR_INVAL for a put stamped too far ahead of a replica's clock (when it
+ *     keeps one: rp_replica_local_set_clock, nd_service_config.clock), CM_ERR_UNAVAILABLE for an
+ * unreachable node, CM_ERR_TIMEOUT / CM_ERR_CLOSED from the wire, CM_ERR_CORRUPT for a record that
+ * does not decode.
  *
  * Threading: a backend belongs to one loop (the base given at creation); calls and completions run
  * on that loop's thread.
@@ -115,6 +119,10 @@ struct event_base;
  * completing on base's loop (created after evthread_use_pthreads). node_id is this node's. */
 cm_err rp_replica_local_new(struct event_base *base, md_store *md, nd_work *work,
                             const char *node_id, rp_replica **out);
+/* This node's clock (borrowed; NULL: none, the default): puts merge their records' stamps into
+ * it and refuse (CM_ERR_INVAL) one more than MD_HLC_MAX_DRIFT_MS ahead (md_rec_receive), as the
+ * node RPC does with nd_service_config.clock. Set before the first call. */
+void rp_replica_local_set_clock(rp_replica *r, md_hlc *clock);
 /* The remote backend: the store of peer (copied) through cl (borrowed, same loop). */
 cm_err rp_replica_remote_new(nd_client *cl, const nd_peer *peer, rp_replica **out);
 
@@ -131,5 +139,8 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
                      rp_router **out);
 void rp_router_free(rp_router *rt); /* NULL is a no-op */
 int rp_route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out);
+/* The replica of the node node_id (the local one for self); NULL when the layout has no such
+ * node (or it is removed). Owned by the router. */
+rp_replica *rp_router_replica(rp_router *rt, const char *node_id);
 
 #endif

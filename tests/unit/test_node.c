@@ -60,7 +60,7 @@ static void node_start(tnode *n, const char *id, int offline, int sync_threads)
         drives[d].path = n->dirs[d];
         drives[d].bs = n->bs[d];
     }
-    nd_service_config sc = {id, secret, SECRET_LEN, drives, NDRIVES, 0, sync_threads};
+    nd_service_config sc = {id, secret, SECRET_LEN, drives, NDRIVES, 0, sync_threads, NULL, NULL};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);
@@ -582,7 +582,7 @@ static void raw_done(net_call *call, cm_err e, void *arg)
 {
     tres *r = arg;
     const char *err = net_call_resp_header(call, "X-Cairn-Error");
-    nd_result res = {e, net_call_status(call), 0, err ? err : "", NULL, NULL, 0, 0};
+    nd_result res = {e, net_call_status(call), 0, err ? err : "", NULL, NULL, 0, 0, NULL, 0, 0, 0};
     done_cb(r, &res);
 }
 

@@ -1,0 +1,515 @@
+/*
+ * md_replica.c - what a replica of a metadata partition needs from its store (repl/, docs/
+ * replication.md): the merge-put, a filtered page of record summaries, the hint store, and the
+ * wire form of digest entries.
+ *
+ * Merge-put (md_rec_merge): one group-commit op reads the stored version of the key, resolves it
+ * against the incoming one (md_object_resolve) and writes the winner, turning the loser's bodies
+ * that the winner does not name into garbage records in the same nested transaction: a crash
+ * keeps both or neither. The very same version (equal digest) is a success that writes nothing,
+ * so a retried or repeated put (read repair, hint delivery) costs no sync.
+ *
+ * Hints: database "hints", key target \0 bucket \0 key (through md_kv.c, so long keys work), value
+ * the encoded record. A partition's stand-in keeps the record here, not among its own objects:
+ * it is not a home of that partition, so the record must neither show in its listings nor in its
+ * Merkle trees. Listing is one walk of target's range; delivery drops a hint only while it is the
+ * version delivered (digest compared inside the dropping op).
+ *
+ * Threading: as md_store.c (writes are group-commit ops, reads take their own read txn).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_checksum.h"
+#include "cm_util.h"
+#include "md_int.h"
+
+/* ---- shards ---- */
+
+uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
+{
+    uint8_t d[32];
+    if (nshards <= 1 || cm_ck_digest(CM_CK_SHA256, key, klen, d) != CM_OK)
+        return 0;
+    return cm_get_be32(d + 4) % nshards;
+}
+
+int md_shard_keep(void *arg, const uint8_t *key, size_t klen)
+{
+    const md_shard *s = arg;
+    return md_shard_of(key, klen, s->nshards) == s->shard;
+}
+
+/* ---- merge-put ---- */
+
+typedef struct {
+    const char *bucket;
+    const md_object *rec;
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    md_wbuf w;
+    int applied;
+} merge_op;
+
+static int same_version(const md_object *a, const md_object *b)
+{
+    uint8_t da[16], db[16];
+    size_t kl = strlen(a->key);
+    return strcmp(a->key, b->key) == 0 &&
+           md_rec_digest((const uint8_t *)a->key, kl, a, da) == CM_OK &&
+           md_rec_digest((const uint8_t *)b->key, kl, b, db) == CM_OK && memcmp(da, db, 16) == 0;
+}
+
+static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    merge_op *op = arg;
+    md_object cur;
+    int found = 0;
+    size_t added = 0;
+    MDB_val bk = {strlen(op->bucket), (void *)op->bucket}, bv;
+    int rc = mdb_get(txn, md->buckets, &bk, &bv);
+    op->applied = 0;
+    if (rc)
+        return rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get bucket");
+    cm_err e = md_object_read(txn, md, op->k, op->kl, &cur, &found);
+    if (e != CM_OK)
+        return e;
+    if (!found) {
+        op->applied = 1;
+        return md_object_put_stored(txn, md, op->k, op->kl, &op->w, NULL);
+    }
+    if (cur.generation == 0)
+        cur.generation = 1; /* a record from before generations */
+    uint64_t stamp = CM_MAX(cur.hlc, op->rec->hlc);
+    if (same_version(&cur, op->rec)) {
+        op->applied = 1;
+        *wrote = 0;
+    } else if (md_object_resolve(&cur, op->rec, NULL) == 1) {
+        op->applied = 1;
+        e = md_garbage_add(txn, md, op->bucket, &cur, op->rec, stamp, NULL);
+        if (e == CM_OK)
+            e = md_object_put_stored(txn, md, op->k, op->kl, &op->w, &cur);
+    } else {
+        e = md_garbage_add(txn, md, op->bucket, op->rec, &cur, stamp, &added);
+        *wrote = added > 0;
+    }
+    md_object_release(&cur);
+    return e;
+}
+
+cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied)
+{
+    merge_op op = {.bucket = bucket, .rec = rec};
+    *applied = 0;
+    if (!rec->key || !*rec->key || md_key_object(bucket, rec->key, op.k, &op.kl) != CM_OK)
+        return CM_ERR_INVAL;
+    cm_err e = md_object_encode_stored(rec, &op.w);
+    if (e == CM_OK)
+        e = md_write(md, merge_apply, &op);
+    md_w_free(&op.w);
+    *applied = e == CM_OK && op.applied;
+    return e;
+}
+
+cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
+                      const char *hint_for, int *applied)
+{
+    uint64_t now;
+    *applied = 0;
+    if (clock && rec->hlc && md_hlc_update(clock, rec->hlc, &now) != CM_OK)
+        return CM_ERR_INVAL;
+    if (!hint_for)
+        return md_rec_merge(md, bucket, rec, applied);
+    cm_err e = md_hint_put(md, hint_for, bucket, rec);
+    *applied = e == CM_OK;
+    return e;
+}
+
+/* ---- filtered reads ---- */
+
+static cm_err bucket_known(md_store *md, const char *bucket)
+{
+    md_bucket b;
+    return md_bucket_get(md, bucket, &b);
+}
+
+cm_err md_rec_lookup(md_store *md, const char *bucket, const char *key, md_object *out,
+                     int *no_bucket)
+{
+    cm_err e = md_rec_get(md, bucket, key, out);
+    *no_bucket = e == CM_ERR_NOTFOUND && bucket_known(md, bucket) == CM_ERR_NOTFOUND;
+    return e;
+}
+
+cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filter filter,
+                        void *farg, uint8_t **hashes, size_t *n)
+{
+    md_merkle *t;
+    *hashes = NULL, *n = 0;
+    cm_err e = bucket_known(md, bucket);
+    if (e == CM_OK)
+        e = md_merkle_build_ex(md, bucket, depth, filter, farg, &t);
+    if (e != CM_OK)
+        return e;
+    size_t width = (size_t)1 << (4 * depth);
+    if (!(*hashes = malloc(width * 16))) {
+        md_merkle_free(t);
+        return CM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < width; i++)
+        memcpy(*hashes + 16 * i, md_merkle_node(t, depth, i), 16);
+    *n = width;
+    md_merkle_free(t);
+    return CM_OK;
+}
+
+typedef struct {
+    const char *prefix;
+    size_t plen, max, n, cap;
+    md_key_filter filter;
+    void *farg;
+    md_object *a;
+    int truncated;
+} scan_ctx;
+
+static cm_err scan_one(void *arg, const uint8_t *key, size_t klen, const md_object *o, int *stop)
+{
+    scan_ctx *c = arg;
+    if (klen < c->plen || memcmp(key, c->prefix, c->plen) != 0) {
+        *stop = 1; /* keys sort: past the prefix's range */
+        return CM_OK;
+    }
+    if (c->filter && !c->filter(c->farg, key, klen))
+        return CM_OK;
+    if (c->n == c->max) {
+        c->truncated = 1;
+        *stop = 1;
+        return CM_OK;
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 64;
+        md_object *p = realloc(c->a, nc * sizeof(*p));
+        if (!p)
+            return CM_ERR_NOMEM;
+        c->a = p, c->cap = nc;
+    }
+    cm_err e = md_object_copy(o, &c->a[c->n]);
+    if (e == CM_OK)
+        c->n++;
+    return e;
+}
+
+cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const char *after,
+                   md_key_filter filter, void *farg, size_t max, md_object **out, size_t *n,
+                   int *truncated)
+{
+    scan_ctx c = {.prefix = prefix ? prefix : "", .max = max, .filter = filter, .farg = farg};
+    c.plen = strlen(c.prefix);
+    *out = NULL, *n = 0, *truncated = 0;
+    cm_err e = bucket_known(md, bucket);
+    if (e != CM_OK)
+        return e;
+    /* start at the later of after (exclusive) and the prefix (inclusive) */
+    int from_after = after && strcmp(after, c.prefix) >= 0;
+    e = md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, scan_one, &c);
+    if (e != CM_OK) {
+        md_objects_free(c.a, c.n);
+        return e;
+    }
+    *out = c.a, *n = c.n, *truncated = c.truncated;
+    return CM_OK;
+}
+
+void md_objects_free(md_object *objs, size_t n)
+{
+    for (size_t i = 0; objs && i < n; i++)
+        md_object_release(&objs[i]);
+    free(objs);
+}
+
+/* ---- hints ---- */
+
+/* target \0 bucket \0 key (key may be "" for the start of a range). */
+static cm_err hint_key(const char *target, const char *bucket, const char *key, uint8_t *buf,
+                       size_t *len)
+{
+    size_t tl = strlen(target);
+    if (tl == 0 || tl > MD_BUCKET_MAX)
+        return CM_ERR_INVAL;
+    memcpy(buf, target, tl);
+    buf[tl] = 0;
+    *len = tl + 1;
+    if (!bucket)
+        return CM_OK;
+    size_t kl;
+    cm_err e = md_key_object(bucket, key, buf + tl + 1, &kl);
+    *len += kl;
+    return e;
+}
+
+typedef struct {
+    const md_object *rec;
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    md_wbuf w;
+    int dropped;
+} hint_op;
+
+static cm_err hint_read(MDB_txn *txn, md_store *md, const hint_op *op, int mode, md_object *cur,
+                        int *found)
+{
+    md_slice v;
+    cm_err e = md_kv_get(txn, md->hints, op->k, op->kl, &v);
+    *found = 0;
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    if (e == CM_OK)
+        e = md_object_decode_ex(v.p, v.n, mode, cur);
+    *found = e == CM_OK;
+    return e;
+}
+
+static cm_err hint_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    hint_op *op = arg;
+    md_object cur;
+    int found;
+    cm_err e = hint_read(txn, md, op, MD_DECODE_SUMMARY, &cur, &found);
+    if (e != CM_OK)
+        return e;
+    int keep = found && md_object_resolve(&cur, op->rec, NULL) == 0;
+    if (found)
+        md_object_release(&cur);
+    if (keep) {
+        *wrote = 0; /* the stored hint is newer */
+        return CM_OK;
+    }
+    return md_kv_put(txn, md->hints, op->k, op->kl, op->w.p, op->w.len);
+}
+
+cm_err md_hint_put(md_store *md, const char *target, const char *bucket, const md_object *rec)
+{
+    hint_op op = {.rec = rec};
+    if (!rec->key || !*rec->key || hint_key(target, bucket, rec->key, op.k, &op.kl) != CM_OK)
+        return CM_ERR_INVAL;
+    cm_err e = md_object_encode_w(rec, &op.w);
+    if (e == CM_OK)
+        e = md_write(md, hint_put_apply, &op);
+    md_w_free(&op.w);
+    return e;
+}
+
+static cm_err hint_drop_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    hint_op *op = arg;
+    md_object cur;
+    int found;
+    cm_err e = hint_read(txn, md, op, MD_DECODE_SUMMARY, &cur, &found);
+    op->dropped = 0;
+    if (e != CM_OK || !found) {
+        *wrote = 0;
+        return e;
+    }
+    op->dropped = same_version(&cur, op->rec);
+    md_object_release(&cur);
+    if (!op->dropped) {
+        *wrote = 0; /* superseded by a newer hint: it stays */
+        return CM_OK;
+    }
+    return md_kv_del(txn, md->hints, op->k, op->kl);
+}
+
+cm_err md_hint_drop(md_store *md, const char *target, const char *bucket, const md_object *rec,
+                    int *dropped)
+{
+    hint_op op = {.rec = rec};
+    if (dropped)
+        *dropped = 0;
+    if (!rec->key || hint_key(target, bucket, rec->key, op.k, &op.kl) != CM_OK)
+        return CM_ERR_INVAL;
+    cm_err e = md_write(md, hint_drop_apply, &op);
+    if (dropped)
+        *dropped = e == CM_OK && op.dropped;
+    return e;
+}
+
+/* Split a hint's full key after target \0 into bucket and key. */
+static cm_err hint_split(const uint8_t *p, size_t n, md_hint *h)
+{
+    const uint8_t *z = memchr(p, 0, n);
+    if (!z || z == p)
+        return MD_CORRUPT("hint key without a bucket");
+    size_t bl = (size_t)(z - p); /* the key is the record's own */
+    if (!(h->bucket = malloc(bl + 1)))
+        return CM_ERR_NOMEM;
+    memcpy(h->bucket, p, bl);
+    h->bucket[bl] = 0;
+    return CM_OK;
+}
+
+cm_err md_hint_list(md_store *md, const char *target, const char *after_bucket,
+                    const char *after_key, size_t max, md_hint **out, size_t *n, int *truncated)
+{
+    uint8_t k[MD_KEYBUF];
+    size_t kl, tl;
+    MDB_txn *txn;
+    md_kv_iter it;
+    *out = NULL, *n = 0, *truncated = 0;
+    if (hint_key(target, NULL, NULL, k, &tl) != CM_OK)
+        return CM_ERR_INVAL;
+    kl = tl;
+    if (after_bucket && hint_key(target, after_bucket, after_key ? after_key : "", k, &kl) != CM_OK)
+        return CM_ERR_INVAL;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    if ((e = md_kv_iter_open(txn, md->hints, &it)) != CM_OK) {
+        md_txn_end(md, txn);
+        return e;
+    }
+    md_hint *a = NULL;
+    size_t cnt = 0;
+    for (e = md_kv_iter_seek(&it, k, kl); e == CM_OK; e = md_kv_iter_next(&it)) {
+        if (it.key.n < tl || memcmp(it.key.p, k, tl) != 0)
+            break; /* past the target */
+        if (after_bucket && it.key.n == kl && memcmp(it.key.p, k, kl) == 0)
+            continue; /* exclusive */
+        if (cnt == max) {
+            *truncated = 1;
+            break;
+        }
+        md_hint *p = realloc(a, (cnt + 1) * sizeof(*p));
+        if (!p) {
+            e = CM_ERR_NOMEM;
+            break;
+        }
+        a = p;
+        memset(&a[cnt], 0, sizeof(a[cnt]));
+        cnt++; /* counted now so a failure below frees what is set */
+        if ((e = hint_split(it.key.p + tl, it.key.n - tl, &a[cnt - 1])) != CM_OK ||
+            (e = md_object_decode(it.val.p, it.val.n, &a[cnt - 1].rec)) != CM_OK)
+            break;
+    }
+    md_kv_iter_close(&it);
+    md_txn_end(md, txn);
+    if (e == CM_ERR_NOTFOUND)
+        e = CM_OK;
+    if (e != CM_OK) {
+        md_hints_free(a, cnt);
+        *truncated = 0;
+        return e;
+    }
+    *out = a, *n = cnt;
+    return CM_OK;
+}
+
+void md_hints_free(md_hint *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++) {
+        free(h[i].bucket);
+        md_object_release(&h[i].rec);
+    }
+    free(h);
+}
+
+cm_err md_hint_targets(md_store *md, char ***targets, size_t *n)
+{
+    MDB_txn *txn;
+    md_kv_iter it;
+    uint8_t k[MD_BUCKET_MAX + 2] = {1}; /* level 0 keys start at 0x01 (md_kv.c) */
+    size_t kl = 1;
+    *targets = NULL, *n = 0;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    if ((e = md_kv_iter_open(txn, md->hints, &it)) == CM_OK) {
+        /* one seek per target: past target \0 is target \1 */
+        while ((e = md_kv_iter_seek(&it, k, kl)) == CM_OK) {
+            const uint8_t *z = memchr(it.key.p, 0, it.key.n);
+            size_t tl = z ? (size_t)(z - it.key.p) : 0;
+            if (tl == 0 || tl > MD_BUCKET_MAX) {
+                e = MD_CORRUPT("hint key without a target");
+                break;
+            }
+            char **p = realloc(*targets, (*n + 1) * sizeof(*p));
+            if (!p || !(p[*n] = malloc(tl + 1))) {
+                if (p)
+                    *targets = p;
+                e = CM_ERR_NOMEM;
+                break;
+            }
+            *targets = p;
+            memcpy(p[*n], it.key.p, tl);
+            p[(*n)++][tl] = 0;
+            memcpy(k, it.key.p, tl);
+            k[tl] = 1;
+            kl = tl + 1;
+        }
+        md_kv_iter_close(&it);
+    }
+    md_txn_end(md, txn);
+    if (e == CM_ERR_NOTFOUND)
+        e = CM_OK;
+    if (e != CM_OK) {
+        md_keys_free(*targets, *n);
+        *targets = NULL, *n = 0;
+    }
+    return e;
+}
+
+cm_err md_hint_count(md_store *md, uint64_t *n)
+{
+    MDB_txn *txn;
+    md_kv_iter it;
+    uint8_t start = 1; /* level 0 keys start at 0x01 (md_kv.c) */
+    *n = 0;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    if ((e = md_kv_iter_open(txn, md->hints, &it)) == CM_OK) {
+        for (e = md_kv_iter_seek(&it, &start, 1); e == CM_OK; e = md_kv_iter_next(&it))
+            (*n)++;
+        md_kv_iter_close(&it);
+    }
+    md_txn_end(md, txn);
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
+}
+
+/* ---- digest entries on the wire ---- */
+
+size_t md_rec_info_encode(const md_rec_info *ri, uint8_t *buf)
+{
+    size_t kl = strlen(ri->key);
+    uint8_t *p = buf;
+    p[0] = (uint8_t)(kl >> 8), p[1] = (uint8_t)kl;
+    memcpy(p + 2, ri->key, kl);
+    p += 2 + kl;
+    cm_put_be64(p, ri->generation);
+    cm_put_be64(p + 8, ri->hlc);
+    cm_put_be32(p + 16, ri->hlc_node);
+    p[20] = ri->tombstone;
+    memcpy(p + 21, ri->digest, 16);
+    return (size_t)(p + 37 - buf);
+}
+
+cm_err md_rec_info_decode(const uint8_t *buf, size_t len, size_t *used, md_rec_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 2)
+        return MD_CORRUPT("short digest entry");
+    size_t kl = ((size_t)buf[0] << 8) | buf[1];
+    if (kl == 0 || kl > MD_MAX_KEY || len < 2 + kl + 37 || memchr(buf + 2, 0, kl))
+        return MD_CORRUPT("bad digest entry");
+    if (!(out->key = malloc(kl + 1)))
+        return CM_ERR_NOMEM;
+    memcpy(out->key, buf + 2, kl);
+    out->key[kl] = 0;
+    const uint8_t *p = buf + 2 + kl;
+    out->generation = cm_get_be64(p);
+    out->hlc = cm_get_be64(p + 8);
+    out->hlc_node = cm_get_be32(p + 16);
+    out->tombstone = p[20];
+    memcpy(out->digest, p + 21, 16);
+    *used = 2 + kl + 37;
+    return CM_OK;
+}

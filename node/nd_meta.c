@@ -1,0 +1,411 @@
+/*
+ * nd_meta.c - the node RPC's metadata partition routes, served from the node's md_store
+ * (docs/rpc.md "Metadata partitions", docs/replication.md).
+ *
+ * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded):
+ *   GET  /rec?key=K                                   the stored record (tombstones included)
+ *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
+ *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
+ *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
+ *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
+ * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
+ * is checked before anything is applied (the signature covers it, so the body is authenticated).
+ * Answers: 200 with the body (application/octet-stream), X-Cairn-Applied for a put, X-Cairn-More
+ * for a list; errors as every route (X-Cairn-Error), plus X-Cairn-No-Bucket: 1 on a 404 for an
+ * unknown bucket.
+ *
+ * Every md call runs on the service's worker pool (nd_sreq's job), which also encodes the answer
+ * into an evbuffer; the loop only parses, collects the request body and sends.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "cm_checksum.h"
+#include "cm_log.h"
+#include "cm_util.h"
+#include "nd_int.h"
+
+#define MOD "nd"
+#define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
+
+enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES };
+
+struct nd_mreq {
+    int kind;
+    char bucket[MD_BUCKET_MAX + 1];
+    char key[MD_MAX_KEY + 1], prefix[MD_MAX_KEY + 1], after[MD_MAX_KEY + 1];
+    int has_after;
+    char hint[ND_NODE_ID_MAX];
+    md_shard part;
+    uint64_t max, depth;
+    uint32_t want_crc, crc;
+    uint64_t want_len;
+    struct evbuffer *in, *out;
+    cm_err err;
+    const char *why;
+    int no_bucket, applied, more;
+};
+
+void nd_meta_free(struct nd_mreq *m)
+{
+    if (m->in)
+        evbuffer_free(m->in);
+    if (m->out)
+        evbuffer_free(m->out);
+    free(m);
+}
+
+/* Query parameter name, percent-decoded into out: 1 found, 0 absent, -1 malformed or too long. */
+static int query_str(const char *q, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name), len;
+    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+            const char *v = p + n + 1, *end = strchr(v, '&');
+            size_t vl = end ? (size_t)(end - v) : strlen(v);
+            if (cm_url_decode(v, vl, out, cap, &len) != CM_OK || strlen(out) != len)
+                return -1; /* bad escape, too long, or a NUL inside */
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* shard, nshards and depth (when want_depth) from the query. */
+static const char *parse_part(const char *q, struct nd_mreq *m, int want_depth)
+{
+    uint64_t shard = 0, nshards = 0;
+    if (nd_query_u64(q, "shard", &shard) != 1 || nd_query_u64(q, "nshards", &nshards) != 1 ||
+        nshards == 0 || nshards > 65536 || shard >= nshards)
+        return "bad shard or nshards";
+    m->part.shard = (uint32_t)shard, m->part.nshards = (uint32_t)nshards;
+    if (want_depth && (nd_query_u64(q, "depth", &m->depth) != 1 || m->depth < 1 ||
+                       m->depth > MD_MERKLE_MAX_DEPTH))
+        return "bad depth";
+    return NULL;
+}
+
+/* What the route and query ask for; NULL when fine, else the reason of a 400. */
+static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
+{
+    const char *slash = strchr(path, '/'), *method = net_req_method(req);
+    size_t bl = slash ? (size_t)(slash - path) : 0;
+    if (bl == 0 || bl > MD_BUCKET_MAX)
+        return "bad bucket";
+    memcpy(m->bucket, path, bl);
+    m->bucket[bl] = 0;
+    const char *what = slash + 1, *qm = strchr(what, '?'), *q = qm ? qm + 1 : "";
+    size_t wl = qm ? (size_t)(qm - what) : strlen(what);
+    if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "GET") == 0) {
+        m->kind = M_GET;
+        return query_str(q, "key", m->key, sizeof(m->key)) == 1 && m->key[0] ? NULL : "bad key";
+    }
+    if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "PUT") == 0) {
+        m->kind = M_PUT;
+        int h = query_str(q, "hint", m->hint, sizeof(m->hint));
+        return h < 0 || (h == 1 && !nd_node_id_valid(m->hint)) ? "bad hint" : NULL;
+    }
+    if (wl == 4 && strncmp(what, "list", 4) == 0 && strcmp(method, "GET") == 0) {
+        m->kind = M_LIST;
+        m->max = ND_META_LIST_MAX;
+        int a = query_str(q, "after", m->after, sizeof(m->after));
+        m->has_after = a == 1;
+        if (a < 0 || query_str(q, "prefix", m->prefix, sizeof(m->prefix)) < 0 ||
+            nd_query_u64(q, "max", &m->max) < 0 || m->max == 0)
+            return "bad list query";
+        m->max = CM_MIN(m->max, (uint64_t)ND_META_LIST_MAX);
+        return parse_part(q, m, 0);
+    }
+    if (wl == 6 && strncmp(what, "merkle", 6) == 0 && strcmp(method, "GET") == 0) {
+        m->kind = M_MERKLE;
+        return parse_part(q, m, 1);
+    }
+    if (wl == 8 && strncmp(what, "leafkeys", 8) == 0 && strcmp(method, "POST") == 0) {
+        m->kind = M_LEAVES;
+        return parse_part(q, m, 1);
+    }
+    return "no such meta route";
+}
+
+/* ---- on a worker ---- */
+
+static cm_err run_get(nd_service *svc, struct nd_mreq *m)
+{
+    md_object o;
+    uint8_t *buf;
+    size_t len;
+    cm_err e = md_rec_lookup(svc->md, m->bucket, m->key, &o, &m->no_bucket);
+    if (e != CM_OK)
+        return e;
+    e = md_object_encode(&o, &buf, &len);
+    md_object_release(&o);
+    if (e == CM_OK) {
+        if (evbuffer_add(m->out, buf, len) != 0)
+            e = CM_ERR_NOMEM;
+        free(buf);
+    }
+    return e;
+}
+
+static cm_err run_put(nd_service *svc, struct nd_mreq *m)
+{
+    md_object o;
+    size_t len = evbuffer_get_length(m->in);
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (!p && len)
+        return CM_ERR_NOMEM;
+    cm_err e = md_object_decode(p, len, &o);
+    if (e != CM_OK) {
+        m->why = "the body is not a record";
+        return e;
+    }
+    if (!o.key || !*o.key) {
+        e = CM_ERR_INVAL;
+        m->why = "a record without a key";
+    } else {
+        e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
+                           &m->applied);
+        m->no_bucket = e == CM_ERR_NOTFOUND && !m->hint[0];
+        if (e == CM_ERR_INVAL)
+            m->why = "the record's stamp is too far ahead of this node's clock";
+    }
+    md_object_release(&o);
+    return e;
+}
+
+/* u32 length | bytes, into out. */
+static cm_err add_framed(struct evbuffer *out, const uint8_t *p, size_t len)
+{
+    uint8_t h[4];
+    cm_put_be32(h, (uint32_t)len);
+    return evbuffer_add(out, h, 4) == 0 && evbuffer_add(out, p, len) == 0 ? CM_OK : CM_ERR_NOMEM;
+}
+
+static cm_err run_list(nd_service *svc, struct nd_mreq *m)
+{
+    md_object *o;
+    size_t n;
+    int truncated;
+    cm_err e = md_rec_scan(svc->md, m->bucket, m->prefix, m->has_after ? m->after : NULL,
+                           md_shard_keep, &m->part, (size_t)m->max, &o, &n, &truncated);
+    if (e != CM_OK) {
+        m->no_bucket = e == CM_ERR_NOTFOUND;
+        return e;
+    }
+    m->more = truncated;
+    for (size_t i = 0; e == CM_OK && i < n; i++) {
+        uint8_t *buf;
+        size_t len;
+        if (evbuffer_get_length(m->out) >= ND_META_PAGE_BYTES) {
+            m->more = 1; /* the page is full by bytes: the caller continues after the last */
+            break;
+        }
+        if ((e = md_object_encode(&o[i], &buf, &len)) == CM_OK) {
+            e = add_framed(m->out, buf, len);
+            free(buf);
+        }
+    }
+    md_objects_free(o, n);
+    return e;
+}
+
+static cm_err run_merkle(nd_service *svc, struct nd_mreq *m)
+{
+    uint8_t *h;
+    size_t n;
+    cm_err e = md_merkle_leaves(svc->md, m->bucket, (int)m->depth, md_shard_keep, &m->part, &h, &n);
+    if (e != CM_OK) {
+        m->no_bucket = e == CM_ERR_NOTFOUND;
+        return e;
+    }
+    if (evbuffer_add(m->out, h, n * 16) != 0)
+        e = CM_ERR_NOMEM;
+    free(h);
+    return e;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static cm_err run_leaves(nd_service *svc, struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), nl = len / 4, width = (size_t)1 << (4 * m->depth);
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (len % 4 || (!p && len)) {
+        m->why = "the body is not a list of u32 leaves";
+        return CM_ERR_INVAL;
+    }
+    size_t *leaves = malloc((nl ? nl : 1) * sizeof(*leaves));
+    if (!leaves)
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; i < nl; i++) {
+        leaves[i] = cm_get_be32(p + 4 * i);
+        if (leaves[i] >= width) {
+            free(leaves);
+            m->why = "a leaf beyond the tree";
+            return CM_ERR_INVAL;
+        }
+    }
+    qsort(leaves, nl, sizeof(*leaves), cmp_size);
+    md_rec_info *ri = NULL;
+    size_t n = 0;
+    cm_err e = md_merkle_leaf_keys_ex(svc->md, m->bucket, (int)m->depth, md_shard_keep, &m->part,
+                                      leaves, nl, &ri, &n);
+    free(leaves);
+    m->no_bucket = e == CM_ERR_NOTFOUND;
+    uint8_t buf[MD_REC_INFO_ENC_MAX];
+    for (size_t i = 0; e == CM_OK && i < n; i++) {
+        size_t bl = md_rec_info_encode(&ri[i], buf);
+        if (evbuffer_get_length(m->out) + bl > ND_META_MAX) {
+            e = CM_ERR_TOOBIG;
+            m->why = "too many keys in these leaves: ask for fewer";
+        } else if (evbuffer_add(m->out, buf, bl) != 0) {
+            e = CM_ERR_NOMEM;
+        }
+    }
+    md_rec_infos_free(ri, n);
+    return e;
+}
+
+static void meta_run(nd_job *j)
+{
+    nd_sreq *s = MREQ_JOB(j);
+    struct nd_mreq *m = s->meta;
+    switch (m->kind) {
+    case M_GET:
+        m->err = run_get(s->svc, m);
+        break;
+    case M_PUT:
+        m->err = run_put(s->svc, m);
+        break;
+    case M_LIST:
+        m->err = run_list(s->svc, m);
+        break;
+    case M_MERKLE:
+        m->err = run_merkle(s->svc, m);
+        break;
+    default:
+        m->err = run_leaves(s->svc, m);
+        break;
+    }
+}
+
+/* ---- on the loop ---- */
+
+static void meta_done(nd_job *j)
+{
+    nd_sreq *s = MREQ_JOB(j);
+    struct nd_mreq *m = s->meta;
+    s->busy = 0;
+    if (s->orphaned) {
+        nd_sreq_free(s);
+        return;
+    }
+    net_req *req = s->req;
+    if (m->err != CM_OK) {
+        const char *why = m->why ? m->why : m->no_bucket ? "no such bucket" : NULL;
+        nd_answer_error_ex(req, m->err, why, m->no_bucket ? "X-Cairn-No-Bucket" : NULL, "1");
+        return;
+    }
+    net_resp_start(req, 200, (int64_t)evbuffer_get_length(m->out));
+    net_resp_header(req, "Content-Type", "application/octet-stream");
+    if (m->kind == M_PUT)
+        net_resp_header(req, "X-Cairn-Applied", m->applied ? "1" : "0");
+    if (m->kind == M_LIST)
+        net_resp_header(req, "X-Cairn-More", m->more ? "1" : "0");
+    net_resp_write_buffer(req, m->out);
+    net_resp_end(req);
+}
+
+static void submit(nd_sreq *s)
+{
+    s->work.run = meta_run;
+    s->work.done = meta_done;
+    s->work.base = net_req_base(s->req);
+    s->busy = s->svc->work != NULL;
+    nd_work_submit(s->svc->work, &s->work);
+}
+
+void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
+{
+    if (!svc->md) {
+        nd_answer_error_ex(req, CM_ERR_UNAVAILABLE, "this node serves no metadata", NULL, NULL);
+        return;
+    }
+    struct nd_mreq *m = calloc(1, sizeof(*m));
+    if (!m || !(m->out = evbuffer_new()) || !(m->in = evbuffer_new())) {
+        if (m)
+            nd_meta_free(m);
+        nd_answer_error_ex(req, CM_ERR_NOMEM, NULL, NULL, NULL);
+        return;
+    }
+    s->meta = m;
+    s->op = OP_META;
+    const char *why = parse(req, path, m);
+    if (why) {
+        nd_answer_error_ex(req,
+                           strcmp(why, "no such meta route") == 0 ? CM_ERR_NOTFOUND : CM_ERR_INVAL,
+                           why, NULL, NULL);
+        return;
+    }
+    if (m->kind != M_PUT && m->kind != M_LEAVES) {
+        submit(s);
+        return;
+    }
+    const char *crc = net_req_header(req, "X-Cairn-Crc32c");
+    int64_t cl = net_req_content_length(req);
+    uint8_t raw[4];
+    if (net_req_chunked(req) || !net_req_header(req, "Content-Length") || cl <= 0) {
+        nd_answer_error_ex(req, CM_ERR_INVAL, "a meta body needs a Content-Length", NULL, NULL);
+        return;
+    }
+    if (cl > ND_META_MAX) {
+        nd_answer_error_ex(req, CM_ERR_TOOBIG, "meta body over ND_META_MAX", NULL, NULL);
+        return;
+    }
+    if (!crc || strlen(crc) != 8 || cm_hex_decode(crc, 8, raw, 4) != CM_OK) {
+        nd_answer_error_ex(req, CM_ERR_INVAL, "a meta body needs X-Cairn-Crc32c (8 hex digits)",
+                           NULL, NULL);
+        return;
+    }
+    m->want_crc = cm_get_be32(raw);
+    m->want_len = (uint64_t)cl;
+    net_req_read_body(req);
+}
+
+void nd_meta_body(nd_sreq *s, struct evbuffer *body)
+{
+    struct nd_mreq *m = s->meta;
+    while (evbuffer_get_length(body) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(body, -1, NULL, &v, 1) < 1)
+            break;
+        m->crc = cm_crc32c(m->crc, v.iov_base, v.iov_len);
+        evbuffer_remove_buffer(body, m->in, v.iov_len); /* moves, no copy */
+    }
+}
+
+void nd_meta_body_end(nd_sreq *s)
+{
+    struct nd_mreq *m = s->meta;
+    if (evbuffer_get_length(m->in) != m->want_len) {
+        nd_answer_error_ex(s->req, CM_ERR_INVAL, "short meta body", NULL, NULL);
+        return;
+    }
+    if (m->crc != m->want_crc) {
+        atomic_fetch_add(&s->svc->digest_refused, 1);
+        CM_WARN(MOD, "peer=%s meta body refused: CRC32C %08x, header says %08x",
+                net_req_peer(s->req), m->crc, m->want_crc);
+        nd_answer_error_ex(s->req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c", NULL,
+                           NULL);
+        return;
+    }
+    submit(s);
+}

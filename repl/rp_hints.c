@@ -1,0 +1,299 @@
+/*
+ * rp_hints.c - hint delivery rounds (rp_hints.h, docs/replication.md "Hints").
+ *
+ * A round: (1) on a worker, md_hint_targets and md_hint_list per target until `batch` hints are
+ * read; (2) on the loop, one rp_replica_put per hint to its target's replica (from the router),
+ * all in flight at once (the batch bounds them); (3) once every put ended, on a worker, md_hint_
+ * drop for each hint the target answered for (it drops only the version delivered: a newer hint
+ * stored meanwhile stays for the next round); (4) the next round is armed interval_ms later. One
+ * round at a time, so a node with many hints sends at most `batch` records per interval; each
+ * round starts with the target after the one the previous round started with, so the targets
+ * take turns at the front of the batch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "rp_hints.h"
+
+typedef struct hround hround;
+
+typedef struct {
+    hround *r;
+    size_t i;
+} hput;
+
+struct hround {
+    nd_job job; /* first: the pool hands it back */
+    rp_hints *h;
+    char **targets;
+    size_t ntargets;
+    md_hint *hints;
+    size_t nhints;
+    size_t *tidx;  /* hints[i] is for targets[tidx[i]] */
+    uint8_t *drop; /* the target answered for hints[i] */
+    hput *puts;
+    size_t outstanding;
+    uint64_t dropped;
+    cm_err err;
+};
+
+struct rp_hints {
+    rp_hints_config cfg;
+    struct event *timer;
+    int busy, freeing;
+    rp_hints_stats st;
+    /* The target a round started with: the next round starts with the one after it, so a dead
+     * target with a full batch of hints cannot starve the others (written by the round's list
+     * job, while the loop leaves it alone). */
+    char first[ND_NODE_ID_MAX];
+};
+
+static void round_free(hround *r)
+{
+    md_keys_free(r->targets, r->ntargets);
+    md_hints_free(r->hints, r->nhints);
+    free(r->tidx);
+    free(r->drop);
+    free(r->puts);
+    free(r);
+}
+
+static void arm(rp_hints *h)
+{
+    struct timeval tv = {h->cfg.interval_ms / 1000, (h->cfg.interval_ms % 1000) * 1000};
+    evtimer_add(h->timer, &tv);
+}
+
+static void round_end(hround *r)
+{
+    rp_hints *h = r->h;
+    h->st.dropped += r->dropped;
+    round_free(r);
+    h->busy = 0;
+    if (h->freeing) {
+        event_free(h->timer);
+        free(h);
+        return;
+    }
+    arm(h);
+}
+
+/* ---- (1) list, on a worker ---- */
+
+static cm_err list_run_e(hround *r)
+{
+    size_t batch = (size_t)r->h->cfg.batch;
+    cm_err e = md_hint_targets(r->h->cfg.md, &r->targets, &r->ntargets);
+    if (e != CM_OK)
+        return e;
+    size_t start = 0; /* the first target after the previous round's first, wrapping */
+    while (start < r->ntargets && strcmp(r->targets[start], r->h->first) <= 0)
+        start++;
+    if (start == r->ntargets)
+        start = 0;
+    if (r->ntargets)
+        snprintf(r->h->first, sizeof(r->h->first), "%s", r->targets[start]);
+    for (size_t k = 0; k < r->ntargets && r->nhints < batch; k++) {
+        size_t t = (start + k) % r->ntargets;
+        md_hint *page;
+        size_t n;
+        int truncated;
+        e = md_hint_list(r->h->cfg.md, r->targets[t], NULL, NULL, batch - r->nhints, &page, &n,
+                         &truncated);
+        if (e != CM_OK)
+            return e;
+        md_hint *all = realloc(r->hints, (r->nhints + n) * sizeof(*all));
+        size_t *ti = realloc(r->tidx, (r->nhints + n + 1) * sizeof(*ti));
+        if (all)
+            r->hints = all;
+        if (ti)
+            r->tidx = ti;
+        if (!all || !ti) {
+            md_hints_free(page, n);
+            return CM_ERR_NOMEM;
+        }
+        memcpy(r->hints + r->nhints, page, n * sizeof(*page));
+        free(page); /* its entries moved */
+        for (size_t i = 0; i < n; i++)
+            r->tidx[r->nhints + i] = t;
+        r->nhints += n;
+    }
+    r->drop = calloc(r->nhints + 1, 1);
+    r->puts = calloc(r->nhints + 1, sizeof(*r->puts));
+    return r->drop && r->puts ? CM_OK : CM_ERR_NOMEM;
+}
+
+static void list_run(nd_job *j)
+{
+    hround *r = (hround *)(void *)j;
+    r->err = list_run_e(r);
+}
+
+/* ---- (3) drop, on a worker ---- */
+
+static void drop_run(nd_job *j)
+{
+    hround *r = (hround *)(void *)j;
+    for (size_t i = 0; i < r->nhints; i++) {
+        int dropped = 0;
+        if (r->drop[i] && md_hint_drop(r->h->cfg.md, r->targets[r->tidx[i]], r->hints[i].bucket,
+                                       &r->hints[i].rec, &dropped) == CM_OK)
+            r->dropped += dropped != 0;
+    }
+}
+
+static void drop_done(nd_job *j)
+{
+    round_end((hround *)(void *)j);
+}
+
+static void puts_ended(hround *r)
+{
+    int any = 0;
+    for (size_t i = 0; i < r->nhints; i++)
+        any |= r->drop[i];
+    if (!any) {
+        round_end(r);
+        return;
+    }
+    r->job.run = drop_run;
+    r->job.done = drop_done;
+    nd_work_submit(r->h->cfg.work, &r->job);
+}
+
+/* ---- (2) deliver, on the loop ---- */
+
+static void put_done(void *arg, const rp_result *res)
+{
+    hput *p = arg;
+    hround *r = p->r;
+    if (res->err == CM_OK) {
+        r->drop[p->i] = 1;
+        if (res->applied)
+            r->h->st.delivered++;
+        else
+            r->h->st.superseded++;
+    } else {
+        r->h->st.failed++;
+    }
+    if (--r->outstanding == 0)
+        puts_ended(r);
+}
+
+static void list_done(nd_job *j)
+{
+    hround *r = (hround *)(void *)j;
+    rp_hints *h = r->h;
+    h->st.rounds++;
+    if (r->err != CM_OK || r->nhints == 0) {
+        round_end(r);
+        return;
+    }
+    h->st.listed += r->nhints;
+    r->outstanding = 1; /* held while starting, so no completion ends the round early */
+    for (size_t i = 0; i < r->nhints; i++) {
+        const md_hint *hi = &r->hints[i];
+        rp_replica *rep =
+            h->cfg.router ? rp_router_replica(h->cfg.router, r->targets[r->tidx[i]]) : NULL;
+        if (!rep) {
+            h->st.unroutable++;
+            continue;
+        }
+        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards};
+        r->puts[i].r = r, r->puts[i].i = i;
+        r->outstanding++;
+        if (rp_replica_put(rep, &part, &hi->rec, NULL, put_done, &r->puts[i]) != CM_OK) {
+            r->outstanding--;
+            h->st.failed++;
+        }
+    }
+    if (--r->outstanding == 0)
+        puts_ended(r);
+}
+
+/* ---- rounds ---- */
+
+static void start_round(rp_hints *h)
+{
+    if (h->busy || h->freeing)
+        return;
+    hround *r = calloc(1, sizeof(*r));
+    if (!r) {
+        arm(h);
+        return;
+    }
+    r->h = h;
+    r->job.run = list_run;
+    r->job.done = list_done;
+    r->job.base = h->cfg.base;
+    h->busy = 1;
+    nd_work_submit(h->cfg.work, &r->job);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start_round(arg);
+}
+
+cm_err rp_hints_new(const rp_hints_config *cfg, rp_hints **out)
+{
+    *out = NULL;
+    if (!cfg->base || !cfg->md || !cfg->work || cfg->batch < 0 || cfg->batch > 1000 ||
+        cfg->interval_ms < 0 || cfg->nshards > RP_MAX_SHARDS)
+        return CM_ERR_INVAL;
+    rp_hints *h = calloc(1, sizeof(*h));
+    if (!h)
+        return CM_ERR_NOMEM;
+    h->cfg = *cfg;
+    h->cfg.nshards = cfg->nshards ? cfg->nshards : 8;
+    h->cfg.batch = cfg->batch ? cfg->batch : 64;
+    h->cfg.interval_ms = cfg->interval_ms ? cfg->interval_ms : 1000;
+    if (!(h->timer = evtimer_new(cfg->base, timer_cb, h))) {
+        free(h);
+        return CM_ERR_NOMEM;
+    }
+    arm(h);
+    *out = h;
+    return CM_OK;
+}
+
+void rp_hints_free(rp_hints *h)
+{
+    if (!h)
+        return;
+    if (h->busy) {
+        h->freeing = 1; /* the round's end frees it */
+        evtimer_del(h->timer);
+        return;
+    }
+    event_free(h->timer);
+    free(h);
+}
+
+void rp_hints_kick(rp_hints *h)
+{
+    if (!h->busy) {
+        evtimer_del(h->timer);
+        start_round(h);
+    }
+}
+
+void rp_hints_set_router(rp_hints *h, rp_router *rt)
+{
+    h->cfg.router = rt;
+}
+
+int rp_hints_busy(const rp_hints *h)
+{
+    return h->busy;
+}
+
+void rp_hints_get_stats(const rp_hints *h, rp_hints_stats *out)
+{
+    *out = h->st;
+}

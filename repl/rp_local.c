@@ -1,0 +1,246 @@
+/*
+ * rp_local.c - the local replica backend: this node's md_store (rp_replica.h).
+ *
+ * The pattern of the chunk interface's local backend (obj/ob_chunk.c): each call becomes a job
+ * carrying copies of its arguments and, afterwards, its results; the job runs on a worker pool
+ * (node/nd_work.c), where the md calls may block (reads, group commits with their fdatasync), and
+ * its completion runs on the backend's loop, which calls the caller's rp_done and frees the job.
+ * Every call goes through a worker, so a completion never runs inside the call that started it.
+ *
+ * The md calls are those the node RPC's service makes for the remote backend (node/nd_meta.c):
+ * md_rec_lookup, md_rec_receive (merge-put or hint, the clock), md_rec_scan, md_merkle_leaves and
+ * md_merkle_leaf_keys_ex, filtered by md_shard_keep; so both backends answer alike.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_replica.h"
+
+typedef struct {
+    rp_replica base;
+    struct event_base *loop;
+    md_store *md;
+    md_hlc *clock; /* rp_replica_local_set_clock; NULL: none */
+    nd_work *work;
+    char node_id[ND_NODE_ID_MAX];
+} lr_backend;
+
+enum { L_GET, L_PUT, L_LIST, L_MERKLE, L_LEAVES };
+
+typedef struct {
+    nd_job job; /* first: the pool hands it back as the job */
+    int op;
+    md_store *md;
+    md_hlc *clock;
+    char bucket[MD_BUCKET_MAX + 1];
+    md_shard part;
+    char *key, *prefix, *after;
+    md_object rec; /* put: a copy of the record */
+    char hint[ND_NODE_ID_MAX];
+    int depth;
+    size_t *leaves, nleaves, max;
+    /* results */
+    cm_err err;
+    int no_bucket, applied, truncated, have_rec;
+    md_object got;
+    md_object *recs;
+    size_t nrecs;
+    uint8_t *hashes;
+    size_t nhashes;
+    md_rec_info *infos;
+    size_t ninfos;
+    rp_done done;
+    void *arg;
+} lr_job;
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void lr_run(nd_job *job)
+{
+    lr_job *j = (lr_job *)(void *)job;
+    switch (j->op) {
+    case L_GET:
+        j->err = md_rec_lookup(j->md, j->bucket, j->key, &j->got, &j->no_bucket);
+        j->have_rec = j->err == CM_OK;
+        break;
+    case L_PUT:
+        j->err = md_rec_receive(j->md, j->clock, j->bucket, &j->rec, j->hint[0] ? j->hint : NULL,
+                                &j->applied);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND && !j->hint[0];
+        break;
+    case L_LIST:
+        j->err = md_rec_scan(j->md, j->bucket, j->prefix, j->after, md_shard_keep, &j->part, j->max,
+                             &j->recs, &j->nrecs, &j->truncated);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND;
+        break;
+    case L_MERKLE:
+        j->err = md_merkle_leaves(j->md, j->bucket, j->depth, md_shard_keep, &j->part, &j->hashes,
+                                  &j->nhashes);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND;
+        break;
+    default:
+        qsort(j->leaves, j->nleaves, sizeof(*j->leaves), cmp_size);
+        j->err = md_merkle_leaf_keys_ex(j->md, j->bucket, j->depth, md_shard_keep, &j->part,
+                                        j->leaves, j->nleaves, &j->infos, &j->ninfos);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND;
+        break;
+    }
+}
+
+static void lr_job_free(lr_job *j)
+{
+    free(j->key);
+    free(j->prefix);
+    free(j->after);
+    free(j->leaves);
+    md_object_release(&j->rec);
+    if (j->have_rec)
+        md_object_release(&j->got);
+    md_objects_free(j->recs, j->nrecs);
+    free(j->hashes);
+    md_rec_infos_free(j->infos, j->ninfos);
+    free(j);
+}
+
+static void lr_done(nd_job *job)
+{
+    lr_job *j = (lr_job *)(void *)job;
+    rp_result res;
+    memset(&res, 0, sizeof(res));
+    res.err = j->err;
+    res.no_bucket = j->no_bucket;
+    res.message = j->err == CM_OK ? "" : j->no_bucket ? "no such bucket" : cm_err_str(j->err);
+    if (j->err == CM_OK) {
+        res.rec = j->have_rec ? &j->got : NULL;
+        res.applied = j->applied;
+        res.recs = j->recs, res.nrecs = j->nrecs, res.truncated = j->truncated;
+        res.hashes = j->hashes, res.nleaves = j->nhashes;
+        res.infos = j->infos, res.ninfos = j->ninfos;
+    }
+    j->done(j->arg, &res);
+    lr_job_free(j);
+}
+
+static lr_job *lr_job_new(rp_replica *r, int op, const rp_part *p, rp_done done, void *arg)
+{
+    lr_backend *b = (lr_backend *)r;
+    lr_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->job.run = lr_run;
+    j->job.done = lr_done;
+    j->job.base = b->loop;
+    j->op = op;
+    j->md = b->md;
+    j->clock = b->clock;
+    snprintf(j->bucket, sizeof(j->bucket), "%s", p->bucket);
+    j->part.shard = p->shard, j->part.nshards = p->nshards;
+    j->done = done;
+    j->arg = arg;
+    return j;
+}
+
+/* strdup that keeps NULL; 0 on an allocation failure. */
+static int dup_opt(const char *s, char **out)
+{
+    *out = s ? strdup(s) : NULL;
+    return !s || *out;
+}
+
+static cm_err lr_submit(rp_replica *r, lr_job *j, int ok)
+{
+    if (!ok) {
+        lr_job_free(j);
+        return CM_ERR_NOMEM;
+    }
+    nd_work_submit(((lr_backend *)r)->work, &j->job);
+    return CM_OK;
+}
+
+static cm_err lr_get(rp_replica *r, const rp_part *p, const char *key, rp_done done, void *arg)
+{
+    lr_job *j = lr_job_new(r, L_GET, p, done, arg);
+    return j ? lr_submit(r, j, dup_opt(key, &j->key)) : CM_ERR_NOMEM;
+}
+
+static cm_err lr_put(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,
+                     rp_done done, void *arg)
+{
+    if (hint_for && !nd_node_id_valid(hint_for))
+        return CM_ERR_INVAL;
+    lr_job *j = lr_job_new(r, L_PUT, p, done, arg);
+    if (!j)
+        return CM_ERR_NOMEM;
+    if (hint_for)
+        snprintf(j->hint, sizeof(j->hint), "%s", hint_for);
+    return lr_submit(r, j, md_object_copy(rec, &j->rec) == CM_OK);
+}
+
+static cm_err lr_list(rp_replica *r, const rp_part *p, const char *prefix, const char *after,
+                      size_t max, rp_done done, void *arg)
+{
+    lr_job *j = lr_job_new(r, L_LIST, p, done, arg);
+    if (!j)
+        return CM_ERR_NOMEM;
+    j->max = max;
+    return lr_submit(r, j, dup_opt(prefix, &j->prefix) && dup_opt(after, &j->after));
+}
+
+static cm_err lr_merkle(rp_replica *r, const rp_part *p, int depth, rp_done done, void *arg)
+{
+    lr_job *j = lr_job_new(r, L_MERKLE, p, done, arg);
+    if (!j)
+        return CM_ERR_NOMEM;
+    j->depth = depth;
+    return lr_submit(r, j, 1);
+}
+
+static cm_err lr_leaf_keys(rp_replica *r, const rp_part *p, int depth, const uint32_t *leaves,
+                           size_t nleaves, rp_done done, void *arg)
+{
+    lr_job *j = lr_job_new(r, L_LEAVES, p, done, arg);
+    if (!j)
+        return CM_ERR_NOMEM;
+    j->depth = depth;
+    j->nleaves = nleaves;
+    if ((j->leaves = malloc(nleaves * sizeof(*j->leaves))) != NULL)
+        for (size_t i = 0; i < nleaves; i++)
+            j->leaves[i] = leaves[i];
+    return lr_submit(r, j, j->leaves != NULL);
+}
+
+static void lr_free(rp_replica *r)
+{
+    free(r);
+}
+
+static const rp_replica_ops lr_ops = {lr_get, lr_put, lr_list, lr_merkle, lr_leaf_keys, lr_free};
+
+cm_err rp_replica_local_new(struct event_base *base, md_store *md, nd_work *work,
+                            const char *node_id, rp_replica **out)
+{
+    *out = NULL;
+    if (!base || !md || !work || !nd_node_id_valid(node_id))
+        return CM_ERR_INVAL;
+    lr_backend *b = calloc(1, sizeof(*b));
+    if (!b)
+        return CM_ERR_NOMEM;
+    b->base.ops = &lr_ops;
+    b->loop = base;
+    b->md = md;
+    b->work = work;
+    snprintf(b->node_id, sizeof(b->node_id), "%s", node_id);
+    b->base.node_id = b->node_id;
+    *out = &b->base;
+    return CM_OK;
+}
+
+void rp_replica_local_set_clock(rp_replica *r, md_hlc *clock)
+{
+    ((lr_backend *)r)->clock = clock;
+}

@@ -1,0 +1,238 @@
+/*
+ * rp_remote.c - the remote replica backend: another node's md_store over the node RPC
+ * (nd_meta_* in node/nd_client.c, served by node/nd_meta.c; rp_replica.h).
+ *
+ * A call encodes what it sends (md_object_encode for a put), starts the nd_client call on the
+ * caller's loop, and decodes the answer in its completion: a record, length-prefixed records, the
+ * leaf hashes or digest entries. A body that does not decode ends the call CM_ERR_CORRUPT. The
+ * client never completes inside the call that started it (a refusing fault too ends from the
+ * loop), which gives the backend's contract for free. Transport errors pass through:
+ * CM_ERR_UNAVAILABLE (refused, unreachable), CM_ERR_TIMEOUT, CM_ERR_CLOSED.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_util.h"
+#include "rp_replica.h"
+
+typedef struct {
+    rp_replica base;
+    nd_client *cl;
+    char id[ND_NODE_ID_MAX], host[PL_ADDR_MAX];
+    nd_peer peer;
+} rr_backend;
+
+enum { R_GET, R_PUT, R_LIST, R_MERKLE, R_LEAVES };
+
+typedef struct {
+    int op;
+    size_t nleaves; /* merkle: leaves expected */
+    rp_done done;
+    void *arg;
+} rr_call;
+
+static cm_err decode_list(const nd_result *nr, md_object **out, size_t *n)
+{
+    size_t cnt = 0, off = 0;
+    while (off + 4 <= nr->body_len) { /* count first: one allocation */
+        off += 4 + cm_get_be32(nr->body + off);
+        cnt++;
+    }
+    if (off != nr->body_len)
+        return CM_ERR_CORRUPT;
+    md_object *a = calloc(cnt ? cnt : 1, sizeof(*a));
+    if (!a)
+        return CM_ERR_NOMEM;
+    cm_err e = CM_OK;
+    off = 0;
+    for (*n = 0; e == CM_OK && *n < cnt; (*n)++) {
+        size_t len = cm_get_be32(nr->body + off);
+        e = md_object_decode(nr->body + off + 4, len, &a[*n]);
+        off += 4 + len;
+    }
+    if (e != CM_OK) {
+        md_objects_free(a, *n);
+        *n = 0;
+        return e;
+    }
+    *out = a;
+    return CM_OK;
+}
+
+static cm_err decode_infos(const nd_result *nr, md_rec_info **out, size_t *n)
+{
+    md_rec_info *a = NULL;
+    size_t cap = 0, off = 0, used;
+    cm_err e = CM_OK;
+    *n = 0;
+    while (e == CM_OK && off < nr->body_len) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            md_rec_info *p = realloc(a, nc * sizeof(*p));
+            if (!p) {
+                e = CM_ERR_NOMEM;
+                break;
+            }
+            a = p, cap = nc;
+        }
+        if ((e = md_rec_info_decode(nr->body + off, nr->body_len - off, &used, &a[*n])) == CM_OK)
+            (*n)++, off += used;
+    }
+    if (e != CM_OK) {
+        md_rec_infos_free(a, *n);
+        *n = 0;
+        return e;
+    }
+    *out = a;
+    return CM_OK;
+}
+
+static void rr_finish(void *arg, const nd_result *nr)
+{
+    rr_call *c = arg;
+    rp_result res;
+    md_object rec, *recs = NULL;
+    md_rec_info *infos = NULL;
+    size_t nrecs = 0, ninfos = 0;
+    int have_rec = 0;
+    memset(&res, 0, sizeof(res));
+    res.err = nr->err;
+    res.no_bucket = nr->no_bucket;
+    res.message = nr->message;
+    if (res.err == CM_OK) {
+        switch (c->op) {
+        case R_GET:
+            res.err = md_object_decode(nr->body, nr->body_len, &rec);
+            have_rec = res.err == CM_OK;
+            res.rec = have_rec ? &rec : NULL;
+            break;
+        case R_PUT:
+            res.applied = nr->applied;
+            break;
+        case R_LIST:
+            res.err = decode_list(nr, &recs, &nrecs);
+            res.recs = recs, res.nrecs = nrecs, res.truncated = nr->more;
+            break;
+        case R_MERKLE:
+            res.err = nr->body_len == 16 * c->nleaves ? CM_OK : CM_ERR_CORRUPT;
+            res.hashes = nr->body, res.nleaves = c->nleaves;
+            break;
+        default:
+            res.err = decode_infos(nr, &infos, &ninfos);
+            res.infos = infos, res.ninfos = ninfos;
+            break;
+        }
+        if (res.err != CM_OK) {
+            res.message = "the node's answer does not decode";
+            res.rec = NULL, res.recs = NULL, res.nrecs = 0, res.hashes = NULL, res.nleaves = 0;
+        }
+    }
+    c->done(c->arg, &res);
+    if (have_rec)
+        md_object_release(&rec);
+    md_objects_free(recs, nrecs);
+    md_rec_infos_free(infos, ninfos);
+    free(c);
+}
+
+static rr_call *rr_call_new(int op, rp_done done, void *arg)
+{
+    rr_call *c = calloc(1, sizeof(*c));
+    if (c)
+        c->op = op, c->done = done, c->arg = arg;
+    return c;
+}
+
+/* The nd call's result: free the call when it did not start. */
+static cm_err rr_started(rr_call *c, cm_err e)
+{
+    if (e != CM_OK)
+        free(c);
+    return e;
+}
+
+static cm_err rr_get(rp_replica *r, const rp_part *p, const char *key, rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    rr_call *c = rr_call_new(R_GET, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    return rr_started(c, nd_meta_get(b->cl, &b->peer, p->bucket, key, rr_finish, c));
+}
+
+static cm_err rr_put(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,
+                     rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    uint8_t *buf;
+    size_t len;
+    cm_err e = md_object_encode(rec, &buf, &len);
+    if (e != CM_OK)
+        return e;
+    rr_call *c = rr_call_new(R_PUT, done, arg);
+    e = c ? nd_meta_put(b->cl, &b->peer, p->bucket, buf, len, hint_for, rr_finish, c)
+          : CM_ERR_NOMEM;
+    free(buf);
+    return c ? rr_started(c, e) : e;
+}
+
+static cm_err rr_list(rp_replica *r, const rp_part *p, const char *prefix, const char *after,
+                      size_t max, rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    nd_part np = {p->bucket, p->shard, p->nshards};
+    rr_call *c = rr_call_new(R_LIST, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    return rr_started(c, nd_meta_list(b->cl, &b->peer, &np, prefix, after, max, rr_finish, c));
+}
+
+static cm_err rr_merkle(rp_replica *r, const rp_part *p, int depth, rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    nd_part np = {p->bucket, p->shard, p->nshards};
+    rr_call *c = rr_call_new(R_MERKLE, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    c->nleaves = (size_t)1 << (4 * depth);
+    return rr_started(c, nd_meta_merkle(b->cl, &b->peer, &np, depth, rr_finish, c));
+}
+
+static cm_err rr_leaf_keys(rp_replica *r, const rp_part *p, int depth, const uint32_t *leaves,
+                           size_t nleaves, rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    nd_part np = {p->bucket, p->shard, p->nshards};
+    rr_call *c = rr_call_new(R_LEAVES, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    return rr_started(
+        c, nd_meta_leaf_keys(b->cl, &b->peer, &np, depth, leaves, nleaves, rr_finish, c));
+}
+
+static void rr_free(rp_replica *r)
+{
+    free(r);
+}
+
+static const rp_replica_ops rr_ops = {rr_get, rr_put, rr_list, rr_merkle, rr_leaf_keys, rr_free};
+
+cm_err rp_replica_remote_new(nd_client *cl, const nd_peer *peer, rp_replica **out)
+{
+    *out = NULL;
+    if (!cl || !peer || !nd_node_id_valid(peer->id) || !peer->host ||
+        strlen(peer->host) >= PL_ADDR_MAX || peer->port <= 0 || peer->port > 65535)
+        return CM_ERR_INVAL;
+    rr_backend *b = calloc(1, sizeof(*b));
+    if (!b)
+        return CM_ERR_NOMEM;
+    b->base.ops = &rr_ops;
+    b->cl = cl;
+    snprintf(b->id, sizeof(b->id), "%s", peer->id);
+    snprintf(b->host, sizeof(b->host), "%s", peer->host);
+    b->peer.id = b->id, b->peer.host = b->host, b->peer.port = peer->port;
+    b->base.node_id = b->id;
+    *out = &b->base;
+    return CM_OK;
+}

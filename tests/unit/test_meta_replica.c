@@ -1,0 +1,360 @@
+/*
+ * test_meta_replica.c - what meta/ offers a partition replica (md_replica.c): the merge-put
+ * (older refused, newer applied, concurrent by hlc, the same version again, garbage for the
+ * loser's bodies, unknown bucket), the filtered page of summaries (prefix, after, filter, max),
+ * filtered Merkle trees and leaf keys, the hint store and the digest entry codec.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "md.h"
+
+static md_store *open_store(const char *name)
+{
+    char dir[512];
+    md_store *md = NULL;
+    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), name);
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &md), CM_OK);
+    md_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "b");
+    CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_OK);
+    return md;
+}
+
+static md_part stored_part(uint8_t blob)
+{
+    md_part p;
+    memset(&p, 0, sizeof(p));
+    p.size = 1 << 20;
+    memset(p.layout.blob, blob, 16);
+    p.layout.size = p.size;
+    p.layout.k = 4, p.layout.m = 2;
+    return p;
+}
+
+static size_t garbage_count(md_store *md, uint8_t blob)
+{
+    md_garbage *g;
+    size_t n, hits = 0;
+    CU_ASSERT_EQUAL(md_garbage_list(md, UINT64_MAX, 1000, &g, &n), CM_OK);
+    for (size_t i = 0; i < n; i++)
+        hits += g[i].layout.blob[0] == blob;
+    md_garbage_free(g, n);
+    return hits;
+}
+
+static void test_merge(void)
+{
+    md_store *md = open_store("merge");
+    md_part pa = stored_part(0xA), pb = stored_part(0xB), pc = stored_part(0xC);
+    md_object a = {
+        .key = "k", .hlc = MD_HLC_MAKE(2000, 0), .hlc_node = 1, .parts = &pa, .nparts = 1};
+    md_vv_increment(&a.vv, 1, a.hlc);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &a, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    /* The same version again: applied, nothing written (no commit). */
+    md_stats st0, st1;
+    md_stats_get(md, &st0);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &a, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    md_stats_get(md, &st1);
+    CU_ASSERT_EQUAL(st1.commits, st0.commits);
+    /* An older version (its vector is before a's) is refused; its body becomes garbage. */
+    md_object old = {
+        .key = "k", .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 1, .parts = &pb, .nparts = 1};
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &old, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 0);
+    CU_ASSERT_EQUAL(garbage_count(md, 0xB), 1);
+    CU_ASSERT_EQUAL(garbage_count(md, 0xA), 0);
+    md_object got;
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(md, "b", "k", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.hlc, a.hlc);
+    md_object_release(&got);
+    /* A causally newer version is applied; the replaced body becomes garbage. */
+    md_object n1 = {.key = "k",
+                    .hlc = MD_HLC_MAKE(1000, 0),
+                    .hlc_node = 2,
+                    .vv = a.vv,
+                    .parts = &pc,
+                    .nparts = 1};
+    md_vv_increment(&n1.vv, 2, n1.hlc);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &n1, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    CU_ASSERT_EQUAL(garbage_count(md, 0xA), 1);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(md, "b", "k", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.hlc_node, 2);
+    CU_ASSERT_EQUAL(got.generation, 2);
+    md_object_release(&got);
+    /* Concurrent: the larger hlc wins, whichever arrives first; a tombstone takes part. */
+    md_object c1 = {.key = "c", .hlc = MD_HLC_MAKE(5000, 0), .hlc_node = 1};
+    md_object c2 = {.key = "c", .hlc = MD_HLC_MAKE(6000, 0), .hlc_node = 2, .tombstone = 1};
+    md_vv_increment(&c1.vv, 1, c1.hlc);
+    md_vv_increment(&c2.vv, 2, c2.hlc);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &c2, &applied), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &c1, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 0);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(md, "b", "c", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.tombstone, 1);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(md_object_get(md, "b", "c", &got), CM_ERR_NOTFOUND);
+    /* Unknown bucket, no key. */
+    CU_ASSERT_EQUAL(md_rec_merge(md, "nope", &a, &applied), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(applied, 0);
+    md_object nokey = {0};
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &nokey, &applied), CM_ERR_INVAL);
+    md_close(md);
+}
+
+/* Keys whose last character is an even digit. */
+static int even_key(void *arg, const uint8_t *key, size_t klen)
+{
+    (void)arg;
+    return klen > 0 && (key[klen - 1] - '0') % 2 == 0;
+}
+
+static void put_key(md_store *md, const char *key, uint64_t hlc)
+{
+    md_object o = {.key = (char *)key, .hlc = hlc, .hlc_node = 1, .size = 7};
+    snprintf(o.etag, sizeof(o.etag), "e-%s", key);
+    int applied;
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &o, &applied), CM_OK);
+}
+
+static void test_scan(void)
+{
+    md_store *md = open_store("scan");
+    char key[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "%s/%02d", i < 20 ? "p" : "q", i);
+        put_key(md, key, MD_HLC_MAKE(1000 + i, 0));
+    }
+    put_key(md, "a0", MD_HLC_MAKE(1, 0));
+    /* prefix p/, even keys only, pages of 3: p/00 p/02 ... p/18 */
+    char after[32] = "";
+    int pages = 0, seen = 0, truncated = 1;
+    while (truncated) {
+        md_object *o;
+        size_t n;
+        CU_ASSERT_EQUAL_FATAL(md_rec_scan(md, "b", "p/", after[0] ? after : NULL, even_key, NULL, 3,
+                                          &o, &n, &truncated),
+                              CM_OK);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(key, sizeof(key), "p/%02d", seen * 2);
+            CU_ASSERT_STRING_EQUAL(o[i].key, key);
+            CU_ASSERT_EQUAL(o[i].size, 7);
+            CU_ASSERT_EQUAL(o[i].hlc, MD_HLC_MAKE(1000 + seen * 2, 0));
+            seen++;
+        }
+        if (n)
+            snprintf(after, sizeof(after), "%s", o[n - 1].key);
+        md_objects_free(o, n);
+        pages++;
+        CU_ASSERT_FATAL(pages < 10);
+    }
+    CU_ASSERT_EQUAL(seen, 10);
+    CU_ASSERT_EQUAL(pages, 4); /* 3 + 3 + 3 + 1 */
+    /* after beyond the prefix's range: nothing; no prefix: everything. */
+    md_object *o;
+    size_t n;
+    CU_ASSERT_EQUAL(md_rec_scan(md, "b", "p/", "p/zz", NULL, NULL, 100, &o, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_objects_free(o, n);
+    CU_ASSERT_EQUAL(md_rec_scan(md, "b", NULL, NULL, NULL, NULL, 100, &o, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL(n, 31);
+    CU_ASSERT_EQUAL(truncated, 0);
+    CU_ASSERT_STRING_EQUAL(o[0].key, "a0");
+    md_objects_free(o, n);
+    /* after before the prefix starts at the prefix */
+    CU_ASSERT_EQUAL(md_rec_scan(md, "b", "q/", "a", NULL, NULL, 1, &o, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(o[0].key, "q/20");
+    CU_ASSERT_EQUAL(truncated, 1);
+    md_objects_free(o, n);
+    md_close(md);
+}
+
+static void test_merkle_filtered(void)
+{
+    /* Two stores with the same even keys and different odd keys: the even-filtered trees and
+     * leaf keys are equal, the unfiltered ones are not. */
+    md_store *a = open_store("mk_a"), *b = open_store("mk_b");
+    char key[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%03d", i);
+        if (i % 2 == 0 || i % 3 == 0)
+            put_key(a, key, MD_HLC_MAKE(100 + i, 0));
+        if (i % 2 == 0 || i % 5 == 0)
+            put_key(b, key, MD_HLC_MAKE(100 + i, 0));
+    }
+    md_merkle *ta, *tb, *fa, *fb;
+    CU_ASSERT_EQUAL_FATAL(md_merkle_build(a, "b", 2, &ta), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_merkle_build(b, "b", 2, &tb), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_merkle_build_ex(a, "b", 2, even_key, NULL, &fa), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_merkle_build_ex(b, "b", 2, even_key, NULL, &fb), CM_OK);
+    CU_ASSERT(memcmp(md_merkle_node(ta, 0, 0), md_merkle_node(tb, 0, 0), 16) != 0);
+    CU_ASSERT(memcmp(md_merkle_node(fa, 0, 0), md_merkle_node(fb, 0, 0), 16) == 0);
+    CU_ASSERT_EQUAL(md_merkle_count(fa), 100);
+    size_t leaves[256];
+    for (size_t i = 0; i < 256; i++)
+        leaves[i] = i;
+    md_rec_info *ka, *kb;
+    size_t na, nb;
+    CU_ASSERT_EQUAL(md_merkle_leaf_keys_ex(a, "b", 2, even_key, NULL, leaves, 256, &ka, &na),
+                    CM_OK);
+    CU_ASSERT_EQUAL(md_merkle_leaf_keys_ex(b, "b", 2, even_key, NULL, leaves, 256, &kb, &nb),
+                    CM_OK);
+    CU_ASSERT_EQUAL(na, 100);
+    CU_ASSERT_EQUAL_FATAL(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        CU_ASSERT_STRING_EQUAL(ka[i].key, kb[i].key);
+        CU_ASSERT(memcmp(ka[i].digest, kb[i].digest, 16) == 0);
+        CU_ASSERT(even_key(NULL, (const uint8_t *)ka[i].key, strlen(ka[i].key)));
+    }
+    /* digest entries survive their wire form */
+    uint8_t buf[MD_REC_INFO_ENC_MAX];
+    size_t len = md_rec_info_encode(&ka[3], buf), used = 0;
+    md_rec_info back;
+    CU_ASSERT_EQUAL_FATAL(md_rec_info_decode(buf, len, &used, &back), CM_OK);
+    CU_ASSERT_EQUAL(used, len);
+    CU_ASSERT_STRING_EQUAL(back.key, ka[3].key);
+    CU_ASSERT_EQUAL(back.hlc, ka[3].hlc);
+    CU_ASSERT(memcmp(back.digest, ka[3].digest, 16) == 0);
+    free(back.key);
+    CU_ASSERT_EQUAL(md_rec_info_decode(buf, len - 1, &used, &back), CM_ERR_CORRUPT);
+    md_rec_infos_free(ka, na);
+    md_rec_infos_free(kb, nb);
+    md_merkle_free(ta);
+    md_merkle_free(tb);
+    md_merkle_free(fa);
+    md_merkle_free(fb);
+    md_close(a);
+    md_close(b);
+}
+
+static void test_hints(void)
+{
+    md_store *md = open_store("hints");
+    char longkey[1001];
+    memset(longkey, 'x', 1000);
+    longkey[1000] = 0;
+    md_object h1 = {.key = "k1", .hlc = MD_HLC_MAKE(10, 0), .hlc_node = 1};
+    md_object h2 = {.key = longkey, .hlc = MD_HLC_MAKE(11, 0), .hlc_node = 1};
+    md_object h3 = {.key = "k1", .hlc = MD_HLC_MAKE(12, 0), .hlc_node = 1};
+    md_object other = {.key = "z", .hlc = MD_HLC_MAKE(13, 0), .hlc_node = 1};
+    CU_ASSERT_EQUAL(md_hint_put(md, "n2", "b", &h1), CM_OK);
+    CU_ASSERT_EQUAL(md_hint_put(md, "n2", "b", &h2), CM_OK);
+    CU_ASSERT_EQUAL(md_hint_put(md, "n2", "c", &h1), CM_OK); /* another bucket: no check */
+    CU_ASSERT_EQUAL(md_hint_put(md, "n3", "b", &other), CM_OK);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 4);
+    char **targets;
+    size_t nt;
+    CU_ASSERT_EQUAL_FATAL(md_hint_targets(md, &targets, &nt), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(nt, 2);
+    CU_ASSERT_STRING_EQUAL(targets[0], "n2");
+    CU_ASSERT_STRING_EQUAL(targets[1], "n3");
+    md_keys_free(targets, nt);
+    /* A newer hint replaces the stored one; an older one does not. */
+    CU_ASSERT_EQUAL(md_hint_put(md, "n2", "b", &h3), CM_OK);
+    CU_ASSERT_EQUAL(md_hint_put(md, "n2", "b", &h1), CM_OK);
+    md_hint *h;
+    size_t n;
+    int truncated;
+    CU_ASSERT_EQUAL_FATAL(md_hint_list(md, "n2", NULL, NULL, 2, &h, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(truncated, 1);
+    CU_ASSERT_STRING_EQUAL(h[0].bucket, "b");
+    CU_ASSERT_STRING_EQUAL(h[0].rec.key, "k1");
+    CU_ASSERT_EQUAL(h[0].rec.hlc, h3.hlc);
+    CU_ASSERT_STRING_EQUAL(h[1].rec.key, longkey);
+    md_hint *h2p;
+    size_t n2;
+    CU_ASSERT_EQUAL_FATAL(
+        md_hint_list(md, "n2", h[1].bucket, h[1].rec.key, 10, &h2p, &n2, &truncated), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n2, 1);
+    CU_ASSERT_STRING_EQUAL(h2p[0].bucket, "c");
+    CU_ASSERT_EQUAL(truncated, 0);
+    md_hints_free(h2p, n2);
+    /* Dropping a superseded version keeps the hint; the stored version goes. */
+    int dropped;
+    CU_ASSERT_EQUAL(md_hint_drop(md, "n2", "b", &h1, &dropped), CM_OK);
+    CU_ASSERT_EQUAL(dropped, 0);
+    CU_ASSERT_EQUAL(md_hint_drop(md, "n2", "b", &h[0].rec, &dropped), CM_OK);
+    CU_ASSERT_EQUAL(dropped, 1);
+    CU_ASSERT_EQUAL(md_hint_drop(md, "n2", "b", &h[1].rec, &dropped), CM_OK);
+    CU_ASSERT_EQUAL(dropped, 1);
+    md_hints_free(h, n);
+    CU_ASSERT_EQUAL(md_hint_count(md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 2);
+    /* Hints are not records: the bucket's listing does not see them. */
+    md_object *o;
+    CU_ASSERT_EQUAL(md_rec_scan(md, "b", NULL, NULL, NULL, NULL, 10, &o, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_objects_free(o, n);
+    CU_ASSERT_EQUAL(md_hint_list(md, "n4", NULL, NULL, 10, &h, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_hints_free(h, n);
+    md_close(md);
+}
+
+static void test_shards_and_lookup(void)
+{
+    md_store *md = open_store("shards");
+    /* every key in exactly one shard, shards used roughly evenly, stable across calls */
+    uint32_t count[8] = {0};
+    char key[32];
+    for (int i = 0; i < 800; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        uint32_t s = md_shard_of((const uint8_t *)key, strlen(key), 8);
+        CU_ASSERT_FATAL(s < 8);
+        CU_ASSERT_EQUAL(s, md_shard_of((const uint8_t *)key, strlen(key), 8));
+        md_shard f = {s, 8}, g = {(s + 1) % 8, 8};
+        CU_ASSERT(md_shard_keep(&f, (const uint8_t *)key, strlen(key)));
+        CU_ASSERT(!md_shard_keep(&g, (const uint8_t *)key, strlen(key)));
+        count[s]++;
+    }
+    for (int s = 0; s < 8; s++)
+        CU_ASSERT(count[s] > 50 && count[s] < 150);
+    CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)"x", 1, 1), 0);
+    /* lookups and leaves tell an unknown bucket apart */
+    md_object o;
+    int no_bucket = -1;
+    CU_ASSERT_EQUAL(md_rec_lookup(md, "b", "absent", &o, &no_bucket), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(no_bucket, 0);
+    CU_ASSERT_EQUAL(md_rec_lookup(md, "zz", "absent", &o, &no_bucket), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(no_bucket, 1);
+    put_key(md, "k", MD_HLC_MAKE(5, 0));
+    CU_ASSERT_EQUAL_FATAL(md_rec_lookup(md, "b", "k", &o, &no_bucket), CM_OK);
+    CU_ASSERT_EQUAL(no_bucket, 0);
+    md_object_release(&o);
+    uint8_t *h;
+    size_t n;
+    CU_ASSERT_EQUAL(md_merkle_leaves(md, "zz", 1, NULL, NULL, &h, &n), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_merkle_leaves(md, "b", 1, NULL, NULL, &h, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 16);
+    int nonzero = 0;
+    for (size_t i = 0; i < 16 * n; i++)
+        nonzero += h[i] != 0;
+    CU_ASSERT(nonzero > 0); /* the one key's leaf */
+    free(h);
+    md_object *objs;
+    int truncated;
+    CU_ASSERT_EQUAL(md_rec_scan(md, "zz", NULL, NULL, NULL, NULL, 5, &objs, &n, &truncated),
+                    CM_ERR_NOTFOUND);
+    md_close(md);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {{"merge", test_merge},
+                                    {"scan", test_scan},
+                                    {"merkle_filtered", test_merkle_filtered},
+                                    {"hints", test_hints},
+                                    {"shards_and_lookup", test_shards_and_lookup},
+                                    {NULL, NULL}};
+    cu_add_suite("meta_replica", tests);
+}
