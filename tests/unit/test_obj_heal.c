@@ -81,7 +81,12 @@ static void node_up(int i)
     }
     if (i == 0)
         return;
-    nd_service_config sc = {ids[i], secret, SECRET_LEN, n->drives, ND, 0, 2};
+    nd_service_config sc = {.node_id = ids[i],
+                            .secret = secret,
+                            .secret_len = SECRET_LEN,
+                            .drives = n->drives,
+                            .ndrives = ND,
+                            .sync_threads = 2};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);
