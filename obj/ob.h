@@ -39,6 +39,9 @@
 #include "bs.h"
 #include "cm_err.h"
 #include "md.h"
+#include "pl.h"
+
+struct nd_faults;
 
 typedef struct ob_store ob_store;
 typedef struct ob_writer ob_writer;
@@ -288,5 +291,70 @@ cm_err ob_scrub_trigger(ob_scrub *s, uint64_t *seq);
 /* Run one whole pass in the calling thread. CM_ERR_CONFLICT when another pass runs. */
 cm_err ob_scrub_run_once(ob_scrub *s);
 void ob_scrub_get_status(ob_scrub *s, ob_scrub_status *out);
+
+/*
+ * Cluster mode (ob_cluster.c, docs/chunks.md "The S3 data path across nodes"). A store started
+ * in cluster mode writes new bodies across the nodes of the adopted layout and reads, deletes
+ * and frees layouts with epoch != 0 through the chunk interface; the calls above keep their
+ * signatures and contracts, so the gateway does not change. Layouts with epoch 0 (written by a
+ * single node) keep the local path.
+ *
+ * The store runs one event-loop thread of its own: an RPC client to the other nodes, the local
+ * chunk backend over this store's drives (drive slot d is the drive whose id is d in the
+ * layout), and the resolver of the current layout. Workers hand it stripes and read requests
+ * and wait; ob_delete and ob_delete_async only queue (never wait) for cluster layouts.
+ *
+ * New bodies: a new blob id, pl_place on the layout's homes with pl_default_profile's k+m
+ * (cell_size of the store), pl_handoff for homes on nodes that failed in the last few seconds;
+ * layout.nodes[i] / drives[i] are indices into the topology (node, drive of that node) and
+ * layout.epoch its epoch. A cell whose first append fails moves to a handoff drive for the whole
+ * body; one that fails later is dropped (drives[i] = 0xFF). Acknowledged when every live cell is
+ * durable and at least k+1 are. Memory: at most `window` stripe buffers per writer.
+ *
+ * Reads: k whole cells per stripe, data cells first; a failed cell is replaced by the next one;
+ * a stripe that has not got k cells after the hedge delay asks one more cell (a "hedge").
+ */
+typedef struct {
+    const char *self;      /* this node's id in the layout (copied) */
+    const uint8_t *secret; /* the cluster's RPC secret (copied) */
+    size_t secret_len;
+    struct nd_faults *faults; /* tests: the RPC fault layer (borrowed); NULL = none */
+    int window;               /* stripe buffers per writer, 2..16; 0 = 4 */
+    int hedge_ms;             /* fixed hedge delay; 0 = adaptive: max(hedge_min_ms, recent p98) */
+    int hedge_min_ms;         /* 0 = 20 */
+    int io_timeout_ms;        /* per RPC; 0 = 10000 (the write deadline of a silent node) */
+    int dead_ms;       /* a node that failed a call gets no new cells for this long; 0 = 5000 */
+    int local_threads; /* workers of the local chunk backend; 0 = 4 */
+} ob_cluster_config;
+
+/*
+ * Put st in cluster mode: start its loop thread. Until the first ob_store_set_topology, new
+ * writers fail with CM_ERR_UNAVAILABLE. The process must have called evthread_use_pthreads.
+ * CM_ERR_INVAL (bad config, or called twice), CM_ERR_NOMEM. Stopped by ob_store_close, which
+ * first waits for the loop's calls in flight.
+ */
+cm_err ob_store_cluster_start(ob_store *st, const ob_cluster_config *cfg);
+/*
+ * Adopt a layout (copied): new bodies are placed on it; reads and deletes resolve nodes by it.
+ * Thread-safe; bodies and reads in flight keep the layout they started with until they end.
+ * CM_ERR_INVAL when st is not in cluster mode, the layout does not name self or names a host
+ * that is not a numeric address; CM_ERR_NOMEM.
+ */
+cm_err ob_store_set_topology(ob_store *st, const pl_topology *t);
+
+typedef struct {
+    uint64_t epoch; /* of the layout in use; 0 = none yet */
+    int k, m;       /* its profile */
+    uint64_t bodies, bytes_written, reads;
+    uint64_t handoffs;       /* cells moved to a handoff drive (at start or after a refusal) */
+    uint64_t cells_dropped;  /* cells dropped from a body after they had data */
+    uint64_t hedges;         /* extra cells asked because one was slow */
+    uint64_t reads_degraded; /* stripes rebuilt from parity */
+    uint64_t remote_deletes; /* chunk deletes sent (local and remote) */
+    uint64_t buf_high_water; /* largest stripe-buffer bytes one writer held */
+} ob_cluster_stats;
+
+/* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */
+void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out);
 
 #endif

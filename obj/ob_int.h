@@ -36,4 +36,28 @@ uint32_t ob_last_cell_len(uint64_t rest, int k);
 /* The store's erasure profile: k data + m parity cells per stripe. */
 void ob_store_geometry(const ob_store *st, int *k, int *m);
 
+/* ---- cluster mode (ob_cluster.c, ob_cluster_write.c, ob_cluster_read.c) ---- */
+
+typedef struct ob_cluster ob_cluster;
+typedef struct ob_cw ob_cw;
+
+/* The store's cluster (NULL on a single node). */
+ob_cluster *ob_store_cluster(ob_store *st);
+/* Set by ob_store_cluster_start. */
+void ob_store_set_cluster(ob_store *st, ob_cluster *c);
+/* The store's cell size (cluster bodies use it too). */
+uint32_t ob_store_cell_size(const ob_store *st);
+cm_err ob_cluster_new(ob_store *st, const ob_cluster_config *cfg, ob_cluster **out);
+/* Wait for every call in flight on the loop, stop it, free. NULL is a no-op. */
+void ob_cluster_free(ob_cluster *c);
+/* A body written across the nodes (the cluster side of ob_writer). */
+cm_err ob_cw_new(ob_cluster *c, ob_cw **out);
+cm_err ob_cw_write(ob_cw *w, const void *data, size_t len);
+cm_err ob_cw_finish(ob_cw *w, md_layout *out); /* frees w */
+/* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
+void ob_cw_drop(ob_cw *w);
+/* ob_read / ob_delete of a layout with epoch != 0. */
+cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len);
+cm_err ob_cluster_delete(ob_cluster *c, const md_layout *lay);
+
 #endif

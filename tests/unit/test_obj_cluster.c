@@ -1,0 +1,480 @@
+/*
+ * test_obj_cluster.c - the cluster mode of ob_store (ob.h, docs/chunks.md "The S3 data path
+ * across nodes"): bodies written through one node's store and read through another's, handoff
+ * of a refused node's cells, reads with an AZ down, hedged reads past a delayed node, the
+ * writer's bounded memory, deletes reaching the cells' nodes, and a loopback throughput figure
+ * against a single-node store.
+ *
+ * Six nodes run in this process, two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
+ * each (24 drives: the default profile is 8+4; four, not three, so that a node's two cells of a
+ * body can be handed off inside its AZ). Each node is an ob_store over its drives in cluster mode
+ * (its own loop thread and RPC client) and an nd_service over the same drives on a net_server
+ * thread, the shape `cairn server` will have. One fault layer is shared by every node's client: a
+ * rule "n2>n4:delay=..." slows n2's calls to n4 only.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "cm_util.h"
+#include "cu_main.h"
+#include "nd.h"
+#include "net.h"
+#include "ob.h"
+#include "ob_int.h"
+
+static const uint8_t secret[] = "cluster-test-secret";
+#define SECRET_LEN (sizeof(secret) - 1)
+#define NNODES 6
+#define NDRIVES 4
+#define CELL (256u * 1024)
+#define K 8
+#define M 4
+#define SBYTES ((size_t)K * CELL) /* payload of a full stripe */
+#define WINDOW 4
+
+typedef struct {
+    char id[8];
+    char dirs[NDRIVES][300];
+    ob_store *st;
+    nd_service *svc;
+    net_server *srv;
+    pthread_t th;
+    int port;
+} tnode;
+
+static tnode N[NNODES];
+static nd_faults *faults;
+static pl_topology *topo;
+
+static void *node_thread(void *arg)
+{
+    net_server_run(((tnode *)arg)->srv);
+    return NULL;
+}
+
+static void threads_on(void)
+{
+    evthread_use_pthreads();
+}
+
+static void node_open(tnode *n, int i)
+{
+    static int gen;
+    const char *dirs[NDRIVES];
+    nd_drive drives[NDRIVES];
+    snprintf(n->id, sizeof(n->id), "n%d", i + 1);
+    gen++;
+    for (int d = 0; d < NDRIVES; d++) {
+        int len =
+            snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/c%d-n%d-d%d", cu_tmpdir(), gen, i + 1, d);
+        CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof(n->dirs[d]));
+        dirs[d] = n->dirs[d];
+    }
+    /* the single-node profile (unused here): cluster bodies use the layout's */
+    ob_store_options o = {2, 1, CELL, NULL, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
+    for (int d = 0; d < NDRIVES; d++) {
+        drives[d].path = n->dirs[d];
+        drives[d].bs = ob_store_drive(n->st, (uint8_t)d);
+    }
+    nd_service_config sc = {n->id, secret, SECRET_LEN, drives, NDRIVES, 0, 2};
+    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
+    net_config cfg;
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
+    n->port = net_server_port(n->srv);
+    pthread_create(&n->th, NULL, node_thread, n);
+}
+
+/* Six nodes up, in cluster mode on the same layout (epoch 3). */
+static void cluster_up(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, threads_on);
+    CU_ASSERT_EQUAL_FATAL(nd_faults_new(&faults), CM_OK);
+    for (int i = 0; i < NNODES; i++)
+        node_open(&N[i], i);
+    topo = pl_topology_new(3);
+    for (int i = 0; i < NNODES; i++) {
+        char addr[32], az[8];
+        int idx;
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", N[i].port);
+        snprintf(az, sizeof(az), "az%d", i / 2 + 1);
+        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(topo, N[i].id, addr, az, &idx), CM_OK);
+        for (uint32_t d = 0; d < NDRIVES; d++)
+            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(topo, idx, d, 100, PL_UP), CM_OK);
+    }
+    for (int i = 0; i < NNODES; i++) {
+        ob_cluster_config cc = {0};
+        cc.self = N[i].id;
+        cc.secret = secret;
+        cc.secret_len = SECRET_LEN;
+        cc.faults = faults;
+        cc.window = WINDOW;
+        cc.io_timeout_ms = 5000;
+        CU_ASSERT_EQUAL_FATAL(ob_store_cluster_start(N[i].st, &cc), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(ob_store_set_topology(N[i].st, topo), CM_OK);
+    }
+}
+
+static void cluster_down(void)
+{
+    for (int i = 0; i < NNODES; i++) {
+        net_server_stop(N[i].srv, 1000);
+        pthread_join(N[i].th, NULL);
+    }
+    for (int i = 0; i < NNODES; i++) { /* stores after every server: nothing calls them then */
+        nd_service_free(N[i].svc);
+        net_server_free(N[i].srv);
+    }
+    for (int i = 0; i < NNODES; i++)
+        ob_store_close(N[i].st);
+    pl_topology_free(topo);
+    nd_faults_free(faults);
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+/* Write body through node w's store in pieces of `piece` bytes (as the gateway does). */
+static cm_err put(int w, const uint8_t *body, size_t len, size_t piece, md_layout *lay)
+{
+    ob_writer *wr;
+    cm_err e = ob_writer_new(N[w].st, &wr);
+    if (e != CM_OK)
+        return e;
+    for (size_t pos = 0; e == CM_OK && pos < len; pos += piece)
+        e = ob_writer_write(wr, body + pos, CM_MIN(piece, len - pos));
+    if (e != CM_OK) {
+        ob_writer_abort(wr);
+        return e;
+    }
+    return ob_writer_finish(wr, lay);
+}
+
+/* Read [off, off+len) through node r's store and compare. */
+static int read_matches(int r, const md_layout *lay, const uint8_t *body, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    cm_err e = ob_read(N[r].st, lay, off, buf, len);
+    int ok = e == CM_OK && memcmp(buf, body + off, len) == 0;
+    if (!ok)
+        printf("\n  read via n%d at %llu+%zu: %s\n", r + 1, (unsigned long long)off, len,
+               cm_err_str(e));
+    free(buf);
+    return ok;
+}
+
+/* Cells per AZ of the layout's live cells: at most m each (az = node / 2 here). */
+static int az_bound_ok(const md_layout *lay)
+{
+    int per[3] = {0};
+    for (int i = 0; i < lay->k + lay->m; i++)
+        if (lay->drives[i] != 0xFF)
+            per[lay->nodes[i] / 2]++;
+    return per[0] <= lay->m && per[1] <= lay->m && per[2] <= lay->m;
+}
+
+static int live_cells(const md_layout *lay)
+{
+    int n = 0;
+    for (int i = 0; i < lay->k + lay->m; i++)
+        n += lay->drives[i] != 0xFF;
+    return n;
+}
+
+static void test_roundtrip(void)
+{
+    size_t sizes[] = {0, 1, 1000, SBYTES, 3 * SBYTES + 777};
+    size_t max = 3 * SBYTES + 777;
+    uint8_t *body = malloc(max);
+    cluster_up();
+    fill(body, max, 1);
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        md_layout lay;
+        size_t len = sizes[s];
+        CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+        CU_ASSERT_EQUAL(lay.size, len);
+        CU_ASSERT_EQUAL(lay.epoch, 3);
+        CU_ASSERT_EQUAL(lay.k, K);
+        CU_ASSERT_EQUAL(lay.m, M);
+        CU_ASSERT_EQUAL(live_cells(&lay), K + M); /* every node up: all cells */
+        CU_ASSERT(az_bound_ok(&lay));
+        /* read back through another node (n4) and the writer; ranges too */
+        CU_ASSERT(read_matches(3, &lay, body, 0, len));
+        CU_ASSERT(read_matches(0, &lay, body, 0, len));
+        if (len > 10) {
+            CU_ASSERT(read_matches(4, &lay, body, len - 7, 7));
+            CU_ASSERT(read_matches(5, &lay, body, len / 3, len / 3));
+        }
+        if (len > SBYTES) /* across a stripe boundary */
+            CU_ASSERT(read_matches(1, &lay, body, SBYTES - 100, 200));
+    }
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    CU_ASSERT_EQUAL(cs.epoch, 3);
+    CU_ASSERT_EQUAL(cs.handoffs, 0);
+    free(body);
+    cluster_down();
+}
+
+static void test_handoff(void)
+{
+    size_t len = 2 * SBYTES + 4321;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 2);
+    /* n1 cannot reach n3: n3's cells of the body go to handoff drives */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 65536, &lay), CM_OK);
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    CU_ASSERT(cs.handoffs >= 1);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M); /* handed off, not dropped */
+    for (int i = 0; i < K + M; i++) {
+        CU_ASSERT_NOT_EQUAL(lay.nodes[i], 2); /* nothing named on n3 */
+        for (int j = 0; j < i; j++)           /* distinct drives */
+            CU_ASSERT(lay.nodes[i] != lay.nodes[j] || lay.drives[i] != lay.drives[j]);
+    }
+    CU_ASSERT(az_bound_ok(&lay));
+    /* the manifest says where the cells are: any node reads it, n3 back or not */
+    CU_ASSERT(read_matches(1, &lay, body, 0, len));
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT(read_matches(2, &lay, body, 0, len));
+    /* the next body from n1 starts on handoff at once (n3 failed lately) */
+    md_layout lay2;
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 65536, &lay2), CM_OK);
+    CU_ASSERT_EQUAL(live_cells(&lay2), K + M);
+    CU_ASSERT(read_matches(5, &lay2, body, 0, len));
+    free(body);
+    cluster_down();
+}
+
+static void test_az_down(void)
+{
+    size_t len = 3 * SBYTES + 99;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 3);
+    CU_ASSERT_EQUAL_FATAL(put(2, body, len, 100000, &lay), CM_OK);
+    /* az1 (n1, n2) unreachable from n5 and n3: at most m = 4 cells lost per stripe */
+    const char *readers[] = {"n5", "n3"};
+    for (int r = 0; r < 2; r++) {
+        CU_ASSERT_EQUAL(nd_fault_set(faults, readers[r], "n1", ND_FAULT_REFUSE, 0), CM_OK);
+        CU_ASSERT_EQUAL(nd_fault_set(faults, readers[r], "n2", ND_FAULT_REFUSE, 0), CM_OK);
+    }
+    ob_cluster_stats before, after;
+    ob_store_cluster_stats(N[4].st, &before);
+    CU_ASSERT(read_matches(4, &lay, body, 0, len));
+    CU_ASSERT(read_matches(2, &lay, body, SBYTES + 5, SBYTES));
+    ob_store_cluster_stats(N[4].st, &after);
+    CU_ASSERT(after.reads_degraded > before.reads_degraded); /* rebuilt from parity */
+    /* a third node of another AZ down too (n4 from n5): 6 cells of 12 left, below k */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "n4", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    uint8_t small[100];
+    CU_ASSERT_EQUAL(ob_read(N[4].st, &lay, 0, small, sizeof(small)), CM_ERR_UNAVAILABLE);
+    free(body);
+    cluster_down();
+}
+
+static void test_hedged_read(void)
+{
+    enum { DELAY = 1500 };
+    size_t len = 2 * SBYTES + 1000;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 4);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    /* reader n2; slow down the node of the first data cell not on n2 */
+    int slow = -1;
+    for (int i = 0; i < K && slow < 0; i++)
+        if (lay.nodes[i] != 1)
+            slow = lay.nodes[i];
+    CU_ASSERT_FATAL(slow >= 0);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n2", N[slow].id, ND_FAULT_DELAY, DELAY), CM_OK);
+    ob_cluster_stats before, after;
+    ob_store_cluster_stats(N[1].st, &before);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT(read_matches(1, &lay, body, 0, len));
+    long long took = cm_monotonic_ms() - t0;
+    ob_store_cluster_stats(N[1].st, &after);
+    CU_ASSERT(after.hedges >= before.hedges + 3); /* one per stripe at least */
+    CU_ASSERT(took < DELAY / 2);
+    printf("\n  3 stripes with a data cell's node delayed %d ms: read in %lld ms, %llu hedges\n",
+           DELAY, took, (unsigned long long)(after.hedges - before.hedges));
+    free(body);
+    cluster_down();
+}
+
+/* ---- 64 MiB: bounded memory, and MB/s against a single-node store ---- */
+
+#define BIG (64u << 20)
+
+static double mbps(size_t n, long long ms)
+{
+    return ms > 0 ? (double)n / 1e6 / ((double)ms / 1000.0) : 0;
+}
+
+/* PUT and GET of body through a single-node store over six local drives (4+2). */
+static void single_node_bench(const uint8_t *body, long long *put_ms, long long *get_ms)
+{
+    char dirs[6][300];
+    const char *d[6];
+    ob_store *st;
+    ob_writer *w;
+    md_layout lay;
+    for (int i = 0; i < 6; i++) {
+        snprintf(dirs[i], sizeof(dirs[i]), "%s/single-d%d", cu_tmpdir(), i);
+        d[i] = dirs[i];
+    }
+    ob_store_options o = {4, 2, CELL, NULL, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(ob_store_open(d, 6, &o, &st), CM_OK);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(st, &w), CM_OK);
+    for (size_t pos = 0; pos < BIG; pos += 1 << 20)
+        CU_ASSERT_EQUAL(ob_writer_write(w, body + pos, 1 << 20), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    *put_ms = cm_monotonic_ms() - t0;
+    uint8_t *buf = malloc(ob_store_stripe_bytes(st));
+    t0 = cm_monotonic_ms();
+    for (size_t pos = 0; pos < BIG; pos += ob_store_stripe_bytes(st)) {
+        size_t n = CM_MIN(ob_store_stripe_bytes(st), BIG - pos);
+        CU_ASSERT_EQUAL(ob_read(st, &lay, pos, buf, n), CM_OK);
+    }
+    *get_ms = cm_monotonic_ms() - t0;
+    free(buf);
+    ob_delete(st, &lay);
+    ob_store_close(st);
+}
+
+static void test_big_body(void)
+{
+    uint8_t *body = malloc(BIG), *back = malloc(BIG);
+    md_layout lay;
+    cluster_up();
+    fill(body, BIG, 5);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL_FATAL(put(0, body, BIG, 1 << 20, &lay), CM_OK);
+    long long put_ms = cm_monotonic_ms() - t0;
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    /* at most `window` stripe buffers of (k+m) cells were ever held by the writer */
+    CU_ASSERT(cs.buf_high_water > 0);
+    CU_ASSERT(cs.buf_high_water <= (uint64_t)WINDOW * (K + M) * CELL);
+    /* read back through n6 as the gateway does, a stripe's payload at a time */
+    t0 = cm_monotonic_ms();
+    for (size_t pos = 0; pos < BIG; pos += SBYTES)
+        CU_ASSERT_EQUAL(ob_read(N[5].st, &lay, pos, back + pos, CM_MIN(SBYTES, BIG - pos)), CM_OK);
+    long long get_ms = cm_monotonic_ms() - t0;
+    CU_ASSERT(memcmp(body, back, BIG) == 0);
+    cluster_down();
+    long long sput, sget;
+    single_node_bench(body, &sput, &sget);
+    printf("\n  64 MiB, 6 nodes 8+4 over loopback: PUT %.0f MB/s, GET %.0f MB/s; buffers held "
+           "%llu KiB (bound %u KiB)\n"
+           "  single-node store 4+2, same run: PUT %.0f MB/s, GET %.0f MB/s; ratio PUT %.2f, "
+           "GET %.2f\n",
+           mbps(BIG, put_ms), mbps(BIG, get_ms), (unsigned long long)cs.buf_high_water / 1024,
+           WINDOW * (K + M) * CELL / 1024, mbps(BIG, sput), mbps(BIG, sget),
+           (double)sput / (double)(put_ms ? put_ms : 1),
+           (double)sget / (double)(get_ms ? get_ms : 1));
+    free(body);
+    free(back);
+}
+
+/* ---- deletes reach the cells' nodes ---- */
+
+/* Is the chunk of lay's cell i still on its node? */
+static int cell_exists(const md_layout *lay, int i)
+{
+    bs_id id;
+    uint64_t size;
+    memcpy(id.b, lay->blob, sizeof(id.b));
+    bs_store *bs = ob_store_drive(N[lay->nodes[i]].st, lay->drives[i]);
+    return bs && bs_size(bs, &id, &size) == CM_OK;
+}
+
+/* Wait (bounded) until no cell of lay exists; returns how many still do. */
+static int wait_cells_gone(const md_layout *lay)
+{
+    int left = 0;
+    for (int tries = 0; tries < 500; tries++) {
+        left = 0;
+        for (int i = 0; i < lay->k + lay->m; i++)
+            left += lay->drives[i] != 0xFF && cell_exists(lay, i);
+        if (left == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    return left;
+}
+
+static void test_deletes(void)
+{
+    size_t len = SBYTES + 5;
+    uint8_t *body = malloc(len);
+    md_layout lay, lay2;
+    cluster_up();
+    fill(body, len, 6);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT(cell_exists(&lay, i));
+    /* freed through another node's store: every cell's node deletes it */
+    ob_delete(N[3].st, &lay);
+    CU_ASSERT_EQUAL(wait_cells_gone(&lay), 0);
+    CU_ASSERT_EQUAL(ob_delete_async(N[4].st, &lay), CM_OK); /* again: idempotent */
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[3].st, &cs);
+    CU_ASSERT_EQUAL(cs.remote_deletes, K + M);
+    /* a body abandoned halfway: the writer's loop deletes what it wrote */
+    ob_writer *w;
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[1].st, &w), CM_OK);
+    for (int s = 0; s < 3; s++)
+        CU_ASSERT_EQUAL(ob_writer_write(w, body, SBYTES), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_drop(w, &lay2), 0); /* nothing left for the caller to delete */
+    ob_store_close(N[1].st);                      /* waits for the writer's calls and deletes */
+    N[1].st = NULL;
+    /* an abandoned body has no layout: look for its chunks on every drive */
+    uint64_t blobs = 0;
+    for (int n = 0; n < NNODES; n++)
+        for (int d = 0; n != 1 && d < NDRIVES; d++) {
+            ob_drive_stats ds;
+            ob_store_drive_stats(N[n].st, d, &ds);
+            blobs += ds.blobs;
+        }
+    CU_ASSERT_EQUAL(blobs, 0);
+    free(body);
+    cluster_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"roundtrip", test_roundtrip},
+        {"handoff", test_handoff},
+        {"az_down", test_az_down},
+        {"hedged_read", test_hedged_read},
+        {"big_body", test_big_body},
+        {"deletes", test_deletes},
+        {NULL, NULL},
+    };
+    cu_add_suite("obj_cluster", tests);
+}
