@@ -99,6 +99,17 @@ cm_err ob_store_set_topology(ob_store *st, const pl_topology *t)
     return CM_OK;
 }
 
+int ob_cluster_local_drive(ob_cluster *c, const md_layout *lay, int i)
+{
+    ob_view *v = ob_cl_view_get(c);
+    int d = -1;
+    if (v && lay->drives[i] != PL_NONE && lay->nodes[i] == v->self &&
+        lay->drives[i] < v->t->nodes[v->self].ndrives)
+        d = (int)v->t->nodes[v->self].drives[lay->drives[i]].id;
+    ob_cl_view_put(v);
+    return d < PL_NONE ? d : -1;
+}
+
 /* ---- liveness and latency ---- */
 
 void ob_cl_node_failed(ob_cluster *c, ob_view *v, int node, cm_err e)

@@ -197,10 +197,11 @@ void ob_store_close(ob_store *st)
 {
     if (!st)
         return;
+    if (st->leases && st->workers)
+        ob_lease_delete_leftovers(
+            st);                  /* on the drive threads (or the cluster loop) still running */
     ob_cluster_free(st->cluster); /* after its calls in flight, before the drives close */
     st->cluster = NULL;
-    if (st->leases && st->workers)
-        ob_lease_delete_leftovers(st); /* on the drive threads still running */
     for (int i = 0; st->workers && i < st->ndrives; i++)
         drive_worker_stop(&st->workers[i]); /* after their queued deletes */
     for (int i = 0; st->drives && i < st->ndrives; i++)
@@ -247,8 +248,19 @@ static bs_store *slot_drive(const ob_store *st, uint8_t d)
     return st->drives[d];
 }
 
+int ob_cell_is_local(const ob_store *st, const md_layout *lay, int i)
+{
+    if (st->cluster && lay->epoch != 0)
+        return ob_cluster_local_drive(st->cluster, lay, i) >= 0;
+    return lay->nodes[i] == st->node;
+}
+
 bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i)
 {
+    if (st->cluster && lay->epoch != 0) { /* the layout's node and drive indices: resolve them */
+        int d = ob_cluster_local_drive(st->cluster, lay, i);
+        return d >= 0 ? slot_drive(st, (uint8_t)d) : NULL;
+    }
     return lay->nodes[i] == st->node ? slot_drive(st, lay->drives[i]) : NULL;
 }
 

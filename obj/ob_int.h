@@ -25,6 +25,9 @@ bs_store *ob_store_drive(ob_store *st, uint8_t d);
 /* The blobstore holding cell i of lay: ob_store_drive of its drive when the cell is on this
  * store's node, NULL otherwise. */
 bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i);
+/* Is cell i of lay on this store's node (whatever its drive's state)? In cluster mode, for a
+ * layout with epoch != 0: on this node in the current layout, with a drive named. */
+int ob_cell_is_local(const ob_store *st, const md_layout *lay, int i);
 /* The store's node in the cluster layout (ob_store_options.node). */
 uint16_t ob_store_node(const ob_store *st);
 /* Cells of every stripe that must be durable before a body is acknowledged: k+1 (k when m = 0),
@@ -59,5 +62,8 @@ void ob_cw_drop(ob_cw *w);
 /* ob_read / ob_delete of a layout with epoch != 0. */
 cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len);
 cm_err ob_cluster_delete(ob_cluster *c, const md_layout *lay);
+/* The local drive slot holding cell i of a cluster layout (by the current layout), or -1 when the
+ * cell is on another node or names no drive. */
+int ob_cluster_local_drive(ob_cluster *c, const md_layout *lay, int i);
 
 #endif

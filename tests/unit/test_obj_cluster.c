@@ -38,7 +38,7 @@ static const uint8_t secret[] = "cluster-test-secret";
 #define WINDOW 4
 
 typedef struct {
-    char id[8];
+    char id[16];
     char dirs[NDRIVES][300];
     ob_store *st;
     nd_service *svc;
@@ -222,6 +222,12 @@ static void test_roundtrip(void)
         }
         if (len > SBYTES) /* across a stripe boundary */
             CU_ASSERT(read_matches(1, &lay, body, SBYTES - 100, 200));
+        /* every node's scrubber verifies its own cells of the body, and finds them healthy */
+        static uint8_t vbuf[1 << 16];
+        for (int n = 0; len > 0 && n < NNODES; n++) {
+            cm_err why;
+            CU_ASSERT_EQUAL(ob_body_verify(N[n].st, &lay, vbuf, sizeof(vbuf), NULL, &why), 0);
+        }
     }
     ob_cluster_stats cs;
     ob_store_cluster_stats(N[0].st, &cs);
@@ -261,6 +267,38 @@ static void test_handoff(void)
     CU_ASSERT_EQUAL_FATAL(put(0, body, len, 65536, &lay2), CM_OK);
     CU_ASSERT_EQUAL(live_cells(&lay2), K + M);
     CU_ASSERT(read_matches(5, &lay2, body, 0, len));
+    free(body);
+    cluster_down();
+}
+
+/* A node refused after every column stored stripe 0: its cells are dropped, not handed off. */
+static void test_drop_mid_body(void)
+{
+    size_t len = (WINDOW + 2) * SBYTES + 10;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    ob_writer *w;
+    cluster_up();
+    fill(body, len, 7);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    /* filling stripe WINDOW needs stripe 0's buffer back: every column has stored stripe 0 */
+    CU_ASSERT_EQUAL(ob_writer_write(w, body, (WINDOW + 1) * SBYTES), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n4", ND_FAULT_REFUSE, 0), CM_OK);
+    size_t pos = (WINDOW + 1) * SBYTES;
+    CU_ASSERT_EQUAL(ob_writer_write(w, body + pos, len - pos), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    int on_n4 = 0;
+    for (int i = 0; i < K + M; i++)
+        on_n4 += lay.nodes[i] == 3;
+    CU_ASSERT(on_n4 > 0);
+    CU_ASSERT_EQUAL(cs.cells_dropped, (uint64_t)on_n4);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M - on_n4);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_EQUAL(lay.drives[i] == 0xFF, lay.nodes[i] == 3);
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT(read_matches(3, &lay, body, 0, len));
     free(body);
     cluster_down();
 }
@@ -470,6 +508,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"roundtrip", test_roundtrip},
         {"handoff", test_handoff},
+        {"drop_mid_body", test_drop_mid_body},
         {"az_down", test_az_down},
         {"hedged_read", test_hedged_read},
         {"big_body", test_big_body},
