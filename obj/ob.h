@@ -15,6 +15,7 @@
  * all drives. Which drives get which cell index rotates with the blob id so parity spreads evenly.
  *
  * Memory: a writer holds one stripe (k+m cells) at a time; a read holds at most one stripe.
+ * (Cluster mode, at the end of this header: a writer holds at most `window` stripes.)
  *
  * Failures: a drive that fails during a write is dropped from the layout (drives[i] = 0xFF) as
  * long as at least k+1 cells of every stripe remain durable; otherwise the write fails with

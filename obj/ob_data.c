@@ -1,5 +1,7 @@
 /*
  * ob_data.c - single-node data path: bodies as erasure-coded stripes over local drives (ob.h).
+ * A store in cluster mode hands its writers, and reads and deletes of layouts with epoch != 0, to
+ * ob_cluster*.c instead (docs/chunks.md); everything below is the local path.
  *
  * Geometry. A body of size bytes is cut into full stripes of k * cell_size payload bytes and, when
  * size is not a multiple of that, one last stripe whose cells are clen = ceil(rest / k) rounded up
