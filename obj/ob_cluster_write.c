@@ -71,6 +71,7 @@ struct ob_cw {
     uint32_t *ring_clen;
     uint64_t posted, released, size;
     int finishing, abandoned, ended;
+    int posts; /* pumps posted to the loop and not run yet: the body ends only at 0 */
     cm_err err;
     md_layout lay;
     /* worker side */
@@ -313,6 +314,7 @@ static void pump(void *arg)
     pthread_mutex_lock(&w->mu);
     uint64_t posted = w->posted;
     int finishing = w->finishing, abandoned = w->abandoned, failed = w->err != CM_OK;
+    int posts = w->posts;
     pthread_mutex_unlock(&w->mu);
     int busy = 0, behind = 0;
     for (int again = 1; again;) {
@@ -328,7 +330,7 @@ static void pump(void *arg)
         busy |= w->busy[i];
         behind |= w->live[i] && w->next[i] < posted;
     }
-    if (busy)
+    if (busy || posts > 0) /* a posted pump still refers to w: it ends the body */
         return;
     if (abandoned)
         end_body(w, 1);
@@ -336,7 +338,32 @@ static void pump(void *arg)
         end_body(w, 0);
 }
 
+/* A pump the worker posted. */
+static void pump_posted(void *arg)
+{
+    ob_cw *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->posts--;
+    pthread_mutex_unlock(&w->mu);
+    pump(w);
+}
+
 /* ---- worker side ---- */
+
+/* Wake the loop for w (the caller holds no lock). */
+static cm_err post_pump(ob_cw *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->posts++;
+    pthread_mutex_unlock(&w->mu);
+    cm_err e = ob_cl_post(w->c, pump_posted, w);
+    if (e != CM_OK) {
+        pthread_mutex_lock(&w->mu);
+        w->posts--;
+        pthread_mutex_unlock(&w->mu);
+    }
+    return e;
+}
 
 /* Post the held stripe (stripe nfill - 1) to the loop. */
 static cm_err post_held(ob_cw *w, int last)
@@ -349,7 +376,7 @@ static cm_err post_held(ob_cw *w, int last)
     if (last)
         w->finishing = 1;
     pthread_mutex_unlock(&w->mu);
-    return ob_cl_post(w->c, pump, w);
+    return post_pump(w);
 }
 
 /* A buffer for stripe nfill: waits while `window` are in use. */
@@ -436,7 +463,7 @@ cm_err ob_cw_finish(ob_cw *w, md_layout *out)
         pthread_mutex_lock(&w->mu);
         w->finishing = 1;
         pthread_mutex_unlock(&w->mu);
-        e = w->held ? post_held(w, 1) : ob_cl_post(w->c, pump, w);
+        e = w->held ? post_held(w, 1) : post_pump(w);
     }
     if (e != CM_OK) { /* the loop never heard: give the body to it as abandoned */
         ob_cw_drop(w);
@@ -460,6 +487,6 @@ void ob_cw_drop(ob_cw *w)
     pthread_mutex_lock(&w->mu);
     w->abandoned = 1;
     pthread_mutex_unlock(&w->mu);
-    if (ob_cl_post(w->c, pump, w) != CM_OK)
+    if (post_pump(w) != CM_OK)
         CM_ERROR(MOD, "an abandoned body could not reach its loop: its memory stays");
 }
