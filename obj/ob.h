@@ -309,8 +309,9 @@ void ob_scrub_get_status(ob_scrub *s, ob_scrub_status *out);
  * (cell_size of the store), pl_handoff for homes on nodes that failed in the last few seconds;
  * layout.nodes[i] / drives[i] are indices into the topology (node, drive of that node) and
  * layout.epoch its epoch. A cell whose first append fails moves to a handoff drive for the whole
- * body; one that fails later is dropped (drives[i] = 0xFF). Acknowledged when every live cell is
- * durable and at least k+1 are. Memory: at most `window` stripe buffers per writer.
+ * body; one that fails later, or has not answered for write_wait_ms, is dropped (drives[i] =
+ * 0xFF). Acknowledged when every live cell is durable and at least k+1 are. Memory: at most
+ * `window` stripe buffers per writer.
  *
  * Reads: k whole cells per stripe, data cells first; a failed cell is replaced by the next one;
  * a stripe that has not got k cells after the hedge delay asks one more cell (a "hedge").
@@ -323,7 +324,9 @@ typedef struct {
     int window;               /* stripe buffers per writer, 2..16; 0 = 4 */
     int hedge_ms;             /* fixed hedge delay; 0 = adaptive: max(hedge_min_ms, recent p98) */
     int hedge_min_ms;         /* 0 = 20 */
-    int io_timeout_ms;        /* per RPC; 0 = 10000 (the write deadline of a silent node) */
+    int io_timeout_ms;        /* per RPC; 0 = 10000 */
+    int write_wait_ms;        /* a body waits this long for a cell's append before dropping the cell
+                                 (k+1 kept): a silent node's delay; 0 = 2000 */
     int dead_ms;       /* a node that failed a call gets no new cells for this long; 0 = 5000 */
     int local_threads; /* workers of the local chunk backend; 0 = 4 */
 } ob_cluster_config;

@@ -228,6 +228,7 @@ cm_err ob_cluster_new(ob_store *st, const ob_cluster_config *cfg, ob_cluster **o
     c->cfg.hedge_min_ms = cfg->hedge_min_ms ? cfg->hedge_min_ms : 20;
     c->cfg.io_timeout_ms = cfg->io_timeout_ms ? cfg->io_timeout_ms : 10000;
     c->cfg.dead_ms = cfg->dead_ms ? cfg->dead_ms : 5000;
+    c->cfg.write_wait_ms = cfg->write_wait_ms ? cfg->write_wait_ms : 2000;
     snprintf(c->self, sizeof(c->self), "%s", cfg->self);
     c->cfg.self = c->self;
     pthread_mutex_init(&c->mu, NULL);

@@ -22,15 +22,21 @@
  * append fails moves to a handoff drive (pl_handoff with its node marked dead) and stripe 0 is
  * sent there again - it is still buffered, since released cannot pass a column that completed
  * nothing; a column that fails later, or whose handoff fails too, is dropped (its chunk deleted at
- * the end, drives[i] = 0xFF). The body fails when fewer than k+1 columns stay live. The end
- * waits for every live column's last synced append (a silent node: the RPC I/O timeout).
+ * the end, drives[i] = 0xFF). The body fails when fewer than k+1 columns stay live. finish
+ * waits for every live column's last synced append; a worker that waited write_wait_ms (for room
+ * or for that answer) has the loop drop the columns whose append is that old (k+1 kept), so a
+ * silent node costs a body write_wait_ms, not the RPC timeout.
  *
  * Threading: mu guards posted, released, the ring, err and the end flags; columns and cells are
- * the loop's. Who frees: the worker after finish (the loop signals and forgets the body), the loop
- * after a drop (once its calls ended, after deleting everything written).
+ * the loop's. The worker gets its answer (ack) as soon as the live columns are done; the loop
+ * frees the body (release) once every call ended, no posted pump is pending and the worker is
+ * gone (after finish or a drop), deleting first the chunks no layout names (dropped columns,
+ * targets left for a handoff, everything of a failed or dropped body), so no append lands after
+ * its delete.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -62,16 +68,21 @@ struct ob_cw {
     int live[PL_MAX_CELLS], touched[PL_MAX_CELLS], handed[PL_MAX_CELLS], busy[PL_MAX_CELLS];
     uint64_t next[PL_MAX_CELLS]; /* the column's next stripe to send */
     cw_slot slot[PL_MAX_CELLS];
+    long long busy_since[PL_MAX_CELLS];
     pl_cell junk[2 * PL_MAX_CELLS]; /* targets a column left after writing: deleted at the end */
-    int njunk, ended_loop;
+    int njunk;
+    int acked; /* the worker has its answer; ok: it was the layout (else an error) */
+    int ok;
     /* shared, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint8_t **ring;
     uint32_t *ring_clen;
     uint64_t posted, released, size;
-    int finishing, abandoned, ended;
-    int posts; /* pumps posted to the loop and not run yet: the body ends only at 0 */
+    int finishing, ended; /* ended: the answer (err, lay) is ready for the worker */
+    int gone;             /* the worker no longer touches w (after finish, or a drop) */
+    int stall;            /* the worker waited write_wait_ms: drop the columns holding it up */
+    int posts;            /* pumps posted to the loop and not run yet: w lives until 0 */
     cm_err err;
     md_layout lay;
     /* worker side */
@@ -122,8 +133,12 @@ cm_err ob_cw_new(ob_cluster *c, ob_cw **out)
     w->cell = ob_store_cell_size(c->st);
     w->sbytes = (size_t)w->k * w->cell;
     w->sbuf = (size_t)w->n * w->cell;
+    pthread_condattr_t ca;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->ring = calloc((size_t)w->window, sizeof(*w->ring));
     w->ring_clen = calloc((size_t)w->window, sizeof(*w->ring_clen));
     cm_err e = w->ring && w->ring_clen ? bs_id_new(&w->id) : CM_ERR_NOMEM;
@@ -226,7 +241,9 @@ static void cell_done(void *arg, const ob_chunk_result *res)
     cw_slot *s = arg;
     ob_cw *w = s->w;
     w->busy[s->i] = 0;
-    if (res->err == CM_OK)
+    if (!w->live[s->i]) /* dropped as a straggler meanwhile: its chunk goes at the end */
+        ;
+    else if (res->err == CM_OK)
         w->next[s->i]++;
     else
         column_failed(w, s->i, res->err);
@@ -234,21 +251,14 @@ static void cell_done(void *arg, const ob_chunk_result *res)
     pump(w);
 }
 
-/* Every call ended: write the layout (or fail), delete what it will not name, tell the worker. */
-static void end_body(ob_cw *w, int abandoned)
+/* Give the worker its answer: the layout of the live columns, or the error. */
+static void ack(ob_cw *w)
 {
-    pl_cell del[3 * PL_MAX_CELLS];
-    int nd = 0;
-    w->ended_loop = 1;
+    w->acked = 1;
     pthread_mutex_lock(&w->mu);
-    cm_err err = w->err;
-    if (err == CM_OK && live_count(w) < ob_min_cells(w->k, w->m))
-        err = w->err = CM_ERR_UNAVAILABLE;
-    for (int i = 0; i < w->n; i++)
-        if (w->touched[i] && (!w->live[i] || err != CM_OK || abandoned))
-            del[nd++] = w->cells[i];
-    for (int j = 0; j < w->njunk; j++)
-        del[nd++] = w->junk[j];
+    if (w->err == CM_OK && live_count(w) < ob_min_cells(w->k, w->m))
+        w->err = CM_ERR_UNAVAILABLE;
+    w->ok = w->err == CM_OK;
     md_layout *l = &w->lay;
     memset(l, 0, sizeof(*l));
     memcpy(l->blob, w->id.b, sizeof(l->blob));
@@ -263,19 +273,51 @@ static void end_body(ob_cw *w, int abandoned)
         if (w->live[i])
             l->drives[i] = (uint8_t)w->cells[i].drive;
     }
+    w->ended = 1;
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* Every call ended and the worker is gone: delete what no layout names, free. */
+static void release(ob_cw *w)
+{
+    pl_cell del[3 * PL_MAX_CELLS];
+    int nd = 0;
+    for (int i = 0; i < w->n; i++)
+        if (w->touched[i] && (!w->live[i] || !w->ok))
+            del[nd++] = w->cells[i];
+    for (int j = 0; j < w->njunk; j++)
+        del[nd++] = w->junk[j];
     if (nd > 0)
         ob_cl_delete_cells(w->c, w->v, &w->id, del, nd);
     ob_cluster *c = w->c;
-    if (abandoned) {
-        cw_free(w);
-    } else {
-        pthread_mutex_lock(&w->mu);
-        w->ended = 1; /* the worker frees w from here on */
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-    }
+    cw_free(w);
     ob_cl_op_end(c);
+}
+
+/*
+ * The worker waited write_wait_ms for room or for its answer: drop the live columns whose append
+ * has been in flight that long, oldest first, as long as k+1 stay live. Their calls still end
+ * (the body lives until then); their chunks are deleted once they have.
+ */
+static void drop_stragglers(ob_cw *w)
+{
+    long long now = cm_monotonic_ms();
+    for (;;) {
+        int slow = -1;
+        for (int i = 0; i < w->n; i++)
+            if (w->live[i] && w->busy[i] && now - w->busy_since[i] >= w->c->cfg.write_wait_ms &&
+                (slow < 0 || w->busy_since[i] < w->busy_since[slow]))
+                slow = i;
+        if (slow < 0 || live_count(w) - 1 < ob_min_cells(w->k, w->m))
+            break;
+        CM_WARN(MOD, "cell %d of a body (node %u drive %u) dropped: no answer in %d ms", slow,
+                w->cells[slow].node, w->cells[slow].drive, w->c->cfg.write_wait_ms);
+        ob_cl_node_failed(w->c, w->v, w->cells[slow].node, CM_ERR_TIMEOUT);
+        atomic_fetch_add(&w->c->cells_dropped, 1);
+        w->live[slow] = 0;
+    }
+    update_shared(w);
 }
 
 static void send_cell(ob_cw *w, int i, uint64_t posted, int finishing)
@@ -298,6 +340,7 @@ static void send_cell(ob_cw *w, int i, uint64_t posted, int finishing)
         evbuffer_free(eb);
     if (e == CM_OK) {
         w->busy[i] = 1;
+        w->busy_since[i] = cm_monotonic_ms();
         w->touched[i] = 1;
         return;
     }
@@ -305,37 +348,43 @@ static void send_cell(ob_cw *w, int i, uint64_t posted, int finishing)
     update_shared(w);
 }
 
-/* Send what the columns can take; end the body when everything is stored (or given up). */
+/* Send what the columns can take; answer the worker when the body is stored (or lost); free
+ * it once its calls ended and the worker is gone. */
 static void pump(void *arg)
 {
     ob_cw *w = arg;
-    if (w->ended_loop)
-        return;
     pthread_mutex_lock(&w->mu);
     uint64_t posted = w->posted;
-    int finishing = w->finishing, abandoned = w->abandoned, failed = w->err != CM_OK;
+    int finishing = w->finishing, gone = w->gone, failed = w->err != CM_OK, stall = w->stall;
     int posts = w->posts;
+    w->stall = 0;
     pthread_mutex_unlock(&w->mu);
-    int busy = 0, behind = 0;
+    if (stall && !w->acked) {
+        drop_stragglers(w);
+        failed |= live_count(w) < ob_min_cells(w->k, w->m);
+    }
     for (int again = 1; again;) {
         again = 0;
         for (int i = 0; i < w->n; i++) {
-            if (!w->live[i] || w->busy[i] || w->next[i] >= posted || abandoned || failed)
+            if (!w->live[i] || w->busy[i] || w->next[i] >= posted || gone || failed)
                 continue;
             send_cell(w, i, posted, finishing);
             again |= !w->busy[i] && w->live[i]; /* handed off at once: try the new target */
         }
     }
+    int busy = 0, live_busy = 0, behind = 0;
     for (int i = 0; i < w->n; i++) {
         busy |= w->busy[i];
+        live_busy |= w->busy[i] && w->live[i];
         behind |= w->live[i] && w->next[i] < posted;
     }
-    if (busy || posts > 0) /* a posted pump still refers to w: it ends the body */
-        return;
-    if (abandoned)
-        end_body(w, 1);
-    else if (finishing && (!behind || failed))
-        end_body(w, 0);
+    pthread_mutex_lock(&w->mu);
+    failed = w->err != CM_OK;
+    pthread_mutex_unlock(&w->mu);
+    if (!w->acked && !gone && finishing && (failed || (!live_busy && !behind)))
+        ack(w);
+    if (gone && !busy && posts == 0) /* a posted pump still refers to w until it ran */
+        release(w);
 }
 
 /* A pump the worker posted. */
@@ -379,13 +428,54 @@ static cm_err post_held(ob_cw *w, int last)
     return post_pump(w);
 }
 
+static int window_full(const ob_cw *w)
+{
+    return w->err == CM_OK && w->nfill >= w->released + (uint64_t)w->window;
+}
+
+static int no_answer(const ob_cw *w)
+{
+    return !w->ended;
+}
+
+/*
+ * Wait (mu held) while busy(w); every write_wait_ms of waiting, ask the loop to drop the columns
+ * holding the body up (drop_stragglers), so a silent node delays a body by that much, not by the
+ * RPC timeout.
+ */
+static void wait_while(ob_cw *w, int (*busy)(const ob_cw *w))
+{
+    long long due = cm_monotonic_ms() + w->c->cfg.write_wait_ms;
+    while (busy(w)) {
+        struct timespec ts;
+        long long now = cm_monotonic_ms();
+        if (now >= due) {
+            w->stall = 1;
+            w->posts++;
+            pthread_mutex_unlock(&w->mu);
+            int posted = ob_cl_post(w->c, pump_posted, w) == CM_OK;
+            pthread_mutex_lock(&w->mu);
+            w->posts -= !posted;
+            due = now + w->c->cfg.write_wait_ms;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long ms = due - now;
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
+}
+
 /* A buffer for stripe nfill: waits while `window` are in use. */
 static cm_err take_buffer(ob_cw *w)
 {
     int slot = (int)(w->nfill % (uint64_t)w->window);
     pthread_mutex_lock(&w->mu);
-    while (w->err == CM_OK && w->nfill >= w->released + (uint64_t)w->window)
-        pthread_cond_wait(&w->cv, &w->mu);
+    wait_while(w, window_full);
     cm_err e = w->err;
     pthread_mutex_unlock(&w->mu);
     if (e != CM_OK)
@@ -470,13 +560,12 @@ cm_err ob_cw_finish(ob_cw *w, md_layout *out)
         return e;
     }
     pthread_mutex_lock(&w->mu);
-    while (!w->ended)
-        pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
+    wait_while(w, no_answer);
     e = w->err;
     if (e == CM_OK)
         *out = w->lay;
-    cw_free(w);
+    pthread_mutex_unlock(&w->mu);
+    ob_cw_drop(w); /* the loop frees it once its calls ended */
     return e;
 }
 
@@ -485,8 +574,10 @@ void ob_cw_drop(ob_cw *w)
     if (!w)
         return;
     pthread_mutex_lock(&w->mu);
-    w->abandoned = 1;
+    w->gone = 1;
+    w->posts++;
     pthread_mutex_unlock(&w->mu);
-    if (post_pump(w) != CM_OK)
-        CM_ERROR(MOD, "an abandoned body could not reach its loop: its memory stays");
+    /* from here the loop may free w at any time: not touched again */
+    if (ob_cl_post(w->c, pump_posted, w) != CM_OK)
+        CM_ERROR(MOD, "a body could not reach its loop: its memory stays");
 }

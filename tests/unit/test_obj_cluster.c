@@ -93,6 +93,8 @@ static void node_open(tnode *n, int i)
     pthread_create(&n->th, NULL, node_thread, n);
 }
 
+static int write_wait_ms; /* 0: the default */
+
 /* Six nodes up, in cluster mode on the same layout (epoch 3). */
 static void cluster_up(void)
 {
@@ -119,6 +121,7 @@ static void cluster_up(void)
         cc.faults = faults;
         cc.window = WINDOW;
         cc.io_timeout_ms = 5000;
+        cc.write_wait_ms = write_wait_ms;
         CU_ASSERT_EQUAL_FATAL(ob_store_cluster_start(N[i].st, &cc), CM_OK);
         CU_ASSERT_EQUAL_FATAL(ob_store_set_topology(N[i].st, topo), CM_OK);
     }
@@ -301,6 +304,38 @@ static void test_drop_mid_body(void)
     CU_ASSERT(read_matches(3, &lay, body, 0, len));
     free(body);
     cluster_down();
+}
+
+/* A node that answers late: its cells are dropped after write_wait_ms, not the RPC timeout. */
+static void test_slow_node_write(void)
+{
+    enum { DELAY = 2500, WAIT = 250 };
+    size_t len = 3 * SBYTES + 10;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    write_wait_ms = WAIT;
+    cluster_up();
+    write_wait_ms = 0;
+    fill(body, len, 8);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n6", ND_FAULT_DELAY, DELAY), CM_OK);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    long long took = cm_monotonic_ms() - t0;
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    int on_n6 = 0;
+    for (int i = 0; i < K + M; i++) {
+        on_n6 += lay.nodes[i] == 5;
+        CU_ASSERT_EQUAL(lay.drives[i] == 0xFF, lay.nodes[i] == 5);
+    }
+    CU_ASSERT(on_n6 > 0);
+    CU_ASSERT_EQUAL(cs.cells_dropped, (uint64_t)on_n6);
+    CU_ASSERT(took < DELAY / 2);
+    printf("\n  a node answering %d ms late: body acknowledged in %lld ms without its %d cells\n",
+           DELAY, took, on_n6);
+    CU_ASSERT(read_matches(2, &lay, body, 0, len));
+    free(body);
+    cluster_down(); /* waits for the late appends, then deletes their chunks */
 }
 
 static void test_az_down(void)
@@ -509,6 +544,7 @@ void cu_register(void)
         {"roundtrip", test_roundtrip},
         {"handoff", test_handoff},
         {"drop_mid_body", test_drop_mid_body},
+        {"slow_node_write", test_slow_node_write},
         {"az_down", test_az_down},
         {"hedged_read", test_hedged_read},
         {"big_body", test_big_body},
