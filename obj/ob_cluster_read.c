@@ -4,12 +4,14 @@
  *
  * The worker posts the read to the loop and waits. On the loop, one stripe at a time: ask k whole
  * cells at once (data cells first, in order; parity in place of cells the layout does not name or
- * the layout's nodes do not resolve), arm the hedge timer. A cell that fails (down node, missing
- * or corrupt chunk) is replaced by the next cell not asked yet. When the timer fires before k
- * cells arrived, one more cell is asked (a hedge, counted) and the timer re-armed; the first k to
- * arrive win. With the k data cells present their wanted bytes are copied from the read buffers
- * straight into the caller's buffer (one copy); otherwise the k cells go into a stripe buffer,
- * the codec rebuilds the data cells (counted as degraded), and the range is copied out.
+ * the layout's nodes do not resolve; cells on nodes that failed a call in the last dead_ms go
+ * last, so a down node costs its first failure, not one per stripe), arm the hedge timer. A cell
+ * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet. When
+ * the timer fires before k cells arrived, one more cell is asked (a hedge, counted) and the timer
+ * re-armed; the first k to arrive win. With the k data cells present their wanted bytes are copied
+ * from the read buffers straight into the caller's buffer (one copy); otherwise the k cells go into
+ * a stripe buffer, the codec rebuilds the data cells (counted as degraded), and the range is copied
+ * out.
  *
  * Late answers (a hedged-over cell, cells of a stripe already done) carry the stripe's sequence
  * number and are dropped; the read's state lives until its last call ended, and the worker's
@@ -110,26 +112,37 @@ static void rd_finish(crd *r, cm_err e)
 
 static void cell_read(void *arg, const ob_chunk_result *res);
 
-/* Ask the next cell not asked yet in this stripe; 0 when none is left. */
+/* Ask cell i of the stripe; 0 when the call could not start. */
+static int ask_cell(crd *r, int i)
+{
+    rd_call *rc = malloc(sizeof(*rc));
+    if (!rc)
+        return 0;
+    *rc = (rd_call){r, i, r->seq, cm_monotonic_ms()};
+    if (ob_chunk_read(r->b[i], r->drive[i], &r->id, r->cell_off, r->clen, cell_read, rc) != CM_OK) {
+        free(rc);
+        return 0;
+    }
+    r->asked++;
+    r->inflight++;
+    return 1;
+}
+
+/* Ask the next cell not asked yet in this stripe (data cells first), cells on nodes that failed
+ * lately after all others; 0 when none is left. */
 static int ask_one(crd *r)
 {
-    for (int i = 0; i < r->n; i++) {
-        if (r->tried[i] || !r->b[i])
-            continue;
-        r->tried[i] = 1;
-        rd_call *rc = malloc(sizeof(*rc));
-        if (!rc)
-            return 0;
-        *rc = (rd_call){r, i, r->seq, cm_monotonic_ms()};
-        if (ob_chunk_read(r->b[i], r->drive[i], &r->id, r->cell_off, r->clen, cell_read, rc) !=
-            CM_OK) {
-            free(rc);
-            continue;
+    long long now = cm_monotonic_ms();
+    for (int late = 0; late < 2; late++)
+        for (int i = 0; i < r->n; i++) {
+            uint16_t node = r->lay.nodes[i];
+            int dead = node < r->v->t->nnodes && atomic_load(&r->v->dead_to[node]) > now;
+            if (r->tried[i] || !r->b[i] || dead != late)
+                continue;
+            r->tried[i] = 1;
+            if (ask_cell(r, i))
+                return 1;
         }
-        r->asked++;
-        r->inflight++;
-        return 1;
-    }
     return 0;
 }
 
