@@ -43,6 +43,7 @@
 #include "pl.h"
 
 struct nd_faults;
+struct event_base;
 
 typedef struct ob_store ob_store;
 typedef struct ob_writer ob_writer;
@@ -357,6 +358,37 @@ typedef struct {
     uint64_t remote_deletes; /* chunk deletes sent (local and remote) */
     uint64_t buf_high_water; /* largest stripe-buffer bytes one writer held */
 } ob_cluster_stats;
+
+/*
+ * For event loops, which must not wait on other nodes (the gateway's PUT body and GET drain run
+ * on its loops). In cluster mode ob_writer_write waits for window room and ob_read for the cells:
+ * these variants do not. On a single node they do the local (page-cache) work at once, as
+ * ob_writer_write and ob_read do today.
+ *
+ * ob_writer_write_some: take what fits now; *taken = bytes taken. CM_AGAIN when the window is
+ * full before len was taken: call ob_writer_on_room and write the rest when it runs.
+ * ob_writer_on_room: run fn(arg) on base's loop (never inside the call) once the writer has room
+ * again or has failed (the next write says which). Call it, ob_writer_drop and ob_writer_abort
+ * from base's thread: they cancel a notice not run yet (one notice at a time; a new one replaces
+ * it). Do not call ob_writer_finish with one pending. A single-node writer never answers CM_AGAIN
+ * (its notice runs at once and cannot be cancelled).
+ */
+cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken);
+cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg);
+
+/*
+ * ob_read without waiting: done(arg, err) runs on base's loop, never inside the call, with
+ * ob_read's result; buf is written only before it. *op is a handle for ob_read_cancel, valid
+ * until done runs. Errors returned at once (nothing runs): CM_ERR_RANGE, CM_ERR_INVAL,
+ * CM_ERR_NOMEM, CM_ERR_UNAVAILABLE (no layout adopted). base must keep running until done (or,
+ * after a cancel, the internal notice) has run.
+ */
+typedef struct ob_read_op ob_read_op;
+typedef void (*ob_read_done)(void *arg, cm_err err);
+cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                     struct event_base *base, ob_read_done done, void *arg, ob_read_op **op);
+/* From base's thread, before done ran: afterwards buf is not written and done does not run. */
+void ob_read_cancel(ob_read_op *op);
 
 /* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */
 void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out);

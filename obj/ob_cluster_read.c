@@ -60,11 +60,22 @@ struct crd {
     uint8_t *scratch;
     struct event *timer;
     int finished, loop_done;
-    /* shared with the worker */
+    /* shared with the worker (or, for ob_read_start, the caller's loop) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs, woken;
+    int canceled; /* ob_read_cancel: out is not written any more */
     cm_err err;
+    ob_read_op *op; /* ob_read_start: told on its loop instead of a waiting worker */
+};
+
+struct ob_read_op {
+    crd *r; /* NULL: a local read, already done */
+    struct event_base *base;
+    ob_read_done done;
+    void *arg;
+    cm_err err;
+    int canceled; /* base's thread only */
 };
 
 static void rd_unref(crd *r)
@@ -98,6 +109,25 @@ static void rd_maybe_release(crd *r)
     ob_cl_op_end(c);
 }
 
+/* On the caller's loop: tell it, unless it cancelled; drop the caller's reference. */
+static void op_notify(evutil_socket_t fd, short what, void *arg)
+{
+    ob_read_op *op = arg;
+    (void)fd;
+    (void)what;
+    if (!op->canceled)
+        op->done(op->arg, op->err);
+    if (op->r)
+        rd_unref(op->r);
+    free(op);
+}
+
+static cm_err op_post(ob_read_op *op)
+{
+    return event_base_once(op->base, -1, EV_TIMEOUT, op_notify, op, NULL) == 0 ? CM_OK
+                                                                               : CM_ERR_NOMEM;
+}
+
 static void rd_finish(crd *r, cm_err e)
 {
     r->finished = 1;
@@ -106,8 +136,14 @@ static void rd_finish(crd *r, cm_err e)
     pthread_mutex_lock(&r->mu);
     r->err = e;
     r->woken = 1;
+    ob_read_op *op = r->op;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    if (op) {
+        op->err = e;
+        if (op_post(op) != CM_OK) /* nothing else can tell the caller */
+            CM_ERROR(MOD, "the end of a read could not be posted to its loop");
+    }
 }
 
 static void cell_read(void *arg, const ob_chunk_result *res);
@@ -156,7 +192,18 @@ static void arm_timer(crd *r)
 static void stripe_start(crd *r);
 
 /* k cells of the stripe arrived: its wanted bytes to the caller's buffer. */
+static cm_err stripe_out_locked(crd *r);
+
+/* The caller's buffer is written under the read's mutex, so ob_read_cancel can stop it. */
 static cm_err stripe_out(crd *r)
+{
+    pthread_mutex_lock(&r->mu);
+    cm_err e = r->canceled ? CM_ERR_CLOSED : stripe_out_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return e;
+}
+
+static cm_err stripe_out_locked(crd *r)
 {
     int k = r->lay.k, whole = 1;
     uint64_t a = CM_MAX(r->off, r->start), z = CM_MIN(r->end, r->start + (uint64_t)k * r->clen);
@@ -282,7 +329,9 @@ static void rd_begin(void *arg)
     stripe_start(r);
 }
 
-cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len)
+/* A read of [off, off+len) of lay into buf, not started; refs = 2 (the caller's, the loop's). */
+static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len,
+                     crd **out)
 {
     int n = lay->k + lay->m;
     if (lay->k < 1 || n > MD_MAX_CELLS || n > EC_MAX_CELLS || lay->cell_size == 0 ||
@@ -307,7 +356,7 @@ cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *
     uint64_t sbytes = (uint64_t)lay->k * lay->cell_size;
     r->start = off / sbytes * sbytes;
     r->cell_off = off / sbytes * lay->cell_size;
-    r->refs = 2; /* the worker's and the loop's */
+    r->refs = 2;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     for (int i = 0; i < n; i++) {
@@ -317,17 +366,38 @@ cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *
     cm_err e = ec_new(lay->k, lay->m, &r->codec);
     if (e == CM_OK && !(r->timer = evtimer_new(c->base, hedge, r)))
         e = CM_ERR_NOMEM;
-    if (e == CM_OK) {
-        ob_cl_op_begin(c);
-        if ((e = ob_cl_post(c, rd_begin, r)) != CM_OK)
-            ob_cl_op_end(c);
-    }
     if (e != CM_OK) {
         r->refs = 1;
         rd_unref(r);
         return e;
     }
+    *out = r;
+    return CM_OK;
+}
+
+/* Hand r to the loop; on failure r is freed. */
+static cm_err rd_go(ob_cluster *c, crd *r)
+{
+    ob_cl_op_begin(c);
+    cm_err e = ob_cl_post(c, rd_begin, r);
+    if (e != CM_OK) {
+        ob_cl_op_end(c);
+        r->refs = 1;
+        rd_unref(r);
+        return e;
+    }
     atomic_fetch_add(&c->reads, 1);
+    return CM_OK;
+}
+
+cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len)
+{
+    crd *r;
+    cm_err e = rd_new(c, lay, off, buf, len, &r);
+    if (e == CM_OK)
+        e = rd_go(c, r);
+    if (e != CM_OK)
+        return e;
     pthread_mutex_lock(&r->mu);
     while (!r->woken)
         pthread_cond_wait(&r->cv, &r->mu);
@@ -335,4 +405,45 @@ cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *
     pthread_mutex_unlock(&r->mu);
     rd_unref(r);
     return e;
+}
+
+cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                     struct event_base *base, ob_read_done done, void *arg, ob_read_op **op)
+{
+    ob_cluster *c = ob_store_cluster(st);
+    if (off > layout->size || len > layout->size - off)
+        return CM_ERR_RANGE;
+    ob_read_op *o = calloc(1, sizeof(*o));
+    if (!o)
+        return CM_ERR_NOMEM;
+    *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0};
+    cm_err e = CM_OK;
+    if (c && layout->epoch != 0 && len > 0) {
+        crd *r;
+        if ((e = rd_new(c, layout, off, buf, len, &r)) == CM_OK) {
+            o->r = r;
+            r->op = o; /* the caller's reference is the op's, dropped by op_notify */
+            if ((e = rd_go(c, r)) != CM_OK)
+                o->r = NULL;
+        }
+    } else { /* local drives: the page-cache work now, the answer from the loop as promised */
+        o->err = ob_read(st, layout, off, buf, len);
+        e = op_post(o);
+    }
+    if (e != CM_OK) {
+        free(o);
+        return e;
+    }
+    *op = o;
+    return CM_OK;
+}
+
+void ob_read_cancel(ob_read_op *op)
+{
+    if (op->r) {
+        pthread_mutex_lock(&op->r->mu);
+        op->r->canceled = 1;
+        pthread_mutex_unlock(&op->r->mu);
+    }
+    op->canceled = 1;
 }

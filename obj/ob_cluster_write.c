@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "cm_checksum.h"
 #include "cm_log.h"
@@ -52,6 +53,16 @@ typedef struct {
     ob_cw *w;
     int i;
 } cw_slot;
+
+/* ob_writer_on_room: fn(arg) to run on base's loop once the window has room. */
+typedef struct {
+    ob_cw *w;
+    struct event_base *base;
+    void (*fn)(void *arg);
+    void *arg;
+    int posted;   /* under w->mu: handed to base (notice_run frees it) */
+    int canceled; /* base's thread only */
+} cw_notice;
 
 struct ob_cw {
     ob_cluster *c;
@@ -83,6 +94,10 @@ struct ob_cw {
     int gone;             /* the worker no longer touches w (after finish, or a drop) */
     int stall;            /* the worker waited write_wait_ms: drop the columns holding it up */
     int posts;            /* pumps posted to the loop and not run yet: w lives until 0 */
+    cw_notice *notice;    /* registered by ob_writer_on_room, until it runs or is cancelled */
+    /* loop side: the stall timer of a writer waiting through a notice (no thread waits) */
+    struct event *timer;
+    int timer_armed;
     cm_err err;
     md_layout lay;
     /* worker side */
@@ -103,6 +118,8 @@ static int live_count(const ob_cw *w)
 
 static void cw_free(ob_cw *w)
 {
+    if (w->timer)
+        event_free(w->timer);
     for (int s = 0; w->ring && s < w->window; s++)
         free(w->ring[s]);
     free(w->ring);
@@ -175,6 +192,7 @@ cm_err ob_cw_new(ob_cluster *c, ob_cw **out)
 /* ---- loop side ---- */
 
 static void pump(void *arg);
+static void arm_stall_timer(ob_cw *w, int gone);
 
 /* The column's target failed: hand it off when nothing of it is durable yet, else drop it. */
 static void column_failed(ob_cw *w, int i, cm_err why)
@@ -216,6 +234,41 @@ static void column_failed(ob_cw *w, int i, cm_err why)
     w->live[i] = 0;
 }
 
+static int window_full(const ob_cw *w)
+{
+    return w->err == CM_OK && w->nfill >= w->released + (uint64_t)w->window;
+}
+
+/* On the notice's loop: run it unless it was cancelled meanwhile. */
+static void notice_run(evutil_socket_t fd, short what, void *arg)
+{
+    cw_notice *n = arg;
+    (void)fd;
+    (void)what;
+    if (!n->canceled)
+        n->fn(n->arg);
+    free(n);
+}
+
+static void notice_post(cw_notice *n)
+{
+    if (event_base_once(n->base, -1, EV_TIMEOUT, notice_run, n, NULL) != 0) {
+        CM_ERROR(MOD, "a writer's room notice could not be posted to its loop");
+        free(n);
+    }
+}
+
+/* Cancel w's notice (mu held, on the notice's thread): freed now, or by notice_run. */
+static void notice_cancel(ob_cw *w)
+{
+    cw_notice *n = w->notice;
+    w->notice = NULL;
+    if (n && !n->posted)
+        free(n);
+    else if (n)
+        n->canceled = 1;
+}
+
 /* Let the worker reuse buffers no live column needs any more; fail a body below k+1. */
 static void update_shared(ob_cw *w)
 {
@@ -233,7 +286,14 @@ static void update_shared(ob_cw *w)
         w->err = CM_ERR_UNAVAILABLE;
     }
     pthread_cond_broadcast(&w->cv);
+    cw_notice *n = w->notice && !w->notice->posted && !window_full(w) ? w->notice : NULL;
+    if (n) {
+        n->posted = 1;
+        w->notice = NULL;
+    }
     pthread_mutex_unlock(&w->mu);
+    if (n)
+        notice_post(n);
 }
 
 static void cell_done(void *arg, const ob_chunk_result *res)
@@ -383,8 +443,38 @@ static void pump(void *arg)
     pthread_mutex_unlock(&w->mu);
     if (!w->acked && !gone && finishing && (failed || (!live_busy && !behind)))
         ack(w);
+    arm_stall_timer(w, gone);
     if (gone && !busy && posts == 0) /* a posted pump still refers to w until it ran */
         release(w);
+}
+
+static void stall_fire(evutil_socket_t fd, short what, void *arg)
+{
+    ob_cw *w = arg;
+    (void)fd;
+    (void)what;
+    w->timer_armed = 0;
+    pthread_mutex_lock(&w->mu);
+    int waiting = w->notice != NULL && !w->gone;
+    pthread_mutex_unlock(&w->mu);
+    if (waiting && !w->acked)
+        drop_stragglers(w);
+    pump(w);
+}
+
+/* A writer waiting through a notice has no thread to notice a stall: a timer does it. */
+static void arm_stall_timer(ob_cw *w, int gone)
+{
+    pthread_mutex_lock(&w->mu);
+    int waiting = w->notice != NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (!waiting || gone || w->acked || w->timer_armed)
+        return;
+    if (!w->timer && !(w->timer = evtimer_new(w->c->base, stall_fire, w)))
+        return;
+    int ms = w->c->cfg.write_wait_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    w->timer_armed = evtimer_add(w->timer, &tv) == 0;
 }
 
 /* A pump the worker posted. */
@@ -428,11 +518,6 @@ static cm_err post_held(ob_cw *w, int last)
     return post_pump(w);
 }
 
-static int window_full(const ob_cw *w)
-{
-    return w->err == CM_OK && w->nfill >= w->released + (uint64_t)w->window;
-}
-
 static int no_answer(const ob_cw *w)
 {
     return !w->ended;
@@ -470,13 +555,14 @@ static void wait_while(ob_cw *w, int (*busy)(const ob_cw *w))
     }
 }
 
-/* A buffer for stripe nfill: waits while `window` are in use. */
-static cm_err take_buffer(ob_cw *w)
+/* A buffer for stripe nfill: waits while `window` are in use (CM_AGAIN instead when !wait). */
+static cm_err take_buffer(ob_cw *w, int wait)
 {
     int slot = (int)(w->nfill % (uint64_t)w->window);
     pthread_mutex_lock(&w->mu);
-    wait_while(w, window_full);
-    cm_err e = w->err;
+    if (wait)
+        wait_while(w, window_full);
+    cm_err e = window_full(w) ? CM_AGAIN : w->err;
     pthread_mutex_unlock(&w->mu);
     if (e != CM_OK)
         return e;
@@ -513,13 +599,16 @@ static void seal_stripe(ob_cw *w, uint32_t clen)
     w->nfill++;
 }
 
-cm_err ob_cw_write(ob_cw *w, const void *data, size_t len)
+/* Take data into stripes; *taken = bytes taken (all of them unless an error or, when !wait, a
+ * full window: CM_AGAIN). */
+static cm_err cw_write(ob_cw *w, const void *data, size_t len, int wait, size_t *taken)
 {
     const uint8_t *p = data;
+    *taken = 0;
     while (len > 0) {
         cm_err e = CM_OK;
         if (!w->cur && (e = post_held(w, 0)) == CM_OK)
-            e = take_buffer(w);
+            e = take_buffer(w, wait);
         if (e != CM_OK)
             return e;
         size_t n = CM_MIN(len, w->sbytes - w->fill);
@@ -529,6 +618,7 @@ cm_err ob_cw_write(ob_cw *w, const void *data, size_t len)
         w->fill += n;
         p += n;
         len -= n;
+        *taken += n;
         pthread_mutex_lock(&w->mu);
         w->size += n;
         pthread_mutex_unlock(&w->mu);
@@ -540,6 +630,45 @@ cm_err ob_cw_write(ob_cw *w, const void *data, size_t len)
     cm_err e = w->err;
     pthread_mutex_unlock(&w->mu);
     return e;
+}
+
+cm_err ob_cw_write(ob_cw *w, const void *data, size_t len)
+{
+    size_t taken;
+    return cw_write(w, data, len, 1, &taken);
+}
+
+cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken)
+{
+    return cw_write(w, data, len, 0, taken);
+}
+
+cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg)
+{
+    cw_notice *n = calloc(1, sizeof(*n));
+    if (!n)
+        return CM_ERR_NOMEM;
+    *n = (cw_notice){w, base, fn, arg, 0, 0};
+    pthread_mutex_lock(&w->mu);
+    notice_cancel(w);
+    int now = !window_full(w);
+    if (now) {
+        n->posted = 1;
+    } else {
+        w->notice = n;
+        w->posts++; /* the loop arms the stall timer for it */
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (now) {
+        notice_post(n);
+        return CM_OK;
+    }
+    if (ob_cl_post(w->c, pump_posted, w) != CM_OK) {
+        pthread_mutex_lock(&w->mu);
+        w->posts--; /* the notice stays: a completion still posts it, only the timer is lost */
+        pthread_mutex_unlock(&w->mu);
+    }
+    return CM_OK;
 }
 
 cm_err ob_cw_finish(ob_cw *w, md_layout *out)
@@ -574,6 +703,7 @@ void ob_cw_drop(ob_cw *w)
     if (!w)
         return;
     pthread_mutex_lock(&w->mu);
+    notice_cancel(w);
     w->gone = 1;
     w->posts++;
     pthread_mutex_unlock(&w->mu);

@@ -50,6 +50,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <event2/event.h>
+
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ec.h"
@@ -679,6 +681,45 @@ static void sync_cells(ob_writer *w)
     }
     if (live_cells(w) < ob_min_cells(w->st->k, w->st->m))
         w->failed = CM_ERR_UNAVAILABLE;
+}
+
+cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken)
+{
+    if (w->cw)
+        return ob_cw_write_some(w->cw, data, len, taken);
+    cm_err e = ob_writer_write(w, data, len); /* local drives: never waits on another node */
+    *taken = e == CM_OK ? len : 0;
+    return e;
+}
+
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+} room_cb;
+
+/* Run a single-node writer's room notice: it always has room. */
+static void room_now(evutil_socket_t fd, short what, void *arg)
+{
+    room_cb cb = *(room_cb *)arg;
+    (void)fd;
+    (void)what;
+    free(arg);
+    cb.fn(cb.arg);
+}
+
+cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg)
+{
+    if (w->cw)
+        return ob_cw_on_room(w->cw, base, fn, arg);
+    room_cb *cb = malloc(sizeof(*cb));
+    if (!cb)
+        return CM_ERR_NOMEM;
+    *cb = (room_cb){fn, arg};
+    if (event_base_once(base, -1, EV_TIMEOUT, room_now, cb, NULL) != 0) {
+        free(cb);
+        return CM_ERR_NOMEM;
+    }
+    return CM_OK;
 }
 
 cm_err ob_writer_finish(ob_writer *w, md_layout *out)

@@ -57,6 +57,9 @@ void ob_cluster_free(ob_cluster *c);
 cm_err ob_cw_new(ob_cluster *c, ob_cw **out);
 cm_err ob_cw_write(ob_cw *w, const void *data, size_t len);
 cm_err ob_cw_finish(ob_cw *w, md_layout *out); /* frees w */
+/* ob_writer_write_some / ob_writer_on_room of a cluster writer (ob.h). */
+cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
+cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);
 /* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
 void ob_cw_drop(ob_cw *w);
 /* ob_read / ob_delete of a layout with epoch != 0. */

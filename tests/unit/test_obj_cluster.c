@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/thread.h>
 
 #include "cm_util.h"
@@ -473,6 +474,138 @@ static void test_big_body(void)
     free(back);
 }
 
+/* ---- the calls for event loops: write_some + on_room, read_start + cancel ---- */
+
+static struct event_base *tbase;
+static int room_calls, read_calls, timed_out;
+static cm_err read_err;
+
+static void room_cb(void *arg)
+{
+    (void)arg;
+    room_calls++;
+}
+
+static void read_cb(void *arg, cm_err err)
+{
+    (void)arg;
+    read_calls++;
+    read_err = err;
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    timed_out = 1;
+}
+
+/* Run the test's loop until *counter reaches want or ms passed (no sleeping). */
+static void run_until(const int *counter, int want, int ms)
+{
+    struct event *t = evtimer_new(tbase, timeout_cb, NULL);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    timed_out = 0;
+    evtimer_add(t, &tv);
+    while (*counter < want && !timed_out)
+        event_base_loop(tbase, EVLOOP_ONCE);
+    event_free(t);
+}
+
+/* Write len bytes of body through w without ever waiting; returns how often the window was full. */
+static int write_nonblocking(ob_writer *w, const uint8_t *body, size_t len)
+{
+    int agains = 0;
+    for (size_t pos = 0; pos < len;) {
+        size_t taken = 0;
+        cm_err e = ob_writer_write_some(w, body + pos, CM_MIN((size_t)1 << 20, len - pos), &taken);
+        pos += taken;
+        if (e == CM_OK)
+            continue;
+        CU_ASSERT_EQUAL_FATAL(e, CM_AGAIN);
+        agains++;
+        int before = room_calls;
+        CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+        CU_ASSERT_EQUAL(room_calls, before); /* never inside the call */
+        run_until(&room_calls, before + 1, 10000);
+        CU_ASSERT_EQUAL_FATAL(room_calls, before + 1);
+    }
+    return agains;
+}
+
+static void test_event_loop_calls(void)
+{
+    size_t len = 24 * SBYTES + 333;
+    uint8_t *body = malloc(len), *back = malloc(len);
+    md_layout lay;
+    ob_writer *w;
+    cluster_up();
+    tbase = event_base_new();
+    fill(body, len, 9);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    int agains = write_nonblocking(w, body, len);
+    CU_ASSERT(agains > 0); /* the window filled up: the caller was asked to wait, not blocked */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M);
+    /* read back stripe by stripe through n5 without waiting */
+    for (size_t pos = 0; pos < len; pos += SBYTES) {
+        ob_read_op *op;
+        int before = read_calls;
+        CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, pos, back + pos,
+                                            CM_MIN(SBYTES, len - pos), tbase, read_cb, NULL, &op),
+                              CM_OK);
+        CU_ASSERT_EQUAL(read_calls, before);
+        run_until(&read_calls, before + 1, 10000);
+        CU_ASSERT_EQUAL_FATAL(read_calls, before + 1);
+        CU_ASSERT_EQUAL(read_err, CM_OK);
+    }
+    CU_ASSERT(memcmp(body, back, len) == 0);
+    /* a read cancelled while its cells are late: no callback, the buffer untouched */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 300), CM_OK);
+    memset(back, 0xEE, SBYTES);
+    ob_read_op *op;
+    int before = read_calls;
+    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, 0, back, SBYTES, tbase, read_cb, NULL, &op),
+                          CM_OK);
+    ob_read_cancel(op);
+    run_until(&read_calls, before + 1, 800);
+    CU_ASSERT_EQUAL(read_calls, before);
+    int untouched = 1;
+    for (size_t i = 0; i < SBYTES; i++)
+        untouched &= back[i] == 0xEE;
+    CU_ASSERT(untouched);
+    nd_fault_clear(faults, NULL, NULL);
+    /* a local layout (epoch 0) answers through the loop too */
+    md_layout empty = lay;
+    empty.epoch = 0;
+    empty.size = 0;
+    CU_ASSERT_EQUAL(ob_read_start(N[4].st, &empty, 0, back, 0, tbase, read_cb, NULL, &op), CM_OK);
+    CU_ASSERT_EQUAL(read_calls, before);
+    run_until(&read_calls, before + 1, 2000);
+    CU_ASSERT_EQUAL(read_calls, before + 1);
+    CU_ASSERT_EQUAL(ob_read_start(N[4].st, &lay, len, back, 1, tbase, read_cb, NULL, &op),
+                    CM_ERR_RANGE);
+    /* a writer dropped with a notice pending: the notice never runs */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    size_t pos = 0, taken = 0;
+    cm_err e = CM_OK;
+    while (e == CM_OK && pos + SBYTES <= len) {
+        e = ob_writer_write_some(w, body + pos, SBYTES, &taken);
+        pos += taken;
+    }
+    CU_ASSERT_EQUAL(e, CM_AGAIN);
+    before = room_calls;
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    ob_writer_abort(w);
+    run_until(&room_calls, before + 1, 300);
+    CU_ASSERT_EQUAL(room_calls, before);
+    event_base_free(tbase);
+    free(body);
+    free(back);
+    cluster_down();
+}
+
 /* ---- deletes reach the cells' nodes ---- */
 
 /* Is the chunk of lay's cell i still on its node? */
@@ -549,6 +682,7 @@ void cu_register(void)
         {"hedged_read", test_hedged_read},
         {"big_body", test_big_body},
         {"deletes", test_deletes},
+        {"event_loop_calls", test_event_loop_calls},
         {NULL, NULL},
     };
     cu_add_suite("obj_cluster", tests);
