@@ -390,6 +390,12 @@ cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *
 /* From base's thread, before done ran: afterwards buf is not written and done does not run. */
 void ob_read_cancel(ob_read_op *op);
 
+/*
+ * The blobstore of drive slot d (borrowed; NULL when out of range, offline or failed): what the
+ * node RPC service (nd_service) of a cluster node serves, the same stores as the local backend.
+ */
+bs_store *ob_store_blobstore(ob_store *st, int d);
+
 /* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */
 void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out);
 

@@ -947,6 +947,11 @@ bs_store *ob_store_drive(ob_store *st, uint8_t d)
     return slot_drive(st, d);
 }
 
+bs_store *ob_store_blobstore(ob_store *st, int d)
+{
+    return d >= 0 && d < st->ndrives ? slot_drive(st, (uint8_t)d) : NULL;
+}
+
 void ob_store_drive_stats(ob_store *st, int d, ob_drive_stats *out)
 {
     bs_store *bs = d >= 0 && d < st->ndrives ? slot_drive(st, (uint8_t)d) : NULL;

@@ -81,7 +81,7 @@ static void node_open(tnode *n, int i)
     CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
     for (int d = 0; d < NDRIVES; d++) {
         drives[d].path = n->dirs[d];
-        drives[d].bs = ob_store_drive(n->st, (uint8_t)d);
+        drives[d].bs = ob_store_blobstore(n->st, d);
     }
     nd_service_config sc = {n->id, secret, SECRET_LEN, drives, NDRIVES, 0, 2};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
