@@ -95,6 +95,9 @@ struct ob_cw {
     int stall;            /* the worker waited write_wait_ms: drop the columns holding it up */
     int posts;            /* pumps posted to the loop and not run yet: w lives until 0 */
     cw_notice *notice;    /* registered by ob_writer_on_room, until it runs or is cancelled */
+    uint8_t *sending[PL_MAX_CELLS]; /* the stripe buffer each column's append in flight refers to */
+    uint8_t *orphans[PL_MAX_CELLS]; /* buffers a dropped straggler still sends from: freed last */
+    int norphans;
     /* loop side: the stall timer of a writer waiting through a notice (no thread waits) */
     struct event *timer;
     int timer_armed;
@@ -122,6 +125,8 @@ static void cw_free(ob_cw *w)
         event_free(w->timer);
     for (int s = 0; w->ring && s < w->window; s++)
         free(w->ring[s]);
+    for (int i = 0; i < w->norphans; i++)
+        free(w->orphans[i]);
     free(w->ring);
     free(w->ring_clen);
     ec_free(w->codec);
@@ -301,6 +306,9 @@ static void cell_done(void *arg, const ob_chunk_result *res)
     cw_slot *s = arg;
     ob_cw *w = s->w;
     w->busy[s->i] = 0;
+    pthread_mutex_lock(&w->mu);
+    w->sending[s->i] = NULL;
+    pthread_mutex_unlock(&w->mu);
     if (!w->live[s->i]) /* dropped as a straggler meanwhile: its chunk goes at the end */
         ;
     else if (res->err == CM_OK)
@@ -387,6 +395,7 @@ static void send_cell(ob_cw *w, int i, uint64_t posted, int finishing)
     pthread_mutex_lock(&w->mu);
     uint8_t *buf = w->ring[slot];
     uint32_t clen = w->ring_clen[slot];
+    w->sending[i] = buf;
     pthread_mutex_unlock(&w->mu);
     uint8_t *cell =
         buf + (i < w->k ? (size_t)i * clen : (size_t)w->k * w->cell + (size_t)(i - w->k) * clen);
@@ -398,6 +407,11 @@ static void send_cell(ob_cw *w, int i, uint64_t posted, int finishing)
                             flags, cell_done, &w->slot[i]);
     if (eb)
         evbuffer_free(eb);
+    if (e != CM_OK) {
+        pthread_mutex_lock(&w->mu);
+        w->sending[i] = NULL;
+        pthread_mutex_unlock(&w->mu);
+    }
     if (e == CM_OK) {
         w->busy[i] = 1;
         w->busy_since[i] = cm_monotonic_ms();
@@ -563,6 +577,14 @@ static cm_err take_buffer(ob_cw *w, int wait)
     if (wait)
         wait_while(w, window_full);
     cm_err e = window_full(w) ? CM_AGAIN : w->err;
+    /* A live column never sends from a buffer the window lets the worker reuse; a straggler
+     * dropped mid-append may: its call still reads the buffer, so it keeps it and the slot
+     * gets a new one (at most one per dropped column). */
+    for (int i = 0; e == CM_OK && w->ring[slot] && i < w->n; i++)
+        if (w->sending[i] == w->ring[slot] && w->norphans < PL_MAX_CELLS) {
+            w->orphans[w->norphans++] = w->ring[slot];
+            w->ring[slot] = NULL;
+        }
     pthread_mutex_unlock(&w->mu);
     if (e != CM_OK)
         return e;
