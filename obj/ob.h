@@ -312,7 +312,7 @@ void ob_scrub_get_status(ob_scrub *s, ob_scrub_status *out);
  * layout.epoch its epoch. A cell whose first append fails moves to a handoff drive for the whole
  * body; one that fails later, or has not answered for write_wait_ms, is dropped (drives[i] =
  * 0xFF). Acknowledged when every live cell is durable and at least k+1 are. Memory: at most
- * `window` stripe buffers per writer.
+ * `window` stripe buffers per writer (plus one per cell dropped while its append was in flight).
  *
  * Reads: k whole cells per stripe, data cells first; a failed cell is replaced by the next one;
  * a stripe that has not got k cells after the hedge delay asks one more cell (a "hedge").
