@@ -10,7 +10,8 @@
  *
  * Window: stripe s lives in ring[s % window]; the worker may fill stripe s only when
  * s < released + window, where released is the first stripe some live column still needs, so at
- * most `window` stripe buffers exist per body (the worker blocks for room: backpressure). The
+ * most `window` stripe buffers exist per body (the worker blocks for room: backpressure; a
+ * column dropped mid-append keeps the buffer its call reads, and the slot gets a new one). The
  * last full stripe is held back until more payload or finish comes, so that the final append of
  * every column carries OB_CHUNK_SYNC (no separate seal).
  *
