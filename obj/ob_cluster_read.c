@@ -315,9 +315,8 @@ static void stripe_start(crd *r)
     for (int n = 0; n < r->lay.k; n++)
         if (!ask_one(r))
             break;
-    if (r->asked == 0) {
+    if (r->asked == 0) { /* the caller lets go of r (rd_maybe_release) when it is done with it */
         rd_finish(r, CM_ERR_UNAVAILABLE);
-        rd_maybe_release(r);
         return;
     }
     arm_timer(r);
@@ -327,6 +326,7 @@ static void rd_begin(void *arg)
 {
     crd *r = arg;
     stripe_start(r);
+    rd_maybe_release(r);
 }
 
 /* A read of [off, off+len) of lay into buf, not started; refs = 2 (the caller's, the loop's). */
