@@ -57,12 +57,12 @@ typedef struct {
 
 /* ob_writer_on_room: fn(arg) to run on base's loop once the window has room. */
 typedef struct {
-    ob_cw *w;
     struct event_base *base;
     void (*fn)(void *arg);
     void *arg;
-    int posted;   /* under w->mu: handed to base (notice_run frees it) */
-    int canceled; /* base's thread only */
+    int posted;      /* under w->mu: handed to base's loop */
+    int canceled;    /* set by the cancel, read by notice_run: both on base's thread */
+    atomic_int refs; /* the writer's (until cancelled or freed) and the posted event's */
 } cw_notice;
 
 struct ob_cw {
@@ -95,7 +95,7 @@ struct ob_cw {
     int gone;             /* the worker no longer touches w (after finish, or a drop) */
     int stall;            /* the worker waited write_wait_ms: drop the columns holding it up */
     int posts;            /* pumps posted to the loop and not run yet: w lives until 0 */
-    cw_notice *notice;    /* registered by ob_writer_on_room, until it runs or is cancelled */
+    cw_notice *notice;    /* the last ob_writer_on_room, until cancelled (posted or not) */
     uint8_t *sending[PL_MAX_CELLS]; /* the stripe buffer each column's append in flight refers to */
     uint8_t *orphans[PL_MAX_CELLS]; /* buffers a dropped straggler still sends from: freed last */
     int norphans;
@@ -120,8 +120,11 @@ static int live_count(const ob_cw *w)
     return n;
 }
 
+static void notice_forget(ob_cw *w, int cancel);
+
 static void cw_free(ob_cw *w)
 {
+    notice_forget(w, 0);
     if (w->timer)
         event_free(w->timer);
     for (int s = 0; w->ring && s < w->window; s++)
@@ -245,6 +248,12 @@ static int window_full(const ob_cw *w)
     return w->err == CM_OK && w->nfill >= w->released + (uint64_t)w->window;
 }
 
+static void notice_unref(cw_notice *n)
+{
+    if (atomic_fetch_sub(&n->refs, 1) == 1)
+        free(n);
+}
+
 /* On the notice's loop: run it unless it was cancelled meanwhile. */
 static void notice_run(evutil_socket_t fd, short what, void *arg)
 {
@@ -253,26 +262,39 @@ static void notice_run(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!n->canceled)
         n->fn(n->arg);
-    free(n);
+    notice_unref(n);
 }
 
 static void notice_post(cw_notice *n)
 {
     if (event_base_once(n->base, -1, EV_TIMEOUT, notice_run, n, NULL) != 0) {
         CM_ERROR(MOD, "a writer's room notice could not be posted to its loop");
-        free(n);
+        notice_unref(n);
     }
 }
 
-/* Cancel w's notice (mu held, on the notice's thread): freed now, or by notice_run. */
-static void notice_cancel(ob_cw *w)
+/*
+ * Let go of w's notice (mu held). On the notice's thread (ob_writer_on_room, drop) it is also
+ * cancelled: a posted notice then never runs, since notice_run checks on that same thread. From
+ * the loop (release: the writer is gone, so its notice was cancelled or has run) it only drops
+ * the writer's reference.
+ */
+static void notice_forget(ob_cw *w, int cancel)
 {
     cw_notice *n = w->notice;
     w->notice = NULL;
-    if (n && !n->posted)
-        free(n);
-    else if (n)
+    if (!n)
+        return;
+    if (cancel)
         n->canceled = 1;
+    if (!n->posted)
+        notice_unref(n); /* the event's reference: it will never be posted */
+    notice_unref(n);
+}
+
+static void notice_cancel(ob_cw *w)
+{
+    notice_forget(w, 1);
 }
 
 /* Let the worker reuse buffers no live column needs any more; fail a body below k+1. */
@@ -293,10 +315,8 @@ static void update_shared(ob_cw *w)
     }
     pthread_cond_broadcast(&w->cv);
     cw_notice *n = w->notice && !w->notice->posted && !window_full(w) ? w->notice : NULL;
-    if (n) {
-        n->posted = 1;
-        w->notice = NULL;
-    }
+    if (n)
+        n->posted = 1; /* w keeps it, so that a drop can still cancel it */
     pthread_mutex_unlock(&w->mu);
     if (n)
         notice_post(n);
@@ -470,7 +490,7 @@ static void stall_fire(evutil_socket_t fd, short what, void *arg)
     (void)what;
     w->timer_armed = 0;
     pthread_mutex_lock(&w->mu);
-    int waiting = w->notice != NULL && !w->gone;
+    int waiting = w->notice != NULL && !w->notice->posted && !w->gone;
     pthread_mutex_unlock(&w->mu);
     if (waiting && !w->acked)
         drop_stragglers(w);
@@ -481,7 +501,7 @@ static void stall_fire(evutil_socket_t fd, short what, void *arg)
 static void arm_stall_timer(ob_cw *w, int gone)
 {
     pthread_mutex_lock(&w->mu);
-    int waiting = w->notice != NULL;
+    int waiting = w->notice != NULL && !w->notice->posted;
     pthread_mutex_unlock(&w->mu);
     if (!waiting || gone || w->acked || w->timer_armed)
         return;
@@ -671,16 +691,16 @@ cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), v
     cw_notice *n = calloc(1, sizeof(*n));
     if (!n)
         return CM_ERR_NOMEM;
-    *n = (cw_notice){w, base, fn, arg, 0, 0};
+    n->base = base;
+    n->fn = fn;
+    n->arg = arg;
+    atomic_init(&n->refs, 2);
     pthread_mutex_lock(&w->mu);
     notice_cancel(w);
+    w->notice = n;
     int now = !window_full(w);
-    if (now) {
-        n->posted = 1;
-    } else {
-        w->notice = n;
-        w->posts++; /* the loop arms the stall timer for it */
-    }
+    n->posted = now;
+    w->posts += !now; /* the loop arms the stall timer for it */
     pthread_mutex_unlock(&w->mu);
     if (now) {
         notice_post(n);

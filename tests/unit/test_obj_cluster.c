@@ -608,6 +608,20 @@ static void test_event_loop_calls(void)
     ob_writer_abort(w);
     run_until(&room_calls, before + 1, 300);
     CU_ASSERT_EQUAL(room_calls, before);
+    /* a notice already posted to the loop (the window had room) and then the writer aborted */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_write_some(w, body, 1000, &taken), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    ob_writer_abort(w);
+    run_until(&room_calls, before + 1, 200);
+    CU_ASSERT_EQUAL(room_calls, before);
+    /* and one that runs: a notice is one-shot, a second one replaces it */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    run_until(&room_calls, before + 2, 300);
+    CU_ASSERT_EQUAL(room_calls, before + 1);
+    ob_writer_abort(w);
     event_base_free(tbase);
     free(body);
     free(back);
