@@ -275,6 +275,56 @@ static void test_handoff(void)
     cluster_down();
 }
 
+/*
+ * A new layout (epoch 4: n7 joins az1, the first AZ, at an address where nothing listens): a body
+ * written under epoch 3 still reads (node indices stayed), and a new body placed partly on n7
+ * hands those cells off and is written under epoch 4.
+ */
+static void test_topology_change(void)
+{
+    size_t len = 2 * SBYTES + 55;
+    uint8_t *body = malloc(len);
+    md_layout old, fresh;
+    cluster_up();
+    fill(body, len, 10);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &old), CM_OK);
+    pl_topology *t2;
+    int idx;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(topo, &t2), CM_OK);
+    t2->epoch = 4;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(t2, "n7", "127.0.0.1:1", "az1", &idx), CM_OK);
+    for (uint32_t d = 0; d < NDRIVES; d++)
+        CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(t2, idx, d, 100, PL_UP), CM_OK);
+    /* through the document, as etcd hands it over */
+    char *doc, err[256];
+    size_t dlen;
+    pl_topology *t3;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_encode(t2, &doc, &dlen), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_decode(doc, dlen, &t3, err, sizeof(err)), CM_OK);
+    for (int i = 0; i < NNODES; i++)
+        CU_ASSERT_EQUAL(ob_store_set_topology(N[i].st, t3), CM_OK);
+    CU_ASSERT(read_matches(2, &old, body, 0, len));
+    /* a body with cells homed on n7: those cells are handed off */
+    int with_n7 = 0;
+    for (int tries = 0; tries < 20 && !with_n7; tries++) {
+        CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &fresh), CM_OK);
+        CU_ASSERT_EQUAL(fresh.epoch, 4);
+        CU_ASSERT_EQUAL(live_cells(&fresh), K + M);
+        CU_ASSERT(read_matches(4, &fresh, body, 0, len));
+        ob_cluster_stats cs;
+        ob_store_cluster_stats(N[0].st, &cs);
+        with_n7 = cs.handoffs > 0;
+        for (int i = 0; i < K + M; i++)
+            CU_ASSERT_NOT_EQUAL(fresh.nodes[i], idx); /* nothing named on n7 */
+    }
+    CU_ASSERT(with_n7);
+    free(doc);
+    pl_topology_free(t3);
+    pl_topology_free(t2);
+    free(body);
+    cluster_down();
+}
+
 /* A node refused after every column stored stripe 0: its cells are dropped, not handed off. */
 static void test_drop_mid_body(void)
 {
@@ -698,6 +748,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"roundtrip", test_roundtrip},
         {"handoff", test_handoff},
+        {"topology_change", test_topology_change},
         {"drop_mid_body", test_drop_mid_body},
         {"slow_node_write", test_slow_node_write},
         {"az_down", test_az_down},
