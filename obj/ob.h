@@ -15,6 +15,7 @@
  * all drives. Which drives get which cell index rotates with the blob id so parity spreads evenly.
  *
  * Memory: a writer holds one stripe (k+m cells) at a time; a read holds at most one stripe.
+ * (Cluster mode, at the end of this header: a writer holds at most `window` stripes.)
  *
  * Failures: a drive that fails during a write is dropped from the layout (drives[i] = 0xFF) as
  * long as at least k+1 cells of every stripe remain durable; otherwise the write fails with
@@ -39,6 +40,10 @@
 #include "bs.h"
 #include "cm_err.h"
 #include "md.h"
+#include "pl.h"
+
+struct nd_faults;
+struct event_base;
 
 typedef struct ob_store ob_store;
 typedef struct ob_writer ob_writer;
@@ -297,5 +302,104 @@ cm_err ob_scrub_trigger(ob_scrub *s, uint64_t *seq);
 /* Run one whole pass in the calling thread. CM_ERR_CONFLICT when another pass runs. */
 cm_err ob_scrub_run_once(ob_scrub *s);
 void ob_scrub_get_status(ob_scrub *s, ob_scrub_status *out);
+
+/*
+ * Cluster mode (ob_cluster.c, docs/chunks.md "The S3 data path across nodes"). A store started
+ * in cluster mode writes new bodies across the nodes of the adopted layout and reads, deletes
+ * and frees layouts with epoch != 0 through the chunk interface; the calls above keep their
+ * signatures and contracts, so the gateway does not change. Layouts with epoch 0 (written by a
+ * single node) keep the local path.
+ *
+ * The store runs one event-loop thread of its own: an RPC client to the other nodes, the local
+ * chunk backend over this store's drives (drive slot d is the drive whose id is d in the
+ * layout), and the resolver of the current layout. Workers hand it stripes and read requests
+ * and wait; ob_delete and ob_delete_async only queue (never wait) for cluster layouts.
+ *
+ * New bodies: a new blob id, pl_place on the layout's homes with pl_default_profile's k+m
+ * (cell_size of the store), pl_handoff for homes on nodes that failed in the last few seconds;
+ * layout.nodes[i] / drives[i] are indices into the topology (node, drive of that node) and
+ * layout.epoch its epoch. A cell whose first append fails moves to a handoff drive for the whole
+ * body; one that fails later, or has not answered for write_wait_ms, is dropped (drives[i] =
+ * 0xFF). Acknowledged when every live cell is durable and at least k+1 are. Memory: at most
+ * `window` stripe buffers per writer (plus one per cell dropped while its append was in flight).
+ *
+ * Reads: k whole cells per stripe, data cells first; a failed cell is replaced by the next one;
+ * a stripe that has not got k cells after the hedge delay asks one more cell (a "hedge").
+ */
+typedef struct {
+    const char *self;      /* this node's id in the layout (copied) */
+    const uint8_t *secret; /* the cluster's RPC secret (copied) */
+    size_t secret_len;
+    struct nd_faults *faults; /* tests: the RPC fault layer (borrowed); NULL = none */
+    int window;               /* stripe buffers per writer, 2..16; 0 = 4 */
+    int hedge_ms;             /* fixed hedge delay; 0 = adaptive: max(hedge_min_ms, recent p98) */
+    int hedge_min_ms;         /* 0 = 20 */
+    int io_timeout_ms;        /* per RPC; 0 = 10000 */
+    int write_wait_ms;        /* a body waits this long for a cell's append before dropping the cell
+                                 (k+1 kept): a silent node's delay; 0 = 2000 */
+    int dead_ms;       /* a node that failed a call gets no new cells for this long; 0 = 5000 */
+    int local_threads; /* workers of the local chunk backend; 0 = 4 */
+} ob_cluster_config;
+
+/*
+ * Put st in cluster mode: start its loop thread. Until the first ob_store_set_topology, new
+ * writers fail with CM_ERR_UNAVAILABLE. The process must have called evthread_use_pthreads.
+ * CM_ERR_INVAL (bad config, or called twice), CM_ERR_NOMEM. Stopped by ob_store_close, which
+ * first waits for the loop's calls in flight.
+ */
+cm_err ob_store_cluster_start(ob_store *st, const ob_cluster_config *cfg);
+/*
+ * Adopt a layout (copied): new bodies are placed on it; reads and deletes resolve nodes by it.
+ * Thread-safe; bodies and reads in flight keep the layout they started with until they end.
+ * CM_ERR_INVAL when st is not in cluster mode, the layout does not name self or names a host
+ * that is not a numeric address; CM_ERR_NOMEM.
+ */
+cm_err ob_store_set_topology(ob_store *st, const pl_topology *t);
+
+typedef struct {
+    uint64_t epoch; /* of the layout in use; 0 = none yet */
+    int k, m;       /* its profile */
+    uint64_t bodies, bytes_written, reads;
+    uint64_t handoffs;       /* cells moved to a handoff drive (at start or after a refusal) */
+    uint64_t cells_dropped;  /* cells dropped from a body after they had data */
+    uint64_t hedges;         /* extra cells asked because one was slow */
+    uint64_t reads_degraded; /* stripes rebuilt from parity */
+    uint64_t remote_deletes; /* chunk deletes sent (local and remote) */
+    uint64_t buf_high_water; /* largest stripe-buffer bytes one writer held */
+} ob_cluster_stats;
+
+/*
+ * For event loops, which must not wait on other nodes (the gateway's PUT body and GET drain run
+ * on its loops). In cluster mode ob_writer_write waits for window room and ob_read for the cells:
+ * these variants do not. On a single node they do the local (page-cache) work at once, as
+ * ob_writer_write and ob_read do today.
+ *
+ * ob_writer_write_some: take what fits now; *taken = bytes taken. CM_AGAIN when the window is
+ * full before len was taken: call ob_writer_on_room and write the rest when it runs.
+ * ob_writer_on_room: run fn(arg) on base's loop (never inside the call) once the writer has room
+ * again or has failed (the next write says which). Call it, ob_writer_drop and ob_writer_abort
+ * from base's thread: they cancel a notice not run yet (one notice at a time; a new one replaces
+ * it). Do not call ob_writer_finish with one pending. A single-node writer never answers CM_AGAIN
+ * (its notice runs at once and cannot be cancelled).
+ */
+cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken);
+cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg);
+
+/*
+ * ob_read without waiting: done(arg, err) runs on base's loop, never inside the call, with
+ * ob_read's result; buf is written only before it. *op is a handle for ob_read_cancel, valid
+ * until done runs. Errors returned at once (nothing runs): CM_ERR_RANGE, CM_ERR_INVAL,
+ * CM_ERR_NOMEM, CM_ERR_UNAVAILABLE (no layout adopted). base must keep running until done (or,
+ * after a cancel, the internal notice) has run.
+ */
+typedef struct ob_read_op ob_read_op;
+typedef void (*ob_read_done)(void *arg, cm_err err);
+cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                     struct event_base *base, ob_read_done done, void *arg, ob_read_op **op);
+/* From base's thread, before done ran: afterwards buf is not written and done does not run. */
+void ob_read_cancel(ob_read_op *op);
+
+/* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */
+void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out);
 
 #endif

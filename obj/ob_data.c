@@ -1,5 +1,7 @@
 /*
  * ob_data.c - single-node data path: bodies as erasure-coded stripes over local drives (ob.h).
+ * A store in cluster mode hands its writers, and reads and deletes of layouts with epoch != 0, to
+ * ob_cluster*.c instead (docs/chunks.md); everything below is the local path.
  *
  * Geometry. A body of size bytes is cut into full stripes of k * cell_size payload bytes and, when
  * size is not a multiple of that, one last stripe whose cells are clen = ceil(rest / k) rounded up
@@ -48,6 +50,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <event2/event.h>
+
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ec.h"
@@ -72,7 +76,8 @@ struct ob_store {
     char **dirs;
     struct ob_drive_worker *workers; /* one per drive opened: deletes and probes */
     ec_codec *codec;
-    ob_leases *leases; /* blobs being read (ob_lease.c) */
+    ob_leases *leases;   /* blobs being read (ob_lease.c) */
+    ob_cluster *cluster; /* cluster mode (ob_cluster.c); NULL on a single node */
 };
 
 /*
@@ -95,6 +100,7 @@ struct ob_drive_worker {
 
 struct ob_writer {
     ob_store *st;
+    ob_cw *cw; /* cluster mode: the body goes across the nodes (ob_cluster_write.c) */
     bs_id id;
     uint8_t drives[MD_MAX_CELLS]; /* cells still stored (PL_NONE once dropped) */
     uint8_t placed[MD_MAX_CELLS]; /* the drives first chosen: where blobs may have to go */
@@ -196,7 +202,10 @@ void ob_store_close(ob_store *st)
     if (!st)
         return;
     if (st->leases && st->workers)
-        ob_lease_delete_leftovers(st); /* on the drive threads still running */
+        ob_lease_delete_leftovers(
+            st);                  /* on the drive threads (or the cluster loop) still running */
+    ob_cluster_free(st->cluster); /* after its calls in flight, before the drives close */
+    st->cluster = NULL;
     for (int i = 0; st->workers && i < st->ndrives; i++)
         drive_worker_stop(&st->workers[i]); /* after their queued deletes */
     for (int i = 0; st->drives && i < st->ndrives; i++)
@@ -243,8 +252,19 @@ static bs_store *slot_drive(const ob_store *st, uint8_t d)
     return st->drives[d];
 }
 
+int ob_cell_is_local(const ob_store *st, const md_layout *lay, int i)
+{
+    if (st->cluster && lay->epoch != 0)
+        return ob_cluster_local_drive(st->cluster, lay, i) >= 0;
+    return lay->nodes[i] == st->node;
+}
+
 bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i)
 {
+    if (st->cluster && lay->epoch != 0) { /* the layout's node and drive indices: resolve them */
+        int d = ob_cluster_local_drive(st->cluster, lay, i);
+        return d >= 0 ? slot_drive(st, (uint8_t)d) : NULL;
+    }
     return lay->nodes[i] == st->node ? slot_drive(st, lay->drives[i]) : NULL;
 }
 
@@ -446,6 +466,8 @@ static int layout_drives(const ob_store *st, const md_layout *lay, uint8_t *out)
 
 cm_err ob_delete_async(ob_store *st, const md_layout *layout)
 {
+    if (st->cluster && layout->epoch != 0)
+        return ob_cluster_delete(st->cluster, layout) == CM_ERR_NOMEM ? CM_AGAIN : CM_OK;
     uint8_t ds[MD_MAX_CELLS];
     bs_id id;
     int n = layout_drives(st, layout, ds), full = 0;
@@ -464,6 +486,10 @@ cm_err ob_delete_async(ob_store *st, const md_layout *layout)
 
 void ob_delete(ob_store *st, const md_layout *layout)
 {
+    if (st->cluster && layout->epoch != 0) { /* queued on the loop, never waited for */
+        ob_cluster_delete(st->cluster, layout);
+        return;
+    }
     uint8_t ds[MD_MAX_CELLS];
     bs_id id;
     int n = layout_drives(st, layout, ds);
@@ -510,8 +536,26 @@ void ob_store_drain(ob_store *st)
 
 /* ---- writer ---- */
 
+/* Cluster mode: the writer is a shell around the body written across the nodes. */
+static cm_err cluster_writer_new(ob_store *st, ob_writer **out)
+{
+    ob_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return CM_ERR_NOMEM;
+    w->st = st;
+    cm_err e = ob_cw_new(st->cluster, &w->cw);
+    if (e != CM_OK) {
+        free(w);
+        return e;
+    }
+    *out = w;
+    return CM_OK;
+}
+
 cm_err ob_writer_new(ob_store *st, ob_writer **out)
 {
+    if (st->cluster)
+        return cluster_writer_new(st, out);
     int ncells = st->k + st->m, n = 0;
     uint8_t use[PL_NONE];
     for (int d = 0; d < st->ndrives; d++)
@@ -606,6 +650,8 @@ static cm_err flush_stripe(ob_writer *w, uint32_t clen)
 
 cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
 {
+    if (w->cw)
+        return ob_cw_write(w->cw, data, len);
     size_t stripe = ob_store_stripe_bytes(w->st);
     const uint8_t *p = data;
     while (w->failed == CM_OK && len > 0) {
@@ -637,8 +683,52 @@ static void sync_cells(ob_writer *w)
         w->failed = CM_ERR_UNAVAILABLE;
 }
 
+cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken)
+{
+    if (w->cw)
+        return ob_cw_write_some(w->cw, data, len, taken);
+    cm_err e = ob_writer_write(w, data, len); /* local drives: never waits on another node */
+    *taken = e == CM_OK ? len : 0;
+    return e;
+}
+
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+} room_cb;
+
+/* Run a single-node writer's room notice: it always has room. */
+static void room_now(evutil_socket_t fd, short what, void *arg)
+{
+    room_cb cb = *(room_cb *)arg;
+    (void)fd;
+    (void)what;
+    free(arg);
+    cb.fn(cb.arg);
+}
+
+cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg)
+{
+    if (w->cw)
+        return ob_cw_on_room(w->cw, base, fn, arg);
+    room_cb *cb = malloc(sizeof(*cb));
+    if (!cb)
+        return CM_ERR_NOMEM;
+    *cb = (room_cb){fn, arg};
+    if (event_base_once(base, -1, EV_TIMEOUT, room_now, cb, NULL) != 0) {
+        free(cb);
+        return CM_ERR_NOMEM;
+    }
+    return CM_OK;
+}
+
 cm_err ob_writer_finish(ob_writer *w, md_layout *out)
 {
+    if (w->cw) {
+        cm_err e = ob_cw_finish(w->cw, out);
+        free(w);
+        return e;
+    }
     if (w->failed == CM_OK && w->fill > 0)
         flush_stripe(w, ob_last_cell_len(w->fill, w->st->k));
     if (w->failed == CM_OK && w->cell_off > 0)
@@ -663,6 +753,11 @@ int ob_writer_drop(ob_writer *w, md_layout *out)
 {
     if (!w)
         return 0;
+    if (w->cw) { /* its loop deletes what it wrote once its calls end: nothing for the caller */
+        ob_cw_drop(w->cw);
+        free(w);
+        return 0;
+    }
     int wrote = w->cell_off > 0;
     if (wrote)
         writer_layout(w, 1, out);
@@ -776,6 +871,8 @@ cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, s
         return CM_ERR_RANGE;
     if (len == 0)
         return CM_OK;
+    if (st->cluster && layout->epoch != 0)
+        return ob_cluster_read(st->cluster, layout, off, buf, len);
     cm_err e = check_layout(layout);
     if (e != CM_OK)
         return e;
@@ -808,6 +905,21 @@ int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err)
 }
 
 /* ---- scrubber accessors ---- */
+
+ob_cluster *ob_store_cluster(ob_store *st)
+{
+    return st->cluster;
+}
+
+void ob_store_set_cluster(ob_store *st, ob_cluster *c)
+{
+    st->cluster = c;
+}
+
+uint32_t ob_store_cell_size(const ob_store *st)
+{
+    return st->cell_size;
+}
 
 ob_leases *ob_store_leases(ob_store *st)
 {

@@ -25,6 +25,9 @@ bs_store *ob_store_drive(ob_store *st, uint8_t d);
 /* The blobstore holding cell i of lay: ob_store_drive of its drive when the cell is on this
  * store's node, NULL otherwise. */
 bs_store *ob_cell_drive(const ob_store *st, const md_layout *lay, int i);
+/* Is cell i of lay on this store's node (whatever its drive's state)? In cluster mode, for a
+ * layout with epoch != 0: on this node in the current layout, with a drive named. */
+int ob_cell_is_local(const ob_store *st, const md_layout *lay, int i);
 /* The store's node in the cluster layout (ob_store_options.node). */
 uint16_t ob_store_node(const ob_store *st);
 /* Cells of every stripe that must be durable before a body is acknowledged: k+1 (k when m = 0),
@@ -35,5 +38,35 @@ int ob_min_cells(int k, int m);
 uint32_t ob_last_cell_len(uint64_t rest, int k);
 /* The store's erasure profile: k data + m parity cells per stripe. */
 void ob_store_geometry(const ob_store *st, int *k, int *m);
+
+/* ---- cluster mode (ob_cluster.c, ob_cluster_write.c, ob_cluster_read.c) ---- */
+
+typedef struct ob_cluster ob_cluster;
+typedef struct ob_cw ob_cw;
+
+/* The store's cluster (NULL on a single node). */
+ob_cluster *ob_store_cluster(ob_store *st);
+/* Set by ob_store_cluster_start. */
+void ob_store_set_cluster(ob_store *st, ob_cluster *c);
+/* The store's cell size (cluster bodies use it too). */
+uint32_t ob_store_cell_size(const ob_store *st);
+cm_err ob_cluster_new(ob_store *st, const ob_cluster_config *cfg, ob_cluster **out);
+/* Wait for every call in flight on the loop, stop it, free. NULL is a no-op. */
+void ob_cluster_free(ob_cluster *c);
+/* A body written across the nodes (the cluster side of ob_writer). */
+cm_err ob_cw_new(ob_cluster *c, ob_cw **out);
+cm_err ob_cw_write(ob_cw *w, const void *data, size_t len);
+cm_err ob_cw_finish(ob_cw *w, md_layout *out); /* frees w */
+/* ob_writer_write_some / ob_writer_on_room of a cluster writer (ob.h). */
+cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
+cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);
+/* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
+void ob_cw_drop(ob_cw *w);
+/* ob_read / ob_delete of a layout with epoch != 0. */
+cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len);
+cm_err ob_cluster_delete(ob_cluster *c, const md_layout *lay);
+/* The local drive slot holding cell i of a cluster layout (by the current layout), or -1 when the
+ * cell is on another node or names no drive. */
+int ob_cluster_local_drive(ob_cluster *c, const md_layout *lay, int i);
 
 #endif

@@ -63,7 +63,7 @@ int ob_body_verify(ob_store *st, const md_layout *lay, uint8_t *buf, size_t cap,
     memcpy(id.b, lay->blob, sizeof(id.b));
     *why = CM_OK;
     for (int i = 0; i < ncells && i < MD_MAX_CELLS; i++) {
-        if (lay->nodes[i] != ob_store_node(st))
+        if (!ob_cell_is_local(st, lay, i))
             continue; /* another node's cell: that node's scrubber verifies it */
         bs_store *bs = ob_cell_drive(st, lay, i);
         cm_err e = bs ? verify_cell(bs, &id, want, buf, cap, p) : CM_ERR_UNAVAILABLE;

@@ -129,8 +129,11 @@ cm_err pl_topology_uniform(int nazs, int nodes_per_az, int drives_per_node, pl_t
  * The layout as a self-describing JSON document (what etcd stores):
  *   {"version":1,"epoch":7,"azs":[{"name":"az1","nodes":[{"id":"n1","addr":"10.0.0.1:9100",
  *     "state":"up","drives":[{"id":0,"weight":100,"state":"up"},...]},...]},...]}
- * AZs appear in the order of their first node, nodes grouped under their AZ, drive order kept (a
- * round trip is exact when the nodes were already grouped by AZ; placement ignores order anyway).
+ * AZs appear in the order of their first node, nodes grouped under their AZ, drive order kept.
+ * Node indices are kept too (layouts of bodies record them, so they must not change between
+ * epochs): when the node order is not the grouped one, every node carries "slot":<its index> and
+ * decode puts it back there; so a round trip is exact and a node added to any AZ, or removed (its
+ * entry stays), renumbers no other node.
  * encode validates first (CM_ERR_INVAL; CM_ERR_RANGE for an epoch above INT64_MAX) and returns in
  * *out a malloc'd, NUL-terminated buffer of *len bytes (the NUL not counted) that the caller frees.
  * decode parses, refuses a newer version (CM_ERR_UNSUPPORTED) and validates; any malformed input is

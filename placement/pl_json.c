@@ -7,6 +7,12 @@
  * misread the layout would place data where no other node looks. Unknown extra members are
  * ignored so that a later version can add fields older readers skip. Encoding sorts nothing:
  * AZs in the order of their first node, nodes and drives as stored, so a round trip is exact.
+ *
+ * Node indices are what layouts of bodies record (md_layout.nodes[]), so they must not change
+ * from one epoch to the next. Grouping nodes under their AZ would renumber them when a node joins
+ * an AZ listed before the last one; so when the stored order is not the grouped one, every node
+ * carries "slot" (its index) and decoding puts each node back in its slot. A document whose order
+ * is the grouped one has no slots (every document written before them reads as it did).
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -22,7 +28,7 @@ static json_t *drive_json(const pl_drive *d)
                      "state", pl_state_name(d->state));
 }
 
-static json_t *node_json(const pl_node *n)
+static json_t *node_json(const pl_node *n, int slot)
 {
     json_t *drives = json_array();
     for (int j = 0; drives && j < n->ndrives; j++)
@@ -32,17 +38,37 @@ static json_t *node_json(const pl_node *n)
         }
     if (!drives)
         return NULL;
-    return json_pack("{s:s,s:s,s:s,s:o}", "id", n->id, "addr", n->addr, "state",
-                     pl_state_name(n->state), "drives", drives);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "id", n->id, "addr", n->addr, "state",
+                          pl_state_name(n->state), "drives", drives);
+    if (o && slot >= 0 && json_object_set_new(o, "slot", json_integer(slot)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
-/* The AZ object for az, with every node naming it. */
-static json_t *az_json(const pl_topology *t, const char *az)
+/* Is the node order the one grouping by AZ gives (AZs in the order of their first node)? */
+static int grouped(const pl_topology *t)
+{
+    int pos = 0;
+    for (int i = 0; i < t->nnodes; i++) {
+        int first = 1;
+        for (int p = 0; p < i && first; p++)
+            first = strcmp(t->nodes[p].az, t->nodes[i].az) != 0;
+        for (int j = i; first && j < t->nnodes; j++)
+            if (strcmp(t->nodes[j].az, t->nodes[i].az) == 0 && j != pos++)
+                return 0;
+    }
+    return 1;
+}
+
+/* The AZ object for az, with every node naming it (and its slot when slots). */
+static json_t *az_json(const pl_topology *t, const char *az, int slots)
 {
     json_t *nodes = json_array();
     for (int i = 0; nodes && i < t->nnodes; i++)
         if (strcmp(t->nodes[i].az, az) == 0 &&
-            json_array_append_new(nodes, node_json(&t->nodes[i])) != 0) {
+            json_array_append_new(nodes, node_json(&t->nodes[i], slots ? i : -1)) != 0) {
             json_decref(nodes);
             return NULL;
         }
@@ -57,11 +83,12 @@ cm_err pl_topology_encode(const pl_topology *t, char **out, size_t *len)
     if (pl_topology_validate(t, err, sizeof(err)) != CM_OK)
         return CM_ERR_INVAL;
     json_t *azs = json_array();
+    int slots = !grouped(t);
     for (int i = 0; azs && i < t->nnodes; i++) {
         int first = 1;
         for (int p = 0; p < i && first; p++)
             first = strcmp(t->nodes[p].az, t->nodes[i].az) != 0;
-        if (first && json_array_append_new(azs, az_json(t, t->nodes[i].az)) != 0) {
+        if (first && json_array_append_new(azs, az_json(t, t->nodes[i].az, slots)) != 0) {
             json_decref(azs);
             azs = NULL;
         }
@@ -153,7 +180,54 @@ static cm_err parse_node(pl_topology *t, const char *az, json_t *n, char *err, s
     return e != CM_OK ? e : parse_drives(t, idx, drives, err, errcap);
 }
 
-static cm_err parse_doc(pl_topology *t, json_t *doc, char *err, size_t errcap)
+/*
+ * Put every node in its slot: slot[i] is node i's "slot" member (-1: none). Either no node has
+ * one, or every node has a distinct one in 0..nnodes-1.
+ */
+static cm_err place_slots(pl_topology *t, const int *slot, char *err, size_t errcap)
+{
+    int any = 0;
+    for (int i = 0; i < t->nnodes; i++)
+        any |= slot[i] >= 0;
+    if (!any)
+        return CM_OK;
+    pl_node *to = calloc((size_t)t->nnodes, sizeof(*to));
+    char *seen = calloc((size_t)t->nnodes, 1);
+    cm_err e = to && seen ? CM_OK : CM_ERR_NOMEM;
+    for (int i = 0; e == CM_OK && i < t->nnodes; i++) {
+        if (slot[i] < 0 || slot[i] >= t->nnodes || seen[slot[i]])
+            e = bad(err, errcap, "slots must be given for every node, distinct, below the count",
+                    t->nodes[i].id);
+        else
+            seen[slot[i]] = 1;
+    }
+    for (int i = 0; e == CM_OK && i < t->nnodes; i++)
+        to[slot[i]] = t->nodes[i];
+    if (e == CM_OK)
+        memcpy(t->nodes, to, (size_t)t->nnodes * sizeof(*to));
+    free(to);
+    free(seen);
+    return e;
+}
+
+/* Node n's "slot" member into (*slot)[idx], growing the array; -1 when it has none. */
+static cm_err read_slot(json_t *n, int idx, int **slot, char *err, size_t errcap)
+{
+    json_t *s = json_object_get(n, "slot");
+    int *grown = realloc(*slot, (size_t)(idx + 1) * sizeof(**slot));
+    if (!grown)
+        return CM_ERR_NOMEM;
+    *slot = grown;
+    grown[idx] = -1;
+    if (!s)
+        return CM_OK;
+    if (!json_is_integer(s) || json_integer_value(s) < 0 || json_integer_value(s) >= PL_MAX_NODES)
+        return bad(err, errcap, "slot is not an integer in range", "");
+    grown[idx] = (int)json_integer_value(s);
+    return CM_OK;
+}
+
+static cm_err parse_doc(pl_topology *t, json_t *doc, int **slot, char *err, size_t errcap)
 {
     json_t *ver = json_object_get(doc, "version"), *ep = json_object_get(doc, "epoch"),
            *azs = json_object_get(doc, "azs");
@@ -183,11 +257,14 @@ static cm_err parse_doc(pl_topology *t, json_t *doc, char *err, size_t errcap)
         json_array_foreach(nodes, j, n)
         {
             cm_err e = parse_node(t, json_string_value(name), n, err, errcap);
+            if (e == CM_OK)
+                e = read_slot(n, t->nnodes - 1, slot, err, errcap);
             if (e != CM_OK)
                 return e;
         }
     }
-    return pl_topology_validate(t, err, errcap);
+    cm_err e = place_slots(t, *slot, err, errcap);
+    return e != CM_OK ? e : pl_topology_validate(t, err, errcap);
 }
 
 cm_err pl_topology_decode(const void *buf, size_t len, pl_topology **out, char *err, size_t errcap)
@@ -200,7 +277,9 @@ cm_err pl_topology_decode(const void *buf, size_t len, pl_topology **out, char *
         return CM_ERR_INVAL;
     }
     pl_topology *t = pl_topology_new(0);
-    cm_err e = t ? parse_doc(t, doc, err, errcap) : CM_ERR_NOMEM;
+    int *slot = NULL;
+    cm_err e = t ? parse_doc(t, doc, &slot, err, errcap) : CM_ERR_NOMEM;
+    free(slot);
     json_decref(doc);
     if (e != CM_OK) {
         pl_topology_free(t);

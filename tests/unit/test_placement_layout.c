@@ -127,6 +127,68 @@ static void test_round_trip(void)
     pl_topology_free(t);
 }
 
+/* Encode then decode; the caller frees. */
+static pl_topology *through_doc(const pl_topology *t, char **doc)
+{
+    size_t len = 0;
+    pl_topology *back = NULL;
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(pl_topology_encode(t, doc, &len), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_decode(*doc, len, &back, err, sizeof(err)), CM_OK);
+    return back;
+}
+
+/*
+ * Node indices survive the document across epochs (layouts of bodies record them): a node added
+ * to the first AZ keeps the others' indices, a removed node keeps its slot, and a document in
+ * the grouped order carries no slots (as every document before them).
+ */
+static void test_stable_node_indices(void)
+{
+    pl_topology *t, *back;
+    char *doc = NULL;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(3, 1, 2, &t), CM_OK); /* n1 az1, n2 az2, n3 az3 */
+    back = through_doc(t, &doc);
+    CU_ASSERT_PTR_NULL(strstr(doc, "\"slot\""));
+    CU_ASSERT(same_topology(t, back));
+    free(doc);
+    pl_topology_free(back);
+    int idx;
+    CU_ASSERT_EQUAL(pl_topology_add_node(t, "n4", "127.0.0.1:9200", "az1", &idx), CM_OK);
+    CU_ASSERT_EQUAL(pl_topology_add_drive(t, idx, 0, 100, PL_UP), CM_OK);
+    t->nodes[1].state = PL_REMOVED;
+    back = through_doc(t, &doc); /* grouping would list n1 n4 n2 n3 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"slot\":3"));
+    CU_ASSERT(same_topology(t, back));
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(pl_topology_find(back, t->nodes[i].id), i);
+    char *again = NULL;
+    pl_topology *twice = through_doc(back, &again);
+    CU_ASSERT_STRING_EQUAL(doc, again);
+    pl_topology_free(twice);
+    free(again);
+    free(doc);
+    pl_topology_free(back);
+    pl_topology_free(t);
+    /* slots on some nodes only, repeated, or out of range are refused */
+    static const char *bad[] = {
+        "{\"version\":1,\"epoch\":1,\"azs\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"n1\","
+        "\"addr\":\"1.2.3.4:5\",\"slot\":0,\"drives\":[{\"id\":0,\"weight\":1}]},{\"id\":\"n2\","
+        "\"addr\":\"1.2.3.4:6\",\"drives\":[{\"id\":0,\"weight\":1}]}]}]}",
+        "{\"version\":1,\"epoch\":1,\"azs\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"n1\","
+        "\"addr\":\"1.2.3.4:5\",\"slot\":1,\"drives\":[{\"id\":0,\"weight\":1}]},{\"id\":\"n2\","
+        "\"addr\":\"1.2.3.4:6\",\"slot\":1,\"drives\":[{\"id\":0,\"weight\":1}]}]}]}",
+        "{\"version\":1,\"epoch\":1,\"azs\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"n1\","
+        "\"addr\":\"1.2.3.4:5\",\"slot\":2,\"drives\":[{\"id\":0,\"weight\":1}]}]}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[256] = "";
+        CU_ASSERT_EQUAL(pl_topology_decode(bad[i], strlen(bad[i]), &back, err, sizeof(err)),
+                        CM_ERR_INVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "slot"));
+    }
+}
+
 static void test_decode_errors(void)
 {
     static const struct {
@@ -228,6 +290,7 @@ void cu_register(void)
     static const cu_test tests[] = {{"build", test_build},
                                     {"validate", test_validate},
                                     {"round_trip", test_round_trip},
+                                    {"stable_node_indices", test_stable_node_indices},
                                     {"decode_errors", test_decode_errors},
                                     {"default_profile", test_default_profile},
                                     {"states", test_states},

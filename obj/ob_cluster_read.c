@@ -1,0 +1,449 @@
+/*
+ * ob_cluster_read.c - ob_read of a body stored across the nodes (ob.h; docs/chunks.md "The S3
+ * data path across nodes", "Hedged reads").
+ *
+ * The worker posts the read to the loop and waits. On the loop, one stripe at a time: ask k whole
+ * cells at once (data cells first, in order; parity in place of cells the layout does not name or
+ * the layout's nodes do not resolve; cells on nodes that failed a call in the last dead_ms go
+ * last, so a down node costs its first failure, not one per stripe), arm the hedge timer. A cell
+ * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet. When
+ * the timer fires before k cells arrived, one more cell is asked (a hedge, counted) and the timer
+ * re-armed; the first k to arrive win. With the k data cells present their wanted bytes are copied
+ * from the read buffers straight into the caller's buffer (one copy); otherwise the k cells go into
+ * a stripe buffer, the codec rebuilds the data cells (counted as degraded), and the range is copied
+ * out.
+ *
+ * Late answers (a hedged-over cell, cells of a stripe already done) carry the stripe's sequence
+ * number and are dropped; the read's state lives until its last call ended, and the worker's
+ * buffer is written only before the worker is woken. Memory: k + m cell buffers at most
+ * (arrived cells plus the stripe buffer when rebuilding), whatever the range.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "ec.h"
+#include "ob_cl.h"
+
+#define MOD "obj"
+
+typedef struct crd crd;
+
+typedef struct {
+    crd *r;
+    int i;
+    uint64_t seq;
+    long long t0;
+} rd_call;
+
+struct crd {
+    ob_cluster *c;
+    ob_view *v;
+    md_layout lay;
+    bs_id id;
+    int n;
+    ec_codec *codec;
+    ob_chunks *b[MD_MAX_CELLS];
+    uint32_t drive[MD_MAX_CELLS];
+    uint8_t *out;
+    uint64_t off, end;
+    uint64_t start, cell_off, seq;
+    uint32_t clen;
+    struct evbuffer *got[MD_MAX_CELLS];
+    int tried[MD_MAX_CELLS];
+    int present, asked; /* of the current stripe: arrived, in flight */
+    int inflight;       /* every call, old stripes' too */
+    uint8_t *scratch;
+    struct event *timer;
+    int finished, loop_done;
+    /* shared with the worker (or, for ob_read_start, the caller's loop) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs, woken;
+    int canceled; /* ob_read_cancel: out is not written any more */
+    cm_err err;
+    ob_read_op *op; /* ob_read_start: told on its loop instead of a waiting worker */
+};
+
+struct ob_read_op {
+    crd *r; /* NULL: a local read, already done */
+    struct event_base *base;
+    ob_read_done done;
+    void *arg;
+    cm_err err;
+    int canceled; /* base's thread only */
+};
+
+static void rd_unref(crd *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (!last)
+        return;
+    for (int i = 0; i < MD_MAX_CELLS; i++)
+        if (r->got[i])
+            evbuffer_free(r->got[i]);
+    if (r->timer)
+        event_free(r->timer);
+    ec_free(r->codec);
+    free(r->scratch);
+    ob_cl_view_put(r->v);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+/* On the loop: once the read finished and no call is in flight, the loop lets go of it. */
+static void rd_maybe_release(crd *r)
+{
+    if (!r->finished || r->inflight > 0 || r->loop_done)
+        return;
+    r->loop_done = 1;
+    ob_cluster *c = r->c;
+    rd_unref(r);
+    ob_cl_op_end(c);
+}
+
+/* On the caller's loop: tell it, unless it cancelled; drop the caller's reference. */
+static void op_notify(evutil_socket_t fd, short what, void *arg)
+{
+    ob_read_op *op = arg;
+    (void)fd;
+    (void)what;
+    if (!op->canceled)
+        op->done(op->arg, op->err);
+    if (op->r)
+        rd_unref(op->r);
+    free(op);
+}
+
+static cm_err op_post(ob_read_op *op)
+{
+    return event_base_once(op->base, -1, EV_TIMEOUT, op_notify, op, NULL) == 0 ? CM_OK
+                                                                               : CM_ERR_NOMEM;
+}
+
+static void rd_finish(crd *r, cm_err e)
+{
+    r->finished = 1;
+    if (r->timer)
+        evtimer_del(r->timer);
+    pthread_mutex_lock(&r->mu);
+    r->err = e;
+    r->woken = 1;
+    ob_read_op *op = r->op;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (op) {
+        op->err = e;
+        if (op_post(op) != CM_OK) /* nothing else can tell the caller */
+            CM_ERROR(MOD, "the end of a read could not be posted to its loop");
+    }
+}
+
+static void cell_read(void *arg, const ob_chunk_result *res);
+
+/* Ask cell i of the stripe; 0 when the call could not start. */
+static int ask_cell(crd *r, int i)
+{
+    rd_call *rc = malloc(sizeof(*rc));
+    if (!rc)
+        return 0;
+    *rc = (rd_call){r, i, r->seq, cm_monotonic_ms()};
+    if (ob_chunk_read(r->b[i], r->drive[i], &r->id, r->cell_off, r->clen, cell_read, rc) != CM_OK) {
+        free(rc);
+        return 0;
+    }
+    r->asked++;
+    r->inflight++;
+    return 1;
+}
+
+/* Ask the next cell not asked yet in this stripe (data cells first), cells on nodes that failed
+ * lately after all others; 0 when none is left. */
+static int ask_one(crd *r)
+{
+    long long now = cm_monotonic_ms();
+    for (int late = 0; late < 2; late++)
+        for (int i = 0; i < r->n; i++) {
+            uint16_t node = r->lay.nodes[i];
+            int dead = node < r->v->t->nnodes && atomic_load(&r->v->dead_to[node]) > now;
+            if (r->tried[i] || !r->b[i] || dead != late)
+                continue;
+            r->tried[i] = 1;
+            if (ask_cell(r, i))
+                return 1;
+        }
+    return 0;
+}
+
+static void arm_timer(crd *r)
+{
+    int ms = ob_cl_hedge_ms(r->c);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(r->timer, &tv);
+}
+
+static void stripe_start(crd *r);
+
+/* k cells of the stripe arrived: its wanted bytes to the caller's buffer. */
+static cm_err stripe_out_locked(crd *r);
+
+/* The caller's buffer is written under the read's mutex, so ob_read_cancel can stop it. */
+static cm_err stripe_out(crd *r)
+{
+    pthread_mutex_lock(&r->mu);
+    cm_err e = r->canceled ? CM_ERR_CLOSED : stripe_out_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return e;
+}
+
+static cm_err stripe_out_locked(crd *r)
+{
+    int k = r->lay.k, whole = 1;
+    uint64_t a = CM_MAX(r->off, r->start), z = CM_MIN(r->end, r->start + (uint64_t)k * r->clen);
+    for (int i = 0; i < k; i++)
+        whole &= r->got[i] != NULL;
+    if (whole) { /* healthy: from each data cell's read buffer straight to the caller */
+        for (uint64_t p = a; p < z;) {
+            uint64_t i = (p - r->start) / r->clen, in = (p - r->start) % r->clen;
+            size_t n = (size_t)CM_MIN(z - p, r->clen - in);
+            struct evbuffer_ptr at;
+            evbuffer_ptr_set(r->got[i], &at, (size_t)in, EVBUFFER_PTR_SET);
+            if (evbuffer_copyout_from(r->got[i], &at, r->out + (p - r->off), n) != (ev_ssize_t)n)
+                return CM_ERR_NOMEM;
+            p += n;
+        }
+        return CM_OK;
+    }
+    uint8_t *cells[EC_MAX_CELLS];
+    int present[EC_MAX_CELLS] = {0};
+    if (!r->scratch && posix_memalign((void **)&r->scratch, 64, (size_t)r->n * r->lay.cell_size)) {
+        r->scratch = NULL;
+        return CM_ERR_NOMEM;
+    }
+    for (int i = 0; i < r->n; i++) {
+        cells[i] = r->scratch + (size_t)i * r->clen;
+        if (r->got[i]) {
+            evbuffer_remove(r->got[i], cells[i], r->clen);
+            present[i] = 1;
+        }
+    }
+    cm_err e = ec_reconstruct(r->codec, r->clen, cells, present);
+    if (e == CM_OK)
+        memcpy(r->out + (a - r->off), r->scratch + (a - r->start), (size_t)(z - a));
+    atomic_fetch_add(&r->c->reads_degraded, 1);
+    return e;
+}
+
+static void stripe_done(crd *r)
+{
+    cm_err e = stripe_out(r);
+    for (int i = 0; i < r->n; i++)
+        if (r->got[i]) {
+            evbuffer_free(r->got[i]);
+            r->got[i] = NULL;
+        }
+    evtimer_del(r->timer);
+    r->seq++;
+    r->start += (uint64_t)r->lay.k * r->clen;
+    r->cell_off += r->clen;
+    if (e != CM_OK || r->start >= r->end)
+        rd_finish(r, e);
+    else
+        stripe_start(r);
+}
+
+static void cell_read(void *arg, const ob_chunk_result *res)
+{
+    rd_call *rc = arg;
+    crd *r = rc->r;
+    int i = rc->i;
+    r->inflight--;
+    if (r->finished || rc->seq != r->seq) { /* a late answer */
+        free(rc);
+        rd_maybe_release(r);
+        return;
+    }
+    r->asked--;
+    if (res->err == CM_OK && evbuffer_get_length(res->data) == r->clen &&
+        (r->got[i] = evbuffer_new()) != NULL) {
+        evbuffer_add_buffer(r->got[i], res->data); /* moved, not copied */
+        r->present++;
+        ob_cl_note_latency(r->c, (int)(cm_monotonic_ms() - rc->t0));
+    } else {
+        cm_err e = res->err == CM_OK ? CM_ERR_CORRUPT : res->err;
+        CM_WARN(MOD, "cell %d of a body unreadable (%s): reading another", i, cm_err_str(e));
+        ob_cl_node_failed(r->c, r->v, r->lay.nodes[i], e);
+        ask_one(r);
+    }
+    free(rc);
+    if (r->present >= r->lay.k) {
+        stripe_done(r);
+    } else if (r->asked == 0) {
+        CM_ERROR(MOD, "stripe at %llu unreadable: %d of %d cells", (unsigned long long)r->start,
+                 r->present, r->lay.k);
+        rd_finish(r, CM_ERR_UNAVAILABLE);
+    }
+    rd_maybe_release(r);
+}
+
+static void hedge(evutil_socket_t fd, short what, void *arg)
+{
+    crd *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->finished || r->present >= r->lay.k)
+        return;
+    if (ask_one(r)) {
+        atomic_fetch_add(&r->c->hedges, 1);
+        arm_timer(r);
+    }
+}
+
+static void stripe_start(crd *r)
+{
+    uint64_t full = (uint64_t)r->lay.k * r->lay.cell_size, rest = r->lay.size - r->start;
+    r->clen = rest >= full ? r->lay.cell_size : ob_last_cell_len(rest, r->lay.k);
+    memset(r->tried, 0, sizeof(r->tried));
+    r->present = r->asked = 0;
+    for (int n = 0; n < r->lay.k; n++)
+        if (!ask_one(r))
+            break;
+    if (r->asked == 0) { /* the caller lets go of r (rd_maybe_release) when it is done with it */
+        rd_finish(r, CM_ERR_UNAVAILABLE);
+        return;
+    }
+    arm_timer(r);
+}
+
+static void rd_begin(void *arg)
+{
+    crd *r = arg;
+    stripe_start(r);
+    rd_maybe_release(r);
+}
+
+/* A read of [off, off+len) of lay into buf, not started; refs = 2 (the caller's, the loop's). */
+static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len,
+                     crd **out)
+{
+    int n = lay->k + lay->m;
+    if (lay->k < 1 || n > MD_MAX_CELLS || n > EC_MAX_CELLS || lay->cell_size == 0 ||
+        lay->cell_size % 64 != 0 || lay->cell_size > OB_CHUNK_MAX_IO)
+        return CM_ERR_INVAL;
+    ob_view *v = ob_cl_view_get(c);
+    if (!v)
+        return CM_ERR_UNAVAILABLE;
+    crd *r = calloc(1, sizeof(*r));
+    if (!r) {
+        ob_cl_view_put(v);
+        return CM_ERR_NOMEM;
+    }
+    r->c = c;
+    r->v = v;
+    r->lay = *lay;
+    r->n = n;
+    memcpy(r->id.b, lay->blob, sizeof(r->id.b));
+    r->out = buf;
+    r->off = off;
+    r->end = off + len;
+    uint64_t sbytes = (uint64_t)lay->k * lay->cell_size;
+    r->start = off / sbytes * sbytes;
+    r->cell_off = off / sbytes * lay->cell_size;
+    r->refs = 2;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    for (int i = 0; i < n; i++) {
+        pl_cell cell = {lay->nodes[i], lay->drives[i]};
+        r->b[i] = lay->drives[i] == PL_NONE ? NULL : ob_resolve_cell(v->r, &cell, &r->drive[i]);
+    }
+    cm_err e = ec_new(lay->k, lay->m, &r->codec);
+    if (e == CM_OK && !(r->timer = evtimer_new(c->base, hedge, r)))
+        e = CM_ERR_NOMEM;
+    if (e != CM_OK) {
+        r->refs = 1;
+        rd_unref(r);
+        return e;
+    }
+    *out = r;
+    return CM_OK;
+}
+
+/* Hand r to the loop; on failure r is freed. */
+static cm_err rd_go(ob_cluster *c, crd *r)
+{
+    ob_cl_op_begin(c);
+    cm_err e = ob_cl_post(c, rd_begin, r);
+    if (e != CM_OK) {
+        ob_cl_op_end(c);
+        r->refs = 1;
+        rd_unref(r);
+        return e;
+    }
+    atomic_fetch_add(&c->reads, 1);
+    return CM_OK;
+}
+
+cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len)
+{
+    crd *r;
+    cm_err e = rd_new(c, lay, off, buf, len, &r);
+    if (e == CM_OK)
+        e = rd_go(c, r);
+    if (e != CM_OK)
+        return e;
+    pthread_mutex_lock(&r->mu);
+    while (!r->woken)
+        pthread_cond_wait(&r->cv, &r->mu);
+    e = r->err;
+    pthread_mutex_unlock(&r->mu);
+    rd_unref(r);
+    return e;
+}
+
+cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                     struct event_base *base, ob_read_done done, void *arg, ob_read_op **op)
+{
+    ob_cluster *c = ob_store_cluster(st);
+    if (off > layout->size || len > layout->size - off)
+        return CM_ERR_RANGE;
+    ob_read_op *o = calloc(1, sizeof(*o));
+    if (!o)
+        return CM_ERR_NOMEM;
+    *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0};
+    cm_err e = CM_OK;
+    if (c && layout->epoch != 0 && len > 0) {
+        crd *r;
+        if ((e = rd_new(c, layout, off, buf, len, &r)) == CM_OK) {
+            o->r = r;
+            r->op = o; /* the caller's reference is the op's, dropped by op_notify */
+            if ((e = rd_go(c, r)) != CM_OK)
+                o->r = NULL;
+        }
+    } else { /* local drives: the page-cache work now, the answer from the loop as promised */
+        o->err = ob_read(st, layout, off, buf, len);
+        e = op_post(o);
+    }
+    if (e != CM_OK) {
+        free(o);
+        return e;
+    }
+    *op = o;
+    return CM_OK;
+}
+
+void ob_read_cancel(ob_read_op *op)
+{
+    if (op->r) {
+        pthread_mutex_lock(&op->r->mu);
+        op->r->canceled = 1;
+        pthread_mutex_unlock(&op->r->mu);
+    }
+    op->canceled = 1;
+}

@@ -1,0 +1,767 @@
+/*
+ * test_obj_cluster.c - the cluster mode of ob_store (ob.h, docs/chunks.md "The S3 data path
+ * across nodes"): bodies written through one node's store and read through another's, handoff
+ * of a refused node's cells, reads with an AZ down, hedged reads past a delayed node, the
+ * writer's bounded memory, deletes reaching the cells' nodes, and a loopback throughput figure
+ * against a single-node store.
+ *
+ * Six nodes run in this process, two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
+ * each (24 drives: the default profile is 8+4; four, not three, so that a node's two cells of a
+ * body can be handed off inside its AZ). Each node is an ob_store over its drives in cluster mode
+ * (its own loop thread and RPC client) and an nd_service over the same drives on a net_server
+ * thread, the shape `cairn server` will have. One fault layer is shared by every node's client: a
+ * rule "n2>n4:delay=..." slows n2's calls to n4 only.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "cm_util.h"
+#include "cu_main.h"
+#include "nd.h"
+#include "net.h"
+#include "ob.h"
+#include "ob_int.h"
+
+static const uint8_t secret[] = "cluster-test-secret";
+#define SECRET_LEN (sizeof(secret) - 1)
+#define NNODES 6
+#define NDRIVES 4
+#define CELL (256u * 1024)
+#define K 8
+#define M 4
+#define SBYTES ((size_t)K * CELL) /* payload of a full stripe */
+#define WINDOW 4
+
+typedef struct {
+    char id[16];
+    char dirs[NDRIVES][300];
+    ob_store *st;
+    nd_service *svc;
+    net_server *srv;
+    pthread_t th;
+    int port;
+} tnode;
+
+static tnode N[NNODES];
+static nd_faults *faults;
+static pl_topology *topo;
+
+static void *node_thread(void *arg)
+{
+    net_server_run(((tnode *)arg)->srv);
+    return NULL;
+}
+
+static void threads_on(void)
+{
+    evthread_use_pthreads();
+}
+
+static void node_open(tnode *n, int i)
+{
+    static int gen;
+    const char *dirs[NDRIVES];
+    nd_drive drives[NDRIVES];
+    snprintf(n->id, sizeof(n->id), "n%d", i + 1);
+    gen++;
+    for (int d = 0; d < NDRIVES; d++) {
+        int len =
+            snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/c%d-n%d-d%d", cu_tmpdir(), gen, i + 1, d);
+        CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof(n->dirs[d]));
+        dirs[d] = n->dirs[d];
+    }
+    /* the single-node profile (unused here): cluster bodies use the layout's */
+    ob_store_options o = {2, 1, CELL, NULL, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
+    for (int d = 0; d < NDRIVES; d++) {
+        drives[d].path = n->dirs[d];
+        drives[d].bs = ob_store_blobstore(n->st, d);
+    }
+    nd_service_config sc = {.node_id = n->id,
+                            .secret = secret,
+                            .secret_len = SECRET_LEN,
+                            .drives = drives,
+                            .ndrives = NDRIVES,
+                            .sync_threads = 2};
+    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
+    net_config cfg;
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
+    n->port = net_server_port(n->srv);
+    pthread_create(&n->th, NULL, node_thread, n);
+}
+
+static int write_wait_ms; /* 0: the default */
+
+/* Six nodes up, in cluster mode on the same layout (epoch 3). */
+static void cluster_up(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, threads_on);
+    CU_ASSERT_EQUAL_FATAL(nd_faults_new(&faults), CM_OK);
+    for (int i = 0; i < NNODES; i++)
+        node_open(&N[i], i);
+    topo = pl_topology_new(3);
+    for (int i = 0; i < NNODES; i++) {
+        char addr[32], az[8];
+        int idx;
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", N[i].port);
+        snprintf(az, sizeof(az), "az%d", i / 2 + 1);
+        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(topo, N[i].id, addr, az, &idx), CM_OK);
+        for (uint32_t d = 0; d < NDRIVES; d++)
+            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(topo, idx, d, 100, PL_UP), CM_OK);
+    }
+    for (int i = 0; i < NNODES; i++) {
+        ob_cluster_config cc = {0};
+        cc.self = N[i].id;
+        cc.secret = secret;
+        cc.secret_len = SECRET_LEN;
+        cc.faults = faults;
+        cc.window = WINDOW;
+        cc.io_timeout_ms = 5000;
+        cc.write_wait_ms = write_wait_ms;
+        CU_ASSERT_EQUAL_FATAL(ob_store_cluster_start(N[i].st, &cc), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(ob_store_set_topology(N[i].st, topo), CM_OK);
+    }
+}
+
+static void cluster_down(void)
+{
+    for (int i = 0; i < NNODES; i++) {
+        net_server_stop(N[i].srv, 1000);
+        pthread_join(N[i].th, NULL);
+    }
+    for (int i = 0; i < NNODES; i++) { /* stores after every server: nothing calls them then */
+        nd_service_free(N[i].svc);
+        net_server_free(N[i].srv);
+    }
+    for (int i = 0; i < NNODES; i++)
+        ob_store_close(N[i].st);
+    pl_topology_free(topo);
+    nd_faults_free(faults);
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+/* Write body through node w's store in pieces of `piece` bytes (as the gateway does). */
+static cm_err put(int w, const uint8_t *body, size_t len, size_t piece, md_layout *lay)
+{
+    ob_writer *wr;
+    cm_err e = ob_writer_new(N[w].st, &wr);
+    if (e != CM_OK)
+        return e;
+    for (size_t pos = 0; e == CM_OK && pos < len; pos += piece)
+        e = ob_writer_write(wr, body + pos, CM_MIN(piece, len - pos));
+    if (e != CM_OK) {
+        ob_writer_abort(wr);
+        return e;
+    }
+    return ob_writer_finish(wr, lay);
+}
+
+/* Read [off, off+len) through node r's store and compare. */
+static int read_matches(int r, const md_layout *lay, const uint8_t *body, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    cm_err e = ob_read(N[r].st, lay, off, buf, len);
+    int ok = e == CM_OK && memcmp(buf, body + off, len) == 0;
+    if (!ok)
+        printf("\n  read via n%d at %llu+%zu: %s\n", r + 1, (unsigned long long)off, len,
+               cm_err_str(e));
+    free(buf);
+    return ok;
+}
+
+/* Cells per AZ of the layout's live cells: at most m each (az = node / 2 here). */
+static int az_bound_ok(const md_layout *lay)
+{
+    int per[3] = {0};
+    for (int i = 0; i < lay->k + lay->m; i++)
+        if (lay->drives[i] != 0xFF)
+            per[lay->nodes[i] / 2]++;
+    return per[0] <= lay->m && per[1] <= lay->m && per[2] <= lay->m;
+}
+
+static int live_cells(const md_layout *lay)
+{
+    int n = 0;
+    for (int i = 0; i < lay->k + lay->m; i++)
+        n += lay->drives[i] != 0xFF;
+    return n;
+}
+
+static void test_roundtrip(void)
+{
+    size_t sizes[] = {0, 1, 1000, SBYTES, 3 * SBYTES + 777};
+    size_t max = 3 * SBYTES + 777;
+    uint8_t *body = malloc(max);
+    cluster_up();
+    fill(body, max, 1);
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        md_layout lay;
+        size_t len = sizes[s];
+        CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+        CU_ASSERT_EQUAL(lay.size, len);
+        CU_ASSERT_EQUAL(lay.epoch, 3);
+        CU_ASSERT_EQUAL(lay.k, K);
+        CU_ASSERT_EQUAL(lay.m, M);
+        CU_ASSERT_EQUAL(live_cells(&lay), K + M); /* every node up: all cells */
+        CU_ASSERT(az_bound_ok(&lay));
+        /* read back through another node (n4) and the writer; ranges too */
+        CU_ASSERT(read_matches(3, &lay, body, 0, len));
+        CU_ASSERT(read_matches(0, &lay, body, 0, len));
+        if (len > 10) {
+            CU_ASSERT(read_matches(4, &lay, body, len - 7, 7));
+            CU_ASSERT(read_matches(5, &lay, body, len / 3, len / 3));
+        }
+        if (len > SBYTES) /* across a stripe boundary */
+            CU_ASSERT(read_matches(1, &lay, body, SBYTES - 100, 200));
+        /* every node's scrubber verifies its own cells of the body, and finds them healthy */
+        static uint8_t vbuf[1 << 16];
+        for (int n = 0; len > 0 && n < NNODES; n++) {
+            cm_err why;
+            CU_ASSERT_EQUAL(ob_body_verify(N[n].st, &lay, vbuf, sizeof(vbuf), NULL, &why), 0);
+        }
+    }
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    CU_ASSERT_EQUAL(cs.epoch, 3);
+    CU_ASSERT_EQUAL(cs.handoffs, 0);
+    free(body);
+    cluster_down();
+}
+
+static void test_handoff(void)
+{
+    size_t len = 2 * SBYTES + 4321;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 2);
+    /* n1 cannot reach n3: n3's cells of the body go to handoff drives */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 65536, &lay), CM_OK);
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    CU_ASSERT(cs.handoffs >= 1);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M); /* handed off, not dropped */
+    for (int i = 0; i < K + M; i++) {
+        CU_ASSERT_NOT_EQUAL(lay.nodes[i], 2); /* nothing named on n3 */
+        for (int j = 0; j < i; j++)           /* distinct drives */
+            CU_ASSERT(lay.nodes[i] != lay.nodes[j] || lay.drives[i] != lay.drives[j]);
+    }
+    CU_ASSERT(az_bound_ok(&lay));
+    /* the manifest says where the cells are: any node reads it, n3 back or not */
+    CU_ASSERT(read_matches(1, &lay, body, 0, len));
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT(read_matches(2, &lay, body, 0, len));
+    /* the next body from n1 starts on handoff at once (n3 failed lately) */
+    md_layout lay2;
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 65536, &lay2), CM_OK);
+    CU_ASSERT_EQUAL(live_cells(&lay2), K + M);
+    CU_ASSERT(read_matches(5, &lay2, body, 0, len));
+    free(body);
+    cluster_down();
+}
+
+/*
+ * A new layout (epoch 4: n7 joins az1, the first AZ, at an address where nothing listens): a body
+ * written under epoch 3 still reads (node indices stayed), and a new body placed partly on n7
+ * hands those cells off and is written under epoch 4.
+ */
+static void test_topology_change(void)
+{
+    size_t len = 2 * SBYTES + 55;
+    uint8_t *body = malloc(len);
+    md_layout old, fresh;
+    cluster_up();
+    fill(body, len, 10);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &old), CM_OK);
+    pl_topology *t2;
+    int idx;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(topo, &t2), CM_OK);
+    t2->epoch = 4;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(t2, "n7", "127.0.0.1:1", "az1", &idx), CM_OK);
+    for (uint32_t d = 0; d < NDRIVES; d++)
+        CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(t2, idx, d, 100, PL_UP), CM_OK);
+    /* through the document, as etcd hands it over */
+    char *doc, err[256];
+    size_t dlen;
+    pl_topology *t3;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_encode(t2, &doc, &dlen), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_decode(doc, dlen, &t3, err, sizeof(err)), CM_OK);
+    for (int i = 0; i < NNODES; i++)
+        CU_ASSERT_EQUAL(ob_store_set_topology(N[i].st, t3), CM_OK);
+    CU_ASSERT(read_matches(2, &old, body, 0, len));
+    /* a body with cells homed on n7: those cells are handed off */
+    int with_n7 = 0;
+    for (int tries = 0; tries < 20 && !with_n7; tries++) {
+        CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &fresh), CM_OK);
+        CU_ASSERT_EQUAL(fresh.epoch, 4);
+        CU_ASSERT_EQUAL(live_cells(&fresh), K + M);
+        CU_ASSERT(read_matches(4, &fresh, body, 0, len));
+        ob_cluster_stats cs;
+        ob_store_cluster_stats(N[0].st, &cs);
+        with_n7 = cs.handoffs > 0;
+        for (int i = 0; i < K + M; i++)
+            CU_ASSERT_NOT_EQUAL(fresh.nodes[i], idx); /* nothing named on n7 */
+    }
+    CU_ASSERT(with_n7);
+    free(doc);
+    pl_topology_free(t3);
+    pl_topology_free(t2);
+    free(body);
+    cluster_down();
+}
+
+/* A node refused after every column stored stripe 0: its cells are dropped, not handed off. */
+static void test_drop_mid_body(void)
+{
+    size_t len = (WINDOW + 2) * SBYTES + 10;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    ob_writer *w;
+    cluster_up();
+    fill(body, len, 7);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    /* filling stripe WINDOW needs stripe 0's buffer back: every column has stored stripe 0 */
+    CU_ASSERT_EQUAL(ob_writer_write(w, body, (WINDOW + 1) * SBYTES), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n4", ND_FAULT_REFUSE, 0), CM_OK);
+    size_t pos = (WINDOW + 1) * SBYTES;
+    CU_ASSERT_EQUAL(ob_writer_write(w, body + pos, len - pos), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    int on_n4 = 0;
+    for (int i = 0; i < K + M; i++)
+        on_n4 += lay.nodes[i] == 3;
+    CU_ASSERT(on_n4 > 0);
+    CU_ASSERT_EQUAL(cs.cells_dropped, (uint64_t)on_n4);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M - on_n4);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT_EQUAL(lay.drives[i] == 0xFF, lay.nodes[i] == 3);
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT(read_matches(3, &lay, body, 0, len));
+    free(body);
+    cluster_down();
+}
+
+/* A node that answers late: its cells are dropped after write_wait_ms, not the RPC timeout. */
+static void test_slow_node_write(void)
+{
+    enum { DELAY = 2500, WAIT = 250 };
+    size_t len = (WINDOW + 3) * SBYTES + 10; /* the window turns over while n6's appends wait */
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    write_wait_ms = WAIT;
+    cluster_up();
+    write_wait_ms = 0;
+    fill(body, len, 8);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n6", ND_FAULT_DELAY, DELAY), CM_OK);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    long long took = cm_monotonic_ms() - t0;
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    int on_n6 = 0;
+    for (int i = 0; i < K + M; i++) {
+        on_n6 += lay.nodes[i] == 5;
+        CU_ASSERT_EQUAL(lay.drives[i] == 0xFF, lay.nodes[i] == 5);
+    }
+    CU_ASSERT(on_n6 > 0);
+    CU_ASSERT_EQUAL(cs.cells_dropped, (uint64_t)on_n6);
+    CU_ASSERT(took < DELAY / 2);
+    printf("\n  a node answering %d ms late: body acknowledged in %lld ms without its %d cells\n",
+           DELAY, took, on_n6);
+    CU_ASSERT(read_matches(2, &lay, body, 0, len));
+    /* n1's store waits for the late appends to end and deletes their chunks; they carried the
+     * bytes they were sent with (a stripe buffer reused under them would fail their checksum) */
+    ob_store_close(N[0].st);
+    N[0].st = NULL;
+    nd_service_stats ss;
+    nd_service_get_stats(N[5].svc, &ss);
+    CU_ASSERT_EQUAL(ss.digest_refused, 0);
+    CU_ASSERT(ss.appended > 0);
+    free(body);
+    cluster_down();
+}
+
+static void test_az_down(void)
+{
+    size_t len = 3 * SBYTES + 99;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 3);
+    CU_ASSERT_EQUAL_FATAL(put(2, body, len, 100000, &lay), CM_OK);
+    /* az1 (n1, n2) unreachable from n5 and n3: at most m = 4 cells lost per stripe */
+    const char *readers[] = {"n5", "n3"};
+    for (int r = 0; r < 2; r++) {
+        CU_ASSERT_EQUAL(nd_fault_set(faults, readers[r], "n1", ND_FAULT_REFUSE, 0), CM_OK);
+        CU_ASSERT_EQUAL(nd_fault_set(faults, readers[r], "n2", ND_FAULT_REFUSE, 0), CM_OK);
+    }
+    ob_cluster_stats before, after;
+    ob_store_cluster_stats(N[4].st, &before);
+    CU_ASSERT(read_matches(4, &lay, body, 0, len));
+    CU_ASSERT(read_matches(2, &lay, body, SBYTES + 5, SBYTES));
+    ob_store_cluster_stats(N[4].st, &after);
+    CU_ASSERT(after.reads_degraded > before.reads_degraded); /* rebuilt from parity */
+    /* a third node of another AZ down too (n4 from n5): 6 cells of 12 left, below k */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "n4", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    uint8_t small[100];
+    CU_ASSERT_EQUAL(ob_read(N[4].st, &lay, 0, small, sizeof(small)), CM_ERR_UNAVAILABLE);
+    free(body);
+    cluster_down();
+}
+
+static void test_hedged_read(void)
+{
+    enum { DELAY = 1500 };
+    size_t len = 2 * SBYTES + 1000;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 4);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    /* reader n2; slow down the node of the first data cell not on n2 */
+    int slow = -1;
+    for (int i = 0; i < K && slow < 0; i++)
+        if (lay.nodes[i] != 1)
+            slow = lay.nodes[i];
+    CU_ASSERT_FATAL(slow >= 0);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n2", N[slow].id, ND_FAULT_DELAY, DELAY), CM_OK);
+    ob_cluster_stats before, after;
+    ob_store_cluster_stats(N[1].st, &before);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT(read_matches(1, &lay, body, 0, len));
+    long long took = cm_monotonic_ms() - t0;
+    ob_store_cluster_stats(N[1].st, &after);
+    CU_ASSERT(after.hedges >= before.hedges + 3); /* one per stripe at least */
+    CU_ASSERT(took < DELAY / 2);
+    printf("\n  3 stripes with a data cell's node delayed %d ms: read in %lld ms, %llu hedges\n",
+           DELAY, took, (unsigned long long)(after.hedges - before.hedges));
+    free(body);
+    cluster_down();
+}
+
+/* ---- 64 MiB: bounded memory, and MB/s against a single-node store ---- */
+
+#define BIG (64u << 20)
+
+static double mbps(size_t n, long long ms)
+{
+    return ms > 0 ? (double)n / 1e6 / ((double)ms / 1000.0) : 0;
+}
+
+/* PUT and GET of body through a single-node store over six local drives (4+2). */
+static void single_node_bench(const uint8_t *body, long long *put_ms, long long *get_ms)
+{
+    char dirs[6][300];
+    const char *d[6];
+    ob_store *st;
+    ob_writer *w;
+    md_layout lay;
+    for (int i = 0; i < 6; i++) {
+        snprintf(dirs[i], sizeof(dirs[i]), "%s/single-d%d", cu_tmpdir(), i);
+        d[i] = dirs[i];
+    }
+    ob_store_options o = {4, 2, CELL, NULL, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(ob_store_open(d, 6, &o, &st), CM_OK);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(st, &w), CM_OK);
+    for (size_t pos = 0; pos < BIG; pos += 1 << 20)
+        CU_ASSERT_EQUAL(ob_writer_write(w, body + pos, 1 << 20), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    *put_ms = cm_monotonic_ms() - t0;
+    uint8_t *buf = malloc(ob_store_stripe_bytes(st));
+    t0 = cm_monotonic_ms();
+    for (size_t pos = 0; pos < BIG; pos += ob_store_stripe_bytes(st)) {
+        size_t n = CM_MIN(ob_store_stripe_bytes(st), BIG - pos);
+        CU_ASSERT_EQUAL(ob_read(st, &lay, pos, buf, n), CM_OK);
+    }
+    *get_ms = cm_monotonic_ms() - t0;
+    free(buf);
+    ob_delete(st, &lay);
+    ob_store_close(st);
+}
+
+static void test_big_body(void)
+{
+    uint8_t *body = malloc(BIG), *back = malloc(BIG);
+    md_layout lay;
+    cluster_up();
+    fill(body, BIG, 5);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL_FATAL(put(0, body, BIG, 1 << 20, &lay), CM_OK);
+    long long put_ms = cm_monotonic_ms() - t0;
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[0].st, &cs);
+    /* at most `window` stripe buffers of (k+m) cells were ever held by the writer */
+    CU_ASSERT(cs.buf_high_water > 0);
+    CU_ASSERT(cs.buf_high_water <= (uint64_t)WINDOW * (K + M) * CELL);
+    /* read back through n6 as the gateway does, a stripe's payload at a time */
+    t0 = cm_monotonic_ms();
+    for (size_t pos = 0; pos < BIG; pos += SBYTES)
+        CU_ASSERT_EQUAL(ob_read(N[5].st, &lay, pos, back + pos, CM_MIN(SBYTES, BIG - pos)), CM_OK);
+    long long get_ms = cm_monotonic_ms() - t0;
+    CU_ASSERT(memcmp(body, back, BIG) == 0);
+    cluster_down();
+    long long sput, sget;
+    single_node_bench(body, &sput, &sget);
+    printf("\n  64 MiB, 6 nodes 8+4 over loopback: PUT %.0f MB/s, GET %.0f MB/s; buffers held "
+           "%llu KiB (bound %u KiB)\n"
+           "  single-node store 4+2, same run: PUT %.0f MB/s, GET %.0f MB/s; ratio PUT %.2f, "
+           "GET %.2f\n",
+           mbps(BIG, put_ms), mbps(BIG, get_ms), (unsigned long long)cs.buf_high_water / 1024,
+           WINDOW * (K + M) * CELL / 1024, mbps(BIG, sput), mbps(BIG, sget),
+           (double)sput / (double)(put_ms ? put_ms : 1),
+           (double)sget / (double)(get_ms ? get_ms : 1));
+    free(body);
+    free(back);
+}
+
+/* ---- the calls for event loops: write_some + on_room, read_start + cancel ---- */
+
+static struct event_base *tbase;
+static int room_calls, read_calls, timed_out;
+static cm_err read_err;
+
+static void room_cb(void *arg)
+{
+    (void)arg;
+    room_calls++;
+}
+
+static void read_cb(void *arg, cm_err err)
+{
+    (void)arg;
+    read_calls++;
+    read_err = err;
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    timed_out = 1;
+}
+
+/* Run the test's loop until *counter reaches want or ms passed (no sleeping). */
+static void run_until(const int *counter, int want, int ms)
+{
+    struct event *t = evtimer_new(tbase, timeout_cb, NULL);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    timed_out = 0;
+    evtimer_add(t, &tv);
+    while (*counter < want && !timed_out)
+        event_base_loop(tbase, EVLOOP_ONCE);
+    event_free(t);
+}
+
+/* Write len bytes of body through w without ever waiting; returns how often the window was full. */
+static int write_nonblocking(ob_writer *w, const uint8_t *body, size_t len)
+{
+    int agains = 0;
+    for (size_t pos = 0; pos < len;) {
+        size_t taken = 0;
+        cm_err e = ob_writer_write_some(w, body + pos, CM_MIN((size_t)1 << 20, len - pos), &taken);
+        pos += taken;
+        if (e == CM_OK)
+            continue;
+        CU_ASSERT_EQUAL_FATAL(e, CM_AGAIN);
+        agains++;
+        int before = room_calls;
+        CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+        CU_ASSERT_EQUAL(room_calls, before); /* never inside the call */
+        run_until(&room_calls, before + 1, 10000);
+        CU_ASSERT_EQUAL_FATAL(room_calls, before + 1);
+    }
+    return agains;
+}
+
+static void test_event_loop_calls(void)
+{
+    size_t len = 24 * SBYTES + 333;
+    uint8_t *body = malloc(len), *back = malloc(len);
+    md_layout lay;
+    ob_writer *w;
+    cluster_up();
+    tbase = event_base_new();
+    fill(body, len, 9);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    int agains = write_nonblocking(w, body, len);
+    CU_ASSERT(agains > 0); /* the window filled up: the caller was asked to wait, not blocked */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M);
+    /* read back stripe by stripe through n5 without waiting */
+    for (size_t pos = 0; pos < len; pos += SBYTES) {
+        ob_read_op *op;
+        int before = read_calls;
+        CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, pos, back + pos,
+                                            CM_MIN(SBYTES, len - pos), tbase, read_cb, NULL, &op),
+                              CM_OK);
+        CU_ASSERT_EQUAL(read_calls, before);
+        run_until(&read_calls, before + 1, 10000);
+        CU_ASSERT_EQUAL_FATAL(read_calls, before + 1);
+        CU_ASSERT_EQUAL(read_err, CM_OK);
+    }
+    CU_ASSERT(memcmp(body, back, len) == 0);
+    /* a read cancelled while its cells are late: no callback, the buffer untouched */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 300), CM_OK);
+    memset(back, 0xEE, SBYTES);
+    ob_read_op *op;
+    int before = read_calls;
+    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, 0, back, SBYTES, tbase, read_cb, NULL, &op),
+                          CM_OK);
+    ob_read_cancel(op);
+    run_until(&read_calls, before + 1, 800);
+    CU_ASSERT_EQUAL(read_calls, before);
+    int untouched = 1;
+    for (size_t i = 0; i < SBYTES; i++)
+        untouched &= back[i] == 0xEE;
+    CU_ASSERT(untouched);
+    nd_fault_clear(faults, NULL, NULL);
+    /* a local layout (epoch 0) answers through the loop too */
+    md_layout empty = lay;
+    empty.epoch = 0;
+    empty.size = 0;
+    CU_ASSERT_EQUAL(ob_read_start(N[4].st, &empty, 0, back, 0, tbase, read_cb, NULL, &op), CM_OK);
+    CU_ASSERT_EQUAL(read_calls, before);
+    run_until(&read_calls, before + 1, 2000);
+    CU_ASSERT_EQUAL(read_calls, before + 1);
+    CU_ASSERT_EQUAL(ob_read_start(N[4].st, &lay, len, back, 1, tbase, read_cb, NULL, &op),
+                    CM_ERR_RANGE);
+    /* a writer dropped with a notice pending: the notice never runs */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    size_t pos = 0, taken = 0;
+    cm_err e = CM_OK;
+    while (e == CM_OK && pos + SBYTES <= len) {
+        e = ob_writer_write_some(w, body + pos, SBYTES, &taken);
+        pos += taken;
+    }
+    CU_ASSERT_EQUAL(e, CM_AGAIN);
+    before = room_calls;
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    ob_writer_abort(w);
+    run_until(&room_calls, before + 1, 300);
+    CU_ASSERT_EQUAL(room_calls, before);
+    /* a notice already posted to the loop (the window had room) and then the writer aborted */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_write_some(w, body, 1000, &taken), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    ob_writer_abort(w);
+    run_until(&room_calls, before + 1, 200);
+    CU_ASSERT_EQUAL(room_calls, before);
+    /* and one that runs: a notice is one-shot, a second one replaces it */
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
+    run_until(&room_calls, before + 2, 300);
+    CU_ASSERT_EQUAL(room_calls, before + 1);
+    ob_writer_abort(w);
+    event_base_free(tbase);
+    free(body);
+    free(back);
+    cluster_down();
+}
+
+/* ---- deletes reach the cells' nodes ---- */
+
+/* Is the chunk of lay's cell i still on its node? */
+static int cell_exists(const md_layout *lay, int i)
+{
+    bs_id id;
+    uint64_t size;
+    memcpy(id.b, lay->blob, sizeof(id.b));
+    bs_store *bs = ob_store_drive(N[lay->nodes[i]].st, lay->drives[i]);
+    return bs && bs_size(bs, &id, &size) == CM_OK;
+}
+
+/* Wait (bounded) until no cell of lay exists; returns how many still do. */
+static int wait_cells_gone(const md_layout *lay)
+{
+    int left = 0;
+    for (int tries = 0; tries < 500; tries++) {
+        left = 0;
+        for (int i = 0; i < lay->k + lay->m; i++)
+            left += lay->drives[i] != 0xFF && cell_exists(lay, i);
+        if (left == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    return left;
+}
+
+static void test_deletes(void)
+{
+    size_t len = SBYTES + 5;
+    uint8_t *body = malloc(len);
+    md_layout lay, lay2;
+    cluster_up();
+    fill(body, len, 6);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT(cell_exists(&lay, i));
+    /* freed through another node's store: every cell's node deletes it */
+    ob_delete(N[3].st, &lay);
+    CU_ASSERT_EQUAL(wait_cells_gone(&lay), 0);
+    CU_ASSERT_EQUAL(ob_delete_async(N[4].st, &lay), CM_OK); /* again: idempotent */
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[3].st, &cs);
+    CU_ASSERT_EQUAL(cs.remote_deletes, K + M);
+    /* a body abandoned halfway: the writer's loop deletes what it wrote */
+    ob_writer *w;
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[1].st, &w), CM_OK);
+    for (int s = 0; s < 3; s++)
+        CU_ASSERT_EQUAL(ob_writer_write(w, body, SBYTES), CM_OK);
+    CU_ASSERT_EQUAL(ob_writer_drop(w, &lay2), 0); /* nothing left for the caller to delete */
+    ob_store_close(N[1].st);                      /* waits for the writer's calls and deletes */
+    N[1].st = NULL;
+    /* an abandoned body has no layout: look for its chunks on every drive */
+    uint64_t blobs = 0;
+    for (int n = 0; n < NNODES; n++)
+        for (int d = 0; n != 1 && d < NDRIVES; d++) {
+            ob_drive_stats ds;
+            ob_store_drive_stats(N[n].st, d, &ds);
+            blobs += ds.blobs;
+        }
+    CU_ASSERT_EQUAL(blobs, 0);
+    free(body);
+    cluster_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"roundtrip", test_roundtrip},
+        {"handoff", test_handoff},
+        {"topology_change", test_topology_change},
+        {"drop_mid_body", test_drop_mid_body},
+        {"slow_node_write", test_slow_node_write},
+        {"az_down", test_az_down},
+        {"hedged_read", test_hedged_read},
+        {"big_body", test_big_body},
+        {"deletes", test_deletes},
+        {"event_loop_calls", test_event_loop_calls},
+        {NULL, NULL},
+    };
+    cu_add_suite("obj_cluster", tests);
+}
