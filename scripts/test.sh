@@ -40,7 +40,7 @@ setup_rc=$?
 result setup "$setup_rc"
 
 banner "format (clang-format)"
-mapfile -t srcs < <(find common net erasure blobstore meta placement obj coord node gateway cmd tests \
+mapfile -t srcs < <(find common net erasure blobstore meta placement obj coord node repl gateway cmd tests \
     -name '*.c' -o -name '*.h' 2>/dev/null | grep -v node_modules | sort)
 bad=()
 for f in "${srcs[@]}"; do

@@ -1,0 +1,612 @@
+/*
+ * test_repl_coord.c - the quorum coordinator (repl/rp.h) over fake replicas (rp_fake.h).
+ *
+ * Every test runs one event loop in its own thread (the replicas' loop) and calls the
+ * coordinators from the test thread or from worker threads it starts, as a gateway would. Faults
+ * are injected per replica: down (answers UNAVAILABLE), refuse (the call fails at once), hang
+ * (answers TIMEOUT late, having done nothing), delay, and lost writes. Partitions live on
+ * fakes[shard % n ..] in rotation; with nshards = 1 the homes are f0, f1, f2 and the stand-ins
+ * f3, f4. Each test frees its coordinators before it looks at the replicas' stores, since
+ * rp_free waits for every call (read repairs included), which makes those checks deterministic.
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cu_main.h"
+#include "rp.h"
+#include "rp_fake.h"
+
+#define NF 5
+#define B "bk"
+
+typedef struct {
+    struct event_base *base;
+    pthread_t th;
+    fake *f[NF];
+    struct rp_router *rt;
+    md_hlc clk[3]; /* nodes 1, 2 and 3 */
+    rp *c[2];
+    rp_keylocks *locks;
+    rp_consistency mode;
+    char dir[256];
+} env;
+
+static env E;
+
+static void *loop_thread(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static rp_consistency mode_of(void *arg, const char *bucket)
+{
+    (void)bucket;
+    return ((env *)arg)->mode;
+}
+
+static rp_config config(int node, uint32_t nshards, int timeout_ms)
+{
+    rp_config cfg = {0};
+    cfg.base = E.base;
+    cfg.router = E.rt;
+    cfg.route = fake_route;
+    cfg.clock = &E.clk[node - 1];
+    cfg.node = (uint32_t)node;
+    cfg.nshards = nshards;
+    cfg.timeout_ms = timeout_ms;
+    cfg.consistency = mode_of;
+    cfg.consistency_arg = &E;
+    return cfg;
+}
+
+/* Start a loop, NF fakes and two coordinators (nodes 1 and 2) over them. */
+static void env_up(uint32_t nshards, int timeout_ms, rp_consistency mode)
+{
+    static int seq;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    memset(&E, 0, sizeof(E));
+    E.mode = mode;
+    snprintf(E.dir, sizeof(E.dir), "%s/env%d", cu_tmpdir(), seq++);
+    CU_ASSERT_EQUAL_FATAL(mkdir(E.dir, 0700), 0);
+    E.base = event_base_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(E.base);
+    for (int i = 0; i < NF; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "f%d", i);
+        E.f[i] = fake_new(E.base, E.dir, id);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(E.f[i]);
+    }
+    E.rt = fake_router_new(E.f, NF);
+    pthread_create(&E.th, NULL, loop_thread, E.base);
+    CU_ASSERT_EQUAL_FATAL(rp_keylocks_new(&E.locks), CM_OK);
+    for (int i = 0; i < 3; i++)
+        md_hlc_init(&E.clk[i], (uint32_t)i + 1, NULL, NULL);
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = config(i + 1, nshards, timeout_ms);
+        cfg.keylocks = E.locks;
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+}
+
+static void coords_free(void)
+{
+    for (int i = 0; i < 2; i++) {
+        rp_free(E.c[i]);
+        E.c[i] = NULL;
+    }
+}
+
+static void env_down(void)
+{
+    coords_free();
+    event_base_loopbreak(E.base);
+    pthread_join(E.th, NULL);
+    for (int i = 0; i < NF; i++)
+        fake_free(E.f[i]);
+    fake_router_free(E.rt);
+    rp_keylocks_free(E.locks);
+    for (int i = 0; i < 3; i++)
+        md_hlc_release(&E.clk[i]);
+    event_base_free(E.base);
+}
+
+static void set_fault(int i, int down, int hang_ms, int delay_ms)
+{
+    fake_faults ft = {0};
+    ft.down = down;
+    ft.hang_ms = hang_ms;
+    ft.delay_ms = delay_ms;
+    fake_set_faults(E.f[i], &ft);
+}
+
+static md_object mkobj(const char *key, const char *etag)
+{
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    o.key = strdup(key);
+    memcpy(o.version_id, "null", 5);
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    o.size = strlen(etag);
+    return o;
+}
+
+static cm_err put(int ci, const char *key, const char *etag, const md_cond *cond)
+{
+    md_object o = mkobj(key, etag);
+    cm_err e = rp_object_put(E.c[ci], B, &o, cond, NULL, NULL);
+    md_object_release(&o);
+    return e;
+}
+
+/* The etag fake i stores for key in shard 0 ("" when absent, "-" for a tombstone). */
+static const char *stored(int i, const char *key, md_object *keep)
+{
+    md_object_release(keep);
+    if (fake_rec(E.f[i], B, 0, key, keep) != CM_OK)
+        return "";
+    return keep->tombstone ? "-" : keep->etag;
+}
+
+static int same_version(const md_object *a, const md_object *b)
+{
+    return a->hlc == b->hlc && a->hlc_node == b->hlc_node && a->tombstone == b->tombstone &&
+           md_vv_compare(&a->vv, &b->vv) == MD_VV_EQUAL && strcmp(a->etag, b->etag) == 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- quorum ---- */
+
+static void test_one_down(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e1");
+    CU_ASSERT_EQUAL(o.hlc_node, 1);
+    CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 1), 1);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[1], B, "nope", &o), CM_ERR_NOTFOUND);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.puts, 1);
+    CU_ASSERT_EQUAL(st.unavailable, 0);
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(0, "k", &keep), "e1");
+    CU_ASSERT_STRING_EQUAL(stored(1, "k", &keep), "e1");
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "");
+    md_object_release(&keep);
+    env_down();
+}
+
+static void test_two_down_strong(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    set_fault(1, 1, 0, 0);
+    fake_faults refuse = {0};
+    refuse.refuse = 1;
+    fake_set_faults(E.f[2], &refuse);
+    CU_ASSERT_EQUAL(put(0, "k", "e2", NULL), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(put(0, "new", "e2", NULL), CM_ERR_UNAVAILABLE);
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, "k", NULL, NULL, NULL), CM_ERR_UNAVAILABLE);
+    md_list_query q = {"", NULL, NULL, 100};
+    md_list_result lr;
+    CU_ASSERT_EQUAL(rp_list_objects(E.c[0], B, &q, &lr), CM_ERR_UNAVAILABLE);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT(st.unavailable >= 4);
+    CU_ASSERT_EQUAL(st.hints_written, 0);
+    coords_free();
+    for (int i = 3; i < NF; i++) { /* strict quorum: stand-ins are never asked */
+        fake_counts n;
+        fake_counts_get(E.f[i], &n);
+        CU_ASSERT_EQUAL(n.puts + n.gets, 0);
+    }
+    env_down();
+}
+
+static void test_two_down_available(void)
+{
+    env_up(1, 2000, RP_AVAILABLE);
+    set_fault(1, 1, 0, 0);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK); /* one home is enough */
+    CU_ASSERT_STRING_EQUAL(o.etag, "e1");
+    md_object_release(&o);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.hints_written, 2);
+    CU_ASSERT_EQUAL(st.unavailable, 0);
+    coords_free();
+    /* f3 stood in for f1 and f4 for f2; their hints reach the homes once they are back. */
+    CU_ASSERT_EQUAL(fake_hints(E.f[3], "f1"), 1);
+    CU_ASSERT_EQUAL(fake_hints(E.f[4], "f2"), 1);
+    set_fault(1, 0, 0, 0);
+    CU_ASSERT_EQUAL(fake_deliver_hints(E.f[3], E.f[1], 1), 1);
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(1, "k", &keep), "e1");
+    md_object_release(&keep);
+    env_down();
+}
+
+/* A silent home in an available bucket: its stand-in is written at the hedge, well before the
+ * home's answer, and the put answers then. In a strong bucket the put waits for the quorum. */
+static void test_hedge_and_timeouts(void)
+{
+    env_up(1, 400, RP_AVAILABLE);
+    set_fault(1, 0, 1500, 0);
+    set_fault(2, 0, 1500, 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT(took < 400); /* the read and the write each answer at the hedge (100 ms) */
+    E.mode = RP_STRONG;
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(put(0, "k", "e2", NULL), CM_ERR_UNAVAILABLE);
+    took = now_ms() - t0;
+    CU_ASSERT(took >= 390 && took < 900); /* the read's wait is bounded by timeout_ms */
+    /* rp_free waits for the hung calls (1.5 s) before the fakes go: no late completion may
+     * touch a freed op (ASan would say). */
+    t0 = now_ms();
+    coords_free();
+    CU_ASSERT(now_ms() - t0 >= 500);
+    CU_ASSERT_EQUAL(fake_hints(E.f[3], "f1"), 1); /* the stand-ins of the first put */
+    CU_ASSERT_EQUAL(fake_hints(E.f[4], "f2"), 1);
+    env_down();
+}
+
+/* Calls in flight when the coordinator goes: a get gave up at its deadline; the replicas answer
+ * later, into ops that must still exist. */
+static void test_free_in_flight(void)
+{
+    env_up(1, 100, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 300);
+    md_object o;
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    CU_ASSERT(now_ms() - t0 < 280);
+    rp_free(E.c[0]); /* three answers still on their way */
+    E.c[0] = NULL;
+    fake_counts n;
+    fake_counts_get(E.f[0], &n);
+    CU_ASSERT_EQUAL(n.gets, 1);
+    CU_ASSERT(now_ms() - t0 >= 290);
+    env_down();
+}
+
+/* ---- versions ---- */
+
+static void test_read_repair(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "stale", "v1", NULL), CM_OK);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "stale", "v2", NULL), CM_OK);
+    CU_ASSERT_EQUAL(put(0, "missing", "m1", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    /* f0 answers late so that the answer comes from f1 and the stale f2: the resolve picks v2. */
+    set_fault(0, 0, 0, 150);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "stale", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "v2");
+    md_object_release(&o);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "missing", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "m1");
+    md_object_release(&o);
+    rp_free(E.c[1]); /* waits for the repairs */
+    E.c[1] = NULL;
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(2, "stale", &keep), "v2");
+    CU_ASSERT_STRING_EQUAL(stored(2, "missing", &keep), "m1");
+    md_object_release(&keep);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.read_repairs, 0);
+    env_down();
+    /* The counter, on a coordinator that lives on. */
+    env_up(1, 2000, RP_STRONG);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "x", "v1", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "x", &o), CM_OK);
+    md_object_release(&o);
+    int64_t until = now_ms() + 2000;
+    do
+        rp_get_stats(E.c[0], &st);
+    while (st.read_repairs == 0 && now_ms() < until);
+    CU_ASSERT_EQUAL(st.read_repairs, 1);
+    env_down();
+}
+
+typedef struct {
+    int ci, id;
+    int rounds;
+} writer;
+
+static void *write_loop(void *arg)
+{
+    writer *w = arg;
+    char etag[32];
+    for (int i = 0; i < w->rounds; i++) {
+        snprintf(etag, sizeof(etag), "w%d-%d", w->id, i);
+        CU_ASSERT_EQUAL(put(w->ci, "hot", etag, NULL), CM_OK);
+    }
+    return NULL;
+}
+
+static void test_concurrent_writers(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, i); /* different delays: replicas see the writes in other orders */
+    writer w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (writer){i % 2, i, 25};
+        pthread_create(&th[i], NULL, write_loop, &w[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    md_object a, b;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "hot", &a), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "hot", &b), CM_OK);
+    CU_ASSERT_STRING_EQUAL(a.etag, b.etag);
+    coords_free();
+    /* Every replica holds the same version, and no version anyone stored beats it. */
+    md_object r[3];
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[i], B, 0, "hot", &r[i]), CM_OK);
+        CU_ASSERT_STRING_EQUAL(r[i].etag, a.etag);
+        CU_ASSERT_EQUAL(r[i].hlc, a.hlc);
+        CU_ASSERT_EQUAL(md_vv_compare(&r[i].vv, &a.vv), MD_VV_EQUAL);
+    }
+    /* A writer's writes are causally ordered (each read the one before at a quorum), so the
+     * winner is some writer's last write; between writers, the later (hlc, node). */
+    CU_ASSERT(strlen(a.etag) > 3 && strcmp(a.etag + strlen(a.etag) - 3, "-24") == 0);
+    for (int i = 0; i < 3; i++)
+        md_object_release(&r[i]);
+    md_object_release(&a);
+    md_object_release(&b);
+    env_down();
+}
+
+static void test_tombstone(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "k", "old", NULL), CM_OK);
+    md_object old;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &old), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "k", NULL, NULL, NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_NOTFOUND);
+    /* Deleting a key that is gone everywhere writes nothing. */
+    fake_counts before, after;
+    fake_counts_get(E.f[0], &before);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "k", NULL, NULL, NULL), CM_OK);
+    fake_counts_get(E.f[0], &after);
+    CU_ASSERT_EQUAL(after.puts, before.puts);
+    coords_free();
+    md_object keep = {0};
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_STRING_EQUAL(stored(i, "k", &keep), "-");
+    CU_ASSERT_EQUAL(keep.hlc_node, 2);
+    CU_ASSERT(keep.hlc > old.hlc);
+    CU_ASSERT_EQUAL(md_object_resolve(&keep, &old, NULL), 0);
+    md_object_release(&keep);
+    md_object_release(&old);
+    env_down();
+    /* An older put arriving late (here a hint delivered after the delete) loses to the
+     * tombstone on the replica it reaches. */
+    env_up(1, 2000, RP_AVAILABLE);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "old", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "k", NULL, NULL, NULL), CM_OK);
+    coords_free();
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "-");
+    CU_ASSERT_EQUAL(fake_deliver_hints(E.f[3], E.f[2], 1), 1);
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "-");
+    md_object_release(&keep);
+    env_down();
+}
+
+/* ---- conditional writes ---- */
+
+typedef struct {
+    int ci;
+    int wins[8];
+    int fails;
+} racer;
+
+static void *race_loop(void *arg)
+{
+    racer *r = arg;
+    md_cond cond = {1, NULL};
+    char key[16];
+    for (int k = 0; k < 8; k++) {
+        snprintf(key, sizeof(key), "c%d", k);
+        cm_err e = put(r->ci, key, "x", &cond);
+        if (e == CM_OK)
+            r->wins[k]++;
+        else if (e == CM_ERR_PRECONDITION)
+            r->fails++;
+        else
+            CU_FAIL("unexpected error");
+    }
+    return NULL;
+}
+
+static void race(int *wins)
+{
+    racer r[8];
+    pthread_t th[8];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 8; i++) {
+        r[i].ci = i % 2;
+        pthread_create(&th[i], NULL, race_loop, &r[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (int k = 0; k < 8; k++) {
+        wins[k] = 0;
+        for (int i = 0; i < 8; i++)
+            wins[k] += r[i].wins[k];
+    }
+}
+
+static void test_cond_create_race(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 1); /* a ms per answer: the racers overlap */
+    int wins[8];
+    race(wins);
+    for (int k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wins[k], 1);
+    /* If-Match: the etag decides, a missing key is NOTFOUND. */
+    md_cond m = {0, "x"};
+    CU_ASSERT_EQUAL(put(0, "c0", "y", &m), CM_OK);
+    CU_ASSERT_EQUAL(put(1, "c0", "z", &m), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(put(1, "absent", "z", &m), CM_ERR_NOTFOUND);
+    md_cond dm = {0, "y"};
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c0", &dm, NULL, NULL), CM_OK);
+    md_cond inm = {1, NULL};
+    CU_ASSERT_EQUAL(put(0, "c0", "again", &inm), CM_OK); /* a tombstone is no object */
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT(st.cond_writes >= 8);
+    env_down();
+}
+
+/* The leader plug: both coordinators hand their conditional writes to coordinator 0 (standing
+ * for the partition's leader), and have no lock in common. */
+static cm_err to_leader(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
+{
+    (void)c;
+    (void)p;
+    return rp_cond_execute(arg, w);
+}
+
+static void test_cond_leader_plug(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    coords_free();
+    rp *leader = NULL;
+    rp_config lc = config(3, 1, 5000);
+    CU_ASSERT_EQUAL_FATAL(rp_new(&lc, &leader), CM_OK);
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = config(i + 1, 1, 5000); /* own keylocks each */
+        cfg.cond_run = to_leader;
+        cfg.cond_arg = leader;
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 1);
+    int wins[8];
+    race(wins);
+    for (int k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wins[k], 1);
+    rp_stats st;
+    rp_get_stats(leader, &st);
+    CU_ASSERT_EQUAL(st.cond_writes, 64);
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.cond_writes, 0);
+    coords_free();
+    rp_free(leader);
+    env_down();
+}
+
+/* ---- anti-entropy ---- */
+
+static void test_antientropy(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    char key[32], etag[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "key%04d", i);
+        snprintf(etag, sizeof(etag), "e%d", i);
+        /* Keys 0-99 miss on f2, 100-199 on f1, 200-219 are deleted without f0, rest in sync. */
+        set_fault(2, i < 100, 0, 0);
+        set_fault(1, i >= 100 && i < 200, 0, 0);
+        CU_ASSERT_EQUAL(put(0, key, etag, NULL), CM_OK);
+    }
+    set_fault(1, 0, 0, 0);
+    set_fault(2, 0, 0, 0);
+    set_fault(0, 1, 0, 0);
+    for (int i = 200; i < 220; i++) {
+        snprintf(key, sizeof(key), "key%04d", i);
+        CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, key, NULL, NULL, NULL), CM_OK);
+    }
+    set_fault(0, 0, 0, 0);
+    rp_ae_result res;
+    int runs = 0;
+    do {
+        CU_ASSERT_EQUAL_FATAL(rp_antientropy_run(E.c[0], B, 0, 2, 150, &res), CM_OK);
+        runs++;
+    } while (res.more && runs < 10);
+    CU_ASSERT(runs >= 2 && runs <= 5); /* 220 differing keys, at most 150 a call */
+    CU_ASSERT_EQUAL_FATAL(rp_antientropy_run(E.c[0], B, 0, 2, 150, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.leaves_differing, 0);
+    CU_ASSERT_EQUAL(res.keys_repaired, 0);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.ae_writes, 220);
+    coords_free();
+    md_object a = {0}, b = {0};
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "key%04d", i);
+        CU_ASSERT_EQUAL(fake_rec(E.f[0], B, 0, key, &a), CM_OK);
+        for (int f = 1; f < 3; f++) {
+            CU_ASSERT_EQUAL(fake_rec(E.f[f], B, 0, key, &b), CM_OK);
+            CU_ASSERT(same_version(&a, &b));
+            md_object_release(&b);
+        }
+        CU_ASSERT_EQUAL(a.tombstone, i >= 200 && i < 220);
+        md_object_release(&a);
+    }
+    env_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test quorum[] = {{"one_down", test_one_down},
+                                     {"two_down_strong", test_two_down_strong},
+                                     {"two_down_available", test_two_down_available},
+                                     {"hedge_and_timeouts", test_hedge_and_timeouts},
+                                     {"free_in_flight", test_free_in_flight},
+                                     {NULL, NULL}};
+    static const cu_test versions[] = {{"read_repair", test_read_repair},
+                                       {"concurrent_writers", test_concurrent_writers},
+                                       {"tombstone", test_tombstone},
+                                       {NULL, NULL}};
+    static const cu_test cond[] = {{"create_race", test_cond_create_race},
+                                   {"leader_plug", test_cond_leader_plug},
+                                   {NULL, NULL}};
+    static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
+    cu_add_suite("repl_quorum", quorum);
+    cu_add_suite("repl_versions", versions);
+    cu_add_suite("repl_cond", cond);
+    cu_add_suite("repl_antientropy", ae);
+}
