@@ -235,6 +235,9 @@ static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const
     free(from);
     p->res.recs = p->recs;
     p->res.nrecs = p->nrecs;
+    pthread_mutex_lock(&f->mu);
+    f->n.listed += (unsigned)p->nrecs;
+    pthread_mutex_unlock(&f->mu);
     return post(f, p, delay);
 }
 

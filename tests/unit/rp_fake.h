@@ -31,6 +31,7 @@ void fake_set_faults(fake *f, const fake_faults *ft);
 
 typedef struct {
     unsigned gets, puts, lists, merkles, leaf_keys, hints;
+    unsigned listed; /* records answered by lists */
 } fake_counts;
 void fake_counts_get(fake *f, fake_counts *out);
 

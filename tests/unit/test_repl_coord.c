@@ -589,6 +589,234 @@ static void test_antientropy(void)
     env_down();
 }
 
+/* ---- listing ---- */
+
+/* The keys of the listing tests: rollups at several depths, neighbours of the delimiter in byte
+ * order ('-' < '/'), empty segments, UTF-8, and one large prefix. */
+static int list_keys(char keys[][32], size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < 20 && n < max; i++)
+        snprintf(keys[n++], 32, "a/b/c%02d", i);
+    for (int i = 0; i < 20 && n < max; i++)
+        snprintf(keys[n++], 32, "a/x%02d", i);
+    for (int i = 0; i < 10 && n < max; i++)
+        snprintf(keys[n++], 32, "a-%02d", i);
+    for (int i = 0; i < 10 && n < max; i++)
+        snprintf(keys[n++], 32, "b/%02d/z", i);
+    for (int i = 0; i < 10 && n < max; i++)
+        snprintf(keys[n++], 32, "b%02d", i);
+    static const char *odd[] = {"c", "c/", "c//d", "c/d/", "d", "\xc3\xa9/1", "\xc3\xa9/2"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]) && n < max; i++)
+        snprintf(keys[n++], 32, "%s", odd[i]);
+    for (int i = 0; i < 240 && n < max; i++)
+        snprintf(keys[n++], 32, "big/%04d", i);
+    return (int)n;
+}
+
+typedef struct {
+    int ci, from, to;
+    char (*keys)[32];
+} loader;
+
+static void *load_loop(void *arg)
+{
+    loader *l = arg;
+    for (int i = l->from; i < l->to; i++) {
+        const char *k = l->keys[i];
+        if (i % 11 == 5)
+            CU_ASSERT_EQUAL(rp_object_delete(E.c[l->ci], B, k, NULL, NULL, NULL), CM_OK);
+        if (i % 11 != 5 || i % 2)
+            CU_ASSERT_EQUAL(put(l->ci, k, i % 7 ? "e1" : "e2", NULL), CM_OK);
+    }
+    return NULL;
+}
+
+/* Write the keys through both coordinators, 4 threads; every 11th key is deleted (half of them
+ * written again after), with one replica down for the first half so replicas disagree. The
+ * reference store gets the surviving keys. */
+static md_store *list_env(char keys[][32], int *nkeys)
+{
+    env_up(8, 5000, RP_STRONG);
+    *nkeys = list_keys(keys, 400);
+    for (int i = 0; i < *nkeys; i++) /* some keys first written with another etag */
+        if (i % 5 == 0)
+            CU_ASSERT_EQUAL(put(0, keys[i], "old", NULL), CM_OK);
+    set_fault(1, 1, 0, 0);
+    loader l[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        l[t] = (loader){t % 2, *nkeys * t / 4, *nkeys * (t + 1) / 4, keys};
+        if (t == 2) {
+            pthread_join(th[0], NULL);
+            pthread_join(th[1], NULL);
+            set_fault(1, 0, 0, 0);
+        }
+        pthread_create(&th[t], NULL, load_loop, &l[t]);
+    }
+    pthread_join(th[2], NULL);
+    pthread_join(th[3], NULL);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/ref", E.dir);
+    md_store *ref = NULL;
+    CU_ASSERT_EQUAL_FATAL(md_open(path, 0, &ref), CM_OK);
+    md_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "%s", B);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(ref, &b), CM_OK);
+    for (int i = 0; i < *nkeys; i++) {
+        if (i % 11 == 5 && i % 2 == 0)
+            continue;
+        md_object o = mkobj(keys[i], i % 7 ? "e1" : "e2");
+        CU_ASSERT_EQUAL(md_object_put(ref, B, &o, NULL, NULL, NULL), CM_OK);
+        md_object_release(&o);
+    }
+    return ref;
+}
+
+/* Page through one query on both sides; 1 when every page agrees. */
+static int same_pages(md_store *ref, md_list_query q, int *pages)
+{
+    char *marker = NULL;
+    int ok = 1;
+    for (*pages = 0; ok && *pages < 500; (*pages)++) {
+        md_list_result a, b;
+        q.start_after = marker;
+        if (md_list_objects(ref, B, &q, &a) != CM_OK)
+            return 0;
+        if (rp_list_objects(E.c[*pages % 2], B, &q, &b) != CM_OK) {
+            md_list_result_release(&a);
+            return 0;
+        }
+        ok = a.n == b.n && a.truncated == b.truncated && !a.next_marker == !b.next_marker &&
+             (!a.next_marker || strcmp(a.next_marker, b.next_marker) == 0);
+        for (size_t i = 0; ok && i < a.n; i++)
+            ok = strcmp(a.entries[i].key, b.entries[i].key) == 0 &&
+                 a.entries[i].is_prefix == b.entries[i].is_prefix &&
+                 strcmp(a.entries[i].obj.etag, b.entries[i].obj.etag) == 0;
+        int more = a.truncated;
+        free(marker);
+        marker = a.next_marker ? strdup(a.next_marker) : NULL;
+        md_list_result_release(&a);
+        md_list_result_release(&b);
+        if (!more)
+            break;
+    }
+    free(marker);
+    return ok;
+}
+
+static void test_list_matches_md(void)
+{
+    static char keys[400][32];
+    int nkeys;
+    md_store *ref = list_env(keys, &nkeys);
+    static const char *prefixes[] = {"",  "a",  "a/",   "a/b/", "b",
+                                     "c", "c/", "big/", "zz",   "\xc3\xa9"};
+    static const char *delims[] = {NULL, "/", "-", "b/", "//"};
+    static const size_t maxes[] = {1, 2, 3, 10, 1000};
+    unsigned seed = 20261204;
+    int queries = 0, checked = 0;
+    for (int i = 0; i < 150; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        md_list_query q = {0};
+        q.prefix = prefixes[r % 10];
+        q.delimiter = delims[(r / 10) % 5];
+        q.max_keys = maxes[(r / 50) % 5];
+        if (q.max_keys < 3 && !*q.prefix && !q.delimiter)
+            q.max_keys = 7; /* 300 pages of one key each add time and nothing else */
+        int pages;
+        int ok = same_pages(ref, q, &pages);
+        if (!ok)
+            fprintf(stderr, "listing differs: prefix '%s' delimiter '%s' max %zu\n", q.prefix,
+                    q.delimiter ? q.delimiter : "", q.max_keys);
+        CU_ASSERT(ok);
+        queries++;
+        checked += pages;
+    }
+    /* Markers that are not keys: inside a rolled-up prefix, before everything, past the end. */
+    static const char *markers[] = {"a/b", "a/b/", "a/b/zz", "", "b/05", "\xff"};
+    for (size_t m = 0; m < sizeof(markers) / sizeof(markers[0]); m++) {
+        md_list_result a, b;
+        md_list_query q = {"", "/", markers[m], 3};
+        CU_ASSERT_EQUAL_FATAL(md_list_objects(ref, B, &q, &a), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &q, &b), CM_OK);
+        CU_ASSERT_EQUAL(a.n, b.n);
+        for (size_t i = 0; i < a.n && i < b.n; i++)
+            CU_ASSERT_STRING_EQUAL(a.entries[i].key, b.entries[i].key);
+        md_list_result_release(&a);
+        md_list_result_release(&b);
+    }
+    CU_ASSERT(queries == 150 && checked > 300);
+    md_close(ref);
+    env_down();
+}
+
+static unsigned list_calls(unsigned *listed)
+{
+    unsigned n = 0;
+    *listed = 0;
+    for (int i = 0; i < NF; i++) {
+        fake_counts c;
+        fake_counts_get(E.f[i], &c);
+        n += c.lists;
+        *listed += c.listed;
+    }
+    return n;
+}
+
+/* A page costs the same replica calls whether it is the first or the last of a large prefix,
+ * and a rolled-up prefix costs a page per shard, not its keys. */
+static void test_list_steady_cost(void)
+{
+    static char keys[400][32];
+    int nkeys;
+    md_store *ref = list_env(keys, &nkeys);
+    md_list_query q = {"big/", NULL, NULL, 20};
+    char *marker = NULL;
+    unsigned calls[32], recs[32], l0, r0, l1, r1;
+    int pages = 0;
+    for (; pages < 32; pages++) {
+        md_list_result res;
+        q.start_after = marker;
+        l0 = list_calls(&r0);
+        CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &q, &res), CM_OK);
+        l1 = list_calls(&r1);
+        calls[pages] = l1 - l0;
+        recs[pages] = r1 - r0;
+        free(marker);
+        marker = res.next_marker ? strdup(res.next_marker) : NULL;
+        int more = res.truncated;
+        md_list_result_release(&res);
+        if (!more)
+            break;
+    }
+    free(marker);
+    CU_ASSERT(pages >= 9); /* ~220 live keys, 20 a page */
+    /* page = (20 + 1) * 2 / 8 + 16 = 21 records per shard: each page reads every shard once
+     * from its 3 homes (24 calls), a shard whose page ran out once more. */
+    for (int p = 0; p < pages; p++) {
+        CU_ASSERT(calls[p] >= 24 && calls[p] <= 48);
+        CU_ASSERT(recs[p] <= 48 * 21);
+    }
+    /* Delimiter at the root, from after b09: big/ (220 keys) rolls up; each rolled-up prefix
+     * costs at most one more page per shard (the seek past it), whatever it holds. */
+    md_list_query d = {"", "/", "b09", 8};
+    md_list_result res;
+    l0 = list_calls(&r0);
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &d, &res), CM_OK);
+    l1 = list_calls(&r1);
+    size_t ncp = 0;
+    for (size_t i = 0; i < res.n; i++)
+        ncp += res.entries[i].is_prefix;
+    CU_ASSERT_EQUAL(ncp, 3); /* big/ c/ é/ */
+    CU_ASSERT(l1 - l0 <= 24 * (ncp + 1));
+    CU_ASSERT(r1 - r0 <= (l1 - l0) * 16);
+    md_list_result_release(&res);
+    md_close(ref);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test quorum[] = {{"one_down", test_one_down},
@@ -605,8 +833,12 @@ void cu_register(void)
                                    {"leader_plug", test_cond_leader_plug},
                                    {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
+    static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
+                                   {"steady_cost", test_list_steady_cost},
+                                   {NULL, NULL}};
     cu_add_suite("repl_quorum", quorum);
     cu_add_suite("repl_versions", versions);
     cu_add_suite("repl_cond", cond);
     cu_add_suite("repl_antientropy", ae);
+    cu_add_suite("repl_list", list);
 }
