@@ -90,7 +90,8 @@ static cm_err page_merge_locked(lister *l, cursor *cu, rp_op *op)
             if (!bound || strcmp(s->recs[j].key, bound) <= 0)
                 all[na++] = &s->recs[j];
     }
-    qsort(all, na, sizeof(*all), key_cmp);
+    if (na)
+        qsort(all, na, sizeof(*all), key_cmp);
     cm_err e = CM_OK;
     cu->recs = na ? calloc(na, sizeof(*cu->recs)) : NULL;
     if (na && !cu->recs)

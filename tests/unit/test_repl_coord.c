@@ -296,6 +296,52 @@ static void test_free_in_flight(void)
     env_down();
 }
 
+typedef struct {
+    int64_t done_at;
+} getter;
+
+static void *slow_get(void *arg)
+{
+    getter *g = arg;
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_NOTFOUND);
+    g->done_at = now_ms();
+    return NULL;
+}
+
+/* A router swap waits for the calls that still use the old router's replicas, then new calls
+ * go by the new one. */
+static void test_router_swap(void)
+{
+    env_up(1, 3000, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 300);
+    getter g = {0};
+    pthread_t th;
+    int64_t t0 = now_ms();
+    pthread_create(&th, NULL, slow_get, &g);
+    fake_counts n;
+    do /* the get's calls are out */
+        fake_counts_get(E.f[2], &n);
+    while (n.gets == 0 && now_ms() - t0 < 2000);
+    fake *order[3] = {E.f[2], E.f[3], E.f[4]};
+    struct rp_router *rt2 = fake_router_new(order, 3);
+    rp_set_router(E.c[0], rt2);
+    int64_t swapped = now_ms();
+    pthread_join(th, NULL);
+    CU_ASSERT(swapped - t0 >= 290); /* every answer of the old router's replicas was in */
+    fake_router_free(E.rt);         /* safe now */
+    E.rt = NULL;
+    CU_ASSERT_EQUAL(put(0, "k2", "e", NULL), CM_OK);
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(3, "k2", &keep), "e");
+    CU_ASSERT_STRING_EQUAL(stored(0, "k2", &keep), "");
+    md_object_release(&keep);
+    E.rt = rt2;
+    env_down();
+}
+
 /* ---- versions ---- */
 
 static void test_read_repair(void)
@@ -824,6 +870,7 @@ void cu_register(void)
                                      {"two_down_available", test_two_down_available},
                                      {"hedge_and_timeouts", test_hedge_and_timeouts},
                                      {"free_in_flight", test_free_in_flight},
+                                     {"router_swap", test_router_swap},
                                      {NULL, NULL}};
     static const cu_test versions[] = {{"read_repair", test_read_repair},
                                        {"concurrent_writers", test_concurrent_writers},
