@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "co.h"
+#include "cu_etcd.h"
 #include "cu_main.h"
 #include "rp.h"
 #include "rp_fake.h"
@@ -584,6 +586,101 @@ static void test_cond_leader_plug(void)
     env_down();
 }
 
+/* The leader path with etcd: each node's cond_run takes the partition's leader lease
+ * (co_leader_acquire under the node's lease) and runs the write itself when it holds it, else
+ * hands it to the holder named in the leader key (in-process here; the node RPC in a cluster).
+ * A node whose lease is gone cannot lead: its conditional writes fail until it has a new one. */
+typedef struct {
+    const char *id;
+    int ci;
+    co_client *cl; /* one thread at a time: mu */
+    pthread_mutex_t mu;
+    int64_t lease;
+} lnode;
+
+static lnode LN[2];
+
+static cm_err etcd_cond_run(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
+{
+    lnode *n = arg;
+    char name[MD_BUCKET_MAX + 16], key[256];
+    snprintf(name, sizeof(name), "%s.%u", p->bucket, p->shard);
+    if (co_key(key, sizeof(key), "t", CO_KIND_LEADERS, name) != CM_OK)
+        return CM_ERR_INTERNAL;
+    int64_t token;
+    co_kv kv;
+    pthread_mutex_lock(&n->mu);
+    cm_err e = co_leader_acquire(n->cl, key, n->lease, n->id, strlen(n->id), &token);
+    if (e == CM_ERR_EXISTS)
+        e = co_get(n->cl, key, &kv, NULL) == CM_OK ? CM_ERR_EXISTS : CM_ERR_UNAVAILABLE;
+    pthread_mutex_unlock(&n->mu);
+    if (e == CM_OK)
+        return rp_cond_execute(c, w);
+    if (e != CM_ERR_EXISTS)
+        return CM_ERR_UNAVAILABLE; /* no leader to be had now: never decide it here */
+    lnode *h = NULL;
+    for (int i = 0; i < 2; i++)
+        if (kv.len == strlen(LN[i].id) && memcmp(kv.value, LN[i].id, kv.len) == 0)
+            h = &LN[i];
+    co_kv_release(&kv);
+    return h ? rp_cond_execute(E.c[h->ci], w) : CM_ERR_UNAVAILABLE;
+}
+
+static void test_cond_etcd_leader(void)
+{
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    cu_etcd etcd;
+    CU_ASSERT_EQUAL_FATAL(cu_etcd_start(&etcd, 1), 0);
+    co_config ccfg;
+    cu_etcd_config(&etcd, 2000, &ccfg);
+    env_up(1, 5000, RP_STRONG);
+    coords_free();
+    static const char *ids[2] = {"n1", "n2"};
+    for (int i = 0; i < 2; i++) {
+        LN[i] = (lnode){.id = ids[i], .ci = i};
+        pthread_mutex_init(&LN[i].mu, NULL);
+        CU_ASSERT_EQUAL_FATAL(co_client_new(&ccfg, &LN[i].cl), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(co_lease_grant(LN[i].cl, 30, &LN[i].lease), CM_OK);
+        rp_config cfg = config(i + 1, 1, 5000); /* own keylocks: only the leader orders them */
+        cfg.cond_run = etcd_cond_run;
+        cfg.cond_arg = &LN[i];
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 1);
+    int wins[8];
+    race(wins);
+    for (int k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wins[k], 1);
+    rp_stats s0, s1;
+    rp_get_stats(E.c[0], &s0);
+    rp_get_stats(E.c[1], &s1);
+    CU_ASSERT_EQUAL(s0.cond_writes + s1.cond_writes, 64);
+    CU_ASSERT(s0.cond_writes == 64 || s1.cond_writes == 64); /* all on the one leader */
+    /* The leader's lease goes (a crash, a partition from etcd): the other node takes over, and
+     * the old one cannot run conditional writes any more. */
+    int old = s0.cond_writes == 64 ? 0 : 1, next = 1 - old;
+    CU_ASSERT_EQUAL(co_lease_revoke(LN[old].cl, LN[old].lease), CM_OK);
+    md_cond inm = {1, NULL};
+    CU_ASSERT_EQUAL(put(next, "after", "x", &inm), CM_OK);
+    CU_ASSERT_EQUAL(put(old, "after", "y", &inm), CM_ERR_PRECONDITION); /* forwarded */
+    CU_ASSERT_EQUAL(put(old, "c0", "y", &inm), CM_ERR_PRECONDITION);
+    rp_get_stats(E.c[next], &s1);
+    CU_ASSERT_EQUAL(s1.cond_writes, 3);
+    rp_get_stats(E.c[old], &s0);
+    CU_ASSERT_EQUAL(s0.cond_writes, 64);
+    coords_free();
+    for (int i = 0; i < 2; i++) {
+        co_client_free(LN[i].cl);
+        pthread_mutex_destroy(&LN[i].mu);
+    }
+    env_down();
+    cu_etcd_stop(&etcd);
+}
+
 /* ---- anti-entropy ---- */
 
 static void test_antientropy(void)
@@ -878,6 +975,7 @@ void cu_register(void)
                                        {NULL, NULL}};
     static const cu_test cond[] = {{"create_race", test_cond_create_race},
                                    {"leader_plug", test_cond_leader_plug},
+                                   {"etcd_leader", test_cond_etcd_leader},
                                    {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
