@@ -208,6 +208,13 @@ static cm_err read_collect_locked(rp *c, rp_op *op, rp_consistency mode, rp_read
     return CM_OK;
 }
 
+/* A bucket name and key the replicas can hold. */
+static int valid(const char *bucket, const char *key)
+{
+    size_t bl = strlen(bucket), kl = key ? strlen(key) : 0;
+    return bl > 0 && bl <= MD_BUCKET_MAX && kl > 0 && kl <= MD_MAX_KEY;
+}
+
 static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, rp_read *rd)
 {
     memset(rd, 0, sizeof(*rd));
@@ -235,6 +242,8 @@ static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair
 cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
 {
     rp_read rd;
+    if (!valid(bucket, key))
+        return CM_ERR_INVAL;
     count(c, &c->st.gets);
     cm_err e = quorum_read(c, bucket, key, 1, &rd);
     if (e != CM_OK)
@@ -352,7 +361,7 @@ cm_err rp_object_put(rp *c, const char *bucket, const md_object *obj, const md_c
     (void)old;
     if (had_old)
         *had_old = 0;
-    if (!obj->key || !*obj->key || strlen(obj->key) > MD_MAX_KEY)
+    if (!valid(bucket, obj->key))
         return CM_ERR_INVAL;
     count(c, &c->st.puts);
     if (cond_set(cond))
@@ -366,7 +375,7 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
     (void)old;
     if (had_old)
         *had_old = 0;
-    if (!key || !*key || strlen(key) > MD_MAX_KEY)
+    if (!valid(bucket, key))
         return CM_ERR_INVAL;
     count(c, &c->st.deletes);
     if (cond_set(cond))

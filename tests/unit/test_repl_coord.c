@@ -184,6 +184,8 @@ static void test_one_down(void)
     CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 1), 1);
     md_object_release(&o);
     CU_ASSERT_EQUAL(rp_object_get(E.c[1], B, "nope", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[1], B, "", &o), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], "", "k", NULL, NULL, NULL), CM_ERR_INVAL);
     rp_stats st;
     rp_get_stats(E.c[0], &st);
     CU_ASSERT_EQUAL(st.puts, 1);
