@@ -238,6 +238,12 @@ static void test_two_down_available(void)
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK); /* one home is enough */
     CU_ASSERT_STRING_EQUAL(o.etag, "e1");
     md_object_release(&o);
+    md_list_query q = {"", NULL, NULL, 10}; /* and so does a listing */
+    md_list_result lr;
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[1], B, &q, &lr), CM_OK);
+    CU_ASSERT_EQUAL(lr.n, 1);
+    CU_ASSERT(lr.n == 1 && strcmp(lr.entries[0].key, "k") == 0);
+    md_list_result_release(&lr);
     rp_stats st;
     rp_get_stats(E.c[0], &st);
     CU_ASSERT_EQUAL(st.hints_written, 2);
