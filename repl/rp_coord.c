@@ -26,6 +26,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cm_log.h"
 #include "rp_int.h"
@@ -334,7 +335,18 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
     count(c, &c->st.cond_writes);
     /* The condition is decided on a quorum read taken after every earlier conditional write of
      * the key (that shares this lock) reached W replicas: R + W > N makes it visible. */
-    pthread_mutex_lock(mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+    until.tv_sec += c->cfg.timeout_ms / 1000;
+    until.tv_nsec += (long)(c->cfg.timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    if (pthread_mutex_timedlock(mu, &until) != 0) {
+        count(c, &c->st.unavailable); /* the writes queued before it took too long */
+        return CM_ERR_UNAVAILABLE;
+    }
     cm_err e = read_and_write(c, w->bucket, w->key, w->obj, w->cond);
     pthread_mutex_unlock(mu);
     return e;
