@@ -66,8 +66,8 @@ typedef struct {
     int n, w, r;           /* 0 = 3, 2, 2; needs w + r > n for RP_STRONG */
     uint32_t nshards;      /* 0 = 8; fixed for the life of a cluster */
     int timeout_ms;        /* per call; 0 = 5000 */
-    int hedge_ms;          /* RP_AVAILABLE writes: homes silent this long get a stand-in too;
-                              0 = timeout_ms / 4 */
+    int hedge_ms;          /* RP_AVAILABLE: homes silent this long get a stand-in for a write,
+                              and a read answers from one home; 0 = timeout_ms / 4 */
     rp_keylocks *keylocks; /* borrowed, shared by this node's coordinators; NULL = its own */
     /* Where a conditional write runs (docs/replication.md, "Conditional writes"): NULL = here,
      * rp_cond_execute under keylocks, which makes it one compare-and-set per key only among
@@ -81,9 +81,14 @@ typedef struct {
     void *consistency_arg;
 } rp_config;
 
+/* CM_ERR_INVAL without base, route or clock, or for n, w, r, nshards out of range. */
 cm_err rp_new(const rp_config *cfg, rp **out);
-void rp_free(rp *c); /* waits for the calls in flight; NULL is a no-op */
-/* Swap the router after a layout change (the old one may be freed once this returns). */
+/* Waits for every call in flight (late answers, read repairs, hedge timers: each ends within
+ * its replica calls' own time limits), so nothing calls back afterwards. Not from the loop's
+ * thread; no rp_* call may run or follow. NULL is a no-op. */
+void rp_free(rp *c);
+/* Swap the router after a layout change; returns once no call uses the old one, which may be
+ * freed then. Not from the loop's thread. */
 void rp_set_router(rp *c, rp_router *router);
 
 /* The same contracts as md_object_get/put/delete and md_list_objects (meta/md.h), over the
