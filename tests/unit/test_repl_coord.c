@@ -564,6 +564,40 @@ static void test_cond_create_race(void)
     env_down();
 }
 
+static void *cond_put_lk(void *arg)
+{
+    md_cond inm = {1, NULL};
+    *(cm_err *)arg = put(0, "lk", "first", &inm);
+    return NULL;
+}
+
+/* A conditional write waits for its key's lock at most timeout_ms: the first holds it for its
+ * read and its write (each 320 ms late), the second gives up at 400 ms. */
+static void test_cond_lock_bounded(void)
+{
+    env_up(1, 400, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 320);
+    cm_err first = CM_ERR_INTERNAL;
+    pthread_t th;
+    pthread_create(&th, NULL, cond_put_lk, &first);
+    struct timespec pause = {0, 40 * 1000000};
+    nanosleep(&pause, NULL);
+    md_cond inm = {1, NULL};
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(put(1, "lk", "second", &inm), CM_ERR_UNAVAILABLE);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT(took >= 390 && took < 560);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(first, CM_OK);
+    rp_consistency mode;
+    CU_ASSERT_EQUAL(rp_consistency_parse("available", &mode), CM_OK);
+    CU_ASSERT_EQUAL(mode, RP_AVAILABLE);
+    CU_ASSERT_STRING_EQUAL(rp_consistency_name(RP_STRONG), "strong");
+    CU_ASSERT_EQUAL(rp_consistency_parse("eventual", &mode), CM_ERR_INVAL);
+    env_down();
+}
+
 /* The leader plug: both coordinators hand their conditional writes to coordinator 0 (standing
  * for the partition's leader), and have no lock in common. */
 static cm_err to_leader(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
@@ -990,6 +1024,7 @@ void cu_register(void)
                                        {"tombstone", test_tombstone},
                                        {NULL, NULL}};
     static const cu_test cond[] = {{"create_race", test_cond_create_race},
+                                   {"lock_bounded", test_cond_lock_bounded},
                                    {"leader_plug", test_cond_leader_plug},
                                    {"etcd_leader", test_cond_etcd_leader},
                                    {NULL, NULL}};
