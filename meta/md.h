@@ -288,6 +288,11 @@ typedef struct {
     const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
 } md_cond;
 
+/* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is
+ * no object): CM_OK, CM_ERR_PRECONDITION, or CM_ERR_NOTFOUND (if_match and no object). The rule
+ * of md_object_put, also used by the replicated coordinator (repl/). */
+cm_err md_cond_check(const md_cond *cond, const md_object *cur);
+
 /*
  * Get the current record of bucket/key. CM_ERR_NOTFOUND when absent (a delete marker is returned
  * as a record with delete_marker set).

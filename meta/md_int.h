@@ -221,8 +221,6 @@ cm_err md_txn_begin(md_store *md, int rdonly, MDB_txn **txn);
 /* End a read transaction begun by md_txn_begin(md, 1, ...). */
 void md_txn_end(md_store *md, MDB_txn *txn);
 cm_err md_txn_commit(MDB_txn *txn);
-/* Check cond against the current record (cur NULL when absent). */
-cm_err md_cond_check(const md_cond *cond, const md_object *cur);
 /* Read and decode bucket/key's current record; *found 0 when absent. */
 cm_err md_object_read(MDB_txn *txn, md_store *md, const uint8_t *k, size_t klen, md_object *cur,
                       int *found);

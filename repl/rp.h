@@ -41,23 +41,54 @@ cm_err rp_consistency_parse(const char *s, rp_consistency *out);
 
 typedef struct rp rp;
 
+/* One conditional write (a put with obj, or a delete of key when obj is NULL). */
+typedef struct {
+    const char *bucket;
+    const char *key;
+    const md_object *obj;
+    const md_cond *cond;
+} rp_cond_write;
+
+/* The per-key locks that serialise conditional writes on one node; coordinators of one node
+ * share one set (rp_config.keylocks), so their conditional writes of a key run one at a time. */
+typedef struct rp_keylocks rp_keylocks;
+cm_err rp_keylocks_new(rp_keylocks **out);
+void rp_keylocks_free(rp_keylocks *l); /* NULL is a no-op */
+
 typedef struct {
     struct event_base *base; /* the loop the replicas run on (its thread is the caller's) */
     rp_router *router;       /* borrowed; see rp_set_router */
-    md_hlc *clock;           /* borrowed: this node's clock (stamps every write) */
-    uint32_t node;           /* this node's number in version vectors and as hlc_node */
-    int n, w, r;             /* 0 = 3, 2, 2; needs w + r > n for RP_STRONG */
-    uint32_t nshards;        /* 0 = 8; fixed for the life of a cluster */
-    int timeout_ms;          /* per call; 0 = 5000 */
+    /* partition -> replicas over router, on the loop's thread: rp_route (rp_replica.h) in a
+     * node; tests plug their own. Required. */
+    int (*route)(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out);
+    md_hlc *clock;         /* borrowed: this node's clock (stamps every write) */
+    uint32_t node;         /* this node's number in version vectors and as hlc_node */
+    int n, w, r;           /* 0 = 3, 2, 2; needs w + r > n for RP_STRONG */
+    uint32_t nshards;      /* 0 = 8; fixed for the life of a cluster */
+    int timeout_ms;        /* per call; 0 = 5000 */
+    int hedge_ms;          /* RP_AVAILABLE: homes silent this long get a stand-in for a write,
+                              and a read answers from one home; 0 = timeout_ms / 4 */
+    rp_keylocks *keylocks; /* borrowed, shared by this node's coordinators; NULL = its own */
+    /* Where a conditional write runs (docs/replication.md, "Conditional writes"): NULL = here,
+     * rp_cond_execute under keylocks, which makes it one compare-and-set per key only among
+     * the coordinators sharing keylocks. A cluster sets it to forward the write to the
+     * partition's leader (which calls rp_cond_execute there). Worker threads; may block. */
+    cm_err (*cond_run)(void *arg, rp *c, const rp_part *p, const rp_cond_write *w);
+    void *cond_arg;
     /* The consistency of a bucket (NULL: RP_STRONG for every bucket). Called on worker
      * threads: must not block. */
     rp_consistency (*consistency)(void *arg, const char *bucket);
     void *consistency_arg;
 } rp_config;
 
+/* CM_ERR_INVAL without base, route or clock, or for n, w, r, nshards out of range. */
 cm_err rp_new(const rp_config *cfg, rp **out);
-void rp_free(rp *c); /* waits for the calls in flight; NULL is a no-op */
-/* Swap the router after a layout change (the old one may be freed once this returns). */
+/* Waits for every call in flight (late answers, read repairs, hedge timers: each ends within
+ * its replica calls' own time limits), so nothing calls back afterwards. Not from the loop's
+ * thread; no rp_* call may run or follow. NULL is a no-op. */
+void rp_free(rp *c);
+/* Swap the router after a layout change; returns once no call uses the old one, which may be
+ * freed then. Not from the loop's thread. */
 void rp_set_router(rp *c, rp_router *router);
 
 /* The same contracts as md_object_get/put/delete and md_list_objects (meta/md.h), over the
@@ -71,11 +102,39 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
                         md_object *old, int *had_old);
 cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
 
+/*
+ * Evaluate w's condition against a quorum read of the key and write it, all under this node's
+ * per-key lock (keylocks): the body of a conditional rp_object_put / rp_object_delete, and what a
+ * partition leader runs for the writes forwarded to it. CM_ERR_PRECONDITION / CM_ERR_NOTFOUND as
+ * md_object_put says; CM_ERR_UNAVAILABLE when the read or the write cannot reach its quorum.
+ */
+cm_err rp_cond_execute(rp *c, const rp_cond_write *w);
+
+/*
+ * Anti-entropy of one partition (bucket, shard) between its home replicas: compare their Merkle
+ * leaves at depth (0 = 2: 256 leaves), fetch the keys of differing leaves, read each differing
+ * key from every home and write the winner (md_object_resolve) to the homes that lack it. At
+ * most max_keys keys are repaired per call (0 = 1000); *more is set when differences remain.
+ * CM_ERR_UNAVAILABLE when fewer than two homes answer. Blocks a worker thread (as rp_object_*).
+ */
+typedef struct {
+    size_t leaves_differing; /* leaves whose hashes were not the same on every home */
+    size_t keys_compared;    /* keys of those leaves */
+    size_t keys_repaired;    /* keys written to at least one home */
+    size_t writes;           /* replica writes */
+    int more;
+} rp_ae_result;
+cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
+                          rp_ae_result *out);
+
 typedef struct {
     uint64_t gets, puts, deletes, lists;
-    uint64_t unavailable;   /* calls that could not reach a quorum */
-    uint64_t read_repairs;  /* stale replicas written back during reads */
-    uint64_t hints_written; /* writes taken by a stand-in */
+    uint64_t unavailable;        /* calls that could not reach a quorum */
+    uint64_t read_repairs;       /* stale replicas written back during reads */
+    uint64_t repairs_dropped;    /* read repairs not sent: RP_REPAIR_MAX in flight, or closing */
+    uint64_t hints_written;      /* writes taken by a stand-in */
+    uint64_t cond_writes;        /* conditional writes run here (rp_cond_execute) */
+    uint64_t ae_runs, ae_writes; /* anti-entropy calls, replica writes they made */
 } rp_stats;
 void rp_get_stats(rp *c, rp_stats *out);
 

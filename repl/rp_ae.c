@@ -1,0 +1,246 @@
+/*
+ * rp_ae.c - anti-entropy of one partition between its home replicas.
+ *
+ * 1. merkle: the leaf hashes of every home (all N asked; at least two must answer). A leaf whose
+ *    hash is not the same on every answering home differs.
+ * 2. leaf_keys: the digests of the keys in the differing leaves, from each of those homes. A key
+ *    differs when some home lacks it or holds another digest (md_rec_info's digest covers key,
+ *    HLC, node, vector and tombstone, so replicas in sync agree).
+ * 3. For each differing key (at most max_keys per call, AE_BATCH at a time): read it from every
+ *    home, resolve the winner (md_object_resolve) and put it to each home whose version is not
+ *    the winner. A replica's put is a merge, so a write that raced in meanwhile is never undone.
+ *
+ * The replicas are those that answered step 1: the ops of steps 2 and 3 are made "fixed" over
+ * them under the first op's router generation, which this run holds until it returns.
+ *
+ * Tombstones are repaired like any version (a home that missed a delete gets the tombstone), and
+ * never collected here: see docs/replication.md, "Anti-entropy", for the collection rule.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_int.h"
+
+#define AE_BATCH 32      /* keys read and written in parallel */
+#define AE_LEAVES_MAX 64 /* differing leaves whose keys one call fetches */
+
+typedef struct {
+    rp *c;
+    rp_op *root; /* the merkle op, held for its router generation and its replicas */
+    rp_replica *reps[RP_SLOTS];
+    size_t nrep;
+    rp_ae_result *res;
+} ae_run;
+
+/* Wait for a fixed op needing every replica; CM_ERR_UNAVAILABLE unless all answered. */
+static cm_err wait_all(rp_op *op, int64_t deadline)
+{
+    rp_op_wait(op, deadline);
+    pthread_mutex_lock(&op->c->mu);
+    cm_err e = op->nok == op->nslots ? CM_OK : CM_ERR_UNAVAILABLE;
+    pthread_mutex_unlock(&op->c->mu);
+    return e;
+}
+
+static cm_err merkle_phase(ae_run *a, const char *bucket, uint32_t shard, int depth,
+                           uint32_t **leaves, size_t *nleaves)
+{
+    rp *c = a->c;
+    rp_op *op = rp_op_new(c, RP_K_MERKLE, bucket, shard);
+    if (!op)
+        return CM_ERR_NOMEM;
+    op->depth = depth;
+    op->need = c->cfg.n;
+    cm_err e = rp_op_start(op);
+    if (e != CM_OK)
+        return e;
+    a->root = op;
+    rp_op_wait(op, rp_now_ms() + c->cfg.timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    const rp_slot *first = NULL;
+    for (int i = 0; i < op->nslots; i++) {
+        rp_slot *s = &op->slot[i];
+        if (s->state == RP_SLOT_DONE && s->err == CM_OK) {
+            a->reps[a->nrep++] = s->r;
+            if (!first)
+                first = s;
+        }
+    }
+    size_t n = first ? first->nleaves : 0;
+    *leaves = n ? calloc(n, sizeof(**leaves)) : NULL;
+    *nleaves = 0;
+    if (a->nrep < 2)
+        e = CM_ERR_UNAVAILABLE;
+    else if (n && !*leaves)
+        e = CM_ERR_NOMEM;
+    for (size_t l = 0; e == CM_OK && l < n; l++) {
+        int differs = 0;
+        for (int i = 0; i < op->nslots && !differs; i++) {
+            const rp_slot *s = &op->slot[i];
+            if (s->state != RP_SLOT_DONE || s->err != CM_OK)
+                continue;
+            differs = s->nleaves != n || memcmp(s->hashes + l * 16, first->hashes + l * 16, 16);
+        }
+        if (differs)
+            (*leaves)[(*nleaves)++] = (uint32_t)l;
+    }
+    pthread_mutex_unlock(&c->mu);
+    a->res->leaves_differing = *nleaves;
+    return e;
+}
+
+static int info_cmp(const void *x, const void *y)
+{
+    return strcmp(((const md_rec_info *)x)->key, ((const md_rec_info *)y)->key);
+}
+
+/* The keys of the leaves that are not the same on every replica (heap strings, sorted). */
+static cm_err differing_keys(ae_run *a, const uint32_t *leaves, size_t nleaves, int depth,
+                             char ***keys, size_t *nkeys)
+{
+    rp *c = a->c;
+    *keys = NULL;
+    *nkeys = 0;
+    rp_op *op = rp_op_new_fixed(c, a->root, RP_K_LEAVES, a->reps, a->nrep);
+    if (!op || !(op->leaves = malloc(nleaves * sizeof(*leaves)))) {
+        rp_op_put(op);
+        return CM_ERR_NOMEM;
+    }
+    memcpy(op->leaves, leaves, nleaves * sizeof(*leaves));
+    op->nleaves = nleaves;
+    op->depth = depth;
+    cm_err e = rp_op_start(op);
+    if (e != CM_OK)
+        return e;
+    e = wait_all(op, rp_now_ms() + c->cfg.timeout_ms);
+    size_t total = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; e == CM_OK && i < op->nslots; i++)
+        total += op->slot[i].ninfos;
+    md_rec_info *all = total ? calloc(total, sizeof(*all)) : NULL;
+    size_t na = 0;
+    for (int i = 0; all && i < op->nslots; i++)
+        for (size_t j = 0; j < op->slot[i].ninfos; j++)
+            all[na++] = op->slot[i].infos[j]; /* borrowed keys: the op lives until the end */
+    pthread_mutex_unlock(&c->mu);
+    if (total && !all)
+        e = CM_ERR_NOMEM;
+    if (e == CM_OK && na) {
+        qsort(all, na, sizeof(*all), info_cmp);
+        *keys = calloc(na, sizeof(**keys));
+        if (!*keys)
+            e = CM_ERR_NOMEM;
+    }
+    for (size_t i = 0; e == CM_OK && i < na;) {
+        size_t j = i + 1;
+        int same = 1;
+        for (; j < na && strcmp(all[j].key, all[i].key) == 0; j++)
+            same = same && memcmp(all[j].digest, all[i].digest, 16) == 0;
+        if (!same || j - i != a->nrep) {
+            if (!((*keys)[*nkeys] = strdup(all[i].key)))
+                e = CM_ERR_NOMEM;
+            else
+                (*nkeys)++;
+        }
+        i = j;
+    }
+    free(all);
+    rp_op_put(op);
+    return e;
+}
+
+/* Read keys[0..n) from every replica and write each winner where it is missing. */
+static cm_err repair_batch(ae_run *a, char *const *keys, size_t n)
+{
+    rp *c = a->c;
+    rp_op *gets[AE_BATCH] = {0}, *puts[AE_BATCH] = {0};
+    cm_err e = CM_OK;
+    int64_t deadline = rp_now_ms() + c->cfg.timeout_ms;
+    for (size_t i = 0; i < n && e == CM_OK; i++) {
+        rp_op *op = rp_op_new_fixed(c, a->root, RP_K_GET, a->reps, a->nrep);
+        if (!op || !(op->key = strdup(keys[i]))) {
+            rp_op_put(op);
+            e = CM_ERR_NOMEM;
+        } else if ((e = rp_op_start(op)) == CM_OK) {
+            gets[i] = op;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!gets[i])
+            continue;
+        cm_err ge = wait_all(gets[i], deadline);
+        rp_replica *to[RP_SLOTS];
+        size_t nto = 0;
+        const md_object *w = NULL;
+        pthread_mutex_lock(&c->mu);
+        for (int s = 0; ge == CM_OK && s < gets[i]->nslots; s++) {
+            const rp_slot *sl = &gets[i]->slot[s];
+            if (sl->has_rec && (!w || md_object_resolve(w, &sl->rec, NULL) == 1))
+                w = &sl->rec;
+        }
+        for (int s = 0; w && s < gets[i]->nslots; s++) {
+            const rp_slot *sl = &gets[i]->slot[s];
+            if (!sl->has_rec || !rp_same_version(&sl->rec, w))
+                to[nto++] = sl->r;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (e == CM_OK)
+            e = ge;
+        if (nto == 0 || e != CM_OK)
+            continue;
+        rp_op *op = rp_op_new_fixed(c, a->root, RP_K_PUT, to, nto);
+        if (!op || md_object_copy(w, &op->rec) != CM_OK) {
+            rp_op_put(op);
+            e = CM_ERR_NOMEM;
+        } else if ((e = rp_op_start(op)) == CM_OK) {
+            puts[i] = op;
+            a->res->keys_repaired++;
+            a->res->writes += nto;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        cm_err pe = puts[i] ? wait_all(puts[i], deadline) : CM_OK;
+        if (e == CM_OK)
+            e = pe;
+        rp_op_put(puts[i]);
+        rp_op_put(gets[i]);
+    }
+    return e;
+}
+
+cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
+                          rp_ae_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (depth == 0)
+        depth = 2;
+    if (max_keys == 0)
+        max_keys = 1000;
+    if (depth < 1 || depth > MD_MERKLE_MAX_DEPTH || shard >= c->cfg.nshards)
+        return CM_ERR_INVAL;
+    ae_run a = {.c = c, .res = out};
+    uint32_t *leaves = NULL;
+    size_t nleaves = 0;
+    char **keys = NULL;
+    size_t nkeys = 0;
+    cm_err e = merkle_phase(&a, bucket, shard, depth, &leaves, &nleaves);
+    /* A call's work is bounded: AE_LEAVES_MAX leaves' keys, max_keys keys repaired. */
+    size_t nl = nleaves < AE_LEAVES_MAX ? nleaves : AE_LEAVES_MAX;
+    if (e == CM_OK && nl)
+        e = differing_keys(&a, leaves, nl, depth, &keys, &nkeys);
+    out->keys_compared = nkeys;
+    size_t todo = nkeys < max_keys ? nkeys : max_keys;
+    out->more = todo < nkeys || nl < nleaves;
+    for (size_t i = 0; e == CM_OK && i < todo; i += AE_BATCH)
+        e = repair_batch(&a, keys + i, todo - i < AE_BATCH ? todo - i : AE_BATCH);
+    md_keys_free(keys, nkeys);
+    free(leaves);
+    rp_op_put(a.root);
+    pthread_mutex_lock(&c->mu);
+    c->st.ae_runs++;
+    c->st.ae_writes += out->writes;
+    if (e == CM_ERR_UNAVAILABLE)
+        c->st.unavailable++;
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}

@@ -1,0 +1,396 @@
+/*
+ * rp_coord.c - the quorum coordinator: object get, put and delete over a partition's replicas.
+ *
+ * get: ask the N homes, answer once R answered (a missing key is an answer), the winner by
+ * md_object_resolve; the op stays behind to write the winner to replicas seen stale once all
+ * answered (read repair, rp_op.c). A tombstone is an absent object.
+ *
+ * put / delete: a quorum read first, then one write. The read gives what the write must
+ * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
+ * read, incremented for this node at the new HLC, so the write dominates everything its
+ * coordinator saw, which is what a blind S3 PUT means ("replace whatever is there"); versions it
+ * did not see (written concurrently elsewhere) stay concurrent with it and resolve by
+ * last-writer-wins on (hlc, node). The clocks of every version read are merged into this node's
+ * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
+ * the same way. The write goes to the N homes and succeeds at W durable answers.
+ *
+ * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
+ * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
+ * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum).
+ *
+ * Conditional writes go through cfg.cond_run (a partition leader) or rp_cond_execute here: the
+ * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
+ * condition and the write are one compare-and-set among the writers that share the lock.
+ *
+ * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "rp_int.h"
+
+const char *rp_consistency_name(rp_consistency c)
+{
+    return c == RP_AVAILABLE ? "available" : "strong";
+}
+
+cm_err rp_consistency_parse(const char *s, rp_consistency *out)
+{
+    if (s && strcmp(s, "strong") == 0)
+        *out = RP_STRONG;
+    else if (s && strcmp(s, "available") == 0)
+        *out = RP_AVAILABLE;
+    else
+        return CM_ERR_INVAL;
+    return CM_OK;
+}
+
+cm_err rp_keylocks_new(rp_keylocks **out)
+{
+    rp_keylocks *l = calloc(1, sizeof(*l));
+    if (!l)
+        return CM_ERR_NOMEM;
+    for (int i = 0; i < RP_KEYLOCKS; i++)
+        pthread_mutex_init(&l->mu[i], NULL);
+    *out = l;
+    return CM_OK;
+}
+
+void rp_keylocks_free(rp_keylocks *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < RP_KEYLOCKS; i++)
+        pthread_mutex_destroy(&l->mu[i]);
+    free(l);
+}
+
+static pthread_mutex_t *key_lock(rp *c, const char *bucket, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *s = bucket; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    h = (h ^ 0) * 1099511628211ULL;
+    for (const char *s = key; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return &c->locks->mu[h % RP_KEYLOCKS];
+}
+
+cm_err rp_new(const rp_config *cfg, rp **out)
+{
+    if (!cfg->base || !cfg->route || !cfg->clock)
+        return CM_ERR_INVAL;
+    rp *c = calloc(1, sizeof(*c));
+    if (!c)
+        return CM_ERR_NOMEM;
+    c->cfg = *cfg;
+    rp_config *k = &c->cfg;
+    if (k->n == 0)
+        k->n = 3;
+    if (k->w == 0)
+        k->w = k->n / 2 + 1;
+    if (k->r == 0)
+        k->r = k->n / 2 + 1;
+    if (k->nshards == 0)
+        k->nshards = 8;
+    if (k->timeout_ms <= 0)
+        k->timeout_ms = 5000;
+    if (k->hedge_ms <= 0)
+        k->hedge_ms = k->timeout_ms / 4;
+    if (k->n < 1 || k->n > RP_SLOTS / 2 || k->w < 1 || k->w > k->n || k->r < 1 || k->r > k->n ||
+        k->w + k->r <= k->n || k->nshards > RP_MAX_SHARDS) {
+        free(c);
+        return CM_ERR_INVAL;
+    }
+    if (!k->keylocks) {
+        cm_err e = rp_keylocks_new(&c->locks);
+        if (e != CM_OK) {
+            free(c);
+            return e;
+        }
+        c->own_locks = 1;
+    } else {
+        c->locks = k->keylocks;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->idle, NULL);
+    c->router = cfg->router;
+    *out = c;
+    return CM_OK;
+}
+
+void rp_free(rp *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->closing = 1;
+    while (c->ops > 0) /* late completions, read repairs: each op ends within its calls' time */
+        pthread_cond_wait(&c->idle, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&c->idle);
+    pthread_mutex_destroy(&c->mu);
+    if (c->own_locks)
+        rp_keylocks_free(c->locks);
+    free(c);
+}
+
+void rp_set_router(rp *c, rp_router *router)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->draining)
+        pthread_cond_wait(&c->idle, &c->mu);
+    c->old_router = c->router;
+    c->old_users = c->rt_users;
+    c->rt_users = 0;
+    c->router = router;
+    c->rt_gen++;
+    c->draining = 1;
+    while (c->old_users > 0)
+        pthread_cond_wait(&c->idle, &c->mu);
+    c->old_router = NULL;
+    c->draining = 0;
+    pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rp_get_stats(rp *c, rp_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->st;
+    pthread_mutex_unlock(&c->mu);
+}
+
+rp_consistency rp_mode(rp *c, const char *bucket)
+{
+    return c->cfg.consistency ? c->cfg.consistency(c->cfg.consistency_arg, bucket) : RP_STRONG;
+}
+
+static void count(rp *c, uint64_t *field)
+{
+    pthread_mutex_lock(&c->mu);
+    (*field)++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* What a quorum read found. */
+typedef struct {
+    int has;       /* some replica holds a version (live or tombstone) */
+    md_object win; /* the winner when has */
+    md_vv seen;    /* every version's vector merged */
+    int all_homes; /* every home answered */
+} rp_read;
+
+/* Resolve the answers of a finished get op (c->mu held). */
+static cm_err read_collect_locked(rp *c, rp_op *op, rp_consistency mode, rp_read *rd)
+{
+    if (op->nok < op->need && !(mode == RP_AVAILABLE && op->nok >= 1))
+        return CM_ERR_UNAVAILABLE;
+    const md_object *w = NULL;
+    for (int i = 0; i < op->nslots; i++) {
+        const rp_slot *s = &op->slot[i];
+        if (s->state != RP_SLOT_DONE || !s->has_rec)
+            continue;
+        uint64_t ignored;
+        (void)md_hlc_update(c->cfg.clock, s->rec.hlc, &ignored); /* a refused drift: skip it */
+        md_vv_merge(&rd->seen, &s->rec.vv, &rd->seen);
+        if (!w || md_object_resolve(w, &s->rec, NULL) == 1)
+            w = &s->rec;
+    }
+    rd->all_homes = op->nok == op->nslots && op->nslots == c->cfg.n;
+    if (w) {
+        cm_err e = md_object_copy(w, &rd->win);
+        if (e != CM_OK)
+            return e;
+        rd->has = 1;
+    }
+    return CM_OK;
+}
+
+/* A bucket name and key the replicas can hold. */
+static int valid(const char *bucket, const char *key)
+{
+    size_t bl = strlen(bucket), kl = key ? strlen(key) : 0;
+    return bl > 0 && bl <= MD_BUCKET_MAX && kl > 0 && kl <= MD_MAX_KEY;
+}
+
+static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, rp_read *rd)
+{
+    memset(rd, 0, sizeof(*rd));
+    rp_consistency mode = rp_mode(c, bucket);
+    rp_op *op = rp_op_new(c, RP_K_GET, bucket, rp_shard_of(key, c->cfg.nshards));
+    if (!op || !(op->key = strdup(key))) {
+        rp_op_put(op);
+        return CM_ERR_NOMEM;
+    }
+    op->need = c->cfg.r;
+    op->lenient = mode == RP_AVAILABLE;
+    op->repair = repair;
+    cm_err e = rp_op_run(op);
+    if (e != CM_OK)
+        return e;
+    pthread_mutex_lock(&c->mu);
+    e = read_collect_locked(c, op, mode, rd);
+    if (e == CM_ERR_UNAVAILABLE)
+        c->st.unavailable++;
+    pthread_mutex_unlock(&c->mu);
+    rp_op_put(op);
+    return e;
+}
+
+cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
+{
+    rp_read rd;
+    if (!valid(bucket, key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.gets);
+    cm_err e = quorum_read(c, bucket, key, 1, &rd);
+    if (e != CM_OK)
+        return e;
+    if (!rd.has || rd.win.tombstone) {
+        md_object_release(&rd.win);
+        return CM_ERR_NOTFOUND;
+    }
+    *out = rd.win;
+    return CM_OK;
+}
+
+/* Send rec to the partition's homes and wait for W of them (RP_AVAILABLE: stand-ins too). */
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec)
+{
+    rp_consistency mode = rp_mode(c, bucket);
+    rp_op *op = rp_op_new(c, RP_K_PUT, bucket, rp_shard_of(rec->key, c->cfg.nshards));
+    if (!op)
+        return CM_ERR_NOMEM;
+    op->rec = *rec; /* moved */
+    memset(rec, 0, sizeof(*rec));
+    op->need = c->cfg.w;
+    op->sloppy = mode == RP_AVAILABLE;
+    cm_err e = rp_op_run(op);
+    if (e != CM_OK)
+        return e;
+    pthread_mutex_lock(&c->mu);
+    if (op->nok >= op->need) {
+        e = CM_OK;
+    } else {
+        int nobucket = 0;
+        for (int i = 0; i < op->nslots; i++)
+            nobucket += op->slot[i].state == RP_SLOT_DONE && op->slot[i].err == CM_ERR_NOTFOUND;
+        /* A bucket no replica knows is the caller's NOTFOUND, as md_object_put answers. */
+        e = nobucket > 0 && nobucket == op->nended ? CM_ERR_NOTFOUND : CM_ERR_UNAVAILABLE;
+        if (e == CM_ERR_UNAVAILABLE)
+            c->st.unavailable++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    rp_op_put(op);
+    return e;
+}
+
+/* Read, check the condition (may be NULL), stamp and write: obj NULL writes a tombstone. */
+static cm_err read_and_write(rp *c, const char *bucket, const char *key, const md_object *obj,
+                             const md_cond *cond)
+{
+    rp_read rd;
+    rp_consistency mode = rp_mode(c, bucket);
+    cm_err e = quorum_read(c, bucket, key, 0, &rd);
+    if (e == CM_ERR_UNAVAILABLE && mode == RP_AVAILABLE && !cond) {
+        memset(&rd, 0, sizeof(rd)); /* writable while any node answers: blind write */
+        e = CM_OK;
+    }
+    if (e != CM_OK)
+        return e;
+    e = md_cond_check(cond, rd.has ? &rd.win : NULL);
+    /* Nothing to delete: a quorum (or every home) holds no live version. */
+    int skip = !obj && (mode == RP_STRONG || rd.all_homes) && (!rd.has || rd.win.tombstone);
+    md_object_release(&rd.win);
+    if (e != CM_OK || skip)
+        return e;
+    md_object rec;
+    if (obj) {
+        e = md_object_copy(obj, &rec);
+        if (e != CM_OK)
+            return e;
+    } else {
+        memset(&rec, 0, sizeof(rec));
+        if (!(rec.key = strdup(key)))
+            return CM_ERR_NOMEM;
+        memcpy(rec.version_id, "null", 5);
+        rec.tombstone = 1;
+    }
+    rec.generation = 0;
+    rec.hlc = md_hlc_now(c->cfg.clock);
+    rec.hlc_node = c->cfg.node;
+    rec.vv = rd.seen;
+    md_vv_increment(&rec.vv, c->cfg.node, rec.hlc);
+    e = quorum_write(c, bucket, &rec);
+    md_object_release(&rec);
+    return e;
+}
+
+cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
+{
+    pthread_mutex_t *mu = key_lock(c, w->bucket, w->key);
+    count(c, &c->st.cond_writes);
+    /* The condition is decided on a quorum read taken after every earlier conditional write of
+     * the key (that shares this lock) reached W replicas: R + W > N makes it visible. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+    until.tv_sec += c->cfg.timeout_ms / 1000;
+    until.tv_nsec += (long)(c->cfg.timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    if (pthread_mutex_timedlock(mu, &until) != 0) {
+        count(c, &c->st.unavailable); /* the writes queued before it took too long */
+        return CM_ERR_UNAVAILABLE;
+    }
+    cm_err e = read_and_write(c, w->bucket, w->key, w->obj, w->cond);
+    pthread_mutex_unlock(mu);
+    return e;
+}
+
+static int cond_set(const md_cond *cond)
+{
+    return cond && (cond->if_none_match_star || cond->if_match);
+}
+
+static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,
+                       const md_cond *cond)
+{
+    rp_cond_write w = {bucket, key, obj, cond};
+    if (!c->cfg.cond_run)
+        return rp_cond_execute(c, &w);
+    rp_part p = {bucket, rp_shard_of(key, c->cfg.nshards), c->cfg.nshards};
+    return c->cfg.cond_run(c->cfg.cond_arg, c, &p, &w);
+}
+
+cm_err rp_object_put(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
+                     md_object *old, int *had_old)
+{
+    (void)old;
+    if (had_old)
+        *had_old = 0;
+    if (!valid(bucket, obj->key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.puts);
+    if (cond_set(cond))
+        return run_cond(c, bucket, obj->key, obj, cond);
+    return read_and_write(c, bucket, obj->key, obj, NULL);
+}
+
+cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_cond *cond,
+                        md_object *old, int *had_old)
+{
+    (void)old;
+    if (had_old)
+        *had_old = 0;
+    if (!valid(bucket, key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.deletes);
+    if (cond_set(cond))
+        return run_cond(c, bucket, key, NULL, cond);
+    return read_and_write(c, bucket, key, NULL, NULL);
+}

@@ -1,0 +1,128 @@
+/*
+ * rp_int.h - the coordinator's insides, shared by its files (not public).
+ *
+ * An rp_op is one fan-out: the same replica call (get, put, list, merkle or leaf_keys) sent to the
+ * replicas of one partition, with a count of successes that ends the wait. The worker thread that
+ * made it posts it to cfg.base's loop (rp_op_start), which routes it and sends the calls; the
+ * completions run on the loop and store their results in the op's slots; the worker waits on the
+ * op's condition variable until enough succeeded, every call ended, or its deadline passed, and
+ * then reads the slots (rp_op_wait). Every field of an op that the loop writes after the start is
+ * guarded by the coordinator's mutex.
+ *
+ * Lifetime: an op is reference counted under the coordinator's mutex: one reference for its
+ * waiter (none for a detached op: read repair, anti-entropy writes), one per call in flight and
+ * one per pending hedge timer. The last one frees it, on whichever thread drops it; a completion
+ * arriving after the waiter gave up therefore finds its op alive. rp_free waits until no op
+ * exists, so no completion can ever arrive at a freed coordinator.
+ */
+#ifndef RP_INT_H
+#define RP_INT_H
+
+#include <pthread.h>
+
+#include "rp.h"
+
+#define RP_SLOTS 12      /* replicas of one fan-out: homes and stand-ins */
+#define RP_REPAIR_MAX 64 /* read-repair writes in flight at most (more are dropped, counted) */
+#define RP_KEYLOCKS 256  /* stripes of the per-key lock of conditional writes */
+#define RP_PAGE_MIN 16   /* listing: records per shard page, at least */
+
+typedef enum { RP_K_GET, RP_K_PUT, RP_K_LIST, RP_K_MERKLE, RP_K_LEAVES } rp_kind;
+typedef enum { RP_SLOT_IDLE = 0, RP_SLOT_SENT, RP_SLOT_DONE } rp_slot_state;
+
+typedef struct rp_op rp_op;
+
+/* One replica call of an op and what it answered (copies owned by the op). */
+typedef struct {
+    rp_op *op;
+    rp_replica *r;
+    const char *hint_for; /* a stand-in: the home node it writes for */
+    int standin;          /* home slot index this one stands in for, -1 when a home */
+    int replaced;         /* a home whose write went to a stand-in */
+    rp_slot_state state;
+    cm_err err;
+    int no_bucket, applied, truncated;
+    int has_rec;
+    md_object rec;   /* get */
+    md_object *recs; /* list */
+    size_t nrecs;
+    uint8_t *hashes; /* merkle */
+    size_t nleaves;
+    md_rec_info *infos; /* leaf_keys */
+    size_t ninfos;
+} rp_slot;
+
+struct rp_op {
+    rp *c;
+    rp_kind kind;
+    char bucket[MD_BUCKET_MAX + 1];
+    rp_part part;
+    char *key;     /* get */
+    md_object rec; /* put: the record (owned) */
+    char *prefix;  /* list */
+    char *after;
+    size_t max;
+    int depth; /* merkle, leaf_keys */
+    uint32_t *leaves;
+    size_t nleaves;
+    int need;     /* successes that end the wait */
+    int sloppy;   /* put: a failed or slow home is replaced by a stand-in with a hint */
+    int lenient;  /* read of an RP_AVAILABLE bucket: at the hedge, one answer is enough */
+    int fixed;    /* the replicas were given (no routing) */
+    int repair;   /* get: write the winner back to stale replicas once all answered */
+    int detached; /* no waiter */
+    int nslots;
+    rp_slot slot[RP_SLOTS];
+    rp_replica *fallback[RP_SLOTS]; /* stand-ins in preference order */
+    int nfallback, next_fallback;
+    int nok, nended;
+    int finished, refs, routed;
+    unsigned rt_gen; /* the router generation the op holds a use of */
+    pthread_cond_t cv;
+};
+
+struct rp_keylocks {
+    pthread_mutex_t mu[RP_KEYLOCKS];
+};
+
+struct rp {
+    rp_config cfg; /* with defaults filled in */
+    pthread_mutex_t mu;
+    pthread_cond_t idle; /* signalled when ops reaches 0 or an old router drains */
+    rp_router *router, *old_router;
+    unsigned rt_gen, rt_users, old_users; /* uses of the current and of the previous router */
+    int draining;                         /* a swap waits for the previous router's users */
+    size_t ops;                           /* live ops */
+    size_t repairs_inflight;
+    int closing;
+    rp_stats st;
+    rp_keylocks *locks;
+    int own_locks;
+};
+
+/* rp_op.c */
+rp_op *rp_op_new(rp *c, rp_kind kind, const char *bucket, uint32_t shard);
+/* Post the op to the loop; on failure the op is freed. */
+cm_err rp_op_start(rp_op *op);
+/* Wait until the op finished or deadline_ms (CLOCK_MONOTONIC ms) passed; 1 when finished. The
+ * caller reads the slots under c->mu afterwards, then drops its reference with rp_op_put. */
+int rp_op_wait(rp_op *op, int64_t deadline_ms);
+void rp_op_put(rp_op *op);
+/* rp_op_start, then rp_op_wait until cfg.timeout_ms from now. */
+cm_err rp_op_run(rp_op *op);
+/* An op over the given replicas of parent's partition, under parent's router generation
+ * (parent must still be held), needing all n. */
+rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *const *reps, size_t n);
+/* Start a detached put of rec to the given replicas of parent's partition (read repair), under
+ * parent's router generation (parent must still be held); counted in repairs_inflight, dropped
+ * (0 returned, counted) when RP_REPAIR_MAX are in flight or the coordinator closes. */
+int rp_op_repair(rp *c, const rp_op *parent, const md_object *rec, rp_replica *const *reps,
+                 size_t n);
+int64_t rp_now_ms(void);
+/* A reply from a replica is "the same version" as rec (stamps, vector and tombstone agree). */
+int rp_same_version(const md_object *a, const md_object *b);
+
+/* rp_coord.c */
+rp_consistency rp_mode(rp *c, const char *bucket);
+
+#endif

@@ -1,0 +1,510 @@
+/*
+ * rp_op.c - fan-outs: one replica call sent to a partition's replicas, waited for by a worker.
+ *
+ * A worker thread builds an op (rp_op_new), posts it to the loop (rp_op_start: event_base_once,
+ * which is thread-safe once evthread_use_pthreads ran before the base was made) and blocks in
+ * rp_op_wait. On the loop, op_start routes the partition (cfg.route over the router the op holds
+ * a use of), and sends the call to every home replica. Each completion stores its copy of the
+ * answer in its slot and marks it done under the coordinator's mutex; the op finishes once `need`
+ * calls succeeded or every call ended, which wakes the waiter. A sloppy put (RP_AVAILABLE) sends a
+ * failed home's record to the next stand-in of the preference list with hint_for set, and also
+ * does so for homes still silent when the hedge timer fires (cfg.hedge_ms after the start).
+ *
+ * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
+ * before) for every replica's answer, then writes the winner to each replica that answered with
+ * a loser or nothing, as a detached put op (rp_op_repair), at most RP_REPAIR_MAX in flight.
+ *
+ * Lifetime (see rp_int.h): references under c->mu; the last one frees the op. Router uses: an op
+ * holds a use of the router generation it routed with, so rp_set_router returns only when no op
+ * (nor a repair it started) can still reach a replica of the old router.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "rp_int.h"
+
+int64_t rp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int rp_same_version(const md_object *a, const md_object *b)
+{
+    return a->hlc == b->hlc && a->hlc_node == b->hlc_node && a->tombstone == b->tombstone &&
+           md_vv_compare(&a->vv, &b->vv) == MD_VV_EQUAL;
+}
+
+static void router_use(rp *c, unsigned gen)
+{
+    if (gen == c->rt_gen)
+        c->rt_users++;
+    else
+        c->old_users++;
+}
+
+static void router_unuse(rp *c, unsigned gen)
+{
+    if (gen == c->rt_gen) {
+        c->rt_users--;
+    } else if (--c->old_users == 0) {
+        pthread_cond_broadcast(&c->idle);
+    }
+}
+
+static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard)
+{
+    if (strlen(bucket) > MD_BUCKET_MAX)
+        return NULL;
+    rp_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&op->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    op->c = c;
+    op->kind = kind;
+    memcpy(op->bucket, bucket, strlen(bucket) + 1);
+    op->part = (rp_part){op->bucket, shard, c->cfg.nshards};
+    op->refs = 1;
+    op->need = 1;
+    return op;
+}
+
+rp_op *rp_op_new(rp *c, rp_kind kind, const char *bucket, uint32_t shard)
+{
+    rp_op *op = op_alloc(c, kind, bucket, shard);
+    if (!op)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    op->rt_gen = c->rt_gen;
+    router_use(c, op->rt_gen);
+    c->ops++;
+    pthread_mutex_unlock(&c->mu);
+    return op;
+}
+
+static void slot_release(rp_slot *s)
+{
+    md_object_release(&s->rec);
+    for (size_t i = 0; i < s->nrecs; i++)
+        md_object_release(&s->recs[i]);
+    free(s->recs);
+    free(s->hashes);
+    md_rec_infos_free(s->infos, s->ninfos);
+}
+
+/* Free an op whose last reference is gone (c->mu not held; c is not touched). */
+static void op_free(rp_op *op)
+{
+    for (int i = 0; i < op->nslots; i++)
+        slot_release(&op->slot[i]);
+    md_object_release(&op->rec);
+    free(op->key);
+    free(op->prefix);
+    free(op->after);
+    free(op->leaves);
+    pthread_cond_destroy(&op->cv);
+    free(op);
+}
+
+/* Drop a reference with c->mu held; 1 when the caller must op_free after unlocking. */
+static int op_unref_locked(rp_op *op)
+{
+    rp *c = op->c;
+    if (--op->refs > 0)
+        return 0;
+    router_unuse(c, op->rt_gen);
+    if (op->kind == RP_K_PUT && op->detached)
+        c->repairs_inflight--;
+    if (--c->ops == 0)
+        pthread_cond_broadcast(&c->idle);
+    return 1;
+}
+
+void rp_op_put(rp_op *op)
+{
+    if (!op)
+        return;
+    pthread_mutex_lock(&op->c->mu);
+    int last = op_unref_locked(op);
+    pthread_mutex_unlock(&op->c->mu);
+    if (last)
+        op_free(op);
+}
+
+static int slot_ok(const rp_op *op, const rp_slot *s)
+{
+    if (s->err == CM_OK)
+        return 1;
+    /* An absent key or bucket is an answer for every read; a write must be stored. */
+    return s->err == CM_ERR_NOTFOUND && op->kind != RP_K_PUT;
+}
+
+static void check_finished_locked(rp_op *op)
+{
+    if (op->finished)
+        return;
+    int all = op->routed;
+    for (int i = 0; i < op->nslots && all; i++)
+        all = op->slot[i].state == RP_SLOT_DONE;
+    if (op->nok >= op->need || all) {
+        op->finished = 1;
+        pthread_cond_broadcast(&op->cv);
+    }
+}
+
+static void op_done(void *arg, const rp_result *res);
+
+static cm_err dispatch(rp_op *op, rp_slot *s)
+{
+    switch (op->kind) {
+    case RP_K_GET:
+        return rp_replica_get(s->r, &op->part, op->key, op_done, s);
+    case RP_K_PUT:
+        return rp_replica_put(s->r, &op->part, &op->rec, s->hint_for, op_done, s);
+    case RP_K_LIST:
+        return rp_replica_list(s->r, &op->part, op->prefix, op->after, op->max, op_done, s);
+    case RP_K_MERKLE:
+        return rp_replica_merkle(s->r, &op->part, op->depth, op_done, s);
+    case RP_K_LEAVES:
+        return rp_replica_leaf_keys(s->r, &op->part, op->depth, op->leaves, op->nleaves, op_done,
+                                    s);
+    }
+    return CM_ERR_INTERNAL;
+}
+
+static void launch_standin(rp_op *op, int home);
+
+/* Send slot i's call (loop thread, c->mu not held; the caller holds a reference). */
+static void op_send(rp_op *op, int i)
+{
+    rp *c = op->c;
+    rp_slot *s = &op->slot[i];
+    pthread_mutex_lock(&c->mu);
+    s->state = RP_SLOT_SENT;
+    op->refs++;
+    pthread_mutex_unlock(&c->mu);
+    cm_err e = dispatch(op, s);
+    if (e == CM_OK)
+        return;
+    pthread_mutex_lock(&c->mu);
+    s->err = e;
+    s->state = RP_SLOT_DONE;
+    op->nended++;
+    op_unref_locked(op); /* never the last: the caller holds one */
+    int standin = op->sloppy && s->standin < 0 && !s->replaced;
+    if (standin)
+        s->replaced = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (standin)
+        launch_standin(op, i);
+}
+
+static void launch_standin(rp_op *op, int home)
+{
+    rp *c = op->c;
+    pthread_mutex_lock(&c->mu);
+    if (op->next_fallback >= op->nfallback || op->nslots >= RP_SLOTS) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    int j = op->nslots++;
+    rp_slot *s = &op->slot[j];
+    memset(s, 0, sizeof(*s));
+    s->op = op;
+    s->r = op->fallback[op->next_fallback++];
+    s->hint_for = op->slot[home].r->node_id;
+    s->standin = home;
+    pthread_mutex_unlock(&c->mu);
+    op_send(op, j);
+}
+
+/* Copy what a replica answered into its slot (before the slot is marked done). */
+static void copy_result(rp_op *op, rp_slot *s, const rp_result *res)
+{
+    s->err = res->err;
+    s->no_bucket = res->no_bucket;
+    s->applied = res->applied;
+    s->truncated = res->truncated;
+    if (res->err != CM_OK)
+        return;
+    if (op->kind == RP_K_GET && res->rec) {
+        if (md_object_copy(res->rec, &s->rec) == CM_OK)
+            s->has_rec = 1;
+        else
+            s->err = CM_ERR_NOMEM;
+    } else if (op->kind == RP_K_LIST && res->nrecs) {
+        s->recs = calloc(res->nrecs, sizeof(*s->recs));
+        for (size_t i = 0; s->recs && i < res->nrecs; i++, s->nrecs++)
+            if (md_object_copy(&res->recs[i], &s->recs[i]) != CM_OK)
+                break;
+        if (s->nrecs < res->nrecs)
+            s->err = CM_ERR_NOMEM;
+    } else if (op->kind == RP_K_MERKLE && res->nleaves) {
+        s->hashes = malloc(res->nleaves * 16);
+        if (s->hashes) {
+            memcpy(s->hashes, res->hashes, res->nleaves * 16);
+            s->nleaves = res->nleaves;
+        } else {
+            s->err = CM_ERR_NOMEM;
+        }
+    } else if (op->kind == RP_K_LEAVES && res->ninfos) {
+        s->infos = calloc(res->ninfos, sizeof(*s->infos));
+        for (size_t i = 0; s->infos && i < res->ninfos; i++, s->ninfos++) {
+            s->infos[i] = res->infos[i];
+            s->infos[i].key = strdup(res->infos[i].key);
+            if (!s->infos[i].key)
+                break;
+        }
+        if (s->ninfos < res->ninfos)
+            s->err = CM_ERR_NOMEM;
+    }
+}
+
+/* Read repair, once every replica of a repairing get answered (c->mu held): the winner and the
+ * replicas that lack it go to *rec / reps. */
+static size_t repair_targets_locked(rp_op *op, md_object **win, rp_replica **reps)
+{
+    const md_object *w = NULL;
+    for (int i = 0; i < op->nslots; i++) {
+        rp_slot *s = &op->slot[i];
+        if (s->has_rec && (!w || md_object_resolve(w, &s->rec, NULL) == 1))
+            w = &s->rec;
+    }
+    size_t n = 0;
+    for (int i = 0; w && i < op->nslots; i++) {
+        rp_slot *s = &op->slot[i];
+        if (!slot_ok(op, s))
+            continue; /* unreachable now: anti-entropy or a hint brings it up to date */
+        if (!s->has_rec || !rp_same_version(&s->rec, w))
+            reps[n++] = s->r;
+    }
+    *win = (md_object *)w;
+    return n;
+}
+
+static void op_done(void *arg, const rp_result *res)
+{
+    rp_slot *s = arg;
+    rp_op *op = s->op;
+    rp *c = op->c;
+    copy_result(op, s, res);
+    pthread_mutex_lock(&c->mu);
+    s->state = RP_SLOT_DONE;
+    op->nended++;
+    int ok = slot_ok(op, s);
+    if (ok)
+        op->nok++;
+    if (ok && s->standin >= 0 && op->kind == RP_K_PUT)
+        c->st.hints_written++;
+    int standin = !ok && op->sloppy && s->standin < 0 && !s->replaced;
+    if (standin)
+        s->replaced = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (standin)
+        launch_standin(op, (int)(s - op->slot));
+
+    pthread_mutex_lock(&c->mu);
+    check_finished_locked(op);
+    md_object win;
+    rp_replica *reps[RP_SLOTS];
+    size_t nrep = 0;
+    if (op->repair && op->nended == op->nslots) {
+        op->repair = 0;
+        md_object *w = NULL;
+        nrep = repair_targets_locked(op, &w, reps);
+        if (nrep && md_object_copy(w, &win) != CM_OK)
+            nrep = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (nrep) {
+        rp_op_repair(c, op, &win, reps, nrep);
+        md_object_release(&win);
+    }
+    rp_op_put(op); /* the call's reference */
+}
+
+static void hedge_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    rp *c = op->c;
+    int late[RP_SLOTS], n = 0;
+    pthread_mutex_lock(&c->mu);
+    if (op->lenient && op->nok >= 1 && !op->finished) {
+        op->finished = 1; /* an available read answers from what it has by now */
+        pthread_cond_broadcast(&op->cv);
+    }
+    for (int i = 0; op->sloppy && i < op->nslots && !op->finished; i++) {
+        rp_slot *s = &op->slot[i];
+        if (s->standin < 0 && s->state == RP_SLOT_SENT && !s->replaced) {
+            s->replaced = 1;
+            late[n++] = i;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < n; i++)
+        launch_standin(op, late[i]);
+    rp_op_put(op);
+}
+
+static void op_route(rp_op *op)
+{
+    rp *c = op->c;
+    rp_replica *out[RP_SLOTS];
+    int n = c->cfg.n, nfb = op->sloppy ? c->cfg.n : 0;
+    if (n + nfb > RP_SLOTS)
+        nfb = RP_SLOTS - n;
+    pthread_mutex_lock(&c->mu);
+    rp_router *rt = op->rt_gen == c->rt_gen ? c->router : c->old_router;
+    pthread_mutex_unlock(&c->mu);
+    int got = c->cfg.route(rt, &op->part, n, nfb, out);
+    if (got < 0)
+        got = 0;
+    int homes = got < n ? got : n;
+    for (int i = 0; i < homes; i++) {
+        op->slot[i] = (rp_slot){.op = op, .r = out[i], .standin = -1};
+    }
+    for (int i = homes; i < got; i++)
+        op->fallback[op->nfallback++] = out[i];
+    pthread_mutex_lock(&c->mu);
+    op->nslots = homes;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void op_start(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    rp *c = op->c;
+    if (!op->fixed)
+        op_route(op);
+    int n = op->nslots;
+    if ((op->sloppy || op->lenient) && n > 0) {
+        struct timeval tv = {c->cfg.hedge_ms / 1000, (c->cfg.hedge_ms % 1000) * 1000};
+        pthread_mutex_lock(&c->mu);
+        op->refs++;
+        pthread_mutex_unlock(&c->mu);
+        if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, hedge_fire, op, &tv) != 0)
+            rp_op_put(op);
+    }
+    for (int i = 0; i < n; i++)
+        op_send(op, i);
+    pthread_mutex_lock(&c->mu);
+    op->routed = 1;
+    check_finished_locked(op);
+    pthread_mutex_unlock(&c->mu);
+    rp_op_put(op);
+}
+
+cm_err rp_op_start(rp_op *op)
+{
+    rp *c = op->c;
+    struct timeval now = {0, 0};
+    pthread_mutex_lock(&c->mu);
+    op->refs++;
+    pthread_mutex_unlock(&c->mu);
+    if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, op_start, op, &now) != 0) {
+        CM_LOG(CM_LOG_ERROR, "rp", "event_base_once failed");
+        rp_op_put(op);
+        rp_op_put(op);
+        return CM_ERR_INTERNAL;
+    }
+    return CM_OK;
+}
+
+cm_err rp_op_run(rp_op *op)
+{
+    int64_t deadline = rp_now_ms() + op->c->cfg.timeout_ms;
+    cm_err e = rp_op_start(op);
+    if (e == CM_OK)
+        rp_op_wait(op, deadline);
+    return e;
+}
+
+int rp_op_wait(rp_op *op, int64_t deadline_ms)
+{
+    rp *c = op->c;
+    pthread_mutex_lock(&c->mu);
+    while (!op->finished) {
+        int64_t left = deadline_ms - rp_now_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&op->cv, &c->mu, &ts);
+    }
+    int fin = op->finished;
+    pthread_mutex_unlock(&c->mu);
+    return fin;
+}
+
+rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *const *reps, size_t n)
+{
+    if (n == 0 || n > RP_SLOTS)
+        return NULL;
+    rp_op *op = op_alloc(c, kind, parent->bucket, parent->part.shard);
+    if (!op)
+        return NULL;
+    op->fixed = 1;
+    op->need = (int)n;
+    op->nslots = (int)n;
+    for (size_t i = 0; i < n; i++)
+        op->slot[i] = (rp_slot){.op = op, .r = reps[i], .standin = -1};
+    pthread_mutex_lock(&c->mu);
+    op->rt_gen = parent->rt_gen; /* the parent holds a use of it until we hold ours */
+    router_use(c, op->rt_gen);
+    c->ops++;
+    pthread_mutex_unlock(&c->mu);
+    return op;
+}
+
+int rp_op_repair(rp *c, const rp_op *parent, const md_object *rec, rp_replica *const *reps,
+                 size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    /* While rp_free waits, repairs still start: each ends within its calls' time. */
+    int full = c->repairs_inflight >= RP_REPAIR_MAX;
+    if (full)
+        c->st.repairs_dropped++;
+    else
+        c->repairs_inflight++; /* the op's unref gives it back */
+    pthread_mutex_unlock(&c->mu);
+    if (full)
+        return 0;
+    rp_op *op = rp_op_new_fixed(c, parent, RP_K_PUT, reps, n);
+    if (op)
+        op->detached = 1;
+    if (!op || md_object_copy(rec, &op->rec) != CM_OK) {
+        if (op) {
+            rp_op_put(op);
+        } else {
+            pthread_mutex_lock(&c->mu);
+            c->repairs_inflight--;
+            pthread_mutex_unlock(&c->mu);
+        }
+        return 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->st.read_repairs += n;
+    pthread_mutex_unlock(&c->mu);
+    if (rp_op_start(op) != CM_OK)
+        return 0;
+    rp_op_put(op); /* detached: the calls hold it */
+    return 1;
+}

@@ -1,0 +1,423 @@
+/*
+ * rp_fake.c - see rp_fake.h. The md calls run on the loop thread inside the call (a test store
+ * is fast); only the completion is deferred, as the replica contract asks.
+ */
+#include "rp_fake.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAKE_HINTS_MAX 4096
+
+struct fake {
+    rp_replica base;
+    struct event_base *ev;
+    md_store *md;
+    char id[16];
+    pthread_mutex_t mu;
+    fake_faults ft;
+    fake_counts n;
+    md_object hint_rec[FAKE_HINTS_MAX];
+    char hint_for[FAKE_HINTS_MAX][16];
+    char hint_bucket[FAKE_HINTS_MAX][MD_BUCKET_MAX + 1];
+    size_t nhints;
+};
+
+/* A completion to post: the result and the copies it points to. */
+typedef struct {
+    rp_done done;
+    void *arg;
+    rp_result res;
+    md_object rec;
+    md_object *recs;
+    size_t nrecs;
+    uint8_t *hashes;
+    md_rec_info *infos;
+    size_t ninfos;
+} pending;
+
+static void fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pending *p = arg;
+    p->done(p->arg, &p->res);
+    md_object_release(&p->rec);
+    for (size_t i = 0; i < p->nrecs; i++)
+        md_object_release(&p->recs[i]);
+    free(p->recs);
+    free(p->hashes);
+    md_rec_infos_free(p->infos, p->ninfos);
+    free(p);
+}
+
+static cm_err post(fake *f, pending *p, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (event_base_once(f->ev, -1, EV_TIMEOUT, fire, p, &tv) != 0) {
+        free(p);
+        return CM_ERR_INTERNAL;
+    }
+    return CM_OK;
+}
+
+static void part_bucket(const rp_part *p, char *out)
+{
+    snprintf(out, MD_BUCKET_MAX + 1, "%s.%u", p->bucket, p->shard);
+}
+
+static void ensure_bucket(fake *f, const char *name)
+{
+    md_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "%s", name);
+    (void)md_bucket_create(f->md, &b); /* CM_ERR_EXISTS is fine */
+}
+
+/* Start a call: counts it, applies the faults. Returns the pending to fill, or NULL with *e set
+ * (a refusal) or with the failure already posted. */
+static pending *begin(fake *f, unsigned *counter, const rp_part *pt, char *b, rp_done done,
+                      void *arg, cm_err *e, int *delay)
+{
+    part_bucket(pt, b);
+    pthread_mutex_lock(&f->mu);
+    (*counter)++;
+    fake_faults ft = f->ft;
+    pthread_mutex_unlock(&f->mu);
+    *e = CM_OK;
+    *delay = ft.delay_ms;
+    if (ft.refuse) {
+        *e = CM_ERR_UNAVAILABLE;
+        return NULL;
+    }
+    pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        *e = CM_ERR_NOMEM;
+        return NULL;
+    }
+    p->done = done;
+    p->arg = arg;
+    if (ft.down || ft.hang_ms > 0) {
+        p->res.err = ft.down ? CM_ERR_UNAVAILABLE : CM_ERR_TIMEOUT;
+        p->res.message = "fault injected";
+        *e = post(f, p, ft.down ? ft.delay_ms : ft.hang_ms);
+        return NULL;
+    }
+    return p;
+}
+
+static cm_err f_get(rp_replica *r, const rp_part *pt, const char *key, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.gets, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    p->res.err = md_rec_get(f->md, b, key, &p->rec);
+    if (p->res.err == CM_OK) {
+        p->res.rec = &p->rec;
+    } else if (p->res.err == CM_ERR_NOTFOUND) {
+        md_bucket mb;
+        p->res.no_bucket = md_bucket_get(f->md, b, &mb) != CM_OK;
+    }
+    return post(f, p, delay);
+}
+
+/* Merge rec into the store: keep it unless the stored version wins. */
+static cm_err merge_put(fake *f, const char *b, const md_object *rec, int *applied)
+{
+    ensure_bucket(f, b);
+    for (int tries = 0; tries < 100; tries++) {
+        md_object cur;
+        cm_err e = md_rec_get(f->md, b, rec->key, &cur);
+        if (e != CM_OK && e != CM_ERR_NOTFOUND)
+            return e;
+        uint64_t expect = e == CM_OK ? cur.generation : 0;
+        int keep = e == CM_OK && md_object_resolve(&cur, rec, NULL) == 0;
+        md_object_release(&cur);
+        *applied = !keep;
+        if (keep)
+            return CM_OK;
+        e = md_rec_put(f->md, b, rec, expect, NULL);
+        if (e != CM_ERR_CONFLICT)
+            return e;
+    }
+    return CM_ERR_CONFLICT;
+}
+
+static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, const char *hint_for,
+                    rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.puts, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    pthread_mutex_lock(&f->mu);
+    int lose = f->ft.lose_puts;
+    if (hint_for && f->nhints < FAKE_HINTS_MAX &&
+        md_object_copy(rec, &f->hint_rec[f->nhints]) == CM_OK) {
+        snprintf(f->hint_for[f->nhints], 16, "%s", hint_for);
+        snprintf(f->hint_bucket[f->nhints], MD_BUCKET_MAX + 1, "%s", b);
+        f->nhints++;
+        f->n.hints++;
+        p->res.applied = 1;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (lose)
+        p->res.applied = 1;
+    else if (!hint_for)
+        p->res.err = merge_put(f, b, rec, &p->res.applied);
+    return post(f, p, delay);
+}
+
+static int starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const char *after,
+                     size_t max, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.lists, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    if (!prefix)
+        prefix = "";
+    p->recs = calloc(max + 1, sizeof(*p->recs));
+    char *from = after ? strdup(after) : NULL;
+    if (*prefix && (!from || strcmp(from, prefix) < 0)) {
+        free(from); /* keys > prefix minus its last byte include every key with the prefix */
+        from = strndup(prefix, strlen(prefix) - 1);
+    }
+    int end = 0;
+    while (!end && p->recs) {
+        md_rec_info *in;
+        size_t n;
+        int trunc;
+        e = md_rec_list(f->md, b, from, 256, &in, &n, &trunc);
+        if (e != CM_OK) {
+            p->res.err = e;
+            p->res.no_bucket = e == CM_ERR_NOTFOUND;
+            break;
+        }
+        for (size_t i = 0; i < n && !end; i++) {
+            if (strcmp(in[i].key, prefix) < 0 && !starts(in[i].key, prefix))
+                continue;
+            if (!starts(in[i].key, prefix)) {
+                end = 1;
+            } else if (p->nrecs == max) {
+                p->res.truncated = 1;
+                end = 1;
+            } else if (md_rec_get(f->md, b, in[i].key, &p->recs[p->nrecs]) == CM_OK) {
+                md_object *o = &p->recs[p->nrecs++];
+                free(o->inline_data); /* list entries carry no bodies */
+                o->inline_data = NULL;
+            }
+        }
+        if (n) {
+            free(from);
+            from = strdup(in[n - 1].key);
+        }
+        md_rec_infos_free(in, n);
+        end = end || !trunc;
+    }
+    free(from);
+    p->res.recs = p->recs;
+    p->res.nrecs = p->nrecs;
+    pthread_mutex_lock(&f->mu);
+    f->n.listed += (unsigned)p->nrecs;
+    pthread_mutex_unlock(&f->mu);
+    return post(f, p, delay);
+}
+
+static cm_err f_merkle(rp_replica *r, const rp_part *pt, int depth, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.merkles, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    ensure_bucket(f, b);
+    md_merkle *t;
+    p->res.err = md_merkle_build(f->md, b, depth, &t);
+    if (p->res.err == CM_OK) {
+        size_t nl = 1;
+        for (int i = 0; i < depth; i++)
+            nl *= MD_MERKLE_FANOUT;
+        p->hashes = malloc(nl * 16);
+        for (size_t i = 0; p->hashes && i < nl; i++)
+            memcpy(p->hashes + i * 16, md_merkle_node(t, depth, i), 16);
+        p->res.hashes = p->hashes;
+        p->res.nleaves = nl;
+        md_merkle_free(t);
+    }
+    return post(f, p, delay);
+}
+
+static cm_err f_leaf_keys(rp_replica *r, const rp_part *pt, int depth, const uint32_t *leaves,
+                          size_t nleaves, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.leaf_keys, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    ensure_bucket(f, b);
+    md_merkle *t;
+    size_t *lv = calloc(nleaves + 1, sizeof(*lv));
+    for (size_t i = 0; lv && i < nleaves; i++)
+        lv[i] = leaves[i];
+    p->res.err = md_merkle_build(f->md, b, depth, &t);
+    if (p->res.err == CM_OK) {
+        p->res.err = md_merkle_leaf_keys(f->md, b, t, lv, nleaves, &p->infos, &p->ninfos);
+        md_merkle_free(t);
+    }
+    free(lv);
+    p->res.infos = p->infos;
+    p->res.ninfos = p->ninfos;
+    return post(f, p, delay);
+}
+
+static void f_free(rp_replica *r)
+{
+    (void)r; /* owned by the test: fake_free */
+}
+
+static const rp_replica_ops fake_ops = {f_get, f_put, f_list, f_merkle, f_leaf_keys, f_free};
+
+fake *fake_new(struct event_base *base, const char *dir, const char *id)
+{
+    fake *f = calloc(1, sizeof(*f));
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    if (!f || md_open(path, 0, &f->md) != CM_OK) {
+        free(f);
+        return NULL;
+    }
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    f->base.ops = &fake_ops;
+    f->base.node_id = f->id;
+    f->ev = base;
+    pthread_mutex_init(&f->mu, NULL);
+    return f;
+}
+
+void fake_free(fake *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->nhints; i++)
+        md_object_release(&f->hint_rec[i]);
+    md_close(f->md);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+rp_replica *fake_replica(fake *f)
+{
+    return &f->base;
+}
+
+md_store *fake_store(fake *f)
+{
+    return f->md;
+}
+
+void fake_set_faults(fake *f, const fake_faults *ft)
+{
+    pthread_mutex_lock(&f->mu);
+    f->ft = *ft;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void fake_counts_get(fake *f, fake_counts *out)
+{
+    pthread_mutex_lock(&f->mu);
+    *out = f->n;
+    pthread_mutex_unlock(&f->mu);
+}
+
+cm_err fake_rec(fake *f, const char *bucket, uint32_t shard, const char *key, md_object *out)
+{
+    rp_part p = {bucket, shard, 0};
+    char b[MD_BUCKET_MAX + 1];
+    part_bucket(&p, b);
+    return md_rec_get(f->md, b, key, out);
+}
+
+size_t fake_hints(fake *f, const char *node_id)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhints; i++)
+        n += strcmp(f->hint_for[i], node_id) == 0;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+size_t fake_deliver_hints(fake *f, fake *to, uint32_t nshards)
+{
+    (void)nshards;
+    size_t n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhints;) {
+        int applied;
+        if (strcmp(f->hint_for[i], to->id) != 0 ||
+            merge_put(to, f->hint_bucket[i], &f->hint_rec[i], &applied) != CM_OK) {
+            i++;
+            continue;
+        }
+        md_object_release(&f->hint_rec[i]);
+        f->nhints--;
+        f->hint_rec[i] = f->hint_rec[f->nhints];
+        memcpy(f->hint_for[i], f->hint_for[f->nhints], 16);
+        memcpy(f->hint_bucket[i], f->hint_bucket[f->nhints], MD_BUCKET_MAX + 1);
+        n++;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+struct rp_router {
+    fake *f[RP_MAX_SHARDS];
+    int n;
+};
+
+struct rp_router *fake_router_new(fake **fakes, int n)
+{
+    struct rp_router *rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        rt->f[i] = fakes[i];
+    rt->n = n;
+    return rt;
+}
+
+void fake_router_free(struct rp_router *rt)
+{
+    free(rt);
+}
+
+int fake_route(struct rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out)
+{
+    int k = 0;
+    for (int i = 0; i < n + nfallback && i < rt->n; i++)
+        out[k++] = &rt->f[(p->shard + (uint32_t)i) % (uint32_t)rt->n]->base;
+    return k;
+}

@@ -1,0 +1,1040 @@
+/*
+ * test_repl_coord.c - the quorum coordinator (repl/rp.h) over fake replicas (rp_fake.h).
+ *
+ * Every test runs one event loop in its own thread (the replicas' loop) and calls the
+ * coordinators from the test thread or from worker threads it starts, as a gateway would. Faults
+ * are injected per replica: down (answers UNAVAILABLE), refuse (the call fails at once), hang
+ * (answers TIMEOUT late, having done nothing), delay, and lost writes. Partitions live on
+ * fakes[shard % n ..] in rotation; with nshards = 1 the homes are f0, f1, f2 and the stand-ins
+ * f3, f4. Each test frees its coordinators before it looks at the replicas' stores, since
+ * rp_free waits for every call (read repairs included), which makes those checks deterministic.
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "co.h"
+#include "cu_etcd.h"
+#include "cu_main.h"
+#include "rp.h"
+#include "rp_fake.h"
+
+#define NF 5
+#define B "bk"
+
+typedef struct {
+    struct event_base *base;
+    pthread_t th;
+    fake *f[NF];
+    struct rp_router *rt;
+    md_hlc clk[3]; /* nodes 1, 2 and 3 */
+    rp *c[2];
+    rp_keylocks *locks;
+    rp_consistency mode;
+    int hedge_ms; /* 0: the default (timeout / 4) */
+    char dir[256];
+} env;
+
+static env E;
+
+static void *loop_thread(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static rp_consistency mode_of(void *arg, const char *bucket)
+{
+    (void)bucket;
+    return ((env *)arg)->mode;
+}
+
+static rp_config config(int node, uint32_t nshards, int timeout_ms)
+{
+    rp_config cfg = {0};
+    cfg.base = E.base;
+    cfg.router = E.rt;
+    cfg.route = fake_route;
+    cfg.clock = &E.clk[node - 1];
+    cfg.node = (uint32_t)node;
+    cfg.nshards = nshards;
+    cfg.timeout_ms = timeout_ms;
+    cfg.hedge_ms = E.hedge_ms;
+    cfg.consistency = mode_of;
+    cfg.consistency_arg = &E;
+    return cfg;
+}
+
+/* Start a loop, NF fakes and two coordinators (nodes 1 and 2) over them. */
+static void env_up_hedged(uint32_t nshards, int timeout_ms, rp_consistency mode, int hedge_ms)
+{
+    static int seq;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    memset(&E, 0, sizeof(E));
+    E.mode = mode;
+    E.hedge_ms = hedge_ms;
+    snprintf(E.dir, sizeof(E.dir), "%s/env%d", cu_tmpdir(), seq++);
+    CU_ASSERT_EQUAL_FATAL(mkdir(E.dir, 0700), 0);
+    E.base = event_base_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(E.base);
+    for (int i = 0; i < NF; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "f%d", i);
+        E.f[i] = fake_new(E.base, E.dir, id);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(E.f[i]);
+    }
+    E.rt = fake_router_new(E.f, NF);
+    pthread_create(&E.th, NULL, loop_thread, E.base);
+    CU_ASSERT_EQUAL_FATAL(rp_keylocks_new(&E.locks), CM_OK);
+    for (int i = 0; i < 3; i++)
+        md_hlc_init(&E.clk[i], (uint32_t)i + 1, NULL, NULL);
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = config(i + 1, nshards, timeout_ms);
+        cfg.keylocks = E.locks;
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+}
+
+static void env_up(uint32_t nshards, int timeout_ms, rp_consistency mode)
+{
+    env_up_hedged(nshards, timeout_ms, mode, 0);
+}
+
+static void coords_free(void)
+{
+    for (int i = 0; i < 2; i++) {
+        rp_free(E.c[i]);
+        E.c[i] = NULL;
+    }
+}
+
+static void env_down(void)
+{
+    coords_free();
+    event_base_loopbreak(E.base);
+    pthread_join(E.th, NULL);
+    for (int i = 0; i < NF; i++)
+        fake_free(E.f[i]);
+    fake_router_free(E.rt);
+    rp_keylocks_free(E.locks);
+    for (int i = 0; i < 3; i++)
+        md_hlc_release(&E.clk[i]);
+    event_base_free(E.base);
+}
+
+static void set_fault(int i, int down, int hang_ms, int delay_ms)
+{
+    fake_faults ft = {0};
+    ft.down = down;
+    ft.hang_ms = hang_ms;
+    ft.delay_ms = delay_ms;
+    fake_set_faults(E.f[i], &ft);
+}
+
+static md_object mkobj(const char *key, const char *etag)
+{
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    o.key = strdup(key);
+    memcpy(o.version_id, "null", 5);
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    o.size = strlen(etag);
+    return o;
+}
+
+static cm_err put(int ci, const char *key, const char *etag, const md_cond *cond)
+{
+    md_object o = mkobj(key, etag);
+    cm_err e = rp_object_put(E.c[ci], B, &o, cond, NULL, NULL);
+    md_object_release(&o);
+    return e;
+}
+
+/* The etag fake i stores for key in shard 0 ("" when absent, "-" for a tombstone). */
+static const char *stored(int i, const char *key, md_object *keep)
+{
+    md_object_release(keep);
+    if (fake_rec(E.f[i], B, 0, key, keep) != CM_OK)
+        return "";
+    return keep->tombstone ? "-" : keep->etag;
+}
+
+static int same_version(const md_object *a, const md_object *b)
+{
+    return a->hlc == b->hlc && a->hlc_node == b->hlc_node && a->tombstone == b->tombstone &&
+           md_vv_compare(&a->vv, &b->vv) == MD_VV_EQUAL && strcmp(a->etag, b->etag) == 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- quorum ---- */
+
+static void test_one_down(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e1");
+    CU_ASSERT_EQUAL(o.hlc_node, 1);
+    CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 1), 1);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[1], B, "nope", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[1], B, "", &o), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], "", "k", NULL, NULL, NULL), CM_ERR_INVAL);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.puts, 1);
+    CU_ASSERT_EQUAL(st.unavailable, 0);
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(0, "k", &keep), "e1");
+    CU_ASSERT_STRING_EQUAL(stored(1, "k", &keep), "e1");
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "");
+    md_object_release(&keep);
+    env_down();
+}
+
+static void test_two_down_strong(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    set_fault(1, 1, 0, 0);
+    fake_faults refuse = {0};
+    refuse.refuse = 1;
+    fake_set_faults(E.f[2], &refuse);
+    CU_ASSERT_EQUAL(put(0, "k", "e2", NULL), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(put(0, "new", "e2", NULL), CM_ERR_UNAVAILABLE);
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, "k", NULL, NULL, NULL), CM_ERR_UNAVAILABLE);
+    md_list_query q = {"", NULL, NULL, 100};
+    md_list_result lr;
+    CU_ASSERT_EQUAL(rp_list_objects(E.c[0], B, &q, &lr), CM_ERR_UNAVAILABLE);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT(st.unavailable >= 4);
+    CU_ASSERT_EQUAL(st.hints_written, 0);
+    coords_free();
+    for (int i = 3; i < NF; i++) { /* strict quorum: stand-ins are never asked */
+        fake_counts n;
+        fake_counts_get(E.f[i], &n);
+        CU_ASSERT_EQUAL(n.puts + n.gets, 0);
+    }
+    env_down();
+}
+
+static void test_two_down_available(void)
+{
+    env_up(1, 2000, RP_AVAILABLE);
+    set_fault(1, 1, 0, 0);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK); /* one home is enough */
+    CU_ASSERT_STRING_EQUAL(o.etag, "e1");
+    md_object_release(&o);
+    md_list_query q = {"", NULL, NULL, 10}; /* and so does a listing */
+    md_list_result lr;
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[1], B, &q, &lr), CM_OK);
+    CU_ASSERT_EQUAL(lr.n, 1);
+    CU_ASSERT(lr.n == 1 && strcmp(lr.entries[0].key, "k") == 0);
+    md_list_result_release(&lr);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.hints_written, 2);
+    CU_ASSERT_EQUAL(st.unavailable, 0);
+    coords_free();
+    /* f3 stood in for f1 and f4 for f2; their hints reach the homes once they are back. */
+    CU_ASSERT_EQUAL(fake_hints(E.f[3], "f1"), 1);
+    CU_ASSERT_EQUAL(fake_hints(E.f[4], "f2"), 1);
+    set_fault(1, 0, 0, 0);
+    CU_ASSERT_EQUAL(fake_deliver_hints(E.f[3], E.f[1], 1), 1);
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(1, "k", &keep), "e1");
+    md_object_release(&keep);
+    env_down();
+}
+
+/* A silent home in an available bucket: its stand-in is written at the hedge, well before the
+ * home's answer, and the put answers then. In a strong bucket the put waits for the quorum. */
+static void test_hedge_and_timeouts(void)
+{
+    env_up_hedged(1, 1000, RP_AVAILABLE, 50);
+    set_fault(1, 0, 1500, 0);
+    set_fault(2, 0, 1500, 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT(took < 900); /* the read and the write each answer at the hedge (50 ms) */
+    E.mode = RP_STRONG;
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(put(0, "k", "e2", NULL), CM_ERR_UNAVAILABLE);
+    took = now_ms() - t0;
+    CU_ASSERT(took >= 990 && took < 1900); /* the read's wait is bounded by timeout_ms */
+    /* rp_free waits for the hung calls (1.5 s) before the fakes go: no late completion may
+     * touch a freed op (ASan would say). */
+    t0 = now_ms();
+    coords_free();
+    CU_ASSERT(now_ms() - t0 >= 400);
+    CU_ASSERT_EQUAL(fake_hints(E.f[3], "f1"), 1); /* the stand-ins of the first put */
+    CU_ASSERT_EQUAL(fake_hints(E.f[4], "f2"), 1);
+    env_down();
+}
+
+/* Calls in flight when the coordinator goes: a get gave up at its deadline; the replicas answer
+ * later, into ops that must still exist. */
+static void test_free_in_flight(void)
+{
+    env_up(1, 100, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 600);
+    md_object o;
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    CU_ASSERT(now_ms() - t0 < 500);
+    rp_free(E.c[0]); /* three answers still on their way */
+    E.c[0] = NULL;
+    fake_counts n;
+    fake_counts_get(E.f[0], &n);
+    CU_ASSERT_EQUAL(n.gets, 1);
+    CU_ASSERT(now_ms() - t0 >= 590);
+    env_down();
+}
+
+typedef struct {
+    int64_t done_at;
+} getter;
+
+static void *slow_get(void *arg)
+{
+    getter *g = arg;
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_NOTFOUND);
+    g->done_at = now_ms();
+    return NULL;
+}
+
+/* A router swap waits for the calls that still use the old router's replicas, then new calls
+ * go by the new one. */
+static void test_router_swap(void)
+{
+    env_up(1, 3000, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 300);
+    getter g = {0};
+    pthread_t th;
+    int64_t t0 = now_ms();
+    pthread_create(&th, NULL, slow_get, &g);
+    fake_counts n;
+    do /* the get's calls are out */
+        fake_counts_get(E.f[2], &n);
+    while (n.gets == 0 && now_ms() - t0 < 2000);
+    fake *order[3] = {E.f[2], E.f[3], E.f[4]};
+    struct rp_router *rt2 = fake_router_new(order, 3);
+    rp_set_router(E.c[0], rt2);
+    int64_t swapped = now_ms();
+    pthread_join(th, NULL);
+    CU_ASSERT(swapped - t0 >= 290); /* every answer of the old router's replicas was in */
+    fake_router_free(E.rt);         /* safe now */
+    E.rt = NULL;
+    CU_ASSERT_EQUAL(put(0, "k2", "e", NULL), CM_OK);
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(3, "k2", &keep), "e");
+    CU_ASSERT_STRING_EQUAL(stored(0, "k2", &keep), "");
+    md_object_release(&keep);
+    E.rt = rt2;
+    env_down();
+}
+
+/* ---- versions ---- */
+
+static void test_read_repair(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "stale", "v1", NULL), CM_OK);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "stale", "v2", NULL), CM_OK);
+    CU_ASSERT_EQUAL(put(0, "missing", "m1", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    /* f0 answers late so that the answer comes from f1 and the stale f2: the resolve picks v2. */
+    set_fault(0, 0, 0, 150);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "stale", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "v2");
+    md_object_release(&o);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "missing", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "m1");
+    md_object_release(&o);
+    rp_free(E.c[1]); /* waits for the repairs */
+    E.c[1] = NULL;
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(2, "stale", &keep), "v2");
+    CU_ASSERT_STRING_EQUAL(stored(2, "missing", &keep), "m1");
+    md_object_release(&keep);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.read_repairs, 0);
+    env_down();
+    /* The counter, on a coordinator that lives on. */
+    env_up(1, 2000, RP_STRONG);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "x", "v1", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "x", &o), CM_OK);
+    md_object_release(&o);
+    int64_t until = now_ms() + 2000;
+    do
+        rp_get_stats(E.c[0], &st);
+    while (st.read_repairs == 0 && now_ms() < until);
+    CU_ASSERT_EQUAL(st.read_repairs, 1);
+    env_down();
+}
+
+typedef struct {
+    int ci, id;
+    int rounds;
+} writer;
+
+static void *write_loop(void *arg)
+{
+    writer *w = arg;
+    char etag[32];
+    for (int i = 0; i < w->rounds; i++) {
+        snprintf(etag, sizeof(etag), "w%d-%d", w->id, i);
+        CU_ASSERT_EQUAL(put(w->ci, "hot", etag, NULL), CM_OK);
+    }
+    return NULL;
+}
+
+static void test_concurrent_writers(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, i); /* different delays: replicas see the writes in other orders */
+    writer w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (writer){i % 2, i, 25};
+        pthread_create(&th[i], NULL, write_loop, &w[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    md_object a, b;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "hot", &a), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "hot", &b), CM_OK);
+    CU_ASSERT_STRING_EQUAL(a.etag, b.etag);
+    coords_free();
+    /* Every replica holds the same version, and no version anyone stored beats it. */
+    md_object r[3];
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[i], B, 0, "hot", &r[i]), CM_OK);
+        CU_ASSERT_STRING_EQUAL(r[i].etag, a.etag);
+        CU_ASSERT_EQUAL(r[i].hlc, a.hlc);
+        CU_ASSERT_EQUAL(md_vv_compare(&r[i].vv, &a.vv), MD_VV_EQUAL);
+    }
+    /* A writer's writes are causally ordered (each read the one before at a quorum), so the
+     * winner is some writer's last write; between writers, the later (hlc, node). */
+    CU_ASSERT(strlen(a.etag) > 3 && strcmp(a.etag + strlen(a.etag) - 3, "-24") == 0);
+    for (int i = 0; i < 3; i++)
+        md_object_release(&r[i]);
+    md_object_release(&a);
+    md_object_release(&b);
+    env_down();
+}
+
+static void test_tombstone(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "k", "old", NULL), CM_OK);
+    md_object old;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &old), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "k", NULL, NULL, NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_NOTFOUND);
+    /* Deleting a key that is gone everywhere writes nothing. */
+    fake_counts before, after;
+    fake_counts_get(E.f[0], &before);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "k", NULL, NULL, NULL), CM_OK);
+    fake_counts_get(E.f[0], &after);
+    CU_ASSERT_EQUAL(after.puts, before.puts);
+    coords_free();
+    md_object keep = {0};
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_STRING_EQUAL(stored(i, "k", &keep), "-");
+    CU_ASSERT_EQUAL(keep.hlc_node, 2);
+    CU_ASSERT(keep.hlc > old.hlc);
+    CU_ASSERT_EQUAL(md_object_resolve(&keep, &old, NULL), 0);
+    md_object_release(&keep);
+    md_object_release(&old);
+    env_down();
+    /* An older put arriving late (here a hint delivered after the delete) loses to the
+     * tombstone on the replica it reaches. */
+    env_up(1, 2000, RP_AVAILABLE);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "old", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "k", NULL, NULL, NULL), CM_OK);
+    coords_free();
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "-");
+    CU_ASSERT_EQUAL(fake_deliver_hints(E.f[3], E.f[2], 1), 1);
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "-");
+    md_object_release(&keep);
+    env_down();
+}
+
+/* ---- conditional writes ---- */
+
+typedef struct {
+    int ci;
+    int wins[8];
+    int fails;
+} racer;
+
+static void *race_loop(void *arg)
+{
+    racer *r = arg;
+    md_cond cond = {1, NULL};
+    char key[16];
+    for (int k = 0; k < 8; k++) {
+        snprintf(key, sizeof(key), "c%d", k);
+        cm_err e = put(r->ci, key, "x", &cond);
+        if (e == CM_OK)
+            r->wins[k]++;
+        else if (e == CM_ERR_PRECONDITION)
+            r->fails++;
+        else
+            CU_FAIL("unexpected error");
+    }
+    return NULL;
+}
+
+static void race(int *wins)
+{
+    racer r[8];
+    pthread_t th[8];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 8; i++) {
+        r[i].ci = i % 2;
+        pthread_create(&th[i], NULL, race_loop, &r[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (int k = 0; k < 8; k++) {
+        wins[k] = 0;
+        for (int i = 0; i < 8; i++)
+            wins[k] += r[i].wins[k];
+    }
+}
+
+static void test_cond_create_race(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 1); /* a ms per answer: the racers overlap */
+    int wins[8];
+    race(wins);
+    for (int k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wins[k], 1);
+    /* If-Match: the etag decides, a missing key is NOTFOUND. */
+    md_cond m = {0, "x"};
+    CU_ASSERT_EQUAL(put(0, "c0", "y", &m), CM_OK);
+    CU_ASSERT_EQUAL(put(1, "c0", "z", &m), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(put(1, "absent", "z", &m), CM_ERR_NOTFOUND);
+    md_cond dm = {0, "y"};
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c0", &dm, NULL, NULL), CM_OK);
+    md_cond inm = {1, NULL};
+    CU_ASSERT_EQUAL(put(0, "c0", "again", &inm), CM_OK); /* a tombstone is no object */
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT(st.cond_writes >= 8);
+    env_down();
+}
+
+static void *cond_put_lk(void *arg)
+{
+    md_cond inm = {1, NULL};
+    *(cm_err *)arg = put(0, "lk", "first", &inm);
+    return NULL;
+}
+
+/* A conditional write waits for its key's lock at most timeout_ms: the first holds it for its
+ * read and its write (each 320 ms late), the second gives up at 400 ms. */
+static void test_cond_lock_bounded(void)
+{
+    env_up(1, 400, RP_STRONG);
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 320);
+    cm_err first = CM_ERR_INTERNAL;
+    pthread_t th;
+    pthread_create(&th, NULL, cond_put_lk, &first);
+    struct timespec pause = {0, 40 * 1000000};
+    nanosleep(&pause, NULL);
+    md_cond inm = {1, NULL};
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(put(1, "lk", "second", &inm), CM_ERR_UNAVAILABLE);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT(took >= 390 && took < 560);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(first, CM_OK);
+    rp_consistency mode;
+    CU_ASSERT_EQUAL(rp_consistency_parse("available", &mode), CM_OK);
+    CU_ASSERT_EQUAL(mode, RP_AVAILABLE);
+    CU_ASSERT_STRING_EQUAL(rp_consistency_name(RP_STRONG), "strong");
+    CU_ASSERT_EQUAL(rp_consistency_parse("eventual", &mode), CM_ERR_INVAL);
+    env_down();
+}
+
+/* The leader plug: both coordinators hand their conditional writes to coordinator 0 (standing
+ * for the partition's leader), and have no lock in common. */
+static cm_err to_leader(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
+{
+    (void)c;
+    (void)p;
+    return rp_cond_execute(arg, w);
+}
+
+static void test_cond_leader_plug(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    coords_free();
+    rp *leader = NULL;
+    rp_config lc = config(3, 1, 5000);
+    CU_ASSERT_EQUAL_FATAL(rp_new(&lc, &leader), CM_OK);
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = config(i + 1, 1, 5000); /* own keylocks each */
+        cfg.cond_run = to_leader;
+        cfg.cond_arg = leader;
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 1);
+    int wins[8];
+    race(wins);
+    for (int k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wins[k], 1);
+    rp_stats st;
+    rp_get_stats(leader, &st);
+    CU_ASSERT_EQUAL(st.cond_writes, 64);
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.cond_writes, 0);
+    coords_free();
+    rp_free(leader);
+    env_down();
+}
+
+/* The leader path with etcd: each node's cond_run takes the partition's leader lease
+ * (co_leader_acquire under the node's lease) and runs the write itself when it holds it, else
+ * hands it to the holder named in the leader key (in-process here; the node RPC in a cluster).
+ * A node whose lease is gone cannot lead: its conditional writes fail until it has a new one. */
+typedef struct {
+    const char *id;
+    int ci;
+    co_client *cl; /* one thread at a time: mu */
+    pthread_mutex_t mu;
+    int64_t lease;
+} lnode;
+
+static lnode LN[2];
+
+static cm_err etcd_cond_run(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
+{
+    lnode *n = arg;
+    char name[MD_BUCKET_MAX + 16], key[256];
+    snprintf(name, sizeof(name), "%s.%u", p->bucket, p->shard);
+    if (co_key(key, sizeof(key), "t", CO_KIND_LEADERS, name) != CM_OK)
+        return CM_ERR_INTERNAL;
+    int64_t token;
+    co_kv kv;
+    pthread_mutex_lock(&n->mu);
+    cm_err e = co_leader_acquire(n->cl, key, n->lease, n->id, strlen(n->id), &token);
+    if (e == CM_ERR_EXISTS)
+        e = co_get(n->cl, key, &kv, NULL) == CM_OK ? CM_ERR_EXISTS : CM_ERR_UNAVAILABLE;
+    pthread_mutex_unlock(&n->mu);
+    if (e == CM_OK)
+        return rp_cond_execute(c, w);
+    if (e != CM_ERR_EXISTS)
+        return CM_ERR_UNAVAILABLE; /* no leader to be had now: never decide it here */
+    lnode *h = NULL;
+    for (int i = 0; i < 2; i++)
+        if (kv.len == strlen(LN[i].id) && memcmp(kv.value, LN[i].id, kv.len) == 0)
+            h = &LN[i];
+    co_kv_release(&kv);
+    return h ? rp_cond_execute(E.c[h->ci], w) : CM_ERR_UNAVAILABLE;
+}
+
+static void test_cond_etcd_leader(void)
+{
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    cu_etcd etcd;
+    CU_ASSERT_EQUAL_FATAL(cu_etcd_start(&etcd, 1), 0);
+    co_config ccfg;
+    cu_etcd_config(&etcd, 2000, &ccfg);
+    env_up(1, 5000, RP_STRONG);
+    coords_free();
+    static const char *ids[2] = {"n1", "n2"};
+    for (int i = 0; i < 2; i++) {
+        LN[i] = (lnode){.id = ids[i], .ci = i};
+        pthread_mutex_init(&LN[i].mu, NULL);
+        CU_ASSERT_EQUAL_FATAL(co_client_new(&ccfg, &LN[i].cl), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(co_lease_grant(LN[i].cl, 30, &LN[i].lease), CM_OK);
+        rp_config cfg = config(i + 1, 1, 5000); /* own keylocks: only the leader orders them */
+        cfg.cond_run = etcd_cond_run;
+        cfg.cond_arg = &LN[i];
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+    for (int i = 0; i < 3; i++)
+        set_fault(i, 0, 0, 1);
+    int wins[8];
+    race(wins);
+    for (int k = 0; k < 8; k++)
+        CU_ASSERT_EQUAL(wins[k], 1);
+    rp_stats s0, s1;
+    rp_get_stats(E.c[0], &s0);
+    rp_get_stats(E.c[1], &s1);
+    CU_ASSERT_EQUAL(s0.cond_writes + s1.cond_writes, 64);
+    CU_ASSERT(s0.cond_writes == 64 || s1.cond_writes == 64); /* all on the one leader */
+    /* The leader's lease goes (a crash, a partition from etcd): the other node takes over, and
+     * the old one cannot run conditional writes any more. */
+    int old = s0.cond_writes == 64 ? 0 : 1, next = 1 - old;
+    CU_ASSERT_EQUAL(co_lease_revoke(LN[old].cl, LN[old].lease), CM_OK);
+    md_cond inm = {1, NULL};
+    CU_ASSERT_EQUAL(put(next, "after", "x", &inm), CM_OK);
+    CU_ASSERT_EQUAL(put(old, "after", "y", &inm), CM_ERR_PRECONDITION); /* forwarded */
+    CU_ASSERT_EQUAL(put(old, "c0", "y", &inm), CM_ERR_PRECONDITION);
+    rp_get_stats(E.c[next], &s1);
+    CU_ASSERT_EQUAL(s1.cond_writes, 3);
+    rp_get_stats(E.c[old], &s0);
+    CU_ASSERT_EQUAL(s0.cond_writes, 64);
+    coords_free();
+    for (int i = 0; i < 2; i++) {
+        co_client_free(LN[i].cl);
+        pthread_mutex_destroy(&LN[i].mu);
+    }
+    env_down();
+    cu_etcd_stop(&etcd);
+}
+
+/* ---- anti-entropy ---- */
+
+static void test_antientropy(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    char key[32], etag[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "key%04d", i);
+        snprintf(etag, sizeof(etag), "e%d", i);
+        /* Keys 0-99 miss on f2, 100-199 on f1, 200-219 are deleted without f0, rest in sync. */
+        set_fault(2, i < 100, 0, 0);
+        set_fault(1, i >= 100 && i < 200, 0, 0);
+        CU_ASSERT_EQUAL(put(0, key, etag, NULL), CM_OK);
+    }
+    set_fault(1, 0, 0, 0);
+    set_fault(2, 0, 0, 0);
+    set_fault(0, 1, 0, 0);
+    for (int i = 200; i < 220; i++) {
+        snprintf(key, sizeof(key), "key%04d", i);
+        CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, key, NULL, NULL, NULL), CM_OK);
+    }
+    set_fault(0, 0, 0, 0);
+    rp_ae_result res;
+    int runs = 0;
+    do {
+        CU_ASSERT_EQUAL_FATAL(rp_antientropy_run(E.c[0], B, 0, 2, 150, &res), CM_OK);
+        runs++;
+    } while (res.more && runs < 10);
+    CU_ASSERT(runs >= 2 && runs <= 5); /* 220 differing keys, at most 150 a call */
+    CU_ASSERT_EQUAL_FATAL(rp_antientropy_run(E.c[0], B, 0, 2, 150, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.leaves_differing, 0);
+    CU_ASSERT_EQUAL(res.keys_repaired, 0);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.ae_writes, 220);
+    coords_free();
+    md_object a = {0}, b = {0};
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "key%04d", i);
+        CU_ASSERT_EQUAL(fake_rec(E.f[0], B, 0, key, &a), CM_OK);
+        for (int f = 1; f < 3; f++) {
+            CU_ASSERT_EQUAL(fake_rec(E.f[f], B, 0, key, &b), CM_OK);
+            CU_ASSERT(same_version(&a, &b));
+            md_object_release(&b);
+        }
+        CU_ASSERT_EQUAL(a.tombstone, i >= 200 && i < 220);
+        md_object_release(&a);
+    }
+    env_down();
+}
+
+/* ---- listing ---- */
+
+/* The keys of the listing tests: rollups at several depths, neighbours of the delimiter in byte
+ * order ('-' < '/'), empty segments, UTF-8, and one large prefix. */
+static int list_keys(char keys[][32], size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < 20 && n < max; i++)
+        snprintf(keys[n++], 32, "a/b/c%02d", i);
+    for (int i = 0; i < 20 && n < max; i++)
+        snprintf(keys[n++], 32, "a/x%02d", i);
+    for (int i = 0; i < 10 && n < max; i++)
+        snprintf(keys[n++], 32, "a-%02d", i);
+    for (int i = 0; i < 10 && n < max; i++)
+        snprintf(keys[n++], 32, "b/%02d/z", i);
+    for (int i = 0; i < 10 && n < max; i++)
+        snprintf(keys[n++], 32, "b%02d", i);
+    static const char *odd[] = {"c", "c/", "c//d", "c/d/", "d", "\xc3\xa9/1", "\xc3\xa9/2"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]) && n < max; i++)
+        snprintf(keys[n++], 32, "%s", odd[i]);
+    for (int i = 0; i < 240 && n < max; i++)
+        snprintf(keys[n++], 32, "big/%04d", i);
+    return (int)n;
+}
+
+typedef struct {
+    int ci, from, to;
+    char (*keys)[32];
+} loader;
+
+static void *load_loop(void *arg)
+{
+    loader *l = arg;
+    for (int i = l->from; i < l->to; i++) {
+        const char *k = l->keys[i];
+        if (i % 11 == 5)
+            CU_ASSERT_EQUAL(rp_object_delete(E.c[l->ci], B, k, NULL, NULL, NULL), CM_OK);
+        if (i % 11 != 5 || i % 2)
+            CU_ASSERT_EQUAL(put(l->ci, k, i % 7 ? "e1" : "e2", NULL), CM_OK);
+    }
+    return NULL;
+}
+
+/* Write the keys through both coordinators, 4 threads; every 11th key is deleted (half of them
+ * written again after), with one replica down for the first half so replicas disagree. The
+ * reference store gets the surviving keys. */
+static md_store *list_env(char keys[][32], int *nkeys)
+{
+    env_up(8, 5000, RP_STRONG);
+    *nkeys = list_keys(keys, 400);
+    for (int i = 0; i < *nkeys; i++) /* some keys first written with another etag */
+        if (i % 5 == 0)
+            CU_ASSERT_EQUAL(put(0, keys[i], "old", NULL), CM_OK);
+    set_fault(1, 1, 0, 0);
+    loader l[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        l[t] = (loader){t % 2, *nkeys * t / 4, *nkeys * (t + 1) / 4, keys};
+        if (t == 2) {
+            pthread_join(th[0], NULL);
+            pthread_join(th[1], NULL);
+            set_fault(1, 0, 0, 0);
+        }
+        pthread_create(&th[t], NULL, load_loop, &l[t]);
+    }
+    pthread_join(th[2], NULL);
+    pthread_join(th[3], NULL);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/ref", E.dir);
+    md_store *ref = NULL;
+    CU_ASSERT_EQUAL_FATAL(md_open(path, 0, &ref), CM_OK);
+    md_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "%s", B);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(ref, &b), CM_OK);
+    for (int i = 0; i < *nkeys; i++) {
+        if (i % 11 == 5 && i % 2 == 0)
+            continue;
+        md_object o = mkobj(keys[i], i % 7 ? "e1" : "e2");
+        CU_ASSERT_EQUAL(md_object_put(ref, B, &o, NULL, NULL, NULL), CM_OK);
+        md_object_release(&o);
+    }
+    return ref;
+}
+
+/* Page through one query on both sides; 1 when every page agrees. */
+static int same_pages(md_store *ref, md_list_query q, int *pages)
+{
+    char *marker = NULL;
+    int ok = 1;
+    for (*pages = 0; ok && *pages < 500; (*pages)++) {
+        md_list_result a, b;
+        q.start_after = marker;
+        if (md_list_objects(ref, B, &q, &a) != CM_OK)
+            return 0;
+        if (rp_list_objects(E.c[*pages % 2], B, &q, &b) != CM_OK) {
+            md_list_result_release(&a);
+            return 0;
+        }
+        ok = a.n == b.n && a.truncated == b.truncated && !a.next_marker == !b.next_marker &&
+             (!a.next_marker || strcmp(a.next_marker, b.next_marker) == 0);
+        for (size_t i = 0; ok && i < a.n; i++)
+            ok = strcmp(a.entries[i].key, b.entries[i].key) == 0 &&
+                 a.entries[i].is_prefix == b.entries[i].is_prefix &&
+                 strcmp(a.entries[i].obj.etag, b.entries[i].obj.etag) == 0;
+        int more = a.truncated;
+        free(marker);
+        marker = a.next_marker ? strdup(a.next_marker) : NULL;
+        md_list_result_release(&a);
+        md_list_result_release(&b);
+        if (!more)
+            break;
+    }
+    free(marker);
+    return ok;
+}
+
+static void test_list_matches_md(void)
+{
+    static char keys[400][32];
+    int nkeys;
+    md_store *ref = list_env(keys, &nkeys);
+    static const char *prefixes[] = {"",  "a",  "a/",   "a/b/", "b",
+                                     "c", "c/", "big/", "zz",   "\xc3\xa9"};
+    static const char *delims[] = {NULL, "/", "-", "b/", "//"};
+    static const size_t maxes[] = {1, 2, 3, 10, 1000};
+    unsigned seed = 20261204;
+    int queries = 0, checked = 0;
+    for (int i = 0; i < 150; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        md_list_query q = {0};
+        q.prefix = prefixes[r % 10];
+        q.delimiter = delims[(r / 10) % 5];
+        q.max_keys = maxes[(r / 50) % 5];
+        if (q.max_keys < 3 && !*q.prefix && !q.delimiter)
+            q.max_keys = 7; /* 300 pages of one key each add time and nothing else */
+        int pages;
+        int ok = same_pages(ref, q, &pages);
+        if (!ok)
+            fprintf(stderr, "listing differs: prefix '%s' delimiter '%s' max %zu\n", q.prefix,
+                    q.delimiter ? q.delimiter : "", q.max_keys);
+        CU_ASSERT(ok);
+        queries++;
+        checked += pages;
+    }
+    /* Markers that are not keys: inside a rolled-up prefix, before everything, past the end. */
+    static const char *markers[] = {"a/b", "a/b/", "a/b/zz", "", "b/05", "\xff"};
+    for (size_t m = 0; m < sizeof(markers) / sizeof(markers[0]); m++) {
+        md_list_result a, b;
+        md_list_query q = {"", "/", markers[m], 3};
+        CU_ASSERT_EQUAL_FATAL(md_list_objects(ref, B, &q, &a), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &q, &b), CM_OK);
+        CU_ASSERT_EQUAL(a.n, b.n);
+        for (size_t i = 0; i < a.n && i < b.n; i++)
+            CU_ASSERT_STRING_EQUAL(a.entries[i].key, b.entries[i].key);
+        md_list_result_release(&a);
+        md_list_result_release(&b);
+    }
+    CU_ASSERT(queries == 150 && checked > 300);
+    md_close(ref);
+    env_down();
+}
+
+static unsigned list_calls(unsigned *listed)
+{
+    unsigned n = 0;
+    *listed = 0;
+    for (int i = 0; i < NF; i++) {
+        fake_counts c;
+        fake_counts_get(E.f[i], &c);
+        n += c.lists;
+        *listed += c.listed;
+    }
+    return n;
+}
+
+/* A page costs the same replica calls whether it is the first or the last of a large prefix,
+ * and a rolled-up prefix costs a page per shard, not its keys. */
+static void test_list_steady_cost(void)
+{
+    static char keys[400][32];
+    int nkeys;
+    md_store *ref = list_env(keys, &nkeys);
+    md_list_query q = {"big/", NULL, NULL, 20};
+    char *marker = NULL;
+    unsigned calls[32], recs[32], l0, r0, l1, r1;
+    int pages = 0;
+    for (; pages < 32; pages++) {
+        md_list_result res;
+        q.start_after = marker;
+        l0 = list_calls(&r0);
+        CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &q, &res), CM_OK);
+        l1 = list_calls(&r1);
+        calls[pages] = l1 - l0;
+        recs[pages] = r1 - r0;
+        free(marker);
+        marker = res.next_marker ? strdup(res.next_marker) : NULL;
+        int more = res.truncated;
+        md_list_result_release(&res);
+        if (!more)
+            break;
+    }
+    free(marker);
+    CU_ASSERT(pages >= 9); /* ~220 live keys, 20 a page */
+    /* page = (20 + 1) * 2 / 8 + 16 = 21 records per shard: each page reads every shard once
+     * from its 3 homes (24 calls), a shard whose page ran out once more. */
+    for (int p = 0; p < pages; p++) {
+        CU_ASSERT(calls[p] >= 24 && calls[p] <= 48);
+        CU_ASSERT(recs[p] <= 48 * 21);
+    }
+    /* Delimiter at the root, from after b09: big/ (220 keys) rolls up; each rolled-up prefix
+     * costs at most one more page per shard (the seek past it), whatever it holds. */
+    md_list_query d = {"", "/", "b09", 8};
+    md_list_result res;
+    l0 = list_calls(&r0);
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &d, &res), CM_OK);
+    l1 = list_calls(&r1);
+    size_t ncp = 0;
+    for (size_t i = 0; i < res.n; i++)
+        ncp += res.entries[i].is_prefix;
+    CU_ASSERT_EQUAL(ncp, 3); /* big/ c/ é/ */
+    CU_ASSERT(l1 - l0 <= 24 * (ncp + 1));
+    CU_ASSERT(r1 - r0 <= (l1 - l0) * 16);
+    md_list_result_release(&res);
+    md_close(ref);
+    env_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test quorum[] = {{"one_down", test_one_down},
+                                     {"two_down_strong", test_two_down_strong},
+                                     {"two_down_available", test_two_down_available},
+                                     {"hedge_and_timeouts", test_hedge_and_timeouts},
+                                     {"free_in_flight", test_free_in_flight},
+                                     {"router_swap", test_router_swap},
+                                     {NULL, NULL}};
+    static const cu_test versions[] = {{"read_repair", test_read_repair},
+                                       {"concurrent_writers", test_concurrent_writers},
+                                       {"tombstone", test_tombstone},
+                                       {NULL, NULL}};
+    static const cu_test cond[] = {{"create_race", test_cond_create_race},
+                                   {"lock_bounded", test_cond_lock_bounded},
+                                   {"leader_plug", test_cond_leader_plug},
+                                   {"etcd_leader", test_cond_etcd_leader},
+                                   {NULL, NULL}};
+    static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
+    static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
+                                   {"steady_cost", test_list_steady_cost},
+                                   {NULL, NULL}};
+    cu_add_suite("repl_quorum", quorum);
+    cu_add_suite("repl_versions", versions);
+    cu_add_suite("repl_cond", cond);
+    cu_add_suite("repl_antientropy", ae);
+    cu_add_suite("repl_list", list);
+}
