@@ -72,4 +72,11 @@ void gw_set_ready(gw *g, int ready);
 typedef size_t (*gw_status_fn)(void *arg, char *out, size_t cap);
 void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg);
 
+/*
+ * A cluster node: object records go to the replicated metadata (repl/rp.h) instead of the local
+ * store (gw_meta.c). c is borrowed and must outlive the serving; set before serving.
+ */
+typedef struct rp rp;
+void gw_set_repl(gw *g, rp *c);
+
 #endif
