@@ -116,4 +116,11 @@ cm_err gw_bucket_empty_local(gw *g, const char *name);
 cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b);
 cm_err gw_bucket_mirror_remove(gw *g, const char *name, int64_t created_ms);
 
+/*
+ * A cluster node: object records go to the replicated metadata (repl/rp.h) instead of the local
+ * store (gw_meta.c). c is borrowed and must outlive the serving; set before serving.
+ */
+typedef struct rp rp;
+void gw_set_repl(gw *g, rp *c);
+
 #endif

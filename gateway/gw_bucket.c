@@ -408,46 +408,34 @@ static gw_s3err list_params(gw_req *r, gw_list_params *p, md_list_query *q, char
     return GW_OK;
 }
 
-static void list_objects(gw_req *r, int version)
-{
+typedef struct {
     gw_list_params p;
     md_list_query q;
-    md_list_result res = {0};
-    char *marker = NULL;
-    gw_s3err e = list_params(r, &p, &q, &marker);
+    md_list_result res;
+    char *marker; /* decoded continuation token (q.start_after points to it) */
+    int version;
+    cm_err err;
+} list_state;
 
-    if (e != GW_OK) {
-        gw_error(r, e, NULL);
-        return;
-    }
-    if (version == 2) {
-        p.continuation_token = gw_query_get(&r->q, "continuation-token");
-        p.start_after = gw_query_get(&r->q, "start-after");
-        const char *fo = gw_query_get(&r->q, "fetch-owner");
-        p.fetch_owner = fo && strcmp(fo, "true") == 0;
-        if (p.continuation_token && p.continuation_token[0]) { /* empty = no token, as S3 */
-            if ((e = gw_token_decode(p.continuation_token, &marker)) != GW_OK) {
-                gw_error(r, e, "The continuation token provided is incorrect");
-                return;
-            }
-            q.start_after = marker;
-        } else {
-            q.start_after = p.start_after;
-        }
-    } else if (version == 1) {
-        p.marker = gw_query_get(&r->q, "marker");
-        q.start_after = p.marker;
-    } else {
-        p.key_marker = gw_query_get(&r->q, "key-marker");
-        p.version_id_marker = gw_query_get(&r->q, "version-id-marker");
-        q.start_after = p.key_marker;
-    }
-    if (!gw_bucket_check(r, r->bucket)) {
-        free(marker);
-        return;
-    }
-    cm_err err = md_list_objects(r->g->md, r->bucket, &q, &res);
-    free(marker);
+static void list_state_free(void *v)
+{
+    list_state *ls = v;
+    md_list_result_release(&ls->res);
+    free(ls->marker);
+    free(ls);
+}
+
+/* Worker (cluster node) or loop: one page of the listing. */
+static void list_work(gw_req *r)
+{
+    list_state *ls = r->op;
+    ls->err = gw_meta_list(r->g, r->bucket, &ls->q, &ls->res);
+}
+
+static void list_done(gw_req *r)
+{
+    list_state *ls = r->op;
+    cm_err err = ls->err;
     if (err != CM_OK) {
         gw_error_cm(r, err);
         return;
@@ -455,14 +443,63 @@ static void list_objects(gw_req *r, int version)
     struct evbuffer *buf = evbuffer_new();
     if (!buf)
         err = CM_ERR_NOMEM;
-    else if (version == 2)
-        err = gw_xml_list_v2(buf, &p, &res);
-    else if (version == 1)
-        err = gw_xml_list_v1(buf, &p, &res);
+    else if (ls->version == 2)
+        err = gw_xml_list_v2(buf, &ls->p, &ls->res);
+    else if (ls->version == 1)
+        err = gw_xml_list_v1(buf, &ls->p, &ls->res);
     else
-        err = gw_xml_list_versions(buf, &p, &res);
-    md_list_result_release(&res);
+        err = gw_xml_list_versions(buf, &ls->p, &ls->res);
     send_doc(r, buf, err);
+}
+
+static void list_objects(gw_req *r, int version)
+{
+    list_state *ls = calloc(1, sizeof(*ls));
+    if (!ls) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->op = ls;
+    r->op_free = list_state_free;
+    ls->version = version;
+    gw_list_params *p = &ls->p;
+    md_list_query *q = &ls->q;
+    gw_s3err e = list_params(r, p, q, &ls->marker);
+
+    if (e != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (version == 2) {
+        p->continuation_token = gw_query_get(&r->q, "continuation-token");
+        p->start_after = gw_query_get(&r->q, "start-after");
+        const char *fo = gw_query_get(&r->q, "fetch-owner");
+        p->fetch_owner = fo && strcmp(fo, "true") == 0;
+        if (p->continuation_token && p->continuation_token[0]) { /* empty = no token, as S3 */
+            if ((e = gw_token_decode(p->continuation_token, &ls->marker)) != GW_OK) {
+                gw_error(r, e, "The continuation token provided is incorrect");
+                return;
+            }
+            q->start_after = ls->marker;
+        } else {
+            q->start_after = p->start_after;
+        }
+    } else if (version == 1) {
+        p->marker = gw_query_get(&r->q, "marker");
+        q->start_after = p->marker;
+    } else {
+        p->key_marker = gw_query_get(&r->q, "key-marker");
+        p->version_id_marker = gw_query_get(&r->q, "version-id-marker");
+        q->start_after = p->key_marker;
+    }
+    if (!gw_bucket_check(r, r->bucket))
+        return;
+    if (gw_meta_remote(r->g)) {
+        gw_offload(r, list_work, list_done);
+        return;
+    }
+    list_work(r);
+    list_done(r);
 }
 
 static void list_uploads(gw_req *r)
@@ -548,7 +585,7 @@ static void delete_objects_work(gw_req *r)
         /* else: S3 reports a version that does not exist as deleted */
     }
     if (ok && m > 0) {
-        md_objects_delete(r->g->md, r->bucket, keys, m, errs, olds, had);
+        gw_meta_delete_many(r->g, r->bucket, keys, m, errs, olds, had);
         for (size_t j = 0; j < m; j++) {
             if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
                 st->out[which[j]].err = gw_s3err_from_cm(errs[j]);

@@ -123,7 +123,8 @@ out:
 typedef struct {
     gw_copy_source cs;
     md_object src;
-    int have_src; /* src is read and its blobs leased */
+    int have_src;                   /* src is read and its blobs leased */
+    cm_err src_bucket_err, src_err; /* fetch_source's outcome */
     gw *g;
     copy_body body;
     int part;            /* UploadPartCopy */
@@ -159,18 +160,22 @@ static void copy_state_free(void *p)
     free(st);
 }
 
-/* Load and check the source: existence, version, x-amz-copy-source-if-* conditions. */
-static gw_s3err load_source(gw_req *r, copy_state *st)
+/* Worker (cluster node) or loop: read the source's record (st->cs parsed) and lease its blobs. */
+static void fetch_source(gw_req *r)
 {
-    gw_s3err e = gw_copy_source_parse(gw_hdr(r, "x-amz-copy-source"), &st->cs);
+    copy_state *st = r->op;
     md_bucket b;
+    st->src_bucket_err = md_bucket_get(r->g->md, st->cs.bucket, &b);
+    if (st->src_bucket_err == CM_OK)
+        st->src_err = gw_meta_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
+}
 
-    if (e != GW_OK)
-        return e;
-    cm_err berr = md_bucket_get(r->g->md, st->cs.bucket, &b);
+/* Check the source read by fetch_source: existence, version, x-amz-copy-source-if-*. */
+static gw_s3err check_source(gw_req *r, copy_state *st)
+{
+    cm_err berr = st->src_bucket_err, err = st->src_err;
     if (berr != CM_OK)
         return berr == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(berr);
-    cm_err err = ob_object_get_leased(r->g->data, r->g->md, st->cs.bucket, st->cs.key, &st->src);
     if (err == CM_ERR_NOTFOUND)
         return st->cs.version_id ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (err != CM_OK)
@@ -237,7 +242,7 @@ static void commit_object(gw_req *r, copy_state *st)
     snprintf(o->ck_value, sizeof(o->ck_value), "%s", st->body.ck_value);
     gw_object_attach_body(o, &st->obj_part, st->body.has_layout ? &st->body.layout : NULL,
                           st->body.inl, st->body.inl_len);
-    st->err = md_object_put(r->g->md, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
+    st->err = gw_meta_put(r->g, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
     if (st->err != CM_OK && st->body.has_layout &&
         !ob_commit_failed_may_free(&st->body.layout, st->err))
         st->body.has_layout = 0; /* the record may name it: fsck decides */
@@ -324,10 +329,11 @@ static gw_s3err prepare_object(gw_req *r, copy_state *st)
     return e;
 }
 
+static void copy_source_fetched(gw_req *r);
+
 void gw_op_copy(gw_req *r, int part)
 {
     copy_state *st = calloc(1, sizeof(*st));
-    uint64_t first = 0, last = 0;
     gw_s3err e;
 
     if (!st) {
@@ -345,7 +351,27 @@ void gw_op_copy(gw_req *r, int part)
     }
     if (!gw_bucket_check(r, r->bucket))
         return;
-    if ((e = load_source(r, st)) != GW_OK) {
+    if ((e = gw_copy_source_parse(gw_hdr(r, "x-amz-copy-source"), &st->cs)) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
+    if (gw_meta_remote(r->g)) {
+        gw_offload(r, fetch_source, copy_source_fetched);
+        return;
+    }
+    fetch_source(r);
+    copy_source_fetched(r);
+}
+
+/* Loop: the source is read; check it and the request, then copy on a worker. */
+static void copy_source_fetched(gw_req *r)
+{
+    copy_state *st = r->op;
+    int part = st->part;
+    uint64_t first = 0, last = 0;
+    gw_s3err e;
+
+    if ((e = check_source(r, st)) != GW_OK) {
         gw_error(r, e, NULL);
         return;
     }

@@ -26,6 +26,7 @@ struct gw {
     gw_config cfg;
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
     md_store *md;
+    rp *rp; /* replicated object records on a cluster node (gw_set_repl); NULL: md only */
     ob_store *data;
     gw_pool *pool; /* worker threads for fsyncs and commits (gw_pool.c) */
     volatile int ready;
@@ -107,6 +108,9 @@ struct gw_req {
     int orphaned;            /* the connection closed while busy: free on completion */
     void *op;                /* operation-private state, freed by op_free */
     void (*op_free)(void *);
+    cm_err meta_err;        /* a record read offloaded to a worker (gw_meta_remote) */
+    int meta_live;          /* exists_then: the key has a current object */
+    gw_finish_fn meta_next; /* exists_then: what runs once it is known to exist */
 };
 
 /* ---- gw_server.c: responses and the body pipeline ---- */
@@ -184,6 +188,21 @@ void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_wo
                        gw_finish_fn done);
 /* Free the chunks of every part not stored inline, then the array (md_parts_free). Blocking. */
 void gw_free_parts(gw *g, md_part *parts, size_t n);
+
+/* ---- gw_meta.c: object records, local or replicated ---- */
+
+/* 1 on a cluster node: record calls wait on other nodes, so loop handlers offload them. */
+int gw_meta_remote(const gw *g);
+cm_err gw_meta_get(gw *g, const char *bucket, const char *key, md_object *out);
+/* The record with its local blobs leased (ob_lease_release when done), as ob_object_get_leased. */
+cm_err gw_meta_get_leased(gw *g, const char *bucket, const char *key, md_object *out);
+cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
+                   md_object *old, int *had_old);
+cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond *cond,
+                      md_object *old, int *had_old);
+cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, size_t n,
+                           cm_err *errs, md_object *olds, int *had_old);
+cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out);
 
 /* ---- operations ---- */
 

@@ -486,6 +486,29 @@ static void object_checksum(const complete_state *cs, md_object *o)
         full_object_crc(cs, alg, o);
 }
 
+/*
+ * Worker, cluster node: the upload's records stay on the node that created it, the object's goes
+ * to the replicated metadata. Store the assembled record first, then drop the upload (its parts
+ * into *gone). A crash in between leaves the upload listed beside the object it made (an Abort of
+ * it would free parts the object uses: docs/replication.md says so); a failed write leaves the
+ * upload as it was, so the client can retry.
+ */
+static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional, md_part **gone,
+                                  size_t *ngone)
+{
+    const char *upload_id = gw_query_get(&r->q, "uploadId");
+    md_object full, old = {0};
+    int had_old = 0;
+    cm_err err = md_upload_assemble(r->g->md, upload_id, &cs->obj, &full);
+    if (err != CM_OK)
+        return err;
+    err = gw_meta_put(r->g, r->bucket, &full, conditional ? &cs->cond : NULL, &old, &had_old);
+    md_object_release(&full);
+    if (err == CM_OK)
+        err = md_upload_abort(r->g->md, r->bucket, r->key, upload_id, gone, ngone);
+    return err;
+}
+
 /* Worker: commit the object and drop the upload; free the parts it does not use. */
 static void complete_commit(gw_req *r)
 {
@@ -496,7 +519,10 @@ static void complete_commit(gw_req *r)
     int had_old = 0;
     int conditional = cs->cond.if_match || cs->cond.if_none_match_star;
 
-    cs->err = md_upload_complete(r->g->md, r->bucket, gw_query_get(&r->q, "uploadId"), &cs->obj,
+    cs->err =
+        gw_meta_remote(r->g)
+            ? complete_replicated(r, cs, conditional, &gone, &ngone)
+            : md_upload_complete(r->g->md, r->bucket, gw_query_get(&r->q, "uploadId"), &cs->obj,
                                  conditional ? &cs->cond : NULL, &gone, &ngone, &old, &had_old);
     if (cs->err != CM_OK)
         return;
@@ -526,7 +552,7 @@ static int completed_before(gw_req *r, complete_state *cs, const gw_complete_req
     char etag[64];
     int same = 0;
     if (request_etag(req, etag, sizeof(etag)) != GW_OK ||
-        md_object_get(r->g->md, r->bucket, r->key, &cur) != CM_OK)
+        gw_meta_get(r->g, r->bucket, r->key, &cur) != CM_OK)
         return 0;
     same = !cur.delete_marker && strcmp(cur.upload_id, gw_query_get(&r->q, "uploadId")) == 0 &&
            strcmp(cur.etag, etag) == 0;

@@ -235,7 +235,7 @@ static void put_work(gw_req *r)
         return;
     gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
                           r->inl_len);
-    ps->err = md_object_put(r->g->md, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
+    ps->err = gw_meta_put(r->g, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
     if (ps->err != CM_OK && r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err))
         r->has_layout = 0; /* the record may name it: fsck decides */
     if (ps->err != CM_OK)
@@ -548,10 +548,17 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
     get_drain(r);
 }
 
-static void get_object(gw_req *r)
+/* Worker (cluster node): read the record from its replicas. */
+static void get_record_work(gw_req *r)
+{
+    r->meta_err = gw_meta_get_leased(r->g, r->bucket, r->key, &r->obj);
+}
+
+/* Loop: the record is read (r->meta_err); answer. */
+static void get_object_found(gw_req *r)
 {
     md_object *o = &r->obj;
-    cm_err err = ob_object_get_leased(r->g->data, r->g->md, r->bucket, r->key, o);
+    cm_err err = r->meta_err;
     uint64_t first = 0, last = 0;
     int applies = 0;
 
@@ -588,6 +595,16 @@ static void get_object(gw_req *r)
         send_body(r, o, applies, first, last);
 }
 
+static void get_object(gw_req *r)
+{
+    if (gw_meta_remote(r->g)) {
+        gw_offload(r, get_record_work, get_object_found);
+        return;
+    }
+    get_record_work(r);
+    get_object_found(r);
+}
+
 /* ---- DeleteObject ---- */
 
 typedef struct {
@@ -602,8 +619,8 @@ static void delete_work(gw_req *r)
     delete_state *ds = r->op;
     md_object old = {0};
     int had_old = 0;
-    ds->err = md_object_delete(r->g->md, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL,
-                               &old, &had_old);
+    ds->err = gw_meta_delete(r->g, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL, &old,
+                             &had_old);
     if (had_old) {
         ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
@@ -644,20 +661,38 @@ static void delete_object(gw_req *r)
     gw_offload(r, delete_work, delete_done);
 }
 
-/* 1 when bucket/key has a current object; otherwise the error is sent and 0 returned. */
-static int object_exists(gw_req *r)
+/* Worker (cluster node) or loop: does bucket/key have a current object? */
+static void exists_work(gw_req *r)
 {
     md_object o;
-    cm_err err = md_object_get(r->g->md, r->bucket, r->key, &o);
-    if (err != CM_OK) {
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(err), NULL);
-        return 0;
+    r->meta_err = gw_meta_get(r->g, r->bucket, r->key, &o);
+    if (r->meta_err == CM_OK) {
+        r->meta_live = !o.delete_marker;
+        md_object_release(&o);
     }
-    int live = !o.delete_marker;
-    md_object_release(&o);
-    if (!live)
+}
+
+static void exists_done(gw_req *r)
+{
+    if (r->meta_err != CM_OK)
+        gw_error(r, r->meta_err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(r->meta_err),
+                 NULL);
+    else if (!r->meta_live)
         gw_error(r, GW_NO_SUCH_KEY, NULL);
-    return live;
+    else
+        r->meta_next(r);
+}
+
+/* Run next(r) when bucket/key has a current object; otherwise send the error. */
+static void exists_then(gw_req *r, gw_finish_fn next)
+{
+    r->meta_next = next;
+    if (gw_meta_remote(r->g)) {
+        gw_offload(r, exists_work, exists_done);
+        return;
+    }
+    exists_work(r);
+    exists_done(r);
 }
 
 static void get_object_tagging(gw_req *r)
@@ -696,11 +731,9 @@ void gw_op_object(gw_req *r)
         return;
     }
     if (is_get && gw_query_find(q, "acl")) {
-        if (object_exists(r))
-            gw_send_owner_acl(r);
+        exists_then(r, gw_send_owner_acl);
     } else if (is_get && gw_query_find(q, "tagging")) {
-        if (object_exists(r))
-            get_object_tagging(r);
+        exists_then(r, get_object_tagging);
     } else if (gw_query_find(q, "tagging") || gw_query_find(q, "acl") ||
                gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
                gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||

@@ -403,6 +403,15 @@ void md_parts_free(md_part *parts, size_t n);
 cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_id,
                           const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
                           md_object *old, int *had_old);
+/*
+ * The record md_upload_complete would store for obj, without storing it or touching the upload: a
+ * deep copy (release with md_object_release) with upload_id set and the inline parts' bodies read
+ * from their part records. For a cluster node, which stores the record through the replicated
+ * metadata and then drops the upload with md_upload_abort. CM_ERR_CONFLICT when an inline part was
+ * replaced since it was listed, CM_ERR_NOTFOUND when it is gone.
+ */
+cm_err md_upload_assemble(md_store *md, const char *upload_id, const md_object *obj,
+                          md_object *out);
 /* Delete the upload and its part records, returned in *parts. CM_ERR_NOTFOUND if unknown. */
 cm_err md_upload_abort(md_store *md, const char *bucket, const char *key, const char *upload_id,
                        md_part **parts, size_t *n);

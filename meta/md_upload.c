@@ -291,27 +291,28 @@ static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *
 }
 
 /*
- * Encode the completed object: obj with upload_id recorded, and the bodies of the inline parts it
- * names without their bytes (parts listed by md_part_list carry none) read from their part
- * records. Only the parts the object keeps are read: all but the last are at least 5 MiB, so at
- * most one body of up to the inline threshold, whatever the upload's number of parts.
+ * The completed object: obj (shallow) with upload_id recorded and its own parts array, in which
+ * the inline parts named without their bytes (parts listed by md_part_list carry none) get their
+ * bodies from their part records. Only the parts the object keeps are read: all but the last are
+ * at least 5 MiB, so at most one body of up to the inline threshold, whatever the upload's number
+ * of parts. Free o->parts with md_parts_free(o->parts, obj->nparts).
  */
-static cm_err complete_encode(md_store *md, const char *upload_id, const md_object *obj, md_wbuf *w)
+static cm_err complete_fill(md_store *md, const char *upload_id, const md_object *obj, md_object *o)
 {
-    md_object o = *obj; /* shallow: only the parts array is replaced */
     MDB_txn *txn = NULL;
     cm_err e = CM_OK;
-    snprintf(o.upload_id, sizeof(o.upload_id), "%s", upload_id);
-    o.parts = NULL;
-    if (obj->nparts && !(o.parts = calloc(obj->nparts, sizeof(md_part))))
+    *o = *obj;
+    snprintf(o->upload_id, sizeof(o->upload_id), "%s", upload_id);
+    o->parts = NULL;
+    if (obj->nparts && !(o->parts = calloc(obj->nparts, sizeof(md_part))))
         return CM_ERR_NOMEM;
     for (size_t i = 0; e == CM_OK && i < obj->nparts; i++) {
         const md_part *p = &obj->parts[i];
-        o.parts[i] = *p;
-        o.parts[i].inline_data = NULL;
+        o->parts[i] = *p;
+        o->parts[i].inline_data = NULL;
         if (p->inline_data || !p->is_inline) {
-            o.parts[i].inline_data = p->inline_data ? memdup_part(p) : NULL;
-            if (p->inline_data && !o.parts[i].inline_data)
+            o->parts[i].inline_data = p->inline_data ? memdup_part(p) : NULL;
+            if (p->inline_data && !o->parts[i].inline_data)
                 e = CM_ERR_NOMEM;
             continue;
         }
@@ -323,14 +324,38 @@ static cm_err complete_encode(md_store *md, const char *upload_id, const md_obje
         if (rc)
             e = rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get part");
         else
-            e = md_part_decode(v.mv_data, v.mv_size, &o.parts[i]);
-        if (e == CM_OK && (!o.parts[i].inline_data || strcmp(o.parts[i].etag, p->etag) != 0))
+            e = md_part_decode(v.mv_data, v.mv_size, &o->parts[i]);
+        if (e == CM_OK && (!o->parts[i].inline_data || strcmp(o->parts[i].etag, p->etag) != 0))
             e = CM_ERR_CONFLICT; /* replaced since it was listed */
     }
     if (txn)
         md_txn_end(md, txn);
-    if (e == CM_OK)
-        e = md_object_encode_stored(&o, w);
+    if (e != CM_OK) {
+        md_parts_free(o->parts, obj->nparts);
+        o->parts = NULL;
+    }
+    return e;
+}
+
+static cm_err complete_encode(md_store *md, const char *upload_id, const md_object *obj, md_wbuf *w)
+{
+    md_object o;
+    cm_err e = complete_fill(md, upload_id, obj, &o);
+    if (e != CM_OK)
+        return e;
+    e = md_object_encode_stored(&o, w);
+    md_parts_free(o.parts, obj->nparts);
+    return e;
+}
+
+cm_err md_upload_assemble(md_store *md, const char *upload_id, const md_object *obj, md_object *out)
+{
+    md_object o;
+    memset(out, 0, sizeof(*out));
+    cm_err e = complete_fill(md, upload_id, obj, &o);
+    if (e != CM_OK)
+        return e;
+    e = md_object_copy(&o, out);
     md_parts_free(o.parts, obj->nparts);
     return e;
 }

@@ -143,6 +143,14 @@ void ob_free_object_data(ob_store *st, const md_object *obj);
 void ob_lease_delete_leftovers(ob_store *st);
 
 /*
+ * Reclaim garbage (ob_gc.c): free the bodies of md's garbage records that became garbage more than
+ * grace_ms before now_ms (at most max), then drop the records. *freed (may be NULL) gets how many.
+ * Blocking: call from a background thread.
+ */
+cm_err ob_gc_run(ob_store *st, md_store *md, int64_t now_ms, int64_t grace_ms, size_t max,
+                 uint64_t *freed);
+
+/*
  * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),
  * FAILED (OB_FAIL_AFTER consecutive I/O errors, or its directory vanished or was swapped: not
  * chosen for writes, not read; probed periodically and brought back when a probe write works) or

@@ -1,0 +1,82 @@
+/*
+ * gw_meta.c - where the gateway's object records live: the node's own md_store on a single node,
+ * the replicated metadata of the cluster (repl/rp.h) on a cluster node (gw_set_repl). The S3
+ * handlers call these instead of md_object_* / md_list_objects, so they do not care which.
+ *
+ * A replicated call waits on other nodes, so the handlers that run on the loop (GET, HEAD,
+ * listings, the existence checks of ?acl and ?tagging) offload it to a worker when
+ * gw_meta_remote(g) says so; on a single node they keep calling the local store from the loop,
+ * which costs microseconds.
+ *
+ * In cluster mode a write or delete never hands back the record it replaced (*had_old = 0): each
+ * replica keeps the replaced bodies as durable garbage records, reclaimed after a grace period,
+ * because a GET on another node may still be reading them (its lease is on that node).
+ */
+#include "gw_int.h"
+
+#include <stdlib.h>
+
+#include "rp.h"
+
+int gw_meta_remote(const gw *g)
+{
+    return g->rp != NULL;
+}
+
+cm_err gw_meta_get(gw *g, const char *bucket, const char *key, md_object *out)
+{
+    return g->rp ? rp_object_get(g->rp, bucket, key, out) : md_object_get(g->md, bucket, key, out);
+}
+
+cm_err gw_meta_get_leased(gw *g, const char *bucket, const char *key, md_object *out)
+{
+    if (!g->rp)
+        return ob_object_get_leased(g->data, g->md, bucket, key, out);
+    /* The lease keeps this node's own cells of the body; the replicas' garbage grace period
+     * keeps the others while the GET streams. */
+    cm_err err = rp_object_get(g->rp, bucket, key, out);
+    if (err == CM_OK && (err = ob_lease_acquire(g->data, out)) != CM_OK)
+        md_object_release(out);
+    return err;
+}
+
+cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
+                   md_object *old, int *had_old)
+{
+    if (!g->rp)
+        return md_object_put(g->md, bucket, obj, cond, old, had_old);
+    *had_old = 0;
+    return rp_object_put(g->rp, bucket, obj, cond, old, had_old);
+}
+
+cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond *cond,
+                      md_object *old, int *had_old)
+{
+    if (!g->rp)
+        return md_object_delete(g->md, bucket, key, cond, old, had_old);
+    *had_old = 0;
+    return rp_object_delete(g->rp, bucket, key, cond, old, had_old);
+}
+
+cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, size_t n,
+                           cm_err *errs, md_object *olds, int *had_old)
+{
+    if (!g->rp)
+        return md_objects_delete(g->md, bucket, keys, n, errs, olds, had_old);
+    /* One quorum write per key: the keys live in different partitions. */
+    for (size_t i = 0; i < n; i++) {
+        had_old[i] = 0;
+        errs[i] = rp_object_delete(g->rp, bucket, keys[i], NULL, &olds[i], &had_old[i]);
+    }
+    return CM_OK;
+}
+
+cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out)
+{
+    return g->rp ? rp_list_objects(g->rp, bucket, q, out) : md_list_objects(g->md, bucket, q, out);
+}
+
+void gw_set_repl(gw *g, rp *c)
+{
+    g->rp = c;
+}
