@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The linearizability tools (tests/tools/, docs/testing.md "Linearizability"): the checker's unit
+# tests on hand-made histories (test_lincheck.py), then a real history: 8 s3hist.py clients for
+# 6 s on 3 keys of one single-node cairn (put, get, delete, If-None-Match and If-Match PUTs),
+# which lincheck.py must find linearizable; a copy with one read changed to a value overwritten
+# before the read began must be found not linearizable (exit 1) and the report must name that
+# read; a budget of 10 steps must give up with "too large" (exit 3). About 10 s.
+source "$(dirname "$0")/lib.sh"
+TOOLS=$H_ROOT/tests/tools
+
+h_run "checker unit tests" "$H_PY" "$TOOLS/test_lincheck.py"
+[ $H_FAILS -eq 0 ] || printf '%s\n' "$H_OUT" | tail -n 30
+
+h_start
+hist=$H_WORK/history.jsonl
+if h_run "s3hist: 8 clients, 6 s, 3 keys" "$H_PY" "$TOOLS/s3hist.py" --endpoints "$H_ENDPOINT" \
+    --bucket lin --create-bucket --clients 8 --seconds 6 --keys 3 --seed 7 --out "$hist"; then
+    printf '%s\n' "$H_OUT"
+fi
+ops=$(wc -l <"$hist")
+# Every kind must have run, with each of its decisive outcomes, or the check proves little.
+"$H_PY" - "$hist" <<'EOF' && h_ok "history has $ops ops of every kind and outcome" || h_bad "history has every kind and outcome"
+import collections, json, sys
+seen = collections.Counter()
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    seen[(r["op"], r["result"])] += 1
+need = [("put", "ok"), ("get", "ok"), ("get", "absent"), ("delete", "ok"), ("create", "ok"),
+        ("create", "precondition-failed"), ("cas", "ok"), ("cas", "precondition-failed")]
+missing = [n for n in need if seen[n] == 0]
+bad = {k: v for k, v in seen.items() if k[1] in ("unknown", "failed")}
+print("counts:", dict(seen))
+sys.exit(1 if missing or bad or sum(seen.values()) < 500 else 0)
+EOF
+
+if h_run "lincheck: the recorded history is linearizable" "$H_PY" "$TOOLS/lincheck.py" "$hist"; then
+    printf '%s\n' "$H_OUT" | tail -n 5
+fi
+
+# Corrupt one read in the second half: a get that began after two completed writes of its key (w1 returned before w2
+# was invoked, w2 returned before the get was invoked) now claims to have read w1's value.
+bad=$H_WORK/corrupt.jsonl
+line=$("$H_PY" - "$hist" "$bad" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+for i in range(len(recs) // 2, len(recs)):  # from the middle: the report must find it there
+    g = recs[i]
+    if g["op"] != "get" or g["result"] not in ("ok", "absent"):
+        continue
+    writes = [w for w in recs if w["key"] == g["key"] and w["op"] in ("put", "create", "cas")
+              and w["result"] == "ok" and w["return"] < g["invoke"]]
+    for w2 in sorted(writes, key=lambda w: -w["invoke"]):
+        w1 = [w for w in writes if w["return"] < w2["invoke"]]
+        if w1:
+            g["result"], g["read"] = "ok", w1[0]["args"]["value"]
+            with open(sys.argv[2], "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in recs)
+            print(i + 1)
+            sys.exit(0)
+sys.exit(1)
+EOF
+)
+if [ -n "$line" ]; then
+    h_ok "corrupted line $line of the history"
+    "$H_PY" "$TOOLS/lincheck.py" "$bad" >"$H_WORK/corrupt.out" 2>&1
+    rc=$?
+    h_eq "lincheck exits 1 on the corrupted history" 1 "$rc"
+    if grep -q "NOT linearizable" "$H_WORK/corrupt.out" && grep -q "(line $line)" "$H_WORK/corrupt.out"; then
+        h_ok "the report names the corrupted read (line $line)"
+    else
+        h_bad "the report names the corrupted read (line $line)" "$(cat "$H_WORK/corrupt.out")"
+    fi
+    sed -n '/NOT linearizable/,/^lincheck/p' "$H_WORK/corrupt.out" | head -n 20
+else
+    h_bad "found a read to corrupt"
+fi
+
+"$H_PY" "$TOOLS/lincheck.py" --budget 10 "$hist" >"$H_WORK/budget.out" 2>&1
+rc=$?
+h_eq "lincheck exits 3 when the budget runs out" 3 "$rc"
+grep -q "too large" "$H_WORK/budget.out" && h_ok "budget report says too large" ||
+    h_bad "budget report says too large" "$(cat "$H_WORK/budget.out")"
+h_finish

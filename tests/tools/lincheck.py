@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Linearizability checker for single-key S3 register histories (Wing-Gong search, memoised).
+
+Model: every key is an independent register whose state is a value or "absent" (initially
+absent). Operations and the results they may return:
+  put(value)                      -> ok                      state := value
+  get                             -> ok + read value | absent  state unchanged, must match
+  delete                          -> ok                      state := absent
+  create(value)  (If-None-Match *) -> ok (state was absent, state := value)
+                                    | precondition-failed (state was present, unchanged)
+  cas(expect, value)  (If-Match on the ETag of `expect`)
+                                  -> ok (state was expect, state := value)
+                                    | precondition-failed (state present and not expect)
+                                    | not-found (state absent)
+Any op may also end "unknown" (timeout, 5xx, dropped connection): it may or may not have taken
+effect, at any instant after its invocation (its return time is +infinity), and its result is not
+known. "failed" (a definite 4xx refusal) means it had no effect; such ops and unknown gets are
+dropped before the search because they constrain nothing.
+
+Input: JSON lines, one record per operation:
+  {"client": 3, "key": "k1", "op": "put"|"get"|"delete"|"create"|"cas",
+   "args": {"value": "...", "expect": "..."}, "invoke": NS, "return": NS or null,
+   "result": "ok"|"absent"|"precondition-failed"|"not-found"|"unknown"|"failed",
+   "read": "..." (get with result ok only)}
+Extra fields are ignored. Times are integers from one clock (CLOCK_MONOTONIC of one machine);
+an op A precedes B only when A.return < B.invoke (equal times count as concurrent).
+
+Algorithm: P-compositionality (each key is checked alone), then the Wing-Gong search with Lowe's
+memoisation as Porcupine does it: the history is a time-ordered list of call and return entries;
+the search walks the list, linearizes the first call it can (model accepts it, and the pair
+(set of linearized ops, state) was not seen before), removes that op's entries and restarts from
+the head; reaching a return entry whose op is not linearized means a dead end, so it undoes the
+last choice and tries the next call. Ops with unknown outcome have no return entry, so they never
+block and may stay unlinearized ("never happened"). The set of linearized ops is kept as a
+128-bit Zobrist hash (XOR of a random word per op) so a cache entry is small and O(1) to update;
+a hash collision could only prune a branch wrongly with probability ~ entries^2 / 2^129.
+
+Bounded: a search that tries more than --budget linearization steps for one key gives up and
+reports the key as too large. For a failing key the checker then shrinks the history to a small
+window that still fails on its own (see shrink_window) and prints it.
+
+Exit status: 0 every key linearizable, 1 some key is not, 2 bad input, 3 no key failed but the
+budget ran out on some key.
+"""
+
+import argparse
+import json
+import random
+import sys
+
+OK, ABSENT_R, PF, NF, UNKNOWN, FAILED = ("ok", "absent", "precondition-failed", "not-found",
+                                         "unknown", "failed")
+RESULTS = {
+    "put": (OK, UNKNOWN, FAILED),
+    "get": (OK, ABSENT_R, UNKNOWN, FAILED),
+    "delete": (OK, UNKNOWN, FAILED),
+    "create": (OK, PF, UNKNOWN, FAILED),
+    "cas": (OK, PF, NF, UNKNOWN, FAILED),
+}
+WRITES = ("put", "create", "cas")  # ops whose args carry a value they may store
+BAD = object()  # step() result: the model refuses the op in this state
+OTHER = "\x00<a value no op of the window mentions>"  # stands for all unmentioned values
+INF = float("inf")
+
+
+class BadInput(Exception):
+    pass
+
+
+class Op:
+    """One operation of one key, as the search sees it."""
+
+    __slots__ = ("n", "line", "client", "kind", "value", "expect", "result", "read",
+                 "invoke", "ret")
+
+    def __init__(self, line, rec):
+        self.line = line  # 1-based line number in the input
+        self.n = -1  # index inside the key's op list, set later
+        self.client = rec.get("client")
+        self.kind = rec["op"]
+        args = rec.get("args") or {}
+        self.value = args.get("value")
+        self.expect = args.get("expect")
+        self.result = rec["result"]
+        self.read = rec.get("read")
+        self.invoke = rec["invoke"]
+        self.ret = INF if self.result == UNKNOWN else rec["return"]
+
+    def describe(self, t0):
+        """One readable line: times in ms relative to t0."""
+        if self.kind == "get":
+            what = "get"
+            res = repr(self.read) if self.result == OK else self.result
+        elif self.kind == "delete":
+            what, res = "delete", self.result
+        elif self.kind == "cas":
+            what, res = "cas(if %r) put %r" % (self.expect, self.value), self.result
+        else:
+            what, res = "%s %r" % (self.kind, self.value), self.result
+        end = "   ...   " if self.ret == INF else "%9.3f" % ((self.ret - t0) / 1e6)
+        return "[%9.3f, %s] client %s: %s -> %s   (line %d)" % (
+            (self.invoke - t0) / 1e6, end, self.client, what, res, self.line)
+
+
+def step(state, op):
+    """The register model: the state after op, or BAD if op cannot return its result here."""
+    k, r = op.kind, op.result
+    if k == "get":
+        if r == OK:
+            return state if state == op.read else BAD
+        return state if state is None else BAD
+    if k == "put":
+        return op.value
+    if k == "delete":
+        return None
+    if k == "create":
+        if r == OK:
+            return op.value if state is None else BAD
+        if r == PF:
+            return state if state is not None else BAD
+        return op.value if state is None else state  # unknown
+    # cas
+    if r == OK:
+        return op.value if state == op.expect else BAD
+    if r == PF:
+        return state if state is not None and state != op.expect else BAD
+    if r == NF:
+        return state if state is None else BAD
+    return op.value if state == op.expect else state  # unknown
+
+
+def parse(lines):
+    """Group records by key: {key: [Op, ...]} sorted by invocation, dropping ops that constrain
+    nothing (failed ops, unknown gets). Raises BadInput with the line number."""
+    keys = {}
+    for no, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        try:
+            rec = json.loads(text)
+        except ValueError as e:
+            raise BadInput("line %d: not JSON (%s)" % (no, e))
+        if not isinstance(rec, dict):
+            raise BadInput("line %d: not a JSON object" % no)
+        for field in ("key", "op", "invoke", "result"):
+            if field not in rec:
+                raise BadInput("line %d: no %r field" % (no, field))
+        kind, res = rec["op"], rec["result"]
+        if kind not in RESULTS:
+            raise BadInput("line %d: unknown op %r" % (no, kind))
+        if res not in RESULTS[kind]:
+            raise BadInput("line %d: %s cannot return %r" % (no, kind, res))
+        if not isinstance(rec["invoke"], int):
+            raise BadInput("line %d: invoke must be an integer (ns)" % no)
+        if res != UNKNOWN and not isinstance(rec.get("return"), int):
+            raise BadInput("line %d: a %s op needs an integer return time" % (no, res))
+        if res != UNKNOWN and rec["return"] < rec["invoke"]:
+            raise BadInput("line %d: returns before it was invoked" % no)
+        args = rec.get("args") or {}
+        if kind in WRITES and not isinstance(args.get("value"), str):
+            raise BadInput("line %d: %s needs args.value (a string)" % (no, kind))
+        if kind == "cas" and not isinstance(args.get("expect"), str):
+            raise BadInput("line %d: cas needs args.expect (a string)" % no)
+        if kind == "get" and res == OK and not isinstance(rec.get("read"), str):
+            raise BadInput("line %d: a get that returned ok needs 'read' (a string)" % no)
+        if res == FAILED or (kind == "get" and res == UNKNOWN):
+            continue
+        keys.setdefault(str(rec["key"]), []).append(Op(no, rec))
+    for ops in keys.values():
+        ops.sort(key=lambda o: (o.invoke, o.line))
+        for i, o in enumerate(ops):
+            o.n = i
+    return keys
+
+
+class Outcome:
+    """What one search found. status: "ok", "fail" or "budget"."""
+
+    def __init__(self, status, steps, best):
+        self.status = status
+        self.steps = steps
+        self.best = best  # (depth, blocking Op, states seen blocked at that depth)
+
+
+def search(ops, init, budget, zobrist):
+    """Wing-Gong search over ops (one key) from state init. Returns an Outcome."""
+    # Entries: (time, 0=call/1=return, op index). Calls sort before returns at equal times, so
+    # touching intervals count as concurrent.
+    ents = []
+    for o in ops:
+        ents.append((o.invoke, 0, o.n))
+        if o.ret != INF:
+            ents.append((o.ret, 1, o.n))
+    ents.sort()
+    m = len(ents)
+    # Doubly linked list over entry slots 0..m-1; slot m is the head sentinel; -1 ends the list.
+    head = m
+    nxt = list(range(1, m)) + [-1] if m else []
+    nxt.append(0 if m else -1)
+    prv = [head] + list(range(0, m - 1)) if m else []
+    prv.append(-1)
+    is_call = [e[1] == 0 for e in ents]
+    opn = [e[2] for e in ents]
+    ret_slot = {}
+    for i, e in enumerate(ents):
+        if e[1] == 1:
+            ret_slot[e[2]] = i
+    match = [ret_slot.get(opn[i], -1) if is_call[i] else -1 for i in range(m)]
+
+    def unlink(i):
+        nxt[prv[i]] = nxt[i]
+        if nxt[i] != -1:
+            prv[nxt[i]] = prv[i]
+
+    def relink(i):  # undoes unlink(i); entries unlinked after i were relinked first
+        nxt[prv[i]] = i
+        if nxt[i] != -1:
+            prv[nxt[i]] = i
+
+    state, lin = init, 0
+    cache = set()
+    stack = []  # (call slot, state before)
+    steps = 0
+    best = (-1, None, set())
+    e = nxt[head]
+    while True:
+        if e == -1:
+            return Outcome("ok", steps, best)
+        if is_call[e]:
+            steps += 1
+            if steps > budget:
+                return Outcome("budget", steps, best)
+            o = ops[opn[e]]
+            ns = step(state, o)
+            if ns is not BAD:
+                nl = lin ^ zobrist[o.n]
+                if (nl, ns) not in cache:
+                    cache.add((nl, ns))
+                    stack.append((e, state))
+                    state, lin = ns, nl
+                    unlink(e)
+                    if match[e] != -1:
+                        unlink(match[e])
+                    e = nxt[head]
+                    continue
+            e = nxt[e]
+            continue
+        # A return entry of an op not yet linearized: dead end.
+        depth = len(stack)
+        if depth > best[0]:
+            best = (depth, ops[opn[e]], {state})
+        elif depth == best[0] and ops[opn[e]] is best[1] and len(best[2]) < 16:
+            best[2].add(state)
+        if not stack:
+            return Outcome("fail", steps, best)
+        c, state = stack.pop()
+        lin ^= zobrist[opn[c]]
+        if match[c] != -1:
+            relink(match[c])
+        relink(c)
+        e = nxt[c]
+
+
+def cut_points(ops):
+    """Indices i (into ops, sorted by invocation) where every completed op before i returned
+    before op i was invoked; 0 and len(ops) always count. A window [a, b) between cut points can
+    be checked on its own (see shrink_window)."""
+    cuts = [0]
+    last_ret = -INF
+    for i, o in enumerate(ops):
+        if i and last_ret < o.invoke:
+            cuts.append(i)
+        if o.ret != INF:
+            last_ret = max(last_ret, o.ret)
+    cuts.append(len(ops))
+    return cuts
+
+
+def window_ops(ops, a, b):
+    """Ops of the window [a, b) plus the unknown-outcome ops invoked before a (they may still
+    take effect inside the window), renumbered from 0. Returns (list, original ops by new n)."""
+    sel = [o for o in ops[:a] if o.ret == INF] + ops[a:b]
+    copies = []
+    for i, o in enumerate(sel):
+        c = Op.__new__(Op)
+        for f in Op.__slots__:
+            setattr(c, f, getattr(o, f))
+        c.n = i
+        copies.append(c)
+    return copies, sel
+
+
+def start_states(ops, a, win):
+    """States the register may hold at cut a: absent, or any value written before a. Values the
+    window never reads or expects behave alike, so one stand-in (OTHER) covers them."""
+    if a == 0:
+        return [None]
+    mentioned = set()
+    for o in win:
+        if o.kind == "get" and o.result == OK:
+            mentioned.add(o.read)
+        if o.kind == "cas":
+            mentioned.add(o.expect)
+    states, other = [None], False
+    for o in ops[:a]:
+        if o.kind in WRITES and o.result != PF and o.result != NF:
+            if o.value in mentioned:
+                if o.value not in states:
+                    states.append(o.value)
+            else:
+                other = True
+    if other:
+        states.append(OTHER)
+    return states
+
+
+def window_fails(ops, a, b, budget, zobrist):
+    """True when the window [a, b) is not linearizable from any state the register may hold at
+    cut a (so the whole history is not either); also the search outcome that got furthest.
+    A search that runs out of budget counts as not failing."""
+    win, _ = window_ops(ops, a, b)
+    deepest = None
+    for s in start_states(ops, a, win):
+        res = search(win, s, budget, zobrist)
+        if res.status != "fail":
+            return False, res
+        if deepest is None or res.best[0] > deepest.best[0]:
+            deepest = res
+    return True, deepest
+
+
+def shrink_window(ops, budget, zobrist):
+    """The smallest window between cut points that still fails, found by two binary searches:
+    the first end cut b whose prefix [0, b) fails (a prefix of a linearizable history ending at a
+    cut point is linearizable, so this is monotone), then the last start cut a whose window
+    [a, b) fails from every state possible at a (sound: a linearization of the whole history
+    puts every op before a before every op after it, leaving the register in one of those
+    states). Returns (a, b, outcome of the failing window)."""
+    cuts = cut_points(ops)
+    lo, hi = 1, len(cuts) - 1  # cuts[hi] = len(ops) fails (the caller checked)
+    _, out = window_fails(ops, 0, cuts[hi], budget, zobrist)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        bad, o = window_fails(ops, 0, cuts[mid], budget, zobrist)
+        if bad:
+            hi, out = mid, o
+        else:
+            lo = mid + 1
+    b = cuts[hi]
+    lo, hi = 0, hi - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        bad, o = window_fails(ops, cuts[mid], b, budget, zobrist)
+        if bad:
+            lo, out = mid, o
+        else:
+            hi = mid - 1
+    return cuts[lo], b, out
+
+
+def fmt_state(s):
+    if s is None:
+        return "absent"
+    if s == OTHER:
+        return "an older value"
+    return repr(s)
+
+
+def check_key(key, ops, budget, zobrist, out):
+    """Check one key, print its verdict (and the failing window). Returns "ok"/"fail"/"budget"."""
+    nunk = sum(1 for o in ops if o.ret == INF)
+    res = search(ops, None, budget, zobrist)
+    if res.status == "ok":
+        print("key %s: linearizable (%d ops, %d of unknown outcome, %d search steps)"
+              % (key, len(ops), nunk, res.steps), file=out)
+        return "ok"
+    if res.status == "budget":
+        print("key %s: too large: gave up after %d search steps (--budget) on %d ops, %d of "
+              "unknown outcome; deepest partial linearization had %d ops"
+              % (key, budget, len(ops), nunk, res.best[0]), file=out)
+        return "budget"
+    a, b, wres = shrink_window(ops, budget, zobrist)
+    win, orig = window_ops(ops, a, b)
+    t0 = ops[0].invoke
+    print("key %s: NOT linearizable (%d ops, %d of unknown outcome, %d search steps)"
+          % (key, len(ops), nunk, res.steps), file=out)
+    print("  smallest failing window found: ops %d..%d of the key (%d ops%s), starting from "
+          "register state %s" % (a, b - 1, b - a,
+                                 " + %d earlier unknown-outcome ops" % (len(win) - (b - a))
+                                 if len(win) > b - a else "",
+                                 " or ".join(fmt_state(s) for s in start_states(ops, a, win))),
+          file=out)
+    depth, blocker, states = wres.best
+    if blocker is not None:
+        stuck = orig[blocker.n]
+        print("  no order of these ops is legal; the search got furthest (%d ops linearized) "
+              "with register state %s and could not place:" % (
+                  depth, " or ".join(sorted(fmt_state(s) for s in states))), file=out)
+        print("    " + stuck.describe(t0), file=out)
+    print("  window (times in ms from the key's first op; '...' = unknown outcome):", file=out)
+    for o in orig:
+        print("    " + o.describe(t0), file=out)
+    return "fail"
+
+
+def summarize(raw):
+    """ok/failed/unknown counts per op kind, over every record (also the dropped ones)."""
+    counts = {}
+    for rec in raw:
+        k = counts.setdefault(rec["op"], {})
+        k[rec["result"]] = k.get(rec["result"], 0) + 1
+    parts = []
+    for kind in sorted(counts):
+        parts.append("%s %s" % (kind, " ".join("%s=%d" % (r, n)
+                                                for r, n in sorted(counts[kind].items()))))
+    return "; ".join(parts)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("history", help="JSON-lines history file ('-' for standard input)")
+    ap.add_argument("--budget", type=int, default=2000000,
+                    help="search steps allowed per key (and per shrinking try)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the Zobrist words")
+    args = ap.parse_args(argv)
+    try:
+        if args.history == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(args.history, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        keys = parse(lines)
+    except (OSError, BadInput) as e:
+        print("lincheck: bad input: %s" % e, file=sys.stderr)
+        return 2
+    raw = [json.loads(t) for t in lines if t.strip()]
+    print("history: %d ops on %d keys: %s" % (len(raw), len(keys), summarize(raw)))
+    rng = random.Random(args.seed)
+    nmax = max((len(v) for v in keys.values()), default=0)
+    zobrist = [rng.getrandbits(128) for _ in range(nmax)]
+    verdicts = {}
+    for key in sorted(keys):
+        v = check_key(key, keys[key], args.budget, zobrist, sys.stdout)
+        verdicts[v] = verdicts.get(v, 0) + 1
+    print("lincheck: %d keys linearizable, %d not linearizable, %d too large"
+          % (verdicts.get("ok", 0), verdicts.get("fail", 0), verdicts.get("budget", 0)))
+    if verdicts.get("fail"):
+        return 1
+    if verdicts.get("budget"):
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
