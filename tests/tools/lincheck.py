@@ -26,14 +26,17 @@ Extra fields are ignored. Times are integers from one clock (CLOCK_MONOTONIC of 
 an op A precedes B only when A.return < B.invoke (equal times count as concurrent).
 
 Algorithm: P-compositionality (each key is checked alone), then the Wing-Gong search with Lowe's
-memoisation as Porcupine does it: the history is a time-ordered list of call and return entries;
-the search walks the list, linearizes the first call it can (model accepts it, and the pair
-(set of linearized ops, state) was not seen before), removes that op's entries and restarts from
-the head; reaching a return entry whose op is not linearized means a dead end, so it undoes the
-last choice and tries the next call. Ops with unknown outcome have no return entry, so they never
-block and may stay unlinearized ("never happened"). The set of linearized ops is kept as a
-128-bit Zobrist hash (XOR of a random word per op) so a cache entry is small and O(1) to update;
-a hash collision could only prune a branch wrongly with probability ~ entries^2 / 2^129.
+memoisation as Porcupine does it: the completed ops form a time-ordered list of call and return
+entries; the search walks the list, linearizes the first call it can (the model accepts it, and
+the configuration was not explored before), removes that op's entries and restarts from the
+head; reaching a return entry whose op is not linearized is a dead end, so it undoes the last
+choice and tries the next call. The set of linearized ops is kept as a 128-bit Zobrist hash (XOR
+of a random word per op), so a memo entry is small and O(1) to update; a collision could prune a
+branch wrongly with probability ~ entries^2 / 2^129. Three reductions keep it fast (search()
+argues each): a legal get or refused conditional put is taken without a choice point; values
+nobody reads or expects are one value (OTHER); ops of unknown outcome have no return entry, are
+optional, and are tried only at a dead end, only those that could enable a waiting op, and a
+configuration with a superset of the unknown ops of an explored one is not explored again.
 
 Bounded: a search that tries more than --budget linearization steps for one key gives up and
 reports the key as too large. For a failing key the checker then shrinks the history to a small
@@ -59,6 +62,7 @@ RESULTS = {
 }
 WRITES = ("put", "create", "cas")  # ops whose args carry a value they may store
 BAD = object()  # step() result: the model refuses the op in this state
+NO = object()  # search(): the last op taken was not of unknown outcome
 OTHER = "\x00<a value no op of the window mentions>"  # stands for all unmentioned values
 INF = float("inf")
 
@@ -70,7 +74,7 @@ class BadInput(Exception):
 class Op:
     """One operation of one key, as the search sees it."""
 
-    __slots__ = ("n", "line", "client", "kind", "value", "expect", "result", "read",
+    __slots__ = ("n", "line", "client", "kind", "value", "sval", "expect", "result", "read",
                  "invoke", "ret")
 
     def __init__(self, line, rec):
@@ -80,6 +84,7 @@ class Op:
         self.kind = rec["op"]
         args = rec.get("args") or {}
         self.value = args.get("value")
+        self.sval = self.value  # the value as the search sees it (see parse)
         self.expect = args.get("expect")
         self.result = rec["result"]
         self.read = rec.get("read")
@@ -110,23 +115,23 @@ def step(state, op):
             return state if state == op.read else BAD
         return state if state is None else BAD
     if k == "put":
-        return op.value
+        return op.sval
     if k == "delete":
         return None
     if k == "create":
         if r == OK:
-            return op.value if state is None else BAD
+            return op.sval if state is None else BAD
         if r == PF:
             return state if state is not None else BAD
-        return op.value if state is None else state  # unknown
+        return op.sval if state is None else state  # unknown
     # cas
     if r == OK:
-        return op.value if state == op.expect else BAD
+        return op.sval if state == op.expect else BAD
     if r == PF:
         return state if state is not None and state != op.expect else BAD
     if r == NF:
         return state if state is None else BAD
-    return op.value if state == op.expect else state  # unknown
+    return op.sval if state == op.expect else state  # unknown
 
 
 def parse(lines):
@@ -168,8 +173,13 @@ def parse(lines):
         keys.setdefault(str(rec["key"]), []).append(Op(no, rec))
     for ops in keys.values():
         ops.sort(key=lambda o: (o.invoke, o.line))
+        # No op can tell apart two values that no get reads and no cas expects: the search
+        # treats them all as OTHER, so fewer states and interchangeable unknown writes.
+        seen = {o.read for o in ops if o.kind == "get"} | {o.expect for o in ops}
         for i, o in enumerate(ops):
             o.n = i
+            if o.kind in WRITES and o.value not in seen:
+                o.sval = OTHER
     return keys
 
 
@@ -182,30 +192,115 @@ class Outcome:
         self.best = best  # (depth, blocking Op, states seen blocked at that depth)
 
 
+class Unknowns:
+    """Index of one key's unknown-outcome ops, to pick the few worth trying at a dead end."""
+
+    def __init__(self, unk):
+        self.unk = unk
+        self.writer = {}  # value some op observes -> the unknown op that may have written it
+        # Interchangeable unknown ops: any that may be taken now does what the others would
+        # (none has a return time, and OTHER values cannot be told apart), so one is tried.
+        self.deletes, self.other_puts, self.other_creates = [], [], []
+        self.puts, self.creates = [], []  # those writing an observed value
+        self.cas_from = {}  # expected value -> unknown cas ops
+        for i, o in enumerate(unk):
+            if o.kind == "delete":
+                self.deletes.append(i)
+            elif o.sval != OTHER:
+                self.writer[o.sval] = i
+                if o.kind != "cas":
+                    (self.puts if o.kind == "put" else self.creates).append(i)
+            elif o.kind == "put":
+                self.other_puts.append(i)
+            elif o.kind == "create":
+                self.other_creates.append(i)
+            if o.kind == "cas":
+                self.cas_from.setdefault(o.expect, []).append(i)
+
+    def candidates(self, state, pending, taken, bound):
+        """Unknown ops (indexes) that could start a chain of unknown ops ending in an op of
+        `pending` that needs it (see search()), among those invoked by `bound` and not in the
+        bitset `taken`. A superset is fine; a missing one would make the search unsound."""
+        unk = self.unk
+
+        def usable(i):
+            return not taken >> i & 1 and unk[i].invoke <= bound
+
+        def first(lst):
+            for i in lst:
+                if unk[i].invoke > bound:
+                    return []
+                if not taken >> i & 1:
+                    return [i]
+            return []
+
+        want, need_absent, need_present = [], False, False
+        for o in pending:
+            if o.kind == "get":
+                if o.result == OK:
+                    want.append(o.read)
+                else:
+                    need_absent = True
+            elif o.kind == "create":
+                if o.result == OK:
+                    need_absent = True
+                else:
+                    need_present = True
+            else:
+                if o.result == OK:
+                    want.append(o.expect)
+                elif o.result == NF:
+                    need_absent = True
+                elif o.result == PF and (state is None or state == o.expect):
+                    need_present = True  # a present value other than expect
+        out, seen = set(), set()
+        while want:
+            v = want.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            i = self.writer.get(v)
+            if i is None or not usable(i):
+                continue
+            out.add(i)
+            if unk[i].kind == "cas":
+                want.append(unk[i].expect)
+            elif unk[i].kind == "create":
+                need_absent = True
+        if need_present:
+            out.update(i for i in self.creates if usable(i))
+            out.update(first(self.other_creates))
+            if state is None:
+                out.update(i for i in self.puts if usable(i))
+                out.update(first(self.other_puts))
+            else:
+                need_absent = True  # a delete, then an unknown create
+                out.update(i for i in self.puts if usable(i))
+                out.update(first(self.other_puts))
+                out.update(i for i in self.cas_from.get(state, ()) if usable(i))
+        if need_absent:
+            out.update(first(self.deletes))
+        return sorted(out)
+
+
 def search(ops, init, budget, zobrist):
-    """Wing-Gong search over ops (one key) from state init. Returns an Outcome."""
-    # Entries: (time, 0=call/1=return, op index). Calls sort before returns at equal times, so
-    # touching intervals count as concurrent.
-    ents = []
-    for o in ops:
-        ents.append((o.invoke, 0, o.n))
-        if o.ret != INF:
-            ents.append((o.ret, 1, o.n))
-    ents.sort()
+    """Wing-Gong search over ops (one key, sorted by invocation) from state init: an Outcome."""
+    done = [o for o in ops if o.ret != INF]
+    unk = [o for o in ops if o.ret == INF]
+    # Entries of completed ops: (time, 0=call/1=return, op index). Calls sort before returns at
+    # equal times, so touching intervals count as concurrent.
+    ents = sorted([(o.invoke, 0, o.n) for o in done] + [(o.ret, 1, o.n) for o in done])
     m = len(ents)
-    # Doubly linked list over entry slots 0..m-1; slot m is the head sentinel; -1 ends the list.
-    head = m
+    # Doubly linked list over entry slots 0..m-1, slot m the head sentinel, -1 ends it.
     nxt = list(range(1, m)) + [-1] if m else []
     nxt.append(0 if m else -1)
-    prv = [head] + list(range(0, m - 1)) if m else []
+    prv = [m] + list(range(0, m - 1)) if m else []
     prv.append(-1)
-    is_call = [e[1] == 0 for e in ents]
-    opn = [e[2] for e in ents]
-    ret_slot = {}
-    for i, e in enumerate(ents):
-        if e[1] == 1:
-            ret_slot[e[2]] = i
-    match = [ret_slot.get(opn[i], -1) if is_call[i] else -1 for i in range(m)]
+    is_call = [en[1] == 0 for en in ents]
+    opn = [en[2] for en in ents]
+    ret_slot = {en[2]: i for i, en in enumerate(ents) if en[1] == 1}
+    match = [ret_slot[opn[i]] if is_call[i] else -1 for i in range(m)]
+    index = Unknowns(unk)
 
     def unlink(i):
         nxt[prv[i]] = nxt[i]
@@ -217,48 +312,117 @@ def search(ops, init, budget, zobrist):
         if nxt[i] != -1:
             prv[nxt[i]] = i
 
-    state, lin = init, 0
-    cache = set()
-    stack = []  # (call slot, state before)
+    # An op that leaves the state as it is (a get, a refused conditional put) and is legal now
+    # is linearized here without a choice point: any linearization that places it later can
+    # place it here instead, as the state is the one it saw. So backtracking never tries an
+    # alternative to it, and finding its successor configuration already explored means the
+    # current one fails too.
+    keeps = [o.kind == "get" or o.result in (PF, NF) for o in ops]
+    # Unknown ops are optional, so a linearization can be normalised: drop an unknown op that
+    # leaves the state as it is, or that is followed by a blind put or delete (or by nothing);
+    # move one later past a following op that leaves the state as it is and was legal before
+    # the unknown op too. What remains: every unknown op changes the state and is followed by
+    # an op that needs it. The search builds only such linearizations: it tries unknown ops
+    # only when no completed op can go next (a dead end), only those that could start a chain
+    # of unknown ops ending in a waiting op that needs it (Unknowns.candidates), and after an
+    # unknown op taken in state `obs` it tries only ops that are not blind and, if they keep
+    # the state, were illegal in `obs` (obs is NO outside that situation).
+    blind = [o.kind in ("put", "delete") for o in ops]
+    # Memo: (Zobrist hash of the linearized completed ops, state, obs) -> the sets (bitsets
+    # over unk) of linearized unknown ops it was explored with. A configuration whose unknown
+    # set contains an explored one (with obs NO, or the same obs) is dominated by it: the
+    # extra unknown ops may as well never have happened. Trying unknown ops last makes the
+    # small sets come first.
+    cache = {}
+
+    def explored(lin_, st, ob, uset):
+        for o_ in (NO, ob) if ob is not NO else (NO,):
+            for x in cache.get((lin_, st, o_), ()):
+                if x & ~uset == 0:
+                    return True
+        cache.setdefault((lin_, st, ob), []).append(uset)
+        return False
+
+    def needed(o):  # may o follow the unknown op taken in state obs?
+        return obs is NO or not (blind[o.n] or (keeps[o.n] and step(obs, o) is not BAD))
+
+    state, lin, ulin, obs = init, 0, 0, NO
+    # (slot, state and obs before, no alternatives to try, unknown index or -1, cands, pos)
+    stack = []
     steps = 0
     best = (-1, None, set())
-    e = nxt[head]
+    e, cands, pos = nxt[m], None, 0
     while True:
-        if e == -1:
-            return Outcome("ok", steps, best)
-        if is_call[e]:
-            steps += 1
-            if steps > budget:
-                return Outcome("budget", steps, best)
-            o = ops[opn[e]]
-            ns = step(state, o)
-            if ns is not BAD:
-                nl = lin ^ zobrist[o.n]
-                if (nl, ns) not in cache:
-                    cache.add((nl, ns))
-                    stack.append((e, state))
-                    state, lin = ns, nl
-                    unlink(e)
-                    if match[e] != -1:
-                        unlink(match[e])
-                    e = nxt[head]
+        if cands is None:
+            if e == -1:
+                return Outcome("ok", steps, best)
+            if is_call[e]:
+                steps += 1
+                if steps > budget:
+                    return Outcome("budget", steps, best)
+                o = ops[opn[e]]
+                ns = step(state, o) if needed(o) else BAD
+                if ns is BAD:
+                    e = nxt[e]
                     continue
-            e = nxt[e]
-            continue
-        # A return entry of an op not yet linearized: dead end.
-        depth = len(stack)
-        if depth > best[0]:
-            best = (depth, ops[opn[e]], {state})
-        elif depth == best[0] and ops[opn[e]] is best[1] and len(best[2]) < 16:
-            best[2].add(state)
-        if not stack:
-            return Outcome("fail", steps, best)
-        c, state = stack.pop()
-        lin ^= zobrist[opn[c]]
-        if match[c] != -1:
-            relink(match[c])
-        relink(c)
-        e = nxt[c]
+                nl = lin ^ zobrist[o.n]
+                if not explored(nl, ns, NO, ulin):
+                    stack.append((e, state, obs, keeps[o.n], -1, None, 0))
+                    state, lin, obs = ns, nl, NO
+                    unlink(e)
+                    unlink(match[e])
+                    e = nxt[m]
+                    continue
+                if not keeps[o.n]:
+                    e = nxt[e]
+                    continue
+                # else: dead end, fall through to backtracking
+            else:
+                # The first return entry: no completed op can go next. Record how far the
+                # search got, then try the unknown ops that might help.
+                depth = len(stack)
+                if depth > best[0]:
+                    best = (depth, ops[opn[e]], {state})
+                elif depth == best[0] and ops[opn[e]] is best[1] and len(best[2]) < 16:
+                    best[2].add(state)
+                bound = ents[e][0]
+                pending, i = [], nxt[m]
+                while i != e:
+                    pending.append(ops[opn[i]])
+                    i = nxt[i]
+                cands = index.candidates(state, pending, ulin, bound)
+                pos = 0
+                continue
+        else:
+            if pos < len(cands):
+                u = cands[pos]
+                pos += 1
+                steps += 1
+                if steps > budget:
+                    return Outcome("budget", steps, best)
+                o = unk[u]
+                ns = step(state, o) if needed(o) else BAD
+                nu = ulin | (1 << u)
+                if ns is not BAD and ns != state and not explored(lin, ns, state, nu):
+                    stack.append((-1, state, obs, False, u, cands, pos))
+                    state, ulin, obs = ns, nu, state
+                    e, cands = nxt[m], None
+                    continue
+                continue
+        while True:  # undo choices up to the last one that has alternatives
+            if not stack:
+                return Outcome("fail", steps, best)
+            c, state, obs, forced, u, cands, pos = stack.pop()
+            if u >= 0:
+                ulin &= ~(1 << u)
+            else:
+                lin ^= zobrist[opn[c]]
+                relink(match[c])
+                relink(c)
+            if not forced:
+                break
+        if u < 0:
+            e = nxt[c]
 
 
 def cut_points(ops):

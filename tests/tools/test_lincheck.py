@@ -198,6 +198,30 @@ class NotLinearizable(unittest.TestCase):
         self.assertLessEqual(len(shown), 4, out)
 
 
+class ManyUnknowns(unittest.TestCase):
+    """Timeouts leave unknown writes that never took effect; a failing history with many of
+    them must still get a verdict, not an exhausted budget."""
+
+    def history(self, stale):
+        h = H()
+        t = 0
+        for i in range(150):
+            h.put(1, "v%d" % i, t, t + 10)
+            h.put(2, "lost%d" % i, t + 5, None)  # timed out, never applied
+            h.create(3, "c%d" % i, t + 12, t + 20, "precondition-failed")
+            h.get(4, "v%d" % i, t + 22, t + 30)
+            t += 40
+        h.get(4, "v140" if stale else "v149", t, t + 10)
+        return h
+
+    def test_verdicts_within_budget(self):
+        rc, out = self.history(False).check(budget=200000)
+        self.assertEqual(rc, 0, out)
+        rc, out = self.history(True).check(budget=200000)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("get -> 'v140'", out)
+
+
 class Budget(unittest.TestCase):
     def test_budget_exhausted_is_exit_3(self):
         # 12 concurrent puts and reads that force the search through many orders, then a read
@@ -269,13 +293,14 @@ class Differential(unittest.TestCase):
         rng = random.Random(9)
         kinds = ["put", "get", "delete", "create", "cas"]
         seen = {True: 0, False: 0}
-        for _ in range(400):
+        for _ in range(3000):
             h = H()
             vals = ["a", "b", "c"]
+            p_unknown = rng.choice([0, 0.15, 0.4])
             for i in range(rng.randint(2, 6)):
                 kind = rng.choice(kinds)
                 t0 = rng.randint(0, 40)
-                t1 = None if rng.random() < 0.15 else t0 + rng.randint(0, 20)
+                t1 = None if rng.random() < p_unknown else t0 + rng.randint(0, 20)
                 res = rng.choice([r for r in lincheck.RESULTS[kind]
                                   if r not in ("unknown", "failed")])
                 if kind == "get":
