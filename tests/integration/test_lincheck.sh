@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The linearizability tools (tests/tools/, docs/testing.md "Linearizability"): the checker's unit
 # tests on hand-made histories (test_lincheck.py), then a real history: 8 s3hist.py clients for
-# 6 s on 3 keys of one single-node cairn (put, get, delete, If-None-Match and If-Match PUTs),
+# 5 s on 3 keys of one single-node cairn (put, get, delete, If-None-Match and If-Match PUTs),
 # which lincheck.py must find linearizable; a copy with one read changed to a value overwritten
 # before the read began must be found not linearizable (exit 1) and the report must name that
-# read; a budget of 10 steps must give up with "too large" (exit 3). About 10 s.
+# read; a 2 s history over two endpoints with per-client endpoint sets must keep to the sets and
+# pass; a budget of 10 steps must give up with "too large" (exit 3). About 15 s.
 source "$(dirname "$0")/lib.sh"
 TOOLS=$H_ROOT/tests/tools
 
@@ -13,8 +14,8 @@ h_run "checker unit tests" "$H_PY" "$TOOLS/test_lincheck.py"
 
 h_start
 hist=$H_WORK/history.jsonl
-if h_run "s3hist: 8 clients, 6 s, 3 keys" "$H_PY" "$TOOLS/s3hist.py" --endpoints "$H_ENDPOINT" \
-    --bucket lin --create-bucket --clients 8 --seconds 6 --keys 3 --seed 7 --out "$hist"; then
+if h_run "s3hist: 8 clients, 5 s, 3 keys" "$H_PY" "$TOOLS/s3hist.py" --endpoints "$H_ENDPOINT" \
+    --bucket lin --create-bucket --clients 8 --seconds 5 --keys 3 --seed 7 --out "$hist"; then
     printf '%s\n' "$H_OUT"
 fi
 ops=$(wc -l <"$hist")
@@ -74,6 +75,23 @@ if [ -n "$line" ]; then
 else
     h_bad "found a read to corrupt"
 fi
+
+# Two endpoints (the same node under two names, as a cluster test gives six nodes), with
+# per-client sets: client 0 only endpoint 0, client 1 only endpoint 1, client 2 both.
+hist2=$H_WORK/history2.jsonl
+h_run "s3hist: 2 endpoints, per-client sets" "$H_PY" "$TOOLS/s3hist.py" --bucket lin \
+    --endpoints "$H_ENDPOINT,http://localhost:$H_PORT" --client-endpoints "0;1;0,1" \
+    --pick random --clients 3 --seconds 2 --keys 2 --out "$hist2"
+"$H_PY" - "$hist2" <<'EOF' && h_ok "each client used only its endpoints" || h_bad "each client used only its endpoints"
+import json, sys
+used = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    used.setdefault(r["client"], set()).add(r["endpoint"])
+print("endpoints per client:", used)
+sys.exit(0 if used == {0: {0}, 1: {1}, 2: {0, 1}} else 1)
+EOF
+h_run "lincheck: the two-endpoint history is linearizable" "$H_PY" "$TOOLS/lincheck.py" "$hist2"
 
 "$H_PY" "$TOOLS/lincheck.py" --budget 10 "$hist" >"$H_WORK/budget.out" 2>&1
 rc=$?

@@ -583,7 +583,7 @@ def summarize(raw):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("history", help="JSON-lines history file ('-' for standard input)")
-    ap.add_argument("--budget", type=int, default=2000000,
+    ap.add_argument("--budget", type=int, default=5000000,
                     help="search steps allowed per key (and per shrinking try)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the Zobrist words")
     args = ap.parse_args(argv)
