@@ -33,10 +33,11 @@ head; reaching a return entry whose op is not linearized is a dead end, so it un
 choice and tries the next call. The set of linearized ops is kept as a 128-bit Zobrist hash (XOR
 of a random word per op), so a memo entry is small and O(1) to update; a collision could prune a
 branch wrongly with probability ~ entries^2 / 2^129. Three reductions keep it fast (search()
-argues each): a legal get or refused conditional put is taken without a choice point; values
-nobody reads or expects are one value (OTHER); ops of unknown outcome have no return entry, are
-optional, and are tried only at a dead end, only those that could enable a waiting op, and a
-configuration with a superset of the unknown ops of an explored one is not explored again.
+and parse() argue them): a legal get or refused conditional put is taken without a choice
+point; values nobody reads or expects are one value (OTHER); ops of unknown outcome have no
+return entry, are optional, and are tried only at a dead end, only those that could enable a
+waiting op, and a configuration with a superset of the unknown ops of an explored one is not
+explored again.
 
 Bounded: a search that tries more than --budget linearization steps for one key gives up and
 reports the key as too large. For a failing key the checker then shrinks the history to a small
@@ -478,14 +479,15 @@ def start_states(ops, a, win):
     return states
 
 
-def window_fails(ops, a, b, budget, zobrist):
+def window_fails(ops, a, b, left, zobrist):
     """True when the window [a, b) is not linearizable from any state the register may hold at
     cut a (so the whole history is not either); also the search outcome that got furthest.
-    A search that runs out of budget counts as not failing."""
+    The searches spend from left[0]; one that runs out counts as not failing."""
     win, _ = window_ops(ops, a, b)
     deepest = None
     for s in start_states(ops, a, win):
-        res = search(win, s, budget, zobrist)
+        res = search(win, s, left[0], zobrist)
+        left[0] -= res.steps
         if res.status != "fail":
             return False, res
         if deepest is None or res.best[0] > deepest.best[0]:
@@ -493,33 +495,35 @@ def window_fails(ops, a, b, budget, zobrist):
     return True, deepest
 
 
-def shrink_window(ops, budget, zobrist):
+def shrink_window(ops, whole, budget, zobrist):
     """The smallest window between cut points that still fails, found by two binary searches:
     the first end cut b whose prefix [0, b) fails (a prefix of a linearizable history ending at a
     cut point is linearizable, so this is monotone), then the last start cut a whose window
     [a, b) fails from every state possible at a (sound: a linearization of the whole history
     puts every op before a before every op after it, leaving the register in one of those
-    states). Returns (a, b, outcome of the failing window)."""
+    states). whole: the failed search of all ops. All tries together spend at most budget steps;
+    when it runs out the smallest window found so far is kept.
+    Returns (a, b, outcome of the failing window, True if the budget ran out)."""
     cuts = cut_points(ops)
-    lo, hi = 1, len(cuts) - 1  # cuts[hi] = len(ops) fails (the caller checked)
-    _, out = window_fails(ops, 0, cuts[hi], budget, zobrist)
-    while lo < hi:
+    left = [budget]
+    lo, hi, out = 1, len(cuts) - 1, whole  # cuts[hi] = len(ops)
+    while lo < hi and left[0] > 0:
         mid = (lo + hi) // 2
-        bad, o = window_fails(ops, 0, cuts[mid], budget, zobrist)
+        bad, o = window_fails(ops, 0, cuts[mid], left, zobrist)
         if bad:
             hi, out = mid, o
         else:
             lo = mid + 1
     b = cuts[hi]
     lo, hi = 0, hi - 1
-    while lo < hi:
+    while lo < hi and left[0] > 0:
         mid = (lo + hi + 1) // 2
-        bad, o = window_fails(ops, cuts[mid], b, budget, zobrist)
+        bad, o = window_fails(ops, cuts[mid], b, left, zobrist)
         if bad:
             lo, out = mid, o
         else:
             hi = mid - 1
-    return cuts[lo], b, out
+    return cuts[lo], b, out, left[0] <= 0
 
 
 def fmt_state(s):
@@ -543,13 +547,14 @@ def check_key(key, ops, budget, zobrist, out):
               "unknown outcome; deepest partial linearization had %d ops"
               % (key, budget, len(ops), nunk, res.best[0]), file=out)
         return "budget"
-    a, b, wres = shrink_window(ops, budget, zobrist)
+    a, b, wres, cut_short = shrink_window(ops, res, budget, zobrist)
     win, orig = window_ops(ops, a, b)
     t0 = ops[0].invoke
     print("key %s: NOT linearizable (%d ops, %d of unknown outcome, %d search steps)"
           % (key, len(ops), nunk, res.steps), file=out)
-    print("  smallest failing window found: ops %d..%d of the key (%d ops%s), starting from "
-          "register state %s" % (a, b - 1, b - a,
+    print("  %s failing window found: ops %d..%d of the key (%d ops%s), starting from "
+          "register state %s" % ("smallest" if not cut_short else
+                                 "shrinking ran out of budget; smallest", a, b - 1, b - a,
                                  " + %d earlier unknown-outcome ops" % (len(win) - (b - a))
                                  if len(win) > b - a else "",
                                  " or ".join(fmt_state(s) for s in start_states(ops, a, win))),
@@ -562,8 +567,17 @@ def check_key(key, ops, budget, zobrist, out):
                   depth, " or ".join(sorted(fmt_state(s) for s in states))), file=out)
         print("    " + stuck.describe(t0), file=out)
     print("  window (times in ms from the key's first op; '...' = unknown outcome):", file=out)
+    inside = orig[len(win) - (b - a):]
+    mentioned = {o.read for o in inside if o.kind == "get"} | {o.expect for o in inside}
+    hidden = 0
     for o in orig:
+        if o.n < a and o.value not in mentioned:
+            hidden += 1  # an earlier unknown op whose value the window never names
+            continue
         print("    " + o.describe(t0), file=out)
+    if hidden:
+        print("    (and %d earlier ops of unknown outcome whose values the window never names)"
+              % hidden, file=out)
     return "fail"
 
 

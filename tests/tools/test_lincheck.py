@@ -326,8 +326,10 @@ class Differential(unittest.TestCase):
             self.assertEqual(got, "ok" if want else "fail", "\n".join(h.lines()))
             seen[want] += 1
             if not want:
-                a, b, _ = lincheck.shrink_window(ops, 10 ** 6, zob)
-                bad, _ = lincheck.window_fails(ops, a, b, 10 ** 6, zob)
+                whole = lincheck.search(ops, None, 10 ** 6, zob)
+                a, b, _, short = lincheck.shrink_window(ops, whole, 10 ** 6, zob)
+                bad, _ = lincheck.window_fails(ops, a, b, [10 ** 6], zob)
+                self.assertFalse(short)
                 self.assertTrue(bad)
         # the generator must exercise both verdicts
         self.assertGreater(seen[True], 50)
