@@ -15,7 +15,8 @@ h_run "checker unit tests" "$H_PY" "$TOOLS/test_lincheck.py"
 h_start
 hist=$H_WORK/history.jsonl
 if h_run "s3hist: 8 clients, 5 s, 3 keys" "$H_PY" "$TOOLS/s3hist.py" --endpoints "$H_ENDPOINT" \
-    --bucket lin --create-bucket --clients 8 --seconds 5 --keys 3 --seed 7 --out "$hist"; then
+    --bucket lin --create-bucket --clients 8 --seconds 5 --keys 3 --seed 7 --timeout 10 \
+    --out "$hist"; then
     printf '%s\n' "$H_OUT"
 fi
 ops=$(wc -l <"$hist")
@@ -29,7 +30,8 @@ for line in open(sys.argv[1]):
 need = [("put", "ok"), ("get", "ok"), ("get", "absent"), ("delete", "ok"), ("create", "ok"),
         ("create", "precondition-failed"), ("cas", "ok"), ("cas", "precondition-failed")]
 missing = [n for n in need if seen[n] == 0]
-bad = {k: v for k, v in seen.items() if k[1] in ("unknown", "failed")}
+# A refusal (4xx) would be a bug; a timeout (unknown) only a slow server, which the check handles.
+bad = {k: v for k, v in seen.items() if k[1] == "failed"}
 print("counts:", dict(seen))
 sys.exit(1 if missing or bad or sum(seen.values()) < 500 else 0)
 EOF
@@ -81,7 +83,7 @@ fi
 hist2=$H_WORK/history2.jsonl
 h_run "s3hist: 2 endpoints, per-client sets" "$H_PY" "$TOOLS/s3hist.py" --bucket lin \
     --endpoints "$H_ENDPOINT,http://localhost:$H_PORT" --client-endpoints "0;1;0,1" \
-    --pick random --clients 3 --seconds 2 --keys 2 --out "$hist2"
+    --pick random --clients 3 --seconds 2 --keys 2 --timeout 10 --out "$hist2"
 "$H_PY" - "$hist2" <<'EOF' && h_ok "each client used only its endpoints" || h_bad "each client used only its endpoints"
 import json, sys
 used = {}
