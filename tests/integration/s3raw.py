@@ -32,19 +32,20 @@ def _q(s, safe="-_.~"):
     return urllib.parse.quote(s, safe=safe)
 
 
-def sign(method, path, query, headers, payload_hash, now=None, secret=None, access=None):
+def sign(method, path, query, headers, payload_hash, now=None, secret=None, access=None,
+         host=None):
     """Return headers plus x-amz-date, x-amz-content-sha256 and Authorization.
 
     path is the decoded path ("/bucket/key"); query a dict (values may be ""); headers a dict of
-    extra headers to send and sign. The caller's dict is not modified."""
+    extra headers to send and sign; host the Host header ("name:port", default CAIRN_ENDPOINT's).
+    The caller's dict is not modified."""
     access = access or os.environ["CAIRN_ACCESS_KEY"]
     secret = secret or os.environ["CAIRN_SECRET_KEY"]
     now = now or datetime.datetime.now(datetime.timezone.utc)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
-    host, port = endpoint()
     h = {k.lower(): str(v).strip() for k, v in headers.items()}
-    h["host"] = "%s:%d" % (host, port)
+    h["host"] = host or "%s:%d" % endpoint()
     h["x-amz-date"] = amz_date
     h["x-amz-content-sha256"] = payload_hash
     signed = sorted(k for k in h if k in ("host", "content-md5", "content-type") or k.startswith("x-amz-"))
