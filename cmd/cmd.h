@@ -10,6 +10,7 @@
 #include "co.h"
 #include "gw.h"
 #include "pl.h"
+#include "rp.h"
 
 #define CAIRN_VERSION "0.1.0"
 
@@ -62,7 +63,9 @@ typedef struct {
     int port;         /* 0: any free port */
     const uint8_t *secret;
     size_t secret_len;
-    int threads; /* event loops; 0 = number of cores */
+    int threads;   /* event loops; 0 = number of cores */
+    md_store *md;  /* metadata partitions served to the coordinators of other nodes */
+    md_hlc *clock; /* this node's clock (cmd_cluster_clock) */
 } cmd_rpc_config;
 /*
  * The cluster secret from file when one is named (refused when every user may read it), else from
@@ -78,6 +81,33 @@ int cmd_rpc_port(const cmd_rpc *r);
 void cmd_rpc_counts(cmd_rpc *r, uint64_t *requests, uint64_t *auth_refused);
 /* Stop serving (requests in flight get grace_ms), join the thread, free. NULL is a no-op. */
 void cmd_rpc_stop(cmd_rpc *r, int grace_ms);
+
+/*
+ * cluster.c: what makes a server with a [cluster] section one node of the cluster (the clock, the
+ * object store in cluster mode, replicated object records, layout adoption, garbage reclaim and
+ * anti-entropy). cmd_cluster_new before the node RPC (which shares the clock), cmd_cluster_run
+ * once the layout follower runs, cmd_cluster_stop after the gateway is quiesced.
+ */
+typedef struct cmd_cluster cmd_cluster;
+typedef struct co_layout co_layout;
+typedef struct {
+    const char *node_id;
+    const uint8_t *secret; /* borrowed until cmd_cluster_stop */
+    size_t secret_len;
+    gw *g;
+    co_layout *layout;   /* set by cmd_cluster_run */
+    int64_t gc_grace_ms; /* replaced bodies are freed this long after (GETs elsewhere end first) */
+} cmd_cluster_config;
+cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out);
+md_hlc *cmd_cluster_clock(cmd_cluster *c);
+cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
+                       rp_consistency (*consistency)(void *arg, const char *bucket),
+                       void *consistency_arg);
+void cmd_cluster_stop(cmd_cluster *c); /* threads, coordinator, loop; NULL is a no-op */
+void cmd_cluster_free(cmd_cluster *c); /* after the stores closed; NULL is a no-op */
+/* The "replication" and "data" members of /admin/status (from memory); 0 when none. */
+size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap);
+uint32_t cmd_cluster_node_number(const char *node_id);
 
 /* node_rpc.c: serve a node's RPC alone, check a node */
 int cmd_node_rpc(int argc, char **argv);

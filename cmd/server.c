@@ -60,6 +60,7 @@ typedef struct {
     char node_id[PL_NAME_MAX];      /* [cluster] node_id */
     char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the listen one */
     long member_ttl;                /* [cluster] member_ttl_s */
+    long gc_grace;                  /* [cluster] gc_grace_s */
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
     int rpc_port;
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
@@ -183,6 +184,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
               (int)sizeof(o->cluster_addr);
     else if (IS("cluster", "member_ttl_s"))
         bad = parse_int(value, 1, 3600, &o->member_ttl);
+    else if (IS("cluster", "gc_grace_s"))
+        bad = parse_int(value, 0, 7 * 86400, &o->gc_grace);
     else if (IS("cluster", "rpc_listen"))
         bad = split_listen(value, o->rpc_host, sizeof(o->rpc_host), &o->rpc_port);
     else if (IS("cluster", "rpc_secret_file"))
@@ -213,7 +216,8 @@ static void usage(FILE *f)
                "node RPC over its drives: [cluster] rpc_listen = HOST:PORT (required),\n"
                "addr = HOST:PORT (what peers dial; default rpc_listen), and the cluster secret\n"
                "from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (refused when every\n"
-               "user may read it). Without [cluster] no RPC port is opened. See docs/deploy.md.\n"
+               "user may read it). Without [cluster] no RPC port is opened. gc_grace_s = N\n"
+               "(default 900): replaced bodies are freed this long after. See docs/deploy.md.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
 }
@@ -265,6 +269,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->domain, sizeof(o->domain), "localhost");
     snprintf(o->log_level, sizeof(o->log_level), "info");
     o->stop_grace_ms = STOP_GRACE_MS;
+    o->gc_grace = 900; /* a GET through another node of a replaced body ends well before */
     ob_scrub_config_defaults(&o->scrub);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -445,6 +450,9 @@ typedef struct {
     co_layout *layout;
     co_buckets *buckets;
     cmd_rpc *rpc;
+    cmd_cluster *node; /* the clock, cluster-mode data, replicated records (cluster.c) */
+    char *secret;      /* the cluster secret, wiped and freed at the end */
+    size_t secret_len;
     char s3[PL_ADDR_MAX + 16]; /* the S3 endpoint registered in the member record */
 } cluster_view;
 
@@ -522,6 +530,13 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
         if (!t || pl_topology_find(t, st->seen[s].id) < 0)
             n = add_node(out, n, cap, NULL, st->seen[s].id, st);
     n = add(out, n, cap, "]}");
+    if (n + 2 < cap) {
+        size_t m = cmd_cluster_status(v->node, out + n + 1, cap - n - 1);
+        if (m > 0) {
+            out[n] = ',';
+            n += 1 + m;
+        }
+    }
     pl_topology_free(t);
     free(st);
     return n < cap ? n : 0;
@@ -542,16 +557,26 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         return 0;
     if (cmd_rpc_secret_load(o->rpc_secret_file, &secret, &secret_len) != 0)
         return -1;
+    cn->secret = secret, cn->secret_len = secret_len;
+    cmd_cluster_config ncfg = {.node_id = o->node_id,
+                               .secret = (const uint8_t *)secret,
+                               .secret_len = secret_len,
+                               .g = g,
+                               .gc_grace_ms = (int64_t)o->gc_grace * 1000};
+    cm_err ne = cmd_cluster_new(&ncfg, &cn->node);
+    if (ne != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the cluster node: %s\n", cm_err_str(ne));
+        return -1;
+    }
     cmd_rpc_config rc = {.node_id = o->node_id,
                          .host = o->rpc_host,
                          .port = o->rpc_port,
                          .secret = (const uint8_t *)secret,
                          .secret_len = secret_len,
-                         .threads = o->net.threads};
-    int bad = cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc); /* copies the secret */
-    explicit_bzero(secret, secret_len);
-    free(secret);
-    if (bad)
+                         .threads = o->net.threads,
+                         .md = gw_meta_store(g),
+                         .clock = cmd_cluster_clock(cn->node)};
+    if (cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc) != 0) /* copies the secret */
         return -1;
     if (!o->cluster_addr[0] && snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d",
                                         o->rpc_host, cmd_rpc_port(cn->rpc)) < 0)
@@ -581,6 +606,10 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
     if (e != CM_OK) {
         fprintf(stderr, "cairn: cannot join cluster '%s' as '%s' (etcd %s): %s\n", o->cluster_id,
                 o->node_id, o->cluster_etcd, cm_err_str(e));
+        return -1;
+    }
+    if ((e = cmd_cluster_run(cn->node, cn->layout, NULL, NULL)) != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the cluster data path: %s\n", cm_err_str(e));
         return -1;
     }
     gw_set_status_extra(g, cluster_status, cn);
@@ -650,10 +679,16 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
+    cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* peers' calls end: they take another node */
+    cmd_cluster_stop(cluster.node);   /* its threads use the layout follower; the RPC, its clock */
     co_layout_free(cluster.layout);   /* after the loops: /admin/status reads it; leaves the list */
     co_buckets_free(cluster.buckets); /* after the workers (they call it), before gw_free */
-    cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* then the RPC: peers no longer find the node */
-    gw_scrub_free(g, scrub);                    /* interrupts a pass between two reads */
+    gw_scrub_free(g, scrub);          /* interrupts a pass between two reads */
     gw_free(g);
+    cmd_cluster_free(cluster.node); /* the fault rules outlive the object store's cluster mode */
+    if (cluster.secret) {
+        explicit_bzero(cluster.secret, cluster.secret_len);
+        free(cluster.secret);
+    }
     return rc;
 }

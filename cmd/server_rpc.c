@@ -149,7 +149,10 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
                             .secret = cfg->secret,
                             .secret_len = cfg->secret_len,
                             .drives = r->drives,
-                            .ndrives = nd};
+                            .ndrives = nd,
+                            .sync_threads = cfg->md ? 16 : 0, /* a merge holds one per commit */
+                            .md = cfg->md,
+                            .clock = cfg->clock};
     net_config_defaults(&nc);
     nc.host = cfg->host;
     nc.port = cfg->port;

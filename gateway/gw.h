@@ -51,6 +51,8 @@ void gw_quiesce(gw *g);
 
 /* The object store under g (borrowed until gw_free): a cluster node's RPC serves its drives. */
 ob_store *gw_object_store(gw *g);
+/* Its metadata store (the local one: buckets, uploads, this node's replicas of partitions). */
+md_store *gw_meta_store(gw *g);
 
 /* The net callbacks; pass the gw as their arg. */
 const net_handler *gw_net_handler(void);

@@ -143,6 +143,11 @@ ob_store *gw_object_store(gw *g)
     return g->data;
 }
 
+md_store *gw_meta_store(gw *g)
+{
+    return g->md;
+}
+
 void gw_quiesce(gw *g)
 {
     if (g)

@@ -1,0 +1,545 @@
+/*
+ * cmd/cluster.c - what makes a `cairn server` with a [cluster] section one node of a single S3
+ * service (docs/cluster.md, "How a node runs"). server.c starts the node RPC (server_rpc.c), the
+ * layout follower (coord/co_layout.h) and the bucket namespace (cluster_buckets.c); this file
+ * adds, on top of them:
+ *
+ *   - the clock: a hybrid logical clock (md_hlc) numbered by a 32-bit hash of the node id, which
+ *     stamps every object record this node writes and merges the stamps it receives (the node
+ *     RPC's metadata routes share it: cmd_cluster_clock);
+ *   - the object store in cluster mode (ob_store_cluster_start): new bodies over the nodes of the
+ *     adopted layout, reads and deletes of them through the chunk interface;
+ *   - the replicated metadata: a loop thread of its own ("cluster loop") on which the partition
+ *     replicas run (this node's md_store through a worker pool, the other nodes' over the node
+ *     RPC), the router of the adopted layout, the quorum coordinator (repl/rp.h) that the
+ *     gateway's object records go through (gw_set_repl), and hint delivery (rp_hints);
+ *   - a follower thread that adopts each new layout epoch: ob_store_set_topology, a new router
+ *     (the coordinator and hint delivery swapped to it; the previous one freed on the loop once
+ *     nothing uses it). Until the first layout the coordinator has no replicas, so object
+ *     requests answer 503 ServiceUnavailable rather than touch the local store;
+ *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run), and anti-entropy
+ *     of the partitions this node is the first home of (rp_antientropy_run), every
+ *     CLUSTER_TICK_MS, plus the RPC fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's
+ *     rules, nd_faults_parse format, replace the previous ones whenever the file changes).
+ *
+ * Nothing here waits on etcd: the layout comes from co_layout's memory. Stop (cmd_cluster_stop)
+ * after the gateway's workers are quiesced and the node RPC stopped (it shares the clock), before
+ * the layout follower and the stores close: threads first, then the coordinator (it waits for its
+ * calls), then hint delivery and the routers on the loop, then the loop. The object store's
+ * cluster mode ends with ob_store_close, which still uses the fault rules: cmd_cluster_free comes
+ * after it.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+#include "co_layout.h"
+#include "nd.h"
+#include "ob.h"
+#include "rp.h"
+#include "rp_hints.h"
+
+#define MOD "cluster"
+#define CLUSTER_TICK_MS 10000 /* maintenance period */
+#define FAULTS_POLL_MS 200    /* CAIRN_RPC_FAULTS_FILE is checked this often */
+#define MD_WORKERS 16         /* local replica calls: each holds a worker through its commit */
+#define GC_BATCH_MAX 10000    /* garbage bodies freed per tick at most */
+#define AE_KEYS_MAX 1000      /* keys repaired per partition per tick at most */
+#define NSHARDS 8             /* partitions per bucket: fixed for the life of a cluster */
+
+struct cmd_cluster {
+    cmd_cluster_config cfg;
+    char self[PL_NAME_MAX];
+    md_hlc clock;
+    int have_clock;
+    nd_faults *faults;
+    /* the cluster loop and what runs on it */
+    struct event_base *base;
+    pthread_t loop_thread;
+    int loop_running;
+    struct event *keepalive;
+    nd_client *cl;
+    nd_work *work;
+    rp_replica *local;
+    rp_router *router, *old_router; /* current; previous, freed at the next change */
+    rp *coord;
+    rp_hints *hints;
+    /* the follower and maintenance threads */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+    pthread_t follow_thread, maint_thread;
+    int follow_running, maint_running;
+    pl_topology *topo; /* adopted (under mu), for the maintenance thread */
+    uint64_t epoch;
+    /* counters for /admin/status (under mu) */
+    uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
+    int64_t faults_mtime_ns;
+};
+
+/* ---- the loop ---- */
+
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} loop_call;
+
+static void loop_call_run(evutil_socket_t fd, short what, void *arg)
+{
+    loop_call *lc = arg;
+    (void)fd, (void)what;
+    lc->fn(lc->arg);
+    pthread_mutex_lock(&lc->mu);
+    lc->done = 1;
+    pthread_cond_signal(&lc->cv);
+    pthread_mutex_unlock(&lc->mu);
+}
+
+/* Run fn(arg) on the cluster loop's thread and wait for it (never call it from that thread). */
+static int on_loop(cmd_cluster *c, void (*fn)(void *arg), void *arg)
+{
+    loop_call lc = {.fn = fn, .arg = arg};
+    pthread_mutex_init(&lc.mu, NULL);
+    pthread_cond_init(&lc.cv, NULL);
+    int rc = event_base_once(c->base, -1, EV_TIMEOUT, loop_call_run, &lc, NULL);
+    if (rc == 0) {
+        pthread_mutex_lock(&lc.mu);
+        while (!lc.done)
+            pthread_cond_wait(&lc.cv, &lc.mu);
+        pthread_mutex_unlock(&lc.mu);
+    }
+    pthread_cond_destroy(&lc.cv);
+    pthread_mutex_destroy(&lc.mu);
+    return rc == 0 ? 0 : -1;
+}
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+}
+
+static void *loop_main(void *arg)
+{
+    cmd_cluster *c = arg;
+    event_base_loop(c->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* The coordinator's route: no replicas before the first layout (every call is unavailable). */
+static int route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out)
+{
+    return rt ? rp_route(rt, p, n, nfallback, out) : 0;
+}
+
+/* ---- adopting a layout ---- */
+
+typedef struct {
+    cmd_cluster *c;
+    const pl_topology *t;
+    rp_router *made;
+    cm_err err;
+} router_job;
+
+static void make_router(void *arg)
+{
+    router_job *j = arg;
+    j->err = rp_router_new(j->t, j->c->self, j->c->local, j->c->cl, &j->made);
+}
+
+static void hints_to_router(void *arg)
+{
+    cmd_cluster *c = arg;
+    rp_hints_set_router(c->hints, c->router);
+}
+
+static void free_old_router(void *arg)
+{
+    cmd_cluster *c = arg;
+    rp_router_free(c->old_router);
+    c->old_router = NULL;
+}
+
+/* Adopt t (borrowed): the object store, then the metadata router. Follower thread only. */
+static void adopt(cmd_cluster *c, const pl_topology *t)
+{
+    cm_err e = ob_store_set_topology(gw_object_store(c->cfg.g), t);
+    if (e != CM_OK)
+        CM_WARN(MOD, "layout epoch %llu: the object store keeps its previous layout: %s",
+                (unsigned long long)t->epoch, cm_err_str(e));
+    router_job j = {.c = c, .t = t};
+    if (on_loop(c, make_router, &j) != 0 || j.err != CM_OK) {
+        CM_WARN(MOD, "layout epoch %llu: no metadata router: %s", (unsigned long long)t->epoch,
+                cm_err_str(j.err));
+        return;
+    }
+    rp_set_router(c->coord, j.made); /* returns once no call uses the previous one */
+    on_loop(c, free_old_router, c);  /* the one before it: hint delivery moved on long ago */
+    c->old_router = c->router;
+    c->router = j.made;
+    on_loop(c, hints_to_router, c);
+    pl_topology *copy = NULL;
+    if (pl_topology_clone(t, &copy) == CM_OK) {
+        pthread_mutex_lock(&c->mu);
+        pl_topology_free(c->topo);
+        c->topo = copy;
+        c->epoch = t->epoch;
+        c->layouts++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    CM_INFO(MOD, "adopted layout epoch %llu (%d nodes)", (unsigned long long)t->epoch, t->nnodes);
+}
+
+/* Wait up to ms for a stop; 1 when stopping. */
+static int wait_stop(cmd_cluster *c, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
+        ;
+    int stop = c->stopping;
+    pthread_mutex_unlock(&c->mu);
+    return stop;
+}
+
+static void *follow_main(void *arg)
+{
+    cmd_cluster *c = arg;
+    uint64_t have = 0;
+    do {
+        pl_topology *t = NULL;
+        if (co_layout_current(c->cfg.layout, &t, NULL) == CM_OK && t->epoch != have) {
+            adopt(c, t);
+            have = t->epoch;
+        }
+        pl_topology_free(t);
+    } while (!wait_stop(c, 250));
+    return NULL;
+}
+
+/* ---- maintenance ---- */
+
+/* Is this node the first home of (bucket, shard) in t? */
+static int first_home(const pl_map *m, const pl_topology *t, const char *self, const char *bucket,
+                      uint32_t shard)
+{
+    int homes[3];
+    if (pl_partition(m, pl_partition_id(bucket, shard), 3, homes) != CM_OK)
+        return 0;
+    return strcmp(t->nodes[homes[0]].id, self) == 0;
+}
+
+static void antientropy(cmd_cluster *c)
+{
+    md_bucket *b = NULL;
+    size_t nb = 0;
+    pl_topology *t = NULL;
+    pl_map *m = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->topo)
+        pl_topology_clone(c->topo, &t);
+    pthread_mutex_unlock(&c->mu);
+    if (!t || pl_map_new(t, PL_MAP_HOMES, &m) != CM_OK ||
+        md_bucket_list(gw_meta_store(c->cfg.g), &b, &nb) != CM_OK)
+        goto out;
+    for (size_t i = 0; i < nb && !wait_stop(c, 0); i++)
+        for (uint32_t s = 0; s < NSHARDS; s++) {
+            if (!first_home(m, t, c->self, b[i].name, s))
+                continue;
+            rp_ae_result res = {0};
+            cm_err e = rp_antientropy_run(c->coord, b[i].name, s, 0, AE_KEYS_MAX, &res);
+            pthread_mutex_lock(&c->mu);
+            c->ae_runs++;
+            c->ae_repaired += res.keys_repaired;
+            c->ae_unavailable += e == CM_ERR_UNAVAILABLE;
+            pthread_mutex_unlock(&c->mu);
+            if (res.keys_repaired)
+                CM_INFO(MOD, "anti-entropy %s/%u: %zu keys repaired", b[i].name, s,
+                        res.keys_repaired);
+        }
+out:
+    free(b);
+    pl_map_free(m);
+    pl_topology_free(t);
+}
+
+/* CAIRN_RPC_FAULTS_FILE (tests): its rules replace the previous ones when the file changes. */
+static void reload_faults(cmd_cluster *c)
+{
+    const char *path = getenv("CAIRN_RPC_FAULTS_FILE");
+    struct stat sb;
+    if (!path || !*path || stat(path, &sb) != 0)
+        return;
+    int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    if (mt == c->faults_mtime_ns)
+        return;
+    c->faults_mtime_ns = mt;
+    char spec[4096];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(spec, 1, sizeof(spec) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    spec[n] = 0;
+    while (n > 0 && (spec[n - 1] == '\n' || spec[n - 1] == ' '))
+        spec[--n] = 0;
+    nd_fault_clear(c->faults, NULL, NULL);
+    if (n > 0 && nd_faults_parse(c->faults, spec) != CM_OK)
+        CM_WARN(MOD, "CAIRN_RPC_FAULTS_FILE: malformed rules ignored: %s", spec);
+    else
+        CM_INFO(MOD, "RPC fault rules now: %s", n ? spec : "(none)");
+}
+
+static void *maint_main(void *arg)
+{
+    cmd_cluster *c = arg;
+    int64_t next = cm_now_ms() + CLUSTER_TICK_MS;
+    while (!wait_stop(c, FAULTS_POLL_MS)) {
+        reload_faults(c);
+        if (cm_now_ms() < next)
+            continue;
+        uint64_t freed = 0;
+        cm_err e = ob_gc_run(gw_object_store(c->cfg.g), gw_meta_store(c->cfg.g), cm_now_ms(),
+                             c->cfg.gc_grace_ms, GC_BATCH_MAX, &freed);
+        if (e != CM_OK)
+            CM_WARN(MOD, "garbage reclaim: %s", cm_err_str(e));
+        pthread_mutex_lock(&c->mu);
+        c->gc_freed += freed;
+        pthread_mutex_unlock(&c->mu);
+        antientropy(c);
+        next = cm_now_ms() + CLUSTER_TICK_MS;
+    }
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+uint32_t cmd_cluster_node_number(const char *node_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: the same number on every node and every run */
+    for (const unsigned char *s = (const unsigned char *)node_id; *s; s++)
+        h = (h ^ *s) * 16777619u;
+    return h ? h : 1;
+}
+
+cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out)
+{
+    cmd_cluster *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (!c)
+        return CM_ERR_NOMEM;
+    c->cfg = *cfg;
+    snprintf(c->self, sizeof(c->self), "%s", cfg->node_id);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    md_hlc_init(&c->clock, cmd_cluster_node_number(c->self), NULL, NULL);
+    c->have_clock = 1;
+    cm_err e = nd_faults_new(&c->faults);
+    const char *spec = getenv("CAIRN_RPC_FAULTS");
+    if (e == CM_OK && spec && *spec && (e = nd_faults_parse(c->faults, spec)) != CM_OK)
+        fprintf(stderr, "cairn: CAIRN_RPC_FAULTS is malformed\n");
+    if (e != CM_OK) {
+        cmd_cluster_free(c);
+        return e;
+    }
+    *out = c;
+    return CM_OK;
+}
+
+md_hlc *cmd_cluster_clock(cmd_cluster *c)
+{
+    return &c->clock;
+}
+
+static void loop_setup(void *arg)
+{
+    cmd_cluster *c = arg;
+    rp_hints_config hc = {
+        .base = c->base, .md = gw_meta_store(c->cfg.g), .work = c->work, .nshards = NSHARDS};
+    nd_client_config cc = {.node_id = c->self,
+                           .secret = c->cfg.secret,
+                           .secret_len = c->cfg.secret_len,
+                           .faults = c->faults};
+    cm_err e = nd_client_new(c->base, &cc, &c->cl);
+    if (e == CM_OK)
+        e = rp_replica_local_new(c->base, gw_meta_store(c->cfg.g), c->work, c->self, &c->local);
+    if (e == CM_OK) {
+        rp_replica_local_set_clock(c->local, &c->clock);
+        e = rp_hints_new(&hc, &c->hints);
+    }
+    if (e != CM_OK)
+        CM_ERROR(MOD, "cannot set up the metadata replicas: %s", cm_err_str(e));
+}
+
+cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
+                       rp_consistency (*consistency)(void *, const char *), void *consistency_arg)
+{
+    c->cfg.layout = layout;
+    ob_cluster_config oc = {.self = c->self,
+                            .secret = c->cfg.secret,
+                            .secret_len = c->cfg.secret_len,
+                            .faults = c->faults};
+    cm_err e = ob_store_cluster_start(gw_object_store(c->cfg.g), &oc);
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn: cannot put the object store in cluster mode: %s\n", cm_err_str(e));
+        return e;
+    }
+    evthread_use_pthreads();
+    if (!(c->base = event_base_new()) ||
+        !(c->keepalive = event_new(c->base, -1, EV_PERSIST, keepalive_cb, NULL)))
+        return CM_ERR_NOMEM;
+    struct timeval hour = {3600, 0};
+    event_add(c->keepalive, &hour);
+    if ((e = nd_work_new(MD_WORKERS, &c->work)) != CM_OK)
+        return e;
+    if (pthread_create(&c->loop_thread, NULL, loop_main, c) != 0)
+        return CM_ERR_NOMEM;
+    c->loop_running = 1;
+    on_loop(c, loop_setup, c);
+    if (!c->cl || !c->local || !c->hints)
+        return CM_ERR_UNAVAILABLE;
+    rp_config rc = {.base = c->base,
+                    .route = route,
+                    .clock = &c->clock,
+                    .node = cmd_cluster_node_number(c->self),
+                    .nshards = NSHARDS,
+                    .consistency = consistency,
+                    .consistency_arg = consistency_arg};
+    if ((e = rp_new(&rc, &c->coord)) != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the metadata coordinator: %s\n", cm_err_str(e));
+        return e;
+    }
+    gw_set_repl(c->cfg.g, c->coord);
+    if (pthread_create(&c->follow_thread, NULL, follow_main, c) != 0)
+        return CM_ERR_NOMEM;
+    c->follow_running = 1;
+    if (pthread_create(&c->maint_thread, NULL, maint_main, c) != 0)
+        return CM_ERR_NOMEM;
+    c->maint_running = 1;
+    return CM_OK;
+}
+
+/* Free hint delivery once no round is in flight (a round calls the routers' replicas). */
+static void hints_free_if_idle(void *arg)
+{
+    cmd_cluster *c = arg;
+    if (c->hints && !rp_hints_busy(c->hints)) {
+        rp_hints_free(c->hints);
+        c->hints = NULL;
+    }
+}
+
+static void loop_teardown2(void *arg)
+{
+    cmd_cluster *c = arg;
+    rp_router_free(c->old_router);
+    rp_router_free(c->router);
+    c->old_router = c->router = NULL;
+    rp_replica_free(c->local);
+    c->local = NULL;
+    nd_client_free(c->cl);
+    c->cl = NULL;
+}
+
+void cmd_cluster_stop(cmd_cluster *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->follow_running)
+        pthread_join(c->follow_thread, NULL);
+    if (c->maint_running)
+        pthread_join(c->maint_thread, NULL);
+    if (c->coord) {
+        gw_set_repl(c->cfg.g, NULL);
+        rp_free(c->coord); /* waits for its calls, which need the loop */
+    }
+    if (c->loop_running) {
+        /* A round ends within its RPC timeouts; its completions need the loop running. */
+        while (c->hints && on_loop(c, hints_free_if_idle, c) == 0 && c->hints)
+            nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+        on_loop(c, loop_teardown2, c);
+        event_base_loopbreak(c->base);
+        pthread_join(c->loop_thread, NULL);
+    }
+    if (c->keepalive)
+        event_free(c->keepalive);
+    if (c->base)
+        event_base_free(c->base);
+    c->keepalive = NULL, c->base = NULL, c->coord = NULL;
+    c->loop_running = c->follow_running = c->maint_running = 0;
+    nd_work_free(c->work);
+    c->work = NULL;
+}
+
+void cmd_cluster_free(cmd_cluster *c)
+{
+    if (!c)
+        return;
+    cmd_cluster_stop(c);
+    nd_faults_free(c->faults);
+    pl_topology_free(c->topo);
+    if (c->have_clock)
+        md_hlc_release(&c->clock);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* ---- status ---- */
+
+size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
+{
+    rp_stats rs = {0};
+    rp_hints_stats hs = {0};
+    ob_cluster_stats os = {0};
+    if (!c || !c->coord)
+        return 0;
+    rp_get_stats(c->coord, &rs);
+    if (c->hints)
+        rp_hints_get_stats(c->hints, &hs);
+    ob_store_cluster_stats(gw_object_store(c->cfg.g), &os);
+    pthread_mutex_lock(&c->mu);
+    int n = snprintf(
+        out, cap,
+        "\"replication\":{\"epoch\":%llu,\"layouts\":%llu,\"gets\":%llu,\"puts\":%llu,"
+        "\"deletes\":%llu,\"lists\":%llu,\"unavailable\":%llu,\"read_repairs\":%llu,"
+        "\"hints_written\":%llu,\"hints_delivered\":%llu,\"hints_failed\":%llu,"
+        "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu},"
+        "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
+        "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
+        "\"reads_degraded\":%llu}",
+        (unsigned long long)c->epoch, (unsigned long long)c->layouts, (unsigned long long)rs.gets,
+        (unsigned long long)rs.puts, (unsigned long long)rs.deletes, (unsigned long long)rs.lists,
+        (unsigned long long)rs.unavailable, (unsigned long long)rs.read_repairs,
+        (unsigned long long)rs.hints_written, (unsigned long long)hs.delivered,
+        (unsigned long long)hs.failed, (unsigned long long)c->ae_runs,
+        (unsigned long long)c->ae_repaired, (unsigned long long)c->ae_unavailable,
+        (unsigned long long)c->gc_freed, (unsigned long long)os.epoch, os.k, os.m,
+        (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
+        (unsigned long long)os.reads, (unsigned long long)os.handoffs,
+        (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
+        (unsigned long long)os.reads_degraded);
+    pthread_mutex_unlock(&c->mu);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
