@@ -53,6 +53,12 @@ int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const
 typedef struct co_buckets co_buckets;
 cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluster,
                                  const char *data_dir, co_buckets **out);
+/*
+ * The consistency of bucket as the follower arg (a co_buckets *) last applied the namespace;
+ * RP_STRONG for a bucket it does not know. From memory under the follower's lock, never waits on
+ * etcd: fit for rp_config.consistency (with the follower as consistency_arg).
+ */
+rp_consistency cmd_cluster_bucket_consistency(void *arg, const char *bucket);
 /* server_rpc.c: the node RPC served by `cairn server` in cluster mode (docs/deploy.md). */
 typedef struct cmd_rpc cmd_rpc;
 struct ob_store;
