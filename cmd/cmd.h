@@ -33,9 +33,25 @@ int cmd_load_credentials(const char *data_dir, cmd_credentials *out);
 int cmd_server(int argc, char **argv);
 int cmd_admin(int argc, char **argv);            /* admin.c: status, scrub */
 int cmd_admin_etcd_check(int argc, char **argv); /* admin_etcd.c: etcd member health table */
-int cmd_bench(int argc, char **argv);            /* bench.c: load generator, raw speeds */
-int cmd_fsck(int argc, char **argv);             /* fsck.c: offline drive check and repair */
+int cmd_admin_bucket(int argc, char **argv); /* admin_bucket.c: `admin bucket list|consistency` */
+int cmd_bench(int argc, char **argv);        /* bench.c: load generator, raw speeds */
+int cmd_fsck(int argc, char **argv);         /* fsck.c: offline drive check and repair */
 int cmd_layout(int argc, char **argv); /* layout.c: `admin layout simulate` (argv[0] "layout") */
+
+/*
+ * etcd_opts.c: the options of the admin commands that talk to etcd: --etcd URL[,URL...] (default
+ * $CAIRN_ETCD_ENDPOINTS, else http://127.0.0.1:2379), --cluster ID (default $CAIRN_CLUSTER, else
+ * "default"), --timeout MS (per request and endpoint).
+ */
+typedef struct {
+    const char *etcd, *cluster;
+    int timeout_ms;
+} cmd_etcd_opts;
+void cmd_etcd_opts_init(cmd_etcd_opts *o); /* the defaults */
+/* Take option a with its value v: 1 when it is one of them, 0 when not (or a bad --timeout). */
+int cmd_etcd_opt(cmd_etcd_opts *o, const char *a, const char *v);
+/* A client for o->etcd: 0, 2 for a bad --etcd, 1 when it cannot be made (said why, after me). */
+int cmd_etcd_connect(const cmd_etcd_opts *o, const char *me, co_client **out);
 
 /* layout_etcd.c: `admin layout show|add|remove|drain|discard|apply` against etcd. */
 int cmd_layout_etcd_verb(const char *verb); /* 1 for the verbs cmd_layout_etcd runs */
