@@ -64,19 +64,22 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
         char id[17];
         snprintf(id, sizeof(id), "%016" PRIx64, sorted[i].id);
         const char *mode = consistency_name(sorted[i].consistency);
-        json_t *rec = json_pack("{s:s,s:I,s:s,s:i,s:s}", "name", sorted[i].name, "created_ms",
-                                (json_int_t)sorted[i].created_ms, "owner", sorted[i].owner,
-                                "versioning", (int)sorted[i].versioning, "id", id);
+        json_t *rec = !mode
+                          ? NULL
+                          : json_pack("{s:s,s:I,s:s,s:i,s:s}", "name", sorted[i].name, "created_ms",
+                                      (json_int_t)sorted[i].created_ms, "owner", sorted[i].owner,
+                                      "versioning", (int)sorted[i].versioning, "id", id);
         if (!mode)
             e = CM_ERR_INVAL;
-        else if (!rec || json_array_append_new(arr, rec) != 0)
+        else if (!rec)
             e = CM_ERR_NOMEM;
         /* strong is left out: documents from before the field existed mean strong */
         else if (sorted[i].consistency != CO_CONSISTENCY_STRONG &&
-                 json_object_set_new(rec, "consistency", json_string(mode)) != 0)
-            e = CM_ERR_NOMEM;
-        if (!mode)
+                 json_object_set_new(rec, "consistency", json_string(mode)) != 0) {
             json_decref(rec);
+            e = CM_ERR_NOMEM;
+        } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
+            e = CM_ERR_NOMEM;
     }
     free(sorted);
     if (e == CM_OK && !(doc = json_pack("{s:i,s:o}", "v", DOC_VERSION, "buckets", arr)))
