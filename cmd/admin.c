@@ -539,6 +539,8 @@ static void usage(FILE *f)
             "       cairn admin layout show|add|remove|drain|discard|apply [...] --etcd URL,...\n"
             "                                 --cluster ID   (the layout in etcd; --help)\n"
             "       cairn admin etcd-check --endpoints URL[,URL...] [--timeout MS]\n"
+            "       cairn admin bucket list|consistency NAME [strong|available] --etcd URL,...\n"
+            "                                 --cluster ID   (the buckets in etcd; --help)\n"
             "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
             "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
             "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
@@ -557,6 +559,8 @@ int cmd_admin(int argc, char **argv)
         return cmd_layout(argc - 1, argv + 1);
     if (strcmp(argv[1], "etcd-check") == 0)
         return cmd_admin_etcd_check(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bucket") == 0) /* the bucket namespace in etcd */
+        return cmd_admin_bucket(argc - 1, argv + 1);
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--wait") == 0)

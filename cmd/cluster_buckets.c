@@ -10,6 +10,11 @@
  * objects only on another node can be deleted; replicated metadata will answer it for the
  * cluster). etcd to the gateway: co_buckets's hooks (its watch thread) mirror every bucket added
  * or removed cluster-wide into the local store. The follower's cache file is DATA/buckets.cache.
+ *
+ * A bucket's consistency mode lives in the namespace only (not in the local md_bucket, which
+ * would go stale when `cairn admin bucket consistency` changes it): CreateBucket's mode goes into
+ * the new record, and cmd_cluster_bucket_consistency answers it from the follower's memory for
+ * the quorum coordinator (rp_config.consistency) and for HeadBucket.
  */
 #include "cmd.h"
 
@@ -22,6 +27,9 @@
 #include "gw.h"
 
 #define MOD "server"
+
+_Static_assert(CO_CONSISTENCY_STRONG == RP_STRONG && CO_CONSISTENCY_AVAILABLE == RP_AVAILABLE,
+               "the bucket document stores rp_consistency values");
 
 static void to_md(const co_bucket *c, md_bucket *m)
 {
@@ -41,7 +49,7 @@ typedef struct {
 
 static ns_ctx ctx; /* the server has one gateway and one namespace */
 
-static cm_err ns_create(void *arg, const md_bucket *want, md_bucket *have)
+static cm_err ns_create(void *arg, const md_bucket *want, rp_consistency mode, md_bucket *have)
 {
     ns_ctx *x = arg;
     co_bucket b = {0}, got;
@@ -49,6 +57,7 @@ static cm_err ns_create(void *arg, const md_bucket *want, md_bucket *have)
     snprintf(b.owner, sizeof(b.owner), "%s", want->owner);
     b.created_ms = want->created_ms;
     b.versioning = want->versioning;
+    b.consistency = (uint8_t)mode;
     cm_err e = cm_random(&b.id, sizeof(b.id));
     if (e == CM_OK)
         e = co_buckets_create(x->f, &b, &got);
@@ -75,6 +84,19 @@ static cm_err ns_lookup(void *arg, const char *name, md_bucket *out)
 static cm_err ns_is_empty(void *arg, const char *name)
 {
     return gw_bucket_empty_local(((ns_ctx *)arg)->g, name);
+}
+
+rp_consistency cmd_cluster_bucket_consistency(void *arg, const char *bucket)
+{
+    co_bucket b;
+    if (co_buckets_lookup(arg, bucket, &b) != CM_OK)
+        return RP_STRONG; /* not (yet) known here: the stricter mode */
+    return b.consistency == CO_CONSISTENCY_AVAILABLE ? RP_AVAILABLE : RP_STRONG;
+}
+
+static rp_consistency ns_consistency(void *arg, const char *name)
+{
+    return cmd_cluster_bucket_consistency(((ns_ctx *)arg)->f, name);
 }
 
 /* ---- the namespace's changes (the follower's thread) ---- */
@@ -105,7 +127,8 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .remove = ns_remove,
                        .lookup = ns_lookup,
                        .is_empty = ns_is_empty,
-                       .arg = &ctx};
+                       .arg = &ctx,
+                       .consistency = ns_consistency};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

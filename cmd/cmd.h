@@ -34,9 +34,25 @@ int cmd_load_credentials(const char *data_dir, cmd_credentials *out);
 int cmd_server(int argc, char **argv);
 int cmd_admin(int argc, char **argv);            /* admin.c: status, scrub */
 int cmd_admin_etcd_check(int argc, char **argv); /* admin_etcd.c: etcd member health table */
-int cmd_bench(int argc, char **argv);            /* bench.c: load generator, raw speeds */
-int cmd_fsck(int argc, char **argv);             /* fsck.c: offline drive check and repair */
+int cmd_admin_bucket(int argc, char **argv); /* admin_bucket.c: `admin bucket list|consistency` */
+int cmd_bench(int argc, char **argv);        /* bench.c: load generator, raw speeds */
+int cmd_fsck(int argc, char **argv);         /* fsck.c: offline drive check and repair */
 int cmd_layout(int argc, char **argv); /* layout.c: `admin layout simulate` (argv[0] "layout") */
+
+/*
+ * etcd_opts.c: the options of the admin commands that talk to etcd: --etcd URL[,URL...] (default
+ * $CAIRN_ETCD_ENDPOINTS, else http://127.0.0.1:2379), --cluster ID (default $CAIRN_CLUSTER, else
+ * "default"), --timeout MS (per request and endpoint).
+ */
+typedef struct {
+    const char *etcd, *cluster;
+    int timeout_ms;
+} cmd_etcd_opts;
+void cmd_etcd_opts_init(cmd_etcd_opts *o); /* the defaults */
+/* Take option a with its value v: 1 when it is one of them, 0 when not (or a bad --timeout). */
+int cmd_etcd_opt(cmd_etcd_opts *o, const char *a, const char *v);
+/* A client for o->etcd: 0, 2 for a bad --etcd, 1 when it cannot be made (said why, after me). */
+int cmd_etcd_connect(const cmd_etcd_opts *o, const char *me, co_client **out);
 
 /* layout_etcd.c: `admin layout show|add|remove|drain|discard|apply` against etcd. */
 int cmd_layout_etcd_verb(const char *verb); /* 1 for the verbs cmd_layout_etcd runs */
@@ -54,6 +70,12 @@ int cmd_layout_effect(const pl_topology *before, const pl_topology *after, const
 typedef struct co_buckets co_buckets;
 cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluster,
                                  const char *data_dir, co_buckets **out);
+/*
+ * The consistency of bucket as the follower arg (a co_buckets *) last applied the namespace;
+ * RP_STRONG for a bucket it does not know. From memory under the follower's lock, never waits on
+ * etcd: fit for rp_config.consistency (with the follower as consistency_arg).
+ */
+rp_consistency cmd_cluster_bucket_consistency(void *arg, const char *bucket);
 /* server_rpc.c: the node RPC served by `cairn server` in cluster mode (docs/deploy.md). */
 typedef struct cmd_rpc cmd_rpc;
 struct ob_store;

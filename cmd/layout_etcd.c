@@ -30,9 +30,10 @@
 #define MAX_DRIVE_ARGS 255
 
 typedef struct {
-    const char *verb, *node, *etcd, *cluster, *addr, *az;
+    const char *verb, *node, *addr, *az;
+    cmd_etcd_opts etcd;
     const char *drive_args[MAX_DRIVE_ARGS];
-    int ndrive_args, ndrives, yes, dry_run, timeout_ms;
+    int ndrive_args, ndrives, yes, dry_run;
     uint32_t weight;
     uint64_t objects;
     co_client *client;
@@ -72,13 +73,10 @@ static int parse_weight(const char *v, uint32_t *out)
 
 static int parse_args(int argc, char **argv, lopts *o)
 {
-    const char *env_etcd = getenv("CAIRN_ETCD_ENDPOINTS"), *env_cluster = getenv("CAIRN_CLUSTER");
     o->verb = argv[1];
-    o->etcd = env_etcd && *env_etcd ? env_etcd : "http://127.0.0.1:2379";
-    o->cluster = env_cluster && *env_cluster ? env_cluster : "default";
+    cmd_etcd_opts_init(&o->etcd);
     o->weight = 100;
     o->objects = 200000;
-    o->timeout_ms = CO_DEFAULT_TIMEOUT_MS;
     int i = 2;
     int needs_node =
         !strcmp(o->verb, "add") || !strcmp(o->verb, "remove") || !strcmp(o->verb, "drain");
@@ -110,12 +108,8 @@ static int parse_args(int argc, char **argv, lopts *o)
         }
         i++;
         long n;
-        if (!strcmp(a, "--etcd"))
-            o->etcd = v;
-        else if (!strcmp(a, "--cluster"))
-            o->cluster = v;
-        else if (!strcmp(a, "--timeout") && (n = atol(v)) > 0)
-            o->timeout_ms = (int)n;
+        if (cmd_etcd_opt(&o->etcd, a, v))
+            ;
         else if (!strcmp(a, "--addr") && !strcmp(o->verb, "add"))
             o->addr = v;
         else if (!strcmp(a, "--az") && !strcmp(o->verb, "add"))
@@ -153,7 +147,7 @@ static int fetch(lopts *o, const char *key, const char *what, pl_topology **out,
     if (e == CM_ERR_NOTFOUND)
         return 0;
     if (e != CM_OK) {
-        fprintf(stderr, ME ": cannot read the %s layout from etcd (%s): %s\n", what, o->etcd,
+        fprintf(stderr, ME ": cannot read the %s layout from etcd (%s): %s\n", what, o->etcd.etcd,
                 cm_err_str(e));
         return -1;
     }
@@ -275,11 +269,11 @@ static int do_show(lopts *o)
     }
     have_members = co_member_list(o->client, o->nodes_prefix, &members) == CM_OK;
     if (cur) {
-        printf("cluster %s: layout epoch %" PRIu64 " at etcd revision %" PRId64 "\n", o->cluster,
-               cur->epoch, cur_rev);
+        printf("cluster %s: layout epoch %" PRIu64 " at etcd revision %" PRId64 "\n",
+               o->etcd.cluster, cur->epoch, cur_rev);
         print_layout(o, cur, have_members ? &members : NULL);
     } else {
-        printf("cluster %s: no layout applied yet\n", o->cluster);
+        printf("cluster %s: no layout applied yet\n", o->etcd.cluster);
     }
     printf("live members (registered with a lease):");
     for (size_t i = 0; have_members && i < members.n; i++)
@@ -531,7 +525,7 @@ static int do_apply(lopts *o)
         fprintf(stderr,
                 ME " apply: nothing is staged (cluster %s): stage a change with add, "
                    "remove or drain first\n",
-                o->cluster);
+                o->etcd.cluster);
         goto out;
     }
     uint64_t base = cur ? cur->epoch : 0;
@@ -539,7 +533,7 @@ static int do_apply(lopts *o)
         goto out;
     stg->epoch = base + 1;
     printf("change from epoch %" PRIu64 " to %" PRIu64 " (cluster %s):\n", base, stg->epoch,
-           o->cluster);
+           o->etcd.cluster);
     print_diff(cur, stg);
     fflush(stdout);
     if (cmd_layout_effect(cur, stg, "hrw", 0, 0, o->objects, 0x5EED) != 0)
@@ -581,29 +575,19 @@ int cmd_layout_etcd_verb(const char *verb)
 int cmd_layout_etcd(int argc, char **argv)
 {
     lopts o = {0};
-    co_config cfg;
-    char *storage = NULL;
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
-    if (co_config_parse(o.etcd, &cfg, &storage) != CM_OK || cfg.n_endpoints < 1) {
-        fprintf(stderr, ME ": bad --etcd '%s': http://HOST:PORT[,http://HOST:PORT...]\n", o.etcd);
-        free(storage);
-        return 2;
-    }
-    if (co_key(o.cur_key, sizeof(o.cur_key), o.cluster, CO_KIND_LAYOUT, NULL) != CM_OK ||
-        co_key(o.staged_key, sizeof(o.staged_key), o.cluster, CO_KIND_LAYOUT_STAGED, NULL) !=
+    if (co_key(o.cur_key, sizeof(o.cur_key), o.etcd.cluster, CO_KIND_LAYOUT, NULL) != CM_OK ||
+        co_key(o.staged_key, sizeof(o.staged_key), o.etcd.cluster, CO_KIND_LAYOUT_STAGED, NULL) !=
             CM_OK ||
-        co_key(o.nodes_prefix, sizeof(o.nodes_prefix), o.cluster, CO_KIND_NODES, "") != CM_OK) {
-        fprintf(stderr, ME ": bad --cluster '%s': [A-Za-z0-9._-]+\n", o.cluster);
-        free(storage);
+        co_key(o.nodes_prefix, sizeof(o.nodes_prefix), o.etcd.cluster, CO_KIND_NODES, "") !=
+            CM_OK) {
+        fprintf(stderr, ME ": bad --cluster '%s': [A-Za-z0-9._-]+\n", o.etcd.cluster);
         return 2;
     }
-    cfg.timeout_ms = o.timeout_ms;
-    if (co_client_new(&cfg, &o.client) != CM_OK) {
-        free(storage);
-        return 1;
-    }
+    if ((rc = cmd_etcd_connect(&o.etcd, ME, &o.client)) != 0)
+        return rc;
     if (!strcmp(o.verb, "show"))
         rc = do_show(&o);
     else if (!strcmp(o.verb, "apply"))
@@ -613,6 +597,5 @@ int cmd_layout_etcd(int argc, char **argv)
     else
         rc = do_stage(&o);
     co_client_free(o.client);
-    free(storage);
     return rc;
 }

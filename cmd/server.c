@@ -608,7 +608,8 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                 o->node_id, o->cluster_etcd, cm_err_str(e));
         return -1;
     }
-    if ((e = cmd_cluster_run(cn->node, cn->layout, NULL, NULL)) != CM_OK) {
+    if ((e = cmd_cluster_run(cn->node, cn->layout, cmd_cluster_bucket_consistency, cn->buckets)) !=
+        CM_OK) {
         fprintf(stderr, "cairn: cannot start the cluster data path: %s\n", cm_err_str(e));
         return -1;
     }

@@ -1,14 +1,16 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes: read the document with its mod revision, change the decoded array, write it back with
- * co_cas from that revision. A conflict means another node changed it in between: read again and
- * redo the change on what is there now (so a racing creator of the same name sees it and gets
- * CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is
- * there after an add, the name is gone after a remove. The document holds every bucket, so one
- * change costs a write of the whole list: fine for thousands of buckets (S3's default limit per
- * account is 100, its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request
- * limit is 1.5 MiB); a much larger namespace would move to one key per bucket.
+ * Changes (add, remove, set a consistency: one loop, change_doc, with an edit per kind): read the
+ * document with its mod revision, change the decoded array, write it back with co_cas from that
+ * revision. A conflict means another node changed it in between: read again and redo the change
+ * on what is there now (so a racing creator of the same name sees it and gets CM_ERR_EXISTS). A
+ * lost answer (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is there after an
+ * add, the name is gone after a remove, the bucket has the mode after a consistency change. The
+ * document holds every bucket, so one change costs a write of the whole list: fine for thousands of
+ * buckets (S3's default limit per account is 100, its maximum 10,000: about 1 MB at 100 bytes a
+ * record, etcd's default request limit is 1.5 MiB); a much larger namespace would move to one key
+ * per bucket.
  *
  * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
  * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
@@ -41,6 +43,14 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const co_bucket *)a)->name, ((const co_bucket *)b)->name);
 }
 
+static const char *const consistency_names[] = {"strong", "available"};
+
+/* The JSON name of a mode, NULL when it is none. */
+static const char *consistency_name(uint8_t c)
+{
+    return c < CM_ARRAY_LEN(consistency_names) ? consistency_names[c] : NULL;
+}
+
 cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 {
     co_bucket *sorted = n ? malloc(n * sizeof(*sorted)) : NULL;
@@ -53,10 +63,22 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
     for (size_t i = 0; i < n && e == CM_OK; i++) {
         char id[17];
         snprintf(id, sizeof(id), "%016" PRIx64, sorted[i].id);
-        json_t *rec = json_pack("{s:s,s:I,s:s,s:i,s:s}", "name", sorted[i].name, "created_ms",
-                                (json_int_t)sorted[i].created_ms, "owner", sorted[i].owner,
-                                "versioning", (int)sorted[i].versioning, "id", id);
-        if (!rec || json_array_append_new(arr, rec) != 0)
+        const char *mode = consistency_name(sorted[i].consistency);
+        json_t *rec = !mode
+                          ? NULL
+                          : json_pack("{s:s,s:I,s:s,s:i,s:s}", "name", sorted[i].name, "created_ms",
+                                      (json_int_t)sorted[i].created_ms, "owner", sorted[i].owner,
+                                      "versioning", (int)sorted[i].versioning, "id", id);
+        if (!mode)
+            e = CM_ERR_INVAL;
+        else if (!rec)
+            e = CM_ERR_NOMEM;
+        /* strong is left out: documents from before the field existed mean strong */
+        else if (sorted[i].consistency != CO_CONSISTENCY_STRONG &&
+                 json_object_set_new(rec, "consistency", json_string(mode)) != 0) {
+            json_decref(rec);
+            e = CM_ERR_NOMEM;
+        } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
     }
     free(sorted);
@@ -75,16 +97,22 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 /* One record; 0 when it is not a valid one. */
 static int decode_one(json_t *rec, co_bucket *b)
 {
-    const char *name = NULL, *owner = NULL, *id = NULL;
+    const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong";
     json_int_t created = 0;
     int versioning = 0;
     char *end;
     memset(b, 0, sizeof(*b));
-    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s}", "name", &name, "created_ms", &created, "owner",
-                    &owner, "versioning", &versioning, "id", &id) != 0 ||
+    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s,s?s}", "name", &name, "created_ms", &created,
+                    "owner", &owner, "versioning", &versioning, "id", &id, "consistency",
+                    &mode) != 0 ||
         !name[0] || strlen(name) >= sizeof(b->name) || strlen(owner) >= sizeof(b->owner) ||
         versioning < 0 || versioning > 2 || strlen(id) != 16)
         return 0;
+    while (b->consistency < CM_ARRAY_LEN(consistency_names) &&
+           strcmp(mode, consistency_names[b->consistency]) != 0)
+        b->consistency++;
+    if (b->consistency == CM_ARRAY_LEN(consistency_names))
+        return 0; /* a mode this node does not know: it must not guess one */
     errno = 0;
     b->id = strtoull(id, &end, 16);
     if (errno || *end)
@@ -160,108 +188,171 @@ cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n
 }
 
 /*
- * Write the array (n records) back from revision rev: CM_OK, CM_ERR_CONFLICT, CM_ERR_UNCERTAIN,
- * CM_ERR_UNAVAILABLE.
+ * One change of the document. edit changes the decoded records in place (b has room for one
+ * more) and sets *write when there is something to write back; any answer but CM_OK ends the
+ * change with it. done tells, from a fresh read, whether the change is in the document.
  */
-static cm_err write_back(co_client *c, const char *key, const co_bucket *b, size_t n, int64_t rev)
-{
-    char *doc = NULL;
-    size_t len = 0;
-    cm_err e = co_buckets_encode(b, n, &doc, &len);
-    if (e == CM_OK)
-        e = co_cas(c, key, doc, len, rev, 0, NULL);
-    free(doc);
-    return e;
-}
+typedef struct change change;
+struct change {
+    cm_err (*edit)(change *ch, co_bucket *b, size_t *n, int *write);
+    int (*done)(const change *ch, const co_bucket *found);
+    const char *what; /* "creating", ... for the log */
+    const char *name;
+    const co_bucket *want; /* add */
+    co_bucket *have;       /* add: the record there (NULL: not wanted) */
+    uint8_t consistency;   /* set_consistency: the mode wanted, and the one it had */
+    uint8_t was;
+};
 
-/*
- * The outcome of a change whose answer was lost, from a fresh read: 1 when the document shows it
- * done (want's record there for an add, name gone for a remove), 0 when not, -1 when unreadable.
- */
-static int settled(co_client *c, const char *key, const co_bucket *want, const char *name)
+/* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
+static int settled(co_client *c, const char *key, const change *ch, int64_t *rev)
 {
     co_bucket *b = NULL;
     size_t n = 0;
-    int64_t rev;
-    if (co_buckets_read(c, key, &b, &n, &rev) != CM_OK)
+    if (co_buckets_read(c, key, &b, &n, rev) != CM_OK)
         return -1;
-    const co_bucket *f = co_buckets_find(b, n, name);
-    int done = want ? f && f->id == want->id : !f;
+    int done = ch->done(ch, co_buckets_find(b, n, ch->name));
     free(b);
     return done;
 }
 
-cm_err co_buckets_add(co_client *c, const char *key, const co_bucket *want, co_bucket *have)
+/*
+ * Read, edit, write back from the revision read; a conflict redoes the change on what is there
+ * now. *new_rev (when non-NULL) receives the revision written (or read, when there was nothing
+ * to write or a lost answer was settled).
+ */
+static cm_err change_doc(co_client *c, const char *key, change *ch, int64_t *new_rev)
 {
     for (int attempt = 0; attempt < CO_BUCKETS_RETRIES; attempt++) {
         co_bucket *b = NULL, *grown;
         size_t n = 0;
-        int64_t rev = 0;
+        int64_t rev = 0, wrote = 0;
+        int write = 0;
         cm_err e = co_buckets_read(c, key, &b, &n, &rev);
         if (e != CM_OK)
             return e;
-        const co_bucket *f = co_buckets_find(b, n, want->name);
-        if (f) {
-            if (have)
-                *have = *f;
-            free(b);
-            return CM_ERR_EXISTS;
-        }
         if (!(grown = realloc(b, (n + 1) * sizeof(*b)))) {
             free(b);
             return CM_ERR_NOMEM;
         }
-        grown[n] = *want;
-        e = write_back(c, key, grown, n + 1, rev);
+        e = ch->edit(ch, grown, &n, &write);
+        if (e == CM_OK && write) {
+            char *doc = NULL;
+            size_t len = 0;
+            e = co_buckets_encode(grown, n, &doc, &len);
+            if (e == CM_OK)
+                e = co_cas(c, key, doc, len, rev, 0, &wrote);
+            free(doc);
+        }
         free(grown);
         if (e == CM_ERR_UNCERTAIN) {
-            int s = settled(c, key, want, want->name);
+            int s = settled(c, key, ch, &wrote);
             if (s < 0)
                 return CM_ERR_UNAVAILABLE;
-            if (s)
-                return CM_OK;
-            continue; /* not written: try again (a racing creator will be seen) */
+            if (!s)
+                continue; /* not written: try again (a racing change will be seen) */
+            e = CM_OK;
         }
+        if (e == CM_OK && new_rev)
+            *new_rev = write ? wrote : rev;
         if (e != CM_ERR_CONFLICT)
             return e;
     }
-    CM_WARN(MOD, "creating bucket %s: %d conflicting changes in a row, giving up", want->name,
+    CM_WARN(MOD, "%s bucket %s: %d conflicting changes in a row, giving up", ch->what, ch->name,
             CO_BUCKETS_RETRIES);
     return CM_ERR_CONFLICT;
 }
 
+static cm_err add_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    const co_bucket *f = co_buckets_find(b, *n, ch->name);
+    if (f) {
+        if (ch->have)
+            *ch->have = *f;
+        return CM_ERR_EXISTS;
+    }
+    b[(*n)++] = *ch->want; /* the encoder sorts */
+    *write = 1;
+    return CM_OK;
+}
+
+/* Ours (the same id) is there: two creations by one owner are told apart by it. */
+static int add_done(const change *ch, const co_bucket *found)
+{
+    return found && found->id == ch->want->id;
+}
+
+static cm_err add_rev(co_client *c, const char *key, const co_bucket *want, co_bucket *have,
+                      int64_t *rev)
+{
+    change ch = {.edit = add_edit,
+                 .done = add_done,
+                 .what = "creating",
+                 .name = want->name,
+                 .want = want,
+                 .have = have};
+    return change_doc(c, key, &ch, rev);
+}
+
+cm_err co_buckets_add(co_client *c, const char *key, const co_bucket *want, co_bucket *have)
+{
+    return add_rev(c, key, want, have, NULL);
+}
+
+static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    size_t at = (size_t)(f - b);
+    memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
+    (*n)--;
+    *write = 1;
+    return CM_OK;
+}
+
+static int remove_done(const change *ch, const co_bucket *found)
+{
+    (void)ch;
+    return !found;
+}
+
 cm_err co_buckets_remove(co_client *c, const char *key, const char *name)
 {
-    for (int attempt = 0; attempt < CO_BUCKETS_RETRIES; attempt++) {
-        co_bucket *b = NULL;
-        size_t n = 0;
-        int64_t rev = 0;
-        cm_err e = co_buckets_read(c, key, &b, &n, &rev);
-        if (e != CM_OK)
-            return e;
-        co_bucket *f = (co_bucket *)co_buckets_find(b, n, name);
-        if (!f) {
-            free(b);
-            return CM_ERR_NOTFOUND;
-        }
-        size_t at = (size_t)(f - b);
-        memmove(b + at, b + at + 1, (n - at - 1) * sizeof(*b));
-        e = write_back(c, key, b, n - 1, rev);
-        free(b);
-        if (e == CM_ERR_UNCERTAIN) {
-            int s = settled(c, key, NULL, name);
-            if (s < 0)
-                return CM_ERR_UNAVAILABLE;
-            if (s)
-                return CM_OK;
-            continue;
-        }
-        if (e != CM_ERR_CONFLICT)
-            return e;
-    }
-    CM_WARN(MOD, "deleting bucket %s: %d conflicting changes in a row, giving up", name,
-            CO_BUCKETS_RETRIES);
-    return CM_ERR_CONFLICT;
+    change ch = {.edit = remove_edit, .done = remove_done, .what = "deleting", .name = name};
+    return change_doc(c, key, &ch, NULL);
+}
+
+static cm_err consistency_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    ch->was = f->consistency;
+    *write = f->consistency != ch->consistency;
+    f->consistency = ch->consistency;
+    return CM_OK;
+}
+
+static int consistency_done(const change *ch, const co_bucket *found)
+{
+    return found && found->consistency == ch->consistency;
+}
+
+cm_err co_buckets_set_consistency(co_client *c, const char *key, const char *name,
+                                  uint8_t consistency, uint8_t *was, int64_t *rev)
+{
+    change ch = {.edit = consistency_edit,
+                 .done = consistency_done,
+                 .what = "changing the consistency of",
+                 .name = name,
+                 .consistency = consistency};
+    if (!consistency_name(consistency))
+        return CM_ERR_INVAL;
+    cm_err e = change_doc(c, key, &ch, rev);
+    if (e == CM_OK && was)
+        *was = ch.was;
+    return e;
 }
 
 /* ---- following it ---- */
@@ -429,10 +520,16 @@ cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
 cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
 {
     co_client *c = NULL;
+    int64_t rev = 0;
     cm_err e = co_client_new(&f->cfg, &c);
     if (e == CM_OK)
-        e = co_buckets_add(c, f->key, want, have);
+        e = add_rev(c, f->key, want, have, &rev);
     co_client_free(c);
+    /* Read-your-writes on this node: its lookups (a bucket's consistency) know the bucket once
+     * this returns. The watch delivers in milliseconds; a watch that is down costs the wait. */
+    if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
+        CM_WARN(MOD, "bucket %s created (etcd revision %lld) but not applied here within %d ms",
+                want->name, (long long)rev, CO_BUCKETS_APPLY_WAIT_MS);
     return e;
 }
 

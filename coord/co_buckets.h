@@ -7,11 +7,13 @@
  * succeeds. The document is JSON, the buckets sorted by name:
  *
  *   {"v":1,"buckets":[{"name":"photos","created_ms":1733353200123,"owner":"AKIA...",
- *                      "versioning":0,"id":"9f2c4e1a7b3d5c60"}, ...]}
+ *                      "versioning":0,"id":"9f2c4e1a7b3d5c60","consistency":"available"}, ...]}
  *
  * "id" is random per creation: it tells this node's creation from another's with the same owner
  * when the answer of a compare-and-set was lost, and a bucket re-created after a delete from the
- * old one. Unknown members are ignored (a later version may add settings).
+ * old one. "consistency" is the bucket's mode (docs/replication.md): left out when "strong" (so
+ * documents written before it existed read as strong), else "available"; any other value makes
+ * the document invalid. Other unknown members are ignored (a later version may add settings).
  *
  * co_buckets follows the document from a background thread (co_doc) and keeps the last version
  * it applied in memory and in a cache file, so a node keeps its bucket list through an etcd
@@ -33,22 +35,29 @@
 #define CO_BUCKET_OWNER_MAX 128
 #define CO_BUCKETS_RETRIES 16 /* compare-and-set attempts before giving up (CM_ERR_CONFLICT) */
 
+/* A bucket's consistency mode: the values of rp_consistency (repl/rp.h; coord/ does not depend
+ * on repl/, cmd/cluster_buckets.c checks that they agree). */
+#define CO_CONSISTENCY_STRONG 0    /* the default; "consistency" left out of the JSON */
+#define CO_CONSISTENCY_AVAILABLE 1 /* "consistency":"available" */
+
 typedef struct {
     char name[CO_BUCKET_NAME_MAX];
     int64_t created_ms;
     char owner[CO_BUCKET_OWNER_MAX];
-    uint8_t versioning; /* as md_bucket: 0 never enabled, 1 enabled, 2 suspended */
-    uint64_t id;        /* random per creation */
+    uint8_t versioning;  /* as md_bucket: 0 never enabled, 1 enabled, 2 suspended */
+    uint64_t id;         /* random per creation */
+    uint8_t consistency; /* CO_CONSISTENCY_* */
 } co_bucket;
 
 /* ---- the document ---- */
 
-/* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended). */
+/* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
+ * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
 cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len);
 /*
  * Parse a document into *out (malloc'd, sorted by name; NULL when empty). CM_ERR_CORRUPT for
  * anything that is not a version-1 document of valid records (bad JSON, a missing or oversized
- * name or owner, a duplicate name).
+ * name or owner, a duplicate name, a consistency other than "strong" or "available").
  */
 cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size_t *n);
 /* The record named name in a sorted array, or NULL. */
@@ -65,6 +74,14 @@ cm_err co_buckets_add(co_client *c, const char *key, const co_bucket *want, co_b
 /* Remove name likewise: CM_OK, CM_ERR_NOTFOUND, CM_ERR_CONFLICT, CM_ERR_UNAVAILABLE,
  * CM_ERR_CORRUPT. */
 cm_err co_buckets_remove(co_client *c, const char *key, const char *name);
+/*
+ * Set the consistency (CO_CONSISTENCY_*) of the bucket named name likewise. CM_OK (also when it
+ * had that mode already: nothing is written), CM_ERR_NOTFOUND, CM_ERR_INVAL (not a mode),
+ * CM_ERR_CONFLICT, CM_ERR_UNAVAILABLE, CM_ERR_CORRUPT. *was receives the mode it had and *rev
+ * the document's revision afterwards, when non-NULL.
+ */
+cm_err co_buckets_set_consistency(co_client *c, const char *key, const char *name,
+                                  uint8_t consistency, uint8_t *was, int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -99,7 +116,12 @@ cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out);
  * moment ago is found before this node's watch delivers it), else from memory. Blocking.
  */
 cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out);
-/* co_buckets_add / co_buckets_remove on the followed key, each with a client of its own. */
+/*
+ * co_buckets_add / co_buckets_remove on the followed key, each with a client of its own. A create
+ * that succeeded waits (at most CO_BUCKETS_APPLY_WAIT_MS) until this follower applied it, so
+ * co_buckets_lookup on this node knows the bucket (and its consistency) when create returns.
+ */
+#define CO_BUCKETS_APPLY_WAIT_MS 1000
 cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have);
 cm_err co_buckets_delete(co_buckets *f, const char *name);
 

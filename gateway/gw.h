@@ -15,6 +15,7 @@
 #include "cm_err.h"
 #include "net.h"
 #include "ob.h"
+#include "rp.h"
 
 typedef struct gw gw;
 
@@ -82,8 +83,9 @@ void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg);
  * connects it to coord/co_buckets.h; without one nothing below is used and the single-node code
  * path is unchanged). Every function blocks (bounded by the etcd client's deadlines) and is
  * called on a worker, never on an event loop:
- *   create    add the bucket cluster-wide: CM_OK, CM_ERR_EXISTS with *have, else a failure
- *             (CM_ERR_UNAVAILABLE when etcd does not answer: 503 ServiceUnavailable)
+ *   create    add the bucket cluster-wide with its consistency mode (CreateBucket's
+ *             x-cairn-consistency; an existing bucket keeps its own): CM_OK, CM_ERR_EXISTS with
+ *             *have, else a failure (CM_ERR_UNAVAILABLE when etcd does not answer: 503)
  *   remove    CM_OK, CM_ERR_NOTFOUND, else a failure
  *   lookup    the bucket's record, as fresh as the namespace can tell (CM_OK or CM_ERR_NOTFOUND)
  *   is_empty  "is the bucket empty cluster-wide?": CM_OK when empty, CM_ERR_CONFLICT when not
@@ -92,13 +94,17 @@ void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg);
  * after remove, and a request for a bucket the local store does not know asks lookup (on a
  * worker) and commits it locally before it is served. The owner mirrors the namespace's other
  * changes with gw_bucket_mirror_add/remove.
+ * One more, optional, answers from memory and may be called on an event loop (HeadBucket's
+ * x-cairn-consistency; NULL: strong):
+ *   consistency  the bucket's mode as this node knows it (RP_STRONG for one it does not know)
  */
 typedef struct {
-    cm_err (*create)(void *arg, const md_bucket *want, md_bucket *have);
+    cm_err (*create)(void *arg, const md_bucket *want, rp_consistency mode, md_bucket *have);
     cm_err (*remove)(void *arg, const char *name);
     cm_err (*lookup)(void *arg, const char *name, md_bucket *out);
     cm_err (*is_empty)(void *arg, const char *name);
     void *arg;
+    rp_consistency (*consistency)(void *arg, const char *name); /* never blocks */
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

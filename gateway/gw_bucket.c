@@ -19,6 +19,12 @@
  * it from the namespace, then locally. A request naming a bucket this node's store does not know
  * yet (the watch has not delivered it) asks the namespace on a worker and commits the bucket
  * locally before it is served (gw_bucket_resolve). The S3 answers are the single-node ones.
+ *
+ * Consistency (docs/replication.md, "Consistency modes: how a bucket gets its mode"): CreateBucket
+ * takes x-cairn-consistency: strong|available (another value: 400 before the body is read) and
+ * hands it to the namespace; HeadBucket answers the mode in the same header, from the namespace's
+ * memory. A single node has one copy of every record, so both modes are the same there: the
+ * header is checked and otherwise ignored, and HeadBucket says strong.
  */
 #include "gw_int.h"
 
@@ -33,6 +39,7 @@
 #define MOD "gw"
 #define SMALL_XML_CAP (64u * 1024)
 #define DELETE_XML_CAP (2u << 20)
+#define CONSISTENCY_HEADER "x-cairn-consistency"
 
 void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
                        gw_finish_fn done)
@@ -156,7 +163,11 @@ static void create_in_namespace(gw_req *r, const md_bucket *b, bucket_commit_sta
 {
     const gw_bucket_ns *ns = &r->g->ns;
     md_bucket have = {0};
-    st->err = ns->create(ns->arg, b, &have);
+    rp_consistency mode = RP_STRONG;
+    const char *asked = gw_hdr(r, CONSISTENCY_HEADER);
+    if (asked) /* checked before the body was read (gw_op_bucket) */
+        rp_consistency_parse(asked, &mode);
+    st->err = ns->create(ns->arg, b, mode, &have);
     if (st->err == CM_OK || st->err == CM_ERR_EXISTS) {
         gw_bucket_mirror_add(r->g, st->err == CM_OK ? b : &have);
         st->mine = st->err == CM_ERR_EXISTS && strcmp(have.owner, r->auth.access_key) == 0;
@@ -226,8 +237,11 @@ static void head_bucket(gw_req *r)
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
         return;
     }
+    const gw_bucket_ns *ns = &r->g->ns;
+    rp_consistency mode = ns->consistency ? ns->consistency(ns->arg, r->bucket) : RP_STRONG;
     gw_resp_start(r, 200, 0);
     net_resp_header(r->net, "x-amz-bucket-region", r->g->region);
+    net_resp_header(r->net, CONSISTENCY_HEADER, rp_consistency_name(mode));
     net_resp_end(r->net);
 }
 
@@ -725,7 +739,13 @@ void gw_op_bucket(gw_req *r)
         return;
     }
     if (strcmp(m, "PUT") == 0 && r->q.n == 0) {
-        gw_body_to_memory(r, SMALL_XML_CAP, create_finish);
+        const char *mode = gw_hdr(r, CONSISTENCY_HEADER);
+        rp_consistency ignored;
+        if (mode && rp_consistency_parse(mode, &ignored) != CM_OK)
+            gw_error(r, GW_INVALID_ARGUMENT,
+                     "x-cairn-consistency must be strong or available (lowercase)");
+        else
+            gw_body_to_memory(r, SMALL_XML_CAP, create_finish);
         return;
     }
     if (r->head && r->q.n == 0) {

@@ -31,22 +31,6 @@
 #include "cm_log.h"
 #include "rp_int.h"
 
-const char *rp_consistency_name(rp_consistency c)
-{
-    return c == RP_AVAILABLE ? "available" : "strong";
-}
-
-cm_err rp_consistency_parse(const char *s, rp_consistency *out)
-{
-    if (s && strcmp(s, "strong") == 0)
-        *out = RP_STRONG;
-    else if (s && strcmp(s, "available") == 0)
-        *out = RP_AVAILABLE;
-    else
-        return CM_ERR_INVAL;
-    return CM_OK;
-}
-
 cm_err rp_keylocks_new(rp_keylocks **out)
 {
     rp_keylocks *l = calloc(1, sizeof(*l));

@@ -7,7 +7,10 @@
  * follower reports every change as added/removed in order (a re-creation as both, a broken or
  * deleted document as nothing), keeps its list while etcd is down (create then fails as
  * unavailable, lookup_fresh answers from memory), and reopened during the outage starts from its
- * cache file.
+ * cache file. The consistency field: left out when strong, kept when available, a document
+ * without it read as strong, any other value refused; set by compare-and-set (a no-op when
+ * unchanged, unknown buckets and modes refused), known to the creating node's follower when the
+ * create returns, and a later change seen from memory without added/removed reports.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -89,6 +92,59 @@ static void test_encode_decode(void)
                         CM_ERR_CORRUPT);
         CU_ASSERT_PTR_NULL(out);
     }
+}
+
+static void test_consistency_field(void)
+{
+    co_bucket in[2] = {rec("plain", "AK", 1), rec("fast", "AK", 2)};
+    in[1].consistency = CO_CONSISTENCY_AVAILABLE;
+    char *doc = NULL;
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    const char *at = strstr(doc, "\"consistency\":\"available\"");
+    CU_ASSERT_PTR_NOT_NULL(at);
+    CU_ASSERT(at && strstr(at + 2, "consistency") == NULL); /* strong is left out */
+    CU_ASSERT(at && at < strstr(doc, "plain"));             /* it is fast's ("fast" < "plain") */
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(co_buckets_find(out, n, "fast")->consistency, CO_CONSISTENCY_AVAILABLE);
+    CU_ASSERT_EQUAL(co_buckets_find(out, n, "plain")->consistency, CO_CONSISTENCY_STRONG);
+    free(out);
+    free(doc);
+
+    /* a document written before the field existed, and one naming strong explicitly */
+    static const char *const strong[] = {
+        "{\"v\":1,\"buckets\":[{\"name\":\"old\",\"created_ms\":1,\"owner\":\"a\","
+        "\"versioning\":0,\"id\":\"0000000000000001\"}]}",
+        "{\"v\":1,\"buckets\":[{\"name\":\"old\",\"created_ms\":1,\"owner\":\"a\","
+        "\"id\":\"0000000000000001\",\"consistency\":\"strong\"}]}",
+    };
+    for (size_t i = 0; i < CM_ARRAY_LEN(strong); i++) {
+        CU_ASSERT_EQUAL_FATAL(
+            co_buckets_decode((const uint8_t *)strong[i], strlen(strong[i]), &out, &n), CM_OK);
+        CU_ASSERT_EQUAL(n, 1);
+        CU_ASSERT_EQUAL(out[0].consistency, CO_CONSISTENCY_STRONG);
+        free(out);
+    }
+
+    /* a mode this node does not know is not guessed: the document is refused */
+    static const char *const modes[] = {"\"eventual\"", "\"\"", "\"Available\"", "1", "null"};
+    for (size_t i = 0; i < CM_ARRAY_LEN(modes); i++) {
+        char bad[256];
+        int blen = snprintf(bad, sizeof(bad),
+                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
+                            "\"owner\":\"a\",\"id\":\"0000000000000001\",\"consistency\":%s}]}",
+                            modes[i]);
+        out = NULL;
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+    }
+    in[0].consistency = 7; /* nor written */
+    doc = NULL;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(doc);
 }
 
 /* ---- against etcd ---- */
@@ -336,12 +392,89 @@ static void test_follower(void)
     cu_etcd_stop(&e);
 }
 
+static void test_set_consistency(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got;
+    co_kv kv;
+    uint8_t was = 9;
+    int64_t rev = 0, rev2 = 0;
+    hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &h};
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
+    cu_etcd_config(&e, 1000, &cfg);
+    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, &hooks, &f) == CM_OK);
+
+    /* created available: this node's follower knows it as soon as create returns */
+    co_bucket fast = rec("fast", "AK", 1), plain = rec("plain", "AK", 2);
+    fast.consistency = CO_CONSISTENCY_AVAILABLE;
+    CU_ASSERT_EQUAL(co_buckets_create(f, &fast, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "fast", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.consistency, CO_CONSISTENCY_AVAILABLE);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &plain, NULL), CM_OK);
+    CU_ASSERT(log_is(&h, "+fast +plain "));
+
+    /* flip plain: the previous mode reported, the document rewritten */
+    CU_ASSERT_EQUAL(
+        co_buckets_set_consistency(c, KEY, "plain", CO_CONSISTENCY_AVAILABLE, &was, &rev), CM_OK);
+    CU_ASSERT_EQUAL(was, CO_CONSISTENCY_STRONG);
+    CU_ASSERT_EQUAL_FATAL(co_get(c, KEY, &kv, NULL), CM_OK);
+    CU_ASSERT_EQUAL(kv.mod_rev, rev);
+    co_kv_release(&kv);
+    /* the same mode again: nothing written */
+    CU_ASSERT_EQUAL(
+        co_buckets_set_consistency(c, KEY, "plain", CO_CONSISTENCY_AVAILABLE, &was, &rev2), CM_OK);
+    CU_ASSERT_EQUAL(was, CO_CONSISTENCY_AVAILABLE);
+    CU_ASSERT_EQUAL(rev2, rev);
+    CU_ASSERT_EQUAL(co_buckets_set_consistency(c, KEY, "nosuch", CO_CONSISTENCY_STRONG, NULL, NULL),
+                    CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_set_consistency(c, KEY, "plain", 2, NULL, NULL), CM_ERR_INVAL);
+
+    /* the follower sees the change from memory; no bucket was added or removed */
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "plain", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.consistency, CO_CONSISTENCY_AVAILABLE);
+    CU_ASSERT_EQUAL(co_buckets_set_consistency(c, KEY, "fast", CO_CONSISTENCY_STRONG, &was, &rev),
+                    CM_OK);
+    CU_ASSERT_EQUAL(was, CO_CONSISTENCY_AVAILABLE);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "fast", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.consistency, CO_CONSISTENCY_STRONG);
+    CU_ASSERT_EQUAL(got.id, 1);
+    CU_ASSERT(log_is(&h, ""));
+
+    /* a broken stored document is not written over */
+    CU_ASSERT_EQUAL(co_put(c, KEY, "{broken", 7, 0, NULL), CM_OK);
+    CU_ASSERT_EQUAL(
+        co_buckets_set_consistency(c, KEY, "fast", CO_CONSISTENCY_AVAILABLE, NULL, NULL),
+        CM_ERR_CORRUPT);
+    /* etcd down: unavailable */
+    cu_etcd_kill(&e, 0);
+    CU_ASSERT_EQUAL(
+        co_buckets_set_consistency(c, KEY, "fast", CO_CONSISTENCY_AVAILABLE, NULL, NULL),
+        CM_ERR_UNAVAILABLE);
+
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"encode and decode", test_encode_decode},
+        {"the consistency field", test_consistency_field},
         {"add, remove and racing creators against etcd", test_add_remove_race},
         {"follower: changes, outage, cache", test_follower},
+        {"setting a bucket's consistency", test_set_consistency},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);

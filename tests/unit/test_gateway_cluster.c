@@ -8,7 +8,9 @@
  * with the namespace down bucket changes get 503 ServiceUnavailable while objects are served;
  * DeleteBucket asks "empty cluster-wide?" (the local store today) before removing; a mirrored
  * removal keeps a bucket that still holds objects here, and one of an older incarnation leaves a
- * re-created bucket alone.
+ * re-created bucket alone. Consistency modes: CreateBucket's x-cairn-consistency reaches the
+ * namespace (a bad value is 400 and reaches nothing), HeadBucket answers the namespace's mode,
+ * and a single node (no namespace) takes the header and answers strong.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -35,6 +37,7 @@
 typedef struct {
     pthread_mutex_t mu;
     md_bucket b[8];
+    rp_consistency mode[8];
     int n;
     int down;          /* every call fails as etcd unreachable */
     cm_err remove_err; /* when set, what remove answers (e.g. lost every compare-and-set race) */
@@ -50,7 +53,7 @@ static int find(fake_ns *f, const char *name)
     return -1;
 }
 
-static cm_err ns_create(void *arg, const md_bucket *want, md_bucket *have)
+static cm_err ns_create(void *arg, const md_bucket *want, rp_consistency mode, md_bucket *have)
 {
     fake_ns *f = arg;
     pthread_mutex_lock(&f->mu);
@@ -58,8 +61,10 @@ static cm_err ns_create(void *arg, const md_bucket *want, md_bucket *have)
     cm_err e = f->down ? CM_ERR_UNAVAILABLE : i >= 0 ? CM_ERR_EXISTS : CM_OK;
     if (e == CM_ERR_EXISTS)
         *have = f->b[i];
-    else if (e == CM_OK && f->n < 8)
+    else if (e == CM_OK && f->n < 8) {
+        f->mode[f->n] = mode;
         f->b[f->n++] = *want;
+    }
     f->creates++;
     pthread_mutex_unlock(&f->mu);
     return e;
@@ -74,8 +79,10 @@ static cm_err ns_remove(void *arg, const char *name)
                : f->remove_err ? f->remove_err
                : i < 0         ? CM_ERR_NOTFOUND
                                : CM_OK;
-    if (e == CM_OK)
+    if (e == CM_OK) {
+        f->mode[i] = f->mode[f->n - 1];
         f->b[i] = f->b[--f->n];
+    }
     f->removes++;
     pthread_mutex_unlock(&f->mu);
     return e;
@@ -98,6 +105,16 @@ static cm_err ns_is_empty(void *arg, const char *name)
     return gw_bucket_empty_local(((fake_ns *)arg)->g, name);
 }
 
+static rp_consistency ns_consistency(void *arg, const char *name)
+{
+    fake_ns *f = arg;
+    pthread_mutex_lock(&f->mu);
+    int i = find(f, name);
+    rp_consistency c = i >= 0 ? f->mode[i] : RP_STRONG;
+    pthread_mutex_unlock(&f->mu);
+    return c;
+}
+
 static int ns_has(fake_ns *f, const char *name)
 {
     pthread_mutex_lock(&f->mu);
@@ -106,13 +123,14 @@ static int ns_has(fake_ns *f, const char *name)
     return i >= 0;
 }
 
-/* ---- a gateway on a loopback port ---- */
+/* ---- a gateway on a loopback port (f NULL: a single node, no namespace) ---- */
 
 typedef struct {
     gw *g;
     net_server *srv;
     pthread_t th;
     int port;
+    const char *extra; /* one more header line ("name: value\r\n") for every call, or NULL */
 } tserver;
 
 static void *serve(void *arg)
@@ -123,10 +141,11 @@ static void *serve(void *arg)
 
 static void server_start(tserver *s, fake_ns *f)
 {
+    static int started;
     char dir[512];
     gw_config gc;
     net_config nc;
-    snprintf(dir, sizeof(dir), "%s/gw", cu_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/gw%d", cu_tmpdir(), started++); /* a new store each time */
     CU_ASSERT_EQUAL_FATAL(cm_mkdir_durable(dir, 0755), CM_OK);
     gw_config_defaults(&gc);
     gc.data_dir = dir;
@@ -136,9 +155,12 @@ static void server_start(tserver *s, fake_ns *f)
     gc.ndrives = 3, gc.k = 2, gc.m = 1;
     gc.workers = 2;
     CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &s->g), CM_OK);
-    f->g = s->g;
-    gw_bucket_ns ns = {ns_create, ns_remove, ns_lookup, ns_is_empty, f};
-    gw_set_bucket_ns(s->g, &ns);
+    if (f)
+        f->g = s->g;
+    gw_bucket_ns ns = {ns_create, ns_remove, ns_lookup, ns_is_empty, f, ns_consistency};
+    if (f)
+        gw_set_bucket_ns(s->g, &ns);
+    s->extra = NULL;
     net_config_defaults(&nc);
     nc.port = 0;
     nc.threads = 1;
@@ -191,9 +213,10 @@ static int call(const tserver *s, const char *method, const char *target, const 
     n = snprintf(req, sizeof(req),
                  "%s %s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\n"
                  "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nContent-Length: %zu\r\n"
-                 "Connection: close\r\nAuthorization: AWS4-HMAC-SHA256 Credential=%s/%s, "
+                 "Connection: close\r\n%sAuthorization: AWS4-HMAC-SHA256 Credential=%s/%s, "
                  "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=%s\r\n\r\n%s",
-                 method, target, host, amzdate, blen, AK, scope, sig, body ? body : "");
+                 method, target, host, amzdate, blen, s->extra ? s->extra : "", AK, scope, sig,
+                 body ? body : "");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -285,10 +308,69 @@ static void test_namespace_seam(void)
     server_stop(&s);
 }
 
+/* Create with s->extra as the only extra header; HEAD the bucket: its x-cairn-consistency. */
+static const char *created_mode(tserver *s, const char *bucket, const char *header)
+{
+    char target[64], out[4096];
+    snprintf(target, sizeof(target), "/%s", bucket);
+    s->extra = header;
+    int status = call(s, "PUT", target, NULL, out, sizeof(out));
+    s->extra = NULL;
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT_EQUAL(call(s, "HEAD", target, NULL, out, sizeof(out)), 200);
+    return strstr(out, "\r\nx-cairn-consistency: available\r\n") ? "available"
+           : strstr(out, "\r\nx-cairn-consistency: strong\r\n")  ? "strong"
+                                                                 : "none";
+}
+
+/* A value that is not a mode: 400 InvalidArgument naming the header, and nothing created. */
+static void bad_mode_refused(tserver *s, const char *bucket)
+{
+    char target[64], out[4096];
+    snprintf(target, sizeof(target), "/%s", bucket);
+    s->extra = "x-cairn-consistency: eventual\r\n";
+    CU_ASSERT_EQUAL(call(s, "PUT", target, NULL, out, sizeof(out)), 400);
+    s->extra = NULL;
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>InvalidArgument</Code>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "x-cairn-consistency must be strong or available"));
+    CU_ASSERT_EQUAL(call(s, "HEAD", target, NULL, out, sizeof(out)), 404);
+}
+
+static void test_consistency(void)
+{
+    fake_ns f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tserver s;
+    server_start(&s, &f);
+    CU_ASSERT_STRING_EQUAL(created_mode(&s, "fast", "x-cairn-consistency: available\r\n"),
+                           "available");
+    CU_ASSERT_EQUAL(f.mode[0], RP_AVAILABLE); /* the namespace got it with the record */
+    CU_ASSERT_STRING_EQUAL(created_mode(&s, "safe", "x-cairn-consistency: strong\r\n"), "strong");
+    CU_ASSERT_STRING_EQUAL(created_mode(&s, "plain", NULL), "strong");
+    int creates = f.creates;
+    bad_mode_refused(&s, "bad");
+    CU_ASSERT_EQUAL(f.creates, creates); /* refused before the namespace was asked */
+    /* HeadBucket answers what the namespace says now (an admin changed it) */
+    char out[4096];
+    pthread_mutex_lock(&f.mu);
+    f.mode[0] = RP_STRONG;
+    pthread_mutex_unlock(&f.mu);
+    CU_ASSERT_EQUAL(call(&s, "HEAD", "/fast", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\r\nx-cairn-consistency: strong\r\n"));
+    server_stop(&s);
+
+    /* a single node: the header is checked, then has no effect; every bucket is strong */
+    server_start(&s, NULL);
+    CU_ASSERT_STRING_EQUAL(created_mode(&s, "one", "x-cairn-consistency: available\r\n"), "strong");
+    CU_ASSERT_STRING_EQUAL(created_mode(&s, "two", NULL), "strong");
+    bad_mode_refused(&s, "bad");
+    server_stop(&s);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"bucket namespace seam", test_namespace_seam},
+        {"consistency header", test_consistency},
         {NULL, NULL},
     };
     cu_add_suite("gateway_cluster", tests);
