@@ -88,3 +88,66 @@ etcd_stop() {
     local i
     for ((i = 0; i < ETCD_N; i++)); do etcd_kill "$i"; done
 }
+
+# ---- clustered cairn servers on loopback (tests that start their own nodes) ----
+# The caller declares `declare -A PORT RPORT PID` (S3 port, RPC port, pid per node name) and
+# exports CAIRN_RPC_SECRET. CL_SERVER_CONF holds extra [server] lines (e.g. "region = eu-west-1").
+
+# cl_node_start NODE CLUSTER_ID: start NODE (2+1 over 3 drives, its own data dir, member TTL 2 s)
+# with a [cluster] section on ETCD_ENDPOINTS; wait until ready.
+cl_node_start() {
+    local n=$1 id=$2 i
+    mkdir -p "$H_WORK/$n"
+    cat >"$H_WORK/$n.conf" <<CONF
+[server]
+${CL_SERVER_CONF:-}
+[storage]
+drives = 3
+data_cells = 2
+parity_cells = 1
+[cluster]
+etcd = $ETCD_ENDPOINTS
+id = $id
+node_id = $n
+member_ttl_s = 2
+rpc_listen = 127.0.0.1:${RPORT[$n]}
+CONF
+    "$CAIRN_BIN" server --data "$H_WORK/$n/data" --listen "127.0.0.1:${PORT[$n]}" \
+        --config "$H_WORK/$n.conf" >>"$H_WORK/$n.log" 2>&1 &
+    PID[$n]=$!
+    h_track "${PID[$n]}"
+    for ((i = 0; i < 200; i++)); do
+        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$n]}/health/ready" 2>/dev/null &&
+            { h_ok "$n ready on port ${PORT[$n]}"; return 0; }
+        sleep 0.1 # polling a readiness probe
+    done
+    h_bad "$n ready" "$(tail -20 "$H_WORK/$n.log")"
+    return 1
+}
+
+# cl_node_stop NODE: SIGTERM, and the exit status must be 0.
+cl_node_stop() {
+    local n=$1 rc
+    kill -TERM "${PID[$n]}" 2>/dev/null
+    wait "${PID[$n]}"
+    rc=$?
+    [ "$rc" -eq 0 ] && h_ok "$n exited 0 on SIGTERM" || h_bad "$n exited 0 on SIGTERM" "status $rc"
+}
+
+# h_until_ok DESC SECONDS CMD...: poll CMD (every 50 ms) until it succeeds; says how long it took.
+h_until_ok() {
+    local desc=$1 secs=$2 t0 t1 deadline
+    shift 2
+    t0=$(date +%s%N)
+    deadline=$((SECONDS + secs))
+    while [ "$SECONDS" -le "$deadline" ]; do
+        if H_OUT=$("$@" 2>&1); then
+            t1=$(date +%s%N)
+            h_ok "$desc (after $(((t1 - t0) / 1000000)) ms)"
+            return 0
+        fi
+        sleep 0.05
+    done
+    h_bad "$desc" "$H_OUT"
+    return 1
+}

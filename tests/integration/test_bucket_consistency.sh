@@ -27,41 +27,9 @@ done
 h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 1000 "${E[@]}"
 
 # node_start N: start node N with its own data dir and a [cluster] section (as
-# test_cluster_buckets.sh does); wait until ready.
-node_start() {
-    local n=$1 i
-    mkdir -p "$H_WORK/$n"
-    cat >"$H_WORK/$n.conf" <<EOF
-[storage]
-drives = 3
-data_cells = 2
-parity_cells = 1
-[cluster]
-etcd = $ETCD_ENDPOINTS
-id = bc
-node_id = $n
-member_ttl_s = 2
-rpc_listen = 127.0.0.1:${RPORT[$n]}
-EOF
-    "$CAIRN_BIN" server --data "$H_WORK/$n/data" --listen "127.0.0.1:${PORT[$n]}" \
-        --config "$H_WORK/$n.conf" >>"$H_WORK/$n.log" 2>&1 &
-    PID[$n]=$!
-    h_track "${PID[$n]}"
-    for ((i = 0; i < 200; i++)); do
-        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$n]}/health/ready" 2>/dev/null &&
-            { h_ok "$n ready on port ${PORT[$n]}"; return 0; }
-        sleep 0.1 # polling a readiness probe
-    done
-    h_bad "$n ready" "$(tail -20 "$H_WORK/$n.log")"
-    return 1
-}
-node_stop() {
-    local n=$1 rc
-    kill -TERM "${PID[$n]}" 2>/dev/null
-    wait "${PID[$n]}"
-    rc=$?
-    [ "$rc" -eq 0 ] && h_ok "$n exited 0 on SIGTERM" || h_bad "$n exited 0 on SIGTERM" "status $rc"
-}
+CL_SERVER_CONF=""
+node_start() { cl_node_start "$1" bc; }
+node_stop() { cl_node_stop "$1"; }
 
 # req PORT METHOD PATH [NAME:VALUE]: one signed request; prints "STATUS MODE CODE MESSAGE" (MODE:
 # the x-cairn-consistency answered, CODE: the S3 error code, "-" when absent).
@@ -82,23 +50,7 @@ req() { "$H_PY" "$H_WORK/req.py" "$@"; }
 mode_is() { # mode_is NODE BUCKET MODE: HeadBucket through NODE answers 200 with MODE
     [ "$(req "${PORT[$1]}" HEAD "/$2")" = "200 $3 - " ]
 }
-# until_ok DESC SECONDS CMD...: poll CMD until it succeeds; prints how long it took
-until_ok() {
-    local desc=$1 secs=$2 t0 t1 deadline
-    shift 2
-    t0=$(date +%s%N)
-    deadline=$((SECONDS + secs))
-    while [ "$SECONDS" -le "$deadline" ]; do
-        if H_OUT=$("$@" 2>&1); then
-            t1=$(date +%s%N)
-            h_ok "$desc (after $(((t1 - t0) / 1000000)) ms)"
-            return 0
-        fi
-        sleep 0.05
-    done
-    h_bad "$desc" "$H_OUT"
-    return 1
-}
+until_ok() { h_until_ok "$@"; }
 admin_bucket() { "$CAIRN_BIN" admin bucket "$@" "${E[@]}"; }
 
 for n in "${NODES[@]}"; do node_start "$n" || h_finish; done

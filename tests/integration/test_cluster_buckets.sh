@@ -27,66 +27,15 @@ for i in 1 2 3; do
 done
 h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 2000 "${E[@]}"
 
-# node_start N: start node N with its own data dir and a [cluster] section; wait until ready.
-node_start() {
-    local n=$1 i
-    mkdir -p "$H_WORK/$n"
-    cat >"$H_WORK/$n.conf" <<EOF
-[server]
-region = eu-west-1
-[storage]
-drives = 3
-data_cells = 2
-parity_cells = 1
-[cluster]
-etcd = $ETCD_ENDPOINTS
-id = cb
-node_id = $n
-member_ttl_s = 2
-rpc_listen = 127.0.0.1:${RPORT[$n]}
-EOF
-    "$CAIRN_BIN" server --data "$H_WORK/$n/data" --listen "127.0.0.1:${PORT[$n]}" \
-        --config "$H_WORK/$n.conf" >>"$H_WORK/$n.log" 2>&1 &
-    PID[$n]=$!
-    h_track "${PID[$n]}"
-    for ((i = 0; i < 200; i++)); do
-        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$n]}/health/ready" 2>/dev/null &&
-            { h_ok "$n ready on port ${PORT[$n]}"; return 0; }
-        sleep 0.1 # polling a readiness probe
-    done
-    h_bad "$n ready" "$(tail -20 "$H_WORK/$n.log")"
-    return 1
-}
-# node_stop N: SIGTERM, and the exit status must be 0.
-node_stop() {
-    local n=$1 rc
-    kill -TERM "${PID[$n]}" 2>/dev/null
-    wait "${PID[$n]}"
-    rc=$?
-    [ "$rc" -eq 0 ] && h_ok "$n exited 0 on SIGTERM" || h_bad "$n exited 0 on SIGTERM" "status $rc"
-}
+CL_SERVER_CONF="region = eu-west-1"
+node_start() { cl_node_start "$1" cb; }
+node_stop() { cl_node_stop "$1"; }
 s3() { # s3 NODE CMD ARGS...: s3raw.py against NODE
     local n=$1
     shift
     CAIRN_ENDPOINT="http://127.0.0.1:${PORT[$n]}" "$H_PY" "$H_DIR/s3raw.py" "$@"
 }
-# until_ok DESC SECONDS CMD...: poll CMD until it succeeds; prints how long it took
-until_ok() {
-    local desc=$1 secs=$2 t0 t1 deadline
-    shift 2
-    t0=$(date +%s%N)
-    deadline=$((SECONDS + secs))
-    while [ "$SECONDS" -le "$deadline" ]; do
-        if H_OUT=$("$@" 2>&1); then
-            t1=$(date +%s%N)
-            h_ok "$desc (after $(((t1 - t0) / 1000000)) ms)"
-            return 0
-        fi
-        sleep 0.05
-    done
-    h_bad "$desc" "$H_OUT"
-    return 1
-}
+until_ok() { h_until_ok "$@"; }
 listed() { s3 "$1" ls | grep -q "<Name>$2</Name>"; }
 not_listed() { s3 "$1" ls | grep -q "^200 " && ! s3 "$1" ls | grep -q "<Name>$2</Name>"; }
 admin_status() { "$CAIRN_BIN" admin status --region eu-west-1 --endpoint "http://127.0.0.1:${PORT[$1]}"; }
