@@ -27,11 +27,10 @@
 
 #include <event2/thread.h>
 
-#include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_s3.h"
 #include "gw.h"
-#include "gw_auth.h"
 #include "nd.h"
 #include "net.h"
 #include "ob.h"
@@ -224,54 +223,18 @@ static int s3_connect(void)
 }
 
 /*
- * Send a SigV4-signed request head; extra: more header lines (may be ""); payload: the
+ * Send a signed request head; extra: more header lines (may be ""); payload: the
  * x-amz-content-sha256 mode, NULL for UNSIGNED-PAYLOAD, else a streaming mode whose decoded
- * length is BODY (x-amz-decoded-content-length, signed and sent).
+ * length is BODY.
  */
 static void send_head(int fd, const char *method, const char *target, size_t len, const char *extra,
                       const char *payload)
 {
-    char host[32], amzdate[17], date[9], scope[64], hhex[65], sig[65], sts[256], req[2048];
-    char dlen[24];
-    uint8_t h[32], key[32], mac[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
-    memcpy(date, amzdate, 8);
-    date[8] = '\0';
-    snprintf(host, sizeof(host), "127.0.0.1:%d", s3_port);
-    snprintf(dlen, sizeof(dlen), "%u", BODY);
-    const char *names[] = {"host", "x-amz-content-sha256", "x-amz-date",
-                           "x-amz-decoded-content-length"};
-    const char *values[] = {host, payload ? payload : "UNSIGNED-PAYLOAD", amzdate, dlen};
-    const char *signed_names = payload ? "host;x-amz-content-sha256;x-amz-date;"
-                                         "x-amz-decoded-content-length"
-                                       : "host;x-amz-content-sha256;x-amz-date";
-    gw_auth_request ar = {.method = method,
-                          .target = target,
-                          .nheaders = payload ? 4 : 3,
-                          .names = names,
-                          .values = values};
-    char *creq = gw_sigv4_canonical_request(&ar, signed_names, values[1], 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(creq);
-    cm_ck_digest(CM_CK_SHA256, creq, strlen(creq), h);
-    free(creq);
-    cm_hex_encode(h, 32, hhex);
-    snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, REGION);
-    int n = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", amzdate, scope, hhex);
-    gw_sigv4_signing_key(SK, date, REGION, "s3", key);
-    cm_hmac_sha256(key, 32, sts, (size_t)n, mac);
-    cm_hex_encode(mac, 32, sig);
-    n = snprintf(req, sizeof(req),
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\n"
-                 "x-amz-content-sha256: %s\r\nContent-Length: %zu\r\n%s%s%s%s"
-                 "Connection: close\r\nAuthorization: AWS4-HMAC-SHA256 Credential=%s/%s, "
-                 "SignedHeaders=%s, Signature=%s\r\n\r\n",
-                 method, target, host, amzdate, values[1], len, extra,
-                 payload ? "x-amz-decoded-content-length: " : "", payload ? dlen : "",
-                 payload ? "\r\n" : "", AK, scope, signed_names, sig);
-    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(req));
+    char req[2048];
+    cu_s3_req q = {
+        method, target, s3_port, REGION, AK, SK, payload, len, payload ? (int64_t)BODY : -1, extra};
+    int n = cu_s3_head(&q, req, sizeof(req));
+    CU_ASSERT_FATAL(n > 0);
     CU_ASSERT_FATAL(write(fd, req, (size_t)n) == n);
 }
 
