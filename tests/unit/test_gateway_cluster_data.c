@@ -11,10 +11,11 @@
  * waits for remote cells (n1 holds two of the six; the hedge delay is fixed and longer).
  *
  * Cases: a PUT whose body waits for window room completes (plain and aws-chunked), and reads back
- * byte-exact (whole, ranges across stripes, partNumber, HEAD); while the PUT waits and while a slow
- * GET waits for cells, a second connection's request on the same loop is answered at once; a client
- * that vanishes mid-body, and a server stopped while a PUT waits for room (room notice pending when
- * the request is freed), leave nothing behind (run under ASan for leaks and use-after-free).
+ * byte-exact (whole, ranges across stripes, partNumber, HEAD, a two-part multipart object); while
+ * the PUT waits and while a slow GET waits for cells, a second connection's request on the same
+ * loop is answered at once; a client that vanishes mid-body, and a server stopped while a PUT waits
+ * for room (room notice pending when the request is freed), leave nothing behind (run under ASan
+ * for leaks and use-after-free).
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 
 #include <event2/thread.h>
 
+#include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
 #include "cu_s3.h"
@@ -250,10 +252,11 @@ static int send_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Read the response until the server closes; the status, and the body in *out (malloc'd). */
+/* Read the response until the server closes; the status, and the body in *out (malloc'd,
+ * NUL-terminated). */
 static int read_response(int fd, uint8_t **out, size_t *out_len)
 {
-    size_t cap = BODY + 65536, got = 0;
+    size_t cap = 8u << 20, got = 0;
     char *buf = malloc(cap + 1);
     ssize_t r;
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
@@ -269,17 +272,31 @@ static int read_response(int fd, uint8_t **out, size_t *out_len)
         *out_len = got - off;
         *out = malloc(*out_len + 1);
         memcpy(*out, buf + off, *out_len);
+        (*out)[*out_len] = '\0';
     }
     free(buf);
     return status;
 }
 
-/* A request with a small body (or none); the status, the body in *out when out is not NULL. */
+/* A request without a body; the status, the response body in *out when out is not NULL. */
 static int call(const char *method, const char *target, const char *extra, uint8_t **out,
                 size_t *out_len)
 {
     int fd = s3_connect();
     send_head(fd, method, target, 0, extra, NULL);
+    return read_response(fd, out, out_len);
+}
+
+/* A request with the body data[0..len); the status, the response body in *out when not NULL. */
+static int request(const char *method, const char *target, const void *data, size_t len,
+                   uint8_t **out, size_t *out_len)
+{
+    int fd = s3_connect();
+    send_head(fd, method, target, len, "", NULL);
+    if (send_all(fd, data, len) != 0) {
+        close(fd);
+        return -1;
+    }
     return read_response(fd, out, out_len);
 }
 
@@ -345,14 +362,15 @@ static void fill(uint8_t *p, size_t n, uint64_t seed)
     }
 }
 
-/* GET target (with extra headers) and compare with body[off, off+len). */
-static void get_matches(const char *target, const char *extra, size_t off, size_t len, int status)
+/* GET target (with extra headers) and compare with want[0, len). */
+static void get_matches(const char *target, const char *extra, const uint8_t *want, size_t len,
+                        int status)
 {
     uint8_t *resp = NULL;
     size_t n = 0;
     CU_ASSERT_EQUAL(call("GET", target, extra, &resp, &n), status);
     CU_ASSERT_EQUAL(n, len);
-    CU_ASSERT(n == len && memcmp(resp, body + off, len) == 0);
+    CU_ASSERT(n == len && memcmp(resp, want, len) == 0);
     free(resp);
 }
 
@@ -378,6 +396,46 @@ static int put_aws_chunked(const char *target)
     int status = send_all(fd, (const uint8_t *)wire, n) == 0 ? read_response(fd, NULL, NULL) : -1;
     free(wire);
     return status;
+}
+
+#define MP_PART1 (5u << 20) /* the smallest part but the last */
+#define MP_PART2 (300u * 1024 + 7)
+
+/* A multipart object of two parts (each its own cluster layout) reads back whole, by part and
+ * by a range across the parts' boundary. */
+static void multipart_check(void)
+{
+    const size_t at[3] = {0, MP_PART1, MP_PART1 + MP_PART2};
+    char target[256], xml[512], hex[2][33], range[64];
+    uint8_t *mp = malloc(at[2]), *resp = NULL;
+    size_t n = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
+    fill(mp, at[2], 13);
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/bkt/mp?uploads", "", &resp, &n), 200);
+    char *id = strstr((char *)resp, "<UploadId>"), *end = id ? strstr(id, "</UploadId>") : NULL;
+    CU_ASSERT_FATAL(id && end);
+    *end = '\0';
+    id += strlen("<UploadId>");
+    for (int i = 0; i < 2; i++) {
+        uint8_t d[16];
+        snprintf(target, sizeof(target), "/bkt/mp?partNumber=%d&uploadId=%s", i + 1, id);
+        CU_ASSERT_EQUAL(request("PUT", target, mp + at[i], at[i + 1] - at[i], NULL, NULL), 200);
+        cm_ck_digest(CM_CK_MD5, mp + at[i], at[i + 1] - at[i], d);
+        cm_hex_encode(d, 16, hex[i]);
+    }
+    int xn = snprintf(xml, sizeof(xml),
+                      "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"%s\"</ETag>"
+                      "</Part><Part><PartNumber>2</PartNumber><ETag>\"%s\"</ETag></Part>"
+                      "</CompleteMultipartUpload>",
+                      hex[0], hex[1]);
+    snprintf(target, sizeof(target), "/bkt/mp?uploadId=%s", id);
+    free(resp);
+    CU_ASSERT_EQUAL(request("POST", target, xml, (size_t)xn, NULL, NULL), 200);
+    get_matches("/bkt/mp", "", mp, at[2], 200);
+    get_matches("/bkt/mp?partNumber=2", "", mp + MP_PART1, MP_PART2, 206);
+    snprintf(range, sizeof(range), "Range: bytes=%u-%u\r\n", MP_PART1 - 1000, MP_PART1 + 999);
+    get_matches("/bkt/mp", range, mp + MP_PART1 - 1000, 2000, 206);
+    free(mp);
 }
 
 static void test_put_get_loop_free(void)
@@ -415,12 +473,12 @@ static void test_put_get_loop_free(void)
     nd_fault_clear(faults, NULL, NULL);
 
     /* Whole, ranges across stripe boundaries and into the short last stripe, HEAD. */
-    get_matches("/bkt/big", "", 0, BODY, 200);
-    get_matches("/bkt/big", range, STRIPE - 100, 2 * STRIPE + 200, 206);
+    get_matches("/bkt/big", "", body, BODY, 200);
+    get_matches("/bkt/big", range, body + STRIPE - 100, 2 * STRIPE + 200, 206);
     snprintf(range, sizeof(range), "Range: bytes=%u-\r\n", 5 * STRIPE + 5);
-    get_matches("/bkt/big", range, 5 * STRIPE + 5, BODY - (5 * STRIPE + 5), 206);
-    get_matches("/bkt/big?partNumber=1", "", 0, BODY, 200);
-    get_matches("/bkt/chunked", "", 0, BODY, 200);
+    get_matches("/bkt/big", range, body + 5 * STRIPE + 5, BODY - (5 * STRIPE + 5), 206);
+    get_matches("/bkt/big?partNumber=1", "", body, BODY, 200);
+    get_matches("/bkt/chunked", "", body, BODY, 200);
     uint8_t *resp = NULL;
     size_t n = 0;
     CU_ASSERT_EQUAL(call("HEAD", "/bkt/big", "", &resp, &n), 200);
@@ -428,6 +486,7 @@ static void test_put_get_loop_free(void)
     free(resp);
     ob_store_cluster_stats(N[0].st, &cs);
     CU_ASSERT(cs.reads >= 5);
+    multipart_check();
 
     /* The cells are spread: n2 and n3 hold blobs written by the gateway's node. */
     for (int i = 1; i < NNODES; i++) {
