@@ -644,7 +644,9 @@ static void sink_consume(gw_req *r, struct evbuffer *buf)
             if (r->sink == GW_SINK_MEMORY) {
                 evbuffer_add(r->mem, p, n);
             } else if (r->sink == GW_SINK_DATA) {
-                cm_err err = data_sink(r, p, n, &n);
+                size_t took = 0;
+                cm_err err = data_sink(r, p, n, &took);
+                n = took;
                 if (err == CM_AGAIN)
                     wait_for_room(r);
                 else if (err != CM_OK)
