@@ -84,6 +84,7 @@ struct gw_req {
     uint8_t *inl; /* GW_SINK_DATA: first inline_threshold bytes */
     size_t inl_len;
     ob_writer *writer; /* GW_SINK_DATA once the body outgrew the inline buffer */
+    int room_wait;     /* body paused until the writer has room (ob_writer_on_room pending) */
     int failed;        /* an error response was sent; ignore further body */
 
     /* Results of the body, for the finish function. */

@@ -8,7 +8,10 @@
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
  * to stripe boundaries) straight into the output evbuffer's free space, so payload is copied once
- * from the blob file into the socket buffer.
+ * from the blob file into the socket buffer. A part whose cells live across the cluster (layout
+ * epoch != 0) is read with ob_read_start: the loop never waits on another node; the drain pauses
+ * with one read in flight and its completion sends the piece and drains on. A connection that
+ * closes meanwhile cancels the read (ob_read_cancel, from get_state_free in on_done).
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -314,6 +317,10 @@ static void put_object(gw_req *r)
 typedef struct {
     uint64_t *part_end; /* cumulative end offset of each part */
     struct evbuffer *piece;
+    /* A read of a cluster layout in flight (ob_read_start) into the space reserved in piece. */
+    ob_read_op *rd;
+    gw_req *r;
+    struct evbuffer_iovec v;
 } get_state;
 
 static void get_state_free(void *p)
@@ -321,20 +328,54 @@ static void get_state_free(void *p)
     get_state *gs = p;
     if (!gs)
         return;
+    if (gs->rd) /* the connection ended with a read in flight (this runs on its loop) */
+        ob_read_cancel(gs->rd);
     free(gs->part_end);
     if (gs->piece)
         evbuffer_free(gs->piece);
     free(gs);
 }
 
-/* Read the next piece of the body into the response; end the response when all is sent. */
+static void get_drain(gw_req *r);
+
+/* The piece of r->send_pos in gs->v is read (or not: err); send it and go on. */
+static int get_piece_done(gw_req *r, cm_err err)
+{
+    get_state *gs = r->op;
+    if (err != CM_OK) {
+        CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket, r->key,
+                 r->send_pos, cm_err_str(err));
+        net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
+        return -1;
+    }
+    evbuffer_commit_space(gs->piece, &gs->v, 1);
+    net_resp_write_buffer(r->net, gs->piece);
+    r->send_pos += gs->v.iov_len;
+    return 0;
+}
+
+/* ob_read_start's completion, on the request's loop. */
+static void get_read_done(void *arg, cm_err err)
+{
+    get_state *gs = arg;
+    gs->rd = NULL;
+    if (get_piece_done(gs->r, err) == 0)
+        get_drain(gs->r);
+}
+
+/*
+ * Read the next piece of the body into the response; end the response when all is sent. A part
+ * of a cluster layout (epoch != 0) is read with ob_read_start, which waits on other nodes off the
+ * loop: the drain stops until get_read_done resumes it. Single-node layouts read at once (ob_read
+ * from the page cache; ob_read_start would cost a loop turn per piece).
+ */
 static void get_drain(gw_req *r)
 {
     get_state *gs = r->op;
     const md_object *o = &r->obj;
     size_t stripe = ob_store_stripe_bytes(r->g->data);
 
-    while (r->send_pos < r->send_end && net_resp_pending(r->net) < 2 * stripe) {
+    while (!gs->rd && r->send_pos < r->send_end && net_resp_pending(r->net) < 2 * stripe) {
         size_t pi = 0;
         while (gs->part_end[pi] <= r->send_pos)
             pi++;
@@ -346,25 +387,28 @@ static void get_drain(gw_req *r)
         uint64_t want = pstripe ? pstripe - in_part % pstripe : stripe;
         want = CM_MIN(want, p->size - in_part);
         want = CM_MIN(want, r->send_end - r->send_pos);
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &v, 1) < 1) {
+        if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &gs->v, 1) < 1) {
             net_req_abort(r->net);
             return;
         }
-        cm_err err = p->inline_data ? (memcpy(v.iov_base, p->inline_data + in_part, want), CM_OK)
-                                    : ob_read(r->g->data, &p->layout, in_part, v.iov_base, want);
-        if (err != CM_OK) {
-            CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket,
-                     r->key, r->send_pos, cm_err_str(err));
-            net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
-            return;
+        gs->v.iov_len = want;
+        cm_err err;
+        if (p->inline_data) {
+            memcpy(gs->v.iov_base, p->inline_data + in_part, want);
+            err = CM_OK;
+        } else if (p->layout.epoch != 0) {
+            gs->r = r;
+            err = ob_read_start(r->g->data, &p->layout, in_part, gs->v.iov_base, want,
+                                net_req_base(r->net), get_read_done, gs, &gs->rd);
+            if (err == CM_OK)
+                return; /* get_read_done goes on */
+        } else {
+            err = ob_read(r->g->data, &p->layout, in_part, gs->v.iov_base, want);
         }
-        v.iov_len = want;
-        evbuffer_commit_space(gs->piece, &v, 1);
-        net_resp_write_buffer(r->net, gs->piece);
-        r->send_pos += want;
+        if (get_piece_done(r, err) != 0)
+            return;
     }
-    if (r->send_pos >= r->send_end) {
+    if (!gs->rd && r->send_pos >= r->send_end) {
         r->drain = NULL;
         net_resp_end(r->net);
     }

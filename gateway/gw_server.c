@@ -12,7 +12,11 @@
  * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
- *   writer, for data).
+ *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
+ *   a cluster-mode writer's window of stripes in flight is full (CM_AGAIN) the request pauses its
+ *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
+ *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
+ *   (error, on_done) cancels a pending notice. On a single node write_some takes everything.
  * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
  *   anything is committed; then the operation's finish function runs. Writes hand their blocking
  *   end (fdatasync of the data, the metadata commit) to a worker (gw_pool.c) and answer when it
@@ -22,8 +26,9 @@
  *   drives' background deleters, ob.h: the loop never waits on a disk to free a request). A
  *   request a worker still holds is freed when the worker's job completes.
  *
- * Memory per request: at most one stripe in the writer, the inline buffer (inline_threshold), an
- * XML body up to its cap, and one read piece for GETs; never proportional to the object size.
+ * Memory per request: at most one stripe in the writer (a cluster-mode writer: its window of
+ * stripes, ob.h), the inline buffer (inline_threshold), an XML body up to its cap, and one read
+ * piece for GETs; never proportional to the object size.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -194,8 +199,12 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
         return;
     r->failed = 1;
     if (r->writer) { /* its blobs are deleted when the request is freed, off the loop */
-        r->has_layout = ob_writer_drop(r->writer, &r->layout);
+        r->has_layout = ob_writer_drop(r->writer, &r->layout); /* cancels a room notice */
         r->writer = NULL;
+    }
+    if (r->room_wait) { /* read (and drop) the rest of the body, as after any failure */
+        r->room_wait = 0;
+        net_req_resume_body(r->net);
     }
     if (status >= 500 || e == GW_SIGNATURE_MISMATCH)
         CM_INFO(MOD, "req=%s %s %s -> %d %s%s%s", r->id, net_req_method(r->net),
@@ -574,42 +583,79 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish)
     net_req_read_body(r->net);
 }
 
-/* Push payload bytes into the data sink: the inline buffer first, the erasure writer beyond. */
-static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n)
+/*
+ * Offer n payload bytes to the data sink: the inline buffer first, the erasure writer beyond
+ * (ob_writer_write_some, which never waits); *taken gets the bytes it took. CM_AGAIN: the writer's
+ * window is full (cluster mode), offer the rest once it has room.
+ */
+static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
 {
     size_t thr = r->g->cfg.inline_threshold;
+    cm_err err;
+    *taken = 0;
     if (!r->writer && r->inl_len + n <= thr) {
         memcpy(r->inl + r->inl_len, p, n);
         r->inl_len += n;
+        *taken = n;
         return CM_OK;
     }
-    if (!r->writer) {
-        cm_err err = ob_writer_new(r->g->data, &r->writer);
-        if (err == CM_OK && r->inl_len)
-            err = ob_writer_write(r->writer, r->inl, r->inl_len);
+    if (!r->writer && (err = ob_writer_new(r->g->data, &r->writer)) != CM_OK)
+        return err;
+    if (r->inl_len) { /* the inline bytes go first, as far as the writer takes them */
+        size_t k = 0;
+        err = ob_writer_write_some(r->writer, r->inl, r->inl_len, &k);
+        memmove(r->inl, r->inl + k, r->inl_len - k);
+        r->inl_len -= k;
         if (err != CM_OK)
             return err;
-        r->inl_len = 0;
     }
-    return ob_writer_write(r->writer, p, n);
+    return ob_writer_write_some(r->writer, p, n, taken);
 }
 
-/* Consume every byte of buf: hash it and hand it to the sink. */
+static void room_ready(void *arg);
+
+/* The writer is full: stop reading the body until it has room (room_ready resumes it). */
+static void wait_for_room(gw_req *r)
+{
+    cm_err err = ob_writer_on_room(r->writer, net_req_base(r->net), room_ready, r);
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    r->room_wait = 1;
+    net_req_pause_body(r->net);
+}
+
+/*
+ * Consume buf: hand its bytes to the sink and hash what the sink took. Stops early, leaving the
+ * rest in buf, when the data sink waits for room (r->room_wait).
+ */
 static void sink_consume(gw_req *r, struct evbuffer *buf)
 {
     struct evbuffer_iovec vec[16];
-    while (!r->failed && evbuffer_get_length(buf) > 0) {
+    while (!r->failed && !r->room_wait && evbuffer_get_length(buf) > 0) {
         int nv = evbuffer_peek(buf, -1, NULL, vec, 16);
         if (nv > 16)
             nv = 16;
         size_t used = 0;
-        for (int i = 0; i < nv && !r->failed; i++) {
+        for (int i = 0; i < nv && !r->failed && !r->room_wait; i++) {
             const uint8_t *p = vec[i].iov_base;
             size_t n = vec[i].iov_len;
             if (r->body_len + n > r->max_len) {
                 gw_error(r, r->sink == GW_SINK_MEMORY ? GW_MALFORMED_XML : GW_ENTITY_TOO_LARGE,
                          NULL);
                 break;
+            }
+            if (r->sink == GW_SINK_MEMORY) {
+                evbuffer_add(r->mem, p, n);
+            } else if (r->sink == GW_SINK_DATA) {
+                size_t took = 0;
+                cm_err err = data_sink(r, p, n, &took);
+                n = took;
+                if (err == CM_AGAIN)
+                    wait_for_room(r);
+                else if (err != CM_OK)
+                    gw_error_cm(r, err);
             }
             r->body_len += n;
             used += n;
@@ -618,18 +664,22 @@ static void sink_consume(gw_req *r, struct evbuffer *buf)
                 cm_ck_update(&r->sha256, p, n);
             if (r->ck_active)
                 cm_ck_update(&r->ck, p, n);
-            if (r->sink == GW_SINK_MEMORY) {
-                evbuffer_add(r->mem, p, n);
-            } else if (r->sink == GW_SINK_DATA) {
-                cm_err err = data_sink(r, p, n);
-                if (err != CM_OK)
-                    gw_error_cm(r, err);
-            }
         }
         evbuffer_drain(buf, r->failed ? evbuffer_get_length(buf) : used);
     }
     if (r->failed)
         evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
+/* The writer has room again (or failed: the next write says so). Runs on the request's loop. */
+static void room_ready(void *arg)
+{
+    gw_req *r = arg;
+    r->room_wait = 0;
+    if (r->chunked) /* decoded bytes the writer did not take yet */
+        sink_consume(r, r->decoded);
+    if (!r->room_wait)
+        net_req_resume_body(r->net); /* net hands on_body what it still buffers */
 }
 
 static void on_body(net_req *nr, struct evbuffer *body, void *arg)

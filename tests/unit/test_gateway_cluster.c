@@ -24,6 +24,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_s3.h"
 #include "gw.h"
 #include "gw_auth.h"
 #include "md.h"
@@ -185,38 +186,13 @@ static void server_stop(tserver *s)
 static int call(const tserver *s, const char *method, const char *target, const char *body,
                 char *out, size_t cap)
 {
-    char host[32], amzdate[17], date[9], scope[64], hhex[65], sig[65], sts[256], req[2048];
-    uint8_t h[32], key[32], mac[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
-    memcpy(date, amzdate, 8);
-    date[8] = '\0';
-    snprintf(host, sizeof(host), "127.0.0.1:%d", s->port);
-    const char *names[] = {"host", "x-amz-content-sha256", "x-amz-date"};
-    const char *values[] = {host, "UNSIGNED-PAYLOAD", amzdate};
-    gw_auth_request ar = {
-        .method = method, .target = target, .nheaders = 3, .names = names, .values = values};
-    char *creq = gw_sigv4_canonical_request(&ar, "host;x-amz-content-sha256;x-amz-date",
-                                            "UNSIGNED-PAYLOAD", 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(creq);
-    cm_ck_digest(CM_CK_SHA256, creq, strlen(creq), h);
-    free(creq);
-    cm_hex_encode(h, 32, hhex);
-    snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, REGION);
-    int n = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", amzdate, scope, hhex);
-    gw_sigv4_signing_key(SK, date, REGION, "s3", key);
-    cm_hmac_sha256(key, 32, sts, (size_t)n, mac);
-    cm_hex_encode(mac, 32, sig);
+    char req[2048];
     size_t blen = body ? strlen(body) : 0;
-    n = snprintf(req, sizeof(req),
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\n"
-                 "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nContent-Length: %zu\r\n"
-                 "Connection: close\r\n%sAuthorization: AWS4-HMAC-SHA256 Credential=%s/%s, "
-                 "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=%s\r\n\r\n%s",
-                 method, target, host, amzdate, blen, s->extra ? s->extra : "", AK, scope, sig,
-                 body ? body : "");
+    cu_s3_req q = {method, target, s->port, REGION, AK, SK, NULL, blen, -1, s->extra};
+    int n = cu_s3_head(&q, req, sizeof(req));
+    CU_ASSERT_FATAL(n > 0 && (size_t)n + blen < sizeof(req));
+    memcpy(req + n, body ? body : "", blen);
+    n += (int)blen;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
