@@ -149,7 +149,8 @@ cm_err pl_state_parse(const char *s, pl_state *out);
 /*
  * The erasure profile this layout should use for new bodies: 8+4 with at least 12 drives taking
  * cells spread over at least 3 AZs (same 1.5x overhead, an AZ still holds at most 4 cells),
- * otherwise 4+2.
+ * otherwise 4+2 with at least 6, and below that what fits on distinct drives: 2+2 on 4 or 5,
+ * 2+1 on 3, 1+1 on 2, 1+0 on one.
  */
 void pl_default_profile(const pl_topology *t, int *k, int *m);
 

@@ -231,12 +231,18 @@ void pl_default_profile(const pl_topology *t, int *k, int *m)
 {
     int nd, na;
     pl_topology_stats(t, NULL, &nd, &na);
+    /* A body's cells go to distinct drives: a small layout gets a profile it can hold, with as
+     * much parity as it can give (2+2 on 4 drives survives any two). */
+    static const int small[6][2] = {{1, 0}, {1, 0}, {1, 1}, {2, 1}, {2, 2}, {2, 2}};
     if (nd >= 12 && na >= 3) {
         *k = 8;
         *m = 4;
-    } else {
+    } else if (nd >= 6) {
         *k = 4;
         *m = 2;
+    } else {
+        *k = small[nd > 0 ? nd : 0][0];
+        *m = small[nd > 0 ? nd : 0][1];
     }
 }
 

@@ -377,6 +377,10 @@ static void op_route(rp_op *op)
         op->fallback[op->nfallback++] = out[i];
     pthread_mutex_lock(&c->mu);
     op->nslots = homes;
+    /* A small layout gives fewer homes than n (rp_route): the quorums shrink with them, W and R
+     * at most the homes, so W + R > homes still holds and the partition stays usable. */
+    if (homes > 0 && homes < n && op->need > homes)
+        op->need = homes;
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -84,7 +84,11 @@ int rp_route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica *
     if (!p || !p->bucket || n < 1 || nfallback < 0 || n + nfallback > PL_MAX_CELLS)
         return -(int)CM_ERR_INVAL;
     uint64_t part = pl_partition_id(p->bucket, p->shard);
-    cm_err e = pl_partition(rt->map, part, n, homes);
+    /* A layout with fewer eligible nodes than n (a small cluster) keeps every partition on all
+     * of them: the homes are still a pure function of (layout, partition). */
+    cm_err e;
+    while ((e = pl_partition(rt->map, part, n, homes)) == CM_ERR_UNAVAILABLE && n > 1)
+        n--;
     if (e != CM_OK)
         return -(int)e;
     int got = 0;

@@ -157,6 +157,12 @@ grep -Eq "^n4 +az1 .* removed " <<<"$H_OUT" && grep -Eq "^cluster itc: layout ep
 check_status "server followed to epoch 4" "cluster: layout epoch 4 " 5
 
 # ---- etcd down: the node keeps serving on its last layout ----
+# Only n1 runs, and object records and bodies live on the layout's nodes: leave n1 alone in it
+# (a one-node cluster keeps every partition and every cell on it).
+h_run "stage remove n2" L remove n2
+h_run "stage remove n3" L remove n3
+h_run "apply epoch 5: n1 alone" L apply --yes --objects 20000
+check_status "server followed to epoch 5" "cluster: layout epoch 5 " 5
 export CAIRN_ENDPOINT=$H_ENDPOINT
 s3() { "$H_PY" "$H_DIR/s3raw.py" "$@"; }
 h_gen "$H_WORK/obj" 70000 16
@@ -164,8 +170,8 @@ h_run "create a bucket" s3 mb layoutb
 h_run "put before the outage" s3 put layoutb before "$H_WORK/obj"
 etcd_stop
 h_ok "etcd stopped"
-check_status "status: etcd unreachable, still epoch 4" \
-    "cluster: layout epoch 4 .*etcd UNREACHABLE \(serving on the last layout\)" 10
+check_status "status: etcd unreachable, still epoch 5" \
+    "cluster: layout epoch 5 .*etcd UNREACHABLE \(serving on the last layout\)" 10
 h_run "put during the outage" s3 put layoutb during "$H_WORK/obj"
 h_run "get during the outage" s3 get layoutb before "$H_WORK/back"
 h_eq "object reads back during the outage" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back")"
@@ -175,10 +181,12 @@ kill -0 "$H_PID" && h_ok "server still running" || h_bad "server still running"
 
 # ---- etcd back: a change applied now is picked up ----
 etcd_restart 0 && h_ok "etcd restarted" || h_bad "etcd restarted"
+# n5 (not running) joins draining: it takes no partition and no new cell, so n1 still holds all
 h_run "add n5 after the outage" L add n5 --addr 127.0.0.1:9105 --az az2 --drives 4
-h_run "apply epoch 5" L apply --yes --objects 20000
-check_status "server followed to epoch 5 after the outage" \
-    "cluster: layout epoch 5 .*etcd connected, registered" 10
+h_run "stage drain n5" L drain n5
+h_run "apply epoch 6" L apply --yes --objects 20000
+check_status "server followed to epoch 6 after the outage" \
+    "cluster: layout epoch 6 .*etcd connected, registered" 10
 check_status "registered again" "live members: n1" 5
 h_run "get after the outage" s3 get layoutb during "$H_WORK/back2"
 h_eq "object written during the outage reads back" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back2")"
@@ -187,15 +195,15 @@ h_eq "object written during the outage reads back" "$(h_md5 "$H_WORK/obj")" "$(h
 key=$(printf '/cairn/itc/layout' | base64 -w0)
 val=$(printf '{"version":1,"epoch":99,"azs":"broken"}' | base64 -w0)
 curl -s -m 3 -X POST -d "{\"key\":\"$key\",\"value\":\"$val\"}" "${ETCD_URLS[0]}/v3/kv/put" >/dev/null
-check_status "broken layout rejected, epoch 5 kept" "cluster: layout epoch 5 .*rejected [1-9]" 5
+check_status "broken layout rejected, epoch 6 kept" "cluster: layout epoch 6 .*rejected [1-9]" 5
 h_fails_with "show reports the broken document" "the current layout in etcd .* is not valid" L show
 
 # ---- restarted while etcd is down: up on the last layout it adopted (not the broken one) ----
 etcd_stop
 h_stop
 h_start
-check_status "restarted during an outage: on the cached epoch 5" \
-    "cluster: layout epoch 5 .*etcd UNREACHABLE .*rejected 0" 5
+check_status "restarted during an outage: on the cached epoch 6" \
+    "cluster: layout epoch 6 .*etcd UNREACHABLE .*rejected 0" 5
 h_run "get after the restart during the outage" s3 get layoutb during "$H_WORK/back3"
 h_eq "object reads back" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back3")"
 h_finish

@@ -247,7 +247,9 @@ static void test_default_profile(void)
     } cases[] = {
         {3, 2, 2, 8, 4},                                   /* 12 drives over 3 AZs */
         {3, 2, 4, 8, 4}, {3, 2, 1, 4, 2}, {2, 3, 4, 4, 2}, /* 24 drives but 2 AZs */
-        {4, 1, 3, 8, 4}, {1, 1, 6, 4, 2},
+        {4, 1, 3, 8, 4}, {1, 1, 6, 4, 2}, {1, 1, 4, 2, 2},
+        {1, 1, 5, 2, 2}, {1, 1, 3, 2, 1}, {2, 1, 1, 1, 1}, /* small layouts */
+        {1, 1, 1, 1, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pl_topology *t;
