@@ -735,7 +735,8 @@ static md_layout stored(md_store *md, int b)
 
 static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
 {
-    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state, p, 0, 2};
+    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state,
+                           p,  0,     2,      NULL,   NULL,    NULL};
     ob_repair *rp;
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     return rp;
