@@ -74,6 +74,7 @@ struct cmd_repair {
     char reason[32];       /* why the current or last pass started */
     int64_t start_ms, end_ms;
     double disk_mbps;   /* measured at start; 0 unknown */
+    double heal_mbps;   /* of the last pass that rebuilt something; 0 none yet */
     double drive_bytes; /* capacity of this node's first drive (the durability's data/drive) */
     /* the repair thread's own */
     struct event_base *base;
@@ -233,6 +234,8 @@ static void run_pass(cmd_repair *c, const char *reason)
     c->cur = NULL;
     c->end_ms = cm_now_ms();
     c->passes++;
+    if (c->last.mbps > 0)
+        c->heal_mbps = c->last.mbps;
     pthread_mutex_unlock(&c->mu);
     CM_INFO(MOD,
             "repair pass (%s) %s: %llu records, %llu degraded, %llu healed, %llu failed, %llu "
@@ -452,13 +455,14 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         s = c->last;
     uint64_t passes = c->passes, requested = c->want;
     double disk = c->disk_mbps, drive_bytes = c->drive_bytes;
+    double heal = running && s.mbps > 0 ? s.mbps : c->heal_mbps;
     int64_t start = c->start_ms, end = c->end_ms;
     char reason[32];
     snprintf(reason, sizeof(reason), "%s", c->reason);
     pthread_mutex_unlock(&c->mu);
     /* the measured rate once a heal wrote something, else the configured limit */
-    int measured = s.mbps > 0;
-    double mbps = measured ? s.mbps : c->cfg.mbps;
+    int measured = heal > 0;
+    double mbps = measured ? heal : c->cfg.mbps;
     pl_dur_input in;
     pl_dur_result dr = {0};
     int have_dur = co_layout_current(c->cfg.layout, &t, NULL) == CM_OK &&
