@@ -12,9 +12,10 @@
  * the layout in etcd and register as a member with its RPC address and S3 endpoint
  * (coord/co_layout.h), take its buckets from the cluster's bucket namespace in etcd
  * (cluster_buckets.c), and /admin/status gains a "cluster" member (layout, nodes with liveness,
- * the namespace, the RPC). Without it nothing here touches etcd and no RPC port is opened.
- * Shutdown: the S3 loops end, the node leaves the member list, then the RPC stops, then the stores
- * close.
+ * the namespace, the RPC, replication, data and the repair pass), and /admin/repair and
+ * /admin/object-cells answer (cluster_repair.c). Without it nothing here touches etcd and no RPC
+ * port is opened. Shutdown: the S3 loops end, the node leaves the member list, then the RPC stops,
+ * then the stores close.
  */
 #include "cmd.h"
 
