@@ -68,6 +68,7 @@ struct cmd_repair {
     pthread_cond_t cv;
     /* under mu */
     int stopping;
+    int broken;            /* the thread could not start: no passes (a POST answers 503) */
     uint64_t want, passes; /* the pass a POST waits for (want > passes: pending), passes ended */
     ob_repair *cur;        /* the pass running */
     ob_repair_status last; /* of the last pass that ended */
@@ -96,7 +97,8 @@ typedef struct {
 
 /* ---- liveness ---- */
 
-/* dead[i] = node i of t is not in the last member list read (nnodes bytes). */
+/* dead[i] = node i of t is not in the last member list read (nnodes bytes); none before the
+ * first list was read (a node just started knows nothing yet: that is not everyone down). */
 static void dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
 {
     co_layout_status *st = malloc(sizeof(*st));
@@ -104,7 +106,7 @@ static void dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
     if (!st)
         return;
     co_layout_get_status(l, st);
-    for (int i = 0; i < t->nnodes; i++) {
+    for (int i = 0; st->members_read_ms > 0 && i < t->nnodes; i++) {
         int live = 0;
         for (int j = 0; j < st->nmembers && j < CO_LAYOUT_MEMBERS && !live; j++)
             live = strcmp(st->members[j], t->nodes[i].id) == 0;
@@ -352,6 +354,9 @@ static void *repair_main(void *arg)
     int64_t next = cm_monotonic_ms() + (int64_t)c->cfg.interval_s * 1000;
     if (thread_setup(c) != CM_OK || !was_dead) {
         CM_ERROR(MOD, "the repair thread cannot start: no repair on this node");
+        pthread_mutex_lock(&c->mu);
+        c->broken = 1;
+        pthread_mutex_unlock(&c->mu);
         free(was_dead);
         return NULL;
     }
@@ -657,6 +662,14 @@ int cmd_repair_admin(void *arg, const char *route, int post, const char *bucket,
     cmd_repair *c = arg;
     if (strcmp(route, "object-cells") == 0)
         return cmd_repair_object_cells(c, bucket, key, out, cap);
+    pthread_mutex_lock(&c->mu);
+    int broken = c->broken;
+    pthread_mutex_unlock(&c->mu);
+    if (post && broken)
+        return snprintf(out, cap,
+                        "{\"error\":\"NoRepair\",\"message\":\"the repair thread "
+                        "did not start (see the log)\"}\n"),
+               503;
     if (post) {
         uint64_t seq = cmd_repair_trigger(c);
         CM_INFO(MOD, "repair pass %llu requested", (unsigned long long)seq);

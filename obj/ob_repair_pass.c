@@ -342,7 +342,8 @@ cm_err ob_repair_run(ob_repair *rp)
     cm_err e = md_bucket_list(rp->cfg.md, &bs, &nb);
     if (e != CM_OK)
         return e;
-    qsort(bs, nb, sizeof(*bs), name_cmp);
+    if (nb > 1) /* no buckets: bs may be NULL, which qsort must not get */
+        qsort(bs, nb, sizeof(*bs), name_cmp);
     cursor_load(rp, cb, ck);
     pthread_mutex_lock(&rp->mu);
     memset(&rp->st, 0, sizeof(rp->st));

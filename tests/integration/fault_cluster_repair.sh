@@ -69,6 +69,7 @@ put_objects() { # put_objects FIRST COUNT NODES...: objects oFIRST.. round-robin
 h_eq "20 objects written through n1, n2, n5" 20 "$(put_objects 0 20 n1 n2 n5)"
 
 p3=$(awk '$1 == "n3" { print $4 }' <<<"$("$LC" status)")
+[ -n "$p3" ] || { h_bad "n3 runs" "$("$LC" status)"; h_finish; }
 kill -KILL "$p3"
 for ((i = 0; i < 50; i++)); do kill -0 "$p3" 2>/dev/null || break; sleep 0.1; done
 h_eq "10 objects written through n1, n4, n6 with n3 down" 10 "$(put_objects 20 10 n1 n4 n6)"
@@ -133,6 +134,6 @@ h_run "local-cluster.sh stop" "$LC" stop
 for n in n1 n2 n3 n4 n5 n6; do
     grep -q "stopped$" "$CAIRN_CLUSTER_DIR/$n/server.log" || h_bad "$n stopped cleanly"
 done
-san=$(grep -l "Sanitizer" "$CAIRN_CLUSTER_DIR"/n*/server.log)
+san=$(grep -lE "Sanitizer|runtime error:" "$CAIRN_CLUSTER_DIR"/n*/server.log)
 h_eq "no sanitizer report in any node's log (an ASan binary as CAIRN_BIN checks leaks)" "" "$san"
 h_finish
