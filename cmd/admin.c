@@ -582,8 +582,8 @@ static void repair_block(const char *js)
     printf("%-22s %" PRIu64 " degraded, %" PRIu64 " healed, %" PRIu64 " failed\n", "bodies",
            jnum(r, "degraded"), jnum(r, "healed"), jnum(r, "failed"));
     printf("%-22s %" PRIu64 " (%s)\n", "cells rebuilt/moved", jnum(r, "cells"), b);
-    printf("%-22s %.2f MB/s = %.1f%% of the disk (%.0f MB/s measured at start)\n", "repair speed",
-           jdbl(r, "mbps"), 100 * jdbl(r, "disk_share"), jdbl(r, "disk_mbps"));
+    printf("%-22s %.2f MB/s = %.1f%% of the disk (%.0f MB/s measured at start)\n",
+           "last pass speed", jdbl(r, "mbps"), 100 * jdbl(r, "disk_share"), jdbl(r, "disk_mbps"));
     printf("%-22s ETA %s; time to full redundancy %s\n", "progress", eta, full);
     if (d && jtrue(d, "known"))
         printf("%-22s %.2f nines/year (AZ outage: %.2f) at %.1f MB/s cluster-wide (%.2f MB/s "
