@@ -7,7 +7,7 @@
 # until every body is whole, at most 4), and: every object reads back byte-exact through every
 # node, and `cairn admin object-cells` shows every body with k+m healthy cells, each at one of
 # its homes. The repair block of `cairn admin status` (MB/s, share of the disk, time to full
-# redundancy, nines) goes to the log. About 60 s.
+# redundancy, nines) goes to the log; a single node answers both routes 503. 30-80 s.
 . "$(dirname "$0")/lib.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
@@ -136,4 +136,11 @@ for n in n1 n2 n3 n4 n5 n6; do
 done
 san=$(grep -lE "Sanitizer|runtime error:" "$CAIRN_CLUSTER_DIR"/n*/server.log)
 h_eq "no sanitizer report in any node's log (an ASan binary as CAIRN_BIN checks leaks)" "" "$san"
+
+# A single node has no repair pass: the routes answer 503 and change nothing.
+h_start
+h_fails_with "a single node refuses cairn admin repair (503)" "NotClustered" \
+    "$CAIRN_BIN" admin repair --endpoint "$H_ENDPOINT"
+h_fails_with "a single node refuses cairn admin object-cells (503)" "HTTP 503" \
+    "$CAIRN_BIN" admin object-cells b k --endpoint "$H_ENDPOINT"
 h_finish
