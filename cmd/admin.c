@@ -3,6 +3,8 @@
  *
  *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
  *   cairn admin status [--endpoint URL] [--data DIR]            drives and scrub state as tables
+ *   cairn admin repair [--endpoint URL] [--data DIR] [--wait]   a cluster node's repair pass now
+ *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
  *   cairn admin layout simulate|show|add|remove|drain|discard|apply  layout.c, layout_etcd.c
  *
@@ -495,6 +497,8 @@ static int cmd_scrub(const admin_opts *o)
     return o->wait ? follow(o, seq) : 0;
 }
 
+static void repair_block(const char *js);
+
 static int cmd_status(const admin_opts *o)
 {
     http_resp r;
@@ -526,8 +530,166 @@ static int cmd_status(const admin_opts *o)
         printf("scrub: not running on this server\n");
     cluster_line(r.body);
     cluster_nodes(r.body);
+    repair_block(r.body);
     free(r.body);
     return 0;
+}
+
+/* ---- the repair pass of a cluster node (cmd/cluster_repair.c) ---- */
+
+static void fmt_secs(double s, char *out, size_t cap)
+{
+    if (s < 0)
+        snprintf(out, cap, "unknown");
+    else
+        snprintf(out, cap, "%.1f s", s);
+}
+
+static void repair_progress(const char *r, int tty)
+{
+    uint64_t sc = jnum(r, "scanned"), rec = jnum(r, "records");
+    char eta[32];
+    fmt_secs(jdbl(r, "eta_s"), eta, sizeof(eta));
+    fprintf(stderr,
+            "%srepair: %" PRIu64 "/%" PRIu64 " records (%.0f%%), degraded %" PRIu64
+            ", healed %" PRIu64 ", failed %" PRIu64 ", %.1f MB/s, ETA %s%s",
+            tty ? "\r" : "", sc, rec, rec ? 100.0 * (double)sc / (double)rec : 100.0,
+            jnum(r, "degraded"), jnum(r, "healed"), jnum(r, "failed"), jdbl(r, "mbps"), eta,
+            tty ? "   " : "\n");
+}
+
+/* The "repair" member (in /admin/status or /admin/repair) as lines. */
+static void repair_block(const char *js)
+{
+    const char *r = strstr(js, "\"repair\":{");
+    if (!r)
+        return;
+    const char *d = strstr(r, "\"durability\":{");
+    const char *why = strstr(r, "\"reason\":\"");
+    char b[32], eta[32], full[32], t1[32], t2[32];
+    fmt_bytes(jnum(r, "bytes"), b, sizeof(b));
+    fmt_secs(jdbl(r, "eta_s"), eta, sizeof(eta));
+    fmt_secs(jdbl(r, "full_redundancy_s"), full, sizeof(full));
+    fmt_time((int64_t)jnum(r, "start_ms"), t1, sizeof(t1));
+    fmt_time((int64_t)jnum(r, "end_ms"), t2, sizeof(t2));
+    printf("repair: %s, %" PRIu64 " passes, every %" PRIu64 " s (0 = on events), limit %g MB/s\n",
+           jtrue(r, "running") ? "RUNNING" : "idle", jnum(r, "passes"), jnum(r, "interval_s"),
+           jdbl(r, "limit_mbps"));
+    printf("%-22s %.*s, started %s, ended %s\n", "last pass",
+           why ? (int)strcspn(why + 10, "\"") : 1, why ? why + 10 : "-", t1, t2);
+    printf("%-22s %" PRIu64 "/%" PRIu64 " (bodies checked %" PRIu64 ")\n", "records scanned",
+           jnum(r, "scanned"), jnum(r, "records"), jnum(r, "parts"));
+    printf("%-22s %" PRIu64 " degraded, %" PRIu64 " healed, %" PRIu64 " failed\n", "bodies",
+           jnum(r, "degraded"), jnum(r, "healed"), jnum(r, "failed"));
+    printf("%-22s %" PRIu64 " (%s)\n", "cells rebuilt/moved", jnum(r, "cells"), b);
+    printf("%-22s %.2f MB/s = %.1f%% of the disk (%.0f MB/s measured at start)\n",
+           "last pass speed", jdbl(r, "mbps"), 100 * jdbl(r, "disk_share"), jdbl(r, "disk_mbps"));
+    printf("%-22s ETA %s; time to full redundancy %s\n", "progress", eta, full);
+    if (d && jtrue(d, "known"))
+        printf("%-22s %.2f nines/year (AZ outage: %.2f) at %.1f MB/s cluster-wide (%.2f MB/s "
+               "per node, %s), %.0f GB per drive: a drive rebuilt in %.2f h\n",
+               "durability", jdbl(d, "nines"), jdbl(d, "az_nines"), jdbl(d, "cluster_mbps"),
+               jdbl(d, "mbps_per_node"),
+               jtrue(d, "measured") ? "measured" : "CONFIGURED limit, no repair measured yet",
+               jdbl(d, "drive_bytes") / 1e9, jdbl(d, "repair_h"));
+    else
+        printf("%-22s unknown (no layout or no repair speed)\n", "durability");
+}
+
+static int follow_repair(const admin_opts *o, uint64_t seq)
+{
+    int tty = isatty(2);
+    for (;;) {
+        http_resp r;
+        if (get_json(o, "/admin/repair", &r) != 0)
+            return 1;
+        int done = jnum(r.body, "passes") >= seq && !jtrue(r.body, "running");
+        repair_progress(r.body, tty);
+        if (done) {
+            if (tty)
+                fputc('\n', stderr);
+            repair_block(r.body);
+            int failed = jnum(r.body, "failed") > 0;
+            free(r.body);
+            return failed ? 3 : 0;
+        }
+        free(r.body);
+        struct timespec ts = {0, 500 * 1000 * 1000}; /* a human-facing progress poll */
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int repair_now(const admin_opts *o)
+{
+    http_resp r;
+    if (request(o, "POST", "/admin/repair", &r) != 0)
+        return 1;
+    if (r.status != 202) {
+        fprintf(stderr, "cairn admin repair: HTTP %d\n%s\n", r.status, r.body);
+        free(r.body);
+        return 1;
+    }
+    uint64_t seq = jnum(r.body, "pass");
+    free(r.body);
+    printf("repair pass %" PRIu64 " requested\n", seq);
+    fflush(stdout);
+    return o->wait ? follow_repair(o, seq) : 0;
+}
+
+/* RFC 3986 percent-encoding of everything but unreserved characters (the canonical form). */
+static void uri_encode(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 4 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~')
+            out[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%%%02X", ch);
+    }
+    out[n] = '\0';
+}
+
+/* One line per cell: node, drive, state and whether it is at one of the body's homes. */
+static int cmd_object_cells(const admin_opts *o, const char *bucket, const char *key)
+{
+    char eb[200], ek[3200], path[3500];
+    http_resp r;
+    uri_encode(bucket, eb, sizeof(eb));
+    uri_encode(key, ek, sizeof(ek));
+    snprintf(path, sizeof(path), "/admin/object-cells?bucket=%s&key=%s", eb, ek);
+    if (get_json(o, path, &r) != 0)
+        return 1;
+    json_t *doc = json_loads(r.body, 0, NULL), *parts = json_object_get(doc, "parts"), *p;
+    size_t i;
+    int bad = !json_is_array(parts);
+    json_array_foreach(parts, i, p)
+    {
+        json_t *cells = json_object_get(p, "cells"), *c;
+        size_t j;
+        int k = (int)json_integer_value(json_object_get(p, "k"));
+        int m = (int)json_integer_value(json_object_get(p, "m"));
+        int healthy = (int)json_integer_value(json_object_get(p, "healthy"));
+        int home = (int)json_integer_value(json_object_get(p, "at_home"));
+        printf("part %lld: %d+%d, %lld bytes, epoch %lld: %d healthy, %d at home\n",
+               (long long)json_integer_value(json_object_get(p, "part")), k, m,
+               (long long)json_integer_value(json_object_get(p, "size")),
+               (long long)json_integer_value(json_object_get(p, "epoch")), healthy, home);
+        json_array_foreach(cells, j, c)
+        {
+            printf("  cell %-3lld %-10s drive %-3lld %-14s %s\n",
+                   (long long)json_integer_value(json_object_get(c, "cell")),
+                   json_string_value(json_object_get(c, "node")),
+                   (long long)json_integer_value(json_object_get(c, "drive")),
+                   json_string_value(json_object_get(c, "state")),
+                   json_is_true(json_object_get(c, "home")) ? "home" : "NOT HOME");
+        }
+        bad |= healthy != k + m || home != k + m;
+    }
+    json_decref(doc);
+    free(r.body);
+    return bad ? 3 : 0;
 }
 
 static void usage(FILE *f)
@@ -535,6 +697,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
             "       cairn admin status [--endpoint URL] [--data DIR]\n"
+            "       cairn admin repair [--endpoint URL] [--data DIR] [--wait]\n"
+            "       cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]\n"
             "       cairn admin layout simulate [...]   (--help for its options)\n"
             "       cairn admin layout show|add|remove|drain|discard|apply [...] --etcd URL,...\n"
             "                                 --cluster ID   (the layout in etcd; --help)\n"
@@ -543,7 +707,8 @@ static void usage(FILE *f)
             "                                 --cluster ID   (the buckets in etcd; --help)\n"
             "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
             "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
-            "scrub exits 0 when the pass ends without repair failures, 3 when some failed.\n");
+            "scrub exits 0 when the pass ends without repair failures, 3 when some failed;\n"
+            "repair --wait likewise. object-cells exits 3 unless every cell is healthy at home.\n");
 }
 
 int cmd_admin(int argc, char **argv)
@@ -561,9 +726,13 @@ int cmd_admin(int argc, char **argv)
         return cmd_admin_etcd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "bucket") == 0) /* the bucket namespace in etcd */
         return cmd_admin_bucket(argc - 1, argv + 1);
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--wait") == 0)
+        if (strcmp(argv[1], "object-cells") == 0 && argv[i][0] != '-' && npos < 2)
+            pos[npos++] = argv[i];
+        else if (strcmp(argv[i], "--wait") == 0)
             o.wait = 1;
         else if (strcmp(argv[i], "--endpoint") == 0 && v)
             endpoint = argv[++i];
@@ -583,6 +752,10 @@ int cmd_admin(int argc, char **argv)
         return cmd_scrub(&o);
     if (strcmp(argv[1], "status") == 0)
         return cmd_status(&o);
+    if (strcmp(argv[1], "repair") == 0)
+        return repair_now(&o);
+    if (strcmp(argv[1], "object-cells") == 0 && npos == 2)
+        return cmd_object_cells(&o, pos[0], pos[1]);
     fprintf(stderr, "cairn admin: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -20,11 +20,15 @@
  *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run), and anti-entropy
  *     of the partitions this node is the first home of (rp_antientropy_run), every
  *     CLUSTER_TICK_MS, plus the RPC fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's
- *     rules, nd_faults_parse format, replace the previous ones whenever the file changes).
+ *     rules, nd_faults_parse format, replace the previous ones whenever the file changes);
+ *   - the repair thread (cluster_repair.c): repair passes over this node's records that bring
+ *     bodies back to k+m healthy cells at their homes, on layout changes, nodes coming back,
+ *     request and every repair_interval_s.
  *
  * Nothing here waits on etcd: the layout comes from co_layout's memory. Stop (cmd_cluster_stop)
  * after the gateway's workers are quiesced and the node RPC stopped (it shares the clock), before
- * the layout follower and the stores close: threads first, then the coordinator (it waits for its
+ * the layout follower and the stores close: threads first (the repair thread's pass is stopped
+ * between two stripes), then the coordinator (it waits for its
  * calls), then hint delivery and the routers on the loop, then the loop. The object store's
  * cluster mode ends with ob_store_close, which still uses the fault rules: cmd_cluster_free comes
  * after it.
@@ -75,6 +79,7 @@ struct cmd_cluster {
     rp_router *router, *old_router; /* current; previous, freed at the next change */
     rp *coord;
     rp_hints *hints;
+    cmd_repair *repair;
     /* the follower and maintenance threads */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -433,7 +438,23 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
     if (pthread_create(&c->maint_thread, NULL, maint_main, c) != 0)
         return CM_ERR_NOMEM;
     c->maint_running = 1;
-    return CM_OK;
+    cmd_repair_config pc = {.node_id = c->self,
+                            .secret = c->cfg.secret,
+                            .secret_len = c->cfg.secret_len,
+                            .faults = c->faults,
+                            .g = c->cfg.g,
+                            .layout = layout,
+                            .coord = c->coord,
+                            .nshards = NSHARDS,
+                            .data_dir = c->cfg.data_dir ? c->cfg.data_dir : ".",
+                            .mbps = c->cfg.repair_mbps,
+                            .interval_s = c->cfg.repair_interval_s};
+    return cmd_repair_start(&pc, &c->repair);
+}
+
+cmd_repair *cmd_cluster_repair(cmd_cluster *c)
+{
+    return c ? c->repair : NULL;
 }
 
 /* Free hint delivery once no round is in flight (a round calls the routers' replicas). */
@@ -470,6 +491,8 @@ void cmd_cluster_stop(cmd_cluster *c)
         pthread_join(c->follow_thread, NULL);
     if (c->maint_running)
         pthread_join(c->maint_thread, NULL);
+    cmd_repair_stop(c->repair); /* it calls the coordinator */
+    c->repair = NULL;
     if (c->coord) {
         gw_set_repl(c->cfg.g, NULL);
         rp_free(c->coord); /* waits for its calls, which need the loop */
@@ -541,5 +564,12 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
         (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (n <= 0 || (size_t)n >= cap)
+        return 0;
+    size_t m = cmd_repair_status(c->repair, out + n + 1, cap - (size_t)n - 1);
+    if (m > 0) {
+        out[n] = ',';
+        n += 1 + (int)m;
+    }
+    return (size_t)n;
 }

@@ -117,8 +117,11 @@ typedef struct {
     const uint8_t *secret; /* borrowed until cmd_cluster_stop */
     size_t secret_len;
     gw *g;
-    co_layout *layout;   /* set by cmd_cluster_run */
-    int64_t gc_grace_ms; /* replaced bodies are freed this long after (GETs elsewhere end first) */
+    co_layout *layout;    /* set by cmd_cluster_run */
+    int64_t gc_grace_ms;  /* replaced bodies are freed this long after (GETs elsewhere end first) */
+    const char *data_dir; /* the repair cursor and the disk measurement go here */
+    int repair_interval_s; /* a repair pass this often (0: on events only) */
+    double repair_mbps;    /* cell bytes the repair reads per second (0: unpaced) */
 } cmd_cluster_config;
 cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out);
 md_hlc *cmd_cluster_clock(cmd_cluster *c);
@@ -127,9 +130,43 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                        void *consistency_arg);
 void cmd_cluster_stop(cmd_cluster *c); /* threads, coordinator, loop; NULL is a no-op */
 void cmd_cluster_free(cmd_cluster *c); /* after the stores closed; NULL is a no-op */
-/* The "replication" and "data" members of /admin/status (from memory); 0 when none. */
+/* The "replication", "data" and "repair" members of /admin/status (from memory); 0 when none. */
 size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap);
 uint32_t cmd_cluster_node_number(const char *node_id);
+
+/*
+ * cluster_repair.c: the repair thread of a cluster node (docs/chunks.md, "Repair in a running
+ * cluster"). Started by cmd_cluster_run, stopped (the pass interrupted, its cursor kept) by
+ * cmd_cluster_stop before the coordinator is freed.
+ */
+typedef struct cmd_repair cmd_repair;
+typedef struct {
+    const char *node_id;
+    const uint8_t *secret; /* borrowed */
+    size_t secret_len;
+    struct nd_faults *faults; /* borrowed: the node's RPC fault rules */
+    gw *g;
+    co_layout *layout;
+    rp *coord; /* record reads and layout swaps go through the replicated records */
+    uint32_t nshards;
+    const char *data_dir;
+    double mbps;    /* pace; 0 = unpaced */
+    int interval_s; /* 0 = events only */
+} cmd_repair_config;
+cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out);
+void cmd_repair_stop(cmd_repair *c); /* stops, joins and frees; NULL is a no-op */
+/* The "repair" member of /admin/status (from memory); 0 when none. Any thread. */
+size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap);
+/* Ask for a pass now: the number the pass will have ("passes" reaches it when it ended). */
+uint64_t cmd_repair_trigger(cmd_repair *c);
+/* GET /admin/object-cells: every cell of bucket/key's bodies, stat'ed (blocking). HTTP status. */
+int cmd_repair_object_cells(cmd_repair *c, const char *bucket, const char *key, char *out,
+                            size_t cap);
+/* gw_admin_fn over a cmd_repair (gw_set_admin_extra). */
+int cmd_repair_admin(void *arg, const char *route, int post, const char *bucket, const char *key,
+                     char *out, size_t cap);
+/* The node's repair thread (NULL before cmd_cluster_run or without one). */
+cmd_repair *cmd_cluster_repair(cmd_cluster *c);
 
 /* node_rpc.c: serve a node's RPC alone, check a node */
 int cmd_node_rpc(int argc, char **argv);

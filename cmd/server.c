@@ -12,9 +12,10 @@
  * the layout in etcd and register as a member with its RPC address and S3 endpoint
  * (coord/co_layout.h), take its buckets from the cluster's bucket namespace in etcd
  * (cluster_buckets.c), and /admin/status gains a "cluster" member (layout, nodes with liveness,
- * the namespace, the RPC). Without it nothing here touches etcd and no RPC port is opened.
- * Shutdown: the S3 loops end, the node leaves the member list, then the RPC stops, then the stores
- * close.
+ * the namespace, the RPC, replication, data and the repair pass), and /admin/repair and
+ * /admin/object-cells answer (cluster_repair.c). Without it nothing here touches etcd and no RPC
+ * port is opened. Shutdown: the S3 loops end, the node leaves the member list, then the RPC stops,
+ * then the stores close.
  */
 #include "cmd.h"
 
@@ -61,6 +62,8 @@ typedef struct {
     char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the listen one */
     long member_ttl;                /* [cluster] member_ttl_s */
     long gc_grace;                  /* [cluster] gc_grace_s */
+    long repair_interval;           /* [cluster] repair_interval_s (0 = on events only) */
+    double repair_mbps;             /* [cluster] repair_mbps (0 = unpaced) */
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
     int rpc_port;
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
@@ -186,6 +189,10 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 1, 3600, &o->member_ttl);
     else if (IS("cluster", "gc_grace_s"))
         bad = parse_int(value, 0, 7 * 86400, &o->gc_grace);
+    else if (IS("cluster", "repair_interval_s"))
+        bad = parse_int(value, 0, 366L * 86400, &o->repair_interval);
+    else if (IS("cluster", "repair_mbps"))
+        bad = parse_rate(value, &o->repair_mbps);
     else if (IS("cluster", "rpc_listen"))
         bad = split_listen(value, o->rpc_host, sizeof(o->rpc_host), &o->rpc_port);
     else if (IS("cluster", "rpc_secret_file"))
@@ -217,7 +224,9 @@ static void usage(FILE *f)
                "addr = HOST:PORT (what peers dial; default rpc_listen), and the cluster secret\n"
                "from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (refused when every\n"
                "user may read it). Without [cluster] no RPC port is opened. gc_grace_s = N\n"
-               "(default 900): replaced bodies are freed this long after. See docs/deploy.md.\n"
+               "(default 900): replaced bodies are freed this long after. repair_interval_s = N\n"
+               "(default 60, 0 = on events only) and repair_mbps = MB/s (default 100, 0 =\n"
+               "unpaced): the repair pass over this node's records. See docs/deploy.md.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
 }
@@ -270,6 +279,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->log_level, sizeof(o->log_level), "info");
     o->stop_grace_ms = STOP_GRACE_MS;
     o->gc_grace = 900; /* a GET through another node of a replaced body ends well before */
+    o->repair_interval = 60;
+    o->repair_mbps = 100;
     ob_scrub_config_defaults(&o->scrub);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -562,7 +573,10 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                                .secret = (const uint8_t *)secret,
                                .secret_len = secret_len,
                                .g = g,
-                               .gc_grace_ms = (int64_t)o->gc_grace * 1000};
+                               .gc_grace_ms = (int64_t)o->gc_grace * 1000,
+                               .data_dir = o->data,
+                               .repair_interval_s = (int)o->repair_interval,
+                               .repair_mbps = o->repair_mbps};
     cm_err ne = cmd_cluster_new(&ncfg, &cn->node);
     if (ne != CM_OK) {
         fprintf(stderr, "cairn: cannot start the cluster node: %s\n", cm_err_str(ne));
@@ -614,6 +628,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         return -1;
     }
     gw_set_status_extra(g, cluster_status, cn);
+    gw_set_admin_extra(g, cmd_repair_admin, cmd_cluster_repair(cn->node));
     printf("  cluster:  %s, node %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_etcd);
     printf("  node RPC: %s:%d (registered as %s, S3 %s)\n", o->rpc_host, cmd_rpc_port(cn->rpc),
            o->cluster_addr, cn->s3);

@@ -79,6 +79,17 @@ typedef size_t (*gw_status_fn)(void *arg, char *out, size_t cap);
 void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg);
 
 /*
+ * The cluster's admin routes (cmd/cluster_repair.c): GET|POST /admin/repair and
+ * GET /admin/object-cells?bucket=B&key=K, answered by fn on a worker thread (it may block):
+ * route is "repair" or "object-cells", bucket and key the decoded query parameters ("" when
+ * absent); fn writes a JSON document into out (at most cap bytes) and returns the HTTP status.
+ * Without it those paths answer 503. Set before serving.
+ */
+typedef int (*gw_admin_fn)(void *arg, const char *route, int post, const char *bucket,
+                           const char *key, char *out, size_t cap);
+void gw_set_admin_extra(gw *g, gw_admin_fn fn, void *arg);
+
+/*
  * The bucket namespace, when it is not the local metadata store alone (cluster mode: cmd/server.c
  * connects it to coord/co_buckets.h; without one nothing below is used and the single-node code
  * path is unchanged). Every function blocks (bounded by the etcd client's deadlines) and is

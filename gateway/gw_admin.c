@@ -7,10 +7,14 @@
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
  *                        failures) and scrub (JSON), plus the gw_set_status_extra member
  *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
+ *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
+ *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
+ *                        answered on a worker; 503 on a node without them)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
- * so they shadow just three S3 requests: a V1 listing of a bucket named "metrics" without any
- * query parameter, and keys "scrub"/"status" in a bucket named "admin". /admin/ requests must be
+ * so they shadow just a few S3 requests: a V1 listing of a bucket named "metrics" without any
+ * query parameter, and keys "scrub", "status", "repair" and "object-cells" in a bucket named
+ * "admin". /admin/ requests must be
  * SigV4-signed (header auth) with the root credentials, exactly as S3 requests are.
  *
  * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
@@ -205,6 +209,75 @@ void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg)
     g->status_arg = arg;
 }
 
+void gw_set_admin_extra(gw *g, gw_admin_fn fn, void *arg)
+{
+    g->admin_fn = fn;
+    g->admin_arg = arg;
+}
+
+/* An /admin/repair or /admin/object-cells request, answered by admin_fn on a worker. */
+typedef struct {
+    int object_cells, post, status;
+    char bucket[MD_BUCKET_MAX + 1];
+    char key[MD_MAX_KEY + 1];
+    char out[16384];
+} admin_ext_state;
+
+static void admin_ext_work(gw_req *r)
+{
+    admin_ext_state *st = r->op;
+    st->status = r->g->admin_fn(r->g->admin_arg, st->object_cells ? "object-cells" : "repair",
+                                st->post, st->bucket, st->key, st->out, sizeof(st->out));
+}
+
+static void admin_ext_done(gw_req *r)
+{
+    admin_ext_state *st = r->op;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        net_req_abort(r->net);
+        return;
+    }
+    evbuffer_add(b, st->out, strnlen(st->out, sizeof(st->out)));
+    send_buffer(r, st->status, "application/json", b);
+    evbuffer_free(b);
+}
+
+static void admin_ext(gw_req *r, int object_cells, int post)
+{
+    const char *t = net_req_target(r->net);
+    gw_query q;
+    if (!r->g->admin_fn) {
+        send_json_msg(r, 503, "NotClustered", "this server is not a cluster node");
+        return;
+    }
+    if (gw_query_parse(&q, t, strlen(t)) != GW_OK) {
+        send_json_msg(r, 400, "InvalidRequest", "the request URI could not be decoded");
+        return;
+    }
+    const char *bucket = gw_query_get(&q, "bucket"), *key = gw_query_get(&q, "key");
+    admin_ext_state *st = calloc(1, sizeof(*st));
+    int bad = object_cells &&
+              (!bucket || !key || strlen(bucket) > MD_BUCKET_MAX || strlen(key) > MD_MAX_KEY);
+    if (st && !bad) {
+        st->object_cells = object_cells, st->post = post;
+        snprintf(st->bucket, sizeof(st->bucket), "%s", bucket ? bucket : "");
+        snprintf(st->key, sizeof(st->key), "%s", key ? key : "");
+    }
+    gw_query_release(&q);
+    if (!st || bad) {
+        free(st);
+        if (bad)
+            send_json_msg(r, 400, "InvalidRequest", "give bucket=NAME&key=KEY");
+        else
+            net_req_abort(r->net);
+        return;
+    }
+    r->op = st;
+    r->op_free = free;
+    gw_offload(r, admin_ext_work, admin_ext_done);
+}
+
 /* ---- metrics ---- */
 
 static void metric(struct evbuffer *b, const char *name, const char *type, const char *help,
@@ -344,7 +417,9 @@ int gw_admin_route(gw_req *r)
     }
     int scrub = plen == 12 && strncmp(t, "/admin/scrub", 12) == 0;
     int status = plen == 13 && strncmp(t, "/admin/status", 13) == 0;
-    if (!scrub && !status)
+    int repair = plen == 13 && strncmp(t, "/admin/repair", 13) == 0;
+    int cells = plen == 19 && strncmp(t, "/admin/object-cells", 19) == 0;
+    if (!scrub && !status && !repair && !cells)
         return 0;
     gw_s3err e = gw_authenticate(r);
     if (e != GW_OK) {
@@ -355,6 +430,8 @@ int gw_admin_route(gw_req *r)
         admin_scrub(r, post);
     else if (status && get)
         admin_status(r);
+    else if ((repair && (get || post)) || (cells && get))
+        admin_ext(r, cells, post);
     else
         send_json_msg(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
     return 1;

@@ -34,6 +34,8 @@ struct gw {
     ob_scrub *scrub;        /* attached by gw_scrub_new, for the admin API (gw_admin.c) */
     uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
     gw_status_fn status_fn; /* extra /admin/status member (gw_set_status_extra) */
+    gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
+    void *admin_arg;
     void *status_arg;
     gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
 };

@@ -8,7 +8,9 @@
  * over the asynchronous heal, so the repair thread owns its loop and its pacer may sleep. A heal
  * that changed the layout is swapped in with md_object_replace_layout (only if the part still
  * names the body healed) and only then are the chunks the new layout no longer names deleted;
- * when the record changed meanwhile, the cells just written are deleted instead.
+ * when the record changed meanwhile, the cells just written are deleted instead. A cluster node
+ * plugs in which records are its to heal (mine) and how a layout is swapped (swap: through the
+ * replicated records rather than this store alone).
  *
  * Cursor: after each record, "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is
  * written to a temporary file, synced and renamed over the state file (keys may hold any byte, so
@@ -179,7 +181,10 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
     *swapped = 0;
     if (w->err != CM_OK || !w->res.changed)
         return w->err;
-    cm_err se = md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob, &w->res.lay);
+    cm_err se =
+        rp->cfg.swap
+            ? rp->cfg.swap(rp->cfg.hook_arg, bucket, key, part, old->blob, &w->res.lay)
+            : md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob, &w->res.lay);
     if (se == CM_OK) {
         *swapped = 1;
         drop(rp, old->blob, w->res.obsolete, w->res.nobsolete);
@@ -244,6 +249,8 @@ static cm_err do_record(ob_repair *rp, const char *bucket, const char *key)
 {
     md_object o;
     memset(&o, 0, sizeof(o));
+    if (rp->cfg.mine && !rp->cfg.mine(rp->cfg.hook_arg, bucket, key))
+        return CM_OK; /* another node heals it */
     cm_err e = md_rec_get(rp->cfg.md, bucket, key, &o);
     if (e == CM_ERR_NOTFOUND)
         return CM_OK; /* deleted since the listing */
@@ -335,7 +342,8 @@ cm_err ob_repair_run(ob_repair *rp)
     cm_err e = md_bucket_list(rp->cfg.md, &bs, &nb);
     if (e != CM_OK)
         return e;
-    qsort(bs, nb, sizeof(*bs), name_cmp);
+    if (nb > 1) /* no buckets: bs may be NULL, which qsort must not get */
+        qsort(bs, nb, sizeof(*bs), name_cmp);
     cursor_load(rp, cb, ck);
     pthread_mutex_lock(&rp->mu);
     memset(&rp->st, 0, sizeof(rp->st));

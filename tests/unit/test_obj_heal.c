@@ -735,7 +735,8 @@ static md_layout stored(md_store *md, int b)
 
 static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
 {
-    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state, p, 0, 2};
+    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state,
+                           p,  0,     2,      NULL,   NULL,    NULL};
     ob_repair *rp;
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     return rp;
@@ -748,6 +749,22 @@ static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
  * The node comes back: a pass moves every cell home and deletes the handoff chunks after the
  * swap.
  */
+/* The cluster hooks (cmd/cluster_repair.c): heal only the first bucket, count the swaps. */
+static int hook_swaps;
+
+static int hook_mine(void *arg, const char *bucket, const char *key)
+{
+    (void)arg, (void)key;
+    return strcmp(bucket, buckets[0]) == 0;
+}
+
+static cm_err hook_swap(void *arg, const char *bucket, const char *key, size_t part,
+                        const uint8_t old_blob[16], const md_layout *lay)
+{
+    hook_swaps++;
+    return md_object_replace_layout(arg, bucket, key, part, old_blob, lay);
+}
+
 static void test_repair_pass(void)
 {
     uint8_t *body[NOBJ + 1]; /* one per record, and a second part of the last record */
@@ -758,6 +775,9 @@ static void test_repair_pass(void)
     snprintf(path, sizeof(path), "%s/meta-%p", cu_tmpdir(), (void *)&E);
     snprintf(state, sizeof(state), "%s.repair", path);
     CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    ob_repair *rp = pass_new(md, state, NULL); /* a store without buckets: an empty pass */
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
     for (int b = 0; b < 2; b++) {
         md_bucket mb = {.name = ""};
         snprintf(mb.name, sizeof(mb.name), "%s", buckets[b]);
@@ -799,7 +819,7 @@ static void test_repair_pass(void)
     ob_pacer p = {count_pace, NULL, NULL};
     ob_repair_status st;
     paced = 0, stop_after = 3; /* the first degraded body's two rounds, then stop */
-    ob_repair *rp = pass_new(md, state, &p);
+    rp = pass_new(md, state, &p);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_ERR_CLOSED);
     ob_repair_status_get(rp, &st);
     ob_repair_free(rp);
@@ -830,12 +850,27 @@ static void test_repair_pass(void)
     }
 
     node_down(victim, 0);
+    /* with the hooks: only the first bucket's bodies go home, each through swap */
+    uint64_t in_first = 0;
+    for (int b = 0; b <= NOBJ; b++)
+        in_first += (b < NOBJ ? b : NOBJ - 1) % 2 == 0 && cell_on(&orig[b], victim) >= 0;
+    CU_ASSERT(in_first > 0 && in_first < (uint64_t)on[victim]); /* both kinds are there */
+    ob_repair_config hc = {md,   E.res, E.base, E.topo,    E.homes,   E.dead, state,
+                           NULL, 0,     2,      hook_mine, hook_swap, md};
+    hook_swaps = 0;
+    CU_ASSERT_FATAL(ob_repair_new(&hc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.records, NOBJ); /* every record is visited, the others' skipped */
+    CU_ASSERT_EQUAL(st.healed, in_first);
+    CU_ASSERT_EQUAL((uint64_t)hook_swaps, in_first);
     rp = pass_new(md, state, NULL);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
     ob_repair_status_get(rp, &st);
     ob_repair_free(rp);
     CU_ASSERT_EQUAL(st.records, NOBJ);
-    CU_ASSERT_EQUAL(st.healed, (uint64_t)on[victim]);
+    CU_ASSERT_EQUAL(st.healed + in_first, (uint64_t)on[victim]);
     for (int j = 0; j <= NOBJ; j++) {
         md_layout l = stored(md, j);
         CU_ASSERT(memcmp(l.drives, orig[j].drives, sizeof(l.drives)) == 0);

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# fault_cluster_repair: the repair pass of a running cluster (issue 9, section 2.9; docs/chunks.md,
+# "Repair in a running cluster"). The local cluster (deploy/local-cluster.sh: 6 nodes in 3 AZs,
+# bodies in 8+4 over 24 drives) takes 20 objects of mixed sizes (some of several 2 MiB stripes)
+# through three nodes; n3 is SIGKILLed; 10 more objects are written (their n3 cells go to handoff
+# drives or are dropped); n3 starts again. Then `cairn admin repair --wait` on every node (rounds
+# until every body is whole, at most 4), and: every object reads back byte-exact through every
+# node, and `cairn admin object-cells` shows every body with k+m healthy cells, each at one of
+# its homes. The repair block of `cairn admin status` (MB/s, share of the disk, time to full
+# redundancy, nines) goes to the log; a single node answers both routes 503. 30-80 s.
+. "$(dirname "$0")/lib.sh"
+h_need curl python3 ss
+[ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
+
+LC=$H_ROOT/deploy/local-cluster.sh
+export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itrep STOP_TIMEOUT=10 READY_TIMEOUT=30
+
+free_base() { # a base port whose 18 ports (etcd 1-3 and 11-13, S3 21-26, RPC 41-46) are free
+    "$H_PY" - <<'EOF'
+import random, socket
+offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
+for _ in range(50):
+    base = random.randrange(20000, 32000, 100)
+    socks = []
+    try:
+        for o in offsets:
+            s = socket.socket()
+            s.bind(("127.0.0.1", base + o))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+EOF
+}
+export CAIRN_CLUSTER_PORT
+CAIRN_CLUSTER_PORT=$(free_base)
+[ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
+track_cluster() {
+    local f
+    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
+        [ -f "$f" ] && h_track "$(cat "$f")"
+    done
+}
+trap 'track_cluster; h_cleanup' EXIT
+
+ep() { echo "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 20 + ${1#n}))"; }
+s3() { CAIRN_ENDPOINT=$(ep "$1") "$H_PY" "$H_DIR/s3raw.py" "${@:2}" >/dev/null 2>&1; }
+T0=$(date +%s)
+
+h_run "local-cluster.sh start" "$LC" start || h_finish
+track_cluster
+h_run "create a bucket through n1" s3 n1 mb rbk
+
+# sizes: small (one short stripe), one stripe, several 2 MiB stripes (8 x 256 KiB)
+SIZES=(300000 700000 2097152 2500000 5000000 9000000 1200000 4194304 350000 6100000)
+put_objects() { # put_objects FIRST COUNT NODES...: objects oFIRST.. round-robin over the nodes
+    local i n nodes=("${@:3}") ok=0
+    for ((i = $1; i < $1 + $2; i++)); do
+        h_gen "$H_WORK/o$i" "${SIZES[$((i % ${#SIZES[@]}))]}" "$i"
+        n=${nodes[$((i % ${#nodes[@]}))]}
+        s3 "$n" put rbk "o$i" "$H_WORK/o$i" && ok=$((ok + 1))
+    done
+    echo "$ok"
+}
+h_eq "20 objects written through n1, n2, n5" 20 "$(put_objects 0 20 n1 n2 n5)"
+
+p3=$(awk '$1 == "n3" { print $4 }' <<<"$("$LC" status)")
+[ -n "$p3" ] || { h_bad "n3 runs" "$("$LC" status)"; h_finish; }
+kill -KILL "$p3"
+for ((i = 0; i < 50; i++)); do kill -0 "$p3" 2>/dev/null || break; sleep 0.1; done
+h_eq "10 objects written through n1, n4, n6 with n3 down" 10 "$(put_objects 20 10 n1 n4 n6)"
+h_run "start n3 again" "$LC" start n3 || h_finish
+t_back=$(date +%s%N)
+track_cluster
+
+# Every body whole at its homes? (object-cells exits 0 only then)
+whole() {
+    local i bad=0
+    for ((i = 0; i < 30; i++)); do
+        "$CAIRN_BIN" admin object-cells rbk "o$i" --endpoint "$(ep n$((i % 6 + 1)))" \
+            >"$H_WORK/cells.$i" 2>&1 || bad=$((bad + 1))
+    done
+    echo "$bad"
+}
+echo "   right after n3 is back: $(whole) of 30 bodies not whole (n3's own pass may have begun)"
+cat "$H_WORK/cells.25" # one body written while n3 was down
+
+t_rep=$(date +%s%N)
+for round in 1 2 3 4; do
+    for n in n1 n2 n3 n4 n5 n6; do
+        "$CAIRN_BIN" admin repair --wait --endpoint "$(ep "$n")" >"$H_WORK/repair.$n" 2>&1
+    done
+    t_pass=$(date +%s%N)
+    bad=$(whole)
+    echo "   repair round $round: $bad bodies not whole"
+    [ "$bad" -eq 0 ] && break
+    sleep 2 # records n3 missed come back with hints and anti-entropy
+done
+echo "   repair took $(((t_pass - t_rep) / 1000000)) ms in $round rounds; time to full redundancy" \
+    "(n3 back until the last pass of the round that left every body whole): $(((t_pass - t_back) / 1000000)) ms"
+h_eq "after repair every body has k+m healthy cells at its homes" 0 "$bad"
+cat "$H_WORK/cells.25"
+grep -q '^part 0: 8+4, .* 12 healthy, 12 at home$' "$H_WORK/cells.25" &&
+    h_ok "object-cells shows 8+4 with 12 healthy cells at home" || h_bad "object-cells" "$(cat "$H_WORK/cells.25")"
+
+ok=0
+for n in n1 n2 n3 n4 n5 n6; do
+    for ((i = 0; i < 30; i++)); do
+        rm -f "$H_WORK/back"
+        s3 "$n" get rbk "o$i" "$H_WORK/back" && cmp -s "$H_WORK/o$i" "$H_WORK/back" && ok=$((ok + 1))
+    done
+done
+h_eq "every object reads back byte-exact through every node" 180 "$ok"
+
+healed=0
+for n in n1 n2 n3 n4 n5 n6; do
+    "$CAIRN_BIN" admin status --endpoint "$(ep "$n")" >"$H_WORK/status.$n" 2>&1
+    echo "---- $n: repair ----"
+    sed -n '/^repair:/,$p' "$H_WORK/status.$n"
+    grep -q "^durability .* nines/year" "$H_WORK/status.$n" && healed=$((healed + 1))
+done
+h_eq "every node's status shows the repair block with the durability in nines" 6 "$healed"
+grep -h "repair pass (.*) done" "$CAIRN_CLUSTER_DIR"/n*/server.log | tail -12
+sum=$(grep -h "repair pass (.*) done" "$CAIRN_CLUSTER_DIR"/n*/server.log |
+    sed -nE 's/.* ([0-9]+) healed, .*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+[ "$sum" -gt 0 ] && h_ok "the passes healed bodies ($sum in all)" || h_bad "bodies healed" "$sum"
+echo "   the whole test took $(($(date +%s) - T0)) s"
+
+h_run "local-cluster.sh stop" "$LC" stop
+for n in n1 n2 n3 n4 n5 n6; do
+    grep -q "stopped$" "$CAIRN_CLUSTER_DIR/$n/server.log" || h_bad "$n stopped cleanly"
+done
+san=$(grep -lE "Sanitizer|runtime error:" "$CAIRN_CLUSTER_DIR"/n*/server.log)
+h_eq "no sanitizer report in any node's log (an ASan binary as CAIRN_BIN checks leaks)" "" "$san"
+
+# A single node has no repair pass: the routes answer 503 and change nothing.
+h_start
+h_fails_with "a single node refuses cairn admin repair (503)" "NotClustered" \
+    "$CAIRN_BIN" admin repair --endpoint "$H_ENDPOINT"
+h_fails_with "a single node refuses cairn admin object-cells (503)" "HTTP 503" \
+    "$CAIRN_BIN" admin object-cells b k --endpoint "$H_ENDPOINT"
+h_finish
