@@ -252,15 +252,16 @@ cm_err md_check(md_store *md);
 
 /* Group commit counters since md_open (a consistent snapshot; see docs/metadata.md). */
 typedef struct {
-    uint64_t ops;           /* write calls applied (each in its own nested transaction) */
-    uint64_t ops_committed; /* of those, made durable by a successful commit */
-    uint64_t ops_failed;    /* returned an error of their own (condition, NOTFOUND, NOSPC, ...) */
-    uint64_t batches;       /* batches run by a leader */
-    uint64_t commits;       /* write transactions committed: one sync each */
-    uint64_t commit_errors; /* commits that failed (every op of the batch got the error) */
-    uint64_t max_batch;     /* most ops in one batch */
-    uint64_t map_size;      /* LMDB map size now (bytes of address space) */
-    uint64_t map_grows;     /* times the map grew because a batch filled it */
+    uint64_t ops;            /* write calls applied */
+    uint64_t ops_committed;  /* of those, made durable by a successful commit */
+    uint64_t ops_failed;     /* returned an error of their own (condition, NOTFOUND, NOSPC, ...) */
+    uint64_t batches;        /* batches run by a leader */
+    uint64_t batches_nested; /* of those, run again op by op (nested) after an op failed */
+    uint64_t commits;        /* write transactions committed: one sync each */
+    uint64_t commit_errors;  /* commits that failed (every op of the batch got the error) */
+    uint64_t max_batch;      /* most ops in one batch */
+    uint64_t map_size;       /* LMDB map size now (bytes of address space) */
+    uint64_t map_grows;      /* times the map grew because a batch filled it */
 } md_stats;
 
 void md_stats_get(md_store *md, md_stats *out);

@@ -3,12 +3,22 @@
  *
  * Every public write is an op (an apply function and its private state). A caller queues its op
  * under gc->mu and then, if no batch is running, becomes the leader: it takes up to gc->max
- * queued ops (arrival order), opens one write transaction, applies each op in a nested
- * transaction (committed into the parent on success, aborted on failure, so a failed condition,
- * NOTFOUND or MAP_FULL of one op leaves the others' writes alone), commits the parent once (one
+ * queued ops (arrival order), opens one write transaction, applies the ops, commits it once (one
  * fdatasync), records each op's result and wakes its caller. Ops queued meanwhile form the next
  * batch; the leader hands leadership to the caller of the oldest of them. A lone writer leads at
  * once: no timers, no waiting for company.
+ *
+ * Flat first, nested when an op fails: the leader first applies every op of the batch straight
+ * in the write transaction. If all of them succeed, that is the batch (what the nested way would
+ * have produced: each op sees the ops before it either way). If one fails, the transaction is
+ * aborted - nothing of it is durable or visible - and the batch runs again with each op in a
+ * nested transaction (committed into the parent on success, aborted on failure, so a failed
+ * condition, NOTFOUND or MAP_FULL of one op leaves the others' writes alone). Why not always
+ * nested: LMDB allocates a 2 MiB dirty list and a 1 MiB free-page list for every nested
+ * transaction, which glibc maps and unmaps (past its mmap threshold): two mmap, two munmap with
+ * cross-CPU TLB shootdowns and a few page faults per write, most of the CPU of a 4 KiB PUT
+ * (docs/performance.md). An op that succeeds without changing anything clears *wrote and must
+ * then have written nothing (in the flat run its transaction is the batch's).
  *
  * Invariants:
  *   - At most one leader (gc->leading), so LMDB's writer lock is never contended between our own
@@ -89,8 +99,8 @@ static void apply_nested(md_store *md, MDB_txn *parent, md_op *op)
     }
 }
 
-/* Apply the lone op of a batch straight in txn: what a write cost before group commit. */
-static void apply_alone(md_store *md, MDB_txn *txn, md_op *op)
+/* Apply op straight in the batch's txn (the flat run, and a lone op). */
+static void apply_flat(md_store *md, MDB_txn *txn, md_op *op)
 {
     op->wrote = 1;
     op->err = op->apply(md, txn, op->arg, &op->wrote);
@@ -141,14 +151,17 @@ static int any_map_full(const md_op *batch)
  * returns the commit error (CM_OK also when nothing needed committing). With grow set, *full is
  * set and nothing committed when an op or the commit found the map full: the caller grows it and
  * runs the batch again (apply functions start from their input each time, so a rerun is a first
- * run). Without it, an op that does not fit fails alone, as any other op's failure.
+ * run). Without it, an op that does not fit fails alone, as any other op's failure. Each op runs
+ * straight in the transaction when flat is set; then, in a batch of more than one, the first
+ * failing op aborts the transaction and *nested is set: nothing was committed, and the caller
+ * runs the batch again with flat clear.
  */
 static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc, int grow,
-                             int *full)
+                             int flat, int *full, int *nested)
 {
     MDB_txn *txn;
     size_t nwrote = 0;
-    *full = 0;
+    *full = *nested = 0;
     cm_err e = md_txn_begin(md, 0, &txn);
     if (e != CM_OK) {
         for (md_op *op = batch; op; op = op->next)
@@ -156,10 +169,15 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
         return e;
     }
     for (md_op *op = batch; op; op = op->next) {
-        if (n == 1)
-            apply_alone(md, txn, op);
+        if (flat || n == 1)
+            apply_flat(md, txn, op);
         else
             apply_nested(md, txn, op);
+        if (flat && n > 1 && op->err != CM_OK) {
+            mdb_txn_abort(txn);
+            *nested = 1;
+            return op->err;
+        }
         nwrote += op->wrote != 0;
     }
     if (grow && !inject_rc && any_map_full(batch)) {
@@ -180,13 +198,19 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
     return e;
 }
 
-/* Run the batch, growing the LMDB map and rerunning it while it does not fit. */
-static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc)
+/*
+ * Run the batch: flat, then nested if an op failed in the flat run, growing the LMDB map and
+ * rerunning while it does not fit. *was_nested tells whether the nested run was needed.
+ */
+static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc, int *was_nested)
 {
-    int full;
-    cm_err e = run_batch_once(md, batch, n, inject_rc, 1, &full);
+    int full, nested, flat = 1;
+    cm_err e = run_batch_once(md, batch, n, inject_rc, 1, flat, &full, &nested);
+    *was_nested = nested;
+    if (nested) /* the failed flat run committed nothing: the injected failure still applies */
+        e = run_batch_once(md, batch, n, inject_rc, 1, flat = 0, &full, &nested);
     while (full) /* once the map cannot grow, the batch runs as it would have without growth */
-        e = run_batch_once(md, batch, n, 0, md_map_grow(md) == CM_OK, &full);
+        e = run_batch_once(md, batch, n, 0, md_map_grow(md) == CM_OK, flat, &full, &nested);
     return e;
 }
 
@@ -235,9 +259,11 @@ static void lead(md_store *md)
 
     if (hook)
         hook(hook_arg, n);
-    cm_err e = run_batch(md, batch, n, inject_rc);
+    int nested;
+    cm_err e = run_batch(md, batch, n, inject_rc, &nested);
 
     pthread_mutex_lock(&gc->mu);
+    gc->st.batches_nested += nested != 0;
     batch_done(gc, batch, n, e);
     gc->leading = 0;
     if (gc->head)

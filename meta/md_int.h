@@ -19,11 +19,12 @@
 #define MD_BATCH_MAX 256
 
 /*
- * One write, applied by the batch leader inside txn (a nested transaction, or the batch's own
- * when it is alone). arg is the op's private state: the function reads and writes only it and
- * the store. It returns the op's result and clears *wrote when it succeeded without changing
- * anything (nothing to commit). Anything it allocates stays in arg: the caller frees it after
- * md_write returns, when the final result may still be a failed commit.
+ * One write, applied by the batch leader inside txn (the batch's own, or a nested transaction
+ * when another op of the batch failed: md_commit.c). arg is the op's private state: the function
+ * reads and writes only it and the store. It returns the op's result and clears *wrote when it
+ * succeeded without changing anything (nothing to commit); it must then have written nothing.
+ * Anything it allocates stays in arg: the caller frees it after md_write returns, when the final
+ * result may still be a failed commit.
  */
 typedef cm_err (*md_apply_fn)(md_store *md, MDB_txn *txn, void *arg, int *wrote);
 

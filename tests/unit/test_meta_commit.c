@@ -9,6 +9,9 @@
  *                     on a missing key, MAP_FULL in its nested txn, If-None-Match on an existing
  *                     key, EXISTS, two racing If-None-Match puts of one key): each op gets its own
  *                     result, the failures leave no trace, the successes all commit in one sync.
+ *   flat_batch        a batch whose ops all succeed (puts, If-None-Match puts of new keys, a
+ *                     delete of a missing key) runs straight in the batch's transaction, with no
+ *                     nested rerun (batch_isolation's batch needs one), and commits once.
  *   commit_failure    the same batch with its commit failing (injected MAP_FULL, then EIO on a
  *                     lone op): every op gets the commit error, nothing is written, no replaced
  *                     record is handed out, and the store works afterwards.
@@ -87,6 +90,7 @@ static void stats_delta(md_store *md, const md_stats *before, md_stats *d)
     d->ops_committed = now.ops_committed - before->ops_committed;
     d->ops_failed = now.ops_failed - before->ops_failed;
     d->batches = now.batches - before->batches;
+    d->batches_nested = now.batches_nested - before->batches_nested;
     d->commits = now.commits - before->commits;
     d->commit_errors = now.commit_errors - before->commit_errors;
     d->max_batch = now.max_batch;
@@ -298,13 +302,78 @@ static void test_batch_isolation(void)
         CU_ASSERT_STRING_EQUAL(et, "");
     }
     stats_delta(md, &before, &d);
-    CU_ASSERT_EQUAL(d.batches, 2); /* the blocker alone, then all the others */
+    CU_ASSERT_EQUAL(d.batches, 2);        /* the blocker alone, then all the others */
+    CU_ASSERT_EQUAL(d.batches_nested, 1); /* the flat run of the second failed: nested rerun */
     CU_ASSERT_EQUAL(d.max_batch, NKINDS);
     CU_ASSERT_EQUAL(d.commits, 2);
     CU_ASSERT_EQUAL(d.ops, NKINDS + 1);
     CU_ASSERT_EQUAL(d.ops_committed, 5); /* blocker, a, h, d deleted, race winner */
     CU_ASSERT_EQUAL(d.ops_failed, 6);
     CU_ASSERT_EQUAL(d.commit_errors, 0);
+    md_close(md);
+}
+
+/* ---- A batch whose ops all succeed runs flat: no nested transactions ---- */
+
+#define FLAT_OPS 16
+
+typedef struct {
+    md_store *md;
+    int i;
+    cm_err rc;
+} flat_op;
+
+static void *run_flat(void *arg)
+{
+    flat_op *f = arg;
+    char key[16], etag[16];
+    snprintf(key, sizeof(key), "f%d", f->i);
+    snprintf(etag, sizeof(etag), "e%d", f->i);
+    md_object o = mk_obj(key, etag);
+    md_cond inm = {.if_none_match_star = 1};
+    if (f->i == 0) /* deleting a missing key changes nothing, and is no failure */
+        f->rc = md_object_delete(f->md, "b", "missing", NULL, NULL, NULL);
+    else /* If-None-Match on fresh keys: each op reads the batch's earlier writes, all succeed */
+        f->rc = md_object_put(f->md, "b", &o, f->i % 2 ? &inm : NULL, NULL, NULL);
+    return NULL;
+}
+
+static void test_flat_batch(void)
+{
+    blocker b;
+    md_stats before, d;
+    pthread_t bt, t[FLAT_OPS];
+    flat_op ops[FLAT_OPS];
+    char key[16], want[16], et[48];
+    md_store *md = open_store("flat", 1 << 24);
+    mk_bucket(md, "b");
+    md_stats_get(md, &before);
+    blocker_init(&b, md, FLAT_OPS);
+    blocker_start(&b, &bt);
+    for (int i = 0; i < FLAT_OPS; i++) {
+        ops[i] = (flat_op){.md = md, .i = i};
+        pthread_create(&t[i], NULL, run_flat, &ops[i]);
+    }
+    for (int i = 0; i < FLAT_OPS; i++)
+        pthread_join(t[i], NULL);
+    pthread_join(bt, NULL);
+    blocker_release(&b);
+    CU_ASSERT_EQUAL(b.rc, CM_OK);
+    for (int i = 0; i < FLAT_OPS; i++) {
+        CU_ASSERT_EQUAL(ops[i].rc, CM_OK);
+        if (i == 0)
+            continue;
+        snprintf(key, sizeof(key), "f%d", i);
+        snprintf(want, sizeof(want), "e%d", i);
+        etag_of(md, key, et, sizeof(et));
+        CU_ASSERT_STRING_EQUAL(et, want);
+    }
+    stats_delta(md, &before, &d);
+    CU_ASSERT_EQUAL(d.batches, 2); /* the blocker alone, then the others together */
+    CU_ASSERT_EQUAL(d.max_batch, FLAT_OPS);
+    CU_ASSERT_EQUAL(d.batches_nested, 0);
+    CU_ASSERT_EQUAL(d.commits, 2);
+    CU_ASSERT_EQUAL(d.ops_committed, FLAT_OPS); /* the blocker and 15 puts; not the no-op */
     md_close(md);
 }
 
@@ -766,6 +835,7 @@ void cu_register(void)
     seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
     printf("test_meta_commit seed=%u (set CAIRN_TEST_SEED to repeat)\n", seed);
     static const cu_test tests[] = {{"batch_isolation", test_batch_isolation},
+                                    {"flat_batch", test_flat_batch},
                                     {"commit_failure", test_commit_failure},
                                     {"upload_race", test_upload_race},
                                     {"conditional_race", test_conditional_race},
