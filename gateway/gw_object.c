@@ -4,7 +4,10 @@
  *
  * PUT streams the body through the shared pipeline (gw_server.c) and commits one metadata record
  * whose condition (If-None-Match: *, If-Match) is checked in the same transaction as the write.
- * The data of a replaced object is freed after the commit.
+ * The data of a replaced object is freed after the commit. A body stored as stripes is sealed
+ * (fdatasync) and committed on a worker; an inline body (up to inline_threshold) needs no
+ * worker: its record is queued for the metadata commit thread (md_object_put_async), which hands
+ * the request back to its loop when the batch is durable (docs/performance.md).
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
  * to stripe boundaries) straight into the output evbuffer's free space, so payload is copied once
@@ -208,6 +211,8 @@ typedef struct {
     md_object obj; /* the record to commit; key, parts and inline data are borrowed */
     md_part part;  /* its body when stored as stripes */
     cm_err err;    /* result of the commit (worker) */
+    md_object old; /* inline PUT: the replaced record, until a worker frees its data */
+    int had_old;
 } put_state;
 
 static void put_state_free(void *p)
@@ -221,6 +226,8 @@ static void put_state_free(void *p)
     ps->obj.nparts = 0;
     ps->obj.inline_data = NULL;
     md_object_release(&ps->obj);
+    if (ps->had_old)
+        md_object_release(&ps->old);
     free(ps);
 }
 
@@ -245,6 +252,35 @@ static void put_work(gw_req *r)
         ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
+}
+
+/* Worker, after an inline PUT's commit: free the data of the record it replaced. */
+static void put_free_old(gw_req *r)
+{
+    put_state *ps = r->op;
+    ob_free_object_data(r->g->data, &ps->old);
+    md_object_release(&ps->old);
+    ps->had_old = 0;
+}
+
+/*
+ * Commit thread: an inline PUT's batch is done. Must not block: a replaced record with chunks
+ * goes to a worker to free them; otherwise straight back to the loop.
+ */
+static void put_committed(void *arg, cm_err err, md_object *old, int had_old)
+{
+    gw_req *r = arg;
+    put_state *ps = r->op;
+    ps->err = err;
+    if (had_old && old->nparts > 0) {
+        ps->old = *old;
+        ps->had_old = 1;
+        gw_async_continue(r, put_free_old);
+        return;
+    }
+    if (had_old)
+        md_object_release(old);
+    gw_async_end(r);
 }
 
 /* Loop: answer the client. */
@@ -281,7 +317,18 @@ static void put_finish(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    gw_offload(r, put_work, put_done);
+    if (r->writer) { /* striped data: sealing it blocks, a worker does it and the commit */
+        gw_offload(r, put_work, put_done);
+        return;
+    }
+    /* Inline: nothing blocks but the commit, which the metadata commit thread completes. */
+    gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
+    gw_async_begin(r, put_done);
+    cm_err err = md_object_put_async(r->g->md, r->bucket, o, &ps->cond, put_committed, r);
+    if (err != CM_OK) {
+        ps->err = err;
+        gw_async_end(r);
+    }
 }
 
 static void put_object(gw_req *r)

@@ -2,11 +2,18 @@
  * md_commit.c - group commit: concurrent md_* writes share one LMDB write transaction and sync.
  *
  * Every public write is an op (an apply function and its private state). A caller queues its op
- * under gc->mu and then, if no batch is running, becomes the leader: it takes up to gc->max
+ * under gc->mu, wakes the store's commit thread if it is idle, and waits on the op's own
+ * semaphore. The commit thread (the leader, started by the first write) takes up to gc->max
  * queued ops (arrival order), opens one write transaction, applies the ops, commits it once (one
- * fdatasync), records each op's result and wakes its caller. Ops queued meanwhile form the next
- * batch; the leader hands leadership to the caller of the oldest of them. A lone writer leads at
- * once: no timers, no waiting for company.
+ * fdatasync), records each op's result and posts its semaphore. Ops queued meanwhile form the
+ * next batch. A lone write is run at once: no timers, no waiting for company.
+ *
+ * Why a thread of its own rather than the first caller leading: with callers leading, every
+ * finished batch woke n callers on condition variables tied to gc->mu, so each had to take gc->mu
+ * again on waking, right while the next leader and new callers wanted it - a herd of futex waits
+ * and context switches per batch that cost more CPU than the commit itself at 64 writers
+ * (docs/performance.md). Now a caller's wake-up is one sem_post, and nothing it does afterwards
+ * touches shared state. The price is one hand-off (two context switches) for a lone write.
  *
  * Flat first, nested when an op fails: the leader first applies every op of the batch straight
  * in the write transaction. If all of them succeed, that is the batch (what the nested way would
@@ -21,16 +28,18 @@
  * then have written nothing (in the flat run its transaction is the batch's).
  *
  * Invariants:
- *   - At most one leader (gc->leading), so LMDB's writer lock is never contended between our own
- *     threads, and the leader begins and commits the transaction on its own thread (LMDB's
- *     writer mutex must be unlocked by the thread that locked it).
+ *   - One leader (the commit thread), so LMDB's writer lock is never contended between our own
+ *     threads, and the transaction is begun and committed on one thread (LMDB's writer mutex
+ *     must be unlocked by the thread that locked it).
  *   - Each op sees the writes of every op applied before it (the parent carries them), so
  *     check-and-set stays atomic: two racing If-None-Match puts are ordered, the second fails.
  *   - If the parent commit fails, every op of the batch gets that error: none of it is durable,
  *     except when the meta-page write failed (LMDB then panics): the commit may be on disk, and
  *     every op gets CM_ERR_UNCERTAIN, so callers keep what the records would name (fsck sweeps).
- *   - Whenever no leader runs and the queue is not empty, the oldest queued op's caller has been
- *     signalled (it leads next), so no op waits forever.
+ *   - Whenever the queue is not empty, the commit thread is running or has been signalled, so no
+ *     op waits forever. An op's semaphore is posted once, by the commit thread, as its last touch
+ *     of the op (which lives on its caller's stack and is gone once the caller returns).
+ *   - md_gc_release (md_close) stops and joins the thread; no write may be in flight then.
  *   - A batch that fills the LMDB map (MDB_MAP_FULL in an op or in the commit) is aborted whole,
  *     the map grown (md_map_grow: the leader holds no transaction then, and waits out the
  *     readers) and the batch run again from the start; so the map follows the data instead of
@@ -40,22 +49,15 @@
  *     writer costs what it did before group commit. A batch in which nothing changed (all ops
  *     failed, or deleted missing keys) aborts instead of committing: no sync.
  *
- * Threading: a caller waits on its own condition variable (on its stack), so a finished batch
- * wakes exactly its callers and the next leader, not every waiter.
+ * Threading: a caller waits on its own semaphore (on its stack), so a finished batch wakes exactly
+ * its callers, not every waiter. md_write_async callers do not wait at all: the commit thread
+ * calls their op's fin instead of posting (md_object_put_async: the gateway's inline PUTs, which
+ * so need no worker thread blocked per write, docs/performance.md).
  */
+#include <errno.h>
 #include <string.h>
 
 #include "md_int.h"
-
-struct md_op {
-    md_apply_fn apply;
-    void *arg;
-    cm_err err;
-    int wrote; /* changed the store (the nested transaction was committed into the batch) */
-    int done;
-    pthread_cond_t cv;
-    md_op *next;
-};
 
 cm_err md_gc_init(md_gc *gc)
 {
@@ -67,11 +69,24 @@ cm_err md_gc_init(md_gc *gc)
         pthread_mutex_destroy(&gc->mu);
         return CM_ERR_NOMEM;
     }
+    if (pthread_cond_init(&gc->work_cv, NULL) != 0) {
+        pthread_cond_destroy(&gc->queued_cv);
+        pthread_mutex_destroy(&gc->mu);
+        return CM_ERR_NOMEM;
+    }
     return CM_OK;
 }
 
 void md_gc_release(md_gc *gc)
 {
+    pthread_mutex_lock(&gc->mu);
+    int started = gc->started;
+    gc->stop = 1;
+    pthread_cond_signal(&gc->work_cv);
+    pthread_mutex_unlock(&gc->mu);
+    if (started)
+        pthread_join(gc->thread, NULL);
+    pthread_cond_destroy(&gc->work_cv);
     pthread_cond_destroy(&gc->queued_cv);
     pthread_mutex_destroy(&gc->mu);
 }
@@ -214,8 +229,8 @@ static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc, int
     return e;
 }
 
-/* Account a finished batch and wake its callers (mu held). */
-static void batch_done(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
+/* Account a finished batch (mu held). */
+static void batch_account(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
 {
     int committed = 0;
     gc->st.batches++;
@@ -224,14 +239,10 @@ static void batch_done(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
         gc->st.max_batch = n;
     if (commit_err != CM_OK)
         gc->st.commit_errors++;
-    md_op *next;
-    for (md_op *op = batch; op; op = next) {
-        next = op->next; /* op may vanish once its caller runs, which needs mu: read first */
+    for (md_op *op = batch; op; op = op->next) {
         committed |= op->wrote;
         gc->st.ops_committed += op->wrote != 0;
         gc->st.ops_failed += op->err != CM_OK && commit_err == CM_OK;
-        op->done = 1;
-        pthread_cond_signal(&op->cv);
     }
     gc->st.commits += committed;
 }
@@ -242,7 +253,6 @@ static void lead(md_store *md)
     md_gc *gc = &md->gc;
     md_op *batch = gc->head, *last = NULL;
     size_t n = 0;
-    gc->leading = 1;
     for (md_op *op = gc->head; op && n < gc->max; op = op->next)
         last = op, n++;
     gc->head = last->next;
@@ -264,36 +274,83 @@ static void lead(md_store *md)
 
     pthread_mutex_lock(&gc->mu);
     gc->st.batches_nested += nested != 0;
-    batch_done(gc, batch, n, e);
-    gc->leading = 0;
-    if (gc->head)
-        pthread_cond_signal(&gc->head->cv); /* the oldest waiting caller leads next */
+    batch_account(gc, batch, n, e);
+    pthread_mutex_unlock(&gc->mu);
+    md_op *next;
+    for (md_op *op = batch; op; op = next) {
+        next = op->next; /* op vanishes once its caller wakes: read first */
+        if (op->fin)
+            op->fin(op);
+        else
+            sem_post(&op->done);
+    }
+    pthread_mutex_lock(&gc->mu);
+}
+
+/* The commit thread: lead batches while ops are queued; sleep when none is. */
+static void *commit_thread(void *arg)
+{
+    md_store *md = arg;
+    md_gc *gc = &md->gc;
+    pthread_mutex_lock(&gc->mu);
+    for (;;) {
+        while (!gc->head && !gc->stop)
+            pthread_cond_wait(&gc->work_cv, &gc->mu);
+        if (!gc->head)
+            break;
+        gc->leading = 1;
+        lead(md);
+        gc->leading = 0;
+    }
+    pthread_mutex_unlock(&gc->mu);
+    return NULL;
+}
+
+/* Queue op for the commit thread (started here the first time); CM_ERR_NOMEM if it cannot run. */
+static cm_err enqueue(md_store *md, md_op *op)
+{
+    md_gc *gc = &md->gc;
+    op->next = NULL;
+    pthread_mutex_lock(&gc->mu);
+    if (!gc->started) {
+        if (gc->stop || pthread_create(&gc->thread, NULL, commit_thread, md) != 0) {
+            pthread_mutex_unlock(&gc->mu);
+            return CM_ERR_NOMEM;
+        }
+        gc->started = 1;
+    }
+    if (gc->tail)
+        gc->tail->next = op;
+    else
+        gc->head = op;
+    gc->tail = op;
+    gc->nqueued++;
+    if (gc->qwaiters)
+        pthread_cond_broadcast(&gc->queued_cv);
+    if (!gc->leading)
+        pthread_cond_signal(&gc->work_cv);
+    pthread_mutex_unlock(&gc->mu);
+    return CM_OK;
 }
 
 cm_err md_write(md_store *md, md_apply_fn apply, void *arg)
 {
-    md_gc *gc = &md->gc;
     md_op op = {.apply = apply, .arg = arg};
-    if (pthread_cond_init(&op.cv, NULL) != 0)
+    if (sem_init(&op.done, 0, 0) != 0)
         return CM_ERR_NOMEM;
-    pthread_mutex_lock(&gc->mu);
-    if (gc->tail)
-        gc->tail->next = &op;
-    else
-        gc->head = &op;
-    gc->tail = &op;
-    gc->nqueued++;
-    if (gc->qwaiters)
-        pthread_cond_broadcast(&gc->queued_cv);
-    while (!op.done) {
-        if (!gc->leading)
-            lead(md);
-        else
-            pthread_cond_wait(&op.cv, &gc->mu);
+    cm_err e = enqueue(md, &op);
+    if (e == CM_OK) {
+        while (sem_wait(&op.done) != 0 && errno == EINTR)
+            ;
+        e = op.err;
     }
-    pthread_mutex_unlock(&gc->mu);
-    pthread_cond_destroy(&op.cv);
-    return op.err;
+    sem_destroy(&op.done);
+    return e;
+}
+
+cm_err md_write_async(md_store *md, md_op *op)
+{
+    return enqueue(md, op);
 }
 
 void md_stats_get(md_store *md, md_stats *out)
