@@ -196,6 +196,9 @@ void gw_free_parts(gw *g, md_part *parts, size_t n);
 
 /* ---- operations ---- */
 
+/* Free the calling thread's pool of GET read buffers (gw_object.c; gw_free, after the loops). */
+void gw_get_buffers_release(void);
+
 void gw_op_list_buckets(gw_req *r);
 void gw_op_bucket(gw_req *r);         /* every request addressed to a bucket (no key) */
 void gw_op_object(gw_req *r);         /* every request addressed to an object */

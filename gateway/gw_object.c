@@ -10,14 +10,17 @@
  * the request back to its loop when the batch is durable (docs/performance.md).
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
- * to stripe boundaries) straight into the output evbuffer's free space, so payload is copied once
- * from the blob file into the socket buffer.
+ * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
+ * reference, so payload is copied once from the blob file into the socket buffer, and no fresh
+ * pages are mapped per piece.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +361,81 @@ static void put_object(gw_req *r)
 
 /* ---- GetObject / HeadObject ---- */
 
+/*
+ * Read buffers of GET pieces, reused per loop thread. A piece of a stripe (1 MiB by default) read
+ * into fresh evbuffer space cost glibc an mmap (past its 128 KiB threshold), a page fault per
+ * 4 KiB page while the read filled it, and a munmap with a TLB shootdown once the socket took it:
+ * most of the server's CPU in a 1 MiB GET (docs/performance.md). Now the piece is read into a
+ * buffer of this thread's pool, added to the output by reference, and given back to the pool by
+ * the evbuffer's cleanup when the socket has taken it (on the same loop thread). Bounds: a pool
+ * keeps at most GET_POOL_MAX idle buffers of one size (the store's stripe); buffers in use are
+ * bounded by each GET's backpressure (two stripes in the output). Buffers of another size, and
+ * buffers given back on a thread without a pool, are freed. A loop thread's pool goes with the
+ * thread (key destructor); the thread that runs gw_free releases its own.
+ */
+#define GET_POOL_MAX 8
+
+typedef struct {
+    size_t size, n;
+    void *buf[GET_POOL_MAX];
+} get_pool;
+
+static pthread_key_t get_pool_key;
+static pthread_once_t get_pool_once = PTHREAD_ONCE_INIT;
+
+static void get_pool_destroy(void *arg)
+{
+    get_pool *gp = arg;
+    for (size_t i = 0; i < gp->n; i++)
+        free(gp->buf[i]);
+    free(gp);
+}
+
+static void get_pool_key_init(void)
+{
+    if (pthread_key_create(&get_pool_key, get_pool_destroy) != 0)
+        CM_WARN(MOD, "no per-thread GET buffers: pieces are allocated per read");
+}
+
+/* A buffer of size bytes: from this thread's pool when it has one, else fresh (NULL: no memory). */
+static void *piece_buf_take(size_t size)
+{
+    pthread_once(&get_pool_once, get_pool_key_init);
+    get_pool *gp = pthread_getspecific(get_pool_key);
+    if (!gp && (gp = calloc(1, sizeof(*gp))) && pthread_setspecific(get_pool_key, gp) != 0) {
+        free(gp);
+        gp = NULL;
+    }
+    if (gp && gp->n == 0)
+        gp->size = size;
+    if (gp && gp->size == size && gp->n > 0)
+        return gp->buf[--gp->n];
+    return malloc(size);
+}
+
+/* evbuffer cleanup of a piece added by reference: back into this thread's pool, or freed. */
+static void piece_buf_give(const void *data, size_t len, void *arg)
+{
+    size_t size = (size_t)(uintptr_t)arg;
+    (void)len;
+    pthread_once(&get_pool_once, get_pool_key_init);
+    get_pool *gp = pthread_getspecific(get_pool_key);
+    if (gp && gp->size == size && gp->n < GET_POOL_MAX)
+        gp->buf[gp->n++] = (void *)data;
+    else
+        free((void *)data);
+}
+
+void gw_get_buffers_release(void)
+{
+    pthread_once(&get_pool_once, get_pool_key_init);
+    get_pool *gp = pthread_getspecific(get_pool_key);
+    if (gp) {
+        pthread_setspecific(get_pool_key, NULL);
+        get_pool_destroy(gp);
+    }
+}
+
 typedef struct {
     uint64_t *part_end; /* cumulative end offset of each part */
     struct evbuffer *piece;
@@ -393,21 +471,32 @@ static void get_drain(gw_req *r)
         uint64_t want = pstripe ? pstripe - in_part % pstripe : stripe;
         want = CM_MIN(want, p->size - in_part);
         want = CM_MIN(want, r->send_end - r->send_pos);
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &v, 1) < 1) {
+        /* Stripe data: into a pooled buffer, added by reference. Inline bodies: copied. */
+        int pooled = !p->inline_data && want <= stripe;
+        struct evbuffer_iovec v = {pooled ? piece_buf_take(stripe) : NULL, want};
+        if (pooled ? !v.iov_base : evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &v, 1) < 1) {
             net_req_abort(r->net);
             return;
         }
         cm_err err = p->inline_data ? (memcpy(v.iov_base, p->inline_data + in_part, want), CM_OK)
                                     : ob_read(r->g->data, &p->layout, in_part, v.iov_base, want);
+        if (err == CM_OK && pooled &&
+            evbuffer_add_reference(gs->piece, v.iov_base, want, piece_buf_give,
+                                   (void *)(uintptr_t)stripe) != 0) {
+            err = CM_ERR_NOMEM;
+        }
         if (err != CM_OK) {
+            if (pooled)
+                piece_buf_give(v.iov_base, want, (void *)(uintptr_t)stripe);
             CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket,
                      r->key, r->send_pos, cm_err_str(err));
             net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
             return;
         }
-        v.iov_len = want;
-        evbuffer_commit_space(gs->piece, &v, 1);
+        if (!pooled) {
+            v.iov_len = want;
+            evbuffer_commit_space(gs->piece, &v, 1);
+        }
         net_resp_write_buffer(r->net, gs->piece);
         r->send_pos += want;
     }
