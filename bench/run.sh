@@ -17,8 +17,13 @@
 #                bytes as static files: one 4 KiB and one 1 MiB object copied out of cairn
 #   workloads    4 KiB GET c=64 and 1 MiB GET c=16 on both (same load tool: `cairn bench`, nginx
 #                with --raw-http), 4 KiB PUT c=64, 64 MiB PUT c=4 (server VmRSS sampled)
-# Prints one table (workload, cairn, reference, ratio, target, met?) and writes it to OUT. Exits
-# non-zero when a step fails or a request failed; missed targets are reported, not failures.
+#   wrk          the outside tool (Debian package, installed when missing): the same GETs against
+#                both, by SigV4 presigned URLs for cairn (bench/presign.py) and plain URLs for
+#                nginx, and the 4 KiB PUT c=64 by presigned URLs with a Lua script for the
+#                bodies (bench/wrk_s3.lua); 2 threads (one per core here)
+# Prints one table (workload; cairn, reference and ratio by each tool; target, met?) and writes it
+# to OUT. Exits non-zero when a step fails or a request failed; missed targets are reported, not
+# failures.
 # Every process it starts is stopped on exit (trap).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +53,10 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null
+fi
 
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 dev=$(df --output=source "$work" | tail -1)
@@ -164,6 +173,21 @@ perf_stop() {
     } 2>/dev/null | grep -v -e '^$' -e '^# *$' >"${OUT%.md}-perf-$1.txt" || true
 }
 
+# wrk: requests over presigned targets (GET keys at random, PUT keys in order per thread), one
+# JSON line (WRKJSON) from the script's done() into the results. WT = wrk threads.
+WT=$(nproc)
+python3 "$root/bench/presign.py" "$cend" GET get4k obj 100 >"$work/wrk-get4k.txt"
+python3 "$root/bench/presign.py" "$cend" GET get1m obj 64 >"$work/wrk-get1m.txt"
+B --op put --bucket put4kwrk --size 4K --keys 1 --count 1 --concurrency 1 >/dev/null # the bucket
+python3 "$root/bench/presign.py" "$cend" PUT put4kwrk wrk 200000 >"$work/wrk-put4k.txt"
+W() { # W OUTNAME CONCURRENCY URL [PATHS METHOD ORDER BODYBYTES]
+    local name=$1 c=$2 url=$3
+    WRK_PATHS=${4:-} WRK_METHOD=${5:-GET} WRK_ORDER=${6:-random} WRK_BODY=${7:-0} WRK_THREADS=$WT \
+        wrk -t"$WT" -c"$c" -d"${DUR}s" --latency -s "$root/bench/wrk_s3.lua" "$url" >"$work/$name.wrk"
+    sed -n 's/^WRKJSON //p' "$work/$name.wrk" >"$res/$name.json"
+    [ -s "$res/$name.json" ] || { cat "$work/$name.wrk" >&2; exit 1; }
+}
+
 # ---- workloads ----
 say "nginx  4 KiB GET c=64, ${DUR}s"
 N --raw-http /4k --concurrency 64 --duration "$DUR" >"$res/nginx_get4k.json"
@@ -181,6 +205,12 @@ say "cairn  4 KiB PUT c=64, ${DUR}s"
 perf_start put4k
 B --op put --bucket put4k --size 4K --keys 100000 --concurrency 64 --duration "$DUR" >"$res/cairn_put4k.json"
 perf_stop put4k
+say "wrk: nginx 4 KiB GET c=64, cairn 4 KiB GET c=64, nginx 1 MiB GET c=16, cairn 1 MiB GET c=16, cairn 4 KiB PUT c=64; ${DUR}s each"
+W wrk_nginx_get4k 64 "http://127.0.0.1:$nport/4k"
+W wrk_cairn_get4k 64 "$cend" "$work/wrk-get4k.txt"
+W wrk_nginx_get1m 16 "http://127.0.0.1:$nport/1m"
+W wrk_cairn_get1m 16 "$cend" "$work/wrk-get1m.txt"
+W wrk_cairn_put4k 64 "$cend" "$work/wrk-put4k.txt" PUT seq 4096
 
 # A fresh server process for the memory figure: otherwise the LMDB pages the 4 KiB PUT run
 # touched stay mapped (file-backed, reclaimable) and dominate VmRSS.
