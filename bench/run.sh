@@ -17,8 +17,14 @@
 #                bytes as static files: one 4 KiB and one 1 MiB object copied out of cairn
 #   workloads    4 KiB GET c=64 and 1 MiB GET c=16 on both (same load tool: `cairn bench`, nginx
 #                with --raw-http), 4 KiB PUT c=64, 64 MiB PUT c=4 (server VmRSS sampled)
-# Prints one table (workload, cairn, reference, ratio, target, met?) and writes it to OUT. Exits
-# non-zero when a step fails or a request failed; missed targets are reported, not failures.
+#   wrk          the outside tool (Debian package, installed when missing): the same GETs against
+#                both, by SigV4 presigned URLs for cairn (bench/presign.py) and plain URLs for
+#                nginx, and the 4 KiB PUT c=64 by presigned URLs with a Lua script for the
+#                bodies (bench/wrk_s3.lua); one thread per core; each right after the same
+#                workload by `cairn bench`, the PUTs after a second fdatasync-rate measurement
+# Prints one table (workload; cairn, reference and ratio by each tool; target, met?) and writes it
+# to OUT. Exits non-zero when a step fails or a request failed; missed targets are reported, not
+# failures.
 # Every process it starts is stopped on exit (trap).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +54,10 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null
+fi
 
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 dev=$(df --output=source "$work" | tail -1)
@@ -62,11 +72,12 @@ say "raw CPU (cairn bench --raw)"
 say "raw disk: ${DISK_MB} MiB sequential write (O_DIRECT, fdatasync), 4 KiB append+fdatasync"
 dd_out=$(dd if=/dev/zero of="$work/dd.bin" bs=1M count="$DISK_MB" oflag=direct conv=fdatasync 2>&1 | tail -1)
 rm -f "$work/dd.bin"
-python3 - "$work/fsync.bin" "$(( DUR < 5 ? 1 : 3 ))" "$dd_out" >"$res/disk.json" <<'PY'
+fsync_rate() { # SECONDS [DD-OUTPUT]: JSON with the 4 KiB append+fdatasync rate (and dd's figure)
+    python3 - "$work/fsync.bin" "$1" "${2:-}" <<'PY'
 import json, os, re, sys, time
 path, secs, dd = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 m = re.match(r"(\d+) bytes .* copied, ([0-9.]+) s", dd)
-seq = int(m.group(1)) / float(m.group(2)) / 1e6
+seq = int(m.group(1)) / float(m.group(2)) / 1e6 if m else 0.0
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 block, n, t0 = b"x" * 4096, 0, time.monotonic()
 while time.monotonic() - t0 < secs:
@@ -78,6 +89,8 @@ os.close(fd)
 os.unlink(path)
 print(json.dumps({"seq_write_mb_s": seq, "fsync4k_per_s": rate, "dd": dd}))
 PY
+}
+fsync_rate "$(( DUR < 5 ? 1 : 3 ))" "$dd_out" >"$res/disk.json"
 
 # ---- servers ----
 export CAIRN_ACCESS_KEY=benchaccess01 CAIRN_SECRET_KEY=bench-secret-0123456789abcdefgh
@@ -164,23 +177,47 @@ perf_stop() {
     } 2>/dev/null | grep -v -e '^$' -e '^# *$' >"${OUT%.md}-perf-$1.txt" || true
 }
 
+# wrk: requests over presigned targets (GET keys at random, PUT keys in order per thread), one
+# JSON line (WRKJSON) from the script's done() into the results. WT = wrk threads.
+WT=$(nproc)
+python3 "$root/bench/presign.py" "$cend" GET get4k obj 100 >"$work/wrk-get4k.txt"
+python3 "$root/bench/presign.py" "$cend" GET get1m obj 64 >"$work/wrk-get1m.txt"
+B --op put --bucket put4kwrk --size 4K --keys 1 --count 1 --concurrency 1 >/dev/null # the bucket
+python3 "$root/bench/presign.py" "$cend" PUT put4kwrk wrk 200000 >"$work/wrk-put4k.txt"
+W() { # W OUTNAME CONCURRENCY URL [PATHS METHOD ORDER BODYBYTES]
+    local name=$1 c=$2 url=$3
+    WRK_PATHS=${4:-} WRK_METHOD=${5:-GET} WRK_ORDER=${6:-random} WRK_BODY=${7:-0} WRK_THREADS=$WT \
+        wrk -t"$WT" -c"$c" -d"${DUR}s" --latency -s "$root/bench/wrk_s3.lua" "$url" >"$work/$name.wrk"
+    sed -n 's/^WRKJSON //p' "$work/$name.wrk" >"$res/$name.json"
+    [ -s "$res/$name.json" ] || { cat "$work/$name.wrk" >&2; exit 1; }
+}
+
 # ---- workloads ----
-say "nginx  4 KiB GET c=64, ${DUR}s"
+# Each workload is measured by both tools back to back (this machine's load moves within a
+# minute), and the single-stream fsync rate is taken again right before the PUTs: the PUT rows'
+# reference (the one at the start stays in the references list).
+say "nginx  4 KiB GET c=64, ${DUR}s, cairn bench and wrk"
 N --raw-http /4k --concurrency 64 --duration "$DUR" >"$res/nginx_get4k.json"
-say "cairn  4 KiB GET c=64, ${DUR}s"
+W wrk_nginx_get4k 64 "http://127.0.0.1:$nport/4k"
+say "cairn  4 KiB GET c=64, ${DUR}s, cairn bench and wrk"
 perf_start get4k
 B --op get --bucket get4k --size 4K --keys 100 --no-preload --concurrency 64 --duration "$DUR" >"$res/cairn_get4k.json"
 perf_stop get4k
-say "nginx  1 MiB GET c=16, ${DUR}s"
+W wrk_cairn_get4k 64 "$cend" "$work/wrk-get4k.txt"
+say "nginx  1 MiB GET c=16, ${DUR}s, cairn bench and wrk"
 N --raw-http /1m --concurrency 16 --duration "$DUR" >"$res/nginx_get1m.json"
-say "cairn  1 MiB GET c=16, ${DUR}s"
+W wrk_nginx_get1m 16 "http://127.0.0.1:$nport/1m"
+say "cairn  1 MiB GET c=16, ${DUR}s, cairn bench and wrk"
 perf_start get1m
 B --op get --bucket get1m --size 1M --keys 64 --no-preload --concurrency 16 --duration "$DUR" >"$res/cairn_get1m.json"
 perf_stop get1m
-say "cairn  4 KiB PUT c=64, ${DUR}s"
+W wrk_cairn_get1m 16 "$cend" "$work/wrk-get1m.txt"
+say "4 KiB append+fdatasync again, then cairn 4 KiB PUT c=64, ${DUR}s, cairn bench and wrk"
+fsync_rate "$(( DUR < 5 ? 1 : 3 ))" >"$res/fsync_put.json"
 perf_start put4k
 B --op put --bucket put4k --size 4K --keys 100000 --concurrency 64 --duration "$DUR" >"$res/cairn_put4k.json"
 perf_stop put4k
+W wrk_cairn_put4k 64 "$cend" "$work/wrk-put4k.txt" PUT seq 4096
 
 # A fresh server process for the memory figure: otherwise the LMDB pages the 4 KiB PUT run
 # touched stay mapped (file-backed, reclaimable) and dominate VmRSS.

@@ -182,6 +182,16 @@ void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
 /* Run work(r) on a worker and free r there (no answer: the connection is gone). */
 void gw_dispose(gw_req *r, gw_work_fn work);
+/*
+ * A job that another thread completes without a worker (the metadata commit thread, for inline
+ * PUTs): gw_async_begin hands r over as gw_offload does; the completing thread then either calls
+ * gw_async_end(r) (done(r) runs on r's loop) or gw_async_continue(r, work) (work(r) on a worker
+ * first; it must not block the completing thread, so it queues even past the pool's bound).
+ * gw_pool_stop waits for these too.
+ */
+void gw_async_begin(gw_req *r, gw_finish_fn done);
+void gw_async_end(gw_req *r);
+void gw_async_continue(gw_req *r, gw_work_fn work);
 
 /*
  * Give r a zeroed operation state of size bytes (freed by state_free) and offload work/done with
@@ -215,6 +225,8 @@ cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_r
  * then(r); returns 1. Returns 0 (nothing done) otherwise: call then(r) yourself (gw_bucket.c).
  */
 int gw_bucket_resolve(gw_req *r, gw_finish_fn then);
+/* Free the calling thread's pool of GET read buffers (gw_object.c; gw_free, after the loops). */
+void gw_get_buffers_release(void);
 
 void gw_op_list_buckets(gw_req *r);
 void gw_op_bucket(gw_req *r);         /* every request addressed to a bucket (no key) */

@@ -4,20 +4,27 @@
  *
  * PUT streams the body through the shared pipeline (gw_server.c) and commits one metadata record
  * whose condition (If-None-Match: *, If-Match) is checked in the same transaction as the write.
- * The data of a replaced object is freed after the commit.
+ * The data of a replaced object is freed after the commit. A body stored as stripes is sealed
+ * (fdatasync) and committed on a worker; an inline body (up to inline_threshold) needs no
+ * worker: its record is queued for the metadata commit thread (md_object_put_async), which hands
+ * the request back to its loop when the batch is durable (docs/performance.md).
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
- * to stripe boundaries) straight into the output evbuffer's free space, so payload is copied once
- * from the blob file into the socket buffer. A part whose cells live across the cluster (layout
- * epoch != 0) is read with ob_read_start: the loop never waits on another node; the drain pauses
- * with one read in flight and its completion sends the piece and drains on. A connection that
- * closes meanwhile cancels the read (ob_read_cancel, from get_state_free in on_done).
+ * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
+ * reference, so payload is copied once from the blob file into the socket buffer, and no fresh
+ * pages are mapped per piece. A part whose cells live across the cluster (layout epoch != 0) is
+ * read with ob_read_start into the output's free space: the loop never waits on another node;
+ * the drain pauses with one read in flight and its completion sends the piece and drains on. A
+ * connection that closes meanwhile cancels the read (ob_read_cancel, from get_state_free in
+ * on_done).
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +218,8 @@ typedef struct {
     md_object obj; /* the record to commit; key, parts and inline data are borrowed */
     md_part part;  /* its body when stored as stripes */
     cm_err err;    /* result of the commit (worker) */
+    md_object old; /* inline PUT: the replaced record, until a worker frees its data */
+    int had_old;
 } put_state;
 
 static void put_state_free(void *p)
@@ -224,6 +233,8 @@ static void put_state_free(void *p)
     ps->obj.nparts = 0;
     ps->obj.inline_data = NULL;
     md_object_release(&ps->obj);
+    if (ps->had_old)
+        md_object_release(&ps->old);
     free(ps);
 }
 
@@ -248,6 +259,35 @@ static void put_work(gw_req *r)
         ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
     }
+}
+
+/* Worker, after an inline PUT's commit: free the data of the record it replaced. */
+static void put_free_old(gw_req *r)
+{
+    put_state *ps = r->op;
+    ob_free_object_data(r->g->data, &ps->old);
+    md_object_release(&ps->old);
+    ps->had_old = 0;
+}
+
+/*
+ * Commit thread: an inline PUT's batch is done. Must not block: a replaced record with chunks
+ * goes to a worker to free them; otherwise straight back to the loop.
+ */
+static void put_committed(void *arg, cm_err err, md_object *old, int had_old)
+{
+    gw_req *r = arg;
+    put_state *ps = r->op;
+    ps->err = err;
+    if (had_old && old->nparts > 0) {
+        ps->old = *old;
+        ps->had_old = 1;
+        gw_async_continue(r, put_free_old);
+        return;
+    }
+    if (had_old)
+        md_object_release(old);
+    gw_async_end(r);
 }
 
 /* Loop: answer the client. */
@@ -284,7 +324,20 @@ static void put_finish(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    gw_offload(r, put_work, put_done);
+    if (r->writer || gw_meta_remote(r->g)) {
+        /* Striped data: sealing it blocks, a worker does it and the commit. A cluster node's
+         * record goes to the replicated metadata, whose quorum write blocks a worker too. */
+        gw_offload(r, put_work, put_done);
+        return;
+    }
+    /* Inline: nothing blocks but the commit, which the metadata commit thread completes. */
+    gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
+    gw_async_begin(r, put_done);
+    cm_err err = md_object_put_async(r->g->md, r->bucket, o, &ps->cond, put_committed, r);
+    if (err != CM_OK) {
+        ps->err = err;
+        gw_async_end(r);
+    }
 }
 
 static void put_object(gw_req *r)
@@ -314,6 +367,81 @@ static void put_object(gw_req *r)
 
 /* ---- GetObject / HeadObject ---- */
 
+/*
+ * Read buffers of GET pieces, reused per loop thread. A piece of a stripe (1 MiB by default) read
+ * into fresh evbuffer space cost glibc an mmap (past its 128 KiB threshold), a page fault per
+ * 4 KiB page while the read filled it, and a munmap with a TLB shootdown once the socket took it:
+ * most of the server's CPU in a 1 MiB GET (docs/performance.md). Now the piece is read into a
+ * buffer of this thread's pool, added to the output by reference, and given back to the pool by
+ * the evbuffer's cleanup when the socket has taken it (on the same loop thread). Bounds: a pool
+ * keeps at most GET_POOL_MAX idle buffers of one size (the store's stripe); buffers in use are
+ * bounded by each GET's backpressure (two stripes in the output). Buffers of another size, and
+ * buffers given back on a thread without a pool, are freed. A loop thread's pool goes with the
+ * thread (key destructor); the thread that runs gw_free releases its own.
+ */
+#define GET_POOL_MAX 8
+
+typedef struct {
+    size_t size, n;
+    void *buf[GET_POOL_MAX];
+} get_pool;
+
+static pthread_key_t get_pool_key;
+static pthread_once_t get_pool_once = PTHREAD_ONCE_INIT;
+
+static void get_pool_destroy(void *arg)
+{
+    get_pool *gp = arg;
+    for (size_t i = 0; i < gp->n; i++)
+        free(gp->buf[i]);
+    free(gp);
+}
+
+static void get_pool_key_init(void)
+{
+    if (pthread_key_create(&get_pool_key, get_pool_destroy) != 0)
+        CM_WARN(MOD, "no per-thread GET buffers: pieces are allocated per read");
+}
+
+/* A buffer of size bytes: from this thread's pool when it has one, else fresh (NULL: no memory). */
+static void *piece_buf_take(size_t size)
+{
+    pthread_once(&get_pool_once, get_pool_key_init);
+    get_pool *gp = pthread_getspecific(get_pool_key);
+    if (!gp && (gp = calloc(1, sizeof(*gp))) && pthread_setspecific(get_pool_key, gp) != 0) {
+        free(gp);
+        gp = NULL;
+    }
+    if (gp && gp->n == 0)
+        gp->size = size;
+    if (gp && gp->size == size && gp->n > 0)
+        return gp->buf[--gp->n];
+    return malloc(size);
+}
+
+/* evbuffer cleanup of a piece added by reference: back into this thread's pool, or freed. */
+static void piece_buf_give(const void *data, size_t len, void *arg)
+{
+    size_t size = (size_t)(uintptr_t)arg;
+    (void)len;
+    pthread_once(&get_pool_once, get_pool_key_init);
+    get_pool *gp = pthread_getspecific(get_pool_key);
+    if (gp && gp->size == size && gp->n < GET_POOL_MAX)
+        gp->buf[gp->n++] = (void *)data;
+    else
+        free((void *)data);
+}
+
+void gw_get_buffers_release(void)
+{
+    pthread_once(&get_pool_once, get_pool_key_init);
+    get_pool *gp = pthread_getspecific(get_pool_key);
+    if (gp) {
+        pthread_setspecific(get_pool_key, NULL);
+        get_pool_destroy(gp);
+    }
+}
+
 typedef struct {
     uint64_t *part_end; /* cumulative end offset of each part */
     struct evbuffer *piece;
@@ -339,7 +467,8 @@ static void get_state_free(void *p)
 static void get_drain(gw_req *r);
 
 /* The piece of r->send_pos in gs->v is read (or not: err); send it and go on. */
-static int get_piece_done(gw_req *r, cm_err err)
+/* A piece of want bytes was read (reserved: into gs->v, to commit) or failed: send it on. */
+static int get_piece_done(gw_req *r, cm_err err, int reserved, uint64_t want)
 {
     get_state *gs = r->op;
     if (err != CM_OK) {
@@ -348,9 +477,10 @@ static int get_piece_done(gw_req *r, cm_err err)
         net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
         return -1;
     }
-    evbuffer_commit_space(gs->piece, &gs->v, 1);
+    if (reserved)
+        evbuffer_commit_space(gs->piece, &gs->v, 1);
     net_resp_write_buffer(r->net, gs->piece);
-    r->send_pos += gs->v.iov_len;
+    r->send_pos += want;
     return 0;
 }
 
@@ -359,7 +489,7 @@ static void get_read_done(void *arg, cm_err err)
 {
     get_state *gs = arg;
     gs->rd = NULL;
-    if (get_piece_done(gs->r, err) == 0)
+    if (get_piece_done(gs->r, err, 1, gs->v.iov_len) == 0)
         get_drain(gs->r);
 }
 
@@ -387,12 +517,26 @@ static void get_drain(gw_req *r)
         uint64_t want = pstripe ? pstripe - in_part % pstripe : stripe;
         want = CM_MIN(want, p->size - in_part);
         want = CM_MIN(want, r->send_end - r->send_pos);
+        cm_err err;
+        if (!p->inline_data && p->layout.epoch == 0 && want <= stripe) {
+            /* A single node's stripe data: into a pooled buffer, added by reference. */
+            void *buf = piece_buf_take(stripe);
+            err = buf ? ob_read(r->g->data, &p->layout, in_part, buf, want) : CM_ERR_NOMEM;
+            if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, piece_buf_give,
+                                                       (void *)(uintptr_t)stripe) != 0)
+                err = CM_ERR_NOMEM;
+            if (err != CM_OK && buf)
+                piece_buf_give(buf, want, (void *)(uintptr_t)stripe);
+            if (get_piece_done(r, err, 0, want) != 0)
+                return;
+            continue;
+        }
+        /* Inline bodies and cluster layouts: into the output's own free space. */
         if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &gs->v, 1) < 1) {
             net_req_abort(r->net);
             return;
         }
         gs->v.iov_len = want;
-        cm_err err;
         if (p->inline_data) {
             memcpy(gs->v.iov_base, p->inline_data + in_part, want);
             err = CM_OK;
@@ -405,7 +549,7 @@ static void get_drain(gw_req *r)
         } else {
             err = ob_read(r->g->data, &p->layout, in_part, gs->v.iov_base, want);
         }
-        if (get_piece_done(r, err) != 0)
+        if (get_piece_done(r, err, 1, want) != 0)
             return;
     }
     if (!gs->rd && r->send_pos >= r->send_end) {

@@ -20,6 +20,13 @@
  * and never ran are on the `returning` list, and gw_pool_stop frees those requests after the join.
  * So no job ever calls event_base_once on a freed base, and no request is leaked.
  *
+ * Asynchronous jobs (gw_async_begin/end/continue): a request handed to another thread that
+ * completes it without a worker - an inline PUT's metadata commit, whose completion the commit
+ * thread runs (md_object_put_async). It counts as running, so gw_pool_stop waits for it after
+ * the join, and it goes back to its loop exactly as a worker's job does (job_return). Why: with a
+ * worker blocked on each commit, a batch of n PUTs cost n worker wake-ups on the way in and n on
+ * the way out, and the context switches dominated a 4 KiB PUT's CPU (docs/performance.md).
+ *
  * Bounds: the queue is intrusive (the request is the queue node), so it allocates nothing and is
  * bounded by the requests in flight; past GW_POOL_MAX_QUEUED waiting jobs, gw_offload runs the job
  * inline on the loop (slower, never lost). Dispose jobs are always queued: they hold nothing
@@ -38,11 +45,12 @@
 struct gw_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t idle_cv; /* running dropped to 0 while stopping */
     gw_req *head, *tail;
     size_t queued;
     int stop;
     int detached;      /* the loops are gone: completions do not go back to them */
-    int running;       /* jobs between dequeue and completion */
+    int running;       /* jobs between dequeue (or gw_async_begin) and completion */
     gw_req *returning; /* completions posted to a loop and not run yet (job_next/job_prev) */
     int nthreads;
     pthread_t *threads;
@@ -114,6 +122,15 @@ static void job_return(gw_pool *p, gw_req *r)
         complete_detached(r);
 }
 
+/* A job (worker's or asynchronous) is over. */
+static void job_finished(gw_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (--p->running == 0 && p->stop)
+        pthread_cond_broadcast(&p->idle_cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *worker(void *arg)
 {
     gw_pool *p = arg;
@@ -136,9 +153,7 @@ static void *worker(void *arg)
 
         r->job_work(r);
         job_return(p, r);
-        pthread_mutex_lock(&p->mu);
-        p->running--;
-        pthread_mutex_unlock(&p->mu);
+        job_finished(p);
     }
 }
 
@@ -151,6 +166,7 @@ cm_err gw_pool_new(int nthreads, gw_pool **out)
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->idle_cv, NULL);
     for (; p->nthreads < nthreads; p->nthreads++)
         if (pthread_create(&p->threads[p->nthreads], NULL, worker, p) != 0) {
             gw_pool_free(p);
@@ -175,6 +191,10 @@ void gw_pool_stop(gw_pool *p)
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     p->nthreads = 0;
+    pthread_mutex_lock(&p->mu); /* asynchronous jobs: their completing threads still run */
+    while (p->running > 0)
+        pthread_cond_wait(&p->idle_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     /* Completions posted before the stop whose loop exited without running them. */
     while (p->returning) {
         gw_req *r = p->returning;
@@ -190,6 +210,7 @@ void gw_pool_free(gw_pool *p)
     gw_pool_stop(p);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->idle_cv);
     free(p->threads);
     free(p);
 }
@@ -235,4 +256,37 @@ void gw_dispose(gw_req *r, gw_work_fn work)
         work(r); /* the loops are gone: nobody waits on this thread */
         gw_req_free(r);
     }
+}
+
+void gw_async_begin(gw_req *r, gw_finish_fn done)
+{
+    gw_pool *p = r->g->pool;
+    r->job_work = NULL;
+    r->job_done = done;
+    r->job_next = NULL;
+    r->base = net_req_base(r->net);
+    r->busy = 1;
+    pthread_mutex_lock(&p->mu);
+    p->running++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void gw_async_end(gw_req *r)
+{
+    gw_pool *p = r->g->pool; /* r may be gone once returned */
+    job_return(p, r);
+    job_finished(p);
+}
+
+void gw_async_continue(gw_req *r, gw_work_fn work)
+{
+    gw_pool *p = r->g->pool;
+    r->job_work = work;
+    r->job_next = NULL;
+    if (enqueue(p, r, 1) != 0) { /* stopping: the workers are gone or going */
+        work(r);
+        gw_async_end(r);
+        return;
+    }
+    job_finished(p); /* the worker that dequeues it counts it again */
 }

@@ -132,8 +132,9 @@ void gw_free(gw *g)
 {
     if (!g)
         return;
-    gw_pool_free(g->pool);   /* first: jobs use the stores */
-    ob_store_close(g->data); /* deletes the lease leftovers first */
+    gw_pool_free(g->pool);    /* first: jobs use the stores */
+    gw_get_buffers_release(); /* the main thread ran a loop: its pool of GET buffers */
+    ob_store_close(g->data);  /* deletes the lease leftovers first */
     md_close(g->md);
     free(g->data_dir);
     free(g->region);

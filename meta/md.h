@@ -253,15 +253,16 @@ cm_err md_check(md_store *md);
 
 /* Group commit counters since md_open (a consistent snapshot; see docs/metadata.md). */
 typedef struct {
-    uint64_t ops;           /* write calls applied (each in its own nested transaction) */
-    uint64_t ops_committed; /* of those, made durable by a successful commit */
-    uint64_t ops_failed;    /* returned an error of their own (condition, NOTFOUND, NOSPC, ...) */
-    uint64_t batches;       /* batches run by a leader */
-    uint64_t commits;       /* write transactions committed: one sync each */
-    uint64_t commit_errors; /* commits that failed (every op of the batch got the error) */
-    uint64_t max_batch;     /* most ops in one batch */
-    uint64_t map_size;      /* LMDB map size now (bytes of address space) */
-    uint64_t map_grows;     /* times the map grew because a batch filled it */
+    uint64_t ops;            /* write calls applied */
+    uint64_t ops_committed;  /* of those, made durable by a successful commit */
+    uint64_t ops_failed;     /* returned an error of their own (condition, NOTFOUND, NOSPC, ...) */
+    uint64_t batches;        /* batches run by a leader */
+    uint64_t batches_nested; /* of those, run again op by op (nested) after an op failed */
+    uint64_t commits;        /* write transactions committed: one sync each */
+    uint64_t commit_errors;  /* commits that failed (every op of the batch got the error) */
+    uint64_t max_batch;      /* most ops in one batch */
+    uint64_t map_size;       /* LMDB map size now (bytes of address space) */
+    uint64_t map_grows;      /* times the map grew because a batch filled it */
 } md_stats;
 
 void md_stats_get(md_store *md, md_stats *out);
@@ -307,6 +308,16 @@ cm_err md_object_get(md_store *md, const char *bucket, const char *key, md_objec
  */
 cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old);
+/*
+ * md_object_put without waiting for the commit: obj is encoded before the call returns; bucket
+ * and cond are borrowed until done runs. done runs exactly once, on the store's commit thread,
+ * when the put's batch is durable or failed: err and the replaced record as md_object_put gives
+ * them (old is done's to release when had_old). done must not block: the next batch waits for it.
+ * Returns CM_OK when queued; otherwise the error, and done never runs.
+ */
+typedef void (*md_put_done_fn)(void *arg, cm_err err, md_object *old, int had_old);
+cm_err md_object_put_async(md_store *md, const char *bucket, const md_object *obj,
+                           const md_cond *cond, md_put_done_fn done, void *arg);
 /*
  * Remove bucket/key. The removed record goes to *old when non-NULL (*had_old = 1). Removing a
  * missing key is CM_OK with *had_old = 0. cond (if_match only) as for put.

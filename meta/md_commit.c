@@ -2,25 +2,44 @@
  * md_commit.c - group commit: concurrent md_* writes share one LMDB write transaction and sync.
  *
  * Every public write is an op (an apply function and its private state). A caller queues its op
- * under gc->mu and then, if no batch is running, becomes the leader: it takes up to gc->max
- * queued ops (arrival order), opens one write transaction, applies each op in a nested
- * transaction (committed into the parent on success, aborted on failure, so a failed condition,
- * NOTFOUND or MAP_FULL of one op leaves the others' writes alone), commits the parent once (one
- * fdatasync), records each op's result and wakes its caller. Ops queued meanwhile form the next
- * batch; the leader hands leadership to the caller of the oldest of them. A lone writer leads at
- * once: no timers, no waiting for company.
+ * under gc->mu, wakes the store's commit thread if it is idle, and waits on the op's own
+ * semaphore. The commit thread (the leader, started by the first write) takes up to gc->max
+ * queued ops (arrival order), opens one write transaction, applies the ops, commits it once (one
+ * fdatasync), records each op's result and posts its semaphore. Ops queued meanwhile form the
+ * next batch. A lone write is run at once: no timers, no waiting for company.
+ *
+ * Why a thread of its own rather than the first caller leading: with callers leading, every
+ * finished batch woke n callers on condition variables tied to gc->mu, so each had to take gc->mu
+ * again on waking, right while the next leader and new callers wanted it - a herd of futex waits
+ * and context switches per batch that cost more CPU than the commit itself at 64 writers
+ * (docs/performance.md). Now a caller's wake-up is one sem_post, and nothing it does afterwards
+ * touches shared state. The price is one hand-off (two context switches) for a lone write.
+ *
+ * Flat first, nested when an op fails: the leader first applies every op of the batch straight
+ * in the write transaction. If all of them succeed, that is the batch (what the nested way would
+ * have produced: each op sees the ops before it either way). If one fails, the transaction is
+ * aborted - nothing of it is durable or visible - and the batch runs again with each op in a
+ * nested transaction (committed into the parent on success, aborted on failure, so a failed
+ * condition, NOTFOUND or MAP_FULL of one op leaves the others' writes alone). Why not always
+ * nested: LMDB allocates a 2 MiB dirty list and a 1 MiB free-page list for every nested
+ * transaction, which glibc maps and unmaps (past its mmap threshold): two mmap, two munmap with
+ * cross-CPU TLB shootdowns and a few page faults per write, most of the CPU of a 4 KiB PUT
+ * (docs/performance.md). An op that succeeds without changing anything clears *wrote and must
+ * then have written nothing (in the flat run its transaction is the batch's).
  *
  * Invariants:
- *   - At most one leader (gc->leading), so LMDB's writer lock is never contended between our own
- *     threads, and the leader begins and commits the transaction on its own thread (LMDB's
- *     writer mutex must be unlocked by the thread that locked it).
+ *   - One leader (the commit thread), so LMDB's writer lock is never contended between our own
+ *     threads, and the transaction is begun and committed on one thread (LMDB's writer mutex
+ *     must be unlocked by the thread that locked it).
  *   - Each op sees the writes of every op applied before it (the parent carries them), so
  *     check-and-set stays atomic: two racing If-None-Match puts are ordered, the second fails.
  *   - If the parent commit fails, every op of the batch gets that error: none of it is durable,
  *     except when the meta-page write failed (LMDB then panics): the commit may be on disk, and
  *     every op gets CM_ERR_UNCERTAIN, so callers keep what the records would name (fsck sweeps).
- *   - Whenever no leader runs and the queue is not empty, the oldest queued op's caller has been
- *     signalled (it leads next), so no op waits forever.
+ *   - Whenever the queue is not empty, the commit thread is running or has been signalled, so no
+ *     op waits forever. An op's semaphore is posted once, by the commit thread, as its last touch
+ *     of the op (which lives on its caller's stack and is gone once the caller returns).
+ *   - md_gc_release (md_close) stops and joins the thread; no write may be in flight then.
  *   - A batch that fills the LMDB map (MDB_MAP_FULL in an op or in the commit) is aborted whole,
  *     the map grown (md_map_grow: the leader holds no transaction then, and waits out the
  *     readers) and the batch run again from the start; so the map follows the data instead of
@@ -30,22 +49,15 @@
  *     writer costs what it did before group commit. A batch in which nothing changed (all ops
  *     failed, or deleted missing keys) aborts instead of committing: no sync.
  *
- * Threading: a caller waits on its own condition variable (on its stack), so a finished batch
- * wakes exactly its callers and the next leader, not every waiter.
+ * Threading: a caller waits on its own semaphore (on its stack), so a finished batch wakes exactly
+ * its callers, not every waiter. md_write_async callers do not wait at all: the commit thread
+ * calls their op's fin instead of posting (md_object_put_async: the gateway's inline PUTs, which
+ * so need no worker thread blocked per write, docs/performance.md).
  */
+#include <errno.h>
 #include <string.h>
 
 #include "md_int.h"
-
-struct md_op {
-    md_apply_fn apply;
-    void *arg;
-    cm_err err;
-    int wrote; /* changed the store (the nested transaction was committed into the batch) */
-    int done;
-    pthread_cond_t cv;
-    md_op *next;
-};
 
 cm_err md_gc_init(md_gc *gc)
 {
@@ -57,11 +69,24 @@ cm_err md_gc_init(md_gc *gc)
         pthread_mutex_destroy(&gc->mu);
         return CM_ERR_NOMEM;
     }
+    if (pthread_cond_init(&gc->work_cv, NULL) != 0) {
+        pthread_cond_destroy(&gc->queued_cv);
+        pthread_mutex_destroy(&gc->mu);
+        return CM_ERR_NOMEM;
+    }
     return CM_OK;
 }
 
 void md_gc_release(md_gc *gc)
 {
+    pthread_mutex_lock(&gc->mu);
+    int started = gc->started;
+    gc->stop = 1;
+    pthread_cond_signal(&gc->work_cv);
+    pthread_mutex_unlock(&gc->mu);
+    if (started)
+        pthread_join(gc->thread, NULL);
+    pthread_cond_destroy(&gc->work_cv);
     pthread_cond_destroy(&gc->queued_cv);
     pthread_mutex_destroy(&gc->mu);
 }
@@ -89,8 +114,8 @@ static void apply_nested(md_store *md, MDB_txn *parent, md_op *op)
     }
 }
 
-/* Apply the lone op of a batch straight in txn: what a write cost before group commit. */
-static void apply_alone(md_store *md, MDB_txn *txn, md_op *op)
+/* Apply op straight in the batch's txn (the flat run, and a lone op). */
+static void apply_flat(md_store *md, MDB_txn *txn, md_op *op)
 {
     op->wrote = 1;
     op->err = op->apply(md, txn, op->arg, &op->wrote);
@@ -141,14 +166,17 @@ static int any_map_full(const md_op *batch)
  * returns the commit error (CM_OK also when nothing needed committing). With grow set, *full is
  * set and nothing committed when an op or the commit found the map full: the caller grows it and
  * runs the batch again (apply functions start from their input each time, so a rerun is a first
- * run). Without it, an op that does not fit fails alone, as any other op's failure.
+ * run). Without it, an op that does not fit fails alone, as any other op's failure. Each op runs
+ * straight in the transaction when flat is set; then, in a batch of more than one, the first
+ * failing op aborts the transaction and *nested is set: nothing was committed, and the caller
+ * runs the batch again with flat clear.
  */
 static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc, int grow,
-                             int *full)
+                             int flat, int *full, int *nested)
 {
     MDB_txn *txn;
     size_t nwrote = 0;
-    *full = 0;
+    *full = *nested = 0;
     cm_err e = md_txn_begin(md, 0, &txn);
     if (e != CM_OK) {
         for (md_op *op = batch; op; op = op->next)
@@ -156,10 +184,15 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
         return e;
     }
     for (md_op *op = batch; op; op = op->next) {
-        if (n == 1)
-            apply_alone(md, txn, op);
+        if (flat || n == 1)
+            apply_flat(md, txn, op);
         else
             apply_nested(md, txn, op);
+        if (flat && n > 1 && op->err != CM_OK) {
+            mdb_txn_abort(txn);
+            *nested = 1;
+            return op->err;
+        }
         nwrote += op->wrote != 0;
     }
     if (grow && !inject_rc && any_map_full(batch)) {
@@ -180,18 +213,24 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
     return e;
 }
 
-/* Run the batch, growing the LMDB map and rerunning it while it does not fit. */
-static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc)
+/*
+ * Run the batch: flat, then nested if an op failed in the flat run, growing the LMDB map and
+ * rerunning while it does not fit. *was_nested tells whether the nested run was needed.
+ */
+static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc, int *was_nested)
 {
-    int full;
-    cm_err e = run_batch_once(md, batch, n, inject_rc, 1, &full);
+    int full, nested, flat = 1;
+    cm_err e = run_batch_once(md, batch, n, inject_rc, 1, flat, &full, &nested);
+    *was_nested = nested;
+    if (nested) /* the failed flat run committed nothing: the injected failure still applies */
+        e = run_batch_once(md, batch, n, inject_rc, 1, flat = 0, &full, &nested);
     while (full) /* once the map cannot grow, the batch runs as it would have without growth */
-        e = run_batch_once(md, batch, n, 0, md_map_grow(md) == CM_OK, &full);
+        e = run_batch_once(md, batch, n, 0, md_map_grow(md) == CM_OK, flat, &full, &nested);
     return e;
 }
 
-/* Account a finished batch and wake its callers (mu held). */
-static void batch_done(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
+/* Account a finished batch (mu held). */
+static void batch_account(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
 {
     int committed = 0;
     gc->st.batches++;
@@ -200,14 +239,10 @@ static void batch_done(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
         gc->st.max_batch = n;
     if (commit_err != CM_OK)
         gc->st.commit_errors++;
-    md_op *next;
-    for (md_op *op = batch; op; op = next) {
-        next = op->next; /* op may vanish once its caller runs, which needs mu: read first */
+    for (md_op *op = batch; op; op = op->next) {
         committed |= op->wrote;
         gc->st.ops_committed += op->wrote != 0;
         gc->st.ops_failed += op->err != CM_OK && commit_err == CM_OK;
-        op->done = 1;
-        pthread_cond_signal(&op->cv);
     }
     gc->st.commits += committed;
 }
@@ -218,7 +253,6 @@ static void lead(md_store *md)
     md_gc *gc = &md->gc;
     md_op *batch = gc->head, *last = NULL;
     size_t n = 0;
-    gc->leading = 1;
     for (md_op *op = gc->head; op && n < gc->max; op = op->next)
         last = op, n++;
     gc->head = last->next;
@@ -235,39 +269,88 @@ static void lead(md_store *md)
 
     if (hook)
         hook(hook_arg, n);
-    cm_err e = run_batch(md, batch, n, inject_rc);
+    int nested;
+    cm_err e = run_batch(md, batch, n, inject_rc, &nested);
 
     pthread_mutex_lock(&gc->mu);
-    batch_done(gc, batch, n, e);
-    gc->leading = 0;
-    if (gc->head)
-        pthread_cond_signal(&gc->head->cv); /* the oldest waiting caller leads next */
+    gc->st.batches_nested += nested != 0;
+    batch_account(gc, batch, n, e);
+    pthread_mutex_unlock(&gc->mu);
+    md_op *next;
+    for (md_op *op = batch; op; op = next) {
+        next = op->next; /* op vanishes once its caller wakes: read first */
+        if (op->fin)
+            op->fin(op);
+        else
+            sem_post(&op->done);
+    }
+    pthread_mutex_lock(&gc->mu);
+}
+
+/* The commit thread: lead batches while ops are queued; sleep when none is. */
+static void *commit_thread(void *arg)
+{
+    md_store *md = arg;
+    md_gc *gc = &md->gc;
+    pthread_mutex_lock(&gc->mu);
+    for (;;) {
+        while (!gc->head && !gc->stop)
+            pthread_cond_wait(&gc->work_cv, &gc->mu);
+        if (!gc->head)
+            break;
+        gc->leading = 1;
+        lead(md);
+        gc->leading = 0;
+    }
+    pthread_mutex_unlock(&gc->mu);
+    return NULL;
+}
+
+/* Queue op for the commit thread (started here the first time); CM_ERR_NOMEM if it cannot run. */
+static cm_err enqueue(md_store *md, md_op *op)
+{
+    md_gc *gc = &md->gc;
+    op->next = NULL;
+    pthread_mutex_lock(&gc->mu);
+    if (!gc->started) {
+        if (gc->stop || pthread_create(&gc->thread, NULL, commit_thread, md) != 0) {
+            pthread_mutex_unlock(&gc->mu);
+            return CM_ERR_NOMEM;
+        }
+        gc->started = 1;
+    }
+    if (gc->tail)
+        gc->tail->next = op;
+    else
+        gc->head = op;
+    gc->tail = op;
+    gc->nqueued++;
+    if (gc->qwaiters)
+        pthread_cond_broadcast(&gc->queued_cv);
+    if (!gc->leading)
+        pthread_cond_signal(&gc->work_cv);
+    pthread_mutex_unlock(&gc->mu);
+    return CM_OK;
 }
 
 cm_err md_write(md_store *md, md_apply_fn apply, void *arg)
 {
-    md_gc *gc = &md->gc;
     md_op op = {.apply = apply, .arg = arg};
-    if (pthread_cond_init(&op.cv, NULL) != 0)
+    if (sem_init(&op.done, 0, 0) != 0)
         return CM_ERR_NOMEM;
-    pthread_mutex_lock(&gc->mu);
-    if (gc->tail)
-        gc->tail->next = &op;
-    else
-        gc->head = &op;
-    gc->tail = &op;
-    gc->nqueued++;
-    if (gc->qwaiters)
-        pthread_cond_broadcast(&gc->queued_cv);
-    while (!op.done) {
-        if (!gc->leading)
-            lead(md);
-        else
-            pthread_cond_wait(&op.cv, &gc->mu);
+    cm_err e = enqueue(md, &op);
+    if (e == CM_OK) {
+        while (sem_wait(&op.done) != 0 && errno == EINTR)
+            ;
+        e = op.err;
     }
-    pthread_mutex_unlock(&gc->mu);
-    pthread_cond_destroy(&op.cv);
-    return op.err;
+    sem_destroy(&op.done);
+    return e;
+}
+
+cm_err md_write_async(md_store *md, md_op *op)
+{
+    return enqueue(md, op);
 }
 
 void md_stats_get(md_store *md, md_stats *out)

@@ -7,6 +7,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "cm_log.h"
 #include "md.h"
@@ -19,15 +20,29 @@
 #define MD_BATCH_MAX 256
 
 /*
- * One write, applied by the batch leader inside txn (a nested transaction, or the batch's own
- * when it is alone). arg is the op's private state: the function reads and writes only it and
- * the store. It returns the op's result and clears *wrote when it succeeded without changing
- * anything (nothing to commit). Anything it allocates stays in arg: the caller frees it after
- * md_write returns, when the final result may still be a failed commit.
+ * One write, applied by the batch leader inside txn (the batch's own, or a nested transaction
+ * when another op of the batch failed: md_commit.c). arg is the op's private state: the function
+ * reads and writes only it and the store. It returns the op's result and clears *wrote when it
+ * succeeded without changing anything (nothing to commit); it must then have written nothing.
+ * Anything it allocates stays in arg: the caller frees it after md_write returns, when the final
+ * result may still be a failed commit.
  */
 typedef cm_err (*md_apply_fn)(md_store *md, MDB_txn *txn, void *arg, int *wrote);
 
 typedef struct md_op md_op;
+
+/* A queued write. md_write keeps it on its stack; md_write_async callers embed it. */
+struct md_op {
+    md_apply_fn apply;
+    void *arg;
+    cm_err err;
+    int wrote; /* changed the store (the nested transaction was committed into the batch) */
+    /* Completion: fin(op) when set (on the commit thread, once err is final, as the commit
+     * thread's last touch of op; it must not block: the next batch waits), else done is posted. */
+    void (*fin)(md_op *op);
+    sem_t done;
+    md_op *next;
+};
 
 /* A leader's hook before it applies a batch of n ops (tests only; runs without the lock). */
 typedef void (*md_batch_hook)(void *arg, size_t n);
@@ -37,7 +52,10 @@ typedef struct {
     pthread_cond_t queued_cv; /* signalled per enqueue while someone waits in md_gc_wait_queued */
     md_op *head, *tail;       /* ops waiting for a leader, in arrival order */
     size_t nqueued;
-    int leading;   /* a leader is running a batch */
+    pthread_cond_t work_cv; /* wakes the commit thread */
+    pthread_t thread;       /* the commit thread (md_commit.c), started by the first write */
+    int started, stop;
+    int leading;   /* the commit thread is running a batch (no need to signal it) */
     int qwaiters;  /* threads in md_gc_wait_queued */
     size_t max;    /* batch limit (MD_BATCH_MAX; tests may lower it) */
     int fail_next; /* tests: this many next commits fail with fail_rc */
@@ -50,10 +68,12 @@ typedef struct {
 cm_err md_gc_init(md_gc *gc);
 void md_gc_release(md_gc *gc);
 /*
- * Run one write: queue it, and either lead batches until it is done or wait for a leader to run
- * it. Returns the op's result, or the batch's commit error (then nothing of the batch is durable).
+ * Run one write: queue it for the commit thread and wait until its batch is done. Returns the
+ * op's result, or the batch's commit error (then nothing of the batch is durable).
  */
 cm_err md_write(md_store *md, md_apply_fn apply, void *arg);
+/* Queue op (apply, arg and fin set) without waiting; CM_OK, or an error and fin never runs. */
+cm_err md_write_async(md_store *md, md_op *op);
 
 /* Test hooks: batch limit, a hook before each batch, failing the next n commits with LMDB code
  * rc, and waiting until at least n ops are queued (no sleeping: signalled per enqueue). */

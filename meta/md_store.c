@@ -578,6 +578,49 @@ cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, con
     return e;
 }
 
+typedef struct {
+    md_op op; /* first: fin gets it back */
+    object_op o;
+    md_put_done_fn done;
+    void *arg;
+} put_async;
+
+static void put_async_fin(md_op *op)
+{
+    put_async *a = (put_async *)op;
+    md_object old = {0};
+    int had_old = 0;
+    md_w_free(&a->o.w);
+    object_op_finish(&a->o, op->err, &old, &had_old);
+    a->done(a->arg, op->err, &old, had_old);
+    free(a);
+}
+
+cm_err md_object_put_async(md_store *md, const char *bucket, const md_object *obj,
+                           const md_cond *cond, md_put_done_fn done, void *arg)
+{
+    put_async *a = calloc(1, sizeof(*a));
+    if (!a)
+        return CM_ERR_NOMEM;
+    a->o.bucket = bucket;
+    a->o.cond = cond;
+    a->done = done;
+    a->arg = arg;
+    a->op.apply = object_put_apply;
+    a->op.arg = &a->o;
+    a->op.fin = put_async_fin;
+    cm_err e = CM_ERR_INVAL;
+    if (obj->key && *obj->key && md_key_object(bucket, obj->key, a->o.k, &a->o.kl) == CM_OK)
+        e = md_object_encode_stored(obj, &a->o.w);
+    if (e == CM_OK)
+        e = md_write_async(md, &a->op);
+    if (e != CM_OK) {
+        md_w_free(&a->o.w);
+        free(a);
+    }
+    return e;
+}
+
 static cm_err object_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     object_op *op = arg;
