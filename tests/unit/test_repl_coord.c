@@ -288,7 +288,7 @@ static void test_hedge_and_timeouts(void)
     /* rp_free waits for the hung calls (1.5 s) before the fakes go: no late completion may
      * touch a freed op (ASan would say). */
     coords_free();
-    CU_ASSERT(now_ms() - hung_from >= 1450); /* however long the steps above took */
+    CU_ASSERT(now_ms() - hung_from >= 1450);      /* however long the steps above took */
     CU_ASSERT_EQUAL(fake_hints(E.f[3], "f1"), 1); /* the stand-ins of the first put */
     CU_ASSERT_EQUAL(fake_hints(E.f[4], "f2"), 1);
     env_down();
