@@ -574,11 +574,15 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish)
     net_req_read_body(r->net);
 }
 
-/* Push payload bytes into the data sink: the inline buffer first, the erasure writer beyond. */
+/* Push payload bytes into the data sink: the inline buffer first, the erasure writer beyond. A
+ * body announced longer than the threshold goes to the writer from its first byte, so each of its
+ * bytes is copied once (into the stripe buffer) rather than its head twice (docs/performance.md,
+ * "Cluster": copies). */
 static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n)
 {
     size_t thr = r->g->cfg.inline_threshold;
-    if (!r->writer && r->inl_len + n <= thr) {
+    int big = r->expect_len >= 0 && (uint64_t)r->expect_len > thr;
+    if (!r->writer && !big && r->inl_len + n <= thr) {
         memcpy(r->inl + r->inl_len, p, n);
         r->inl_len += n;
         return CM_OK;
