@@ -12,12 +12,12 @@
 #
 # What it runs, in order, on this machine's loopback:
 #   single     `cairn server` on a fresh data dir (the embedded default: 6 drive folders, 4+2),
-#              as bench/run.sh starts it; the four workloads below; stopped
+#              as bench/run.sh starts it
 #   cluster    deploy/local-cluster.sh start in a temp dir on free ports (3 etcd members, six
-#              nodes in three AZs, 2+2 bodies over nodes, records N=3/W=2/R=2); the same four
-#              workloads through n1; then (SPREAD=1) the same again with the connections spread
-#              over the six nodes (one `cairn bench` per node, c/6 connections each, run at once);
-#              stopped
+#              nodes in three AZs, 2+2 bodies over nodes, records N=3/W=2/R=2)
+#   then, per workload, back to back (the same load on the machine for both sides; the side not
+#   measured is idle): the single node; the cluster through n1; and (SPREAD=1) the cluster with
+#   the connections spread over the six nodes (one `cairn bench` per node, c/6 each, at once)
 #   workloads  4 KiB GET c=64 and 1 MiB GET c=16 (objects preloaded), 4 KiB PUT c=64, 1 MiB PUT
 #              c=16 (the concurrencies of bench/run.sh's rows), all by `cairn bench`
 # CPU: utime+stime of every server process (the single server; the six nodes, and etcd counted
@@ -69,7 +69,6 @@ cpu_ticks() {
     echo "$t"
 }
 
-SERVERS="" ETCDS=""
 # run NAME ENDPOINT... -- BENCH-ARGS: one `cairn bench` per endpoint at once (concurrency split),
 # with the CPU of SERVERS and ETCDS around it. Writes NAME.json (one per endpoint: NAME.K.json)
 # and NAME.cpu.
@@ -99,18 +98,24 @@ run() {
     [ "$rc" = 0 ] || { say "$name: a request failed (see $res/$name.*.json)"; exit 1; }
 }
 
-# workloads PREFIX ENDPOINT...: the four rows against the endpoints.
-workloads() {
-    local p=$1
-    shift
-    say "$p: 4 KiB GET c=64, ${DUR}s"
-    run "$p-get4k" "$@" -- --op get --bucket get4k --size 4K --keys 100 --no-preload --concurrency 64 --duration "$DUR"
-    say "$p: 1 MiB GET c=16, ${DUR}s"
-    run "$p-get1m" "$@" -- --op get --bucket get1m --size 1M --keys 64 --no-preload --concurrency 16 --duration "$DUR"
-    say "$p: 4 KiB PUT c=64, ${DUR}s"
-    run "$p-put4k" "$@" -- --op put --bucket put4k --prefix "$p" --size 4K --keys 100000 --concurrency 64 --duration "$DUR"
-    say "$p: 1 MiB PUT c=16, ${DUR}s"
-    run "$p-put1m" "$@" -- --op put --bucket put1m --prefix "$p" --size 1M --keys 1000 --concurrency 16 --duration "$DUR"
+# One workload (NAME and bench arguments) on each side in turn, back to back, so that the single
+# node and the cluster see the same load on the machine; the side not measured sits idle (an idle
+# cluster costs under 0.01 core).
+workload() {
+    local w=$1 what=$2
+    shift 2
+    local put=0
+    [[ " $* " == *" --op put "* ]] && put=1
+    pfx() { if [ "$put" = 1 ]; then echo "--prefix $1"; fi; } # PUTs: fresh keys per run
+    say "$what, ${DUR}s: single, cluster via n1${spread_eps:+, spread}"
+    # shellcheck disable=SC2046 # pfx's words
+    SERVERS=$server ETCDS="" run "single-$w" "$single_ep" -- "$@" $(pfx single) --duration "$DUR"
+    # shellcheck disable=SC2046
+    SERVERS=$cluster_pids ETCDS=$etcd_pids run "cluster-$w" "${eps[0]}" -- "$@" $(pfx cluster) --duration "$DUR"
+    if [ -n "$spread_eps" ]; then
+        # shellcheck disable=SC2046,SC2086 # pfx's words, the six endpoints
+        SERVERS=$cluster_pids ETCDS=$etcd_pids run "spread-$w" $spread_eps -- "$@" $(pfx spread) --duration "$DUR"
+    fi
 }
 
 preload() { # preload ENDPOINT: the GET objects
@@ -118,21 +123,15 @@ preload() { # preload ENDPOINT: the GET objects
     "$bin" bench --endpoint "$1" --quiet --json --op put --bucket get1m --size 1M --keys 64 --count 64 --concurrency 16 >/dev/null
 }
 
-# ---- the single-node default ----
+# ---- the single-node default and the loopback cluster, both started first ----
 sport=$(free_port)
 "$bin" server --data "$work/single" --listen "127.0.0.1:$sport" >>"$work/single.log" 2>&1 &
 server=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$sport/health/ready" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$sport/health/ready" >/dev/null || { cat "$work/single.log" >&2; exit 1; }
+single_ep=http://127.0.0.1:$sport
+for _ in $(seq 100); do curl -sf "$single_ep/health/ready" >/dev/null && break; sleep 0.1; done
+curl -sf "$single_ep/health/ready" >/dev/null || { cat "$work/single.log" >&2; exit 1; }
 say "single: cairn server pid $server on 127.0.0.1:$sport"
-SERVERS=$server ETCDS=""
-preload "http://127.0.0.1:$sport"
-workloads single "http://127.0.0.1:$sport"
-kill "$server" && wait "$server" 2>/dev/null || true
-server=""
-rm -rf "$work/single"
 
-# ---- the loopback cluster ----
 # A base port whose ports BASE+1..BASE+46 (those local-cluster.sh uses) are free.
 base=""
 for _ in $(seq 20); do
@@ -149,12 +148,22 @@ say "cluster: deploy/local-cluster.sh start (base port $base)"
 CAIRN_CLUSTER_DIR=$cdir CAIRN_CLUSTER_PORT=$base CAIRN_BIN=$bin "$root/deploy/local-cluster.sh" start \
     >"$work/cluster-start.txt" || { cat "$work/cluster-start.txt" >&2; exit 1; }
 mapfile -t eps < <(awk '/^n[1-6] / {print $3}' "$work/cluster-start.txt")
-SERVERS=$(awk '/^n[1-6] / {print $4}' "$work/cluster-start.txt" | tr '\n' ' ')
-ETCDS=$(cat "$cdir"/etcd/m*.pid | tr '\n' ' ')
 [ "${#eps[@]}" = 6 ] || { cat "$work/cluster-start.txt" >&2; exit 1; }
+cluster_pids=$(awk '/^n[1-6] / {print $4}' "$work/cluster-start.txt" | tr '\n' ' ')
+etcd_pids=$(cat "$cdir"/etcd/m*.pid | tr '\n' ' ')
+spread_eps=""
+[ "$SPREAD" = 1 ] && spread_eps="${eps[*]}"
+
+preload "$single_ep"
 preload "${eps[0]}"
-workloads cluster "${eps[0]}"
-[ "$SPREAD" = 1 ] && workloads spread "${eps[@]}"
+workload get4k "4 KiB GET c=64" --op get --bucket get4k --size 4K --keys 100 --no-preload --concurrency 64
+workload get1m "1 MiB GET c=16" --op get --bucket get1m --size 1M --keys 64 --no-preload --concurrency 16
+workload put4k "4 KiB PUT c=64" --op put --bucket put4k --size 4K --keys 100000 --concurrency 64
+workload put1m "1 MiB PUT c=16" --op put --bucket put1m --size 1M --keys 1000 --concurrency 16
+
+kill "$server"
+wait "$server" 2>/dev/null || true
+server=""
 CAIRN_CLUSTER_DIR=$cdir "$root/deploy/local-cluster.sh" stop >/dev/null 2>&1
 cluster_up=0
 
