@@ -58,9 +58,10 @@
 #define CLUSTER_TICK_MS 10000 /* maintenance period */
 #define FAULTS_POLL_MS 200    /* CAIRN_RPC_FAULTS_FILE is checked this often */
 #define MD_WORKERS 16         /* local replica calls: each holds a worker through its commit */
-#define GC_BATCH_MAX 10000    /* garbage bodies freed per tick at most */
-#define AE_KEYS_MAX 1000      /* keys repaired per partition per tick at most */
-#define NSHARDS 8             /* partitions per bucket: fixed for the life of a cluster */
+#define MD_CONNS 32        /* RPC connections per peer for record calls (one call in flight each) */
+#define GC_BATCH_MAX 10000 /* garbage bodies freed per tick at most */
+#define AE_KEYS_MAX 1000   /* keys repaired per partition per tick at most */
+#define NSHARDS 8          /* partitions per bucket: fixed for the life of a cluster */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -382,6 +383,7 @@ static void loop_setup(void *arg)
                            .secret = c->cfg.secret,
                            .secret_len = c->cfg.secret_len,
                            .faults = c->faults};
+    cc.net.max_conns = MD_CONNS;
     cm_err e = nd_client_new(c->base, &cc, &c->cl);
     if (e == CM_OK)
         e = rp_replica_local_new(c->base, gw_meta_store(c->cfg.g), c->work, c->self, &c->local);

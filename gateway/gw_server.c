@@ -587,14 +587,17 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish)
 /*
  * Offer n payload bytes to the data sink: the inline buffer first, the erasure writer beyond
  * (ob_writer_write_some, which never waits); *taken gets the bytes it took. CM_AGAIN: the writer's
- * window is full (cluster mode), offer the rest once it has room.
+ * window is full (cluster mode), offer the rest once it has room. A body announced longer than
+ * the threshold goes to the writer from its first byte, so each of its bytes is copied once (into
+ * the stripe buffer) rather than its head twice (docs/performance.md, "Cluster": copies).
  */
 static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
 {
     size_t thr = r->g->cfg.inline_threshold;
+    int big = r->expect_len >= 0 && (uint64_t)r->expect_len > thr;
     cm_err err;
     *taken = 0;
-    if (!r->writer && r->inl_len + n <= thr) {
+    if (!r->writer && !big && r->inl_len + n <= thr) {
         memcpy(r->inl + r->inl_len, p, n);
         r->inl_len += n;
         *taken = n;

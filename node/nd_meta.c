@@ -14,8 +14,9 @@
  * for a list; errors as every route (X-Cairn-Error), plus X-Cairn-No-Bucket: 1 on a 404 for an
  * unknown bucket.
  *
- * Every md call runs on the service's worker pool (nd_sreq's job), which also encodes the answer
- * into an evbuffer; the loop only parses, collects the request body and sends.
+ * Every md call but a record read runs on the service's worker pool (nd_sreq's job), which also
+ * encodes the answer into an evbuffer; the loop parses, collects the request body and sends, and
+ * does a record read (/rec GET, one LMDB lookup) itself (submit).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -324,13 +325,17 @@ static void meta_done(nd_job *j)
     net_resp_end(req);
 }
 
+/* A record read (M_GET) runs on the loop: one LMDB lookup costs microseconds, as on a single
+ * node's gateway, while the trip through the pool costs two thread switches (measured in
+ * docs/performance.md, "Cluster"). Writes and scans (fdatasync, long walks) go to the pool. */
 static void submit(nd_sreq *s)
 {
     s->work.run = meta_run;
     s->work.done = meta_done;
     s->work.base = net_req_base(s->req);
-    s->busy = s->svc->work != NULL;
-    nd_work_submit(s->svc->work, &s->work);
+    int inline_read = s->meta->kind == M_GET;
+    s->busy = s->svc->work != NULL && !inline_read;
+    nd_work_submit(inline_read ? NULL : s->svc->work, &s->work);
 }
 
 void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)

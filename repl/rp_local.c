@@ -5,7 +5,9 @@
  * carrying copies of its arguments and, afterwards, its results; the job runs on a worker pool
  * (node/nd_work.c), where the md calls may block (reads, group commits with their fdatasync), and
  * its completion runs on the backend's loop, which calls the caller's rp_done and frees the job.
- * Every call goes through a worker, so a completion never runs inside the call that started it.
+ * Every call but a record read goes through a worker; a record read (one LMDB lookup) runs on
+ * the loop and completes on the loop's next turn (lr_get). Either way a completion never runs
+ * inside the call that started it.
  *
  * The md calls are those the node RPC's service makes for the remote backend (node/nd_meta.c):
  * md_rec_lookup, md_rec_receive (merge-put or hint, the clock), md_rec_scan, md_merkle_leaves and
@@ -14,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "rp_replica.h"
 
@@ -162,10 +166,29 @@ static cm_err lr_submit(rp_replica *r, lr_job *j, int ok)
     return CM_OK;
 }
 
+static void lr_get_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    lr_done(arg);
+}
+
+/* A record read is one LMDB lookup: it runs here on the loop (the pool's two thread switches
+ * cost more than the lookup), and its completion on the loop's next turn. */
 static cm_err lr_get(rp_replica *r, const rp_part *p, const char *key, rp_done done, void *arg)
 {
+    static const struct timeval now = {0, 0};
     lr_job *j = lr_job_new(r, L_GET, p, done, arg);
-    return j ? lr_submit(r, j, dup_opt(key, &j->key)) : CM_ERR_NOMEM;
+    if (!j || !dup_opt(key, &j->key)) {
+        if (j)
+            lr_job_free(j);
+        return CM_ERR_NOMEM;
+    }
+    lr_run(&j->job);
+    if (event_base_once(j->job.base, -1, EV_TIMEOUT, lr_get_done, j, &now) != 0) {
+        lr_job_free(j);
+        return CM_ERR_NOMEM;
+    }
+    return CM_OK;
 }
 
 static cm_err lr_put(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,

@@ -1000,6 +1000,72 @@ static void t_hints(void)
     env_down();
 }
 
+/* ---- a record read does not wait for the pool ---- */
+
+typedef struct {
+    nd_job job; /* first */
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    int *release;
+} blocker;
+
+static void blocker_run(nd_job *j)
+{
+    blocker *b = (blocker *)(void *)j;
+    pthread_mutex_lock(b->mu);
+    while (!*b->release)
+        pthread_cond_wait(b->cv, b->mu);
+    pthread_mutex_unlock(b->mu);
+}
+
+static void blocker_done(nd_job *j)
+{
+    (void)j;
+    E.pending--;
+}
+
+/* Every worker of n1's pool is busy (a long group commit, say): a get of the local replica is
+ * one LMDB lookup and answers anyway, still after the call returned (docs/performance.md,
+ * "Cluster"); a put waits for a worker. */
+static void t_get_busy_pool(void)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    int release = 0;
+    blocker b[8];
+    env_up(0, 0);
+    md_object v = version("busy", 1000, 7, NULL);
+    tres t = do_put(&v, NULL);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    tres_free(&t);
+    for (int i = 0; i < nworkers; i++) {
+        b[i] = (blocker){{blocker_run, blocker_done, E.base, NULL}, &mu, &cv, &release};
+        nd_work_submit(E.work, &b[i].job);
+    }
+    t = do_get("b", "busy");
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(t.has_rec && strcmp(t.rec.etag, v.etag) == 0);
+    tres_free(&t);
+    tres p = {0};
+    rp_part part = part_of("busy2");
+    md_object v2 = version("busy2", 1000, 7, NULL);
+    CU_ASSERT_EQUAL(rp_replica_put(E.r, &part, &v2, NULL, done_cb, &p), CM_OK);
+    E.pending++;
+    for (int i = 0; i < 20; i++) /* the put stays queued behind the blockers */
+        event_base_loop(E.base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL(p.done, 0);
+    pthread_mutex_lock(&mu);
+    release = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    E.pending += nworkers;
+    loop_while(pending, NULL);
+    CU_ASSERT_EQUAL(p.done, 1);
+    CU_ASSERT_EQUAL(p.err, CM_OK);
+    tres_free(&p);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test local[] = {
@@ -1023,8 +1089,12 @@ void cu_register(void)
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
-        {"rpc_edges", t_rpc_edges}, {"router", t_router}, {"hints", t_hints},
-        {"bench", t_bench},         {NULL, NULL},
+        {"rpc_edges", t_rpc_edges},
+        {"router", t_router},
+        {"hints", t_hints},
+        {"bench", t_bench},
+        {"get_busy_pool", t_get_busy_pool},
+        {NULL, NULL},
     };
     cu_add_suite("repl_local", local);
     cu_add_suite("repl_remote", remote);

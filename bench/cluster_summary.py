@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Builds the table of bench/cluster.sh from the files it collected in one directory.
+
+For each run NAME (single-*, cluster-*, spread-*) there are NAME.K.json, one `cairn bench --json`
+output per load process (K = 0.. endpoints), and NAME.cpu: "server_ticks etcd_ticks CLK_TCK
+nendpoints concurrency_each". Throughput of a run is the sum over its processes. Targets are
+those of issue 9: the cluster through one node at least 0.33x the single node for 4 KiB and 0.5x
+for 1 MiB. Prints markdown and writes it to the file given as the second argument.
+"""
+import glob
+import json
+import os
+import sys
+
+ROWS = [  # run suffix, label, figure, unit, target
+    ("get4k", "4 KiB GET, c=64", "ops_per_s", "req/s", 0.33),
+    ("put4k", "4 KiB PUT, c=64", "ops_per_s", "op/s", 0.33),
+    ("get1m", "1 MiB GET, c=16", "mb_per_s", "MB/s", 0.5),
+    ("put1m", "1 MiB PUT, c=16", "mb_per_s", "MB/s", 0.5),
+]
+
+
+def load_run(d, name):
+    files = sorted(glob.glob(os.path.join(d, name + ".*.json")))
+    if not files:
+        return None
+    ops = mb = 0.0
+    count = 0
+    for f in files:
+        with open(f) as fh:
+            t = json.load(fh)["total"]
+        ops += t["ops_per_s"]
+        mb += t["mb_per_s"]
+        count += t["count"]
+    with open(os.path.join(d, name + ".cpu")) as fh:
+        srv, etcd, hz, neps, each = fh.read().split()
+    hz = float(hz)
+    return {
+        "ops_per_s": ops,
+        "mb_per_s": mb,
+        "count": count,
+        "us_per_op": float(srv) / hz / count * 1e6 if count else 0.0,
+        "etcd_us_per_op": float(etcd) / hz / count * 1e6 if count else 0.0,
+        "conns": f"{neps}x{each}",
+    }
+
+
+def main():
+    d, out, machine = sys.argv[1], sys.argv[2], sys.argv[3]
+    lines = [f"Run: {machine}", ""]
+    lines.append("| workload | single node | cluster via n1 | ratio | target | met? |"
+                 " CPU/op single | CPU/op cluster | CPU ratio (single/cluster) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    spread = []
+    for suffix, label, key, unit, target in ROWS:
+        s = load_run(d, "single-" + suffix)
+        c = load_run(d, "cluster-" + suffix)
+        if not s or not c:
+            continue
+        ratio = c[key] / s[key] if s[key] else 0.0
+        cpu_ratio = s["us_per_op"] / c["us_per_op"] if c["us_per_op"] else 0.0
+        lines.append(
+            f"| {label} | {s[key]:,.1f} {unit} | {c[key]:,.1f} {unit} | {ratio:.2f} | >= {target} |"
+            f" {'yes' if ratio >= target else '**no**'} | {s['us_per_op']:,.0f} us |"
+            f" {c['us_per_op']:,.0f} us (+ etcd {c['etcd_us_per_op']:,.1f}) | {cpu_ratio:.2f} |")
+        p = load_run(d, "spread-" + suffix)
+        if p:
+            pr = p[key] / s[key] if s[key] else 0.0
+            pc = s["us_per_op"] / p["us_per_op"] if p["us_per_op"] else 0.0
+            spread.append(f"| {label} | {p['conns']} | {p[key]:,.1f} {unit} | {pr:.2f} |"
+                          f" {p['us_per_op']:,.0f} us | {pc:.2f} |")
+    if spread:
+        lines += ["", "Spread over the six nodes (one load process per node, connections split):",
+                  "", "| workload | connections | cluster, 6 nodes | ratio to single |"
+                  " CPU/op | CPU ratio (single/cluster) |", "|---|---|---|---|---|---|"]
+        lines += spread
+    lines += ["", "CPU/op: utime+stime of the server processes (single: one; cluster: the six "
+              "nodes; etcd apart) over the requests of the run. The CPU ratio is the throughput "
+              "ratio the cluster would reach if both were CPU-bound on the same cores."]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    with open(out, "w") as fh:
+        fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
