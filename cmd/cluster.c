@@ -43,6 +43,7 @@
 #include <event2/thread.h>
 
 #include "cm_log.h"
+#include "cluster_cond.h"
 #include "cm_util.h"
 #include "co_layout.h"
 #include "nd.h"
@@ -75,6 +76,7 @@ struct cmd_cluster {
     rp_router *router, *old_router; /* current; previous, freed at the next change */
     rp *coord;
     rp_hints *hints;
+    cmd_cond *cond; /* partition leaders for conditional writes (cluster_cond.c) */
     /* the follower and maintenance threads */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -186,6 +188,7 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
                 cm_err_str(j.err));
         return;
     }
+    cmd_cond_set_topology(c->cond, t);
     rp_set_router(c->coord, j.made); /* returns once no call uses the previous one */
     on_loop(c, free_old_router, c);  /* the one before it: hint delivery moved on long ago */
     c->old_router = c->router;
@@ -331,6 +334,18 @@ static void *maint_main(void *arg)
 
 /* ---- start and stop ---- */
 
+/* Partition leaders for conditional writes; they talk to etcd on the first such write only. */
+static cm_err cond_new(cmd_cluster *c)
+{
+    if (!c->cfg.etcd || !c->cfg.etcd[0])
+        return CM_OK; /* no etcd: conditional writes are decided by this node alone */
+    cmd_cond_config cc = {.self = c->self,
+                          .etcd = c->cfg.etcd,
+                          .cluster = c->cfg.cluster_id ? c->cfg.cluster_id : "",
+                          .nshards = NSHARDS};
+    return cmd_cond_new(&cc, &c->cond);
+}
+
 uint32_t cmd_cluster_node_number(const char *node_id)
 {
     uint32_t h = 2166136261u; /* FNV-1a: the same number on every node and every run */
@@ -355,12 +370,19 @@ cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out)
     const char *spec = getenv("CAIRN_RPC_FAULTS");
     if (e == CM_OK && spec && *spec && (e = nd_faults_parse(c->faults, spec)) != CM_OK)
         fprintf(stderr, "cairn: CAIRN_RPC_FAULTS is malformed\n");
+    if (e == CM_OK)
+        e = cond_new(c);
     if (e != CM_OK) {
         cmd_cluster_free(c);
         return e;
     }
     *out = c;
     return CM_OK;
+}
+
+struct cmd_cond *cmd_cluster_cond(cmd_cluster *c)
+{
+    return c->cond;
 }
 
 md_hlc *cmd_cluster_clock(cmd_cluster *c)
@@ -421,11 +443,14 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                     .node = cmd_cluster_node_number(c->self),
                     .nshards = NSHARDS,
                     .consistency = consistency,
-                    .consistency_arg = consistency_arg};
+                    .consistency_arg = consistency_arg,
+                    .cond_run = c->cond ? cmd_cond_run : NULL,
+                    .cond_arg = c->cond};
     if ((e = rp_new(&rc, &c->coord)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the metadata coordinator: %s\n", cm_err_str(e));
         return e;
     }
+    cmd_cond_set_coord(c->cond, c->coord, c->base, c->cl);
     gw_set_repl(c->cfg.g, c->coord);
     if (pthread_create(&c->follow_thread, NULL, follow_main, c) != 0)
         return CM_ERR_NOMEM;
@@ -472,8 +497,11 @@ void cmd_cluster_stop(cmd_cluster *c)
         pthread_join(c->maint_thread, NULL);
     if (c->coord) {
         gw_set_repl(c->cfg.g, NULL);
+        cmd_cond_set_coord(c->cond, NULL, NULL, NULL);
         rp_free(c->coord); /* waits for its calls, which need the loop */
     }
+    cmd_cond_free(c->cond); /* gives up its leaderships at once */
+    c->cond = NULL;
     if (c->loop_running) {
         /* A round ends within its RPC timeouts; its completions need the loop running. */
         while (c->hints && on_loop(c, hints_free_if_idle, c) == 0 && c->hints)

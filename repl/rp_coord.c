@@ -344,7 +344,7 @@ static int cond_set(const md_cond *cond)
 static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,
                        const md_cond *cond)
 {
-    rp_cond_write w = {bucket, key, obj, cond};
+    rp_cond_write w = {bucket, key, obj, cond, 0};
     if (!c->cfg.cond_run)
         return rp_cond_execute(c, &w);
     rp_part p = {bucket, rp_shard_of(key, c->cfg.nshards), c->cfg.nshards};

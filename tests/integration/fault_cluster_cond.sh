@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# fault_cluster_cond: conditional writes stay atomic across gateways (issue 9, 2.7). The local
+# cluster (deploy/local-cluster.sh: 3 etcd members, 6 nodes) in a temp dir on free ports; 16
+# clients (python threads, SigV4 from s3raw.py) race through the 6 nodes:
+#   - PUT If-None-Match: * of one new key, for 30 keys: exactly one 200 per key, the others 412
+#     PreconditionFailed (or 409 ConditionalRequestConflict, which S3 may answer), and the object
+#     read back through another node is the winner's body;
+#   - If-Match rounds: every client read the key's ETag, then PUTs If-Match with it: exactly one
+#     200 per round, the others 412 (10 rounds);
+#   - DELETE If-Match with the current ETag from 16 clients, 5 keys: exactly one 204 per key (the
+#     others find no object: 404 NoSuchKey, or 412), and the key is gone.
+# Then a conditional PUT against a plain one through the cluster (the latency table of
+# docs/replication.md), and with etcd stopped: conditional writes answer 503, plain ones work.
+# About 40 s.
+. "$(dirname "$0")/lib.sh"
+h_need curl python3
+[ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
+
+LC=$H_ROOT/deploy/local-cluster.sh
+export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itcond STOP_TIMEOUT=10 READY_TIMEOUT=40
+
+free_base() { # a base port whose 18 ports (as local-cluster.sh uses them) are all free now
+    "$H_PY" - <<'EOF'
+import random, socket
+offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
+for _ in range(50):
+    base = random.randrange(20000, 32000, 100)
+    socks = []
+    try:
+        for o in offsets:
+            s = socket.socket()
+            s.bind(("127.0.0.1", base + o))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+EOF
+}
+export CAIRN_CLUSTER_PORT
+CAIRN_CLUSTER_PORT=$(free_base)
+[ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
+track_cluster() {
+    local f
+    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
+        [ -f "$f" ] && h_track "$(cat "$f")"
+    done
+}
+trap 'track_cluster; "$LC" stop >/dev/null 2>&1; h_cleanup' EXIT
+
+h_run "local-cluster.sh start" "$LC" start || h_finish
+track_cluster
+export CAIRN_ENDPOINT="http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 21))"
+h_run "create bucket race through n1" "$H_PY" "$H_DIR/s3raw.py" mb race
+
+RACE=$(
+    cat <<'EOF'
+import os, sys, threading, time, hashlib
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw, socket
+
+BASE = int(os.environ["CAIRN_CLUSTER_PORT"])
+PORTS = [BASE + 21 + i for i in range(6)]
+mode = sys.argv[1]
+
+
+def call(port, method, key, body=b"", headers=None):
+    path = "/race/" + key
+    h = dict(headers or {})
+    h["Content-Length"] = str(len(body))
+    signed = s3raw.sign(method, path, {}, h, hashlib.sha256(body).hexdigest(),
+                        host="127.0.0.1:%d" % port)
+    for attempt in range(3):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(s3raw.request_bytes(method, path, {}, signed) + body)
+                st, hd, b = s3raw.read_response(s, method)
+                return st, {k.lower(): v for k, v in hd.items()}, b
+        except OSError as e:
+            err = e
+    return 0, {}, str(err).encode()
+
+
+def race(fn):
+    out = [None] * 16
+    go = threading.Barrier(16)
+
+    def run(i):
+        go.wait()
+        out[i] = fn(i)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+bad = 0
+losers = {}
+if mode == "create":
+    for k in range(30):
+        key = "new-%d" % k
+        res = race(lambda i: call(PORTS[i % 6], "PUT", key, b"client-%d" % i,
+                                  {"If-None-Match": "*"}))
+        codes = [r[0] for r in res]
+        wins = [i for i, c in enumerate(codes) if c == 200]
+        for c in codes:
+            losers[c] = losers.get(c, 0) + 1
+        ok_losers = all(c in (200, 412, 409) for c in codes)
+        st, _, body = call(PORTS[(k + 3) % 6], "GET", key)
+        if len(wins) != 1 or not ok_losers or st != 200 or body != b"client-%d" % wins[0]:
+            bad += 1
+            print("key %s: codes %s, read back %d %r" % (key, codes, st, body[:40]))
+    print("create: 30 keys x 16 clients, answers %s" % sorted(losers.items()))
+elif mode == "match":
+    key = "cas"
+    st, hd, _ = call(PORTS[0], "PUT", key, b"round-start")
+    for rnd in range(10):
+        res = race(lambda i: call(PORTS[i % 6], "HEAD", key))
+        etags = set(r[1].get("etag") for r in res)
+        if len(etags) != 1 or None in etags:
+            bad += 1
+            print("round %d: HEADs disagree: %s" % (rnd, etags))
+            continue
+        etag = etags.pop()
+        res = race(lambda i: call(PORTS[(i + rnd) % 6], "PUT", key, b"r%d-c%d" % (rnd, i),
+                                  {"If-Match": etag}))
+        codes = [r[0] for r in res]
+        wins = [i for i, c in enumerate(codes) if c == 200]
+        st, _, body = call(PORTS[rnd % 6], "GET", key)
+        if len(wins) != 1 or not all(c in (200, 412, 409) for c in codes) or \
+                body != b"r%d-c%d" % (rnd, wins[0]):
+            bad += 1
+            print("round %d: codes %s, read back %r" % (rnd, codes, body[:40]))
+    print("if-match: 10 rounds x 16 clients")
+elif mode == "delete":
+    for k in range(5):
+        key = "del-%d" % k
+        call(PORTS[0], "PUT", key, b"doomed")
+        st, hd, _ = call(PORTS[1], "HEAD", key)
+        etag = hd.get("etag")
+        res = race(lambda i: call(PORTS[i % 6], "DELETE", key, b"", {"If-Match": etag}))
+        codes = [r[0] for r in res]
+        wins = codes.count(204)
+        st, _, _ = call(PORTS[2], "GET", key)
+        if wins != 1 or not all(c in (204, 412, 404, 409) for c in codes) or st != 404:
+            bad += 1
+            print("key %s: codes %s, then GET %d" % (key, codes, st))
+    print("delete if-match: 5 keys x 16 clients")
+elif mode == "latency":
+    import statistics
+    for label, hdr in (("plain", {}), ("conditional", {"If-None-Match": "*"})):
+        ms = []
+        for i in range(60):
+            t0 = time.monotonic()
+            st, _, _ = call(PORTS[i % 6], "PUT", "lat-%s-%d" % (label, i), b"x" * 1024, hdr)
+            ms.append((time.monotonic() - t0) * 1000)
+            bad += st != 200
+        ms.sort()
+        print("%s PUT 1 KiB through the 6 nodes: median %.1f ms, p90 %.1f ms, max %.1f ms" %
+              (label, statistics.median(ms), ms[int(len(ms) * 0.9)], ms[-1]))
+elif mode == "nodetcd":
+    st1, _, _ = call(PORTS[0], "PUT", "after-etcd-plain", b"p")
+    st2, _, b = call(PORTS[1], "PUT", "after-etcd-cond", b"c", {"If-None-Match": "*"})
+    print("plain %d, conditional %d %s" % (st1, st2, b[:80]))
+    bad = int(st1 != 200 or st2 != 503)
+sys.exit(1 if bad else 0)
+EOF
+)
+export H_DIR
+race() { "$H_PY" -c "$RACE" "$@"; }
+
+t0=$(date +%s)
+h_run "If-None-Match: * from 16 clients through 6 nodes, 30 keys: exactly one 200 each" race create
+echo "$H_OUT" | tail -3 | sed 's/^/   | /'
+h_run "If-Match rounds from 16 clients: exactly one winner per round" race match
+echo "$H_OUT" | tail -2 | sed 's/^/   | /'
+h_run "DELETE If-Match from 16 clients: exactly one 204 per key" race delete
+echo "$H_OUT" | tail -2 | sed 's/^/   | /'
+echo "   races took $(($(date +%s) - t0)) s"
+h_run "latency of a conditional PUT against a plain one" race latency
+echo "$H_OUT" | sed 's/^/   | /'
+status=$("$CAIRN_BIN" admin status --endpoint "$CAIRN_ENDPOINT" 2>/dev/null)
+grep -q . <<<"$status" && h_ok "admin status answers"
+
+# etcd gone: no leader can be had, so conditional writes answer 503; plain writes keep working.
+for f in "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do kill -STOP "$(cat "$f")"; done
+sleep 1.2 # past the leader cache (CMD_COND_CACHE_MS)
+h_run "etcd stopped: conditional PUT 503, plain PUT 200" race nodetcd
+echo "$H_OUT" | sed 's/^/   | /'
+for f in "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do kill -CONT "$(cat "$f")"; done
+
+h_run "local-cluster.sh stop" "$LC" stop
+h_finish
