@@ -488,7 +488,7 @@ cm_err cmd_cond_serve(void *arg, const nd_cond_req *r)
     cmd_cond *cc = arg;
     if (!cc)
         return CM_ERR_UNAVAILABLE;
-    rp_part p = {r->bucket, rp_shard_of(r->rec->key, cc->nshards), cc->nshards};
+    rp_part p = {r->bucket, rp_shard_of(r->rec->key, cc->nshards), cc->nshards, 0};
     char part[PART_NAME];
     part_name(&p, part);
     leader_ent l;

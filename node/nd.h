@@ -317,6 +317,10 @@ cm_err nd_meta_get(nd_client *cl, const nd_peer *peer, const char *bucket, const
                    nd_done_fn done, void *arg);
 cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
                    size_t len, const char *hint_for, nd_done_fn done, void *arg);
+/* put of a partition leader's conditional write: the node admits fence (md_fence_admit) for
+ * partition p first; a lower token than it saw is CM_ERR_CONFLICT, nothing stored. */
+cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
+                          const uint8_t *rec, size_t len, nd_done_fn done, void *arg);
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg);
 cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,

@@ -628,6 +628,18 @@ cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const
     return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
 }
 
+cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
+                          const uint8_t *rec, size_t len, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || len == 0 || len > ND_META_MAX || fence == 0 ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "rec", p)))
+        return CM_ERR_INVAL;
+    snprintf(t + n, sizeof(t) - n, "&fence=%" PRIu64, fence);
+    return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
+}
+
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg)
 {

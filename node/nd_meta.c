@@ -5,6 +5,7 @@
  * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded):
  *   GET  /rec?key=K                                   the stored record (tombstones included)
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
+ *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T first
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
@@ -46,7 +47,7 @@ struct nd_mreq {
     char from[ND_NODE_ID_MAX]; /* cond: the caller */
     int inm, has_ifmatch, del; /* cond: If-None-Match: *, If-Match (in key), a delete */
     md_shard part;
-    uint64_t max, depth;
+    uint64_t max, depth, fence;
     uint32_t want_crc, crc;
     uint64_t want_len;
     struct evbuffer *in, *out;
@@ -112,7 +113,12 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
     if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "PUT") == 0) {
         m->kind = M_PUT;
         int h = query_str(q, "hint", m->hint, sizeof(m->hint));
-        return h < 0 || (h == 1 && !nd_node_id_valid(m->hint)) ? "bad hint" : NULL;
+        if (h < 0 || (h == 1 && !nd_node_id_valid(m->hint)))
+            return "bad hint";
+        int f = nd_query_u64(q, "fence", &m->fence);
+        if (f < 0 || (f == 1 && (h == 1 || m->fence == 0)))
+            return "bad fence";
+        return f == 1 ? parse_part(q, m, 0) : NULL;
     }
     if (wl == 4 && strncmp(what, "list", 4) == 0 && strcmp(method, "GET") == 0) {
         m->kind = M_LIST;
@@ -156,21 +162,34 @@ static cm_err run_get(nd_service *svc, struct nd_mreq *m)
     return e;
 }
 
-static cm_err run_put(nd_service *svc, struct nd_mreq *m)
+/* The request body as a record (md_object_release it). */
+static cm_err body_record(struct nd_mreq *m, md_object *o)
 {
-    md_object o;
     size_t len = evbuffer_get_length(m->in);
     const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
     if (!p && len)
         return CM_ERR_NOMEM;
-    cm_err e = md_object_decode(p, len, &o);
-    if (e != CM_OK) {
+    cm_err e = md_object_decode(p, len, o);
+    if (e != CM_OK)
         m->why = "the body is not a record";
+    return e;
+}
+
+static cm_err run_put(nd_service *svc, struct nd_mreq *m)
+{
+    md_object o;
+    cm_err e = body_record(m, &o);
+    if (e != CM_OK)
         return e;
-    }
-    if (!o.key || !*o.key) {
+    if (!o.key || !*o.key ||
+        (m->fence &&
+         md_shard_of((const uint8_t *)o.key, strlen(o.key), m->part.nshards) != m->part.shard)) {
         e = CM_ERR_INVAL;
-        m->why = "a record without a key";
+        m->why = "a record without a key, or of another shard";
+    } else if (m->fence &&
+               (e = md_fence_admit(svc->md, m->bucket, m->part.shard, m->fence)) != CM_OK) {
+        if (e == CM_ERR_CONFLICT)
+            m->why = "a newer partition leader wrote here (fencing token too low)";
     } else {
         e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
                            &m->applied);
@@ -282,15 +301,9 @@ static cm_err run_leaves(nd_service *svc, struct nd_mreq *m)
 static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
 {
     md_object o;
-    size_t len = evbuffer_get_length(m->in);
-    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
-    if (!p && len)
-        return CM_ERR_NOMEM;
-    cm_err e = md_object_decode(p, len, &o);
-    if (e != CM_OK) {
-        m->why = "the body is not a record";
+    cm_err e = body_record(m, &o);
+    if (e != CM_OK)
         return e;
-    }
     md_cond cond = {m->inm, m->has_ifmatch ? m->key : NULL};
     nd_cond_req r = {m->bucket, &o, m->del, &cond, m->from};
     if (!o.key || !*o.key) {

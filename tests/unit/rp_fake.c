@@ -354,7 +354,7 @@ void fake_counts_get(fake *f, fake_counts *out)
 
 cm_err fake_rec(fake *f, const char *bucket, uint32_t shard, const char *key, md_object *out)
 {
-    rp_part p = {bucket, shard, 0};
+    rp_part p = {bucket, shard, 0, 0};
     char b[MD_BUCKET_MAX + 1];
     part_bucket(&p, b);
     return md_rec_get(f->md, b, key, out);
