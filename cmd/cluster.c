@@ -536,6 +536,20 @@ void cmd_cluster_free(cmd_cluster *c)
 
 /* ---- status ---- */
 
+/* The "cond" member (conditional writes, cluster_cond.c) after the n bytes of out. */
+static int cond_status(cmd_cluster *c, char *out, size_t cap, size_t n)
+{
+    cmd_cond_stats cs;
+    cmd_cond_get_stats(c->cond, &cs);
+    int m = snprintf(out + n, cap - n,
+                     ",\"cond\":{\"led\":%llu,\"forwarded\":%llu,\"refused\":%llu,"
+                     "\"no_leader\":%llu,\"etcd_reads\":%llu}",
+                     (unsigned long long)cs.led, (unsigned long long)cs.forwarded,
+                     (unsigned long long)cs.refused, (unsigned long long)cs.no_leader,
+                     (unsigned long long)cs.etcd_reads);
+    return m > 0 && (size_t)m < cap - n ? (int)n + m : -1;
+}
+
 size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
 {
     rp_stats rs = {0};
@@ -569,5 +583,7 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
         (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
+    if (n > 0 && (size_t)n < cap && c->cond)
+        n = cond_status(c, out, cap, (size_t)n);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
