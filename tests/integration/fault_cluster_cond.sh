@@ -20,29 +20,8 @@ h_need curl python3
 LC=$H_ROOT/deploy/local-cluster.sh
 export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itcond STOP_TIMEOUT=10 READY_TIMEOUT=40
 
-free_base() { # a base port whose 18 ports (as local-cluster.sh uses them) are all free now
-    "$H_PY" - <<'EOF'
-import random, socket
-offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
-for _ in range(50):
-    base = random.randrange(20000, 32000, 100)
-    socks = []
-    try:
-        for o in offsets:
-            s = socket.socket()
-            s.bind(("127.0.0.1", base + o))
-            socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-EOF
-}
 export CAIRN_CLUSTER_PORT
-CAIRN_CLUSTER_PORT=$(free_base)
+CAIRN_CLUSTER_PORT=$(h_cluster_base_port)
 [ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
 track_cluster() {
     local f
