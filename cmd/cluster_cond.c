@@ -209,8 +209,10 @@ static cm_err leader(cmd_cond *cc, const char *part, int take, leader_ent *out)
     int64_t now = cm_now_ms();
     pthread_mutex_lock(&cc->mu);
     leader_ent *s = slot_of(cc, part);
-    int fresh =
-        strcmp(s->part, part) == 0 && now - s->at_ms < CMD_COND_CACHE_MS && (s->holder[0] || !take);
+    /* A node asked to lead trusts its memory only for its own leadership: a write handed to it
+     * comes from a node that read etcd more recently than that. */
+    int fresh = strcmp(s->part, part) == 0 && now - s->at_ms < CMD_COND_CACHE_MS &&
+                (!take || strcmp(s->holder, cc->self) == 0);
     leader_ent cached = *s;
     pthread_mutex_unlock(&cc->mu);
     int mine = fresh && strcmp(cached.holder, cc->self) == 0;
@@ -354,8 +356,9 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
         fwd_end(f, e, 0);
 }
 
-/* The address of node id in the layout; 0, or -1 when it has none. */
-static int peer_addr(cmd_cond *cc, const char *id, fwd *f)
+/* The address of node id in the layout, and the loop and client to send with; 0, or -1 when
+ * there are none. */
+static int peer_addr(cmd_cond *cc, const char *id, fwd *f, struct event_base **base)
 {
     int rc = -1;
     pthread_mutex_lock(&cc->mu);
@@ -364,9 +367,9 @@ static int peer_addr(cmd_cond *cc, const char *id, fwd *f)
             nd_addr_parse(cc->topo->nodes[i].addr, f->host, sizeof(f->host), &f->port) == CM_OK)
             rc = 0;
     f->cl = cc->rpc;
-    struct event_base *base = cc->base;
+    *base = cc->base;
     pthread_mutex_unlock(&cc->mu);
-    return rc == 0 && base && f->cl ? 0 : -1;
+    return rc == 0 && *base && f->cl ? 0 : -1;
 }
 
 /* Hand w to node id; *answered is 0 when no answer came (the node may or may not have run it). */
@@ -389,8 +392,8 @@ static cm_err forward(cmd_cond *cc, const char *id, const rp_cond_write *w, int 
     md_object key_only = {0};
     key_only.key = (char *)w->key;
     cm_err e = md_object_encode(w->obj ? w->obj : &key_only, &f->rec, &f->len);
-    struct event_base *base = cc->base;
-    if (e == CM_OK && (peer_addr(cc, id, f) != 0 ||
+    struct event_base *base = NULL;
+    if (e == CM_OK && (peer_addr(cc, id, f, &base) != 0 ||
                        event_base_once(base, -1, EV_TIMEOUT, fwd_start, f, NULL) != 0))
         e = CM_ERR_UNAVAILABLE;
     if (e != CM_OK) {
