@@ -879,7 +879,7 @@ static void t_rpc_edges(void)
     CU_ASSERT_EQUAL(t.r.status, 503);
     md_cond inm = {1, NULL}; /* no callback: the cond route is unavailable */
     memset(&t, 0, sizeof(t));
-    t = nd_wait(nd_cond_write(E.cl, &n4, "b", rec, len, 0, &inm, nd_cb, &t), &t);
+    t = nd_wait(nd_cond_write(E.cl, &n4, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
     node_stop(&bare);
     env_down();
