@@ -172,7 +172,8 @@ static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, cons
     pthread_mutex_unlock(&f->mu);
     if (lose)
         p->res.applied = 1;
-    else if (!hint_for)
+    else if (!hint_for && (p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard,
+                                                       hint_for ? 0 : pt->fence)) == CM_OK)
         p->res.err = merge_put(f, b, rec, &p->res.applied);
     return post(f, p, delay);
 }
