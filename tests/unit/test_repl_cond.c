@@ -31,7 +31,7 @@ static const uint8_t secret[] = "cond-test-secret";
 #define PER_NODE 4
 
 typedef struct {
-    char id[8];
+    char id[16];
     md_store *md;
     md_hlc clock;
     nd_service *svc;
