@@ -20,16 +20,15 @@
  *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run), and anti-entropy
  *     of the partitions this node is the first home of (rp_antientropy_run), every
  *     CLUSTER_TICK_MS, plus the RPC fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's
- *     rules, nd_faults_parse format, replace the previous ones whenever the file changes).
- *
+ *     rules, nd_faults_parse format, replace the previous ones whenever the file changes);
  *   - conditional writes (cluster_cond.c): the coordinator's cond_run hands each to its
  *     partition's leader, elected through etcd; the node RPC's cond route runs those handed here.
  *
  * Nothing here waits on etcd but conditional writes (on gateway and RPC workers, bounded): the
- * layout comes from co_layout's memory. Stop (cmd_cluster_stop)
- * after the gateway's workers are quiesced and the node RPC stopped (it shares the clock), before
- * the layout follower and the stores close: threads first, then the coordinator (it waits for its
- * calls), then hint delivery and the routers on the loop, then the loop. The object store's
+ * layout comes from co_layout's memory. Stop (cmd_cluster_stop) after the gateway's workers are
+ * quiesced and the node RPC stopped (it shares the clock, and runs handed conditional writes),
+ * before the layout follower and the stores close: threads first, then the coordinator (it waits
+ * for its calls), then hint delivery and the routers on the loop, then the loop. The object store's
  * cluster mode ends with ob_store_close, which still uses the fault rules: cmd_cluster_free comes
  * after it.
  */
