@@ -47,6 +47,8 @@
 #define CACHE_SLOTS 509 /* partitions whose leader is remembered (a hash table, overwritten) */
 #define TRIES 3         /* lookups of the leader per write (a handed write may be refused) */
 #define PART_NAME (MD_BUCKET_MAX + 16)
+#define ETCD_WAIT_MS 3000   /* a lookup waits this long for the etcd client at most */
+#define ETCD_BACKOFF_MS 500 /* after etcd failed, lookups answer 503 at once this long */
 
 typedef struct {
     char part[PART_NAME];        /* "<bucket>.<shard>"; "" = empty slot */
@@ -74,6 +76,7 @@ struct cmd_cond {
     pl_topology *topo;
     pl_map *map;
     leader_ent cache[CACHE_SLOTS];
+    int64_t etcd_down_until; /* cm_now_ms() before which etcd is not tried again */
     cmd_cond_stats st;
 };
 
@@ -200,6 +203,38 @@ static int64_t lease_locked(cmd_cond *cc)
 }
 
 /*
+ * Take the etcd client: at most ETCD_WAIT_MS in the queue (writers behind a slow etcd call give
+ * up rather than wait one call time each), and not at all for ETCD_BACKOFF_MS after etcd failed
+ * to answer. 0 with etcd_mu held, -1 (count as no leader) otherwise.
+ */
+static int etcd_down(cmd_cond *cc)
+{
+    pthread_mutex_lock(&cc->mu);
+    int down = cm_now_ms() < cc->etcd_down_until;
+    pthread_mutex_unlock(&cc->mu);
+    return down;
+}
+
+static int etcd_enter(cmd_cond *cc)
+{
+    if (etcd_down(cc))
+        return -1;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+    until.tv_sec += ETCD_WAIT_MS / 1000;
+    until.tv_nsec += (long)(ETCD_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    if (pthread_mutex_timedlock(&cc->etcd_mu, &until) != 0)
+        return -1;
+    if (etcd_down(cc)) { /* the call this one waited behind failed */
+        pthread_mutex_unlock(&cc->etcd_mu);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * The leader of part: from the cache while fresh, else from etcd. With take, the key is taken for
  * this node when nobody holds it. *out receives holder ("" = nobody) and token. CM_OK, or
  * CM_ERR_UNAVAILABLE when etcd cannot be had.
@@ -225,7 +260,8 @@ static cm_err leader(cmd_cond *cc, const char *part, int take, leader_ent *out)
         return CM_ERR_INVAL;
     memset(out, 0, sizeof(*out));
     snprintf(out->part, sizeof(out->part), "%s", part);
-    pthread_mutex_lock(&cc->etcd_mu);
+    if (etcd_enter(cc) != 0)
+        return CM_ERR_UNAVAILABLE;
     int64_t lease = lease_locked(cc);
     cm_err e = lease ? CM_OK : CM_ERR_UNAVAILABLE;
     if (e == CM_OK && mine && cached.lease == lease) { /* this node leads while its lease lives */
@@ -266,8 +302,12 @@ static cm_err leader(cmd_cond *cc, const char *part, int take, leader_ent *out)
     co_kv_release(&kv);
     if (e == CM_ERR_NOTFOUND)
         e = CM_OK; /* nobody leads */
-    if (e != CM_OK)
+    if (e != CM_OK) {
+        pthread_mutex_lock(&cc->mu);
+        cc->etcd_down_until = cm_now_ms() + ETCD_BACKOFF_MS;
+        pthread_mutex_unlock(&cc->mu);
         return CM_ERR_UNAVAILABLE;
+    }
     out->lease = lease;
     out->at_ms = now;
     pthread_mutex_lock(&cc->mu);
