@@ -487,8 +487,10 @@ static cm_err elect_and_run(cmd_cond *cc, const rp_part *p, const char *part,
         }
         if (answered)
             return e;
-        CM_WARN(MOD, "partition %s: home %s does not answer (%s): trying the next", part, homes[i],
-                cm_err_str(e));
+        if (e == CM_ERR_TIMEOUT) /* it may be running it: a next home would wait as long */
+            return CM_ERR_UNAVAILABLE;
+        CM_WARN(MOD, "partition %s: home %s cannot be reached (%s): trying the next", part,
+                homes[i], cm_err_str(e));
     }
     return CM_ERR_UNAVAILABLE;
 }
