@@ -23,13 +23,16 @@
  *     rules, nd_faults_parse format, replace the previous ones whenever the file changes);
  *   - the repair thread (cluster_repair.c): repair passes over this node's records that bring
  *     bodies back to k+m healthy cells at their homes, on layout changes, nodes coming back,
- *     request and every repair_interval_s.
+ *     request and every repair_interval_s;
+ *   - conditional writes (cluster_cond.c): the coordinator's cond_run hands each to its
+ *     partition's leader, elected through etcd; the node RPC's cond route runs those handed here.
  *
- * Nothing here waits on etcd: the layout comes from co_layout's memory. Stop (cmd_cluster_stop)
- * after the gateway's workers are quiesced and the node RPC stopped (it shares the clock), before
- * the layout follower and the stores close: threads first (the repair thread's pass is stopped
- * between two stripes), then the coordinator (it waits for its
- * calls), then hint delivery and the routers on the loop, then the loop. The object store's
+ * Nothing here waits on etcd but conditional writes (on gateway and RPC workers, bounded): the
+ * layout comes from co_layout's memory. Stop (cmd_cluster_stop) after the gateway's workers are
+ * quiesced and the node RPC stopped (it shares the clock, and runs handed conditional writes),
+ * before the layout follower and the stores close: threads first (the repair thread's pass is
+ * stopped between two stripes), then the coordinator (it waits for its calls), then hint delivery
+ * and the routers on the loop, then the loop. The object store's
  * cluster mode ends with ob_store_close, which still uses the fault rules: cmd_cluster_free comes
  * after it.
  */
@@ -47,6 +50,7 @@
 #include <event2/thread.h>
 
 #include "cm_log.h"
+#include "cluster_cond.h"
 #include "cm_util.h"
 #include "co_layout.h"
 #include "nd.h"
@@ -81,6 +85,7 @@ struct cmd_cluster {
     rp *coord;
     rp_hints *hints;
     cmd_repair *repair;
+    cmd_cond *cond; /* partition leaders for conditional writes (cluster_cond.c) */
     /* the follower and maintenance threads */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -192,6 +197,7 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
                 cm_err_str(j.err));
         return;
     }
+    cmd_cond_set_topology(c->cond, t);
     rp_set_router(c->coord, j.made); /* returns once no call uses the previous one */
     on_loop(c, free_old_router, c);  /* the one before it: hint delivery moved on long ago */
     c->old_router = c->router;
@@ -337,6 +343,18 @@ static void *maint_main(void *arg)
 
 /* ---- start and stop ---- */
 
+/* Partition leaders for conditional writes; they talk to etcd on the first such write only. */
+static cm_err cond_new(cmd_cluster *c)
+{
+    if (!c->cfg.etcd || !c->cfg.etcd[0])
+        return CM_OK; /* no etcd: conditional writes are decided by this node alone */
+    cmd_cond_config cc = {.self = c->self,
+                          .etcd = c->cfg.etcd,
+                          .cluster = c->cfg.cluster_id ? c->cfg.cluster_id : "",
+                          .nshards = NSHARDS};
+    return cmd_cond_new(&cc, &c->cond);
+}
+
 uint32_t cmd_cluster_node_number(const char *node_id)
 {
     uint32_t h = 2166136261u; /* FNV-1a: the same number on every node and every run */
@@ -361,12 +379,19 @@ cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out)
     const char *spec = getenv("CAIRN_RPC_FAULTS");
     if (e == CM_OK && spec && *spec && (e = nd_faults_parse(c->faults, spec)) != CM_OK)
         fprintf(stderr, "cairn: CAIRN_RPC_FAULTS is malformed\n");
+    if (e == CM_OK)
+        e = cond_new(c);
     if (e != CM_OK) {
         cmd_cluster_free(c);
         return e;
     }
     *out = c;
     return CM_OK;
+}
+
+struct cmd_cond *cmd_cluster_cond(cmd_cluster *c)
+{
+    return c->cond;
 }
 
 md_hlc *cmd_cluster_clock(cmd_cluster *c)
@@ -428,11 +453,14 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                     .node = cmd_cluster_node_number(c->self),
                     .nshards = NSHARDS,
                     .consistency = consistency,
-                    .consistency_arg = consistency_arg};
+                    .consistency_arg = consistency_arg,
+                    .cond_run = c->cond ? cmd_cond_run : NULL,
+                    .cond_arg = c->cond};
     if ((e = rp_new(&rc, &c->coord)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the metadata coordinator: %s\n", cm_err_str(e));
         return e;
     }
+    cmd_cond_set_coord(c->cond, c->coord, c->base, c->cl);
     gw_set_repl(c->cfg.g, c->coord);
     if (pthread_create(&c->follow_thread, NULL, follow_main, c) != 0)
         return CM_ERR_NOMEM;
@@ -497,8 +525,11 @@ void cmd_cluster_stop(cmd_cluster *c)
     c->repair = NULL;
     if (c->coord) {
         gw_set_repl(c->cfg.g, NULL);
+        cmd_cond_set_coord(c->cond, NULL, NULL, NULL);
         rp_free(c->coord); /* waits for its calls, which need the loop */
     }
+    cmd_cond_free(c->cond); /* gives up its leaderships at once */
+    c->cond = NULL;
     if (c->loop_running) {
         /* A round ends within its RPC timeouts; its completions need the loop running. */
         while (c->hints && on_loop(c, hints_free_if_idle, c) == 0 && c->hints)
@@ -532,6 +563,20 @@ void cmd_cluster_free(cmd_cluster *c)
 }
 
 /* ---- status ---- */
+
+/* The "cond" member (conditional writes, cluster_cond.c) after the n bytes of out. */
+static int cond_status(cmd_cluster *c, char *out, size_t cap, size_t n)
+{
+    cmd_cond_stats cs;
+    cmd_cond_get_stats(c->cond, &cs);
+    int m = snprintf(out + n, cap - n,
+                     ",\"cond\":{\"led\":%llu,\"forwarded\":%llu,\"refused\":%llu,"
+                     "\"no_leader\":%llu,\"etcd_reads\":%llu}",
+                     (unsigned long long)cs.led, (unsigned long long)cs.forwarded,
+                     (unsigned long long)cs.refused, (unsigned long long)cs.no_leader,
+                     (unsigned long long)cs.etcd_reads);
+    return m > 0 && (size_t)m < cap - n ? (int)n + m : -1;
+}
 
 size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
 {
@@ -573,5 +618,7 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         out[n] = ',';
         n += 1 + (int)m;
     }
-    return (size_t)n;
+    if ((size_t)n < cap && c->cond)
+        n = cond_status(c, out, cap, (size_t)n);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

@@ -85,9 +85,11 @@ typedef struct {
     int port;         /* 0: any free port */
     const uint8_t *secret;
     size_t secret_len;
-    int threads;   /* event loops; 0 = number of cores */
-    md_store *md;  /* metadata partitions served to the coordinators of other nodes */
-    md_hlc *clock; /* this node's clock (cmd_cluster_clock) */
+    int threads;     /* event loops; 0 = number of cores */
+    md_store *md;    /* metadata partitions served to the coordinators of other nodes */
+    md_hlc *clock;   /* this node's clock (cmd_cluster_clock) */
+    nd_cond_fn cond; /* conditional writes handed to this node as a leader (cluster_cond.h) */
+    void *cond_arg;
 } cmd_rpc_config;
 /*
  * The cluster secret from file when one is named (refused when every user may read it), else from
@@ -122,6 +124,8 @@ typedef struct {
     const char *data_dir; /* the repair cursor and the disk measurement go here */
     int repair_interval_s; /* a repair pass this often (0: on events only) */
     double repair_mbps;    /* cell bytes the repair reads per second (0: unpaced) */
+    const char *etcd;      /* "URL,..." and the cluster id: partition leaders (cluster_cond.c) */
+    const char *cluster_id;
 } cmd_cluster_config;
 cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out);
 md_hlc *cmd_cluster_clock(cmd_cluster *c);
@@ -133,6 +137,8 @@ void cmd_cluster_free(cmd_cluster *c); /* after the stores closed; NULL is a no-
 /* The "replication", "data" and "repair" members of /admin/status (from memory); 0 when none. */
 size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap);
 uint32_t cmd_cluster_node_number(const char *node_id);
+/* The conditional writes of this node (cluster_cond.h), for the node RPC's cond route. */
+struct cmd_cond *cmd_cluster_cond(cmd_cluster *c);
 
 /*
  * cluster_repair.c: the repair thread of a cluster node (docs/chunks.md, "Repair in a running

@@ -115,8 +115,8 @@ static int serve(int argc, char **argv)
             goto out;
         }
     }
-    nd_service_config sc = {node, (const uint8_t *)secret, strlen(secret), drives, nd, 0, 0, NULL,
-                            NULL};
+    nd_service_config sc = {
+        node, (const uint8_t *)secret, strlen(secret), drives, nd, 0, 0, NULL, NULL, NULL, NULL, 0};
     if (nd_service_new(&sc, &svc) != CM_OK ||
         net_server_new(&cfg, &nd_service_handler, svc, &srv) != CM_OK) {
         fprintf(stderr, "cairn node-rpc serve: cannot start (node id valid? port free?)\n");

@@ -37,6 +37,7 @@
 #include "cm_util.h"
 #include "co_buckets.h"
 #include "co_layout.h"
+#include "cluster_cond.h"
 #include "gw.h"
 #include "ob.h"
 #include "net.h"
@@ -576,7 +577,9 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
                                .data_dir = o->data,
                                .repair_interval_s = (int)o->repair_interval,
-                               .repair_mbps = o->repair_mbps};
+                               .repair_mbps = o->repair_mbps,
+                               .etcd = o->cluster_etcd,
+                               .cluster_id = o->cluster_id};
     cm_err ne = cmd_cluster_new(&ncfg, &cn->node);
     if (ne != CM_OK) {
         fprintf(stderr, "cairn: cannot start the cluster node: %s\n", cm_err_str(ne));
@@ -589,7 +592,9 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .secret_len = secret_len,
                          .threads = o->net.threads,
                          .md = gw_meta_store(g),
-                         .clock = cmd_cluster_clock(cn->node)};
+                         .clock = cmd_cluster_clock(cn->node),
+                         .cond = cmd_cond_serve,
+                         .cond_arg = cmd_cluster_cond(cn->node)};
     if (cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc) != 0) /* copies the secret */
         return -1;
     if (!o->cluster_addr[0] && snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d",

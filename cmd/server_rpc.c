@@ -152,7 +152,9 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
                             .ndrives = nd,
                             .sync_threads = cfg->md ? 16 : 0, /* a merge holds one per commit */
                             .md = cfg->md,
-                            .clock = cfg->clock};
+                            .clock = cfg->clock,
+                            .cond = cfg->cond,
+                            .cond_arg = cfg->cond_arg};
     net_config_defaults(&nc);
     nc.host = cfg->host;
     nc.port = cfg->port;

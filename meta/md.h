@@ -557,6 +557,15 @@ cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int 
 /* What a replica does with a received record: with a clock, merge the record's stamp into it
  * (md_hlc_update; CM_ERR_INVAL, nothing stored, for a stamp more than MD_HLC_MAX_DRIFT_MS ahead
  * of the wall clock); then md_hint_put for hint_for (not NULL) or md_rec_merge. */
+/*
+ * Fencing of conditional writes (docs/replication.md, "Conditional writes"): each partition
+ * (bucket, shard) has the highest partition-leader token this store has seen. A write with token
+ * (> 0) is admitted when it is not lower (and raises the highest to it); lower is CM_ERR_CONFLICT,
+ * so a leader that was replaced cannot write here once its successor did. token 0 is admitted and
+ * changes nothing. Kept in memory (md_fence.c): a restarted store admits the next token it sees.
+ */
+cm_err md_fence_admit(md_store *md, const char *bucket, uint32_t shard, uint64_t token);
+
 cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
                       const char *hint_for, int *applied);
 

@@ -82,6 +82,11 @@ void md_gc_set_hook(md_store *md, md_batch_hook hook, void *arg);
 void md_gc_fail_commits(md_store *md, int n, int rc);
 void md_gc_wait_queued(md_store *md, size_t n);
 
+#define MD_FENCE_SLOTS 256
+struct md_fence;
+/* md_fence.c: free the fence table (md_close). */
+void md_fence_release(md_store *md);
+
 struct md_store {
     MDB_env *env;
     MDB_dbi buckets, objects, uploads, parts, garbage, hints;
@@ -95,6 +100,9 @@ struct md_store {
      */
     pthread_rwlock_t map_lock;
     size_t map_size, map_max;
+    /* the highest leader token per partition (md_fence.c) */
+    pthread_mutex_t fence_mu;
+    struct md_fence *fence[MD_FENCE_SLOTS];
 };
 
 /* Default initial map and the most a growth adds at once. */

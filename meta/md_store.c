@@ -232,6 +232,7 @@ cm_err md_open(const char *dir, size_t map_size, md_store **out)
     }
     int dead = 0;
     mdb_reader_check(md->env, &dead); /* clear reader slots of crashed processes */
+    pthread_mutex_init(&md->fence_mu, NULL);
     *out = md;
     return CM_OK;
 }
@@ -243,6 +244,7 @@ void md_close(md_store *md)
     mdb_env_close(md->env);
     pthread_rwlock_destroy(&md->map_lock);
     md_gc_release(&md->gc);
+    md_fence_release(md);
     free(md);
 }
 

@@ -72,6 +72,22 @@ int nd_node_id_valid(const char *id);
 
 /* ---- server (nd_service.c) ---- */
 
+/*
+ * A conditional write handed to this node as a partition's leader (POST /cond/<bucket>,
+ * docs/replication.md "Conditional writes"): a put of rec, or with del a delete of rec->key (rec
+ * then carries the key only), under cond. What the callback returns is the answer: CM_OK,
+ * CM_ERR_PRECONDITION, CM_ERR_NOTFOUND, CM_ERR_UNAVAILABLE, or CM_ERR_CONFLICT for "this node is
+ * not the partition's leader" (the caller looks the leader up again). On a worker; may block.
+ */
+typedef struct {
+    const char *bucket;
+    const md_object *rec;
+    int del;
+    const md_cond *cond;
+    const char *from; /* the calling node's id */
+} nd_cond_req;
+typedef cm_err (*nd_cond_fn)(void *arg, const nd_cond_req *r);
+
 typedef struct {
     const char *path; /* the drive's directory (for its free space) */
     bs_store *bs;     /* NULL: the drive is offline */
@@ -89,6 +105,9 @@ typedef struct {
     md_hlc *clock;    /* this node's clock (borrowed): meta puts merge their records' stamps
                        * into it (md_hlc_update) and refuse one stamped more than
                        * MD_HLC_MAX_DRIFT_MS ahead; NULL: no clock is kept */
+    nd_cond_fn cond;  /* the conditional-write route; NULL: it answers 503 */
+    void *cond_arg;
+    int cond_threads; /* its own workers (a write holds one up to its leader's timeout); 0 = 8 */
 } nd_service_config;
 
 typedef struct nd_service nd_service;
@@ -298,12 +317,24 @@ cm_err nd_meta_get(nd_client *cl, const nd_peer *peer, const char *bucket, const
                    nd_done_fn done, void *arg);
 cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
                    size_t len, const char *hint_for, nd_done_fn done, void *arg);
+/* put of a partition leader's conditional write: the node admits fence (md_fence_admit) for
+ * partition p first; a lower token than it saw is CM_ERR_CONFLICT, nothing stored. */
+cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
+                          const uint8_t *rec, size_t len, nd_done_fn done, void *arg);
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg);
 cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
                       nd_done_fn done, void *arg);
 cm_err nd_meta_leaf_keys(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
                          const uint32_t *leaves, size_t nleaves, nd_done_fn done, void *arg);
+
+/*
+ * Hand a conditional write to peer, the leader of its partition (nd_cond_req above): rec (len
+ * bytes, md_object_encode'd; for a delete, a record holding the key) put or, with del, its key
+ * deleted under cond. res.err is the leader's outcome (CM_ERR_CONFLICT: peer is not the leader).
+ */
+cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
+                     size_t len, int del, const md_cond *cond, nd_done_fn done, void *arg);
 
 /* Continue a read paused by data leaving bytes, or an append whose producer had nothing. */
 void nd_op_resume(nd_op *op);

@@ -628,6 +628,18 @@ cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const
     return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
 }
 
+cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
+                          const uint8_t *rec, size_t len, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || len == 0 || len > ND_META_MAX || fence == 0 ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "rec", p)))
+        return CM_ERR_INVAL;
+    snprintf(t + n, sizeof(t) - n, "&fence=%" PRIu64, fence);
+    return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
+}
+
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg)
 {
@@ -672,6 +684,25 @@ cm_err nd_meta_leaf_keys(nd_client *cl, const nd_peer *peer, const nd_part *p, i
     cm_err e = meta_call(cl, peer, "POST", t, body, 4 * nleaves, done, arg);
     free(body);
     return e;
+}
+
+cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
+                     size_t len, int del, const md_cond *cond, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    int n = snprintf(t, sizeof(t), ND_PREFIX "/cond/%s", bucket);
+    size_t tl = n > 0 ? (size_t)n : 0;
+    if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX || !cond ||
+        (!cond->if_none_match_star && !cond->if_match) ||
+        (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
+        return CM_ERR_INVAL;
+    if (cond->if_none_match_star)
+        add_param(t, sizeof(t), &tl, "inm", "1");
+    if (cond->if_match)
+        add_param(t, sizeof(t), &tl, "ifmatch", cond->if_match); /* fits, as a key does */
+    if (del)
+        add_param(t, sizeof(t), &tl, "del", "1");
+    return meta_call(cl, peer, "POST", t, rec, len, done, arg);
 }
 
 void nd_op_resume(nd_op *op)

@@ -20,9 +20,12 @@ struct nd_service {
     nd_drive drives[ND_MAX_DRIVES];
     char *paths[ND_MAX_DRIVES];
     int max_skew_s;
-    nd_work *work; /* NULL: syncs and meta ops run inline on the loop */
-    md_store *md;  /* metadata partitions (borrowed); NULL: none */
-    md_hlc *clock; /* this node's clock (borrowed); NULL: none */
+    nd_work *work;   /* NULL: syncs and meta ops run inline on the loop */
+    md_store *md;    /* metadata partitions (borrowed); NULL: none */
+    md_hlc *clock;   /* this node's clock (borrowed); NULL: none */
+    nd_cond_fn cond; /* the conditional-write route (NULL: 503), on cond_work */
+    void *cond_arg;
+    nd_work *cond_work;
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
 };
 
@@ -66,6 +69,8 @@ int nd_query_u64(const char *q, const char *name, uint64_t *v);
 
 /* nd_meta.c: the metadata partition routes (path after "/meta/"), their request body, its end. */
 void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
+/* The conditional-write route (path after "/cond/"), served like a meta put. */
+void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
 void nd_meta_body(nd_sreq *s, struct evbuffer *body);
 void nd_meta_body_end(nd_sreq *s);
 void nd_meta_free(struct nd_mreq *m);

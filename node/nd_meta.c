@@ -5,9 +5,13 @@
  * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded):
  *   GET  /rec?key=K                                   the stored record (tombstones included)
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
+ *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T first
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
+ * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
+ *   POST ?[inm=1][&ifmatch=E][&del=1]                  run the body's record through cfg.cond
+ * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
  * is checked before anything is applied (the signature covers it, so the body is authenticated).
  * Answers: 200 with the body (application/octet-stream), X-Cairn-Applied for a put, X-Cairn-More
@@ -33,7 +37,7 @@
 #define MOD "nd"
 #define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
-enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES };
+enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND };
 
 struct nd_mreq {
     int kind;
@@ -41,8 +45,10 @@ struct nd_mreq {
     char key[MD_MAX_KEY + 1], prefix[MD_MAX_KEY + 1], after[MD_MAX_KEY + 1];
     int has_after;
     char hint[ND_NODE_ID_MAX];
+    char from[ND_NODE_ID_MAX]; /* cond: the caller */
+    int inm, has_ifmatch, del; /* cond: If-None-Match: *, If-Match (in key), a delete */
     md_shard part;
-    uint64_t max, depth;
+    uint64_t max, depth, fence;
     uint32_t want_crc, crc;
     uint64_t want_len;
     struct evbuffer *in, *out;
@@ -108,7 +114,12 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
     if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "PUT") == 0) {
         m->kind = M_PUT;
         int h = query_str(q, "hint", m->hint, sizeof(m->hint));
-        return h < 0 || (h == 1 && !nd_node_id_valid(m->hint)) ? "bad hint" : NULL;
+        if (h < 0 || (h == 1 && !nd_node_id_valid(m->hint)))
+            return "bad hint";
+        int f = nd_query_u64(q, "fence", &m->fence);
+        if (f < 0 || (f == 1 && (h == 1 || m->fence == 0)))
+            return "bad fence";
+        return f == 1 ? parse_part(q, m, 0) : NULL;
     }
     if (wl == 4 && strncmp(what, "list", 4) == 0 && strcmp(method, "GET") == 0) {
         m->kind = M_LIST;
@@ -152,21 +163,34 @@ static cm_err run_get(nd_service *svc, struct nd_mreq *m)
     return e;
 }
 
-static cm_err run_put(nd_service *svc, struct nd_mreq *m)
+/* The request body as a record (md_object_release it). */
+static cm_err body_record(struct nd_mreq *m, md_object *o)
 {
-    md_object o;
     size_t len = evbuffer_get_length(m->in);
     const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
     if (!p && len)
         return CM_ERR_NOMEM;
-    cm_err e = md_object_decode(p, len, &o);
-    if (e != CM_OK) {
+    cm_err e = md_object_decode(p, len, o);
+    if (e != CM_OK)
         m->why = "the body is not a record";
+    return e;
+}
+
+static cm_err run_put(nd_service *svc, struct nd_mreq *m)
+{
+    md_object o;
+    cm_err e = body_record(m, &o);
+    if (e != CM_OK)
         return e;
-    }
-    if (!o.key || !*o.key) {
+    if (!o.key || !*o.key ||
+        (m->fence &&
+         md_shard_of((const uint8_t *)o.key, strlen(o.key), m->part.nshards) != m->part.shard)) {
         e = CM_ERR_INVAL;
-        m->why = "a record without a key";
+        m->why = "a record without a key, or of another shard";
+    } else if (m->fence &&
+               (e = md_fence_admit(svc->md, m->bucket, m->part.shard, m->fence)) != CM_OK) {
+        if (e == CM_ERR_CONFLICT)
+            m->why = "a newer partition leader wrote here (fencing token too low)";
     } else {
         e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
                            &m->applied);
@@ -275,6 +299,26 @@ static cm_err run_leaves(nd_service *svc, struct nd_mreq *m)
     return e;
 }
 
+static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
+{
+    md_object o;
+    cm_err e = body_record(m, &o);
+    if (e != CM_OK)
+        return e;
+    md_cond cond = {m->inm, m->has_ifmatch ? m->key : NULL};
+    nd_cond_req r = {m->bucket, &o, m->del, &cond, m->from};
+    if (!o.key || !*o.key) {
+        e = CM_ERR_INVAL;
+        m->why = "a record without a key";
+    } else {
+        e = svc->cond(svc->cond_arg, &r);
+        if (e == CM_ERR_CONFLICT)
+            m->why = "not the partition's leader";
+    }
+    md_object_release(&o);
+    return e;
+}
+
 static void meta_run(nd_job *j)
 {
     nd_sreq *s = MREQ_JOB(j);
@@ -291,6 +335,9 @@ static void meta_run(nd_job *j)
         break;
     case M_MERKLE:
         m->err = run_merkle(s->svc, m);
+        break;
+    case M_COND:
+        m->err = run_cond(s->svc, m);
         break;
     default:
         m->err = run_leaves(s->svc, m);
@@ -334,8 +381,55 @@ static void submit(nd_sreq *s)
     s->work.done = meta_done;
     s->work.base = net_req_base(s->req);
     int inline_read = s->meta->kind == M_GET;
-    s->busy = s->svc->work != NULL && !inline_read;
-    nd_work_submit(inline_read ? NULL : s->svc->work, &s->work);
+    nd_work *pool = inline_read ? NULL : s->meta->kind == M_COND ? s->svc->cond_work : s->svc->work;
+    s->busy = pool != NULL;
+    nd_work_submit(pool, &s->work);
+}
+
+static void read_body(net_req *req, struct nd_mreq *m);
+
+/* A new request state on s; NULL (answered) when out of memory. */
+static struct nd_mreq *mreq_new(net_req *req, nd_sreq *s)
+{
+    struct nd_mreq *m = calloc(1, sizeof(*m));
+    if (!m || !(m->out = evbuffer_new()) || !(m->in = evbuffer_new())) {
+        if (m)
+            nd_meta_free(m);
+        nd_answer_error_ex(req, CM_ERR_NOMEM, NULL, NULL, NULL);
+        return NULL;
+    }
+    s->meta = m;
+    s->op = OP_META;
+    return m;
+}
+
+void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
+{
+    if (!svc->cond || !svc->md) {
+        nd_answer_error_ex(req, CM_ERR_UNAVAILABLE, "this node runs no conditional writes", NULL,
+                           NULL);
+        return;
+    }
+    struct nd_mreq *m = mreq_new(req, s);
+    if (!m)
+        return;
+    m->kind = M_COND;
+    const char *qm = strchr(path, '?'), *q = qm ? qm + 1 : "";
+    size_t bl = qm ? (size_t)(qm - path) : strlen(path);
+    uint64_t inm = 0, del = 0;
+    int im = query_str(q, "ifmatch", m->key, sizeof(m->key));
+    const char *from = net_req_header(req, "X-Cairn-Node");
+    if (strcmp(net_req_method(req), "POST") != 0 || bl == 0 || bl > MD_BUCKET_MAX ||
+        memchr(path, '/', bl) || im < 0 || nd_query_u64(q, "inm", &inm) < 0 ||
+        nd_query_u64(q, "del", &del) < 0 || (!inm && im != 1)) {
+        nd_answer_error_ex(req, CM_ERR_INVAL, "bad conditional write", NULL, NULL);
+        return;
+    }
+    memcpy(m->bucket, path, bl);
+    m->bucket[bl] = 0;
+    m->inm = inm != 0, m->del = del != 0, m->has_ifmatch = im == 1;
+    snprintf(m->from, sizeof(m->from), "%s", from ? from : "");
+    read_body(req, m);
 }
 
 void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
@@ -344,15 +438,9 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
         nd_answer_error_ex(req, CM_ERR_UNAVAILABLE, "this node serves no metadata", NULL, NULL);
         return;
     }
-    struct nd_mreq *m = calloc(1, sizeof(*m));
-    if (!m || !(m->out = evbuffer_new()) || !(m->in = evbuffer_new())) {
-        if (m)
-            nd_meta_free(m);
-        nd_answer_error_ex(req, CM_ERR_NOMEM, NULL, NULL, NULL);
+    struct nd_mreq *m = mreq_new(req, s);
+    if (!m)
         return;
-    }
-    s->meta = m;
-    s->op = OP_META;
     const char *why = parse(req, path, m);
     if (why) {
         nd_answer_error_ex(req,
@@ -364,6 +452,12 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
         submit(s);
         return;
     }
+    read_body(req, m);
+}
+
+/* A request with a body: check its framing, then collect it (nd_meta_body, nd_meta_body_end). */
+static void read_body(net_req *req, struct nd_mreq *m)
+{
     const char *crc = net_req_header(req, "X-Cairn-Crc32c");
     int64_t cl = net_req_content_length(req);
     uint8_t raw[4];

@@ -9,6 +9,7 @@
  *   GET    /info                               heartbeat: node id, clock, drives
  *   GET    /list/<drive>?after=<id>&max=N      a page of the drive's chunks (id, length)
  *   ...    /meta/<bucket>/...                  metadata partitions (nd_meta.c)
+ *   POST   /cond/<bucket>?...                  a conditional write for its leader (nd_meta.c)
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
  *
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
@@ -62,6 +63,8 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     svc->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : ND_MAX_SKEW_S;
     svc->md = cfg->md;
     svc->clock = cfg->clock;
+    svc->cond = cfg->cond;
+    svc->cond_arg = cfg->cond_arg;
     if (!svc->secret)
         goto nomem;
     memcpy(svc->secret, cfg->secret, cfg->secret_len);
@@ -75,6 +78,9 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     if (cfg->sync_threads >= 0 &&
         nd_work_new(cfg->sync_threads ? cfg->sync_threads : 2, &svc->work) != CM_OK)
         goto nomem;
+    if (cfg->cond &&
+        nd_work_new(cfg->cond_threads > 0 ? cfg->cond_threads : 8, &svc->cond_work) != CM_OK)
+        goto nomem;
     *out = svc;
     return CM_OK;
 nomem:
@@ -86,6 +92,7 @@ void nd_service_free(nd_service *svc)
 {
     if (!svc)
         return;
+    nd_work_free(svc->cond_work);
     nd_work_free(svc->work);
     for (int i = 0; i < svc->ndrives; i++)
         free(svc->paths[i]);
@@ -116,6 +123,8 @@ static int status_of(cm_err e)
         return 400;
     case CM_ERR_CONFLICT:
         return 409;
+    case CM_ERR_PRECONDITION:
+        return 412;
     case CM_ERR_RANGE:
         return 416;
     case CM_ERR_NOSPC:
@@ -598,6 +607,8 @@ static void on_request(net_req *req, void *arg)
     net_req_set_data(req, s);
     if (strncmp(path, "/meta/", 6) == 0)
         nd_meta_serve(svc, req, s, path + 6);
+    else if (strncmp(path, "/cond/", 6) == 0)
+        nd_cond_serve(svc, req, s, path + 6);
     else
         serve_chunk(svc, req, s, path);
 }

@@ -47,6 +47,7 @@ typedef struct {
     const char *key;
     const md_object *obj;
     const md_cond *cond;
+    uint64_t fence; /* the partition leader's token (0: none); see rp_replica_put */
 } rp_cond_write;
 
 /* The per-key locks that serialise conditional writes on one node; coordinators of one node

@@ -241,13 +241,15 @@ cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
     return CM_OK;
 }
 
-/* Send rec to the partition's homes and wait for W of them (RP_AVAILABLE: stand-ins too). */
-static cm_err quorum_write(rp *c, const char *bucket, md_object *rec)
+/* Send rec to the partition's homes and wait for W of them (RP_AVAILABLE: stand-ins too), with
+ * a partition leader's token when fence is not 0. */
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t fence)
 {
     rp_consistency mode = rp_mode(c, bucket);
     rp_op *op = rp_op_new(c, RP_K_PUT, bucket, rp_shard_of(rec->key, c->cfg.nshards));
     if (!op)
         return CM_ERR_NOMEM;
+    op->part.fence = fence;
     op->rec = *rec; /* moved */
     memset(rec, 0, sizeof(*rec));
     op->need = c->cfg.w;
@@ -274,7 +276,7 @@ static cm_err quorum_write(rp *c, const char *bucket, md_object *rec)
 
 /* Read, check the condition (may be NULL), stamp and write: obj NULL writes a tombstone. */
 static cm_err read_and_write(rp *c, const char *bucket, const char *key, const md_object *obj,
-                             const md_cond *cond)
+                             const md_cond *cond, uint64_t fence)
 {
     rp_read rd;
     rp_consistency mode = rp_mode(c, bucket);
@@ -308,7 +310,7 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     rec.hlc_node = c->cfg.node;
     rec.vv = rd.seen;
     md_vv_increment(&rec.vv, c->cfg.node, rec.hlc);
-    e = quorum_write(c, bucket, &rec);
+    e = quorum_write(c, bucket, &rec, fence);
     md_object_release(&rec);
     return e;
 }
@@ -331,7 +333,7 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
         count(c, &c->st.unavailable); /* the writes queued before it took too long */
         return CM_ERR_UNAVAILABLE;
     }
-    cm_err e = read_and_write(c, w->bucket, w->key, w->obj, w->cond);
+    cm_err e = read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
     pthread_mutex_unlock(mu);
     return e;
 }
@@ -344,10 +346,10 @@ static int cond_set(const md_cond *cond)
 static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,
                        const md_cond *cond)
 {
-    rp_cond_write w = {bucket, key, obj, cond};
+    rp_cond_write w = {bucket, key, obj, cond, 0};
     if (!c->cfg.cond_run)
         return rp_cond_execute(c, &w);
-    rp_part p = {bucket, rp_shard_of(key, c->cfg.nshards), c->cfg.nshards};
+    rp_part p = {bucket, rp_shard_of(key, c->cfg.nshards), c->cfg.nshards, 0};
     return c->cfg.cond_run(c->cfg.cond_arg, c, &p, &w);
 }
 
@@ -362,7 +364,7 @@ cm_err rp_object_put(rp *c, const char *bucket, const md_object *obj, const md_c
     count(c, &c->st.puts);
     if (cond_set(cond))
         return run_cond(c, bucket, obj->key, obj, cond);
-    return read_and_write(c, bucket, obj->key, obj, NULL);
+    return read_and_write(c, bucket, obj->key, obj, NULL, 0);
 }
 
 cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_cond *cond,
@@ -376,5 +378,5 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
     count(c, &c->st.deletes);
     if (cond_set(cond))
         return run_cond(c, bucket, key, NULL, cond);
-    return read_and_write(c, bucket, key, NULL, NULL);
+    return read_and_write(c, bucket, key, NULL, NULL, 0);
 }

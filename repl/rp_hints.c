@@ -202,7 +202,7 @@ static void list_done(nd_job *j)
             h->st.unroutable++;
             continue;
         }
-        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards};
+        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards, 0};
         r->puts[i].r = r, r->puts[i].i = i;
         r->outstanding++;
         if (rp_replica_put(rep, &part, &hi->rec, NULL, put_done, &r->puts[i]) != CM_OK) {

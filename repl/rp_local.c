@@ -40,7 +40,8 @@ typedef struct {
     char bucket[MD_BUCKET_MAX + 1];
     md_shard part;
     char *key, *prefix, *after;
-    md_object rec; /* put: a copy of the record */
+    md_object rec;  /* put: a copy of the record */
+    uint64_t fence; /* put: a partition leader's token (rp_part.fence) */
     char hint[ND_NODE_ID_MAX];
     int depth;
     size_t *leaves, nleaves, max;
@@ -73,6 +74,9 @@ static void lr_run(nd_job *job)
         j->have_rec = j->err == CM_OK;
         break;
     case L_PUT:
+        j->err = md_fence_admit(j->md, j->bucket, j->part.shard, j->fence);
+        if (j->err != CM_OK)
+            break;
         j->err = md_rec_receive(j->md, j->clock, j->bucket, &j->rec, j->hint[0] ? j->hint : NULL,
                                 &j->applied);
         j->no_bucket = j->err == CM_ERR_NOTFOUND && !j->hint[0];
@@ -201,6 +205,7 @@ static cm_err lr_put(rp_replica *r, const rp_part *p, const md_object *rec, cons
         return CM_ERR_NOMEM;
     if (hint_for)
         snprintf(j->hint, sizeof(j->hint), "%s", hint_for);
+    j->fence = hint_for ? 0 : p->fence;
     return lr_submit(r, j, md_object_copy(rec, &j->rec) == CM_OK);
 }
 

@@ -71,7 +71,7 @@ static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard)
     op->c = c;
     op->kind = kind;
     memcpy(op->bucket, bucket, strlen(bucket) + 1);
-    op->part = (rp_part){op->bucket, shard, c->cfg.nshards};
+    op->part = (rp_part){op->bucket, shard, c->cfg.nshards, 0};
     op->refs = 1;
     op->need = 1;
     return op;

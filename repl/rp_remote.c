@@ -171,8 +171,13 @@ static cm_err rr_put(rp_replica *r, const rp_part *p, const md_object *rec, cons
     if (e != CM_OK)
         return e;
     rr_call *c = rr_call_new(R_PUT, done, arg);
-    e = c ? nd_meta_put(b->cl, &b->peer, p->bucket, buf, len, hint_for, rr_finish, c)
-          : CM_ERR_NOMEM;
+    nd_part np = {p->bucket, p->shard, p->nshards};
+    if (!c)
+        e = CM_ERR_NOMEM;
+    else if (p->fence && !hint_for)
+        e = nd_meta_put_fenced(b->cl, &b->peer, &np, p->fence, buf, len, rr_finish, c);
+    else
+        e = nd_meta_put(b->cl, &b->peer, p->bucket, buf, len, hint_for, rr_finish, c);
     free(buf);
     return c ? rr_started(c, e) : e;
 }

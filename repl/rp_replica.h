@@ -25,7 +25,9 @@
  *     With hint_for set, the replica is a stand-in for that node (sloppy quorum): it keeps
  *     rec as a hint for it, durable (md_hint_put: not among its own records, so its listings and
  *     Merkle trees do not show it; res.applied = 1 once kept), and delivers it when the node
- *     answers again (rp_hints.h);
+ *     answers again (rp_hints.h). With p->fence (a partition leader's conditional write, no
+ *     hint), the replica first admits the token (md_fence_admit): a token lower than the highest
+ *     it saw for the partition is refused with CM_ERR_CONFLICT, nothing stored;
  *   - list: records of the partition with keys after `after` (NULL = from the start) that start
  *     with prefix (NULL = all), in byte order, at most max, tombstones included, inline bodies
  *     left out (list entries carry the summary only); res.truncated when more follow;
@@ -61,6 +63,7 @@ uint32_t rp_shard_of(const char *key, uint32_t nshards);
 typedef struct {
     const char *bucket;
     uint32_t shard, nshards; /* shard < nshards */
+    uint64_t fence; /* put: the partition leader's token of a conditional write (0: none) */
 } rp_part;
 
 typedef struct {

@@ -67,6 +67,30 @@ h_free_port() {
     "$H_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# h_cluster_base_port: a base port for deploy/local-cluster.sh (CAIRN_CLUSTER_PORT) whose 18
+# ports (etcd BASE+1..3 and +11..13, S3 +21..26, RPC +41..46) are all free now; empty if none.
+h_cluster_base_port() {
+    "$H_PY" - <<'EOF'
+import random, socket
+offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
+for _ in range(50):
+    base = random.randrange(20000, 32000, 100)  # below the usual ephemeral range (32768-60999)
+    socks = []
+    try:
+        for o in offsets:
+            s = socket.socket()
+            s.bind(("127.0.0.1", base + o))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+EOF
+}
+
 # h_need CMD...: exit 77 (client missing) unless every command exists.
 h_need() {
     local c

@@ -17,30 +17,8 @@ h_need curl python3 ss
 LC=$H_ROOT/deploy/local-cluster.sh
 export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itlc STOP_TIMEOUT=10 READY_TIMEOUT=30
 
-# A base port whose 18 ports (etcd 1-3 and 11-13, S3 21-26, RPC 41-46) are all free now.
-free_base() {
-    "$H_PY" - <<'EOF'
-import random, socket
-offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
-for _ in range(50):
-    base = random.randrange(20000, 32000, 100)  # below the usual ephemeral range (32768-60999)
-    socks = []
-    try:
-        for o in offsets:
-            s = socket.socket()
-            s.bind(("127.0.0.1", base + o))
-            socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-EOF
-}
 export CAIRN_CLUSTER_PORT
-CAIRN_CLUSTER_PORT=$(free_base)
+CAIRN_CLUSTER_PORT=$(h_cluster_base_port)
 [ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
 
 # Every process of the cluster is killed by lib.sh's EXIT trap too, should a check fail midway.
@@ -256,10 +234,10 @@ h_fails_with "the server says when its RPC port is in use" \
 h_fails_with "local-cluster.sh: a missing binary is named" "no cairn binary at /nonexistent/cairn" \
     env CAIRN_BIN=/nonexistent/cairn CAIRN_CLUSTER_DIR="$H_WORK/c2" "$LC" start
 h_fails_with "local-cluster.sh: etcd not coming up is reported" "etcd member m1 exited \(log: " \
-    env CAIRN_ETCD=/bin/false CAIRN_CLUSTER_DIR="$H_WORK/c4" CAIRN_CLUSTER_PORT="$(free_base)" \
+    env CAIRN_ETCD=/bin/false CAIRN_CLUSTER_DIR="$H_WORK/c4" CAIRN_CLUSTER_PORT="$(h_cluster_base_port)" \
     "$LC" start
 # n1's S3 port held by another program: start stops there, naming it (etcd came up first: stop it)
-base3=$(free_base)
+base3=$(h_cluster_base_port)
 hold_port $((base3 + 21)) "$H_WORK/held3"
 busy=$(cat "$H_WORK/held3")
 h_fails_with "local-cluster.sh: a port in use is named" "port $busy \(node n1\) is in use" \

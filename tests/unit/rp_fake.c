@@ -172,7 +172,8 @@ static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, cons
     pthread_mutex_unlock(&f->mu);
     if (lose)
         p->res.applied = 1;
-    else if (!hint_for)
+    else if (!hint_for && (p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard,
+                                                       hint_for ? 0 : pt->fence)) == CM_OK)
         p->res.err = merge_put(f, b, rec, &p->res.applied);
     return post(f, p, delay);
 }
@@ -354,7 +355,7 @@ void fake_counts_get(fake *f, fake_counts *out)
 
 cm_err fake_rec(fake *f, const char *bucket, uint32_t shard, const char *key, md_object *out)
 {
-    rp_part p = {bucket, shard, 0};
+    rp_part p = {bucket, shard, 0, 0};
     char b[MD_BUCKET_MAX + 1];
     part_bucket(&p, b);
     return md_rec_get(f->md, b, key, out);

@@ -301,6 +301,32 @@ static void test_hints(void)
     md_close(md);
 }
 
+/* The highest partition-leader token per partition: lower ones refused, 0 always admitted. */
+static void test_fence(void)
+{
+    md_store *md = open_store("fence");
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 0), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 10), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 10), CM_OK); /* the same leader, again */
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 9), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 0), CM_OK); /* no token: not a leader's write */
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 12), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 10), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 4, 1), CM_OK); /* each partition its own */
+    CU_ASSERT_EQUAL(md_fence_admit(md, "c", 3, 1), CM_OK);
+    char name[16];
+    for (int i = 0; i < 1000; i++) { /* many partitions share the table's slots */
+        snprintf(name, sizeof(name), "bk%d", i);
+        CU_ASSERT_EQUAL(md_fence_admit(md, name, (uint32_t)i % 8, 100 + (uint64_t)i), CM_OK);
+    }
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "bk%d", i);
+        CU_ASSERT_EQUAL(md_fence_admit(md, name, (uint32_t)i % 8, 99 + (uint64_t)i),
+                        CM_ERR_CONFLICT);
+    }
+    md_close(md);
+}
+
 static void test_shards_and_lookup(void)
 {
     md_store *md = open_store("shards");
@@ -355,6 +381,7 @@ void cu_register(void)
                                     {"merkle_filtered", test_merkle_filtered},
                                     {"hints", test_hints},
                                     {"shards_and_lookup", test_shards_and_lookup},
+                                    {"fence", test_fence},
                                     {NULL, NULL}};
     cu_add_suite("meta_replica", tests);
 }

@@ -85,7 +85,8 @@ static void node_start(tnode *n, const char *id, int serve)
     }
     if (!serve)
         return;
-    nd_service_config sc = {id, secret, SECRET_LEN, n->drives, NSLOTS, 0, 2, NULL, NULL};
+    nd_service_config sc = {id, secret, SECRET_LEN, n->drives, NSLOTS, 0,
+                            2,  NULL,   NULL,       NULL,      NULL,   0};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);

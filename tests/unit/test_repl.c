@@ -51,6 +51,20 @@ static void *node_thread(void *arg)
     return NULL;
 }
 
+/* The cond route's callback in these nodes: the compare-and-set of the node's own store (a
+ * stand-in for a partition leader's rp_cond_execute); bucket "elsewhere" is led by another node. */
+static cm_err cond_cb(void *arg, const nd_cond_req *r)
+{
+    tnode *n = arg;
+    if (strcmp(r->bucket, "elsewhere") == 0)
+        return CM_ERR_CONFLICT;
+    if (strcmp(r->from, "n1") != 0)
+        return CM_ERR_AUTH;
+    if (r->del)
+        return md_object_delete(n->md, r->bucket, r->rec->key, r->cond, NULL, NULL);
+    return md_object_put(n->md, r->bucket, r->rec, r->cond, NULL, NULL);
+}
+
 static void node_start(tnode *n, const char *id, int serve)
 {
     static int started;
@@ -72,6 +86,8 @@ static void node_start(tnode *n, const char *id, int serve)
     sc.sync_threads = nworkers;
     sc.md = n->md;
     sc.clock = &n->clock;
+    sc.cond = cond_cb;
+    sc.cond_arg = n;
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);
@@ -268,7 +284,7 @@ static void wait_for(tres *t, cm_err rc)
 
 static rp_part part_of(const char *key)
 {
-    rp_part p = {"b", rp_shard_of(key, NSHARDS), NSHARDS};
+    rp_part p = {"b", rp_shard_of(key, NSHARDS), NSHARDS, 0};
     return p;
 }
 
@@ -431,7 +447,7 @@ static void t_list(void)
         CU_ASSERT_EQUAL(do_put(&o, NULL).err, CM_OK);
     }
     for (uint32_t s = 0; s < NSHARDS; s++) {
-        rp_part p = {"b", s, NSHARDS};
+        rp_part p = {"b", s, NSHARDS, 0};
         char after[32] = "";
         int want = 0, got = 0, pages = 0;
         for (int i = 0; i < 60; i++) {
@@ -458,13 +474,13 @@ static void t_list(void)
         CU_ASSERT_EQUAL(got, want);
     }
     /* a page capped at RP_LIST_MAX; unknown bucket */
-    rp_part all = {"b", 0, 1};
+    rp_part all = {"b", 0, 1, 0};
     tres t = {0};
     wait_for(&t, rp_replica_list(E.r, &all, NULL, NULL, 100000, done_cb, &t));
     CU_ASSERT_EQUAL(t.nrecs, 60);
     CU_ASSERT_EQUAL(t.truncated, 0);
     tres_free(&t);
-    rp_part nb = {"nobucket", 0, 1};
+    rp_part nb = {"nobucket", 0, 1, 0};
     wait_for(&t, rp_replica_list(E.r, &nb, NULL, NULL, 10, done_cb, &t));
     CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(t.no_bucket, 1);
@@ -497,7 +513,7 @@ static void t_merkle_leaf_keys(void)
                           CM_OK);
     CU_ASSERT_EQUAL_FATAL(md_merkle_leaves(E.nodes[2].md, "b", 2, md_shard_keep, &s2, &ref2, &n2),
                           CM_OK);
-    rp_part p1 = {"b", 1, NSHARDS}, p2 = {"b", 2, NSHARDS};
+    rp_part p1 = {"b", 1, NSHARDS, 0}, p2 = {"b", 2, NSHARDS, 0};
     tres t = {0};
     wait_for(&t, rp_replica_merkle(E.r, &p1, 2, done_cb, &t));
     CU_ASSERT_EQUAL_FATAL(t.err, CM_OK);
@@ -531,7 +547,7 @@ static void t_merkle_leaf_keys(void)
         CU_ASSERT_EQUAL(rp_shard_of(t.infos[i].key, NSHARDS), 1);
     }
     tres_free(&t);
-    rp_part nb = {"nobucket", 1, NSHARDS};
+    rp_part nb = {"nobucket", 1, NSHARDS, 0};
     wait_for(&t, rp_replica_leaf_keys(E.r, &nb, 2, leaves, 256, done_cb, &t));
     CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(t.no_bucket, 1);
@@ -579,11 +595,48 @@ static void t_clock(void)
     tres_free(&t);
 }
 
+static tres do_put_fenced(const md_object *rec, uint32_t shard, uint64_t fence)
+{
+    tres t = {0};
+    rp_part p = part_of(rec->key);
+    p.shard = shard, p.fence = fence;
+    wait_for(&t, rp_replica_put(E.r, &p, rec, NULL, done_cb, &t));
+    return t;
+}
+
+/* Fencing: a put carrying a partition leader's token lower than the highest the replica saw for
+ * that partition is refused, nothing stored; other partitions and unfenced puts are unaffected. */
+static void t_fence(void)
+{
+    uint32_t sh = rp_shard_of("fk", NSHARDS);
+    md_object a = version("fk", 1000, 1, NULL);
+    CU_ASSERT_EQUAL(do_put_fenced(&a, sh, 7).applied, 1);
+    md_object b = version("fk", 2000, 2, &a.vv); /* a paused ex-leader (token 5) wakes up */
+    tres t = do_put_fenced(&b, sh, 5);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_CONFLICT);
+    t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.rec.hlc, a.hlc); /* b was not stored */
+    tres_free(&t);
+    CU_ASSERT_EQUAL(do_put_fenced(&b, sh, 7).applied, 1); /* the same leader again */
+    md_object c = version("fk", 3000, 3, &b.vv);
+    CU_ASSERT_EQUAL(do_put_fenced(&c, sh, 9).applied, 1); /* its successor */
+    md_object d = version("fk", 4000, 1, &c.vv);
+    CU_ASSERT_EQUAL(do_put_fenced(&d, sh, 7).err, CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(do_put(&d, NULL).applied, 1); /* unconditional writes carry no token */
+    /* another partition keeps its own highest token */
+    const char *k2 = "fk2";
+    for (int i = 0; rp_shard_of(k2, NSHARDS) == sh && i < 100; i++)
+        k2 = i % 2 ? "fk3" : "fk4";
+    CU_ASSERT_NOT_EQUAL_FATAL(rp_shard_of(k2, NSHARDS), sh);
+    md_object e = version(k2, 1000, 1, NULL);
+    CU_ASSERT_EQUAL(do_put_fenced(&e, rp_shard_of(k2, NSHARDS), 3).applied, 1);
+}
+
 static void t_errors(void)
 {
     md_object a = version("k", 1000, 1, NULL);
     tres t = {0};
-    rp_part bad = {"b", NSHARDS, NSHARDS}, wrong = part_of("k");
+    rp_part bad = {"b", NSHARDS, NSHARDS, 0}, wrong = part_of("k");
     wrong.shard = (wrong.shard + 1) % NSHARDS;
     /* refused before anything runs: no completion */
     CU_ASSERT_EQUAL(rp_replica_get(E.r, &bad, "k", done_cb, &t), CM_ERR_INVAL);
@@ -631,6 +684,7 @@ BOTH(t_merkle_leaf_keys)
 BOTH(t_hint_put)
 BOTH(t_errors)
 BOTH(t_clock)
+BOTH(t_fence)
 
 /* ---- the meta routes on the wire ---- */
 
@@ -704,6 +758,54 @@ static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
     return t;
 }
 
+static nres cond_call(const char *bucket, const char *key, const char *etag, int del,
+                      const md_cond *cond)
+{
+    nres t = {0};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].port};
+    md_object o = {.key = (char *)key, .size = 1};
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &rec, &len), CM_OK);
+    t = nd_wait(nd_cond_write(E.cl, &n2, bucket, rec, len, del, cond, nd_cb, &t), &t);
+    free(rec);
+    return t;
+}
+
+/* The conditional-write route: the condition, the record and the caller reach the node's
+ * callback, and its outcome comes back as the call's error. */
+static void t_cond_route(void)
+{
+    env_up(1, 2000);
+    md_cond inm = {1, NULL}, m1 = {0, "e1"}, m2 = {0, "e2"}, none = {0, NULL};
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e1", 0, &inm).r.err, CM_OK);
+    nres t = cond_call("b", "ck", "e9", 0, &inm);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(t.r.status, 412);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e9", 0, &m2).r.err, CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e2", 0, &m1).r.err, CM_OK); /* If-Match e1 */
+    md_object got;
+    CU_ASSERT_EQUAL_FATAL(md_object_get(E.nodes[1].md, "b", "ck", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.etag, "e2");
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "", 1, &m1).r.err, CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "", 1, &m2).r.err, CM_OK); /* DELETE If-Match e2 */
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "ck", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e3", 0, &m2).r.err, CM_ERR_NOTFOUND);
+    t = cond_call("elsewhere", "ck", "e3", 0, &inm); /* not the leader */
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_CONFLICT);
+    CU_ASSERT_STRING_EQUAL(t.msg, "not the partition's leader");
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].port};
+    uint8_t one = 1;
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, &none, nd_cb, &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, NULL, nd_cb, &t), CM_ERR_INVAL);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_CORRUPT); /* not a record: refused before the callback */
+    env_down();
+}
+
 static void t_rpc_edges(void)
 {
     env_up(1, 2000);
@@ -775,6 +877,10 @@ static void t_rpc_edges(void)
     t = nd_wait(nd_meta_get(E.cl, &n4, "b", "k", nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
     CU_ASSERT_EQUAL(t.r.status, 503);
+    md_cond inm = {1, NULL}; /* no callback: the cond route is unavailable */
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n4, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
     node_stop(&bare);
     env_down();
 }
@@ -835,7 +941,7 @@ static void t_bench(void)
     env_up(1, 2000);
     double local = bench_puts(E.local, n), remote = bench_puts(E.to_n2, n);
     /* list everything back over the RPC, in pages of RP_LIST_MAX */
-    rp_part all = {"b", 0, 1};
+    rp_part all = {"b", 0, 1, 0};
     char after[32] = "";
     int got = 0, pages = 0;
     int64_t t0 = cm_monotonic_ms();
@@ -880,7 +986,7 @@ static void t_router(void)
     CU_ASSERT_EQUAL_FATAL(rp_router_new(t, "n5", l5, E.cl, &rt2), CM_OK);
     int local_seen = 0;
     for (uint32_t s = 0; s < 64; s++) {
-        rp_part p = {"bkt", s, 64};
+        rp_part p = {"bkt", s, 64, 0};
         rp_replica *out[8], *out2[8];
         int n = rp_route(rt, &p, 3, 3, out);
         CU_ASSERT_EQUAL_FATAL(n, 6);
@@ -901,7 +1007,7 @@ static void t_router(void)
     }
     CU_ASSERT(local_seen > 0); /* self resolves to the local backend */
     CU_ASSERT_PTR_NULL(rp_router_replica(rt, "nope"));
-    rp_part p = {"bkt", 0, 1};
+    rp_part p = {"bkt", 0, 1, 0};
     rp_replica *out[40];
     CU_ASSERT_EQUAL(rp_route(rt, &p, 10, 0, out), 9); /* more homes than nodes: every node */
     CU_ASSERT_EQUAL(rp_route(rt, &p, 3, 20, out), 9); /* every node once */
@@ -1076,6 +1182,7 @@ void cu_register(void)
         {"hint_put", t_hint_put_local},
         {"errors", t_errors_local},
         {"clock", t_clock_local},
+        {"fence", t_fence_local},
         {NULL, NULL},
     };
     static const cu_test remote[] = {
@@ -1086,10 +1193,12 @@ void cu_register(void)
         {"hint_put", t_hint_put_remote},
         {"errors", t_errors_remote},
         {"clock", t_clock_remote},
+        {"fence", t_fence_remote},
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
         {"rpc_edges", t_rpc_edges},
+        {"cond_route", t_cond_route},
         {"router", t_router},
         {"hints", t_hints},
         {"bench", t_bench},

@@ -599,6 +599,34 @@ static void test_cond_lock_bounded(void)
     env_down();
 }
 
+/* Fencing: a conditional write run with a leader's token lower than one the replicas already
+ * saw for the partition (a paused ex-leader) is refused by every replica: 503, nothing stored. */
+static void test_cond_fenced(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    md_object a = mkobj("fz", "e1"), keep = {0};
+    md_cond inm = {1, NULL}, m1 = {0, "e1"};
+    rp_cond_write w = {B, "fz", &a, &inm, 9};
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[0], &w), CM_OK); /* the leader with token 9 */
+    md_object b = mkobj("fz", "e2");
+    rp_cond_write stale = {B, "fz", &b, &m1, 5};
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[1], &stale), CM_ERR_UNAVAILABLE);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_STRING_EQUAL(stored(i, "fz", &keep), "e1");
+    rp_cond_write next = {B, "fz", &b, &m1, 11}; /* a later leader */
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[1], &next), CM_OK);
+    CU_ASSERT_STRING_EQUAL(stored(0, "fz", &keep), "e2");
+    md_cond m2 = {0, "e2"};
+    w.cond = &m2; /* the first leader (token 9), replaced meanwhile, writes again */
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[0], &w), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(put(0, "fz", "e3", NULL), CM_OK); /* unconditional writes carry no token */
+    CU_ASSERT_STRING_EQUAL(stored(0, "fz", &keep), "e3");
+    md_object_release(&keep);
+    md_object_release(&a);
+    md_object_release(&b);
+    env_down();
+}
+
 /* The leader plug: both coordinators hand their conditional writes to coordinator 0 (standing
  * for the partition's leader), and have no lock in common. */
 static cm_err to_leader(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
@@ -1024,11 +1052,10 @@ void cu_register(void)
                                        {"concurrent_writers", test_concurrent_writers},
                                        {"tombstone", test_tombstone},
                                        {NULL, NULL}};
-    static const cu_test cond[] = {{"create_race", test_cond_create_race},
-                                   {"lock_bounded", test_cond_lock_bounded},
-                                   {"leader_plug", test_cond_leader_plug},
-                                   {"etcd_leader", test_cond_etcd_leader},
-                                   {NULL, NULL}};
+    static const cu_test cond[] = {
+        {"create_race", test_cond_create_race}, {"lock_bounded", test_cond_lock_bounded},
+        {"leader_plug", test_cond_leader_plug}, {"cond_fenced", test_cond_fenced},
+        {"etcd_leader", test_cond_etcd_leader}, {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
                                    {"steady_cost", test_list_steady_cost},
