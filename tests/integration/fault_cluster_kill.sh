@@ -86,9 +86,18 @@ PY
 
 acked=$(wc -l <"$LEDGER")
 [ "$acked" -ge 50 ] && h_ok "$acked PUTs acknowledged" || h_bad "at least 50 PUTs acknowledged ($acked)"
-h_run "every acknowledged object reads back byte-exact through the 4 survivors (n1-n4)" \
+if h_run "every acknowledged object reads back byte-exact through the 4 survivors (n1-n4)" \
     "$H_PY" "$H_DIR/cluster_load.py" verify --endpoints "$EPS" --bucket killed --ledger "$LEDGER" \
-    --skip 4,5 && echo "   ${H_OUT##*$'\n'}"
+    --skip 4,5; then
+    echo "   ${H_OUT##*$'\n'}"
+else
+    # A body acknowledged with dropped columns (the writer's k+1 rule) may not survive an AZ's
+    # 4 cells until repair: say how many the writers dropped (docs/testing.md).
+    for n in n1 n2 n3 n4; do
+        echo "   $n: $(grep -c 'dropped' "$CAIRN_CLUSTER_DIR/$n/server.log") cells dropped," \
+            "$(grep -c 'handed off' "$CAIRN_CLUSTER_DIR/$n/server.log") handed off by its writer"
+    done
+fi
 
 h_run "local-cluster.sh start m3 (the etcd member rejoins)" lc start m3 && echo "   $H_OUT"
 for n in n5 n6; do
