@@ -13,8 +13,8 @@ other. The rules are then cleared, and every node is asked for every key until a
 the same value for each key, or --deadline seconds pass (hint delivery runs every second,
 anti-entropy every 10 s).
 
-Checks (exit 1 when one fails): each side had writes acknowledged (an available bucket takes
-writes on both sides of the split); every node answers every key within the deadline with the
+Checks (exit 1 when one fails): each side had writes of every key acknowledged (an available
+bucket takes writes on both sides of the split, whichever nodes the key's partition lives on); every node answers every key within the deadline with the
 same value; that value is one a writer could have left last: the last acknowledged value of one
 side, or one of that side's writes of unknown outcome sent after it (every earlier write of a
 side was overwritten by its next one, whose coordinator read it first). Prints the counts per
@@ -127,8 +127,9 @@ def main(argv):
                 other[s] = other.get(s, 0) + n
         print("cluster_avail: side %s (%d endpoints): %d writes acknowledged, others %s"
               % (side, len(sides[side]), sum(w.ok for w in ws), other or "none"))
-        if sum(w.ok for w in ws) == 0:
-            bad.append("side %s had no write acknowledged" % side)
+        for w in ws:
+            if w.ok == 0:
+                bad.append("side %s: no write of %s acknowledged (%s)" % (side, w.key, w.other))
 
     # Convergence: every node answers the same value for each key.
     answers = {}

@@ -3,7 +3,7 @@
 # cluster (issue 9, "Done when": partition tests). Every node follows one rules file
 # (CAIRN_RPC_FAULTS_FILE, exported before deploy/local-cluster.sh start; nd_faults_parse format,
 # each rule applies to the calls of its first node). On a strong bucket, 9 s3hist.py clients
-# (single-key put, get and delete on 3 keys; no conditional writes: they need the partition
+# (single-key put, get and delete on 4 keys; no conditional writes: they need the partition
 # leader of another slice) pinned to the AZs (clients 0, 3, 6 on n1/n2, 1, 4, 7 on n3/n4, the
 # others on n5/n6) run through: a two-way partition isolating az1, a one-way partition (n1 cannot
 # reach n3 and n4; they reach it), delays of 300 ms on five links, each a few seconds and healed.
@@ -12,7 +12,7 @@
 # later one of unknown outcome) and every read linearizable. Then an available bucket across a
 # two-way partition (cluster_avail.py): both sides acknowledge writes, and after healing every
 # node answers the same value for each key within 60 s, a value some side wrote last.
-# About 70 s.
+# About 50 s.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_cluster.sh"
 h_need curl python3
