@@ -112,4 +112,5 @@ grep -q "6 of 6 nodes up" <<<"$H_OUT" && [ "$(grep -c '^etcd m[1-3] az[1-3] http
     h_ok "status after the restarts" || h_bad "status after the restarts" "$H_OUT"
 
 h_run "local-cluster.sh stop" lc stop
+lc_check_sanitizers
 h_finish

@@ -107,4 +107,5 @@ if h_run "available bucket: both sides of a two-way partition take writes; conve
 fi
 
 h_run "local-cluster.sh stop" lc stop
+lc_check_sanitizers
 h_finish

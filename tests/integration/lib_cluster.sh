@@ -8,6 +8,7 @@
 #   lc_track              register the pids of the cluster's processes with h_track
 #   lc_endpoints          "http://127.0.0.1:P1,...,P6": the S3 endpoints of n1..n6
 #   lc_pid NODE|MEMBER    the pid of a running node (n1..n6) or etcd member (m1..m3)
+#   lc_check_sanitizers   after stop: no node logged a sanitizer report
 
 LC=$H_ROOT/deploy/local-cluster.sh
 
@@ -62,4 +63,16 @@ lc_pid() { # lc_pid n3 | m2
     m*) cat "$CAIRN_CLUSTER_DIR/etcd/$1.pid" ;;
     *) cat "$CAIRN_CLUSTER_DIR/$1/pid" ;;
     esac
+}
+
+# After `lc stop`: no node logged a sanitizer report (the ASan/UBSan server of CI's second run).
+lc_check_sanitizers() {
+    local hits
+    hits=$(grep -lE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" \
+        "$CAIRN_CLUSTER_DIR"/n*/server.log 2>/dev/null)
+    if [ -z "$hits" ]; then
+        h_ok "no node logged a sanitizer report"
+    else
+        h_bad "no node logged a sanitizer report" "$(grep -hE -A5 'Sanitizer|runtime error:' $hits | head -n 30)"
+    fi
 }
