@@ -3,6 +3,7 @@
 #
 #   deploy/local-cluster.sh start           start etcd and every node (what is running stays)
 #   deploy/local-cluster.sh start NODE-ID   start one stopped node (n1..n6)
+#   deploy/local-cluster.sh start MEMBER    start one stopped etcd member (m1..m3) on its data dir
 #   deploy/local-cluster.sh stop            stop the nodes, then etcd (SIGTERM, SIGKILL after a bound)
 #   deploy/local-cluster.sh status          the node lines, then the etcd members
 #
@@ -356,6 +357,23 @@ cmd_start_one() { # cmd_start_one NODE
     node_line "$n"
 }
 
+cmd_start_member() { # cmd_start_member MEMBER: rejoins the cluster on its own data dir
+    local m=$1 p deadline
+    [ -s "$DIR/rpc.secret" ] || die "$DIR holds no cluster: run '$0 start' first"
+    [ -x "$ETCD_BIN" ] || die "no etcd at $ETCD_BIN (Debian: apt-get install etcd-server; or set CAIRN_ETCD)"
+    if ! live_pid "$DIR/etcd/$m.pid" "$DIR/etcd/$m " >/dev/null; then
+        etcd_start_member "$m"
+    fi
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until etcd_ready "$m"; do
+        live_pid "$DIR/etcd/$m.pid" "$DIR/etcd/$m " >/dev/null || die "etcd member $m exited (log: $DIR/etcd/$m.log)"
+        [ "$SECONDS" -lt "$deadline" ] || die "etcd member $m did not come up within ${READY_TIMEOUT}s (log: $DIR/etcd/$m.log)"
+        sleep 0.2
+    done
+    p=$(live_pid "$DIR/etcd/$m.pid" "$DIR/etcd/$m ")
+    echo "etcd $m az${m#m} http://127.0.0.1:$(etcd_client_port "$m") $p"
+}
+
 cmd_stop() {
     local n m p
     for n in "${NODES[@]}"; do
@@ -396,13 +414,19 @@ cmd_status() {
     echo "layout epoch ${epoch:-unknown (etcd did not answer or no layout)}; $up of ${#NODES[@]} nodes up"
 }
 
-[ $# -ge 1 ] || die "usage: $0 start [NODE-ID] | stop | status"
+[ $# -ge 1 ] || die "usage: $0 start [NODE-ID | MEMBER] | stop | status"
 setup_dir "$([ "$1" = start ] && echo 1 || echo 0)"
 case $1 in
 start)
-    if [ $# -ge 2 ]; then cmd_start_one "$2"; else cmd_start; fi
+    if [ $# -lt 2 ]; then
+        cmd_start
+    elif [[ $2 == m[1-3] ]]; then
+        cmd_start_member "$2"
+    else
+        cmd_start_one "$2"
+    fi
     ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-*) die "usage: $0 start [NODE-ID] | stop | status" ;;
+*) die "usage: $0 start [NODE-ID | MEMBER] | stop | status" ;;
 esac

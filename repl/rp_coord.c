@@ -3,7 +3,10 @@
  *
  * get: ask the N homes, answer once R answered (a missing key is an answer), the winner by
  * md_object_resolve; the op stays behind to write the winner to replicas seen stale once all
- * answered (read repair, rp_op.c). A tombstone is an absent object.
+ * answered (read repair, rp_op.c). A tombstone is an absent object. In a strong bucket a winner
+ * that fewer than W of the answers hold is first written back to the other homes, and the get
+ * answers once W hold it (write_back): what one read returned, every later read returns or
+ * supersedes (linearizable reads; a delete's read does the same, since it may answer alone).
  *
  * put / delete: a quorum read first, then one write. The read gives what the write must
  * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
@@ -200,7 +203,55 @@ static int valid(const char *bucket, const char *key)
     return bl > 0 && bl <= MD_BUCKET_MAX && kl > 0 && kl <= MD_MAX_KEY;
 }
 
-static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, rp_read *rd)
+/*
+ * A strong read answers only a version that W homes hold (the write-back of ABD): otherwise a
+ * write still in flight, or one that reached fewer than W homes, could be read once and then
+ * vanish for the next reader, whose quorum misses the one home that holds it (a read seen in
+ * the partition test, docs/testing.md "Cluster partitions"). The winner goes to every home not
+ * known to hold it; the read succeeds once W hold it, else CM_ERR_UNAVAILABLE (the write-back
+ * may have landed: the caller's outcome is unknown, as for a failed write). Called with the
+ * finished read op still held, whose router generation the write-back uses.
+ */
+static cm_err write_back(rp *c, rp_op *op, const md_object *win)
+{
+    rp_replica *targets[RP_SLOTS];
+    size_t n = 0;
+    int holders = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < op->nslots; i++) {
+        const rp_slot *s = &op->slot[i];
+        if (s->state == RP_SLOT_DONE && s->err == CM_OK && s->has_rec &&
+            rp_same_version(&s->rec, win))
+            holders++;
+        else
+            targets[n++] = s->r;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (holders >= (int)c->cfg.w)
+        return CM_OK;
+    rp_op *wb = rp_op_new_fixed(c, op, RP_K_PUT, targets, n);
+    if (!wb)
+        return n ? CM_ERR_NOMEM : CM_ERR_UNAVAILABLE;
+    wb->need = (int)c->cfg.w - holders;
+    cm_err e = md_object_copy(win, &wb->rec);
+    if (e == CM_OK)
+        e = rp_op_run(wb);
+    if (e == CM_OK) {
+        pthread_mutex_lock(&c->mu);
+        if (wb->nok < wb->need) {
+            e = CM_ERR_UNAVAILABLE;
+            c->st.unavailable++;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    rp_op_put(wb);
+    return e;
+}
+
+/* A quorum read of key; repair: write stale homes afterwards (asynchronous); writeback: in a
+ * strong bucket, answer only once W homes hold the winner (write_back). */
+static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, int writeback,
+                          rp_read *rd)
 {
     memset(rd, 0, sizeof(*rd));
     rp_consistency mode = rp_mode(c, bucket);
@@ -220,6 +271,11 @@ static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair
     if (e == CM_ERR_UNAVAILABLE)
         c->st.unavailable++;
     pthread_mutex_unlock(&c->mu);
+    if (e == CM_OK && writeback && mode == RP_STRONG && rd->has) {
+        e = write_back(c, op, &rd->win);
+        if (e != CM_OK)
+            md_object_release(&rd->win);
+    }
     rp_op_put(op);
     return e;
 }
@@ -230,7 +286,7 @@ cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
     if (!valid(bucket, key))
         return CM_ERR_INVAL;
     count(c, &c->st.gets);
-    cm_err e = quorum_read(c, bucket, key, 1, &rd);
+    cm_err e = quorum_read(c, bucket, key, 1, 1, &rd);
     if (e != CM_OK)
         return e;
     if (!rd.has || rd.win.tombstone) {
@@ -280,7 +336,8 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
 {
     rp_read rd;
     rp_consistency mode = rp_mode(c, bucket);
-    cm_err e = quorum_read(c, bucket, key, 0, &rd);
+    /* A delete may answer from this read alone (nothing to delete), so it writes back too. */
+    cm_err e = quorum_read(c, bucket, key, 0, !obj, &rd);
     if (e == CM_ERR_UNAVAILABLE && mode == RP_AVAILABLE && !cond) {
         memset(&rd, 0, sizeof(rd)); /* writable while any node answers: blind write */
         e = CM_OK;

@@ -7,8 +7,9 @@
  * a use of), and sends the call to every home replica. Each completion stores its copy of the
  * answer in its slot and marks it done under the coordinator's mutex; the op finishes once `need`
  * calls succeeded or every call ended, which wakes the waiter. A sloppy put (RP_AVAILABLE) sends a
- * failed home's record to the next stand-in of the preference list with hint_for set, and also
- * does so for homes still silent when the hedge timer fires (cfg.hedge_ms after the start).
+ * failed home's record to the next stand-in of the preference list with hint_for set (and a
+ * failed stand-in's to the next one, for the same home), and also does so for homes still silent
+ * when the hedge timer fires (cfg.hedge_ms after the start).
  *
  * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
  * before) for every replica's answer, then writes the winner to each replica that answered with
@@ -199,12 +200,13 @@ static void op_send(rp_op *op, int i)
     s->state = RP_SLOT_DONE;
     op->nended++;
     op_unref_locked(op); /* never the last: the caller holds one */
-    int standin = op->sloppy && s->standin < 0 && !s->replaced;
+    int home = s->standin >= 0 ? s->standin : i;
+    int standin = op->sloppy && !s->replaced;
     if (standin)
         s->replaced = 1;
     pthread_mutex_unlock(&c->mu);
     if (standin)
-        launch_standin(op, i);
+        launch_standin(op, home);
 }
 
 static void launch_standin(rp_op *op, int home)
@@ -304,12 +306,14 @@ static void op_done(void *arg, const rp_result *res)
         op->nok++;
     if (ok && s->standin >= 0 && op->kind == RP_K_PUT)
         c->st.hints_written++;
-    int standin = !ok && op->sloppy && s->standin < 0 && !s->replaced;
+    /* A failed home, or a failed stand-in, is replaced by the next stand-in (for that home). */
+    int home = s->standin >= 0 ? s->standin : (int)(s - op->slot);
+    int standin = !ok && op->sloppy && !s->replaced;
     if (standin)
         s->replaced = 1;
     pthread_mutex_unlock(&c->mu);
     if (standin)
-        launch_standin(op, (int)(s - op->slot));
+        launch_standin(op, home);
 
     pthread_mutex_lock(&c->mu);
     check_finished_locked(op);

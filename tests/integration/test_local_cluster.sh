@@ -11,6 +11,7 @@
 # busy RPC port is reported; the script names a missing binary, etcd not starting, a port in use
 # and a base port other than the cluster's. About 15 s.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_cluster.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 
@@ -22,12 +23,7 @@ CAIRN_CLUSTER_PORT=$(h_cluster_base_port)
 [ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
 
 # Every process of the cluster is killed by lib.sh's EXIT trap too, should a check fail midway.
-track_cluster() {
-    local f
-    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
-        [ -f "$f" ] && h_track "$(cat "$f")"
-    done
-}
+track_cluster() { lc_track; }
 trap 'track_cluster; h_cleanup' EXIT
 
 line_re='^n[1-6] az[1-3] http://127\.0\.0\.1:[0-9]+ [0-9]+$'

@@ -20,7 +20,10 @@ histories of several s3hist processes on one machine can be concatenated.
 Endpoints: --endpoints URL,URL,... (default $CAIRN_ENDPOINT). Each client uses all of them, or
 the set --client-endpoints gives it ("0,1;2;3,4,5": client 0 uses endpoints 0 and 1, client 1
 endpoint 2, client 2 endpoints 3-5, client 3 again 0 and 1, ...), picking per request in turn
-(--pick rr, starting at the client's number) or at random (--pick random). The endpoint index is
+(--pick rr, starting at the client's number) or at random (--pick random). --mix changes the op
+weights (e.g. "get=4,put=2,delete=1": no conditional writes); --client-base numbers the clients
+from N, so that the histories of several runs can be concatenated; --think MS makes each client
+wait between its ops (fewer ops, so a long run under faults stays within lincheck's budget). The endpoint index is
 recorded with each op, so a partition test can tell which side of a split answered.
 
 Output: the history as JSON lines (format in lincheck.py) to --out, and a summary line on
@@ -100,10 +103,11 @@ class Client(threading.Thread):
 
     def one(self):
         key = self.rng.choice(self.keys)
-        kind = self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
+        mix = self.args.mix
+        kind = self.rng.choices(list(mix), weights=list(mix.values()))[0]
         expect = self.seen.get(key)
         if kind == "cas" and expect is None:
-            kind = "create"
+            kind = "create" if "create" in mix else "put"
         args, headers, body, method = {}, {}, b"", "PUT"
         if kind in lincheck.WRITES:
             self.seq += 1
@@ -120,7 +124,7 @@ class Client(threading.Thread):
         elif kind == "delete":
             method = "DELETE"
         ei = self.endpoint()
-        rec = {"client": self.n, "key": key, "op": kind, "args": args, "endpoint": ei}
+        rec = {"client": self.args.client_base + self.n, "key": key, "op": kind, "args": args, "endpoint": ei}
         rec["invoke"] = time.monotonic_ns()
         try:
             status, data = self.send(ei, method, "/%s/%s" % (self.args.bucket, key), headers,
@@ -149,6 +153,8 @@ class Client(threading.Thread):
         try:
             while time.monotonic() < self.deadline:
                 self.one()
+                if self.args.think:
+                    time.sleep(self.args.think / 1000)
         finally:
             for c in self.conns.values():
                 c.close()
@@ -166,6 +172,20 @@ def outcome(kind, status):
     if status == 412 and kind in ("create", "cas"):
         return lincheck.PF
     return lincheck.FAILED
+
+
+def parse_mix(spec):
+    """--mix "get=4,put=2" as {kind: weight}; "" is the default MIX."""
+    if not spec:
+        return dict(MIX)
+    mix = {}
+    for part in spec.split(","):
+        kind, _, w = part.partition("=")
+        if kind not in MIX or not w.isdigit() or int(w) < 1:
+            raise ValueError("--mix %r: KIND=WEIGHT,... with KIND one of %s" % (spec,
+                                                                                ", ".join(MIX)))
+        mix[kind] = int(w)
+    return mix
 
 
 def client_sets(spec, neps):
@@ -210,6 +230,12 @@ def main(argv):
     ap.add_argument("--prefix", default="", help="key name prefix (default lin-<run id>)")
     ap.add_argument("--timeout", type=float, default=2.0, help="per-request socket timeout (s)")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--mix", default="", help="op weights, e.g. 'get=4,put=2,delete=1' "
+                    "(default get=4,put=2,delete=1,create=2,cas=2)")
+    ap.add_argument("--think", type=float, default=0,
+                    help="ms each client waits between its ops (a smaller history)")
+    ap.add_argument("--client-base", type=int, default=0,
+                    help="number of the first client in the history (to concatenate histories)")
     ap.add_argument("--out", required=True, help="history file (JSON lines)")
     args = ap.parse_args(argv)
     try:
@@ -217,6 +243,7 @@ def main(argv):
         if not eps:
             raise ValueError("no endpoint (--endpoints or CAIRN_ENDPOINT)")
         sets = client_sets(args.client_endpoints, len(eps))
+        args.mix = parse_mix(args.mix)
         if args.clients < 1 or args.keys < 1 or args.seconds <= 0:
             raise ValueError("--clients, --keys and --seconds must be positive")
     except ValueError as e:
