@@ -11,36 +11,15 @@
 # busy RPC port is reported; the script names a missing binary, etcd not starting, a port in use
 # and a base port other than the cluster's. About 15 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 
 LC=$H_ROOT/deploy/local-cluster.sh
 export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itlc STOP_TIMEOUT=10 READY_TIMEOUT=30
 
-# A base port whose 18 ports (etcd 1-3 and 11-13, S3 21-26, RPC 41-46) are all free now.
-free_base() {
-    "$H_PY" - <<'EOF'
-import random, socket
-offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
-for _ in range(50):
-    base = random.randrange(20000, 32000, 100)  # below the usual ephemeral range (32768-60999)
-    socks = []
-    try:
-        for o in offsets:
-            s = socket.socket()
-            s.bind(("127.0.0.1", base + o))
-            socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-EOF
-}
 export CAIRN_CLUSTER_PORT
-CAIRN_CLUSTER_PORT=$(free_base)
+CAIRN_CLUSTER_PORT=$(h_cluster_base)
 [ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
 
 # Every process of the cluster is killed by lib.sh's EXIT trap too, should a check fail midway.
