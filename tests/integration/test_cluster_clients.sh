@@ -28,6 +28,7 @@ read -r -a CLIENTS <<<"${CLUSTER_TESTS:-test_awscli:alt test_boto3 test_s3cmd:al
 test_restic:alt test_js test_headers test_bench fault_badinput fault_hostile_headers \
 fault_overwrite_read:alt}"
 LANES=${CLUSTER_LANES:-2}
+echo "server binary: $CAIRN_BIN"
 
 # Stop the cluster however the test ends; lib.sh's cleanup then kills whatever did not stop.
 cluster_down() {

@@ -235,10 +235,10 @@ h_fails_with "the server says when its RPC port is in use" \
 h_fails_with "local-cluster.sh: a missing binary is named" "no cairn binary at /nonexistent/cairn" \
     env CAIRN_BIN=/nonexistent/cairn CAIRN_CLUSTER_DIR="$H_WORK/c2" "$LC" start
 h_fails_with "local-cluster.sh: etcd not coming up is reported" "etcd member m1 exited \(log: " \
-    env CAIRN_ETCD=/bin/false CAIRN_CLUSTER_DIR="$H_WORK/c4" CAIRN_CLUSTER_PORT="$(free_base)" \
+    env CAIRN_ETCD=/bin/false CAIRN_CLUSTER_DIR="$H_WORK/c4" CAIRN_CLUSTER_PORT="$(h_cluster_base)" \
     "$LC" start
 # n1's S3 port held by another program: start stops there, naming it (etcd came up first: stop it)
-base3=$(free_base)
+base3=$(h_cluster_base)
 hold_port $((base3 + 21)) "$H_WORK/held3"
 busy=$(cat "$H_WORK/held3")
 h_fails_with "local-cluster.sh: a port in use is named" "port $busy \(node n1\) is in use" \
