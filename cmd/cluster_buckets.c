@@ -5,10 +5,9 @@
  * The gateway knows nothing of etcd and coord/ nothing of the metadata store: this file converts
  * records between them and wires both directions. Gateway to etcd: create, remove and lookup call
  * co_buckets (blocking, on the gateway's workers, each with its own etcd client and deadlines);
- * "is the bucket empty cluster-wide?" is answered by this node's store alone today, because
- * object records are not replicated yet (docs/coordination.md, "Buckets": a bucket holding
- * objects only on another node can be deleted; replicated metadata will answer it for the
- * cluster). etcd to the gateway: co_buckets's hooks (its watch thread) mirror every bucket added
+ * "is the bucket empty cluster-wide?" is answered by the replicated listing (gw_bucket_empty: a
+ * read quorum of each of the bucket's shards, so an object on any node keeps the bucket).
+ * etcd to the gateway: co_buckets's hooks (its watch thread) mirror every bucket added
  * or removed cluster-wide into the local store. The follower's cache file is DATA/buckets.cache.
  *
  * A bucket's consistency mode lives in the namespace only (not in the local md_bucket, which
@@ -80,10 +79,10 @@ static cm_err ns_lookup(void *arg, const char *name, md_bucket *out)
     return e;
 }
 
-/* The seam for replicated metadata: today only this node's records can be asked. */
+/* Through the replicated listing: a read quorum of every shard of the bucket. */
 static cm_err ns_is_empty(void *arg, const char *name)
 {
-    return gw_bucket_empty_local(((ns_ctx *)arg)->g, name);
+    return gw_bucket_empty(((ns_ctx *)arg)->g, name);
 }
 
 rp_consistency cmd_cluster_bucket_consistency(void *arg, const char *bucket)

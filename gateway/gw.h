@@ -121,16 +121,20 @@ typedef struct {
 /* Set before serving (copied). */
 void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns);
 /*
- * Emptiness as this node's store sees it (no object record; unfinished uploads do not count, as
- * in S3): CM_OK when empty, CM_ERR_CONFLICT when not, CM_ERR_NOTFOUND without the bucket.
+ * Emptiness as the gateway's object records say (gw_meta_list: on a cluster node the replicated
+ * listing, from a read quorum of every shard, so it is cluster-wide; else this node's store). No
+ * object record, tombstones and unfinished uploads do not count (as in S3): CM_OK when empty,
+ * CM_ERR_CONFLICT when not, CM_ERR_NOTFOUND without the bucket, CM_ERR_UNAVAILABLE without a
+ * quorum. Blocks on a cluster node: call it from a worker.
  */
-cm_err gw_bucket_empty_local(gw *g, const char *name);
+cm_err gw_bucket_empty(gw *g, const char *name);
 /*
  * Mirror a namespace change into the local store (blocking: a commit). add: an existing bucket
  * is left as it is. remove: the bucket and its unfinished uploads (their chunks freed), only when
  * the local record is that incarnation (created_ms equal; created_ms 0: whichever is there), so a
  * late removal of a deleted bucket never deletes its re-creation; one holding object records
- * here is kept (CM_ERR_CONFLICT, logged). A missing one, or another incarnation, is CM_OK.
+ * here (a record that is not a tombstone) is kept (CM_ERR_CONFLICT, logged). A missing one, or
+ * another incarnation, is CM_OK.
  */
 cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b);
 cm_err gw_bucket_mirror_remove(gw *g, const char *name, int64_t created_ms);

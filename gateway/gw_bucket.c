@@ -15,7 +15,7 @@
  * Cluster mode (a gw_bucket_ns is set, gw.h): the namespace decides. CreateBucket asks it to add
  * the bucket (on the worker, bounded by the etcd client's deadlines; 503 ServiceUnavailable when
  * it cannot answer) and then commits the bucket locally, where object records live; DeleteBucket
- * asks whether the bucket is empty cluster-wide (today: this node's store, see is_empty), removes
+ * asks whether the bucket is empty cluster-wide (gw_bucket_empty: the replicated listing), removes
  * it from the namespace, then locally. A request naming a bucket this node's store does not know
  * yet (the watch has not delivered it) asks the namespace on a worker and commits the bucket
  * locally before it is served (gw_bucket_resolve). The S3 answers are the single-node ones.
@@ -305,11 +305,11 @@ void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns)
     g->ns = *ns;
 }
 
-cm_err gw_bucket_empty_local(gw *g, const char *name)
+cm_err gw_bucket_empty(gw *g, const char *name)
 {
     md_list_query q = {.max_keys = 1};
     md_list_result res = {0};
-    cm_err e = md_list_objects(g->md, name, &q, &res);
+    cm_err e = gw_meta_list(g, name, &q, &res);
     if (e == CM_OK && res.n > 0)
         e = CM_ERR_CONFLICT;
     md_list_result_release(&res);

@@ -272,7 +272,8 @@ void md_stats_get(md_store *md, md_stats *out);
 cm_err md_bucket_create(md_store *md, const md_bucket *b);            /* CM_ERR_EXISTS */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*
- * Delete the bucket: CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when it still holds objects. Unfinished
+ * Delete the bucket: CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when it still holds objects (a record
+ * that is not a tombstone: tombstones are deletions kept for replication). Unfinished
  * multipart uploads do not keep it (S3 deletes them with the bucket): they and their parts are
  * removed in the same op, and the removed part records (decoded without inline bodies) go to
  * *parts so the caller frees their chunks (md_parts_free); parts may be NULL.

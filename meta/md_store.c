@@ -305,8 +305,13 @@ cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out)
     return e;
 }
 
-/* CM_ERR_CONFLICT when some key of dbi starts with bucket \0. */
-static cm_err bucket_range_empty(MDB_txn *txn, MDB_dbi dbi, const char *bucket)
+/*
+ * CM_ERR_CONFLICT when bucket holds an object: a record under bucket \0 that is not a tombstone.
+ * Tombstones are deletions kept for replication (cluster mode): a bucket whose keys were all
+ * deleted holds only them and is empty. A single node writes none, so there the first key decides;
+ * in cluster mode the walk decodes the summary of each tombstone before the first live record.
+ */
+static cm_err bucket_holds_objects(MDB_txn *txn, MDB_dbi dbi, const char *bucket)
 {
     uint8_t k[MD_BUCKET_MAX + 1];
     size_t kl;
@@ -316,13 +321,22 @@ static cm_err bucket_range_empty(MDB_txn *txn, MDB_dbi dbi, const char *bucket)
         e = md_kv_iter_open(txn, dbi, &it);
     if (e != CM_OK)
         return e;
-    e = md_kv_iter_seek(&it, k, kl);
-    if (e == CM_OK)
-        e = it.key.n >= kl && memcmp(it.key.p, k, kl) == 0 ? CM_ERR_CONFLICT : CM_OK;
-    else if (e == CM_ERR_NOTFOUND)
-        e = CM_OK;
+    for (e = md_kv_iter_seek(&it, k, kl); e == CM_OK; e = md_kv_iter_next(&it)) {
+        if (it.key.n < kl || memcmp(it.key.p, k, kl) != 0)
+            break; /* past the bucket's keys */
+        md_object o;
+        e = md_object_decode_ex(it.val.p, it.val.n, MD_DECODE_SUMMARY, &o);
+        if (e != CM_OK)
+            break;
+        int tombstone = o.tombstone;
+        md_object_release(&o);
+        if (!tombstone) {
+            e = CM_ERR_CONFLICT;
+            break;
+        }
+    }
     md_kv_iter_close(&it);
-    return e;
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
 typedef struct {
@@ -340,7 +354,7 @@ static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
     op->parts = NULL, op->nparts = 0;
     cm_err e = bucket_read(txn, md, name, NULL);
     if (e == CM_OK)
-        e = bucket_range_empty(txn, md->objects, name);
+        e = bucket_holds_objects(txn, md->objects, name);
     if (e == CM_OK)
         e = md_uploads_remove_bucket(txn, md, name, &op->parts, &op->nparts);
     if (e == CM_OK) {

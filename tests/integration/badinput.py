@@ -5,13 +5,15 @@ answer and that nothing was stored. Prints `ok -`/`FAIL -` lines; exit 1 if any 
 """
 
 import hashlib
+import os
 import re
 import socket
 import sys
 
 import s3raw
 
-BUCKET = "badinput-bucket"
+# CAIRN_TEST_BUCKET_PREFIX: set by lib.sh on a cluster shared by several runs, else empty
+BUCKET = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "") + "badinput-bucket"
 FAILS = []
 
 

@@ -290,7 +290,9 @@ def main():
           % (sys.version.split()[0], boto3.__version__, botocore.__version__, SEED), flush=True)
     rng = random.Random(SEED)
     s3 = make_client()
-    b = "boto3-" + boto3.__version__.replace(".", "-")
+    # CAIRN_TEST_BUCKET_PREFIX: set by lib.sh on a cluster shared by several runs, else empty
+    prefix = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "")
+    b = prefix + "boto3-" + boto3.__version__.replace(".", "-")
     step("create_bucket", s3.create_bucket, Bucket=b)
     with tempfile.TemporaryDirectory() as tmp:
         test_put_get(s3, b, rng)

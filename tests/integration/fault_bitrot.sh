@@ -7,6 +7,7 @@
 # stay byte-exact during and after the pass, /metrics must show the counters, and a second pass
 # must find nothing.
 source "$(dirname "$0")/lib.sh"
+h_own_server "flips bits in its own drive files"
 source "$H_DIR/lib_fault.sh"
 
 SEED=${SEED:-3100}

@@ -16,6 +16,7 @@
 # stopped: conditional writes answer 503, plain ones work.
 # About 40 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 

@@ -13,6 +13,7 @@
 # written before may have 6 of its 12 cells on them, beyond m = 4 (docs/testing.md, "Cluster
 # kill and partition tests"). About 90 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
 h_need curl python3
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }

@@ -14,6 +14,7 @@
 # node answers the same value for each key within 60 s, a value some side wrote last.
 # About 50 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
 h_need curl python3
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }

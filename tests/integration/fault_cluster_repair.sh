@@ -9,6 +9,7 @@
 # its homes. The repair block of `cairn admin status` (MB/s, share of the disk, time to full
 # redundancy, nines) goes to the log; a single node answers both routes 503. 30-80 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 

@@ -4,6 +4,7 @@
 # systematic code, so the healthy read path meets the damage), restart: every GET must be
 # byte-exact (checksums catch the damage, parity rebuilds it).
 source "$(dirname "$0")/lib.sh"
+h_own_server "corrupts its own drive files while the server is stopped"
 source "$H_DIR/lib_fault.sh"
 h_start
 fault_upload 2200

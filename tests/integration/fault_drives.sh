@@ -2,6 +2,7 @@
 # Fault: two whole drives lost. Upload 1 KiB / 300 KiB / 5 MiB objects, stop the server, delete
 # every segment file of drive1 and drive4, restart: with 4+2 coding every GET must be byte-exact.
 source "$(dirname "$0")/lib.sh"
+h_own_server "deletes its own drive files while the server is stopped"
 source "$H_DIR/lib_fault.sh"
 h_start
 fault_upload 1100

@@ -5,6 +5,7 @@
 # after a stop). Deleting the ballast frees space: PUTs work again. Needs root to mount the tmpfs;
 # without it the test says so and passes (tests/unit/test_blobstore_compact.c covers the store).
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs on a small tmpfs"
 source "$H_DIR/lib_fault.sh"
 if ! fault_tmpfs 40 cairn-enospc; then
     h_ok "cannot mount a tmpfs here (not root?): the full-disk check runs in test_blobstore_compact"

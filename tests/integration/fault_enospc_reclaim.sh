@@ -8,6 +8,7 @@
 # back after a restart. Needs root to mount the tmpfs; without it the test says so and passes
 # (tests/unit/test_blobstore_reclaim.c covers the store).
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs on a small tmpfs"
 source "$H_DIR/lib_fault.sh"
 TMPFS_MB=${TMPFS_MB:-64}
 if ! fault_tmpfs "$TMPFS_MB" cairn-reclaim; then

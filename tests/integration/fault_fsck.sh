@@ -5,6 +5,7 @@
 # segments, a second fsck reports only the blobs that lost data, and after a restart every GET is
 # byte-exact (parity rebuilds what repair had to drop).
 source "$(dirname "$0")/lib.sh"
+h_own_server "runs cairn fsck on its own data dir"
 source "$H_DIR/lib_fault.sh"
 fsck() { "$CAIRN_BIN" fsck --data "$H_DATA" "$@"; }
 h_start

@@ -8,6 +8,7 @@
 #      server sheds and keeps serving, and logs a summary, not one line per failed accept.
 # The server keeps serving other clients throughout and exits 0 on SIGTERM.
 source "$(dirname "$0")/lib.sh"
+h_own_server "limits its own server's descriptors and connections"
 
 run_py() {
     local desc=$1

@@ -6,6 +6,7 @@
 # log line naming bucket and key; plain HEAD still answers; the other object reads; a scrub pass
 # reports inline_corrupt=1 (in /admin/scrub); an overwrite makes the key readable again. About 3 s.
 source "$(dirname "$0")/lib.sh"
+h_own_server "flips a byte in its own metadata file"
 BUCKET=rot-bucket
 h_start
 rules() { CAIRN_ENDPOINT=$H_ENDPOINT "$H_PY" "$H_DIR/meta_rules.py" "$@"; }

@@ -3,6 +3,7 @@
 # acknowledged the server gets SIGKILL mid-burst. After a restart every PUT that was answered 200
 # must read back byte-exact (acknowledged means durable). Writes in flight may or may not exist.
 source "$(dirname "$0")/lib.sh"
+h_own_server "kills and restarts its own server"
 source "$H_DIR/lib_fault.sh"
 h_start
 SEED=3300

@@ -8,6 +8,7 @@
 # LDFAULT_OP=pwrite can hit LMDB's meta-page write, which leaves LMDB in MDB_PANIC until a
 # restart: fault_meta_panic.sh tests that case (see docs/storage.md, "Metadata I/O faults").
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 

@@ -5,6 +5,7 @@
 # (/health/ready 503) so an orchestrator restarts it, and after a restart serve every acknowledged
 # object byte-exact and accept writes again. Uses the ldfault LD_PRELOAD shim (fault_meta_eio.sh).
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc curl
 ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH=12 LDFAULT_COUNT=1

@@ -7,6 +7,7 @@
 # each answer within LIMIT_MS (700), and every one of those requests must succeed. When those
 # commits ran on the loop, every GET waited for them. About 5 s.
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 

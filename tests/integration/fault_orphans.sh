@@ -6,6 +6,7 @@
 # `--repair` deletes them; a last fsck is clean; after a restart every acknowledged object reads
 # back byte-exact and the refused ones are absent.
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 fsck() { "$CAIRN_BIN" fsck --data "$H_DATA" "$@"; }

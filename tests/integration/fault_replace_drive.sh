@@ -6,6 +6,7 @@
 # failures. Then stop, delete every segment file of two OTHER drives and start again: with 4+2
 # coding every object can only read back byte-exact if the replaced drive really holds its cells.
 source "$(dirname "$0")/lib.sh"
+h_own_server "replaces a drive folder of its own server"
 source "$H_DIR/lib_fault.sh"
 
 SEED=${SEED:-3300}

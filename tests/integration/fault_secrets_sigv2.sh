@@ -4,6 +4,7 @@
 # a SigV2 presigned URL may be valid for at most 7 days; `--sigv2 off` / `[server] sigv2 = off`
 # refuses every SigV2 request with 403 AccessDenied while SigV4 keeps working.
 source "$(dirname "$0")/lib.sh"
+h_own_server "starts servers with secrets and options of its own"
 
 # start_own OUT ARGS...: a server of our own (no CAIRN_* credentials in its environment) on a free
 # port; sets OWN_PID and OWN_PORT and waits until it is ready.

@@ -7,6 +7,7 @@
 # called event_base_once on freed memory (an ASan heap-use-after-free; CI runs this test against
 # build-asan/bin/cairn too). Afterwards the data of that PUT is either complete or absent.
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs under the ldfault shim and is stopped mid-request"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 

@@ -11,6 +11,7 @@
 # percentile). Before the drives' background deleters, the loop itself ran bs_delete, which waits
 # for drive3's running 1 s fdatasync round: max ~1 s, and p99 ~700 ms under the heavier load.
 source "$(dirname "$0")/lib.sh"
+h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 

@@ -18,7 +18,9 @@ import zlib
 
 import s3raw
 
-B = "hdr-bucket"
+# CAIRN_TEST_BUCKET_PREFIX: set by lib.sh on a cluster shared by several runs, else empty
+BPREFIX = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "")
+B = BPREFIX + "hdr-bucket"
 FAILS = []
 SEQ = [0]
 
@@ -224,14 +226,14 @@ def buckets_and_deletes():
                                  ("x-amz-acl", "public-read", "access control"),
                                  ("x-amz-acl", "bucket-owner-full-control", "access control"),
                                  ("x-amz-grant-write", 'id="someone"', "grants")]:
-        b = fresh("hdr-nb")
+        b = BPREFIX + fresh("hdr-nb")
         expect_refused("CreateBucket %s: %s" % (name, value),
                        req("PUT", "/" + b, headers={name: value}), feature)
         st, _, _ = req("HEAD", "/" + b)
         check("  bucket not created", st == 404, "HEAD bucket %d" % st)
     for name, value in [("x-amz-bucket-object-lock-enabled", "false"), ("x-amz-acl", "private"),
                         ("x-amz-object-ownership", "BucketOwnerEnforced")]:
-        b = fresh("hdr-ok")
+        b = BPREFIX + fresh("hdr-ok")
         expect_ok("CreateBucket %s: %s" % (name, value), req("PUT", "/" + b, headers={name: value}))
         req("DELETE", "/" + b)
     expect_refused("DeleteObject x-amz-if-match-size",

@@ -25,7 +25,10 @@ import zlib
 
 import s3raw
 
-MINE, PRIVATE = "mine", "private"
+# CAIRN_TEST_BUCKET_PREFIX: set by lib.sh on a cluster shared by several runs, else empty
+MINE = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "") + "mine"
+PRIVATE = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "") + "private"
+SECRET_SRC = PRIVATE + "/secret.txt"  # the copy source an attacker names
 TARGET = "upload.bin"
 SECRET_BODY = b"the private object: nobody may copy me\n" * 100
 ATTACK_BODY = b"attacker bytes\n"
@@ -130,10 +133,10 @@ def injections(etag):
     crc = base64.b64encode(zlib.crc32(ATTACK_BODY).to_bytes(4, "big")).decode()
     past = email.utils.formatdate(time.time() - 86400 * 365, usegmt=True)
     return [
-        {"x-amz-copy-source": "private/secret.txt"},  # the reproduction
-        {"x-amz-copy-source": "/private/secret.txt"},
-        {"X-Amz-Copy-Source": "private/secret.txt"},
-        {"x-amz-copy-source": "private/secret.txt", "x-amz-metadata-directive": "REPLACE"},
+        {"x-amz-copy-source": SECRET_SRC},  # the reproduction
+        {"x-amz-copy-source": "/" + SECRET_SRC},
+        {"X-Amz-Copy-Source": SECRET_SRC},
+        {"x-amz-copy-source": SECRET_SRC, "x-amz-metadata-directive": "REPLACE"},
         {"x-amz-metadata-directive": "REPLACE"},
         {"x-amz-tagging": "owner=attacker"},
         {"x-amz-acl": "public-read"},
@@ -190,11 +193,11 @@ def multipart_part_copy(etag):
     if not upload_id:
         return
     q = {"partNumber": "1", "uploadId": upload_id}
-    resp = v4_presigned_put(path, {"x-amz-copy-source": "private/secret.txt"}, query=q)
+    resp = v4_presigned_put(path, {"x-amz-copy-source": SECRET_SRC}, query=q)
     expect_refused("presigned UploadPart + unsigned x-amz-copy-source", resp, "AccessDenied",
                    V4_MESSAGE)
     resp = v4_presigned_put(path, {"x-amz-copy-source-if-match": etag,
-                                   "x-amz-copy-source": "private/secret.txt"}, query=q)
+                                   "x-amz-copy-source": SECRET_SRC}, query=q)
     expect_refused("presigned UploadPart + unsigned conditional copy", resp, "AccessDenied",
                    V4_MESSAGE)
     st, _, body = s3raw.request("GET", path, {"uploadId": upload_id})
@@ -229,7 +232,7 @@ def main():
 
     # V2 past the old canonicaliser's 64 x-amz-* headers: a request signed over 64, plus one
     full = {"x-amz-meta-h%02d" % i: "v" for i in range(64)}
-    resp = v2_header_put(path, {"x-amz-copy-source": "private/secret.txt"}, signed=full)
+    resp = v2_header_put(path, {"x-amz-copy-source": SECRET_SRC}, signed=full)
     expect_refused("SigV2 with 64 signed x-amz-meta-* + unsigned x-amz-copy-source", resp,
                    "SignatureDoesNotMatch")
     nothing_stored("SigV2 with 65 x-amz-* headers")
@@ -244,7 +247,7 @@ def main():
     st, _, body = s3raw.request("GET", path)
     check("...with the URL holder's bytes", st == 200 and body == ATTACK_BODY, "status %d" % st)
     st, _, body = s3raw.request("PUT", "/%s/copied.bin" % MINE,
-                                headers={"x-amz-copy-source": "private/secret.txt"})
+                                headers={"x-amz-copy-source": SECRET_SRC})
     check("a signed x-amz-copy-source copies", st == 200, "status %d %r" % (st, body[:300]))
     many = {"x-amz-meta-h%02d" % i: "v" for i in range(70)}
     st, _, body = v2_header_put("/%s/many.bin" % MINE, {}, signed=many)

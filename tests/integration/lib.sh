@@ -12,6 +12,19 @@
 # Environment knobs: CAIRN_BIN (server binary), KEEP=1 (keep the temp dir), READY_TIMEOUT (s).
 # Test knobs, set after sourcing: H_SERVER_ARGS (array: more `cairn server` arguments, e.g.
 # --config FILE) and H_ULIMIT (arguments for `ulimit` in the server's subshell, e.g. "-n 256").
+#
+# Cluster mode: CAIRN_TEST_ENDPOINTS="URL URL ..." (spaces or commas) runs the test against nodes
+# that already run (tests/integration/test_cluster_clients.sh gives it the local cluster's nodes)
+# instead of a server of its own. Then h_start starts nothing and waits for the first endpoint,
+# the test's node (H_ENDPOINT, H_PORT), to answer /health/ready; h_stop and h_finish stop nothing;
+# the credentials are CAIRN_ACCESS_KEY/CAIRN_SECRET_KEY from the environment (required); bucket
+# names get a prefix unique to the run (`h_bucket NAME`; CAIRN_TEST_BUCKET_PREFIX for the Python
+# and JS suites, given or made here) so that tests sharing a cluster never meet; `h_endpoint`
+# names the endpoint for the next client step: the test's node, or with CAIRN_TEST_ALTERNATE=1 the
+# next node of the list in turn (recorded in H_WORK/steps.log, printed when a check failed). A test
+# that needs a server of its own (its data dir, log, restarts, options) calls `h_own_server
+# REASON` first: exit 77 with the reason in cluster mode, nothing otherwise. Without the variable
+# nothing of this changes what a test does (h_bucket NAME is NAME, h_endpoint is H_ENDPOINT).
 
 set -uo pipefail
 
@@ -23,8 +36,26 @@ H_NAME=${H_NAME%.*}
 H_PY=/usr/bin/python3
 [ -x "$H_PY" ] || H_PY=python3
 
-export CAIRN_ACCESS_KEY=CAIRNTESTACCESSKEY01
-export CAIRN_SECRET_KEY=cairn-test-secret-key-0123456789abcdefXYZ
+H_ENDPOINTS=()
+if [ -n "${CAIRN_TEST_ENDPOINTS:-}" ]; then
+    read -r -a H_ENDPOINTS <<<"${CAIRN_TEST_ENDPOINTS//,/ }"
+    H_ENDPOINTS=("${H_ENDPOINTS[@]%/}")
+fi
+H_CLUSTER=0
+[ ${#H_ENDPOINTS[@]} -eq 0 ] || H_CLUSTER=1
+if [ "$H_CLUSTER" = 1 ]; then
+    if [ -z "${CAIRN_ACCESS_KEY:-}" ] || [ -z "${CAIRN_SECRET_KEY:-}" ]; then
+        echo "FAIL - CAIRN_TEST_ENDPOINTS needs the cluster's CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY"
+        echo "FAIL $H_NAME"
+        exit 1
+    fi
+    H_RUN_ID=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+    export CAIRN_TEST_BUCKET_PREFIX=${CAIRN_TEST_BUCKET_PREFIX:-t$H_RUN_ID-}
+else
+    export CAIRN_ACCESS_KEY=CAIRNTESTACCESSKEY01
+    export CAIRN_SECRET_KEY=cairn-test-secret-key-0123456789abcdefXYZ
+    export CAIRN_TEST_BUCKET_PREFIX=""
+fi
 export AWS_ACCESS_KEY_ID=$CAIRN_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CAIRN_SECRET_KEY
 export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 # plain HTTP to 127.0.0.1: a CA bundle from the environment only breaks clients (rclone refuses it)
@@ -33,7 +64,7 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
 export AWS_PAGER=""
 
 H_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-it-$H_NAME.XXXXXX")
-export H_REAL_HOME=${HOME:-/root}
+export H_REAL_HOME=${H_REAL_HOME:-${HOME:-/root}} # kept by a test run from another test
 export HOME=$H_WORK/home # clients must not read or write the caller's config files
 mkdir -p "$HOME"
 H_DATA=$H_WORK/data
@@ -102,7 +133,59 @@ h_need() {
     done
 }
 
+# h_own_server REASON: the test needs a server (or etcd and nodes) of its own; in cluster mode it
+# skips (exit 77; run.sh counts it as SKIP even with CI=true, by the words "needs its own server").
+h_own_server() {
+    if [ "$H_CLUSTER" = 1 ]; then
+        echo "SKIP $H_NAME: needs its own server, not CAIRN_TEST_ENDPOINTS: $1"
+        exit 77
+    fi
+}
+
+# h_bucket NAME: the bucket name a test uses (NAME, behind the run's prefix in cluster mode).
+h_bucket() { echo "$CAIRN_TEST_BUCKET_PREFIX$1"; }
+
+# h_endpoint: the endpoint for the next client step (see "Cluster mode" above). Called in command
+# substitutions, so the turn is kept in a file, not a variable.
+h_endpoint() {
+    local n=0
+    if [ "$H_CLUSTER" != 1 ] || [ "${CAIRN_TEST_ALTERNATE:-0}" != 1 ]; then
+        echo "$H_ENDPOINT"
+        return
+    fi
+    [ -f "$H_WORK/steps.log" ] && n=$(wc -l <"$H_WORK/steps.log")
+    echo "step $((n + 1)): ${H_ENDPOINTS[n % ${#H_ENDPOINTS[@]}]}" >>"$H_WORK/steps.log"
+    echo "${H_ENDPOINTS[n % ${#H_ENDPOINTS[@]}]}"
+}
+
+# h_cluster_start: cluster mode's h_start: the test's node must answer /health/ready.
+h_cluster_start() {
+    local timeout=${READY_TIMEOUT:-30} i
+    if [ ${#H_SERVER_ARGS[@]} -gt 0 ] || [ -n "$H_ULIMIT" ]; then
+        h_own_server "it starts its server with options of its own"
+    fi
+    H_ENDPOINT=${H_ENDPOINTS[0]}
+    H_PORT=${H_ENDPOINT##*:}
+    for ((i = 0; i < timeout * 10; i++)); do
+        if curl -fsS -o /dev/null --max-time 2 "$H_ENDPOINT/health/ready" 2>/dev/null; then
+            echo "ok - cluster node $H_ENDPOINT ready (${#H_ENDPOINTS[@]} given, alternating:" \
+                "${CAIRN_TEST_ALTERNATE:-0}, buckets $CAIRN_TEST_BUCKET_PREFIX*)"
+            return 0
+        fi
+        sleep 0.1 # polling a readiness probe
+    done
+    echo "FAIL - cluster node $H_ENDPOINT not ready after ${timeout}s"
+    echo "FAIL $H_NAME"
+    exit 1
+}
+
 h_server_log_tail() {
+    if [ "$H_CLUSTER" = 1 ]; then
+        echo "---- cluster mode: no server of its own; nodes per step (last ${1:-40}) ----"
+        tail -n "${1:-40}" "$H_WORK/steps.log" 2>/dev/null
+        echo "----"
+        return
+    fi
     echo "---- server log (last ${1:-40} lines) ----"
     tail -n "${1:-40}" "$H_LOG" 2>/dev/null
     echo "----"
@@ -111,6 +194,10 @@ h_server_log_tail() {
 # h_start: start the server (same port and data dir on a restart) and wait until it is ready.
 h_start() {
     local timeout=${READY_TIMEOUT:-30} i
+    if [ "$H_CLUSTER" = 1 ]; then
+        h_cluster_start
+        return
+    fi
     if [ ! -x "$CAIRN_BIN" ]; then
         echo "FAIL - server binary $CAIRN_BIN missing"
         echo "FAIL $H_NAME"

@@ -6,8 +6,9 @@ header scheme: canonical request -> string to sign -> HMAC chain (date, region, 
 "aws4_request"). The endpoint and credentials come from CAIRN_ENDPOINT, CAIRN_ACCESS_KEY and
 CAIRN_SECRET_KEY.
 
-As a command: s3raw.py mb BUCKET | rb BUCKET | ls | put BUCKET KEY FILE | get BUCKET KEY FILE |
-head BUCKET KEY prints the HTTP status (and the start of the body) and exits 0 on 2xx, 1 otherwise.
+As a command: s3raw.py mb BUCKET | rb BUCKET | hb BUCKET | ls | put BUCKET KEY FILE |
+get BUCKET KEY FILE | head BUCKET KEY | rm BUCKET KEY prints the HTTP status (and the start of the
+body) and exits 0 on 2xx, 1 otherwise.
 CAIRN_REGION (default us-east-1) is the region signed for.
 """
 
@@ -131,6 +132,8 @@ def main(argv):
         st, _, body = request("PUT", "/" + argv[2])
     elif cmd == "rb":
         st, _, body = request("DELETE", "/" + argv[2])
+    elif cmd == "hb":
+        st, _, body = request("HEAD", "/" + argv[2])
     elif cmd == "ls":
         st, _, body = request("GET", "/")
     elif cmd == "put":
@@ -144,6 +147,8 @@ def main(argv):
             body = b""
     elif cmd == "head":
         st, _, body = request("HEAD", "/%s/%s" % (argv[2], argv[3]))
+    elif cmd == "rm":
+        st, _, body = request("DELETE", "/%s/%s" % (argv[2], argv[3]))
     else:
         print("unknown command " + cmd, file=sys.stderr)
         return 2

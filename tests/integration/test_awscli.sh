@@ -2,6 +2,8 @@
 # aws CLI against one cairn node: buckets, single and multipart copies, sync of awkward names,
 # s3api head/put/get-range/list/delete, presigned URLs (valid and expired), rm, rb, and the error
 # codes clients branch on. Prefers Debian's /usr/bin/aws (awscli 2.9) over any other `aws` on PATH.
+# Also runs against a cluster (lib.sh "Cluster mode"), each aws call through the next node when
+# CAIRN_TEST_ALTERNATE=1.
 source "$(dirname "$0")/lib.sh"
 
 if [ -x /usr/bin/aws ]; then AWSBIN=/usr/bin/aws; else AWSBIN=aws; fi
@@ -9,8 +11,8 @@ h_need "$AWSBIN" curl cmp
 echo "client: $("$AWSBIN" --version 2>&1)"
 h_start
 
-aws() { "$AWSBIN" --endpoint-url "$H_ENDPOINT" --region us-east-1 "$@"; }
-B=cli-bucket
+aws() { "$AWSBIN" --endpoint-url "$(h_endpoint)" --region us-east-1 "$@"; }
+B=$(h_bucket cli-bucket)
 W=$H_WORK
 SEED=4242
 # shellcheck disable=SC2016 # a JMESPath literal, not shell
@@ -132,10 +134,10 @@ if h_run "s3 presign --expires-in 1" aws s3 presign "s3://$B/small.bin" --expire
 fi
 
 h_fails_with "wrong secret -> SignatureDoesNotMatch" SignatureDoesNotMatch \
-    env AWS_SECRET_ACCESS_KEY=wrong-secret "$AWSBIN" --endpoint-url "$H_ENDPOINT" \
+    env AWS_SECRET_ACCESS_KEY=wrong-secret "$AWSBIN" --endpoint-url "$(h_endpoint)" \
     s3api list-objects-v2 --bucket "$B"
 h_fails_with "unknown access key -> InvalidAccessKeyId" InvalidAccessKeyId \
-    env AWS_ACCESS_KEY_ID=AKIANOSUCHKEY0000000 "$AWSBIN" --endpoint-url "$H_ENDPOINT" \
+    env AWS_ACCESS_KEY_ID=AKIANOSUCHKEY0000000 "$AWSBIN" --endpoint-url "$(h_endpoint)" \
     s3api list-objects-v2 --bucket "$B"
 h_fails_with "invalid bucket name -> InvalidBucketName" InvalidBucketName \
     aws s3api create-bucket --bucket Bad_Bucket..Name

@@ -2,6 +2,7 @@
 # `cairn bench` smoke test (issue 4): a short PUT run, a GET run that verifies every body, a
 # mixed run, and a GET with the wrong content seed, which must fail verification and exit non-zero.
 # Every report is --json and is checked for zero errors and a non-zero count. About 6 seconds.
+# Also against a cluster node (lib.sh "Cluster mode").
 . "$(dirname "$0")/lib.sh"
 h_start
 
@@ -23,7 +24,8 @@ print(sys.argv[2], op["count"], "ops,", op["ops_per_s"], "ops/s, p99", lat["p99"
 EOF_PY
 }
 
-B=("$CAIRN_BIN" bench --endpoint "$H_ENDPOINT" --bucket smoke --size 8K --keys 50 --quiet --json)
+SMOKE=$(h_bucket smoke)
+B=("$CAIRN_BIN" bench --endpoint "$H_ENDPOINT" --bucket "$SMOKE" --size 8K --keys 50 --quiet --json)
 seed=$((RANDOM % 1000 + 1))
 echo "seed $seed"
 
@@ -38,13 +40,14 @@ if h_run "bench get 2s, every body verified" "${B[@]}" --op get --duration 2 --c
         echo "$H_OUT"
 fi
 h_run "bench mixed 300 requests (preload, list, delete)" "${B[@]}" --op mixed --count 300 \
-    --mix get=50,put=20,head=10,delete=10,list=10 --size 1K-64K --bucket smokemix --seed "$seed"
+    --mix get=50,put=20,head=10,delete=10,list=10 --size 1K-64K --bucket "$(h_bucket smokemix)" \
+    --seed "$seed"
 h_fails_with "wrong content seed: verification fails, exit non-zero" "body differs" \
-    "$CAIRN_BIN" bench --endpoint "$H_ENDPOINT" --bucket smoke --size 8K --keys 50 --quiet \
+    "$CAIRN_BIN" bench --endpoint "$H_ENDPOINT" --bucket "$SMOKE" --size 8K --keys 50 --quiet \
     --op get --count 20 --seed $((seed + 1)) --verify-every 1 --no-preload
 h_fails_with "bad credentials: errors reported" "HTTP 403" \
     "$CAIRN_BIN" bench --endpoint "$H_ENDPOINT" --secret-key wrong-secret --quiet --op put \
-    --count 5 --bucket smoke
+    --count 5 --bucket "$SMOKE"
 if h_run "bench --raw --json" "$CAIRN_BIN" bench --raw --json --raw-seconds 0.05; then
     h_run "raw report has all kernels" "$H_PY" -c 'import json,sys; r=json.loads(sys.argv[1])["raw"]
 assert all(r[k] > 0 for k in ("ec_4+2_encode","md5","sha256","crc32c","crc64nvme")), r' "$H_OUT"

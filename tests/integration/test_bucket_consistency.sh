@@ -9,6 +9,7 @@
 # down exits 1 while HeadBucket still answers from memory; a single node takes the header and
 # answers strong. About 6 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
 h_need curl python3
 [ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }

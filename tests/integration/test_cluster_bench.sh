@@ -5,6 +5,7 @@
 # table with the four rows (4 KiB and 1 MiB, GET and PUT), each with a throughput ratio and a CPU
 # ratio that are numbers above 0, and leave no process of its own behind. 25-50 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 

@@ -9,6 +9,7 @@
 # ServiceUnavailable as S3 XML while object reads and the bucket list keep working; etcd back, a
 # node killed with SIGKILL shows as DOWN within its lease TTL. About 15 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
 h_need curl python3
 [ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }

@@ -4,6 +4,7 @@
 # row says "no"), two killed (no quorum, exit 1), and the killed member back again. No cairn
 # server is needed.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own etcd members"
 . "$H_DIR/lib_etcd.sh"
 h_need curl python3
 [ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }

@@ -9,6 +9,7 @@
 # etcd is down, picks up a change applied after etcd is back, ignores an undecodable layout
 # document, and restarted while etcd is down comes up on the last layout it adopted. About 8 s.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own etcd and a clustered server, and restarts it"
 . "$H_DIR/lib_etcd.sh"
 h_need curl python3
 [ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }

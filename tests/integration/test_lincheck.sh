@@ -9,6 +9,7 @@
 # effect after SIGCONT: unknown outcomes) must pass; a budget of 10 steps must give up with
 # "too large" (exit 3). About 20 s.
 source "$(dirname "$0")/lib.sh"
+h_own_server "stops its own server with SIGSTOP"
 TOOLS=$H_ROOT/tests/tools
 
 h_run "checker unit tests" "$H_PY" "$TOOLS/test_lincheck.py"

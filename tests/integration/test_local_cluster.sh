@@ -12,6 +12,7 @@
 # and a base port other than the cluster's. About 15 s.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_cluster.sh"
+h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 

@@ -6,6 +6,7 @@
 # CompleteMultipartUpload retried after it succeeded answers 200 with the same ETag, a different
 # part list or a retry after the key was overwritten answers NoSuchUpload. About 2 s.
 source "$(dirname "$0")/lib.sh"
+h_own_server "compares its own server's drive blob counts in /admin/status"
 h_start
 if CAIRN_ENDPOINT=$H_ENDPOINT "$H_PY" "$H_DIR/meta_rules.py" mpu; then
     h_ok "metadata rules"

@@ -5,6 +5,7 @@
 # rule from CAIRN_RPC_FAULTS refuses the call without reaching the node; SIGTERM stops the node
 # with status 0. A few seconds.
 . "$(dirname "$0")/lib.sh"
+h_own_server "starts its own node RPC servers"
 
 export CAIRN_RPC_SECRET=integration-cluster-secret
 port=$(h_free_port)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rclone (configured through RCLONE_CONFIG_CAIRN_* variables, path-style) against one cairn node:
 # mkdir, copy of a tree with a 30 MiB file (multipart: upload cutoff lowered to 10 MiB), check,
-# lsf, sync after deleting a local file, purge.
+# lsf, sync after deleting a local file, purge. Also against a cluster (lib.sh "Cluster mode"),
+# each rclone call through the next node when CAIRN_TEST_ALTERNATE=1.
 source "$(dirname "$0")/lib.sh"
 h_need rclone
 echo "client: $(rclone version 2>&1 | head -1)"
@@ -18,8 +19,8 @@ export RCLONE_CONFIG_CAIRN_REGION=us-east-1
 export RCLONE_CONFIG_CAIRN_FORCE_PATH_STYLE=true
 export RCLONE_CONFIG_CAIRN_UPLOAD_CUTOFF=10M
 export RCLONE_CONFIG_CAIRN_CHUNK_SIZE=5M
-rc() { rclone --retries 1 --low-level-retries 2 "$@"; }
-B=cairn:rclone-bucket
+rc() { RCLONE_CONFIG_CAIRN_ENDPOINT=$(h_endpoint) rclone --retries 1 --low-level-retries 2 "$@"; }
+B=cairn:$(h_bucket rclone-bucket)
 SEED=99
 echo "seed: $SEED"
 T=$H_WORK/tree

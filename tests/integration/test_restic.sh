@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # restic (minio-go: signed streaming payloads) against one cairn node: init, backup of a generated
 # tree, check --read-data, restore + diff -r, a second backup, `restic diff`, forget --prune.
+# Also against a cluster (lib.sh "Cluster mode"), each restic call through the next node when
+# CAIRN_TEST_ALTERNATE=1.
 source "$(dirname "$0")/lib.sh"
 h_need restic diff
 echo "client: $(restic version 2>&1)"
 h_start
 
-export RESTIC_REPOSITORY=s3:$H_ENDPOINT/restic-bucket
+B=$(h_bucket restic-bucket)
 export RESTIC_PASSWORD=cairn-restic-test-password
 export RESTIC_CACHE_DIR=$H_WORK/restic-cache
 SEED=2024
@@ -21,7 +23,8 @@ done
 h_gen "$T/names with spaces/ünïcødé+.bin" 5000 $((SEED + 2))
 ln -s ../docs/doc-1.txt "$T/bin/link"
 
-r() { restic --quiet "$@"; }
+restic_() { RESTIC_REPOSITORY=s3:$(h_endpoint)/$B restic "$@"; }
+r() { restic_ --quiet "$@"; }
 h_run "init" r init
 h_run "backup #1" r backup --tag one "$T"
 h_run "check --read-data" r check --read-data
@@ -38,7 +41,7 @@ if h_run "snapshots --json" r snapshots --json; then
         <<<"$H_OUT")
     h_eq "two snapshots" 2 "$(wc -w <<<"$ids")"
     # shellcheck disable=SC2086 # two ids, split on purpose
-    if h_run "diff between snapshots" restic diff $ids; then
+    if h_run "diff between snapshots" restic_ diff $ids; then
         if grep -q 'doc-3.txt' <<<"$H_OUT" && grep -q 'new-1M.bin' <<<"$H_OUT" &&
             grep -q 'doc-5.txt' <<<"$H_OUT"; then
             h_ok "diff shows removed, changed and added files"

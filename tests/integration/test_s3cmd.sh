@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # s3cmd (SigV4, path-style via host_bucket = the endpoint itself) against one cairn node:
-# mb, put, ls, get, info, del, rb.
+# mb, put, ls, get, info, del, rb. Also against a cluster (lib.sh "Cluster mode"), each s3cmd call
+# through the next node when CAIRN_TEST_ALTERNATE=1.
 source "$(dirname "$0")/lib.sh"
 h_need s3cmd cmp
 echo "client: $(s3cmd --version 2>&1)"
@@ -11,15 +12,20 @@ cat >"$CFG" <<CFG
 [default]
 access_key = $CAIRN_ACCESS_KEY
 secret_key = $CAIRN_SECRET_KEY
-host_base = 127.0.0.1:$H_PORT
-host_bucket = 127.0.0.1:$H_PORT
+host_base = ${H_ENDPOINT#http://}
+host_bucket = ${H_ENDPOINT#http://}
 bucket_location = us-east-1
 use_https = False
 signature_v2 = False
 check_ssl_certificate = False
 CFG
-s3() { s3cmd -c "$CFG" --no-progress "$@"; }
-B=s3cmd-bucket
+s3() {
+    local hp
+    hp=$(h_endpoint)
+    hp=${hp#http://}
+    s3cmd -c "$CFG" --host="$hp" --host-bucket="$hp" --no-progress "$@"
+}
+B=$(h_bucket s3cmd-bucket)
 SEED=77
 echo "seed: $SEED"
 h_gen "$H_WORK/one.bin" 300000 "$SEED"

@@ -6,11 +6,12 @@
  * committed locally before the request is served; CreateBucket goes through the namespace (200,
  * 409 BucketAlreadyOwnedByYou outside us-east-1, 409 BucketAlreadyExists for another owner);
  * with the namespace down bucket changes get 503 ServiceUnavailable while objects are served;
- * DeleteBucket asks "empty cluster-wide?" (the local store today) before removing; a mirrored
- * removal keeps a bucket that still holds objects here, and one of an older incarnation leaves a
- * re-created bucket alone. Consistency modes: CreateBucket's x-cairn-consistency reaches the
- * namespace (a bad value is 400 and reaches nothing), HeadBucket answers the namespace's mode,
- * and a single node (no namespace) takes the header and answers strong.
+ * DeleteBucket asks "empty cluster-wide?" (gw_bucket_empty: the local store, no replication here)
+ * before removing; a mirrored removal keeps a bucket that still holds objects here, and one of an
+ * older incarnation leaves a re-created bucket alone. Consistency modes: CreateBucket's
+ * x-cairn-consistency reaches the namespace (a bad value is 400 and reaches nothing), HeadBucket
+ * answers the namespace's mode, and a single node (no namespace) takes the header and answers
+ * strong.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -103,7 +104,7 @@ static cm_err ns_lookup(void *arg, const char *name, md_bucket *out)
 
 static cm_err ns_is_empty(void *arg, const char *name)
 {
-    return gw_bucket_empty_local(((fake_ns *)arg)->g, name);
+    return gw_bucket_empty(((fake_ns *)arg)->g, name);
 }
 
 static rp_consistency ns_consistency(void *arg, const char *name)

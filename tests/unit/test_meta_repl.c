@@ -689,6 +689,32 @@ static void test_garbage(void)
     md_close(md);
 }
 
+/*
+ * Tombstones are deletions: a bucket whose keys were all deleted through the replicated path
+ * holds only tombstones and must be deletable (in cluster mode every node deletes its copy of the
+ * bucket when it leaves the namespace); one live record among them still keeps it.
+ */
+static void test_bucket_delete_tombstones(void)
+{
+    md_store *md = open_store("bdel", "b");
+    char key[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "k%02d", i);
+        md_object o = {.key = key, .size = 1};
+        CU_ASSERT_EQUAL(md_rec_put(md, "b", &o, 0, NULL), CM_OK);
+        md_object t = {.key = key, .tombstone = 1};
+        CU_ASSERT_EQUAL(md_rec_put(md, "b", &t, 1, NULL), CM_OK);
+    }
+    md_object live = {.key = "k49z", .size = 1}; /* after every tombstone in key order */
+    CU_ASSERT_EQUAL(md_rec_put(md, "b", &live, 0, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "b", NULL, NULL), CM_ERR_CONFLICT);
+    md_object t = {.key = "k49z", .tombstone = 1};
+    CU_ASSERT_EQUAL(md_rec_put(md, "b", &t, 1, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "b", NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_get(md, "b", NULL), CM_ERR_NOTFOUND);
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"hlc_clock_steps", test_hlc_clock_steps},
@@ -703,6 +729,7 @@ void cu_register(void)
                                     {"raw_listing", test_raw_listing},
                                     {"merkle_diff", test_merkle_diff},
                                     {"garbage", test_garbage},
+                                    {"bucket_delete_tombstones", test_bucket_delete_tombstones},
                                     {NULL, NULL}};
     cu_add_suite("meta_repl", tests);
 }

@@ -52,7 +52,8 @@ const s3 = new S3Client({
   forcePathStyle: true,
   maxAttempts: 2,
 });
-const Bucket = "js-sdk-bucket";
+// CAIRN_TEST_BUCKET_PREFIX: set by lib.sh on a cluster shared by several runs, else empty
+const Bucket = (process.env.CAIRN_TEST_BUCKET_PREFIX ?? "") + "js-sdk-bucket";
 console.log(`client: node ${process.version}, @aws-sdk/client-s3 (package-lock), seed ${SEED}, ` +
   `requestChecksumCalculation=${await s3.config.requestChecksumCalculation()}`);
 
