@@ -32,9 +32,8 @@
  * quiesced and the node RPC stopped (it shares the clock, and runs handed conditional writes),
  * before the layout follower and the stores close: threads first (the repair thread's pass is
  * stopped between two stripes), then the coordinator (it waits for its calls), then hint delivery
- * and the routers on the loop, then the loop. The object store's
- * cluster mode ends with ob_store_close, which still uses the fault rules: cmd_cluster_free comes
- * after it.
+ * and the routers on the loop, then the loop. The object store's cluster mode ends with
+ * ob_store_close, which still uses the fault rules: cmd_cluster_free comes after it.
  */
 #include "cmd.h"
 
