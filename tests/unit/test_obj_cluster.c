@@ -266,12 +266,9 @@ static void test_topology_change(void)
     fill(body, len, 10);
     CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &old), CM_OK);
     pl_topology *t2;
-    int idx;
     CU_ASSERT_EQUAL_FATAL(pl_topology_clone(topo, &t2), CM_OK);
     t2->epoch = 4;
-    CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(t2, "n7", "127.0.0.1:1", "az1", &idx), CM_OK);
-    for (uint32_t d = 0; d < NDRIVES; d++)
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(t2, idx, d, 100, PL_UP), CM_OK);
+    int idx = cu_topo_node(t2, "n7", 1, "az1", NDRIVES);
     /* through the document, as etcd hands it over */
     char *doc, err[256];
     size_t dlen;
