@@ -20,22 +20,13 @@ h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 
-LC=$H_ROOT/deploy/local-cluster.sh
-export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itcond STOP_TIMEOUT=10 READY_TIMEOUT=40
-
-export CAIRN_CLUSTER_PORT
-CAIRN_CLUSTER_PORT=$(h_cluster_base_port)
-[ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
-track_cluster() {
-    local f
-    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
-        [ -f "$f" ] && h_track "$(cat "$f")"
-    done
-}
-trap 'track_cluster; "$LC" stop >/dev/null 2>&1; h_cleanup' EXIT
+. "$(dirname "$0")/lib_cluster.sh"
+lc_setup itcond
+READY_TIMEOUT=40
+trap 'lc_track; "$LC" stop >/dev/null 2>&1; h_cleanup' EXIT
 
 h_run "local-cluster.sh start" "$LC" start || h_finish
-track_cluster
+lc_track
 export CAIRN_ENDPOINT="http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 21))"
 h_run "create bucket race through n1" "$H_PY" "$H_DIR/s3raw.py" mb race
 

@@ -13,47 +13,16 @@ h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3 ss
 [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
 
-LC=$H_ROOT/deploy/local-cluster.sh
-export CAIRN_CLUSTER_DIR=$H_WORK/cluster CAIRN_CLUSTER=itrep STOP_TIMEOUT=10 READY_TIMEOUT=30
-
-free_base() { # a base port whose 18 ports (etcd 1-3 and 11-13, S3 21-26, RPC 41-46) are free
-    "$H_PY" - <<'EOF'
-import random, socket
-offsets = [1, 2, 3, 11, 12, 13] + list(range(21, 27)) + list(range(41, 47))
-for _ in range(50):
-    base = random.randrange(20000, 32000, 100)
-    socks = []
-    try:
-        for o in offsets:
-            s = socket.socket()
-            s.bind(("127.0.0.1", base + o))
-            socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-EOF
-}
-export CAIRN_CLUSTER_PORT
-CAIRN_CLUSTER_PORT=$(free_base)
-[ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
-track_cluster() {
-    local f
-    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
-        [ -f "$f" ] && h_track "$(cat "$f")"
-    done
-}
-trap 'track_cluster; h_cleanup' EXIT
+. "$(dirname "$0")/lib_cluster.sh"
+lc_setup itrep
+READY_TIMEOUT=30
 
 ep() { echo "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 20 + ${1#n}))"; }
 s3() { CAIRN_ENDPOINT=$(ep "$1") "$H_PY" "$H_DIR/s3raw.py" "${@:2}" >/dev/null 2>&1; }
 T0=$(date +%s)
 
 h_run "local-cluster.sh start" "$LC" start || h_finish
-track_cluster
+lc_track
 h_run "create a bucket through n1" s3 n1 mb rbk
 
 # sizes: small (one short stripe), one stripe, several 2 MiB stripes (8 x 256 KiB)
@@ -76,7 +45,7 @@ for ((i = 0; i < 50; i++)); do kill -0 "$p3" 2>/dev/null || break; sleep 0.1; do
 h_eq "10 objects written through n1, n4, n6 with n3 down" 10 "$(put_objects 20 10 n1 n4 n6)"
 h_run "start n3 again" "$LC" start n3 || h_finish
 t_back=$(date +%s%N)
-track_cluster
+lc_track
 
 # Every body whole at its homes? (object-cells exits 0 only then)
 whole() {

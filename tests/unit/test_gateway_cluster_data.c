@@ -31,6 +31,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_nodes.h"
 #include "cu_s3.h"
 #include "gw.h"
 #include "nd.h"
@@ -54,10 +55,7 @@ typedef struct {
     char id[8];
     char dirs[NDRIVES][300];
     ob_store *st; /* n1: the gateway's */
-    nd_service *svc;
-    net_server *srv;
-    pthread_t th;
-    int port;
+    cu_rpc rpc;
 } tnode;
 
 static tnode N[NNODES];
@@ -88,20 +86,7 @@ static void rpc_start(tnode *n)
         drives[d].path = ob_store_drive_dir(n->st, d);
         drives[d].bs = ob_store_blobstore(n->st, d);
     }
-    nd_service_config sc = {.node_id = n->id,
-                            .secret = secret,
-                            .secret_len = SECRET_LEN,
-                            .drives = drives,
-                            .ndrives = NDRIVES,
-                            .sync_threads = 2};
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
-    net_config cfg;
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
-    n->port = net_server_port(n->srv);
-    pthread_create(&n->th, NULL, serve, n->srv);
+    cu_rpc_serve(&n->rpc, n->id, secret, SECRET_LEN, drives, NDRIVES);
 }
 
 static void gateway_open(void)
@@ -164,13 +149,9 @@ static void cluster_up(void)
     }
     topo = pl_topology_new(3);
     for (int i = 0; i < NNODES; i++) {
-        char addr[32], az[8];
-        int idx;
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", N[i].port);
+        char az[8];
         snprintf(az, sizeof(az), "az%d", i + 1);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(topo, N[i].id, addr, az, &idx), CM_OK);
-        for (uint32_t d = 0; d < NDRIVES; d++)
-            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(topo, idx, d, 100, PL_UP), CM_OK);
+        cu_topo_node(topo, N[i].id, N[i].rpc.port, az, NDRIVES);
     }
     for (int i = 0; i < NNODES; i++) {
         ob_cluster_config cc = {0};
@@ -191,14 +172,10 @@ static void cluster_down(int s3_running)
 {
     if (s3_running)
         s3_stop();
-    for (int i = 0; i < NNODES; i++) {
-        net_server_stop(N[i].srv, 1000);
-        pthread_join(N[i].th, NULL);
-    }
-    for (int i = 0; i < NNODES; i++) {
-        nd_service_free(N[i].svc);
-        net_server_free(N[i].srv);
-    }
+    for (int i = 0; i < NNODES; i++)
+        cu_rpc_halt(&N[i].rpc, 1000);
+    for (int i = 0; i < NNODES; i++)
+        cu_rpc_free(&N[i].rpc);
     gw_free(G); /* closes n1's store */
     for (int i = 1; i < NNODES; i++)
         ob_store_close(N[i].st);

@@ -26,6 +26,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_nodes.h"
 #include "ec.h"
 #include "ob.h"
 #include "ob_chunk.h"
@@ -57,17 +58,8 @@ typedef struct {
     bs_store *bs[NSLOTS];
     nd_drive drives[NSLOTS];
     char dirs[NSLOTS][300];
-    nd_service *svc;
-    net_server *srv;
-    pthread_t th;
-    int port;
+    cu_rpc rpc;
 } tnode;
-
-static void *node_thread(void *arg)
-{
-    net_server_run(((tnode *)arg)->srv);
-    return NULL;
-}
 
 static void node_start(tnode *n, const char *id, int serve)
 {
@@ -85,26 +77,12 @@ static void node_start(tnode *n, const char *id, int serve)
     }
     if (!serve)
         return;
-    nd_service_config sc = {id, secret, SECRET_LEN, n->drives, NSLOTS, 0,
-                            2,  NULL,   NULL,       NULL,      NULL,   0};
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
-    net_config cfg;
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
-    n->port = net_server_port(n->srv);
-    pthread_create(&n->th, NULL, node_thread, n);
+    cu_rpc_serve(&n->rpc, id, secret, SECRET_LEN, n->drives, NSLOTS);
 }
 
 static void node_stop(tnode *n)
 {
-    if (n->srv) {
-        net_server_stop(n->srv, 1000);
-        pthread_join(n->th, NULL);
-        nd_service_free(n->svc);
-        net_server_free(n->srv);
-    }
+    cu_rpc_stop(&n->rpc, 1000);
     for (int d = 0; d < NSLOTS; d++)
         bs_close(n->bs[d]);
 }
@@ -145,27 +123,14 @@ static void env_up(void)
         node_start(&E.nodes[i], ids[i], i > 0);
     E.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(nd_faults_new(&E.faults), CM_OK);
-    nd_client_config cc = {0};
-    cc.node_id = "n1";
-    cc.secret = secret;
-    cc.secret_len = SECRET_LEN;
-    cc.faults = E.faults;
-    cc.net.io_timeout_ms = 3000;
-    cc.net.max_conns = 8;
-    CU_ASSERT_EQUAL_FATAL(nd_client_new(E.base, &cc, &E.cl), CM_OK);
+    E.cl = cu_client(E.base, "n1", secret, SECRET_LEN, E.faults, 3000, 8);
     CU_ASSERT_EQUAL_FATAL(ob_chunks_local_new(E.base, E.nodes[0].drives, NSLOTS, 0, &E.local),
                           CM_OK);
-    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].port};
+    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
     CU_ASSERT_EQUAL_FATAL(ob_chunks_remote_new(E.cl, &p, &E.to_n2), CM_OK);
     E.topo = pl_topology_new(7);
-    for (int i = 0; i < NNODES; i++) {
-        char addr[32];
-        int idx;
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", i ? E.nodes[i].port : 1);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(E.topo, ids[i], addr, "az1", &idx), CM_OK);
-        for (uint32_t d = 0; d < NSLOTS; d++)
-            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(E.topo, idx, d, 100, PL_UP), CM_OK);
-    }
+    for (int i = 0; i < NNODES; i++)
+        cu_topo_node(E.topo, ids[i], i ? E.nodes[i].rpc.port : 1, "az1", NSLOTS);
     CU_ASSERT_EQUAL_FATAL(ob_resolver_new(E.topo, "n1", E.local, E.cl, &E.res), CM_OK);
 }
 
@@ -182,23 +147,10 @@ static void env_down(void)
         node_stop(&E.nodes[i]);
 }
 
-static void guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    E.hung = 1;
-}
-
 /* Run the loop until every pending call completed (or the 10 s guard). */
 static void loop_run(void)
 {
-    struct event *guard = evtimer_new(E.base, guard_cb, NULL);
-    struct timeval tv = {10, 0};
-    evtimer_add(guard, &tv);
-    while (E.pending > 0 && !E.hung)
-        event_base_loop(E.base, EVLOOP_ONCE);
-    event_free(guard);
+    cu_loop_while(E.base, cu_positive, &E.pending, &E.hung, 10);
     CU_ASSERT_FALSE(E.hung);
 }
 

@@ -23,6 +23,7 @@
 
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_nodes.h"
 #include "nd.h"
 #include "net.h"
 #include "ob.h"
@@ -42,21 +43,12 @@ typedef struct {
     char id[16];
     char dirs[NDRIVES][300];
     ob_store *st;
-    nd_service *svc;
-    net_server *srv;
-    pthread_t th;
-    int port;
+    cu_rpc rpc;
 } tnode;
 
 static tnode N[NNODES];
 static nd_faults *faults;
 static pl_topology *topo;
-
-static void *node_thread(void *arg)
-{
-    net_server_run(((tnode *)arg)->srv);
-    return NULL;
-}
 
 static void threads_on(void)
 {
@@ -83,20 +75,7 @@ static void node_open(tnode *n, int i)
         drives[d].path = n->dirs[d];
         drives[d].bs = ob_store_blobstore(n->st, d);
     }
-    nd_service_config sc = {.node_id = n->id,
-                            .secret = secret,
-                            .secret_len = SECRET_LEN,
-                            .drives = drives,
-                            .ndrives = NDRIVES,
-                            .sync_threads = 2};
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
-    net_config cfg;
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
-    n->port = net_server_port(n->srv);
-    pthread_create(&n->th, NULL, node_thread, n);
+    cu_rpc_serve(&n->rpc, n->id, secret, SECRET_LEN, drives, NDRIVES);
 }
 
 static int write_wait_ms; /* 0: the default */
@@ -111,13 +90,9 @@ static void cluster_up(void)
         node_open(&N[i], i);
     topo = pl_topology_new(3);
     for (int i = 0; i < NNODES; i++) {
-        char addr[32], az[8];
-        int idx;
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", N[i].port);
+        char az[8];
         snprintf(az, sizeof(az), "az%d", i / 2 + 1);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(topo, N[i].id, addr, az, &idx), CM_OK);
-        for (uint32_t d = 0; d < NDRIVES; d++)
-            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(topo, idx, d, 100, PL_UP), CM_OK);
+        cu_topo_node(topo, N[i].id, N[i].rpc.port, az, NDRIVES);
     }
     for (int i = 0; i < NNODES; i++) {
         ob_cluster_config cc = {0};
@@ -135,14 +110,11 @@ static void cluster_up(void)
 
 static void cluster_down(void)
 {
-    for (int i = 0; i < NNODES; i++) {
-        net_server_stop(N[i].srv, 1000);
-        pthread_join(N[i].th, NULL);
-    }
-    for (int i = 0; i < NNODES; i++) { /* stores after every server: nothing calls them then */
-        nd_service_free(N[i].svc);
-        net_server_free(N[i].srv);
-    }
+    for (int i = 0; i < NNODES; i++)
+        cu_rpc_halt(&N[i].rpc, 1000);
+    /* stores after every server: nothing calls them then */
+    for (int i = 0; i < NNODES; i++)
+        cu_rpc_free(&N[i].rpc);
     for (int i = 0; i < NNODES; i++)
         ob_store_close(N[i].st);
     pl_topology_free(topo);
@@ -294,12 +266,9 @@ static void test_topology_change(void)
     fill(body, len, 10);
     CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &old), CM_OK);
     pl_topology *t2;
-    int idx;
     CU_ASSERT_EQUAL_FATAL(pl_topology_clone(topo, &t2), CM_OK);
     t2->epoch = 4;
-    CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(t2, "n7", "127.0.0.1:1", "az1", &idx), CM_OK);
-    for (uint32_t d = 0; d < NDRIVES; d++)
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(t2, idx, d, 100, PL_UP), CM_OK);
+    int idx = cu_topo_node(t2, "n7", 1, "az1", NDRIVES);
     /* through the document, as etcd hands it over */
     char *doc, err[256];
     size_t dlen;
@@ -395,7 +364,7 @@ static void test_slow_node_write(void)
     ob_store_close(N[0].st);
     N[0].st = NULL;
     nd_service_stats ss;
-    nd_service_get_stats(N[5].svc, &ss);
+    nd_service_get_stats(N[5].rpc.svc, &ss);
     CU_ASSERT_EQUAL(ss.digest_refused, 0);
     CU_ASSERT(ss.appended > 0);
     free(body);

@@ -24,6 +24,7 @@
 
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_nodes.h"
 #include "ec.h"
 #include "ob_heal.h"
 #include "ob_int.h"
@@ -40,10 +41,7 @@ typedef struct {
     bs_store *bs[ND];
     nd_drive drives[ND];
     char dirs[ND][300];
-    nd_service *svc;
-    net_server *srv;
-    pthread_t th;
-    int port;
+    cu_rpc rpc;
 } tnode;
 
 static struct {
@@ -62,12 +60,6 @@ static struct {
 static const char *ids[NN] = {"n1", "n2", "n3", "n4"};
 static const char *azs[NN] = {"az1", "az2", "az3", "az1"};
 
-static void *serve(void *arg)
-{
-    net_server_run(((tnode *)arg)->srv);
-    return NULL;
-}
-
 static void node_up(int i)
 {
     static int seq;
@@ -81,20 +73,7 @@ static void node_up(int i)
     }
     if (i == 0)
         return;
-    nd_service_config sc = {.node_id = ids[i],
-                            .secret = secret,
-                            .secret_len = SECRET_LEN,
-                            .drives = n->drives,
-                            .ndrives = ND,
-                            .sync_threads = 2};
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
-    net_config cfg;
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
-    n->port = net_server_port(n->srv);
-    pthread_create(&n->th, NULL, serve, n);
+    cu_rpc_serve(&n->rpc, ids[i], secret, SECRET_LEN, n->drives, ND);
 }
 
 static void threads_on(void)
@@ -111,24 +90,11 @@ static void env_up(void)
         node_up(i);
     E.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(nd_faults_new(&E.faults), CM_OK);
-    nd_client_config cc = {0};
-    cc.node_id = "n1";
-    cc.secret = secret;
-    cc.secret_len = SECRET_LEN;
-    cc.faults = E.faults;
-    cc.net.io_timeout_ms = 3000;
-    cc.net.max_conns = 8;
-    CU_ASSERT_EQUAL_FATAL(nd_client_new(E.base, &cc, &E.cl), CM_OK);
+    E.cl = cu_client(E.base, "n1", secret, SECRET_LEN, E.faults, 3000, 8);
     CU_ASSERT_EQUAL_FATAL(ob_chunks_local_new(E.base, E.node[0].drives, ND, 2, &E.local), CM_OK);
     E.topo = pl_topology_new(5);
-    for (int i = 0; i < NN; i++) {
-        char addr[32];
-        int idx;
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", i ? E.node[i].port : 1);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(E.topo, ids[i], addr, azs[i], &idx), CM_OK);
-        for (uint32_t d = 0; d < ND; d++)
-            CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(E.topo, idx, d, 100, PL_UP), CM_OK);
-    }
+    for (int i = 0; i < NN; i++)
+        cu_topo_node(E.topo, ids[i], i ? E.node[i].rpc.port : 1, azs[i], ND);
     CU_ASSERT_EQUAL_FATAL(pl_map_new(E.topo, PL_MAP_HOMES, &E.homes), CM_OK);
     CU_ASSERT_EQUAL_FATAL(ob_resolver_new(E.topo, "n1", E.local, E.cl, &E.res), CM_OK);
 }
@@ -144,12 +110,7 @@ static void env_down(void)
     event_base_free(E.base);
     for (int i = 0; i < NN; i++) {
         tnode *n = &E.node[i];
-        if (n->srv) {
-            net_server_stop(n->srv, 1000);
-            pthread_join(n->th, NULL);
-            nd_service_free(n->svc);
-            net_server_free(n->srv);
-        }
+        cu_rpc_stop(&n->rpc, 1000);
         for (int d = 0; d < ND; d++)
             bs_close(n->bs[d]);
     }
@@ -166,23 +127,12 @@ static void node_down(int i, int down)
     }
 }
 
-static void guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    E.hung = 1;
-}
-
 /* Run the loop until pending is 0 (or the guard); rc is what the call returned. */
 static void await(cm_err rc)
 {
     CU_ASSERT_EQUAL_FATAL(rc, CM_OK);
     E.pending++;
-    struct event *guard = evtimer_new(E.base, guard_cb, NULL);
-    struct timeval tv = {10, 0};
-    evtimer_add(guard, &tv);
-    while (E.pending > 0 && !E.hung)
-        event_base_loop(E.base, EVLOOP_ONCE);
-    event_free(guard);
+    cu_loop_while(E.base, cu_positive, &E.pending, &E.hung, 10);
     CU_ASSERT_FALSE(E.hung);
 }
 

@@ -23,6 +23,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "cu_nodes.h"
 #include "rp_hints.h"
 #include "rp_replica.h"
 
@@ -39,17 +40,8 @@ typedef struct {
     char id[8];
     md_store *md;
     md_hlc clock;
-    nd_service *svc;
-    net_server *srv;
-    pthread_t th;
-    int port;
+    cu_rpc rpc;
 } tnode;
-
-static void *node_thread(void *arg)
-{
-    net_server_run(((tnode *)arg)->srv);
-    return NULL;
-}
 
 /* The cond route's callback in these nodes: the compare-and-set of the node's own store (a
  * stand-in for a partition leader's rp_cond_execute); bucket "elsewhere" is led by another node. */
@@ -88,24 +80,12 @@ static void node_start(tnode *n, const char *id, int serve)
     sc.clock = &n->clock;
     sc.cond = cond_cb;
     sc.cond_arg = n;
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
-    net_config cfg;
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, n->svc, &n->srv), CM_OK);
-    n->port = net_server_port(n->srv);
-    pthread_create(&n->th, NULL, node_thread, n);
+    cu_rpc_start(&n->rpc, &sc);
 }
 
 static void node_stop(tnode *n)
 {
-    if (n->srv) {
-        net_server_stop(n->srv, 1000);
-        pthread_join(n->th, NULL);
-        nd_service_free(n->svc);
-        net_server_free(n->srv);
-    }
+    cu_rpc_stop(&n->rpc, 1000);
     md_close(n->md);
     if (n->md)
         md_hlc_release(&n->clock);
@@ -145,16 +125,10 @@ static void env_up(int remote, int io_timeout_ms)
     E.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(nd_faults_new(&E.faults), CM_OK);
     CU_ASSERT_EQUAL_FATAL(nd_work_new(nworkers, &E.work), CM_OK);
-    nd_client_config cc = {0};
-    cc.node_id = "n1";
-    cc.secret = secret;
-    cc.secret_len = SECRET_LEN;
-    cc.faults = E.faults;
-    cc.net.io_timeout_ms = io_timeout_ms;
-    CU_ASSERT_EQUAL_FATAL(nd_client_new(E.base, &cc, &E.cl), CM_OK);
+    E.cl = cu_client(E.base, "n1", secret, SECRET_LEN, E.faults, io_timeout_ms, 0);
     CU_ASSERT_EQUAL_FATAL(rp_replica_local_new(E.base, E.nodes[0].md, E.work, "n1", &E.local),
                           CM_OK);
-    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].port};
+    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
     CU_ASSERT_EQUAL_FATAL(rp_replica_remote_new(E.cl, &p, &E.to_n2), CM_OK);
     rp_replica_local_set_clock(E.local, &E.nodes[0].clock);
     E.remote = remote;
@@ -162,12 +136,9 @@ static void env_up(int remote, int io_timeout_ms)
     E.r_md = E.nodes[remote ? 1 : 0].md;
     E.topo = pl_topology_new(3);
     for (int i = 0; i < NNODES; i++) {
-        char addr[32], az[8];
-        int idx;
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", i ? E.nodes[i].port : 1);
+        char az[8];
         snprintf(az, sizeof(az), "az%d", i + 1);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(E.topo, ids[i], addr, az, &idx), CM_OK);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(E.topo, idx, 0, 100, PL_UP), CM_OK);
+        cu_topo_node(E.topo, ids[i], i ? E.nodes[i].rpc.port : 1, az, 1);
     }
 }
 
@@ -185,23 +156,10 @@ static void env_down(void)
         node_stop(&E.nodes[i]);
 }
 
-static void guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    E.hung = 1;
-}
-
 /* Run the loop until cond(arg) is false, or the 10 s guard. */
 static void loop_while(int (*cond)(void *), void *arg)
 {
-    struct event *guard = evtimer_new(E.base, guard_cb, NULL);
-    struct timeval tv = {10, 0};
-    evtimer_add(guard, &tv);
-    while (cond(arg) && !E.hung)
-        event_base_loop(E.base, EVLOOP_ONCE);
-    event_free(guard);
+    cu_loop_while(E.base, cond, arg, &E.hung, 10);
     CU_ASSERT_FALSE(E.hung);
 }
 
@@ -762,7 +720,7 @@ static nres cond_call(const char *bucket, const char *key, const char *etag, int
                       const md_cond *cond)
 {
     nres t = {0};
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
     md_object o = {.key = (char *)key, .size = 1};
     snprintf(o.etag, sizeof(o.etag), "%s", etag);
     uint8_t *rec;
@@ -796,7 +754,7 @@ static void t_cond_route(void)
     t = cond_call("elsewhere", "ck", "e3", 0, &inm); /* not the leader */
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_CONFLICT);
     CU_ASSERT_STRING_EQUAL(t.msg, "not the partition's leader");
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
     uint8_t one = 1;
     CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, &none, nd_cb, &t), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, NULL, nd_cb, &t), CM_ERR_INVAL);
@@ -809,7 +767,7 @@ static void t_cond_route(void)
 static void t_rpc_edges(void)
 {
     env_up(1, 2000);
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
     md_object a = version("k", 1000, 1, NULL);
     uint8_t *rec;
     size_t len;
@@ -834,7 +792,7 @@ static void t_rpc_edges(void)
     md_object got;
     CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND); /* nothing */
     /* a body whose CRC32C does not match is refused before anything is applied */
-    t = put_bad_crc(E.nodes[1].port, rec, len);
+    t = put_bad_crc(E.nodes[1].rpc.port, rec, len);
     CU_ASSERT_EQUAL(t.r.status, 400);
     CU_ASSERT_STRING_EQUAL(t.msg, "CM_ERR_DIGEST");
     CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND);
@@ -865,14 +823,8 @@ static void t_rpc_edges(void)
     sc.node_id = "n4";
     sc.secret = secret;
     sc.secret_len = SECRET_LEN;
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &bare.svc), CM_OK);
-    net_config cfg;
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &nd_service_handler, bare.svc, &bare.srv), CM_OK);
-    pthread_create(&bare.th, NULL, node_thread, &bare);
-    nd_peer n4 = {"n4", "127.0.0.1", net_server_port(bare.srv)};
+    cu_rpc_start(&bare.rpc, &sc);
+    nd_peer n4 = {"n4", "127.0.0.1", bare.rpc.port};
     memset(&t, 0, sizeof(t));
     t = nd_wait(nd_meta_get(E.cl, &n4, "b", "k", nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);

@@ -22,6 +22,7 @@
 #include "co.h"
 #include "cu_etcd.h"
 #include "cu_main.h"
+#include "cu_nodes.h"
 #include "rp.h"
 
 static const uint8_t secret[] = "cond-test-secret";
@@ -34,10 +35,8 @@ typedef struct {
     char id[16];
     md_store *md;
     md_hlc clock;
-    nd_service *svc;
-    net_server *srv;
-    pthread_t th;
-    int port, up;
+    cu_rpc rpc;
+    int up;
     nd_work *work;
     rp_replica *local;
     rp_router *rt;
@@ -53,12 +52,6 @@ static struct {
     pl_topology *topo;
     char etcd[512];
 } T;
-
-static void *serve_main(void *arg)
-{
-    net_server_run(((cnode *)arg)->srv);
-    return NULL;
-}
 
 static void *loop_main(void *arg)
 {
@@ -138,14 +131,7 @@ static void node_serve(int i)
     sc.clock = &n->clock;
     sc.cond = cmd_cond_serve;
     sc.cond_arg = n->cc;
-    CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
-    net_config nc;
-    net_config_defaults(&nc);
-    nc.port = 0;
-    nc.threads = 1;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&nc, &nd_service_handler, n->svc, &n->srv), CM_OK);
-    n->port = net_server_port(n->srv);
-    pthread_create(&n->th, NULL, serve_main, n);
+    cu_rpc_start(&n->rpc, &sc);
     CU_ASSERT_EQUAL_FATAL(nd_work_new(4, &n->work), CM_OK);
     n->up = 1;
 }
@@ -176,10 +162,7 @@ static void node_stop(int i)
     if (!n->up)
         return;
     n->up = 0;
-    net_server_stop(n->srv, 500);
-    pthread_join(n->th, NULL);
-    nd_service_free(n->svc);
-    net_server_free(n->srv);
+    cu_rpc_stop(&n->rpc, 500);
     cmd_cond_set_coord(n->cc, NULL, NULL, NULL);
     rp_free(n->c);
     cmd_cond_free(n->cc);
@@ -253,12 +236,9 @@ static void test_leaders(void)
         node_serve(i);
     T.topo = pl_topology_new(1);
     for (int i = 0; i < NN; i++) {
-        char addr[32], az[8];
-        int idx;
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", T.n[i].port);
+        char az[8];
         snprintf(az, sizeof(az), "az%d", i + 1);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(T.topo, T.n[i].id, addr, az, &idx), CM_OK);
-        CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(T.topo, idx, 0, 100, PL_UP), CM_OK);
+        cu_topo_node(T.topo, T.n[i].id, T.n[i].rpc.port, az, 1);
     }
     for (int i = 0; i < NN; i++)
         node_coordinate(i);
