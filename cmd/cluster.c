@@ -242,7 +242,9 @@ static void *follow_main(void *arg)
             have = t->epoch;
         }
         pl_topology_free(t);
-    } while (!wait_stop(c, 250));
+        /* wakes as soon as the follower adopts a newer epoch (else every 250 ms) */
+        co_layout_wait(c->cfg.layout, have + 1, 250);
+    } while (!wait_stop(c, 0));
     return NULL;
 }
 

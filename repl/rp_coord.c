@@ -226,13 +226,16 @@ static cm_err write_back(rp *c, rp_op *op, const md_object *win)
         else
             targets[n++] = s->r;
     }
+    /* W, or every home of a small layout that has fewer than N (as op_route shrinks quorums) */
+    int w =
+        op->nslots > 0 && op->nslots < c->cfg.n && op->nslots < c->cfg.w ? op->nslots : c->cfg.w;
     pthread_mutex_unlock(&c->mu);
-    if (holders >= (int)c->cfg.w)
+    if (holders >= w)
         return CM_OK;
     rp_op *wb = rp_op_new_fixed(c, op, RP_K_PUT, targets, n);
     if (!wb)
         return n ? CM_ERR_NOMEM : CM_ERR_UNAVAILABLE;
-    wb->need = (int)c->cfg.w - holders;
+    wb->need = w - holders;
     cm_err e = md_object_copy(win, &wb->rec);
     if (e == CM_OK)
         e = rp_op_run(wb);

@@ -180,6 +180,29 @@ static int64_t now_ms(void)
 
 /* ---- quorum ---- */
 
+/* A layout with fewer nodes than N (rp_route gives fewer homes): the quorums shrink with them,
+ * so a one-node cluster reads and writes strongly on its one replica (and a strong read's
+ * write-back needs no second holder); with that replica down, a quorum cannot be had. */
+static void test_small_layout(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    struct rp_router *one = fake_router_new(E.f, 1);
+    rp_set_router(E.c[0], one);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    CU_ASSERT_EQUAL(put(0, "k", "e2", NULL), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e2");
+    md_object_release(&o);
+    set_fault(0, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e3", NULL), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    set_fault(0, 0, 0, 0);
+    rp_set_router(E.c[0], E.rt);
+    fake_router_free(one);
+    env_down();
+}
+
 static void test_one_down(void)
 {
     env_up(1, 2000, RP_STRONG);
@@ -1102,6 +1125,7 @@ static void test_list_steady_cost(void)
 void cu_register(void)
 {
     static const cu_test quorum[] = {{"one_down", test_one_down},
+                                     {"small_layout", test_small_layout},
                                      {"two_down_strong", test_two_down_strong},
                                      {"two_down_available", test_two_down_available},
                                      {"standin_fails", test_standin_fails},
