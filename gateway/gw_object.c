@@ -17,6 +17,11 @@
  * the drain pauses with one read in flight and its completion sends the piece and drains on. A
  * connection that closes meanwhile cancels the read (ob_read_cancel, from get_state_free in
  * on_done).
+ *
+ * The first piece is read before the headers go out (a HEAD reads nothing): a body that cannot
+ * be read at all (too many drives lost, too many cells' nodes down, a cluster read timed out)
+ * is answered 503 ServiceUnavailable, which S3 clients retry, or 500 InternalError for data
+ * found corrupt. A later piece that fails can only cut the connection short (logged).
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -449,6 +454,9 @@ typedef struct {
     ob_read_op *rd;
     gw_req *r;
     struct evbuffer_iovec v;
+    /* Until the first piece is read: the status (200/206) and range its headers will carry. */
+    int status;
+    uint64_t first, last;
 } get_state;
 
 static void get_state_free(void *p)
@@ -465,20 +473,33 @@ static void get_state_free(void *p)
 }
 
 static void get_drain(gw_req *r);
+static void send_headers(gw_req *r, const md_object *o, int status, uint64_t first, uint64_t last);
 
-/* The piece of r->send_pos in gs->v is read (or not: err); send it and go on. */
-/* A piece of want bytes was read (reserved: into gs->v, to commit) or failed: send it on. */
+/*
+ * A piece of want bytes was read (reserved: into gs->v, to commit) or failed: send it on. The
+ * first piece goes out after the headers; when it fails nothing is out yet and the client gets
+ * an S3 error: 500 for data found corrupt, 503 (which S3 clients retry) for data out of reach.
+ */
 static int get_piece_done(gw_req *r, cm_err err, int reserved, uint64_t want)
 {
     get_state *gs = r->op;
     if (err != CM_OK) {
-        CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s", r->id, r->bucket, r->key,
-                 r->send_pos, cm_err_str(err));
-        net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
+        CM_ERROR(MOD, "req=%s read of %s/%s at %" PRIu64 " failed: %s%s", r->id, r->bucket, r->key,
+                 r->send_pos, cm_err_str(err),
+                 gs->status ? "" : " (headers are out: body cut short)");
+        r->drain = NULL;
+        if (gs->status)
+            gw_error(r, err == CM_ERR_CORRUPT ? GW_INTERNAL : GW_SERVICE_UNAVAILABLE, NULL);
+        else
+            net_req_abort(r->net); /* headers are out: all we can do is cut the body short */
         return -1;
     }
     if (reserved)
         evbuffer_commit_space(gs->piece, &gs->v, 1);
+    if (gs->status) {
+        send_headers(r, &r->obj, gs->status, gs->first, gs->last);
+        gs->status = 0;
+    }
     net_resp_write_buffer(r->net, gs->piece);
     r->send_pos += want;
     return 0;
@@ -533,7 +554,7 @@ static void get_drain(gw_req *r)
         }
         /* Inline bodies and cluster layouts: into the output's own free space. */
         if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &gs->v, 1) < 1) {
-            net_req_abort(r->net);
+            get_piece_done(r, CM_ERR_NOMEM, 0, want);
             return;
         }
         gs->v.iov_len = want;
@@ -695,7 +716,25 @@ static void send_unsatisfiable(gw_req *r, const md_object *o)
     evbuffer_free(buf);
 }
 
-/* Headers of a 200/206 answer, then the body streamed by get_drain. */
+/* The headers of a 200/206 answer of r->send_pos..r->send_end. */
+static void send_headers(gw_req *r, const md_object *o, int status, uint64_t first, uint64_t last)
+{
+    gw_resp_start(r, status, (int64_t)(r->send_end - r->send_pos));
+    add_object_headers(r, o);
+    if (status == 206) {
+        char cr[80];
+        snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, o->size);
+        net_resp_header(r->net, "Content-Range", cr);
+    } else {
+        add_checksum_header(r, o);
+    }
+}
+
+/*
+ * A 200/206 answer. A HEAD or an empty body gets its headers at once; otherwise get_drain reads
+ * the first piece before the headers go out (get_piece_done), so a body that cannot be read is
+ * answered with an error rather than a 200 cut short.
+ */
 static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint64_t last)
 {
     if ((!r->head || applies) && gw_inline_check(r, r->bucket, r->key, o) != GW_OK) {
@@ -706,18 +745,11 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
+    int status = applies ? 206 : 200;
     r->send_pos = applies ? first : 0;
     r->send_end = applies ? last + 1 : o->size;
-    gw_resp_start(r, applies ? 206 : 200, (int64_t)(r->send_end - r->send_pos));
-    add_object_headers(r, o);
-    if (applies) {
-        char cr[80];
-        snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, o->size);
-        net_resp_header(r->net, "Content-Range", cr);
-    } else {
-        add_checksum_header(r, o);
-    }
     if (r->head || r->send_pos == r->send_end) {
+        send_headers(r, o, status, first, last);
         net_resp_end(r->net);
         return;
     }
@@ -725,11 +757,14 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
     if (!gs || !(gs->part_end = calloc(o->nparts, sizeof(uint64_t))) ||
         !(gs->piece = evbuffer_new())) {
         get_state_free(gs);
-        net_req_abort(r->net);
+        gw_error(r, GW_SERVICE_UNAVAILABLE, NULL);
         return;
     }
     r->op = gs;
     r->op_free = get_state_free;
+    gs->status = status;
+    gs->first = first;
+    gs->last = last;
     for (size_t i = 0, end = 0; i < o->nparts; i++)
         gs->part_end[i] = end += o->parts[i].size;
     r->drain = get_drain;

@@ -15,7 +15,8 @@
  * the PUT waits and while a slow GET waits for cells, a second connection's request on the same
  * loop is answered at once; a client that vanishes mid-body, and a server stopped while a PUT waits
  * for room (room notice pending when the request is freed), leave nothing behind (run under ASan
- * for leaks and use-after-free).
+ * for leaks and use-after-free). A body whose first piece cannot be read (every other node
+ * refuses) is answered 503 ServiceUnavailable before any header is out; its HEAD still answers.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -521,11 +522,61 @@ static void test_disconnect_and_stop_while_waiting(void)
     free(body);
 }
 
+/*
+ * A body whose first piece cannot be read (both other nodes refuse: n1's two cells are fewer
+ * than k=4) is answered 503 with an S3 error, not a 200 cut short; a HEAD of it still answers
+ * 200 (it reads nothing); a client gone while the first read is in flight cancels it; once the
+ * nodes answer again the body streams byte-exact.
+ */
+static void test_unreadable_first_piece(void)
+{
+    uint8_t *resp = NULL;
+    size_t n = 0;
+    int64_t ms;
+    cluster_up();
+    body = malloc(BODY);
+    fill(body, BODY, 17);
+    CU_ASSERT_EQUAL(call("PUT", "/bkt", "", NULL, NULL), 200);
+    CU_ASSERT_EQUAL(request("PUT", "/bkt/obj", body, BODY, NULL, NULL), 200);
+
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "*", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(call("GET", "/bkt/obj", "", &resp, &n), 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)resp, "<Code>ServiceUnavailable</Code>"));
+    free(resp);
+    char range[64];
+    snprintf(range, sizeof(range), "Range: bytes=%u-%u\r\n", STRIPE + 1, 2 * STRIPE);
+    CU_ASSERT_EQUAL(call("GET", "/bkt/obj", range, &resp, &n), 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)resp, "<Code>ServiceUnavailable</Code>"));
+    free(resp);
+    CU_ASSERT_EQUAL(call("HEAD", "/bkt/obj", "", &resp, &n), 200);
+    CU_ASSERT_EQUAL(n, 0);
+    free(resp);
+    nd_fault_clear(faults, NULL, NULL);
+
+    /* The client resets while the first read waits on the delayed nodes. */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "*", ND_FAULT_DELAY, DELAY_MS), CM_OK);
+    int fd = s3_connect();
+    send_head(fd, "GET", "/bkt/obj", 0, "", NULL);
+    usleep(DELAY_MS * 1000 / 2);
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    CU_ASSERT_EQUAL(health(&ms), 200);
+    usleep(2 * DELAY_MS * 1000); /* the cancelled read's replies come and are dropped */
+    nd_fault_clear(faults, NULL, NULL);
+
+    get_matches("/bkt/obj", "", body, BODY, 200);
+    get_matches("/bkt/obj", range, body + STRIPE + 1, STRIPE, 206);
+    cluster_down(1);
+    free(body);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"put_get_loop_free", test_put_get_loop_free},
         {"disconnect_and_stop_while_waiting", test_disconnect_and_stop_while_waiting},
+        {"unreadable_first_piece", test_unreadable_first_piece},
         {NULL, NULL},
     };
     cu_add_suite("gateway_cluster_data", tests);
