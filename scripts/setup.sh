@@ -17,6 +17,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-d
 LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev
     libjansson-dev)
 CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
+# tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps)
+TOOL_PKGS=(iproute2 procps)
 # etcd (cluster coordination, docs/coordination.md). On a host with systemd the package may start a
 # system etcd on 2379/2380; tests start their own members on free ports and never touch it.
 ETCD_PKGS=(etcd-server etcd-client)
@@ -45,7 +47,8 @@ as_root() {
 }
 
 install_missing() {
-    local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}" "${ETCD_PKGS[@]}")
+    local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}" "${TOOL_PKGS[@]}"
+        "${ETCD_PKGS[@]}")
     local missing=() p
     if node_ok; then
         say "using node $(node --version) and npm $(npm --version) already on PATH"
