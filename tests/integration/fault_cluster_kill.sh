@@ -5,8 +5,10 @@
 # on a strong bucket. During the load: SIGKILL n3 (az2); `start n3` brings it back under load;
 # then SIGKILL n5, n6 and etcd member m3 (all of az3). Reads and writes must go on through the
 # survivors: a GET of an acknowledged object answers exactly the acknowledged bytes; the only
-# errors allowed are 503 to a PUT and a transport error from a node just killed. Then every
-# acknowledged object reads back byte-exact through n1-n4; m3, n5 and n6 are started again
+# errors allowed are 503 to a PUT, a transport error from a node just killed, and, while az3 is
+# down, 503 to a GET of at most EXPOSED objects (bodies acknowledged with a column dropped under
+# load; see below). Then every acknowledged object reads back byte-exact (or, for those exposed
+# ones, 503) through n1-n4; m3, n5 and n6 are started again
 # (`start m3`, `start n5`, `start n6`) and every object reads back through all six. Prints the
 # ops and 503s per phase and the time to the first successful op after each kill.
 # n3 comes back before az3 goes: with n3 and az3 down together (3 of 6 nodes) an 8+4 body
@@ -27,10 +29,15 @@ lc_track
 EPS=$(lc_endpoints)
 STOP=$H_WORK/stop DOWN=$H_WORK/down LEDGER=$H_WORK/ledger.jsonl OPS=$H_WORK/ops.jsonl
 : >"$DOWN"
+# With a whole AZ down, a body the writer acknowledged with a column dropped (its k+1 rule: a node
+# too slow under load) has fewer spare cells than the AZ held, until repair heals it. At most
+# EXPOSED such objects may answer 503 while az3 is down (never before it, never a wrong byte);
+# each must read back byte-exact once az3 is back (docs/cluster.md, "Known limits").
+EXPOSED=5
 
 "$H_PY" "$H_DIR/cluster_load.py" load --endpoints "$EPS" --bucket killed --create-bucket \
     --threads 6 --seed 9 --stop "$STOP" --down "$DOWN" --ledger "$LEDGER" --ops "$OPS" \
-    >"$H_WORK/load.out" 2>&1 &
+    --exposed "$EXPOSED" >"$H_WORK/load.out" 2>&1 &
 LOAD=$!
 h_track "$LOAD"
 
@@ -77,6 +84,10 @@ for name, lo, hi in (("all up", 0, t1), ("n3 down", t1, t2), ("n3 back", t2, t3)
           % (name, len(ph), len(ok), sum(o["op"] == "PUT" for o in ok),
              sum(o["op"] == "GET" for o in ok), len(s503), sum(o["op"] == "PUT" for o in s503),
              sum(o["op"] == "GET" for o in s503), sum(o["status"] is None for o in ph)))
+early = [o for o in ops if o["op"] == "GET" and o["status"] == 503 and o["t0"] < t3]
+if early:
+    print("GET 503 before az3 was killed: %d" % len(early))
+    sys.exit(1)
 for name, t in (("n3", t1), ("az3", t3)):
     after = [o["t1"] for o in ops if o["status"] == 200 and o["t0"] >= t]
     done = [o["t1"] for o in ops if o["status"] == 200 and o["t1"] >= t]
@@ -84,12 +95,15 @@ for name, t in (("n3", t1), ("az3", t3)):
           "first success of any op %.0f ms after it"
           % (name, (min(after) - t) * 1000 if after else -1, (min(done) - t) * 1000 if done else -1))
 PY
+[ "$?" -eq 0 ] && h_ok "no acknowledged object unreadable before az3 was killed" ||
+    h_bad "no acknowledged object unreadable before az3 was killed"
+grep -h "^EXPOSED" "$H_WORK/load.out" | sed 's/^/   /'
 
 acked=$(wc -l <"$LEDGER")
 [ "$acked" -ge 50 ] && h_ok "$acked PUTs acknowledged" || h_bad "at least 50 PUTs acknowledged ($acked)"
 if h_run "every acknowledged object reads back byte-exact through the 4 survivors (n1-n4)" \
     "$H_PY" "$H_DIR/cluster_load.py" verify --endpoints "$EPS" --bucket killed --ledger "$LEDGER" \
-    --skip 4,5; then
+    --skip 4,5 --exposed "$EXPOSED"; then
     echo "   ${H_OUT##*$'\n'}"
 else
     # A body acknowledged with dropped columns (the writer's k+1 rule) may not survive an AZ's
