@@ -7,7 +7,9 @@
  * The data of a replaced object is freed after the commit. A body stored as stripes is sealed
  * (fdatasync) and committed on a worker; an inline body (up to inline_threshold) needs no
  * worker: its record is queued for the metadata commit thread (md_object_put_async), which hands
- * the request back to its loop when the batch is durable (docs/performance.md).
+ * the request back to its loop when the batch is durable (docs/performance.md). On a cluster node
+ * every record goes to the replicated metadata from a worker (gw_meta.c), a conditional one
+ * through its partition's leader, and a replaced body is freed by the replicas' garbage reclaim.
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
  * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
