@@ -157,10 +157,11 @@ static int load_live(const char *data, live_set *ls)
 {
     char path[4096];
     struct stat st;
-    int copies = 0;
+    int copies = 0; /* up to the last copy present: a missing one before it is rebuilt */
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "%s/drive%d/meta", data, i);
-        copies += stat(path, &st) == 0;
+        if (stat(path, &st) == 0)
+            copies = i + 1;
     }
     snprintf(path, sizeof(path), "%s/meta/data.mdb", data);
     if (copies == 0 && stat(path, &st) != 0)
@@ -169,7 +170,7 @@ static int load_live(const char *data, live_set *ls)
     md_store *md = NULL;
     md_bucket *buckets = NULL;
     size_t nb = 0;
-    cm_err e = md_open_data(data, copies ? 3 : 1, copies ? 3 : 1, &md);
+    cm_err e = md_open_data(data, copies ? (copies < 2 ? 2 : copies) : 1, 3, &md);
     if (e == CM_OK)
         e = md_bucket_list(md, &buckets, &nb);
     for (size_t i = 0; e == CM_OK && i < nb; i++) {

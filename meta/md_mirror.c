@@ -291,11 +291,11 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
         res[i] = md->mir[i].result;
         ok += res[i] == CM_OK;
     }
+    md->seq = seq; /* never reused: a commit of uncertain outcome may hold it */
     if (ok == 0)
         return res[p]; /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
     if (res[p] == CM_ERR_NOSPC) /* the others have the batch: replay it, do not rerun the ops */
         res[p] = copy_apply(md, pm, &md->wlog, seq, 1);
-    md->seq = seq;
     for (int i = 0; i < md->nmir; i++) {
         if (res[i] != CM_OK) {
             mark_failed(md, res);
@@ -392,7 +392,7 @@ static cm_err env_seq(md_store *md, MDB_env *env, uint64_t *seq)
 }
 
 /* What an open found in a copy's directory. */
-enum { C_MISSING, C_OK, C_UNUSABLE };
+enum { C_MISSING, C_OK, C_UNUSABLE, C_NODIR };
 
 /* Open the environment in dir with its databases and read its sequence number. *first: md's
  * database handles are not set yet (cleared once they are). */
@@ -450,7 +450,20 @@ static int pick_source(md_store *md, const int *state, const uint64_t *seq, MDB_
     return best;
 }
 
-/* Bring every copy to the source's state and open the rebuilt ones. */
+/* A copy that cannot be opened or rebuilt: the store opens without it (failed, as if it had failed
+ * while serving), and it is marked on disk if the drive still allows it. */
+static void open_failed(md_mirror *m, cm_err e)
+{
+    CM_ERROR(MD_MOD, "metadata copy %s cannot be used (%s): serving from the others", m->dir,
+             cm_err_str(e));
+    if (m->env)
+        mdb_env_close(m->env), m->env = NULL;
+    m->failed = 1;
+    write_marker(m->dir);
+}
+
+/* Bring every copy to the source's state and open the rebuilt ones (a copy that cannot be rebuilt
+ * is failed). */
 static cm_err align_copies(md_store *md, const int *state, const uint64_t *seq, int src,
                            MDB_env *src_env, uint64_t src_seq, const char *src_dir, size_t map_size)
 {
@@ -460,6 +473,7 @@ static cm_err align_copies(md_store *md, const int *state, const uint64_t *seq, 
             continue;
         const char *why = state[i] == C_MISSING ? "it was missing"
                           : state[i] == C_OK    ? "it was behind"
+                          : state[i] == C_NODIR ? "its directory could not be made"
                                                 : "it was unusable";
         if (m->env)
             mdb_env_close(m->env), m->env = NULL;
@@ -469,7 +483,7 @@ static cm_err align_copies(md_store *md, const int *state, const uint64_t *seq, 
         if (e == CM_OK && probe(md, m->dir, map_size, &first, &m->env, &m->map_size, &got) != C_OK)
             e = CM_ERR_IO;
         if (e != CM_OK)
-            return e;
+            open_failed(m, e);
     }
     return CM_OK;
 }
@@ -510,7 +524,7 @@ static cm_err open_copies(md_store *md, const char *const *dirs, const char *leg
         if (!(m->dir = strdup(dirs[i])))
             return CM_ERR_NOMEM;
         if (mkdirs(m->dir) != CM_OK)
-            state[i] = C_UNUSABLE; /* rebuild fails on it below, with the reason */
+            state[i] = C_NODIR; /* failed below, when it cannot be rebuilt */
         else
             state[i] = probe(md, m->dir, map_size, &first, &m->env, &m->map_size, &seq[i]);
     }
@@ -529,13 +543,15 @@ static cm_err open_copies(md_store *md, const char *const *dirs, const char *leg
                          md->mir[i].dir);
                 return CM_ERR_CORRUPT;
             }
-        for (int i = 0; i < md->nmir && e == CM_OK; i++) { /* a new store */
+        for (int i = 0; i < md->nmir; i++) { /* a new store */
             md_mirror *m = &md->mir[i];
             if ((e = md_env_open(m->dir, map_size, &m->env, &m->map_size)) == CM_OK &&
                 (e = md_env_dbs(md, m->env, first)) == CM_OK)
                 first = 0;
+            if (e != CM_OK)
+                open_failed(m, e);
         }
-        return e;
+        return CM_OK;
     }
     e = align_copies(md, state, seq, src, src_env, src_seq, src < 0 ? legacy : dirs[src], map_size);
     if (legacy_env) {
@@ -549,8 +565,10 @@ static cm_err open_copies(md_store *md, const char *const *dirs, const char *leg
 
 static cm_err start_threads(md_store *md)
 {
-    for (int i = 1; i < md->nmir; i++) {
+    for (int i = 0; i < md->nmir; i++) {
         md_mirror *m = &md->mir[i];
+        if (m->failed)
+            continue;
         m->md = md;
         if (sem_init(&m->go, 0, 0) != 0)
             return CM_ERR_NOMEM;
@@ -600,10 +618,19 @@ cm_err md_open_copies(const char *const *dirs, int n, const char *legacy, size_t
         md_close(md);
         return e;
     }
+    int p = 0;
+    while (p < n && md->mir[p].failed)
+        p++;
+    if (p == n) {
+        CM_ERROR(MD_MOD, "no copy of the metadata store could be opened");
+        md_close(md);
+        return CM_ERR_IO;
+    }
     md->wlog_on = n > 1;
-    md->env = md->mir[0].env;
-    md->map_size = md->mir[0].map_size;
-    md->map_max = md_fs_size(md->mir[0].dir);
+    md->primary = p;
+    md->env = md->mir[p].env;
+    md->map_size = md->mir[p].map_size;
+    md->map_max = md_fs_size(md->mir[p].dir);
     md->gc.st.map_size = md->map_size;
     *out = md;
     return CM_OK;

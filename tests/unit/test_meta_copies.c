@@ -15,6 +15,9 @@
  *                      every acknowledged write is there; a lone copy marked failed is refused.
  *   migrate_legacy     a single-environment store becomes the source of the copies and is
  *                      renamed; reopening keeps everything.
+ *   unusable_drive     a drive folder that is a file (its copy can be neither opened nor rebuilt):
+ *                      the store opens with the two others, that copy counted failed, writes and
+ *                      reads work; once the drive is back the next open rebuilds it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -366,13 +369,42 @@ static void test_migrate_legacy(void)
     free(check_equal());
 }
 
+static void test_unusable_drive(void)
+{
+    char drive[600];
+    set_dirs("unusable");
+    md_store *md = open_copies();
+    mk_bucket(md, "b");
+    put_keys(md, 0, 10);
+    md_close(md);
+    rm_copy(dirs[1]);
+    snprintf(drive, sizeof(drive), "%s/unusable/drive1", cu_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(rmdir(drive), 0);
+    int fd = open(drive, O_WRONLY | O_CREAT, 0644); /* mkdir drive1/meta: ENOTDIR */
+    close(fd);
+    md = open_copies();
+    md_stats st;
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 2);
+    CU_ASSERT_EQUAL(st.copy_failed[1], 1);
+    put_keys(md, 10, 20);
+    check_keys(md, 20);
+    md_close(md);
+    CU_ASSERT_EQUAL(unlink(drive), 0);
+    md = open_copies();
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 3);
+    check_keys(md, 20);
+    md_close(md);
+    free(check_equal());
+}
+
 void cu_register(void)
 {
     cm_log_threshold = -1; /* the failures below are logged on purpose */
-    static const cu_test tests[] = {{"writes_everywhere", test_writes_everywhere},
-                                    {"sync_failure", test_sync_failure},
-                                    {"reopen_rebuild", test_reopen_rebuild},
-                                    {"migrate_legacy", test_migrate_legacy},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {
+        {"writes_everywhere", test_writes_everywhere}, {"sync_failure", test_sync_failure},
+        {"reopen_rebuild", test_reopen_rebuild},       {"migrate_legacy", test_migrate_legacy},
+        {"unusable_drive", test_unusable_drive},       {NULL, NULL}};
     cu_add_suite("meta_copies", tests);
 }
