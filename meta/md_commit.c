@@ -6,7 +6,9 @@
  * semaphore. The commit thread (the leader, started by the first write) takes up to gc->max
  * queued ops (arrival order), opens one write transaction, applies the ops, commits it once (one
  * fdatasync), records each op's result and posts its semaphore. Ops queued meanwhile form the
- * next batch. A lone write is run at once: no timers, no waiting for company.
+ * next batch. A lone write is run at once: no timers, no waiting for company. With copies of the
+ * store (md_mirror.c) the batch is applied on the primary only and its one commit is a commit on
+ * every copy, in parallel (md_mirror_commit); the apply functions do not know about copies.
  *
  * Why a thread of its own rather than the first caller leading: with callers leading, every
  * finished batch woke n callers on condition variables tied to gc->mu, so each had to take gc->mu
@@ -371,7 +373,7 @@ void md_stats_get(md_store *md, md_stats *out)
         out->copies_healthy += !md->mir[i].failed;
     }
     out->copy_failures = md->copy_failures;
-    out->seq = md->seq; /* the leader's, read without its lock: a snapshot for status only */
+    out->seq = __atomic_load_n(&md->seq, __ATOMIC_RELAXED); /* the leader's */
     pthread_mutex_unlock(&md->gc.mu);
 }
 

@@ -223,8 +223,8 @@ static void write_marker(const char *dir)
     }
 }
 
-/* Mark the copies in bad[] failed and move the primary off a failed one (leader, map_lock
- * exclusive: no read transaction of the old primary is open once it returns). */
+/* Mark the copies whose res[] is an error failed and move the primary off a failed one (leader,
+ * map_lock exclusive: no read transaction of the old primary is open once it returns). */
 static void mark_failed(md_store *md, const cm_err *res)
 {
     pthread_rwlock_wrlock(&md->map_lock);
@@ -291,7 +291,8 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
         res[i] = md->mir[i].result;
         ok += res[i] == CM_OK;
     }
-    md->seq = seq; /* never reused: a commit of uncertain outcome may hold it */
+    __atomic_store_n(&md->seq, seq, __ATOMIC_RELAXED); /* never reused: an uncertain commit
+                                                          may hold it */
     if (ok == 0)
         return res[p]; /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
     if (res[p] == CM_ERR_NOSPC) /* the others have the batch: replay it, do not rerun the ops */

@@ -1,7 +1,9 @@
 /*
  * md_store.c - the LMDB environment, bucket records and current object records.
  *
- * One environment per store directory with four named databases (see md.h for the key space).
+ * One environment per store directory with its named databases (see md.h for the key space; the
+ * database "replica" holds the commit sequence number of a store kept in copies, md_mirror.c,
+ * which also opens the copies: md_open is md_open_copies with one).
  * Opened with MDB_NOTLS because callers are worker threads that may hand a read transaction's
  * results across threads; commits are durable (no MDB_NOSYNC). Every public write is an op run
  * by the group commit (md_commit.c): its apply function runs in its own nested transaction of a
@@ -19,7 +21,8 @@
  * the codec).
  *
  * Threading: an md_store is shared by all threads; its only mutable state is the group commit
- * queue and counters (md_commit.c, under their own mutex).
+ * queue and counters (md_commit.c, under their own mutex) and, with copies, which copy is the
+ * primary (md->env: changed by the leader with map_lock held exclusively, md_mirror.c).
  */
 #include <errno.h>
 #include <stdlib.h>
