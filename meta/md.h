@@ -251,8 +251,10 @@ cm_err md_open(const char *dir, size_t map_size, md_store **out);
  * again by this process. At open the copy with the highest commit sequence number wins; copies
  * that are behind, missing, unreadable or marked failed are rebuilt from it. legacy (may be NULL):
  * the directory of a single-environment store from before the copies; if it holds one and no copy
- * is fresher, the copies are built from it and it is renamed to legacy.migrated. CM_ERR_CORRUPT
- * when copies exist but none is usable. n == 1 is md_open (no sequence numbers, no log).
+ * is fresher, the copies are built from it and it is renamed to legacy.migrated. A copy that can
+ * be neither opened nor rebuilt (its drive is unwritable) is failed and the store opens without
+ * it. CM_ERR_CORRUPT when copies exist but none is usable as a source, CM_ERR_IO when no copy
+ * opens. n == 1 is md_open (no sequence numbers, no log).
  */
 cm_err md_open_copies(const char *const *dirs, int n, const char *legacy, size_t map_size,
                       md_store **out);
@@ -289,9 +291,6 @@ typedef struct {
     uint64_t copy_failures;  /* copies marked failed since open */
     uint64_t seq;            /* the store's commit sequence number (copies only) */
 } md_stats;
-
-/* The directory of copy i (0 <= i < copies), for status output. */
-const char *md_copy_dir(md_store *md, int i);
 
 void md_stats_get(md_store *md, md_stats *out);
 

@@ -88,7 +88,7 @@ typedef struct {
     int failed; /* an allocation failed; the buffer is unusable */
 } md_wbuf;
 
-/* ---- Replicas of the store on several drives (md_mirror.c) ---- */
+/* ---- Copies of the store on several drives (md_mirror.c) ---- */
 
 #define MD_MIRRORS_MAX 3
 
@@ -103,7 +103,7 @@ typedef struct {
     size_t map_size;
     int failed;    /* a write or sync failed: never read or written again until rebuilt */
     int fail_next; /* tests: this many next commits of this copy fail (EIO) */
-    /* the copy's commit thread (not the primary's): one job per batch */
+    /* the copy's commit thread (idle while it is the primary): one job per batch */
     md_store *md;
     pthread_t thread;
     int started, stop;

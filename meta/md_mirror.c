@@ -655,11 +655,6 @@ void md_mirror_close(md_store *md)
     md_w_free(&md->wlog);
 }
 
-const char *md_copy_dir(md_store *md, int i)
-{
-    return i >= 0 && i < md->nmir ? md->mir[i].dir : NULL;
-}
-
 void md_mirror_fail_commits(md_store *md, int i, int n)
 {
     if (i >= 0 && i < md->nmir)

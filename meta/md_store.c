@@ -171,6 +171,8 @@ cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
                         &md->garbage, &md->hints,   &md->replica};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc)
+        return md_mdb_err(rc, "mdb_txn_begin");
     for (size_t i = 0; !rc && i < sizeof(names) / sizeof(names[0]); i++) {
         MDB_dbi d;
         rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &d);
@@ -182,8 +184,7 @@ cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
         }
     }
     if (rc) {
-        if (txn && rc != MDB_PANIC)
-            mdb_txn_abort(txn);
+        mdb_txn_abort(txn);
         return md_mdb_err(rc, "mdb_dbi_open");
     }
     return md_txn_commit(txn);
