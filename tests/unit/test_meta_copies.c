@@ -15,6 +15,9 @@
  *                      every acknowledged write is there; a lone copy marked failed is refused.
  *   migrate_legacy     a single-environment store becomes the source of the copies and is
  *                      renamed; reopening keeps everything.
+ *   map_grows          three copies opened with a 1 MiB map take 8 MiB of inline bodies: the
+ *                      primary's map grows through the batch rerun, the others' on their own
+ *                      threads; no copy fails and the copies stay equal.
  *   unusable_drive     a drive folder that is a file (its copy can be neither opened nor rebuilt):
  *                      the store opens with the two others, that copy counted failed, writes and
  *                      reads work; once the drive is back the next open rebuilds it.
@@ -369,6 +372,34 @@ static void test_migrate_legacy(void)
     free(check_equal());
 }
 
+static void test_map_grows(void)
+{
+    static uint8_t body[40000];
+    char key[16];
+    set_dirs("grow");
+    md_store *md = NULL;
+    CU_ASSERT_EQUAL_FATAL(md_open_copies(dp, 3, NULL, 1 << 20, &md), CM_OK);
+    mk_bucket(md, "b");
+    for (int i = 0; i < 200; i++) {
+        md_object o = {0};
+        memset(body, i, sizeof(body));
+        snprintf(key, sizeof(key), "g%03d", i);
+        o.key = key;
+        snprintf(o.etag, sizeof(o.etag), "g");
+        snprintf(o.version_id, sizeof(o.version_id), "null");
+        o.size = sizeof(body);
+        o.inline_data = body;
+        o.inline_len = sizeof(body);
+        CU_ASSERT_EQUAL(md_object_put(md, "b", &o, NULL, NULL, NULL), CM_OK);
+    }
+    md_stats st;
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 3);
+    CU_ASSERT_TRUE(st.map_grows >= 1);
+    md_close(md);
+    free(check_equal());
+}
+
 static void test_unusable_drive(void)
 {
     char drive[600];
@@ -402,9 +433,12 @@ static void test_unusable_drive(void)
 void cu_register(void)
 {
     cm_log_threshold = -1; /* the failures below are logged on purpose */
-    static const cu_test tests[] = {
-        {"writes_everywhere", test_writes_everywhere}, {"sync_failure", test_sync_failure},
-        {"reopen_rebuild", test_reopen_rebuild},       {"migrate_legacy", test_migrate_legacy},
-        {"unusable_drive", test_unusable_drive},       {NULL, NULL}};
+    static const cu_test tests[] = {{"writes_everywhere", test_writes_everywhere},
+                                    {"sync_failure", test_sync_failure},
+                                    {"reopen_rebuild", test_reopen_rebuild},
+                                    {"migrate_legacy", test_migrate_legacy},
+                                    {"map_grows", test_map_grows},
+                                    {"unusable_drive", test_unusable_drive},
+                                    {NULL, NULL}};
     cu_add_suite("meta_copies", tests);
 }
