@@ -499,6 +499,25 @@ static int cmd_scrub(const admin_opts *o)
 
 static void repair_block(const char *js);
 
+/* The "meta" member: how many metadata copies are healthy, and which failed. */
+static void meta_line(const char *body)
+{
+    const char *m = strstr(body, "\"meta\":{");
+    if (!m)
+        return;
+    printf("metadata: %" PRIu64 " of %" PRIu64 " copies healthy", jnum(m, "copies_healthy"),
+           jnum(m, "copies"));
+    const char *end = strchr(m, ']');
+    for (const char *p = strstr(m, "{\"copy\":"); p && (!end || p < end);
+         p = strstr(p + 1, "{\"copy\":")) {
+        const char *dir = strstr(p, "\"dir\":\"");
+        if (dir && strstr(p, "\"state\":\"failed\"") == strstr(p, "\"state\":\""))
+            printf(", %.*s FAILED (rebuilt at the next start)", (int)strcspn(dir + 7, "\""),
+                   dir + 7);
+    }
+    printf("\n");
+}
+
 static int cmd_status(const admin_opts *o)
 {
     http_resp r;
@@ -523,6 +542,7 @@ static int cmd_status(const admin_opts *o)
     }
     printf("used: disk space of the segment files; live: data of live blobs; reclaimable: used "
            "space holding no live data\n");
+    meta_line(r.body);
     const char *s = strstr(r.body, "\"scrub\":{");
     if (s)
         scrub_table(s);

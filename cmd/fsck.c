@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bs.h"
@@ -150,20 +151,26 @@ static int cmp_id(const void *a, const void *b)
     return memcmp(a, b, 16);
 }
 
-/* Open DIR/meta (if there is a store) and collect every named blob id, sorted. 1 = no store. */
+/* Open the metadata (DIR/meta, or its copies in drive0..2/meta: md_open_data, which rebuilds a
+ * copy that is behind) if there is a store, and collect every named blob id, sorted. 1 = none. */
 static int load_live(const char *data, live_set *ls)
 {
     char path[4096];
-    FILE *f;
+    struct stat st;
+    int copies = 0; /* up to the last copy present: a missing one before it is rebuilt */
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/drive%d/meta", data, i);
+        if (stat(path, &st) == 0)
+            copies = i + 1;
+    }
     snprintf(path, sizeof(path), "%s/meta/data.mdb", data);
-    if (!(f = fopen(path, "rb")))
+    if (copies == 0 && stat(path, &st) != 0)
         return 1; /* md_open would create an empty store: do not */
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/meta", data);
+    snprintf(path, sizeof(path), "%s", data);
     md_store *md = NULL;
     md_bucket *buckets = NULL;
     size_t nb = 0;
-    cm_err e = md_open(path, 0, &md);
+    cm_err e = md_open_data(data, copies ? (copies < 2 ? 2 : copies) : 1, 3, &md);
     if (e == CM_OK)
         e = md_bucket_list(md, &buckets, &nb);
     for (size_t i = 0; e == CM_OK && i < nb; i++) {

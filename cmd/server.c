@@ -171,6 +171,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
     else if (IS("storage", "cell_size"))
         bad =
             parse_int(value, 4096, 16 << 20, &n) || (n % 64) || (o->gw.cell_size = (uint32_t)n, 0);
+    else if (IS("storage", "meta_replicas"))
+        bad = parse_int(value, 1, 3, &n) || (o->gw.meta_copies = (int)n, 0);
     else if (IS("storage", "inline_threshold"))
         bad = parse_int(value, 0, 1 << 20, &n) || (o->gw.inline_threshold = (size_t)n, 0);
     else if (IS("scrub", "rate_mb"))
@@ -346,6 +348,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
     }
     if (cluster_args_bad(o))
         return 2;
+    if (o->cluster_etcd[0]) /* a node's records are replicated across nodes: one local copy */
+        o->gw.meta_copies = 1;
     o->gw.data_dir = o->data;
     o->gw.region = o->region;
     o->gw.domain = o->domain;

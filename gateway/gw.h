@@ -20,7 +20,7 @@
 typedef struct gw gw;
 
 typedef struct {
-    const char *data_dir;   /* holds meta/ and drive0..drive(N-1)/ */
+    const char *data_dir;   /* holds drive0..drive(N-1)/ (and meta/ with one metadata copy) */
     const char *region;     /* default "us-east-1" */
     const char *domain;     /* virtual-hosted style: "<bucket>.<domain>"; default "localhost" */
     const char *access_key; /* the root credentials */
@@ -31,6 +31,7 @@ typedef struct {
     uint64_t max_object_size; /* single PUT limit; 5 GiB */
     int workers;              /* threads for fsyncs and commits; default 64 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
+    int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */

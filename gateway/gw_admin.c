@@ -5,7 +5,8 @@
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
- *                        failures) and scrub (JSON), plus the gw_set_status_extra member
+ *                        failures), the metadata copies ("meta": healthy or failed) and scrub
+ *                        (JSON), plus the gw_set_status_extra member
  *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
@@ -126,6 +127,27 @@ static void json_drives(struct evbuffer *b, gw *g)
     evbuffer_add(b, "]", 1);
 }
 
+/* The metadata copies (md_open_data: copy i in drive<i>/meta; one copy in meta/). */
+static void json_meta(struct evbuffer *b, gw *g)
+{
+    md_stats st;
+    md_stats_get(g->md, &st);
+    evbuffer_add_printf(b,
+                        ",\"meta\":{\"copies\":%d,\"copies_healthy\":%d,\"copy_failures\":%" PRIu64
+                        ",\"seq\":%" PRIu64 ",\"list\":[",
+                        st.copies, st.copies_healthy, st.copy_failures, st.seq);
+    for (int i = 0; i < st.copies && i < 3; i++) {
+        char dir[32];
+        if (st.copies > 1)
+            snprintf(dir, sizeof(dir), "drive%d/meta", i);
+        else
+            snprintf(dir, sizeof(dir), "meta");
+        evbuffer_add_printf(b, "%s{\"copy\":%d,\"dir\":\"%s\",\"state\":\"%s\"}", i ? "," : "", i,
+                            dir, st.copy_failed[i] ? "failed" : "ok");
+    }
+    evbuffer_add(b, "]}", 2);
+}
+
 /* ---- handlers ---- */
 
 static void admin_scrub(gw_req *r, int post)
@@ -181,6 +203,7 @@ static void admin_status(gw_req *r)
                         __atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE) ? "true" : "false",
                         r->g->cfg.k, r->g->cfg.m);
     json_drives(b, r->g);
+    json_meta(b, r->g);
     evbuffer_add_printf(b, ",\"scrub\":");
     if (r->g->scrub) {
         ob_scrub_status st;

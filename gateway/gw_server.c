@@ -57,6 +57,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->inline_threshold = 64 * 1024;
     cfg->max_object_size = 5ULL << 30;
     cfg->workers = 64;
+    cfg->meta_copies = 3;
 }
 
 static char *dup_or_null(const char *s)
@@ -96,10 +97,9 @@ cm_err gw_new(const gw_config *cfg, gw **out)
 
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
         goto fail;
-    snprintf(path, sizeof(path), "%s/meta", g->data_dir);
-    err = md_open(path, 0, &g->md);
+    err = md_open_data(g->data_dir, cfg->ndrives, cfg->meta_copies, &g->md);
     if (err != CM_OK) {
-        CM_ERROR(MOD, "cannot open metadata store %s: %s", path, cm_err_str(err));
+        CM_ERROR(MOD, "cannot open the metadata store under %s: %s", g->data_dir, cm_err_str(err));
         goto fail;
     }
     for (int i = 0; i < cfg->ndrives; i++) {

@@ -243,6 +243,28 @@ void md_upload_release(md_upload *up);
  * CM_ERR_NOSPC means the file system is the limit.
  */
 cm_err md_open(const char *dir, size_t map_size, md_store **out);
+/*
+ * Open or create the store kept in n copies (1..3), one LMDB environment in each of dirs[]
+ * (created if missing; put them on different drives). Every write is committed on every healthy
+ * copy in parallel and answered once all of them are durable; a copy whose write or sync fails is
+ * marked failed (a file "failed" in its directory, logged, counted) and neither read nor written
+ * again by this process. At open the copy with the highest commit sequence number wins; copies
+ * that are behind, missing, unreadable or marked failed are rebuilt from it. legacy (may be NULL):
+ * the directory of a single-environment store from before the copies; if it holds one and no copy
+ * is fresher, the copies are built from it and it is renamed to legacy.migrated. A copy that can
+ * be neither opened nor rebuilt (its drive is unwritable) is failed and the store opens without
+ * it. CM_ERR_CORRUPT when copies exist but none is usable as a source, CM_ERR_IO when no copy
+ * opens. n == 1 is md_open (no sequence numbers, no log).
+ */
+cm_err md_open_copies(const char *const *dirs, int n, const char *legacy, size_t map_size,
+                      md_store **out);
+/*
+ * The server's layout under data_dir: with ncopies > 1 and more than one drive, min(ncopies,
+ * ndrives, 3) copies in drive0/meta, drive1/meta, ... (each drive folder a disk of its own), and
+ * data_dir/meta as the legacy store to migrate; otherwise one environment in data_dir/meta
+ * (cluster nodes, one drive), refused with CM_ERR_INVAL when drive0/meta holds a copy instead.
+ */
+cm_err md_open_data(const char *data_dir, int ndrives, int ncopies, md_store **out);
 void md_close(md_store *md); /* NULL is a no-op */
 /*
  * CM_OK while the store can serve; CM_ERR_IO once LMDB had a fatal error (a failed meta-page
@@ -263,6 +285,11 @@ typedef struct {
     uint64_t max_batch;      /* most ops in one batch */
     uint64_t map_size;       /* LMDB map size now (bytes of address space) */
     uint64_t map_grows;      /* times the map grew because a batch filled it */
+    int copies;              /* copies of the store (md_open_copies; 1 for md_open) */
+    int copies_healthy;      /* of those, not marked failed */
+    int copy_failed[3];      /* per copy: marked failed */
+    uint64_t copy_failures;  /* copies marked failed since open */
+    uint64_t seq;            /* the store's commit sequence number (copies only) */
 } md_stats;
 
 void md_stats_get(md_store *md, md_stats *out);

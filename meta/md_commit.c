@@ -6,7 +6,9 @@
  * semaphore. The commit thread (the leader, started by the first write) takes up to gc->max
  * queued ops (arrival order), opens one write transaction, applies the ops, commits it once (one
  * fdatasync), records each op's result and posts its semaphore. Ops queued meanwhile form the
- * next batch. A lone write is run at once: no timers, no waiting for company.
+ * next batch. A lone write is run at once: no timers, no waiting for company. With copies of the
+ * store (md_mirror.c) the batch is applied on the primary only and its one commit is a commit on
+ * every copy, in parallel (md_mirror_commit); the apply functions do not know about copies.
  *
  * Why a thread of its own rather than the first caller leading: with callers leading, every
  * finished batch woke n callers on condition variables tied to gc->mu, so each had to take gc->mu
@@ -100,17 +102,20 @@ static void apply_nested(md_store *md, MDB_txn *parent, md_op *op)
         op->err = md_mdb_err(rc, "mdb_txn_begin (nested)");
         return;
     }
+    size_t mark = md_wlog_mark(md);
     op->wrote = 1;
     op->err = op->apply(md, child, op->arg, &op->wrote);
     if (op->err != CM_OK || !op->wrote) {
         op->wrote = 0;
         mdb_txn_abort(child);
+        md_wlog_truncate(md, mark); /* its writes are gone: the copies must not replay them */
         return;
     }
     rc = mdb_txn_commit(child);
     if (rc) {
         op->wrote = 0;
         op->err = md_mdb_err(rc, "mdb_txn_commit (nested)");
+        md_wlog_truncate(md, mark);
     }
 }
 
@@ -128,7 +133,7 @@ static void apply_flat(md_store *md, MDB_txn *txn, md_op *op)
  * failure of that write leaves the environment fatal (MDB_PANIC), and only then may the new meta
  * page (the commit) be on disk. Any earlier failure aborted before it: definitely not committed.
  */
-static cm_err commit_outcome(md_store *md, cm_err e)
+cm_err md_commit_outcome(md_store *md, cm_err e)
 {
     MDB_txn *probe;
     int rc = mdb_txn_begin(md->env, NULL, MDB_RDONLY, &probe);
@@ -142,15 +147,18 @@ static cm_err commit_outcome(md_store *md, cm_err e)
     return CM_ERR_UNCERTAIN;
 }
 
-/* Commit txn, or abort it and fail with the injected LMDB code (tests). */
+/* Commit txn (on every copy of the store), or abort it and fail with the injected LMDB code
+ * (tests: then no copy commits). */
 static cm_err batch_commit(md_store *md, MDB_txn *txn, int inject_rc)
 {
     if (inject_rc) {
         mdb_txn_abort(txn);
         return md_mdb_err(inject_rc, "mdb_txn_commit (injected)");
     }
+    if (md->nmir > 1)
+        return md_mirror_commit(md, txn);
     cm_err e = md_txn_commit(txn);
-    return e == CM_OK ? e : commit_outcome(md, e);
+    return e == CM_OK ? e : md_commit_outcome(md, e);
 }
 
 static int any_map_full(const md_op *batch)
@@ -177,6 +185,7 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
     MDB_txn *txn;
     size_t nwrote = 0;
     *full = *nested = 0;
+    md_wlog_reset(md);
     cm_err e = md_txn_begin(md, 0, &txn);
     if (e != CM_OK) {
         for (md_op *op = batch; op; op = op->next)
@@ -357,6 +366,14 @@ void md_stats_get(md_store *md, md_stats *out)
 {
     pthread_mutex_lock(&md->gc.mu);
     *out = md->gc.st;
+    out->copies = md->nmir;
+    out->copies_healthy = 0;
+    for (int i = 0; i < md->nmir; i++) {
+        out->copy_failed[i] = md->mir[i].failed;
+        out->copies_healthy += !md->mir[i].failed;
+    }
+    out->copy_failures = md->copy_failures;
+    out->seq = __atomic_load_n(&md->seq, __ATOMIC_RELAXED); /* the leader's */
     pthread_mutex_unlock(&md->gc.mu);
 }
 

@@ -82,6 +82,58 @@ void md_gc_set_hook(md_store *md, md_batch_hook hook, void *arg);
 void md_gc_fail_commits(md_store *md, int n, int rc);
 void md_gc_wait_queued(md_store *md, size_t n);
 
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    int failed; /* an allocation failed; the buffer is unusable */
+} md_wbuf;
+
+/* ---- Copies of the store on several drives (md_mirror.c) ---- */
+
+#define MD_MIRRORS_MAX 3
+
+/*
+ * One copy of the store: an LMDB environment in a directory of its own. The first healthy one is
+ * the primary (md->env, read and written by the batch leader); the others replay each batch's
+ * write log on a thread of their own and commit in parallel with the primary.
+ */
+typedef struct {
+    MDB_env *env;
+    char *dir;
+    size_t map_size;
+    int failed;    /* a write or sync failed: never read or written again until rebuilt */
+    int fail_next; /* tests: this many next commits of this copy fail (EIO) */
+    /* the copy's commit thread (idle while it is the primary): one job per batch */
+    md_store *md;
+    pthread_t thread;
+    int started, stop;
+    sem_t go, done;
+    uint64_t seq; /* this job's sequence number */
+    cm_err result;
+} md_mirror;
+
+/* Write-log calls: every change an apply function makes goes through them, so that the batch
+ * can be replayed into the other copies. They return the LMDB code. */
+int md_db_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags);
+int md_db_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *k);
+/* Delete the entry under cur (of database dbi). */
+int md_db_cursor_del(MDB_cursor *cur, MDB_dbi dbi);
+/* The leader: start recording a batch (reset), mark a point, drop what followed a mark. */
+void md_wlog_reset(md_store *md);
+size_t md_wlog_mark(md_store *md);
+void md_wlog_truncate(md_store *md, size_t mark);
+/*
+ * Commit the primary's batch transaction txn and the batch's log on every healthy copy, in
+ * parallel; mark copies whose commit failed and move the primary to the first healthy copy if it
+ * failed. CM_OK when at least one copy committed. NOSPC only when the primary's commit found the
+ * map full and no copy committed (the caller grows the map and reruns the batch).
+ */
+cm_err md_mirror_commit(md_store *md, MDB_txn *txn);
+/* Stop the copies' threads and close their environments (md_close). */
+void md_mirror_close(md_store *md);
+/* Tests: the next n commits of copy i fail with EIO. */
+void md_mirror_fail_commits(md_store *md, int i, int n);
+
 #define MD_FENCE_SLOTS 256
 struct md_fence;
 /* md_fence.c: free the fence table (md_close). */
@@ -90,7 +142,16 @@ void md_fence_release(md_store *md);
 struct md_store {
     MDB_env *env;
     MDB_dbi buckets, objects, uploads, parts, garbage, hints;
+    MDB_dbi replica; /* "replica": the commit sequence number of this copy ("seq") */
     md_gc gc;
+    /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
+     * change on the leader, with map_lock held exclusively (readers use md->env). */
+    md_mirror mir[MD_MIRRORS_MAX];
+    int nmir, primary;
+    uint64_t seq; /* commits of this store's batches (the leader's) */
+    md_wbuf wlog; /* the running batch's writes */
+    uint64_t copy_failures;
+    int wlog_on; /* record into wlog (nmir > 1) */
     /*
      * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
      * process is open, since a read transaction's slices point into the map. Read transactions
@@ -129,12 +190,6 @@ cm_err md_mdb_err(int rc, const char *what);
 /* ---- Record codec (md_record.c) ---- */
 
 #define MD_FORMAT_V1 1
-
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-    int failed; /* an allocation failed; the buffer is unusable */
-} md_wbuf;
 
 typedef struct {
     const uint8_t *p;
@@ -244,6 +299,17 @@ cm_err md_key_upload(const char *bucket, const char *key, const char *upload_id,
                      size_t *len);
 /* upload_id \0 BE32(number). */
 size_t md_key_part(const char *upload_id, uint32_t number, uint8_t *buf);
+
+/* The store struct with its locks and group commit, no environment yet (md_open_copies). */
+md_store *md_store_alloc(void);
+/* Open (creating) the LMDB environment in dir; *got_map is its map size. */
+cm_err md_env_open(const char *dir, size_t map_size, MDB_env **env, size_t *got_map);
+/* Open env's databases: the first copy sets md's handles, the others must get the same. */
+cm_err md_env_dbs(md_store *md, MDB_env *env, int first);
+/* Size of the file system holding dir (the map's ceiling). */
+size_t md_fs_size(const char *dir);
+/* After a failed commit of md->env: CM_ERR_UNCERTAIN when it may be durable, else e. */
+cm_err md_commit_outcome(md_store *md, cm_err e);
 
 cm_err md_txn_begin(md_store *md, int rdonly, MDB_txn **txn);
 /* End a read transaction begun by md_txn_begin(md, 1, ...). */

@@ -172,7 +172,7 @@ static cm_err new_gid(MDB_txn *txn, MDB_dbi dbi, uint8_t gid[8])
     uint8_t nb[8];
     cm_put_be64(gid, next);
     cm_put_be64(nb, next + 1);
-    rc = mdb_put(txn, dbi, &k, &(MDB_val){8, nb}, 0);
+    rc = md_db_put(txn, dbi, &k, &(MDB_val){8, nb}, 0);
     return rc ? md_mdb_err(rc, "put group counter") : CM_OK;
 }
 
@@ -185,7 +185,7 @@ static cm_err legacy_convert(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const MDB_va
         return CM_ERR_NOMEM;
     memcpy(copy.mv_data, g->mv_data, g->mv_size); /* g lives in the map, which writes move */
     memcpy(gk, k->mv_data, GROUP_KEY);
-    int rc = mdb_del(txn, dbi, &(MDB_val){GROUP_KEY, gk}, NULL);
+    int rc = md_db_del(txn, dbi, &(MDB_val){GROUP_KEY, gk});
     cm_err e = rc ? md_mdb_err(rc, "del legacy group") : CM_OK;
     size_t off = 1;
     md_slice ek, ev;
@@ -228,7 +228,7 @@ static cm_err descend(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen
             uint8_t gv[9] = {GROUP_TREE};
             e = new_gid(txn, dbi, gid_new);
             memcpy(gv + 1, gid_new, 8);
-            if (e == CM_OK && (rc = mdb_put(txn, dbi, &k, &(MDB_val){9, gv}, 0)) != 0)
+            if (e == CM_OK && (rc = md_db_put(txn, dbi, &k, &(MDB_val){9, gv}, 0)) != 0)
                 e = md_mdb_err(rc, "put long-key group");
             gid = gid_new;
         } else if (rc) {
@@ -259,7 +259,7 @@ cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, con
         }
         k = (MDB_val){path->n[path->depth], path->node[path->depth]};
     }
-    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    int rc = md_db_put(txn, dbi, &k, &v, 0);
     free(path);
     return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
 }
@@ -292,7 +292,7 @@ cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen)
         }
         k = (MDB_val){path->n[path->depth], path->node[path->depth]};
     }
-    int rc = mdb_del(txn, dbi, &k, NULL);
+    int rc = md_db_del(txn, dbi, &k);
     if (rc)
         e = rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "mdb_del");
     /* Remove the groups this left empty, bottom up. */
@@ -300,7 +300,7 @@ cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen)
         int any = 0;
         if ((e = has_prefix(txn, dbi, path->node[level], SUB_HDR, &any)) != CM_OK || any)
             break;
-        rc = mdb_del(txn, dbi, &(MDB_val){GROUP_KEY, path->node[level - 1]}, NULL);
+        rc = md_db_del(txn, dbi, &(MDB_val){GROUP_KEY, path->node[level - 1]});
         e = rc ? md_mdb_err(rc, "del empty long-key group") : CM_OK;
     }
     free(path);

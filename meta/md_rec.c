@@ -241,7 +241,7 @@ cm_err md_garbage_add(MDB_txn *txn, md_store *md, const char *bucket, const md_o
         if ((e = md_garbage_encode(&g, &w)) != CM_OK)
             break;
         MDB_val kv = {sizeof(k), k}, vv = {w.len, w.p};
-        int rc = mdb_put(txn, md->garbage, &kv, &vv, 0);
+        int rc = md_db_put(txn, md->garbage, &kv, &vv, 0);
         md_w_free(&w);
         if (rc)
             e = md_mdb_err(rc, "put garbage");
@@ -377,7 +377,7 @@ static cm_err garbage_drop_apply(md_store *md, MDB_txn *txn, void *arg, int *wro
         cm_put_be64(k, op->g[i].hlc);
         memcpy(k + 8, op->g[i].layout.blob, 16);
         MDB_val kv = {sizeof(k), k};
-        int rc = mdb_del(txn, md->garbage, &kv, NULL);
+        int rc = md_db_del(txn, md->garbage, &kv);
         if (rc && rc != MDB_NOTFOUND)
             return md_mdb_err(rc, "del garbage");
         dropped += rc == 0;

@@ -1,7 +1,9 @@
 /*
  * md_store.c - the LMDB environment, bucket records and current object records.
  *
- * One environment per store directory with four named databases (see md.h for the key space).
+ * One environment per store directory with its named databases (see md.h for the key space; the
+ * database "replica" holds the commit sequence number of a store kept in copies, md_mirror.c,
+ * which also opens the copies: md_open is md_open_copies with one).
  * Opened with MDB_NOTLS because callers are worker threads that may hand a read transaction's
  * results across threads; commits are durable (no MDB_NOSYNC). Every public write is an op run
  * by the group commit (md_commit.c): its apply function runs in its own nested transaction of a
@@ -19,7 +21,8 @@
  * the codec).
  *
  * Threading: an md_store is shared by all threads; its only mutable state is the group commit
- * queue and counters (md_commit.c, under their own mutex).
+ * queue and counters (md_commit.c, under their own mutex) and, with copies, which copy is the
+ * primary (md->env: changed by the leader with map_lock held exclusively, md_mirror.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -158,23 +161,28 @@ cm_err md_txn_commit(MDB_txn *txn)
     return rc ? md_mdb_err(rc, "mdb_txn_commit") : CM_OK;
 }
 
-static cm_err open_dbs(md_store *md)
+/* Open (creating) the databases of env in a fixed order, so that every copy of the store gets
+ * the same handles: the first sets md's, the others must match them. */
+cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
+    static const char *const names[] = {"buckets", "objects", "uploads", "parts",
+                                        "garbage", "hints",   "replica"};
+    MDB_dbi *slots[] = {&md->buckets, &md->objects, &md->uploads, &md->parts,
+                        &md->garbage, &md->hints,   &md->replica};
     MDB_txn *txn;
-    cm_err e = md_txn_begin(md, 0, &txn);
-    if (e != CM_OK)
-        return e;
-    int rc = mdb_dbi_open(txn, "buckets", MDB_CREATE, &md->buckets);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &md->objects);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "uploads", MDB_CREATE, &md->uploads);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "parts", MDB_CREATE, &md->parts);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &md->garbage);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &md->hints);
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc)
+        return md_mdb_err(rc, "mdb_txn_begin");
+    for (size_t i = 0; !rc && i < sizeof(names) / sizeof(names[0]); i++) {
+        MDB_dbi d;
+        rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &d);
+        if (!rc && first)
+            *slots[i] = d;
+        else if (!rc && d != *slots[i]) {
+            mdb_txn_abort(txn);
+            return MD_CORRUPT("database handles differ between copies");
+        }
+    }
     if (rc) {
         mdb_txn_abort(txn);
         return md_mdb_err(rc, "mdb_dbi_open");
@@ -182,68 +190,67 @@ static cm_err open_dbs(md_store *md)
     return md_txn_commit(txn);
 }
 
-cm_err md_open(const char *dir, size_t map_size, md_store **out)
+cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_map)
 {
+    MDB_env *env;
     *out = NULL;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        CM_ERROR(MD_MOD, "mkdir %s: %s", dir, strerror(errno));
-        return cm_err_from_errno(errno);
+    int rc = mdb_env_create(&env);
+    if (rc)
+        return md_mdb_err(rc, "mdb_env_create");
+    rc = mdb_env_set_maxdbs(env, 8);
+    if (!rc)
+        rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
+    if (!rc)
+        rc = mdb_env_open(env, dir, MDB_NOTLS, 0644);
+    if (rc) {
+        mdb_env_close(env);
+        return md_mdb_err(rc, dir);
     }
+    /* A file larger than the asked-for map (grown by an earlier run) sets the size. */
+    MDB_envinfo info;
+    mdb_env_info(env, &info);
+    *got_map = info.me_mapsize;
+    int dead = 0;
+    mdb_reader_check(env, &dead); /* clear reader slots of crashed processes */
+    *out = env;
+    return CM_OK;
+}
+
+size_t md_fs_size(const char *dir)
+{
+    return fs_size(dir);
+}
+
+md_store *md_store_alloc(void)
+{
     md_store *md = calloc(1, sizeof(*md));
     if (!md)
-        return CM_ERR_NOMEM;
+        return NULL;
     if (md_gc_init(&md->gc) != CM_OK) {
         free(md);
-        return CM_ERR_NOMEM;
+        return NULL;
     }
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&md->map_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
-    int rc = mdb_env_create(&md->env);
-    if (rc) {
-        pthread_rwlock_destroy(&md->map_lock);
-        md_gc_release(&md->gc);
-        free(md);
-        return md_mdb_err(rc, "mdb_env_create");
-    }
-    md->map_size = map_size ? map_size : MD_MAP_INITIAL;
-    md->map_max = fs_size(dir);
-    rc = mdb_env_set_maxdbs(md->env, 8);
-    if (!rc)
-        rc = mdb_env_set_mapsize(md->env, md->map_size);
-    if (!rc)
-        rc = mdb_env_open(md->env, dir, MDB_NOTLS, 0644);
-    if (!rc) {
-        /* A file larger than the asked-for map (grown by an earlier run) sets the size. */
-        MDB_envinfo info;
-        mdb_env_info(md->env, &info);
-        md->map_size = info.me_mapsize;
-    }
-    md->gc.st.map_size = md->map_size;
-    cm_err e = rc ? md_mdb_err(rc, dir) : open_dbs(md);
-    if (e != CM_OK) {
-        mdb_env_close(md->env);
-        pthread_rwlock_destroy(&md->map_lock);
-        md_gc_release(&md->gc);
-        free(md);
-        return e;
-    }
-    int dead = 0;
-    mdb_reader_check(md->env, &dead); /* clear reader slots of crashed processes */
     pthread_mutex_init(&md->fence_mu, NULL);
-    *out = md;
-    return CM_OK;
+    return md;
+}
+
+cm_err md_open(const char *dir, size_t map_size, md_store **out)
+{
+    return md_open_copies(&dir, 1, NULL, map_size, out);
 }
 
 void md_close(md_store *md)
 {
     if (!md)
         return;
-    mdb_env_close(md->env);
+    md_gc_release(&md->gc); /* first: joins the commit thread, which uses the copies */
+    md_mirror_close(md);    /* the copies' threads and every environment */
     pthread_rwlock_destroy(&md->map_lock);
-    md_gc_release(&md->gc);
     md_fence_release(md);
     free(md);
 }
@@ -260,7 +267,7 @@ static cm_err bucket_create_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
     bucket_create_op *op = arg;
     (void)wrote;
     MDB_val v = {op->w.len, op->w.p};
-    int rc = mdb_put(txn, md->buckets, &op->k, &v, MDB_NOOVERWRITE);
+    int rc = md_db_put(txn, md->buckets, &op->k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
         return CM_ERR_EXISTS;
     return rc ? md_mdb_err(rc, "put bucket") : CM_OK;
@@ -359,7 +366,7 @@ static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
         e = md_uploads_remove_bucket(txn, md, name, &op->parts, &op->nparts);
     if (e == CM_OK) {
         MDB_val k = {strlen(name), (void *)name};
-        int rc = mdb_del(txn, md->buckets, &k, NULL);
+        int rc = md_db_del(txn, md->buckets, &k);
         e = rc ? md_mdb_err(rc, "del bucket") : CM_OK;
     }
     return e;

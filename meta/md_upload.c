@@ -110,7 +110,7 @@ static cm_err part_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     } else if (rc != MDB_NOTFOUND) {
         e = md_mdb_err(rc, "get part");
     }
-    if (e == CM_OK && (rc = mdb_put(txn, md->parts, &pkv, &(MDB_val){op->w.len, op->w.p}, 0)))
+    if (e == CM_OK && (rc = md_db_put(txn, md->parts, &pkv, &(MDB_val){op->w.len, op->w.p}, 0)))
         e = md_mdb_err(rc, "put part");
     return e;
 }
@@ -180,7 +180,7 @@ static cm_err parts_walk(MDB_txn *txn, md_store *md, const char *upload_id, uint
         }
         e = part_push(parts, n, &cap, &v);
         /* After mdb_cursor_del the cursor's MDB_NEXT yields the entry that followed. */
-        if (e == CM_OK && del && (rc = mdb_cursor_del(cur, 0)) != 0)
+        if (e == CM_OK && del && (rc = md_db_cursor_del(cur, md->parts)) != 0)
             e = md_mdb_err(rc, "del part");
         if (e == CM_OK)
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

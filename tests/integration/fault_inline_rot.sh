@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fault: a flipped byte in an inline body (bodies up to 64 KiB live only in the LMDB record, one
-# copy). PUT two 1000-byte objects, stop the server, flip one byte of one body in every place it
-# occurs in meta/data.mdb (LMDB has no checksums of its own: nothing else notices), restart. GET,
+# Fault: a flipped byte in an inline body (bodies up to 64 KiB live only in the LMDB record). PUT
+# two 1000-byte objects, stop the server, flip one byte of one body in every place it occurs in
+# every copy of the metadata, drive0..2/meta/data.mdb (LMDB has no checksums of its own: nothing
+# else notices), restart. GET,
 # ranged GET and CopyObject from it must answer 500 InternalError, never the wrong bytes, with a
 # log line naming bucket and key; plain HEAD still answers; the other object reads; a scrub pass
 # reports inline_corrupt=1 (in /admin/scrub); an overwrite makes the key readable again. About 3 s.
@@ -15,16 +16,17 @@ h_run "create bucket" s3raw mb "$BUCKET"
 rules put "$BUCKET" victim 2>"$H_WORK/victim.hex" || h_bad "put victim"
 rules put "$BUCKET" healthy 2>/dev/null || h_bad "put healthy"
 h_stop
-n=$("$H_PY" - "$H_DATA/meta/data.mdb" "$(cat "$H_WORK/victim.hex")" <<'PY'
+n=$("$H_PY" - "$(cat "$H_WORK/victim.hex")" "$H_DATA"/drive[012]/meta/data.mdb <<'PY'
 import sys
-path, body = sys.argv[1], bytes.fromhex(sys.argv[2])
-data = bytearray(open(path, "rb").read())
-n, at = 0, data.find(body)
-while at >= 0:
-    data[at + 500] ^= 0x40  # one bit of one byte in the middle of the body
-    n += 1
-    at = data.find(body, at + 1)
-open(path, "wb").write(data)
+body, n = bytes.fromhex(sys.argv[1]), 0
+for path in sys.argv[2:]:
+    data = bytearray(open(path, "rb").read())
+    at = data.find(body)
+    while at >= 0:
+        data[at + 500] ^= 0x40  # one bit of one byte in the middle of the body
+        n += 1
+        at = data.find(body, at + 1)
+    open(path, "wb").write(data)
 print(n)
 PY
 )

@@ -7,6 +7,11 @@
 source "$(dirname "$0")/lib.sh"
 h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
+# One metadata environment (DATA/meta, as a cluster node keeps it): a single failing disk then
+# fails the commit. With the default three copies a copy fails alone and writes go on
+# (fault_meta_replicas.sh).
+printf '[storage]\nmeta_replicas = 1\n' >"$H_WORK/one-copy.conf"
+H_SERVER_ARGS=(--config "$H_WORK/one-copy.conf")
 h_need cc curl
 ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH=12 LDFAULT_COUNT=1
 h_run "create bucket" s3raw mb panic-bucket

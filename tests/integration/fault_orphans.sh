@@ -9,6 +9,10 @@ source "$(dirname "$0")/lib.sh"
 h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
+# One metadata environment (DATA/meta): the panic then fails the commit; with the default three
+# copies the panicking copy fails alone and the PUT succeeds (fault_meta_replicas.sh).
+printf '[storage]\nmeta_replicas = 1\n' >"$H_WORK/one-copy.conf"
+H_SERVER_ARGS=(--config "$H_WORK/one-copy.conf")
 fsck() { "$CAIRN_BIN" fsck --data "$H_DATA" "$@"; }
 ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH="${LDFAULT_NTH:-12}" LDFAULT_COUNT=1
 h_run "create bucket" s3raw mb orphan-bucket
