@@ -151,7 +151,11 @@ static cm_err swap(void *arg, const char *bucket, const char *key, size_t part,
     md_cond cond = {.if_match = o.etag};
     e = rp_object_put(p->c->cfg.coord, bucket, &o, &cond, NULL, NULL);
     md_object_release(&o);
-    return e == CM_ERR_PRECONDITION || e == CM_ERR_NOTFOUND ? CM_ERR_CONFLICT : e;
+    /* a refused condition changed nothing; any other failure may have left the write on a
+     * replica, so it must not read as CM_ERR_CONFLICT (the pass would delete the new cells) */
+    if (e == CM_ERR_PRECONDITION || e == CM_ERR_NOTFOUND)
+        return CM_ERR_CONFLICT;
+    return e == CM_ERR_CONFLICT ? CM_ERR_UNAVAILABLE : e;
 }
 
 static int stopping(cmd_repair *c)

@@ -843,6 +843,91 @@ static void test_repair_pass(void)
     env_down();
 }
 
+/*
+ * A swap that fails without a clear answer (CM_ERR_UNAVAILABLE: the replicated write missed its
+ * quorum but may have reached a replica, from where it can win later) must not delete the cells
+ * it just wrote. Here the write did land: the record names the handoff cells, which must still be
+ * there, and the old cells stay too (the layout may yet go back to them). CM_ERR_CONFLICT (the
+ * record certainly changed) still deletes them.
+ */
+static cm_err swap_result;
+
+static cm_err swap_lands_then_fails(void *arg, const char *bucket, const char *key, size_t part,
+                                    const uint8_t old_blob[16], const md_layout *lay)
+{
+    if (swap_result == CM_ERR_CONFLICT)
+        return swap_result; /* not written */
+    cm_err e = md_object_replace_layout(arg, bucket, key, part, old_blob, lay);
+    return e == CM_OK ? swap_result : e;
+}
+
+static void test_repair_swap_unknown(void)
+{
+    char path[400], key[64];
+    md_store *md;
+    md_bucket mb = {.name = "alpha"};
+    md_part part;
+    md_object o;
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-swap-%p", cu_tmpdir(), (void *)&E);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    uint8_t *body = malloc(LEN2);
+    fill(body, LEN2, 7);
+    md_layout orig = put(body, LEN2);
+    memset(&o, 0, sizeof(o));
+    memset(&part, 0, sizeof(part));
+    obj_key(0, key, sizeof(key));
+    part.size = LEN2;
+    part.layout = orig;
+    o.key = key, o.size = LEN2, o.parts = &part, o.nparts = 1;
+    snprintf(o.etag, sizeof(o.etag), "abc");
+    CU_ASSERT_FATAL(md_object_put(md, "alpha", &o, NULL, NULL, NULL) == CM_OK);
+    int victim = remote_holder(&orig);
+    node_down(victim, 1);
+
+    swap_result = CM_ERR_UNAVAILABLE;
+    ob_repair_config rc = {md,   E.res, E.base, E.topo, E.homes, E.dead,
+                           NULL, NULL,  0,      2,      NULL,    swap_lands_then_fails,
+                           md};
+    ob_repair *rp;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
+    md_layout now = o.parts[0].layout;
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(cell_on(&now, victim), -1); /* the swap landed */
+    check_all_cells(body, LEN2, &now);          /* and every cell it names is there */
+    CU_ASSERT(reads_back(&now, body, LEN2));
+    node_down(victim, 0);
+    check_all_cells(body, LEN2, &orig); /* the old cells were not deleted either */
+
+    /* a certain refusal: the cells written for it go */
+    CU_ASSERT_FATAL(md_object_replace_layout(md, "alpha", key, 0, orig.blob, &orig) == CM_OK);
+    node_down(victim, 1);
+    swap_result = CM_ERR_CONFLICT;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    node_down(victim, 0);
+    CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
+    CU_ASSERT(memcmp(o.parts[0].layout.drives, orig.drives, sizeof(orig.drives)) == 0);
+    md_object_release(&o);
+    for (int i = 0; i < K + M; i++) {
+        int old_place = 0;
+        uint64_t sz;
+        for (int j = 0; j < K + M; j++)
+            old_place |= same_cell(cell_of(&orig, j), cell_of(&now, i));
+        if (!old_place)
+            CU_ASSERT_EQUAL(chunk_stat(cell_of(&now, i), orig.blob, &sz), CM_ERR_NOTFOUND);
+    }
+    check_all_cells(body, LEN2, &orig);
+    free(body);
+    md_close(md);
+    env_down();
+}
+
 /* ---- a measurement: heal speed against the codec's own ---- */
 
 static double now_s(void)
@@ -928,10 +1013,14 @@ static void test_heal_bench(void)
 
 void cu_register(void)
 {
-    static const cu_test heal_tests[] = {
-        {"heal_missing", test_heal_missing}, {"heal_handoff", test_heal_handoff},
-        {"heal_corrupt", test_heal_corrupt}, {"heal_dropped_draining", test_heal_dropped_draining},
-        {"heal_paced", test_heal_paced},     {"repair_pass", test_repair_pass},
-        {"heal_bench", test_heal_bench},     {NULL, NULL}};
+    static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
+                                         {"heal_handoff", test_heal_handoff},
+                                         {"heal_corrupt", test_heal_corrupt},
+                                         {"heal_dropped_draining", test_heal_dropped_draining},
+                                         {"heal_paced", test_heal_paced},
+                                         {"repair_pass", test_repair_pass},
+                                         {"repair_swap_unknown", test_repair_swap_unknown},
+                                         {"heal_bench", test_heal_bench},
+                                         {NULL, NULL}};
     cu_add_suite("obj_heal", heal_tests);
 }
