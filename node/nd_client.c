@@ -359,8 +359,9 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     snprintf(date, sizeof(date), "%" PRId64, cm_now_ms() / 1000 + cl->clock_offset_s);
     snprintf(lenstr, sizeof(lenstr), "%" PRIu64, len);
     int has_len = len > 0 || strcmp(method, "PUT") == 0;
-    nd_canon c = {method,         target, cl->node_id, date, nonce, has_len ? lenstr : "0",
-                  crc ? crc : "-"};
+    nd_canon c = {
+        method,         target, cl->node_id, peer->id, date, nonce, has_len ? lenstr : "0",
+        crc ? crc : "-"};
     nd_sign(cl->secret, cl->secret_len, &c, sig);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
     e = net_call_new(cl->net, peer->host, peer->port, method, target, &op->call);

@@ -579,8 +579,8 @@ static void on_request(net_req *req, void *arg)
         answer_error(req, CM_ERR_NOTFOUND, "not an RPC path");
         return;
     }
-    if (nd_auth_check(svc->secret, svc->secret_len, svc->max_skew_s, cm_now_ms() / 1000, req,
-                      &why) != CM_OK) {
+    if (nd_auth_check(svc->secret, svc->secret_len, svc->max_skew_s, cm_now_ms() / 1000,
+                      svc->node_id, req, &why) != CM_OK) {
         atomic_fetch_add(&svc->auth_refused, 1);
         CM_WARN(MOD, "peer=%s %s %s refused: %s", net_req_peer(req), net_req_method(req), target,
                 why);

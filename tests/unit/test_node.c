@@ -624,9 +624,29 @@ static void test_auth_refused(void)
     CU_ASSERT_STRING_EQUAL(raw.msg, "CM_ERR_AUTH");
     tres_release(&raw);
 
-    /* a signature does not carry over to another target (the body's CRC is signed too) */
-    char sig1[65], sig2[65], sig3[65];
-    nd_canon c = {"PUT", "/x?off=0", "n2", "1700000000", "00112233445566778899aabbccddeeff",
+    /* a request made for another node is refused: a body's chunk id is the same on all its
+     * nodes, so a DELETE captured on its way to one must not delete the cell of another */
+    CU_ASSERT_EQUAL_FATAL(do_append(&good, &n, 0, &id, 0, buf, 100, cm_crc32c(0, buf, 100)).err,
+                          CM_OK);
+    tres other;
+    nd_peer elsewhere = peer_of(&n);
+    elsewhere.id = "n9"; /* n's address, signed for n9 */
+    tres_init(&other, &good);
+    CU_ASSERT_EQUAL(nd_delete(good.cl, &elsewhere, 0, &id, done_cb, &other), CM_OK);
+    loop_run(&good);
+    tres_release(&other);
+    CU_ASSERT_EQUAL(other.res.err, CM_ERR_AUTH);
+    CU_ASSERT_EQUAL(other.res.status, 401);
+    uint64_t still = 0;
+    nd_result sr = do_stat(&good, &n, 0, &id);
+    still = sr.size;
+    CU_ASSERT_EQUAL(sr.err, CM_OK); /* not deleted */
+    CU_ASSERT_EQUAL(still, 100);
+
+    /* a signature does not carry over to another target, caller or callee (the body's CRC is
+     * signed too) */
+    char sig1[65], sig2[65], sig3[65], sig4[65];
+    nd_canon c = {"PUT", "/x?off=0", "n2", "n1", "1700000000", "00112233445566778899aabbccddeeff",
                   "10",  "0badf00d"};
     nd_sign(secret, SECRET_LEN, &c, sig1);
     c.target = "/y?off=0";
@@ -634,13 +654,17 @@ static void test_auth_refused(void)
     c.target = "/x?off=0";
     c.crc32c = "0badf00e";
     nd_sign(secret, SECRET_LEN, &c, sig3);
+    c.crc32c = "0badf00d";
+    c.to = "n3";
+    nd_sign(secret, SECRET_LEN, &c, sig4);
     CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig2), 0);
     CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig3), 0);
+    CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig4), 0);
     CU_ASSERT_EQUAL(strlen(sig1), 64);
 
     nd_service_stats st;
     nd_service_get_stats(n.svc, &st);
-    CU_ASSERT_EQUAL(st.auth_refused, 3);
+    CU_ASSERT_EQUAL(st.auth_refused, 4);
     loop_free(&good);
     loop_free(&bad);
     loop_free(&skewed);
