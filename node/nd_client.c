@@ -4,8 +4,10 @@
  * An nd_op is one call: it builds the request (target, signature headers, body), consults the
  * fault table, and hands the net_call to the pool; net callbacks come back here and end in one
  * nd_done_fn. Read data passes straight through to the caller's nd_data_fn (the net client's body
- * buffer, so bytes the caller leaves there are its backpressure); the small bodies of errors and
- * info answers are collected up to ND_SMALL_BODY bytes.
+ * buffer, so bytes the caller leaves there are its backpressure), once the answer's Content-Length
+ * is the length asked for: another length is dropped and the read fails CM_ERR_CLOSED, so a peer
+ * cannot make a caller buffer more than it asked; the small bodies of errors and info answers are
+ * collected up to ND_SMALL_BODY bytes.
  *
  * Faults: before a call is queued, nd_fault_get(from = this node, to = the peer) decides:
  * REFUSE ends it from the loop with CM_ERR_UNAVAILABLE, LOSE ends it CM_ERR_TIMEOUT after the
@@ -61,6 +63,7 @@ struct nd_op {
     nd_send_fn send;
     void *arg;
     uint64_t want;          /* read: bytes expected */
+    int sized, overlong;    /* read: answer length checked; it is not want (bytes dropped) */
     struct evbuffer *small; /* error, info, list or meta body */
     size_t cap;             /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
     nd_node_info *info;
@@ -267,9 +270,9 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
         } else if (op->kind == K_META) {
             meta_result(op, call, &res);
         } else if (op->kind == K_READ && op->want != UINT64_MAX &&
-                   net_call_received(call) != op->want) {
+                   (op->overlong || net_call_received(call) != op->want)) {
             res.err = CM_ERR_CLOSED;
-            res.message = "read cut short";
+            res.message = op->overlong ? "read answered with another length" : "read cut short";
         } else if (op->kind == K_INFO) {
             op->info = malloc(sizeof(*op->info));
             if (!op->info || parse_info(op->small, op->info) != 0) {
@@ -302,8 +305,15 @@ static void on_body(net_call *call, struct evbuffer *body, void *arg)
 {
     nd_op *op = arg;
     if (op->kind == K_READ && net_call_status(call) < 300) {
-        op->data(op->arg, op, body);
-        return;
+        if (!op->sized) { /* more than asked would pile up in the caller's buffers: refused */
+            const char *cl = net_call_resp_header(call, "Content-Length");
+            op->sized = 1;
+            op->overlong = op->want != UINT64_MAX && (!cl || strtoull(cl, NULL, 10) != op->want);
+        }
+        if (!op->overlong) {
+            op->data(op->arg, op, body);
+            return;
+        }
     }
     size_t room = op->cap - CM_MIN(evbuffer_get_length(op->small), op->cap);
     evbuffer_remove_buffer(body, op->small, CM_MIN(room, evbuffer_get_length(body)));

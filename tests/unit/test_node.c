@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -843,16 +844,36 @@ typedef struct {
     int fds[16];
     int n;
     int close_at_once;
+    size_t answer_len;       /* answer each request 200 with this many body bytes (0: never) */
+    struct bufferevent *bev; /* the answering connection */
 } fake_peer;
+
+/* A whole request head arrived: answer it with answer_len zero bytes, whatever it asked. */
+static void fake_answer(struct bufferevent *bev, void *arg)
+{
+    static const uint8_t zeros[64 * 1024];
+    fake_peer *fp = arg;
+    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+    if (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos < 0)
+        return;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nX-Cairn-Size: %zu\r\n\r\n",
+                        fp->answer_len, fp->answer_len);
+    for (size_t i = 0; i < fp->answer_len; i += sizeof(zeros))
+        evbuffer_add(out, zeros, CM_MIN(sizeof(zeros), fp->answer_len - i));
+}
 
 static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                         int salen, void *arg)
 {
     fake_peer *fp = arg;
-    (void)lis;
     (void)sa;
     (void)salen;
-    if (fp->close_at_once || fp->n == 16)
+    if (fp->answer_len && !fp->bev) {
+        fp->bev = bufferevent_socket_new(evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_setcb(fp->bev, fake_answer, NULL, NULL, fp);
+        bufferevent_enable(fp->bev, EV_READ | EV_WRITE);
+    } else if (fp->close_at_once || fp->n == 16)
         close(fd);
     else
         fp->fds[fp->n++] = fd; /* held open, never read, never answered */
@@ -879,7 +900,7 @@ static void test_timeouts_and_retries(void)
     tloop l;
     loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 250);
     bs_id id = make_id(10);
-    fake_peer stall = {{0}, 0, 0}, slam = {{0}, 0, 1};
+    fake_peer stall = {{0}, 0, 0, 0, NULL}, slam = {{0}, 0, 1, 0, NULL};
     int sport, cport;
     struct evconnlistener *ls = fake_listen(l.base, &stall, &sport);
     struct evconnlistener *lc = fake_listen(l.base, &slam, &cport);
@@ -919,6 +940,32 @@ static void test_timeouts_and_retries(void)
     evconnlistener_free(ls);
     for (int i = 0; i < stall.n; i++)
         close(stall.fds[i]);
+    loop_free(&l);
+}
+
+/* A peer that answers a read with more bytes than were asked: the caller is handed none of the
+ * excess (its memory is bounded by what it asked for) and the read fails. */
+static void test_read_overlong_answer(void)
+{
+    tloop l;
+    tres r;
+    loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 2000);
+    bs_id id = make_id(12);
+    fake_peer flood = {{0}, 0, 0, 8u << 20, NULL};
+    int port;
+    struct evconnlistener *lis = fake_listen(l.base, &flood, &port);
+    tnode fake = {.id = "ghost", .port = port};
+    nd_peer p = peer_of(&fake);
+    tres_init(&r, &l);
+    CU_ASSERT_EQUAL(nd_read(l.cl, &p, 0, &id, 0, 1000, data_cb, done_cb, &r, NULL), CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(r.res.err, CM_ERR_CLOSED);
+    CU_ASSERT(evbuffer_get_length(r.data) <= 1000);
+    CU_ASSERT(r.max_buffered <= 1000);
+    tres_release(&r);
+    evconnlistener_free(lis);
+    if (flood.bev)
+        bufferevent_free(flood.bev);
     loop_free(&l);
 }
 
@@ -1023,6 +1070,7 @@ void cu_register(void)
         {"many_in_flight", test_many_in_flight},
         {"faults", test_faults},
         {"timeouts_and_retries", test_timeouts_and_retries},
+        {"read_overlong_answer", test_read_overlong_answer},
         {"throughput", test_throughput},
         {NULL, NULL},
     };
