@@ -6,8 +6,10 @@
  * nd_done_fn. Read data passes straight through to the caller's nd_data_fn (the net client's body
  * buffer, so bytes the caller leaves there are its backpressure), once the answer's Content-Length
  * is the length asked for: another length is dropped and the read fails CM_ERR_CLOSED, so a peer
- * cannot make a caller buffer more than it asked; the small bodies of errors and info answers are
- * collected up to ND_SMALL_BODY bytes.
+ * cannot make a caller buffer more than it asked. An answer with X-Cairn-Crc32c (a range that fit
+ * the node's first piece) has its CRC32C run over the bytes as they arrive, and a mismatch ends
+ * the read CM_ERR_DIGEST. The small bodies of errors and info answers are collected up to
+ * ND_SMALL_BODY bytes.
  *
  * Faults: before a call is queued, nd_fault_get(from = this node, to = the peer) decides:
  * REFUSE ends it from the loop with CM_ERR_UNAVAILABLE, LOSE ends it CM_ERR_TIMEOUT after the
@@ -64,6 +66,9 @@ struct nd_op {
     void *arg;
     uint64_t want;          /* read: bytes expected */
     int sized, overlong;    /* read: answer length checked; it is not want (bytes dropped) */
+    int has_crc;            /* read: the answer carries X-Cairn-Crc32c (want_crc) */
+    uint32_t want_crc, crc; /* ... and the CRC32C of the body bytes so far */
+    uint64_t crc_at;        /* body bytes the CRC covers */
     struct evbuffer *small; /* error, info, list or meta body */
     size_t cap;             /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
     nd_node_info *info;
@@ -273,6 +278,9 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
                    (op->overlong || net_call_received(call) != op->want)) {
             res.err = CM_ERR_CLOSED;
             res.message = op->overlong ? "read answered with another length" : "read cut short";
+        } else if (op->kind == K_READ && op->has_crc && op->crc != op->want_crc) {
+            res.err = CM_ERR_DIGEST; /* damaged on the way: the caller reads another copy */
+            res.message = "read body does not match its X-Cairn-Crc32c";
         } else if (op->kind == K_INFO) {
             op->info = malloc(sizeof(*op->info));
             if (!op->info || parse_info(op->small, op->info) != 0) {
@@ -301,16 +309,48 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
 
 /* ---- net callbacks ---- */
 
+/* Run the read's CRC32C over the bytes that arrived since the last call: the tail of body (the
+ * front holds what the caller left there, already counted). */
+static void crc_fresh(nd_op *op, const net_call *call, struct evbuffer *body)
+{
+    uint64_t fresh = net_call_received(call) - op->crc_at;
+    size_t len = evbuffer_get_length(body);
+    struct evbuffer_ptr at;
+    op->crc_at = net_call_received(call);
+    if (fresh == 0 || fresh > len ||
+        evbuffer_ptr_set(body, &at, len - (size_t)fresh, EVBUFFER_PTR_SET) != 0)
+        return;
+    while (fresh > 0) {
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(body, (ev_ssize_t)fresh, &at, v, 8);
+        size_t done = 0;
+        for (int i = 0; i < n && i < 8 && fresh > 0; i++) {
+            size_t k = (size_t)CM_MIN((uint64_t)v[i].iov_len, fresh);
+            op->crc = cm_crc32c(op->crc, v[i].iov_base, k);
+            fresh -= k;
+            done += k;
+        }
+        if (n <= 0 || evbuffer_ptr_set(body, &at, done, EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
+}
+
 static void on_body(net_call *call, struct evbuffer *body, void *arg)
 {
     nd_op *op = arg;
     if (op->kind == K_READ && net_call_status(call) < 300) {
         if (!op->sized) { /* more than asked would pile up in the caller's buffers: refused */
             const char *cl = net_call_resp_header(call, "Content-Length");
+            const char *crc = net_call_resp_header(call, "X-Cairn-Crc32c");
+            uint8_t raw[4];
             op->sized = 1;
             op->overlong = op->want != UINT64_MAX && (!cl || strtoull(cl, NULL, 10) != op->want);
+            op->has_crc = crc && strlen(crc) == 8 && cm_hex_decode(crc, 8, raw, 4) == CM_OK;
+            op->want_crc = op->has_crc ? cm_get_be32(raw) : 0;
         }
         if (!op->overlong) {
+            if (op->has_crc)
+                crc_fresh(op, call, body);
             op->data(op->arg, op, body);
             return;
         }
