@@ -531,6 +531,115 @@ static void test_heal_corrupt(void)
 }
 
 /*
+ * A flaky local backend: its stats and appends end CM_ERR_TIMEOUT (on the loop, as a slow node's
+ * would), everything else goes through to the real one.
+ */
+typedef struct {
+    ob_chunks base;
+    ob_chunks *inner;
+} flaky_chunks;
+
+typedef struct {
+    ob_chunk_done done;
+    void *arg;
+} flaky_call;
+
+static void flaky_end(evutil_socket_t fd, short what, void *arg)
+{
+    flaky_call fc = *(flaky_call *)arg;
+    ob_chunk_result r = {CM_ERR_TIMEOUT, 0, NULL, NULL, 0, 0, "flaky"};
+    (void)fd, (void)what;
+    free(arg);
+    fc.done(fc.arg, &r);
+}
+
+static cm_err flaky_timeout(ob_chunk_done done, void *arg)
+{
+    flaky_call *fc = malloc(sizeof(*fc));
+    *fc = (flaky_call){done, arg};
+    return event_base_once(E.base, -1, EV_TIMEOUT, flaky_end, fc, NULL) == 0 ? CM_OK : CM_ERR_NOMEM;
+}
+
+static cm_err flaky_append(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off,
+                           struct evbuffer *body, uint32_t crc32c, unsigned flags,
+                           ob_chunk_done done, void *arg)
+{
+    (void)c, (void)drive, (void)id, (void)off, (void)crc32c, (void)flags;
+    evbuffer_drain(body, evbuffer_get_length(body));
+    return flaky_timeout(done, arg);
+}
+
+static cm_err flaky_seal(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t len,
+                         ob_chunk_done done, void *arg)
+{
+    return ob_chunk_seal(((flaky_chunks *)c)->inner, drive, id, len, done, arg);
+}
+
+static cm_err flaky_read(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off, uint64_t len,
+                         ob_chunk_done done, void *arg)
+{
+    return ob_chunk_read(((flaky_chunks *)c)->inner, drive, id, off, len, done, arg);
+}
+
+static cm_err flaky_del(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
+                        void *arg)
+{
+    return ob_chunk_delete(((flaky_chunks *)c)->inner, drive, id, done, arg);
+}
+
+static cm_err flaky_stat(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
+                         void *arg)
+{
+    (void)c, (void)drive, (void)id;
+    return flaky_timeout(done, arg);
+}
+
+static cm_err flaky_list(ob_chunks *c, uint32_t drive, const bs_id *after, size_t max,
+                         ob_chunk_done done, void *arg)
+{
+    return ob_chunk_list(((flaky_chunks *)c)->inner, drive, after, max, done, arg);
+}
+
+static void flaky_free(ob_chunks *c)
+{
+    (void)c; /* on the test's stack */
+}
+
+static const ob_chunk_ops flaky_ops = {flaky_append, flaky_seal, flaky_read, flaky_del,
+                                       flaky_stat,   flaky_list, flaky_free};
+
+/*
+ * This node's drives stop answering stats and appends in time (a slow disk, an overloaded node
+ * that is not down for the liveness view): a heal must not take its cells for missing and
+ * rebuild them in place, since that deletes them first and the rewrite then fails: the good
+ * cells would be gone. They are left alone (counted missing), their chunks intact.
+ */
+static void test_heal_no_answer(void)
+{
+    uint8_t *body = malloc(LEN);
+    md_layout l;
+    int tries = 0;
+    env_up();
+    fill(body, LEN, 5);
+    do /* a body with a cell on this node */
+        l = put(body, LEN);
+    while (cell_on(&l, 0) < 0 && ++tries < 64);
+    CU_ASSERT_FATAL(cell_on(&l, 0) >= 0);
+    flaky_chunks fl = {{&flaky_ops}, E.local};
+    ob_resolver *good = E.res;
+    CU_ASSERT_FATAL(ob_resolver_new(E.topo, "n1", &fl.base, E.cl, &E.res) == CM_OK);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 0);
+    CU_ASSERT(R.heal.missing >= 1);
+    CU_ASSERT_FALSE(R.heal.changed);
+    ob_resolver_free(E.res);
+    E.res = good;
+    check_all_cells(body, LEN, &l); /* nothing was deleted */
+    free(body);
+    env_down();
+}
+
+/*
  * A cell dropped at write (its node refused the append: 0xFF in the layout) is rebuilt at its
  * home once the node is back. Then a drive set draining in a new layout epoch: its cell moves to
  * the new home (a copy), the layout takes the new epoch, names the drained drive as obsolete and
@@ -1016,6 +1125,7 @@ void cu_register(void)
     static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
                                          {"heal_handoff", test_heal_handoff},
                                          {"heal_corrupt", test_heal_corrupt},
+                                         {"heal_no_answer", test_heal_no_answer},
                                          {"heal_dropped_draining", test_heal_dropped_draining},
                                          {"heal_paced", test_heal_paced},
                                          {"repair_pass", test_repair_pass},
