@@ -203,7 +203,7 @@ cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port);
 
 /* A peer as the layout names it; borrowed for the call. */
 typedef struct {
-    const char *id;
+    const char *id;   /* its node id: signed, so a node refuses a call meant for another */
     const char *host; /* numeric address */
     int port;         /* its RPC port */
 } nd_peer;

@@ -402,6 +402,8 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     nd_client *cl = op->cl;
     char date[24], nonce[33], sig[65], auth[96], lenstr[24];
     uint8_t rnd[16];
+    if (!peer->id)
+        return CM_ERR_INVAL; /* the signature names the callee */
     cm_err e = cm_random(rnd, sizeof(rnd));
     if (e != CM_OK)
         return e;

@@ -10,9 +10,8 @@
  * names the body healed) and only then are the chunks the new layout no longer names deleted;
  * when the record changed meanwhile (the swap's CM_ERR_CONFLICT), the cells just written are
  * deleted instead, and after any other failure of the swap (which may have reached a replica)
- * nothing is. A cluster node
- * plugs in which records are its to heal (mine) and how a layout is swapped (swap: through the
- * replicated records rather than this store alone).
+ * nothing is. A cluster node plugs in which records are its to heal (mine) and how a layout is
+ * swapped (swap: through the replicated records rather than this store alone).
  *
  * Cursor: after each record, "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is
  * written to a temporary file, synced and renamed over the state file (keys may hold any byte, so
