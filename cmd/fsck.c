@@ -14,9 +14,10 @@
  * sorted array, and each drive's blobs are checked against it (bs_fsck_orphans): a blob no record
  * names whose segment was last written more than --grace seconds ago (default 3600) is an orphan
  * - the body of a PUT whose metadata commit failed with an unknown outcome, or whose writer died.
- * They are reported; --repair deletes them, except on a cluster node (a record names a layout of
- * epoch != 0): its drives hold cells of bodies whose records live on other nodes, which look
- * like orphans here, so they are only reported. The server must be stopped (the drives' LOCK
+ * They are reported; --repair deletes them, except on a cluster node (DIR/cluster.node, written
+ * by `cairn server` in cluster mode, or a record names a layout of epoch != 0): its drives hold
+ * cells of bodies whose records live on other nodes, which look like orphans here, so they are
+ * only reported. The server must be stopped (the drives' LOCK
  * makes sure of it); if reading the metadata fails, nothing is deleted.
  */
 #include <dirent.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bs.h"
 #include "cmd.h"
@@ -370,11 +372,14 @@ int cmd_fsck(int argc, char **argv)
     int bad = 0, rc = no_meta < 0 ? 2 : 0;
     /* A cluster node's drives hold cells of bodies whose records live on other nodes: with only
      * this node's records they look like orphans, so they are reported, never deleted. */
-    int sweep_repair = repair && !ls.spread;
-    if (repair && ls.spread)
-        printf("fsck: %s/meta names bodies spread over nodes (a cluster node): orphans are "
-               "reported, not deleted (cells of other nodes' records look like orphans here)\n",
-               data);
+    char mark[4200];
+    snprintf(mark, sizeof(mark), "%s/" CMD_CLUSTER_MARK, data);
+    int cluster = ls.spread || access(mark, F_OK) == 0, sweep_repair = repair && !cluster;
+    if (repair && cluster)
+        printf("fsck: %s is a cluster node's data (%s, or a record names a body spread over "
+               "nodes): orphans are reported, not deleted (cells of other nodes' records look "
+               "like orphans here)\n",
+               data, CMD_CLUSTER_MARK);
     print_head();
     for (int i = 0; i < n; i++) {
         int r = check_drive(data, names[i], repair, &bad);
