@@ -151,7 +151,11 @@ static cm_err swap(void *arg, const char *bucket, const char *key, size_t part,
     md_cond cond = {.if_match = o.etag};
     e = rp_object_put(p->c->cfg.coord, bucket, &o, &cond, NULL, NULL);
     md_object_release(&o);
-    return e == CM_ERR_PRECONDITION || e == CM_ERR_NOTFOUND ? CM_ERR_CONFLICT : e;
+    /* a refused condition changed nothing; any other failure may have left the write on a
+     * replica, so it must not read as CM_ERR_CONFLICT (the pass would delete the new cells) */
+    if (e == CM_ERR_PRECONDITION || e == CM_ERR_NOTFOUND)
+        return CM_ERR_CONFLICT;
+    return e == CM_ERR_CONFLICT ? CM_ERR_UNAVAILABLE : e;
 }
 
 static int stopping(cmd_repair *c)
@@ -384,6 +388,22 @@ static void *repair_main(void *arg)
 
 /* ---- start and stop ---- */
 
+/* DATA/cluster.node (the node id): tells `cairn fsck` that these drives hold cells of bodies
+ * whose records live on other nodes, so its orphan sweep must not delete (cmd/fsck.c). */
+static void mark_cluster_node(const char *data_dir, const char *self)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/" CMD_CLUSTER_MARK, data_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t n = strlen(self);
+    int ok =
+        fd >= 0 && write(fd, self, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = 0;
+    if (!ok)
+        CM_WARN(MOD, "cannot write %s: fsck could take this node's cells for orphans", path);
+}
+
 cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out)
 {
     cmd_repair *c = calloc(1, sizeof(*c));
@@ -396,6 +416,7 @@ cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out)
     snprintf(c->state_path, sizeof(c->state_path), "%s/repair.cursor", cfg->data_dir);
     c->cfg.node_id = c->self, c->cfg.data_dir = c->data_dir;
     c->last.eta_s = c->last.full_redundancy_s = -1;
+    mark_cluster_node(c->data_dir, c->self);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, repair_main, c) != 0) {

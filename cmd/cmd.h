@@ -13,6 +13,8 @@
 #include "rp.h"
 
 #define CAIRN_VERSION "0.1.0"
+/* In a cluster node's data directory: its drives hold cells of other nodes' records (fsck). */
+#define CMD_CLUSTER_MARK "cluster.node"
 
 typedef struct {
     char access_key[128];
@@ -159,6 +161,7 @@ typedef struct {
     double mbps;    /* pace; 0 = unpaced */
     int interval_s; /* 0 = events only */
 } cmd_repair_config;
+/* Writes DATA/CMD_CLUSTER_MARK (the node id), which `cairn fsck` reads as "a cluster node". */
 cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out);
 void cmd_repair_stop(cmd_repair *c); /* stops, joins and frees; NULL is a no-op */
 /* The "repair" member of /admin/status (from memory); 0 when none. Any thread. */

@@ -14,8 +14,11 @@
  * sorted array, and each drive's blobs are checked against it (bs_fsck_orphans): a blob no record
  * names whose segment was last written more than --grace seconds ago (default 3600) is an orphan
  * - the body of a PUT whose metadata commit failed with an unknown outcome, or whose writer died.
- * They are reported; --repair deletes them. The server must be stopped (the drives' LOCK makes
- * sure of it); if reading the metadata fails, nothing is deleted.
+ * They are reported; --repair deletes them, except on a cluster node (DIR/cluster.node, written
+ * by `cairn server` in cluster mode, or a record names a layout of epoch != 0): its drives hold
+ * cells of bodies whose records live on other nodes, which look like orphans here, so they are
+ * only reported. The server must be stopped (the drives' LOCK
+ * makes sure of it); if reading the metadata fails, nothing is deleted.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bs.h"
 #include "cmd.h"
@@ -39,6 +43,7 @@
 typedef struct {
     uint8_t (*ids)[16];
     size_t n, cap;
+    int spread; /* a record names a body spread over nodes (layout epoch != 0): a cluster node */
 } live_set;
 
 static int add_id(live_set *ls, const uint8_t id[16])
@@ -57,9 +62,13 @@ static int add_id(live_set *ls, const uint8_t id[16])
 
 static int add_part_ids(live_set *ls, const md_part *parts, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!parts[i].inline_data && add_id(ls, parts[i].layout.blob) != 0)
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].inline_data)
+            continue;
+        ls->spread |= parts[i].layout.epoch != 0;
+        if (add_id(ls, parts[i].layout.blob) != 0)
             return -1;
+    }
     return 0;
 }
 
@@ -365,16 +374,26 @@ int cmd_fsck(int argc, char **argv)
         fprintf(stderr, "cairn fsck: no drive<N> directories in %s\n", data);
         return 2;
     }
-    live_set ls = {NULL, 0, 0};
+    live_set ls = {NULL, 0, 0, 0};
     int no_meta = load_live(data, &ls);
     int bad = 0, rc = no_meta < 0 ? 2 : 0;
+    /* A cluster node's drives hold cells of bodies whose records live on other nodes: with only
+     * this node's records they look like orphans, so they are reported, never deleted. */
+    char mark[4200];
+    snprintf(mark, sizeof(mark), "%s/" CMD_CLUSTER_MARK, data);
+    int cluster = ls.spread || access(mark, F_OK) == 0, sweep_repair = repair && !cluster;
+    if (repair && cluster)
+        printf("fsck: %s is a cluster node's data (%s, or a record names a body spread over "
+               "nodes): orphans are reported, not deleted (cells of other nodes' records look "
+               "like orphans here)\n",
+               data, CMD_CLUSTER_MARK);
     print_head();
     for (int i = 0; i < n; i++) {
         int r = check_drive(data, names[i], repair, &bad);
         if (r == 0 && no_meta == 0) {
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", data, names[i]);
-            r = sweep_drive(path, names[i], &ls, grace_s, repair, &bad);
+            r = sweep_drive(path, names[i], &ls, grace_s, sweep_repair, &bad);
         }
         rc = r > rc ? r : rc;
         free(names[i]);

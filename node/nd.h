@@ -53,6 +53,7 @@ typedef struct {
     const char *method; /* "PUT" */
     const char *target; /* request-target as sent, with the query */
     const char *node;   /* the caller's node id */
+    const char *to;     /* the called node's id (a request for one node is refused by another) */
     const char *date;   /* unix seconds, decimal */
     const char *nonce;  /* 32 hex chars, fresh per request */
     const char *length; /* Content-Length as sent, "0" without a body */
@@ -62,11 +63,12 @@ typedef struct {
 /* Signature: lowercase hex HMAC-SHA256 of the canonical string under secret, into out[65]. */
 void nd_sign(const uint8_t *secret, size_t secret_len, const nd_canon *c, char out[65]);
 /*
- * Check a request's headers against the secret at time now (unix seconds): CM_OK, or CM_ERR_AUTH
- * with *why naming the reason (missing header, clock skew beyond max_skew_s, bad signature).
+ * Check a request's headers against the secret at time now (unix seconds), as a request for node
+ * self: CM_OK, or CM_ERR_AUTH with *why naming the reason (missing header, clock skew beyond
+ * max_skew_s, bad signature: also one made for another node).
  */
 cm_err nd_auth_check(const uint8_t *secret, size_t secret_len, int max_skew_s, int64_t now,
-                     const net_req *req, const char **why);
+                     const char *self, const net_req *req, const char **why);
 /* 1 when id is a valid node id. */
 int nd_node_id_valid(const char *id);
 
@@ -201,7 +203,7 @@ cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port);
 
 /* A peer as the layout names it; borrowed for the call. */
 typedef struct {
-    const char *id;
+    const char *id;   /* its node id: signed, so a node refuses a call meant for another */
     const char *host; /* numeric address */
     int port;         /* its RPC port */
 } nd_peer;

@@ -4,8 +4,12 @@
  * An nd_op is one call: it builds the request (target, signature headers, body), consults the
  * fault table, and hands the net_call to the pool; net callbacks come back here and end in one
  * nd_done_fn. Read data passes straight through to the caller's nd_data_fn (the net client's body
- * buffer, so bytes the caller leaves there are its backpressure); the small bodies of errors and
- * info answers are collected up to ND_SMALL_BODY bytes.
+ * buffer, so bytes the caller leaves there are its backpressure), once the answer's Content-Length
+ * is the length asked for: another length is dropped and the read fails CM_ERR_CLOSED, so a peer
+ * cannot make a caller buffer more than it asked. An answer with X-Cairn-Crc32c (a range that fit
+ * the node's first piece) has its CRC32C run over the bytes as they arrive, and a mismatch ends
+ * the read CM_ERR_DIGEST. The small bodies of errors and info answers are collected up to
+ * ND_SMALL_BODY bytes.
  *
  * Faults: before a call is queued, nd_fault_get(from = this node, to = the peer) decides:
  * REFUSE ends it from the loop with CM_ERR_UNAVAILABLE, LOSE ends it CM_ERR_TIMEOUT after the
@@ -61,6 +65,10 @@ struct nd_op {
     nd_send_fn send;
     void *arg;
     uint64_t want;          /* read: bytes expected */
+    int sized, overlong;    /* read: answer length checked; it is not want (bytes dropped) */
+    int has_crc;            /* read: the answer carries X-Cairn-Crc32c (want_crc) */
+    uint32_t want_crc, crc; /* ... and the CRC32C of the body bytes so far */
+    uint64_t crc_at;        /* body bytes the CRC covers */
     struct evbuffer *small; /* error, info, list or meta body */
     size_t cap;             /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
     nd_node_info *info;
@@ -267,9 +275,12 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
         } else if (op->kind == K_META) {
             meta_result(op, call, &res);
         } else if (op->kind == K_READ && op->want != UINT64_MAX &&
-                   net_call_received(call) != op->want) {
+                   (op->overlong || net_call_received(call) != op->want)) {
             res.err = CM_ERR_CLOSED;
-            res.message = "read cut short";
+            res.message = op->overlong ? "read answered with another length" : "read cut short";
+        } else if (op->kind == K_READ && op->has_crc && op->crc != op->want_crc) {
+            res.err = CM_ERR_DIGEST; /* damaged on the way: the caller reads another copy */
+            res.message = "read body does not match its X-Cairn-Crc32c";
         } else if (op->kind == K_INFO) {
             op->info = malloc(sizeof(*op->info));
             if (!op->info || parse_info(op->small, op->info) != 0) {
@@ -298,12 +309,51 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
 
 /* ---- net callbacks ---- */
 
+/* Run the read's CRC32C over the bytes that arrived since the last call: the tail of body (the
+ * front holds what the caller left there, already counted). */
+static void crc_fresh(nd_op *op, const net_call *call, struct evbuffer *body)
+{
+    uint64_t fresh = net_call_received(call) - op->crc_at;
+    size_t len = evbuffer_get_length(body);
+    struct evbuffer_ptr at;
+    op->crc_at = net_call_received(call);
+    if (fresh == 0 || fresh > len ||
+        evbuffer_ptr_set(body, &at, len - (size_t)fresh, EVBUFFER_PTR_SET) != 0)
+        return;
+    while (fresh > 0) {
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(body, (ev_ssize_t)fresh, &at, v, 8);
+        size_t done = 0;
+        for (int i = 0; i < n && i < 8 && fresh > 0; i++) {
+            size_t k = (size_t)CM_MIN((uint64_t)v[i].iov_len, fresh);
+            op->crc = cm_crc32c(op->crc, v[i].iov_base, k);
+            fresh -= k;
+            done += k;
+        }
+        if (n <= 0 || evbuffer_ptr_set(body, &at, done, EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
+}
+
 static void on_body(net_call *call, struct evbuffer *body, void *arg)
 {
     nd_op *op = arg;
     if (op->kind == K_READ && net_call_status(call) < 300) {
-        op->data(op->arg, op, body);
-        return;
+        if (!op->sized) { /* more than asked would pile up in the caller's buffers: refused */
+            const char *cl = net_call_resp_header(call, "Content-Length");
+            const char *crc = net_call_resp_header(call, "X-Cairn-Crc32c");
+            uint8_t raw[4];
+            op->sized = 1;
+            op->overlong = op->want != UINT64_MAX && (!cl || strtoull(cl, NULL, 10) != op->want);
+            op->has_crc = crc && strlen(crc) == 8 && cm_hex_decode(crc, 8, raw, 4) == CM_OK;
+            op->want_crc = op->has_crc ? cm_get_be32(raw) : 0;
+        }
+        if (!op->overlong) {
+            if (op->has_crc)
+                crc_fresh(op, call, body);
+            op->data(op->arg, op, body);
+            return;
+        }
     }
     size_t room = op->cap - CM_MIN(evbuffer_get_length(op->small), op->cap);
     evbuffer_remove_buffer(body, op->small, CM_MIN(room, evbuffer_get_length(body)));
@@ -352,6 +402,8 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     nd_client *cl = op->cl;
     char date[24], nonce[33], sig[65], auth[96], lenstr[24];
     uint8_t rnd[16];
+    if (!peer->id)
+        return CM_ERR_INVAL; /* the signature names the callee */
     cm_err e = cm_random(rnd, sizeof(rnd));
     if (e != CM_OK)
         return e;
@@ -359,8 +411,9 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     snprintf(date, sizeof(date), "%" PRId64, cm_now_ms() / 1000 + cl->clock_offset_s);
     snprintf(lenstr, sizeof(lenstr), "%" PRIu64, len);
     int has_len = len > 0 || strcmp(method, "PUT") == 0;
-    nd_canon c = {method,         target, cl->node_id, date, nonce, has_len ? lenstr : "0",
-                  crc ? crc : "-"};
+    nd_canon c = {
+        method,         target, cl->node_id, peer->id, date, nonce, has_len ? lenstr : "0",
+        crc ? crc : "-"};
     nd_sign(cl->secret, cl->secret_len, &c, sig);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
     e = net_call_new(cl->net, peer->host, peer->port, method, target, &op->call);

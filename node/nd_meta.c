@@ -13,7 +13,8 @@
  *   POST ?[inm=1][&ifmatch=E][&del=1]                  run the body's record through cfg.cond
  * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
- * is checked before anything is applied (the signature covers it, so the body is authenticated).
+ * is checked before anything is applied (the signature covers it: a body damaged in flight is
+ * refused; one forged on purpose to match the CRC is not, see docs/rpc.md).
  * Answers: 200 with the body (application/octet-stream), X-Cairn-Applied for a put, X-Cairn-More
  * for a list; errors as every route (X-Cairn-Error), plus X-Cairn-No-Bucket: 1 on a 404 for an
  * unknown bucket.

@@ -24,6 +24,9 @@
  * clean status); the rest is read from on_drain, one piece at a time straight into evbuffer
  * space (no extra copy), so at most about write_low_water + ND_PIECE bytes wait per request.
  * A block failing its checksum mid-stream aborts the connection: the client sees a short body.
+ * A range that fits the first piece (a whole cell at the default cell size) is answered with its
+ * X-Cairn-Crc32c, which the client checks, so bytes damaged between the blobstore's check and
+ * the caller are refused, not used.
  *
  * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
  * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
@@ -454,6 +457,11 @@ static void start_read(net_req *req, nd_sreq *s, const char *query)
     evbuffer_commit_space(first, &iv, 1);
     net_resp_start(req, 200, (int64_t)(s->end - s->off));
     net_resp_header(req, "X-Cairn-Size", v);
+    if (s->off + n == s->end) { /* the whole range is here: its CRC32C goes with it */
+        char crc[9];
+        snprintf(crc, sizeof(crc), "%08" PRIx32, cm_crc32c(0, iv.iov_base, n));
+        net_resp_header(req, "X-Cairn-Crc32c", crc);
+    }
     net_resp_header(req, "Content-Type", "application/octet-stream");
     net_resp_write_buffer(req, first);
     evbuffer_free(first);
@@ -579,8 +587,8 @@ static void on_request(net_req *req, void *arg)
         answer_error(req, CM_ERR_NOTFOUND, "not an RPC path");
         return;
     }
-    if (nd_auth_check(svc->secret, svc->secret_len, svc->max_skew_s, cm_now_ms() / 1000, req,
-                      &why) != CM_OK) {
+    if (nd_auth_check(svc->secret, svc->secret_len, svc->max_skew_s, cm_now_ms() / 1000,
+                      svc->node_id, req, &why) != CM_OK) {
         atomic_fetch_add(&svc->auth_refused, 1);
         CM_WARN(MOD, "peer=%s %s %s refused: %s", net_req_peer(req), net_req_method(req), target,
                 why);

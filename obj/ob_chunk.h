@@ -23,7 +23,8 @@
  *   - seal(len): the chunk is durable at length len (CM_ERR_CONFLICT, res.size = the length,
  *     when it has another length; an absent chunk seals only at 0);
  *   - read(off, len): res.data holds exactly len bytes (CM_ERR_RANGE past the end,
- *     CM_ERR_NOTFOUND for a missing chunk, CM_ERR_CORRUPT for a block failing its checksum);
+ *     CM_ERR_NOTFOUND for a missing chunk, CM_ERR_CORRUPT for a block failing its checksum;
+ *     remote: CM_ERR_DIGEST for bytes damaged on the way, docs/rpc.md "Read integrity");
  *   - delete: durable; an unknown chunk is fine. stat: res.size. list: a page in id order;
  *   - errors: CM_ERR_NOTFOUND for a drive number the backend does not have, CM_ERR_UNAVAILABLE
  *     for an offline drive or an unreachable node, CM_ERR_TIMEOUT / CM_ERR_CLOSED from the wire.

@@ -4,7 +4,8 @@
  *
  * State machine on the resolver's loop:
  *   stat     every cell the layout names on a drive that is up or draining, on a live node:
- *            a source when its chunk has the body's cell blob length;
+ *            a source when its chunk has the body's cell blob length; a cell whose node gives no
+ *            answer (timeout, lost connection) is left alone (its chunk may be fine: no delete);
  *   plan     homes = pl_place under the current map, handoffs = pl_handoff with the liveness
  *            view; each cell is kept (a source at home, or on a handoff while its home is not
  *            usable), or gets a target (its home, or a handoff when the home is not usable);
@@ -57,6 +58,7 @@ typedef struct {
     ob_chunks *sb;    /* its backend, NULL when not reachable */
     uint32_t sdrive;  /* its drive number there */
     int src;          /* readable with the right length */
+    int unknown;      /* its stat got no answer from the node: the chunk may be fine */
     int target;       /* a cell is written at tgt */
     int prepared;     /* the chunk at tgt was deleted before the first write */
     int touched;      /* an append went to tgt: the chunk may exist */
@@ -520,9 +522,14 @@ static cm_err plan(ob_hl *h)
     int cap = pl_az_cap(h->cfg.homes, h->k, m);
     for (int i = 0; i < h->n; i++) {
         hl_cell *c = &h->c[i];
+        int keep = c->src && usable(h, c->loc) && is_home(h, home, c->loc);
         nsrc += c->src;
-        want[i] = !(c->src && usable(h, c->loc) && is_home(h, home, c->loc));
-        h->res.healthy += !want[i];
+        /* A cell whose node did not answer its stat (timeout, lost connection) is left where it
+         * is, counted missing: it may be fine, and rebuilding it in place would delete it first
+         * (prepare), so a write that then fails would lose a good cell. A later heal looks again;
+         * a node that is down for the liveness view is not asked at all (its cells move). */
+        want[i] = !keep && !c->unknown;
+        h->res.healthy += keep;
     }
     for (int i = 0; i < h->n; i++) /* own home first, so no cell takes another's needlessly */
         if (want[i] && free_home(h, i, home[i]))
@@ -551,6 +558,8 @@ static void stat_done(void *arg, const ob_chunk_result *r)
     hl_slot *s = arg;
     ob_hl *h = s->h;
     h->c[s->i].src = r->err == CM_OK && r->size == h->blob_len;
+    h->c[s->i].unknown =
+        r->err == CM_ERR_TIMEOUT || r->err == CM_ERR_CLOSED || r->err == CM_ERR_UNAVAILABLE;
     if (--h->inflight > 0)
         return;
     cm_err e = plan(h);
@@ -613,10 +622,14 @@ cm_err ob_heal(ob_resolver *r, const ob_heal_config *cfg, const md_layout *lay, 
         if (c->has_loc && readable(h, c->loc))
             can += (c->sb = ob_resolve_cell(r, &c->loc, &c->sdrive)) != NULL;
     }
-    for (int i = 0; can >= h->k && i < h->n; i++)
-        if (h->c[i].sb &&
-            ob_chunk_stat(h->c[i].sb, h->c[i].sdrive, &h->id, stat_done, &h->slot[i]) == CM_OK)
+    for (int i = 0; can >= h->k && i < h->n; i++) {
+        if (!h->c[i].sb)
+            continue;
+        if (ob_chunk_stat(h->c[i].sb, h->c[i].sdrive, &h->id, stat_done, &h->slot[i]) == CM_OK)
             h->inflight++;
+        else
+            h->c[i].unknown = 1;
+    }
     if (h->inflight == 0) { /* fewer than k cells could even be asked: nothing started */
         hl_free(h);
         return CM_ERR_UNAVAILABLE;

@@ -87,7 +87,9 @@ typedef struct {
     /* A cluster node (cmd/cluster_repair.c): mine says whether this node heals bucket/key (NULL:
      * every record); swap replaces a part's layout where the record lives (NULL:
      * md_object_replace_layout on md), with its contract: CM_ERR_CONFLICT when the part no
-     * longer names old_blob. Both run on the pass's thread and may block. */
+     * longer names old_blob, and only when the record is certainly unchanged (the pass then
+     * deletes the cells just written; after any other error it keeps them, since the new layout
+     * may have reached a replica). Both run on the pass's thread and may block. */
     int (*mine)(void *arg, const char *bucket, const char *key);
     cm_err (*swap)(void *arg, const char *bucket, const char *key, size_t part,
                    const uint8_t old_blob[16], const md_layout *lay);

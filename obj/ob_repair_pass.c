@@ -8,9 +8,10 @@
  * over the asynchronous heal, so the repair thread owns its loop and its pacer may sleep. A heal
  * that changed the layout is swapped in with md_object_replace_layout (only if the part still
  * names the body healed) and only then are the chunks the new layout no longer names deleted;
- * when the record changed meanwhile, the cells just written are deleted instead. A cluster node
- * plugs in which records are its to heal (mine) and how a layout is swapped (swap: through the
- * replicated records rather than this store alone).
+ * when the record changed meanwhile (the swap's CM_ERR_CONFLICT), the cells just written are
+ * deleted instead, and after any other failure of the swap (which may have reached a replica)
+ * nothing is. A cluster node plugs in which records are its to heal (mine) and how a layout is
+ * swapped (swap: through the replicated records rather than this store alone).
  *
  * Cursor: after each record, "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is
  * written to a temporary file, synced and renamed over the state file (keys may hold any byte, so
@@ -196,10 +197,14 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
         pthread_mutex_unlock(&rp->mu);
         return CM_OK;
     }
-    /* the record changed meanwhile: what was written belongs to nothing */
+    /* Only CM_ERR_CONFLICT says the record certainly did not take the new layout (it changed
+     * meanwhile): then what was written belongs to nothing. Any other failure (no quorum, a
+     * timeout) may have left the new layout on a replica, from where it can still win: deleting
+     * the new cells then would leave the record naming chunks that are gone. Both sets stay; a
+     * later pass heals what the record ends up naming, and the others are orphans. */
     pl_cell fresh[MD_MAX_CELLS];
     int n = 0;
-    for (int i = 0; i < old->k + old->m; i++)
+    for (int i = 0; se == CM_ERR_CONFLICT && i < old->k + old->m; i++)
         if (w->res.lay.nodes[i] != old->nodes[i] || w->res.lay.drives[i] != old->drives[i])
             fresh[n++] = (pl_cell){w->res.lay.nodes[i], w->res.lay.drives[i]};
     drop(rp, old->blob, fresh, n);

@@ -3,7 +3,8 @@
 # during a run of 100 KB PUTs (bodies stored as stripes, not inline): LMDB panics, the PUT answers
 # 5xx, and the gateway must keep the body's blobs (the record may be on disk). With the server
 # stopped, `cairn fsck --grace 0` reports those blobs as orphans (exit 1) and leaves them;
-# `--repair` deletes them; a last fsck is clean; after a restart every acknowledged object reads
+# `--repair` leaves them too while DATA/cluster.node marks the data a cluster node's, then,
+# without it, deletes them; a last fsck is clean; after a restart every acknowledged object reads
 # back byte-exact and the refused ones are absent.
 source "$(dirname "$0")/lib.sh"
 h_own_server "its server runs under the ldfault shim"
@@ -48,6 +49,14 @@ H_OUT=$(fsck 2>&1)
 rc=$?
 printf '%s\n' "$H_OUT" | grep orphans
 h_eq "within the grace period they are only noted (exit 0)" 0 "$rc"
+echo n9 >"$H_DATA/cluster.node" # as `cairn server` marks a cluster node's data
+H_OUT=$(fsck --grace 0 --repair 2>&1)
+if printf '%s\n' "$H_OUT" | grep -q "reported, not deleted" && ! printf '%s\n' "$H_OUT" | grep -q reclaimed; then
+    h_ok "on a cluster node's data (cluster.node) --repair deletes no orphan"
+else
+    h_bad "on a cluster node's data (cluster.node) --repair deletes no orphan" "$H_OUT"
+fi
+rm -f "$H_DATA/cluster.node"
 H_OUT=$(fsck --grace 0 --repair 2>&1)
 rc=$?
 printf '%s\n' "$H_OUT" | grep orphans

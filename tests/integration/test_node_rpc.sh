@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Node RPC through the real binary (issue 9, item 3): `cairn node-rpc serve` runs a storage node's
 # RPC on two drive folders; `cairn node-rpc check` calls info, then writes a 3 MB chunk, reads it
-# back byte-exact, stats and deletes it; a wrong secret is refused (401, CM_ERR_AUTH); a fault
-# rule from CAIRN_RPC_FAULTS refuses the call without reaching the node; SIGTERM stops the node
-# with status 0. A few seconds.
+# back byte-exact, stats and deletes it; a wrong secret, or a request signed for another node id,
+# is refused (401, CM_ERR_AUTH); a fault rule from CAIRN_RPC_FAULTS refuses the call without
+# reaching the node; SIGTERM stops the node with status 0. A few seconds.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own node RPC servers"
 
@@ -29,6 +29,8 @@ h_run "append, read back byte-exact, stat, delete on drive 1" "${check[@]}" --wr
     --size 3000000 && echo "$H_OUT"
 h_fails_with "a wrong secret is refused" "CM_ERR_AUTH.*signature" \
     env CAIRN_RPC_SECRET=not-the-secret "${check[@]}"
+h_fails_with "a request signed for another node is refused" "CM_ERR_AUTH.*another node" \
+    "$CAIRN_BIN" node-rpc check "n2@127.0.0.1:$port"
 h_fails_with "no secret: usage error" "CAIRN_RPC_SECRET" env -u CAIRN_RPC_SECRET "${check[@]}"
 h_fails_with "fault rule check>n1:refuse refuses the call" "CM_ERR_UNAVAILABLE" \
     env CAIRN_RPC_FAULTS="check>n1:refuse" "${check[@]}"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -277,6 +278,45 @@ static nd_result do_read(tloop *l, const tnode *n, uint32_t drive, const bs_id *
     return r.res;
 }
 
+/* Header `name` of the answer to a signed GET of target from n ("" when absent). */
+typedef struct {
+    tloop *l;
+    const char *name;
+    char *out;
+    size_t cap;
+} hdr_wait;
+
+static void hdr_done(net_call *call, cm_err e, void *arg)
+{
+    hdr_wait *w = arg;
+    const char *v = e == CM_OK ? net_call_resp_header(call, w->name) : NULL;
+    snprintf(w->out, w->cap, "%s", v ? v : "");
+    w->l->pending--;
+}
+
+static void raw_get_header(tloop *l, const tnode *n, const char *target, const char *name,
+                           char *out, size_t cap)
+{
+    static const net_call_handler h = {NULL, NULL, hdr_done};
+    char date[24], sig[65], auth[96];
+    const char *nonce = "0123456789abcdef0123456789abcdef";
+    snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
+    nd_canon c = {"GET", target, "client", n->id, date, nonce, "0", "-"};
+    nd_sign(secret, SECRET_LEN, &c, sig);
+    snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
+    net_call *call;
+    CU_ASSERT_EQUAL_FATAL(
+        net_call_new(nd_client_net(l->cl), "127.0.0.1", n->port, "GET", target, &call), CM_OK);
+    net_call_header(call, "X-Cairn-Node", "client");
+    net_call_header(call, "X-Cairn-Date", date);
+    net_call_header(call, "X-Cairn-Nonce", nonce);
+    net_call_header(call, "Authorization", auth);
+    hdr_wait w = {l, name, out, cap};
+    l->pending++;
+    net_call_start(call, &h, &w, 1);
+    loop_run(l);
+}
+
 /* ---- data path ---- */
 
 static void test_append_read_small(void)
@@ -327,6 +367,13 @@ static void test_append_read_small(void)
     CU_ASSERT_EQUAL(r.err, CM_OK);
     CU_ASSERT_EQUAL(got, 567);
     CU_ASSERT_EQUAL(memcmp(back, buf + 1234, 567), 0);
+    /* a range within one piece comes with its CRC32C, which the client checks */
+    char target[128], hex[33], crc[16], want[16];
+    bs_id_hex(&id, hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/1/%s?off=1234&len=567", hex);
+    raw_get_header(&l, &n, target, "X-Cairn-Crc32c", crc, sizeof(crc));
+    snprintf(want, sizeof(want), "%08x", cm_crc32c(0, buf + 1234, 567));
+    CU_ASSERT_STRING_EQUAL(crc, want);
     r = do_read(&l, &n, 1, &id, 2990, 11, back, sizeof(back), &got);
     CU_ASSERT_EQUAL(r.err, CM_ERR_RANGE);
     bs_id none = make_id(999);
@@ -624,9 +671,29 @@ static void test_auth_refused(void)
     CU_ASSERT_STRING_EQUAL(raw.msg, "CM_ERR_AUTH");
     tres_release(&raw);
 
-    /* a signature does not carry over to another target (the body's CRC is signed too) */
-    char sig1[65], sig2[65], sig3[65];
-    nd_canon c = {"PUT", "/x?off=0", "n2", "1700000000", "00112233445566778899aabbccddeeff",
+    /* a request made for another node is refused: a body's chunk id is the same on all its
+     * nodes, so a DELETE captured on its way to one must not delete the cell of another */
+    CU_ASSERT_EQUAL_FATAL(do_append(&good, &n, 0, &id, 0, buf, 100, cm_crc32c(0, buf, 100)).err,
+                          CM_OK);
+    tres other;
+    nd_peer elsewhere = peer_of(&n);
+    elsewhere.id = "n9"; /* n's address, signed for n9 */
+    tres_init(&other, &good);
+    CU_ASSERT_EQUAL(nd_delete(good.cl, &elsewhere, 0, &id, done_cb, &other), CM_OK);
+    loop_run(&good);
+    tres_release(&other);
+    CU_ASSERT_EQUAL(other.res.err, CM_ERR_AUTH);
+    CU_ASSERT_EQUAL(other.res.status, 401);
+    uint64_t still = 0;
+    nd_result sr = do_stat(&good, &n, 0, &id);
+    still = sr.size;
+    CU_ASSERT_EQUAL(sr.err, CM_OK); /* not deleted */
+    CU_ASSERT_EQUAL(still, 100);
+
+    /* a signature does not carry over to another target, caller or callee (the body's CRC is
+     * signed too) */
+    char sig1[65], sig2[65], sig3[65], sig4[65];
+    nd_canon c = {"PUT", "/x?off=0", "n2", "n1", "1700000000", "00112233445566778899aabbccddeeff",
                   "10",  "0badf00d"};
     nd_sign(secret, SECRET_LEN, &c, sig1);
     c.target = "/y?off=0";
@@ -634,13 +701,17 @@ static void test_auth_refused(void)
     c.target = "/x?off=0";
     c.crc32c = "0badf00e";
     nd_sign(secret, SECRET_LEN, &c, sig3);
+    c.crc32c = "0badf00d";
+    c.to = "n3";
+    nd_sign(secret, SECRET_LEN, &c, sig4);
     CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig2), 0);
     CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig3), 0);
+    CU_ASSERT_NOT_EQUAL(strcmp(sig1, sig4), 0);
     CU_ASSERT_EQUAL(strlen(sig1), 64);
 
     nd_service_stats st;
     nd_service_get_stats(n.svc, &st);
-    CU_ASSERT_EQUAL(st.auth_refused, 3);
+    CU_ASSERT_EQUAL(st.auth_refused, 4);
     loop_free(&good);
     loop_free(&bad);
     loop_free(&skewed);
@@ -819,16 +890,40 @@ typedef struct {
     int fds[16];
     int n;
     int close_at_once;
+    size_t answer_len;       /* answer each request 200 with this many body bytes (0: never) */
+    struct bufferevent *bev; /* the answering connection */
+    const char *crc;         /* X-Cairn-Crc32c of the answer (NULL: none) */
 } fake_peer;
+
+/* A whole request head arrived: answer it with answer_len zero bytes, whatever it asked. */
+static void fake_answer(struct bufferevent *bev, void *arg)
+{
+    static const uint8_t zeros[64 * 1024];
+    fake_peer *fp = arg;
+    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+    if (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos < 0)
+        return;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nX-Cairn-Size: %zu\r\n",
+                        fp->answer_len, fp->answer_len);
+    if (fp->crc)
+        evbuffer_add_printf(out, "X-Cairn-Crc32c: %s\r\n", fp->crc);
+    evbuffer_add(out, "\r\n", 2);
+    for (size_t i = 0; i < fp->answer_len; i += sizeof(zeros))
+        evbuffer_add(out, zeros, CM_MIN(sizeof(zeros), fp->answer_len - i));
+}
 
 static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                         int salen, void *arg)
 {
     fake_peer *fp = arg;
-    (void)lis;
     (void)sa;
     (void)salen;
-    if (fp->close_at_once || fp->n == 16)
+    if (fp->answer_len && !fp->bev) {
+        fp->bev = bufferevent_socket_new(evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_setcb(fp->bev, fake_answer, NULL, NULL, fp);
+        bufferevent_enable(fp->bev, EV_READ | EV_WRITE);
+    } else if (fp->close_at_once || fp->n == 16)
         close(fd);
     else
         fp->fds[fp->n++] = fd; /* held open, never read, never answered */
@@ -855,7 +950,7 @@ static void test_timeouts_and_retries(void)
     tloop l;
     loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 250);
     bs_id id = make_id(10);
-    fake_peer stall = {{0}, 0, 0}, slam = {{0}, 0, 1};
+    fake_peer stall = {{0}, 0, 0, 0, NULL, NULL}, slam = {{0}, 0, 1, 0, NULL, NULL};
     int sport, cport;
     struct evconnlistener *ls = fake_listen(l.base, &stall, &sport);
     struct evconnlistener *lc = fake_listen(l.base, &slam, &cport);
@@ -896,6 +991,47 @@ static void test_timeouts_and_retries(void)
     for (int i = 0; i < stall.n; i++)
         close(stall.fds[i]);
     loop_free(&l);
+}
+
+/* One read of 1000 bytes from a fake peer answering answer_len zero bytes with header crc. */
+static nd_result fake_read(size_t answer_len, const char *crc, size_t *handed)
+{
+    tloop l;
+    tres r;
+    loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 2000);
+    bs_id id = make_id(12);
+    fake_peer fp = {{0}, 0, 0, answer_len, NULL, crc};
+    int port;
+    struct evconnlistener *lis = fake_listen(l.base, &fp, &port);
+    tnode fake = {.id = "ghost", .port = port};
+    nd_peer p = peer_of(&fake);
+    tres_init(&r, &l);
+    CU_ASSERT_EQUAL(nd_read(l.cl, &p, 0, &id, 0, 1000, data_cb, done_cb, &r, NULL), CM_OK);
+    loop_run(&l);
+    *handed = CM_MAX(evbuffer_get_length(r.data), r.max_buffered);
+    tres_release(&r);
+    evconnlistener_free(lis);
+    if (fp.bev)
+        bufferevent_free(fp.bev);
+    loop_free(&l);
+    return r.res;
+}
+
+/* A peer that answers a read with more bytes than were asked: the caller is handed none of the
+ * excess (its memory is bounded by what it asked for) and the read fails. One whose bytes do not
+ * match their X-Cairn-Crc32c: the read fails CM_ERR_DIGEST (the caller reads another copy). */
+static void test_read_bad_answers(void)
+{
+    static const uint8_t zeros[1000];
+    char good[9];
+    size_t handed;
+    snprintf(good, sizeof(good), "%08x", cm_crc32c(0, zeros, sizeof(zeros)));
+    CU_ASSERT_EQUAL(fake_read(8u << 20, NULL, &handed).err, CM_ERR_CLOSED);
+    CU_ASSERT(handed <= 1000);
+    CU_ASSERT_EQUAL(fake_read(1000, "00000000", &handed).err, CM_ERR_DIGEST);
+    CU_ASSERT_EQUAL(fake_read(1000, good, &handed).err, CM_OK);
+    CU_ASSERT_EQUAL(handed, 1000);
+    CU_ASSERT_EQUAL(fake_read(1000, NULL, &handed).err, CM_OK); /* a long range: no CRC sent */
 }
 
 /* ---- throughput (figures for docs/rpc.md; ND_BENCH_MB=256 for figures worth quoting) ---- */
@@ -999,6 +1135,7 @@ void cu_register(void)
         {"many_in_flight", test_many_in_flight},
         {"faults", test_faults},
         {"timeouts_and_retries", test_timeouts_and_retries},
+        {"read_bad_answers", test_read_bad_answers},
         {"throughput", test_throughput},
         {NULL, NULL},
     };

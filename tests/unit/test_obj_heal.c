@@ -531,6 +531,115 @@ static void test_heal_corrupt(void)
 }
 
 /*
+ * A flaky local backend: its stats and appends end CM_ERR_TIMEOUT (on the loop, as a slow node's
+ * would), everything else goes through to the real one.
+ */
+typedef struct {
+    ob_chunks base;
+    ob_chunks *inner;
+} flaky_chunks;
+
+typedef struct {
+    ob_chunk_done done;
+    void *arg;
+} flaky_call;
+
+static void flaky_end(evutil_socket_t fd, short what, void *arg)
+{
+    flaky_call fc = *(flaky_call *)arg;
+    ob_chunk_result r = {CM_ERR_TIMEOUT, 0, NULL, NULL, 0, 0, "flaky"};
+    (void)fd, (void)what;
+    free(arg);
+    fc.done(fc.arg, &r);
+}
+
+static cm_err flaky_timeout(ob_chunk_done done, void *arg)
+{
+    flaky_call *fc = malloc(sizeof(*fc));
+    *fc = (flaky_call){done, arg};
+    return event_base_once(E.base, -1, EV_TIMEOUT, flaky_end, fc, NULL) == 0 ? CM_OK : CM_ERR_NOMEM;
+}
+
+static cm_err flaky_append(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off,
+                           struct evbuffer *body, uint32_t crc32c, unsigned flags,
+                           ob_chunk_done done, void *arg)
+{
+    (void)c, (void)drive, (void)id, (void)off, (void)crc32c, (void)flags;
+    evbuffer_drain(body, evbuffer_get_length(body));
+    return flaky_timeout(done, arg);
+}
+
+static cm_err flaky_seal(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t len,
+                         ob_chunk_done done, void *arg)
+{
+    return ob_chunk_seal(((flaky_chunks *)c)->inner, drive, id, len, done, arg);
+}
+
+static cm_err flaky_read(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off, uint64_t len,
+                         ob_chunk_done done, void *arg)
+{
+    return ob_chunk_read(((flaky_chunks *)c)->inner, drive, id, off, len, done, arg);
+}
+
+static cm_err flaky_del(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
+                        void *arg)
+{
+    return ob_chunk_delete(((flaky_chunks *)c)->inner, drive, id, done, arg);
+}
+
+static cm_err flaky_stat(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
+                         void *arg)
+{
+    (void)c, (void)drive, (void)id;
+    return flaky_timeout(done, arg);
+}
+
+static cm_err flaky_list(ob_chunks *c, uint32_t drive, const bs_id *after, size_t max,
+                         ob_chunk_done done, void *arg)
+{
+    return ob_chunk_list(((flaky_chunks *)c)->inner, drive, after, max, done, arg);
+}
+
+static void flaky_free(ob_chunks *c)
+{
+    (void)c; /* on the test's stack */
+}
+
+static const ob_chunk_ops flaky_ops = {flaky_append, flaky_seal, flaky_read, flaky_del,
+                                       flaky_stat,   flaky_list, flaky_free};
+
+/*
+ * This node's drives stop answering stats and appends in time (a slow disk, an overloaded node
+ * that is not down for the liveness view): a heal must not take its cells for missing and
+ * rebuild them in place, since that deletes them first and the rewrite then fails: the good
+ * cells would be gone. They are left alone (counted missing), their chunks intact.
+ */
+static void test_heal_no_answer(void)
+{
+    uint8_t *body = malloc(LEN);
+    md_layout l;
+    int tries = 0;
+    env_up();
+    fill(body, LEN, 5);
+    do /* a body with a cell on this node */
+        l = put(body, LEN);
+    while (cell_on(&l, 0) < 0 && ++tries < 64);
+    CU_ASSERT_FATAL(cell_on(&l, 0) >= 0);
+    flaky_chunks fl = {{&flaky_ops}, E.local};
+    ob_resolver *good = E.res;
+    CU_ASSERT_FATAL(ob_resolver_new(E.topo, "n1", &fl.base, E.cl, &E.res) == CM_OK);
+    CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(R.heal.rebuilt, 0);
+    CU_ASSERT(R.heal.missing >= 1);
+    CU_ASSERT_FALSE(R.heal.changed);
+    ob_resolver_free(E.res);
+    E.res = good;
+    check_all_cells(body, LEN, &l); /* nothing was deleted */
+    free(body);
+    env_down();
+}
+
+/*
  * A cell dropped at write (its node refused the append: 0xFF in the layout) is rebuilt at its
  * home once the node is back. Then a drive set draining in a new layout epoch: its cell moves to
  * the new home (a copy), the layout takes the new epoch, names the drained drive as obsolete and
@@ -843,6 +952,91 @@ static void test_repair_pass(void)
     env_down();
 }
 
+/*
+ * A swap that fails without a clear answer (CM_ERR_UNAVAILABLE: the replicated write missed its
+ * quorum but may have reached a replica, from where it can win later) must not delete the cells
+ * it just wrote. Here the write did land: the record names the handoff cells, which must still be
+ * there, and the old cells stay too (the layout may yet go back to them). CM_ERR_CONFLICT (the
+ * record certainly changed) still deletes them.
+ */
+static cm_err swap_result;
+
+static cm_err swap_lands_then_fails(void *arg, const char *bucket, const char *key, size_t part,
+                                    const uint8_t old_blob[16], const md_layout *lay)
+{
+    if (swap_result == CM_ERR_CONFLICT)
+        return swap_result; /* not written */
+    cm_err e = md_object_replace_layout(arg, bucket, key, part, old_blob, lay);
+    return e == CM_OK ? swap_result : e;
+}
+
+static void test_repair_swap_unknown(void)
+{
+    char path[400], key[64];
+    md_store *md;
+    md_bucket mb = {.name = "alpha"};
+    md_part part;
+    md_object o;
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-swap-%p", cu_tmpdir(), (void *)&E);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    uint8_t *body = malloc(LEN2);
+    fill(body, LEN2, 7);
+    md_layout orig = put(body, LEN2);
+    memset(&o, 0, sizeof(o));
+    memset(&part, 0, sizeof(part));
+    obj_key(0, key, sizeof(key));
+    part.size = LEN2;
+    part.layout = orig;
+    o.key = key, o.size = LEN2, o.parts = &part, o.nparts = 1;
+    snprintf(o.etag, sizeof(o.etag), "abc");
+    CU_ASSERT_FATAL(md_object_put(md, "alpha", &o, NULL, NULL, NULL) == CM_OK);
+    int victim = remote_holder(&orig);
+    node_down(victim, 1);
+
+    swap_result = CM_ERR_UNAVAILABLE;
+    ob_repair_config rc = {md,   E.res, E.base, E.topo, E.homes, E.dead,
+                           NULL, NULL,  0,      2,      NULL,    swap_lands_then_fails,
+                           md};
+    ob_repair *rp;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
+    md_layout now = o.parts[0].layout;
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(cell_on(&now, victim), -1); /* the swap landed */
+    check_all_cells(body, LEN2, &now);          /* and every cell it names is there */
+    CU_ASSERT(reads_back(&now, body, LEN2));
+    node_down(victim, 0);
+    check_all_cells(body, LEN2, &orig); /* the old cells were not deleted either */
+
+    /* a certain refusal: the cells written for it go */
+    CU_ASSERT_FATAL(md_object_replace_layout(md, "alpha", key, 0, orig.blob, &orig) == CM_OK);
+    node_down(victim, 1);
+    swap_result = CM_ERR_CONFLICT;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    node_down(victim, 0);
+    CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
+    CU_ASSERT(memcmp(o.parts[0].layout.drives, orig.drives, sizeof(orig.drives)) == 0);
+    md_object_release(&o);
+    for (int i = 0; i < K + M; i++) {
+        int old_place = 0;
+        uint64_t sz;
+        for (int j = 0; j < K + M; j++)
+            old_place |= same_cell(cell_of(&orig, j), cell_of(&now, i));
+        if (!old_place)
+            CU_ASSERT_EQUAL(chunk_stat(cell_of(&now, i), orig.blob, &sz), CM_ERR_NOTFOUND);
+    }
+    check_all_cells(body, LEN2, &orig);
+    free(body);
+    md_close(md);
+    env_down();
+}
+
 /* ---- a measurement: heal speed against the codec's own ---- */
 
 static double now_s(void)
@@ -928,10 +1122,15 @@ static void test_heal_bench(void)
 
 void cu_register(void)
 {
-    static const cu_test heal_tests[] = {
-        {"heal_missing", test_heal_missing}, {"heal_handoff", test_heal_handoff},
-        {"heal_corrupt", test_heal_corrupt}, {"heal_dropped_draining", test_heal_dropped_draining},
-        {"heal_paced", test_heal_paced},     {"repair_pass", test_repair_pass},
-        {"heal_bench", test_heal_bench},     {NULL, NULL}};
+    static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
+                                         {"heal_handoff", test_heal_handoff},
+                                         {"heal_corrupt", test_heal_corrupt},
+                                         {"heal_no_answer", test_heal_no_answer},
+                                         {"heal_dropped_draining", test_heal_dropped_draining},
+                                         {"heal_paced", test_heal_paced},
+                                         {"repair_pass", test_repair_pass},
+                                         {"repair_swap_unknown", test_repair_swap_unknown},
+                                         {"heal_bench", test_heal_bench},
+                                         {NULL, NULL}};
     cu_add_suite("obj_heal", heal_tests);
 }

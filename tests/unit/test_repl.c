@@ -694,7 +694,7 @@ static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
     snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
     snprintf(lenstr, sizeof(lenstr), "%zu", len);
     snprintf(crc, sizeof(crc), "%08x", cm_crc32c(0, rec, len) ^ 1);
-    nd_canon c = {"PUT", target, "n1", date, nonce, lenstr, crc};
+    nd_canon c = {"PUT", target, "n1", "n2", date, nonce, lenstr, crc};
     nd_sign(secret, SECRET_LEN, &c, sig);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
     net_call *call;
