@@ -172,6 +172,8 @@ typedef struct {
     char storage_class[24]; /* x-amz-storage-class as given; "" means STANDARD */
     md_meta *meta;
     size_t nmeta;
+    md_meta *tags; /* object tags (name = key), in the order given; none in format-1 records */
+    size_t ntags;
     /* Full-object or composite checksum. */
     md_cksum_alg ck_alg;
     md_cksum_type ck_type;

@@ -129,6 +129,7 @@ cm_err md_mdb_err(int rc, const char *what);
 /* ---- Record codec (md_record.c) ---- */
 
 #define MD_FORMAT_V1 1
+#define MD_FORMAT_V2 2 /* an object record with tags (OT_TAG); otherwise as V1 */
 
 typedef struct {
     uint8_t *p;
