@@ -679,15 +679,23 @@ static const struct {
     const char *param;
     gw_s3err get_err;
 } unconfigured[] = {
-    {"policy", GW_NO_SUCH_BUCKET_POLICY},  {"cors", GW_NO_SUCH_CORS},
-    {"lifecycle", GW_NO_SUCH_LIFECYCLE},   {"tagging", GW_NO_SUCH_TAG_SET},
-    {"website", GW_NO_SUCH_WEBSITE},       {"replication", GW_UNSUPPORTED},
-    {"encryption", GW_UNSUPPORTED},        {"object-lock", GW_UNSUPPORTED},
-    {"notification", GW_UNSUPPORTED},      {"logging", GW_UNSUPPORTED},
-    {"accelerate", GW_UNSUPPORTED},        {"requestPayment", GW_UNSUPPORTED},
-    {"ownershipControls", GW_UNSUPPORTED}, {"publicAccessBlock", GW_UNSUPPORTED},
-    {"analytics", GW_UNSUPPORTED},         {"metrics", GW_UNSUPPORTED},
-    {"inventory", GW_UNSUPPORTED},         {"intelligent-tiering", GW_UNSUPPORTED},
+    {"policy", GW_NO_SUCH_BUCKET_POLICY},
+    {"cors", GW_NO_SUCH_CORS},
+    {"lifecycle", GW_NO_SUCH_LIFECYCLE},
+    {"website", GW_NO_SUCH_WEBSITE},
+    {"replication", GW_UNSUPPORTED},
+    {"encryption", GW_UNSUPPORTED},
+    {"object-lock", GW_UNSUPPORTED},
+    {"notification", GW_UNSUPPORTED},
+    {"logging", GW_UNSUPPORTED},
+    {"accelerate", GW_UNSUPPORTED},
+    {"requestPayment", GW_UNSUPPORTED},
+    {"ownershipControls", GW_UNSUPPORTED},
+    {"publicAccessBlock", GW_UNSUPPORTED},
+    {"analytics", GW_UNSUPPORTED},
+    {"metrics", GW_UNSUPPORTED},
+    {"inventory", GW_UNSUPPORTED},
+    {"intelligent-tiering", GW_UNSUPPORTED},
 };
 
 static void empty_logging(gw_req *r)
@@ -761,7 +769,9 @@ void gw_op_bucket(gw_req *r)
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
         return;
     }
-    if (is_get || r->head) {
+    if (gw_query_find(&r->q, "tagging")) {
+        gw_op_bucket_tagging(r); /* gw_tagops.c */
+    } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "DELETE") == 0) {
         int sub = 0;

@@ -2,7 +2,7 @@
  * gw_tagging.c - the wire side of S3 tags: checking a tag set against S3's limits, reading the
  * x-amz-tagging header (a URL query string) and writing the <Tagging> document. The XML body of
  * PutObjectTagging / PutBucketTagging is parsed by gw_parse_tagging (gw_xmlparse.c); the
- * requests themselves are served by gw_objtag.c (objects) and gw_bucket.c (buckets).
+ * requests themselves are served by gw_tagops.c.
  *
  * Limits (S3 API reference, "Categorizing your storage using tags" and the S3Tag type):
  *  - at most 10 tags per object (more: 400 BadRequest), 50 per bucket (more: 400 InvalidTag);
@@ -25,15 +25,6 @@
 #include <strings.h>
 
 #include "cm_util.h"
-
-void gw_tags_free(md_meta *tags, size_t n)
-{
-    for (size_t i = 0; tags && i < n; i++) {
-        free(tags[i].name);
-        free(tags[i].value);
-    }
-    free(tags);
-}
 
 /* Code points in s, or -1 when s is not valid UTF-8 or holds a character tags cannot have. */
 static long tag_chars(const char *s)
@@ -149,7 +140,7 @@ gw_s3err gw_tags_from_query(const char *hdr, md_meta **tags, size_t *n, char *ms
     *n = cnt;
     return GW_OK;
 bad:
-    gw_tags_free(t, cnt);
+    md_meta_free(t, cnt);
     snprintf(msg, cap,
              "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
              "parameters without tag name duplicates.");
@@ -167,7 +158,7 @@ gw_s3err gw_tags_copy(const md_meta *src, size_t n, md_meta **out, size_t *nout)
         t[i].name = strdup(src[i].name);
         t[i].value = strdup(src[i].value);
         if (!t[i].name || !t[i].value) {
-            gw_tags_free(t, n);
+            md_meta_free(t, n);
             return GW_INTERNAL;
         }
     }

@@ -160,7 +160,7 @@ gw_s3err gw_parse_create_bucket(const char *xml, size_t len, size_t cap, char **
 /*
  * <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging> (PutObjectTagging,
  * PutBucketTagging) into a heap array of pairs (name = tag key), in the order given; free with
- * gw_tags_free. GW_MALFORMED_XML: not XML, wrong root, no TagSet, a Tag without exactly one Key
+ * md_meta_free. GW_MALFORMED_XML: not XML, wrong root, no TagSet, a Tag without exactly one Key
  * and one Value, more than 4 * GW_MAX_BUCKET_TAGS tags. Limits are gw_tags_check's.
  */
 gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tags, size_t *n);
@@ -174,7 +174,6 @@ gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tag
 #define GW_TAG_KEY_MAX 128   /* Unicode characters */
 #define GW_TAG_VALUE_MAX 256 /* Unicode characters */
 
-void gw_tags_free(md_meta *tags, size_t n); /* NULL is a no-op */
 /*
  * Check a tag set against S3's limits for max tags (GW_MAX_OBJECT_TAGS or GW_MAX_BUCKET_TAGS):
  * GW_OK, or the error S3 answers with its message in msg[cap]: more than 10 object tags is

@@ -449,7 +449,7 @@ gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tag
 out:
     xmlFreeDoc(doc);
     if (e != GW_OK) {
-        gw_tags_free(t, cnt);
+        md_meta_free(t, cnt);
         return e;
     }
     *tags = t;

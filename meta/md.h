@@ -271,7 +271,16 @@ void md_stats_get(md_store *md, md_stats *out);
 
 /* ---- Buckets ---- */
 
-cm_err md_bucket_create(md_store *md, const md_bucket *b);            /* CM_ERR_EXISTS */
+cm_err md_bucket_create(md_store *md, const md_bucket *b); /* CM_ERR_EXISTS */
+/*
+ * Bucket tags (md_btags.c), kept in the bucket's record: only this store's copy, so a cluster
+ * node does not serve them (the bucket namespace lives in etcd). get: a heap array the caller
+ * frees with md_meta_free (none: NULL, 0). set: replace the whole set (n 0 removes it) in one
+ * write op; the record keeps every other field. CM_ERR_NOTFOUND without the bucket.
+ */
+cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n);
+cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n);
+void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*
  * Delete the bucket: CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when it still holds objects (a record

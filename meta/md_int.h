@@ -146,6 +146,10 @@ void md_w_bytes(md_wbuf *w, const void *data, size_t len);
 void md_w_free(md_wbuf *w);
 
 cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w);
+/* The bucket record with its tags (BT_TAG pairs; format 2 when there are any). */
+cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w);
+/* Only the tags of an encoded bucket record (heap array, md_meta_free; none: NULL, 0). */
+cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
 cm_err md_upload_encode(const md_upload *up, md_wbuf *w);
 cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out);

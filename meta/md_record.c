@@ -69,7 +69,7 @@ enum {
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
 /* Bucket and upload fields. */
-enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING };
+enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING, BT_TAG /* format 2, as OT_TAG */ };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
 #define LAYOUT_LEN (16 + 8 + 4 + 1 + 1 + MD_MAX_CELLS)
@@ -699,6 +699,15 @@ cm_err md_object_decode(const uint8_t *buf, size_t len, md_object *out)
     return md_object_decode_ex(buf, len, 0, out);
 }
 
+void md_meta_free(md_meta *pairs, size_t n)
+{
+    for (size_t i = 0; pairs && i < n; i++) {
+        free(pairs[i].name);
+        free(pairs[i].value);
+    }
+    free(pairs);
+}
+
 void md_object_release(md_object *obj)
 {
     if (!obj)
@@ -711,11 +720,7 @@ void md_object_release(md_object *obj)
         free(obj->meta[i].value);
     }
     free(obj->meta);
-    for (size_t i = 0; i < obj->ntags; i++) {
-        free(obj->tags[i].name);
-        free(obj->tags[i].value);
-    }
-    free(obj->tags);
+    md_meta_free(obj->tags, obj->ntags);
     free(obj->inline_data);
     md_parts_free(obj->parts, obj->nparts);
     memset(obj, 0, sizeof(*obj));
@@ -772,14 +777,43 @@ cm_err md_object_inline_verify(const md_object *obj)
 
 /* ---- Buckets and uploads ---- */
 
-cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
+cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w)
 {
-    w_u8(w, MD_FORMAT_V1);
+    w_u8(w, ntags ? MD_FORMAT_V2 : MD_FORMAT_V1); /* as md_object_encode_w */
     w_tlv(w, BT_NAME, b->name, strnlen(b->name, sizeof(b->name) - 1));
     w_u64(w, BT_CREATED, (uint64_t)b->created_ms);
     w_tlv(w, BT_OWNER, b->owner, strnlen(b->owner, sizeof(b->owner) - 1));
     w_tlv(w, BT_VERSIONING, &b->versioning, 1);
+    for (size_t i = 0; i < ntags; i++)
+        w_pair(w, BT_TAG, &tags[i]);
     return w_result(w);
+}
+
+cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
+{
+    return md_bucket_encode_tags(b, NULL, 0, w);
+}
+
+cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    *tags = NULL;
+    *ntags = 0;
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag == BT_TAG)
+            e = obj_pair(tags, ntags, v);
+    }
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    md_meta_free(*tags, *ntags);
+    *tags = NULL;
+    *ntags = 0;
+    return e;
 }
 
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)

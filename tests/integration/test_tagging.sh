@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Object tagging and GetObjectAttributes (issue 10, scope 4) with the real clients: the boto3 suite
 # tagging.py (x-amz-tagging on PUT / copy / multipart, tagging count, limits, GetObjectAttributes,
-# Put/Get/DeleteObjectTagging, a raw PutObjectTagging without Content-MD5), then the aws CLI's
-# s3api verbs and the tags surviving a restart. Against a cluster (CAIRN_TEST_ENDPOINTS,
+# Put/Get/DeleteObjectTagging, a raw PutObjectTagging without Content-MD5, bucket tags, tag
+# changes racing PUTs of the same bytes), then the aws CLI's s3api verbs (object and bucket tags,
+# attributes) and the tags surviving a restart. Against a cluster (CAIRN_TEST_ENDPOINTS,
 # as test_cluster_clients.sh runs it) the tag changes answer 501 and the restart is skipped.
 source "$(dirname "$0")/lib.sh"
 
@@ -48,6 +49,15 @@ if [ "$CLUSTER" = 0 ]; then
             h_bad "tags survive a restart" "$H_OUT"
     fi
     h_run "delete-object-tagging" aws s3api delete-object-tagging --bucket "$B" --key k
+    h_run "put-bucket-tagging" aws s3api put-bucket-tagging --bucket "$B" \
+        --tagging 'TagSet=[{Key=owner,Value=ops}]'
+    if h_run "get-bucket-tagging" aws s3api get-bucket-tagging --bucket "$B"; then
+        grep -q '"Value": "ops"' <<<"$H_OUT" && h_ok "bucket tags read back" ||
+            h_bad "bucket tags read back" "$H_OUT"
+    fi
+    h_run "delete-bucket-tagging" aws s3api delete-bucket-tagging --bucket "$B"
+    h_fails_with "get-bucket-tagging after delete" NoSuchTagSet \
+        aws s3api get-bucket-tagging --bucket "$B"
 fi
 h_run "delete object" aws s3api delete-object --bucket "$B" --key k
 h_run "delete bucket" aws s3api delete-bucket --bucket "$B"

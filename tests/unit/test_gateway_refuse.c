@@ -160,7 +160,7 @@ static void test_values(void)
                     GW_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-object-ownership", ""), GW_INVALID_ARGUMENT);
 
-    /* Tags are supported (gw_objtag.c): the table lets their headers through. */
+    /* Tags are supported (gw_tagops.c): the table lets their headers through. */
     CU_ASSERT_EQUAL(check(GW_RF_COPY, "x-amz-tagging-directive", "REPLACE"), GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-tagging", "a=b"), GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-server-side-encryption-bucket-key-enabled", "false"),

@@ -35,7 +35,7 @@ static void test_parse(void)
     CU_ASSERT_STRING_EQUAL(t[0].value, "1");
     CU_ASSERT_STRING_EQUAL(t[1].name, "c");
     CU_ASSERT_STRING_EQUAL(t[1].value, "");
-    gw_tags_free(t, n);
+    md_meta_free(t, n);
     /* An empty TagSet is an empty set (PutObjectTagging with it removes every tag). */
     CU_ASSERT_EQUAL(parse("<Tagging><TagSet/></Tagging>", &t, &n), GW_OK);
     CU_ASSERT_EQUAL(n, 0);
@@ -81,12 +81,12 @@ static void test_query(void)
     CU_ASSERT_STRING_EQUAL(t[2].value, "");
     CU_ASSERT_STRING_EQUAL(t[3].name, "d");
     CU_ASSERT_STRING_EQUAL(t[3].value, "");
-    gw_tags_free(t, n);
+    md_meta_free(t, n);
     CU_ASSERT_EQUAL(gw_tags_from_query("", &t, &n, msg, sizeof(msg)), GW_OK);
     CU_ASSERT_EQUAL(n, 0);
     CU_ASSERT_EQUAL(gw_tags_from_query("a=1&&b=2&", &t, &n, msg, sizeof(msg)), GW_OK);
     CU_ASSERT_EQUAL(n, 2);
-    gw_tags_free(t, n);
+    md_meta_free(t, n);
     CU_ASSERT_EQUAL(gw_tags_from_query("a=1&a=2", &t, &n, msg, sizeof(msg)), GW_INVALID_ARGUMENT);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "duplicates"));
     CU_ASSERT_EQUAL(gw_tags_from_query("a=%zz", &t, &n, msg, sizeof(msg)), GW_INVALID_ARGUMENT);
@@ -133,11 +133,11 @@ static void test_limits(void)
     CU_ASSERT_EQUAL(gw_tags_check(t, 10, GW_MAX_OBJECT_TAGS, msg, sizeof(msg)), GW_OK);
     CU_ASSERT_EQUAL(gw_tags_check(t, 11, GW_MAX_OBJECT_TAGS, msg, sizeof(msg)), GW_BAD_REQUEST);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "10"));
-    gw_tags_free(t, 11);
+    md_meta_free(t, 11);
     t = make(51, "v");
     CU_ASSERT_EQUAL(gw_tags_check(t, 50, GW_MAX_BUCKET_TAGS, msg, sizeof(msg)), GW_OK);
     CU_ASSERT_EQUAL(gw_tags_check(t, 51, GW_MAX_BUCKET_TAGS, msg, sizeof(msg)), GW_INVALID_TAG);
-    gw_tags_free(t, 51);
+    md_meta_free(t, 51);
 
     char *k128 = rep("\xc3\xa9", 128), *k129 = rep("k", 129);
     char *v256 = rep("\xe2\x82\xac", 256), *v257 = rep("v", 257);
@@ -176,14 +176,14 @@ static void test_document(void)
     CU_ASSERT_STRING_EQUAL(t[0].name, "a&b");
     CU_ASSERT_STRING_EQUAL(t[0].value, "<v>");
     CU_ASSERT_STRING_EQUAL(t[1].value, "");
-    gw_tags_free(t, n);
+    md_meta_free(t, n);
     evbuffer_free(b);
     md_meta *c;
     CU_ASSERT_EQUAL(gw_tags_copy(in, 2, &c, &n), GW_OK);
     CU_ASSERT_EQUAL(n, 2);
     CU_ASSERT_STRING_EQUAL(c[0].value, "<v>");
     CU_ASSERT_PTR_NOT_EQUAL(c[0].value, in[0].value);
-    gw_tags_free(c, n);
+    md_meta_free(c, n);
 }
 
 void cu_register(void)

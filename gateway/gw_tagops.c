@@ -1,7 +1,12 @@
 /*
- * gw_objtag.c - object subresources that read or rewrite an object's record without its body:
- * GetObjectTagging, PutObjectTagging, DeleteObjectTagging (?tagging) and GetObjectAttributes
- * (?attributes).
+ * gw_tagops.c - the tagging operations and GetObjectAttributes: Get/Put/DeleteObjectTagging
+ * (?tagging on an object), Get/Put/DeleteBucketTagging (?tagging on a bucket), and
+ * GetObjectAttributes (?attributes), which like GetObjectTagging reads a record without its body.
+ *
+ * Bucket tags live in the bucket's record of the local store (md_bucket_tags_set: one write op
+ * rewrites it). On a cluster node the bucket namespace is etcd's and the local record only a
+ * mirror, so PutBucketTagging answers 501 there and GetBucketTagging NoSuchTagSet (no bucket can
+ * have tags). At most 50 tags, the limits of gw_tags_check; none is 404 NoSuchTagSet.
  *
  * Tags live in the object's record (md_object.tags; docs/metadata.md), so they are written with
  * the object (x-amz-tagging on PUT, CreateMultipartUpload, CopyObject) and replicate with it.
@@ -49,7 +54,7 @@ static void tag_state_free(void *p)
     tag_state *st = p;
     if (!st)
         return;
-    gw_tags_free(st->tags, st->ntags);
+    md_meta_free(st->tags, st->ntags);
     md_object_release(&st->obj);
     free(st);
 }
@@ -115,7 +120,7 @@ static void set_tags_work(gw_req *r)
             md_object_release(&o);
             return;
         }
-        gw_tags_free(o.tags, o.ntags);
+        md_meta_free(o.tags, o.ntags);
         o.tags = tags;
         o.ntags = n;
         st->err = md_rec_put(r->g->md, r->bucket, &o, o.generation, NULL);
@@ -141,27 +146,48 @@ static void set_tags_done(gw_req *r)
     net_resp_end(r->net);
 }
 
-static void put_tagging_finish(gw_req *r)
+/*
+ * The Tagging body into st->tags, checked against max tags: GW_OK, or the error has been sent.
+ * An empty set is an empty array, not NULL, so that set_tags_done tells PUT from DELETE.
+ */
+static gw_s3err tag_body(gw_req *r, tag_state *st, size_t max)
 {
-    tag_state *st = r->op;
     size_t len = evbuffer_get_length(r->mem);
     const char *xml = (const char *)evbuffer_pullup(r->mem, -1);
-    char msg[200];
+    char msg[200] = "";
     gw_s3err e =
         gw_parse_tagging(xml ? xml : "", xml ? len : 0, TAGGING_XML_CAP, &st->tags, &st->ntags);
-    if (e != GW_OK) {
-        gw_error(r, e, NULL);
+    if (e == GW_OK)
+        e = gw_tags_check(st->tags, st->ntags, max, msg, sizeof(msg));
+    if (e == GW_OK && !st->tags && !(st->tags = calloc(1, sizeof(*st->tags))))
+        e = GW_INTERNAL;
+    if (e != GW_OK)
+        gw_error(r, e, msg[0] ? msg : NULL);
+    return e;
+}
+
+static void put_tagging_finish(gw_req *r)
+{
+    if (tag_body(r, r->op, GW_MAX_OBJECT_TAGS) == GW_OK)
+        gw_offload(r, set_tags_work, set_tags_done);
+}
+
+/* A Put*Tagging request: its body (with the integrity header S3 requires) to memory. */
+static void read_tag_body(gw_req *r, gw_finish_fn finish)
+{
+    tag_state *st;
+    if (!gw_checksum_given(r)) {
+        /* S3 requires an integrity check of this body (httpChecksum required in its model). */
+        gw_error(r, GW_INVALID_REQUEST, "Missing required header for this request: Content-MD5");
         return;
     }
-    if ((e = gw_tags_check(st->tags, st->ntags, GW_MAX_OBJECT_TAGS, msg, sizeof(msg))) != GW_OK) {
-        gw_error(r, e, msg);
+    if (!(st = calloc(1, sizeof(*st)))) {
+        gw_error(r, GW_INTERNAL, NULL);
         return;
     }
-    if (!st->tags && !(st->tags = calloc(1, sizeof(*st->tags)))) {
-        gw_error(r, GW_INTERNAL, NULL); /* an empty set still marks a PUT (200, not 204) */
-        return;
-    }
-    gw_offload(r, set_tags_work, set_tags_done);
+    r->op = st;
+    r->op_free = tag_state_free;
+    gw_body_to_memory(r, TAGGING_XML_CAP, finish);
 }
 
 int gw_checksum_given(gw_req *r)
@@ -182,7 +208,6 @@ void gw_op_object_tagging(gw_req *r)
     const char *m = net_req_method(r->net);
     int get = strcmp(m, "GET") == 0 || r->head;
     int put = strcmp(m, "PUT") == 0, del = strcmp(m, "DELETE") == 0;
-    tag_state *st;
 
     if (!get && !put && !del) {
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
@@ -194,11 +219,6 @@ void gw_op_object_tagging(gw_req *r)
                  "give them with x-amz-tagging when the object is written");
         return;
     }
-    if (put && !gw_checksum_given(r)) {
-        /* S3 requires an integrity check of this body (httpChecksum required in its model). */
-        gw_error(r, GW_INVALID_REQUEST, "Missing required header for this request: Content-MD5");
-        return;
-    }
     if (get) {
         gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, get_tagging_done);
         return;
@@ -207,13 +227,7 @@ void gw_op_object_tagging(gw_req *r)
         gw_offload_state(r, sizeof(tag_state), tag_state_free, set_tags_work, set_tags_done);
         return;
     }
-    if (!(st = calloc(1, sizeof(*st)))) {
-        gw_error(r, GW_INTERNAL, NULL);
-        return;
-    }
-    r->op = st;
-    r->op_free = tag_state_free;
-    gw_body_to_memory(r, TAGGING_XML_CAP, put_tagging_finish);
+    read_tag_body(r, put_tagging_finish);
 }
 
 /* ---- GetObjectAttributes ---- */
@@ -372,4 +386,74 @@ void gw_op_object_attributes(gw_req *r)
         return;
     }
     gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, attributes_done);
+}
+
+/* ---- Bucket tagging ---- */
+
+static void bucket_tags_work(gw_req *r)
+{
+    tag_state *st = r->op;
+    st->err = md_bucket_tags_set(r->g->md, r->bucket, st->tags, st->ntags);
+}
+
+static void bucket_tags_done(gw_req *r)
+{
+    tag_state *st = r->op;
+    if (st->err != CM_OK) {
+        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
+                 NULL);
+        return;
+    }
+    gw_resp_start(r, 204, -1);
+    net_resp_end(r->net);
+}
+
+static void put_bucket_tagging_finish(gw_req *r)
+{
+    if (tag_body(r, r->op, GW_MAX_BUCKET_TAGS) == GW_OK)
+        gw_offload(r, bucket_tags_work, bucket_tags_done);
+}
+
+static void get_bucket_tagging(gw_req *r)
+{
+    md_meta *tags = NULL;
+    size_t n = 0;
+    cm_err err = md_bucket_tags_get(r->g->md, r->bucket, &tags, &n);
+    struct evbuffer *buf = NULL;
+    if (err == CM_OK && n == 0)
+        gw_error(r, GW_NO_SUCH_TAG_SET, NULL);
+    else if (err != CM_OK)
+        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
+    else if (!(buf = evbuffer_new()) || gw_xml_tagging(buf, tags, n) != CM_OK)
+        gw_error(r, GW_INTERNAL, NULL);
+    else
+        gw_resp_xml(r, 200, buf);
+    if (buf)
+        evbuffer_free(buf);
+    md_meta_free(tags, n);
+}
+
+void gw_op_bucket_tagging(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+
+    if (strcmp(m, "GET") == 0 || r->head) {
+        get_bucket_tagging(r); /* one read transaction: no worker needed */
+        return;
+    }
+    if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0) {
+        gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
+        return;
+    }
+    if (gw_meta_remote(r->g)) {
+        gw_error(r, GW_UNSUPPORTED,
+                 "Bucket tags are not available on a cluster node: the bucket namespace would "
+                 "keep them on this node only");
+        return;
+    }
+    if (strcmp(m, "DELETE") == 0) {
+        gw_offload_state(r, sizeof(tag_state), tag_state_free, bucket_tags_work, bucket_tags_done);
+        return;
+    }
+    read_tag_body(r, put_bucket_tagging_finish);
 }
