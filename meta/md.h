@@ -582,9 +582,9 @@ cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_
                       const char *hint_for, int *applied);
 
 /*
- * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers or
- * metadata; tombstones included) in key order: keys after `after` (NULL: from the start) that
- * start with prefix (NULL or "": all) and pass filter (NULL: all), at most max. *out is a heap
+ * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers,
+ * metadata or tags; tombstones included) in key order: keys after `after` (NULL: from the start)
+ * that start with prefix (NULL or "": all) and pass filter (NULL: all), at most max. *out is a heap
  * array (md_objects_free); *truncated when more follow. CM_ERR_NOTFOUND for an unknown bucket.
  */
 cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const char *after,

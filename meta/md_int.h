@@ -157,8 +157,9 @@ cm_err md_part_encode(const md_part *part, md_wbuf *w);
 cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out);
 /* nobody: skip the inline body (is_inline and the CRC are still set). */
 cm_err md_part_decode_ex(const uint8_t *buf, size_t len, int nobody, md_part *out);
-/* Object encoding into w. Decode modes: FULL; SUMMARY skips the body, parts, headers and
- * metadata (listings); NOBODY is FULL without inline bodies (what freeing a record's data needs).
+/* Object encoding into w. Decode modes: FULL; SUMMARY skips the body, parts, headers,
+ * metadata and tags (listings); NOBODY is FULL without inline bodies (what freeing a record's data
+ * needs).
  */
 #define MD_DECODE_FULL 0
 #define MD_DECODE_SUMMARY 1

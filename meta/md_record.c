@@ -641,7 +641,7 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
     case OT_META:
         return mode == MD_DECODE_SUMMARY ? CM_OK : obj_pair(&o->meta, &o->nmeta, v);
     case OT_TAG:
-        return obj_pair(&o->tags, &o->ntags, v);
+        return mode == MD_DECODE_SUMMARY ? CM_OK : obj_pair(&o->tags, &o->ntags, v);
     case OT_CKSUM:
         return obj_cksum(o, v);
     case OT_INLINE:
