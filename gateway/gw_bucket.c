@@ -674,28 +674,21 @@ static void get_location(gw_req *r)
     send_doc(r, buf, err);
 }
 
-/* Subresources we do not support yet, with the "not configured" answer clients expect. */
+/* Subresources we do not support yet, with the "not configured" answer clients expect
+ * ("tagging" is now served: gw_op_bucket routes it to gw_tagops.c before this table is read). */
 static const struct {
     const char *param;
     gw_s3err get_err;
 } unconfigured[] = {
-    {"policy", GW_NO_SUCH_BUCKET_POLICY},
-    {"cors", GW_NO_SUCH_CORS},
-    {"lifecycle", GW_NO_SUCH_LIFECYCLE},
-    {"website", GW_NO_SUCH_WEBSITE},
-    {"replication", GW_UNSUPPORTED},
-    {"encryption", GW_UNSUPPORTED},
-    {"object-lock", GW_UNSUPPORTED},
-    {"notification", GW_UNSUPPORTED},
-    {"logging", GW_UNSUPPORTED},
-    {"accelerate", GW_UNSUPPORTED},
-    {"requestPayment", GW_UNSUPPORTED},
-    {"ownershipControls", GW_UNSUPPORTED},
-    {"publicAccessBlock", GW_UNSUPPORTED},
-    {"analytics", GW_UNSUPPORTED},
-    {"metrics", GW_UNSUPPORTED},
-    {"inventory", GW_UNSUPPORTED},
-    {"intelligent-tiering", GW_UNSUPPORTED},
+    {"policy", GW_NO_SUCH_BUCKET_POLICY},  {"cors", GW_NO_SUCH_CORS},
+    {"lifecycle", GW_NO_SUCH_LIFECYCLE},   {"tagging", GW_NO_SUCH_TAG_SET},
+    {"website", GW_NO_SUCH_WEBSITE},       {"replication", GW_UNSUPPORTED},
+    {"encryption", GW_UNSUPPORTED},        {"object-lock", GW_UNSUPPORTED},
+    {"notification", GW_UNSUPPORTED},      {"logging", GW_UNSUPPORTED},
+    {"accelerate", GW_UNSUPPORTED},        {"requestPayment", GW_UNSUPPORTED},
+    {"ownershipControls", GW_UNSUPPORTED}, {"publicAccessBlock", GW_UNSUPPORTED},
+    {"analytics", GW_UNSUPPORTED},         {"metrics", GW_UNSUPPORTED},
+    {"inventory", GW_UNSUPPORTED},         {"intelligent-tiering", GW_UNSUPPORTED},
 };
 
 static void empty_logging(gw_req *r)

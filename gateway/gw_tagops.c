@@ -38,7 +38,7 @@
 
 #include "cm_util.h"
 
-#define TAGGING_XML_CAP (64 * 1024) /* 50 tags of 128 + 256 four-byte characters fit */
+#define TAGGING_XML_CAP (128 * 1024) /* 50 tags of 128 + 256 four-byte characters fit */
 #define RMW_TRIES 4
 
 typedef struct {
@@ -213,6 +213,8 @@ void gw_op_object_tagging(gw_req *r)
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
+    if (!gw_bucket_check(r, r->bucket))
+        return; /* NoSuchBucket sent, not the NoSuchKey a record read would give */
     if (!get && gw_meta_remote(r->g)) {
         gw_error(r, GW_UNSUPPORTED,
                  "Changing the tags of an existing object is not available on a cluster node; "
@@ -385,6 +387,8 @@ void gw_op_object_attributes(gw_req *r)
         gw_error(r, GW_INVALID_ARGUMENT, NULL);
         return;
     }
+    if (!gw_bucket_check(r, r->bucket))
+        return;
     gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, attributes_done);
 }
 

@@ -124,6 +124,8 @@ def main():
     at = s3.get_object_attributes(Bucket=b, Key="a", ObjectAttributes=["ETag", "Checksum"])
     check("attributes: single PUT has no ObjectParts, has a checksum",
           "ObjectParts" not in at and "Checksum" in at, at)  # boto3 < 1.36 cannot read CRC64NVME
+    check("GetObjectTagging in a missing bucket -> 404 NoSuchBucket",
+          err_of(s3.get_object_tagging, Bucket=b + "-none", Key="a") == (404, "NoSuchBucket"))
     check("attributes of a missing key -> 404",
           err_of(s3.get_object_attributes, Bucket=b, Key="nope",
                  ObjectAttributes=["ETag"])[0] == 404)
