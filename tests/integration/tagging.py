@@ -4,6 +4,7 @@ in the AWS_* env), run by test_tagging.sh. Prints one `ok -` / `FAIL -` line per
 object is refused with 501 (tags given at write time still work).
 """
 
+import base64
 import hashlib
 import os
 import sys
@@ -168,9 +169,15 @@ def main():
         xml = b"<Tagging><TagSet><Tag><Key>x</Key><Value>y</Value></Tag></TagSet></Tagging>"
         st, _, _ = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=xml)
         check("PutObjectTagging without Content-MD5 or checksum -> 400", st == 400, st)
-        st, _, _ = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=b"<Tagging/>",
-                                 headers={"Content-MD5": "1B2M2Y8AsgTpgAZPz8Y2Bg=="})
-        check("Tagging without TagSet -> 400", st == 400, st)
+        st, _, body = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=xml,
+                                    headers={"Content-MD5": "1B2M2Y8AsgTpgAZPz8Y2Bg=="})
+        check("PutObjectTagging with a wrong Content-MD5 -> 400 BadDigest",
+              st == 400 and b"BadDigest" in body, (st, body[:200]))
+        md5 = base64.b64encode(hashlib.md5(b"<Tagging/>").digest()).decode()
+        st, _, body = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=b"<Tagging/>",
+                                    headers={"Content-MD5": md5})
+        check("Tagging without TagSet -> 400 MalformedXML",
+              st == 400 and b"MalformedXML" in body, (st, body[:200]))
         check("PutObjectTagging on a missing key -> 404 NoSuchKey",
               err_of(s3.put_object_tagging, Bucket=b, Key="nope", Tagging={
                   "TagSet": tagset({"a": "b"})}) == (404, "NoSuchKey"))
