@@ -21,12 +21,15 @@
  * that won (at most RMW_TRIES rounds, then 409 ConditionalRequestConflict, which SDKs retry). The
  * record keeps its ETag, Last-Modified and body: S3 does not change them when tags change.
  *
- * On a cluster node the conditional path of the replicated metadata (cmd/cluster_cond.c) checks
- * only ETags, and an ETag does not identify a write (the same bytes PUT again have the same one),
- * so a tag change there answers 501 NotImplemented, saying so, rather than risk a stale body.
- * Reading tags, GetObjectAttributes and tags given at write time work on every node.
+ * On a cluster node a tag change answers 501 NotImplemented, saying so, rather than risk a stale
+ * body: the replicated conditional path (cmd/cluster_cond.c) compares ETags, which do not identify
+ * a write (the same bytes PUT again have the same one), and it orders a write only against the
+ * conditional writes of the key, not against leaderless PUTs (docs/replication.md, "Conditional
+ * writes"). Reading tags, GetObjectAttributes and tags given at write time work on every node.
  *
- * The work runs on a gateway worker (gw_offload): the record read and the commit may block.
+ * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
+ * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
+ * transaction, as gw_bucket_check does); setting bucket tags commits on a worker.
  */
 #include "gw_int.h"
 
