@@ -674,7 +674,8 @@ static void get_location(gw_req *r)
     send_doc(r, buf, err);
 }
 
-/* Subresources we do not support yet, with the "not configured" answer clients expect. */
+/* Subresources we do not support yet, with the "not configured" answer clients expect
+ * ("tagging" is now served: gw_op_bucket routes it to gw_tagops.c before this table is read). */
 static const struct {
     const char *param;
     gw_s3err get_err;
@@ -761,7 +762,9 @@ void gw_op_bucket(gw_req *r)
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
         return;
     }
-    if (is_get || r->head) {
+    if (gw_query_find(&r->q, "tagging")) {
+        gw_op_bucket_tagging(r); /* gw_tagops.c */
+    } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "DELETE") == 0) {
         int sub = 0;

@@ -131,6 +131,7 @@ typedef struct {
     uint64_t first, len; /* source range */
     md_cksum_alg alg;    /* checksum of the new body */
     md_object obj;       /* CopyObject: the record (headers set on the loop, body by the worker) */
+    char msg[200];       /* message of prepare_object's error, when it has one */
     md_part obj_part;    /* its body when stored as stripes */
     md_cond cond;
     char etag[64];
@@ -317,12 +318,28 @@ static void copy_done(gw_req *r)
         evbuffer_free(buf);
 }
 
+/* Tags of the new object: the source's (x-amz-tagging-directive COPY, the default) or the
+ * request's x-amz-tagging (REPLACE; none when absent). */
+static gw_s3err copy_tags(gw_req *r, copy_state *st, md_object *o)
+{
+    const char *dir = gw_hdr(r, "x-amz-tagging-directive");
+    if (dir && strcasecmp(dir, "REPLACE") == 0)
+        return gw_object_tags_from_request(r, o, st->msg, sizeof(st->msg));
+    if (dir && strcasecmp(dir, "COPY") != 0) {
+        snprintf(st->msg, sizeof(st->msg), "Unknown tagging directive.");
+        return GW_INVALID_ARGUMENT;
+    }
+    return gw_tags_copy(st->src.tags, st->src.ntags, &o->tags, &o->ntags);
+}
+
 /* Loop: the destination record's headers and condition, read from the request. */
 static gw_s3err prepare_object(gw_req *r, copy_state *st)
 {
     gw_s3err e = gw_write_cond(r, &st->cond, st->etag, sizeof(st->etag));
     if (e == GW_OK)
         e = copy_headers(r, st, &st->obj);
+    if (e == GW_OK)
+        e = copy_tags(r, st, &st->obj);
     st->obj.key = r->key;
     snprintf(st->obj.version_id, sizeof(st->obj.version_id), "null");
     st->obj.mtime_ms = cm_now_ms();
@@ -398,7 +415,7 @@ static void copy_source_fetched(gw_req *r)
         return;
     }
     if (!part && (e = prepare_object(r, st)) != GW_OK) {
-        gw_error(r, e, NULL);
+        gw_error(r, e, st->msg[0] ? st->msg : NULL);
         return;
     }
     gw_offload(r, copy_work, copy_done);

@@ -43,6 +43,7 @@
       "The list of parts was not in ascending order")                                              \
     X(GW_INVALID_RANGE, "InvalidRange", 416, "The requested range is not satisfiable")             \
     X(GW_INVALID_REQUEST, "InvalidRequest", 400, "Invalid request")                                \
+    X(GW_INVALID_TAG, "InvalidTag", 400, "The tag provided was not a valid tag")                   \
     X(GW_INVALID_STORAGE_CLASS, "InvalidStorageClass", 400,                                        \
       "The storage class you specified is not valid")                                              \
     X(GW_KEY_TOO_LONG, "KeyTooLongError", 400, "Your key is too long")                             \

@@ -233,6 +233,16 @@ void gw_op_bucket(gw_req *r);         /* every request addressed to a bucket (no
 void gw_op_object(gw_req *r);         /* every request addressed to an object */
 void gw_op_multipart(gw_req *r);      /* requests with ?uploads or ?uploadId on an object */
 void gw_op_copy(gw_req *r, int part); /* CopyObject (part 0) or UploadPartCopy (part 1) */
+/* gw_tagops.c: ?tagging (GET, PUT, DELETE) on an object and on an existing bucket, and
+ * GET ?attributes on an object. */
+void gw_op_object_tagging(gw_req *r);
+void gw_op_object_attributes(gw_req *r);
+void gw_op_bucket_tagging(gw_req *r);
+/* 1 when the request carries Content-MD5 or an x-amz-checksum-* (header or trailer). */
+int gw_checksum_given(gw_req *r);
+/* The x-amz-tagging header of a write into o->tags (none when absent), checked against S3's
+ * limits; the error to answer otherwise, its message in msg[cap] (gw_object.c). */
+gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t cap);
 
 /* Record part p of the request's upload, freeing the part it replaced. No r->net: worker-safe. */
 cm_err gw_part_record(gw_req *r, md_part *p);

@@ -102,9 +102,11 @@ static void create_upload(gw_req *r)
             return;
         }
     }
-    if ((e = gw_object_headers_from_request(r, &up.tmpl)) != GW_OK) {
+    char msg[200] = "";
+    if ((e = gw_object_headers_from_request(r, &up.tmpl)) != GW_OK ||
+        (e = gw_object_tags_from_request(r, &up.tmpl, msg, sizeof(msg))) != GW_OK) {
         md_upload_release(&up);
-        gw_error(r, e, NULL);
+        gw_error(r, e, msg); /* the tags are the object's, applied by Complete */
         return;
     }
     cm_put_be64(idb, (uint64_t)cm_now_ms());

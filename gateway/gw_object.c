@@ -114,6 +114,17 @@ gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o)
     return GW_OK;
 }
 
+gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t cap)
+{
+    const char *h = gw_hdr(r, "x-amz-tagging");
+    gw_s3err e;
+    if (!h)
+        return GW_OK;
+    if ((e = gw_tags_from_query(h, &o->tags, &o->ntags, msg, cap)) != GW_OK)
+        return e;
+    return gw_tags_check(o->tags, o->ntags, GW_MAX_OBJECT_TAGS, msg, cap);
+}
+
 /* The write condition from If-None-Match / If-Match on PUT, Complete, Copy. */
 gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
 {
@@ -327,8 +338,10 @@ static void put_finish(gw_req *r)
     o->ck_alg = gw_md_alg(r->ck_alg);
     o->ck_type = MD_CKTYPE_FULL_OBJECT;
     snprintf(o->ck_value, sizeof(o->ck_value), "%s", r->ck_value);
-    if ((e = gw_object_headers_from_request(r, o)) != GW_OK) {
-        gw_error(r, e, NULL);
+    char msg[200] = "";
+    if ((e = gw_object_headers_from_request(r, o)) != GW_OK ||
+        (e = gw_object_tags_from_request(r, o, msg, sizeof(msg))) != GW_OK) {
+        gw_error(r, e, msg);
         return;
     }
     if (r->writer || gw_meta_remote(r->g)) {
@@ -611,6 +624,10 @@ static void add_object_headers(gw_req *r, const md_object *o)
         net_resp_header(r->net, "x-amz-website-redirect-location", o->website_redirect);
     if (o->storage_class[0]) /* S3 names every class but STANDARD */
         net_resp_header(r->net, "x-amz-storage-class", o->storage_class);
+    if (o->ntags) {
+        snprintf(buf, sizeof(buf), "%zu", o->ntags);
+        net_resp_header(r->net, "x-amz-tagging-count", buf);
+    }
     for (size_t i = 0; i < o->nmeta; i++) {
         char name[300];
         snprintf(name, sizeof(name), "x-amz-meta-%s", o->meta[i].name);
@@ -920,27 +937,6 @@ static void exists_then(gw_req *r, gw_finish_fn next)
     exists_done(r);
 }
 
-static void get_object_tagging(gw_req *r)
-{
-    struct evbuffer *buf = evbuffer_new();
-    gw_xml x;
-    if (!buf) {
-        gw_error(r, GW_INTERNAL, NULL);
-        return;
-    }
-    gw_xml_init(&x, buf);
-    gw_xml_begin(&x);
-    gw_xml_open_root(&x, "Tagging");
-    gw_xml_open(&x, "TagSet");
-    gw_xml_close(&x, "TagSet");
-    gw_xml_close(&x, "Tagging");
-    if (gw_xml_status(&x) == CM_OK)
-        gw_resp_xml(r, 200, buf);
-    else
-        gw_error(r, GW_INTERNAL, NULL);
-    evbuffer_free(buf);
-}
-
 void gw_op_object(gw_req *r)
 {
     const char *m = net_req_method(r->net);
@@ -957,12 +953,13 @@ void gw_op_object(gw_req *r)
     }
     if (is_get && gw_query_find(q, "acl")) {
         exists_then(r, gw_send_owner_acl);
-    } else if (is_get && gw_query_find(q, "tagging")) {
-        exists_then(r, get_object_tagging);
-    } else if (gw_query_find(q, "tagging") || gw_query_find(q, "acl") ||
-               gw_query_find(q, "retention") || gw_query_find(q, "legal-hold") ||
-               gw_query_find(q, "restore") || gw_query_find(q, "torrent") ||
-               gw_query_find(q, "select") || gw_query_find(q, "attributes") ||
+    } else if (gw_query_find(q, "tagging")) {
+        gw_op_object_tagging(r);
+    } else if (gw_query_find(q, "attributes")) {
+        gw_op_object_attributes(r);
+    } else if (gw_query_find(q, "acl") || gw_query_find(q, "retention") ||
+               gw_query_find(q, "legal-hold") || gw_query_find(q, "restore") ||
+               gw_query_find(q, "torrent") || gw_query_find(q, "select") ||
                gw_query_find(q, "renameObject")) {
         gw_error(r, GW_UNSUPPORTED, NULL);
     } else if (is_get) {

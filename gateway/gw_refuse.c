@@ -81,10 +81,6 @@ static const rule rules[] = {
      GW_INVALID_ARGUMENT},
     {"x-amz-bucket-object-lock-enabled", GW_RF_CREATE_BUCKET, RULE_VALUES, "Object Lock", "false",
      "true", GW_INVALID_ARGUMENT},
-    /* Tags: none are stored, so copying the (empty) source tag set is what happens anyway. */
-    {"x-amz-tagging", RF_WRITE, RULE_VALUES, "object tagging", "", NULL, GW_OK},
-    {"x-amz-tagging-directive", GW_RF_COPY, RULE_VALUES, "object tagging", "COPY", "REPLACE",
-     GW_INVALID_ARGUMENT},
     /* ACLs: the owner has full control and nobody else has any. */
     {"x-amz-acl", RF_WRITE, RULE_VALUES, "access control lists other than private",
      "private|bucket-owner-full-control", CANNED_ACLS, GW_INVALID_ARGUMENT},

@@ -157,6 +157,41 @@ gw_s3err gw_parse_versioning(const char *xml, size_t len, size_t cap, gw_version
  */
 gw_s3err gw_parse_create_bucket(const char *xml, size_t len, size_t cap, char **location);
 
+/*
+ * <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging> (PutObjectTagging,
+ * PutBucketTagging) into a heap array of pairs (name = tag key), in the order given; free with
+ * md_meta_free. GW_MALFORMED_XML: not XML, wrong root, no TagSet, a Tag without exactly one Key
+ * and one Value, more than 4 * GW_MAX_BUCKET_TAGS tags. Limits are gw_tags_check's.
+ */
+gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tags, size_t *n);
+
+/* ======================================================================================== */
+/* Tags (gw_tagging.c)                                                                      */
+/* ======================================================================================== */
+
+#define GW_MAX_OBJECT_TAGS 10
+#define GW_MAX_BUCKET_TAGS 50
+#define GW_TAG_KEY_MAX 128   /* Unicode characters */
+#define GW_TAG_VALUE_MAX 256 /* Unicode characters */
+
+/*
+ * Check a tag set against S3's limits for max tags (GW_MAX_OBJECT_TAGS or GW_MAX_BUCKET_TAGS):
+ * GW_OK, or the error S3 answers with its message in msg[cap]: more than 10 object tags is
+ * BadRequest, more than 50 bucket tags InvalidTag; an empty, too long, "aws:"-prefixed or
+ * duplicate key, a too long value or a character outside S3's set is InvalidTag.
+ */
+gw_s3err gw_tags_check(const md_meta *tags, size_t n, size_t max, char *msg, size_t cap);
+/*
+ * The x-amz-tagging header ("k1=v1&k2=v2", form-encoded: '+' is a space) into a heap array.
+ * "" is no tags; "k" alone is a key with an empty value. GW_INVALID_ARGUMENT (msg set) for a bad
+ * escape, a NUL, a duplicate key or absurdly many pairs. Limits are gw_tags_check's.
+ */
+gw_s3err gw_tags_from_query(const char *hdr, md_meta **tags, size_t *n, char *msg, size_t cap);
+/* Deep copy (GW_INTERNAL when out of memory). */
+gw_s3err gw_tags_copy(const md_meta *src, size_t n, md_meta **out, size_t *nout);
+/* The <Tagging> document of GetObjectTagging / GetBucketTagging. */
+cm_err gw_xml_tagging(struct evbuffer *buf, const md_meta *tags, size_t n);
+
 /* ======================================================================================== */
 /* Response documents (gw_listing.c)                                                        */
 /* ======================================================================================== */

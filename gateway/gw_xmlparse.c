@@ -1,6 +1,6 @@
 /*
  * gw_xmlparse.c - the XML request bodies S3 clients send: CompleteMultipartUpload,
- * DeleteObjects, PutBucketVersioning and CreateBucket's configuration.
+ * DeleteObjects, PutBucketVersioning, CreateBucket's configuration and Tagging.
  *
  * Design: libxml2 builds a small tree (bodies are capped by the caller before parsing) and each
  * parser walks the root's element children by local name, so documents with or without the S3
@@ -405,4 +405,54 @@ gw_s3err gw_parse_create_bucket(const char *xml, size_t len, size_t cap, char **
     }
     xmlFreeDoc(doc);
     return e;
+}
+
+/* One <Tag>: exactly one Key and one Value (either may be empty text). */
+static gw_s3err parse_tag(xmlNodePtr tag, md_meta *out)
+{
+    xmlNodePtr k = child(tag, "Key"), v = child(tag, "Value");
+    if (count_children(tag, "Key") != 1 || count_children(tag, "Value") != 1)
+        return GW_MALFORMED_XML;
+    out->name = text_of(k);
+    out->value = text_of(v);
+    return out->name && out->value ? GW_OK : GW_INTERNAL;
+}
+
+gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tags, size_t *n)
+{
+    xmlDocPtr doc;
+    xmlNodePtr root, set;
+    md_meta *t = NULL;
+    size_t cnt = 0;
+    *tags = NULL;
+    *n = 0;
+    gw_s3err e = load(xml, len, cap, "Tagging", &doc, &root);
+    if (e != GW_OK)
+        return e;
+    if (count_children(root, "TagSet") != 1 || !(set = child(root, "TagSet"))) {
+        e = GW_MALFORMED_XML;
+        goto out;
+    }
+    size_t want = count_children(set, "Tag");
+    if (want > 4 * GW_MAX_BUCKET_TAGS) {
+        e = GW_MALFORMED_XML;
+        goto out;
+    }
+    if (want && !(t = calloc(want, sizeof(*t)))) {
+        e = GW_INTERNAL;
+        goto out;
+    }
+    for (xmlNodePtr c = set->children; c && e == GW_OK; c = c->next) {
+        if (is_elem(c, "Tag"))
+            e = parse_tag(c, &t[cnt++]);
+    }
+out:
+    xmlFreeDoc(doc);
+    if (e != GW_OK) {
+        md_meta_free(t, cnt);
+        return e;
+    }
+    *tags = t;
+    *n = cnt;
+    return GW_OK;
 }

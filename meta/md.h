@@ -172,6 +172,8 @@ typedef struct {
     char storage_class[24]; /* x-amz-storage-class as given; "" means STANDARD */
     md_meta *meta;
     size_t nmeta;
+    md_meta *tags; /* object tags (name = key), in the order given; none in format-1 records */
+    size_t ntags;
     /* Full-object or composite checksum. */
     md_cksum_alg ck_alg;
     md_cksum_type ck_type;
@@ -296,7 +298,16 @@ void md_stats_get(md_store *md, md_stats *out);
 
 /* ---- Buckets ---- */
 
-cm_err md_bucket_create(md_store *md, const md_bucket *b);            /* CM_ERR_EXISTS */
+cm_err md_bucket_create(md_store *md, const md_bucket *b); /* CM_ERR_EXISTS */
+/*
+ * Bucket tags (md_btags.c), kept in the bucket's record: only this store's copy, so a cluster
+ * node does not serve them (the bucket namespace lives in etcd). get: a heap array the caller
+ * frees with md_meta_free (none: NULL, 0). set: replace the whole set (n 0 removes it) in one
+ * write op; the record keeps every other field. CM_ERR_NOTFOUND without the bucket.
+ */
+cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n);
+cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n);
+void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*
  * Delete the bucket: CM_ERR_NOTFOUND, or CM_ERR_CONFLICT when it still holds objects (a record
@@ -598,9 +609,9 @@ cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_
                       const char *hint_for, int *applied);
 
 /*
- * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers or
- * metadata; tombstones included) in key order: keys after `after` (NULL: from the start) that
- * start with prefix (NULL or "": all) and pass filter (NULL: all), at most max. *out is a heap
+ * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers,
+ * metadata or tags; tombstones included) in key order: keys after `after` (NULL: from the start)
+ * that start with prefix (NULL or "": all) and pass filter (NULL: all), at most max. *out is a heap
  * array (md_objects_free); *truncated when more follow. CM_ERR_NOTFOUND for an unknown bucket.
  */
 cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const char *after,

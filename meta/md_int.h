@@ -190,6 +190,7 @@ cm_err md_mdb_err(int rc, const char *what);
 /* ---- Record codec (md_record.c) ---- */
 
 #define MD_FORMAT_V1 1
+#define MD_FORMAT_V2 2 /* an object record with tags (OT_TAG); otherwise as V1 */
 
 typedef struct {
     const uint8_t *p;
@@ -200,6 +201,10 @@ void md_w_bytes(md_wbuf *w, const void *data, size_t len);
 void md_w_free(md_wbuf *w);
 
 cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w);
+/* The bucket record with its tags (BT_TAG pairs; format 2 when there are any). */
+cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w);
+/* Only the tags of an encoded bucket record (heap array, md_meta_free; none: NULL, 0). */
+cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
 cm_err md_upload_encode(const md_upload *up, md_wbuf *w);
 cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out);
@@ -207,8 +212,9 @@ cm_err md_part_encode(const md_part *part, md_wbuf *w);
 cm_err md_part_decode(const uint8_t *buf, size_t len, md_part *out);
 /* nobody: skip the inline body (is_inline and the CRC are still set). */
 cm_err md_part_decode_ex(const uint8_t *buf, size_t len, int nobody, md_part *out);
-/* Object encoding into w. Decode modes: FULL; SUMMARY skips the body, parts, headers and
- * metadata (listings); NOBODY is FULL without inline bodies (what freeing a record's data needs).
+/* Object encoding into w. Decode modes: FULL; SUMMARY skips the body, parts, headers,
+ * metadata and tags (listings); NOBODY is FULL without inline bodies (what freeing a record's data
+ * needs).
  */
 #define MD_DECODE_FULL 0
 #define MD_DECODE_SUMMARY 1

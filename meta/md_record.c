@@ -1,7 +1,8 @@
 /*
  * md_record.c - the versioned binary encoding of metadata records.
  *
- * Every record starts with a format byte (MD_FORMAT_V1) followed by TLV fields:
+ * Every record starts with a format byte (MD_FORMAT_V1, or MD_FORMAT_V2 for an object or upload
+ * record that carries tags) followed by TLV fields:
  *     tag u8 | length u32 big-endian | value
  * Integers are big-endian fixed width (u8/u32/u64; int64 stored as its two's complement u64);
  * strings are raw bytes whose length is the TLV length. Absent optional fields are simply not
@@ -14,6 +15,11 @@
  * a decoded record is re-encoded, so damage is never laundered); md_object_inline_verify checks
  * it, or a plain-MD5 ETag for records written before the CRC. Decoders may skip inline bodies
  * (MD_DECODE_NOBODY, md_part_decode_ex) for callers that only free chunks or list parts.
+ *
+ * Tags (OT_TAG, name/value pairs like OT_META) are the one field that bumps the format byte: a
+ * reader from before them would skip them and, re-encoding the record (a repair, a copy), drop
+ * them silently; with format 2 it refuses the record instead. Records without tags keep format 1
+ * byte for byte, and every format-1 record decodes as before (no tags).
  *
  * Replication fields (hlc, version vector, tombstone) are optional like the rest; the generation,
  * when present, is always the last field, so the store can set it in an encoded record in place
@@ -57,12 +63,13 @@ enum {
     OT_HLC,           /* u64 hlc | u32 node (replication; absent = 0) */
     OT_VV,            /* version vector (md_vv_encode) */
     OT_TOMBSTONE,     /* u8 1: the version is a deletion */
-    OT_GENERATION     /* u64, always the last field (the store patches it in place) */
+    OT_GENERATION,    /* u64, always the last field (the store patches it in place) */
+    OT_TAG            /* u32 key length | key | value (format 2; written before OT_GENERATION) */
 };
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
 /* Bucket and upload fields. */
-enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING };
+enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING, BT_TAG /* format 2, as OT_TAG */ };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
 #define LAYOUT_LEN (16 + 8 + 4 + 1 + 1 + MD_MAX_CELLS)
@@ -187,7 +194,7 @@ static cm_err r_version(const uint8_t *buf, size_t len, rbuf *r)
 {
     if (len < 1)
         return MD_CORRUPT("empty record");
-    if (buf[0] != MD_FORMAT_V1)
+    if (buf[0] != MD_FORMAT_V1 && buf[0] != MD_FORMAT_V2)
         return MD_CORRUPT("unknown record format version");
     r->p = buf + 1, r->n = len - 1, r->off = 0;
     return CM_OK;
@@ -467,6 +474,20 @@ static char **obj_header(md_object *o, int i)
 }
 #define OBJ_NHEADERS 7
 
+/* A name/value pair (metadata, tag): u32 name length | name | value. */
+static void w_pair(md_wbuf *w, uint8_t tag, const md_meta *m)
+{
+    size_t mark = w_begin(w, tag);
+    uint8_t b[4];
+    const char *name = m->name ? m->name : "";
+    const char *value = m->value ? m->value : "";
+    cm_put_be32(b, (uint32_t)strlen(name));
+    md_w_bytes(w, b, 4);
+    md_w_bytes(w, name, strlen(name));
+    md_w_bytes(w, value, strlen(value));
+    w_end(w, mark);
+}
+
 static void w_object_fields(md_wbuf *w, const md_object *o)
 {
     md_object *m = (md_object *)o; /* obj_header only reads through it here */
@@ -479,17 +500,8 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         w_tlv(w, OT_DELETE_MARKER, "\1", 1);
     for (int i = 0; i < OBJ_NHEADERS; i++)
         w_str(w, (uint8_t)(OT_CONTENT_TYPE + i), *obj_header(m, i));
-    for (size_t i = 0; i < o->nmeta; i++) {
-        size_t mark = w_begin(w, OT_META);
-        uint8_t b[4];
-        const char *name = o->meta[i].name ? o->meta[i].name : "";
-        const char *value = o->meta[i].value ? o->meta[i].value : "";
-        cm_put_be32(b, (uint32_t)strlen(name));
-        md_w_bytes(w, b, 4);
-        md_w_bytes(w, name, strlen(name));
-        md_w_bytes(w, value, strlen(value));
-        w_end(w, mark);
-    }
+    for (size_t i = 0; i < o->nmeta; i++)
+        w_pair(w, OT_META, &o->meta[i]);
     if (o->ck_alg != MD_CK_NONE) {
         size_t mark = w_begin(w, OT_CKSUM);
         uint8_t b[2] = {(uint8_t)o->ck_alg, (uint8_t)o->ck_type};
@@ -523,13 +535,18 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
     }
     if (o->tombstone)
         w_tlv(w, OT_TOMBSTONE, "\1", 1);
+    for (size_t i = 0; i < o->ntags; i++)
+        w_pair(w, OT_TAG, &o->tags[i]);
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
 }
 
 cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
 {
-    w_u8(w, MD_FORMAT_V1);
+    /* Format 2 only when it says more than format 1 could: an untagged record stays byte for byte
+     * what it was, and a reader from before tags refuses a tagged record rather than dropping its
+     * tags when it re-encodes it. */
+    w_u8(w, obj->ntags ? MD_FORMAT_V2 : MD_FORMAT_V1);
     w_object_fields(w, obj);
     return w_result(w);
 }
@@ -557,18 +574,19 @@ cm_err md_object_encode(const md_object *obj, uint8_t **buf, size_t *len)
     return CM_OK;
 }
 
-static cm_err obj_meta(md_object *o, md_slice v)
+/* Append a decoded name/value pair to *pairs (metadata or tags). */
+static cm_err obj_pair(md_meta **pairs, size_t *n, md_slice v)
 {
     if (v.n < 4 || v.n - 4 < cm_get_be32(v.p))
-        return MD_CORRUPT("metadata pair name beyond field");
+        return MD_CORRUPT("name/value pair name beyond field");
     size_t nlen = cm_get_be32(v.p);
-    md_meta *m = realloc(o->meta, (o->nmeta + 1) * sizeof(*m));
+    md_meta *m = realloc(*pairs, (*n + 1) * sizeof(*m));
     if (!m)
         return CM_ERR_NOMEM;
-    o->meta = m;
-    m = &o->meta[o->nmeta];
+    *pairs = m;
+    m = &m[*n];
     memset(m, 0, sizeof(*m));
-    o->nmeta++; /* counted now so release frees a half-filled pair */
+    (*n)++; /* counted now so release frees a half-filled pair */
     cm_err e = f_str((md_slice){v.p + 4, nlen}, &m->name);
     if (e == CM_OK)
         e = f_str((md_slice){v.p + 4 + nlen, v.n - 4 - nlen}, &m->value);
@@ -621,7 +639,9 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return e;
     }
     case OT_META:
-        return mode == MD_DECODE_SUMMARY ? CM_OK : obj_meta(o, v);
+        return mode == MD_DECODE_SUMMARY ? CM_OK : obj_pair(&o->meta, &o->nmeta, v);
+    case OT_TAG:
+        return mode == MD_DECODE_SUMMARY ? CM_OK : obj_pair(&o->tags, &o->ntags, v);
     case OT_CKSUM:
         return obj_cksum(o, v);
     case OT_INLINE:
@@ -679,6 +699,15 @@ cm_err md_object_decode(const uint8_t *buf, size_t len, md_object *out)
     return md_object_decode_ex(buf, len, 0, out);
 }
 
+void md_meta_free(md_meta *pairs, size_t n)
+{
+    for (size_t i = 0; pairs && i < n; i++) {
+        free(pairs[i].name);
+        free(pairs[i].value);
+    }
+    free(pairs);
+}
+
 void md_object_release(md_object *obj)
 {
     if (!obj)
@@ -691,6 +720,7 @@ void md_object_release(md_object *obj)
         free(obj->meta[i].value);
     }
     free(obj->meta);
+    md_meta_free(obj->tags, obj->ntags);
     free(obj->inline_data);
     md_parts_free(obj->parts, obj->nparts);
     memset(obj, 0, sizeof(*obj));
@@ -747,14 +777,43 @@ cm_err md_object_inline_verify(const md_object *obj)
 
 /* ---- Buckets and uploads ---- */
 
-cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
+cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w)
 {
-    w_u8(w, MD_FORMAT_V1);
+    w_u8(w, ntags ? MD_FORMAT_V2 : MD_FORMAT_V1); /* as md_object_encode_w */
     w_tlv(w, BT_NAME, b->name, strnlen(b->name, sizeof(b->name) - 1));
     w_u64(w, BT_CREATED, (uint64_t)b->created_ms);
     w_tlv(w, BT_OWNER, b->owner, strnlen(b->owner, sizeof(b->owner) - 1));
     w_tlv(w, BT_VERSIONING, &b->versioning, 1);
+    for (size_t i = 0; i < ntags; i++)
+        w_pair(w, BT_TAG, &tags[i]);
     return w_result(w);
+}
+
+cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
+{
+    return md_bucket_encode_tags(b, NULL, 0, w);
+}
+
+cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    *tags = NULL;
+    *ntags = 0;
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag == BT_TAG)
+            e = obj_pair(tags, ntags, v);
+    }
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    md_meta_free(*tags, *ntags);
+    *tags = NULL;
+    *ntags = 0;
+    return e;
 }
 
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
@@ -781,13 +840,14 @@ cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
 
 cm_err md_upload_encode(const md_upload *up, md_wbuf *w)
 {
-    w_u8(w, MD_FORMAT_V1);
+    uint8_t format = up->tmpl.ntags ? MD_FORMAT_V2 : MD_FORMAT_V1; /* as md_object_encode_w */
+    w_u8(w, format);
     w_str(w, UT_KEY, up->key);
     w_tlv(w, UT_UPLOAD_ID, up->upload_id, strnlen(up->upload_id, sizeof(up->upload_id) - 1));
     w_u64(w, UT_INITIATED, (uint64_t)up->initiated_ms);
     w_tlv(w, UT_OWNER, up->owner, strnlen(up->owner, sizeof(up->owner) - 1));
     size_t mark = w_begin(w, UT_TMPL);
-    w_u8(w, MD_FORMAT_V1);
+    w_u8(w, format);
     w_object_fields(w, &up->tmpl);
     w_end(w, mark);
     return w_result(w);

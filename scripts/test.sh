@@ -46,6 +46,14 @@ bad=()
 for f in "${srcs[@]}"; do
     clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")
 done
+# Every metadata write must reach the store's copies (meta/md_mirror.c): a raw LMDB write in meta/
+# would land in the primary only and the copies would silently diverge.
+raw=$(grep -nE '\bmdb_(put|del|cursor_put|cursor_del)\(' meta/*.c | grep -v '^meta/md_mirror.c:' | grep -v '^[^:]*:[0-9]*: *[/*]')
+if [ -n "$raw" ]; then
+    echo "raw LMDB writes outside meta/md_mirror.c (use md_db_put/md_db_del/md_db_cursor_del):"
+    echo "$raw"
+    bad+=(meta/)
+fi
 if [ ${#bad[@]} -eq 0 ]; then
     echo "${#srcs[@]} files formatted"
     result format 0

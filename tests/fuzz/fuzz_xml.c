@@ -1,11 +1,11 @@
 /*
  * fuzz_xml.c - libFuzzer target for the S3 request bodies parsed with libxml2
- * (CompleteMultipartUpload, Delete, VersioningConfiguration, CreateBucketConfiguration) and for
- * the query-string, range and copy-source parsers that see client bytes.
+ * (CompleteMultipartUpload, Delete, VersioningConfiguration, CreateBucketConfiguration, Tagging)
+ * and for the query-string, range, copy-source and x-amz-tagging parsers that see client bytes.
  *
  * Oracles: no crash, leak or sanitizer report; parsed results respect the documented bounds
  * (1..10000 parts with strictly ascending numbers in 1..10000, NUL-terminated ETags and checksums,
- * 1..1000 delete entries).
+ * 1..1000 delete entries, at most 4 x 50 tags whose every key and value is a string).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +44,19 @@ static void parse_bodies(const char *xml, size_t len)
     char *loc = NULL;
     if (gw_parse_create_bucket(xml, len, 1 << 20, &loc) == GW_OK)
         free(loc);
+    md_meta *tags;
+    size_t n;
+    char msg[200];
+    if (gw_parse_tagging(xml, len, 1 << 20, &tags, &n) == GW_OK) {
+        if (n > 4 * GW_MAX_BUCKET_TAGS)
+            abort();
+        for (size_t i = 0; i < n; i++) {
+            if (!tags[i].name || !tags[i].value)
+                abort();
+        }
+        gw_tags_check(tags, n, GW_MAX_OBJECT_TAGS, msg, sizeof(msg));
+        md_meta_free(tags, n);
+    }
 }
 
 static void parse_lines(const char *s, size_t len)
@@ -65,6 +78,13 @@ static void parse_lines(const char *s, size_t len)
     if (gw_copy_source_parse(z, &cs) == GW_OK)
         gw_copy_source_release(&cs);
     gw_etag_match(z, "d41d8cd98f00b204e9800998ecf8427e");
+    md_meta *tags;
+    size_t n;
+    char msg[200];
+    if (gw_tags_from_query(z, &tags, &n, msg, sizeof(msg)) == GW_OK) {
+        gw_tags_check(tags, n, GW_MAX_OBJECT_TAGS, msg, sizeof(msg));
+        md_meta_free(tags, n);
+    }
     free(z);
 }
 

@@ -327,6 +327,10 @@ def seeds_xml():
         "<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint>"
         "</CreateBucketConfiguration>",
         "<!DOCTYPE x [<!ENTITY a \"b\">]><Delete><Object><Key>&a;</Key></Object></Delete>",
+        '<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>a b</Key>'
+        "<Value>caf\u00e9</Value></Tag><Tag><Key>aws:x</Key><Value></Value></Tag></TagSet>"
+        "</Tagging>",
+        "project=cairn&team=s%20t+x&empty=&k",
         "/bucket/key?list-type=2&prefix=a%2F&delimiter=%2F&continuation-token=YQ%3D%3D",
         "/b/k?uploadId=x&partNumber=3&versionId",
         "bytes=0-9", "bytes=-500", "bytes=900-", "bytes=1-2,4-5",

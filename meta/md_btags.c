@@ -1,0 +1,75 @@
+/*
+ * md_btags.c - bucket tags (PutBucketTagging / GetBucketTagging), stored in the bucket's own
+ * record as BT_TAG pairs (md_record.c; format 2 while there are tags).
+ *
+ * The bucket record is otherwise written once, by md_bucket_create (MDB_NOOVERWRITE), so setting
+ * tags is the only rewrite: one write op reads the record, re-encodes its fields with the new tag
+ * set and puts it back in the same transaction, so two racing sets cannot mix and a deletion of
+ * the bucket either comes first (CM_ERR_NOTFOUND) or takes the tags with it. A re-created bucket
+ * starts without tags, as in S3.
+ *
+ * Threading: as the store (reads in a read transaction, the write through md_write).
+ */
+#include <string.h>
+
+#include "md_int.h"
+
+static cm_err record_get(MDB_txn *txn, md_store *md, const char *name, MDB_val *v)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > MD_BUCKET_MAX)
+        return CM_ERR_NOTFOUND;
+    MDB_val k = {nl, (void *)name};
+    int rc = mdb_get(txn, md->buckets, &k, v);
+    if (rc == MDB_NOTFOUND)
+        return CM_ERR_NOTFOUND;
+    return rc ? md_mdb_err(rc, "get bucket") : CM_OK;
+}
+
+cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    *tags = NULL;
+    *n = 0;
+    cm_err e = md_txn_begin(md, 1, &txn);
+    if (e != CM_OK)
+        return e;
+    if ((e = record_get(txn, md, name, &v)) == CM_OK)
+        e = md_bucket_tags_decode(v.mv_data, v.mv_size, tags, n);
+    md_txn_end(md, txn);
+    return e;
+}
+
+typedef struct {
+    const char *name;
+    const md_meta *tags;
+    size_t n;
+} tags_set_op;
+
+static cm_err tags_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    tags_set_op *op = arg;
+    MDB_val v;
+    md_bucket b;
+    md_wbuf w = {0};
+    (void)wrote;
+    cm_err e = record_get(txn, md, op->name, &v);
+    if (e == CM_OK)
+        e = md_bucket_decode(v.mv_data, v.mv_size, &b);
+    if (e == CM_OK)
+        e = md_bucket_encode_tags(&b, op->tags, op->n, &w);
+    if (e == CM_OK) {
+        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
+        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
+        e = rc ? md_mdb_err(rc, "put bucket tags") : CM_OK;
+    }
+    md_w_free(&w);
+    return e;
+}
+
+cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n)
+{
+    tags_set_op op = {name, tags, n};
+    return md_write(md, tags_set_apply, &op);
+}
