@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cm_checksum.h"
 #include "cm_util.h"
@@ -70,6 +71,21 @@ static inline int cu_s3_head(const cu_s3_req *q, char *out, size_t cap)
                  dec ? "x-amz-decoded-content-length: " : "", dec ? dlen : "", dec ? "\r\n" : "",
                  q->extra ? q->extra : "", q->access_key, scope, signed_names, sig);
     return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Read a whole answer (the server closes: Connection: close) into out, NUL-terminated; close fd.
+ * The HTTP status, 0 when there was none. */
+static inline int cu_s3_answer(int fd, char *out, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(out, "HTTP/1.1 %d", &status);
+    return status;
 }
 
 #endif

@@ -199,15 +199,7 @@ static int call(const tserver *s, const char *method, const char *target, const 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     CU_ASSERT_FATAL(write(fd, req, (size_t)n) == n);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
-        got += (size_t)r;
-    out[got] = '\0';
-    close(fd);
-    int status = 0;
-    sscanf(out, "HTTP/1.1 %d", &status);
-    return status;
+    return cu_s3_answer(fd, out, cap);
 }
 
 /* ---- the cases ---- */
