@@ -384,8 +384,10 @@ static void *repair_main(void *arg)
 
 cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out)
 {
-    cmd_repair *c = calloc(1, sizeof(*c));
     *out = NULL;
+    if (cfg->nreplicas < 1 || cfg->nreplicas > PL_MAX_CELLS)
+        return CM_ERR_INVAL; /* no node would be a home: nothing would ever be healed */
+    cmd_repair *c = calloc(1, sizeof(*c));
     if (!c)
         return CM_ERR_NOMEM;
     c->cfg = *cfg;

@@ -157,7 +157,7 @@ typedef struct {
     co_layout *layout;
     rp *coord; /* record reads and layout swaps go through the replicated records */
     uint32_t nshards;
-    int nreplicas; /* N: the coordinator's homes per partition (rp_homes) */
+    int nreplicas; /* N: the coordinator's homes per partition (rp_homes); 1..PL_MAX_CELLS */
     const char *data_dir;
     double mbps;    /* pace; 0 = unpaced */
     int interval_s; /* 0 = events only */

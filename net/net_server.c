@@ -182,7 +182,7 @@ static cm_err bind_loop(net_server *srv, net_loop *loop, const struct addrinfo *
     }
     if (loop->index == 0 && srv->port &&
         probe_port((struct sockaddr *)&ss, (socklen_t)ai->ai_addrlen) != CM_OK) {
-        CM_ERROR("net", "port %d of %s is in use by another process", srv->port, srv->cfg.host);
+        CM_ERROR("net", "port %d of %s is already in use", srv->port, srv->cfg.host);
         return CM_ERR_EXISTS;
     }
     unsigned flags =
