@@ -148,12 +148,7 @@ static void server_start(tserver *s, fake_ns *f)
     gw_config gc;
     net_config nc;
     snprintf(dir, sizeof(dir), "%s/gw%d", cu_tmpdir(), started++); /* a new store each time */
-    CU_ASSERT_EQUAL_FATAL(cm_mkdir_durable(dir, 0755), CM_OK);
-    gw_config_defaults(&gc);
-    gc.data_dir = dir;
-    gc.region = REGION;
-    gc.access_key = AK;
-    gc.secret_key = SK;
+    CU_ASSERT_FATAL(cu_gw_config(&gc, dir, REGION, AK, SK) == 0);
     gc.ndrives = 3, gc.k = 2, gc.m = 1;
     gc.workers = 2;
     CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &s->g), CM_OK);

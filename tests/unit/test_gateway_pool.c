@@ -113,12 +113,7 @@ static void test_saturated_loop_free(void)
     gw_config gc;
     gw *g = NULL;
     snprintf(dir, sizeof(dir), "%s/gw", cu_tmpdir());
-    CU_ASSERT_EQUAL_FATAL(cm_mkdir_durable(dir, 0755), CM_OK);
-    gw_config_defaults(&gc);
-    gc.data_dir = dir;
-    gc.region = REGION;
-    gc.access_key = AK;
-    gc.secret_key = SK;
+    CU_ASSERT_FATAL(cu_gw_config(&gc, dir, REGION, AK, SK) == 0);
     gc.ndrives = 3, gc.k = 2, gc.m = 1;
     gc.workers = 1;
     gc.workers_queue = 1;
