@@ -4,11 +4,11 @@
  * The router compiles the topology once (pl_map over the homes: nodes up or down; removed and
  * draining-only nodes hold no partition) and makes one remote backend per other node up front
  * (they are a few bytes each: the client's pool is shared). rp_route then is two pl_partition
- * calls: the n homes (rp_homes: n shrinks to the eligible nodes of a small layout) (distinct AZs
- * while there are AZs, weighted rendezvous), and a longer preference list of the same partition
- * from which the nodes that are not homes, in order, are the fallbacks (stand-ins of a sloppy
- * quorum). Both are pure functions of (layout, partition), so every node picks the same homes and
- * the same stand-ins.
+ * calls: the n homes (rp_homes: distinct AZs while there are AZs, weighted rendezvous; n
+ * shrinks to the eligible nodes of a small layout), and a longer preference list of the same
+ * partition from which the nodes that are not homes, in order, are the fallbacks (stand-ins of a
+ * sloppy quorum). Both are pure functions of (layout, partition), so every node picks the same
+ * homes and the same stand-ins.
  */
 #include <stdio.h>
 #include <stdlib.h>
