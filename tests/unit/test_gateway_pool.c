@@ -37,7 +37,7 @@
 #define SK "pool-test-secret"
 #define REGION "us-east-1"
 #define NF 3
-#define HANG_MS 3000
+#define HANG_MS 4000
 
 static void *run_base(void *arg)
 {
@@ -137,7 +137,8 @@ static void test_saturated_loop_free(void)
         fake_set_faults(f[i], &hang);
     int a = send_get(port, "/bkt/a", 0);
     fake_counts fc = {0};
-    for (int i = 0; i < 1000 && fc.gets == 0; i++) { /* A's quorum read reached the replicas */
+    int64_t until = cm_monotonic_ms() + 10000;
+    while (fc.gets == 0 && cm_monotonic_ms() < until) { /* A's quorum read reached a replica */
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
         fake_counts_get(f[0], &fc);
