@@ -104,6 +104,7 @@ cl_cluster() {
     [ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }
     etcd_start 1 || { h_bad "etcd starts"; h_finish; }
     h_ok "etcd started: $ETCD_ENDPOINTS"
+    # shellcheck disable=SC2034 # NODES is the caller's
     NODES=("$@")
     declare -gA PORT RPORT PID
     export CAIRN_RPC_SECRET=$id-test-rpc-secret
