@@ -511,8 +511,12 @@ static int cmd_scrub(const admin_opts *o)
     }
     free(r.body);
     fflush(stdout);
-    static const pass_view scrub = {"/admin/scrub", progress_line, scrub_table,
-                                    scrub_failed,   250,           2000};
+    static const pass_view scrub = {.path = "/admin/scrub",
+                                    .progress = progress_line,
+                                    .result = scrub_table,
+                                    .failed = scrub_failed,
+                                    .poll_ms = 250,
+                                    .quiet_ms = 2000};
     return o->wait ? follow_pass(o, &scrub, seq) : 0;
 }
 
@@ -634,8 +638,12 @@ static int repair_now(const admin_opts *o)
     free(r.body);
     printf("repair pass %" PRIu64 " requested\n", seq);
     fflush(stdout);
-    static const pass_view repair = {
-        "/admin/repair", repair_progress, repair_block, repair_failed, 500, 0};
+    static const pass_view repair = {.path = "/admin/repair",
+                                     .progress = repair_progress,
+                                     .result = repair_block,
+                                     .failed = repair_failed,
+                                     .poll_ms = 500,
+                                     .quiet_ms = 0};
     return o->wait ? follow_pass(o, &repair, seq) : 0;
 }
 
