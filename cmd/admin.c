@@ -443,33 +443,50 @@ static int get_json(const admin_opts *o, const char *path, http_resp *r)
     return 0;
 }
 
-/* Poll until status.passes reaches seq (the pass we started), showing progress. */
-static int follow(const admin_opts *o, uint64_t seq)
+/* A background pass to follow (scrub, repair): where its status is, how its progress and its
+ * result print, and whether it failed some. */
+typedef struct {
+    const char *path;
+    void (*progress)(const char *js, int tty);
+    void (*result)(const char *js);
+    int (*failed)(const char *js);
+    int poll_ms;  /* a human-facing progress poll */
+    int quiet_ms; /* without a terminal, progress at most this often (0: every poll) */
+} pass_view;
+
+/* Poll v->path until its "passes" reaches seq (the pass we started) and nothing runs, showing
+ * progress; then the result. 0, 3 when the pass failed some, 1 when the server did not answer. */
+static int follow_pass(const admin_opts *o, const pass_view *v, uint64_t seq)
 {
     int tty = isatty(2);
     int64_t last_print = 0;
     for (;;) {
         http_resp r;
-        if (get_json(o, "/admin/scrub", &r) != 0)
+        if (get_json(o, v->path, &r) != 0)
             return 1;
         int done = jnum(r.body, "passes") >= seq && !jtrue(r.body, "running");
         int64_t now = cm_monotonic_ms();
-        if (done || tty || now - last_print >= 2000) {
-            progress_line(r.body, tty);
+        if (done || tty || now - last_print >= v->quiet_ms) {
+            v->progress(r.body, tty);
             last_print = now;
         }
         if (done) {
             if (tty)
                 fputc('\n', stderr);
-            scrub_table(r.body);
-            int failed = jnum(jpass(r.body), "failed") > 0;
+            v->result(r.body);
+            int failed = v->failed(r.body);
             free(r.body);
             return failed ? 3 : 0;
         }
         free(r.body);
-        struct timespec ts = {0, 250 * 1000 * 1000}; /* a human-facing progress poll */
+        struct timespec ts = {v->poll_ms / 1000, (long)(v->poll_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+static int scrub_failed(const char *js)
+{
+    return jnum(jpass(js), "failed") > 0;
 }
 
 static int cmd_scrub(const admin_opts *o)
@@ -494,7 +511,13 @@ static int cmd_scrub(const admin_opts *o)
     }
     free(r.body);
     fflush(stdout);
-    return o->wait ? follow(o, seq) : 0;
+    static const pass_view scrub = {.path = "/admin/scrub",
+                                    .progress = progress_line,
+                                    .result = scrub_table,
+                                    .failed = scrub_failed,
+                                    .poll_ms = 250,
+                                    .quiet_ms = 2000};
+    return o->wait ? follow_pass(o, &scrub, seq) : 0;
 }
 
 static void repair_block(const char *js);
@@ -616,27 +639,9 @@ static void repair_block(const char *js)
         printf("%-22s unknown (no layout or no repair speed)\n", "durability");
 }
 
-static int follow_repair(const admin_opts *o, uint64_t seq)
+static int repair_failed(const char *js)
 {
-    int tty = isatty(2);
-    for (;;) {
-        http_resp r;
-        if (get_json(o, "/admin/repair", &r) != 0)
-            return 1;
-        int done = jnum(r.body, "passes") >= seq && !jtrue(r.body, "running");
-        repair_progress(r.body, tty);
-        if (done) {
-            if (tty)
-                fputc('\n', stderr);
-            repair_block(r.body);
-            int failed = jnum(r.body, "failed") > 0;
-            free(r.body);
-            return failed ? 3 : 0;
-        }
-        free(r.body);
-        struct timespec ts = {0, 500 * 1000 * 1000}; /* a human-facing progress poll */
-        nanosleep(&ts, NULL);
-    }
+    return jnum(js, "failed") > 0;
 }
 
 static int repair_now(const admin_opts *o)
@@ -653,7 +658,13 @@ static int repair_now(const admin_opts *o)
     free(r.body);
     printf("repair pass %" PRIu64 " requested\n", seq);
     fflush(stdout);
-    return o->wait ? follow_repair(o, seq) : 0;
+    static const pass_view repair = {.path = "/admin/repair",
+                                     .progress = repair_progress,
+                                     .result = repair_block,
+                                     .failed = repair_failed,
+                                     .poll_ms = 500,
+                                     .quiet_ms = 0};
+    return o->wait ? follow_pass(o, &repair, seq) : 0;
 }
 
 /* RFC 3986 percent-encoding of everything but unreserved characters (the canonical form). */

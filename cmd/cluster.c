@@ -65,6 +65,7 @@
 #define GC_BATCH_MAX 10000 /* garbage bodies freed per tick at most */
 #define AE_KEYS_MAX 1000   /* keys repaired per partition per tick at most */
 #define NSHARDS 8          /* partitions per bucket: fixed for the life of a cluster */
+#define MD_REPLICAS 3      /* N: homes per partition (fewer in a smaller layout: rp_homes) */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -254,8 +255,8 @@ static void *follow_main(void *arg)
 static int first_home(const pl_map *m, const pl_topology *t, const char *self, const char *bucket,
                       uint32_t shard)
 {
-    int homes[3];
-    if (pl_partition(m, pl_partition_id(bucket, shard), 3, homes) != CM_OK)
+    int homes[MD_REPLICAS];
+    if (rp_homes(m, pl_partition_id(bucket, shard), MD_REPLICAS, homes) < 1)
         return 0;
     return strcmp(t->nodes[homes[0]].id, self) == 0;
 }
@@ -452,6 +453,7 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                     .route = route,
                     .clock = &c->clock,
                     .node = cmd_cluster_node_number(c->self),
+                    .n = MD_REPLICAS,
                     .nshards = NSHARDS,
                     .consistency = consistency,
                     .consistency_arg = consistency_arg,
@@ -477,6 +479,7 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                             .layout = layout,
                             .coord = c->coord,
                             .nshards = NSHARDS,
+                            .nreplicas = MD_REPLICAS,
                             .data_dir = c->cfg.data_dir ? c->cfg.data_dir : ".",
                             .mbps = c->cfg.repair_mbps,
                             .interval_s = c->cfg.repair_interval_s};

@@ -13,7 +13,7 @@
  * ([cluster] repair_interval_s; 0 = on events only). The thread looks for events every second.
  *
  * Who heals a record: every replica of a partition holds the same records, so only one node
- * heals each: the first home of the record's partition (pl_partition over the homes map, of
+ * heals each: the first home of the record's partition (rp_homes over the homes map, of
  * pl_partition_id(bucket, rp_shard_of(key))) that the member list shows live, so the bodies of a
  * partition whose first home is down are healed by its second. The new layout goes to the
  * replicated record (rp_object_put of the record read at quorum with the part's layout
@@ -55,7 +55,6 @@
 #define MOD "repair"
 #define EVENT_POLL_MS 1000 /* layout and member list checked this often */
 #define BENCH_BYTES (8u << 20)
-#define NHOMES 3 /* replicas of a partition */
 
 struct cmd_repair {
     cmd_repair_config cfg;
@@ -120,11 +119,10 @@ static void dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
 static int mine(void *arg, const char *bucket, const char *key)
 {
     pass_ctx *p = arg;
-    int homes[NHOMES];
+    int homes[PL_MAX_CELLS];
     uint64_t part = pl_partition_id(bucket, rp_shard_of(key, p->c->cfg.nshards));
-    if (pl_partition(p->homes, part, NHOMES, homes) != CM_OK)
-        return 0;
-    for (int i = 0; i < NHOMES; i++)
+    int n = rp_homes(p->homes, part, p->c->cfg.nreplicas, homes);
+    for (int i = 0; i < n; i++)
         if (!p->dead[homes[i]])
             return strcmp(p->t->nodes[homes[i]].id, p->c->self) == 0;
     return 0;
@@ -406,8 +404,10 @@ static void mark_cluster_node(const char *data_dir, const char *self)
 
 cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out)
 {
-    cmd_repair *c = calloc(1, sizeof(*c));
     *out = NULL;
+    if (cfg->nreplicas < 1 || cfg->nreplicas > PL_MAX_CELLS)
+        return CM_ERR_INVAL; /* no node would be a home: nothing would ever be healed */
+    cmd_repair *c = calloc(1, sizeof(*c));
     if (!c)
         return CM_ERR_NOMEM;
     c->cfg = *cfg;

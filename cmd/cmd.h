@@ -103,6 +103,8 @@ int cmd_rpc_secret_load(const char *file, char **out, size_t *len);
  * own. 0, or -1 with the reason printed. cfg is borrowed until it returns (the service copies the
  * node id and the secret); st must outlive the RPC. */
 int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out);
+/* Why net_server_new failed, for the CLI's message: a port in use says so in plain words. */
+const char *cmd_listen_error(cm_err e);
 int cmd_rpc_port(const cmd_rpc *r);
 void cmd_rpc_counts(cmd_rpc *r, uint64_t *requests, uint64_t *auth_refused);
 /* Stop serving (requests in flight get grace_ms), join the thread, free. NULL is a no-op. */
@@ -157,6 +159,7 @@ typedef struct {
     co_layout *layout;
     rp *coord; /* record reads and layout swaps go through the replicated records */
     uint32_t nshards;
+    int nreplicas; /* N: the coordinator's homes per partition (rp_homes); 1..PL_MAX_CELLS */
     const char *data_dir;
     double mbps;    /* pace; 0 = unpaced */
     int interval_s; /* 0 = events only */

@@ -677,7 +677,7 @@ int cmd_server(int argc, char **argv)
     }
     if ((err = net_server_new(&o.net, gw_net_handler(), g, &srv)) != CM_OK) {
         fprintf(stderr, "cairn: cannot listen on %s:%d: %s\n", o.listen, o.net.port,
-                cm_err_str(err));
+                cmd_listen_error(err));
         goto out;
     }
     stop_grace_ms = o.stop_grace_ms;

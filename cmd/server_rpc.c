@@ -167,7 +167,7 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
     }
     if ((e = net_server_new(&nc, &nd_service_handler, r->svc, &r->srv)) != CM_OK) {
         fprintf(stderr, "cairn: cannot listen for the node RPC on %s:%d: %s\n", cfg->host,
-                cfg->port, cm_err_str(e));
+                cfg->port, cmd_listen_error(e));
         goto fail;
     }
     if (pthread_create(&r->thread, NULL, rpc_thread, r) != 0) {
@@ -208,4 +208,9 @@ void cmd_rpc_stop(cmd_rpc *r, int grace_ms)
     nd_service_free(r->svc); /* before the server: its workers answer on the server's loops */
     net_server_free(r->srv);
     free(r);
+}
+
+const char *cmd_listen_error(cm_err e)
+{
+    return e == CM_ERR_EXISTS ? "the port is in use by another process" : cm_err_str(e);
 }

@@ -551,15 +551,12 @@ void co_buckets_get_status(co_buckets *f, co_buckets_status *out)
     out->connected = co_doc_connected(f->doc);
 }
 
+static int rev_applied(const void *arg, uint64_t rev)
+{
+    return ((const co_buckets *)arg)->st.mod_rev >= (int64_t)rev;
+}
+
 cm_err co_buckets_wait(co_buckets *f, int64_t rev, int timeout_ms)
 {
-    struct timespec until;
-    co_deadline(&until, timeout_ms);
-    cm_err e = CM_OK;
-    pthread_mutex_lock(&f->mu);
-    while (f->st.mod_rev < rev && e == CM_OK)
-        if (pthread_cond_timedwait(&f->cv, &f->mu, &until) == ETIMEDOUT)
-            e = CM_ERR_TIMEOUT;
-    pthread_mutex_unlock(&f->mu);
-    return e;
+    return co_wait_version(&f->mu, &f->cv, timeout_ms, rev_applied, f, rev > 0 ? (uint64_t)rev : 0);
 }

@@ -6,6 +6,7 @@
 #define CO_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -46,6 +47,14 @@ cm_err co_json_kv(json_t *obj, co_kv *out);
 char *co_b64(const void *data, size_t len);
 /* The CLOCK_REALTIME time timeout_ms from now, for pthread_cond_timedwait. */
 void co_deadline(struct timespec *until, int timeout_ms);
+/*
+ * A follower's wait for a version (co_layout_wait, co_buckets_wait): lock mu and wait on cv (which
+ * is broadcast under mu whenever a version is applied) until reached(arg, target) holds, at most
+ * timeout_ms. CM_OK, or CM_ERR_TIMEOUT.
+ */
+cm_err co_wait_version(pthread_mutex_t *mu, pthread_cond_t *cv, int timeout_ms,
+                       int (*reached)(const void *arg, uint64_t target), const void *arg,
+                       uint64_t target);
 /*
  * dst = src with its endpoint strings copied into storage (CO_MAX_ENDPOINTS entries, NULL or
  * strdup'd: the owner frees them). CM_ERR_NOMEM.

@@ -11,6 +11,7 @@
  * value, deletes and lease calls (a repeated grant only leaks a lease that expires). Transactions
  * are not: a compare-and-set whose answer was lost is CM_ERR_UNCERTAIN to the caller.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,21 @@ void co_deadline(struct timespec *until, int timeout_ms)
     until->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     until->tv_sec += timeout_ms / 1000 + until->tv_nsec / 1000000000L;
     until->tv_nsec %= 1000000000L;
+}
+
+cm_err co_wait_version(pthread_mutex_t *mu, pthread_cond_t *cv, int timeout_ms,
+                       int (*reached)(const void *arg, uint64_t target), const void *arg,
+                       uint64_t target)
+{
+    struct timespec until;
+    co_deadline(&until, timeout_ms);
+    cm_err e = CM_OK;
+    pthread_mutex_lock(mu);
+    while (!reached(arg, target) && e == CM_OK)
+        if (pthread_cond_timedwait(cv, mu, &until) == ETIMEDOUT)
+            e = CM_ERR_TIMEOUT;
+    pthread_mutex_unlock(mu);
+    return e;
 }
 
 cm_err co_config_copy(co_config *dst, char **storage, const co_config *src)

@@ -344,15 +344,13 @@ void co_layout_get_status(co_layout *l, co_layout_status *out)
     out->connected = co_doc_connected(l->doc);
 }
 
+static int epoch_adopted(const void *arg, uint64_t epoch)
+{
+    const co_layout *l = arg;
+    return l->topo && l->topo->epoch >= epoch;
+}
+
 cm_err co_layout_wait(co_layout *l, uint64_t epoch, int timeout_ms)
 {
-    struct timespec until;
-    co_deadline(&until, timeout_ms);
-    cm_err e = CM_OK;
-    pthread_mutex_lock(&l->mu);
-    while ((!l->topo || l->topo->epoch < epoch) && e == CM_OK)
-        if (pthread_cond_timedwait(&l->cv, &l->mu, &until) == ETIMEDOUT)
-            e = CM_ERR_TIMEOUT;
-    pthread_mutex_unlock(&l->mu);
-    return e;
+    return co_wait_version(&l->mu, &l->cv, timeout_ms, epoch_adopted, l, epoch);
 }

@@ -30,6 +30,8 @@ typedef struct {
     size_t inline_threshold;  /* bodies up to this size live in the metadata record; 64 KiB */
     uint64_t max_object_size; /* single PUT limit; 5 GiB */
     int workers;              /* threads for fsyncs and commits; default 64 */
+    int workers_queue;        /* jobs waiting for a worker past which the pool is saturated
+                                 (gw_pool.c); default 4096 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
     int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
 } gw_config;

@@ -168,7 +168,11 @@ void gw_req_free(gw_req *r);
 
 /* ---- gw_pool.c: blocking work off the event loops ---- */
 
-cm_err gw_pool_new(int nthreads, gw_pool **out);
+/* nthreads workers; past max_queued waiting jobs the pool is saturated (gw_offload). */
+cm_err gw_pool_new(int nthreads, size_t max_queued, gw_pool **out);
+/* Should a new request of g be refused (503 SlowDown) before it starts: a cluster node whose
+ * workers are saturated (gw_offload then queues past the bound rather than block a loop). */
+int gw_pool_refuses(gw_pool *p, const gw *g);
 /*
  * The event loops have exited: wait for the running and queued jobs and free their requests
  * (a job finishing from now on never goes back to a loop). gw_offload then runs jobs inline.
@@ -177,7 +181,9 @@ void gw_pool_stop(gw_pool *p);
 void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
 /*
  * Run work(r) on a worker thread, then done(r) on r's event loop. While it runs the request
- * belongs to the worker: the loop must not touch it, and work must not use r->net.
+ * belongs to the worker: the loop must not touch it, and work must not use r->net. A saturated
+ * pool runs it inline on a single node (a local commit), and queues it anyway on a cluster node
+ * (work may wait on other nodes: never on a loop).
  */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
 /* Run work(r) on a worker and free r there (no answer: the connection is gone). */

@@ -28,9 +28,16 @@
  * the way out, and the context switches dominated a 4 KiB PUT's CPU (docs/performance.md).
  *
  * Bounds: the queue is intrusive (the request is the queue node), so it allocates nothing and is
- * bounded by the requests in flight; past GW_POOL_MAX_QUEUED waiting jobs, gw_offload runs the job
- * inline on the loop (slower, never lost). Dispose jobs are always queued: they hold nothing
- * beyond the request itself.
+ * bounded by the requests in flight (one per connection, so by max_connections); past max_queued
+ * waiting jobs (gw_config.workers_queue) the pool is saturated. On a single node gw_offload then
+ * runs the job inline on the loop (a local commit: slower, never lost, and the loop stops reading
+ * meanwhile, which is backpressure). On a cluster node (object records replicated, or a bucket
+ * namespace) a job may wait on other nodes for up to an RPC timeout, and run inline it would
+ * stall every connection of the loop: there a saturated pool refuses new requests before they
+ * start (gw_pool_refuses, 503 SlowDown, which S3 clients retry with backoff), and gw_offload
+ * queues the requests already admitted past the bound (each holds only its own state, and they
+ * are at most one per connection). Dispose jobs are always queued: they hold nothing beyond the
+ * request itself.
  */
 #include "gw_int.h"
 
@@ -40,14 +47,13 @@
 #include "cm_log.h"
 
 #define MOD "gw"
-#define GW_POOL_MAX_QUEUED 4096
 
 struct gw_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv; /* running dropped to 0 while stopping */
     gw_req *head, *tail;
-    size_t queued;
+    size_t queued, max_queued;
     int stop;
     int detached;      /* the loops are gone: completions do not go back to them */
     int running;       /* jobs between dequeue (or gw_async_begin) and completion */
@@ -157,13 +163,15 @@ static void *worker(void *arg)
     }
 }
 
-cm_err gw_pool_new(int nthreads, gw_pool **out)
+cm_err gw_pool_new(int nthreads, size_t max_queued, gw_pool **out)
 {
     gw_pool *p = calloc(1, sizeof(*p));
-    if (!p || nthreads < 1 || !(p->threads = calloc((size_t)nthreads, sizeof(pthread_t)))) {
+    if (!p || nthreads < 1 || max_queued < 1 ||
+        !(p->threads = calloc((size_t)nthreads, sizeof(pthread_t)))) {
         free(p);
-        return nthreads < 1 ? CM_ERR_INVAL : CM_ERR_NOMEM;
+        return nthreads < 1 || max_queued < 1 ? CM_ERR_INVAL : CM_ERR_NOMEM;
     }
+    p->max_queued = max_queued;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_cond_init(&p->idle_cv, NULL);
@@ -219,7 +227,7 @@ void gw_pool_free(gw_pool *p)
 static int enqueue(gw_pool *p, gw_req *r, int always)
 {
     pthread_mutex_lock(&p->mu);
-    if (p->stop || (!always && p->queued >= GW_POOL_MAX_QUEUED)) {
+    if (p->stop || (!always && p->queued >= p->max_queued)) {
         pthread_mutex_unlock(&p->mu);
         return -1;
     }
@@ -235,14 +243,30 @@ static int enqueue(gw_pool *p, gw_req *r, int always)
     return 0;
 }
 
+/* A cluster node: offloaded work may wait on other nodes (quorum calls, etcd). */
+static int remote_work(const gw *g)
+{
+    return g->rp || g->ns.lookup || g->ns.create || g->ns.remove;
+}
+
+int gw_pool_refuses(gw_pool *p, const gw *g)
+{
+    if (!remote_work(g))
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    int full = p->queued >= p->max_queued;
+    pthread_mutex_unlock(&p->mu);
+    return full;
+}
+
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done)
 {
     r->job_work = work;
     r->job_done = done;
     r->job_next = NULL;
     r->base = net_req_base(r->net);
-    if (enqueue(r->g->pool, r, 0) != 0) {
-        work(r); /* saturated: do it here rather than queue without bound */
+    if (enqueue(r->g->pool, r, remote_work(r->g)) != 0) {
+        work(r); /* a single node saturated (or the pool stopped): do it here */
         done(r);
     }
 }

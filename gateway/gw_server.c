@@ -58,6 +58,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->max_object_size = 5ULL << 30;
     cfg->workers = 64;
     cfg->meta_copies = 3;
+    cfg->workers_queue = 4096;
 }
 
 static char *dup_or_null(const char *s)
@@ -95,7 +96,9 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
 
-    if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64, &g->pool)) != CM_OK)
+    if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
+                           cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
+        CM_OK)
         goto fail;
     err = md_open_data(g->data_dir, cfg->ndrives, cfg->meta_copies, &g->md);
     if (err != CM_OK) {
@@ -441,6 +444,10 @@ static void on_request(net_req *nr, void *arg)
              r->bucket, r->key ? r->key : "-");
     if (gw_refuse_request(r)) /* headers asking for what cairn does not do: 501, not ignored */
         return;
+    if (gw_pool_refuses(g->pool, g)) { /* cluster mode, workers saturated (gw_pool.c) */
+        gw_error(r, GW_SLOW_DOWN, NULL);
+        return;
+    }
     if (!gw_bucket_resolve(r, dispatch)) /* cluster mode: a bucket not mirrored here yet */
         dispatch(r);
 }

@@ -91,7 +91,9 @@ int net_default_max_connections(void);
 /*
  * Create a server bound to cfg->host:cfg->port (sockets are bound and listening when this
  * returns, so a caller may connect before net_server_run). handler and arg are borrowed and must
- * outlive the server. Errors: CM_ERR_IO (bind/listen failed, message logged), CM_ERR_NOMEM.
+ * outlive the server. Errors: CM_ERR_EXISTS (cfg->port is already listened on by another
+ * socket, of this process or another: SO_REUSEPORT is used only among this server's loops),
+ * CM_ERR_IO (bind/listen failed, message logged), CM_ERR_NOMEM.
  */
 cm_err net_server_new(const net_config *cfg, const net_handler *handler, void *arg,
                       net_server **out);

@@ -4,7 +4,8 @@
  * One net_loop per thread, each with its own event_base and its own listening socket bound to the
  * same host:port with SO_REUSEPORT, so the kernel spreads connections across loops and a
  * connection never changes thread. With port 0 the first socket picks the port and the others
- * bind to it.
+ * bind to it. A fixed port already listened on by another process is refused (probe_port), not
+ * shared.
  *
  * Stop protocol: net_server_stop() (any thread) records the grace period and activates each
  * loop's stop event (event bases are created after evthread_use_pthreads(), so event_active is
@@ -148,6 +149,26 @@ void net_server_stop(net_server *srv, int grace_ms)
         event_active(srv->loops[i].stop_ev, EV_TIMEOUT, 1);
 }
 
+/*
+ * SO_REUSEPORT lets every socket of the same user share a port, so a second server started on a
+ * port a running one listens on would quietly take half its connections. Before the first
+ * listener of a fixed port, bind a probe without it (SO_REUSEADDR only, which a restart past
+ * TIME_WAIT needs, and which never shares a port someone listens on): EADDRINUSE there is
+ * CM_ERR_EXISTS. Any other failure is left to the real bind to report. A process binding between
+ * the probe's close and our first bind slips through; the window is one close and one bind.
+ */
+static cm_err probe_port(const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return CM_OK;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    int in_use = bind(fd, sa, len) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return in_use ? CM_ERR_EXISTS : CM_OK;
+}
+
 /* Bind one listening socket for loop i. */
 static cm_err bind_loop(net_server *srv, net_loop *loop, const struct addrinfo *ai)
 {
@@ -158,6 +179,11 @@ static cm_err bind_loop(net_server *srv, net_loop *loop, const struct addrinfo *
             ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
         else
             ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+    }
+    if (loop->index == 0 && srv->port &&
+        probe_port((struct sockaddr *)&ss, (socklen_t)ai->ai_addrlen) != CM_OK) {
+        CM_ERROR("net", "port %d of %s is already in use", srv->port, srv->cfg.host);
+        return CM_ERR_EXISTS;
     }
     unsigned flags =
         LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;

@@ -9,7 +9,11 @@
  * round at a time, so a node with many hints sends at most `batch` records per interval; each
  * round starts with the target after the one the previous round started with, so the targets
  * take turns at the front of the batch.
+ *
+ * Threading: everything runs on the loop's thread but rp_hints_get_stats, which a node's status
+ * page calls from any thread: the counters are written under mu (count), read under it.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +48,27 @@ struct rp_hints {
     rp_hints_config cfg;
     struct event *timer;
     int busy, freeing;
+    pthread_mutex_t mu; /* guards st */
     rp_hints_stats st;
     /* The target a round started with: the next round starts with the one after it, so a dead
      * target with a full batch of hints cannot starve the others (written by the round's list
      * job, while the loop leaves it alone). */
     char first[ND_NODE_ID_MAX];
 };
+
+static void count(rp_hints *h, uint64_t *field, uint64_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    *field += n;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void hints_destroy(rp_hints *h)
+{
+    event_free(h->timer);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
 
 static void round_free(hround *r)
 {
@@ -70,12 +89,11 @@ static void arm(rp_hints *h)
 static void round_end(hround *r)
 {
     rp_hints *h = r->h;
-    h->st.dropped += r->dropped;
+    count(h, &h->st.dropped, r->dropped);
     round_free(r);
     h->busy = 0;
     if (h->freeing) {
-        event_free(h->timer);
-        free(h);
+        hints_destroy(h);
         return;
     }
     arm(h);
@@ -173,11 +191,11 @@ static void put_done(void *arg, const rp_result *res)
     if (res->err == CM_OK) {
         r->drop[p->i] = 1;
         if (res->applied)
-            r->h->st.delivered++;
+            count(r->h, &r->h->st.delivered, 1);
         else
-            r->h->st.superseded++;
+            count(r->h, &r->h->st.superseded, 1);
     } else {
-        r->h->st.failed++;
+        count(r->h, &r->h->st.failed, 1);
     }
     if (--r->outstanding == 0)
         puts_ended(r);
@@ -187,19 +205,19 @@ static void list_done(nd_job *j)
 {
     hround *r = (hround *)(void *)j;
     rp_hints *h = r->h;
-    h->st.rounds++;
+    count(h, &h->st.rounds, 1);
     if (r->err != CM_OK || r->nhints == 0) {
         round_end(r);
         return;
     }
-    h->st.listed += r->nhints;
+    count(h, &h->st.listed, r->nhints);
     r->outstanding = 1; /* held while starting, so no completion ends the round early */
     for (size_t i = 0; i < r->nhints; i++) {
         const md_hint *hi = &r->hints[i];
         rp_replica *rep =
             h->cfg.router ? rp_router_replica(h->cfg.router, r->targets[r->tidx[i]]) : NULL;
         if (!rep) {
-            h->st.unroutable++;
+            count(h, &h->st.unroutable, 1);
             continue;
         }
         rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards, 0};
@@ -207,7 +225,7 @@ static void list_done(nd_job *j)
         r->outstanding++;
         if (rp_replica_put(rep, &part, &hi->rec, NULL, put_done, &r->puts[i]) != CM_OK) {
             r->outstanding--;
-            h->st.failed++;
+            count(h, &h->st.failed, 1);
         }
     }
     if (--r->outstanding == 0)
@@ -257,6 +275,7 @@ cm_err rp_hints_new(const rp_hints_config *cfg, rp_hints **out)
         free(h);
         return CM_ERR_NOMEM;
     }
+    pthread_mutex_init(&h->mu, NULL);
     arm(h);
     *out = h;
     return CM_OK;
@@ -271,8 +290,7 @@ void rp_hints_free(rp_hints *h)
         evtimer_del(h->timer);
         return;
     }
-    event_free(h->timer);
-    free(h);
+    hints_destroy(h);
 }
 
 void rp_hints_kick(rp_hints *h)
@@ -293,7 +311,9 @@ int rp_hints_busy(const rp_hints *h)
     return h->busy;
 }
 
-void rp_hints_get_stats(const rp_hints *h, rp_hints_stats *out)
+void rp_hints_get_stats(rp_hints *h, rp_hints_stats *out)
 {
+    pthread_mutex_lock(&h->mu);
     *out = h->st;
+    pthread_mutex_unlock(&h->mu);
 }

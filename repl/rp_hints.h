@@ -53,6 +53,6 @@ typedef struct {
     uint64_t dropped;    /* hints removed after delivery */
     uint64_t unroutable; /* hints for a node the layout does not name (kept) */
 } rp_hints_stats;
-void rp_hints_get_stats(const rp_hints *h, rp_hints_stats *out);
+void rp_hints_get_stats(rp_hints *h, rp_hints_stats *out); /* any thread */
 
 #endif

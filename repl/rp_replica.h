@@ -142,6 +142,14 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
                      rp_router **out);
 void rp_router_free(rp_router *rt); /* NULL is a no-op */
 int rp_route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica **out);
+/*
+ * The homes of partition part (pl_partition_id) over m (a PL_MAP_HOMES map): pl_partition with n
+ * shrunk to the eligible nodes when the layout has fewer (a small cluster keeps every partition on
+ * all of them). Fills homes[0..ret) in preference order and returns how many; < 0 (a negated
+ * cm_err) on error. rp_route's homes, and the one rule for "is this node a home" elsewhere (the
+ * anti-entropy of cmd/cluster.c runs on the first home).
+ */
+int rp_homes(const pl_map *m, uint64_t part, int n, int *homes);
 /* The replica of the node node_id (the local one for self); NULL when the layout has no such
  * node (or it is removed). Owned by the router. */
 rp_replica *rp_router_replica(rp_router *rt, const char *node_id);

@@ -4,10 +4,11 @@
  * The router compiles the topology once (pl_map over the homes: nodes up or down; removed and
  * draining-only nodes hold no partition) and makes one remote backend per other node up front
  * (they are a few bytes each: the client's pool is shared). rp_route then is two pl_partition
- * calls: the n homes (distinct AZs while there are AZs, weighted rendezvous), and a longer
- * preference list of the same partition from which the nodes that are not homes, in order, are
- * the fallbacks (stand-ins of a sloppy quorum). Both are pure functions of (layout, partition), so
- * every node picks the same homes and the same stand-ins.
+ * calls: the n homes (rp_homes: distinct AZs while there are AZs, weighted rendezvous; n
+ * shrinks to the eligible nodes of a small layout), and a longer preference list of the same
+ * partition from which the nodes that are not homes, in order, are the fallbacks (stand-ins of a
+ * sloppy quorum). Both are pure functions of (layout, partition), so every node picks the same
+ * homes and the same stand-ins.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,18 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
     return CM_OK;
 }
 
+int rp_homes(const pl_map *m, uint64_t part, int n, int *homes)
+{
+    if (!m || n < 1 || n > PL_MAX_CELLS)
+        return -(int)CM_ERR_INVAL;
+    /* A layout with fewer eligible nodes than n (a small cluster) keeps every partition on all
+     * of them: the homes are still a pure function of (layout, partition). */
+    cm_err e;
+    while ((e = pl_partition(m, part, n, homes)) == CM_ERR_UNAVAILABLE && n > 1)
+        n--;
+    return e == CM_OK ? n : -(int)e;
+}
+
 static rp_replica *replica_of(rp_router *rt, int node)
 {
     return node == rt->self ? rt->local : rt->reps[node];
@@ -84,13 +97,8 @@ int rp_route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_replica *
     if (!p || !p->bucket || n < 1 || nfallback < 0 || n + nfallback > PL_MAX_CELLS)
         return -(int)CM_ERR_INVAL;
     uint64_t part = pl_partition_id(p->bucket, p->shard);
-    /* A layout with fewer eligible nodes than n (a small cluster) keeps every partition on all
-     * of them: the homes are still a pure function of (layout, partition). */
-    cm_err e;
-    while ((e = pl_partition(rt->map, part, n, homes)) == CM_ERR_UNAVAILABLE && n > 1)
-        n--;
-    if (e != CM_OK)
-        return -(int)e;
+    if ((n = rp_homes(rt->map, part, n, homes)) < 0)
+        return n;
     int got = 0;
     for (int i = 0; i < n; i++)
         if ((out[got] = replica_of(rt, homes[i])) != NULL)

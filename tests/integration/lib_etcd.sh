@@ -90,8 +90,33 @@ etcd_stop() {
 }
 
 # ---- clustered cairn servers on loopback (tests that start their own nodes) ----
-# The caller declares `declare -A PORT RPORT PID` (S3 port, RPC port, pid per node name) and
-# exports CAIRN_RPC_SECRET. CL_SERVER_CONF holds extra [server] lines (e.g. "region = eu-west-1").
+# cl_cluster sets PORT, RPORT, PID (S3 port, RPC port, pid per node name) and exports
+# CAIRN_RPC_SECRET. CL_SERVER_CONF holds extra [server] lines (e.g. "region = eu-west-1").
+
+# cl_cluster CLUSTER_ID DRIVES NODE...: what a test of clustered servers starts from (after lib.sh
+# and this file): one etcd member, free S3 and RPC ports per node, NODES, E (the admin options
+# naming the cluster), and a layout applied with the i-th NODE in AZ az<i> with DRIVES drives.
+# Exits 77 (skip) without etcd; a step that fails ends the test.
+cl_cluster() {
+    local id=$1 drives=$2 i=0 n
+    shift 2
+    h_need curl python3
+    [ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }
+    etcd_start 1 || { h_bad "etcd starts"; h_finish; }
+    h_ok "etcd started: $ETCD_ENDPOINTS"
+    # shellcheck disable=SC2034 # NODES is the caller's
+    NODES=("$@")
+    declare -gA PORT RPORT PID
+    export CAIRN_RPC_SECRET=$id-test-rpc-secret
+    E=(--etcd "$ETCD_ENDPOINTS" --cluster "$id")
+    for n in "$@"; do
+        i=$((i + 1))
+        PORT[$n]=$(h_free_port) RPORT[$n]=$(h_free_port)
+        h_run "layout add $n in az$i" "$CAIRN_BIN" admin layout add "$n" \
+            --addr "127.0.0.1:${RPORT[$n]}" --az "az$i" --drives "$drives" "${E[@]}" || h_finish
+    done
+    h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 1000 "${E[@]}" || h_finish
+}
 
 # cl_node_start NODE CLUSTER_ID: start NODE (2+1 over 3 drives, its own data dir, member TTL 2 s)
 # with a [cluster] section on ETCD_ENDPOINTS; wait until ready.

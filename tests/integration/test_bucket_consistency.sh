@@ -11,21 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
-h_need curl python3
-[ -x "$ETCD_BIN" ] || { echo "SKIP $H_NAME: $ETCD_BIN is not installed"; exit 77; }
-
-etcd_start 1 || { h_bad "etcd starts"; h_finish; }
-h_ok "etcd started: $ETCD_ENDPOINTS"
-NODES=(n1 n2)
-declare -A PORT RPORT PID
-for n in "${NODES[@]}"; do PORT[$n]=$(h_free_port) RPORT[$n]=$(h_free_port); done
-export CAIRN_RPC_SECRET=bucket-consistency-test-secret
-E=(--etcd "$ETCD_ENDPOINTS" --cluster bc)
-for i in 1 2; do
-    h_run "layout add n$i in az$i" "$CAIRN_BIN" admin layout add "n$i" \
-        --addr "127.0.0.1:${RPORT[n$i]}" --az "az$i" --drives 2 "${E[@]}"
-done
-h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 1000 "${E[@]}"
+cl_cluster bc 2 n1 n2
 
 # node_start N: start node N with its own data dir and a [cluster] section (as
 CL_SERVER_CONF=""

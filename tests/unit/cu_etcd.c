@@ -210,3 +210,16 @@ void cu_etcd_config(const cu_etcd *e, int timeout_ms, co_config *cfg)
     cfg->n_endpoints = e->n;
     cfg->timeout_ms = timeout_ms;
 }
+
+int cu_etcd_up(cu_etcd *e, int n, int timeout_ms, co_config *cfg, co_client **c)
+{
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return 0;
+    }
+    CU_ASSERT_FATAL(cu_etcd_start(e, n) == 0);
+    cu_etcd_config(e, timeout_ms, cfg);
+    if (c)
+        CU_ASSERT_FATAL(co_client_new(cfg, c) == CM_OK);
+    return 1;
+}

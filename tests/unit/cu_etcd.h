@@ -1,5 +1,5 @@
 /*
- * cu_etcd.h - start and stop real etcd members for the coord/ tests.
+ * cu_etcd.h - start and stop real etcd members for the coord/ and repl/ tests.
  *
  * Members run /usr/bin/etcd (or $CAIRN_ETCD) as child processes on free loopback ports, each with
  * its own data directory under cu_tmpdir(); they never touch a system etcd on 2379/2380. Every
@@ -42,5 +42,11 @@ void cu_etcd_stop(cu_etcd *e);
 int cu_etcd_free_port(void);
 /* A client config naming the members (timeout_ms as given). */
 void cu_etcd_config(const cu_etcd *e, int timeout_ms, co_config *cfg);
+/*
+ * A test's etcd: start n members (a fatal assertion when they do not start), fill *cfg for them
+ * (timeout_ms) and, when c is not NULL, make a client. 0 when etcd is not installed
+ * (cu_etcd_missing said so: the test returns), 1 when it is up.
+ */
+int cu_etcd_up(cu_etcd *e, int n, int timeout_ms, co_config *cfg, co_client **c);
 
 #endif

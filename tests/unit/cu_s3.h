@@ -1,6 +1,7 @@
 /*
  * cu_s3.h - a SigV4-signed S3 request head (header authorization) for tests that talk HTTP to a
- * gateway in the process over a raw socket, so they control when body bytes are sent.
+ * gateway in the process over a raw socket, so they control when body bytes are sent; the
+ * answer read back, and the gateway's test config.
  */
 #ifndef CU_S3_H
 #define CU_S3_H
@@ -10,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cm_checksum.h"
 #include "cm_util.h"
+#include "gw.h"
 #include "gw_auth.h"
 
 typedef struct {
@@ -70,6 +73,36 @@ static inline int cu_s3_head(const cu_s3_req *q, char *out, size_t cap)
                  dec ? "x-amz-decoded-content-length: " : "", dec ? dlen : "", dec ? "\r\n" : "",
                  q->extra ? q->extra : "", q->access_key, scope, signed_names, sig);
     return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Read a whole answer (the server closes: Connection: close) into out, NUL-terminated; close fd.
+ * The HTTP status, 0 when there was none. */
+static inline int cu_s3_answer(int fd, char *out, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(out, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+/* A test gateway's config: the defaults, its store in dir (created), the region and the root
+ * credentials. 0, or -1 when dir cannot be made. */
+static inline int cu_gw_config(gw_config *gc, const char *dir, const char *region, const char *ak,
+                               const char *sk)
+{
+    if (cm_mkdir_durable(dir, 0755) != CM_OK)
+        return -1;
+    gw_config_defaults(gc);
+    gc->data_dir = dir;
+    gc->region = region;
+    gc->access_key = ak;
+    gc->secret_key = sk;
+    return 0;
 }
 
 #endif

@@ -76,57 +76,6 @@ static void ensure_bucket(fake *f, const char *name)
     (void)md_bucket_create(f->md, &b); /* CM_ERR_EXISTS is fine */
 }
 
-/* Start a call: counts it, applies the faults. Returns the pending to fill, or NULL with *e set
- * (a refusal) or with the failure already posted. */
-static pending *begin(fake *f, unsigned *counter, const rp_part *pt, char *b, rp_done done,
-                      void *arg, cm_err *e, int *delay)
-{
-    part_bucket(pt, b);
-    pthread_mutex_lock(&f->mu);
-    (*counter)++;
-    fake_faults ft = f->ft;
-    pthread_mutex_unlock(&f->mu);
-    *e = CM_OK;
-    *delay = ft.delay_ms;
-    if (ft.refuse) {
-        *e = CM_ERR_UNAVAILABLE;
-        return NULL;
-    }
-    pending *p = calloc(1, sizeof(*p));
-    if (!p) {
-        *e = CM_ERR_NOMEM;
-        return NULL;
-    }
-    p->done = done;
-    p->arg = arg;
-    if (ft.down || ft.hang_ms > 0) {
-        p->res.err = ft.down ? CM_ERR_UNAVAILABLE : CM_ERR_TIMEOUT;
-        p->res.message = "fault injected";
-        *e = post(f, p, ft.down ? ft.delay_ms : ft.hang_ms);
-        return NULL;
-    }
-    return p;
-}
-
-static cm_err f_get(rp_replica *r, const rp_part *pt, const char *key, rp_done done, void *arg)
-{
-    fake *f = (fake *)r;
-    cm_err e;
-    int delay;
-    char b[MD_BUCKET_MAX + 1];
-    pending *p = begin(f, &f->n.gets, pt, b, done, arg, &e, &delay);
-    if (!p)
-        return e;
-    p->res.err = md_rec_get(f->md, b, key, &p->rec);
-    if (p->res.err == CM_OK) {
-        p->res.rec = &p->rec;
-    } else if (p->res.err == CM_ERR_NOTFOUND) {
-        md_bucket mb;
-        p->res.no_bucket = md_bucket_get(f->md, b, &mb) != CM_OK;
-    }
-    return post(f, p, delay);
-}
-
 /* Merge rec into the store: keep it unless the stored version wins. */
 static cm_err merge_put(fake *f, const char *b, const md_object *rec, int *applied)
 {
@@ -149,21 +98,55 @@ static cm_err merge_put(fake *f, const char *b, const md_object *rec, int *appli
     return CM_ERR_CONFLICT;
 }
 
-static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, const char *hint_for,
-                    rp_done done, void *arg)
+/* One replica call: its kind and arguments (those of its rp_replica_ops entry). */
+typedef enum { K_GET, K_PUT, K_LIST, K_MERKLE, K_LEAF_KEYS } kind;
+
+typedef struct {
+    kind kind;
+    const char *key;            /* get */
+    const md_object *rec;       /* put */
+    const char *hint_for;       /* put */
+    const char *prefix, *after; /* list */
+    size_t max;                 /* list */
+    int depth;                  /* merkle, leaf keys */
+    const uint32_t *leaves;     /* leaf keys */
+    size_t nleaves;             /* leaf keys */
+} call;
+
+static unsigned *counter(fake *f, kind k)
 {
-    fake *f = (fake *)r;
-    cm_err e;
-    int delay;
-    char b[MD_BUCKET_MAX + 1];
-    pending *p = begin(f, &f->n.puts, pt, b, done, arg, &e, &delay);
-    if (!p)
-        return e;
+    switch (k) {
+    case K_GET:
+        return &f->n.gets;
+    case K_PUT:
+        return &f->n.puts;
+    case K_LIST:
+        return &f->n.lists;
+    case K_MERKLE:
+        return &f->n.merkles;
+    default:
+        return &f->n.leaf_keys;
+    }
+}
+
+static void do_get(fake *f, const char *b, const call *c, pending *p)
+{
+    p->res.err = md_rec_get(f->md, b, c->key, &p->rec);
+    if (p->res.err == CM_OK) {
+        p->res.rec = &p->rec;
+    } else if (p->res.err == CM_ERR_NOTFOUND) {
+        md_bucket mb;
+        p->res.no_bucket = md_bucket_get(f->md, b, &mb) != CM_OK;
+    }
+}
+
+static void do_put(fake *f, const char *b, const rp_part *pt, const call *c, pending *p)
+{
     pthread_mutex_lock(&f->mu);
     int lose = f->ft.lose_puts;
-    if (hint_for && f->nhints < FAKE_HINTS_MAX &&
-        md_object_copy(rec, &f->hint_rec[f->nhints]) == CM_OK) {
-        snprintf(f->hint_for[f->nhints], 16, "%s", hint_for);
+    if (c->hint_for && f->nhints < FAKE_HINTS_MAX &&
+        md_object_copy(c->rec, &f->hint_rec[f->nhints]) == CM_OK) {
+        snprintf(f->hint_for[f->nhints], 16, "%s", c->hint_for);
         snprintf(f->hint_bucket[f->nhints], MD_BUCKET_MAX + 1, "%s", b);
         f->nhints++;
         f->n.hints++;
@@ -172,10 +155,9 @@ static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, cons
     pthread_mutex_unlock(&f->mu);
     if (lose)
         p->res.applied = 1;
-    else if (!hint_for && (p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard,
-                                                       hint_for ? 0 : pt->fence)) == CM_OK)
-        p->res.err = merge_put(f, b, rec, &p->res.applied);
-    return post(f, p, delay);
+    else if (!c->hint_for &&
+             (p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard, pt->fence)) == CM_OK)
+        p->res.err = merge_put(f, b, c->rec, &p->res.applied);
 }
 
 static int starts(const char *s, const char *prefix)
@@ -183,20 +165,11 @@ static int starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const char *after,
-                     size_t max, rp_done done, void *arg)
+static void do_list(fake *f, const char *b, const call *c, pending *p)
 {
-    fake *f = (fake *)r;
-    cm_err e;
-    int delay;
-    char b[MD_BUCKET_MAX + 1];
-    pending *p = begin(f, &f->n.lists, pt, b, done, arg, &e, &delay);
-    if (!p)
-        return e;
-    if (!prefix)
-        prefix = "";
-    p->recs = calloc(max + 1, sizeof(*p->recs));
-    char *from = after ? strdup(after) : NULL;
+    const char *prefix = c->prefix ? c->prefix : "";
+    p->recs = calloc(c->max + 1, sizeof(*p->recs));
+    char *from = c->after ? strdup(c->after) : NULL;
     if (*prefix && (!from || strcmp(from, prefix) < 0)) {
         free(from); /* keys > prefix minus its last byte include every key with the prefix */
         from = strndup(prefix, strlen(prefix) - 1);
@@ -206,7 +179,7 @@ static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const
         md_rec_info *in;
         size_t n;
         int trunc;
-        e = md_rec_list(f->md, b, from, 256, &in, &n, &trunc);
+        cm_err e = md_rec_list(f->md, b, from, 256, &in, &n, &trunc);
         if (e != CM_OK) {
             p->res.err = e;
             p->res.no_bucket = e == CM_ERR_NOTFOUND;
@@ -217,7 +190,7 @@ static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const
                 continue;
             if (!starts(in[i].key, prefix)) {
                 end = 1;
-            } else if (p->nrecs == max) {
+            } else if (p->nrecs == c->max) {
                 p->res.truncated = 1;
                 end = 1;
             } else if (md_rec_get(f->md, b, in[i].key, &p->recs[p->nrecs]) == CM_OK) {
@@ -239,59 +212,105 @@ static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const
     pthread_mutex_lock(&f->mu);
     f->n.listed += (unsigned)p->nrecs;
     pthread_mutex_unlock(&f->mu);
-    return post(f, p, delay);
+}
+
+static void do_merkle(fake *f, const char *b, const call *c, pending *p)
+{
+    md_merkle *t;
+    ensure_bucket(f, b);
+    if ((p->res.err = md_merkle_build(f->md, b, c->depth, &t)) != CM_OK)
+        return;
+    if (c->kind == K_MERKLE) {
+        size_t nl = 1;
+        for (int i = 0; i < c->depth; i++)
+            nl *= MD_MERKLE_FANOUT;
+        p->hashes = malloc(nl * 16);
+        for (size_t i = 0; p->hashes && i < nl; i++)
+            memcpy(p->hashes + i * 16, md_merkle_node(t, c->depth, i), 16);
+        p->res.hashes = p->hashes;
+        p->res.nleaves = nl;
+    } else {
+        size_t *lv = calloc(c->nleaves + 1, sizeof(*lv));
+        for (size_t i = 0; lv && i < c->nleaves; i++)
+            lv[i] = c->leaves[i];
+        p->res.err = md_merkle_leaf_keys(f->md, b, t, lv, c->nleaves, &p->infos, &p->ninfos);
+        free(lv);
+        p->res.infos = p->infos;
+        p->res.ninfos = p->ninfos;
+    }
+    md_merkle_free(t);
+}
+
+/* Every op: count it, apply the faults (a refusal returns at once; down and hang post their
+ * failure), else run it on the store and post its completion delay_ms later. */
+static cm_err run(rp_replica *r, const rp_part *pt, const call *c, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    char b[MD_BUCKET_MAX + 1];
+    part_bucket(pt, b);
+    pthread_mutex_lock(&f->mu);
+    (*counter(f, c->kind))++;
+    fake_faults ft = f->ft;
+    pthread_mutex_unlock(&f->mu);
+    if (ft.refuse)
+        return CM_ERR_UNAVAILABLE;
+    pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return CM_ERR_NOMEM;
+    p->done = done;
+    p->arg = arg;
+    if (ft.down || ft.hang_ms > 0) {
+        p->res.err = ft.down ? CM_ERR_UNAVAILABLE : CM_ERR_TIMEOUT;
+        p->res.message = "fault injected";
+        return post(f, p, ft.down ? ft.delay_ms : ft.hang_ms);
+    }
+    switch (c->kind) {
+    case K_GET:
+        do_get(f, b, c, p);
+        break;
+    case K_PUT:
+        do_put(f, b, pt, c, p);
+        break;
+    case K_LIST:
+        do_list(f, b, c, p);
+        break;
+    default:
+        do_merkle(f, b, c, p);
+    }
+    return post(f, p, ft.delay_ms);
+}
+
+static cm_err f_get(rp_replica *r, const rp_part *pt, const char *key, rp_done done, void *arg)
+{
+    call c = {.kind = K_GET, .key = key};
+    return run(r, pt, &c, done, arg);
+}
+
+static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, const char *hint_for,
+                    rp_done done, void *arg)
+{
+    call c = {.kind = K_PUT, .rec = rec, .hint_for = hint_for};
+    return run(r, pt, &c, done, arg);
+}
+
+static cm_err f_list(rp_replica *r, const rp_part *pt, const char *prefix, const char *after,
+                     size_t max, rp_done done, void *arg)
+{
+    call c = {.kind = K_LIST, .prefix = prefix, .after = after, .max = max};
+    return run(r, pt, &c, done, arg);
 }
 
 static cm_err f_merkle(rp_replica *r, const rp_part *pt, int depth, rp_done done, void *arg)
 {
-    fake *f = (fake *)r;
-    cm_err e;
-    int delay;
-    char b[MD_BUCKET_MAX + 1];
-    pending *p = begin(f, &f->n.merkles, pt, b, done, arg, &e, &delay);
-    if (!p)
-        return e;
-    ensure_bucket(f, b);
-    md_merkle *t;
-    p->res.err = md_merkle_build(f->md, b, depth, &t);
-    if (p->res.err == CM_OK) {
-        size_t nl = 1;
-        for (int i = 0; i < depth; i++)
-            nl *= MD_MERKLE_FANOUT;
-        p->hashes = malloc(nl * 16);
-        for (size_t i = 0; p->hashes && i < nl; i++)
-            memcpy(p->hashes + i * 16, md_merkle_node(t, depth, i), 16);
-        p->res.hashes = p->hashes;
-        p->res.nleaves = nl;
-        md_merkle_free(t);
-    }
-    return post(f, p, delay);
+    call c = {.kind = K_MERKLE, .depth = depth};
+    return run(r, pt, &c, done, arg);
 }
 
 static cm_err f_leaf_keys(rp_replica *r, const rp_part *pt, int depth, const uint32_t *leaves,
                           size_t nleaves, rp_done done, void *arg)
 {
-    fake *f = (fake *)r;
-    cm_err e;
-    int delay;
-    char b[MD_BUCKET_MAX + 1];
-    pending *p = begin(f, &f->n.leaf_keys, pt, b, done, arg, &e, &delay);
-    if (!p)
-        return e;
-    ensure_bucket(f, b);
-    md_merkle *t;
-    size_t *lv = calloc(nleaves + 1, sizeof(*lv));
-    for (size_t i = 0; lv && i < nleaves; i++)
-        lv[i] = leaves[i];
-    p->res.err = md_merkle_build(f->md, b, depth, &t);
-    if (p->res.err == CM_OK) {
-        p->res.err = md_merkle_leaf_keys(f->md, b, t, lv, nleaves, &p->infos, &p->ninfos);
-        md_merkle_free(t);
-    }
-    free(lv);
-    p->res.infos = p->infos;
-    p->res.ninfos = p->ninfos;
-    return post(f, p, delay);
+    call c = {.kind = K_LEAF_KEYS, .depth = depth, .leaves = leaves, .nleaves = nleaves};
+    return run(r, pt, &c, done, arg);
 }
 
 static void f_free(rp_replica *r)

@@ -21,18 +21,9 @@ static co_config cfg;
 /* The suite's member, started on first use; NULL (and a skip or a CI failure) without etcd. */
 static co_client *client(void)
 {
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
+    if (!etcd_up && !cu_etcd_up(&etcd, 1, 1000, &cfg, NULL))
         return NULL;
-    }
-    if (!etcd_up) {
-        if (cu_etcd_start(&etcd, 1) != 0) {
-            CU_FAIL("etcd did not start");
-            return NULL;
-        }
-        etcd_up = 1;
-        cu_etcd_config(&etcd, 1000, &cfg);
-    }
+    etcd_up = 1;
     co_client *c = NULL;
     CU_ASSERT_EQUAL(co_client_new(&cfg, &c), CM_OK);
     return c;

@@ -188,13 +188,8 @@ static void test_add_remove_race(void)
     co_bucket *b = NULL, have;
     size_t n = 0;
     int64_t rev = 0;
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
         return;
-    }
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
-    cu_etcd_config(&e, 1000, &cfg);
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
 
     CU_ASSERT_EQUAL(co_buckets_read(c, KEY, &b, &n, &rev), CM_OK); /* no document yet */
     CU_ASSERT_EQUAL(n, 0);
@@ -301,14 +296,9 @@ static void test_follower(void)
     char cache[512];
     hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &h};
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
+    if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
         return;
-    }
     snprintf(cache, sizeof(cache), "%s/buckets.cache", cu_tmpdir());
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
-    cu_etcd_config(&e, 500, &cfg);
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
     CU_ASSERT_EQUAL(co_buckets_open(&cfg, "bad/id", NULL, &hooks, &f), CM_ERR_INVAL);
     CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", cache, &hooks, &f) == CM_OK);
 
@@ -404,13 +394,8 @@ static void test_set_consistency(void)
     int64_t rev = 0, rev2 = 0;
     hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
     co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &h};
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
         return;
-    }
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
-    cu_etcd_config(&e, 1000, &cfg);
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
     CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, &hooks, &f) == CM_OK);
 
     /* created available: this node's follower knows it as soon as create returns */

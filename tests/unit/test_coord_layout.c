@@ -98,13 +98,8 @@ static void test_adopt_reject_members(void)
     cu_etcd e;
     co_config cfg;
     co_client *c = NULL;
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
+    if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
         return;
-    }
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
-    cu_etcd_config(&e, 500, &cfg);
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
 
     co_layout_config lc = {.etcd = &cfg,
                            .cluster = "tl",
@@ -218,13 +213,8 @@ static void test_cache_file_during_outage(void)
     co_config cfg;
     co_client *c = NULL;
     char cache[300];
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
+    if (!cu_etcd_up(&e, 1, 300, &cfg, &c))
         return;
-    }
-    CU_ASSERT_FATAL(cu_etcd_start(&e, 1) == 0);
-    cu_etcd_config(&e, 300, &cfg);
-    CU_ASSERT_FATAL(co_client_new(&cfg, &c) == CM_OK);
     snprintf(cache, sizeof(cache), "%s/layout.cache", cu_tmpdir());
     co_layout_config lc = {.etcd = &cfg, .cluster = "tl", .cache_path = cache};
     co_layout *l = NULL;

@@ -61,25 +61,12 @@ static void put_version(co_client *c, const char *key, const char *v, int64_t *r
     *rev = next;
 }
 
-/* Start n members and a client over all of them (timeout 500 ms); 0 when etcd is missing. */
-static int start(cu_etcd *e, int n, co_config *cfg, co_client **c)
-{
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
-        return 0;
-    }
-    CU_ASSERT_FATAL(cu_etcd_start(e, n) == 0);
-    cu_etcd_config(e, 500, cfg);
-    CU_ASSERT_FATAL(co_client_new(cfg, c) == CM_OK);
-    return 1;
-}
-
 static void test_watch_resume_and_down(void)
 {
     cu_etcd e;
     co_config cfg;
     co_client *c = NULL;
-    if (!start(&e, 1, &cfg, &c))
+    if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
         return;
     const char *key = "/cairn/test/layout";
     char cache[300], bad[300];
@@ -180,7 +167,7 @@ static void test_watch_after_compaction(void)
     cu_etcd e;
     co_config cfg;
     co_client *c = NULL;
-    if (!start(&e, 1, &cfg, &c))
+    if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
         return;
     const char *key = "/t/compact/doc";
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -244,7 +231,7 @@ static void test_failover_three_members(void)
     cu_etcd e;
     co_config wcfg;
     co_client *c = NULL;
-    if (!start(&e, 3, &wcfg, &c))
+    if (!cu_etcd_up(&e, 3, 500, &wcfg, &c))
         return;
     co_client_free(c); /* this test's client starts with a silent endpoint */
     int sport = 0, sfd = silent_listener(&sport);
@@ -309,7 +296,7 @@ static void test_watch_minority_member(void)
     cu_etcd e;
     co_config all;
     co_client *c = NULL;
-    if (!start(&e, 3, &all, &c))
+    if (!cu_etcd_up(&e, 3, 500, &all, &c))
         return;
     co_config one = {.endpoints = {e.url[0]}, .n_endpoints = 1, .timeout_ms = 500};
     int64_t rev = 0;

@@ -148,12 +148,7 @@ static void server_start(tserver *s, fake_ns *f)
     gw_config gc;
     net_config nc;
     snprintf(dir, sizeof(dir), "%s/gw%d", cu_tmpdir(), started++); /* a new store each time */
-    CU_ASSERT_EQUAL_FATAL(cm_mkdir_durable(dir, 0755), CM_OK);
-    gw_config_defaults(&gc);
-    gc.data_dir = dir;
-    gc.region = REGION;
-    gc.access_key = AK;
-    gc.secret_key = SK;
+    CU_ASSERT_FATAL(cu_gw_config(&gc, dir, REGION, AK, SK) == 0);
     gc.ndrives = 3, gc.k = 2, gc.m = 1;
     gc.workers = 2;
     CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &s->g), CM_OK);
@@ -199,15 +194,7 @@ static int call(const tserver *s, const char *method, const char *target, const 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     CU_ASSERT_FATAL(write(fd, req, (size_t)n) == n);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
-        got += (size_t)r;
-    out[got] = '\0';
-    close(fd);
-    int status = 0;
-    sscanf(out, "HTTP/1.1 %d", &status);
-    return status;
+    return cu_s3_answer(fd, out, cap);
 }
 
 /* ---- the cases ---- */

@@ -95,12 +95,7 @@ static void gateway_open(void)
     char dir[512];
     gw_config gc;
     snprintf(dir, sizeof(dir), "%s/gw", cu_tmpdir());
-    CU_ASSERT_EQUAL_FATAL(cm_mkdir_durable(dir, 0755), CM_OK);
-    gw_config_defaults(&gc);
-    gc.data_dir = dir;
-    gc.region = REGION;
-    gc.access_key = AK;
-    gc.secret_key = SK;
+    CU_ASSERT_FATAL(cu_gw_config(&gc, dir, REGION, AK, SK) == 0);
     gc.ndrives = NDRIVES, gc.k = 1, gc.m = 1; /* the single-node profile: unused here */
     gc.cell_size = CELL;
     gc.workers = 4;

@@ -1431,6 +1431,36 @@ static void test_threads(void)
     CU_ASSERT_EQUAL(t.st.done, 8);
 }
 
+/* A port a running server listens on is refused to a second server (SO_REUSEPORT is only
+ * among one server's loops); once the first stopped, the port is free again at once. */
+static void test_port_in_use(void)
+{
+    tsrv t;
+    net_config cfg;
+    tsrv_cfg(&cfg);
+    cfg.threads = 2;
+    tsrv_start(&t, &cfg);
+    cli c;
+    cli_open(&c, t.port);
+    get_ok(&c, "/x", "hello");
+    cli_close(&c);
+    net_server *second = NULL;
+    cfg.port = t.port;
+    CU_ASSERT_EQUAL(net_server_new(&cfg, &th_handler, &t.st, &second), CM_ERR_EXISTS);
+    CU_ASSERT_PTR_NULL(second);
+    net_server_free(second);
+    for (int i = 0; i < 4; i++) { /* the first still serves every connection */
+        cli_open(&c, t.port);
+        get_ok(&c, "/x", "hello");
+        cli_close(&c);
+    }
+    tsrv_stop(&t);
+    tsrv again;
+    tsrv_start(&again, &cfg); /* the same port, right after (TIME_WAIT is no obstacle) */
+    CU_ASSERT_EQUAL(again.port, cfg.port);
+    tsrv_stop(&again);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -1450,6 +1480,7 @@ void cu_register(void)
         {"stop_grace_expires", test_stop_grace_expires},
         {"abort_and_trickle", test_abort_and_trickle},
         {"threads", test_threads},
+        {"port_in_use", test_port_in_use},
         {"async_responses", test_async_responses},
         {"half_close", test_half_close},
         {"pipeline_flood", test_pipeline_flood},

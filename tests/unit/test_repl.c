@@ -970,6 +970,41 @@ static void t_router(void)
     env_down();
 }
 
+/* A layout of fewer nodes than N: rp_homes shrinks N to them, so every partition still has a
+ * first home (anti-entropy and repair run there: cmd/cluster.c, cluster_repair.c), and it is the
+ * first replica rp_route answers. */
+static void t_small_layouts(void)
+{
+    env_up(0, 300);
+    for (int nodes = 1; nodes <= 2; nodes++) {
+        pl_topology *t;
+        pl_map *m;
+        rp_router *rt;
+        CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(nodes, 1, 2, &t), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(pl_map_new(t, PL_MAP_HOMES, &m), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_router_new(t, "n1", E.local, E.cl, &rt), CM_OK);
+        int first[2] = {0, 0};
+        for (uint32_t s = 0; s < 64; s++) {
+            rp_part p = {"bkt", s, 64, 0};
+            int homes[3];
+            rp_replica *out[3];
+            CU_ASSERT_EQUAL_FATAL(rp_homes(m, pl_partition_id("bkt", s), 3, homes), nodes);
+            CU_ASSERT_EQUAL_FATAL(rp_route(rt, &p, 3, 0, out), nodes);
+            CU_ASSERT_STRING_EQUAL(out[0]->node_id, t->nodes[homes[0]].id);
+            first[homes[0]]++;
+        }
+        CU_ASSERT_EQUAL(first[0] + first[1], 64);
+        if (nodes == 2) /* both nodes are the first home of some partitions */
+            CU_ASSERT(first[0] > 0 && first[1] > 0);
+        rp_router_free(rt);
+        pl_map_free(m);
+        pl_topology_free(t);
+    }
+    int homes[3];
+    CU_ASSERT_EQUAL(rp_homes(NULL, 1, 3, homes), -(int)CM_ERR_INVAL);
+    env_down();
+}
+
 /* ---- hints ---- */
 
 static rp_hints *HINTS;
@@ -1152,6 +1187,7 @@ void cu_register(void)
         {"rpc_edges", t_rpc_edges},
         {"cond_route", t_cond_route},
         {"router", t_router},
+        {"small_layouts", t_small_layouts},
         {"hints", t_hints},
         {"bench", t_bench},
         {"get_busy_pool", t_get_busy_pool},

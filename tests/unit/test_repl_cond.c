@@ -220,14 +220,10 @@ static void race(int round, int wins[KEYS], int *others)
 
 static void test_leaders(void)
 {
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
-        return;
-    }
     cu_etcd etcd;
-    CU_ASSERT_EQUAL_FATAL(cu_etcd_start(&etcd, 1), 0);
     co_config ccfg;
-    cu_etcd_config(&etcd, 2000, &ccfg);
+    if (!cu_etcd_up(&etcd, 1, 2000, &ccfg, NULL))
+        return;
     snprintf(T.etcd, sizeof(T.etcd), "%s", ccfg.endpoints[0]);
     evthread_use_pthreads();
     T.base = event_base_new();

@@ -790,14 +790,10 @@ static cm_err etcd_cond_run(void *arg, rp *c, const rp_part *p, const rp_cond_wr
 
 static void test_cond_etcd_leader(void)
 {
-    if (!cu_etcd_available()) {
-        cu_etcd_missing();
-        return;
-    }
     cu_etcd etcd;
-    CU_ASSERT_EQUAL_FATAL(cu_etcd_start(&etcd, 1), 0);
     co_config ccfg;
-    cu_etcd_config(&etcd, 2000, &ccfg);
+    if (!cu_etcd_up(&etcd, 1, 2000, &ccfg, NULL))
+        return;
     env_up(1, 5000, RP_STRONG);
     coords_free();
     static const char *ids[2] = {"n1", "n2"};
