@@ -17,8 +17,9 @@
  * entry qualifies, next_marker is the last entry returned.
  *
  * Keys in the reserved space of multipart records (MD_MPU_MARK, md_mpkey.c) sort after every S3
- * key; a listing whose prefix is not in that space ends where they start, so ListObjects never
- * shows them and a bucket holding only uploads is empty (rp_upload_list lists them).
+ * key; rp_list_objects ends where they start (and lists nothing for a prefix inside that
+ * space), so ListObjects never shows them and a bucket holding only uploads is empty;
+ * rp_list_reserved, which rp_upload_list uses, is the same merge without that cut.
  *
  * Memory: one page per shard (page size from max_keys and the shard count, at most RP_LIST_MAX)
  * and the result, whatever the bucket holds. Cursors that run dry are refilled on demand, all
@@ -41,6 +42,7 @@ typedef struct {
     rp *c;
     const char *bucket;
     const char *prefix, *delim;
+    int reserved; /* a listing of the multipart key space (rp_list_reserved) */
     size_t page;
     rp_consistency mode;
     cursor cur[RP_MAX_SHARDS];
@@ -252,7 +254,7 @@ static cm_err merge(lister *l, const md_list_query *q, size_t max, md_list_resul
             return CM_OK;
         md_object *rec = &m->recs[m->pos];
         /* Multipart records (md_mpkey.c) sort after every S3 key: an S3 listing ends there. */
-        if ((uint8_t)rec->key[0] == MD_MPU_MARK && (uint8_t)l->prefix[0] != MD_MPU_MARK)
+        if ((uint8_t)rec->key[0] == MD_MPU_MARK && !l->reserved)
             return CM_OK;
         size_t cp = rollup(l, rec->key);
         char *k = cp ? strndup(rec->key, cp) : NULL;
@@ -280,7 +282,8 @@ static cm_err merge(lister *l, const md_list_query *q, size_t max, md_list_resul
     }
 }
 
-cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+static cm_err list_run(rp *c, const char *bucket, const md_list_query *q, int reserved,
+                       md_list_result *out)
 {
     memset(out, 0, sizeof(*out));
     size_t max = q->max_keys < 100000 ? q->max_keys : 100000;
@@ -289,11 +292,15 @@ cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_lis
     pthread_mutex_unlock(&c->mu);
     if (max == 0 || !*bucket || strlen(bucket) > MD_BUCKET_MAX)
         return CM_OK;
+    /* An S3 prefix inside the multipart key space lists nothing (no S3 key holds 0xFF). */
+    if (!reserved && q->prefix && (uint8_t)q->prefix[0] == MD_MPU_MARK)
+        return CM_OK;
     lister *l = calloc(1, sizeof(*l));
     if (!l)
         return CM_ERR_NOMEM;
     l->c = c;
     l->bucket = bucket;
+    l->reserved = reserved;
     l->prefix = q->prefix ? q->prefix : "";
     l->delim = q->delimiter;
     l->mode = rp_mode(c, bucket);
@@ -320,6 +327,16 @@ cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_lis
     if (e != CM_OK)
         md_list_result_release(out);
     return e;
+}
+
+cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+{
+    return list_run(c, bucket, q, 0, out);
+}
+
+cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+{
+    return list_run(c, bucket, q, 1, out);
 }
 
 /* ---- One partition's records (rp_upload.c) ---- */

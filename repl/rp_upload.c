@@ -448,7 +448,7 @@ cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_up
             after[n++] = (char)0xFF, after[n] = 0;
         lq.start_after = after;
     }
-    cm_err e = rp_list_objects(c, bucket, &lq, &res);
+    cm_err e = rp_list_reserved(c, bucket, &lq, &res);
     if (e != CM_OK)
         return e;
     for (size_t i = 0; e == CM_OK && i < res.n; i++)

@@ -140,7 +140,10 @@ static size_t garbage(int i, uint8_t tag, int *has)
 
 static void test_keys(void)
 {
-    static const char *keys[] = {"a", "a/b", "a\x01" "b", "\xc3\xa9t\xc3\xa9", "photos/2024/x.jpg"};
+    static const char *keys[] = {"a", "a/b",
+                                 "a\x01"
+                                 "b",
+                                 "\xc3\xa9t\xc3\xa9", "photos/2024/x.jpg"};
     char k[MD_MAX_KEY + 1], back[MD_MAX_KEY + 1], id[MD_MPU_ID_LEN + 1], pk[MD_MPU_PART_KEY_MAX];
     char pre[MD_MPU_PART_KEY_MAX];
     for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
@@ -166,7 +169,9 @@ static void test_keys(void)
     /* Upload keys sort as their object keys do (then by id): "a" < "a\x01b" < "a/b". */
     char ka[MD_MAX_KEY + 1], kb[MD_MAX_KEY + 1], kc[MD_MAX_KEY + 1];
     md_mpu_upload_key("a", ID, ka, sizeof(ka));
-    md_mpu_upload_key("a\x01" "b", ID, kb, sizeof(kb));
+    md_mpu_upload_key("a\x01"
+                      "b",
+                      ID, kb, sizeof(kb));
     md_mpu_upload_key("a/b", ID, kc, sizeof(kc));
     CU_ASSERT(strcmp(ka, kb) < 0 && strcmp(kb, kc) < 0);
     /* and after every S3 key (UTF-8 never holds 0xFF) */
@@ -250,6 +255,10 @@ static void test_lifecycle(void)
     CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c, B, &q, &res), CM_OK);
     CU_ASSERT(res.n == 1 && strcmp(res.entries[0].key, "plain") == 0 && !res.truncated);
     md_list_result_release(&res);
+    md_list_query qr = {"\xffu", NULL, NULL, 100}; /* an S3 prefix in the reserved space */
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c, B, &qr, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.n, 0);
+    md_list_result_release(&res);
     md_upload_list ul;
     md_upload_query uq = {NULL, NULL, NULL, NULL, 10};
     CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
@@ -321,9 +330,7 @@ static void test_abort(void)
 
 void cu_register(void)
 {
-    static const cu_test t[] = {{"keys", test_keys},
-                                {"lifecycle", test_lifecycle},
-                                {"abort", test_abort},
-                                {NULL, NULL}};
+    static const cu_test t[] = {
+        {"keys", test_keys}, {"lifecycle", test_lifecycle}, {"abort", test_abort}, {NULL, NULL}};
     cu_add_suite("repl_upload", t);
 }
