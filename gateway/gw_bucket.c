@@ -256,6 +256,9 @@ static void delete_in_namespace(gw_req *r, bucket_commit_state *st)
     st->err = ns->is_empty(ns->arg, r->bucket); /* CM_ERR_CONFLICT: BucketNotEmpty */
     if (st->err != CM_OK)
         return;
+    /* Its unfinished uploads go with it: on a cluster node they are replicated records. */
+    if (gw_meta_remote(r->g) && (st->err = rp_upload_abort_all(r->g->rp, r->bucket)) != CM_OK)
+        return;
     st->err = ns->remove(ns->arg, r->bucket);
     if (st->err == CM_OK || st->err == CM_ERR_NOTFOUND)
         gw_bucket_mirror_remove(r->g, r->bucket, 0);

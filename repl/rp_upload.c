@@ -8,8 +8,9 @@
  * overwritten: each UploadPart writes a key of its own, and the current part of a number is the
  * newest record by (hlc, hlc_node), which every node computes alike from the same records. A part
  * record's body is therefore only ever released by a tombstone of that very record, written by
- * Complete (not for the parts the object keeps) or Abort: a late or concurrent UploadPart can
- * leave an orphan record, never take a body from an object (docs/multipart-cluster.md, "Races").
+ * Complete (not for the parts the object keeps), Abort, or the UploadPart that wrote it when it
+ * finds the upload ended meanwhile: a concurrent UploadPart never takes a body from an object
+ * (docs/multipart-cluster.md, "Races").
  *
  * Memory: a part listing holds one page of records (RP_LIST_MAX) and one md_part summary per
  * number (10,000 at most, about 2 MB); Complete fetches only the kept parts' records.
@@ -104,6 +105,29 @@ cm_err rp_upload_get(rp *c, const char *bucket, const char *key, const char *upl
     return e == CM_OK ? upload_from_record(&rec, key, upload_id, out) : e;
 }
 
+/* 1 when the object record of key was made by upload_id and names the body of part. */
+static int object_uses(rp *c, const char *bucket, const char *key, const char *upload_id,
+                       const md_part *part)
+{
+    md_object cur;
+    int used = 0;
+    if (MD_PART_INLINE(part) || rp_object_get(c, bucket, key, &cur) != CM_OK)
+        return 0;
+    for (size_t i = 0; strcmp(cur.upload_id, upload_id) == 0 && !used && i < cur.nparts; i++)
+        used = !MD_PART_INLINE(&cur.parts[i]) &&
+               memcmp(cur.parts[i].layout.blob, part->layout.blob, 16) == 0;
+    md_object_release(&cur);
+    return used;
+}
+
+/*
+ * After the part's record is written, the upload is read again: if a Complete or Abort ended it
+ * meanwhile, that call may have listed its parts before this record arrived, and nothing else
+ * would ever release it. The record then gets a plain tombstone (its body becomes garbage) and
+ * the answer is NoSuchUpload, unless the object the upload became uses this very body (a Complete
+ * that did list it). The object is written before the upload's tombstone, so once the upload
+ * reads as gone, the object reads as written.
+ */
 cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *upload_id,
                    const md_part *part)
 {
@@ -130,7 +154,14 @@ cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *uploa
     memcpy(rec.upload_id, upload_id, MD_MPU_ID_LEN + 1);
     rec.parts = (md_part *)part; /* borrowed for the write */
     rec.nparts = 1;
-    return rp_object_put(c, bucket, &rec, NULL, NULL, &had);
+    if ((e = rp_object_put(c, bucket, &rec, NULL, NULL, &had)) != CM_OK)
+        return e;
+    e = rp_upload_get(c, bucket, key, upload_id, &up);
+    md_upload_release(&up);
+    if (e != CM_ERR_NOTFOUND || object_uses(c, bucket, key, upload_id, part))
+        return CM_OK; /* recorded (a failed second read leaves it to Complete or Abort) */
+    e = rp_object_delete(c, bucket, k, NULL, NULL, &had);
+    return e == CM_OK ? CM_ERR_NOTFOUND : e;
 }
 
 /* Walk every live part record of the upload, page by page: fn(arg, rec, number, id). */
@@ -460,5 +491,31 @@ cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_up
     md_list_result_release(&res);
     if (e != CM_OK)
         md_upload_list_release(out);
+    return e;
+}
+
+cm_err rp_upload_abort_all(rp *c, const char *bucket)
+{
+    char key[MD_MAX_KEY + 1] = "", id[sizeof(((md_upload *)0)->upload_id)] = "";
+    md_upload_query q = {.max_uploads = 1000};
+    md_upload_list l;
+    cm_err e;
+    int more;
+    do { /* page after the last upload seen, so every page makes progress */
+        if ((e = rp_upload_list(c, bucket, &q, &l)) != CM_OK)
+            return e;
+        for (size_t i = 0; e == CM_OK && i < l.n; i++) {
+            e = rp_upload_abort(c, bucket, l.uploads[i].key, l.uploads[i].upload_id);
+            if (e == CM_ERR_NOTFOUND) /* ended meanwhile */
+                e = CM_OK;
+        }
+        more = e == CM_OK && l.truncated && l.n > 0;
+        if (more) {
+            snprintf(key, sizeof(key), "%s", l.uploads[l.n - 1].key);
+            snprintf(id, sizeof(id), "%s", l.uploads[l.n - 1].upload_id);
+            q.key_marker = key, q.upload_id_marker = id;
+        }
+        md_upload_list_release(&l);
+    } while (more);
     return e;
 }

@@ -61,6 +61,9 @@ cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upl
 /* Abort: CM_ERR_NOTFOUND when the upload does not exist; otherwise rp_upload_end, keeping the
  * parts of the object record of key when this very upload made it. */
 cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *upload_id);
+/* Abort every upload of the bucket (DeleteBucket: S3 drops them with it). The first error
+ * other than an upload ended meanwhile stops it. */
+cm_err rp_upload_abort_all(rp *c, const char *bucket);
 /* ListMultipartUploads of the bucket (md_upload_list_query's contract and result). */
 cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_upload_list *out);
 

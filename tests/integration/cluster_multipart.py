@@ -12,6 +12,8 @@ message at the first check that fails; prints one line per check that passed.
   complete ENDPOINTS STATE NODE              Complete via node index NODE
   verify   ENDPOINTS STATE NODES             GET via each node index in NODES (comma list):
                                              byte-exact; ListObjects shows only real keys
+  rb       ENDPOINTS STATE                   an upload left open, objects deleted, DeleteBucket
+                                             via n5; made again, it lists no old upload or key
   abort    ENDPOINTS STATE                   Create via n3, a part via n4, Abort via n5;
                                              then UploadPart/ListParts via n6 say NoSuchUpload
 """
@@ -19,6 +21,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 
 import boto3
 from botocore.config import Config
@@ -127,9 +130,11 @@ def main():
         n = int(sys.argv[4])
         b, k, u = st["bucket"], st["key"], st["upload"]
         parts = [{"PartNumber": i, "ETag": '"%s"' % st["etags"][str(i)]} for i in (1, 2, 3)]
+        t0 = time.monotonic()
         c[n].complete_multipart_upload(Bucket=b, Key=k, UploadId=u,
                                        MultipartUpload={"Parts": parts})
-        ok("CompleteMultipartUpload through n%d" % (n + 1))
+        ok("CompleteMultipartUpload through n%d (%.0f ms)" % (n + 1,
+                                                             (time.monotonic() - t0) * 1000))
         ups = c[n].list_multipart_uploads(Bucket=b).get("Uploads", [])
         if ups:
             fail("ListMultipartUploads after Complete: %r" % ups)
@@ -161,6 +166,20 @@ def main():
         if any(x["UploadId"] == u for x in ups):
             fail("ListMultipartUploads through n4 after Abort: %r" % ups)
         ok("after Abort: NoSuchUpload through n6, not listed through n4")
+    elif phase == "rb":
+        b = st["bucket"]
+        u = c[2].create_multipart_upload(Bucket=b, Key="left/open")["UploadId"]
+        c[3].upload_part(Bucket=b, Key="left/open", UploadId=u, PartNumber=1, Body=b"x" * 1000)
+        for n, k in ((4, "plain"), (5, st["key"])):
+            c[n].delete_object(Bucket=b, Key=k)
+        c[4].delete_bucket(Bucket=b)
+        ok("DeleteBucket through n5 with an upload open (made through n3)")
+        c[5].create_bucket(Bucket=b)
+        ups = c[2].list_multipart_uploads(Bucket=b).get("Uploads", [])
+        keys = c[3].list_objects_v2(Bucket=b).get("Contents", [])
+        if ups or keys:
+            fail("the bucket made again lists old uploads or keys: %r %r" % (ups, keys))
+        ok("made again through n6: no upload and no key of the old bucket")
     json.dump(st, open(state, "w"))
 
 

@@ -318,6 +318,54 @@ static void test_abort(void)
     CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_OK);
     CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_ERR_NOTFOUND);
     set_down(2, 0);
+    /* ListMultipartUploads pages (by key, then id) and DeleteBucket's sweep of every upload */
+    char id[MD_MPU_ID_LEN + 1], key[16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(id, sizeof(id), "%032x", i + 1);
+        snprintf(key, sizeof(key), "k%d", i % 7);
+        CU_ASSERT_EQUAL_FATAL(create(key, id, "bob"), CM_OK);
+    }
+    md_upload_list pg;
+    md_upload_query pq = {NULL, NULL, NULL, NULL, 10};
+    char last[64] = "", lastid[64] = "";
+    int seen = 0, pages = 0;
+    do {
+        CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &pg), CM_OK);
+        for (size_t j = 0; j < pg.n; j++) { /* strictly ascending by (key, id) */
+            int c = strcmp(pg.uploads[j].key, last);
+            CU_ASSERT(c > 0 || (c == 0 && strcmp(pg.uploads[j].upload_id, lastid) > 0));
+            snprintf(last, sizeof(last), "%s", pg.uploads[j].key);
+            snprintf(lastid, sizeof(lastid), "%s", pg.uploads[j].upload_id);
+        }
+        seen += (int)pg.n, pages++;
+        if (pg.truncated) {
+            CU_ASSERT_STRING_EQUAL(pg.next_key_marker, last);
+            CU_ASSERT_STRING_EQUAL(pg.next_upload_id_marker, lastid);
+        }
+        int more = pg.truncated;
+        md_upload_list_release(&pg);
+        pq.key_marker = last, pq.upload_id_marker = lastid;
+        if (!more)
+            break;
+    } while (pages < 10);
+    CU_ASSERT_EQUAL(seen, 25);
+    CU_ASSERT_EQUAL(pages, 3);
+    pq = (md_upload_query){NULL, NULL, "k3", NULL, 100}; /* after every upload of k3 */
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &pg), CM_OK);
+    CU_ASSERT(pg.n == 9 && strcmp(pg.uploads[0].key, "k4") == 0); /* k4-k6: 3 each */
+    md_upload_list_release(&pg);
+    CU_ASSERT_EQUAL(create("dir/a", ID, "bob"), CM_OK);
+    CU_ASSERT_EQUAL(create("dir/b", ID, "bob"), CM_OK);
+    pq = (md_upload_query){NULL, "/", NULL, NULL, 100}; /* dir/ rolls up, once */
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &pg), CM_OK);
+    CU_ASSERT(pg.nprefixes == 1 && strcmp(pg.prefixes[0], "dir/") == 0 && pg.n == 25);
+    md_upload_list_release(&pg);
+    CU_ASSERT_EQUAL(rp_upload_abort_all(E.c, B), CM_OK);
+    md_upload_list ul;
+    md_upload_query uq = {NULL, NULL, NULL, NULL, 10};
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT_EQUAL(ul.n, 0);
+    md_upload_list_release(&ul);
     coord_free();
     for (int i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL(garbage(i, 0x51, &has), 1);
