@@ -25,6 +25,13 @@
  *
  * Upload ids are 16 hex digits of the creation time in milliseconds followed by 16 random hex
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
+ *
+ * On a cluster node (gw_meta_remote) the upload and part records are replicated records
+ * (repl/rp_upload.h, docs/multipart-cluster.md) instead of the local md_upload_* ones, so any
+ * node serves any upload: every call that touches them runs on a worker (ListParts too), an
+ * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records
+ * and ends the upload after writing the object, and no body is freed here: the replicas turn the
+ * unused ones into garbage records, reclaimed after the grace period.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"

@@ -92,7 +92,7 @@ def main():
     elif phase == "parts":
         b, k, u = st["bucket"], st["key"], st["upload"]
         plan = [(1, 1, "p1", 5 * MIB), (2, 2, "p2-first", 5 * MIB), (2, 3, "p2", 5 * MIB + 7),
-                (3, 3, "p3", 300 * 1024)]
+                (3, 3, "p3", 20 * 1024)]  # small: inline in its record
         etags = {}
         for number, node, seed, size in plan:
             r = c[node].upload_part(Bucket=b, Key=k, UploadId=u, PartNumber=number,
@@ -103,11 +103,11 @@ def main():
             ok("UploadPart %d (%s, %d bytes) through n%d" % (number, seed, size, node + 1))
         st["etags"] = etags
         st["expect"] = hashlib.sha256(body("p1", 5 * MIB) + body("p2", 5 * MIB + 7) +
-                                      body("p3", 300 * 1024)).hexdigest()
-        st["size"] = 10 * MIB + 7 + 300 * 1024
+                                      body("p3", 20 * 1024)).hexdigest()
+        st["size"] = 10 * MIB + 7 + 20 * 1024
         lp = c[4].list_parts(Bucket=b, Key=k, UploadId=u)
         got = [(p["PartNumber"], p["ETag"].strip('"'), p["Size"]) for p in lp["Parts"]]
-        want = [(1, etags[1], 5 * MIB), (2, etags[2], 5 * MIB + 7), (3, etags[3], 300 * 1024)]
+        want = [(1, etags[1], 5 * MIB), (2, etags[2], 5 * MIB + 7), (3, etags[3], 20 * 1024)]
         if got != want:
             fail("ListParts through n5: %r, want %r" % (got, want))
         ok("ListParts through n5: 3 parts, part 2 is its second upload")
