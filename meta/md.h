@@ -536,9 +536,9 @@ cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_ke
 
 /*
  * The shard of nshards (>= 1) a key belongs to: bytes 4..7 of SHA-256(key), big-endian, mod
- * nshards (a multipart record's key: its object key's, see below) (bytes 0..3 number the key's
- * Merkle leaf; the shard takes other bits so that the leaves of one shard are used evenly). Stable:
- * the partitioning of a cluster depends on it.
+ * nshards (bytes 0..3 number the key's Merkle leaf; the shard takes other bits so that the leaves
+ * of one shard are used evenly). A multipart record's key takes its object key's shard (below).
+ * Stable: the partitioning of a cluster depends on it.
  */
 uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards);
 
