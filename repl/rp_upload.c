@@ -105,19 +105,23 @@ cm_err rp_upload_get(rp *c, const char *bucket, const char *key, const char *upl
     return e == CM_OK ? upload_from_record(&rec, key, upload_id, out) : e;
 }
 
-/* 1 when the object record of key was made by upload_id and names the body of part. */
-static int object_uses(rp *c, const char *bucket, const char *key, const char *upload_id,
-                       const md_part *part)
+/* Whether the object record of key was made by upload_id and names the body of part: CM_OK
+ * with *used set, or the error of the read (other than the object's absence). */
+static cm_err object_uses(rp *c, const char *bucket, const char *key, const char *upload_id,
+                          const md_part *part, int *used)
 {
     md_object cur;
-    int used = 0;
-    if (MD_PART_INLINE(part) || rp_object_get(c, bucket, key, &cur) != CM_OK)
-        return 0;
-    for (size_t i = 0; strcmp(cur.upload_id, upload_id) == 0 && !used && i < cur.nparts; i++)
-        used = !MD_PART_INLINE(&cur.parts[i]) &&
-               memcmp(cur.parts[i].layout.blob, part->layout.blob, 16) == 0;
+    *used = 0;
+    if (MD_PART_INLINE(part)) /* the object keeps its own copy of an inline body */
+        return CM_OK;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    for (size_t i = 0; strcmp(cur.upload_id, upload_id) == 0 && !*used && i < cur.nparts; i++)
+        *used = !MD_PART_INLINE(&cur.parts[i]) &&
+                memcmp(cur.parts[i].layout.blob, part->layout.blob, 16) == 0;
     md_object_release(&cur);
-    return used;
+    return CM_OK;
 }
 
 /*
@@ -158,8 +162,13 @@ cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *uploa
         return e;
     e = rp_upload_get(c, bucket, key, upload_id, &up);
     md_upload_release(&up);
-    if (e != CM_ERR_NOTFOUND || object_uses(c, bucket, key, upload_id, part))
+    if (e != CM_ERR_NOTFOUND)
         return CM_OK; /* recorded (a failed second read leaves it to Complete or Abort) */
+    int used;
+    if ((e = object_uses(c, bucket, key, upload_id, part, &used)) != CM_OK)
+        return e; /* unsure whether the object uses it: the record stays (a leak at worst) */
+    if (used)
+        return CM_OK;
     e = rp_object_delete(c, bucket, k, NULL, NULL, &had);
     return e == CM_OK ? CM_ERR_NOTFOUND : e;
 }
