@@ -35,6 +35,7 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
+#include "rp_upload.h"
 
 #define MOD "gw"
 #define SMALL_XML_CAP (64u * 1024)
@@ -254,6 +255,9 @@ static void delete_in_namespace(gw_req *r, bucket_commit_state *st)
     const gw_bucket_ns *ns = &r->g->ns;
     st->err = ns->is_empty(ns->arg, r->bucket); /* CM_ERR_CONFLICT: BucketNotEmpty */
     if (st->err != CM_OK)
+        return;
+    /* Its unfinished uploads go with it: on a cluster node they are replicated records. */
+    if (gw_meta_remote(r->g) && (st->err = rp_upload_abort_all(r->g->rp, r->bucket)) != CM_OK)
         return;
     st->err = ns->remove(ns->arg, r->bucket);
     if (st->err == CM_OK || st->err == CM_ERR_NOTFOUND)
@@ -516,10 +520,44 @@ static void list_objects(gw_req *r, int version)
     list_done(r);
 }
 
+typedef struct {
+    gw_uploads_params p;
+    md_upload_query q;
+    md_upload_list res;
+    cm_err err;
+} list_uploads_state;
+
+static void list_uploads_state_free(void *p)
+{
+    list_uploads_state *st = p;
+    if (st)
+        md_upload_list_release(&st->res);
+    free(st);
+}
+
+/* Worker on a cluster node (the uploads are replicated records), the loop on a single node. */
+static void list_uploads_work(gw_req *r)
+{
+    list_uploads_state *st = r->op;
+    st->err = gw_meta_remote(r->g) ? rp_upload_list(r->g->rp, r->bucket, &st->q, &st->res)
+                                   : md_upload_list_query(r->g->md, r->bucket, &st->q, &st->res);
+}
+
+static void list_uploads_done(gw_req *r)
+{
+    list_uploads_state *st = r->op;
+    if (st->err != CM_OK) {
+        gw_error_cm(r, st->err);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    cm_err err = buf ? gw_xml_list_uploads(buf, &st->p, &st->res) : CM_ERR_NOMEM;
+    send_doc(r, buf, err);
+}
+
 static void list_uploads(gw_req *r)
 {
     const char *enc = gw_query_get(&r->q, "encoding-type");
-    md_upload_list res = {0};
     uint64_t max;
 
     if ((enc && strcmp(enc, "url") != 0) ||
@@ -527,30 +565,33 @@ static void list_uploads(gw_req *r)
         gw_error(r, GW_INVALID_ARGUMENT, NULL);
         return;
     }
-    gw_uploads_params p = {.bucket = r->bucket,
-                           .prefix = gw_query_get(&r->q, "prefix"),
-                           .delimiter = gw_query_get(&r->q, "delimiter"),
-                           .key_marker = gw_query_get(&r->q, "key-marker"),
-                           .upload_id_marker = gw_query_get(&r->q, "upload-id-marker"),
-                           .max_uploads = max,
-                           .encoding_url = enc != NULL};
-    md_upload_query q = {.prefix = p.prefix,
-                         .delimiter = p.delimiter,
-                         .key_marker = p.key_marker,
-                         .upload_id_marker = p.upload_id_marker,
-                         .max_uploads = max};
-    if (!gw_bucket_check(r, r->bucket)) {
+    if (!gw_bucket_check(r, r->bucket))
+        return;
+    list_uploads_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
         return;
     }
-    cm_err err = md_upload_list_query(r->g->md, r->bucket, &q, &res);
-    if (err != CM_OK) {
-        gw_error_cm(r, err);
+    r->op = st;
+    r->op_free = list_uploads_state_free;
+    st->p = (gw_uploads_params){.bucket = r->bucket,
+                                .prefix = gw_query_get(&r->q, "prefix"),
+                                .delimiter = gw_query_get(&r->q, "delimiter"),
+                                .key_marker = gw_query_get(&r->q, "key-marker"),
+                                .upload_id_marker = gw_query_get(&r->q, "upload-id-marker"),
+                                .max_uploads = max,
+                                .encoding_url = enc != NULL};
+    st->q = (md_upload_query){.prefix = st->p.prefix,
+                              .delimiter = st->p.delimiter,
+                              .key_marker = st->p.key_marker,
+                              .upload_id_marker = st->p.upload_id_marker,
+                              .max_uploads = max};
+    if (gw_meta_remote(r->g)) {
+        gw_offload(r, list_uploads_work, list_uploads_done);
         return;
     }
-    struct evbuffer *buf = evbuffer_new();
-    err = buf ? gw_xml_list_uploads(buf, &p, &res) : CM_ERR_NOMEM;
-    md_upload_list_release(&res);
-    send_doc(r, buf, err);
+    list_uploads_work(r);
+    list_uploads_done(r);
 }
 
 /* ---- DeleteObjects ---- */

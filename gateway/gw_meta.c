@@ -23,8 +23,17 @@ int gw_meta_remote(const gw *g)
     return g->rp != NULL;
 }
 
+/* A key of the multipart key space (md_mpkey.c): never an object, whatever a request names
+ * (GET, HEAD and DELETE take keys that are not UTF-8; PUT refuses them). */
+static int reserved(const gw *g, const char *key)
+{
+    return g->rp && (uint8_t)key[0] == MD_MPU_MARK;
+}
+
 cm_err gw_meta_get(gw *g, const char *bucket, const char *key, md_object *out)
 {
+    if (reserved(g, key))
+        return CM_ERR_NOTFOUND;
     return g->rp ? rp_object_get(g->rp, bucket, key, out) : md_object_get(g->md, bucket, key, out);
 }
 
@@ -32,6 +41,8 @@ cm_err gw_meta_get_leased(gw *g, const char *bucket, const char *key, md_object 
 {
     if (!g->rp)
         return ob_object_get_leased(g->data, g->md, bucket, key, out);
+    if (reserved(g, key))
+        return CM_ERR_NOTFOUND;
     /* The lease keeps this node's own cells of the body; the replicas' garbage grace period
      * keeps the others while the GET streams. */
     cm_err err = rp_object_get(g->rp, bucket, key, out);
@@ -46,6 +57,8 @@ cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_con
     if (!g->rp)
         return md_object_put(g->md, bucket, obj, cond, old, had_old);
     *had_old = 0;
+    if (reserved(g, obj->key))
+        return CM_ERR_INVAL;
     return rp_object_put(g->rp, bucket, obj, cond, old, had_old);
 }
 
@@ -55,6 +68,8 @@ cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond 
     if (!g->rp)
         return md_object_delete(g->md, bucket, key, cond, old, had_old);
     *had_old = 0;
+    if (reserved(g, key))
+        return CM_OK; /* nothing to delete */
     return rp_object_delete(g->rp, bucket, key, cond, old, had_old);
 }
 
@@ -66,7 +81,9 @@ cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, s
     /* One quorum write per key: the keys live in different partitions. */
     for (size_t i = 0; i < n; i++) {
         had_old[i] = 0;
-        errs[i] = rp_object_delete(g->rp, bucket, keys[i], NULL, &olds[i], &had_old[i]);
+        errs[i] = reserved(g, keys[i])
+                      ? CM_OK
+                      : rp_object_delete(g->rp, bucket, keys[i], NULL, &olds[i], &had_old[i]);
     }
     return CM_OK;
 }

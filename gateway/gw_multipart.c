@@ -25,6 +25,13 @@
  *
  * Upload ids are 16 hex digits of the creation time in milliseconds followed by 16 random hex
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
+ *
+ * On a cluster node (gw_meta_remote) the upload and part records are replicated records
+ * (repl/rp_upload.h, docs/multipart-cluster.md) instead of the local md_upload_* ones, so any
+ * node serves any upload: every call that touches them runs on a worker (ListParts too), an
+ * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records
+ * and ends the upload after writing the object, and no body is freed here: the replicas turn the
+ * unused ones into garbage records, reclaimed after the grace period.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -37,6 +44,7 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
+#include "rp_upload.h"
 
 #define MOD "gw"
 #define MIN_PART_SIZE (5ULL << 20)
@@ -65,7 +73,8 @@ static void create_work(gw_req *r)
 {
     create_state *st = r->op;
     st->up.key = r->key;
-    st->err = md_upload_create(r->g->md, r->bucket, &st->up);
+    st->err = gw_meta_remote(r->g) ? rp_upload_create(r->g->rp, r->bucket, &st->up)
+                                   : md_upload_create(r->g->md, r->bucket, &st->up);
 }
 
 static void create_done(gw_req *r);
@@ -131,7 +140,11 @@ static void create_done(gw_req *r)
     create_state *st = r->op;
     md_upload up = st->up;
     if (st->err != CM_OK) {
-        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
+        /* CM_ERR_INVAL on a cluster node: the key leaves no room for the upload's record key */
+        gw_error(r,
+                 st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET
+                 : st->err == CM_ERR_INVAL  ? GW_KEY_TOO_LONG
+                                            : gw_s3err_from_cm(st->err),
                  NULL);
         return;
     }
@@ -170,6 +183,8 @@ cm_err gw_part_record(gw_req *r, md_part *p)
 {
     md_part old = {0};
     int had_old = 0;
+    if (gw_meta_remote(r->g)) /* an older part of the number is freed by Complete or Abort */
+        return rp_part_put(r->g->rp, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), p);
     cm_err err = md_part_put(r->g->md, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), p, &old,
                              &had_old);
     if (err == CM_OK && had_old) {
@@ -256,7 +271,11 @@ static void upload_part(gw_req *r, const char *upload_id)
         return;
     }
     ps->number = (uint32_t)n;
-    cm_err err = md_upload_get(r->g->md, r->bucket, r->key, upload_id, &ps->up);
+    /* A cluster node checks the upload with a quorum read when it records the part (worker). */
+    cm_err err = !gw_meta_remote(r->g)
+                     ? md_upload_get(r->g->md, r->bucket, r->key, upload_id, &ps->up)
+                 : md_mpu_id_valid(upload_id) ? CM_OK
+                                              : CM_ERR_NOTFOUND;
     if (err != CM_OK) {
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
         return;
@@ -273,12 +292,76 @@ static void upload_part(gw_req *r, const char *upload_id)
 
 /* ---- ListParts ---- */
 
-static void list_parts(gw_req *r, const char *upload_id)
+typedef struct {
+    md_upload up;
+    md_part *parts;
+    size_t n;
+    int truncated;
+    uint64_t max, marker;
+    cm_err err;
+} list_parts_state;
+
+static void list_parts_state_free(void *p)
 {
-    md_upload up = {0};
-    md_part *parts = NULL;
-    size_t n = 0;
-    int truncated = 0;
+    list_parts_state *st = p;
+    if (!st)
+        return;
+    md_upload_release(&st->up);
+    md_parts_free(st->parts, st->n);
+    free(st);
+}
+
+/* The upload and its parts, from the local store or the replicated metadata (no bodies). */
+static cm_err parts_read(gw_req *r, uint32_t after, size_t max, md_upload *up, md_part **parts,
+                         size_t *n, int *truncated, uint64_t **ids)
+{
+    const char *id = gw_query_get(&r->q, "uploadId");
+    cm_err err;
+    if (gw_meta_remote(r->g)) {
+        err = rp_upload_get(r->g->rp, r->bucket, r->key, id, up);
+        if (err == CM_OK)
+            err =
+                rp_part_list(r->g->rp, r->bucket, r->key, id, after, max, parts, n, truncated, ids);
+        return err;
+    }
+    err = md_upload_get(r->g->md, r->bucket, r->key, id, up);
+    if (err == CM_OK)
+        err = md_part_list(r->g->md, id, after, max, parts, n, truncated);
+    return err;
+}
+
+/* Worker on a cluster node (quorum reads), the loop on a single node. */
+static void list_parts_work(gw_req *r)
+{
+    list_parts_state *st = r->op;
+    st->err = parts_read(r, (uint32_t)st->marker, st->max, &st->up, &st->parts, &st->n,
+                         &st->truncated, NULL);
+}
+
+static void list_parts_done(gw_req *r)
+{
+    list_parts_state *st = r->op;
+    if (st->err != CM_OK) {
+        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(st->err),
+                 NULL);
+        return;
+    }
+    gw_parts_params pp = {.bucket = r->bucket,
+                          .key = r->key,
+                          .upload_id = gw_query_get(&r->q, "uploadId"),
+                          .part_number_marker = (uint32_t)st->marker,
+                          .max_parts = st->max,
+                          .owner_id = st->up.owner,
+                          .ck_alg = st->up.tmpl.ck_alg,
+                          .storage_class = st->up.tmpl.storage_class};
+    struct evbuffer *buf = evbuffer_new();
+    gw_xml_list_parts(buf, &pp, st->parts, st->n, st->truncated);
+    gw_resp_xml(r, 200, buf);
+    evbuffer_free(buf);
+}
+
+static void list_parts(gw_req *r)
+{
     uint64_t max, marker;
 
     if (gw_parse_count(gw_query_get(&r->q, "max-parts"), 1000, 1000, &max) != GW_OK ||
@@ -287,28 +370,20 @@ static void list_parts(gw_req *r, const char *upload_id)
         gw_error(r, GW_INVALID_ARGUMENT, NULL);
         return;
     }
-    cm_err err = md_upload_get(r->g->md, r->bucket, r->key, upload_id, &up);
-    if (err == CM_OK)
-        err = md_part_list(r->g->md, upload_id, (uint32_t)marker, max, &parts, &n, &truncated);
-    if (err != CM_OK) {
-        md_upload_release(&up);
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
+    list_parts_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
         return;
     }
-    gw_parts_params pp = {.bucket = r->bucket,
-                          .key = r->key,
-                          .upload_id = upload_id,
-                          .part_number_marker = (uint32_t)marker,
-                          .max_parts = max,
-                          .owner_id = up.owner,
-                          .ck_alg = up.tmpl.ck_alg,
-                          .storage_class = up.tmpl.storage_class};
-    struct evbuffer *buf = evbuffer_new();
-    gw_xml_list_parts(buf, &pp, parts, n, truncated);
-    gw_resp_xml(r, 200, buf);
-    evbuffer_free(buf);
-    md_parts_free(parts, n);
-    md_upload_release(&up);
+    st->max = max, st->marker = marker;
+    r->op = st;
+    r->op_free = list_parts_state_free;
+    if (gw_meta_remote(r->g)) {
+        gw_offload(r, list_parts_work, list_parts_done);
+        return;
+    }
+    list_parts_work(r);
+    list_parts_done(r);
 }
 
 /* ---- Complete ---- */
@@ -317,7 +392,8 @@ typedef struct {
     md_upload up;
     md_part *have; /* every recorded part, by number, without inline bodies */
     size_t nhave;
-    md_part *use; /* the parts the object keeps, in order (shallow copies of have[]) */
+    uint64_t *have_ids; /* cluster node: the record id of each of have[] (rp_part_list) */
+    md_part *use;       /* the parts the object keeps, in order (shallow copies of have[]) */
     size_t nuse;
     md_object obj; /* the record to commit: borrows from up.tmpl, use[] and the request */
     md_cond cond;
@@ -335,6 +411,7 @@ static void complete_state_free(void *p)
         return;
     md_upload_release(&cs->up);
     md_parts_free(cs->have, cs->nhave);
+    free(cs->have_ids);
     free(cs->use);
     gw_complete_hdrs_release(&cs->expect);
     free(cs);
@@ -489,25 +566,40 @@ static void object_checksum(const complete_state *cs, md_object *o)
 }
 
 /*
- * Worker, cluster node: the upload's records stay on the node that created it, the object's goes
- * to the replicated metadata. Store the assembled record first, then drop the upload (its parts
- * into *gone). A crash in between leaves the upload listed beside the object it made (an Abort of
- * it would free parts the object uses: docs/replication.md says so); a failed write leaves the
- * upload as it was, so the client can retry.
+ * Worker, cluster node: every record is in the replicated metadata (rp_upload.h). Fetch the
+ * kept parts' whole records (layouts, and the body of an inline last part), store the object
+ * record, then end the upload: its record and every part record get a tombstone, the kept parts'
+ * naming their bodies, which the object owns from then on; the others' bodies become garbage on
+ * each replica. A failed object write leaves the upload as it was, so the client can retry; a
+ * failure after it leaves the upload listed (a retried Complete or an Abort ends it, and Abort
+ * spares the bodies this object uses).
  */
-static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional, md_part **gone,
-                                  size_t *ngone)
+static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional)
 {
     const char *upload_id = gw_query_get(&r->q, "uploadId");
-    md_object full, old = {0};
+    md_part *full = calloc(cs->nuse ? cs->nuse : 1, sizeof(*full));
+    uint64_t *ids = calloc(cs->nuse ? cs->nuse : 1, sizeof(*ids));
+    md_object old = {0};
     int had_old = 0;
-    cm_err err = md_upload_assemble(r->g->md, upload_id, &cs->obj, &full);
-    if (err != CM_OK)
-        return err;
-    err = gw_meta_put(r->g, r->bucket, &full, conditional ? &cs->cond : NULL, &old, &had_old);
-    md_object_release(&full);
+    size_t nfull = 0;
+    cm_err err = full && ids ? CM_OK : CM_ERR_NOMEM;
+    for (; err == CM_OK && nfull < cs->nuse; nfull++) {
+        ids[nfull] = cs->have_ids[find_part(cs, cs->use[nfull].number) - cs->have];
+        err = rp_part_fetch(r->g->rp, r->bucket, r->key, upload_id, cs->use[nfull].number,
+                            ids[nfull], &full[nfull]);
+        if (err != CM_OK)
+            break;
+    }
+    if (err == CM_OK) {
+        md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */
+        obj.parts = full;
+        snprintf(obj.upload_id, sizeof(obj.upload_id), "%s", upload_id);
+        err = gw_meta_put(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old);
+    }
     if (err == CM_OK)
-        err = md_upload_abort(r->g->md, r->bucket, r->key, upload_id, gone, ngone);
+        err = rp_upload_end(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
+    md_parts_free(full, nfull);
+    free(ids);
     return err;
 }
 
@@ -523,7 +615,7 @@ static void complete_commit(gw_req *r)
 
     cs->err =
         gw_meta_remote(r->g)
-            ? complete_replicated(r, cs, conditional, &gone, &ngone)
+            ? complete_replicated(r, cs, conditional)
             : md_upload_complete(r->g->md, r->bucket, gw_query_get(&r->q, "uploadId"), &cs->obj,
                                  conditional ? &cs->cond : NULL, &gone, &ngone, &old, &had_old);
     if (cs->err != CM_OK)
@@ -599,7 +691,6 @@ static void complete_build(gw_req *r, complete_state *cs)
 static void complete_work(gw_req *r)
 {
     complete_state *cs = r->op;
-    const char *upload_id = gw_query_get(&r->q, "uploadId");
     gw_complete_req req = {0};
     int truncated = 0;
     size_t len = evbuffer_get_length(r->mem);
@@ -608,10 +699,8 @@ static void complete_work(gw_req *r)
     cs->s3err = gw_parse_complete(xml ? xml : "", len, COMPLETE_XML_CAP, &req);
     if (cs->s3err != GW_OK)
         return;
-    cs->err = md_upload_get(r->g->md, r->bucket, r->key, upload_id, &cs->up);
-    if (cs->err == CM_OK)
-        cs->err =
-            md_part_list(r->g->md, upload_id, 0, GW_MAX_PARTS, &cs->have, &cs->nhave, &truncated);
+    cs->err =
+        parts_read(r, 0, GW_MAX_PARTS, &cs->up, &cs->have, &cs->nhave, &truncated, &cs->have_ids);
     if (cs->err == CM_OK)
         cs->s3err = select_parts(cs, &req);
     if (cs->err == CM_OK && cs->s3err == GW_OK) {
@@ -702,6 +791,10 @@ static void abort_work(gw_req *r)
     abort_state *st = r->op;
     md_part *parts = NULL;
     size_t n = 0;
+    if (gw_meta_remote(r->g)) { /* the replicas turn the parts' bodies into garbage */
+        st->err = rp_upload_abort(r->g->rp, r->bucket, r->key, gw_query_get(&r->q, "uploadId"));
+        return;
+    }
     st->err =
         md_upload_abort(r->g->md, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), &parts, &n);
     gw_free_parts(r->g, parts, n);
@@ -739,7 +832,7 @@ void gw_op_multipart(gw_req *r)
     if (strcmp(m, "PUT") == 0 && gw_query_find(&r->q, "partNumber"))
         upload_part(r, upload_id);
     else if (strcmp(m, "GET") == 0)
-        list_parts(r, upload_id);
+        list_parts(r);
     else if (strcmp(m, "POST") == 0)
         complete_upload(r, upload_id);
     else if (strcmp(m, "DELETE") == 0)

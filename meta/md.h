@@ -575,9 +575,38 @@ cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_ke
 /*
  * The shard of nshards (>= 1) a key belongs to: bytes 4..7 of SHA-256(key), big-endian, mod
  * nshards (bytes 0..3 number the key's Merkle leaf; the shard takes other bits so that the leaves
- * of one shard are used evenly). Stable: the partitioning of a cluster depends on it.
+ * of one shard are used evenly). A multipart record's key takes its object key's shard (below).
+ * Stable: the partitioning of a cluster depends on it.
  */
 uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards);
+
+/*
+ * The reserved key space of multipart records on a cluster node (md_mpkey.c, docs/
+ * multipart-cluster.md): keys that start with MD_MPU_MARK, which no S3 key (UTF-8) holds, and
+ * sort after every S3 key. md_shard_of places an upload's and its parts' records in the shard of
+ * the object key. Upload ids are MD_MPU_ID_LEN lowercase hex digits (md_mpu_id_valid).
+ *   md_mpu_upload_key:    the upload record's key (CM_ERR_INVAL: the key is too long for it,
+ *                         i.e. longer than MD_MAX_KEY - 36 bytes with escapes, or a bad id);
+ *   md_mpu_upload_prefix: the prefix of the upload keys of object keys starting with key_prefix;
+ *   md_mpu_upload_split:  key (MD_MAX_KEY + 1 bytes) and id (MD_MPU_ID_LEN + 1) of an upload key;
+ *   md_mpu_prefix_split:  the key prefix of a common prefix of upload keys;
+ *   md_mpu_part_prefix:   the prefix of every part key of one upload;
+ *   md_mpu_part_key:      the key of one UploadPart's record (number 1..99999, id unique to it);
+ *   md_mpu_part_split:    number and id of a part key whose prefix is prefix_len bytes.
+ * out holds at least MD_MAX_KEY + 1 bytes. CM_ERR_CORRUPT for a key that is not of the kind.
+ */
+#define MD_MPU_MARK 0xFF
+#define MD_MPU_ID_LEN 32
+#define MD_MPU_PART_KEY_MAX (2 + 8 + MD_MPU_ID_LEN + 1 + 5 + 1 + 16 + 1)
+int md_mpu_id_valid(const char *upload_id);
+cm_err md_mpu_upload_key(const char *key, const char *upload_id, char *out, size_t cap);
+cm_err md_mpu_upload_prefix(const char *key_prefix, char *out, size_t cap);
+cm_err md_mpu_upload_split(const char *ukey, char *key, char *upload_id);
+cm_err md_mpu_prefix_split(const char *uprefix, char *key_prefix);
+cm_err md_mpu_part_prefix(const char *key, const char *upload_id, char *out, size_t cap);
+cm_err md_mpu_part_key(const char *key, const char *upload_id, uint32_t number, uint64_t id,
+                       char *out, size_t cap);
+cm_err md_mpu_part_split(const char *pkey, size_t prefix_len, uint32_t *number, uint64_t *id);
 /* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */
 typedef struct {
     uint32_t shard, nshards;

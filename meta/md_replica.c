@@ -24,15 +24,7 @@
 #include "cm_util.h"
 #include "md_int.h"
 
-/* ---- shards ---- */
-
-uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
-{
-    uint8_t d[32];
-    if (nshards <= 1 || cm_ck_digest(CM_CK_SHA256, key, klen, d) != CM_OK)
-        return 0;
-    return cm_get_be32(d + 4) % nshards;
-}
+/* ---- shards (md_shard_of: md_mpkey.c) ---- */
 
 int md_shard_keep(void *arg, const uint8_t *key, size_t klen)
 {

@@ -125,4 +125,13 @@ int rp_same_version(const md_object *a, const md_object *b);
 /* rp_coord.c */
 rp_consistency rp_mode(rp *c, const char *bucket);
 
+/* rp_list.c: rp_list_objects over the multipart key space (md_mpkey.c), which it cuts off. */
+cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
+/* rp_list.c: one page of the live records of the partition of route_key whose keys start with
+ * prefix, after `after` (NULL: from the prefix), read from R homes (RP_AVAILABLE: one will do)
+ * and resolved per key; tombstones left out, summaries only (no headers, metadata or parts).
+ * *next (heap, the caller frees it) is where the next page starts, NULL at the end. */
+cm_err rp_list_records(rp *c, const char *bucket, const char *route_key, const char *prefix,
+                       const char *after, size_t max, md_object **out, size_t *n, char **next);
+
 #endif

@@ -16,6 +16,11 @@
  * million keys costs one page per shard, not a million keys. truncated is set only when one more
  * entry qualifies, next_marker is the last entry returned.
  *
+ * Keys in the reserved space of multipart records (MD_MPU_MARK, md_mpkey.c) sort after every S3
+ * key; rp_list_objects ends where they start (and lists nothing for a prefix inside that
+ * space), so ListObjects never shows them and a bucket holding only uploads is empty;
+ * rp_list_reserved, which rp_upload_list uses, is the same merge without that cut.
+ *
  * Memory: one page per shard (page size from max_keys and the shard count, at most RP_LIST_MAX)
  * and the result, whatever the bucket holds. Cursors that run dry are refilled on demand, all
  * that need it at once.
@@ -37,6 +42,7 @@ typedef struct {
     rp *c;
     const char *bucket;
     const char *prefix, *delim;
+    int reserved; /* a listing of the multipart key space (rp_list_reserved) */
     size_t page;
     rp_consistency mode;
     cursor cur[RP_MAX_SHARDS];
@@ -247,6 +253,9 @@ static cm_err merge(lister *l, const md_list_query *q, size_t max, md_list_resul
         if (!m)
             return CM_OK;
         md_object *rec = &m->recs[m->pos];
+        /* Multipart records (md_mpkey.c) sort after every S3 key: an S3 listing ends there. */
+        if ((uint8_t)rec->key[0] == MD_MPU_MARK && !l->reserved)
+            return CM_OK;
         size_t cp = rollup(l, rec->key);
         char *k = cp ? strndup(rec->key, cp) : NULL;
         if (cp && !k)
@@ -273,7 +282,8 @@ static cm_err merge(lister *l, const md_list_query *q, size_t max, md_list_resul
     }
 }
 
-cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+static cm_err list_run(rp *c, const char *bucket, const md_list_query *q, int reserved,
+                       md_list_result *out)
 {
     memset(out, 0, sizeof(*out));
     size_t max = q->max_keys < 100000 ? q->max_keys : 100000;
@@ -282,11 +292,15 @@ cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_lis
     pthread_mutex_unlock(&c->mu);
     if (max == 0 || !*bucket || strlen(bucket) > MD_BUCKET_MAX)
         return CM_OK;
+    /* An S3 prefix inside the multipart key space lists nothing (no S3 key holds 0xFF). */
+    if (!reserved && q->prefix && (uint8_t)q->prefix[0] == MD_MPU_MARK)
+        return CM_OK;
     lister *l = calloc(1, sizeof(*l));
     if (!l)
         return CM_ERR_NOMEM;
     l->c = c;
     l->bucket = bucket;
+    l->reserved = reserved;
     l->prefix = q->prefix ? q->prefix : "";
     l->delim = q->delimiter;
     l->mode = rp_mode(c, bucket);
@@ -312,5 +326,60 @@ cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_lis
     free(l);
     if (e != CM_OK)
         md_list_result_release(out);
+    return e;
+}
+
+cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+{
+    return list_run(c, bucket, q, 0, out);
+}
+
+cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+{
+    return list_run(c, bucket, q, 1, out);
+}
+
+/* ---- One partition's records (rp_upload.c) ---- */
+
+cm_err rp_list_records(rp *c, const char *bucket, const char *route_key, const char *prefix,
+                       const char *after, size_t max, md_object **out, size_t *n, char **next)
+{
+    *out = NULL, *n = 0, *next = NULL;
+    if (!*bucket || strlen(bucket) > MD_BUCKET_MAX || !route_key || !*route_key)
+        return CM_ERR_INVAL;
+    lister *l = calloc(1, sizeof(*l)); /* page_merge_locked reads its mode */
+    if (!l)
+        return CM_ERR_NOMEM;
+    l->c = c;
+    l->mode = rp_mode(c, bucket);
+    cursor *cu = &l->cur[0];
+    rp_op *op = rp_op_new(c, RP_K_LIST, bucket, rp_shard_of(route_key, c->cfg.nshards));
+    cm_err e = CM_ERR_NOMEM;
+    if (op && (op->prefix = strdup(prefix)) && (!after || (op->after = strdup(after)))) {
+        op->max = max < RP_LIST_MAX ? max : RP_LIST_MAX;
+        op->need = c->cfg.r;
+        op->lenient = l->mode == RP_AVAILABLE;
+        e = rp_op_run(op);
+        op = e == CM_OK ? op : NULL; /* a failed start freed it */
+    }
+    if (e == CM_OK) {
+        pthread_mutex_lock(&c->mu);
+        e = page_merge_locked(l, cu, op);
+        if (e == CM_ERR_UNAVAILABLE)
+            c->st.unavailable++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (op)
+        rp_op_put(op);
+    if (e == CM_OK) {
+        *out = cu->recs, *n = cu->n;
+        *next = cu->more ? cu->after : NULL;
+        cu->recs = NULL, cu->n = 0;
+        if (cu->more)
+            cu->after = NULL;
+    }
+    cursor_drop_page(cu);
+    free(cu->after);
+    free(l);
     return e;
 }

@@ -1,0 +1,530 @@
+/*
+ * rp_upload.c - multipart uploads as records of the replicated metadata (rp_upload.h, docs/
+ * multipart-cluster.md).
+ *
+ * Every call is made of rp_object_* quorum reads and writes and rp_list_records pages of one
+ * partition, so the records inherit everything object records have: N homes, W/R quorums, read
+ * repair, hinted handoff in RP_AVAILABLE buckets, anti-entropy. Part records are never
+ * overwritten: each UploadPart writes a key of its own, and the current part of a number is the
+ * newest record by (hlc, hlc_node), which every node computes alike from the same records. A part
+ * record's body is therefore only ever released by a tombstone of that very record, written by
+ * Complete (not for the parts the object keeps), Abort, or the UploadPart that wrote it when it
+ * finds the upload ended meanwhile: a concurrent UploadPart never takes a body from an object
+ * (docs/multipart-cluster.md, "Races").
+ *
+ * Memory: a part listing holds one page of records (RP_LIST_MAX) and one md_part summary per
+ * number (10,000 at most, about 2 MB); Complete fetches only the kept parts' records.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_util.h"
+#include "rp_int.h"
+#include "rp_upload.h"
+
+/* The owner's metadata entry in an upload record: a name no HTTP header can give. */
+#define OWNER_META "\x01owner"
+
+typedef struct {
+    char key[MD_MAX_KEY + 1];
+} ukey;
+
+cm_err rp_upload_create(rp *c, const char *bucket, const md_upload *up)
+{
+    ukey k;
+    int had = 0;
+    cm_err e = md_mpu_upload_key(up->key, up->upload_id, k.key, sizeof(k.key));
+    if (e != CM_OK)
+        return e;
+    md_meta *meta = calloc(up->tmpl.nmeta + 1, sizeof(*meta));
+    if (!meta)
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; i < up->tmpl.nmeta; i++)
+        meta[i] = up->tmpl.meta[i]; /* borrowed for the write */
+    meta[up->tmpl.nmeta] = (md_meta){OWNER_META, (char *)up->owner};
+    md_object rec = up->tmpl; /* shallow: rp_object_put copies what it keeps */
+    rec.key = k.key;
+    rec.meta = meta;
+    rec.nmeta = up->tmpl.nmeta + 1;
+    memcpy(rec.version_id, "null", 5);
+    rec.mtime_ms = up->initiated_ms;
+    rec.size = 0;
+    rec.inline_data = NULL, rec.inline_len = 0, rec.parts = NULL, rec.nparts = 0;
+    rec.tombstone = 0, rec.delete_marker = 0;
+    /* Listings carry summaries (no metadata): the owner goes where a summary shows it. */
+    memset(rec.upload_id, 0, sizeof(rec.upload_id));
+    if (strlen(up->owner) < sizeof(rec.upload_id))
+        memcpy(rec.upload_id, up->owner, strlen(up->owner));
+    e = rp_object_put(c, bucket, &rec, NULL, NULL, &had);
+    free(meta);
+    return e;
+}
+
+/* Move rec (an upload record) into out. */
+static cm_err upload_from_record(md_object *rec, const char *key, const char *upload_id,
+                                 md_upload *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!(out->key = strdup(key))) {
+        md_object_release(rec);
+        return CM_ERR_NOMEM;
+    }
+    memcpy(out->upload_id, upload_id, MD_MPU_ID_LEN + 1);
+    out->initiated_ms = rec->mtime_ms;
+    for (size_t i = 0; i < rec->nmeta; i++) {
+        if (strcmp(rec->meta[i].name, OWNER_META) != 0)
+            continue;
+        snprintf(out->owner, sizeof(out->owner), "%s", rec->meta[i].value);
+        free(rec->meta[i].name);
+        free(rec->meta[i].value);
+        memmove(&rec->meta[i], &rec->meta[i + 1], (rec->nmeta - i - 1) * sizeof(*rec->meta));
+        rec->nmeta--;
+        break;
+    }
+    free(rec->key);
+    rec->key = NULL;
+    memset(rec->upload_id, 0, sizeof(rec->upload_id));
+    rec->mtime_ms = 0, rec->hlc = 0, rec->hlc_node = 0, rec->generation = 0;
+    memset(&rec->vv, 0, sizeof(rec->vv));
+    out->tmpl = *rec;
+    memset(rec, 0, sizeof(*rec));
+    return CM_OK;
+}
+
+cm_err rp_upload_get(rp *c, const char *bucket, const char *key, const char *upload_id,
+                     md_upload *out)
+{
+    ukey k;
+    md_object rec;
+    memset(out, 0, sizeof(*out));
+    /* A malformed id or a key too long to have an upload: no such upload. */
+    if (md_mpu_upload_key(key, upload_id, k.key, sizeof(k.key)) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    cm_err e = rp_object_get(c, bucket, k.key, &rec);
+    return e == CM_OK ? upload_from_record(&rec, key, upload_id, out) : e;
+}
+
+/* Whether the object record of key was made by upload_id and names the body of part: CM_OK
+ * with *used set, or the error of the read (other than the object's absence). */
+static cm_err object_uses(rp *c, const char *bucket, const char *key, const char *upload_id,
+                          const md_part *part, int *used)
+{
+    md_object cur;
+    *used = 0;
+    if (MD_PART_INLINE(part)) /* the object keeps its own copy of an inline body */
+        return CM_OK;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    for (size_t i = 0; strcmp(cur.upload_id, upload_id) == 0 && !*used && i < cur.nparts; i++)
+        *used = !MD_PART_INLINE(&cur.parts[i]) &&
+                memcmp(cur.parts[i].layout.blob, part->layout.blob, 16) == 0;
+    md_object_release(&cur);
+    return CM_OK;
+}
+
+/*
+ * After the part's record is written, the upload is read again: if a Complete or Abort ended it
+ * meanwhile, that call may have listed its parts before this record arrived, and nothing else
+ * would ever release it. The record then gets a plain tombstone (its body becomes garbage) and
+ * the answer is NoSuchUpload, unless the object the upload became uses this very body (a Complete
+ * that did list it). The object is written before the upload's tombstone, so once the upload
+ * reads as gone, the object reads as written.
+ */
+cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *upload_id,
+                   const md_part *part)
+{
+    md_upload up;
+    uint64_t id;
+    char k[MD_MPU_PART_KEY_MAX];
+    int had = 0;
+    cm_err e = rp_upload_get(c, bucket, key, upload_id, &up);
+    if (e != CM_OK)
+        return e;
+    md_upload_release(&up);
+    if ((e = cm_random(&id, sizeof(id))) != CM_OK ||
+        (e = md_mpu_part_key(key, upload_id, part->number, id, k, sizeof(k))) != CM_OK)
+        return e;
+    md_object rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.key = k;
+    memcpy(rec.version_id, "null", 5);
+    rec.size = part->size;
+    rec.mtime_ms = part->mtime_ms;
+    memcpy(rec.etag, part->etag, sizeof(part->etag));
+    rec.ck_alg = part->ck_alg;
+    memcpy(rec.ck_value, part->ck_value, sizeof(rec.ck_value));
+    memcpy(rec.upload_id, upload_id, MD_MPU_ID_LEN + 1);
+    rec.parts = (md_part *)part; /* borrowed for the write */
+    rec.nparts = 1;
+    if ((e = rp_object_put(c, bucket, &rec, NULL, NULL, &had)) != CM_OK)
+        return e;
+    e = rp_upload_get(c, bucket, key, upload_id, &up);
+    md_upload_release(&up);
+    if (e != CM_ERR_NOTFOUND)
+        return CM_OK; /* recorded (a failed second read leaves it to Complete or Abort) */
+    int used;
+    if ((e = object_uses(c, bucket, key, upload_id, part, &used)) != CM_OK)
+        return e; /* unsure whether the object uses it: the record stays (a leak at worst) */
+    if (used)
+        return CM_OK;
+    e = rp_object_delete(c, bucket, k, NULL, NULL, &had);
+    return e == CM_OK ? CM_ERR_NOTFOUND : e;
+}
+
+/* Walk every live part record of the upload, page by page: fn(arg, rec, number, id). */
+typedef cm_err (*part_fn)(void *arg, const md_object *rec, uint32_t number, uint64_t id, int *stop);
+
+static cm_err parts_walk(rp *c, const char *bucket, const char *key, const char *upload_id,
+                         uint32_t after, part_fn fn, void *arg)
+{
+    char pre[MD_MPU_PART_KEY_MAX], from[MD_MPU_PART_KEY_MAX + 16];
+    if (md_mpu_part_prefix(key, upload_id, pre, sizeof(pre)) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    size_t pl = strlen(pre);
+    char *next = NULL;
+    const char *start = NULL;
+    if (after > 0) { /* past every record of number `after`: ids are hex, 'g' sorts above */
+        snprintf(from, sizeof(from), "%s%05u%cg", pre, after, 0x01);
+        start = from;
+    }
+    cm_err e = CM_OK;
+    int stop = 0;
+    do {
+        md_object *recs = NULL;
+        size_t n = 0;
+        char *more = NULL;
+        e = rp_list_records(c, bucket, key, pre, start, RP_LIST_MAX, &recs, &n, &more);
+        for (size_t i = 0; e == CM_OK && !stop && i < n; i++) {
+            uint32_t number;
+            uint64_t id;
+            if (md_mpu_part_split(recs[i].key, pl, &number, &id) == CM_OK && number > after)
+                e = fn(arg, &recs[i], number, id, &stop);
+        }
+        md_objects_free(recs, n);
+        free(next);
+        next = more;
+        start = next;
+    } while (e == CM_OK && !stop && next);
+    free(next);
+    return e;
+}
+
+typedef struct {
+    md_part *a;
+    uint64_t *ids;
+    uint64_t hlc; /* of the last number's chosen record */
+    uint32_t node;
+    size_t n, cap, max;
+    int truncated;
+} list_ctx;
+
+static cm_err list_one(void *arg, const md_object *rec, uint32_t number, uint64_t id, int *stop)
+{
+    list_ctx *l = arg;
+    md_part *p;
+    if (l->n && l->a[l->n - 1].number == number) {
+        if (rec->hlc < l->hlc || (rec->hlc == l->hlc && rec->hlc_node <= l->node))
+            return CM_OK; /* an older upload of the same number */
+        p = &l->a[l->n - 1];
+    } else {
+        if (l->n == l->max) {
+            l->truncated = 1;
+            *stop = 1;
+            return CM_OK;
+        }
+        if (l->n == l->cap) {
+            size_t nc = l->cap ? l->cap * 2 : 64;
+            md_part *a = realloc(l->a, nc * sizeof(*a));
+            uint64_t *ids = a ? realloc(l->ids, nc * sizeof(*ids)) : NULL;
+            if (a)
+                l->a = a;
+            if (!ids)
+                return CM_ERR_NOMEM;
+            l->ids = ids, l->cap = nc;
+        }
+        p = &l->a[l->n++];
+    }
+    memset(p, 0, sizeof(*p));
+    p->number = number;
+    p->size = rec->size;
+    p->mtime_ms = rec->mtime_ms;
+    memcpy(p->etag, rec->etag, sizeof(p->etag) - 1);
+    p->ck_alg = rec->ck_alg;
+    memcpy(p->ck_value, rec->ck_value, sizeof(p->ck_value));
+    l->ids[l->n - 1] = id;
+    l->hlc = rec->hlc, l->node = rec->hlc_node;
+    return CM_OK;
+}
+
+cm_err rp_part_list(rp *c, const char *bucket, const char *key, const char *upload_id,
+                    uint32_t after, size_t max, md_part **parts, size_t *n, int *truncated,
+                    uint64_t **ids)
+{
+    list_ctx l = {.max = max};
+    cm_err e = parts_walk(c, bucket, key, upload_id, after, list_one, &l);
+    if (e != CM_OK) {
+        free(l.a);
+        free(l.ids);
+        return e;
+    }
+    *parts = l.a, *n = l.n, *truncated = l.truncated;
+    if (ids)
+        *ids = l.ids;
+    else
+        free(l.ids);
+    return CM_OK;
+}
+
+cm_err rp_part_fetch(rp *c, const char *bucket, const char *key, const char *upload_id,
+                     uint32_t number, uint64_t id, md_part *out)
+{
+    char k[MD_MPU_PART_KEY_MAX];
+    md_object rec;
+    memset(out, 0, sizeof(*out));
+    cm_err e = md_mpu_part_key(key, upload_id, number, id, k, sizeof(k));
+    if (e == CM_OK)
+        e = rp_object_get(c, bucket, k, &rec);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_ERR_CONFLICT : e;
+    if (rec.nparts != 1 || rec.parts[0].number != number) {
+        md_object_release(&rec);
+        return CM_ERR_CORRUPT;
+    }
+    *out = rec.parts[0];
+    memset(&rec.parts[0], 0, sizeof(rec.parts[0]));
+    md_object_release(&rec);
+    return CM_OK;
+}
+
+/* ---- End: Complete and Abort ---- */
+
+typedef struct {
+    rp *c;
+    const char *bucket;
+    const md_part *kept;
+    const uint64_t *kept_ids;
+    size_t nkept;
+} end_ctx;
+
+static cm_err end_one(void *arg, const md_object *rec, uint32_t number, uint64_t id, int *stop)
+{
+    end_ctx *x = arg;
+    int had = 0;
+    (void)stop;
+    for (size_t j = 0; j < x->nkept; j++) {
+        if (x->kept_ids[j] != id || x->kept[j].number != number || MD_PART_INLINE(&x->kept[j]))
+            continue;
+        /* The object uses this body: a tombstone that still names it, so no replica's merge
+         * turns it into garbage; the object record owns it from now on. */
+        md_object t;
+        memset(&t, 0, sizeof(t));
+        t.key = rec->key;
+        memcpy(t.version_id, "null", 5);
+        t.tombstone = 1;
+        t.parts = (md_part *)&x->kept[j];
+        t.nparts = 1;
+        return rp_object_put(x->c, x->bucket, &t, NULL, NULL, &had);
+    }
+    return rp_object_delete(x->c, x->bucket, rec->key, NULL, NULL, &had);
+}
+
+cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upload_id,
+                     const md_part *kept, const uint64_t *kept_ids, size_t nkept)
+{
+    ukey k;
+    int had = 0;
+    end_ctx x = {c, bucket, kept, kept_ids, nkept};
+    cm_err e = md_mpu_upload_key(key, upload_id, k.key, sizeof(k.key));
+    /* The upload first: from now on no UploadPart starts and no Complete or Abort finds it. */
+    if (e == CM_OK)
+        e = rp_object_delete(c, bucket, k.key, NULL, NULL, &had);
+    if (e == CM_OK)
+        e = parts_walk(c, bucket, key, upload_id, 0, end_one, &x);
+    return e;
+}
+
+typedef struct {
+    rp *c;
+    const char *bucket, *key, *upload_id;
+    const md_object *obj; /* the object this upload made */
+    md_part *kept;
+    uint64_t *ids;
+    size_t n;
+} spare_ctx;
+
+/* A part record whose body the object names is kept. */
+static cm_err spare_one(void *arg, const md_object *rec, uint32_t number, uint64_t id, int *stop)
+{
+    spare_ctx *s = arg;
+    (void)rec, (void)stop;
+    for (size_t j = 0; j < s->obj->nparts; j++) {
+        const md_part *op = &s->obj->parts[j];
+        if (op->number != number || MD_PART_INLINE(op))
+            continue;
+        md_part p;
+        cm_err e = rp_part_fetch(s->c, s->bucket, s->key, s->upload_id, number, id, &p);
+        if (e == CM_ERR_CONFLICT)
+            return CM_OK;
+        if (e != CM_OK)
+            return e;
+        if (MD_PART_INLINE(&p) || memcmp(p.layout.blob, op->layout.blob, 16) != 0) {
+            md_part_release(&p);
+            return CM_OK;
+        }
+        md_part *a = realloc(s->kept, (s->n + 1) * sizeof(*a));
+        uint64_t *ids = a ? realloc(s->ids, (s->n + 1) * sizeof(*ids)) : NULL;
+        if (a)
+            s->kept = a;
+        if (!ids) {
+            md_part_release(&p);
+            return CM_ERR_NOMEM;
+        }
+        s->ids = ids;
+        s->kept[s->n] = p;
+        s->ids[s->n++] = id;
+        return CM_OK;
+    }
+    return CM_OK;
+}
+
+cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *upload_id)
+{
+    md_upload up;
+    md_object cur;
+    cm_err e = rp_upload_get(c, bucket, key, upload_id, &up);
+    if (e != CM_OK)
+        return e;
+    md_upload_release(&up);
+    /* A Complete of this upload that stopped after writing the object: spare what it uses. */
+    spare_ctx s = {c, bucket, key, upload_id, &cur, NULL, NULL, 0};
+    e = rp_object_get(c, bucket, key, &cur);
+    if (e == CM_OK) {
+        if (strcmp(cur.upload_id, upload_id) == 0)
+            e = parts_walk(c, bucket, key, upload_id, 0, spare_one, &s);
+        md_object_release(&cur);
+    } else if (e == CM_ERR_NOTFOUND) {
+        e = CM_OK;
+    }
+    if (e == CM_OK)
+        e = rp_upload_end(c, bucket, key, upload_id, s.kept, s.ids, s.n);
+    md_parts_free(s.kept, s.n);
+    free(s.ids);
+    return e;
+}
+
+/* ---- ListMultipartUploads ---- */
+
+static cm_err add_upload(md_upload_list *out, rp *c, const char *bucket, md_list_entry *en)
+{
+    char key[MD_MAX_KEY + 1], id[MD_MPU_ID_LEN + 1];
+    if (md_mpu_upload_split(en->key, key, id) != CM_OK)
+        return CM_OK; /* not an upload record: skipped */
+    md_upload *a = realloc(out->uploads, (out->n + 1) * sizeof(*a));
+    if (!a)
+        return CM_ERR_NOMEM;
+    out->uploads = a;
+    md_upload *u = &a[out->n];
+    if (!en->obj.upload_id[0]) /* an owner too long for the summary: the whole record */
+        return rp_upload_get(c, bucket, key, id, u) == CM_OK ? (out->n++, CM_OK) : CM_OK;
+    memset(u, 0, sizeof(*u));
+    if (!(u->key = strdup(key)))
+        return CM_ERR_NOMEM;
+    memcpy(u->upload_id, id, sizeof(id));
+    u->initiated_ms = en->obj.mtime_ms;
+    snprintf(u->owner, sizeof(u->owner), "%s", en->obj.upload_id);
+    memcpy(u->tmpl.storage_class, en->obj.storage_class, sizeof(u->tmpl.storage_class));
+    u->tmpl.ck_alg = en->obj.ck_alg;
+    u->tmpl.ck_type = en->obj.ck_type;
+    out->n++;
+    return CM_OK;
+}
+
+static cm_err add_prefix(md_upload_list *out, const char *uprefix)
+{
+    char p[MD_MAX_KEY + 1];
+    if (md_mpu_prefix_split(uprefix, p) != CM_OK)
+        return CM_OK;
+    char **a = realloc(out->prefixes, (out->nprefixes + 1) * sizeof(*a));
+    if (!a)
+        return CM_ERR_NOMEM;
+    out->prefixes = a;
+    if (!(a[out->nprefixes] = strdup(p)))
+        return CM_ERR_NOMEM;
+    out->nprefixes++;
+    return CM_OK;
+}
+
+/* next_key_marker / next_upload_id_marker: the last entry of the page. */
+static cm_err set_next(md_upload_list *out, const md_list_entry *last)
+{
+    char key[MD_MAX_KEY + 1], id[MD_MPU_ID_LEN + 1];
+    int up = !last->is_prefix && md_mpu_upload_split(last->key, key, id) == CM_OK;
+    if (!up && md_mpu_prefix_split(last->key, key) != CM_OK)
+        return CM_OK;
+    out->next_key_marker = strdup(key);
+    out->next_upload_id_marker = up ? strdup(id) : NULL;
+    return out->next_key_marker && (!up || out->next_upload_id_marker) ? CM_OK : CM_ERR_NOMEM;
+}
+
+cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_upload_list *out)
+{
+    char prefix[MD_MAX_KEY + 1], after[MD_MAX_KEY + 4 + MD_MPU_ID_LEN];
+    md_list_result res;
+    memset(out, 0, sizeof(*out));
+    if (md_mpu_upload_prefix(q->prefix, prefix, sizeof(prefix)) != CM_OK)
+        return CM_OK; /* a prefix no upload key can have */
+    md_list_query lq = {.prefix = prefix, .delimiter = q->delimiter, .max_keys = q->max_uploads};
+    if (q->key_marker && *q->key_marker) {
+        /* After every upload of the marker's key, or after its upload id marker. */
+        if (md_mpu_upload_prefix(q->key_marker, after, MD_MAX_KEY + 1) != CM_OK)
+            return CM_OK;
+        size_t n = strlen(after);
+        after[n++] = 0x01, after[n++] = 0x01;
+        if (q->upload_id_marker && md_mpu_id_valid(q->upload_id_marker))
+            memcpy(after + n, q->upload_id_marker, MD_MPU_ID_LEN + 1);
+        else
+            after[n++] = (char)0xFF, after[n] = 0;
+        lq.start_after = after;
+    }
+    cm_err e = rp_list_reserved(c, bucket, &lq, &res);
+    if (e != CM_OK)
+        return e;
+    for (size_t i = 0; e == CM_OK && i < res.n; i++)
+        e = res.entries[i].is_prefix ? add_prefix(out, res.entries[i].key)
+                                     : add_upload(out, c, bucket, &res.entries[i]);
+    out->truncated = res.truncated;
+    if (e == CM_OK && res.truncated && res.n)
+        e = set_next(out, &res.entries[res.n - 1]);
+    md_list_result_release(&res);
+    if (e != CM_OK)
+        md_upload_list_release(out);
+    return e;
+}
+
+cm_err rp_upload_abort_all(rp *c, const char *bucket)
+{
+    char key[MD_MAX_KEY + 1] = "", id[sizeof(((md_upload *)0)->upload_id)] = "";
+    md_upload_query q = {.max_uploads = 1000};
+    md_upload_list l;
+    cm_err e;
+    int more;
+    do { /* page after the last upload seen, so every page makes progress */
+        if ((e = rp_upload_list(c, bucket, &q, &l)) != CM_OK)
+            return e;
+        for (size_t i = 0; e == CM_OK && i < l.n; i++) {
+            e = rp_upload_abort(c, bucket, l.uploads[i].key, l.uploads[i].upload_id);
+            if (e == CM_ERR_NOTFOUND) /* ended meanwhile */
+                e = CM_OK;
+        }
+        more = e == CM_OK && l.truncated && l.n > 0;
+        if (more) {
+            snprintf(key, sizeof(key), "%s", l.uploads[l.n - 1].key);
+            snprintf(id, sizeof(id), "%s", l.uploads[l.n - 1].upload_id);
+            q.key_marker = key, q.upload_id_marker = id;
+        }
+        md_upload_list_release(&l);
+    } while (more);
+    return e;
+}

@@ -1,0 +1,70 @@
+/*
+ * rp_upload.h - multipart uploads over the replicated metadata (docs/multipart-cluster.md): what
+ * a cluster node's gateway calls instead of the local md_upload_* / md_part_* so that any node
+ * serves any upload and losing a node loses no acknowledged part.
+ *
+ * Uploads and parts are records of the bucket in a reserved key space (md_mpkey.c: keys that no
+ * S3 key can be, sorting after them all, placed in the shard of their object key), written and
+ * read through the same quorum coordinator as object records (rp.h): replication, read repair,
+ * hints and anti-entropy are theirs. rp_list_objects never shows them.
+ *
+ *   - an upload record: the upload's template (headers, metadata, checksum algorithm and type,
+ *     storage class), mtime_ms = initiation time, the owner in a metadata entry (and in upload_id
+ *     when it fits, so listings, which carry summaries, show it);
+ *   - a part record, one per UploadPart (its key ends with a random id): the md_part as the
+ *     record's one part (its layout, or its body inline), summary fields as the part's. The part
+ *     of a number is its newest record by (hlc, hlc_node), the same answer on every node;
+ *   - Complete writes the object record (through rp_object_put), then a tombstone for the upload
+ *     and one per part record: a part the object keeps gets a tombstone that still names its body
+ *     (so no replica turns it into garbage), every other one a plain tombstone, whose merge on
+ *     each replica turns its body into a durable garbage record (reclaimed by ob_gc_run after the
+ *     grace period). Abort does the same with no kept part (or the parts of the object this upload
+ *     made, when a Complete of it stopped half-way).
+ *
+ * Every call blocks a worker thread (as rp_object_*); errors as rp_object_*: CM_ERR_NOTFOUND for
+ * an upload that does not exist (or an upload id that is not one: 32 lowercase hex digits),
+ * CM_ERR_UNAVAILABLE without a quorum, CM_ERR_INVAL for a key too long to carry an upload.
+ */
+#ifndef RP_UPLOAD_H
+#define RP_UPLOAD_H
+
+#include "rp.h"
+
+/* Store the new upload up (upload_id set by the caller). CM_ERR_NOTFOUND: no such bucket. */
+cm_err rp_upload_create(rp *c, const char *bucket, const md_upload *up);
+/* The upload's record (release with md_upload_release). */
+cm_err rp_upload_get(rp *c, const char *bucket, const char *key, const char *upload_id,
+                     md_upload *out);
+/* Record one UploadPart of an existing upload (checked by a quorum read first). */
+cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *upload_id,
+                   const md_part *part);
+/*
+ * The current part of each number > after, in order, at most max (*truncated when more follow),
+ * as summaries: number, size, mtime, etag and checksum, no layout or body. ids (may be NULL)
+ * gets a heap array of each part record's id (for rp_part_fetch), freed by the caller.
+ */
+cm_err rp_part_list(rp *c, const char *bucket, const char *key, const char *upload_id,
+                    uint32_t after, size_t max, md_part **parts, size_t *n, int *truncated,
+                    uint64_t **ids);
+/* The whole part record (layout, or body inline) of part number with id. CM_ERR_CONFLICT when
+ * it is gone (an Abort or Complete of the upload ran meanwhile). Release with md_part_release. */
+cm_err rp_part_fetch(rp *c, const char *bucket, const char *key, const char *upload_id,
+                     uint32_t number, uint64_t id, md_part *out);
+/*
+ * End the upload after a Complete wrote the object record: tombstone the upload and every part
+ * record, keeping (naming in its tombstone) the bodies of the nkept parts the object uses, given
+ * with their record ids. The first error stops it (what is left is garbage no record frees: see
+ * the doc).
+ */
+cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upload_id,
+                     const md_part *kept, const uint64_t *kept_ids, size_t nkept);
+/* Abort: CM_ERR_NOTFOUND when the upload does not exist; otherwise rp_upload_end, keeping the
+ * parts of the object record of key when this very upload made it. */
+cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *upload_id);
+/* Abort every upload of the bucket (DeleteBucket: S3 drops them with it). The first error
+ * other than an upload ended meanwhile stops it. */
+cm_err rp_upload_abort_all(rp *c, const char *bucket);
+/* ListMultipartUploads of the bucket (md_upload_list_query's contract and result). */
+cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_upload_list *out);
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * test_repl_upload.c - multipart uploads over the replicated metadata (repl/rp_upload.h) and
+ * their reserved key space (meta/md_mpkey.c), over fake replicas (rp_fake.h).
+ *
+ * One event loop runs in its own thread (the replicas' loop); the coordinator is called from the
+ * test thread, as a gateway's worker would. Three fakes are the homes of every partition. Checks
+ * read the fakes' stores directly after rp_free (which waits for every call, read repairs
+ * included): the records each home holds and the garbage records the merges made.
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cu_main.h"
+#include "rp_fake.h"
+#include "rp_upload.h"
+
+#define NF 3
+#define NSHARDS 4
+#define B "bk"
+#define ID "0000018c0a0b0c0d1122334455667788"
+
+static struct {
+    struct event_base *base;
+    pthread_t th;
+    fake *f[NF];
+    struct rp_router *rt;
+    md_hlc clk;
+    rp *c;
+} E;
+
+static void *loop_thread(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static void env_up(void)
+{
+    static int seq;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    char dir[256];
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    memset(&E, 0, sizeof(E));
+    snprintf(dir, sizeof(dir), "%s/up%d", cu_tmpdir(), seq++);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(E.base = event_base_new());
+    for (int i = 0; i < NF; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "f%d", i);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(E.f[i] = fake_new(E.base, dir, id));
+    }
+    E.rt = fake_router_new(E.f, NF);
+    pthread_create(&E.th, NULL, loop_thread, E.base);
+    md_hlc_init(&E.clk, 1, NULL, NULL);
+    rp_config cfg = {.base = E.base,
+                     .router = E.rt,
+                     .route = fake_route,
+                     .clock = &E.clk,
+                     .node = 1,
+                     .nshards = NSHARDS,
+                     .timeout_ms = 2000};
+    CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c), CM_OK);
+}
+
+static void coord_free(void)
+{
+    rp_free(E.c);
+    E.c = NULL;
+}
+
+static void env_down(void)
+{
+    coord_free();
+    event_base_loopbreak(E.base);
+    pthread_join(E.th, NULL);
+    for (int i = 0; i < NF; i++)
+        fake_free(E.f[i]);
+    fake_router_free(E.rt);
+    md_hlc_release(&E.clk);
+    event_base_free(E.base);
+}
+
+static void set_down(int i, int down)
+{
+    fake_faults ft = {0};
+    ft.down = down;
+    fake_set_faults(E.f[i], &ft);
+}
+
+static cm_err create(const char *key, const char *id, const char *owner)
+{
+    md_upload up;
+    md_meta m = {"color", "blue"};
+    memset(&up, 0, sizeof(up));
+    up.key = (char *)key;
+    snprintf(up.upload_id, sizeof(up.upload_id), "%s", id);
+    up.initiated_ms = 1700000000000;
+    snprintf(up.owner, sizeof(up.owner), "%s", owner);
+    up.tmpl.content_type = "text/plain";
+    up.tmpl.meta = &m;
+    up.tmpl.nmeta = 1;
+    up.tmpl.ck_alg = MD_CK_CRC32;
+    return rp_upload_create(E.c, B, &up);
+}
+
+/* A part whose body is "on drives": a layout with blob id tag (no inline body). */
+static cm_err put_part(const char *key, uint32_t number, uint8_t tag, const char *etag)
+{
+    md_part p;
+    memset(&p, 0, sizeof(p));
+    p.number = number;
+    p.size = 5u << 20;
+    p.mtime_ms = 1700000000000;
+    snprintf(p.etag, sizeof(p.etag), "%s", etag);
+    memset(p.layout.blob, tag, 16);
+    p.layout.size = p.size;
+    p.layout.k = 2, p.layout.m = 1;
+    return rp_part_put(E.c, B, key, ID, &p);
+}
+
+/* How many garbage records fake i holds, and whether one is blob tag. */
+static size_t garbage(int i, uint8_t tag, int *has)
+{
+    md_garbage *g = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(md_garbage_list(fake_store(E.f[i]), UINT64_MAX, 1000, &g, &n), CM_OK);
+    *has = 0;
+    for (size_t j = 0; j < n; j++)
+        *has |= g[j].layout.blob[0] == tag;
+    md_garbage_free(g, n);
+    return n;
+}
+
+/* ---- the key space ---- */
+
+static void test_keys(void)
+{
+    static const char *keys[] = {"a", "a/b",
+                                 "a\x01"
+                                 "b",
+                                 "\xc3\xa9t\xc3\xa9", "photos/2024/x.jpg"};
+    char k[MD_MAX_KEY + 1], back[MD_MAX_KEY + 1], id[MD_MPU_ID_LEN + 1], pk[MD_MPU_PART_KEY_MAX];
+    char pre[MD_MPU_PART_KEY_MAX];
+    for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+        CU_ASSERT_EQUAL_FATAL(md_mpu_upload_key(keys[i], ID, k, sizeof(k)), CM_OK);
+        CU_ASSERT_EQUAL((uint8_t)k[0], MD_MPU_MARK);
+        CU_ASSERT_EQUAL(md_mpu_upload_split(k, back, id), CM_OK);
+        CU_ASSERT_STRING_EQUAL(back, keys[i]);
+        CU_ASSERT_STRING_EQUAL(id, ID);
+        CU_ASSERT_EQUAL(md_mpu_part_key(keys[i], ID, 42, 0xabcdefULL, pk, sizeof(pk)), CM_OK);
+        CU_ASSERT_EQUAL(md_mpu_part_prefix(keys[i], ID, pre, sizeof(pre)), CM_OK);
+        uint32_t num = 0;
+        uint64_t pid = 0;
+        CU_ASSERT_EQUAL(md_mpu_part_split(pk, strlen(pre), &num, &pid), CM_OK);
+        CU_ASSERT_EQUAL(num, 42);
+        CU_ASSERT_EQUAL(pid, 0xabcdefULL);
+        /* every record of an upload is in its object key's shard, whatever the shard count */
+        for (uint32_t ns = 1; ns <= 256; ns *= 4) {
+            uint32_t s = md_shard_of((const uint8_t *)keys[i], strlen(keys[i]), ns);
+            CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)k, strlen(k), ns), s);
+            CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)pk, strlen(pk), ns), s);
+        }
+    }
+    /* Upload keys sort as their object keys do (then by id): "a" < "a\x01b" < "a/b". */
+    char ka[MD_MAX_KEY + 1], kb[MD_MAX_KEY + 1], kc[MD_MAX_KEY + 1];
+    md_mpu_upload_key("a", ID, ka, sizeof(ka));
+    md_mpu_upload_key("a\x01"
+                      "b",
+                      ID, kb, sizeof(kb));
+    md_mpu_upload_key("a/b", ID, kc, sizeof(kc));
+    CU_ASSERT(strcmp(ka, kb) < 0 && strcmp(kb, kc) < 0);
+    /* and after every S3 key (UTF-8 never holds 0xFF) */
+    CU_ASSERT(strcmp(ka, "\xf4\x8f\xbf\xbf") > 0);
+    /* refused: a bad id, a key that leaves no room, an empty key; malformed keys are not split */
+    CU_ASSERT_EQUAL(md_mpu_upload_key("a", "0000018C0A0B0C0D1122334455667788", k, sizeof(k)),
+                    CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(md_mpu_upload_key("a", "../x", k, sizeof(k)), CM_ERR_INVAL);
+    char *longkey = malloc(MD_MAX_KEY + 1);
+    memset(longkey, 'x', MD_MAX_KEY - 36);
+    longkey[MD_MAX_KEY - 36] = 0;
+    CU_ASSERT_EQUAL(md_mpu_upload_key(longkey, ID, k, sizeof(k)), CM_OK);
+    longkey[MD_MAX_KEY - 36] = 'x', longkey[MD_MAX_KEY - 35] = 0;
+    CU_ASSERT_EQUAL(md_mpu_upload_key(longkey, ID, k, sizeof(k)), CM_ERR_INVAL);
+    free(longkey);
+    CU_ASSERT_EQUAL(md_mpu_upload_key("", ID, k, sizeof(k)), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(md_mpu_upload_split("plain", back, id), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(md_mpu_upload_split("\xffua\x01\x01short", back, id), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(md_mpu_upload_split("\xffua\x01\x03" ID, back, id), CM_ERR_CORRUPT);
+}
+
+/* ---- an upload's life ---- */
+
+static void test_lifecycle(void)
+{
+    md_upload up;
+    md_part *parts = NULL, fetched;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int trunc = 0, has;
+    env_up();
+    CU_ASSERT_EQUAL(put_part("obj", 1, 0x11, "e1"), CM_ERR_NOTFOUND); /* no upload yet */
+    CU_ASSERT_EQUAL(create("obj", ID, "alice"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_upload_get(E.c, B, "obj", ID, &up), CM_OK);
+    CU_ASSERT_STRING_EQUAL(up.owner, "alice");
+    CU_ASSERT_EQUAL(up.initiated_ms, 1700000000000);
+    CU_ASSERT_EQUAL(up.tmpl.ck_alg, MD_CK_CRC32);
+    CU_ASSERT_STRING_EQUAL(up.tmpl.content_type, "text/plain");
+    CU_ASSERT_EQUAL_FATAL(up.tmpl.nmeta, 1); /* the owner's entry is not the object's */
+    CU_ASSERT_STRING_EQUAL(up.tmpl.meta[0].name, "color");
+    md_upload_release(&up);
+    CU_ASSERT_EQUAL(rp_upload_get(E.c, B, "other", ID, &up), CM_ERR_NOTFOUND);
+
+    /* parts 1 and 3 once, part 2 twice: the second upload of 2 is the part, on every home */
+    CU_ASSERT_EQUAL(put_part("obj", 1, 0x11, "e1"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x21, "e2-old"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 3, 0x31, "e3"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x22, "e2-new"), CM_OK);
+    for (int down = -1; down < NF; down++) { /* with each home down in turn */
+        if (down >= 0)
+            set_down(down, 1);
+        CU_ASSERT_EQUAL_FATAL(rp_part_list(E.c, B, "obj", ID, 0, 100, &parts, &n, &trunc, &ids),
+                              CM_OK);
+        CU_ASSERT_EQUAL_FATAL(n, 3);
+        CU_ASSERT_STRING_EQUAL(parts[1].etag, "e2-new");
+        CU_ASSERT_EQUAL(parts[2].number, 3);
+        CU_ASSERT_EQUAL(trunc, 0);
+        md_parts_free(parts, n);
+        free(ids);
+        if (down >= 0)
+            set_down(down, 0);
+    }
+    /* pages: max 1 after part 1 */
+    CU_ASSERT_EQUAL(rp_part_list(E.c, B, "obj", ID, 1, 1, &parts, &n, &trunc, &ids), CM_OK);
+    CU_ASSERT(n == 1 && parts[0].number == 2 && trunc == 1);
+    uint64_t id2 = ids[0];
+    md_parts_free(parts, n);
+    free(ids);
+    CU_ASSERT_EQUAL_FATAL(rp_part_fetch(E.c, B, "obj", ID, 2, id2, &fetched), CM_OK);
+    CU_ASSERT_EQUAL(fetched.layout.blob[0], 0x22);
+    CU_ASSERT_STRING_EQUAL(fetched.etag, "e2-new");
+
+    /* ListObjects shows the object keys only; ListMultipartUploads shows the upload */
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    o.key = "plain";
+    memcpy(o.version_id, "null", 5);
+    CU_ASSERT_EQUAL(rp_object_put(E.c, B, &o, NULL, NULL, NULL), CM_OK);
+    md_list_query q = {"", NULL, NULL, 100};
+    md_list_result res;
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c, B, &q, &res), CM_OK);
+    CU_ASSERT(res.n == 1 && strcmp(res.entries[0].key, "plain") == 0 && !res.truncated);
+    md_list_result_release(&res);
+    md_list_query qr = {"\xffu", NULL, NULL, 100}; /* an S3 prefix in the reserved space */
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c, B, &qr, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.n, 0);
+    md_list_result_release(&res);
+    md_upload_list ul;
+    md_upload_query uq = {NULL, NULL, NULL, NULL, 10};
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ul.n, 1);
+    CU_ASSERT_STRING_EQUAL(ul.uploads[0].key, "obj");
+    CU_ASSERT_STRING_EQUAL(ul.uploads[0].upload_id, ID);
+    CU_ASSERT_STRING_EQUAL(ul.uploads[0].owner, "alice");
+    md_upload_list_release(&ul);
+
+    /* Complete kept parts 1 and 2 (fetched: its layout): its tombstone names the body */
+    md_part kept[1] = {fetched};
+    uint64_t kept_ids[1] = {id2};
+    CU_ASSERT_EQUAL(rp_upload_end(E.c, B, "obj", ID, kept, kept_ids, 1), CM_OK);
+    md_part_release(&fetched);
+    CU_ASSERT_EQUAL(rp_upload_get(E.c, B, "obj", ID, &up), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_part_list(E.c, B, "obj", ID, 0, 100, &parts, &n, &trunc, NULL), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_parts_free(parts, n);
+    CU_ASSERT_EQUAL(put_part("obj", 4, 0x41, "late"), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT_EQUAL(ul.n, 0);
+    md_upload_list_release(&ul);
+    coord_free();
+    /* every home: the bodies of part 1 (not kept here), 3 and the old 2 are garbage, 2's not */
+    for (int i = 0; i < NF; i++) {
+        CU_ASSERT_EQUAL(garbage(i, 0x22, &has), 3);
+        CU_ASSERT_EQUAL(has, 0);
+        garbage(i, 0x21, &has);
+        CU_ASSERT_EQUAL(has, 1);
+    }
+    env_down();
+}
+
+/* Abort: every part's body is garbage on every home; an Abort of an upload whose Complete wrote
+ * the object spares the bodies the object uses. */
+static void test_abort(void)
+{
+    int has;
+    env_up();
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(create("obj", ID, "bob"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 1, 0x51, "e1"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x52, "e2"), CM_OK);
+    /* the object this upload made (a Complete that stopped before ending the upload) */
+    md_part op;
+    memset(&op, 0, sizeof(op));
+    op.number = 1;
+    memset(op.layout.blob, 0x51, 16);
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    o.key = "obj";
+    memcpy(o.version_id, "null", 5);
+    snprintf(o.upload_id, sizeof(o.upload_id), "%s", ID);
+    o.parts = &op, o.nparts = 1;
+    CU_ASSERT_EQUAL(rp_object_put(E.c, B, &o, NULL, NULL, NULL), CM_OK);
+    set_down(2, 1); /* one home down: the abort still has its quorum */
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_ERR_NOTFOUND);
+    set_down(2, 0);
+    /* ListMultipartUploads pages (by key, then id) and DeleteBucket's sweep of every upload */
+    char id[MD_MPU_ID_LEN + 1], key[16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(id, sizeof(id), "%032x", i + 1);
+        snprintf(key, sizeof(key), "k%d", i % 7);
+        CU_ASSERT_EQUAL_FATAL(create(key, id, "bob"), CM_OK);
+    }
+    md_upload_list pg;
+    md_upload_query pq = {NULL, NULL, NULL, NULL, 10};
+    char last[64] = "", lastid[64] = "";
+    int seen = 0, pages = 0;
+    do {
+        CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &pg), CM_OK);
+        for (size_t j = 0; j < pg.n; j++) { /* strictly ascending by (key, id) */
+            int c = strcmp(pg.uploads[j].key, last);
+            CU_ASSERT(c > 0 || (c == 0 && strcmp(pg.uploads[j].upload_id, lastid) > 0));
+            snprintf(last, sizeof(last), "%s", pg.uploads[j].key);
+            snprintf(lastid, sizeof(lastid), "%s", pg.uploads[j].upload_id);
+        }
+        seen += (int)pg.n, pages++;
+        if (pg.truncated) {
+            CU_ASSERT_STRING_EQUAL(pg.next_key_marker, last);
+            CU_ASSERT_STRING_EQUAL(pg.next_upload_id_marker, lastid);
+        }
+        int more = pg.truncated;
+        md_upload_list_release(&pg);
+        pq.key_marker = last, pq.upload_id_marker = lastid;
+        if (!more)
+            break;
+    } while (pages < 10);
+    CU_ASSERT_EQUAL(seen, 25);
+    CU_ASSERT_EQUAL(pages, 3);
+    pq = (md_upload_query){NULL, NULL, "k3", NULL, 100}; /* after every upload of k3 */
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &pg), CM_OK);
+    CU_ASSERT(pg.n == 9 && strcmp(pg.uploads[0].key, "k4") == 0); /* k4-k6: 3 each */
+    md_upload_list_release(&pg);
+    CU_ASSERT_EQUAL(create("dir/a", ID, "bob"), CM_OK);
+    CU_ASSERT_EQUAL(create("dir/b", ID, "bob"), CM_OK);
+    pq = (md_upload_query){NULL, "/", NULL, NULL, 100}; /* dir/ rolls up, once */
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &pg), CM_OK);
+    CU_ASSERT(pg.nprefixes == 1 && strcmp(pg.prefixes[0], "dir/") == 0 && pg.n == 25);
+    md_upload_list_release(&pg);
+    CU_ASSERT_EQUAL(rp_upload_abort_all(E.c, B), CM_OK);
+    md_upload_list ul;
+    md_upload_query uq = {NULL, NULL, NULL, NULL, 10};
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT_EQUAL(ul.n, 0);
+    md_upload_list_release(&ul);
+    coord_free();
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(garbage(i, 0x51, &has), 1);
+        CU_ASSERT_EQUAL(has, 0);
+        garbage(i, 0x52, &has);
+        CU_ASSERT_EQUAL(has, 1);
+    }
+    env_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test t[] = {
+        {"keys", test_keys}, {"lifecycle", test_lifecycle}, {"abort", test_abort}, {NULL, NULL}};
+    cu_add_suite("repl_upload", t);
+}
