@@ -175,6 +175,8 @@ static cm_err open_dbs(md_store *md)
         rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &md->garbage);
     if (!rc)
         rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &md->hints);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "tombmarks", MDB_CREATE, &md->tombmarks);
     if (rc) {
         mdb_txn_abort(txn);
         return md_mdb_err(rc, "mdb_dbi_open");
