@@ -641,6 +641,8 @@ cm_err md_rec_tombs(md_store *md, const char *bucket, const md_shard *part, uint
 cm_err md_rec_collect(md_store *md, const char *bucket, const md_shard *part, uint64_t mark,
                       const md_rec_info *infos, size_t n, uint8_t *dropped);
 cm_err md_tomb_mark(md_store *md, const char *bucket, const md_shard *part, uint64_t *mark);
+/* A deep copy of n digest entries (*out: md_rec_infos_free; NULL when n is 0). */
+cm_err md_rec_infos_copy(const md_rec_info *in, size_t n, md_rec_info **out);
 
 /* Wire form of a digest entry (the node RPC's leaf-keys answer): u16 keylen | key | generation
  * u64 | hlc u64 | hlc_node u32 | tombstone u8 | digest[16], big-endian. */

@@ -95,6 +95,25 @@ cm_err md_tomb_mark(md_store *md, const char *bucket, const md_shard *part, uint
     return e;
 }
 
+cm_err md_rec_infos_copy(const md_rec_info *in, size_t n, md_rec_info **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return CM_OK;
+    md_rec_info *a = calloc(n, sizeof(*a));
+    if (!a)
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        a[i] = in[i];
+        if (!(a[i].key = strdup(in[i].key))) {
+            md_rec_infos_free(a, i);
+            return CM_ERR_NOMEM;
+        }
+    }
+    *out = a;
+    return CM_OK;
+}
+
 /* ---- listing ---- */
 
 typedef struct {

@@ -127,15 +127,27 @@ static cm_err f_get(rp_replica *r, const rp_part *pt, const char *key, rp_done d
     return post(f, p, delay);
 }
 
-/* Merge rec into the store: keep it unless the stored version wins. */
-static cm_err merge_put(fake *f, const char *b, const md_object *rec, int *applied)
+/* Merge rec into the store: keep it unless the stored version wins, or (as md_rec_merge) unless
+ * it is a live record below the partition's tombstone collection mark of a key the store lacks. */
+static cm_err merge_put(fake *f, const char *b, const rp_part *pt, const md_object *rec,
+                        int *applied)
 {
+    md_shard part = {pt->shard, pt->nshards};
+    uint64_t mark = 0;
     ensure_bucket(f, b);
     for (int tries = 0; tries < 100; tries++) {
         md_object cur;
         cm_err e = md_rec_get(f->md, b, rec->key, &cur);
         if (e != CM_OK && e != CM_ERR_NOTFOUND)
             return e;
+        if (e == CM_ERR_NOTFOUND && !rec->tombstone &&
+            (e = md_tomb_mark(f->md, b, &part, &mark)) == CM_OK && rec->hlc < mark) {
+            *applied = 0;
+            pthread_mutex_lock(&f->mu);
+            f->n.refused++;
+            pthread_mutex_unlock(&f->mu);
+            return CM_OK;
+        }
         uint64_t expect = e == CM_OK ? cur.generation : 0;
         int keep = e == CM_OK && md_object_resolve(&cur, rec, NULL) == 0;
         md_object_release(&cur);
@@ -174,7 +186,7 @@ static cm_err f_put(rp_replica *r, const rp_part *pt, const md_object *rec, cons
         p->res.applied = 1;
     else if (!hint_for && (p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard,
                                                        hint_for ? 0 : pt->fence)) == CM_OK)
-        p->res.err = merge_put(f, b, rec, &p->res.applied);
+        p->res.err = merge_put(f, b, pt, rec, &p->res.applied);
     return post(f, p, delay);
 }
 
@@ -294,12 +306,52 @@ static cm_err f_leaf_keys(rp_replica *r, const rp_part *pt, int depth, const uin
     return post(f, p, delay);
 }
 
+static cm_err f_tombs(rp_replica *r, const rp_part *pt, uint64_t before, const char *after,
+                      size_t max, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.tombs, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    ensure_bucket(f, b);
+    md_shard part = {pt->shard, pt->nshards};
+    p->res.err =
+        md_rec_tombs(f->md, b, &part, before, after, max, &p->infos, &p->ninfos, &p->res.truncated);
+    p->res.infos = p->infos;
+    p->res.ninfos = p->ninfos;
+    return post(f, p, delay);
+}
+
+static cm_err f_tomb_drop(rp_replica *r, const rp_part *pt, uint64_t mark, const md_rec_info *infos,
+                          size_t n, rp_done done, void *arg)
+{
+    fake *f = (fake *)r;
+    cm_err e;
+    int delay;
+    char b[MD_BUCKET_MAX + 1];
+    pending *p = begin(f, &f->n.tomb_drops, pt, b, done, arg, &e, &delay);
+    if (!p)
+        return e;
+    ensure_bucket(f, b);
+    md_shard part = {pt->shard, pt->nshards};
+    if (!(p->hashes = calloc(n, 1)))
+        p->res.err = CM_ERR_NOMEM;
+    else
+        p->res.err = md_rec_collect(f->md, b, &part, mark, infos, n, p->hashes);
+    p->res.dropped = p->hashes, p->res.ndropped = n; /* the flags live in the hashes' buffer */
+    return post(f, p, delay);
+}
+
 static void f_free(rp_replica *r)
 {
     (void)r; /* owned by the test: fake_free */
 }
 
-static const rp_replica_ops fake_ops = {f_get, f_put, f_list, f_merkle, f_leaf_keys, f_free};
+static const rp_replica_ops fake_ops = {f_get,       f_put,  f_list,  f_merkle,
+                                        f_leaf_keys, f_free, f_tombs, f_tomb_drop};
 
 fake *fake_new(struct event_base *base, const char *dir, const char *id)
 {
@@ -373,13 +425,13 @@ size_t fake_hints(fake *f, const char *node_id)
 
 size_t fake_deliver_hints(fake *f, fake *to, uint32_t nshards)
 {
-    (void)nshards;
     size_t n = 0;
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nhints;) {
         int applied;
+        rp_part pt = {f->hint_bucket[i], rp_shard_of(f->hint_rec[i].key, nshards), nshards, 0};
         if (strcmp(f->hint_for[i], to->id) != 0 ||
-            merge_put(to, f->hint_bucket[i], &f->hint_rec[i], &applied) != CM_OK) {
+            merge_put(to, f->hint_bucket[i], &pt, &f->hint_rec[i], &applied) != CM_OK) {
             i++;
             continue;
         }
