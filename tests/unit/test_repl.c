@@ -1098,7 +1098,7 @@ static void t_hints(void)
     uint64_t cnt;
     CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
     CU_ASSERT_EQUAL(cnt, 2);
-    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 1, 60000};
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 1, 60000, 0};
     CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
     nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0);
     hint_round();
@@ -1152,6 +1152,37 @@ static void t_hints(void)
     md_object_release(&o);
     CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
     CU_ASSERT_EQUAL(cnt, 3); /* n2's, kept */
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* Hints older than the tombstone grace are dropped undelivered, younger ones delivered. */
+static void t_hints_expire(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    int64_t now = cm_now_ms();
+    md_object old = version("x1", (uint64_t)(now - 7200 * 1000), 1, NULL);
+    md_object young = version("x2", (uint64_t)(now - 1000), 1, NULL);
+    CU_ASSERT_EQUAL(do_put(&old, "n2").applied, 1);
+    CU_ASSERT_EQUAL(do_put(&young, "n2").applied, 1);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 10, 60000, 3600 * 1000};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    hint_round();
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.expired, 1);
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    CU_ASSERT_EQUAL(st.dropped, 2);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 0);
+    md_object o;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "x1", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "x2", &o), CM_OK);
+    md_object_release(&o);
     rp_hints_free(HINTS);
     rp_router_free(rt);
     env_down();
@@ -1254,6 +1285,7 @@ void cu_register(void)
         {"cond_route", t_cond_route},
         {"router", t_router},
         {"hints", t_hints},
+        {"hints_expire", t_hints_expire},
         {"bench", t_bench},
         {"get_busy_pool", t_get_busy_pool},
         {NULL, NULL},
