@@ -632,7 +632,8 @@ cm_err md_hint_count(md_store *md, uint64_t *n);
  * it) and drop each infos[i] whose key still holds that very tombstone (same digest: key, hlc,
  * node, vector; the generation is local to a store, so the digest is what replicas compare) and
  * is stamped below mark; dropped[i] (n bytes, may be NULL) says which went. A key of another
- * shard, a live record or another version stays. CM_ERR_NOTFOUND for an unknown bucket.
+ * shard, a live record or another version stays. CM_ERR_NOTFOUND for an unknown bucket;
+ * CM_ERR_INVAL for a mark of 0 or ahead of this host's wall clock (it would refuse new writes).
  *
  * md_tomb_mark: the partition's mark (0: none).
  */

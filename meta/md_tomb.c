@@ -243,7 +243,10 @@ cm_err md_rec_collect(md_store *md, const char *bucket, const md_shard *part, ui
     size_t kl;
     if (dropped && n)
         memset(dropped, 0, n);
-    if (mark == 0 || (n && !infos) || mark_key(bucket, part, k, &kl) != CM_OK)
+    /* A mark ahead of this store's clock would refuse new writes: a peer whose clock runs ahead
+     * (or a bad caller) is refused instead. */
+    if (mark == 0 || MD_HLC_MS(mark) > cm_now_ms() || (n && !infos) ||
+        mark_key(bucket, part, k, &kl) != CM_OK)
         return CM_ERR_INVAL;
     cm_err e = md_write(md, collect_apply, &op);
     if (e != CM_OK && dropped && n)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_util.h"
 #include "cu_main.h"
 #include "md.h"
 
@@ -461,6 +462,8 @@ static void test_tombs(void)
     merge_rec(md, revived, 2000, 0, 1);
     uint8_t dropped[3];
     CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, 0, ri, n, dropped), CM_ERR_INVAL);
+    uint64_t ahead = MD_HLC_MAKE(cm_now_ms() + 60000, 0); /* a clock ahead: refused */
+    CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, ahead, ri, n, dropped), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(md_rec_collect(md, "zz", &part, MD_HLC_MAKE(3000, 0), ri, n, dropped),
                     CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, MD_HLC_MAKE(3000, 0), ri, n, dropped), CM_OK);
