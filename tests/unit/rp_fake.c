@@ -141,7 +141,7 @@ static cm_err merge_put(fake *f, const char *b, const rp_part *pt, const md_obje
         if (e != CM_OK && e != CM_ERR_NOTFOUND)
             return e;
         if (e == CM_ERR_NOTFOUND && !rec->tombstone &&
-            (e = md_tomb_mark(f->md, b, &part, &mark)) == CM_OK && rec->hlc < mark) {
+            md_tomb_mark(f->md, b, &part, &mark) == CM_OK && rec->hlc < mark) {
             *applied = 0;
             pthread_mutex_lock(&f->mu);
             f->n.refused++;

@@ -218,7 +218,8 @@ static void done_cb(void *arg, const rp_result *r)
         t->ninfos = r->ninfos;
     }
     t->ndropped = r->ndropped;
-    memcpy(t->dropped, r->dropped, r->ndropped < 16 ? r->ndropped : 16);
+    if (r->ndropped)
+        memcpy(t->dropped, r->dropped, r->ndropped < 16 ? r->ndropped : 16);
     E.pending--;
 }
 
