@@ -910,6 +910,17 @@ static void count_keys(int i, int from, int to, int *tomb, int *absent, int *liv
     md_object_release(&keep);
 }
 
+/* Wait for every replica write in flight (rp_free does), then new coordinators as env_up's. */
+static void coords_settle(uint32_t nshards, int timeout_ms)
+{
+    coords_free();
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = config(i + 1, nshards, timeout_ms);
+        cfg.keylocks = E.locks;
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+}
+
 static rp_ae_result collect(uint64_t before)
 {
     rp_ae_result res;
@@ -936,6 +947,9 @@ static void test_collect(void)
     CU_ASSERT_EQUAL(put(0, "c00", "stale", NULL), CM_OK);
     set_fault(2, 0, 0, 0);
     E.mode = RP_STRONG;
+    /* the stand-in's write may end after the put answered (W = 2 came first): wait for it */
+    for (int i = 0; i < 500 && fake_hints(E.f[3], "f2") == 0; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
     CU_ASSERT_EQUAL(fake_hints(E.f[3], "f2"), 1);
     for (int k = 0; k < 10; k++) { /* c00..c09: deleted everywhere */
         snprintf(key, sizeof(key), "c%02d", k);
@@ -950,6 +964,7 @@ static void test_collect(void)
     CU_ASSERT_EQUAL(put(0, "c12", "v2", NULL), CM_OK);
     CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c12", NULL, NULL, NULL), CM_OK);
     set_fault(2, 0, 0, 0);
+    coords_settle(1, 5000); /* the third home's writes have landed */
     uint64_t before = md_hlc_now(&E.clk[0]);
     uint64_t b2 = md_hlc_now(&E.clk[1]);
     before = (before > b2 ? before : b2) + 1; /* every write so far is older: a grace of 0 */
