@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # test_cluster_tombstones: tombstone collection (docs/replication.md, "Tombstone collection") on
 # three clustered nodes n1..n3 in three AZs (every partition's N = 3 homes are the three nodes)
-# with one etcd member and [cluster] tombstone_grace_s = 2. 20 keys are written through n1, 10 of
+# with one etcd member and [cluster] tombstone_grace_s = 4. 20 keys are written through n1, 10 of
 # them deleted through n2; within a few anti-entropy ticks (every 10 s) the partitions' first
 # homes report exactly 10 tombstones collected (each counted once, when every home dropped it);
 # afterwards every deleted key answers 404 through every node, a listing through each node
-# shows the 10 others, and a deleted key written again reads back. About 30 s.
+# shows the 10 others, and a deleted key written again reads back. 25-40 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -23,7 +23,7 @@ for i in 1 2 3; do
         --addr "127.0.0.1:${RPORT[n$i]}" --az "az$i" --drives 3 "${E[@]}"
 done
 h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 2000 "${E[@]}"
-CL_CLUSTER_CONF="tombstone_grace_s = 2"
+CL_CLUSTER_CONF="tombstone_grace_s = 4"
 for n in "${NODES[@]}"; do cl_node_start "$n" ct || h_finish; done
 
 s3() { # s3 NODE CMD ARGS...
@@ -54,10 +54,15 @@ echo "payload" >"$H_WORK/obj"
 bad=0
 for i in $(seq -w 1 20); do s3 n1 put tomb "k$i" "$H_WORK/obj" >/dev/null || bad=$((bad + 1)); done
 h_eq "20 PUTs through n1" 0 "$bad"
-bad=0
+bad=0 t0=$(date +%s%N)
 for i in $(seq -w 1 10); do s3 n2 rm tomb "k$i" >/dev/null || bad=$((bad + 1)); done
 h_eq "10 DELETEs through n2" 0 "$bad"
-h_eq "nothing collected within the grace" 0 "$(counter_sum tombs_collected)"
+n=$(counter_sum tombs_collected)
+if [ $(($(date +%s%N) - t0)) -lt 4000000000 ]; then # no tombstone is older than the grace yet
+    h_eq "nothing collected within the grace (4 s)" 0 "$n"
+else
+    echo "   (the deletes took over 4 s on this machine: the within-grace check is skipped)"
+fi
 
 h_until_ok "the first homes report 10 tombstones collected" 45 collected_is 10
 sleep 11 # one more anti-entropy tick: nothing more to collect, nothing comes back
