@@ -67,6 +67,13 @@ fi
 h_until_ok "the first homes report 10 tombstones collected" 45 collected_is 10
 sleep 11 # one more anti-entropy tick: nothing more to collect, nothing comes back
 h_eq "still exactly 10 collected after another tick" 10 "$(counter_sum tombs_collected)"
+sum=0
+for n in "${NODES[@]}"; do
+    c=$("$CAIRN_BIN" admin status --endpoint "http://127.0.0.1:${PORT[$n]}" 2>&1 |
+        sed -nE 's/^metadata: .*tombstones collected ([0-9]+)$/\1/p')
+    sum=$((sum + ${c:-1000}))
+done
+h_eq "cairn admin status: the nodes' 'tombstones collected' add up to 10" 10 "$sum"
 
 for n in "${NODES[@]}"; do
     answers=""
