@@ -358,6 +358,20 @@ static void cluster_line(const char *js)
                (int)strcspn(s3 + 15, "\""), s3 + 15);
 }
 
+/* The "replication" member of a cluster node's status (cmd/cluster.c): its metadata counters. */
+static void replication_line(const char *js)
+{
+    const char *p = strstr(js, "\"replication\":{");
+    if (!p)
+        return;
+    printf("metadata: %" PRIu64 " read repairs; hints %" PRIu64 " written, %" PRIu64
+           " delivered, %" PRIu64 " expired; anti-entropy %" PRIu64 " runs, %" PRIu64
+           " keys repaired; tombstones collected %" PRIu64 "\n",
+           jnum(p, "read_repairs"), jnum(p, "hints_written"), jnum(p, "hints_delivered"),
+           jnum(p, "hints_expired"), jnum(p, "ae_runs"), jnum(p, "ae_repaired"),
+           jnum(p, "tombs_collected"));
+}
+
 /* "3.2 s ago" for a wall-clock time seen_ms, against the server's now_ms; "never" for 0. */
 static void fmt_ago(int64_t now_ms, int64_t seen_ms, char *out, size_t cap)
 {
@@ -572,6 +586,7 @@ static int cmd_status(const admin_opts *o)
     else
         printf("scrub: not running on this server\n");
     cluster_line(r.body);
+    replication_line(r.body);
     cluster_nodes(r.body);
     repair_block(r.body);
     free(r.body);

@@ -18,9 +18,10 @@
  *     nothing uses it). Until the first layout the coordinator has no replicas, so object
  *     requests answer 503 ServiceUnavailable rather than touch the local store;
  *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run), and anti-entropy
- *     of the partitions this node is the first home of (rp_antientropy_run), every
- *     CLUSTER_TICK_MS, plus the RPC fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's
- *     rules, nd_faults_parse format, replace the previous ones whenever the file changes);
+ *     of the partitions this node is the first home of, with the collection of tombstones older
+ *     than tombstone_grace_ms (rp_antientropy_collect), every CLUSTER_TICK_MS, plus the RPC
+ *     fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's rules, nd_faults_parse
+ *     format, replace the previous ones whenever the file changes);
  *   - the repair thread (cluster_repair.c): repair passes over this node's records that bring
  *     bodies back to k+m healthy cells at their homes, on layout changes, nodes coming back,
  *     request and every repair_interval_s;
@@ -66,6 +67,7 @@
 #define AE_KEYS_MAX 1000   /* keys repaired per partition per tick at most */
 #define NSHARDS 8          /* partitions per bucket: fixed for the life of a cluster */
 #define MD_REPLICAS 3      /* N: homes per partition (fewer in a smaller layout: rp_homes) */
+#define TOMB_GRACE_MS (86400 * 1000LL) /* the default of [cluster] tombstone_grace_s */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -96,6 +98,7 @@ struct cmd_cluster {
     uint64_t epoch;
     /* counters for /admin/status (under mu) */
     uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
+    uint64_t tombs_collected, collect_skipped;
     int64_t faults_mtime_ns;
 };
 
@@ -263,6 +266,9 @@ static int first_home(const pl_map *m, const pl_topology *t, const char *self, c
 
 static void antientropy(cmd_cluster *c)
 {
+    /* tombstones stamped before now - grace are collected where every home holds them */
+    int64_t cutoff = cm_now_ms() - c->cfg.tombstone_grace_ms;
+    uint64_t before = cutoff > 0 ? MD_HLC_MAKE(cutoff, 0) : 0;
     md_bucket *b = NULL;
     size_t nb = 0;
     pl_topology *t = NULL;
@@ -279,15 +285,20 @@ static void antientropy(cmd_cluster *c)
             if (!first_home(m, t, c->self, b[i].name, s))
                 continue;
             rp_ae_result res = {0};
-            cm_err e = rp_antientropy_run(c->coord, b[i].name, s, 0, AE_KEYS_MAX, &res);
+            cm_err e = rp_antientropy_collect(c->coord, b[i].name, s, 0, AE_KEYS_MAX, before, &res);
             pthread_mutex_lock(&c->mu);
             c->ae_runs++;
+            c->tombs_collected += res.tombs_collected;
+            c->collect_skipped += res.collect_skipped;
             c->ae_repaired += res.keys_repaired;
             c->ae_unavailable += e == CM_ERR_UNAVAILABLE;
             pthread_mutex_unlock(&c->mu);
             if (res.keys_repaired)
                 CM_INFO(MOD, "anti-entropy %s/%u: %zu keys repaired", b[i].name, s,
                         res.keys_repaired);
+            if (res.tombs_collected)
+                CM_INFO(MOD, "anti-entropy %s/%u: %zu tombstones collected", b[i].name, s,
+                        res.tombs_collected);
         }
 out:
     free(b);
@@ -372,6 +383,8 @@ cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out)
     if (!c)
         return CM_ERR_NOMEM;
     c->cfg = *cfg;
+    if (c->cfg.tombstone_grace_ms <= 0)
+        c->cfg.tombstone_grace_ms = TOMB_GRACE_MS;
     snprintf(c->self, sizeof(c->self), "%s", cfg->node_id);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -404,8 +417,11 @@ md_hlc *cmd_cluster_clock(cmd_cluster *c)
 static void loop_setup(void *arg)
 {
     cmd_cluster *c = arg;
-    rp_hints_config hc = {
-        .base = c->base, .md = gw_meta_store(c->cfg.g), .work = c->work, .nshards = NSHARDS};
+    rp_hints_config hc = {.base = c->base,
+                          .md = gw_meta_store(c->cfg.g),
+                          .work = c->work,
+                          .nshards = NSHARDS,
+                          .max_age_ms = c->cfg.tombstone_grace_ms};
     nd_client_config cc = {.node_id = c->self,
                            .secret = c->cfg.secret,
                            .secret_len = c->cfg.secret_len,
@@ -599,7 +615,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"replication\":{\"epoch\":%llu,\"layouts\":%llu,\"gets\":%llu,\"puts\":%llu,"
         "\"deletes\":%llu,\"lists\":%llu,\"unavailable\":%llu,\"read_repairs\":%llu,"
         "\"hints_written\":%llu,\"hints_delivered\":%llu,\"hints_failed\":%llu,"
-        "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu},"
+        "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu,"
+        "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
         "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
         "\"reads_degraded\":%llu}",
@@ -609,11 +626,12 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)rs.hints_written, (unsigned long long)hs.delivered,
         (unsigned long long)hs.failed, (unsigned long long)c->ae_runs,
         (unsigned long long)c->ae_repaired, (unsigned long long)c->ae_unavailable,
-        (unsigned long long)c->gc_freed, (unsigned long long)os.epoch, os.k, os.m,
-        (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
-        (unsigned long long)os.reads, (unsigned long long)os.handoffs,
-        (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
-        (unsigned long long)os.reads_degraded);
+        (unsigned long long)c->gc_freed, (unsigned long long)c->tombs_collected,
+        (unsigned long long)c->collect_skipped, (unsigned long long)hs.expired,
+        (unsigned long long)os.epoch, os.k, os.m, (unsigned long long)os.bodies,
+        (unsigned long long)os.bytes_written, (unsigned long long)os.reads,
+        (unsigned long long)os.handoffs, (unsigned long long)os.cells_dropped,
+        (unsigned long long)os.hedges, (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
     if (n <= 0 || (size_t)n >= cap)
         return 0;

@@ -130,6 +130,9 @@ typedef struct {
     double repair_mbps;    /* cell bytes the repair reads per second (0: unpaced) */
     const char *etcd;      /* "URL,..." and the cluster id: partition leaders (cluster_cond.c) */
     const char *cluster_id;
+    /* [cluster] tombstone_grace_s: tombstones collected, undelivered hints dropped, this long
+     * after their write (docs/replication.md, "Tombstone collection") */
+    int64_t tombstone_grace_ms;
 } cmd_cluster_config;
 cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out);
 md_hlc *cmd_cluster_clock(cmd_cluster *c);

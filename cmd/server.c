@@ -63,6 +63,7 @@ typedef struct {
     char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the listen one */
     long member_ttl;                /* [cluster] member_ttl_s */
     long gc_grace;                  /* [cluster] gc_grace_s */
+    long tomb_grace;                /* [cluster] tombstone_grace_s */
     long repair_interval;           /* [cluster] repair_interval_s (0 = on events only) */
     double repair_mbps;             /* [cluster] repair_mbps (0 = unpaced) */
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
@@ -192,6 +193,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 1, 3600, &o->member_ttl);
     else if (IS("cluster", "gc_grace_s"))
         bad = parse_int(value, 0, 7 * 86400, &o->gc_grace);
+    else if (IS("cluster", "tombstone_grace_s"))
+        bad = parse_int(value, 1, 3660L * 86400, &o->tomb_grace);
     else if (IS("cluster", "repair_interval_s"))
         bad = parse_int(value, 0, 366L * 86400, &o->repair_interval);
     else if (IS("cluster", "repair_mbps"))
@@ -227,7 +230,9 @@ static void usage(FILE *f)
                "addr = HOST:PORT (what peers dial; default rpc_listen), and the cluster secret\n"
                "from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (refused when every\n"
                "user may read it). Without [cluster] no RPC port is opened. gc_grace_s = N\n"
-               "(default 900): replaced bodies are freed this long after. repair_interval_s = N\n"
+               "(default 900): replaced bodies are freed this long after. tombstone_grace_s = N\n"
+               "(default 86400): deletions are forgotten, and undelivered hints dropped, this\n"
+               "long after. repair_interval_s = N\n"
                "(default 60, 0 = on events only) and repair_mbps = MB/s (default 100, 0 =\n"
                "unpaced): the repair pass over this node's records. See docs/deploy.md.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
@@ -281,7 +286,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->domain, sizeof(o->domain), "localhost");
     snprintf(o->log_level, sizeof(o->log_level), "info");
     o->stop_grace_ms = STOP_GRACE_MS;
-    o->gc_grace = 900; /* a GET through another node of a replaced body ends well before */
+    o->gc_grace = 900;     /* a GET through another node of a replaced body ends well before */
+    o->tomb_grace = 86400; /* a home away longer than this is rebuilt (docs/replication.md) */
     o->repair_interval = 60;
     o->repair_mbps = 100;
     ob_scrub_config_defaults(&o->scrub);
@@ -579,6 +585,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                                .secret_len = secret_len,
                                .g = g,
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
+                               .tombstone_grace_ms = (int64_t)o->tomb_grace * 1000,
                                .data_dir = o->data,
                                .repair_interval_s = (int)o->repair_interval,
                                .repair_mbps = o->repair_mbps,

@@ -16,6 +16,7 @@
  *   parts     upload_id \0 part_number(BE32)-> md_part record
  *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
+ *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -681,6 +682,35 @@ cm_err md_hint_drop(md_store *md, const char *target, const char *bucket, const 
 cm_err md_hint_targets(md_store *md, char ***targets, size_t *n);
 /* How many hints are stored (all targets). */
 cm_err md_hint_count(md_store *md, uint64_t *n);
+
+/*
+ * Tombstone collection (md_tomb.c; docs/replication.md, "Tombstone collection"). Each partition
+ * (bucket, shard of nshards) has a durable mark, 0 until a collection: "tombstones of this
+ * partition stamped below this hlc may have been dropped here". md_rec_merge refuses (applies
+ * nothing, *applied = 0, no garbage) a record that is not a tombstone, is stamped below its
+ * partition's mark and whose key the store does not hold: it may be an old version that a
+ * collected tombstone superseded. A tombstone is always merged (it can only delete).
+ *
+ * md_rec_tombs: the partition's tombstones stamped below `before`, keys after `after` (NULL: from
+ * the start) in key order, at most max, as digest entries (*out: md_rec_infos_free); *truncated
+ * when more follow. CM_ERR_NOTFOUND for an unknown bucket.
+ *
+ * md_rec_collect: in one write transaction, raise the partition's mark to `mark` (never lowers
+ * it) and drop each infos[i] whose key still holds that very tombstone (same digest: key, hlc,
+ * node, vector; the generation is local to a store, so the digest is what replicas compare) and
+ * is stamped below mark; dropped[i] (n bytes, may be NULL) says which went. A key of another
+ * shard, a live record or another version stays. CM_ERR_NOTFOUND for an unknown bucket;
+ * CM_ERR_INVAL for a mark of 0 or ahead of this host's wall clock (it would refuse new writes).
+ *
+ * md_tomb_mark: the partition's mark (0: none).
+ */
+cm_err md_rec_tombs(md_store *md, const char *bucket, const md_shard *part, uint64_t before,
+                    const char *after, size_t max, md_rec_info **out, size_t *n, int *truncated);
+cm_err md_rec_collect(md_store *md, const char *bucket, const md_shard *part, uint64_t mark,
+                      const md_rec_info *infos, size_t n, uint8_t *dropped);
+cm_err md_tomb_mark(md_store *md, const char *bucket, const md_shard *part, uint64_t *mark);
+/* A deep copy of n digest entries (*out: md_rec_infos_free; NULL when n is 0). */
+cm_err md_rec_infos_copy(const md_rec_info *in, size_t n, md_rec_info **out);
 
 /* Wire form of a digest entry (the node RPC's leaf-keys answer): u16 keylen | key | generation
  * u64 | hlc u64 | hlc_node u32 | tombstone u8 | digest[16], big-endian. */

@@ -142,7 +142,8 @@ void md_fence_release(md_store *md);
 struct md_store {
     MDB_env *env;
     MDB_dbi buckets, objects, uploads, parts, garbage, hints;
-    MDB_dbi replica; /* "replica": the commit sequence number of this copy ("seq") */
+    MDB_dbi replica;   /* "replica": the commit sequence number of this copy ("seq") */
+    MDB_dbi tombmarks; /* per partition: tombstones collected below this hlc (md_tomb.c) */
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */
@@ -250,6 +251,11 @@ cm_err md_garbage_add(MDB_txn *txn, md_store *md, const char *bucket, const md_o
 /* Append an entry for key/o to a growing array. */
 cm_err md_rec_info_add(md_rec_info **a, size_t *n, size_t *cap, const uint8_t *key, size_t klen,
                        const md_object *o);
+
+/* md_tomb.c: *refused = 1 when rec is not a tombstone and is stamped below the collection mark of
+ * its partition in bucket (md_rec_merge refuses it for a key it does not hold). */
+cm_err md_tomb_refuses(MDB_txn *txn, md_store *md, const char *bucket, const md_object *rec,
+                       int *refused);
 
 /* ---- Keys of any length over LMDB's 511-byte key limit (md_kv.c) ---- */
 

@@ -7,7 +7,9 @@
  * against the incoming one (md_object_resolve) and writes the winner, turning the loser's bodies
  * that the winner does not name into garbage records in the same nested transaction: a crash
  * keeps both or neither. The very same version (equal digest) is a success that writes nothing,
- * so a retried or repeated put (read repair, hint delivery) costs no sync.
+ * so a retried or repeated put (read repair, hint delivery) costs no sync. A record for a key the
+ * store does not hold, stamped below its partition's tombstone collection mark, is refused
+ * (md_tomb.c): it may be a version that a collected tombstone beat.
  *
  * Hints: database "hints", key target \0 bucket \0 key (through md_kv.c, so long keys work), value
  * the encoded record. A partition's stand-in keeps the record here, not among its own objects:
@@ -67,6 +69,11 @@ static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     if (e != CM_OK)
         return e;
     if (!found) {
+        int refused = 0; /* below a tombstone collection mark (md_tomb.c) */
+        if ((e = md_tomb_refuses(txn, md, op->bucket, op->rec, &refused)) != CM_OK || refused) {
+            *wrote = 0;
+            return e;
+        }
         op->applied = 1;
         return md_object_put_stored(txn, md, op->k, op->kl, &op->w, NULL);
     }

@@ -166,9 +166,9 @@ cm_err md_txn_commit(MDB_txn *txn)
 cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
     static const char *const names[] = {"buckets", "objects", "uploads", "parts",
-                                        "garbage", "hints",   "replica"};
+                                        "garbage", "hints",   "replica", "tombmarks"};
     MDB_dbi *slots[] = {&md->buckets, &md->objects, &md->uploads, &md->parts,
-                        &md->garbage, &md->hints,   &md->replica};
+                        &md->garbage, &md->hints,   &md->replica, &md->tombmarks};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
@@ -197,7 +197,7 @@ cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_
     int rc = mdb_env_create(&env);
     if (rc)
         return md_mdb_err(rc, "mdb_env_create");
-    rc = mdb_env_set_maxdbs(env, 8);
+    rc = mdb_env_set_maxdbs(env, 16); /* 8 used (md_env_dbs) */
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)

@@ -303,6 +303,10 @@ cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
  *   merkle:    the MD_MERKLE_FANOUT^depth leaf hashes (16 bytes each) of the partition's tree;
  *   leaf_keys: the digest entries (md_rec_info_encode, concatenated) of the partition's keys in
  *              the given leaves.
+ *   tombs:     digest entries of the partition's tombstones stamped below before, after `after`,
+ *              at most max (<= ND_META_LIST_MAX): res.body as leaf_keys', res.more (md_rec_tombs);
+ *   tomb_drop: raise the partition's collection mark to mark and drop each given tombstone still
+ *              held at that version (md_rec_collect): res.body = one byte per entry, 1 = dropped.
  * Bodies are bounded by ND_META_MAX (CM_ERR_TOOBIG beyond); a list page also by
  * ND_META_PAGE_BYTES. A node without a store answers CM_ERR_UNAVAILABLE.
  */
@@ -329,6 +333,10 @@ cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int 
                       nd_done_fn done, void *arg);
 cm_err nd_meta_leaf_keys(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,
                          const uint32_t *leaves, size_t nleaves, nd_done_fn done, void *arg);
+cm_err nd_meta_tombs(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t before,
+                     const char *after, size_t max, nd_done_fn done, void *arg);
+cm_err nd_meta_tomb_drop(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t mark,
+                         const md_rec_info *infos, size_t ninfos, nd_done_fn done, void *arg);
 
 /*
  * Hand a conditional write to peer, the leader of its partition (nd_cond_req above): rec (len

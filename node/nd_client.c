@@ -739,6 +739,40 @@ cm_err nd_meta_leaf_keys(nd_client *cl, const nd_peer *peer, const nd_part *p, i
     return e;
 }
 
+cm_err nd_meta_tombs(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t before,
+                     const char *after, size_t max, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || before == 0 || max == 0 || max > ND_META_LIST_MAX ||
+        (after && strlen(after) > MD_MAX_KEY) ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "tombs", p)))
+        return CM_ERR_INVAL;
+    n += (size_t)snprintf(t + n, sizeof(t) - n, "&before=%" PRIu64 "&max=%zu", before, max);
+    if (after && add_param(t, sizeof(t), &n, "after", after) != 0)
+        return CM_ERR_INVAL;
+    return meta_call(cl, peer, "GET", t, NULL, 0, done, arg);
+}
+
+cm_err nd_meta_tomb_drop(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t mark,
+                         const md_rec_info *infos, size_t ninfos, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || mark == 0 || ninfos == 0 || ninfos > ND_META_LIST_MAX ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "tombdrop", p)))
+        return CM_ERR_INVAL;
+    snprintf(t + n, sizeof(t) - n, "&mark=%" PRIu64, mark);
+    uint8_t *body = malloc(ninfos * MD_REC_INFO_ENC_MAX), *w = body;
+    if (!body)
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; i < ninfos; i++)
+        w += md_rec_info_encode(&infos[i], w);
+    cm_err e = meta_call(cl, peer, "POST", t, body, (size_t)(w - body), done, arg);
+    free(body);
+    return e;
+}
+
 cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
                      size_t len, int del, const md_cond *cond, nd_done_fn done, void *arg)
 {

@@ -9,6 +9,8 @@
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
+ *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
+ *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
  *   POST ?[inm=1][&ifmatch=E][&del=1]                  run the body's record through cfg.cond
  * (its own worker pool: a write waits for its key lock and two quorum round trips).
@@ -38,7 +40,7 @@
 #define MOD "nd"
 #define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
-enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND };
+enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP };
 
 struct nd_mreq {
     int kind;
@@ -50,6 +52,7 @@ struct nd_mreq {
     int inm, has_ifmatch, del; /* cond: If-None-Match: *, If-Match (in key), a delete */
     md_shard part;
     uint64_t max, depth, fence;
+    uint64_t before; /* tombs: the cutoff; tombdrop: the mark */
     uint32_t want_crc, crc;
     uint64_t want_len;
     struct evbuffer *in, *out;
@@ -140,6 +143,23 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
     if (wl == 8 && strncmp(what, "leafkeys", 8) == 0 && strcmp(method, "POST") == 0) {
         m->kind = M_LEAVES;
         return parse_part(q, m, 1);
+    }
+    if (wl == 5 && strncmp(what, "tombs", 5) == 0 && strcmp(method, "GET") == 0) {
+        m->kind = M_TOMBS;
+        m->max = ND_META_LIST_MAX;
+        int a = query_str(q, "after", m->after, sizeof(m->after));
+        m->has_after = a == 1;
+        if (a < 0 || nd_query_u64(q, "before", &m->before) != 1 || m->before == 0 ||
+            nd_query_u64(q, "max", &m->max) < 0 || m->max == 0)
+            return "bad tombs query";
+        m->max = CM_MIN(m->max, (uint64_t)ND_META_LIST_MAX);
+        return parse_part(q, m, 0);
+    }
+    if (wl == 8 && strncmp(what, "tombdrop", 8) == 0 && strcmp(method, "POST") == 0) {
+        m->kind = M_TDROP;
+        if (nd_query_u64(q, "mark", &m->before) != 1 || m->before == 0)
+            return "bad mark";
+        return parse_part(q, m, 0);
     }
     return "no such meta route";
 }
@@ -260,6 +280,22 @@ static int cmp_size(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Digest entries into m->out, at most ND_META_MAX bytes. */
+static cm_err add_infos(struct nd_mreq *m, const md_rec_info *ri, size_t n, const char *why)
+{
+    uint8_t buf[MD_REC_INFO_ENC_MAX];
+    for (size_t i = 0; i < n; i++) {
+        size_t bl = md_rec_info_encode(&ri[i], buf);
+        if (evbuffer_get_length(m->out) + bl > ND_META_MAX) {
+            m->why = why;
+            return CM_ERR_TOOBIG;
+        }
+        if (evbuffer_add(m->out, buf, bl) != 0)
+            return CM_ERR_NOMEM;
+    }
+    return CM_OK;
+}
+
 static cm_err run_leaves(nd_service *svc, struct nd_mreq *m)
 {
     size_t len = evbuffer_get_length(m->in), nl = len / 4, width = (size_t)1 << (4 * m->depth);
@@ -286,17 +322,54 @@ static cm_err run_leaves(nd_service *svc, struct nd_mreq *m)
                                       leaves, nl, &ri, &n);
     free(leaves);
     m->no_bucket = e == CM_ERR_NOTFOUND;
-    uint8_t buf[MD_REC_INFO_ENC_MAX];
-    for (size_t i = 0; e == CM_OK && i < n; i++) {
-        size_t bl = md_rec_info_encode(&ri[i], buf);
-        if (evbuffer_get_length(m->out) + bl > ND_META_MAX) {
-            e = CM_ERR_TOOBIG;
-            m->why = "too many keys in these leaves: ask for fewer";
-        } else if (evbuffer_add(m->out, buf, bl) != 0) {
-            e = CM_ERR_NOMEM;
+    if (e == CM_OK)
+        e = add_infos(m, ri, n, "too many keys in these leaves: ask for fewer");
+    md_rec_infos_free(ri, n);
+    return e;
+}
+
+static cm_err run_tombs(nd_service *svc, struct nd_mreq *m)
+{
+    md_rec_info *ri = NULL;
+    size_t n = 0;
+    int truncated = 0;
+    cm_err e = md_rec_tombs(svc->md, m->bucket, &m->part, m->before, m->has_after ? m->after : NULL,
+                            (size_t)m->max, &ri, &n, &truncated);
+    m->no_bucket = e == CM_ERR_NOTFOUND;
+    m->more = truncated;
+    if (e == CM_OK)
+        e = add_infos(m, ri, n, "too many tombstones: ask for fewer");
+    md_rec_infos_free(ri, n);
+    return e;
+}
+
+/* The body's digest entries (at most ND_META_LIST_MAX), then md_rec_collect. */
+static cm_err run_tdrop(nd_service *svc, struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), off = 0, n = 0, used;
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    md_rec_info *ri = calloc(ND_META_LIST_MAX, sizeof(*ri));
+    uint8_t *dropped = malloc(ND_META_LIST_MAX);
+    cm_err e = ri && dropped && (p || !len) ? CM_OK : CM_ERR_NOMEM;
+    while (e == CM_OK && off < len) {
+        if (n == ND_META_LIST_MAX) {
+            e = CM_ERR_INVAL;
+            m->why = "more than ND_META_LIST_MAX tombstones";
+        } else if ((e = md_rec_info_decode(p + off, len - off, &used, &ri[n])) == CM_OK) {
+            n++, off += used;
+        } else {
+            e = CM_ERR_INVAL;
+            m->why = "the body is not a list of digest entries";
         }
     }
+    if (e == CM_OK) {
+        e = md_rec_collect(svc->md, m->bucket, &m->part, m->before, ri, n, dropped);
+        m->no_bucket = e == CM_ERR_NOTFOUND;
+    }
+    if (e == CM_OK && evbuffer_add(m->out, dropped, n) != 0)
+        e = CM_ERR_NOMEM;
     md_rec_infos_free(ri, n);
+    free(dropped);
     return e;
 }
 
@@ -340,6 +413,12 @@ static void meta_run(nd_job *j)
     case M_COND:
         m->err = run_cond(s->svc, m);
         break;
+    case M_TOMBS:
+        m->err = run_tombs(s->svc, m);
+        break;
+    case M_TDROP:
+        m->err = run_tdrop(s->svc, m);
+        break;
     default:
         m->err = run_leaves(s->svc, m);
         break;
@@ -367,7 +446,7 @@ static void meta_done(nd_job *j)
     net_resp_header(req, "Content-Type", "application/octet-stream");
     if (m->kind == M_PUT)
         net_resp_header(req, "X-Cairn-Applied", m->applied ? "1" : "0");
-    if (m->kind == M_LIST)
+    if (m->kind == M_LIST || m->kind == M_TOMBS)
         net_resp_header(req, "X-Cairn-More", m->more ? "1" : "0");
     net_resp_write_buffer(req, m->out);
     net_resp_end(req);
@@ -449,7 +528,7 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
                            why, NULL, NULL);
         return;
     }
-    if (m->kind != M_PUT && m->kind != M_LEAVES) {
+    if (m->kind != M_PUT && m->kind != M_LEAVES && m->kind != M_TDROP) {
         submit(s);
         return;
     }

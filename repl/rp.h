@@ -124,9 +124,24 @@ typedef struct {
     size_t keys_repaired;    /* keys written to at least one home */
     size_t writes;           /* replica writes */
     int more;
+    size_t tombs_listed;    /* rp_antientropy_collect: old tombstones the first home listed */
+    size_t tombs_collected; /* ... dropped on every home */
+    int collect_skipped;    /* ... not tried: a home did not answer, or old records differ */
 } rp_ae_result;
 cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
                           rp_ae_result *out);
+/*
+ * rp_antientropy_run, then tombstone collection (docs/replication.md, "Tombstone collection")
+ * when before > 0 (an hlc: now minus the grace period). Only when every one of the N homes
+ * answered and no record stamped below `before` differs between them (all differing leaves
+ * examined): the tombstones stamped below `before` that every home lists with the same digest
+ * (at most max_keys listed) are dropped on every home with a compare-and-set on that digest, and
+ * each home's collection mark for the partition is raised to `before`, so that the homes refuse
+ * an old version of a key whose tombstone went. Collection never makes the call fail: a home
+ * that does not answer a listing or a drop leaves its tombstones for a later call.
+ */
+cm_err rp_antientropy_collect(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
+                              uint64_t before, rp_ae_result *out);
 
 typedef struct {
     uint64_t gets, puts, deletes, lists;
@@ -136,6 +151,8 @@ typedef struct {
     uint64_t hints_written;      /* writes taken by a stand-in */
     uint64_t cond_writes;        /* conditional writes run here (rp_cond_execute) */
     uint64_t ae_runs, ae_writes; /* anti-entropy calls, replica writes they made */
+    uint64_t tombs_collected;    /* tombstones dropped on every home (rp_antientropy_collect) */
+    uint64_t collect_skipped;    /* collections not tried (a home silent, old records differ) */
 } rp_stats;
 void rp_get_stats(rp *c, rp_stats *out);
 

@@ -13,8 +13,16 @@
  * The replicas are those that answered step 1: the ops of steps 2 and 3 are made "fixed" over
  * them under the first op's router generation, which this run holds until it returns.
  *
- * Tombstones are repaired like any version (a home that missed a delete gets the tombstone), and
- * never collected here: see docs/replication.md, "Anti-entropy", for the collection rule.
+ * Tombstones are repaired like any version (a home that missed a delete gets the tombstone).
+ *
+ * 4. Collection (rp_antientropy_collect, with a cutoff `before`; docs/replication.md, "Tombstone
+ *    collection"): only when every home routed answered step 1, every differing leaf was examined
+ *    and no differing key has a version stamped below the cutoff on any home (so the homes hold
+ *    the same records below the cutoff). Then pages of tombs (below the cutoff) from every home;
+ *    within a page, up to the smallest last key among the truncated answers, the tombstones that
+ *    every home lists with the same digest go in one tomb_drop to every home, which raises its
+ *    mark to the cutoff and drops each one still at that version. A tombstone counts as collected
+ *    when every home dropped it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +38,8 @@ typedef struct {
     rp_replica *reps[RP_SLOTS];
     size_t nrep;
     rp_ae_result *res;
+    uint64_t before; /* collection cutoff (0: none) */
+    int old_differs; /* a differing key has a version stamped below before */
 } ae_run;
 
 /* Wait for a fixed op needing every replica; CM_ERR_UNAVAILABLE unless all answered. */
@@ -136,6 +146,9 @@ static cm_err differing_keys(ae_run *a, const uint32_t *leaves, size_t nleaves, 
         int same = 1;
         for (; j < na && strcmp(all[j].key, all[i].key) == 0; j++)
             same = same && memcmp(all[j].digest, all[i].digest, 16) == 0;
+        if ((!same || j - i != a->nrep) && a->before)
+            for (size_t x = i; x < j; x++)
+                a->old_differs |= all[x].hlc < a->before;
         if (!same || j - i != a->nrep) {
             if (!((*keys)[*nkeys] = strdup(all[i].key)))
                 e = CM_ERR_NOMEM;
@@ -208,8 +221,122 @@ static cm_err repair_batch(ae_run *a, char *const *keys, size_t n)
     return e;
 }
 
+static int info_key_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const md_rec_info *)elem)->key);
+}
+
+/* The entries of op's first slot up to the page's bound that every slot holds with the same
+ * digest (copies), and the key after which the next page starts (NULL: none). c->mu held. */
+static cm_err common_tombs(ae_run *a, const rp_op *op, md_rec_info **out, size_t *n, char **next)
+{
+    const char *bound = NULL;
+    const rp_slot *s0 = &op->slot[0];
+    *out = calloc(s0->ninfos + 1, sizeof(**out));
+    *n = 0, *next = NULL;
+    if (!*out)
+        return CM_ERR_NOMEM;
+    for (int i = 0; i < op->nslots; i++) {
+        const rp_slot *s = &op->slot[i];
+        if (s->truncated && s->ninfos && (!bound || strcmp(s->infos[s->ninfos - 1].key, bound) < 0))
+            bound = s->infos[s->ninfos - 1].key;
+    }
+    for (size_t x = 0; x < s0->ninfos; x++) {
+        const md_rec_info *ri = &s0->infos[x];
+        if (bound && strcmp(ri->key, bound) > 0)
+            break;
+        a->res->tombs_listed++;
+        int everywhere = 1;
+        for (int i = 1; i < op->nslots && everywhere; i++) {
+            const rp_slot *s = &op->slot[i];
+            const md_rec_info *o = bsearch(ri->key, s->infos, s->ninfos, sizeof(*o), info_key_cmp);
+            everywhere = o && memcmp(o->digest, ri->digest, 16) == 0;
+        }
+        if (!everywhere)
+            continue;
+        (*out)[*n] = *ri;
+        if (!((*out)[*n].key = strdup(ri->key)))
+            return CM_ERR_NOMEM;
+        (*n)++;
+    }
+    if (bound && !(*next = strdup(bound)))
+        return CM_ERR_NOMEM;
+    return CM_OK;
+}
+
+/* Drop the n tombstones (taken over by the op) on every replica; count those dropped by all. */
+static cm_err drop_everywhere(ae_run *a, md_rec_info *drop, size_t n)
+{
+    rp *c = a->c;
+    rp_op *op = rp_op_new_fixed(c, a->root, RP_K_TDROP, a->reps, a->nrep);
+    if (!op) {
+        md_rec_infos_free(drop, n);
+        return CM_ERR_NOMEM;
+    }
+    op->drop = drop, op->ndrop = n, op->before = a->before;
+    cm_err e = rp_op_start(op);
+    if (e != CM_OK)
+        return e;
+    e = wait_all(op, rp_now_ms() + c->cfg.timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    for (size_t x = 0; e == CM_OK && x < n; x++) {
+        int all = 1;
+        for (int i = 0; i < op->nslots && all; i++)
+            all = op->slot[i].dropped[x];
+        a->res->tombs_collected += all;
+    }
+    pthread_mutex_unlock(&c->mu);
+    rp_op_put(op);
+    return e;
+}
+
+/* Step 4: pages of old tombstones from every replica, at most budget entries asked for. */
+static cm_err collect_phase(ae_run *a, size_t budget)
+{
+    rp *c = a->c;
+    char *after = NULL;
+    cm_err e = CM_OK;
+    while (e == CM_OK && budget > 0) {
+        size_t max = budget < RP_LIST_MAX ? budget : RP_LIST_MAX;
+        rp_op *op = rp_op_new_fixed(c, a->root, RP_K_TOMBS, a->reps, a->nrep);
+        if (!op || (after && !(op->after = strdup(after)))) {
+            rp_op_put(op);
+            e = CM_ERR_NOMEM;
+            break;
+        }
+        op->before = a->before, op->max = max;
+        if ((e = rp_op_start(op)) != CM_OK)
+            break;
+        e = wait_all(op, rp_now_ms() + c->cfg.timeout_ms);
+        md_rec_info *common = NULL;
+        size_t ncommon = 0;
+        free(after);
+        after = NULL;
+        pthread_mutex_lock(&c->mu);
+        if (e == CM_OK)
+            e = common_tombs(a, op, &common, &ncommon, &after);
+        pthread_mutex_unlock(&c->mu);
+        rp_op_put(op);
+        if (e == CM_OK && ncommon)
+            e = drop_everywhere(a, common, ncommon);
+        else
+            md_rec_infos_free(common, ncommon);
+        budget -= max;
+        if (!after)
+            break; /* no replica had more */
+    }
+    free(after);
+    return e;
+}
+
 cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
                           rp_ae_result *out)
+{
+    return rp_antientropy_collect(c, bucket, shard, depth, max_keys, 0, out);
+}
+
+cm_err rp_antientropy_collect(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
+                              uint64_t before, rp_ae_result *out)
 {
     memset(out, 0, sizeof(*out));
     if (depth == 0)
@@ -218,7 +345,7 @@ cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, 
         max_keys = 1000;
     if (depth < 1 || depth > MD_MERKLE_MAX_DEPTH || shard >= c->cfg.nshards)
         return CM_ERR_INVAL;
-    ae_run a = {.c = c, .res = out};
+    ae_run a = {.c = c, .res = out, .before = before};
     uint32_t *leaves = NULL;
     size_t nleaves = 0;
     char **keys = NULL;
@@ -234,11 +361,20 @@ cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, 
     for (size_t i = 0; e == CM_OK && i < todo; i += AE_BATCH)
         e = repair_batch(&a, keys + i, todo - i < AE_BATCH ? todo - i : AE_BATCH);
     md_keys_free(keys, nkeys);
+    if (before && e == CM_OK) {
+        /* every home routed answered, every differing leaf seen, nothing old differs */
+        int all = a.root && (int)a.nrep == a.root->nslots;
+        out->collect_skipped = !all || nl < nleaves || a.old_differs;
+        if (!out->collect_skipped && collect_phase(&a, max_keys) != CM_OK)
+            out->collect_skipped = 1; /* a home did not answer: a later call tries again */
+    }
     free(leaves);
     rp_op_put(a.root);
     pthread_mutex_lock(&c->mu);
     c->st.ae_runs++;
     c->st.ae_writes += out->writes;
+    c->st.tombs_collected += out->tombs_collected;
+    c->st.collect_skipped += out->collect_skipped;
     if (e == CM_ERR_UNAVAILABLE)
         c->st.unavailable++;
     pthread_mutex_unlock(&c->mu);

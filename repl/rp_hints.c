@@ -8,7 +8,8 @@
  * stored meanwhile stays for the next round); (4) the next round is armed interval_ms later. One
  * round at a time, so a node with many hints sends at most `batch` records per interval; each
  * round starts with the target after the one the previous round started with, so the targets
- * take turns at the front of the batch.
+ * take turns at the front of the batch. A hint whose record is older than max_age_ms (the
+ * tombstone grace) is dropped in step (3) without being sent.
  *
  * Threading: everything runs on the loop's thread but rp_hints_get_stats, which a node's status
  * page calls from any thread: the counters are written under mu (count), read under it.
@@ -20,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "cm_util.h"
 #include "rp_hints.h"
 
 typedef struct hround hround;
@@ -212,8 +214,14 @@ static void list_done(nd_job *j)
     }
     count(h, &h->st.listed, r->nhints);
     r->outstanding = 1; /* held while starting, so no completion ends the round early */
+    int64_t oldest = h->cfg.max_age_ms ? cm_now_ms() - h->cfg.max_age_ms : INT64_MIN;
     for (size_t i = 0; i < r->nhints; i++) {
         const md_hint *hi = &r->hints[i];
+        if (MD_HLC_MS(hi->rec.hlc) < oldest) {
+            r->drop[i] = 1; /* past the tombstone grace: never delivered (rp_hints.h) */
+            count(h, &h->st.expired, 1);
+            continue;
+        }
         rp_replica *rep =
             h->cfg.router ? rp_router_replica(h->cfg.router, r->targets[r->tidx[i]]) : NULL;
         if (!rep) {

@@ -28,6 +28,10 @@ typedef struct {
     uint32_t nshards;  /* the cluster's shards per bucket; 0 = 8 */
     int batch;         /* hints per round, 1..1000; 0 = 64 */
     int interval_ms;   /* between rounds; 0 = 1000 */
+    /* A hint whose record is stamped more than this long ago (wall clock) is dropped undelivered
+     * (0: never): the tombstone grace period, so that no hint can bring back a version whose
+     * tombstone may be collected (docs/replication.md, "Tombstone collection"). */
+    int64_t max_age_ms;
 } rp_hints_config;
 
 typedef struct rp_hints rp_hints;
@@ -52,6 +56,7 @@ typedef struct {
     uint64_t failed;     /* the target did not answer (kept for a later round) */
     uint64_t dropped;    /* hints removed after delivery */
     uint64_t unroutable; /* hints for a node the layout does not name (kept) */
+    uint64_t expired;    /* hints older than max_age_ms, dropped undelivered */
 } rp_hints_stats;
 void rp_hints_get_stats(rp_hints *h, rp_hints_stats *out); /* any thread */
 

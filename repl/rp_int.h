@@ -1,7 +1,8 @@
 /*
  * rp_int.h - the coordinator's insides, shared by its files (not public).
  *
- * An rp_op is one fan-out: the same replica call (get, put, list, merkle or leaf_keys) sent to the
+ * An rp_op is one fan-out: the same replica call (get, put, list, merkle, leaf_keys, tombs or
+ * tomb_drop) sent to the
  * replicas of one partition, with a count of successes that ends the wait. The worker thread that
  * made it posts it to cfg.base's loop (rp_op_start), which routes it and sends the calls; the
  * completions run on the loop and store their results in the op's slots; the worker waits on the
@@ -27,7 +28,15 @@
 #define RP_KEYLOCKS 256  /* stripes of the per-key lock of conditional writes */
 #define RP_PAGE_MIN 16   /* listing: records per shard page, at least */
 
-typedef enum { RP_K_GET, RP_K_PUT, RP_K_LIST, RP_K_MERKLE, RP_K_LEAVES } rp_kind;
+typedef enum {
+    RP_K_GET,
+    RP_K_PUT,
+    RP_K_LIST,
+    RP_K_MERKLE,
+    RP_K_LEAVES,
+    RP_K_TOMBS,
+    RP_K_TDROP
+} rp_kind;
 typedef enum { RP_SLOT_IDLE = 0, RP_SLOT_SENT, RP_SLOT_DONE } rp_slot_state;
 
 typedef struct rp_op rp_op;
@@ -48,8 +57,10 @@ typedef struct {
     size_t nrecs;
     uint8_t *hashes; /* merkle */
     size_t nleaves;
-    md_rec_info *infos; /* leaf_keys */
+    md_rec_info *infos; /* leaf_keys, tombs */
     size_t ninfos;
+    uint8_t *dropped; /* tomb_drop */
+    size_t ndropped;
 } rp_slot;
 
 struct rp_op {
@@ -65,6 +76,9 @@ struct rp_op {
     int depth; /* merkle, leaf_keys */
     uint32_t *leaves;
     size_t nleaves;
+    uint64_t before;   /* tombs: the cutoff; tomb_drop: the mark */
+    md_rec_info *drop; /* tomb_drop: the tombstones (owned) */
+    size_t ndrop;
     int need;     /* successes that end the wait */
     int sloppy;   /* put: a failed or slow home is replaced by a stand-in with a hint */
     int lenient;  /* read of an RP_AVAILABLE bucket: at the hedge, one answer is enough */

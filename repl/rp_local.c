@@ -10,8 +10,9 @@
  * inside the call that started it.
  *
  * The md calls are those the node RPC's service makes for the remote backend (node/nd_meta.c):
- * md_rec_lookup, md_rec_receive (merge-put or hint, the clock), md_rec_scan, md_merkle_leaves and
- * md_merkle_leaf_keys_ex, filtered by md_shard_keep; so both backends answer alike.
+ * md_rec_lookup, md_rec_receive (merge-put or hint, the clock), md_rec_scan, md_merkle_leaves,
+ * md_merkle_leaf_keys_ex (filtered by md_shard_keep), md_rec_tombs and md_rec_collect; so both
+ * backends answer alike.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ typedef struct {
     char node_id[ND_NODE_ID_MAX];
 } lr_backend;
 
-enum { L_GET, L_PUT, L_LIST, L_MERKLE, L_LEAVES };
+enum { L_GET, L_PUT, L_LIST, L_MERKLE, L_LEAVES, L_TOMBS, L_TDROP };
 
 typedef struct {
     nd_job job; /* first: the pool hands it back as the job */
@@ -45,6 +46,9 @@ typedef struct {
     char hint[ND_NODE_ID_MAX];
     int depth;
     size_t *leaves, nleaves, max;
+    uint64_t before;   /* tombs: the cutoff; tomb_drop: the mark */
+    md_rec_info *drop; /* tomb_drop: the tombstones to drop (a copy) */
+    size_t ndrop;
     /* results */
     cm_err err;
     int no_bucket, applied, truncated, have_rec;
@@ -55,6 +59,7 @@ typedef struct {
     size_t nhashes;
     md_rec_info *infos;
     size_t ninfos;
+    uint8_t *dropped; /* tomb_drop: ndrop flags */
     rp_done done;
     void *arg;
 } lr_job;
@@ -91,6 +96,16 @@ static void lr_run(nd_job *job)
                                   &j->nhashes);
         j->no_bucket = j->err == CM_ERR_NOTFOUND;
         break;
+    case L_TOMBS:
+        j->err = md_rec_tombs(j->md, j->bucket, &j->part, j->before, j->after, j->max, &j->infos,
+                              &j->ninfos, &j->truncated);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND;
+        break;
+    case L_TDROP:
+        j->err =
+            md_rec_collect(j->md, j->bucket, &j->part, j->before, j->drop, j->ndrop, j->dropped);
+        j->no_bucket = j->err == CM_ERR_NOTFOUND;
+        break;
     default:
         qsort(j->leaves, j->nleaves, sizeof(*j->leaves), cmp_size);
         j->err = md_merkle_leaf_keys_ex(j->md, j->bucket, j->depth, md_shard_keep, &j->part,
@@ -112,6 +127,8 @@ static void lr_job_free(lr_job *j)
     md_objects_free(j->recs, j->nrecs);
     free(j->hashes);
     md_rec_infos_free(j->infos, j->ninfos);
+    md_rec_infos_free(j->drop, j->ndrop);
+    free(j->dropped);
     free(j);
 }
 
@@ -129,6 +146,7 @@ static void lr_done(nd_job *job)
         res.recs = j->recs, res.nrecs = j->nrecs, res.truncated = j->truncated;
         res.hashes = j->hashes, res.nleaves = j->nhashes;
         res.infos = j->infos, res.ninfos = j->ninfos;
+        res.dropped = j->dropped, res.ndropped = j->dropped ? j->ndrop : 0;
     }
     j->done(j->arg, &res);
     lr_job_free(j);
@@ -242,12 +260,37 @@ static cm_err lr_leaf_keys(rp_replica *r, const rp_part *p, int depth, const uin
     return lr_submit(r, j, j->leaves != NULL);
 }
 
+static cm_err lr_tombs(rp_replica *r, const rp_part *p, uint64_t before, const char *after,
+                       size_t max, rp_done done, void *arg)
+{
+    lr_job *j = lr_job_new(r, L_TOMBS, p, done, arg);
+    if (!j)
+        return CM_ERR_NOMEM;
+    j->before = before;
+    j->max = max;
+    return lr_submit(r, j, dup_opt(after, &j->after));
+}
+
+static cm_err lr_tomb_drop(rp_replica *r, const rp_part *p, uint64_t mark, const md_rec_info *infos,
+                           size_t n, rp_done done, void *arg)
+{
+    lr_job *j = lr_job_new(r, L_TDROP, p, done, arg);
+    if (!j)
+        return CM_ERR_NOMEM;
+    j->before = mark;
+    int ok = md_rec_infos_copy(infos, n, &j->drop) == CM_OK;
+    if (ok)
+        j->ndrop = n;
+    return lr_submit(r, j, ok && (j->dropped = calloc(n, 1)) != NULL);
+}
+
 static void lr_free(rp_replica *r)
 {
     free(r);
 }
 
-static const rp_replica_ops lr_ops = {lr_get, lr_put, lr_list, lr_merkle, lr_leaf_keys, lr_free};
+static const rp_replica_ops lr_ops = {lr_get,       lr_put,  lr_list,  lr_merkle,
+                                      lr_leaf_keys, lr_free, lr_tombs, lr_tomb_drop};
 
 cm_err rp_replica_local_new(struct event_base *base, md_store *md, nd_work *work,
                             const char *node_id, rp_replica **out)

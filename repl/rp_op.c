@@ -99,6 +99,7 @@ static void slot_release(rp_slot *s)
     free(s->recs);
     free(s->hashes);
     md_rec_infos_free(s->infos, s->ninfos);
+    free(s->dropped);
 }
 
 /* Free an op whose last reference is gone (c->mu not held; c is not touched). */
@@ -111,6 +112,7 @@ static void op_free(rp_op *op)
     free(op->prefix);
     free(op->after);
     free(op->leaves);
+    md_rec_infos_free(op->drop, op->ndrop);
     pthread_cond_destroy(&op->cv);
     free(op);
 }
@@ -177,6 +179,10 @@ static cm_err dispatch(rp_op *op, rp_slot *s)
     case RP_K_LEAVES:
         return rp_replica_leaf_keys(s->r, &op->part, op->depth, op->leaves, op->nleaves, op_done,
                                     s);
+    case RP_K_TOMBS:
+        return rp_replica_tombs(s->r, &op->part, op->before, op->after, op->max, op_done, s);
+    case RP_K_TDROP:
+        return rp_replica_tomb_drop(s->r, &op->part, op->before, op->drop, op->ndrop, op_done, s);
     }
     return CM_ERR_INTERNAL;
 }
@@ -257,15 +263,17 @@ static void copy_result(rp_op *op, rp_slot *s, const rp_result *res)
         } else {
             s->err = CM_ERR_NOMEM;
         }
-    } else if (op->kind == RP_K_LEAVES && res->ninfos) {
-        s->infos = calloc(res->ninfos, sizeof(*s->infos));
-        for (size_t i = 0; s->infos && i < res->ninfos; i++, s->ninfos++) {
-            s->infos[i] = res->infos[i];
-            s->infos[i].key = strdup(res->infos[i].key);
-            if (!s->infos[i].key)
-                break;
-        }
-        if (s->ninfos < res->ninfos)
+    } else if ((op->kind == RP_K_LEAVES || op->kind == RP_K_TOMBS) && res->ninfos) {
+        if (md_rec_infos_copy(res->infos, res->ninfos, &s->infos) == CM_OK)
+            s->ninfos = res->ninfos;
+        else
+            s->err = CM_ERR_NOMEM;
+    } else if (op->kind == RP_K_TDROP) {
+        if (res->ndropped != op->ndrop)
+            s->err = CM_ERR_CORRUPT; /* one flag per tombstone sent */
+        else if ((s->dropped = malloc(op->ndrop + 1)) != NULL)
+            memcpy(s->dropped, res->dropped, op->ndrop), s->ndropped = op->ndrop;
+        else
             s->err = CM_ERR_NOMEM;
     }
 }

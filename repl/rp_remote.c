@@ -4,10 +4,11 @@
  *
  * A call encodes what it sends (md_object_encode for a put), starts the nd_client call on the
  * caller's loop, and decodes the answer in its completion: a record, length-prefixed records, the
- * leaf hashes or digest entries. A body that does not decode ends the call CM_ERR_CORRUPT. The
- * client never completes inside the call that started it (a refusing fault too ends from the
- * loop), which gives the backend's contract for free. Transport errors pass through:
- * CM_ERR_UNAVAILABLE (refused, unreachable), CM_ERR_TIMEOUT, CM_ERR_CLOSED.
+ * leaf hashes, digest entries (leaf keys, tombstones) or a tombstone drop's flags. A body that does
+ * not decode ends the call CM_ERR_CORRUPT. The client never completes inside the call that started
+ * it (a refusing fault too ends from the loop), which gives the backend's contract for free.
+ * Transport errors pass through: CM_ERR_UNAVAILABLE (refused, unreachable), CM_ERR_TIMEOUT,
+ * CM_ERR_CLOSED.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,11 @@ typedef struct {
     nd_peer peer;
 } rr_backend;
 
-enum { R_GET, R_PUT, R_LIST, R_MERKLE, R_LEAVES };
+enum { R_GET, R_PUT, R_LIST, R_MERKLE, R_LEAVES, R_TOMBS, R_TDROP };
 
 typedef struct {
     int op;
-    size_t nleaves; /* merkle: leaves expected */
+    size_t nleaves; /* merkle: leaves expected; tomb_drop: entries sent */
     rp_done done;
     void *arg;
 } rr_call;
@@ -118,14 +119,19 @@ static void rr_finish(void *arg, const nd_result *nr)
             res.err = nr->body_len == 16 * c->nleaves ? CM_OK : CM_ERR_CORRUPT;
             res.hashes = nr->body, res.nleaves = c->nleaves;
             break;
-        default:
+        case R_TDROP:
+            res.err = nr->body_len == c->nleaves ? CM_OK : CM_ERR_CORRUPT;
+            res.dropped = nr->body, res.ndropped = c->nleaves;
+            break;
+        default: /* leaf keys, tombs */
             res.err = decode_infos(nr, &infos, &ninfos);
-            res.infos = infos, res.ninfos = ninfos;
+            res.infos = infos, res.ninfos = ninfos, res.truncated = nr->more;
             break;
         }
         if (res.err != CM_OK) {
             res.message = "the node's answer does not decode";
             res.rec = NULL, res.recs = NULL, res.nrecs = 0, res.hashes = NULL, res.nleaves = 0;
+            res.dropped = NULL, res.ndropped = 0;
         }
     }
     c->done(c->arg, &res);
@@ -216,12 +222,36 @@ static cm_err rr_leaf_keys(rp_replica *r, const rp_part *p, int depth, const uin
         c, nd_meta_leaf_keys(b->cl, &b->peer, &np, depth, leaves, nleaves, rr_finish, c));
 }
 
+static cm_err rr_tombs(rp_replica *r, const rp_part *p, uint64_t before, const char *after,
+                       size_t max, rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    nd_part np = {p->bucket, p->shard, p->nshards};
+    rr_call *c = rr_call_new(R_TOMBS, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    return rr_started(c, nd_meta_tombs(b->cl, &b->peer, &np, before, after, max, rr_finish, c));
+}
+
+static cm_err rr_tomb_drop(rp_replica *r, const rp_part *p, uint64_t mark, const md_rec_info *infos,
+                           size_t n, rp_done done, void *arg)
+{
+    rr_backend *b = (rr_backend *)r;
+    nd_part np = {p->bucket, p->shard, p->nshards};
+    rr_call *c = rr_call_new(R_TDROP, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    c->nleaves = n;
+    return rr_started(c, nd_meta_tomb_drop(b->cl, &b->peer, &np, mark, infos, n, rr_finish, c));
+}
+
 static void rr_free(rp_replica *r)
 {
     free(r);
 }
 
-static const rp_replica_ops rr_ops = {rr_get, rr_put, rr_list, rr_merkle, rr_leaf_keys, rr_free};
+static const rp_replica_ops rr_ops = {rr_get,       rr_put,  rr_list,  rr_merkle,
+                                      rr_leaf_keys, rr_free, rr_tombs, rr_tomb_drop};
 
 cm_err rp_replica_remote_new(nd_client *cl, const nd_peer *peer, rp_replica **out)
 {

@@ -70,6 +70,26 @@ cm_err rp_replica_leaf_keys(rp_replica *r, const rp_part *p, int depth, const ui
     return r->ops->leaf_keys(r, p, depth, leaves, nleaves, done, arg);
 }
 
+cm_err rp_replica_tombs(rp_replica *r, const rp_part *p, uint64_t before, const char *after,
+                        size_t max, rp_done done, void *arg)
+{
+    if (!part_ok(p) || before == 0 || max == 0 || max > RP_LIST_MAX ||
+        (after && strlen(after) > MD_MAX_KEY))
+        return CM_ERR_INVAL;
+    return r->ops->tombs(r, p, before, after, max, done, arg);
+}
+
+cm_err rp_replica_tomb_drop(rp_replica *r, const rp_part *p, uint64_t mark,
+                            const md_rec_info *infos, size_t n, rp_done done, void *arg)
+{
+    if (!part_ok(p) || mark == 0 || n == 0 || n > RP_LIST_MAX || !infos)
+        return CM_ERR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!key_ok(p, infos[i].key))
+            return CM_ERR_INVAL;
+    return r->ops->tomb_drop(r, p, mark, infos, n, done, arg);
+}
+
 void rp_replica_free(rp_replica *r)
 {
     if (r)

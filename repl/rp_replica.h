@@ -35,6 +35,14 @@
  *     (MD_MERKLE_FANOUT^depth leaves, md_merkle.c's hashing, over the shard's keys only), so two
  *     replicas of the same partition compare alike whatever else their stores hold;
  *   - leaf_keys: the digests (md_rec_info) of the partition's keys in the given leaves;
+ *   - tombs: the partition's tombstones stamped below `before`, keys after `after` (NULL: from
+ *     the start), at most max (<= RP_LIST_MAX), as digests in key order; res.truncated when more
+ *     follow (md_rec_tombs);
+ *   - tomb_drop: raise the partition's collection mark to `mark` and drop each of the n
+ *     tombstones given if the replica still holds that very version (digest) below the mark
+ *     (md_rec_collect); res.dropped[i] (res.ndropped = n) says which went. From then on a put
+ *     of a record that is not a tombstone, stamped below the mark, for a key the replica does not
+ *     hold is not applied (res.applied = 0: to the replica, a collected tombstone won);
  *   - errors: CM_ERR_NOTFOUND for an unknown bucket (get: also for an absent key; see res.
  *     no_bucket), CM_ERR_INVAL for a put stamped too far ahead of a replica's clock (when it
  *     keeps one: rp_replica_local_set_clock, nd_service_config.clock), CM_ERR_UNAVAILABLE for an
@@ -78,7 +86,9 @@ typedef struct {
     size_t nleaves;           /* merkle */
     const md_rec_info *infos; /* leaf_keys: ninfos digests in key order */
     size_t ninfos;
-    const char *message; /* a reason when err != CM_OK */
+    const char *message;    /* a reason when err != CM_OK */
+    const uint8_t *dropped; /* tomb_drop: ndropped flags, 1 for each tombstone dropped */
+    size_t ndropped;
 } rp_result;
 
 /* The end of a call, on the backend's loop; res and what it points to live during the call. */
@@ -96,6 +106,10 @@ typedef struct {
     cm_err (*leaf_keys)(rp_replica *r, const rp_part *p, int depth, const uint32_t *leaves,
                         size_t nleaves, rp_done done, void *arg);
     void (*free)(rp_replica *r);
+    cm_err (*tombs)(rp_replica *r, const rp_part *p, uint64_t before, const char *after, size_t max,
+                    rp_done done, void *arg);
+    cm_err (*tomb_drop)(rp_replica *r, const rp_part *p, uint64_t mark, const md_rec_info *infos,
+                        size_t n, rp_done done, void *arg);
 } rp_replica_ops;
 
 /* Every backend starts with this. */
@@ -115,6 +129,12 @@ cm_err rp_replica_merkle(rp_replica *r, const rp_part *p, int depth, rp_done don
 cm_err rp_replica_leaf_keys(rp_replica *r, const rp_part *p, int depth, const uint32_t *leaves,
                             size_t nleaves, rp_done done, void *arg);
 void rp_replica_free(rp_replica *r); /* NULL is a no-op */
+/* Tombstone collection (docs/replication.md): n and max at most RP_LIST_MAX, before and mark > 0.
+ */
+cm_err rp_replica_tombs(rp_replica *r, const rp_part *p, uint64_t before, const char *after,
+                        size_t max, rp_done done, void *arg);
+cm_err rp_replica_tomb_drop(rp_replica *r, const rp_part *p, uint64_t mark,
+                            const md_rec_info *infos, size_t n, rp_done done, void *arg);
 
 struct event_base;
 

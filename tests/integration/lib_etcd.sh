@@ -119,7 +119,7 @@ cl_cluster() {
 }
 
 # cl_node_start NODE CLUSTER_ID: start NODE (2+1 over 3 drives, its own data dir, member TTL 2 s)
-# with a [cluster] section on ETCD_ENDPOINTS; wait until ready.
+# with a [cluster] section on ETCD_ENDPOINTS (plus the lines of CL_CLUSTER_CONF); wait until ready.
 cl_node_start() {
     local n=$1 id=$2 i
     mkdir -p "$H_WORK/$n"
@@ -136,6 +136,7 @@ id = $id
 node_id = $n
 member_ttl_s = 2
 rpc_listen = 127.0.0.1:${RPORT[$n]}
+${CL_CLUSTER_CONF:-}
 CONF
     "$CAIRN_BIN" server --data "$H_WORK/$n/data" --listen "127.0.0.1:${PORT[$n]}" \
         --config "$H_WORK/$n.conf" >>"$H_WORK/$n.log" 2>&1 &

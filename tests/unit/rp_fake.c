@@ -76,15 +76,27 @@ static void ensure_bucket(fake *f, const char *name)
     (void)md_bucket_create(f->md, &b); /* CM_ERR_EXISTS is fine */
 }
 
-/* Merge rec into the store: keep it unless the stored version wins. */
-static cm_err merge_put(fake *f, const char *b, const md_object *rec, int *applied)
+/* Merge rec into the store: keep it unless the stored version wins, or (as md_rec_merge) unless
+ * it is a live record below the partition's tombstone collection mark of a key the store lacks. */
+static cm_err merge_put(fake *f, const char *b, const rp_part *pt, const md_object *rec,
+                        int *applied)
 {
+    md_shard part = {pt->shard, pt->nshards};
+    uint64_t mark = 0;
     ensure_bucket(f, b);
     for (int tries = 0; tries < 100; tries++) {
         md_object cur;
         cm_err e = md_rec_get(f->md, b, rec->key, &cur);
         if (e != CM_OK && e != CM_ERR_NOTFOUND)
             return e;
+        if (e == CM_ERR_NOTFOUND && !rec->tombstone &&
+            md_tomb_mark(f->md, b, &part, &mark) == CM_OK && rec->hlc < mark) {
+            *applied = 0;
+            pthread_mutex_lock(&f->mu);
+            f->n.refused++;
+            pthread_mutex_unlock(&f->mu);
+            return CM_OK;
+        }
         uint64_t expect = e == CM_OK ? cur.generation : 0;
         int keep = e == CM_OK && md_object_resolve(&cur, rec, NULL) == 0;
         md_object_release(&cur);
@@ -99,7 +111,7 @@ static cm_err merge_put(fake *f, const char *b, const md_object *rec, int *appli
 }
 
 /* One replica call: its kind and arguments (those of its rp_replica_ops entry). */
-typedef enum { K_GET, K_PUT, K_LIST, K_MERKLE, K_LEAF_KEYS } kind;
+typedef enum { K_GET, K_PUT, K_LIST, K_MERKLE, K_LEAF_KEYS, K_TOMBS, K_TOMB_DROP } kind;
 
 typedef struct {
     kind kind;
@@ -111,6 +123,9 @@ typedef struct {
     int depth;                  /* merkle, leaf keys */
     const uint32_t *leaves;     /* leaf keys */
     size_t nleaves;             /* leaf keys */
+    uint64_t before;            /* tombs: stamped below; tomb drop: the new mark */
+    const md_rec_info *infos;   /* tomb drop */
+    size_t ninfos;              /* tomb drop */
 } call;
 
 static unsigned *counter(fake *f, kind k)
@@ -124,6 +139,10 @@ static unsigned *counter(fake *f, kind k)
         return &f->n.lists;
     case K_MERKLE:
         return &f->n.merkles;
+    case K_TOMBS:
+        return &f->n.tombs;
+    case K_TOMB_DROP:
+        return &f->n.tomb_drops;
     default:
         return &f->n.leaf_keys;
     }
@@ -157,7 +176,7 @@ static void do_put(fake *f, const char *b, const rp_part *pt, const call *c, pen
         p->res.applied = 1;
     else if (!c->hint_for &&
              (p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard, pt->fence)) == CM_OK)
-        p->res.err = merge_put(f, b, c->rec, &p->res.applied);
+        p->res.err = merge_put(f, b, pt, c->rec, &p->res.applied);
 }
 
 static int starts(const char *s, const char *prefix)
@@ -241,6 +260,28 @@ static void do_merkle(fake *f, const char *b, const call *c, pending *p)
     md_merkle_free(t);
 }
 
+static void do_tombs(fake *f, const char *b, const rp_part *pt, const call *c, pending *p)
+{
+    md_shard part = {pt->shard, pt->nshards};
+    ensure_bucket(f, b);
+    p->res.err = md_rec_tombs(f->md, b, &part, c->before, c->after, c->max, &p->infos, &p->ninfos,
+                              &p->res.truncated);
+    p->res.infos = p->infos;
+    p->res.ninfos = p->ninfos;
+}
+
+static void do_tomb_drop(fake *f, const char *b, const rp_part *pt, const call *c, pending *p)
+{
+    md_shard part = {pt->shard, pt->nshards};
+    ensure_bucket(f, b);
+    if (!(p->hashes = calloc(c->ninfos, 1)))
+        p->res.err = CM_ERR_NOMEM;
+    else
+        p->res.err = md_rec_collect(f->md, b, &part, c->before, c->infos, c->ninfos, p->hashes);
+    p->res.dropped = p->hashes,
+    p->res.ndropped = c->ninfos; /* the flags live in the hashes' buffer */
+}
+
 /* Every op: count it, apply the faults (a refusal returns at once; down and hang post their
  * failure), else run it on the store and post its completion delay_ms later. */
 static cm_err run(rp_replica *r, const rp_part *pt, const call *c, rp_done done, void *arg)
@@ -273,6 +314,12 @@ static cm_err run(rp_replica *r, const rp_part *pt, const call *c, rp_done done,
         break;
     case K_LIST:
         do_list(f, b, c, p);
+        break;
+    case K_TOMBS:
+        do_tombs(f, b, pt, c, p);
+        break;
+    case K_TOMB_DROP:
+        do_tomb_drop(f, b, pt, c, p);
         break;
     default:
         do_merkle(f, b, c, p);
@@ -313,12 +360,27 @@ static cm_err f_leaf_keys(rp_replica *r, const rp_part *pt, int depth, const uin
     return run(r, pt, &c, done, arg);
 }
 
+static cm_err f_tombs(rp_replica *r, const rp_part *pt, uint64_t before, const char *after,
+                      size_t max, rp_done done, void *arg)
+{
+    call c = {.kind = K_TOMBS, .before = before, .after = after, .max = max};
+    return run(r, pt, &c, done, arg);
+}
+
+static cm_err f_tomb_drop(rp_replica *r, const rp_part *pt, uint64_t mark, const md_rec_info *infos,
+                          size_t n, rp_done done, void *arg)
+{
+    call c = {.kind = K_TOMB_DROP, .before = mark, .infos = infos, .ninfos = n};
+    return run(r, pt, &c, done, arg);
+}
+
 static void f_free(rp_replica *r)
 {
     (void)r; /* owned by the test: fake_free */
 }
 
-static const rp_replica_ops fake_ops = {f_get, f_put, f_list, f_merkle, f_leaf_keys, f_free};
+static const rp_replica_ops fake_ops = {f_get,       f_put,  f_list,  f_merkle,
+                                        f_leaf_keys, f_free, f_tombs, f_tomb_drop};
 
 fake *fake_new(struct event_base *base, const char *dir, const char *id)
 {
@@ -392,13 +454,13 @@ size_t fake_hints(fake *f, const char *node_id)
 
 size_t fake_deliver_hints(fake *f, fake *to, uint32_t nshards)
 {
-    (void)nshards;
     size_t n = 0;
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nhints;) {
         int applied;
+        rp_part pt = {f->hint_bucket[i], rp_shard_of(f->hint_rec[i].key, nshards), nshards, 0};
         if (strcmp(f->hint_for[i], to->id) != 0 ||
-            merge_put(to, f->hint_bucket[i], &f->hint_rec[i], &applied) != CM_OK) {
+            merge_put(to, f->hint_bucket[i], &pt, &f->hint_rec[i], &applied) != CM_OK) {
             i++;
             continue;
         }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_util.h"
 #include "cu_main.h"
 #include "md.h"
 
@@ -374,6 +375,181 @@ static void test_shards_and_lookup(void)
     md_close(md);
 }
 
+/* A record of key stamped at ms (node 1), a tombstone when tomb. */
+static void merge_rec(md_store *md, const char *key, int64_t ms, int tomb, int want_applied)
+{
+    md_object o = {.key = (char *)key, .hlc = MD_HLC_MAKE(ms, 0), .hlc_node = 1};
+    o.tombstone = (uint8_t)tomb;
+    md_vv_increment(&o.vv, 1, o.hlc);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &o, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, want_applied);
+}
+
+static int has_key(md_store *md, const char *key)
+{
+    md_object o;
+    cm_err e = md_rec_get(md, "b", key, &o);
+    if (e == CM_OK)
+        md_object_release(&o);
+    return e == CM_OK;
+}
+
+/* The first n keys "t<i>" of shard part->shard (and one of another shard in *other). */
+static void shard_keys(const md_shard *part, char keys[][16], int n, char *other)
+{
+    other[0] = 0;
+    for (int i = 0, got = 0; got < n; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "t%d", i);
+        if (md_shard_keep((void *)part, (const uint8_t *)k, strlen(k)))
+            memcpy(keys[got++], k, sizeof(k));
+        else if (!other[0])
+            memcpy(other, k, sizeof(k));
+    }
+}
+
+/*
+ * Tombstone collection on one store (md_tomb.c): the partition's old tombstones listed in pages,
+ * dropped only while they are the listed version, the mark raised with them and kept across a
+ * reopen, and the merge refusing an old live record of a key it no longer holds.
+ */
+static void test_tombs(void)
+{
+    md_store *md = open_store("tombs");
+    md_shard part = {1, 4};
+    char k[6][16], other[16];
+    shard_keys(&part, k, 6, other);
+    merge_rec(md, k[0], 1000, 1, 1); /* old tombstones */
+    merge_rec(md, k[1], 1100, 1, 1);
+    merge_rec(md, k[2], 1200, 1, 1);
+    merge_rec(md, k[3], 5000, 1, 1);  /* too young */
+    merge_rec(md, k[4], 1000, 0, 1);  /* live */
+    merge_rec(md, other, 1000, 1, 1); /* another shard */
+    md_rec_info *ri, *ri2;
+    size_t n, n2;
+    int trunc;
+    CU_ASSERT_EQUAL(md_rec_tombs(md, "zz", &part, MD_HLC_MAKE(3000, 0), NULL, 10, &ri, &n, &trunc),
+                    CM_ERR_NOTFOUND);
+    /* pages of 2: k0..k2 in key order, nothing else */
+    CU_ASSERT_EQUAL_FATAL(
+        md_rec_tombs(md, "b", &part, MD_HLC_MAKE(3000, 0), NULL, 2, &ri, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(trunc, 1);
+    CU_ASSERT_EQUAL_FATAL(
+        md_rec_tombs(md, "b", &part, MD_HLC_MAKE(3000, 0), ri[n - 1].key, 2, &ri2, &n2, &trunc),
+        CM_OK);
+    CU_ASSERT_EQUAL(n2, 1);
+    CU_ASSERT_EQUAL(trunc, 0);
+    md_rec_infos_free(ri2, n2);
+    md_rec_infos_free(ri, n);
+    CU_ASSERT_EQUAL_FATAL(
+        md_rec_tombs(md, "b", &part, MD_HLC_MAKE(3000, 0), NULL, 10, &ri, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT(ri[i].tombstone);
+        CU_ASSERT(strcmp(ri[i].key, k[3]) != 0 && strcmp(ri[i].key, other) != 0);
+        if (i)
+            CU_ASSERT(strcmp(ri[i - 1].key, ri[i].key) < 0);
+    }
+    /* Between the listing and the drop, one key gets a newer tombstone and one a live put: the
+     * compare-and-set on the digest keeps both. */
+    char newer[16], revived[16], plain[16];
+    snprintf(newer, sizeof(newer), "%s", ri[0].key);
+    snprintf(revived, sizeof(revived), "%s", ri[1].key);
+    snprintf(plain, sizeof(plain), "%s", ri[2].key);
+    merge_rec(md, newer, 1300, 1, 1);
+    merge_rec(md, revived, 2000, 0, 1);
+    uint8_t dropped[3];
+    CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, 0, ri, n, dropped), CM_ERR_INVAL);
+    uint64_t ahead = MD_HLC_MAKE(cm_now_ms() + 60000, 0); /* a clock ahead: refused */
+    CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, ahead, ri, n, dropped), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(md_rec_collect(md, "zz", &part, MD_HLC_MAKE(3000, 0), ri, n, dropped),
+                    CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, MD_HLC_MAKE(3000, 0), ri, n, dropped), CM_OK);
+    CU_ASSERT_EQUAL(dropped[0], 0);
+    CU_ASSERT_EQUAL(dropped[1], 0);
+    CU_ASSERT_EQUAL(dropped[2], 1);
+    CU_ASSERT(has_key(md, newer));
+    CU_ASSERT(has_key(md, revived));
+    CU_ASSERT(!has_key(md, plain));
+    /* an entry stamped at or above the mark is never dropped, whatever the caller says */
+    md_rec_info *young;
+    size_t ny;
+    CU_ASSERT_EQUAL_FATAL(
+        md_rec_tombs(md, "b", &part, MD_HLC_MAKE(6000, 0), k[2], 10, &young, &ny, &trunc), CM_OK);
+    uint64_t mark = 0;
+    CU_ASSERT_EQUAL(md_tomb_mark(md, "b", &part, &mark), CM_OK);
+    CU_ASSERT_EQUAL(mark, MD_HLC_MAKE(3000, 0));
+    CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, MD_HLC_MAKE(2000, 0), young, ny, NULL), CM_OK);
+    CU_ASSERT(has_key(md, k[3]));
+    CU_ASSERT_EQUAL(md_tomb_mark(md, "b", &part, &mark), CM_OK);
+    CU_ASSERT_EQUAL(mark, MD_HLC_MAKE(3000, 0)); /* never lowered */
+    md_rec_infos_free(young, ny);
+    md_rec_infos_free(ri, n);
+    /* The merge: an old live version of the collected key is refused, a newer one applied; a
+     * tombstone always merges; another shard has no mark. */
+    merge_rec(md, plain, 2500, 0, 0);
+    CU_ASSERT(!has_key(md, plain));
+    merge_rec(md, k[5], 100, 1, 1);
+    merge_rec(md, other, 100, 0, 0); /* its own tombstone (1000) still wins */
+    merge_rec(md, k[4], 500, 0, 0);  /* held: an ordinary merge, the stored 1000 wins */
+    merge_rec(md, k[4], 2000, 0, 1); /* held: newer applied although below the mark */
+    /* The mark survives a reopen. */
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), "tombs");
+    md_close(md);
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &md), CM_OK);
+    CU_ASSERT_EQUAL(md_tomb_mark(md, "b", &part, &mark), CM_OK);
+    CU_ASSERT_EQUAL(mark, MD_HLC_MAKE(3000, 0));
+    merge_rec(md, plain, 2999, 0, 0);
+    CU_ASSERT(!has_key(md, plain));
+    merge_rec(md, plain, 3000, 0, 1);
+    CU_ASSERT(has_key(md, plain));
+    md_shard p2 = {2, 4};
+    CU_ASSERT_EQUAL(md_tomb_mark(md, "b", &p2, &mark), CM_OK);
+    CU_ASSERT_EQUAL(mark, 0);
+    md_close(md);
+}
+
+/*
+ * A tombstone that names a body (a multipart part kept by its Complete: the object owns the body
+ * now, docs/multipart-cluster.md) is collected without making that body garbage.
+ */
+static void test_tomb_keeps_body(void)
+{
+    md_store *md = open_store("tomb_body");
+    md_shard part = {1, 4};
+    char k[1][16], other[16];
+    shard_keys(&part, k, 1, other);
+    md_part pa = stored_part(0xD);
+    md_object live = {
+        .key = k[0], .hlc = MD_HLC_MAKE(1000, 0), .hlc_node = 1, .parts = &pa, .nparts = 1};
+    md_vv_increment(&live.vv, 1, live.hlc);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &live, &applied), CM_OK);
+    md_object tomb = live;
+    tomb.hlc = MD_HLC_MAKE(1100, 0);
+    tomb.tombstone = 1;
+    md_vv_increment(&tomb.vv, 1, tomb.hlc);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &tomb, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    CU_ASSERT_EQUAL(garbage_count(md, 0xD), 0); /* the tombstone still names it */
+    md_rec_info *ri;
+    size_t n;
+    int trunc;
+    CU_ASSERT_EQUAL_FATAL(
+        md_rec_tombs(md, "b", &part, MD_HLC_MAKE(3000, 0), NULL, 10, &ri, &n, &trunc), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    uint8_t dropped = 0;
+    CU_ASSERT_EQUAL(md_rec_collect(md, "b", &part, MD_HLC_MAKE(3000, 0), ri, n, &dropped), CM_OK);
+    CU_ASSERT_EQUAL(dropped, 1);
+    CU_ASSERT(!has_key(md, k[0]));
+    CU_ASSERT_EQUAL(garbage_count(md, 0xD), 0);
+    md_rec_infos_free(ri, n);
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"merge", test_merge},
@@ -382,6 +558,8 @@ void cu_register(void)
                                     {"hints", test_hints},
                                     {"shards_and_lookup", test_shards_and_lookup},
                                     {"fence", test_fence},
+                                    {"tombs", test_tombs},
+                                    {"tomb_keeps_body", test_tomb_keeps_body},
                                     {NULL, NULL}};
     cu_add_suite("meta_replica", tests);
 }

@@ -182,6 +182,8 @@ typedef struct {
     size_t nleaves;
     md_rec_info *infos;
     size_t ninfos;
+    uint8_t dropped[16]; /* tomb_drop: the first 16 flags */
+    size_t ndropped;
     int64_t ms; /* when it came */
 } tres;
 
@@ -215,6 +217,9 @@ static void done_cb(void *arg, const rp_result *r)
         }
         t->ninfos = r->ninfos;
     }
+    t->ndropped = r->ndropped;
+    if (r->ndropped)
+        memcpy(t->dropped, r->dropped, r->ndropped < 16 ? r->ndropped : 16);
     E.pending--;
 }
 
@@ -590,6 +595,100 @@ static void t_fence(void)
     CU_ASSERT_EQUAL(do_put_fenced(&e, rp_shard_of(k2, NSHARDS), 3).applied, 1);
 }
 
+/* Keys "tb<i>" of one shard: n of them into keys (16 bytes each). */
+static uint32_t same_shard_keys(char keys[][16], int n)
+{
+    uint32_t sh = rp_shard_of("tb0", NSHARDS);
+    for (int i = 0, got = 0; got < n; i++) {
+        snprintf(keys[got], 16, "tb%d", i);
+        got += rp_shard_of(keys[got], NSHARDS) == sh;
+    }
+    return sh;
+}
+
+static tres do_tombs(uint32_t sh, int64_t before_ms, const char *after, size_t max)
+{
+    tres t = {0};
+    rp_part p = {"b", sh, NSHARDS, 0};
+    wait_for(&t, rp_replica_tombs(E.r, &p, MD_HLC_MAKE(before_ms, 0), after, max, done_cb, &t));
+    return t;
+}
+
+static tres do_tomb_drop(uint32_t sh, int64_t mark_ms, const md_rec_info *infos, size_t n)
+{
+    tres t = {0};
+    rp_part p = {"b", sh, NSHARDS, 0};
+    wait_for(&t, rp_replica_tomb_drop(E.r, &p, MD_HLC_MAKE(mark_ms, 0), infos, n, done_cb, &t));
+    return t;
+}
+
+/* Tombstone collection on a replica: old tombstones of the partition listed in pages, dropped
+ * while they are the listed version, and a late old put of a dropped key not applied. */
+static void t_tombs(void)
+{
+    char k[4][16];
+    uint32_t sh = same_shard_keys(k, 4);
+    md_object t0 = version(k[0], 1000, 1, NULL), t1 = version(k[1], 1100, 1, NULL);
+    md_object t2 = version(k[2], 9000, 1, NULL), live = version(k[3], 1000, 1, NULL);
+    t0.tombstone = t1.tombstone = t2.tombstone = 1;
+    CU_ASSERT_EQUAL(do_put(&t0, NULL).applied, 1);
+    CU_ASSERT_EQUAL(do_put(&t1, NULL).applied, 1);
+    CU_ASSERT_EQUAL(do_put(&t2, NULL).applied, 1);
+    CU_ASSERT_EQUAL(do_put(&live, NULL).applied, 1);
+    tres a = do_tombs(sh, 5000, NULL, 1);
+    CU_ASSERT_EQUAL_FATAL(a.err, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(a.ninfos, 1);
+    CU_ASSERT_EQUAL(a.truncated, 1);
+    tres b = do_tombs(sh, 5000, a.infos[0].key, 10);
+    CU_ASSERT_EQUAL(b.ninfos, 1);
+    CU_ASSERT_EQUAL(b.truncated, 0);
+    tres_free(&b);
+    tres_free(&a);
+    a = do_tombs(sh, 5000, NULL, 10);
+    CU_ASSERT_EQUAL_FATAL(a.ninfos, 2); /* not the young one, not the live one */
+    for (size_t i = 0; i < a.ninfos; i++)
+        CU_ASSERT(a.infos[i].tombstone && a.infos[i].hlc < MD_HLC_MAKE(5000, 0));
+    b = do_tomb_drop(sh, 5000, a.infos, a.ninfos);
+    CU_ASSERT_EQUAL(b.err, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(b.ndropped, 2);
+    CU_ASSERT(b.dropped[0] == 1 && b.dropped[1] == 1);
+    tres_free(&a);
+    a = do_get("b", k[0]);
+    CU_ASSERT_EQUAL(a.err, CM_ERR_NOTFOUND);
+    /* a late copy of what the tombstone deleted is not applied; a newer write is */
+    md_object late = version(k[0], 900, 2, NULL);
+    a = do_put(&late, NULL);
+    CU_ASSERT_EQUAL(a.err, CM_OK);
+    CU_ASSERT_EQUAL(a.applied, 0);
+    CU_ASSERT_EQUAL(do_get("b", k[0]).err, CM_ERR_NOTFOUND);
+    md_object fresh = version(k[0], 6000, 2, NULL);
+    CU_ASSERT_EQUAL(do_put(&fresh, NULL).applied, 1);
+    /* a drop of a version the replica no longer holds keeps the newer one */
+    a = do_tombs(sh, 10000, NULL, 10);
+    CU_ASSERT_EQUAL_FATAL(a.ninfos, 1); /* t2 */
+    md_object t3 = version(k[2], 9500, 1, &t2.vv);
+    t3.tombstone = 1;
+    CU_ASSERT_EQUAL(do_put(&t3, NULL).applied, 1);
+    b = do_tomb_drop(sh, 10000, a.infos, a.ninfos);
+    CU_ASSERT_EQUAL(b.err, CM_OK);
+    CU_ASSERT_EQUAL(b.dropped[0], 0);
+    tres g = do_get("b", k[2]);
+    CU_ASSERT(g.has_rec && g.rec.hlc == t3.hlc);
+    tres_free(&g);
+    /* arguments refused before anything runs; an unknown bucket */
+    rp_part p = {"b", sh, NSHARDS, 0}, nb = {"nobucket", sh, NSHARDS, 0};
+    CU_ASSERT_EQUAL(rp_replica_tombs(E.r, &p, 0, NULL, 10, done_cb, &b), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(rp_replica_tombs(E.r, &p, 1, NULL, RP_LIST_MAX + 1, done_cb, &b), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(rp_replica_tomb_drop(E.r, &p, 1, a.infos, 0, done_cb, &b), CM_ERR_INVAL);
+    p.shard = (sh + 1) % NSHARDS; /* the entry's key is not of this shard */
+    CU_ASSERT_EQUAL(rp_replica_tomb_drop(E.r, &p, 1, a.infos, 1, done_cb, &b), CM_ERR_INVAL);
+    tres_free(&a);
+    tres_free(&b);
+    wait_for(&a, rp_replica_tombs(E.r, &nb, 1, NULL, 10, done_cb, &a));
+    CU_ASSERT_EQUAL(a.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(a.no_bucket, 1);
+}
+
 static void t_errors(void)
 {
     md_object a = version("k", 1000, 1, NULL);
@@ -642,6 +741,7 @@ BOTH(t_merkle_leaf_keys)
 BOTH(t_hint_put)
 BOTH(t_errors)
 BOTH(t_clock)
+BOTH(t_tombs)
 BOTH(t_fence)
 
 /* ---- the meta routes on the wire ---- */
@@ -1034,7 +1134,7 @@ static void t_hints(void)
     uint64_t cnt;
     CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
     CU_ASSERT_EQUAL(cnt, 2);
-    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 1, 60000};
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 1, 60000, 0};
     CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
     nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0);
     hint_round();
@@ -1088,6 +1188,37 @@ static void t_hints(void)
     md_object_release(&o);
     CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
     CU_ASSERT_EQUAL(cnt, 3); /* n2's, kept */
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* Hints older than the tombstone grace are dropped undelivered, younger ones delivered. */
+static void t_hints_expire(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    int64_t now = cm_now_ms();
+    md_object old = version("x1", (uint64_t)(now - 7200 * 1000), 1, NULL);
+    md_object young = version("x2", (uint64_t)(now - 1000), 1, NULL);
+    CU_ASSERT_EQUAL(do_put(&old, "n2").applied, 1);
+    CU_ASSERT_EQUAL(do_put(&young, "n2").applied, 1);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 10, 60000, 3600 * 1000};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    hint_round();
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.expired, 1);
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    CU_ASSERT_EQUAL(st.dropped, 2);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 0);
+    md_object o;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "x1", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "x2", &o), CM_OK);
+    md_object_release(&o);
     rp_hints_free(HINTS);
     rp_router_free(rt);
     env_down();
@@ -1170,6 +1301,7 @@ void cu_register(void)
         {"errors", t_errors_local},
         {"clock", t_clock_local},
         {"fence", t_fence_local},
+        {"tombs", t_tombs_local},
         {NULL, NULL},
     };
     static const cu_test remote[] = {
@@ -1181,6 +1313,7 @@ void cu_register(void)
         {"errors", t_errors_remote},
         {"clock", t_clock_remote},
         {"fence", t_fence_remote},
+        {"tombs", t_tombs_remote},
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
@@ -1189,6 +1322,7 @@ void cu_register(void)
         {"router", t_router},
         {"small_layouts", t_small_layouts},
         {"hints", t_hints},
+        {"hints_expire", t_hints_expire},
         {"bench", t_bench},
         {"get_busy_pool", t_get_busy_pool},
         {NULL, NULL},

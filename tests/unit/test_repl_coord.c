@@ -890,6 +890,134 @@ static void test_antientropy(void)
     env_down();
 }
 
+/* The etags fake i holds for keys "c<from>".."c<to-1>": how many are tombstones, absent, live. */
+static void count_keys(int i, int from, int to, int *tomb, int *absent, int *live)
+{
+    md_object keep = {0};
+    char key[32];
+    *tomb = *absent = *live = 0;
+    for (int k = from; k < to; k++) {
+        snprintf(key, sizeof(key), "c%02d", k);
+        const char *e = stored(i, key, &keep);
+        *tomb += strcmp(e, "-") == 0;
+        *absent += !*e;
+        *live += *e && strcmp(e, "-") != 0;
+    }
+    md_object_release(&keep);
+}
+
+/* Wait for every replica write in flight (rp_free does), then new coordinators as env_up's. */
+static void coords_settle(uint32_t nshards, int timeout_ms)
+{
+    coords_free();
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = config(i + 1, nshards, timeout_ms);
+        cfg.keylocks = E.locks;
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+}
+
+static rp_ae_result collect(uint64_t before)
+{
+    rp_ae_result res;
+    CU_ASSERT_EQUAL(rp_antientropy_collect(E.c[0], B, 0, 2, 1000, before, &res), CM_OK);
+    return res;
+}
+
+/*
+ * Tombstone collection (rp_antientropy_collect): not while a home is silent, lacks a tombstone
+ * or holds another version of it (old records differ); then every old tombstone goes from every
+ * home, a stale hint of a collected key is refused where it lands, and new writes are applied.
+ */
+static void test_collect(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    char key[32];
+    for (int k = 0; k < 30; k++) {
+        snprintf(key, sizeof(key), "c%02d", k);
+        CU_ASSERT_EQUAL(put(0, key, "v1", NULL), CM_OK);
+    }
+    /* c00: a write while f2 is down leaves a hint on the stand-in f3, then a delete */
+    E.mode = RP_AVAILABLE;
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "c00", "stale", NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    E.mode = RP_STRONG;
+    /* the stand-in's write may end after the put answered (W = 2 came first): wait for it */
+    for (int i = 0; i < 500 && fake_hints(E.f[3], "f2") == 0; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    CU_ASSERT_EQUAL(fake_hints(E.f[3], "f2"), 1);
+    for (int k = 0; k < 10; k++) { /* c00..c09: deleted everywhere */
+        snprintf(key, sizeof(key), "c%02d", k);
+        CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, key, NULL, NULL, NULL), CM_OK);
+    }
+    set_fault(2, 1, 0, 0); /* c10, c11: f2 lacks the delete; c12: f2 holds an older one */
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c10", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c11", NULL, NULL, NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c12", NULL, NULL, NULL), CM_OK);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "c12", "v2", NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c12", NULL, NULL, NULL), CM_OK);
+    set_fault(2, 0, 0, 0);
+    coords_settle(1, 5000); /* the third home's writes have landed */
+    uint64_t before = md_hlc_now(&E.clk[0]);
+    uint64_t b2 = md_hlc_now(&E.clk[1]);
+    before = (before > b2 ? before : b2) + 1; /* every write so far is older: a grace of 0 */
+    /* f2 lacks two tombstones and holds another version of a third: repaired, not collected */
+    rp_ae_result r = collect(before);
+    CU_ASSERT_EQUAL(r.collect_skipped, 1);
+    CU_ASSERT_EQUAL(r.tombs_collected, 0);
+    CU_ASSERT_EQUAL(r.keys_repaired, 3);
+    int tomb, absent, live;
+    for (int i = 0; i < 3; i++) {
+        count_keys(i, 0, 30, &tomb, &absent, &live);
+        CU_ASSERT_EQUAL(tomb, 13);
+        CU_ASSERT_EQUAL(live, 17);
+    }
+    /* a silent home: nothing is collected */
+    set_fault(1, 1, 0, 0);
+    r = collect(before);
+    CU_ASSERT_EQUAL(r.collect_skipped, 1);
+    CU_ASSERT_EQUAL(r.tombs_collected, 0);
+    set_fault(1, 0, 0, 0);
+    /* in sync: all 13 collected on all three homes; the live keys stay */
+    r = collect(before);
+    CU_ASSERT_EQUAL(r.collect_skipped, 0);
+    CU_ASSERT_EQUAL(r.tombs_listed, 13);
+    CU_ASSERT_EQUAL(r.tombs_collected, 13);
+    for (int i = 0; i < 3; i++) {
+        count_keys(i, 0, 30, &tomb, &absent, &live);
+        CU_ASSERT_EQUAL(tomb, 0);
+        CU_ASSERT_EQUAL(absent, 13);
+        CU_ASSERT_EQUAL(live, 17);
+    }
+    r = collect(before); /* nothing left, nothing differs */
+    CU_ASSERT_EQUAL(r.tombs_listed, 0);
+    CU_ASSERT_EQUAL(r.leaves_differing, 0);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.tombs_collected, 13);
+    CU_ASSERT_EQUAL(st.collect_skipped, 2);
+    /* the stale hint for c00 arrives now: f2 does not apply it (its mark is above it) */
+    fake_counts fc;
+    CU_ASSERT_EQUAL(fake_deliver_hints(E.f[3], E.f[2], 1), 1);
+    fake_counts_get(E.f[2], &fc);
+    CU_ASSERT_EQUAL(fc.refused, 1);
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "c00", &o), CM_ERR_NOTFOUND);
+    /* a new write of a collected key is applied everywhere */
+    CU_ASSERT_EQUAL(put(1, "c01", "again", NULL), CM_OK);
+    coords_free();
+    md_object keep = {0};
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(stored(i, "c00", &keep), "");
+        CU_ASSERT_STRING_EQUAL(stored(i, "c01", &keep), "again");
+    }
+    md_object_release(&keep);
+    env_down();
+}
+
 /* ---- listing ---- */
 
 /* The keys of the listing tests: rollups at several depths, neighbours of the delimiter in byte
@@ -1138,7 +1266,8 @@ void cu_register(void)
         {"create_race", test_cond_create_race}, {"lock_bounded", test_cond_lock_bounded},
         {"leader_plug", test_cond_leader_plug}, {"cond_fenced", test_cond_fenced},
         {"etcd_leader", test_cond_etcd_leader}, {NULL, NULL}};
-    static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
+    static const cu_test ae[] = {
+        {"converge", test_antientropy}, {"collect", test_collect}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
                                    {"steady_cost", test_list_steady_cost},
                                    {NULL, NULL}};
