@@ -180,7 +180,7 @@ static cm_err raise_mark(MDB_txn *txn, md_store *md, const collect_op *op, int *
         return e;
     cm_put_be64(v, op->mark);
     MDB_val kv = {kl, k}, vv = {8, v};
-    int rc = mdb_put(txn, md->tombmarks, &kv, &vv, 0);
+    int rc = md_db_put(txn, md->tombmarks, &kv, &vv, 0);
     *changed = 1;
     return rc ? md_mdb_err(rc, "put tombstone mark") : CM_OK;
 }
