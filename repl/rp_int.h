@@ -22,6 +22,8 @@
 
 #include "rp.h"
 
+struct event;
+
 #define RP_SLOTS 12      /* replicas of one fan-out: homes and stand-ins */
 #define RP_REPAIR_MAX 64 /* read-repair writes in flight at most (more are dropped, counted) */
 #define RP_KEYLOCKS 256  /* stripes of the per-key lock of conditional writes */
@@ -79,6 +81,12 @@ struct rp_op {
     int finished, refs, routed;
     unsigned rt_gen; /* the router generation the op holds a use of */
     pthread_cond_t cv;
+    /* An asynchronous waiter (rp_op_go) instead of a blocked one: on_finish(op) runs once on
+     * the loop when the op finished or its deadline timer fired, without c->mu; it owns the
+     * waiter's reference. fin_arg is its argument. */
+    void (*on_finish)(rp_op *op);
+    void *fin_arg;
+    struct event *deadline; /* on_finish's timer (cfg.timeout_ms), on the loop only */
 };
 
 struct rp_keylocks {
@@ -110,6 +118,10 @@ int rp_op_wait(rp_op *op, int64_t deadline_ms);
 void rp_op_put(rp_op *op);
 /* rp_op_start, then rp_op_wait until cfg.timeout_ms from now. */
 cm_err rp_op_run(rp_op *op);
+/* rp_op_start without a blocked waiter: on_finish(op) runs on the loop (c->mu not held) once the
+ * op finished, or cfg.timeout_ms after it started, and drops the waiter's reference. On failure
+ * the op is freed and on_finish never runs. Any thread, the loop's too. */
+cm_err rp_op_go(rp_op *op, void (*on_finish)(rp_op *op), void *arg);
 /* An op over the given replicas of parent's partition, under parent's router generation
  * (parent must still be held), needing all n. */
 rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *const *reps, size_t n);

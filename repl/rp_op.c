@@ -148,17 +148,46 @@ static int slot_ok(const rp_op *op, const rp_slot *s)
     return s->err == CM_ERR_NOTFOUND && op->kind != RP_K_PUT;
 }
 
-static void check_finished_locked(rp_op *op)
+/* 1 when this call finished the op: the caller then runs op_notify once c->mu is released. */
+static int check_finished_locked(rp_op *op)
 {
     if (op->finished)
-        return;
+        return 0;
     int all = op->routed;
     for (int i = 0; i < op->nslots && all; i++)
         all = op->slot[i].state == RP_SLOT_DONE;
     if (op->nok >= op->need || all) {
         op->finished = 1;
         pthread_cond_broadcast(&op->cv);
+        return 1;
     }
+    return 0;
+}
+
+/* The op just finished (loop thread, c->mu not held): hand it to its asynchronous waiter. */
+static void op_notify(rp_op *op)
+{
+    if (!op->on_finish)
+        return;
+    if (op->deadline) {
+        event_free(op->deadline);
+        op->deadline = NULL;
+    }
+    op->on_finish(op);
+}
+
+/* An asynchronous op's deadline: it ends with what it has, as a blocked waiter gives up. */
+static void deadline_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    pthread_mutex_lock(&op->c->mu);
+    int fin = !op->finished;
+    op->finished = 1;
+    pthread_mutex_unlock(&op->c->mu);
+    if (fin)
+        op_notify(op);
 }
 
 static void op_done(void *arg, const rp_result *res);
@@ -316,7 +345,7 @@ static void op_done(void *arg, const rp_result *res)
         launch_standin(op, home);
 
     pthread_mutex_lock(&c->mu);
-    check_finished_locked(op);
+    int fin = check_finished_locked(op);
     md_object win;
     rp_replica *reps[RP_SLOTS];
     size_t nrep = 0;
@@ -328,6 +357,8 @@ static void op_done(void *arg, const rp_result *res)
             nrep = 0;
     }
     pthread_mutex_unlock(&c->mu);
+    if (fin)
+        op_notify(op); /* before the call's reference goes: the waiter's keeps the op */
     if (nrep) {
         rp_op_repair(c, op, &win, reps, nrep);
         md_object_release(&win);
@@ -341,10 +372,10 @@ static void hedge_fire(evutil_socket_t fd, short what, void *arg)
     (void)what;
     rp_op *op = arg;
     rp *c = op->c;
-    int late[RP_SLOTS], n = 0;
+    int late[RP_SLOTS], n = 0, fin = 0;
     pthread_mutex_lock(&c->mu);
     if (op->lenient && op->nok >= 1 && !op->finished) {
-        op->finished = 1; /* an available read answers from what it has by now */
+        op->finished = fin = 1; /* an available read answers from what it has by now */
         pthread_cond_broadcast(&op->cv);
     }
     for (int i = 0; op->sloppy && i < op->nslots && !op->finished; i++) {
@@ -355,6 +386,8 @@ static void hedge_fire(evutil_socket_t fd, short what, void *arg)
         }
     }
     pthread_mutex_unlock(&c->mu);
+    if (fin)
+        op_notify(op);
     for (int i = 0; i < n; i++)
         launch_standin(op, late[i]);
     rp_op_put(op);
@@ -405,12 +438,21 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
         if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, hedge_fire, op, &tv) != 0)
             rp_op_put(op);
     }
+    if (op->on_finish) {
+        /* without a timer (no memory) the op still ends: every call ends within its own limit */
+        struct timeval tv = {c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000};
+        op->deadline = evtimer_new(c->cfg.base, deadline_fire, op);
+        if (op->deadline)
+            evtimer_add(op->deadline, &tv);
+    }
     for (int i = 0; i < n; i++)
         op_send(op, i);
     pthread_mutex_lock(&c->mu);
     op->routed = 1;
-    check_finished_locked(op);
+    int fin = check_finished_locked(op);
     pthread_mutex_unlock(&c->mu);
+    if (fin)
+        op_notify(op);
     rp_op_put(op);
 }
 
@@ -437,6 +479,13 @@ cm_err rp_op_run(rp_op *op)
     if (e == CM_OK)
         rp_op_wait(op, deadline);
     return e;
+}
+
+cm_err rp_op_go(rp_op *op, void (*on_finish)(rp_op *op), void *arg)
+{
+    op->on_finish = on_finish;
+    op->fin_arg = arg;
+    return rp_op_start(op);
 }
 
 int rp_op_wait(rp_op *op, int64_t deadline_ms)
