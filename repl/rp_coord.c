@@ -270,7 +270,16 @@ static cm_err write_end(rp *c, rp_op *op, int back)
     return e;
 }
 
-/* The get op of a quorum read of key; repair: write stale homes afterwards (asynchronous). */
+/*
+ * The get op of a quorum read of key; repair: write stale homes afterwards (asynchronous).
+ *
+ * The read before a put may be lazy (rp_op.lazy): it asks R homes, this node's own first, and
+ * another only when one of them fails or is slower than RP_LAZY_HEDGE_MS. It needs nothing from
+ * the third home: it repairs nothing, and a read op ends at R answers anyway, so what the put
+ * supersedes is what R homes hold, as before (R + W > N: one of them holds the last write). It
+ * saves one replica read per PUT. A get (read repair compares all N) and a delete's read (it
+ * may answer alone and write back) still ask every home at once.
+ */
 static rp_op *read_op_new(rp *c, const char *bucket, const char *key, int repair,
                           rp_consistency mode)
 {
@@ -313,6 +322,7 @@ static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair
     rp_op *op = read_op_new(c, bucket, key, repair, mode), *wb = NULL;
     if (!op)
         return CM_ERR_NOMEM;
+    op->lazy = !repair && !writeback; /* a put's read: see read_op_new */
     cm_err e = rp_op_run(op);
     if (e != CM_OK)
         return e;
@@ -529,6 +539,7 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
         async_free(a);
         return e == CM_OK ? CM_ERR_NOMEM : e;
     }
+    op->lazy = 1; /* see read_op_new */
     a->put_done = done;
     a->arg = arg;
     e = rp_op_go(op, aput_read, a);

@@ -29,6 +29,9 @@ struct event;
 #define RP_KEYLOCKS 256  /* stripes of the per-key lock of conditional writes */
 #define RP_PAGE_MIN 16   /* listing: records per shard page, at least */
 
+/* A lazy read (rp_op.lazy) asks its other homes when one of those asked is this slow. */
+#define RP_LAZY_HEDGE_MS 50
+
 typedef enum { RP_K_GET, RP_K_PUT, RP_K_LIST, RP_K_MERKLE, RP_K_LEAVES } rp_kind;
 typedef enum { RP_SLOT_IDLE = 0, RP_SLOT_SENT, RP_SLOT_DONE } rp_slot_state;
 
@@ -87,6 +90,10 @@ struct rp_op {
     void (*on_finish)(rp_op *op);
     void *fin_arg;
     struct event *deadline; /* on_finish's timer (cfg.timeout_ms), on the loop only */
+    /* A lazy get (a put's read, rp_coord.c read_op_new) asks `need` homes, this node's first;
+     * the next one when one fails, and the rest at RP_LAZY_HEDGE_MS. */
+    int lazy;
+    int next_lazy; /* the first home not asked yet (under c->mu) */
 };
 
 struct rp_keylocks {

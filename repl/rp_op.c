@@ -211,6 +211,7 @@ static cm_err dispatch(rp_op *op, rp_slot *s)
 }
 
 static void launch_standin(rp_op *op, int home);
+static void lazy_send(rp_op *op, int all);
 
 /* Send slot i's call (loop thread, c->mu not held; the caller holds a reference). */
 static void op_send(rp_op *op, int i)
@@ -236,6 +237,33 @@ static void op_send(rp_op *op, int i)
     pthread_mutex_unlock(&c->mu);
     if (standin)
         launch_standin(op, home);
+    lazy_send(op, 0); /* a refused home is replaced by one not asked yet */
+}
+
+/* A lazy op: ask the next home not asked yet (all of them when all is set), unless the op
+ * finished. Loop thread, c->mu not held. */
+static void lazy_send(rp_op *op, int all)
+{
+    rp *c = op->c;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int i = op->lazy && !op->finished && op->next_lazy < op->nslots ? op->next_lazy++ : -1;
+        pthread_mutex_unlock(&c->mu);
+        if (i < 0)
+            return;
+        op_send(op, i);
+        if (!all)
+            return;
+    }
+}
+
+static void lazy_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    lazy_send(op, 1);
+    rp_op_put(op);
 }
 
 static void launch_standin(rp_op *op, int home)
@@ -343,6 +371,8 @@ static void op_done(void *arg, const rp_result *res)
     pthread_mutex_unlock(&c->mu);
     if (standin)
         launch_standin(op, home);
+    if (!ok)
+        lazy_send(op, 0); /* a failed home is replaced by one not asked yet */
 
     pthread_mutex_lock(&c->mu);
     int fin = check_finished_locked(op);
@@ -438,6 +468,27 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
         if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, hedge_fire, op, &tv) != 0)
             rp_op_put(op);
     }
+    int first = n;
+    if (op->lazy && op->need < n) {
+        for (int i = 1; i < n; i++) /* this node's store first: it answers without the network */
+            if (op->slot[i].r->local) {
+                rp_replica *r = op->slot[0].r;
+                op->slot[0].r = op->slot[i].r;
+                op->slot[i].r = r;
+                break;
+            }
+        first = op->need;
+        struct timeval tv = {RP_LAZY_HEDGE_MS / 1000, (RP_LAZY_HEDGE_MS % 1000) * 1000};
+        pthread_mutex_lock(&c->mu);
+        op->next_lazy = first;
+        op->refs++;
+        pthread_mutex_unlock(&c->mu);
+        if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, lazy_fire, op, &tv) != 0) {
+            rp_op_put(op);
+            first = n; /* no hedge: ask every home now */
+            op->next_lazy = n;
+        }
+    }
     if (op->on_finish) {
         /* without a timer (no memory) the op still ends: every call ends within its own limit */
         struct timeval tv = {c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000};
@@ -445,7 +496,7 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
         if (op->deadline)
             evtimer_add(op->deadline, &tv);
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < first; i++)
         op_send(op, i);
     pthread_mutex_lock(&c->mu);
     op->routed = 1;

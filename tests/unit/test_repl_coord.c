@@ -663,6 +663,55 @@ static void test_async_write_back(void)
     env_down();
 }
 
+static unsigned gets_of(int i)
+{
+    fake_counts n;
+    fake_counts_get(E.f[i], &n);
+    return n.gets;
+}
+
+/*
+ * The read before a put is lazy: it asks R homes (this node's own store first), a third only
+ * when one of them fails or is slower than RP_LAZY_HEDGE_MS; a get still asks all three (read
+ * repair compares them). Blocking and asynchronous puts alike.
+ */
+static void test_lazy_put_read(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    fake_replica(E.f[2])->local = 1; /* f2 plays this node's store: asked first */
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    CU_ASSERT_EQUAL(aput(1, "k", "e2"), CM_OK);
+    usleep(150 * 1000); /* past the hedge: a finished read asks no one more */
+    CU_ASSERT_EQUAL(gets_of(2), 2);
+    CU_ASSERT_EQUAL(gets_of(0) + gets_of(1), 2); /* one more home per read, not two */
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e2");
+    CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 1), 1); /* the second put saw the first */
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(gets_of(0) + gets_of(1) + gets_of(2), 4 + 3); /* the get asked all three */
+    /* the local store down: both others are asked, and the put still reaches W */
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e3", NULL), CM_OK);
+    /* a home that hangs: the read asks the third at the hedge, long before the hang ends */
+    set_fault(2, 0, 0, 0);
+    fake_replica(E.f[2])->local = 0;
+    fake_replica(E.f[0])->local = 1; /* asked first, and hangs */
+    set_fault(0, 0, 1500, 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(aput(0, "k2", "x"), CM_OK);
+    CU_ASSERT(now_ms() - t0 < 1000);
+    /* a home that fails: replaced at once */
+    set_fault(0, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(1, "k2", "y", NULL), CM_OK);
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(1, "k2", &keep), "y");
+    CU_ASSERT_STRING_EQUAL(stored(2, "k2", &keep), "y");
+    md_object_release(&keep);
+    env_down();
+}
+
 typedef struct {
     int ci, id;
     int rounds;
@@ -1321,6 +1370,7 @@ void cu_register(void)
     static const cu_test async[] = {{"quorum", test_async_quorum},
                                     {"deadline", test_async_deadline},
                                     {"write_back", test_async_write_back},
+                                    {"lazy_put_read", test_lazy_put_read},
                                     {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
