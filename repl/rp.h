@@ -19,8 +19,10 @@
  *     stale until hints are delivered and anti-entropy ran.
  *
  * Threading: the rp_object_* / rp_list_objects calls block and are made from worker threads
- * (never from the loop of cfg.base); the replica calls run on cfg.base's loop, which must be
- * running in its own thread. Bounded: each call waits at most cfg.timeout_ms.
+ * (never from the loop of cfg.base); rp_object_get_async / rp_object_put_async do not block and
+ * may be called from any thread. The replica calls run on cfg.base's loop, which must be
+ * running in its own thread. Bounded: each call waits (or answers) within cfg.timeout_ms per
+ * quorum round.
  */
 #ifndef RP_H
 #define RP_H

@@ -25,7 +25,10 @@
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
  * condition and the write are one compare-and-set among the writers that share the lock.
  *
- * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms.
+ * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
+ * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
+ * write_op_new/write_end) chained by op completions on the loop (rp_op_go), whose deadline timers
+ * end each round at cfg.timeout_ms as a blocked wait would.
  */
 #include <stdlib.h>
 #include <string.h>

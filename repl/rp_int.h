@@ -6,14 +6,17 @@
  * made it posts it to cfg.base's loop (rp_op_start), which routes it and sends the calls; the
  * completions run on the loop and store their results in the op's slots; the worker waits on the
  * op's condition variable until enough succeeded, every call ended, or its deadline passed, and
- * then reads the slots (rp_op_wait). Every field of an op that the loop writes after the start is
+ * then reads the slots (rp_op_wait); or, started with rp_op_go, its on_finish runs on the loop
+ * instead of a waiter waking up. Every field of an op that the loop writes after the start is
  * guarded by the coordinator's mutex.
  *
  * Lifetime: an op is reference counted under the coordinator's mutex: one reference for its
- * waiter (none for a detached op: read repair, anti-entropy writes), one per call in flight and
- * one per pending hedge timer. The last one frees it, on whichever thread drops it; a completion
- * arriving after the waiter gave up therefore finds its op alive. rp_free waits until no op
- * exists, so no completion can ever arrive at a freed coordinator.
+ * waiter (an asynchronous op's on_finish drops it; none for a detached op: read repair,
+ * anti-entropy writes), one per call in flight and one per pending hedge or lazy timer (the
+ * deadline timer holds none: it is freed when the op finishes, before on_finish runs). The last one
+ * frees it, on whichever thread drops it; a completion arriving after the waiter gave up therefore
+ * finds its op alive. rp_free waits until no op exists, so no completion can ever arrive at a freed
+ * coordinator.
  */
 #ifndef RP_INT_H
 #define RP_INT_H

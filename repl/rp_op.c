@@ -11,6 +11,11 @@
  * failed stand-in's to the next one, for the same home), and also does so for homes still silent
  * when the hedge timer fires (cfg.hedge_ms after the start).
  *
+ * An asynchronous op (rp_op_go) has no blocked waiter: whoever finishes it on the loop (a
+ * completion, the start, the hedge, or its deadline timer at cfg.timeout_ms) runs its on_finish
+ * once, after releasing the mutex. A lazy op (a put's read) sends to `need` homes, this node's
+ * first, and to the next one when a call fails, to all the rest at RP_LAZY_HEDGE_MS.
+ *
  * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
  * before) for every replica's answer, then writes the winner to each replica that answered with
  * a loser or nothing, as a detached put op (rp_op_repair), at most RP_REPAIR_MAX in flight.
