@@ -765,8 +765,12 @@ static void conn_fill(ncl_conn *c, net_call *call)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     const net_client_config *cfg = &c->peer->cl->cfg;
-    while (call->body_sent < call->body_len && evbuffer_get_length(out) < cfg->write_low_water &&
-           call->h->on_send) {
+    int full = 0; /* stopped at the low-water mark with body still to produce */
+    while (call->body_sent < call->body_len && call->h->on_send) {
+        if (evbuffer_get_length(out) >= cfg->write_low_water) {
+            full = 1;
+            break;
+        }
         size_t before = evbuffer_get_length(out);
         call->h->on_send(call, out, call->arg);
         size_t n = evbuffer_get_length(out) - before;
@@ -776,6 +780,9 @@ static void conn_fill(ncl_conn *c, net_call *call)
         c->queued += n;
     }
     conn_write_now(c);
+    /* The kernel took the output whole: no write callback will come to ask for more. */
+    if (full && !c->refused && evbuffer_get_length(out) == 0)
+        event_active(c->kick, EV_TIMEOUT, 1);
 }
 
 static void conn_process(ncl_conn *c)
