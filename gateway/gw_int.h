@@ -222,6 +222,11 @@ cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond 
 cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, size_t n,
                            cm_err *errs, md_object *olds, int *had_old);
 cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out);
+/* A cluster node's (gw_meta_remote) record calls without a worker, from r's loop (r handed over
+ * as by gw_async_begin): done(r) runs on r's loop with r->meta_err set, and for the read r->obj
+ * (leased, as gw_meta_get_leased) when CM_OK. The put is unconditional (obj borrowed). */
+void gw_meta_get_leased_async(gw_req *r, gw_finish_fn done);
+void gw_meta_put_async(gw_req *r, const md_object *obj, gw_finish_fn done);
 
 /* ---- operations ---- */
 

@@ -3,10 +3,13 @@
  * the replicated metadata of the cluster (repl/rp.h) on a cluster node (gw_set_repl). The S3
  * handlers call these instead of md_object_* / md_list_objects, so they do not care which.
  *
- * A replicated call waits on other nodes, so the handlers that run on the loop (GET, HEAD,
- * listings, the existence checks of ?acl and ?tagging) offload it to a worker when
- * gw_meta_remote(g) says so; on a single node they keep calling the local store from the loop,
- * which costs microseconds.
+ * A replicated call waits on other nodes, so the handlers that run on the loop (listings, the
+ * existence checks of ?acl and ?tagging) offload it to a worker when gw_meta_remote(g) says so;
+ * on a single node they keep calling the local store from the loop, which costs microseconds.
+ * GET, HEAD and an unconditional PUT with an inline body use the asynchronous calls instead
+ * (gw_meta_get_leased_async, gw_meta_put_async): the quorum ops start from the loop and finish
+ * on the coordinator's loop, which hands the request back (gw_async_end), so no worker wakes
+ * and blocks for them (docs/performance.md, "Cluster").
  *
  * In cluster mode a write or delete never hands back the record it replaced (*had_old = 0): each
  * replica keeps the replaced bodies as durable garbage records, reclaimed after a grace period,
@@ -91,6 +94,50 @@ cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, s
 cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out)
 {
     return g->rp ? rp_list_objects(g->rp, bucket, q, out) : md_list_objects(g->md, bucket, q, out);
+}
+
+/* Coordinator's loop: the record read for r (rp_get_done); back to r's loop. */
+static void got_record(void *arg, cm_err err, md_object *rec)
+{
+    gw_req *r = arg;
+    if (err == CM_OK && (err = ob_lease_acquire(r->g->data, rec)) != CM_OK)
+        md_object_release(rec);
+    if (err == CM_OK)
+        r->obj = *rec;
+    r->meta_err = err;
+    gw_async_end(r);
+}
+
+void gw_meta_get_leased_async(gw_req *r, gw_finish_fn done)
+{
+    gw_async_begin(r, done);
+    cm_err err = reserved(r->g, r->key)
+                     ? CM_ERR_NOTFOUND
+                     : rp_object_get_async(r->g->rp, r->bucket, r->key, got_record, r);
+    if (err != CM_OK) {
+        r->meta_err = err;
+        gw_async_end(r);
+    }
+}
+
+/* Coordinator's loop: the record write for r ended (rp_put_done); back to r's loop. */
+static void put_record(void *arg, cm_err err)
+{
+    gw_req *r = arg;
+    r->meta_err = err;
+    gw_async_end(r);
+}
+
+void gw_meta_put_async(gw_req *r, const md_object *obj, gw_finish_fn done)
+{
+    gw_async_begin(r, done);
+    cm_err err = reserved(r->g, obj->key)
+                     ? CM_ERR_INVAL
+                     : rp_object_put_async(r->g->rp, r->bucket, obj, put_record, r);
+    if (err != CM_OK) {
+        r->meta_err = err;
+        gw_async_end(r);
+    }
 }
 
 void gw_set_repl(gw *g, rp *c)

@@ -323,6 +323,14 @@ static void put_done(gw_req *r)
     }
 }
 
+/* Loop: a cluster node's inline PUT is replicated (gw_meta_put_async); answer. */
+static void put_replicated(gw_req *r)
+{
+    put_state *ps = r->op;
+    ps->err = r->meta_err;
+    put_done(r);
+}
+
 /* Loop: the body is complete and verified; build the record from the request, then commit. */
 static void put_finish(gw_req *r)
 {
@@ -344,9 +352,15 @@ static void put_finish(gw_req *r)
         gw_error(r, e, msg);
         return;
     }
+    if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match) {
+        /* A cluster node's inline body: the quorum write needs no worker (gw_meta_put_async) */
+        gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
+        gw_meta_put_async(r, o, put_replicated);
+        return;
+    }
     if (r->writer || gw_meta_remote(r->g)) {
         /* Striped data: sealing it blocks, a worker does it and the commit. A cluster node's
-         * record goes to the replicated metadata, whose quorum write blocks a worker too. */
+         * conditional write goes to its partition's leader, which blocks a worker too. */
         gw_offload(r, put_work, put_done);
         return;
     }
@@ -790,7 +804,8 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
     get_drain(r);
 }
 
-/* Worker (cluster node): read the record from its replicas. */
+/* Single node, on the loop: the record from the local store (a cluster node reads it from its
+ * replicas with gw_meta_get_leased_async). */
 static void get_record_work(gw_req *r)
 {
     r->meta_err = gw_meta_get_leased(r->g, r->bucket, r->key, &r->obj);
@@ -840,7 +855,7 @@ static void get_object_found(gw_req *r)
 static void get_object(gw_req *r)
 {
     if (gw_meta_remote(r->g)) {
-        gw_offload(r, get_record_work, get_object_found);
+        gw_meta_get_leased_async(r, get_object_found);
         return;
     }
     get_record_work(r);

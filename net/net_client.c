@@ -30,6 +30,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #ifdef __linux__
 #include <linux/sockios.h>
 #endif
@@ -44,6 +45,8 @@
 #include "net_int.h"
 
 #define NCL_MAX_HEADERS 64
+#define NCL_WRITE_IOV 16          /* chains handed to one direct write */
+#define NCL_ACKED_MIN (64u << 10) /* request bodies above this count acknowledged bytes */
 
 typedef struct ncl_peer ncl_peer;
 typedef struct ncl_conn ncl_conn;
@@ -84,7 +87,7 @@ struct ncl_conn {
     struct event *timer, *kick;
     net_call *call;
     int connected, used;
-    int refused;     /* connect failed at once: fail from the loop */
+    int refused;     /* connect or a direct write failed at once: fail from the loop */
     uint64_t queued; /* bytes of the current call put into the output buffer */
     uint64_t mark;   /* conn_progress when the timer was armed */
 };
@@ -317,11 +320,51 @@ static void conn_fail(ncl_conn *c, cm_err e)
     call_finish(call, e);
 }
 
+/*
+ * Hand the output to the kernel now (one writev) instead of through EV_WRITE on the next loop
+ * turn, which cost an epoll_ctl to add the write event and another to remove it for every call
+ * (a record call is a few hundred bytes; the socket takes it whole). What does not fit stays,
+ * and EV_WRITE takes over until it drains (errors come back through event_cb as before). A
+ * connection still connecting keeps EV_WRITE on: it is how the bufferevent sees the connect.
+ * The server side does the same (net_conn.c, conn_flush).
+ */
+static void conn_write_now(ncl_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v[NCL_WRITE_IOV];
+    struct iovec iov[NCL_WRITE_IOV];
+    if (!c->connected || c->refused || evbuffer_get_length(out) == 0)
+        return;
+    int nv = evbuffer_peek(out, -1, NULL, v, NCL_WRITE_IOV);
+    nv = CM_MIN(nv, NCL_WRITE_IOV);
+    for (int i = 0; i < nv; i++)
+        iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)nv};
+    /* MSG_NOSIGNAL: a peer that closed an idle pooled connection must not kill the process */
+    ssize_t n = sendmsg(bufferevent_getfd(c->bev), &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        c->refused = 1; /* the timer fails it from the loop, retrying as a failed connect */
+        arm(c->timer, 0);
+        return;
+    }
+    if (n > 0) {
+        /* a socket bufferevent freezes the front of its output; unfreeze around the drain as its
+         * own write callback does */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_drain(out, (size_t)n);
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* Write the request head and what there is of the body into the connection. */
 static void conn_send(ncl_conn *c, net_call *call)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     net_client *cl = c->peer->cl;
+    if (c->connected && evbuffer_get_length(out) == 0)
+        bufferevent_disable(c->bev, EV_WRITE); /* conn_write_now writes; no event per call */
     c->call = call;
     call->conn = c;
     call->tries++;
@@ -346,6 +389,7 @@ static void conn_send(ncl_conn *c, net_call *call)
         call->body_sent = n;
     }
     c->queued = evbuffer_get_length(out) - before;
+    conn_write_now(c);
     conn_arm(c);
     event_active(c->kick, EV_TIMEOUT, 1);
 }
@@ -358,8 +402,12 @@ static uint64_t conn_progress(const ncl_conn *c)
     int unsent = 0;
 #ifdef SIOCOUTQ
     /* bytes the kernel holds but the peer has not acknowledged: a slow reader drains them while
-     * the socket stays unwritable (it waits for a third of its buffer to free) */
-    if (ioctl(bufferevent_getfd(c->bev), SIOCOUTQ, &unsent) != 0 || unsent < 0)
+     * the socket stays unwritable (it waits for a third of its buffer to free). Asked only for a
+     * call with a body larger than NCL_ACKED_MIN (the same answer at arming and at firing, since
+     * it depends on the call alone): a smaller request fits the socket buffer at once, and the
+     * ioctl on every arm was a third of a record call's system calls. */
+    if (call && call->body_len > NCL_ACKED_MIN &&
+        (ioctl(bufferevent_getfd(c->bev), SIOCOUTQ, &unsent) != 0 || unsent < 0))
         unsent = 0;
 #endif
     return call ? c->queued - out - (uint64_t)unsent + in + call->received + (uint64_t)call->rs : 0;
@@ -717,8 +765,12 @@ static void conn_fill(ncl_conn *c, net_call *call)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     const net_client_config *cfg = &c->peer->cl->cfg;
-    while (call->body_sent < call->body_len && evbuffer_get_length(out) < cfg->write_low_water &&
-           call->h->on_send) {
+    int full = 0; /* stopped at the low-water mark with body still to produce */
+    while (call->body_sent < call->body_len && call->h->on_send) {
+        if (evbuffer_get_length(out) >= cfg->write_low_water) {
+            full = 1;
+            break;
+        }
         size_t before = evbuffer_get_length(out);
         call->h->on_send(call, out, call->arg);
         size_t n = evbuffer_get_length(out) - before;
@@ -727,6 +779,10 @@ static void conn_fill(ncl_conn *c, net_call *call)
         call->body_sent += n;
         c->queued += n;
     }
+    conn_write_now(c);
+    /* The kernel took the output whole: no write callback will come to ask for more. */
+    if (full && !c->refused && evbuffer_get_length(out) == 0)
+        event_active(c->kick, EV_TIMEOUT, 1);
 }
 
 static void conn_process(ncl_conn *c)

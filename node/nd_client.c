@@ -49,6 +49,10 @@ struct nd_client {
     int64_t clock_offset_s;
     int io_timeout_ms;
     nd_op *held; /* calls a fault delays or loses (not in the pool yet) */
+    /* Nonces: a random prefix drawn once and a counter. The nonce only has to make every
+     * signature unique (nd_auth.c); a getrandom per call was 5 system calls per 4 KiB PUT. */
+    uint8_t nonce_prefix[8];
+    uint64_t nonce_seq;
 };
 
 enum { K_APPEND, K_READ, K_DELETE, K_STAT, K_INFO, K_LIST, K_META };
@@ -103,7 +107,9 @@ cm_err nd_client_new(struct event_base *base, const nd_client_config *cfg, nd_cl
     net_client_config d;
     net_client_config_defaults(&d);
     cl->io_timeout_ms = cfg->net.io_timeout_ms > 0 ? cfg->net.io_timeout_ms : d.io_timeout_ms;
-    cm_err e = cl->secret ? net_client_new(base, &cfg->net, &cl->net) : CM_ERR_NOMEM;
+    cm_err e = cl->secret ? cm_random(cl->nonce_prefix, sizeof(cl->nonce_prefix)) : CM_ERR_NOMEM;
+    if (e == CM_OK)
+        e = net_client_new(base, &cfg->net, &cl->net);
     if (e != CM_OK) {
         free(cl->secret);
         free(cl);
@@ -404,9 +410,10 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     uint8_t rnd[16];
     if (!peer->id)
         return CM_ERR_INVAL; /* the signature names the callee */
-    cm_err e = cm_random(rnd, sizeof(rnd));
-    if (e != CM_OK)
-        return e;
+    memcpy(rnd, cl->nonce_prefix, 8);
+    uint64_t seq = cl->nonce_seq++;
+    for (int i = 0; i < 8; i++)
+        rnd[8 + i] = (uint8_t)(seq >> (8 * i));
     cm_hex_encode(rnd, sizeof(rnd), nonce);
     snprintf(date, sizeof(date), "%" PRId64, cm_now_ms() / 1000 + cl->clock_offset_s);
     snprintf(lenstr, sizeof(lenstr), "%" PRIu64, len);
@@ -416,7 +423,7 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
         crc ? crc : "-"};
     nd_sign(cl->secret, cl->secret_len, &c, sig);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
-    e = net_call_new(cl->net, peer->host, peer->port, method, target, &op->call);
+    cm_err e = net_call_new(cl->net, peer->host, peer->port, method, target, &op->call);
     if (e != CM_OK)
         return e;
     net_call_header(op->call, "X-Cairn-Node", cl->node_id);

@@ -19,8 +19,10 @@
  *     stale until hints are delivered and anti-entropy ran.
  *
  * Threading: the rp_object_* / rp_list_objects calls block and are made from worker threads
- * (never from the loop of cfg.base); the replica calls run on cfg.base's loop, which must be
- * running in its own thread. Bounded: each call waits at most cfg.timeout_ms.
+ * (never from the loop of cfg.base); rp_object_get_async / rp_object_put_async do not block and
+ * may be called from any thread. The replica calls run on cfg.base's loop, which must be
+ * running in its own thread. Bounded: each call waits (or answers) within cfg.timeout_ms per
+ * quorum round.
  */
 #ifndef RP_H
 #define RP_H
@@ -102,6 +104,19 @@ cm_err rp_object_put(rp *c, const char *bucket, const md_object *obj, const md_c
 cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_cond *cond,
                         md_object *old, int *had_old);
 cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
+
+/*
+ * rp_object_get and an unconditional rp_object_put for a caller on an event loop: the same
+ * quorum read (with its write-back) and the same read-then-write, chained on cfg.base's loop
+ * instead of blocking a thread. done runs once, on that loop, never inside the call; get's rec
+ * is the record (the caller owns it) when err is CM_OK. When the call returns an error, done
+ * never runs. Any thread. A conditional write blocks (its partition's leader): rp_object_put.
+ */
+typedef void (*rp_get_done)(void *arg, cm_err err, md_object *rec);
+typedef void (*rp_put_done)(void *arg, cm_err err);
+cm_err rp_object_get_async(rp *c, const char *bucket, const char *key, rp_get_done done, void *arg);
+cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_put_done done,
+                           void *arg);
 
 /*
  * Evaluate w's condition against a quorum read of the key and write it, all under this node's

@@ -25,7 +25,10 @@
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
  * condition and the write are one compare-and-set among the writers that share the lock.
  *
- * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms.
+ * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
+ * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
+ * write_op_new/write_end) chained by op completions on the loop (rp_op_go), whose deadline timers
+ * end each round at cfg.timeout_ms as a blocked wait would.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -209,14 +212,16 @@ static int valid(const char *bucket, const char *key)
  * vanish for the next reader, whose quorum misses the one home that holds it (a read seen in
  * the partition test, docs/testing.md "Cluster partitions"). The winner goes to every home not
  * known to hold it; the read succeeds once W hold it, else CM_ERR_UNAVAILABLE (the write-back
- * may have landed: the caller's outcome is unknown, as for a failed write). Called with the
- * finished read op still held, whose router generation the write-back uses.
+ * may have landed: the caller's outcome is unknown, as for a failed write). This makes the
+ * write-back op, *wb NULL when W homes hold the winner already; called with the finished read op
+ * still held, whose router generation the write-back uses.
  */
-static cm_err write_back(rp *c, rp_op *op, const md_object *win)
+static cm_err write_back_op(rp *c, rp_op *op, const md_object *win, rp_op **wb)
 {
     rp_replica *targets[RP_SLOTS];
     size_t n = 0;
     int holders = 0;
+    *wb = NULL;
     pthread_mutex_lock(&c->mu);
     for (int i = 0; i < op->nslots; i++) {
         const rp_slot *s = &op->slot[i];
@@ -232,94 +237,29 @@ static cm_err write_back(rp *c, rp_op *op, const md_object *win)
     pthread_mutex_unlock(&c->mu);
     if (holders >= w)
         return CM_OK;
-    rp_op *wb = rp_op_new_fixed(c, op, RP_K_PUT, targets, n);
-    if (!wb)
+    rp_op *o = rp_op_new_fixed(c, op, RP_K_PUT, targets, n);
+    if (!o)
         return n ? CM_ERR_NOMEM : CM_ERR_UNAVAILABLE;
-    wb->need = w - holders;
-    cm_err e = md_object_copy(win, &wb->rec);
-    if (e == CM_OK)
-        e = rp_op_run(wb);
-    if (e == CM_OK) {
-        pthread_mutex_lock(&c->mu);
-        if (wb->nok < wb->need) {
-            e = CM_ERR_UNAVAILABLE;
-            c->st.unavailable++;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    rp_op_put(wb);
-    return e;
-}
-
-/* A quorum read of key; repair: write stale homes afterwards (asynchronous); writeback: in a
- * strong bucket, answer only once W homes hold the winner (write_back). */
-static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, int writeback,
-                          rp_read *rd)
-{
-    memset(rd, 0, sizeof(*rd));
-    rp_consistency mode = rp_mode(c, bucket);
-    rp_op *op = rp_op_new(c, RP_K_GET, bucket, rp_shard_of(key, c->cfg.nshards));
-    if (!op || !(op->key = strdup(key))) {
-        rp_op_put(op);
-        return CM_ERR_NOMEM;
-    }
-    op->need = c->cfg.r;
-    op->lenient = mode == RP_AVAILABLE;
-    op->repair = repair;
-    cm_err e = rp_op_run(op);
-    if (e != CM_OK)
+    o->need = w - holders;
+    cm_err e = md_object_copy(win, &o->rec);
+    if (e != CM_OK) {
+        rp_op_put(o);
         return e;
-    pthread_mutex_lock(&c->mu);
-    e = read_collect_locked(c, op, mode, rd);
-    if (e == CM_ERR_UNAVAILABLE)
-        c->st.unavailable++;
-    pthread_mutex_unlock(&c->mu);
-    if (e == CM_OK && writeback && mode == RP_STRONG && rd->has) {
-        e = write_back(c, op, &rd->win);
-        if (e != CM_OK)
-            md_object_release(&rd->win);
     }
-    rp_op_put(op);
-    return e;
-}
-
-cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
-{
-    rp_read rd;
-    if (!valid(bucket, key))
-        return CM_ERR_INVAL;
-    count(c, &c->st.gets);
-    cm_err e = quorum_read(c, bucket, key, 1, 1, &rd);
-    if (e != CM_OK)
-        return e;
-    if (!rd.has || rd.win.tombstone) {
-        md_object_release(&rd.win);
-        return CM_ERR_NOTFOUND;
-    }
-    *out = rd.win;
+    *wb = o;
     return CM_OK;
 }
 
-/* Send rec to the partition's homes and wait for W of them (RP_AVAILABLE: stand-ins too), with
- * a partition leader's token when fence is not 0. */
-static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t fence)
+/* A finished op that needed `need` successes (a write; a write-back when back is set): CM_OK
+ * when it had them; drops the waiter's reference. */
+static cm_err write_end(rp *c, rp_op *op, int back)
 {
-    rp_consistency mode = rp_mode(c, bucket);
-    rp_op *op = rp_op_new(c, RP_K_PUT, bucket, rp_shard_of(rec->key, c->cfg.nshards));
-    if (!op)
-        return CM_ERR_NOMEM;
-    op->part.fence = fence;
-    op->rec = *rec; /* moved */
-    memset(rec, 0, sizeof(*rec));
-    op->need = c->cfg.w;
-    op->sloppy = mode == RP_AVAILABLE;
-    cm_err e = rp_op_run(op);
-    if (e != CM_OK)
-        return e;
+    cm_err e = CM_OK;
     pthread_mutex_lock(&c->mu);
-    if (op->nok >= op->need) {
-        e = CM_OK;
-    } else {
+    if (op->nok < op->need && back) {
+        e = CM_ERR_UNAVAILABLE;
+        c->st.unavailable++;
+    } else if (op->nok < op->need) {
         int nobucket = 0;
         for (int i = 0; i < op->nslots; i++)
             nobucket += op->slot[i].state == RP_SLOT_DONE && op->slot[i].err == CM_ERR_NOTFOUND;
@@ -330,6 +270,284 @@ static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t f
     }
     pthread_mutex_unlock(&c->mu);
     rp_op_put(op);
+    return e;
+}
+
+/*
+ * The get op of a quorum read of key; repair: write stale homes afterwards (asynchronous).
+ *
+ * The read before a put may be lazy (rp_op.lazy): it asks R homes, this node's own first, and
+ * another only when one of them fails or is slower than RP_LAZY_HEDGE_MS. It needs nothing from
+ * the third home: it repairs nothing, and a read op ends at R answers anyway, so what the put
+ * supersedes is what R homes hold, as before (R + W > N: one of them holds the last write). It
+ * saves one replica read per PUT. A get (read repair compares all N) and a delete's read (it
+ * may answer alone and write back) still ask every home at once.
+ */
+static rp_op *read_op_new(rp *c, const char *bucket, const char *key, int repair,
+                          rp_consistency mode)
+{
+    rp_op *op = rp_op_new(c, RP_K_GET, bucket, rp_shard_of(key, c->cfg.nshards));
+    if (!op || !(op->key = strdup(key))) {
+        rp_op_put(op);
+        return NULL;
+    }
+    op->need = c->cfg.r;
+    op->lenient = mode == RP_AVAILABLE;
+    op->repair = repair;
+    return op;
+}
+
+/* What the finished read op found (rd), and the write-back it needs first when writeback is set
+ * in a strong bucket (*wb, NULL when none; rd->win is released when this fails). */
+static cm_err read_end(rp *c, rp_op *op, rp_consistency mode, int writeback, rp_read *rd,
+                       rp_op **wb)
+{
+    *wb = NULL;
+    pthread_mutex_lock(&c->mu);
+    cm_err e = read_collect_locked(c, op, mode, rd);
+    if (e == CM_ERR_UNAVAILABLE)
+        c->st.unavailable++;
+    pthread_mutex_unlock(&c->mu);
+    if (e == CM_OK && writeback && mode == RP_STRONG && rd->has) {
+        e = write_back_op(c, op, &rd->win, wb);
+        if (e != CM_OK)
+            md_object_release(&rd->win);
+    }
+    return e;
+}
+
+/* A quorum read of key (see read_op_new, read_end), the write-back run to its end. */
+static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, int writeback,
+                          rp_read *rd)
+{
+    memset(rd, 0, sizeof(*rd));
+    rp_consistency mode = rp_mode(c, bucket);
+    rp_op *op = read_op_new(c, bucket, key, repair, mode), *wb = NULL;
+    if (!op)
+        return CM_ERR_NOMEM;
+    op->lazy = !repair && !writeback; /* a put's read: see read_op_new */
+    cm_err e = rp_op_run(op);
+    if (e != CM_OK)
+        return e;
+    e = read_end(c, op, mode, writeback, rd, &wb);
+    if (wb) {
+        e = rp_op_run(wb); /* when it fails, wb is freed */
+        if (e == CM_OK)
+            e = write_end(c, wb, 1);
+        if (e != CM_OK)
+            md_object_release(&rd->win);
+    }
+    rp_op_put(op);
+    return e;
+}
+
+/* A read's answer to a get: a tombstone or nothing is CM_ERR_NOTFOUND (rd->win released). */
+static cm_err get_answer(cm_err e, rp_read *rd)
+{
+    if (e == CM_OK && (!rd->has || rd->win.tombstone)) {
+        md_object_release(&rd->win);
+        return CM_ERR_NOTFOUND;
+    }
+    return e;
+}
+
+cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
+{
+    rp_read rd;
+    if (!valid(bucket, key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.gets);
+    cm_err e = get_answer(quorum_read(c, bucket, key, 1, 1, &rd), &rd);
+    if (e == CM_OK)
+        *out = rd.win;
+    return e;
+}
+
+/* The write op that sends rec (moved into it) to the partition's homes and succeeds at W (an
+ * RP_AVAILABLE bucket's: stand-ins too), with a partition leader's token when fence is not 0. */
+static rp_op *write_op_new(rp *c, const char *bucket, rp_consistency mode, md_object *rec,
+                           uint64_t fence)
+{
+    rp_op *op = rp_op_new(c, RP_K_PUT, bucket, rp_shard_of(rec->key, c->cfg.nshards));
+    if (!op)
+        return NULL;
+    op->part.fence = fence;
+    op->rec = *rec; /* moved */
+    memset(rec, 0, sizeof(*rec));
+    op->need = c->cfg.w;
+    op->sloppy = mode == RP_AVAILABLE;
+    return op;
+}
+
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t fence)
+{
+    rp_op *op = write_op_new(c, bucket, rp_mode(c, bucket), rec, fence);
+    if (!op)
+        return CM_ERR_NOMEM;
+    cm_err e = rp_op_run(op);
+    return e == CM_OK ? write_end(c, op, 0) : e;
+}
+
+/* The record a write sends, in *rec: a copy of obj, or a tombstone of key when obj is NULL,
+ * stamped to supersede every version the read saw (rd->seen). */
+static cm_err stamp_record(rp *c, const char *key, const md_object *obj, const rp_read *rd,
+                           md_object *rec)
+{
+    if (obj) {
+        cm_err e = md_object_copy(obj, rec);
+        if (e != CM_OK)
+            return e;
+    } else {
+        memset(rec, 0, sizeof(*rec));
+        if (!(rec->key = strdup(key)))
+            return CM_ERR_NOMEM;
+        memcpy(rec->version_id, "null", 5);
+        rec->tombstone = 1;
+    }
+    rec->generation = 0;
+    rec->hlc = md_hlc_now(c->cfg.clock);
+    rec->hlc_node = c->cfg.node;
+    rec->vv = rd->seen;
+    md_vv_increment(&rec->vv, c->cfg.node, rec->hlc);
+    return CM_OK;
+}
+
+/* ---- asynchronous get and put: the same phases, chained on the loop ---- */
+
+typedef struct {
+    rp *c;
+    rp_consistency mode;
+    char bucket[MD_BUCKET_MAX + 1];
+    rp_read rd;
+    md_object obj; /* put: a copy of the record to write */
+    rp_get_done get_done;
+    rp_put_done put_done;
+    void *arg;
+} rp_async;
+
+static void async_free(rp_async *a)
+{
+    md_object_release(&a->obj);
+    free(a);
+}
+
+static void aget_end(rp_async *a, cm_err e)
+{
+    e = get_answer(e, &a->rd);
+    a->get_done(a->arg, e, e == CM_OK ? &a->rd.win : NULL);
+    async_free(a);
+}
+
+static void aget_written_back(rp_op *wb)
+{
+    rp_async *a = wb->fin_arg;
+    cm_err e = write_end(a->c, wb, 1);
+    if (e != CM_OK)
+        md_object_release(&a->rd.win);
+    aget_end(a, e);
+}
+
+static void aget_read(rp_op *op)
+{
+    rp_async *a = op->fin_arg;
+    rp_op *wb = NULL;
+    cm_err e = read_end(a->c, op, a->mode, 1, &a->rd, &wb);
+    rp_op_put(op); /* wb holds its own use of the router generation */
+    if (wb && (e = rp_op_go(wb, aget_written_back, a)) == CM_OK)
+        return;
+    if (wb)
+        md_object_release(&a->rd.win);
+    aget_end(a, e);
+}
+
+static rp_async *async_new(rp *c, const char *bucket)
+{
+    rp_async *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->c = c;
+    a->mode = rp_mode(c, bucket);
+    memcpy(a->bucket, bucket, strlen(bucket) + 1); /* valid() bounded it */
+    return a;
+}
+
+cm_err rp_object_get_async(rp *c, const char *bucket, const char *key, rp_get_done done, void *arg)
+{
+    if (!valid(bucket, key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.gets);
+    rp_async *a = async_new(c, bucket);
+    rp_op *op = a ? read_op_new(c, bucket, key, 1, a->mode) : NULL;
+    if (!op) {
+        free(a);
+        return CM_ERR_NOMEM;
+    }
+    a->get_done = done;
+    a->arg = arg;
+    cm_err e = rp_op_go(op, aget_read, a);
+    if (e != CM_OK)
+        free(a);
+    return e;
+}
+
+static void aput_end(rp_async *a, cm_err e)
+{
+    a->put_done(a->arg, e);
+    async_free(a);
+}
+
+static void aput_written(rp_op *op)
+{
+    rp_async *a = op->fin_arg;
+    aput_end(a, write_end(a->c, op, 0));
+}
+
+static void aput_read(rp_op *op)
+{
+    rp_async *a = op->fin_arg;
+    rp_op *wb = NULL, *wr = NULL;
+    md_object rec;
+    cm_err e = read_end(a->c, op, a->mode, 0, &a->rd, &wb); /* no write-back: wb stays NULL */
+    rp_op_put(op);
+    if (e == CM_ERR_UNAVAILABLE && a->mode == RP_AVAILABLE) {
+        memset(&a->rd, 0, sizeof(a->rd)); /* writable while any node answers: blind write */
+        e = CM_OK;
+    }
+    if (e == CM_OK) {
+        e = stamp_record(a->c, a->obj.key, &a->obj, &a->rd, &rec);
+        md_object_release(&a->rd.win);
+    }
+    if (e == CM_OK) {
+        wr = write_op_new(a->c, a->bucket, a->mode, &rec, 0);
+        md_object_release(&rec); /* moved into wr, or still ours when wr is NULL */
+        e = wr ? rp_op_go(wr, aput_written, a) : CM_ERR_NOMEM;
+        if (e == CM_OK)
+            return;
+    }
+    aput_end(a, e);
+}
+
+cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_put_done done,
+                           void *arg)
+{
+    if (!valid(bucket, obj->key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.puts);
+    rp_async *a = async_new(c, bucket);
+    if (!a)
+        return CM_ERR_NOMEM;
+    cm_err e = md_object_copy(obj, &a->obj);
+    rp_op *op = e == CM_OK ? read_op_new(c, bucket, obj->key, 0, a->mode) : NULL;
+    if (!op) {
+        async_free(a);
+        return e == CM_OK ? CM_ERR_NOMEM : e;
+    }
+    op->lazy = 1; /* see read_op_new */
+    a->put_done = done;
+    a->arg = arg;
+    e = rp_op_go(op, aput_read, a);
+    if (e != CM_OK)
+        async_free(a);
     return e;
 }
 
@@ -354,22 +572,9 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     if (e != CM_OK || skip)
         return e;
     md_object rec;
-    if (obj) {
-        e = md_object_copy(obj, &rec);
-        if (e != CM_OK)
-            return e;
-    } else {
-        memset(&rec, 0, sizeof(rec));
-        if (!(rec.key = strdup(key)))
-            return CM_ERR_NOMEM;
-        memcpy(rec.version_id, "null", 5);
-        rec.tombstone = 1;
-    }
-    rec.generation = 0;
-    rec.hlc = md_hlc_now(c->cfg.clock);
-    rec.hlc_node = c->cfg.node;
-    rec.vv = rd.seen;
-    md_vv_increment(&rec.vv, c->cfg.node, rec.hlc);
+    e = stamp_record(c, key, obj, &rd, &rec);
+    if (e != CM_OK)
+        return e;
     e = quorum_write(c, bucket, &rec, fence);
     md_object_release(&rec);
     return e;

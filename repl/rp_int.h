@@ -7,14 +7,17 @@
  * made it posts it to cfg.base's loop (rp_op_start), which routes it and sends the calls; the
  * completions run on the loop and store their results in the op's slots; the worker waits on the
  * op's condition variable until enough succeeded, every call ended, or its deadline passed, and
- * then reads the slots (rp_op_wait). Every field of an op that the loop writes after the start is
+ * then reads the slots (rp_op_wait); or, started with rp_op_go, its on_finish runs on the loop
+ * instead of a waiter waking up. Every field of an op that the loop writes after the start is
  * guarded by the coordinator's mutex.
  *
  * Lifetime: an op is reference counted under the coordinator's mutex: one reference for its
- * waiter (none for a detached op: read repair, anti-entropy writes), one per call in flight and
- * one per pending hedge timer. The last one frees it, on whichever thread drops it; a completion
- * arriving after the waiter gave up therefore finds its op alive. rp_free waits until no op
- * exists, so no completion can ever arrive at a freed coordinator.
+ * waiter (an asynchronous op's on_finish drops it; none for a detached op: read repair,
+ * anti-entropy writes), one per call in flight and one per pending hedge or lazy timer (the
+ * deadline timer holds none: it is freed when the op finishes, before on_finish runs). The last one
+ * frees it, on whichever thread drops it; a completion arriving after the waiter gave up therefore
+ * finds its op alive. rp_free waits until no op exists, so no completion can ever arrive at a freed
+ * coordinator.
  */
 #ifndef RP_INT_H
 #define RP_INT_H
@@ -23,10 +26,15 @@
 
 #include "rp.h"
 
+struct event;
+
 #define RP_SLOTS 12      /* replicas of one fan-out: homes and stand-ins */
 #define RP_REPAIR_MAX 64 /* read-repair writes in flight at most (more are dropped, counted) */
 #define RP_KEYLOCKS 256  /* stripes of the per-key lock of conditional writes */
 #define RP_PAGE_MIN 16   /* listing: records per shard page, at least */
+
+/* A lazy read (rp_op.lazy) asks its other homes when one of those asked is this slow. */
+#define RP_LAZY_HEDGE_MS 50
 
 typedef enum {
     RP_K_GET,
@@ -93,6 +101,16 @@ struct rp_op {
     int finished, refs, routed;
     unsigned rt_gen; /* the router generation the op holds a use of */
     pthread_cond_t cv;
+    /* An asynchronous waiter (rp_op_go) instead of a blocked one: on_finish(op) runs once on
+     * the loop when the op finished or its deadline timer fired, without c->mu; it owns the
+     * waiter's reference. fin_arg is its argument. */
+    void (*on_finish)(rp_op *op);
+    void *fin_arg;
+    struct event *deadline; /* on_finish's timer (cfg.timeout_ms), on the loop only */
+    /* A lazy get (a put's read, rp_coord.c read_op_new) asks `need` homes, this node's first;
+     * the next one when one fails, and the rest at RP_LAZY_HEDGE_MS. */
+    int lazy;
+    int next_lazy; /* the first home not asked yet (under c->mu) */
 };
 
 struct rp_keylocks {
@@ -124,6 +142,10 @@ int rp_op_wait(rp_op *op, int64_t deadline_ms);
 void rp_op_put(rp_op *op);
 /* rp_op_start, then rp_op_wait until cfg.timeout_ms from now. */
 cm_err rp_op_run(rp_op *op);
+/* rp_op_start without a blocked waiter: on_finish(op) runs on the loop (c->mu not held) once the
+ * op finished, or cfg.timeout_ms after it started, and drops the waiter's reference. On failure
+ * the op is freed and on_finish never runs. Any thread, the loop's too. */
+cm_err rp_op_go(rp_op *op, void (*on_finish)(rp_op *op), void *arg);
 /* An op over the given replicas of parent's partition, under parent's router generation
  * (parent must still be held), needing all n. */
 rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *const *reps, size_t n);

@@ -307,6 +307,7 @@ cm_err rp_replica_local_new(struct event_base *base, md_store *md, nd_work *work
     b->work = work;
     snprintf(b->node_id, sizeof(b->node_id), "%s", node_id);
     b->base.node_id = b->node_id;
+    b->base.local = 1;
     *out = &b->base;
     return CM_OK;
 }

@@ -11,6 +11,11 @@
  * failed stand-in's to the next one, for the same home), and also does so for homes still silent
  * when the hedge timer fires (cfg.hedge_ms after the start).
  *
+ * An asynchronous op (rp_op_go) has no blocked waiter: whoever finishes it on the loop (a
+ * completion, the start, the hedge, or its deadline timer at cfg.timeout_ms) runs its on_finish
+ * once, after releasing the mutex. A lazy op (a put's read) sends to `need` homes, this node's
+ * first, and to the next one when a call fails, to all the rest at RP_LAZY_HEDGE_MS.
+ *
  * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
  * before) for every replica's answer, then writes the winner to each replica that answered with
  * a loser or nothing, as a detached put op (rp_op_repair), at most RP_REPAIR_MAX in flight.
@@ -150,17 +155,46 @@ static int slot_ok(const rp_op *op, const rp_slot *s)
     return s->err == CM_ERR_NOTFOUND && op->kind != RP_K_PUT;
 }
 
-static void check_finished_locked(rp_op *op)
+/* 1 when this call finished the op: the caller then runs op_notify once c->mu is released. */
+static int check_finished_locked(rp_op *op)
 {
     if (op->finished)
-        return;
+        return 0;
     int all = op->routed;
     for (int i = 0; i < op->nslots && all; i++)
         all = op->slot[i].state == RP_SLOT_DONE;
     if (op->nok >= op->need || all) {
         op->finished = 1;
         pthread_cond_broadcast(&op->cv);
+        return 1;
     }
+    return 0;
+}
+
+/* The op just finished (loop thread, c->mu not held): hand it to its asynchronous waiter. */
+static void op_notify(rp_op *op)
+{
+    if (!op->on_finish)
+        return;
+    if (op->deadline) {
+        event_free(op->deadline);
+        op->deadline = NULL;
+    }
+    op->on_finish(op);
+}
+
+/* An asynchronous op's deadline: it ends with what it has, as a blocked waiter gives up. */
+static void deadline_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    pthread_mutex_lock(&op->c->mu);
+    int fin = !op->finished;
+    op->finished = 1;
+    pthread_mutex_unlock(&op->c->mu);
+    if (fin)
+        op_notify(op);
 }
 
 static void op_done(void *arg, const rp_result *res);
@@ -188,6 +222,7 @@ static cm_err dispatch(rp_op *op, rp_slot *s)
 }
 
 static void launch_standin(rp_op *op, int home);
+static void lazy_send(rp_op *op, int all);
 
 /* Send slot i's call (loop thread, c->mu not held; the caller holds a reference). */
 static void op_send(rp_op *op, int i)
@@ -213,6 +248,33 @@ static void op_send(rp_op *op, int i)
     pthread_mutex_unlock(&c->mu);
     if (standin)
         launch_standin(op, home);
+    lazy_send(op, 0); /* a refused home is replaced by one not asked yet */
+}
+
+/* A lazy op: ask the next home not asked yet (all of them when all is set), unless the op
+ * finished. Loop thread, c->mu not held. */
+static void lazy_send(rp_op *op, int all)
+{
+    rp *c = op->c;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int i = op->lazy && !op->finished && op->next_lazy < op->nslots ? op->next_lazy++ : -1;
+        pthread_mutex_unlock(&c->mu);
+        if (i < 0)
+            return;
+        op_send(op, i);
+        if (!all)
+            return;
+    }
+}
+
+static void lazy_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    lazy_send(op, 1);
+    rp_op_put(op);
 }
 
 static void launch_standin(rp_op *op, int home)
@@ -322,9 +384,11 @@ static void op_done(void *arg, const rp_result *res)
     pthread_mutex_unlock(&c->mu);
     if (standin)
         launch_standin(op, home);
+    if (!ok)
+        lazy_send(op, 0); /* a failed home is replaced by one not asked yet */
 
     pthread_mutex_lock(&c->mu);
-    check_finished_locked(op);
+    int fin = check_finished_locked(op);
     md_object win;
     rp_replica *reps[RP_SLOTS];
     size_t nrep = 0;
@@ -336,6 +400,8 @@ static void op_done(void *arg, const rp_result *res)
             nrep = 0;
     }
     pthread_mutex_unlock(&c->mu);
+    if (fin)
+        op_notify(op); /* before the call's reference goes: the waiter's keeps the op */
     if (nrep) {
         rp_op_repair(c, op, &win, reps, nrep);
         md_object_release(&win);
@@ -349,10 +415,10 @@ static void hedge_fire(evutil_socket_t fd, short what, void *arg)
     (void)what;
     rp_op *op = arg;
     rp *c = op->c;
-    int late[RP_SLOTS], n = 0;
+    int late[RP_SLOTS], n = 0, fin = 0;
     pthread_mutex_lock(&c->mu);
     if (op->lenient && op->nok >= 1 && !op->finished) {
-        op->finished = 1; /* an available read answers from what it has by now */
+        op->finished = fin = 1; /* an available read answers from what it has by now */
         pthread_cond_broadcast(&op->cv);
     }
     for (int i = 0; op->sloppy && i < op->nslots && !op->finished; i++) {
@@ -363,6 +429,8 @@ static void hedge_fire(evutil_socket_t fd, short what, void *arg)
         }
     }
     pthread_mutex_unlock(&c->mu);
+    if (fin)
+        op_notify(op);
     for (int i = 0; i < n; i++)
         launch_standin(op, late[i]);
     rp_op_put(op);
@@ -413,12 +481,42 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
         if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, hedge_fire, op, &tv) != 0)
             rp_op_put(op);
     }
-    for (int i = 0; i < n; i++)
+    int first = n;
+    if (op->lazy && op->need < n) {
+        for (int i = 1; i < n; i++) /* this node's store first: it answers without the network */
+            if (op->slot[i].r->local) {
+                rp_replica *r = op->slot[0].r;
+                op->slot[0].r = op->slot[i].r;
+                op->slot[i].r = r;
+                break;
+            }
+        first = op->need;
+        struct timeval tv = {RP_LAZY_HEDGE_MS / 1000, (RP_LAZY_HEDGE_MS % 1000) * 1000};
+        pthread_mutex_lock(&c->mu);
+        op->next_lazy = first;
+        op->refs++;
+        pthread_mutex_unlock(&c->mu);
+        if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, lazy_fire, op, &tv) != 0) {
+            rp_op_put(op);
+            first = n; /* no hedge: ask every home now */
+            op->next_lazy = n;
+        }
+    }
+    if (op->on_finish) {
+        /* without a timer (no memory) the op still ends: every call ends within its own limit */
+        struct timeval tv = {c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000};
+        op->deadline = evtimer_new(c->cfg.base, deadline_fire, op);
+        if (op->deadline)
+            evtimer_add(op->deadline, &tv);
+    }
+    for (int i = 0; i < first; i++)
         op_send(op, i);
     pthread_mutex_lock(&c->mu);
     op->routed = 1;
-    check_finished_locked(op);
+    int fin = check_finished_locked(op);
     pthread_mutex_unlock(&c->mu);
+    if (fin)
+        op_notify(op);
     rp_op_put(op);
 }
 
@@ -445,6 +543,13 @@ cm_err rp_op_run(rp_op *op)
     if (e == CM_OK)
         rp_op_wait(op, deadline);
     return e;
+}
+
+cm_err rp_op_go(rp_op *op, void (*on_finish)(rp_op *op), void *arg)
+{
+    op->on_finish = on_finish;
+    op->fin_arg = arg;
+    return rp_op_start(op);
 }
 
 int rp_op_wait(rp_op *op, int64_t deadline_ms)

@@ -116,6 +116,7 @@ typedef struct {
 struct rp_replica {
     const rp_replica_ops *ops;
     const char *node_id; /* the node it reaches (for logs, hints and the router) */
+    int local;           /* this node's own store (answers without the network) */
 };
 
 /* The calls (dispatch through r->ops; rp_replica.c). max for list is capped at RP_LIST_MAX. */

@@ -26,6 +26,8 @@ import time
 import boto3
 from botocore.config import Config
 
+import s3raw
+
 MIB = 1 << 20
 
 
@@ -126,6 +128,15 @@ def main():
         if keys != ["plain"]:
             fail("ListObjects through n6 while the upload is open: %r" % keys)
         ok("ListObjects through n6 shows no upload record")
+        # The upload's own record named as a key (md_mpkey.c: 0xFF 'u' key 01 01 id) is never an
+        # object: GET and HEAD through n6 answer 404 (gateway/gw_meta.c, reserved()).
+        os.environ["CAIRN_ENDPOINT"] = eps[5]
+        raw = ("/%s/" % b).encode() + b"\xffu" + k.encode() + b"\x01\x01" + u.encode()
+        for method in ("GET", "HEAD"):
+            status, _, _ = s3raw.request(method, raw)
+            if status != 404:
+                fail("%s of the upload record's key through n6: %d, want 404" % (method, status))
+        ok("GET and HEAD of the upload record's own key through n6 answer 404")
     elif phase == "complete":
         n = int(sys.argv[4])
         b, k, u = st["bucket"], st["key"], st["upload"]

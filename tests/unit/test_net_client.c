@@ -326,6 +326,17 @@ static void test_request_bodies(void)
     CU_ASSERT_EQUAL(evbuffer_get_length(t.body), strlen(want));
     CU_ASSERT_EQUAL(memcmp(evbuffer_pullup(t.body, -1), want, strlen(want)), 0);
     evbuffer_free(t.body);
+    /* again on the kept connection, whose requests are written at once (conn_write_now): when
+     * the kernel takes the produced output whole, the client must ask for more itself */
+    net_client_stats st0, st1;
+    net_client_get_stats(c.cl, &st0);
+    do_call(&c, s.port, "PUT", "/echo", n, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT_EQUAL(t.sent, n);
+    CU_ASSERT_EQUAL(evbuffer_get_length(t.body), strlen(want));
+    net_client_get_stats(c.cl, &st1);
+    CU_ASSERT_EQUAL(st1.reuses, st0.reuses + 1);
+    evbuffer_free(t.body);
     /* the server answers before reading a big body: the call ends with that answer, no hang */
     do_call(&c, s.port, "PUT", "/early", 64u << 20, &t);
     CU_ASSERT_EQUAL(t.err, CM_OK);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "co.h"
 #include "cu_etcd.h"
@@ -484,6 +485,230 @@ static void test_read_write_back(void)
     CU_ASSERT_STRING_EQUAL(o.etag, "v2");
     md_object_release(&o);
     CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "d", &o), CM_ERR_NOTFOUND);
+    env_down();
+}
+
+/* ---- the asynchronous calls (rp_object_get_async, rp_object_put_async) ---- */
+
+/* One asynchronous call waited for by the test thread. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;   /* times done ran */
+    int on_loop; /* done ran on the replicas' loop thread */
+    cm_err err;
+    md_object rec; /* get: what it answered */
+} waiter;
+
+static void waiter_done(waiter *w, cm_err err, md_object *rec)
+{
+    pthread_mutex_lock(&w->mu);
+    w->calls++;
+    w->on_loop = pthread_equal(pthread_self(), E.th);
+    w->err = err;
+    if (rec)
+        w->rec = *rec; /* ours now */
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void async_got(void *arg, cm_err err, md_object *rec)
+{
+    waiter_done(arg, err, rec);
+}
+
+static void async_put(void *arg, cm_err err)
+{
+    waiter_done(arg, err, NULL);
+}
+
+/* Start with start_err, then wait for done (if it was started); the answer, and 1 in *once
+ * when done ran exactly once, on the loop. */
+static cm_err await(waiter *w, cm_err start_err, int *once)
+{
+    pthread_mutex_lock(&w->mu);
+    while (start_err == CM_OK && w->calls == 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    usleep(20000); /* a second completion would come now */
+    pthread_mutex_lock(&w->mu);
+    *once = start_err == CM_OK ? w->calls == 1 && w->on_loop : w->calls == 0;
+    cm_err e = start_err == CM_OK ? w->err : start_err;
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    return e;
+}
+
+static void waiter_init(waiter *w)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+static cm_err aget(int ci, const char *key, md_object *out)
+{
+    waiter w;
+    int once = 0;
+    waiter_init(&w);
+    cm_err e = await(&w, rp_object_get_async(E.c[ci], B, key, async_got, &w), &once);
+    CU_ASSERT(once);
+    if (e == CM_OK)
+        *out = w.rec;
+    else
+        CU_ASSERT_PTR_NULL(w.rec.key); /* no record without CM_OK */
+    return e;
+}
+
+static cm_err aput(int ci, const char *key, const char *etag)
+{
+    waiter w;
+    int once = 0;
+    md_object o = mkobj(key, etag);
+    waiter_init(&w);
+    cm_err start = rp_object_put_async(E.c[ci], B, &o, async_put, &w);
+    md_object_release(&o); /* borrowed for the call only */
+    cm_err e = await(&w, start, &once);
+    CU_ASSERT(once);
+    return e;
+}
+
+/* The asynchronous get and put make the same quorum reads and writes as the blocking ones: a
+ * put supersedes what its read saw (the version vector of both writers), a get answers the
+ * winner, a tombstone or nothing is NOTFOUND, one home down changes nothing, two down is
+ * UNAVAILABLE in a strong bucket; done runs once, on the loop. */
+static void test_async_quorum(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    CU_ASSERT_EQUAL(aput(1, "k", "e2"), CM_OK);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(aget(0, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e2");
+    CU_ASSERT_EQUAL(o.hlc_node, 2);
+    CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 1), 1); /* the first put, seen by the second's read */
+    CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 2), 1);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(aget(0, "nope", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, "k", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(aget(1, "k", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(aget(0, "", &o), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(aput(0, "", "x"), CM_ERR_INVAL);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(aput(0, "k", "e3"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(aget(1, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e3");
+    md_object_release(&o);
+    set_fault(1, 1, 0, 0);
+    CU_ASSERT_EQUAL(aput(0, "k", "e4"), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(aget(1, "k", &o), CM_ERR_UNAVAILABLE);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.puts, 3); /* e1, e3, e4: an invalid call is not counted */
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(0, "k", &keep), "e3");
+    CU_ASSERT_STRING_EQUAL(stored(1, "k", &keep), "e3");
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "-");
+    md_object_release(&keep);
+    env_down();
+}
+
+/* An asynchronous call has no waiter to give up: its deadline timer answers at timeout_ms while
+ * the replicas still hang (1.5 s), and the late answers find their ops alive (ASan). An
+ * available bucket's put writes to stand-ins at the hedge. */
+static void test_async_deadline(void)
+{
+    env_up_hedged(1, 300, RP_STRONG, 50);
+    set_fault(1, 0, 1500, 0);
+    set_fault(2, 0, 1500, 0);
+    int64_t t0 = now_ms();
+    md_object o;
+    CU_ASSERT_EQUAL(aget(0, "k", &o), CM_ERR_UNAVAILABLE);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT(took >= 290 && took < 1400);
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(aput(0, "k", "e1"), CM_ERR_UNAVAILABLE);
+    took = now_ms() - t0;
+    CU_ASSERT(took >= 290 && took < 1400); /* the read's deadline: no write starts */
+    E.mode = RP_AVAILABLE;
+    CU_ASSERT_EQUAL(aput(0, "k", "e1"), CM_OK); /* read and write answer at the hedge */
+    coords_free();
+    CU_ASSERT_EQUAL(fake_hints(E.f[3], "f1"), 1);
+    CU_ASSERT_EQUAL(fake_hints(E.f[4], "f2"), 1);
+    env_down();
+}
+
+/* The asynchronous get of a strong bucket writes back a winner that fewer than W homes hold
+ * before it answers, as rp_object_get does (test_read_write_back). */
+static void test_async_write_back(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    CU_ASSERT_EQUAL(put(0, "k", "v1", NULL), CM_OK);
+    fake_faults lose = {0};
+    lose.lose_puts = 1;
+    fake_set_faults(E.f[1], &lose);
+    fake_set_faults(E.f[2], &lose);
+    CU_ASSERT_EQUAL(aput(0, "k", "v2"), CM_OK); /* only f0 stores it */
+    set_fault(1, 0, 0, 0);
+    set_fault(2, 0, 1500, 0); /* no read repair before the answer */
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(aget(1, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "v2");
+    md_object_release(&o);
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(1, "k", &keep), "v2");
+    md_object_release(&keep);
+    env_down();
+}
+
+static unsigned gets_of(int i)
+{
+    fake_counts n;
+    fake_counts_get(E.f[i], &n);
+    return n.gets;
+}
+
+/*
+ * The read before a put is lazy: it asks R homes (this node's own store first), a third only
+ * when one of them fails or is slower than RP_LAZY_HEDGE_MS; a get still asks all three (read
+ * repair compares them). Blocking and asynchronous puts alike.
+ */
+static void test_lazy_put_read(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    fake_replica(E.f[2])->local = 1; /* f2 plays this node's store: asked first */
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    CU_ASSERT_EQUAL(aput(1, "k", "e2"), CM_OK);
+    usleep(150 * 1000); /* past the hedge: a finished read asks no one more */
+    CU_ASSERT_EQUAL(gets_of(2), 2);
+    CU_ASSERT_EQUAL(gets_of(0) + gets_of(1), 2); /* one more home per read, not two */
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e2");
+    CU_ASSERT_EQUAL(md_vv_counter(&o.vv, 1), 1); /* the second put saw the first */
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(gets_of(0) + gets_of(1) + gets_of(2), 4 + 3); /* the get asked all three */
+    /* the local store down: both others are asked, and the put still reaches W */
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "k", "e3", NULL), CM_OK);
+    /* a home that hangs: the read asks the third at the hedge, long before the hang ends */
+    set_fault(2, 0, 0, 0);
+    fake_replica(E.f[2])->local = 0;
+    fake_replica(E.f[0])->local = 1; /* asked first, and hangs */
+    set_fault(0, 0, 1500, 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(aput(0, "k2", "x"), CM_OK);
+    CU_ASSERT(now_ms() - t0 < 1000);
+    /* a home that fails: replaced at once */
+    set_fault(0, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(1, "k2", "y", NULL), CM_OK);
+    coords_free();
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(1, "k2", &keep), "y");
+    CU_ASSERT_STRING_EQUAL(stored(2, "k2", &keep), "y");
+    md_object_release(&keep);
     env_down();
 }
 
@@ -1266,6 +1491,11 @@ void cu_register(void)
         {"create_race", test_cond_create_race}, {"lock_bounded", test_cond_lock_bounded},
         {"leader_plug", test_cond_leader_plug}, {"cond_fenced", test_cond_fenced},
         {"etcd_leader", test_cond_etcd_leader}, {NULL, NULL}};
+    static const cu_test async[] = {{"quorum", test_async_quorum},
+                                    {"deadline", test_async_deadline},
+                                    {"write_back", test_async_write_back},
+                                    {"lazy_put_read", test_lazy_put_read},
+                                    {NULL, NULL}};
     static const cu_test ae[] = {
         {"converge", test_antientropy}, {"collect", test_collect}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
@@ -1274,6 +1504,7 @@ void cu_register(void)
     cu_add_suite("repl_quorum", quorum);
     cu_add_suite("repl_versions", versions);
     cu_add_suite("repl_cond", cond);
+    cu_add_suite("repl_async", async);
     cu_add_suite("repl_antientropy", ae);
     cu_add_suite("repl_list", list);
 }
