@@ -4,11 +4,13 @@
  *
  * A real gateway (one event loop, one worker, a queue of one) serves on a loopback port; its object
  * records go through a quorum coordinator (repl/rp.h) over three fake replicas (rp_fake.h) that
- * hang: every record call waits HANG_MS and then times out. GET A takes the worker, and of GETs B
- * and C one waits in the queue and the other finds the pool saturated: it must answer 503
- * SlowDown, and /health/ready must answer, while A is still waiting on the replicas. (Before, the
- * saturated request ran its quorum read inline and stalled the loop for HANG_MS.) Once the
+ * hang: every record call waits HANG_MS and then times out. Listing A takes the worker, and of
+ * listings B and C one waits in the queue and the other finds the pool saturated: it must answer
+ * 503 SlowDown, and /health/ready must answer, while A is still waiting on the replicas. (Before,
+ * the saturated request ran its quorum calls inline and stalled the loop for HANG_MS.) Once the
  * replicas answer, A and the queued one get 503 ServiceUnavailable (no quorum). About 2 x HANG_MS.
+ * Listings, not GETs: a cluster node's GET starts its quorum read from the loop without a worker
+ * (rp_object_get_async), so GETs never fill the pool.
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -135,16 +137,16 @@ static void test_saturated_loop_free(void)
     fake_faults hang = {.hang_ms = HANG_MS};
     for (int i = 0; i < NF; i++)
         fake_set_faults(f[i], &hang);
-    int a = send_get(port, "/bkt/a", 0);
+    int a = send_get(port, "/bkt?prefix=a", 0);
     fake_counts fc = {0};
     int64_t until = cm_monotonic_ms() + 10000;
-    while (fc.gets == 0 && cm_monotonic_ms() < until) { /* A's quorum read reached a replica */
+    while (fc.lists == 0 && cm_monotonic_ms() < until) { /* A's listing reached a replica */
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
         fake_counts_get(f[0], &fc);
     }
-    CU_ASSERT_FATAL(fc.gets > 0);
-    int bc[2] = {send_get(port, "/bkt/b", 0), send_get(port, "/bkt/c", 0)};
+    CU_ASSERT_FATAL(fc.lists > 0);
+    int bc[2] = {send_get(port, "/bkt?prefix=b", 0), send_get(port, "/bkt?prefix=c", 0)};
     struct pollfd p[2] = {{.fd = bc[0], .events = POLLIN}, {.fd = bc[1], .events = POLLIN}};
     CU_ASSERT_FATAL(poll(p, 2, 4 * HANG_MS) > 0);
     int refused = p[0].revents ? 0 : 1;
