@@ -19,7 +19,8 @@
  *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
  * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
- * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum).
+ * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum). A
+ * conditional write reads and writes with RP_STRONG's quorums in either mode.
  *
  * Conditional writes go through cfg.cond_run (a partition leader) or rp_cond_execute here: the
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
@@ -251,13 +252,12 @@ static cm_err write_back(rp *c, rp_op *op, const md_object *win)
     return e;
 }
 
-/* A quorum read of key; repair: write stale homes afterwards (asynchronous); writeback: in a
- * strong bucket, answer only once W homes hold the winner (write_back). */
-static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, int writeback,
-                          rp_read *rd)
+/* A quorum read of key under mode; repair: write stale homes afterwards (asynchronous);
+ * writeback: in RP_STRONG, answer only once W homes hold the winner (write_back). */
+static cm_err quorum_read(rp *c, const char *bucket, const char *key, rp_consistency mode,
+                          int repair, int writeback, rp_read *rd)
 {
     memset(rd, 0, sizeof(*rd));
-    rp_consistency mode = rp_mode(c, bucket);
     rp_op *op = rp_op_new(c, RP_K_GET, bucket, rp_shard_of(key, c->cfg.nshards));
     if (!op || !(op->key = strdup(key))) {
         rp_op_put(op);
@@ -289,7 +289,7 @@ cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
     if (!valid(bucket, key))
         return CM_ERR_INVAL;
     count(c, &c->st.gets);
-    cm_err e = quorum_read(c, bucket, key, 1, 1, &rd);
+    cm_err e = quorum_read(c, bucket, key, rp_mode(c, bucket), 1, 1, &rd);
     if (e != CM_OK)
         return e;
     if (!rd.has || rd.win.tombstone) {
@@ -302,9 +302,9 @@ cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
 
 /* Send rec to the partition's homes and wait for W of them (RP_AVAILABLE: stand-ins too), with
  * a partition leader's token when fence is not 0. */
-static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t fence)
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
+                           uint64_t fence)
 {
-    rp_consistency mode = rp_mode(c, bucket);
     rp_op *op = rp_op_new(c, RP_K_PUT, bucket, rp_shard_of(rec->key, c->cfg.nshards));
     if (!op)
         return CM_ERR_NOMEM;
@@ -333,14 +333,16 @@ static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t f
     return e;
 }
 
-/* Read, check the condition (may be NULL), stamp and write: obj NULL writes a tombstone. */
+/* Read, check the condition (may be NULL), stamp and write: obj NULL writes a tombstone. A
+ * condition is decided on strict quorums whatever the bucket's mode: a read answered by one home,
+ * or a write held by stand-ins, would let a second writer find the key absent (two winners). */
 static cm_err read_and_write(rp *c, const char *bucket, const char *key, const md_object *obj,
                              const md_cond *cond, uint64_t fence)
 {
     rp_read rd;
-    rp_consistency mode = rp_mode(c, bucket);
+    rp_consistency mode = cond ? RP_STRONG : rp_mode(c, bucket);
     /* A delete may answer from this read alone (nothing to delete), so it writes back too. */
-    cm_err e = quorum_read(c, bucket, key, 0, !obj, &rd);
+    cm_err e = quorum_read(c, bucket, key, mode, 0, !obj, &rd);
     if (e == CM_ERR_UNAVAILABLE && mode == RP_AVAILABLE && !cond) {
         memset(&rd, 0, sizeof(rd)); /* writable while any node answers: blind write */
         e = CM_OK;
@@ -370,7 +372,7 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     rec.hlc_node = c->cfg.node;
     rec.vv = rd.seen;
     md_vv_increment(&rec.vv, c->cfg.node, rec.hlc);
-    e = quorum_write(c, bucket, &rec, fence);
+    e = quorum_write(c, bucket, &rec, mode, fence);
     md_object_release(&rec);
     return e;
 }

@@ -710,6 +710,38 @@ static void test_cond_fenced(void)
     env_down();
 }
 
+/* A conditional write in an available bucket is still decided on a strict quorum of homes: its
+ * read waits for R homes (no answer from one at the hedge) and its write for W homes (no
+ * stand-ins). Before, both were sloppy: with f1 and f2 down, If-None-Match: * succeeded on f0 and
+ * two stand-ins, and once f0 was down and f1, f2 back, a second one succeeded too (two winners);
+ * and a read answered at the hedge by the one stale home decided a condition alone. */
+static void test_cond_available_strict(void)
+{
+    env_up_hedged(1, 2000, RP_AVAILABLE, 50);
+    md_cond inm = {1, NULL};
+    set_fault(1, 1, 0, 0);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "ca", "e1", &inm), CM_ERR_UNAVAILABLE);
+    set_fault(0, 1, 0, 0);
+    set_fault(1, 0, 0, 0);
+    set_fault(2, 0, 0, 0);
+    /* the 503 left e1 on f0 only: this one wins, the only 200 of the two */
+    CU_ASSERT_EQUAL(put(1, "ca", "e2", &inm), CM_OK);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.hints_written, 0);
+    /* f2 missed the first write; f0 and f1 hold it but answer after the hedge */
+    set_fault(0, 0, 0, 0);
+    set_fault(2, 1, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "cb", "e1", &inm), CM_OK);
+    set_fault(0, 0, 0, 300);
+    set_fault(1, 0, 0, 300);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL(put(1, "cb", "e2", &inm), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(put(1, "cb", "e3", NULL), CM_OK); /* unconditional writes stay sloppy */
+    env_down();
+}
+
 /* The leader plug: both coordinators hand their conditional writes to coordinator 0 (standing
  * for the partition's leader), and have no lock in common. */
 static cm_err to_leader(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
@@ -1138,10 +1170,13 @@ void cu_register(void)
                                        {"concurrent_writers", test_concurrent_writers},
                                        {"tombstone", test_tombstone},
                                        {NULL, NULL}};
-    static const cu_test cond[] = {
-        {"create_race", test_cond_create_race}, {"lock_bounded", test_cond_lock_bounded},
-        {"leader_plug", test_cond_leader_plug}, {"cond_fenced", test_cond_fenced},
-        {"etcd_leader", test_cond_etcd_leader}, {NULL, NULL}};
+    static const cu_test cond[] = {{"create_race", test_cond_create_race},
+                                   {"lock_bounded", test_cond_lock_bounded},
+                                   {"leader_plug", test_cond_leader_plug},
+                                   {"cond_fenced", test_cond_fenced},
+                                   {"etcd_leader", test_cond_etcd_leader},
+                                   {"available_strict", test_cond_available_strict},
+                                   {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
                                    {"steady_cost", test_list_steady_cost},
