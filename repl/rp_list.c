@@ -6,7 +6,8 @@
  * one) with list(prefix, after, page); the replicas' answers are merged per key by
  * md_object_resolve up to the smallest last key among the answers that were truncated (past it
  * a truncated replica has not spoken yet, so those keys wait for the next page). Tombstones are
- * dropped there, so a deleted key is never listed and never rolls a prefix up.
+ * dropped there, so a deleted key is never listed and never rolls a prefix up; a page they leave
+ * empty is followed by the shard's next one before the merge goes on.
  *
  * The merge takes the smallest key among the cursors, exactly as md_list.c walks one store: a
  * key whose remainder after the prefix holds the delimiter becomes its common prefix, emitted
@@ -125,8 +126,8 @@ static void cursor_drop_page(cursor *cu)
     cu->n = cu->pos = 0;
 }
 
-/* Refill every cursor whose page is used up and that has more, all at once. */
-static cm_err refill(lister *l)
+/* Refill every cursor whose page is used up and that has more, all at once (one round). */
+static cm_err refill_round(lister *l)
 {
     rp *c = l->c;
     cm_err e = CM_OK;
@@ -168,6 +169,22 @@ static cm_err refill(lister *l)
             e = pe;
     }
     return e;
+}
+
+/* Refill rounds until every cursor has a key or is at its end: a page whose records were all
+ * tombstones is empty but not the end of its shard, and the merge must not go past its keys. */
+static cm_err refill(lister *l)
+{
+    for (;;) {
+        int empty = 0;
+        for (uint32_t s = 0; s < l->c->cfg.nshards; s++)
+            empty |= l->cur[s].pos == l->cur[s].n && l->cur[s].more;
+        if (!empty)
+            return CM_OK;
+        cm_err e = refill_round(l);
+        if (e != CM_OK)
+            return e;
+    }
 }
 
 /* The cursor holding the smallest key, or NULL at the end (every page used, none more). */

@@ -1089,6 +1089,49 @@ static void test_list_matches_md(void)
     env_down();
 }
 
+/* A shard page that holds only tombstones (deleted keys) is no end of the shard: the next page
+ * is read before the merge goes on. Before, such a cursor was skipped for that round, so a key
+ * of another shard was listed first: keys out of order, and with max_keys 1 the deleted shard's
+ * next live key never listed (the marker was past it). */
+static void test_list_deleted_page(void)
+{
+    env_up(2, 5000, RP_STRONG);
+    char key[32], live[32] = "", other[32] = "";
+    int deleted = 0;
+    for (int i = 0; i < 400 && (deleted < 40 || !live[0] || !other[0]); i++) {
+        snprintf(key, sizeof(key), "k%03d", i);
+        if (rp_shard_of(key, 2) == 1) {
+            if (!other[0] && live[0]) /* the first key of shard 1 after the live one */
+                snprintf(other, sizeof(other), "%s", key);
+            continue;
+        }
+        if (live[0])
+            continue;
+        CU_ASSERT_EQUAL_FATAL(put(0, key, "e", NULL), CM_OK);
+        if (deleted < 40) {
+            CU_ASSERT_EQUAL_FATAL(rp_object_delete(E.c[0], B, key, NULL, NULL, NULL), CM_OK);
+            deleted++;
+        } else if (!live[0]) {
+            snprintf(live, sizeof(live), "%s", key);
+        }
+    }
+    CU_ASSERT_FATAL(live[0] && other[0] && strcmp(live, other) < 0);
+    CU_ASSERT_EQUAL_FATAL(put(1, other, "e", NULL), CM_OK);
+    md_list_query q = {"", NULL, NULL, 1};
+    md_list_result res;
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &q, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.n, 1);
+    CU_ASSERT(res.n == 1 && strcmp(res.entries[0].key, live) == 0);
+    md_list_result_release(&res);
+    q.max_keys = 10;
+    CU_ASSERT_EQUAL_FATAL(rp_list_objects(E.c[0], B, &q, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.n, 2);
+    CU_ASSERT(res.n == 2 && strcmp(res.entries[0].key, live) == 0 &&
+              strcmp(res.entries[1].key, other) == 0);
+    md_list_result_release(&res);
+    env_down();
+}
+
 static unsigned list_calls(unsigned *listed)
 {
     unsigned n = 0;
@@ -1180,6 +1223,7 @@ void cu_register(void)
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
                                    {"steady_cost", test_list_steady_cost},
+                                   {"deleted_page", test_list_deleted_page},
                                    {NULL, NULL}};
     cu_add_suite("repl_quorum", quorum);
     cu_add_suite("repl_versions", versions);
