@@ -137,14 +137,17 @@ static cm_err refill_round(lister *l)
         if (cu->pos < cu->n || !cu->more)
             continue;
         cursor_drop_page(cu);
+        /* on a failure the pages already asked for are still waited for and dropped below: an
+         * op left behind would keep rp_free waiting forever */
         rp_op *op = rp_op_new(c, RP_K_LIST, l->bucket, s);
-        if (!op)
-            return CM_ERR_NOMEM;
-        op->prefix = strdup(l->prefix);
-        op->after = cu->after ? strdup(cu->after) : NULL;
-        if (!op->prefix || (cu->after && !op->after)) {
+        if (op) {
+            op->prefix = strdup(l->prefix);
+            op->after = cu->after ? strdup(cu->after) : NULL;
+        }
+        if (!op || !op->prefix || (cu->after && !op->after)) {
             rp_op_put(op);
-            return CM_ERR_NOMEM;
+            e = CM_ERR_NOMEM;
+            break;
         }
         op->max = l->page;
         op->need = c->cfg.r;
