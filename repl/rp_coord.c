@@ -24,7 +24,9 @@
  *
  * Conditional writes go through cfg.cond_run (a partition leader) or rp_cond_execute here: the
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
- * condition and the write are one compare-and-set among the writers that share the lock.
+ * condition and the write are one compare-and-set among the writers that share the lock. A
+ * leader's token (rp_cond_write.fence) goes with the read as well as the write: every replica
+ * read admits it first, so no write of a replaced leader lands there between the two.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms.
  */
@@ -253,9 +255,10 @@ static cm_err write_back(rp *c, rp_op *op, const md_object *win)
 }
 
 /* A quorum read of key under mode; repair: write stale homes afterwards (asynchronous);
- * writeback: in RP_STRONG, answer only once W homes hold the winner (write_back). */
+ * writeback: in RP_STRONG, answer only once W homes hold the winner (write_back); fence: a
+ * partition leader's token, admitted by every replica read (0: none). */
 static cm_err quorum_read(rp *c, const char *bucket, const char *key, rp_consistency mode,
-                          int repair, int writeback, rp_read *rd)
+                          int repair, int writeback, uint64_t fence, rp_read *rd)
 {
     memset(rd, 0, sizeof(*rd));
     rp_op *op = rp_op_new(c, RP_K_GET, bucket, rp_shard_of(key, c->cfg.nshards));
@@ -266,6 +269,7 @@ static cm_err quorum_read(rp *c, const char *bucket, const char *key, rp_consist
     op->need = c->cfg.r;
     op->lenient = mode == RP_AVAILABLE;
     op->repair = repair;
+    op->part.fence = fence;
     cm_err e = rp_op_run(op);
     if (e != CM_OK)
         return e;
@@ -289,7 +293,7 @@ cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
     if (!valid(bucket, key))
         return CM_ERR_INVAL;
     count(c, &c->st.gets);
-    cm_err e = quorum_read(c, bucket, key, rp_mode(c, bucket), 1, 1, &rd);
+    cm_err e = quorum_read(c, bucket, key, rp_mode(c, bucket), 1, 1, 0, &rd);
     if (e != CM_OK)
         return e;
     if (!rd.has || rd.win.tombstone) {
@@ -342,7 +346,7 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     rp_read rd;
     rp_consistency mode = cond ? RP_STRONG : rp_mode(c, bucket);
     /* A delete may answer from this read alone (nothing to delete), so it writes back too. */
-    cm_err e = quorum_read(c, bucket, key, mode, 0, !obj, &rd);
+    cm_err e = quorum_read(c, bucket, key, mode, 0, !obj, fence, &rd);
     if (e == CM_ERR_UNAVAILABLE && mode == RP_AVAILABLE && !cond) {
         memset(&rd, 0, sizeof(rd)); /* writable while any node answers: blind write */
         e = CM_OK;

@@ -117,7 +117,9 @@ static cm_err f_get(rp_replica *r, const rp_part *pt, const char *key, rp_done d
     pending *p = begin(f, &f->n.gets, pt, b, done, arg, &e, &delay);
     if (!p)
         return e;
-    p->res.err = md_rec_get(f->md, b, key, &p->rec);
+    p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard, pt->fence); /* a leader's read */
+    if (p->res.err == CM_OK)
+        p->res.err = md_rec_get(f->md, b, key, &p->rec);
     if (p->res.err == CM_OK) {
         p->res.rec = &p->rec;
     } else if (p->res.err == CM_ERR_NOTFOUND) {

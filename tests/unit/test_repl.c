@@ -588,6 +588,23 @@ static void t_fence(void)
     CU_ASSERT_NOT_EQUAL_FATAL(rp_shard_of(k2, NSHARDS), sh);
     md_object e = version(k2, 1000, 1, NULL);
     CU_ASSERT_EQUAL(do_put_fenced(&e, rp_shard_of(k2, NSHARDS), 3).applied, 1);
+    /* A leader's read admits its token too: an earlier leader cannot write after it, a later
+     * one can; a read with a replaced leader's token is refused. */
+    rp_part p = part_of("fk");
+    p.fence = 11;
+    tres g = {0};
+    wait_for(&g, rp_replica_get(E.r, &p, "fk", done_cb, &g));
+    CU_ASSERT_EQUAL(g.err, CM_OK);
+    CU_ASSERT_EQUAL(g.rec.hlc, d.hlc);
+    tres_free(&g);
+    md_object f = version("fk", 5000, 2, &d.vv);
+    CU_ASSERT_EQUAL(do_put_fenced(&f, sh, 9).err, CM_ERR_CONFLICT);
+    p.fence = 10;
+    memset(&g, 0, sizeof(g));
+    wait_for(&g, rp_replica_get(E.r, &p, "fk", done_cb, &g));
+    CU_ASSERT_EQUAL(g.err, CM_ERR_CONFLICT);
+    tres_free(&g);
+    CU_ASSERT_EQUAL(do_put_fenced(&f, sh, 11).applied, 1);
 }
 
 static void t_errors(void)

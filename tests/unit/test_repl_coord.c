@@ -710,6 +710,30 @@ static void test_cond_fenced(void)
     env_down();
 }
 
+/* The successor's read fences too: a partition leader's quorum read admits its token at the
+ * replicas it reads, so an ex-leader (paused after its own read found the key absent) cannot
+ * write there afterwards, even when the successor wrote nothing (its condition failed) or has not
+ * written yet. Before, only writes carried the token: the ex-leader's write landed after the
+ * successor's read, and both If-None-Match writes could succeed. */
+static void test_cond_fenced_read(void)
+{
+    env_up(1, 5000, RP_STRONG);
+    md_object a = mkobj("fr", "e1"), keep = {0};
+    md_cond inm = {1, NULL}, other = {0, "nope"};
+    rp_cond_write next = {B, "fr", &a, &other, 11}; /* the successor: its condition fails */
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[1], &next), CM_ERR_NOTFOUND);
+    rp_cond_write old = {B, "fr", &a, &inm, 9}; /* the ex-leader, writing late */
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[0], &old), CM_ERR_UNAVAILABLE);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_STRING_EQUAL(stored(i, "fr", &keep), "");
+    next.cond = &inm; /* the successor's own write goes through */
+    CU_ASSERT_EQUAL(rp_cond_execute(E.c[1], &next), CM_OK);
+    CU_ASSERT_STRING_EQUAL(stored(0, "fr", &keep), "e1");
+    md_object_release(&keep);
+    md_object_release(&a);
+    env_down();
+}
+
 /* A conditional write in an available bucket is still decided on a strict quorum of homes: its
  * read waits for R homes (no answer from one at the hedge) and its write for W homes (no
  * stand-ins). Before, both were sloppy: with f1 and f2 down, If-None-Match: * succeeded on f0 and
@@ -1213,13 +1237,11 @@ void cu_register(void)
                                        {"concurrent_writers", test_concurrent_writers},
                                        {"tombstone", test_tombstone},
                                        {NULL, NULL}};
-    static const cu_test cond[] = {{"create_race", test_cond_create_race},
-                                   {"lock_bounded", test_cond_lock_bounded},
-                                   {"leader_plug", test_cond_leader_plug},
-                                   {"cond_fenced", test_cond_fenced},
-                                   {"etcd_leader", test_cond_etcd_leader},
-                                   {"available_strict", test_cond_available_strict},
-                                   {NULL, NULL}};
+    static const cu_test cond[] = {
+        {"create_race", test_cond_create_race}, {"lock_bounded", test_cond_lock_bounded},
+        {"leader_plug", test_cond_leader_plug}, {"cond_fenced", test_cond_fenced},
+        {"etcd_leader", test_cond_etcd_leader}, {"available_strict", test_cond_available_strict},
+        {"fenced_read", test_cond_fenced_read}, {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
                                    {"steady_cost", test_list_steady_cost},
