@@ -157,6 +157,11 @@ static cm_err run_get(nd_service *svc, struct nd_mreq *m)
     md_object o;
     uint8_t *buf;
     size_t len;
+    if (m->fence &&
+        md_shard_of((const uint8_t *)m->key, strlen(m->key), m->part.nshards) != m->part.shard) {
+        m->why = "a key of another shard";
+        return CM_ERR_INVAL;
+    }
     cm_err e = md_fence_barrier(svc->md, m->bucket, m->part.shard, m->fence); /* 0: none */
     if (e == CM_ERR_CONFLICT)
         m->why = "a newer partition leader read or wrote here (fencing token too low)";
