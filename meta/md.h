@@ -123,7 +123,8 @@ uint64_t md_hlc_now(md_hlc *c);
 cm_err md_hlc_update(md_hlc *c, uint64_t received, uint64_t *out);
 
 /*
- * Version vector: per writing node, how many writes it coordinated and the HLC of its latest.
+ * Version vector: per writing node, a count of the writes it coordinated (the cluster's
+ * coordinator raises its own to its write's HLC) and the HLC of its latest.
  * Sorted by node id, at most MD_VV_MAX entries: an increment or merge that would exceed it drops
  * the entry with the oldest hlc (see docs/metadata.md, "Replication primitives").
  */

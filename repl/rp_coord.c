@@ -10,9 +10,10 @@
  *
  * put / delete: a quorum read first, then one write. The read gives what the write must
  * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
- * read, incremented for this node at the new HLC, so the write dominates everything its
- * coordinator saw, which is what a blind S3 PUT means ("replace whatever is there"); versions it
- * did not see (written concurrently elsewhere) stay concurrent with it and resolve by
+ * read, incremented for this node at the new HLC (this node's counter raised to that HLC, so its
+ * writes order by its clock even when one did not see the other), so the write dominates
+ * everything its coordinator saw, which is what a blind S3 PUT means ("replace whatever is there");
+ * versions it did not see (written concurrently elsewhere) stay concurrent with it and resolve by
  * last-writer-wins on (hlc, node). The clocks of every version read are merged into this node's
  * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
  * the same way. The write goes to the N homes and succeeds at W durable answers.
@@ -376,6 +377,12 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     rec.hlc_node = c->cfg.node;
     rec.vv = rd.seen;
     md_vv_increment(&rec.vv, c->cfg.node, rec.hlc);
+    /* This node's counter becomes its write's stamp (at least one more than before), so that a
+     * write of this node that did not see an earlier one of its own (blind, or its read missed
+     * it) still orders after it, as its clock does, rather than before it. */
+    for (uint32_t i = 0; i < rec.vv.n; i++)
+        if (rec.vv.e[i].node == c->cfg.node && rec.vv.e[i].counter < rec.hlc)
+            rec.vv.e[i].counter = rec.hlc;
     e = quorum_write(c, bucket, &rec, mode, fence);
     md_object_release(&rec);
     return e;
