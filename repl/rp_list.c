@@ -79,6 +79,9 @@ static cm_err page_merge_locked(lister *l, cursor *cu, rp_op *op)
                 bound = last;
         }
     }
+    /* a page must move past where it started, or refill would ask for it forever */
+    if (bound && op->after && strcmp(bound, op->after) <= 0)
+        return CM_ERR_CORRUPT;
     md_object **all = total ? calloc(total, sizeof(*all)) : NULL;
     if (total && !all)
         return CM_ERR_NOMEM;
