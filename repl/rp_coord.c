@@ -6,7 +6,8 @@
  * answered (read repair, rp_op.c). A tombstone is an absent object. In a strong bucket a winner
  * that fewer than W of the answers hold is first written back to the other homes, and the get
  * answers once W hold it (write_back): what one read returned, every later read returns or
- * supersedes (linearizable reads; a delete's read does the same, since it may answer alone).
+ * supersedes (linearizable reads; a delete's read and a conditional write's do the same, since
+ * they may answer from it alone).
  *
  * put / delete: a quorum read first, then one write. The read gives what the write must
  * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
@@ -346,8 +347,9 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
 {
     rp_read rd;
     rp_consistency mode = cond ? RP_STRONG : rp_mode(c, bucket);
-    /* A delete may answer from this read alone (nothing to delete), so it writes back too. */
-    cm_err e = quorum_read(c, bucket, key, mode, 0, !obj, fence, &rd);
+    /* A delete may answer from this read alone (nothing to delete), and a condition is decided
+     * on it (412 for a version the next read must see too): both write back. */
+    cm_err e = quorum_read(c, bucket, key, mode, 0, !obj || cond, fence, &rd);
     if (e == CM_ERR_UNAVAILABLE && mode == RP_AVAILABLE && !cond) {
         memset(&rd, 0, sizeof(rd)); /* writable while any node answers: blind write */
         e = CM_OK;

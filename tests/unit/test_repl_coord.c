@@ -732,6 +732,27 @@ static void test_cond_fenced(void)
     env_down();
 }
 
+/* A condition decided on a version fewer than W homes hold writes it back first, as a strong get
+ * does: a version one conditional write saw (412) is seen by every later one. Before, the second
+ * If-None-Match below found the key absent (its read missed the one home holding e1) after the
+ * first had been refused because of e1. */
+static void test_cond_write_back(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    md_cond inm = {1, NULL};
+    set_fault(1, 1, 0, 0);
+    set_fault(2, 1, 0, 0);
+    E.mode = RP_AVAILABLE; /* e1 reaches f0 and two stand-ins, none of the other homes */
+    CU_ASSERT_EQUAL(put(0, "wb", "e1", NULL), CM_OK);
+    E.mode = RP_STRONG;
+    set_fault(1, 0, 0, 0);
+    CU_ASSERT_EQUAL(put(0, "wb", "e2", &inm), CM_ERR_PRECONDITION); /* reads f0 and f1 */
+    set_fault(0, 1, 0, 0);
+    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL(put(1, "wb", "e3", &inm), CM_ERR_PRECONDITION); /* reads f1 and f2 */
+    env_down();
+}
+
 /* The successor's read fences too: a partition leader's quorum read admits its token at the
  * replicas it reads, so an ex-leader (paused after its own read found the key absent) cannot
  * write there afterwards, even when the successor wrote nothing (its condition failed) or has not
@@ -1260,11 +1281,15 @@ void cu_register(void)
                                        {"concurrent_writers", test_concurrent_writers},
                                        {"tombstone", test_tombstone},
                                        {NULL, NULL}};
-    static const cu_test cond[] = {
-        {"create_race", test_cond_create_race}, {"lock_bounded", test_cond_lock_bounded},
-        {"leader_plug", test_cond_leader_plug}, {"cond_fenced", test_cond_fenced},
-        {"etcd_leader", test_cond_etcd_leader}, {"available_strict", test_cond_available_strict},
-        {"fenced_read", test_cond_fenced_read}, {NULL, NULL}};
+    static const cu_test cond[] = {{"create_race", test_cond_create_race},
+                                   {"lock_bounded", test_cond_lock_bounded},
+                                   {"leader_plug", test_cond_leader_plug},
+                                   {"cond_fenced", test_cond_fenced},
+                                   {"etcd_leader", test_cond_etcd_leader},
+                                   {"available_strict", test_cond_available_strict},
+                                   {"fenced_read", test_cond_fenced_read},
+                                   {"write_back", test_cond_write_back},
+                                   {NULL, NULL}};
     static const cu_test ae[] = {{"converge", test_antientropy}, {NULL, NULL}};
     static const cu_test list[] = {{"matches_md_list", test_list_matches_md},
                                    {"steady_cost", test_list_steady_cost},
