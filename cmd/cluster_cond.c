@@ -316,14 +316,17 @@ static cm_err leader(cmd_cond *cc, const char *part, int take, leader_ent *out)
     return CM_OK;
 }
 
-/* The partition's homes in preference order (ids, PL_NAME_MAX each); how many. */
+/* The partition's homes in preference order (ids, PL_NAME_MAX each); how many. A layout with
+ * fewer than 3 eligible nodes has them all as homes, as rp_route gives them. */
 static int homes_of(cmd_cond *cc, const rp_part *p, char ids[3][PL_NAME_MAX])
 {
-    int idx[3], n = 0;
+    int idx[3], n = 3;
     pthread_mutex_lock(&cc->mu);
-    if (cc->map && pl_partition(cc->map, pl_partition_id(p->bucket, p->shard), 3, idx) == CM_OK)
-        for (n = 0; n < 3; n++)
-            snprintf(ids[n], PL_NAME_MAX, "%s", cc->topo->nodes[idx[n]].id);
+    uint64_t part = pl_partition_id(p->bucket, p->shard);
+    while (n > 0 && (!cc->map || pl_partition(cc->map, part, n, idx) != CM_OK))
+        n--;
+    for (int i = 0; i < n; i++)
+        snprintf(ids[i], PL_NAME_MAX, "%s", cc->topo->nodes[idx[i]].id);
     pthread_mutex_unlock(&cc->mu);
     return n;
 }

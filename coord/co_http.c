@@ -551,7 +551,9 @@ cm_err co_http_stream(co_http *h, const char *path, const char *body, co_line_fn
         if (hd.chunked)
             e = read_chunk(h, -1, stop, &chunk, &done);
         else if ((e = fill(h, -1, stop)) == CM_OK) {
-            e = buf_append(&chunk, CUR(h), AVAIL(h));
+            /* as read_chunk bounds a chunked one: a line never ended is not kept whole */
+            e = chunk.len + AVAIL(h) > BODY_MAX ? CM_ERR_TOOBIG
+                                                : buf_append(&chunk, CUR(h), AVAIL(h));
             h->in_off = h->in.len;
         }
         if (e != CM_OK || chunk.len == before)

@@ -124,7 +124,8 @@ uint64_t md_hlc_now(md_hlc *c);
 cm_err md_hlc_update(md_hlc *c, uint64_t received, uint64_t *out);
 
 /*
- * Version vector: per writing node, how many writes it coordinated and the HLC of its latest.
+ * Version vector: per writing node, a count of the writes it coordinated (the cluster's
+ * coordinator raises its own to its write's HLC) and the HLC of its latest.
  * Sorted by node id, at most MD_VV_MAX entries: an increment or merge that would exceed it drops
  * the entry with the oldest hlc (see docs/metadata.md, "Replication primitives").
  */
@@ -637,6 +638,21 @@ cm_err md_fence_admit(md_store *md, const char *bucket, uint32_t shard, uint64_t
 
 cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
                       const char *hint_for, int *applied);
+/* md_rec_receive of a partition leader's write (never a hint): token is admitted
+ * (md_fence_admit) inside the merge's write transaction, so the admission and the write are one
+ * step of the store's write order (md_fence_barrier); CM_ERR_CONFLICT, nothing stored, for a token
+ * lower than the partition's. */
+cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
+                             uint64_t token, const md_object *rec, int *applied);
+/*
+ * A partition leader's read barrier: admit token (> 0) for (bucket, shard) in the store's write
+ * order. Once it returned CM_OK, every fenced write admitted before it is committed (a read made
+ * afterwards sees it), and a fenced write with a lower token that comes later is refused; so a
+ * replaced leader's write cannot land between its successor's read and its successor's write.
+ * CM_ERR_CONFLICT for a token lower than the partition's. Costs a turn of the group commit, no
+ * sync of its own.
+ */
+cm_err md_fence_barrier(md_store *md, const char *bucket, uint32_t shard, uint64_t token);
 
 /*
  * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers,

@@ -7,16 +7,18 @@
  * wall-clock time seen in ms, c a counter of events within l. Packed as l << 16 | c, the paper's
  * rules reduce to integer maxima: a local event takes max(last + 1, wall << 16), a receive
  * max(last + 1, received + 1, wall << 16). last only grows, so timestamps stay monotonic when the
- * wall clock steps back (they carry on from last, counting in c); 65,536 events within one ms
- * carry into l, a clock running ahead by a millisecond rather than a repeated timestamp. A
+ * wall clock steps back (they carry on from last, counting in c), within one run: last is not
+ * kept across a restart (docs/metadata.md says what orders writes then); 65,536 events within one
+ * ms carry into l, a clock running ahead by a millisecond rather than a repeated timestamp. A
  * received timestamp far ahead of the local wall clock (MD_HLC_MAX_DRIFT_MS) is refused, as the
  * paper's epsilon bound: otherwise one node with a wrong clock would pull every clock forward.
  *
- * Version vectors hold at most MD_VV_MAX (node, counter, hlc) entries sorted by node. Writes are
- * coordinated by a partition's preference-list nodes (N = 3, plus hinted-handoff stand-ins), so
- * the bound is rarely reached; when an increment or merge would exceed it, the entry with the
- * oldest hlc goes. Pruning can make a concurrent pair compare as ordered (never an ordered pair
- * concurrent); the pruned writer's write is then older than every write the vector keeps.
+ * Version vectors hold at most MD_VV_MAX (node, counter, hlc) entries sorted by node, one per
+ * node that coordinated a write of the key (in a cluster, whichever node took the request); when
+ * an increment or merge would exceed the bound, the entry with the oldest hlc goes. Pruning can
+ * make a concurrent pair compare as ordered, and an ordered pair concurrent (the older version
+ * still names the pruned writer); the latter then resolves by last-writer-wins, which picks the
+ * newer one, since a coordinator stamps after merging the clocks of the versions it read.
  *
  * Threading: md_hlc is guarded by its mutex; the rest are pure functions.
  */

@@ -8,6 +8,11 @@
  * that ever received a fenced write, under one mutex (a check is a few compares). It lives in
  * memory only: after a restart the first token seen sets the bar again, which still refuses an
  * old leader once its successor wrote here (see docs for what that leaves open).
+ *
+ * Order: a fenced write admits its token inside its write transaction (md_rec_receive_fenced),
+ * and a leader's read first runs md_fence_barrier, an op of the same group commit that only
+ * admits. The store's write order thus puts every fenced write either before the barrier
+ * (committed by the time the read looks) or after it (checked against the raised token).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +64,26 @@ cm_err md_fence_admit(md_store *md, const char *bucket, uint32_t shard, uint64_t
     }
     pthread_mutex_unlock(&md->fence_mu);
     return e;
+}
+
+typedef struct {
+    const char *bucket;
+    uint32_t shard;
+    uint64_t token;
+} barrier_op;
+
+static cm_err barrier_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    barrier_op *op = arg;
+    (void)txn;
+    *wrote = 0; /* nothing to commit: its place in the write order is the point */
+    return md_fence_admit(md, op->bucket, op->shard, op->token);
+}
+
+cm_err md_fence_barrier(md_store *md, const char *bucket, uint32_t shard, uint64_t token)
+{
+    barrier_op op = {bucket, shard, token};
+    return token == 0 ? CM_OK : md_write(md, barrier_apply, &op);
 }
 
 void md_fence_release(md_store *md)

@@ -3,7 +3,8 @@
  * replication.md): the merge-put, a filtered page of record summaries, the hint store, and the
  * wire form of digest entries.
  *
- * Merge-put (md_rec_merge): one group-commit op reads the stored version of the key, resolves it
+ * Merge-put (md_rec_merge): one group-commit op (which first admits a partition leader's token,
+ * md_rec_receive_fenced) reads the stored version of the key, resolves it
  * against the incoming one (md_object_resolve) and writes the winner, turning the loser's bodies
  * that the winner does not name into garbage records in the same nested transaction: a crash
  * keeps both or neither. The very same version (equal digest) is a success that writes nothing,
@@ -39,6 +40,8 @@ int md_shard_keep(void *arg, const uint8_t *key, size_t klen)
 typedef struct {
     const char *bucket;
     const md_object *rec;
+    uint32_t shard;
+    uint64_t fence; /* a partition leader's token, admitted in the transaction; 0: none */
     uint8_t k[MD_KEYBUF];
     size_t kl;
     md_wbuf w;
@@ -65,7 +68,10 @@ static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     op->applied = 0;
     if (rc)
         return rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get bucket");
-    cm_err e = md_object_read(txn, md, op->k, op->kl, &cur, &found);
+    cm_err e = md_fence_admit(md, op->bucket, op->shard, op->fence); /* 0: admitted */
+    if (e != CM_OK)
+        return e;
+    e = md_object_read(txn, md, op->k, op->kl, &cur, &found);
     if (e != CM_OK)
         return e;
     if (!found) {
@@ -96,9 +102,10 @@ static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     return e;
 }
 
-cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied)
+static cm_err merge(md_store *md, const char *bucket, uint32_t shard, uint64_t fence,
+                    const md_object *rec, int *applied)
 {
-    merge_op op = {.bucket = bucket, .rec = rec};
+    merge_op op = {.bucket = bucket, .rec = rec, .shard = shard, .fence = fence};
     *applied = 0;
     if (!rec->key || !*rec->key || md_key_object(bucket, rec->key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
@@ -110,12 +117,32 @@ cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int 
     return e;
 }
 
+cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied)
+{
+    return merge(md, bucket, 0, 0, rec, applied);
+}
+
+/* The received stamp merged into the clock; CM_ERR_INVAL when it is too far ahead. */
+static cm_err clock_take(md_hlc *clock, const md_object *rec)
+{
+    uint64_t now;
+    return clock && rec->hlc && md_hlc_update(clock, rec->hlc, &now) != CM_OK ? CM_ERR_INVAL
+                                                                              : CM_OK;
+}
+
+cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
+                             uint64_t token, const md_object *rec, int *applied)
+{
+    *applied = 0;
+    cm_err e = clock_take(clock, rec);
+    return e == CM_OK ? merge(md, bucket, shard, token, rec, applied) : e;
+}
+
 cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
                       const char *hint_for, int *applied)
 {
-    uint64_t now;
     *applied = 0;
-    if (clock && rec->hlc && md_hlc_update(clock, rec->hlc, &now) != CM_OK)
+    if (clock_take(clock, rec) != CM_OK)
         return CM_ERR_INVAL;
     if (!hint_for)
         return md_rec_merge(md, bucket, rec, applied);

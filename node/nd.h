@@ -321,10 +321,15 @@ typedef struct {
 
 cm_err nd_meta_get(nd_client *cl, const nd_peer *peer, const char *bucket, const char *key,
                    nd_done_fn done, void *arg);
+/* get for a partition leader: the node first admits fence for partition p in its write order
+ * (md_fence_barrier); a lower token than it saw is CM_ERR_CONFLICT, nothing read. */
+cm_err nd_meta_get_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
+                          const char *key, nd_done_fn done, void *arg);
 cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
                    size_t len, const char *hint_for, nd_done_fn done, void *arg);
-/* put of a partition leader's conditional write: the node admits fence (md_fence_admit) for
- * partition p first; a lower token than it saw is CM_ERR_CONFLICT, nothing stored. */
+/* put of a partition leader's conditional write: the node admits fence for partition p in the
+ * write's transaction (md_rec_receive_fenced); a lower token than it saw is CM_ERR_CONFLICT,
+ * nothing stored. */
 cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
                           const uint8_t *rec, size_t len, nd_done_fn done, void *arg);
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,

@@ -674,6 +674,19 @@ cm_err nd_meta_get(nd_client *cl, const nd_peer *peer, const char *bucket, const
     return meta_call(cl, peer, "GET", t, NULL, 0, done, arg);
 }
 
+cm_err nd_meta_get_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
+                          const char *key, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    size_t n;
+    if (!bucket_ok(p->bucket) || !key || !*key || strlen(key) > MD_MAX_KEY || fence == 0 ||
+        !(n = meta_target(t, sizeof(t), p->bucket, "rec", p)))
+        return CM_ERR_INVAL;
+    n += (size_t)snprintf(t + n, sizeof(t) - n, "&fence=%" PRIu64, fence);
+    add_param(t, sizeof(t), &n, "key", key); /* fits: 3 x MD_MAX_KEY < META_TARGET */
+    return meta_call(cl, peer, "GET", t, NULL, 0, done, arg);
+}
+
 cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
                    size_t len, const char *hint_for, nd_done_fn done, void *arg)
 {

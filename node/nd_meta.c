@@ -4,8 +4,9 @@
  *
  * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded):
  *   GET  /rec?key=K                                   the stored record (tombstones included)
+ *   GET  /rec?key=K&shard=S&nshards=N&fence=T         ... for a partition leader: T's barrier first
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
- *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T first
+ *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T with it
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
@@ -23,7 +24,8 @@
  *
  * Every md call but a record read runs on the service's worker pool (nd_sreq's job), which also
  * encodes the answer into an evbuffer; the loop parses, collects the request body and sends, and
- * does a record read (/rec GET, one LMDB lookup) itself (submit).
+ * does a record read (/rec GET, one LMDB lookup; not a leader's, whose barrier waits for the
+ * group commit) itself (submit).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -113,7 +115,12 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
     size_t wl = qm ? (size_t)(qm - what) : strlen(what);
     if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "GET") == 0) {
         m->kind = M_GET;
-        return query_str(q, "key", m->key, sizeof(m->key)) == 1 && m->key[0] ? NULL : "bad key";
+        if (query_str(q, "key", m->key, sizeof(m->key)) != 1 || !m->key[0])
+            return "bad key";
+        int f = nd_query_u64(q, "fence", &m->fence);
+        if (f < 0 || (f == 1 && m->fence == 0))
+            return "bad fence";
+        return f == 1 ? parse_part(q, m, 0) : NULL;
     }
     if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "PUT") == 0) {
         m->kind = M_PUT;
@@ -171,7 +178,16 @@ static cm_err run_get(nd_service *svc, struct nd_mreq *m)
     md_object o;
     uint8_t *buf;
     size_t len;
-    cm_err e = md_rec_lookup(svc->md, m->bucket, m->key, &o, &m->no_bucket);
+    if (m->fence &&
+        md_shard_of((const uint8_t *)m->key, strlen(m->key), m->part.nshards) != m->part.shard) {
+        m->why = "a key of another shard";
+        return CM_ERR_INVAL;
+    }
+    cm_err e = md_fence_barrier(svc->md, m->bucket, m->part.shard, m->fence); /* 0: none */
+    if (e == CM_ERR_CONFLICT)
+        m->why = "a newer partition leader read or wrote here (fencing token too low)";
+    if (e == CM_OK)
+        e = md_rec_lookup(svc->md, m->bucket, m->key, &o, &m->no_bucket);
     if (e != CM_OK)
         return e;
     e = md_object_encode(&o, &buf, &len);
@@ -208,10 +224,14 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
          md_shard_of((const uint8_t *)o.key, strlen(o.key), m->part.nshards) != m->part.shard)) {
         e = CM_ERR_INVAL;
         m->why = "a record without a key, or of another shard";
-    } else if (m->fence &&
-               (e = md_fence_admit(svc->md, m->bucket, m->part.shard, m->fence)) != CM_OK) {
+    } else if (m->fence) {
+        e = md_rec_receive_fenced(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &o,
+                                  &m->applied);
+        m->no_bucket = e == CM_ERR_NOTFOUND;
         if (e == CM_ERR_CONFLICT)
-            m->why = "a newer partition leader wrote here (fencing token too low)";
+            m->why = "a newer partition leader read or wrote here (fencing token too low)";
+        else if (e == CM_ERR_INVAL)
+            m->why = "the record's stamp is too far ahead of this node's clock";
     } else {
         e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
                            &m->applied);
@@ -460,7 +480,7 @@ static void submit(nd_sreq *s)
     s->work.run = meta_run;
     s->work.done = meta_done;
     s->work.base = net_req_base(s->req);
-    int inline_read = s->meta->kind == M_GET;
+    int inline_read = s->meta->kind == M_GET && !s->meta->fence; /* a barrier waits: the pool */
     nd_work *pool = inline_read ? NULL : s->meta->kind == M_COND ? s->svc->cond_work : s->svc->work;
     s->busy = pool != NULL;
     nd_work_submit(pool, &s->work);

@@ -6,24 +6,29 @@
  * answered (read repair, rp_op.c). A tombstone is an absent object. In a strong bucket a winner
  * that fewer than W of the answers hold is first written back to the other homes, and the get
  * answers once W hold it (write_back): what one read returned, every later read returns or
- * supersedes (linearizable reads; a delete's read does the same, since it may answer alone).
+ * supersedes (linearizable reads; a delete's read and a conditional write's do the same, since
+ * they may answer from it alone).
  *
  * put / delete: a quorum read first, then one write. The read gives what the write must
  * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
- * read, incremented for this node at the new HLC, so the write dominates everything its
- * coordinator saw, which is what a blind S3 PUT means ("replace whatever is there"); versions it
- * did not see (written concurrently elsewhere) stay concurrent with it and resolve by
+ * read, incremented for this node at the new HLC (this node's counter raised to that HLC, so its
+ * writes order by its clock even when one did not see the other), so the write dominates
+ * everything its coordinator saw, which is what a blind S3 PUT means ("replace whatever is there");
+ * versions it did not see (written concurrently elsewhere) stay concurrent with it and resolve by
  * last-writer-wins on (hlc, node). The clocks of every version read are merged into this node's
  * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
  * the same way. The write goes to the N homes and succeeds at W durable answers.
  *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
  * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
- * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum).
+ * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum). A
+ * conditional write reads and writes with RP_STRONG's quorums in either mode.
  *
  * Conditional writes go through cfg.cond_run (a partition leader) or rp_cond_execute here: the
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
- * condition and the write are one compare-and-set among the writers that share the lock.
+ * condition and the write are one compare-and-set among the writers that share the lock. A
+ * leader's token (rp_cond_write.fence) goes with the read as well as the write: every replica
+ * read admits it first, so no write of a replaced leader lands there between the two.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
  * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
@@ -316,15 +321,16 @@ static cm_err read_end(rp *c, rp_op *op, rp_consistency mode, int writeback, rp_
     return e;
 }
 
-/* A quorum read of key (see read_op_new, read_end), the write-back run to its end. */
-static cm_err quorum_read(rp *c, const char *bucket, const char *key, int repair, int writeback,
-                          rp_read *rd)
+/* A quorum read of key under mode (see read_op_new, read_end), the write-back run to its end;
+ * fence: a partition leader's token, admitted by every replica read (0: none). */
+static cm_err quorum_read(rp *c, const char *bucket, const char *key, rp_consistency mode,
+                          int repair, int writeback, uint64_t fence, rp_read *rd)
 {
     memset(rd, 0, sizeof(*rd));
-    rp_consistency mode = rp_mode(c, bucket);
     rp_op *op = read_op_new(c, bucket, key, repair, mode), *wb = NULL;
     if (!op)
         return CM_ERR_NOMEM;
+    op->part.fence = fence;
     op->lazy = !repair && !writeback; /* a put's read: see read_op_new */
     cm_err e = rp_op_run(op);
     if (e != CM_OK)
@@ -357,7 +363,7 @@ cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out)
     if (!valid(bucket, key))
         return CM_ERR_INVAL;
     count(c, &c->st.gets);
-    cm_err e = get_answer(quorum_read(c, bucket, key, 1, 1, &rd), &rd);
+    cm_err e = get_answer(quorum_read(c, bucket, key, rp_mode(c, bucket), 1, 1, 0, &rd), &rd);
     if (e == CM_OK)
         *out = rd.win;
     return e;
@@ -379,9 +385,10 @@ static rp_op *write_op_new(rp *c, const char *bucket, rp_consistency mode, md_ob
     return op;
 }
 
-static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, uint64_t fence)
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
+                           uint64_t fence)
 {
-    rp_op *op = write_op_new(c, bucket, rp_mode(c, bucket), rec, fence);
+    rp_op *op = write_op_new(c, bucket, mode, rec, fence);
     if (!op)
         return CM_ERR_NOMEM;
     cm_err e = rp_op_run(op);
@@ -409,6 +416,12 @@ static cm_err stamp_record(rp *c, const char *key, const md_object *obj, const r
     rec->hlc_node = c->cfg.node;
     rec->vv = rd->seen;
     md_vv_increment(&rec->vv, c->cfg.node, rec->hlc);
+    /* This node's counter becomes its write's stamp (at least one more than before), so that a
+     * write of this node that did not see an earlier one of its own (blind, or its read missed
+     * it) still orders after it, as its clock does, rather than before it. */
+    for (uint32_t i = 0; i < rec->vv.n; i++)
+        if (rec->vv.e[i].node == c->cfg.node && rec->vv.e[i].counter < rec->hlc)
+            rec->vv.e[i].counter = rec->hlc;
     return CM_OK;
 }
 
@@ -551,14 +564,17 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
     return e;
 }
 
-/* Read, check the condition (may be NULL), stamp and write: obj NULL writes a tombstone. */
+/* Read, check the condition (may be NULL), stamp and write: obj NULL writes a tombstone. A
+ * condition is decided on strict quorums whatever the bucket's mode: a read answered by one home,
+ * or a write held by stand-ins, would let a second writer find the key absent (two winners). */
 static cm_err read_and_write(rp *c, const char *bucket, const char *key, const md_object *obj,
                              const md_cond *cond, uint64_t fence)
 {
     rp_read rd;
-    rp_consistency mode = rp_mode(c, bucket);
-    /* A delete may answer from this read alone (nothing to delete), so it writes back too. */
-    cm_err e = quorum_read(c, bucket, key, 0, !obj, &rd);
+    rp_consistency mode = cond ? RP_STRONG : rp_mode(c, bucket);
+    /* A delete may answer from this read alone (nothing to delete), and a condition is decided
+     * on it (412 for a version the next read must see too): both write back. */
+    cm_err e = quorum_read(c, bucket, key, mode, 0, !obj || cond, fence, &rd);
     if (e == CM_ERR_UNAVAILABLE && mode == RP_AVAILABLE && !cond) {
         memset(&rd, 0, sizeof(rd)); /* writable while any node answers: blind write */
         e = CM_OK;
@@ -575,7 +591,7 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     e = stamp_record(c, key, obj, &rd, &rec);
     if (e != CM_OK)
         return e;
-    e = quorum_write(c, bucket, &rec, fence);
+    e = quorum_write(c, bucket, &rec, mode, fence);
     md_object_release(&rec);
     return e;
 }

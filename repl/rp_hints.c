@@ -5,8 +5,9 @@
  * read; (2) on the loop, one rp_replica_put per hint to its target's replica (from the router),
  * all in flight at once (the batch bounds them); (3) once every put ended, on a worker, md_hint_
  * drop for each hint the target answered for (it drops only the version delivered: a newer hint
- * stored meanwhile stays for the next round); (4) the next round is armed interval_ms later. One
- * round at a time, so a node with many hints sends at most `batch` records per interval; each
+ * stored meanwhile stays for the next round), and for each whose bucket the target does not have
+ * when this node has it no more either (deleted); (4) the next round is armed interval_ms later.
+ * One round at a time, so a node with many hints sends at most `batch` records per interval; each
  * round starts with the target after the one the previous round started with, so the targets
  * take turns at the front of the batch. A hint whose record is older than max_age_ms (the
  * tombstone grace) is dropped in step (3) without being sent.
@@ -39,12 +40,14 @@ struct hround {
     md_hint *hints;
     size_t nhints;
     size_t *tidx;  /* hints[i] is for targets[tidx[i]] */
-    uint8_t *drop; /* the target answered for hints[i] */
+    uint8_t *drop; /* the target answered for hints[i]: DROP_DONE, DROP_GONE */
     hput *puts;
     size_t outstanding;
     uint64_t dropped;
     cm_err err;
 };
+
+enum { DROP_DONE = 1, DROP_GONE = 2 }; /* stored (or superseded); "no such bucket" */
 
 struct rp_hints {
     rp_hints_config cfg;
@@ -154,13 +157,22 @@ static void list_run(nd_job *j)
 
 /* ---- (3) drop, on a worker ---- */
 
+/* A hint whose target has no such bucket goes when this node has none either (the bucket was
+ * deleted); while this node has it, the target may just not know it yet, and it stays. */
+static int gone(hround *r, size_t i)
+{
+    md_bucket b;
+    return md_bucket_get(r->h->cfg.md, r->hints[i].bucket, &b) == CM_ERR_NOTFOUND;
+}
+
 static void drop_run(nd_job *j)
 {
     hround *r = (hround *)(void *)j;
     for (size_t i = 0; i < r->nhints; i++) {
         int dropped = 0;
-        if (r->drop[i] && md_hint_drop(r->h->cfg.md, r->targets[r->tidx[i]], r->hints[i].bucket,
-                                       &r->hints[i].rec, &dropped) == CM_OK)
+        if (r->drop[i] && (r->drop[i] != DROP_GONE || gone(r, i)) &&
+            md_hint_drop(r->h->cfg.md, r->targets[r->tidx[i]], r->hints[i].bucket, &r->hints[i].rec,
+                         &dropped) == CM_OK)
             r->dropped += dropped != 0;
     }
 }
@@ -191,12 +203,14 @@ static void put_done(void *arg, const rp_result *res)
     hput *p = arg;
     hround *r = p->r;
     if (res->err == CM_OK) {
-        r->drop[p->i] = 1;
+        r->drop[p->i] = DROP_DONE;
         if (res->applied)
             count(r->h, &r->h->st.delivered, 1);
         else
             count(r->h, &r->h->st.superseded, 1);
     } else {
+        if (res->no_bucket)
+            r->drop[p->i] = DROP_GONE;
         count(r->h, &r->h->st.failed, 1);
     }
     if (--r->outstanding == 0)
@@ -218,7 +232,7 @@ static void list_done(nd_job *j)
     for (size_t i = 0; i < r->nhints; i++) {
         const md_hint *hi = &r->hints[i];
         if (MD_HLC_MS(hi->rec.hlc) < oldest) {
-            r->drop[i] = 1; /* past the tombstone grace: never delivered (rp_hints.h) */
+            r->drop[i] = DROP_DONE; /* past the tombstone grace: never delivered (rp_hints.h) */
             count(h, &h->st.expired, 1);
             continue;
         }

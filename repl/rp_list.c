@@ -6,7 +6,8 @@
  * one) with list(prefix, after, page); the replicas' answers are merged per key by
  * md_object_resolve up to the smallest last key among the answers that were truncated (past it
  * a truncated replica has not spoken yet, so those keys wait for the next page). Tombstones are
- * dropped there, so a deleted key is never listed and never rolls a prefix up.
+ * dropped there, so a deleted key is never listed and never rolls a prefix up; a page they leave
+ * empty is followed by the shard's next one before the merge goes on.
  *
  * The merge takes the smallest key among the cursors, exactly as md_list.c walks one store: a
  * key whose remainder after the prefix holds the delimiter becomes its common prefix, emitted
@@ -84,6 +85,9 @@ static cm_err page_merge_locked(lister *l, cursor *cu, rp_op *op)
                 bound = last;
         }
     }
+    /* a page must move past where it started, or refill would ask for it forever */
+    if (bound && op->after && strcmp(bound, op->after) <= 0)
+        return CM_ERR_CORRUPT;
     md_object **all = total ? calloc(total, sizeof(*all)) : NULL;
     if (total && !all)
         return CM_ERR_NOMEM;
@@ -131,8 +135,8 @@ static void cursor_drop_page(cursor *cu)
     cu->n = cu->pos = 0;
 }
 
-/* Refill every cursor whose page is used up and that has more, all at once. */
-static cm_err refill(lister *l)
+/* Refill every cursor whose page is used up and that has more, all at once (one round). */
+static cm_err refill_round(lister *l)
 {
     rp *c = l->c;
     cm_err e = CM_OK;
@@ -142,14 +146,17 @@ static cm_err refill(lister *l)
         if (cu->pos < cu->n || !cu->more)
             continue;
         cursor_drop_page(cu);
+        /* on a failure the pages already asked for are still waited for and dropped below: an
+         * op left behind would keep rp_free waiting forever */
         rp_op *op = rp_op_new(c, RP_K_LIST, l->bucket, s);
-        if (!op)
-            return CM_ERR_NOMEM;
-        op->prefix = strdup(l->prefix);
-        op->after = cu->after ? strdup(cu->after) : NULL;
-        if (!op->prefix || (cu->after && !op->after)) {
+        if (op) {
+            op->prefix = strdup(l->prefix);
+            op->after = cu->after ? strdup(cu->after) : NULL;
+        }
+        if (!op || !op->prefix || (cu->after && !op->after)) {
             rp_op_put(op);
-            return CM_ERR_NOMEM;
+            e = CM_ERR_NOMEM;
+            break;
         }
         op->max = l->page;
         op->need = c->cfg.r;
@@ -174,6 +181,22 @@ static cm_err refill(lister *l)
             e = pe;
     }
     return e;
+}
+
+/* Refill rounds until every cursor has a key or is at its end: a page whose records were all
+ * tombstones is empty but not the end of its shard, and the merge must not go past its keys. */
+static cm_err refill(lister *l)
+{
+    for (;;) {
+        int empty = 0;
+        for (uint32_t s = 0; s < l->c->cfg.nshards; s++)
+            empty |= l->cur[s].pos == l->cur[s].n && l->cur[s].more;
+        if (!empty)
+            return CM_OK;
+        cm_err e = refill_round(l);
+        if (e != CM_OK)
+            return e;
+    }
 }
 
 /* The cursor holding the smallest key, or NULL at the end (every page used, none more). */

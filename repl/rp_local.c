@@ -6,11 +6,13 @@
  * (node/nd_work.c), where the md calls may block (reads, group commits with their fdatasync), and
  * its completion runs on the backend's loop, which calls the caller's rp_done and frees the job.
  * Every call but a record read goes through a worker; a record read (one LMDB lookup) runs on
- * the loop and completes on the loop's next turn (lr_get). Either way a completion never runs
+ * the loop and completes on the loop's next turn (lr_get), unless a partition leader's token
+ * comes with it (its barrier waits for a group-commit turn). Either way a completion never runs
  * inside the call that started it.
  *
  * The md calls are those the node RPC's service makes for the remote backend (node/nd_meta.c):
- * md_rec_lookup, md_rec_receive (merge-put or hint, the clock), md_rec_scan, md_merkle_leaves,
+ * md_rec_lookup (after md_fence_barrier for a leader's read), md_rec_receive (merge-put or hint,
+ * the clock; md_rec_receive_fenced for a leader's write), md_rec_scan, md_merkle_leaves,
  * md_merkle_leaf_keys_ex (filtered by md_shard_keep), md_rec_tombs and md_rec_collect; so both
  * backends answer alike.
  */
@@ -42,7 +44,7 @@ typedef struct {
     md_shard part;
     char *key, *prefix, *after;
     md_object rec;  /* put: a copy of the record */
-    uint64_t fence; /* put: a partition leader's token (rp_part.fence) */
+    uint64_t fence; /* get, put: a partition leader's token (rp_part.fence) */
     char hint[ND_NODE_ID_MAX];
     int depth;
     size_t *leaves, nleaves, max;
@@ -75,15 +77,18 @@ static void lr_run(nd_job *job)
     lr_job *j = (lr_job *)(void *)job;
     switch (j->op) {
     case L_GET:
-        j->err = md_rec_lookup(j->md, j->bucket, j->key, &j->got, &j->no_bucket);
+        j->err = md_fence_barrier(j->md, j->bucket, j->part.shard, j->fence); /* 0: none */
+        if (j->err == CM_OK)
+            j->err = md_rec_lookup(j->md, j->bucket, j->key, &j->got, &j->no_bucket);
         j->have_rec = j->err == CM_OK;
         break;
     case L_PUT:
-        j->err = md_fence_admit(j->md, j->bucket, j->part.shard, j->fence);
-        if (j->err != CM_OK)
-            break;
-        j->err = md_rec_receive(j->md, j->clock, j->bucket, &j->rec, j->hint[0] ? j->hint : NULL,
-                                &j->applied);
+        if (j->fence)
+            j->err = md_rec_receive_fenced(j->md, j->clock, j->bucket, j->part.shard, j->fence,
+                                           &j->rec, &j->applied);
+        else
+            j->err = md_rec_receive(j->md, j->clock, j->bucket, &j->rec,
+                                    j->hint[0] ? j->hint : NULL, &j->applied);
         j->no_bucket = j->err == CM_ERR_NOTFOUND && !j->hint[0];
         break;
     case L_LIST:
@@ -195,7 +200,8 @@ static void lr_get_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A record read is one LMDB lookup: it runs here on the loop (the pool's two thread switches
- * cost more than the lookup), and its completion on the loop's next turn. */
+ * cost more than the lookup), and its completion on the loop's next turn. A partition leader's
+ * read waits for its barrier (a group-commit turn) first: it goes through the pool. */
 static cm_err lr_get(rp_replica *r, const rp_part *p, const char *key, rp_done done, void *arg)
 {
     static const struct timeval now = {0, 0};
@@ -205,6 +211,9 @@ static cm_err lr_get(rp_replica *r, const rp_part *p, const char *key, rp_done d
             lr_job_free(j);
         return CM_ERR_NOMEM;
     }
+    j->fence = p->fence;
+    if (j->fence)
+        return lr_submit(r, j, 1);
     lr_run(&j->job);
     if (event_base_once(j->job.base, -1, EV_TIMEOUT, lr_get_done, j, &now) != 0) {
         lr_job_free(j);

@@ -162,8 +162,11 @@ static cm_err rr_get(rp_replica *r, const rp_part *p, const char *key, rp_done d
 {
     rr_backend *b = (rr_backend *)r;
     rr_call *c = rr_call_new(R_GET, done, arg);
+    nd_part np = {p->bucket, p->shard, p->nshards};
     if (!c)
         return CM_ERR_NOMEM;
+    if (p->fence)
+        return rr_started(c, nd_meta_get_fenced(b->cl, &b->peer, &np, p->fence, key, rr_finish, c));
     return rr_started(c, nd_meta_get(b->cl, &b->peer, p->bucket, key, rr_finish, c));
 }
 

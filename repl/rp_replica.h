@@ -17,7 +17,10 @@
  * Contract, the same for both backends (one CUnit suite runs on each):
  *   - every call that returns CM_OK ends with exactly one rp_done on the caller's loop, never from
  *     inside the call that started it; a call that returns an error runs nothing;
- *   - get: the stored record of the key, tombstones included (CM_ERR_NOTFOUND when none);
+ *   - get: the stored record of the key, tombstones included (CM_ERR_NOTFOUND when none); with
+ *     p->fence (a partition leader's read), the replica first admits the token in its write
+ *     order (md_fence_barrier), so that no write of an earlier leader lands after this read
+ *     (CM_ERR_CONFLICT, nothing read, for a token lower than the partition's);
  *   - put (merge): the replica stores rec unless its own version of the key wins
  *     md_object_resolve; res.applied says which. Bodies that no longer belong to any record
  *     afterwards (the replaced version's, or the incoming one's when it lost) become durable
@@ -26,8 +29,9 @@
  *     rec as a hint for it, durable (md_hint_put: not among its own records, so its listings and
  *     Merkle trees do not show it; res.applied = 1 once kept), and delivers it when the node
  *     answers again (rp_hints.h). With p->fence (a partition leader's conditional write, no
- *     hint), the replica first admits the token (md_fence_admit): a token lower than the highest
- *     it saw for the partition is refused with CM_ERR_CONFLICT, nothing stored;
+ *     hint), the replica admits the token in the write's transaction (md_rec_receive_fenced): a
+ *     token lower than the highest it saw for the partition is refused with CM_ERR_CONFLICT,
+ *     nothing stored;
  *   - list: records of the partition with keys after `after` (NULL = from the start) that start
  *     with prefix (NULL = all), in byte order, at most max, tombstones included, inline bodies
  *     left out (list entries carry the summary only); res.truncated when more follow;

@@ -148,9 +148,11 @@ static unsigned *counter(fake *f, kind k)
     }
 }
 
-static void do_get(fake *f, const char *b, const call *c, pending *p)
+static void do_get(fake *f, const char *b, const rp_part *pt, const call *c, pending *p)
 {
-    p->res.err = md_rec_get(f->md, b, c->key, &p->rec);
+    p->res.err = md_fence_admit(f->md, pt->bucket, pt->shard, pt->fence); /* a leader's read */
+    if (p->res.err == CM_OK)
+        p->res.err = md_rec_get(f->md, b, c->key, &p->rec);
     if (p->res.err == CM_OK) {
         p->res.rec = &p->rec;
     } else if (p->res.err == CM_ERR_NOTFOUND) {
@@ -307,7 +309,7 @@ static cm_err run(rp_replica *r, const rp_part *pt, const call *c, rp_done done,
     }
     switch (c->kind) {
     case K_GET:
-        do_get(f, b, c, p);
+        do_get(f, b, pt, c, p);
         break;
     case K_PUT:
         do_put(f, b, pt, c, p);

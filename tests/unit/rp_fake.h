@@ -5,11 +5,12 @@
  * Each partition (bucket, shard) is kept in its own md bucket "bucket.shard", so its Merkle
  * tree and listings cover exactly the partition. A put merges (md_object_resolve against the
  * stored version, md_rec_put with the generation read; a partition leader's token, rp_part.fence,
- * admitted first by md_fence_admit; a live record below the partition's tombstone collection
- * mark, of a key the fake lacks, is not applied); tombs and tomb_drop are md_rec_tombs and
- * md_rec_collect on the partition's md bucket; a put with hint_for is kept as a hint in
- * memory (fake_hints, fake_deliver_hints). Completions are posted with event_base_once after
- * delay_ms, never run inside the call. Faults and counters are read and set from any thread.
+ * admitted first by md_fence_admit, as it is by a get that carries one; a live record below the
+ * partition's tombstone collection mark, of a key the fake lacks, is not applied); tombs and
+ * tomb_drop are md_rec_tombs and md_rec_collect on the partition's md bucket; a put with hint_for
+ * is kept as a hint in memory (fake_hints, fake_deliver_hints). Completions are posted with
+ * event_base_once after delay_ms, never run inside the call. Faults and counters are read and set
+ * from any thread.
  */
 #ifndef RP_FAKE_H
 #define RP_FAKE_H

@@ -3,7 +3,8 @@
  * loopback, no etcd needed): a compare-and-set whose answer is lost is CM_ERR_UNCERTAIN and never
  * sent to a second endpoint, a read is; answers split into 1-byte writes and chunks; one kept-alive
  * connection carries many requests; an idle connection the server closed is re-dialled without
- * turning a compare-and-set into an uncertain one. Also the key layout (co_key).
+ * turning a compare-and-set into an uncertain one; a stream line that never ends is refused at the
+ * body limit. Also the key layout (co_key).
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,9 +17,10 @@
 #include <unistd.h>
 
 #include "co.h"
+#include "co_int.h"
 #include "cu_main.h"
 
-enum { ANSWER, DROP_REQUEST, ANSWER_THEN_CLOSE, ANSWER_CHUNKED_SLOW };
+enum { ANSWER, DROP_REQUEST, ANSWER_THEN_CLOSE, ANSWER_CHUNKED_SLOW, STREAM_ENDLESS_LINE };
 
 typedef struct {
     int mode;
@@ -47,6 +49,14 @@ static void send_str(int fd, const char *s, size_t len, int slow)
 
 static void answer(fake *f, int fd, const char *path)
 {
+    if (f->mode == STREAM_ENDLESS_LINE) { /* no length, not chunked: 80 MiB without a newline */
+        static char block[1 << 16];
+        memset(block, 'x', sizeof(block));
+        send_str(fd, "HTTP/1.1 200 OK\r\n\r\n", 19, 0);
+        for (int i = 0; i < 80 * 16 && !atomic_load(&f->stop); i++)
+            send_str(fd, block, sizeof(block), 0);
+        return;
+    }
     const char *body = strstr(path, "/v3/kv/txn") == path ? TXN_OK : RANGE;
     size_t blen = strlen(body);
     char head[256];
@@ -90,7 +100,7 @@ static void serve(fake *f, int fd)
         if (f->mode == DROP_REQUEST)
             return;
         answer(f, fd, buf + 5);
-        if (f->mode == ANSWER_THEN_CLOSE)
+        if (f->mode == ANSWER_THEN_CLOSE || f->mode == STREAM_ENDLESS_LINE)
             return;
         len = 0;
     }
@@ -215,6 +225,31 @@ static void test_idle_close_is_not_uncertain(void)
     fake_stop(&f);
 }
 
+static int count_lines(void *arg, const char *line, size_t len)
+{
+    (void)line, (void)len;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* A stream answer without a length that never ends a line is refused once it passes the body
+ * limit, rather than buffered whole (before, the stream kept all of it in memory). */
+static void test_stream_line_bounded(void)
+{
+    fake f;
+    fake_start(&f, STREAM_ENDLESS_LINE);
+    co_config cfg = {.endpoints = {f.url}, .n_endpoints = 1, .timeout_ms = 2000};
+    co_http *h = NULL;
+    CU_ASSERT_EQUAL_FATAL(co_http_new(&cfg, &h), CM_OK);
+    atomic_int stop = 0;
+    int lines = 0;
+    CU_ASSERT_EQUAL(co_http_stream(h, "/v3/watch", "{}", count_lines, &lines, &stop),
+                    CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(lines, 0);
+    co_http_free(h);
+    fake_stop(&f);
+}
+
 static void test_key_layout(void)
 {
     char k[64];
@@ -237,6 +272,7 @@ void cu_register(void)
         {"chunked 1-byte answers on one kept-alive connection", test_chunked_and_keepalive},
         {"idle connection closed by the server", test_idle_close_is_not_uncertain},
         {"key layout", test_key_layout},
+        {"a stream line is bounded", test_stream_line_bounded},
         {NULL, NULL},
     };
     cu_add_suite("coord_http", tests);

@@ -219,6 +219,33 @@ static void test_vv_bound_and_codec(void)
     cm_log_threshold = saved;
 }
 
+/* A key written through more coordinators than a vector holds (every node of a cluster
+ * coordinates the requests it receives): each write saw the one before, yet once the first
+ * writer's entry is pruned the first and the last version compare as concurrent (the first still
+ * names a writer the last forgot, as does every version before the pruning). Resolution still
+ * picks the last, by its larger HLC: a coordinator stamps after merging the clocks of what it
+ * read. */
+static void test_vv_pruned_history(void)
+{
+    md_vv v = {0}, first;
+    md_object ver[MD_VV_MAX + 1];
+    for (uint32_t i = 0; i <= MD_VV_MAX; i++) {
+        md_vv_increment(&v, i + 1, MD_HLC_MAKE(1000 + i, 0));
+        if (i == 0)
+            first = v;
+        memset(&ver[i], 0, sizeof(ver[i]));
+        ver[i].hlc = MD_HLC_MAKE(1000 + i, 0), ver[i].hlc_node = i + 1, ver[i].vv = v;
+    }
+    CU_ASSERT_EQUAL(md_vv_counter(&v, 1), 0); /* pruned */
+    CU_ASSERT_EQUAL(md_vv_compare(&first, &v), MD_VV_CONCURRENT);
+    for (uint32_t i = 0; i < MD_VV_MAX; i++) {
+        int conc = -1;
+        CU_ASSERT_EQUAL(md_object_resolve(&ver[i], &ver[MD_VV_MAX], &conc), 1);
+        CU_ASSERT_EQUAL(md_object_resolve(&ver[MD_VV_MAX], &ver[i], NULL), 0);
+        CU_ASSERT_EQUAL(conc, 1); /* every one of them still names the pruned writer */
+    }
+}
+
 /* ---- Resolution ---- */
 
 static md_object version(uint64_t hlc, uint32_t node, md_vv vv, int tombstone)
@@ -722,6 +749,7 @@ void cu_register(void)
                                     {"hlc_threads", test_hlc_threads},
                                     {"vv_compare", test_vv_compare},
                                     {"vv_bound_and_codec", test_vv_bound_and_codec},
+                                    {"vv_pruned_history", test_vv_pruned_history},
                                     {"resolve_table", test_resolve_table},
                                     {"record_fields", test_record_fields},
                                     {"generation_cas", test_generation_cas},

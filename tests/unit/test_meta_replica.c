@@ -325,6 +325,24 @@ static void test_fence(void)
         CU_ASSERT_EQUAL(md_fence_admit(md, name, (uint32_t)i % 8, 99 + (uint64_t)i),
                         CM_ERR_CONFLICT);
     }
+    /* A leader's read barrier raises the bar without a write; a fenced write is checked in its
+     * own transaction. */
+    md_object r = {.key = "fk", .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 1};
+    md_vv_increment(&r.vv, 1, r.hlc);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 0), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 20), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 15, &r, &applied), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(applied, 0);
+    md_object got;
+    CU_ASSERT_EQUAL(md_rec_get(md, "b", "fk", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, &r, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(md, "b", "fk", &got), CM_OK);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 19), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 21), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, &r, &applied), CM_ERR_CONFLICT);
     md_close(md);
 }
 

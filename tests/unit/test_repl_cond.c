@@ -51,6 +51,7 @@ static struct {
     nd_client *cl[NN];
     pl_topology *topo;
     char etcd[512];
+    int run; /* the test's number: its nodes' folders */
 } T;
 
 static void *loop_main(void *arg)
@@ -114,7 +115,7 @@ static void node_serve(int i)
     cnode *n = &T.n[i];
     snprintf(n->id, sizeof(n->id), "n%d", i + 1);
     char dir[512];
-    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), n->id);
+    snprintf(dir, sizeof(dir), "%s/%s-%d", cu_tmpdir(), n->id, T.run);
     CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &n->md), CM_OK);
     md_bucket b = {0};
     snprintf(b.name, sizeof(b.name), "b");
@@ -294,8 +295,52 @@ static void test_leaders(void)
     cu_etcd_stop(&etcd);
 }
 
+/* A layout of one node (fewer than N = 3 homes): the partition's one home leads it and runs its
+ * conditional writes. Before, the homes were looked up for exactly three nodes, none were found,
+ * and every conditional write answered 503 while plain writes worked on the one home. */
+static void test_one_node(void)
+{
+    if (!cu_etcd_available()) {
+        cu_etcd_missing();
+        return;
+    }
+    cu_etcd etcd;
+    CU_ASSERT_EQUAL_FATAL(cu_etcd_start(&etcd, 1), 0);
+    co_config ccfg;
+    cu_etcd_config(&etcd, 2000, &ccfg);
+    snprintf(T.etcd, sizeof(T.etcd), "%s", ccfg.endpoints[0]);
+    T.run = 1;
+    evthread_use_pthreads();
+    T.base = event_base_new();
+    pthread_create(&T.loop, NULL, loop_main, NULL);
+    node_serve(0);
+    T.topo = pl_topology_new(1);
+    cu_topo_node(T.topo, T.n[0].id, T.n[0].rpc.port, "az1", 1);
+    node_coordinate(0);
+    md_object o = {0};
+    o.key = "solo";
+    memcpy(o.version_id, "null", 5);
+    md_cond inm = {1, NULL};
+    CU_ASSERT_EQUAL(rp_object_put(T.n[0].c, "b", &o, &inm, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_put(T.n[0].c, "b", &o, &inm, NULL, NULL), CM_ERR_PRECONDITION);
+    cmd_cond_stats st;
+    cmd_cond_get_stats(T.n[0].cc, &st);
+    CU_ASSERT_EQUAL(st.led, 2);
+    node_stop(0);
+    on_loop(free_replicas, 0);
+    event_base_loopbreak(T.base);
+    pthread_join(T.loop, NULL);
+    event_base_free(T.base);
+    nd_work_free(T.n[0].work);
+    md_close(T.n[0].md);
+    md_hlc_release(&T.n[0].clock);
+    pl_topology_free(T.topo);
+    cu_etcd_stop(&etcd);
+}
+
 void cu_register(void)
 {
-    static const cu_test t[] = {{"leaders", test_leaders}, {NULL, NULL}};
+    static const cu_test t[] = {
+        {"leaders", test_leaders}, {"one_node", test_one_node}, {NULL, NULL}};
     cu_add_suite("repl_cond", t);
 }
