@@ -17,6 +17,10 @@
  * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
  * the same way. The write goes to the N homes and succeeds at W durable answers.
  *
+ * swap (the repair's layout swap): no read; the record keeps the stamp it was read with (hlc,
+ * hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE), so it dominates
+ * the version read and, against any other version, resolves as that version would.
+ *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
  * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
  * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum).
@@ -439,4 +443,20 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
     if (cond_set(cond))
         return run_cond(c, bucket, key, NULL, cond);
     return read_and_write(c, bucket, key, NULL, NULL, 0);
+}
+
+cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
+{
+    if (!valid(bucket, rec->key) || rec->tombstone || rec->hlc == 0)
+        return CM_ERR_INVAL;
+    count(c, &c->st.puts);
+    md_object w;
+    cm_err e = md_object_copy(rec, &w);
+    if (e != CM_OK)
+        return e;
+    w.generation = 0;
+    md_vv_increment(&w.vv, RP_SWAP_NODE(c->cfg.node), rec->hlc); /* hlc, hlc_node: rec's */
+    e = quorum_write(c, bucket, &w, 0);
+    md_object_release(&w);
+    return e;
 }
