@@ -190,8 +190,8 @@ static void drop(ob_repair *rp, const char *bucket, const char *key, size_t part
                  const md_layout *expect, const pl_cell *cells, int n)
 {
     waiter w = {0};
-    pl_cell go[MD_MAX_CELLS];
-    int keep[MD_MAX_CELLS], ngo = 0;
+    pl_cell go[2 * MD_MAX_CELLS];
+    int keep[2 * MD_MAX_CELLS], ngo = 0;
     if (n == 0)
         return;
     named_now(rp, bucket, key, part, expect, cells, n, keep);
@@ -235,6 +235,17 @@ static void eta_update(ob_repair_status *s)
 
 /* ---- one part ---- */
 
+/* The cells lay names that old does not (written by the heal) into out; their count. */
+static int fresh_cells(const md_layout *old, const md_layout *lay, pl_cell *out)
+{
+    int n = 0;
+    for (int i = 0; i < old->k + old->m && i < MD_MAX_CELLS; i++)
+        if (lay->drives[i] != 0xFF &&
+            (lay->nodes[i] != old->nodes[i] || lay->drives[i] != old->drives[i]))
+            out[n++] = (pl_cell){lay->nodes[i], lay->drives[i]};
+    return n;
+}
+
 /* One heal of the part at *old, swapped in (then *old = the new layout) when it changed. */
 static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size_t part,
                         md_layout *old, waiter *w, int *swapped)
@@ -253,9 +264,22 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
     cm_err se = rp->cfg.swap ? rp->cfg.swap(rp->cfg.hook_arg, bucket, key, part, old, &w->res.lay)
                              : md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob,
                                                         &w->res.lay);
+    pl_cell go[2 * MD_MAX_CELLS];
+    int n = 0;
     if (se == CM_OK) {
         *swapped = 1;
-        drop(rp, bucket, key, part, &w->res.lay, w->res.obsolete, w->res.nobsolete);
+        memcpy(go, w->res.obsolete, (size_t)w->res.nobsolete * sizeof(go[0]));
+        n = w->res.nobsolete;
+        /* Another node's swap of the same version may have won over this one (it resolves by
+         * the stamps, docs/chunks.md): then the cells written here belong to nothing either. */
+        md_layout now;
+        if (current(rp, bucket, key, part, &now) == CM_OK && !memcmp(now.blob, old->blob, 16) &&
+            !ob_layout_same_cells(&now, &w->res.lay)) {
+            CM_WARN(MOD, "repair: %s/%s part %zu: another layout won over the swap", bucket, key,
+                    part);
+            n += fresh_cells(old, &w->res.lay, go + n);
+        }
+        drop(rp, bucket, key, part, &w->res.lay, go, n);
         *old = w->res.lay;
         pthread_mutex_lock(&rp->mu);
         rp->st.cells += (uint64_t)w->res.rebuilt;
@@ -269,12 +293,9 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
      * timeout) may have left the new layout on a replica, from where it can still win: deleting
      * the new cells then would leave the record naming chunks that are gone. Both sets stay; a
      * later pass heals what the record ends up naming, and the others are orphans. */
-    pl_cell fresh[MD_MAX_CELLS];
-    int n = 0;
-    for (int i = 0; se == CM_ERR_CONFLICT && i < old->k + old->m; i++)
-        if (w->res.lay.nodes[i] != old->nodes[i] || w->res.lay.drives[i] != old->drives[i])
-            fresh[n++] = (pl_cell){w->res.lay.nodes[i], w->res.lay.drives[i]};
-    drop(rp, bucket, key, part, old, fresh, n);
+    if (se == CM_ERR_CONFLICT)
+        n = fresh_cells(old, &w->res.lay, go);
+    drop(rp, bucket, key, part, old, go, n);
     CM_WARN(MOD, "repair: %s/%s part %zu not swapped in: %s", bucket, key, part, cm_err_str(se));
     return se;
 }
