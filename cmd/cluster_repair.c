@@ -7,18 +7,25 @@
  * The thread owns an event loop, an RPC client (the cluster secret and the node's fault rules)
  * and a local chunk backend over the store's drives; each pass gets a resolver, a homes map and
  * a liveness view (node_dead: nodes of the layout missing from the last member list) of the
- * layout adopted when it starts. A pass runs when the adopted epoch changes, when a node of the
- * layout reappears in the member list (down, then back), when asked (POST /admin/repair), once
- * the first layout is there (this node may just have come back), and every interval_s
- * ([cluster] repair_interval_s; 0 = on events only). The thread looks for events every second.
+ * layout adopted when it starts; mine() refreshes the view as the pass goes (at most every
+ * LIVENESS_MS). A pass runs when the adopted epoch changes, when a node of the layout
+ * reappears in the member list (down, then back), when asked (POST /admin/repair), once the
+ * first layout is there (this node may just have come back), and every interval_s ([cluster]
+ * repair_interval_s; 0 = on events only). The thread looks for events every second. No pass
+ * runs, and a running one stops, while the member list is older than half the member lease TTL
+ * (etcd unreachable from here: another node may heal this node's partitions by then); the pass
+ * held back runs once the list is fresh again.
  *
  * Who heals a record: every replica of a partition holds the same records, so only one node
  * heals each: the first home of the record's partition (pl_partition over the homes map, of
  * pl_partition_id(bucket, rp_shard_of(key))) that the member list shows live, so the bodies of a
  * partition whose first home is down are healed by its second. The new layout goes to the
- * replicated record (rp_object_put of the record read at quorum with the part's layout
- * replaced, conditional on its ETag): a swap in this store alone would leave the other replicas
- * naming cells the heal then deletes. The put stamps a new version, so it wins on every replica.
+ * replicated record (rp_object_swap of the record read at quorum with the part's layout
+ * replaced, when the part still names exactly the layout healed): a swap in this store alone
+ * would leave the other replicas naming cells the heal then deletes. The swap keeps the stamp of
+ * the version read, so it supersedes that version and loses to any write it did not read. Before
+ * the pass deletes a chunk it reads the record again (current): none the record names is
+ * deleted unless it names the layout the step assumed.
  *
  * Pacing: [cluster] repair_mbps (default 100) bounds the cell bytes the heals read per second
  * (the pacer sleeps on the repair loop, which is why the loop is the thread's own); 0 = unpaced.
