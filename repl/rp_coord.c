@@ -456,6 +456,11 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
         return e;
     w.generation = 0;
     md_vv_increment(&w.vv, RP_SWAP_NODE(c->cfg.node), rec->hlc); /* hlc, hlc_node: rec's */
+    /* A full vector dropped an entry of rec's to make room: no longer after rec, the swap would
+     * tie with it on the stamp. One tick above rec's HLC wins that tie and still loses to every
+     * write that read rec (its coordinator merged rec's clock: at least two ticks above). */
+    if (md_vv_compare(&w.vv, &rec->vv) != MD_VV_AFTER)
+        w.hlc = rec->hlc + 1;
     e = quorum_write(c, bucket, &w, 0);
     md_object_release(&w);
     return e;

@@ -609,6 +609,27 @@ static void test_swap(void)
     for (int i = 0; i < 3; i++) /* every reader sees the winner, and read repair spreads it */
         CU_ASSERT_STRING_EQUAL(quorum_etag("t", &keep), won);
 
+    /* a version whose vector is full: the swap's entry pushes one of the version's out, and
+     * the swap still wins over it (and still loses to a PUT that read it) */
+    md_object full = mkobj("f", "f1");
+    full.hlc = md_hlc_now(&E.clk[2]), full.hlc_node = 3;
+    /* the last entry is the oldest, so pruned first; the nodes sort after the swap entries, so
+     * without the tick the encodings would settle the tie for the version read */
+    for (uint32_t n = 0; n < MD_VV_MAX - 1; n++)
+        md_vv_increment(&full.vv, 0x90000000u + n, full.hlc - (n == MD_VV_MAX - 2));
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &full), CM_OK); /* the vector is full now */
+    md_object_release(&full);
+    a = swap_read(1, "f", "f1-moved");
+    CU_ASSERT_EQUAL_FATAL(a.vv.n, MD_VV_MAX);
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+    md_object_release(&a);
+    CU_ASSERT_STRING_EQUAL(quorum_etag("f", &keep), "f1-moved");
+    a = swap_read(1, "f", "f1-stale");
+    CU_ASSERT_EQUAL(put(0, "f", "f2", NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+    md_object_release(&a);
+    CU_ASSERT_STRING_EQUAL(quorum_etag("f", &keep), "f2");
+
     md_object bad = mkobj("k", "x"); /* never read: no stamp to keep */
     CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &bad), CM_ERR_INVAL);
     md_object_release(&bad);
