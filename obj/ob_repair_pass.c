@@ -271,10 +271,12 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
         memcpy(go, w->res.obsolete, (size_t)w->res.nobsolete * sizeof(go[0]));
         n = w->res.nobsolete;
         /* Another node's swap of the same version may have won over this one (it resolves by
-         * the stamps, docs/chunks.md): then the cells written here belong to nothing either. */
+         * the stamps, docs/chunks.md): then the cells written here belong to nothing either.
+         * Only a third layout says so: the old one read back may be a stale read (an available
+         * bucket's read may answer from one replica) while this swap holds. */
         md_layout now;
         if (current(rp, bucket, key, part, &now) == CM_OK && !memcmp(now.blob, old->blob, 16) &&
-            !ob_layout_same_cells(&now, &w->res.lay)) {
+            !ob_layout_same_cells(&now, &w->res.lay) && !ob_layout_same_cells(&now, old)) {
             CM_WARN(MOD, "repair: %s/%s part %zu: another layout won over the swap", bucket, key,
                     part);
             n += fresh_cells(old, &w->res.lay, go + n);

@@ -447,7 +447,7 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
 
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
 {
-    if (!valid(bucket, rec->key) || rec->tombstone || rec->hlc == 0)
+    if (!valid(bucket, rec->key) || rec->tombstone)
         return CM_ERR_INVAL;
     count(c, &c->st.puts);
     md_object w;

@@ -973,14 +973,15 @@ static md_object one_part(char *key, size_t cap, md_part *part, const md_layout 
  * record certainly changed) still deletes them.
  */
 static cm_err swap_result;
+static md_layout swap_winner; /* the other swap's layout, for CM_ERR_EXISTS */
 
 static cm_err swap_lands_then_fails(void *arg, const char *bucket, const char *key, size_t part,
                                     const md_layout *old, const md_layout *lay)
 {
     if (swap_result == CM_ERR_CONFLICT)
-        return swap_result; /* not written */
-    if (swap_result == CM_ERR_EXISTS)
-        return CM_OK; /* written, but another swap of the old version won (it keeps old) */
+        return swap_result;           /* not written */
+    if (swap_result == CM_ERR_EXISTS) /* written, but another swap of the old version won */
+        return md_object_replace_layout(arg, bucket, key, part, old->blob, &swap_winner);
     cm_err e = md_object_replace_layout(arg, bucket, key, part, old->blob, lay);
     return e == CM_OK ? swap_result : e;
 }
@@ -1025,7 +1026,10 @@ static void test_repair_swap_unknown(void)
     /* a certain refusal, and a swap that another swap of the old version beat: the cells
      * written for it go */
     static const cm_err outcomes[] = {CM_ERR_CONFLICT, CM_ERR_EXISTS};
+    swap_winner = orig; /* another heal's layout: the old one with a cell dropped */
+    swap_winner.drives[cell_on(&orig, victim) == 0 ? 1 : 0] = 0xFF;
     for (int r = 0; r < 2; r++) {
+        const md_layout *left = r == 0 ? &orig : &swap_winner; /* what the record names after */
         CU_ASSERT_FATAL(md_object_replace_layout(md, "alpha", key, 0, orig.blob, &orig) == CM_OK);
         node_down(victim, 1);
         swap_result = outcomes[r];
@@ -1034,7 +1038,7 @@ static void test_repair_swap_unknown(void)
         ob_repair_free(rp);
         node_down(victim, 0);
         CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
-        CU_ASSERT(memcmp(o.parts[0].layout.drives, orig.drives, sizeof(orig.drives)) == 0);
+        CU_ASSERT(memcmp(o.parts[0].layout.drives, left->drives, sizeof(orig.drives)) == 0);
         md_object_release(&o);
         for (int i = 0; i < K + M; i++) {
             int old_place = 0;

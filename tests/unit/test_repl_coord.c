@@ -630,7 +630,8 @@ static void test_swap(void)
     md_object_release(&a);
     CU_ASSERT_STRING_EQUAL(quorum_etag("f", &keep), "f2");
 
-    md_object bad = mkobj("k", "x"); /* never read: no stamp to keep */
+    md_object bad = mkobj("k", "x"); /* a tombstone has no content to swap */
+    bad.tombstone = 1;
     CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &bad), CM_ERR_INVAL);
     md_object_release(&bad);
     coords_free();
