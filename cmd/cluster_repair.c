@@ -7,18 +7,25 @@
  * The thread owns an event loop, an RPC client (the cluster secret and the node's fault rules)
  * and a local chunk backend over the store's drives; each pass gets a resolver, a homes map and
  * a liveness view (node_dead: nodes of the layout missing from the last member list) of the
- * layout adopted when it starts. A pass runs when the adopted epoch changes, when a node of the
- * layout reappears in the member list (down, then back), when asked (POST /admin/repair), once
- * the first layout is there (this node may just have come back), and every interval_s
- * ([cluster] repair_interval_s; 0 = on events only). The thread looks for events every second.
+ * layout adopted when it starts; mine() refreshes the view as the pass goes (at most every
+ * LIVENESS_MS). A pass runs when the adopted epoch changes, when a node of the layout
+ * reappears in the member list (down, then back), when asked (POST /admin/repair), once the
+ * first layout is there (this node may just have come back), and every interval_s ([cluster]
+ * repair_interval_s; 0 = on events only). The thread looks for events every second. No pass
+ * runs, and a running one stops, while the member list is older than half the member lease TTL
+ * (etcd unreachable from here: another node may heal this node's partitions by then); the pass
+ * held back runs once the list is fresh again.
  *
  * Who heals a record: every replica of a partition holds the same records, so only one node
  * heals each: the first home of the record's partition (rp_homes over the homes map, of
  * pl_partition_id(bucket, rp_shard_of(key))) that the member list shows live, so the bodies of a
  * partition whose first home is down are healed by its second. The new layout goes to the
- * replicated record (rp_object_put of the record read at quorum with the part's layout
- * replaced, conditional on its ETag): a swap in this store alone would leave the other replicas
- * naming cells the heal then deletes. The put stamps a new version, so it wins on every replica.
+ * replicated record (rp_object_swap of the record read at quorum with the part's layout
+ * replaced, when the part still names exactly the layout healed): a swap in this store alone
+ * would leave the other replicas naming cells the heal then deletes. The swap keeps the stamp of
+ * the version read, so it supersedes that version and loses to any write it did not read. Before
+ * the pass deletes a chunk it reads the record again (current): none the record names is
+ * deleted unless it names the layout the step assumed.
  *
  * Pacing: [cluster] repair_mbps (default 100) bounds the cell bytes the heals read per second
  * (the pacer sleeps on the repair loop, which is why the loop is the thread's own); 0 = unpaced.
@@ -55,6 +62,7 @@
 #define MOD "repair"
 #define EVENT_POLL_MS 1000 /* layout and member list checked this often */
 #define BENCH_BYTES (8u << 20)
+#define LIVENESS_MS 100 /* the pass's liveness view is refreshed this often at most */
 
 struct cmd_repair {
     cmd_repair_config cfg;
@@ -84,6 +92,7 @@ struct cmd_repair {
     int ndrives;
     int64_t pace_t0;
     uint64_t pace_bytes;
+    int stale_warned; /* a pass waits for a fresh member list (logged once) */
 };
 
 /* The layout of one pass, for mine(). */
@@ -91,19 +100,28 @@ typedef struct {
     cmd_repair *c;
     const pl_topology *t;
     const pl_map *homes;
-    const uint8_t *dead;
+    uint8_t *dead;   /* the pass's liveness view (the heals' node_dead), refreshed by mine */
+    int64_t dead_ms; /* when it was refreshed (monotonic) */
+    ob_repair *pass; /* stopped by mine when the member list went stale */
+    int stale;       /* it did */
 } pass_ctx;
 
 /* ---- liveness ---- */
 
-/* dead[i] = node i of t is not in the last member list read (nnodes bytes); none before the
- * first list was read (a node just started knows nothing yet: that is not everyone down). */
-static void dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
+/*
+ * dead[i] = node i of t is not in the last member list read (nnodes bytes); none before the
+ * first list was read (a node just started knows nothing yet: that is not everyone down).
+ * Returns 1 when that list is fresh: read less than half the member lease TTL ago. An older one
+ * (etcd unreachable from here) may miss a node that came back and took over records, or show
+ * live one whose records another node heals already: no heal on it (two nodes healing one body
+ * delete each other's cells).
+ */
+static int dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
 {
     co_layout_status *st = malloc(sizeof(*st));
     memset(dead, 0, (size_t)t->nnodes);
     if (!st)
-        return;
+        return 0;
     co_layout_get_status(l, st);
     for (int i = 0; st->members_read_ms > 0 && i < t->nnodes; i++) {
         int live = 0;
@@ -111,7 +129,11 @@ static void dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
             live = strcmp(st->members[j], t->nodes[i].id) == 0;
         dead[i] = !live;
     }
+    int64_t age = cm_now_ms() - st->members_read_ms;
+    int64_t ttl_s = st->ttl_s > 0 ? st->ttl_s : CO_LAYOUT_TTL;
+    int fresh = st->members_read_ms > 0 && age < ttl_s * 1000 / 2;
     free(st);
+    return fresh;
 }
 
 /* ---- the hooks of the pass ---- */
@@ -120,6 +142,18 @@ static int mine(void *arg, const char *bucket, const char *key)
 {
     pass_ctx *p = arg;
     int homes[PL_MAX_CELLS];
+    /* The member list changes once a refresh (a second) at most: a look per record, at most
+     * every LIVENESS_MS, keeps the view as fresh as the list without copying it per record. */
+    int64_t now = cm_monotonic_ms();
+    if (now - p->dead_ms >= LIVENESS_MS) {
+        p->dead_ms = now;
+        if (!dead_nodes(p->c->cfg.layout, p->t, p->dead)) {
+            CM_WARN(MOD, "the member list is stale (etcd unreachable?): repair pass stopped");
+            p->stale = 1;
+            ob_repair_stop(p->pass); /* ends before the next record; the cursor stays */
+            return 0;
+        }
+    }
     uint64_t part = pl_partition_id(bucket, rp_shard_of(key, p->c->cfg.nshards));
     int n = rp_homes(p->homes, part, p->c->cfg.nreplicas, homes);
     for (int i = 0; i < n; i++)
@@ -128,30 +162,56 @@ static int mine(void *arg, const char *bucket, const char *key)
     return 0;
 }
 
+/* The record read at quorum and its part's layout (CM_ERR_NOTFOUND: no such part stored over
+ * nodes). */
+static cm_err read_part(pass_ctx *p, const char *bucket, const char *key, size_t part, md_object *o)
+{
+    memset(o, 0, sizeof(*o));
+    cm_err e = rp_object_get(p->c->cfg.coord, bucket, key, o);
+    if (e == CM_OK && (part >= o->nparts || MD_PART_INLINE(&o->parts[part])))
+        e = CM_ERR_NOTFOUND;
+    if (e != CM_OK)
+        md_object_release(o);
+    return e;
+}
+
+static cm_err current(void *arg, const char *bucket, const char *key, size_t part, md_layout *out)
+{
+    md_object o;
+    cm_err e = read_part(arg, bucket, key, part, &o);
+    if (e == CM_OK)
+        *out = o.parts[part].layout;
+    md_object_release(&o);
+    return e;
+}
+
+/*
+ * The part's layout old -> lay in the replicated record, if the record read at quorum names
+ * exactly old (another node's heal may have swapped first: CM_ERR_CONFLICT). rp_object_swap keeps
+ * the stamp read, so the swap supersedes that version and nothing else: a PUT or DELETE that
+ * lands between the read and the write wins over it (docs/chunks.md, "Where the new layout
+ * goes").
+ */
 static cm_err swap(void *arg, const char *bucket, const char *key, size_t part,
-                   const uint8_t old_blob[16], const md_layout *lay)
+                   const md_layout *old, const md_layout *lay)
 {
     pass_ctx *p = arg;
     md_object o;
-    memset(&o, 0, sizeof(o));
-    cm_err e = rp_object_get(p->c->cfg.coord, bucket, key, &o);
+    cm_err e = read_part(p, bucket, key, part, &o);
     if (e == CM_ERR_NOTFOUND)
         return CM_ERR_CONFLICT;
     if (e != CM_OK)
         return e;
-    if (part >= o.nparts || MD_PART_INLINE(&o.parts[part]) ||
-        memcmp(o.parts[part].layout.blob, old_blob, 16) != 0 ||
-        o.parts[part].layout.size != lay->size) {
+    if (!ob_layout_same_cells(&o.parts[part].layout, old)) {
         md_object_release(&o);
         return CM_ERR_CONFLICT;
     }
     o.parts[part].layout = *lay;
-    md_cond cond = {.if_match = o.etag};
-    e = rp_object_put(p->c->cfg.coord, bucket, &o, &cond, NULL, NULL);
+    e = rp_object_swap(p->c->cfg.coord, bucket, &o);
     md_object_release(&o);
-    /* a refused condition changed nothing; any other failure may have left the write on a
-     * replica, so it must not read as CM_ERR_CONFLICT (the pass would delete the new cells) */
-    if (e == CM_ERR_PRECONDITION || e == CM_ERR_NOTFOUND)
+    /* a bucket no replica knows: nothing took it; any other failure may have left the write on
+     * a replica, so it must not read as CM_ERR_CONFLICT (the pass would delete the new cells) */
+    if (e == CM_ERR_NOTFOUND)
         return CM_ERR_CONFLICT;
     return e == CM_ERR_CONFLICT ? CM_ERR_UNAVAILABLE : e;
 }
@@ -187,15 +247,18 @@ static int pace(void *arg, uint64_t n)
 
 /* ---- one pass ---- */
 
-static void run_pass(cmd_repair *c, const char *reason)
+/* One pass; 0 when it did not run or was stopped because the member list is stale (it runs
+ * again once the list is fresh). */
+static int run_pass(cmd_repair *c, const char *reason)
 {
+    int stale = 0;
     pl_topology *t = NULL;
     pl_map *homes = NULL;
     ob_resolver *r = NULL;
     ob_repair *pass = NULL;
     uint8_t *dead = NULL;
     if (co_layout_current(c->cfg.layout, &t, NULL) != CM_OK)
-        return;
+        return 1;
     cm_err e = pl_map_new(t, PL_MAP_HOMES, &homes);
     if (e == CM_OK && !(dead = calloc((size_t)t->nnodes + 1, 1)))
         e = CM_ERR_NOMEM;
@@ -203,8 +266,15 @@ static void run_pass(cmd_repair *c, const char *reason)
         e = ob_resolver_new(t, c->self, c->local, c->cl, &r);
     if (e != CM_OK)
         goto out;
-    dead_nodes(c->cfg.layout, t, dead);
-    pass_ctx pc = {c, t, homes, dead};
+    pass_ctx pc = {c, t, homes, dead, cm_monotonic_ms(), NULL, 0};
+    if (!dead_nodes(c->cfg.layout, t, dead)) {
+        if (!c->stale_warned)
+            CM_WARN(MOD, "repair pass (%s) waits: the member list is stale (etcd unreachable?)",
+                    reason);
+        c->stale_warned = stale = 1;
+        goto out;
+    }
+    c->stale_warned = 0;
     ob_pacer pacer = {pace, NULL, c};
     ob_repair_config rc = {.md = gw_meta_store(c->cfg.g),
                            .r = r,
@@ -216,9 +286,11 @@ static void run_pass(cmd_repair *c, const char *reason)
                            .pacer = &pacer,
                            .mine = mine,
                            .swap = swap,
+                           .current = current,
                            .hook_arg = &pc};
     if ((e = ob_repair_new(&rc, &pass)) != CM_OK)
         goto out;
+    pc.pass = pass;
     pthread_mutex_lock(&c->mu);
     int stop = c->stopping;
     if (!stop) {
@@ -233,6 +305,7 @@ static void run_pass(cmd_repair *c, const char *reason)
     c->pace_bytes = 0;
     CM_INFO(MOD, "repair pass (%s) over layout epoch %llu", reason, (unsigned long long)t->epoch);
     e = ob_repair_run(pass);
+    stale = pc.stale;
     pthread_mutex_lock(&c->mu);
     ob_repair_status_get(pass, &c->last);
     c->cur = NULL;
@@ -255,6 +328,7 @@ out:
     free(dead);
     pl_map_free(homes);
     pl_topology_free(t);
+    return !stale;
 }
 
 /* ---- the thread ---- */
@@ -352,6 +426,7 @@ static void *repair_main(void *arg)
 {
     cmd_repair *c = arg;
     uint64_t epoch = 0;
+    const char *waiting = ""; /* a pass held back, with its reason (a static string) */
     uint8_t *was_dead = calloc(PL_MAX_NODES, 1);
     int64_t next = cm_monotonic_ms() + (int64_t)c->cfg.interval_s * 1000;
     if (thread_setup(c) != CM_OK || !was_dead) {
@@ -376,8 +451,10 @@ static void *repair_main(void *arg)
             break;
         const char *why = pass_due(c, &epoch, was_dead, &next);
         if (!*why)
+            why = waiting; /* a pass the stale member list held back */
+        if (!*why)
             continue;
-        run_pass(c, why);
+        waiting = run_pass(c, why) ? "" : why;
         next = cm_monotonic_ms() + (int64_t)c->cfg.interval_s * 1000;
     }
     free(was_dead);

@@ -342,6 +342,7 @@ void co_layout_get_status(co_layout *l, co_layout_status *out)
     *out = l->st;
     pthread_mutex_unlock(&l->mu);
     out->connected = co_doc_connected(l->doc);
+    out->ttl_s = l->ttl;
 }
 
 static int epoch_adopted(const void *arg, uint64_t epoch)

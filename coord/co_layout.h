@@ -62,6 +62,7 @@ typedef struct {
     int nmembers;      /* live members in the last list read (at most CO_LAYOUT_MEMBERS named) */
     char members[CO_LAYOUT_MEMBERS][PL_NAME_MAX];
     int64_t members_read_ms; /* wall-clock time of the last member list read; 0: never */
+    int64_t ttl_s;           /* the member lease TTL in seconds */
     /*
      * Every node seen in a member list since open (at most CO_LAYOUT_MEMBERS): its registered
      * address, whether it was in the last list, and when it was last listed (wall-clock ms).

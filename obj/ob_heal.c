@@ -14,7 +14,9 @@
  *            its drive and finds its place taken, or the first cell of a cycle of cells each
  *            holding the next one's home, is parked on another drive (park) and counted
  *            blocked, so the caller heals again once the cell holding its home has moved;
- *   prepare  the chunk already at each new target (a stale cell, a wrong length) is deleted;
+ *   prepare  the chunk already at each new target (a stale cell, a wrong length) is deleted,
+ *            unless the guard (cfg.guard: the record as it is now) says the record names it:
+ *            another node's heal put a cell there and swapped it in, so this target is given up;
  *   stripes  one group of stripes at a time (consecutive full stripes, up to OB_HEAL_GROUP
  *            bytes per cell column, so one read and one append per cell carry several small
  *            stripes; the short last stripe alone): pace, read k sources (targets that are
@@ -24,7 +26,8 @@
  * A source that reads back corrupt, missing or short becomes a target itself (rebuilt in place)
  * and the stripes restart from the first; targets remember how far they were written, so only
  * the new one is written again. A target whose write fails is given up (its chunk deleted; the
- * cell keeps its old entry). Stopping (the pacer) or too few sources deletes every chunk written.
+ * cell keeps its old entry). Stopping (the pacer) or too few sources deletes every chunk written
+ * (never one the guard says the record names now).
  *
  * Memory: one group buffer of (k+m) x max(cell_size, OB_HEAL_GROUP): cell column i of the group
  * at i x glen, stripe st of it at st x clen (what one range read of the chunk returns, and what
@@ -181,18 +184,37 @@ static void dropped(void *arg, const ob_chunk_result *r)
         finish(h);
 }
 
-/* Delete the chunks written to targets given up (all of them when the heal failed), then end. */
+/* keep[i] = the guard keeps the chunk at the target of cell idx[i] (i < n). */
+static void guarded(ob_hl *h, const int *idx, int n, int *keep)
+{
+    pl_cell cells[EC_MAX_CELLS];
+    memset(keep, 0, (size_t)n * sizeof(*keep));
+    if (!h->cfg.guard || n == 0)
+        return;
+    for (int i = 0; i < n; i++)
+        cells[i] = h->c[idx[i]].tgt;
+    h->cfg.guard(h->cfg.guard_arg, cells, n, keep);
+}
+
+/* Delete the chunks written to targets given up (all of them when the heal failed), then end;
+ * not one the record names now (the guard: another heal's cell on the same drive). */
 static void wind_up(ob_hl *h, cm_err e)
 {
+    int idx[EC_MAX_CELLS] = {0}, keep[EC_MAX_CELLS], n = 0;
     if (h->err == CM_OK)
         h->err = e;
+    for (int i = 0; i < h->n; i++)
+        if (h->c[i].touched && !(h->err == CM_OK && h->c[i].target))
+            idx[n++] = i;
+    guarded(h, idx, n, keep);
     h->inflight = 1;
-    for (int i = 0; i < h->n; i++) {
-        hl_cell *c = &h->c[i];
-        if (!c->touched || (h->err == CM_OK && c->target))
-            continue;
+    for (int j = 0; j < n; j++) {
+        hl_cell *c = &h->c[idx[j]];
         c->touched = 0;
-        if (ob_chunk_delete(c->tb, c->tdrive, &h->id, dropped, &h->slot[i]) == CM_OK)
+        if (keep[j])
+            CM_WARN(MOD, "heal: cell %d at node %u drive %u is named by the record now: kept",
+                    idx[j], c->tgt.node, c->tgt.drive);
+        else if (ob_chunk_delete(c->tb, c->tdrive, &h->id, dropped, &h->slot[idx[j]]) == CM_OK)
             h->inflight++;
     }
     if (--h->inflight == 0)
@@ -408,13 +430,19 @@ static void prepared_one(void *arg, const ob_chunk_result *r)
  * one). Runs from a completion, so it may end the phase itself. */
 static void prepare(ob_hl *h)
 {
+    int idx[EC_MAX_CELLS] = {0}, keep[EC_MAX_CELLS], n = 0;
+    for (int i = 0; i < h->n; i++)
+        if (h->c[i].target && !h->c[i].prepared)
+            idx[n++] = i;
+    guarded(h, idx, n, keep); /* a target the record names now is another heal's cell */
     h->inflight = 1;
-    for (int i = 0; i < h->n; i++) {
+    for (int j = 0; j < n; j++) {
+        int i = idx[j];
         hl_cell *c = &h->c[i];
-        if (!c->target || c->prepared)
-            continue;
         c->prepared = 1;
-        if (ob_chunk_delete(c->tb, c->tdrive, &h->id, prepared_one, &h->slot[i]) == CM_OK)
+        if (keep[j])
+            give_up(h, i, CM_ERR_CONFLICT);
+        else if (ob_chunk_delete(c->tb, c->tdrive, &h->id, prepared_one, &h->slot[i]) == CM_OK)
             h->inflight++;
         else
             give_up(h, i, CM_ERR_UNAVAILABLE);
@@ -638,6 +666,18 @@ cm_err ob_heal(ob_resolver *r, const ob_heal_config *cfg, const md_layout *lay, 
 }
 
 /* ---- deleting what the new layout no longer names ---- */
+
+int ob_layout_same_cells(const md_layout *a, const md_layout *b)
+{
+    int n = a->k + a->m;
+    if (memcmp(a->blob, b->blob, 16) != 0 || a->size != b->size || a->k != b->k || a->m != b->m ||
+        n > MD_MAX_CELLS)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (a->drives[i] != b->drives[i] || (a->drives[i] != 0xFF && a->nodes[i] != b->nodes[i]))
+            return 0;
+    return 1;
+}
 
 typedef struct {
     int inflight, failed;

@@ -36,6 +36,12 @@ typedef struct {
     const uint8_t *node_dead; /* liveness, indexed like topo->nodes; NULL = all alive */
     const ob_pacer *pacer;    /* pace(arg, bytes read) before each stripe; NULL = unpaced */
     unsigned flags;           /* OB_HEAL_VERIFY */
+    /* Before the heal deletes chunks of the body (prepare, and what it wrote when it gives up):
+     * keep[i] = 1 for each of cells[0..n) it must leave alone, because the body's record now
+     * names it (another node's heal swapped it in). NULL: delete them all. May block; runs on
+     * the loop (the repair thread's own). */
+    void (*guard)(void *arg, const pl_cell *cells, int n, int *keep);
+    void *guard_arg;
 } ob_heal_config;
 
 typedef struct {
@@ -71,6 +77,9 @@ typedef void (*ob_drop_done)(void *arg, int failed);
 cm_err ob_heal_drop(ob_resolver *r, const uint8_t blob[16], const pl_cell *cells, int n,
                     ob_drop_done done, void *arg);
 
+/* a and b name the same blob, size and cells (node and drive of each) */
+int ob_layout_same_cells(const md_layout *a, const md_layout *b);
+
 /* ---- a repair pass over a node's records (ob_repair_pass.c) ---- */
 
 typedef struct {
@@ -87,12 +96,17 @@ typedef struct {
     /* A cluster node (cmd/cluster_repair.c): mine says whether this node heals bucket/key (NULL:
      * every record); swap replaces a part's layout where the record lives (NULL:
      * md_object_replace_layout on md), with its contract: CM_ERR_CONFLICT when the part no
-     * longer names old_blob, and only when the record is certainly unchanged (the pass then
-     * deletes the cells just written; after any other error it keeps them, since the new layout
-     * may have reached a replica). Both run on the pass's thread and may block. */
+     * longer names exactly old (ob_layout_same_cells), and only when the record is certainly
+     * unchanged (the pass then deletes the cells just written that the record does not name;
+     * after any other error it keeps them, since the new layout may have reached a replica);
+     * current gives the part's layout as the record holds it now (NULL: md_rec_get on md;
+     * CM_ERR_NOTFOUND: no record or no such part; another error: unknown), read before any
+     * chunk of the body is deleted, so that no cell the record names is. All run on the pass's
+     * thread and may block. */
     int (*mine)(void *arg, const char *bucket, const char *key);
     cm_err (*swap)(void *arg, const char *bucket, const char *key, size_t part,
-                   const uint8_t old_blob[16], const md_layout *lay);
+                   const md_layout *old, const md_layout *lay);
+    cm_err (*current)(void *arg, const char *bucket, const char *key, size_t part, md_layout *out);
     void *hook_arg;
 } ob_repair_config;
 

@@ -10,8 +10,12 @@
  * names the body healed) and only then are the chunks the new layout no longer names deleted;
  * when the record changed meanwhile (the swap's CM_ERR_CONFLICT), the cells just written are
  * deleted instead, and after any other failure of the swap (which may have reached a replica)
- * nothing is. A cluster node plugs in which records are its to heal (mine) and how a layout is
- * swapped (swap: through the replicated records rather than this store alone).
+ * nothing is. No chunk is deleted that the record names when it is read just before (current):
+ * when it names another layout of the body than the one this step assumed, that layout is
+ * another node's heal, and the chunks it names are that heal's cells (the heal's own deletes,
+ * prepare and cleanup, go through the same check as its guard). A cluster node plugs in which
+ * records are its to heal (mine) and how a layout is swapped (swap: through the replicated records
+ * rather than this store alone).
  *
  * Cursor: "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is written to a
  * temporary file, synced and renamed over the state file (keys may hold any byte, so lengths, not
@@ -61,6 +65,10 @@ struct ob_repair {
     ob_pacer inner;    /* the caller's pacer plus the stop flag */
     int64_t cursor_ms; /* when the cursor was last saved */
     int cursor_behind; /* records were visited since (st.bucket, st.key is the last) */
+    /* the part being healed, for the heal's guard */
+    const char *g_bucket, *g_key;
+    size_t g_part;
+    md_layout g_expect; /* the layout the heal started from */
 };
 
 /* ---- the cursor file ---- */
@@ -139,11 +147,69 @@ static int inner_pace(void *arg, uint64_t n)
     return p && p->pace ? p->pace(p->arg, n) : 0;
 }
 
-/* Delete cells[0..n) of blob; failures are orphans for the orphan sweep (logged). */
-static void drop(ob_repair *rp, const uint8_t blob[16], const pl_cell *cells, int n)
+/* The part's layout as the record holds it now (ob_repair_config.current). */
+static cm_err current(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                      md_layout *out)
+{
+    if (rp->cfg.current)
+        return rp->cfg.current(rp->cfg.hook_arg, bucket, key, part, out);
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    cm_err e = md_rec_get(rp->cfg.md, bucket, key, &o);
+    if (e == CM_OK && (o.tombstone || part >= o.nparts || MD_PART_INLINE(&o.parts[part])))
+        e = CM_ERR_NOTFOUND;
+    if (e == CM_OK)
+        *out = o.parts[part].layout;
+    md_object_release(&o);
+    return e;
+}
+
+/*
+ * keep[i] = 1 for each of cells[0..n) (chunks of expect's blob) that the record names now while
+ * it names another layout than expect (another heal's swap got there first): those chunks are
+ * that heal's cells, not this one's to delete. Every cell is kept when the record cannot be read.
+ */
+static void named_now(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                      const md_layout *expect, const pl_cell *cells, int n, int *keep)
+{
+    md_layout now;
+    memset(keep, 0, (size_t)n * sizeof(*keep));
+    cm_err e = current(rp, bucket, key, part, &now);
+    if (e == CM_ERR_NOTFOUND)
+        return;
+    for (int i = 0; i < n; i++) {
+        int named = e != CM_OK;
+        for (int j = 0; e == CM_OK && j < now.k + now.m && j < MD_MAX_CELLS; j++)
+            named |= memcmp(now.blob, expect->blob, 16) == 0 && now.drives[j] != 0xFF &&
+                     now.nodes[j] == cells[i].node && now.drives[j] == cells[i].drive;
+        keep[i] = named && !(e == CM_OK && ob_layout_same_cells(&now, expect));
+    }
+}
+
+static void heal_guard(void *arg, const pl_cell *cells, int n, int *keep)
+{
+    ob_repair *rp = arg;
+    named_now(rp, rp->g_bucket, rp->g_key, rp->g_part, &rp->g_expect, cells, n, keep);
+}
+
+/* Delete cells[0..n) of blob, but none that the record names now unless it names expect;
+ * failures are orphans for the orphan sweep (logged). */
+static void drop(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                 const md_layout *expect, const pl_cell *cells, int n)
 {
     waiter w = {0};
-    if (n == 0 || ob_heal_drop(rp->cfg.r, blob, cells, n, drop_cb, &w) != CM_OK)
+    pl_cell go[2 * MD_MAX_CELLS];
+    int keep[2 * MD_MAX_CELLS], ngo = 0;
+    if (n == 0)
+        return;
+    named_now(rp, bucket, key, part, expect, cells, n, keep);
+    for (int i = 0; i < n; i++)
+        if (!keep[i])
+            go[ngo++] = cells[i];
+    if (ngo < n)
+        CM_WARN(MOD, "repair: %s/%s part %zu: %d chunks kept, the record names them now", bucket,
+                key, part, n - ngo);
+    if (ngo == 0 || ob_heal_drop(rp->cfg.r, expect->blob, go, ngo, drop_cb, &w) != CM_OK)
         return;
     run_until(rp, &w);
     if (w.failed)
@@ -177,11 +243,24 @@ static void eta_update(ob_repair_status *s)
 
 /* ---- one part ---- */
 
+/* The cells lay names that old does not (written by the heal) into out; their count. */
+static int fresh_cells(const md_layout *old, const md_layout *lay, pl_cell *out)
+{
+    int n = 0;
+    for (int i = 0; i < old->k + old->m && i < MD_MAX_CELLS; i++)
+        if (lay->drives[i] != 0xFF &&
+            (lay->nodes[i] != old->nodes[i] || lay->drives[i] != old->drives[i]))
+            out[n++] = (pl_cell){lay->nodes[i], lay->drives[i]};
+    return n;
+}
+
 /* One heal of the part at *old, swapped in (then *old = the new layout) when it changed. */
 static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size_t part,
                         md_layout *old, waiter *w, int *swapped)
 {
-    ob_heal_config hc = {rp->cfg.topo, rp->cfg.homes, rp->cfg.node_dead, &rp->inner, rp->cfg.flags};
+    ob_heal_config hc = {
+        rp->cfg.topo, rp->cfg.homes, rp->cfg.node_dead, &rp->inner, rp->cfg.flags, heal_guard, rp};
+    rp->g_bucket = bucket, rp->g_key = key, rp->g_part = part, rp->g_expect = *old;
     int64_t t0 = cm_monotonic_ms();
     cm_err e = ob_heal(rp->cfg.r, &hc, old, heal_cb, w);
     if (e != CM_OK)
@@ -190,13 +269,27 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
     *swapped = 0;
     if (w->err != CM_OK || !w->res.changed)
         return w->err;
-    cm_err se =
-        rp->cfg.swap
-            ? rp->cfg.swap(rp->cfg.hook_arg, bucket, key, part, old->blob, &w->res.lay)
-            : md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob, &w->res.lay);
+    cm_err se = rp->cfg.swap ? rp->cfg.swap(rp->cfg.hook_arg, bucket, key, part, old, &w->res.lay)
+                             : md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob,
+                                                        &w->res.lay);
+    pl_cell go[2 * MD_MAX_CELLS];
+    int n = 0;
     if (se == CM_OK) {
         *swapped = 1;
-        drop(rp, old->blob, w->res.obsolete, w->res.nobsolete);
+        memcpy(go, w->res.obsolete, (size_t)w->res.nobsolete * sizeof(go[0]));
+        n = w->res.nobsolete;
+        /* Another node's swap of the same version may have won over this one (it resolves by
+         * the stamps, docs/chunks.md): then the cells written here belong to nothing either.
+         * Only a third layout says so: the old one read back may be a stale read (an available
+         * bucket's read may answer from one replica) while this swap holds. */
+        md_layout now;
+        if (current(rp, bucket, key, part, &now) == CM_OK && !memcmp(now.blob, old->blob, 16) &&
+            !ob_layout_same_cells(&now, &w->res.lay) && !ob_layout_same_cells(&now, old)) {
+            CM_WARN(MOD, "repair: %s/%s part %zu: another layout won over the swap", bucket, key,
+                    part);
+            n += fresh_cells(old, &w->res.lay, go + n);
+        }
+        drop(rp, bucket, key, part, &w->res.lay, go, n);
         *old = w->res.lay;
         pthread_mutex_lock(&rp->mu);
         rp->st.cells += (uint64_t)w->res.rebuilt;
@@ -210,12 +303,9 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
      * timeout) may have left the new layout on a replica, from where it can still win: deleting
      * the new cells then would leave the record naming chunks that are gone. Both sets stay; a
      * later pass heals what the record ends up naming, and the others are orphans. */
-    pl_cell fresh[MD_MAX_CELLS];
-    int n = 0;
-    for (int i = 0; se == CM_ERR_CONFLICT && i < old->k + old->m; i++)
-        if (w->res.lay.nodes[i] != old->nodes[i] || w->res.lay.drives[i] != old->drives[i])
-            fresh[n++] = (pl_cell){w->res.lay.nodes[i], w->res.lay.drives[i]};
-    drop(rp, old->blob, fresh, n);
+    if (se == CM_ERR_CONFLICT)
+        n = fresh_cells(old, &w->res.lay, go);
+    drop(rp, bucket, key, part, old, go, n);
     CM_WARN(MOD, "repair: %s/%s part %zu not swapped in: %s", bucket, key, part, cm_err_str(se));
     return se;
 }

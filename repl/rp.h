@@ -119,6 +119,19 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
                            void *arg);
 
 /*
+ * Write rec, a record read with rp_object_get whose content (not its stamp) the caller changed,
+ * as a successor of exactly the version read (the repair's layout swap, docs/chunks.md "Where the
+ * new layout goes"): it keeps the read version's hlc and hlc_node and adds one to a version
+ * vector entry of this node's own for swaps (RP_SWAP_NODE; one tick above the read HLC when a
+ * full vector had to drop an entry of the version read), so it wins over the version read
+ * and over nothing else: a write that did not read it (a PUT or DELETE concurrent with the swap)
+ * has a larger HLC than the version read, or had already lost to it. No read, no condition;
+ * CM_ERR_UNAVAILABLE as rp_object_put (the write may have reached some replicas).
+ */
+#define RP_SWAP_NODE(node) ((node) ^ 0x80000000u)
+cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);
+
+/*
  * Evaluate w's condition against a quorum read of the key and write it, all under this node's
  * per-key lock (keylocks): the body of a conditional rp_object_put / rp_object_delete, and what a
  * partition leader runs for the writes forwarded to it. CM_ERR_PRECONDITION / CM_ERR_NOTFOUND as

@@ -19,6 +19,10 @@
  * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
  * the same way. The write goes to the N homes and succeeds at W durable answers.
  *
+ * swap (the repair's layout swap): no read; the record keeps the stamp it was read with (hlc,
+ * hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE), so it dominates
+ * the version read and, against any other version, resolves as that version would.
+ *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
  * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
  * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum). A
@@ -660,4 +664,25 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
     if (cond_set(cond))
         return run_cond(c, bucket, key, NULL, cond);
     return read_and_write(c, bucket, key, NULL, NULL, 0);
+}
+
+cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
+{
+    if (!valid(bucket, rec->key) || rec->tombstone)
+        return CM_ERR_INVAL;
+    count(c, &c->st.puts);
+    md_object w;
+    cm_err e = md_object_copy(rec, &w);
+    if (e != CM_OK)
+        return e;
+    w.generation = 0;
+    md_vv_increment(&w.vv, RP_SWAP_NODE(c->cfg.node), rec->hlc); /* hlc, hlc_node: rec's */
+    /* A full vector dropped an entry of rec's to make room: no longer after rec, the swap would
+     * tie with it on the stamp. One tick above rec's HLC wins that tie and still loses to every
+     * write that read rec (its coordinator merged rec's clock: at least two ticks above). */
+    if (md_vv_compare(&w.vv, &rec->vv) != MD_VV_AFTER)
+        w.hlc = rec->hlc + 1;
+    e = quorum_write(c, bucket, &w, rp_mode(c, bucket), 0);
+    md_object_release(&w);
+    return e;
 }

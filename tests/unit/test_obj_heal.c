@@ -336,7 +336,7 @@ static void heal_cb(void *arg, cm_err err, const ob_heal_result *res)
 
 static cm_err heal(const md_layout *l, const ob_pacer *p, unsigned flags)
 {
-    ob_heal_config hc = {E.topo, E.homes, E.dead, p, flags};
+    ob_heal_config hc = {E.topo, E.homes, E.dead, p, flags, NULL, NULL};
     memset(&R.heal, 0, sizeof(R.heal));
     await(ob_heal(E.res, &hc, l, heal_cb, NULL));
     return R.err;
@@ -684,7 +684,7 @@ static void test_heal_dropped_draining(void)
     t2->epoch++;
     t2->nodes[h.nodes[0]].drives[h.drives[0]].state = PL_DRAINING;
     CU_ASSERT_FATAL(pl_map_new(t2, PL_MAP_HOMES, &m2) == CM_OK);
-    ob_heal_config hc = {t2, m2, E.dead, NULL, 0};
+    ob_heal_config hc = {t2, m2, E.dead, NULL, 0, NULL, NULL};
     pl_cell want[K + M], drained = cell_of(&h, 0);
     CU_ASSERT_FATAL(pl_place(m2, h.blob, K, M, want) == CM_OK);
     /* one heal is enough: homes are a set, so only the drained cell moves (blocked would ask
@@ -762,7 +762,7 @@ static void test_heal_paced(void)
     CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_ERR_UNAVAILABLE);
     md_layout zero = l;
     zero.epoch = 0;
-    ob_heal_config hc = {E.topo, E.homes, E.dead, NULL, 0};
+    ob_heal_config hc = {E.topo, E.homes, E.dead, NULL, 0, NULL, NULL};
     CU_ASSERT_EQUAL(ob_heal(E.res, &hc, &zero, heal_cb, NULL), CM_ERR_INVAL);
     free(body);
     env_down();
@@ -795,7 +795,7 @@ static md_layout stored(md_store *md, int b)
 static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
 {
     ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state,
-                           p,  0,     2,      NULL,   NULL,    NULL};
+                           p,  0,     2,      NULL,   NULL,    NULL,   NULL};
     ob_repair *rp;
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     return rp;
@@ -818,10 +818,10 @@ static int hook_mine(void *arg, const char *bucket, const char *key)
 }
 
 static cm_err hook_swap(void *arg, const char *bucket, const char *key, size_t part,
-                        const uint8_t old_blob[16], const md_layout *lay)
+                        const md_layout *old, const md_layout *lay)
 {
     hook_swaps++;
-    return md_object_replace_layout(arg, bucket, key, part, old_blob, lay);
+    return md_object_replace_layout(arg, bucket, key, part, old->blob, lay);
 }
 
 static void test_repair_pass(void)
@@ -915,7 +915,7 @@ static void test_repair_pass(void)
         in_first += (b < NOBJ ? b : NOBJ - 1) % 2 == 0 && cell_on(&orig[b], victim) >= 0;
     CU_ASSERT(in_first > 0 && in_first < (uint64_t)on[victim]); /* both kinds are there */
     ob_repair_config hc = {md,   E.res, E.base, E.topo,    E.homes,   E.dead, state,
-                           NULL, 0,     2,      hook_mine, hook_swap, md};
+                           NULL, 0,     2,      hook_mine, hook_swap, NULL,   md};
     hook_swaps = 0;
     CU_ASSERT_FATAL(ob_repair_new(&hc, &rp) == CM_OK);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
@@ -952,6 +952,19 @@ static void test_repair_pass(void)
     env_down();
 }
 
+/* The record of obj_key(0) with one part of LEN2 bytes at lay (key and part are the caller's). */
+static md_object one_part(char *key, size_t cap, md_part *part, const md_layout *lay)
+{
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    memset(part, 0, sizeof(*part));
+    obj_key(0, key, cap);
+    part->size = LEN2;
+    part->layout = *lay;
+    o.key = key, o.size = LEN2, o.parts = part, o.nparts = 1;
+    return o;
+}
+
 /*
  * A swap that fails without a clear answer (CM_ERR_UNAVAILABLE: the replicated write missed its
  * quorum but may have reached a replica, from where it can win later) must not delete the cells
@@ -960,13 +973,16 @@ static void test_repair_pass(void)
  * record certainly changed) still deletes them.
  */
 static cm_err swap_result;
+static md_layout swap_winner; /* the other swap's layout, for CM_ERR_EXISTS */
 
 static cm_err swap_lands_then_fails(void *arg, const char *bucket, const char *key, size_t part,
-                                    const uint8_t old_blob[16], const md_layout *lay)
+                                    const md_layout *old, const md_layout *lay)
 {
     if (swap_result == CM_ERR_CONFLICT)
-        return swap_result; /* not written */
-    cm_err e = md_object_replace_layout(arg, bucket, key, part, old_blob, lay);
+        return swap_result;           /* not written */
+    if (swap_result == CM_ERR_EXISTS) /* written, but another swap of the old version won */
+        return md_object_replace_layout(arg, bucket, key, part, old->blob, &swap_winner);
+    cm_err e = md_object_replace_layout(arg, bucket, key, part, old->blob, lay);
     return e == CM_OK ? swap_result : e;
 }
 
@@ -984,12 +1000,7 @@ static void test_repair_swap_unknown(void)
     uint8_t *body = malloc(LEN2);
     fill(body, LEN2, 7);
     md_layout orig = put(body, LEN2);
-    memset(&o, 0, sizeof(o));
-    memset(&part, 0, sizeof(part));
-    obj_key(0, key, sizeof(key));
-    part.size = LEN2;
-    part.layout = orig;
-    o.key = key, o.size = LEN2, o.parts = &part, o.nparts = 1;
+    o = one_part(key, sizeof(key), &part, &orig);
     snprintf(o.etag, sizeof(o.etag), "abc");
     CU_ASSERT_FATAL(md_object_put(md, "alpha", &o, NULL, NULL, NULL) == CM_OK);
     int victim = remote_holder(&orig);
@@ -998,7 +1009,7 @@ static void test_repair_swap_unknown(void)
     swap_result = CM_ERR_UNAVAILABLE;
     ob_repair_config rc = {md,   E.res, E.base, E.topo, E.homes, E.dead,
                            NULL, NULL,  0,      2,      NULL,    swap_lands_then_fails,
-                           md};
+                           NULL, md};
     ob_repair *rp;
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
@@ -1012,28 +1023,126 @@ static void test_repair_swap_unknown(void)
     node_down(victim, 0);
     check_all_cells(body, LEN2, &orig); /* the old cells were not deleted either */
 
-    /* a certain refusal: the cells written for it go */
-    CU_ASSERT_FATAL(md_object_replace_layout(md, "alpha", key, 0, orig.blob, &orig) == CM_OK);
-    node_down(victim, 1);
-    swap_result = CM_ERR_CONFLICT;
-    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
-    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
-    ob_repair_free(rp);
-    node_down(victim, 0);
-    CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
-    CU_ASSERT(memcmp(o.parts[0].layout.drives, orig.drives, sizeof(orig.drives)) == 0);
-    md_object_release(&o);
-    for (int i = 0; i < K + M; i++) {
-        int old_place = 0;
-        uint64_t sz;
-        for (int j = 0; j < K + M; j++)
-            old_place |= same_cell(cell_of(&orig, j), cell_of(&now, i));
-        if (!old_place)
-            CU_ASSERT_EQUAL(chunk_stat(cell_of(&now, i), orig.blob, &sz), CM_ERR_NOTFOUND);
+    /* a certain refusal, and a swap that another swap of the old version beat: the cells
+     * written for it go */
+    static const cm_err outcomes[] = {CM_ERR_CONFLICT, CM_ERR_EXISTS};
+    swap_winner = orig; /* another heal's layout: the old one with a cell dropped */
+    swap_winner.drives[cell_on(&orig, victim) == 0 ? 1 : 0] = 0xFF;
+    for (int r = 0; r < 2; r++) {
+        const md_layout *left = r == 0 ? &orig : &swap_winner; /* what the record names after */
+        CU_ASSERT_FATAL(md_object_replace_layout(md, "alpha", key, 0, orig.blob, &orig) == CM_OK);
+        node_down(victim, 1);
+        swap_result = outcomes[r];
+        CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+        CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+        ob_repair_free(rp);
+        node_down(victim, 0);
+        CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
+        CU_ASSERT(memcmp(o.parts[0].layout.drives, left->drives, sizeof(orig.drives)) == 0);
+        md_object_release(&o);
+        for (int i = 0; i < K + M; i++) {
+            int old_place = 0;
+            uint64_t sz;
+            for (int j = 0; j < K + M; j++)
+                old_place |= same_cell(cell_of(&orig, j), cell_of(&now, i));
+            if (!old_place)
+                CU_ASSERT_EQUAL(chunk_stat(cell_of(&now, i), orig.blob, &sz), CM_ERR_NOTFOUND);
+        }
     }
     check_all_cells(body, LEN2, &orig);
     free(body);
     md_close(md);
+    env_down();
+}
+
+/*
+ * Two nodes heal one body: this node's replica of the record is stale (it still names the old
+ * layout) while another node's heal already swapped its layout into the record the quorum reads
+ * (md_quorum here), with cells on the same handoff drives this heal picks. This heal's prepare
+ * and cleanup must not delete those cells (they are the record's now): its targets are given
+ * up, its swap is refused (the record names another layout), and the body reads back whole from
+ * the record's layout.
+ */
+static cm_err quorum_swap(void *arg, const char *bucket, const char *key, size_t part,
+                          const md_layout *old, const md_layout *lay)
+{
+    md_object o;
+    cm_err e = md_object_get(arg, bucket, key, &o);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_ERR_CONFLICT : e;
+    int same = part < o.nparts && ob_layout_same_cells(&o.parts[part].layout, old);
+    md_object_release(&o);
+    hook_swaps++;
+    return same ? md_object_replace_layout(arg, bucket, key, part, old->blob, lay)
+                : CM_ERR_CONFLICT;
+}
+
+static cm_err quorum_current(void *arg, const char *bucket, const char *key, size_t part,
+                             md_layout *out)
+{
+    md_object o;
+    cm_err e = md_object_get(arg, bucket, key, &o);
+    if (e == CM_OK && part >= o.nparts)
+        e = CM_ERR_NOTFOUND;
+    if (e == CM_OK)
+        *out = o.parts[part].layout;
+    md_object_release(&o);
+    return e;
+}
+
+static void test_repair_two_healers(void)
+{
+    char path[400], key[64];
+    md_store *md[2]; /* this node's stale replica, the record as the quorum reads it */
+    md_bucket mb = {.name = "alpha"};
+    md_part part;
+    md_object o;
+    env_up();
+    uint8_t *body = malloc(LEN2);
+    fill(body, LEN2, 11);
+    md_layout orig = put(body, LEN2);
+    o = one_part(key, sizeof(key), &part, &orig);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/meta-two-%d-%p", cu_tmpdir(), i, (void *)&E);
+        CU_ASSERT_FATAL(md_open(path, 0, &md[i]) == CM_OK);
+        CU_ASSERT_FATAL(md_bucket_create(md[i], &mb) == CM_OK);
+        CU_ASSERT_FATAL(md_object_put(md[i], "alpha", &o, NULL, NULL, NULL) == CM_OK);
+    }
+    int victim = remote_holder(&orig);
+    node_down(victim, 1);
+    /* the other node's pass: heals onto handoffs and swaps into the quorum's record */
+    ob_repair_config other = {md[1], E.res, E.base, E.topo, E.homes, E.dead, .page = 2};
+    ob_repair *rp;
+    CU_ASSERT_FATAL(ob_repair_new(&other, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    CU_ASSERT_FATAL(md_object_get(md[1], "alpha", key, &o) == CM_OK);
+    md_layout theirs = o.parts[0].layout;
+    md_object_release(&o);
+    CU_ASSERT_FATAL(!ob_layout_same_cells(&theirs, &orig));
+    check_all_cells(body, LEN2, &theirs);
+
+    /* this node's pass walks its stale replica (the old layout) */
+    ob_repair_config mine = other;
+    mine.md = md[0];
+    mine.swap = quorum_swap, mine.current = quorum_current, mine.hook_arg = md[1];
+    hook_swaps = 0;
+    CU_ASSERT_FATAL(ob_repair_new(&mine, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status st;
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.healed, 0); /* nothing of its own to write: every target was taken */
+    CU_ASSERT_EQUAL(hook_swaps, 0);
+    CU_ASSERT_FATAL(md_object_get(md[1], "alpha", key, &o) == CM_OK);
+    CU_ASSERT(ob_layout_same_cells(&o.parts[0].layout, &theirs));
+    md_object_release(&o);
+    check_all_cells(body, LEN2, &theirs); /* the other heal's cells are all there */
+    CU_ASSERT(reads_back(&theirs, body, LEN2));
+    node_down(victim, 0);
+    free(body);
+    md_close(md[0]);
+    md_close(md[1]);
     env_down();
 }
 
@@ -1166,7 +1275,7 @@ static void test_repair_cursor_batched(void)
     }
     cursor_probe cp = {.state = state, .stop_at = 150};
     ob_repair_config rc = {md,   E.res, E.base, E.topo,     E.homes, E.dead, state,
-                           NULL, 0,     16,     probe_mine, NULL,    &cp};
+                           NULL, 0,     16,     probe_mine, NULL,    NULL,   &cp};
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     cp.rp = rp;
     int64_t t0 = cm_now_ms();
@@ -1202,6 +1311,7 @@ void cu_register(void)
                                          {"heal_paced", test_heal_paced},
                                          {"repair_pass", test_repair_pass},
                                          {"repair_swap_unknown", test_repair_swap_unknown},
+                                         {"repair_two_healers", test_repair_two_healers},
                                          {"heal_bench", test_heal_bench},
                                          {"repair_cursor_batched", test_repair_cursor_batched},
                                          {NULL, NULL}};

@@ -787,6 +787,111 @@ static void test_concurrent_writers(void)
     env_down();
 }
 
+/* ---- the repair's layout swap (rp_object_swap) ---- */
+
+/* Read key at quorum through coordinator ci and give its content a new etag (the swap's change
+ * of content; the stamp stays as read). */
+static md_object swap_read(int ci, const char *key, const char *etag)
+{
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[ci], B, key, &o), CM_OK);
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    return o;
+}
+
+static const char *quorum_etag(const char *key, md_object *keep)
+{
+    md_object_release(keep);
+    memset(keep, 0, sizeof(*keep));
+    cm_err e = rp_object_get(E.c[0], B, key, keep);
+    return e == CM_ERR_NOTFOUND ? "" : e == CM_OK ? keep->etag : "?";
+}
+
+/*
+ * A swap supersedes exactly the version it read: alone it wins (and read repair brings it to a
+ * home that missed it); a PUT through either node or a DELETE that lands between its read and
+ * its write wins over it; two nodes swapping the same version leave every home with the same one.
+ */
+static void test_swap(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    md_object keep = {0}, a, b;
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    a = swap_read(1, "k", "e1-moved");
+    set_fault(2, 1, 0, 0); /* f2 misses the swap */
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+    set_fault(2, 0, 0, 0);
+    md_object_release(&a);
+    CU_ASSERT_STRING_EQUAL(quorum_etag("k", &keep), "e1-moved");
+
+    /* the PUT a client got acknowledged between the swap's read and its write stays */
+    for (int ci = 0; ci < 2; ci++) { /* through another node, then the swapping node */
+        a = swap_read(1, "k", "stale-move");
+        CU_ASSERT_EQUAL(put(ci, "k", ci ? "e3" : "e2", NULL), CM_OK);
+        CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+        md_object_release(&a);
+        CU_ASSERT_STRING_EQUAL(quorum_etag("k", &keep), ci ? "e3" : "e2");
+    }
+    /* so does a DELETE */
+    CU_ASSERT_EQUAL(put(0, "d", "d1", NULL), CM_OK);
+    a = swap_read(1, "d", "d1-moved");
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, "d", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+    md_object_release(&a);
+    CU_ASSERT_STRING_EQUAL(quorum_etag("d", &keep), "");
+
+    /* two nodes swap one version: one wins, the same everywhere */
+    CU_ASSERT_EQUAL(put(0, "t", "t1", NULL), CM_OK);
+    a = swap_read(0, "t", "t1-by-n1");
+    b = swap_read(1, "t", "t1-by-n2");
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &a), CM_OK);
+    set_fault(0, 1, 0, 0); /* f0 holds the first swap only */
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &b), CM_OK);
+    set_fault(0, 0, 0, 0);
+    md_object_release(&a);
+    md_object_release(&b);
+    char won[sizeof(keep.etag)];
+    snprintf(won, sizeof(won), "%s", quorum_etag("t", &keep));
+    CU_ASSERT(strcmp(won, "t1-by-n1") == 0 || strcmp(won, "t1-by-n2") == 0);
+    for (int i = 0; i < 3; i++) /* every reader sees the winner, and read repair spreads it */
+        CU_ASSERT_STRING_EQUAL(quorum_etag("t", &keep), won);
+
+    /* a version whose vector is full: the swap's entry pushes one of the version's out, and
+     * the swap still wins over it (and still loses to a PUT that read it) */
+    md_object full = mkobj("f", "f1");
+    full.hlc = md_hlc_now(&E.clk[2]), full.hlc_node = 3;
+    /* the last entry is the oldest, so pruned first; the nodes sort after the swap entries, so
+     * without the tick the encodings would settle the tie for the version read */
+    for (uint32_t n = 0; n < MD_VV_MAX - 1; n++)
+        md_vv_increment(&full.vv, 0x90000000u + n, full.hlc - (n == MD_VV_MAX - 2));
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &full), CM_OK); /* the vector is full now */
+    md_object_release(&full);
+    a = swap_read(1, "f", "f1-moved");
+    CU_ASSERT_EQUAL_FATAL(a.vv.n, MD_VV_MAX);
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+    md_object_release(&a);
+    CU_ASSERT_STRING_EQUAL(quorum_etag("f", &keep), "f1-moved");
+    a = swap_read(1, "f", "f1-stale");
+    CU_ASSERT_EQUAL(put(0, "f", "f2", NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &a), CM_OK);
+    md_object_release(&a);
+    CU_ASSERT_STRING_EQUAL(quorum_etag("f", &keep), "f2");
+
+    md_object bad = mkobj("k", "x"); /* a tombstone has no content to swap */
+    bad.tombstone = 1;
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &bad), CM_ERR_INVAL);
+    md_object_release(&bad);
+    coords_free();
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(stored(i, "k", &keep), "e3");
+        CU_ASSERT_STRING_EQUAL(stored(i, "d", &keep), "-");
+        CU_ASSERT_STRING_EQUAL(stored(i, "t", &keep), won);
+    }
+    md_object_release(&keep);
+    env_down();
+}
+
 static void test_tombstone(void)
 {
     env_up(1, 2000, RP_STRONG);
@@ -1630,6 +1735,7 @@ void cu_register(void)
                                        {"read_write_back", test_read_write_back},
                                        {"concurrent_writers", test_concurrent_writers},
                                        {"tombstone", test_tombstone},
+                                       {"swap", test_swap},
                                        {NULL, NULL}};
     static const cu_test cond[] = {{"create_race", test_cond_create_race},
                                    {"lock_bounded", test_cond_lock_bounded},
