@@ -6,7 +6,10 @@
  * cells at once (data cells first, in order; parity in place of cells the layout does not name or
  * the layout's nodes do not resolve; cells on nodes that failed a call in the last dead_ms go
  * last, so a down node costs its first failure, not one per stripe), arm the hedge timer. A cell
- * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet. When
+ * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet.
+ * When none is left and fewer than k arrived, the cells that failed transiently (no answer,
+ * damaged on the wire) are asked again after a backoff, for up to RD_ROUNDS rounds, before the
+ * stripe is unreadable: an AZ lost leaves 8+4 exactly k cells, with no spare for a blip. When
  * the timer fires before k cells arrived, one more cell is asked (a hedge, counted) and the timer
  * re-armed; the first k to arrive win. With the k data cells present their wanted bytes are copied
  * from the read buffers straight into the caller's buffer (one copy); otherwise the k cells go into
@@ -288,6 +291,13 @@ static void stripe_short(crd *r)
     int k = r->lay.k, retryable = 0;
     for (int i = 0; i < r->n; i++)
         retryable += r->again[i];
+    pthread_mutex_lock(&r->mu);
+    int canceled = r->canceled; /* nobody waits for the bytes: no more rounds */
+    pthread_mutex_unlock(&r->mu);
+    if (canceled) {
+        rd_finish(r, CM_ERR_CLOSED);
+        return;
+    }
     if (retryable > 0 && r->present + retryable >= k && r->rounds < RD_ROUNDS) {
         int ms = RD_BACKOFF_MS << r->rounds;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -386,7 +396,7 @@ static void stripe_start(crd *r)
         if (!ask_one(r))
             break;
     if (r->asked == 0) { /* the caller lets go of r (rd_maybe_release) when it is done with it */
-        rd_finish(r, CM_ERR_UNAVAILABLE);
+        stripe_short(r);
         return;
     }
     arm_timer(r);
