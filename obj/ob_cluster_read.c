@@ -6,7 +6,10 @@
  * cells at once (data cells first, in order; parity in place of cells the layout does not name or
  * the layout's nodes do not resolve; cells on nodes that failed a call in the last dead_ms go
  * last, so a down node costs its first failure, not one per stripe), arm the hedge timer. A cell
- * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet. When
+ * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet.
+ * When none is left and fewer than k arrived, the cells that failed transiently (no answer,
+ * damaged on the wire) are asked again after a backoff, for up to RD_ROUNDS rounds, before the
+ * stripe is unreadable: an AZ lost leaves 8+4 exactly k cells, with no spare for a blip. When
  * the timer fires before k cells arrived, one more cell is asked (a hedge, counted) and the timer
  * re-armed; the first k to arrive win. With the k data cells present their wanted bytes are copied
  * from the read buffers straight into the caller's buffer (one copy); otherwise the k cells go into
@@ -30,6 +33,8 @@
 #include "ob_cl.h"
 
 #define MOD "obj"
+#define RD_ROUNDS 5      /* rounds of asking cells again per stripe, once it fell short */
+#define RD_BACKOFF_MS 50 /* before the first round; doubled for each next one */
 
 typedef struct crd crd;
 
@@ -55,10 +60,13 @@ struct crd {
     uint32_t clen;
     struct evbuffer *got[MD_MAX_CELLS];
     int tried[MD_MAX_CELLS];
-    int present, asked; /* of the current stripe: arrived, in flight */
-    int inflight;       /* every call, old stripes' too */
+    uint8_t again[MD_MAX_CELLS]; /* of the current stripe: failed in a way worth another try */
+    cm_err why[MD_MAX_CELLS];    /* ... and how its last call failed */
+    int present, asked;          /* of the current stripe: arrived, in flight */
+    int rounds;                  /* of the current stripe: rounds asked again so far */
+    int inflight;                /* every call, old stripes' too */
     uint8_t *scratch;
-    struct event *timer;
+    struct event *timer, *retry;
     int finished, loop_done;
     /* shared with the worker (or, for ob_read_start, the caller's loop) */
     pthread_mutex_t mu;
@@ -90,6 +98,8 @@ static void rd_unref(crd *r)
             evbuffer_free(r->got[i]);
     if (r->timer)
         event_free(r->timer);
+    if (r->retry)
+        event_free(r->retry);
     ec_free(r->codec);
     free(r->scratch);
     ob_cl_view_put(r->v);
@@ -133,6 +143,8 @@ static void rd_finish(crd *r, cm_err e)
     r->finished = 1;
     if (r->timer)
         evtimer_del(r->timer);
+    if (r->retry)
+        evtimer_del(r->retry);
     pthread_mutex_lock(&r->mu);
     r->err = e;
     r->woken = 1;
@@ -176,8 +188,11 @@ static int ask_one(crd *r)
             if (r->tried[i] || !r->b[i] || dead != late)
                 continue;
             r->tried[i] = 1;
+            r->again[i] = 0;
             if (ask_cell(r, i))
                 return 1;
+            r->again[i] = 1; /* the call could not start (memory): worth another round */
+            r->why[i] = CM_ERR_NOMEM;
         }
     return 0;
 }
@@ -250,6 +265,7 @@ static void stripe_done(crd *r)
             r->got[i] = NULL;
         }
     evtimer_del(r->timer);
+    evtimer_del(r->retry);
     r->seq++;
     r->start += (uint64_t)r->lay.k * r->clen;
     r->cell_off += r->clen;
@@ -257,6 +273,69 @@ static void stripe_done(crd *r)
         rd_finish(r, e);
     else
         stripe_start(r);
+}
+
+/* A failure that another call may not meet: the node gave no answer (down, restarting, a
+ * connection lost), the bytes were damaged on the way, or memory ran short here. A missing,
+ * corrupt or short chunk stays so. */
+static int transient(cm_err e)
+{
+    return e == CM_ERR_UNAVAILABLE || e == CM_ERR_TIMEOUT || e == CM_ERR_CLOSED ||
+           e == CM_ERR_DIGEST || e == CM_ERR_NOMEM;
+}
+
+/* The stripe fell short of k cells with nothing in flight: ask the cells that failed
+ * transiently again after a backoff, for up to RD_ROUNDS rounds; then it is unreadable. */
+static void stripe_short(crd *r)
+{
+    int k = r->lay.k, retryable = 0;
+    for (int i = 0; i < r->n; i++)
+        retryable += r->again[i];
+    pthread_mutex_lock(&r->mu);
+    int canceled = r->canceled; /* nobody waits for the bytes: no more rounds */
+    pthread_mutex_unlock(&r->mu);
+    if (canceled) {
+        rd_finish(r, CM_ERR_CLOSED);
+        return;
+    }
+    if (retryable > 0 && r->present + retryable >= k && r->rounds < RD_ROUNDS) {
+        int ms = RD_BACKOFF_MS << r->rounds;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evtimer_add(r->retry, &tv);
+        return;
+    }
+    char cells[MD_MAX_CELLS * 24] = "";
+    size_t at = 0;
+    for (int i = 0; i < r->n && at < sizeof(cells); i++) {
+        int w = r->got[i] ? 0
+                : r->b[i] ? snprintf(cells + at, sizeof(cells) - at, " %d:%s", i,
+                                     r->tried[i] ? cm_err_name(r->why[i]) : "-")
+                          : snprintf(cells + at, sizeof(cells) - at, " %d:none", i);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    CM_ERROR(MOD, "stripe at %llu unreadable: %d of %d cells after %d rounds; missing:%s",
+             (unsigned long long)r->start, r->present, k, r->rounds + 1, cells);
+    rd_finish(r, CM_ERR_UNAVAILABLE);
+}
+
+static void retry_round(evutil_socket_t fd, short what, void *arg)
+{
+    crd *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->finished || r->present >= r->lay.k)
+        return;
+    r->rounds++;
+    for (int i = 0; i < r->n; i++)
+        if (r->again[i])
+            r->tried[i] = 0;
+    while (r->present + r->asked < r->lay.k && ask_one(r))
+        ;
+    if (r->asked == 0)
+        stripe_short(r);
+    else
+        arm_timer(r);
+    rd_maybe_release(r);
 }
 
 static void cell_read(void *arg, const ob_chunk_result *res)
@@ -280,15 +359,15 @@ static void cell_read(void *arg, const ob_chunk_result *res)
         cm_err e = res->err == CM_OK ? CM_ERR_CORRUPT : res->err;
         CM_WARN(MOD, "cell %d of a body unreadable (%s): reading another", i, cm_err_str(e));
         ob_cl_node_failed(r->c, r->v, r->lay.nodes[i], e);
+        r->why[i] = e;
+        r->again[i] = (uint8_t)transient(e);
         ask_one(r);
     }
     free(rc);
     if (r->present >= r->lay.k) {
         stripe_done(r);
     } else if (r->asked == 0) {
-        CM_ERROR(MOD, "stripe at %llu unreadable: %d of %d cells", (unsigned long long)r->start,
-                 r->present, r->lay.k);
-        rd_finish(r, CM_ERR_UNAVAILABLE);
+        stripe_short(r);
     }
     rd_maybe_release(r);
 }
@@ -311,12 +390,13 @@ static void stripe_start(crd *r)
     uint64_t full = (uint64_t)r->lay.k * r->lay.cell_size, rest = r->lay.size - r->start;
     r->clen = rest >= full ? r->lay.cell_size : ob_last_cell_len(rest, r->lay.k);
     memset(r->tried, 0, sizeof(r->tried));
-    r->present = r->asked = 0;
+    memset(r->again, 0, sizeof(r->again));
+    r->present = r->asked = r->rounds = 0;
     for (int n = 0; n < r->lay.k; n++)
         if (!ask_one(r))
             break;
     if (r->asked == 0) { /* the caller lets go of r (rd_maybe_release) when it is done with it */
-        rd_finish(r, CM_ERR_UNAVAILABLE);
+        stripe_short(r);
         return;
     }
     arm_timer(r);
@@ -364,7 +444,8 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
         r->b[i] = lay->drives[i] == PL_NONE ? NULL : ob_resolve_cell(v->r, &cell, &r->drive[i]);
     }
     cm_err e = ec_new(lay->k, lay->m, &r->codec);
-    if (e == CM_OK && !(r->timer = evtimer_new(c->base, hedge, r)))
+    if (e == CM_OK && (!(r->timer = evtimer_new(c->base, hedge, r)) ||
+                       !(r->retry = evtimer_new(c->base, retry_round, r))))
         e = CM_ERR_NOMEM;
     if (e != CM_OK) {
         r->refs = 1;

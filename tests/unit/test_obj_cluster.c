@@ -1,9 +1,9 @@
 /*
  * test_obj_cluster.c - the cluster mode of ob_store (ob.h, docs/chunks.md "The S3 data path
  * across nodes"): bodies written through one node's store and read through another's, handoff
- * of a refused node's cells, reads with an AZ down, hedged reads past a delayed node, the
- * writer's bounded memory, deletes reaching the cells' nodes, and a loopback throughput figure
- * against a single-node store.
+ * of a refused node's cells, reads with an AZ down (and one more node failing for a moment),
+ * hedged reads past a delayed node, the writer's bounded memory, deletes reaching the cells'
+ * nodes, and a loopback throughput figure against a single-node store.
  *
  * Six nodes run in this process, two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
  * each (24 drives: the default profile is 8+4; four, not three, so that a node's two cells of a
@@ -430,6 +430,61 @@ static void test_hedged_read(void)
     cluster_down();
 }
 
+typedef struct {
+    const char *from, *to;
+    int after_ms;
+} fault_lift;
+
+static void *lift_later(void *arg)
+{
+    fault_lift *l = arg;
+    usleep((useconds_t)l->after_ms * 1000);
+    nd_fault_clear(faults, l->from, l->to);
+    return NULL;
+}
+
+/*
+ * With az1 down a stripe of 8+4 has exactly k = 8 cells left: one more call that fails (a node
+ * restarting, a connection lost) must not end a read that the next try would finish. n5 reads
+ * with n1 and n2 refused and an az2 node refused too for 150 ms: the reader asks the transiently
+ * failed cells again after a backoff and the whole body reads back. Refused for good, the read
+ * ends CM_ERR_UNAVAILABLE within the rounds' bound.
+ */
+static void test_transient_failure(void)
+{
+    size_t len = 3 * SBYTES + 77;
+    uint8_t *body = malloc(len), small[100];
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 5);
+    CU_ASSERT_EQUAL_FATAL(put(2, body, len, 100000, &lay), CM_OK);
+    int az2 = -1, per_az1 = 0;
+    for (int i = 0; i < K + M; i++) {
+        per_az1 += lay.nodes[i] / 2 == 0;
+        if (lay.nodes[i] / 2 == 1)
+            az2 = lay.nodes[i];
+    }
+    CU_ASSERT_EQUAL_FATAL(per_az1, M); /* az1 down leaves exactly k cells */
+    CU_ASSERT_FATAL(az2 >= 0);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "n1", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "n2", ND_FAULT_REFUSE, 0), CM_OK);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", N[az2].id, ND_FAULT_REFUSE, 0), CM_OK);
+    fault_lift l = {"n5", N[az2].id, 150};
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, lift_later, &l), 0);
+    CU_ASSERT(read_matches(4, &lay, body, 0, len));
+    pthread_join(t, NULL);
+    /* refused for good: 7 cells of 12, unreadable after the rounds, not sooner, not much later */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", N[az2].id, ND_FAULT_REFUSE, 0), CM_OK);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(ob_read(N[4].st, &lay, SBYTES, small, sizeof(small)), CM_ERR_UNAVAILABLE);
+    long long took = cm_monotonic_ms() - t0;
+    CU_ASSERT(took >= 50 * 31 && took < 10000);
+    printf("\n  az1 down and %s refused for good: unreadable after %lld ms\n", N[az2].id, took);
+    free(body);
+    cluster_down();
+}
+
 /* ---- 64 MiB: bounded memory, and MB/s against a single-node store ---- */
 
 #define BIG (64u << 20)
@@ -727,6 +782,7 @@ void cu_register(void)
         {"slow_node_write", test_slow_node_write},
         {"az_down", test_az_down},
         {"hedged_read", test_hedged_read},
+        {"transient_failure", test_transient_failure},
         {"big_body", test_big_body},
         {"deletes", test_deletes},
         {"event_loop_calls", test_event_loop_calls},
