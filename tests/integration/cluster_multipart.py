@@ -23,21 +23,12 @@ import os
 import sys
 import time
 
-import boto3
-from botocore.config import Config
+from lc_boto import client
 
 import s3raw
 
 MIB = 1 << 20
 
-
-def client(ep):
-    return boto3.client(
-        "s3", endpoint_url=ep, region_name="us-east-1",
-        aws_access_key_id=os.environ["CAIRN_ACCESS_KEY"],
-        aws_secret_access_key=os.environ["CAIRN_SECRET_KEY"],
-        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},
-                      connect_timeout=5, read_timeout=30))
 
 
 def ok(msg):

@@ -17,15 +17,7 @@
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
-h_need curl python3
-[ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
-lc_setup itkill
-
-if ! h_run "local-cluster.sh start" lc start; then
-    lc_track
-    h_finish
-fi
-lc_track
+lc_up itkill
 EPS=$(lc_endpoints)
 STOP=$H_WORK/stop DOWN=$H_WORK/down LEDGER=$H_WORK/ledger.jsonl OPS=$H_WORK/ops.jsonl
 : >"$DOWN"

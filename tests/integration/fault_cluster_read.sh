@@ -12,16 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
-h_need curl python3
-[ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
-"$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: boto3 is not installed"; exit 77; }
-lc_setup itread
-
-if ! h_run "local-cluster.sh start" lc start; then
-    lc_track
-    h_finish
-fi
-lc_track
+lc_up itread boto3
 EPS=$(lc_endpoints)
 STOP=$H_WORK/stop
 N=6 SIZE=$((9 * 1024 * 1024 + 13))

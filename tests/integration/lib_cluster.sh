@@ -4,6 +4,7 @@
 # trap that kills every process of the cluster (by its pid files) should a check fail midway;
 # the tests end with `lc stop`, and run.sh kills the test's process group besides.
 #   lc_setup ID           CAIRN_CLUSTER_DIR, CAIRN_CLUSTER (ID), CAIRN_CLUSTER_PORT; the EXIT trap
+#   lc_up ID [boto3]      skip without etcd (or boto3), lc_setup ID, start the cluster, lc_track
 #   lc ARGS...            deploy/local-cluster.sh ARGS
 #   lc_track              register the pids of the cluster's processes with h_track
 #   lc_endpoints          "http://127.0.0.1:P1,...,P6": the S3 endpoints of n1..n6
@@ -28,6 +29,21 @@ lc_setup() { # lc_setup CLUSTER-ID
 }
 
 lc() { "$LC" "$@"; }
+
+lc_up() { # lc_up CLUSTER-ID [boto3]
+    h_need curl python3
+    [ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
+    if [ "${2:-}" = boto3 ] && ! "$H_PY" -c 'import boto3' 2>/dev/null; then
+        echo "SKIP $H_NAME: boto3 is not installed"
+        exit 77
+    fi
+    lc_setup "$1"
+    if ! h_run "local-cluster.sh start" lc start; then
+        lc_track
+        h_finish
+    fi
+    lc_track
+}
 
 lc_endpoints() {
     local n out=""

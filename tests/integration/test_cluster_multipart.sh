@@ -14,16 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
-h_need curl python3
-[ -x "${CAIRN_ETCD:-/usr/bin/etcd}" ] || { echo "SKIP $H_NAME: etcd is not installed"; exit 77; }
-"$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: boto3 is not installed"; exit 77; }
-lc_setup itmpu
-
-if ! h_run "local-cluster.sh start" lc start; then
-    lc_track
-    h_finish
-fi
-lc_track
+lc_up itmpu boto3
 EPS=$(lc_endpoints)
 ST=$H_WORK/state.json
 step() { h_run "$1" "$H_PY" "$H_DIR/cluster_multipart.py" "${@:2}" && sed 's/^/   /' <<<"$H_OUT"; }
