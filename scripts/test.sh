@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: everything CI checks, in order, counting suites:
 #   setup     scripts/setup.sh (packages + Release-with-debug-info build in build/)
-#   format    clang-format --dry-run over *.c/*.h of the module folders
+#   format    clang-format --dry-run over *.c/*.h of the module folders; no raw LMDB write in meta/
+#             outside md_mirror.c (the metadata copies would diverge)
 #   unit      ctest in build/
 #   release   the Release configuration (-O3) built in build-release/ (build only, no tests)
 #   asan      AddressSanitizer+UBSan build in build-asan/ and its ctest
