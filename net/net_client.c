@@ -765,12 +765,10 @@ static void conn_fill(ncl_conn *c, net_call *call)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     const net_client_config *cfg = &c->peer->cl->cfg;
-    int full = 0; /* stopped at the low-water mark with body still to produce */
+    int produced = 0;
     while (call->body_sent < call->body_len && call->h->on_send) {
-        if (evbuffer_get_length(out) >= cfg->write_low_water) {
-            full = 1;
+        if (evbuffer_get_length(out) >= cfg->write_low_water)
             break;
-        }
         size_t before = evbuffer_get_length(out);
         call->h->on_send(call, out, call->arg);
         size_t n = evbuffer_get_length(out) - before;
@@ -778,11 +776,15 @@ static void conn_fill(ncl_conn *c, net_call *call)
             break; /* the producer has nothing now; it calls net_call_resume later */
         call->body_sent += n;
         c->queued += n;
+        produced = 1;
     }
-    conn_write_now(c);
-    /* The kernel took the output whole: no write callback will come to ask for more. */
-    if (full && !c->refused && evbuffer_get_length(out) == 0)
-        event_active(c->kick, EV_TIMEOUT, 1);
+    /* A streamed body goes out through EV_WRITE, whose write callback asks for more once the
+     * output drains, one write per loop turn, so an answer the peer sends early (a 401 to a body
+     * it will not read) is read between writes and ends the call. Written at once and kicked
+     * again whenever the kernel took it whole, a body ran ahead of that answer to its end. Only
+     * the head and a body given whole (a record call) are written at once (conn_send). */
+    if (produced && c->connected && !c->refused)
+        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void conn_process(ncl_conn *c)

@@ -99,7 +99,7 @@ static md_meta *make(size_t n, const char *v)
 {
     md_meta *t = calloc(n ? n : 1, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
-        char k[16];
+        char k[24]; /* "k" and a size_t */
         snprintf(k, sizeof(k), "k%zu", i);
         t[i].name = strdup(k);
         t[i].value = strdup(v);
