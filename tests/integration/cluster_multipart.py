@@ -57,6 +57,22 @@ def err_code(fn):
     return None
 
 
+def get_body(cl, b, k, n):
+    """The object's bytes. A stream that breaks off is tried again twice, said aloud: right after
+    an AZ is killed a GET has been seen to stop mid-body (about 1 run in 70, still after the
+    reader's retry rounds; a data-path read, not the records this test is about; an open defect
+    in docs/cluster.md, "Known limits")."""
+    for attempt in range(3):
+        try:
+            return cl.get_object(Bucket=b, Key=k)["Body"].read()
+        except Exception as e:  # IncompleteRead / ResponseStreamingError
+            if attempt == 2 or "IncompleteRead" not in repr(e) and "Streaming" not in repr(e):
+                raise
+            print("note - GET through n%d broke off mid-body (%s); tried again" %
+                  (n + 1, type(e).__name__), flush=True)
+    return b""
+
+
 def main():
     phase, eps, state = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
     c = [client(e) for e in eps]
@@ -129,7 +145,7 @@ def main():
     elif phase == "verify":
         b, k = st["bucket"], st["key"]
         for n in (int(x) for x in sys.argv[4].split(",")):
-            data = c[n].get_object(Bucket=b, Key=k)["Body"].read()
+            data = get_body(c[n], b, k, n)
             if len(data) != st["size"] or hashlib.sha256(data).hexdigest() != st["expect"]:
                 fail("GET through n%d: %d bytes, not the parts' bytes" % (n + 1, len(data)))
             keys = [o["Key"] for o in c[n].list_objects_v2(Bucket=b).get("Contents", [])]
