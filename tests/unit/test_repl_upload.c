@@ -17,6 +17,7 @@
 
 #include "cu_main.h"
 #include "rp_fake.h"
+#include "rp_int.h"
 #include "rp_upload.h"
 
 #define NF 3
@@ -376,9 +377,98 @@ static void test_abort(void)
     env_down();
 }
 
+/* Run step(missed) in a fresh environment holding upload ID of "obj", for every pair of homes
+ * (missed, dead): step writes while home `missed` is down, then `dead` dies, and the part
+ * listing over the two homes left (R = 2) must show parts 1, 2 (its newer upload) and 3. When
+ * blob2 is not 0, part 2's record must also name that byte at layout.blob[1]. */
+static void each_pair(void (*step)(int missed), uint8_t blob2)
+{
+    md_part *parts = NULL, fetched;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int trunc = 0;
+    for (int missed = 0; missed < NF; missed++) {
+        for (int dead = 0; dead < NF; dead++) {
+            if (dead == missed)
+                continue;
+            env_up();
+            CU_ASSERT_EQUAL_FATAL(create("obj", ID, "alice"), CM_OK);
+            step(missed);
+            set_down(missed, 0);
+            set_down(dead, 1);
+            CU_ASSERT_EQUAL_FATAL(rp_part_list(E.c, B, "obj", ID, 0, 100, &parts, &n, &trunc, &ids),
+                                  CM_OK);
+            CU_ASSERT_EQUAL(n, 3);
+            if (n == 3) {
+                CU_ASSERT(parts[0].number == 1 && parts[2].number == 3);
+                CU_ASSERT_STRING_EQUAL(parts[1].etag, "e2-new");
+                CU_ASSERT_EQUAL_FATAL(rp_part_fetch(E.c, B, "obj", ID, 2, ids[1], &fetched), CM_OK);
+                CU_ASSERT_EQUAL(fetched.layout.blob[0], 0x22);
+                CU_ASSERT(!blob2 || fetched.layout.blob[1] == blob2);
+                md_part_release(&fetched);
+            }
+            md_parts_free(parts, n);
+            free(ids);
+            env_down();
+        }
+    }
+}
+
+/* Parts acknowledged by W homes, one of which then dies: whichever home missed the writes and
+ * whichever one died, the listing over the two left finds them (R + W > N). */
+static void parts_missed(int missed)
+{
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x21, "e2-old"), CM_OK);
+    set_down(missed, 1); /* this home misses parts 1, 2 (again) and 3 */
+    CU_ASSERT_EQUAL(put_part("obj", 1, 0x11, "e1"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x22, "e2-new"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 3, 0x31, "e3"), CM_OK);
+}
+
+static void test_home_dies(void)
+{
+    each_pair(parts_missed, 0);
+}
+
+/* A repair's layout swap (rp_object_swap, cmd/cluster_repair.c) of every part record, landing on
+ * two homes while the third is down, then another home dies: the newer upload of part 2 is still
+ * the part, and its record names the swapped layout. The swap keeps each record's stamp; a
+ * rewrite that stamps anew (the conditional PUT the repair once used) makes the replaced upload
+ * of part 2 the part whenever it is healed last, and Complete answers InvalidPart. */
+static void parts_swapped(int missed)
+{
+    char pre[MD_MPU_PART_KEY_MAX], *next = NULL;
+    md_object *recs = NULL;
+    size_t nr = 0;
+    CU_ASSERT_EQUAL(put_part("obj", 1, 0x11, "e1"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x21, "e2-old"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 2, 0x22, "e2-new"), CM_OK);
+    CU_ASSERT_EQUAL(put_part("obj", 3, 0x31, "e3"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_mpu_part_prefix("obj", ID, pre, sizeof(pre)), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_list_records(E.c, B, "obj", pre, NULL, 100, &recs, &nr, &next), CM_OK);
+    CU_ASSERT_EQUAL(nr, 4);
+    set_down(missed, 1);
+    for (size_t i = 0; i < nr; i++) { /* in key order: either upload of part 2 may be last */
+        md_object o;
+        CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c, B, recs[i].key, &o), CM_OK);
+        o.parts[0].layout.blob[1] = 0x99; /* the healed body's new blob */
+        CU_ASSERT_EQUAL(rp_object_swap(E.c, B, &o), CM_OK);
+        md_object_release(&o);
+    }
+    md_objects_free(recs, nr);
+    free(next);
+}
+
+static void test_swap_then_home_dies(void)
+{
+    each_pair(parts_swapped, 0x99);
+}
+
 void cu_register(void)
 {
     static const cu_test t[] = {
-        {"keys", test_keys}, {"lifecycle", test_lifecycle}, {"abort", test_abort}, {NULL, NULL}};
+        {"keys", test_keys},           {"lifecycle", test_lifecycle},
+        {"home_dies", test_home_dies}, {"swap_then_home_dies", test_swap_then_home_dies},
+        {"abort", test_abort},         {NULL, NULL}};
     cu_add_suite("repl_upload", t);
 }
