@@ -6,8 +6,9 @@
  * key, larger for every new leader); the store keeps the highest token seen per partition and
  * refuses lower ones. The highest tokens are durable, so a replica that restarts still refuses a
  * replaced leader: database "fences", key bucket \0 shard(BE32), value the token (BE64). A token
- * is written in the transaction of the fenced write or barrier that raised it (no sync of its own)
- * and only when it is higher than the stored one, so a leader's later writes add nothing.
+ * is written in the transaction of the fenced write or barrier that raised it, and only when it
+ * is higher than the stored one: a fenced write's row shares its sync, a barrier syncs only for a
+ * new leader's first read here, and a leader's later reads and writes write no row.
  *
  * In memory, a chained hash of MD_FENCE_SLOTS lists (one entry per partition used since open,
  * under one mutex) holds the bar: filled lazily from the database on a partition's first use
