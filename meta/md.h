@@ -17,6 +17,7 @@
  *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
+ *   fences    bucket \0 shard(BE32)        -> token (BE64): the highest partition-leader token
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -632,7 +633,9 @@ cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int 
  * (bucket, shard) has the highest partition-leader token this store has seen. A write with token
  * (> 0) is admitted when it is not lower (and raises the highest to it); lower is CM_ERR_CONFLICT,
  * so a leader that was replaced cannot write here once its successor did. token 0 is admitted and
- * changes nothing. Kept in memory (md_fence.c): a restarted store admits the next token it sees.
+ * changes nothing. Durable (database "fences", md_fence.c): a write op of the group commit, the
+ * same as md_fence_barrier, that syncs only when it raises the stored token; a reopened store
+ * still refuses what it refused before. Deleting a bucket forgets its tokens.
  */
 cm_err md_fence_admit(md_store *md, const char *bucket, uint32_t shard, uint64_t token);
 
@@ -649,8 +652,8 @@ cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, ui
  * order. Once it returned CM_OK, every fenced write admitted before it is committed (a read made
  * afterwards sees it), and a fenced write with a lower token that comes later is refused; so a
  * replaced leader's write cannot land between its successor's read and its successor's write.
- * CM_ERR_CONFLICT for a token lower than the partition's. Costs a turn of the group commit, no
- * sync of its own.
+ * CM_ERR_CONFLICT for a token lower than the partition's. Costs a turn of the group commit; a
+ * sync only when it raised the stored token (a new leader's first barrier on this replica).
  */
 cm_err md_fence_barrier(md_store *md, const char *bucket, uint32_t shard, uint64_t token);
 

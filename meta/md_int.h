@@ -138,12 +138,19 @@ void md_mirror_fail_commits(md_store *md, int i, int n);
 struct md_fence;
 /* md_fence.c: free the fence table (md_close). */
 void md_fence_release(md_store *md);
+/* md_fence_admit inside the write transaction txn (an op's apply): *wrote = 1 when it stored a
+ * raised token. CM_ERR_CONFLICT for a token lower than the partition's. */
+cm_err md_fence_admit_txn(md_store *md, MDB_txn *txn, const char *bucket, uint32_t shard,
+                          uint64_t token, int *wrote);
+/* Forget bucket's tokens, stored and in memory (its delete transaction). */
+cm_err md_fence_drop_txn(md_store *md, MDB_txn *txn, const char *bucket);
 
 struct md_store {
     MDB_env *env;
     MDB_dbi buckets, objects, uploads, parts, garbage, hints;
     MDB_dbi replica;   /* "replica": the commit sequence number of this copy ("seq") */
     MDB_dbi tombmarks; /* per partition: tombstones collected below this hlc (md_tomb.c) */
+    MDB_dbi fences;    /* per partition: the highest partition-leader token (md_fence.c) */
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */
@@ -162,7 +169,7 @@ struct md_store {
      */
     pthread_rwlock_t map_lock;
     size_t map_size, map_max;
-    /* the highest leader token per partition (md_fence.c) */
+    /* the highest leader token per partition, loaded lazily from "fences" (md_fence.c) */
     pthread_mutex_t fence_mu;
     struct md_fence *fence[MD_FENCE_SLOTS];
 };

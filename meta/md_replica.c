@@ -57,21 +57,13 @@ static int same_version(const md_object *a, const md_object *b)
            md_rec_digest((const uint8_t *)b->key, kl, b, db) == CM_OK && memcmp(da, db, 16) == 0;
 }
 
-static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+/* The merge proper, once the bucket is known and the token admitted. */
+static cm_err merge_record(md_store *md, MDB_txn *txn, merge_op *op, int *wrote)
 {
-    merge_op *op = arg;
     md_object cur;
     int found = 0;
     size_t added = 0;
-    MDB_val bk = {strlen(op->bucket), (void *)op->bucket}, bv;
-    int rc = mdb_get(txn, md->buckets, &bk, &bv);
-    op->applied = 0;
-    if (rc)
-        return rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get bucket");
-    cm_err e = md_fence_admit(md, op->bucket, op->shard, op->fence); /* 0: admitted */
-    if (e != CM_OK)
-        return e;
-    e = md_object_read(txn, md, op->k, op->kl, &cur, &found);
+    cm_err e = md_object_read(txn, md, op->k, op->kl, &cur, &found);
     if (e != CM_OK)
         return e;
     if (!found) {
@@ -99,6 +91,23 @@ static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
         *wrote = added > 0;
     }
     md_object_release(&cur);
+    return e;
+}
+
+static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    merge_op *op = arg;
+    int fenced = 0; /* the token raised: stored in this transaction */
+    MDB_val bk = {strlen(op->bucket), (void *)op->bucket}, bv;
+    int rc = mdb_get(txn, md->buckets, &bk, &bv);
+    op->applied = 0;
+    if (rc)
+        return rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get bucket");
+    cm_err e = md_fence_admit_txn(md, txn, op->bucket, op->shard, op->fence, &fenced);
+    if (e == CM_OK)
+        e = merge_record(md, txn, op, wrote);
+    if (fenced)
+        *wrote = 1;
     return e;
 }
 

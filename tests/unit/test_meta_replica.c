@@ -325,7 +325,7 @@ static void test_fence(void)
         CU_ASSERT_EQUAL(md_fence_admit(md, name, (uint32_t)i % 8, 99 + (uint64_t)i),
                         CM_ERR_CONFLICT);
     }
-    /* A leader's read barrier raises the bar without a write; a fenced write is checked in its
+    /* A leader's read barrier raises the bar (its only write); a fenced write is checked in its
      * own transaction. */
     md_object r = {.key = "fk", .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 1};
     md_vv_increment(&r.vv, 1, r.hlc);
@@ -343,6 +343,57 @@ static void test_fence(void)
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 19), CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 21), CM_OK);
     CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, &r, &applied), CM_ERR_CONFLICT);
+    md_close(md);
+}
+
+/* The highest tokens survive a reopen (a replica's restart): a replaced leader's token stays
+ * refused, its successor's admitted, whether the bar was raised by a barrier, a fenced write or
+ * md_fence_admit; a deleted bucket's tokens are gone, stored and in memory. */
+static void test_fence_restart(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), "fence_restart");
+    md_store *md = open_store("fence_restart");
+    md_bucket gone = {0};
+    snprintf(gone.name, sizeof(gone.name), "gone");
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(md, &gone), CM_OK);
+    md_object r = {.key = "fk", .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 1};
+    md_vv_increment(&r.vv, 1, r.hlc);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 1, 40), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 2, 50, &r, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 60), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 61), CM_OK);      /* raised again: the higher kept */
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "gone", 1, 70), CM_OK); /* its bucket deleted below */
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "gone", 2, 71), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gonex", 1, 72), CM_OK); /* a longer name: not "gone"'s */
+    md_close(md);
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &md), CM_OK);
+    r.hlc = MD_HLC_MAKE(4000, 0);
+    md_vv_increment(&r.vv, 1, r.hlc);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 1, 39, &r, &applied), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(applied, 0);
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 2, 49), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 60), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 61), CM_OK); /* the same leader, again */
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 2, 50, &r, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 1, 41), CM_OK); /* a successor */
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 1, 40), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gone", 1, 69), CM_ERR_CONFLICT); /* loaded, still there */
+    /* Deleting the bucket forgets its tokens: a new bucket of that name starts from none. */
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "gone", NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gone", 1, 5), CM_OK);             /* from memory */
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gonex", 1, 71), CM_ERR_CONFLICT); /* not dropped */
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(md, &gone), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "gone", NULL, NULL), CM_OK);
+    md_close(md);
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &md), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gone", 1, 1), CM_OK); /* from the database */
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gone", 2, 1), CM_OK);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "gonex", 1, 71), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_fence_admit(md, "b", 1, 40), CM_ERR_CONFLICT);
     md_close(md);
 }
 
@@ -576,6 +627,7 @@ void cu_register(void)
                                     {"hints", test_hints},
                                     {"shards_and_lookup", test_shards_and_lookup},
                                     {"fence", test_fence},
+                                    {"fence_restart", test_fence_restart},
                                     {"tombs", test_tombs},
                                     {"tomb_keeps_body", test_tomb_keeps_body},
                                     {NULL, NULL}};

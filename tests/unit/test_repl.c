@@ -57,17 +57,20 @@ static cm_err cond_cb(void *arg, const nd_cond_req *r)
     return md_object_put(n->md, r->bucket, r->rec, r->cond, NULL, NULL);
 }
 
-static void node_start(tnode *n, const char *id, int serve)
+/* Start node id with its store in dir: a new directory, or (reopen) the one dir names. */
+static void node_start(tnode *n, const char *id, int serve, char *dir, int reopen)
 {
     static int started;
-    char dir[300];
     memset(n, 0, sizeof(*n));
     snprintf(n->id, sizeof(n->id), "%s", id);
-    snprintf(dir, sizeof(dir), "%s/%s-%d", cu_tmpdir(), id, ++started);
+    ++started;
+    if (!reopen)
+        snprintf(dir, 300, "%s/%s-%d", cu_tmpdir(), id, started);
     CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &n->md), CM_OK);
     md_bucket b = {0};
     snprintf(b.name, sizeof(b.name), "b");
-    CU_ASSERT_EQUAL_FATAL(md_bucket_create(n->md, &b), CM_OK);
+    cm_err e = md_bucket_create(n->md, &b);
+    CU_ASSERT_FATAL(e == CM_OK || (reopen && e == CM_ERR_EXISTS));
     md_hlc_init(&n->clock, (uint32_t)started, NULL, NULL);
     if (!serve)
         return;
@@ -105,23 +108,26 @@ typedef struct {
     md_store *r_md;    /* the store behind it */
     pl_topology *topo; /* n1, n2, n3 with their RPC addresses, one AZ each */
     int remote, pending, hung;
+    int io_timeout_ms;
 } env;
 
 static env E;
+static char node_dir[NNODES][300]; /* the nodes' store directories, kept by env_restart */
 
 static void threads_on(void)
 {
     evthread_use_pthreads();
 }
 
-static void env_up(int remote, int io_timeout_ms)
+/* Start the environment; reopen: on the stores the last one left (env_restart). */
+static void env_start(int remote, int io_timeout_ms, int reopen)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     static const char *ids[NNODES] = {"n1", "n2", "n3"};
     pthread_once(&once, threads_on);
     memset(&E, 0, sizeof(E));
     for (int i = 0; i < NNODES; i++)
-        node_start(&E.nodes[i], ids[i], i > 0);
+        node_start(&E.nodes[i], ids[i], i > 0, node_dir[i], reopen);
     E.base = event_base_new();
     CU_ASSERT_EQUAL_FATAL(nd_faults_new(&E.faults), CM_OK);
     CU_ASSERT_EQUAL_FATAL(nd_work_new(nworkers, &E.work), CM_OK);
@@ -132,6 +138,7 @@ static void env_up(int remote, int io_timeout_ms)
     CU_ASSERT_EQUAL_FATAL(rp_replica_remote_new(E.cl, &p, &E.to_n2), CM_OK);
     rp_replica_local_set_clock(E.local, &E.nodes[0].clock);
     E.remote = remote;
+    E.io_timeout_ms = io_timeout_ms;
     E.r = remote ? E.to_n2 : E.local;
     E.r_md = E.nodes[remote ? 1 : 0].md;
     E.topo = pl_topology_new(3);
@@ -140,6 +147,11 @@ static void env_up(int remote, int io_timeout_ms)
         snprintf(az, sizeof(az), "az%d", i + 1);
         cu_topo_node(E.topo, ids[i], i ? E.nodes[i].rpc.port : 1, az, 1);
     }
+}
+
+static void env_up(int remote, int io_timeout_ms)
+{
+    env_start(remote, io_timeout_ms, 0);
 }
 
 static void env_down(void)
@@ -154,6 +166,14 @@ static void env_down(void)
     event_base_free(E.base);
     for (int i = 0; i < NNODES; i++)
         node_stop(&E.nodes[i]);
+}
+
+/* Every node restarts (a replica's restart): stopped, its store closed, reopened, served again. */
+static void env_restart(void)
+{
+    int remote = E.remote, io_timeout_ms = E.io_timeout_ms;
+    env_down();
+    env_start(remote, io_timeout_ms, 1);
 }
 
 /* Run the loop until cond(arg) is false, or the 10 s guard. */
@@ -612,6 +632,37 @@ static void t_fence(void)
     CU_ASSERT_EQUAL(do_put_fenced(&f, sh, 11).applied, 1);
 }
 
+/* A replica that restarts still refuses a replaced leader's token, on a put and on a get, and
+ * admits its successor's. */
+static void t_fence_restart(void)
+{
+    uint32_t sh = rp_shard_of("fk", NSHARDS);
+    md_object a = version("fk", 1000, 1, NULL);
+    CU_ASSERT_EQUAL(do_put_fenced(&a, sh, 7).applied, 1);
+    env_restart();
+    md_object b = version("fk", 2000, 2, &a.vv); /* the replaced leader (token 5) */
+    CU_ASSERT_EQUAL(do_put_fenced(&b, sh, 5).err, CM_ERR_CONFLICT);
+    rp_part p = part_of("fk");
+    p.fence = 6;
+    tres g = {0};
+    wait_for(&g, rp_replica_get(E.r, &p, "fk", done_cb, &g));
+    CU_ASSERT_EQUAL(g.err, CM_ERR_CONFLICT);
+    tres_free(&g);
+    tres t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.rec.hlc, a.hlc); /* b was not stored */
+    tres_free(&t);
+    CU_ASSERT_EQUAL(do_put_fenced(&b, sh, 7).applied, 1); /* the same leader */
+    p.fence = 9; /* a successor's read raises the bar, durably too */
+    memset(&g, 0, sizeof(g));
+    wait_for(&g, rp_replica_get(E.r, &p, "fk", done_cb, &g));
+    CU_ASSERT_EQUAL(g.err, CM_OK);
+    tres_free(&g);
+    env_restart();
+    md_object c = version("fk", 3000, 3, &b.vv);
+    CU_ASSERT_EQUAL(do_put_fenced(&c, sh, 7).err, CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(do_put_fenced(&c, sh, 9).applied, 1);
+}
+
 /* Keys "tb<i>" of one shard: n of them into keys (16 bytes each). */
 static uint32_t same_shard_keys(char keys[][16], int n)
 {
@@ -760,6 +811,7 @@ BOTH(t_errors)
 BOTH(t_clock)
 BOTH(t_tombs)
 BOTH(t_fence)
+BOTH(t_fence_restart)
 
 /* ---- the meta routes on the wire ---- */
 
@@ -1354,6 +1406,7 @@ void cu_register(void)
         {"errors", t_errors_local},
         {"clock", t_clock_local},
         {"fence", t_fence_local},
+        {"fence_restart", t_fence_restart_local},
         {"tombs", t_tombs_local},
         {NULL, NULL},
     };
@@ -1366,6 +1419,7 @@ void cu_register(void)
         {"errors", t_errors_remote},
         {"clock", t_clock_remote},
         {"fence", t_fence_remote},
+        {"fence_restart", t_fence_restart_remote},
         {"tombs", t_tombs_remote},
         {NULL, NULL},
     };
