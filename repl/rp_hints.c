@@ -10,7 +10,8 @@
  * One round at a time, so a node with many hints sends at most `batch` records per interval; each
  * round starts with the target after the one the previous round started with, so the targets
  * take turns at the front of the batch. A hint whose record is older than max_age_ms (the
- * tombstone grace) is dropped in step (3) without being sent.
+ * tombstone grace) is dropped in step (3) without being sent. A hint for a node the layout no
+ * longer names is sent to its partition's first home instead (target_replica).
  *
  * Threading: everything runs on the loop's thread but rp_hints_get_stats, which a node's status
  * page calls from any thread: the counters are written under mu (count), read under it.
@@ -217,6 +218,21 @@ static void put_done(void *arg, const rp_result *res)
         puts_ended(r);
 }
 
+/* Where a hint for target goes: the target's replica, or, when the layout no longer names the
+ * target (removed for good), the first home the layout gives the partition now, which holds the
+ * record as one of its own (rebalancing and anti-entropy spread it from there). NULL when no
+ * layout is known yet, or the partition has no home. */
+static rp_replica *target_replica(rp_hints *h, const char *target, const rp_part *part)
+{
+    if (!h->cfg.router)
+        return NULL;
+    rp_replica *rep = rp_router_replica(h->cfg.router, target);
+    if (rep || rp_route(h->cfg.router, part, 1, 0, &rep) != 1)
+        return rep;
+    count(h, &h->st.rehomed, 1);
+    return rep;
+}
+
 static void list_done(nd_job *j)
 {
     hround *r = (hround *)(void *)j;
@@ -236,13 +252,12 @@ static void list_done(nd_job *j)
             count(h, &h->st.expired, 1);
             continue;
         }
-        rp_replica *rep =
-            h->cfg.router ? rp_router_replica(h->cfg.router, r->targets[r->tidx[i]]) : NULL;
+        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards, 0};
+        rp_replica *rep = target_replica(h, r->targets[r->tidx[i]], &part);
         if (!rep) {
             count(h, &h->st.unroutable, 1);
             continue;
         }
-        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards, 0};
         r->puts[i].r = r, r->puts[i].i = i;
         r->outstanding++;
         if (rp_replica_put(rep, &part, &hi->rec, NULL, put_done, &r->puts[i]) != CM_OK) {
