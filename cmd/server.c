@@ -540,14 +540,16 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
             "\"registered\":%s,\"in_layout\":%s,\"s3_endpoint\":\"%s\",\"rpc_port\":%d,"
             "\"rpc_requests\":%llu,\"rpc_auth_refused\":%llu,\"now_ms\":%lld,"
             "\"members_read_ms\":%lld,"
-            "\"buckets\":{\"count\":%zu,\"revision\":%lld,\"watch_connected\":%s},"
+            "\"buckets\":{\"count\":%zu,\"revision\":%lld,\"watch_connected\":%s,"
+            "\"fresh_lookups\":%llu,\"fresh_reads\":%llu},"
             "\"members\":[",
             (unsigned long long)st->epoch, (long long)st->mod_rev, (unsigned long long)st->adopted,
             (unsigned long long)st->rejected, st->connected ? "true" : "false",
             st->registered ? "true" : "false", st->in_layout ? "true" : "false", v->s3,
             cmd_rpc_port(v->rpc), (unsigned long long)calls, (unsigned long long)refused,
             (long long)cm_now_ms(), (long long)st->members_read_ms, bs.nbuckets,
-            (long long)bs.mod_rev, bs.connected ? "true" : "false");
+            (long long)bs.mod_rev, bs.connected ? "true" : "false",
+            (unsigned long long)bs.fresh_lookups, (unsigned long long)bs.fresh_reads);
     for (int i = 0; i < st->nmembers && i < CO_LAYOUT_MEMBERS; i++)
         n = add(out, n, cap, "%s\"%s\"", i ? "," : "", st->members[i]);
     n = add(out, n, cap, "],\"nodes\":[");
