@@ -1348,6 +1348,42 @@ static void t_hints_removed_node(void)
     env_down();
 }
 
+/* Hints a target refuses for a lasting reason (here stamped a day ahead of its clock) do not hold
+ * back its others: each round lists a target's hints from after the last one it listed, so the
+ * hint behind two refused ones arrives by the second round of batch 2, and the refused ones are
+ * tried again on the next pass. Before, every round listed the same two from the front. */
+static void t_hints_head_of_line(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    uint64_t ahead = (uint64_t)cm_now_ms() + 86400 * 1000;
+    md_object a0 = version("a0", ahead, 1, NULL), a1 = version("a1", ahead, 1, NULL);
+    md_object z1 = version("z1", (uint64_t)cm_now_ms(), 1, NULL);
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "b", &a0), CM_OK); /* sort first */
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "b", &a1), CM_OK);
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "b", &z1), CM_OK);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 2, 60000, 0};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    hint_round();
+    hint_round();
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "z1", &o), CM_OK);
+    md_object_release(&o);
+    hint_round(); /* the refused ones come round again, and still stay */
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.listed, 6); /* rounds: a0 a1, then z1 a0 (wrapped), then a1 a0 */
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 2);
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "a0", &o), CM_ERR_NOTFOUND);
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
 /* ---- a record read does not wait for the pool ---- */
 
 typedef struct {
@@ -1450,6 +1486,7 @@ void cu_register(void)
         {"hints_gone_bucket", t_hints_gone_bucket},
         {"hints_bound", t_hints_bound},
         {"hints_removed_node", t_hints_removed_node},
+        {"hints_head_of_line", t_hints_head_of_line},
         {"bench", t_bench},
         {"get_busy_pool", t_get_busy_pool},
         {NULL, NULL},
