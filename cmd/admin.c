@@ -365,11 +365,11 @@ static void replication_line(const char *js)
     if (!p)
         return;
     printf("metadata: %" PRIu64 " read repairs; hints %" PRIu64 " written, %" PRIu64
-           " delivered, %" PRIu64 " expired; anti-entropy %" PRIu64 " runs, %" PRIu64
-           " keys repaired; tombstones collected %" PRIu64 "\n",
+           " delivered, %" PRIu64 " expired, %" PRIu64 " refused; anti-entropy %" PRIu64
+           " runs, %" PRIu64 " keys repaired; tombstones collected %" PRIu64 "\n",
            jnum(p, "read_repairs"), jnum(p, "hints_written"), jnum(p, "hints_delivered"),
-           jnum(p, "hints_expired"), jnum(p, "ae_runs"), jnum(p, "ae_repaired"),
-           jnum(p, "tombs_collected"));
+           jnum(p, "hints_expired"), jnum(p, "hints_refused"), jnum(p, "ae_runs"),
+           jnum(p, "ae_repaired"), jnum(p, "tombs_collected"));
 }
 
 /* "3.2 s ago" for a wall-clock time seen_ms, against the server's now_ms; "never" for 0. */

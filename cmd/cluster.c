@@ -432,6 +432,7 @@ static void loop_setup(void *arg)
         e = rp_replica_local_new(c->base, gw_meta_store(c->cfg.g), c->work, c->self, &c->local);
     if (e == CM_OK) {
         rp_replica_local_set_clock(c->local, &c->clock);
+        md_hint_set_max(gw_meta_store(c->cfg.g), c->cfg.hints_max);
         e = rp_hints_new(&hc, &c->hints);
     }
     if (e != CM_OK)
@@ -616,7 +617,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"deletes\":%llu,\"lists\":%llu,\"unavailable\":%llu,\"read_repairs\":%llu,"
         "\"hints_written\":%llu,\"hints_delivered\":%llu,\"hints_failed\":%llu,"
         "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu,"
-        "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu},"
+        "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu,"
+        "\"hints_refused\":%llu,\"hints_rehomed\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
         "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
         "\"reads_degraded\":%llu}",
@@ -628,10 +630,12 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)c->ae_repaired, (unsigned long long)c->ae_unavailable,
         (unsigned long long)c->gc_freed, (unsigned long long)c->tombs_collected,
         (unsigned long long)c->collect_skipped, (unsigned long long)hs.expired,
-        (unsigned long long)os.epoch, os.k, os.m, (unsigned long long)os.bodies,
-        (unsigned long long)os.bytes_written, (unsigned long long)os.reads,
-        (unsigned long long)os.handoffs, (unsigned long long)os.cells_dropped,
-        (unsigned long long)os.hedges, (unsigned long long)os.reads_degraded);
+        (unsigned long long)md_hint_refused(gw_meta_store(c->cfg.g)),
+        (unsigned long long)hs.rehomed, (unsigned long long)os.epoch, os.k, os.m,
+        (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
+        (unsigned long long)os.reads, (unsigned long long)os.handoffs,
+        (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
+        (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
     if (n <= 0 || (size_t)n >= cap)
         return 0;

@@ -133,6 +133,7 @@ typedef struct {
     /* [cluster] tombstone_grace_s: tombstones collected, undelivered hints dropped, this long
      * after their write (docs/replication.md, "Tombstone collection") */
     int64_t tombstone_grace_ms;
+    uint64_t hints_max; /* [cluster] hints_max: hint records this node keeps as a stand-in */
 } cmd_cluster_config;
 cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out);
 md_hlc *cmd_cluster_clock(cmd_cluster *c);

@@ -64,6 +64,7 @@ typedef struct {
     long member_ttl;                /* [cluster] member_ttl_s */
     long gc_grace;                  /* [cluster] gc_grace_s */
     long tomb_grace;                /* [cluster] tombstone_grace_s */
+    long hints_max;                 /* [cluster] hints_max */
     long repair_interval;           /* [cluster] repair_interval_s (0 = on events only) */
     double repair_mbps;             /* [cluster] repair_mbps (0 = unpaced) */
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
@@ -195,6 +196,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 0, 7 * 86400, &o->gc_grace);
     else if (IS("cluster", "tombstone_grace_s"))
         bad = parse_int(value, 1, 3660L * 86400, &o->tomb_grace);
+    else if (IS("cluster", "hints_max"))
+        bad = parse_int(value, 1, 1000000000L, &o->hints_max);
     else if (IS("cluster", "repair_interval_s"))
         bad = parse_int(value, 0, 366L * 86400, &o->repair_interval);
     else if (IS("cluster", "repair_mbps"))
@@ -232,7 +235,8 @@ static void usage(FILE *f)
                "user may read it). Without [cluster] no RPC port is opened. gc_grace_s = N\n"
                "(default 900): replaced bodies are freed this long after. tombstone_grace_s = N\n"
                "(default 86400): deletions are forgotten, and undelivered hints dropped, this\n"
-               "long after. repair_interval_s = N\n"
+               "long after. hints_max = N (default 1000000): the hints this node keeps for\n"
+               "unreachable nodes; beyond it it refuses to stand in. repair_interval_s = N\n"
                "(default 60, 0 = on events only) and repair_mbps = MB/s (default 100, 0 =\n"
                "unpaced): the repair pass over this node's records. See docs/deploy.md.\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
@@ -286,8 +290,9 @@ static int parse_args(server_opts *o, int argc, char **argv)
     snprintf(o->domain, sizeof(o->domain), "localhost");
     snprintf(o->log_level, sizeof(o->log_level), "info");
     o->stop_grace_ms = STOP_GRACE_MS;
-    o->gc_grace = 900;     /* a GET through another node of a replaced body ends well before */
-    o->tomb_grace = 86400; /* a home away longer than this is rebuilt (docs/replication.md) */
+    o->gc_grace = 900;      /* a GET through another node of a replaced body ends well before */
+    o->tomb_grace = 86400;  /* a home away longer than this is rebuilt (docs/replication.md) */
+    o->hints_max = 1000000; /* 0.3 to 2 GB of records (docs/replication.md, "Hints") */
     o->repair_interval = 60;
     o->repair_mbps = 100;
     ob_scrub_config_defaults(&o->scrub);
@@ -535,14 +540,16 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
             "\"registered\":%s,\"in_layout\":%s,\"s3_endpoint\":\"%s\",\"rpc_port\":%d,"
             "\"rpc_requests\":%llu,\"rpc_auth_refused\":%llu,\"now_ms\":%lld,"
             "\"members_read_ms\":%lld,"
-            "\"buckets\":{\"count\":%zu,\"revision\":%lld,\"watch_connected\":%s},"
+            "\"buckets\":{\"count\":%zu,\"revision\":%lld,\"watch_connected\":%s,"
+            "\"fresh_lookups\":%llu,\"fresh_reads\":%llu},"
             "\"members\":[",
             (unsigned long long)st->epoch, (long long)st->mod_rev, (unsigned long long)st->adopted,
             (unsigned long long)st->rejected, st->connected ? "true" : "false",
             st->registered ? "true" : "false", st->in_layout ? "true" : "false", v->s3,
             cmd_rpc_port(v->rpc), (unsigned long long)calls, (unsigned long long)refused,
             (long long)cm_now_ms(), (long long)st->members_read_ms, bs.nbuckets,
-            (long long)bs.mod_rev, bs.connected ? "true" : "false");
+            (long long)bs.mod_rev, bs.connected ? "true" : "false",
+            (unsigned long long)bs.fresh_lookups, (unsigned long long)bs.fresh_reads);
     for (int i = 0; i < st->nmembers && i < CO_LAYOUT_MEMBERS; i++)
         n = add(out, n, cap, "%s\"%s\"", i ? "," : "", st->members[i]);
     n = add(out, n, cap, "],\"nodes\":[");
@@ -586,6 +593,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                                .g = g,
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
                                .tombstone_grace_ms = (int64_t)o->tomb_grace * 1000,
+                               .hints_max = (uint64_t)o->hints_max,
                                .data_dir = o->data,
                                .repair_interval_s = (int)o->repair_interval,
                                .repair_mbps = o->repair_mbps,

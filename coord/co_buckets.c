@@ -17,6 +17,12 @@
  * added and removed), the hooks run, then it becomes the applied version under the mutex and is
  * written to this file's cache (the last *applied* version, as co_layout keeps its own: a version
  * that did not decode must not replace it). A deleted document changes nothing.
+ *
+ * Fresh lookups (co_buckets_lookup_fresh, for a name the applied version lacks): an etcd read is
+ * shared by every call that arrived before it started (a call waits for the next read to start
+ * and end, so a bucket created through another node before the call is found), one read at a
+ * time, at most one per CO_BUCKETS_FRESH_GAP_MS: a flood of unknown names costs etcd a bounded
+ * rate of reads, not one each. The newest read's records are kept (one document's worth).
  */
 #include "co_buckets.h"
 
@@ -369,6 +375,17 @@ struct co_buckets {
     co_bucket *applied; /* sorted; NULL when empty */
     size_t napplied;    /* guarded by mu, like st */
     co_buckets_status st;
+    /* co_buckets_lookup_fresh's shared reads, under fmu: fstarted reads started, fdone ended (the
+     * newest one's records in fresh, or its error in ferr), one at a time (fbusy), the last one
+     * started at flast_ms (monotonic). */
+    pthread_mutex_t fmu;
+    pthread_cond_t fcv;
+    uint64_t fstarted, fdone, flookups;
+    int fbusy;
+    int64_t flast_ms;
+    co_bucket *fresh;
+    size_t nfresh;
+    cm_err ferr;
 };
 
 /* Report what differs between the applied array and next (both sorted) to the hooks. */
@@ -447,6 +464,9 @@ cm_err co_buckets_open(const co_config *cfg, const char *cluster, const char *ca
         return CM_ERR_NOMEM;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    pthread_mutex_init(&f->fmu, NULL);
+    pthread_cond_init(&f->fcv, NULL);
+    f->ferr = CM_ERR_UNAVAILABLE;
     if (hooks)
         f->hooks = *hooks;
     cm_err e = co_key(f->key, sizeof(f->key), cluster, CO_KIND_BUCKETS, NULL);
@@ -482,7 +502,10 @@ void co_buckets_free(co_buckets *f)
     for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
         free(f->cfg_storage[i]);
     free(f->applied);
+    free(f->fresh);
     free(f->cache_path);
+    pthread_cond_destroy(&f->fcv);
+    pthread_mutex_destroy(&f->fmu);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -498,8 +521,21 @@ cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
     return b ? CM_OK : CM_ERR_NOTFOUND;
 }
 
-cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
+/* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
+ * reads and keeps the result for every call that came before it started. Called with fmu held
+ * and fbusy set; returns with fmu held, fbusy clear. */
+static void fresh_read(co_buckets *f)
 {
+    int64_t wait = f->flast_ms + CO_BUCKETS_FRESH_GAP_MS - cm_monotonic_ms();
+    if (wait > 0 && wait <= CO_BUCKETS_FRESH_GAP_MS) {
+        pthread_mutex_unlock(&f->fmu);
+        struct timespec ts = {0, (long)wait * 1000000L};
+        nanosleep(&ts, NULL); /* calls arriving meanwhile still share this read */
+        pthread_mutex_lock(&f->fmu);
+    }
+    uint64_t mine = ++f->fstarted; /* from here on, a new call needs the next read */
+    f->flast_ms = cm_monotonic_ms();
+    pthread_mutex_unlock(&f->fmu);
     co_client *c = NULL;
     co_bucket *b = NULL;
     size_t n = 0;
@@ -508,12 +544,40 @@ cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
     if (e == CM_OK)
         e = co_buckets_read(c, f->key, &b, &n, &rev);
     co_client_free(c);
-    if (e != CM_OK) /* etcd unreachable (or the document broken): what this node knows */
-        return co_buckets_lookup(f, name, out);
-    const co_bucket *found = co_buckets_find(b, n, name);
+    pthread_mutex_lock(&f->fmu);
+    free(f->fresh);
+    f->fresh = e == CM_OK ? b : NULL;
+    f->nfresh = e == CM_OK ? n : 0;
+    if (e != CM_OK)
+        free(b);
+    f->ferr = e;
+    f->fdone = mine;
+    f->fbusy = 0;
+    pthread_cond_broadcast(&f->fcv);
+}
+
+cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
+{
+    if (co_buckets_lookup(f, name, out) == CM_OK)
+        return CM_OK;
+    pthread_mutex_lock(&f->fmu);
+    f->flookups++;
+    uint64_t need = f->fstarted + 1; /* a read that starts after this call */
+    while (f->fdone < need) {
+        if (f->fbusy) {
+            pthread_cond_wait(&f->fcv, &f->fmu);
+            continue;
+        }
+        f->fbusy = 1;
+        fresh_read(f);
+    }
+    cm_err e = f->ferr;
+    const co_bucket *found = e == CM_OK ? co_buckets_find(f->fresh, f->nfresh, name) : NULL;
     if (found)
         *out = *found;
-    free(b);
+    pthread_mutex_unlock(&f->fmu);
+    if (e != CM_OK) /* etcd unreachable (or the document broken): what this node knows */
+        return co_buckets_lookup(f, name, out);
     return found ? CM_OK : CM_ERR_NOTFOUND;
 }
 
@@ -548,6 +612,10 @@ void co_buckets_get_status(co_buckets *f, co_buckets_status *out)
     pthread_mutex_lock(&f->mu);
     *out = f->st;
     pthread_mutex_unlock(&f->mu);
+    pthread_mutex_lock(&f->fmu);
+    out->fresh_lookups = f->flookups;
+    out->fresh_reads = f->fdone;
+    pthread_mutex_unlock(&f->fmu);
     out->connected = co_doc_connected(f->doc);
 }
 

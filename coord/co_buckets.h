@@ -112,9 +112,15 @@ void co_buckets_free(co_buckets *f);
 /* From memory: the record of name as last applied. CM_OK or CM_ERR_NOTFOUND. Thread-safe. */
 cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out);
 /*
- * From etcd when it answers (a linearizable read, so a bucket created through another node a
- * moment ago is found before this node's watch delivers it), else from memory. Blocking.
+ * From memory when the applied version has the name; otherwise from an etcd read that started
+ * after the call (a linearizable read, so a bucket created through another node a moment ago is
+ * found before this node's watch delivers it), else, when etcd does not answer, from memory.
+ * Blocking. The reads are shared (docs/coordination.md "Buckets"): one at a time, each answering
+ * every call that came before it started, and at most one per CO_BUCKETS_FRESH_GAP_MS, so a
+ * flood of lookups of unknown names costs etcd at most 1000 / CO_BUCKETS_FRESH_GAP_MS reads a
+ * second, and a call waits at most that gap plus one read.
  */
+#define CO_BUCKETS_FRESH_GAP_MS 50
 cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out);
 /*
  * co_buckets_add / co_buckets_remove on the followed key, each with a client of its own. A create
@@ -126,11 +132,13 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have);
 cm_err co_buckets_delete(co_buckets *f, const char *name);
 
 typedef struct {
-    size_t nbuckets;   /* in the applied version */
-    int64_t mod_rev;   /* its etcd revision; 0 when none */
-    uint64_t applied;  /* versions applied since open */
-    uint64_t rejected; /* versions that did not decode */
-    int connected;     /* the watch is connected */
+    size_t nbuckets;        /* in the applied version */
+    int64_t mod_rev;        /* its etcd revision; 0 when none */
+    uint64_t applied;       /* versions applied since open */
+    uint64_t rejected;      /* versions that did not decode */
+    int connected;          /* the watch is connected */
+    uint64_t fresh_lookups; /* co_buckets_lookup_fresh calls the applied version did not answer */
+    uint64_t fresh_reads;   /* etcd reads they made (shared) */
 } co_buckets_status;
 
 void co_buckets_get_status(co_buckets *f, co_buckets_status *out);

@@ -701,6 +701,13 @@ cm_err md_hint_drop(md_store *md, const char *target, const char *bucket, const 
 cm_err md_hint_targets(md_store *md, char ***targets, size_t *n);
 /* How many hints are stored (all targets). */
 cm_err md_hint_count(md_store *md, uint64_t *n);
+/* Bound the hints this store keeps (docs/replication.md "Hints"): once the hints database holds
+ * max entries (a hint is one, a key past 511 bytes one per level of md_kv.c; 0 = no bound), a
+ * put of a hint for a new (target, bucket, key) is refused with CM_ERR_UNAVAILABLE and counted;
+ * replacing a stored hint by a newer version still works. Any thread, at any time. */
+void md_hint_set_max(md_store *md, uint64_t max);
+/* Hint puts refused by that bound since the store opened. */
+uint64_t md_hint_refused(md_store *md);
 
 /*
  * Tombstone collection (md_tomb.c; docs/replication.md, "Tombstone collection"). Each partition

@@ -7,6 +7,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <semaphore.h>
 
 #include "cm_log.h"
@@ -172,6 +173,8 @@ struct md_store {
     /* the highest leader token per partition, loaded lazily from "fences" (md_fence.c) */
     pthread_mutex_t fence_mu;
     struct md_fence *fence[MD_FENCE_SLOTS];
+    /* the bound on the hints database's entries (0: none) and the puts it refused (md_replica.c) */
+    _Atomic uint64_t hints_max, hints_refused;
 };
 
 /* Default initial map and the most a growth adds at once. */

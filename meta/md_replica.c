@@ -16,7 +16,9 @@
  * the encoded record. A partition's stand-in keeps the record here, not among its own objects:
  * it is not a home of that partition, so the record must neither show in its listings nor in its
  * Merkle trees. Listing is one walk of target's range; delivery drops a hint only while it is the
- * version delivered (digest compared inside the dropping op).
+ * version delivered (digest compared inside the dropping op). A put of a new hint is refused
+ * once the database holds hints_max entries (mdb_stat inside the op: O(1), exact within the
+ * batch), so a long outage of a home cannot fill a stand-in's disk with hints.
  *
  * Threading: as md_store.c (writes are group-commit ops, reads take their own read txn).
  */
@@ -319,6 +321,13 @@ static cm_err hint_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
         *wrote = 0; /* the stored hint is newer */
         return CM_OK;
     }
+    uint64_t max = atomic_load_explicit(&md->hints_max, memory_order_relaxed);
+    MDB_stat st;
+    if (!found && max && mdb_stat(txn, md->hints, &st) == 0 && st.ms_entries >= max) {
+        atomic_fetch_add_explicit(&md->hints_refused, 1, memory_order_relaxed);
+        *wrote = 0;
+        return CM_ERR_UNAVAILABLE; /* full: the coordinator tries the next stand-in */
+    }
     return md_kv_put(txn, md->hints, op->k, op->kl, op->w.p, op->w.len);
 }
 
@@ -508,6 +517,16 @@ cm_err md_hint_count(md_store *md, uint64_t *n)
     }
     md_txn_end(md, txn);
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
+}
+
+void md_hint_set_max(md_store *md, uint64_t max)
+{
+    atomic_store_explicit(&md->hints_max, max, memory_order_relaxed);
+}
+
+uint64_t md_hint_refused(md_store *md)
+{
+    return atomic_load_explicit(&md->hints_refused, memory_order_relaxed);
 }
 
 /* ---- digest entries on the wire ---- */

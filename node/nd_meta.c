@@ -238,6 +238,8 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
         m->no_bucket = e == CM_ERR_NOTFOUND && !m->hint[0];
         if (e == CM_ERR_INVAL)
             m->why = "the record's stamp is too far ahead of this node's clock";
+        else if (e == CM_ERR_UNAVAILABLE && m->hint[0])
+            m->why = "this node holds as many hints as it may ([cluster] hints_max)";
     }
     md_object_release(&o);
     return e;

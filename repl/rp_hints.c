@@ -9,8 +9,12 @@
  * when this node has it no more either (deleted); (4) the next round is armed interval_ms later.
  * One round at a time, so a node with many hints sends at most `batch` records per interval; each
  * round starts with the target after the one the previous round started with, so the targets
- * take turns at the front of the batch. A hint whose record is older than max_age_ms (the
- * tombstone grace) is dropped in step (3) without being sent.
+ * take turns at the front of the batch, and lists each target's hints from after the last one
+ * the previous round listed for it, wrapping to its first (list_target), so hints a target
+ * refuses for a lasting reason do not hold its other hints back. A hint whose record is older
+ * than max_age_ms (the tombstone grace) is dropped in step (3) without being sent. A hint for a
+ * node the layout no longer names is sent to its partition's first home instead
+ * (target_replica).
  *
  * Threading: everything runs on the loop's thread but rp_hints_get_stats, which a node's status
  * page calls from any thread: the counters are written under mu (count), read under it.
@@ -49,6 +53,8 @@ struct hround {
 
 enum { DROP_DONE = 1, DROP_GONE = 2 }; /* stored (or superseded); "no such bucket" */
 
+#define RP_HINT_CURSORS 64
+
 struct rp_hints {
     rp_hints_config cfg;
     struct event *timer;
@@ -59,6 +65,14 @@ struct rp_hints {
      * target with a full batch of hints cannot starve the others (written by the round's list
      * job, while the loop leaves it alone). */
     char first[ND_NODE_ID_MAX];
+    /* Per target, the last hint a round listed: the next round lists after it, wrapping to the
+     * target's first hint, so hints the target refuses for a lasting reason cannot hold its
+     * others back (written by the list jobs only; RP_HINT_CURSORS targets, then reused). */
+    struct {
+        char target[ND_NODE_ID_MAX];
+        char *bucket, *key;
+    } cur[RP_HINT_CURSORS];
+    unsigned next_cur;
 };
 
 static void count(rp_hints *h, uint64_t *field, uint64_t n)
@@ -70,6 +84,8 @@ static void count(rp_hints *h, uint64_t *field, uint64_t n)
 
 static void hints_destroy(rp_hints *h)
 {
+    for (size_t i = 0; i < RP_HINT_CURSORS; i++)
+        free(h->cur[i].bucket), free(h->cur[i].key);
     event_free(h->timer);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -106,6 +122,80 @@ static void round_end(hround *r)
 
 /* ---- (1) list, on a worker ---- */
 
+/* The cursor slot of target: its own, else a reused one (emptied); never NULL. */
+static size_t cursor_of(rp_hints *h, const char *target)
+{
+    for (size_t i = 0; i < RP_HINT_CURSORS; i++)
+        if (strcmp(h->cur[i].target, target) == 0)
+            return i;
+    size_t i = h->next_cur++ % RP_HINT_CURSORS;
+    free(h->cur[i].bucket), free(h->cur[i].key);
+    h->cur[i].bucket = h->cur[i].key = NULL;
+    snprintf(h->cur[i].target, sizeof(h->cur[i].target), "%s", target);
+    return i;
+}
+
+/* Append the first keep of page's n hints to the round as target t's (they move; the others and
+ * page are freed). */
+static cm_err take(hround *r, size_t t, md_hint *page, size_t n, size_t keep)
+{
+    md_hint *all = realloc(r->hints, (r->nhints + keep + 1) * sizeof(*all));
+    size_t *ti = realloc(r->tidx, (r->nhints + keep + 1) * sizeof(*ti));
+    if (all)
+        r->hints = all;
+    if (ti)
+        r->tidx = ti;
+    if (!all || !ti) {
+        md_hints_free(page, n);
+        return CM_ERR_NOMEM;
+    }
+    if (keep)
+        memcpy(r->hints + r->nhints, page, keep * sizeof(*page));
+    for (size_t i = 0; i < keep; i++)
+        r->tidx[r->nhints + i] = t;
+    r->nhints += keep;
+    for (size_t i = keep; i < n; i++)
+        free(page[i].bucket), md_object_release(&page[i].rec);
+    free(page); /* its kept entries moved */
+    return CM_OK;
+}
+
+/* Up to want hints of target t: those after its cursor, then, wrapping, those from its first up
+ * to the cursor; the cursor moves to the last one taken. */
+static cm_err list_target(hround *r, size_t t, size_t want)
+{
+    rp_hints *h = r->h;
+    size_t c = cursor_of(h, r->targets[t]), before = r->nhints;
+    const char *cb = h->cur[c].bucket, *ck = h->cur[c].key;
+    md_hint *page;
+    size_t n;
+    int truncated;
+    cm_err e = md_hint_list(h->cfg.md, r->targets[t], cb, ck, want, &page, &n, &truncated);
+    if (e == CM_OK)
+        e = take(r, t, page, n, n);
+    if (e == CM_OK && cb && !truncated && n < want &&
+        (e = md_hint_list(h->cfg.md, r->targets[t], NULL, NULL, want - n, &page, &n, &truncated)) ==
+            CM_OK) {
+        size_t keep = 0; /* those up to the cursor (the rest were taken above) */
+        while (keep < n &&
+               (strcmp(page[keep].bucket, cb) < 0 ||
+                (strcmp(page[keep].bucket, cb) == 0 && strcmp(page[keep].rec.key, ck) <= 0)))
+            keep++;
+        e = take(r, t, page, n, keep);
+    }
+    if (e != CM_OK || r->nhints == before)
+        return e;
+    const md_hint *last = &r->hints[r->nhints - 1];
+    char *b = strdup(last->bucket), *k = strdup(last->rec.key);
+    if (!b || !k) {
+        free(b), free(k);
+        return CM_OK; /* the cursor stays where it was */
+    }
+    free(h->cur[c].bucket), free(h->cur[c].key);
+    h->cur[c].bucket = b, h->cur[c].key = k;
+    return CM_OK;
+}
+
 static cm_err list_run_e(hround *r)
 {
     size_t batch = (size_t)r->h->cfg.batch;
@@ -119,31 +209,9 @@ static cm_err list_run_e(hround *r)
         start = 0;
     if (r->ntargets)
         snprintf(r->h->first, sizeof(r->h->first), "%s", r->targets[start]);
-    for (size_t k = 0; k < r->ntargets && r->nhints < batch; k++) {
-        size_t t = (start + k) % r->ntargets;
-        md_hint *page;
-        size_t n;
-        int truncated;
-        e = md_hint_list(r->h->cfg.md, r->targets[t], NULL, NULL, batch - r->nhints, &page, &n,
-                         &truncated);
-        if (e != CM_OK)
+    for (size_t k = 0; k < r->ntargets && r->nhints < batch; k++)
+        if ((e = list_target(r, (start + k) % r->ntargets, batch - r->nhints)) != CM_OK)
             return e;
-        md_hint *all = realloc(r->hints, (r->nhints + n) * sizeof(*all));
-        size_t *ti = realloc(r->tidx, (r->nhints + n + 1) * sizeof(*ti));
-        if (all)
-            r->hints = all;
-        if (ti)
-            r->tidx = ti;
-        if (!all || !ti) {
-            md_hints_free(page, n);
-            return CM_ERR_NOMEM;
-        }
-        memcpy(r->hints + r->nhints, page, n * sizeof(*page));
-        free(page); /* its entries moved */
-        for (size_t i = 0; i < n; i++)
-            r->tidx[r->nhints + i] = t;
-        r->nhints += n;
-    }
     r->drop = calloc(r->nhints + 1, 1);
     r->puts = calloc(r->nhints + 1, sizeof(*r->puts));
     return r->drop && r->puts ? CM_OK : CM_ERR_NOMEM;
@@ -217,6 +285,21 @@ static void put_done(void *arg, const rp_result *res)
         puts_ended(r);
 }
 
+/* Where a hint for target goes: the target's replica, or, when the layout no longer names the
+ * target (removed for good), the first home the layout gives the partition now, which holds the
+ * record as one of its own (rebalancing and anti-entropy spread it from there). NULL when no
+ * layout is known yet, or the partition has no home. */
+static rp_replica *target_replica(rp_hints *h, const char *target, const rp_part *part)
+{
+    if (!h->cfg.router)
+        return NULL;
+    rp_replica *rep = rp_router_replica(h->cfg.router, target);
+    if (rep || rp_route(h->cfg.router, part, 1, 0, &rep) != 1)
+        return rep;
+    count(h, &h->st.rehomed, 1);
+    return rep;
+}
+
 static void list_done(nd_job *j)
 {
     hround *r = (hround *)(void *)j;
@@ -236,13 +319,12 @@ static void list_done(nd_job *j)
             count(h, &h->st.expired, 1);
             continue;
         }
-        rp_replica *rep =
-            h->cfg.router ? rp_router_replica(h->cfg.router, r->targets[r->tidx[i]]) : NULL;
+        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards, 0};
+        rp_replica *rep = target_replica(h, r->targets[r->tidx[i]], &part);
         if (!rep) {
             count(h, &h->st.unroutable, 1);
             continue;
         }
-        rp_part part = {hi->bucket, rp_shard_of(hi->rec.key, h->cfg.nshards), h->cfg.nshards, 0};
         r->puts[i].r = r, r->puts[i].i = i;
         r->outstanding++;
         if (rp_replica_put(rep, &part, &hi->rec, NULL, put_done, &r->puts[i]) != CM_OK) {

@@ -7,7 +7,9 @@
  * each into the target's replica (rp_replica_put, no hint), and drops a hint once the target
  * answered (applied, or its own version won: superseded either way) unless a newer hint for the
  * key arrived meanwhile. A target that does not answer keeps its hints; the next round (after
- * interval_ms) tries again, so delivery is paced and never a retry storm.
+ * interval_ms) tries again, so delivery is paced and never a retry storm. A hint for a node the
+ * layout no longer names goes to the first home of its partition instead (rehomed), and is
+ * dropped once that home answered: no hint waits for a node that will not come back.
  *
  * Threading: everything on cfg.base's loop (which must run); the md calls on cfg.work.
  */
@@ -55,7 +57,8 @@ typedef struct {
     uint64_t superseded; /* the target's own version won */
     uint64_t failed;     /* the target did not answer (kept for a later round) */
     uint64_t dropped;    /* hints removed after delivery */
-    uint64_t unroutable; /* hints for a node the layout does not name (kept) */
+    uint64_t unroutable; /* hints seen while no layout is known (kept) */
+    uint64_t rehomed;    /* hints for a node the layout no longer names, sent to a current home */
     uint64_t expired;    /* hints older than max_age_ms, dropped undelivered */
 } rp_hints_stats;
 void rp_hints_get_stats(rp_hints *h, rp_hints_stats *out); /* any thread */

@@ -4,7 +4,8 @@
 # region eu-west-1 so that S3 answers an owner re-creating a bucket with 409). A bucket created
 # through n1 is listed by n2 and n3 within a bounded wait and takes a PutObject through n3; 8
 # concurrent CreateBucket of one name through the 3 nodes: exactly one 200, seven 409
-# BucketAlreadyOwnedByYou; DeleteBucket through n2 removes it everywhere; `cairn admin status`
+# BucketAlreadyOwnedByYou; 200 requests for unknown buckets through n2 cost at most one etcd
+# read per 50 ms; DeleteBucket through n2 removes it everywhere; `cairn admin status`
 # shows the 3 nodes up by AZ; with etcd stopped CreateBucket and DeleteBucket get 503
 # ServiceUnavailable as S3 XML while object reads and the bucket list keep working; etcd back, a
 # node killed with SIGKILL shows as DOWN within its lease TTL. About 15 s.
@@ -69,6 +70,36 @@ EOF
     h_bad "PutObject through n3 at once after CreateBucket through n1" "$H_OUT"
 grep -q "bucket quick: in the namespace before the watch delivered it" "$H_WORK/n3.log" &&
     echo "   (n3 found it through etcd before its watch delivered it)"
+
+# ---- a flood of requests for unknown buckets through n2: shared, paced etcd reads ----
+H_OUT=$("$H_PY" - "${PORT[n2]}" <<'EOF'
+import json, os, sys, threading, time
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw
+os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % sys.argv[1]
+def fresh():
+    st, _, body = s3raw.request("GET", "/admin/status")
+    b = json.loads(body)["cluster"]["buckets"]
+    return b["fresh_lookups"], b["fresh_reads"]
+l0, r0 = fresh()
+codes = []
+def flood(t):
+    for i in range(25):
+        codes.append(s3raw.request("GET", "/nx-%d-%d-%d/k" % (os.getpid(), t, i))[0])
+t0 = time.monotonic()
+ths = [threading.Thread(target=flood, args=(t,)) for t in range(8)]
+for t in ths: t.start()
+for t in ths: t.join()
+ms = (time.monotonic() - t0) * 1000
+l1, r1 = fresh()
+print(len(codes), codes.count(404), l1 - l0, r1 - r0, int(ms))
+EOF
+)
+read -r fl_n fl_404 fl_lookups fl_reads fl_ms <<<"$H_OUT"
+[ "$fl_n" = 200 ] && [ "$fl_404" = 200 ] && [ "${fl_lookups:-0}" -ge 200 ] &&
+    [ "$fl_reads" -le $((1 + fl_ms / 50)) ] && [ "$fl_reads" -lt 100 ] &&
+    h_ok "200 requests for unknown buckets: 404 each, $fl_reads etcd reads in $fl_ms ms (at most one per 50 ms)" ||
+    h_bad "unknown-bucket flood (n, 404s, lookups, etcd reads, ms)" "$H_OUT"
 
 # ---- 8 concurrent CreateBucket of one name through the 3 nodes ----
 H_OUT=$("$H_PY" - "${PORT[n1]}" "${PORT[n2]}" "${PORT[n3]}" <<'EOF'

@@ -382,6 +382,74 @@ static void test_follower(void)
     cu_etcd_stop(&e);
 }
 
+/* ---- lookups of unknown names are shared reads ---- */
+
+#define FLOODERS 8
+#define FLOOD_EACH 25
+
+typedef struct {
+    co_buckets *f;
+    int id, found, stop;
+} flooder;
+
+static void *flood(void *arg)
+{
+    flooder *fl = arg;
+    co_bucket got;
+    char name[64];
+    for (int i = 0; i < FLOOD_EACH && !fl->stop; i++) {
+        snprintf(name, sizeof(name), "nx-%d-%d", fl->id, i);
+        fl->found += co_buckets_lookup_fresh(fl->f, name, &got) != CM_ERR_NOTFOUND;
+    }
+    return NULL;
+}
+
+/* 200 lookups of unknown names from 8 threads cost at most one etcd read per gap (before, one
+ * each); meanwhile a bucket created by another writer is found by a lookup right after, every
+ * time (a call never takes the answer of a read that started before it). */
+static void test_fresh_flood(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    flooder fl[FLOODERS];
+    pthread_t th[FLOODERS];
+    int64_t t0 = cm_monotonic_ms();
+    for (int i = 0; i < FLOODERS; i++) {
+        fl[i] = (flooder){.f = f, .id = i};
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, flood, &fl[i]) == 0);
+    }
+    int found = 0;
+    for (uint64_t i = 1; i <= 10; i++) { /* created by "another node", looked up here at once */
+        char name[32];
+        snprintf(name, sizeof(name), "new-%d", (int)i);
+        co_bucket b = rec(name, "AK", i), got;
+        CU_ASSERT_EQUAL(co_buckets_add(c, KEY, &b, NULL), CM_OK);
+        found += co_buckets_lookup_fresh(f, name, &got) == CM_OK && got.id == i;
+    }
+    CU_ASSERT_EQUAL(found, 10);
+    for (int i = 0; i < FLOODERS; i++) {
+        pthread_join(th[i], NULL);
+        CU_ASSERT_EQUAL(fl[i].found, 0);
+    }
+    int64_t elapsed = cm_monotonic_ms() - t0;
+    co_buckets_status st;
+    co_buckets_get_status(f, &st);
+    CU_ASSERT(st.fresh_lookups >= FLOODERS * FLOOD_EACH);
+    CU_ASSERT(st.fresh_reads <= 1 + (uint64_t)elapsed / CO_BUCKETS_FRESH_GAP_MS);
+    CU_ASSERT(st.fresh_reads < st.fresh_lookups / 2);
+    printf("\n    %llu lookups of unknown names, %llu etcd reads in %lld ms\n",
+           (unsigned long long)st.fresh_lookups, (unsigned long long)st.fresh_reads,
+           (long long)elapsed);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 static void test_set_consistency(void)
 {
     cu_etcd e;
@@ -460,6 +528,7 @@ void cu_register(void)
         {"add, remove and racing creators against etcd", test_add_remove_race},
         {"follower: changes, outage, cache", test_follower},
         {"setting a bucket's consistency", test_set_consistency},
+        {"lookups of unknown names share bounded etcd reads", test_fresh_flood},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);
