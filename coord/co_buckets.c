@@ -655,6 +655,7 @@ cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
 
 cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
 {
+    *out = NULL;
     pthread_mutex_lock(&f->mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     cm_err e = b ? tags_copy(b->tags, b->ntags, out) : CM_ERR_NOTFOUND;

@@ -35,7 +35,8 @@
  *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
- * transaction, as gw_bucket_check does); setting bucket tags commits on a worker.
+ * transaction, as gw_bucket_check does; on a cluster node the namespace's memory); setting bucket
+ * tags commits (or, on a cluster node, changes the etcd document) on a worker.
  */
 #include "gw_int.h"
 
