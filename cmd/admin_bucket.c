@@ -193,6 +193,6 @@ int cmd_admin_bucket(int argc, char **argv)
         return rc;
     rc = !strcmp(o.verb, "list") ? do_list(&o) : do_consistency(&o);
     co_client_free(o.client);
-    free(o.b);
+    co_buckets_array_free(o.b, o.n);
     return rc;
 }

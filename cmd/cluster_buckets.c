@@ -13,11 +13,13 @@
  * A bucket's consistency mode lives in the namespace only (not in the local md_bucket, which
  * would go stale when `cairn admin bucket consistency` changes it): CreateBucket's mode goes into
  * the new record, and cmd_cluster_bucket_consistency answers it from the follower's memory for
- * the quorum coordinator (rp_config.consistency) and for HeadBucket.
+ * the quorum coordinator (rp_config.consistency) and for HeadBucket. So do its tags
+ * (PutBucketTagging: co_buckets_tag; GetBucketTagging from the follower's memory).
  */
 #include "cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cm_log.h"
@@ -98,6 +100,39 @@ static rp_consistency ns_consistency(void *arg, const char *name)
     return cmd_cluster_bucket_consistency(((ns_ctx *)arg)->f, name);
 }
 
+/* Bucket tags: md_meta <-> co_tag (the same two strings; coord/ does not know meta/). */
+static cm_err ns_tags_set(void *arg, const char *name, const md_meta *tags, size_t n)
+{
+    co_tag t[CO_BUCKET_TAGS_MAX];
+    if (n > CM_ARRAY_LEN(t))
+        return CM_ERR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        t[i] = (co_tag){tags[i].name, tags[i].value};
+    return co_buckets_tag(((ns_ctx *)arg)->f, name, t, n);
+}
+
+static cm_err ns_tags_get(void *arg, const char *name, md_meta **out, size_t *n)
+{
+    co_tag *t = NULL;
+    size_t nt = 0;
+    cm_err e = co_buckets_tags(((ns_ctx *)arg)->f, name, &t, &nt);
+    *out = NULL;
+    *n = 0;
+    if (e != CM_OK || !nt)
+        return e;
+    if (!(*out = calloc(nt, sizeof(**out)))) {
+        co_tags_free(t, nt);
+        return CM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nt; i++) { /* the strings move over */
+        (*out)[i] = (md_meta){t[i].key, t[i].value};
+        t[i] = (co_tag){NULL, NULL};
+    }
+    *n = nt;
+    co_tags_free(t, nt);
+    return CM_OK;
+}
+
 /* ---- the namespace's changes (the follower's thread) ---- */
 
 static void on_added(void *arg, const co_bucket *b)
@@ -127,7 +162,9 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .lookup = ns_lookup,
                        .is_empty = ns_is_empty,
                        .arg = &ctx,
-                       .consistency = ns_consistency};
+                       .consistency = ns_consistency,
+                       .tags_set = ns_tags_set,
+                       .tags_get = ns_tags_get};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

@@ -1,16 +1,16 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes (add, remove, set a consistency: one loop, change_doc, with an edit per kind): read the
- * document with its mod revision, change the decoded array, write it back with co_cas from that
- * revision. A conflict means another node changed it in between: read again and redo the change
- * on what is there now (so a racing creator of the same name sees it and gets CM_ERR_EXISTS). A
- * lost answer (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is there after an
- * add, the name is gone after a remove, the bucket has the mode after a consistency change. The
- * document holds every bucket, so one change costs a write of the whole list: fine for thousands of
- * buckets (S3's default limit per account is 100, its maximum 10,000: about 1 MB at 100 bytes a
- * record, etcd's default request limit is 1.5 MiB); a much larger namespace would move to one key
- * per bucket.
+ * Changes (add, remove, set a consistency or the tags: one loop, change_doc, with an edit per
+ * kind): read the document with its mod revision, change the decoded array, write it back with
+ * co_cas from that revision. A conflict means another node changed it in between: read again and
+ * redo the change on what is there now (so a racing creator of the same name sees it and gets
+ * CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is
+ * there after an add, the name is gone after a remove, the bucket has the mode after a consistency
+ * change. The document holds every bucket, so one change costs a write of the whole list: fine for
+ * thousands of buckets (S3's default limit per account is 100, its maximum 10,000: about 1 MB at
+ * 100 bytes a record, etcd's default request limit is 1.5 MiB); a much larger namespace would move
+ * to one key per bucket.
  *
  * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
  * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
@@ -43,6 +43,106 @@
 #define DOC_VERSION 1
 
 /* ---- the document ---- */
+
+void co_tags_free(co_tag *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++) {
+        free(t[i].key);
+        free(t[i].value);
+    }
+    free(t);
+}
+
+void co_buckets_array_free(co_bucket *b, size_t n)
+{
+    for (size_t i = 0; b && i < n; i++)
+        co_tags_free(b[i].tags, b[i].ntags);
+    free(b);
+}
+
+/* A deep copy of n tags into *out (NULL when n is 0). */
+static cm_err tags_copy(const co_tag *t, size_t n, co_tag **out)
+{
+    *out = NULL;
+    if (!n)
+        return CM_OK;
+    co_tag *c = calloc(n, sizeof(*c));
+    if (!c)
+        return CM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(c[i].key = strdup(t[i].key)) || !(c[i].value = strdup(t[i].value))) {
+            co_tags_free(c, n);
+            return CM_ERR_NOMEM;
+        }
+    }
+    *out = c;
+    return CM_OK;
+}
+
+static int tags_equal(const co_tag *a, size_t na, const co_tag *b, size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++) {
+        if (strcmp(a[i].key, b[i].key) != 0 || strcmp(a[i].value, b[i].value) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* A record as given out singly: without its tags (co_bucket's comment). */
+static co_bucket untagged(const co_bucket *b)
+{
+    co_bucket c = *b;
+    c.tags = NULL;
+    c.ntags = 0;
+    return c;
+}
+
+/* The "tags" member of a record (NULL when it has none). */
+static json_t *tags_json(const co_bucket *b, cm_err *e)
+{
+    json_t *arr = json_array();
+    if (!arr) {
+        *e = CM_ERR_NOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < b->ntags; i++) {
+        json_t *pair = json_pack("[s,s]", b->tags[i].key, b->tags[i].value);
+        if (!pair || json_array_append_new(arr, pair) != 0) {
+            json_decref(arr);
+            *e = CM_ERR_NOMEM;
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* Decode a "tags" member into b; 0 when it is not a valid one. */
+static int decode_tags(json_t *arr, co_bucket *b)
+{
+    size_t n = json_array_size(arr);
+    if (!json_is_array(arr) || n > CO_BUCKET_TAGS_MAX)
+        return 0;
+    if (!n)
+        return 1;
+    if (!(b->tags = calloc(n, sizeof(*b->tags))))
+        return 0;
+    b->ntags = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = NULL, *v = NULL;
+        if (json_unpack(json_array_get(arr, i), "[s,s]", &k, &v) != 0 || !k[0] ||
+            strlen(k) > CO_TAG_KEY_MAX || strlen(v) > CO_TAG_VALUE_MAX)
+            return 0;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(b->tags[j].key, k) == 0)
+                return 0; /* a key twice */
+        }
+        if (!(b->tags[i].key = strdup(k)) || !(b->tags[i].value = strdup(v)))
+            return 0;
+    }
+    return 1;
+}
 
 static int by_name(const void *a, const void *b)
 {
@@ -84,6 +184,13 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
                  json_object_set_new(rec, "consistency", json_string(mode)) != 0) {
             json_decref(rec);
             e = CM_ERR_NOMEM;
+        } else if (sorted[i].ntags > CO_BUCKET_TAGS_MAX) {
+            json_decref(rec);
+            e = CM_ERR_INVAL;
+        } else if (sorted[i].ntags &&
+                   json_object_set_new(rec, "tags", tags_json(&sorted[i], &e)) != 0) {
+            json_decref(rec); /* set_new took the array, or it is NULL and e says why */
+            e = e == CM_OK ? CM_ERR_NOMEM : e;
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
     }
@@ -100,19 +207,22 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
     return e;
 }
 
-/* One record; 0 when it is not a valid one. */
+/* One record; 0 when it is not a valid one (its tags, if any, are b's to free either way). */
 static int decode_one(json_t *rec, co_bucket *b)
 {
     const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong";
     json_int_t created = 0;
     int versioning = 0;
+    json_t *tags = NULL;
     char *end;
     memset(b, 0, sizeof(*b));
-    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s,s?s}", "name", &name, "created_ms", &created,
-                    "owner", &owner, "versioning", &versioning, "id", &id, "consistency",
-                    &mode) != 0 ||
+    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s,s?s,s?o}", "name", &name, "created_ms", &created,
+                    "owner", &owner, "versioning", &versioning, "id", &id, "consistency", &mode,
+                    "tags", &tags) != 0 ||
         !name[0] || strlen(name) >= sizeof(b->name) || strlen(owner) >= sizeof(b->owner) ||
         versioning < 0 || versioning > 2 || strlen(id) != 16)
+        return 0;
+    if (tags && !decode_tags(tags, b))
         return 0;
     while (b->consistency < CM_ARRAY_LEN(consistency_names) &&
            strcmp(mode, consistency_names[b->consistency]) != 0)
@@ -154,7 +264,7 @@ cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size
         if (strcmp(b[i - 1].name, b[i].name) == 0)
             e = CM_ERR_CORRUPT;
     if (e != CM_OK) {
-        free(b);
+        co_buckets_array_free(b, count);
         return e;
     }
     *out = b;
@@ -208,6 +318,8 @@ struct change {
     co_bucket *have;       /* add: the record there (NULL: not wanted) */
     uint8_t consistency;   /* set_consistency: the mode wanted, and the one it had */
     uint8_t was;
+    const co_tag *tags; /* set_tags: the tags wanted */
+    size_t ntags;
 };
 
 /* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
@@ -218,7 +330,7 @@ static int settled(co_client *c, const char *key, const change *ch, int64_t *rev
     if (co_buckets_read(c, key, &b, &n, rev) != CM_OK)
         return -1;
     int done = ch->done(ch, co_buckets_find(b, n, ch->name));
-    free(b);
+    co_buckets_array_free(b, n);
     return done;
 }
 
@@ -238,7 +350,7 @@ static cm_err change_doc(co_client *c, const char *key, change *ch, int64_t *new
         if (e != CM_OK)
             return e;
         if (!(grown = realloc(b, (n + 1) * sizeof(*b)))) {
-            free(b);
+            co_buckets_array_free(b, n);
             return CM_ERR_NOMEM;
         }
         e = ch->edit(ch, grown, &n, &write);
@@ -250,7 +362,7 @@ static cm_err change_doc(co_client *c, const char *key, change *ch, int64_t *new
                 e = co_cas(c, key, doc, len, rev, 0, &wrote);
             free(doc);
         }
-        free(grown);
+        co_buckets_array_free(grown, n);
         if (e == CM_ERR_UNCERTAIN) {
             int s = settled(c, key, ch, &wrote);
             if (s < 0)
@@ -274,10 +386,10 @@ static cm_err add_edit(change *ch, co_bucket *b, size_t *n, int *write)
     const co_bucket *f = co_buckets_find(b, *n, ch->name);
     if (f) {
         if (ch->have)
-            *ch->have = *f;
+            *ch->have = untagged(f);
         return CM_ERR_EXISTS;
     }
-    b[(*n)++] = *ch->want; /* the encoder sorts */
+    b[(*n)++] = untagged(ch->want); /* the encoder sorts; a new bucket has no tags */
     *write = 1;
     return CM_OK;
 }
@@ -311,6 +423,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
     if (!f)
         return CM_ERR_NOTFOUND;
     size_t at = (size_t)(f - b);
+    co_tags_free(f->tags, f->ntags);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;
@@ -359,6 +472,48 @@ cm_err co_buckets_set_consistency(co_client *c, const char *key, const char *nam
     if (e == CM_OK && was)
         *was = ch.was;
     return e;
+}
+
+static cm_err tags_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    co_tag *copy;
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    if (tags_equal(f->tags, f->ntags, ch->tags, ch->ntags))
+        return CM_OK;
+    cm_err e = tags_copy(ch->tags, ch->ntags, &copy);
+    if (e != CM_OK)
+        return e;
+    co_tags_free(f->tags, f->ntags);
+    f->tags = copy;
+    f->ntags = ch->ntags;
+    *write = 1;
+    return CM_OK;
+}
+
+static int tags_done(const change *ch, const co_bucket *found)
+{
+    return found && tags_equal(found->tags, found->ntags, ch->tags, ch->ntags);
+}
+
+cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, const co_tag *tags,
+                           size_t n, int64_t *rev)
+{
+    change ch = {.edit = tags_edit,
+                 .done = tags_done,
+                 .what = "tagging",
+                 .name = name,
+                 .tags = tags,
+                 .ntags = n};
+    for (size_t i = 0; i < n; i++) {
+        if (!tags[i].key[0] || strlen(tags[i].key) > CO_TAG_KEY_MAX ||
+            strlen(tags[i].value) > CO_TAG_VALUE_MAX)
+            return CM_ERR_INVAL;
+    }
+    if (n > CO_BUCKET_TAGS_MAX)
+        return CM_ERR_INVAL;
+    return change_doc(c, key, &ch, rev);
 }
 
 /* ---- following it ---- */
@@ -435,7 +590,7 @@ static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_re
     }
     report_changes(f, next, n); /* only this thread writes f->applied: no lock to read it */
     pthread_mutex_lock(&f->mu);
-    free(f->applied);
+    co_buckets_array_free(f->applied, f->napplied);
     f->applied = next;
     f->napplied = n;
     f->st.nbuckets = n;
@@ -501,8 +656,8 @@ void co_buckets_free(co_buckets *f)
     co_doc_free(f->doc); /* joins the watch thread: no hook runs after this */
     for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
         free(f->cfg_storage[i]);
-    free(f->applied);
-    free(f->fresh);
+    co_buckets_array_free(f->applied, f->napplied);
+    co_buckets_array_free(f->fresh, f->nfresh);
     free(f->cache_path);
     pthread_cond_destroy(&f->fcv);
     pthread_mutex_destroy(&f->fmu);
@@ -516,9 +671,20 @@ cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
     pthread_mutex_lock(&f->mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     if (b)
-        *out = *b;
+        *out = untagged(b);
     pthread_mutex_unlock(&f->mu);
     return b ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
+{
+    *out = NULL;
+    pthread_mutex_lock(&f->mu);
+    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    cm_err e = b ? tags_copy(b->tags, b->ntags, out) : CM_ERR_NOTFOUND;
+    *n = e == CM_OK ? b->ntags : 0;
+    pthread_mutex_unlock(&f->mu);
+    return e;
 }
 
 /* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
@@ -545,11 +711,11 @@ static void fresh_read(co_buckets *f)
         e = co_buckets_read(c, f->key, &b, &n, &rev);
     co_client_free(c);
     pthread_mutex_lock(&f->fmu);
-    free(f->fresh);
+    co_buckets_array_free(f->fresh, f->nfresh);
     f->fresh = e == CM_OK ? b : NULL;
     f->nfresh = e == CM_OK ? n : 0;
     if (e != CM_OK)
-        free(b);
+        co_buckets_array_free(b, n);
     f->ferr = e;
     f->fdone = mine;
     f->fbusy = 0;
@@ -574,7 +740,7 @@ cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
     cm_err e = f->ferr;
     const co_bucket *found = e == CM_OK ? co_buckets_find(f->fresh, f->nfresh, name) : NULL;
     if (found)
-        *out = *found;
+        *out = untagged(found);
     pthread_mutex_unlock(&f->fmu);
     if (e != CM_OK) /* etcd unreachable (or the document broken): what this node knows */
         return co_buckets_lookup(f, name, out);
@@ -594,6 +760,20 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
     if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
         CM_WARN(MOD, "bucket %s created (etcd revision %lld) but not applied here within %d ms",
                 want->name, (long long)rev, CO_BUCKETS_APPLY_WAIT_MS);
+    return e;
+}
+
+cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_t n)
+{
+    co_client *c = NULL;
+    int64_t rev = 0;
+    cm_err e = co_client_new(&f->cfg, &c);
+    if (e == CM_OK)
+        e = co_buckets_set_tags(c, f->key, name, tags, n, &rev);
+    co_client_free(c);
+    if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
+        CM_WARN(MOD, "bucket %s tagged (etcd revision %lld) but not applied here within %d ms",
+                name, (long long)rev, CO_BUCKETS_APPLY_WAIT_MS);
     return e;
 }
 

@@ -15,6 +15,9 @@
  * documents written before it existed read as strong), else "available"; any other value makes
  * the document invalid. Other unknown members are ignored (a later version may add settings).
  *
+ * A bucket's tags (PutBucketTagging) are the member "tags": an array of [key, value] pairs, left
+ * out when there are none (co_buckets_set_tags changes them with the same compare-and-set).
+ *
  * co_buckets follows the document from a background thread (co_doc) and keeps the last version
  * it applied in memory and in a cache file, so a node keeps its bucket list through an etcd
  * outage and across a restart meanwhile. Each applied version is handed to the owner's hooks as a
@@ -40,6 +43,16 @@
 #define CO_CONSISTENCY_STRONG 0    /* the default; "consistency" left out of the JSON */
 #define CO_CONSISTENCY_AVAILABLE 1 /* "consistency":"available" */
 
+/* Bucket tags (PutBucketTagging): S3's limits, in bytes (128 and 256 characters of UTF-8). */
+#define CO_BUCKET_TAGS_MAX 50
+#define CO_TAG_KEY_MAX 512
+#define CO_TAG_VALUE_MAX 1024
+
+typedef struct {
+    char *key; /* heap strings */
+    char *value;
+} co_tag;
+
 typedef struct {
     char name[CO_BUCKET_NAME_MAX];
     int64_t created_ms;
@@ -47,9 +60,21 @@ typedef struct {
     uint8_t versioning;  /* as md_bucket: 0 never enabled, 1 enabled, 2 suspended */
     uint64_t id;         /* random per creation */
     uint8_t consistency; /* CO_CONSISTENCY_* */
+    /* The bucket's tags, in the order set: owned by the arrays this module hands out
+     * (co_buckets_decode, co_buckets_read: free them with co_buckets_array_free). A single
+     * record given out (lookup, an add's *have) never carries them (NULL, 0): co_buckets_tags. */
+    co_tag *tags;
+    size_t ntags;
 } co_bucket;
 
+/* Free an array of records and their tags (NULL is a no-op). */
+void co_buckets_array_free(co_bucket *b, size_t n);
+void co_tags_free(co_tag *t, size_t n);
+
 /* ---- the document ---- */
+
+/* A record's tags are the member "tags", left out when there are none: an array of [key, value]
+ * pairs in the order set, at most CO_BUCKET_TAGS_MAX, each within the byte limits above. */
 
 /* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
  * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
@@ -82,6 +107,14 @@ cm_err co_buckets_remove(co_client *c, const char *key, const char *name);
  */
 cm_err co_buckets_set_consistency(co_client *c, const char *key, const char *name,
                                   uint8_t consistency, uint8_t *was, int64_t *rev);
+/*
+ * Replace the tags of the bucket named name likewise (n 0: remove them; at most
+ * CO_BUCKET_TAGS_MAX, else CM_ERR_INVAL). CM_OK (nothing is written when it has those tags
+ * already), CM_ERR_NOTFOUND, CM_ERR_INVAL, CM_ERR_CONFLICT, CM_ERR_UNAVAILABLE, CM_ERR_CORRUPT.
+ * *rev (when non-NULL) receives the document's revision afterwards.
+ */
+cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, const co_tag *tags,
+                           size_t n, int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -130,6 +163,12 @@ cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out);
 #define CO_BUCKETS_APPLY_WAIT_MS 1000
 cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have);
 cm_err co_buckets_delete(co_buckets *f, const char *name);
+/* co_buckets_set_tags on the followed key; like a create, it returns once this follower applied
+ * the change (at most CO_BUCKETS_APPLY_WAIT_MS), so co_buckets_tags here reads it back. */
+cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_t n);
+/* From memory: a copy of the tags of name as last applied (*out: co_tags_free; NULL when none).
+ * CM_OK, CM_ERR_NOTFOUND (no such bucket), CM_ERR_NOMEM. Thread-safe, never waits on etcd. */
+cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n);
 
 typedef struct {
     size_t nbuckets;        /* in the applied version */

@@ -119,6 +119,12 @@ typedef struct {
     cm_err (*is_empty)(void *arg, const char *name);
     void *arg;
     rp_consistency (*consistency)(void *arg, const char *name); /* never blocks */
+    /* Optional (NULL: Put/DeleteBucketTagging answer 501): the bucket's tags in the namespace.
+     * tags_set replaces them (n 0: none; blocks; CM_ERR_NOTFOUND, CM_ERR_UNAVAILABLE as create)
+     * and returns once tags_get on this node reads them back; tags_get answers from memory
+     * (*out: md_meta_free; CM_ERR_NOTFOUND for a bucket it does not know). */
+    cm_err (*tags_set)(void *arg, const char *name, const md_meta *tags, size_t n);
+    cm_err (*tags_get)(void *arg, const char *name, md_meta **out, size_t *n);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

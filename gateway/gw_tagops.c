@@ -5,8 +5,10 @@
  *
  * Bucket tags live in the bucket's record of the local store (md_bucket_tags_set: one write op
  * rewrites it). On a cluster node the bucket namespace is etcd's and the local record only a
- * mirror, so PutBucketTagging answers 501 there and GetBucketTagging NoSuchTagSet (no bucket can
- * have tags). At most 50 tags, the limits of gw_tags_check; none is 404 NoSuchTagSet.
+ * mirror, so they live in the namespace instead (gw_bucket_ns tags_set / tags_get: the bucket's
+ * entry of the etcd bucket document, changed by compare-and-set, 503 while etcd does not answer;
+ * read from the node's copy of that document, so GetBucketTagging never waits on etcd). At most
+ * 50 tags, the limits of gw_tags_check; none is 404 NoSuchTagSet.
  *
  * Tags live in the object's record (md_object.tags; docs/metadata.md), so they are written with
  * the object (x-amz-tagging on PUT, CreateMultipartUpload, CopyObject) and replicate with it.
@@ -21,15 +23,20 @@
  * that won (at most RMW_TRIES rounds, then 409 ConditionalRequestConflict, which SDKs retry). The
  * record keeps its ETag, Last-Modified and body: S3 does not change them when tags change.
  *
- * On a cluster node a tag change answers 501 NotImplemented, saying so, rather than risk a stale
- * body: the replicated conditional path (cmd/cluster_cond.c) compares ETags, which do not identify
- * a write (the same bytes PUT again have the same one), and it orders a write only against the
- * conditional writes of the key, not against leaderless PUTs (docs/replication.md, "Conditional
- * writes"). Reading tags, GetObjectAttributes and tags given at write time work on every node.
+ * On a cluster node the record is read at quorum (rp_object_get) and the one with the new tags
+ * written with rp_object_swap: the successor of exactly the version read (its HLC kept, a swap
+ * entry of its version vector bumped). A PUT or DELETE that races it wins on every replica, so a
+ * tag change never brings back a replaced body (the replicated conditional path compares ETags,
+ * which do not identify a write, and orders only conditional writes: no help here). Two tag
+ * changes of one version racing each other both answer 200 and one of them wins everywhere (the
+ * later one when both went through the same node; else the one the encoded version vectors
+ * order last): the loser's tags are lost, as a PutObjectTagging is lost to a racing PUT
+ * (docs/replication.md, "swap").
  *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
- * transaction, as gw_bucket_check does); setting bucket tags commits on a worker.
+ * transaction, as gw_bucket_check does; on a cluster node the namespace's memory); setting bucket
+ * tags commits (or, on a cluster node, changes the etcd document) on a worker.
  */
 #include "gw_int.h"
 
@@ -40,6 +47,7 @@
 #include <strings.h>
 
 #include "cm_util.h"
+#include "rp.h"
 
 #define TAGGING_XML_CAP (128 * 1024) /* 50 tags of 128 + 256 four-byte characters fit */
 #define RMW_TRIES 4
@@ -99,6 +107,35 @@ static void get_tagging_done(gw_req *r)
         evbuffer_free(buf);
 }
 
+/* The new tag set in place of o's (a copy of st->tags; NULL for DELETE). */
+static gw_s3err replace_tags(tag_state *st, md_object *o)
+{
+    md_meta *tags = NULL;
+    size_t n = 0;
+    gw_s3err e = gw_tags_copy(st->tags, st->ntags, &tags, &n);
+    if (e != GW_OK)
+        return e;
+    md_meta_free(o->tags, o->ntags);
+    o->tags = tags;
+    o->ntags = n;
+    return GW_OK;
+}
+
+/* Worker, cluster node: the record read at quorum, its tags replaced, written as the successor
+ * of exactly that version (rp_object_swap; see the file-top comment). */
+static void set_tags_swap(gw_req *r)
+{
+    tag_state *st = r->op;
+    md_object o;
+    if ((st->s3err = read_current(r, &o, &st->err)) != GW_OK)
+        return;
+    if ((st->s3err = replace_tags(st, &o)) == GW_OK) {
+        st->err = rp_object_swap(r->g->rp, r->bucket, &o);
+        st->s3err = st->err == CM_OK ? GW_OK : gw_s3err_from_cm(st->err);
+    }
+    md_object_release(&o);
+}
+
 /*
  * Worker: replace the tags of the current record, committed only if the key still holds the
  * record read (see the file-top comment).
@@ -106,6 +143,10 @@ static void get_tagging_done(gw_req *r)
 static void set_tags_work(gw_req *r)
 {
     tag_state *st = r->op;
+    if (r->g->rp) {
+        set_tags_swap(r);
+        return;
+    }
     for (int i = 0; i < RMW_TRIES; i++) {
         md_object o;
         st->err = md_rec_get(r->g->md, r->bucket, r->key, &o);
@@ -117,15 +158,10 @@ static void set_tags_work(gw_req *r)
             st->s3err = st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(st->err);
             return;
         }
-        md_meta *tags = NULL;
-        size_t n = 0;
-        if ((st->s3err = gw_tags_copy(st->tags, st->ntags, &tags, &n)) != GW_OK) {
+        if ((st->s3err = replace_tags(st, &o)) != GW_OK) {
             md_object_release(&o);
             return;
         }
-        md_meta_free(o.tags, o.ntags);
-        o.tags = tags;
-        o.ntags = n;
         st->err = md_rec_put(r->g->md, r->bucket, &o, o.generation, NULL);
         md_object_release(&o);
         if (st->err != CM_ERR_CONFLICT) {
@@ -218,12 +254,6 @@ void gw_op_object_tagging(gw_req *r)
     }
     if (!gw_bucket_check(r, r->bucket))
         return; /* NoSuchBucket sent, not the NoSuchKey a record read would give */
-    if (!get && gw_meta_remote(r->g)) {
-        gw_error(r, GW_UNSUPPORTED,
-                 "Changing the tags of an existing object is not available on a cluster node; "
-                 "give them with x-amz-tagging when the object is written");
-        return;
-    }
     if (get) {
         gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, get_tagging_done);
         return;
@@ -400,7 +430,9 @@ void gw_op_object_attributes(gw_req *r)
 static void bucket_tags_work(gw_req *r)
 {
     tag_state *st = r->op;
-    st->err = md_bucket_tags_set(r->g->md, r->bucket, st->tags, st->ntags);
+    const gw_bucket_ns *ns = &r->g->ns;
+    st->err = ns->tags_set ? ns->tags_set(ns->arg, r->bucket, st->tags, st->ntags)
+                           : md_bucket_tags_set(r->g->md, r->bucket, st->tags, st->ntags);
 }
 
 static void bucket_tags_done(gw_req *r)
@@ -425,7 +457,9 @@ static void get_bucket_tagging(gw_req *r)
 {
     md_meta *tags = NULL;
     size_t n = 0;
-    cm_err err = md_bucket_tags_get(r->g->md, r->bucket, &tags, &n);
+    const gw_bucket_ns *ns = &r->g->ns;
+    cm_err err = ns->tags_get ? ns->tags_get(ns->arg, r->bucket, &tags, &n)
+                              : md_bucket_tags_get(r->g->md, r->bucket, &tags, &n);
     struct evbuffer *buf = NULL;
     if (err == CM_OK && n == 0)
         gw_error(r, GW_NO_SUCH_TAG_SET, NULL);
@@ -452,10 +486,10 @@ void gw_op_bucket_tagging(gw_req *r)
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    if (gw_meta_remote(r->g)) {
+    if (gw_meta_remote(r->g) && !r->g->ns.tags_set) {
         gw_error(r, GW_UNSUPPORTED,
-                 "Bucket tags are not available on a cluster node: the bucket namespace would "
-                 "keep them on this node only");
+                 "Bucket tags are not available on a cluster node without a bucket namespace "
+                 "that keeps them");
         return;
     }
     if (strcmp(m, "DELETE") == 0) {

@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "cm_log.h"
+#include "cm_util.h"
 #include "rp_int.h"
 
 cm_err rp_keylocks_new(rp_keylocks **out)
@@ -677,6 +678,18 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
         return e;
     w.generation = 0;
     md_vv_increment(&w.vv, RP_SWAP_NODE(c->cfg.node), rec->hlc); /* hlc, hlc_node: rec's */
+    /* Two swaps of one version through this node (a tag change racing another, or a repair)
+     * would otherwise carry equal stamps and vectors with different content: replicas would keep
+     * whichever came first and never see a difference. A counter above every swap this node
+     * made orders them: the later swap is after the earlier one, and both still only after rec. */
+    for (uint32_t i = 0; i < w.vv.n; i++) {
+        if (w.vv.e[i].node != RP_SWAP_NODE(c->cfg.node))
+            continue;
+        pthread_mutex_lock(&c->mu);
+        c->swap_seq = CM_MAX(c->swap_seq + 1, w.vv.e[i].counter);
+        w.vv.e[i].counter = c->swap_seq;
+        pthread_mutex_unlock(&c->mu);
+    }
     /* A full vector dropped an entry of rec's to make room: no longer after rec, the swap would
      * tie with it on the stamp. One tick above rec's HLC wins that tie and still loses to every
      * write that read rec (its coordinator merged rec's clock: at least two ticks above). */

@@ -130,6 +130,7 @@ struct rp {
     rp_stats st;
     rp_keylocks *locks;
     int own_locks;
+    uint64_t swap_seq; /* the last swap entry counter rp_object_swap gave (c->mu) */
 };
 
 /* rp_op.c */

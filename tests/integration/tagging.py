@@ -1,7 +1,7 @@
 """Object tagging and GetObjectAttributes through boto3 (endpoint in CAIRN_ENDPOINT, credentials
 in the AWS_* env), run by test_tagging.sh. Prints one `ok -` / `FAIL -` line per check; exit status
-1 if any failed. CAIRN_TAGGING_CLUSTER=1: a cluster node, where changing the tags of an existing
-object is refused with 501 (tags given at write time still work).
+1 if any failed. CAIRN_TAGGING_CLUSTER=1: a cluster node; CAIRN_TAGGING_OTHER, another node's
+endpoint, through which tag changes are made and read back too.
 """
 
 import base64
@@ -9,6 +9,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 
 import boto3
 import s3raw
@@ -49,6 +50,10 @@ def tags_of(s3, b, k):
 def main():
     s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], region_name="us-east-1",
                       config=Config(retries={"max_attempts": 1}))
+    # Another node of the cluster (the same endpoint on a single node).
+    s3o = boto3.client("s3", region_name="us-east-1", config=Config(retries={"max_attempts": 1}),
+                       endpoint_url=os.environ.get("CAIRN_TAGGING_OTHER") or
+                       os.environ["CAIRN_ENDPOINT"])
     b = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "") + "tagging-py"
     s3.create_bucket(Bucket=b)
 
@@ -131,64 +136,65 @@ def main():
           err_of(s3.get_object_attributes, Bucket=b, Key="nope",
                  ObjectAttributes=["ETag"])[0] == 404)
 
-    # Changing tags of an existing object.
-    if CLUSTER:
-        check("PutObjectTagging on a cluster node -> 501",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a",
-                     Tagging={"TagSet": tagset({"x": "y"})}) == (501, "NotImplemented"))
-    else:
-        s3.put_object_tagging(Bucket=b, Key="a", Tagging={"TagSet": tagset({"new": "set"})})
-        check("PutObjectTagging replaces the set", tags_of(s3, b, "a") == {"new": "set"})
-        obj = s3.get_object(Bucket=b, Key="a")
-        check("tags changed, body and ETag kept",
-              obj["Body"].read() == b"hello" and obj["TagCount"] == 1, obj)
-        s3.put_object_tagging(Bucket=b, Key="mp", Tagging={"TagSet": tagset({"m": "2"})})
-        check("PutObjectTagging on a multipart object", tags_of(s3, b, "mp") == {"m": "2"})
-        body = s3.get_object(Bucket=b, Key="mp")["Body"].read()
-        check("multipart body intact after tagging", body == part + b"end")
-        check("11 tags -> 400 BadRequest",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
-                  "TagSet": tagset({"k%d" % i: "v" for i in range(11)})}) == (400, "BadRequest"))
-        check("key of 129 chars -> InvalidTag",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
-                  "TagSet": tagset({"k" * 129: "v"})}) == (400, "InvalidTag"))
-        check("key of 128 unicode chars accepted",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
-                  "TagSet": tagset({"é" * 128: "ü" * 256})}) == (200, None))
-        check("value of 257 chars -> InvalidTag",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
-                  "TagSet": tagset({"k": "v" * 257})}) == (400, "InvalidTag"))
-        check("duplicate keys -> InvalidTag",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
-                  "TagSet": [{"Key": "d", "Value": "1"}, {"Key": "d", "Value": "2"}]}) ==
-              (400, "InvalidTag"))
-        check("a character outside S3's set -> InvalidTag",
-              err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
-                  "TagSet": tagset({"a*b": "v"})}) == (400, "InvalidTag"))
-        check("refused sets changed nothing", tags_of(s3, b, "a") == {"é" * 128: "ü" * 256})
-        xml = b"<Tagging><TagSet><Tag><Key>x</Key><Value>y</Value></Tag></TagSet></Tagging>"
-        st, _, _ = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=xml)
-        check("PutObjectTagging without Content-MD5 or checksum -> 400", st == 400, st)
-        st, _, body = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=xml,
-                                    headers={"Content-MD5": "1B2M2Y8AsgTpgAZPz8Y2Bg=="})
-        check("PutObjectTagging with a wrong Content-MD5 -> 400 BadDigest",
-              st == 400 and b"BadDigest" in body, (st, body[:200]))
-        md5 = base64.b64encode(hashlib.md5(b"<Tagging/>").digest()).decode()
-        st, _, body = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=b"<Tagging/>",
-                                    headers={"Content-MD5": md5})
-        check("Tagging without TagSet -> 400 MalformedXML",
-              st == 400 and b"MalformedXML" in body, (st, body[:200]))
-        check("PutObjectTagging on a missing key -> 404 NoSuchKey",
-              err_of(s3.put_object_tagging, Bucket=b, Key="nope", Tagging={
-                  "TagSet": tagset({"a": "b"})}) == (404, "NoSuchKey"))
-        s3.delete_object_tagging(Bucket=b, Key="a")
-        check("DeleteObjectTagging empties the set", tags_of(s3, b, "a") == {})
-        h = s3.head_object(Bucket=b, Key="a")["ResponseMetadata"]["HTTPHeaders"]
-        check("no tagging count after delete", "x-amz-tagging-count" not in h, h)
+    # Changing tags of an existing object (on a cluster, also through another node).
+    s3.put_object_tagging(Bucket=b, Key="a", Tagging={"TagSet": tagset({"new": "set"})})
+    check("PutObjectTagging replaces the set", tags_of(s3, b, "a") == {"new": "set"})
+    check("the new set read through another node", tags_of(s3o, b, "a") == {"new": "set"})
+    s3o.put_object_tagging(Bucket=b, Key="plain", Tagging={"TagSet": tagset({"o": "1"})})
+    check("PutObjectTagging through another node, read here",
+          tags_of(s3, b, "plain") == {"o": "1"})
+    s3o.delete_object_tagging(Bucket=b, Key="plain")
+    check("DeleteObjectTagging through another node, read here",
+          tags_of(s3, b, "plain") == {})
+    obj = s3.get_object(Bucket=b, Key="a")
+    check("tags changed, body and ETag kept",
+          obj["Body"].read() == b"hello" and obj["TagCount"] == 1, obj)
+    s3.put_object_tagging(Bucket=b, Key="mp", Tagging={"TagSet": tagset({"m": "2"})})
+    check("PutObjectTagging on a multipart object", tags_of(s3, b, "mp") == {"m": "2"})
+    body = s3.get_object(Bucket=b, Key="mp")["Body"].read()
+    check("multipart body intact after tagging", body == part + b"end")
+    check("11 tags -> 400 BadRequest",
+          err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
+              "TagSet": tagset({"k%d" % i: "v" for i in range(11)})}) == (400, "BadRequest"))
+    check("key of 129 chars -> InvalidTag",
+          err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
+              "TagSet": tagset({"k" * 129: "v"})}) == (400, "InvalidTag"))
+    check("key of 128 unicode chars accepted",
+          err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
+              "TagSet": tagset({"é" * 128: "ü" * 256})}) == (200, None))
+    check("value of 257 chars -> InvalidTag",
+          err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
+              "TagSet": tagset({"k": "v" * 257})}) == (400, "InvalidTag"))
+    check("duplicate keys -> InvalidTag",
+          err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
+              "TagSet": [{"Key": "d", "Value": "1"}, {"Key": "d", "Value": "2"}]}) ==
+          (400, "InvalidTag"))
+    check("a character outside S3's set -> InvalidTag",
+          err_of(s3.put_object_tagging, Bucket=b, Key="a", Tagging={
+              "TagSet": tagset({"a*b": "v"})}) == (400, "InvalidTag"))
+    check("refused sets changed nothing", tags_of(s3, b, "a") == {"é" * 128: "ü" * 256})
+    xml = b"<Tagging><TagSet><Tag><Key>x</Key><Value>y</Value></Tag></TagSet></Tagging>"
+    st, _, _ = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=xml)
+    check("PutObjectTagging without Content-MD5 or checksum -> 400", st == 400, st)
+    st, _, body = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=xml,
+                                headers={"Content-MD5": "1B2M2Y8AsgTpgAZPz8Y2Bg=="})
+    check("PutObjectTagging with a wrong Content-MD5 -> 400 BadDigest",
+          st == 400 and b"BadDigest" in body, (st, body[:200]))
+    md5 = base64.b64encode(hashlib.md5(b"<Tagging/>").digest()).decode()
+    st, _, body = s3raw.request("PUT", "/%s/a" % b, {"tagging": ""}, body=b"<Tagging/>",
+                                headers={"Content-MD5": md5})
+    check("Tagging without TagSet -> 400 MalformedXML",
+          st == 400 and b"MalformedXML" in body, (st, body[:200]))
+    check("PutObjectTagging on a missing key -> 404 NoSuchKey",
+          err_of(s3.put_object_tagging, Bucket=b, Key="nope", Tagging={
+              "TagSet": tagset({"a": "b"})}) == (404, "NoSuchKey"))
+    s3.delete_object_tagging(Bucket=b, Key="a")
+    check("DeleteObjectTagging empties the set", tags_of(s3, b, "a") == {})
+    h = s3.head_object(Bucket=b, Key="a")["ResponseMetadata"]["HTTPHeaders"]
+    check("no tagging count after delete", "x-amz-tagging-count" not in h, h)
 
-    bucket_tags(s3, b)
-    if not CLUSTER:
-        race(s3, b)
+    bucket_tags(s3, s3o, b)
+    race(s3, b)
 
     for k in ["a", "plain", "c1", "c2", "c3", "mp", "race"]:
         s3.delete_object(Bucket=b, Key=k)
@@ -196,17 +202,22 @@ def main():
     return 1 if FAILS else 0
 
 
-def bucket_tags(s3, b):
+def bucket_tags(s3, s3o, b):
     check("GetBucketTagging without tags -> 404 NoSuchTagSet",
           err_of(s3.get_bucket_tagging, Bucket=b) == (404, "NoSuchTagSet"))
-    if CLUSTER:
-        check("PutBucketTagging on a cluster node -> 501",
-              err_of(s3.put_bucket_tagging, Bucket=b,
-                     Tagging={"TagSet": tagset({"a": "b"})}) == (501, "NotImplemented"))
-        return
     s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tagset({"team": "storage", "env": ""})})
     got = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]}
     check("PutBucketTagging / GetBucketTagging", got == {"team": "storage", "env": ""}, got)
+    if CLUSTER:  # the other node learns the change from etcd's watch: give it a moment
+        for _ in range(50):
+            got = {t["Key"]: t["Value"]
+                   for t in s3o.get_bucket_tagging(Bucket=b).get("TagSet", [])} \
+                if err_of(s3o.get_bucket_tagging, Bucket=b) == (200, None) else {}
+            if got == {"team": "storage", "env": ""}:
+                break
+            time.sleep(0.1)
+        check("bucket tags read through another node", got == {"team": "storage", "env": ""},
+              got)
     check("50 bucket tags accepted",
           err_of(s3.put_bucket_tagging, Bucket=b, Tagging={
               "TagSet": tagset({"k%d" % i: "v" for i in range(50)})}) == (200, None))
@@ -220,6 +231,13 @@ def bucket_tags(s3, b):
     s3.delete_bucket_tagging(Bucket=b)
     check("DeleteBucketTagging -> NoSuchTagSet after",
           err_of(s3.get_bucket_tagging, Bucket=b) == (404, "NoSuchTagSet"))
+    if CLUSTER:
+        for _ in range(50):
+            if err_of(s3o.get_bucket_tagging, Bucket=b) == (404, "NoSuchTagSet"):
+                break
+            time.sleep(0.1)
+        check("DeleteBucketTagging seen through another node",
+              err_of(s3o.get_bucket_tagging, Bucket=b) == (404, "NoSuchTagSet"))
 
 
 def race(s3, b):

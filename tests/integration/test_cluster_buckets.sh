@@ -7,8 +7,10 @@
 # BucketAlreadyOwnedByYou; 200 requests for unknown buckets through n2 cost at most one etcd
 # read per 50 ms; DeleteBucket through n2 removes it everywhere; `cairn admin status`
 # shows the 3 nodes up by AZ; with etcd stopped CreateBucket and DeleteBucket get 503
-# ServiceUnavailable as S3 XML while object reads and the bucket list keep working; etcd back, a
-# node killed with SIGKILL shows as DOWN within its lease TTL. About 15 s.
+# ServiceUnavailable as S3 XML while object reads and the bucket list keep working; bucket tags set
+# through n1 are read through n2, and with etcd stopped PutBucketTagging gets 503 while
+# GetBucketTagging answers from memory; etcd back, a node killed with SIGKILL shows as DOWN
+# within its lease TTL. About 15 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -136,9 +138,41 @@ h_fails_with "DeleteBucket of a non-empty bucket through n3: 409 BucketNotEmpty"
     "<Code>BucketNotEmpty</Code>" s3 n3 rb shared && is_status 409
 h_run "create it again through n3" s3 n3 mb race
 
+# ---- bucket tags: in the bucket document, set through n1, read through n2 from its copy ----
+btag() { # btag NODE PUT|GET|DELETE BUCKET [KEY=VALUE]: ?tagging of BUCKET through NODE
+    "$H_PY" - "${PORT[$1]}" "$2" "$3" "${4:-}" <<'EOF'
+import base64, hashlib, os, sys
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw
+os.environ["CAIRN_ENDPOINT"] = "http://127.0.0.1:%s" % sys.argv[1]
+body, headers = b"", {}
+if sys.argv[2] == "PUT":
+    k, v = sys.argv[4].split("=", 1)
+    body = ("<Tagging><TagSet><Tag><Key>%s</Key><Value>%s</Value></Tag></TagSet></Tagging>" %
+            (k, v)).encode()
+    headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+st, _, resp = s3raw.request(sys.argv[2], "/" + sys.argv[3], {"tagging": ""}, body=body,
+                            headers=headers)
+print(st, resp.decode("utf-8", "replace")[:300])
+sys.exit(0 if 200 <= st < 300 else 1)
+EOF
+}
+tagged() { btag "$1" GET "$2" | grep -q "<Value>$3</Value>"; }
+h_run "PutBucketTagging shared through n1" btag n1 PUT shared team=storage
+tagged n1 shared storage && h_ok "n1 reads its tags back at once" ||
+    h_bad "n1 reads its tags back at once" "$(btag n1 GET shared)"
+until_ok "n2 reads the bucket's tags" 5 tagged n2 shared storage
+h_run "DeleteBucketTagging race through n3" btag n3 DELETE race
+h_fails_with "GetBucketTagging race through n3: NoSuchTagSet" "<Code>NoSuchTagSet</Code>" \
+    btag n3 GET race
+
 # ---- etcd stopped: bucket changes refused with 503, objects still served ----
 etcd_stop
 h_ok "etcd stopped"
+h_fails_with "PutBucketTagging with etcd down: 503" "<Code>ServiceUnavailable</Code>" \
+    btag n1 PUT shared team=other && is_status 503
+tagged n2 shared storage && h_ok "GetBucketTagging through n2 during the outage (from memory)" ||
+    h_bad "GetBucketTagging through n2 during the outage" "$(btag n2 GET shared)"
 h_fails_with "CreateBucket with etcd down: 503 ServiceUnavailable (S3 XML)" \
     "^<Error><Code>ServiceUnavailable</Code>" s3 n1 mb during && is_status 503
 h_fails_with "DeleteBucket with etcd down: 503" "<Code>ServiceUnavailable</Code>" s3 n2 rb race &&

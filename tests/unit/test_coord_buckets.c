@@ -10,7 +10,9 @@
  * cache file. The consistency field: left out when strong, kept when available, a document
  * without it read as strong, any other value refused; set by compare-and-set (a no-op when
  * unchanged, unknown buckets and modes refused), known to the creating node's follower when the
- * create returns, and a later change seen from memory without added/removed reports.
+ * create returns, and a later change seen from memory without added/removed reports. Bucket
+ * tags: in the order set, left out when none, beyond S3's limits refused; set by compare-and-set
+ * and read back from the follower's memory when the change returns, kept by other changes.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -145,6 +147,76 @@ static void test_consistency_field(void)
     doc = NULL;
     CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
     CU_ASSERT_PTR_NULL(doc);
+}
+
+/* The tags field: written in the order set (left out when none), read back, and a document with
+ * tags beyond S3's limits refused. */
+static void test_tags_field(void)
+{
+    co_tag t[2] = {{"team", "storage"}, {"env", ""}};
+    co_bucket in[2] = {rec("tagged", "AK", 1), rec("bare", "AK", 2)};
+    in[0].tags = t;
+    in[0].ntags = 2;
+    char *doc = NULL;
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"tags\":[[\"team\",\"storage\"],[\"env\",\"\"]]"));
+    const char *first = strstr(doc, "\"tags\"");
+    CU_ASSERT(first && !strstr(first + 1, "\"tags\"")); /* left out for the untagged one */
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    const co_bucket *got = co_buckets_find(out, n, "tagged");
+    CU_ASSERT_EQUAL_FATAL(got->ntags, 2);
+    CU_ASSERT_STRING_EQUAL(got->tags[0].key, "team");
+    CU_ASSERT_STRING_EQUAL(got->tags[0].value, "storage");
+    CU_ASSERT_STRING_EQUAL(got->tags[1].key, "env");
+    CU_ASSERT_STRING_EQUAL(got->tags[1].value, "");
+    CU_ASSERT_EQUAL(co_buckets_find(out, n, "bare")->ntags, 0);
+    CU_ASSERT_PTR_NULL(co_buckets_find(out, n, "bare")->tags);
+    co_buckets_array_free(out, n);
+    free(doc);
+
+    /* 51 tags are not written, nor read */
+    co_tag many[CO_BUCKET_TAGS_MAX + 1];
+    char keys[CO_BUCKET_TAGS_MAX + 1][8];
+    for (int i = 0; i <= CO_BUCKET_TAGS_MAX; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        many[i] = (co_tag){keys[i], "v"};
+    }
+    in[0].tags = many;
+    in[0].ntags = CO_BUCKET_TAGS_MAX + 1;
+    doc = NULL;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(doc);
+    in[0].ntags = CO_BUCKET_TAGS_MAX;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 1, &doc, &len), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT_EQUAL(n == 1 ? out[0].ntags : 0, CO_BUCKET_TAGS_MAX);
+    co_buckets_array_free(out, n);
+    free(doc);
+
+    char long_key[CO_TAG_KEY_MAX + 2];
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    char big[2048];
+    const char *bad_tags[] = {
+        "{}", "[[\"a\"]]", "[[\"a\",1]]", "[[\"\",\"v\"]]", "[[\"a\",\"1\"],[\"a\",\"2\"]]", big};
+    snprintf(big, sizeof(big), "[[\"%s\",\"v\"]]", long_key);
+    for (size_t i = 0; i < CM_ARRAY_LEN(bad_tags); i++) {
+        char *bad = NULL;
+        size_t cap = strlen(bad_tags[i]) + 256;
+        CU_ASSERT_FATAL((bad = malloc(cap)) != NULL);
+        int blen = snprintf(bad, cap,
+                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
+                            "\"owner\":\"a\",\"id\":\"0000000000000001\",\"tags\":%s}]}",
+                            bad_tags[i]);
+        out = NULL;
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+        free(bad);
+    }
 }
 
 /* ---- against etcd ---- */
@@ -520,6 +592,76 @@ static void test_set_consistency(void)
     cu_etcd_stop(&e);
 }
 
+/* Tags set by compare-and-set (a no-op when unchanged; unknown buckets and over-long sets
+ * refused), read from the follower's memory once co_buckets_tag returns, kept by other changes,
+ * removed by an empty set; etcd down: unavailable, the follower still answers. */
+static void test_set_tags(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_tag *got = NULL;
+    size_t n = 9;
+    int64_t rev = 0, rev2 = 0;
+    hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &h};
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, &hooks, &f) == CM_OK);
+    co_bucket b = rec("b", "AK", 1);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(got);
+
+    co_tag t[2] = {{"owner", "ops"}, {"env", "prod"}};
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 2), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_tags(f, "b", &got, &n), CM_OK); /* read-your-writes */
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT(strcmp(got[0].key, "owner") == 0 && strcmp(got[1].value, "prod") == 0);
+    co_tags_free(got, n);
+    CU_ASSERT_EQUAL(co_buckets_set_tags(c, KEY, "b", t, 2, &rev), CM_OK); /* unchanged */
+    CU_ASSERT_EQUAL(co_buckets_set_tags(c, KEY, "b", t, 2, &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev); /* nothing written */
+    CU_ASSERT_EQUAL(co_buckets_set_tags(c, KEY, "nosuch", t, 2, NULL), CM_ERR_NOTFOUND);
+    co_tag many[CO_BUCKET_TAGS_MAX + 1];
+    for (int i = 0; i <= CO_BUCKET_TAGS_MAX; i++)
+        many[i] = t[0];
+    CU_ASSERT_EQUAL(co_buckets_set_tags(c, KEY, "b", many, CO_BUCKET_TAGS_MAX + 1, NULL),
+                    CM_ERR_INVAL);
+    co_tag empty_key = {"", "v"};
+    CU_ASSERT_EQUAL(co_buckets_set_tags(c, KEY, "b", &empty_key, 1, NULL), CM_ERR_INVAL);
+
+    /* another change of the document keeps the tags; a lookup gives the record without them */
+    CU_ASSERT_EQUAL(co_buckets_set_consistency(c, KEY, "b", CO_CONSISTENCY_AVAILABLE, NULL, &rev),
+                    CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    co_bucket rec_b;
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &rec_b), CM_OK);
+    CU_ASSERT(rec_b.tags == NULL && rec_b.ntags == 0);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    co_tags_free(got, n);
+    CU_ASSERT(log_is(&h, "+b ")); /* a tag change is no bucket added or removed */
+
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", NULL, 0), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "nosuch", &got, &n), CM_ERR_NOTFOUND);
+
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    cu_etcd_kill(&e, 0);
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 2), CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "b", &got, &n), CM_OK); /* from memory */
+    CU_ASSERT_EQUAL(n, 1);
+    co_tags_free(got, n);
+
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -529,6 +671,8 @@ void cu_register(void)
         {"follower: changes, outage, cache", test_follower},
         {"setting a bucket's consistency", test_set_consistency},
         {"lookups of unknown names share bounded etcd reads", test_fresh_flood},
+        {"the tags field", test_tags_field},
+        {"setting a bucket's tags", test_set_tags},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);

@@ -892,6 +892,68 @@ static void test_swap(void)
     env_down();
 }
 
+/* Give o one tag, name=value (replacing any it had). */
+static void set_tag(md_object *o, const char *name, const char *value)
+{
+    md_meta_free(o->tags, o->ntags);
+    o->tags = calloc(1, sizeof(*o->tags));
+    CU_ASSERT_FATAL(o->tags != NULL);
+    o->tags[0].name = strdup(name);
+    o->tags[0].value = strdup(value);
+    o->ntags = 1;
+}
+
+/* The value of the one tag fake i stores for key ("" when none). */
+static const char *stored_tag(int i, const char *key, md_object *keep)
+{
+    stored(i, key, keep);
+    return keep->ntags == 1 ? keep->tags[0].value : "";
+}
+
+/*
+ * A tag change is a swap of a tagged record: the tags replicate with it. Two tag changes of one
+ * version through the same node, each reaching a different pair of homes, must not leave homes
+ * with equal stamps and different tags: the later one wins on every home.
+ */
+static void test_swap_tags(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    md_object keep = {0}, a, b;
+    CU_ASSERT_EQUAL(put(0, "g", "g1", NULL), CM_OK);
+    a = swap_read(0, "g", "g1");
+    set_tag(&a, "color", "red");
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &a), CM_OK);
+    md_object_release(&a);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "g", &keep), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(keep.ntags, 1);
+    CU_ASSERT_STRING_EQUAL(keep.tags[0].name, "color");
+    CU_ASSERT_STRING_EQUAL(keep.tags[0].value, "red");
+
+    a = swap_read(0, "g", "g1");
+    b = swap_read(0, "g", "g1");
+    set_tag(&a, "color", "green");
+    set_tag(&b, "color", "blue");
+    set_fault(2, 1, 0, 0); /* f0 and f1 get the first change */
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &a), CM_OK);
+    set_fault(2, 0, 0, 0);
+    set_fault(0, 1, 0, 0); /* f1 and f2 get the second */
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &b), CM_OK);
+    set_fault(0, 0, 0, 0);
+    CU_ASSERT_EQUAL(md_vv_compare(&a.vv, &b.vv), MD_VV_EQUAL); /* both read one version */
+    md_object_release(&a);
+    md_object_release(&b);
+    for (int i = 0; i < 3; i++) { /* every reader sees the later change; read repair spreads it */
+        CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[i % 2], B, "g", &a), CM_OK);
+        CU_ASSERT(a.ntags == 1 && strcmp(a.tags[0].value, "blue") == 0);
+        md_object_release(&a);
+    }
+    coords_free();
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_STRING_EQUAL(stored_tag(i, "g", &keep), "blue");
+    md_object_release(&keep);
+    env_down();
+}
+
 static void test_tombstone(void)
 {
     env_up(1, 2000, RP_STRONG);
@@ -1736,6 +1798,7 @@ void cu_register(void)
                                        {"concurrent_writers", test_concurrent_writers},
                                        {"tombstone", test_tombstone},
                                        {"swap", test_swap},
+                                       {"swap_tags", test_swap_tags},
                                        {NULL, NULL}};
     static const cu_test cond[] = {{"create_race", test_cond_create_race},
                                    {"lock_bounded", test_cond_lock_bounded},
