@@ -748,6 +748,12 @@ cm_err md_garbage_list(md_store *md, uint64_t before, size_t max, md_garbage **o
 void md_garbage_free(md_garbage *g, size_t n);
 /* Drop entries once their chunks are reclaimed (missing ones are ignored). */
 cm_err md_garbage_drop(md_store *md, const md_garbage *g, size_t n);
+/*
+ * Record g[0..n) as garbage of the caller's own (a repair's obsolete cells, a reclaim put off:
+ * ob_gc_run), each at its hlc; when an entry holds (hlc, blob) already, the hlc is moved up one
+ * logical tick until free, so none is overwritten. One transaction.
+ */
+cm_err md_garbage_put(md_store *md, const md_garbage *g, size_t n);
 
 /* ---- Record encoding (exposed for tests and later replication) ---- */
 
