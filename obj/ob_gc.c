@@ -23,8 +23,9 @@
  * entry would delete the live body when its reader ends; the grace period is what covers readers
  * of the old layout). When `read` fails, the entry is put off by RETRY_MS (stamped anew) rather
  * than deleted on the local view alone: the local replica may have missed the swap that moved a
- * cell home. An entry whose blob the local record does not name is a replaced body: its blob
- * never comes back (newer versions dominate it), so one local read is all it costs.
+ * cell home (after READ_FAILS failed reads a run puts the rest off without reading: each may
+ * wait for a timeout). An entry whose blob the local record does not name is a replaced body: its
+ * blob never comes back (newer versions dominate it), so one local read is all it costs.
  *
  * Blocking: call it from a background thread, never from an event loop.
  */
@@ -37,6 +38,7 @@
 #define MOD "ob"
 #define GC_BATCH 256
 #define RETRY_MS 60000 /* a check that could not read the record is tried again this much later */
+#define READ_FAILS 4   /* failed record reads after which a run puts the other checks off */
 
 /* Mark 0xFF every cell of *lay whose (node, drive) rec names for lay's blob; 1 if rec does. */
 static int keep_named(md_layout *lay, const md_object *rec)
@@ -70,20 +72,34 @@ int ob_gc_cells(md_store *md, const md_garbage *g, ob_gc_read_fn read, void *rea
     if (e == CM_OK)
         keep_named(out, &rec);
     md_object_release(&rec);
-    if (e != CM_OK && e != CM_ERR_NOTFOUND) {
-        CM_WARN(MOD, "garbage of %s/%s: record unreadable (%s), reclaim put off", g->bucket, g->key,
-                cm_err_str(e));
-        return -1;
-    }
-    return 1;
+    return e != CM_OK && e != CM_ERR_NOTFOUND ? -1 : 1;
+}
+
+/* The caller's read, given up for the rest of a run after READ_FAILS reads failed (each may wait
+ * for a timeout: a partition that lost its quorum must not hold the maintenance thread). */
+typedef struct {
+    ob_gc_read_fn read;
+    void *arg;
+    int fails;
+    cm_err last;
+} gc_reader;
+
+static cm_err read_bounded(void *arg, const char *bucket, const char *key, md_object *out)
+{
+    gc_reader *r = arg;
+    if (r->fails >= READ_FAILS)
+        return CM_ERR_UNAVAILABLE;
+    cm_err e = r->read(r->arg, bucket, key, out);
+    if (e != CM_OK && e != CM_ERR_NOTFOUND)
+        r->fails++, r->last = e;
+    return e;
 }
 
 /* Free entry g (1), or put it off (0). */
-static int reclaim(ob_store *st, md_store *md, const md_garbage *g, ob_gc_read_fn read,
-                   void *read_arg)
+static int reclaim(ob_store *st, md_store *md, const md_garbage *g, gc_reader *r)
 {
     md_layout lay;
-    int live = ob_gc_cells(md, g, read, read_arg, &lay);
+    int live = ob_gc_cells(md, g, r->read ? read_bounded : NULL, r, &lay);
     if (live < 0)
         return 0;
     if (live) { /* the cells nobody names, at once: not the lease table's whole blob */
@@ -108,7 +124,8 @@ cm_err ob_gc_run(ob_store *st, md_store *md, int64_t now_ms, int64_t grace_ms, s
                  ob_gc_read_fn read, void *read_arg, uint64_t *freed)
 {
     uint64_t before = MD_HLC_MAKE(now_ms > grace_ms ? now_ms - grace_ms : 0, 0);
-    size_t done = 0;
+    size_t done = 0, put_off = 0;
+    gc_reader r = {read, read_arg, 0, CM_OK};
     cm_err err = CM_OK;
     while (done < max) {
         md_garbage *g = NULL;
@@ -127,7 +144,7 @@ cm_err ob_gc_run(ob_store *st, md_store *md, int64_t now_ms, int64_t grace_ms, s
             break;
         }
         for (size_t i = 0; i < n; i++)
-            if (!reclaim(st, md, &g[i], read, read_arg)) {
+            if (!reclaim(st, md, &g[i], &r)) {
                 later[nlater] = g[i];
                 later[nlater++].hlc = MD_HLC_MAKE(now_ms - grace_ms + RETRY_MS, 0);
             }
@@ -139,9 +156,15 @@ cm_err ob_gc_run(ob_store *st, md_store *md, int64_t now_ms, int64_t grace_ms, s
         if (err != CM_OK)
             break;
         done += n - nlater;
+        put_off += nlater;
         if (n < want)
             break;
     }
+    if (put_off)
+        CM_WARN(MOD,
+                "garbage reclaim: %zu entries of live bodies put off, their records "
+                "unreadable (%s)",
+                put_off, cm_err_str(r.last));
     if (freed)
         *freed = done;
     return err;

@@ -142,11 +142,13 @@ static void test_grace_lease_drop(void)
 typedef struct {
     md_store *md;
     int down;
+    int calls;
 } quorum;
 
 static cm_err quorum_read(void *arg, const char *bucket, const char *key, md_object *out)
 {
     quorum *q = arg;
+    q->calls++;
     return q->down ? CM_ERR_UNAVAILABLE : md_rec_get(q->md, bucket, key, out);
 }
 
@@ -189,7 +191,7 @@ static void test_obsolete_cells(void)
     char root[512];
     ob_store *st = open_store(root, sizeof(root), "gc-obsolete", 8);
     md_store *md = open_md(root, "meta"), *qmd = open_md(root, "quorum");
-    quorum q = {qmd, 0};
+    quorum q = {qmd, 0, 0};
     const int64_t t = 1000000, grace = 5000;
     uint64_t freed = 99;
 
@@ -225,18 +227,20 @@ static void test_obsolete_cells(void)
     md_layout c = store_body(st, 4 * CELL, 0x43), c2 = c;
     c2.drives[0] = spare;
     put_rec(md, "kc", &c2, t), put_rec(qmd, "kc", &c2, t);
-    put_obsolete(md, "kc", &c, 0, t);
-    q.down = 1;
+    for (int i = 0; i < 6; i++) /* six entries: the run gives the quorum up after four */
+        put_obsolete(md, "kc", &c, 0, t - i);
+    q.down = 1, q.calls = 0;
     CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
     CU_ASSERT_EQUAL(freed, 0);
-    CU_ASSERT_EQUAL(garbage_count(md), 1);
+    CU_ASSERT_EQUAL(q.calls, 4);
+    CU_ASSERT_EQUAL(garbage_count(md), 6);
     CU_ASSERT_EQUAL(cells_present(st, &c), 6);
     q.down = 0;
     CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 2, grace, 100, quorum_read, &q, &freed), CM_OK);
     CU_ASSERT_EQUAL(freed, 0); /* not due again yet */
     CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 61002, grace, 100, quorum_read, &q, &freed),
                     CM_OK);
-    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT_EQUAL(freed, 6);
     CU_ASSERT_EQUAL(garbage_count(md), 0);
     CU_ASSERT_EQUAL(cells_present(st, &c), 5);
 
