@@ -219,14 +219,15 @@ static void drop(ob_repair *rp, const char *bucket, const char *key, size_t part
 }
 
 /*
- * The obsolete cells of a swap as a garbage record stamped now (defer_obsolete): old's blob with
- * only those cells; ob_gc_run frees them after its grace period, skipping any the record names
- * again by then. 0 when recorded, else the caller deletes them at once.
+ * The obsolete cells of a swap as a garbage record stamped now (defer_obsolete): lay's blob with
+ * only those cells (indices of the heal's topology, which is lay's epoch); ob_gc_run frees them
+ * after its grace period, skipping any the record names again by then. 0 when recorded, else the
+ * caller deletes them at once.
  */
-static int defer(ob_repair *rp, const char *bucket, const char *key, const md_layout *old,
+static int defer(ob_repair *rp, const char *bucket, const char *key, const md_layout *lay,
                  const pl_cell *cells, int n)
 {
-    md_garbage g = {MD_HLC_MAKE(cm_now_ms(), 0), *old, (char *)bucket, (char *)key};
+    md_garbage g = {MD_HLC_MAKE(cm_now_ms(), 0), *lay, (char *)bucket, (char *)key};
     memset(g.layout.drives, 0xFF, sizeof(g.layout.drives));
     for (int i = 0; i < n && i < g.layout.k + g.layout.m && i < MD_MAX_CELLS; i++) {
         g.layout.nodes[i] = cells[i].node;
@@ -301,7 +302,7 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
         *swapped = 1;
         memcpy(go, w->res.obsolete, (size_t)w->res.nobsolete * sizeof(go[0]));
         n = w->res.nobsolete;
-        if (n > 0 && rp->cfg.defer_obsolete && !defer(rp, bucket, key, old, go, n))
+        if (n > 0 && rp->cfg.defer_obsolete && !defer(rp, bucket, key, &w->res.lay, go, n))
             n = 0; /* freed after the grace period (ob_gc_run) */
         /* Another node's swap of the same version may have won over this one (it resolves by
          * the stamps, docs/chunks.md): then the cells written here belong to nothing either.
