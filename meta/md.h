@@ -14,7 +14,8 @@
  *   objects   bucket \0 key                 -> md_object record (the current version)
  *   uploads   bucket \0 key \0 upload_id    -> md_upload record
  *   parts     upload_id \0 part_number(BE32)-> md_part record
- *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
+ *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses, and
+ *                                              a repair's obsolete cells of a live body)
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
