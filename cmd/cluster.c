@@ -17,7 +17,8 @@
  *     (the coordinator and hint delivery swapped to it; the previous one freed on the loop once
  *     nothing uses it). Until the first layout the coordinator has no replicas, so object
  *     requests answer 503 ServiceUnavailable rather than touch the local store;
- *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run), and anti-entropy
+ *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run; a repair's
+ *     obsolete cells are checked against the record read at quorum, gc_read), and anti-entropy
  *     of the partitions this node is the first home of, with the collection of tombstones older
  *     than tombstone_grace_ms (rp_antientropy_collect), every CLUSTER_TICK_MS, plus the RPC
  *     fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's rules, nd_faults_parse
@@ -332,6 +333,13 @@ static void reload_faults(cmd_cluster *c)
         CM_INFO(MOD, "RPC fault rules now: %s", n ? spec : "(none)");
 }
 
+/* The garbage reclaim's check of a repair's obsolete cells: the record at quorum. */
+static cm_err gc_read(void *arg, const char *bucket, const char *key, md_object *out)
+{
+    cmd_cluster *c = arg;
+    return rp_object_get(c->coord, bucket, key, out);
+}
+
 static void *maint_main(void *arg)
 {
     cmd_cluster *c = arg;
@@ -342,7 +350,7 @@ static void *maint_main(void *arg)
             continue;
         uint64_t freed = 0;
         cm_err e = ob_gc_run(gw_object_store(c->cfg.g), gw_meta_store(c->cfg.g), cm_now_ms(),
-                             c->cfg.gc_grace_ms, GC_BATCH_MAX, &freed);
+                             c->cfg.gc_grace_ms, GC_BATCH_MAX, gc_read, c, &freed);
         if (e != CM_OK)
             CM_WARN(MOD, "garbage reclaim: %s", cm_err_str(e));
         pthread_mutex_lock(&c->mu);

@@ -25,7 +25,10 @@
  * would leave the other replicas naming cells the heal then deletes. The swap keeps the stamp of
  * the version read, so it supersedes that version and loses to any write it did not read. Before
  * the pass deletes a chunk it reads the record again (current): none the record names is
- * deleted unless it names the layout the step assumed.
+ * deleted unless it names the layout the step assumed. The old places a swap leaves are not
+ * deleted then (defer_obsolete): a GET elsewhere may still read the old layout; they become a
+ * garbage record in this node's store, freed gc_grace_s later by the maintenance thread
+ * (ob_gc_run, cluster.c), which skips any the record read at quorum names again by then.
  *
  * Pacing: [cluster] repair_mbps (default 100) bounds the cell bytes the heals read per second
  * (the pacer sleeps on the repair loop, which is why the loop is the thread's own); 0 = unpaced.
@@ -287,6 +290,7 @@ static int run_pass(cmd_repair *c, const char *reason)
                            .mine = mine,
                            .swap = swap,
                            .current = current,
+                           .defer_obsolete = 1,
                            .hook_arg = &pc};
     if ((e = ob_repair_new(&rc, &pass)) != CM_OK)
         goto out;

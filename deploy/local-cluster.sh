@@ -27,6 +27,7 @@
 #   CAIRN_BIN           the cairn binary (default build/bin/cairn of this checkout)
 #   CAIRN_ETCD          the etcd binary (default /usr/bin/etcd); the system etcd is never used
 #   CAIRN_CLUSTER       the cluster id in etcd (default local)
+#   CAIRN_CLUSTER_GC_GRACE_S  [cluster] gc_grace_s of every node (default 900; tests shorten it)
 #   STOP_TIMEOUT        seconds a process gets after SIGTERM before SIGKILL (default 15)
 #   READY_TIMEOUT       seconds start waits for etcd and for the nodes (default 60)
 # The cluster secret of the node RPC is generated once into DIR/rpc.secret (mode 0600); every node
@@ -264,6 +265,7 @@ node_id = $n
 rpc_listen = 127.0.0.1:$(rpc_port "$n")
 rpc_secret_file = $DIR/rpc.secret
 member_ttl_s = 5
+gc_grace_s = ${CAIRN_CLUSTER_GC_GRACE_S:-900}
 EOF
 }
 

@@ -14,7 +14,8 @@
  *   objects   bucket \0 key                 -> md_object record (the current version)
  *   uploads   bucket \0 key \0 upload_id    -> md_upload record
  *   parts     upload_id \0 part_number(BE32)-> md_part record
- *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses)
+ *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses, and
+ *                                              a repair's obsolete cells of a live body)
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
  *   fences    bucket \0 shard(BE32)        -> token (BE64): the highest partition-leader token
@@ -758,6 +759,12 @@ cm_err md_garbage_list(md_store *md, uint64_t before, size_t max, md_garbage **o
 void md_garbage_free(md_garbage *g, size_t n);
 /* Drop entries once their chunks are reclaimed (missing ones are ignored). */
 cm_err md_garbage_drop(md_store *md, const md_garbage *g, size_t n);
+/*
+ * Record g[0..n) as garbage of the caller's own (a repair's obsolete cells, a reclaim put off:
+ * ob_gc_run), each at its hlc; when an entry holds (hlc, blob) already, the hlc is moved up one
+ * logical tick until free, so none is overwritten. One transaction.
+ */
+cm_err md_garbage_put(md_store *md, const md_garbage *g, size_t n);
 
 /* ---- Record encoding (exposed for tests and later replication) ---- */
 

@@ -392,3 +392,33 @@ cm_err md_garbage_drop(md_store *md, const md_garbage *g, size_t n)
     garbage_drop_op op = {g, n};
     return md_write(md, garbage_drop_apply, &op);
 }
+
+static cm_err garbage_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    garbage_drop_op *op = arg;
+    (void)wrote;
+    for (size_t i = 0; i < op->n; i++) {
+        md_garbage g = op->g[i];
+        md_wbuf w = {0};
+        cm_err e = md_garbage_encode(&g, &w);
+        for (int rc = MDB_KEYEXIST; e == CM_OK && rc == MDB_KEYEXIST; g.hlc++) {
+            uint8_t k[GARBAGE_KEY];
+            cm_put_be64(k, g.hlc);
+            memcpy(k + 8, g.layout.blob, 16);
+            MDB_val kv = {sizeof(k), k}, vv = {w.len, w.p};
+            rc = md_db_put(txn, md->garbage, &kv, &vv, MDB_NOOVERWRITE);
+            if (rc && rc != MDB_KEYEXIST)
+                e = md_mdb_err(rc, "put garbage");
+        }
+        md_w_free(&w);
+        if (e != CM_OK)
+            return e;
+    }
+    return CM_OK;
+}
+
+cm_err md_garbage_put(md_store *md, const md_garbage *g, size_t n)
+{
+    garbage_drop_op op = {g, n};
+    return md_write(md, garbage_put_apply, &op);
+}

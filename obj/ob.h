@@ -143,12 +143,27 @@ void ob_free_object_data(ob_store *st, const md_object *obj);
 void ob_lease_delete_leftovers(ob_store *st);
 
 /*
+ * The record bucket/key as it is now, for ob_gc_run (a cluster: read at quorum); out is released
+ * by the caller (md_object_release) whatever the result. CM_ERR_NOTFOUND: no record.
+ */
+typedef cm_err (*ob_gc_read_fn)(void *arg, const char *bucket, const char *key, md_object *out);
+
+/*
  * Reclaim garbage (ob_gc.c): free the bodies of md's garbage records that became garbage more than
  * grace_ms before now_ms (at most max), then drop the records. *freed (may be NULL) gets how many.
- * Blocking: call from a background thread.
+ * An entry whose blob the local record of its key still names (a repair's obsolete cells) frees
+ * only the cells neither that record nor read's (NULL: the local one alone) names; when read
+ * fails, the entry is put off a minute. Blocking: call from a background thread.
  */
 cm_err ob_gc_run(ob_store *st, md_store *md, int64_t now_ms, int64_t grace_ms, size_t max,
-                 uint64_t *freed);
+                 ob_gc_read_fn read, void *read_arg, uint64_t *freed);
+/*
+ * What ob_gc_run frees of entry g: *out = g's layout with 0xFF at every cell (node, drive) that
+ * the local record of g's key or read's names for g's blob. 1: the blob is live (those cells
+ * only), 0: a replaced body (all of it), -1: read failed (put off).
+ */
+int ob_gc_cells(md_store *md, const md_garbage *g, ob_gc_read_fn read, void *read_arg,
+                md_layout *out);
 
 /*
  * Drive health. A drive is OK, FULL (its last append/sync got ENOSPC: still read, still chosen),

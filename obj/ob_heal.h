@@ -108,6 +108,11 @@ typedef struct {
                    const md_layout *old, const md_layout *lay);
     cm_err (*current)(void *arg, const char *bucket, const char *key, size_t part, md_layout *out);
     void *hook_arg;
+    /* Nonzero: the old places a swap leaves (the obsolete cells) are not deleted at once but
+     * become a garbage record on md stamped now, naming only them, for ob_gc_run to free after
+     * its grace period unless the record names them again by then (a GET elsewhere may still be
+     * reading the old layout). Zero: deleted right after the swap. */
+    int defer_obsolete;
 } ob_repair_config;
 
 typedef struct {

@@ -7,7 +7,9 @@
  * resolver's loop, which it runs on the calling thread until the heal is done: a blocking driver
  * over the asynchronous heal, so the repair thread owns its loop and its pacer may sleep. A heal
  * that changed the layout is swapped in with md_object_replace_layout (only if the part still
- * names the body healed) and only then are the chunks the new layout no longer names deleted;
+ * names the body healed) and only then are the chunks the new layout no longer names deleted
+ * (with defer_obsolete: recorded as a garbage record stamped now, naming only those cells, that
+ * ob_gc_run frees after its grace period unless the record names them again by then, ob_gc.c);
  * when the record changed meanwhile (the swap's CM_ERR_CONFLICT), the cells just written are
  * deleted instead, and after any other failure of the swap (which may have reached a replica)
  * nothing is. No chunk is deleted that the record names when it is read just before (current):
@@ -216,6 +218,28 @@ static void drop(ob_repair *rp, const char *bucket, const char *key, size_t part
         CM_WARN(MOD, "repair: %d chunks not deleted after a heal: orphans", w.failed);
 }
 
+/*
+ * The obsolete cells of a swap as a garbage record stamped now (defer_obsolete): lay's blob with
+ * only those cells (indices of the heal's topology, which is lay's epoch); ob_gc_run frees them
+ * after its grace period, skipping any the record names again by then. 0 when recorded, else the
+ * caller deletes them at once.
+ */
+static int defer(ob_repair *rp, const char *bucket, const char *key, const md_layout *lay,
+                 const pl_cell *cells, int n)
+{
+    md_garbage g = {MD_HLC_MAKE(cm_now_ms(), 0), *lay, (char *)bucket, (char *)key};
+    memset(g.layout.drives, 0xFF, sizeof(g.layout.drives));
+    for (int i = 0; i < n && i < g.layout.k + g.layout.m && i < MD_MAX_CELLS; i++) {
+        g.layout.nodes[i] = cells[i].node;
+        g.layout.drives[i] = (uint8_t)cells[i].drive;
+    }
+    cm_err e = md_garbage_put(rp->cfg.md, &g, 1);
+    if (e != CM_OK)
+        CM_WARN(MOD, "repair: %s/%s: obsolete cells not deferred (%s): deleted now", bucket, key,
+                cm_err_str(e));
+    return e != CM_OK;
+}
+
 /* ---- numbers ---- */
 
 static void rate_add(ob_repair *rp, uint64_t bytes, int64_t ms)
@@ -278,6 +302,8 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
         *swapped = 1;
         memcpy(go, w->res.obsolete, (size_t)w->res.nobsolete * sizeof(go[0]));
         n = w->res.nobsolete;
+        if (n > 0 && rp->cfg.defer_obsolete && !defer(rp, bucket, key, &w->res.lay, go, n))
+            n = 0; /* freed after the grace period (ob_gc_run) */
         /* Another node's swap of the same version may have won over this one (it resolves by
          * the stamps, docs/chunks.md): then the cells written here belong to nothing either.
          * Only a third layout says so: the old one read back may be a stale read (an available

@@ -792,10 +792,12 @@ static md_layout stored(md_store *md, int b)
     return l;
 }
 
+static int pass_defer; /* pass_new: defer_obsolete */
+
 static ob_repair *pass_new(md_store *md, const char *state, ob_pacer *p)
 {
-    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state,
-                           p,  0,     2,      NULL,   NULL,    NULL,   NULL};
+    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, state,     p,
+                           0,  2,     NULL,   NULL,   NULL,    NULL,   pass_defer};
     ob_repair *rp;
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     return rp;
@@ -914,8 +916,8 @@ static void test_repair_pass(void)
     for (int b = 0; b <= NOBJ; b++)
         in_first += (b < NOBJ ? b : NOBJ - 1) % 2 == 0 && cell_on(&orig[b], victim) >= 0;
     CU_ASSERT(in_first > 0 && in_first < (uint64_t)on[victim]); /* both kinds are there */
-    ob_repair_config hc = {md,   E.res, E.base, E.topo,    E.homes,   E.dead, state,
-                           NULL, 0,     2,      hook_mine, hook_swap, NULL,   md};
+    ob_repair_config hc = {md, E.res, E.base,    E.topo,    E.homes, E.dead, state, NULL,
+                           0,  2,     hook_mine, hook_swap, NULL,    md,     0};
     hook_swaps = 0;
     CU_ASSERT_FATAL(ob_repair_new(&hc, &rp) == CM_OK);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
@@ -1009,7 +1011,7 @@ static void test_repair_swap_unknown(void)
     swap_result = CM_ERR_UNAVAILABLE;
     ob_repair_config rc = {md,   E.res, E.base, E.topo, E.homes, E.dead,
                            NULL, NULL,  0,      2,      NULL,    swap_lands_then_fails,
-                           NULL, md};
+                           NULL, md,    0};
     ob_repair *rp;
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
@@ -1274,8 +1276,8 @@ static void test_repair_cursor_batched(void)
         CU_ASSERT_FATAL(md_object_put(md, "gamma", &o, NULL, NULL, NULL) == CM_OK);
     }
     cursor_probe cp = {.state = state, .stop_at = 150};
-    ob_repair_config rc = {md,   E.res, E.base, E.topo,     E.homes, E.dead, state,
-                           NULL, 0,     16,     probe_mine, NULL,    NULL,   &cp};
+    ob_repair_config rc = {md, E.res, E.base,     E.topo, E.homes, E.dead, state, NULL,
+                           0,  16,    probe_mine, NULL,   NULL,    &cp,    0};
     CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
     cp.rp = rp;
     int64_t t0 = cm_now_ms();
@@ -1301,6 +1303,95 @@ static void test_repair_cursor_batched(void)
     env_down();
 }
 
+/* Cells of g's layout that are not 0xFF. */
+static int garbage_cells(const md_layout *l)
+{
+    int n = 0;
+    for (int i = 0; i < K + M; i++)
+        n += l->drives[i] != 0xFF;
+    return n;
+}
+
+/*
+ * defer_obsolete (a cluster's pass): the old places a swap leaves are not deleted but recorded as
+ * one garbage record stamped now, naming exactly them. A node down: its cells go to handoffs, the
+ * entry names its places; the node back: the cells move home, the handoffs stay on their drives
+ * and a second entry names them. At reclaim (ob_gc_cells), nothing of the first entry is freed
+ * (the record names those places again) and all of the second is.
+ */
+static void test_repair_defer_obsolete(void)
+{
+    char path[400], key[64];
+    md_store *md;
+    md_part part;
+    md_garbage *g = NULL;
+    size_t n = 0;
+    uint8_t *body = malloc(LEN2);
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-defer-%p", cu_tmpdir(), (void *)&E);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    md_bucket mb = {.name = ""};
+    snprintf(mb.name, sizeof(mb.name), "%s", buckets[0]);
+    CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    fill(body, LEN2, 7);
+    md_layout orig = put(body, LEN2);
+    md_object o = one_part(key, sizeof(key), &part, &orig);
+    CU_ASSERT_FATAL(md_object_put(md, buckets[0], &o, NULL, NULL, NULL) == CM_OK);
+    int victim = remote_holder(&orig), on_victim = 0;
+    for (int i = 0; i < K + M; i++)
+        on_victim += orig.nodes[i] == victim;
+
+    int64_t t0 = cm_now_ms();
+    node_down(victim, 1);
+    pass_defer = 1;
+    ob_repair *rp = pass_new(md, NULL, NULL);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    md_layout h = stored(md, 0);
+    CU_ASSERT_EQUAL(cell_on(&h, victim), -1);
+    CU_ASSERT_FATAL(md_garbage_list(md, UINT64_MAX, 10, &g, &n) == CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT(memcmp(g[0].layout.blob, orig.blob, 16) == 0);
+    CU_ASSERT(MD_HLC_MS(g[0].hlc) >= t0 && MD_HLC_MS(g[0].hlc) <= cm_now_ms());
+    CU_ASSERT_EQUAL(garbage_cells(&g[0].layout), on_victim);
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT(g[0].layout.drives[i] == 0xFF || g[0].layout.nodes[i] == victim);
+    md_garbage_free(g, n);
+
+    node_down(victim, 0);
+    rp = pass_new(md, NULL, NULL);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_free(rp);
+    pass_defer = 0;
+    md_layout back = stored(md, 0);
+    CU_ASSERT(memcmp(back.drives, orig.drives, sizeof(back.drives)) == 0);
+    CU_ASSERT(memcmp(back.nodes, orig.nodes, sizeof(back.nodes)) == 0);
+    check_all_cells(body, LEN2, &back);
+    int moved = 0;
+    for (int i = 0; i < K + M; i++) {
+        uint64_t sz;
+        if (same_cell(cell_of(&h, i), cell_of(&back, i)))
+            continue;
+        moved++;
+        CU_ASSERT_EQUAL(chunk_stat(cell_of(&h, i), h.blob, &sz), CM_OK); /* the handoff stays */
+    }
+    CU_ASSERT_EQUAL(moved, on_victim);
+    CU_ASSERT_FATAL(md_garbage_list(md, UINT64_MAX, 10, &g, &n) == CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    md_layout free0, free1;
+    CU_ASSERT_EQUAL(ob_gc_cells(md, &g[0], NULL, NULL, &free0), 1);
+    CU_ASSERT_EQUAL(garbage_cells(&free0), 0); /* moved back home: nothing to free */
+    CU_ASSERT_EQUAL(ob_gc_cells(md, &g[1], NULL, NULL, &free1), 1);
+    CU_ASSERT_EQUAL(garbage_cells(&free1), moved); /* the handoffs */
+    for (int i = 0; i < K + M; i++)
+        CU_ASSERT(free1.drives[i] == 0xFF || cell_on(&h, free1.nodes[i]) >= 0);
+    md_garbage_free(g, n);
+    CU_ASSERT(reads_back(&back, body, LEN2));
+    free(body);
+    md_close(md);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
@@ -1314,6 +1405,7 @@ void cu_register(void)
                                          {"repair_two_healers", test_repair_two_healers},
                                          {"heal_bench", test_heal_bench},
                                          {"repair_cursor_batched", test_repair_cursor_batched},
+                                         {"repair_defer_obsolete", test_repair_defer_obsolete},
                                          {NULL, NULL}};
     cu_add_suite("obj_heal", heal_tests);
 }
