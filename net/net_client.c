@@ -379,7 +379,13 @@ static void conn_send(ncl_conn *c, net_call *call)
     size_t before = evbuffer_get_length(out);
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", call->method, call->target,
                         c->peer->host, c->peer->port);
-    evbuffer_add_buffer(out, call->hdrs);
+    /* A call that may be sent again keeps its header lines (a retry without them went out
+     * unsigned: a node refused it as unauthenticated, a failure no later round retried) */
+    size_t hlen = evbuffer_get_length(call->hdrs);
+    if (call->idempotent && hlen > 0)
+        evbuffer_add(out, evbuffer_pullup(call->hdrs, -1), hlen);
+    else
+        evbuffer_add_buffer(out, call->hdrs);
     if (call->body_len > 0 || strcmp(call->method, "PUT") == 0 || strcmp(call->method, "POST") == 0)
         evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)call->body_len);
     evbuffer_add(out, "\r\n", 2);

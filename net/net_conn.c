@@ -579,8 +579,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         conn_send_error(c, 408); /* partial head: no progress, or past its deadline */
     } else if (!r->resp_started && !r->body_complete) {
         conn_fail_request(c, 408); /* partial body */
-    } else {
-        net_conn_free(c); /* stalled response */
+    } else { /* a stalled response: a body cut short, which a client only sees as a short read */
+        CM_WARN("net", "peer=%s: %s stalled %d ms%s: connection closed", c->peer, net_req_method(r),
+                cfg_of(c)->io_timeout_ms,
+                r->resp_started ? " after its response started (body cut short)" : "");
+        net_conn_free(c);
     }
 }
 

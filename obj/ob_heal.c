@@ -4,8 +4,9 @@
  *
  * State machine on the resolver's loop:
  *   stat     every cell the layout names on a drive that is up or draining, on a live node:
- *            a source when its chunk has the body's cell blob length; a cell whose node gives no
- *            answer (timeout, lost connection) is left alone (its chunk may be fine: no delete);
+ *            a source when its chunk has the body's cell blob length; a cell whose stat fails
+ *            other than "not found" (no answer, a refusal, an error on the node) is left alone
+ *            (its chunk may be fine: no delete);
  *   plan     homes = pl_place under the current map, handoffs = pl_handoff with the liveness
  *            view; each cell is kept (a source at home, or on a handoff while its home is not
  *            usable), or gets a target (its home, or a handoff when the home is not usable);
@@ -552,7 +553,7 @@ static cm_err plan(ob_hl *h)
         hl_cell *c = &h->c[i];
         int keep = c->src && usable(h, c->loc) && is_home(h, home, c->loc);
         nsrc += c->src;
-        /* A cell whose node did not answer its stat (timeout, lost connection) is left where it
+        /* A cell whose stat failed other than "not found" (no answer, a refusal) is left where it
          * is, counted missing: it may be fine, and rebuilding it in place would delete it first
          * (prepare), so a write that then fails would lose a good cell. A later heal looks again;
          * a node that is down for the liveness view is not asked at all (its cells move). */
@@ -586,8 +587,9 @@ static void stat_done(void *arg, const ob_chunk_result *r)
     hl_slot *s = arg;
     ob_hl *h = s->h;
     h->c[s->i].src = r->err == CM_OK && r->size == h->blob_len;
-    h->c[s->i].unknown =
-        r->err == CM_ERR_TIMEOUT || r->err == CM_ERR_CLOSED || r->err == CM_ERR_UNAVAILABLE;
+    /* only "no such chunk" or a wrong length say the cell is bad; any other failure (no answer,
+     * a refusal such as an unsigned retry's 401, an error on the node) leaves it unknown */
+    h->c[s->i].unknown = r->err != CM_OK && r->err != CM_ERR_NOTFOUND;
     if (--h->inflight > 0)
         return;
     cm_err e = plan(h);

@@ -3,7 +3,8 @@
  * (in a thread) and against canned responses from fake peers on the client's loop: response
  * framings (Content-Length, chunked, HEAD, close-delimited, 1xx), keep-alive and Connection:
  * close, request bodies produced piece by piece, a response that comes before the whole request
- * body was sent, and malformed responses. The loop runs until every call ended (10 s guard).
+ * body was sent, malformed responses, and an idempotent call sent again whole (its header lines
+ * too) after its first connection was lost. The loop runs until every call ended (10 s guard).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -462,6 +463,93 @@ static void test_canned_responses(void)
     tcl_free(&c);
 }
 
+/* ---- a retry after a lost connection ---- */
+
+/* A peer in a thread: the first connection is closed once the request head is in (no answer, as
+ * a stale pooled connection ends); the second answers whether its head still carried X-Probe. */
+typedef struct {
+    int lfd;
+    pthread_t th;
+} probe_peer;
+
+static int read_head(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            return 0;
+    }
+    return -1;
+}
+
+static void *probe_thread(void *arg)
+{
+    probe_peer *p = arg;
+    char head[4096];
+    for (int i = 0; i < 2; i++) {
+        int fd = accept(p->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        if (read_head(fd, head, sizeof(head)) == 0 && i == 1) {
+            const char *ans = strstr(head, "X-Probe: kept\r\n") ? "yes" : "no!";
+            char resp[128];
+            int n = snprintf(resp, sizeof(resp),
+                             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n%s",
+                             ans);
+            if (write(fd, resp, (size_t)n) < 0)
+                perror("write");
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void test_retry_keeps_headers(void)
+{
+    probe_peer p;
+    tcl c;
+    tcall t;
+    net_call *call;
+    net_client_stats st;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(p.lfd >= 0);
+    CU_ASSERT_FATAL(bind(p.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CU_ASSERT_FATAL(listen(p.lfd, 4) == 0);
+    getsockname(p.lfd, (struct sockaddr *)&sa, &len);
+    pthread_create(&p.th, NULL, probe_thread, &p);
+    tcl_init(&c, 2000);
+    memset(&t, 0, sizeof(t));
+    t.c = &c;
+    t.body = evbuffer_new();
+    CU_ASSERT_EQUAL_FATAL(
+        net_call_new(c.cl, "127.0.0.1", ntohs(sa.sin_port), "GET", "/cell", &call), CM_OK);
+    net_call_header(call, "X-Probe", "kept");
+    c.pending++;
+    net_call_start(call, &handler, &t, 1);
+    tcl_run(&c);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT_EQUAL(t.status, 200);
+    CU_ASSERT(evbuffer_get_length(t.body) == 3 &&
+              memcmp(evbuffer_pullup(t.body, -1), "yes", 3) == 0); /* sent again whole */
+    net_client_get_stats(c.cl, &st);
+    CU_ASSERT_EQUAL(st.retries, 1);
+    evbuffer_free(t.body);
+    tcl_free(&c);
+    shutdown(p.lfd, SHUT_RDWR); /* wakes an accept still waiting (no retry came): no hang */
+    pthread_join(p.th, NULL);
+    close(p.lfd);
+}
+
 /* The parser alone, as the fuzz target drives it. */
 static void test_resp_parse(void)
 {
@@ -509,6 +597,7 @@ void cu_register(void)
         {"request_bodies", test_request_bodies},
         {"slow_steady_body", test_slow_steady_body},
         {"canned_responses", test_canned_responses},
+        {"retry_keeps_headers", test_retry_keeps_headers},
         {"resp_parse", test_resp_parse},
         {NULL, NULL},
     };

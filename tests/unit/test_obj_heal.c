@@ -531,9 +531,12 @@ static void test_heal_corrupt(void)
 }
 
 /*
- * A flaky local backend: its stats and appends end CM_ERR_TIMEOUT (on the loop, as a slow node's
- * would), everything else goes through to the real one.
+ * A flaky local backend: its stats and appends end flaky_err (CM_ERR_TIMEOUT as a slow node's
+ * would, CM_ERR_AUTH as a node refusing the call; on the loop), everything else goes through to
+ * the real one.
  */
+static cm_err flaky_err = CM_ERR_TIMEOUT;
+
 typedef struct {
     ob_chunks base;
     ob_chunks *inner;
@@ -547,7 +550,7 @@ typedef struct {
 static void flaky_end(evutil_socket_t fd, short what, void *arg)
 {
     flaky_call fc = *(flaky_call *)arg;
-    ob_chunk_result r = {CM_ERR_TIMEOUT, 0, NULL, NULL, 0, 0, "flaky"};
+    ob_chunk_result r = {flaky_err, 0, NULL, NULL, 0, 0, "flaky"};
     (void)fd, (void)what;
     free(arg);
     fc.done(fc.arg, &r);
@@ -612,9 +615,10 @@ static const ob_chunk_ops flaky_ops = {flaky_append, flaky_seal, flaky_read, fla
  * This node's drives stop answering stats and appends in time (a slow disk, an overloaded node
  * that is not down for the liveness view): a heal must not take its cells for missing and
  * rebuild them in place, since that deletes them first and the rewrite then fails: the good
- * cells would be gone. They are left alone (counted missing), their chunks intact.
+ * cells would be gone. They are left alone (counted missing), their chunks intact. The same for
+ * a node that refuses the stats (CM_ERR_AUTH: a retried call that once went out unsigned).
  */
-static void test_heal_no_answer(void)
+static void heal_unanswered(cm_err e)
 {
     uint8_t *body = malloc(LEN);
     md_layout l;
@@ -626,6 +630,7 @@ static void test_heal_no_answer(void)
     while (cell_on(&l, 0) < 0 && ++tries < 64);
     CU_ASSERT_FATAL(cell_on(&l, 0) >= 0);
     flaky_chunks fl = {{&flaky_ops}, E.local};
+    flaky_err = e;
     ob_resolver *good = E.res;
     CU_ASSERT_FATAL(ob_resolver_new(E.topo, "n1", &fl.base, E.cl, &E.res) == CM_OK);
     CU_ASSERT_EQUAL(heal(&l, NULL, 0), CM_OK);
@@ -636,7 +641,18 @@ static void test_heal_no_answer(void)
     E.res = good;
     check_all_cells(body, LEN, &l); /* nothing was deleted */
     free(body);
+    flaky_err = CM_ERR_TIMEOUT;
     env_down();
+}
+
+static void test_heal_no_answer(void)
+{
+    heal_unanswered(CM_ERR_TIMEOUT);
+}
+
+static void test_heal_refused_stat(void)
+{
+    heal_unanswered(CM_ERR_AUTH);
 }
 
 /*
@@ -1398,6 +1414,7 @@ void cu_register(void)
                                          {"heal_handoff", test_heal_handoff},
                                          {"heal_corrupt", test_heal_corrupt},
                                          {"heal_no_answer", test_heal_no_answer},
+                                         {"heal_refused_stat", test_heal_refused_stat},
                                          {"heal_dropped_draining", test_heal_dropped_draining},
                                          {"heal_paced", test_heal_paced},
                                          {"repair_pass", test_repair_pass},
