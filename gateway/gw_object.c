@@ -8,8 +8,10 @@
  * (fdatasync) and committed on a worker; an inline body (up to inline_threshold) needs no
  * worker: its record is queued for the metadata commit thread (md_object_put_async), which hands
  * the request back to its loop when the batch is durable (docs/performance.md). On a cluster node
- * every record goes to the replicated metadata from a worker (gw_meta.c), a conditional one
- * through its partition's leader, and a replaced body is freed by the replicas' garbage reclaim.
+ * every record goes to the replicated metadata (gw_meta.c): an unconditional inline PUT's, and the
+ * reads of GET and HEAD, by asynchronous quorum calls started from the loop; a striped body's
+ * and a DELETE's from a worker; a conditional one through its partition's leader. A replaced
+ * body is freed by the replicas' garbage reclaim.
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
  * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
