@@ -119,10 +119,13 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     result fuzz $?
 fi
 
+# Two tests at a time (one whole-cluster test at most, tests/integration/run.sh): the suite's
+# time is mostly cluster tests waiting on timers, which leaves a core for single-node tests.
+INTEG_JOBS=${INTEG_JOBS:-2}
 if [ "${SKIP_INTEG:-0}" != 1 ]; then
     banner "integration and fault tests"
     s=$(date +%s)
-    CAIRN_BIN=$ROOT/build/bin/cairn bash tests/integration/run.sh
+    CAIRN_BIN=$ROOT/build/bin/cairn INTEG_JOBS=$INTEG_JOBS bash tests/integration/run.sh
     rc=$?
     echo "integration tests took $(elapsed "$s")"
     result integration "$rc"
@@ -133,7 +136,7 @@ if [ "${SKIP_INTEG:-0}" != 1 ]; then
         s=$(date +%s)
         if [ -x build-asan/bin/cairn ]; then
             ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-                CAIRN_BIN=$ROOT/build-asan/bin/cairn bash tests/integration/run.sh
+                CAIRN_BIN=$ROOT/build-asan/bin/cairn INTEG_JOBS=$INTEG_JOBS bash tests/integration/run.sh
             rc=$?
         else
             echo "build-asan/bin/cairn missing (sanitizer build failed)"

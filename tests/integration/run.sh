@@ -6,6 +6,8 @@
 #   tests/integration/run.sh test_s3cmd ...  only these (names with or without .sh)
 # A test exits 77 when its client is not installed: SKIP, except with CI=true where it is a FAIL
 # (scripts/setup.sh installs every client). TEST_TIMEOUT overrides the per-test limit (seconds).
+# INTEG_JOBS=N runs up to N tests at once (default 1; scripts/test.sh uses 2), at most
+# INTEG_HEAVY_JOBS (default 1) of them whole-cluster tests; results print as tests end.
 # CAIRN_TEST_ENDPOINTS="URL ..." runs the tests against running nodes (lib.sh "Cluster mode").
 # Full output of failed tests is printed; logs stay in $LOG_DIR (default: a temp dir).
 set -u
@@ -27,21 +29,44 @@ fi
 # (h_own_server): not a missing client, so a SKIP under CI=true too.
 own_server_skip() { [ -n "${CAIRN_TEST_ENDPOINTS:-}" ] && tail -n 1 "$1" | grep -q 'needs its own server'; }
 
+# Tests that start a whole local cluster (3 etcd members, 6 nodes) are "heavy": at most
+# INTEG_HEAVY_JOBS of them (default 1) run at a time, so their timing margins hold on a 2-core
+# machine; single-node tests fill the other INTEG_JOBS - 1 lanes (default 1: one test at a time).
+# Heavy tests start first, so the long ones do not end up alone at the end.
+# A "solo" test measures latency (fault_slow_drive's p99 bound) and runs with nothing beside it.
+heavy() { [[ $1 == *cluster* ]]; }
+solo() { [[ $1 == fault_slow_drive ]]; }
+jobs_max=${INTEG_JOBS:-1}
+heavy_max=${INTEG_HEAVY_JOBS:-1}
+pending=()
+for t in "${tests[@]}"; do heavy "${t%.sh}" && pending+=("${t%.sh}"); done
+for t in "${tests[@]}"; do heavy "${t%.sh}" || pending+=("${t%.sh}"); done
+
 passed=0 failed=0 skipped=0
-for t in "${tests[@]}"; do
-    name=${t%.sh}
-    [ -f "$here/$name.sh" ] || { echo "FAIL $name (no such test)"; failed=$((failed + 1)); continue; }
+declare -A running=() started=() # pid -> name, name -> start time
+nheavy=0 solo_running=0
+
+start_test() { # start_test NAME: runs it in the background, in its own process group
+    local name=$1 secs
     secs=${TEST_TIMEOUT:-${limit[$name]:-240}}
-    log=$LOG_DIR/$name.log
-    start=$(date +%s)
+    started[$name]=$(date +%s)
     # timeout runs the test in its own process group and signals that whole group on expiry;
-    # killing the group afterwards removes anything a test left behind.
-    timeout -k 10 "$secs" bash "$here/$name.sh" </dev/null >"$log" 2>&1 &
-    tpid=$!
-    wait "$tpid"
-    rc=$?
-    kill -KILL -- "-$tpid" 2>/dev/null
-    took=$(($(date +%s) - start))
+    # killing the group afterwards (report) removes anything a test left behind.
+    timeout -k 10 "$secs" bash "$here/$name.sh" </dev/null >"$LOG_DIR/$name.log" 2>&1 &
+    running[$!]=$name
+    heavy "$name" && nheavy=$((nheavy + 1))
+    solo "$name" && solo_running=1
+}
+
+report() { # report PID RC
+    local name=${running[$1]} rc=$2 took log why secs
+    unset "running[$1]"
+    kill -KILL -- "-$1" 2>/dev/null
+    heavy "$name" && nheavy=$((nheavy - 1))
+    solo "$name" && solo_running=0
+    log=$LOG_DIR/$name.log
+    took=$(($(date +%s) - started[$name]))
+    secs=${TEST_TIMEOUT:-${limit[$name]:-240}}
     if [ "$rc" -eq 0 ]; then
         echo "PASS $name (${took}s, $(grep -c '^ok - ' "$log") checks)"
         passed=$((passed + 1))
@@ -56,6 +81,37 @@ for t in "${tests[@]}"; do
         sed 's/^/    /' "$log"
         failed=$((failed + 1))
     fi
+}
+
+while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
+    # Start what fits: the first pending test the lane limits allow (a solo test waits for an
+    # empty machine, and while it runs nothing else starts).
+    while [ ${#running[@]} -lt "$jobs_max" ] && [ "$solo_running" -eq 0 ]; do
+        pick=-1
+        for i in "${!pending[@]}"; do
+            if solo "${pending[$i]}"; then
+                [ ${#running[@]} -eq 0 ] || continue
+            elif heavy "${pending[$i]}" && [ "$nheavy" -ge "$heavy_max" ]; then
+                continue
+            fi
+            pick=$i
+            break
+        done
+        [ "$pick" -ge 0 ] || break
+        name=${pending[$pick]}
+        unset "pending[$pick]"
+        pending=("${pending[@]}")
+        if [ -f "$here/$name.sh" ]; then
+            start_test "$name"
+        else
+            echo "FAIL $name (no such test)"
+            failed=$((failed + 1))
+        fi
+    done
+    [ ${#running[@]} -gt 0 ] || continue
+    wait -n -p done_pid
+    rc=$?
+    report "$done_pid" "$rc"
 done
 echo "integration logs: $LOG_DIR"
 if [ "$skipped" -gt 0 ]; then
