@@ -1,11 +1,16 @@
 /*
- * cmd/server.c - `cairn server`: configuration (defaults < config file < flags), credentials,
- * the startup banner, signal handling and the server's lifetime.
+ * cmd/server.c - `cairn server`: configuration (server_config.c: defaults < config file <
+ * CAIRN_<SECTION>_<KEY> environment < flags), credentials, the startup banner, signal handling
+ * and the server's lifetime.
  *
  * Credentials: CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY when both are set; otherwise the pair stored
- * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM and SIGINT are
- * blocked in every thread and taken by one waiter thread with sigwait(), which asks the server to
- * stop gracefully (in-flight requests get a grace period, then the loops exit).
+ * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM, SIGINT and SIGHUP
+ * are blocked in every thread and taken by one waiter thread with sigwait(). SIGTERM/SIGINT ask
+ * the server to stop gracefully (in-flight requests get a grace period, then the loops exit).
+ * SIGHUP reloads (reload below): the file is re-read whole; a refused file changes nothing; a
+ * changed key is applied when its row is LIVE (log level, timeouts, stop grace) and otherwise
+ * logged as needing a restart; then the root credentials are re-read and the cm_reload hooks
+ * run (docs/configuration.md).
  *
  * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id, rpc_listen)
  * does the server serve the node RPC over its own drives on a second port (server_rpc.c), follow
@@ -33,6 +38,7 @@
 #include <unistd.h>
 
 #include "cm_log.h"
+#include "cm_reload.h"
 #include "cm_util.h"
 #include "co_buckets.h"
 #include "co_layout.h"
@@ -43,7 +49,6 @@
 #include "server_config.h"
 
 #define MOD "server"
-#define STOP_GRACE_MS 10000
 
 /* Load the options (server_config.c); 0, or the exit code (-1: --help, exit 0). */
 static int parse_args(server_opts *o, int argc, char **argv)
@@ -58,22 +63,90 @@ static int parse_args(server_opts *o, int argc, char **argv)
 }
 
 static pthread_t signal_thread;
-static int stop_grace_ms = STOP_GRACE_MS; /* set before the signal thread starts */
+
+/* What the signal thread needs: the stop, and SIGHUP's reload. */
+typedef struct {
+    net_server *srv;
+    gw *g;
+    cm_reload *hooks;   /* what else SIGHUP reloads (cm_reload.h) */
+    server_opts *run;   /* the keys in force: as loaded at start, live keys as last reloaded */
+    server_opts *fresh; /* scratch for a reload */
+    int argc;           /* the command line, whose flags still win at a reload */
+    char **argv;
+} signal_ctx;
+
+/* Make the live keys of c->run take effect (at start they already have). */
+static void apply_live(signal_ctx *c)
+{
+    cm_log_set_level((cm_log_level)c->run->log_level);
+    net_server_set_timeouts(c->srv, c->run->net.idle_timeout_ms, c->run->net.header_timeout_ms);
+    /* stop_grace_ms: read by this thread at the stop */
+}
+
+/* The root credentials from where they came at start (the environment does not change). */
+static void reload_credentials(signal_ctx *c)
+{
+    cmd_credentials cred;
+    if (cmd_reread_credentials(c->run->data, &cred) != 0) {
+        CM_ERROR(MOD, "SIGHUP: the credentials cannot be read: the running ones stay");
+        return;
+    }
+    if (gw_set_credentials(c->g, cred.access_key, cred.secret_key) != CM_OK)
+        CM_ERROR(MOD, "SIGHUP: out of memory: the running credentials stay");
+    else
+        CM_INFO(MOD, "SIGHUP: root credentials loaded (access key %s)", cred.access_key);
+    explicit_bzero(cred.secret_key, sizeof(cred.secret_key));
+}
+
+/*
+ * SIGHUP: re-read the file, the environment and the flags. A refused file changes nothing (the
+ * error with its line is logged). Otherwise every changed key is applied when it is live, or
+ * logged as needing a restart; then the credentials and the hooks.
+ */
+static void reload(signal_ctx *c)
+{
+    char msg[1024], was[4200], now[4200];
+    server_opts *n = c->fresh;
+    if (cmd_server_config_load(n, c->argc, c->argv, msg, sizeof(msg)) != 0) {
+        CM_ERROR(MOD, "SIGHUP: configuration refused, the running one stays: %s", msg);
+        return;
+    }
+    for (size_t i = 0; i < n->table.n; i++) {
+        const cm_cfg_key *k = &n->table.keys[i];
+        cm_cfg_format(&c->run->table, (int)i, was, sizeof(was));
+        cm_cfg_format(&n->table, (int)i, now, sizeof(now));
+        if (strcmp(was, now) == 0)
+            continue;
+        if (!(k->flags & CM_CFG_LIVE)) {
+            CM_WARN(MOD, "SIGHUP: %s.%s changed (%s -> %s): needs restart, not applied", k->section,
+                    k->key, was, now);
+            continue;
+        }
+        memcpy((char *)c->run + k->off, (const char *)n + k->off, k->size);
+        snprintf(c->run->src[i].where, sizeof(c->run->src[i].where), "%s", n->src[i].where);
+        CM_INFO(MOD, "SIGHUP: %s.%s = %s (was %s)", k->section, k->key, now, was);
+    }
+    apply_live(c);
+    reload_credentials(c);
+    cm_reload_run(c->hooks);
+}
 
 static void *signal_waiter(void *arg)
 {
-    net_server *srv = arg;
+    signal_ctx *c = arg;
     sigset_t set;
     int sig = 0;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR2); /* used to wake this thread at a normal exit */
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload(c);
     if (sig != SIGUSR2) {
-        CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT",
-                stop_grace_ms);
-        net_server_stop(srv, stop_grace_ms);
+        int grace = c->run->stop_grace_ms;
+        CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT", grace);
+        net_server_stop(c->srv, grace);
     }
     return NULL;
 }
@@ -155,6 +228,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGHUP); /* a reload, not the default end of the process */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     return 0;
@@ -259,6 +333,26 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
     return n < cap ? n : 0;
 }
 
+/* /health/ready on a cluster node: registered as a member, and a layout adopted. */
+static int cluster_ready(void *arg, char *why, size_t cap)
+{
+    cluster_view *v = arg;
+    co_layout_status *st = malloc(sizeof(*st)); /* ~20 KB: not on an event loop's stack */
+    if (!st) {
+        snprintf(why, cap, "out of memory");
+        return 0;
+    }
+    co_layout_get_status(v->layout, st);
+    int ok = st->registered && st->epoch > 0;
+    if (!st->registered)
+        snprintf(why, cap, "not registered as a cluster member (etcd %s)",
+                 st->connected ? "connected" : "unreachable");
+    else if (st->epoch == 0)
+        snprintf(why, cap, "no cluster layout known yet");
+    free(st);
+    return ok;
+}
+
 /*
  * With a [cluster] section: serve the node RPC over the store's drives, then follow the layout and
  * register as node_id with the RPC address (what peers dial) and the S3 endpoint, and take the
@@ -340,6 +434,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         return -1;
     }
     gw_set_status_extra(g, cluster_status, cn);
+    gw_set_ready_check(g, cluster_ready, cn);
     gw_set_admin_extra(g, cmd_repair_admin, cmd_cluster_repair(cn->node));
     printf("  cluster:  %s, node %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_etcd);
     printf("  node RPC: %s:%d (registered as %s, S3 %s)\n", o->rpc_host, cmd_rpc_port(cn->rpc),
@@ -351,6 +446,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
 int cmd_server(int argc, char **argv)
 {
     static cluster_view cluster; /* read by /admin/status until the loops end */
+    signal_ctx sig = {0};
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
@@ -388,8 +484,16 @@ int cmd_server(int argc, char **argv)
                 cmd_listen_error(err));
         goto out;
     }
-    stop_grace_ms = o.stop_grace_ms;
-    if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
+    sig.srv = srv, sig.g = g, sig.argc = argc, sig.argv = argv;
+    if (!(sig.run = malloc(sizeof(*sig.run))) || !(sig.fresh = malloc(sizeof(*sig.fresh))) ||
+        cm_reload_new(&sig.hooks) != CM_OK) {
+        fprintf(stderr, "cairn: out of memory\n");
+        goto out;
+    }
+    *sig.run = o; /* before start_cluster fills in the keys it derives */
+    sig.run->table.opts = sig.run;
+    sig.run->table.src = sig.run->src;
+    if (pthread_create(&signal_thread, NULL, signal_waiter, &sig) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
         goto out;
     }
@@ -423,5 +527,8 @@ out:
         explicit_bzero(cluster.secret, cluster.secret_len);
         free(cluster.secret);
     }
+    cm_reload_free(sig.hooks);
+    free(sig.run);
+    free(sig.fresh);
     return rc;
 }

@@ -91,14 +91,14 @@ static int check_cidrs(const char *v, char *why, size_t cap)
 /* One key: section, key, type, field, min, max, choices or form, default, check, flags, doc. */
 #define KEY(sec, key, type, f, min, max, choices, def, check, flags, doc)                          \
     {                                                                                              \
-        sec, key, CM_CT_##type, offsetof(server_opts, f), FIELD_SIZE(f), min, max, choices, def,   \
+        sec, key, CM_CFG_##type, offsetof(server_opts, f), FIELD_SIZE(f), min, max, choices, def,  \
             check, flags, doc                                                                      \
     }
-#define LIVE CM_CT_LIVE
-#define SECRET CM_CT_SECRET
+#define LIVE CM_CFG_LIVE
+#define SECRET CM_CFG_SECRET
 #define DAY 86400.0
 
-static const cm_ct_key keys[] = {
+static const cm_cfg_key keys[] = {
     KEY("server", "listen", STR, listen_str, 0, 299, "HOST:PORT", "127.0.0.1:9000", check_listen, 0,
         "address and port of the S3 listener (the admin API and /metrics share it)"),
     KEY("server", "data", STR, data, 0, 4095, NULL, "./cairn-data", NULL, 0,
@@ -169,7 +169,7 @@ static const cm_ct_key keys[] = {
         check_cidrs, 0, "addresses that may read /metrics without the token; \"\" = none"),
 };
 
-const cm_ct_key *cmd_server_keys(size_t *n)
+const cm_cfg_key *cmd_server_keys(size_t *n)
 {
     *n = CM_ARRAY_LEN(keys);
     return keys;
@@ -260,6 +260,8 @@ static void derive(server_opts *o)
     o->gw.data_dir = o->data;
     o->gw.region = o->region;
     o->gw.domain = o->domain;
+    o->gw.metrics_token = o->metrics_token;
+    o->gw.metrics_allow = o->metrics_allow;
     snprintf(o->scrub_state, sizeof(o->scrub_state), "%s/scrub.state", o->data);
     o->scrub.state_path = o->scrub_state;
 }
@@ -298,8 +300,8 @@ static int apply_flags(server_opts *o, int argc, char **argv, char *msg, size_t 
             return 2;
         }
         snprintf(source, sizeof(source), "flag %s", a);
-        int k = cm_ct_find(&o->table, flags[f].section, flags[f].key);
-        if (cm_ct_set(&o->table, k, v, source, why, sizeof(why)) != 0) {
+        int k = cm_cfg_find(&o->table, flags[f].section, flags[f].key);
+        if (cm_cfg_set(&o->table, k, v, source, why, sizeof(why)) != 0) {
             snprintf(msg, cap, "%s: %s", a, why);
             return 2;
         }
@@ -314,19 +316,19 @@ int cmd_server_config_load(server_opts *o, int argc, char **argv, char *msg, siz
     gw_config_defaults(&o->gw); /* the fields no key sets */
     net_config_defaults(&o->net);
     ob_scrub_config_defaults(&o->scrub);
-    o->table = (cm_ct){keys, CM_ARRAY_LEN(keys), o, o->src};
+    o->table = (cm_cfg){keys, CM_ARRAY_LEN(keys), o, o->src};
     if (CM_ARRAY_LEN(keys) > SERVER_NKEYS_MAX) {
         snprintf(msg, cap, "configuration table: raise SERVER_NKEYS_MAX");
         return 2;
     }
-    if (cm_ct_defaults(&o->table, msg, cap) != CM_OK)
+    if (cm_cfg_defaults(&o->table, msg, cap) != CM_OK)
         return 2;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             o->config_path = argv[++i];
-    if (o->config_path && cm_ct_parse_file(&o->table, o->config_path, msg, cap) != CM_OK)
+    if (o->config_path && cm_cfg_parse_file(&o->table, o->config_path, msg, cap) != CM_OK)
         return 2;
-    if (cm_ct_apply_env(&o->table, env_get, NULL, msg, cap) != CM_OK)
+    if (cm_cfg_apply_env(&o->table, env_get, NULL, msg, cap) != CM_OK)
         return 2;
     int rc = apply_flags(o, argc, argv, msg, cap);
     if (rc != 0)
@@ -341,8 +343,8 @@ void cmd_server_config_print(const server_opts *o, FILE *f)
 {
     char value[4200], name[160];
     for (size_t i = 0; i < o->table.n; i++) {
-        const cm_ct_key *k = &o->table.keys[i];
-        cm_ct_format(&o->table, (int)i, value, sizeof(value));
+        const cm_cfg_key *k = &o->table.keys[i];
+        cm_cfg_format(&o->table, (int)i, value, sizeof(value));
         snprintf(name, sizeof(name), "%s.%s", k->section, k->key);
         fprintf(f, "%-28s = %-24s  # %s\n", name, value, o->src[i].where);
     }
@@ -353,7 +355,7 @@ void cmd_server_config_doc(FILE *f)
     char row[1024];
     fprintf(f, "| key | accepts | default | SIGHUP | meaning |\n| --- | --- | --- | --- | --- |\n");
     for (size_t i = 0; i < CM_ARRAY_LEN(keys); i++) {
-        cm_ct_doc_row(&keys[i], row, sizeof(row));
+        cm_cfg_doc_row(&keys[i], row, sizeof(row));
         fprintf(f, "%s\n", row);
     }
 }

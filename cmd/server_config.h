@@ -52,12 +52,12 @@ typedef struct {
     int check_only;          /* --check-config */
     int print_config;        /* --print-config */
     int print_doc;           /* --config-doc */
-    cm_ct_src src[SERVER_NKEYS_MAX];
-    cm_ct table; /* the table bound to this struct (cmd_server_config_load sets it) */
+    cm_cfg_src src[SERVER_NKEYS_MAX];
+    cm_cfg table; /* the table bound to this struct (cmd_server_config_load sets it) */
 } server_opts;
 
 /* The table; *n receives its length. */
-const cm_ct_key *cmd_server_keys(size_t *n);
+const cm_cfg_key *cmd_server_keys(size_t *n);
 
 /*
  * Fill o from defaults, the --config file, the environment and the flags in argv (argv[0] is the

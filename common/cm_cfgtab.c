@@ -18,28 +18,28 @@
 static const char *const bool_on[] = {"on", "true", "yes", "1"};
 static const char *const bool_off[] = {"off", "false", "no", "0"};
 
-static void *field(const cm_ct *t, const cm_ct_key *k)
+static void *field(const cm_cfg *t, const cm_cfg_key *k)
 {
     return (char *)t->opts + k->off;
 }
 
 /* The field's size the type needs (0 for text: any size). */
-static size_t type_size(cm_ct_type type)
+static size_t type_size(cm_cfg_type type)
 {
     switch (type) {
-    case CM_CT_INT:
-    case CM_CT_BOOL:
-    case CM_CT_ENUM:
+    case CM_CFG_INT:
+    case CM_CFG_BOOL:
+    case CM_CFG_ENUM:
         return sizeof(int);
-    case CM_CT_LONG:
+    case CM_CFG_LONG:
         return sizeof(long);
-    case CM_CT_U32:
+    case CM_CFG_U32:
         return sizeof(uint32_t);
-    case CM_CT_SIZE:
+    case CM_CFG_SIZE:
         return sizeof(size_t);
-    case CM_CT_DOUBLE:
+    case CM_CFG_DOUBLE:
         return sizeof(double);
-    case CM_CT_STR:
+    case CM_CFG_STR:
         return 0;
     }
     return 0;
@@ -59,7 +59,7 @@ static int choice_index(const char *choices, const char *value)
     return -1;
 }
 
-static int parse_integer(const char *v, const cm_ct_key *k, long long *out)
+static int parse_integer(const char *v, const cm_cfg_key *k, long long *out)
 {
     char *end;
     errno = 0;
@@ -70,7 +70,7 @@ static int parse_integer(const char *v, const cm_ct_key *k, long long *out)
     return 0;
 }
 
-static int parse_number(const char *v, const cm_ct_key *k, double *out)
+static int parse_number(const char *v, const cm_cfg_key *k, double *out)
 {
     char *end;
     errno = 0;
@@ -93,44 +93,44 @@ static int parse_bool(const char *v)
 }
 
 /* Store value into k's field: 0, or -1 when the type or range refuses it. */
-static int store(const cm_ct *t, const cm_ct_key *k, const char *v)
+static int store(const cm_cfg *t, const cm_cfg_key *k, const char *v)
 {
     void *f = field(t, k);
     long long n = 0;
     double d;
     int b;
     switch (k->type) {
-    case CM_CT_INT:
-    case CM_CT_LONG:
-    case CM_CT_U32:
-    case CM_CT_SIZE:
+    case CM_CFG_INT:
+    case CM_CFG_LONG:
+    case CM_CFG_U32:
+    case CM_CFG_SIZE:
         if (parse_integer(v, k, &n) != 0)
             return -1;
-        if (k->type == CM_CT_INT)
+        if (k->type == CM_CFG_INT)
             *(int *)f = (int)n;
-        else if (k->type == CM_CT_LONG)
+        else if (k->type == CM_CFG_LONG)
             *(long *)f = (long)n;
-        else if (k->type == CM_CT_U32)
+        else if (k->type == CM_CFG_U32)
             *(uint32_t *)f = (uint32_t)n;
         else
             *(size_t *)f = (size_t)n;
         return 0;
-    case CM_CT_DOUBLE:
+    case CM_CFG_DOUBLE:
         if (parse_number(v, k, &d) != 0)
             return -1;
         *(double *)f = d;
         return 0;
-    case CM_CT_BOOL:
+    case CM_CFG_BOOL:
         if ((b = parse_bool(v)) < 0)
             return -1;
         *(int *)f = b;
         return 0;
-    case CM_CT_ENUM:
+    case CM_CFG_ENUM:
         if ((b = choice_index(k->choices, v)) < 0)
             return -1;
         *(int *)f = b;
         return 0;
-    case CM_CT_STR:
+    case CM_CFG_STR:
         if (strlen(v) > (size_t)k->max || strlen(v) >= k->size)
             return -1;
         memcpy(f, v, strlen(v) + 1);
@@ -139,7 +139,7 @@ static int store(const cm_ct *t, const cm_ct_key *k, const char *v)
     return -1;
 }
 
-int cm_ct_find(const cm_ct *t, const char *section, const char *key)
+int cm_cfg_find(const cm_cfg *t, const char *section, const char *key)
 {
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->keys[i].section, section) == 0 && strcmp(t->keys[i].key, key) == 0)
@@ -147,12 +147,12 @@ int cm_ct_find(const cm_ct *t, const char *section, const char *key)
     return -1;
 }
 
-int cm_ct_set(cm_ct *t, int i, const char *value, const char *source, char *why, size_t cap)
+int cm_cfg_set(cm_cfg *t, int i, const char *value, const char *source, char *why, size_t cap)
 {
-    const cm_ct_key *k = &t->keys[i];
+    const cm_cfg_key *k = &t->keys[i];
     char range[160];
     size_t want = type_size(k->type);
-    if ((want && k->size != want) || (k->type == CM_CT_STR && k->max >= (double)k->size)) {
+    if ((want && k->size != want) || (k->type == CM_CFG_STR && k->max >= (double)k->size)) {
         snprintf(why, cap, "configuration table: %s.%s does not fit its field", k->section, k->key);
         return -1;
     }
@@ -163,7 +163,7 @@ int cm_ct_set(cm_ct *t, int i, const char *value, const char *source, char *why,
         return -1;
     }
     if (store(t, k, value) != 0) {
-        cm_ct_range(k, range, sizeof(range));
+        cm_cfg_range(k, range, sizeof(range));
         snprintf(why, cap, "invalid value '%.64s%s' for %s.%s (expected %s)", value,
                  strlen(value) > 64 ? "..." : "", k->section, k->key, range);
         return -1;
@@ -172,11 +172,11 @@ int cm_ct_set(cm_ct *t, int i, const char *value, const char *source, char *why,
     return 0;
 }
 
-cm_err cm_ct_defaults(cm_ct *t, char *msg, size_t cap)
+cm_err cm_cfg_defaults(cm_cfg *t, char *msg, size_t cap)
 {
     char why[256];
     for (size_t i = 0; i < t->n; i++)
-        if (cm_ct_set(t, (int)i, t->keys[i].def, "default", why, sizeof(why)) != 0) {
+        if (cm_cfg_set(t, (int)i, t->keys[i].def, "default", why, sizeof(why)) != 0) {
             snprintf(msg, cap, "default of %s.%s refused: %s", t->keys[i].section, t->keys[i].key,
                      why);
             return CM_ERR_INVAL;
@@ -185,7 +185,7 @@ cm_err cm_ct_defaults(cm_ct *t, char *msg, size_t cap)
 }
 
 typedef struct {
-    cm_ct *t;
+    cm_cfg *t;
     const char *name;
 } file_ctx;
 
@@ -193,8 +193,8 @@ static int file_key(void *arg, const char *section, const char *key, const char 
                     char *err, size_t errcap)
 {
     file_ctx *c = arg;
-    char source[CM_CT_SRC_MAX];
-    int i = cm_ct_find(c->t, section, key);
+    char source[CM_CFG_SRC_MAX];
+    int i = cm_cfg_find(c->t, section, key);
     if (i < 0) {
         snprintf(err, errcap, "unknown key '%s' in section [%s]", key, section);
         return -1;
@@ -203,38 +203,38 @@ static int file_key(void *arg, const char *section, const char *key, const char 
     size_t nl = strlen(c->name);
     const char *tail = nl > 60 ? c->name + nl - 60 : c->name;
     snprintf(source, sizeof(source), "%s:%d", tail, line);
-    return cm_ct_set(c->t, i, value, source, err, errcap);
+    return cm_cfg_set(c->t, i, value, source, err, errcap);
 }
 
-cm_err cm_ct_parse_file(cm_ct *t, const char *path, char *msg, size_t cap)
+cm_err cm_cfg_parse_file(cm_cfg *t, const char *path, char *msg, size_t cap)
 {
     file_ctx c = {t, path};
     return cm_config_parse_file_lines(path, file_key, &c, msg, cap);
 }
 
-cm_err cm_ct_parse_string(cm_ct *t, const char *text, const char *name, char *msg, size_t cap)
+cm_err cm_cfg_parse_string(cm_cfg *t, const char *text, const char *name, char *msg, size_t cap)
 {
     file_ctx c = {t, name};
     return cm_config_parse_string_lines(text, name, file_key, &c, msg, cap);
 }
 
-void cm_ct_env_name(const cm_ct_key *k, char *out, size_t cap)
+void cm_cfg_env_name(const cm_cfg_key *k, char *out, size_t cap)
 {
     snprintf(out, cap, "CAIRN_%s_%s", k->section, k->key);
     for (char *p = out; *p; p++)
         *p = (char)toupper((unsigned char)*p);
 }
 
-cm_err cm_ct_apply_env(cm_ct *t, cm_ct_getenv_fn get, void *arg, char *msg, size_t cap)
+cm_err cm_cfg_apply_env(cm_cfg *t, cm_cfg_getenv_fn get, void *arg, char *msg, size_t cap)
 {
-    char name[160], source[CM_CT_SRC_MAX], why[256];
+    char name[160], source[CM_CFG_SRC_MAX], why[256];
     for (size_t i = 0; i < t->n; i++) {
-        cm_ct_env_name(&t->keys[i], name, sizeof(name));
+        cm_cfg_env_name(&t->keys[i], name, sizeof(name));
         const char *v = get(arg, name);
         if (!v)
             continue;
         snprintf(source, sizeof(source), "env %.88s", name);
-        if (cm_ct_set(t, (int)i, v, source, why, sizeof(why)) != 0) {
+        if (cm_cfg_set(t, (int)i, v, source, why, sizeof(why)) != 0) {
             snprintf(msg, cap, "%s: %s", name, why);
             return CM_ERR_INVAL;
         }
@@ -242,31 +242,31 @@ cm_err cm_ct_apply_env(cm_ct *t, cm_ct_getenv_fn get, void *arg, char *msg, size
     return CM_OK;
 }
 
-void cm_ct_format(const cm_ct *t, int i, char *out, size_t cap)
+void cm_cfg_format(const cm_cfg *t, int i, char *out, size_t cap)
 {
-    const cm_ct_key *k = &t->keys[i];
+    const cm_cfg_key *k = &t->keys[i];
     const void *f = field(t, k);
     int idx;
     switch (k->type) {
-    case CM_CT_INT:
+    case CM_CFG_INT:
         snprintf(out, cap, "%d", *(const int *)f);
         break;
-    case CM_CT_LONG:
+    case CM_CFG_LONG:
         snprintf(out, cap, "%ld", *(const long *)f);
         break;
-    case CM_CT_U32:
+    case CM_CFG_U32:
         snprintf(out, cap, "%u", (unsigned)*(const uint32_t *)f);
         break;
-    case CM_CT_SIZE:
+    case CM_CFG_SIZE:
         snprintf(out, cap, "%zu", *(const size_t *)f);
         break;
-    case CM_CT_DOUBLE:
+    case CM_CFG_DOUBLE:
         snprintf(out, cap, "%g", *(const double *)f);
         break;
-    case CM_CT_BOOL:
+    case CM_CFG_BOOL:
         snprintf(out, cap, "%s", *(const int *)f ? "on" : "off");
         break;
-    case CM_CT_ENUM:
+    case CM_CFG_ENUM:
         idx = *(const int *)f;
         for (const char *p = k->choices; p && *p; idx--) {
             size_t n = strcspn(p, "|");
@@ -278,8 +278,8 @@ void cm_ct_format(const cm_ct *t, int i, char *out, size_t cap)
         }
         snprintf(out, cap, "?");
         break;
-    case CM_CT_STR:
-        if (k->flags & CM_CT_SECRET)
+    case CM_CFG_STR:
+        if (k->flags & CM_CFG_SECRET)
             snprintf(out, cap, "%s", *(const char *)f ? "(set)" : "");
         else
             snprintf(out, cap, "%s", (const char *)f);
@@ -287,25 +287,25 @@ void cm_ct_format(const cm_ct *t, int i, char *out, size_t cap)
     }
 }
 
-void cm_ct_range(const cm_ct_key *k, char *out, size_t cap)
+void cm_cfg_range(const cm_cfg_key *k, char *out, size_t cap)
 {
     switch (k->type) {
-    case CM_CT_INT:
-    case CM_CT_LONG:
-    case CM_CT_U32:
-    case CM_CT_SIZE:
+    case CM_CFG_INT:
+    case CM_CFG_LONG:
+    case CM_CFG_U32:
+    case CM_CFG_SIZE:
         snprintf(out, cap, "integer %.0f..%.0f", k->min, k->max);
         break;
-    case CM_CT_DOUBLE:
+    case CM_CFG_DOUBLE:
         snprintf(out, cap, "number %g..%g", k->min, k->max);
         break;
-    case CM_CT_BOOL:
+    case CM_CFG_BOOL:
         snprintf(out, cap, "on|off");
         break;
-    case CM_CT_ENUM:
+    case CM_CFG_ENUM:
         snprintf(out, cap, "%s", k->choices);
         break;
-    case CM_CT_STR:
+    case CM_CFG_STR:
         if (k->choices)
             snprintf(out, cap, "%s, at most %.0f bytes", k->choices, k->max);
         else
@@ -314,33 +314,33 @@ void cm_ct_range(const cm_ct_key *k, char *out, size_t cap)
     }
 }
 
-void cm_ct_doc_row(const cm_ct_key *k, char *out, size_t cap)
+void cm_cfg_doc_row(const cm_cfg_key *k, char *out, size_t cap)
 {
     char range[160];
-    cm_ct_range(k, range, sizeof(range));
+    cm_cfg_range(k, range, sizeof(range));
     snprintf(out, cap, "| `%s.%s` | %s | `%s` | %s | %s |", k->section, k->key, range, k->def,
-             k->flags & CM_CT_LIVE ? "yes" : "restart", k->doc);
+             k->flags & CM_CFG_LIVE ? "yes" : "restart", k->doc);
 }
 
-void cm_ct_bad_value(const cm_ct_key *k, char *out, size_t cap)
+void cm_cfg_bad_value(const cm_cfg_key *k, char *out, size_t cap)
 {
     switch (k->type) {
-    case CM_CT_INT:
-    case CM_CT_LONG:
-    case CM_CT_U32:
-    case CM_CT_SIZE:
-    case CM_CT_DOUBLE:
+    case CM_CFG_INT:
+    case CM_CFG_LONG:
+    case CM_CFG_U32:
+    case CM_CFG_SIZE:
+    case CM_CFG_DOUBLE:
         /* above the range, or below it when max is past what the field holds */
         if (k->max < 1e15)
             snprintf(out, cap, "%.0f", floor(k->max) + 1);
         else
             snprintf(out, cap, "%.0f", ceil(k->min) - 1);
         break;
-    case CM_CT_BOOL:
-    case CM_CT_ENUM:
+    case CM_CFG_BOOL:
+    case CM_CFG_ENUM:
         snprintf(out, cap, "maybe-not");
         break;
-    case CM_CT_STR:
+    case CM_CFG_STR:
         if (k->check) { /* a form ("HOST:PORT", a CIDR list): nothing like it */
             snprintf(out, cap, "?bad value");
         } else {
