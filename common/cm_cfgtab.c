@@ -318,8 +318,8 @@ void cm_cfg_doc_row(const cm_cfg_key *k, char *out, size_t cap)
 {
     char range[160];
     cm_cfg_range(k, range, sizeof(range));
-    snprintf(out, cap, "| `%s.%s` | %s | `%s` | %s | %s |", k->section, k->key, range, k->def,
-             k->flags & CM_CFG_LIVE ? "yes" : "restart", k->doc);
+    snprintf(out, cap, "| `%s.%s` | %s | `%s` | %s | %s |", k->section, k->key, range,
+             k->def[0] ? k->def : "\"\"", k->flags & CM_CFG_LIVE ? "yes" : "restart", k->doc);
 }
 
 void cm_cfg_bad_value(const cm_cfg_key *k, char *out, size_t cap)
