@@ -468,6 +468,12 @@ int cmd_server(int argc, char **argv)
     if (prepare_process(&o, &cred) != 0)
         return 1;
     rc = 1;
+    /* SIGHUP's hooks (cm_reload.h): a subsystem that holds files of its own (TLS certificates)
+     * registers with cm_reload_add(sig.hooks, ...) once it is set up, before serving */
+    if (cm_reload_new(&sig.hooks) != CM_OK) {
+        fprintf(stderr, "cairn: out of memory\n");
+        return 1;
+    }
     cm_err err = gw_new(&o.gw, &g);
     if (err != CM_OK) {
         fprintf(stderr, "cairn: cannot open the store in %s: %s\n", o.data, cm_err_str(err));
@@ -485,8 +491,7 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     sig.srv = srv, sig.g = g, sig.argc = argc, sig.argv = argv;
-    if (!(sig.run = malloc(sizeof(*sig.run))) || !(sig.fresh = malloc(sizeof(*sig.fresh))) ||
-        cm_reload_new(&sig.hooks) != CM_OK) {
+    if (!(sig.run = malloc(sizeof(*sig.run))) || !(sig.fresh = malloc(sizeof(*sig.fresh)))) {
         fprintf(stderr, "cairn: out of memory\n");
         goto out;
     }

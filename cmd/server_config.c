@@ -285,7 +285,11 @@ static int apply_flags(server_opts *o, int argc, char **argv, char *msg, size_t 
             *mode = 1;
             continue;
         }
-        if (strcmp(a, "--config") == 0 && v) {
+        if (strcmp(a, "--config") == 0) {
+            if (!v) {
+                snprintf(msg, cap, "--config needs a value");
+                return 2;
+            }
             i++;
             continue;
         }

@@ -261,7 +261,7 @@ void cm_cfg_format(const cm_cfg *t, int i, char *out, size_t cap)
         snprintf(out, cap, "%zu", *(const size_t *)f);
         break;
     case CM_CFG_DOUBLE:
-        snprintf(out, cap, "%g", *(const double *)f);
+        snprintf(out, cap, "%.15g", *(const double *)f); /* a reload compares these texts */
         break;
     case CM_CFG_BOOL:
         snprintf(out, cap, "%s", *(const int *)f ? "on" : "off");

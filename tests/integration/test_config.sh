@@ -6,7 +6,8 @@
 # - precedence file < environment < flag, shown by --print-config with each source;
 # - /metrics with [metrics] token and allow: 401 without or with a wrong bearer token, 200 with
 #   the right one; allow = "" without a token: 403; the default (loopback) admits 127.0.0.1;
-#   /health/live and /health/ready answer without credentials;
+#   /health/live and /health/ready answer without credentials; a cluster node is not ready (503,
+#   with the reason) until a layout exists, then ready;
 # - SIGHUP: a new log level takes effect (debug lines appear), a restart-only key is logged as
 #   needing a restart, a broken file is refused with its line and the server keeps serving with
 #   the running configuration, a rotated credentials file is taken (the new pair signs, the old
@@ -132,6 +133,45 @@ H_SERVER_ARGS=()
 h_start
 h_eq "by default loopback may read /metrics" 200 "$(code "$H_ENDPOINT/metrics")"
 h_stop
+
+# ---- /health/ready on a cluster node: registered, and a layout known ----
+source "$H_DIR/lib_etcd.sh"
+ready_body() { curl -s --max-time 2 "http://127.0.0.1:$CPORT/health/ready"; }
+until_body() { # until_body TEXT: /health/ready's body has TEXT within 15 s
+    local i
+    for ((i = 0; i < 150; i++)); do
+        grep -q -- "$1" <<<"$(ready_body)" && return 0
+        sleep 0.1 # polling a readiness probe
+    done
+    return 1
+}
+if [ ! -x "$ETCD_BIN" ]; then
+    echo "ok - (no etcd: the cluster readiness checks are skipped)"
+elif ! etcd_start 1; then
+    h_bad "etcd starts"
+else
+    CPORT=$(h_free_port) RPC=$(h_free_port)
+    printf '[storage]\ndrives = 3\ndata_cells = 2\nparity_cells = 1\n[cluster]\netcd = %s\n' \
+        "$ETCD_ENDPOINTS" >"$H_WORK/c.conf"
+    printf 'id = rd\nnode_id = n1\nmember_ttl_s = 2\nrpc_listen = 127.0.0.1:%s\n' "$RPC" \
+        >>"$H_WORK/c.conf"
+    CAIRN_RPC_SECRET=ready-test-rpc-secret "$CAIRN_BIN" server --config "$H_WORK/c.conf" \
+        --data "$H_WORK/cdata" --listen "127.0.0.1:$CPORT" >>"$H_WORK/c.log" 2>&1 &
+    CPID=$!
+    h_track "$CPID"
+    expect "a cluster node without a layout is not ready (503, says why)" \
+        until_body "no cluster layout known yet"
+    h_eq "... with status 503" 503 "$(code "http://127.0.0.1:$CPORT/health/ready")"
+    h_eq "... while /health/live answers" 200 "$(code "http://127.0.0.1:$CPORT/health/live")"
+    E=(--etcd "$ETCD_ENDPOINTS" --cluster rd)
+    h_run "layout add n1" "$CAIRN_BIN" admin layout add n1 --addr "127.0.0.1:$RPC" --az az1 \
+        --drives 3 "${E[@]}"
+    h_run "layout apply" "$CAIRN_BIN" admin layout apply --yes --objects 1000 "${E[@]}"
+    expect "registered with a layout: ready" until_body "^ready"
+    kill -TERM "$CPID"
+    wait "$CPID" 2>/dev/null
+    etcd_stop
+fi
 
 # ---- SIGHUP: log level, needs-restart, broken file, credentials ----
 log_wait() { # log_wait ERE: the server log gains a line matching ERE within 10 s
