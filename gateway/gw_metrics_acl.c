@@ -4,7 +4,7 @@
  * ([metrics] allow = CIDR,...; default loopback only). Either one admits a request; a request
  * that presents a Bearer token which is wrong is refused even from an allowed address (a stale
  * token in a scraper should show, not be papered over). Refusals: 401 with WWW-Authenticate when
- * a token is configured (the client may present one), else 403. The /health/ paths stay open to all.
+ * a token is configured (the client may present one), else 403. /health/ stays open to all.
  *
  * The token is compared in constant time; it is never logged.
  */
