@@ -113,10 +113,10 @@ static void reload(signal_ctx *c)
     }
     for (size_t i = 0; i < n->table.n; i++) {
         const cm_cfg_key *k = &n->table.keys[i];
-        cm_cfg_format(&c->run->table, (int)i, was, sizeof(was));
-        cm_cfg_format(&n->table, (int)i, now, sizeof(now));
-        if (strcmp(was, now) == 0)
+        if (cm_cfg_same(&c->run->table, &n->table, (int)i))
             continue;
+        cm_cfg_format(&c->run->table, (int)i, was, sizeof(was)); /* a secret: "(set)" */
+        cm_cfg_format(&n->table, (int)i, now, sizeof(now));
         if (!(k->flags & CM_CFG_LIVE)) {
             CM_WARN(MOD, "SIGHUP: %s.%s changed (%s -> %s): needs restart, not applied", k->section,
                     k->key, was, now);

@@ -242,6 +242,14 @@ cm_err cm_cfg_apply_env(cm_cfg *t, cm_cfg_getenv_fn get, void *arg, char *msg, s
     return CM_OK;
 }
 
+int cm_cfg_same(const cm_cfg *a, const cm_cfg *b, int i)
+{
+    const cm_cfg_key *k = &a->keys[i];
+    if (k->type == CM_CFG_STR) /* bytes past the NUL may differ */
+        return strcmp(field(a, k), field(b, k)) == 0;
+    return memcmp(field(a, k), field(b, k), k->size) == 0;
+}
+
 void cm_cfg_format(const cm_cfg *t, int i, char *out, size_t cap)
 {
     const cm_cfg_key *k = &t->keys[i];
@@ -261,7 +269,7 @@ void cm_cfg_format(const cm_cfg *t, int i, char *out, size_t cap)
         snprintf(out, cap, "%zu", *(const size_t *)f);
         break;
     case CM_CFG_DOUBLE:
-        snprintf(out, cap, "%.15g", *(const double *)f); /* a reload compares these texts */
+        snprintf(out, cap, "%.15g", *(const double *)f);
         break;
     case CM_CFG_BOOL:
         snprintf(out, cap, "%s", *(const int *)f ? "on" : "off");

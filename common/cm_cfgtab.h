@@ -97,6 +97,8 @@ cm_err cm_cfg_apply_env(cm_cfg *t, cm_cfg_getenv_fn get, void *arg, char *msg, s
 
 /* CAIRN_<SECTION>_<KEY> of k. */
 void cm_cfg_env_name(const cm_cfg_key *k, char *out, size_t cap);
+/* 1 when key i has the same value in a and b (two structs of one table; secrets compared too). */
+int cm_cfg_same(const cm_cfg *a, const cm_cfg *b, int i);
 /* The effective value of key i read back from the options struct ("(set)"/"" for a secret). */
 void cm_cfg_format(const cm_cfg *t, int i, char *out, size_t cap);
 /* What key k accepts, for people: "integer 1..1024", "on|off", "text, at most 255 bytes"... */

@@ -1,6 +1,7 @@
 /*
- * cm_config.c - parser for the "key = value" configuration format (see cm_config.h). Lines are
- * limited to 4 KiB; sections and keys to [A-Za-z0-9_.-].
+ * cm_config.c - parser for the "key = value" configuration format (see cm_config.h); the callback
+ * learns each key's line (the plain form drops it). Lines are limited to 4 KiB; sections and keys
+ * to [A-Za-z0-9_.-]. Why not libinih: docs/configuration.md.
  */
 #include "cm_config.h"
 #include "cm_util.h"

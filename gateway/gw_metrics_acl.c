@@ -42,8 +42,8 @@ int gw_metrics_allowed(gw_req *r)
         /* a length mismatch is not secret (the token's length is in no response) */
         if (tlen && glen == tlen && cm_ct_equal(given, g->metrics_token, tlen))
             return 1;
-        CM_INFO(MOD, "rid=%s peer=%s: /metrics refused: wrong bearer token", r->id,
-                net_req_peer(r->net));
+        CM_DEBUG(MOD, "rid=%s peer=%s: /metrics refused: wrong bearer token", r->id,
+                 net_req_peer(r->net));
         refuse(r, 401, "wrong bearer token\n");
         return 0;
     }

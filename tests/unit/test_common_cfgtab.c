@@ -179,6 +179,25 @@ static void test_table_misfit_refused(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "does not fit its field"));
 }
 
+/* A reload compares values, secrets included (their listing hides them: "(set)" both times). */
+static void test_same_sees_secrets(void)
+{
+    opts o2;
+    cm_cfg_src s2[CM_ARRAY_LEN(keys)];
+    cm_cfg t2 = {keys, CM_ARRAY_LEN(keys), &o2, s2};
+    char msg[256], why[256];
+    fresh();
+    memset(&o2, 0x5a, sizeof(o2)); /* garbage past every string's NUL */
+    CU_ASSERT_EQUAL_FATAL(cm_cfg_defaults(&t2, msg, sizeof(msg)), CM_OK);
+    for (size_t i = 0; i < t.n; i++)
+        CU_ASSERT_TRUE(cm_cfg_same(&t, &t2, (int)i));
+    CU_ASSERT_EQUAL(cm_cfg_set(&t2, 7, "other", "test", why, sizeof(why)), 0);
+    CU_ASSERT_FALSE(cm_cfg_same(&t, &t2, 7));
+    CU_ASSERT_EQUAL(cm_cfg_set(&t2, 4, "0.75", "test", why, sizeof(why)), 0);
+    CU_ASSERT_FALSE(cm_cfg_same(&t, &t2, 4));
+    CU_ASSERT_TRUE(cm_cfg_same(&t, &t2, 0));
+}
+
 static void test_doc_row(void)
 {
     char row[256];
@@ -259,6 +278,7 @@ void cu_register(void)
         {"bad_value_for_every_key", test_bad_value_for_every_key},
         {"env_overrides", test_env_overrides},
         {"table_misfit_refused", test_table_misfit_refused},
+        {"same_sees_secrets", test_same_sees_secrets},
         {"doc_row", test_doc_row},
         {"cidr", test_cidr},
         {"reload_hooks", test_reload_hooks},
