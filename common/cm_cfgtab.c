@@ -9,7 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
+#include <math.h> /* isfinite: a macro, no libm */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,9 +340,9 @@ void cm_cfg_bad_value(const cm_cfg_key *k, char *out, size_t cap)
     case CM_CFG_DOUBLE:
         /* above the range, or below it when max is past what the field holds */
         if (k->max < 1e15)
-            snprintf(out, cap, "%.0f", floor(k->max) + 1);
+            snprintf(out, cap, "%.15g", k->max + 1);
         else
-            snprintf(out, cap, "%.0f", ceil(k->min) - 1);
+            snprintf(out, cap, "%.15g", k->min - 1);
         break;
     case CM_CFG_BOOL:
     case CM_CFG_ENUM:
