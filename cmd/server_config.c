@@ -4,12 +4,22 @@
  *
  * Adding a key is one row in keys[]: section, key, type, the server_opts field, range (or choices,
  * or the longest text), default as written in the file, extra check (or NULL), flags (LIVE when
- * SIGHUP may apply it without a restart, cmd/server.c reload_apply; SECRET to hide it in
- * listings), and a one-line doc. Then regenerate the reference: `cairn server --config-doc`
- * prints the table that docs/configuration.md must contain (test_gateway_config fails until it
- * does), and test_config.sh feeds every row a bad value. A type the engine lacks (cm_cfgtab.h)
- * goes there, not here. Keys read by another module stay plain fields of server_opts (or of the
- * gw/net/scrub configs it embeds), set only through this table.
+ * SIGHUP may apply it without a restart: add its effect to apply_live() in cmd/server.c; SECRET to
+ * hide it in listings), and a one-line doc. Then regenerate the reference: `cairn server
+ * --config-doc` prints the table that docs/configuration.md must contain (test_gateway_config fails
+ * until it does), and test_config.sh feeds every row a bad value. A type the engine lacks
+ * (cm_cfgtab.h) goes there, not here. Keys read by another module stay plain fields of server_opts
+ * (or of the gw/net/scrub configs it embeds), set only through this table.
+ *
+ * Porting a key written in the old `else if (IS("sec", "key"))` style of config_key: a
+ * parse_int(value, A, B, ...) into an int/long/uint32_t/size_t field becomes a row of type
+ * INT/LONG/U32/SIZE with min A, max B; a parse_rate/strtod into a double, DOUBLE; parse_bool, BOOL
+ * (an inverted flag: keep the positive key in server_opts and derive the negative one in derive());
+ * a word among a few, ENUM with choices "a|b"; a snprintf into a char array, STR with max
+ * sizeof - 1; any other validation (a path that must exist, a HOST:PORT) is a check function. A
+ * flag that sets a key (--tls-cert FILE) is one line in flags[] below. A default computed from
+ * other keys (master_key_file: the data directory's path + ".key") is "" in the row and filled
+ * in by derive().
  *
  * The old CAIRN_ACCESS_KEY/CAIRN_SECRET_KEY (credentials.c), CAIRN_RPC_SECRET (server_rpc.c) and
  * CAIRN_MASTER_KEY variables are not keys of the table and keep their meaning.
