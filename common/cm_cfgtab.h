@@ -11,8 +11,8 @@
  * same checks as a value from the file, so a row whose default it would itself refuse fails
  * cm_cfg_defaults (tests call it).
  *
- * Order of precedence (the caller's, cmd/server.c): defaults < file < environment < flags. Each
- * set records its source in t->src[i].
+ * Order of precedence (the caller's, cmd/server_config.c): defaults < file < environment < flags.
+ * Each set records its source in t->src[i].
  *
  * Environment: CAIRN_<SECTION>_<KEY>, both upper-cased ("server", "log_level" ->
  * CAIRN_SERVER_LOG_LEVEL).
