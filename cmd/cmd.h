@@ -30,6 +30,8 @@ typedef struct {
  * returns non-zero on failure. Never prints the secret: the caller shows it only when generated.
  */
 int cmd_load_credentials(const char *data_dir, cmd_credentials *out);
+/* The same without generating a pair (SIGHUP: a missing file is an error, the old pair stays). */
+int cmd_reread_credentials(const char *data_dir, cmd_credentials *out);
 
 /* Subcommands: each takes the arguments after "cairn" (argv[0] is the command name) and returns
  * the process exit status. */

@@ -88,7 +88,7 @@ static int generate(const char *path, cmd_credentials *c)
     return 0;
 }
 
-int cmd_load_credentials(const char *data_dir, cmd_credentials *c)
+static int load(const char *data_dir, cmd_credentials *c, int may_generate)
 {
     const char *ak = getenv("CAIRN_ACCESS_KEY"), *sk = getenv("CAIRN_SECRET_KEY");
     char msg[512];
@@ -113,6 +113,10 @@ int cmd_load_credentials(const char *data_dir, cmd_credentials *c)
     const char *path = c->path;
     snprintf(c->path, sizeof(c->path), "%s/credentials", data_dir);
     if (stat(path, &st) != 0) {
+        if (!may_generate) {
+            fprintf(stderr, "cairn: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
         c->generated = 1;
         return generate(path, c);
     }
@@ -127,4 +131,14 @@ int cmd_load_credentials(const char *data_dir, cmd_credentials *c)
         return -1;
     }
     return 0;
+}
+
+int cmd_load_credentials(const char *data_dir, cmd_credentials *c)
+{
+    return load(data_dir, c, 1);
+}
+
+int cmd_reread_credentials(const char *data_dir, cmd_credentials *c)
+{
+    return load(data_dir, c, 0);
 }

@@ -1,11 +1,16 @@
 /*
- * cmd/server.c - `cairn server`: configuration (defaults < config file < flags), credentials,
- * the startup banner, signal handling and the server's lifetime.
+ * cmd/server.c - `cairn server`: configuration (server_config.c: defaults < config file <
+ * CAIRN_<SECTION>_<KEY> environment < flags), credentials, the startup banner, signal handling
+ * and the server's lifetime.
  *
  * Credentials: CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY when both are set; otherwise the pair stored
- * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM and SIGINT are
- * blocked in every thread and taken by one waiter thread with sigwait(), which asks the server to
- * stop gracefully (in-flight requests get a grace period, then the loops exit).
+ * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM, SIGINT and SIGHUP
+ * are blocked in every thread and taken by one waiter thread with sigwait(). SIGTERM/SIGINT ask
+ * the server to stop gracefully (in-flight requests get a grace period, then the loops exit).
+ * SIGHUP reloads (reload below): the file is re-read whole; a refused file changes nothing; a
+ * changed key is applied when its row is LIVE (log level, timeouts, stop grace) and otherwise
+ * logged as needing a restart; then the root credentials are re-read and the cm_reload hooks
+ * run (docs/configuration.md).
  *
  * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id, rpc_listen)
  * does the server serve the node RPC over its own drives on a second port (server_rpc.c), follow
@@ -32,8 +37,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cm_config.h"
 #include "cm_log.h"
+#include "cm_reload.h"
 #include "cm_util.h"
 #include "co_buckets.h"
 #include "co_layout.h"
@@ -41,351 +46,107 @@
 #include "gw.h"
 #include "ob.h"
 #include "net.h"
+#include "server_config.h"
 
 #define MOD "server"
-#define STOP_GRACE_MS 10000
 
-typedef struct {
-    gw_config gw;
-    net_config net;
-    char listen[300];
-    char data[4096];
-    char region[64];
-    char domain[256];
-    char log_level[16];
-    int check_only;
-    ob_scrub_config scrub;
-    char scrub_state[4200];
-    int stop_grace_ms; /* [server] stop_grace_ms: in-flight requests' time to finish at a stop */
-    char cluster_etcd[1024];        /* [cluster] etcd: "URL,URL,..."; "" = not clustered */
-    char cluster_id[PL_NAME_MAX];   /* [cluster] id */
-    char node_id[PL_NAME_MAX];      /* [cluster] node_id */
-    char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the listen one */
-    long member_ttl;                /* [cluster] member_ttl_s */
-    long gc_grace;                  /* [cluster] gc_grace_s */
-    long tomb_grace;                /* [cluster] tombstone_grace_s */
-    long hints_max;                 /* [cluster] hints_max */
-    long repair_interval;           /* [cluster] repair_interval_s (0 = on events only) */
-    double repair_mbps;             /* [cluster] repair_mbps (0 = unpaced) */
-    char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
-    int rpc_port;
-    char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
-} server_opts;
-
-static int parse_int(const char *v, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
-
-/* "host:port" into host (cap bytes) and *port; 0 or -1. */
-static int split_listen(const char *v, char *host, size_t cap, int *port)
-{
-    const char *colon = strrchr(v, ':');
-    long n;
-    if (!colon || colon == v || parse_int(colon + 1, 0, 65535, &n) != 0 ||
-        (size_t)(colon - v) >= cap)
-        return -1;
-    memcpy(host, v, (size_t)(colon - v));
-    host[colon - v] = '\0';
-    *port = (int)n;
-    return 0;
-}
-
-/* host:port into opts->net; 0 or -1. */
-static int set_listen(server_opts *o, const char *v)
-{
-    if (split_listen(v, o->listen, sizeof(o->listen), &o->net.port) != 0)
-        return -1;
-    o->net.host = o->listen;
-    return 0;
-}
-
-static int parse_rate(const char *v, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !(d >= 0 && d <= 1e6))
-        return -1;
-    *out = d;
-    return 0;
-}
-
-/* 1 for "on", "true", "yes", "1"; 0 for "off", "false", "no", "0"; -1 for anything else. */
-static int parse_bool(const char *v)
-{
-    static const char *const on[] = {"on", "true", "yes", "1"};
-    static const char *const off[] = {"off", "false", "no", "0"};
-    for (size_t i = 0; i < CM_ARRAY_LEN(on); i++) {
-        if (strcmp(v, on[i]) == 0)
-            return 1;
-        if (strcmp(v, off[i]) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-static int config_key(void *arg, const char *section, const char *key, const char *value, char *err,
-                      size_t errcap)
-{
-    server_opts *o = arg;
-    long n;
-    int bad = 0;
-
-#define IS(s, k) (strcmp(section, s) == 0 && strcmp(key, k) == 0)
-    if (IS("server", "listen"))
-        bad = set_listen(o, value);
-    else if (IS("server", "data"))
-        bad = snprintf(o->data, sizeof(o->data), "%s", value) >= (int)sizeof(o->data);
-    else if (IS("server", "workers"))
-        bad = parse_int(value, 1, 1024, &n) || (o->gw.workers = (int)n, 0);
-    else if (IS("server", "threads"))
-        bad = parse_int(value, 0, 256, &n) || (o->net.threads = (int)n, 0);
-    else if (IS("server", "region"))
-        bad = snprintf(o->region, sizeof(o->region), "%s", value) >= (int)sizeof(o->region);
-    else if (IS("server", "domain"))
-        bad = snprintf(o->domain, sizeof(o->domain), "%s", value) >= (int)sizeof(o->domain);
-    else if (IS("server", "log_level"))
-        bad = cm_log_level_parse(value) < 0 ||
-              snprintf(o->log_level, sizeof(o->log_level), "%s", value) < 0;
-    else if (IS("server", "sigv2"))
-        bad = (n = parse_bool(value)) < 0 || (o->gw.sigv2_off = !n, 0);
-    else if (IS("server", "idle_timeout_ms"))
-        bad = parse_int(value, 100, 3600000, &n) || (o->net.idle_timeout_ms = (int)n, 0);
-    else if (IS("server", "header_timeout_ms"))
-        bad = parse_int(value, 100, 3600000, &n) || (o->net.header_timeout_ms = (int)n, 0);
-    else if (IS("server", "max_connections"))
-        bad = parse_int(value, 1, 10000000, &n) || (o->net.max_connections = (int)n, 0);
-    else if (IS("server", "stop_grace_ms"))
-        bad = parse_int(value, 0, 3600000, &n) || (o->stop_grace_ms = (int)n, 0);
-    else if (IS("storage", "drives"))
-        bad = parse_int(value, 1, 64, &n) || (o->gw.ndrives = (int)n, 0);
-    else if (IS("storage", "data_cells"))
-        bad = parse_int(value, 1, 16, &n) || (o->gw.k = (int)n, 0);
-    else if (IS("storage", "parity_cells"))
-        bad = parse_int(value, 0, 16, &n) || (o->gw.m = (int)n, 0);
-    else if (IS("storage", "cell_size"))
-        bad =
-            parse_int(value, 4096, 16 << 20, &n) || (n % 64) || (o->gw.cell_size = (uint32_t)n, 0);
-    else if (IS("storage", "meta_replicas"))
-        bad = parse_int(value, 1, 3, &n) || (o->gw.meta_copies = (int)n, 0);
-    else if (IS("storage", "inline_threshold"))
-        bad = parse_int(value, 0, 1 << 20, &n) || (o->gw.inline_threshold = (size_t)n, 0);
-    else if (IS("scrub", "rate_mb"))
-        bad = parse_rate(value, &o->scrub.rate_mb);
-    else if (IS("cluster", "etcd"))
-        bad = snprintf(o->cluster_etcd, sizeof(o->cluster_etcd), "%s", value) >=
-              (int)sizeof(o->cluster_etcd);
-    else if (IS("cluster", "id"))
-        bad = snprintf(o->cluster_id, sizeof(o->cluster_id), "%s", value) >=
-              (int)sizeof(o->cluster_id);
-    else if (IS("cluster", "node_id"))
-        bad = snprintf(o->node_id, sizeof(o->node_id), "%s", value) >= (int)sizeof(o->node_id);
-    else if (IS("cluster", "addr"))
-        bad = snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%s", value) >=
-              (int)sizeof(o->cluster_addr);
-    else if (IS("cluster", "member_ttl_s"))
-        bad = parse_int(value, 1, 3600, &o->member_ttl);
-    else if (IS("cluster", "gc_grace_s"))
-        bad = parse_int(value, 0, 7 * 86400, &o->gc_grace);
-    else if (IS("cluster", "tombstone_grace_s"))
-        bad = parse_int(value, 1, 3660L * 86400, &o->tomb_grace);
-    else if (IS("cluster", "hints_max"))
-        bad = parse_int(value, 1, 1000000000L, &o->hints_max);
-    else if (IS("cluster", "repair_interval_s"))
-        bad = parse_int(value, 0, 366L * 86400, &o->repair_interval);
-    else if (IS("cluster", "repair_mbps"))
-        bad = parse_rate(value, &o->repair_mbps);
-    else if (IS("cluster", "rpc_listen"))
-        bad = split_listen(value, o->rpc_host, sizeof(o->rpc_host), &o->rpc_port);
-    else if (IS("cluster", "rpc_secret_file"))
-        bad = snprintf(o->rpc_secret_file, sizeof(o->rpc_secret_file), "%s", value) >=
-              (int)sizeof(o->rpc_secret_file);
-    else if (IS("scrub", "interval_s"))
-        bad = parse_int(value, 0, 10L * 366 * 86400, &n) || (o->scrub.interval_s = n, 0);
-    else {
-        snprintf(err, errcap, "unknown key '%s' in section [%s]", key, section);
-        return -1;
-    }
-#undef IS
-    if (bad)
-        snprintf(err, errcap, "invalid value '%s' for %s.%s", value, section, key);
-    return bad;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: cairn server [--data DIR] [--listen HOST:PORT] [--config FILE]\n"
-               "                    [--threads N] [--log-level error|warn|info|debug]\n"
-               "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
-               "                    [--sigv2 on|off]\n"
-               "                    [--check-config]\n"
-               "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
-               "follow the cluster layout in etcd, register as a live member, and share the\n"
-               "bucket namespace with the cluster's other nodes. A cluster node also serves the\n"
-               "node RPC over its drives: [cluster] rpc_listen = HOST:PORT (required),\n"
-               "addr = HOST:PORT (what peers dial; default rpc_listen), and the cluster secret\n"
-               "from CAIRN_RPC_SECRET or [cluster] rpc_secret_file = PATH (refused when every\n"
-               "user may read it). Without [cluster] no RPC port is opened. gc_grace_s = N\n"
-               "(default 900): replaced bodies are freed this long after. tombstone_grace_s = N\n"
-               "(default 86400): deletions are forgotten, and undelivered hints dropped, this\n"
-               "long after. hints_max = N (default 1000000): the hints this node keeps for\n"
-               "unreachable nodes; beyond it it refuses to stand in. repair_interval_s = N\n"
-               "(default 60, 0 = on events only) and repair_mbps = MB/s (default 100, 0 =\n"
-               "unpaced): the repair pass over this node's records. See docs/deploy.md.\n"
-               "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
-               "./cairn-data).\n");
-}
-
-static int wildcard_host(const char *h)
-{
-    return !h[0] || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "[::]") == 0;
-}
-
-/* The RPC keys of [cluster]: rpc_listen required with it, none of them without it. */
-static int cluster_args_bad(const server_opts *o)
-{
-    if (!o->cluster_etcd[0]) {
-        if (o->rpc_host[0] || o->rpc_secret_file[0]) {
-            fprintf(stderr, "cairn: [cluster] rpc_listen and rpc_secret_file need a [cluster] "
-                            "section with etcd, id and node_id\n");
-            return 1;
-        }
-        return 0;
-    }
-    if (!o->rpc_host[0]) {
-        fprintf(stderr, "cairn: [cluster] needs rpc_listen = HOST:PORT (the node RPC's address)\n");
-        return 1;
-    }
-    if (!o->cluster_addr[0] && wildcard_host(o->rpc_host)) {
-        fprintf(stderr,
-                "cairn: [cluster] rpc_listen %s is a wildcard address: set [cluster] addr "
-                "= HOST:PORT, the address other nodes dial\n",
-                o->rpc_host);
-        return 1;
-    }
-    return 0;
-}
-
-/* Defaults, then the config file, then flags (flags win). Returns 0, or an exit code. */
+/* Load the options (server_config.c); 0, or the exit code (-1: --help, exit 0). */
 static int parse_args(server_opts *o, int argc, char **argv)
 {
-    const char *config = NULL;
-    char msg[512];
-
-    memset(o, 0, sizeof(*o)); /* check_only and friends start cleared */
-    gw_config_defaults(&o->gw);
-    net_config_defaults(&o->net);
-    snprintf(o->listen, sizeof(o->listen), "127.0.0.1");
-    o->net.host = o->listen;
-    o->net.port = 9000;
-    snprintf(o->data, sizeof(o->data), "./cairn-data");
-    snprintf(o->region, sizeof(o->region), "us-east-1");
-    snprintf(o->domain, sizeof(o->domain), "localhost");
-    snprintf(o->log_level, sizeof(o->log_level), "info");
-    o->stop_grace_ms = STOP_GRACE_MS;
-    o->gc_grace = 900;      /* a GET through another node of a replaced body ends well before */
-    o->tomb_grace = 86400;  /* a home away longer than this is rebuilt (docs/replication.md) */
-    o->hints_max = 1000000; /* 0.3 to 2 GB of records (docs/replication.md, "Hints") */
-    o->repair_interval = 60;
-    o->repair_mbps = 100;
-    ob_scrub_config_defaults(&o->scrub);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            config = argv[++i];
-    if (config && cm_config_parse_file(config, config_key, o, msg, sizeof(msg)) != CM_OK) {
-        fprintf(stderr, "cairn: %s\n", msg);
-        return 2;
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char err[256];
-        const char *sec = NULL, *key = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return -1;
-        } else if (strcmp(a, "--check-config") == 0) {
-            o->check_only = 1;
-            continue;
-        } else if (strcmp(a, "--config") == 0) {
-            i++;
-            continue;
-        } else if (strcmp(a, "--data") == 0) {
-            sec = "server", key = "data";
-        } else if (strcmp(a, "--listen") == 0) {
-            sec = "server", key = "listen";
-        } else if (strcmp(a, "--threads") == 0) {
-            sec = "server", key = "threads";
-        } else if (strcmp(a, "--log-level") == 0) {
-            sec = "server", key = "log_level";
-        } else if (strcmp(a, "--scrub-rate-mb") == 0) {
-            sec = "scrub", key = "rate_mb";
-        } else if (strcmp(a, "--scrub-interval") == 0) {
-            sec = "scrub", key = "interval_s";
-        } else if (strcmp(a, "--sigv2") == 0) {
-            sec = "server", key = "sigv2";
-        } else {
-            fprintf(stderr, "cairn server: unknown argument '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "cairn server: %s needs a value\n", a);
-            return 2;
-        }
-        if (config_key(o, sec, key, v, err, sizeof(err)) != 0) {
-            fprintf(stderr, "cairn server: %s: %s\n", a, err);
-            return 2;
-        }
-        i++;
-    }
-    if (o->gw.ndrives < o->gw.k + o->gw.m) {
-        fprintf(stderr,
-                "cairn: storage.drives (%d) must be at least data_cells + parity_cells "
-                "(%d)\n",
-                o->gw.ndrives, o->gw.k + o->gw.m);
-        return 2;
-    }
-    if ((o->cluster_etcd[0] || o->cluster_id[0] || o->node_id[0]) &&
-        (!o->cluster_etcd[0] || !o->cluster_id[0] || !o->node_id[0])) {
-        fprintf(stderr, "cairn: [cluster] needs all of etcd, id and node_id\n");
-        return 2;
-    }
-    if (cluster_args_bad(o))
-        return 2;
-    if (o->cluster_etcd[0]) /* a node's records are replicated across nodes: one local copy */
-        o->gw.meta_copies = 1;
-    o->gw.data_dir = o->data;
-    o->gw.region = o->region;
-    o->gw.domain = o->domain;
-    snprintf(o->scrub_state, sizeof(o->scrub_state), "%s/scrub.state", o->data);
-    o->scrub.state_path = o->scrub_state;
-    return 0;
+    char msg[1024];
+    int rc = cmd_server_config_load(o, argc, argv, msg, sizeof(msg));
+    if (rc == 1)
+        return -1;
+    if (rc != 0)
+        fprintf(stderr, "cairn server: %s\n", msg);
+    return rc;
 }
 
 static pthread_t signal_thread;
-static int stop_grace_ms = STOP_GRACE_MS; /* set before the signal thread starts */
+
+/* What the signal thread needs: the stop, and SIGHUP's reload. */
+typedef struct {
+    net_server *srv;
+    gw *g;
+    cm_reload *hooks;   /* what else SIGHUP reloads (cm_reload.h) */
+    server_opts *run;   /* the keys in force: as loaded at start, live keys as last reloaded */
+    server_opts *fresh; /* scratch for a reload */
+    int argc;           /* the command line, whose flags still win at a reload */
+    char **argv;
+} signal_ctx;
+
+/* Make the live keys of c->run take effect (at start they already have). */
+static void apply_live(signal_ctx *c)
+{
+    cm_log_set_level((cm_log_level)c->run->log_level);
+    net_server_set_timeouts(c->srv, c->run->net.idle_timeout_ms, c->run->net.header_timeout_ms);
+    /* stop_grace_ms: read by this thread at the stop */
+}
+
+/* The root credentials from where they came at start (the environment does not change). */
+static void reload_credentials(signal_ctx *c)
+{
+    cmd_credentials cred;
+    if (cmd_reread_credentials(c->run->data, &cred) != 0) {
+        CM_ERROR(MOD, "SIGHUP: the credentials cannot be read: the running ones stay");
+        return;
+    }
+    if (gw_set_credentials(c->g, cred.access_key, cred.secret_key) != CM_OK)
+        CM_ERROR(MOD, "SIGHUP: out of memory: the running credentials stay");
+    else
+        CM_INFO(MOD, "SIGHUP: root credentials loaded (access key %s)", cred.access_key);
+    explicit_bzero(cred.secret_key, sizeof(cred.secret_key));
+}
+
+/*
+ * SIGHUP: re-read the file, the environment and the flags. A refused file changes nothing (the
+ * error with its line is logged). Otherwise every changed key is applied when it is live, or
+ * logged as needing a restart; then the credentials and the hooks.
+ */
+static void reload(signal_ctx *c)
+{
+    char msg[1024], was[4200], now[4200];
+    server_opts *n = c->fresh;
+    if (cmd_server_config_load(n, c->argc, c->argv, msg, sizeof(msg)) != 0) {
+        CM_ERROR(MOD, "SIGHUP: configuration refused, the running one stays: %s", msg);
+        return;
+    }
+    for (size_t i = 0; i < n->table.n; i++) {
+        const cm_cfg_key *k = &n->table.keys[i];
+        if (cm_cfg_same(&c->run->table, &n->table, (int)i))
+            continue;
+        cm_cfg_format(&c->run->table, (int)i, was, sizeof(was)); /* a secret: "(set)" */
+        cm_cfg_format(&n->table, (int)i, now, sizeof(now));
+        if (!(k->flags & CM_CFG_LIVE)) {
+            CM_WARN(MOD, "SIGHUP: %s.%s changed (%s -> %s): needs restart, not applied", k->section,
+                    k->key, was, now);
+            continue;
+        }
+        memcpy((char *)c->run + k->off, (const char *)n + k->off, k->size);
+        snprintf(c->run->src[i].where, sizeof(c->run->src[i].where), "%s", n->src[i].where);
+        CM_INFO(MOD, "SIGHUP: %s.%s = %s (was %s)", k->section, k->key, now, was);
+    }
+    apply_live(c);
+    reload_credentials(c);
+    cm_reload_run(c->hooks);
+}
 
 static void *signal_waiter(void *arg)
 {
-    net_server *srv = arg;
+    signal_ctx *c = arg;
     sigset_t set;
     int sig = 0;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR2); /* used to wake this thread at a normal exit */
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload(c);
     if (sig != SIGUSR2) {
-        CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT",
-                stop_grace_ms);
-        net_server_stop(srv, stop_grace_ms);
+        int grace = c->run->stop_grace_ms;
+        CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT", grace);
+        net_server_stop(c->srv, grace);
     }
     return NULL;
 }
@@ -444,7 +205,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
 {
     sigset_t set;
 
-    cm_log_set_level((cm_log_level)cm_log_level_parse(o->log_level));
+    cm_log_set_level((cm_log_level)o->log_level);
     raise_nofile(o);
     /*
      * Stripe buffers and read pieces are ~1 MiB and short-lived. With glibc's default dynamic mmap
@@ -467,6 +228,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGHUP); /* a reload, not the default end of the process */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     return 0;
@@ -571,6 +333,26 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
     return n < cap ? n : 0;
 }
 
+/* /health/ready on a cluster node: registered as a member, and a layout adopted. */
+static int cluster_ready(void *arg, char *why, size_t cap)
+{
+    cluster_view *v = arg;
+    co_layout_status *st = malloc(sizeof(*st)); /* ~20 KB: not on an event loop's stack */
+    if (!st) {
+        snprintf(why, cap, "out of memory");
+        return 0;
+    }
+    co_layout_get_status(v->layout, st);
+    int ok = st->registered && st->epoch > 0;
+    if (!st->registered)
+        snprintf(why, cap, "not registered as a cluster member (etcd %s)",
+                 st->connected ? "connected" : "unreachable");
+    else if (st->epoch == 0)
+        snprintf(why, cap, "no cluster layout known yet");
+    free(st);
+    return ok;
+}
+
 /*
  * With a [cluster] section: serve the node RPC over the store's drives, then follow the layout and
  * register as node_id with the RPC address (what peers dial) and the S3 endpoint, and take the
@@ -622,9 +404,9 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
     /* a wildcard S3 listener is reached by the host peers dial for the RPC */
     char host[300];
     int ignored;
-    if (!wildcard_host(o->listen))
+    if (!cmd_wildcard_host(o->listen))
         snprintf(host, sizeof(host), "%s", o->listen);
-    else if (split_listen(o->cluster_addr, host, sizeof(host), &ignored) != 0)
+    else if (cmd_split_listen(o->cluster_addr, host, sizeof(host), &ignored) != 0)
         snprintf(host, sizeof(host), "%s", o->cluster_addr);
     snprintf(cn->s3, sizeof(cn->s3), "http://%.100s:%d", host, port);
     snprintf(cache, sizeof(cache), "%s/layout.cache", o->data);
@@ -652,6 +434,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         return -1;
     }
     gw_set_status_extra(g, cluster_status, cn);
+    gw_set_ready_check(g, cluster_ready, cn);
     gw_set_admin_extra(g, cmd_repair_admin, cmd_cluster_repair(cn->node));
     printf("  cluster:  %s, node %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_etcd);
     printf("  node RPC: %s:%d (registered as %s, S3 %s)\n", o->rpc_host, cmd_rpc_port(cn->rpc),
@@ -663,6 +446,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
 int cmd_server(int argc, char **argv)
 {
     static cluster_view cluster; /* read by /admin/status until the loops end */
+    signal_ctx sig = {0};
     server_opts o;
     cmd_credentials cred;
     gw *g = NULL;
@@ -672,13 +456,24 @@ int cmd_server(int argc, char **argv)
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (o.check_only) {
-        printf("configuration ok\n");
+    if (o.print_doc || o.print_config || o.check_only) {
+        if (o.print_doc)
+            cmd_server_config_doc(stdout);
+        if (o.print_config)
+            cmd_server_config_print(&o, stdout);
+        if (o.check_only)
+            printf("configuration ok\n");
         return 0;
     }
     if (prepare_process(&o, &cred) != 0)
         return 1;
     rc = 1;
+    /* SIGHUP's hooks (cm_reload.h): a subsystem that holds files of its own (TLS certificates)
+     * registers with cm_reload_add(sig.hooks, ...) once it is set up, before serving */
+    if (cm_reload_new(&sig.hooks) != CM_OK) {
+        fprintf(stderr, "cairn: out of memory\n");
+        return 1;
+    }
     cm_err err = gw_new(&o.gw, &g);
     if (err != CM_OK) {
         fprintf(stderr, "cairn: cannot open the store in %s: %s\n", o.data, cm_err_str(err));
@@ -695,8 +490,15 @@ int cmd_server(int argc, char **argv)
                 cmd_listen_error(err));
         goto out;
     }
-    stop_grace_ms = o.stop_grace_ms;
-    if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
+    sig.srv = srv, sig.g = g, sig.argc = argc, sig.argv = argv;
+    if (!(sig.run = malloc(sizeof(*sig.run))) || !(sig.fresh = malloc(sizeof(*sig.fresh)))) {
+        fprintf(stderr, "cairn: out of memory\n");
+        goto out;
+    }
+    *sig.run = o; /* before start_cluster fills in the keys it derives */
+    sig.run->table.opts = sig.run;
+    sig.run->table.src = sig.run->src;
+    if (pthread_create(&signal_thread, NULL, signal_waiter, &sig) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
         goto out;
     }
@@ -730,5 +532,8 @@ out:
         explicit_bzero(cluster.secret, cluster.secret_len);
         free(cluster.secret);
     }
+    cm_reload_free(sig.hooks);
+    free(sig.run);
+    free(sig.fresh);
     return rc;
 }

@@ -1,6 +1,7 @@
 /*
- * cm_config.c - parser for the "key = value" configuration format (see cm_config.h). Lines are
- * limited to 4 KiB; sections and keys to [A-Za-z0-9_.-].
+ * cm_config.c - parser for the "key = value" configuration format (see cm_config.h); the callback
+ * learns each key's line (the plain form drops it). Lines are limited to 4 KiB; sections and keys
+ * to [A-Za-z0-9_.-]. Why not libinih: docs/configuration.md.
  */
 #include "cm_config.h"
 #include "cm_util.h"
@@ -21,8 +22,8 @@ static char *trim(char *s)
 }
 
 /* Parse one line; returns NULL when fine or a static reason. */
-static const char *parse_line(char *line, char *section, size_t seccap, cm_config_fn fn, void *arg,
-                              char *why, size_t whycap)
+static const char *parse_line(char *line, int lineno, char *section, size_t seccap,
+                              cm_config_line_fn fn, void *arg, char *why, size_t whycap)
 {
     char *s = trim(line);
     if (*s == '\0' || *s == '#' || *s == ';')
@@ -51,13 +52,13 @@ static const char *parse_line(char *line, char *section, size_t seccap, cm_confi
         value++;
     }
     why[0] = '\0';
-    if (fn(arg, section, key, value, why, whycap) != 0)
+    if (fn(arg, section, key, value, lineno, why, whycap) != 0)
         return why[0] ? why : "unknown key";
     return NULL;
 }
 
-cm_err cm_config_parse_string(const char *text, const char *name, cm_config_fn fn, void *arg,
-                              char *msg, size_t msgcap)
+cm_err cm_config_parse_string_lines(const char *text, const char *name, cm_config_line_fn fn,
+                                    void *arg, char *msg, size_t msgcap)
 {
     char section[64] = "";
     char line[4096];
@@ -74,7 +75,8 @@ cm_err cm_config_parse_string(const char *text, const char *name, cm_config_fn f
         }
         memcpy(line, text, len);
         line[len] = '\0';
-        const char *err = parse_line(line, section, sizeof(section), fn, arg, why, sizeof(why));
+        const char *err =
+            parse_line(line, lineno, section, sizeof(section), fn, arg, why, sizeof(why));
         if (err) {
             snprintf(msg, msgcap, "%s:%d: %s", name, lineno, err);
             return CM_ERR_INVAL;
@@ -84,7 +86,8 @@ cm_err cm_config_parse_string(const char *text, const char *name, cm_config_fn f
     return CM_OK;
 }
 
-cm_err cm_config_parse_file(const char *path, cm_config_fn fn, void *arg, char *msg, size_t msgcap)
+cm_err cm_config_parse_file_lines(const char *path, cm_config_line_fn fn, void *arg, char *msg,
+                                  size_t msgcap)
 {
     FILE *f = fopen(path, "r");
     char *text = NULL;
@@ -126,7 +129,34 @@ cm_err cm_config_parse_file(const char *path, cm_config_fn fn, void *arg, char *
         free(text);
         return CM_ERR_INVAL;
     }
-    err = cm_config_parse_string(text, path, fn, arg, msg, msgcap);
+    err = cm_config_parse_string_lines(text, path, fn, arg, msg, msgcap);
     free(text);
     return err;
+}
+
+/* The plain callback, called through the line-numbered one. */
+typedef struct {
+    cm_config_fn fn;
+    void *arg;
+} plain_cb;
+
+static int call_plain(void *arg, const char *section, const char *key, const char *value, int line,
+                      char *err, size_t errcap)
+{
+    plain_cb *p = arg;
+    (void)line;
+    return p->fn(p->arg, section, key, value, err, errcap);
+}
+
+cm_err cm_config_parse_string(const char *text, const char *name, cm_config_fn fn, void *arg,
+                              char *msg, size_t msgcap)
+{
+    plain_cb p = {fn, arg};
+    return cm_config_parse_string_lines(text, name, call_plain, &p, msg, msgcap);
+}
+
+cm_err cm_config_parse_file(const char *path, cm_config_fn fn, void *arg, char *msg, size_t msgcap)
+{
+    plain_cb p = {fn, arg};
+    return cm_config_parse_file_lines(path, call_plain, &p, msg, msgcap);
 }

@@ -17,6 +17,10 @@
 typedef int (*cm_config_fn)(void *arg, const char *section, const char *key, const char *value,
                             char *err, size_t errcap);
 
+/* The same, also given the key's line number (1-based) in the text. */
+typedef int (*cm_config_line_fn)(void *arg, const char *section, const char *key, const char *value,
+                                 int line, char *err, size_t errcap);
+
 /*
  * Parse the file at path. On failure, msg (msgcap bytes) says "path:line: reason".
  * CM_ERR_NOTFOUND / CM_ERR_IO when it cannot be read, CM_ERR_INVAL for a syntax error or a
@@ -26,5 +30,11 @@ cm_err cm_config_parse_file(const char *path, cm_config_fn fn, void *arg, char *
 /* The same over a NUL-terminated string (name is used in messages). */
 cm_err cm_config_parse_string(const char *text, const char *name, cm_config_fn fn, void *arg,
                               char *msg, size_t msgcap);
+
+/* The line-numbered forms of the two above (cm_cfgtab.c records where each key was set). */
+cm_err cm_config_parse_file_lines(const char *path, cm_config_line_fn fn, void *arg, char *msg,
+                                  size_t msgcap);
+cm_err cm_config_parse_string_lines(const char *text, const char *name, cm_config_line_fn fn,
+                                    void *arg, char *msg, size_t msgcap);
 
 #endif

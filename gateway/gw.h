@@ -34,6 +34,10 @@ typedef struct {
                                  (gw_pool.c); default 4096 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
     int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
+    /* Who may read /metrics (gw_metrics_acl.c): a request with "Authorization: Bearer TOKEN"
+     * from anywhere, or any request from an address in the allow list ("CIDR,...") */
+    const char *metrics_token; /* NULL or "" = no token */
+    const char *metrics_allow; /* default "127.0.0.0/8,::1" (loopback only); "" = none */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */
@@ -72,6 +76,20 @@ void gw_scrub_free(gw *g, ob_scrub *s);
 
 /* /health/ready answers 200 only after this is set (and 503 again while shutting down). */
 void gw_set_ready(gw *g, int ready);
+
+/*
+ * A further condition of /health/ready (a cluster node: registered as a member, layout known):
+ * fn returns 1 when ready, else 0 with a one-line reason in why. It runs on an event-loop thread
+ * for every probe, so it must be cheap and never block. Set before serving.
+ */
+typedef int (*gw_ready_fn)(void *arg, char *why, size_t cap);
+void gw_set_ready_check(gw *g, gw_ready_fn fn, void *arg);
+
+/*
+ * Replace the root credentials (SIGHUP reloads them). Requests already authenticated keep going;
+ * the next signature is checked against the new pair. CM_ERR_NOMEM leaves the old pair.
+ */
+cm_err gw_set_credentials(gw *g, const char *access_key, const char *secret_key);
 
 /*
  * An extra member of GET /admin/status (e.g. the cluster view, cmd/server.c): fn writes

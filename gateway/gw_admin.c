@@ -7,7 +7,8 @@
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
  *                        failures), the metadata copies ("meta": healthy or failed) and scrub
  *                        (JSON), plus the gw_set_status_extra member
- *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
+ *   GET  /metrics        Prometheus text format (counters only, no secrets), to a bearer token
+ *                        or an allowed address: [metrics] token / allow (gw_metrics_acl.c)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
  *                        answered on a worker; 503 on a node without them)
@@ -435,7 +436,8 @@ int gw_admin_route(gw_req *r)
     if (plen == 8 && strncmp(t, "/metrics", 8) == 0 && t[plen] == '\0') {
         if (!get)
             return 0; /* not ours: S3 operations on a bucket named "metrics" */
-        metrics(r);
+        if (gw_metrics_allowed(r))
+            metrics(r);
         return 1;
     }
     int scrub = plen == 12 && strncmp(t, "/admin/scrub", 12) == 0;

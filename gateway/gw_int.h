@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "cm_checksum.h"
+#include "cm_cidr.h"
 #include "gw.h"
 #include "gw_auth.h"
 #include "ob.h"
@@ -25,6 +26,11 @@ typedef struct gw_pool gw_pool;
 struct gw {
     gw_config cfg;
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
+    pthread_mutex_t cred_lock; /* access_key and secret_key: gw_set_credentials swaps them */
+    char *metrics_token;       /* owned; "" = none (gw_metrics_acl.c) */
+    cm_cidr_list metrics_allow;
+    gw_ready_fn ready_fn; /* gw_set_ready_check */
+    void *ready_arg;
     md_store *md;
     rp *rp; /* replicated object records on a cluster node (gw_set_repl); NULL: md only */
     ob_store *data;
@@ -275,5 +281,8 @@ cm_ck_alg gw_cm_alg(md_cksum_alg a); /* MD_CK_NONE maps to CRC64NVME, S3's defau
 void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap);
 /* The fixed owner-only ACL document (GET ?acl on buckets and objects). */
 void gw_send_owner_acl(gw_req *r);
+
+/* /metrics: 1 when r may read it; otherwise answers 401 or 403 and returns 0 (gw_metrics_acl.c). */
+int gw_metrics_allowed(gw_req *r);
 
 #endif

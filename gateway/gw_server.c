@@ -58,6 +58,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->max_object_size = 5ULL << 30;
     cfg->workers = 64;
     cfg->meta_copies = 3;
+    cfg->metrics_allow = "127.0.0.0/8,::1";
     cfg->workers_queue = 4096;
 }
 
@@ -83,6 +84,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         return CM_ERR_INVAL;
     }
     g->cfg = *cfg;
+    pthread_mutex_init(&g->cred_lock, NULL); /* before any failure: gw_free destroys it */
     g->data_dir = dup_or_null(cfg->data_dir);
     g->region = dup_or_null(cfg->region);
     g->domain = dup_or_null(cfg->domain);
@@ -93,8 +95,18 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.data_dir = g->data_dir;
     g->cfg.region = g->region;
     g->cfg.domain = g->domain;
-    g->cfg.access_key = g->access_key;
-    g->cfg.secret_key = g->secret_key;
+    g->cfg.access_key = NULL; /* g->access_key, under cred_lock */
+    g->cfg.secret_key = NULL;
+    g->metrics_token = strdup(cfg->metrics_token ? cfg->metrics_token : "");
+    g->cfg.metrics_token = g->cfg.metrics_allow = NULL; /* parsed below, owned copies */
+    if (!g->metrics_token)
+        goto fail;
+    if (cm_cidr_list_parse(cfg->metrics_allow ? cfg->metrics_allow : "", &g->metrics_allow) !=
+        CM_OK) {
+        CM_ERROR(MOD, "invalid metrics allow list '%s'", cfg->metrics_allow);
+        err = CM_ERR_INVAL;
+        goto fail;
+    }
 
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
@@ -144,6 +156,8 @@ void gw_free(gw *g)
     free(g->domain);
     free(g->access_key);
     free(g->secret_key);
+    free(g->metrics_token);
+    pthread_mutex_destroy(&g->cred_lock);
     free(g);
 }
 
@@ -166,6 +180,31 @@ void gw_quiesce(gw *g)
 void gw_set_ready(gw *g, int ready)
 {
     __atomic_store_n(&g->ready, ready, __ATOMIC_RELEASE);
+}
+
+void gw_set_ready_check(gw *g, gw_ready_fn fn, void *arg)
+{
+    g->ready_arg = arg;
+    g->ready_fn = fn;
+}
+
+cm_err gw_set_credentials(gw *g, const char *access_key, const char *secret_key)
+{
+    char *ak = strdup(access_key), *sk = strdup(secret_key);
+    if (!ak || !sk) {
+        free(ak);
+        free(sk);
+        return CM_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&g->cred_lock);
+    char *old_ak = g->access_key, *old_sk = g->secret_key;
+    g->access_key = ak;
+    g->secret_key = sk;
+    pthread_mutex_unlock(&g->cred_lock);
+    free(old_ak);
+    explicit_bzero(old_sk, strlen(old_sk));
+    free(old_sk);
+    return CM_OK;
 }
 
 /* ---- responses ---- */
@@ -255,13 +294,17 @@ int gw_bucket_check(gw_req *r, const char *bucket)
 static cm_err lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
 {
     gw *g = arg;
+    cm_err e = CM_OK;
+    pthread_mutex_lock(&g->cred_lock); /* a SIGHUP may swap the pair (gw_set_credentials) */
     size_t n = strlen(g->secret_key);
     if (strcmp(access_key, g->access_key) != 0)
-        return CM_ERR_NOTFOUND;
-    if (n + 1 > cap)
-        return CM_ERR_TOOBIG;
-    memcpy(secret, g->secret_key, n + 1);
-    return CM_OK;
+        e = CM_ERR_NOTFOUND;
+    else if (n + 1 > cap)
+        e = CM_ERR_TOOBIG;
+    else
+        memcpy(secret, g->secret_key, n + 1);
+    pthread_mutex_unlock(&g->cred_lock);
+    return e;
 }
 
 /*
@@ -371,12 +414,23 @@ static int health_check(gw_req *r)
         return 1;
     }
     if (strcmp(t, "/health/ready") == 0) {
-        if (md_check(r->g->md) != CM_OK)
-            net_resp_simple(r->net, 503, "text/plain", "metadata store failed: restart\n", 31);
-        else if (__atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE))
-            net_resp_simple(r->net, 200, "text/plain", "ready\n", 6);
+        gw *g = r->g;
+        char why[200];
+        int online = ob_store_drives_online(g->data);
+        if (md_check(g->md) != CM_OK)
+            snprintf(why, sizeof(why), "metadata store failed: restart\n");
+        else if (online < g->cfg.k) /* fewer than k: no stripe can be read or written */
+            snprintf(why, sizeof(why), "drives: %d online, %d needed\n", online, g->cfg.k);
+        else if (!__atomic_load_n(&g->ready, __ATOMIC_ACQUIRE))
+            snprintf(why, sizeof(why), "not ready\n");
+        else if (!g->ready_fn || g->ready_fn(g->ready_arg, why, sizeof(why) - 1))
+            why[0] = '\0';
+        else /* the check's reason, as one line */
+            memcpy(why + strlen(why), "\n", 2);
+        if (why[0])
+            net_resp_simple(r->net, 503, "text/plain", why, strlen(why));
         else
-            net_resp_simple(r->net, 503, "text/plain", "not ready\n", 10);
+            net_resp_simple(r->net, 200, "text/plain", "ready\n", 6);
         return 1;
     }
     return 0;

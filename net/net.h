@@ -99,6 +99,11 @@ cm_err net_server_new(const net_config *cfg, const net_handler *handler, void *a
                       net_server **out);
 /* The bound port (useful with port 0). */
 int net_server_port(const net_server *srv);
+/*
+ * Change the idle and header timeouts of a running server (SIGHUP): any thread. Each connection
+ * takes them the next time it arms its timer.
+ */
+void net_server_set_timeouts(net_server *srv, int idle_timeout_ms, int header_timeout_ms);
 /* Run the loops on `threads` threads (the caller's thread runs loop 0); returns after stop. */
 cm_err net_server_run(net_server *srv);
 /*

@@ -230,7 +230,7 @@ static int head_timeout_ms(net_conn *c, const net_config *cfg)
     int64_t now = cm_monotonic_ms();
     if (c->head_since == 0)
         c->head_since = now;
-    int64_t left = c->head_since + cfg->header_timeout_ms - now;
+    int64_t left = c->head_since + __atomic_load_n(&cfg->header_timeout_ms, __ATOMIC_RELAXED) - now;
     return (int)CM_MAX(0, CM_MIN(left, (int64_t)cfg->io_timeout_ms));
 }
 
@@ -279,7 +279,8 @@ void net_conn_update_io(net_conn *c)
     if (out > 0 || c->draining)
         ms = cfg->io_timeout_ms;
     else if (!r)
-        ms = in > 0 ? head_timeout_ms(c, cfg) : cfg->idle_timeout_ms;
+        ms = in > 0 ? head_timeout_ms(c, cfg)
+                    : __atomic_load_n(&cfg->idle_timeout_ms, __ATOMIC_RELAXED); /* SIGHUP */
     else
         ms = body_wait || body_stuck(r, cfg) ? cfg->io_timeout_ms : -1;
     if (ms < 0) {

@@ -288,6 +288,12 @@ fail:
     return e;
 }
 
+void net_server_set_timeouts(net_server *srv, int idle_timeout_ms, int header_timeout_ms)
+{
+    __atomic_store_n(&srv->cfg.idle_timeout_ms, idle_timeout_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&srv->cfg.header_timeout_ms, header_timeout_ms, __ATOMIC_RELAXED);
+}
+
 int net_server_port(const net_server *srv)
 {
     return srv->port;
