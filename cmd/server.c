@@ -39,6 +39,7 @@
 #include "co_layout.h"
 #include "cluster_cond.h"
 #include "gw.h"
+#include "gw_lc.h"
 #include "ob.h"
 #include "net.h"
 
@@ -56,6 +57,7 @@ typedef struct {
     int check_only;
     ob_scrub_config scrub;
     char scrub_state[4200];
+    gw_lc_worker_config lc; /* [lifecycle] rate, interval_s, day_s (gateway/gw_lc.h) */
     int stop_grace_ms; /* [server] stop_grace_ms: in-flight requests' time to finish at a stop */
     char cluster_etcd[1024];        /* [cluster] etcd: "URL,URL,..."; "" = not clustered */
     char cluster_id[PL_NAME_MAX];   /* [cluster] id */
@@ -209,6 +211,12 @@ static int config_key(void *arg, const char *section, const char *key, const cha
               (int)sizeof(o->rpc_secret_file);
     else if (IS("scrub", "interval_s"))
         bad = parse_int(value, 0, 10L * 366 * 86400, &n) || (o->scrub.interval_s = n, 0);
+    else if (IS("lifecycle", "rate"))
+        bad = parse_rate(value, &o->lc.rate) || o->lc.rate <= 0;
+    else if (IS("lifecycle", "interval_s"))
+        bad = parse_int(value, 1, 10L * 366 * 86400, &n) || (o->lc.interval_s = (uint32_t)n, 0);
+    else if (IS("lifecycle", "day_s")) /* the test clock: seconds per lifecycle day */
+        bad = parse_int(value, 1, 86400, &n) || (o->lc.day_s = (uint32_t)n, 0);
     else {
         snprintf(err, errcap, "unknown key '%s' in section [%s]", key, section);
         return -1;
@@ -296,6 +304,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     o->repair_interval = 60;
     o->repair_mbps = 100;
     ob_scrub_config_defaults(&o->scrub);
+    gw_lc_worker_config_defaults(&o->lc);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
@@ -667,6 +676,7 @@ int cmd_server(int argc, char **argv)
     cmd_credentials cred;
     gw *g = NULL;
     ob_scrub *scrub = NULL;
+    gw_lc *lc = NULL;
     net_server *srv = NULL;
     int rc = parse_args(&o, argc, argv);
 
@@ -688,6 +698,11 @@ int cmd_server(int argc, char **argv)
     if ((err = gw_scrub_new(g, &o.scrub, &scrub)) != CM_OK ||
         (err = ob_scrub_start(scrub)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the scrubber: %s\n", cm_err_str(err));
+        goto out;
+    }
+    /* Lifecycle rules apply on a single node only (a cluster node refuses them). */
+    if (!o.cluster_etcd[0] && (err = gw_lc_start(g, &o.lc, &lc)) != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
         goto out;
     }
     if ((err = net_server_new(&o.net, gw_net_handler(), g, &srv)) != CM_OK) {
@@ -717,6 +732,7 @@ int cmd_server(int argc, char **argv)
     CM_INFO(MOD, "stopped");
 out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
+    gw_lc_stop(g, lc); /* a page in progress ends; its cursor resumes at the next start */
     gw_quiesce(g);
     net_server_free(srv);
     cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* peers' calls end: they take another node */

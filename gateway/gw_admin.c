@@ -24,6 +24,7 @@
  * scrub thread; status reads copy counters under the scrubber's mutex.
  */
 #include "gw_int.h"
+#include "gw_lc.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -211,6 +212,10 @@ static void admin_status(gw_req *r)
         json_scrub(b, &st);
     } else {
         evbuffer_add_printf(b, "null");
+    }
+    if (r->g->lc) {
+        evbuffer_add_printf(b, ",\"lifecycle\":");
+        gw_lc_status_json(r->g->lc, b);
     }
     /* the cluster view lists every node: up to 64 of ~200 bytes each, on the heap */
     size_t cap = 64 * 1024;
