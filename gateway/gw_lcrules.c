@@ -595,10 +595,10 @@ int gw_lc_parse_date(const char *s, int64_t *ms)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    struct tm back;
-    if (t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != tm.tm_mday)
-        return -1; /* 31 February and the like */
+    int mday = tm.tm_mday;
+    time_t t = timegm(&tm); /* normalises tm: 29 February 2023 becomes 1 March */
+    if (t == (time_t)-1 || tm.tm_mday != mday)
+        return -1;
     *ms = (int64_t)t * 1000;
     return hh || mm || ss ? 1 : 0;
 }
