@@ -20,11 +20,11 @@
 #include "md.h"
 
 #define GW_LC_MAX_RULES 1000
-#define GW_LC_ID_MAX 255
+#define GW_LC_ID_MAX 255                /* characters (code points; the body is UTF-8) */
 #define GW_LC_XML_CAP (2 * 1024 * 1024) /* a PUT body larger than this is EntityTooLarge */
 
 typedef struct {
-    char id[GW_LC_ID_MAX + 1];
+    char id[GW_LC_ID_MAX * 4 + 1];
     int enabled; /* Status Enabled (1) or Disabled (0) */
     /* Filter: all of these must hold (an absent one always holds). */
     char *prefix; /* "" = every key */

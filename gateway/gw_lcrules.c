@@ -63,6 +63,15 @@ static char *text(xmlNodePtr n)
     return out;
 }
 
+/* Characters of UTF-8 text (gw_xml_load let only valid UTF-8 in): its bytes that start one. */
+static size_t code_points(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static gw_s3err fail(rule_ctx *c, gw_s3err e, const char *msg)
 {
     snprintf(c->msg, c->cap, "%s", msg);
@@ -305,7 +314,7 @@ static gw_s3err rule_element(rule_ctx *c, xmlNodePtr x, unsigned part)
     case P_ID:
         if (!(t = text(x)))
             return GW_INTERNAL;
-        if (strlen(t) > GW_LC_ID_MAX)
+        if (code_points(t) > GW_LC_ID_MAX)
             e = fail(c, GW_INVALID_ARGUMENT, "ID length should not exceed allowed limit of 255");
         else
             snprintf(r->id, sizeof(r->id), "%s", t);

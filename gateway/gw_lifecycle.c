@@ -35,6 +35,7 @@
 #include "gw_int.h"
 #include "gw_lc.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -242,7 +243,7 @@ static cm_err cursor_load(md_store *md, lc_cursor *cur)
     size_t bl = len >= COUNTS_LEN + 7 ? p[COUNTS_LEN + 1] : 0;
     size_t kl = len >= COUNTS_LEN + 7 ? cm_get_be32(p + COUNTS_LEN + 2) : 0;
     size_t ul = len >= COUNTS_LEN + 7 ? p[COUNTS_LEN + 6] : 0;
-    if (len < COUNTS_LEN + 7 || bl > MD_BUCKET_MAX || ul >= sizeof(cur->upload_id) ||
+    if (len < COUNTS_LEN + 7 || bl == 0 || bl > MD_BUCKET_MAX || ul >= sizeof(cur->upload_id) ||
         kl > MD_MAX_KEY || len != COUNTS_LEN + 7 + bl + kl + ul || p[COUNTS_LEN] > PHASE_UPLOADS ||
         !(cur->key = strndup((const char *)p + COUNTS_LEN + 7 + bl, kl))) {
         free(v);
@@ -256,6 +257,12 @@ static cm_err cursor_load(md_store *md, lc_cursor *cur)
     memcpy(cur->upload_id, p + COUNTS_LEN + 7 + bl + kl, ul);
     cur->upload_id[ul] = '\0';
     free(v);
+    if (gw_bucket_name_check(cur->bucket) != GW_OK) { /* it is logged and shown as JSON */
+        free(cur->key);
+        cur->key = NULL;
+        CM_ERROR(MOD, "the stored cursor names no valid bucket: starting a new pass");
+        return CM_ERR_CORRUPT;
+    }
     return CM_OK;
 }
 
@@ -312,18 +319,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sleep up to ms (monotonic) unless stopped; returns 1 when stopped. */
+/* Sleep ms (on the monotonic clock) unless stopped meanwhile; returns 1 when stopped. */
 static int nap(gw_lc *w, int64_t ms)
 {
     struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition variable's clock (gw_lc_start) */
+    int64_t ns = ts.tv_nsec + (ms > 0 ? ms % 1000 : 0) * 1000000;
+    ts.tv_sec += (time_t)((ms > 0 ? ms / 1000 : 0) + ns / 1000000000);
+    ts.tv_nsec = ns % 1000000000;
     pthread_mutex_lock(&w->mu);
-    if (ms > 0 && !w->stop) {
-        clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
-        int64_t ns = ts.tv_nsec + (ms % 1000) * 1000000;
-        ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    }
+    while (ms > 0 && !w->stop && pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT)
+        ; /* woken early (spuriously): sleep on */
     int stop = w->stop;
     pthread_mutex_unlock(&w->mu);
     return stop;
@@ -524,18 +530,27 @@ static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
         count(w, cur, &(lc_counts){.errors = 1});
         return CM_OK;
     }
+    /* A phase no enabled rule acts in is skipped (a configuration of noncurrent-version rules
+     * alone costs nothing while objects have no versions). */
+    int expire = 0, abort = 0;
+    for (size_t i = 0; i < cfg.n; i++) {
+        const gw_lc_rule *r = &cfg.rules[i];
+        expire |= r->enabled && (r->exp_days || r->exp_date_ms >= 0);
+        abort |= r->enabled && r->abort_days;
+    }
     if (cur->phase == PHASE_OBJECTS) {
-        e = scan_objects(w, &cfg, cur);
+        e = expire ? scan_objects(w, &cfg, cur) : CM_OK;
         if (e == CM_OK) {
             cur->phase = PHASE_UPLOADS;
             cur->key[0] = '\0';
             cur->upload_id[0] = '\0';
         }
     }
-    if (e == CM_OK)
+    if (e == CM_OK && abort)
         e = scan_uploads(w, &cfg, cur);
     gw_lc_config_release(&cfg);
-    return e;
+    /* The bucket was deleted under the pass (its configuration went with it): go on. */
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
 /* Start a pass, or resume the one the cursor names. */
@@ -658,8 +673,12 @@ cm_err gw_lc_start(gw *g, const gw_lc_worker_config *cfg, gw_lc **out)
         return CM_ERR_INVAL;
     }
     last_load(g->md, &w->last);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* naps ignore wall-clock steps */
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
@@ -701,7 +720,7 @@ void gw_lc_status_json(gw_lc *w, struct evbuffer *b)
     pthread_mutex_lock(&w->mu);
     evbuffer_add_printf(b,
                         "{\"running\":%s,\"resumed\":%s,\"passes\":%" PRIu64
-                        ",\"bucket\":\"%s\",\"phase\":\"%s\",\"rate\":%.0f,\"interval_s\":%u,"
+                        ",\"bucket\":\"%s\",\"phase\":\"%s\",\"rate\":%g,\"interval_s\":%u,"
                         "\"day_s\":%u,",
                         w->running ? "true" : "false", w->resumed ? "true" : "false", w->passes,
                         w->running ? w->bucket : "", w->phase ? "uploads" : "objects", w->cfg.rate,

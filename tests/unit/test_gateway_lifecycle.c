@@ -217,7 +217,7 @@ static void test_limits(void)
 {
     /* 1000 rules pass, 1001 do not; an ID of 255 characters passes, 256 do not. */
     size_t cap = 1100 * 120;
-    char *xml = malloc(cap), id[300];
+    char *xml = malloc(cap), id[600];
     CU_ASSERT_PTR_NOT_NULL_FATAL(xml);
     for (int rules = 1000; rules <= 1001; rules++) {
         size_t n = (size_t)snprintf(xml, cap, "<LifecycleConfiguration>");
@@ -246,6 +246,20 @@ static void test_limits(void)
     }
     gw_lc_config c;
     char msg[200];
+    /* Characters, not bytes: 255 two-byte characters pass. */
+    for (size_t i = 0; i < 255; i++)
+        memcpy(id + 2 * i, "\xC3\xA9", 2); /* U+00E9 */
+    id[510] = '\0';
+    char *xml2 = malloc(1024);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(xml2);
+    snprintf(xml2, 1024,
+             "<LifecycleConfiguration><Rule><ID>%s</ID><Status>Enabled</Status><Filter/>" EXP1
+             "</Rule></LifecycleConfiguration>",
+             id);
+    CU_ASSERT_EQUAL_FATAL(parse(xml2, &c, msg), GW_OK);
+    CU_ASSERT_STRING_EQUAL(c.rules[0].id, id);
+    gw_lc_config_release(&c);
+    free(xml2);
     CU_ASSERT_EQUAL(gw_lc_parse(xml, strlen(xml), 10, &c, msg, sizeof(msg)), GW_ENTITY_TOO_LARGE);
     free(xml);
 }
