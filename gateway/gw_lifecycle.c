@@ -108,6 +108,12 @@ static void put_finish(gw_req *r)
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
+    /* What is stored must parse again (the worker reads it): text full of characters the writer
+     * escapes can outgrow the cap. */
+    if (evbuffer_get_length(st->doc) > GW_LC_XML_CAP) {
+        gw_error(r, GW_ENTITY_TOO_LARGE, NULL);
+        return;
+    }
     gw_offload(r, put_work, set_done);
 }
 

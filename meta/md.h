@@ -331,7 +331,7 @@ cm_err md_bucket_list(md_store *md, md_bucket **out, size_t *n);
  * CM_ERR_NOTFOUND when the bucket does not exist. get: *out a NUL-terminated heap copy (free),
  * CM_ERR_NOTFOUND when there is none. del: CM_OK when there was none. md_lc_buckets: the
  * buckets with a configuration whose name sorts after `after` (NULL: from the first), in name
- * order, at most max (free with md_lc_names_free).
+ * order, at most max (free with md_lc_names_free; none: NULL, 0).
  */
 cm_err md_lc_config_set(md_store *md, const char *bucket, const void *doc, size_t len);
 cm_err md_lc_config_get(md_store *md, const char *bucket, char **doc, size_t *len);

@@ -180,7 +180,7 @@ cm_err md_lc_buckets(md_store *md, const char *after, size_t max, char ***names,
         e = collect(txn, md, after, max, arr, n);
         md_txn_end(md, txn);
     }
-    if (e != CM_OK) {
+    if (e != CM_OK || *n == 0) {
         md_lc_names_free(arr, *n);
         *n = 0;
         return e;

@@ -113,6 +113,20 @@ static void test_ids_and_empty_filter(void)
     CU_ASSERT_STRING_EQUAL(c.rules[0].prefix, "");
     CU_ASSERT(gw_lc_rule_matches(&c.rules[0], "anything", 0, NULL, 0));
     gw_lc_config_release(&c);
+    /* A prefix and a tag keep their spaces (keys may have them); a number may be padded. */
+    CU_ASSERT_EQUAL_FATAL(parse("<LifecycleConfiguration><Rule><ID> id </ID><Status> Enabled "
+                                "</Status><Filter><And><Prefix> a </Prefix><Tag><Key> k</Key>"
+                                "<Value>v </Value></Tag></And></Filter><Expiration><Days>\n 3 "
+                                "</Days></Expiration></Rule></LifecycleConfiguration>",
+                                &c, msg),
+                          GW_OK);
+    CU_ASSERT_STRING_EQUAL(c.rules[0].id, " id ");
+    CU_ASSERT_STRING_EQUAL(c.rules[0].prefix, " a ");
+    CU_ASSERT_STRING_EQUAL(c.rules[0].tags[0].name, " k");
+    CU_ASSERT_STRING_EQUAL(c.rules[0].tags[0].value, "v ");
+    CU_ASSERT_EQUAL(c.rules[0].exp_days, 3);
+    CU_ASSERT(c.rules[0].enabled);
+    gw_lc_config_release(&c);
 }
 
 #define RULE(body)                                                                                 \
