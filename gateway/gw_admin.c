@@ -5,8 +5,9 @@
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
- *                        failures), the metadata copies ("meta": healthy or failed) and scrub
- *                        (JSON), plus the gw_set_status_extra member
+ *                        failures), the metadata copies ("meta": healthy or failed), scrub and
+ *                        the lifecycle worker (gw_lifecycle.c; JSON), plus the
+ *                        gw_set_status_extra member
  *   GET  /metrics        Prometheus text format, unauthenticated (counters only, no secrets)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
