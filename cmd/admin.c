@@ -2,7 +2,7 @@
  * cmd/admin.c - `cairn admin`: talk to a running node's admin API (docs/scrub.md).
  *
  *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
- *   cairn admin status [--endpoint URL] [--data DIR]            drives and scrub state as tables
+ *   cairn admin status [--endpoint URL] [--data DIR]            drives, scrub and lifecycle state
  *   cairn admin repair [--endpoint URL] [--data DIR] [--wait]   a cluster node's repair pass now
  *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
@@ -327,6 +327,36 @@ static void scrub_table(const char *js)
     printf("%-18s %14s %14" PRIu64 "\n", "changed meanwhile", "-", jnum(js, "changed_meanwhile"));
 }
 
+/* The "lifecycle" member (gateway/gw_lifecycle.c): the worker's pass under way and its last. */
+static void lifecycle_lines(const char *body)
+{
+    const char *js = strstr(body, "\"lifecycle\":{");
+    if (!js) {
+        printf("lifecycle: not running on this server\n");
+        return;
+    }
+    const char *cur = strstr(js, "\"current\":{"), *last = strstr(js, "\"last\":{");
+    const char *b = strstr(js, "\"bucket\":\"");
+    char t1[32], t2[32];
+    printf("lifecycle: %s, %" PRIu64 " passes since the server started, %g objects/s, "
+           "a pass every %" PRIu64 " s, day = %" PRIu64 " s\n",
+           jtrue(js, "running") ? "running" : "idle", jnum(js, "passes"), jdbl(js, "rate"),
+           jnum(js, "interval_s"), jnum(js, "day_s"));
+    if (jtrue(js, "running") && cur)
+        printf("pass under way%s: bucket %.*s (%s), examined %" PRIu64 ", expired %" PRIu64
+               ", uploads aborted %" PRIu64 ", errors %" PRIu64 "\n",
+               jtrue(js, "resumed") ? " (resumed after a restart)" : "",
+               b ? (int)strcspn(b + 10, "\"") : 0, b ? b + 10 : "",
+               strstr(js, "\"phase\":\"uploads\"") ? "uploads" : "objects", jnum(cur, "examined"),
+               jnum(cur, "expired"), jnum(cur, "aborted"), jnum(cur, "errors"));
+    fmt_time((int64_t)jnum(last, "start_ms"), t1, sizeof(t1));
+    fmt_time((int64_t)jnum(last, "end_ms"), t2, sizeof(t2));
+    printf("last pass: started %s, ended %s, examined %" PRIu64 ", expired %" PRIu64
+           ", uploads aborted %" PRIu64 ", errors %" PRIu64 "\n",
+           t1, t2, jnum(last, "examined"), jnum(last, "expired"), jnum(last, "aborted"),
+           jnum(last, "errors"));
+}
+
 /* The "cluster" member of a clustered node's status (cmd/server.c), when there is one. */
 static void cluster_line(const char *js)
 {
@@ -585,6 +615,7 @@ static int cmd_status(const admin_opts *o)
         scrub_table(s);
     else
         printf("scrub: not running on this server\n");
+    lifecycle_lines(r.body);
     cluster_line(r.body);
     replication_line(r.body);
     cluster_nodes(r.body);

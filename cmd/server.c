@@ -44,6 +44,7 @@
 #include "co_layout.h"
 #include "cluster_cond.h"
 #include "gw.h"
+#include "gw_lc.h"
 #include "ob.h"
 #include "net.h"
 #include "server_config.h"
@@ -451,6 +452,7 @@ int cmd_server(int argc, char **argv)
     cmd_credentials cred;
     gw *g = NULL;
     ob_scrub *scrub = NULL;
+    gw_lc *lc = NULL;
     net_server *srv = NULL;
     int rc = parse_args(&o, argc, argv);
 
@@ -483,6 +485,11 @@ int cmd_server(int argc, char **argv)
     if ((err = gw_scrub_new(g, &o.scrub, &scrub)) != CM_OK ||
         (err = ob_scrub_start(scrub)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the scrubber: %s\n", cm_err_str(err));
+        goto out;
+    }
+    /* Lifecycle rules apply on a single node only (a cluster node refuses them). */
+    if (!o.cluster_etcd[0] && (err = gw_lc_start(g, &o.lc, &lc)) != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
         goto out;
     }
     if ((err = net_server_new(&o.net, gw_net_handler(), g, &srv)) != CM_OK) {
@@ -519,6 +526,7 @@ int cmd_server(int argc, char **argv)
     CM_INFO(MOD, "stopped");
 out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
+    gw_lc_stop(g, lc); /* a page in progress ends; its cursor resumes at the next start */
     gw_quiesce(g);
     net_server_free(srv);
     cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* peers' calls end: they take another node */

@@ -173,6 +173,12 @@ static const cm_cfg_key keys[] = {
         check_listen_or_empty, 0, "the node RPC's address (required on a cluster node)"),
     KEY("cluster", "rpc_secret_file", STR, rpc_secret_file, 0, 4095, NULL, "", NULL, 0,
         "file holding the cluster secret; \"\" = CAIRN_RPC_SECRET"),
+    KEY("lifecycle", "rate", DOUBLE, lc.rate, 0.001, 1e6, NULL, "1000", NULL, 0,
+        "objects per second the lifecycle worker examines (docs/lifecycle.md)"),
+    KEY("lifecycle", "interval_s", U32, lc.interval_s, 1, 3660 * DAY, NULL, "3600", NULL, 0,
+        "seconds from the end of a lifecycle pass to the next"),
+    KEY("lifecycle", "day_s", U32, lc.day_s, 1, 86400, NULL, "86400", NULL, 0,
+        "seconds in a lifecycle day (a test clock: 1 makes Days rules act in seconds)"),
     KEY("metrics", "token", STR, metrics_token, 0, 256, NULL, "", NULL, SECRET,
         "a bearer token that may read /metrics from any address; \"\" = none"),
     KEY("metrics", "allow", STR, metrics_allow, 0, 1023, "CIDR list", "127.0.0.0/8,::1",
@@ -330,6 +336,7 @@ int cmd_server_config_load(server_opts *o, int argc, char **argv, char *msg, siz
     gw_config_defaults(&o->gw); /* the fields no key sets */
     net_config_defaults(&o->net);
     ob_scrub_config_defaults(&o->scrub);
+    gw_lc_worker_config_defaults(&o->lc);
     o->table = (cm_cfg){keys, CM_ARRAY_LEN(keys), o, o->src};
     if (CM_ARRAY_LEN(keys) > SERVER_NKEYS_MAX) {
         snprintf(msg, cap, "configuration table: raise SERVER_NKEYS_MAX");

@@ -12,6 +12,7 @@
 
 #include "cm_cfgtab.h"
 #include "gw.h"
+#include "gw_lc.h"
 #include "net.h"
 #include "ob.h"
 #include "pl.h"
@@ -30,6 +31,7 @@ typedef struct {
     int sigv2;     /* [server] sigv2: accept Signature Version 2 (gw.sigv2_off = !sigv2) */
     ob_scrub_config scrub;
     char scrub_state[4200];
+    gw_lc_worker_config lc;         /* [lifecycle] rate, interval_s, day_s (gateway/gw_lc.h) */
     int stop_grace_ms;              /* in-flight requests' time to finish at a stop */
     char cluster_etcd[1024];        /* [cluster] etcd: "URL,URL,..."; "" = not clustered */
     char cluster_id[PL_NAME_MAX];   /* [cluster] id */

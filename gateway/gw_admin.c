@@ -5,8 +5,9 @@
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
- *                        failures), the metadata copies ("meta": healthy or failed) and scrub
- *                        (JSON), plus the gw_set_status_extra member
+ *                        failures), the metadata copies ("meta": healthy or failed), scrub and
+ *                        the lifecycle worker (gw_lifecycle.c; JSON), plus the
+ *                        gw_set_status_extra member
  *   GET  /metrics        Prometheus text format (counters only, no secrets), to a bearer token
  *                        or an allowed address: [metrics] token / allow (gw_metrics_acl.c)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
@@ -25,6 +26,7 @@
  * scrub thread; status reads copy counters under the scrubber's mutex.
  */
 #include "gw_int.h"
+#include "gw_lc.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -212,6 +214,10 @@ static void admin_status(gw_req *r)
         json_scrub(b, &st);
     } else {
         evbuffer_add_printf(b, "null");
+    }
+    if (r->g->lc) {
+        evbuffer_add_printf(b, ",\"lifecycle\":");
+        gw_lc_status_json(r->g->lc, b);
     }
     /* the cluster view lists every node: up to 64 of ~200 bytes each, on the heap */
     size_t cap = 64 * 1024;

@@ -805,6 +805,8 @@ void gw_op_bucket(gw_req *r)
     }
     if (gw_query_find(&r->q, "tagging")) {
         gw_op_bucket_tagging(r); /* gw_tagops.c */
+    } else if (gw_query_find(&r->q, "lifecycle")) {
+        gw_op_bucket_lifecycle(r); /* gw_lifecycle.c */
     } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "DELETE") == 0) {

@@ -38,6 +38,7 @@ struct gw {
     volatile int ready;
     uint64_t req_seq;       /* request id counter (atomic) */
     ob_scrub *scrub;        /* attached by gw_scrub_new, for the admin API (gw_admin.c) */
+    struct gw_lc *lc;       /* the lifecycle worker, attached by gw_lc_start (gw_lifecycle.c) */
     uint64_t req_count[8];  /* requests by method, for /metrics (atomic; gw_admin.c) */
     gw_status_fn status_fn; /* extra /admin/status member (gw_set_status_extra) */
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
@@ -225,6 +226,12 @@ cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_con
                    md_object *old, int *had_old);
 cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond *cond,
                       md_object *old, int *had_old);
+/*
+ * DeleteObject's path (gw_object.c): remove bucket/key's current object under cond, then free its
+ * data once no GET reads it. The lifecycle worker expires objects through it, so an expiration
+ * does exactly what a client's DELETE does. Blocking: a worker or the lifecycle thread.
+ */
+cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const md_cond *cond);
 cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, size_t n,
                            cm_err *errs, md_object *olds, int *had_old);
 cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out);
@@ -255,6 +262,8 @@ void gw_op_copy(gw_req *r, int part); /* CopyObject (part 0) or UploadPartCopy (
 void gw_op_object_tagging(gw_req *r);
 void gw_op_object_attributes(gw_req *r);
 void gw_op_bucket_tagging(gw_req *r);
+/* gw_lifecycle.c: ?lifecycle (GET, PUT, DELETE) on an existing bucket. */
+void gw_op_bucket_lifecycle(gw_req *r);
 /* 1 when the request carries Content-MD5 or an x-amz-checksum-* (header or trailer). */
 int gw_checksum_given(gw_req *r);
 /* The x-amz-tagging header of a write into o->tags (none when absent), checked against S3's

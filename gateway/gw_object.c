@@ -872,18 +872,23 @@ typedef struct {
     cm_err err;
 } delete_state;
 
+cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const md_cond *cond)
+{
+    md_object old = {0};
+    int had_old = 0;
+    cm_err e = gw_meta_delete(g, bucket, key, cond, &old, &had_old);
+    if (had_old) {
+        ob_free_object_data(g->data, &old);
+        md_object_release(&old);
+    }
+    return e;
+}
+
 /* Worker: remove the record, then its data (once no GET reads it). */
 static void delete_work(gw_req *r)
 {
     delete_state *ds = r->op;
-    md_object old = {0};
-    int had_old = 0;
-    ds->err = gw_meta_delete(r->g, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL, &old,
-                             &had_old);
-    if (had_old) {
-        ob_free_object_data(r->g->data, &old);
-        md_object_release(&old);
-    }
+    ds->err = gw_object_remove(r->g, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL);
 }
 
 static void delete_done(gw_req *r)

@@ -165,6 +165,14 @@ gw_s3err gw_parse_create_bucket(const char *xml, size_t len, size_t cap, char **
  */
 gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tags, size_t *n);
 
+/*
+ * For a parser in another file (gw_lcrules.c): the body checked and parsed as every parser here
+ * does it (cap, UTF-8 only, no DTD, the root's local name). On GW_OK *doc is the xmlDocPtr (free
+ * with xmlFreeDoc) and *rootp its root xmlNodePtr: void pointers, so this header needs no libxml2.
+ */
+gw_s3err gw_xml_load(const char *xml, size_t len, size_t cap, const char *root, void **doc,
+                     void **rootp);
+
 /* ======================================================================================== */
 /* Tags (gw_tagging.c)                                                                      */
 /* ======================================================================================== */

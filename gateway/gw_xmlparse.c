@@ -106,6 +106,17 @@ static gw_s3err load(const char *xml, size_t len, size_t cap, const char *root, 
     return GW_OK;
 }
 
+gw_s3err gw_xml_load(const char *xml, size_t len, size_t cap, const char *root, void **doc,
+                     void **rootp)
+{
+    xmlDocPtr d;
+    xmlNodePtr r = NULL;
+    gw_s3err e = load(xml, len, cap, root, &d, &r);
+    *doc = d;
+    *rootp = r;
+    return e;
+}
+
 static int is_elem(xmlNodePtr n, const char *name)
 {
     return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name);

@@ -19,6 +19,8 @@
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
  *   fences    bucket \0 shard(BE32)        -> token (BE64): the highest partition-leader token
+ *   lifecycle 'c' bucket / 's' name        -> a bucket's lifecycle configuration / the lifecycle
+ *                                              worker's state (md_lifecycle.c)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -323,6 +325,21 @@ cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_
 cm_err md_bucket_delete(md_store *md, const char *name, md_part **parts, size_t *n);
 /* All buckets in name order; *out is a heap array the caller frees with free(). */
 cm_err md_bucket_list(md_store *md, md_bucket **out, size_t *n);
+/*
+ * Bucket lifecycle (md_lifecycle.c, database "lifecycle"): a bucket's configuration document
+ * (opaque bytes; dropped with the bucket) and the lifecycle worker's named state blobs. set:
+ * CM_ERR_NOTFOUND when the bucket does not exist. get: *out a NUL-terminated heap copy (free),
+ * CM_ERR_NOTFOUND when there is none. del: CM_OK when there was none. md_lc_buckets: the
+ * buckets with a configuration whose name sorts after `after` (NULL: from the first), in name
+ * order, at most max (free with md_lc_names_free; none: NULL, 0).
+ */
+cm_err md_lc_config_set(md_store *md, const char *bucket, const void *doc, size_t len);
+cm_err md_lc_config_get(md_store *md, const char *bucket, char **doc, size_t *len);
+cm_err md_lc_config_del(md_store *md, const char *bucket);
+cm_err md_lc_buckets(md_store *md, const char *after, size_t max, char ***names, size_t *n);
+void md_lc_names_free(char **names, size_t n);
+cm_err md_lc_state_set(md_store *md, const char *name, const void *v, size_t len);
+cm_err md_lc_state_get(md_store *md, const char *name, void **v, size_t *len);
 
 /* ---- Objects ---- */
 

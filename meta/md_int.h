@@ -145,6 +145,8 @@ cm_err md_fence_admit_txn(md_store *md, MDB_txn *txn, const char *bucket, uint32
                           uint64_t token, int *wrote);
 /* Forget bucket's tokens, stored and in memory (its delete transaction). */
 cm_err md_fence_drop_txn(md_store *md, MDB_txn *txn, const char *bucket);
+/* md_lifecycle.c: drop bucket's lifecycle configuration (its delete transaction). */
+cm_err md_lc_drop_txn(md_store *md, MDB_txn *txn, const char *bucket);
 
 struct md_store {
     MDB_env *env;
@@ -152,6 +154,7 @@ struct md_store {
     MDB_dbi replica;   /* "replica": the commit sequence number of this copy ("seq") */
     MDB_dbi tombmarks; /* per partition: tombstones collected below this hlc (md_tomb.c) */
     MDB_dbi fences;    /* per partition: the highest partition-leader token (md_fence.c) */
+    MDB_dbi lifecycle; /* bucket lifecycle configurations, the worker's state (md_lifecycle.c) */
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */

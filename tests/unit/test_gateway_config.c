@@ -42,6 +42,8 @@ static void test_defaults_match_modules(void)
     gw_config g;
     net_config n;
     ob_scrub_config s;
+    gw_lc_worker_config lc;
+    gw_lc_worker_config_defaults(&lc);
     gw_config_defaults(&g);
     net_config_defaults(&n);
     ob_scrub_config_defaults(&s);
@@ -58,6 +60,9 @@ static void test_defaults_match_modules(void)
     CU_ASSERT_EQUAL(o->net.idle_timeout_ms, n.idle_timeout_ms);
     CU_ASSERT_EQUAL(o->net.header_timeout_ms, n.header_timeout_ms);
     CU_ASSERT_EQUAL(o->net.threads, n.threads);
+    CU_ASSERT_EQUAL(o->lc.interval_s, lc.interval_s);
+    CU_ASSERT_EQUAL(o->lc.day_s, lc.day_s);
+    CU_ASSERT_DOUBLE_EQUAL(o->lc.rate, lc.rate, 1e-9);
     CU_ASSERT_EQUAL(o->net.port, n.port);
     CU_ASSERT_STRING_EQUAL(o->net.host, n.host);
     CU_ASSERT_DOUBLE_EQUAL(o->scrub.rate_mb, s.rate_mb, 1e-9);

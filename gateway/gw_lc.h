@@ -1,0 +1,105 @@
+/*
+ * gw_lc.h - bucket lifecycle (docs/lifecycle.md): the configuration document's parser, checker
+ * and writer, rule matching (gw_lcrules.c, pure functions), and the worker that applies the rules
+ * of every bucket (gw_lifecycle.c).
+ *
+ * A parsed configuration is plain heap data (gw_lc_config_release frees it). Times are Unix
+ * milliseconds; a lifecycle "day" lasts day_s seconds (86400 unless the test clock of
+ * [lifecycle] day_s shortens it).
+ */
+#ifndef GW_LC_H
+#define GW_LC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "gw.h"
+#include "gw_err.h"
+#include "md.h"
+
+#define GW_LC_MAX_RULES 1000
+#define GW_LC_ID_MAX 255                /* characters (code points; the body is UTF-8) */
+#define GW_LC_XML_CAP (2 * 1024 * 1024) /* a PUT body larger than this is EntityTooLarge */
+
+typedef struct {
+    char id[GW_LC_ID_MAX * 4 + 1];
+    int enabled; /* Status Enabled (1) or Disabled (0) */
+    /* Filter: all of these must hold (an absent one always holds). */
+    char *prefix; /* "" = every key */
+    md_meta *tags;
+    size_t ntags;
+    uint64_t size_gt, size_lt; /* size > size_gt (when has_gt) and size < size_lt (has_lt) */
+    int has_gt, has_lt;
+    int legacy_prefix; /* the rule used the top-level <Prefix>, not <Filter> */
+    /* Actions; 0 (or -1 for the date) = absent. */
+    uint32_t exp_days;
+    int64_t exp_date_ms; /* Expiration Date: midnight UTC; -1 = none */
+    int exp_marker;      /* ExpiredObjectDeleteMarker true */
+    uint32_t nc_days;    /* NoncurrentVersionExpiration NoncurrentDays */
+    uint32_t nc_newer;   /* NoncurrentVersionExpiration NewerNoncurrentVersions */
+    uint32_t abort_days; /* AbortIncompleteMultipartUpload DaysAfterInitiation */
+} gw_lc_rule;
+
+typedef struct {
+    gw_lc_rule *rules;
+    size_t n;
+} gw_lc_config;
+
+/*
+ * Parse and check a <LifecycleConfiguration> body (at most cap bytes) as S3 does: GW_OK, or
+ * MalformedXML / InvalidArgument / InvalidRequest / NotImplemented (Transition actions: cairn
+ * has one storage class) with S3's message in msg[cap_msg] (msg "" = the code's default). A rule
+ * without ID gets a generated one. On failure *out is left empty.
+ */
+gw_s3err gw_lc_parse(const char *xml, size_t len, size_t cap, gw_lc_config *out, char *msg,
+                     size_t cap_msg);
+void gw_lc_config_release(gw_lc_config *c);
+/* The <LifecycleConfiguration> document of c (what GetBucketLifecycleConfiguration answers and
+ * what the store keeps). CM_ERR_NOMEM when buf could not grow. */
+cm_err gw_lc_write(struct evbuffer *buf, const gw_lc_config *c);
+
+/* Does rule's filter select an object of this key, size and tags? (Status is not looked at.) */
+int gw_lc_rule_matches(const gw_lc_rule *rule, const char *key, uint64_t size, const md_meta *tags,
+                       size_t ntags);
+/* The part of the filter a listing can answer: prefix and size (tags not looked at). */
+int gw_lc_rule_selects(const gw_lc_rule *rule, const char *key, uint64_t size);
+/*
+ * When an object written at mtime_ms is due for expiration under rule: S3 counts days from the
+ * write and rounds up to the next day boundary (midnight UTC with day_s 86400), so the result is
+ * the first multiple of day_s seconds at or after mtime + days; a Date rule's date. -1 when the
+ * rule has no current-version expiration.
+ */
+int64_t gw_lc_expiry_ms(const gw_lc_rule *rule, int64_t mtime_ms, uint32_t day_s);
+/* As gw_lc_expiry_ms for AbortIncompleteMultipartUpload of an upload initiated at init_ms. */
+int64_t gw_lc_abort_ms(const gw_lc_rule *rule, int64_t init_ms, uint32_t day_s);
+/* "YYYY-MM-DDT00:00:00[.000](Z|+00:00)" or "YYYY-MM-DD" into Unix ms: 0 ok, -1 not a date,
+ * 1 a valid date and time that is not midnight UTC. */
+int gw_lc_parse_date(const char *s, int64_t *ms);
+
+/* ---- the worker (gw_lifecycle.c) ---- */
+
+typedef struct {
+    double rate;         /* [lifecycle] rate: objects and uploads examined per second; 1000 */
+    uint32_t interval_s; /* [lifecycle] interval_s: from the end of a pass to the next; 3600 */
+    uint32_t day_s;      /* [lifecycle] day_s: seconds per lifecycle day; 86400 */
+} gw_lc_worker_config;
+
+void gw_lc_worker_config_defaults(gw_lc_worker_config *c);
+
+typedef struct gw_lc gw_lc;
+/*
+ * Start the lifecycle worker over g's store (cfg NULL: defaults) and attach it to g for the admin
+ * status. It resumes a pass a previous run left unfinished (its cursor in the store), else starts
+ * one interval_s after the last pass ended. CM_ERR_INVAL for a rate <= 0 or day_s 0. Start it
+ * only on a single node (a cluster node refuses configurations).
+ */
+cm_err gw_lc_start(gw *g, const gw_lc_worker_config *cfg, gw_lc **out);
+/* Stop (a page in progress finishes, the cursor stays for the next start), detach, free. NULL is
+ * a no-op. Call before gw_free. */
+void gw_lc_stop(gw *g, gw_lc *w);
+/* The "lifecycle" member of /admin/status: a JSON object appended to b (counters under a lock). */
+void gw_lc_status_json(gw_lc *w, struct evbuffer *b);
+
+#endif

@@ -1,0 +1,739 @@
+/*
+ * gw_lifecycle.c - bucket lifecycle: Put/Get/DeleteBucketLifecycleConfiguration (?lifecycle on
+ * a bucket) and the worker that applies the rules (docs/lifecycle.md).
+ *
+ * Requests. PUT needs Content-MD5 or an x-amz-checksum-* header (S3 requires one), parses and
+ * checks the body (gw_lc_parse), and stores the document gw_lc_write makes of it (IDs filled in)
+ * in the store's "lifecycle" database (md_lc_config_set, on a worker); GET answers that document
+ * or 404 NoSuchLifecycleConfiguration; DELETE removes it (204, also when there was none). On a
+ * cluster node PUT is 501 NotImplemented: the worker would have to apply each rule once per
+ * record across the nodes, which it does not yet do.
+ *
+ * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
+ * in each, first its objects (md_list_objects pages, in key order), then its unfinished
+ * multipart uploads (md_upload_list_query pages). Each object goes through key_step: the first
+ * enabled rule whose filter selects it (prefix and size from the listing, tags from the full
+ * record when a rule needs them) and whose expiry time has passed removes it through
+ * gw_object_remove, DeleteObject's own path, conditioned on the ETag listed, so an object
+ * rewritten meanwhile is kept. (With versioning that path makes a delete marker; the
+ * noncurrent-version and expired-marker rules become one more step per key over the key's
+ * versions, docs/lifecycle.md.) Each upload whose AbortIncompleteMultipartUpload time has
+ * passed is aborted as AbortMultipartUpload does (md_upload_abort, then its parts' chunks freed).
+ *
+ * Bounded rate: pages hold at most min(256, rate) entries and the thread sleeps so that the
+ * entries examined since the pass (re)started stay within rate per second. Restarts: after each
+ * page the position (bucket, phase, last key / upload id) and the pass's counters are written to
+ * the state blob "cursor"; a worker that starts finds it and resumes the pass where it stood. At
+ * the end of a pass "last" records its times and counters and the cursor is cleared; the next
+ * pass starts interval_s seconds later. Both blobs are little records of this file (encoded
+ * below, big-endian), opaque to the store.
+ *
+ * Threading: the worker thread does every blocking call; status readers (the admin API, on the
+ * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
+ * progress finishes first (at most 256 entries).
+ */
+#include "gw_int.h"
+#include "gw_lc.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define MOD "lifecycle"
+#define PAGE_MAX 256
+
+/* ---- requests ---- */
+
+typedef struct {
+    struct evbuffer *doc; /* PUT: the document to store */
+    cm_err err;
+} lc_req;
+
+static void lc_req_free(void *p)
+{
+    lc_req *st = p;
+    if (st && st->doc)
+        evbuffer_free(st->doc);
+    free(st);
+}
+
+static void put_work(gw_req *r)
+{
+    lc_req *st = r->op;
+    size_t len = evbuffer_get_length(st->doc);
+    const void *p = evbuffer_pullup(st->doc, -1);
+    st->err = p ? md_lc_config_set(r->g->md, r->bucket, p, len) : CM_ERR_NOMEM;
+}
+
+static void del_work(gw_req *r)
+{
+    lc_req *st = r->op;
+    st->err = md_lc_config_del(r->g->md, r->bucket);
+}
+
+static void set_done(gw_req *r)
+{
+    lc_req *st = r->op;
+    if (st->err != CM_OK) {
+        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
+                 NULL);
+        return;
+    }
+    gw_resp_start(r, st->doc ? 200 : 204, st->doc ? 0 : -1);
+    net_resp_end(r->net);
+}
+
+static void put_finish(gw_req *r)
+{
+    lc_req *st = r->op;
+    size_t len = r->mem ? evbuffer_get_length(r->mem) : 0;
+    const char *xml = len ? (const char *)evbuffer_pullup(r->mem, -1) : "";
+    gw_lc_config cfg;
+    char msg[200];
+    gw_s3err e = gw_lc_parse(xml ? xml : "", xml ? len : 0, GW_LC_XML_CAP, &cfg, msg, sizeof(msg));
+    if (e != GW_OK) {
+        gw_error(r, e, msg[0] ? msg : NULL);
+        return;
+    }
+    cm_err ce = (st->doc = evbuffer_new()) ? gw_lc_write(st->doc, &cfg) : CM_ERR_NOMEM;
+    gw_lc_config_release(&cfg);
+    if (ce != CM_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    /* What is stored must parse again (the worker reads it): text full of characters the writer
+     * escapes can outgrow the cap. */
+    if (evbuffer_get_length(st->doc) > GW_LC_XML_CAP) {
+        gw_error(r, GW_ENTITY_TOO_LARGE, NULL);
+        return;
+    }
+    gw_offload(r, put_work, set_done);
+}
+
+static void get_lifecycle(gw_req *r)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    cm_err e = md_lc_config_get(r->g->md, r->bucket, &doc, &len);
+    struct evbuffer *buf = NULL;
+    if (e == CM_ERR_NOTFOUND)
+        gw_error(r, GW_NO_SUCH_LIFECYCLE, NULL);
+    else if (e != CM_OK)
+        gw_error(r, gw_s3err_from_cm(e), NULL);
+    else if (!(buf = evbuffer_new()) || evbuffer_add(buf, doc, len) != 0)
+        gw_error(r, GW_INTERNAL, NULL);
+    else
+        gw_resp_xml(r, 200, buf);
+    if (buf)
+        evbuffer_free(buf);
+    free(doc);
+}
+
+void gw_op_bucket_lifecycle(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+    if (strcmp(m, "GET") == 0 || r->head) {
+        get_lifecycle(r); /* one read transaction: no worker needed */
+        return;
+    }
+    int put = strcmp(m, "PUT") == 0;
+    if (!put && strcmp(m, "DELETE") != 0) {
+        gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
+        return;
+    }
+    if (put && gw_meta_remote(r->g)) {
+        gw_error(r, GW_UNSUPPORTED,
+                 "Lifecycle configurations are not implemented on a cluster node yet");
+        return;
+    }
+    if (!put) {
+        gw_offload_state(r, sizeof(lc_req), lc_req_free, del_work, set_done);
+        return;
+    }
+    if (!gw_checksum_given(r)) { /* S3 requires an integrity check of this body */
+        gw_error(r, GW_INVALID_REQUEST, "Missing required header for this request: Content-MD5");
+        return;
+    }
+    if (!(r->op = calloc(1, sizeof(lc_req)))) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->op_free = lc_req_free;
+    gw_body_to_memory(r, GW_LC_XML_CAP, put_finish);
+}
+
+/* ---- the worker's persistent state ---- */
+
+enum { PHASE_OBJECTS = 0, PHASE_UPLOADS = 1 };
+
+/* Counters of one pass. */
+typedef struct {
+    int64_t start_ms, end_ms;
+    uint64_t examined, expired, aborted, errors;
+} lc_counts;
+
+/* Where a pass stands: the counters so far, the bucket, the phase, and the last key (and
+ * upload id) done in it ("" before the first). */
+typedef struct {
+    lc_counts c;
+    int phase;
+    char bucket[MD_BUCKET_MAX + 1];
+    char *key;
+    char upload_id[64];
+} lc_cursor;
+
+#define COUNTS_LEN 48
+
+static void counts_put(uint8_t *p, const lc_counts *c)
+{
+    cm_put_be64(p, (uint64_t)c->start_ms);
+    cm_put_be64(p + 8, (uint64_t)c->end_ms);
+    cm_put_be64(p + 16, c->examined);
+    cm_put_be64(p + 24, c->expired);
+    cm_put_be64(p + 32, c->aborted);
+    cm_put_be64(p + 40, c->errors);
+}
+
+static void counts_get(const uint8_t *p, lc_counts *c)
+{
+    c->start_ms = (int64_t)cm_get_be64(p);
+    c->end_ms = (int64_t)cm_get_be64(p + 8);
+    c->examined = cm_get_be64(p + 16);
+    c->expired = cm_get_be64(p + 24);
+    c->aborted = cm_get_be64(p + 32);
+    c->errors = cm_get_be64(p + 40);
+}
+
+/* cursor: counts, phase(1), bucket length(1), key length(BE32), upload id length(1), the three */
+static cm_err cursor_save(md_store *md, const lc_cursor *cur)
+{
+    size_t bl = strlen(cur->bucket), kl = strlen(cur->key), ul = strlen(cur->upload_id);
+    size_t len = COUNTS_LEN + 7 + bl + kl + ul;
+    uint8_t *b = malloc(len);
+    if (!b)
+        return CM_ERR_NOMEM;
+    counts_put(b, &cur->c);
+    uint8_t *p = b + COUNTS_LEN;
+    p[0] = (uint8_t)cur->phase;
+    p[1] = (uint8_t)bl;
+    cm_put_be32(p + 2, (uint32_t)kl);
+    p[6] = (uint8_t)ul;
+    memcpy(p + 7, cur->bucket, bl);
+    memcpy(p + 7 + bl, cur->key, kl);
+    memcpy(p + 7 + bl + kl, cur->upload_id, ul);
+    cm_err e = md_lc_state_set(md, "cursor", b, len);
+    free(b);
+    return e;
+}
+
+/* CM_OK with *cur filled, CM_ERR_NOTFOUND when no pass was under way, CM_ERR_CORRUPT. */
+static cm_err cursor_load(md_store *md, lc_cursor *cur)
+{
+    void *v;
+    size_t len;
+    cm_err e = md_lc_state_get(md, "cursor", &v, &len);
+    if (e != CM_OK)
+        return e;
+    const uint8_t *p = v;
+    if (len == 0) {
+        free(v);
+        return CM_ERR_NOTFOUND; /* cleared at the end of a pass */
+    }
+    size_t bl = len >= COUNTS_LEN + 7 ? p[COUNTS_LEN + 1] : 0;
+    size_t kl = len >= COUNTS_LEN + 7 ? cm_get_be32(p + COUNTS_LEN + 2) : 0;
+    size_t ul = len >= COUNTS_LEN + 7 ? p[COUNTS_LEN + 6] : 0;
+    if (len < COUNTS_LEN + 7 || bl == 0 || bl > MD_BUCKET_MAX || ul >= sizeof(cur->upload_id) ||
+        kl > MD_MAX_KEY || len != COUNTS_LEN + 7 + bl + kl + ul || p[COUNTS_LEN] > PHASE_UPLOADS ||
+        !(cur->key = strndup((const char *)p + COUNTS_LEN + 7 + bl, kl))) {
+        free(v);
+        CM_ERROR(MOD, "the stored cursor is damaged (%zu bytes): starting a new pass", len);
+        return CM_ERR_CORRUPT;
+    }
+    counts_get(p, &cur->c);
+    cur->phase = p[COUNTS_LEN];
+    memcpy(cur->bucket, p + COUNTS_LEN + 7, bl);
+    cur->bucket[bl] = '\0';
+    memcpy(cur->upload_id, p + COUNTS_LEN + 7 + bl + kl, ul);
+    cur->upload_id[ul] = '\0';
+    free(v);
+    if (gw_bucket_name_check(cur->bucket) != GW_OK) { /* it is logged and shown as JSON */
+        free(cur->key);
+        cur->key = NULL;
+        CM_ERROR(MOD, "the stored cursor names no valid bucket: starting a new pass");
+        return CM_ERR_CORRUPT;
+    }
+    return CM_OK;
+}
+
+static cm_err last_save(md_store *md, const lc_counts *c)
+{
+    uint8_t b[COUNTS_LEN];
+    counts_put(b, c);
+    return md_lc_state_set(md, "last", b, sizeof(b));
+}
+
+static void last_load(md_store *md, lc_counts *c)
+{
+    void *v;
+    size_t len;
+    memset(c, 0, sizeof(*c));
+    if (md_lc_state_get(md, "last", &v, &len) != CM_OK)
+        return;
+    if (len == COUNTS_LEN)
+        counts_get(v, c);
+    free(v);
+}
+
+/* ---- the worker ---- */
+
+struct gw_lc {
+    gw *g;
+    gw_lc_worker_config cfg;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    /* status, under mu */
+    int running, resumed;
+    uint64_t passes; /* finished since start */
+    lc_counts cur, last;
+    char bucket[MD_BUCKET_MAX + 1];
+    int phase;
+    /* pacing: entries examined since pace_start_ms (monotonic) */
+    int64_t pace_start_ms;
+    uint64_t paced;
+};
+
+void gw_lc_worker_config_defaults(gw_lc_worker_config *c)
+{
+    c->rate = 1000;
+    c->interval_s = 3600;
+    c->day_s = 86400;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep ms (on the monotonic clock) unless stopped meanwhile; returns 1 when stopped. */
+static int nap(gw_lc *w, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition variable's clock (gw_lc_start) */
+    int64_t ns = ts.tv_nsec + (ms > 0 ? ms % 1000 : 0) * 1000000;
+    ts.tv_sec += (time_t)((ms > 0 ? ms / 1000 : 0) + ns / 1000000000);
+    ts.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&w->mu);
+    while (ms > 0 && !w->stop && pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT)
+        ; /* woken early (spuriously): sleep on */
+    int stop = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return stop;
+}
+
+/* n more entries were examined: wait until that is within rate per second. 1 when stopped. */
+static int pace(gw_lc *w, size_t n)
+{
+    w->paced += n;
+    int64_t due = w->pace_start_ms + (int64_t)((double)w->paced * 1000.0 / w->cfg.rate);
+    return nap(w, due - cm_monotonic_ms());
+}
+
+static size_t page_size(const gw_lc *w)
+{
+    return w->cfg.rate >= PAGE_MAX ? PAGE_MAX : w->cfg.rate < 1 ? 1 : (size_t)w->cfg.rate;
+}
+
+static void count(gw_lc *w, lc_cursor *cur, const lc_counts *add)
+{
+    cur->c.examined += add->examined;
+    cur->c.expired += add->expired;
+    cur->c.aborted += add->aborted;
+    cur->c.errors += add->errors;
+    pthread_mutex_lock(&w->mu);
+    w->cur = cur->c;
+    w->phase = cur->phase;
+    snprintf(w->bucket, sizeof(w->bucket), "%s", cur->bucket);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/*
+ * A page is done (add: its counters; last_key / last_upload: its last entry, NULL for an empty
+ * page): move the cursor past it, publish and save it, then wait as the rate asks. CM_OK, or
+ * CM_ERR_CLOSED when the worker is stopping.
+ */
+static cm_err page_done(gw_lc *w, lc_cursor *cur, const lc_counts *add, const char *last_key,
+                        const char *last_upload)
+{
+    if (last_key) {
+        char *k = strdup(last_key);
+        if (!k)
+            return CM_ERR_NOMEM;
+        free(cur->key);
+        cur->key = k;
+        snprintf(cur->upload_id, sizeof(cur->upload_id), "%s", last_upload ? last_upload : "");
+    }
+    count(w, cur, add);
+    cm_err e = cursor_save(w->g->md, cur);
+    if (e == CM_OK && pace(w, add->examined))
+        e = CM_ERR_CLOSED;
+    return e;
+}
+
+/*
+ * The per-key step: apply the first enabled rule that selects bucket/key's current object and
+ * whose expiration time has passed. Returns 1 when it expired the object, 0 when it kept it, -1
+ * on a failure (logged). This is where the noncurrent-version and expired-delete-marker rules go
+ * once objects have versions: they look at the key's versions, not at its current object.
+ */
+static int key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, const md_list_entry *e,
+                    int64_t now)
+{
+    md_object full = {0};
+    int have_full = 0, rc = 0;
+    const gw_lc_rule *hit = NULL;
+    if (e->is_prefix || e->obj.delete_marker)
+        return 0;
+    for (size_t i = 0; i < cfg->n && !hit && rc == 0; i++) {
+        const gw_lc_rule *r = &cfg->rules[i];
+        int64_t due = gw_lc_expiry_ms(r, e->obj.mtime_ms, w->cfg.day_s);
+        if (!r->enabled || due < 0 || now < due || !gw_lc_rule_selects(r, e->key, e->obj.size))
+            continue;
+        if (r->ntags && !have_full) { /* a listing carries no tags */
+            cm_err ge = gw_meta_get(w->g, bucket, e->key, &full);
+            if (ge == CM_ERR_NOTFOUND)
+                return 0;
+            if (ge != CM_OK) {
+                CM_WARN(MOD, "bucket=%s key=%s: cannot read the record: %s", bucket, e->key,
+                        cm_err_str(ge));
+                return -1;
+            }
+            have_full = 1;
+        }
+        if (gw_lc_rule_matches(r, e->key, e->obj.size, have_full ? full.tags : NULL,
+                               have_full ? full.ntags : 0))
+            hit = r;
+    }
+    md_object_release(&full);
+    if (!hit)
+        return 0;
+    /* Only the object listed: one rewritten since (another ETag) is not this rule's to expire. */
+    md_cond cond = {.if_match = e->obj.etag};
+    cm_err de = gw_object_remove(w->g, bucket, e->key, &cond);
+    if (de == CM_OK) {
+        CM_INFO(MOD, "bucket=%s key=%s expired by rule %s", bucket, e->key, hit->id);
+        return 1;
+    }
+    if (de == CM_ERR_NOTFOUND || de == CM_ERR_PRECONDITION)
+        return 0; /* deleted or rewritten meanwhile */
+    CM_WARN(MOD, "bucket=%s key=%s: expiration failed: %s", bucket, e->key, cm_err_str(de));
+    return -1;
+}
+
+/* The objects of one bucket from cur->key on. CM_ERR_CLOSED when stopped. */
+static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
+{
+    for (;;) {
+        md_list_query q = {.start_after = cur->key[0] ? cur->key : NULL, .max_keys = page_size(w)};
+        md_list_result res;
+        cm_err e = md_list_objects(w->g->md, cur->bucket, &q, &res);
+        if (e != CM_OK)
+            return e;
+        lc_counts add = {.examined = res.n};
+        int64_t now = now_ms();
+        for (size_t i = 0; i < res.n; i++) {
+            int rc = key_step(w, cur->bucket, cfg, &res.entries[i], now);
+            add.expired += rc > 0;
+            add.errors += rc < 0;
+        }
+        int more = res.truncated && res.n;
+        e = page_done(w, cur, &add, res.n ? res.entries[res.n - 1].key : NULL, NULL);
+        md_list_result_release(&res);
+        if (e != CM_OK || !more)
+            return e;
+    }
+}
+
+/* Abort one upload as AbortMultipartUpload does. 1 aborted, 0 gone meanwhile, -1 failure. */
+static int abort_upload(gw_lc *w, const char *bucket, const md_upload *up, const gw_lc_rule *r)
+{
+    md_part *parts = NULL;
+    size_t n = 0;
+    cm_err e = md_upload_abort(w->g->md, bucket, up->key, up->upload_id, &parts, &n);
+    gw_free_parts(w->g, parts, n);
+    if (e == CM_OK)
+        CM_INFO(MOD, "bucket=%s key=%s upload=%s aborted by rule %s", bucket, up->key,
+                up->upload_id, r->id);
+    else if (e != CM_ERR_NOTFOUND)
+        CM_WARN(MOD, "bucket=%s key=%s upload=%s: abort failed: %s", bucket, up->key, up->upload_id,
+                cm_err_str(e));
+    return e == CM_OK ? 1 : e == CM_ERR_NOTFOUND ? 0 : -1;
+}
+
+/* The uploads of one bucket after (cur->key, cur->upload_id). CM_ERR_CLOSED when stopped. */
+static cm_err scan_uploads(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
+{
+    for (;;) {
+        md_upload_query q = {.key_marker = cur->key[0] ? cur->key : NULL,
+                             .upload_id_marker = cur->key[0] ? cur->upload_id : NULL,
+                             .max_uploads = page_size(w)};
+        md_upload_list res;
+        cm_err e = md_upload_list_query(w->g->md, cur->bucket, &q, &res);
+        if (e != CM_OK)
+            return e;
+        lc_counts add = {.examined = res.n};
+        int64_t now = now_ms();
+        for (size_t i = 0; i < res.n; i++) {
+            const md_upload *up = &res.uploads[i];
+            for (size_t j = 0; j < cfg->n; j++) {
+                const gw_lc_rule *r = &cfg->rules[j];
+                int64_t due = gw_lc_abort_ms(r, up->initiated_ms, w->cfg.day_s);
+                /* An upload has no size yet (0 here) and no tags (refused with this action). */
+                if (!r->enabled || due < 0 || now < due || !gw_lc_rule_selects(r, up->key, 0))
+                    continue;
+                int rc = abort_upload(w, cur->bucket, up, r);
+                add.aborted += rc > 0;
+                add.errors += rc < 0;
+                break;
+            }
+        }
+        const md_upload *last = res.n ? &res.uploads[res.n - 1] : NULL;
+        int more = res.truncated && last;
+        e = page_done(w, cur, &add, last ? last->key : NULL, last ? last->upload_id : NULL);
+        md_upload_list_release(&res);
+        if (e != CM_OK || !more)
+            return e;
+    }
+}
+
+/* One bucket from the cursor's phase and key on. */
+static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    gw_lc_config cfg;
+    char msg[200];
+    cm_err e = md_lc_config_get(w->g->md, cur->bucket, &doc, &len);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK; /* removed since the bucket was listed */
+    if (e != CM_OK)
+        return e;
+    gw_s3err pe = gw_lc_parse(doc, len, GW_LC_XML_CAP, &cfg, msg, sizeof(msg));
+    free(doc);
+    if (pe != GW_OK) {
+        CM_ERROR(MOD, "bucket=%s: the stored configuration does not parse (%s %s): skipped",
+                 cur->bucket, gw_s3err_code(pe), msg);
+        count(w, cur, &(lc_counts){.errors = 1});
+        return CM_OK;
+    }
+    /* A phase no enabled rule acts in is skipped (a configuration of noncurrent-version rules
+     * alone costs nothing while objects have no versions). */
+    int expire = 0, abort = 0;
+    for (size_t i = 0; i < cfg.n; i++) {
+        const gw_lc_rule *r = &cfg.rules[i];
+        expire |= r->enabled && (r->exp_days || r->exp_date_ms >= 0);
+        abort |= r->enabled && r->abort_days;
+    }
+    if (cur->phase == PHASE_OBJECTS) {
+        e = expire ? scan_objects(w, &cfg, cur) : CM_OK;
+        if (e == CM_OK) {
+            cur->phase = PHASE_UPLOADS;
+            cur->key[0] = '\0';
+            cur->upload_id[0] = '\0';
+        }
+    }
+    if (e == CM_OK && abort)
+        e = scan_uploads(w, &cfg, cur);
+    gw_lc_config_release(&cfg);
+    /* The bucket was deleted under the pass (its configuration went with it): go on. */
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
+}
+
+/* Start a pass, or resume the one the cursor names. */
+static cm_err pass_begin(gw_lc *w, lc_cursor *cur)
+{
+    memset(cur, 0, sizeof(*cur));
+    cm_err e = cursor_load(w->g->md, cur);
+    int resumed = e == CM_OK;
+    if (e != CM_OK && e != CM_ERR_NOTFOUND && e != CM_ERR_CORRUPT)
+        return e;
+    if (!resumed) {
+        memset(cur, 0, sizeof(*cur));
+        if (!(cur->key = strdup("")))
+            return CM_ERR_NOMEM;
+        cur->c.start_ms = now_ms();
+    }
+    pthread_mutex_lock(&w->mu);
+    w->running = 1;
+    w->resumed = resumed;
+    w->cur = cur->c;
+    pthread_mutex_unlock(&w->mu);
+    if (resumed)
+        CM_INFO(MOD, "pass resumed at bucket=%s %s after key=%s (examined %" PRIu64 ")",
+                cur->bucket, cur->phase == PHASE_OBJECTS ? "objects" : "uploads", cur->key,
+                cur->c.examined);
+    else
+        CM_INFO(MOD, "pass started");
+    return CM_OK;
+}
+
+static void pass_end(gw_lc *w, lc_cursor *cur)
+{
+    cur->c.end_ms = now_ms();
+    cm_err e = last_save(w->g->md, &cur->c);
+    if (e == CM_OK)
+        e = md_lc_state_set(w->g->md, "cursor", NULL, 0);
+    if (e != CM_OK)
+        CM_WARN(MOD, "cannot record the end of the pass: %s", cm_err_str(e));
+    pthread_mutex_lock(&w->mu);
+    w->running = 0;
+    w->passes++;
+    w->last = cur->c;
+    pthread_mutex_unlock(&w->mu);
+    CM_INFO(MOD,
+            "pass finished in %" PRId64 " ms: examined %" PRIu64 ", expired %" PRIu64
+            ", uploads aborted %" PRIu64 ", errors %" PRIu64,
+            cur->c.end_ms - cur->c.start_ms, cur->c.examined, cur->c.expired, cur->c.aborted,
+            cur->c.errors);
+}
+
+/* One pass over every configured bucket. CM_ERR_CLOSED when stopped (the cursor kept). */
+static cm_err run_pass(gw_lc *w)
+{
+    lc_cursor cur;
+    cm_err e = pass_begin(w, &cur);
+    w->pace_start_ms = cm_monotonic_ms();
+    w->paced = 0;
+    if (e == CM_OK && cur.bucket[0])
+        e = scan_bucket(w, &cur); /* the bucket the resumed pass stood in */
+    while (e == CM_OK) {
+        char **names;
+        size_t n;
+        if ((e = md_lc_buckets(w->g->md, cur.bucket[0] ? cur.bucket : NULL, 1, &names, &n)) !=
+                CM_OK ||
+            n == 0) {
+            break;
+        }
+        snprintf(cur.bucket, sizeof(cur.bucket), "%s", names[0]);
+        md_lc_names_free(names, n);
+        cur.phase = PHASE_OBJECTS;
+        cur.key[0] = '\0';
+        cur.upload_id[0] = '\0';
+        e = scan_bucket(w, &cur);
+    }
+    if (e == CM_OK)
+        pass_end(w, &cur);
+    else if (e != CM_ERR_CLOSED)
+        CM_WARN(MOD, "pass broke off at bucket=%s: %s (resumed at the next pass)", cur.bucket,
+                cm_err_str(e));
+    pthread_mutex_lock(&w->mu);
+    w->running = 0;
+    pthread_mutex_unlock(&w->mu);
+    free(cur.key);
+    return e;
+}
+
+static void *worker_main(void *arg)
+{
+    gw_lc *w = arg;
+    lc_cursor probe = {0};
+    /* A pass under way when the server stopped resumes at once; otherwise wait an interval
+     * after the last pass's end (or start now when there was none). */
+    int64_t wait_ms = 0;
+    if (cursor_load(w->g->md, &probe) != CM_OK && w->last.end_ms > 0)
+        wait_ms = w->last.end_ms + (int64_t)w->cfg.interval_s * 1000 - now_ms();
+    free(probe.key);
+    if (wait_ms > (int64_t)w->cfg.interval_s * 1000)
+        wait_ms = (int64_t)w->cfg.interval_s * 1000; /* the clock went back */
+    while (!nap(w, wait_ms)) {
+        cm_err e = run_pass(w);
+        if (e == CM_ERR_CLOSED)
+            break;
+        wait_ms = (int64_t)w->cfg.interval_s * 1000;
+    }
+    return NULL;
+}
+
+cm_err gw_lc_start(gw *g, const gw_lc_worker_config *cfg, gw_lc **out)
+{
+    gw_lc *w = calloc(1, sizeof(*w));
+    *out = NULL;
+    if (!w)
+        return CM_ERR_NOMEM;
+    w->g = g;
+    gw_lc_worker_config_defaults(&w->cfg);
+    if (cfg)
+        w->cfg = *cfg;
+    if (w->cfg.rate <= 0 || w->cfg.day_s == 0) {
+        free(w);
+        return CM_ERR_INVAL;
+    }
+    last_load(g->md, &w->last);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* naps ignore wall-clock steps */
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return CM_ERR_INTERNAL;
+    }
+    g->lc = w;
+    *out = w;
+    return CM_OK;
+}
+
+void gw_lc_stop(gw *g, gw_lc *w)
+{
+    if (!w)
+        return;
+    if (g && g->lc == w)
+        g->lc = NULL;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static void json_counts(struct evbuffer *b, const char *name, const lc_counts *c)
+{
+    evbuffer_add_printf(
+        b,
+        "\"%s\":{\"start_ms\":%" PRId64 ",\"end_ms\":%" PRId64 ",\"examined\":%" PRIu64
+        ",\"expired\":%" PRIu64 ",\"aborted\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+        name, c->start_ms, c->end_ms, c->examined, c->expired, c->aborted, c->errors);
+}
+
+void gw_lc_status_json(gw_lc *w, struct evbuffer *b)
+{
+    pthread_mutex_lock(&w->mu);
+    evbuffer_add_printf(b,
+                        "{\"running\":%s,\"resumed\":%s,\"passes\":%" PRIu64
+                        ",\"bucket\":\"%s\",\"phase\":\"%s\",\"rate\":%g,\"interval_s\":%u,"
+                        "\"day_s\":%u,",
+                        w->running ? "true" : "false", w->resumed ? "true" : "false", w->passes,
+                        w->running ? w->bucket : "", w->phase ? "uploads" : "objects", w->cfg.rate,
+                        w->cfg.interval_s, w->cfg.day_s);
+    json_counts(b, "current", &w->cur);
+    evbuffer_add(b, ",", 1);
+    json_counts(b, "last", &w->last);
+    evbuffer_add(b, "}", 1);
+    pthread_mutex_unlock(&w->mu);
+}
