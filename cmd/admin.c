@@ -555,6 +555,22 @@ static void meta_line(const char *body)
     printf("\n");
 }
 
+static void compression_line(const char *body)
+{
+    const char *z = strstr(body, "\"compression\":{");
+    if (!z)
+        return;
+    char logical[32], stored[32];
+    uint64_t lb = jnum(z, "logical_bytes"), sb = jnum(z, "stored_bytes");
+    fmt_bytes(lb, logical, sizeof(logical));
+    fmt_bytes(sb, stored, sizeof(stored));
+    printf("compression: %s, since start %" PRIu64 " bodies compressed, %s stored in %s (%.0f%% "
+           "saved), %" PRIu64 " not compressible\n",
+           strstr(z, "\"mode\":\"off\"") == z + 15 ? "off" : "auto", jnum(z, "bodies"), logical,
+           stored, lb ? 100.0 * (double)(lb - CM_MIN(lb, sb)) / (double)lb : 0.0,
+           jnum(z, "skipped"));
+}
+
 static int cmd_status(const admin_opts *o)
 {
     http_resp r;
@@ -579,6 +595,7 @@ static int cmd_status(const admin_opts *o)
     }
     printf("used: disk space of the segment files; live: data of live blobs; reclaimable: used "
            "space holding no live data\n");
+    compression_line(r.body);
     meta_line(r.body);
     const char *s = strstr(r.body, "\"scrub\":{");
     if (s)

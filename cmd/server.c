@@ -177,6 +177,12 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 1, 3, &n) || (o->gw.meta_copies = (int)n, 0);
     else if (IS("storage", "inline_threshold"))
         bad = parse_int(value, 0, 1 << 20, &n) || (o->gw.inline_threshold = (size_t)n, 0);
+    else if (IS("storage", "compression"))
+        bad = strcmp(value, "auto") == 0  ? (o->gw.compression = 1, 0)
+              : strcmp(value, "off") == 0 ? (o->gw.compression = 0, 0)
+                                          : 1;
+    else if (IS("storage", "compression_level"))
+        bad = parse_int(value, 1, 19, &n) || (o->gw.compress_level = (int)n, 0);
     else if (IS("scrub", "rate_mb"))
         bad = parse_rate(value, &o->scrub.rate_mb);
     else if (IS("cluster", "etcd"))

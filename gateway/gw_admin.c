@@ -127,6 +127,19 @@ static void json_drives(struct evbuffer *b, gw *g)
     evbuffer_add(b, "]", 1);
 }
 
+/* Transparent compression since start (docs/compression.md). */
+static void json_compression(struct evbuffer *b, gw *g)
+{
+    ob_zstats z;
+    ob_store_zstats(g->data, &z);
+    evbuffer_add_printf(b,
+                        ",\"compression\":{\"mode\":\"%s\",\"level\":%d,\"bodies\":%" PRIu64
+                        ",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
+                        ",\"skipped\":%" PRIu64 "}",
+                        g->cfg.compression ? "auto" : "off", g->cfg.compress_level, z.bodies,
+                        z.logical_bytes, z.stored_bytes, z.skipped);
+}
+
 /* The metadata copies (md_open_data: copy i in drive<i>/meta; one copy in meta/). */
 static void json_meta(struct evbuffer *b, gw *g)
 {
@@ -203,6 +216,7 @@ static void admin_status(gw_req *r)
                         __atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE) ? "true" : "false",
                         r->g->cfg.k, r->g->cfg.m);
     json_drives(b, r->g);
+    json_compression(b, r->g);
     json_meta(b, r->g);
     evbuffer_add_printf(b, ",\"scrub\":");
     if (r->g->scrub) {
