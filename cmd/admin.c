@@ -569,6 +569,14 @@ static void compression_line(const char *body)
            strstr(z, "\"mode\":\"off\"") == z + 15 ? "off" : "auto", jnum(z, "bodies"), logical,
            stored, lb ? 100.0 * (double)(lb - CM_MIN(lb, sb)) / (double)lb : 0.0,
            jnum(z, "skipped"));
+    const char *p = strstr(body, "\"scrub\":{");
+    p = p ? strstr(p, "\"pass\":{") : NULL;
+    if (!p || !strstr(p, "\"compressed_bodies\":"))
+        return;
+    fmt_bytes(jnum(p, "compressed_logical_bytes"), logical, sizeof(logical));
+    fmt_bytes(jnum(p, "compressed_stored_bytes"), stored, sizeof(stored));
+    printf("compression: the last scrub pass met %" PRIu64 " compressed bodies, %s stored in %s\n",
+           jnum(p, "compressed_bodies"), logical, stored);
 }
 
 static int cmd_status(const admin_opts *o)

@@ -315,6 +315,9 @@ typedef struct {
     /* The current pass (or the last one when idle), with the estimate taken at its start. */
     uint64_t pass_objects, pass_bytes, pass_damaged, pass_repaired, pass_failed;
     uint64_t pass_inline_corrupt;
+    /* Compressed bodies the pass met, their body bytes and stored-stream bytes (the store's
+     * compression saving as of the last complete pass; docs/compression.md). */
+    uint64_t pass_z_bodies, pass_z_logical, pass_z_stored;
     uint64_t est_objects, est_bytes;
 } ob_scrub_status;
 
