@@ -4,7 +4,8 @@
 # same text-like body and the same random body (curl PUTs to presigned URLs, alternating between
 # the servers so both see the same machine load). Per body and mode: median wall time of the PUTs
 # and the server's CPU time over them (utime + stime from /proc/PID/stat, as seconds per GiB),
-# and for the text body the stored bytes (admin status) against its size. Not part of .ci/run: it
+# the same for a GET of each body after each PUT (compared with what was sent), and for the text
+# body the stored bytes (admin status) against its size. Not part of .ci/run: it
 # writes several GiB (4+2 coding).
 #   bench/compression.sh [SIZE_MIB] [REPS]      (default 1024 MiB, 3 PUTs per body and mode)
 set -euo pipefail
@@ -68,15 +69,24 @@ z = json.loads(body)["compression"]
 print(z["stored_bytes"], z["logical_bytes"], z["bodies"])
 PY
 }
-put() { # MODE BODY -> appends "wall cpu_seconds" to $work/MODE-BODY
+put() { # MODE BODY [get] -> appends "wall cpu_seconds" to $work/MODE-BODY (or MODE-BODY-get)
     local mode=$1 body=$2 port pid url t0 t1 wall
     port=$(eval echo "\$port_$mode")
     pid=$(eval echo "\$pid_$mode")
-    url=$(python3 "$root/bench/presign.py" "http://127.0.0.1:$port" PUT zbench "$body" 1)
-    t0=$(cpu_ticks "$pid")
-    wall=$(curl -sS -f -T "$work/$body" "http://127.0.0.1:$port$url" -o /dev/null -w '%{time_total}')
+    if [ "${3:-}" = get ]; then
+        url=$(python3 "$root/bench/presign.py" "http://127.0.0.1:$port" GET zbench "$body" 1)
+        t0=$(cpu_ticks "$pid")
+        wall=$(curl -sS -f "http://127.0.0.1:$port$url" -o "$work/got" -w '%{time_total}')
+        cmp -s "$work/got" "$work/$body" || { echo "GET $body from $mode differs" >&2; exit 1; }
+        rm -f "$work/got"
+    else
+        url=$(python3 "$root/bench/presign.py" "http://127.0.0.1:$port" PUT zbench "$body" 1)
+        t0=$(cpu_ticks "$pid")
+        wall=$(curl -sS -f -T "$work/$body" "http://127.0.0.1:$port$url" -o /dev/null -w '%{time_total}')
+    fi
     t1=$(cpu_ticks "$pid")
-    echo "$wall $(awk -v a="$t0" -v b="$t1" -v t="$tick" 'BEGIN { print (b - a) / t }')" >>"$work/$mode-$body"
+    echo "$wall $(awk -v a="$t0" -v b="$t1" -v t="$tick" 'BEGIN { print (b - a) / t }')" \
+        >>"$work/$mode-$body${3:+-$3}"
 }
 
 start_server auto
@@ -84,25 +94,31 @@ start_server off
 for ((r = 0; r < reps; r++)); do
     for body in random text; do
         if ((r % 2)); then put off "$body"; put auto "$body"; else put auto "$body"; put off "$body"; fi
+        if ((r % 2)); then put off "$body" get; put auto "$body" get; else put auto "$body" get; put off "$body" get; fi
     done
 done
 
+for f in "$work"/auto-* "$work"/off-*; do
+    echo "samples $(basename "$f") (wall s, server CPU s): $(tr '\n' ' ' <"$f")"
+done
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 gib=$(awk -v m="$size_mib" 'BEGIN { print m / 1024 }')
 echo "body ${size_mib} MiB, $reps PUTs per body and mode (median); server CPU = utime + stime"
-printf '%-7s %-5s %10s %10s %16s\n' body mode "wall s" "MB/s" "server CPU s/GiB"
-for body in random text; do
+printf '%-11s %-5s %10s %10s %16s\n' body mode "wall s" "MB/s" "server CPU s/GiB"
+for body in random text random-get text-get; do
     for mode in auto off; do
         w=$(cut -d' ' -f1 "$work/$mode-$body" | median)
         c=$(cut -d' ' -f2 "$work/$mode-$body" | median)
-        printf '%-7s %-5s %10.2f %10.1f %16.2f\n' "$body" "$mode" "$w" \
+        printf '%-11s %-5s %10.2f %10.1f %16.2f\n' "${body/-get/ GET}" "$mode" "$w" \
             "$(awk -v w="$w" -v m="$size_mib" 'BEGIN { print m * 1.048576 / w }')" \
             "$(awk -v c="$c" -v g="$gib" 'BEGIN { print c / g }')"
-        eval "w_${mode}_$body=$w"
+        eval "w_${mode}_${body/-get/_get}=$w c_${mode}_${body/-get/_get}=$c"
     done
 done
 read -r stored logical bodies < <(status "$port_auto")
 echo "auto: $bodies bodies compressed, $logical logical bytes stored in $stored bytes" \
     "($(awk -v s="$stored" -v l="$logical" 'BEGIN { printf "%.1f%%", 100 * s / l }') of the text)"
-echo "random PUT speed, auto / off: $(awk -v a="$w_auto_random" -v o="$w_off_random" 'BEGIN { printf "%.3f", o / a }')x" \
-    "(text: $(awk -v a="$w_auto_text" -v o="$w_off_text" 'BEGIN { printf "%.3f", o / a }')x)"
+ratio() { awk -v a="$1" -v o="$2" 'BEGIN { printf "%.3f", o / a }'; }
+echo "random PUT speed, auto / off: wall $(ratio "$w_auto_random" "$w_off_random")x," \
+    "server CPU $(ratio "$c_auto_random" "$c_off_random")x (text: wall" \
+    "$(ratio "$w_auto_text" "$w_off_text")x, CPU $(ratio "$c_auto_text" "$c_off_text")x)"

@@ -564,9 +564,10 @@ static void compression_line(const char *body)
     uint64_t lb = jnum(z, "logical_bytes"), sb = jnum(z, "stored_bytes");
     fmt_bytes(lb, logical, sizeof(logical));
     fmt_bytes(sb, stored, sizeof(stored));
-    printf("compression: %s, since start %" PRIu64 " bodies compressed, %s stored in %s (%.0f%% "
+    const char *mode = strstr(z, "\"mode\":\"");
+    printf("compression: %.*s, since start %" PRIu64 " bodies compressed, %s stored in %s (%.0f%% "
            "saved), %" PRIu64 " not compressible\n",
-           strstr(z, "\"mode\":\"off\"") == z + 15 ? "off" : "auto", jnum(z, "bodies"), logical,
+           mode ? (int)strcspn(mode + 8, "\"") : 1, mode ? mode + 8 : "?", jnum(z, "bodies"), logical,
            stored, lb ? 100.0 * (double)(lb - CM_MIN(lb, sb)) / (double)lb : 0.0,
            jnum(z, "skipped"));
     const char *p = strstr(body, "\"scrub\":{");

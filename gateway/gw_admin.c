@@ -138,7 +138,10 @@ static void json_compression(struct evbuffer *b, gw *g)
                         ",\"compression\":{\"mode\":\"%s\",\"level\":%d,\"bodies\":%" PRIu64
                         ",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
                         ",\"skipped\":%" PRIu64 "}",
-                        g->cfg.compression ? "auto" : "off", g->cfg.compress_level, z.bodies,
+                        gw_meta_remote(g)      ? "off (cluster node)"
+                        : g->cfg.compression ? "auto"
+                                             : "off",
+                        g->cfg.compress_level, z.bodies,
                         z.logical_bytes, z.stored_bytes, z.skipped);
 }
 
