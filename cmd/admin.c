@@ -567,8 +567,8 @@ static void compression_line(const char *body)
     const char *mode = strstr(z, "\"mode\":\"");
     printf("compression: %.*s, since start %" PRIu64 " bodies compressed, %s stored in %s (%.0f%% "
            "saved), %" PRIu64 " not compressible\n",
-           mode ? (int)strcspn(mode + 8, "\"") : 1, mode ? mode + 8 : "?", jnum(z, "bodies"), logical,
-           stored, lb ? 100.0 * (double)(lb - CM_MIN(lb, sb)) / (double)lb : 0.0,
+           mode ? (int)strcspn(mode + 8, "\"") : 1, mode ? mode + 8 : "?", jnum(z, "bodies"),
+           logical, stored, lb ? 100.0 * (double)(lb - CM_MIN(lb, sb)) / (double)lb : 0.0,
            jnum(z, "skipped"));
     const char *p = strstr(body, "\"scrub\":{");
     p = p ? strstr(p, "\"pass\":{") : NULL;
