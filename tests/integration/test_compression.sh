@@ -7,7 +7,7 @@
 # its part boundary, a scrub pass finds nothing, then a bit flipped inside a compressed cell on a
 # drive (live server) is read around (GET byte-exact) and found and repaired by the scrubber like
 # any other cell. Finally a restart with `compression = off` still reads everything and stores a
-# new text body uncompressed.
+# new text body uncompressed, and `cairn fsck` of the stopped server finds everything consistent.
 source "$(dirname "$0")/lib.sh"
 h_own_server "flips a bit in its own drive files and restarts with another config"
 "$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: no boto3"; exit 77; }
@@ -183,4 +183,7 @@ h_run "PUT the text body again" s3py <<<"$PYHEAD
 s3.put_object(Bucket=b, Key='text2', Body=open(work + '/text', 'rb').read())"
 read -r BODIES4 _ _ _ _ < <(zstat)
 h_eq "nothing compressed with compression = off" 0 "$BODIES4"
+h_stop
+h_run "cairn fsck of the stopped server is clean (records and cell lengths agree)" \
+    "$CAIRN_BIN" fsck --data "$H_DATA"
 h_finish
