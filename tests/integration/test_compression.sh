@@ -81,7 +81,7 @@ GROWTH=$((LIVE1 - LIVE0))
     h_ok "the drives grew by less than half of 1.5 x 32 MiB ($GROWTH bytes)" ||
     h_bad "the drives grew by less than half of 1.5 x 32 MiB" "grew $GROWTH"
 h_run "cairn admin status shows the saving" admin status
-grep -E '^compression: auto, since start 1 bodies compressed' <<<"$H_OUT" &&
+grep -qE '^compression: auto, since start 1 bodies compressed' <<<"$H_OUT" &&
     h_ok "status line" || h_bad "status line" "$H_OUT"
 
 h_run "PUT the 32 MiB random body" s3py <<<"$PYHEAD
@@ -137,7 +137,7 @@ h_run "scrub pass" admin scrub --wait
 col() { awk -v k="$1" -v c="$2" 'index($0, k) == 1 { print $(c) }'; }
 h_eq "scrub finds nothing damaged" 0 "$(col "damaged found" 3 <<<"$H_OUT")"
 h_run "cairn admin status after the pass" admin status
-grep -E '^compression: the last scrub pass met 4 compressed bodies' <<<"$H_OUT" &&
+grep -qE '^compression: the last scrub pass met 4 compressed bodies' <<<"$H_OUT" &&
     h_ok "the scrub pass counted the compressed bodies" ||
     h_bad "the scrub pass counted the compressed bodies" "$H_OUT"
 h_eq "/metrics counts them" "cairn_compressed_bodies_total 4" \
