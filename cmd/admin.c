@@ -585,6 +585,31 @@ static void meta_line(const char *body)
     printf("\n");
 }
 
+static void compression_line(const char *body)
+{
+    const char *z = strstr(body, "\"compression\":{");
+    if (!z)
+        return;
+    char logical[32], stored[32];
+    uint64_t lb = jnum(z, "logical_bytes"), sb = jnum(z, "stored_bytes");
+    fmt_bytes(lb, logical, sizeof(logical));
+    fmt_bytes(sb, stored, sizeof(stored));
+    const char *mode = strstr(z, "\"mode\":\"");
+    printf("compression: %.*s, since start %" PRIu64 " bodies compressed, %s stored in %s (%.0f%% "
+           "saved), %" PRIu64 " not compressible\n",
+           mode ? (int)strcspn(mode + 8, "\"") : 1, mode ? mode + 8 : "?", jnum(z, "bodies"),
+           logical, stored, lb ? 100.0 * (double)(lb - CM_MIN(lb, sb)) / (double)lb : 0.0,
+           jnum(z, "skipped"));
+    const char *p = strstr(body, "\"scrub\":{");
+    p = p ? strstr(p, "\"pass\":{") : NULL;
+    if (!p || !strstr(p, "\"compressed_bodies\":"))
+        return;
+    fmt_bytes(jnum(p, "compressed_logical_bytes"), logical, sizeof(logical));
+    fmt_bytes(jnum(p, "compressed_stored_bytes"), stored, sizeof(stored));
+    printf("compression: the last scrub pass met %" PRIu64 " compressed bodies, %s stored in %s\n",
+           jnum(p, "compressed_bodies"), logical, stored);
+}
+
 static int cmd_status(const admin_opts *o)
 {
     http_resp r;
@@ -609,6 +634,7 @@ static int cmd_status(const admin_opts *o)
     }
     printf("used: disk space of the segment files; live: data of live blobs; reclaimable: used "
            "space holding no live data\n");
+    compression_line(r.body);
     meta_line(r.body);
     const char *s = strstr(r.body, "\"scrub\":{");
     if (s)

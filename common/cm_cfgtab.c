@@ -322,10 +322,23 @@ void cm_cfg_range(const cm_cfg_key *k, char *out, size_t cap)
     }
 }
 
+/* src into dst (cap bytes) with every '|' as "\\|", so it stays one markdown table cell. */
+static void md_cell(const char *src, char *dst, size_t cap)
+{
+    size_t n = 0;
+    for (; *src && n + 3 <= cap; src++) {
+        if (*src == '|')
+            dst[n++] = '\\';
+        dst[n++] = *src;
+    }
+    dst[n] = '\0';
+}
+
 void cm_cfg_doc_row(const cm_cfg_key *k, char *out, size_t cap)
 {
-    char range[160];
-    cm_cfg_range(k, range, sizeof(range));
+    char plain[160], range[320];
+    cm_cfg_range(k, plain, sizeof(plain));
+    md_cell(plain, range, sizeof(range));
     snprintf(out, cap, "| `%s.%s` | %s | `%s` | %s | %s |", k->section, k->key, range,
              k->def[0] ? k->def : "\"\"", k->flags & CM_CFG_LIVE ? "yes" : "restart", k->doc);
 }

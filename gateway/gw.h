@@ -33,7 +33,9 @@ typedef struct {
     int workers_queue;        /* jobs waiting for a worker past which the pool is saturated
                                  (gw_pool.c); default 4096 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
-    int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
+    int meta_copies;    /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
+    int compression;    /* transparent compression of stored bodies (docs/compression.md); 1 */
+    int compress_level; /* its zstd level; default 1 */
     /* Who may read /metrics (gw_metrics_acl.c): a request with "Authorization: Bearer TOKEN"
      * from anywhere, or any request from an address in the allow list ("CIDR,...") */
     const char *metrics_token; /* NULL or "" = no token */

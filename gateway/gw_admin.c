@@ -101,12 +101,14 @@ static void json_scrub(struct evbuffer *b, const ob_scrub_status *s)
         ",\"inline_corrupt\":%" PRIu64 ","
         "\"pass\":{\"objects\":%" PRIu64 ",\"objects_estimate\":%" PRIu64 ",\"bytes\":%" PRIu64
         ",\"bytes_estimate\":%" PRIu64 ",\"damaged\":%" PRIu64 ",\"repaired\":%" PRIu64
-        ",\"failed\":%" PRIu64 ",\"inline_corrupt\":%" PRIu64 "}}",
+        ",\"failed\":%" PRIu64 ",\"inline_corrupt\":%" PRIu64 ",\"compressed_bodies\":%" PRIu64
+        ",\"compressed_logical_bytes\":%" PRIu64 ",\"compressed_stored_bytes\":%" PRIu64 "}}",
         s->running ? "true" : "false", s->passes, s->rate_mb, s->last_start_ms, s->last_end_ms,
         s->next_due_ms, s->objects_checked, s->bodies_checked, s->bytes_verified, s->damaged_found,
         s->repaired, s->repair_failed, s->changed_meanwhile, s->inline_checked, s->inline_corrupt,
         s->pass_objects, s->est_objects, s->pass_bytes, s->est_bytes, s->pass_damaged,
-        s->pass_repaired, s->pass_failed, s->pass_inline_corrupt);
+        s->pass_repaired, s->pass_failed, s->pass_inline_corrupt, s->pass_z_bodies,
+        s->pass_z_logical, s->pass_z_stored);
 }
 
 static void json_drives(struct evbuffer *b, gw *g)
@@ -128,6 +130,21 @@ static void json_drives(struct evbuffer *b, gw *g)
             st.segments, st.corrupt_found);
     }
     evbuffer_add(b, "]", 1);
+}
+
+/* Transparent compression since start (docs/compression.md). */
+static void json_compression(struct evbuffer *b, gw *g)
+{
+    ob_zstats z;
+    ob_store_zstats(g->data, &z);
+    evbuffer_add_printf(
+        b,
+        ",\"compression\":{\"mode\":\"%s\",\"level\":%d,\"bodies\":%" PRIu64
+        ",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 ",\"skipped\":%" PRIu64 "}",
+        gw_meta_remote(g)    ? "off (cluster node)"
+        : g->cfg.compression ? "auto"
+                             : "off",
+        g->cfg.compress_level, z.bodies, z.logical_bytes, z.stored_bytes, z.skipped);
 }
 
 /* The metadata copies (md_open_data: copy i in drive<i>/meta; one copy in meta/). */
@@ -206,6 +223,7 @@ static void admin_status(gw_req *r)
                         __atomic_load_n(&r->g->ready, __ATOMIC_ACQUIRE) ? "true" : "false",
                         r->g->cfg.k, r->g->cfg.m);
     json_drives(b, r->g);
+    json_compression(b, r->g);
     json_meta(b, r->g);
     evbuffer_add_printf(b, ",\"scrub\":");
     if (r->g->scrub) {
@@ -355,6 +373,17 @@ static void drive_metric(struct evbuffer *b, const char *name, const char *type,
     }
 }
 
+static void metrics_compression(struct evbuffer *b, gw *g)
+{
+    ob_zstats z;
+    ob_store_zstats(g->data, &z);
+    metric(b, "cairn_compressed_bodies_total", "counter", "Bodies stored compressed", z.bodies);
+    metric(b, "cairn_compressed_logical_bytes_total", "counter",
+           "Body bytes of the bodies stored compressed", z.logical_bytes);
+    metric(b, "cairn_compressed_stored_bytes_total", "counter",
+           "Stored bytes of the bodies stored compressed", z.stored_bytes);
+}
+
 static void metrics_drives(struct evbuffer *b, gw *g)
 {
     int n = ob_store_ndrives(g->data);
@@ -400,6 +429,7 @@ static void metrics(gw_req *r)
                             i < NMETHODS ? methods[i] : "other",
                             __atomic_load_n(&r->g->req_count[i], __ATOMIC_RELAXED));
     metrics_drives(b, r->g);
+    metrics_compression(b, r->g);
     if (r->g->scrub)
         metrics_scrub(b, r->g->scrub);
     send_buffer(r, 200, "text/plain; version=0.0.4", b);

@@ -60,6 +60,8 @@ void gw_config_defaults(gw_config *cfg)
     cfg->meta_copies = 3;
     cfg->metrics_allow = "127.0.0.0/8,::1";
     cfg->workers_queue = 4096;
+    cfg->compression = 1;
+    cfg->compress_level = 1;
 }
 
 static char *dup_or_null(const char *s)
@@ -124,7 +126,10 @@ cm_err gw_new(const gw_config *cfg, gw **out)
             goto fail_dirs;
         }
     }
-    ob_store_options so = {.k = cfg->k, .m = cfg->m, .cell_size = cfg->cell_size};
+    ob_store_options so = {.k = cfg->k,
+                           .m = cfg->m,
+                           .cell_size = cfg->cell_size,
+                           .compress_level = cfg->compression ? cfg->compress_level : 0};
     err = ob_store_open((const char *const *)dirs, cfg->ndrives, &so, &g->data);
     if (err != CM_OK) {
         CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));

@@ -55,7 +55,19 @@ typedef struct {
      * `epoch`. 0 on a single node, and for records written before nodes existed. */
     uint16_t nodes[MD_MAX_CELLS];
     uint64_t epoch; /* layout epoch the cells were placed under; 0 = the single-node layout */
+    /* Transparent compression (docs/compression.md): with zalg != MD_Z_NONE the cells hold a
+     * stored stream of `size` bytes: the body cut into frames of zframe bytes, each compressed
+     * or kept raw, then a table of the frames' cumulative stored ends (u64 big-endian) at ztab.
+     * zsize is the body's own length. Record field PT_COMP; such a record is format 3. */
+    uint8_t zalg;
+    uint32_t zframe;
+    uint64_t zsize, ztab;
 } md_layout;
+
+enum { MD_Z_NONE = 0, MD_Z_ZSTD = 1 };
+
+/* The body's length (what a read of the layout sees): zsize when compressed, else size. */
+#define MD_LAYOUT_BODY_SIZE(l) ((l)->zalg != MD_Z_NONE ? (l)->zsize : (l)->size)
 
 typedef enum {
     MD_CK_NONE = 0,

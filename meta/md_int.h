@@ -205,6 +205,7 @@ cm_err md_mdb_err(int rc, const char *what);
 
 #define MD_FORMAT_V1 1
 #define MD_FORMAT_V2 2 /* an object record with tags (OT_TAG); otherwise as V1 */
+#define MD_FORMAT_V3 3 /* a body in it is compressed (PT_COMP): an older reader must refuse it */
 
 typedef struct {
     const uint8_t *p;

@@ -19,7 +19,10 @@
  * Tags (OT_TAG, name/value pairs like OT_META) are the one field that bumps the format byte: a
  * reader from before them would skip them and, re-encoding the record (a repair, a copy), drop
  * them silently; with format 2 it refuses the record instead. Records without tags keep format 1
- * byte for byte, and every format-1 record decodes as before (no tags).
+ * byte for byte, and every format-1 record decodes as before (no tags). A compressed body
+ * (PT_COMP in a part, docs/compression.md) makes the object or part record format 3 for the same
+ * reason: a reader that skipped the field would serve the stored stream as the body. Format 3
+ * may carry tags too; readers accept 1, 2 and 3.
  *
  * Replication fields (hlc, version vector, tombstone) are optional like the rest; the generation,
  * when present, is always the last field, so the store can set it in an encoded record in place
@@ -68,6 +71,10 @@ enum {
 };
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
+/* alg u8 | frame u32 | body size u64 | table offset u64: the layout's compression (format 3) */
+enum { PT_COMP = 9 };
+#define COMP_LEN 21
+#define COMP_FRAME_MAX (16u << 20) /* larger frames are refused: a reader's buffer is one frame */
 /* Bucket and upload fields. */
 enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING, BT_TAG /* format 2, as OT_TAG */ };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
@@ -194,7 +201,7 @@ static cm_err r_version(const uint8_t *buf, size_t len, rbuf *r)
 {
     if (len < 1)
         return MD_CORRUPT("empty record");
-    if (buf[0] != MD_FORMAT_V1 && buf[0] != MD_FORMAT_V2)
+    if (buf[0] != MD_FORMAT_V1 && buf[0] != MD_FORMAT_V2 && buf[0] != MD_FORMAT_V3)
         return MD_CORRUPT("unknown record format version");
     r->p = buf + 1, r->n = len - 1, r->off = 0;
     return CM_OK;
@@ -367,7 +374,36 @@ static void w_part_fields(md_wbuf *w, const md_part *p)
               inline_crc(p->inline_data, (size_t)p->size, p->inline_crc_set, p->inline_crc));
     } else {
         w_layout(w, &p->layout);
+        if (p->layout.zalg != MD_Z_NONE) {
+            uint8_t b[COMP_LEN];
+            b[0] = p->layout.zalg;
+            cm_put_be32(b + 1, p->layout.zframe);
+            cm_put_be64(b + 5, p->layout.zsize);
+            cm_put_be64(b + 13, p->layout.ztab);
+            w_tlv(w, PT_COMP, b, sizeof(b));
+        }
     }
+}
+
+/* The stored-stream fields of a layout; the reader checks the stream itself (ob_zstd.c). */
+static cm_err f_comp(md_slice v, md_layout *l)
+{
+    if (v.n < COMP_LEN)
+        return MD_CORRUPT("short compression field");
+    l->zalg = v.p[0];
+    l->zframe = cm_get_be32(v.p + 1);
+    l->zsize = cm_get_be64(v.p + 5);
+    l->ztab = cm_get_be64(v.p + 13);
+    if (l->zalg != MD_Z_ZSTD)
+        return MD_CORRUPT("unknown compression algorithm");
+    if (l->zframe == 0 || l->zframe > COMP_FRAME_MAX)
+        return MD_CORRUPT("compression frame size out of range");
+    return CM_OK;
+}
+
+static int part_compressed(const md_part *p)
+{
+    return !p->inline_data && p->layout.zalg != MD_Z_NONE;
 }
 
 static cm_err part_field(md_part *p, uint8_t tag, md_slice v, int nobody)
@@ -395,6 +431,8 @@ static cm_err part_field(md_part *p, uint8_t tag, md_slice v, int nobody)
         return f_u32(v, &p->inline_crc);
     case PT_LAYOUT:
         return f_layout(v, &p->layout);
+    case PT_COMP:
+        return f_comp(v, &p->layout);
     default:
         return CM_OK; /* a field from a later version */
     }
@@ -428,7 +466,7 @@ fail:
 
 cm_err md_part_encode(const md_part *part, md_wbuf *w)
 {
-    w_u8(w, MD_FORMAT_V1);
+    w_u8(w, part_compressed(part) ? MD_FORMAT_V3 : MD_FORMAT_V1);
     w_part_fields(w, part);
     return w_result(w);
 }
@@ -546,7 +584,11 @@ cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
     /* Format 2 only when it says more than format 1 could: an untagged record stays byte for byte
      * what it was, and a reader from before tags refuses a tagged record rather than dropping its
      * tags when it re-encodes it. */
-    w_u8(w, obj->ntags ? MD_FORMAT_V2 : MD_FORMAT_V1);
+    uint8_t format = obj->ntags ? MD_FORMAT_V2 : MD_FORMAT_V1;
+    for (size_t i = 0; i < obj->nparts; i++)
+        if (part_compressed(&obj->parts[i]))
+            format = MD_FORMAT_V3; /* a reader that skipped PT_COMP would serve the stored bytes */
+    w_u8(w, format);
     w_object_fields(w, obj);
     return w_result(w);
 }

@@ -23,8 +23,8 @@ static cm_err check_part(const md_object *cur, size_t part_index, const uint8_t 
     const md_part *p = &cur->parts[part_index];
     if (p->inline_data || memcmp(p->layout.blob, old_blob, 16) != 0)
         return CM_ERR_CONFLICT;
-    if (p->layout.size != new_layout->size)
-        return CM_ERR_INVAL; /* a rebuilt body holds the same payload */
+    if (MD_LAYOUT_BODY_SIZE(&p->layout) != MD_LAYOUT_BODY_SIZE(new_layout))
+        return CM_ERR_INVAL; /* a rebuilt body holds the same payload (maybe stored otherwise) */
     return CM_OK;
 }
 

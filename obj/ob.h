@@ -57,6 +57,9 @@ typedef struct {
      * reconstructs without them). 0 / 0 on a single node, as every record before them reads. */
     uint16_t node;
     uint64_t epoch;
+    /* zstd level for transparent compression of new bodies (docs/compression.md); 0 = off.
+     * Single-node writers only: a writer in cluster mode stores bodies uncompressed. */
+    int compress_level;
 } ob_store_options;
 
 /*
@@ -90,9 +93,17 @@ void ob_writer_abort(ob_writer *w);
  */
 int ob_writer_drop(ob_writer *w, md_layout *out);
 
+/* Transparent compression since the store opened: bodies stored compressed (their body and
+ * stored bytes) and bodies whose first frame did not compress (stored as they came). */
+typedef struct {
+    uint64_t bodies, logical_bytes, stored_bytes, skipped;
+} ob_zstats;
+void ob_store_zstats(ob_store *st, ob_zstats *out);
+
 /*
  * Read len bytes at offset off of the body described by layout into buf, reconstructing from
- * parity where a cell is missing or corrupt (and logging it). CM_ERR_RANGE when off+len > size;
+ * parity where a cell is missing or corrupt (and logging it); a compressed layout's frames are
+ * decoded (ob_zstd.c). CM_ERR_RANGE when off+len > MD_LAYOUT_BODY_SIZE(layout);
  * CM_ERR_UNAVAILABLE / CM_ERR_CORRUPT when fewer than k cells of a stripe can be read.
  */
 cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
@@ -304,6 +315,9 @@ typedef struct {
     /* The current pass (or the last one when idle), with the estimate taken at its start. */
     uint64_t pass_objects, pass_bytes, pass_damaged, pass_repaired, pass_failed;
     uint64_t pass_inline_corrupt;
+    /* Compressed bodies the pass met, their body bytes and stored-stream bytes (the store's
+     * compression saving as of the last complete pass; docs/compression.md). */
+    uint64_t pass_z_bodies, pass_z_logical, pass_z_stored;
     uint64_t est_objects, est_bytes;
 } ob_scrub_status;
 

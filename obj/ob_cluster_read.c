@@ -492,8 +492,10 @@ cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *
                      struct event_base *base, ob_read_done done, void *arg, ob_read_op **op)
 {
     ob_cluster *c = ob_store_cluster(st);
-    if (off > layout->size || len > layout->size - off)
+    if (off > MD_LAYOUT_BODY_SIZE(layout) || len > MD_LAYOUT_BODY_SIZE(layout) - off)
         return CM_ERR_RANGE;
+    if (c && layout->epoch != 0 && layout->zalg != MD_Z_NONE)
+        return CM_ERR_UNSUPPORTED; /* cluster writers never compress (docs/compression.md) */
     ob_read_op *o = calloc(1, sizeof(*o));
     if (!o)
         return CM_ERR_NOMEM;

@@ -17,6 +17,12 @@
  * still succeed. The writer never deletes on the write path (which runs on an event loop): finish,
  * drop and abort queue the deletes of every blob no layout keeps.
  *
+ * Compression. A store opened with compress_level > 0 gives each local writer an ob_zw
+ * (ob_zstd.c): the body goes through it and the stripes get its stored stream (frames and their
+ * table), or the body itself when its first frame does not compress. Everything below works on
+ * the stored stream; ob_read of a compressed layout asks ob_z_read, which reads the stream back
+ * through read_stored. Cluster writers never compress (docs/compression.md).
+ *
  * Reader. A healthy stripe reads only the byte ranges wanted from each data cell, straight into
  * the caller's buffer. If any of those reads fails (drive dropped or offline, blob missing, CRC
  * mismatch, I/O error), the stripe is read whole from the first k readable cells into a scratch
@@ -78,6 +84,8 @@ struct ob_store {
     ec_codec *codec;
     ob_leases *leases;   /* blobs being read (ob_lease.c) */
     ob_cluster *cluster; /* cluster mode (ob_cluster.c); NULL on a single node */
+    int zlevel;          /* compression of new local bodies (0 = off) */
+    atomic_uint_fast64_t z_bodies, z_logical, z_stored, z_skipped; /* ob_store_zstats */
 };
 
 /*
@@ -109,6 +117,7 @@ struct ob_writer {
     uint64_t size;                /* payload bytes accepted so far */
     uint64_t cell_off;            /* blob offset of the next cell, the same on every drive */
     cm_err failed;                /* sticky: once a stripe could not be stored, the body is lost */
+    ob_zw *z; /* compressing (ob_zstd.c): the stripes get its stored stream; NULL = as given */
 };
 
 static cm_err drive_worker_start(ob_store *st, int d);
@@ -141,7 +150,7 @@ static cm_err check_options(const ob_store_options *o, int ndrives)
 cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_options *opt,
                      ob_store **out)
 {
-    ob_store_options o = {4, 2, 256 * 1024, NULL, 0, 0};
+    ob_store_options o = {4, 2, 256 * 1024, NULL, 0, 0, 0};
     if (opt)
         o = *opt;
     if (o.k == 0 && o.m == 0) { /* zeroed options mean the defaults */
@@ -162,6 +171,7 @@ cm_err ob_store_open(const char *const *dirs, int ndrives, const ob_store_option
     st->cell_size = o.cell_size;
     st->node = o.node;
     st->epoch = o.epoch;
+    st->zlevel = o.compress_level;
     st->drives = calloc((size_t)ndrives, sizeof(*st->drives));
     st->online = calloc((size_t)ndrives, 1);
     st->failed = calloc((size_t)ndrives, sizeof(*st->failed));
@@ -574,7 +584,11 @@ cm_err ob_writer_new(ob_store *st, ob_writer **out)
     memcpy(w->placed, w->drives, sizeof(w->placed));
     if (e == CM_OK && posix_memalign((void **)&w->stripe, 64, (size_t)ncells * st->cell_size) != 0)
         e = CM_ERR_NOMEM;
+    if (e == CM_OK && st->zlevel > 0) /* frames of one stripe's payload: a GET piece each */
+        e = ob_zw_new(st->zlevel,
+                      (uint32_t)CM_MIN(ob_store_stripe_bytes(st), (size_t)OB_Z_FRAME_MAX), &w->z);
     if (e != CM_OK) {
+        free(w->stripe);
         free(w);
         return e;
     }
@@ -648,10 +662,10 @@ static cm_err flush_stripe(ob_writer *w, uint32_t clen)
     return w->failed;
 }
 
-cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
+/* Stored bytes (the body, or the compressed stream) into the stripes. */
+static cm_err stripe_write(void *arg, const void *data, size_t len)
 {
-    if (w->cw)
-        return ob_cw_write(w->cw, data, len);
+    ob_writer *w = arg;
     size_t stripe = ob_store_stripe_bytes(w->st);
     const uint8_t *p = data;
     while (w->failed == CM_OK && len > 0) {
@@ -666,6 +680,21 @@ cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
             flush_stripe(w, w->st->cell_size);
     }
     return w->failed;
+}
+
+cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
+{
+    if (w->cw)
+        return ob_cw_write(w->cw, data, len);
+    if (!w->z)
+        return stripe_write(w, data, len);
+    cm_err e = ob_zw_write(w->z, data, len, stripe_write, w);
+    if (ob_zw_raw(w->z)) { /* the first frame did not compress: the rest goes as it comes */
+        atomic_fetch_add(&w->st->z_skipped, 1);
+        ob_zw_free(w->z);
+        w->z = NULL;
+    }
+    return e;
 }
 
 /* fdatasync every drive holding a cell; a drive that cannot sync is dropped like a failed one. */
@@ -729,6 +758,18 @@ cm_err ob_writer_finish(ob_writer *w, md_layout *out)
         free(w);
         return e;
     }
+    md_layout zl = {0};
+    uint64_t logical = 0, stored = 0;
+    if (w->z && w->failed == CM_OK) {
+        cm_err ze = ob_zw_finish(w->z, stripe_write, w, &zl);
+        if (ze != CM_OK && w->failed == CM_OK)
+            w->failed = ze;
+        ob_zw_counts(w->z, &logical, &stored);
+        if (zl.zalg == MD_Z_NONE && logical > 0)
+            atomic_fetch_add(&w->st->z_skipped, 1); /* a short body that did not compress */
+    }
+    ob_zw_free(w->z);
+    w->z = NULL;
     if (w->failed == CM_OK && w->fill > 0)
         flush_stripe(w, ob_last_cell_len(w->fill, w->st->k));
     if (w->failed == CM_OK && w->cell_off > 0)
@@ -738,9 +779,18 @@ cm_err ob_writer_finish(ob_writer *w, md_layout *out)
     writer_layout(w, 1, &junk);
     if (e == CM_OK) {
         writer_layout(w, 0, out);
+        out->zalg = zl.zalg;
+        out->zframe = zl.zframe;
+        out->zsize = zl.zsize;
+        out->ztab = zl.ztab;
         for (int i = 0; i < MD_MAX_CELLS; i++) /* keep only the dropped cells as junk */
             if (junk.drives[i] == out->drives[i])
                 junk.drives[i] = PL_NONE;
+        if (zl.zalg != MD_Z_NONE) {
+            atomic_fetch_add(&w->st->z_bodies, 1);
+            atomic_fetch_add(&w->st->z_logical, logical);
+            atomic_fetch_add(&w->st->z_stored, stored);
+        }
     }
     if (w->cell_off > 0)
         ob_delete(w->st, &junk);
@@ -761,6 +811,7 @@ int ob_writer_drop(ob_writer *w, md_layout *out)
     int wrote = w->cell_off > 0;
     if (wrote)
         writer_layout(w, 1, out);
+    ob_zw_free(w->z);
     free(w->stripe);
     free(w);
     return wrote;
@@ -865,8 +916,16 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
     return CM_OK;
 }
 
-cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
+typedef struct {
+    ob_store *st;
+    const md_layout *layout;
+} stored_src;
+
+/* Bytes of the stored stream (the body itself unless compressed). */
+static cm_err read_stored(void *arg, uint64_t off, void *buf, size_t len)
 {
+    ob_store *st = ((stored_src *)arg)->st;
+    const md_layout *layout = ((stored_src *)arg)->layout;
     if (off > layout->size || len > layout->size - off)
         return CM_ERR_RANGE;
     if (len == 0)
@@ -889,6 +948,22 @@ cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, s
     ec_free(own);
     free(c.scratch);
     return e;
+}
+
+cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
+{
+    stored_src src = {st, layout};
+    if (layout->zalg == MD_Z_NONE)
+        return read_stored(&src, off, buf, len);
+    return ob_z_read(layout, off, buf, len, read_stored, &src);
+}
+
+void ob_store_zstats(ob_store *st, ob_zstats *out)
+{
+    out->bodies = atomic_load(&st->z_bodies);
+    out->logical_bytes = atomic_load(&st->z_logical);
+    out->stored_bytes = atomic_load(&st->z_stored);
+    out->skipped = atomic_load(&st->z_skipped);
 }
 
 int ob_commit_failed_may_free(const md_layout *layout, cm_err commit_err)

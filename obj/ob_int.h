@@ -69,4 +69,40 @@ cm_err ob_cluster_delete(ob_cluster *c, const md_layout *lay);
  * cell is on another node or names no drive. */
 int ob_cluster_local_drive(ob_cluster *c, const md_layout *lay, int i);
 
+/* ---- Transparent compression (ob_zstd.c, docs/compression.md) ---- */
+
+#define OB_Z_FRAME_MAX (16u << 20) /* largest frame written or read */
+
+typedef struct ob_zw ob_zw;
+/* Where a compressing writer sends its stored stream (the erasure writer). */
+typedef cm_err (*ob_zsink)(void *arg, const void *data, size_t len);
+/* Bytes [off, off+len) of a stored stream (a plain ob_read of the layout's cells). */
+typedef cm_err (*ob_zsrc)(void *arg, uint64_t off, void *buf, size_t len);
+
+/* The adaptive test: does a frame of raw bytes that packed into `packed` (0 = did not shrink)
+ * save enough (1/8) to store the body compressed? */
+int ob_z_worth(size_t raw, size_t packed);
+/* Decode one stored zstd frame of n bytes into dst, which holds exactly expect bytes (the frame's
+ * body length): CM_ERR_CORRUPT unless it decodes, checksum included, to exactly expect bytes. */
+cm_err ob_z_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t expect);
+/* A compressing writer at zstd `level` with frames of `frame` bytes (1..OB_Z_FRAME_MAX). */
+cm_err ob_zw_new(int level, uint32_t frame, ob_zw **out);
+void ob_zw_free(ob_zw *z); /* NULL is a no-op */
+/* Compress n bytes with z's settings into its output buffer: the packed length, 0 when it would
+ * not be smaller than n (the frame is then stored raw). */
+size_t ob_z_compress(ob_zw *z, const uint8_t *src, size_t n);
+/* Take body bytes; whole frames go to the sink as they complete. */
+cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg);
+/* The first frame was not worth compressing: everything written went (and goes) to the sink as
+ * it is; the caller may free z and write to its sink directly. */
+int ob_zw_raw(const ob_zw *z);
+/* Send the last frame and the table; set lay's compression fields (zalg MD_Z_NONE when the body
+ * went uncompressed). */
+cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay);
+void ob_zw_counts(const ob_zw *z, uint64_t *logical, uint64_t *stored);
+/* The compression fields of lay agree with its stream length (CM_ERR_CORRUPT otherwise). */
+cm_err ob_z_check(const md_layout *lay);
+/* Body bytes [off, off+len) of a compressed layout, reading its stream through src. */
+cm_err ob_z_read(const md_layout *lay, uint64_t off, void *buf, size_t len, ob_zsrc src, void *arg);
+
 #endif

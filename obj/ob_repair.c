@@ -8,7 +8,8 @@
  * when every drive is online: only then could a rewrite store all cells. Cells the layout puts on
  * another node are that node's to verify.
  *
- * Repair: ob_read the whole body (reconstructing from parity), check the MD5 against the part's
+ * Repair: ob_read the whole body (reconstructing from parity; a compressed body is read decoded
+ * and compressed again by the new writer), check the MD5 against the part's
  * ETag when it is a plain MD5, write it with a new ob_writer (new blob id, durable when finish
  * returns), then md_object_replace_layout swaps it in only if the record still names the old
  * blob. On a conflict the new blobs are deleted (nobody can see them). On success the old blobs
@@ -105,8 +106,9 @@ static cm_err rebuild(ob_store *st, const md_part *part, const ob_pacer *p, md_l
         free(buf);
         return e;
     }
-    for (uint64_t off = 0; e == CM_OK && off < lay->size;) {
-        size_t n = (size_t)CM_MIN(lay->size - off, piece);
+    uint64_t size = MD_LAYOUT_BODY_SIZE(lay); /* read decoded: a compressed body is re-encoded */
+    for (uint64_t off = 0; e == CM_OK && off < size;) {
+        size_t n = (size_t)CM_MIN(size - off, piece);
         e = pace(p, n) != 0 ? CM_ERR_CLOSED : ob_read(st, lay, off, buf, n);
         if (e == CM_OK) {
             cm_ck_update(&ck, buf, n);

@@ -256,6 +256,13 @@ static int scrub_object(ob_scrub *s, const char *bucket, const char *key, uint8_
             break;
         }
         count(s, C_BODY, 1);
+        if (p->layout.zalg != MD_Z_NONE) {
+            pthread_mutex_lock(&s->mu);
+            s->st.pass_z_bodies++;
+            s->st.pass_z_logical += p->layout.zsize;
+            s->st.pass_z_stored += p->layout.size;
+            pthread_mutex_unlock(&s->mu);
+        }
         if (bad == 0)
             continue;
         char hex[33];
@@ -347,6 +354,7 @@ static void pass(ob_scrub *s)
     ob_scrub_status *t = &s->st;
     t->pass_objects = t->pass_bytes = t->pass_damaged = t->pass_repaired = t->pass_failed = 0;
     t->pass_inline_corrupt = 0;
+    t->pass_z_bodies = t->pass_z_logical = t->pass_z_stored = 0;
     t->est_objects = t->est_bytes = 0;
     t->last_start_ms = cm_now_ms();
     t->last_end_ms = 0;

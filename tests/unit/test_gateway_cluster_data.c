@@ -138,7 +138,7 @@ static void cluster_up(void)
                 snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/n%d-d%d", cu_tmpdir(), i + 1, d);
                 dirs[d] = n->dirs[d];
             }
-            ob_store_options o = {1, 1, CELL, NULL, 0, 0};
+            ob_store_options o = {1, 1, CELL, NULL, 0, 0, 0};
             CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
         }
         rpc_start(n);

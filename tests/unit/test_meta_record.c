@@ -180,7 +180,7 @@ static void test_unknown_field_skipped(void)
     b2[len + 4] = 9;
     CU_ASSERT_EQUAL(md_object_decode(b2, len + 8, &d), CM_ERR_CORRUPT);
     CU_ASSERT_PTR_NULL(d.key);
-    b2[0] = 3; /* unknown format version */
+    b2[0] = 4; /* unknown format version (3: a compressed body) */
     CU_ASSERT_EQUAL(md_object_decode(b2, len, &d), CM_ERR_CORRUPT);
     CU_ASSERT_EQUAL(md_object_decode(b2, 0, &d), CM_ERR_CORRUPT);
     cm_log_threshold = saved;
@@ -412,6 +412,63 @@ static void test_layout_nodes(void)
 }
 
 /*
+ * A compressed body (PT_COMP, docs/compression.md) round-trips in object and part records and
+ * makes them format 3, which an older reader refuses; records without one keep their format.
+ * A field naming an unknown algorithm or an oversized frame is corrupt.
+ */
+static void test_compression_field(void)
+{
+    md_object o, d;
+    md_part pd;
+    md_wbuf w = {0};
+    uint8_t *buf;
+    size_t len;
+    full_object(&o);
+    md_layout *l = &o.parts[1].layout;
+    l->zalg = MD_Z_ZSTD;
+    l->zframe = 1 << 20;
+    l->zsize = 5000000;
+    l->ztab = 1234560;
+    l->size = l->ztab + 8 * 5;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL(buf[0], MD_FORMAT_V3);
+    CU_ASSERT_EQUAL_FATAL(md_object_decode(buf, len, &d), CM_OK);
+    CU_ASSERT_TRUE(obj_eq(&o, &d));
+    CU_ASSERT_EQUAL(MD_LAYOUT_BODY_SIZE(&d.parts[1].layout), 5000000);
+    CU_ASSERT_EQUAL(MD_LAYOUT_BODY_SIZE(&d.parts[0].layout), d.parts[0].layout.size);
+    md_object_release(&d);
+    buf[0] = 4; /* a format from after this reader: refused */
+    int saved = cm_log_threshold;
+    cm_log_threshold = -1;
+    CU_ASSERT_EQUAL(md_object_decode(buf, len, &d), CM_ERR_CORRUPT);
+    free(buf);
+
+    CU_ASSERT_EQUAL_FATAL(md_part_encode(&o.parts[1], &w), CM_OK);
+    CU_ASSERT_EQUAL(w.p[0], MD_FORMAT_V3);
+    CU_ASSERT_EQUAL_FATAL(md_part_decode(w.p, w.len, &pd), CM_OK);
+    CU_ASSERT_TRUE(part_eq(&o.parts[1], &pd));
+    md_part_release(&pd);
+    md_w_free(&w);
+
+    l->zframe = 32u << 20; /* larger than any reader's frame buffer */
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL(md_object_decode(buf, len, &d), CM_ERR_CORRUPT);
+    free(buf);
+    l->zframe = 1 << 20;
+    l->zalg = 7; /* unknown algorithm: encoded as given, refused when read */
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL(md_object_decode(buf, len, &d), CM_ERR_CORRUPT);
+    free(buf);
+    cm_log_threshold = saved;
+
+    l->zalg = MD_Z_NONE;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &buf, &len), CM_OK);
+    CU_ASSERT_EQUAL(buf[0], MD_FORMAT_V1);
+    free(buf);
+    md_object_release(&o);
+}
+
+/*
  * Tags (OT_TAG) round-trip in object and upload records; a record with tags is format 2, one
  * without stays format 1 byte for byte, and a format-1 record from before tags decodes with none.
  */
@@ -499,6 +556,7 @@ void cu_register(void)
                                     {"inline_crc", test_inline_crc},
                                     {"layout_nodes", test_layout_nodes},
                                     {"tags", test_tags},
+                                    {"compression_field", test_compression_field},
                                     {NULL, NULL}};
     cu_add_suite("meta_record", tests);
 }

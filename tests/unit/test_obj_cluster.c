@@ -69,7 +69,7 @@ static void node_open(tnode *n, int i)
         dirs[d] = n->dirs[d];
     }
     /* the single-node profile (unused here): cluster bodies use the layout's */
-    ob_store_options o = {2, 1, CELL, NULL, 0, 0};
+    ob_store_options o = {2, 1, CELL, NULL, 0, 0, 0};
     CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
     for (int d = 0; d < NDRIVES; d++) {
         drives[d].path = n->dirs[d];
@@ -506,7 +506,7 @@ static void single_node_bench(const uint8_t *body, long long *put_ms, long long 
         snprintf(dirs[i], sizeof(dirs[i]), "%s/single-d%d", cu_tmpdir(), i);
         d[i] = dirs[i];
     }
-    ob_store_options o = {4, 2, CELL, NULL, 0, 0};
+    ob_store_options o = {4, 2, CELL, NULL, 0, 0, 0};
     CU_ASSERT_EQUAL_FATAL(ob_store_open(d, 6, &o, &st), CM_OK);
     long long t0 = cm_monotonic_ms();
     CU_ASSERT_EQUAL_FATAL(ob_writer_new(st, &w), CM_OK);
