@@ -70,6 +70,8 @@ typedef struct {
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
     int rpc_port;
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
+    char tls_cert[4096];        /* [server] tls_cert: PEM chain; "" = plain HTTP (docs/tls.md) */
+    char tls_key[4096];         /* [server] tls_key: its PEM key, not readable by other users */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -162,6 +164,12 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 100, 3600000, &n) || (o->net.header_timeout_ms = (int)n, 0);
     else if (IS("server", "max_connections"))
         bad = parse_int(value, 1, 10000000, &n) || (o->net.max_connections = (int)n, 0);
+    else if (IS("server", "tls_cert"))
+        bad = !value[0] ||
+              snprintf(o->tls_cert, sizeof(o->tls_cert), "%s", value) >= (int)sizeof(o->tls_cert);
+    else if (IS("server", "tls_key"))
+        bad = !value[0] ||
+              snprintf(o->tls_key, sizeof(o->tls_key), "%s", value) >= (int)sizeof(o->tls_key);
     else if (IS("server", "stop_grace_ms"))
         bad = parse_int(value, 0, 3600000, &n) || (o->stop_grace_ms = (int)n, 0);
     else if (IS("storage", "drives"))
@@ -225,6 +233,7 @@ static void usage(FILE *f)
                "                    [--threads N] [--log-level error|warn|info|debug]\n"
                "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
                "                    [--sigv2 on|off]\n"
+               "                    [--tls-cert FILE --tls-key FILE]\n"
                "                    [--check-config]\n"
                "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
                "follow the cluster layout in etcd, register as a live member, and share the\n"
@@ -330,6 +339,10 @@ static int parse_args(server_opts *o, int argc, char **argv)
             sec = "scrub", key = "interval_s";
         } else if (strcmp(a, "--sigv2") == 0) {
             sec = "server", key = "sigv2";
+        } else if (strcmp(a, "--tls-cert") == 0) {
+            sec = "server", key = "tls_cert";
+        } else if (strcmp(a, "--tls-key") == 0) {
+            sec = "server", key = "tls_key";
         } else {
             fprintf(stderr, "cairn server: unknown argument '%s'\n", a);
             usage(stderr);
@@ -359,6 +372,11 @@ static int parse_args(server_opts *o, int argc, char **argv)
     }
     if (cluster_args_bad(o))
         return 2;
+    if (!o->tls_cert[0] != !o->tls_key[0]) {
+        fprintf(stderr, "cairn: TLS needs both [server] tls_cert and tls_key (--tls-cert, "
+                        "--tls-key)\n");
+        return 2;
+    }
     if (o->cluster_etcd[0]) /* a node's records are replicated across nodes: one local copy */
         o->gw.meta_copies = 1;
     o->gw.data_dir = o->data;
@@ -371,29 +389,50 @@ static int parse_args(server_opts *o, int argc, char **argv)
 
 static pthread_t signal_thread;
 static int stop_grace_ms = STOP_GRACE_MS; /* set before the signal thread starts */
+static net_server *signal_srv;            /* what SIGTERM/SIGINT stop */
+static net_tls *signal_tls;               /* what SIGHUP reloads; NULL without TLS */
+
+/*
+ * SIGHUP: read the TLS certificate and key again; new connections get them, open ones keep
+ * theirs, and a bad pair leaves the current one in place (net_tls_reload logs why). Written as a
+ * hook (void *arg) so it moves onto the SIGHUP hook list of the configuration reload as is.
+ */
+static void sighup_tls(void *arg)
+{
+    char err[512];
+    if (arg && net_tls_reload(arg, err, sizeof(err)) == CM_OK)
+        CM_INFO(MOD, "signal HUP: TLS certificate reloaded");
+}
 
 static void *signal_waiter(void *arg)
 {
-    net_server *srv = arg;
     sigset_t set;
     int sig = 0;
+    (void)arg;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR2); /* used to wake this thread at a normal exit */
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        if (signal_tls)
+            sighup_tls(signal_tls);
+        else
+            CM_INFO(MOD, "signal HUP: nothing to reload");
+    }
     if (sig != SIGUSR2) {
         CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT",
                 stop_grace_ms);
-        net_server_stop(srv, stop_grace_ms);
+        net_server_stop(signal_srv, stop_grace_ms);
     }
     return NULL;
 }
 
 static void banner(const server_opts *o, const cmd_credentials *c, int port)
 {
-    printf("cairn %s: serving S3 on http://%s:%d (region %s)\n", CAIRN_VERSION, o->listen, port,
-           o->region);
+    const char *scheme = o->tls_cert[0] ? "https" : "http";
+    printf("cairn %s: serving S3 on %s://%s:%d (region %s)\n", CAIRN_VERSION, scheme, o->listen,
+           port, o->region);
     printf("  data:     %s (%d drives, erasure %d+%d)\n", o->data, o->gw.ndrives, o->gw.k, o->gw.m);
     /* the secret is shown only by the start that generated it (it is in a 0600 file) */
     char secret[4400];
@@ -410,8 +449,8 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
         snprintf(secret, sizeof(secret), "\"$(sed -n 's/^secret_key = //p' '%s')\"", c->path);
     }
     printf("try:\n  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s \\\n"
-           "    aws --endpoint-url http://%s:%d s3 mb s3://my-bucket\n",
-           c->access_key, secret, o->region, o->listen, port);
+           "    aws --endpoint-url %s://%s:%d s3 mb s3://my-bucket\n",
+           c->access_key, secret, o->region, scheme, o->listen, port);
     fflush(stdout);
 }
 
@@ -466,6 +505,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -668,16 +708,27 @@ int cmd_server(int argc, char **argv)
     gw *g = NULL;
     ob_scrub *scrub = NULL;
     net_server *srv = NULL;
+    net_tls *tls = NULL;
+    char tls_err[512];
     int rc = parse_args(&o, argc, argv);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (o.tls_cert[0] &&
+        net_tls_new(o.tls_cert, o.tls_key, &tls, tls_err, sizeof(tls_err)) != CM_OK) {
+        fprintf(stderr, "cairn: %s\n", tls_err);
+        return 2;
+    }
+    o.net.tls = tls;
     if (o.check_only) {
+        net_tls_free(tls);
         printf("configuration ok\n");
         return 0;
     }
-    if (prepare_process(&o, &cred) != 0)
+    if (prepare_process(&o, &cred) != 0) {
+        net_tls_free(tls);
         return 1;
+    }
     rc = 1;
     cm_err err = gw_new(&o.gw, &g);
     if (err != CM_OK) {
@@ -696,7 +747,9 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     stop_grace_ms = o.stop_grace_ms;
-    if (pthread_create(&signal_thread, NULL, signal_waiter, srv) != 0) {
+    signal_srv = srv;
+    signal_tls = tls;
+    if (pthread_create(&signal_thread, NULL, signal_waiter, NULL) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
         goto out;
     }
@@ -719,6 +772,7 @@ out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
     gw_quiesce(g);
     net_server_free(srv);
+    net_tls_free(tls); /* after the server: its connections hold the context */
     cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* peers' calls end: they take another node */
     cmd_cluster_stop(cluster.node);   /* its threads use the layout follower; the RPC, its clock */
     co_layout_free(cluster.layout);   /* after the loops: /admin/status reads it; leaves the list */

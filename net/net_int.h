@@ -79,6 +79,8 @@ struct net_conn {
     int64_t accepted_at; /* monotonic ms */
     int served;          /* a request was answered on this connection */
     int64_t head_since;  /* monotonic ms of the current head's first byte; 0 = none buffered */
+    int tls;             /* c->bev is an OpenSSL bufferevent (cfg.tls set) */
+    int handshaking; /* TLS handshake not finished: no HTTP yet, header_timeout_ms from accept */
 };
 
 /* Connection pressure seen by one loop since its last log line (rate-limited, see net_note). */
@@ -136,6 +138,16 @@ void net_conn_kick(net_conn *c);
  * no-op inside handler callbacks (conn_process updates after them); output pending with EV_WRITE
  * off kicks the connection so conn_process writes it. */
 void net_conn_update_io(net_conn *c);
+
+/* net_tls.c */
+/* A server-side TLS bufferevent on fd with the current context (BEV_OPT_CLOSE_ON_FREE), or NULL
+ * (the caller still owns fd then). */
+struct bufferevent *net_tls_bev_new(net_tls *tls, struct event_base *base, evutil_socket_t fd);
+/* Send close_notify now, when the handshake finished (the output buffer must be empty). */
+void net_tls_close_notify(struct bufferevent *bev);
+/* After a TLS error event: the last OpenSSL error as text in why; 1 when the client spoke plain
+ * HTTP (OpenSSL recognises "GET ", "POST ", "HEAD ", "PUT " and "CONNECT" as a first record). */
+int net_tls_failure(struct bufferevent *bev, char *why, size_t cap);
 
 /* net_body.c */
 /*
