@@ -117,7 +117,8 @@ void net_server_free(net_server *srv);
  * A server whose config has tls set speaks HTTPS only: every connection starts with a TLS
  * handshake (TLS 1.2 minimum, ECDHE, no compression or renegotiation, ALPN http/1.1), which must
  * finish within header_timeout_ms of the accept; a plain HTTP request gets a plain-text 400 saying
- * to use https, or a close. One net_tls may serve several servers.
+ * to use https, or a close. One net_tls may serve several servers. OpenSSL writes to the socket
+ * with write(), not send(MSG_NOSIGNAL): the process must ignore SIGPIPE (`cairn server` does).
  */
 /*
  * Load a PEM certificate chain and its PEM private key (no passphrase). The key file is refused

@@ -772,10 +772,11 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
     c->idle_seq = ++loop->idle_seq;
     c->accepted_at = cm_monotonic_ms();
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    /* TLS: no read watermark. libevent 2.1's OpenSSL bufferevent stops mid-record when it trips
-     * and does not look at the record's decrypted rest again until the socket is readable, which
-     * may be never (the client sent its last record and waits). conn_wants_read bounds the input
-     * instead: at most one pass (4 KiB plus the rest of a 16 KiB record) past the limit. */
+    /* TLS: no read watermark. libevent 2.1's OpenSSL bufferevent, when one trips, stops in the
+     * middle of a decrypted record and looks at its rest again only when the socket is readable,
+     * which may be never (the client sent its last record and waits). conn_wants_read bounds the
+     * input anyway, before the watermark would: it stops reading once a pass (a record or two)
+     * went past what the state allows. */
     bufferevent_setwatermark(c->bev, EV_READ, 0,
                              c->tls ? 0 : CM_MAX(cfg->read_high_water, head_cap(cfg)));
     bufferevent_disable(c->bev, EV_WRITE); /* armed only when a write did not complete */
