@@ -602,8 +602,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         conn_tls_failed(c);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && r && r->body_complete &&
-        !c->draining) {
+    /* EOF while reading only: libevent's OpenSSL bufferevent (dirty shutdowns allowed) reports a
+     * write to a closed socket (EPIPE) as EOF|WRITING, and answering more would write forever */
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && !(what & BEV_EVENT_ERROR) && r &&
+        r->body_complete && !c->draining) {
         /* the client shut down its sending side after a whole request: answer it (and any
          * request still buffered), then close; the bufferevent has stopped reading */
         c->peer_eof = 1;

@@ -9,7 +9,8 @@
  * clients (5 s socket timeouts, so a bug fails instead of hanging): the TLS flag handlers see,
  * version and ALPN, a 6 MiB body the handler pauses now and then (the end of the body must not
  * stay inside the TLS layer), a 6 MiB response, keep-alive, plain HTTP answered 400, the
- * handshake deadline, reload for new connections only, and the connection limit.
+ * handshake deadline, reload for new connections only, the connection limit, and a client that
+ * leaves in the middle of a response.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -489,6 +490,37 @@ static void test_conn_limit(void)
     tsrv_stop(&s);
 }
 
+/*
+ * A client that leaves in the middle of a long response: the server's write fails (EPIPE), which
+ * the OpenSSL bufferevent reports as EOF|WRITING. The connection must be closed, not written to
+ * again and again: with max_connections 1 the next client gets in.
+ */
+static void test_client_leaves_mid_response(void)
+{
+    tsrv s;
+    tcli a, b;
+    char body[64];
+    struct linger lg = {1, 0};
+    tsrv_start(&s, 20000, 1);
+    CU_ASSERT_EQUAL_FATAL(tcli_open(&a, s.port), 0);
+    CU_ASSERT_EQUAL(tcli_send(&a, "GET /big/67108864 HTTP/1.1\r\nHost: x\r\n\r\n", 39), 0);
+    CU_ASSERT(SSL_read(a.ssl, body, 16) == 16);               /* the response has started */
+    setsockopt(a.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)); /* leave with a reset */
+    tcli_close(&a);
+    int served = 0;
+    for (int i = 0; i < 100 && !served; i++) { /* bounded: the server notices on its next write */
+        if (tcli_open(&b, s.port) == 0 &&
+            tcli_send(&b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32) == 0 &&
+            tcli_response(&b, body, sizeof(body)) == 5)
+            served = 1;
+        tcli_close(&b);
+        if (!served)
+            usleep(20 * 1000);
+    }
+    CU_ASSERT(served);
+    tsrv_stop(&s);
+}
+
 void cu_register(void)
 {
     static const cu_test load[] = {
@@ -501,6 +533,7 @@ void cu_register(void)
         {"plain_http_and_deadline", test_plain_http_and_deadline},
         {"reload_new_connections", test_reload_new_connections},
         {"conn_limit", test_conn_limit},
+        {"client_leaves_mid_response", test_client_leaves_mid_response},
         {NULL, NULL},
     };
     signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(): as `cairn server` does (net.h) */
