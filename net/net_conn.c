@@ -318,6 +318,9 @@ static int conn_flush(net_conn *c)
     if (c->draining || evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
         return 0;
     if (c->tls) { /* records are written by the bufferevent; it calls write_cb for on_drain */
+        /* it makes one record, and one write(), per buffer chain: a small response's head and
+         * body go out as one (a copy of at most 16 KiB, which SSL_write copies again anyway) */
+        evbuffer_pullup(out, (ev_ssize_t)CM_MIN(evbuffer_get_length(out), NET_TLS_RECORD));
         bufferevent_enable(bev, EV_WRITE);
         return 0;
     }

@@ -25,6 +25,7 @@
 #define NET_ACCEPT_BACKOFF_MS 100     /* listener pause when out of descriptors, nothing to shed */
 #define NET_NOTE_EVERY_MS 10000 /* at most one connection-pressure log line per loop per 10 s */
 #define NET_FRESH_MS 1000       /* a new connection's time to send before it counts as idle */
+#define NET_TLS_RECORD 16384    /* largest TLS record payload */
 
 typedef struct net_conn net_conn;
 typedef struct net_loop net_loop;
