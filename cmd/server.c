@@ -666,7 +666,8 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         snprintf(host, sizeof(host), "%s", o->listen);
     else if (split_listen(o->cluster_addr, host, sizeof(host), &ignored) != 0)
         snprintf(host, sizeof(host), "%s", o->cluster_addr);
-    snprintf(cn->s3, sizeof(cn->s3), "http://%.100s:%d", host, port);
+    snprintf(cn->s3, sizeof(cn->s3), "%s://%.100s:%d", o->tls_cert[0] ? "https" : "http", host,
+             port);
     snprintf(cache, sizeof(cache), "%s/layout.cache", o->data);
     cm_err e = co_config_parse(o->cluster_etcd, &cfg, &storage);
     co_layout_config lc = {.etcd = &cfg,

@@ -7,6 +7,7 @@
 # use https, never an answer; a connection that never starts its handshake is closed by the header
 # timeout; SIGHUP serves a new certificate to new connections (serial checked with openssl
 # s_client) while an open connection keeps its own, and a bad certificate keeps the current one.
+# `cairn admin status` works over https with --ca-cert and refuses a certificate of another CA.
 # Bad TLS settings are refused at start: one of the two keys only, a world-readable key, a key
 # that does not match the certificate.
 source "$(dirname "$0")/lib.sh"
@@ -132,6 +133,14 @@ if h_run "rclone ls" rc ls c:tls-rclone; then
 fi
 h_run "rclone copy down" rc copyto c:tls-rclone/big "$H_WORK/big.rclone"
 h_eq "rclone round trip" "$(h_md5 "$H_WORK/big")" "$(h_md5 "$H_WORK/big.rclone" 2>/dev/null)"
+
+# ---- the admin CLI over https ----
+if h_run "cairn admin status over https (--ca-cert)" \
+    "$CAIRN_BIN" admin status --endpoint "$H_ENDPOINT" --ca-cert "$T/ca.pem" --data "$H_DATA"; then
+    grep -q "ready" <<<"$H_OUT" && h_ok "admin status answers" || h_bad "admin status answers" "$H_OUT"
+fi
+h_fails_with "cairn admin refuses a certificate not chaining to --ca-cert" "TLS to .* failed" \
+    "$CAIRN_BIN" admin status --endpoint "$H_ENDPOINT" --ca-cert "$T/other.pem" --data "$H_DATA"
 
 # ---- plain HTTP on the TLS port: a 400 that says so, never served ----
 OUT=$(curl -sS -o "$H_WORK/plain.body" -w '%{http_code}' "http://$HOSTPORT/tls-boto/a" 2>&1)
