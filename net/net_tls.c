@@ -8,7 +8,7 @@
  * server's order; TLS 1.3 suites are OpenSSL's defaults; no compression, no renegotiation; ALPN
  * answers "http/1.1" when the client offers it (and nothing otherwise: a client offering only h2
  * gets no ALPN and speaks HTTP/1.1 or leaves). SSL_MODE_RELEASE_BUFFERS gives an idle connection's
- * 2 x ~17 KiB record buffers back, so an idle TLS connection costs a few KiB.
+ * 2 x ~17 KiB record buffers back (an idle TLS connection measured ~16 KiB, docs/tls.md).
  *
  * The private key file is opened once and checked on that descriptor (fstat, no race with a
  * rename): refused when "other" users may read it, a warning when its group may (the Debian
