@@ -20,7 +20,7 @@
  * certificate they were accepted with, and the old context is freed by OpenSSL when the last of
  * them closes. A failed reload leaves the current context in place and says why.
  *
- * Threading: net_tls_ssl_new runs on the loop threads, net_tls_reload on any thread (the signal
+ * Threading: net_tls_bev_new runs on the loop threads, net_tls_reload on any thread (the signal
  * thread); the lock covers only the pointer swap and SSL_new.
  */
 #include <errno.h>
@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
