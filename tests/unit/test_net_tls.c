@@ -9,8 +9,9 @@
  * clients (5 s socket timeouts, so a bug fails instead of hanging): the TLS flag handlers see,
  * version and ALPN, a 6 MiB body the handler pauses now and then (the end of the body must not
  * stay inside the TLS layer), a 6 MiB response, keep-alive, plain HTTP answered 400, the
- * handshake deadline, reload for new connections only, the connection limit, and a client that
- * leaves in the middle of a response.
+ * handshake deadline (silent or trickling client) and the head deadline after it, reload for
+ * new connections only, the connection limit, and a client that leaves in the middle of a
+ * response.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -436,6 +437,28 @@ static void test_plain_http_and_deadline(void)
     int64_t took = cm_monotonic_ms() - t0;
     CU_ASSERT(took >= 250 && took < 3000);
     close(fd);
+    /* a ClientHello trickled a byte every 50 ms: progress does not extend the deadline */
+    t0 = cm_monotonic_ms();
+    fd = tcp_connect(s.port);
+    const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    int sent = 0;
+    for (size_t i = 0; i < sizeof(hello) - 1; i++, sent++) {
+        if (send(fd, hello + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        usleep(50 * 1000); /* the trickle itself: the client under test is slow on purpose */
+    }
+    CU_ASSERT(read_to_close(fd, got, sizeof(got)) >= 0);
+    took = cm_monotonic_ms() - t0;
+    CU_ASSERT(took < 3000);
+    CU_ASSERT(sent < (int)sizeof(hello) - 1); /* cut off before the trickle ended */
+    close(fd);
+    /* after the handshake the HTTP head deadline holds: half a head, then nothing, is a 408 */
+    tcli c;
+    CU_ASSERT_EQUAL_FATAL(tcli_open(&c, s.port), 0);
+    CU_ASSERT_EQUAL(tcli_send(&c, "GET /hello HTTP/1.1\r\nHo", 25), 0);
+    int n = SSL_read(c.ssl, got, sizeof(got) - 1);
+    CU_ASSERT(n > 12 && strncmp(got, "HTTP/1.1 408", 12) == 0);
+    tcli_close(&c);
     tsrv_stop(&s);
 }
 
