@@ -7,8 +7,8 @@
  * key of another certificate, passphrase, not PEM, missing file) and a failed reload. The second
  * runs a real server with TLS in a thread and drives it from this thread with blocking OpenSSL
  * clients (5 s socket timeouts, so a bug fails instead of hanging): the TLS flag handlers see,
- * version and ALPN, a 6 MiB body the handler pauses now and then (the end of the body must not
- * stay inside the TLS layer), a 6 MiB response, keep-alive, plain HTTP answered 400, the
+ * version and ALPN, a 6 MiB body the handler pauses every 256 KiB (every byte must arrive
+ * through the pauses), a 6 MiB response, keep-alive, plain HTTP answered 400, the
  * handshake deadline (silent or trickling client) and the head deadline after it, reload for
  * new connections only, the connection limit, and a client that leaves in the middle of a
  * response.
