@@ -72,6 +72,9 @@ typedef struct {
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
     char tls_cert[4096];        /* [server] tls_cert: PEM chain; "" = plain HTTP (docs/tls.md) */
     char tls_key[4096];         /* [server] tls_key: its PEM key, not readable by other users */
+    char rpc_tls_ca[4096];      /* [cluster] tls_ca: the CA of every node's certificate; "" = off */
+    char rpc_tls_cert[4096];    /* [cluster] tls_cert: this node's RPC certificate chain */
+    char rpc_tls_key[4096];     /* [cluster] tls_key: its key */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -212,6 +215,15 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_rate(value, &o->repair_mbps);
     else if (IS("cluster", "rpc_listen"))
         bad = split_listen(value, o->rpc_host, sizeof(o->rpc_host), &o->rpc_port);
+    else if (IS("cluster", "tls_ca"))
+        bad = !value[0] || snprintf(o->rpc_tls_ca, sizeof(o->rpc_tls_ca), "%s", value) >=
+                               (int)sizeof(o->rpc_tls_ca);
+    else if (IS("cluster", "tls_cert"))
+        bad = !value[0] || snprintf(o->rpc_tls_cert, sizeof(o->rpc_tls_cert), "%s", value) >=
+                               (int)sizeof(o->rpc_tls_cert);
+    else if (IS("cluster", "tls_key"))
+        bad = !value[0] || snprintf(o->rpc_tls_key, sizeof(o->rpc_tls_key), "%s", value) >=
+                               (int)sizeof(o->rpc_tls_key);
     else if (IS("cluster", "rpc_secret_file"))
         bad = snprintf(o->rpc_secret_file, sizeof(o->rpc_secret_file), "%s", value) >=
               (int)sizeof(o->rpc_secret_file);
@@ -257,13 +269,20 @@ static int wildcard_host(const char *h)
     return !h[0] || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "[::]") == 0;
 }
 
-/* The RPC keys of [cluster]: rpc_listen required with it, none of them without it. */
+/* The RPC keys of [cluster]: rpc_listen required with it, none of them without it; the three
+ * TLS keys together or not at all. */
 static int cluster_args_bad(const server_opts *o)
 {
+    int ntls = !!o->rpc_tls_ca[0] + !!o->rpc_tls_cert[0] + !!o->rpc_tls_key[0];
+    if (ntls != 0 && ntls != 3) {
+        fprintf(stderr, "cairn: TLS on the node RPC needs all of [cluster] tls_ca, tls_cert and "
+                        "tls_key\n");
+        return 1;
+    }
     if (!o->cluster_etcd[0]) {
-        if (o->rpc_host[0] || o->rpc_secret_file[0]) {
-            fprintf(stderr, "cairn: [cluster] rpc_listen and rpc_secret_file need a [cluster] "
-                            "section with etcd, id and node_id\n");
+        if (o->rpc_host[0] || o->rpc_secret_file[0] || ntls) {
+            fprintf(stderr, "cairn: [cluster] rpc_listen, rpc_secret_file and tls_* need a "
+                            "[cluster] section with etcd, id and node_id\n");
             return 1;
         }
         return 0;
@@ -391,6 +410,7 @@ static pthread_t signal_thread;
 static int stop_grace_ms = STOP_GRACE_MS; /* set before the signal thread starts */
 static net_server *signal_srv;            /* what SIGTERM/SIGINT stop */
 static net_tls *signal_tls;               /* what SIGHUP reloads; NULL without TLS */
+static net_tls *signal_rpc_tls;           /* and the node RPC's; NULL without */
 
 /*
  * SIGHUP: read the TLS certificate and key again; new connections get them, open ones keep
@@ -417,7 +437,9 @@ static void *signal_waiter(void *arg)
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
         if (signal_tls)
             sighup_tls(signal_tls);
-        else
+        if (signal_rpc_tls)
+            sighup_tls(signal_rpc_tls);
+        if (!signal_tls && !signal_rpc_tls)
             CM_INFO(MOD, "signal HUP: nothing to reload");
     }
     if (sig != SIGUSR2) {
@@ -520,6 +542,7 @@ typedef struct {
     cmd_cluster *node; /* the clock, cluster-mode data, replicated records (cluster.c) */
     char *secret;      /* the cluster secret, wiped and freed at the end */
     size_t secret_len;
+    net_tls *rpc_tls;          /* [cluster] tls_*: the node RPC's TLS, both ways; NULL = plain */
     char s3[PL_ADDR_MAX + 16]; /* the S3 endpoint registered in the member record */
 } cluster_view;
 
@@ -630,6 +653,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
     cmd_cluster_config ncfg = {.node_id = o->node_id,
                                .secret = (const uint8_t *)secret,
                                .secret_len = secret_len,
+                               .tls = cn->rpc_tls,
                                .g = g,
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
                                .tombstone_grace_ms = (int64_t)o->tomb_grace * 1000,
@@ -649,6 +673,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .port = o->rpc_port,
                          .secret = (const uint8_t *)secret,
                          .secret_len = secret_len,
+                         .tls = cn->rpc_tls,
                          .threads = o->net.threads,
                          .md = gw_meta_store(g),
                          .clock = cmd_cluster_clock(cn->node),
@@ -721,12 +746,20 @@ int cmd_server(int argc, char **argv)
         return 2;
     }
     o.net.tls = tls;
+    if (o.rpc_tls_ca[0] && net_tls_new_peers(o.rpc_tls_ca, o.rpc_tls_cert, o.rpc_tls_key,
+                                             &cluster.rpc_tls, tls_err, sizeof(tls_err)) != CM_OK) {
+        fprintf(stderr, "cairn: [cluster] TLS: %s\n", tls_err);
+        net_tls_free(tls);
+        return 2;
+    }
     if (o.check_only) {
+        net_tls_free(cluster.rpc_tls);
         net_tls_free(tls);
         printf("configuration ok\n");
         return 0;
     }
     if (prepare_process(&o, &cred) != 0) {
+        net_tls_free(cluster.rpc_tls);
         net_tls_free(tls);
         return 1;
     }
@@ -750,6 +783,7 @@ int cmd_server(int argc, char **argv)
     stop_grace_ms = o.stop_grace_ms;
     signal_srv = srv;
     signal_tls = tls;
+    signal_rpc_tls = cluster.rpc_tls;
     if (pthread_create(&signal_thread, NULL, signal_waiter, NULL) != 0) {
         fprintf(stderr, "cairn: cannot start the signal thread\n");
         goto out;
@@ -785,5 +819,6 @@ out:
         explicit_bzero(cluster.secret, cluster.secret_len);
         free(cluster.secret);
     }
+    net_tls_free(cluster.rpc_tls); /* after everything that calls or serves the RPC */
     return rc;
 }

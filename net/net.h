@@ -128,7 +128,15 @@ void net_server_free(net_server *srv);
 cm_err net_tls_new(const char *cert_file, const char *key_file, net_tls **out, char *err,
                    size_t errcap);
 /*
- * Read the same two files again and, when they load, serve them to connections accepted from now
+ * The same for a cluster's node-to-node traffic: a server with this tls asks each client for a
+ * certificate that chains to ca_file and refuses one without; a net_client with it presents
+ * cert_file and refuses a server whose certificate does not chain to ca_file. Any certificate the
+ * CA signed is accepted (no name is compared). Errors as net_tls_new.
+ */
+cm_err net_tls_new_peers(const char *ca_file, const char *cert_file, const char *key_file,
+                         net_tls **out, char *err, size_t errcap);
+/*
+ * Read the same files again and, when they load, serve them to connections accepted from now
  * on (open connections keep theirs). On failure (CM_ERR_INVAL, reason in err and logged) the
  * previous certificate stays. Any thread.
  */
@@ -250,6 +258,7 @@ typedef struct {
     size_t read_high_water; /* response body buffered before reading pauses; default 1 MiB */
     size_t write_low_water; /* on_send is asked for more below this; default 256 KiB */
     size_t max_head_bytes;  /* response head limit; default 64 KiB */
+    net_tls *tls;           /* NULL: plain; else from net_tls_new_peers (borrowed, outlives it) */
 } net_client_config;
 
 typedef struct {

@@ -144,6 +144,9 @@ void net_conn_update_io(net_conn *c);
 /* A server-side TLS bufferevent on fd with the current context (BEV_OPT_CLOSE_ON_FREE), or NULL
  * (the caller still owns fd then). */
 struct bufferevent *net_tls_bev_new(net_tls *tls, struct event_base *base, evutil_socket_t fd);
+/* A client-side TLS bufferevent (no socket yet: bufferevent_socket_connect gives it one) with
+ * the peers context of a net_tls_new_peers, or NULL (no memory, or tls has no CA). */
+struct bufferevent *net_tls_client_bev_new(net_tls *tls, struct event_base *base);
 /* Send close_notify now, when the handshake finished (the output buffer must be empty). */
 void net_tls_close_notify(struct bufferevent *bev);
 /* After a TLS error event: the last OpenSSL error as text in why; 1 when the client spoke plain

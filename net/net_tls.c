@@ -43,8 +43,10 @@
 
 struct net_tls {
     pthread_mutex_t lock;
-    SSL_CTX *ctx; /* the context new connections take */
+    SSL_CTX *ctx;  /* the context new connections take */
+    SSL_CTX *cctx; /* with a CA only: the client side, for net_client */
     char *cert_file, *key_file;
+    char *ca_file; /* NULL: no peer certificates asked for (the S3 port) */
 };
 
 /* TLS 1.2 suites: forward secret (ECDHE), authenticated encryption only, strongest first. */
@@ -151,11 +153,32 @@ static void cert_describe(SSL_CTX *ctx, const char *path, const char *verb)
         CM_WARN("net", "TLS certificate %s has expired (%s)", path, until);
 }
 
-/* A complete server context from the files, or NULL with err set. */
-static SSL_CTX *ctx_build(const char *cert, const char *key_path, char *err, size_t cap)
+/*
+ * Peers of the cluster: the certificate presented must chain to the CA (a server asks for one and
+ * refuses a peer without). Any certificate the CA signed is a peer: no name is compared (the
+ * RPC's HMAC then says which node it is).
+ */
+static int ctx_peers(SSL_CTX *ctx, const char *ca, int client, char *err, size_t cap)
 {
+    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        ssl_error("cannot load the TLS CA (PEM)", ca, err, cap);
+        return -1;
+    }
+    if (!client) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (client ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT), NULL);
+    return 0;
+}
+
+/* A complete server (or, with a CA, client) context from t's files, or NULL with err set. */
+static SSL_CTX *ctx_build(const net_tls *t, int client, char *err, size_t cap)
+{
+    const char *cert = t->cert_file, *key_path = t->key_file;
     EVP_PKEY *key = NULL;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(client ? TLS_client_method() : TLS_server_method());
     if (!ctx) {
         ssl_error("cannot create a TLS context for", cert, err, cap);
         return NULL;
@@ -169,8 +192,12 @@ static SSL_CTX *ctx_build(const char *cert, const char *key_path, char *err, siz
         ssl_error("cannot set the TLS ciphers for", cert, err, cap);
         goto fail;
     }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"cairn", 5);
+    if (!client) {
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"cairn", 5);
+    }
+    if (t->ca_file && ctx_peers(ctx, t->ca_file, client, err, cap) != 0)
+        goto fail;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         ssl_error("cannot load the TLS certificate chain (PEM)", cert, err, cap);
         goto fail;
@@ -189,8 +216,22 @@ fail:
     return NULL;
 }
 
-cm_err net_tls_new(const char *cert_file, const char *key_file, net_tls **out, char *err,
-                   size_t errcap)
+/* Both contexts t needs (the client one only with a CA); 0, or -1 with err set. */
+static int ctx_build_all(const net_tls *t, SSL_CTX **ctx, SSL_CTX **cctx, char *err, size_t cap)
+{
+    *cctx = NULL;
+    if (!(*ctx = ctx_build(t, 0, err, cap)))
+        return -1;
+    if (t->ca_file && !(*cctx = ctx_build(t, 1, err, cap))) {
+        SSL_CTX_free(*ctx);
+        *ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+cm_err net_tls_new_peers(const char *ca_file, const char *cert_file, const char *key_file,
+                         net_tls **out, char *err, size_t errcap)
 {
     *out = NULL;
     net_tls *t = calloc(1, sizeof(*t));
@@ -199,12 +240,12 @@ cm_err net_tls_new(const char *cert_file, const char *key_file, net_tls **out, c
     pthread_mutex_init(&t->lock, NULL);
     t->cert_file = strdup(cert_file);
     t->key_file = strdup(key_file);
-    if (!t->cert_file || !t->key_file) {
+    t->ca_file = ca_file ? strdup(ca_file) : NULL;
+    if (!t->cert_file || !t->key_file || (ca_file && !t->ca_file)) {
         net_tls_free(t);
         return CM_ERR_NOMEM;
     }
-    t->ctx = ctx_build(cert_file, key_file, err, errcap);
-    if (!t->ctx) {
+    if (ctx_build_all(t, &t->ctx, &t->cctx, err, errcap) != 0) {
         net_tls_free(t);
         return CM_ERR_INVAL;
     }
@@ -213,18 +254,26 @@ cm_err net_tls_new(const char *cert_file, const char *key_file, net_tls **out, c
     return CM_OK;
 }
 
+cm_err net_tls_new(const char *cert_file, const char *key_file, net_tls **out, char *err,
+                   size_t errcap)
+{
+    return net_tls_new_peers(NULL, cert_file, key_file, out, err, errcap);
+}
+
 cm_err net_tls_reload(net_tls *t, char *err, size_t errcap)
 {
-    SSL_CTX *fresh = ctx_build(t->cert_file, t->key_file, err, errcap);
-    if (!fresh) {
+    SSL_CTX *fresh, *cfresh;
+    if (ctx_build_all(t, &fresh, &cfresh, err, errcap) != 0) {
         CM_WARN("net", "TLS reload failed, still serving the previous certificate: %s", err);
         return CM_ERR_INVAL;
     }
     pthread_mutex_lock(&t->lock);
-    SSL_CTX *old = t->ctx;
+    SSL_CTX *old = t->ctx, *cold = t->cctx;
     t->ctx = fresh;
+    t->cctx = cfresh;
     pthread_mutex_unlock(&t->lock);
     SSL_CTX_free(old); /* open connections hold their own references */
+    SSL_CTX_free(cold);
     cert_describe(fresh, t->cert_file, "reloaded");
     return CM_OK;
 }
@@ -234,8 +283,10 @@ void net_tls_free(net_tls *t)
     if (!t)
         return;
     SSL_CTX_free(t->ctx);
+    SSL_CTX_free(t->cctx);
     free(t->cert_file);
     free(t->key_file);
+    free(t->ca_file);
     pthread_mutex_destroy(&t->lock);
     free(t);
 }
@@ -258,6 +309,20 @@ struct bufferevent *net_tls_bev_new(net_tls *t, struct event_base *base, evutil_
     return bev;
 }
 
+struct bufferevent *net_tls_client_bev_new(net_tls *t, struct event_base *base)
+{
+    pthread_mutex_lock(&t->lock);
+    SSL *ssl = t->cctx ? SSL_new(t->cctx) : NULL;
+    pthread_mutex_unlock(&t->lock);
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev; /* NULL: libevent freed ssl (BEV_OPT_CLOSE_ON_FREE) */
+}
+
 void net_tls_close_notify(struct bufferevent *bev)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
@@ -269,13 +334,15 @@ void net_tls_close_notify(struct bufferevent *bev)
 int net_tls_failure(struct bufferevent *bev, char *why, size_t cap)
 {
     unsigned long e;
-    int plain = 0;
+    int plain = 0, named = 0;
     snprintf(why, cap, "connection closed");
+    /* libevent keeps OpenSSL's errors and, first, the SSL_get_error code (library 0): skip that */
     while ((e = bufferevent_get_openssl_error(bev)) != 0) {
         int reason = ERR_GET_REASON(e);
         if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST)
             plain = 1;
-        ERR_error_string_n(e, why, cap);
+        if (ERR_GET_LIB(e) != 0 && !named++)
+            ERR_error_string_n(e, why, cap);
     }
     return plain;
 }

@@ -9,7 +9,8 @@
 # s_client) while an open connection keeps its own, and a bad certificate keeps the current one.
 # `cairn admin status` works over https with --ca-cert and refuses a certificate of another CA.
 # Bad TLS settings are refused at start: one of the two keys only, a world-readable key, a key
-# that does not match the certificate.
+# that does not match the certificate, and for the node RPC ([cluster] tls_*, test_cluster_tls.sh)
+# one of the three keys only, or the keys without a cluster.
 source "$(dirname "$0")/lib.sh"
 
 if [ -x /usr/bin/aws ]; then AWSBIN=/usr/bin/aws; else AWSBIN=aws; fi
@@ -48,6 +49,14 @@ h_fails_with "a world-readable key is refused" "every user" \
 h_fails_with "a key of another certificate is refused" "does not match" \
     "$CAIRN_BIN" server --data "$H_DATA" --tls-cert "$T/one.pem" --tls-key "$T/two.key" \
     --check-config
+printf '[cluster]\netcd = http://127.0.0.1:1\nid = c\nnode_id = n1\nrpc_listen = 127.0.0.1:0\naddr = 127.0.0.1:1\ntls_ca = %s\n' \
+    "$T/ca.pem" >"$H_WORK/rpc1.conf"
+h_fails_with "[cluster] tls_ca without tls_cert and tls_key is refused" "needs all of" \
+    "$CAIRN_BIN" server --data "$H_DATA" --config "$H_WORK/rpc1.conf" --check-config
+printf '[cluster]\ntls_ca = %s\ntls_cert = %s\ntls_key = %s\n' "$T/ca.pem" "$T/one.pem" \
+    "$T/one.key" >"$H_WORK/rpc2.conf"
+h_fails_with "[cluster] tls_* without a cluster is refused" "need a \[cluster\] section" \
+    "$CAIRN_BIN" server --data "$H_DATA" --config "$H_WORK/rpc2.conf" --check-config
 
 cat >"$H_WORK/cairn.conf" <<EOF
 [server]

@@ -69,19 +69,23 @@ static int make_certs(void)
     snprintf(dir, sizeof(dir), "%s/tls", cu_tmpdir());
     mkdir(dir, 0700);
     const char *req = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    int rc =
-        sh("cd '%s' && printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
-           "%s -x509 -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null && "
-           "for s in 4097:one 8193:two; do n=${s#*:}; "
-           "%s -subj /CN=127.0.0.1 -keyout $n.key -out $n.csr 2>/dev/null && "
-           "openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -set_serial ${s%%:*} "
-           "-days 2 -extfile ext.cnf -out $n.pem 2>/dev/null && chmod 600 $n.key || exit 1; "
-           "done && "
-           "openssl pkey -in one.key -aes256 -passout pass:secret -out locked.key && "
-           "chmod 600 locked.key && cp -p one.key open.key && chmod 644 open.key && "
-           "cp -p one.key group.key && chmod 640 group.key && "
-           "printf 'not a certificate\\n' > junk.pem && cp junk.pem junk.key && chmod 600 junk.key",
-           dir, req, req);
+    int rc = sh(
+        "cd '%s' && printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
+        "%s -x509 -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null && "
+        "for s in 4097:one 8193:two; do n=${s#*:}; "
+        "%s -subj /CN=127.0.0.1 -keyout $n.key -out $n.csr 2>/dev/null && "
+        "openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -set_serial ${s%%:*} "
+        "-days 2 -extfile ext.cnf -out $n.pem 2>/dev/null && chmod 600 $n.key || exit 1; "
+        "done && "
+        "openssl pkey -in one.key -aes256 -passout pass:secret -out locked.key && "
+        "chmod 600 locked.key && cp -p one.key open.key && chmod 644 open.key && "
+        "cp -p one.key group.key && chmod 640 group.key && "
+        "printf 'not a certificate\\n' > junk.pem && cp junk.pem junk.key && chmod 600 junk.key && "
+        "%s -x509 -days 2 -subj /CN=other-ca -keyout ca2.key -out ca2.pem 2>/dev/null && "
+        "%s -subj /CN=stranger -keyout stranger.key -out stranger.csr 2>/dev/null && "
+        "openssl x509 -req -in stranger.csr -CA ca2.pem -CAkey ca2.key -set_serial 7 "
+        "-days 2 -out stranger.pem 2>/dev/null && chmod 600 stranger.key",
+        dir, req, req, req, req);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     return rc;
 }
@@ -544,6 +548,109 @@ static void test_client_leaves_mid_response(void)
     tsrv_stop(&s);
 }
 
+/* ---- node-to-node: net_client and net_server with net_tls_new_peers ---- */
+
+typedef struct {
+    struct event_base *base;
+    int done;
+    cm_err e;
+    int status;
+    char body[64];
+    size_t n;
+} pcall;
+
+static void pc_body(net_call *call, struct evbuffer *b, void *arg)
+{
+    pcall *p = arg;
+    (void)call;
+    size_t k = CM_MIN(evbuffer_get_length(b), sizeof(p->body) - 1 - p->n);
+    evbuffer_remove(b, p->body + p->n, k);
+    p->n += k;
+    evbuffer_drain(b, evbuffer_get_length(b));
+}
+
+static void pc_done(net_call *call, cm_err e, void *arg)
+{
+    pcall *p = arg;
+    p->done = 1;
+    p->e = e;
+    p->status = e == CM_OK ? net_call_status(call) : 0;
+    event_base_loopbreak(p->base);
+}
+
+/* One GET /hello through a net_client with tls (NULL: plain) on this thread's own loop. */
+static void peer_call(net_tls *tls, int port, pcall *p)
+{
+    static const net_call_handler h = {pc_body, NULL, pc_done};
+    net_client_config cfg;
+    net_client *cl = NULL;
+    net_call *call = NULL;
+    struct timeval limit = {5, 0};
+    memset(p, 0, sizeof(*p));
+    p->base = event_base_new();
+    net_client_config_defaults(&cfg);
+    cfg.tls = tls;
+    cfg.retries = -1;
+    CU_ASSERT_EQUAL_FATAL(net_client_new(p->base, &cfg, &cl), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(net_call_new(cl, "127.0.0.1", port, "GET", "/hello", &call), CM_OK);
+    net_call_start(call, &h, p, 0);
+    event_base_loopexit(p->base, &limit); /* bounded, should the call never end */
+    event_base_dispatch(p->base);
+    CU_ASSERT(p->done);
+    net_client_free(cl);
+    event_base_free(p->base);
+}
+
+static net_tls *peers(const char *ca, const char *name)
+{
+    net_tls *t = NULL;
+    char err[512], cert[64], key[64];
+    snprintf(cert, sizeof(cert), "%s.pem", name);
+    snprintf(key, sizeof(key), "%s.key", name);
+    CU_ASSERT_EQUAL(net_tls_new_peers(path(ca), path(cert), path(key), &t, err, sizeof(err)),
+                    CM_OK);
+    return t;
+}
+
+static void test_peers(void)
+{
+    net_config cfg;
+    pthread_t th;
+    net_server *srv = NULL;
+    pcall p;
+    make_certs();
+    net_tls *server = peers("ca.pem", "one"), *node = peers("ca.pem", "two");
+    net_tls *stranger = peers("ca.pem", "stranger"), *blind = peers("ca2.pem", "two");
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    cfg.tls = server;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &handler, NULL, &srv), CM_OK);
+    pthread_create(&th, NULL, srv_thread, srv);
+    int port = net_server_port(srv);
+    peer_call(node, port, &p); /* a node of the cluster: served over TLS */
+    CU_ASSERT_EQUAL(p.e, CM_OK);
+    CU_ASSERT_EQUAL(p.status, 200);
+    CU_ASSERT_STRING_EQUAL(p.body, "tls=1");
+    peer_call(node, port, &p); /* again: a second client, a new handshake */
+    CU_ASSERT_EQUAL(p.status, 200);
+    peer_call(stranger, port, &p); /* a certificate of another CA: the server refuses it */
+    CU_ASSERT_NOT_EQUAL(p.status, 200);
+    CU_ASSERT_PTR_NULL(strstr(p.body, "tls="));
+    peer_call(blind, port, &p); /* trusts another CA only: refuses the server */
+    CU_ASSERT_NOT_EQUAL(p.e, CM_OK);
+    peer_call(NULL, port, &p); /* plain HTTP: a 400 that serves nothing */
+    CU_ASSERT_EQUAL(p.status, 400);
+    CU_ASSERT_PTR_NULL(strstr(p.body, "tls="));
+    net_server_stop(srv, 1000);
+    pthread_join(th, NULL);
+    net_server_free(srv);
+    net_tls_free(server);
+    net_tls_free(node);
+    net_tls_free(stranger);
+    net_tls_free(blind);
+}
+
 void cu_register(void)
 {
     static const cu_test load[] = {
@@ -557,6 +664,7 @@ void cu_register(void)
         {"reload_new_connections", test_reload_new_connections},
         {"conn_limit", test_conn_limit},
         {"client_leaves_mid_response", test_client_leaves_mid_response},
+        {"peers", test_peers},
         {NULL, NULL},
     };
     signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(): as `cairn server` does (net.h) */
