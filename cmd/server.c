@@ -260,6 +260,8 @@ static void usage(FILE *f)
                "unreachable nodes; beyond it it refuses to stand in. repair_interval_s = N\n"
                "(default 60, 0 = on events only) and repair_mbps = MB/s (default 100, 0 =\n"
                "unpaced): the repair pass over this node's records. See docs/deploy.md.\n"
+               "tls_ca = PEM, tls_cert = PEM, tls_key = PEM: the node RPC over TLS, peers\n"
+               "verified against the cluster's CA (docs/tls.md).\n"
                "Starts a single cairn node serving S3 (default 127.0.0.1:9000, data in "
                "./cairn-data).\n");
 }
