@@ -565,8 +565,11 @@ static ncl_conn *conn_new(ncl_peer *p)
         return NULL;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* TLS: no read watermark, as on the server side (net_conn.c, net_conn_accept): one that trips
+     * can leave a decrypted record's rest unread until the socket is readable again; reading
+     * stops by EV_READ when the call is paused, which bounds the input to a pass */
     bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             CM_MAX(cl->cfg.read_high_water, cl->cfg.max_head_bytes));
+                             c->tls ? 0 : CM_MAX(cl->cfg.read_high_water, cl->cfg.max_head_bytes));
     bufferevent_setwatermark(c->bev, EV_WRITE, cl->cfg.write_low_water, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     cl->stats.connects++;
