@@ -324,6 +324,11 @@ static int tcli_send(tcli *c, const void *p, size_t n)
     return SSL_write(c->ssl, p, (int)n) == (int)n ? 0 : -1;
 }
 
+static int tcli_sends(tcli *c, const char *s)
+{
+    return tcli_send(c, s, strlen(s));
+}
+
 /* One response: its body into out (up to cap, NUL-terminated), its length; -1 on failure. */
 static long long tcli_response(tcli *c, char *out, size_t cap)
 {
@@ -379,7 +384,7 @@ static void test_requests(void)
     CU_ASSERT_EQUAL(serial_of(&c), 0x1001);
     /* keep-alive: three requests on one connection, the flag handlers see */
     for (int i = 0; i < 3; i++) {
-        CU_ASSERT_EQUAL(tcli_send(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32), 0);
+        CU_ASSERT_EQUAL(tcli_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
         CU_ASSERT_EQUAL(tcli_response(&c, body, sizeof(body)), 5);
         CU_ASSERT_STRING_EQUAL(body, "tls=1");
     }
@@ -397,7 +402,7 @@ static void test_requests(void)
     CU_ASSERT_EQUAL(tcli_response(&c, body, sizeof(body)), 7);
     CU_ASSERT_EQUAL(strtoull(body, NULL, 10), size);
     /* a 6 MiB response produced from on_drain */
-    CU_ASSERT_EQUAL(tcli_send(&c, "GET /big/6291459 HTTP/1.1\r\nHost: x\r\n\r\n", 38), 0);
+    CU_ASSERT_EQUAL(tcli_sends(&c, "GET /big/6291459 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     CU_ASSERT_EQUAL(tcli_response(&c, NULL, 0), 6291459);
     tcli_close(&c);
     tsrv_stop(&s);
@@ -459,7 +464,7 @@ static void test_plain_http_and_deadline(void)
     /* after the handshake the HTTP head deadline holds: half a head, then nothing, is a 408 */
     tcli c;
     CU_ASSERT_EQUAL_FATAL(tcli_open(&c, s.port), 0);
-    CU_ASSERT_EQUAL(tcli_send(&c, "GET /hello HTTP/1.1\r\nHo", 25), 0);
+    CU_ASSERT_EQUAL(tcli_sends(&c, "GET /hello HTTP/1.1\r\nHo"), 0);
     int n = SSL_read(c.ssl, got, sizeof(got) - 1);
     CU_ASSERT(n > 12 && strncmp(got, "HTTP/1.1 408", 12) == 0);
     tcli_close(&c);
@@ -479,7 +484,7 @@ static void test_reload_new_connections(void)
     CU_ASSERT_EQUAL(serial_of(&after), 0x2001);
     CU_ASSERT_EQUAL(serial_of(&before), 0x1001);
     /* the connection accepted before the reload still works */
-    CU_ASSERT_EQUAL(tcli_send(&before, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32), 0);
+    CU_ASSERT_EQUAL(tcli_sends(&before, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     CU_ASSERT_EQUAL(tcli_response(&before, body, sizeof(body)), 5);
     /* a bad pair keeps the current certificate */
     CU_ASSERT_EQUAL(sh("cd '%s' && printf junk > srv.pem", dir), 0);
@@ -502,15 +507,15 @@ static void test_conn_limit(void)
     CU_ASSERT_EQUAL_FATAL(tcli_open(&a, s.port), 0);
     /* a request in flight (its body not sent yet): the connection cannot be shed */
     int seen = atomic_load(&requests_seen);
-    CU_ASSERT_EQUAL(
-        tcli_send(&a, "PUT /count HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", 51), 0);
+    CU_ASSERT_EQUAL(tcli_sends(&a, "PUT /count HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+                    0);
     for (int i = 0; i < 500 && atomic_load(&requests_seen) == seen; i++)
         usleep(10 * 1000); /* bounded wait for the server thread to take the head */
     CU_ASSERT_NOT_EQUAL(atomic_load(&requests_seen), seen);
     int fd = tcp_connect(s.port);
     CU_ASSERT_EQUAL(read_to_close(fd, got, sizeof(got)), 0);
     close(fd);
-    CU_ASSERT_EQUAL(tcli_send(&a, "12345", 5), 0);
+    CU_ASSERT_EQUAL(tcli_sends(&a, "12345"), 0);
     CU_ASSERT_EQUAL(tcli_response(&a, got, sizeof(got)), 1);
     CU_ASSERT_STRING_EQUAL(got, "5");
     tcli_close(&a);
@@ -530,14 +535,14 @@ static void test_client_leaves_mid_response(void)
     struct linger lg = {1, 0};
     tsrv_start(&s, 20000, 1);
     CU_ASSERT_EQUAL_FATAL(tcli_open(&a, s.port), 0);
-    CU_ASSERT_EQUAL(tcli_send(&a, "GET /big/67108864 HTTP/1.1\r\nHost: x\r\n\r\n", 39), 0);
+    CU_ASSERT_EQUAL(tcli_sends(&a, "GET /big/67108864 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     CU_ASSERT(SSL_read(a.ssl, body, 16) == 16);               /* the response has started */
     setsockopt(a.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)); /* leave with a reset */
     tcli_close(&a);
     int served = 0;
     for (int i = 0; i < 100 && !served; i++) { /* bounded: the server notices on its next write */
         if (tcli_open(&b, s.port) == 0 &&
-            tcli_send(&b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32) == 0 &&
+            tcli_sends(&b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0 &&
             tcli_response(&b, body, sizeof(body)) == 5)
             served = 1;
         tcli_close(&b);
