@@ -87,8 +87,8 @@ typedef struct {
     int port;         /* 0: any free port */
     const uint8_t *secret;
     size_t secret_len;
-    struct net_tls
-        *tls;        /* [cluster] tls_*: peers' certificates required (borrowed); NULL = plain */
+    /* [cluster] tls_*: the RPC over TLS, peers' certificates required (borrowed); NULL = plain */
+    struct net_tls *tls;
     int threads;     /* event loops; 0 = number of cores */
     md_store *md;    /* metadata partitions served to the coordinators of other nodes */
     md_hlc *clock;   /* this node's clock (cmd_cluster_clock) */
