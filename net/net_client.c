@@ -489,8 +489,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
         conn_process(c);
 }
 
-/* A TLS connection that failed before its handshake ended: a certificate the CA did not sign is
- * a configuration error, said at most every 10 s; a refused connect is said at debug level. */
+/* A TLS connection that failed: a certificate refused either way is a configuration error, said
+ * at most every 10 s; a refused connect or a plain close is said at debug level. */
 static void conn_tls_failed(ncl_conn *c)
 {
     char why[256];
@@ -531,7 +531,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
-    if (!c->connected && c->tls)
+    if (c->tls) /* also once connected: a TLS 1.3 server refuses our certificate after that */
         conn_tls_failed(c);
     else if (!c->connected)
         CM_DEBUG("net", "connect to %s:%d: %s", c->peer->host, c->peer->port,
