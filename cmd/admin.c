@@ -11,13 +11,18 @@
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
  * client is a small blocking HTTP/1.1 one: one request per connection ("Connection: close"), the
- * response read to EOF. Answers are the server's flat JSON, read with a key lookup (no general
- * JSON parser needed for numbers and booleans we produce ourselves).
+ * response read to EOF; with an https:// endpoint over TLS, the server's certificate verified
+ * against --ca-cert FILE (else CAIRN_CA_CERT, else the system's store) and the endpoint's host.
+ * Answers are the server's flat JSON, read with a key lookup (no general JSON parser needed for
+ * numbers and booleans we produce ourselves).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,8 @@ typedef struct {
     char secret_key[128];
     char region[64];
     int wait;
+    int tls;             /* https:// endpoint */
+    const char *ca_file; /* --ca-cert or CAIRN_CA_CERT; NULL: the system's store */
 } admin_opts;
 
 typedef struct {
@@ -83,16 +90,16 @@ static int load_credentials(admin_opts *o, const char *data)
     return 0;
 }
 
-/* "http://host:port[/]" into host and port. */
+/* "http[s]://host:port[/]" into host and port. */
 static int parse_endpoint(admin_opts *o, const char *url)
 {
-    const char *p = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
+    o->tls = strncmp(url, "https://", 8) == 0;
+    const char *p = o->tls ? url + 8 : strncmp(url, "http://", 7) == 0 ? url + 7 : url;
     size_t hl = strcspn(p, ":/");
-    const char *port = p[hl] == ':' ? p + hl + 1 : "80";
+    const char *port = p[hl] == ':' ? p + hl + 1 : o->tls ? "443" : "80";
     size_t pl = strcspn(port, "/");
-    if (strncmp(url, "https://", 8) == 0 || hl == 0 || hl >= sizeof(o->host) || pl == 0 ||
-        pl >= sizeof(o->port)) {
-        fprintf(stderr, "cairn admin: bad endpoint '%s' (want http://HOST:PORT)\n", url);
+    if (hl == 0 || hl >= sizeof(o->host) || pl == 0 || pl >= sizeof(o->port)) {
+        fprintf(stderr, "cairn admin: bad endpoint '%s' (want http[s]://HOST:PORT)\n", url);
         return -1;
     }
     memcpy(o->host, p, hl);
@@ -158,10 +165,65 @@ static int dial(const admin_opts *o)
     return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n)
+/* One connection: a socket, and over https a verified TLS session on it. */
+typedef struct {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+} admin_conn;
+
+static void conn_close(admin_conn *c)
+{
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ctx);
+    if (c->fd >= 0)
+        close(c->fd);
+}
+
+/* TLS on c->fd: the certificate must chain to the CA and name the endpoint's host (or IP). */
+static int conn_tls(const admin_opts *o, admin_conn *c)
+{
+    char why[256] = "";
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ctx || SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1)
+        goto fail;
+    if ((o->ca_file ? SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL)
+                    : SSL_CTX_set_default_verify_paths(c->ctx)) != 1)
+        goto fail;
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_tlsext_host_name(c->ssl, o->host) != 1)
+        goto fail;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    if (X509_VERIFY_PARAM_set1_ip_asc(vp, o->host) != 1 && SSL_set1_host(c->ssl, o->host) != 1)
+        goto fail;
+    if (SSL_connect(c->ssl) == 1)
+        return 0;
+    if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+        snprintf(why, sizeof(why), "%s",
+                 X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+fail:
+    if (!why[0])
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+    fprintf(stderr, "cairn admin: TLS to %s:%s failed: %s%s\n", o->host, o->port, why,
+            o->ca_file ? "" : " (--ca-cert FILE names the CA)");
+    ERR_clear_error();
+    return -1;
+}
+
+static int conn_open(const admin_opts *o, admin_conn *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = dial(o);
+    if (c->fd < 0)
+        return -1;
+    return o->tls ? conn_tls(o, c) : 0;
+}
+
+static int send_all(admin_conn *c, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = c->ssl ? SSL_write(c->ssl, p, (int)n) : send(c->fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -173,7 +235,7 @@ static int send_all(int fd, const char *p, size_t n)
 }
 
 /* Read to EOF and split status line / body. */
-static int read_response(int fd, http_resp *out)
+static int read_response(admin_conn *c, http_resp *out)
 {
     size_t len = 0, cap = 8192;
     char *buf = malloc(cap);
@@ -185,7 +247,8 @@ static int read_response(int fd, http_resp *out)
             buf = nb;
             cap *= 2;
         }
-        r = recv(fd, buf + len, cap - len - 1, 0);
+        r = c->ssl ? SSL_read(c->ssl, buf + len, (int)(cap - len - 1))
+                   : recv(c->fd, buf + len, cap - len - 1, 0);
         if (r < 0 && errno == EINTR)
             r = 1;
         else if (r > 0)
@@ -217,13 +280,15 @@ static int request(const admin_opts *o, const char *method, const char *path, ht
                      "x-amz-content-sha256: %s\r\nAuthorization: %s\r\n"
                      "Content-Length: 0\r\nConnection: close\r\n\r\n",
                      method, path, hosthdr, amzdate, EMPTY_SHA256, auth);
-    int fd = dial(o);
-    if (fd < 0)
+    admin_conn c;
+    if (conn_open(o, &c) != 0) {
+        conn_close(&c);
         return -1;
-    int rc = n > 0 && (size_t)n < sizeof(head) ? send_all(fd, head, (size_t)n) : -1;
+    }
+    int rc = n > 0 && (size_t)n < sizeof(head) ? send_all(&c, head, (size_t)n) : -1;
     if (rc == 0)
-        rc = read_response(fd, out);
-    close(fd);
+        rc = read_response(&c, out);
+    conn_close(&c);
     if (rc != 0)
         fprintf(stderr, "cairn admin: no valid answer from %s:%s\n", o->host, o->port);
     return rc;
@@ -808,8 +873,9 @@ static void usage(FILE *f)
             "       cairn admin etcd-check --endpoints URL[,URL...] [--timeout MS]\n"
             "       cairn admin bucket list|consistency NAME [strong|available] --etcd URL,...\n"
             "                                 --cluster ID   (the buckets in etcd; --help)\n"
-            "Endpoint default http://127.0.0.1:9000. Credentials: CAIRN_ACCESS_KEY and\n"
-            "CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
+            "Endpoint default http://127.0.0.1:9000; an https:// one is verified against\n"
+            "--ca-cert FILE (else CAIRN_CA_CERT, else the system's CAs). Credentials:\n"
+            "CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
             "scrub exits 0 when the pass ends without repair failures, 3 when some failed;\n"
             "repair --wait likewise. object-cells exits 3 unless every cell is healthy at home.\n");
 }
@@ -819,6 +885,8 @@ int cmd_admin(int argc, char **argv)
     admin_opts o = {0};
     const char *endpoint = "http://127.0.0.1:9000", *data = "./cairn-data";
     snprintf(o.region, sizeof(o.region), "us-east-1");
+    o.ca_file =
+        getenv("CAIRN_CA_CERT") && *getenv("CAIRN_CA_CERT") ? getenv("CAIRN_CA_CERT") : NULL;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -841,6 +909,8 @@ int cmd_admin(int argc, char **argv)
             endpoint = argv[++i];
         else if (strcmp(argv[i], "--data") == 0 && v)
             data = argv[++i];
+        else if (strcmp(argv[i], "--ca-cert") == 0 && v)
+            o.ca_file = argv[++i];
         else if (strcmp(argv[i], "--region") == 0 && v)
             snprintf(o.region, sizeof(o.region), "%s", argv[++i]);
         else {

@@ -435,6 +435,7 @@ static void loop_setup(void *arg)
                            .secret_len = c->cfg.secret_len,
                            .faults = c->faults};
     cc.net.max_conns = MD_CONNS;
+    cc.net.tls = c->cfg.tls;
     cm_err e = nd_client_new(c->base, &cc, &c->cl);
     if (e == CM_OK)
         e = rp_replica_local_new(c->base, gw_meta_store(c->cfg.g), c->work, c->self, &c->local);
@@ -454,6 +455,7 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
     ob_cluster_config oc = {.self = c->self,
                             .secret = c->cfg.secret,
                             .secret_len = c->cfg.secret_len,
+                            .rpc_tls = c->cfg.tls,
                             .faults = c->faults};
     cm_err e = ob_store_cluster_start(gw_object_store(c->cfg.g), &oc);
     if (e != CM_OK) {
@@ -500,6 +502,7 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                             .secret = c->cfg.secret,
                             .secret_len = c->cfg.secret_len,
                             .faults = c->faults,
+                            .tls = c->cfg.tls,
                             .g = c->cfg.g,
                             .layout = layout,
                             .coord = c->coord,

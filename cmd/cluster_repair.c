@@ -372,6 +372,7 @@ static cm_err thread_setup(cmd_repair *c)
     cc.secret = c->cfg.secret;
     cc.secret_len = c->cfg.secret_len;
     cc.faults = c->cfg.faults;
+    cc.net.tls = c->cfg.tls;
     if (!(c->base = event_base_new()))
         return CM_ERR_NOMEM;
     cm_err e = nd_client_new(c->base, &cc, &c->cl);
@@ -656,6 +657,7 @@ static cm_err cells_io_new(cmd_repair *c, const pl_topology *t, cells_io *io)
     cc.secret_len = c->cfg.secret_len;
     cc.faults = c->cfg.faults;
     cc.net.io_timeout_ms = 3000;
+    cc.net.tls = c->cfg.tls;
     memset(io, 0, sizeof(*io));
     for (int d = 0; d < nd && d < ND_MAX_DRIVES; d++)
         io->drives[d] = (nd_drive){ob_store_drive_dir(st, d), ob_store_blobstore(st, d)};

@@ -89,6 +89,8 @@ typedef struct {
     int port;         /* 0: any free port */
     const uint8_t *secret;
     size_t secret_len;
+    /* [cluster] tls_*: the RPC over TLS, peers' certificates required (borrowed); NULL = plain */
+    struct net_tls *tls;
     int threads;     /* event loops; 0 = number of cores */
     md_store *md;    /* metadata partitions served to the coordinators of other nodes */
     md_hlc *clock;   /* this node's clock (cmd_cluster_clock) */
@@ -124,6 +126,7 @@ typedef struct {
     const char *node_id;
     const uint8_t *secret; /* borrowed until cmd_cluster_stop */
     size_t secret_len;
+    struct net_tls *tls; /* the node RPC's TLS as a client (borrowed until freed); NULL = plain */
     gw *g;
     co_layout *layout;    /* set by cmd_cluster_run */
     int64_t gc_grace_ms;  /* replaced bodies are freed this long after (GETs elsewhere end first) */
@@ -161,6 +164,7 @@ typedef struct {
     const uint8_t *secret; /* borrowed */
     size_t secret_len;
     struct nd_faults *faults; /* borrowed: the node's RPC fault rules */
+    struct net_tls *tls;      /* borrowed: the node RPC's TLS; NULL = plain */
     gw *g;
     co_layout *layout;
     rp *coord; /* record reads and layout swaps go through the replicated records */

@@ -152,10 +152,23 @@ static void *signal_waiter(void *arg)
     return NULL;
 }
 
+/*
+ * A SIGHUP hook (cm_reload.h): read the TLS certificate and key again; new connections get them,
+ * open ones keep theirs, and a bad pair leaves the current one in place (the reason in why).
+ */
+static int reload_tls(void *arg, char *why, size_t cap)
+{
+    if (net_tls_reload(arg, why, cap) != CM_OK)
+        return -1;
+    CM_INFO(MOD, "signal HUP: TLS certificate reloaded");
+    return 0;
+}
+
 static void banner(const server_opts *o, const cmd_credentials *c, int port)
 {
-    printf("cairn %s: serving S3 on http://%s:%d (region %s)\n", CAIRN_VERSION, o->listen, port,
-           o->region);
+    const char *scheme = o->tls_cert[0] ? "https" : "http";
+    printf("cairn %s: serving S3 on %s://%s:%d (region %s)\n", CAIRN_VERSION, scheme, o->listen,
+           port, o->region);
     printf("  data:     %s (%d drives, erasure %d+%d)\n", o->data, o->gw.ndrives, o->gw.k, o->gw.m);
     /* the secret is shown only by the start that generated it (it is in a 0600 file) */
     char secret[4400];
@@ -172,8 +185,8 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
         snprintf(secret, sizeof(secret), "\"$(sed -n 's/^secret_key = //p' '%s')\"", c->path);
     }
     printf("try:\n  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s \\\n"
-           "    aws --endpoint-url http://%s:%d s3 mb s3://my-bucket\n",
-           c->access_key, secret, o->region, o->listen, port);
+           "    aws --endpoint-url %s://%s:%d s3 mb s3://my-bucket\n",
+           c->access_key, secret, o->region, scheme, o->listen, port);
     fflush(stdout);
 }
 
@@ -243,6 +256,7 @@ typedef struct {
     cmd_cluster *node; /* the clock, cluster-mode data, replicated records (cluster.c) */
     char *secret;      /* the cluster secret, wiped and freed at the end */
     size_t secret_len;
+    net_tls *rpc_tls;          /* [cluster] tls_*: the node RPC's TLS, both ways; NULL = plain */
     char s3[PL_ADDR_MAX + 16]; /* the S3 endpoint registered in the member record */
 } cluster_view;
 
@@ -373,6 +387,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
     cmd_cluster_config ncfg = {.node_id = o->node_id,
                                .secret = (const uint8_t *)secret,
                                .secret_len = secret_len,
+                               .tls = cn->rpc_tls,
                                .g = g,
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
                                .tombstone_grace_ms = (int64_t)o->tomb_grace * 1000,
@@ -392,6 +407,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .port = o->rpc_port,
                          .secret = (const uint8_t *)secret,
                          .secret_len = secret_len,
+                         .tls = cn->rpc_tls,
                          .threads = o->net.threads,
                          .md = gw_meta_store(g),
                          .clock = cmd_cluster_clock(cn->node),
@@ -409,7 +425,8 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         snprintf(host, sizeof(host), "%s", o->listen);
     else if (cmd_split_listen(o->cluster_addr, host, sizeof(host), &ignored) != 0)
         snprintf(host, sizeof(host), "%s", o->cluster_addr);
-    snprintf(cn->s3, sizeof(cn->s3), "http://%.100s:%d", host, port);
+    snprintf(cn->s3, sizeof(cn->s3), "%s://%.100s:%d", o->tls_cert[0] ? "https" : "http", host,
+             port);
     snprintf(cache, sizeof(cache), "%s/layout.cache", o->data);
     cm_err e = co_config_parse(o->cluster_etcd, &cfg, &storage);
     co_layout_config lc = {.etcd = &cfg,
@@ -454,26 +471,51 @@ int cmd_server(int argc, char **argv)
     ob_scrub *scrub = NULL;
     gw_lc *lc = NULL;
     net_server *srv = NULL;
+    net_tls *tls = NULL;
+    char tls_err[512];
     int rc = parse_args(&o, argc, argv);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (o.print_doc || o.print_config || o.check_only) {
+    if (o.print_doc || o.print_config) {
         if (o.print_doc)
             cmd_server_config_doc(stdout);
         if (o.print_config)
             cmd_server_config_print(&o, stdout);
-        if (o.check_only)
-            printf("configuration ok\n");
         return 0;
     }
-    if (prepare_process(&o, &cred) != 0)
-        return 1;
+    /* The certificate files are loaded and checked before anything starts (--check-config too). */
+    if (o.tls_cert[0] &&
+        net_tls_new(o.tls_cert, o.tls_key, &tls, tls_err, sizeof(tls_err)) != CM_OK) {
+        fprintf(stderr, "cairn: %s\n", tls_err);
+        return 2;
+    }
+    o.net.tls = tls;
+    if (o.rpc_tls_ca[0] && net_tls_new_peers(o.rpc_tls_ca, o.rpc_tls_cert, o.rpc_tls_key,
+                                             &cluster.rpc_tls, tls_err, sizeof(tls_err)) != CM_OK) {
+        fprintf(stderr, "cairn: [cluster] TLS: %s\n", tls_err);
+        net_tls_free(tls);
+        return 2;
+    }
+    if (o.check_only || prepare_process(&o, &cred) != 0) {
+        if (o.check_only)
+            printf("configuration ok\n");
+        net_tls_free(cluster.rpc_tls);
+        net_tls_free(tls);
+        return o.check_only ? 0 : 1;
+    }
     rc = 1;
-    /* SIGHUP's hooks (cm_reload.h): a subsystem that holds files of its own (TLS certificates)
-     * registers with cm_reload_add(sig.hooks, ...) once it is set up, before serving */
-    if (cm_reload_new(&sig.hooks) != CM_OK) {
+    /* SIGHUP's hooks (cm_reload.h): a subsystem that holds files of its own (the TLS
+     * certificates) registers with cm_reload_add(sig.hooks, ...) once it is set up, before serving
+     */
+    if (cm_reload_new(&sig.hooks) != CM_OK ||
+        (tls && cm_reload_add(sig.hooks, "tls", reload_tls, tls) != CM_OK) ||
+        (cluster.rpc_tls &&
+         cm_reload_add(sig.hooks, "rpc-tls", reload_tls, cluster.rpc_tls) != CM_OK)) {
         fprintf(stderr, "cairn: out of memory\n");
+        cm_reload_free(sig.hooks);
+        net_tls_free(cluster.rpc_tls);
+        net_tls_free(tls);
         return 1;
     }
     cm_err err = gw_new(&o.gw, &g);
@@ -529,6 +571,7 @@ out:
     gw_lc_stop(g, lc); /* a page in progress ends; its cursor resumes at the next start */
     gw_quiesce(g);
     net_server_free(srv);
+    net_tls_free(tls); /* after the server: its connections hold the context */
     cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* peers' calls end: they take another node */
     cmd_cluster_stop(cluster.node);   /* its threads use the layout follower; the RPC, its clock */
     co_layout_free(cluster.layout);   /* after the loops: /admin/status reads it; leaves the list */
@@ -540,6 +583,7 @@ out:
         explicit_bzero(cluster.secret, cluster.secret_len);
         free(cluster.secret);
     }
+    net_tls_free(cluster.rpc_tls); /* after everything that calls or serves the RPC */
     cm_reload_free(sig.hooks);
     free(sig.run);
     free(sig.fresh);

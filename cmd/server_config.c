@@ -183,6 +183,15 @@ static const cm_cfg_key keys[] = {
         "seconds from the end of a lifecycle pass to the next"),
     KEY("lifecycle", "day_s", U32, lc.day_s, 1, 86400, NULL, "86400", NULL, 0,
         "seconds in a lifecycle day (a test clock: 1 makes Days rules act in seconds)"),
+    KEY("server", "tls_cert", STR, tls_cert, 0, 4095, NULL, "", NULL, 0,
+        "PEM certificate chain: serve HTTPS instead of HTTP (docs/tls.md); \"\" = plain HTTP"),
+    KEY("server", "tls_key", STR, tls_key, 0, 4095, NULL, "", NULL, 0,
+        "its PEM private key, not readable by other users; needed with tls_cert"),
+    KEY("cluster", "tls_ca", STR, rpc_tls_ca, 0, 4095, NULL, "", NULL, 0,
+        "the CA of every node's RPC certificate: the node RPC over mutual TLS; \"\" = plain"),
+    KEY("cluster", "tls_cert", STR, rpc_tls_cert, 0, 4095, NULL, "", NULL, 0,
+        "this node's RPC certificate chain (with tls_ca and tls_key)"),
+    KEY("cluster", "tls_key", STR, rpc_tls_key, 0, 4095, NULL, "", NULL, 0, "its private key"),
     KEY("metrics", "token", STR, metrics_token, 0, 256, NULL, "", NULL, SECRET,
         "a bearer token that may read /metrics from any address; \"\" = none"),
     KEY("metrics", "allow", STR, metrics_allow, 0, 1023, "CIDR list", "127.0.0.0/8,::1",
@@ -208,6 +217,8 @@ static const struct {
     {"--scrub-rate-mb", "scrub", "rate_mb"},
     {"--scrub-interval", "scrub", "interval_s"},
     {"--sigv2", "server", "sigv2"},
+    {"--tls-cert", "server", "tls_cert"},
+    {"--tls-key", "server", "tls_key"},
 };
 
 void cmd_server_usage(FILE *f)
@@ -215,7 +226,7 @@ void cmd_server_usage(FILE *f)
     fprintf(f, "usage: cairn server [--data DIR] [--listen HOST:PORT] [--config FILE]\n"
                "                    [--threads N] [--log-level error|warn|info|debug]\n"
                "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
-               "                    [--sigv2 on|off]\n"
+               "                    [--sigv2 on|off] [--tls-cert FILE --tls-key FILE]\n"
                "                    [--check-config] [--print-config] [--config-doc]\n"
                "Starts a cairn node serving S3 (default 127.0.0.1:9000, data in ./cairn-data).\n"
                "Every key of the config file can also be set by CAIRN_<SECTION>_<KEY> in the\n"
@@ -246,9 +257,19 @@ static int check_together(server_opts *o, char *msg, size_t cap)
         snprintf(msg, cap, "[cluster] needs all of etcd, id and node_id");
         return 2;
     }
-    if (!o->cluster_etcd[0] && (o->rpc_listen[0] || o->rpc_secret_file[0])) {
+    int ntls = !!o->rpc_tls_ca[0] + !!o->rpc_tls_cert[0] + !!o->rpc_tls_key[0];
+    if (ntls != 0 && ntls != 3) {
         snprintf(msg, cap,
-                 "[cluster] rpc_listen and rpc_secret_file need a [cluster] section "
+                 "TLS on the node RPC needs all of [cluster] tls_ca, tls_cert and tls_key");
+        return 2;
+    }
+    if (!o->tls_cert[0] != !o->tls_key[0]) {
+        snprintf(msg, cap, "TLS needs both [server] tls_cert and tls_key (--tls-cert, --tls-key)");
+        return 2;
+    }
+    if (!o->cluster_etcd[0] && (o->rpc_listen[0] || o->rpc_secret_file[0] || ntls)) {
+        snprintf(msg, cap,
+                 "[cluster] rpc_listen, rpc_secret_file and tls_* need a [cluster] section "
                  "with etcd, id and node_id");
         return 2;
     }

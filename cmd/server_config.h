@@ -47,6 +47,11 @@ typedef struct {
     char rpc_host[300];             /* its host */
     int rpc_port;
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
+    char tls_cert[4096];        /* [server] tls_cert: PEM chain; "" = plain HTTP (docs/tls.md) */
+    char tls_key[4096];         /* [server] tls_key: its PEM key, not readable by other users */
+    char rpc_tls_ca[4096];      /* [cluster] tls_ca: the CA of every node's certificate; "" = off */
+    char rpc_tls_cert[4096];    /* [cluster] tls_cert: this node's RPC certificate chain */
+    char rpc_tls_key[4096];     /* [cluster] tls_key: its key */
     char metrics_token[257];    /* [metrics] token: a bearer token that may read /metrics */
     char metrics_allow[1024];   /* [metrics] allow: addresses that may read it without one */
 

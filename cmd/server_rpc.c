@@ -159,6 +159,7 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
     nc.host = cfg->host;
     nc.port = cfg->port;
     nc.threads = cfg->threads;
+    nc.tls = cfg->tls;
     cm_err e = nd_service_new(&sc, &r->svc);
     if (e != CM_OK) {
         fprintf(stderr, "cairn: cannot start the node RPC as node '%s': %s\n", cfg->node_id,

@@ -28,7 +28,7 @@ typedef struct {
     const char *cluster;    /* cluster id ([A-Za-z0-9._-]+) */
     const char *node_id;    /* NULL: follow the layout only; else a node id [A-Za-z0-9._-]+ */
     const char *addr;       /* the address registered with the node id ("host:port") */
-    const char *s3;         /* NULL, or the node's S3 endpoint ("http://host:port"), registered */
+    const char *s3;         /* NULL, or the S3 endpoint ("http[s]://host:port"), registered */
     const char *cache_path; /* the last adopted layout, kept across restarts; NULL: none */
     int64_t ttl;            /* member lease TTL in seconds; 0: CO_LAYOUT_TTL */
     int refresh_ms;         /* registration check and member list period; 0: 1000 */

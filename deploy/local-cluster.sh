@@ -28,6 +28,8 @@
 #   CAIRN_ETCD          the etcd binary (default /usr/bin/etcd); the system etcd is never used
 #   CAIRN_CLUSTER       the cluster id in etcd (default local)
 #   CAIRN_CLUSTER_GC_GRACE_S  [cluster] gc_grace_s of every node (default 900; tests shorten it)
+#   CAIRN_CLUSTER_TLS   1: the node RPC over TLS ([cluster] tls_ca, tls_cert, tls_key; docs/tls.md)
+#                       with a CA and one certificate per node made once into DIR/tls (openssl)
 #   STOP_TIMEOUT        seconds a process gets after SIGTERM before SIGKILL (default 15)
 #   READY_TIMEOUT       seconds start waits for etcd and for the nodes (default 60)
 # The cluster secret of the node RPC is generated once into DIR/rpc.secret (mode 0600); every node
@@ -110,6 +112,27 @@ make_secret_files() {
     CAIRN_SECRET_KEY=$(sed -n 's/^secret_key = //p' "$DIR/credentials")
     if [ -z "$CAIRN_ACCESS_KEY" ] || [ -z "$CAIRN_SECRET_KEY" ]; then die "$DIR/credentials is damaged"; fi
     CRED_FROM="file"
+}
+
+# CAIRN_CLUSTER_TLS=1: a throwaway CA and a certificate per node for the node RPC, made once
+# (keys mode 0600 from the start). Every certificate the CA signed is a peer.
+make_tls_files() {
+    local n req="openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    [ "${CAIRN_CLUSTER_TLS:-0}" = 1 ] || return 0
+    command -v openssl >/dev/null || die "CAIRN_CLUSTER_TLS=1 needs the openssl CLI"
+    mkdir -p "$DIR/tls"
+    if [ ! -s "$DIR/tls/ca.pem" ]; then
+        (umask 077 && $req -x509 -days 30 -subj "/CN=cairn-$CLUSTER_ID-ca" \
+            -keyout "$DIR/tls/ca.key" -out "$DIR/tls/ca.pem" 2>/dev/null) || die "cannot make the CA"
+    fi
+    for n in "${NODES[@]}"; do
+        [ -s "$DIR/tls/$n.pem" ] && continue
+        printf 'subjectAltName=DNS:%s,IP:127.0.0.1\n' "$n" >"$DIR/tls/$n.ext"
+        (umask 077 && $req -subj "/CN=$n" -keyout "$DIR/tls/$n.key" -out "$DIR/tls/$n.csr" \
+            2>/dev/null && openssl x509 -req -in "$DIR/tls/$n.csr" -CA "$DIR/tls/ca.pem" \
+            -CAkey "$DIR/tls/ca.key" -CAcreateserial -days 30 -extfile "$DIR/tls/$n.ext" \
+            -out "$DIR/tls/$n.pem" 2>/dev/null) || die "cannot make the certificate of $n"
+    done
 }
 
 # The pair for status calls when the cluster was started with generated credentials.
@@ -267,6 +290,10 @@ rpc_secret_file = $DIR/rpc.secret
 member_ttl_s = 5
 gc_grace_s = ${CAIRN_CLUSTER_GC_GRACE_S:-900}
 EOF
+    if [ "${CAIRN_CLUSTER_TLS:-0}" = 1 ]; then
+        printf 'tls_ca = %s\ntls_cert = %s\ntls_key = %s\n' "$DIR/tls/ca.pem" "$DIR/tls/$n.pem" \
+            "$DIR/tls/$n.key" >>"$DIR/$n/cairn.conf"
+    fi
 }
 
 node_start() { # node_start NODE: start it unless it runs
@@ -333,6 +360,7 @@ cmd_start() {
     local n epoch deadline
     check_binaries
     make_secret_files
+    make_tls_files
     export CAIRN_ACCESS_KEY CAIRN_SECRET_KEY
     etcd_up
     bootstrap_layout

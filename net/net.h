@@ -55,6 +55,7 @@ struct event_base;
 
 typedef struct net_server net_server;
 typedef struct net_req net_req;
+typedef struct net_tls net_tls;
 
 typedef struct {
     void (*on_request)(net_req *req, void *arg);
@@ -77,6 +78,7 @@ typedef struct {
     int max_connections;     /* open connections, all loops; 0 = from RLIMIT_NOFILE (see below) */
     size_t read_high_water;  /* stop reading the socket when this much body is buffered; 1 MiB */
     size_t write_low_water;  /* call on_drain when output falls below this; 256 KiB */
+    net_tls *tls;            /* NULL: plain HTTP; else HTTPS only (borrowed, outlives the server) */
 } net_config;
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 9000). */
@@ -115,6 +117,38 @@ void net_server_stop(net_server *srv, int grace_ms);
 /* Free a stopped server. NULL is a no-op. */
 void net_server_free(net_server *srv);
 
+/* ---- TLS (net_tls.c, docs/tls.md) ----
+ *
+ * A server whose config has tls set speaks HTTPS only: every connection starts with a TLS
+ * handshake (TLS 1.2 minimum, ECDHE, no compression or renegotiation, ALPN http/1.1), which must
+ * finish within header_timeout_ms of the accept; a plain HTTP request gets a plain-text 400 saying
+ * to use https, or a close. One net_tls may serve several servers. OpenSSL writes to the socket
+ * with write(), not send(MSG_NOSIGNAL): the process must ignore SIGPIPE (`cairn server` does).
+ */
+/*
+ * Load a PEM certificate chain and its PEM private key (no passphrase). The key file is refused
+ * when other users may read it (a warning when its group may). CM_ERR_INVAL with the reason in
+ * err, CM_ERR_NOMEM.
+ */
+cm_err net_tls_new(const char *cert_file, const char *key_file, net_tls **out, char *err,
+                   size_t errcap);
+/*
+ * The same for a cluster's node-to-node traffic: a server with this tls asks each client for a
+ * certificate that chains to ca_file and refuses one without; a net_client with it presents
+ * cert_file and refuses a server whose certificate does not chain to ca_file. Any certificate the
+ * CA signed is accepted (no name is compared). Errors as net_tls_new.
+ */
+cm_err net_tls_new_peers(const char *ca_file, const char *cert_file, const char *key_file,
+                         net_tls **out, char *err, size_t errcap);
+/*
+ * Read the same files again and, when they load, serve them to connections accepted from now
+ * on (open connections keep theirs). On failure (CM_ERR_INVAL, reason in err and logged) the
+ * previous certificate stays. Any thread.
+ */
+cm_err net_tls_reload(net_tls *tls, char *err, size_t errcap);
+/* Free after every server using it was freed. NULL is a no-op. */
+void net_tls_free(net_tls *tls);
+
 /* ---- Request accessors (valid from on_request until on_done) ---- */
 
 const char *net_req_method(const net_req *req); /* "GET", as sent */
@@ -131,6 +165,8 @@ int net_req_chunked(const net_req *req);
 /* Total body bytes delivered to on_body so far. */
 uint64_t net_req_body_received(const net_req *req);
 const char *net_req_peer(const net_req *req); /* "127.0.0.1:54321" */
+/* 1 when the request came over TLS (aws:SecureTransport; SSE-C requires it), else 0. */
+int net_req_tls(const net_req *req);
 struct event_base *net_req_base(net_req *req);
 void net_req_set_data(net_req *req, void *data);
 void *net_req_data(const net_req *req);
@@ -227,6 +263,7 @@ typedef struct {
     size_t read_high_water; /* response body buffered before reading pauses; default 1 MiB */
     size_t write_low_water; /* on_send is asked for more below this; default 256 KiB */
     size_t max_head_bytes;  /* response head limit; default 64 KiB */
+    net_tls *tls;           /* NULL: plain; else from net_tls_new_peers (borrowed, outlives it) */
 } net_client_config;
 
 typedef struct {

@@ -15,6 +15,13 @@
  * per-client dispatch event). A call is detached from its connection before on_done runs, so
  * on_done may start new calls.
  *
+ * TLS (cfg.tls, from net_tls_new_peers): a connection is an OpenSSL bufferevent that presents the
+ * node's certificate and verifies the server's against the cluster CA; it counts as connected once
+ * the handshake is done (the connect timeout covers both). Output goes through the bufferevent
+ * (no direct sendmsg: OpenSSL's retry rules tie a partial write to its buffer) and the SIOCOUTQ
+ * progress probe is skipped (the kernel holds ciphertext). A handshake refused for a certificate
+ * is logged as a warning, at most every 10 s.
+ *
  * Memory per call: the response head (<= max_head_bytes), the body buffer (<= read_high_water,
  * plus what the socket buffer holds, capped by the read watermark), the request body the caller
  * moved in.
@@ -87,6 +94,7 @@ struct ncl_conn {
     struct event *timer, *kick;
     net_call *call;
     int connected, used;
+    int tls;         /* an OpenSSL bufferevent (cfg.tls): connected once the handshake is done */
     int refused;     /* connect or a direct write failed at once: fail from the loop */
     uint64_t queued; /* bytes of the current call put into the output buffer */
     uint64_t mark;   /* conn_progress when the timer was armed */
@@ -108,6 +116,7 @@ struct net_client {
     ncl_peer *peers;
     struct event *dispatch; /* runs peer_dispatch for every peer with queued calls */
     net_client_stats stats;
+    int64_t tls_warned_at; /* monotonic ms of the last failed-handshake warning (1 per 10 s) */
 };
 
 static void conn_process(ncl_conn *c);
@@ -335,6 +344,11 @@ static void conn_write_now(ncl_conn *c)
     struct iovec iov[NCL_WRITE_IOV];
     if (!c->connected || c->refused || evbuffer_get_length(out) == 0)
         return;
+    if (c->tls) { /* the bufferevent encrypts and writes: one record per chain, so one chain */
+        evbuffer_pullup(out, (ev_ssize_t)CM_MIN(evbuffer_get_length(out), NET_TLS_RECORD));
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
     int nv = evbuffer_peek(out, -1, NULL, v, NCL_WRITE_IOV);
     nv = CM_MIN(nv, NCL_WRITE_IOV);
     for (int i = 0; i < nv; i++)
@@ -412,7 +426,7 @@ static uint64_t conn_progress(const ncl_conn *c)
      * call with a body larger than NCL_ACKED_MIN (the same answer at arming and at firing, since
      * it depends on the call alone): a smaller request fits the socket buffer at once, and the
      * ioctl on every arm was a third of a record call's system calls. */
-    if (call && call->body_len > NCL_ACKED_MIN &&
+    if (call && !c->tls && call->body_len > NCL_ACKED_MIN &&
         (ioctl(bufferevent_getfd(c->bev), SIOCOUTQ, &unsent) != 0 || unsent < 0))
         unsent = 0;
 #endif
@@ -475,6 +489,22 @@ static void write_cb(struct bufferevent *bev, void *arg)
         conn_process(c);
 }
 
+/* A TLS connection that failed: a certificate refused either way is a configuration error, said
+ * at most every 10 s; a refused connect or a plain close is said at debug level. */
+static void conn_tls_failed(ncl_conn *c)
+{
+    char why[256];
+    net_client *cl = c->peer->cl;
+    int64_t now = cm_monotonic_ms();
+    net_tls_failure(c->bev, why, sizeof(why));
+    if (strcmp(why, "connection closed") == 0 || now - cl->tls_warned_at < 10000) {
+        CM_DEBUG("net", "TLS to %s:%d failed: %s", c->peer->host, c->peer->port, why);
+        return;
+    }
+    cl->tls_warned_at = now;
+    CM_WARN("net", "TLS to %s:%d failed: %s", c->peer->host, c->peer->port, why);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     ncl_conn *c = arg;
@@ -501,7 +531,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
-    if (!c->connected)
+    if (c->tls) /* also once connected: a TLS 1.3 server refuses our certificate after that */
+        conn_tls_failed(c);
+    else if (!c->connected)
         CM_DEBUG("net", "connect to %s:%d: %s", c->peer->host, c->peer->port,
                  evutil_socket_error_to_string(err));
     conn_fail(c, c->connected ? CM_ERR_CLOSED : CM_ERR_UNAVAILABLE);
@@ -523,7 +555,9 @@ static ncl_conn *conn_new(ncl_peer *p)
     c->next = p->conns;
     p->conns = c;
     p->nconns++;
-    c->bev = bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = cl->cfg.tls != NULL;
+    c->bev = c->tls ? net_tls_client_bev_new(cl->cfg.tls, cl->base)
+                    : bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(cl->base, timer_cb, c);
     c->kick = event_new(cl->base, -1, 0, kick_cb, c);
     if (!c->bev || !c->timer || !c->kick) {
@@ -531,8 +565,11 @@ static ncl_conn *conn_new(ncl_peer *p)
         return NULL;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* TLS: no read watermark, as on the server side (net_conn.c, net_conn_accept): one that trips
+     * can leave a decrypted record's rest unread until the socket is readable again; reading
+     * stops by EV_READ when the call is paused, which bounds the input to a pass */
     bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             CM_MAX(cl->cfg.read_high_water, cl->cfg.max_head_bytes));
+                             c->tls ? 0 : CM_MAX(cl->cfg.read_high_water, cl->cfg.max_head_bytes));
     bufferevent_setwatermark(c->bev, EV_WRITE, cl->cfg.write_low_water, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     cl->stats.connects++;

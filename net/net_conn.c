@@ -199,6 +199,8 @@ static void conn_linger(net_conn *c)
 {
     c->draining = 1;
     c->lingering = 1;
+    if (c->tls)
+        net_tls_close_notify(c->bev);
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     bufferevent_disable(c->bev, EV_WRITE);
     evbuffer_drain(bufferevent_get_input(c->bev),
@@ -231,6 +233,15 @@ static int head_timeout_ms(net_conn *c, const net_config *cfg)
     if (c->head_since == 0)
         c->head_since = now;
     int64_t left = c->head_since + __atomic_load_n(&cfg->header_timeout_ms, __ATOMIC_RELAXED) - now;
+    return (int)CM_MAX(0, CM_MIN(left, (int64_t)cfg->io_timeout_ms));
+}
+
+/* Timer for a TLS handshake: it must be done header_timeout_ms after the accept (a client that
+ * connects and sends nothing, or a handshake a byte at a time), and progress every io_timeout_ms.
+ */
+static int handshake_timeout_ms(const net_conn *c, const net_config *cfg)
+{
+    int64_t left = c->accepted_at + cfg->header_timeout_ms - cm_monotonic_ms();
     return (int)CM_MAX(0, CM_MIN(left, (int64_t)cfg->io_timeout_ms));
 }
 
@@ -268,15 +279,17 @@ void net_conn_update_io(net_conn *c)
         bufferevent_disable(c->bev, EV_READ);
     if (out == 0)
         bufferevent_disable(c->bev, EV_WRITE); /* not armed after a drained write: no syscall */
-    else if (c->draining)
-        bufferevent_enable(c->bev, EV_WRITE);
+    else if (c->draining || c->tls)
+        bufferevent_enable(c->bev, EV_WRITE); /* TLS: the bufferevent encrypts and writes */
     else if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
         net_conn_kick(c); /* written from outside a callback: conn_flush on this loop turn */
     int quiet = !r || r->resp_ended;
     bufferevent_setwatermark(c->bev, EV_WRITE, c->draining || quiet ? 0 : cfg->write_low_water, 0);
     if (r || in == 0)
         c->head_since = 0;
-    if (out > 0 || c->draining)
+    if (c->handshaking)
+        ms = handshake_timeout_ms(c, cfg);
+    else if (out > 0 || c->draining)
         ms = cfg->io_timeout_ms;
     else if (!r)
         ms = in > 0 ? head_timeout_ms(c, cfg)
@@ -305,6 +318,13 @@ static int conn_flush(net_conn *c)
     net_req *r = c->req;
     if (c->draining || evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
         return 0;
+    if (c->tls) { /* records are written by the bufferevent; it calls write_cb for on_drain */
+        /* it makes one record, and one write(), per buffer chain: a small response's head and
+         * body go out as one (a copy of at most 16 KiB, which SSL_write copies again anyway) */
+        evbuffer_pullup(out, (ev_ssize_t)CM_MIN(evbuffer_get_length(out), NET_TLS_RECORD));
+        bufferevent_enable(bev, EV_WRITE);
+        return 0;
+    }
     /* a socket bufferevent freezes the front of its output against outside draining; we write
      * the way its own write callback does: unfreeze around the write */
     evbuffer_unfreeze(out, 1);
@@ -547,13 +567,49 @@ static void write_cb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
+/*
+ * A TLS connection that failed before its handshake ended. A client that sent plain HTTP gets a
+ * plain-text 400 saying so (OpenSSL sent nothing: it answers a plain first record without an
+ * alert); what it sent is read first, so the close does not reset the answer away.
+ */
+static void conn_tls_failed(net_conn *c)
+{
+    static const char body[] = "This port speaks HTTPS only: send the request to https://\n";
+    char why[256], resp[512], sink[4096];
+    int plain = net_tls_failure(c->bev, why, sizeof(why));
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    CM_DEBUG("net", "peer=%s TLS handshake failed: %s", c->peer, plain ? "plain HTTP" : why);
+    if (plain) {
+        for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+            ;
+        int n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         sizeof(body) - 1, body);
+        if (send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            CM_DEBUG("net", "peer=%s: 400 for plain HTTP not sent: %s", c->peer, strerror(errno));
+    }
+    net_conn_free(c);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     net_conn *c = arg;
     (void)bev;
     net_req *r = c->req;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && r && r->body_complete &&
-        !c->draining) {
+    if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done: HTTP from here on */
+        c->handshaking = 0;
+        net_conn_update_io(c);
+        return;
+    }
+    if (c->handshaking) {
+        conn_tls_failed(c);
+        return;
+    }
+    /* EOF while reading only: libevent's OpenSSL bufferevent (dirty shutdowns allowed) reports a
+     * write to a closed socket (EPIPE) as EOF|WRITING, and answering more would write forever */
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && !(what & BEV_EVENT_ERROR) && r &&
+        r->body_complete && !c->draining) {
         /* the client shut down its sending side after a whole request: answer it (and any
          * request still buffered), then close; the bufferevent has stopped reading */
         c->peer_eof = 1;
@@ -573,8 +629,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     size_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
     (void)fd;
     (void)what;
-    CM_DEBUG("net", "peer=%s timeout", c->peer);
-    if (c->draining || (!r && in == 0)) {
+    CM_DEBUG("net", "peer=%s timeout%s", c->peer, c->handshaking ? " in the TLS handshake" : "");
+    if (c->draining || c->handshaking || (!r && in == 0)) {
         net_conn_free(c); /* idle keep-alive, or a client that does not read our error */
     } else if (!r) {
         conn_send_error(c, 408); /* partial head: no progress, or past its deadline */
@@ -665,7 +721,8 @@ static void conn_refuse(net_loop *loop, evutil_socket_t fd)
 {
     char resp[1024];
     int n = error_response(503, resp, sizeof(resp));
-    if (send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    /* a TLS client would take plain text for a broken handshake: it only sees the close */
+    if (!loop->srv->cfg.tls && send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         CM_DEBUG("net", "503 to a refused connection not sent: %s", strerror(errno));
     shutdown(fd, SHUT_WR);
     evutil_closesocket(fd);
@@ -691,7 +748,11 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
         return;
     }
     c->loop = loop;
-    c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = c->handshaking = cfg->tls != NULL;
+    if (c->tls)
+        c->bev = net_tls_bev_new(cfg->tls, loop->base, fd);
+    else
+        c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->kick = event_new(loop->base, -1, 0, kick_cb, c);
     c->timer = evtimer_new(loop->base, timer_cb, c);
     if (!c->bev || !c->kick || !c->timer) {
@@ -717,7 +778,13 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
     c->idle_seq = ++loop->idle_seq;
     c->accepted_at = cm_monotonic_ms();
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, CM_MAX(cfg->read_high_water, head_cap(cfg)));
+    /* TLS: no read watermark. libevent 2.1's OpenSSL bufferevent, when one trips, stops in the
+     * middle of a decrypted record and looks at its rest again only when the socket is readable,
+     * which may be never (the client sent its last record and waits). conn_wants_read bounds the
+     * input anyway, before the watermark would: it stops reading once a pass (a record or two)
+     * went past what the state allows. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0,
+                             c->tls ? 0 : CM_MAX(cfg->read_high_water, head_cap(cfg)));
     bufferevent_disable(c->bev, EV_WRITE); /* armed only when a write did not complete */
     bufferevent_enable(c->bev, EV_READ);
     net_conn_update_io(c);

@@ -25,6 +25,7 @@
 #define NET_ACCEPT_BACKOFF_MS 100     /* listener pause when out of descriptors, nothing to shed */
 #define NET_NOTE_EVERY_MS 10000 /* at most one connection-pressure log line per loop per 10 s */
 #define NET_FRESH_MS 1000       /* a new connection's time to send before it counts as idle */
+#define NET_TLS_RECORD 16384    /* largest TLS record payload */
 
 typedef struct net_conn net_conn;
 typedef struct net_loop net_loop;
@@ -79,6 +80,8 @@ struct net_conn {
     int64_t accepted_at; /* monotonic ms */
     int served;          /* a request was answered on this connection */
     int64_t head_since;  /* monotonic ms of the current head's first byte; 0 = none buffered */
+    int tls;             /* c->bev is an OpenSSL bufferevent (cfg.tls set) */
+    int handshaking; /* TLS handshake not finished: no HTTP yet, header_timeout_ms from accept */
 };
 
 /* Connection pressure seen by one loop since its last log line (rate-limited, see net_note). */
@@ -136,6 +139,19 @@ void net_conn_kick(net_conn *c);
  * no-op inside handler callbacks (conn_process updates after them); output pending with EV_WRITE
  * off kicks the connection so conn_process writes it. */
 void net_conn_update_io(net_conn *c);
+
+/* net_tls.c */
+/* A server-side TLS bufferevent on fd with the current context (BEV_OPT_CLOSE_ON_FREE), or NULL
+ * (the caller still owns fd then). */
+struct bufferevent *net_tls_bev_new(net_tls *tls, struct event_base *base, evutil_socket_t fd);
+/* A client-side TLS bufferevent (no socket yet: bufferevent_socket_connect gives it one) with
+ * the peers context of a net_tls_new_peers, or NULL (no memory, or tls has no CA). */
+struct bufferevent *net_tls_client_bev_new(net_tls *tls, struct event_base *base);
+/* Send close_notify now, when the handshake finished (the output buffer must be empty). */
+void net_tls_close_notify(struct bufferevent *bev);
+/* After a TLS error event: the last OpenSSL error as text in why; 1 when the client spoke plain
+ * HTTP (OpenSSL recognises "GET ", "POST ", "HEAD ", "PUT " and "CONNECT" as a first record). */
+int net_tls_failure(struct bufferevent *bev, char *why, size_t cap);
 
 /* net_body.c */
 /*

@@ -82,6 +82,11 @@ const char *net_req_peer(const net_req *req)
     return req->conn->peer;
 }
 
+int net_req_tls(const net_req *req)
+{
+    return req->conn->tls;
+}
+
 struct event_base *net_req_base(net_req *req)
 {
     return req->conn->loop->base;

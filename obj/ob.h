@@ -367,6 +367,7 @@ typedef struct {
     const char *self;      /* this node's id in the layout (copied) */
     const uint8_t *secret; /* the cluster's RPC secret (copied) */
     size_t secret_len;
+    struct net_tls *rpc_tls; /* the node RPC's TLS (borrowed, outlives the cluster); NULL = plain */
     struct nd_faults *faults; /* tests: the RPC fault layer (borrowed); NULL = none */
     int window;               /* stripe buffers per writer, 2..16; 0 = 4 */
     int hedge_ms;             /* fixed hedge delay; 0 = adaptive: max(hedge_min_ms, recent p98) */

@@ -245,6 +245,7 @@ cm_err ob_cluster_new(ob_store *st, const ob_cluster_config *cfg, ob_cluster **o
     cc.secret_len = cfg->secret_len;
     cc.faults = cfg->faults;
     cc.net.io_timeout_ms = c->cfg.io_timeout_ms;
+    cc.net.tls = cfg->rpc_tls;
     if (e == CM_OK)
         e = nd_client_new(c->base, &cc, &c->cl);
     for (int d = 0; d < nd; d++) /* slot d is the drive whose id is d */

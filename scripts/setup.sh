@@ -17,8 +17,9 @@ BUILD_PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-d
 LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev
     libjansson-dev)
 CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
-# tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps)
-TOOL_PKGS=(iproute2 procps)
+# tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps); the TLS
+# tests (test_net_tls, test_tls.sh) make their certificates with the openssl CLI
+TOOL_PKGS=(iproute2 procps openssl)
 # etcd (cluster coordination, docs/coordination.md). On a host with systemd the package may start a
 # system etcd on 2379/2380; tests start their own members on free ports and never touch it.
 ETCD_PKGS=(etcd-server etcd-client)

@@ -11,7 +11,9 @@
 # Exit status 77 means "client not installed" (run.sh reports SKIP, or FAIL when CI=true).
 # Environment knobs: CAIRN_BIN (server binary), KEEP=1 (keep the temp dir), READY_TIMEOUT (s).
 # Test knobs, set after sourcing: H_SERVER_ARGS (array: more `cairn server` arguments, e.g.
-# --config FILE) and H_ULIMIT (arguments for `ulimit` in the server's subshell, e.g. "-n 256").
+# --config FILE), H_ULIMIT (arguments for `ulimit` in the server's subshell, e.g. "-n 256") and
+# H_CA (a CA file: the server speaks HTTPS, H_ENDPOINT is https:// and readiness is checked with
+# that CA; test_tls.sh).
 #
 # Cluster mode: CAIRN_TEST_ENDPOINTS="URL URL ..." (spaces or commas) runs the test against nodes
 # that already run (tests/integration/test_cluster_clients.sh gives it the local cluster's nodes)
@@ -77,6 +79,7 @@ H_CHECKS=0
 H_TRACKED=()
 H_SERVER_ARGS=()
 H_ULIMIT=""
+H_CA=""
 
 h_cleanup() {
     local p
@@ -205,6 +208,7 @@ h_start() {
     fi
     [ -n "$H_PORT" ] || H_PORT=$(h_free_port)
     H_ENDPOINT=http://127.0.0.1:$H_PORT
+    [ -z "$H_CA" ] || H_ENDPOINT=https://127.0.0.1:$H_PORT
     mkdir -p "$H_DATA"
     echo "== starting cairn on $H_ENDPOINT (data $H_DATA)" >>"$H_LOG"
     (
@@ -222,7 +226,8 @@ h_start() {
             echo "FAIL $H_NAME"
             exit 1
         fi
-        if curl -fsS -o /dev/null --max-time 2 "$H_ENDPOINT/health/ready" 2>/dev/null; then
+        if curl -fsS -o /dev/null --max-time 2 ${H_CA:+--cacert "$H_CA"} \
+            "$H_ENDPOINT/health/ready" 2>/dev/null; then
             echo "ok - server ready on port $H_PORT"
             return 0
         fi
