@@ -202,6 +202,9 @@ cm_err md_mdb_err(int rc, const char *what);
 
 #define MD_FORMAT_V1 1
 #define MD_FORMAT_V2 2 /* an object record with tags (OT_TAG); otherwise as V1 */
+/* A record with a field whose silent loss by an older reader would corrupt or expose data
+ * (encryption: OT_SSE, PT_SSE, BT_SSE); otherwise as V2. */
+#define MD_FORMAT_V3 3
 
 typedef struct {
     const uint8_t *p;
