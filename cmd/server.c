@@ -70,6 +70,7 @@ typedef struct {
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
     int rpc_port;
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
+    char master_key_file[4096]; /* [server] master_key_file; "" = CAIRN_MASTER_KEY or DATA.key */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -143,6 +144,9 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = set_listen(o, value);
     else if (IS("server", "data"))
         bad = snprintf(o->data, sizeof(o->data), "%s", value) >= (int)sizeof(o->data);
+    else if (IS("server", "master_key_file"))
+        bad = !value[0] || snprintf(o->master_key_file, sizeof(o->master_key_file), "%s", value) >=
+                               (int)sizeof(o->master_key_file);
     else if (IS("server", "workers"))
         bad = parse_int(value, 1, 1024, &n) || (o->gw.workers = (int)n, 0);
     else if (IS("server", "threads"))
@@ -226,6 +230,9 @@ static void usage(FILE *f)
                "                    [--scrub-rate-mb MB/s] [--scrub-interval SECONDS]\n"
                "                    [--sigv2 on|off]\n"
                "                    [--check-config]\n"
+               "Encryption at rest: the master key is CAIRN_MASTER_KEY (64 hex characters), else\n"
+               "[server] master_key_file = PATH (owner-only), else DATA.key beside the data\n"
+               "directory, created on first start (docs/encryption.md).\n"
                "Config [cluster] etcd = URL,..., id = ID, node_id = NODE (all three, or none):\n"
                "follow the cluster layout in etcd, register as a live member, and share the\n"
                "bucket namespace with the cluster's other nodes. A cluster node also serves the\n"
@@ -362,6 +369,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
     if (o->cluster_etcd[0]) /* a node's records are replicated across nodes: one local copy */
         o->gw.meta_copies = 1;
     o->gw.data_dir = o->data;
+    o->gw.master_key_file = o->master_key_file;
     o->gw.region = o->region;
     o->gw.domain = o->domain;
     snprintf(o->scrub_state, sizeof(o->scrub_state), "%s/scrub.state", o->data);

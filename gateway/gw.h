@@ -34,6 +34,9 @@ typedef struct {
                                  (gw_pool.c); default 4096 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
     int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
+    /* The master key of encryption at rest (cm_mkey_load): NULL or "" = env CAIRN_MASTER_KEY,
+     * else data_dir + ".key" (created on first start). Read only by gw_new. */
+    const char *master_key_file;
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */

@@ -12,11 +12,13 @@
  * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
- *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
- *   a cluster-mode writer's window of stripes in flight is full (CM_AGAIN) the request pauses its
- *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
- *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
- *   (error, on_done) cancels a pending notice. On a single node write_some takes everything.
+ *   writer, for data; an encrypted body goes sealed to the writer, never inline, gw_sse.c, and
+ *   its last segment is sealed by gw_body_seal). The data sink never waits: ob_writer_write_some
+ * takes what fits, and when a cluster-mode writer's window of stripes in flight is full (CM_AGAIN)
+ * the request pauses its body (net_req_pause_body: the socket is not read) and ob_writer_on_room
+ * resumes it on this loop; only the bytes the sink took are hashed, the rest stay buffered.
+ * Dropping the writer (error, on_done) cancels a pending notice. On a single node write_some takes
+ * everything.
  * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
  *   anything is committed; then the operation's finish function runs. Writes hand their blocking
  *   end (fdatasync of the data, the metadata commit) to a worker (gw_pool.c) and answer when it
@@ -32,6 +34,7 @@
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
+#include "gw_sse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -95,6 +98,13 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.domain = g->domain;
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
+    g->cfg.master_key_file = NULL; /* borrowed: read here only */
+    char why[300] = "";
+    if ((err = cm_mkey_load(&g->mkey, cfg->master_key_file, g->data_dir, why, sizeof(why))) !=
+        CM_OK) {
+        CM_ERROR(MOD, "no master key for encryption at rest: %s", why);
+        goto fail;
+    }
 
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
@@ -604,6 +614,11 @@ static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
     int big = r->expect_len >= 0 && (uint64_t)r->expect_len > thr;
     cm_err err;
     *taken = 0;
+    if (r->sse && r->sse->enc) { /* sealed segments, never inline (gw_sse.c) */
+        err = gw_sse_body_write(r, p, n);
+        *taken = err == CM_OK ? n : 0;
+        return err;
+    }
     if (!r->writer && !big && r->inl_len + n <= thr) {
         memcpy(r->inl + r->inl_len, p, n);
         r->inl_len += n;
@@ -768,11 +783,14 @@ static void on_body_end(net_req *nr, void *arg)
 
 cm_err gw_body_seal(gw_req *r)
 {
+    cm_err err = gw_sse_body_final(r); /* an encrypted body's last segment */
+    if (err != CM_OK)
+        return err;
     ob_writer *w = r->writer;
     if (!w)
         return CM_OK;
     r->writer = NULL; /* finish frees it whatever happens */
-    cm_err err = ob_writer_finish(w, &r->layout);
+    err = ob_writer_finish(w, &r->layout);
     if (err == CM_OK)
         r->has_layout = 1;
     return err;
@@ -830,6 +848,7 @@ void gw_req_free(gw_req *r)
     cm_ck_release(&r->sha256);
     cm_ck_release(&r->ck);
     free(r->inl);
+    gw_sse_ctx_free(r->sse);
     if (r->leased)
         ob_lease_release(r->g->data, &r->obj);
     if (r->have_obj)

@@ -165,6 +165,17 @@ gw_s3err gw_parse_create_bucket(const char *xml, size_t len, size_t cap, char **
  */
 gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tags, size_t *n);
 
+/*
+ * PutBucketEncryption:
+ * <ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>
+ * <SSEAlgorithm>AES256</SSEAlgorithm></...><BucketKeyEnabled>bool</BucketKeyEnabled></Rule></...>
+ * (exactly one Rule). *bucket_key gets BucketKeyEnabled (0 when absent). GW_UNSUPPORTED for
+ * aws:kms and aws:kms:dsse (msg says so), GW_INVALID_ARGUMENT for another algorithm or a
+ * KMSMasterKeyID with AES256, GW_MALFORMED_XML otherwise.
+ */
+gw_s3err gw_parse_encryption(const char *xml, size_t len, size_t cap, int *bucket_key, char *msg,
+                             size_t msg_cap);
+
 /* ======================================================================================== */
 /* Tags (gw_tagging.c)                                                                      */
 /* ======================================================================================== */
