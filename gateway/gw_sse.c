@@ -199,6 +199,14 @@ static gw_s3err bad(char *msg, size_t cap, const char *text)
     return GW_INVALID_ARGUMENT;
 }
 
+/* A header, or the same name hoisted into a presigned URL's query string (as gw_refuse.c reads
+ * them: an SSE request parameter is never dropped). */
+static const char *value(gw_req *r, const char *name)
+{
+    const char *v = gw_hdr(r, name);
+    return v ? v : gw_query_get(&r->q, name);
+}
+
 gw_s3err gw_sse_parse(gw_req *r, int source, gw_sse_req *out, char *msg, size_t cap)
 {
     const char *pre = source ? "x-amz-copy-source-server-side-encryption-customer-"
@@ -207,12 +215,12 @@ gw_s3err gw_sse_parse(gw_req *r, int source, gw_sse_req *out, char *msg, size_t 
     const char *alg, *key, *md5;
     memset(out, 0, sizeof(*out));
     snprintf(name, sizeof(name), "%salgorithm", pre);
-    alg = gw_hdr(r, name);
+    alg = value(r, name);
     snprintf(name, sizeof(name), "%skey", pre);
-    key = gw_hdr(r, name);
+    key = value(r, name);
     snprintf(name, sizeof(name), "%skey-md5", pre);
-    md5 = gw_hdr(r, name);
-    const char *sse = source ? NULL : gw_hdr(r, "x-amz-server-side-encryption");
+    md5 = value(r, name);
+    const char *sse = source ? NULL : value(r, "x-amz-server-side-encryption");
     if (sse) {
         if (strncmp(sse, "aws:kms", 7) == 0) {
             snprintf(msg, cap,

@@ -127,6 +127,13 @@ def writes_refused():
                    req("PUT", "/%s/%s" % (B, k), {"x-amz-server-side-encryption-context": "e30="},
                        body=b"data"), "SSE-KMS")
     check("  nothing stored (hoisted)", not exists(k))
+    k = fresh("hoisted-sse")
+    expect_ok("PutObject ?x-amz-server-side-encryption=AES256",
+              req("PUT", "/%s/%s" % (B, k), {"x-amz-server-side-encryption": "AES256"},
+                  body=b"data"))
+    _, h, _ = req("HEAD", "/%s/%s" % (B, k))
+    check("  stored encrypted (hoisted SSE is never dropped)",
+          h.get("x-amz-server-side-encryption") == "AES256", h)
     k = fresh("badclass")
     expect_refused("PutObject x-amz-storage-class: FAST",
                    req("PUT", "/%s/%s" % (B, k), body=b"x",
