@@ -78,7 +78,7 @@ static cm_err read_key_file(cm_mkey *mk, const char *path, char *why, size_t cap
 {
     char buf[HEX_LEN + 2];
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC); /* symlinks followed: secret mounts use them */
     if (fd < 0) {
         int e = errno;
         say(why, cap, "cannot open master key file %s: %s", path, strerror(e));
@@ -203,23 +203,14 @@ cm_err cm_mkey_load(cm_mkey *mk, const char *key_file, const char *data_dir, cha
     return create_key_file(mk, path, why, why_cap);
 }
 
-/* Build the additional data: version, key id, context. */
+/* Feed the additional data: version, key id, context (EVP_CipherUpdate: either direction). */
 static int add_aad(EVP_CIPHER_CTX *c, const uint8_t hdr[HDR_LEN], const char *ctx)
 {
     int outl = 0;
     size_t clen = ctx != NULL ? strlen(ctx) : 0;
-    if (EVP_EncryptUpdate(c, NULL, &outl, hdr, HDR_LEN) != 1)
+    if (EVP_CipherUpdate(c, NULL, &outl, hdr, HDR_LEN) != 1)
         return 0;
-    return clen == 0 || EVP_EncryptUpdate(c, NULL, &outl, (const uint8_t *)ctx, (int)clen) == 1;
-}
-
-static int add_aad_dec(EVP_CIPHER_CTX *c, const uint8_t hdr[HDR_LEN], const char *ctx)
-{
-    int outl = 0;
-    size_t clen = ctx != NULL ? strlen(ctx) : 0;
-    if (EVP_DecryptUpdate(c, NULL, &outl, hdr, HDR_LEN) != 1)
-        return 0;
-    return clen == 0 || EVP_DecryptUpdate(c, NULL, &outl, (const uint8_t *)ctx, (int)clen) == 1;
+    return clen == 0 || EVP_CipherUpdate(c, NULL, &outl, (const uint8_t *)ctx, (int)clen) == 1;
 }
 
 cm_err cm_mkey_wrap(const cm_mkey *mk, const char *ctx, const void *secret, size_t len,
@@ -274,7 +265,7 @@ cm_err cm_mkey_unwrap(const cm_mkey *mk, const char *ctx, const uint8_t *in, siz
     int outl = 0, finl = 0;
     cm_err rc = CM_ERR_INTERNAL;
     if (c == NULL || EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, mk->key, nonce) != 1 ||
-        !add_aad_dec(c, in, ctx) || EVP_DecryptUpdate(c, out, &outl, ct, (int)len) != 1 ||
+        !add_aad(c, in, ctx) || EVP_DecryptUpdate(c, out, &outl, ct, (int)len) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
         goto out;
     if (EVP_DecryptFinal_ex(c, out + outl, &finl) != 1) {

@@ -7,6 +7,8 @@
  * (x-amz-copy-source-if-*); copy_work then reads, encodes and writes the body, makes it durable
  * and commits the record on a worker (gw_offload), so a 5 GiB copy holds one worker, never a
  * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration.
+ * An encrypted source is decrypted as it is read (its SSE-C key from the copy-source headers); an
+ * encrypted target is sealed as it is written (always striped, never inline): gw_sse.c.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -196,6 +198,7 @@ static void copy_state_free(void *p)
     if (!st)
         return;
     gw_copy_source_release(&st->cs);
+    OPENSSL_cleanse(&st->src_key, sizeof(st->src_key)); /* the customer's key */
     if (st->have_src) {
         ob_lease_release(st->g->data, &st->src);
         md_object_release(&st->src);

@@ -23,6 +23,10 @@
  * answered from it. Once the key is overwritten or deleted the retry answers NoSuchUpload (S3
  * may still answer 200 for a recent completion; cairn keeps no record beyond the object's own).
  *
+ * Encryption: CreateMultipartUpload records it in the upload's template (gw_sse.c); every part is
+ * sealed under its own data key (so a part uploaded again never reuses a nonce under a key), an
+ * SSE-C upload's parts must bring its customer key, and Complete gives the object the template's.
+ *
  * Upload ids are 16 hex digits of the creation time in milliseconds followed by 16 random hex
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
  *

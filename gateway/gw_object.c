@@ -26,6 +26,11 @@
  * be read at all (too many drives lost, too many cells' nodes down, a cluster read timed out)
  * is answered 503 ServiceUnavailable, which S3 clients retry, or 500 InternalError for data
  * found corrupt. A later piece that fails can only cut the connection short (logged).
+ *
+ * Encryption (gw_sse.c, docs/encryption.md): a PUT asking for SSE-S3 or SSE-C, or into a bucket
+ * with default encryption, seals its body segment by segment on the way to the writer (never
+ * inline) and commits on a worker; a GET of an encrypted part checks the customer key first and
+ * decrypts each piece (sse_piece). Single node only: a cluster node refuses SSE headers (501).
  */
 #include "gw_int.h"
 #include "gw_refuse.h"

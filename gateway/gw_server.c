@@ -12,13 +12,13 @@
  * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
- *   writer, for data; an encrypted body goes sealed to the writer, never inline, gw_sse.c, and
- *   its last segment is sealed by gw_body_seal). The data sink never waits: ob_writer_write_some
- * takes what fits, and when a cluster-mode writer's window of stripes in flight is full (CM_AGAIN)
- * the request pauses its body (net_req_pause_body: the socket is not read) and ob_writer_on_room
- * resumes it on this loop; only the bytes the sink took are hashed, the rest stay buffered.
- * Dropping the writer (error, on_done) cancels a pending notice. On a single node write_some takes
- * everything.
+ *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
+ *   a cluster-mode writer's window of stripes in flight is full (CM_AGAIN) the request pauses its
+ *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
+ *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
+ *   (error, on_done) cancels a pending notice. On a single node write_some takes everything.
+ *   An encrypted body (single node only) goes to the writer sealed, never inline (gw_sse.c); its
+ *   last segment is sealed by gw_body_seal.
  * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
  *   anything is committed; then the operation's finish function runs. Writes hand their blocking
  *   end (fdatasync of the data, the metadata commit) to a worker (gw_pool.c) and answer when it

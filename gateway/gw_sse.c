@@ -439,7 +439,9 @@ static cm_err emit_loop(void *arg, const uint8_t *p, size_t n)
     if (!r->writer && (err = ob_writer_new(r->g->data, &r->writer)) != CM_OK)
         return err;
     err = ob_writer_write_some(r->writer, p, n, &taken);
-    return err == CM_OK && taken != n ? CM_ERR_INTERNAL : err;
+    /* A partial take (a cluster writer's full window) would lose the rest of a sealed segment:
+     * never expected here, refused rather than waited for. */
+    return err == CM_AGAIN || (err == CM_OK && taken != n) ? CM_ERR_INTERNAL : err;
 }
 
 cm_err gw_sse_body_write(gw_req *r, const uint8_t *p, size_t n)
