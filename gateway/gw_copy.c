@@ -52,7 +52,7 @@ static cm_err read_sealed(gw *g, const md_object *src, const gw_sse_req *key, co
     uint8_t dek[GW_SSE_KEY];
     cm_err err = gw_sse_part_key(g, &src->sse, key, p, dek);
     if (err == CM_OK)
-        err = gw_sse_read(g->data, p, dek, in, buf, n);
+        err = gw_sse_read(g->data, p, dek, in, buf, n, NULL);
     OPENSSL_cleanse(dek, sizeof(dek));
     return err == CM_ERR_AUTH ? CM_ERR_CORRUPT : err;
 }

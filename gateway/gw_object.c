@@ -585,8 +585,10 @@ static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
         c->have_dek = 1;
         c->dek_part = pi;
     }
+    if (!c->scratch && !(c->scratch = malloc(GW_SSE_READ_SCRATCH)))
+        return CM_ERR_NOMEM;
     void *buf = piece_buf_take(stripe);
-    err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want) : CM_ERR_NOMEM;
+    err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want, c->scratch) : CM_ERR_NOMEM;
     if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, piece_buf_give,
                                                (void *)(uintptr_t)stripe) != 0)
         err = CM_ERR_NOMEM;

@@ -10,7 +10,7 @@
  * unrelated verifiers, so records do not show which objects share a key.
  *
  * Memory: the stream holds one segment of plaintext and one of ciphertext; gw_sse_read holds the
- * ciphertext of at most READ_SEGS segments at a time.
+ * ciphertext of at most GW_SSE_READ_SEGS segments at a time.
  */
 #include "gw_sse.h"
 
@@ -25,8 +25,6 @@
 #include "cm_mkey.h"
 #include "cm_util.h"
 #include "gw_int.h"
-
-#define READ_SEGS 16 /* segments read with one ob_read (1 MiB of plaintext) */
 
 uint64_t gw_sse_stored_len(uint64_t plain, uint32_t seg)
 {
@@ -148,23 +146,26 @@ void gw_sse_enc_free(gw_sse_enc *e)
 /* ---- reading ---- */
 
 cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
-                   void *buf, size_t len)
+                   void *buf, size_t len, uint8_t *scratch)
 {
     uint64_t seg = p->sse_seg;
     uint8_t *out = buf;
-    if (seg == 0 || off > p->size || len > p->size - off)
+    if (seg == 0 || seg > GW_SSE_SEG_MAX)
+        return CM_ERR_CORRUPT;
+    if (off > p->size || len > p->size - off)
         return CM_ERR_RANGE;
     if (len == 0)
         return CM_OK;
     size_t cseg = (size_t)seg + GW_SSE_TAG;
-    uint8_t *ct = malloc(cseg * READ_SEGS);
-    uint8_t *pt = malloc((size_t)seg);
-    cm_err err = ct && pt ? CM_OK : CM_ERR_NOMEM;
+    int own = !scratch || seg != GW_SSE_SEG;
+    uint8_t *ct = own ? malloc(cseg * GW_SSE_READ_SEGS + (size_t)seg) : scratch;
+    uint8_t *pt = ct ? ct + cseg * GW_SSE_READ_SEGS : NULL;
+    cm_err err = ct ? CM_OK : CM_ERR_NOMEM;
     while (err == CM_OK && len > 0) {
         uint64_t first = off / seg;
         uint64_t last = (off + len - 1) / seg;
-        if (last - first >= READ_SEGS)
-            last = first + READ_SEGS - 1;
+        if (last - first >= GW_SSE_READ_SEGS)
+            last = first + GW_SSE_READ_SEGS - 1;
         uint64_t c_off = first * cseg;
         uint64_t c_end = CM_MIN((last + 1) * cseg, gw_sse_stored_len(p->size, (uint32_t)seg));
         if ((err = ob_read(st, &p->layout, c_off, ct, (size_t)(c_end - c_off))) != CM_OK)
@@ -186,8 +187,8 @@ cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY]
     }
     if (pt)
         OPENSSL_cleanse(pt, (size_t)seg);
-    free(pt);
-    free(ct);
+    if (own)
+        free(ct);
     return err;
 }
 
@@ -396,6 +397,7 @@ void gw_sse_ctx_free(gw_sse_ctx *c)
     if (!c)
         return;
     gw_sse_enc_free(c->enc);
+    free(c->scratch); /* ciphertext, and a piece of plaintext wiped after each read */
     OPENSSL_cleanse(c, sizeof(*c));
     free(c);
 }

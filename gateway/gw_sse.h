@@ -50,13 +50,22 @@ cm_err gw_sse_enc_update(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit 
 cm_err gw_sse_enc_final(gw_sse_enc *e, gw_sse_emit emit, void *arg);
 void gw_sse_enc_free(gw_sse_enc *e); /* NULL is a no-op; wipes the key */
 
+/* Largest segment a record may name (a bigger one is corrupt: reads hold 17 segments). */
+#define GW_SSE_SEG_MAX (1024 * 1024)
+/* gw_sse_read reads this many segments with one ob_read (1 MiB of plaintext), and needs these
+ * scratch bytes for a part of GW_SSE_SEG segments. */
+#define GW_SSE_READ_SEGS 16
+#define GW_SSE_READ_SCRATCH (GW_SSE_READ_SEGS * (GW_SSE_SEG + GW_SSE_TAG) + GW_SSE_SEG)
+
 /*
  * Read len plaintext bytes at offset off of an encrypted part (p->sse_*, stored in p->layout)
  * with its unwrapped data key: reads the covering segments with ob_read, checks and decrypts
- * them. Blocking (see the file-top). CM_ERR_CORRUPT when a tag fails, CM_ERR_RANGE past the end.
+ * them. scratch: GW_SSE_READ_SCRATCH bytes the caller keeps across calls (used when the part's
+ * segments are GW_SSE_SEG), or NULL to allocate per call. Blocking (see the file-top).
+ * CM_ERR_CORRUPT when a tag fails or the segment size is out of range, CM_ERR_RANGE past the end.
  */
 cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
-                   void *buf, size_t len);
+                   void *buf, size_t len, uint8_t *scratch);
 
 /* What a request's SSE headers ask for (the target's, or a copy source's). */
 typedef struct {
@@ -101,6 +110,7 @@ typedef struct gw_sse_ctx {
     md_sse obj;       /* how the body being written is encrypted (mode 0: it is not) */
     md_part keyed;    /* its sse_seg / sse_key (gw_sse_attach copies them into the part) */
     gw_sse_enc *enc;  /* its stream, between gw_sse_begin_body and gw_body_seal */
+    uint8_t *scratch; /* GET: GW_SSE_READ_SCRATCH bytes for gw_sse_read, allocated once */
     size_t dek_part;  /* GET: the part whose data key dek is (valid when have_dek) */
     int have_dek;
     uint8_t dek[GW_SSE_KEY];
