@@ -136,7 +136,7 @@ def multipart(s3, b, k, key=None, extra=None, sizes=(5 << 20, 100 * 1024)):
 
 def sse_multipart(s3, b):
     up, bodies = multipart(s3, b, "mp-s3", extra={"ServerSideEncryption": "AES256"},
-                           sizes=(5 << 20, 5 << 20, 100 * 1024))
+                           sizes=(5 << 20, 300 * 1024))
     check("CreateMultipartUpload SSE-S3 answers AES256", up.get("ServerSideEncryption") ==
           "AES256", up)
     whole = b"".join(bodies)
