@@ -52,8 +52,9 @@ typedef struct {
  * NULL when unset); data_dir is the data directory (its path + ".key" is the default file). On
  * failure *why (when why_cap > 0) says what was wrong, for the operator: a malformed env value,
  * a file others may read, a short file... Errors: CM_ERR_INVAL (malformed key or unsafe mode),
- * CM_ERR_NOTFOUND (configured file missing), CM_ERR_IO. Never falls back to a later source when
- * an earlier one is set but bad.
+ * CM_ERR_NOTFOUND (configured file missing), CM_ERR_IO (a file that cannot be read, or the
+ * default file cannot be created). Never falls back to a later source when an earlier one is set
+ * but bad.
  */
 cm_err cm_mkey_load(cm_mkey *mk, const char *key_file, const char *data_dir, char *why,
                     size_t why_cap);

@@ -470,6 +470,10 @@ static void copy_source_fetched(gw_req *r)
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
+    if ((e = gw_sse_usable(r, &st->dst_sse, st->msg, sizeof(st->msg))) != GW_OK) {
+        gw_error(r, e, st->msg);
+        return;
+    }
     st->len = st->src.size;
     const char *range = part ? gw_hdr(r, "x-amz-copy-source-range") : NULL;
     if (range) {

@@ -40,6 +40,7 @@ struct gw {
     void *status_arg;
     gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
     cm_mkey mkey;    /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
+    int have_mkey;   /* 0: no master key could be had; SSE-S3 is refused */
 };
 
 typedef struct gw_req gw_req;

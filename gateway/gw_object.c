@@ -418,6 +418,10 @@ static void put_object(gw_req *r)
         return;
     }
     cm_err err = gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &sse);
+    if (err == CM_OK && (e = gw_sse_usable(r, &sse, msg, sizeof(msg))) != GW_OK) {
+        gw_error(r, e, msg);
+        return;
+    }
     if (err == CM_OK)
         err = gw_sse_begin_body(r, &sse);
     if (err != CM_OK) {

@@ -69,6 +69,31 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/*
+ * The master key of encryption at rest (cm_mkey_load). A key that is configured (env or
+ * master_key_file) but bad, or a default key file that exists but is bad (mode, content), stops
+ * the start. A default key file that cannot be made or read (CM_ERR_IO: the data directory's
+ * parent not writable, as under a hardened service unit) only turns SSE-S3 off: the server runs,
+ * and SSE-S3 requests are refused (501) with a message saying what to set.
+ */
+static cm_err load_master_key(gw *g, const char *key_file)
+{
+    char why[300] = "";
+    const char *env = getenv(CM_MKEY_ENV);
+    int configured = (env && env[0]) || (key_file && key_file[0]);
+    cm_err err = cm_mkey_load(&g->mkey, key_file, g->data_dir, why, sizeof(why));
+    if (err == CM_OK) {
+        g->have_mkey = 1;
+        return CM_OK;
+    }
+    if (configured || err != CM_ERR_IO) {
+        CM_ERROR(MOD, "master key for encryption at rest: %s", why);
+        return err;
+    }
+    CM_WARN(MOD, "SSE-S3 is off: %s (set %s or [server] master_key_file)", why, CM_MKEY_ENV);
+    return CM_OK;
+}
+
 cm_err gw_new(const gw_config *cfg, gw **out)
 {
     cm_err err = CM_ERR_NOMEM;
@@ -99,12 +124,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
     g->cfg.master_key_file = NULL; /* borrowed: read here only */
-    char why[300] = "";
-    if ((err = cm_mkey_load(&g->mkey, cfg->master_key_file, g->data_dir, why, sizeof(why))) !=
-        CM_OK) {
-        CM_ERROR(MOD, "no master key for encryption at rest: %s", why);
+    if ((err = load_master_key(g, cfg->master_key_file)) != CM_OK)
         goto fail;
-    }
 
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=

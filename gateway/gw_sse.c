@@ -285,6 +285,14 @@ static void ssec_derive(const uint8_t ckey[GW_SSE_KEY], const char *label, const
     cm_hmac_sha256(ckey, GW_SSE_KEY, msg, ll + 16, out);
 }
 
+gw_s3err gw_sse_usable(gw_req *r, const md_sse *s, char *msg, size_t cap)
+{
+    if (s->mode != MD_SSE_S3 || r->g->have_mkey)
+        return GW_OK;
+    snprintf(msg, cap, GW_SSE_NO_MKEY_MSG);
+    return GW_UNSUPPORTED;
+}
+
 cm_err gw_sse_object_init(const gw_sse_req *given, uint8_t bucket_default, md_sse *out)
 {
     memset(out, 0, sizeof(*out));
@@ -323,9 +331,10 @@ gw_s3err gw_sse_check(const md_sse *stored, const gw_sse_req *given, char *msg, 
     return GW_OK;
 }
 
-/* The key that wraps data keys of objects encrypted as s. */
-static void wrapping_key(gw *g, const md_sse *s, const gw_sse_req *given, cm_mkey *kek,
-                         const char **ctx)
+/* The key that wraps data keys of objects encrypted as s. CM_ERR_UNSUPPORTED for SSE-S3 on a
+ * server without a master key (never wrap under an unset one). */
+static cm_err wrapping_key(gw *g, const md_sse *s, const gw_sse_req *given, cm_mkey *kek,
+                           const char **ctx)
 {
     if (s->mode == MD_SSE_C) {
         uint8_t k[32];
@@ -333,10 +342,13 @@ static void wrapping_key(gw *g, const md_sse *s, const gw_sse_req *given, cm_mke
         cm_mkey_set(kek, k);
         OPENSSL_cleanse(k, sizeof(k));
         *ctx = "ssec-dek";
-    } else {
-        *kek = g->mkey;
-        *ctx = "sse-dek";
+        return CM_OK;
     }
+    if (!g->have_mkey)
+        return CM_ERR_UNSUPPORTED;
+    *kek = g->mkey;
+    *ctx = "sse-dek";
+    return CM_OK;
 }
 
 cm_err gw_sse_part_new_key(gw *g, const md_sse *s, const gw_sse_req *given, md_part *p,
@@ -347,8 +359,10 @@ cm_err gw_sse_part_new_key(gw *g, const md_sse *s, const gw_sse_req *given, md_p
     size_t n = 0;
     if (cm_random(key, GW_SSE_KEY) != CM_OK)
         return CM_ERR_INTERNAL;
-    wrapping_key(g, s, given, &kek, &ctx);
-    cm_err err = cm_mkey_wrap(&kek, ctx, key, GW_SSE_KEY, p->sse_key, sizeof(p->sse_key), &n);
+    cm_err err = wrapping_key(g, s, given, &kek, &ctx);
+    if (err != CM_OK)
+        return err;
+    err = cm_mkey_wrap(&kek, ctx, key, GW_SSE_KEY, p->sse_key, sizeof(p->sse_key), &n);
     cm_mkey_wipe(&kek);
     if (err != CM_OK)
         return err;
@@ -365,8 +379,10 @@ cm_err gw_sse_part_key(gw *g, const md_sse *s, const gw_sse_req *given, const md
     size_t n = 0;
     if (!p->sse_key_len || s->mode == MD_SSE_NONE)
         return CM_ERR_CORRUPT; /* an encrypted part in a record that says it is not */
-    wrapping_key(g, s, given, &kek, &ctx);
-    cm_err err = cm_mkey_unwrap(&kek, ctx, p->sse_key, p->sse_key_len, key, GW_SSE_KEY, &n);
+    cm_err err = wrapping_key(g, s, given, &kek, &ctx);
+    if (err != CM_OK)
+        return err;
+    err = cm_mkey_unwrap(&kek, ctx, p->sse_key, p->sse_key_len, key, GW_SSE_KEY, &n);
     cm_mkey_wipe(&kek);
     if (err == CM_OK && n != GW_SSE_KEY)
         err = CM_ERR_CORRUPT;
@@ -540,6 +556,10 @@ static void bucket_enc_put(gw_req *r)
     gw_s3err e = gw_parse_encryption(xml ? xml : "", len, ENC_XML_CAP, &bk, msg, sizeof(msg));
     if (e != GW_OK) {
         gw_error(r, e, msg[0] ? msg : NULL);
+        return;
+    }
+    if (!r->g->have_mkey) {
+        gw_error(r, GW_UNSUPPORTED, GW_SSE_NO_MKEY_MSG);
         return;
     }
     bucket_enc_state *st = gw_offload_state(r, sizeof(*st), free, bucket_enc_work, bucket_enc_done);

@@ -141,6 +141,11 @@ void gw_sse_copy_key(const md_part *from, md_part *to);
 void gw_op_bucket_encryption(gw_req *r, const md_bucket *b);
 /* The bucket's default encryption (MD_SSE_NONE when it has none, or on a cluster node). */
 uint8_t gw_sse_bucket_default(gw_req *r);
+/* GW_OK unless s is SSE-S3 and the server has no master key (501 with msg; gw_new). */
+gw_s3err gw_sse_usable(gw_req *r, const md_sse *s, char *msg, size_t cap);
+#define GW_SSE_NO_MKEY_MSG                                                                         \
+    "SSE-S3 needs a master key, which this server has not got: set CAIRN_MASTER_KEY or "           \
+    "[server] master_key_file (docs/encryption.md)"
 /* The cluster refusal's message. */
 #define GW_SSE_CLUSTER_MSG                                                                         \
     "Server-side encryption is not supported on cluster nodes yet (single-node servers only)"

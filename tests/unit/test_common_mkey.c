@@ -98,6 +98,10 @@ static void test_default_created_once(void)
     chmod(key, 0644);
     CU_ASSERT_EQUAL(cm_mkey_load(&b, NULL, data, why, sizeof(why)), CM_ERR_INVAL);
     unlink(key);
+    /* A default file that cannot be created is CM_ERR_IO (gw_new then only turns SSE-S3 off). */
+    snprintf(data, sizeof(data), "%s/no-such-dir/data", cu_tmpdir());
+    CU_ASSERT_EQUAL(cm_mkey_load(&b, NULL, data, why, sizeof(why)), CM_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "no-such-dir"));
 }
 
 static void test_wrap_round_trip(void)

@@ -128,11 +128,16 @@ static void test_wrapped_keys(void)
     cm_mkey_set(&g->mkey, mk);
     mk[31] = 0x12;
     cm_mkey_set(&g2->mkey, mk);
+    g2->have_mkey = 1;
     /* SSE-S3: wrapped by the master key; another master key cannot unwrap it. */
     md_sse s3 = {.mode = MD_SSE_S3};
     gw_sse_req none = {0};
     md_part p;
     memset(&p, 0, sizeof(p));
+    /* Never under an unset master key (a server that could not get one). */
+    CU_ASSERT_EQUAL(gw_sse_part_new_key(g, &s3, &none, &p, key), CM_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(p.sse_key_len, 0);
+    g->have_mkey = 1;
     CU_ASSERT_EQUAL_FATAL(gw_sse_part_new_key(g, &s3, &none, &p, key), CM_OK);
     CU_ASSERT_EQUAL(p.sse_seg, GW_SSE_SEG);
     CU_ASSERT_EQUAL(p.sse_key_len, cm_mkey_wrapped_len(GW_SSE_KEY));
