@@ -83,7 +83,7 @@ def get(s3, b, k, **kw):
 
 def sse_s3(s3, b):
     objs = {}
-    for size in (1, 1000, SEG - 1, SEG, SEG + 1, 3 * SEG + 17, 2 * 1024 * 1024 + 5):
+    for size in (0, 1, 1000, SEG - 1, SEG, SEG + 1, 3 * SEG + 17, 2 * 1024 * 1024 + 5):
         k = "s3-%d" % size
         data = body(size)
         r = s3.put_object(Bucket=b, Key=k, Body=data, ServerSideEncryption="AES256",
