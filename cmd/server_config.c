@@ -192,6 +192,10 @@ static const cm_cfg_key keys[] = {
     KEY("cluster", "tls_cert", STR, rpc_tls_cert, 0, 4095, NULL, "", NULL, 0,
         "this node's RPC certificate chain (with tls_ca and tls_key)"),
     KEY("cluster", "tls_key", STR, rpc_tls_key, 0, 4095, NULL, "", NULL, 0, "its private key"),
+    KEY("server", "master_key_file", STR, master_key_file, 0, 4095, NULL, "", NULL, 0,
+        "file with the 64-hex master key of encryption at rest (owner-only); \"\" = env "
+        "CAIRN_MASTER_KEY, else DATA.key beside the data directory, created on first start "
+        "(docs/encryption.md)"),
     KEY("metrics", "token", STR, metrics_token, 0, 256, NULL, "", NULL, SECRET,
         "a bearer token that may read /metrics from any address; \"\" = none"),
     KEY("metrics", "allow", STR, metrics_allow, 0, 1023, "CIDR list", "127.0.0.0/8,::1",
@@ -303,6 +307,7 @@ static void derive(server_opts *o)
     o->gw.domain = o->domain;
     o->gw.metrics_token = o->metrics_token;
     o->gw.metrics_allow = o->metrics_allow;
+    o->gw.master_key_file = o->master_key_file; /* "" = CAIRN_MASTER_KEY, else DATA.key */
     snprintf(o->scrub_state, sizeof(o->scrub_state), "%s/scrub.state", o->data);
     o->scrub.state_path = o->scrub_state;
 }

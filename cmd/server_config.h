@@ -52,6 +52,7 @@ typedef struct {
     char rpc_tls_ca[4096];      /* [cluster] tls_ca: the CA of every node's certificate; "" = off */
     char rpc_tls_cert[4096];    /* [cluster] tls_cert: this node's RPC certificate chain */
     char rpc_tls_key[4096];     /* [cluster] tls_key: its key */
+    char master_key_file[4096]; /* [server] master_key_file; "" = CAIRN_MASTER_KEY or DATA.key */
     char metrics_token[257];    /* [metrics] token: a bearer token that may read /metrics */
     char metrics_allow[1024];   /* [metrics] allow: addresses that may read it without one */
 

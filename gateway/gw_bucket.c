@@ -27,6 +27,7 @@
  * header is checked and otherwise ignored, and HeadBucket says strong.
  */
 #include "gw_int.h"
+#include "gw_sse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -721,15 +722,23 @@ static const struct {
     const char *param;
     gw_s3err get_err;
 } unconfigured[] = {
-    {"policy", GW_NO_SUCH_BUCKET_POLICY},  {"cors", GW_NO_SUCH_CORS},
-    {"lifecycle", GW_NO_SUCH_LIFECYCLE},   {"tagging", GW_NO_SUCH_TAG_SET},
-    {"website", GW_NO_SUCH_WEBSITE},       {"replication", GW_UNSUPPORTED},
-    {"encryption", GW_UNSUPPORTED},        {"object-lock", GW_UNSUPPORTED},
-    {"notification", GW_UNSUPPORTED},      {"logging", GW_UNSUPPORTED},
-    {"accelerate", GW_UNSUPPORTED},        {"requestPayment", GW_UNSUPPORTED},
-    {"ownershipControls", GW_UNSUPPORTED}, {"publicAccessBlock", GW_UNSUPPORTED},
-    {"analytics", GW_UNSUPPORTED},         {"metrics", GW_UNSUPPORTED},
-    {"inventory", GW_UNSUPPORTED},         {"intelligent-tiering", GW_UNSUPPORTED},
+    {"policy", GW_NO_SUCH_BUCKET_POLICY},
+    {"cors", GW_NO_SUCH_CORS},
+    {"lifecycle", GW_NO_SUCH_LIFECYCLE},
+    {"tagging", GW_NO_SUCH_TAG_SET},
+    {"website", GW_NO_SUCH_WEBSITE},
+    {"replication", GW_UNSUPPORTED},
+    {"object-lock", GW_UNSUPPORTED},
+    {"notification", GW_UNSUPPORTED},
+    {"logging", GW_UNSUPPORTED},
+    {"accelerate", GW_UNSUPPORTED},
+    {"requestPayment", GW_UNSUPPORTED},
+    {"ownershipControls", GW_UNSUPPORTED},
+    {"publicAccessBlock", GW_UNSUPPORTED},
+    {"analytics", GW_UNSUPPORTED},
+    {"metrics", GW_UNSUPPORTED},
+    {"inventory", GW_UNSUPPORTED},
+    {"intelligent-tiering", GW_UNSUPPORTED},
 };
 
 static void empty_logging(gw_req *r)
@@ -807,6 +816,8 @@ void gw_op_bucket(gw_req *r)
         gw_op_bucket_tagging(r); /* gw_tagops.c */
     } else if (gw_query_find(&r->q, "lifecycle")) {
         gw_op_bucket_lifecycle(r); /* gw_lifecycle.c */
+    } else if (gw_query_find(&r->q, "encryption")) {
+        gw_op_bucket_encryption(r, &b); /* gw_sse.c */
     } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "DELETE") == 0) {

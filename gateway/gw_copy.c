@@ -7,14 +7,19 @@
  * (x-amz-copy-source-if-*); copy_work then reads, encodes and writes the body, makes it durable
  * and commits the record on a worker (gw_offload), so a 5 GiB copy holds one worker, never a
  * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration.
+ * An encrypted source is decrypted as it is read (its SSE-C key from the copy-source headers); an
+ * encrypted target is sealed as it is written (always striped, never inline): gw_sse.c.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
+#include "gw_sse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/crypto.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
@@ -30,9 +35,30 @@ typedef struct {
     uint8_t md5[16];
     md_cksum_alg ck_alg;
     char ck_value[72];
+    md_part keyed; /* an encrypted body's sse_seg and wrapped data key */
 } copy_body;
 
-static cm_err read_range(gw *g, const md_object *src, uint64_t off, void *buf, size_t len)
+/* Encryption of both ends of a copy. */
+typedef struct {
+    const gw_sse_req *src_key; /* the copy-source customer key headers */
+    const md_sse *dst;         /* how the new body is encrypted */
+    const gw_sse_req *dst_key; /* the request's customer key headers */
+} copy_crypt;
+
+/* Plaintext of an encrypted source part: its data key is unwrapped per call (one per piece). */
+static cm_err read_sealed(gw *g, const md_object *src, const gw_sse_req *key, const md_part *p,
+                          uint64_t in, void *buf, size_t n)
+{
+    uint8_t dek[GW_SSE_KEY];
+    cm_err err = gw_sse_part_key(g, &src->sse, key, p, dek);
+    if (err == CM_OK)
+        err = gw_sse_read(g->data, p, dek, in, buf, n, NULL);
+    OPENSSL_cleanse(dek, sizeof(dek));
+    return err == CM_ERR_AUTH ? CM_ERR_CORRUPT : err;
+}
+
+static cm_err read_range(gw *g, const md_object *src, const gw_sse_req *key, uint64_t off,
+                         void *buf, size_t len)
 {
     if (src->inline_data) {
         memcpy(buf, src->inline_data + off, len);
@@ -44,8 +70,9 @@ static cm_err read_range(gw *g, const md_object *src, uint64_t off, void *buf, s
         if (off < start + p->size) {
             uint64_t in = off - start;
             size_t n = (size_t)CM_MIN((uint64_t)len, p->size - in);
-            cm_err err = p->inline_data ? (memcpy(buf, p->inline_data + in, n), CM_OK)
-                                        : ob_read(g->data, &p->layout, in, buf, n);
+            cm_err err = p->inline_data   ? (memcpy(buf, p->inline_data + in, n), CM_OK)
+                         : p->sse_key_len ? read_sealed(g, src, key, p, in, buf, n)
+                                          : ob_read(g->data, &p->layout, in, buf, n);
             if (err != CM_OK)
                 return err;
             buf = (uint8_t *)buf + n;
@@ -57,13 +84,21 @@ static cm_err read_range(gw *g, const md_object *src, uint64_t off, void *buf, s
     return len == 0 ? CM_OK : CM_ERR_CORRUPT;
 }
 
-/* Copy [first, first+len) of src into a new body. */
+static cm_err emit_write(void *arg, const uint8_t *p, size_t n)
+{
+    return ob_writer_write(arg, p, n);
+}
+
+/* Copy [first, first+len) of src into a new body (encrypted when cc->dst says so: then never
+ * inline, so no plaintext reaches a record). */
 static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t len, md_cksum_alg alg,
-                        copy_body *out)
+                        const copy_crypt *cc, copy_body *out)
 {
     size_t piece = ob_store_stripe_bytes(g->data);
     uint8_t *buf = NULL;
     ob_writer *w = NULL;
+    gw_sse_enc *enc = NULL;
+    int sealed = cc->dst->mode != MD_SSE_NONE && len > 0;
     cm_ck md5 = {0}, ck = {0};
     cm_err err;
     uint8_t d[CM_CK_MAX_DIGEST];
@@ -73,12 +108,12 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
     if ((err = cm_ck_init(&md5, CM_CK_MD5)) != CM_OK ||
         (err = cm_ck_init(&ck, gw_cm_alg(out->ck_alg))) != CM_OK)
         goto out;
-    if (len <= g->cfg.inline_threshold) {
+    if (len <= g->cfg.inline_threshold && !sealed) {
         if (!(out->inl = malloc(len ? len : 1))) {
             err = CM_ERR_NOMEM;
             goto out;
         }
-        if ((err = read_range(g, src, first, out->inl, len)) != CM_OK)
+        if ((err = read_range(g, src, cc->src_key, first, out->inl, len)) != CM_OK)
             goto out;
         out->inl_len = len;
         cm_ck_update(&md5, out->inl, len);
@@ -90,15 +125,27 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
         }
         if ((err = ob_writer_new(g->data, &w)) != CM_OK)
             goto out;
+        if (sealed) {
+            uint8_t dek[GW_SSE_KEY];
+            err = gw_sse_part_new_key(g, cc->dst, cc->dst_key, &out->keyed, dek);
+            if (err == CM_OK)
+                err = gw_sse_enc_new(dek, out->keyed.sse_seg, &enc);
+            OPENSSL_cleanse(dek, sizeof(dek));
+            if (err != CM_OK)
+                goto out;
+        }
         for (uint64_t done = 0; done < len;) {
             size_t n = (size_t)CM_MIN((uint64_t)piece, len - done);
-            if ((err = read_range(g, src, first + done, buf, n)) != CM_OK ||
-                (err = ob_writer_write(w, buf, n)) != CM_OK)
+            if ((err = read_range(g, src, cc->src_key, first + done, buf, n)) != CM_OK ||
+                (err = enc ? gw_sse_enc_update(enc, buf, n, emit_write, w)
+                           : ob_writer_write(w, buf, n)) != CM_OK)
                 goto out;
             cm_ck_update(&md5, buf, n);
             cm_ck_update(&ck, buf, n);
             done += n;
         }
+        if (enc && (err = gw_sse_enc_final(enc, emit_write, w)) != CM_OK)
+            goto out;
         err = ob_writer_finish(w, &out->layout);
         w = NULL;
         if (err != CM_OK)
@@ -110,8 +157,11 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
     cm_base64_encode(d, cm_ck_len(gw_cm_alg(out->ck_alg)), out->ck_value);
 out:
     ob_writer_abort(w);
+    gw_sse_enc_free(enc);
     cm_ck_release(&md5);
     cm_ck_release(&ck);
+    if (buf) /* it held plaintext of the source */
+        OPENSSL_cleanse(buf, piece);
     free(buf);
     if (err != CM_OK) {
         free(out->inl);
@@ -135,9 +185,11 @@ typedef struct {
     md_part obj_part;    /* its body when stored as stripes */
     md_cond cond;
     char etag[64];
-    md_part p;  /* UploadPartCopy: the part record */
-    cm_err err; /* result of the worker */
-    int copied; /* the copy itself succeeded (err is then the commit's) */
+    md_part p;          /* UploadPartCopy: the part record */
+    gw_sse_req src_key; /* x-amz-copy-source-server-side-encryption-customer-* */
+    md_sse dst_sse;     /* how the new body is encrypted */
+    cm_err err;         /* result of the worker */
+    int copied;         /* the copy itself succeeded (err is then the commit's) */
 } copy_state;
 
 static void copy_state_free(void *p)
@@ -146,6 +198,7 @@ static void copy_state_free(void *p)
     if (!st)
         return;
     gw_copy_source_release(&st->cs);
+    OPENSSL_cleanse(&st->src_key, sizeof(st->src_key)); /* the customer's key */
     if (st->have_src) {
         ob_lease_release(st->g->data, &st->src);
         md_object_release(&st->src);
@@ -203,8 +256,9 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
     if (dir && !replace && strcasecmp(dir, "COPY") != 0)
         return GW_INVALID_ARGUMENT;
     const char *sc = gw_hdr(r, "x-amz-storage-class");
-    if (!replace && !sc && strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
-        return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change */
+    if (!replace && !sc && r->sse->given.mode == MD_SSE_NONE &&
+        strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
+        return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change (encryption is one) */
     if (replace)
         return gw_object_headers_from_request(r, o);
     /* The class is the request's (STANDARD by default), never the source's: S3's rule. */
@@ -243,6 +297,9 @@ static void commit_object(gw_req *r, copy_state *st)
     snprintf(o->ck_value, sizeof(o->ck_value), "%s", st->body.ck_value);
     gw_object_attach_body(o, &st->obj_part, st->body.has_layout ? &st->body.layout : NULL,
                           st->body.inl, st->body.inl_len);
+    o->sse = st->dst_sse;
+    if (st->body.has_layout && st->dst_sse.mode != MD_SSE_NONE)
+        gw_sse_copy_key(&st->body.keyed, &st->obj_part);
     st->err = gw_meta_put(r->g, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
     if (st->err != CM_OK && st->body.has_layout &&
         !ob_commit_failed_may_free(&st->body.layout, st->err))
@@ -270,6 +327,8 @@ static void commit_part(gw_req *r, copy_state *st)
     snprintf(p->ck_value, sizeof(p->ck_value), "%s", st->body.ck_value);
     p->inline_data = st->body.has_layout ? NULL : st->body.inl;
     p->layout = st->body.layout;
+    if (st->body.has_layout && st->dst_sse.mode != MD_SSE_NONE)
+        gw_sse_copy_key(&st->body.keyed, p);
     st->err = gw_part_record(r, p);
     if (st->err == CM_OK ||
         (st->body.has_layout && !ob_commit_failed_may_free(&st->body.layout, st->err)))
@@ -280,7 +339,8 @@ static void commit_part(gw_req *r, copy_state *st)
 static void copy_work(gw_req *r)
 {
     copy_state *st = r->op;
-    st->err = copy_data(r->g, &st->src, st->first, st->len, st->alg, &st->body);
+    copy_crypt cc = {&st->src_key, &st->dst_sse, &r->sse->given};
+    st->err = copy_data(r->g, &st->src, st->first, st->len, st->alg, &cc, &st->body);
     if (st->err != CM_OK) {
         CM_ERROR(MOD, "req=%s copy of %s/%s failed: %s", r->id, st->cs.bucket, st->cs.key,
                  cm_err_str(st->err));
@@ -313,7 +373,7 @@ static void copy_done(gw_req *r)
                                    st->obj.ck_value) != CM_OK)
         gw_error(r, GW_INTERNAL, NULL);
     else
-        gw_resp_xml(r, 200, buf);
+        gw_sse_resp_xml(r, &st->obj.sse, buf);
     if (buf)
         evbuffer_free(buf);
 }
@@ -372,6 +432,17 @@ void gw_op_copy(gw_req *r, int part)
         gw_error(r, e, NULL);
         return;
     }
+    /* The target's SSE headers (an UploadPartCopy's were checked against its upload) and the
+     * source's customer key. */
+    if ((e = gw_sse_request(r, st->msg, sizeof(st->msg))) != GW_OK ||
+        (e = gw_sse_parse(r, 1, &st->src_key, st->msg, sizeof(st->msg))) != GW_OK) {
+        gw_error(r, e, st->msg);
+        return;
+    }
+    if (st->src_key.mode != MD_SSE_NONE && gw_meta_remote(r->g)) {
+        gw_error(r, GW_UNSUPPORTED, GW_SSE_CLUSTER_MSG);
+        return;
+    }
     if (gw_meta_remote(r->g)) {
         gw_offload(r, fetch_source, copy_source_fetched);
         return;
@@ -388,8 +459,19 @@ static void copy_source_fetched(gw_req *r)
     uint64_t first = 0, last = 0;
     gw_s3err e;
 
-    if ((e = check_source(r, st)) != GW_OK) {
-        gw_error(r, e, NULL);
+    if ((e = check_source(r, st)) != GW_OK ||
+        (e = gw_sse_check(&st->src.sse, &st->src_key, st->msg, sizeof(st->msg))) != GW_OK) {
+        gw_error(r, e, st->msg[0] ? st->msg : NULL);
+        return;
+    }
+    if (part)
+        st->dst_sse = r->sse->obj; /* the upload's (upload_part) */
+    else if (gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &st->dst_sse) != CM_OK) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    if ((e = gw_sse_usable(r, &st->dst_sse, st->msg, sizeof(st->msg))) != GW_OK) {
+        gw_error(r, e, st->msg);
         return;
     }
     st->len = st->src.size;

@@ -70,6 +70,8 @@
     X(GW_NO_SUCH_TAG_SET, "NoSuchTagSet", 404, "The TagSet does not exist")                        \
     X(GW_NO_SUCH_WEBSITE, "NoSuchWebsiteConfiguration", 404,                                       \
       "The specified bucket does not have a website configuration")                                \
+    X(GW_NO_SUCH_SSE_CONFIG, "ServerSideEncryptionConfigurationNotFoundError", 404,                \
+      "The server side encryption configuration was not found")                                    \
     X(GW_UNSUPPORTED, "NotImplemented", 501,                                                       \
       "A header or query you provided asks for functionality this server does not provide")        \
     X(GW_NOT_MODIFIED, "NotModified", 304, "Not Modified")                                         \

@@ -14,6 +14,7 @@
 
 #include "cm_checksum.h"
 #include "cm_cidr.h"
+#include "cm_mkey.h"
 #include "gw.h"
 #include "gw_auth.h"
 #include "ob.h"
@@ -45,6 +46,8 @@ struct gw {
     void *admin_arg;
     void *status_arg;
     gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
+    cm_mkey mkey;    /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
+    int have_mkey;   /* 0: no master key could be had; SSE-S3 is refused */
 };
 
 typedef struct gw_req gw_req;
@@ -121,6 +124,7 @@ struct gw_req {
     cm_err meta_err;        /* a record read offloaded to a worker (gw_meta_remote) */
     int meta_live;          /* exists_then: the key has a current object */
     gw_finish_fn meta_next; /* exists_then: what runs once it is known to exist */
+    struct gw_sse_ctx *sse; /* server-side encryption of this request (gw_sse.c), or NULL */
 };
 
 /* ---- gw_server.c: responses and the body pipeline ---- */

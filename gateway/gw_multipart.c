@@ -23,6 +23,10 @@
  * answered from it. Once the key is overwritten or deleted the retry answers NoSuchUpload (S3
  * may still answer 200 for a recent completion; cairn keeps no record beyond the object's own).
  *
+ * Encryption: CreateMultipartUpload records it in the upload's template (gw_sse.c); every part is
+ * sealed under its own data key (so a part uploaded again never reuses a nonce under a key), an
+ * SSE-C upload's parts must bring its customer key, and Complete gives the object the template's.
+ *
  * Upload ids are 16 hex digits of the creation time in milliseconds followed by 16 random hex
  * digits: unique, unguessable, and sorted by age, which ListMultipartUploads relies on.
  *
@@ -35,6 +39,7 @@
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
+#include "gw_sse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -118,6 +123,14 @@ static void create_upload(gw_req *r)
         gw_error(r, e, msg); /* the tags are the object's, applied by Complete */
         return;
     }
+    /* The upload's encryption, which every part follows (gw_sse.h: a data key per part). */
+    if ((e = gw_sse_request(r, msg, sizeof(msg))) != GW_OK ||
+        gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &up.tmpl.sse) != CM_OK ||
+        (e = gw_sse_usable(r, &up.tmpl.sse, msg, sizeof(msg))) != GW_OK) {
+        md_upload_release(&up);
+        gw_error(r, e != GW_OK ? e : GW_INTERNAL, msg);
+        return;
+    }
     cm_put_be64(idb, (uint64_t)cm_now_ms());
     cm_random(idb + 8, 8);
     cm_hex_encode(idb, 16, up.upload_id);
@@ -152,6 +165,8 @@ static void create_done(gw_req *r)
     gw_xml_initiate(buf, r->bucket, r->key, up.upload_id);
     gw_resp_start(r, 200, (int64_t)evbuffer_get_length(buf));
     net_resp_header(r->net, "Content-Type", "application/xml");
+    if (r->sse)
+        gw_sse_headers(r, &up.tmpl.sse, &r->sse->given);
     if (up.tmpl.ck_alg != MD_CK_NONE) {
         net_resp_header(r->net, "x-amz-checksum-algorithm", gw_cksum_name(up.tmpl.ck_alg));
         net_resp_header(r->net, "x-amz-checksum-type",
@@ -201,10 +216,11 @@ void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
         return;
     }
+    const md_sse *sse = r->sse ? &r->sse->obj : NULL;
     if (is_copy) {
         struct evbuffer *buf = evbuffer_new();
         gw_xml_copy_result(buf, 1, p->etag, p->mtime_ms, p->ck_alg, p->ck_value);
-        gw_resp_xml(r, 200, buf);
+        gw_sse_resp_xml(r, sse, buf);
         evbuffer_free(buf);
         return;
     }
@@ -217,6 +233,8 @@ void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
         gw_ck_header_name(p->ck_alg, name, sizeof(name));
         net_resp_header(r->net, name, p->ck_value);
     }
+    if (sse)
+        gw_sse_headers(r, sse, &r->sse->given);
     net_resp_end(r->net);
 }
 
@@ -226,10 +244,12 @@ static void part_work(gw_req *r)
     part_state *ps = r->op;
     if ((ps->err = gw_body_seal(r)) != CM_OK)
         return;
-    if (r->has_layout)
+    if (r->has_layout) {
         ps->part.layout = r->layout;
-    else
+        gw_sse_attach(r, &ps->part);
+    } else {
         ps->part.inline_data = r->inl;
+    }
     ps->err = gw_part_record(r, &ps->part);
     if (ps->err == CM_OK || (r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err)))
         r->has_layout = 0;
@@ -280,11 +300,25 @@ static void upload_part(gw_req *r, const char *upload_id)
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
         return;
     }
+    /* The part is encrypted as its upload; an SSE-C upload's parts need its customer key. */
+    char msg[200] = "";
+    gw_s3err e = gw_sse_request(r, msg, sizeof(msg));
+    if (e == GW_OK)
+        e = gw_sse_check(&ps->up.tmpl.sse, &r->sse->given, msg, sizeof(msg));
+    if (e != GW_OK) {
+        gw_error(r, e, msg);
+        return;
+    }
+    r->sse->obj = ps->up.tmpl.sse;
     if (gw_hdr(r, "x-amz-copy-source")) {
         part_state_free(ps); /* the copy keeps its own state */
         r->op = NULL;
         r->op_free = NULL;
         gw_op_copy(r, 1);
+        return;
+    }
+    if ((err = gw_sse_begin_body(r, &ps->up.tmpl.sse)) != CM_OK) {
+        gw_error_cm(r, err);
         return;
     }
     gw_body_to_data(r, MAX_PART_SIZE, part_finish);
@@ -745,7 +779,7 @@ static void complete_done(gw_req *r)
                                 o->ck_value) != CM_OK)
         gw_error(r, GW_INTERNAL, NULL);
     else
-        gw_resp_xml(r, 200, buf);
+        gw_sse_resp_xml(r, &o->sse, buf);
     if (buf)
         evbuffer_free(buf);
 }

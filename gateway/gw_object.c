@@ -26,9 +26,15 @@
  * be read at all (too many drives lost, too many cells' nodes down, a cluster read timed out)
  * is answered 503 ServiceUnavailable, which S3 clients retry, or 500 InternalError for data
  * found corrupt. A later piece that fails can only cut the connection short (logged).
+ *
+ * Encryption (gw_sse.c, docs/encryption.md): a PUT asking for SSE-S3 or SSE-C, or into a bucket
+ * with default encryption, seals its body segment by segment on the way to the writer (never
+ * inline) and commits on a worker; a GET of an encrypted part checks the customer key first and
+ * decrypts each piece (sse_piece). Single node only: a cluster node refuses SSE headers (501).
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
+#include "gw_sse.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -269,6 +275,8 @@ static void put_work(gw_req *r)
         return;
     gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
                           r->inl_len);
+    if (r->has_layout)
+        gw_sse_attach(r, &ps->part);
     ps->err = gw_meta_put(r->g, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
     if (ps->err != CM_OK && r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err))
         r->has_layout = 0; /* the record may name it: fsck decides */
@@ -321,6 +329,8 @@ static void put_done(gw_req *r)
     else {
         gw_resp_start(r, 200, 0);
         write_result_headers(r, &ps->obj);
+        if (r->sse)
+            gw_sse_headers(r, &ps->obj.sse, &r->sse->given);
         net_resp_end(r->net);
     }
 }
@@ -348,6 +358,8 @@ static void put_finish(gw_req *r)
     o->ck_alg = gw_md_alg(r->ck_alg);
     o->ck_type = MD_CKTYPE_FULL_OBJECT;
     snprintf(o->ck_value, sizeof(o->ck_value), "%s", r->ck_value);
+    if (r->sse)
+        o->sse = r->sse->obj;
     char msg[200] = "";
     if ((e = gw_object_headers_from_request(r, o)) != GW_OK ||
         (e = gw_object_tags_from_request(r, o, msg, sizeof(msg))) != GW_OK) {
@@ -360,9 +372,10 @@ static void put_finish(gw_req *r)
         gw_meta_put_async(r, o, put_replicated);
         return;
     }
-    if (r->writer || gw_meta_remote(r->g)) {
+    if (r->writer || gw_meta_remote(r->g) || o->sse.mode != MD_SSE_NONE) {
         /* Striped data: sealing it blocks, a worker does it and the commit. A cluster node's
-         * conditional write goes to its partition's leader, which blocks a worker too. */
+         * conditional write goes to its partition's leader, which blocks a worker too. An
+         * encrypted body is always striped (its last segment is sealed by gw_body_seal). */
         gw_offload(r, put_work, put_done);
         return;
     }
@@ -396,6 +409,23 @@ static void put_object(gw_req *r)
         return;
     }
     if (!gw_bucket_check(r, r->bucket)) {
+        return;
+    }
+    char msg[200] = "";
+    md_sse sse;
+    if ((e = gw_sse_request(r, msg, sizeof(msg))) != GW_OK) {
+        gw_error(r, e, msg);
+        return;
+    }
+    cm_err err = gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &sse);
+    if (err == CM_OK && (e = gw_sse_usable(r, &sse, msg, sizeof(msg))) != GW_OK) {
+        gw_error(r, e, msg);
+        return;
+    }
+    if (err == CM_OK)
+        err = gw_sse_begin_body(r, &sse);
+    if (err != CM_OK) {
+        gw_error_cm(r, err);
         return;
     }
     gw_body_to_data(r, r->g->cfg.max_object_size, put_finish);
@@ -536,6 +566,41 @@ static int get_piece_done(gw_req *r, cm_err err, int reserved, uint64_t want)
     return 0;
 }
 
+/*
+ * The plaintext of [in_part, in_part + want) of encrypted part pi into the piece, by reference
+ * to a pooled buffer. The part's data key is unwrapped once per part. Single node only (SSE is
+ * refused on cluster nodes): gw_sse_read reads with ob_read, from the page cache, as the plain
+ * single-node path does.
+ */
+static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part, size_t want,
+                        size_t stripe)
+{
+    get_state *gs = r->op;
+    gw_sse_ctx *c = r->sse;
+    cm_err err = CM_OK;
+    if (!c || p->layout.epoch != 0 || MD_PART_INLINE(p))
+        return CM_ERR_CORRUPT;
+    if (!c->have_dek || c->dek_part != pi) {
+        if ((err = gw_sse_part_key(r->g, &r->obj.sse, &c->given, p, c->dek)) != CM_OK) {
+            CM_ERROR(MOD, "req=%s %s/%s part %zu: data key not unwrapped: %s", r->id, r->bucket,
+                     r->key, pi, cm_err_str(err));
+            return CM_ERR_CORRUPT;
+        }
+        c->have_dek = 1;
+        c->dek_part = pi;
+    }
+    if (!c->scratch && !(c->scratch = malloc(GW_SSE_READ_SCRATCH)))
+        return CM_ERR_NOMEM;
+    void *buf = piece_buf_take(stripe);
+    err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want, c->scratch) : CM_ERR_NOMEM;
+    if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, piece_buf_give,
+                                               (void *)(uintptr_t)stripe) != 0)
+        err = CM_ERR_NOMEM;
+    if (err != CM_OK && buf)
+        piece_buf_give(buf, want, (void *)(uintptr_t)stripe);
+    return err;
+}
+
 /* ob_read_start's completion, on the request's loop. */
 static void get_read_done(void *arg, cm_err err)
 {
@@ -570,6 +635,12 @@ static void get_drain(gw_req *r)
         want = CM_MIN(want, p->size - in_part);
         want = CM_MIN(want, r->send_end - r->send_pos);
         cm_err err;
+        if (p->sse_key_len) { /* decrypted segment by segment into a pooled buffer */
+            want = CM_MIN(want, (uint64_t)stripe);
+            if (get_piece_done(r, sse_piece(r, pi, p, in_part, (size_t)want, stripe), 0, want))
+                return;
+            continue;
+        }
         if (!p->inline_data && p->layout.epoch == 0 && want <= stripe) {
             /* A single node's stripe data: into a pooled buffer, added by reference. */
             void *buf = piece_buf_take(stripe);
@@ -644,6 +715,8 @@ static void add_object_headers(gw_req *r, const md_object *o)
         snprintf(buf, sizeof(buf), "%zu", o->ntags);
         net_resp_header(r->net, "x-amz-tagging-count", buf);
     }
+    if (o->sse.mode != MD_SSE_NONE && r->sse)
+        gw_sse_headers(r, &o->sse, &r->sse->given);
     for (size_t i = 0; i < o->nmeta; i++) {
         char name[300];
         snprintf(name, sizeof(name), "x-amz-meta-%s", o->meta[i].name);
@@ -776,6 +849,12 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
+    if (o->sse.mode != MD_SSE_NONE && o->inline_len > 0) {
+        CM_ERROR(MOD, "req=%s %s/%s: an encrypted record with an inline body: not served", r->id,
+                 r->bucket, r->key);
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
     if (normalise_inline(o) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
         return;
@@ -836,9 +915,15 @@ static void get_object_found(gw_req *r)
         gw_error(r, GW_NO_SUCH_KEY, NULL);
         return;
     }
-    gw_s3err e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
-                               gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"),
-                               o->etag, o->mtime_ms, 0);
+    char msg[200] = "";
+    gw_s3err e = gw_sse_check(&o->sse, &r->sse->given, msg, sizeof(msg));
+    if (e != GW_OK) {
+        gw_error(r, e, msg);
+        return;
+    }
+    e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
+                      gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"), o->etag,
+                      o->mtime_ms, 0);
     if (e == GW_OK) {
         const char *pn = gw_query_get(&r->q, "partNumber");
         e = pn ? part_range(o, pn, &first, &last, &applies)
@@ -856,6 +941,12 @@ static void get_object_found(gw_req *r)
 
 static void get_object(gw_req *r)
 {
+    char msg[200] = "";
+    gw_s3err e = gw_sse_request(r, msg, sizeof(msg));
+    if (e != GW_OK) {
+        gw_error(r, e, msg);
+        return;
+    }
     if (gw_meta_remote(r->g)) {
         gw_meta_get_leased_async(r, get_object_found);
         return;

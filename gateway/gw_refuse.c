@@ -28,8 +28,6 @@
 
 /* Operation groups. */
 #define RF_WRITE (GW_RF_PUT | GW_RF_COPY | GW_RF_MPU_CREATE)
-#define RF_SSEC                                                                                    \
-    (RF_WRITE | GW_RF_PART | GW_RF_PART_COPY | GW_RF_COMPLETE | GW_RF_LIST_PARTS | GW_RF_GET)
 #define RF_ANY 0xffffffffu
 
 typedef enum {
@@ -50,29 +48,15 @@ typedef struct {
 #define CANNED_ACLS                                                                                \
     "public-read|public-read-write|authenticated-read|aws-exec-read|bucket-owner-read|"            \
     "log-delivery-write"
-#define SSE_C "server-side encryption with customer-provided keys (SSE-C)"
 #define SSE_KMS "server-side encryption with KMS keys (SSE-KMS)"
 
 static const rule rules[] = {
-    /* Encryption at rest: cairn stores bytes as sent. */
-    {"x-amz-server-side-encryption", RF_WRITE, RULE_VALUES, "server-side encryption", NULL, NULL,
-     GW_OK},
+    /* Encryption at rest: SSE-S3 and SSE-C are served (gw_sse.c), KMS is not. */
     {"x-amz-server-side-encryption-aws-kms-key-id", RF_WRITE, RULE_VALUES, SSE_KMS, NULL, NULL,
      GW_OK},
     {"x-amz-server-side-encryption-context", RF_WRITE, RULE_VALUES, SSE_KMS, NULL, NULL, GW_OK},
     {"x-amz-server-side-encryption-bucket-key-enabled", RF_WRITE, RULE_VALUES,
      "S3 Bucket Keys for SSE-KMS", "false", NULL, GW_OK},
-    {"x-amz-server-side-encryption-customer-algorithm", RF_SSEC, RULE_VALUES, SSE_C, NULL, NULL,
-     GW_OK},
-    {"x-amz-server-side-encryption-customer-key", RF_SSEC, RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
-    {"x-amz-server-side-encryption-customer-key-md5", RF_SSEC, RULE_VALUES, SSE_C, NULL, NULL,
-     GW_OK},
-    {"x-amz-copy-source-server-side-encryption-customer-algorithm", GW_RF_COPY | GW_RF_PART_COPY,
-     RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
-    {"x-amz-copy-source-server-side-encryption-customer-key", GW_RF_COPY | GW_RF_PART_COPY,
-     RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
-    {"x-amz-copy-source-server-side-encryption-customer-key-md5", GW_RF_COPY | GW_RF_PART_COPY,
-     RULE_VALUES, SSE_C, NULL, NULL, GW_OK},
     /* Object Lock: nothing stops a delete. */
     {"x-amz-object-lock-mode", RF_WRITE, RULE_VALUES, "Object Lock retention", NULL, NULL, GW_OK},
     {"x-amz-object-lock-retain-until-date", RF_WRITE, RULE_VALUES, "Object Lock retention", NULL,

@@ -17,6 +17,8 @@
  *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
  *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
  *   (error, on_done) cancels a pending notice. On a single node write_some takes everything.
+ *   An encrypted body (single node only) goes to the writer sealed, never inline (gw_sse.c); its
+ *   last segment is sealed by gw_body_seal.
  * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
  *   anything is committed; then the operation's finish function runs. Writes hand their blocking
  *   end (fdatasync of the data, the metadata commit) to a worker (gw_pool.c) and answer when it
@@ -32,6 +34,7 @@
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
+#include "gw_sse.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -67,6 +70,31 @@ void gw_config_defaults(gw_config *cfg)
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/*
+ * The master key of encryption at rest (cm_mkey_load). A key that is configured (env or
+ * master_key_file) but bad, or a default key file that exists but is bad (mode, content), stops
+ * the start. A default key file that cannot be made or read (CM_ERR_IO: the data directory's
+ * parent not writable, as under a hardened service unit) only turns SSE-S3 off: the server runs,
+ * and SSE-S3 requests are refused (501) with a message saying what to set.
+ */
+static cm_err load_master_key(gw *g, const char *key_file)
+{
+    char why[300] = "";
+    const char *env = getenv(CM_MKEY_ENV);
+    int configured = (env && env[0]) || (key_file && key_file[0]);
+    cm_err err = cm_mkey_load(&g->mkey, key_file, g->data_dir, why, sizeof(why));
+    if (err == CM_OK) {
+        g->have_mkey = 1;
+        return CM_OK;
+    }
+    if (configured || err != CM_ERR_IO) {
+        CM_ERROR(MOD, "master key for encryption at rest: %s", why);
+        return err;
+    }
+    CM_WARN(MOD, "SSE-S3 is off: %s (set %s or [server] master_key_file)", why, CM_MKEY_ENV);
+    return CM_OK;
 }
 
 cm_err gw_new(const gw_config *cfg, gw **out)
@@ -109,6 +137,9 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         err = CM_ERR_INVAL;
         goto fail;
     }
+    g->cfg.master_key_file = NULL; /* borrowed: read here only */
+    if ((err = load_master_key(g, cfg->master_key_file)) != CM_OK)
+        goto fail;
 
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
@@ -663,6 +694,11 @@ static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
     int big = r->expect_len >= 0 && (uint64_t)r->expect_len > thr;
     cm_err err;
     *taken = 0;
+    if (r->sse && r->sse->enc) { /* sealed segments, never inline (gw_sse.c) */
+        err = gw_sse_body_write(r, p, n);
+        *taken = err == CM_OK ? n : 0;
+        return err;
+    }
     if (!r->writer && !big && r->inl_len + n <= thr) {
         memcpy(r->inl + r->inl_len, p, n);
         r->inl_len += n;
@@ -827,11 +863,14 @@ static void on_body_end(net_req *nr, void *arg)
 
 cm_err gw_body_seal(gw_req *r)
 {
+    cm_err err = gw_sse_body_final(r); /* an encrypted body's last segment */
+    if (err != CM_OK)
+        return err;
     ob_writer *w = r->writer;
     if (!w)
         return CM_OK;
     r->writer = NULL; /* finish frees it whatever happens */
-    cm_err err = ob_writer_finish(w, &r->layout);
+    err = ob_writer_finish(w, &r->layout);
     if (err == CM_OK)
         r->has_layout = 1;
     return err;
@@ -889,6 +928,7 @@ void gw_req_free(gw_req *r)
     cm_ck_release(&r->sha256);
     cm_ck_release(&r->ck);
     free(r->inl);
+    gw_sse_ctx_free(r->sse);
     if (r->leased)
         ob_lease_release(r->g->data, &r->obj);
     if (r->have_obj)

@@ -173,6 +173,17 @@ gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tag
 gw_s3err gw_xml_load(const char *xml, size_t len, size_t cap, const char *root, void **doc,
                      void **rootp);
 
+/*
+ * PutBucketEncryption:
+ * <ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>
+ * <SSEAlgorithm>AES256</SSEAlgorithm></...><BucketKeyEnabled>bool</BucketKeyEnabled></Rule></...>
+ * (exactly one Rule). *bucket_key gets BucketKeyEnabled (0 when absent). GW_UNSUPPORTED for
+ * aws:kms and aws:kms:dsse (msg says so), GW_INVALID_ARGUMENT for another algorithm or a
+ * KMSMasterKeyID with AES256, GW_MALFORMED_XML otherwise.
+ */
+gw_s3err gw_parse_encryption(const char *xml, size_t len, size_t cap, int *bucket_key, char *msg,
+                             size_t msg_cap);
+
 /* ======================================================================================== */
 /* Tags (gw_tagging.c)                                                                      */
 /* ======================================================================================== */

@@ -467,3 +467,41 @@ out:
     *n = cnt;
     return GW_OK;
 }
+
+gw_s3err gw_parse_encryption(const char *xml, size_t len, size_t cap, int *bucket_key, char *msg,
+                             size_t msg_cap)
+{
+    xmlDocPtr doc;
+    xmlNodePtr root, rule, def, alg, bk;
+    char v[32];
+    *bucket_key = 0;
+    msg[0] = '\0';
+    gw_s3err e = load(xml, len, cap, "ServerSideEncryptionConfiguration", &doc, &root);
+    if (e != GW_OK)
+        return e;
+    e = GW_MALFORMED_XML;
+    if (count_children(root, "Rule") != 1 || !(rule = child(root, "Rule")) ||
+        !(def = child(rule, "ApplyServerSideEncryptionByDefault")) ||
+        !(alg = child(def, "SSEAlgorithm")) || text_into(alg, v, sizeof(v)) <= 0)
+        goto out;
+    if ((bk = child(rule, "BucketKeyEnabled")) && (e = parse_bool(bk, bucket_key)) != GW_OK)
+        goto out;
+    if (strcmp(v, "aws:kms") == 0 || strcmp(v, "aws:kms:dsse") == 0) {
+        snprintf(msg, msg_cap,
+                 "SSEAlgorithm %s asks for server-side encryption with KMS keys, which this "
+                 "server does not provide: use AES256",
+                 v);
+        e = GW_UNSUPPORTED;
+    } else if (strcmp(v, "AES256") != 0) {
+        snprintf(msg, msg_cap, "The server-side encryption algorithm provided is not valid");
+        e = GW_INVALID_ARGUMENT;
+    } else if (child(def, "KMSMasterKeyID")) {
+        snprintf(msg, msg_cap, "a KMSMasterKeyID is not applicable to AES256");
+        e = GW_INVALID_ARGUMENT;
+    } else {
+        e = GW_OK;
+    }
+out:
+    xmlFreeDoc(doc);
+    return e;
+}

@@ -80,6 +80,15 @@ typedef enum {
 
 typedef enum { MD_CKTYPE_FULL_OBJECT = 0, MD_CKTYPE_COMPOSITE = 1 } md_cksum_type;
 
+/* Server-side encryption of an object (docs/encryption.md). */
+typedef enum { MD_SSE_NONE = 0, MD_SSE_S3 = 1, MD_SSE_C = 2 } md_sse_mode;
+#define MD_SSE_WRAPPED_MAX 80 /* a wrapped 32-byte data key is 65 bytes (cm_mkey.h) */
+typedef struct {
+    uint8_t mode;       /* md_sse_mode */
+    uint8_t salt[16];   /* SSE-C: random salt of the key check and the key-wrapping key */
+    uint8_t verify[32]; /* SSE-C: HMAC-SHA256 over the salt keyed by the customer's key */
+} md_sse;
+
 typedef struct {
     char *name; /* lowercase, without the "x-amz-meta-" prefix */
     char *value;
@@ -99,6 +108,12 @@ typedef struct {
     uint8_t is_inline;
     uint8_t inline_crc_set;
     uint32_t inline_crc; /* CRC32C of the inline body; the encoder computes it when not set */
+    /* Encryption at rest (docs/encryption.md): the body's data key wrapped by the master key
+     * (SSE-S3) or by a key derived from the customer's (SSE-C), and the plaintext bytes per
+     * sealed segment; sse_key_len 0 = stored as sent. An encrypted body is never inline. */
+    uint32_t sse_seg;
+    uint8_t sse_key_len;
+    uint8_t sse_key[MD_SSE_WRAPPED_MAX];
 } md_part;
 
 /* The part holds (or, decoded without its body, held) its body inline. */
@@ -206,6 +221,7 @@ typedef struct {
     /* The multipart upload that made this record ("" otherwise): a retried Complete of that
      * upload finds its answer here while the key still holds this record. */
     char upload_id[64];
+    md_sse sse; /* how the parts' bodies are encrypted (mode 0: not) */
     /* Replication (absent in older records: 0, an empty vector, not a tombstone). */
     uint64_t hlc;      /* HLC of the write that made this version */
     uint32_t hlc_node; /* the node that coordinated it: tie-break of equal hlc */
@@ -240,8 +256,10 @@ cm_err md_object_copy(const md_object *src, md_object *dst);
 typedef struct {
     char name[MD_BUCKET_MAX + 1];
     int64_t created_ms;
-    char owner[128];    /* access key id of the creator */
-    uint8_t versioning; /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
+    char owner[128];        /* access key id of the creator */
+    uint8_t versioning;     /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
+    uint8_t sse_default;    /* default encryption of new objects: MD_SSE_NONE or MD_SSE_S3 */
+    uint8_t sse_bucket_key; /* BucketKeyEnabled as given (recorded, changes nothing) */
 } md_bucket;
 
 typedef struct {
@@ -325,6 +343,9 @@ cm_err md_bucket_create(md_store *md, const md_bucket *b); /* CM_ERR_EXISTS */
  */
 cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n);
 cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n);
+/* Set the bucket's default encryption (MD_SSE_NONE removes it), keeping its tags and the rest
+ * of its record. CM_ERR_NOTFOUND when the bucket does not exist. */
+cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t bucket_key);
 void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*

@@ -205,7 +205,9 @@ cm_err md_mdb_err(int rc, const char *what);
 
 #define MD_FORMAT_V1 1
 #define MD_FORMAT_V2 2 /* an object record with tags (OT_TAG); otherwise as V1 */
-#define MD_FORMAT_V3 3 /* a body in it is compressed (PT_COMP): an older reader must refuse it */
+/* A record with a field whose silent loss by an older reader would corrupt or expose data: a
+ * compressed body (PT_COMP) or encryption (OT_SSE, PT_SSE, BT_SSE); an older reader refuses it. */
+#define MD_FORMAT_V3 3
 
 typedef struct {
     const uint8_t *p;

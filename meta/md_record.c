@@ -24,6 +24,11 @@
  * reason: a reader that skipped the field would serve the stored stream as the body. Format 3
  * may carry tags too; readers accept 1, 2 and 3.
  *
+ * Encryption fields (OT_SSE, PT_SSE, BT_SSE: docs/encryption.md) make the format byte
+ * MD_FORMAT_V3 for the same reason, more strongly: a reader that dropped them would serve
+ * ciphertext as the object, or write new objects of a bucket in the clear. An encrypted part never
+ * has an inline body (decoding refuses one).
+ *
  * Replication fields (hlc, version vector, tombstone) are optional like the rest; the generation,
  * when present, is always the last field, so the store can set it in an encoded record in place
  * (md_object_encode_stored, md_object_set_generation). Garbage records (md_rec.c) share the codec.
@@ -67,16 +72,35 @@ enum {
     OT_VV,            /* version vector (md_vv_encode) */
     OT_TOMBSTONE,     /* u8 1: the version is a deletion */
     OT_GENERATION,    /* u64, always the last field (the store patches it in place) */
-    OT_TAG            /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    OT_TAG,           /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    /* Encryption (format 3): u8 mode | (SSE-C) salt[16] | verifier[32]. 33-37 are reserved for
+     * encryption too. */
+    OT_SSE = 32
 };
 /* Part fields. */
-enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
-/* alg u8 | frame u32 | body size u64 | table offset u64: the layout's compression (format 3) */
-enum { PT_COMP = 9 };
+enum {
+    PT_NUMBER = 1,
+    PT_SIZE,
+    PT_MTIME,
+    PT_ETAG,
+    PT_CKSUM,
+    PT_INLINE,
+    PT_LAYOUT,
+    PT_INLINE_CRC,
+    PT_COMP = 9, /* alg u8 | frame u32 | body size u64 | table offset u64: compression (format 3) */
+    PT_SSE = 10  /* u32 plaintext bytes per segment | wrapped data key (format 3; 11 reserved) */
+};
 #define COMP_LEN 21
 #define COMP_FRAME_MAX (16u << 20) /* larger frames are refused: a reader's buffer is one frame */
 /* Bucket and upload fields. */
-enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING, BT_TAG /* format 2, as OT_TAG */ };
+enum {
+    BT_NAME = 1,
+    BT_CREATED,
+    BT_OWNER,
+    BT_VERSIONING,
+    BT_TAG,     /* format 2, as OT_TAG */
+    BT_SSE = 10 /* u8 default mode | u8 bucket key enabled (format 3; 11 reserved) */
+};
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
 #define LAYOUT_LEN (16 + 8 + 4 + 1 + 1 + MD_MAX_CELLS)
@@ -383,6 +407,14 @@ static void w_part_fields(md_wbuf *w, const md_part *p)
             w_tlv(w, PT_COMP, b, sizeof(b));
         }
     }
+    if (p->sse_key_len) {
+        size_t mark = w_begin(w, PT_SSE);
+        uint8_t b[4];
+        cm_put_be32(b, p->sse_seg);
+        md_w_bytes(w, b, 4);
+        md_w_bytes(w, p->sse_key, CM_MIN(p->sse_key_len, sizeof(p->sse_key)));
+        w_end(w, mark);
+    }
 }
 
 /* The stored-stream fields of a layout; the reader checks the stream itself (ob_zstd.c). */
@@ -433,6 +465,15 @@ static cm_err part_field(md_part *p, uint8_t tag, md_slice v, int nobody)
         return f_layout(v, &p->layout);
     case PT_COMP:
         return f_comp(v, &p->layout);
+    case PT_SSE:
+        if (v.n < 5 || v.n - 4 > sizeof(p->sse_key))
+            return MD_CORRUPT("bad part encryption field length");
+        p->sse_seg = cm_get_be32(v.p);
+        if (p->sse_seg == 0)
+            return MD_CORRUPT("zero encryption segment size");
+        p->sse_key_len = (uint8_t)(v.n - 4);
+        memcpy(p->sse_key, v.p + 4, v.n - 4);
+        return CM_OK;
     default:
         return CM_OK; /* a field from a later version */
     }
@@ -458,6 +499,10 @@ static cm_err part_fields(md_slice body, int nobody, md_part *out)
         e = MD_CORRUPT("inline part length differs from its size");
         goto fail;
     }
+    if (out->is_inline && out->sse_key_len) {
+        e = MD_CORRUPT("encrypted part with an inline body");
+        goto fail;
+    }
     return CM_OK;
 fail:
     md_part_release(out);
@@ -466,7 +511,7 @@ fail:
 
 cm_err md_part_encode(const md_part *part, md_wbuf *w)
 {
-    w_u8(w, part_compressed(part) ? MD_FORMAT_V3 : MD_FORMAT_V1);
+    w_u8(w, part_compressed(part) || part->sse_key_len ? MD_FORMAT_V3 : MD_FORMAT_V1);
     w_part_fields(w, part);
     return w_result(w);
 }
@@ -575,8 +620,32 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         w_tlv(w, OT_TOMBSTONE, "\1", 1);
     for (size_t i = 0; i < o->ntags; i++)
         w_pair(w, OT_TAG, &o->tags[i]);
+    if (o->sse.mode != MD_SSE_NONE) {
+        size_t mark = w_begin(w, OT_SSE);
+        w_u8(w, o->sse.mode);
+        if (o->sse.mode == MD_SSE_C) {
+            md_w_bytes(w, o->sse.salt, sizeof(o->sse.salt));
+            md_w_bytes(w, o->sse.verify, sizeof(o->sse.verify));
+        }
+        w_end(w, mark);
+    }
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
+}
+
+/*
+ * The format byte of an object record: 3 when it is encrypted (an older reader must refuse it
+ * rather than serve or re-encode it without its keys), 2 with tags, else 1.
+ */
+static uint8_t md_object_format(const md_object *o)
+{
+    if (o->sse.mode != MD_SSE_NONE)
+        return MD_FORMAT_V3;
+    for (size_t i = 0; i < o->nparts; i++) /* a reader that skipped PT_COMP or PT_SSE would serve
+                                              the stored bytes */
+        if (o->parts[i].sse_key_len || part_compressed(&o->parts[i]))
+            return MD_FORMAT_V3;
+    return o->ntags ? MD_FORMAT_V2 : MD_FORMAT_V1;
 }
 
 cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
@@ -584,11 +653,7 @@ cm_err md_object_encode_w(const md_object *obj, md_wbuf *w)
     /* Format 2 only when it says more than format 1 could: an untagged record stays byte for byte
      * what it was, and a reader from before tags refuses a tagged record rather than dropping its
      * tags when it re-encodes it. */
-    uint8_t format = obj->ntags ? MD_FORMAT_V2 : MD_FORMAT_V1;
-    for (size_t i = 0; i < obj->nparts; i++)
-        if (part_compressed(&obj->parts[i]))
-            format = MD_FORMAT_V3; /* a reader that skipped PT_COMP would serve the stored bytes */
-    w_u8(w, format);
+    w_u8(w, md_object_format(obj));
     w_object_fields(w, obj);
     return w_result(w);
 }
@@ -659,6 +724,20 @@ static cm_err obj_cksum(md_object *o, md_slice v)
     return f_fixed((md_slice){v.p + 2, v.n - 2}, o->ck_value, sizeof(o->ck_value));
 }
 
+static cm_err obj_sse(md_sse *s, md_slice v)
+{
+    if (v.n < 1 || v.p[0] < MD_SSE_S3 || v.p[0] > MD_SSE_C)
+        return MD_CORRUPT("unknown encryption mode");
+    if (v.n != (v.p[0] == MD_SSE_C ? 1 + sizeof(s->salt) + sizeof(s->verify) : 1))
+        return MD_CORRUPT("bad encryption field length");
+    s->mode = v.p[0];
+    if (s->mode == MD_SSE_C) {
+        memcpy(s->salt, v.p + 1, sizeof(s->salt));
+        memcpy(s->verify, v.p + 1 + sizeof(s->salt), sizeof(s->verify));
+    }
+    return CM_OK;
+}
+
 static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
 {
     if (tag >= OT_CONTENT_TYPE && tag < OT_CONTENT_TYPE + OBJ_NHEADERS)
@@ -712,6 +791,8 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return f_u8(v, &o->tombstone);
     case OT_GENERATION:
         return f_u64(v, &o->generation);
+    case OT_SSE:
+        return obj_sse(&o->sse, v);
     default:
         return CM_OK;
     }
@@ -821,11 +902,17 @@ cm_err md_object_inline_verify(const md_object *obj)
 
 cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w)
 {
-    w_u8(w, ntags ? MD_FORMAT_V2 : MD_FORMAT_V1); /* as md_object_encode_w */
+    /* as md_object_encode_w; default encryption lost by an older reader would store new objects
+     * in the clear, so it takes format 3 */
+    w_u8(w, b->sse_default ? MD_FORMAT_V3 : ntags ? MD_FORMAT_V2 : MD_FORMAT_V1);
     w_tlv(w, BT_NAME, b->name, strnlen(b->name, sizeof(b->name) - 1));
     w_u64(w, BT_CREATED, (uint64_t)b->created_ms);
     w_tlv(w, BT_OWNER, b->owner, strnlen(b->owner, sizeof(b->owner) - 1));
     w_tlv(w, BT_VERSIONING, &b->versioning, 1);
+    if (b->sse_default) {
+        uint8_t sse[2] = {b->sse_default, b->sse_bucket_key};
+        w_tlv(w, BT_SSE, sse, sizeof(sse));
+    }
     for (size_t i = 0; i < ntags; i++)
         w_pair(w, BT_TAG, &tags[i]);
     return w_result(w);
@@ -876,13 +963,17 @@ cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
             e = f_fixed(v, out->owner, sizeof(out->owner));
         else if (tag == BT_VERSIONING)
             e = f_u8(v, &out->versioning);
+        else if (tag == BT_SSE && (v.n != 2 || v.p[0] != MD_SSE_S3))
+            e = MD_CORRUPT("bad bucket encryption field");
+        else if (tag == BT_SSE)
+            out->sse_default = v.p[0], out->sse_bucket_key = v.p[1];
     }
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
 cm_err md_upload_encode(const md_upload *up, md_wbuf *w)
 {
-    uint8_t format = up->tmpl.ntags ? MD_FORMAT_V2 : MD_FORMAT_V1; /* as md_object_encode_w */
+    uint8_t format = md_object_format(&up->tmpl); /* as md_object_encode_w */
     w_u8(w, format);
     w_str(w, UT_KEY, up->key);
     w_tlv(w, UT_UPLOAD_ID, up->upload_id, strnlen(up->upload_id, sizeof(up->upload_id) - 1));

@@ -80,14 +80,9 @@ static void test_refused_on_writes(void)
     static const struct {
         const char *name, *value, *feature;
     } cases[] = {
-        {"x-amz-server-side-encryption", "AES256", "server-side encryption"},
-        {"x-amz-server-side-encryption", "aws:kms", "server-side encryption"},
         {"x-amz-server-side-encryption-aws-kms-key-id", "k", "SSE-KMS"},
         {"x-amz-server-side-encryption-context", "e30=", "SSE-KMS"},
         {"x-amz-server-side-encryption-bucket-key-enabled", "true", "Bucket Keys"},
-        {"x-amz-server-side-encryption-customer-algorithm", "AES256", "SSE-C"},
-        {"x-amz-server-side-encryption-customer-key", "a2V5", "SSE-C"},
-        {"x-amz-server-side-encryption-customer-key-md5", "bWQ1", "SSE-C"},
         {"x-amz-object-lock-mode", "COMPLIANCE", "Object Lock"},
         {"x-amz-object-lock-mode", "GOVERNANCE", "Object Lock"},
         {"x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z", "Object Lock"},
@@ -116,20 +111,20 @@ static void test_refused_on_writes(void)
         }
 }
 
-/* SSE-C reaches every operation that carries the key, reads included. */
+/* SSE-S3 and SSE-C are served (gw_sse.c checks them), so the table lets them through. */
 static void test_sse_c_everywhere(void)
 {
     static const unsigned ops[] = {GW_RF_PUT,       GW_RF_COPY,     GW_RF_MPU_CREATE, GW_RF_PART,
                                    GW_RF_PART_COPY, GW_RF_COMPLETE, GW_RF_LIST_PARTS, GW_RF_GET};
-    for (size_t j = 0; j < CM_ARRAY_LEN(ops); j++)
+    for (size_t j = 0; j < CM_ARRAY_LEN(ops); j++) {
         CU_ASSERT_EQUAL(check(ops[j], "x-amz-server-side-encryption-customer-algorithm", "AES256"),
-                        GW_UNSUPPORTED);
+                        GW_OK);
+        CU_ASSERT_EQUAL(check(ops[j], "x-amz-server-side-encryption", "AES256"), GW_OK);
+    }
     CU_ASSERT_EQUAL(check(GW_RF_COPY, "x-amz-copy-source-server-side-encryption-customer-key", "k"),
+                    GW_OK);
+    CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-server-side-encryption-aws-kms-key-id", "k"),
                     GW_UNSUPPORTED);
-    CU_ASSERT_EQUAL(
-        check(GW_RF_PART_COPY, "x-amz-copy-source-server-side-encryption-customer-algorithm", "A"),
-        GW_UNSUPPORTED);
-    CU_ASSERT_EQUAL(check(GW_RF_GET, "x-amz-server-side-encryption", "AES256"), GW_OK);
 }
 
 /* Values that ask for nothing cairn does not do pass; values S3 does not define are 400. */

@@ -180,7 +180,7 @@ static void test_unknown_field_skipped(void)
     b2[len + 4] = 9;
     CU_ASSERT_EQUAL(md_object_decode(b2, len + 8, &d), CM_ERR_CORRUPT);
     CU_ASSERT_PTR_NULL(d.key);
-    b2[0] = 4; /* unknown format version (3: a compressed body) */
+    b2[0] = 4; /* unknown format version (3: a compressed or encrypted body) */
     CU_ASSERT_EQUAL(md_object_decode(b2, len, &d), CM_ERR_CORRUPT);
     CU_ASSERT_EQUAL(md_object_decode(b2, 0, &d), CM_ERR_CORRUPT);
     cm_log_threshold = saved;
