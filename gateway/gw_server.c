@@ -31,6 +31,7 @@
  * piece for GETs; never proportional to the object size.
  */
 #include "gw_int.h"
+#include "gw_cors.h"
 #include "gw_refuse.h"
 
 #include <event2/buffer.h>
@@ -96,6 +97,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.access_key = g->access_key;
     g->cfg.secret_key = g->secret_key;
 
+    if ((err = gw_cors_cache_new(&g->cors)) != CM_OK)
+        goto fail;
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
         CM_OK)
@@ -139,6 +142,7 @@ void gw_free(gw *g)
     gw_get_buffers_release(); /* the main thread ran a loop: its pool of GET buffers */
     ob_store_close(g->data);  /* deletes the lease leftovers first */
     md_close(g->md);
+    gw_cors_cache_free(g->cors);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -181,6 +185,7 @@ void gw_resp_start(gw_req *r, int status, int64_t len)
     net_resp_header(r->net, "Server", "cairn");
     net_resp_header(r->net, "x-amz-request-id", r->id);
     net_resp_header(r->net, "x-amz-id-2", r->id);
+    gw_cors_headers(r); /* a CORS rule allowed the request (gw_corsops.c) */
 }
 
 void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf)
@@ -252,7 +257,7 @@ int gw_bucket_check(gw_req *r, const char *bucket)
 
 /* ---- routing ---- */
 
-static cm_err lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
+cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
 {
     gw *g = arg;
     size_t n = strlen(g->secret_key);
@@ -355,7 +360,7 @@ gw_s3err gw_authenticate(gw_req *r)
                           .now = time(NULL),
                           .vhost_bucket = r->vhost ? r->bucket : NULL,
                           .sigv2_off = r->g->cfg.sigv2_off};
-    e = gw_auth_check(&ar, r->g->region, lookup_secret, r->g, &r->auth);
+    e = gw_auth_check(&ar, r->g->region, gw_lookup_secret, r->g, &r->auth);
     free(names);
     free(values);
     if (e == GW_OK && r->auth.anonymous)
@@ -423,6 +428,17 @@ static void on_request(net_req *nr, void *arg)
     drop_sdk_params(&r->q);
     if ((e = split_path(r)) != GW_OK) {
         gw_error(r, e, NULL);
+        return;
+    }
+    if (strcmp(net_req_method(nr), "OPTIONS") == 0) { /* unauthenticated, as in S3 */
+        gw_cors_preflight(r);
+        return;
+    }
+    gw_cors_request(r); /* before authentication: its errors carry the headers too */
+    if (!r->key && r->q.n == 0 && strcmp(net_req_method(nr), "POST") == 0 &&
+        gw_hdr(r, "content-type") &&
+        strncasecmp(gw_hdr(r, "content-type"), "multipart/form-data", 19) == 0) {
+        gw_op_post_object(r); /* authenticated by its form's signed policy */
         return;
     }
     if ((e = gw_authenticate(r)) != GW_OK) {
@@ -591,6 +607,22 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish)
     net_req_read_body(r->net);
 }
 
+void gw_body_to_form(gw_req *r, uint64_t max_len, gw_finish_fn finish)
+{
+    r->auth.mode = GW_PAYLOAD_UNSIGNED; /* the form's policy is signed, not its body */
+    if (body_setup(r, max_len) != 0 || parse_checksum_headers(r) != 0)
+        return;
+    r->expect_len = -1; /* Content-Length is the form's, not the file's */
+    if (!(r->inl = malloc(r->g->cfg.inline_threshold ? r->g->cfg.inline_threshold : 1)) ||
+        !(r->decoded = evbuffer_new())) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->sink = GW_SINK_DATA;
+    r->finish = finish;
+    net_req_read_body(r->net);
+}
+
 /*
  * Offer n payload bytes to the data sink: the inline buffer first, the erasure writer beyond
  * (ob_writer_write_some, which never waits); *taken gets the bytes it took. CM_AGAIN: the writer's
@@ -687,7 +719,7 @@ static void room_ready(void *arg)
 {
     gw_req *r = arg;
     r->room_wait = 0;
-    if (r->chunked) /* decoded bytes the writer did not take yet */
+    if (r->chunked || r->post) /* decoded bytes the writer did not take yet */
         sink_consume(r, r->decoded);
     if (!r->room_wait)
         net_req_resume_body(r->net); /* net hands on_body what it still buffers */
@@ -699,6 +731,11 @@ static void on_body(net_req *nr, struct evbuffer *body, void *arg)
     (void)arg;
     if (r->failed || r->sink == GW_SINK_NONE) {
         evbuffer_drain(body, evbuffer_get_length(body));
+        return;
+    }
+    if (r->post) { /* a POST form: its file's bytes, once the policy allowed them */
+        if (gw_post_feed(r, body) == 0)
+            sink_consume(r, r->decoded);
         return;
     }
     if (r->chunked) {
@@ -837,6 +874,9 @@ void gw_req_free(gw_req *r)
     if (r->op_free)
         r->op_free(r->op);
     gw_query_release(&r->q);
+    gw_cors_answer_release(r->cors);
+    free(r->cors);
+    gw_post_free(r->post);
     free(r->key);
     free(r);
 }
