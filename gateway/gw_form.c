@@ -48,6 +48,7 @@ struct gw_form {
     char *part_name;    /* the field being read (ST_FIELD) */
     char *filename, *file_type;
     size_t padding; /* padding bytes after the current boundary */
+    gw_s3err err;   /* the first error: every later feed answers it again */
     int in_file, done;
 };
 
@@ -303,9 +304,10 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
 gw_s3err gw_form_feed(gw_form *f, struct evbuffer *in, struct evbuffer *file_out)
 {
     int more = 0;
-    gw_s3err e = GW_OK;
+    gw_s3err e = f->err;
     while (e == GW_OK && !more)
         e = step(f, in, file_out, &more);
+    f->err = e;
     return e;
 }
 

@@ -15,14 +15,18 @@
  * or 201 with a PostResponse document, as success_action_status asks), or a 303 to
  * success_action_redirect / redirect with bucket, key and etag in the query.
  *
- * Memory: the fields (gw_post.h's bounds) plus PutObject's; never the file.
+ * Memory: the fields (gw_post.h's bounds) plus PutObject's; never the file. Time: the fields
+ * are read before anything authenticates the client, so they must arrive within
+ * FIELDS_DEADLINE_MS (RequestTimeout, connection closed); the file is then as slow as a PUT's
+ * body may be (net's io timeout).
  *
  * Fields that a PutObject would send as headers (acl, x-amz-storage-class,
  * x-amz-server-side-encryption, x-amz-object-lock-*, ...) go through the same refusal table
  * (gw_refuse_check): what cairn does not do is 501 NotImplemented, never silently dropped.
  *
- * Not done: cluster nodes answer 501 NotImplemented (the path is PutObject's, but it is not
- * tested there yet); Signature Version 2 forms are refused (AccessDenied).
+ * On a cluster node the commit is PutObject's replicated one (gw_put_commit) and a bucket not
+ * mirrored here yet is first resolved, as for every request (gw_server.c routes POST Object
+ * through gw_bucket_resolve). Not done: Signature Version 2 forms are refused (AccessDenied).
  */
 #include "gw_int.h"
 #include "gw_post.h"
@@ -39,10 +43,14 @@
 #include "cm_util.h"
 
 #define MOD "gw"
+/* The fields before the file are not authenticated yet: they must all arrive within this long
+ * (net's io timeout alone would let a byte a minute hold the connection for ever). */
+#define FIELDS_DEADLINE_MS 30000
 
 struct gw_post_op {
     gw_form *form;
     int checked;      /* the policy allowed the form (the file is being taken) */
+    int64_t start_ms; /* when the request began (FIELDS_DEADLINE_MS) */
     uint64_t min_len; /* content-length-range minimum */
     int status;       /* success_action_status: 200, 201 or 204 */
     char *redirect;   /* success_action_redirect or redirect, NULL when none */
@@ -153,6 +161,11 @@ static int check_form(gw_req *r)
 int gw_post_feed(gw_req *r, struct evbuffer *body)
 {
     struct gw_post_op *p = r->post;
+    if (!p->checked && cm_now_ms() - p->start_ms > FIELDS_DEADLINE_MS) {
+        gw_error(r, GW_REQUEST_TIMEOUT, NULL);
+        net_resp_close_after(r->net); /* a client this slow is not read on */
+        return -1;
+    }
     gw_s3err e = gw_form_feed(p->form, body, r->decoded);
     if (e == GW_OK && !p->checked && gw_form_in_file(p->form)) {
         if (check_form(r) != 0)
@@ -339,16 +352,13 @@ void gw_op_post_object(gw_req *r)
         gw_error(r, GW_NO_SUCH_BUCKET, NULL);
         return;
     }
-    if (gw_meta_remote(r->g)) {
-        gw_error(r, GW_UNSUPPORTED, "POST Object is not available on cluster nodes yet");
-        return;
-    }
     if (!gw_bucket_check(r, r->bucket))
         return;
     if (!(r->post = calloc(1, sizeof(*r->post)))) {
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
+    r->post->start_ms = cm_now_ms();
     if ((e = gw_form_new(gw_hdr(r, "content-type"), &r->post->form)) != GW_OK) {
         gw_error(r, e, NULL);
         return;

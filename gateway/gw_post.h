@@ -51,7 +51,8 @@ void gw_form_free(gw_form *f); /* NULL is a no-op */
  * is kept for the next call with more appended). File bytes are moved to file_out (by reference:
  * evbuffer_remove_buffer, no copy). Returns GW_OK or the error that ends the request:
  * GW_MALFORMED_POST (bad framing, a part without a name, a repeated field, too many fields or
- * header bytes, a close before the file), GW_MAX_POST_PRE_DATA (fields too large). A call returns
+ * header bytes), GW_MAX_POST_PRE_DATA (fields too large); once it failed, every later call returns
+ * the same error. A close before any file part is no error (gw_form_in_file says). A call returns
  * as soon as the file part begins, before moving any of its bytes, so the caller can check the
  * fields first (gw_form_in_file); the next calls stream the file.
  */

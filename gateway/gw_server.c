@@ -438,7 +438,11 @@ static void on_request(net_req *nr, void *arg)
     if (!r->key && r->q.n == 0 && strcmp(net_req_method(nr), "POST") == 0 &&
         gw_hdr(r, "content-type") &&
         strncasecmp(gw_hdr(r, "content-type"), "multipart/form-data", 19) == 0) {
-        gw_op_post_object(r); /* authenticated by its form's signed policy */
+        /* authenticated by its form's signed policy; cluster mode: the bucket resolved first */
+        if (gw_pool_refuses(g->pool, g))
+            gw_error(r, GW_SLOW_DOWN, NULL);
+        else if (!gw_bucket_resolve(r, gw_op_post_object))
+            gw_op_post_object(r);
         return;
     }
     if ((e = gw_authenticate(r)) != GW_OK) {
