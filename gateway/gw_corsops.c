@@ -4,9 +4,11 @@
  *
  * The configuration is the XML document PutBucketCors accepted, kept in the bucket's record of
  * the local store (md_bucket_cors_set: one write op, on a worker). GetBucketCors answers it as
- * stored. On a cluster node the bucket namespace is etcd's and the local record a mirror, so
- * Put/DeleteBucketCors answer 501 NotImplemented there (GetBucketCors: NoSuchCORSConfiguration)
- * and no request gets CORS headers.
+ * stored. On a cluster node the bucket namespace is etcd's and the local record a mirror, so it
+ * lives in the namespace instead (gw_bucket_ns cors_set / cors_get: the bucket's entry of the
+ * etcd bucket document, changed by compare-and-set on a worker, read from the node's copy of
+ * that document, so evaluating a request never waits on etcd). A cluster node without such a
+ * namespace answers Put/DeleteBucketCors with 501 NotImplemented and sends no CORS headers.
  *
  * Preflights (OPTIONS) are not authenticated, as in S3: the browser sends no credentials. The
  * rules are tried in order (gw_cors_match); a match answers 200 with the Access-Control-* headers,
@@ -17,10 +19,13 @@
  *
  * Cache: parsing the document per request would cost more than the request, so parsed
  * configurations (or "none") are kept per bucket in a direct-mapped table of CACHE_SLOTS entries
- * under one mutex. Every change this node makes (Put/DeleteBucketCors, DeleteBucket) bumps the
- * table's generation after its commit, which invalidates every entry; a load that raced a change
- * (generation moved while it read the store) is used once and not kept. Evaluation runs under the
- * mutex on the cached rules and copies out only the answer's strings.
+ * under one mutex, each with the document it was parsed from. On a single node every change is
+ * this node's (Put/DeleteBucketCors, DeleteBucket) and bumps the table's generation after its
+ * commit, which invalidates every entry; a load that raced a change (generation moved while it
+ * read the store) is used once and not kept. On a cluster node other nodes change documents too:
+ * an entry is used while the namespace's copy of the document is the one it was parsed from (a
+ * copy and a compare per request with an Origin). Evaluation runs under the mutex on the cached
+ * rules and copies out only the answer's strings.
  */
 #include "gw_cors.h"
 #include "gw_int.h"
@@ -39,6 +44,7 @@
 typedef struct {
     char name[MD_BUCKET_MAX + 1];
     uint64_t gen; /* the cache's generation when loaded; 0: empty slot */
+    char *xml;    /* the document cfg was parsed from (NULL: none) */
     gw_cors_config cfg;
 } cors_slot;
 
@@ -63,8 +69,10 @@ void gw_cors_cache_free(gw_cors_cache *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
         gw_cors_config_release(&c->slots[i].cfg);
+        free(c->slots[i].xml);
+    }
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -84,69 +92,94 @@ static size_t slot_of(const char *bucket)
     return h % CACHE_SLOTS;
 }
 
-/* Read and parse the bucket's configuration (none: an empty one). Blocking read of the store. */
-static cm_err load(gw *g, const char *bucket, gw_cors_config *cfg)
+/* The bucket's document (*xml heap; NULL: none, also for a bucket that is gone): from the
+ * namespace's memory on a cluster node, else a read of the local store (blocking, short). */
+static cm_err fetch(gw *g, const char *bucket, char **xml)
 {
-    char *xml = NULL, msg[160];
-    size_t len = 0;
-    memset(cfg, 0, sizeof(*cfg));
-    cm_err err = md_bucket_cors_get(g->md, bucket, &xml, &len);
-    if (err == CM_ERR_NOTFOUND)
-        return CM_OK;
-    if (err == CM_OK && xml && gw_parse_cors(xml, len, SIZE_MAX, cfg, msg, sizeof(msg)) != GW_OK) {
-        CM_ERROR(MOD, "bucket %s: the stored CORS configuration does not parse", bucket);
-        err = CM_ERR_CORRUPT;
-    }
-    free(xml);
-    return err;
+    size_t len;
+    cm_err err = g->ns.cors_get ? g->ns.cors_get(g->ns.arg, bucket, xml)
+                                : md_bucket_cors_get(g->md, bucket, xml, &len);
+    return err == CM_ERR_NOTFOUND ? CM_OK : err;
+}
+
+static int same_doc(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Match under the cache's mutex or on a private copy: 1 with *out filled, or 0. */
+static int answer(const gw_cors_config *cfg, const char *origin, const char *method,
+                  const char *req_headers, gw_cors_answer *out)
+{
+    const gw_cors_rule *rule = gw_cors_match(cfg, origin, method, req_headers);
+    return rule && gw_cors_answer_make(rule, origin, req_headers, out) == CM_OK;
 }
 
 /*
  * Evaluate a request against the bucket's rules: 1 and *out filled when a rule allows it, 0 when
- * none does (or the bucket has no configuration), -1 when the store failed.
+ * none does (or the bucket has no configuration), -1 when the store failed. A cached entry is
+ * good while the table's generation has not moved (a single node: every change is this node's);
+ * on a cluster node, where other nodes change configurations, while the namespace's document is
+ * the one it was parsed from (a copy from memory per request with an Origin).
  */
 static int evaluate(gw_req *r, const char *origin, const char *method, const char *req_headers,
                     gw_cors_answer *out)
 {
     gw_cors_cache *c = r->g->cors;
     cors_slot *s = &c->slots[slot_of(r->bucket)];
-    gw_cors_config fresh;
-    const gw_cors_rule *rule;
-    int found;
+    int remote = r->g->ns.cors_get != NULL, found;
+    gw_cors_config fresh = {0};
+    char *xml = NULL, msg[160];
 
+    if (remote && fetch(r->g, r->bucket, &xml) != CM_OK)
+        return -1;
     pthread_mutex_lock(&c->mu);
-    if (s->gen == c->gen && strcmp(s->name, r->bucket) == 0) {
-        rule = gw_cors_match(&s->cfg, origin, method, req_headers);
-        found = rule && gw_cors_answer_make(rule, origin, req_headers, out) == CM_OK;
+    if (s->gen && strcmp(s->name, r->bucket) == 0 &&
+        (remote ? same_doc(s->xml, xml) : s->gen == c->gen)) {
+        found = answer(&s->cfg, origin, method, req_headers, out);
         pthread_mutex_unlock(&c->mu);
+        free(xml);
         return found;
     }
     uint64_t gen = c->gen;
     pthread_mutex_unlock(&c->mu);
 
-    if (load(r->g, r->bucket, &fresh) != CM_OK)
+    if (!remote && fetch(r->g, r->bucket, &xml) != CM_OK)
         return -1;
-    rule = gw_cors_match(&fresh, origin, method, req_headers);
-    found = rule && gw_cors_answer_make(rule, origin, req_headers, out) == CM_OK;
+    if (xml && gw_parse_cors(xml, strlen(xml), SIZE_MAX, &fresh, msg, sizeof(msg)) != GW_OK) {
+        CM_ERROR(MOD, "bucket %s: the stored CORS configuration does not parse", r->bucket);
+        free(xml);
+        return -1;
+    }
+    found = answer(&fresh, origin, method, req_headers, out);
     pthread_mutex_lock(&c->mu);
-    if (c->gen == gen) { /* no change raced the load: keep it */
+    if (c->gen == gen) { /* no change of this node raced the load: keep it */
         gw_cors_config_release(&s->cfg);
+        free(s->xml);
         s->cfg = fresh;
+        s->xml = xml;
         s->gen = gen;
         snprintf(s->name, sizeof(s->name), "%s", r->bucket);
         memset(&fresh, 0, sizeof(fresh));
+        xml = NULL;
     }
     pthread_mutex_unlock(&c->mu);
     gw_cors_config_release(&fresh);
+    free(xml);
     return found;
+}
+
+/* CORS applies: a single node, or a cluster node whose namespace keeps configurations. */
+static int cors_served(const gw *g)
+{
+    return !gw_meta_remote(g) || g->ns.cors_get;
 }
 
 void gw_cors_request(gw_req *r)
 {
     const char *origin = gw_hdr(r, "origin");
     gw_cors_answer a;
-    if (!origin || !r->bucket[0] || gw_meta_remote(r->g) ||
-        gw_bucket_name_check(r->bucket) != GW_OK)
+    if (!origin || !r->bucket[0] || !cors_served(r->g) || gw_bucket_name_check(r->bucket) != GW_OK)
         return;
     if (evaluate(r, origin, net_req_method(r->net), NULL, &a) != 1)
         return;
@@ -203,7 +236,7 @@ void gw_cors_preflight(gw_req *r)
         return;
     }
     int found = 0;
-    if (r->bucket[0] && gw_bucket_name_check(r->bucket) == GW_OK && !gw_meta_remote(r->g))
+    if (r->bucket[0] && gw_bucket_name_check(r->bucket) == GW_OK && cors_served(r->g))
         found = evaluate(r, origin, method, headers ? headers : "", &a);
     if (found < 0) {
         gw_error(r, GW_INTERNAL, NULL);
@@ -238,13 +271,20 @@ static void cors_state_free(void *p)
 static void cors_set_work(gw_req *r)
 {
     cors_state *st = r->op;
-    st->err = md_bucket_cors_set(r->g->md, r->bucket, st->xml, st->len);
+    const gw_bucket_ns *ns = &r->g->ns;
+    st->err = ns->cors_set ? ns->cors_set(ns->arg, r->bucket, st->xml)
+                           : md_bucket_cors_set(r->g->md, r->bucket, st->xml, st->len);
 }
 
 static void cors_set_done(gw_req *r)
 {
     cors_state *st = r->op;
     gw_cors_invalidate(r->g); /* after the commit: a load from now on sees it */
+    if (st->err == CM_ERR_TOOBIG) {
+        gw_error(r, GW_INVALID_REQUEST,
+                 "The CORS configuration is larger than a cluster's bucket namespace keeps");
+        return;
+    }
     if (st->err != CM_OK) {
         gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
                  NULL);
@@ -283,14 +323,13 @@ static void put_cors_finish(gw_req *r)
 static void get_cors(gw_req *r)
 {
     char *xml = NULL;
-    size_t len = 0;
-    cm_err err = md_bucket_cors_get(r->g->md, r->bucket, &xml, &len);
+    cm_err err = fetch(r->g, r->bucket, &xml);
     struct evbuffer *buf = NULL;
     if (err != CM_OK)
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
+        gw_error_cm(r, err);
     else if (!xml)
         gw_error(r, GW_NO_SUCH_CORS, NULL);
-    else if (!(buf = evbuffer_new()) || evbuffer_add(buf, xml, len) != 0)
+    else if (!(buf = evbuffer_new()) || evbuffer_add(buf, xml, strlen(xml)) != 0)
         gw_error(r, GW_INTERNAL, NULL);
     else
         gw_resp_xml(r, 200, buf);
@@ -311,8 +350,10 @@ void gw_op_bucket_cors(gw_req *r)
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    if (gw_meta_remote(r->g)) {
-        gw_error(r, GW_UNSUPPORTED, "CORS configurations are not available on cluster nodes yet");
+    if (gw_meta_remote(r->g) && !r->g->ns.cors_set) {
+        gw_error(r, GW_UNSUPPORTED,
+                 "CORS configurations are not available on a cluster node without a bucket "
+                 "namespace that keeps them");
         return;
     }
     if (strcmp(m, "DELETE") == 0) {

@@ -5,11 +5,15 @@
  * Phases of a request, on the event loop thread that owns its connection:
  *
  * - on_request: health checks; parse the target; find bucket and key (path style, or
- *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned);
+ *   virtual-hosted "<bucket>.<domain>"); answer an OPTIONS preflight, unauthenticated as in S3,
+ *   and evaluate an Origin header against the bucket's CORS rules (gw_corsops.c); route a
+ *   multipart/form-data POST to a bucket (POST Object, gw_post.c: its form's signed policy
+ *   authenticates it, not its headers); authenticate (SigV4 or SigV2, header or presigned);
  *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
  *   operation's start function (in cluster mode, a bucket this node does not know yet is first
  *   looked up in the cluster's namespace on a worker: gw_bucket_resolve).
- * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
+ * - on_body: payload bytes go through the aws-chunked decoder when streamed (a POST Object's
+ *   through its form parser, gw_post_feed, which yields the file's bytes), then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
  *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
