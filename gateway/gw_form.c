@@ -34,6 +34,7 @@ typedef enum {
     ST_FIELD,      /* a field's value up to the next delimiter */
     ST_FILE_START, /* the file's headers were read; not announced yet */
     ST_FILE,       /* the file's bytes up to the next delimiter */
+    ST_FILE_END,   /* the file's delimiter was read: "--" or padding and CRLF must follow */
     ST_EPILOGUE    /* after the file, or after a close with no file: dropped */
 } form_state;
 
@@ -285,13 +286,27 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
         if ((pos = find(in, f->delim, f->delim_len)) >= 0) {
             evbuffer_remove_buffer(in, file_out, (size_t)pos);
             evbuffer_drain(in, f->delim_len);
-            f->done = 1;
-            f->st = ST_EPILOGUE;
+            f->st = ST_FILE_END;
             return GW_OK;
         }
         if (len >= f->delim_len) /* the rest could begin a delimiter: kept for the next read */
             evbuffer_remove_buffer(in, file_out, len - (f->delim_len - 1));
         *more = 1;
+        return GW_OK;
+    case ST_FILE_END: /* a whole boundary line, as after any other part, ends the file */
+        if (len < 2) {
+            *more = 1;
+            return GW_OK;
+        }
+        evbuffer_copyout(in, two, 2);
+        if ((two[0] == ' ' || two[0] == '\t') && ++f->padding <= PADDING_MAX) {
+            evbuffer_drain(in, 1);
+            return GW_OK;
+        }
+        if (!(two[0] == '-' && two[1] == '-') && !(two[0] == '\r' && two[1] == '\n'))
+            return GW_MALFORMED_POST;
+        f->done = 1;
+        f->st = ST_EPILOGUE;
         return GW_OK;
     case ST_EPILOGUE:
         evbuffer_drain(in, len);

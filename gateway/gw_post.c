@@ -147,8 +147,8 @@ static int check_form(gw_req *r)
     } else
         snprintf(msg, sizeof(msg), "%s", pol.message);
     if (e != GW_OK) {
-        CM_INFO(MOD, "req=%s POST Object to %s refused: %s %s", r->id, r->bucket, gw_s3err_code(e),
-                msg);
+        CM_DEBUG(MOD, "req=%s POST Object to %s refused: %s %s", r->id, r->bucket, gw_s3err_code(e),
+                 msg);
         gw_error(r, e, msg[0] ? msg : NULL);
         return -1;
     }

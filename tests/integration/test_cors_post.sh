@@ -250,7 +250,34 @@ code=$(post "$H_WORK/r9" "$H_WORK/f7" "$H_WORK/small" -F "x-amz-meta-sneaky=1")
 h_eq "a field no condition covers: 403" 403 "$code"
 grep -q "Extra input fields: x-amz-meta-sneaky" "$H_WORK/r9" && h_ok "... Extra input fields" ||
     h_bad "extra-field message" "$(cat "$H_WORK/r9")"
-for p in other lim exp sig extra; do
+# Hostile forms, sent raw: a file part that never ends (valid policy: the file streams, then the
+# body ends without its boundary), 200 fields, a 1 MiB field. Refused, nothing stored.
+presign 'noend/x' >"$H_WORK/f8"
+"$H_PY" - "$H_WORK/f8" "$H_WORK" <<'EOF'
+import sys
+fields = open(sys.argv[1]).read().split("\n")[1::2]
+def part(name, value):
+    return b"--XyZ\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (
+        name.encode(), value.encode())
+head = b"".join(part(*f.split("=", 1)) for f in fields if f)
+file = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n" + b"z" * 200000
+open(sys.argv[2] + "/noend", "wb").write(head + file + b"\r\n--XyZ")
+open(sys.argv[2] + "/many", "wb").write(
+    b"".join(part("f%d" % i, "v") for i in range(200)) + b"--XyZ--\r\n")
+open(sys.argv[2] + "/huge", "wb").write(part("big", "v" * (1 << 20)) + b"--XyZ--\r\n")
+EOF
+raw_post() { # FILE: the status of posting it as a form with boundary XyZ
+    curl -sS -o "$H_WORK/raw.out" -w '%{http_code}' -H 'Content-Type: multipart/form-data; boundary=XyZ' \
+        --data-binary "@$1" "$E/$B"
+}
+h_eq "a file part without its closing boundary: 400" 400 "$(raw_post "$H_WORK/noend")"
+grep -q MalformedPOSTRequest "$H_WORK/raw.out" && h_ok "... MalformedPOSTRequest" ||
+    h_bad "no-end code" "$(cat "$H_WORK/raw.out")"
+h_eq "200 fields: 400" 400 "$(raw_post "$H_WORK/many")"
+h_eq "a 1 MiB field: 400" 400 "$(raw_post "$H_WORK/huge")"
+grep -q MaxPostPreDataLengthExceeded "$H_WORK/raw.out" && h_ok "... MaxPostPreDataLengthExceeded" ||
+    h_bad "huge-field code" "$(cat "$H_WORK/raw.out")"
+for p in other lim exp sig extra noend; do
     h_eq "nothing stored under $p/" 0 "$(count_keys "$p/")"
 done
 

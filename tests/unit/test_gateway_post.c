@@ -176,6 +176,17 @@ static void test_form_hostile(void)
     CU_ASSERT_EQUAL(feed_all(CT, noend, sizeof(noend) - 4, &in_file, &done), GW_OK);
     CU_ASSERT_TRUE(in_file);
     CU_ASSERT_FALSE(done);
+    /* its delimiter, but the body ends there: not done either; garbage after it: malformed */
+    CU_ASSERT_EQUAL(feed_all(CT, noend, sizeof(noend) - 1, &in_file, &done), GW_OK);
+    CU_ASSERT_FALSE(done);
+    static const char after[] = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n"
+                                "abc\r\n--XyZ \t\r\n";
+    CU_ASSERT_EQUAL(feed_all(CT, after, sizeof(after) - 1, &in_file, &done), GW_OK);
+    CU_ASSERT_TRUE(done); /* padding, then CRLF */
+    static const char garbage[] = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n"
+                                  "abc\r\n--XyZzz";
+    CU_ASSERT_EQUAL(feed_all(CT, garbage, sizeof(garbage) - 1, &in_file, &done), GW_MALFORMED_POST);
+    CU_ASSERT_FALSE(done);
     /* a part without a name, without headers, with garbage after its boundary, repeated */
     static const char *const bad[] = {
         "--XyZ\r\nContent-Disposition: form-data\r\n\r\nv\r\n--XyZ--",
