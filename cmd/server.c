@@ -162,6 +162,8 @@ static int config_key(void *arg, const char *section, const char *key, const cha
         bad = parse_int(value, 100, 3600000, &n) || (o->net.header_timeout_ms = (int)n, 0);
     else if (IS("server", "max_connections"))
         bad = parse_int(value, 1, 10000000, &n) || (o->net.max_connections = (int)n, 0);
+    else if (IS("server", "post_fields_timeout_ms"))
+        bad = parse_int(value, 100, 3600000, &n) || (o->gw.post_fields_timeout_ms = (int)n, 0);
     else if (IS("server", "stop_grace_ms"))
         bad = parse_int(value, 0, 3600000, &n) || (o->stop_grace_ms = (int)n, 0);
     else if (IS("storage", "drives"))

@@ -34,6 +34,8 @@ typedef struct {
                                  (gw_pool.c); default 4096 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
     int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
+    int post_fields_timeout_ms; /* POST Object: the form's fields before the file must arrive
+                                   within this of the request's start; default 30000 */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */

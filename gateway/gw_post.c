@@ -17,8 +17,8 @@
  *
  * Memory: the fields (gw_post.h's bounds) plus PutObject's; never the file. Time: the fields
  * are read before anything authenticates the client, so they must arrive within
- * FIELDS_DEADLINE_MS (RequestTimeout, connection closed); the file is then as slow as a PUT's
- * body may be (net's io timeout).
+ * post_fields_timeout_ms (gw_config; RequestTimeout, connection closed); the file is then as slow
+ * as a PUT's body may be (net's io timeout).
  *
  * Fields that a PutObject would send as headers (acl, x-amz-storage-class,
  * x-amz-server-side-encryption, x-amz-object-lock-*, ...) go through the same refusal table
@@ -43,14 +43,11 @@
 #include "cm_util.h"
 
 #define MOD "gw"
-/* The fields before the file are not authenticated yet: they must all arrive within this long
- * (net's io timeout alone would let a byte a minute hold the connection for ever). */
-#define FIELDS_DEADLINE_MS 30000
 
 struct gw_post_op {
     gw_form *form;
     int checked;      /* the policy allowed the form (the file is being taken) */
-    int64_t start_ms; /* when the request began (FIELDS_DEADLINE_MS) */
+    int64_t start_ms; /* when the request began (post_fields_timeout_ms) */
     uint64_t min_len; /* content-length-range minimum */
     int status;       /* success_action_status: 200, 201 or 204 */
     char *redirect;   /* success_action_redirect or redirect, NULL when none */
@@ -161,7 +158,9 @@ static int check_form(gw_req *r)
 int gw_post_feed(gw_req *r, struct evbuffer *body)
 {
     struct gw_post_op *p = r->post;
-    if (!p->checked && cm_now_ms() - p->start_ms > FIELDS_DEADLINE_MS) {
+    /* The fields are not authenticated yet: net's io timeout alone would let a byte a minute
+     * hold the connection for ever. */
+    if (!p->checked && cm_now_ms() - p->start_ms > r->g->cfg.post_fields_timeout_ms) {
         gw_error(r, GW_REQUEST_TIMEOUT, NULL);
         net_resp_close_after(r->net); /* a client this slow is not read on */
         return -1;

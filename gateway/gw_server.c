@@ -64,6 +64,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->workers = 64;
     cfg->meta_copies = 3;
     cfg->workers_queue = 4096;
+    cfg->post_fields_timeout_ms = 30000;
 }
 
 static char *dup_or_null(const char *s)

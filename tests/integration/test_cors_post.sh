@@ -16,6 +16,10 @@ source "$(dirname "$0")/lib.sh"
 
 "$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: no boto3"; exit 77; }
 h_need curl
+if [ -z "${CAIRN_TEST_ENDPOINTS:-}" ]; then # the fields of a form must come within 1 s here
+    printf '[server]\npost_fields_timeout_ms = 1000\n' >"$H_WORK/server.conf"
+    H_SERVER_ARGS=(--config "$H_WORK/server.conf")
+fi
 h_start
 B=$(h_bucket cors-post)
 E=$H_ENDPOINT
@@ -277,6 +281,47 @@ h_eq "200 fields: 400" 400 "$(raw_post "$H_WORK/many")"
 h_eq "a 1 MiB field: 400" 400 "$(raw_post "$H_WORK/huge")"
 grep -q MaxPostPreDataLengthExceeded "$H_WORK/raw.out" && h_ok "... MaxPostPreDataLengthExceeded" ||
     h_bad "huge-field code" "$(cat "$H_WORK/raw.out")"
+if [ -z "${CAIRN_TEST_ENDPOINTS:-}" ]; then
+    # A client sending its fields a byte at a time: answered 400 RequestTimeout and cut once
+    # post_fields_timeout_ms (1 s here) has passed, not held for as long as it trickles.
+    out=$("$H_PY" - "${E#http://}" "$B" <<'EOF'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=10)
+body = b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n" + b"k" * 100
+s.sendall(b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+          b"Content-Length: 100000\r\n\r\n" % sys.argv[2].encode())
+t0, got = time.time(), b""
+try:
+    for b in body:
+        s.sendall(bytes([b]))
+        time.sleep(0.1)
+        s.setblocking(False)
+        try:
+            got += s.recv(4096)
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+        if got:
+            break
+    s.settimeout(5)
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+except OSError:
+    pass
+status = (got.split(b"\r\n")[0].split() + [b"-", b"none"])[1].decode(errors="replace")
+print(status, "RequestTimeout" in got.decode(errors="replace"), "%.0f" % (time.time() - t0))
+EOF
+)
+    read -r code timeout_seen secs <<<"$out"
+    h_eq "a trickled form: 400" 400 "$code"
+    h_eq "... RequestTimeout" True "$timeout_seen"
+    [ "${secs:-99}" -le 4 ] && h_ok "... within the deadline, not the trickle's pace ($secs s)" ||
+        h_bad "trickled form answered late" "$out"
+fi
 for p in other lim exp sig extra noend; do
     h_eq "nothing stored under $p/" 0 "$(count_keys "$p/")"
 done
