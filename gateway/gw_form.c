@@ -49,6 +49,7 @@ struct gw_form {
     char *part_name;    /* the field being read (ST_FIELD) */
     char *filename, *file_type;
     size_t padding; /* padding bytes after the current boundary */
+    size_t scan;    /* bytes at the front of the input already searched by this state (find) */
     gw_s3err err;   /* the first error: every later feed answers it again */
     int in_file, done;
 };
@@ -130,11 +131,20 @@ void gw_form_free(gw_form *f)
     free(f);
 }
 
-/* Offset of s in in, or -1. */
-static ssize_t find(struct evbuffer *in, const char *s, size_t n)
+/*
+ * Offset of s in in, or -1; the search starts at f->scan, past what earlier calls of this state
+ * searched (a trickling client would otherwise make each read rescan the whole field: quadratic).
+ * When s is not there yet, f->scan moves to where a match could still begin.
+ */
+static ssize_t find(gw_form *f, struct evbuffer *in, const char *s, size_t n)
 {
-    struct evbuffer_ptr p = evbuffer_search(in, s, n, NULL);
-    return p.pos;
+    struct evbuffer_ptr start;
+    size_t len = evbuffer_get_length(in);
+    if (evbuffer_ptr_set(in, &start, f->scan <= len ? f->scan : len, EVBUFFER_PTR_SET) != 0)
+        return -1;
+    ssize_t pos = evbuffer_search(in, s, n, &start).pos;
+    f->scan = pos >= 0 ? 0 : len >= n ? len - (n - 1) : 0; /* found: the state consumes it */
+    return pos;
 }
 
 /*
@@ -202,7 +212,7 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
 
     switch (f->st) {
     case ST_PREAMBLE:
-        if ((pos = find(in, f->dash, f->dash_len)) < 0) {
+        if ((pos = find(f, in, f->dash, f->dash_len)) < 0) {
             *more = 1;
             return len > GW_FORM_MAX_PREAMBLE + f->dash_len ? GW_MALFORMED_POST : GW_OK;
         }
@@ -232,7 +242,7 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
         f->st = ST_HEADERS;
         return GW_OK;
     case ST_HEADERS: {
-        if ((pos = find(in, "\r\n\r\n", 4)) < 0) {
+        if ((pos = find(f, in, "\r\n\r\n", 4)) < 0) {
             *more = 1;
             return len > GW_FORM_MAX_HEADER + 4 ? GW_MALFORMED_POST : GW_OK;
         }
@@ -252,7 +262,7 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
     case ST_FIELD: {
         size_t room = GW_FORM_MAX_FIELD_BYTES - CM_MIN(f->field_bytes, GW_FORM_MAX_FIELD_BYTES);
         size_t nlen = strlen(f->part_name);
-        pos = find(in, f->delim, f->delim_len);
+        pos = find(f, in, f->delim, f->delim_len);
         if (pos < 0 && len <= room + f->delim_len) {
             *more = 1;
             return GW_OK;
@@ -283,7 +293,7 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
         *more = 1; /* return to the caller: the fields are complete */
         return GW_OK;
     case ST_FILE:
-        if ((pos = find(in, f->delim, f->delim_len)) >= 0) {
+        if ((pos = find(f, in, f->delim, f->delim_len)) >= 0) {
             evbuffer_remove_buffer(in, file_out, (size_t)pos);
             evbuffer_drain(in, f->delim_len);
             f->st = ST_FILE_END;
@@ -291,6 +301,7 @@ static gw_s3err step(gw_form *f, struct evbuffer *in, struct evbuffer *file_out,
         }
         if (len >= f->delim_len) /* the rest could begin a delimiter: kept for the next read */
             evbuffer_remove_buffer(in, file_out, len - (f->delim_len - 1));
+        f->scan = 0; /* what is left is only that tail: searched again with the next bytes */
         *more = 1;
         return GW_OK;
     case ST_FILE_END: /* a whole boundary line, as after any other part, ends the file */
