@@ -23,6 +23,8 @@
 
 #define GW_CORS_MAX_RULES 100
 #define GW_CORS_XML_CAP (64u * 1024) /* a PutBucketCors body (S3 allows 64 KB) */
+#define GW_CORS_MAX_REQ_HEADERS 100  /* a preflight asking for more headers is allowed by no rule  \
+                                      */
 
 /* AllowedMethod values, as bits. */
 enum { GW_CORS_GET = 1, GW_CORS_PUT = 2, GW_CORS_POST = 4, GW_CORS_DELETE = 8, GW_CORS_HEAD = 16 };
@@ -63,7 +65,8 @@ int gw_cors_wildcard(const char *pattern, const char *s, int nocase);
 /*
  * The first rule of c allowing a request from origin with method (the actual method, or for a
  * preflight the Access-Control-Request-Method) and, when req_headers is not NULL, the headers it
- * names (a comma-separated Access-Control-Request-Headers value); NULL when none does.
+ * names (a comma-separated Access-Control-Request-Headers value; more than
+ * GW_CORS_MAX_REQ_HEADERS of them: none); NULL when none does.
  */
 const gw_cors_rule *gw_cors_match(const gw_cors_config *c, const char *origin, const char *method,
                                   const char *req_headers);

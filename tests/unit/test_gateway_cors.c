@@ -148,6 +148,14 @@ static void test_match(void)
     /* rule 1 allows no header at all */
     CU_ASSERT_PTR_NULL(gw_cors_match(&c, "https://other.org", "GET", "x-custom"));
     CU_ASSERT_PTR_EQUAL(gw_cors_match(&c, "https://other.org", "GET", ""), r1);
+    /* at most GW_CORS_MAX_REQ_HEADERS requested headers, however allowed each one is */
+    char list[8 * (GW_CORS_MAX_REQ_HEADERS + 1)];
+    size_t len = 0;
+    for (int i = 0; i < GW_CORS_MAX_REQ_HEADERS; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%sx-amz-%d", i ? "," : "", i % 10);
+    CU_ASSERT_PTR_EQUAL(gw_cors_match(&c, "https://app.example.com", "PUT", list), r0);
+    snprintf(list + len, sizeof(list) - len, ",x-amz-a");
+    CU_ASSERT_PTR_NULL(gw_cors_match(&c, "https://app.example.com", "PUT", list));
     gw_cors_config_release(&c);
 }
 
