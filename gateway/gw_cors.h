@@ -23,8 +23,8 @@
 
 #define GW_CORS_MAX_RULES 100
 #define GW_CORS_XML_CAP (64u * 1024) /* a PutBucketCors body (S3 allows 64 KB) */
-#define GW_CORS_MAX_REQ_HEADERS 100  /* a preflight asking for more headers is allowed by no rule  \
-                                      */
+/* A preflight asking for more headers than this is allowed by no rule. */
+#define GW_CORS_MAX_REQ_HEADERS 100
 
 /* AllowedMethod values, as bits. */
 enum { GW_CORS_GET = 1, GW_CORS_PUT = 2, GW_CORS_POST = 4, GW_CORS_DELETE = 8, GW_CORS_HEAD = 16 };
