@@ -123,8 +123,8 @@ static int64_t parse_expiration(const char *s)
         while (*p >= '0' && *p <= '9')
             p++;
     }
-    if (strcmp(p, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60)
+    if (strcmp(p, "Z") != 0 || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 ||
+        h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
         return -1;
     /* days from civil (Howard Hinnant's algorithm) */
     int64_t yy = y - (mo <= 2);

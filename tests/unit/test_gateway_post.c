@@ -500,6 +500,8 @@ static void test_policy_documents(void)
         "[]",
         "{\"conditions\": []}",
         "{\"expiration\": \"tomorrow\", \"conditions\": []}",
+        "{\"expiration\": \"2026-12-05T-1:00:00Z\", \"conditions\": []}",
+        "{\"expiration\": \"2026-12-05T12:00:00+01:00\", \"conditions\": []}",
         "{\"expiration\": \"2026-12-05T12:00:00Z\"}",
         "{\"expiration\": \"2026-12-05T12:00:00Z\", \"conditions\": [[\"gt\", \"$key\", \"a\"]]}",
         "{\"expiration\": \"2026-12-05T12:00:00Z\", \"conditions\": [{\"a\": \"1\", \"b\": "
