@@ -14,7 +14,8 @@
  * would go stale when `cairn admin bucket consistency` changes it): CreateBucket's mode goes into
  * the new record, and cmd_cluster_bucket_consistency answers it from the follower's memory for
  * the quorum coordinator (rp_config.consistency) and for HeadBucket. So do its tags
- * (PutBucketTagging: co_buckets_tag; GetBucketTagging from the follower's memory).
+ * (PutBucketTagging: co_buckets_tag; GetBucketTagging from the follower's memory) and its CORS
+ * configuration (PutBucketCors: co_buckets_cors_set; reads from the follower's memory).
  */
 #include "cmd.h"
 
@@ -135,6 +136,17 @@ static cm_err ns_tags_get(void *arg, const char *name, md_meta **out, size_t *n)
 
 /* ---- the namespace's changes (the follower's thread) ---- */
 
+/* The CORS configuration: the XML string as is. */
+static cm_err ns_cors_set(void *arg, const char *name, const char *xml)
+{
+    return co_buckets_cors_set(((ns_ctx *)arg)->f, name, xml);
+}
+
+static cm_err ns_cors_get(void *arg, const char *name, char **xml)
+{
+    return co_buckets_cors(((ns_ctx *)arg)->f, name, xml);
+}
+
 static void on_added(void *arg, const co_bucket *b)
 {
     md_bucket m;
@@ -164,7 +176,9 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .arg = &ctx,
                        .consistency = ns_consistency,
                        .tags_set = ns_tags_set,
-                       .tags_get = ns_tags_get};
+                       .tags_get = ns_tags_get,
+                       .cors_set = ns_cors_set,
+                       .cors_get = ns_cors_get};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

@@ -1,16 +1,16 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes (add, remove, set a consistency or the tags: one loop, change_doc, with an edit per
- * kind): read the document with its mod revision, change the decoded array, write it back with
- * co_cas from that revision. A conflict means another node changed it in between: read again and
- * redo the change on what is there now (so a racing creator of the same name sees it and gets
- * CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is
- * there after an add, the name is gone after a remove, the bucket has the mode after a consistency
- * change. The document holds every bucket, so one change costs a write of the whole list: fine for
- * thousands of buckets (S3's default limit per account is 100, its maximum 10,000: about 1 MB at
- * 100 bytes a record, etcd's default request limit is 1.5 MiB); a much larger namespace would move
- * to one key per bucket.
+ * Changes (add, remove, set a consistency, the tags or the CORS configuration: one loop,
+ * change_doc, with an edit per kind): read the document with its mod revision, change the decoded
+ * array, write it back with co_cas from that revision. A conflict means another node changed it in
+ * between: read again and redo the change on what is there now (so a racing creator of the same
+ * name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a read: our
+ * record (same id) is there after an add, the name is gone after a remove, the bucket has the mode
+ * after a consistency change. The document holds every bucket, so one change costs a write of the
+ * whole list: fine for thousands of buckets (S3's default limit per account is 100, its maximum
+ * 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB); a much larger
+ * namespace would move to one key per bucket.
  *
  * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
  * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
@@ -55,8 +55,10 @@ void co_tags_free(co_tag *t, size_t n)
 
 void co_buckets_array_free(co_bucket *b, size_t n)
 {
-    for (size_t i = 0; b && i < n; i++)
+    for (size_t i = 0; b && i < n; i++) {
         co_tags_free(b[i].tags, b[i].ntags);
+        free(b[i].cors);
+    }
     free(b);
 }
 
@@ -90,13 +92,20 @@ static int tags_equal(const co_tag *a, size_t na, const co_tag *b, size_t nb)
     return 1;
 }
 
-/* A record as given out singly: without its tags (co_bucket's comment). */
+/* A record as given out singly: without its tags and CORS (co_bucket's comment). */
 static co_bucket untagged(const co_bucket *b)
 {
     co_bucket c = *b;
     c.tags = NULL;
     c.ntags = 0;
+    c.cors = NULL;
     return c;
+}
+
+/* Two CORS configurations (NULL: none) are the same. */
+static int cors_equal(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
 }
 
 /* The "tags" member of a record (NULL when it has none). */
@@ -191,6 +200,11 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
                    json_object_set_new(rec, "tags", tags_json(&sorted[i], &e)) != 0) {
             json_decref(rec); /* set_new took the array, or it is NULL and e says why */
             e = e == CM_OK ? CM_ERR_NOMEM : e;
+        } else if (sorted[i].cors &&
+                   (strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ||
+                    json_object_set_new(rec, "cors", json_string(sorted[i].cors)) != 0)) {
+            json_decref(rec);
+            e = strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ? CM_ERR_INVAL : CM_ERR_NOMEM;
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
     }
@@ -210,19 +224,21 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 /* One record; 0 when it is not a valid one (its tags, if any, are b's to free either way). */
 static int decode_one(json_t *rec, co_bucket *b)
 {
-    const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong";
+    const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong", *cors = NULL;
     json_int_t created = 0;
     int versioning = 0;
     json_t *tags = NULL;
     char *end;
     memset(b, 0, sizeof(*b));
-    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s,s?s,s?o}", "name", &name, "created_ms", &created,
+    if (json_unpack(rec, "{s:s,s:I,s:s,s?i,s:s,s?s,s?o,s?s}", "name", &name, "created_ms", &created,
                     "owner", &owner, "versioning", &versioning, "id", &id, "consistency", &mode,
-                    "tags", &tags) != 0 ||
+                    "tags", &tags, "cors", &cors) != 0 ||
         !name[0] || strlen(name) >= sizeof(b->name) || strlen(owner) >= sizeof(b->owner) ||
         versioning < 0 || versioning > 2 || strlen(id) != 16)
         return 0;
     if (tags && !decode_tags(tags, b))
+        return 0;
+    if (cors && (strlen(cors) > CO_BUCKET_CORS_MAX || !(b->cors = strdup(cors))))
         return 0;
     while (b->consistency < CM_ARRAY_LEN(consistency_names) &&
            strcmp(mode, consistency_names[b->consistency]) != 0)
@@ -320,6 +336,7 @@ struct change {
     uint8_t was;
     const co_tag *tags; /* set_tags: the tags wanted */
     size_t ntags;
+    const char *cors; /* set_cors: the configuration wanted (NULL: none) */
 };
 
 /* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
@@ -424,6 +441,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
         return CM_ERR_NOTFOUND;
     size_t at = (size_t)(f - b);
     co_tags_free(f->tags, f->ntags);
+    free(f->cors);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;
@@ -513,6 +531,40 @@ cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, cons
     }
     if (n > CO_BUCKET_TAGS_MAX)
         return CM_ERR_INVAL;
+    return change_doc(c, key, &ch, rev);
+}
+
+static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    char *copy = NULL;
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    if (cors_equal(f->cors, ch->cors))
+        return CM_OK;
+    if (ch->cors && !(copy = strdup(ch->cors)))
+        return CM_ERR_NOMEM;
+    free(f->cors);
+    f->cors = copy;
+    *write = 1;
+    return CM_OK;
+}
+
+static int cors_done(const change *ch, const co_bucket *found)
+{
+    return found && cors_equal(found->cors, ch->cors);
+}
+
+cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
+                           int64_t *rev)
+{
+    change ch = {.edit = cors_edit,
+                 .done = cors_done,
+                 .what = "setting the CORS configuration of",
+                 .name = name,
+                 .cors = cors};
+    if (cors && strlen(cors) > CO_BUCKET_CORS_MAX)
+        return CM_ERR_TOOBIG;
     return change_doc(c, key, &ch, rev);
 }
 
@@ -687,6 +739,16 @@ cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
     return e;
 }
 
+cm_err co_buckets_cors(co_buckets *f, const char *name, char **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&f->mu);
+    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    cm_err e = !b ? CM_ERR_NOTFOUND : b->cors && !(*out = strdup(b->cors)) ? CM_ERR_NOMEM : CM_OK;
+    pthread_mutex_unlock(&f->mu);
+    return e;
+}
+
 /* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
  * reads and keeps the result for every call that came before it started. Called with fmu held
  * and fbusy set; returns with fmu held, fbusy clear. */
@@ -763,18 +825,32 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
     return e;
 }
 
-cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_t n)
+/* A change of a bucket's settings on the followed key (tags: cors NULL and is_cors 0), returning
+ * once applied here. */
+static cm_err set_applied(co_buckets *f, const char *name, const co_tag *tags, size_t n,
+                          const char *cors, int is_cors)
 {
     co_client *c = NULL;
     int64_t rev = 0;
     cm_err e = co_client_new(&f->cfg, &c);
     if (e == CM_OK)
-        e = co_buckets_set_tags(c, f->key, name, tags, n, &rev);
+        e = is_cors ? co_buckets_set_cors(c, f->key, name, cors, &rev)
+                    : co_buckets_set_tags(c, f->key, name, tags, n, &rev);
     co_client_free(c);
     if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
-        CM_WARN(MOD, "bucket %s tagged (etcd revision %lld) but not applied here within %d ms",
+        CM_WARN(MOD, "bucket %s changed (etcd revision %lld) but not applied here within %d ms",
                 name, (long long)rev, CO_BUCKETS_APPLY_WAIT_MS);
     return e;
+}
+
+cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_t n)
+{
+    return set_applied(f, name, tags, n, NULL, 0);
+}
+
+cm_err co_buckets_cors_set(co_buckets *f, const char *name, const char *cors)
+{
+    return set_applied(f, name, NULL, 0, cors, 1);
 }
 
 cm_err co_buckets_delete(co_buckets *f, const char *name)

@@ -53,6 +53,10 @@ typedef struct {
     char *value;
 } co_tag;
 
+/* A bucket's CORS configuration (PutBucketCors): the XML document, at most this many bytes (S3
+ * allows 64 KB; the whole namespace is one etcd value, so a cluster keeps them small). */
+#define CO_BUCKET_CORS_MAX 16384
+
 typedef struct {
     char name[CO_BUCKET_NAME_MAX];
     int64_t created_ms;
@@ -65,6 +69,7 @@ typedef struct {
      * record given out (lookup, an add's *have) never carries them (NULL, 0): co_buckets_tags. */
     co_tag *tags;
     size_t ntags;
+    char *cors; /* the CORS configuration (heap, NULL: none): owned as the tags are */
 } co_bucket;
 
 /* Free an array of records and their tags (NULL is a no-op). */
@@ -74,7 +79,9 @@ void co_tags_free(co_tag *t, size_t n);
 /* ---- the document ---- */
 
 /* A record's tags are the member "tags", left out when there are none: an array of [key, value]
- * pairs in the order set, at most CO_BUCKET_TAGS_MAX, each within the byte limits above. */
+ * pairs in the order set, at most CO_BUCKET_TAGS_MAX, each within the byte limits above. Its
+ * CORS configuration is the member "cors", a string of at most CO_BUCKET_CORS_MAX bytes, left out
+ * when there is none. */
 
 /* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
  * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
@@ -115,6 +122,10 @@ cm_err co_buckets_set_consistency(co_client *c, const char *key, const char *nam
  */
 cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, const co_tag *tags,
                            size_t n, int64_t *rev);
+/* Replace the CORS configuration likewise (NULL: remove it; longer than CO_BUCKET_CORS_MAX:
+ * CM_ERR_TOOBIG). Answers as co_buckets_set_tags. */
+cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
+                           int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -169,6 +180,10 @@ cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_
 /* From memory: a copy of the tags of name as last applied (*out: co_tags_free; NULL when none).
  * CM_OK, CM_ERR_NOTFOUND (no such bucket), CM_ERR_NOMEM. Thread-safe, never waits on etcd. */
 cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n);
+/* The same for the CORS configuration: co_buckets_set_cors on the followed key, returning once
+ * applied here; and from memory a copy of it (*out: free; NULL when none). */
+cm_err co_buckets_cors_set(co_buckets *f, const char *name, const char *cors);
+cm_err co_buckets_cors(co_buckets *f, const char *name, char **out);
 
 typedef struct {
     size_t nbuckets;        /* in the applied version */

@@ -43,6 +43,8 @@ typedef struct {
     /* The master key of encryption at rest (cm_mkey_load): NULL or "" = env CAIRN_MASTER_KEY,
      * else data_dir + ".key" (created on first start). Read only by gw_new. */
     const char *master_key_file;
+    int post_fields_timeout_ms; /* POST Object: the form's fields before the file must arrive
+                                   within this of the request's start; default 30000 */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */
@@ -148,6 +150,12 @@ typedef struct {
      * (*out: md_meta_free; CM_ERR_NOTFOUND for a bucket it does not know). */
     cm_err (*tags_set)(void *arg, const char *name, const md_meta *tags, size_t n);
     cm_err (*tags_get)(void *arg, const char *name, md_meta **out, size_t *n);
+    /* Optional (NULL: Put/DeleteBucketCors answer 501): the bucket's CORS configuration (the XML
+     * PutBucketCors accepted) in the namespace, as the tags: cors_set replaces it (NULL: none;
+     * blocks; CM_ERR_TOOBIG past what the namespace keeps), cors_get copies it from memory
+     * (*xml: free; NULL when none; CM_ERR_NOTFOUND for a bucket it does not know). */
+    cm_err (*cors_set)(void *arg, const char *name, const char *xml);
+    cm_err (*cors_get)(void *arg, const char *name, char **xml);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

@@ -293,6 +293,7 @@ static void delete_bucket_done(gw_req *r)
     else if (err != CM_OK)
         gw_error_cm(r, err);
     else {
+        gw_cors_invalidate(r->g); /* a re-created bucket starts without CORS configuration */
         gw_resp_start(r, 204, -1);
         net_resp_end(r->net);
     }
@@ -717,7 +718,8 @@ static void get_location(gw_req *r)
 }
 
 /* Subresources we do not support yet, with the "not configured" answer clients expect
- * ("tagging" is now served: gw_op_bucket routes it to gw_tagops.c before this table is read). */
+ * ("tagging" and "cors" are now served: gw_op_bucket routes them to gw_tagops.c and gw_corsops.c
+ * before this table is read). */
 static const struct {
     const char *param;
     gw_s3err get_err;
@@ -818,6 +820,8 @@ void gw_op_bucket(gw_req *r)
         gw_op_bucket_lifecycle(r); /* gw_lifecycle.c */
     } else if (gw_query_find(&r->q, "encryption")) {
         gw_op_bucket_encryption(r, &b); /* gw_sse.c */
+    } else if (gw_query_find(&r->q, "cors")) {
+        gw_op_bucket_cors(r); /* gw_corsops.c */
     } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "DELETE") == 0) {

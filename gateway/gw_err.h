@@ -10,6 +10,16 @@
 #define GW_S3ERR_LIST(X)                                                                           \
     X(GW_OK, "OK", 200, "OK")                                                                      \
     X(GW_ACCESS_DENIED, "AccessDenied", 403, "Access Denied")                                      \
+    X(GW_CORS_FORBIDDEN, "AccessForbidden", 403,                                                   \
+      "CORSResponse: This CORS request is not allowed. This is usually because the evalution of "  \
+      "Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers "  \
+      "are not whitelisted by the resource's CORS spec.")                                          \
+    X(GW_MALFORMED_POST, "MalformedPOSTRequest", 400,                                              \
+      "The body of your POST request is not well-formed multipart/form-data.")                     \
+    X(GW_MAX_POST_PRE_DATA, "MaxPostPreDataLengthExceeded", 400,                                   \
+      "Your POST request fields preceeding the upload file was too large.")                        \
+    X(GW_INVALID_POLICY_DOCUMENT, "InvalidPolicyDocument", 400,                                    \
+      "The content of the form does not meet the conditions specified in the policy document.")    \
     X(GW_AUTH_HEADER_MALFORMED, "AuthorizationHeaderMalformed", 400,                               \
       "The authorization header is malformed")                                                     \
     X(GW_AUTH_QUERY_ERROR, "AuthorizationQueryParametersError", 400,                               \

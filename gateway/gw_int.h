@@ -23,6 +23,9 @@
 #include "md.h"
 
 typedef struct gw_pool gw_pool;
+typedef struct gw_cors_cache gw_cors_cache;
+struct gw_cors_answer;
+struct gw_post_op;
 
 struct gw {
     gw_config cfg;
@@ -45,9 +48,10 @@ struct gw {
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
     void *admin_arg;
     void *status_arg;
-    gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
-    cm_mkey mkey;    /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
-    int have_mkey;   /* 0: no master key could be had; SSE-S3 is refused */
+    gw_bucket_ns ns;     /* cluster mode's bucket namespace; all NULL: the local store alone */
+    cm_mkey mkey;        /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
+    int have_mkey;       /* 0: no master key could be had; SSE-S3 is refused */
+    gw_cors_cache *cors; /* parsed CORS configurations by bucket (gw_corsops.c) */
 };
 
 typedef struct gw_req gw_req;
@@ -121,10 +125,12 @@ struct gw_req {
     int orphaned;            /* the connection closed while busy: free on completion */
     void *op;                /* operation-private state, freed by op_free */
     void (*op_free)(void *);
-    cm_err meta_err;        /* a record read offloaded to a worker (gw_meta_remote) */
-    int meta_live;          /* exists_then: the key has a current object */
-    gw_finish_fn meta_next; /* exists_then: what runs once it is known to exist */
-    struct gw_sse_ctx *sse; /* server-side encryption of this request (gw_sse.c), or NULL */
+    cm_err meta_err;             /* a record read offloaded to a worker (gw_meta_remote) */
+    int meta_live;               /* exists_then: the key has a current object */
+    gw_finish_fn meta_next;      /* exists_then: what runs once it is known to exist */
+    struct gw_sse_ctx *sse;      /* server-side encryption of this request (gw_sse.c), or NULL */
+    struct gw_cors_answer *cors; /* a CORS rule allowed the request: headers for the answer */
+    struct gw_post_op *post;     /* POST Object: the form being parsed (gw_post.c) */
 };
 
 /* ---- gw_server.c: responses and the body pipeline ---- */
@@ -141,11 +147,17 @@ void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf);
 void gw_body_to_memory(gw_req *r, size_t cap, gw_finish_fn finish);
 /* Accept the body as object data (inline buffer, then erasure writer), then call finish. */
 void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
+/* Accept a POST Object form (r->post set): each read goes through gw_post_feed, the file's bytes
+ * then into the data sink as gw_body_to_data's, up to max_len; finish once the body ended. */
+void gw_body_to_form(gw_req *r, uint64_t max_len, gw_finish_fn finish);
 /*
  * Authenticate the request with the root credentials (SigV4 or SigV2, header or presigned) into
  * r->auth. Anonymous requests are refused with GW_ACCESS_DENIED.
  */
 gw_s3err gw_authenticate(gw_req *r);
+/* The secret of an access key (a gw_secret_fn; arg is the gw): what every signature is checked
+ * with, header, presigned or a POST form's policy. */
+cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t cap);
 /* 1 when bucket exists; otherwise NoSuchBucket (or the store's failure) is sent, 0 returned. */
 int gw_bucket_check(gw_req *r, const char *bucket);
 /* Header value or NULL. */
@@ -268,6 +280,23 @@ void gw_op_object_attributes(gw_req *r);
 void gw_op_bucket_tagging(gw_req *r);
 /* gw_lifecycle.c: ?lifecycle (GET, PUT, DELETE) on an existing bucket. */
 void gw_op_bucket_lifecycle(gw_req *r);
+/* gw_corsops.c: ?cors on an existing bucket; the OPTIONS preflight (unauthenticated); the
+ * evaluation of a request's Origin (sets r->cors) and its headers (from gw_resp_start). */
+void gw_op_bucket_cors(gw_req *r);
+void gw_cors_preflight(gw_req *r);
+void gw_cors_request(gw_req *r);
+void gw_cors_headers(gw_req *r);
+cm_err gw_cors_cache_new(gw_cors_cache **out);
+void gw_cors_cache_free(gw_cors_cache *c); /* NULL is a no-op */
+/* This node changed a bucket's CORS configuration (or deleted the bucket): forget them all. */
+void gw_cors_invalidate(gw *g);
+/* gw_post.c: POST Object (a multipart/form-data POST to a bucket; not authenticated by headers:
+ * the form's signed policy is). gw_post_feed parses more of the form from body, the file's bytes
+ * into r->decoded, and checks the policy when the file begins: 0, or -1 once an error is answered.
+ */
+void gw_op_post_object(gw_req *r);
+int gw_post_feed(gw_req *r, struct evbuffer *body);
+void gw_post_free(struct gw_post_op *p); /* NULL is a no-op */
 /* 1 when the request carries Content-MD5 or an x-amz-checksum-* (header or trailer). */
 int gw_checksum_given(gw_req *r);
 /* The x-amz-tagging header of a write into o->tags (none when absent), checked against S3's
@@ -278,6 +307,17 @@ gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t 
 cm_err gw_part_record(gw_req *r, md_part *p);
 /* Answer an UploadPart (ETag and checksum headers) or an UploadPartCopy (XML), or err. */
 void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err);
+/*
+ * gw_object.c: commit the request's verified body (gw_body_seal'd or inline) as object r->key,
+ * as PutObject does, with the record's headers, metadata and tags from fill (the error to answer
+ * otherwise, its message in msg[cap]) and the success answered by answer. r->op must be free:
+ * it takes the put state. POST Object (gw_post.c) uses it.
+ */
+typedef gw_s3err (*gw_put_fill_fn)(gw_req *r, md_object *o, char *msg, size_t cap);
+typedef void (*gw_put_answer_fn)(gw_req *r, const md_object *o);
+void gw_put_commit(gw_req *r, gw_put_fill_fn fill, gw_put_answer_fn answer);
+/* The ETag and checksum headers of a written object (PutObject's answer). */
+void gw_put_result_headers(gw_req *r, const md_object *o);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
 /*

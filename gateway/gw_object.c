@@ -185,6 +185,11 @@ static void write_result_headers(gw_req *r, const md_object *o)
     }
 }
 
+void gw_put_result_headers(gw_req *r, const md_object *o)
+{
+    write_result_headers(r, o);
+}
+
 cm_ck_alg gw_cm_alg(md_cksum_alg a)
 {
     switch (a) {
@@ -246,6 +251,8 @@ typedef struct {
     cm_err err;    /* result of the commit (worker) */
     md_object old; /* inline PUT: the replaced record, until a worker frees its data */
     int had_old;
+    gw_put_fill_fn fill;     /* the record's headers, metadata and tags (from the request) */
+    gw_put_answer_fn answer; /* the success answer (PutObject's: 200 with ETag) */
 } put_state;
 
 static void put_state_free(void *p)
@@ -326,13 +333,23 @@ static void put_done(gw_req *r)
         gw_error(r, ps->cond.if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
     else if (ps->err != CM_OK)
         gw_error_cm(r, ps->err);
-    else {
-        gw_resp_start(r, 200, 0);
-        write_result_headers(r, &ps->obj);
-        if (r->sse)
-            gw_sse_headers(r, &ps->obj.sse, &r->sse->given);
-        net_resp_end(r->net);
-    }
+    else
+        ps->answer(r, &ps->obj);
+}
+
+static void put_answer(gw_req *r, const md_object *o)
+{
+    gw_resp_start(r, 200, 0);
+    write_result_headers(r, o);
+    if (r->sse)
+        gw_sse_headers(r, &o->sse, &r->sse->given);
+    net_resp_end(r->net);
+}
+
+static gw_s3err put_fill(gw_req *r, md_object *o, char *msg, size_t cap)
+{
+    gw_s3err e = gw_object_headers_from_request(r, o);
+    return e != GW_OK ? e : gw_object_tags_from_request(r, o, msg, cap);
 }
 
 /* Loop: a cluster node's inline PUT is replicated (gw_meta_put_async); answer. */
@@ -361,9 +378,8 @@ static void put_finish(gw_req *r)
     if (r->sse)
         o->sse = r->sse->obj;
     char msg[200] = "";
-    if ((e = gw_object_headers_from_request(r, o)) != GW_OK ||
-        (e = gw_object_tags_from_request(r, o, msg, sizeof(msg))) != GW_OK) {
-        gw_error(r, e, msg);
+    if ((e = ps->fill(r, o, msg, sizeof(msg))) != GW_OK) {
+        gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
     if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match) {
@@ -389,17 +405,35 @@ static void put_finish(gw_req *r)
     }
 }
 
-static void put_object(gw_req *r)
+/* The request's put state (r->op), with its fill and answer; NULL and a 500 sent when out of
+ * memory. */
+static put_state *put_state_new(gw_req *r, gw_put_fill_fn fill, gw_put_answer_fn answer)
 {
     put_state *ps = calloc(1, sizeof(*ps));
-    gw_s3err e;
-
     if (!ps) {
         gw_error(r, GW_INTERNAL, NULL);
-        return;
+        return NULL;
     }
+    ps->fill = fill;
+    ps->answer = answer;
     r->op = ps;
     r->op_free = put_state_free;
+    return ps;
+}
+
+void gw_put_commit(gw_req *r, gw_put_fill_fn fill, gw_put_answer_fn answer)
+{
+    if (put_state_new(r, fill, answer))
+        put_finish(r);
+}
+
+static void put_object(gw_req *r)
+{
+    put_state *ps = put_state_new(r, put_fill, put_answer);
+    gw_s3err e;
+
+    if (!ps)
+        return;
     if ((e = gw_key_check(r->key, strlen(r->key))) != GW_OK) {
         gw_error(r, e, NULL);
         return;

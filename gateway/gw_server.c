@@ -5,11 +5,15 @@
  * Phases of a request, on the event loop thread that owns its connection:
  *
  * - on_request: health checks; parse the target; find bucket and key (path style, or
- *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned);
+ *   virtual-hosted "<bucket>.<domain>"); answer an OPTIONS preflight, unauthenticated as in S3,
+ *   and evaluate an Origin header against the bucket's CORS rules (gw_corsops.c); route a
+ *   multipart/form-data POST to a bucket (POST Object, gw_post.c: its form's signed policy
+ *   authenticates it, not its headers); authenticate (SigV4 or SigV2, header or presigned);
  *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
  *   operation's start function (in cluster mode, a bucket this node does not know yet is first
  *   looked up in the cluster's namespace on a worker: gw_bucket_resolve).
- * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
+ * - on_body: payload bytes go through the aws-chunked decoder when streamed (a POST Object's
+ *   through its form parser, gw_post_feed, which yields the file's bytes), then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
  *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
@@ -33,6 +37,7 @@
  * piece for GETs; never proportional to the object size.
  */
 #include "gw_int.h"
+#include "gw_cors.h"
 #include "gw_refuse.h"
 #include "gw_sse.h"
 
@@ -65,6 +70,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->workers_queue = 4096;
     cfg->compression = 1;
     cfg->compress_level = 1;
+    cfg->post_fields_timeout_ms = 30000;
 }
 
 static char *dup_or_null(const char *s)
@@ -141,6 +147,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     if ((err = load_master_key(g, cfg->master_key_file)) != CM_OK)
         goto fail;
 
+    if ((err = gw_cors_cache_new(&g->cors)) != CM_OK)
+        goto fail;
     if ((err = gw_pool_new(cfg->workers > 0 ? cfg->workers : 64,
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
         CM_OK)
@@ -187,6 +195,7 @@ void gw_free(gw *g)
     gw_get_buffers_release(); /* the main thread ran a loop: its pool of GET buffers */
     ob_store_close(g->data);  /* deletes the lease leftovers first */
     md_close(g->md);
+    gw_cors_cache_free(g->cors);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -256,6 +265,7 @@ void gw_resp_start(gw_req *r, int status, int64_t len)
     net_resp_header(r->net, "Server", "cairn");
     net_resp_header(r->net, "x-amz-request-id", r->id);
     net_resp_header(r->net, "x-amz-id-2", r->id);
+    gw_cors_headers(r); /* a CORS rule allowed the request (gw_corsops.c) */
 }
 
 void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf)
@@ -327,7 +337,7 @@ int gw_bucket_check(gw_req *r, const char *bucket)
 
 /* ---- routing ---- */
 
-static cm_err lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
+cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
 {
     gw *g = arg;
     cm_err e = CM_OK;
@@ -434,7 +444,7 @@ gw_s3err gw_authenticate(gw_req *r)
                           .now = time(NULL),
                           .vhost_bucket = r->vhost ? r->bucket : NULL,
                           .sigv2_off = r->g->cfg.sigv2_off};
-    e = gw_auth_check(&ar, r->g->region, lookup_secret, r->g, &r->auth);
+    e = gw_auth_check(&ar, r->g->region, gw_lookup_secret, r->g, &r->auth);
     free(names);
     free(values);
     if (e == GW_OK && r->auth.anonymous)
@@ -513,6 +523,21 @@ static void on_request(net_req *nr, void *arg)
     drop_sdk_params(&r->q);
     if ((e = split_path(r)) != GW_OK) {
         gw_error(r, e, NULL);
+        return;
+    }
+    if (strcmp(net_req_method(nr), "OPTIONS") == 0) { /* unauthenticated, as in S3 */
+        gw_cors_preflight(r);
+        return;
+    }
+    gw_cors_request(r); /* before authentication: its errors carry the headers too */
+    if (!r->key && r->q.n == 0 && strcmp(net_req_method(nr), "POST") == 0 &&
+        gw_hdr(r, "content-type") &&
+        strncasecmp(gw_hdr(r, "content-type"), "multipart/form-data", 19) == 0) {
+        /* authenticated by its form's signed policy; cluster mode: the bucket resolved first */
+        if (gw_pool_refuses(g->pool, g))
+            gw_error(r, GW_SLOW_DOWN, NULL);
+        else if (!gw_bucket_resolve(r, gw_op_post_object))
+            gw_op_post_object(r);
         return;
     }
     if ((e = gw_authenticate(r)) != GW_OK) {
@@ -681,6 +706,22 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish)
     net_req_read_body(r->net);
 }
 
+void gw_body_to_form(gw_req *r, uint64_t max_len, gw_finish_fn finish)
+{
+    r->auth.mode = GW_PAYLOAD_UNSIGNED; /* the form's policy is signed, not its body */
+    if (body_setup(r, max_len) != 0 || parse_checksum_headers(r) != 0)
+        return;
+    r->expect_len = -1; /* Content-Length is the form's, not the file's */
+    if (!(r->inl = malloc(r->g->cfg.inline_threshold ? r->g->cfg.inline_threshold : 1)) ||
+        !(r->decoded = evbuffer_new())) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    r->sink = GW_SINK_DATA;
+    r->finish = finish;
+    net_req_read_body(r->net);
+}
+
 /*
  * Offer n payload bytes to the data sink: the inline buffer first, the erasure writer beyond
  * (ob_writer_write_some, which never waits); *taken gets the bytes it took. CM_AGAIN: the writer's
@@ -782,7 +823,7 @@ static void room_ready(void *arg)
 {
     gw_req *r = arg;
     r->room_wait = 0;
-    if (r->chunked) /* decoded bytes the writer did not take yet */
+    if (r->chunked || r->post) /* decoded bytes the writer did not take yet */
         sink_consume(r, r->decoded);
     if (!r->room_wait)
         net_req_resume_body(r->net); /* net hands on_body what it still buffers */
@@ -794,6 +835,11 @@ static void on_body(net_req *nr, struct evbuffer *body, void *arg)
     (void)arg;
     if (r->failed || r->sink == GW_SINK_NONE) {
         evbuffer_drain(body, evbuffer_get_length(body));
+        return;
+    }
+    if (r->post) { /* a POST form: its file's bytes, once the policy allowed them */
+        if (gw_post_feed(r, body) == 0)
+            sink_consume(r, r->decoded);
         return;
     }
     if (r->chunked) {
@@ -936,6 +982,9 @@ void gw_req_free(gw_req *r)
     if (r->op_free)
         r->op_free(r->op);
     gw_query_release(&r->q);
+    gw_cors_answer_release(r->cors);
+    free(r->cors);
+    gw_post_free(r->post);
     free(r->key);
     free(r);
 }

@@ -1,6 +1,7 @@
 /*
  * gw_xmlparse.c - the XML request bodies S3 clients send: CompleteMultipartUpload,
- * DeleteObjects, PutBucketVersioning, CreateBucket's configuration and Tagging.
+ * DeleteObjects, PutBucketVersioning, CreateBucket's configuration, Tagging and
+ * CORSConfiguration (gw_cors.h).
  *
  * Design: libxml2 builds a small tree (bodies are capped by the caller before parsing) and each
  * parser walks the root's element children by local name, so documents with or without the S3
@@ -16,6 +17,7 @@
  *
  * Threading: libxml2 is initialised once (pthread_once); parsing is then reentrant.
  */
+#include "gw_cors.h"
 #include "gw_wire.h"
 
 #include <ctype.h>
@@ -503,5 +505,124 @@ gw_s3err gw_parse_encryption(const char *xml, size_t len, size_t cap, int *bucke
     }
 out:
     xmlFreeDoc(doc);
+    return e;
+}
+
+/* ---- CORSConfiguration (gw_cors.h) ---- */
+
+/* Every child element `name` of parent as trimmed heap strings into *v, *n. */
+static gw_s3err texts_of(xmlNodePtr parent, const char *name, char ***v, size_t *n)
+{
+    size_t want = count_children(parent, name);
+    *n = 0;
+    if (want && !(*v = calloc(want, sizeof(char *))))
+        return GW_INTERNAL;
+    for (xmlNodePtr c = parent->children; c; c = c->next) {
+        if (!is_elem(c, name))
+            continue;
+        char *t = text_of(c);
+        if (!t)
+            return GW_INTERNAL;
+        char *s = trim(t);
+        memmove(t, s, strlen(s) + 1);
+        (*v)[(*n)++] = t;
+    }
+    return GW_OK;
+}
+
+/* At most one `*` in each of v[0..n); else InvalidRequest with S3's message. */
+static gw_s3err one_wildcard(char **v, size_t n, const char *what, char *msg, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *star = strchr(v[i], '*');
+        if (star && strchr(star + 1, '*')) {
+            snprintf(msg, cap, "%s \"%s\" can not have more than one wildcard.", what, v[i]);
+            return GW_INVALID_REQUEST;
+        }
+    }
+    return GW_OK;
+}
+
+static gw_s3err parse_cors_rule(xmlNodePtr rn, gw_cors_rule *r, char *msg, size_t cap)
+{
+    char **ms = NULL;
+    size_t nms = 0;
+    xmlNodePtr x;
+    gw_s3err e;
+
+    r->max_age = -1;
+    if (count_children(rn, "ID") > 1 || count_children(rn, "MaxAgeSeconds") > 1)
+        return GW_MALFORMED_XML;
+    if ((x = child(rn, "ID"))) {
+        if (!(r->id = text_of(x)))
+            return GW_INTERNAL;
+        if (strlen(r->id) > 255)
+            return GW_MALFORMED_XML;
+    }
+    if ((x = child(rn, "MaxAgeSeconds"))) {
+        char buf[24], *end;
+        if (text_into(x, buf, sizeof(buf)) != 1 || !isdigit((unsigned char)buf[0]))
+            return GW_MALFORMED_XML;
+        long long v = strtoll(buf, &end, 10);
+        if (*end || v > INT32_MAX)
+            return GW_MALFORMED_XML;
+        r->max_age = v;
+    }
+    if ((e = texts_of(rn, "AllowedOrigin", &r->origins, &r->norigins)) != GW_OK ||
+        (e = texts_of(rn, "AllowedHeader", &r->headers, &r->nheaders)) != GW_OK ||
+        (e = texts_of(rn, "ExposeHeader", &r->expose, &r->nexpose)) != GW_OK ||
+        (e = texts_of(rn, "AllowedMethod", &ms, &nms)) != GW_OK)
+        goto out;
+    if (r->norigins == 0 || nms == 0) {
+        e = GW_MALFORMED_XML;
+        goto out;
+    }
+    for (size_t i = 0; i < nms; i++) {
+        unsigned bit = gw_cors_method_bit(ms[i]);
+        if (!bit) {
+            snprintf(msg, cap,
+                     "Found unsupported HTTP method in CORS config. Unsupported method is %s",
+                     ms[i]);
+            e = GW_INVALID_REQUEST;
+            goto out;
+        }
+        r->methods |= bit;
+    }
+    if ((e = one_wildcard(r->origins, r->norigins, "AllowedOrigin", msg, cap)) == GW_OK)
+        e = one_wildcard(r->headers, r->nheaders, "AllowedHeader", msg, cap);
+out:
+    for (size_t i = 0; i < nms; i++)
+        free(ms[i]);
+    free(ms);
+    return e;
+}
+
+gw_s3err gw_parse_cors(const char *xml, size_t len, size_t cap, gw_cors_config *out, char *msg,
+                       size_t msg_cap)
+{
+    xmlDocPtr doc;
+    xmlNodePtr root;
+    memset(out, 0, sizeof(*out));
+    msg[0] = '\0';
+    gw_s3err e = load(xml, len, cap, "CORSConfiguration", &doc, &root);
+    if (e != GW_OK)
+        return e;
+    size_t want = count_children(root, "CORSRule");
+    if (want == 0 || want > GW_CORS_MAX_RULES) {
+        e = GW_MALFORMED_XML;
+        goto out;
+    }
+    if (!(out->rules = calloc(want, sizeof(*out->rules)))) {
+        e = GW_INTERNAL;
+        goto out;
+    }
+    for (xmlNodePtr c = root->children; c && e == GW_OK; c = c->next) {
+        if (is_elem(c, "CORSRule"))
+            e = parse_cors_rule(c, &out->rules[out->n++], msg, msg_cap);
+    }
+out:
+    xmlFreeDoc(doc);
+    if (e != GW_OK)
+        gw_cors_config_release(out);
     return e;
 }

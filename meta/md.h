@@ -346,6 +346,14 @@ cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, s
 /* Set the bucket's default encryption (MD_SSE_NONE removes it), keeping its tags and the rest
  * of its record. CM_ERR_NOTFOUND when the bucket does not exist. */
 cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t bucket_key);
+/*
+ * The bucket's CORS configuration (md_btags.c), the XML document PutBucketCors accepted, in the
+ * bucket's record (a single node's; see the tags above). get: a heap NUL-terminated copy the
+ * caller frees (none: NULL, 0). set: replace it (xml NULL removes it) in one write op keeping
+ * every other field. CM_ERR_NOTFOUND without the bucket.
+ */
+cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *len);
+cm_err md_bucket_cors_set(md_store *md, const char *name, const char *xml, size_t len);
 void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*

@@ -222,6 +222,18 @@ cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w);
 cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w);
 /* Only the tags of an encoded bucket record (heap array, md_meta_free; none: NULL, 0). */
 cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags);
+/* An encoded bucket record (buf) rewritten with another tag set (none: ntags 0), or another CORS
+ * configuration (none: xml NULL): every other field is kept byte for byte, also fields this
+ * reader does not know (another branch's), so one setting never drops another. */
+cm_err md_bucket_retag(const uint8_t *buf, size_t len, const md_meta *tags, size_t ntags,
+                       md_wbuf *w);
+cm_err md_bucket_encode_cors(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
+                             md_wbuf *w);
+/* The same, replacing the default encryption (BT_SSE; mode MD_SSE_NONE removes it). */
+cm_err md_bucket_encode_sse(const uint8_t *buf, size_t len, uint8_t mode, uint8_t bucket_key,
+                            md_wbuf *w);
+/* The CORS configuration of an encoded bucket record (heap, NUL-terminated; none: NULL, 0). */
+cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
 cm_err md_upload_encode(const md_upload *up, md_wbuf *w);
 cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out);

@@ -93,13 +93,16 @@ enum {
 #define COMP_LEN 21
 #define COMP_FRAME_MAX (16u << 20) /* larger frames are refused: a reader's buffer is one frame */
 /* Bucket and upload fields. */
+/* Bucket fields; those after BT_TAG are numbered explicitly, so that fields added on parallel
+ * branches cannot collide. */
 enum {
     BT_NAME = 1,
     BT_CREATED,
     BT_OWNER,
     BT_VERSIONING,
-    BT_TAG,     /* format 2, as OT_TAG */
-    BT_SSE = 10 /* u8 default mode | u8 bucket key enabled (format 3; 11 reserved) */
+    BT_TAG,      /* format 2, as OT_TAG */
+    BT_SSE = 10, /* u8 default mode | u8 bucket key enabled (format 3; 11 reserved) */
+    BT_CORS = 16 /* the CORS configuration, XML as PutBucketCors received it (md_btags.c) */
 };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
@@ -921,6 +924,90 @@ cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t nta
 cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
 {
     return md_bucket_encode_tags(b, NULL, 0, w);
+}
+
+/*
+ * Rewrite an encoded bucket record into w without its `drop` fields (all of them: BT_TAG
+ * repeats), keeping every other field, known to this reader or not, byte for byte. The format
+ * byte is kept, raised to at least min_format.
+ */
+static cm_err bucket_rewrite(const uint8_t *buf, size_t len, uint8_t drop, uint8_t min_format,
+                             md_wbuf *w)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    w_u8(w, buf[0] > min_format ? buf[0] : min_format);
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag != drop)
+            w_tlv(w, tag, v.p, v.n);
+    }
+    if (e != CM_ERR_NOTFOUND) {
+        md_w_free(w);
+        return e;
+    }
+    return CM_OK;
+}
+
+cm_err md_bucket_retag(const uint8_t *buf, size_t len, const md_meta *tags, size_t ntags,
+                       md_wbuf *w)
+{
+    cm_err e = bucket_rewrite(buf, len, BT_TAG, ntags ? MD_FORMAT_V2 : MD_FORMAT_V1, w);
+    for (size_t i = 0; e == CM_OK && i < ntags; i++)
+        w_pair(w, BT_TAG, &tags[i]);
+    return e == CM_OK ? w_result(w) : e;
+}
+
+cm_err md_bucket_encode_cors(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
+                             md_wbuf *w)
+{
+    cm_err e = bucket_rewrite(buf, len, BT_CORS, MD_FORMAT_V1, w);
+    if (e == CM_OK && xml)
+        w_tlv(w, BT_CORS, xml, xml_len);
+    return e == CM_OK ? w_result(w) : e;
+}
+
+cm_err md_bucket_encode_sse(const uint8_t *buf, size_t len, uint8_t mode, uint8_t bucket_key,
+                            md_wbuf *w)
+{
+    /* default encryption lost by an older reader would store new objects in the clear: format 3 */
+    cm_err e = bucket_rewrite(buf, len, BT_SSE, mode ? MD_FORMAT_V3 : MD_FORMAT_V1, w);
+    if (e == CM_OK && mode) {
+        uint8_t sse[2] = {mode, bucket_key};
+        w_tlv(w, BT_SSE, sse, sizeof(sse));
+    }
+    return e == CM_OK ? w_result(w) : e;
+}
+
+cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    *xml = NULL;
+    *xml_len = 0;
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag != BT_CORS)
+            continue;
+        free(*xml);
+        if (!(*xml = malloc(v.n + 1)))
+            return CM_ERR_NOMEM;
+        memcpy(*xml, v.p, v.n);
+        (*xml)[v.n] = '\0';
+        *xml_len = v.n;
+    }
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    free(*xml);
+    *xml = NULL;
+    *xml_len = 0;
+    return e;
 }
 
 cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags)

@@ -476,6 +476,31 @@ def seeds_http_client():
     ]
 
 
+def seeds_form():
+    def part(name, value, extra=b""):
+        return (b"--XyZ\r\nContent-Disposition: form-data; name=\"" + name + b"\"" + extra +
+                b"\r\n\r\n" + value + b"\r\n")
+    policy = base64.b64encode(
+        b'{"expiration": "2026-12-05T12:00:00Z", "conditions": [{"bucket": "web"}, '
+        b'["starts-with", "$key", "up/"], ["content-length-range", 1, 100], '
+        b'{"x-amz-algorithm": "AWS4-HMAC-SHA256"}, '
+        b'{"x-amz-credential": "AK/20261205/us-east-1/s3/aws4_request"}, '
+        b'{"x-amz-date": "20261205T100000Z"}]}')
+    fields = (part(b"key", b"up/${filename}") + part(b"x-amz-algorithm", b"AWS4-HMAC-SHA256") +
+              part(b"x-amz-credential", b"AK/20261205/us-east-1/s3/aws4_request") +
+              part(b"x-amz-date", b"20261205T100000Z") + part(b"policy", policy) +
+              part(b"x-amz-signature", b"0" * 64))
+    file = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nhello\r\n--XyZ\r\nx\r\n--XyZ--\r\n")
+    return [
+        b"\x07" + fields + file,
+        b"\x00" + fields + file,
+        b"\x30" + part(b"a", b"1") + b"--XyZ--\r\n",
+        b"\x05" + part(b"file", b"data\r\n--XyX", b"; filename=\"f\"") + b"--XyZ--",
+        b"\x02preamble\r\n--XyZ  \r\nContent-Disposition: form-data; name=k\r\n\r\nv\r\n--XyZ--",
+    ]
+
+
 TARGETS = {
     "fuzz_http": seeds_http,
     "fuzz_chunked": seeds_chunked,
@@ -487,6 +512,7 @@ TARGETS = {
     "fuzz_mdrecord": seeds_mdrecord,
     "fuzz_layout": seeds_layout,
     "fuzz_http_client": seeds_http_client,
+    "fuzz_form": seeds_form,
 }
 
 

@@ -662,6 +662,76 @@ static void test_set_tags(void)
     cu_etcd_stop(&e);
 }
 
+/* The CORS field: written when set (left out otherwise), read back; over-long ones refused both
+ * ways. Set by compare-and-set through a follower, read back from its memory, kept by a tag
+ * change (and the tags by it), removed with NULL. */
+static void test_cors(void)
+{
+    co_bucket in[2] = {rec("web", "AK", 1), rec("bare", "AK", 2)};
+    char *doc = NULL, *got = NULL, big[CO_BUCKET_CORS_MAX + 2];
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    in[0].cors = "<CORSConfiguration>\"x\"</CORSConfiguration>";
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    const char *first = strstr(doc, "\"cors\"");
+    CU_ASSERT(first && !strstr(first + 1, "\"cors\""));
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT_STRING_EQUAL(co_buckets_find(out, n, "web")->cors, in[0].cors);
+    CU_ASSERT_PTR_NULL(co_buckets_find(out, n, "bare")->cors);
+    co_buckets_array_free(out, n);
+    free(doc);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    in[0].cors = big;
+    doc = NULL;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(doc);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_tag t[1] = {{"team", "web"}}, *tags = NULL;
+    hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &h};
+    int64_t rev = 0, rev2 = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, &hooks, &f) == CM_OK);
+    co_bucket b = rec("b", "AK", 1);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_cors(f, "b", &got), CM_OK);
+    CU_ASSERT_PTR_NULL(got);
+    CU_ASSERT_EQUAL(co_buckets_cors_set(f, "b", "<one/>"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_cors(f, "b", &got), CM_OK); /* read-your-writes */
+    CU_ASSERT_STRING_EQUAL(got, "<one/>");
+    free(got);
+    CU_ASSERT_EQUAL(co_buckets_set_cors(c, KEY, "b", "<one/>", &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_set_cors(c, KEY, "b", "<one/>", &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev); /* unchanged: nothing written */
+    CU_ASSERT_EQUAL(co_buckets_set_cors(c, KEY, "nosuch", "<x/>", NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_set_cors(c, KEY, "b", big, NULL), CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_cors(f, "b", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got, "<one/>");
+    free(got);
+    CU_ASSERT_EQUAL(co_buckets_cors_set(f, "b", "<two/>"), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "b", &tags, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    co_tags_free(tags, n);
+    co_bucket rec_b;
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &rec_b), CM_OK);
+    CU_ASSERT_PTR_NULL(rec_b.cors); /* a record given out singly carries none */
+    CU_ASSERT_EQUAL(co_buckets_cors_set(f, "b", NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_cors(f, "b", &got), CM_OK);
+    CU_ASSERT_PTR_NULL(got);
+    CU_ASSERT_EQUAL(co_buckets_cors(f, "nosuch", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT(log_is(&h, "+b ")); /* a CORS change is no bucket added or removed */
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -673,6 +743,7 @@ void cu_register(void)
         {"lookups of unknown names share bounded etcd reads", test_fresh_flood},
         {"the tags field", test_tags_field},
         {"setting a bucket's tags", test_set_tags},
+        {"a bucket's CORS configuration", test_cors},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);

@@ -57,6 +57,7 @@ static void test_defaults_match_modules(void)
     CU_ASSERT_EQUAL(o->gw.meta_copies, g.meta_copies);
     CU_ASSERT_EQUAL(o->gw.compression, g.compression);
     CU_ASSERT_EQUAL(o->gw.compress_level, g.compress_level);
+    CU_ASSERT_EQUAL(o->gw.post_fields_timeout_ms, g.post_fields_timeout_ms);
     CU_ASSERT_EQUAL(o->gw.sigv2_off, g.sigv2_off);
     CU_ASSERT_STRING_EQUAL(o->gw.metrics_allow, g.metrics_allow);
     CU_ASSERT_EQUAL(o->net.idle_timeout_ms, n.idle_timeout_ms);

@@ -1,0 +1,130 @@
+/*
+ * test_meta_cors.c - the bucket's CORS configuration in its record (md_btags.c): set, read back,
+ * replaced, removed, kept across a reopen and gone with the bucket; and the rewrite rule both
+ * bucket settings rely on: setting one (CORS, tags) keeps the other and every other field of the
+ * record, also one this reader does not know (a record written by a newer branch).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "md.h"
+#include "md_int.h"
+
+static md_store *open_store(const char *name)
+{
+    char dir[512];
+    md_store *md = NULL;
+    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), name);
+    CU_ASSERT_FATAL(md_open(dir, 1 << 26, &md) == CM_OK);
+    return md;
+}
+
+static void mk_bucket(md_store *md, const char *name)
+{
+    md_bucket b = {0};
+    snprintf(b.name, sizeof(b.name), "%s", name);
+    snprintf(b.owner, sizeof(b.owner), "AKIDEXAMPLE");
+    b.created_ms = 1700000000000LL;
+    CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_OK);
+}
+
+static void expect_cors(md_store *md, const char *want)
+{
+    char *xml = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(md_bucket_cors_get(md, "b", &xml, &len), CM_OK);
+    if (!want) {
+        CU_ASSERT_PTR_NULL(xml);
+        CU_ASSERT_EQUAL(len, 0);
+        return;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(xml);
+    CU_ASSERT_EQUAL(len, strlen(want));
+    CU_ASSERT_STRING_EQUAL(xml, want);
+    free(xml);
+}
+
+static void test_cors_record(void)
+{
+    md_store *md = open_store("cors");
+    md_meta tags[1] = {{"team", "web"}}, *got;
+    size_t n;
+    char *xml;
+
+    mk_bucket(md, "b");
+    expect_cors(md, NULL);
+    CU_ASSERT_EQUAL(md_bucket_cors_get(md, "nope", &xml, &n), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "nope", "<x/>", 4), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "b", "<one/>", 6), CM_OK);
+    expect_cors(md, "<one/>");
+    /* tags set after CORS keep it; CORS replaced keeps the tags */
+    CU_ASSERT_EQUAL(md_bucket_tags_set(md, "b", tags, 1), CM_OK);
+    expect_cors(md, "<one/>");
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "b", "<two/>", 6), CM_OK);
+    expect_cors(md, "<two/>");
+    CU_ASSERT_EQUAL_FATAL(md_bucket_tags_get(md, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(got[0].value, "web");
+    md_meta_free(got, n);
+    md_bucket bk;
+    CU_ASSERT_EQUAL(md_bucket_get(md, "b", &bk), CM_OK);
+    CU_ASSERT_STRING_EQUAL(bk.owner, "AKIDEXAMPLE");
+    CU_ASSERT_EQUAL(bk.created_ms, 1700000000000LL);
+    md_close(md);
+
+    md = open_store("cors"); /* durable */
+    expect_cors(md, "<two/>");
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "b", NULL, 0), CM_OK);
+    expect_cors(md, NULL);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_tags_get(md, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    md_meta_free(got, n);
+    /* gone with the bucket: a re-created one starts without */
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "b", "<three/>", 8), CM_OK);
+    md_part *parts = NULL;
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "b", &parts, &n), CM_OK);
+    md_parts_free(parts, n);
+    mk_bucket(md, "b");
+    expect_cors(md, NULL);
+    md_close(md);
+}
+
+/* A record with a field this reader does not know (tag 200) keeps it through both rewrites. */
+static void test_unknown_fields_kept(void)
+{
+    md_bucket b = {0};
+    md_wbuf w = {0}, w2 = {0}, w3 = {0};
+    md_meta tags[1] = {{"k", "v"}};
+    char *xml;
+    size_t len;
+    snprintf(b.name, sizeof(b.name), "b");
+    CU_ASSERT_EQUAL_FATAL(md_bucket_encode(&b, &w), CM_OK);
+    static const uint8_t unknown[] = {200, 0, 0, 0, 3, 'n', 'e', 'w'};
+    md_w_bytes(&w, unknown, sizeof(unknown));
+    CU_ASSERT_EQUAL_FATAL(md_bucket_encode_cors(w.p, w.len, "<c/>", 4, &w2), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_retag(w2.p, w2.len, tags, 1, &w3), CM_OK);
+    CU_ASSERT_PTR_NOT_NULL(memmem(w3.p, w3.len, unknown, sizeof(unknown)));
+    CU_ASSERT_EQUAL(md_bucket_cors_decode(w3.p, w3.len, &xml, &len), CM_OK);
+    CU_ASSERT_STRING_EQUAL(xml, "<c/>");
+    free(xml);
+    md_bucket out;
+    CU_ASSERT_EQUAL(md_bucket_decode(w3.p, w3.len, &out), CM_OK);
+    CU_ASSERT_STRING_EQUAL(out.name, "b");
+    /* a truncated record is corrupt, not rewritten */
+    md_wbuf w4 = {0};
+    CU_ASSERT_EQUAL(md_bucket_encode_cors(w3.p, w3.len - 1, NULL, 0, &w4), CM_ERR_CORRUPT);
+    md_w_free(&w);
+    md_w_free(&w2);
+    md_w_free(&w3);
+    md_w_free(&w4);
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {{"cors record", test_cors_record},
+                                    {"unknown fields kept", test_unknown_fields_kept},
+                                    {NULL, NULL}};
+    cu_add_suite("meta cors", tests);
+}
