@@ -19,6 +19,8 @@
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
  *   fences    bucket \0 shard(BE32)        -> token (BE64): the highest partition-leader token
+ *   users     "u/" name | "k/" access key | "p/" bucket -> user, access key, bucket policy
+ *                                              (md_users.c)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -197,6 +199,7 @@ typedef struct {
     uint32_t hlc_node; /* the node that coordinated it: tie-break of equal hlc */
     md_vv vv;
     uint8_t tombstone; /* a deletion, kept so it can win against older versions */
+    uint8_t acl;       /* canned ACL (md_acl); effective only when the bucket allows ACLs */
     /* Local write counter of the key on this store, bumped by every write (the store sets it;
      * replicas count on their own, so it is never compared across nodes). */
     uint64_t generation;
@@ -228,7 +231,33 @@ typedef struct {
     int64_t created_ms;
     char owner[128];    /* access key id of the creator */
     uint8_t versioning; /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
+    uint8_t acl;        /* canned ACL (md_acl) */
+    uint8_t pab;        /* PublicAccessBlock flags (MD_PAB_*); 0: not configured */
+    uint8_t ownership;  /* object ownership (md_ownership) */
 } md_bucket;
+
+/* Canned ACLs (docs/users.md): what a bucket or object grants beyond its owner. */
+typedef enum {
+    MD_ACL_PRIVATE = 0,
+    MD_ACL_PUBLIC_READ = 1,
+    MD_ACL_PUBLIC_READ_WRITE = 2,
+    MD_ACL_AUTHENTICATED_READ = 3,
+    MD_ACL_OWNER_FULL_CONTROL = 4, /* bucket-owner-full-control: private for cairn's one account */
+} md_acl;
+
+/* PublicAccessBlock flags of a bucket (md_bucket.pab). */
+#define MD_PAB_BLOCK_ACLS 0x01
+#define MD_PAB_IGNORE_ACLS 0x02
+#define MD_PAB_BLOCK_POLICY 0x04
+#define MD_PAB_RESTRICT 0x08
+#define MD_PAB_SET 0x80 /* a configuration was put (GetPublicAccessBlock answers it) */
+
+/* Object ownership (md_bucket.ownership); BucketOwnerEnforced (ACLs disabled) by default. */
+typedef enum {
+    MD_OWN_ENFORCED = 0,
+    MD_OWN_PREFERRED = 1,
+    MD_OWN_WRITER = 2,
+} md_ownership;
 
 typedef struct {
     char *key;
@@ -311,6 +340,12 @@ cm_err md_bucket_create(md_store *md, const md_bucket *b); /* CM_ERR_EXISTS */
  */
 cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n);
 cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n);
+/*
+ * Replace the access settings of a bucket (acl, pab, ownership of `from`; md_btags.c) in one
+ * write op, keeping its tags and other fields. CM_ERR_NOTFOUND without the bucket. A single
+ * node's store only (cluster nodes refuse the requests that change them).
+ */
+cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from);
 void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*
@@ -323,6 +358,49 @@ cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_
 cm_err md_bucket_delete(md_store *md, const char *name, md_part **parts, size_t *n);
 /* All buckets in name order; *out is a heap array the caller frees with free(). */
 cm_err md_bucket_list(md_store *md, md_bucket **out, size_t *n);
+
+/* ---- Users, access keys and bucket policies (md_users.c; docs/users.md) ---- */
+
+#define MD_USER_NAME_MAX 64
+#define MD_ACCESS_KEY_MAX 32
+#define MD_SEALED_MAX 160 /* a wrapped secret key (cm_mkey_wrap of up to 127 bytes) */
+
+typedef struct {
+    char name[MD_USER_NAME_MAX + 1];
+    int64_t created_ms;
+    uint8_t disabled;
+} md_user;
+
+typedef struct {
+    char access_key[MD_ACCESS_KEY_MAX + 1];
+    char user[MD_USER_NAME_MAX + 1];
+    int64_t created_ms;
+    uint8_t disabled;
+    uint8_t sealed[MD_SEALED_MAX]; /* the secret key, wrapped under the master key by the caller */
+    size_t sealed_len;
+} md_user_key;
+
+/* A new user with its first key, in one write: CM_ERR_EXISTS when the name or the key is taken. */
+cm_err md_user_create(md_store *md, const md_user *u, const md_user_key *k);
+/* Disable or enable a user (its keys stay as they are): CM_ERR_NOTFOUND. */
+cm_err md_user_set_disabled(md_store *md, const char *name, int disabled);
+/* Delete a user and every key of it: CM_ERR_NOTFOUND. */
+cm_err md_user_delete(md_store *md, const char *name);
+/* Another key of an existing user: CM_ERR_NOTFOUND (no user), CM_ERR_EXISTS (key taken). */
+cm_err md_user_key_add(md_store *md, const md_user_key *k);
+cm_err md_user_key_set_disabled(md_store *md, const char *access_key, int disabled); /* NOTFOUND */
+cm_err md_user_key_delete(md_store *md, const char *access_key);                     /* NOTFOUND */
+/* Every user and every key, in name / access key order: heap arrays the caller frees. */
+cm_err md_users_list(md_store *md, md_user **users, size_t *nu, md_user_key **keys, size_t *nk);
+/*
+ * The policy of the bucket incarnation created at created_ms (a policy left by a deleted bucket of
+ * the same name is not this one's: CM_ERR_NOTFOUND, as when there is none). get: *json is a heap
+ * NUL-terminated copy (len bytes). set: len 0 deletes it (CM_OK when there was none).
+ */
+cm_err md_bucket_policy_get(md_store *md, const char *bucket, int64_t created_ms, char **json,
+                            size_t *len);
+cm_err md_bucket_policy_set(md_store *md, const char *bucket, int64_t created_ms, const char *json,
+                            size_t len);
 
 /* ---- Objects ---- */
 

@@ -1,18 +1,27 @@
 /*
  * md_btags.c - bucket tags (PutBucketTagging / GetBucketTagging), stored in the bucket's own
- * record as BT_TAG pairs (md_record.c; format 2 while there are tags).
+ * record as BT_TAG pairs (md_record.c; format 2 while there are tags), and the bucket's access
+ * settings (canned ACL, PublicAccessBlock, object ownership: BT_ACL..BT_OWNERSHIP).
  *
  * The bucket record is otherwise written once, by md_bucket_create (MDB_NOOVERWRITE), so setting
- * tags is the only rewrite: one write op reads the record, re-encodes its fields with the new tag
- * set and puts it back in the same transaction, so two racing sets cannot mix and a deletion of
- * the bucket either comes first (CM_ERR_NOTFOUND) or takes the tags with it. A re-created bucket
- * starts without tags, as in S3.
+ * tags or access settings are the only rewrites: one write op reads the record, re-encodes its
+ * fields with the new tag set or settings and puts it back in the same transaction, so two racing
+ * sets cannot mix and a deletion of the bucket either comes first (CM_ERR_NOTFOUND) or takes the
+ * tags with it. A re-created bucket starts without tags, as in S3.
  *
  * Threading: as the store (reads in a read transaction, the write through md_write).
  */
 #include <string.h>
 
 #include "md_int.h"
+
+/* Put the re-encoded record w of bucket name. */
+static cm_err record_put(MDB_txn *txn, md_store *md, const char *name, md_wbuf *w)
+{
+    MDB_val k = {strlen(name), (void *)name}, nv = {w->len, w->p};
+    int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
+    return rc ? md_mdb_err(rc, "put bucket record") : CM_OK;
+}
 
 static cm_err record_get(MDB_txn *txn, md_store *md, const char *name, MDB_val *v)
 {
@@ -59,11 +68,8 @@ static cm_err tags_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
         e = md_bucket_decode(v.mv_data, v.mv_size, &b);
     if (e == CM_OK)
         e = md_bucket_encode_tags(&b, op->tags, op->n, &w);
-    if (e == CM_OK) {
-        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket tags") : CM_OK;
-    }
+    if (e == CM_OK)
+        e = record_put(txn, md, op->name, &w);
     md_w_free(&w);
     return e;
 }
@@ -72,4 +78,42 @@ cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, s
 {
     tags_set_op op = {name, tags, n};
     return md_write(md, tags_set_apply, &op);
+}
+
+typedef struct {
+    const char *name;
+    const md_bucket *from;
+} access_set_op;
+
+static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    access_set_op *op = arg;
+    MDB_val v;
+    md_bucket b;
+    md_meta *tags = NULL;
+    size_t n = 0;
+    md_wbuf w = {0};
+    (void)wrote;
+    cm_err e = record_get(txn, md, op->name, &v);
+    if (e == CM_OK)
+        e = md_bucket_decode(v.mv_data, v.mv_size, &b);
+    if (e == CM_OK)
+        e = md_bucket_tags_decode(v.mv_data, v.mv_size, &tags, &n);
+    if (e == CM_OK) {
+        b.acl = op->from->acl;
+        b.pab = op->from->pab;
+        b.ownership = op->from->ownership;
+        e = md_bucket_encode_tags(&b, tags, n, &w);
+    }
+    if (e == CM_OK)
+        e = record_put(txn, md, op->name, &w);
+    md_meta_free(tags, n);
+    md_w_free(&w);
+    return e;
+}
+
+cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from)
+{
+    access_set_op op = {name, from};
+    return md_write(md, access_set_apply, &op);
 }

@@ -152,6 +152,7 @@ struct md_store {
     MDB_dbi replica;   /* "replica": the commit sequence number of this copy ("seq") */
     MDB_dbi tombmarks; /* per partition: tombstones collected below this hlc (md_tomb.c) */
     MDB_dbi fences;    /* per partition: the highest partition-leader token (md_fence.c) */
+    MDB_dbi users;     /* users, access keys and bucket policies (md_users.c) */
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */

@@ -64,12 +64,16 @@ enum {
     OT_VV,            /* version vector (md_vv_encode) */
     OT_TOMBSTONE,     /* u8 1: the version is a deletion */
     OT_GENERATION,    /* u64, always the last field (the store patches it in place) */
-    OT_TAG            /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    OT_TAG,           /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    OT_ACL = 38,      /* u8 canned ACL (md_acl), absent = private (docs/users.md) */
 };
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
 /* Bucket and upload fields. */
 enum { BT_NAME = 1, BT_CREATED, BT_OWNER, BT_VERSIONING, BT_TAG /* format 2, as OT_TAG */ };
+/* Access settings of a bucket (docs/users.md), each u8 and absent when 0: the canned ACL (md_acl),
+ * the PublicAccessBlock flags (MD_PAB_*), the object ownership (md_ownership). */
+enum { BT_ACL = 12, BT_PAB = 13, BT_OWNERSHIP = 14 };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
 #define LAYOUT_LEN (16 + 8 + 4 + 1 + 1 + MD_MAX_CELLS)
@@ -537,6 +541,8 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         w_tlv(w, OT_TOMBSTONE, "\1", 1);
     for (size_t i = 0; i < o->ntags; i++)
         w_pair(w, OT_TAG, &o->tags[i]);
+    if (o->acl)
+        w_tlv(w, OT_ACL, &o->acl, 1);
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
 }
@@ -670,6 +676,8 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return f_u8(v, &o->tombstone);
     case OT_GENERATION:
         return f_u64(v, &o->generation);
+    case OT_ACL:
+        return f_u8(v, &o->acl);
     default:
         return CM_OK;
     }
@@ -786,6 +794,12 @@ cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t nta
     w_tlv(w, BT_VERSIONING, &b->versioning, 1);
     for (size_t i = 0; i < ntags; i++)
         w_pair(w, BT_TAG, &tags[i]);
+    if (b->acl)
+        w_tlv(w, BT_ACL, &b->acl, 1);
+    if (b->pab)
+        w_tlv(w, BT_PAB, &b->pab, 1);
+    if (b->ownership)
+        w_tlv(w, BT_OWNERSHIP, &b->ownership, 1);
     return w_result(w);
 }
 
@@ -834,6 +848,12 @@ cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
             e = f_fixed(v, out->owner, sizeof(out->owner));
         else if (tag == BT_VERSIONING)
             e = f_u8(v, &out->versioning);
+        else if (tag == BT_ACL)
+            e = f_u8(v, &out->acl);
+        else if (tag == BT_PAB)
+            e = f_u8(v, &out->pab);
+        else if (tag == BT_OWNERSHIP)
+            e = f_u8(v, &out->ownership);
     }
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }

@@ -165,10 +165,10 @@ cm_err md_txn_commit(MDB_txn *txn)
  * the same handles: the first sets md's, the others must match them. */
 cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
-    static const char *const names[] = {"buckets", "objects", "uploads",   "parts", "garbage",
-                                        "hints",   "replica", "tombmarks", "fences"};
-    MDB_dbi *slots[] = {&md->buckets, &md->objects, &md->uploads,   &md->parts, &md->garbage,
-                        &md->hints,   &md->replica, &md->tombmarks, &md->fences};
+    static const char *const names[] = {"buckets", "objects", "uploads",   "parts",  "garbage",
+                                        "hints",   "replica", "tombmarks", "fences", "users"};
+    MDB_dbi *slots[] = {&md->buckets, &md->objects, &md->uploads,   &md->parts,  &md->garbage,
+                        &md->hints,   &md->replica, &md->tombmarks, &md->fences, &md->users};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
@@ -197,7 +197,7 @@ cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_
     int rc = mdb_env_create(&env);
     if (rc)
         return md_mdb_err(rc, "mdb_env_create");
-    rc = mdb_env_set_maxdbs(env, 16); /* 9 used (md_env_dbs) */
+    rc = mdb_env_set_maxdbs(env, 16); /* 10 used (md_env_dbs) */
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)
