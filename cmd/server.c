@@ -70,6 +70,7 @@ typedef struct {
     char rpc_host[300];             /* [cluster] rpc_listen: the node RPC's address; "" = unset */
     int rpc_port;
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
+    char master_key_file[4096]; /* [server] master_key_file; "" = DATA + ".key" (cm_mkey.h) */
 } server_opts;
 
 static int parse_int(const char *v, long min, long max, long *out)
@@ -207,6 +208,9 @@ static int config_key(void *arg, const char *section, const char *key, const cha
     else if (IS("cluster", "rpc_secret_file"))
         bad = snprintf(o->rpc_secret_file, sizeof(o->rpc_secret_file), "%s", value) >=
               (int)sizeof(o->rpc_secret_file);
+    else if (IS("server", "master_key_file"))
+        bad = snprintf(o->master_key_file, sizeof(o->master_key_file), "%s", value) >=
+              (int)sizeof(o->master_key_file);
     else if (IS("scrub", "interval_s"))
         bad = parse_int(value, 0, 10L * 366 * 86400, &n) || (o->scrub.interval_s = n, 0);
     else {
@@ -461,6 +465,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     if (cmd_load_credentials(o->data, cred) != 0)
         return -1;
     o->gw.access_key = cred->access_key;
+    o->gw.master_key_file = o->master_key_file;
     o->gw.secret_key = cred->secret_key;
     /* Block the stop signals before any thread exists, so only the waiter receives them. */
     sigemptyset(&set);

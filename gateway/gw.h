@@ -34,6 +34,7 @@ typedef struct {
                                  (gw_pool.c); default 4096 */
     int sigv2_off;            /* refuse Signature Version 2 requests; default 0 (accepted) */
     int meta_copies; /* metadata copies on drive0.. (md_open_data); default 3, 1 = DATA/meta */
+    const char *master_key_file; /* wraps user secrets (cm_mkey.h); NULL: DATA + ".key" */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */

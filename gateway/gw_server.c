@@ -5,7 +5,9 @@
  * Phases of a request, on the event loop thread that owns its connection:
  *
  * - on_request: health checks; parse the target; find bucket and key (path style, or
- *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned);
+ *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned; root
+ *   or a user's key; an unsigned request is the anonymous principal); authorize (gw_authz.c:
+ *   owner, bucket policy, ACLs);
  *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
  *   operation's start function (in cluster mode, a bucket this node does not know yet is first
  *   looked up in the cluster's namespace on a worker: gw_bucket_resolve).
@@ -118,6 +120,10 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
     }
+    if ((err = gw_users_open(g, cfg->master_key_file)) != CM_OK) {
+        CM_ERROR(MOD, "cannot load the users under %s: %s", g->data_dir, cm_err_str(err));
+        goto fail_dirs;
+    }
     for (int i = 0; i < cfg->ndrives; i++)
         free(dirs[i]);
     *out = g;
@@ -139,6 +145,7 @@ void gw_free(gw *g)
     gw_get_buffers_release(); /* the main thread ran a loop: its pool of GET buffers */
     ob_store_close(g->data);  /* deletes the lease leftovers first */
     md_close(g->md);
+    gw_users_close(g->users);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -252,16 +259,9 @@ int gw_bucket_check(gw_req *r, const char *bucket)
 
 /* ---- routing ---- */
 
-static cm_err lookup_secret(void *arg, const char *access_key, char *secret, size_t cap)
+int gw_cluster_node(const gw *g)
 {
-    gw *g = arg;
-    size_t n = strlen(g->secret_key);
-    if (strcmp(access_key, g->access_key) != 0)
-        return CM_ERR_NOTFOUND;
-    if (n + 1 > cap)
-        return CM_ERR_TOOBIG;
-    memcpy(secret, g->secret_key, n + 1);
-    return CM_OK;
+    return g->rp != NULL || g->ns.create != NULL;
 }
 
 /*
@@ -355,12 +355,19 @@ gw_s3err gw_authenticate(gw_req *r)
                           .now = time(NULL),
                           .vhost_bucket = r->vhost ? r->bucket : NULL,
                           .sigv2_off = r->g->cfg.sigv2_off};
-    e = gw_auth_check(&ar, r->g->region, lookup_secret, r->g, &r->auth);
+    e = gw_auth_check(&ar, r->g->region, gw_users_secret, r->g, &r->auth);
     free(names);
     free(values);
-    if (e == GW_OK && r->auth.anonymous)
-        e = GW_ACCESS_DENIED;
-    return e;
+    if (e != GW_OK)
+        return e;
+    if (r->auth.anonymous) {
+        r->principal = GW_PRIN_ANON;
+        /* a cluster node has no policies or ACLs to open anything to anonymous requests */
+        return gw_cluster_node(r->g) ? GW_ACCESS_DENIED : GW_OK;
+    }
+    r->principal = gw_users_who(r->g, r->auth.access_key, r->user, sizeof(r->user));
+    /* the key went away between the signature check and now (a concurrent disable) */
+    return r->principal == GW_PRIN_NONE ? GW_INVALID_ACCESS_KEY : GW_OK;
 }
 
 static int health_check(gw_req *r)
@@ -382,9 +389,11 @@ static int health_check(gw_req *r)
     return 0;
 }
 
-/* Route an authenticated request to its operation. */
+/* Route an authenticated request to its operation, once it is authorized (gw_authz.c). */
 static void dispatch(gw_req *r)
 {
+    if (!gw_authorize(r))
+        return;
     if (!r->bucket[0])
         gw_op_list_buckets(r);
     else if (!r->key)

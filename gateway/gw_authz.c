@@ -1,0 +1,306 @@
+/*
+ * gw_authz.c - who may do what (docs/users.md): the table naming each S3 operation's IAM action,
+ * and the decision for a request.
+ *
+ * Decision for a request of principal P on bucket B (key K), action A:
+ *   1. root: allowed (the administrator; even a Deny cannot lock root out of a bucket).
+ *   2. no bucket named (ListBuckets) or CreateBucket: any user; anonymous is denied.
+ *   3. B's policy: a matching Deny denies (explicit deny wins, for the owner too, except the
+ *      owner's own Get/Put/DeleteBucketPolicy, so a policy can always be repaired); a matching
+ *      Allow allows, unless it allows only through "*" and the request is anonymous while B's
+ *      PublicAccessBlock has RestrictPublicBuckets.
+ *   4. P owns B: allowed.
+ *   5. ACLs, when B's ownership is not BucketOwnerEnforced and IgnorePublicAcls is off: B's
+ *      public-read grants ListBucket (and the version and upload listings), public-read-write
+ *      also PutObject and DeleteObject, authenticated-read the listings to users; an object's
+ *      public-read (authenticated-read) grants GetObject of it to everyone (users).
+ *   6. otherwise AccessDenied: 403 S3 XML before any body is read, nothing changed.
+ * A bucket that does not exist is left to the operation (NoSuchBucket), and so is a bucket name
+ * that is not valid. A copy (x-amz-copy-source) needs GetObject on its source as well.
+ * DeleteObjects decides per key (gw_authz_key, on the worker), as S3 does.
+ *
+ * Cost: root requests pay nothing; others read the bucket record (one LMDB read), and when the
+ * bucket has a policy, read and parse it (JSON of at most 20 KB) - the object record only when an
+ * object ACL or an s3:ExistingObjectTag condition may decide. All reads are of the local store,
+ * on the loop thread: a single node's LMDB reads do not block (cluster nodes refuse policies).
+ */
+#include "gw_int.h"
+#include "gw_policy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define MOD "authz"
+
+/* ---- the action table ---- */
+
+enum { ON_BUCKET = 1, ON_OBJECT = 2 };
+
+typedef struct {
+    const char *method; /* NULL: any */
+    int on;
+    const char *param; /* a query parameter that must be present, NULL: none needed */
+    const char *action;
+} action_row;
+
+/* First match wins: subresources before the plain operation. */
+static const action_row actions[] = {
+    /* bucket subresources */
+    {"GET", ON_BUCKET, "policyStatus", "s3:GetBucketPolicyStatus"},
+    {"GET", ON_BUCKET, "policy", "s3:GetBucketPolicy"},
+    {"PUT", ON_BUCKET, "policy", "s3:PutBucketPolicy"},
+    {"DELETE", ON_BUCKET, "policy", "s3:DeleteBucketPolicy"},
+    {"GET", ON_BUCKET, "acl", "s3:GetBucketAcl"},
+    {"PUT", ON_BUCKET, "acl", "s3:PutBucketAcl"},
+    {"GET", ON_BUCKET, "publicAccessBlock", "s3:GetBucketPublicAccessBlock"},
+    {NULL, ON_BUCKET, "publicAccessBlock", "s3:PutBucketPublicAccessBlock"},
+    {"GET", ON_BUCKET, "ownershipControls", "s3:GetBucketOwnershipControls"},
+    {NULL, ON_BUCKET, "ownershipControls", "s3:PutBucketOwnershipControls"},
+    {"GET", ON_BUCKET, "tagging", "s3:GetBucketTagging"},
+    {NULL, ON_BUCKET, "tagging", "s3:PutBucketTagging"},
+    {"GET", ON_BUCKET, "versioning", "s3:GetBucketVersioning"},
+    {"PUT", ON_BUCKET, "versioning", "s3:PutBucketVersioning"},
+    {"GET", ON_BUCKET, "lifecycle", "s3:GetLifecycleConfiguration"},
+    {NULL, ON_BUCKET, "lifecycle", "s3:PutLifecycleConfiguration"},
+    {"GET", ON_BUCKET, "cors", "s3:GetBucketCORS"},
+    {NULL, ON_BUCKET, "cors", "s3:PutBucketCORS"},
+    {"GET", ON_BUCKET, "website", "s3:GetBucketWebsite"},
+    {"PUT", ON_BUCKET, "website", "s3:PutBucketWebsite"},
+    {"DELETE", ON_BUCKET, "website", "s3:DeleteBucketWebsite"},
+    {"GET", ON_BUCKET, "encryption", "s3:GetEncryptionConfiguration"},
+    {NULL, ON_BUCKET, "encryption", "s3:PutEncryptionConfiguration"},
+    {"GET", ON_BUCKET, "location", "s3:GetBucketLocation"},
+    {"GET", ON_BUCKET, "logging", "s3:GetBucketLogging"},
+    {"GET", ON_BUCKET, "uploads", "s3:ListBucketMultipartUploads"},
+    {"GET", ON_BUCKET, "versions", "s3:ListBucketVersions"},
+    {"POST", ON_BUCKET, "delete", "s3:DeleteObject"},
+    {"GET", ON_BUCKET, NULL, "s3:ListBucket"},
+    {"HEAD", ON_BUCKET, NULL, "s3:ListBucket"},
+    {"PUT", ON_BUCKET, NULL, "s3:CreateBucket"},
+    {"DELETE", ON_BUCKET, NULL, "s3:DeleteBucket"},
+    {"POST", ON_BUCKET, NULL, "s3:PutObject"}, /* a browser form upload (POST Object) */
+    /* object subresources */
+    {"GET", ON_OBJECT, "acl", "s3:GetObjectAcl"},
+    {"PUT", ON_OBJECT, "acl", "s3:PutObjectAcl"},
+    {"GET", ON_OBJECT, "tagging", "s3:GetObjectTagging"},
+    {"PUT", ON_OBJECT, "tagging", "s3:PutObjectTagging"},
+    {"DELETE", ON_OBJECT, "tagging", "s3:DeleteObjectTagging"},
+    {"GET", ON_OBJECT, "attributes", "s3:GetObjectAttributes"},
+    {"GET", ON_OBJECT, "uploadId", "s3:ListMultipartUploadParts"},
+    {"DELETE", ON_OBJECT, "uploadId", "s3:AbortMultipartUpload"},
+    {"GET", ON_OBJECT, "versionId", "s3:GetObjectVersion"},
+    {"HEAD", ON_OBJECT, "versionId", "s3:GetObjectVersion"},
+    {"DELETE", ON_OBJECT, "versionId", "s3:DeleteObjectVersion"},
+    {"POST", ON_OBJECT, "restore", "s3:RestoreObject"},
+    {"GET", ON_OBJECT, NULL, "s3:GetObject"},
+    {"HEAD", ON_OBJECT, NULL, "s3:GetObject"},
+    {"PUT", ON_OBJECT, NULL, "s3:PutObject"},  /* PutObject, CopyObject, UploadPart(Copy) */
+    {"POST", ON_OBJECT, NULL, "s3:PutObject"}, /* Create/CompleteMultipartUpload */
+    {"DELETE", ON_OBJECT, NULL, "s3:DeleteObject"},
+};
+
+/* The IAM action of r, or NULL for a request no table row names (only root may make it). */
+static const char *action_of(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+    int on = r->key ? ON_OBJECT : ON_BUCKET;
+    for (size_t i = 0; i < CM_ARRAY_LEN(actions); i++) {
+        const action_row *a = &actions[i];
+        if (a->on != on || (a->method && strcmp(a->method, m) != 0))
+            continue;
+        if (a->param ? gw_query_find(&r->q, a->param) != NULL : 1)
+            return a->action;
+    }
+    return NULL;
+}
+
+/* ---- the decision ---- */
+
+const char *gw_owner_id(const gw_req *r)
+{
+    return r->principal == GW_PRIN_USER ? r->user : r->g->access_key;
+}
+
+static int is_listing(const char *action)
+{
+    return strcmp(action, "s3:ListBucket") == 0 || strcmp(action, "s3:ListBucketVersions") == 0 ||
+           strcmp(action, "s3:ListBucketMultipartUploads") == 0;
+}
+
+/* What a bucket's canned ACL grants the principal. */
+static int bucket_acl_allows(const gw_req *r, uint8_t acl, const char *action)
+{
+    int anyone = acl == MD_ACL_PUBLIC_READ || acl == MD_ACL_PUBLIC_READ_WRITE ||
+                 (acl == MD_ACL_AUTHENTICATED_READ && r->principal == GW_PRIN_USER);
+    if (anyone && is_listing(action))
+        return 1;
+    return acl == MD_ACL_PUBLIC_READ_WRITE &&
+           (strcmp(action, "s3:PutObject") == 0 || strcmp(action, "s3:DeleteObject") == 0);
+}
+
+static int object_acl_allows(const gw_req *r, uint8_t acl)
+{
+    return acl == MD_ACL_PUBLIC_READ || acl == MD_ACL_PUBLIC_READ_WRITE ||
+           (acl == MD_ACL_AUTHENTICATED_READ && r->principal == GW_PRIN_USER);
+}
+
+/* The peer address without its port ("[::1]:5" -> "::1"), into out. */
+static void peer_ip(gw_req *r, char *out, size_t cap)
+{
+    const char *p = net_req_peer(r->net);
+    const char *colon = p ? strrchr(p, ':') : NULL;
+    size_t n = colon ? (size_t)(colon - p) : p ? strlen(p) : 0;
+    if (p && p[0] == '[' && n >= 2 && p[n - 1] == ']') {
+        p++;
+        n -= 2;
+    }
+    snprintf(out, cap, "%.*s", (int)CM_MIN(n, cap - 1), p ? p : "");
+}
+
+typedef enum { DECIDE_ALLOW, DECIDE_DENY, DECIDE_NO_BUCKET } decision;
+
+/* The current record of bucket/key (local store), or 0 when there is none. */
+static int object_read(gw_req *r, const char *bucket, const char *key, md_object *o)
+{
+    if (md_rec_get(r->g->md, bucket, key, o) != CM_OK)
+        return 0;
+    if (o->delete_marker || o->tombstone) {
+        md_object_release(o);
+        return 0;
+    }
+    return 1;
+}
+
+/* Evaluate b's policy (if any) for action on bucket/key: GW_POLICY_*; a broken stored policy
+ * denies (logged). */
+static gw_policy_effect policy_effect(gw_req *r, const md_bucket *b, const char *key,
+                                      const char *action)
+{
+    char *json = NULL, msg[160], ip[64], res[MD_BUCKET_MAX + MD_MAX_KEY + 32];
+    size_t len = 0;
+    gw_policy *p = NULL;
+    md_object o;
+    int have_obj = 0, public_only = 0;
+    cm_err e = md_bucket_policy_get(r->g->md, b->name, b->created_ms, &json, &len);
+    if (e == CM_ERR_NOTFOUND)
+        return GW_POLICY_NONE;
+    if (e != CM_OK || gw_policy_parse(json, len, b->name, &p, msg, sizeof(msg)) != GW_OK) {
+        CM_ERROR(MOD, "bucket %s: its stored policy cannot be read (%s): denying", b->name,
+                 e != CM_OK ? cm_err_str(e) : msg);
+        free(json);
+        return GW_POLICY_DENY;
+    }
+    free(json);
+    peer_ip(r, ip, sizeof(ip));
+    snprintf(res, sizeof(res), "arn:aws:s3:::%s%s%s", b->name, key ? "/" : "", key ? key : "");
+    gw_policy_ctx c = {.user = r->principal == GW_PRIN_USER ? r->user : NULL,
+                       .action = action,
+                       .resource = res,
+                       .source_ip = ip};
+    if (is_listing(action) && !key) {
+        const char *pf = gw_query_get(&r->q, "prefix");
+        c.prefix = pf ? pf : "";
+        c.delimiter = gw_query_get(&r->q, "delimiter");
+    }
+    if (key && gw_policy_uses_tags(p) && (have_obj = object_read(r, b->name, key, &o))) {
+        c.tags = o.tags;
+        c.ntags = o.ntags;
+    }
+    gw_policy_effect eff = gw_policy_eval(p, &c, &public_only);
+    if (eff == GW_POLICY_ALLOW && public_only && r->principal == GW_PRIN_ANON &&
+        (b->pab & MD_PAB_RESTRICT))
+        eff = GW_POLICY_NONE; /* RestrictPublicBuckets: public grants reach users only */
+    if (have_obj)
+        md_object_release(&o);
+    gw_policy_free(p);
+    return eff;
+}
+
+static int policy_admin(const char *action)
+{
+    return strcmp(action, "s3:GetBucketPolicy") == 0 || strcmp(action, "s3:PutBucketPolicy") == 0 ||
+           strcmp(action, "s3:DeleteBucketPolicy") == 0;
+}
+
+static decision decide(gw_req *r, const char *bucket, const char *key, const char *action)
+{
+    md_bucket b;
+    if (r->principal == GW_PRIN_ROOT)
+        return DECIDE_ALLOW;
+    if (gw_bucket_name_check(bucket) != GW_OK || md_bucket_get(r->g->md, bucket, &b) != CM_OK)
+        return DECIDE_NO_BUCKET;
+    if (!action)
+        return DECIDE_DENY;
+    int owner = r->principal == GW_PRIN_USER && strcmp(b.owner, r->user) == 0;
+    gw_policy_effect eff = policy_effect(r, &b, key, action);
+    if (eff == GW_POLICY_DENY)
+        return owner && policy_admin(action) ? DECIDE_ALLOW : DECIDE_DENY;
+    if (eff == GW_POLICY_ALLOW || owner)
+        return DECIDE_ALLOW;
+    if (b.ownership == MD_OWN_ENFORCED || (b.pab & MD_PAB_IGNORE_ACLS))
+        return DECIDE_DENY;
+    if (bucket_acl_allows(r, b.acl, action))
+        return DECIDE_ALLOW;
+    if (key &&
+        (strcmp(action, "s3:GetObject") == 0 || strcmp(action, "s3:GetObjectVersion") == 0)) {
+        md_object o;
+        int ok = 0;
+        if (object_read(r, bucket, key, &o)) {
+            ok = object_acl_allows(r, o.acl);
+            md_object_release(&o);
+        }
+        return ok ? DECIDE_ALLOW : DECIDE_DENY;
+    }
+    return DECIDE_DENY;
+}
+
+int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action)
+{
+    return decide(r, bucket, key, action) != DECIDE_DENY;
+}
+
+/* A copy's source must be readable too (CopyObject, UploadPartCopy). */
+static int copy_source_allowed(gw_req *r)
+{
+    const char *hdr = gw_hdr(r, "x-amz-copy-source");
+    gw_copy_source cs;
+    if (!hdr || strcmp(net_req_method(r->net), "PUT") != 0 || !r->key)
+        return 1;
+    if (gw_copy_source_parse(hdr, &cs) != GW_OK)
+        return 1; /* the copy answers its own InvalidArgument */
+    int ok = decide(r, cs.bucket, cs.key, cs.version_id ? "s3:GetObjectVersion" : "s3:GetObject") !=
+             DECIDE_DENY;
+    gw_copy_source_release(&cs);
+    return ok;
+}
+
+int gw_authorize(gw_req *r)
+{
+    const char *m = net_req_method(r->net);
+    if (r->principal == GW_PRIN_ROOT)
+        return 1;
+    if (!r->bucket[0] || (!r->key && strcmp(m, "PUT") == 0 && r->q.n == 0)) {
+        /* ListBuckets (filtered to the user's buckets) and CreateBucket: any user */
+        if (r->principal == GW_PRIN_USER)
+            return 1;
+        gw_error(r, GW_ACCESS_DENIED, NULL);
+        return 0;
+    }
+    const char *action = action_of(r);
+    if (action && strcmp(action, "s3:DeleteObject") == 0 && !r->key) {
+        r->authz_per_key = 1; /* DeleteObjects: each key on the worker */
+        return 1;
+    }
+    decision d = decide(r, r->bucket, r->key, action);
+    if (d == DECIDE_ALLOW && copy_source_allowed(r))
+        return 1;
+    if (d == DECIDE_NO_BUCKET)
+        return 1; /* the operation answers NoSuchBucket or InvalidBucketName */
+    CM_DEBUG(MOD, "req=%s denied: %s on %s/%s by %s", r->id, action ? action : "(unnamed)",
+             r->bucket, r->key ? r->key : "", r->principal == GW_PRIN_USER ? r->user : "anonymous");
+    gw_error(r, GW_ACCESS_DENIED, NULL);
+    return 0;
+}
