@@ -15,9 +15,11 @@
  *      also PutObject and DeleteObject, authenticated-read the listings to users; an object's
  *      public-read (authenticated-read) grants GetObject of it to everyone (users).
  *   6. otherwise AccessDenied: 403 S3 XML before any body is read, nothing changed.
- * A bucket that does not exist is left to the operation (NoSuchBucket), and so is a bucket name
- * that is not valid. A copy (x-amz-copy-source) needs GetObject on its source as well.
- * DeleteObjects decides per key (gw_authz_key, on the worker), as S3 does.
+ * A bucket that does not exist answers NoSuchBucket here (so no write of a principal other than
+ * root can start before the bucket is there and race its creation); an invalid bucket name is
+ * left to the operation, which refuses it before reading anything. A copy (x-amz-copy-source) needs
+ * GetObject on its source as well. DeleteObjects decides per key (gw_authz_key, on the worker), as
+ * S3 does.
  *
  * Cost: root requests pay nothing; others read the bucket record (one LMDB read), and when the
  * bucket has a policy, read and parse it (JSON of at most 20 KB) - the object record only when an
@@ -160,7 +162,7 @@ static void peer_ip(gw_req *r, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)CM_MIN(n, cap - 1), p ? p : "");
 }
 
-typedef enum { DECIDE_ALLOW, DECIDE_DENY, DECIDE_NO_BUCKET } decision;
+typedef enum { DECIDE_ALLOW, DECIDE_DENY, DECIDE_NO_BUCKET, DECIDE_BAD_NAME } decision;
 
 /* The current record of bucket/key (local store), or 0 when there is none. */
 static int object_read(gw_req *r, const char *bucket, const char *key, md_object *o)
@@ -230,8 +232,14 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
     md_bucket b;
     if (r->principal == GW_PRIN_ROOT)
         return DECIDE_ALLOW;
-    if (gw_bucket_name_check(bucket) != GW_OK || md_bucket_get(r->g->md, bucket, &b) != CM_OK)
-        return DECIDE_NO_BUCKET;
+    if (gw_bucket_name_check(bucket) != GW_OK)
+        return DECIDE_BAD_NAME;
+    cm_err e = md_bucket_get(r->g->md, bucket, &b);
+    if (e != CM_OK) { /* a failing store denies: never guess in the requester's favour */
+        if (e != CM_ERR_NOTFOUND)
+            CM_WARN(MOD, "req=%s bucket %s: %s: denying", r->id, bucket, cm_err_str(e));
+        return e == CM_ERR_NOTFOUND ? DECIDE_NO_BUCKET : DECIDE_DENY;
+    }
     if (!action)
         return DECIDE_DENY;
     int owner = r->principal == GW_PRIN_USER && strcmp(b.owner, r->user) == 0;
@@ -259,7 +267,7 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
 
 int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action)
 {
-    return decide(r, bucket, key, action) != DECIDE_DENY;
+    return decide(r, bucket, key, action) == DECIDE_ALLOW;
 }
 
 /* A copy's source must be readable too (CopyObject, UploadPartCopy). */
@@ -271,6 +279,7 @@ static int copy_source_allowed(gw_req *r)
         return 1;
     if (gw_copy_source_parse(hdr, &cs) != GW_OK)
         return 1; /* the copy answers its own InvalidArgument */
+    /* a source bucket that does not exist is the copy's NoSuchBucket to answer */
     int ok = decide(r, cs.bucket, cs.key, cs.version_id ? "s3:GetObjectVersion" : "s3:GetObject") !=
              DECIDE_DENY;
     gw_copy_source_release(&cs);
@@ -297,8 +306,12 @@ int gw_authorize(gw_req *r)
     decision d = decide(r, r->bucket, r->key, action);
     if (d == DECIDE_ALLOW && copy_source_allowed(r))
         return 1;
-    if (d == DECIDE_NO_BUCKET)
-        return 1; /* the operation answers NoSuchBucket or InvalidBucketName */
+    if (d == DECIDE_BAD_NAME)
+        return 1; /* the operation answers InvalidBucketName or NoSuchBucket before anything */
+    if (d == DECIDE_NO_BUCKET) { /* answered here: a write must not race the bucket's creation */
+        gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+        return 0;
+    }
     CM_DEBUG(MOD, "req=%s denied: %s on %s/%s by %s", r->id, action ? action : "(unnamed)",
              r->bucket, r->key ? r->key : "", r->principal == GW_PRIN_USER ? r->user : "anonymous");
     gw_error(r, GW_ACCESS_DENIED, NULL);

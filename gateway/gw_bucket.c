@@ -166,13 +166,16 @@ static void create_finish(gw_req *r)
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }
+    const char *msg = NULL;
     if (own && gw_ownership_parse(own, &st->ownership) != 0)
         e = GW_INVALID_ARGUMENT;
+    else if (st->ownership != MD_OWN_ENFORCED && gw_cluster_node(r->g))
+        e = GW_UNSUPPORTED, msg = "object ownership is not cluster-wide yet (docs/users.md)";
     else
         e = gw_acl_from_request(r, st->ownership, 0, &st->acl);
     if (e != GW_OK) {
         free(st);
-        gw_error(r, e, NULL);
+        gw_error(r, e, msg);
         return;
     }
     r->op = st;

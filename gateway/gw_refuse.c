@@ -316,7 +316,7 @@ int gw_refuse_request(gw_req *r)
     char msg[256];
     unsigned op = gw_refuse_op(net_req_method(r->net), r->bucket[0] != '\0', r->key != NULL, &r->q,
                                gw_hdr(r, "x-amz-copy-source") != NULL);
-    gw_s3err e = gw_refuse_check(op, request_value, r, r->auth.access_key, msg, sizeof(msg));
+    gw_s3err e = gw_refuse_check(op, request_value, r, gw_owner_id(r), msg, sizeof(msg));
     if (e == GW_OK)
         return 0;
     gw_error(r, e, msg);
