@@ -37,8 +37,9 @@ typedef struct {
     md_bucket b; /* the bucket as read, with the new settings */
     char *json;  /* PutBucketPolicy: the policy */
     size_t len;
-    int policy; /* the change is the policy (else the settings in b) */
-    char *key;  /* PutObjectAcl: the object */
+    int policy;      /* the change is the policy (else the settings in b named by fields) */
+    unsigned fields; /* MD_ACCESS_* */
+    char *key;       /* PutObjectAcl: the object */
     uint8_t acl;
     cm_err err;
 } access_state;
@@ -145,7 +146,7 @@ static void access_work(gw_req *r)
     if (st->policy)
         st->err = md_bucket_policy_set(r->g->md, st->b.name, st->b.created_ms, st->json, st->len);
     else
-        st->err = md_bucket_access_set(r->g->md, st->b.name, &st->b);
+        st->err = md_bucket_access_set(r->g->md, st->b.name, &st->b, st->fields);
 }
 
 static void access_done(gw_req *r)
@@ -285,6 +286,7 @@ static void put_pab_finish(gw_req *r)
         return;
     }
     st->b.pab = flags | MD_PAB_SET;
+    st->fields = MD_ACCESS_PAB;
     gw_offload(r, access_work, access_done); /* st is r->op (read_body) */
 }
 
@@ -322,6 +324,7 @@ static void put_ownership_finish(gw_req *r)
     gw_s3err e = gw_parse_ownership(xml ? xml : "", len, ACCESS_XML_CAP, v, sizeof(v));
     if (e == GW_OK && gw_ownership_parse(v, &st->b.ownership) != 0)
         e = GW_MALFORMED_XML;
+    st->fields = MD_ACCESS_OWNERSHIP;
     if (e != GW_OK) {
         gw_error(r, e, NULL);
         return;
@@ -393,10 +396,9 @@ int gw_access_bucket_op(gw_req *r, const md_bucket *b)
         return 1;
     if (del) {
         st->policy = policy;
-        if (pab)
-            st->b.pab = 0;
-        if (own)
-            st->b.ownership = MD_OWN_ENFORCED;
+        st->b.pab = 0;
+        st->b.ownership = MD_OWN_ENFORCED;
+        st->fields = pab ? MD_ACCESS_PAB : own ? MD_ACCESS_OWNERSHIP : 0;
         commit(r, st);
     } else if (policy) {
         read_body(r, st, GW_POLICY_MAX, put_policy_finish);
@@ -405,6 +407,7 @@ int gw_access_bucket_op(gw_req *r, const md_bucket *b)
     } else if (own) {
         read_body(r, st, ACCESS_XML_CAP, put_ownership_finish);
     } else {
+        st->fields = MD_ACCESS_ACL;
         gw_s3err e = put_acl_value(r, b, &st->b.acl);
         if (e != GW_OK) {
             free(st);

@@ -240,9 +240,9 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
             CM_WARN(MOD, "req=%s bucket %s: %s: denying", r->id, bucket, cm_err_str(e));
         return e == CM_ERR_NOTFOUND ? DECIDE_NO_BUCKET : DECIDE_DENY;
     }
-    if (!action)
-        return DECIDE_DENY;
     int owner = r->principal == GW_PRIN_USER && strcmp(b.owner, r->user) == 0;
+    if (!action) /* an operation the table does not name: root's and the owner's */
+        return owner ? DECIDE_ALLOW : DECIDE_DENY;
     gw_policy_effect eff = policy_effect(r, &b, key, action);
     if (eff == GW_POLICY_DENY)
         return owner && policy_admin(action) ? DECIDE_ALLOW : DECIDE_DENY;

@@ -409,6 +409,11 @@ static void put_object(gw_req *r)
     if (!gw_bucket_check(r, r->bucket)) {
         return;
     }
+    md_object acl_only = {0}; /* an ACL the bucket refuses is refused before the body is read */
+    if ((e = gw_object_acl_from_request(r, &acl_only)) != GW_OK) {
+        gw_error(r, e, NULL);
+        return;
+    }
     gw_body_to_data(r, r->g->cfg.max_object_size, put_finish);
 }
 

@@ -51,7 +51,8 @@ struct gw_users {
     pthread_rwlock_t lock;
     key_entry *keys; /* sorted by ak */
     size_t n;
-    pthread_mutex_t mk_mu; /* loading the master key */
+    pthread_mutex_t mk_mu;     /* loading the master key */
+    pthread_mutex_t reload_mu; /* one rebuild at a time: a slow one never swaps in older data */
     int have_mk;
     cm_mkey mk;
     char *key_file;
@@ -99,6 +100,7 @@ static cm_err reload(gw *g)
     md_user_key *keys = NULL;
     size_t nu = 0, nk = 0, n = 0;
     key_entry *t = NULL;
+    pthread_mutex_lock(&u->reload_mu);
     cm_err e = md_users_list(g->md, &users, &nu, &keys, &nk);
     if (e == CM_OK && nk > 0)
         e = master_key(u, g->data_dir);
@@ -130,6 +132,7 @@ static cm_err reload(gw *g)
     free(keys);
     free(users);
     if (e != CM_OK) {
+        pthread_mutex_unlock(&u->reload_mu);
         table_free(t, nk);
         return e;
     }
@@ -141,6 +144,7 @@ static cm_err reload(gw *g)
     u->keys = t;
     u->n = n;
     pthread_rwlock_unlock(&u->lock);
+    pthread_mutex_unlock(&u->reload_mu);
     table_free(old, oldn);
     return CM_OK;
 }
@@ -152,6 +156,7 @@ cm_err gw_users_open(gw *g, const char *key_file)
         return CM_ERR_NOMEM;
     pthread_rwlock_init(&u->lock, NULL);
     pthread_mutex_init(&u->mk_mu, NULL);
+    pthread_mutex_init(&u->reload_mu, NULL);
     if (key_file && key_file[0] && !(u->key_file = strdup(key_file))) {
         gw_users_close(u);
         return CM_ERR_NOMEM;
@@ -174,6 +179,7 @@ void gw_users_close(gw_users *u)
     free(u->key_file);
     pthread_rwlock_destroy(&u->lock);
     pthread_mutex_destroy(&u->mk_mu);
+    pthread_mutex_destroy(&u->reload_mu);
     free(u);
 }
 

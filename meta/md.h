@@ -341,11 +341,14 @@ cm_err md_bucket_create(md_store *md, const md_bucket *b); /* CM_ERR_EXISTS */
 cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n);
 cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n);
 /*
- * Replace the access settings of a bucket (acl, pab, ownership of `from`; md_btags.c) in one
- * write op, keeping its tags and other fields. CM_ERR_NOTFOUND without the bucket. A single
- * node's store only (cluster nodes refuse the requests that change them).
+ * Replace access settings of a bucket (md_btags.c): those of `fields` (MD_ACCESS_*) taken from
+ * `from`, in one write op that keeps every other field and the tags. CM_ERR_NOTFOUND without the
+ * bucket. A single node's store only (cluster nodes refuse the requests that change them).
  */
-cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from);
+#define MD_ACCESS_ACL 1u
+#define MD_ACCESS_PAB 2u
+#define MD_ACCESS_OWNERSHIP 4u
+cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields);
 void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*

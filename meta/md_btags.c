@@ -83,6 +83,7 @@ cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, s
 typedef struct {
     const char *name;
     const md_bucket *from;
+    unsigned fields;
 } access_set_op;
 
 static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
@@ -100,9 +101,12 @@ static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote
     if (e == CM_OK)
         e = md_bucket_tags_decode(v.mv_data, v.mv_size, &tags, &n);
     if (e == CM_OK) {
-        b.acl = op->from->acl;
-        b.pab = op->from->pab;
-        b.ownership = op->from->ownership;
+        if (op->fields & MD_ACCESS_ACL)
+            b.acl = op->from->acl;
+        if (op->fields & MD_ACCESS_PAB)
+            b.pab = op->from->pab;
+        if (op->fields & MD_ACCESS_OWNERSHIP)
+            b.ownership = op->from->ownership;
         e = md_bucket_encode_tags(&b, tags, n, &w);
     }
     if (e == CM_OK)
@@ -112,8 +116,8 @@ static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote
     return e;
 }
 
-cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from)
+cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields)
 {
-    access_set_op op = {name, from};
+    access_set_op op = {name, from, fields};
     return md_write(md, access_set_apply, &op);
 }

@@ -122,8 +122,10 @@ static void test_policies_and_access(void)
     set.acl = MD_ACL_PUBLIC_READ;
     set.pab = MD_PAB_SET | MD_PAB_RESTRICT;
     set.ownership = MD_OWN_PREFERRED;
-    CU_ASSERT_EQUAL(md_bucket_access_set(md, "site", &set), CM_OK);
-    CU_ASSERT_EQUAL(md_bucket_access_set(md, "nope", &set), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_access_set(md, "site", &set, MD_ACCESS_ACL | MD_ACCESS_PAB), CM_OK);
+    set.acl = MD_ACL_PRIVATE; /* only the fields named change */
+    CU_ASSERT_EQUAL(md_bucket_access_set(md, "site", &set, MD_ACCESS_OWNERSHIP), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_access_set(md, "nope", &set, MD_ACCESS_ACL), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(md_bucket_tags_set(md, "site", tags, 1), CM_OK);
     md_close(md);
     md = open_store("policies");
