@@ -143,9 +143,10 @@ static gw_s3err put_acl_value(gw_req *r, const md_bucket *b, uint8_t *acl)
 static void access_work(gw_req *r)
 {
     access_state *st = r->op;
-    if (st->policy)
+    if (st->policy) {
         st->err = md_bucket_policy_set(r->g->md, st->b.name, st->b.created_ms, st->json, st->len);
-    else
+        gw_pcache_forget(r->g->pcache, st->b.name); /* even on failure: the store decides */
+    } else
         st->err = md_bucket_access_set(r->g->md, st->b.name, &st->b, st->fields);
 }
 

@@ -21,17 +21,19 @@
  * GetObject on its source as well. DeleteObjects decides per key (gw_authz_key, on the worker), as
  * S3 does.
  *
- * Cost: root requests pay nothing; others read the bucket record (one LMDB read), and when the
- * bucket has a policy, read and parse it (JSON of at most 20 KB) - the object record only when an
+ * Cost: root requests pay nothing; others read the bucket record (one LMDB read) and evaluate its
+ * policy, parsed once and cached (gw_pcache below) - and read the object record only when an
  * object ACL or an s3:ExistingObjectTag condition may decide. All reads are of the local store,
  * on the loop thread: a single node's LMDB reads do not block (cluster nodes refuse policies).
  */
 #include "gw_int.h"
 #include "gw_policy.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 
@@ -176,48 +178,148 @@ static int object_read(gw_req *r, const char *bucket, const char *key, md_object
     return 1;
 }
 
-/* Evaluate b's policy (if any) for action on bucket/key: GW_POLICY_*; a broken stored policy
- * denies (logged). */
-static gw_policy_effect policy_effect(gw_req *r, const md_bucket *b, const char *key,
-                                      const char *action)
+/* ---- parsed policies, cached ---- */
+
+#define PCACHE_SLOTS 256
+
+typedef struct {
+    char bucket[MD_BUCKET_MAX + 1];
+    int64_t created_ms; /* the bucket incarnation the entry is for */
+    gw_policy *p;       /* NULL: the bucket has no policy */
+    int used;
+} pslot;
+
+/*
+ * One slot per bucket name hash (a collision just evicts): a request of a user or anonymous to a
+ * bucket reads and parses its policy once, not per request. Entries are dropped by
+ * gw_pcache_forget after every policy change (a commit on this node: policies are single-node);
+ * a bucket created again has another created_ms, so an entry never outlives its bucket's
+ * incarnation. A miss that raced a change (gen moved while it read the store) is not kept.
+ */
+struct gw_pcache {
+    pthread_rwlock_t lock;
+    uint64_t gen; /* bumped by every gw_pcache_forget */
+    pslot s[PCACHE_SLOTS];
+};
+
+gw_pcache *gw_pcache_new(void)
 {
-    char *json = NULL, msg[160], ip[64], res[MD_BUCKET_MAX + MD_MAX_KEY + 32];
+    gw_pcache *pc = calloc(1, sizeof(*pc));
+    if (pc)
+        pthread_rwlock_init(&pc->lock, NULL);
+    return pc;
+}
+
+void gw_pcache_free(gw_pcache *pc)
+{
+    if (!pc)
+        return;
+    for (size_t i = 0; i < PCACHE_SLOTS; i++)
+        gw_policy_free(pc->s[i].p);
+    pthread_rwlock_destroy(&pc->lock);
+    free(pc);
+}
+
+static size_t slot_of(const char *bucket)
+{
+    return cm_crc32c(0, bucket, strlen(bucket)) % PCACHE_SLOTS;
+}
+
+void gw_pcache_forget(gw_pcache *pc, const char *bucket)
+{
+    pslot *s = &pc->s[slot_of(bucket)];
+    pthread_rwlock_wrlock(&pc->lock);
+    pc->gen++;
+    if (s->used && strcmp(s->bucket, bucket) == 0) {
+        gw_policy_free(s->p);
+        memset(s, 0, sizeof(*s));
+    }
+    pthread_rwlock_unlock(&pc->lock);
+}
+
+/* Evaluate p for c, reading the object's tags first when a condition needs them. */
+static gw_policy_effect eval_with(gw_req *r, const char *bucket, const char *key, gw_policy_ctx *c,
+                                  const gw_policy *p, int *public_only)
+{
+    md_object o;
+    int have_obj = key && gw_policy_uses_tags(p) && object_read(r, bucket, key, &o);
+    if (have_obj) {
+        c->tags = o.tags;
+        c->ntags = o.ntags;
+    }
+    gw_policy_effect eff = gw_policy_eval(p, c, public_only);
+    if (have_obj)
+        md_object_release(&o);
+    c->tags = NULL;
+    c->ntags = 0;
+    return eff;
+}
+
+/* b's policy (cached, else read and parsed) evaluated for c; a broken stored policy denies. */
+static gw_policy_effect cached_eval(gw_req *r, const md_bucket *b, const char *key,
+                                    gw_policy_ctx *c, int *public_only)
+{
+    gw_pcache *pc = r->g->pcache;
+    pslot *s = &pc->s[slot_of(b->name)];
+    gw_policy_effect eff;
+    pthread_rwlock_rdlock(&pc->lock);
+    if (s->used && s->created_ms == b->created_ms && strcmp(s->bucket, b->name) == 0) {
+        eff = s->p ? eval_with(r, b->name, key, c, s->p, public_only) : GW_POLICY_NONE;
+        pthread_rwlock_unlock(&pc->lock);
+        return eff;
+    }
+    uint64_t gen = pc->gen; /* read before the store, so a change after it is seen below */
+    pthread_rwlock_unlock(&pc->lock);
+
+    char *json = NULL, msg[160];
     size_t len = 0;
     gw_policy *p = NULL;
-    md_object o;
-    int have_obj = 0, public_only = 0;
     cm_err e = md_bucket_policy_get(r->g->md, b->name, b->created_ms, &json, &len);
-    if (e == CM_ERR_NOTFOUND)
-        return GW_POLICY_NONE;
-    if (e != CM_OK || gw_policy_parse(json, len, b->name, &p, msg, sizeof(msg)) != GW_OK) {
-        CM_ERROR(MOD, "bucket %s: its stored policy cannot be read (%s): denying", b->name,
-                 e != CM_OK ? cm_err_str(e) : msg);
+    if (e != CM_OK && e != CM_ERR_NOTFOUND) {
+        CM_ERROR(MOD, "bucket %s: its policy cannot be read (%s): denying", b->name, cm_err_str(e));
+        return GW_POLICY_DENY;
+    }
+    if (e == CM_OK && gw_policy_parse(json, len, b->name, &p, msg, sizeof(msg)) != GW_OK) {
+        CM_ERROR(MOD, "bucket %s: its stored policy does not parse (%s): denying", b->name, msg);
         free(json);
         return GW_POLICY_DENY;
     }
     free(json);
-    peer_ip(r, ip, sizeof(ip));
+    eff = p ? eval_with(r, b->name, key, c, p, public_only) : GW_POLICY_NONE;
+    pthread_rwlock_wrlock(&pc->lock);
+    if (pc->gen == gen) {
+        gw_policy_free(s->p);
+        snprintf(s->bucket, sizeof(s->bucket), "%s", b->name);
+        s->created_ms = b->created_ms;
+        s->p = p;
+        s->used = 1;
+        p = NULL; /* the cache's now */
+    }
+    pthread_rwlock_unlock(&pc->lock);
+    gw_policy_free(p);
+    return eff;
+}
+
+/* Evaluate b's policy (if any) for action on bucket/key: GW_POLICY_*. */
+static gw_policy_effect policy_effect(gw_req *r, const md_bucket *b, const char *key,
+                                      const char *action)
+{
+    char res[MD_BUCKET_MAX + MD_MAX_KEY + 32];
+    int public_only = 0;
     snprintf(res, sizeof(res), "arn:aws:s3:::%s%s%s", b->name, key ? "/" : "", key ? key : "");
     gw_policy_ctx c = {.user = r->principal == GW_PRIN_USER ? r->user : NULL,
                        .action = action,
                        .resource = res,
-                       .source_ip = ip};
+                       .source_ip = r->peer_ip};
     if (is_listing(action) && !key) {
         const char *pf = gw_query_get(&r->q, "prefix");
         c.prefix = pf ? pf : "";
         c.delimiter = gw_query_get(&r->q, "delimiter");
     }
-    if (key && gw_policy_uses_tags(p) && (have_obj = object_read(r, b->name, key, &o))) {
-        c.tags = o.tags;
-        c.ntags = o.ntags;
-    }
-    gw_policy_effect eff = gw_policy_eval(p, &c, &public_only);
+    gw_policy_effect eff = cached_eval(r, b, key, &c, &public_only);
     if (eff == GW_POLICY_ALLOW && public_only && r->principal == GW_PRIN_ANON &&
         (b->pab & MD_PAB_RESTRICT))
         eff = GW_POLICY_NONE; /* RestrictPublicBuckets: public grants reach users only */
-    if (have_obj)
-        md_object_release(&o);
-    gw_policy_free(p);
     return eff;
 }
 
@@ -291,6 +393,7 @@ int gw_authorize(gw_req *r)
     const char *m = net_req_method(r->net);
     if (r->principal == GW_PRIN_ROOT)
         return 1;
+    peer_ip(r, r->peer_ip, sizeof(r->peer_ip)); /* kept: DeleteObjects decides on a worker */
     if (!r->bucket[0] || (!r->key && strcmp(m, "PUT") == 0 && r->q.n == 0)) {
         /* ListBuckets (filtered to the user's buckets) and CreateBucket: any user */
         if (r->principal == GW_PRIN_USER)

@@ -22,6 +22,7 @@
 
 typedef struct gw_pool gw_pool;
 typedef struct gw_users gw_users;
+typedef struct gw_pcache gw_pcache;
 
 /* Who a request comes from (gw_authenticate). */
 typedef enum {
@@ -46,8 +47,9 @@ struct gw {
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
     void *admin_arg;
     void *status_arg;
-    gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
-    gw_users *users; /* users and their keys (gw_users.c) */
+    gw_bucket_ns ns;   /* cluster mode's bucket namespace; all NULL: the local store alone */
+    gw_users *users;   /* users and their keys (gw_users.c) */
+    gw_pcache *pcache; /* parsed bucket policies (gw_authz.c) */
 };
 
 typedef struct gw_req gw_req;
@@ -75,6 +77,7 @@ struct gw_req {
     gw_principal principal;
     char user[MD_USER_NAME_MAX + 1]; /* GW_PRIN_USER: the user's name */
     int authz_per_key; /* DeleteObjects: each key is authorized on its own (gw_authz_key) */
+    char peer_ip[48];  /* the client's address, for aws:SourceIp (set by gw_authorize) */
 
     /* Body pipeline. */
     gw_sink_kind sink;
@@ -191,6 +194,11 @@ int gw_authorize(gw_req *r);
 /* The same decision for action on bucket/key on behalf of r's principal, without answering
  * (DeleteObjects' keys, a copy's source): 1 allowed. Safe on a worker. */
 int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action);
+/* The cache of parsed policies: new (NULL when out of memory), free, and forget a bucket's entry
+ * (call after every change of its policy, once committed). */
+gw_pcache *gw_pcache_new(void);
+void gw_pcache_free(gw_pcache *pc);
+void gw_pcache_forget(gw_pcache *pc, const char *bucket);
 /* The owner id of the buckets r creates: root's access key, or the user's name. */
 const char *gw_owner_id(const gw_req *r);
 /* ?policy, ?policyStatus, ?publicAccessBlock, ?ownershipControls, ?acl on a bucket; ?acl on an

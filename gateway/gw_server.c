@@ -120,6 +120,10 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
     }
+    if (!(g->pcache = gw_pcache_new())) {
+        err = CM_ERR_NOMEM;
+        goto fail_dirs;
+    }
     if ((err = gw_users_open(g, cfg->master_key_file)) != CM_OK) {
         CM_ERROR(MOD, "cannot load the users under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
@@ -146,6 +150,7 @@ void gw_free(gw *g)
     ob_store_close(g->data);  /* deletes the lease leftovers first */
     md_close(g->md);
     gw_users_close(g->users);
+    gw_pcache_free(g->pcache);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
