@@ -576,6 +576,8 @@ static int stmt_applies(const stmt *s, const gw_policy_ctx *c)
 gw_policy_effect gw_policy_eval(const gw_policy *p, const gw_policy_ctx *c, int *public_only)
 {
     int allow = 0, named = 0;
+    if (public_only)
+        *public_only = 0; /* also when a Deny decides */
     for (size_t i = 0; p && i < p->n; i++) {
         const stmt *s = &p->st[i];
         if (!stmt_applies(s, c))

@@ -65,8 +65,8 @@ typedef enum { GW_POLICY_NONE = 0, GW_POLICY_ALLOW, GW_POLICY_DENY } gw_policy_e
 /*
  * Evaluate: GW_POLICY_DENY when a matching Deny statement applies (explicit deny wins),
  * GW_POLICY_ALLOW when only Allow statements do, GW_POLICY_NONE when none does. *public_only (may
- * be NULL) is set when the result is ALLOW and every Allow that matched has the "*" principal
- * (RestrictPublicBuckets ignores those for anonymous requests).
+ * be NULL) is 1 when the result is ALLOW and every Allow that matched has the "*" principal
+ * (RestrictPublicBuckets ignores those for anonymous requests), else 0.
  */
 gw_policy_effect gw_policy_eval(const gw_policy *p, const gw_policy_ctx *c, int *public_only);
 

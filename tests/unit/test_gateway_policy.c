@@ -55,6 +55,10 @@ static void test_allow_and_deny(void)
     /* explicit deny wins over the allow, for everyone; ? is one character */
     CU_ASSERT_EQUAL(eval(p, "bob", "s3:GetObject", "/pub/secret1.txt"), GW_POLICY_DENY);
     CU_ASSERT_EQUAL(eval(p, NULL, "s3:GetObject", "/pub/secret1.txt"), GW_POLICY_DENY);
+    int pub = -1; /* set whatever decides (a fuzz find: a Deny left it unset) */
+    gw_policy_ctx dc = {.action = "s3:GetObject", .resource = ARN "/pub/secret1.txt"};
+    CU_ASSERT_EQUAL(gw_policy_eval(p, &dc, &pub), GW_POLICY_DENY);
+    CU_ASSERT_EQUAL(pub, 0);
     CU_ASSERT_EQUAL(eval(p, "bob", "s3:GetObject", "/pub/secret12.txt"), GW_POLICY_ALLOW);
     CU_ASSERT_FALSE(gw_policy_is_public(p));
     gw_policy_free(p);
