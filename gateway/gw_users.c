@@ -63,6 +63,11 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const key_entry *)a)->ak, ((const key_entry *)b)->ak);
 }
 
+static int user_cmp(const void *name, const void *u)
+{
+    return strcmp(name, ((const md_user *)u)->name);
+}
+
 static void table_free(key_entry *e, size_t n)
 {
     if (e)
@@ -110,9 +115,9 @@ static cm_err reload(gw *g)
         key_entry *k = &t[n];
         char ctx[96];
         size_t len = 0;
-        const md_user *owner = NULL;
-        for (size_t j = 0; j < nu && !owner; j++)
-            owner = strcmp(users[j].name, keys[i].user) == 0 ? &users[j] : NULL;
+        /* users come in name order (their keys' byte order), so a binary search finds one */
+        const md_user *owner =
+            nu ? bsearch(keys[i].user, users, nu, sizeof(*users), user_cmp) : NULL;
         secret_ctx(keys[i].access_key, ctx, sizeof(ctx));
         cm_err ue = cm_mkey_unwrap(&u->mk, ctx, keys[i].sealed, keys[i].sealed_len,
                                    (uint8_t *)k->secret, sizeof(k->secret) - 1, &len);
