@@ -6,11 +6,11 @@
  *
  * - on_request: health checks; parse the target; find bucket and key (path style, or
  *   virtual-hosted "<bucket>.<domain>"); authenticate (SigV4 or SigV2, header or presigned; root
- *   or a user's key; an unsigned request is the anonymous principal); authorize (gw_authz.c:
- *   owner, bucket policy, ACLs);
- *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
- *   operation's start function (in cluster mode, a bucket this node does not know yet is first
- *   looked up in the cluster's namespace on a worker: gw_bucket_resolve).
+ *   or a user's key; an unsigned request is the anonymous principal); refuse headers that ask
+ *   for what cairn does not do (gw_refuse.c); dispatch: authorize (gw_authz.c: owner, bucket
+ *   policy, ACLs; AccessDenied before any body is read), then the operation's start function (in
+ *   cluster mode, a bucket this node does not know yet is first looked up in the cluster's
+ *   namespace on a worker: gw_bucket_resolve).
  * - on_body: payload bytes go through the aws-chunked decoder when streamed, then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
