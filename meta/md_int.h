@@ -328,6 +328,8 @@ md_store *md_store_alloc(void);
 /* Open (creating) the LMDB environment in dir; *got_map is its map size. */
 cm_err md_env_open(const char *dir, size_t map_size, MDB_env **env, size_t *got_map);
 /* Open env's databases: the first copy sets md's handles, the others must get the same. */
+/* Delete bucket's policy, if any, inside txn (the bucket's deletion: md_store.c). */
+cm_err md_bucket_policy_drop_txn(md_store *md, MDB_txn *txn, const char *bucket);
 cm_err md_env_dbs(md_store *md, MDB_env *env, int first);
 /* Size of the file system holding dir (the map's ceiling). */
 size_t md_fs_size(const char *dir);

@@ -371,6 +371,8 @@ static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
     }
     if (e == CM_OK)
         e = md_fence_drop_txn(md, txn, name); /* its partitions' leader tokens */
+    if (e == CM_OK)
+        e = md_bucket_policy_drop_txn(md, txn, name); /* its policy (md_users.c) */
     return e;
 }
 

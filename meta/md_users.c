@@ -7,9 +7,10 @@
  *                       sealed len u16 | sealed (the secret, wrapped by the caller: the store
  *                       never sees a secret in clear)
  *   "p/" bucket      -> 1 | bucket created_ms i64 | policy JSON
- * A policy carries its bucket's creation time, so a bucket deleted and created again does not
- * inherit the policy of its predecessor (the stale record is ignored, and replaced by the next
- * PutBucketPolicy).
+ * A policy goes with its bucket (md_bucket_delete drops it in the same write) and carries its
+ * bucket's creation time besides, so a bucket created again never inherits its predecessor's
+ * policy - not even through a cluster node's local mirror, where buckets come and go by
+ * gw_bucket_mirror_* (a stale record is ignored, and replaced by the next PutBucketPolicy).
  *
  * Every change is one write op (md_write): a user and its first key are created together, a user
  * is deleted with all its keys, so a key never names a missing user. Values that do not decode are
@@ -371,6 +372,16 @@ cm_err md_bucket_policy_get(md_store *md, const char *bucket, int64_t created_ms
     }
     md_txn_end(md, txn);
     return e;
+}
+
+cm_err md_bucket_policy_drop_txn(md_store *md, MDB_txn *txn, const char *bucket)
+{
+    char k[KEY_MAX + 1];
+    MDB_val mk = {0, k};
+    if (!(mk.mv_size = make_key('p', bucket, k)))
+        return CM_OK;
+    int rc = md_db_del(txn, md->users, &mk);
+    return rc == MDB_NOTFOUND ? CM_OK : rc_err(rc, "drop bucket policy");
 }
 
 typedef struct {

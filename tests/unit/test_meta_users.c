@@ -147,6 +147,13 @@ static void test_policies_and_access(void)
     CU_ASSERT_EQUAL_FATAL(md_object_get(md, "site", "index.html", &r), CM_OK);
     CU_ASSERT_EQUAL(r.acl, MD_ACL_PUBLIC_READ);
     md_object_release(&r);
+
+    /* the policy goes with its bucket */
+    CU_ASSERT_EQUAL(md_bucket_policy_set(md, "site", 100, "{}", 2), CM_OK);
+    CU_ASSERT_EQUAL(md_object_delete(md, "site", "index.html", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "site", NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_OK); /* even with the same created_ms */
+    CU_ASSERT_EQUAL(md_bucket_policy_get(md, "site", 100, &json, &len), CM_ERR_NOTFOUND);
     md_close(md);
 }
 
