@@ -125,6 +125,8 @@ static const char *action_of(gw_req *r)
 
 const char *gw_owner_id(const gw_req *r)
 {
+    if (r->principal == GW_PRIN_ANON)
+        return ""; /* owns nothing: an x-amz-expected-bucket-owner never names it */
     return r->principal == GW_PRIN_USER ? r->user : r->g->access_key;
 }
 

@@ -199,7 +199,8 @@ int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *act
 gw_pcache *gw_pcache_new(void);
 void gw_pcache_free(gw_pcache *pc);
 void gw_pcache_forget(gw_pcache *pc, const char *bucket);
-/* The owner id of the buckets r creates: root's access key, or the user's name. */
+/* The owner id of the buckets r creates: root's access key, or the user's name ("" for an
+ * anonymous request). */
 const char *gw_owner_id(const gw_req *r);
 /* ?policy, ?policyStatus, ?publicAccessBlock, ?ownershipControls, ?acl on a bucket; ?acl on an
  * object. Return 1 when they answered the request. */
