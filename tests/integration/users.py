@@ -145,6 +145,24 @@ def main():
     st = alice.get_bucket_policy_status(Bucket=B)["PolicyStatus"]["IsPublic"]
     check("GetBucketPolicyStatus: not public", st is False, str(st))
 
+    # a user's presigned URLs and SigV2 requests carry the user's rights, no more
+    url = bob.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "pub/a.txt"})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        check("bob's presigned GET of pub/a.txt", r.read() == b"public a")
+    url = bob.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "priv/s.txt"})
+    try:
+        urllib.request.urlopen(url, timeout=10)
+        check("bob's presigned GET of priv/s.txt is 403", False, "got 200")
+    except urllib.error.HTTPError as e:
+        check("bob's presigned GET of priv/s.txt is 403", e.code == 403, str(e.code))
+    bob2 = boto3.client("s3", endpoint_url=EP, region_name="us-east-1",
+                        aws_access_key_id=os.environ["BOB_AK"],
+                        aws_secret_access_key=os.environ["BOB_SK"],
+                        config=Config(signature_version="s3", retries={"max_attempts": 1},
+                                      s3={"addressing_style": "path"}))
+    check("bob's SigV2 GET of pub/a.txt", body(bob2, B, "pub/a.txt") == b"public a")
+    denied("bob's SigV2 GET of priv/s.txt", lambda: bob2.get_object(Bucket=B, Key="priv/s.txt"))
+
     # anonymous: public prefix readable, everything else 403
     anon_denied("GET pub/a.txt before a public policy", "GET", "/%s/pub/a.txt" % B)
     public = policy(
