@@ -226,6 +226,17 @@ def main():
     check("GetObjectAcl shows AllUsers READ",
           any(g["Grantee"].get("URI", "").endswith("/AllUsers") and g["Permission"] == "READ"
               for g in grants), str(grants))
+    mpu = alice.create_multipart_upload(Bucket=B, Key="acl/mpu", ACL="public-read")
+    part = alice.upload_part(Bucket=B, Key="acl/mpu", UploadId=mpu["UploadId"], PartNumber=1,
+                             Body=b"multipart public")
+    alice.complete_multipart_upload(Bucket=B, Key="acl/mpu", UploadId=mpu["UploadId"],
+                                    MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                                "ETag": part["ETag"]}]})
+    s, b = anon("GET", "/%s/acl/mpu" % B)
+    check("public-read on CreateMultipartUpload: anonymous GET of the completed object",
+          (s, b) == (200, b"multipart public"), str(s))
+    alice.copy_object(Bucket=B, Key="acl/copy", CopySource={"Bucket": B, "Key": "acl/x"})
+    anon_denied("a copy of a public object is private", "GET", "/%s/acl/copy" % B)
     alice.put_object_acl(Bucket=B, Key="acl/y", ACL="public-read")
     s, _ = anon("GET", "/%s/acl/y" % B)
     check("PutObjectAcl public-read: anonymous GET", s == 200, str(s))
