@@ -99,8 +99,7 @@ static void grant(gw_xml *x, struct evbuffer *buf, const char *group, const char
     gw_xml_close(x, "Grant");
 }
 
-/* The AccessControlPolicy of an owner and a canned ACL. */
-static void send_acl(gw_req *r, const char *owner, uint8_t acl)
+void gw_send_acl(gw_req *r, const char *owner, uint8_t acl)
 {
     struct evbuffer *buf = evbuffer_new();
     gw_xml x;
@@ -386,7 +385,7 @@ int gw_access_bucket_op(gw_req *r, const md_bucket *b)
         else if (own)
             get_ownership(r, b);
         else
-            send_acl(r, b->owner, b->ownership == MD_OWN_ENFORCED ? MD_ACL_PRIVATE : b->acl);
+            gw_send_acl(r, b->owner, b->ownership == MD_OWN_ENFORCED ? MD_ACL_PRIVATE : b->acl);
         return 1;
     }
     if (status || (acl && del)) {
@@ -475,7 +474,7 @@ int gw_access_object_op(gw_req *r)
             gw_error(r, e == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(e), NULL);
             return 1;
         }
-        send_acl(r, b.owner, b.ownership == MD_OWN_ENFORCED ? MD_ACL_PRIVATE : o.acl);
+        gw_send_acl(r, b.owner, b.ownership == MD_OWN_ENFORCED ? MD_ACL_PRIVATE : o.acl);
         md_object_release(&o);
         return 1;
     }

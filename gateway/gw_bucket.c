@@ -76,28 +76,7 @@ void gw_send_doc(gw_req *r, struct evbuffer *buf, cm_err built)
 
 void gw_send_owner_acl(gw_req *r)
 {
-    struct evbuffer *buf = evbuffer_new();
-    gw_xml x;
-    const char *owner = r->auth.access_key;
-
-    gw_xml_init(&x, buf);
-    gw_xml_begin(&x);
-    gw_xml_open_root(&x, "AccessControlPolicy");
-    gw_xml_open(&x, "Owner");
-    gw_xml_text(&x, "ID", owner);
-    gw_xml_text(&x, "DisplayName", owner);
-    gw_xml_close(&x, "Owner");
-    gw_xml_open(&x, "AccessControlList");
-    evbuffer_add_printf(buf, "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/"
-                             "XMLSchema-instance\" xsi:type=\"CanonicalUser\">");
-    gw_xml_text(&x, "ID", owner);
-    gw_xml_text(&x, "DisplayName", owner);
-    gw_xml_close(&x, "Grantee");
-    gw_xml_text(&x, "Permission", "FULL_CONTROL");
-    gw_xml_close(&x, "Grant");
-    gw_xml_close(&x, "AccessControlList");
-    gw_xml_close(&x, "AccessControlPolicy");
-    gw_send_doc(r, buf, gw_xml_status(&x));
+    gw_send_acl(r, r->auth.access_key, MD_ACL_PRIVATE);
 }
 
 void gw_op_list_buckets(gw_req *r)

@@ -50,56 +50,31 @@ cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t
     return e;
 }
 
+/* One rewrite of a bucket record: the tags (when set_tags) or the access settings named by
+ * fields, everything else kept. */
 typedef struct {
     const char *name;
+    int set_tags;
     const md_meta *tags;
     size_t n;
-} tags_set_op;
-
-static cm_err tags_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
-{
-    tags_set_op *op = arg;
-    MDB_val v;
-    md_bucket b;
-    md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
-    if (e == CM_OK)
-        e = md_bucket_decode(v.mv_data, v.mv_size, &b);
-    if (e == CM_OK)
-        e = md_bucket_encode_tags(&b, op->tags, op->n, &w);
-    if (e == CM_OK)
-        e = record_put(txn, md, op->name, &w);
-    md_w_free(&w);
-    return e;
-}
-
-cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n)
-{
-    tags_set_op op = {name, tags, n};
-    return md_write(md, tags_set_apply, &op);
-}
-
-typedef struct {
-    const char *name;
     const md_bucket *from;
-    unsigned fields;
-} access_set_op;
+    unsigned fields; /* MD_ACCESS_* */
+} rewrite_op;
 
-static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err rewrite_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
-    access_set_op *op = arg;
+    rewrite_op *op = arg;
     MDB_val v;
     md_bucket b;
-    md_meta *tags = NULL;
-    size_t n = 0;
+    md_meta *kept = NULL; /* the tags, when they stay */
+    size_t nkept = 0;
     md_wbuf w = {0};
     (void)wrote;
     cm_err e = record_get(txn, md, op->name, &v);
     if (e == CM_OK)
         e = md_bucket_decode(v.mv_data, v.mv_size, &b);
-    if (e == CM_OK)
-        e = md_bucket_tags_decode(v.mv_data, v.mv_size, &tags, &n);
+    if (e == CM_OK && !op->set_tags)
+        e = md_bucket_tags_decode(v.mv_data, v.mv_size, &kept, &nkept);
     if (e == CM_OK) {
         if (op->fields & MD_ACCESS_ACL)
             b.acl = op->from->acl;
@@ -107,17 +82,24 @@ static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote
             b.pab = op->from->pab;
         if (op->fields & MD_ACCESS_OWNERSHIP)
             b.ownership = op->from->ownership;
-        e = md_bucket_encode_tags(&b, tags, n, &w);
+        e = op->set_tags ? md_bucket_encode_tags(&b, op->tags, op->n, &w)
+                         : md_bucket_encode_tags(&b, kept, nkept, &w);
     }
     if (e == CM_OK)
         e = record_put(txn, md, op->name, &w);
-    md_meta_free(tags, n);
+    md_meta_free(kept, nkept);
     md_w_free(&w);
     return e;
 }
 
+cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n)
+{
+    rewrite_op op = {.name = name, .set_tags = 1, .tags = tags, .n = n};
+    return md_write(md, rewrite_apply, &op);
+}
+
 cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields)
 {
-    access_set_op op = {name, from, fields};
-    return md_write(md, access_set_apply, &op);
+    rewrite_op op = {.name = name, .from = from, .fields = fields};
+    return md_write(md, rewrite_apply, &op);
 }
