@@ -253,19 +253,6 @@ static int name_ok(gw *g, const char *s)
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-") == n;
 }
 
-static int random_chars(char *out, size_t n, const char *alphabet)
-{
-    uint8_t raw[64];
-    size_t al = strlen(alphabet);
-    if (n > sizeof(raw) || cm_random(raw, n) != CM_OK)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = alphabet[raw[i] % al]; /* 256 % 36 and % 64: a slight bias, far below guessing */
-    out[n] = '\0';
-    explicit_bzero(raw, sizeof(raw));
-    return 0;
-}
-
 typedef struct {
     char action[16];
     char name[MD_USER_NAME_MAX + 1];
@@ -293,9 +280,10 @@ static cm_err new_key(gw *g, admin_state *st, md_user_key *k)
     char ctx[96];
     memset(k, 0, sizeof(*k));
     memcpy(st->ak, "CK", 2);
-    if (random_chars(st->ak + 2, AK_LEN - 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != 0 ||
-        random_chars(st->secret, SECRET_LEN,
-                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 0)
+    if (cm_random_string(st->ak + 2, AK_LEN - 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != CM_OK ||
+        cm_random_string(st->secret, SECRET_LEN,
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
+            CM_OK)
         return CM_ERR_INTERNAL;
     cm_err e = master_key(g->users, g->data_dir);
     if (e != CM_OK)
