@@ -5,6 +5,7 @@
  *   cairn admin status [--endpoint URL] [--data DIR]            drives, scrub and lifecycle state
  *   cairn admin repair [--endpoint URL] [--data DIR] [--wait]   a cluster node's repair pass now
  *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
+ *   cairn admin user create|list|disable|enable|delete|key ...  users and keys (docs/users.md)
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
  *   cairn admin layout simulate|show|add|remove|drain|discard|apply  layout.c, layout_etcd.c
  *
@@ -860,6 +861,83 @@ static int cmd_object_cells(const admin_opts *o, const char *bucket, const char 
     return bad ? 3 : 0;
 }
 
+/* ---- users and keys (gw_users.c; docs/users.md) ---- */
+
+/* The server's {"error","message"} answer on stderr; 1. */
+static int user_failed(const http_resp *r)
+{
+    json_t *doc = json_loads(r->body, 0, NULL);
+    const char *msg = json_string_value(json_object_get(doc, "message"));
+    const char *code = json_string_value(json_object_get(doc, "error"));
+    fprintf(stderr, "cairn admin user: %d %s: %s\n", r->status, code ? code : "error",
+            msg ? msg : r->body);
+    json_decref(doc);
+    return 1;
+}
+
+static void user_table(const char *body)
+{
+    json_t *doc = json_loads(body, 0, NULL), *u, *k;
+    size_t i, j;
+    printf("%-24s %-9s %-24s %s\n", "USER", "STATUS", "ACCESS KEY", "KEY STATUS");
+    json_array_foreach(json_object_get(doc, "users"), i, u)
+    {
+        const char *name = json_string_value(json_object_get(u, "name"));
+        const char *st = json_is_true(json_object_get(u, "disabled")) ? "disabled" : "enabled";
+        json_t *keys = json_object_get(u, "keys");
+        if (json_array_size(keys) == 0)
+            printf("%-24s %-9s %-24s %s\n", name ? name : "?", st, "-", "-");
+        json_array_foreach(keys, j, k)
+        {
+            printf("%-24s %-9s %-24s %s\n", name ? name : "?", st,
+                   json_string_value(json_object_get(k, "access_key")),
+                   json_is_true(json_object_get(k, "disabled")) ? "disabled" : "enabled");
+        }
+    }
+    json_decref(doc);
+}
+
+/*
+ * verb NAME, or "key" verb NAME|AK. A create prints user=, access_key= and secret_key= lines
+ * (tooling relies on them); list prints a table; the others print nothing. Exit 0, 1 on failure.
+ */
+static int cmd_user(const admin_opts *o, const char *verb, const char *sub, const char *arg)
+{
+    char path[512], enc[300], action[32];
+    http_resp r = {0};
+    int key = strcmp(verb, "key") == 0, rc = 0;
+    const char *what = key ? sub : verb;
+    if (strcmp(verb, "list") == 0) {
+        snprintf(path, sizeof(path), "/admin/users");
+    } else {
+        if (!what || !arg)
+            return 2;
+        uri_encode(arg, enc, sizeof(enc));
+        snprintf(action, sizeof(action), "%s%s", key ? "key-" : "", what);
+        snprintf(path, sizeof(path), "/admin/users?action=%s&%s=%s", action,
+                 key && strcmp(what, "create") != 0 ? "access_key" : "name", enc);
+    }
+    if (request(o, strcmp(verb, "list") == 0 ? "GET" : "POST", path, &r) != 0)
+        return 1;
+    if (r.status != 200) {
+        rc = user_failed(&r);
+    } else if (strcmp(verb, "list") == 0) {
+        user_table(r.body);
+    } else if (strcmp(what, "create") == 0) {
+        json_t *doc = json_loads(r.body, 0, NULL);
+        const char *u = json_string_value(json_object_get(doc, "user"));
+        const char *ak = json_string_value(json_object_get(doc, "access_key"));
+        const char *sk = json_string_value(json_object_get(doc, "secret_key"));
+        if (u && ak && sk)
+            printf("user=%s\naccess_key=%s\nsecret_key=%s\n", u, ak, sk);
+        else
+            rc = user_failed(&r);
+        json_decref(doc);
+    }
+    free(r.body);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -867,6 +945,9 @@ static void usage(FILE *f)
             "       cairn admin status [--endpoint URL] [--data DIR]\n"
             "       cairn admin repair [--endpoint URL] [--data DIR] [--wait]\n"
             "       cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]\n"
+            "       cairn admin user create|disable|enable|delete NAME [--endpoint URL]\n"
+            "       cairn admin user list [--endpoint URL]\n"
+            "       cairn admin user key create NAME | key disable|enable|delete ACCESS_KEY\n"
             "       cairn admin layout simulate [...]   (--help for its options)\n"
             "       cairn admin layout show|add|remove|drain|discard|apply [...] --etcd URL,...\n"
             "                                 --cluster ID   (the layout in etcd; --help)\n"
@@ -897,11 +978,12 @@ int cmd_admin(int argc, char **argv)
         return cmd_admin_etcd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "bucket") == 0) /* the bucket namespace in etcd */
         return cmd_admin_bucket(argc - 1, argv + 1);
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0;
+    const char *pos[3] = {NULL, NULL, NULL};
+    int npos = 0, user = strcmp(argv[1], "user") == 0;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[1], "object-cells") == 0 && argv[i][0] != '-' && npos < 2)
+        if ((strcmp(argv[1], "object-cells") == 0 || user) && argv[i][0] != '-' &&
+            npos < (user ? 3 : 2))
             pos[npos++] = argv[i];
         else if (strcmp(argv[i], "--wait") == 0)
             o.wait = 1;
@@ -929,6 +1011,12 @@ int cmd_admin(int argc, char **argv)
         return repair_now(&o);
     if (strcmp(argv[1], "object-cells") == 0 && npos == 2)
         return cmd_object_cells(&o, pos[0], pos[1]);
+    if (user && npos >= 1) {
+        int key = strcmp(pos[0], "key") == 0;
+        int urc = cmd_user(&o, pos[0], key ? pos[1] : NULL, key ? pos[2] : pos[1]);
+        if (urc != 2)
+            return urc;
+    }
     fprintf(stderr, "cairn admin: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

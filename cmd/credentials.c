@@ -46,19 +46,6 @@ static int cred_key(void *arg, const char *section, const char *key, const char 
     return 0;
 }
 
-/* Random string over an alphabet, from a CSPRNG (modulo bias is negligible for 62/64 symbols). */
-static int random_string(char *out, size_t len, const char *alphabet)
-{
-    uint8_t raw[64];
-    size_t an = strlen(alphabet);
-    if (len > sizeof(raw) || cm_random(raw, len) != CM_OK)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        out[i] = alphabet[raw[i] % an];
-    out[len] = '\0';
-    return 0;
-}
-
 static int generate(const char *path, cmd_credentials *c)
 {
     static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -66,8 +53,8 @@ static int generate(const char *path, cmd_credentials *c)
     char text[400];
 
     memcpy(c->access_key, "CAIRN", 5);
-    if (random_string(c->access_key + 5, 15, upper) != 0 ||
-        random_string(c->secret_key, 40, any) != 0) {
+    if (cm_random_string(c->access_key + 5, 15, upper) != CM_OK ||
+        cm_random_string(c->secret_key, 40, any) != CM_OK) {
         fprintf(stderr, "cairn: cannot generate credentials: no randomness\n");
         return -1;
     }

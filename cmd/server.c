@@ -236,6 +236,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     if (cmd_load_credentials(o->data, cred) != 0)
         return -1;
     o->gw.access_key = cred->access_key;
+    o->gw.master_key_file = o->master_key_file;
     o->gw.secret_key = cred->secret_key;
     /* Block the stop signals before any thread exists, so only the waiter receives them. */
     sigemptyset(&set);

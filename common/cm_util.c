@@ -298,6 +298,20 @@ int64_t cm_monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+cm_err cm_random_string(char *out, size_t len, const char *alphabet)
+{
+    uint8_t raw[64];
+    size_t an = strlen(alphabet);
+    if (len > sizeof(raw) || an == 0)
+        return CM_ERR_INVAL;
+    cm_err e = cm_random(raw, len);
+    for (size_t i = 0; e == CM_OK && i < len; i++)
+        out[i] = alphabet[raw[i] % an];
+    out[e == CM_OK ? len : 0] = '\0';
+    explicit_bzero(raw, sizeof(raw));
+    return e;
+}
+
 cm_err cm_random(void *buf, size_t len)
 {
     uint8_t *p = buf;

@@ -51,6 +51,9 @@ int64_t cm_monotonic_ms(void); /* monotonic clock, for timeouts */
 
 /* Fill buf with cryptographically secure random bytes (getrandom). */
 cm_err cm_random(void *buf, size_t len);
+/* len (at most 64) random characters of alphabet into out, NUL-terminated (len + 1 bytes): keys
+ * and secrets. The modulo bias is negligible for alphabets of 36 to 64 symbols. */
+cm_err cm_random_string(char *out, size_t len, const char *alphabet);
 
 /* Constant-time comparison: 1 when equal. Used for signatures and secrets. */
 int cm_ct_equal(const void *a, const void *b, size_t len);

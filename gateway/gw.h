@@ -40,8 +40,8 @@ typedef struct {
      * from anywhere, or any request from an address in the allow list ("CIDR,...") */
     const char *metrics_token; /* NULL or "" = no token */
     const char *metrics_allow; /* default "127.0.0.0/8,::1" (loopback only); "" = none */
-    /* The master key of encryption at rest (cm_mkey_load): NULL or "" = env CAIRN_MASTER_KEY,
-     * else data_dir + ".key" (created on first start). Read only by gw_new. */
+    /* The master key of encryption at rest and of user secrets (cm_mkey_load): NULL or "" = env
+     * CAIRN_MASTER_KEY, else data_dir + ".key" (created on first start). Read only by gw_new. */
     const char *master_key_file;
     int post_fields_timeout_ms; /* POST Object: the form's fields before the file must arrive
                                    within this of the request's start; default 30000 */

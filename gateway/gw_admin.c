@@ -10,15 +10,16 @@
  *                        gw_set_status_extra member
  *   GET  /metrics        Prometheus text format (counters only, no secrets), to a bearer token
  *                        or an allowed address: [metrics] token / allow (gw_metrics_acl.c)
+ *   GET|POST /admin/users  users and access keys (gw_users.c; docs/users.md)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
  *                        answered on a worker; 503 on a node without them)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
  * so they shadow just a few S3 requests: a V1 listing of a bucket named "metrics" without any
- * query parameter, and keys "scrub", "status", "repair" and "object-cells" in a bucket named
- * "admin". /admin/ requests must be
- * SigV4-signed (header auth) with the root credentials, exactly as S3 requests are.
+ * query parameter, and keys "scrub", "status", "repair", "users" and "object-cells" in a bucket
+ * named "admin". /admin/ requests must be SigV4-signed (header auth) with the root credentials,
+ * exactly as S3 requests are; a user's key or an unsigned request is AccessDenied.
  *
  * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
  *
@@ -66,7 +67,7 @@ static int virtual_hosted(gw_req *r)
     return hl > dl + 1 && host[hl - dl - 1] == '.' && strncasecmp(host + hl - dl, dom, dl) == 0;
 }
 
-static void send_buffer(gw_req *r, int status, const char *type, struct evbuffer *b)
+void gw_admin_send(gw_req *r, int status, const char *type, struct evbuffer *b)
 {
     gw_resp_start(r, status, (int64_t)evbuffer_get_length(b));
     net_resp_header(r->net, "Content-Type", type);
@@ -75,7 +76,7 @@ static void send_buffer(gw_req *r, int status, const char *type, struct evbuffer
     net_resp_end(r->net);
 }
 
-static void send_json_msg(gw_req *r, int status, const char *code, const char *msg)
+void gw_admin_json(gw_req *r, int status, const char *code, const char *msg)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) {
@@ -83,7 +84,7 @@ static void send_json_msg(gw_req *r, int status, const char *code, const char *m
         return;
     }
     evbuffer_add_printf(b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
-    send_buffer(r, status, "application/json", b);
+    gw_admin_send(r, status, "application/json", b);
     evbuffer_free(b);
 }
 
@@ -175,18 +176,18 @@ static void admin_scrub(gw_req *r, int post)
     ob_scrub *s = r->g->scrub;
     ob_scrub_status st;
     if (!s) {
-        send_json_msg(r, 503, "NoScrubber", "this server runs no scrubber");
+        gw_admin_json(r, 503, "NoScrubber", "this server runs no scrubber");
         return;
     }
     if (post) {
         uint64_t seq = 0;
         cm_err e = ob_scrub_trigger(s, &seq);
         if (e == CM_ERR_CONFLICT) {
-            send_json_msg(r, 409, "ScrubRunning", "a scrub pass is already running");
+            gw_admin_json(r, 409, "ScrubRunning", "a scrub pass is already running");
             return;
         }
         if (e != CM_OK) {
-            send_json_msg(r, 503, "ScrubUnavailable", cm_err_str(e));
+            gw_admin_json(r, 503, "ScrubUnavailable", cm_err_str(e));
             return;
         }
         CM_INFO(MOD, "req=%s scrub pass %" PRIu64 " requested", r->id, seq);
@@ -196,7 +197,7 @@ static void admin_scrub(gw_req *r, int post)
             return;
         }
         evbuffer_add_printf(b, "{\"started\":true,\"pass\":%" PRIu64 "}\n", seq);
-        send_buffer(r, 202, "application/json", b);
+        gw_admin_send(r, 202, "application/json", b);
         evbuffer_free(b);
         return;
     }
@@ -208,7 +209,7 @@ static void admin_scrub(gw_req *r, int post)
     ob_scrub_get_status(s, &st);
     json_scrub(b, &st);
     evbuffer_add(b, "\n", 1);
-    send_buffer(r, 200, "application/json", b);
+    gw_admin_send(r, 200, "application/json", b);
     evbuffer_free(b);
 }
 
@@ -247,7 +248,7 @@ static void admin_status(gw_req *r)
     }
     free(extra);
     evbuffer_add(b, "}\n", 2);
-    send_buffer(r, 200, "application/json", b);
+    gw_admin_send(r, 200, "application/json", b);
     evbuffer_free(b);
 }
 
@@ -287,7 +288,7 @@ static void admin_ext_done(gw_req *r)
         return;
     }
     evbuffer_add(b, st->out, strnlen(st->out, sizeof(st->out)));
-    send_buffer(r, st->status, "application/json", b);
+    gw_admin_send(r, st->status, "application/json", b);
     evbuffer_free(b);
 }
 
@@ -296,11 +297,11 @@ static void admin_ext(gw_req *r, int object_cells, int post)
     const char *t = net_req_target(r->net);
     gw_query q;
     if (!r->g->admin_fn) {
-        send_json_msg(r, 503, "NotClustered", "this server is not a cluster node");
+        gw_admin_json(r, 503, "NotClustered", "this server is not a cluster node");
         return;
     }
     if (gw_query_parse(&q, t, strlen(t)) != GW_OK) {
-        send_json_msg(r, 400, "InvalidRequest", "the request URI could not be decoded");
+        gw_admin_json(r, 400, "InvalidRequest", "the request URI could not be decoded");
         return;
     }
     const char *bucket = gw_query_get(&q, "bucket"), *key = gw_query_get(&q, "key");
@@ -316,7 +317,7 @@ static void admin_ext(gw_req *r, int object_cells, int post)
     if (!st || bad) {
         free(st);
         if (bad)
-            send_json_msg(r, 400, "InvalidRequest", "give bucket=NAME&key=KEY");
+            gw_admin_json(r, 400, "InvalidRequest", "give bucket=NAME&key=KEY");
         else
             net_req_abort(r->net);
         return;
@@ -432,7 +433,7 @@ static void metrics(gw_req *r)
     metrics_compression(b, r->g);
     if (r->g->scrub)
         metrics_scrub(b, r->g->scrub);
-    send_buffer(r, 200, "text/plain; version=0.0.4", b);
+    gw_admin_send(r, 200, "text/plain; version=0.0.4", b);
     evbuffer_free(b);
 }
 
@@ -480,20 +481,25 @@ int gw_admin_route(gw_req *r)
     int status = plen == 13 && strncmp(t, "/admin/status", 13) == 0;
     int repair = plen == 13 && strncmp(t, "/admin/repair", 13) == 0;
     int cells = plen == 19 && strncmp(t, "/admin/object-cells", 19) == 0;
-    if (!scrub && !status && !repair && !cells)
+    int users = plen == 12 && strncmp(t, "/admin/users", 12) == 0;
+    if (!scrub && !status && !repair && !cells && !users)
         return 0;
     gw_s3err e = gw_authenticate(r);
+    if (e == GW_OK && r->principal != GW_PRIN_ROOT)
+        e = GW_ACCESS_DENIED; /* users and anonymous requests have no admin rights */
     if (e != GW_OK) {
         gw_error(r, e, NULL);
         return 1;
     }
-    if (scrub && (get || post))
+    if (users && (get || post))
+        gw_users_admin(r, post);
+    else if (scrub && (get || post))
         admin_scrub(r, post);
     else if (status && get)
         admin_status(r);
     else if ((repair && (get || post)) || (cells && get))
         admin_ext(r, cells, post);
     else
-        send_json_msg(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
+        gw_admin_json(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
     return 1;
 }

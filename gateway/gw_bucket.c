@@ -65,8 +65,7 @@ void gw_free_parts(gw *g, md_part *parts, size_t n)
     md_parts_free(parts, n);
 }
 
-/* Send buf as a 200 XML answer, or a 500 when building it failed. */
-static void send_doc(gw_req *r, struct evbuffer *buf, cm_err built)
+void gw_send_doc(gw_req *r, struct evbuffer *buf, cm_err built)
 {
     if (!buf || built != CM_OK)
         gw_error(r, GW_INTERNAL, NULL);
@@ -78,28 +77,7 @@ static void send_doc(gw_req *r, struct evbuffer *buf, cm_err built)
 
 void gw_send_owner_acl(gw_req *r)
 {
-    struct evbuffer *buf = evbuffer_new();
-    gw_xml x;
-    const char *owner = r->auth.access_key;
-
-    gw_xml_init(&x, buf);
-    gw_xml_begin(&x);
-    gw_xml_open_root(&x, "AccessControlPolicy");
-    gw_xml_open(&x, "Owner");
-    gw_xml_text(&x, "ID", owner);
-    gw_xml_text(&x, "DisplayName", owner);
-    gw_xml_close(&x, "Owner");
-    gw_xml_open(&x, "AccessControlList");
-    evbuffer_add_printf(buf, "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/"
-                             "XMLSchema-instance\" xsi:type=\"CanonicalUser\">");
-    gw_xml_text(&x, "ID", owner);
-    gw_xml_text(&x, "DisplayName", owner);
-    gw_xml_close(&x, "Grantee");
-    gw_xml_text(&x, "Permission", "FULL_CONTROL");
-    gw_xml_close(&x, "Grant");
-    gw_xml_close(&x, "AccessControlList");
-    gw_xml_close(&x, "AccessControlPolicy");
-    send_doc(r, buf, gw_xml_status(&x));
+    gw_send_acl(r, r->auth.access_key, MD_ACL_PRIVATE);
 }
 
 void gw_op_list_buckets(gw_req *r)
@@ -116,11 +94,18 @@ void gw_op_list_buckets(gw_req *r)
         gw_error_cm(r, err);
         return;
     }
+    if (r->principal == GW_PRIN_USER) { /* a user sees the buckets it owns */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(bs[i].owner, r->user) == 0)
+                bs[k++] = bs[i];
+        n = k;
+    }
     struct evbuffer *buf = evbuffer_new();
-    err = buf ? gw_xml_list_buckets(buf, r->auth.access_key, r->auth.access_key, bs, n)
-              : CM_ERR_NOMEM;
+    const char *me = gw_owner_id(r);
+    err = buf ? gw_xml_list_buckets(buf, me, me, bs, n) : CM_ERR_NOMEM;
     free(bs);
-    send_doc(r, buf, err);
+    gw_send_doc(r, buf, err);
 }
 
 /* ---- Create / Head / Delete ---- */
@@ -130,6 +115,8 @@ typedef struct {
     cm_err err;
     int mine;      /* CreateBucket: the existing bucket is the caller's */
     int ns_failed; /* cluster mode: err came from the namespace failing (503) */
+    uint8_t acl;   /* CreateBucket: x-amz-acl and x-amz-object-ownership */
+    uint8_t ownership;
 } bucket_commit_state;
 
 static void create_work(gw_req *r);
@@ -153,7 +140,27 @@ static void create_finish(gw_req *r)
         return;
     }
     free(location);
-    gw_offload_state(r, sizeof(bucket_commit_state), free, create_work, create_done);
+    bucket_commit_state *st = calloc(1, sizeof(*st));
+    const char *own = gw_hdr(r, "x-amz-object-ownership");
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    const char *msg = NULL;
+    if (own && gw_ownership_parse(own, &st->ownership) != 0)
+        e = GW_INVALID_ARGUMENT;
+    else if (st->ownership != MD_OWN_ENFORCED && gw_cluster_node(r->g))
+        e = GW_UNSUPPORTED, msg = "object ownership is not cluster-wide yet (docs/users.md)";
+    else
+        e = gw_acl_from_request(r, st->ownership, 0, &st->acl);
+    if (e != GW_OK) {
+        free(st);
+        gw_error(r, e, msg);
+        return;
+    }
+    r->op = st;
+    r->op_free = free;
+    gw_offload(r, create_work, create_done);
 }
 
 /*
@@ -172,7 +179,7 @@ static void create_in_namespace(gw_req *r, const md_bucket *b, bucket_commit_sta
     st->err = ns->create(ns->arg, b, mode, &have);
     if (st->err == CM_OK || st->err == CM_ERR_EXISTS) {
         gw_bucket_mirror_add(r->g, st->err == CM_OK ? b : &have);
-        st->mine = st->err == CM_ERR_EXISTS && strcmp(have.owner, r->auth.access_key) == 0;
+        st->mine = st->err == CM_ERR_EXISTS && strcmp(have.owner, gw_owner_id(r)) == 0;
     } else {
         st->ns_failed = 1;
     }
@@ -185,14 +192,16 @@ static void create_work(gw_req *r)
     md_bucket b = {0}, have;
     snprintf(b.name, sizeof(b.name), "%s", r->bucket);
     b.created_ms = cm_now_ms();
-    snprintf(b.owner, sizeof(b.owner), "%s", r->auth.access_key);
+    snprintf(b.owner, sizeof(b.owner), "%s", gw_owner_id(r));
+    b.acl = st->acl;
+    b.ownership = st->ownership;
     if (r->g->ns.create) {
         create_in_namespace(r, &b, st);
         return;
     }
     st->err = md_bucket_create(r->g->md, &b);
     st->mine = st->err == CM_ERR_EXISTS && md_bucket_get(r->g->md, r->bucket, &have) == CM_OK &&
-               strcmp(have.owner, r->auth.access_key) == 0;
+               strcmp(have.owner, gw_owner_id(r)) == 0;
 }
 
 /* The namespace (etcd) did not answer or kept conflicting: nothing was changed. */
@@ -469,7 +478,7 @@ static void list_done(gw_req *r)
         err = gw_xml_list_v1(buf, &ls->p, &ls->res);
     else
         err = gw_xml_list_versions(buf, &ls->p, &ls->res);
-    send_doc(r, buf, err);
+    gw_send_doc(r, buf, err);
 }
 
 static void list_objects(gw_req *r, int version)
@@ -554,7 +563,7 @@ static void list_uploads_done(gw_req *r)
     }
     struct evbuffer *buf = evbuffer_new();
     cm_err err = buf ? gw_xml_list_uploads(buf, &st->p, &st->res) : CM_ERR_NOMEM;
-    send_doc(r, buf, err);
+    gw_send_doc(r, buf, err);
 }
 
 static void list_uploads(gw_req *r)
@@ -637,6 +646,8 @@ static void delete_objects_work(gw_req *r)
             o->err = GW_INTERNAL;
         else if (gw_key_check(d->key, strlen(d->key)) != GW_OK)
             o->err = GW_INVALID_ARGUMENT;
+        else if (r->authz_per_key && !gw_authz_key(r, r->bucket, d->key, "s3:DeleteObject"))
+            o->err = GW_ACCESS_DENIED;
         else if (!d->version_id || strcmp(d->version_id, "null") == 0)
             keys[m] = d->key, which[m++] = i;
         /* else: S3 reports a version that does not exist as deleted */
@@ -664,7 +675,7 @@ static void delete_objects_done(gw_req *r)
     delete_objects_state *st = r->op;
     struct evbuffer *buf = evbuffer_new();
     cm_err err = buf ? gw_xml_delete_result(buf, st->req.quiet, st->out, st->req.n) : CM_ERR_NOMEM;
-    send_doc(r, buf, err);
+    gw_send_doc(r, buf, err);
 }
 
 static void delete_objects_finish(gw_req *r)
@@ -707,19 +718,20 @@ static void get_versioning(gw_req *r, const md_bucket *b)
 {
     struct evbuffer *buf = evbuffer_new();
     cm_err err = buf ? gw_xml_versioning(buf, (gw_versioning)b->versioning) : CM_ERR_NOMEM;
-    send_doc(r, buf, err);
+    gw_send_doc(r, buf, err);
 }
 
 static void get_location(gw_req *r)
 {
     struct evbuffer *buf = evbuffer_new();
     cm_err err = buf ? gw_xml_location(buf, r->g->region) : CM_ERR_NOMEM;
-    send_doc(r, buf, err);
+    gw_send_doc(r, buf, err);
 }
 
 /* Subresources we do not support yet, with the "not configured" answer clients expect
  * ("tagging" and "cors" are now served: gw_op_bucket routes them to gw_tagops.c and gw_corsops.c
- * before this table is read). */
+ * before this table is read; "policy", "ownershipControls" and "publicAccessBlock" to
+ * gw_access.c). */
 static const struct {
     const char *param;
     gw_s3err get_err;
@@ -751,7 +763,7 @@ static void empty_logging(gw_req *r)
     gw_xml_begin(&x);
     gw_xml_open_root(&x, "BucketLoggingStatus");
     gw_xml_close(&x, "BucketLoggingStatus");
-    send_doc(r, buf, gw_xml_status(&x));
+    gw_send_doc(r, buf, gw_xml_status(&x));
 }
 
 /* GET/HEAD on a bucket with a subresource or a listing. */
@@ -814,7 +826,9 @@ void gw_op_bucket(gw_req *r)
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
         return;
     }
-    if (gw_query_find(&r->q, "tagging")) {
+    if (gw_access_bucket_op(r, &b)) { /* gw_access.c: policy, acl, access block, ownership */
+        return;
+    } else if (gw_query_find(&r->q, "tagging")) {
         gw_op_bucket_tagging(r); /* gw_tagops.c */
     } else if (gw_query_find(&r->q, "lifecycle")) {
         gw_op_bucket_lifecycle(r); /* gw_lifecycle.c */

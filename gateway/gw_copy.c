@@ -261,8 +261,12 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
         return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change (encryption is one) */
     if (replace)
         return gw_object_headers_from_request(r, o);
-    /* The class is the request's (STANDARD by default), never the source's: S3's rule. */
+    /* The class is the request's (STANDARD by default), never the source's: S3's rule; so is
+     * the ACL (private unless x-amz-acl says otherwise). */
     gw_storage_class_of(sc, o->storage_class, sizeof(o->storage_class));
+    gw_s3err ae = gw_object_acl_from_request(r, o);
+    if (ae != GW_OK)
+        return ae;
     md_object tmp;
     if (md_object_copy(&st->src, &tmp) != CM_OK)
         return GW_INTERNAL;

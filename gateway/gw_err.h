@@ -59,6 +59,13 @@
     X(GW_KEY_TOO_LONG, "KeyTooLongError", 400, "Your key is too long")                             \
     X(GW_MALFORMED_XML, "MalformedXML", 400,                                                       \
       "The XML you provided was not well-formed or did not validate against our published schema") \
+    X(GW_MALFORMED_POLICY, "MalformedPolicy", 400, "Policies must be valid JSON")                  \
+    X(GW_ACL_NOT_SUPPORTED, "AccessControlListNotSupported", 400,                                  \
+      "The bucket does not allow ACLs")                                                            \
+    X(GW_NO_SUCH_PAB, "NoSuchPublicAccessBlockConfiguration", 404,                                 \
+      "The public access block configuration was not found")                                       \
+    X(GW_NO_SUCH_OWNERSHIP, "OwnershipControlsNotFoundError", 404,                                 \
+      "The bucket ownership controls were not found")                                              \
     X(GW_METADATA_TOO_LARGE, "MetadataTooLarge", 400,                                              \
       "Your metadata headers exceed the maximum allowed metadata size")                            \
     X(GW_METHOD_NOT_ALLOWED, "MethodNotAllowed", 405,                                              \

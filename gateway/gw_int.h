@@ -26,6 +26,16 @@ typedef struct gw_pool gw_pool;
 typedef struct gw_cors_cache gw_cors_cache;
 struct gw_cors_answer;
 struct gw_post_op;
+typedef struct gw_users gw_users;
+typedef struct gw_pcache gw_pcache;
+
+/* Who a request comes from (gw_authenticate). */
+typedef enum {
+    GW_PRIN_NONE = 0, /* no such (usable) key */
+    GW_PRIN_ANON,     /* unsigned: the anonymous principal */
+    GW_PRIN_ROOT,     /* the root credentials */
+    GW_PRIN_USER,     /* a user's key (gw_req.user) */
+} gw_principal;
 
 struct gw {
     gw_config cfg;
@@ -52,6 +62,8 @@ struct gw {
     cm_mkey mkey;        /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
     int have_mkey;       /* 0: no master key could be had; SSE-S3 is refused */
     gw_cors_cache *cors; /* parsed CORS configurations by bucket (gw_corsops.c) */
+    gw_users *users;     /* users and their keys (gw_users.c) */
+    gw_pcache *pcache;   /* parsed bucket policies (gw_authz.c) */
 };
 
 typedef struct gw_req gw_req;
@@ -76,6 +88,10 @@ struct gw_req {
     int vhost; /* the bucket came from a virtual-hosted Host header */
     char *key; /* decoded object key, NULL for bucket-level requests */
     gw_auth_result auth;
+    gw_principal principal;
+    char user[MD_USER_NAME_MAX + 1]; /* GW_PRIN_USER: the user's name */
+    int authz_per_key; /* DeleteObjects: each key is authorized on its own (gw_authz_key) */
+    char peer_ip[48];  /* the client's address, for aws:SourceIp (set by gw_authorize) */
 
     /* Body pipeline. */
     gw_sink_kind sink;
@@ -151,13 +167,20 @@ void gw_body_to_data(gw_req *r, uint64_t max_len, gw_finish_fn finish);
  * then into the data sink as gw_body_to_data's, up to max_len; finish once the body ended. */
 void gw_body_to_form(gw_req *r, uint64_t max_len, gw_finish_fn finish);
 /*
- * Authenticate the request with the root credentials (SigV4 or SigV2, header or presigned) into
- * r->auth. Anonymous requests are refused with GW_ACCESS_DENIED.
+ * Authenticate the request (SigV4 or SigV2, header or presigned; root or a user's key) into
+ * r->auth and r->principal. An unsigned request is the anonymous principal (GW_OK), except on a
+ * cluster node, which refuses it with GW_ACCESS_DENIED; gw_authorize decides what it may do.
  */
 gw_s3err gw_authenticate(gw_req *r);
-/* The secret of an access key (a gw_secret_fn; arg is the gw): what every signature is checked
- * with, header, presigned or a POST form's policy. */
+/* The secret of the root access key (a gw_secret_fn; arg is the gw), under cred_lock (a SIGHUP may
+ * swap the pair); CM_ERR_NOTFOUND for any other key. gw_users_secret looks here first, then at
+ * the users' keys: what every signature is checked with, header, presigned or a POST form's. */
 cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t cap);
+/* 1 when access_key is the root access key (under cred_lock). */
+int gw_is_root_key(gw *g, const char *access_key);
+/* 1 on a cluster node (a bucket namespace or replicated records): users and policies are
+ * single-node features (docs/users.md). */
+int gw_cluster_node(const gw *g);
 /* 1 when bucket exists; otherwise NoSuchBucket (or the store's failure) is sent, 0 returned. */
 int gw_bucket_check(gw_req *r, const char *bucket);
 /* Header value or NULL. */
@@ -169,6 +192,55 @@ const char *gw_hdr(gw_req *r, const char *name);
  * returns 1; returns 0 for every other request. Also counts the request for /metrics.
  */
 int gw_admin_route(gw_req *r);
+/* Send an admin answer: a body of type (consumed), or a {"error","message"} JSON document. */
+void gw_admin_send(gw_req *r, int status, const char *type, struct evbuffer *b);
+void gw_admin_json(gw_req *r, int status, const char *code, const char *msg);
+
+/* ---- gw_users.c: users and access keys ---- */
+
+/* Load the key table (the master key from key_file, else the default, when users exist). */
+cm_err gw_users_open(gw *g, const char *key_file);
+void gw_users_close(gw_users *u); /* NULL is a no-op */
+/* The gw_secret_fn of every request: root's key, else a usable user key (arg: the gw). */
+cm_err gw_users_secret(void *arg, const char *access_key, char *secret, size_t cap);
+/* Whose key access_key is: GW_PRIN_ROOT, GW_PRIN_USER (name into user), or GW_PRIN_NONE. */
+gw_principal gw_users_who(gw *g, const char *access_key, char *user, size_t cap);
+/* /admin/users (GET lists, POST changes); root only. */
+void gw_users_admin(gw_req *r, int post);
+
+/* ---- gw_authz.c, gw_access.c: authorization and the access subresources ---- */
+
+/*
+ * Decide whether r may do what it asks (docs/users.md): root always; a bucket's owner unless its
+ * policy denies; others (users, anonymous) when the policy or an effective ACL allows. Returns 1
+ * to go on, 0 when AccessDenied (or another error) has been sent. Reads the bucket record, its
+ * policy and, when needed, the object's record (local store: a single node).
+ */
+int gw_authorize(gw_req *r);
+/* The same decision for action on bucket/key on behalf of r's principal, without answering
+ * (DeleteObjects' keys, a copy's source): 1 allowed. Safe on a worker. */
+int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action);
+/* POST Object: may the principal its form's policy was signed by (r->principal, r->user) write
+ * r->key into r->bucket? 1 allowed (root, or a user the owner, policy or ACL allows). */
+int gw_authz_post(gw_req *r);
+/* The cache of parsed policies: new (NULL when out of memory), free, and forget a bucket's entry
+ * (call after every change of its policy, once committed). */
+gw_pcache *gw_pcache_new(void);
+void gw_pcache_free(gw_pcache *pc);
+void gw_pcache_forget(gw_pcache *pc, const char *bucket);
+/* The owner id of the buckets r creates: root's access key, or the user's name ("" for an
+ * anonymous request). */
+const char *gw_owner_id(const gw_req *r);
+/* ?policy, ?policyStatus, ?publicAccessBlock, ?ownershipControls, ?acl on a bucket; ?acl on an
+ * object. Return 1 when they answered the request. */
+int gw_access_bucket_op(gw_req *r, const md_bucket *b);
+int gw_access_object_op(gw_req *r);
+/* x-amz-acl of a write or CreateBucket: the canned ACL into *acl, checked against the bucket's
+ * ownership (own) and PublicAccessBlock (pab); the error to answer otherwise. */
+gw_s3err gw_acl_from_request(gw_req *r, uint8_t own, uint8_t pab, uint8_t *acl);
+/* "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter" into *out (md_ownership);
+ * -1 for another value. */
+int gw_ownership_parse(const char *v, uint8_t *out);
 
 /* ---- request bodies (leasing, reading and freeing them is the object layer's: ob.h) ---- */
 
@@ -320,6 +392,8 @@ void gw_put_commit(gw_req *r, gw_put_fill_fn fill, gw_put_answer_fn answer);
 void gw_put_result_headers(gw_req *r, const md_object *o);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
+/* The x-amz-acl of a write into o->acl (gw_acl_from_request with the bucket's settings). */
+gw_s3err gw_object_acl_from_request(gw_req *r, md_object *o);
 /*
  * Give a single-body record its body: one part (number 0; size, mtime and etag from o) stored at
  * layout, or, when layout is NULL, the inline bytes (borrowed).
@@ -332,8 +406,13 @@ md_cksum_alg gw_md_alg(cm_ck_alg a);
 cm_ck_alg gw_cm_alg(md_cksum_alg a); /* MD_CK_NONE maps to CRC64NVME, S3's default */
 /* "x-amz-checksum-crc32c" for MD_CK_CRC32C (out: cap bytes, 40 is enough). */
 void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap);
-/* The fixed owner-only ACL document (GET ?acl on buckets and objects). */
+/* Send buf as a 200 XML answer, or a 500 when building it failed; frees buf (gw_bucket.c). */
+void gw_send_doc(gw_req *r, struct evbuffer *buf, cm_err built);
+/* The fixed owner-only ACL document (GET ?acl on a cluster node's objects). */
 void gw_send_owner_acl(gw_req *r);
+/* The AccessControlPolicy of owner and a canned ACL: the owner's FULL_CONTROL plus the groups'
+ * grants of acl (gw_access.c). */
+void gw_send_acl(gw_req *r, const char *owner, uint8_t acl);
 
 /* /metrics: 1 when r may read it; otherwise answers 401 or 403 and returns 0 (gw_metrics_acl.c). */
 int gw_metrics_allowed(gw_req *r);

@@ -119,7 +119,18 @@ gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o)
     o->website_redirect = dup_hdr(r, "x-amz-website-redirect-location");
     gw_storage_class_of(gw_hdr(r, "x-amz-storage-class"), o->storage_class,
                         sizeof(o->storage_class));
-    return GW_OK;
+    return gw_object_acl_from_request(r, o);
+}
+
+gw_s3err gw_object_acl_from_request(gw_req *r, md_object *o)
+{
+    md_bucket b = {0};
+    if (!gw_hdr(r, "x-amz-acl"))
+        return GW_OK;
+    cm_err e = md_bucket_get(r->g->md, r->bucket, &b); /* the local record: ownership, pab */
+    if (e != CM_OK && e != CM_ERR_NOTFOUND)
+        return gw_s3err_from_cm(e);
+    return gw_acl_from_request(r, b.ownership, b.pab, &o->acl);
 }
 
 gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t cap)
@@ -443,6 +454,11 @@ static void put_object(gw_req *r)
         return;
     }
     if (!gw_bucket_check(r, r->bucket)) {
+        return;
+    }
+    md_object acl_only = {0}; /* an ACL the bucket refuses is refused before the body is read */
+    if ((e = gw_object_acl_from_request(r, &acl_only)) != GW_OK) {
+        gw_error(r, e, NULL);
         return;
     }
     char msg[200] = "";
@@ -1098,7 +1114,9 @@ void gw_op_object(gw_req *r)
         gw_op_multipart(r);
         return;
     }
-    if (is_get && gw_query_find(q, "acl")) {
+    if (gw_access_object_op(r)) { /* ?acl on a single node: canned ACLs (gw_access.c) */
+        return;
+    } else if (is_get && gw_query_find(q, "acl")) {
         exists_then(r, gw_send_owner_acl);
     } else if (gw_query_find(q, "tagging")) {
         gw_op_object_tagging(r);

@@ -135,12 +135,15 @@ static int check_form(gw_req *r)
                           .nfields = n,
                           .now = time(NULL),
                           .region = r->g->region,
-                          .secret = gw_lookup_secret,
+                          .secret = gw_users_secret,
                           .secret_arg = r->g};
     gw_s3err e = gw_post_policy_check(&pr, &pol);
     if (e == GW_OK) {
         snprintf(r->auth.access_key, sizeof(r->auth.access_key), "%s", pol.access_key);
+        r->principal = gw_users_who(r->g, pol.access_key, r->user, sizeof(r->user));
         e = check_fields(r, msg, sizeof(msg));
+        if (e == GW_OK && !gw_authz_post(r)) /* the signer must be allowed to write the key */
+            e = GW_ACCESS_DENIED;
     } else
         snprintf(msg, sizeof(msg), "%s", pol.message);
     if (e != GW_OK) {

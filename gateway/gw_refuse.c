@@ -45,9 +45,9 @@ typedef struct {
     gw_s3err invalid;    /* a value in neither list (only when refuse is not NULL) */
 } rule;
 
-#define CANNED_ACLS                                                                                \
-    "public-read|public-read-write|authenticated-read|aws-exec-read|bucket-owner-read|"            \
-    "log-delivery-write"
+#define SERVED_ACLS                                                                                \
+    "private|bucket-owner-full-control|public-read|public-read-write|authenticated-read"
+#define UNSERVED_ACLS "aws-exec-read|bucket-owner-read|log-delivery-write"
 #define SSE_KMS "server-side encryption with KMS keys (SSE-KMS)"
 
 static const rule rules[] = {
@@ -65,11 +65,12 @@ static const rule rules[] = {
      GW_INVALID_ARGUMENT},
     {"x-amz-bucket-object-lock-enabled", GW_RF_CREATE_BUCKET, RULE_VALUES, "Object Lock", "false",
      "true", GW_INVALID_ARGUMENT},
-    /* ACLs: the owner has full control and nobody else has any. */
-    {"x-amz-acl", RF_WRITE, RULE_VALUES, "access control lists other than private",
-     "private|bucket-owner-full-control", CANNED_ACLS, GW_INVALID_ARGUMENT},
-    {"x-amz-acl", GW_RF_CREATE_BUCKET, RULE_VALUES, "access control lists other than private",
-     "private", CANNED_ACLS "|bucket-owner-full-control", GW_INVALID_ARGUMENT},
+    /* ACLs: the canned ACLs of docs/users.md are served (whether the bucket's ownership allows
+     * them is the operation's check); the others grant to principals cairn does not have. */
+    {"x-amz-acl", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES,
+     "access control lists other than canned private, public-read, public-read-write and "
+     "authenticated-read",
+     SERVED_ACLS, UNSERVED_ACLS, GW_INVALID_ARGUMENT},
     {"x-amz-grant-full-control", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL,
      NULL, GW_OK},
     {"x-amz-grant-read", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES, "ACL grants", NULL, NULL,
@@ -299,7 +300,7 @@ int gw_refuse_request(gw_req *r)
     char msg[256];
     unsigned op = gw_refuse_op(net_req_method(r->net), r->bucket[0] != '\0', r->key != NULL, &r->q,
                                gw_hdr(r, "x-amz-copy-source") != NULL);
-    gw_s3err e = gw_refuse_check(op, request_value, r, r->auth.access_key, msg, sizeof(msg));
+    gw_s3err e = gw_refuse_check(op, request_value, r, gw_owner_id(r), msg, sizeof(msg));
     if (e == GW_OK)
         return 0;
     gw_error(r, e, msg);

@@ -8,10 +8,12 @@
  *   virtual-hosted "<bucket>.<domain>"); answer an OPTIONS preflight, unauthenticated as in S3,
  *   and evaluate an Origin header against the bucket's CORS rules (gw_corsops.c); route a
  *   multipart/form-data POST to a bucket (POST Object, gw_post.c: its form's signed policy
- *   authenticates it, not its headers); authenticate (SigV4 or SigV2, header or presigned);
- *   refuse headers that ask for what cairn does not do (gw_refuse.c); dispatch to the
- *   operation's start function (in cluster mode, a bucket this node does not know yet is first
- *   looked up in the cluster's namespace on a worker: gw_bucket_resolve).
+ *   authenticates it, not its headers); authenticate (SigV4 or SigV2, header or presigned; root
+ *   or a user's key; an unsigned request is the anonymous principal); refuse headers that ask
+ *   for what cairn does not do (gw_refuse.c); dispatch: authorize (gw_authz.c: owner, bucket
+ *   policy, ACLs; AccessDenied before any body is read), then the operation's start function (in
+ *   cluster mode, a bucket this node does not know yet is first looked up in the cluster's
+ *   namespace on a worker: gw_bucket_resolve).
  * - on_body: payload bytes go through the aws-chunked decoder when streamed (a POST Object's
  *   through its form parser, gw_post_feed, which yields the file's bytes), then the running
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
@@ -174,6 +176,14 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
     }
+    if (!(g->pcache = gw_pcache_new())) {
+        err = CM_ERR_NOMEM;
+        goto fail_dirs;
+    }
+    if ((err = gw_users_open(g, cfg->master_key_file)) != CM_OK) {
+        CM_ERROR(MOD, "cannot load the users under %s: %s", g->data_dir, cm_err_str(err));
+        goto fail_dirs;
+    }
     for (int i = 0; i < cfg->ndrives; i++)
         free(dirs[i]);
     *out = g;
@@ -196,6 +206,8 @@ void gw_free(gw *g)
     ob_store_close(g->data);  /* deletes the lease leftovers first */
     md_close(g->md);
     gw_cors_cache_free(g->cors);
+    gw_users_close(g->users);
+    gw_pcache_free(g->pcache);
     free(g->data_dir);
     free(g->region);
     free(g->domain);
@@ -353,6 +365,19 @@ cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t 
     return e;
 }
 
+int gw_is_root_key(gw *g, const char *access_key)
+{
+    pthread_mutex_lock(&g->cred_lock);
+    int root = strcmp(access_key, g->access_key) == 0;
+    pthread_mutex_unlock(&g->cred_lock);
+    return root;
+}
+
+int gw_cluster_node(const gw *g)
+{
+    return g->rp != NULL || g->ns.create != NULL;
+}
+
 /*
  * Bucket from a virtual-hosted Host header ("<bucket>.<domain>[:port]"); 0 when the host is the
  * bare domain, an address, or another name (path style).
@@ -444,12 +469,19 @@ gw_s3err gw_authenticate(gw_req *r)
                           .now = time(NULL),
                           .vhost_bucket = r->vhost ? r->bucket : NULL,
                           .sigv2_off = r->g->cfg.sigv2_off};
-    e = gw_auth_check(&ar, r->g->region, gw_lookup_secret, r->g, &r->auth);
+    e = gw_auth_check(&ar, r->g->region, gw_users_secret, r->g, &r->auth);
     free(names);
     free(values);
-    if (e == GW_OK && r->auth.anonymous)
-        e = GW_ACCESS_DENIED;
-    return e;
+    if (e != GW_OK)
+        return e;
+    if (r->auth.anonymous) {
+        r->principal = GW_PRIN_ANON;
+        /* a cluster node has no policies or ACLs to open anything to anonymous requests */
+        return gw_cluster_node(r->g) ? GW_ACCESS_DENIED : GW_OK;
+    }
+    r->principal = gw_users_who(r->g, r->auth.access_key, r->user, sizeof(r->user));
+    /* the key went away between the signature check and now (a concurrent disable) */
+    return r->principal == GW_PRIN_NONE ? GW_INVALID_ACCESS_KEY : GW_OK;
 }
 
 static int health_check(gw_req *r)
@@ -482,9 +514,11 @@ static int health_check(gw_req *r)
     return 0;
 }
 
-/* Route an authenticated request to its operation. */
+/* Route an authenticated request to its operation, once it is authorized (gw_authz.c). */
 static void dispatch(gw_req *r)
 {
+    if (!gw_authorize(r))
+        return;
     if (!r->bucket[0])
         gw_op_list_buckets(r);
     else if (!r->key)

@@ -149,6 +149,15 @@ typedef enum { GW_VERS_UNSET = 0, GW_VERS_ENABLED = 1, GW_VERS_SUSPENDED = 2 } g
  */
 gw_s3err gw_parse_versioning(const char *xml, size_t len, size_t cap, gw_versioning *status,
                              int *mfa_delete);
+/*
+ * <PublicAccessBlockConfiguration> with BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy,
+ * RestrictPublicBuckets (true|false; absent = false) into flags: bits 0..3 in that order
+ * (MD_PAB_*). GW_MALFORMED_XML otherwise.
+ */
+gw_s3err gw_parse_public_access_block(const char *xml, size_t len, size_t cap, uint8_t *flags);
+/* <OwnershipControls><Rule><ObjectOwnership>X</...></Rule></...>: X into out[outcap] (not
+ * checked); GW_MALFORMED_XML otherwise. */
+gw_s3err gw_parse_ownership(const char *xml, size_t len, size_t cap, char *out, size_t outcap);
 
 /*
  * Optional body of CreateBucket: <CreateBucketConfiguration><LocationConstraint>region<...>.

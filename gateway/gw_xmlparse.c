@@ -626,3 +626,39 @@ out:
         gw_cors_config_release(out);
     return e;
 }
+
+gw_s3err gw_parse_public_access_block(const char *xml, size_t len, size_t cap, uint8_t *flags)
+{
+    static const char *const names[] = {"BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                        "RestrictPublicBuckets"};
+    xmlDocPtr doc;
+    xmlNodePtr root;
+    gw_s3err e = load(xml, len, cap, "PublicAccessBlockConfiguration", &doc, &root);
+    *flags = 0;
+    for (size_t i = 0; e == GW_OK && i < sizeof(names) / sizeof(names[0]); i++) {
+        xmlNodePtr n = child(root, names[i]);
+        int on = 0;
+        if (n && count_children(root, names[i]) > 1)
+            e = GW_MALFORMED_XML;
+        else if (n && (e = parse_bool(n, &on)) == GW_OK && on)
+            *flags |= (uint8_t)(1u << i);
+    }
+    if (doc)
+        xmlFreeDoc(doc);
+    return e;
+}
+
+gw_s3err gw_parse_ownership(const char *xml, size_t len, size_t cap, char *out, size_t outcap)
+{
+    xmlDocPtr doc;
+    xmlNodePtr root, rule, own;
+    gw_s3err e = load(xml, len, cap, "OwnershipControls", &doc, &root);
+    if (e != GW_OK)
+        return e;
+    if (count_children(root, "Rule") != 1 || !(rule = child(root, "Rule")) ||
+        count_children(rule, "ObjectOwnership") != 1 || !(own = child(rule, "ObjectOwnership")) ||
+        text_into(own, out, outcap) <= 0)
+        e = GW_MALFORMED_XML;
+    xmlFreeDoc(doc);
+    return e;
+}

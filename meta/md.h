@@ -21,6 +21,8 @@
  *   fences    bucket \0 shard(BE32)        -> token (BE64): the highest partition-leader token
  *   lifecycle 'c' bucket / 's' name        -> a bucket's lifecycle configuration / the lifecycle
  *                                              worker's state (md_lifecycle.c)
+ *   users     "u/" name | "k/" access key | "p/" bucket -> user, access key, bucket policy
+ *                                              (md_users.c)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -227,6 +229,7 @@ typedef struct {
     uint32_t hlc_node; /* the node that coordinated it: tie-break of equal hlc */
     md_vv vv;
     uint8_t tombstone; /* a deletion, kept so it can win against older versions */
+    uint8_t acl;       /* canned ACL (md_acl); effective only when the bucket allows ACLs */
     /* Local write counter of the key on this store, bumped by every write (the store sets it;
      * replicas count on their own, so it is never compared across nodes). */
     uint64_t generation;
@@ -260,7 +263,33 @@ typedef struct {
     uint8_t versioning;     /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
     uint8_t sse_default;    /* default encryption of new objects: MD_SSE_NONE or MD_SSE_S3 */
     uint8_t sse_bucket_key; /* BucketKeyEnabled as given (recorded, changes nothing) */
+    uint8_t acl;            /* canned ACL (md_acl) */
+    uint8_t pab;            /* PublicAccessBlock flags (MD_PAB_*); 0: not configured */
+    uint8_t ownership;      /* object ownership (md_ownership) */
 } md_bucket;
+
+/* Canned ACLs (docs/users.md): what a bucket or object grants beyond its owner. */
+typedef enum {
+    MD_ACL_PRIVATE = 0,
+    MD_ACL_PUBLIC_READ = 1,
+    MD_ACL_PUBLIC_READ_WRITE = 2,
+    MD_ACL_AUTHENTICATED_READ = 3,
+    MD_ACL_OWNER_FULL_CONTROL = 4, /* bucket-owner-full-control: private for cairn's one account */
+} md_acl;
+
+/* PublicAccessBlock flags of a bucket (md_bucket.pab). */
+#define MD_PAB_BLOCK_ACLS 0x01
+#define MD_PAB_IGNORE_ACLS 0x02
+#define MD_PAB_BLOCK_POLICY 0x04
+#define MD_PAB_RESTRICT 0x08
+#define MD_PAB_SET 0x80 /* a configuration was put (GetPublicAccessBlock answers it) */
+
+/* Object ownership (md_bucket.ownership); BucketOwnerEnforced (ACLs disabled) by default. */
+typedef enum {
+    MD_OWN_ENFORCED = 0,
+    MD_OWN_PREFERRED = 1,
+    MD_OWN_WRITER = 2,
+} md_ownership;
 
 typedef struct {
     char *key;
@@ -354,6 +383,15 @@ cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t b
  */
 cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *len);
 cm_err md_bucket_cors_set(md_store *md, const char *name, const char *xml, size_t len);
+/*
+ * Replace access settings of a bucket (md_btags.c): those of `fields` (MD_ACCESS_*) taken from
+ * `from`, in one write op that keeps every other field and the tags. CM_ERR_NOTFOUND without the
+ * bucket. A single node's store only (cluster nodes refuse the requests that change them).
+ */
+#define MD_ACCESS_ACL 1u
+#define MD_ACCESS_PAB 2u
+#define MD_ACCESS_OWNERSHIP 4u
+cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields);
 void md_meta_free(md_meta *pairs, size_t n); /* an array of heap pairs; NULL is a no-op */
 cm_err md_bucket_get(md_store *md, const char *name, md_bucket *out); /* CM_ERR_NOTFOUND */
 /*
@@ -381,6 +419,49 @@ cm_err md_lc_buckets(md_store *md, const char *after, size_t max, char ***names,
 void md_lc_names_free(char **names, size_t n);
 cm_err md_lc_state_set(md_store *md, const char *name, const void *v, size_t len);
 cm_err md_lc_state_get(md_store *md, const char *name, void **v, size_t *len);
+
+/* ---- Users, access keys and bucket policies (md_users.c; docs/users.md) ---- */
+
+#define MD_USER_NAME_MAX 64
+#define MD_ACCESS_KEY_MAX 32
+#define MD_SEALED_MAX 160 /* a wrapped secret key (cm_mkey_wrap of up to 127 bytes) */
+
+typedef struct {
+    char name[MD_USER_NAME_MAX + 1];
+    int64_t created_ms;
+    uint8_t disabled;
+} md_user;
+
+typedef struct {
+    char access_key[MD_ACCESS_KEY_MAX + 1];
+    char user[MD_USER_NAME_MAX + 1];
+    int64_t created_ms;
+    uint8_t disabled;
+    uint8_t sealed[MD_SEALED_MAX]; /* the secret key, wrapped under the master key by the caller */
+    size_t sealed_len;
+} md_user_key;
+
+/* A new user with its first key, in one write: CM_ERR_EXISTS when the name or the key is taken. */
+cm_err md_user_create(md_store *md, const md_user *u, const md_user_key *k);
+/* Disable or enable a user (its keys stay as they are): CM_ERR_NOTFOUND. */
+cm_err md_user_set_disabled(md_store *md, const char *name, int disabled);
+/* Delete a user and every key of it: CM_ERR_NOTFOUND. */
+cm_err md_user_delete(md_store *md, const char *name);
+/* Another key of an existing user: CM_ERR_NOTFOUND (no user), CM_ERR_EXISTS (key taken). */
+cm_err md_user_key_add(md_store *md, const md_user_key *k);
+cm_err md_user_key_set_disabled(md_store *md, const char *access_key, int disabled); /* NOTFOUND */
+cm_err md_user_key_delete(md_store *md, const char *access_key);                     /* NOTFOUND */
+/* Every user and every key, in name / access key order: heap arrays the caller frees. */
+cm_err md_users_list(md_store *md, md_user **users, size_t *nu, md_user_key **keys, size_t *nk);
+/*
+ * The policy of the bucket incarnation created at created_ms (a policy left by a deleted bucket of
+ * the same name is not this one's: CM_ERR_NOTFOUND, as when there is none). get: *json is a heap
+ * NUL-terminated copy (len bytes). set: len 0 deletes it (CM_OK when there was none).
+ */
+cm_err md_bucket_policy_get(md_store *md, const char *bucket, int64_t created_ms, char **json,
+                            size_t *len);
+cm_err md_bucket_policy_set(md_store *md, const char *bucket, int64_t created_ms, const char *json,
+                            size_t len);
 
 /* ---- Objects ---- */
 

@@ -1,15 +1,16 @@
 /*
  * md_btags.c - bucket settings kept in the bucket's own record: tags (Put/GetBucketTagging) as
  * BT_TAG pairs (md_record.c; format 2 while there are tags), the CORS configuration
- * (PutBucketCors) as one BT_CORS field holding its XML, and the default encryption
- * (PutBucketEncryption) as one BT_SSE field (format 3).
+ * (PutBucketCors) as one BT_CORS field holding its XML, the default encryption
+ * (PutBucketEncryption) as one BT_SSE field (format 3), and the access settings (canned ACL,
+ * PublicAccessBlock, object ownership: BT_ACL..BT_OWNERSHIP, docs/users.md).
  *
  * The bucket record is otherwise written once, by md_bucket_create (MDB_NOOVERWRITE), so changing
  * a setting is a rewrite: one write op reads the record, copies every field but the one changed
  * (also fields it does not know, another branch's settings) and appends the new value, then puts
  * it back in the same transaction, so two racing sets cannot mix and a deletion of the bucket
  * either comes first (CM_ERR_NOTFOUND) or takes the settings with it. A re-created bucket starts
- * without tags, CORS configuration or default encryption, as in S3.
+ * without tags, CORS configuration, default encryption or access settings, as in S3.
  *
  * Threading: as the store (reads in a read transaction, the write through md_write).
  */
@@ -150,4 +151,36 @@ cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t b
 {
     sse_set_op op = {name, mode, bucket_key};
     return md_write(md, sse_set_apply, &op);
+}
+
+/* ---- Access settings (canned ACL, PublicAccessBlock, object ownership: docs/users.md) ---- */
+
+typedef struct {
+    const char *name;
+    const md_bucket *from;
+    unsigned fields; /* MD_ACCESS_* */
+} access_set_op;
+
+static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    access_set_op *op = arg;
+    MDB_val v;
+    md_wbuf w = {0};
+    (void)wrote;
+    cm_err e = record_get(txn, md, op->name, &v);
+    if (e == CM_OK)
+        e = md_bucket_encode_access(v.mv_data, v.mv_size, op->from, op->fields, &w);
+    if (e == CM_OK) {
+        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
+        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
+        e = rc ? md_mdb_err(rc, "put bucket access settings") : CM_OK;
+    }
+    md_w_free(&w);
+    return e;
+}
+
+cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields)
+{
+    access_set_op op = {name, from, fields};
+    return md_write(md, access_set_apply, &op);
 }

@@ -155,6 +155,7 @@ struct md_store {
     MDB_dbi tombmarks; /* per partition: tombstones collected below this hlc (md_tomb.c) */
     MDB_dbi fences;    /* per partition: the highest partition-leader token (md_fence.c) */
     MDB_dbi lifecycle; /* bucket lifecycle configurations, the worker's state (md_lifecycle.c) */
+    MDB_dbi users;     /* users, access keys and bucket policies (md_users.c) */
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */
@@ -232,6 +233,9 @@ cm_err md_bucket_encode_cors(const uint8_t *buf, size_t len, const char *xml, si
 /* The same, replacing the default encryption (BT_SSE; mode MD_SSE_NONE removes it). */
 cm_err md_bucket_encode_sse(const uint8_t *buf, size_t len, uint8_t mode, uint8_t bucket_key,
                             md_wbuf *w);
+/* The same, replacing the access settings named by fields (MD_ACCESS_*) with from's. */
+cm_err md_bucket_encode_access(const uint8_t *buf, size_t len, const md_bucket *from,
+                               unsigned fields, md_wbuf *w);
 /* The CORS configuration of an encoded bucket record (heap, NUL-terminated; none: NULL, 0). */
 cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
@@ -345,6 +349,8 @@ md_store *md_store_alloc(void);
 /* Open (creating) the LMDB environment in dir; *got_map is its map size. */
 cm_err md_env_open(const char *dir, size_t map_size, MDB_env **env, size_t *got_map);
 /* Open env's databases: the first copy sets md's handles, the others must get the same. */
+/* Delete bucket's policy, if any, inside txn (the bucket's deletion: md_store.c). */
+cm_err md_bucket_policy_drop_txn(md_store *md, MDB_txn *txn, const char *bucket);
 cm_err md_env_dbs(md_store *md, MDB_env *env, int first);
 /* Size of the file system holding dir (the map's ceiling). */
 size_t md_fs_size(const char *dir);

@@ -75,7 +75,8 @@ enum {
     OT_TAG,           /* u32 key length | key | value (format 2; written before OT_GENERATION) */
     /* Encryption (format 3): u8 mode | (SSE-C) salt[16] | verifier[32]. 33-37 are reserved for
      * encryption too. */
-    OT_SSE = 32
+    OT_SSE = 32,
+    OT_ACL = 38, /* u8 canned ACL (md_acl), absent = private (docs/users.md) */
 };
 /* Part fields. */
 enum {
@@ -94,15 +95,20 @@ enum {
 #define COMP_FRAME_MAX (16u << 20) /* larger frames are refused: a reader's buffer is one frame */
 /* Bucket and upload fields. */
 /* Bucket fields; those after BT_TAG are numbered explicitly, so that fields added on parallel
- * branches cannot collide. */
+ * branches cannot collide. Access settings (docs/users.md) are each u8 and absent when 0: the
+ * canned ACL (md_acl), the PublicAccessBlock flags (MD_PAB_*), the object ownership
+ * (md_ownership). */
 enum {
     BT_NAME = 1,
     BT_CREATED,
     BT_OWNER,
     BT_VERSIONING,
-    BT_TAG,      /* format 2, as OT_TAG */
-    BT_SSE = 10, /* u8 default mode | u8 bucket key enabled (format 3; 11 reserved) */
-    BT_CORS = 16 /* the CORS configuration, XML as PutBucketCors received it (md_btags.c) */
+    BT_TAG,            /* format 2, as OT_TAG */
+    BT_SSE = 10,       /* u8 default mode | u8 bucket key enabled (format 3; 11 reserved) */
+    BT_ACL = 12,       /* u8 md_acl */
+    BT_PAB = 13,       /* u8 MD_PAB_* flags */
+    BT_OWNERSHIP = 14, /* u8 md_ownership */
+    BT_CORS = 16       /* the CORS configuration, XML as PutBucketCors received it (md_btags.c) */
 };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
@@ -632,6 +638,8 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         }
         w_end(w, mark);
     }
+    if (o->acl)
+        w_tlv(w, OT_ACL, &o->acl, 1);
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
 }
@@ -796,6 +804,8 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return f_u64(v, &o->generation);
     case OT_SSE:
         return obj_sse(&o->sse, v);
+    case OT_ACL:
+        return f_u8(v, &o->acl);
     default:
         return CM_OK;
     }
@@ -918,6 +928,12 @@ cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t nta
     }
     for (size_t i = 0; i < ntags; i++)
         w_pair(w, BT_TAG, &tags[i]);
+    if (b->acl)
+        w_tlv(w, BT_ACL, &b->acl, 1);
+    if (b->pab)
+        w_tlv(w, BT_PAB, &b->pab, 1);
+    if (b->ownership)
+        w_tlv(w, BT_OWNERSHIP, &b->ownership, 1);
     return w_result(w);
 }
 
@@ -931,7 +947,9 @@ cm_err md_bucket_encode(const md_bucket *b, md_wbuf *w)
  * repeats), keeping every other field, known to this reader or not, byte for byte. The format
  * byte is kept, raised to at least min_format.
  */
-static cm_err bucket_rewrite(const uint8_t *buf, size_t len, uint8_t drop, uint8_t min_format,
+#define BT_BIT(t) (1u << (t)) /* bucket field numbers stay below 32 */
+
+static cm_err bucket_rewrite(const uint8_t *buf, size_t len, uint32_t drop, uint8_t min_format,
                              md_wbuf *w)
 {
     rbuf r;
@@ -942,7 +960,7 @@ static cm_err bucket_rewrite(const uint8_t *buf, size_t len, uint8_t drop, uint8
         return CM_ERR_CORRUPT;
     w_u8(w, buf[0] > min_format ? buf[0] : min_format);
     while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
-        if (tag != drop)
+        if (tag >= 32 || !(drop & BT_BIT(tag)))
             w_tlv(w, tag, v.p, v.n);
     }
     if (e != CM_ERR_NOTFOUND) {
@@ -955,7 +973,7 @@ static cm_err bucket_rewrite(const uint8_t *buf, size_t len, uint8_t drop, uint8
 cm_err md_bucket_retag(const uint8_t *buf, size_t len, const md_meta *tags, size_t ntags,
                        md_wbuf *w)
 {
-    cm_err e = bucket_rewrite(buf, len, BT_TAG, ntags ? MD_FORMAT_V2 : MD_FORMAT_V1, w);
+    cm_err e = bucket_rewrite(buf, len, BT_BIT(BT_TAG), ntags ? MD_FORMAT_V2 : MD_FORMAT_V1, w);
     for (size_t i = 0; e == CM_OK && i < ntags; i++)
         w_pair(w, BT_TAG, &tags[i]);
     return e == CM_OK ? w_result(w) : e;
@@ -964,7 +982,7 @@ cm_err md_bucket_retag(const uint8_t *buf, size_t len, const md_meta *tags, size
 cm_err md_bucket_encode_cors(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
                              md_wbuf *w)
 {
-    cm_err e = bucket_rewrite(buf, len, BT_CORS, MD_FORMAT_V1, w);
+    cm_err e = bucket_rewrite(buf, len, BT_BIT(BT_CORS), MD_FORMAT_V1, w);
     if (e == CM_OK && xml)
         w_tlv(w, BT_CORS, xml, xml_len);
     return e == CM_OK ? w_result(w) : e;
@@ -974,11 +992,27 @@ cm_err md_bucket_encode_sse(const uint8_t *buf, size_t len, uint8_t mode, uint8_
                             md_wbuf *w)
 {
     /* default encryption lost by an older reader would store new objects in the clear: format 3 */
-    cm_err e = bucket_rewrite(buf, len, BT_SSE, mode ? MD_FORMAT_V3 : MD_FORMAT_V1, w);
+    cm_err e = bucket_rewrite(buf, len, BT_BIT(BT_SSE), mode ? MD_FORMAT_V3 : MD_FORMAT_V1, w);
     if (e == CM_OK && mode) {
         uint8_t sse[2] = {mode, bucket_key};
         w_tlv(w, BT_SSE, sse, sizeof(sse));
     }
+    return e == CM_OK ? w_result(w) : e;
+}
+
+cm_err md_bucket_encode_access(const uint8_t *buf, size_t len, const md_bucket *from,
+                               unsigned fields, md_wbuf *w)
+{
+    uint32_t drop = (fields & MD_ACCESS_ACL ? BT_BIT(BT_ACL) : 0) |
+                    (fields & MD_ACCESS_PAB ? BT_BIT(BT_PAB) : 0) |
+                    (fields & MD_ACCESS_OWNERSHIP ? BT_BIT(BT_OWNERSHIP) : 0);
+    cm_err e = bucket_rewrite(buf, len, drop, MD_FORMAT_V1, w);
+    if (e == CM_OK && (fields & MD_ACCESS_ACL) && from->acl)
+        w_tlv(w, BT_ACL, &from->acl, 1);
+    if (e == CM_OK && (fields & MD_ACCESS_PAB) && from->pab)
+        w_tlv(w, BT_PAB, &from->pab, 1);
+    if (e == CM_OK && (fields & MD_ACCESS_OWNERSHIP) && from->ownership)
+        w_tlv(w, BT_OWNERSHIP, &from->ownership, 1);
     return e == CM_OK ? w_result(w) : e;
 }
 
@@ -1054,6 +1088,12 @@ cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
             e = MD_CORRUPT("bad bucket encryption field");
         else if (tag == BT_SSE)
             out->sse_default = v.p[0], out->sse_bucket_key = v.p[1];
+        else if (tag == BT_ACL)
+            e = f_u8(v, &out->acl);
+        else if (tag == BT_PAB)
+            e = f_u8(v, &out->pab);
+        else if (tag == BT_OWNERSHIP)
+            e = f_u8(v, &out->ownership);
     }
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }

@@ -165,10 +165,12 @@ cm_err md_txn_commit(MDB_txn *txn)
  * the same handles: the first sets md's, the others must match them. */
 cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
-    static const char *const names[] = {"buckets", "objects", "uploads",   "parts",  "garbage",
-                                        "hints",   "replica", "tombmarks", "fences", "lifecycle"};
-    MDB_dbi *slots[] = {&md->buckets, &md->objects, &md->uploads,   &md->parts,  &md->garbage,
-                        &md->hints,   &md->replica, &md->tombmarks, &md->fences, &md->lifecycle};
+    static const char *const names[] = {"buckets", "objects",   "uploads", "parts",
+                                        "garbage", "hints",     "replica", "tombmarks",
+                                        "fences",  "lifecycle", "users"};
+    MDB_dbi *slots[] = {&md->buckets, &md->objects,   &md->uploads, &md->parts,
+                        &md->garbage, &md->hints,     &md->replica, &md->tombmarks,
+                        &md->fences,  &md->lifecycle, &md->users};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
@@ -197,7 +199,7 @@ cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_
     int rc = mdb_env_create(&env);
     if (rc)
         return md_mdb_err(rc, "mdb_env_create");
-    rc = mdb_env_set_maxdbs(env, 16); /* 10 used (md_env_dbs) */
+    rc = mdb_env_set_maxdbs(env, 16); /* 11 used (md_env_dbs) */
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)
@@ -373,6 +375,8 @@ static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
         e = md_fence_drop_txn(md, txn, name); /* its partitions' leader tokens */
     if (e == CM_OK)
         e = md_lc_drop_txn(md, txn, name); /* its lifecycle configuration */
+    if (e == CM_OK)
+        e = md_bucket_policy_drop_txn(md, txn, name); /* its policy (md_users.c) */
     return e;
 }
 

@@ -161,6 +161,20 @@ static void test_ident(void)
     CU_ASSERT_FALSE(cm_ident_ok("abcd", 4));
 }
 
+static void test_random_string(void)
+{
+    char a[65], b[65];
+    memset(a, 'x', sizeof(a));
+    CU_ASSERT_EQUAL(cm_random_string(a, 40, "AB"), CM_OK);
+    CU_ASSERT_EQUAL(strlen(a), 40);
+    CU_ASSERT_EQUAL(strspn(a, "AB"), 40);
+    CU_ASSERT_EQUAL(cm_random_string(a, 64, "0123456789"), CM_OK);
+    CU_ASSERT_EQUAL(cm_random_string(b, 64, "0123456789"), CM_OK);
+    CU_ASSERT_NOT_EQUAL(strcmp(a, b), 0); /* 10^64 outcomes: equal only when broken */
+    CU_ASSERT_EQUAL(cm_random_string(a, 65, "AB"), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_random_string(a, 4, ""), CM_ERR_INVAL);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"err_names", test_err_names}, {"hex", test_hex},
@@ -168,5 +182,7 @@ void cu_register(void)
                                     {"time", test_time},           {"ct_equal", test_ct_equal},
                                     {"config", test_config},       {"dirs", test_dirs},
                                     {"ident", test_ident},         {NULL, NULL}};
+    static const cu_test random_tests[] = {{"random_string", test_random_string}, {NULL, NULL}};
     cu_add_suite("common", tests);
+    cu_add_suite("common_random", random_tests);
 }
