@@ -183,11 +183,14 @@ struct bs_store {
     size_t nsegs, capsegs;
     bs_seg *active; /* last segment, receives appends; NULL until the first */
     uint32_t next_segno;
-    uint64_t write_gen;     /* append_mu */
-    pthread_mutex_t gc_mu;  /* group commit (leaf lock): synced_gen, syncing */
-    pthread_cond_t gc_cond; /* broadcast when a sync round ends */
+    uint64_t write_gen;             /* append_mu */
+    uint64_t appends, append_bytes; /* bs_append calls that succeeded, their bytes; append_mu */
+    pthread_mutex_t gc_mu;          /* group commit (leaf lock): synced_gen, syncing */
+    pthread_cond_t gc_cond;         /* broadcast when a sync round ends */
     uint64_t synced_gen;
-    int syncing;   /* a leader is running a round */
+    uint64_t sync_calls, sync_rounds; /* gc_mu: bs_sync calls; rounds that ran an fdatasync set */
+    uint64_t sync_round_gens;         /* gc_mu: writes the rounds covered (group size sum) */
+    int syncing;                      /* a leader is running a round */
     cm_err failed; /* gc_mu: sticky error of a failed fdatasync (bs_error); CM_OK while healthy */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
