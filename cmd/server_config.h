@@ -47,6 +47,7 @@ typedef struct {
     char rpc_secret_file[4096]; /* [cluster] rpc_secret_file; "" = CAIRN_RPC_SECRET */
     char metrics_token[257];    /* [metrics] token: a bearer token that may read /metrics */
     char metrics_allow[1024];   /* [metrics] allow: addresses that may read it without one */
+    char access_file[4096];     /* [log] access_file: "" off, "stdout", "stderr" or a path */
 
     const char *config_path; /* --config FILE (borrowed from argv); NULL = none */
     int check_only;          /* --check-config */

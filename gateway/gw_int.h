@@ -13,7 +13,9 @@
 #include <pthread.h>
 
 #include "cm_checksum.h"
+#include "cm_alog.h"
 #include "cm_cidr.h"
+#include "cm_metrics.h"
 #include "gw.h"
 #include "gw_auth.h"
 #include "ob.h"
@@ -22,6 +24,7 @@
 #include "md.h"
 
 typedef struct gw_pool gw_pool;
+typedef struct gw_stats gw_stats;
 
 struct gw {
     gw_config cfg;
@@ -43,7 +46,10 @@ struct gw {
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
     void *admin_arg;
     void *status_arg;
-    gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
+    gw_bucket_ns ns;     /* cluster mode's bucket namespace; all NULL: the local store alone */
+    gw_stats *stats;     /* request counters and latency histograms (gw_stats.c) */
+    cm_metrics *metrics; /* more /metrics sources (gw_metrics_registry) */
+    cm_alog *access_log; /* NULL: off (gw_set_access_log) */
 };
 
 typedef struct gw_req gw_req;
@@ -61,9 +67,12 @@ typedef enum {
 struct gw_req {
     gw *g;
     net_req *net;
-    char id[17]; /* request id, 16 hex chars */
-    int head;    /* HEAD request: no body in the response */
-    gw_query q;  /* decoded path and query parameters */
+    char id[17];    /* request id, 16 hex chars */
+    uint64_t t0_ns; /* monotonic, at on_request: the latency metric and access log */
+    int opk;        /* gw_op of the request, for /metrics and the access log (gw_stats.h) */
+    int s3err;      /* the gw_s3err gw_error sent; GW_OK when none */
+    int head;       /* HEAD request: no body in the response */
+    gw_query q;     /* decoded path and query parameters */
     char bucket[MD_BUCKET_MAX + 1];
     int vhost; /* the bucket came from a virtual-hosted Host header */
     char *key; /* decoded object key, NULL for bucket-level requests */
@@ -284,5 +293,18 @@ void gw_send_owner_acl(gw_req *r);
 
 /* /metrics: 1 when r may read it; otherwise answers 401 or 403 and returns 0 (gw_metrics_acl.c). */
 int gw_metrics_allowed(gw_req *r);
+
+/* ---- gw_stats.c: request metrics and the access log (docs/metrics.md) ---- */
+
+cm_err gw_stats_new(gw_stats **out);
+void gw_stats_free(gw_stats *s); /* NULL is a no-op */
+/* At on_request: start the clock. */
+void gw_stats_begin(gw_req *r);
+/* Name r's S3 operation (r->opk) from its method, bucket, key, query and headers. */
+void gw_stats_classify(gw_req *r);
+/* At on_done (r->net still valid): count the request, observe its latency, log its line. */
+void gw_stats_end(gw_req *r);
+/* The request families of /metrics; blocking-free, any thread. */
+void gw_stats_write(gw *g, FILE *f);
 
 #endif
