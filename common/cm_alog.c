@@ -3,10 +3,13 @@
  *
  * Two buffers of cap bytes: writers append to `fill` under mu; the drain thread swaps it with its
  * empty `spare` under mu, then writes the spare to the file with mu released, so a writer waits
- * at most for a memcpy and a swap, never for the disk. A reopen opens the new file on the caller's
- * thread (so its failure can be reported) and leaves the descriptor in next_fd; the drain thread
- * adopts it, closing the old one, before its next write - only that thread ever writes or closes
- * the descriptor it uses.
+ * at most for a memcpy and a swap, never for the disk. The thread drains every CM_ALOG_PERIOD_MS,
+ * or at once when the buffer is half full (or on a flush, a reopen, the close); idle, it sleeps
+ * until a line comes. A writer signals only for the first line after an idle spell or at half
+ * full, so under load a line costs no system call on the request's loop. A reopen opens the new
+ * file on the caller's thread (so its failure can be reported) and leaves the descriptor in
+ * next_fd; the drain thread adopts it, closing the old one, before its next write - only that
+ * thread ever writes or closes the descriptor it uses.
  */
 #include "cm_alog.h"
 
@@ -16,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#define CM_ALOG_PERIOD_MS 50
 
 struct cm_alog {
     char *target;
@@ -28,7 +34,7 @@ struct cm_alog {
     uint64_t queued, done; /* lines queued; lines the drain thread finished with */
     uint64_t written, dropped;
     int fd, next_fd, own_fd; /* own_fd: fd is a file of ours (not stdout/stderr) */
-    int stop;
+    int stop, hurry;         /* hurry: a flush waits, drain now */
     pthread_t thread;
 };
 
@@ -70,8 +76,17 @@ static void *drain(void *arg)
     cm_alog *l = arg;
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (!l->len && l->next_fd < 0 && !l->stop)
+        if (!l->stop && !l->hurry && l->next_fd < 0 && l->len < l->cap / 2) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += CM_ALOG_PERIOD_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&l->wake, &l->mu, &until);
+        }
+        while (!l->len && l->next_fd < 0 && !l->stop && !l->hurry)
             pthread_cond_wait(&l->wake, &l->mu);
+        l->hurry = 0;
         if (l->next_fd >= 0) {
             if (l->own_fd)
                 close(l->fd);
@@ -118,8 +133,12 @@ cm_err cm_alog_open(const char *target, size_t cap, cm_alog **out)
         errno = saved;
         return CM_ERR_IO;
     }
+    pthread_condattr_t ca;
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->wake, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->wake, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&l->idle, NULL);
     if (pthread_create(&l->thread, NULL, drain, l) != 0) {
         l->thread = 0;
@@ -163,7 +182,9 @@ int cm_alog_line(cm_alog *l, const char *line, size_t len)
         rc = -1;
     } else {
         memcpy(l->fill + l->len, line, len);
-        if (l->len == 0)
+        /* the first line after an idle spell wakes the thread, which then collects lines for a
+         * period; half full, it drains at once */
+        if (l->len == 0 || (l->len < l->cap / 2 && l->len + len >= l->cap / 2))
             pthread_cond_signal(&l->wake);
         l->len += len;
         l->queued++;
@@ -202,8 +223,11 @@ void cm_alog_flush(cm_alog *l)
 {
     pthread_mutex_lock(&l->mu);
     uint64_t want = l->queued;
-    while (l->done < want || l->next_fd >= 0)
+    while (l->done < want || l->next_fd >= 0) {
+        l->hurry = 1;
+        pthread_cond_signal(&l->wake);
         pthread_cond_wait(&l->idle, &l->mu);
+    }
     pthread_mutex_unlock(&l->mu);
 }
 
