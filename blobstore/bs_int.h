@@ -183,14 +183,11 @@ struct bs_store {
     size_t nsegs, capsegs;
     bs_seg *active; /* last segment, receives appends; NULL until the first */
     uint32_t next_segno;
-    uint64_t write_gen;             /* append_mu */
-    uint64_t appends, append_bytes; /* bs_append calls that succeeded, their bytes; append_mu */
-    pthread_mutex_t gc_mu;          /* group commit (leaf lock): synced_gen, syncing */
-    pthread_cond_t gc_cond;         /* broadcast when a sync round ends */
+    uint64_t write_gen;     /* append_mu */
+    pthread_mutex_t gc_mu;  /* group commit (leaf lock): synced_gen, syncing */
+    pthread_cond_t gc_cond; /* broadcast when a sync round ends */
     uint64_t synced_gen;
-    uint64_t sync_calls, sync_rounds; /* gc_mu: bs_sync calls; rounds that ran an fdatasync set */
-    uint64_t sync_round_gens;         /* gc_mu: writes the rounds covered (group size sum) */
-    int syncing;                      /* a leader is running a round */
+    int syncing;   /* a leader is running a round */
     cm_err failed; /* gc_mu: sticky error of a failed fdatasync (bs_error); CM_OK while healthy */
     uint64_t live_bytes;
     uint64_t corrupt_found; /* atomic */
@@ -202,6 +199,11 @@ struct bs_store {
     int have_salt;          /* recovery found (or made) the store's salt */
     pthread_mutex_t dir_mu; /* leaf: one directory sync for new segments at a time */
     int dir_dirty;          /* atomic: a segment was created since the last directory sync */
+
+    /* Counters for bs_get_stats (/metrics). */
+    uint64_t appends, append_bytes;   /* append_mu: bs_append calls that succeeded, their bytes */
+    uint64_t sync_calls, sync_rounds; /* gc_mu: bs_sync calls; rounds that ran an fdatasync set */
+    uint64_t sync_round_gens;         /* gc_mu: writes the rounds covered (group size sum) */
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */

@@ -46,8 +46,10 @@ struct gw {
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
     void *admin_arg;
     void *status_arg;
-    gw_bucket_ns ns;     /* cluster mode's bucket namespace; all NULL: the local store alone */
-    gw_stats *stats;     /* request counters and latency histograms (gw_stats.c) */
+    gw_bucket_ns ns; /* cluster mode's bucket namespace; all NULL: the local store alone */
+
+    /* /metrics and the access log (gw_stats.c, docs/metrics.md) */
+    gw_stats *stats;     /* request counters and latency histograms */
     cm_metrics *metrics; /* more /metrics sources (gw_metrics_registry) */
     cm_alog *access_log; /* NULL: off (gw_set_access_log) */
 };
@@ -67,12 +69,9 @@ typedef enum {
 struct gw_req {
     gw *g;
     net_req *net;
-    char id[17];    /* request id, 16 hex chars */
-    uint64_t t0_ns; /* monotonic, at on_request: the latency metric and access log */
-    int opk;        /* gw_op of the request, for /metrics and the access log (gw_stats.h) */
-    int s3err;      /* the gw_s3err gw_error sent; GW_OK when none */
-    int head;       /* HEAD request: no body in the response */
-    gw_query q;     /* decoded path and query parameters */
+    char id[17]; /* request id, 16 hex chars */
+    int head;    /* HEAD request: no body in the response */
+    gw_query q;  /* decoded path and query parameters */
     char bucket[MD_BUCKET_MAX + 1];
     int vhost; /* the bucket came from a virtual-hosted Host header */
     char *key; /* decoded object key, NULL for bucket-level requests */
@@ -129,6 +128,11 @@ struct gw_req {
     cm_err meta_err;        /* a record read offloaded to a worker (gw_meta_remote) */
     int meta_live;          /* exists_then: the key has a current object */
     gw_finish_fn meta_next; /* exists_then: what runs once it is known to exist */
+
+    /* For /metrics and the access log (gw_stats.c). */
+    uint64_t t0_ns; /* monotonic, at on_request */
+    int opk;        /* gw_op of the request (gw_stats.h) */
+    int s3err;      /* the gw_s3err gw_error sent; GW_OK when none */
 };
 
 /* ---- gw_server.c: responses and the body pipeline ---- */

@@ -24,7 +24,8 @@
  * - on_drain: more of a streaming GET response.
  * - on_done: release everything; a data writer still open is aborted (its blobs queued for the
  *   drives' background deleters, ob.h: the loop never waits on a disk to free a request). A
- *   request a worker still holds is freed when the worker's job completes.
+ *   request a worker still holds is freed when the worker's job completes. First the request is
+ *   counted for /metrics and its access-log line written (gw_stats.c).
  *
  * Memory per request: at most one stripe in the writer (a cluster-mode writer: its window of
  * stripes, ob.h), the inline buffer (inline_threshold), an XML body up to its cap, and one read
