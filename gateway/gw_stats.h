@@ -90,9 +90,32 @@ gw_op gw_op_classify(const char *method, int has_bucket, int has_key, const gw_q
 #define GW_CODES(X)                                                                                \
     X(200)                                                                                         \
     X(204)                                                                                         \
-    X(206) X(301) X(304) X(307) X(400) X(401) X(403) X(404) X(405) X(409) X(411) X(412) X(413)     \
-        X(416) X(429) X(500) X(501) X(503)
-enum { GW_CODE_OTHER = 20, GW_CODE_NONE, GW_CODE_COUNT };
+    X(206)                                                                                         \
+    X(301)                                                                                         \
+    X(304)                                                                                         \
+    X(307)                                                                                         \
+    X(400)                                                                                         \
+    X(401)                                                                                         \
+    X(403)                                                                                         \
+    X(404)                                                                                         \
+    X(405)                                                                                         \
+    X(409)                                                                                         \
+    X(411)                                                                                         \
+    X(412)                                                                                         \
+    X(413)                                                                                         \
+    X(416)                                                                                         \
+    X(429)                                                                                         \
+    X(500)                                                                                         \
+    X(501)                                                                                         \
+    X(503)
+enum {
+#define GW_CODE_ENUM(c) GW_CODE_##c,
+    GW_CODES(GW_CODE_ENUM)
+#undef GW_CODE_ENUM
+        GW_CODE_OTHER,
+    GW_CODE_NONE,
+    GW_CODE_COUNT
+};
 int gw_code_index(int status);        /* 0..GW_CODE_COUNT-1 */
 const char *gw_code_label(int index); /* "200", "other", "none" */
 
