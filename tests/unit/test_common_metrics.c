@@ -163,6 +163,56 @@ static void test_json_escape_truncates(void)
     CU_ASSERT_EQUAL(cm_json_escape("x", 1, out, 0), 0);
 }
 
+/* 1 when s is a valid JSON string body: no raw control byte or DEL, no bare quote, escapes of
+ * the JSON forms only, and every other byte part of a well-formed UTF-8 sequence. */
+static int json_body_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; u[i];) {
+        if (u[i] < 0x20 || u[i] == 0x7f || u[i] == '"')
+            return 0;
+        if (u[i] == '\\') {
+            if (u[i + 1] == 'u') {
+                for (int k = 2; k < 6; k++)
+                    if (!strchr("0123456789abcdef", u[i + k]) || !u[i + k])
+                        return 0;
+                i += 6;
+            } else if (u[i + 1] && strchr("\"\\nrt", u[i + 1])) {
+                i += 2;
+            } else {
+                return 0;
+            }
+            continue;
+        }
+        size_t len = u[i] < 0x80 ? 1 : u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : u[i] >= 0xc2 ? 2 : 0;
+        if (len == 0)
+            return 0;
+        for (size_t k = 1; k < len; k++)
+            if ((u[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Random bytes (seeded, printed on failure) always escape to a valid JSON string body. */
+static void test_json_escape_random(void)
+{
+    unsigned seed = 12345;
+    char in[64], out[64 * 6 + 1];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(rand_r(&seed) % (int)sizeof(in));
+        for (size_t i = 0; i < n; i++)
+            in[i] = (char)(rand_r(&seed) & 0xff);
+        size_t cap = 1 + (size_t)(rand_r(&seed) % (int)sizeof(out));
+        size_t got = cm_json_escape(in, n, out, cap);
+        int ok = got < cap && strlen(out) == got && json_body_valid(out);
+        if (!ok)
+            fprintf(stderr, "\nseed 12345 round %d: invalid escape of %zu bytes\n", round, n);
+        CU_ASSERT_FATAL(ok);
+    }
+}
+
 static size_t file_lines(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -236,6 +286,7 @@ void cu_register(void)
         {"registry", test_registry},
         {"JSON escaping", test_json_escape},
         {"JSON escaping truncates whole", test_json_escape_truncates},
+        {"JSON escaping of random bytes", test_json_escape_random},
         {"access log reopen after rename", test_alog_reopen},
         {"access log bounded buffer", test_alog_bounded},
         {NULL, NULL},
