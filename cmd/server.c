@@ -564,13 +564,14 @@ out:
     co_buckets_free(cluster.buckets); /* after the workers (they call it), before gw_free */
     gw_scrub_free(g, scrub);          /* interrupts a pass between two reads */
     gw_free(g);
-    cm_alog_close(alog);            /* after the loops and workers: they write to it */
     cmd_cluster_free(cluster.node); /* the fault rules outlive the object store's cluster mode */
     if (cluster.secret) {
         explicit_bzero(cluster.secret, cluster.secret_len);
         free(cluster.secret);
     }
     cm_reload_free(sig.hooks);
+    /* after the loops and workers, which write to it, and the SIGHUP hook, which reopens it */
+    cm_alog_close(alog);
     free(sig.run);
     free(sig.fresh);
     return rc;
