@@ -107,6 +107,14 @@ typedef struct {
     uint64_t compacted;     /* segments compacted and removed since open */
     uint64_t compact_moved; /* record bytes copied by compaction since open */
     uint64_t compact_freed; /* segment bytes removed by compaction since open */
+    uint64_t appends;       /* bs_append calls that succeeded since open */
+    uint64_t append_bytes;  /* their payload bytes */
+    uint64_t sync_calls;    /* bs_sync calls since open */
+    /* Group commit: rounds that fdatasynced (sync_rounds) and the writes (appends, deletes,
+     * compaction copies) they made durable in all: sync_round_writes / sync_rounds is the mean
+     * group size. */
+    uint64_t sync_rounds;
+    uint64_t sync_round_writes;
 } bs_stats;
 
 /*

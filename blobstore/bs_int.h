@@ -199,6 +199,11 @@ struct bs_store {
     int have_salt;          /* recovery found (or made) the store's salt */
     pthread_mutex_t dir_mu; /* leaf: one directory sync for new segments at a time */
     int dir_dirty;          /* atomic: a segment was created since the last directory sync */
+
+    /* Counters for bs_get_stats (/metrics). */
+    uint64_t appends, append_bytes;   /* append_mu: bs_append calls that succeeded, their bytes */
+    uint64_t sync_calls, sync_rounds; /* gc_mu: bs_sync calls; rounds that ran an fdatasync set */
+    uint64_t sync_round_gens;         /* gc_mu: writes the rounds covered (group size sum) */
 };
 
 /* ---- I/O helpers (bs_io.c) ---- */

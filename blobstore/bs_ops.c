@@ -448,6 +448,7 @@ cm_err bs_sync(bs_store *bs)
 
     cm_err e = CM_OK;
     pthread_mutex_lock(&bs->gc_mu);
+    bs->sync_calls++;
     while (bs->synced_gen < want) {
         if (bs->failed != CM_OK) { /* this round or an earlier one failed: never retried */
             e = bs->failed;
@@ -463,8 +464,11 @@ cm_err bs_sync(bs_store *bs)
         e = sync_round(bs, &target);
         pthread_mutex_lock(&bs->gc_mu);
         bs->syncing = 0;
-        if (e == CM_OK && target > bs->synced_gen)
+        if (e == CM_OK && target > bs->synced_gen) {
+            bs->sync_rounds++;
+            bs->sync_round_gens += target - bs->synced_gen;
             bs->synced_gen = target;
+        }
         pthread_cond_broadcast(&bs->gc_cond);
         if (e != CM_OK)
             break;
@@ -486,9 +490,16 @@ void bs_get_stats(bs_store *bs, bs_stats *out)
     for (size_t i = 0; i < bs->nsegs; i++)
         out->disk_bytes += bs->segs[i]->size;
     bs_punch_stats(bs, out);
+    out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);
+    out->appends = bs->appends;
+    out->append_bytes = bs->append_bytes;
     pthread_rwlock_unlock(&bs->idx_lock);
     pthread_mutex_unlock(&bs->append_mu);
-    out->corrupt_found = __atomic_load_n(&bs->corrupt_found, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&bs->gc_mu);
+    out->sync_calls = bs->sync_calls;
+    out->sync_rounds = bs->sync_rounds;
+    out->sync_round_writes = bs->sync_round_gens;
+    pthread_mutex_unlock(&bs->gc_mu);
     out->torn_cut = bs->torn_cut; /* set at open only */
     out->compacted = __atomic_load_n(&bs->compacted_segs, __ATOMIC_RELAXED);
     out->compact_moved = __atomic_load_n(&bs->compact_moved, __ATOMIC_RELAXED);

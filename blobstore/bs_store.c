@@ -292,8 +292,11 @@ static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const u
         e = publish(bs, id, ext, n);
     if (e != CM_OK && undo)
         rollback(bs, undo, nu);
-    if (e == CM_OK)
+    if (e == CM_OK) {
         bs->write_gen++;
+        bs->appends++;
+        bs->append_bytes += len;
+    }
     free(ext);
     free(undo);
     return e;

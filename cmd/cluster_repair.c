@@ -55,6 +55,7 @@
 #include <event2/event.h>
 
 #include "cm_log.h"
+#include "cm_metrics.h"
 #include "cm_util.h"
 #include "co_layout.h"
 #include "nd.h"
@@ -549,6 +550,16 @@ static int durability(const pl_topology *t, double mbps, double drive_bytes, pl_
            pl_durability(in, res) == CM_OK;
 }
 
+/* The running pass's status, else the last one's; 1 when one runs. Called with c->mu held. */
+static int status_locked(cmd_repair *c, ob_repair_status *s)
+{
+    if (c->cur)
+        ob_repair_status_get(c->cur, s);
+    else
+        *s = c->last;
+    return c->cur != NULL;
+}
+
 size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
 {
     ob_repair_status s;
@@ -556,11 +567,7 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
     if (!c)
         return 0;
     pthread_mutex_lock(&c->mu);
-    int running = c->cur != NULL;
-    if (running)
-        ob_repair_status_get(c->cur, &s);
-    else
-        s = c->last;
+    int running = status_locked(c, &s);
     uint64_t passes = c->passes, requested = c->want;
     double disk = c->disk_mbps, drive_bytes = c->drive_bytes;
     double heal = running && s.mbps > 0 ? s.mbps : c->heal_mbps;
@@ -595,6 +602,39 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         measured ? "true" : "false", mbps, have_dur ? in.repair_mbps : 0,
         have_dur ? in.drive_bytes : 0, dr.repair_h, dr.nines, dr.az_nines);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+void cmd_repair_metrics(void *arg, FILE *f)
+{
+    cmd_repair *c = arg;
+    ob_repair_status s;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int running = status_locked(c, &s);
+    uint64_t passes = c->passes;
+    pthread_mutex_unlock(&c->mu);
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"cairn_repair_running", "gauge", "1 while a repair pass runs"},
+        {"cairn_repair_passes_total", "counter", "Repair passes ended"},
+        {"cairn_repair_pass_records", "gauge", "Records of the current (or last) pass"},
+        {"cairn_repair_pass_scanned_records", "gauge", "Of them, records looked at"},
+        {"cairn_repair_pass_degraded_bodies", "gauge", "Bodies the pass found degraded"},
+        {"cairn_repair_pass_healed_bodies", "gauge", "Bodies the pass brought back"},
+        {"cairn_repair_pass_failed_bodies", "gauge", "Bodies the pass could not heal now"},
+        {"cairn_repair_pass_bytes", "gauge", "Cell bytes the pass rebuilt or moved"},
+    };
+    uint64_t v[] = {(uint64_t)running, passes,   s.records, s.scanned,
+                    s.degraded,        s.healed, s.failed,  s.bytes};
+    for (size_t i = 0; i < CM_ARRAY_LEN(m); i++) {
+        cm_metric_head(f, m[i].name, m[i].type, m[i].help);
+        cm_metric_u64(f, m[i].name, NULL, v[i]);
+    }
+    cm_metric_head(f, "cairn_repair_eta_seconds", "gauge",
+                   "Estimated time left in the current pass; -1 unknown");
+    cm_metric_double(f, "cairn_repair_eta_seconds", NULL, running ? s.eta_s : 0);
 }
 
 uint64_t cmd_repair_trigger(cmd_repair *c)

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "co.h"
 #include "gw.h"
@@ -189,6 +190,8 @@ int cmd_repair_admin(void *arg, const char *route, int post, const char *bucket,
                      char *out, size_t cap);
 /* The node's repair thread (NULL before cmd_cluster_run or without one). */
 cmd_repair *cmd_cluster_repair(cmd_cluster *c);
+/* A /metrics source (cm_metrics_fn) over a cmd_repair: the current or last pass's progress. */
+void cmd_repair_metrics(void *arg, FILE *f);
 
 /* node_rpc.c: serve a node's RPC alone, check a node */
 int cmd_node_rpc(int argc, char **argv);

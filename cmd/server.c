@@ -37,7 +37,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cm_alog.h"
 #include "cm_log.h"
+#include "cm_metrics.h"
 #include "cm_reload.h"
 #include "cm_util.h"
 #include "co_buckets.h"
@@ -455,10 +457,41 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
     gw_set_status_extra(g, cluster_status, cn);
     gw_set_ready_check(g, cluster_ready, cn);
     gw_set_admin_extra(g, cmd_repair_admin, cmd_cluster_repair(cn->node));
+    cm_metrics_add(gw_metrics_registry(g), cmd_repair_metrics, cmd_cluster_repair(cn->node));
     printf("  cluster:  %s, node %s, etcd %s\n", o->cluster_id, o->node_id, o->cluster_etcd);
     printf("  node RPC: %s:%d (registered as %s, S3 %s)\n", o->rpc_host, cmd_rpc_port(cn->rpc),
            o->cluster_addr, cn->s3);
     CM_INFO(MOD, "cluster %s: following the layout as node %s", o->cluster_id, o->node_id);
+    return 0;
+}
+
+/* /metrics: the listener's connections and the build (a cm_metrics source over the server). */
+static void server_metrics(void *arg, FILE *f)
+{
+    uint64_t open, accepted;
+    net_server_conn_stats(arg, &open, &accepted);
+    cm_metric_head(f, "cairn_connections_open", "gauge", "Client connections open on the S3 port");
+    cm_metric_u64(f, "cairn_connections_open", NULL, open);
+    cm_metric_head(f, "cairn_connections_accepted_total", "counter",
+                   "Client connections accepted on the S3 port");
+    cm_metric_u64(f, "cairn_connections_accepted_total", NULL, accepted);
+    cm_metric_head(f, "cairn_build_info", "gauge", "The running build; always 1");
+    cm_metric_u64(f, "cairn_build_info",
+                  "version=\"" CAIRN_VERSION "\",compiler=\"" __VERSION__ "\"", 1);
+}
+
+/* The JSON access log of [log] access_file, reopened at SIGHUP; 0, or -1 after a message. */
+static int open_access_log(const server_opts *o, gw *g, cm_reload *hooks, cm_alog **out)
+{
+    if (!o->access_file[0])
+        return 0;
+    if (cm_alog_open(o->access_file, 0, out) != CM_OK) {
+        fprintf(stderr, "cairn: cannot open the access log %s: %s\n", o->access_file,
+                strerror(errno));
+        return -1;
+    }
+    gw_set_access_log(g, *out);
+    cm_reload_add(hooks, "access_log", cm_alog_reopen, *out);
     return 0;
 }
 
@@ -474,6 +507,7 @@ int cmd_server(int argc, char **argv)
     net_server *srv = NULL;
     net_tls *tls = NULL;
     char tls_err[512];
+    cm_alog *alog = NULL;
     int rc = parse_args(&o, argc, argv);
 
     if (rc != 0)
@@ -540,6 +574,9 @@ int cmd_server(int argc, char **argv)
                 cmd_listen_error(err));
         goto out;
     }
+    if (open_access_log(&o, g, sig.hooks, &alog) != 0)
+        goto out;
+    cm_metrics_add(gw_metrics_registry(g), server_metrics, srv);
     sig.srv = srv, sig.g = g, sig.argc = argc, sig.argv = argv;
     if (!(sig.run = malloc(sizeof(*sig.run))) || !(sig.fresh = malloc(sizeof(*sig.fresh)))) {
         fprintf(stderr, "cairn: out of memory\n");
@@ -586,6 +623,8 @@ out:
     }
     net_tls_free(cluster.rpc_tls); /* after everything that calls or serves the RPC */
     cm_reload_free(sig.hooks);
+    /* after the loops and workers, which write to it, and the SIGHUP hook, which reopens it */
+    cm_alog_close(alog);
     free(sig.run);
     free(sig.fresh);
     return rc;

@@ -203,6 +203,9 @@ static const cm_cfg_key keys[] = {
         "a bearer token that may read /metrics from any address; \"\" = none"),
     KEY("metrics", "allow", STR, metrics_allow, 0, 1023, "CIDR list", "127.0.0.0/8,::1",
         check_cidrs, 0, "addresses that may read /metrics without the token; \"\" = none"),
+    KEY("log", "access_file", STR, access_file, 0, 4095, NULL, "", NULL, 0,
+        "JSON access log, one line per request: a file (reopened at SIGHUP), \"stdout\", "
+        "\"stderr\"; \"\" = off"),
 };
 
 const cm_cfg_key *cmd_server_keys(size_t *n)

@@ -55,6 +55,7 @@ typedef struct {
     char master_key_file[4096]; /* [server] master_key_file; "" = CAIRN_MASTER_KEY or DATA.key */
     char metrics_token[257];    /* [metrics] token: a bearer token that may read /metrics */
     char metrics_allow[1024];   /* [metrics] allow: addresses that may read it without one */
+    char access_file[4096];     /* [log] access_file: "" off, "stdout", "stderr" or a path */
 
     const char *config_path; /* --config FILE (borrowed from argv); NULL = none */
     int check_only;          /* --check-config */

@@ -85,6 +85,17 @@ void gw_scrub_free(gw *g, ob_scrub *s);
 void gw_set_ready(gw *g, int ready);
 
 /*
+ * /metrics (docs/metrics.md): the registry whose sources are rendered after the gateway's own
+ * metrics; add sources before serving (cm_metrics.h). Borrowed until gw_free.
+ */
+typedef struct cm_metrics cm_metrics;
+cm_metrics *gw_metrics_registry(gw *g);
+/* The JSON access log: one line per request into l (cm_alog.h), NULL = off. Set before serving;
+ * l must outlive the serving (close it after the loops stop). */
+typedef struct cm_alog cm_alog;
+void gw_set_access_log(gw *g, cm_alog *l);
+
+/*
  * A further condition of /health/ready (a cluster node: registered as a member, layout known):
  * fn returns 1 when ready, else 0 with a one-line reason in why. It runs on an event-loop thread
  * for every probe, so it must be cheap and never block. Set before serving.

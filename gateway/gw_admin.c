@@ -8,8 +8,9 @@
  *                        failures), the metadata copies ("meta": healthy or failed), scrub and
  *                        the lifecycle worker (gw_lifecycle.c; JSON), plus the
  *                        gw_set_status_extra member
- *   GET  /metrics        Prometheus text format (counters only, no secrets), to a bearer token
- *                        or an allowed address: [metrics] token / allow (gw_metrics_acl.c)
+ *   GET  /metrics        Prometheus text format (docs/metrics.md lists every metric; no secrets),
+ *                        to a bearer token or an allowed address: [metrics] token / allow
+ *                        (gw_metrics_acl.c); rendered on a worker (statvfs, store stats)
  *   GET|POST /admin/users  users and access keys (gw_users.c; docs/users.md)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
@@ -24,12 +25,16 @@
  * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
  *
  * Threading: handlers run on event-loop threads and never block: a scrub request only signals the
- * scrub thread; status reads copy counters under the scrubber's mutex.
+ * scrub thread; status reads copy counters under the scrubber's mutex; /metrics is written on a
+ * worker.
  */
 #include "gw_int.h"
 #include "gw_lc.h"
+#include "gw_stats.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
+#include <sys/statvfs.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -37,8 +42,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bs.h"
 #include "cm_log.h"
 #include "cm_util.h"
+#include "rp.h"
 
 #define MOD "admin"
 
@@ -329,112 +336,235 @@ static void admin_ext(gw_req *r, int object_cells, int post)
 
 /* ---- metrics ---- */
 
-static void metric(struct evbuffer *b, const char *name, const char *type, const char *help,
-                   uint64_t v)
+static void metric(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
 {
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
-                        name, v);
+    cm_metric_head(f, name, type, help);
+    cm_metric_u64(f, name, NULL, v);
 }
 
-static void metrics_scrub(struct evbuffer *b, ob_scrub *s)
+static void metrics_scrub(FILE *f, ob_scrub *s)
 {
     ob_scrub_status t;
     ob_scrub_get_status(s, &t);
-    metric(b, "cairn_scrub_running", "gauge", "1 while a scrub pass runs", (uint64_t)t.running);
-    metric(b, "cairn_scrub_passes_total", "counter", "Scrub passes finished", t.passes);
-    metric(b, "cairn_scrub_objects_checked_total", "counter", "Objects scrubbed",
+    metric(f, "cairn_scrub_running", "gauge", "1 while a scrub pass runs", (uint64_t)t.running);
+    metric(f, "cairn_scrub_passes_total", "counter", "Scrub passes finished", t.passes);
+    metric(f, "cairn_scrub_objects_checked_total", "counter", "Objects scrubbed",
            t.objects_checked);
-    metric(b, "cairn_scrub_bytes_verified_total", "counter", "Cell bytes read and verified",
+    metric(f, "cairn_scrub_bytes_verified_total", "counter", "Cell bytes read and verified",
            t.bytes_verified);
-    metric(b, "cairn_scrub_damaged_total", "counter", "Damaged bodies found", t.damaged_found);
-    metric(b, "cairn_scrub_repaired_total", "counter", "Damaged bodies rebuilt", t.repaired);
-    metric(b, "cairn_scrub_repair_failures_total", "counter", "Repairs that failed",
+    metric(f, "cairn_scrub_damaged_total", "counter", "Damaged bodies found", t.damaged_found);
+    metric(f, "cairn_scrub_repaired_total", "counter", "Damaged bodies rebuilt", t.repaired);
+    metric(f, "cairn_scrub_repair_failures_total", "counter", "Repairs that failed",
            t.repair_failed);
-    metric(b, "cairn_scrub_inline_corrupt_total", "counter",
+    metric(f, "cairn_scrub_inline_corrupt_total", "counter",
            "Inline bodies whose CRC32C did not match (not repairable)", t.inline_corrupt);
-    metric(b, "cairn_scrub_last_start_timestamp_seconds", "gauge", "Start of the last pass",
+    metric(f, "cairn_scrub_last_start_timestamp_seconds", "gauge", "Start of the last pass",
            (uint64_t)(t.last_start_ms / 1000));
-    metric(b, "cairn_scrub_last_end_timestamp_seconds", "gauge", "End of the last pass",
+    metric(f, "cairn_scrub_last_end_timestamp_seconds", "gauge", "End of the last pass",
            (uint64_t)(t.last_end_ms / 1000));
-    metric(b, "cairn_scrub_pass_bytes", "gauge", "Bytes verified by the current pass",
+    metric(f, "cairn_scrub_pass_bytes", "gauge", "Bytes verified by the current pass",
            t.pass_bytes);
-    metric(b, "cairn_scrub_pass_bytes_estimate", "gauge", "Estimated bytes of the current pass",
+    metric(f, "cairn_scrub_pass_bytes_estimate", "gauge", "Estimated bytes of the current pass",
            t.est_bytes);
+    metric(f, "cairn_scrub_pass_objects", "gauge", "Objects checked by the current pass",
+           t.pass_objects);
+    metric(f, "cairn_scrub_pass_objects_estimate", "gauge", "Estimated objects of the current pass",
+           t.est_objects);
 }
 
-/* A per-drive metric: HELP and TYPE, then one sample per drive of the uint64_t field at off. */
-static void drive_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
-                         const ob_drive_stats *st, int n, size_t off)
+/* A per-drive metric: HELP and TYPE, then one sample per drive of the uint64_t field at off of
+ * the n structs of size sz at base (ob_drive_stats, bs_stats). */
+static void drive_metric(FILE *f, const char *name, const char *type, const char *help,
+                         const void *base, size_t sz, int n, size_t off)
 {
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    cm_metric_head(f, name, type, help);
     for (int i = 0; i < n; i++) {
         uint64_t v;
-        memcpy(&v, (const char *)&st[i] + off, sizeof(v));
-        evbuffer_add_printf(b, "%s{drive=\"%d\"} %" PRIu64 "\n", name, i, v);
+        char lb[32];
+        memcpy(&v, (const char *)base + (size_t)i * sz + off, sizeof(v));
+        snprintf(lb, sizeof(lb), "drive=\"%d\"", i);
+        cm_metric_u64(f, name, lb, v);
     }
 }
 
-static void metrics_compression(struct evbuffer *b, gw *g)
+static void metrics_compression(FILE *f, gw *g)
 {
     ob_zstats z;
     ob_store_zstats(g->data, &z);
-    metric(b, "cairn_compressed_bodies_total", "counter", "Bodies stored compressed", z.bodies);
-    metric(b, "cairn_compressed_logical_bytes_total", "counter",
+    metric(f, "cairn_compressed_bodies_total", "counter", "Bodies stored compressed", z.bodies);
+    metric(f, "cairn_compressed_logical_bytes_total", "counter",
            "Body bytes of the bodies stored compressed", z.logical_bytes);
-    metric(b, "cairn_compressed_stored_bytes_total", "counter",
+    metric(f, "cairn_compressed_stored_bytes_total", "counter",
            "Stored bytes of the bodies stored compressed", z.stored_bytes);
 }
 
-static void metrics_drives(struct evbuffer *b, gw *g)
+#define DRIVE(f, name, type, help, st, n, field)                                                   \
+    drive_metric(f, name, type, help, st, sizeof(*(st)), n, offsetof(__typeof__(*(st)), field))
+
+/* Per drive: health, space of the segment files and of the file system. */
+static void metrics_drive_space(FILE *f, gw *g, int n)
 {
-    int n = ob_store_ndrives(g->data);
-    metric(b, "cairn_drives_online", "gauge", "Drives open and usable",
-           (uint64_t)ob_store_drives_online(g->data));
-    evbuffer_add_printf(b, "# HELP cairn_drive_failed 1 when the drive is failed or offline\n"
-                           "# TYPE cairn_drive_failed gauge\n");
     ob_drive_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
+    uint64_t(*fs)[2] = calloc(n > 0 ? (size_t)n : 1, sizeof(*fs)); /* free, size */
+    if (!st || !fs)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        struct statvfs sv;
+        const char *dir = ob_store_drive_dir(g->data, i);
+        ob_store_drive_stats(g->data, i, &st[i]);
+        if (dir && statvfs(dir, &sv) == 0)
+            fs[i][0] = (uint64_t)sv.f_bavail * sv.f_frsize,
+            fs[i][1] = (uint64_t)sv.f_blocks * sv.f_frsize;
+    }
+    cm_metric_head(f, "cairn_drive_failed", "gauge", "1 when the drive is failed or offline");
+    for (int i = 0; i < n; i++) {
+        char lb[32];
+        snprintf(lb, sizeof(lb), "drive=\"%d\"", i);
+        cm_metric_u64(f, "cairn_drive_failed", lb, st[i].state >= OB_DRIVE_FAILED);
+    }
+    drive_metric(f, "cairn_drive_free_bytes", "gauge",
+                 "Space an unprivileged writer may still use on the drive's file system", fs,
+                 sizeof(*fs), n, 0);
+    drive_metric(f, "cairn_drive_size_bytes", "gauge", "Size of the drive's file system", fs,
+                 sizeof(*fs), n, sizeof(uint64_t));
+    DRIVE(f, "cairn_blobstore_corrupt_found_total", "counter",
+          "Records or blocks that failed a checksum", st, n, corrupt_found);
+    DRIVE(f, "cairn_blobstore_disk_bytes", "gauge", "Size of the segment files", st, n, disk_bytes);
+    DRIVE(f, "cairn_blobstore_used_bytes", "gauge",
+          "Disk space of the segment files (holes of deleted data excluded)", st, n, used_bytes);
+    DRIVE(f, "cairn_blobstore_live_bytes", "gauge", "Data of live blobs", st, n, live_bytes);
+    DRIVE(f, "cairn_blobstore_reclaimable_bytes", "gauge", "Used space that holds no live data", st,
+          n, reclaimable_bytes);
+out:
+    free(st);
+    free(fs);
+}
+
+/* Per drive: the blobstore's appends, group commits and compaction (bs_stats). */
+static void metrics_blobstore(FILE *f, gw *g, int n)
+{
+    bs_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
     if (!st)
         return;
     for (int i = 0; i < n; i++) {
-        ob_store_drive_stats(g->data, i, &st[i]);
-        evbuffer_add_printf(b, "cairn_drive_failed{drive=\"%d\"} %d\n", i,
-                            st[i].state >= OB_DRIVE_FAILED);
+        bs_store *bs = ob_store_blobstore(g->data, i);
+        if (bs)
+            bs_get_stats(bs, &st[i]); /* an offline drive stays all zero */
     }
-    drive_metric(b, "cairn_blobstore_corrupt_found_total", "counter",
-                 "Records or blocks that failed a checksum", st, n,
-                 offsetof(ob_drive_stats, corrupt_found));
-    drive_metric(b, "cairn_blobstore_disk_bytes", "gauge", "Size of the segment files", st, n,
-                 offsetof(ob_drive_stats, disk_bytes));
-    drive_metric(b, "cairn_blobstore_used_bytes", "gauge",
-                 "Disk space of the segment files (holes of deleted data excluded)", st, n,
-                 offsetof(ob_drive_stats, used_bytes));
-    drive_metric(b, "cairn_blobstore_live_bytes", "gauge", "Data of live blobs", st, n,
-                 offsetof(ob_drive_stats, live_bytes));
-    drive_metric(b, "cairn_blobstore_reclaimable_bytes", "gauge",
-                 "Used space that holds no live data", st, n,
-                 offsetof(ob_drive_stats, reclaimable_bytes));
+    DRIVE(f, "cairn_blobstore_appends_total", "counter", "Appends written", st, n, appends);
+    DRIVE(f, "cairn_blobstore_append_bytes_total", "counter", "Payload bytes appended", st, n,
+          append_bytes);
+    DRIVE(f, "cairn_blobstore_sync_requests_total", "counter",
+          "Durability requests (bs_sync calls), served by group commits", st, n, sync_calls);
+    cm_metric_head(f, "cairn_blobstore_group_commit_writes", "summary",
+                   "Writes made durable per group commit (one fdatasync round): _count rounds, "
+                   "_sum writes");
+    for (int i = 0; i < n; i++) {
+        char lb[32];
+        snprintf(lb, sizeof(lb), "drive=\"%d\"", i);
+        cm_metric_u64(f, "cairn_blobstore_group_commit_writes_sum", lb, st[i].sync_round_writes);
+        cm_metric_u64(f, "cairn_blobstore_group_commit_writes_count", lb, st[i].sync_rounds);
+    }
+    DRIVE(f, "cairn_blobstore_compacted_segments_total", "counter",
+          "Segments compacted and removed", st, n, compacted);
+    DRIVE(f, "cairn_blobstore_compaction_moved_bytes_total", "counter",
+          "Record bytes copied by compaction", st, n, compact_moved);
+    DRIVE(f, "cairn_blobstore_compaction_freed_bytes_total", "counter",
+          "Segment bytes removed by compaction", st, n, compact_freed);
+    DRIVE(f, "cairn_blobstore_punched_bytes_total", "counter", "Bytes given back by punching holes",
+          st, n, punched_bytes);
     free(st);
+}
+
+/* A cluster node: quorum calls (repl) and the data path's degraded reads and hand-offs. */
+static void metrics_cluster(FILE *f, gw *g)
+{
+    rp_stats r;
+    ob_cluster_stats c;
+    rp_get_stats(g->rp, &r);
+    ob_store_cluster_stats(g->data, &c);
+    metric(f, "cairn_quorum_failures_total", "counter",
+           "Record calls that could not reach a quorum", r.unavailable);
+    metric(f, "cairn_read_repairs_total", "counter",
+           "Stale record replicas written back during reads", r.read_repairs);
+    metric(f, "cairn_hints_written_total", "counter",
+           "Record writes taken by a stand-in for an unreachable home", r.hints_written);
+    metric(f, "cairn_degraded_reads_total", "counter", "Stripes rebuilt from parity on a read",
+           c.reads_degraded);
+    metric(f, "cairn_hedged_reads_total", "counter", "Extra cells asked because one was slow",
+           c.hedges);
+    metric(f, "cairn_cell_handoffs_total", "counter", "Cells written to a handoff drive",
+           c.handoffs);
+    metric(f, "cairn_layout_epoch", "gauge", "Epoch of the layout in use", c.epoch);
+}
+
+typedef struct {
+    char *text;
+    size_t len;
+} metrics_state;
+
+static void metrics_state_free(void *p)
+{
+    metrics_state *st = p;
+    free(st->text);
+    free(st);
+}
+
+/* On a worker: statvfs and the stores' stats may wait on a slow drive or a lock. */
+static void metrics_work(gw_req *r)
+{
+    metrics_state *st = r->op;
+    gw *g = r->g;
+    FILE *f = open_memstream(&st->text, &st->len);
+    if (!f)
+        return;
+    gw_stats_write(g, f);
+    fprintf(f, "# HELP cairn_http_requests_total Requests received, by method\n"
+               "# TYPE cairn_http_requests_total counter\n");
+    for (size_t i = 0; i <= NMETHODS; i++)
+        fprintf(f, "cairn_http_requests_total{method=\"%s\"} %" PRIu64 "\n",
+                i < NMETHODS ? methods[i] : "other",
+                __atomic_load_n(&g->req_count[i], __ATOMIC_RELAXED));
+    int n = ob_store_ndrives(g->data);
+    metric(f, "cairn_drives_online", "gauge", "Drives open and usable",
+           (uint64_t)ob_store_drives_online(g->data));
+    metrics_drive_space(f, g, n);
+    metrics_blobstore(f, g, n);
+    metrics_compression(f, g);
+    if (g->scrub)
+        metrics_scrub(f, g->scrub);
+    if (g->rp)
+        metrics_cluster(f, g);
+    cm_metrics_write(g->metrics, f);
+    if (fclose(f) != 0) {
+        free(st->text);
+        st->text = NULL;
+    }
+}
+
+static void metrics_done(gw_req *r)
+{
+    metrics_state *st = r->op;
+    struct evbuffer *b = st->text ? evbuffer_new() : NULL;
+    if (!b) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add(b, st->text, st->len);
+    gw_admin_send(r, 200, "text/plain; version=0.0.4", b);
+    evbuffer_free(b);
 }
 
 static void metrics(gw_req *r)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        net_req_abort(r->net);
+    metrics_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
         return;
     }
-    evbuffer_add_printf(b, "# HELP cairn_http_requests_total Requests received, by method\n"
-                           "# TYPE cairn_http_requests_total counter\n");
-    for (size_t i = 0; i <= NMETHODS; i++)
-        evbuffer_add_printf(b, "cairn_http_requests_total{method=\"%s\"} %" PRIu64 "\n",
-                            i < NMETHODS ? methods[i] : "other",
-                            __atomic_load_n(&r->g->req_count[i], __ATOMIC_RELAXED));
-    metrics_drives(b, r->g);
-    metrics_compression(b, r->g);
-    if (r->g->scrub)
-        metrics_scrub(b, r->g->scrub);
-    gw_admin_send(r, 200, "text/plain; version=0.0.4", b);
-    evbuffer_free(b);
+    r->op = st;
+    r->op_free = metrics_state_free;
+    gw_offload(r, metrics_work, metrics_done);
 }
 
 /* ---- the scrubber ---- */
@@ -473,6 +603,7 @@ int gw_admin_route(gw_req *r)
     if (plen == 8 && strncmp(t, "/metrics", 8) == 0 && t[plen] == '\0') {
         if (!get)
             return 0; /* not ours: S3 operations on a bucket named "metrics" */
+        r->opk = GW_OP_Metrics;
         if (gw_metrics_allowed(r))
             metrics(r);
         return 1;
@@ -484,6 +615,7 @@ int gw_admin_route(gw_req *r)
     int users = plen == 12 && strncmp(t, "/admin/users", 12) == 0;
     if (!scrub && !status && !repair && !cells && !users)
         return 0;
+    r->opk = GW_OP_Admin;
     gw_s3err e = gw_authenticate(r);
     if (e == GW_OK && r->principal != GW_PRIN_ROOT)
         e = GW_ACCESS_DENIED; /* users and anonymous requests have no admin rights */

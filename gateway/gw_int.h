@@ -13,8 +13,10 @@
 #include <pthread.h>
 
 #include "cm_checksum.h"
+#include "cm_alog.h"
 #include "cm_cidr.h"
 #include "cm_mkey.h"
+#include "cm_metrics.h"
 #include "gw.h"
 #include "gw_auth.h"
 #include "ob.h"
@@ -36,6 +38,7 @@ typedef enum {
     GW_PRIN_ROOT,     /* the root credentials */
     GW_PRIN_USER,     /* a user's key (gw_req.user) */
 } gw_principal;
+typedef struct gw_stats gw_stats;
 
 struct gw {
     gw_config cfg;
@@ -64,6 +67,11 @@ struct gw {
     gw_cors_cache *cors; /* parsed CORS configurations by bucket (gw_corsops.c) */
     gw_users *users;     /* users and their keys (gw_users.c) */
     gw_pcache *pcache;   /* parsed bucket policies (gw_authz.c) */
+
+    /* /metrics and the access log (gw_stats.c, docs/metrics.md) */
+    gw_stats *stats;     /* request counters and latency histograms */
+    cm_metrics *metrics; /* more /metrics sources (gw_metrics_registry) */
+    cm_alog *access_log; /* NULL: off (gw_set_access_log) */
 };
 
 typedef struct gw_req gw_req;
@@ -147,6 +155,11 @@ struct gw_req {
     struct gw_sse_ctx *sse;      /* server-side encryption of this request (gw_sse.c), or NULL */
     struct gw_cors_answer *cors; /* a CORS rule allowed the request: headers for the answer */
     struct gw_post_op *post;     /* POST Object: the form being parsed (gw_post.c) */
+
+    /* For /metrics and the access log (gw_stats.c). */
+    uint64_t t0_ns; /* monotonic, at on_request */
+    int opk;        /* gw_op of the request (gw_stats.h) */
+    int s3err;      /* the gw_s3err gw_error sent; GW_OK when none */
 };
 
 /* ---- gw_server.c: responses and the body pipeline ---- */
@@ -416,5 +429,18 @@ void gw_send_acl(gw_req *r, const char *owner, uint8_t acl);
 
 /* /metrics: 1 when r may read it; otherwise answers 401 or 403 and returns 0 (gw_metrics_acl.c). */
 int gw_metrics_allowed(gw_req *r);
+
+/* ---- gw_stats.c: request metrics and the access log (docs/metrics.md) ---- */
+
+cm_err gw_stats_new(gw_stats **out);
+void gw_stats_free(gw_stats *s); /* NULL is a no-op */
+/* At on_request: start the clock. */
+void gw_stats_begin(gw_req *r);
+/* Name r's S3 operation (r->opk) from its method, bucket, key, query and headers. */
+void gw_stats_classify(gw_req *r);
+/* At on_done (r->net still valid): count the request, observe its latency, log its line. */
+void gw_stats_end(gw_req *r);
+/* The request families of /metrics; blocking-free, any thread. */
+void gw_stats_write(gw *g, FILE *f);
 
 #endif

@@ -32,7 +32,8 @@
  * - on_drain: more of a streaming GET response.
  * - on_done: release everything; a data writer still open is aborted (its blobs queued for the
  *   drives' background deleters, ob.h: the loop never waits on a disk to free a request). A
- *   request a worker still holds is freed when the worker's job completes.
+ *   request a worker still holds is freed when the worker's job completes. First the request is
+ *   counted for /metrics and its access-log line written (gw_stats.c).
  *
  * Memory per request: at most one stripe in the writer (a cluster-mode writer: its window of
  * stripes, ob.h), the inline buffer (inline_threshold), an XML body up to its cap, and one read
@@ -42,6 +43,7 @@
 #include "gw_cors.h"
 #include "gw_refuse.h"
 #include "gw_sse.h"
+#include "gw_stats.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -137,7 +139,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->cfg.secret_key = NULL;
     g->metrics_token = strdup(cfg->metrics_token ? cfg->metrics_token : "");
     g->cfg.metrics_token = g->cfg.metrics_allow = NULL; /* parsed below, owned copies */
-    if (!g->metrics_token)
+    if (!g->metrics_token || gw_stats_new(&g->stats) != CM_OK ||
+        cm_metrics_new(&g->metrics) != CM_OK)
         goto fail;
     if (cm_cidr_list_parse(cfg->metrics_allow ? cfg->metrics_allow : "", &g->metrics_allow) !=
         CM_OK) {
@@ -214,6 +217,8 @@ void gw_free(gw *g)
     free(g->access_key);
     free(g->secret_key);
     free(g->metrics_token);
+    gw_stats_free(g->stats);
+    cm_metrics_free(g->metrics);
     pthread_mutex_destroy(&g->cred_lock);
     free(g);
 }
@@ -226,6 +231,16 @@ ob_store *gw_object_store(gw *g)
 md_store *gw_meta_store(gw *g)
 {
     return g->md;
+}
+
+cm_metrics *gw_metrics_registry(gw *g)
+{
+    return g->metrics;
+}
+
+void gw_set_access_log(gw *g, cm_alog *l)
+{
+    g->access_log = l;
 }
 
 void gw_quiesce(gw *g)
@@ -299,6 +314,7 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
     if (r->failed)
         return;
     r->failed = 1;
+    r->s3err = e;
     if (r->writer) { /* its blobs are deleted when the request is freed, off the loop */
         r->has_layout = ob_writer_drop(r->writer, &r->layout); /* cancels a room notice */
         r->writer = NULL;
@@ -487,6 +503,8 @@ gw_s3err gw_authenticate(gw_req *r)
 static int health_check(gw_req *r)
 {
     const char *t = net_req_target(r->net);
+    if (strncmp(t, "/health/", 8) == 0)
+        r->opk = GW_OP_Health;
     if (strcmp(t, "/health/live") == 0) {
         net_resp_simple(r->net, 200, "text/plain", "ok\n", 3);
         return 1;
@@ -545,6 +563,7 @@ static void on_request(net_req *nr, void *arg)
     uint8_t idb[8];
     cm_put_be64(idb, ((uint64_t)cm_now_ms() << 20) ^ seq);
     cm_hex_encode(idb, 8, r->id);
+    gw_stats_begin(r);
     r->head = strcmp(net_req_method(nr), "HEAD") == 0;
 
     if (health_check(r) || gw_admin_route(r))
@@ -559,6 +578,7 @@ static void on_request(net_req *nr, void *arg)
         gw_error(r, e, NULL);
         return;
     }
+    gw_stats_classify(r);
     if (strcmp(net_req_method(nr), "OPTIONS") == 0) { /* unauthenticated, as in S3 */
         gw_cors_preflight(r);
         return;
@@ -575,6 +595,7 @@ static void on_request(net_req *nr, void *arg)
         return;
     }
     if ((e = gw_authenticate(r)) != GW_OK) {
+        gw_count(g, GW_CTR_AUTH_REFUSED);
         const char *msg = NULL;
         char buf[160];
         if (e == GW_AUTH_HEADER_MALFORMED) {
@@ -972,6 +993,7 @@ static void on_done(net_req *nr, int aborted, void *arg)
         return;
     if (aborted)
         CM_DEBUG(MOD, "req=%s aborted%s", r->id, r->busy ? " while a worker holds it" : "");
+    gw_stats_end(r);
     r->net = NULL;
     if (r->busy)
         r->orphaned = 1; /* the worker's completion frees it */

@@ -116,6 +116,8 @@ cm_err net_server_run(net_server *srv);
 void net_server_stop(net_server *srv, int grace_ms);
 /* Free a stopped server. NULL is a no-op. */
 void net_server_free(net_server *srv);
+/* Connections open now and accepted since start (refused ones not counted), for /metrics. */
+void net_server_conn_stats(const net_server *srv, uint64_t *open, uint64_t *accepted);
 
 /* ---- TLS (net_tls.c, docs/tls.md) ----
  *
@@ -164,6 +166,9 @@ int64_t net_req_content_length(const net_req *req);
 int net_req_chunked(const net_req *req);
 /* Total body bytes delivered to on_body so far. */
 uint64_t net_req_body_received(const net_req *req);
+/* The response status (0 before net_resp_start) and body bytes written so far (access log). */
+int net_resp_status(const net_req *req);
+uint64_t net_resp_written(const net_req *req);
 const char *net_req_peer(const net_req *req); /* "127.0.0.1:54321" */
 /* 1 when the request came over TLS (aws:SecureTransport; SSE-C requires it), else 0. */
 int net_req_tls(const net_req *req);

@@ -775,6 +775,7 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
+    atomic_fetch_add_explicit(&loop->srv->accepted, 1, memory_order_relaxed);
     c->idle_seq = ++loop->idle_seq;
     c->accepted_at = cm_monotonic_ms();
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);

@@ -114,6 +114,8 @@ struct net_server {
     int nloops;
     net_loop *loops;
     atomic_int nconns; /* connections of every loop, bounded by cfg.max_connections */
+    /* connections admitted since start (net_server_conn_stats) */
+    atomic_uint_fast64_t accepted;
     int stop_grace_ms;
     int stop_requested;
     pthread_mutex_t lock;

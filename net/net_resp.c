@@ -77,6 +77,16 @@ uint64_t net_req_body_received(const net_req *req)
     return req->received;
 }
 
+int net_resp_status(const net_req *req)
+{
+    return req->resp_status;
+}
+
+uint64_t net_resp_written(const net_req *req)
+{
+    return req->resp_written;
+}
+
 const char *net_req_peer(const net_req *req)
 {
     return req->conn->peer;

@@ -299,6 +299,14 @@ int net_server_port(const net_server *srv)
     return srv->port;
 }
 
+void net_server_conn_stats(const net_server *srv, uint64_t *open, uint64_t *accepted)
+{
+    /* the fields are atomics: reading them through a const pointer only loads */
+    int n = atomic_load_explicit((atomic_int *)&srv->nconns, memory_order_relaxed);
+    *open = n > 0 ? (uint64_t)n : 0;
+    *accepted = atomic_load_explicit((atomic_uint_fast64_t *)&srv->accepted, memory_order_relaxed);
+}
+
 static void *loop_thread(void *arg)
 {
     net_loop *loop = arg;

@@ -5,7 +5,8 @@
 # them deleted through n2; within a few anti-entropy ticks (every 10 s) the partitions' first
 # homes report exactly 10 tombstones collected (each counted once, when every home dropped it);
 # afterwards every deleted key answers 404 through every node, a listing through each node
-# shows the 10 others, and a deleted key written again reads back. 25-40 s.
+# shows the 10 others, and a deleted key written again reads back; n1's /metrics parses and
+# carries the cluster families. 25-40 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -93,6 +94,13 @@ done
 h_run "a collected key written again through n3" s3 n3 put tomb k01 "$H_WORK/obj"
 h_run "... reads back through n1" s3 n1 get tomb k01 "$H_WORK/back"
 h_eq "... byte-exact" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back")"
+# a cluster node's /metrics parses strictly and carries the cluster families (docs/metrics.md)
+if h_run "n1 /metrics parses" "$H_PY" "$H_DIR/metrics.py" scrape "http://127.0.0.1:${PORT[n1]}"; then
+    h_run "... with the quorum, degraded-read and repair families" curl -fsS \
+        -o "$H_WORK/metrics.txt" "http://127.0.0.1:${PORT[n1]}/metrics"
+    h_eq "... cluster families present" 3 "$(grep -cE \
+        '^cairn_(quorum_failures_total|degraded_reads_total|repair_running) ' "$H_WORK/metrics.txt")"
+fi
 
 for n in "${NODES[@]}"; do cl_node_stop "$n"; done
 etcd_stop
