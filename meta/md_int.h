@@ -152,6 +152,10 @@ struct md_store {
     MDB_dbi replica;   /* "replica": the commit sequence number of this copy ("seq") */
     MDB_dbi tombmarks; /* per partition: tombstones collected below this hlc (md_tomb.c) */
     MDB_dbi fences;    /* per partition: the highest partition-leader token (md_fence.c) */
+    MDB_dbi versions;  /* older versions of keys of versioned buckets (md_version.c) */
+    /* The last version stamp issued (md_version.c): only apply functions touch it, and they all
+     * run on the commit thread, one at a time. */
+    uint64_t vstamp_last;
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */
@@ -237,6 +241,9 @@ cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *
  * previous generation, in the writing transaction). */
 cm_err md_object_encode_stored(const md_object *obj, md_wbuf *w);
 void md_object_set_generation(md_wbuf *w, uint64_t gen);
+/* Rewrite an encoded object record with version id vid and stamp vstamp (every other field kept,
+ * in order, so a stored record's generation stays last). w is replaced; CM_ERR_NOMEM leaves it. */
+cm_err md_object_set_version(md_wbuf *w, const char *vid, uint64_t vstamp);
 /* Garbage record value: layout, bucket and key (md_rec.c keys it by hlc and blob). */
 cm_err md_garbage_encode(const md_garbage *g, md_wbuf *w);
 cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out);
@@ -266,6 +273,27 @@ cm_err md_rec_info_add(md_rec_info **a, size_t *n, size_t *cap, const uint8_t *k
  * its partition in bucket (md_rec_merge refuses it for a key it does not hold). */
 cm_err md_tomb_refuses(MDB_txn *txn, md_store *md, const char *bucket, const md_object *rec,
                        int *refused);
+
+/* ---- Versions inside a write op (md_version.c) ---- */
+
+/*
+ * Make the stored record w the latest version of the key k (bucket \0 key), by the bucket's
+ * versioning state: cur (*found) is the key's latest as the op read it. On return cur (*found)
+ * is the version the write destroyed, if any (the replaced record of an unversioned bucket, or
+ * the previous null version of a suspended one): the op hands it to its caller to free its
+ * bodies. marker: w is a delete marker. res may be NULL. CM_ERR_NOTFOUND: no bucket.
+ */
+cm_err md_vers_install(md_store *md, MDB_txn *txn, const char *bucket, const uint8_t *k, size_t kl,
+                       md_wbuf *w, int marker, md_object *cur, int *found, md_vres *res);
+/*
+ * DeleteObject's change (md_object_delete_v) inside an op: reads the key's latest itself (decoded
+ * with mode), leaves the destroyed version in cur (*found), clears *wrote when nothing changed.
+ */
+cm_err md_vers_delete(md_store *md, MDB_txn *txn, const char *bucket, const char *key,
+                      const char *vid, const md_cond *cond, int mode, md_object *cur, int *found,
+                      md_vres *res, int *wrote);
+/* CM_ERR_CONFLICT when bucket has older versions left (bucket deletion). */
+cm_err md_vers_bucket_empty(MDB_txn *txn, md_store *md, const char *bucket);
 
 /* ---- Keys of any length over LMDB's 511-byte key limit (md_kv.c) ---- */
 

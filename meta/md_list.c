@@ -82,7 +82,7 @@ static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n
     cm_err e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &en->obj);
     if (e != CM_OK)
         return e;
-    if (en->obj.tombstone) { /* a deletion kept for replication: not listed */
+    if (en->obj.tombstone || en->obj.delete_marker) { /* a deletion: not listed */
         md_object_release(&en->obj);
         return CM_OK;
     }
@@ -215,6 +215,7 @@ void md_list_result_release(md_list_result *res)
     }
     free(res->entries);
     free(res->next_marker);
+    free(res->next_version_marker);
     memset(res, 0, sizeof(*res));
 }
 

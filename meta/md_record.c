@@ -21,6 +21,10 @@
  * them silently; with format 2 it refuses the record instead. Records without tags keep format 1
  * byte for byte, and every format-1 record decodes as before (no tags).
  *
+ * A version's order stamp (OT_VSTAMP, md_version.c) needs no format bump: the version id
+ * (OT_VERSION_ID, known to every reader) says which version a record is; a reader that dropped the
+ * stamp would only misplace a null version in its key's history, not serve or expose other data.
+ *
  * Replication fields (hlc, version vector, tombstone) are optional like the rest; the generation,
  * when present, is always the last field, so the store can set it in an encoded record in place
  * (md_object_encode_stored, md_object_set_generation). Garbage records (md_rec.c) share the codec.
@@ -64,7 +68,9 @@ enum {
     OT_VV,            /* version vector (md_vv_encode) */
     OT_TOMBSTONE,     /* u8 1: the version is a deletion */
     OT_GENERATION,    /* u64, always the last field (the store patches it in place) */
-    OT_TAG            /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    OT_TAG,           /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    /* u64: the order stamp of a version of a versioned bucket (md_version.c); absent = 0 */
+    OT_VSTAMP = 26,
 };
 /* Part fields. */
 enum { PT_NUMBER = 1, PT_SIZE, PT_MTIME, PT_ETAG, PT_CKSUM, PT_INLINE, PT_LAYOUT, PT_INLINE_CRC };
@@ -537,6 +543,8 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         w_tlv(w, OT_TOMBSTONE, "\1", 1);
     for (size_t i = 0; i < o->ntags; i++)
         w_pair(w, OT_TAG, &o->tags[i]);
+    if (o->vstamp)
+        w_u64(w, OT_VSTAMP, o->vstamp);
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
 }
@@ -561,6 +569,33 @@ cm_err md_object_encode_stored(const md_object *obj, md_wbuf *w)
 void md_object_set_generation(md_wbuf *w, uint64_t gen)
 {
     cm_put_be64(w->p + w->len - 8, gen);
+}
+
+cm_err md_object_set_version(md_wbuf *w, const char *vid, uint64_t vstamp)
+{
+    md_wbuf out = {0};
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e;
+    if (w->len < 1 || r_version(w->p, w->len, &r) != CM_OK)
+        return MD_CORRUPT("version stamped on a bad record");
+    w_u8(&out, w->p[0]);
+    w_str(&out, OT_VERSION_ID, vid);
+    w_u64(&out, OT_VSTAMP, vstamp);
+    /* The other fields in their order, so the generation stays last. */
+    while ((e = r_tlv(&r, &tag, &v)) == CM_OK)
+        if (tag != OT_VERSION_ID && tag != OT_VSTAMP)
+            w_tlv(&out, tag, v.p, v.n);
+    if (e == CM_ERR_NOTFOUND)
+        e = w_result(&out);
+    if (e != CM_OK) {
+        md_w_free(&out);
+        return e;
+    }
+    md_w_free(w);
+    *w = out;
+    return CM_OK;
 }
 
 cm_err md_object_encode(const md_object *obj, uint8_t **buf, size_t *len)
@@ -670,6 +705,8 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return f_u8(v, &o->tombstone);
     case OT_GENERATION:
         return f_u64(v, &o->generation);
+    case OT_VSTAMP:
+        return f_u64(v, &o->vstamp);
     default:
         return CM_OK;
     }
