@@ -12,6 +12,7 @@
 #include "gw_refuse.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -135,9 +136,10 @@ typedef struct {
     md_part obj_part;    /* its body when stored as stripes */
     md_cond cond;
     char etag[64];
-    md_part p;  /* UploadPartCopy: the part record */
-    cm_err err; /* result of the worker */
-    int copied; /* the copy itself succeeded (err is then the commit's) */
+    md_part p;   /* UploadPartCopy: the part record */
+    cm_err err;  /* result of the worker */
+    int copied;  /* the copy itself succeeded (err is then the commit's) */
+    md_vres res; /* CopyObject: the version the commit made */
 } copy_state;
 
 static void copy_state_free(void *p)
@@ -168,7 +170,10 @@ static void fetch_source(gw_req *r)
     md_bucket b;
     st->src_bucket_err = md_bucket_get(r->g->md, st->cs.bucket, &b);
     if (st->src_bucket_err == CM_OK)
-        st->src_err = gw_meta_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
+        st->src_err = st->cs.version_id && !gw_meta_remote(r->g)
+                          ? ob_version_get_leased(r->g->data, r->g->md, st->cs.bucket, st->cs.key,
+                                                  st->cs.version_id, &st->src)
+                          : gw_meta_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
 }
 
 /* Check the source read by fetch_source: existence, version, x-amz-copy-source-if-*. */
@@ -182,12 +187,18 @@ static gw_s3err check_source(gw_req *r, copy_state *st)
     if (err != CM_OK)
         return gw_s3err_from_cm(err);
     st->have_src = 1;
+    if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)
+        return GW_NO_SUCH_VERSION;
+    if (st->src.delete_marker && st->cs.version_id) {
+        snprintf(st->msg, sizeof(st->msg),
+                 "The source of a copy request may not specifically "
+                 "refer to a delete marker by version id.");
+        return GW_INVALID_REQUEST;
+    }
     if (st->src.delete_marker)
         return GW_NO_SUCH_KEY;
     if (gw_inline_check(r, st->cs.bucket, st->cs.key, &st->src) != GW_OK)
         return GW_INTERNAL; /* never copy bytes that fail their checksum */
-    if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)
-        return GW_NO_SUCH_VERSION;
     return gw_cond_check(
         gw_hdr(r, "x-amz-copy-source-if-match"), gw_hdr(r, "x-amz-copy-source-if-none-match"),
         gw_hdr(r, "x-amz-copy-source-if-modified-since"),
@@ -203,8 +214,10 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
     if (dir && !replace && strcasecmp(dir, "COPY") != 0)
         return GW_INVALID_ARGUMENT;
     const char *sc = gw_hdr(r, "x-amz-storage-class");
-    if (!replace && !sc && strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
-        return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change */
+    if (!replace && !sc && !st->cs.version_id && strcmp(st->cs.bucket, r->bucket) == 0 &&
+        strcmp(st->cs.key, r->key) == 0)
+        return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change (an older version
+                                    * copied onto its key is a restore: allowed) */
     if (replace)
         return gw_object_headers_from_request(r, o);
     /* The class is the request's (STANDARD by default), never the source's: S3's rule. */
@@ -243,7 +256,8 @@ static void commit_object(gw_req *r, copy_state *st)
     snprintf(o->ck_value, sizeof(o->ck_value), "%s", st->body.ck_value);
     gw_object_attach_body(o, &st->obj_part, st->body.has_layout ? &st->body.layout : NULL,
                           st->body.inl, st->body.inl_len);
-    st->err = gw_meta_put(r->g, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
+    st->err =
+        gw_meta_put_v(r->g, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old, &st->res);
     if (st->err != CM_OK && st->body.has_layout &&
         !ob_commit_failed_may_free(&st->body.layout, st->err))
         st->body.has_layout = 0; /* the record may name it: fsck decides */
@@ -309,11 +323,19 @@ static void copy_done(gw_req *r)
         return;
     }
     struct evbuffer *buf = evbuffer_new();
+    gw_version_answer(r, &st->res);
     if (!buf || gw_xml_copy_result(buf, 0, st->obj.etag, st->obj.mtime_ms, st->obj.ck_alg,
-                                   st->obj.ck_value) != CM_OK)
+                                   st->obj.ck_value) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
-    else
-        gw_resp_xml(r, 200, buf);
+    } else {
+        gw_resp_start(r, 200, (int64_t)evbuffer_get_length(buf));
+        if (st->cs.version_id || strcmp(st->src.version_id, "null") != 0)
+            net_resp_header(r->net, "x-amz-copy-source-version-id",
+                            st->src.version_id[0] ? st->src.version_id : "null");
+        net_resp_header(r->net, "Content-Type", "application/xml");
+        net_resp_write_buffer(r->net, buf);
+        net_resp_end(r->net);
+    }
     if (buf)
         evbuffer_free(buf);
 }
@@ -372,6 +394,10 @@ void gw_op_copy(gw_req *r, int part)
         gw_error(r, e, NULL);
         return;
     }
+    if (st->cs.version_id && !md_vid_valid(st->cs.version_id)) {
+        gw_error(r, GW_INVALID_ARGUMENT, "Invalid version id specified");
+        return;
+    }
     if (gw_meta_remote(r->g)) {
         gw_offload(r, fetch_source, copy_source_fetched);
         return;
@@ -389,7 +415,7 @@ static void copy_source_fetched(gw_req *r)
     gw_s3err e;
 
     if ((e = check_source(r, st)) != GW_OK) {
-        gw_error(r, e, NULL);
+        gw_error(r, e, st->msg[0] ? st->msg : NULL);
         return;
     }
     st->len = st->src.size;

@@ -240,6 +240,7 @@ typedef struct {
     cm_err err;    /* result of the commit (worker) */
     md_object old; /* inline PUT: the replaced record, until a worker frees its data */
     int had_old;
+    md_vres res; /* the version the PUT made */
 } put_state;
 
 static void put_state_free(void *p)
@@ -269,7 +270,7 @@ static void put_work(gw_req *r)
         return;
     gw_object_attach_body(&ps->obj, &ps->part, r->has_layout ? &r->layout : NULL, r->inl,
                           r->inl_len);
-    ps->err = gw_meta_put(r->g, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
+    ps->err = gw_meta_put_v(r->g, r->bucket, &ps->obj, &ps->cond, &old, &had_old, &ps->res);
     if (ps->err != CM_OK && r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err))
         r->has_layout = 0; /* the record may name it: fsck decides */
     if (ps->err != CM_OK)
@@ -319,6 +320,7 @@ static void put_done(gw_req *r)
     else if (ps->err != CM_OK)
         gw_error_cm(r, ps->err);
     else {
+        gw_version_answer(r, &ps->res);
         gw_resp_start(r, 200, 0);
         write_result_headers(r, &ps->obj);
         net_resp_end(r->net);
@@ -369,7 +371,8 @@ static void put_finish(gw_req *r)
     /* Inline: nothing blocks but the commit, which the metadata commit thread completes. */
     gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
     gw_async_begin(r, put_done);
-    cm_err err = md_object_put_async(r->g->md, r->bucket, o, &ps->cond, put_committed, r);
+    cm_err err =
+        md_object_put_async_v(r->g->md, r->bucket, o, &ps->cond, &ps->res, put_committed, r);
     if (err != CM_OK) {
         ps->err = err;
         gw_async_end(r);
@@ -810,7 +813,9 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
  * replicas with gw_meta_get_leased_async). */
 static void get_record_work(gw_req *r)
 {
-    r->meta_err = gw_meta_get_leased(r->g, r->bucket, r->key, &r->obj);
+    const char *vid = gw_query_get(&r->q, "versionId");
+    r->meta_err = vid ? ob_version_get_leased(r->g->data, r->g->md, r->bucket, r->key, vid, &r->obj)
+                      : gw_meta_get_leased(r->g, r->bucket, r->key, &r->obj);
 }
 
 /* Loop: the record is read (r->meta_err); answer. */
@@ -820,10 +825,11 @@ static void get_object_found(gw_req *r)
     cm_err err = r->meta_err;
     uint64_t first = 0, last = 0;
     int applies = 0;
+    const char *vid = gw_query_get(&r->q, "versionId");
 
     if (err == CM_ERR_NOTFOUND) {
         if (gw_bucket_check(r, r->bucket))
-            gw_error(r, GW_NO_SUCH_KEY, NULL);
+            gw_error(r, vid ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY, NULL);
         return;
     }
     if (err != CM_OK) {
@@ -832,10 +838,8 @@ static void get_object_found(gw_req *r)
     }
     r->have_obj = 1;
     r->leased = 1;
-    if (o->delete_marker) {
-        gw_error(r, GW_NO_SUCH_KEY, NULL);
-        return;
-    }
+    if (gw_version_read_answer(r, o, vid) != 0)
+        return; /* a delete marker */
     gw_s3err e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
                                gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"),
                                o->etag, o->mtime_ms, 0);
@@ -856,6 +860,8 @@ static void get_object_found(gw_req *r)
 
 static void get_object(gw_req *r)
 {
+    if (!gw_version_param_ok(r))
+        return;
     if (gw_meta_remote(r->g)) {
         gw_meta_get_leased_async(r, get_object_found);
         return;
@@ -870,6 +876,8 @@ typedef struct {
     md_cond cond;
     char etag[64];
     cm_err err;
+    const char *vid; /* ?versionId: the version to destroy */
+    md_vres res;
 } delete_state;
 
 /* Worker: remove the record, then its data (once no GET reads it). */
@@ -878,8 +886,8 @@ static void delete_work(gw_req *r)
     delete_state *ds = r->op;
     md_object old = {0};
     int had_old = 0;
-    ds->err = gw_meta_delete(r->g, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL, &old,
-                             &had_old);
+    ds->err = gw_meta_delete_v(r->g, r->bucket, r->key, ds->vid,
+                               ds->cond.if_match ? &ds->cond : NULL, &old, &had_old, &ds->res);
     if (had_old) {
         ob_free_object_data(r->g->data, &old);
         md_object_release(&old);
@@ -891,9 +899,13 @@ static void delete_done(gw_req *r)
     delete_state *ds = r->op;
     if (ds->err == CM_ERR_NOTFOUND && ds->cond.if_match)
         gw_error(r, GW_NO_SUCH_KEY, NULL);
+    else if (ds->err == CM_ERR_INVAL)
+        gw_error(r, GW_INVALID_ARGUMENT, "Invalid version id specified");
     else if (ds->err != CM_OK && ds->err != CM_ERR_NOTFOUND)
         gw_error_cm(r, ds->err);
     else {
+        if (ds->err == CM_OK)
+            gw_version_answer(r, &ds->res);
         gw_resp_start(r, 204, -1);
         net_resp_end(r->net);
     }
@@ -914,9 +926,9 @@ static void delete_object(gw_req *r)
         gw_error(r, e != GW_OK ? e : GW_UNSUPPORTED, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket)) {
+    if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return;
-    }
+    ds->vid = gw_query_get(&r->q, "versionId");
     gw_offload(r, delete_work, delete_done);
 }
 
