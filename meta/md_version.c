@@ -436,10 +436,12 @@ static cm_err read_version(md_store *md, MDB_txn *txn, const char *bucket, const
     if (!md_vid_valid(vid) || md_key_object(bucket, key, k, &kl) != CM_OK)
         return CM_ERR_NOTFOUND;
     cm_err e = md_kv_get(txn, md->objects, k, kl, &v);
-    if (e == CM_OK && (e = md_object_decode_ex(v.p, v.n, mode, out)) == CM_OK) {
-        if (vid_same(out->version_id, vid) && !out->tombstone)
-            return CM_OK;
+    /* The latest's summary first: an older version's read need not decode its body. */
+    if (e == CM_OK && (e = md_object_decode_ex(v.p, v.n, MD_DECODE_SUMMARY, out)) == CM_OK) {
+        int latest = vid_same(out->version_id, vid) && !out->tombstone;
         md_object_release(out);
+        if (latest)
+            return md_object_decode_ex(v.p, v.n, mode, out);
         e = find_older(md, txn, k, kl, vid, mode, out, &found, vk, &vkl);
         if (e == CM_OK && !found)
             e = CM_ERR_NOTFOUND;
