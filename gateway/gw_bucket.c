@@ -5,12 +5,15 @@
  * DeleteObjects.
  *
  * Listings page through md_list_objects; a continuation token is the base64 of the last key or
- * common prefix returned, so a common prefix is never repeated on the next page.
+ * common prefix returned, so a common prefix is never repeated on the next page. A single node's
+ * ListObjectVersions pages through md_list_versions (every version, key-marker + version-id-
+ * marker; docs/versioning.md); a cluster node lists each key's record as its latest null version.
  *
  * Metadata commits (CreateBucket, DeleteBucket, DeleteObjects) run on a worker (gw_offload);
- * DeleteObjects removes all its keys in one metadata op (md_objects_delete: one commit for up to
- * 1,000 keys). DeleteBucket of a bucket holding only unfinished multipart uploads deletes them
- * with it and frees their parts' chunks, as S3 does.
+ * DeleteObjects removes all its keys in one metadata op (md_objects_delete_v: one commit for up to
+ * 1,000 keys, each with its VersionId if given). PutBucketVersioning is gw_version.c. DeleteBucket
+ * of a bucket holding only unfinished multipart uploads deletes them with it and frees their parts'
+ * chunks, as S3 does.
  *
  * Cluster mode (a gw_bucket_ns is set, gw.h): the namespace decides. CreateBucket asks it to add
  * the bucket (on the worker, bounded by the etcd client's deadlines; 503 ServiceUnavailable when

@@ -6,7 +6,8 @@
  * stripe. Threads: the loop parses the request and looks up and checks the source record
  * (x-amz-copy-source-if-*); copy_work then reads, encodes and writes the body, makes it durable
  * and commits the record on a worker (gw_offload), so a 5 GiB copy holds one worker, never a
- * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration.
+ * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration. A
+ * source ?versionId names a version of a versioned bucket (ob_version_get_leased).
  */
 #include "gw_int.h"
 #include "gw_refuse.h"

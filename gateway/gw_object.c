@@ -13,6 +13,10 @@
  * and a DELETE's from a worker; a conditional one through its partition's leader. A replaced
  * body is freed by the replicas' garbage reclaim.
  *
+ * ?versionId (gw_version.c) reads or deletes one version of a versioned bucket (single node: a
+ * cluster node has only null versions); every answer carries x-amz-version-id and
+ * x-amz-delete-marker as S3 sends them, errors included.
+ *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
  * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
  * reference, so payload is copied once from the blob file into the socket buffer, and no fresh

@@ -33,6 +33,10 @@
  * order last): the loser's tags are lost, as a PutObjectTagging is lost to a racing PUT
  * (docs/replication.md, "swap").
  *
+ * ?versionId names one version (a versioned bucket's older versions included): its tags are read
+ * with md_version_get and replaced with md_version_set_tags, one write op that rewrites only that
+ * version's record (no read-modify-write race: the op reads and writes in one transaction).
+ *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
  * transaction, as gw_bucket_check does; on a cluster node the namespace's memory); setting bucket

@@ -1,5 +1,7 @@
 /*
  * md_list.c - S3 listings: ListObjects(V2) over current records, ListMultipartUploads.
+ * (ListObjectVersions is md_vlist.c.) A key whose latest version is a delete marker is not listed
+ * and does not count toward max.
  *
  * Both walk one cursor in one read transaction, from the larger of (bucket \0 prefix) and the
  * marker. A key whose remainder after the prefix holds the delimiter rolls up into the common

@@ -9,6 +9,9 @@
  * by the group commit (md_commit.c): its apply function runs in its own nested transaction of a
  * shared batch, and a conditional write reads the current record and checks the condition inside
  * that nested transaction, after every op ordered before it, so check-and-set stays atomic.
+ * In a versioned bucket a write or delete also moves versions (md_version.c, md_vers_install and
+ * md_vers_delete, called inside the same op), so "the record it replaced" is the version the op
+ * destroyed, if any.
  * Records are encoded by the caller before queueing, so the batch leader does less serial work;
  * results (the replaced record) are handed out by the caller only once the batch is durable.
  *

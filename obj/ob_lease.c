@@ -6,7 +6,8 @@
  * leftovers and frees it), so every layer that frees bodies through the store obeys it.
  *
  * A GET takes a lease on every blob of the object it is about to stream (ob_lease_acquire), then
- * re-reads the metadata to make sure the record did not change in between (a commit that replaced
+ * re-reads the metadata (the latest, or the version asked for: ob_version_get_leased) to make
+ * sure the record did not change in between (a commit that replaced
  * it may already have freed the blobs). Freeing an object's data (ob_free_object_data) deletes a
  * blob at once when nobody reads it; otherwise the blob is marked doomed and the last reader to
  * release it deletes it. The table holds one entry per blob being read, so it is bounded by the
