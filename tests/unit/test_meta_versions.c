@@ -12,14 +12,19 @@
  *                     prefix/delimiter; listings of current objects skip markers;
  *   delete_many       DeleteObjects with version ids and markers, results per key;
  *   bucket_delete     a bucket holding only older versions or markers is not empty;
- *   tags_reopen       tags of an older version; everything survives a reopen.
+ *   tags_reopen       tags of an older version; everything survives a reopen;
+ *   failed_commit     a versioned PUT, DELETE and delete by id whose commit fails change nothing
+ *                     (each is one transaction: the history is as before, nothing to free).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "cu_main.h"
 #include "md.h"
+#include "md_int.h" /* md_gc_fail_commits */
 
 static md_store *open_store(const char *name)
 {
@@ -430,6 +435,39 @@ static void test_tags_reopen(void)
     md_close(md);
 }
 
+static void test_failed_commit(void)
+{
+    md_store *md = open_store("failed");
+    char v1[40], v2[40], h[256];
+    md_object old;
+    int had = 0;
+    md_vres res;
+    mk_bucket(md, "b", MD_VERS_ENABLED);
+    put_ok(md, "b", "k", "e1", v1);
+    put_ok(md, "b", "k", "e2", v2);
+    md_gc_fail_commits(md, 1, EIO);
+    CU_ASSERT_NOT_EQUAL(put(md, "b", "k", "e3", NULL, &res, &old, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 0);
+    md_gc_fail_commits(md, 1, EIO);
+    CU_ASSERT_NOT_EQUAL(md_object_delete_v(md, "b", "k", NULL, NULL, &old, &had, &res), CM_OK);
+    md_gc_fail_commits(md, 1, EIO);
+    CU_ASSERT_NOT_EQUAL(md_object_delete_v(md, "b", "k", v2, NULL, &old, &had, &res), CM_OK);
+    CU_ASSERT_EQUAL(had, 0);
+    history(md, "b", "k", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "e2,e1");
+    md_close(md);
+    md = open_store("failed");
+    history(md, "b", "k", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "e2,e1");
+    /* The next write works and still sorts newest. */
+    char v3[40];
+    put_ok(md, "b", "k", "e3", v3);
+    CU_ASSERT(strcmp(v3, v2) < 0);
+    history(md, "b", "k", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "e3,e2,e1");
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"vid", test_vid},
@@ -441,6 +479,7 @@ void cu_register(void)
                                     {"delete_many", test_delete_many},
                                     {"bucket_delete", test_bucket_delete},
                                     {"tags_reopen", test_tags_reopen},
+                                    {"failed_commit", test_failed_commit},
                                     {NULL, NULL}};
     cu_add_suite("meta_versions", tests);
 }
