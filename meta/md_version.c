@@ -244,21 +244,33 @@ cm_err md_vers_install(md_store *md, MDB_txn *txn, const char *bucket, const uin
     }
     if ((e = md_object_set_version(w, vid, stamp)) != CM_OK)
         return e;
-    if (*found && !(state == MD_VERS_SUSPENDED && vid_is_null(cur->version_id))) {
-        /* The latest becomes an older version (a suspended write destroys only a null one). */
-        if ((e = keep_latest(md, txn, k, kl, cur->vstamp)) != CM_OK)
-            return e;
-        md_object_release(cur);
-        *found = 0;
-    }
-    if (state == MD_VERS_SUSPENDED && !*found) {
+    /* Every read before the first write: a record that fails to decode then fails this op alone
+     * with nothing half done (DeleteObjects goes on with its other keys in the same transaction).
+     */
+    int destroy_cur = *found && state == MD_VERS_SUSPENDED && vid_is_null(cur->version_id);
+    md_object nullv = {0};
+    int has_null = 0;
+    if (state == MD_VERS_SUSPENDED && !destroy_cur) {
         /* The key's null version, if an older one, gives way to the new null version. */
-        e = find_older(md, txn, k, kl, "null", MD_DECODE_NOBODY, cur, found, vk, &vkl);
-        if (e == CM_OK && *found)
-            e = md_kv_del(txn, md->versions, vk, vkl);
+        e = find_older(md, txn, k, kl, "null", MD_DECODE_NOBODY, &nullv, &has_null, vk, &vkl);
         if (e != CM_OK)
             return e;
     }
+    if (*found && !destroy_cur) {
+        /* The latest becomes an older version (a suspended write destroys only a null one). */
+        e = keep_latest(md, txn, k, kl, cur->vstamp);
+        md_object_release(cur);
+        *found = 0;
+    }
+    if (e == CM_OK && has_null && (e = md_kv_del(txn, md->versions, vk, vkl)) == CM_OK) {
+        *cur = nullv; /* destroyed: the caller frees its bodies */
+        *found = 1;
+        has_null = 0;
+    }
+    if (has_null)
+        md_object_release(&nullv);
+    if (e != CM_OK)
+        return e;
     md_object_set_generation(w, gen + 1);
     if ((e = md_kv_put(txn, md->objects, k, kl, w->p, w->len)) == CM_OK)
         res_set(res, vid, marker, 1);
