@@ -6,7 +6,8 @@
 # delimiter, DeleteObjects with ids, suspended/null semantics); then the aws CLI emptying a
 # versioned bucket the documented way (list-object-versions, delete-objects of every version and
 # marker; delete-bucket refused with BucketNotEmpty before, accepted after), the versions surviving
-# a restart; then rclone --s3-versions listing an old version and copying it back.
+# a restart; `cairn fsck --repair` keeping an older version's striped body; then rclone
+# --s3-versions listing an old version and copying it back.
 # Against a cluster (CAIRN_TEST_ENDPOINTS) only the refusal (501) and null-version reads are
 # checked: cluster nodes do not keep versions yet.
 source "$(dirname "$0")/lib.sh"
@@ -72,6 +73,26 @@ then
     grep -q '"VersionId"' <<<"$H_OUT" && h_bad "bucket emptied" "$H_OUT" || h_ok "bucket emptied"
 fi
 h_run "delete-bucket once empty" aws s3api delete-bucket --bucket "$B"
+
+# ---- fsck --repair keeps the bodies of older versions (they are no orphans) ----
+FB=$(h_bucket versioning-fsck)
+h_run "create bucket (fsck)" aws s3api create-bucket --bucket "$FB"
+h_run "enable versioning (fsck bucket)" aws s3api put-bucket-versioning --bucket "$FB" \
+    --versioning-configuration Status=Enabled
+h_gen "$H_WORK/old.bin" 300000 7 # striped: past the inline threshold
+h_gen "$H_WORK/new.bin" 300000 8
+h_run "put the old body" aws s3api put-object --bucket "$FB" --key big --body "$H_WORK/old.bin"
+OLDV=$("$H_PY" -c 'import json,sys; print(json.load(sys.stdin)["VersionId"])' <<<"$H_OUT")
+h_run "put the new body" aws s3api put-object --bucket "$FB" --key big --body "$H_WORK/new.bin"
+h_stop
+if h_run "fsck --repair --grace 0" "$CAIRN_BIN" fsck --data "$H_DATA" --repair --grace 0; then
+    grep -qE 'orphans: [1-9]' <<<"$H_OUT" &&
+        h_bad "fsck finds no orphan" "$H_OUT" || h_ok "fsck finds no orphan"
+fi
+h_start
+h_run "get the old version after fsck --repair" aws s3api get-object --bucket "$FB" --key big \
+    --version-id "$OLDV" "$H_WORK/old.out"
+h_eq "old version's bytes intact" "$(h_md5 "$H_WORK/old.bin")" "$(h_md5 "$H_WORK/old.out" 2>/dev/null)"
 
 # ---- rclone --s3-versions: list an old version, copy it back ----
 export RCLONE_CONFIG=$H_WORK/rclone.conf
