@@ -520,7 +520,9 @@ cm_err md_version_set_tags(md_store *md, const char *bucket, const char *key, co
  * The versions of one key, newest first, as summaries (MD_DECODE_SUMMARY fields: no bodies,
  * headers or tags): [0] is the latest (is_latest in the md_list_entry sense), the rest older.
  * At most max; *truncated when more exist. *out: md_objects_free. None: CM_OK, n 0. For the
- * lifecycle worker: destroy one with md_object_delete_v(vid).
+ * lifecycle worker: version i > 0 became noncurrent when version i - 1 was written (its
+ * mtime_ms); [0].delete_marker with n == 1 is an expired object delete marker; destroy a version
+ * with md_object_delete_v(vid) (hand its *old to ob_free_object_data).
  */
 cm_err md_key_versions(md_store *md, const char *bucket, const char *key, size_t max,
                        md_object **out, size_t *n, int *truncated);
