@@ -13,6 +13,8 @@
  *   delete_many       DeleteObjects with version ids and markers, results per key;
  *   bucket_delete     a bucket holding only older versions or markers is not empty;
  *   tags_reopen       tags of an older version; everything survives a reopen;
+ *   long_keys         keys past LMDB's key limit (md_kv.c groups), one a prefix of the other:
+ *                     histories stay apart, paging across them, null versions found;
  *   failed_commit     a versioned PUT, DELETE and delete by id whose commit fails change nothing
  *                     (each is one transaction: the history is as before, nothing to free).
  */
@@ -435,6 +437,75 @@ static void test_tags_reopen(void)
     md_close(md);
 }
 
+static void test_long_keys(void)
+{
+    md_store *md = open_store("long");
+    static char k1[1025], k2[1025];
+    char h[256], vids[6][40];
+    memset(k1, 'x', 1000);
+    k1[1000] = 0;
+    memcpy(k2, k1, 1000);
+    memcpy(k2 + 1000, "yz", 3); /* k1 is a prefix of k2 */
+    mk_bucket(md, "b", MD_VERS_ENABLED);
+    put_ok(md, "b", k1, "a1", vids[0]);
+    put_ok(md, "b", k2, "b1", vids[1]);
+    put_ok(md, "b", k1, "a2", vids[2]);
+    put_ok(md, "b", k2, "b2", vids[3]);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_SUSPENDED), CM_OK);
+    put_ok(md, "b", k1, "a3", vids[4]);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_ENABLED), CM_OK);
+    put_ok(md, "b", k1, "a4", vids[5]);
+    history(md, "b", k1, h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "a4,a3,a2,a1");
+    history(md, "b", k2, h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "b2,b1");
+    md_object got;
+    CU_ASSERT_EQUAL_FATAL(md_version_get(md, "b", k1, "null", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.etag, "a3");
+    md_object_release(&got);
+    CU_ASSERT_EQUAL_FATAL(md_version_get(md, "b", k2, vids[1], &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.etag, "b1");
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(md_version_get(md, "b", k1, vids[1], &got), CM_ERR_NOTFOUND);
+    /* Paged by one: a1..a4 of k1 newest first, then k2's. */
+    const char *want[] = {"a4", "a3", "a2", "a1", "b2", "b1"};
+    char km[1100] = "", vm[40] = "";
+    size_t got_n = 0;
+    for (int more = 1; more && got_n < 10;) {
+        md_vlist_query q = {
+            .max_keys = 1, .key_marker = km[0] ? km : NULL, .vid_marker = vm[0] ? vm : NULL};
+        md_list_result r;
+        CU_ASSERT_EQUAL_FATAL(md_list_versions(md, "b", &q, &r), CM_OK);
+        if (r.n == 1 && got_n < 6)
+            CU_ASSERT_STRING_EQUAL(r.entries[0].obj.etag, want[got_n]);
+        got_n += r.n;
+        more = r.truncated;
+        if (more) {
+            snprintf(km, sizeof(km), "%s", r.next_marker);
+            snprintf(vm, sizeof(vm), "%s", r.next_version_marker);
+        }
+        md_list_result_release(&r);
+    }
+    CU_ASSERT_EQUAL(got_n, 6);
+    /* Deleting k1's versions leaves k2's alone. */
+    for (int i = 0; i < 6; i += 2) {
+        md_object old;
+        int had;
+        CU_ASSERT_EQUAL(
+            md_object_delete_v(md, "b", k1, i == 4 ? "null" : vids[i], NULL, &old, &had, NULL),
+            CM_OK);
+        CU_ASSERT_EQUAL(had, 1);
+        if (had)
+            md_object_release(&old);
+    }
+    CU_ASSERT_EQUAL(md_object_delete_v(md, "b", k1, vids[5], NULL, NULL, NULL, NULL), CM_OK);
+    history(md, "b", k1, h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "");
+    history(md, "b", k2, h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "b2,b1");
+    md_close(md);
+}
+
 static void test_failed_commit(void)
 {
     md_store *md = open_store("failed");
@@ -479,6 +550,7 @@ void cu_register(void)
                                     {"delete_many", test_delete_many},
                                     {"bucket_delete", test_bucket_delete},
                                     {"tags_reopen", test_tags_reopen},
+                                    {"long_keys", test_long_keys},
                                     {"failed_commit", test_failed_commit},
                                     {NULL, NULL}};
     cu_add_suite("meta_versions", tests);
