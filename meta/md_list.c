@@ -1,7 +1,9 @@
 /*
  * md_list.c - S3 listings: ListObjects(V2) over current records, ListMultipartUploads.
  * (ListObjectVersions is md_vlist.c.) A key whose latest version is a delete marker is not listed
- * and does not count toward max.
+ * and does not count toward max; a common prefix is listed only if it holds a listed key (its
+ * deleted keys are stepped over until one is found), and a page is truncated only if a listed
+ * entry follows it.
  *
  * Both walk one cursor in one read transaction, from the larger of (bucket \0 prefix) and the
  * marker. A key whose remainder after the prefix holds the delimiter rolls up into the common
@@ -137,11 +139,55 @@ static cm_err next_entry(md_kv_iter *it, const walk_ctx *c, size_t *cp_len)
     }
 }
 
+/* A deletion (a delete marker, or a tombstone kept for replication): never listed. */
+static int is_deletion(md_slice val, cm_err *e)
+{
+    md_object o;
+    *e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &o);
+    int del = *e == CM_OK && (o.tombstone || o.delete_marker);
+    if (*e == CM_OK)
+        md_object_release(&o);
+    return del;
+}
+
+/*
+ * Does the common prefix of the key under it (its first pl bytes) hold a listed key? Steps over
+ * the deletions in it: *live = 1 with it on a listed key of the prefix, else it is past the
+ * prefix (CM_ERR_NOTFOUND at the end). A prefix whose keys were all deleted in a versioned bucket
+ * is no directory, as in S3; the scan stops at its first listed key.
+ */
+static cm_err prefix_live(md_kv_iter *it, size_t pl, int *live)
+{
+    uint8_t pfx[MD_KEYBUF];
+    cm_err e = CM_OK;
+    memcpy(pfx, it->key.p, pl);
+    *live = 0;
+    while (e == CM_OK && it->key.n >= pl && memcmp(it->key.p, pfx, pl) == 0) {
+        int del = is_deletion(it->val, &e);
+        if (e == CM_OK && !del) {
+            *live = 1;
+            break;
+        }
+        if (e == CM_OK)
+            e = md_kv_iter_next(it);
+    }
+    return e;
+}
+
 static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_result *out)
 {
     size_t cp_len;
     cm_err e;
     while ((e = next_entry(it, c, &cp_len)) == CM_OK) {
+        int live = 1;
+        if (cp_len)
+            e = prefix_live(it, c->boff + cp_len, &live);
+        else if (out->n == max && is_deletion(it->val, &e) && e == CM_OK)
+            live = 0, e = md_kv_iter_next(it); /* truncated only if a listed key follows */
+        if (e != CM_OK)
+            break;
+        if (!live)
+            continue;
         if (out->n == max) {
             out->truncated = 1;
             return CM_OK;

@@ -352,6 +352,28 @@ static void test_list_paging(void)
     for (size_t i = 0; i < r.n; i++)
         CU_ASSERT(strcmp(r.entries[i].key, "ba") != 0);
     md_list_result_release(&r);
+    /* A prefix whose keys are all behind markers is no directory; a page that ends before only
+     * deleted keys is not truncated. */
+    put_ok(md, "b", "z/1", "z", NULL);
+    put_ok(md, "b", "z/2", "z", NULL);
+    CU_ASSERT_EQUAL(md_object_delete_v(md, "b", "z/1", NULL, NULL, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_delete_v(md, "b", "z/2", NULL, NULL, NULL, NULL, NULL), CM_OK);
+    md_list_query dl = {.max_keys = 1000, .delimiter = "/"};
+    CU_ASSERT_EQUAL(md_list_objects(md, "b", &dl, &r), CM_OK);
+    CU_ASSERT_EQUAL(r.n, 4); /* a, a/, b, c */
+    for (size_t i = 0; i < r.n; i++)
+        CU_ASSERT(strcmp(r.entries[i].key, "z/") != 0);
+    md_list_result_release(&r);
+    md_list_query exact = {.max_keys = 5};
+    CU_ASSERT_EQUAL(md_list_objects(md, "b", &exact, &r), CM_OK);
+    CU_ASSERT_EQUAL(r.n, 5);
+    CU_ASSERT_FALSE(r.truncated);
+    md_list_result_release(&r);
+    put_ok(md, "b", "z/2", "z2", NULL); /* live again: the prefix is back */
+    CU_ASSERT_EQUAL(md_list_objects(md, "b", &dl, &r), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(r.n, 5);
+    CU_ASSERT(r.entries[4].is_prefix && strcmp(r.entries[4].key, "z/") == 0);
+    md_list_result_release(&r);
     md_close(md);
 }
 
