@@ -903,8 +903,6 @@ static void delete_done(gw_req *r)
     delete_state *ds = r->op;
     if (ds->err == CM_ERR_NOTFOUND && ds->cond.if_match)
         gw_error(r, GW_NO_SUCH_KEY, NULL);
-    else if (ds->err == CM_ERR_INVAL)
-        gw_error(r, GW_INVALID_ARGUMENT, "Invalid version id specified");
     else if (ds->err != CM_OK && ds->err != CM_ERR_NOTFOUND)
         gw_error_cm(r, ds->err);
     else {
