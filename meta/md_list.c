@@ -24,7 +24,7 @@
 #include "cm_util.h"
 #include "md_int.h"
 
-static char *dup_n(const uint8_t *p, size_t n)
+char *md_list_dup(const uint8_t *p, size_t n)
 {
     char *s = malloc(n + 1);
     if (s) {
@@ -34,15 +34,14 @@ static char *dup_n(const uint8_t *p, size_t n)
     return s;
 }
 
-static int bytes_cmp(const uint8_t *a, size_t an, const char *b)
+int md_list_cmp(const uint8_t *a, size_t an, const char *b)
 {
     size_t bn = strlen(b);
     int c = memcmp(a, b, CM_MIN(an, bn));
     return c ? c : (an < bn ? -1 : an > bn);
 }
 
-/* Length of the common prefix of rel (relative key) or 0 when rel does not roll up. */
-static size_t rollup_len(const uint8_t *rel, size_t n, size_t plen, const char *delim)
+size_t md_list_rollup(const uint8_t *rel, size_t n, size_t plen, const char *delim)
 {
     if (!delim || !*delim || n <= plen)
         return 0;
@@ -50,8 +49,7 @@ static size_t rollup_len(const uint8_t *rel, size_t n, size_t plen, const char *
     return d ? (size_t)(d - rel) + strlen(delim) : 0;
 }
 
-/* Seek past every key of bucket that starts with rel[0..n). */
-static cm_err seek_past(md_kv_iter *it, size_t boff, const uint8_t *full, size_t n)
+cm_err md_list_seek_past(md_kv_iter *it, size_t boff, const uint8_t *full, size_t n)
 {
     uint8_t k[MD_KEYBUF];
     size_t kl = boff + n;
@@ -90,7 +88,7 @@ static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n
         md_object_release(&en->obj);
         return CM_OK;
     }
-    en->key = dup_n(rel, n);
+    en->key = md_list_dup(rel, n);
     if (!en->key) {
         md_object_release(&en->obj);
         return CM_ERR_NOMEM;
@@ -104,7 +102,7 @@ static cm_err add_prefix_entry(md_list_result *out, const uint8_t *rel, size_t n
     md_list_entry *en = &out->entries[out->n];
     memset(en, 0, sizeof(*en));
     en->is_prefix = 1;
-    en->key = dup_n(rel, n);
+    en->key = md_list_dup(rel, n);
     if (!en->key)
         return CM_ERR_NOMEM;
     out->n++;
@@ -129,11 +127,12 @@ static cm_err next_entry(md_kv_iter *it, const walk_ctx *c, size_t *cp_len)
         size_t n = it->key.n - c->boff;
         if (n < c->plen || memcmp(rel, c->prefix, c->plen) != 0)
             return CM_ERR_NOTFOUND;
-        *cp_len = rollup_len(rel, n, c->plen, c->delim);
+        *cp_len = md_list_rollup(rel, n, c->plen, c->delim);
         size_t cmp_len = *cp_len ? *cp_len : n;
-        if (!c->after || bytes_cmp(rel, cmp_len, c->after) > 0)
+        if (!c->after || md_list_cmp(rel, cmp_len, c->after) > 0)
             return CM_OK;
-        cm_err e = *cp_len ? seek_past(it, c->boff, it->key.p, *cp_len) : md_kv_iter_next(it);
+        cm_err e =
+            *cp_len ? md_list_seek_past(it, c->boff, it->key.p, *cp_len) : md_kv_iter_next(it);
         if (e != CM_OK)
             return e;
     }
@@ -196,7 +195,7 @@ static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_r
         if (cp_len) {
             e = add_prefix_entry(out, rel, cp_len);
             if (e == CM_OK)
-                e = seek_past(it, c->boff, it->key.p, cp_len);
+                e = md_list_seek_past(it, c->boff, it->key.p, cp_len);
         } else {
             e = add_object_entry(out, rel, it->key.n - c->boff, it->val, max);
             if (e == CM_OK)
@@ -296,10 +295,10 @@ static int upload_after(const upload_ctx *u, md_slice key, md_slice id)
 {
     if (!u->key_marker || !*u->key_marker)
         return 1;
-    int c = bytes_cmp(key.p, key.n, u->key_marker);
+    int c = md_list_cmp(key.p, key.n, u->key_marker);
     if (c != 0 || !u->id_marker || !*u->id_marker)
         return c > 0;
-    return bytes_cmp(id.p, id.n, u->id_marker) > 0;
+    return md_list_cmp(id.p, id.n, u->id_marker) > 0;
 }
 
 static cm_err add_upload(md_upload_list *out, const md_slice *val)
@@ -320,7 +319,7 @@ static cm_err add_uprefix(md_upload_list *out, const uint8_t *p, size_t n)
     if (!a)
         return CM_ERR_NOMEM;
     out->prefixes = a;
-    a[out->nprefixes] = dup_n(p, n);
+    a[out->nprefixes] = md_list_dup(p, n);
     if (!a[out->nprefixes])
         return CM_ERR_NOMEM;
     out->nprefixes++;
@@ -333,9 +332,9 @@ static cm_err set_next(md_upload_list *out, md_slice key, const md_slice *id)
     free(out->next_key_marker);
     free(out->next_upload_id_marker);
     out->next_upload_id_marker = NULL;
-    out->next_key_marker = dup_n(key.p, key.n);
+    out->next_key_marker = md_list_dup(key.p, key.n);
     if (id)
-        out->next_upload_id_marker = dup_n(id->p, id->n);
+        out->next_upload_id_marker = md_list_dup(id->p, id->n);
     return out->next_key_marker && (!id || out->next_upload_id_marker) ? CM_OK : CM_ERR_NOMEM;
 }
 
@@ -352,9 +351,9 @@ static cm_err upload_step(md_kv_iter *it, const upload_ctx *u, size_t max, md_up
         *stop = 1;
         return CM_OK;
     }
-    size_t cp = rollup_len(key.p, key.n, c->plen, c->delim);
-    int wanted =
-        cp ? (!u->key_marker || bytes_cmp(key.p, cp, u->key_marker) > 0) : upload_after(u, key, id);
+    size_t cp = md_list_rollup(key.p, key.n, c->plen, c->delim);
+    int wanted = cp ? (!u->key_marker || md_list_cmp(key.p, cp, u->key_marker) > 0)
+                    : upload_after(u, key, id);
     if (wanted && out->n + out->nprefixes == max) {
         out->truncated = 1;
         *stop = 1;
@@ -363,7 +362,7 @@ static cm_err upload_step(md_kv_iter *it, const upload_ctx *u, size_t max, md_up
     if (cp) {
         if (wanted && (e = add_uprefix(out, key.p, cp)) == CM_OK)
             e = set_next(out, (md_slice){key.p, cp}, NULL);
-        return e == CM_OK ? seek_past(it, c->boff, it->key.p, cp) : e;
+        return e == CM_OK ? md_list_seek_past(it, c->boff, it->key.p, cp) : e;
     }
     if (wanted && (e = add_upload(out, &it->val)) == CM_OK)
         e = set_next(out, key, &id);

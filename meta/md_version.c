@@ -32,8 +32,6 @@
 #include "cm_util.h"
 #include "md_int.h"
 
-#define VSUFFIX 9 /* \0 and the BE64 stamp after bucket \0 key */
-
 static int vid_is_null(const char *vid)
 {
     return !vid[0] || strcmp(vid, "null") == 0;
@@ -66,8 +64,7 @@ void md_vid_make(uint64_t vstamp, const uint8_t rnd[8], char *out)
     cm_hex_encode(b, 16, out); /* lowercase, NUL-terminated */
 }
 
-/* The stamp in a well-formed non-null id. */
-static uint64_t vid_stamp(const char *vid)
+uint64_t md_vid_stamp(const char *vid)
 {
     uint64_t inv = 0;
     for (int i = 0; i < 16; i++) {
@@ -83,23 +80,29 @@ static size_t vkey(const uint8_t *k, size_t kl, uint64_t vstamp, uint8_t *out)
     memcpy(out, k, kl);
     out[kl] = 0;
     cm_put_be64(out + kl + 1, ~vstamp);
-    return kl + VSUFFIX;
+    return kl + MD_VSUFFIX;
+}
+
+/* The bucket's stored record (v valid in txn). */
+static cm_err bucket_raw(MDB_txn *txn, md_store *md, const char *bucket, MDB_val *v)
+{
+    size_t nl = strlen(bucket);
+    if (nl == 0 || nl > MD_BUCKET_MAX)
+        return CM_ERR_NOTFOUND;
+    MDB_val k = {nl, (void *)bucket};
+    int rc = mdb_get(txn, md->buckets, &k, v);
+    if (rc == MDB_NOTFOUND)
+        return CM_ERR_NOTFOUND;
+    return rc ? md_mdb_err(rc, "get bucket") : CM_OK;
 }
 
 static cm_err bucket_state(MDB_txn *txn, md_store *md, const char *bucket, uint8_t *state)
 {
-    size_t nl = strlen(bucket);
+    MDB_val v;
     md_bucket b;
-    if (nl == 0 || nl > MD_BUCKET_MAX)
-        return CM_ERR_NOTFOUND;
-    MDB_val k = {nl, (void *)bucket}, v;
-    int rc = mdb_get(txn, md->buckets, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return CM_ERR_NOTFOUND;
-    if (rc)
-        return md_mdb_err(rc, "get bucket");
-    cm_err e = md_bucket_decode(v.mv_data, v.mv_size, &b);
-    *state = b.versioning;
+    cm_err e = bucket_raw(txn, md, bucket, &v);
+    if (e == CM_OK && (e = md_bucket_decode(v.mv_data, v.mv_size, &b)) == CM_OK)
+        *state = b.versioning;
     return e;
 }
 
@@ -132,10 +135,9 @@ static cm_err keep_latest(md_store *md, MDB_txn *txn, const uint8_t *k, size_t k
     return e;
 }
 
-/* Is the versions entry under the iterator an older version of k? */
-static int of_key(const md_kv_iter *it, const uint8_t *k, size_t kl)
+int md_vers_of_key(const md_kv_iter *it, const uint8_t *k, size_t kl)
 {
-    return it->key.n == kl + VSUFFIX && memcmp(it->key.p, k, kl) == 0 && it->key.p[kl] == 0;
+    return it->key.n == kl + MD_VSUFFIX && memcmp(it->key.p, k, kl) == 0 && it->key.p[kl] == 0;
 }
 
 /*
@@ -151,7 +153,7 @@ static cm_err find_older(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl
     *found = 0;
     memset(out, 0, sizeof(*out));
     if (!vid_is_null(vid)) {
-        *vkl = vkey(k, kl, vid_stamp(vid), vk);
+        *vkl = vkey(k, kl, md_vid_stamp(vid), vk);
         e = md_kv_get(txn, md->versions, vk, *vkl, &v);
         if (e == CM_OK && (e = md_object_decode_ex(v.p, v.n, mode, out)) == CM_OK) {
             *found = vid_same(out->version_id, vid);
@@ -163,7 +165,7 @@ static cm_err find_older(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl
     if ((e = md_kv_iter_open(txn, md->versions, &it)) != CM_OK)
         return e;
     vkey(k, kl, UINT64_MAX, vk); /* ~UINT64_MAX = 0: the key's newest possible entry */
-    for (e = md_kv_iter_seek(&it, vk, kl + VSUFFIX); e == CM_OK && of_key(&it, k, kl);
+    for (e = md_kv_iter_seek(&it, vk, kl + MD_VSUFFIX); e == CM_OK && md_vers_of_key(&it, k, kl);
          e = md_kv_iter_next(&it)) {
         md_object s;
         if ((e = md_object_decode_ex(it.val.p, it.val.n, MD_DECODE_SUMMARY, &s)) != CM_OK)
@@ -194,8 +196,8 @@ static cm_err promote(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl, u
     if (e != CM_OK)
         return e;
     vkey(k, kl, UINT64_MAX, vk);
-    e = md_kv_iter_seek(&it, vk, kl + VSUFFIX);
-    if (e == CM_OK && of_key(&it, k, kl)) {
+    e = md_kv_iter_seek(&it, vk, kl + MD_VSUFFIX);
+    if (e == CM_OK && md_vers_of_key(&it, k, kl)) {
         memcpy(vk, it.key.p, it.key.n);
         e = md_object_decode_ex(it.val.p, it.val.n, MD_DECODE_FULL, &o);
         *promoted = e == CM_OK;
@@ -204,7 +206,7 @@ static cm_err promote(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl, u
     if (e == CM_ERR_NOTFOUND)
         e = CM_OK;
     if (*promoted) {
-        e = md_kv_del(txn, md->versions, vk, kl + VSUFFIX);
+        e = md_kv_del(txn, md->versions, vk, kl + MD_VSUFFIX);
         if (e == CM_OK)
             e = md_object_write(txn, md, k, kl, &o, &prev);
         md_object_release(&o);
@@ -392,18 +394,15 @@ typedef struct {
 static cm_err set_vers_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     set_vers_op *op = arg;
-    size_t nl = strlen(op->name);
     md_bucket b;
     md_meta *tags = NULL;
     size_t ntags = 0;
     md_wbuf w = {0};
-    MDB_val k = {nl, (void *)op->name}, v;
-    int rc = mdb_get(txn, md->buckets, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return CM_ERR_NOTFOUND;
-    if (rc)
-        return md_mdb_err(rc, "get bucket");
-    cm_err e = md_bucket_decode(v.mv_data, v.mv_size, &b);
+    MDB_val k = {strlen(op->name), (void *)op->name}, v;
+    cm_err e = bucket_raw(txn, md, op->name, &v);
+    if (e != CM_OK)
+        return e;
+    e = md_bucket_decode(v.mv_data, v.mv_size, &b);
     if (e == CM_OK && b.versioning == op->state) {
         *wrote = 0;
         return CM_OK;
@@ -415,7 +414,7 @@ static cm_err set_vers_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
         e = md_bucket_encode_tags(&b, tags, ntags, &w); /* every other field kept */
     if (e == CM_OK) {
         MDB_val nv = {w.len, w.p};
-        rc = md_db_put(txn, md->buckets, &k, &nv, 0);
+        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
         e = rc ? md_mdb_err(rc, "put bucket versioning") : CM_OK;
     }
     md_meta_free(tags, ntags);
@@ -495,8 +494,8 @@ cm_err md_key_versions(md_store *md, const char *bucket, const char *key, size_t
         *n = 1;
     if (e == CM_OK && (e = md_kv_iter_open(txn, md->versions, &it)) == CM_OK) {
         vkey(k, kl, UINT64_MAX, vk);
-        for (e = md_kv_iter_seek(&it, vk, kl + VSUFFIX); e == CM_OK && of_key(&it, k, kl);
-             e = md_kv_iter_next(&it)) {
+        for (e = md_kv_iter_seek(&it, vk, kl + MD_VSUFFIX);
+             e == CM_OK && md_vers_of_key(&it, k, kl); e = md_kv_iter_next(&it)) {
             if (*n == max) {
                 *truncated = 1;
                 break;

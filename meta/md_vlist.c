@@ -22,39 +22,12 @@
 #include "cm_util.h"
 #include "md_int.h"
 
-#define VSUFFIX 9
-
 typedef struct {
     const char *bucket, *prefix, *delim, *kmark, *vmark;
     size_t plen, boff, max;
     md_list_result *out;
     md_kv_iter vit; /* over `versions` */
 } vl_ctx;
-
-static int bytes_cmp(const uint8_t *a, size_t an, const char *b)
-{
-    size_t bn = strlen(b);
-    int c = memcmp(a, b, CM_MIN(an, bn));
-    return c ? c : (an < bn ? -1 : an > bn);
-}
-
-static size_t rollup_len(const uint8_t *rel, size_t n, size_t plen, const char *delim)
-{
-    if (!delim || !*delim || n <= plen)
-        return 0;
-    const uint8_t *d = memmem(rel + plen, n - plen, delim, strlen(delim));
-    return d ? (size_t)(d - rel) + strlen(delim) : 0;
-}
-
-static char *dup_n(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
 
 /* Room for one more entry? If not, the listing is truncated (a qualifying entry exists). */
 static int full(vl_ctx *c)
@@ -79,18 +52,12 @@ static cm_err add_version(vl_ctx *c, const uint8_t *rel, size_t n, md_slice val,
     if (!en->obj.version_id[0])
         memcpy(en->obj.version_id, "null", 5);
     en->is_latest = latest;
-    if (!(en->key = dup_n(rel, n))) {
+    if (!(en->key = md_list_dup(rel, n))) {
         md_object_release(&en->obj);
         return CM_ERR_NOMEM;
     }
     c->out->n++;
     return CM_OK;
-}
-
-/* Is the versions entry under vit one of key k's (kl bytes of bucket \0 key)? */
-static int of_key(const md_kv_iter *it, const uint8_t *k, size_t kl)
-{
-    return it->key.n == kl + VSUFFIX && memcmp(it->key.p, k, kl) == 0 && it->key.p[kl] == 0;
 }
 
 /*
@@ -107,14 +74,11 @@ static cm_err add_older(vl_ctx *c, const uint8_t *k, size_t kl, const uint8_t *r
     cm_put_be64(vk + kl + 1, 0);
     if (after && strcmp(after, "null") != 0) {
         /* Ids carry ~stamp: seek to its place, then step over it if it is still there. */
-        uint64_t inv = 0;
-        for (int i = 0; i < 16; i++)
-            inv = inv << 4 | (uint64_t)(after[i] <= '9' ? after[i] - '0' : after[i] - 'a' + 10);
-        cm_put_be64(vk + kl + 1, inv);
+        cm_put_be64(vk + kl + 1, ~md_vid_stamp(after));
     }
     cm_err e;
-    for (e = md_kv_iter_seek(&c->vit, vk, kl + VSUFFIX); e == CM_OK && of_key(&c->vit, k, kl);
-         e = md_kv_iter_next(&c->vit)) {
+    for (e = md_kv_iter_seek(&c->vit, vk, kl + MD_VSUFFIX);
+         e == CM_OK && md_vers_of_key(&c->vit, k, kl); e = md_kv_iter_next(&c->vit)) {
         if (skipping) {
             md_object s;
             if ((e = md_object_decode_ex(c->vit.val.p, c->vit.val.n, MD_DECODE_SUMMARY, &s)))
@@ -134,17 +98,6 @@ static cm_err add_older(vl_ctx *c, const uint8_t *k, size_t kl, const uint8_t *r
             break;
     }
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
-}
-
-/* Seek the objects iterator past every key starting with full[0..n). */
-static cm_err seek_past(md_kv_iter *it, const uint8_t *fullk, size_t n)
-{
-    uint8_t k[MD_KEYBUF];
-    size_t kl = n;
-    memcpy(k, fullk, kl);
-    if (!md_key_successor(k, &kl))
-        return CM_ERR_NOTFOUND;
-    return md_kv_iter_seek(it, k, kl);
 }
 
 /* All versions of the key under it (objects), honouring the markers; *stop when full. */
@@ -185,10 +138,10 @@ static cm_err vl_walk(vl_ctx *c, md_kv_iter *it)
         size_t n = it->key.n - c->boff;
         if (n < c->plen || memcmp(rel, c->prefix, c->plen) != 0)
             break;
-        size_t cp = rollup_len(rel, n, c->plen, c->delim);
+        size_t cp = md_list_rollup(rel, n, c->plen, c->delim);
         if (cp) {
-            if (c->kmark && bytes_cmp(rel, cp, c->kmark) <= 0) {
-                e = seek_past(it, it->key.p, c->boff + cp);
+            if (c->kmark && md_list_cmp(rel, cp, c->kmark) <= 0) {
+                e = md_list_seek_past(it, c->boff, it->key.p, cp);
                 continue;
             }
             if ((stop = full(c)))
@@ -196,13 +149,13 @@ static cm_err vl_walk(vl_ctx *c, md_kv_iter *it)
             md_list_entry *en = &c->out->entries[c->out->n];
             memset(en, 0, sizeof(*en));
             en->is_prefix = 1;
-            if (!(en->key = dup_n(rel, cp)))
+            if (!(en->key = md_list_dup(rel, cp)))
                 return CM_ERR_NOMEM;
             c->out->n++;
-            e = seek_past(it, it->key.p, c->boff + cp);
+            e = md_list_seek_past(it, c->boff, it->key.p, cp);
             continue;
         }
-        int cmp = c->kmark ? bytes_cmp(rel, n, c->kmark) : 1;
+        int cmp = c->kmark ? md_list_cmp(rel, n, c->kmark) : 1;
         if (cmp > 0 || (cmp == 0 && c->vmark))
             e = add_key(c, it, cmp == 0, &stop);
         if (e == CM_OK && !stop)
