@@ -522,7 +522,9 @@ cm_err md_version_set_tags(md_store *md, const char *bucket, const char *key, co
  * At most max; *truncated when more exist. *out: md_objects_free. None: CM_OK, n 0. For the
  * lifecycle worker: version i > 0 became noncurrent when version i - 1 was written (its
  * mtime_ms); [0].delete_marker with n == 1 is an expired object delete marker; destroy a version
- * with md_object_delete_v(vid) (hand its *old to ob_free_object_data).
+ * with md_object_delete_v(vid) (hand its *old to ob_free_object_data). To walk every key of a
+ * bucket, those whose latest is a delete marker included (md_list_objects skips them), page
+ * through md_list_versions.
  */
 cm_err md_key_versions(md_store *md, const char *bucket, const char *key, size_t max,
                        md_object **out, size_t *n, int *truncated);
