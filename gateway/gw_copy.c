@@ -188,7 +188,8 @@ static gw_s3err check_source(gw_req *r, copy_state *st)
     if (err != CM_OK)
         return gw_s3err_from_cm(err);
     st->have_src = 1;
-    if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)
+    if (st->cs.version_id &&
+        strcmp(st->cs.version_id, st->src.version_id[0] ? st->src.version_id : "null") != 0)
         return GW_NO_SUCH_VERSION;
     if (st->src.delete_marker && st->cs.version_id) {
         snprintf(st->msg, sizeof(st->msg),

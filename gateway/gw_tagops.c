@@ -74,7 +74,7 @@ static void tag_state_free(void *p)
     free(st);
 }
 
-/* The version named by ?versionId ("" when none), or NULL. */
+/* The version named by ?versionId (checked well-formed by gw_version_param_ok); NULL: none. */
 static const char *version_param(gw_req *r)
 {
     return gw_query_get(&r->q, "versionId");
