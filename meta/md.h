@@ -387,7 +387,9 @@ cm_err md_objects_delete(md_store *md, const char *bucket, const char *const *ke
  * Self-repair: replace the layout of part part_index of bucket/key's current record with
  * new_layout, in one write transaction, if that part is still stored under old_blob (the body the
  * caller rebuilt). CM_ERR_CONFLICT when the record is gone, is a delete marker, or the part no
- * longer has old_blob (the object changed meanwhile: the caller drops its rebuilt data);
+ * longer has old_blob (the object changed meanwhile: the caller drops its rebuilt data; in a
+ * versioned bucket the key's older versions are searched first, and the one storing old_blob is
+ * swapped instead: md_repair.c);
  * CM_ERR_INVAL when new_layout->size differs from the part's size. Nothing else in the record
  * changes. Defined in md_repair.c.
  */
