@@ -10,7 +10,8 @@
  * checked - for instance one held by a running server (bs_fsck takes DIR/drive<N>/LOCK).
  *
  * Orphans: when DIR/meta holds a metadata store, every blob id that an object or part record
- * names (objects of every bucket, parts of every unfinished multipart upload) is collected into a
+ * names (objects of every bucket, their older versions, parts of every unfinished multipart
+ * upload) is collected into a
  * sorted array, and each drive's blobs are checked against it (bs_fsck_orphans): a blob no record
  * names whose segment was last written more than --grace seconds ago (default 3600) is an orphan
  * - the body of a PUT whose metadata commit failed with an unknown outcome, or whose writer died.
@@ -70,6 +71,12 @@ static int add_part_ids(live_set *ls, const md_part *parts, size_t n)
             return -1;
     }
     return 0;
+}
+
+/* md_versions_walk: the blobs an older version of a versioned bucket names. */
+static cm_err collect_version(void *arg, const md_object *o)
+{
+    return add_part_ids(arg, o->parts, o->nparts) == 0 ? CM_OK : CM_ERR_NOMEM;
 }
 
 /* Every blob the current objects of bucket name. */
@@ -184,6 +191,8 @@ static int load_live(const char *data, live_set *ls)
         e = md_bucket_list(md, &buckets, &nb);
     for (size_t i = 0; e == CM_OK && i < nb; i++) {
         e = collect_objects(md, buckets[i].name, ls);
+        if (e == CM_OK)
+            e = md_versions_walk(md, buckets[i].name, collect_version, ls);
         if (e == CM_OK)
             e = collect_uploads(md, buckets[i].name, ls);
     }

@@ -5,12 +5,15 @@
  * DeleteObjects.
  *
  * Listings page through md_list_objects; a continuation token is the base64 of the last key or
- * common prefix returned, so a common prefix is never repeated on the next page.
+ * common prefix returned, so a common prefix is never repeated on the next page. A single node's
+ * ListObjectVersions pages through md_list_versions (every version, key-marker + version-id-
+ * marker; docs/versioning.md); a cluster node lists each key's record as its latest null version.
  *
  * Metadata commits (CreateBucket, DeleteBucket, DeleteObjects) run on a worker (gw_offload);
- * DeleteObjects removes all its keys in one metadata op (md_objects_delete: one commit for up to
- * 1,000 keys). DeleteBucket of a bucket holding only unfinished multipart uploads deletes them
- * with it and frees their parts' chunks, as S3 does.
+ * DeleteObjects removes all its keys in one metadata op (md_objects_delete_v: one commit for up to
+ * 1,000 keys, each with its VersionId if given). PutBucketVersioning is gw_version.c. DeleteBucket
+ * of a bucket holding only unfinished multipart uploads deletes them with it and frees their parts'
+ * chunks, as S3 does.
  *
  * Cluster mode (a gw_bucket_ns is set, gw.h): the namespace decides. CreateBucket asks it to add
  * the bucket (on the worker, bounded by the etcd client's deadlines; 503 ServiceUnavailable when
@@ -30,6 +33,7 @@
 #include "gw_sse.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -458,7 +462,19 @@ static void list_state_free(void *v)
 static void list_work(gw_req *r)
 {
     list_state *ls = r->op;
+    if (ls->version == 0 && !gw_meta_remote(r->g)) {
+        md_vlist_query vq = {.prefix = ls->p.prefix,
+                             .delimiter = ls->p.delimiter,
+                             .key_marker = ls->p.key_marker,
+                             .vid_marker = ls->p.version_id_marker,
+                             .max_keys = ls->p.max_keys};
+        ls->err = md_list_versions(r->g->md, r->bucket, &vq, &ls->res);
+        return;
+    }
     ls->err = gw_meta_list(r->g, r->bucket, &ls->q, &ls->res);
+    /* A cluster node keeps one (null) version per key: each is the latest. */
+    for (size_t i = 0; ls->version == 0 && ls->err == CM_OK && i < ls->res.n; i++)
+        ls->res.entries[i].is_latest = 1;
 }
 
 static void list_done(gw_req *r)
@@ -520,6 +536,15 @@ static void list_objects(gw_req *r, int version)
         p->key_marker = gw_query_get(&r->q, "key-marker");
         p->version_id_marker = gw_query_get(&r->q, "version-id-marker");
         q->start_after = p->key_marker;
+        if (p->version_id_marker && (!p->key_marker || !*p->key_marker)) {
+            gw_error(r, GW_INVALID_ARGUMENT,
+                     "A version-id marker cannot be specified without a key marker.");
+            return;
+        }
+        if (p->version_id_marker && !md_vid_valid(p->version_id_marker)) {
+            gw_error(r, GW_INVALID_ARGUMENT, "Invalid version id specified");
+            return;
+        }
     }
     if (!gw_bucket_check(r, r->bucket))
         return;
@@ -632,11 +657,13 @@ static void delete_objects_work(gw_req *r)
     delete_objects_state *st = r->op;
     size_t n = st->req.n, m = 0;
     const char **keys = calloc(n ? n : 1, sizeof(*keys));
+    const char **vids = calloc(n ? n : 1, sizeof(*vids));
     size_t *which = calloc(n ? n : 1, sizeof(*which));
     cm_err *errs = calloc(n ? n : 1, sizeof(*errs));
     md_object *olds = calloc(n ? n : 1, sizeof(*olds));
     int *had = calloc(n ? n : 1, sizeof(*had));
-    int ok = keys && which && errs && olds && had;
+    md_vres *res = calloc(n ? n : 1, sizeof(*res));
+    int ok = keys && vids && which && errs && olds && had && res;
     for (size_t i = 0; i < n; i++) {
         const gw_delete_obj *d = &st->req.objs[i];
         gw_delete_outcome *o = &st->out[i];
@@ -648,15 +675,24 @@ static void delete_objects_work(gw_req *r)
             o->err = GW_INVALID_ARGUMENT;
         else if (r->authz_per_key && !gw_authz_key(r, r->bucket, d->key, "s3:DeleteObject"))
             o->err = GW_ACCESS_DENIED;
-        else if (!d->version_id || strcmp(d->version_id, "null") == 0)
-            keys[m] = d->key, which[m++] = i;
-        /* else: S3 reports a version that does not exist as deleted */
+        else if (d->version_id && !md_vid_valid(d->version_id))
+            o->err = GW_INVALID_ARGUMENT, o->message = "Invalid version id specified";
+        else
+            keys[m] = d->key, vids[m] = d->version_id, which[m++] = i;
     }
     if (ok && m > 0) {
-        gw_meta_delete_many(r->g, r->bucket, keys, m, errs, olds, had);
+        gw_meta_delete_many_v(r->g, r->bucket, keys, vids, m, errs, olds, had, res);
         for (size_t j = 0; j < m; j++) {
+            gw_delete_outcome *o = &st->out[which[j]];
             if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
-                st->out[which[j]].err = gw_s3err_from_cm(errs[j]);
+                o->err = gw_s3err_from_cm(errs[j]);
+            else if (res[j].delete_marker) {
+                /* A marker made (its new id) or destroyed by id (the id named). */
+                o->delete_marker = 1;
+                if (res[j].versioned)
+                    snprintf(o->marker_version_id, sizeof(o->marker_version_id), "%s",
+                             res[j].version_id);
+            }
             if (had[j]) {
                 ob_free_object_data(r->g->data, &olds[j]);
                 md_object_release(&olds[j]);
@@ -664,10 +700,12 @@ static void delete_objects_work(gw_req *r)
         }
     }
     free(keys);
+    free(vids);
     free(which);
     free(errs);
     free(olds);
     free(had);
+    free(res);
 }
 
 static void delete_objects_done(gw_req *r)
@@ -838,6 +876,8 @@ void gw_op_bucket(gw_req *r)
         gw_op_bucket_cors(r); /* gw_corsops.c */
     } else if (is_get || r->head) {
         bucket_get(r, &b);
+    } else if (strcmp(m, "PUT") == 0 && gw_query_find(&r->q, "versioning")) {
+        gw_put_versioning(r); /* gw_version.c */
     } else if (strcmp(m, "DELETE") == 0) {
         int sub = 0;
         for (size_t i = 0; i < CM_ARRAY_LEN(unconfigured); i++)

@@ -6,15 +6,17 @@
  * stripe. Threads: the loop parses the request and looks up and checks the source record
  * (x-amz-copy-source-if-*); copy_work then reads, encodes and writes the body, makes it durable
  * and commits the record on a worker (gw_offload), so a 5 GiB copy holds one worker, never a
- * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration.
- * An encrypted source is decrypted as it is read (its SSE-C key from the copy-source headers); an
- * encrypted target is sealed as it is written (always striped, never inline): gw_sse.c.
+ * loop; copy_done answers on the loop. The source's blobs are leased for the copy's duration. A
+ * source ?versionId names a version of a versioned bucket (ob_version_get_leased). An encrypted
+ * source is decrypted as it is read (its SSE-C key from the copy-source headers); an encrypted
+ * target is sealed as it is written (always striped, never inline): gw_sse.c.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
 #include "gw_sse.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -190,6 +192,7 @@ typedef struct {
     md_sse dst_sse;     /* how the new body is encrypted */
     cm_err err;         /* result of the worker */
     int copied;         /* the copy itself succeeded (err is then the commit's) */
+    md_vres res;        /* CopyObject: the version the commit made */
 } copy_state;
 
 static void copy_state_free(void *p)
@@ -221,7 +224,10 @@ static void fetch_source(gw_req *r)
     md_bucket b;
     st->src_bucket_err = md_bucket_get(r->g->md, st->cs.bucket, &b);
     if (st->src_bucket_err == CM_OK)
-        st->src_err = gw_meta_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
+        st->src_err = st->cs.version_id && !gw_meta_remote(r->g)
+                          ? ob_version_get_leased(r->g->data, r->g->md, st->cs.bucket, st->cs.key,
+                                                  st->cs.version_id, &st->src)
+                          : gw_meta_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
 }
 
 /* Check the source read by fetch_source: existence, version, x-amz-copy-source-if-*. */
@@ -235,12 +241,19 @@ static gw_s3err check_source(gw_req *r, copy_state *st)
     if (err != CM_OK)
         return gw_s3err_from_cm(err);
     st->have_src = 1;
+    if (st->cs.version_id &&
+        strcmp(st->cs.version_id, st->src.version_id[0] ? st->src.version_id : "null") != 0)
+        return GW_NO_SUCH_VERSION;
+    if (st->src.delete_marker && st->cs.version_id) {
+        snprintf(st->msg, sizeof(st->msg),
+                 "The source of a copy request may not specifically "
+                 "refer to a delete marker by version id.");
+        return GW_INVALID_REQUEST;
+    }
     if (st->src.delete_marker)
         return GW_NO_SUCH_KEY;
     if (gw_inline_check(r, st->cs.bucket, st->cs.key, &st->src) != GW_OK)
         return GW_INTERNAL; /* never copy bytes that fail their checksum */
-    if (st->cs.version_id && strcmp(st->cs.version_id, st->src.version_id) != 0)
-        return GW_NO_SUCH_VERSION;
     return gw_cond_check(
         gw_hdr(r, "x-amz-copy-source-if-match"), gw_hdr(r, "x-amz-copy-source-if-none-match"),
         gw_hdr(r, "x-amz-copy-source-if-modified-since"),
@@ -256,9 +269,10 @@ static gw_s3err copy_headers(gw_req *r, copy_state *st, md_object *o)
     if (dir && !replace && strcasecmp(dir, "COPY") != 0)
         return GW_INVALID_ARGUMENT;
     const char *sc = gw_hdr(r, "x-amz-storage-class");
-    if (!replace && !sc && r->sse->given.mode == MD_SSE_NONE &&
+    if (!replace && !sc && r->sse->given.mode == MD_SSE_NONE && !st->cs.version_id &&
         strcmp(st->cs.bucket, r->bucket) == 0 && strcmp(st->cs.key, r->key) == 0)
-        return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change (encryption is one) */
+        return GW_INVALID_REQUEST; /* S3: copying onto itself needs a change (encryption is one;
+                                    * an older version copied onto its key is a restore) */
     if (replace)
         return gw_object_headers_from_request(r, o);
     /* The class is the request's (STANDARD by default), never the source's: S3's rule; so is
@@ -304,7 +318,8 @@ static void commit_object(gw_req *r, copy_state *st)
     o->sse = st->dst_sse;
     if (st->body.has_layout && st->dst_sse.mode != MD_SSE_NONE)
         gw_sse_copy_key(&st->body.keyed, &st->obj_part);
-    st->err = gw_meta_put(r->g, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old);
+    st->err =
+        gw_meta_put_v(r->g, r->bucket, o, conditional ? &st->cond : NULL, &old, &had_old, &st->res);
     if (st->err != CM_OK && st->body.has_layout &&
         !ob_commit_failed_may_free(&st->body.layout, st->err))
         st->body.has_layout = 0; /* the record may name it: fsck decides */
@@ -373,11 +388,21 @@ static void copy_done(gw_req *r)
         return;
     }
     struct evbuffer *buf = evbuffer_new();
+    gw_version_answer(r, &st->res);
     if (!buf || gw_xml_copy_result(buf, 0, st->obj.etag, st->obj.mtime_ms, st->obj.ck_alg,
-                                   st->obj.ck_value) != CM_OK)
+                                   st->obj.ck_value) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
-    else
-        gw_sse_resp_xml(r, &st->obj.sse, buf);
+    } else {
+        static const gw_sse_req none;
+        gw_resp_start(r, 200, (int64_t)evbuffer_get_length(buf));
+        if (st->cs.version_id || strcmp(st->src.version_id, "null") != 0)
+            net_resp_header(r->net, "x-amz-copy-source-version-id",
+                            st->src.version_id[0] ? st->src.version_id : "null");
+        net_resp_header(r->net, "Content-Type", "application/xml");
+        gw_sse_headers(r, &st->obj.sse, r->sse ? &r->sse->given : &none);
+        net_resp_write_buffer(r->net, buf);
+        net_resp_end(r->net);
+    }
     if (buf)
         evbuffer_free(buf);
 }
@@ -434,6 +459,10 @@ void gw_op_copy(gw_req *r, int part)
         return;
     if ((e = gw_copy_source_parse(gw_hdr(r, "x-amz-copy-source"), &st->cs)) != GW_OK) {
         gw_error(r, e, NULL);
+        return;
+    }
+    if (st->cs.version_id && !md_vid_valid(st->cs.version_id)) {
+        gw_error(r, GW_INVALID_ARGUMENT, "Invalid version id specified");
         return;
     }
     /* The target's SSE headers (an UploadPartCopy's were checked against its upload) and the

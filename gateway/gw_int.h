@@ -155,6 +155,10 @@ struct gw_req {
     struct gw_sse_ctx *sse;      /* server-side encryption of this request (gw_sse.c), or NULL */
     struct gw_cors_answer *cors; /* a CORS rule allowed the request: headers for the answer */
     struct gw_post_op *post;     /* POST Object: the form being parsed (gw_post.c) */
+    /* Versioning (gw_version.c): headers every answer of this request carries once set,
+     * errors included: x-amz-version-id (when not "") and x-amz-delete-marker: true. */
+    char resp_version_id[MD_VID_LEN + 1];
+    int resp_delete_marker;
 
     /* For /metrics and the access log (gw_stats.c). */
     uint64_t t0_ns; /* monotonic, at on_request */
@@ -328,14 +332,30 @@ cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_con
 cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond *cond,
                       md_object *old, int *had_old);
 /*
- * DeleteObject's path (gw_object.c): remove bucket/key's current object under cond, then free its
- * data once no GET reads it. The lifecycle worker expires objects through it, so an expiration
- * does exactly what a client's DELETE does. Blocking: a worker or the lifecycle thread.
+ * DeleteObject's path (gw_object.c): delete bucket/key under cond (vid NULL: the current object,
+ * which in a versioned bucket makes a delete marker; else that version, for good), then free the
+ * data it no longer needs once no GET reads it; res (or NULL) gets the version made or deleted.
+ * The lifecycle worker expires objects through it, so an expiration does exactly what a client's
+ * DELETE does. Blocking: a worker or the lifecycle thread.
  */
-cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const md_cond *cond);
+cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const char *vid,
+                        const md_cond *cond, md_vres *res);
 cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, size_t n,
                            cm_err *errs, md_object *olds, int *had_old);
 cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out);
+/*
+ * The same reporting the version made or removed (res may be NULL; md_object_put_v and friends).
+ * vid names the version to delete (NULL: the key). A cluster node keeps no versions (its buckets
+ * never have versioning: gw_version.c refuses it): "null" is the key's record, any other id a
+ * version that does not exist (nothing deleted); res says "null", not versioned.
+ */
+cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
+                     md_object *old, int *had_old, md_vres *res);
+cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *vid,
+                        const md_cond *cond, md_object *old, int *had_old, md_vres *res);
+cm_err gw_meta_delete_many_v(gw *g, const char *bucket, const char *const *keys,
+                             const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                             int *had_old, md_vres *res);
 /* A cluster node's (gw_meta_remote) record calls without a worker, from r's loop (r handed over
  * as by gw_async_begin): done(r) runs on r's loop with r->meta_err set, and for the read r->obj
  * (leased, as gw_meta_get_leased) when CM_OK. The put is unconditional (obj borrowed). */
@@ -343,6 +363,18 @@ void gw_meta_get_leased_async(gw_req *r, gw_finish_fn done);
 void gw_meta_put_async(gw_req *r, const md_object *obj, gw_finish_fn done);
 
 /* ---- operations ---- */
+
+/*
+ * gw_version.c: versioning. PutBucketVersioning; gw_version_param_ok answers 400 for a malformed
+ * ?versionId (returns 0; 1 when absent or well-formed); gw_version_answer sets the version
+ * headers of a write's answer from what it did; gw_version_read_answer those of a GET/HEAD of o
+ * read for ?versionId vid (NULL: the latest) and answers a delete marker (405 by id, else 404
+ * NoSuchKey) or a version the record is not (NoSuchVersion): returns 1 when it answered.
+ */
+void gw_put_versioning(gw_req *r);
+int gw_version_param_ok(gw_req *r);
+void gw_version_answer(gw_req *r, const md_vres *res);
+int gw_version_read_answer(gw_req *r, const md_object *o, const char *vid);
 
 /*
  * Cluster mode: when r names a bucket this node's store does not know (and is not its

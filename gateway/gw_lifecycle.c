@@ -429,7 +429,7 @@ static int key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, const
         return 0;
     /* Only the object listed: one rewritten since (another ETag) is not this rule's to expire. */
     md_cond cond = {.if_match = e->obj.etag};
-    cm_err de = gw_object_remove(w->g, bucket, e->key, &cond);
+    cm_err de = gw_object_remove(w->g, bucket, e->key, NULL, &cond, NULL);
     if (de == CM_OK) {
         CM_INFO(MOD, "bucket=%s key=%s expired by rule %s", bucket, e->key, hit->id);
         return 1;

@@ -184,7 +184,7 @@ static void version_entry(gw_xml *x, const gw_list_params *p, const md_list_entr
     gw_xml_open(x, tag);
     text_enc(x, "Key", e->key, p->encoding_url);
     gw_xml_text(x, "VersionId", version_of(o));
-    gw_xml_bool(x, "IsLatest", 1);
+    gw_xml_bool(x, "IsLatest", e->is_latest);
     gw_xml_time(x, "LastModified", o->mtime_ms);
     if (!o->delete_marker) {
         gw_xml_etag(x, "ETag", o->etag);
@@ -213,7 +213,9 @@ cm_err gw_xml_list_versions(struct evbuffer *buf, const gw_list_params *p,
     if (res->truncated && res->next_marker) {
         text_enc(&x, "NextKeyMarker", res->next_marker, enc);
         const md_list_entry *last = res->n ? &res->entries[res->n - 1] : NULL;
-        if (last && !last->is_prefix)
+        if (res->next_version_marker)
+            gw_xml_text(&x, "NextVersionIdMarker", res->next_version_marker);
+        else if (last && !last->is_prefix)
             gw_xml_text(&x, "NextVersionIdMarker", version_of(&last->obj));
     }
     gw_xml_u64(&x, "MaxKeys", p->max_keys);
@@ -399,6 +401,11 @@ cm_err gw_xml_delete_result(struct evbuffer *buf, int quiet, const gw_delete_out
         gw_xml_text(&x, "Key", o[i].key);
         if (o[i].version_id)
             gw_xml_text(&x, "VersionId", o[i].version_id);
+        if (o[i].err == GW_OK && o[i].delete_marker) {
+            gw_xml_bool(&x, "DeleteMarker", 1);
+            if (o[i].marker_version_id[0])
+                gw_xml_text(&x, "DeleteMarkerVersionId", o[i].marker_version_id);
+        }
         if (o[i].err != GW_OK) {
             const char *msg =
                 o[i].message && *o[i].message ? o[i].message : gw_s3err_message(o[i].err);

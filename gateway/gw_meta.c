@@ -17,7 +17,9 @@
  */
 #include "gw_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rp.h"
 
@@ -54,12 +56,28 @@ cm_err gw_meta_get_leased(gw *g, const char *bucket, const char *key, md_object 
     return err;
 }
 
+/* A cluster node's answer: every record is the null version. */
+static void null_res(md_vres *res, const char *vid)
+{
+    if (res) {
+        memset(res, 0, sizeof(*res));
+        snprintf(res->version_id, sizeof(res->version_id), "%s", vid ? vid : "null");
+    }
+}
+
 cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
                    md_object *old, int *had_old)
 {
+    return gw_meta_put_v(g, bucket, obj, cond, old, had_old, NULL);
+}
+
+cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
+                     md_object *old, int *had_old, md_vres *res)
+{
     if (!g->rp)
-        return md_object_put(g->md, bucket, obj, cond, old, had_old);
+        return md_object_put_v(g->md, bucket, obj, cond, old, had_old, res);
     *had_old = 0;
+    null_res(res, NULL);
     if (reserved(g, obj->key))
         return CM_ERR_INVAL;
     return rp_object_put(g->rp, bucket, obj, cond, old, had_old);
@@ -68,10 +86,19 @@ cm_err gw_meta_put(gw *g, const char *bucket, const md_object *obj, const md_con
 cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond *cond,
                       md_object *old, int *had_old)
 {
+    return gw_meta_delete_v(g, bucket, key, NULL, cond, old, had_old, NULL);
+}
+
+cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *vid,
+                        const md_cond *cond, md_object *old, int *had_old, md_vres *res)
+{
     if (!g->rp)
-        return md_object_delete(g->md, bucket, key, cond, old, had_old);
+        return md_object_delete_v(g->md, bucket, key, vid, cond, old, had_old, res);
     *had_old = 0;
-    if (reserved(g, key))
+    null_res(res, vid);
+    if (vid && !md_vid_valid(vid))
+        return CM_ERR_INVAL;
+    if (reserved(g, key) || (vid && strcmp(vid, "null") != 0))
         return CM_OK; /* nothing to delete */
     return rp_object_delete(g->rp, bucket, key, cond, old, had_old);
 }
@@ -79,15 +106,19 @@ cm_err gw_meta_delete(gw *g, const char *bucket, const char *key, const md_cond 
 cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, size_t n,
                            cm_err *errs, md_object *olds, int *had_old)
 {
+    return gw_meta_delete_many_v(g, bucket, keys, NULL, n, errs, olds, had_old, NULL);
+}
+
+cm_err gw_meta_delete_many_v(gw *g, const char *bucket, const char *const *keys,
+                             const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                             int *had_old, md_vres *res)
+{
     if (!g->rp)
-        return md_objects_delete(g->md, bucket, keys, n, errs, olds, had_old);
+        return md_objects_delete_v(g->md, bucket, keys, vids, n, errs, olds, had_old, res);
     /* One quorum write per key: the keys live in different partitions. */
-    for (size_t i = 0; i < n; i++) {
-        had_old[i] = 0;
-        errs[i] = reserved(g, keys[i])
-                      ? CM_OK
-                      : rp_object_delete(g->rp, bucket, keys[i], NULL, &olds[i], &had_old[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        errs[i] = gw_meta_delete_v(g, bucket, keys[i], vids ? vids[i] : NULL, NULL, &olds[i],
+                                   &had_old[i], res ? &res[i] : NULL);
     return CM_OK;
 }
 

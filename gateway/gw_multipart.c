@@ -436,6 +436,7 @@ typedef struct {
     char msg[200];           /* the message of s3err, when it has one */
     gw_s3err s3err;          /* the client's list or expectations were refused (worker) */
     cm_err err;              /* result of the commit (worker) */
+    md_vres res;             /* the version the commit made */
 } complete_state;
 
 static void complete_state_free(void *p)
@@ -647,11 +648,11 @@ static void complete_commit(gw_req *r)
     int had_old = 0;
     int conditional = cs->cond.if_match || cs->cond.if_none_match_star;
 
-    cs->err =
-        gw_meta_remote(r->g)
-            ? complete_replicated(r, cs, conditional)
-            : md_upload_complete(r->g->md, r->bucket, gw_query_get(&r->q, "uploadId"), &cs->obj,
-                                 conditional ? &cs->cond : NULL, &gone, &ngone, &old, &had_old);
+    cs->err = gw_meta_remote(r->g)
+                  ? complete_replicated(r, cs, conditional)
+                  : md_upload_complete_v(r->g->md, r->bucket, gw_query_get(&r->q, "uploadId"),
+                                         &cs->obj, conditional ? &cs->cond : NULL, &gone, &ngone,
+                                         &old, &had_old, &cs->res);
     if (cs->err != CM_OK)
         return;
     for (size_t i = 0; i < ngone; i++) {
@@ -689,6 +690,11 @@ static int completed_before(gw_req *r, complete_state *cs, const gw_complete_req
         cs->obj.ck_alg = cur.ck_alg;
         cs->obj.ck_type = cur.ck_type;
         memcpy(cs->obj.ck_value, cur.ck_value, sizeof(cs->obj.ck_value));
+        if (strcmp(cur.version_id, "null") != 0 && cur.version_id[0]) { /* a versioned bucket */
+            cs->res.versioned = 1;
+            snprintf(cs->res.version_id, sizeof(cs->res.version_id), "%.*s", MD_VID_LEN,
+                     cur.version_id);
+        }
     }
     md_object_release(&cur);
     return same;
@@ -773,6 +779,7 @@ static void complete_done(gw_req *r)
         return;
     }
     char location[2048];
+    gw_version_answer(r, &cs->res);
     snprintf(location, sizeof(location), "/%s/%s", r->bucket, r->key);
     struct evbuffer *buf = evbuffer_new();
     if (!buf || gw_xml_complete(buf, location, r->bucket, r->key, o->etag, o->ck_alg, o->ck_type,

@@ -13,6 +13,10 @@
  * and a DELETE's from a worker; a conditional one through its partition's leader. A replaced
  * body is freed by the replicas' garbage reclaim.
  *
+ * ?versionId (gw_version.c) reads or deletes one version of a versioned bucket (single node: a
+ * cluster node has only null versions); every answer carries x-amz-version-id and
+ * x-amz-delete-marker as S3 sends them, errors included.
+ *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
  * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
  * reference, so payload is copied once from the blob file into the socket buffer, and no fresh
@@ -264,6 +268,7 @@ typedef struct {
     int had_old;
     gw_put_fill_fn fill;     /* the record's headers, metadata and tags (from the request) */
     gw_put_answer_fn answer; /* the success answer (PutObject's: 200 with ETag) */
+    md_vres res;             /* the version the PUT made */
 } put_state;
 
 static void put_state_free(void *p)
@@ -295,7 +300,7 @@ static void put_work(gw_req *r)
                           r->inl_len);
     if (r->has_layout)
         gw_sse_attach(r, &ps->part);
-    ps->err = gw_meta_put(r->g, r->bucket, &ps->obj, &ps->cond, &old, &had_old);
+    ps->err = gw_meta_put_v(r->g, r->bucket, &ps->obj, &ps->cond, &old, &had_old, &ps->res);
     if (ps->err != CM_OK && r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err))
         r->has_layout = 0; /* the record may name it: fsck decides */
     if (ps->err != CM_OK)
@@ -344,8 +349,10 @@ static void put_done(gw_req *r)
         gw_error(r, ps->cond.if_match ? GW_NO_SUCH_KEY : GW_NO_SUCH_BUCKET, NULL);
     else if (ps->err != CM_OK)
         gw_error_cm(r, ps->err);
-    else
+    else {
+        gw_version_answer(r, &ps->res); /* x-amz-version-id on PutObject's and POST's answers */
         ps->answer(r, &ps->obj);
+    }
 }
 
 static void put_answer(gw_req *r, const md_object *o)
@@ -409,7 +416,8 @@ static void put_finish(gw_req *r)
     /* Inline: nothing blocks but the commit, which the metadata commit thread completes. */
     gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
     gw_async_begin(r, put_done);
-    cm_err err = md_object_put_async(r->g->md, r->bucket, o, &ps->cond, put_committed, r);
+    cm_err err =
+        md_object_put_async_v(r->g->md, r->bucket, o, &ps->cond, &ps->res, put_committed, r);
     if (err != CM_OK) {
         ps->err = err;
         gw_async_end(r);
@@ -939,7 +947,9 @@ static void send_body(gw_req *r, md_object *o, int applies, uint64_t first, uint
  * replicas with gw_meta_get_leased_async). */
 static void get_record_work(gw_req *r)
 {
-    r->meta_err = gw_meta_get_leased(r->g, r->bucket, r->key, &r->obj);
+    const char *vid = gw_query_get(&r->q, "versionId");
+    r->meta_err = vid ? ob_version_get_leased(r->g->data, r->g->md, r->bucket, r->key, vid, &r->obj)
+                      : gw_meta_get_leased(r->g, r->bucket, r->key, &r->obj);
 }
 
 /* Loop: the record is read (r->meta_err); answer. */
@@ -949,10 +959,11 @@ static void get_object_found(gw_req *r)
     cm_err err = r->meta_err;
     uint64_t first = 0, last = 0;
     int applies = 0;
+    const char *vid = gw_query_get(&r->q, "versionId");
 
     if (err == CM_ERR_NOTFOUND) {
         if (gw_bucket_check(r, r->bucket))
-            gw_error(r, GW_NO_SUCH_KEY, NULL);
+            gw_error(r, vid ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY, NULL);
         return;
     }
     if (err != CM_OK) {
@@ -961,10 +972,8 @@ static void get_object_found(gw_req *r)
     }
     r->have_obj = 1;
     r->leased = 1;
-    if (o->delete_marker) {
-        gw_error(r, GW_NO_SUCH_KEY, NULL);
-        return;
-    }
+    if (gw_version_read_answer(r, o, vid) != 0)
+        return; /* a delete marker */
     char msg[200] = "";
     gw_s3err e = gw_sse_check(&o->sse, &r->sse->given, msg, sizeof(msg));
     if (e != GW_OK) {
@@ -991,6 +1000,8 @@ static void get_object_found(gw_req *r)
 
 static void get_object(gw_req *r)
 {
+    if (!gw_version_param_ok(r))
+        return;
     char msg[200] = "";
     gw_s3err e = gw_sse_request(r, msg, sizeof(msg));
     if (e != GW_OK) {
@@ -1011,13 +1022,16 @@ typedef struct {
     md_cond cond;
     char etag[64];
     cm_err err;
+    const char *vid; /* ?versionId: the version to destroy */
+    md_vres res;
 } delete_state;
 
-cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const md_cond *cond)
+cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const char *vid,
+                        const md_cond *cond, md_vres *res)
 {
     md_object old = {0};
     int had_old = 0;
-    cm_err e = gw_meta_delete(g, bucket, key, cond, &old, &had_old);
+    cm_err e = gw_meta_delete_v(g, bucket, key, vid, cond, &old, &had_old, res);
     if (had_old) {
         ob_free_object_data(g->data, &old);
         md_object_release(&old);
@@ -1029,7 +1043,8 @@ cm_err gw_object_remove(gw *g, const char *bucket, const char *key, const md_con
 static void delete_work(gw_req *r)
 {
     delete_state *ds = r->op;
-    ds->err = gw_object_remove(r->g, r->bucket, r->key, ds->cond.if_match ? &ds->cond : NULL);
+    ds->err = gw_object_remove(r->g, r->bucket, r->key, ds->vid,
+                               ds->cond.if_match ? &ds->cond : NULL, &ds->res);
 }
 
 static void delete_done(gw_req *r)
@@ -1040,6 +1055,8 @@ static void delete_done(gw_req *r)
     else if (ds->err != CM_OK && ds->err != CM_ERR_NOTFOUND)
         gw_error_cm(r, ds->err);
     else {
+        if (ds->err == CM_OK)
+            gw_version_answer(r, &ds->res);
         gw_resp_start(r, 204, -1);
         net_resp_end(r->net);
     }
@@ -1060,9 +1077,9 @@ static void delete_object(gw_req *r)
         gw_error(r, e != GW_OK ? e : GW_UNSUPPORTED, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket)) {
+    if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return;
-    }
+    ds->vid = gw_query_get(&r->q, "versionId");
     gw_offload(r, delete_work, delete_done);
 }
 

@@ -293,6 +293,10 @@ void gw_resp_start(gw_req *r, int status, int64_t len)
     net_resp_header(r->net, "x-amz-request-id", r->id);
     net_resp_header(r->net, "x-amz-id-2", r->id);
     gw_cors_headers(r); /* a CORS rule allowed the request (gw_corsops.c) */
+    if (r->resp_version_id[0])
+        net_resp_header(r->net, "x-amz-version-id", r->resp_version_id);
+    if (r->resp_delete_marker)
+        net_resp_header(r->net, "x-amz-delete-marker", "true");
 }
 
 void gw_resp_xml(gw_req *r, int status, struct evbuffer *buf)

@@ -33,6 +33,10 @@
  * order last): the loser's tags are lost, as a PutObjectTagging is lost to a racing PUT
  * (docs/replication.md, "swap").
  *
+ * ?versionId names one version (a versioned bucket's older versions included): its tags are read
+ * with md_version_get and replaced with md_version_set_tags, one write op that rewrites only that
+ * version's record (no read-modify-write race: the op reads and writes in one transaction).
+ *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
  * transaction, as gw_bucket_check does; on a cluster node the namespace's memory); setting bucket
@@ -70,18 +74,41 @@ static void tag_state_free(void *p)
     free(st);
 }
 
-/* Map a record read: GW_OK when o is a current object (delete markers are no object). */
+/* The version named by ?versionId (checked well-formed by gw_version_param_ok); NULL: none. */
+static const char *version_param(gw_req *r)
+{
+    return gw_query_get(&r->q, "versionId");
+}
+
+/* Note the version a request acted on for its answer (x-amz-version-id), as GET does. */
+static void note_version(gw_req *r, const md_object *o, const char *vid)
+{
+    int null = !o->version_id[0] || strcmp(o->version_id, "null") == 0;
+    if (vid || !null)
+        snprintf(r->resp_version_id, sizeof(r->resp_version_id), "%.*s", MD_VID_LEN,
+                 null ? "null" : o->version_id);
+}
+
+/* Map a record read: GW_OK when o is an object (delete markers are no object): the latest, or
+ * the version ?versionId names (a cluster node has only null versions). */
 static gw_s3err read_current(gw_req *r, md_object *o, cm_err *err)
 {
-    *err = gw_meta_get(r->g, r->bucket, r->key, o);
+    const char *vid = version_param(r);
+    *err = vid && !gw_meta_remote(r->g) ? md_version_get(r->g->md, r->bucket, r->key, vid, o)
+                                        : gw_meta_get(r->g, r->bucket, r->key, o);
     if (*err == CM_ERR_NOTFOUND)
-        return GW_NO_SUCH_KEY;
+        return vid ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (*err != CM_OK)
         return gw_s3err_from_cm(*err);
+    if (vid && strcmp(vid, o->version_id[0] ? o->version_id : "null") != 0) {
+        md_object_release(o);
+        return GW_NO_SUCH_VERSION;
+    }
     if (o->delete_marker || o->tombstone) {
         md_object_release(o);
-        return GW_NO_SUCH_KEY;
+        return vid ? GW_METHOD_NOT_ALLOWED : GW_NO_SUCH_KEY;
     }
+    note_version(r, o, vid);
     return GW_OK;
 }
 
@@ -143,8 +170,17 @@ static void set_tags_swap(gw_req *r)
 static void set_tags_work(gw_req *r)
 {
     tag_state *st = r->op;
+    const char *vid = version_param(r);
     if (r->g->rp) {
         set_tags_swap(r);
+        return;
+    }
+    if (vid) { /* one version: its tags replaced in one write op */
+        st->err = md_version_set_tags(r->g->md, r->bucket, r->key, vid, st->tags, st->ntags);
+        st->s3err = st->err == CM_OK             ? GW_OK
+                    : st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_VERSION
+                                                 : gw_s3err_from_cm(st->err);
+        snprintf(r->resp_version_id, sizeof(r->resp_version_id), "%.*s", MD_VID_LEN, vid);
         return;
     }
     for (int i = 0; i < RMW_TRIES; i++) {
@@ -162,6 +198,7 @@ static void set_tags_work(gw_req *r)
             md_object_release(&o);
             return;
         }
+        note_version(r, &o, NULL);
         st->err = md_rec_put(r->g->md, r->bucket, &o, o.generation, NULL);
         md_object_release(&o);
         if (st->err != CM_ERR_CONFLICT) {
@@ -252,7 +289,7 @@ void gw_op_object_tagging(gw_req *r)
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket))
+    if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return; /* NoSuchBucket sent, not the NoSuchKey a record read would give */
     if (get) {
         gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, get_tagging_done);
@@ -420,7 +457,7 @@ void gw_op_object_attributes(gw_req *r)
         gw_error(r, GW_INVALID_ARGUMENT, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket))
+    if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return;
     gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, attributes_done);
 }

@@ -262,9 +262,9 @@ cm_err gw_xml_list_v2(struct evbuffer *buf, const gw_list_params *p, const md_li
 /* ListBucketResult (V1); NextMarker only when a delimiter was given and res is truncated. */
 cm_err gw_xml_list_v1(struct evbuffer *buf, const gw_list_params *p, const md_list_result *res);
 /*
- * ListVersionsResult: every record is the latest version (IsLatest true, VersionId from the
- * record or "null"); delete-marker records become DeleteMarker entries. When truncated,
- * NextKeyMarker = res->next_marker and NextVersionIdMarker = the last entry's version id.
+ * ListVersionsResult: one Version or DeleteMarker per entry (IsLatest from the entry, VersionId
+ * from the record or "null"), then the CommonPrefixes. When truncated, NextKeyMarker =
+ * res->next_marker and NextVersionIdMarker = res->next_version_marker (else the last entry's id).
  */
 cm_err gw_xml_list_versions(struct evbuffer *buf, const gw_list_params *p,
                             const md_list_result *res);
@@ -321,12 +321,15 @@ cm_err gw_xml_copy_result(struct evbuffer *buf, int part, const char *etag, int6
 /* One object's outcome in DeleteObjects. */
 typedef struct {
     const char *key;
-    const char *version_id; /* echoed when the request named one; NULL otherwise */
-    gw_s3err err;           /* GW_OK = deleted (deleting a missing key is also GW_OK) */
-    const char *message;    /* NULL = the table's default */
+    const char *version_id;     /* echoed when the request named one; NULL otherwise */
+    gw_s3err err;               /* GW_OK = deleted (deleting a missing key is also GW_OK) */
+    const char *message;        /* NULL = the table's default */
+    int delete_marker;          /* the version made or destroyed is a delete marker */
+    char marker_version_id[40]; /* that marker's id ("" = none to report) */
 } gw_delete_outcome;
 
-/* DeleteResult: Deleted{Key[, VersionId]} (omitted when quiet) and Error{Key, Code, Message}. */
+/* DeleteResult: Deleted{Key[, VersionId][, DeleteMarker, DeleteMarkerVersionId]} (omitted when
+ * quiet) and Error{Key[, VersionId], Code, Message}. */
 cm_err gw_xml_delete_result(struct evbuffer *buf, int quiet, const gw_delete_outcome *o, size_t n);
 
 /* LocationConstraint: empty for us-east-1 (or NULL/""), else the region. */

@@ -12,6 +12,7 @@
  * Key space (one LMDB environment, named databases):
  *   buckets   name                          -> md_bucket record
  *   objects   bucket \0 key                 -> md_object record (the current version)
+ *   versions  bucket \0 key \0 BE64(~vstamp) -> md_object record (older versions, md_version.c)
  *   uploads   bucket \0 key \0 upload_id    -> md_upload record
  *   parts     upload_id \0 part_number(BE32)-> md_part record
  *   garbage   hlc(BE64) blob_id[16]         -> md_garbage record (bodies no record uses, and
@@ -191,7 +192,7 @@ cm_err md_vv_decode(const uint8_t *buf, size_t len, md_vv *out);
 
 typedef struct {
     char *key;
-    char version_id[40]; /* "null" until versioning exists */
+    char version_id[40]; /* "null", or MD_VID_LEN chars in a versioned bucket (md_version.c) */
     uint64_t size;
     int64_t mtime_ms;
     char etag[48]; /* "hex" or "hex-N", no quotes */
@@ -233,6 +234,9 @@ typedef struct {
     /* Local write counter of the key on this store, bumped by every write (the store sets it;
      * replicas count on their own, so it is never compared across nodes). */
     uint64_t generation;
+    /* Versioned buckets: the version's place in its key's history (md_version.c), larger is
+     * newer; 0 for versions written while the bucket never had versioning. */
+    uint64_t vstamp;
 } md_object;
 
 /*
@@ -260,7 +264,7 @@ typedef struct {
     char name[MD_BUCKET_MAX + 1];
     int64_t created_ms;
     char owner[128];        /* access key id of the creator */
-    uint8_t versioning;     /* 0 never enabled, 1 enabled, 2 suspended (recorded; not yet used) */
+    uint8_t versioning;     /* MD_VERS_NEVER, MD_VERS_ENABLED or MD_VERS_SUSPENDED (md_version.c) */
     uint8_t sse_default;    /* default encryption of new objects: MD_SSE_NONE or MD_SSE_S3 */
     uint8_t sse_bucket_key; /* BucketKeyEnabled as given (recorded, changes nothing) */
     uint8_t acl;            /* canned ACL (md_acl) */
@@ -522,7 +526,9 @@ cm_err md_objects_delete(md_store *md, const char *bucket, const char *const *ke
  * Self-repair: replace the layout of part part_index of bucket/key's current record with
  * new_layout, in one write transaction, if that part is still stored under old_blob (the body the
  * caller rebuilt). CM_ERR_CONFLICT when the record is gone, is a delete marker, or the part no
- * longer has old_blob (the object changed meanwhile: the caller drops its rebuilt data);
+ * longer has old_blob (the object changed meanwhile: the caller drops its rebuilt data; in a
+ * versioned bucket the key's older versions are searched first, and the one storing old_blob is
+ * swapped instead: md_repair.c);
  * CM_ERR_INVAL when new_layout->size differs from the part's size. Nothing else in the record
  * changes. Defined in md_repair.c.
  */
@@ -542,6 +548,7 @@ typedef struct {
 typedef struct {
     char *key;     /* object key, or the common prefix */
     int is_prefix; /* 1 for a common prefix: only key is set */
+    int is_latest; /* md_list_versions: the key's latest version (md_list_objects: always 0) */
     md_object obj; /* record summary: size, etag, mtime_ms, version_id, ck fields (no body) */
 } md_list_entry;
 
@@ -550,16 +557,140 @@ typedef struct {
     size_t n;
     int truncated;
     char *next_marker; /* when truncated: last key or prefix returned (resume after it) */
+    /* md_list_versions, when truncated after a version: its version id (NULL after a prefix) */
+    char *next_version_marker;
 } md_list_result;
 
 /*
- * S3 listing over the current records of a bucket: keys with the prefix, after start_after, with
+ * S3 listing over the current records of a bucket (delete markers are skipped: a key whose latest
+ * version is a marker is not listed): keys with the prefix, after start_after, with
  * keys containing the delimiter after the prefix rolled up into common prefixes (each counted once
  * toward max_keys, and never repeated on a later page that starts after it).
  */
 cm_err md_list_objects(md_store *md, const char *bucket, const md_list_query *q,
                        md_list_result *out);
 void md_list_result_release(md_list_result *res);
+
+/* ---- Versions (md_version.c; docs/versioning.md) ---- */
+
+/*
+ * A bucket's versioning state (md_bucket.versioning). NEVER: every write replaces the key's one
+ * record, version id "null" (what every bucket did before versioning existed). ENABLED: every
+ * write (PUT, Complete, Copy, a plain DELETE's delete marker) makes a new version with a fresh id
+ * and keeps the one it replaces. SUSPENDED: writes make the version "null", replacing the key's
+ * null version (wherever it is in the history) and keeping every other one. A bucket never
+ * returns to NEVER.
+ *
+ * Storage: `objects` holds each key's latest version (a delete marker, when that is the latest),
+ * so every reader of current records (GET, listings, conditions, repair) is unchanged; database
+ * `versions` holds the older ones under bucket \0 key \0 BE64(~vstamp), i.e. newest first. A key
+ * has entries in `versions` only while it has a record in `objects`. Each change is one write op
+ * (one LMDB transaction): a crash leaves it wholly done or not at all.
+ *
+ * Version ids (MD_VID_LEN lowercase hex digits): 16 of ~vstamp, so ids of one key sort newest
+ * first, then 16 random ones (an id cannot be guessed from another). vstamps are assigned by the
+ * store when the write commits, larger than the key's latest and than any stamp issued before by
+ * this process (ms << 16 | counter), so a key's history is in commit order.
+ */
+#define MD_VERS_NEVER 0
+#define MD_VERS_ENABLED 1
+#define MD_VERS_SUSPENDED 2
+#define MD_VID_LEN 32
+
+/* What a write did to a key's versions (every field set by the _v calls on CM_OK). */
+typedef struct {
+    char version_id[MD_VID_LEN + 1]; /* the version made (PUT, marker) or removed (by id) */
+    int delete_marker;               /* that version is a delete marker */
+    int versioned;                   /* the bucket is not MD_VERS_NEVER: answer x-amz-version-id */
+} md_vres;
+
+/* 1 when vid is "null" or MD_VID_LEN lowercase hex digits (a well-formed id). */
+int md_vid_valid(const char *vid);
+/* The id of a version with vstamp, random part rnd (out: MD_VID_LEN + 1 bytes). */
+void md_vid_make(uint64_t vstamp, const uint8_t rnd[8], char *out);
+/* Set the bucket's state (ENABLED or SUSPENDED; CM_ERR_INVAL otherwise). CM_ERR_NOTFOUND. */
+cm_err md_bucket_set_versioning(md_store *md, const char *name, uint8_t state);
+
+/*
+ * The version vid of bucket/key (the latest or an older one; delete markers included).
+ * CM_ERR_NOTFOUND when the key has no such version (or vid is malformed).
+ */
+cm_err md_version_get(md_store *md, const char *bucket, const char *key, const char *vid,
+                      md_object *out);
+
+/*
+ * md_object_put, md_object_put_async, md_upload_complete that also report what they made (res
+ * may be NULL): the bucket's state decides (see above). In a versioned bucket *old is only the
+ * version the write destroyed (SUSPENDED: the key's previous null version), never the one it made
+ * noncurrent. cond is checked against the key's latest version, in the same transaction.
+ * md_object_put_async_v fills *res (kept by the caller until done runs) before done runs.
+ */
+cm_err md_object_put_v(md_store *md, const char *bucket, const md_object *obj, const md_cond *cond,
+                       md_object *old, int *had_old, md_vres *res);
+cm_err md_object_put_async_v(md_store *md, const char *bucket, const md_object *obj,
+                             const md_cond *cond, md_vres *res, md_put_done_fn done, void *arg);
+cm_err md_upload_complete_v(md_store *md, const char *bucket, const char *upload_id,
+                            const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
+                            md_object *old, int *had_old, md_vres *res);
+
+/*
+ * DeleteObject. vid NULL: delete the key; in a NEVER bucket its record goes (as md_object_delete),
+ * otherwise a delete marker becomes the latest version (ENABLED: a new id; SUSPENDED: "null",
+ * destroying the previous null version), even when the key has no version. vid given: destroy that
+ * version; the latest's removal makes the newest older version the latest. An unknown (well-formed)
+ * version is CM_OK with *had_old = 0; a malformed one CM_ERR_INVAL. cond (if_match) is checked
+ * against the latest (vid NULL) or the version named. *old: the destroyed version (bodies to
+ * free). res: the marker made, or the version removed.
+ */
+cm_err md_object_delete_v(md_store *md, const char *bucket, const char *key, const char *vid,
+                          const md_cond *cond, md_object *old, int *had_old, md_vres *res);
+/* DeleteObjects with a version id per key (vids NULL, or vids[i] NULL: the key), one op as
+ * md_objects_delete; res (may be NULL) holds n results. */
+cm_err md_objects_delete_v(md_store *md, const char *bucket, const char *const *keys,
+                           const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                           int *had_old, md_vres *res);
+
+/*
+ * Replace the tags of version vid of bucket/key (the latest or an older one, not a delete marker:
+ * CM_ERR_NOTFOUND) in one write op; the body and every other field stay.
+ */
+cm_err md_version_set_tags(md_store *md, const char *bucket, const char *key, const char *vid,
+                           const md_meta *tags, size_t ntags);
+
+/*
+ * The versions of one key, newest first, as summaries (MD_DECODE_SUMMARY fields: no bodies,
+ * headers or tags): [0] is the latest (is_latest in the md_list_entry sense), the rest older.
+ * At most max; *truncated when more exist. *out: md_objects_free. None: CM_OK, n 0. For the
+ * lifecycle worker: version i > 0 became noncurrent when version i - 1 was written (its
+ * mtime_ms); [0].delete_marker with n == 1 is an expired object delete marker; destroy a version
+ * with md_object_delete_v(vid) (hand its *old to ob_free_object_data). To walk every key of a
+ * bucket, those whose latest is a delete marker included (md_list_objects skips them), page
+ * through md_list_versions.
+ */
+cm_err md_key_versions(md_store *md, const char *bucket, const char *key, size_t max,
+                       md_object **out, size_t *n, int *truncated);
+
+/* ListObjectVersions: prefix/delimiter as md_list_query; after (key_marker, vid_marker). */
+typedef struct {
+    const char *prefix, *delimiter;
+    const char *key_marker; /* NULL: from the start */
+    const char *vid_marker; /* with key_marker: resume after this version of key_marker */
+    size_t max_keys;        /* versions + common prefixes returned at most */
+} md_vlist_query;
+
+/*
+ * Every version (delete markers too) of the keys in key order, newest first within a key;
+ * is_latest set on each key's latest. Truncated: next_marker is the last key (or prefix) and
+ * next_version_marker its version id. A vid_marker that no longer exists resumes at the next
+ * older version (or, for "null", the next key).
+ */
+cm_err md_list_versions(md_store *md, const char *bucket, const md_vlist_query *q,
+                        md_list_result *out);
+
+/* Call fn for every older (noncurrent) version of bucket, decoded without inline bodies (fsck:
+ * the bodies they name are live). fn returning non-CM_OK stops the walk with that error. */
+typedef cm_err (*md_version_fn)(void *arg, const md_object *o);
+cm_err md_versions_walk(md_store *md, const char *bucket, md_version_fn fn, void *arg);
 
 /* ---- Multipart uploads ---- */
 

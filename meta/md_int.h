@@ -156,6 +156,10 @@ struct md_store {
     MDB_dbi fences;    /* per partition: the highest partition-leader token (md_fence.c) */
     MDB_dbi lifecycle; /* bucket lifecycle configurations, the worker's state (md_lifecycle.c) */
     MDB_dbi users;     /* users, access keys and bucket policies (md_users.c) */
+    MDB_dbi versions;  /* older versions of keys of versioned buckets (md_version.c) */
+    /* The last version stamp issued (md_version.c): only apply functions touch it, and they all
+     * run on the commit thread, one at a time. */
+    uint64_t vstamp_last;
     md_gc gc;
     /* Copies (md_mirror.c): nmir 1 = a single environment, no write log. primary and mir[].failed
      * change on the leader, with map_lock held exclusively (readers use md->env). */
@@ -236,6 +240,8 @@ cm_err md_bucket_encode_sse(const uint8_t *buf, size_t len, uint8_t mode, uint8_
 /* The same, replacing the access settings named by fields (MD_ACCESS_*) with from's. */
 cm_err md_bucket_encode_access(const uint8_t *buf, size_t len, const md_bucket *from,
                                unsigned fields, md_wbuf *w);
+/* The same, with another versioning state (BT_VERSIONING). */
+cm_err md_bucket_encode_versioning(const uint8_t *buf, size_t len, uint8_t state, md_wbuf *w);
 /* The CORS configuration of an encoded bucket record (heap, NUL-terminated; none: NULL, 0). */
 cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
@@ -259,6 +265,9 @@ cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *
  * previous generation, in the writing transaction). */
 cm_err md_object_encode_stored(const md_object *obj, md_wbuf *w);
 void md_object_set_generation(md_wbuf *w, uint64_t gen);
+/* Rewrite an encoded object record with version id vid and stamp vstamp (every other field kept,
+ * in order, so a stored record's generation stays last). w is replaced; CM_ERR_NOMEM leaves it. */
+cm_err md_object_set_version(md_wbuf *w, const char *vid, uint64_t vstamp);
 /* Garbage record value: layout, bucket and key (md_rec.c keys it by hlc and blob). */
 cm_err md_garbage_encode(const md_garbage *g, md_wbuf *w);
 cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out);
@@ -333,6 +342,47 @@ void md_kv_iter_close(md_kv_iter *it);
 
 /* Smallest key greater than every key starting with key[0..*klen): in place. 0 when none. */
 int md_key_successor(uint8_t *key, size_t *klen);
+
+/* ---- Listing helpers (md_list.c), shared by md_vlist.c ---- */
+
+/* A NUL-terminated heap copy of p[0..n) (NULL: no memory). */
+char *md_list_dup(const uint8_t *p, size_t n);
+/* memcmp order of the bytes a[0..an) against the string b. */
+int md_list_cmp(const uint8_t *a, size_t an, const char *b);
+/* Length of the common prefix of rel (a key relative to its bucket) for prefix length plen and
+ * delimiter delim (NULL or "": none), or 0 when rel does not roll up. */
+size_t md_list_rollup(const uint8_t *rel, size_t n, size_t plen, const char *delim);
+/* Seek it past every key that starts with full[0..boff + n) (boff: bytes of "bucket \0");
+ * CM_ERR_NOTFOUND when nothing can follow. */
+cm_err md_list_seek_past(md_kv_iter *it, size_t boff, const uint8_t *full, size_t n);
+
+/* ---- Versions inside a write op (md_version.c) ---- */
+
+/* `versions` keys: bucket \0 key, then \0 and BE64(~vstamp). */
+#define MD_VSUFFIX 9
+/* The vstamp in a well-formed (md_vid_valid) id that is not "null". */
+uint64_t md_vid_stamp(const char *vid);
+/* Is the `versions` entry under it an older version of the key k (bucket \0 key, kl bytes)? */
+int md_vers_of_key(const md_kv_iter *it, const uint8_t *k, size_t kl);
+
+/*
+ * Make the stored record w the latest version of the key k (bucket \0 key), by the bucket's
+ * versioning state: cur (*found) is the key's latest as the op read it. On return cur (*found)
+ * is the version the write destroyed, if any (the replaced record of an unversioned bucket, or
+ * the previous null version of a suspended one): the op hands it to its caller to free its
+ * bodies. marker: w is a delete marker. res may be NULL. CM_ERR_NOTFOUND: no bucket.
+ */
+cm_err md_vers_install(md_store *md, MDB_txn *txn, const char *bucket, const uint8_t *k, size_t kl,
+                       md_wbuf *w, int marker, md_object *cur, int *found, md_vres *res);
+/*
+ * DeleteObject's change (md_object_delete_v) inside an op: reads the key's latest itself (decoded
+ * with mode), leaves the destroyed version in cur (*found), clears *wrote when nothing changed.
+ */
+cm_err md_vers_delete(md_store *md, MDB_txn *txn, const char *bucket, const char *key,
+                      const char *vid, const md_cond *cond, int mode, md_object *cur, int *found,
+                      md_vres *res, int *wrote);
+/* CM_ERR_CONFLICT when bucket has older versions left (bucket deletion). */
+cm_err md_vers_bucket_empty(MDB_txn *txn, md_store *md, const char *bucket);
 
 /* ---- Composite keys (md_store.c) ---- */
 

@@ -1,5 +1,9 @@
 /*
  * md_list.c - S3 listings: ListObjects(V2) over current records, ListMultipartUploads.
+ * (ListObjectVersions is md_vlist.c.) A key whose latest version is a delete marker is not listed
+ * and does not count toward max; a common prefix is listed only if it holds a listed key (its
+ * deleted keys are stepped over until one is found), and a page is truncated only if a listed
+ * entry follows it.
  *
  * Both walk one cursor in one read transaction, from the larger of (bucket \0 prefix) and the
  * marker. A key whose remainder after the prefix holds the delimiter rolls up into the common
@@ -20,7 +24,7 @@
 #include "cm_util.h"
 #include "md_int.h"
 
-static char *dup_n(const uint8_t *p, size_t n)
+char *md_list_dup(const uint8_t *p, size_t n)
 {
     char *s = malloc(n + 1);
     if (s) {
@@ -30,15 +34,14 @@ static char *dup_n(const uint8_t *p, size_t n)
     return s;
 }
 
-static int bytes_cmp(const uint8_t *a, size_t an, const char *b)
+int md_list_cmp(const uint8_t *a, size_t an, const char *b)
 {
     size_t bn = strlen(b);
     int c = memcmp(a, b, CM_MIN(an, bn));
     return c ? c : (an < bn ? -1 : an > bn);
 }
 
-/* Length of the common prefix of rel (relative key) or 0 when rel does not roll up. */
-static size_t rollup_len(const uint8_t *rel, size_t n, size_t plen, const char *delim)
+size_t md_list_rollup(const uint8_t *rel, size_t n, size_t plen, const char *delim)
 {
     if (!delim || !*delim || n <= plen)
         return 0;
@@ -46,8 +49,7 @@ static size_t rollup_len(const uint8_t *rel, size_t n, size_t plen, const char *
     return d ? (size_t)(d - rel) + strlen(delim) : 0;
 }
 
-/* Seek past every key of bucket that starts with rel[0..n). */
-static cm_err seek_past(md_kv_iter *it, size_t boff, const uint8_t *full, size_t n)
+cm_err md_list_seek_past(md_kv_iter *it, size_t boff, const uint8_t *full, size_t n)
 {
     uint8_t k[MD_KEYBUF];
     size_t kl = boff + n;
@@ -82,11 +84,11 @@ static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n
     cm_err e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &en->obj);
     if (e != CM_OK)
         return e;
-    if (en->obj.tombstone) { /* a deletion kept for replication: not listed */
+    if (en->obj.tombstone || en->obj.delete_marker) { /* a deletion: not listed */
         md_object_release(&en->obj);
         return CM_OK;
     }
-    en->key = dup_n(rel, n);
+    en->key = md_list_dup(rel, n);
     if (!en->key) {
         md_object_release(&en->obj);
         return CM_ERR_NOMEM;
@@ -100,7 +102,7 @@ static cm_err add_prefix_entry(md_list_result *out, const uint8_t *rel, size_t n
     md_list_entry *en = &out->entries[out->n];
     memset(en, 0, sizeof(*en));
     en->is_prefix = 1;
-    en->key = dup_n(rel, n);
+    en->key = md_list_dup(rel, n);
     if (!en->key)
         return CM_ERR_NOMEM;
     out->n++;
@@ -125,14 +127,50 @@ static cm_err next_entry(md_kv_iter *it, const walk_ctx *c, size_t *cp_len)
         size_t n = it->key.n - c->boff;
         if (n < c->plen || memcmp(rel, c->prefix, c->plen) != 0)
             return CM_ERR_NOTFOUND;
-        *cp_len = rollup_len(rel, n, c->plen, c->delim);
+        *cp_len = md_list_rollup(rel, n, c->plen, c->delim);
         size_t cmp_len = *cp_len ? *cp_len : n;
-        if (!c->after || bytes_cmp(rel, cmp_len, c->after) > 0)
+        if (!c->after || md_list_cmp(rel, cmp_len, c->after) > 0)
             return CM_OK;
-        cm_err e = *cp_len ? seek_past(it, c->boff, it->key.p, *cp_len) : md_kv_iter_next(it);
+        cm_err e =
+            *cp_len ? md_list_seek_past(it, c->boff, it->key.p, *cp_len) : md_kv_iter_next(it);
         if (e != CM_OK)
             return e;
     }
+}
+
+/* A deletion (a delete marker, or a tombstone kept for replication): never listed. */
+static int is_deletion(md_slice val, cm_err *e)
+{
+    md_object o;
+    *e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &o);
+    int del = *e == CM_OK && (o.tombstone || o.delete_marker);
+    if (*e == CM_OK)
+        md_object_release(&o);
+    return del;
+}
+
+/*
+ * Does the common prefix of the key under it (its first pl bytes) hold a listed key? Steps over
+ * the deletions in it: *live = 1 with it on a listed key of the prefix, else it is past the
+ * prefix (CM_ERR_NOTFOUND at the end). A prefix whose keys were all deleted in a versioned bucket
+ * is no directory, as in S3; the scan stops at its first listed key.
+ */
+static cm_err prefix_live(md_kv_iter *it, size_t pl, int *live)
+{
+    uint8_t pfx[MD_KEYBUF];
+    cm_err e = CM_OK;
+    memcpy(pfx, it->key.p, pl);
+    *live = 0;
+    while (e == CM_OK && it->key.n >= pl && memcmp(it->key.p, pfx, pl) == 0) {
+        int del = is_deletion(it->val, &e);
+        if (e == CM_OK && !del) {
+            *live = 1;
+            break;
+        }
+        if (e == CM_OK)
+            e = md_kv_iter_next(it);
+    }
+    return e;
 }
 
 static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_result *out)
@@ -140,6 +178,15 @@ static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_r
     size_t cp_len;
     cm_err e;
     while ((e = next_entry(it, c, &cp_len)) == CM_OK) {
+        int live = 1;
+        if (cp_len)
+            e = prefix_live(it, c->boff + cp_len, &live);
+        else if (out->n == max && is_deletion(it->val, &e) && e == CM_OK)
+            live = 0, e = md_kv_iter_next(it); /* truncated only if a listed key follows */
+        if (e != CM_OK)
+            break;
+        if (!live)
+            continue;
         if (out->n == max) {
             out->truncated = 1;
             return CM_OK;
@@ -148,7 +195,7 @@ static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_r
         if (cp_len) {
             e = add_prefix_entry(out, rel, cp_len);
             if (e == CM_OK)
-                e = seek_past(it, c->boff, it->key.p, cp_len);
+                e = md_list_seek_past(it, c->boff, it->key.p, cp_len);
         } else {
             e = add_object_entry(out, rel, it->key.n - c->boff, it->val, max);
             if (e == CM_OK)
@@ -215,6 +262,7 @@ void md_list_result_release(md_list_result *res)
     }
     free(res->entries);
     free(res->next_marker);
+    free(res->next_version_marker);
     memset(res, 0, sizeof(*res));
 }
 
@@ -247,10 +295,10 @@ static int upload_after(const upload_ctx *u, md_slice key, md_slice id)
 {
     if (!u->key_marker || !*u->key_marker)
         return 1;
-    int c = bytes_cmp(key.p, key.n, u->key_marker);
+    int c = md_list_cmp(key.p, key.n, u->key_marker);
     if (c != 0 || !u->id_marker || !*u->id_marker)
         return c > 0;
-    return bytes_cmp(id.p, id.n, u->id_marker) > 0;
+    return md_list_cmp(id.p, id.n, u->id_marker) > 0;
 }
 
 static cm_err add_upload(md_upload_list *out, const md_slice *val)
@@ -271,7 +319,7 @@ static cm_err add_uprefix(md_upload_list *out, const uint8_t *p, size_t n)
     if (!a)
         return CM_ERR_NOMEM;
     out->prefixes = a;
-    a[out->nprefixes] = dup_n(p, n);
+    a[out->nprefixes] = md_list_dup(p, n);
     if (!a[out->nprefixes])
         return CM_ERR_NOMEM;
     out->nprefixes++;
@@ -284,9 +332,9 @@ static cm_err set_next(md_upload_list *out, md_slice key, const md_slice *id)
     free(out->next_key_marker);
     free(out->next_upload_id_marker);
     out->next_upload_id_marker = NULL;
-    out->next_key_marker = dup_n(key.p, key.n);
+    out->next_key_marker = md_list_dup(key.p, key.n);
     if (id)
-        out->next_upload_id_marker = dup_n(id->p, id->n);
+        out->next_upload_id_marker = md_list_dup(id->p, id->n);
     return out->next_key_marker && (!id || out->next_upload_id_marker) ? CM_OK : CM_ERR_NOMEM;
 }
 
@@ -303,9 +351,9 @@ static cm_err upload_step(md_kv_iter *it, const upload_ctx *u, size_t max, md_up
         *stop = 1;
         return CM_OK;
     }
-    size_t cp = rollup_len(key.p, key.n, c->plen, c->delim);
-    int wanted =
-        cp ? (!u->key_marker || bytes_cmp(key.p, cp, u->key_marker) > 0) : upload_after(u, key, id);
+    size_t cp = md_list_rollup(key.p, key.n, c->plen, c->delim);
+    int wanted = cp ? (!u->key_marker || md_list_cmp(key.p, cp, u->key_marker) > 0)
+                    : upload_after(u, key, id);
     if (wanted && out->n + out->nprefixes == max) {
         out->truncated = 1;
         *stop = 1;
@@ -314,7 +362,7 @@ static cm_err upload_step(md_kv_iter *it, const upload_ctx *u, size_t max, md_up
     if (cp) {
         if (wanted && (e = add_uprefix(out, key.p, cp)) == CM_OK)
             e = set_next(out, (md_slice){key.p, cp}, NULL);
-        return e == CM_OK ? seek_past(it, c->boff, it->key.p, cp) : e;
+        return e == CM_OK ? md_list_seek_past(it, c->boff, it->key.p, cp) : e;
     }
     if (wanted && (e = add_upload(out, &it->val)) == CM_OK)
         e = set_next(out, key, &id);

@@ -29,6 +29,10 @@
  * ciphertext as the object, or write new objects of a bucket in the clear. An encrypted part never
  * has an inline body (decoding refuses one).
  *
+ * A version's order stamp (OT_VSTAMP, md_version.c) needs no format bump: the version id
+ * (OT_VERSION_ID, known to every reader) says which version a record is; a reader that dropped the
+ * stamp would only misplace a null version in its key's history, not serve or expose other data.
+ *
  * Replication fields (hlc, version vector, tombstone) are optional like the rest; the generation,
  * when present, is always the last field, so the store can set it in an encoded record in place
  * (md_object_encode_stored, md_object_set_generation). Garbage records (md_rec.c) share the codec.
@@ -73,6 +77,8 @@ enum {
     OT_TOMBSTONE,     /* u8 1: the version is a deletion */
     OT_GENERATION,    /* u64, always the last field (the store patches it in place) */
     OT_TAG,           /* u32 key length | key | value (format 2; written before OT_GENERATION) */
+    /* u64: the order stamp of a version of a versioned bucket (md_version.c); absent = 0 */
+    OT_VSTAMP = 26,
     /* Encryption (format 3): u8 mode | (SSE-C) salt[16] | verifier[32]. 33-37 are reserved for
      * encryption too. */
     OT_SSE = 32,
@@ -640,6 +646,8 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
     }
     if (o->acl)
         w_tlv(w, OT_ACL, &o->acl, 1);
+    if (o->vstamp)
+        w_u64(w, OT_VSTAMP, o->vstamp);
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
 }
@@ -679,6 +687,33 @@ cm_err md_object_encode_stored(const md_object *obj, md_wbuf *w)
 void md_object_set_generation(md_wbuf *w, uint64_t gen)
 {
     cm_put_be64(w->p + w->len - 8, gen);
+}
+
+cm_err md_object_set_version(md_wbuf *w, const char *vid, uint64_t vstamp)
+{
+    md_wbuf out = {0};
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e;
+    if (w->len < 1 || r_version(w->p, w->len, &r) != CM_OK)
+        return MD_CORRUPT("version stamped on a bad record");
+    w_u8(&out, w->p[0]);
+    w_str(&out, OT_VERSION_ID, vid);
+    w_u64(&out, OT_VSTAMP, vstamp);
+    /* The other fields in their order, so the generation stays last. */
+    while ((e = r_tlv(&r, &tag, &v)) == CM_OK)
+        if (tag != OT_VERSION_ID && tag != OT_VSTAMP)
+            w_tlv(&out, tag, v.p, v.n);
+    if (e == CM_ERR_NOTFOUND)
+        e = w_result(&out);
+    if (e != CM_OK) {
+        md_w_free(&out);
+        return e;
+    }
+    md_w_free(w);
+    *w = out;
+    return CM_OK;
 }
 
 cm_err md_object_encode(const md_object *obj, uint8_t **buf, size_t *len)
@@ -806,6 +841,8 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return obj_sse(&o->sse, v);
     case OT_ACL:
         return f_u8(v, &o->acl);
+    case OT_VSTAMP:
+        return f_u64(v, &o->vstamp);
     default:
         return CM_OK;
     }
@@ -1013,6 +1050,14 @@ cm_err md_bucket_encode_access(const uint8_t *buf, size_t len, const md_bucket *
         w_tlv(w, BT_PAB, &from->pab, 1);
     if (e == CM_OK && (fields & MD_ACCESS_OWNERSHIP) && from->ownership)
         w_tlv(w, BT_OWNERSHIP, &from->ownership, 1);
+    return e == CM_OK ? w_result(w) : e;
+}
+
+cm_err md_bucket_encode_versioning(const uint8_t *buf, size_t len, uint8_t state, md_wbuf *w)
+{
+    cm_err e = bucket_rewrite(buf, len, BT_BIT(BT_VERSIONING), MD_FORMAT_V1, w);
+    if (e == CM_OK)
+        w_tlv(w, BT_VERSIONING, &state, 1);
     return e == CM_OK ? w_result(w) : e;
 }
 

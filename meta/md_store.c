@@ -9,6 +9,9 @@
  * by the group commit (md_commit.c): its apply function runs in its own nested transaction of a
  * shared batch, and a conditional write reads the current record and checks the condition inside
  * that nested transaction, after every op ordered before it, so check-and-set stays atomic.
+ * In a versioned bucket a write or delete also moves versions (md_version.c, md_vers_install and
+ * md_vers_delete, called inside the same op), so "the record it replaced" is the version the op
+ * destroyed, if any.
  * Records are encoded by the caller before queueing, so the batch leader does less serial work;
  * results (the replaced record) are handed out by the caller only once the batch is durable.
  *
@@ -167,10 +170,10 @@ cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
     static const char *const names[] = {"buckets", "objects",   "uploads", "parts",
                                         "garbage", "hints",     "replica", "tombmarks",
-                                        "fences",  "lifecycle", "users"};
+                                        "fences",  "lifecycle", "users",   "versions"};
     MDB_dbi *slots[] = {&md->buckets, &md->objects,   &md->uploads, &md->parts,
                         &md->garbage, &md->hints,     &md->replica, &md->tombmarks,
-                        &md->fences,  &md->lifecycle, &md->users};
+                        &md->fences,  &md->lifecycle, &md->users,   &md->versions};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
@@ -199,7 +202,7 @@ cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_
     int rc = mdb_env_create(&env);
     if (rc)
         return md_mdb_err(rc, "mdb_env_create");
-    rc = mdb_env_set_maxdbs(env, 16); /* 11 used (md_env_dbs) */
+    rc = mdb_env_set_maxdbs(env, 16); /* 12 used (md_env_dbs) */
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)
@@ -364,6 +367,8 @@ static cm_err bucket_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
     cm_err e = bucket_read(txn, md, name, NULL);
     if (e == CM_OK)
         e = bucket_holds_objects(txn, md->objects, name);
+    if (e == CM_OK)
+        e = md_vers_bucket_empty(txn, md, name); /* older versions keep it too */
     if (e == CM_OK)
         e = md_uploads_remove_bucket(txn, md, name, &op->parts, &op->nparts);
     if (e == CM_OK) {
@@ -551,15 +556,18 @@ static void clear_old(md_object *old, int *had_old)
         *had_old = 0;
 }
 
-/* State of one put or delete: the key, its input and the record it replaced. */
+/* State of one put or delete: the key, its input and the record it replaced (or, in a versioned
+ * bucket, the version it destroyed: md_vers_install). */
 typedef struct {
-    const char *bucket; /* NULL for a delete */
+    const char *bucket;
+    const char *key, *vid; /* delete: the key and the version to destroy (NULL: the key) */
     const md_cond *cond;
     uint8_t k[MD_KEYBUF];
     size_t kl;
     md_wbuf w; /* put: the encoded new record */
     md_object cur;
     int found;
+    md_vres *res;
 } object_op;
 
 /* Drop what an earlier run of the op left (the map grew and the batch reran). */
@@ -581,7 +589,8 @@ static cm_err object_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote
     if (e == CM_OK)
         e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
     if (e == CM_OK)
-        e = md_object_put_stored(txn, md, op->k, op->kl, &op->w, op->found ? &op->cur : NULL);
+        e = md_vers_install(md, txn, op->bucket, op->k, op->kl, &op->w, 0, &op->cur, &op->found,
+                            op->res);
     return e;
 }
 
@@ -597,7 +606,13 @@ static void object_op_finish(object_op *op, cm_err e, md_object *old, int *had_o
 cm_err md_object_put(md_store *md, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old)
 {
-    object_op op = {.bucket = bucket, .cond = cond};
+    return md_object_put_v(md, bucket, obj, cond, old, had_old, NULL);
+}
+
+cm_err md_object_put_v(md_store *md, const char *bucket, const md_object *obj, const md_cond *cond,
+                       md_object *old, int *had_old, md_vres *res)
+{
+    object_op op = {.bucket = bucket, .cond = cond, .res = res};
     clear_old(old, had_old);
     if (!obj->key || !*obj->key || md_key_object(bucket, obj->key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
@@ -630,11 +645,18 @@ static void put_async_fin(md_op *op)
 cm_err md_object_put_async(md_store *md, const char *bucket, const md_object *obj,
                            const md_cond *cond, md_put_done_fn done, void *arg)
 {
+    return md_object_put_async_v(md, bucket, obj, cond, NULL, done, arg);
+}
+
+cm_err md_object_put_async_v(md_store *md, const char *bucket, const md_object *obj,
+                             const md_cond *cond, md_vres *res, md_put_done_fn done, void *arg)
+{
     put_async *a = calloc(1, sizeof(*a));
     if (!a)
         return CM_ERR_NOMEM;
     a->o.bucket = bucket;
     a->o.cond = cond;
+    a->o.res = res;
     a->done = done;
     a->arg = arg;
     a->op.apply = object_put_apply;
@@ -656,20 +678,20 @@ static cm_err object_delete_apply(md_store *md, MDB_txn *txn, void *arg, int *wr
 {
     object_op *op = arg;
     object_op_reset(op);
-    cm_err e = md_object_read(txn, md, op->k, op->kl, &op->cur, &op->found);
-    if (e == CM_OK)
-        e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
-    if (e == CM_OK && op->found)
-        e = md_kv_del(txn, md->objects, op->k, op->kl);
-    if (e == CM_OK && !op->found)
-        *wrote = 0; /* nothing to delete: nothing to commit */
-    return e;
+    return md_vers_delete(md, txn, op->bucket, op->key, op->vid, op->cond, MD_DECODE_FULL, &op->cur,
+                          &op->found, op->res, wrote);
 }
 
 cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const md_cond *cond,
                         md_object *old, int *had_old)
 {
-    object_op op = {.cond = cond};
+    return md_object_delete_v(md, bucket, key, NULL, cond, old, had_old, NULL);
+}
+
+cm_err md_object_delete_v(md_store *md, const char *bucket, const char *key, const char *vid,
+                          const md_cond *cond, md_object *old, int *had_old, md_vres *res)
+{
+    object_op op = {.bucket = bucket, .key = key, .vid = vid, .cond = cond, .res = res};
     clear_old(old, had_old);
     if (md_key_object(bucket, key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
@@ -683,10 +705,12 @@ cm_err md_object_delete(md_store *md, const char *bucket, const char *key, const
 typedef struct {
     const char *bucket;
     const char *const *keys;
+    const char *const *vids; /* NULL, or per key (NULL: the key) */
     size_t n;
     cm_err *errs;
     md_object *olds; /* decoded without inline bodies */
     int *had;
+    md_vres *res; /* NULL or n */
 } delete_many_op;
 
 static void delete_many_reset(delete_many_op *op)
@@ -702,21 +726,19 @@ static void delete_many_reset(delete_many_op *op)
 static cm_err delete_many_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     delete_many_op *op = arg;
-    uint8_t k[MD_KEYBUF];
-    size_t kl, ndel = 0;
+    size_t ndel = 0;
     delete_many_reset(op);
     for (size_t i = 0; i < op->n; i++) {
-        cm_err e = md_key_object(op->bucket, op->keys[i], k, &kl);
-        if (e == CM_OK)
-            e = object_read_mode(txn, md, k, kl, MD_DECODE_NOBODY, &op->olds[i], &op->had[i]);
-        if (e == CM_OK && op->had[i])
-            e = md_kv_del(txn, md->objects, k, kl);
+        int w = 1;
+        cm_err e = md_vers_delete(md, txn, op->bucket, op->keys[i], op->vids ? op->vids[i] : NULL,
+                                  NULL, MD_DECODE_NOBODY, &op->olds[i], &op->had[i],
+                                  op->res ? &op->res[i] : NULL, &w);
         if (e == CM_ERR_IO || e == CM_ERR_NOSPC || e == CM_ERR_NOMEM)
             return e; /* the transaction itself failed: every key fails */
         if (e != CM_OK && op->had[i])
             md_object_release(&op->olds[i]), op->had[i] = 0;
         op->errs[i] = e;
-        ndel += op->had[i] != 0;
+        ndel += w && e == CM_OK;
     }
     if (ndel == 0)
         *wrote = 0;
@@ -726,7 +748,14 @@ static cm_err delete_many_apply(md_store *md, MDB_txn *txn, void *arg, int *wrot
 cm_err md_objects_delete(md_store *md, const char *bucket, const char *const *keys, size_t n,
                          cm_err *errs, md_object *olds, int *had_old)
 {
-    delete_many_op op = {bucket, keys, n, errs, olds, had_old};
+    return md_objects_delete_v(md, bucket, keys, NULL, n, errs, olds, had_old, NULL);
+}
+
+cm_err md_objects_delete_v(md_store *md, const char *bucket, const char *const *keys,
+                           const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                           int *had_old, md_vres *res)
+{
+    delete_many_op op = {bucket, keys, vids, n, errs, olds, had_old, res};
     memset(olds, 0, n * sizeof(*olds));
     memset(had_old, 0, n * sizeof(*had_old));
     cm_err e = md_write(md, delete_many_apply, &op);

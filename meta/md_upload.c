@@ -40,6 +40,7 @@ typedef struct {
     md_object cur;   /* complete: the replaced object */
     int found;
     const md_object *obj; /* complete: the object being written */
+    md_vres *res;         /* complete: the version made (may be NULL) */
 } upload_op;
 
 static cm_err upload_create_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
@@ -282,7 +283,8 @@ static cm_err upload_complete_apply(md_store *md, MDB_txn *txn, void *arg, int *
     if (e == CM_OK)
         e = md_cond_check(op->cond, op->found ? &op->cur : NULL);
     if (e == CM_OK)
-        e = md_object_put_stored(txn, md, op->ok, op->okl, &op->w, op->found ? &op->cur : NULL);
+        e = md_vers_install(md, txn, op->bucket, op->ok, op->okl, &op->w, 0, &op->cur, &op->found,
+                            op->res);
     if (e == CM_OK)
         e = upload_remove(txn, md, op->k, op->kl, op->upload_id, &op->parts, &op->nparts);
     if (e == CM_OK)
@@ -364,7 +366,14 @@ cm_err md_upload_complete(md_store *md, const char *bucket, const char *upload_i
                           const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
                           md_object *old, int *had_old)
 {
-    upload_op op = {.bucket = bucket, .upload_id = upload_id, .cond = cond, .obj = obj};
+    return md_upload_complete_v(md, bucket, upload_id, obj, cond, parts, n, old, had_old, NULL);
+}
+
+cm_err md_upload_complete_v(md_store *md, const char *bucket, const char *upload_id,
+                            const md_object *obj, const md_cond *cond, md_part **parts, size_t *n,
+                            md_object *old, int *had_old, md_vres *res)
+{
+    upload_op op = {.bucket = bucket, .upload_id = upload_id, .cond = cond, .obj = obj, .res = res};
     if (old)
         memset(old, 0, sizeof(*old));
     if (had_old)

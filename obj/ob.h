@@ -145,6 +145,9 @@ void ob_lease_release(ob_store *st, const md_object *obj);
  */
 cm_err ob_object_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
                             md_object *out);
+/* The same for version vid of the key (md_version_get: the latest or an older version). */
+cm_err ob_version_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
+                             const char *vid, md_object *out);
 /*
  * Free the blobs of every stored part of obj (a record that no longer names them): now, or when
  * the last reader releases them. Deletes leftovers first. May wait (ob_delete): workers only.

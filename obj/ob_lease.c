@@ -6,7 +6,8 @@
  * leftovers and frees it), so every layer that frees bodies through the store obeys it.
  *
  * A GET takes a lease on every blob of the object it is about to stream (ob_lease_acquire), then
- * re-reads the metadata to make sure the record did not change in between (a commit that replaced
+ * re-reads the metadata (the latest, or the version asked for: ob_version_get_leased) to make
+ * sure the record did not change in between (a commit that replaced
  * it may already have freed the blobs). Freeing an object's data (ob_free_object_data) deletes a
  * blob at once when nobody reads it; otherwise the blob is marked doomed and the last reader to
  * release it deletes it. The table holds one entry per blob being read, so it is bounded by the
@@ -195,12 +196,25 @@ static int same_record(const md_object *a, const md_object *b)
     return 1;
 }
 
+/* The record bucket/key now: the latest (vid NULL) or version vid. */
+static cm_err read_record(md_store *md, const char *bucket, const char *key, const char *vid,
+                          md_object *out)
+{
+    return vid ? md_version_get(md, bucket, key, vid, out) : md_object_get(md, bucket, key, out);
+}
+
 cm_err ob_object_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
                             md_object *out)
 {
+    return ob_version_get_leased(st, md, bucket, key, NULL, out);
+}
+
+cm_err ob_version_get_leased(ob_store *st, md_store *md, const char *bucket, const char *key,
+                             const char *vid, md_object *out)
+{
     for (int attempt = 0; attempt < 8; attempt++) {
         md_object again;
-        cm_err err = md_object_get(md, bucket, key, out);
+        cm_err err = read_record(md, bucket, key, vid, out);
         if (err != CM_OK)
             return err;
         if ((err = ob_lease_acquire(st, out)) != CM_OK) {
@@ -208,7 +222,7 @@ cm_err ob_object_get_leased(ob_store *st, md_store *md, const char *bucket, cons
             return err;
         }
         /* A commit between the read and the lease may already have freed the data: re-check. */
-        err = md_object_get(md, bucket, key, &again);
+        err = read_record(md, bucket, key, vid, &again);
         int same = err == CM_OK && same_record(out, &again);
         if (err == CM_OK)
             md_object_release(&again);

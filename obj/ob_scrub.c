@@ -2,7 +2,9 @@
  * ob_scrub.c - the object-level scrubber and self-repair (ob.h, docs/scrub.md).
  *
  * A pass: estimate (count objects and stored bytes from the listings), then walk every bucket
- * in pages of SCRUB_PAGE keys. Each object is read with ob_object_get_leased, so its blobs stay
+ * in pages of SCRUB_PAGE versions (md_list_versions: each key's latest version, and the older
+ * versions a versioned bucket keeps, which are stored bodies too; delete markers have none).
+ * Each object is read with ob_version_get_leased, so its blobs stay
  * on disk while we verify them even if a client overwrites or deletes it meanwhile. Every part
  * stored as cells is checked with ob_body_verify and, when damaged, rebuilt and swapped in with
  * ob_body_repair (ob_repair.c says how), paced by this scrubber's rate limit.
@@ -230,11 +232,12 @@ static void scrub_inline(ob_scrub *s, const char *bucket, const char *key, const
     }
 }
 
-/* Scrub one object. -1 when the pass is stopping. */
-static int scrub_object(ob_scrub *s, const char *bucket, const char *key, uint8_t *buf)
+/* Scrub one object: its latest version (vid NULL) or an older one. -1 when the pass is stopping. */
+static int scrub_object(ob_scrub *s, const char *bucket, const char *key, const char *vid,
+                        uint8_t *buf)
 {
     md_object obj;
-    cm_err e = ob_object_get_leased(s->store, s->md, bucket, key, &obj);
+    cm_err e = ob_version_get_leased(s->store, s->md, bucket, key, vid, &obj);
     if (e == CM_ERR_NOTFOUND)
         return 0; /* deleted since the listing */
     if (e != CM_OK) {
@@ -282,7 +285,8 @@ static int scrub_object(ob_scrub *s, const char *bucket, const char *key, uint8_
 
 typedef int (*entry_fn)(ob_scrub *s, const char *bucket, const md_list_entry *e, void *arg);
 
-/* Call fn for every current object of every bucket, page by page; stops when fn returns < 0. */
+/* Call fn for every version (the latest, and the older ones of versioned buckets; no delete
+ * markers) of every object of every bucket, page by page; stops when fn returns < 0. */
 static int walk(ob_scrub *s, entry_fn fn, void *arg)
 {
     md_bucket *buckets = NULL;
@@ -294,22 +298,26 @@ static int walk(ob_scrub *s, entry_fn fn, void *arg)
         return -1;
     }
     for (size_t b = 0; b < nb && rc == 0; b++) {
-        char *marker = NULL;
+        char *marker = NULL, *vmarker = NULL;
         for (;;) {
-            md_list_query q = {NULL, NULL, marker, SCRUB_PAGE};
+            md_vlist_query q = {
+                .key_marker = marker, .vid_marker = vmarker, .max_keys = SCRUB_PAGE};
             md_list_result res;
-            if ((e = md_list_objects(s->md, buckets[b].name, &q, &res)) != CM_OK)
+            if ((e = md_list_versions(s->md, buckets[b].name, &q, &res)) != CM_OK)
                 break; /* bucket deleted meanwhile, most likely */
             for (size_t i = 0; i < res.n && rc == 0; i++)
-                if (!res.entries[i].is_prefix)
+                if (!res.entries[i].is_prefix && !res.entries[i].obj.delete_marker)
                     rc = fn(s, buckets[b].name, &res.entries[i], arg);
             free(marker);
+            free(vmarker);
             marker = res.truncated && res.next_marker ? strdup(res.next_marker) : NULL;
+            vmarker = marker && res.next_version_marker ? strdup(res.next_version_marker) : NULL;
             md_list_result_release(&res);
             if (!marker || rc != 0)
                 break;
         }
         free(marker);
+        free(vmarker);
     }
     free(buckets);
     return rc;
@@ -332,7 +340,7 @@ static int estimate_entry(ob_scrub *s, const char *bucket, const md_list_entry *
 
 static int scrub_entry(ob_scrub *s, const char *bucket, const md_list_entry *e, void *arg)
 {
-    return scrub_object(s, bucket, e->key, arg);
+    return scrub_object(s, bucket, e->key, e->is_latest ? NULL : e->obj.version_id, arg);
 }
 
 static void state_save(ob_scrub *s, int64_t end_ms)

@@ -711,6 +711,8 @@ static void test_list_versions(void)
     md_list_result r;
     md_list_entry e[4];
     sample_result(&r, e);
+    for (size_t i = 0; i < r.n; i++)
+        e[i].is_latest = 1; /* md_list_versions marks each key's latest */
     gw_list_params p = {.bucket = "bkt", .max_keys = 4, .delimiter = "/", .owner_id = "AKID"};
     struct evbuffer *b = evbuffer_new();
     CU_ASSERT_EQUAL(gw_xml_list_versions(b, &p, &r), CM_OK);
@@ -724,6 +726,17 @@ static void test_list_versions(void)
            "<LastModified>2025-11-25T16:00:02.000Z</LastModified><Owner>");
     HAS(s, "<CommonPrefixes><Prefix>dir/</Prefix></CommonPrefixes>");
     free(s);
+    /* An older version: IsLatest false; the store's next version marker wins. */
+    e[0].is_latest = 0;
+    char vm[] = "0123456789abcdef0123456789abcdef";
+    r.next_version_marker = vm;
+    b = evbuffer_new();
+    CU_ASSERT_EQUAL(gw_xml_list_versions(b, &p, &r), CM_OK);
+    s = take(b);
+    HAS(s, "<Version><Key>a&amp;b.txt</Key><VersionId>null</VersionId><IsLatest>false</IsLatest>");
+    HAS(s, "<NextVersionIdMarker>0123456789abcdef0123456789abcdef</NextVersionIdMarker>");
+    free(s);
+    r.next_version_marker = NULL;
 }
 
 static void test_list_uploads_parts(void)

@@ -1,8 +1,9 @@
 /*
  * test_meta_cors.c - the bucket's CORS configuration in its record (md_btags.c): set, read back,
  * replaced, removed, kept across a reopen and gone with the bucket; and the rewrite rule both
- * bucket settings rely on: setting one (CORS, tags) keeps the other and every other field of the
- * record, also one this reader does not know (a record written by a newer branch).
+ * bucket settings rely on: setting one (CORS, tags, default encryption, access settings,
+ * versioning) keeps the others and every other field of the record, also one this reader does not
+ * know (a record written by a newer branch).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,10 +122,44 @@ static void test_unknown_fields_kept(void)
     md_w_free(&w4);
 }
 
+/* Every bucket setting is its own rewrite (tags, CORS, default encryption, access settings,
+ * versioning); each must keep all the others. */
+static void test_settings_keep_each_other(void)
+{
+    md_store *md = open_store("all");
+    md_meta tags[1] = {{"team", "web"}}, *got = NULL;
+    size_t n = 0;
+    md_bucket from = {0}, b;
+
+    mk_bucket(md, "b");
+    from.acl = MD_ACL_PUBLIC_READ;
+    from.pab = MD_PAB_BLOCK_POLICY;
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "b", "<c/>", 4), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_sse_set(md, "b", MD_SSE_S3, 1), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_tags_set(md, "b", tags, 1), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_access_set(md, "b", &from, MD_ACCESS_ACL | MD_ACCESS_PAB), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_ENABLED), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_sse_set(md, "b", MD_SSE_S3, 0), CM_OK); /* once more, last */
+    expect_cors(md, "<c/>");
+    CU_ASSERT_EQUAL_FATAL(md_bucket_tags_get(md, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    if (n == 1)
+        CU_ASSERT_STRING_EQUAL(got[0].value, "web");
+    md_meta_free(got, n);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_get(md, "b", &b), CM_OK);
+    CU_ASSERT_EQUAL(b.sse_default, MD_SSE_S3);
+    CU_ASSERT_EQUAL(b.acl, MD_ACL_PUBLIC_READ);
+    CU_ASSERT_EQUAL(b.pab, MD_PAB_BLOCK_POLICY);
+    CU_ASSERT_EQUAL(b.versioning, MD_VERS_ENABLED);
+    CU_ASSERT_STRING_EQUAL(b.owner, "AKIDEXAMPLE");
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"cors record", test_cors_record},
                                     {"unknown fields kept", test_unknown_fields_kept},
+                                    {"settings keep each other", test_settings_keep_each_other},
                                     {NULL, NULL}};
     cu_add_suite("meta cors", tests);
 }

@@ -5,8 +5,9 @@
  * object) are stored; cells are damaged by flipping bytes inside their records in the segment files
  * of two drives and by deleting blobs; one synchronous pass must find and repair exactly the
  * damaged bodies, the objects must read back byte-exact, old blobs must be gone (or kept while
- * leased), and a second pass must find nothing. Payload bytes are a function of (tag, offset); the
- * seed is printed.
+ * leased), and a second pass must find nothing. Older versions of a versioned bucket are scrubbed
+ * and repaired in their own records (scrub_versions). Payload bytes are a function of (tag,
+ * offset); the seed is printed.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -298,6 +299,66 @@ static void test_scrub_repairs(void)
     close_fx(g);
 }
 
+/* The version vid of key reads back as the pattern of tag (ob_read of its one part). */
+static int version_ok(fixture *g, const char *key, const char *vid, uint32_t tag, uint64_t size)
+{
+    md_object o;
+    int ok = md_version_get(g->md, BUCKET, key, vid, &o) == CM_OK && o.nparts == 1;
+    uint8_t *buf = ok ? malloc((size_t)size) : NULL;
+    ok = buf && ob_read(g->data, &o.parts[0].layout, 0, buf, (size_t)size) == CM_OK;
+    for (uint64_t i = 0; ok && i < size; i++)
+        ok = buf[i] == cu_pattern(SEED, tag, i);
+    free(buf);
+    md_object_release(&o); /* zeroed by md_version_get when it failed */
+    return ok;
+}
+
+/* Older versions of a versioned bucket are stored bodies too: the pass verifies them (also behind
+ * a delete marker) and swaps a repaired body into the older version's own record. */
+static void test_scrub_versions(void)
+{
+    fixture *g = open_fx("versions", NULL);
+    ob_scrub *s = new_scrub(g, 0);
+    md_object cur;
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(g->md, BUCKET, MD_VERS_ENABLED), CM_OK);
+    put_object(g, "k", 70, 60000, 1);
+    CU_ASSERT_FATAL(md_object_get(g->md, BUCKET, "k", &cur) == CM_OK);
+    char old_vid[40];
+    memcpy(old_vid, cur.version_id, sizeof(old_vid));
+    md_layout old = cur.parts[0].layout;
+    md_object_release(&cur);
+    put_object(g, "k", 80, 60000, 1); /* the old body is now an older version */
+    put_object(g, "gone", 90, 50000, 1);
+    CU_ASSERT_FATAL(md_object_get(g->md, BUCKET, "gone", &cur) == CM_OK);
+    char gone_vid[40];
+    memcpy(gone_vid, cur.version_id, sizeof(gone_vid));
+    md_layout gone = cur.parts[0].layout;
+    md_object_release(&cur);
+    CU_ASSERT_EQUAL(md_object_delete_v(g->md, BUCKET, "gone", NULL, NULL, NULL, NULL, NULL),
+                    CM_OK); /* behind a delete marker */
+    CU_ASSERT(flip_in_segments(g, old.drives[1], old.blob, 200));
+    CU_ASSERT(flip_in_segments(g, gone.drives[4], gone.blob, 900));
+
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
+    ob_scrub_status st;
+    ob_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(st.objects_checked, 3); /* k (two versions) and gone's older version */
+    CU_ASSERT_EQUAL(st.damaged_found, 2);
+    CU_ASSERT_EQUAL(st.repaired, 2);
+    CU_ASSERT_EQUAL(st.repair_failed, 0);
+    CU_ASSERT(version_ok(g, "k", old_vid, 70, 60000));
+    CU_ASSERT(version_ok(g, "gone", gone_vid, 90, 50000));
+    CU_ASSERT(object_ok(g, "k", 80, 60000));
+    CU_ASSERT_FATAL(md_version_get(g->md, BUCKET, "k", old_vid, &cur) == CM_OK);
+    CU_ASSERT(memcmp(cur.parts[0].layout.blob, old.blob, 16) != 0); /* the older record swapped */
+    md_object_release(&cur);
+    CU_ASSERT_EQUAL(ob_scrub_run_once(s), CM_OK);
+    ob_scrub_get_status(s, &st);
+    CU_ASSERT_EQUAL(st.pass_damaged, 0);
+    ob_scrub_free(s);
+    close_fx(g);
+}
+
 static void test_scrub_unrepairable(void)
 {
     fixture *g = open_fx("unrepairable", NULL);
@@ -554,6 +615,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"replace_layout", test_replace_layout},
         {"scrub_repairs", test_scrub_repairs},
+        {"scrub_versions", test_scrub_versions},
         {"scrub_unrepairable", test_scrub_unrepairable},
         {"scrub_object_changed", test_scrub_object_changed},
         {"scrub_rate", test_scrub_rate},
