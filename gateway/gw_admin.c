@@ -10,15 +10,16 @@
  *                        gw_set_status_extra member
  *   GET  /metrics        Prometheus text format (counters only, no secrets), to a bearer token
  *                        or an allowed address: [metrics] token / allow (gw_metrics_acl.c)
+ *   GET  /admin/drives, /admin/buckets   the drive and bucket tables (gw_admin_lists.c)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
  *                        answered on a worker; 503 on a node without them)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
  * so they shadow just a few S3 requests: a V1 listing of a bucket named "metrics" without any
- * query parameter, and keys "scrub", "status", "repair" and "object-cells" in a bucket named
- * "admin". /admin/ requests must be
- * SigV4-signed (header auth) with the root credentials, exactly as S3 requests are.
+ * query parameter, and keys "scrub", "status", "repair", "object-cells", "drives" and "buckets" in
+ * a bucket named "admin". /admin/ requests must be SigV4-signed (header auth) with the root
+ * credentials, exactly as S3 requests are.
  *
  * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
  *
@@ -231,6 +232,11 @@ static void admin_status(gw_req *r)
     evbuffer_add(b, "}\n", 2);
     send_buffer(r, 200, "application/json", b);
     evbuffer_free(b);
+}
+
+void gw_admin_send(gw_req *r, int status, struct evbuffer *b)
+{
+    send_buffer(r, status, "application/json", b);
 }
 
 void gw_set_status_extra(gw *g, gw_status_fn fn, void *arg)
@@ -450,7 +456,9 @@ int gw_admin_route(gw_req *r)
     int status = plen == 13 && strncmp(t, "/admin/status", 13) == 0;
     int repair = plen == 13 && strncmp(t, "/admin/repair", 13) == 0;
     int cells = plen == 19 && strncmp(t, "/admin/object-cells", 19) == 0;
-    if (!scrub && !status && !repair && !cells)
+    int drives = plen == 13 && strncmp(t, "/admin/drives", 13) == 0;
+    int buckets = plen == 14 && strncmp(t, "/admin/buckets", 14) == 0;
+    if (!scrub && !status && !repair && !cells && !drives && !buckets)
         return 0;
     gw_s3err e = gw_authenticate(r);
     if (e != GW_OK) {
@@ -463,6 +471,8 @@ int gw_admin_route(gw_req *r)
         admin_status(r);
     else if ((repair && (get || post)) || (cells && get))
         admin_ext(r, cells, post);
+    else if ((drives || buckets) && get)
+        gw_admin_lists(r, buckets); /* gw_admin_lists.c */
     else
         send_json_msg(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
     return 1;

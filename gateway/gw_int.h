@@ -153,6 +153,10 @@ const char *gw_hdr(gw_req *r, const char *name);
  * returns 1; returns 0 for every other request. Also counts the request for /metrics.
  */
 int gw_admin_route(gw_req *r);
+/* A JSON answer of the admin API (b's bytes; the caller frees b). */
+void gw_admin_send(gw_req *r, int status, struct evbuffer *b);
+/* GET /admin/drives (buckets 0) or /admin/buckets (1), authenticated (gw_admin_lists.c). */
+void gw_admin_lists(gw_req *r, int buckets);
 
 /* ---- request bodies (leasing, reading and freeing them is the object layer's: ob.h) ---- */
 
