@@ -563,6 +563,8 @@ static int follow_pass(const admin_opts *o, const pass_view *v, uint64_t seq)
 /* Start an answer of POST /admin/scrub or /admin/repair without --wait, as --json asks. */
 static void pass_started(const admin_opts *o, const char *what, uint64_t seq, int already)
 {
+    if (o->json && o->wait)
+        return; /* one document: the final status */
     if (o->json)
         admin_print_json(json_pack("{s:s,s:I,s:b}", "operation", what, "pass", (json_int_t)seq,
                                    "already_running", already));
@@ -912,9 +914,9 @@ int cmd_admin(int argc, char **argv)
         else if (strcmp(argv[i], "--region") == 0 && v)
             snprintf(o.region, sizeof(o.region), "%s", argv[++i]);
         else {
-            fprintf(stderr, "cairn admin: unknown or incomplete argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            fprintf(stderr, "cairn admin: unknown or incomplete argument '%s' (see --help)\n",
+                    argv[i]);
+            return AM_EXIT_USAGE;
         }
     }
     if (parse_endpoint(&o, endpoint) != 0 || load_credentials(&o, data) != 0)
