@@ -666,15 +666,20 @@ static void status_summary(const admin_opts *o, const char *body)
     const char *d = strstr(body, "\"drives\":[");
     for (const char *p = d ? strstr(d, "{\"drive\":") : NULL; p; p = strstr(p + 1, "{\"drive\":"))
         used += jnum(p, "used_bytes"), bad += jnum(p, "corrupt_found");
-    char u[24], ago[24] = "never";
+    char u[24], ago[24] = "never", prof[32];
+    const char *dur = strstr(body, "\"durability\":{\"k\":"); /* a cluster node's layout */
+    if (dur && jnum(dur, "k") > 0)
+        snprintf(prof, sizeof(prof), "%" PRIu64 "+%" PRIu64, jnum(dur, "k"), jnum(dur, "m"));
+    else
+        snprintf(prof, sizeof(prof), "%.*s", ec ? (int)strcspn(ec + 11, "\"") : 1,
+                 ec ? ec + 11 : "?");
     am_bytes(used, u, sizeof(u));
     if (sc)
         am_ago(cm_now_ms(), (int64_t)jnum(sc, "last_end_ms"), ago, sizeof(ago));
-    printf("cairn at %s:%s: %s; erasure %.*s; %" PRIu64 "/%" PRIu64 " drives online; %s used; "
+    printf("cairn at %s:%s: %s; erasure %s; %" PRIu64 "/%" PRIu64 " drives online; %s used; "
            "%" PRIu64 " checksum failures; scrub %s, last pass ended %s\n",
-           o->host, o->port, jtrue(body, "ready") ? "ready" : "NOT READY",
-           ec ? (int)strcspn(ec + 11, "\"") : 1, ec ? ec + 11 : "?", jnum(body, "drives_online"),
-           jnum(body, "drives_total"), u, bad,
+           o->host, o->port, jtrue(body, "ready") ? "ready" : "NOT READY", prof,
+           jnum(body, "drives_online"), jnum(body, "drives_total"), u, bad,
            !sc                    ? "off"
            : jtrue(sc, "running") ? "RUNNING"
                                   : "idle",

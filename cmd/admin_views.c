@@ -224,6 +224,8 @@ static void durability_input(json_t *st, am_dur_in *in)
     for (int a = 0; a < naz; a++)
         in->az_drives = az_drives[a] > in->az_drives ? az_drives[a] : in->az_drives;
     json_t *dur = json_object_get(json_object_get(st, "repair"), "durability");
+    if (jint(dur, "k") > 0) /* a cluster writes new bodies with the layout's profile */
+        in->k = (int)jint(dur, "k"), in->m = (int)jint(dur, "m");
     if (json_is_true(json_object_get(dur, "known"))) {
         in->repair_bps = json_number_value(json_object_get(dur, "cluster_mbps")) * 1e6;
         in->drive_bytes = json_number_value(json_object_get(dur, "drive_bytes"));
@@ -283,13 +285,15 @@ int admin_layout_view(const admin_opts *o)
     durability_input(st, &in);
     am_durability(&in, &d);
     json_t *c = json_object_get(st, "cluster"), *nodes = json_object_get(c, "nodes");
+    char profile[24]; /* on a cluster node the layout's, not the local configuration's */
+    snprintf(profile, sizeof(profile), "%d+%d", in.k, in.m);
     if (o->json) {
-        json_t *out = json_pack(
-            "{s:b,s:s,s:i,s:i,s:I,s:o,s:o,s:o,s:O}", "clustered", c != NULL, "erasure",
-            jstr(st, "erasure"), "k", in.k, "m", in.m, "layout_epoch",
-            (json_int_t)jint(c, "layout_epoch"), "tolerated_drive_losses", tol_json(d.tol_drives),
-            "tolerated_node_losses", tol_json(d.tol_nodes), "tolerated_az_losses",
-            tol_json(d.tol_azs), "nodes", nodes ? nodes : json_array());
+        json_t *out = json_pack("{s:b,s:s,s:i,s:i,s:I,s:o,s:o,s:o,s:O}", "clustered", c != NULL,
+                                "erasure", profile, "k", in.k, "m", in.m, "layout_epoch",
+                                (json_int_t)jint(c, "layout_epoch"), "tolerated_drive_losses",
+                                tol_json(d.tol_drives), "tolerated_node_losses",
+                                tol_json(d.tol_nodes), "tolerated_az_losses", tol_json(d.tol_azs),
+                                "nodes", nodes ? nodes : json_array());
         json_object_set_new(out, "drives", json_integer(in.drives));
         json_object_set_new(out, "azs", json_integer(in.azs));
         json_decref(st);
@@ -305,8 +309,7 @@ int admin_layout_view(const admin_opts *o)
     }
     char text[768];
     am_durability_text(&in, &d, text, sizeof(text));
-    printf("layout epoch %lld, erasure %s: %s\n", jint(c, "layout_epoch"), jstr(st, "erasure"),
-           text);
+    printf("layout epoch %lld: %s\n", jint(c, "layout_epoch"), text);
     am_table t;
     static const char *const head[] = {"node",   "az",   "address",  "state",
                                        "drives", "live", "last seen"};
