@@ -544,9 +544,13 @@ static int follow_pass(const admin_opts *o, const pass_view *v, uint64_t seq)
             if (tty)
                 fputc('\n', stderr);
             if (o->json) {
-                json_t *doc = json_pack("{s:I,s:o}", "pass", (json_int_t)seq, "status",
-                                        json_loads(r.body, 0, NULL));
-                admin_print_json(doc);
+                json_t *st = json_loads(r.body, 0, NULL);
+                if (!st) {
+                    fprintf(stderr, "cairn admin: GET %s: the answer is not JSON\n", v->path);
+                    free(r.body);
+                    return AM_EXIT_SERVER;
+                }
+                admin_print_json(json_pack("{s:I,s:o}", "pass", (json_int_t)seq, "status", st));
             } else {
                 v->result(r.body);
             }

@@ -103,7 +103,7 @@ int am_table_init(am_table *t, const char *align, const char *const *head)
 
 int am_table_row(am_table *t, const char *const *cells)
 {
-    size_t have = t->cells ? t->nrows + 1 : 0; /* rows stored, the header included */
+    size_t have = (size_t)t->head + t->nrows; /* rows stored, the header included */
     if (have == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
         char **nc = realloc(t->cells, cap * (size_t)t->ncols * sizeof(*nc));
@@ -121,15 +121,16 @@ int am_table_row(am_table *t, const char *const *cells)
             return -1;
         }
     }
-    if (have > 0)
+    if (t->head)
         t->nrows++;
+    t->head = 1;
     return 0;
 }
 
 void am_table_print(const am_table *t, FILE *f)
 {
     size_t w[AM_MAXCOL] = {0};
-    if (!t->cells)
+    if (!t->head)
         return;
     for (size_t r = 0; r <= t->nrows; r++)
         for (int c = 0; c < t->ncols; c++) {
@@ -153,7 +154,7 @@ void am_table_print(const am_table *t, FILE *f)
 
 void am_table_release(am_table *t)
 {
-    size_t have = t->cells ? t->nrows + 1 : 0;
+    size_t have = (size_t)t->head + t->nrows;
     for (size_t i = 0; i < have * (size_t)t->ncols; i++)
         free(t->cells[i]);
     free(t->cells);

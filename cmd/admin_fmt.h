@@ -41,8 +41,9 @@ int am_name_index(const char **names, int *n, int cap, const char *name);
 typedef struct {
     int ncols;
     char align[AM_MAXCOL + 1];
-    char **cells; /* (nrows + 1) * ncols, row 0 the header */
+    char **cells; /* (head + nrows) * ncols, row 0 the header */
     size_t nrows, cap;
+    int head; /* 1 once the header row is stored */
 } am_table;
 int am_table_init(am_table *t, const char *align, const char *const *head); /* -1: no memory */
 int am_table_row(am_table *t, const char *const *cells);                    /* -1: no memory */

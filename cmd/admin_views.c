@@ -288,12 +288,12 @@ int admin_layout_view(const admin_opts *o)
     char profile[24]; /* on a cluster node the layout's, not the local configuration's */
     snprintf(profile, sizeof(profile), "%d+%d", in.k, in.m);
     if (o->json) {
-        json_t *out = json_pack("{s:b,s:s,s:i,s:i,s:I,s:o,s:o,s:o,s:O}", "clustered", c != NULL,
+        json_t *out = json_pack("{s:b,s:s,s:i,s:i,s:I,s:o,s:o,s:o,s:o}", "clustered", c != NULL,
                                 "erasure", profile, "k", in.k, "m", in.m, "layout_epoch",
                                 (json_int_t)jint(c, "layout_epoch"), "tolerated_drive_losses",
                                 tol_json(d.tol_drives), "tolerated_node_losses",
                                 tol_json(d.tol_nodes), "tolerated_az_losses", tol_json(d.tol_azs),
-                                "nodes", nodes ? nodes : json_array());
+                                "nodes", nodes ? json_incref(nodes) : json_array());
         json_object_set_new(out, "drives", json_integer(in.drives));
         json_object_set_new(out, "azs", json_integer(in.azs));
         json_decref(st);
