@@ -1,9 +1,12 @@
 /*
- * cmd/admin.c - `cairn admin`: talk to a running node's admin API (docs/scrub.md).
+ * cmd/admin.c - `cairn admin`: talk to a running node's admin API (docs/admin.md).
  *
  *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
- *   cairn admin status [--endpoint URL] [--data DIR]            drives, scrub and lifecycle state
+ *   cairn admin status [--endpoint URL] [--data DIR]            summary, durability, drives, scrub,
+ *                                                               lifecycle and cluster state
  *   cairn admin repair [--endpoint URL] [--data DIR] [--wait]   a cluster node's repair pass now
+ *   cairn admin drives|buckets|layout [--endpoint URL]          tables (admin_views.c)
+ *   --json on status, drives, buckets, scrub, repair and layout: one JSON document on stdout
  *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
  *   cairn admin user create|list|disable|enable|delete|key ...  users and keys (docs/users.md)
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
@@ -12,10 +15,13 @@
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
  * client is a small blocking HTTP/1.1 one: one request per connection ("Connection: close"), the
- * response read to EOF; with an https:// endpoint over TLS, the server's certificate verified
- * against --ca-cert FILE (else CAIRN_CA_CERT, else the system's store) and the endpoint's host.
- * Answers are the server's flat JSON, read with a key lookup (no general JSON parser needed for
- * numbers and booleans we produce ourselves).
+ * response read to EOF, 30 s timeouts; with an https:// endpoint over TLS, the server's
+ * certificate verified against --ca-cert FILE (else CAIRN_CA_CERT, else the system's store) and
+ * the endpoint's host. Answers are the server's flat JSON, read with a key lookup (numbers and
+ * booleans we produce ourselves), or with jansson where structure matters.
+ * Progress of --wait goes to stderr: one line rewritten in place on a terminal, a plain line every
+ * 2 s otherwise (CI logs). Every failure prints one line and exits with a documented code
+ * (admin_fmt.h AM_EXIT_*).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_int.h"
 #include "cm_checksum.h"
 #include "cm_config.h"
 #include "cm_util.h"
@@ -38,22 +45,6 @@
 #include "gw_auth.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-typedef struct {
-    char host[256];
-    char port[8];
-    char access_key[128];
-    char secret_key[128];
-    char region[64];
-    int wait;
-    int tls;             /* https:// endpoint */
-    const char *ca_file; /* --ca-cert or CAIRN_CA_CERT; NULL: the system's store */
-} admin_opts;
-
-typedef struct {
-    int status;
-    char *body; /* NUL-terminated, heap */
-} http_resp;
 
 /* ---- credentials and options ---- */
 
@@ -153,7 +144,12 @@ static int dial(const admin_opts *o)
         return -1;
     }
     for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        struct timeval tv = {30, 0}; /* a server that stops answering is an error, not a hang */
         fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd >= 0) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        }
         if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
             close(fd);
             fd = -1;
@@ -269,13 +265,14 @@ static int read_response(admin_conn *c, http_resp *out)
     return 0;
 }
 
+/* 0 with *out (any HTTP status), or AM_EXIT_UNREACHABLE after a one-line message. */
 static int request(const admin_opts *o, const char *method, const char *path, http_resp *out)
 {
     char hosthdr[300], amzdate[17], auth[512], head[1400];
     snprintf(hosthdr, sizeof(hosthdr), "%s:%s", o->host, o->port);
     cm_time_amzdate(time(NULL), amzdate);
     if (sign(o, method, path, hosthdr, amzdate, auth, sizeof(auth)) != 0)
-        return -1;
+        return AM_EXIT_FAIL;
     int n = snprintf(head, sizeof(head),
                      "%s %s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\n"
                      "x-amz-content-sha256: %s\r\nAuthorization: %s\r\n"
@@ -284,15 +281,15 @@ static int request(const admin_opts *o, const char *method, const char *path, ht
     admin_conn c;
     if (conn_open(o, &c) != 0) {
         conn_close(&c);
-        return -1;
+        return AM_EXIT_UNREACHABLE;
     }
     int rc = n > 0 && (size_t)n < sizeof(head) ? send_all(&c, head, (size_t)n) : -1;
     if (rc == 0)
         rc = read_response(&c, out);
     conn_close(&c);
     if (rc != 0)
-        fprintf(stderr, "cairn admin: no valid answer from %s:%s\n", o->host, o->port);
-    return rc;
+        fprintf(stderr, "cairn admin: no valid HTTP answer from %s:%s\n", o->host, o->port);
+    return rc != 0 ? AM_EXIT_UNREACHABLE : 0;
 }
 
 /* ---- reading our JSON ---- */
@@ -329,18 +326,6 @@ static const char *jpass(const char *json)
 
 /* ---- output ---- */
 
-static void fmt_bytes(uint64_t b, char *out, size_t cap)
-{
-    if (b >= 10ull << 30)
-        snprintf(out, cap, "%.1f GiB", (double)b / (1ull << 30));
-    else if (b >= 10ull << 20)
-        snprintf(out, cap, "%.1f MiB", (double)b / (1ull << 20));
-    else if (b >= 10ull << 10)
-        snprintf(out, cap, "%.1f KiB", (double)b / (1ull << 10));
-    else
-        snprintf(out, cap, "%" PRIu64 " B", b);
-}
-
 static void fmt_time(int64_t ms, char *out, size_t cap)
 {
     if (ms <= 0) {
@@ -353,20 +338,15 @@ static void fmt_time(int64_t ms, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-static void progress_line(const char *js, int tty)
+/* The progress of a scrub pass: bytes verified of the estimate, and its counts. */
+static void scrub_numbers(const char *js, double *done, double *total, char *extra, size_t cap)
 {
     const char *p = jpass(js);
-    uint64_t ob = jnum(p, "objects"), oe = jnum(p, "objects_estimate");
-    uint64_t bb = jnum(p, "bytes"), be = jnum(p, "bytes_estimate");
-    char b1[32], b2[32];
-    fmt_bytes(bb, b1, sizeof(b1));
-    fmt_bytes(be, b2, sizeof(b2));
-    double pct = be ? 100.0 * (double)bb / (double)be : (oe ? 100.0 * (double)ob / oe : 0);
-    fprintf(stderr,
-            "%sscrubbing: %" PRIu64 "/%" PRIu64 " objects, %s of ~%s (%.0f%%), damaged %" PRIu64
-            ", repaired %" PRIu64 "%s",
-            tty ? "\r" : "", ob, oe, b1, b2, pct > 100 ? 100.0 : pct, jnum(p, "damaged"),
-            jnum(p, "repaired"), tty ? "   " : "\n");
+    *done = (double)jnum(p, "bytes");
+    *total = (double)jnum(p, "bytes_estimate");
+    snprintf(extra, cap, "objects %" PRIu64 "/~%" PRIu64 ", damaged %" PRIu64 ", repaired %" PRIu64,
+             jnum(p, "objects"), jnum(p, "objects_estimate"), jnum(p, "damaged"),
+             jnum(p, "repaired"));
 }
 
 static void scrub_table(const char *js)
@@ -379,8 +359,8 @@ static void scrub_table(const char *js)
            jtrue(js, "running") ? "running" : "idle", jnum(js, "passes"), jdbl(js, "rate_mb"));
     printf("last pass: started %s, ended %s\n", t1, t2);
     printf("%-18s %14s %14s\n", "", "last pass", "since start");
-    fmt_bytes(jnum(p, "bytes"), a, sizeof(a));
-    fmt_bytes(jnum(js, "bytes_verified"), b, sizeof(b));
+    am_bytes(jnum(p, "bytes"), a, sizeof(a));
+    am_bytes(jnum(js, "bytes_verified"), b, sizeof(b));
     printf("%-18s %14" PRIu64 " %14" PRIu64 "\n", "objects checked", jnum(p, "objects"),
            jnum(js, "objects_checked"));
     printf("%-18s %14s %14s\n", "bytes verified", a, b);
@@ -468,15 +448,6 @@ static void replication_line(const char *js)
            jnum(p, "ae_repaired"), jnum(p, "tombs_collected"));
 }
 
-/* "3.2 s ago" for a wall-clock time seen_ms, against the server's now_ms; "never" for 0. */
-static void fmt_ago(int64_t now_ms, int64_t seen_ms, char *out, size_t cap)
-{
-    if (seen_ms <= 0)
-        snprintf(out, cap, "never");
-    else
-        snprintf(out, cap, "%.1f s ago", (double)(now_ms > seen_ms ? now_ms - seen_ms : 0) / 1e3);
-}
-
 /*
  * The cluster's nodes as a table and an AZ summary, from the "nodes" of the cluster member (what
  * the server knows from memory: the adopted layout and the last member list its thread read).
@@ -510,18 +481,14 @@ static void cluster_nodes(const char *body)
                  : ls && strcmp(ls, "up") != 0 ? ", "
                                                : "",
                  in_layout && ls && strcmp(ls, "up") != 0 ? ls : "");
-        fmt_ago(now, json_integer_value(json_object_get(node, "last_seen_ms")), ago, sizeof(ago));
+        am_ago(now, json_integer_value(json_object_get(node, "last_seen_ms")), ago, sizeof(ago));
         printf("%-12s %-8s %-22s %-16s %6lld  %s\n", id ? id : "?", az && az[0] ? az : "-",
                addr && addr[0] ? addr : "-", state,
                (long long)json_integer_value(json_object_get(node, "drives")), ago);
         if (!in_layout || !az || (ls && strcmp(ls, "removed") == 0))
             continue;
-        int a = 0;
-        while (a < naz && strcmp(azs[a], az) != 0)
-            a++;
-        if (a == naz && naz < 64)
-            azs[naz++] = az;
-        if (a < naz) {
+        int a = am_name_index(azs, &naz, 64, az);
+        if (a >= 0) {
             az_all[a]++;
             az_up[a] += live;
         }
@@ -541,57 +508,139 @@ static void cluster_nodes(const char *body)
 
 /* ---- commands ---- */
 
-static int get_json(const admin_opts *o, const char *path, http_resp *r)
+/* The text between <tag> and </tag>, or after "tag":" in a JSON answer, into out. */
+static void answer_field(const char *body, const char *tag, const char *json_key, char *out,
+                         size_t cap)
 {
-    if (request(o, "GET", path, r) != 0)
-        return -1;
+    char pat[64];
+    const char *p;
+    size_t n = 0;
+    snprintf(pat, sizeof(pat), "<%s>", tag);
+    if ((p = strstr(body, pat)) != NULL)
+        p += strlen(pat), n = strcspn(p, "<");
+    else {
+        snprintf(pat, sizeof(pat), "\"%s\":\"", json_key);
+        if ((p = strstr(body, pat)) != NULL)
+            p += strlen(pat), n = strcspn(p, "\"");
+    }
+    snprintf(out, cap, "%.*s", p ? (int)(n < 300 ? n : 300) : 0, p ? p : "");
+}
+
+/* One line for an error answer, and its exit code (docs/admin.md, "Exit codes"). */
+static int http_failure(const char *what, const http_resp *r)
+{
+    char code[128], msg[320];
+    answer_field(r->body, "Code", "error", code, sizeof(code));
+    answer_field(r->body, "Message", "message", msg, sizeof(msg));
+    int rc = am_exit_for_status(r->status);
+    fprintf(stderr, "cairn admin: %s: HTTP %d %s%s%s%s\n", what, r->status, code[0] ? code : "",
+            msg[0] ? ": " : "", msg,
+            rc == AM_EXIT_AUTH ? " (check CAIRN_ACCESS_KEY/CAIRN_SECRET_KEY or --data)" : "");
+    return rc != AM_EXIT_OK ? rc : AM_EXIT_SERVER;
+}
+
+int admin_get_json(const admin_opts *o, const char *path, http_resp *r)
+{
+    int rc = request(o, "GET", path, r);
+    if (rc != 0)
+        return rc;
     if (r->status != 200) {
-        fprintf(stderr, "cairn admin: GET %s: HTTP %d\n%s\n", path, r->status, r->body);
+        char what[300];
+        snprintf(what, sizeof(what), "GET %.*s", (int)strcspn(path, "?"), path);
+        rc = http_failure(what, r);
         free(r->body);
-        return -1;
+        return rc;
     }
     return 0;
 }
 
-/* A background pass to follow (scrub, repair): where its status is, how its progress and its
- * result print, and whether it failed some. */
+/* A background pass to follow (scrub, repair): where its status is, its progress as numbers,
+ * how its result prints, and whether it failed some. */
 typedef struct {
-    const char *path;
-    void (*progress)(const char *js, int tty);
+    const char *path, *label, *unit; /* unit NULL: the amounts are bytes */
+    void (*numbers)(const char *js, double *done, double *total, char *extra, size_t cap);
     void (*result)(const char *js);
     int (*failed)(const char *js);
     int poll_ms;  /* a human-facing progress poll */
-    int quiet_ms; /* without a terminal, progress at most this often (0: every poll) */
+    int quiet_ms; /* without a terminal, progress at most this often */
 } pass_view;
 
-/* Poll v->path until its "passes" reaches seq (the pass we started) and nothing runs, showing
- * progress; then the result. 0, 3 when the pass failed some, 1 when the server did not answer. */
+/* One progress line on stderr: rewritten in place on a terminal, a plain line in a log. */
+static void show_progress(const pass_view *v, const char *js, double rate, int tty)
+{
+    double done, total;
+    char extra[256], line[512];
+    v->numbers(js, &done, &total, extra, sizeof(extra));
+    am_progress(line, sizeof(line), v->label, done, total, rate, v->unit == NULL, v->unit);
+    fprintf(stderr, "%s%s; %s%s", tty ? "\r" : "", line, extra, tty ? "\033[K" : "\n");
+}
+
+/*
+ * Poll v->path until its "passes" reaches seq (the pass we started) and nothing runs, showing
+ * progress with the rate measured between polls and the ETA it gives; then the result (or with
+ * --json the final status document). 0, AM_EXIT_DAMAGE when the pass failed some, or the code of
+ * a failed request.
+ */
 static int follow_pass(const admin_opts *o, const pass_view *v, uint64_t seq)
 {
     int tty = isatty(2);
-    int64_t last_print = 0;
+    int64_t t0 = 0, last_print = INT64_MIN / 2;
+    double d0 = 0;
     for (;;) {
         http_resp r;
-        if (get_json(o, v->path, &r) != 0)
-            return 1;
+        int rc = admin_get_json(o, v->path, &r);
+        if (rc != 0)
+            return rc;
         int done = jnum(r.body, "passes") >= seq && !jtrue(r.body, "running");
         int64_t now = cm_monotonic_ms();
+        double amount, total, rate = -1;
+        char scratch[8];
+        v->numbers(r.body, &amount, &total, scratch, sizeof(scratch));
+        if (t0 == 0 || amount < d0)
+            t0 = now, d0 = amount; /* the first poll, or a new pass */
+        else if (now - t0 >= 200)
+            rate = (amount - d0) / ((double)(now - t0) / 1e3);
         if (done || tty || now - last_print >= v->quiet_ms) {
-            v->progress(r.body, tty);
+            show_progress(v, r.body, rate, tty);
             last_print = now;
         }
         if (done) {
             if (tty)
                 fputc('\n', stderr);
-            v->result(r.body);
+            if (o->json) {
+                json_t *st = json_loads(r.body, 0, NULL);
+                if (!st) {
+                    fprintf(stderr, "cairn admin: GET %s: the answer is not JSON\n", v->path);
+                    free(r.body);
+                    return AM_EXIT_SERVER;
+                }
+                admin_print_json(json_pack("{s:I,s:o}", "pass", (json_int_t)seq, "status", st));
+            } else {
+                v->result(r.body);
+            }
             int failed = v->failed(r.body);
             free(r.body);
-            return failed ? 3 : 0;
+            return failed ? AM_EXIT_DAMAGE : 0;
         }
         free(r.body);
         struct timespec ts = {v->poll_ms / 1000, (long)(v->poll_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Start an answer of POST /admin/scrub or /admin/repair without --wait, as --json asks. */
+static void pass_started(const admin_opts *o, const char *what, uint64_t seq, int already)
+{
+    if (o->json && o->wait)
+        return; /* one document: the final status */
+    if (o->json)
+        admin_print_json(json_pack("{s:s,s:I,s:b}", "operation", what, "pass", (json_int_t)seq,
+                                   "already_running", already));
+    else if (already)
+        printf("a %s pass is already running; following it\n", what);
+    else
+        printf("%s pass %" PRIu64 " started\n", what, seq);
+    fflush(stdout);
 }
 
 static int scrub_failed(const char *js)
@@ -602,27 +651,26 @@ static int scrub_failed(const char *js)
 static int cmd_scrub(const admin_opts *o)
 {
     http_resp r;
-    if (request(o, "POST", "/admin/scrub", &r) != 0)
-        return 1;
+    int rc = request(o, "POST", "/admin/scrub", &r);
+    if (rc != 0)
+        return rc;
     uint64_t seq = jnum(r.body, "pass");
-    int status = r.status;
-    if (status == 409 && o->wait) {
+    int status = r.status, already = status == 409 && o->wait;
+    if (already) {
         free(r.body);
-        if (get_json(o, "/admin/scrub", &r) != 0)
-            return 1;
+        if ((rc = admin_get_json(o, "/admin/scrub", &r)) != 0)
+            return rc;
         seq = jnum(r.body, "passes") + 1;
-        printf("a scrub pass is already running; following it\n");
     } else if (status != 202) {
-        fprintf(stderr, "cairn admin scrub: HTTP %d\n%s\n", status, r.body);
+        rc = http_failure("POST /admin/scrub", &r);
         free(r.body);
-        return 1;
-    } else {
-        printf("scrub pass %" PRIu64 " started\n", seq);
+        return rc;
     }
     free(r.body);
-    fflush(stdout);
+    pass_started(o, "scrub", seq, already);
     static const pass_view scrub = {.path = "/admin/scrub",
-                                    .progress = progress_line,
+                                    .label = "scrub",
+                                    .numbers = scrub_numbers,
                                     .result = scrub_table,
                                     .failed = scrub_failed,
                                     .poll_ms = 250,
@@ -658,8 +706,8 @@ static void compression_line(const char *body)
         return;
     char logical[32], stored[32];
     uint64_t lb = jnum(z, "logical_bytes"), sb = jnum(z, "stored_bytes");
-    fmt_bytes(lb, logical, sizeof(logical));
-    fmt_bytes(sb, stored, sizeof(stored));
+    am_bytes(lb, logical, sizeof(logical));
+    am_bytes(sb, stored, sizeof(stored));
     const char *mode = strstr(z, "\"mode\":\"");
     printf("compression: %.*s, since start %" PRIu64 " bodies compressed, %s stored in %s (%.0f%% "
            "saved), %" PRIu64 " not compressible\n",
@@ -670,34 +718,87 @@ static void compression_line(const char *body)
     p = p ? strstr(p, "\"pass\":{") : NULL;
     if (!p || !strstr(p, "\"compressed_bodies\":"))
         return;
-    fmt_bytes(jnum(p, "compressed_logical_bytes"), logical, sizeof(logical));
-    fmt_bytes(jnum(p, "compressed_stored_bytes"), stored, sizeof(stored));
+    am_bytes(jnum(p, "compressed_logical_bytes"), logical, sizeof(logical));
+    am_bytes(jnum(p, "compressed_stored_bytes"), stored, sizeof(stored));
     printf("compression: the last scrub pass met %" PRIu64 " compressed bodies, %s stored in %s\n",
            jnum(p, "compressed_bodies"), logical, stored);
+}
+
+/* The drives of a status document as a table. */
+static void status_drives(const char *body)
+{
+    am_table t;
+    static const char *const head[] = {"drive", "state",       "blobs",    "used",
+                                       "live",  "reclaimable", "segments", "checksum failures"};
+    if (am_table_init(&t, "llrrrrrr", head) != 0)
+        return;
+    const char *d = strstr(body, "\"drives\":[");
+    for (const char *p = d ? strstr(d, "{\"drive\":") : NULL; p; p = strstr(p + 1, "{\"drive\":")) {
+        char id[16], blobs[24], used[24], live[24], dead[24], segs[16], bad[24];
+        snprintf(id, sizeof(id), "%" PRIu64, jnum(p, "drive"));
+        snprintf(blobs, sizeof(blobs), "%" PRIu64, jnum(p, "blobs"));
+        am_bytes(jnum(p, "used_bytes"), used, sizeof(used));
+        am_bytes(jnum(p, "live_bytes"), live, sizeof(live));
+        am_bytes(jnum(p, "reclaimable_bytes"), dead, sizeof(dead));
+        snprintf(segs, sizeof(segs), "%" PRIu64, jnum(p, "segments"));
+        snprintf(bad, sizeof(bad), "%" PRIu64, jnum(p, "corrupt_found"));
+        const char *row[] = {
+            id, jtrue(p, "online") ? "online" : "OFFLINE", blobs, used, live, dead, segs, bad};
+        am_table_row(&t, row);
+    }
+    am_table_print(&t, stdout);
+    am_table_release(&t);
+}
+
+/* The first line of `cairn admin status`: the state in a sentence. */
+static void status_summary(const admin_opts *o, const char *body)
+{
+    const char *ec = strstr(body, "\"erasure\":\"");
+    const char *sc = strstr(body, "\"scrub\":{");
+    uint64_t used = 0, bad = 0;
+    const char *d = strstr(body, "\"drives\":[");
+    for (const char *p = d ? strstr(d, "{\"drive\":") : NULL; p; p = strstr(p + 1, "{\"drive\":"))
+        used += jnum(p, "used_bytes"), bad += jnum(p, "corrupt_found");
+    char u[24], ago[24] = "never", prof[32];
+    const char *dur = strstr(body, "\"durability\":{\"k\":"); /* a cluster node's layout */
+    if (dur && jnum(dur, "k") > 0)
+        snprintf(prof, sizeof(prof), "%" PRIu64 "+%" PRIu64, jnum(dur, "k"), jnum(dur, "m"));
+    else
+        snprintf(prof, sizeof(prof), "%.*s", ec ? (int)strcspn(ec + 11, "\"") : 1,
+                 ec ? ec + 11 : "?");
+    am_bytes(used, u, sizeof(u));
+    if (sc)
+        am_ago(cm_now_ms(), (int64_t)jnum(sc, "last_end_ms"), ago, sizeof(ago));
+    printf("cairn at %s:%s: %s; erasure %s; %" PRIu64 "/%" PRIu64 " drives online; %s used; "
+           "%" PRIu64 " checksum failures; scrub %s, last pass ended %s\n",
+           o->host, o->port, jtrue(body, "ready") ? "ready" : "NOT READY", prof,
+           jnum(body, "drives_online"), jnum(body, "drives_total"), u, bad,
+           !sc                    ? "off"
+           : jtrue(sc, "running") ? "RUNNING"
+                                  : "idle",
+           ago);
 }
 
 static int cmd_status(const admin_opts *o)
 {
     http_resp r;
-    if (get_json(o, "/admin/status", &r) != 0)
-        return 1;
-    const char *ec = strstr(r.body, "\"erasure\":\"");
-    printf("cairn at %s:%s: %s, erasure %.*s, drives online %" PRIu64 " of %" PRIu64 "\n", o->host,
-           o->port, jtrue(r.body, "ready") ? "ready" : "not ready",
-           ec ? (int)strcspn(ec + 11, "\"") : 1, ec ? ec + 11 : "?", jnum(r.body, "drives_online"),
-           jnum(r.body, "drives_total"));
-    printf("%-6s %-8s %8s %11s %11s %11s %9s %8s\n", "drive", "state", "blobs", "used", "live",
-           "reclaimable", "segments", "corrupt");
-    const char *d = strstr(r.body, "\"drives\":[");
-    for (const char *p = d ? strstr(d, "{\"drive\":") : NULL; p; p = strstr(p + 1, "{\"drive\":")) {
-        char used[32], live[32], dead[32];
-        fmt_bytes(jnum(p, "used_bytes"), used, sizeof(used));
-        fmt_bytes(jnum(p, "live_bytes"), live, sizeof(live));
-        fmt_bytes(jnum(p, "reclaimable_bytes"), dead, sizeof(dead));
-        printf("%-6" PRIu64 " %-8s %8" PRIu64 " %11s %11s %11s %9" PRIu64 " %8" PRIu64 "\n",
-               jnum(p, "drive"), jtrue(p, "online") ? "online" : "OFFLINE", jnum(p, "blobs"), used,
-               live, dead, jnum(p, "segments"), jnum(p, "corrupt_found"));
+    int rc = admin_get_json(o, "/admin/status", &r);
+    if (rc != 0)
+        return rc;
+    if (o->json) {
+        json_t *doc = json_loads(r.body, 0, NULL);
+        free(r.body);
+        if (!doc) {
+            fprintf(stderr, "cairn admin: GET /admin/status: the answer is not JSON\n");
+            return AM_EXIT_SERVER;
+        }
+        admin_status_durability(NULL, doc);
+        admin_print_json(doc);
+        return 0;
     }
+    status_summary(o, r.body);
+    admin_status_durability(r.body, NULL);
+    status_drives(r.body);
     printf("used: disk space of the segment files; live: data of live blobs; reclaimable: used "
            "space holding no live data\n");
     compression_line(r.body);
@@ -718,25 +819,14 @@ static int cmd_status(const admin_opts *o)
 
 /* ---- the repair pass of a cluster node (cmd/cluster_repair.c) ---- */
 
-static void fmt_secs(double s, char *out, size_t cap)
+/* The progress of a repair pass: records scanned of the records, and its counts. */
+static void repair_numbers(const char *r, double *done, double *total, char *extra, size_t cap)
 {
-    if (s < 0)
-        snprintf(out, cap, "unknown");
-    else
-        snprintf(out, cap, "%.1f s", s);
-}
-
-static void repair_progress(const char *r, int tty)
-{
-    uint64_t sc = jnum(r, "scanned"), rec = jnum(r, "records");
-    char eta[32];
-    fmt_secs(jdbl(r, "eta_s"), eta, sizeof(eta));
-    fprintf(stderr,
-            "%srepair: %" PRIu64 "/%" PRIu64 " records (%.0f%%), degraded %" PRIu64
-            ", healed %" PRIu64 ", failed %" PRIu64 ", %.1f MB/s, ETA %s%s",
-            tty ? "\r" : "", sc, rec, rec ? 100.0 * (double)sc / (double)rec : 100.0,
-            jnum(r, "degraded"), jnum(r, "healed"), jnum(r, "failed"), jdbl(r, "mbps"), eta,
-            tty ? "   " : "\n");
+    *done = (double)jnum(r, "scanned");
+    *total = (double)jnum(r, "records");
+    snprintf(extra, cap,
+             "degraded %" PRIu64 ", healed %" PRIu64 ", failed %" PRIu64 ", %.1f MB/s rebuilt",
+             jnum(r, "degraded"), jnum(r, "healed"), jnum(r, "failed"), jdbl(r, "mbps"));
 }
 
 /* The "repair" member (in /admin/status or /admin/repair) as lines. */
@@ -748,9 +838,9 @@ static void repair_block(const char *js)
     const char *d = strstr(r, "\"durability\":{");
     const char *why = strstr(r, "\"reason\":\"");
     char b[32], eta[32], full[32], t1[32], t2[32];
-    fmt_bytes(jnum(r, "bytes"), b, sizeof(b));
-    fmt_secs(jdbl(r, "eta_s"), eta, sizeof(eta));
-    fmt_secs(jdbl(r, "full_redundancy_s"), full, sizeof(full));
+    am_bytes(jnum(r, "bytes"), b, sizeof(b));
+    am_duration(jdbl(r, "eta_s"), eta, sizeof(eta));
+    am_duration(jdbl(r, "full_redundancy_s"), full, sizeof(full));
     fmt_time((int64_t)jnum(r, "start_ms"), t1, sizeof(t1));
     fmt_time((int64_t)jnum(r, "end_ms"), t2, sizeof(t2));
     printf("repair: %s, %" PRIu64 " passes, every %" PRIu64 " s (0 = on events), limit %g MB/s\n",
@@ -785,23 +875,25 @@ static int repair_failed(const char *js)
 static int repair_now(const admin_opts *o)
 {
     http_resp r;
-    if (request(o, "POST", "/admin/repair", &r) != 0)
-        return 1;
+    int rc = request(o, "POST", "/admin/repair", &r);
+    if (rc != 0)
+        return rc;
     if (r.status != 202) {
-        fprintf(stderr, "cairn admin repair: HTTP %d\n%s\n", r.status, r.body);
+        rc = http_failure("POST /admin/repair", &r);
         free(r.body);
-        return 1;
+        return rc;
     }
     uint64_t seq = jnum(r.body, "pass");
     free(r.body);
-    printf("repair pass %" PRIu64 " requested\n", seq);
-    fflush(stdout);
+    pass_started(o, "repair", seq, 0);
     static const pass_view repair = {.path = "/admin/repair",
-                                     .progress = repair_progress,
+                                     .label = "repair",
+                                     .unit = "records",
+                                     .numbers = repair_numbers,
                                      .result = repair_block,
                                      .failed = repair_failed,
                                      .poll_ms = 500,
-                                     .quiet_ms = 0};
+                                     .quiet_ms = 2000};
     return o->wait ? follow_pass(o, &repair, seq) : 0;
 }
 
@@ -828,8 +920,9 @@ static int cmd_object_cells(const admin_opts *o, const char *bucket, const char 
     uri_encode(bucket, eb, sizeof(eb));
     uri_encode(key, ek, sizeof(ek));
     snprintf(path, sizeof(path), "/admin/object-cells?bucket=%s&key=%s", eb, ek);
-    if (get_json(o, path, &r) != 0)
-        return 1;
+    int rc = admin_get_json(o, path, &r);
+    if (rc != 0)
+        return rc;
     json_t *doc = json_loads(r.body, 0, NULL), *parts = json_object_get(doc, "parts"), *p;
     size_t i;
     int bad = !json_is_array(parts);
@@ -941,9 +1034,13 @@ static int cmd_user(const admin_opts *o, const char *verb, const char *sub, cons
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]\n"
-            "       cairn admin status [--endpoint URL] [--data DIR]\n"
-            "       cairn admin repair [--endpoint URL] [--data DIR] [--wait]\n"
+            "usage: cairn admin status  [--json] [--endpoint URL] [--data DIR]\n"
+            "       cairn admin drives  [--json] [--endpoint URL] [--data DIR]\n"
+            "       cairn admin buckets [--json] [--endpoint URL] [--data DIR]\n"
+            "       cairn admin scrub   [--wait] [--json] [--endpoint URL] [--data DIR]\n"
+            "       cairn admin repair  [--wait] [--json] [--endpoint URL] [--data DIR]\n"
+            "       cairn admin layout  [--json] [--endpoint URL] [--data DIR]  (as the node "
+            "sees it)\n"
             "       cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]\n"
             "       cairn admin user create|disable|enable|delete NAME [--endpoint URL]\n"
             "       cairn admin user list [--endpoint URL]\n"
@@ -957,8 +1054,9 @@ static void usage(FILE *f)
             "Endpoint default http://127.0.0.1:9000; an https:// one is verified against\n"
             "--ca-cert FILE (else CAIRN_CA_CERT, else the system's CAs). Credentials:\n"
             "CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
-            "scrub exits 0 when the pass ends without repair failures, 3 when some failed;\n"
-            "repair --wait likewise. object-cells exits 3 unless every cell is healthy at home.\n");
+            "Exit codes (docs/admin.md): 0 ok, 1 other failure, 2 usage, 3 a scrub/repair pass\n"
+            "failed some repairs or object-cells found a cell unhealthy or away from home,\n"
+            "4 endpoint unreachable, 5 credentials refused, 6 server error.\n");
 }
 
 int cmd_admin(int argc, char **argv)
@@ -972,7 +1070,10 @@ int cmd_admin(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "layout") == 0) /* no endpoint, no credentials: offline or etcd */
+    /* `layout` with a verb: offline or etcd, no endpoint; without one: the node's view */
+    int layout_view = strcmp(argv[1], "layout") == 0 &&
+                      (argc == 2 || (strncmp(argv[2], "--", 2) == 0 && strcmp(argv[2], "--help")));
+    if (strcmp(argv[1], "layout") == 0 && !layout_view)
         return cmd_layout(argc - 1, argv + 1);
     if (strcmp(argv[1], "etcd-check") == 0)
         return cmd_admin_etcd_check(argc - 1, argv + 1);
@@ -987,6 +1088,8 @@ int cmd_admin(int argc, char **argv)
             pos[npos++] = argv[i];
         else if (strcmp(argv[i], "--wait") == 0)
             o.wait = 1;
+        else if (strcmp(argv[i], "--json") == 0)
+            o.json = 1;
         else if (strcmp(argv[i], "--endpoint") == 0 && v)
             endpoint = argv[++i];
         else if (strcmp(argv[i], "--data") == 0 && v)
@@ -996,19 +1099,25 @@ int cmd_admin(int argc, char **argv)
         else if (strcmp(argv[i], "--region") == 0 && v)
             snprintf(o.region, sizeof(o.region), "%s", argv[++i]);
         else {
-            fprintf(stderr, "cairn admin: unknown or incomplete argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            fprintf(stderr, "cairn admin: unknown or incomplete argument '%s' (see --help)\n",
+                    argv[i]);
+            return AM_EXIT_USAGE;
         }
     }
     if (parse_endpoint(&o, endpoint) != 0 || load_credentials(&o, data) != 0)
-        return 1;
+        return AM_EXIT_FAIL;
     if (strcmp(argv[1], "scrub") == 0)
         return cmd_scrub(&o);
     if (strcmp(argv[1], "status") == 0)
         return cmd_status(&o);
     if (strcmp(argv[1], "repair") == 0)
         return repair_now(&o);
+    if (strcmp(argv[1], "drives") == 0)
+        return admin_drives(&o);
+    if (strcmp(argv[1], "buckets") == 0)
+        return admin_buckets(&o);
+    if (layout_view)
+        return admin_layout_view(&o);
     if (strcmp(argv[1], "object-cells") == 0 && npos == 2)
         return cmd_object_cells(&o, pos[0], pos[1]);
     if (user && npos >= 1) {
@@ -1019,5 +1128,5 @@ int cmd_admin(int argc, char **argv)
     }
     fprintf(stderr, "cairn admin: unknown command '%s'\n", argv[1]);
     usage(stderr);
-    return 2;
+    return AM_EXIT_USAGE;
 }

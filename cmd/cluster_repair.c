@@ -580,8 +580,11 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
     double mbps = measured ? heal : c->cfg.mbps;
     pl_dur_input in;
     pl_dur_result dr = {0};
-    int have_dur = co_layout_current(c->cfg.layout, &t, NULL) == CM_OK &&
-                   durability(t, mbps, drive_bytes, &in, &dr);
+    int k = 0, m = 0; /* the profile of new bodies, for `cairn admin status` (docs/admin.md) */
+    int have_t = co_layout_current(c->cfg.layout, &t, NULL) == CM_OK;
+    if (have_t)
+        pl_default_profile(t, &k, &m);
+    int have_dur = have_t && durability(t, mbps, drive_bytes, &in, &dr);
     pl_topology_free(t);
     int n = snprintf(
         out, cap,
@@ -590,7 +593,7 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         "\"degraded\":%llu,\"healed\":%llu,\"failed\":%llu,\"cells\":%llu,\"bytes\":%llu,"
         "\"mbps\":%.3f,\"disk_mbps\":%.1f,\"disk_share\":%.4f,\"eta_s\":%.1f,"
         "\"full_redundancy_s\":%.3f,\"limit_mbps\":%.1f,\"interval_s\":%d,"
-        "\"durability\":{\"known\":%s,\"measured\":%s,\"mbps_per_node\":%.3f,"
+        "\"durability\":{\"k\":%d,\"m\":%d,\"known\":%s,\"measured\":%s,\"mbps_per_node\":%.3f,"
         "\"cluster_mbps\":%.3f,\"drive_bytes\":%.0f,\"repair_h\":%.3f,\"nines\":%.2f,"
         "\"az_nines\":%.2f}}",
         running ? "true" : "false", (unsigned long long)passes, (unsigned long long)requested,
@@ -598,7 +601,7 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         (unsigned long long)s.scanned, (unsigned long long)s.parts, (unsigned long long)s.degraded,
         (unsigned long long)s.healed, (unsigned long long)s.failed, (unsigned long long)s.cells,
         (unsigned long long)s.bytes, s.mbps, disk, disk > 0 ? s.mbps / disk : 0, s.eta_s,
-        s.full_redundancy_s, c->cfg.mbps, c->cfg.interval_s, have_dur ? "true" : "false",
+        s.full_redundancy_s, c->cfg.mbps, c->cfg.interval_s, k, m, have_dur ? "true" : "false",
         measured ? "true" : "false", mbps, have_dur ? in.repair_mbps : 0,
         have_dur ? in.drive_bytes : 0, dr.repair_h, dr.nines, dr.az_nines);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;

@@ -12,15 +12,17 @@
  *                        to a bearer token or an allowed address: [metrics] token / allow
  *                        (gw_metrics_acl.c); rendered on a worker (statvfs, store stats)
  *   GET|POST /admin/users  users and access keys (gw_users.c; docs/users.md)
+ *   GET  /admin/drives, /admin/buckets   the drive and bucket tables (gw_admin_lists.c)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
  *                        answered on a worker; 503 on a node without them)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
  * so they shadow just a few S3 requests: a V1 listing of a bucket named "metrics" without any
- * query parameter, and keys "scrub", "status", "repair", "users" and "object-cells" in a bucket
- * named "admin". /admin/ requests must be SigV4-signed (header auth) with the root credentials,
- * exactly as S3 requests are; a user's key or an unsigned request is AccessDenied.
+ * query parameter, and keys "scrub", "status", "repair", "users", "object-cells", "drives" and
+ * "buckets" in a bucket named "admin". /admin/ requests must be SigV4-signed (header auth) with
+ * the root credentials, exactly as S3 requests are; a user's key or an unsigned request is
+ * AccessDenied.
  *
  * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
  *
@@ -613,7 +615,9 @@ int gw_admin_route(gw_req *r)
     int repair = plen == 13 && strncmp(t, "/admin/repair", 13) == 0;
     int cells = plen == 19 && strncmp(t, "/admin/object-cells", 19) == 0;
     int users = plen == 12 && strncmp(t, "/admin/users", 12) == 0;
-    if (!scrub && !status && !repair && !cells && !users)
+    int drives = plen == 13 && strncmp(t, "/admin/drives", 13) == 0;
+    int buckets = plen == 14 && strncmp(t, "/admin/buckets", 14) == 0;
+    if (!scrub && !status && !repair && !cells && !users && !drives && !buckets)
         return 0;
     r->opk = GW_OP_Admin;
     gw_s3err e = gw_authenticate(r);
@@ -631,6 +635,8 @@ int gw_admin_route(gw_req *r)
         admin_status(r);
     else if ((repair && (get || post)) || (cells && get))
         admin_ext(r, cells, post);
+    else if ((drives || buckets) && get)
+        gw_admin_lists(r, buckets); /* gw_admin_lists.c */
     else
         gw_admin_json(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
     return 1;

@@ -258,6 +258,8 @@ gw_s3err gw_acl_from_request(gw_req *r, uint8_t own, uint8_t pab, uint8_t *acl);
 /* "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter" into *out (md_ownership);
  * -1 for another value. */
 int gw_ownership_parse(const char *v, uint8_t *out);
+/* GET /admin/drives (buckets 0) or /admin/buckets (1), authenticated (gw_admin_lists.c). */
+void gw_admin_lists(gw_req *r, int buckets);
 
 /* ---- request bodies (leasing, reading and freeing them is the object layer's: ob.h) ---- */
 

@@ -116,7 +116,7 @@ h_eq "/metrics shows the repairs" "cairn_scrub_repaired_total $HIT" \
 h_eq "unsigned POST /admin/scrub is refused" 403 \
     "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$H_ENDPOINT/admin/scrub")"
 h_run "cairn admin status" admin status && printf '%s\n' "$H_OUT" | head -8
-grep -q "drives online 6 of 6" <<<"$H_OUT" && h_ok "status shows 6 drives online" ||
+grep -q "; 6/6 drives online;" <<<"$H_OUT" && h_ok "status shows 6 drives online" ||
     h_bad "status shows 6 drives online" "$H_OUT"
 
 h_run "second scrub pass" admin scrub --wait

@@ -1,0 +1,40 @@
+/*
+ * cmd/admin_int.h - what admin.c (options, signed requests) shares with admin_views.c (the
+ * drives, buckets, layout and durability views) inside `cairn admin` (docs/admin.md).
+ */
+#ifndef CMD_ADMIN_INT_H
+#define CMD_ADMIN_INT_H
+
+#include <stdint.h>
+
+#include "admin_fmt.h"
+
+typedef struct {
+    char host[256];
+    char port[8];
+    char access_key[128];
+    char secret_key[128];
+    char region[64];
+    int wait;
+    int json;            /* --json: machine-readable output on stdout */
+    int tls;             /* https:// endpoint */
+    const char *ca_file; /* --ca-cert or CAIRN_CA_CERT; NULL: the system's store */
+} admin_opts;
+
+typedef struct {
+    int status;
+    char *body; /* NUL-terminated, heap */
+} http_resp;
+
+/* GET path and expect 200 with a body: 0, or an AM_EXIT_* code after a one-line message. */
+int admin_get_json(const admin_opts *o, const char *path, http_resp *r);
+
+int admin_drives(const admin_opts *o);
+int admin_buckets(const admin_opts *o);
+int admin_layout_view(const admin_opts *o);
+/* The durability block of a status document: a line (text) or a "durability" member (json). */
+void admin_status_durability(const char *status_body, void *json_doc);
+/* Print doc (a jansson json_t *) on stdout, indented; steals the reference. */
+void admin_print_json(void *doc);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * cmd/admin_views.c - `cairn admin drives|buckets|layout` and the durability estimate of
+ * `cairn admin status` (docs/admin.md).
+ *
+ * Each view reads one admin API document (GET /admin/drives, /admin/buckets, /admin/status),
+ * parses it with jansson and prints either a summary line and an aligned table, or with --json
+ * one JSON document on stdout whose field names are the API's (stable: docs/admin.md lists them).
+ * The durability estimate is computed here, from the status document (admin_fmt.c has the
+ * model), so single nodes and cluster nodes share it.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_int.h"
+
+#define AFR_ASSUMED 0.01 /* per drive and year (docs/admin.md, "Durability") */
+
+static long long jint(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+void admin_print_json(void *doc)
+{
+    json_dumpf((json_t *)doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    json_decref((json_t *)doc);
+}
+
+/* GET path and parse it: 0 and *doc, or an exit code. */
+static int get_doc(const admin_opts *o, const char *path, json_t **doc)
+{
+    http_resp r;
+    json_error_t err;
+    int rc = admin_get_json(o, path, &r);
+    if (rc != 0)
+        return rc;
+    *doc = json_loads(r.body, 0, &err);
+    free(r.body);
+    if (!*doc) {
+        fprintf(stderr, "cairn admin: GET %s: the answer is not JSON (%s)\n", path, err.text);
+        return AM_EXIT_SERVER;
+    }
+    return 0;
+}
+
+/* ---- drives ---- */
+
+int admin_drives(const admin_opts *o)
+{
+    json_t *doc = NULL, *d;
+    int rc = get_doc(o, "/admin/drives", &doc);
+    if (rc != 0)
+        return rc;
+    if (o->json) {
+        admin_print_json(doc);
+        return 0;
+    }
+    json_t *drives = json_object_get(doc, "drives");
+    long long now = jint(doc, "now_ms"), fails = 0, last = 0;
+    unsigned long long used = 0, avail = 0;
+    size_t i;
+    am_table t;
+    static const char *const head[] = {"drive",      "state", "used",      "free",
+                                       "size",       "blobs", "live data", "checksum failures",
+                                       "last scrub", "folder"};
+    if (am_table_init(&t, "llrrrrrrll", head) != 0) {
+        json_decref(doc);
+        return AM_EXIT_FAIL;
+    }
+    json_array_foreach(drives, i, d)
+    {
+        char id[16], u[24], f[24], s[24], b[24], l[24], c[24], ago[24];
+        snprintf(id, sizeof(id), "%lld", jint(d, "drive"));
+        am_bytes((uint64_t)jint(d, "used_bytes"), u, sizeof(u));
+        am_bytes((uint64_t)jint(d, "fs_free_bytes"), f, sizeof(f));
+        am_bytes((uint64_t)jint(d, "fs_total_bytes"), s, sizeof(s));
+        snprintf(b, sizeof(b), "%lld", jint(d, "blobs"));
+        am_bytes((uint64_t)jint(d, "live_bytes"), l, sizeof(l));
+        snprintf(c, sizeof(c), "%lld", jint(d, "checksum_failures"));
+        am_ago(now, jint(d, "last_scrub_ms"), ago, sizeof(ago));
+        const char *row[] = {id, jstr(d, "state"), u, f, s, b, l, c, ago, jstr(d, "dir")};
+        am_table_row(&t, row);
+        used += (unsigned long long)jint(d, "used_bytes");
+        avail += (unsigned long long)jint(d, "fs_free_bytes");
+        fails += jint(d, "checksum_failures");
+        last = jint(d, "last_scrub_ms") > last ? jint(d, "last_scrub_ms") : last;
+    }
+    char u[24], f[24], ago[24];
+    am_bytes(used, u, sizeof(u));
+    am_bytes(avail, f, sizeof(f));
+    am_ago(now, last, ago, sizeof(ago));
+    printf("%lld drives, %lld online; %s used, %s free; %lld checksum failures; last scrub %s%s\n",
+           jint(doc, "drives_total"), jint(doc, "drives_online"), u, f, fails, ago,
+           json_is_true(json_object_get(doc, "scrub_running")) ? " (a pass is running)" : "");
+    am_table_print(&t, stdout);
+    am_table_release(&t);
+    json_decref(doc);
+    return 0;
+}
+
+/* ---- buckets ---- */
+
+int admin_buckets(const admin_opts *o)
+{
+    json_t *doc = NULL, *b;
+    int rc = get_doc(o, "/admin/buckets", &doc);
+    if (rc != 0)
+        return rc;
+    if (o->json) {
+        admin_print_json(doc);
+        return 0;
+    }
+    json_t *list = json_object_get(doc, "buckets");
+    long long now = jint(doc, "now_ms");
+    unsigned long long objects = 0, bytes = 0;
+    int inexact = 0;
+    size_t i;
+    am_table t;
+    static const char *const head[] = {"bucket",     "owner",     "objects", "size",
+                                       "versioning", "lifecycle", "created"};
+    if (am_table_init(&t, "llrrlll", head) != 0) {
+        json_decref(doc);
+        return AM_EXIT_FAIL;
+    }
+    json_array_foreach(list, i, b)
+    {
+        int exact = json_is_true(json_object_get(b, "exact"));
+        char n[32], s[32], ago[24];
+        snprintf(n, sizeof(n), "%s%lld", exact ? "" : ">=", jint(b, "objects"));
+        am_bytes((uint64_t)jint(b, "bytes"), s, sizeof(s));
+        if (!exact) {
+            size_t l = strlen(s);
+            memmove(s + 2, s, l + 1);
+            memcpy(s, ">=", 2);
+        }
+        am_ago(now, jint(b, "created_ms"), ago, sizeof(ago));
+        const char *row[] = {jstr(b, "name"),
+                             jstr(b, "owner"),
+                             n,
+                             s,
+                             jstr(b, "versioning"),
+                             json_is_true(json_object_get(b, "lifecycle")) ? "yes" : "no",
+                             ago};
+        am_table_row(&t, row);
+        objects += (unsigned long long)jint(b, "objects");
+        bytes += (unsigned long long)jint(b, "bytes");
+        inexact |= !exact;
+    }
+    char s[24];
+    am_bytes(bytes, s, sizeof(s));
+    printf("%zu buckets, %s%llu objects, %s%s%s\n", json_array_size(list), inexact ? ">=" : "",
+           objects, inexact ? ">=" : "", s,
+           inexact ? " (counting stopped at the scan budget; see docs/admin.md)" : "");
+    if (json_array_size(list) > 0)
+        am_table_print(&t, stdout);
+    am_table_release(&t);
+    json_decref(doc);
+    return 0;
+}
+
+/* ---- durability ---- */
+
+/* The model's input from a status document (see the file-top note of admin_fmt.c). */
+static void durability_input(json_t *st, am_dur_in *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->afr = AFR_ASSUMED;
+    if (sscanf(jstr(st, "erasure"), "%d+%d", &in->k, &in->m) != 2)
+        in->k = in->m = 0;
+    json_t *drives = json_object_get(st, "drives"), *d, *n;
+    size_t i;
+    double sum = 0, max = 0;
+    json_array_foreach(drives, i, d)
+    {
+        double l = (double)jint(d, "live_bytes");
+        sum += l;
+        max = l > max ? l : max;
+    }
+    in->drives = (int)json_array_size(drives);
+    in->az_drives = in->drives;
+    in->drive_bytes = max;
+    /* a single node rebuilds a lost drive with a scrub pass, which reads every drive: the
+     * measured pass speed times the lost drive's share of the data */
+    json_t *s = json_object_get(st, "scrub"), *pass = json_object_get(s, "pass");
+    double secs = (double)(jint(s, "last_end_ms") - jint(s, "last_start_ms")) / 1e3;
+    double pass_bytes = (double)jint(pass, "bytes");
+    double scrub_bps = 0;
+    if (secs > 0 && pass_bytes > 0 && !json_is_true(json_object_get(s, "running")))
+        scrub_bps = pass_bytes / secs, in->measured = 1;
+    else
+        scrub_bps = json_number_value(json_object_get(s, "rate_mb")) * 1e6;
+    in->repair_bps = sum > 0 && max > 0 ? scrub_bps * max / sum : scrub_bps;
+    /* a cluster node: the layout's nodes and AZs, the cluster's drives, the repair's speed */
+    json_t *c = json_object_get(st, "cluster"), *nodes = json_object_get(c, "nodes");
+    if (json_array_size(nodes) == 0)
+        return;
+    const char *azs[64];
+    int az_drives[64] = {0}, naz = 0, ndrives = 0, nnodes = 0;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *az = jstr(n, "az");
+        if (!json_is_true(json_object_get(n, "in_layout")) ||
+            strcmp(jstr(n, "layout_state"), "removed") == 0)
+            continue;
+        int a = am_name_index(azs, &naz, 64, az);
+        if (a >= 0)
+            az_drives[a] += (int)jint(n, "drives");
+        ndrives += (int)jint(n, "drives");
+        nnodes++;
+    }
+    if (nnodes == 0)
+        return;
+    in->nodes = nnodes, in->azs = naz, in->drives = ndrives, in->az_drives = 0;
+    for (int a = 0; a < naz; a++)
+        in->az_drives = az_drives[a] > in->az_drives ? az_drives[a] : in->az_drives;
+    json_t *dur = json_object_get(json_object_get(st, "repair"), "durability");
+    if (jint(dur, "k") > 0) /* a cluster writes new bodies with the layout's profile */
+        in->k = (int)jint(dur, "k"), in->m = (int)jint(dur, "m");
+    if (json_is_true(json_object_get(dur, "known"))) {
+        in->repair_bps = json_number_value(json_object_get(dur, "cluster_mbps")) * 1e6;
+        in->drive_bytes = json_number_value(json_object_get(dur, "drive_bytes"));
+        in->measured = json_is_true(json_object_get(dur, "measured"));
+    } else {
+        in->repair_bps = 0;
+    }
+}
+
+static json_t *tol_json(int v)
+{
+    return v >= 0 ? json_integer(v) : json_null();
+}
+
+void admin_status_durability(const char *status_body, void *json_doc)
+{
+    json_t *st = json_doc ? (json_t *)json_doc : json_loads(status_body, 0, NULL);
+    am_dur_in in;
+    am_dur_out d;
+    char text[768];
+    durability_input(st, &in);
+    am_durability(&in, &d);
+    am_durability_text(&in, &d, text, sizeof(text));
+    if (!json_doc) {
+        printf("durability: %s\n", text);
+        json_decref(st);
+        return;
+    }
+    json_t *j =
+        json_pack("{s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:o,s:b,s:f,s:b,s:f,s:f}", "k", in.k, "m", in.m,
+                  "drives", in.drives, "nodes", in.nodes, "azs", in.azs, "tolerated_drive_losses",
+                  tol_json(d.tol_drives), "tolerated_node_losses", tol_json(d.tol_nodes),
+                  "tolerated_az_losses", tol_json(d.tol_azs), "known", d.known,
+                  "repair_bytes_per_s", in.repair_bps, "repair_rate_measured", in.measured,
+                  "drive_bytes", in.drive_bytes, "afr_assumed", in.afr);
+    if (j && d.known) {
+        json_object_set_new(j, "rebuild_s", json_real(d.rebuild_s));
+        json_object_set_new(j, "annual_loss_probability", json_real(d.p_loss_year));
+        json_object_set_new(j, "nines", json_real(isfinite(d.nines) ? d.nines : 99.0));
+    }
+    if (j) {
+        json_object_set_new(j, "text", json_string(text));
+        json_object_set_new(st, "durability", j);
+    }
+}
+
+/* ---- layout ---- */
+
+int admin_layout_view(const admin_opts *o)
+{
+    json_t *st = NULL, *n;
+    int rc = get_doc(o, "/admin/status", &st);
+    if (rc != 0)
+        return rc;
+    am_dur_in in;
+    am_dur_out d;
+    durability_input(st, &in);
+    am_durability(&in, &d);
+    json_t *c = json_object_get(st, "cluster"), *nodes = json_object_get(c, "nodes");
+    char profile[24]; /* on a cluster node the layout's, not the local configuration's */
+    snprintf(profile, sizeof(profile), "%d+%d", in.k, in.m);
+    if (o->json) {
+        json_t *out = json_pack("{s:b,s:s,s:i,s:i,s:I,s:o,s:o,s:o,s:o}", "clustered", c != NULL,
+                                "erasure", profile, "k", in.k, "m", in.m, "layout_epoch",
+                                (json_int_t)jint(c, "layout_epoch"), "tolerated_drive_losses",
+                                tol_json(d.tol_drives), "tolerated_node_losses",
+                                tol_json(d.tol_nodes), "tolerated_az_losses", tol_json(d.tol_azs),
+                                "nodes", nodes ? json_incref(nodes) : json_array());
+        json_object_set_new(out, "drives", json_integer(in.drives));
+        json_object_set_new(out, "azs", json_integer(in.azs));
+        json_decref(st);
+        admin_print_json(out);
+        return 0;
+    }
+    if (!c) {
+        printf("single node, no cluster layout: erasure %s over %d drives; tolerates %d drive "
+               "losses\n",
+               jstr(st, "erasure"), in.drives, d.tol_drives);
+        json_decref(st);
+        return 0;
+    }
+    char text[768];
+    am_durability_text(&in, &d, text, sizeof(text));
+    printf("layout epoch %lld: %s\n", jint(c, "layout_epoch"), text);
+    am_table t;
+    static const char *const head[] = {"node",   "az",   "address",  "state",
+                                       "drives", "live", "last seen"};
+    size_t i;
+    if (am_table_init(&t, "lllllrl", head) == 0) {
+        json_array_foreach(nodes, i, n)
+        {
+            char dr[16], ago[24];
+            snprintf(dr, sizeof(dr), "%lld", jint(n, "drives"));
+            am_ago(jint(c, "now_ms"), jint(n, "last_seen_ms"), ago, sizeof(ago));
+            const char *row[] = {jstr(n, "id"),
+                                 jstr(n, "az"),
+                                 jstr(n, "addr"),
+                                 json_is_true(json_object_get(n, "in_layout"))
+                                     ? jstr(n, "layout_state")
+                                     : "not in layout",
+                                 dr,
+                                 json_is_true(json_object_get(n, "live")) ? "up" : "DOWN",
+                                 ago};
+            am_table_row(&t, row);
+        }
+        am_table_print(&t, stdout);
+        am_table_release(&t);
+    }
+    json_decref(st);
+    return 0;
+}
