@@ -30,6 +30,41 @@ static cm_err record_get(MDB_txn *txn, md_store *md, const char *name, MDB_val *
     return rc ? md_mdb_err(rc, "get bucket") : CM_OK;
 }
 
+/* One setting's rewrite of a bucket record (md_record.c: every other field kept). */
+typedef cm_err (*rewrite_fn)(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w);
+
+typedef struct {
+    const char *name;
+    rewrite_fn fn;
+    const void *arg;
+    const char *what; /* for the error message */
+} rewrite_op;
+
+static cm_err rewrite_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    rewrite_op *op = arg;
+    MDB_val v;
+    md_wbuf w = {0};
+    (void)wrote;
+    cm_err e = record_get(txn, md, op->name, &v);
+    if (e == CM_OK)
+        e = op->fn(v.mv_data, v.mv_size, op->arg, &w);
+    if (e == CM_OK) {
+        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
+        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
+        e = rc ? md_mdb_err(rc, op->what) : CM_OK;
+    }
+    md_w_free(&w);
+    return e;
+}
+
+static cm_err rewrite(md_store *md, const char *name, rewrite_fn fn, const void *arg,
+                      const char *what)
+{
+    rewrite_op op = {name, fn, arg, what};
+    return md_write(md, rewrite_apply, &op);
+}
+
 cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t *n)
 {
     MDB_txn *txn;
@@ -46,33 +81,20 @@ cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t
 }
 
 typedef struct {
-    const char *name;
     const md_meta *tags;
     size_t n;
-} tags_set_op;
+} tags_arg;
 
-static cm_err tags_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err retag(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    tags_set_op *op = arg;
-    MDB_val v;
-    md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
-    if (e == CM_OK)
-        e = md_bucket_retag(v.mv_data, v.mv_size, op->tags, op->n, &w);
-    if (e == CM_OK) {
-        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket tags") : CM_OK;
-    }
-    md_w_free(&w);
-    return e;
+    const tags_arg *a = arg;
+    return md_bucket_retag(buf, len, a->tags, a->n, w);
 }
 
 cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n)
 {
-    tags_set_op op = {name, tags, n};
-    return md_write(md, tags_set_apply, &op);
+    tags_arg a = {tags, n};
+    return rewrite(md, name, retag, &a, "put bucket tags");
 }
 
 /* ---- The CORS configuration (PutBucketCors), a BT_CORS field of the same record ---- */
@@ -93,94 +115,55 @@ cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *le
 }
 
 typedef struct {
-    const char *name;
     const char *xml;
     size_t len;
-} cors_set_op;
+} cors_arg;
 
-static cm_err cors_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err recors(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    cors_set_op *op = arg;
-    MDB_val v;
-    md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
-    if (e == CM_OK)
-        e = md_bucket_encode_cors(v.mv_data, v.mv_size, op->xml, op->len, &w);
-    if (e == CM_OK) {
-        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket cors") : CM_OK;
-    }
-    md_w_free(&w);
-    return e;
+    const cors_arg *a = arg;
+    return md_bucket_encode_cors(buf, len, a->xml, a->len, w);
 }
 
 cm_err md_bucket_cors_set(md_store *md, const char *name, const char *xml, size_t len)
 {
-    cors_set_op op = {name, xml, len};
-    return md_write(md, cors_set_apply, &op);
+    cors_arg a = {xml, len};
+    return rewrite(md, name, recors, &a, "put bucket cors");
 }
 
 /* ---- The default encryption (PutBucketEncryption), a BT_SSE field of the same record ---- */
 
 typedef struct {
-    const char *name;
     uint8_t mode, bucket_key;
-} sse_set_op;
+} sse_arg;
 
-static cm_err sse_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err resse(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    sse_set_op *op = arg;
-    MDB_val v;
-    md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
-    if (e == CM_OK)
-        e = md_bucket_encode_sse(v.mv_data, v.mv_size, op->mode, op->bucket_key, &w);
-    if (e == CM_OK) {
-        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket encryption") : CM_OK;
-    }
-    md_w_free(&w);
-    return e;
+    const sse_arg *a = arg;
+    return md_bucket_encode_sse(buf, len, a->mode, a->bucket_key, w);
 }
 
 cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t bucket_key)
 {
-    sse_set_op op = {name, mode, bucket_key};
-    return md_write(md, sse_set_apply, &op);
+    sse_arg a = {mode, bucket_key};
+    return rewrite(md, name, resse, &a, "put bucket encryption");
 }
 
 /* ---- Access settings (canned ACL, PublicAccessBlock, object ownership: docs/users.md) ---- */
 
 typedef struct {
-    const char *name;
     const md_bucket *from;
     unsigned fields; /* MD_ACCESS_* */
-} access_set_op;
+} access_arg;
 
-static cm_err access_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err reaccess(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    access_set_op *op = arg;
-    MDB_val v;
-    md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
-    if (e == CM_OK)
-        e = md_bucket_encode_access(v.mv_data, v.mv_size, op->from, op->fields, &w);
-    if (e == CM_OK) {
-        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket access settings") : CM_OK;
-    }
-    md_w_free(&w);
-    return e;
+    const access_arg *a = arg;
+    return md_bucket_encode_access(buf, len, a->from, a->fields, w);
 }
 
 cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields)
 {
-    access_set_op op = {name, from, fields};
-    return md_write(md, access_set_apply, &op);
+    access_arg a = {from, fields};
+    return rewrite(md, name, reaccess, &a, "put bucket access settings");
 }
