@@ -25,7 +25,8 @@ def client(who):
         "s3", endpoint_url=EP, region_name="us-east-1",
         aws_access_key_id=os.environ[who + "_AK"],
         aws_secret_access_key=os.environ[who + "_SK"],
-        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"},
+                      signature_version="s3v4"))  # also for generate_presigned_post
 
 
 def check(name, cond, detail=""):
@@ -70,6 +71,26 @@ def anon_denied(name, method, path, data=None):
 
 def body(c, bucket, key):
     return c.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def post_form(post, data):
+    """A browser form upload (POST Object) of data with boto3's generate_presigned_post fields:
+    (status, body)."""
+    bnd = "----cairnusers"
+    parts = []
+    for k, v in post["fields"].items():
+        parts.append('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                     % (bnd, k, v))
+    head = "".join(parts) + ('--%s\r\nContent-Disposition: form-data; name="file"; '
+                             'filename="f.txt"\r\nContent-Type: text/plain\r\n\r\n' % bnd)
+    form = head.encode() + data + ("\r\n--%s--\r\n" % bnd).encode()
+    req = urllib.request.Request(post["url"], data=form, method="POST",
+                                 headers={"Content-Type": "multipart/form-data; boundary=" + bnd})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
 
 
 def policy(*statements):
@@ -144,6 +165,16 @@ def main():
            lambda: carol.get_object(Bucket=B, Key="pub/a.txt"))
     st = alice.get_bucket_policy_status(Bucket=B)["PolicyStatus"]["IsPublic"]
     check("GetBucketPolicyStatus: not public", st is False, str(st))
+
+    # a browser form upload (POST Object) is the signer's write: bob may only read pub/
+    st, b = post_form(bob.generate_presigned_post(B, "pub/posted.txt"), b"from bob's form")
+    check("bob's POST Object into alice's bucket is 403 AccessDenied",
+          st == 403 and b"<Code>AccessDenied</Code>" in b, "got %s %r" % (st, b[:200]))
+    code, _ = code_of(lambda: alice.head_object(Bucket=B, Key="pub/posted.txt"))
+    check("bob's refused POST stored nothing", code in ("404", "NoSuchKey"), str(code))
+    st, b = post_form(alice.generate_presigned_post(B, "pub/posted.txt"), b"from alice's form")
+    check("the owner's POST Object is stored", st == 204 and
+          body(alice, B, "pub/posted.txt") == b"from alice's form", "got %s %r" % (st, b[:200]))
 
     # a user's presigned URLs and SigV2 requests carry the user's rights, no more
     url = bob.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "pub/a.txt"})
