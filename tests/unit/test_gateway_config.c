@@ -82,7 +82,7 @@ static void test_bad_value_for_every_key(void)
     size_t n;
     const cm_cfg_key *keys = cmd_server_keys(&n);
     CU_ASSERT_TRUE_FATAL(n <= SERVER_NKEYS_MAX);
-    char *text = malloc(16384), *bad = malloc(8192), msg[1024], want[256];
+    char *text = malloc(16384), *bad = malloc(8192), msg[1024], want[640];
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
     for (size_t i = 0; i < n; i++) {
