@@ -384,7 +384,7 @@
             clear(hl);
             hl.appendChild(el('span', st.ready ? 'ready' : 'not ready', st.ready ? 'ok' : 'bad'));
             hl.appendChild(document.createTextNode('; erasure ' + (st.erasure || '?') + '; ' + st.drives_online + '/' +
-                                                   st.drives_total + ' drives online; metadata ' + (st.meta && st.meta.healthy === false ? 'FAILED' : 'healthy') +
+                                                   st.drives_total + ' drives online; metadata ' + (st.meta ? st.meta.copies_healthy + '/' + st.meta.copies + ' copies healthy' : '?') +
                                                    (st.cluster ? '; cluster node' : '; single node')));
             var rows = $('drive-rows');
             clear(rows);
@@ -412,16 +412,26 @@
             if (!rp) {
                 rd.textContent = 'no repair on a single node (a scrub pass repairs)';
             } else {
-                rd.appendChild(el('pre', JSON.stringify(rp, null, 1)));
+                rd.appendChild(el('div', (rp.running ? 'running' : 'idle') + '; ' + rp.passes + ' passes; ' +
+                                         rp.degraded + ' degraded, ' + rp.healed + ' healed, ' + rp.failed + ' failed; ' +
+                                         (Number(rp.mbps) || 0).toFixed(1) + ' MB/s' + (rp.running ? ', ETA ' + Math.round(rp.eta_s) + ' s' : '') +
+                                         (rp.reason ? ' (' + rp.reason + ')' : '')));
+                if (rp.running) {
+                    rd.appendChild(bar(rp.scanned, rp.records));
+                    rd.appendChild(document.createTextNode(' ' + rp.scanned + ' of ' + rp.records + ' records'));
+                }
+                record('repair healed', rp.healed);
             }
             var nd = $('nodes');
             clear(nd);
             var nodes = st.cluster && st.cluster.nodes;
             if (Array.isArray(nodes)) {
                 var t = el('table');
+                t.appendChild(row(['Node', 'AZ', 'Address', 'Layout', 'Drives', 'Live', 'Last seen'].map(function (h) { return el('th', h); })));
                 nodes.forEach(function (n) {
-                    t.appendChild(row([String(n.id), String(n.az || ''), String(n.addr || n.address || ''),
-                                       el('td', n.up === false ? 'down' : 'up', n.up === false ? 'bad' : 'ok')]));
+                    t.appendChild(row([String(n.id), String(n.az || ''), el('td', n.addr || '', 'name'), String(n.layout_state || ''),
+                                       String(n.drives == null ? '' : n.drives),
+                                       el('td', n.live ? 'up' : 'down', n.live ? 'ok' : 'bad'), fmtTime(n.last_seen_ms)]));
                 });
                 nd.appendChild(t);
             } else {
@@ -446,6 +456,8 @@
             clear(g);
             g.appendChild(sparkline('used', 'B'));
             g.appendChild(sparkline('scrub verified', 'B'));
+            if (rp)
+                g.appendChild(sparkline('repair healed', ''));
             if (mt) {
                 g.appendChild(sparkline('requests/s', '/s'));
                 g.appendChild(sparkline('in', 'B/s'));
