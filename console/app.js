@@ -34,7 +34,7 @@
         var tr = document.createElement('tr');
         cells.forEach(function (c) {
             var td = c instanceof Node ? c : el('td', c);
-            if (c instanceof Node && c.tagName !== 'TD') {
+            if (c instanceof Node && c.tagName !== 'TD' && c.tagName !== 'TH') {
                 td = el('td');
                 td.appendChild(c);
             }
@@ -346,7 +346,7 @@
         svg.setAttribute('height', h);
         var max = Math.max.apply(null, s.concat([1])), min = Math.min.apply(null, s.concat([0]));
         var pts = s.map(function (v, i) {
-            var x = s.length > 1 ? i * (w - 2) / (HISTORY - 1) + 1 : 1;
+            var x = s.length > 1 ? i * (w - 2) / (s.length - 1) + 1 : 1;
             var y = h - 2 - (v - min) / (max - min || 1) * (h - 4);
             return x.toFixed(1) + ',' + y.toFixed(1);
         });
@@ -469,6 +469,11 @@
         }).catch(function (e) { showError(e.message); });
     }
 
+    function startScrub() {
+        request('POST', '/admin/scrub', null).then(refreshCluster)
+            .catch(function (e) { showError(e.message); });
+    }
+
     /* ---- wiring ---- */
 
     function init() {
@@ -490,6 +495,7 @@
         $('nav-buckets').addEventListener('click', showBuckets);
         $('nav-cluster').addEventListener('click', showCluster);
         $('signout').addEventListener('click', signOut);
+        $('scrub-start').addEventListener('click', startScrub);
         $('next-page').addEventListener('click', nextPage);
         $('prev-page').addEventListener('click', prevPage);
         var saved = sessionStorage.getItem(STORE);

@@ -1,8 +1,10 @@
 /*
  * sigv4.js - AWS Signature Version 4 for the cairn console, written for this project.
  *
- * Uses the Web Crypto API (crypto.subtle: SHA-256 and HMAC-SHA256); the secret key stays in the
- * caller's memory and only signatures leave the page. Loaded as a classic script in the browser
+ * Uses the Web Crypto API (crypto.subtle: SHA-256 and HMAC-SHA256) when the browser offers it,
+ * else SHA-256 and HMAC written here in plain JavaScript (crypto.subtle exists only in secure
+ * contexts: https or localhost). The secret key stays in the caller's memory and only signatures
+ * leave the page. Loaded as a classic script in the browser
  * (defines window.CairnSig) and with require() by the node unit test (tests/js/test_sigv4.js).
  *
  *   CairnSig.sign(req, creds) -> Promise of the headers to add:
@@ -19,7 +21,76 @@
     var enc = new TextEncoder();
 
     function bytes(data) {
-        return typeof data === 'string' ? enc.encode(data) : data;
+        if (typeof data === 'string')
+            return enc.encode(data);
+        if (data instanceof ArrayBuffer)
+            return new Uint8Array(data);
+        return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    }
+
+    /* ---- SHA-256 and HMAC in plain JavaScript (FIPS 180-4, RFC 2104), for pages where the
+     * browser offers no crypto.subtle: it does only in secure contexts (https, localhost), and an
+     * operator may open the console over plain http on a LAN. */
+
+    var K = new Uint32Array([
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]);
+
+    function rotr(x, n) { return (x >>> n) | (x << (32 - n)); }
+
+    function sha256Plain(msg) {
+        var len = msg.length, padded = new Uint8Array(((len + 72) >> 6) << 6);
+        padded.set(msg);
+        padded[len] = 0x80;
+        var dv = new DataView(padded.buffer);
+        dv.setUint32(padded.length - 8, Math.floor(len / 0x20000000));
+        dv.setUint32(padded.length - 4, (len << 3) >>> 0);
+        var h = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+        var w = new Uint32Array(64);
+        for (var off = 0; off < padded.length; off += 64) {
+            for (var t = 0; t < 64; t++) {
+                if (t < 16) {
+                    w[t] = dv.getUint32(off + 4 * t);
+                } else {
+                    var s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >>> 3);
+                    var s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >>> 10);
+                    w[t] = (w[t - 16] + s0 + w[t - 7] + s1) >>> 0;
+                }
+            }
+            var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+            for (t = 0; t < 64; t++) {
+                var t1 = (k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t]) >>> 0;
+                var t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
+                k = g; g = f; f = e; e = (d + t1) >>> 0;
+                d = c; c = b; b = a; a = (t1 + t2) >>> 0;
+            }
+            h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+        }
+        var out = new Uint8Array(32), odv = new DataView(out.buffer);
+        for (var i = 0; i < 8; i++)
+            odv.setUint32(4 * i, h[i]);
+        return out;
+    }
+
+    function hmacPlain(key, msg) {
+        if (key.length > 64)
+            key = sha256Plain(key);
+        var ipad = new Uint8Array(64 + msg.length), opad = new Uint8Array(64 + 32);
+        for (var i = 0; i < 64; i++) {
+            var kb = i < key.length ? key[i] : 0;
+            ipad[i] = kb ^ 0x36;
+            opad[i] = kb ^ 0x5c;
+        }
+        ipad.set(msg, 64);
+        opad.set(sha256Plain(ipad), 64);
+        return sha256Plain(opad);
     }
 
     function hex(buf) {
@@ -29,21 +100,17 @@
         return s;
     }
 
-    function needSubtle() {
-        if (!subtle)
-            throw new Error('Web Crypto is not available: open the console over https or from ' +
-                            'localhost (browsers offer crypto.subtle only in secure contexts)');
-    }
-
     function sha256Hex(data) {
-        needSubtle();
-        return subtle.digest('SHA-256', bytes(data)).then(hex);
+        if (!api.subtle)
+            return Promise.resolve(hex(sha256Plain(bytes(data))));
+        return api.subtle.digest('SHA-256', bytes(data)).then(hex);
     }
 
     function hmac(key, data) {
-        needSubtle();
-        return subtle.importKey('raw', bytes(key), {name: 'HMAC', hash: 'SHA-256'}, false, ['sign'])
-            .then(function (k) { return subtle.sign('HMAC', k, bytes(data)); });
+        if (!api.subtle)
+            return Promise.resolve(hmacPlain(bytes(key), bytes(data)));
+        return api.subtle.importKey('raw', bytes(key), {name: 'HMAC', hash: 'SHA-256'}, false, ['sign'])
+            .then(function (k) { return api.subtle.sign('HMAC', k, bytes(data)); });
     }
 
     /* RFC 3986 percent-encoding of the UTF-8 bytes, as SigV4 wants it: unreserved characters
@@ -125,6 +192,7 @@
     }
 
     var api = {
+        subtle: subtle, /* Web Crypto, or null: the plain functions above (tests set it) */
         sign: sign,
         sha256Hex: sha256Hex,
         uriEncode: uriEncode,

@@ -1,6 +1,7 @@
 // test_sigv4.js - the console's SigV4 signer (console/sigv4.js) against the examples AWS publishes
 // in "Signature Calculations for the Authorization Header" (Amazon S3 API reference): the same
-// credentials, date, requests and expected signatures. Run: node tests/js/test_sigv4.js
+// credentials, date, requests and expected signatures, with Web Crypto and with the plain
+// JavaScript SHA-256/HMAC the signer falls back to. Run: node tests/js/test_sigv4.js
 'use strict';
 const assert = require('assert');
 const path = require('path');
@@ -38,7 +39,7 @@ const cases = [
     }
 ];
 
-async function main() {
+async function vectors() {
     // the PUT example's payload hash is the SHA-256 of its body
     const body = 'Welcome to Amazon S3.';
     const bodyHash = await sig.sha256Hex(body);
@@ -57,7 +58,7 @@ async function main() {
         assert.strictEqual(h.authorization,
                            'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/' +
                            'aws4_request, SignedHeaders=' + c.signed + ', Signature=' + c.want, c.name);
-        console.log('ok - ' + c.name);
+        console.log('ok - ' + c.name + (sig.subtle ? ' (Web Crypto)' : ' (plain JavaScript)'));
     }
     // encoding: unreserved characters stay, UTF-8 bytes are %XX upper case, '/' only in paths
     assert.strictEqual(sig.uriEncode('a b/ü~*', true), 'a%20b/%C3%BC~%2A');
@@ -65,6 +66,32 @@ async function main() {
     assert.strictEqual(sig.canonicalQuery([['prefix', 'x/y'], ['delimiter', '/'], ['a', '']]),
                        'a=&delimiter=%2F&prefix=x%2Fy');
     console.log('ok - encoding');
+}
+
+async function main() {
+    const subtle = sig.subtle;
+    assert.ok(subtle, 'node offers crypto.subtle');
+    await vectors();
+    // the plain JavaScript SHA-256/HMAC (pages without Web Crypto) against the same vectors,
+    // and against Web Crypto on inputs around the 64-byte block and padding edges
+    sig.subtle = null;
+    cases.length = 3;
+    await vectors();
+    for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 70000]) {
+        const data = new Uint8Array(n).map((_, i) => (i * 131 + n) & 255);
+        const plain = await sig.sha256Hex(data);
+        sig.subtle = subtle;
+        const web = await sig.sha256Hex(data);
+        sig.subtle = null;
+        assert.strictEqual(plain, web, 'sha256 of ' + n + ' bytes');
+    }
+    const longKey = 'k'.repeat(100); // longer than a block: hashed first
+    const creds2 = Object.assign({}, creds, {secretKey: longKey});
+    const req = {method: 'GET', host, path: '/x', payloadHash: sig.EMPTY_SHA256};
+    const plainSig = await sig.sign(req, creds2);
+    sig.subtle = subtle;
+    assert.deepStrictEqual(await sig.sign(req, creds2), plainSig, 'long secret');
+    console.log('ok - plain SHA-256 equals Web Crypto (11 lengths, a long key)');
 }
 
 main().then(() => console.log('PASS test_sigv4'), (e) => {
