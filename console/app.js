@@ -172,6 +172,11 @@
     }
 
     function createBucket(name) {
+        /* S3's rules, checked here too: a '/' or '?' would make the PUT address something else */
+        if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) {
+            showError('invalid bucket name: 3-63 characters of a-z, 0-9, "." and "-", starting and ending with a letter or digit');
+            return Promise.resolve();
+        }
         return request('PUT', '/' + name, null).then(function () {
             $('new-bucket').value = '';
             showError('');

@@ -50,13 +50,14 @@ if [ -z "$CHROMIUM" ]; then
 fi
 B=$(h_bucket console)
 export CAIRN_ENDPOINT=$E CAIRN_CONSOLE_BUCKET=$B
-if "$H_PY" - <<'PY'; then h_ok "bucket with a hostile key and 105 keys under many/"; else h_bad "fixture"; fi
+if "$H_PY" - <<'PY'; then h_ok "bucket with hostile key and folder names and 105 keys under many/"; else h_bad "fixture"; fi
 import os, boto3
 from concurrent.futures import ThreadPoolExecutor
 s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], region_name="us-east-1")
 b = os.environ["CAIRN_CONSOLE_BUCKET"]
 s3.create_bucket(Bucket=b)
 s3.put_object(Bucket=b, Key="<img src=x onerror=window.__pwned=1>", Body=b"hostile body")
+s3.put_object(Bucket=b, Key="<b>bold<b>/<i>in<i>", Body=b"hostile folder")
 with ThreadPoolExecutor(8) as ex:
     list(ex.map(lambda i: s3.put_object(Bucket=b, Key="many/k%03d" % i, Body=b"x"), range(105)))
 PY

@@ -89,6 +89,11 @@ async function main() {
         fail('the secret key is in the URL');
     ok('signed in; bucket listed');
 
+    // a bucket name that is not one is refused in the page, nothing sent
+    await evaluate(`document.getElementById('new-bucket').value = 'x/y'; document.getElementById('create-form').requestSubmit(); true`);
+    await until('bad bucket name refused', "/invalid bucket name/.test(document.getElementById('error').textContent)");
+    ok('bucket name x/y refused in the page');
+
     // create a bucket through the form
     const nb = bucket + '-made';
     await evaluate(`document.getElementById('new-bucket').value = ${JSON.stringify(nb)};
@@ -106,6 +111,16 @@ async function main() {
         fail('the hostile key ran script');
     ok('hostile key rendered as text, no element, no script');
     await shot('console-objects.png');
+
+    // a hostile folder name: a link whose text is the name, and so is the breadcrumb inside it
+    await until('hostile folder listed', "[...document.querySelectorAll('#object-rows a')].some((a) => a.textContent === '<b>bold<b>/')");
+    await evaluate("[...document.querySelectorAll('#object-rows a')].find((a) => a.textContent === '<b>bold<b>/').click(); true");
+    await until('inside the hostile folder', "[...document.querySelectorAll('#object-rows td.key')].some((t) => t.textContent === '<i>in<i>') && [...document.querySelectorAll('#crumbs a')].some((a) => a.textContent === '<b>bold<b>')");
+    if (await evaluate("document.querySelectorAll('#objects b, #objects i').length") !== 0)
+        fail('a hostile folder or key name became an element');
+    ok('hostile folder and key inside it rendered as text, also in the breadcrumb');
+    await evaluate(`[...document.querySelectorAll('#crumbs a')].find((a) => a.textContent === ${JSON.stringify(bucket)}).click(); true`);
+    await until('back at the bucket', "[...document.querySelectorAll('#object-rows a')].some((a) => a.textContent === 'many/')");
 
     // a folder with more than a page of keys
     await evaluate(`[...document.querySelectorAll('#object-rows a')].find((a) => a.textContent === 'many/').click(); true`);
