@@ -81,8 +81,9 @@
 
     /* ---- signed requests ---- */
 
-    /* Sign and send: path is decoded ("/bucket/key"); body a string, ArrayBuffer or Blob slice
-     * read by the caller. Resolves with the Response; rejects with the S3 error's message. */
+    /* Sign and send: path is decoded ("/bucket/key"); body a string or an ArrayBuffer (a file or
+     * a part read by the caller), hashed for x-amz-content-sha256. Resolves with the Response;
+     * rejects with the S3 or admin error's code and message. */
     function request(method, path, query, body, headers) {
         var data = body == null ? '' : body;
         return CairnSig.sha256Hex(data).then(function (hash) {
@@ -101,7 +102,7 @@
             if (resp.ok)
                 return resp;
             return resp.text().then(function (t) {
-                var m = /<Code>([^<]*)<\/Code>[\s\S]*?(?:<Message>([^<]*)<\/Message>)?/.exec(t);
+                var m = /<Code>([^<]*)<\/Code>(?:[\s\S]*?<Message>([^<]*)<\/Message>)?/.exec(t);
                 var j = null;
                 try { j = JSON.parse(t); } catch (e) { j = null; }
                 var what = m ? m[1] + (m[2] ? ': ' + m[2] : '') : j && j.error ? j.error + ': ' + j.message : t.slice(0, 200);
