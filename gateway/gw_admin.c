@@ -16,6 +16,8 @@
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
  *                        answered on a worker; 503 on a node without them)
+ *   GET|HEAD /_console/...  the web console's files (gw_console.c; shadows nothing: '_' cannot
+ *                        be in a bucket name)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
  * so they shadow just a few S3 requests: a V1 listing of a bucket named "metrics" without any
@@ -602,6 +604,8 @@ int gw_admin_route(gw_req *r)
     count_request(r);
     if (virtual_hosted(r))
         return 0;
+    if (gw_console_route(r)) /* /_console/: the web console (gw_console.c) */
+        return 1;
     if (plen == 8 && strncmp(t, "/metrics", 8) == 0 && t[plen] == '\0') {
         if (!get)
             return 0; /* not ours: S3 operations on a bucket named "metrics" */

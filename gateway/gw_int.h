@@ -261,6 +261,9 @@ int gw_ownership_parse(const char *v, uint8_t *out);
 /* GET /admin/drives (buckets 0) or /admin/buckets (1), authenticated (gw_admin_lists.c). */
 void gw_admin_lists(gw_req *r, int buckets);
 
+/* GET|HEAD /_console/...: the embedded web console (gw_console.c); 1 when answered. */
+int gw_console_route(gw_req *r);
+
 /* ---- request bodies (leasing, reading and freeing them is the object layer's: ob.h) ---- */
 
 /*

@@ -67,6 +67,7 @@
     X(Health)                                                                                      \
     X(Metrics)                                                                                     \
     X(Admin)                                                                                       \
+    X(Console)                                                                                     \
     X(other)
 
 typedef enum {

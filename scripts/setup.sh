@@ -20,6 +20,8 @@ CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
 # tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps); the TLS
 # tests (test_net_tls, test_tls.sh) make their certificates with the openssl CLI
 TOOL_PKGS=(iproute2 procps openssl)
+# headless browser for the web console's test (tests/integration/test_console.sh, docs/console.md)
+BROWSER_PKGS=(chromium)
 # etcd (cluster coordination, docs/coordination.md). On a host with systemd the package may start a
 # system etcd on 2379/2380; tests start their own members on free ports and never touch it.
 ETCD_PKGS=(etcd-server etcd-client)
@@ -49,7 +51,7 @@ as_root() {
 
 install_missing() {
     local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}" "${TOOL_PKGS[@]}"
-        "${ETCD_PKGS[@]}")
+        "${ETCD_PKGS[@]}" "${BROWSER_PKGS[@]}")
     local missing=() p
     if node_ok; then
         say "using node $(node --version) and npm $(npm --version) already on PATH"
