@@ -174,6 +174,8 @@ static int next_signal(const signal_ctx *c, const sigset_t *set)
     if (!c->sd.addr_len || !c->sd.watchdog_usec)
         return sigwait(set, &sig) == 0 ? sig : -1;
     uint64_t half = c->sd.watchdog_usec / 2;
+    if (half < 10000)
+        half = 10000; /* a nonsense WATCHDOG_USEC=1 must not turn this into a busy loop */
     struct timespec wait = {(time_t)(half / 1000000), (long)(half % 1000000) * 1000};
     for (;;) {
         sig = sigtimedwait(set, NULL, &wait);
