@@ -10,7 +10,9 @@
  * SIGHUP reloads (reload below): the file is re-read whole; a refused file changes nothing; a
  * changed key is applied when its row is LIVE (log level, timeouts, stop grace) and otherwise
  * logged as needing a restart; then the root credentials are re-read and the cm_reload hooks
- * run (docs/configuration.md).
+ * run (docs/configuration.md). Under systemd's Type=notify (cm_sdnotify.h) the server sends
+ * READY=1 once it serves (after start_cluster on a cluster node), RELOADING=1 / READY=1 around a
+ * SIGHUP reload, STOPPING=1 at a stop, and WATCHDOG=1 from the signal thread when asked.
  *
  * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id, rpc_listen)
  * does the server serve the node RPC over its own drives on a second port (server_rpc.c), follow
@@ -30,17 +32,20 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cm_alog.h"
 #include "cm_log.h"
 #include "cm_metrics.h"
 #include "cm_reload.h"
+#include "cm_sdnotify.h"
 #include "cm_util.h"
 #include "co_buckets.h"
 #include "co_layout.h"
@@ -76,6 +81,8 @@ typedef struct {
     server_opts *fresh; /* scratch for a reload */
     int argc;           /* the command line, whose flags still win at a reload */
     char **argv;
+    cm_sdnotify sd;       /* systemd's notify socket (Type=notify), read-only once set */
+    atomic_int announced; /* READY=1 was sent: a reload ends with READY=1 again */
 } signal_ctx;
 
 /* Make the live keys of c->run take effect (at start they already have). */
@@ -134,6 +141,53 @@ static void reload(signal_ctx *c)
     cm_reload_run(c->hooks);
 }
 
+/* Tell systemd (cm_sdnotify.h); a failure is logged, never fatal: serving matters more. */
+static void notify(const signal_ctx *c, const char *state)
+{
+    if (cm_sdnotify_send(&c->sd, state) != CM_OK)
+        CM_WARN(MOD, "systemd notify socket: cannot send %.20s: %s", state, strerror(errno));
+}
+
+/* A reload as systemd sees it: RELOADING=1 (with the monotonic clock, which systemd 253's
+ * Type=notify-reload wants), the reload, READY=1 again when the server had announced itself. */
+static void reload_notified(signal_ctx *c)
+{
+    char msg[64];
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000);
+    notify(c, msg);
+    reload(c);
+    if (atomic_load(&c->announced))
+        notify(c, "READY=1");
+}
+
+/*
+ * The next stop, reload or wake-up signal. With a systemd watchdog (WatchdogSec=) it wakes every
+ * half period to send WATCHDOG=1: the keep-alive comes from this thread, so it proves the process
+ * runs and takes signals, not that every loop answers (/health/ready tells that).
+ */
+static int next_signal(const signal_ctx *c, const sigset_t *set)
+{
+    int sig = 0;
+    if (!c->sd.addr_len || !c->sd.watchdog_usec)
+        return sigwait(set, &sig) == 0 ? sig : -1;
+    uint64_t half = c->sd.watchdog_usec / 2;
+    if (half < 10000)
+        half = 10000; /* a nonsense WATCHDOG_USEC=1 must not turn this into a busy loop */
+    struct timespec wait = {(time_t)(half / 1000000), (long)(half % 1000000) * 1000};
+    for (;;) {
+        sig = sigtimedwait(set, NULL, &wait);
+        if (sig > 0)
+            return sig;
+        if (errno == EAGAIN)
+            notify(c, "WATCHDOG=1");
+        else if (errno != EINTR)
+            return -1;
+    }
+}
+
 static void *signal_waiter(void *arg)
 {
     signal_ctx *c = arg;
@@ -144,10 +198,11 @@ static void *signal_waiter(void *arg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR2); /* used to wake this thread at a normal exit */
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        reload(c);
+    while ((sig = next_signal(c, &set)) == SIGHUP)
+        reload_notified(c);
     if (sig != SIGUSR2) {
         int grace = c->run->stop_grace_ms;
+        notify(c, "STOPPING=1");
         CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT", grace);
         net_server_stop(c->srv, grace);
     }
@@ -540,6 +595,8 @@ int cmd_server(int argc, char **argv)
         return o.check_only ? 0 : 1;
     }
     rc = 1;
+    if (cm_sdnotify_init(&sig.sd) != CM_OK) /* before any thread: it reads the environment */
+        fprintf(stderr, "cairn: NOTIFY_SOCKET is not a usable socket address: not notifying\n");
     /* SIGHUP's hooks (cm_reload.h): a subsystem that holds files of its own (the TLS
      * certificates) registers with cm_reload_add(sig.hooks, ...) once it is set up, before serving
      */
@@ -598,6 +655,9 @@ int cmd_server(int argc, char **argv)
     fflush(stdout);
     gw_set_ready(g, 1);
     CM_INFO(MOD, "ready on %s:%d", o.listen, net_server_port(srv));
+    /* After start_cluster: a cluster node is ready once it serves the RPC and is a member. */
+    atomic_store(&sig.announced, 1);
+    notify(&sig, "READY=1\nSTATUS=serving S3");
     err = net_server_run(srv);
     gw_set_ready(g, 0);
     pthread_kill(signal_thread, SIGUSR2);
