@@ -406,7 +406,12 @@ static size_t cluster_status(void *arg, char *out, size_t cap)
     return n < cap ? n : 0;
 }
 
-/* /health/ready on a cluster node: registered as a member, and a layout adopted. */
+/*
+ * /health/ready on a cluster node: a layout adopted (from etcd, or the cached one at a start during
+ * an etcd outage). Membership is not required: during an etcd outage no node can renew its
+ * registration, and a readiness that failed then would take every node out of its load balancer
+ * at once while they can all still serve (test_layout_etcd restarts a node during an outage).
+ */
 static int cluster_ready(void *arg, char *why, size_t cap)
 {
     cluster_view *v = arg;
@@ -416,12 +421,10 @@ static int cluster_ready(void *arg, char *why, size_t cap)
         return 0;
     }
     co_layout_get_status(v->layout, st);
-    int ok = st->registered && st->epoch > 0;
-    if (!st->registered)
-        snprintf(why, cap, "not registered as a cluster member (etcd %s)",
+    int ok = st->epoch > 0;
+    if (!ok)
+        snprintf(why, cap, "no cluster layout known yet (etcd %s)",
                  st->connected ? "connected" : "unreachable");
-    else if (st->epoch == 0)
-        snprintf(why, cap, "no cluster layout known yet");
     free(st);
     return ok;
 }
