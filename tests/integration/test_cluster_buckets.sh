@@ -10,8 +10,8 @@
 # ServiceUnavailable as S3 XML while object reads and the bucket list keep working; bucket tags set
 # through n1 are read through n2, and with etcd stopped PutBucketTagging gets 503 while
 # GetBucketTagging answers from memory; etcd back, a node killed with SIGKILL shows as DOWN
-# within its lease TTL; user administration, bucket policies and unsigned requests are refused
-# (single-node features, docs/users.md). About 15 s.
+# within its lease TTL; bucket policies and unsigned requests are refused (single-node features,
+# docs/users.md). About 15 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -186,9 +186,8 @@ etcd_restart 0 && h_ok "etcd restarted" || h_bad "etcd restarted"
 h_run "CreateBucket after etcd is back" s3 n1 mb after
 until_ok "n3 lists it" 5 listed n3 after
 
-# ---- users, policies, anonymous access: single-node features, refused here (docs/users.md) ----
-h_fails_with "cairn admin user create on a cluster node: 501" "501 NotImplemented" \
-    "$CAIRN_BIN" admin user create u1 --region eu-west-1 --endpoint "http://127.0.0.1:${PORT[n1]}"
+# ---- policies, anonymous access: single-node features, refused here (docs/users.md; users are
+# cluster-wide: test_cluster_users) ----
 put_policy() {
     CAIRN_ENDPOINT="http://127.0.0.1:${PORT[$1]}" "$H_PY" - <<'EOF'
 import os, sys
