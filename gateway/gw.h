@@ -167,10 +167,24 @@ typedef struct {
      * (*xml: free; NULL when none; CM_ERR_NOTFOUND for a bucket it does not know). */
     cm_err (*cors_set)(void *arg, const char *name, const char *xml);
     cm_err (*cors_get)(void *arg, const char *name, char **xml);
+    /* Optional (NULL: the access subresources' changes answer 501 and unsigned requests are
+     * refused): the bucket's access settings in the namespace (docs/users.md). access_get sets
+     * the acl, pab and ownership of *b as this node last saw them and policy_get copies the policy
+     * (*json: free; NULL when none), both from memory, never waiting (CM_ERR_NOTFOUND for a bucket
+     * unknown here); access_set (those of the acl, pab and ownership of *b that fields,
+     * MD_ACCESS_*, names) and policy_set (NULL: none) replace them cluster-wide, blocking as
+     * tags_set, returning once this node reads them back. */
+    cm_err (*access_get)(void *arg, const char *name, md_bucket *b);
+    cm_err (*policy_get)(void *arg, const char *name, char **json);
+    cm_err (*access_set)(void *arg, const char *name, const md_bucket *b, unsigned fields);
+    cm_err (*policy_set)(void *arg, const char *name, const char *json);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */
 void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns);
+/* The namespace's owner tells of a bucket whose access settings changed (another node's change):
+ * its parsed policy is dropped from the cache. Any thread. */
+void gw_bucket_access_changed(gw *g, const char *name);
 
 /*
  * Users and access keys, when they are not the local users database (cluster mode:
