@@ -134,10 +134,13 @@ static cm_err reload(gw *g)
                                    (uint8_t *)k->secret, sizeof(k->secret) - 1, &len);
         if (ue != CM_OK) { /* that key is unusable; the others still work */
             CM_ERROR(MOD,
-                     "access key %s: cannot unwrap its secret (%s): it was wrapped under another "
-                     "master key%s; the key is refused here",
+                     "access key %s: cannot unwrap its secret (%s): %s%s; the key is refused here",
                      keys[i].access_key, cm_err_str(ue),
-                     u->ns.list ? " - every node of a cluster must share CAIRN_MASTER_KEY" : "");
+                     ue == CM_ERR_AUTH ? "it was wrapped under another master key" : "damaged",
+                     ue == CM_ERR_AUTH && u->ns.list
+                         ? " - every node of a cluster must share the master key (CAIRN_MASTER_KEY "
+                           "or [server] master_key_file)"
+                         : "");
             continue;
         }
         k->secret[len] = '\0';
