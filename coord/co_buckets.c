@@ -610,31 +610,31 @@ static int cors_done(const change *ch, const co_bucket *found)
     return found && cors_equal(*str_member(ch, (co_bucket *)found), ch->cors);
 }
 
-cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
-                           int64_t *rev)
+/* Set the CORS configuration or (policy) the policy: the same edit on another member. */
+static cm_err set_string(co_client *c, const char *key, const char *name, const char *value,
+                         int policy, int64_t *rev)
 {
     change ch = {.edit = cors_edit,
                  .done = cors_done,
-                 .what = "setting the CORS configuration of",
+                 .what = policy ? "setting the policy of" : "setting the CORS configuration of",
                  .name = name,
-                 .cors = cors};
-    if (cors && strlen(cors) > CO_BUCKET_CORS_MAX)
+                 .cors = value,
+                 .policy = policy};
+    if (value && strlen(value) > (policy ? CO_BUCKET_POLICY_MAX : CO_BUCKET_CORS_MAX))
         return CM_ERR_TOOBIG;
     return change_doc(c, key, &ch, rev);
+}
+
+cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
+                           int64_t *rev)
+{
+    return set_string(c, key, name, cors, 0, rev);
 }
 
 cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
                              int64_t *rev)
 {
-    change ch = {.edit = cors_edit,
-                 .done = cors_done,
-                 .what = "setting the policy of",
-                 .name = name,
-                 .cors = policy,
-                 .policy = 1};
-    if (policy && strlen(policy) > CO_BUCKET_POLICY_MAX)
-        return CM_ERR_TOOBIG;
-    return change_doc(c, key, &ch, rev);
+    return set_string(c, key, name, policy, 1, rev);
 }
 
 /* The settings of ch->fields are those wanted in f. */

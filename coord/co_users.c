@@ -527,11 +527,3 @@ cm_err co_users_apply(co_users *f, const co_user_change *ch)
                 (long long)rev, CO_USERS_APPLY_WAIT_MS);
     return e;
 }
-
-void co_users_status(co_users *f, int64_t *mod_rev, int *connected)
-{
-    pthread_mutex_lock(&f->mu);
-    *mod_rev = f->mod_rev;
-    pthread_mutex_unlock(&f->mu);
-    *connected = co_doc_connected(f->doc);
-}

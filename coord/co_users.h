@@ -121,7 +121,5 @@ cm_err co_users_snapshot(co_users *f, co_users_doc *out);
 /* co_users_change on the followed key with a client of its own, returning once this follower
  * applied it (at most CO_USERS_APPLY_WAIT_MS; later: logged, CM_OK). */
 cm_err co_users_apply(co_users *f, const co_user_change *ch);
-/* The applied version's etcd revision (0: none) and whether the watch is connected. */
-void co_users_status(co_users *f, int64_t *mod_rev, int *connected);
 
 #endif
