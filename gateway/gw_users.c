@@ -25,7 +25,9 @@
  * so disabling takes effect with the next request.
  *
  * Threading: lookups from every event loop; changes on workers (the admin handlers offload the
- * commit and the rebuild), serialised by the store's write queue and the table's lock.
+ * commit and the rebuild), serialised by the store's write queue (on a cluster node: etcd's
+ * compare-and-set) and the table's lock; on a cluster node the namespace follower's thread also
+ * rebuilds the table (gw_users_reload), one rebuild at a time under reload_mu.
  */
 #include "gw_int.h"
 
@@ -394,11 +396,11 @@ static void admin_done(gw_req *r)
 {
     admin_state *st = r->op;
     struct evbuffer *b = evbuffer_new();
-    int status = st->err == CM_OK                ? 200
-                 : st->err == CM_ERR_NOTFOUND    ? 404
-                 : st->err == CM_ERR_EXISTS      ? 409
-                 : st->err == CM_ERR_UNAVAILABLE ? 503
-                                                 : 500;
+    int status = st->err == CM_OK                                              ? 200
+                 : st->err == CM_ERR_NOTFOUND                                  ? 404
+                 : st->err == CM_ERR_EXISTS                                    ? 409
+                 : st->err == CM_ERR_UNAVAILABLE || st->err == CM_ERR_CONFLICT ? 503
+                                                                               : 500;
     if (!b) {
         net_req_abort(r->net);
         return;
