@@ -15,7 +15,11 @@
  * the new record, and cmd_cluster_bucket_consistency answers it from the follower's memory for
  * the quorum coordinator (rp_config.consistency) and for HeadBucket. So do its tags
  * (PutBucketTagging: co_buckets_tag; GetBucketTagging from the follower's memory) and its CORS
- * configuration (PutBucketCors: co_buckets_cors_set; reads from the follower's memory).
+ * configuration (PutBucketCors: co_buckets_cors_set; reads from the follower's memory), and its
+ * canned ACL, PublicAccessBlock, object ownership and policy (docs/users.md: co_buckets_access_set
+ * and co_buckets_policy_set; the gateway reads them from the follower's memory on every request of
+ * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
+ * follower applies it: on_access_changed).
  */
 #include "cmd.h"
 
@@ -40,7 +44,16 @@ static void to_md(const co_bucket *c, md_bucket *m)
     snprintf(m->owner, sizeof(m->owner), "%s", c->owner);
     m->created_ms = c->created_ms;
     m->versioning = c->versioning;
+    m->acl = c->acl;
+    m->pab = c->pab;
+    m->ownership = c->ownership;
 }
+
+_Static_assert(CO_ACCESS_ACL == MD_ACCESS_ACL && CO_ACCESS_PAB == MD_ACCESS_PAB &&
+                   CO_ACCESS_OWNERSHIP == MD_ACCESS_OWNERSHIP && CO_BUCKET_PAB_BITS == 0x8f &&
+                   MD_PAB_SET == 0x80 && MD_OWN_WRITER == CO_BUCKET_OWNERSHIP_MAX &&
+                   MD_ACL_OWNER_FULL_CONTROL == CO_BUCKET_ACL_MAX,
+               "the bucket document stores md_bucket's access settings");
 
 /* ---- the gateway's calls (workers) ---- */
 
@@ -59,6 +72,8 @@ static cm_err ns_create(void *arg, const md_bucket *want, rp_consistency mode, m
     snprintf(b.owner, sizeof(b.owner), "%s", want->owner);
     b.created_ms = want->created_ms;
     b.versioning = want->versioning;
+    b.acl = want->acl; /* CreateBucket's x-amz-acl and x-amz-object-ownership */
+    b.ownership = want->ownership;
     b.consistency = (uint8_t)mode;
     cm_err e = cm_random(&b.id, sizeof(b.id));
     if (e == CM_OK)
@@ -147,6 +162,39 @@ static cm_err ns_cors_get(void *arg, const char *name, char **xml)
     return co_buckets_cors(((ns_ctx *)arg)->f, name, xml);
 }
 
+/* Access settings and policies: from the follower's memory, set by compare-and-set. */
+static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
+{
+    co_bucket c;
+    cm_err e = co_buckets_lookup(((ns_ctx *)arg)->f, name, &c);
+    if (e == CM_OK) {
+        b->acl = c.acl;
+        b->pab = c.pab;
+        b->ownership = c.ownership;
+    }
+    return e;
+}
+
+static cm_err ns_policy_get(void *arg, const char *name, char **json)
+{
+    return co_buckets_policy(((ns_ctx *)arg)->f, name, json);
+}
+
+static cm_err ns_access_set(void *arg, const char *name, const md_bucket *b, unsigned fields)
+{
+    return co_buckets_access_set(((ns_ctx *)arg)->f, name, b->acl, b->pab, b->ownership, fields);
+}
+
+static cm_err ns_policy_set(void *arg, const char *name, const char *json)
+{
+    return co_buckets_policy_set(((ns_ctx *)arg)->f, name, json);
+}
+
+static void on_access_changed(void *arg, const co_bucket *b)
+{
+    gw_bucket_access_changed(((ns_ctx *)arg)->g, b->name);
+}
+
 static void on_added(void *arg, const co_bucket *b)
 {
     md_bucket m;
@@ -165,7 +213,8 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
     char cache[4200];
     ctx.g = g;
     snprintf(cache, sizeof(cache), "%s/buckets.cache", data_dir);
-    co_buckets_hooks hooks = {.added = on_added, .removed = on_removed, .arg = &ctx};
+    co_buckets_hooks hooks = {
+        .added = on_added, .removed = on_removed, .arg = &ctx, .access_changed = on_access_changed};
     cm_err e = co_buckets_open(cfg, cluster, cache, &hooks, &ctx.f);
     if (e != CM_OK)
         return e;
@@ -178,7 +227,11 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .tags_set = ns_tags_set,
                        .tags_get = ns_tags_get,
                        .cors_set = ns_cors_set,
-                       .cors_get = ns_cors_get};
+                       .cors_get = ns_cors_get,
+                       .access_get = ns_access_get,
+                       .policy_get = ns_policy_get,
+                       .access_set = ns_access_set,
+                       .policy_set = ns_policy_set};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

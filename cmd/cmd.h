@@ -81,6 +81,14 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
  * etcd: fit for rp_config.consistency (with the follower as consistency_arg).
  */
 rp_consistency cmd_cluster_bucket_consistency(void *arg, const char *bucket);
+/*
+ * cluster_users.c: in cluster mode, follow the users document in etcd and make it g's users and
+ * keys (gw_set_user_ns). Free *out (co_users_free) after the gateway's workers stopped and
+ * before gw_free.
+ */
+typedef struct co_users co_users;
+cm_err cmd_cluster_users_start(gw *g, const co_config *cfg, const char *cluster,
+                               const char *data_dir, co_users **out);
 /* server_rpc.c: the node RPC served by `cairn server` in cluster mode (docs/deploy.md). */
 typedef struct cmd_rpc cmd_rpc;
 struct ob_store;

@@ -49,6 +49,7 @@
 #include "cm_util.h"
 #include "co_buckets.h"
 #include "co_layout.h"
+#include "co_users.h"
 #include "cluster_cond.h"
 #include "gw.h"
 #include "gw_lc.h"
@@ -310,6 +311,7 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
 typedef struct {
     co_layout *layout;
     co_buckets *buckets;
+    co_users *users;
     cmd_rpc *rpc;
     cmd_cluster *node; /* the clock, cluster-mode data, replicated records (cluster.c) */
     char *secret;      /* the cluster secret, wiped and freed at the end */
@@ -501,6 +503,8 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
         e = co_layout_open(&lc, &cn->layout); /* copies the endpoints */
     if (e == CM_OK)
         e = cmd_cluster_buckets_start(g, &cfg, o->cluster_id, o->data, &cn->buckets); /* too */
+    if (e == CM_OK)
+        e = cmd_cluster_users_start(g, &cfg, o->cluster_id, o->data, &cn->users);
     free(storage);
     if (e != CM_OK) {
         fprintf(stderr, "cairn: cannot join cluster '%s' as '%s' (etcd %s): %s\n", o->cluster_id,
@@ -677,6 +681,7 @@ out:
     cmd_cluster_stop(cluster.node);   /* its threads use the layout follower; the RPC, its clock */
     co_layout_free(cluster.layout);   /* after the loops: /admin/status reads it; leaves the list */
     co_buckets_free(cluster.buckets); /* after the workers (they call it), before gw_free */
+    co_users_free(cluster.users);     /* likewise; its thread reloads g's key table */
     gw_scrub_free(g, scrub);          /* interrupts a pass between two reads */
     gw_free(g);
     cmd_cluster_free(cluster.node); /* the fault rules outlive the object store's cluster mode */

@@ -1,16 +1,16 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes (add, remove, set a consistency, the tags or the CORS configuration: one loop,
- * change_doc, with an edit per kind): read the document with its mod revision, change the decoded
- * array, write it back with co_cas from that revision. A conflict means another node changed it in
- * between: read again and redo the change on what is there now (so a racing creator of the same
- * name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a read: our
- * record (same id) is there after an add, the name is gone after a remove, the bucket has the mode
- * after a consistency change. The document holds every bucket, so one change costs a write of the
- * whole list: fine for thousands of buckets (S3's default limit per account is 100, its maximum
- * 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB); a much larger
- * namespace would move to one key per bucket.
+ * Changes (add, remove, set a consistency, the tags, the CORS configuration, the policy or the
+ * access settings: one loop, change_doc, with an edit per kind): read the document with its mod
+ * revision, change the decoded array, write it back with co_cas from that revision. A conflict
+ * means another node changed it in between: read again and redo the change on what is there now (so
+ * a racing creator of the same name sees it and gets CM_ERR_EXISTS). A lost answer
+ * (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is there after an add, the name is
+ * gone after a remove, the bucket has the mode after a consistency change. The document holds every
+ * bucket, so one change costs a write of the whole list: fine for thousands of buckets (S3's
+ * default limit per account is 100, its maximum 10,000: about 1 MB at 100 bytes a record, etcd's
+ * default request limit is 1.5 MiB); a much larger namespace would move to one key per bucket.
  *
  * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
  * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
@@ -58,6 +58,7 @@ void co_buckets_array_free(co_bucket *b, size_t n)
     for (size_t i = 0; b && i < n; i++) {
         co_tags_free(b[i].tags, b[i].ntags);
         free(b[i].cors);
+        free(b[i].policy);
     }
     free(b);
 }
@@ -92,17 +93,18 @@ static int tags_equal(const co_tag *a, size_t na, const co_tag *b, size_t nb)
     return 1;
 }
 
-/* A record as given out singly: without its tags and CORS (co_bucket's comment). */
+/* A record as given out singly: without its tags, CORS and policy (co_bucket's comment). */
 static co_bucket untagged(const co_bucket *b)
 {
     co_bucket c = *b;
     c.tags = NULL;
     c.ntags = 0;
     c.cors = NULL;
+    c.policy = NULL;
     return c;
 }
 
-/* Two CORS configurations (NULL: none) are the same. */
+/* Two CORS configurations or policies (NULL: none) are the same. */
 static int cors_equal(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -166,6 +168,44 @@ static const char *consistency_name(uint8_t c)
     return c < CM_ARRAY_LEN(consistency_names) ? consistency_names[c] : NULL;
 }
 
+/* 1 when the access settings are within their ranges. */
+static int access_valid(unsigned acl, unsigned pab, unsigned own)
+{
+    return acl <= CO_BUCKET_ACL_MAX && !(pab & ~CO_BUCKET_PAB_BITS) &&
+           own <= CO_BUCKET_OWNERSHIP_MAX;
+}
+
+/* The access members of b into rec (each left out when 0 / NULL). */
+static cm_err access_json(const co_bucket *b, json_t *rec)
+{
+    const char *names[] = {"acl", "pab", "ownership"};
+    const uint8_t v[] = {b->acl, b->pab, b->ownership};
+    if (!access_valid(b->acl, b->pab, b->ownership) ||
+        (b->policy && strlen(b->policy) > CO_BUCKET_POLICY_MAX))
+        return CM_ERR_INVAL;
+    for (size_t i = 0; i < CM_ARRAY_LEN(names); i++)
+        if (v[i] && json_object_set_new(rec, names[i], json_integer(v[i])) != 0)
+            return CM_ERR_NOMEM;
+    if (b->policy && json_object_set_new(rec, "policy", json_string(b->policy)) != 0)
+        return CM_ERR_NOMEM;
+    return CM_OK;
+}
+
+/* Decode the access members of rec into b; 0 when one is not valid. */
+static int decode_access(json_t *rec, co_bucket *b)
+{
+    int acl = 0, pab = 0, own = 0;
+    const char *policy = NULL;
+    if (json_unpack(rec, "{s?i,s?i,s?i,s?s}", "acl", &acl, "pab", &pab, "ownership", &own, "policy",
+                    &policy) != 0 ||
+        acl < 0 || pab < 0 || own < 0 || !access_valid((unsigned)acl, (unsigned)pab, (unsigned)own))
+        return 0;
+    b->acl = (uint8_t)acl;
+    b->pab = (uint8_t)pab;
+    b->ownership = (uint8_t)own;
+    return !policy || (strlen(policy) <= CO_BUCKET_POLICY_MAX && (b->policy = strdup(policy)));
+}
+
 cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 {
     co_bucket *sorted = n ? malloc(n * sizeof(*sorted)) : NULL;
@@ -205,6 +245,8 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
                     json_object_set_new(rec, "cors", json_string(sorted[i].cors)) != 0)) {
             json_decref(rec);
             e = strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ? CM_ERR_INVAL : CM_ERR_NOMEM;
+        } else if ((e = access_json(&sorted[i], rec)) != CM_OK) {
+            json_decref(rec);
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
     }
@@ -239,6 +281,8 @@ static int decode_one(json_t *rec, co_bucket *b)
     if (tags && !decode_tags(tags, b))
         return 0;
     if (cors && (strlen(cors) > CO_BUCKET_CORS_MAX || !(b->cors = strdup(cors))))
+        return 0;
+    if (!decode_access(rec, b))
         return 0;
     while (b->consistency < CM_ARRAY_LEN(consistency_names) &&
            strcmp(mode, consistency_names[b->consistency]) != 0)
@@ -336,7 +380,10 @@ struct change {
     uint8_t was;
     const co_tag *tags; /* set_tags: the tags wanted */
     size_t ntags;
-    const char *cors; /* set_cors: the configuration wanted (NULL: none) */
+    const char *cors;            /* set_cors, set_policy: the string wanted (NULL: none) */
+    int policy;                  /* the string is the policy (else the CORS configuration) */
+    uint8_t acl, pab, ownership; /* set_access: the settings wanted, */
+    unsigned fields;             /* those of them to set (CO_ACCESS_*) */
 };
 
 /* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
@@ -442,6 +489,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
     size_t at = (size_t)(f - b);
     co_tags_free(f->tags, f->ntags);
     free(f->cors);
+    free(f->policy);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;
@@ -534,37 +582,102 @@ cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, cons
     return change_doc(c, key, &ch, rev);
 }
 
+/* The string member a cors_edit changes: the CORS configuration or the policy. */
+static char **str_member(const change *ch, co_bucket *b)
+{
+    return ch->policy ? &b->policy : &b->cors;
+}
+
 static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
 {
     co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
     char *copy = NULL;
     if (!f)
         return CM_ERR_NOTFOUND;
-    if (cors_equal(f->cors, ch->cors))
+    char **member = str_member(ch, f);
+    if (cors_equal(*member, ch->cors))
         return CM_OK;
     if (ch->cors && !(copy = strdup(ch->cors)))
         return CM_ERR_NOMEM;
-    free(f->cors);
-    f->cors = copy;
+    free(*member);
+    *member = copy;
     *write = 1;
     return CM_OK;
 }
 
 static int cors_done(const change *ch, const co_bucket *found)
 {
-    return found && cors_equal(found->cors, ch->cors);
+    return found && cors_equal(*str_member(ch, (co_bucket *)found), ch->cors);
+}
+
+/* Set the CORS configuration or (policy) the policy: the same edit on another member. */
+static cm_err set_string(co_client *c, const char *key, const char *name, const char *value,
+                         int policy, int64_t *rev)
+{
+    change ch = {.edit = cors_edit,
+                 .done = cors_done,
+                 .what = policy ? "setting the policy of" : "setting the CORS configuration of",
+                 .name = name,
+                 .cors = value,
+                 .policy = policy};
+    if (value && strlen(value) > (policy ? CO_BUCKET_POLICY_MAX : CO_BUCKET_CORS_MAX))
+        return CM_ERR_TOOBIG;
+    return change_doc(c, key, &ch, rev);
 }
 
 cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
                            int64_t *rev)
 {
-    change ch = {.edit = cors_edit,
-                 .done = cors_done,
-                 .what = "setting the CORS configuration of",
+    return set_string(c, key, name, cors, 0, rev);
+}
+
+cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
+                             int64_t *rev)
+{
+    return set_string(c, key, name, policy, 1, rev);
+}
+
+/* The settings of ch->fields are those wanted in f. */
+static int access_same(const change *ch, const co_bucket *f)
+{
+    return (!(ch->fields & CO_ACCESS_ACL) || f->acl == ch->acl) &&
+           (!(ch->fields & CO_ACCESS_PAB) || f->pab == ch->pab) &&
+           (!(ch->fields & CO_ACCESS_OWNERSHIP) || f->ownership == ch->ownership);
+}
+
+static cm_err access_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    *write = !access_same(ch, f);
+    if (ch->fields & CO_ACCESS_ACL)
+        f->acl = ch->acl;
+    if (ch->fields & CO_ACCESS_PAB)
+        f->pab = ch->pab;
+    if (ch->fields & CO_ACCESS_OWNERSHIP)
+        f->ownership = ch->ownership;
+    return CM_OK;
+}
+
+static int access_done(const change *ch, const co_bucket *found)
+{
+    return found && access_same(ch, found);
+}
+
+cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, uint8_t acl,
+                             uint8_t pab, uint8_t ownership, unsigned fields, int64_t *rev)
+{
+    change ch = {.edit = access_edit,
+                 .done = access_done,
+                 .what = "setting the access of",
                  .name = name,
-                 .cors = cors};
-    if (cors && strlen(cors) > CO_BUCKET_CORS_MAX)
-        return CM_ERR_TOOBIG;
+                 .acl = acl,
+                 .pab = pab,
+                 .ownership = ownership,
+                 .fields = fields};
+    if (!access_valid(acl, pab, ownership))
+        return CM_ERR_INVAL;
     return change_doc(c, key, &ch, rev);
 }
 
@@ -622,6 +735,19 @@ static void report_changes(co_buckets *f, const co_bucket *next, size_t n)
     }
 }
 
+/* Report the buckets (same creation in old and next) whose access settings changed. */
+static void report_access(co_buckets *f, const co_bucket *old, size_t nold, const co_bucket *next,
+                          size_t n)
+{
+    for (size_t j = 0; f->hooks.access_changed && j < n; j++) {
+        const co_bucket *o = co_buckets_find(old, nold, next[j].name);
+        if (o && o->id == next[j].id &&
+            (o->acl != next[j].acl || o->pab != next[j].pab || o->ownership != next[j].ownership ||
+             !cors_equal(o->policy, next[j].policy)))
+            f->hooks.access_changed(f->hooks.arg, &next[j]);
+    }
+}
+
 /* Apply a version (the hooks, then memory); 1 when applied. Runs on the watch thread. */
 static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_rev)
 {
@@ -641,8 +767,9 @@ static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_re
         return 0;
     }
     report_changes(f, next, n); /* only this thread writes f->applied: no lock to read it */
+    co_bucket *old = f->applied;
+    size_t nold = f->napplied;
     pthread_mutex_lock(&f->mu);
-    co_buckets_array_free(f->applied, f->napplied);
     f->applied = next;
     f->napplied = n;
     f->st.nbuckets = n;
@@ -650,6 +777,8 @@ static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_re
     f->st.applied++;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
+    report_access(f, old, nold, next, n); /* after the swap: a reader sees the new settings */
+    co_buckets_array_free(old, nold);
     CM_DEBUG(MOD, "bucket document at revision %lld applied: %zu buckets", (long long)mod_rev, n);
     return 1;
 }
@@ -739,14 +868,26 @@ cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
     return e;
 }
 
-cm_err co_buckets_cors(co_buckets *f, const char *name, char **out)
+/* A copy of the CORS configuration or the policy of name as last applied. */
+static cm_err str_copy(co_buckets *f, const char *name, int policy, char **out)
 {
     *out = NULL;
     pthread_mutex_lock(&f->mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
-    cm_err e = !b ? CM_ERR_NOTFOUND : b->cors && !(*out = strdup(b->cors)) ? CM_ERR_NOMEM : CM_OK;
+    const char *v = !b ? NULL : policy ? b->policy : b->cors;
+    cm_err e = !b ? CM_ERR_NOTFOUND : v && !(*out = strdup(v)) ? CM_ERR_NOMEM : CM_OK;
     pthread_mutex_unlock(&f->mu);
     return e;
+}
+
+cm_err co_buckets_cors(co_buckets *f, const char *name, char **out)
+{
+    return str_copy(f, name, 0, out);
+}
+
+cm_err co_buckets_policy(co_buckets *f, const char *name, char **out)
+{
+    return str_copy(f, name, 1, out);
 }
 
 /* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
@@ -825,17 +966,30 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
     return e;
 }
 
-/* A change of a bucket's settings on the followed key (tags: cors NULL and is_cors 0), returning
- * once applied here. */
-static cm_err set_applied(co_buckets *f, const char *name, const co_tag *tags, size_t n,
-                          const char *cors, int is_cors)
+/* A change of one bucket setting: what set_applied passes on. */
+typedef struct {
+    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_ACCESS } kind;
+    const co_tag *tags;
+    size_t n;
+    const char *str; /* SET_CORS, SET_POLICY */
+    uint8_t acl, pab, ownership;
+    unsigned fields;
+} setting;
+
+/* A change of a bucket's settings on the followed key, returning once applied here. */
+static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
 {
     co_client *c = NULL;
     int64_t rev = 0;
     cm_err e = co_client_new(&f->cfg, &c);
-    if (e == CM_OK)
-        e = is_cors ? co_buckets_set_cors(c, f->key, name, cors, &rev)
-                    : co_buckets_set_tags(c, f->key, name, tags, n, &rev);
+    if (e == CM_OK && s->kind == SET_TAGS)
+        e = co_buckets_set_tags(c, f->key, name, s->tags, s->n, &rev);
+    else if (e == CM_OK && s->kind == SET_CORS)
+        e = co_buckets_set_cors(c, f->key, name, s->str, &rev);
+    else if (e == CM_OK && s->kind == SET_POLICY)
+        e = co_buckets_set_policy(c, f->key, name, s->str, &rev);
+    else if (e == CM_OK)
+        e = co_buckets_set_access(c, f->key, name, s->acl, s->pab, s->ownership, s->fields, &rev);
     co_client_free(c);
     if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
         CM_WARN(MOD, "bucket %s changed (etcd revision %lld) but not applied here within %d ms",
@@ -845,12 +999,28 @@ static cm_err set_applied(co_buckets *f, const char *name, const co_tag *tags, s
 
 cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_t n)
 {
-    return set_applied(f, name, tags, n, NULL, 0);
+    setting s = {.kind = SET_TAGS, .tags = tags, .n = n};
+    return set_applied(f, name, &s);
 }
 
 cm_err co_buckets_cors_set(co_buckets *f, const char *name, const char *cors)
 {
-    return set_applied(f, name, NULL, 0, cors, 1);
+    setting s = {.kind = SET_CORS, .str = cors};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy)
+{
+    setting s = {.kind = SET_POLICY, .str = policy};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8_t pab,
+                             uint8_t ownership, unsigned fields)
+{
+    setting s = {
+        .kind = SET_ACCESS, .acl = acl, .pab = pab, .ownership = ownership, .fields = fields};
+    return set_applied(f, name, &s);
 }
 
 cm_err co_buckets_delete(co_buckets *f, const char *name)

@@ -16,7 +16,9 @@
  * the document invalid. Other unknown members are ignored (a later version may add settings).
  *
  * A bucket's tags (PutBucketTagging) are the member "tags": an array of [key, value] pairs, left
- * out when there are none (co_buckets_set_tags changes them with the same compare-and-set).
+ * out when there are none (co_buckets_set_tags changes them with the same compare-and-set). Its
+ * CORS configuration, canned ACL, PublicAccessBlock, object ownership and policy are members too
+ * (below), changed the same way.
  *
  * co_buckets follows the document from a background thread (co_doc) and keeps the last version
  * it applied in memory and in a cache file, so a node keeps its bucket list through an etcd
@@ -70,7 +72,18 @@ typedef struct {
     co_tag *tags;
     size_t ntags;
     char *cors; /* the CORS configuration (heap, NULL: none): owned as the tags are */
+    /* Access settings (docs/users.md): the canned ACL, the PublicAccessBlock flags and the object
+     * ownership as md_bucket holds them (MD_ACL_*, MD_PAB_*, MD_OWN_*: coord/ keeps the numbers),
+     * and the bucket policy's JSON (heap, NULL: none; owned as the tags are, never given out by a
+     * single record: co_buckets_policy). */
+    uint8_t acl, pab, ownership;
+    char *policy;
 } co_bucket;
+
+#define CO_BUCKET_ACL_MAX 4        /* the highest canned ACL number */
+#define CO_BUCKET_PAB_BITS 0x8fu   /* the PublicAccessBlock flags a record may carry */
+#define CO_BUCKET_OWNERSHIP_MAX 2  /* the highest ownership number */
+#define CO_BUCKET_POLICY_MAX 20480 /* bytes of policy JSON (S3's limit) */
 
 /* Free an array of records and their tags (NULL is a no-op). */
 void co_buckets_array_free(co_bucket *b, size_t n);
@@ -78,6 +91,8 @@ void co_tags_free(co_tag *t, size_t n);
 
 /* ---- the document ---- */
 
+/* The access settings are the members "acl", "pab" and "ownership" (numbers, left out when 0)
+ * and "policy" (a string, left out when none); a value out of range refuses the document. */
 /* A record's tags are the member "tags", left out when there are none: an array of [key, value]
  * pairs in the order set, at most CO_BUCKET_TAGS_MAX, each within the byte limits above. Its
  * CORS configuration is the member "cors", a string of at most CO_BUCKET_CORS_MAX bytes, left out
@@ -126,6 +141,16 @@ cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, cons
  * CM_ERR_TOOBIG). Answers as co_buckets_set_tags. */
 cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
                            int64_t *rev);
+/* Replace those of the acl, pab and ownership of name that fields names (CO_ACCESS_*) likewise
+ * (the same answers; CM_ERR_INVAL out of range), and its policy (NULL: none; CM_ERR_TOOBIG past
+ * CO_BUCKET_POLICY_MAX). */
+#define CO_ACCESS_ACL 1u /* the values of MD_ACCESS_* (meta/md.h) */
+#define CO_ACCESS_PAB 2u
+#define CO_ACCESS_OWNERSHIP 4u
+cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, uint8_t acl,
+                             uint8_t pab, uint8_t ownership, unsigned fields, int64_t *rev);
+cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
+                             int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -141,6 +166,9 @@ typedef struct {
     void (*added)(void *arg, const co_bucket *b);
     void (*removed)(void *arg, const co_bucket *b);
     void *arg;
+    /* Optional: a bucket whose access settings (acl, pab, ownership, policy) changed without a
+     * re-creation; called once the new version is applied (lookups already answer it). */
+    void (*access_changed)(void *arg, const co_bucket *b);
 } co_buckets_hooks;
 
 typedef struct co_buckets co_buckets;
@@ -184,6 +212,12 @@ cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
  * applied here; and from memory a copy of it (*out: free; NULL when none). */
 cm_err co_buckets_cors_set(co_buckets *f, const char *name, const char *cors);
 cm_err co_buckets_cors(co_buckets *f, const char *name, char **out);
+/* The same for the access settings (co_buckets_lookup answers acl, pab and ownership) and the
+ * policy (*out: free; NULL when none). */
+cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8_t pab,
+                             uint8_t ownership, unsigned fields);
+cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy);
+cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);
 
 typedef struct {
     size_t nbuckets;        /* in the applied version */

@@ -33,7 +33,8 @@
 #   STOP_TIMEOUT        seconds a process gets after SIGTERM before SIGKILL (default 15)
 #   READY_TIMEOUT       seconds start waits for etcd and for the nodes (default 60)
 # The cluster secret of the node RPC is generated once into DIR/rpc.secret (mode 0600); every node
-# reads it through `rpc_secret_file`. Nothing is ever passed on a command line.
+# reads it through `rpc_secret_file`, and the master key (users' secrets, docs/users.md) likewise
+# from DIR/master.key through `master_key_file`. Nothing is ever passed on a command line.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,6 +100,11 @@ random_token() { # random_token LENGTH
 make_secret_files() {
     if [ ! -s "$DIR/rpc.secret" ]; then
         (umask 077 && random_token 48 >"$DIR/rpc.secret") || die "cannot write $DIR/rpc.secret"
+    fi
+    # every node's master key (wraps users' secrets; CAIRN_MASTER_KEY, when set, comes first)
+    if [ ! -s "$DIR/master.key" ]; then
+        (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$DIR/master.key") ||
+            die "cannot write $DIR/master.key"
     fi
     if [ -n "${CAIRN_ACCESS_KEY:-}" ] && [ -n "${CAIRN_SECRET_KEY:-}" ]; then
         CRED_FROM="env"
@@ -275,6 +281,7 @@ write_node_config() { # write_node_config NODE
 listen = 127.0.0.1:$(s3_port "$n")
 data = $DIR/$n/data
 log_level = info
+master_key_file = $DIR/master.key
 
 [storage]
 drives = $DRIVES

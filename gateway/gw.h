@@ -167,10 +167,50 @@ typedef struct {
      * (*xml: free; NULL when none; CM_ERR_NOTFOUND for a bucket it does not know). */
     cm_err (*cors_set)(void *arg, const char *name, const char *xml);
     cm_err (*cors_get)(void *arg, const char *name, char **xml);
+    /* Optional (NULL: the access subresources' changes answer 501 and unsigned requests are
+     * refused): the bucket's access settings in the namespace (docs/users.md). access_get sets
+     * the acl, pab and ownership of *b as this node last saw them and policy_get copies the policy
+     * (*json: free; NULL when none), both from memory, never waiting (CM_ERR_NOTFOUND for a bucket
+     * unknown here); access_set (those of the acl, pab and ownership of *b that fields,
+     * MD_ACCESS_*, names) and policy_set (NULL: none) replace them cluster-wide, blocking as
+     * tags_set, returning once this node reads them back. */
+    cm_err (*access_get)(void *arg, const char *name, md_bucket *b);
+    cm_err (*policy_get)(void *arg, const char *name, char **json);
+    cm_err (*access_set)(void *arg, const char *name, const md_bucket *b, unsigned fields);
+    cm_err (*policy_set)(void *arg, const char *name, const char *json);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */
 void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns);
+/* The namespace's owner tells of a bucket whose access settings changed (another node's change):
+ * its parsed policy is dropped from the cache. Any thread. */
+void gw_bucket_access_changed(gw *g, const char *name);
+
+/*
+ * Users and access keys, when they are not the local users database (cluster mode:
+ * cmd/cluster_users.c connects them to coord/co_users.h; without one the single-node code runs).
+ * list copies the users and keys as this node last saw them (memory, never waits; users sorted
+ * by name, keys by access key, as md_users_list); the others change them cluster-wide with
+ * md_users.c's answers (CM_ERR_EXISTS, CM_ERR_NOTFOUND; CM_ERR_UNAVAILABLE when etcd does not
+ * answer), block (on a worker) and return once list on this node shows the change. The owner
+ * calls gw_users_reload after every change it learns of (another node's), so the key table
+ * follows.
+ */
+typedef struct {
+    cm_err (*list)(void *arg, md_user **users, size_t *nu, md_user_key **keys, size_t *nk);
+    cm_err (*create)(void *arg, const md_user *u, const md_user_key *k);
+    cm_err (*key_add)(void *arg, const md_user_key *k);
+    cm_err (*set_disabled)(void *arg, const char *name, int disabled);
+    cm_err (*remove)(void *arg, const char *name);
+    cm_err (*key_set_disabled)(void *arg, const char *access_key, int disabled);
+    cm_err (*key_remove)(void *arg, const char *access_key);
+    void *arg;
+} gw_user_ns;
+
+/* Set before serving (copied), then the key table is rebuilt from it. */
+cm_err gw_set_user_ns(gw *g, const gw_user_ns *ns);
+/* Rebuild the key table from its source (blocking: a worker or the owner's thread). */
+cm_err gw_users_reload(gw *g);
 /*
  * Emptiness as the gateway's object records say (gw_meta_list: on a cluster node the replicated
  * listing, from a read quorum of every shard, so it is cluster-wide; else this node's store). No

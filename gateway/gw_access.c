@@ -10,9 +10,12 @@
  * ownership, BucketOwnerEnforced, ACLs are disabled as in S3: an ACL other than private /
  * bucket-owner-full-control is AccessControlListNotSupported.
  *
- * Every change is a metadata commit run on a worker. A cluster node answers 501 to every change
- * (its bucket settings would have to be cluster-wide: docs/users.md) and "not configured" to the
- * reads.
+ * Every change is a metadata commit run on a worker. On a cluster node the bucket's settings and
+ * policy are members of its record in the namespace (gw_bucket_ns access_set / policy_set, on the
+ * worker; reads from the follower's memory: gw_bucket_access, gw_bucket_policy); object ACLs stay
+ * private there (Put/GetObjectAcl keep the owner-only answer of gw_object.c) and a policy with an
+ * s3:ExistingObjectTag condition is 501 (the object records are not local). A cluster node
+ * without those namespace functions answers 501 to every change and "not configured" to reads.
  */
 #include "gw_int.h"
 #include "gw_policy.h"
@@ -25,7 +28,8 @@
 #include "cm_util.h"
 
 #define ACCESS_XML_CAP (64u * 1024)
-#define CLUSTER_MSG "bucket policies, ACLs and access blocks are not cluster-wide yet"
+#define CLUSTER_MSG "bucket policies, ACLs and access blocks are not cluster-wide on this node"
+#define CLUSTER_TAG_MSG "s3:ExistingObjectTag conditions are not evaluated on a cluster node yet"
 #define XSI "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""
 #define ALL_USERS "http://acs.amazonaws.com/groups/global/AllUsers"
 #define AUTH_USERS "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -142,9 +146,14 @@ static gw_s3err put_acl_value(gw_req *r, const md_bucket *b, uint8_t *acl)
 static void access_work(gw_req *r)
 {
     access_state *st = r->op;
+    const gw_bucket_ns *ns = &r->g->ns;
     if (st->policy) {
-        st->err = md_bucket_policy_set(r->g->md, st->b.name, st->b.created_ms, st->json, st->len);
+        st->err = ns->policy_set ? ns->policy_set(ns->arg, st->b.name, st->json)
+                                 : md_bucket_policy_set(r->g->md, st->b.name, st->b.created_ms,
+                                                        st->json, st->len);
         gw_pcache_forget(r->g->pcache, st->b.name); /* even on failure: the store decides */
+    } else if (ns->access_set) {
+        st->err = ns->access_set(ns->arg, st->b.name, &st->b, st->fields);
     } else
         st->err = md_bucket_access_set(r->g->md, st->b.name, &st->b, st->fields);
 }
@@ -197,8 +206,12 @@ static void put_policy_finish(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
-    int pub = gw_policy_is_public(p);
+    int pub = gw_policy_is_public(p), tags = gw_policy_uses_tags(p);
     gw_policy_free(p);
+    if (tags && gw_cluster_node(r->g)) {
+        gw_error(r, GW_UNSUPPORTED, CLUSTER_TAG_MSG);
+        return;
+    }
     if (pub && (st->b.pab & MD_PAB_BLOCK_POLICY)) {
         gw_error(r, GW_ACCESS_DENIED, "BlockPublicPolicy refuses a public bucket policy");
         return;
@@ -218,7 +231,7 @@ static void get_policy(gw_req *r, const md_bucket *b, int status)
 {
     char *json = NULL, msg[160];
     size_t len = 0;
-    cm_err e = md_bucket_policy_get(r->g->md, b->name, b->created_ms, &json, &len);
+    cm_err e = gw_bucket_policy(r->g, b, &json, &len);
     if (e != CM_OK) {
         gw_error(r, e == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET_POLICY : gw_s3err_from_cm(e), NULL);
         return;
@@ -344,7 +357,7 @@ static void read_body(gw_req *r, access_state *st, size_t cap, gw_finish_fn fini
 
 static int cluster_refuses(gw_req *r, int change)
 {
-    if (!gw_cluster_node(r->g))
+    if (!gw_cluster_node(r->g) || (r->g->ns.access_set && r->g->ns.policy_set))
         return 0;
     if (change)
         gw_error(r, GW_UNSUPPORTED, CLUSTER_MSG);
@@ -357,8 +370,10 @@ static int cluster_refuses(gw_req *r, int change)
     return 1;
 }
 
-int gw_access_bucket_op(gw_req *r, const md_bucket *b)
+int gw_access_bucket_op(gw_req *r, const md_bucket *local)
 {
+    md_bucket settings = *local, *b = &settings;
+    gw_bucket_access(r->g, b); /* a cluster node: the namespace's settings */
     const gw_query *q = &r->q;
     const char *m = net_req_method(r->net);
     int get = strcmp(m, "GET") == 0 || r->head, put = strcmp(m, "PUT") == 0;

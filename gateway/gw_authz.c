@@ -24,7 +24,13 @@
  * Cost: root requests pay nothing; others read the bucket record (one LMDB read) and evaluate its
  * policy, parsed once and cached (gw_pcache below) - and read the object record only when an
  * object ACL or an s3:ExistingObjectTag condition may decide. All reads are of the local store,
- * on the loop thread: a single node's LMDB reads do not block (cluster nodes refuse policies).
+ * on the loop thread: a single node's LMDB reads do not block. On a cluster node the bucket's
+ * owner comes from the local mirror of the namespace (a bucket not mirrored yet was resolved on a
+ * worker before this runs) and its ACL, access block, ownership and policy from the namespace
+ * follower's memory (gw_bucket_access, gw_bucket_policy: never etcd); a policy changed through
+ * another node drops its cache entry when the follower applies it (gw_bucket_access_changed).
+ * Object ACLs and s3:ExistingObjectTag conditions are refused on cluster nodes (the object records
+ * are replicated, not local), so the object reads here never decide there.
  */
 #include "gw_int.h"
 #include "gw_policy.h"
@@ -196,7 +202,8 @@ typedef struct {
 /*
  * One slot per bucket name hash (a collision just evicts): a request of a user or anonymous to a
  * bucket reads and parses its policy once, not per request. Entries are dropped by
- * gw_pcache_forget after every policy change (a commit on this node: policies are single-node);
+ * gw_pcache_forget after every policy change (a commit on this node, or on a cluster node the
+ * namespace follower applying another node's change, after the new version is readable);
  * a bucket created again has another created_ms, so an entry never outlives its bucket's
  * incarnation. A miss that raced a change (gen moved while it read the store) is not kept.
  */
@@ -278,7 +285,7 @@ static gw_policy_effect cached_eval(gw_req *r, const md_bucket *b, const char *k
     char *json = NULL, msg[160];
     size_t len = 0;
     gw_policy *p = NULL;
-    cm_err e = md_bucket_policy_get(r->g->md, b->name, b->created_ms, &json, &len);
+    cm_err e = gw_bucket_policy(r->g, b, &json, &len);
     if (e != CM_OK && e != CM_ERR_NOTFOUND) {
         CM_ERROR(MOD, "bucket %s: its policy cannot be read (%s): denying", b->name, cm_err_str(e));
         return GW_POLICY_DENY;
@@ -346,6 +353,7 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
             CM_WARN(MOD, "req=%s bucket %s: %s: denying", r->id, bucket, cm_err_str(e));
         return e == CM_ERR_NOTFOUND ? DECIDE_NO_BUCKET : DECIDE_DENY;
     }
+    gw_bucket_access(r->g, &b); /* a cluster node: the namespace's settings */
     int owner = r->principal == GW_PRIN_USER && strcmp(b.owner, r->user) == 0;
     if (!action) /* an operation the table does not name: root's and the owner's */
         return owner ? DECIDE_ALLOW : DECIDE_DENY;

@@ -153,8 +153,8 @@ static void create_finish(gw_req *r)
     const char *msg = NULL;
     if (own && gw_ownership_parse(own, &st->ownership) != 0)
         e = GW_INVALID_ARGUMENT;
-    else if (st->ownership != MD_OWN_ENFORCED && gw_cluster_node(r->g))
-        e = GW_UNSUPPORTED, msg = "object ownership is not cluster-wide yet (docs/users.md)";
+    else if (st->ownership != MD_OWN_ENFORCED && gw_cluster_node(r->g) && !r->g->ns.access_set)
+        e = GW_UNSUPPORTED, msg = "object ownership is not cluster-wide on this node";
     else
         e = gw_acl_from_request(r, st->ownership, 0, &st->acl);
     if (e != GW_OK) {
@@ -322,6 +322,29 @@ static void delete_bucket(gw_req *r)
 void gw_set_bucket_ns(gw *g, const gw_bucket_ns *ns)
 {
     g->ns = *ns;
+}
+
+void gw_bucket_access_changed(gw *g, const char *name)
+{
+    gw_pcache_forget(g->pcache, name);
+}
+
+void gw_bucket_access(gw *g, md_bucket *b)
+{
+    if (g->ns.access_get)
+        g->ns.access_get(g->ns.arg, b->name, b); /* unknown there: the mirror's defaults */
+}
+
+cm_err gw_bucket_policy(gw *g, const md_bucket *b, char **json, size_t *len)
+{
+    if (!g->ns.policy_get)
+        return md_bucket_policy_get(g->md, b->name, b->created_ms, json, len);
+    cm_err e = g->ns.policy_get(g->ns.arg, b->name, json);
+    if (e == CM_OK && !*json)
+        e = CM_ERR_NOTFOUND;
+    if (e == CM_OK)
+        *len = strlen(*json);
+    return e;
 }
 
 cm_err gw_bucket_empty(gw *g, const char *name)

@@ -186,7 +186,8 @@ void gw_body_to_form(gw_req *r, uint64_t max_len, gw_finish_fn finish);
 /*
  * Authenticate the request (SigV4 or SigV2, header or presigned; root or a user's key) into
  * r->auth and r->principal. An unsigned request is the anonymous principal (GW_OK), except on a
- * cluster node, which refuses it with GW_ACCESS_DENIED; gw_authorize decides what it may do.
+ * cluster node without the namespace's access settings (gw_bucket_ns access_get), which refuses
+ * it with GW_ACCESS_DENIED; gw_authorize decides what it may do.
  */
 gw_s3err gw_authenticate(gw_req *r);
 /* The secret of the root access key (a gw_secret_fn; arg is the gw), under cred_lock (a SIGHUP may
@@ -195,9 +196,15 @@ gw_s3err gw_authenticate(gw_req *r);
 cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t cap);
 /* 1 when access_key is the root access key (under cred_lock). */
 int gw_is_root_key(gw *g, const char *access_key);
-/* 1 on a cluster node (a bucket namespace or replicated records): users and policies are
- * single-node features (docs/users.md). */
+/* 1 on a cluster node (a bucket namespace or replicated records). */
 int gw_cluster_node(const gw *g);
+#define GW_CLUSTER_OBJECT_ACL_MSG "object ACLs are not cluster-wide yet: send x-amz-acl private"
+/* On a cluster node (a namespace with access_get): b's acl, pab and ownership as the namespace
+ * holds them (the local mirror's are not kept up to date); elsewhere b as it is. Never blocks. */
+void gw_bucket_access(gw *g, md_bucket *b);
+/* b's policy JSON (*json malloc'd, NUL-ended): the namespace's on a cluster node, else the users
+ * database's. CM_ERR_NOTFOUND when it has none. Never blocks on etcd. */
+cm_err gw_bucket_policy(gw *g, const md_bucket *b, char **json, size_t *len);
 /* 1 when bucket exists; otherwise NoSuchBucket (or the store's failure) is sent, 0 returned. */
 int gw_bucket_check(gw_req *r, const char *bucket);
 /* Header value or NULL. */
@@ -442,7 +449,8 @@ void gw_put_commit(gw_req *r, gw_put_fill_fn fill, gw_put_answer_fn answer);
 void gw_put_result_headers(gw_req *r, const md_object *o);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
-/* The x-amz-acl of a write into o->acl (gw_acl_from_request with the bucket's settings). */
+/* The x-amz-acl of a write into o->acl (gw_acl_from_request with the bucket's settings); a
+ * cluster node refuses any but private with GW_UNSUPPORTED (GW_CLUSTER_OBJECT_ACL_MSG). */
 gw_s3err gw_object_acl_from_request(gw_req *r, md_object *o);
 /*
  * Give a single-body record its body: one part (number 0; size, mtime and etag from o) stored at

@@ -496,8 +496,8 @@ gw_s3err gw_authenticate(gw_req *r)
         return e;
     if (r->auth.anonymous) {
         r->principal = GW_PRIN_ANON;
-        /* a cluster node has no policies or ACLs to open anything to anonymous requests */
-        return gw_cluster_node(r->g) ? GW_ACCESS_DENIED : GW_OK;
+        /* a cluster node without the namespace's access settings has nothing to open to them */
+        return gw_cluster_node(r->g) && !r->g->ns.access_get ? GW_ACCESS_DENIED : GW_OK;
     }
     r->principal = gw_users_who(r->g, r->auth.access_key, r->user, sizeof(r->user));
     /* the key went away between the signature check and now (a concurrent disable) */

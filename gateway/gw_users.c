@@ -8,8 +8,10 @@
  *   POST /admin/users?action=disable|enable|delete&name=N
  *   POST /admin/users?action=key-create&name=N           another key of user N (as create)
  *   POST /admin/users?action=key-disable|key-enable|key-delete&access_key=AK
- * Only the root credentials may call them (403 otherwise). A cluster node answers 501: its users
- * would have to live in etcd, which is not done (docs/users.md).
+ * Only the root credentials may call them (403 otherwise). On a cluster node the users and keys
+ * live in etcd (a gw_user_ns, gw.h: coord/co_users.h behind cmd/cluster_users.c): the changes go
+ * there, every node's follower calls gw_users_reload, and the table below is rebuilt from the
+ * follower's memory; the secrets travel wrapped, so every node must share the master key.
  *
  * Secrets at rest: the users database holds each secret wrapped with AES-256-GCM under the master
  * key (common/cm_mkey.h; the context "cairn-user-secret:" + access key binds a wrapped secret to
@@ -23,7 +25,9 @@
  * so disabling takes effect with the next request.
  *
  * Threading: lookups from every event loop; changes on workers (the admin handlers offload the
- * commit and the rebuild), serialised by the store's write queue and the table's lock.
+ * commit and the rebuild), serialised by the store's write queue (on a cluster node: etcd's
+ * compare-and-set) and the table's lock; on a cluster node the namespace follower's thread also
+ * rebuilds the table (gw_users_reload), one rebuild at a time under reload_mu.
  */
 #include "gw_int.h"
 
@@ -56,6 +60,7 @@ struct gw_users {
     int have_mk;
     cm_mkey mk;
     char *key_file;
+    gw_user_ns ns; /* list NULL: the local users database */
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -97,6 +102,14 @@ static void secret_ctx(const char *ak, char *ctx, size_t cap)
     snprintf(ctx, cap, CTX_PREFIX "%s", ak);
 }
 
+/* Every user and key: from the namespace when there is one, else the local database. */
+static cm_err users_list(gw *g, md_user **users, size_t *nu, md_user_key **keys, size_t *nk)
+{
+    const gw_user_ns *ns = &g->users->ns;
+    return ns->list ? ns->list(ns->arg, users, nu, keys, nk)
+                    : md_users_list(g->md, users, nu, keys, nk);
+}
+
 /* Rebuild the key table from the store (blocking: call from a worker or before serving). */
 static cm_err reload(gw *g)
 {
@@ -106,7 +119,7 @@ static cm_err reload(gw *g)
     size_t nu = 0, nk = 0, n = 0;
     key_entry *t = NULL;
     pthread_mutex_lock(&u->reload_mu);
-    cm_err e = md_users_list(g->md, &users, &nu, &keys, &nk);
+    cm_err e = users_list(g, &users, &nu, &keys, &nk);
     if (e == CM_OK && nk > 0)
         e = master_key(u, g->data_dir);
     if (e == CM_OK && nk > 0 && !(t = calloc(nk, sizeof(*t))))
@@ -122,8 +135,14 @@ static cm_err reload(gw *g)
         cm_err ue = cm_mkey_unwrap(&u->mk, ctx, keys[i].sealed, keys[i].sealed_len,
                                    (uint8_t *)k->secret, sizeof(k->secret) - 1, &len);
         if (ue != CM_OK) { /* that key is unusable; the others still work */
-            CM_ERROR(MOD, "access key %s: cannot unwrap its secret: %s", keys[i].access_key,
-                     cm_err_str(ue));
+            CM_ERROR(MOD,
+                     "access key %s: cannot unwrap its secret (%s): %s%s; the key is refused here",
+                     keys[i].access_key, cm_err_str(ue),
+                     ue == CM_ERR_AUTH ? "it was wrapped under another master key" : "damaged",
+                     ue == CM_ERR_AUTH && u->ns.list
+                         ? " - every node of a cluster must share the master key (CAIRN_MASTER_KEY "
+                           "or [server] master_key_file)"
+                         : "");
             continue;
         }
         k->secret[len] = '\0';
@@ -152,6 +171,19 @@ static cm_err reload(gw *g)
     pthread_mutex_unlock(&u->reload_mu);
     table_free(old, oldn);
     return CM_OK;
+}
+
+cm_err gw_users_reload(gw *g)
+{
+    return g->users ? reload(g) : CM_ERR_INVAL;
+}
+
+cm_err gw_set_user_ns(gw *g, const gw_user_ns *ns)
+{
+    if (!g->users)
+        return CM_ERR_INVAL;
+    g->users->ns = *ns;
+    return reload(g);
 }
 
 cm_err gw_users_open(gw *g, const char *key_file)
@@ -296,7 +328,7 @@ static void list_json(gw *g, admin_state *st)
     md_user *users = NULL;
     md_user_key *keys = NULL;
     size_t nu = 0, nk = 0;
-    if ((st->err = md_users_list(g->md, &users, &nu, &keys, &nk)) != CM_OK ||
+    if ((st->err = users_list(g, &users, &nu, &keys, &nk)) != CM_OK ||
         !(st->out = evbuffer_new())) {
         st->err = st->err != CM_OK ? st->err : CM_ERR_NOMEM;
     } else {
@@ -329,6 +361,7 @@ static void admin_work(gw_req *r)
 {
     admin_state *st = r->op;
     gw *g = r->g;
+    const gw_user_ns *ns = &g->users->ns;
     md_user_key k;
     const char *a = st->action;
     if (strcmp(a, "list") == 0) {
@@ -339,17 +372,21 @@ static void admin_work(gw_req *r)
         md_user u = {.created_ms = cm_now_ms()};
         snprintf(u.name, sizeof(u.name), "%s", st->name);
         st->err = new_key(g, st, &k);
-        if (st->err == CM_OK)
-            st->err = a[0] == 'c' ? md_user_create(g->md, &u, &k) : md_user_key_add(g->md, &k);
+        if (st->err == CM_OK && a[0] == 'c')
+            st->err = ns->list ? ns->create(ns->arg, &u, &k) : md_user_create(g->md, &u, &k);
+        else if (st->err == CM_OK)
+            st->err = ns->list ? ns->key_add(ns->arg, &k) : md_user_key_add(g->md, &k);
         explicit_bzero(&k, sizeof(k));
     } else if (strcmp(a, "disable") == 0 || strcmp(a, "enable") == 0) {
-        st->err = md_user_set_disabled(g->md, st->name, a[0] == 'd');
+        st->err = ns->list ? ns->set_disabled(ns->arg, st->name, a[0] == 'd')
+                           : md_user_set_disabled(g->md, st->name, a[0] == 'd');
     } else if (strcmp(a, "delete") == 0) {
-        st->err = md_user_delete(g->md, st->name);
+        st->err = ns->list ? ns->remove(ns->arg, st->name) : md_user_delete(g->md, st->name);
     } else if (strcmp(a, "key-disable") == 0 || strcmp(a, "key-enable") == 0) {
-        st->err = md_user_key_set_disabled(g->md, st->ak, a[4] == 'd');
+        st->err = ns->list ? ns->key_set_disabled(ns->arg, st->ak, a[4] == 'd')
+                           : md_user_key_set_disabled(g->md, st->ak, a[4] == 'd');
     } else if (strcmp(a, "key-delete") == 0) {
-        st->err = md_user_key_delete(g->md, st->ak);
+        st->err = ns->list ? ns->key_remove(ns->arg, st->ak) : md_user_key_delete(g->md, st->ak);
     }
     if (st->err == CM_OK)
         st->err = reload(g);
@@ -359,10 +396,11 @@ static void admin_done(gw_req *r)
 {
     admin_state *st = r->op;
     struct evbuffer *b = evbuffer_new();
-    int status = st->err == CM_OK             ? 200
-                 : st->err == CM_ERR_NOTFOUND ? 404
-                 : st->err == CM_ERR_EXISTS   ? 409
-                                              : 500;
+    int status = st->err == CM_OK                                              ? 200
+                 : st->err == CM_ERR_NOTFOUND                                  ? 404
+                 : st->err == CM_ERR_EXISTS                                    ? 409
+                 : st->err == CM_ERR_UNAVAILABLE || st->err == CM_ERR_CONFLICT ? 503
+                                                                               : 500;
     if (!b) {
         net_req_abort(r->net);
         return;
@@ -371,6 +409,7 @@ static void admin_done(gw_req *r)
         evbuffer_add_printf(b, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
                             status == 404   ? "NotFound"
                             : status == 409 ? "AlreadyExists"
+                            : status == 503 ? "ServiceUnavailable"
                                             : "InternalError",
                             cm_err_str(st->err));
     else if (st->out)
@@ -394,9 +433,9 @@ void gw_users_admin(gw_req *r, int post)
         gw_admin_json(r, 403, "AccessDenied", "only the root credentials manage users");
         return;
     }
-    if (gw_cluster_node(r->g)) {
+    if (gw_cluster_node(r->g) && !r->g->users->ns.list) {
         gw_admin_json(r, 501, "NotImplemented",
-                      "users are not cluster-wide yet: a cluster node has the root key only");
+                      "this cluster node does not follow the cluster's users: root key only");
         return;
     }
     if (gw_query_parse(&q, t, strlen(t)) != GW_OK) {

@@ -10,8 +10,8 @@
 # ServiceUnavailable as S3 XML while object reads and the bucket list keep working; bucket tags set
 # through n1 are read through n2, and with etcd stopped PutBucketTagging gets 503 while
 # GetBucketTagging answers from memory; etcd back, a node killed with SIGKILL shows as DOWN
-# within its lease TTL; user administration, bucket policies and unsigned requests are refused
-# (single-node features, docs/users.md). About 15 s.
+# within its lease TTL (users, policies and anonymous requests on a cluster: test_cluster_users).
+# About 15 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -185,26 +185,6 @@ listed n2 shared && listed n1 race && h_ok "bucket lists kept during the outage"
 etcd_restart 0 && h_ok "etcd restarted" || h_bad "etcd restarted"
 h_run "CreateBucket after etcd is back" s3 n1 mb after
 until_ok "n3 lists it" 5 listed n3 after
-
-# ---- users, policies, anonymous access: single-node features, refused here (docs/users.md) ----
-h_fails_with "cairn admin user create on a cluster node: 501" "501 NotImplemented" \
-    "$CAIRN_BIN" admin user create u1 --region eu-west-1 --endpoint "http://127.0.0.1:${PORT[n1]}"
-put_policy() {
-    CAIRN_ENDPOINT="http://127.0.0.1:${PORT[$1]}" "$H_PY" - <<'EOF'
-import os, sys
-sys.path.insert(0, os.environ["H_DIR"])
-import s3raw
-body = (b'{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject",'
-        b'"Resource":"arn:aws:s3:::shared/*"}}')
-st, _, resp = s3raw.request("PUT", "/shared", {"policy": ""}, body=body)
-print(st, resp.decode("utf-8", "replace")[:300])
-sys.exit(0 if 200 <= st < 300 else 1)
-EOF
-}
-h_fails_with "PutBucketPolicy on a cluster node: 501 NotImplemented" \
-    "<Code>NotImplemented</Code><Message>bucket policies" put_policy n2 && is_status 501
-code=$(curl -s -o "$H_WORK/anon" -w '%{http_code}' "http://127.0.0.1:${PORT[n3]}/shared/obj")
-h_eq "an unsigned GET on a cluster node: 403" 403 "$code"
 
 # ---- a node killed: DOWN in the others' status within its lease TTL ----
 until_ok "3 nodes up again after the outage" 10 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 1/1 up"

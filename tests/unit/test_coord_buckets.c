@@ -13,6 +13,8 @@
  * create returns, and a later change seen from memory without added/removed reports. Bucket
  * tags: in the order set, left out when none, beyond S3's limits refused; set by compare-and-set
  * and read back from the follower's memory when the change returns, kept by other changes.
+ * Access settings (acl, pab, ownership, policy): encoded when set, out-of-range values refused,
+ * set field by field and read back from memory, reported to the access_changed hook.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -732,6 +734,115 @@ static void test_cors(void)
     cu_etcd_stop(&e);
 }
 
+static void on_access(void *arg, const co_bucket *b)
+{
+    log_add(arg, '~', b->name);
+}
+
+/* The access members: written when set (each left out when 0), read back; values out of range
+ * refused both ways. Set by compare-and-set through a follower (only the fields named), read back
+ * from its memory when the call returns, kept by other changes, reported to access_changed (never
+ * as an added or removed bucket); the policy likewise, removed with NULL. */
+static void test_access(void)
+{
+    co_bucket in[2] = {rec("open", "alice", 1), rec("shut", "alice", 2)};
+    char *doc = NULL, *got = NULL, big[CO_BUCKET_POLICY_MAX + 2];
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    in[0].acl = 1;
+    in[0].pab = 0x88;
+    in[0].ownership = 2;
+    in[0].policy = "{\"Statement\":[]}";
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"acl\":1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"pab\":136"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"ownership\":2"));
+    CU_ASSERT(strstr(doc, "\"policy\"") && !strstr(strstr(doc, "\"policy\"") + 1, "\"policy\""));
+    CU_ASSERT(!strstr(strstr(doc, "shut"), "\"acl\"")); /* 0: left out */
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    const co_bucket *o = co_buckets_find(out, n, "open"), *s = co_buckets_find(out, n, "shut");
+    CU_ASSERT(o->acl == 1 && o->pab == 0x88 && o->ownership == 2);
+    CU_ASSERT_STRING_EQUAL(o->policy, in[0].policy);
+    CU_ASSERT(s->acl == 0 && s->pab == 0 && s->ownership == 0 && !s->policy);
+    co_buckets_array_free(out, n);
+    free(doc);
+    static const char *const members[] = {"\"acl\":5",       "\"acl\":-1",    "\"pab\":16",
+                                          "\"ownership\":3", "\"acl\":\"1\"", "\"policy\":1"};
+    for (size_t i = 0; i < CM_ARRAY_LEN(members); i++) {
+        char bad[256];
+        int blen = snprintf(bad, sizeof(bad),
+                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
+                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
+                            members[i]);
+        out = NULL;
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+    }
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    in[0].policy = big;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+    in[0].policy = NULL;
+    in[0].ownership = 3;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got_b;
+    hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    co_buckets_hooks hooks = {
+        .added = on_added, .removed = on_removed, .arg = &h, .access_changed = on_access};
+    int64_t rev = 0, rev2 = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, &hooks, &f) == CM_OK);
+    co_bucket b = rec("b", "alice", 1);
+    b.ownership = 1; /* CreateBucket's x-amz-object-ownership goes into the new record */
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got_b), CM_OK);
+    CU_ASSERT_EQUAL(got_b.ownership, 1);
+    CU_ASSERT_EQUAL(co_buckets_access_set(f, "b", 1, 0x81, 0, CO_ACCESS_ACL | CO_ACCESS_PAB),
+                    CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got_b), CM_OK);              /* read-your-writes */
+    CU_ASSERT(got_b.acl == 1 && got_b.pab == 0x81 && got_b.ownership == 1); /* not named: kept */
+    CU_ASSERT_EQUAL(co_buckets_policy_set(f, "b", "{\"p\":1}"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_policy(f, "b", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got, "{\"p\":1}");
+    free(got);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got_b), CM_OK);
+    CU_ASSERT_PTR_NULL(got_b.policy); /* a record given out singly carries none */
+    /* unchanged: nothing written */
+    CU_ASSERT_EQUAL(co_buckets_set_access(c, KEY, "b", 1, 0, 0, CO_ACCESS_ACL, &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_set_policy(c, KEY, "b", "{\"p\":1}", &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev);
+    CU_ASSERT_EQUAL(co_buckets_set_access(c, KEY, "nosuch", 1, 0, 0, CO_ACCESS_ACL, NULL),
+                    CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_set_access(c, KEY, "b", 9, 0, 0, CO_ACCESS_ACL, NULL), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_buckets_set_policy(c, KEY, "b", big, NULL), CM_ERR_TOOBIG);
+    /* another writer's change: seen from memory, reported once applied */
+    CU_ASSERT_EQUAL(co_buckets_set_policy(c, KEY, "b", "{\"p\":2}", &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_policy(f, "b", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got, "{\"p\":2}");
+    free(got);
+    /* a tag change keeps them and is not reported as an access change */
+    co_tag t[1] = {{"team", "web"}};
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got_b), CM_OK);
+    CU_ASSERT(got_b.acl == 1 && got_b.pab == 0x81 && got_b.ownership == 1);
+    CU_ASSERT_EQUAL(co_buckets_policy_set(f, "b", NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_policy(f, "b", &got), CM_OK);
+    CU_ASSERT_PTR_NULL(got);
+    CU_ASSERT_EQUAL(co_buckets_policy(f, "nosuch", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT(log_is(&h, "+b ~b ~b ~b ~b "));
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -744,6 +855,7 @@ void cu_register(void)
         {"the tags field", test_tags_field},
         {"setting a bucket's tags", test_set_tags},
         {"a bucket's CORS configuration", test_cors},
+        {"a bucket's access settings and policy", test_access},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);

@@ -154,8 +154,12 @@ static void server_start(tserver *s, fake_ns *f)
     CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &s->g), CM_OK);
     if (f)
         f->g = s->g;
-    gw_bucket_ns ns = {ns_create,      ns_remove, ns_lookup, ns_is_empty, f,
-                       ns_consistency, NULL,      NULL,      NULL,        NULL};
+    gw_bucket_ns ns = {.create = ns_create,
+                       .remove = ns_remove,
+                       .lookup = ns_lookup,
+                       .is_empty = ns_is_empty,
+                       .arg = f,
+                       .consistency = ns_consistency};
     if (f)
         gw_set_bucket_ns(s->g, &ns);
     s->extra = NULL;
