@@ -782,19 +782,28 @@ static void get_location(gw_req *r)
 /* Subresources we do not support yet, with the "not configured" answer clients expect
  * ("tagging" and "cors" are now served: gw_op_bucket routes them to gw_tagops.c and gw_corsops.c
  * before this table is read; "policy", "ownershipControls" and "publicAccessBlock" to
- * gw_access.c). */
+ * gw_access.c; "object-lock" to gw_lock.c). */
 static const struct {
     const char *param;
     gw_s3err get_err;
 } unconfigured[] = {
-    {"policy", GW_NO_SUCH_BUCKET_POLICY},  {"cors", GW_NO_SUCH_CORS},
-    {"lifecycle", GW_NO_SUCH_LIFECYCLE},   {"tagging", GW_NO_SUCH_TAG_SET},
-    {"website", GW_NO_SUCH_WEBSITE},       {"replication", GW_UNSUPPORTED},
-    {"notification", GW_UNSUPPORTED},      {"logging", GW_UNSUPPORTED},
-    {"accelerate", GW_UNSUPPORTED},        {"requestPayment", GW_UNSUPPORTED},
-    {"ownershipControls", GW_UNSUPPORTED}, {"publicAccessBlock", GW_UNSUPPORTED},
-    {"analytics", GW_UNSUPPORTED},         {"metrics", GW_UNSUPPORTED},
-    {"inventory", GW_UNSUPPORTED},         {"intelligent-tiering", GW_UNSUPPORTED},
+    {"policy", GW_NO_SUCH_BUCKET_POLICY},
+    {"cors", GW_NO_SUCH_CORS},
+    {"lifecycle", GW_NO_SUCH_LIFECYCLE},
+    {"tagging", GW_NO_SUCH_TAG_SET},
+    {"website", GW_NO_SUCH_WEBSITE},
+    {"replication", GW_UNSUPPORTED},
+    {"object-lock", GW_UNSUPPORTED},
+    {"notification", GW_UNSUPPORTED},
+    {"logging", GW_UNSUPPORTED},
+    {"accelerate", GW_UNSUPPORTED},
+    {"requestPayment", GW_UNSUPPORTED},
+    {"ownershipControls", GW_UNSUPPORTED},
+    {"publicAccessBlock", GW_UNSUPPORTED},
+    {"analytics", GW_UNSUPPORTED},
+    {"metrics", GW_UNSUPPORTED},
+    {"inventory", GW_UNSUPPORTED},
+    {"intelligent-tiering", GW_UNSUPPORTED},
 };
 
 static void empty_logging(gw_req *r)
