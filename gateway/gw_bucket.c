@@ -121,6 +121,7 @@ typedef struct {
     int ns_failed; /* cluster mode: err came from the namespace failing (503) */
     uint8_t acl;   /* CreateBucket: x-amz-acl and x-amz-object-ownership */
     uint8_t ownership;
+    int lock; /* CreateBucket: x-amz-bucket-object-lock-enabled: true */
 } bucket_commit_state;
 
 static void create_work(gw_req *r);
@@ -157,6 +158,10 @@ static void create_finish(gw_req *r)
         e = GW_UNSUPPORTED, msg = "object ownership is not cluster-wide on this node";
     else
         e = gw_acl_from_request(r, st->ownership, 0, &st->acl);
+    const char *lock = gw_hdr(r, "x-amz-bucket-object-lock-enabled");
+    st->lock = e == GW_OK && lock && strcasecmp(lock, "true") == 0;
+    if (st->lock && gw_cluster_node(r->g)) /* gw_refuse.c refuses it first; kept as a guard */
+        e = GW_UNSUPPORTED, msg = "Object Lock is not implemented on cluster nodes yet";
     if (e != GW_OK) {
         free(st);
         gw_error(r, e, msg);
@@ -199,6 +204,8 @@ static void create_work(gw_req *r)
     snprintf(b.owner, sizeof(b.owner), "%s", gw_owner_id(r));
     b.acl = st->acl;
     b.ownership = st->ownership;
+    if (st->lock) /* Object Lock keeps every version: versioning comes with it, for good */
+        b.lock_enabled = 1, b.versioning = MD_VERS_ENABLED;
     if (r->g->ns.create) {
         create_in_namespace(r, &b, st);
         return;
@@ -687,6 +694,10 @@ static void delete_objects_work(gw_req *r)
     int *had = calloc(n ? n : 1, sizeof(*had));
     md_vres *res = calloc(n ? n : 1, sizeof(*res));
     int ok = keys && vids && which && errs && olds && had && res;
+    /* the bypass holds for the request only if every key may use it (gw_lock.c) */
+    int bypass = gw_hdr(r, "x-amz-bypass-governance-retention") != NULL;
+    for (size_t i = 0; i < n && bypass; i++)
+        bypass = gw_lock_bypass(r, r->bucket, st->req.objs[i].key);
     for (size_t i = 0; i < n; i++) {
         const gw_delete_obj *d = &st->req.objs[i];
         gw_delete_outcome *o = &st->out[i];
@@ -704,10 +715,12 @@ static void delete_objects_work(gw_req *r)
             keys[m] = d->key, vids[m] = d->version_id, which[m++] = i;
     }
     if (ok && m > 0) {
-        gw_meta_delete_many_v(r->g, r->bucket, keys, vids, m, errs, olds, had, res);
+        gw_meta_delete_many_vb(r->g, r->bucket, keys, vids, m, errs, olds, had, res, bypass);
         for (size_t j = 0; j < m; j++) {
             gw_delete_outcome *o = &st->out[which[j]];
-            if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
+            if (errs[j] == CM_ERR_LOCKED)
+                o->err = GW_ACCESS_DENIED, o->message = GW_LOCKED_MSG;
+            else if (errs[j] != CM_OK && errs[j] != CM_ERR_NOTFOUND)
                 o->err = gw_s3err_from_cm(errs[j]);
             else if (res[j].delete_marker) {
                 /* A marker made (its new id) or destroyed by id (the id named). */
@@ -792,7 +805,7 @@ static void get_location(gw_req *r)
 /* Subresources we do not support yet, with the "not configured" answer clients expect
  * ("tagging" and "cors" are now served: gw_op_bucket routes them to gw_tagops.c and gw_corsops.c
  * before this table is read; "policy", "ownershipControls" and "publicAccessBlock" to
- * gw_access.c). */
+ * gw_access.c; "object-lock" to gw_lock.c). */
 static const struct {
     const char *param;
     gw_s3err get_err;
@@ -897,6 +910,8 @@ void gw_op_bucket(gw_req *r)
         gw_op_bucket_encryption(r, &b); /* gw_sse.c */
     } else if (gw_query_find(&r->q, "cors")) {
         gw_op_bucket_cors(r); /* gw_corsops.c */
+    } else if (gw_query_find(&r->q, "object-lock")) {
+        gw_op_bucket_object_lock(r, &b); /* gw_lock.c */
     } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "PUT") == 0 && gw_query_find(&r->q, "versioning")) {

@@ -429,6 +429,8 @@ static gw_s3err prepare_object(gw_req *r, copy_state *st)
         e = copy_headers(r, st, &st->obj);
     if (e == GW_OK)
         e = copy_tags(r, st, &st->obj);
+    if (e == GW_OK) /* never the source's retention: the request's or the bucket's default */
+        e = gw_lock_from_request(r, &st->obj, 1, st->msg, sizeof(st->msg));
     st->obj.key = r->key;
     snprintf(st->obj.version_id, sizeof(st->obj.version_id), "null");
     st->obj.mtime_ms = cm_now_ms();

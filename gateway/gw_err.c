@@ -46,6 +46,8 @@ gw_s3err gw_s3err_from_cm(cm_err e)
         return GW_BAD_DIGEST;
     case CM_ERR_AUTH:
         return GW_SIGNATURE_MISMATCH;
+    case CM_ERR_LOCKED:
+        return GW_ACCESS_DENIED; /* Object Lock: message GW_LOCKED_MSG */
     case CM_ERR_INVAL:
         return GW_INVALID_ARGUMENT;
     case CM_ERR_TOOBIG:

@@ -7,6 +7,9 @@
 
 #include "cm_err.h"
 
+/* S3's message for a version that Object Lock protects (CM_ERR_LOCKED, 403 AccessDenied). */
+#define GW_LOCKED_MSG "Access Denied because object protected by object lock."
+
 #define GW_S3ERR_LIST(X)                                                                           \
     X(GW_OK, "OK", 200, "OK")                                                                      \
     X(GW_ACCESS_DENIED, "AccessDenied", 403, "Access Denied")                                      \
@@ -89,6 +92,12 @@
       "The specified bucket does not have a website configuration")                                \
     X(GW_NO_SUCH_SSE_CONFIG, "ServerSideEncryptionConfigurationNotFoundError", 404,                \
       "The server side encryption configuration was not found")                                    \
+    X(GW_INVALID_BUCKET_STATE, "InvalidBucketState", 409,                                          \
+      "The request is not valid with the current state of the bucket.")                            \
+    X(GW_NO_LOCK_CONFIG, "ObjectLockConfigurationNotFoundError", 404,                              \
+      "Object Lock configuration does not exist for this bucket")                                  \
+    X(GW_NO_OBJECT_LOCK, "NoSuchObjectLockConfiguration", 404,                                     \
+      "The specified object does not have a ObjectLock configuration")                             \
     X(GW_UNSUPPORTED, "NotImplemented", 501,                                                       \
       "A header or query you provided asks for functionality this server does not provide")        \
     X(GW_NOT_MODIFIED, "NotModified", 304, "Not Modified")                                         \

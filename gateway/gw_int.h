@@ -368,6 +368,11 @@ cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *
 cm_err gw_meta_delete_many_v(gw *g, const char *bucket, const char *const *keys,
                              const char *const *vids, size_t n, cm_err *errs, md_object *olds,
                              int *had_old, md_vres *res);
+/* The same, bypassing GOVERNANCE retention (md_objects_delete_vb; a cluster node keeps no
+ * locks). */
+cm_err gw_meta_delete_many_vb(gw *g, const char *bucket, const char *const *keys,
+                              const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                              int *had_old, md_vres *res, int bypass);
 /* A cluster node's (gw_meta_remote) record calls without a worker, from r's loop (r handed over
  * as by gw_async_begin): done(r) runs on r's loop with r->meta_err set, and for the read r->obj
  * (leased, as gw_meta_get_leased) when CM_OK. The put is unconditional (obj borrowed). */
@@ -428,6 +433,37 @@ int gw_post_feed(gw_req *r, struct evbuffer *body);
 void gw_post_free(struct gw_post_op *p); /* NULL is a no-op */
 /* 1 when the request carries Content-MD5 or an x-amz-checksum-* (header or trailer). */
 int gw_checksum_given(gw_req *r);
+
+/* ---- gw_lock.c: Object Lock (docs/object-lock.md) ---- */
+
+/* ?object-lock on a bucket (b: its local record), ?retention / ?legal-hold on an object. */
+void gw_op_bucket_object_lock(gw_req *r, const md_bucket *b);
+void gw_op_object_lock(gw_req *r);
+/*
+ * The retention and legal hold of a new version o from the x-amz-object-lock-* headers, or (no
+ * mode given, use_default) the bucket's default retention. GW_INVALID_ARGUMENT / _REQUEST with
+ * S3's message in msg for a bad or incomplete header, a date not in the future, or lock headers
+ * on a bucket without Object Lock.
+ */
+gw_s3err gw_lock_from_request(gw_req *r, md_object *o, int use_default, char *msg, size_t cap);
+/* The bucket's default retention on o, when it has one (CompleteMultipartUpload). */
+void gw_lock_default(gw_req *r, md_object *o);
+/* 1 (and answered InvalidRequest) when a PUT with lock headers has no Content-MD5 / checksum. */
+int gw_lock_put_refused(gw_req *r);
+/* The x-amz-object-lock-* headers of a GET / HEAD answer. */
+void gw_lock_headers(gw_req *r, const md_object *o);
+/* 1 when r asks x-amz-bypass-governance-retention: true and may (root, or a principal allowed
+ * s3:BypassGovernanceRetention on bucket/key). May read the bucket record (any thread). */
+int gw_lock_bypass(gw_req *r, const char *bucket, const char *key);
+/* Wire values, for the unit tests: an ISO 8601 UTC date ("2030-01-01T00:00:00[.fff]Z") into ms
+ * since the epoch (0: not one); "GOVERNANCE" / "COMPLIANCE" into MD_LOCK_* (0: neither). */
+int gw_lock_parse_date(const char *s, int64_t *ms);
+uint8_t gw_lock_mode_of(const char *s);
+/* The bodies of PutObjectLockConfiguration, PutObjectRetention (an empty <Retention/>: mode 0)
+ * and PutObjectLegalHold: GW_MALFORMED_XML, or GW_INVALID_ARGUMENT (msg) for a bad period. */
+gw_s3err gw_lock_parse_config(const char *xml, size_t len, md_bucket *out, char *msg, size_t cap);
+gw_s3err gw_lock_parse_retention(const char *xml, size_t len, uint8_t *mode, int64_t *until);
+gw_s3err gw_lock_parse_legal_hold(const char *xml, size_t len, uint8_t *on);
 /* The x-amz-tagging header of a write into o->tags (none when absent), checked against S3's
  * limits; the error to answer otherwise, its message in msg[cap] (gw_object.c). */
 gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t cap);

@@ -113,8 +113,15 @@ cm_err gw_meta_delete_many_v(gw *g, const char *bucket, const char *const *keys,
                              const char *const *vids, size_t n, cm_err *errs, md_object *olds,
                              int *had_old, md_vres *res)
 {
+    return gw_meta_delete_many_vb(g, bucket, keys, vids, n, errs, olds, had_old, res, 0);
+}
+
+cm_err gw_meta_delete_many_vb(gw *g, const char *bucket, const char *const *keys,
+                              const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                              int *had_old, md_vres *res, int bypass)
+{
     if (!g->rp)
-        return md_objects_delete_v(g->md, bucket, keys, vids, n, errs, olds, had_old, res);
+        return md_objects_delete_vb(g->md, bucket, keys, vids, n, errs, olds, had_old, res, bypass);
     /* One quorum write per key: the keys live in different partitions. */
     for (size_t i = 0; i < n; i++)
         errs[i] = gw_meta_delete_v(g, bucket, keys[i], vids ? vids[i] : NULL, NULL, &olds[i],

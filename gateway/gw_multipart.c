@@ -118,7 +118,8 @@ static void create_upload(gw_req *r)
     }
     char msg[200] = "";
     if ((e = gw_object_headers_from_request(r, &up.tmpl)) != GW_OK ||
-        (e = gw_object_tags_from_request(r, &up.tmpl, msg, sizeof(msg))) != GW_OK) {
+        (e = gw_object_tags_from_request(r, &up.tmpl, msg, sizeof(msg))) != GW_OK ||
+        (e = gw_lock_from_request(r, &up.tmpl, 0, msg, sizeof(msg))) != GW_OK) {
         md_upload_release(&up);
         gw_error(r, e, msg); /* the tags are the object's, applied by Complete */
         return;
@@ -725,6 +726,8 @@ static void complete_build(gw_req *r, complete_state *cs)
         cs->s3err = GW_INTERNAL;
     free(etags);
     object_checksum(cs, o);
+    if (!o->lock_mode) /* the bucket's default retention counts from the object's creation */
+        gw_lock_default(r, o);
 }
 
 /* Worker: read the upload and its parts (no bodies), check the client's list, commit. */

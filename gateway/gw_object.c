@@ -374,7 +374,9 @@ static void put_answer(gw_req *r, const md_object *o)
 static gw_s3err put_fill(gw_req *r, md_object *o, char *msg, size_t cap)
 {
     gw_s3err e = gw_object_headers_from_request(r, o);
-    return e != GW_OK ? e : gw_object_tags_from_request(r, o, msg, cap);
+    if (e == GW_OK)
+        e = gw_object_tags_from_request(r, o, msg, cap);
+    return e != GW_OK ? e : gw_lock_from_request(r, o, 1, msg, cap);
 }
 
 /* Loop: a cluster node's inline PUT is replicated (gw_meta_put_async); answer. */
@@ -468,7 +470,7 @@ static void put_object(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket)) {
+    if (!gw_bucket_check(r, r->bucket) || gw_lock_put_refused(r)) {
         return;
     }
     md_object acl_only = {0}; /* an ACL the bucket refuses is refused before the body is read */
@@ -782,6 +784,7 @@ static void add_object_headers(gw_req *r, const md_object *o)
     }
     if (o->sse.mode != MD_SSE_NONE && r->sse)
         gw_sse_headers(r, &o->sse, &r->sse->given);
+    gw_lock_headers(r, o);
     for (size_t i = 0; i < o->nmeta; i++) {
         char name[300];
         snprintf(name, sizeof(name), "x-amz-meta-%s", o->meta[i].name);
@@ -1051,7 +1054,8 @@ static void delete_work(gw_req *r)
 {
     delete_state *ds = r->op;
     ds->err = gw_object_remove(r->g, r->bucket, r->key, ds->vid,
-                               ds->cond.if_match ? &ds->cond : NULL, &ds->res);
+                               ds->cond.if_match || ds->cond.bypass_governance ? &ds->cond : NULL,
+                               &ds->res);
 }
 
 static void delete_done(gw_req *r)
@@ -1087,6 +1091,7 @@ static void delete_object(gw_req *r)
     if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return;
     ds->vid = gw_query_get(&r->q, "versionId");
+    ds->cond.bypass_governance = ds->vid && gw_lock_bypass(r, r->bucket, r->key);
     gw_offload(r, delete_work, delete_done);
 }
 
@@ -1146,8 +1151,9 @@ void gw_op_object(gw_req *r)
         gw_op_object_tagging(r);
     } else if (gw_query_find(q, "attributes")) {
         gw_op_object_attributes(r);
-    } else if (gw_query_find(q, "acl") || gw_query_find(q, "retention") ||
-               gw_query_find(q, "legal-hold") || gw_query_find(q, "restore") ||
+    } else if (gw_query_find(q, "retention") || gw_query_find(q, "legal-hold")) {
+        gw_op_object_lock(r); /* gw_lock.c */
+    } else if (gw_query_find(q, "acl") || gw_query_find(q, "restore") ||
                gw_query_find(q, "torrent") || gw_query_find(q, "select") ||
                gw_query_find(q, "renameObject")) {
         gw_error(r, GW_UNSUPPORTED, NULL);

@@ -104,7 +104,8 @@ static gw_s3err check_fields(gw_req *r, char *msg, size_t cap)
         return e;
     /* acl, storage class, encryption, object lock...: the fields a PutObject would carry as
      * headers, accepted or refused by the same table (gw_refuse.c). */
-    if ((e = gw_refuse_check(GW_RF_PUT, form_value, r, r->auth.access_key, msg, cap)) != GW_OK)
+    if ((e = gw_refuse_check_cluster(GW_RF_PUT, form_value, r, r->auth.access_key, msg, cap)) !=
+        GW_OK)
         return e;
     p->status = 204;
     if (status && (strcmp(status, "200") == 0 || strcmp(status, "201") == 0))

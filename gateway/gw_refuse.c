@@ -57,14 +57,6 @@ static const rule rules[] = {
     {"x-amz-server-side-encryption-context", RF_WRITE, RULE_VALUES, SSE_KMS, NULL, NULL, GW_OK},
     {"x-amz-server-side-encryption-bucket-key-enabled", RF_WRITE, RULE_VALUES,
      "S3 Bucket Keys for SSE-KMS", "false", NULL, GW_OK},
-    /* Object Lock: nothing stops a delete. */
-    {"x-amz-object-lock-mode", RF_WRITE, RULE_VALUES, "Object Lock retention", NULL, NULL, GW_OK},
-    {"x-amz-object-lock-retain-until-date", RF_WRITE, RULE_VALUES, "Object Lock retention", NULL,
-     NULL, GW_OK},
-    {"x-amz-object-lock-legal-hold", RF_WRITE, RULE_VALUES, "Object Lock legal hold", "OFF", "ON",
-     GW_INVALID_ARGUMENT},
-    {"x-amz-bucket-object-lock-enabled", GW_RF_CREATE_BUCKET, RULE_VALUES, "Object Lock", "false",
-     "true", GW_INVALID_ARGUMENT},
     /* ACLs: the canned ACLs of docs/users.md are served (whether the bucket's ownership allows
      * them is the operation's check); the others grant to principals cairn does not have. */
     {"x-amz-acl", RF_WRITE | GW_RF_CREATE_BUCKET, RULE_VALUES,
@@ -97,6 +89,19 @@ static const rule rules[] = {
     {"x-amz-expected-bucket-owner", RF_ANY, RULE_OWNER, NULL, NULL, NULL, GW_OK},
     {"x-amz-source-expected-bucket-owner", GW_RF_COPY | GW_RF_PART_COPY, RULE_OWNER, NULL, NULL,
      NULL, GW_OK},
+};
+
+/* Served on a single node (gw_lock.c checks the values), refused on cluster nodes: a cluster
+ * keeps no versions, so nothing there would stop a delete. */
+static const rule cluster_rules[] = {
+    {"x-amz-object-lock-mode", RF_WRITE, RULE_VALUES, "Object Lock retention (single node only)",
+     NULL, NULL, GW_OK},
+    {"x-amz-object-lock-retain-until-date", RF_WRITE, RULE_VALUES,
+     "Object Lock retention (single node only)", NULL, NULL, GW_OK},
+    {"x-amz-object-lock-legal-hold", RF_WRITE, RULE_VALUES,
+     "Object Lock legal hold (single node only)", "OFF", "ON", GW_INVALID_ARGUMENT},
+    {"x-amz-bucket-object-lock-enabled", GW_RF_CREATE_BUCKET, RULE_VALUES,
+     "Object Lock (single node only)", "false", "true", GW_INVALID_ARGUMENT},
 };
 
 /* 1 when value is one of the '|'-separated words of list (case-insensitive). */
@@ -137,11 +142,11 @@ static gw_s3err check_rule(const rule *ru, const char *v, const char *owner, cha
     return ru->invalid;
 }
 
-gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner, char *msg,
-                         size_t cap)
+static gw_s3err check_rows(const rule *rows, size_t n, unsigned op, gw_refuse_get_fn get, void *arg,
+                           const char *owner, char *msg, size_t cap)
 {
-    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-        const rule *ru = &rules[i];
+    for (size_t i = 0; i < n; i++) {
+        const rule *ru = &rows[i];
         if (!(ru->ops & op))
             continue;
         const char *v = get(arg, ru->header);
@@ -152,6 +157,20 @@ gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const cha
             return e;
     }
     return GW_OK;
+}
+
+gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner, char *msg,
+                         size_t cap)
+{
+    return check_rows(rules, sizeof(rules) / sizeof(rules[0]), op, get, arg, owner, msg, cap);
+}
+
+gw_s3err gw_refuse_check_cluster(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner,
+                                 char *msg, size_t cap)
+{
+    gw_s3err e = check_rows(cluster_rules, sizeof(cluster_rules) / sizeof(cluster_rules[0]), op,
+                            get, arg, owner, msg, cap);
+    return e != GW_OK ? e : gw_refuse_check(op, get, arg, owner, msg, cap);
 }
 
 /* ---- CompleteMultipartUpload's whole-object expectations ---- */
@@ -300,7 +319,8 @@ int gw_refuse_request(gw_req *r)
     char msg[256];
     unsigned op = gw_refuse_op(net_req_method(r->net), r->bucket[0] != '\0', r->key != NULL, &r->q,
                                gw_hdr(r, "x-amz-copy-source") != NULL);
-    gw_s3err e = gw_refuse_check(op, request_value, r, gw_owner_id(r), msg, sizeof(msg));
+    gw_s3err e = (gw_meta_remote(r->g) ? gw_refuse_check_cluster : gw_refuse_check)(
+        op, request_value, r, gw_owner_id(r), msg, sizeof(msg));
     if (e == GW_OK)
         return 0;
     gw_error(r, e, msg);

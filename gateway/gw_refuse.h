@@ -58,6 +58,10 @@ typedef const char *(*gw_refuse_get_fn)(void *arg, const char *name);
  */
 gw_s3err gw_refuse_check(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner, char *msg,
                          size_t cap);
+/* The same, also refusing what only a single node serves (Object Lock's headers): a cluster
+ * node's check, and POST Object's (its form fields do not carry a lock). */
+gw_s3err gw_refuse_check_cluster(unsigned op, gw_refuse_get_fn get, void *arg, const char *owner,
+                                 char *msg, size_t cap);
 
 /*
  * The storage class to record for an accepted x-amz-storage-class value (hdr may be NULL):

@@ -351,7 +351,7 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
 
 void gw_error_cm(gw_req *r, cm_err e)
 {
-    gw_error(r, gw_s3err_from_cm(e), NULL);
+    gw_error(r, gw_s3err_from_cm(e), e == CM_ERR_LOCKED ? GW_LOCKED_MSG : NULL);
 }
 
 int gw_bucket_check(gw_req *r, const char *bucket)

@@ -82,6 +82,10 @@ static void versioning_done(gw_req *r)
     versioning_state *st = r->op;
     if (st->err == CM_ERR_NOTFOUND)
         gw_error(r, GW_NO_SUCH_BUCKET, NULL);
+    else if (st->err == CM_ERR_LOCKED) /* md_bucket_set_versioning: Object Lock stays Enabled */
+        gw_error(r, GW_INVALID_BUCKET_STATE,
+                 "An Object Lock configuration is present on this bucket, so the versioning "
+                 "state cannot be changed.");
     else if (st->err != CM_OK)
         gw_error_cm(r, st->err);
     else {

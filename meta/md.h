@@ -237,6 +237,11 @@ typedef struct {
     /* Versioned buckets: the version's place in its key's history (md_version.c), larger is
      * newer; 0 for versions written while the bucket never had versioning. */
     uint64_t vstamp;
+    /* Object Lock (md_lock.c, docs/object-lock.md): retention mode (MD_LOCK_*; 0: none) and its
+     * end, and the legal hold. */
+    uint8_t lock_mode;
+    uint8_t legal_hold;
+    int64_t lock_until_ms;
 } md_object;
 
 /*
@@ -270,6 +275,12 @@ typedef struct {
     uint8_t acl;            /* canned ACL (md_acl) */
     uint8_t pab;            /* PublicAccessBlock flags (MD_PAB_*); 0: not configured */
     uint8_t ownership;      /* object ownership (md_ownership) */
+    /* Object Lock (BT_LOCK): enabled for good once set; the default retention of new versions
+     * (lock_mode MD_LOCK_*, 0: none) lasts lock_period days or years (lock_unit MD_LOCK_DAYS..). */
+    uint8_t lock_enabled;
+    uint8_t lock_mode;
+    uint8_t lock_unit;
+    uint32_t lock_period;
 } md_bucket;
 
 /* Canned ACLs (docs/users.md): what a bucket or object grants beyond its owner. */
@@ -473,6 +484,7 @@ cm_err md_bucket_policy_set(md_store *md, const char *bucket, int64_t created_ms
 typedef struct {
     int if_none_match_star; /* fail if a current, non-delete-marker object exists */
     const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
+    int bypass_governance;  /* a version deleted by id may be under GOVERNANCE retention */
 } md_cond;
 
 /* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is
@@ -571,6 +583,54 @@ cm_err md_list_objects(md_store *md, const char *bucket, const md_list_query *q,
                        md_list_result *out);
 void md_list_result_release(md_list_result *res);
 
+/* ---- Object Lock (md_lock.c; docs/object-lock.md) ---- */
+
+#define MD_LOCK_GOVERNANCE 1
+#define MD_LOCK_COMPLIANCE 2
+#define MD_LOCK_DAYS 1
+#define MD_LOCK_YEARS 2
+#define MD_LOCK_MAX_DAYS 36500 /* a default retention of at most 100 years */
+#define MD_LOCK_MAX_YEARS 100
+
+/*
+ * 1 when version o may not be destroyed at now_ms: its legal hold is on, or its retention runs
+ * past now_ms in COMPLIANCE mode, or in GOVERNANCE mode without bypass. A delete marker is never
+ * protected (S3 keeps no lock on markers).
+ */
+int md_lock_protects(const md_object *o, int64_t now_ms, int bypass);
+/*
+ * Whether the retention of cur may become (mode, until_ms) at now_ms: CM_OK, or CM_ERR_LOCKED
+ * when that shortens or removes a running retention (GOVERNANCE: allowed with bypass) or
+ * downgrades a running COMPLIANCE one. Lengthening, and GOVERNANCE to COMPLIANCE, are allowed.
+ */
+cm_err md_lock_change_ok(const md_object *cur, uint8_t mode, int64_t until_ms, int64_t now_ms,
+                         int bypass);
+/* The end of a default retention of period units (MD_LOCK_DAYS or MD_LOCK_YEARS: calendar
+ * years, UTC) starting at now_ms; CM_ERR_RANGE outside 1..MD_LOCK_MAX_*. */
+cm_err md_lock_default_until(int64_t now_ms, uint8_t unit, uint32_t period, int64_t *until_ms);
+/*
+ * PutObjectLockConfiguration: enable Object Lock on the bucket (for good) with the default
+ * retention of from (lock_mode 0: none). CM_ERR_LOCKED when the bucket's versioning is not
+ * Enabled (S3's InvalidBucketState); CM_ERR_NOTFOUND.
+ */
+cm_err md_bucket_lock_set(md_store *md, const char *name, const md_bucket *from);
+/*
+ * Set the retention (set_retention: mode 0 removes it) and/or the legal hold (set_hold) of
+ * version vid of bucket/key ("null" for the null version; the latest when vid is NULL), checking
+ * md_lock_change_ok at now in the same transaction. CM_ERR_NOTFOUND (no such version, or a delete
+ * marker), CM_ERR_LOCKED.
+ */
+typedef struct {
+    int set_retention;
+    uint8_t mode;
+    int64_t until_ms;
+    int set_hold;
+    uint8_t legal_hold;
+    int bypass_governance;
+} md_lock_change;
+cm_err md_version_set_lock(md_store *md, const char *bucket, const char *key, const char *vid,
+                           const md_lock_change *ch);
+
 /* ---- Versions (md_version.c; docs/versioning.md) ---- */
 
 /*
@@ -649,6 +709,11 @@ cm_err md_object_delete_v(md_store *md, const char *bucket, const char *key, con
 cm_err md_objects_delete_v(md_store *md, const char *bucket, const char *const *keys,
                            const char *const *vids, size_t n, cm_err *errs, md_object *olds,
                            int *had_old, md_vres *res);
+/* The same, bypassing GOVERNANCE retention when bypass (the caller checked the permission);
+ * a key whose version is protected (md_lock_protects) is left with errs[i] CM_ERR_LOCKED. */
+cm_err md_objects_delete_vb(md_store *md, const char *bucket, const char *const *keys,
+                            const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                            int *had_old, md_vres *res, int bypass);
 
 /*
  * Replace the tags of version vid of bucket/key (the latest or an older one, not a delete marker:

@@ -3,7 +3,8 @@
  * BT_TAG pairs (md_record.c; format 2 while there are tags), the CORS configuration
  * (PutBucketCors) as one BT_CORS field holding its XML, the default encryption
  * (PutBucketEncryption) as one BT_SSE field (format 3), and the access settings (canned ACL,
- * PublicAccessBlock, object ownership: BT_ACL..BT_OWNERSHIP, docs/users.md).
+ * PublicAccessBlock, object ownership: BT_ACL..BT_OWNERSHIP, docs/users.md), and the Object Lock
+ * configuration (BT_LOCK, format 3; docs/object-lock.md).
  *
  * The bucket record is otherwise written once, by md_bucket_create (MDB_NOOVERWRITE), so changing
  * a setting is a rewrite: one write op reads the record, copies every field but the one changed
@@ -166,4 +167,42 @@ cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *fro
 {
     access_arg a = {from, fields};
     return rewrite(md, name, reaccess, &a, "put bucket access settings");
+}
+
+/* ---- Object Lock (PutObjectLockConfiguration), a BT_LOCK field of the same record ---- */
+
+typedef struct {
+    const char *name;
+    const md_bucket *from;
+} lock_set_op;
+
+static cm_err lock_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    lock_set_op *op = arg;
+    MDB_val v;
+    md_bucket b;
+    md_wbuf w = {0};
+    (void)wrote;
+    cm_err e = record_get(txn, md, op->name, &v);
+    if (e == CM_OK)
+        e = md_bucket_decode(v.mv_data, v.mv_size, &b);
+    /* S3 lets lock be enabled on a bucket whose versioning is Enabled, never on another: the
+     * check and the write in one transaction, so a racing Suspend cannot slip between */
+    if (e == CM_OK && b.versioning != MD_VERS_ENABLED)
+        e = CM_ERR_LOCKED;
+    if (e == CM_OK)
+        e = md_bucket_encode_lock(v.mv_data, v.mv_size, op->from, &w);
+    if (e == CM_OK) {
+        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
+        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
+        e = rc ? md_mdb_err(rc, "put bucket object lock") : CM_OK;
+    }
+    md_w_free(&w);
+    return e;
+}
+
+cm_err md_bucket_lock_set(md_store *md, const char *name, const md_bucket *from)
+{
+    lock_set_op op = {name, from};
+    return md_write(md, lock_set_apply, &op);
 }

@@ -242,6 +242,8 @@ cm_err md_bucket_encode_access(const uint8_t *buf, size_t len, const md_bucket *
                                unsigned fields, md_wbuf *w);
 /* The same, with another versioning state (BT_VERSIONING). */
 cm_err md_bucket_encode_versioning(const uint8_t *buf, size_t len, uint8_t state, md_wbuf *w);
+/* The same, with Object Lock enabled and from's default retention (BT_LOCK, format 3). */
+cm_err md_bucket_encode_lock(const uint8_t *buf, size_t len, const md_bucket *from, md_wbuf *w);
 /* The CORS configuration of an encoded bucket record (heap, NUL-terminated; none: NULL, 0). */
 cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);

@@ -29,6 +29,10 @@
  * ciphertext as the object, or write new objects of a bucket in the clear. An encrypted part never
  * has an inline body (decoding refuses one).
  *
+ * Object Lock fields (OT_LOCK_MODE, OT_LOCK_UNTIL, OT_LEGAL_HOLD, BT_LOCK: docs/object-lock.md)
+ * take format 3 too: a reader that dropped a retention or a bucket's lock would let deletes
+ * through that must be refused.
+ *
  * A version's order stamp (OT_VSTAMP, md_version.c) needs no format bump: the version id
  * (OT_VERSION_ID, known to every reader) says which version a record is; a reader that dropped the
  * stamp would only misplace a null version in its key's history, not serve or expose other data.
@@ -83,6 +87,11 @@ enum {
      * encryption too. */
     OT_SSE = 32,
     OT_ACL = 38, /* u8 canned ACL (md_acl), absent = private (docs/users.md) */
+    /* Object Lock (md_lock.c; format 3: a reader that dropped them would let a delete through;
+     * 43 reserved) */
+    OT_LOCK_MODE = 40,  /* u8 MD_LOCK_GOVERNANCE or MD_LOCK_COMPLIANCE */
+    OT_LOCK_UNTIL = 41, /* u64 retain-until, ms since the epoch */
+    OT_LEGAL_HOLD = 42, /* u8 1: on */
 };
 /* Part fields. */
 enum {
@@ -114,7 +123,9 @@ enum {
     BT_ACL = 12,       /* u8 md_acl */
     BT_PAB = 13,       /* u8 MD_PAB_* flags */
     BT_OWNERSHIP = 14, /* u8 md_ownership */
-    BT_CORS = 16       /* the CORS configuration, XML as PutBucketCors received it (md_btags.c) */
+    BT_CORS = 16,      /* the CORS configuration, XML as PutBucketCors received it (md_btags.c) */
+    BT_LOCK = 18       /* Object Lock: u8 enabled | u8 mode | u8 unit | u32 period (format 3; 19
+                          reserved) */
 };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
 
@@ -648,17 +659,24 @@ static void w_object_fields(md_wbuf *w, const md_object *o)
         w_tlv(w, OT_ACL, &o->acl, 1);
     if (o->vstamp)
         w_u64(w, OT_VSTAMP, o->vstamp);
+    if (o->lock_mode) {
+        w_tlv(w, OT_LOCK_MODE, &o->lock_mode, 1);
+        w_u64(w, OT_LOCK_UNTIL, (uint64_t)o->lock_until_ms);
+    }
+    if (o->legal_hold)
+        w_tlv(w, OT_LEGAL_HOLD, &o->legal_hold, 1);
     if (o->generation)
         w_u64(w, OT_GENERATION, o->generation);
 }
 
 /*
  * The format byte of an object record: 3 when it is encrypted (an older reader must refuse it
- * rather than serve or re-encode it without its keys), 2 with tags, else 1.
+ * rather than serve or re-encode it without its keys) or locked (dropping the lock would let a
+ * delete through), 2 with tags, else 1.
  */
 static uint8_t md_object_format(const md_object *o)
 {
-    if (o->sse.mode != MD_SSE_NONE)
+    if (o->sse.mode != MD_SSE_NONE || o->lock_mode || o->legal_hold)
         return MD_FORMAT_V3;
     for (size_t i = 0; i < o->nparts; i++) /* a reader that skipped PT_COMP or PT_SSE would serve
                                               the stored bytes */
@@ -843,6 +861,15 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
         return f_u8(v, &o->acl);
     case OT_VSTAMP:
         return f_u64(v, &o->vstamp);
+    case OT_LOCK_MODE:
+        if (v.n != 1 || v.p[0] < MD_LOCK_GOVERNANCE || v.p[0] > MD_LOCK_COMPLIANCE)
+            return MD_CORRUPT("unknown object lock mode");
+        o->lock_mode = v.p[0];
+        return CM_OK;
+    case OT_LOCK_UNTIL:
+        return f_i64(v, &o->lock_until_ms);
+    case OT_LEGAL_HOLD:
+        return f_u8(v, &o->legal_hold);
     default:
         return CM_OK;
     }
@@ -950,11 +977,29 @@ cm_err md_object_inline_verify(const md_object *obj)
 
 /* ---- Buckets and uploads ---- */
 
+static void w_bucket_lock(md_wbuf *w, const md_bucket *b)
+{
+    uint8_t f[7] = {1, b->lock_mode, b->lock_unit};
+    cm_put_be32(f + 3, b->lock_period);
+    w_tlv(w, BT_LOCK, f, sizeof(f));
+}
+
+static cm_err bucket_lock(md_bucket *b, md_slice v)
+{
+    if (v.n != 7 || v.p[0] != 1 || v.p[1] > MD_LOCK_COMPLIANCE || v.p[2] > MD_LOCK_YEARS)
+        return MD_CORRUPT("bad object lock field");
+    b->lock_enabled = 1;
+    b->lock_mode = v.p[1];
+    b->lock_unit = v.p[2];
+    b->lock_period = cm_get_be32(v.p + 3);
+    return CM_OK;
+}
+
 cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t ntags, md_wbuf *w)
 {
     /* as md_object_encode_w; default encryption lost by an older reader would store new objects
      * in the clear, so it takes format 3 */
-    w_u8(w, b->sse_default ? MD_FORMAT_V3 : ntags ? MD_FORMAT_V2 : MD_FORMAT_V1);
+    w_u8(w, b->sse_default || b->lock_enabled ? MD_FORMAT_V3 : ntags ? MD_FORMAT_V2 : MD_FORMAT_V1);
     w_tlv(w, BT_NAME, b->name, strnlen(b->name, sizeof(b->name) - 1));
     w_u64(w, BT_CREATED, (uint64_t)b->created_ms);
     w_tlv(w, BT_OWNER, b->owner, strnlen(b->owner, sizeof(b->owner) - 1));
@@ -971,6 +1016,8 @@ cm_err md_bucket_encode_tags(const md_bucket *b, const md_meta *tags, size_t nta
         w_tlv(w, BT_PAB, &b->pab, 1);
     if (b->ownership)
         w_tlv(w, BT_OWNERSHIP, &b->ownership, 1);
+    if (b->lock_enabled)
+        w_bucket_lock(w, b);
     return w_result(w);
 }
 
@@ -1061,6 +1108,15 @@ cm_err md_bucket_encode_versioning(const uint8_t *buf, size_t len, uint8_t state
     return e == CM_OK ? w_result(w) : e;
 }
 
+cm_err md_bucket_encode_lock(const uint8_t *buf, size_t len, const md_bucket *from, md_wbuf *w)
+{
+    /* a lock lost by an older reader would let deletes through: format 3 */
+    cm_err e = bucket_rewrite(buf, len, BT_BIT(BT_LOCK), MD_FORMAT_V3, w);
+    if (e == CM_OK)
+        w_bucket_lock(w, from);
+    return e == CM_OK ? w_result(w) : e;
+}
+
 cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len)
 {
     rbuf r;
@@ -1139,6 +1195,8 @@ cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out)
             e = f_u8(v, &out->pab);
         else if (tag == BT_OWNERSHIP)
             e = f_u8(v, &out->ownership);
+        else if (tag == BT_LOCK)
+            e = bucket_lock(out, v);
     }
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }

@@ -711,6 +711,7 @@ typedef struct {
     md_object *olds; /* decoded without inline bodies */
     int *had;
     md_vres *res; /* NULL or n */
+    int bypass;   /* x-amz-bypass-governance-retention, granted */
 } delete_many_op;
 
 static void delete_many_reset(delete_many_op *op)
@@ -730,8 +731,9 @@ static cm_err delete_many_apply(md_store *md, MDB_txn *txn, void *arg, int *wrot
     delete_many_reset(op);
     for (size_t i = 0; i < op->n; i++) {
         int w = 1;
+        md_cond bypass = {.bypass_governance = op->bypass};
         cm_err e = md_vers_delete(md, txn, op->bucket, op->keys[i], op->vids ? op->vids[i] : NULL,
-                                  NULL, MD_DECODE_NOBODY, &op->olds[i], &op->had[i],
+                                  &bypass, MD_DECODE_NOBODY, &op->olds[i], &op->had[i],
                                   op->res ? &op->res[i] : NULL, &w);
         if (e == CM_ERR_IO || e == CM_ERR_NOSPC || e == CM_ERR_NOMEM)
             return e; /* the transaction itself failed: every key fails */
@@ -755,7 +757,14 @@ cm_err md_objects_delete_v(md_store *md, const char *bucket, const char *const *
                            const char *const *vids, size_t n, cm_err *errs, md_object *olds,
                            int *had_old, md_vres *res)
 {
-    delete_many_op op = {bucket, keys, vids, n, errs, olds, had_old, res};
+    return md_objects_delete_vb(md, bucket, keys, vids, n, errs, olds, had_old, res, 0);
+}
+
+cm_err md_objects_delete_vb(md_store *md, const char *bucket, const char *const *keys,
+                            const char *const *vids, size_t n, cm_err *errs, md_object *olds,
+                            int *had_old, md_vres *res, int bypass)
+{
+    delete_many_op op = {bucket, keys, vids, n, errs, olds, had_old, res, bypass};
     memset(olds, 0, n * sizeof(*olds));
     memset(had_old, 0, n * sizeof(*had_old));
     cm_err e = md_write(md, delete_many_apply, &op);

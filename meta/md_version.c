@@ -23,6 +23,12 @@
  * after a crash either all of it is there or none of it. Bodies of destroyed versions are handed
  * to the op's caller, which frees them after the commit (as for any replaced record).
  *
+ * Object Lock. A version that md_lock_protects is never destroyed here: a delete by id
+ * (md_vers_delete, every caller's path: DeleteObject, DeleteObjects, lifecycle) and a write that
+ * would replace a null version (md_vers_install: suspended PUT, Copy, Complete) fail with
+ * CM_ERR_LOCKED, checked in the op's transaction, before anything is written. A plain DELETE's
+ * marker destroys nothing and is allowed. A locked bucket cannot leave ENABLED.
+ *
  * Threading: apply functions run on the commit thread (md->vstamp_last is theirs alone); reads
  * use their own read transactions.
  */
@@ -231,6 +237,8 @@ cm_err md_vers_install(md_store *md, MDB_txn *txn, const char *bucket, const uin
     cm_err e = bucket_state(txn, md, bucket, &state);
     if (e != CM_OK)
         return e;
+    if (state == MD_VERS_NEVER && *found && md_lock_protects(cur, cm_now_ms(), 0))
+        return CM_ERR_LOCKED;
     if (state == MD_VERS_NEVER) {
         res_set(res, "null", marker, 0);
         return md_object_put_stored(txn, md, k, kl, w, *found ? cur : NULL);
@@ -252,11 +260,17 @@ cm_err md_vers_install(md_store *md, MDB_txn *txn, const char *bucket, const uin
     int destroy_cur = *found && state == MD_VERS_SUSPENDED && vid_is_null(cur->version_id);
     md_object nullv = {0};
     int has_null = 0;
+    if (destroy_cur && md_lock_protects(cur, cm_now_ms(), 0))
+        return CM_ERR_LOCKED; /* a protected null version is not replaced either */
     if (state == MD_VERS_SUSPENDED && !destroy_cur) {
         /* The key's null version, if an older one, gives way to the new null version. */
         e = find_older(md, txn, k, kl, "null", MD_DECODE_NOBODY, &nullv, &has_null, vk, &vkl);
-        if (e != CM_OK)
+        if (e == CM_OK && has_null && md_lock_protects(&nullv, cm_now_ms(), 0))
+            e = CM_ERR_LOCKED;
+        if (e != CM_OK) {
+            md_object_release(&nullv);
             return e;
+        }
     }
     if (*found && !destroy_cur) {
         /* The latest becomes an older version (a suspended write destroys only a null one). */
@@ -301,10 +315,13 @@ static cm_err delete_version(md_store *md, MDB_txn *txn, const uint8_t *k, size_
     uint8_t vk[MD_KEYBUF];
     size_t vkl;
     cm_err e;
+    int bypass = cond && cond->bypass_governance;
     if (*found && vid_same(cur->version_id, vid)) {
         int promoted;
         if ((e = md_cond_check(cond, cur)) != CM_OK)
             return e;
+        if (md_lock_protects(cur, cm_now_ms(), bypass))
+            return CM_ERR_LOCKED;
         res_set(res, vid, cur->delete_marker, versioned);
         e = promote(md, txn, k, kl, cur->generation + 1, &promoted);
         if (e == CM_OK && !promoted)
@@ -317,6 +334,8 @@ static cm_err delete_version(md_store *md, MDB_txn *txn, const uint8_t *k, size_
     e = find_older(md, txn, k, kl, vid, mode, cur, found, vk, &vkl);
     if (e == CM_OK && *found)
         e = md_cond_check(cond, cur);
+    if (e == CM_OK && *found && md_lock_protects(cur, cm_now_ms(), bypass))
+        e = CM_ERR_LOCKED;
     if (e == CM_OK && *found)
         e = md_kv_del(txn, md->versions, vk, vkl);
     if (e == CM_OK && !*found) {
@@ -401,6 +420,8 @@ static cm_err set_vers_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     if (e != CM_OK)
         return e;
     e = md_bucket_decode(v.mv_data, v.mv_size, &b);
+    if (e == CM_OK && b.lock_enabled && op->state != MD_VERS_ENABLED)
+        return CM_ERR_LOCKED; /* Object Lock needs every version kept: S3's InvalidBucketState */
     if (e == CM_OK && b.versioning == op->state) {
         *wrote = 0;
         return CM_OK;
@@ -541,52 +562,116 @@ cm_err md_versions_walk(md_store *md, const char *bucket, md_version_fn fn, void
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
-/* ---- Tags of one version ---- */
+/* ---- Editing one version in place (tags, Object Lock) ---- */
 
-typedef struct {
-    const char *bucket, *key, *vid;
-    const md_meta *tags;
-    size_t ntags;
-} vtags_op;
+/*
+ * Load version vid of the key (the latest when vid is NULL), let edit change it (edit(o, arg, 0)),
+ * write it back where it is, then edit(o, arg, 1) takes back what edit lent the record. A delete
+ * marker has nothing to edit: CM_ERR_NOTFOUND.
+ */
+typedef cm_err (*version_edit_fn)(md_object *o, void *arg, int restore);
 
-static cm_err vtags_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err version_edit(md_store *md, MDB_txn *txn, const char *bucket, const char *key,
+                           const char *vid, version_edit_fn edit, void *arg)
 {
-    vtags_op *op = arg;
     uint8_t k[MD_KEYBUF], vk[MD_KEYBUF];
     size_t kl, vkl;
     md_slice v;
     md_object o = {0};
     int found = 0, latest = 0;
     md_wbuf w = {0};
-    (void)wrote;
-    if (md_key_object(op->bucket, op->key, k, &kl) != CM_OK || !md_vid_valid(op->vid))
+    if (md_key_object(bucket, key, k, &kl) != CM_OK || (vid && !md_vid_valid(vid)))
         return CM_ERR_NOTFOUND;
     cm_err e = md_kv_get(txn, md->objects, k, kl, &v);
     if (e == CM_OK && (e = md_object_decode_ex(v.p, v.n, MD_DECODE_FULL, &o)) == CM_OK) {
-        latest = found = vid_same(o.version_id, op->vid);
+        latest = found = !vid || vid_same(o.version_id, vid);
         if (!found) {
             md_object_release(&o);
-            e = find_older(md, txn, k, kl, op->vid, MD_DECODE_FULL, &o, &found, vk, &vkl);
+            e = find_older(md, txn, k, kl, vid, MD_DECODE_FULL, &o, &found, vk, &vkl);
         }
     }
     if (e == CM_OK && (!found || o.delete_marker || o.tombstone))
         e = CM_ERR_NOTFOUND;
-    md_meta *old_tags = o.tags; /* borrowed tags for the encoding, then the record's own back */
-    size_t old_n = o.ntags;
-    o.tags = (md_meta *)op->tags, o.ntags = op->ntags;
+    int edited = e == CM_OK && (e = edit(&o, arg, 0)) == CM_OK;
     if (e == CM_OK && latest)
         e = md_object_write(txn, md, k, kl, &o, &o);
     else if (e == CM_OK && (e = md_object_encode_stored(&o, &w)) == CM_OK)
         e = md_kv_put(txn, md->versions, vk, vkl, w.p, w.len);
-    o.tags = old_tags, o.ntags = old_n;
+    if (edited)
+        edit(&o, arg, 1);
     md_object_release(&o);
     md_w_free(&w);
     return e;
 }
 
+typedef struct {
+    const char *bucket, *key, *vid;
+    const md_meta *tags;
+    size_t ntags;
+    md_meta *old_tags; /* the record's own, while it carries the borrowed ones */
+    size_t old_n;
+} vtags_op;
+
+static cm_err vtags_edit(md_object *o, void *arg, int restore)
+{
+    vtags_op *op = arg;
+    if (restore) {
+        o->tags = op->old_tags, o->ntags = op->old_n;
+        return CM_OK;
+    }
+    op->old_tags = o->tags, op->old_n = o->ntags;
+    o->tags = (md_meta *)op->tags, o->ntags = op->ntags;
+    return CM_OK;
+}
+
+static cm_err vtags_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    vtags_op *op = arg;
+    (void)wrote;
+    if (!op->vid)
+        return CM_ERR_NOTFOUND;
+    return version_edit(md, txn, op->bucket, op->key, op->vid, vtags_edit, op);
+}
+
+typedef struct {
+    const char *bucket, *key, *vid;
+    const md_lock_change *ch;
+} vlock_op;
+
+static cm_err vlock_edit(md_object *o, void *arg, int restore)
+{
+    const md_lock_change *ch = ((vlock_op *)arg)->ch;
+    cm_err e = CM_OK;
+    if (restore)
+        return CM_OK;
+    /* checked here, on the commit thread, against the version as this transaction sees it */
+    if (ch->set_retention && (e = md_lock_change_ok(o, ch->mode, ch->until_ms, cm_now_ms(),
+                                                    ch->bypass_governance)) == CM_OK) {
+        o->lock_mode = ch->mode;
+        o->lock_until_ms = ch->mode ? ch->until_ms : 0;
+    }
+    if (e == CM_OK && ch->set_hold)
+        o->legal_hold = ch->legal_hold;
+    return e;
+}
+
+static cm_err vlock_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    vlock_op *op = arg;
+    (void)wrote;
+    return version_edit(md, txn, op->bucket, op->key, op->vid, vlock_edit, op);
+}
+
+cm_err md_version_set_lock(md_store *md, const char *bucket, const char *key, const char *vid,
+                           const md_lock_change *ch)
+{
+    vlock_op op = {bucket, key, vid, ch};
+    return md_write(md, vlock_apply, &op);
+}
+
 cm_err md_version_set_tags(md_store *md, const char *bucket, const char *key, const char *vid,
                            const md_meta *tags, size_t ntags)
 {
-    vtags_op op = {bucket, key, vid, tags, ntags};
+    vtags_op op = {bucket, key, vid, tags, ntags, NULL, 0};
     return md_write(md, vtags_apply, &op);
 }

@@ -401,7 +401,7 @@ static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
     cm_err e = body_record(m, &o);
     if (e != CM_OK)
         return e;
-    md_cond cond = {m->inm, m->has_ifmatch ? m->key : NULL};
+    md_cond cond = {.if_none_match_star = m->inm, .if_match = m->has_ifmatch ? m->key : NULL};
     nd_cond_req r = {m->bucket, &o, m->del, &cond, m->from};
     if (!o.key || !*o.key) {
         e = CM_ERR_INVAL;

@@ -85,9 +85,6 @@ WRITE_REFUSED = [
     ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:1:key/x", "SSE-KMS"),
     ("x-amz-server-side-encryption-context", "e30=", "SSE-KMS"),
     ("x-amz-server-side-encryption-bucket-key-enabled", "true", "Bucket Keys"),
-    ("x-amz-object-lock-mode", "COMPLIANCE", "Object Lock"),
-    ("x-amz-object-lock-retain-until-date", "2099-01-01T00:00:00Z", "Object Lock"),
-    ("x-amz-object-lock-legal-hold", "ON", "legal hold"),
     # the canned ACLs cairn serves are test_users.sh's; these grant to principals it does not have
     ("x-amz-acl", "aws-exec-read", "access control"),
     ("x-amz-acl", "bucket-owner-read", "access control"),
@@ -234,8 +231,8 @@ def subresources_not_pretended():
 
 
 def buckets_and_deletes():
-    for name, value, feature in [("x-amz-bucket-object-lock-enabled", "true", "Object Lock"),
-                                 ("x-amz-acl", "log-delivery-write", "access control"),
+    # (x-amz-bucket-object-lock-enabled: true is served on a single node: test_object_lock.sh)
+    for name, value, feature in [("x-amz-acl", "log-delivery-write", "access control"),
                                  ("x-amz-grant-write", 'id="someone"', "grants")]:
         b = BPREFIX + fresh("hdr-nb")
         expect_refused("CreateBucket %s: %s" % (name, value),

@@ -26,7 +26,7 @@ CAIRN_CLUSTER_PORT=$(h_cluster_base_port)
 [ -n "$CAIRN_CLUSTER_PORT" ] || { h_bad "found free ports"; h_finish; }
 read -r -a CLIENTS <<<"${CLUSTER_TESTS:-test_awscli:alt test_boto3 test_s3cmd:alt test_rclone:alt \
 test_restic:alt test_js test_headers test_bench fault_badinput fault_hostile_headers \
-fault_overwrite_read:alt test_tagging test_lifecycle test_cors_post test_versioning}"
+fault_overwrite_read:alt test_tagging test_lifecycle test_cors_post test_versioning test_object_lock}"
 LANES=${CLUSTER_LANES:-2}
 echo "server binary: $CAIRN_BIN"
 

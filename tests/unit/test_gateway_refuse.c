@@ -32,6 +32,14 @@ static gw_s3err check1(unsigned op, const char *name, const char *value, char *m
     return gw_refuse_check(op, get, &h, "owner-id", msg, cap);
 }
 
+/* A cluster node's check (gw_refuse_check_cluster). */
+static gw_s3err check_cluster(unsigned op, const char *name, const char *value, char *msg,
+                              size_t cap)
+{
+    hdrs h = {{name}, {value}};
+    return gw_refuse_check_cluster(op, get, &h, "owner-id", msg, cap);
+}
+
 static gw_s3err check(unsigned op, const char *name, const char *value)
 {
     char msg[256];
@@ -83,10 +91,6 @@ static void test_refused_on_writes(void)
         {"x-amz-server-side-encryption-aws-kms-key-id", "k", "SSE-KMS"},
         {"x-amz-server-side-encryption-context", "e30=", "SSE-KMS"},
         {"x-amz-server-side-encryption-bucket-key-enabled", "true", "Bucket Keys"},
-        {"x-amz-object-lock-mode", "COMPLIANCE", "Object Lock"},
-        {"x-amz-object-lock-mode", "GOVERNANCE", "Object Lock"},
-        {"x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z", "Object Lock"},
-        {"x-amz-object-lock-legal-hold", "ON", "legal hold"},
         {"x-amz-acl", "aws-exec-read", "access control"},
         {"x-amz-acl", "log-delivery-write", "access control"},
         {"x-amz-grant-read", "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"", "grants"},
@@ -109,6 +113,45 @@ static void test_refused_on_writes(void)
             /* The same header means nothing to a listing. */
             CU_ASSERT_EQUAL(check(GW_RF_OTHER, cases[i].name, cases[i].value), GW_OK);
         }
+}
+
+/* Object Lock is served on a single node (gw_lock.c checks the values), refused on cluster nodes
+ * with 501 naming the header; values asking for nothing pass there too. */
+static void test_lock_cluster_only(void)
+{
+    static const struct {
+        const char *name, *value;
+    } cases[] = {
+        {"x-amz-object-lock-mode", "COMPLIANCE"},
+        {"x-amz-object-lock-mode", "GOVERNANCE"},
+        {"x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"},
+        {"x-amz-object-lock-legal-hold", "ON"},
+    };
+    static const unsigned ops[] = {GW_RF_PUT, GW_RF_COPY, GW_RF_MPU_CREATE};
+    char msg[256];
+    for (size_t i = 0; i < CM_ARRAY_LEN(cases); i++)
+        for (size_t j = 0; j < CM_ARRAY_LEN(ops); j++) {
+            CU_ASSERT_EQUAL(check(ops[j], cases[i].name, cases[i].value), GW_OK);
+            CU_ASSERT_EQUAL(check_cluster(ops[j], cases[i].name, cases[i].value, msg, sizeof(msg)),
+                            GW_UNSUPPORTED);
+            CU_ASSERT_PTR_NOT_NULL(strstr(msg, cases[i].name));
+            CU_ASSERT_PTR_NOT_NULL(strstr(msg, "single node only"));
+        }
+    CU_ASSERT_EQUAL(
+        check_cluster(GW_RF_PUT, "x-amz-object-lock-legal-hold", "OFF", msg, sizeof(msg)), GW_OK);
+    CU_ASSERT_EQUAL(
+        check_cluster(GW_RF_PUT, "x-amz-object-lock-legal-hold", "maybe", msg, sizeof(msg)),
+        GW_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-bucket-object-lock-enabled", "true"), GW_OK);
+    CU_ASSERT_EQUAL(check_cluster(GW_RF_CREATE_BUCKET, "x-amz-bucket-object-lock-enabled", "true",
+                                  msg, sizeof(msg)),
+                    GW_UNSUPPORTED);
+    CU_ASSERT_EQUAL(check_cluster(GW_RF_CREATE_BUCKET, "x-amz-bucket-object-lock-enabled", "false",
+                                  msg, sizeof(msg)),
+                    GW_OK);
+    /* the rest of the table still applies on a cluster node */
+    CU_ASSERT_EQUAL(check_cluster(GW_RF_PUT, "x-amz-storage-class", "GLACIER", msg, sizeof(msg)),
+                    GW_UNSUPPORTED);
 }
 
 /* SSE-S3 and SSE-C are served (gw_sse.c checks them), so the table lets them through. */
@@ -147,11 +190,6 @@ static void test_values(void)
     CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-acl", "public-read-write"), GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-grant-write", "id=\"x\""), GW_UNSUPPORTED);
 
-    CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-object-lock-legal-hold", "OFF"), GW_OK);
-    CU_ASSERT_EQUAL(check(GW_RF_PUT, "x-amz-object-lock-legal-hold", "maybe"), GW_INVALID_ARGUMENT);
-    CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-bucket-object-lock-enabled", "true"),
-                    GW_UNSUPPORTED);
-    CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-bucket-object-lock-enabled", "false"), GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-object-ownership", "BucketOwnerEnforced"),
                     GW_OK);
     CU_ASSERT_EQUAL(check(GW_RF_CREATE_BUCKET, "x-amz-object-ownership", "Nobody"),
@@ -246,6 +284,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"operations", test_operations},
         {"refused on writes", test_refused_on_writes},
+        {"lock cluster only", test_lock_cluster_only},
         {"sse-c everywhere", test_sse_c_everywhere},
         {"values", test_values},
         {"storage class of", test_storage_class_of},

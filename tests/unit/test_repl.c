@@ -905,7 +905,8 @@ static nres cond_call(const char *bucket, const char *key, const char *etag, int
 static void t_cond_route(void)
 {
     env_up(1, 2000);
-    md_cond inm = {1, NULL}, m1 = {0, "e1"}, m2 = {0, "e2"}, none = {0, NULL};
+    md_cond inm = {.if_none_match_star = 1}, m1 = {.if_match = "e1"}, m2 = {.if_match = "e2"},
+            none = {0};
     CU_ASSERT_EQUAL(cond_call("b", "ck", "e1", 0, &inm).r.err, CM_OK);
     nres t = cond_call("b", "ck", "e9", 0, &inm);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_PRECONDITION);
@@ -998,7 +999,7 @@ static void t_rpc_edges(void)
     t = nd_wait(nd_meta_get(E.cl, &n4, "b", "k", nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
     CU_ASSERT_EQUAL(t.r.status, 503);
-    md_cond inm = {1, NULL}; /* no callback: the cond route is unavailable */
+    md_cond inm = {.if_none_match_star = 1}; /* no callback: the cond route is unavailable */
     memset(&t, 0, sizeof(t));
     t = nd_wait(nd_cond_write(E.cl, &n4, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
