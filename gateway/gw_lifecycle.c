@@ -10,15 +10,24 @@
  * record across the nodes, which it does not yet do.
  *
  * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
- * in each, first its objects (md_list_objects pages, in key order), then its unfinished
- * multipart uploads (md_upload_list_query pages). Each object goes through key_step: the first
- * enabled rule whose filter selects it (prefix and size from the listing, tags from the full
- * record when a rule needs them) and whose expiry time has passed removes it through
- * gw_object_remove, DeleteObject's own path, conditioned on the ETag listed, so an object
- * rewritten meanwhile is kept. (With versioning that path makes a delete marker; the
- * noncurrent-version and expired-marker rules become one more step per key over the key's
- * versions, docs/lifecycle.md.) Each upload whose AbortIncompleteMultipartUpload time has
- * passed is aborted as AbortMultipartUpload does (md_upload_abort, then its parts' chunks freed).
+ * in each, first its keys (md_list_versions pages, in key order, delete markers included), then
+ * its unfinished multipart uploads (md_upload_list_query pages). Each key goes through key_step
+ * with its versions, newest first (md_key_versions when the page cut them short): for each
+ * version the first enabled rule that selects it (prefix and size from the listing, tags from the
+ * version's record when a rule needs them) and whose time has passed acts (gw_lc_version_action:
+ * the current version expires, a noncurrent one goes NoncurrentDays after its successor's write
+ * unless among the NewerNoncurrentVersions newest, a lone delete marker goes by
+ * ExpiredObjectDeleteMarker). Every deletion is gw_object_remove, DeleteObject's own path: the
+ * current version without a version id (a delete marker in a versioned bucket), conditioned on
+ * the ETag listed so an object rewritten meanwhile is kept; the others by version id, so Object
+ * Lock refuses what it protects (counted, retried at the next pass). Each upload whose
+ * AbortIncompleteMultipartUpload time has passed is aborted as AbortMultipartUpload does
+ * (md_upload_abort, then its parts' chunks freed).
+ *
+ * x-amz-expiration (gw_lc_expiration): the current-version expiration rules of up to EXP_SLOTS
+ * buckets are kept parsed in a direct-mapped table under exp_mu; every change of a configuration
+ * (or a bucket's deletion) bumps its generation, and a load that raced a change is used once and
+ * not kept.
  *
  * Bounded rate: pages hold at most min(256, rate) entries and the thread sleeps so that the
  * entries examined since the pass (re)started stay within rate per second. Restarts: after each
@@ -932,8 +941,8 @@ static cm_err exp_load(gw *g, const char *bucket, gw_lc_config *cfg)
         return e;
     gw_s3err pe = gw_lc_parse(doc, len, GW_LC_XML_CAP, cfg, msg, sizeof(msg));
     free(doc);
-    if (pe != GW_OK)
-        return CM_ERR_CORRUPT; /* the worker logs it at its pass */
+    if (pe != GW_OK) /* a document that does not parse is logged by the worker at its pass */
+        return pe == GW_INTERNAL ? CM_ERR_NOMEM : CM_ERR_CORRUPT;
     /* Keep only what the header looks at: the others are released here. */
     for (size_t i = 0; i < cfg->n; i++) {
         gw_lc_rule *r = &cfg->rules[i];
@@ -1009,9 +1018,12 @@ int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, s
     pthread_mutex_unlock(&w->exp_mu);
 
     gw_lc_config cfg;
-    if (exp_load(g, bucket, &cfg) != CM_OK) {
+    cm_err e = exp_load(g, bucket, &cfg);
+    if (e != CM_OK) {
         gw_lc_config_release(&cfg);
-        return 0;
+        if (e != CM_ERR_CORRUPT)
+            return 0; /* not kept: the next request reads again */
+        /* A stored document that does not parse (the worker logs it): kept as no rules. */
     }
     int found = exp_value(&cfg, o, w->cfg.day_s, out, cap);
     pthread_mutex_lock(&w->exp_mu);
