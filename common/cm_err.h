@@ -29,7 +29,8 @@
     X(CM_ERR_CLOSED, "peer closed the connection")                                                 \
     X(CM_ERR_TIMEOUT, "timed out")                                                                 \
     X(CM_ERR_UNSUPPORTED, "not supported")                                                         \
-    X(CM_ERR_INTERNAL, "internal error")
+    X(CM_ERR_INTERNAL, "internal error")                                                           \
+    X(CM_ERR_LOCKED, "protected by object lock")
 
 typedef enum {
 #define CM_ERR_ENUM(name, text) name,

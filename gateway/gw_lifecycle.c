@@ -454,7 +454,7 @@ static cm_err page_done(gw_lc *w, lc_cursor *cur, const lc_counts *add, const ch
  * logged, tried again at the next pass only. */
 static int refused(cm_err e)
 {
-    return e == CM_ERR_AUTH;
+    return e == CM_ERR_LOCKED;
 }
 
 /*
