@@ -204,9 +204,8 @@ typedef struct {
 } lc_cursor;
 
 #define COUNTS_LEN 48
-#define VCOUNTS_LEN                                                                                \
-    24 /* the version counters, after the rest (blobs of older servers lack them)                  \
-        */
+/* The version counters, after the rest (the blobs of servers older than them lack them). */
+#define VCOUNTS_LEN 24
 
 static void vcounts_put(uint8_t *p, const lc_counts *c)
 {
