@@ -373,6 +373,15 @@ static void scrub_table(const char *js)
     printf("%-18s %14s %14" PRIu64 "\n", "changed meanwhile", "-", jnum(js, "changed_meanwhile"));
 }
 
+/* The version counters of one lifecycle pass (c: its JSON object). */
+static void lifecycle_versions_line(const char *label, const char *c)
+{
+    printf("%s: noncurrent expired %" PRIu64 ", delete markers removed %" PRIu64
+           ", refused by lock %" PRIu64 "\n",
+           label, jnum(c, "noncurrent_expired"), jnum(c, "markers_removed"),
+           jnum(c, "refused_locked"));
+}
+
 /* The "lifecycle" member (gateway/gw_lifecycle.c): the worker's pass under way and its last. */
 static void lifecycle_lines(const char *body)
 {
@@ -388,19 +397,22 @@ static void lifecycle_lines(const char *body)
            "a pass every %" PRIu64 " s, day = %" PRIu64 " s\n",
            jtrue(js, "running") ? "running" : "idle", jnum(js, "passes"), jdbl(js, "rate"),
            jnum(js, "interval_s"), jnum(js, "day_s"));
-    if (jtrue(js, "running") && cur)
+    if (jtrue(js, "running") && cur) {
         printf("pass under way%s: bucket %.*s (%s), examined %" PRIu64 ", expired %" PRIu64
                ", uploads aborted %" PRIu64 ", errors %" PRIu64 "\n",
                jtrue(js, "resumed") ? " (resumed after a restart)" : "",
                b ? (int)strcspn(b + 10, "\"") : 0, b ? b + 10 : "",
                strstr(js, "\"phase\":\"uploads\"") ? "uploads" : "objects", jnum(cur, "examined"),
                jnum(cur, "expired"), jnum(cur, "aborted"), jnum(cur, "errors"));
+        lifecycle_versions_line("  versions", cur);
+    }
     fmt_time((int64_t)jnum(last, "start_ms"), t1, sizeof(t1));
     fmt_time((int64_t)jnum(last, "end_ms"), t2, sizeof(t2));
     printf("last pass: started %s, ended %s, examined %" PRIu64 ", expired %" PRIu64
            ", uploads aborted %" PRIu64 ", errors %" PRIu64 "\n",
            t1, t2, jnum(last, "examined"), jnum(last, "expired"), jnum(last, "aborted"),
            jnum(last, "errors"));
+    lifecycle_versions_line("  versions", last);
 }
 
 /* The "cluster" member of a clustered node's status (cmd/server.c), when there is one. */

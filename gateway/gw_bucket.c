@@ -30,6 +30,7 @@
  * header is checked and otherwise ignored, and HeadBucket says strong.
  */
 #include "gw_int.h"
+#include "gw_lc.h"
 #include "gw_sse.h"
 
 #include <event2/buffer.h>
@@ -314,6 +315,7 @@ static void delete_bucket_done(gw_req *r)
         gw_error_cm(r, err);
     else {
         gw_cors_invalidate(r->g); /* a re-created bucket starts without CORS configuration */
+        gw_lc_invalidate(r->g);   /* nor lifecycle rules */
         gw_resp_start(r, 204, -1);
         net_resp_end(r->net);
     }

@@ -74,6 +74,43 @@ int gw_lc_rule_selects(const gw_lc_rule *rule, const char *key, uint64_t size);
 int64_t gw_lc_expiry_ms(const gw_lc_rule *rule, int64_t mtime_ms, uint32_t day_s);
 /* As gw_lc_expiry_ms for AbortIncompleteMultipartUpload of an upload initiated at init_ms. */
 int64_t gw_lc_abort_ms(const gw_lc_rule *rule, int64_t init_ms, uint32_t day_s);
+
+/*
+ * One version of a key as the worker sees it (versioned buckets; a never-versioned bucket's
+ * objects are all current). noncurrent_ms: when it became noncurrent, i.e. when the next newer
+ * version was written (S3 counts NoncurrentDays from there), -1 for the current version;
+ * newer_noncurrent: how many noncurrent versions of the key are newer than it; lone: the current
+ * version is a delete marker and the key has no other version (an expired object delete marker).
+ */
+typedef struct {
+    uint64_t size;
+    int64_t mtime_ms;
+    int64_t noncurrent_ms;
+    uint32_t newer_noncurrent;
+    int delete_marker;
+    int lone;
+} gw_lc_version;
+
+typedef enum {
+    GW_LC_KEEP = 0,
+    GW_LC_EXPIRE_CURRENT,    /* DELETE without a version id: a delete marker when versioned */
+    GW_LC_EXPIRE_NONCURRENT, /* delete that version for good */
+    GW_LC_REMOVE_MARKER      /* delete the lone delete marker (by its version id) */
+} gw_lc_action;
+
+/* When a version noncurrent since noncurrent_ms is due under rule's NoncurrentDays (rounded up to
+ * a day boundary as gw_lc_expiry_ms); -1 when the rule has no noncurrent expiration. */
+int64_t gw_lc_noncurrent_ms(const gw_lc_rule *rule, int64_t noncurrent_ms, uint32_t day_s);
+/*
+ * What rule, if enabled, does at now to version v of key, looking at the filter's prefix and size
+ * only (the caller checks tags with gw_lc_rule_matches when the rule has some): the current
+ * version expires by Days/Date (never a delete marker: Days does not remove markers), a lone
+ * current delete marker goes by ExpiredObjectDeleteMarker, a noncurrent version (marker or not)
+ * goes NoncurrentDays after it became noncurrent unless it is among the NewerNoncurrentVersions
+ * newest noncurrent ones. A delete marker's size is 0.
+ */
+gw_lc_action gw_lc_version_action(const gw_lc_rule *rule, const char *key, const gw_lc_version *v,
+                                  int64_t now, uint32_t day_s);
 /* "YYYY-MM-DDT00:00:00[.000](Z|+00:00)" or "YYYY-MM-DD" into Unix ms: 0 ok, -1 not a date,
  * 1 a valid date and time that is not midnight UTC. */
 int gw_lc_parse_date(const char *s, int64_t *ms);
@@ -99,6 +136,16 @@ cm_err gw_lc_start(gw *g, const gw_lc_worker_config *cfg, gw_lc **out);
 /* Stop (a page in progress finishes, the cursor stays for the next start), detach, free. NULL is
  * a no-op. Call before gw_free. */
 void gw_lc_stop(gw *g, gw_lc *w);
+/*
+ * x-amz-expiration for o, the current version of bucket/o->key (PUT, GET and HEAD answers): 1 and
+ * out filled with `expiry-date="<RFC 1123 date>", rule-id="<ID>"` when an enabled Expiration
+ * Days/Date rule selects o (the earliest expiry when several do), else 0 (also without a worker:
+ * a cluster node). The bucket's rules are kept parsed in a small cache; a miss reads the store
+ * once (blocking, short). Any thread.
+ */
+int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, size_t cap);
+/* Forget the cached rules: a configuration was set or deleted, or a bucket deleted. Any thread. */
+void gw_lc_invalidate(gw *g);
 /* The "lifecycle" member of /admin/status: a JSON object appended to b (counters under a lock). */
 void gw_lc_status_json(gw_lc *w, struct evbuffer *b);
 

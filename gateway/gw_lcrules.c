@@ -574,6 +574,29 @@ int64_t gw_lc_abort_ms(const gw_lc_rule *rule, int64_t init_ms, uint32_t day_s)
     return rule->abort_days ? after_days(init_ms, rule->abort_days, day_s) : -1;
 }
 
+int64_t gw_lc_noncurrent_ms(const gw_lc_rule *rule, int64_t noncurrent_ms, uint32_t day_s)
+{
+    return rule->nc_days ? after_days(noncurrent_ms, rule->nc_days, day_s) : -1;
+}
+
+gw_lc_action gw_lc_version_action(const gw_lc_rule *rule, const char *key, const gw_lc_version *v,
+                                  int64_t now, uint32_t day_s)
+{
+    uint64_t size = v->delete_marker ? 0 : v->size;
+    if (!rule->enabled || !gw_lc_rule_selects(rule, key, size))
+        return GW_LC_KEEP;
+    if (v->noncurrent_ms >= 0) {
+        int64_t due = gw_lc_noncurrent_ms(rule, v->noncurrent_ms, day_s);
+        return due >= 0 && now >= due && v->newer_noncurrent >= rule->nc_newer
+                   ? GW_LC_EXPIRE_NONCURRENT
+                   : GW_LC_KEEP;
+    }
+    if (v->delete_marker)
+        return rule->exp_marker && v->lone ? GW_LC_REMOVE_MARKER : GW_LC_KEEP;
+    int64_t due = gw_lc_expiry_ms(rule, v->mtime_ms, day_s);
+    return due >= 0 && now >= due ? GW_LC_EXPIRE_CURRENT : GW_LC_KEEP;
+}
+
 int gw_lc_parse_date(const char *s, int64_t *ms)
 {
     struct tm tm = {0};

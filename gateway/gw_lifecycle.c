@@ -10,15 +10,24 @@
  * record across the nodes, which it does not yet do.
  *
  * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
- * in each, first its objects (md_list_objects pages, in key order), then its unfinished
- * multipart uploads (md_upload_list_query pages). Each object goes through key_step: the first
- * enabled rule whose filter selects it (prefix and size from the listing, tags from the full
- * record when a rule needs them) and whose expiry time has passed removes it through
- * gw_object_remove, DeleteObject's own path, conditioned on the ETag listed, so an object
- * rewritten meanwhile is kept. (With versioning that path makes a delete marker; the
- * noncurrent-version and expired-marker rules become one more step per key over the key's
- * versions, docs/lifecycle.md.) Each upload whose AbortIncompleteMultipartUpload time has
- * passed is aborted as AbortMultipartUpload does (md_upload_abort, then its parts' chunks freed).
+ * in each, first its keys (md_list_versions pages, in key order, delete markers included), then
+ * its unfinished multipart uploads (md_upload_list_query pages). Each key goes through key_step
+ * with its versions, newest first (md_key_versions when the page cut them short): for each
+ * version the first enabled rule that selects it (prefix and size from the listing, tags from the
+ * version's record when a rule needs them) and whose time has passed acts (gw_lc_version_action:
+ * the current version expires, a noncurrent one goes NoncurrentDays after its successor's write
+ * unless among the NewerNoncurrentVersions newest, a lone delete marker goes by
+ * ExpiredObjectDeleteMarker). Every deletion is gw_object_remove, DeleteObject's own path: the
+ * current version without a version id (a delete marker in a versioned bucket), conditioned on
+ * the ETag listed so an object rewritten meanwhile is kept; the others by version id, so Object
+ * Lock refuses what it protects (counted, retried at the next pass). Each upload whose
+ * AbortIncompleteMultipartUpload time has passed is aborted as AbortMultipartUpload does
+ * (md_upload_abort, then its parts' chunks freed).
+ *
+ * x-amz-expiration (gw_lc_expiration): the current-version expiration rules of up to EXP_SLOTS
+ * buckets are kept parsed in a direct-mapped table under exp_mu; every change of a configuration
+ * (or a bucket's deletion) bumps its generation, and a load that raced a change is used once and
+ * not kept.
  *
  * Bounded rate: pages hold at most min(256, rate) entries and the thread sleeps so that the
  * entries examined since the pass (re)started stay within rate per second. Restarts: after each
@@ -43,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 
@@ -81,6 +91,7 @@ static void del_work(gw_req *r)
 static void set_done(gw_req *r)
 {
     lc_req *st = r->op;
+    gw_lc_invalidate(r->g); /* after the commit: a load from now on sees it */
     if (st->err != CM_OK) {
         gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
                  NULL);
@@ -177,6 +188,9 @@ enum { PHASE_OBJECTS = 0, PHASE_UPLOADS = 1 };
 typedef struct {
     int64_t start_ms, end_ms;
     uint64_t examined, expired, aborted, errors;
+    /* versioned buckets: noncurrent versions expired, lone delete markers removed, deletions
+     * refused (Object Lock) */
+    uint64_t nc_expired, markers, refused;
 } lc_counts;
 
 /* Where a pass stands: the counters so far, the bucket, the phase, and the last key (and
@@ -190,6 +204,22 @@ typedef struct {
 } lc_cursor;
 
 #define COUNTS_LEN 48
+/* The version counters, after the rest (the blobs of servers older than them lack them). */
+#define VCOUNTS_LEN 24
+
+static void vcounts_put(uint8_t *p, const lc_counts *c)
+{
+    cm_put_be64(p, c->nc_expired);
+    cm_put_be64(p + 8, c->markers);
+    cm_put_be64(p + 16, c->refused);
+}
+
+static void vcounts_get(const uint8_t *p, lc_counts *c)
+{
+    c->nc_expired = cm_get_be64(p);
+    c->markers = cm_get_be64(p + 8);
+    c->refused = cm_get_be64(p + 16);
+}
 
 static void counts_put(uint8_t *p, const lc_counts *c)
 {
@@ -211,11 +241,12 @@ static void counts_get(const uint8_t *p, lc_counts *c)
     c->errors = cm_get_be64(p + 40);
 }
 
-/* cursor: counts, phase(1), bucket length(1), key length(BE32), upload id length(1), the three */
+/* cursor: counts, phase(1), bucket length(1), key length(BE32), upload id length(1), the three,
+ * the version counters */
 static cm_err cursor_save(md_store *md, const lc_cursor *cur)
 {
     size_t bl = strlen(cur->bucket), kl = strlen(cur->key), ul = strlen(cur->upload_id);
-    size_t len = COUNTS_LEN + 7 + bl + kl + ul;
+    size_t len = COUNTS_LEN + 7 + bl + kl + ul + VCOUNTS_LEN;
     uint8_t *b = malloc(len);
     if (!b)
         return CM_ERR_NOMEM;
@@ -228,6 +259,7 @@ static cm_err cursor_save(md_store *md, const lc_cursor *cur)
     memcpy(p + 7, cur->bucket, bl);
     memcpy(p + 7 + bl, cur->key, kl);
     memcpy(p + 7 + bl + kl, cur->upload_id, ul);
+    vcounts_put(p + 7 + bl + kl + ul, &cur->c);
     cm_err e = md_lc_state_set(md, "cursor", b, len);
     free(b);
     return e;
@@ -250,7 +282,10 @@ static cm_err cursor_load(md_store *md, lc_cursor *cur)
     size_t kl = len >= COUNTS_LEN + 7 ? cm_get_be32(p + COUNTS_LEN + 2) : 0;
     size_t ul = len >= COUNTS_LEN + 7 ? p[COUNTS_LEN + 6] : 0;
     if (len < COUNTS_LEN + 7 || bl == 0 || bl > MD_BUCKET_MAX || ul >= sizeof(cur->upload_id) ||
-        kl > MD_MAX_KEY || len != COUNTS_LEN + 7 + bl + kl + ul || p[COUNTS_LEN] > PHASE_UPLOADS ||
+        kl > MD_MAX_KEY ||
+        (len != COUNTS_LEN + 7 + bl + kl + ul &&
+         len != COUNTS_LEN + 7 + bl + kl + ul + VCOUNTS_LEN) ||
+        p[COUNTS_LEN] > PHASE_UPLOADS ||
         !(cur->key = strndup((const char *)p + COUNTS_LEN + 7 + bl, kl))) {
         free(v);
         CM_ERROR(MOD, "the stored cursor is damaged (%zu bytes): starting a new pass", len);
@@ -262,6 +297,8 @@ static cm_err cursor_load(md_store *md, lc_cursor *cur)
     cur->bucket[bl] = '\0';
     memcpy(cur->upload_id, p + COUNTS_LEN + 7 + bl + kl, ul);
     cur->upload_id[ul] = '\0';
+    if (len > COUNTS_LEN + 7 + bl + kl + ul)
+        vcounts_get(p + COUNTS_LEN + 7 + bl + kl + ul, &cur->c);
     free(v);
     if (gw_bucket_name_check(cur->bucket) != GW_OK) { /* it is logged and shown as JSON */
         free(cur->key);
@@ -274,8 +311,9 @@ static cm_err cursor_load(md_store *md, lc_cursor *cur)
 
 static cm_err last_save(md_store *md, const lc_counts *c)
 {
-    uint8_t b[COUNTS_LEN];
+    uint8_t b[COUNTS_LEN + VCOUNTS_LEN];
     counts_put(b, c);
+    vcounts_put(b + COUNTS_LEN, c);
     return md_lc_state_set(md, "last", b, sizeof(b));
 }
 
@@ -286,12 +324,24 @@ static void last_load(md_store *md, lc_counts *c)
     memset(c, 0, sizeof(*c));
     if (md_lc_state_get(md, "last", &v, &len) != CM_OK)
         return;
-    if (len == COUNTS_LEN)
+    if (len == COUNTS_LEN || len == COUNTS_LEN + VCOUNTS_LEN)
         counts_get(v, c);
+    if (len == COUNTS_LEN + VCOUNTS_LEN)
+        vcounts_get((const uint8_t *)v + COUNTS_LEN, c);
     free(v);
 }
 
 /* ---- the worker ---- */
+
+#define EXP_SLOTS 64
+
+/* One bucket's rules for x-amz-expiration: those of its configuration that expire current
+ * objects (enabled, Days or Date); n 0 for a bucket without any. */
+typedef struct {
+    char bucket[MD_BUCKET_MAX + 1];
+    uint64_t gen; /* exp_gen when loaded; 0: empty slot */
+    gw_lc_config cfg;
+} exp_slot;
 
 struct gw_lc {
     gw *g;
@@ -309,6 +359,10 @@ struct gw_lc {
     /* pacing: entries examined since pace_start_ms (monotonic) */
     int64_t pace_start_ms;
     uint64_t paced;
+    /* x-amz-expiration: the current-version expiration rules of recently used buckets */
+    pthread_mutex_t exp_mu;
+    uint64_t exp_gen; /* starts at 1, bumped by every change of a configuration */
+    exp_slot exp[EXP_SLOTS];
 };
 
 void gw_lc_worker_config_defaults(gw_lc_worker_config *c)
@@ -360,6 +414,9 @@ static void count(gw_lc *w, lc_cursor *cur, const lc_counts *add)
     cur->c.expired += add->expired;
     cur->c.aborted += add->aborted;
     cur->c.errors += add->errors;
+    cur->c.nc_expired += add->nc_expired;
+    cur->c.markers += add->markers;
+    cur->c.refused += add->refused;
     pthread_mutex_lock(&w->mu);
     w->cur = cur->c;
     w->phase = cur->phase;
@@ -390,74 +447,186 @@ static cm_err page_done(gw_lc *w, lc_cursor *cur, const lc_counts *add, const ch
     return e;
 }
 
+#define KEY_VERSIONS_MAX 1000 /* versions of one key looked at per pass, newest first */
+
+/* A deletion the bucket's settings forbid (Object Lock's retention or legal hold): counted and
+ * logged, tried again at the next pass only. */
+static int refused(cm_err e)
+{
+    return e == CM_ERR_LOCKED;
+}
+
 /*
- * The per-key step: apply the first enabled rule that selects bucket/key's current object and
- * whose expiration time has passed. Returns 1 when it expired the object, 0 when it kept it, -1
- * on a failure (logged). This is where the noncurrent-version and expired-delete-marker rules go
- * once objects have versions: they look at the key's versions, not at its current object.
+ * The first enabled rule that acts on version o of bucket/key (v: its place in the key's history)
+ * at now: *hit and *act, or *act GW_LC_KEEP. Tags come from the full record, read only when a rule
+ * that filters on them would otherwise act. 0, or -1 when that read failed (logged).
  */
-static int key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, const md_list_entry *e,
-                    int64_t now)
+static int version_rule(gw_lc *w, const char *bucket, const char *key, const gw_lc_config *cfg,
+                        const md_object *o, const gw_lc_version *v, int64_t now,
+                        const gw_lc_rule **hit, gw_lc_action *act)
 {
     md_object full = {0};
     int have_full = 0, rc = 0;
-    const gw_lc_rule *hit = NULL;
-    if (e->is_prefix || e->obj.delete_marker)
-        return 0;
-    for (size_t i = 0; i < cfg->n && !hit && rc == 0; i++) {
+    *hit = NULL;
+    *act = GW_LC_KEEP;
+    for (size_t i = 0; i < cfg->n && !*hit; i++) {
         const gw_lc_rule *r = &cfg->rules[i];
-        int64_t due = gw_lc_expiry_ms(r, e->obj.mtime_ms, w->cfg.day_s);
-        if (!r->enabled || due < 0 || now < due || !gw_lc_rule_selects(r, e->key, e->obj.size))
+        gw_lc_action a = gw_lc_version_action(r, key, v, now, w->cfg.day_s);
+        if (a == GW_LC_KEEP)
             continue;
         if (r->ntags && !have_full) { /* a listing carries no tags */
-            cm_err ge = gw_meta_get(w->g, bucket, e->key, &full);
+            cm_err ge = v->noncurrent_ms < 0
+                            ? gw_meta_get(w->g, bucket, key, &full)
+                            : md_version_get(w->g->md, bucket, key, o->version_id, &full);
             if (ge == CM_ERR_NOTFOUND)
-                return 0;
+                break; /* gone meanwhile (or a delete marker, which has no tags) */
             if (ge != CM_OK) {
-                CM_WARN(MOD, "bucket=%s key=%s: cannot read the record: %s", bucket, e->key,
-                        cm_err_str(ge));
-                return -1;
+                CM_WARN(MOD, "bucket=%s key=%s version=%s: cannot read the record: %s", bucket, key,
+                        o->version_id, cm_err_str(ge));
+                rc = -1;
+                break;
             }
             have_full = 1;
         }
-        if (gw_lc_rule_matches(r, e->key, e->obj.size, have_full ? full.tags : NULL,
-                               have_full ? full.ntags : 0))
-            hit = r;
+        if (!r->ntags || gw_lc_rule_matches(r, key, v->size, full.tags, full.ntags)) {
+            *hit = r;
+            *act = a;
+        }
     }
     md_object_release(&full);
-    if (!hit)
-        return 0;
-    /* Only the object listed: one rewritten since (another ETag) is not this rule's to expire. */
-    md_cond cond = {.if_match = e->obj.etag};
-    cm_err de = gw_object_remove(w->g, bucket, e->key, NULL, &cond, NULL);
+    return rc;
+}
+
+/*
+ * Do act to version o of bucket/key through gw_object_remove, DeleteObject's own path (so a
+ * versioned bucket gets a delete marker, and Object Lock refuses what it protects). The current
+ * version is expired only as listed: one rewritten since (another ETag) is not this rule's.
+ * Returns 1 when done, 0 when gone or changed meanwhile, -1 refused or failed (counted in add).
+ */
+static int version_apply(gw_lc *w, const char *bucket, const char *key, const md_object *o,
+                         gw_lc_action act, const gw_lc_rule *hit, lc_counts *add)
+{
+    md_cond cond = {.if_match = o->etag};
+    int current = act == GW_LC_EXPIRE_CURRENT;
+    cm_err de = gw_object_remove(w->g, bucket, key, current ? NULL : o->version_id,
+                                 current ? &cond : NULL, NULL);
+    const char *what = act == GW_LC_EXPIRE_CURRENT      ? "expired"
+                       : act == GW_LC_EXPIRE_NONCURRENT ? "expired (noncurrent)"
+                                                        : "removed (expired delete marker)";
     if (de == CM_OK) {
-        CM_INFO(MOD, "bucket=%s key=%s expired by rule %s", bucket, e->key, hit->id);
+        if (current)
+            CM_INFO(MOD, "bucket=%s key=%s %s by rule %s", bucket, key, what, hit->id);
+        else
+            CM_INFO(MOD, "bucket=%s key=%s version=%s %s by rule %s", bucket, key, o->version_id,
+                    what, hit->id);
+        add->expired += act == GW_LC_EXPIRE_CURRENT;
+        add->nc_expired += act == GW_LC_EXPIRE_NONCURRENT;
+        add->markers += act == GW_LC_REMOVE_MARKER;
         return 1;
     }
     if (de == CM_ERR_NOTFOUND || de == CM_ERR_PRECONDITION)
         return 0; /* deleted or rewritten meanwhile */
-    CM_WARN(MOD, "bucket=%s key=%s: expiration failed: %s", bucket, e->key, cm_err_str(de));
+    if (refused(de)) {
+        CM_INFO(MOD, "bucket=%s key=%s version=%s: not %s by rule %s: the version is locked",
+                bucket, key, o->version_id, what, hit->id);
+        add->refused++;
+    } else {
+        CM_WARN(MOD, "bucket=%s key=%s version=%s: %s by rule %s failed: %s", bucket, key,
+                o->version_id, what, hit->id, cm_err_str(de));
+        add->errors++;
+    }
     return -1;
 }
 
-/* The objects of one bucket from cur->key on. CM_ERR_CLOSED when stopped. */
+/*
+ * The per-key step over the key's versions vs[0..n) (newest first, vs[0] the latest; more exist
+ * when truncated): noncurrent versions first, oldest first, then the latest, which is a lone
+ * delete marker when every other version is gone by then. A never-versioned bucket's key has its
+ * one current version.
+ */
+static void key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, const char *key,
+                     const md_object *const *vs, size_t n, int truncated, int64_t now,
+                     lc_counts *add)
+{
+    size_t left = n + (truncated != 0); /* versions still there, at least */
+    add->examined += n;
+    for (size_t i = n; i-- > 0;) {
+        const md_object *o = vs[i];
+        gw_lc_version v = {.size = o->size,
+                           .mtime_ms = o->mtime_ms,
+                           .noncurrent_ms = i ? vs[i - 1]->mtime_ms : -1,
+                           .newer_noncurrent = i ? (uint32_t)(i - 1) : 0,
+                           .delete_marker = o->delete_marker,
+                           .lone = i == 0 && left == 1};
+        const gw_lc_rule *hit;
+        gw_lc_action act;
+        if (version_rule(w, bucket, key, cfg, o, &v, now, &hit, &act) != 0) {
+            add->errors++;
+            continue;
+        }
+        if (act != GW_LC_KEEP && version_apply(w, bucket, key, o, act, hit, add) > 0 && i)
+            left--;
+    }
+}
+
+/*
+ * The versions of entries[0..n) (one key, newest first, as listed) into key_step; when the page
+ * cut the key's versions short (cut), the key's history is read whole (up to KEY_VERSIONS_MAX).
+ */
+static cm_err key_versions(gw_lc *w, const gw_lc_config *cfg, const char *bucket,
+                           const md_list_entry *entries, size_t n, int cut, int64_t now,
+                           lc_counts *add)
+{
+    md_object *all = NULL;
+    size_t m = n;
+    int truncated = 0;
+    if (cut || !entries[0].is_latest) {
+        cm_err e = md_key_versions(w->g->md, bucket, entries[0].key, KEY_VERSIONS_MAX, &all, &m,
+                                   &truncated);
+        if (e != CM_OK)
+            return e;
+        if (m == 0) {
+            free(all);
+            return CM_OK; /* gone meanwhile */
+        }
+    }
+    const md_object **vs = calloc(m, sizeof(*vs));
+    if (!vs) {
+        md_objects_free(all, m);
+        return CM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < m; i++)
+        vs[i] = all ? &all[i] : &entries[i].obj;
+    key_step(w, bucket, cfg, entries[0].key, vs, m, truncated, now, add);
+    free(vs);
+    if (all)
+        md_objects_free(all, m);
+    return CM_OK;
+}
+
+/* The keys of one bucket (every version, delete markers included) after cur->key. CM_ERR_CLOSED
+ * when stopped. */
 static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
 {
     for (;;) {
-        md_list_query q = {.start_after = cur->key[0] ? cur->key : NULL, .max_keys = page_size(w)};
+        md_vlist_query q = {.key_marker = cur->key[0] ? cur->key : NULL, .max_keys = page_size(w)};
         md_list_result res;
-        cm_err e = md_list_objects(w->g->md, cur->bucket, &q, &res);
+        cm_err e = md_list_versions(w->g->md, cur->bucket, &q, &res);
         if (e != CM_OK)
             return e;
-        lc_counts add = {.examined = res.n};
+        lc_counts add = {0};
         int64_t now = now_ms();
-        for (size_t i = 0; i < res.n; i++) {
-            int rc = key_step(w, cur->bucket, cfg, &res.entries[i], now);
-            add.expired += rc > 0;
-            add.errors += rc < 0;
+        size_t b;
+        for (size_t a = 0; a < res.n && e == CM_OK; a = b) {
+            for (b = a + 1; b < res.n && strcmp(res.entries[b].key, res.entries[a].key) == 0; b++)
+                ;
+            if (!res.entries[a].is_prefix)
+                e = key_versions(w, cfg, cur->bucket, &res.entries[a], b - a,
+                                 b == res.n && res.truncated, now, &add);
         }
         int more = res.truncated && res.n;
-        e = page_done(w, cur, &add, res.n ? res.entries[res.n - 1].key : NULL, NULL);
+        if (e == CM_OK)
+            e = page_done(w, cur, &add, res.n ? res.entries[res.n - 1].key : NULL, NULL);
         md_list_result_release(&res);
         if (e != CM_OK || !more)
             return e;
@@ -536,12 +705,11 @@ static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
         count(w, cur, &(lc_counts){.errors = 1});
         return CM_OK;
     }
-    /* A phase no enabled rule acts in is skipped (a configuration of noncurrent-version rules
-     * alone costs nothing while objects have no versions). */
+    /* A phase no enabled rule acts in is skipped. */
     int expire = 0, abort = 0;
     for (size_t i = 0; i < cfg.n; i++) {
         const gw_lc_rule *r = &cfg.rules[i];
-        expire |= r->enabled && (r->exp_days || r->exp_date_ms >= 0);
+        expire |= r->enabled && (r->exp_days || r->exp_date_ms >= 0 || r->exp_marker || r->nc_days);
         abort |= r->enabled && r->abort_days;
     }
     if (cur->phase == PHASE_OBJECTS) {
@@ -602,9 +770,10 @@ static void pass_end(gw_lc *w, lc_cursor *cur)
     pthread_mutex_unlock(&w->mu);
     CM_INFO(MOD,
             "pass finished in %" PRId64 " ms: examined %" PRIu64 ", expired %" PRIu64
-            ", uploads aborted %" PRIu64 ", errors %" PRIu64,
-            cur->c.end_ms - cur->c.start_ms, cur->c.examined, cur->c.expired, cur->c.aborted,
-            cur->c.errors);
+            ", noncurrent expired %" PRIu64 ", delete markers removed %" PRIu64
+            ", uploads aborted %" PRIu64 ", refused by lock %" PRIu64 ", errors %" PRIu64,
+            cur->c.end_ms - cur->c.start_ms, cur->c.examined, cur->c.expired, cur->c.nc_expired,
+            cur->c.markers, cur->c.aborted, cur->c.refused, cur->c.errors);
 }
 
 /* One pass over every configured bucket. CM_ERR_CLOSED when stopped (the cursor kept). */
@@ -683,11 +852,14 @@ cm_err gw_lc_start(gw *g, const gw_lc_worker_config *cfg, gw_lc **out)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* naps ignore wall-clock steps */
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->exp_mu, NULL);
+    w->exp_gen = 1;
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
+        pthread_mutex_destroy(&w->exp_mu);
         free(w);
         return CM_ERR_INTERNAL;
     }
@@ -709,16 +881,21 @@ void gw_lc_stop(gw *g, gw_lc *w)
     pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    for (size_t i = 0; i < EXP_SLOTS; i++)
+        gw_lc_config_release(&w->exp[i].cfg);
+    pthread_mutex_destroy(&w->exp_mu);
     free(w);
 }
 
 static void json_counts(struct evbuffer *b, const char *name, const lc_counts *c)
 {
-    evbuffer_add_printf(
-        b,
-        "\"%s\":{\"start_ms\":%" PRId64 ",\"end_ms\":%" PRId64 ",\"examined\":%" PRIu64
-        ",\"expired\":%" PRIu64 ",\"aborted\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
-        name, c->start_ms, c->end_ms, c->examined, c->expired, c->aborted, c->errors);
+    evbuffer_add_printf(b,
+                        "\"%s\":{\"start_ms\":%" PRId64 ",\"end_ms\":%" PRId64
+                        ",\"examined\":%" PRIu64 ",\"expired\":%" PRIu64 ",\"aborted\":%" PRIu64
+                        ",\"errors\":%" PRIu64 ",\"noncurrent_expired\":%" PRIu64
+                        ",\"markers_removed\":%" PRIu64 ",\"refused_locked\":%" PRIu64 "}",
+                        name, c->start_ms, c->end_ms, c->examined, c->expired, c->aborted,
+                        c->errors, c->nc_expired, c->markers, c->refused);
 }
 
 void gw_lc_status_json(gw_lc *w, struct evbuffer *b)
@@ -736,4 +913,127 @@ void gw_lc_status_json(gw_lc *w, struct evbuffer *b)
     json_counts(b, "last", &w->last);
     evbuffer_add(b, "}", 1);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- x-amz-expiration ---- */
+
+void gw_lc_invalidate(gw *g)
+{
+    gw_lc *w = g->lc;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->exp_mu);
+    w->exp_gen++;
+    pthread_mutex_unlock(&w->exp_mu);
+}
+
+/* The bucket's rules that expire current objects (cfg->n 0: none), read from the store. */
+static cm_err exp_load(gw *g, const char *bucket, gw_lc_config *cfg)
+{
+    char *doc = NULL, msg[200];
+    size_t len = 0, n = 0;
+    memset(cfg, 0, sizeof(*cfg));
+    cm_err e = md_lc_config_get(g->md, bucket, &doc, &len);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    if (e != CM_OK)
+        return e;
+    gw_s3err pe = gw_lc_parse(doc, len, GW_LC_XML_CAP, cfg, msg, sizeof(msg));
+    free(doc);
+    if (pe != GW_OK) /* a document that does not parse is logged by the worker at its pass */
+        return pe == GW_INTERNAL ? CM_ERR_NOMEM : CM_ERR_CORRUPT;
+    /* Keep only what the header looks at: the others are released here. */
+    for (size_t i = 0; i < cfg->n; i++) {
+        gw_lc_rule *r = &cfg->rules[i];
+        if (r->enabled && (r->exp_days || r->exp_date_ms >= 0)) {
+            gw_lc_rule t = cfg->rules[n];
+            cfg->rules[n++] = *r;
+            *r = t;
+        }
+    }
+    for (size_t i = n; i < cfg->n; i++) {
+        free(cfg->rules[i].prefix);
+        md_meta_free(cfg->rules[i].tags, cfg->rules[i].ntags);
+    }
+    cfg->n = n;
+    if (n == 0) {
+        free(cfg->rules);
+        cfg->rules = NULL;
+    } else {
+        gw_lc_rule *smaller = realloc(cfg->rules, n * sizeof(*smaller));
+        if (smaller) /* else the larger array is kept */
+            cfg->rules = smaller;
+    }
+    return CM_OK;
+}
+
+/* The header's value for o under cfg's rules into out: 1, or 0 when no rule expires o. The
+ * earliest expiry wins (S3 applies the rule that acts first). */
+static int exp_value(const gw_lc_config *cfg, const md_object *o, uint32_t day_s, char *out,
+                     size_t cap)
+{
+    const gw_lc_rule *best = NULL;
+    int64_t best_ms = 0;
+    for (size_t i = 0; i < cfg->n; i++) {
+        const gw_lc_rule *r = &cfg->rules[i];
+        int64_t due = gw_lc_expiry_ms(r, o->mtime_ms, day_s);
+        if (due >= 0 && (!best || due < best_ms) &&
+            gw_lc_rule_matches(r, o->key, o->size, o->tags, o->ntags)) {
+            best = r;
+            best_ms = due;
+        }
+    }
+    if (!best)
+        return 0;
+    char date[40], id[sizeof(best->id)];
+    cm_time_rfc1123((time_t)(best_ms / 1000), date);
+    /* An ID is any text: what would end the quoted string or the header line is replaced. */
+    size_t k = 0;
+    for (const char *p = best->id; *p && k + 1 < sizeof(id); p++)
+        id[k++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f) ? '_' : *p;
+    id[k] = '\0';
+    snprintf(out, cap, "expiry-date=\"%s\", rule-id=\"%s\"", date, id);
+    return 1;
+}
+
+static size_t exp_slot_of(const char *bucket)
+{
+    return cm_crc32c(0, bucket, strlen(bucket)) % EXP_SLOTS;
+}
+
+int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, size_t cap)
+{
+    gw_lc *w = g->lc;
+    if (!w || o->delete_marker)
+        return 0;
+    exp_slot *s = &w->exp[exp_slot_of(bucket)];
+    pthread_mutex_lock(&w->exp_mu);
+    if (s->gen == w->exp_gen && strcmp(s->bucket, bucket) == 0) {
+        int found = exp_value(&s->cfg, o, w->cfg.day_s, out, cap);
+        pthread_mutex_unlock(&w->exp_mu);
+        return found;
+    }
+    uint64_t gen = w->exp_gen;
+    pthread_mutex_unlock(&w->exp_mu);
+
+    gw_lc_config cfg;
+    cm_err e = exp_load(g, bucket, &cfg);
+    if (e != CM_OK) {
+        gw_lc_config_release(&cfg);
+        if (e != CM_ERR_CORRUPT)
+            return 0; /* not kept: the next request reads again */
+        /* A stored document that does not parse (the worker logs it): kept as no rules. */
+    }
+    int found = exp_value(&cfg, o, w->cfg.day_s, out, cap);
+    pthread_mutex_lock(&w->exp_mu);
+    if (w->exp_gen == gen) { /* no configuration changed while it was read: keep it */
+        gw_lc_config_release(&s->cfg);
+        s->cfg = cfg;
+        s->gen = gen;
+        snprintf(s->bucket, sizeof(s->bucket), "%s", bucket);
+        memset(&cfg, 0, sizeof(cfg));
+    }
+    pthread_mutex_unlock(&w->exp_mu);
+    gw_lc_config_release(&cfg);
+    return found;
 }

@@ -37,6 +37,7 @@
  * decrypts each piece (sse_piece). Single node only: a cluster node refuses SSE headers (501).
  */
 #include "gw_int.h"
+#include "gw_lc.h"
 #include "gw_refuse.h"
 #include "gw_sse.h"
 
@@ -194,12 +195,21 @@ void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
 }
 
+/* x-amz-expiration when a lifecycle rule will expire o, the current version (gw_lifecycle.c). */
+static void add_expiration_header(gw_req *r, const md_object *o)
+{
+    char v[GW_LC_ID_MAX * 4 + 80];
+    if (gw_lc_expiration(r->g, r->bucket, o, v, sizeof(v)))
+        net_resp_header(r->net, "x-amz-expiration", v);
+}
+
 /* Send ETag and checksum headers common to write responses. */
 static void write_result_headers(gw_req *r, const md_object *o)
 {
     char q[64];
     snprintf(q, sizeof(q), "\"%s\"", o->etag);
     net_resp_header(r->net, "ETag", q);
+    add_expiration_header(r, o);
     if (o->ck_alg != MD_CK_NONE) {
         char name[40];
         gw_ck_header_name(o->ck_alg, name, sizeof(name));
@@ -782,6 +792,8 @@ static void add_object_headers(gw_req *r, const md_object *o)
         snprintf(buf, sizeof(buf), "%zu", o->ntags);
         net_resp_header(r->net, "x-amz-tagging-count", buf);
     }
+    if (!gw_query_find(&r->q, "versionId")) /* the current version */
+        add_expiration_header(r, o);
     if (o->sse.mode != MD_SSE_NONE && r->sse)
         gw_sse_headers(r, &o->sse, &r->sse->given);
     gw_lock_headers(r, o);

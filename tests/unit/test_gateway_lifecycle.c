@@ -5,7 +5,9 @@
  * refusal S3 makes (MalformedXML, InvalidArgument, InvalidRequest with its message,
  * NotImplemented for transitions); filters by prefix, tags, strict size bounds and their
  * conjunction; S3's day arithmetic (rounded up to the next midnight UTC, and to the next test-clock
- * day with a short day_s), Date rules and ISO 8601 dates.
+ * day with a short day_s), Date rules and ISO 8601 dates; what each rule does to one version of a
+ * key (gw_lc_version_action): days since a version became noncurrent, the NewerNoncurrentVersions
+ * newest kept, a lone delete marker removed only by ExpiredObjectDeleteMarker, filters on versions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,12 +362,89 @@ static void test_dates(void)
     }
 }
 
+static void test_noncurrent(void)
+{
+    /* NoncurrentDays 2, keep 1 newer noncurrent version, day = 1 s (the test clock). */
+    gw_lc_rule r = {.prefix = "a/", .enabled = 1, .exp_date_ms = -1, .nc_days = 2, .nc_newer = 1};
+    CU_ASSERT_EQUAL(gw_lc_noncurrent_ms(&r, 10500, 1), 13000); /* rounded up to a day */
+    CU_ASSERT_EQUAL(gw_lc_noncurrent_ms(&r, 10000, 1), 12000);
+    gw_lc_rule cur = {.prefix = "", .exp_days = 3, .exp_date_ms = -1};
+    CU_ASSERT_EQUAL(gw_lc_noncurrent_ms(&cur, 10000, 1), -1);
+    /* Written at 1 s, noncurrent since its successor's write at 10.5 s: the age counts from
+     * there, not from the version's own write. */
+    gw_lc_version v = {.size = 5, .mtime_ms = 1000, .noncurrent_ms = 10500, .newer_noncurrent = 1};
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 12999, 1), GW_LC_KEEP);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_EXPIRE_NONCURRENT);
+    /* The newest noncurrent version is kept (NewerNoncurrentVersions 1), however old. */
+    v.newer_noncurrent = 0;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    r.nc_newer = 3;
+    v.newer_noncurrent = 2;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    v.newer_noncurrent = 3;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 99000, 1), GW_LC_EXPIRE_NONCURRENT);
+    /* No NewerNoncurrentVersions: every noncurrent version old enough goes. */
+    r.nc_newer = 0;
+    v.newer_noncurrent = 0;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_EXPIRE_NONCURRENT);
+    /* A noncurrent delete marker too. */
+    v.delete_marker = 1;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_EXPIRE_NONCURRENT);
+    v.delete_marker = 0;
+    /* Filters: prefix, size (a marker's size is 0); a disabled rule does nothing. */
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "b/k", &v, 13000, 1), GW_LC_KEEP);
+    r.has_gt = 1;
+    r.size_gt = 5;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_KEEP);
+    v.size = 6;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_EXPIRE_NONCURRENT);
+    v.delete_marker = 1;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_KEEP);
+    v.delete_marker = 0;
+    r.enabled = 0;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &v, 13000, 1), GW_LC_KEEP);
+    /* A current-version rule leaves noncurrent versions alone, and the reverse. */
+    cur.enabled = 1;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&cur, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    r.enabled = 1;
+    gw_lc_version now = {.size = 6, .mtime_ms = 1000, .noncurrent_ms = -1};
+    CU_ASSERT_EQUAL(gw_lc_version_action(&r, "a/k", &now, 99000, 1), GW_LC_KEEP);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&cur, "a/k", &now, 3999, 1), GW_LC_KEEP);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&cur, "a/k", &now, 4000, 1), GW_LC_EXPIRE_CURRENT);
+}
+
+static void test_markers(void)
+{
+    gw_lc_rule m = {.prefix = "a/", .enabled = 1, .exp_date_ms = -1, .exp_marker = 1};
+    gw_lc_version v = {.mtime_ms = 1000, .noncurrent_ms = -1, .delete_marker = 1, .lone = 1};
+    /* A lone current marker goes at once, whatever its age; not one with older versions. */
+    CU_ASSERT_EQUAL(gw_lc_version_action(&m, "a/k", &v, 1000, 1), GW_LC_REMOVE_MARKER);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&m, "b/k", &v, 1000, 1), GW_LC_KEEP);
+    v.lone = 0;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&m, "a/k", &v, 1000, 1), GW_LC_KEEP);
+    /* ExpiredObjectDeleteMarker never expires an object. */
+    gw_lc_version obj = {.size = 1, .mtime_ms = 1000, .noncurrent_ms = -1, .lone = 1};
+    CU_ASSERT_EQUAL(gw_lc_version_action(&m, "a/k", &obj, 99000, 1), GW_LC_KEEP);
+    /* Expiration Days or Date: no marker is removed (and none expired again). */
+    gw_lc_rule d = {.prefix = "", .enabled = 1, .exp_days = 1, .exp_date_ms = -1};
+    v.lone = 1;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    d.exp_days = 0;
+    d.exp_date_ms = 0;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &obj, 99000, 1), GW_LC_EXPIRE_CURRENT);
+    /* A marker's size is 0: a rule for objects larger than 0 bytes leaves it. */
+    m.has_gt = 1;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&m, "a/k", &v, 1000, 1), GW_LC_KEEP);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"parse_full", test_parse_full}, {"ids_and_empty_filter", test_ids_and_empty_filter},
         {"refused", test_refused},       {"limits", test_limits},
         {"matching", test_matching},     {"days", test_days},
-        {"dates", test_dates},           {NULL, NULL}};
+        {"dates", test_dates},           {"noncurrent", test_noncurrent},
+        {"markers", test_markers},       {NULL, NULL}};
     cu_add_suite("gateway lifecycle", tests);
 }
