@@ -23,6 +23,8 @@ TOOL_PKGS=(iproute2 procps openssl)
 # etcd (cluster coordination, docs/coordination.md). On a host with systemd the package may start a
 # system etcd on 2379/2380; tests start their own members on free ports and never touch it.
 ETCD_PKGS=(etcd-server etcd-client)
+# headless browser tests (test_website_browser.sh; Debian 12 main has `chromium`)
+BROWSER_PKGS=(chromium)
 
 node_ok() {
     local major
@@ -49,7 +51,7 @@ as_root() {
 
 install_missing() {
     local wanted=("${BUILD_PKGS[@]}" "${LIB_PKGS[@]}" "${CLIENT_PKGS[@]}" "${TOOL_PKGS[@]}"
-        "${ETCD_PKGS[@]}")
+        "${ETCD_PKGS[@]}" "${BROWSER_PKGS[@]}")
     local missing=() p
     if node_ok; then
         say "using node $(node --version) and npm $(npm --version) already on PATH"
