@@ -37,7 +37,8 @@ static int only_child(xmlNodePtr parent, const char *name, xmlNodePtr *out)
     return 0;
 }
 
-/* The trimmed text of parent's child name into *out (heap; NULL when absent). */
+/* The trimmed text of parent's child name into *out (heap; NULL when absent). Control characters
+ * (a "&#13;&#10;" in a HostName) are refused: values end up in Location headers. */
 static gw_s3err text_child(xmlNodePtr parent, const char *name, char **out)
 {
     xmlNodePtr n;
@@ -53,6 +54,11 @@ static gw_s3err text_child(xmlNodePtr parent, const char *name, char **out)
     size_t len = strlen(s);
     while (len && isspace((unsigned char)s[len - 1]))
         len--;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { /* would reach a Location header */
+            xmlFree(t);
+            return GW_MALFORMED_XML;
+        }
     *out = strndup(s, len);
     xmlFree(t);
     return *out ? GW_OK : GW_INTERNAL;

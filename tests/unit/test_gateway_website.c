@@ -81,6 +81,10 @@ static void test_parse_errors(void)
         SITE INDEX "<RoutingRules><RoutingRule><Redirect><HostName>a</HostName><HostName>b"
                    "</HostName></Redirect></RoutingRule></RoutingRules>" END,
         SITE "<RedirectAllRequestsTo><Protocol>https</Protocol></RedirectAllRequestsTo>" END,
+        SITE "<RedirectAllRequestsTo><HostName>a&#13;&#10;Set-Cookie: x=1</HostName>"
+             "</RedirectAllRequestsTo>" END,
+        SITE INDEX "<RoutingRules><RoutingRule><Redirect><ReplaceKeyWith>a&#10;b</ReplaceKeyWith>"
+                   "</Redirect></RoutingRule></RoutingRules>" END,
     };
     for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
         gw_s3err e = parse(malformed[i], &c, msg);
