@@ -206,6 +206,12 @@ h_fails_with "PutBucketPolicy on a cluster node: 501 NotImplemented" \
 code=$(curl -s -o "$H_WORK/anon" -w '%{http_code}' "http://127.0.0.1:${PORT[n3]}/shared/obj")
 h_eq "an unsigned GET on a cluster node: 403" 403 "$code"
 
+# ---- static websites: single-node, refused here (docs/website.md) ----
+h_fails_with "PutBucketWebsite on a cluster node: 501 NotImplemented" \
+    "NotImplemented.*Website configurations are not available on a cluster node" \
+    aws --region eu-west-1 --endpoint-url "http://127.0.0.1:${PORT[n2]}" s3api put-bucket-website \
+    --bucket shared --website-configuration '{"IndexDocument":{"Suffix":"index.html"}}'
+
 # ---- a node killed: DOWN in the others' status within its lease TTL ----
 until_ok "3 nodes up again after the outage" 10 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 1/1 up"
 kill -KILL "${PID[n3]}"
