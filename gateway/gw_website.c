@@ -166,6 +166,8 @@ static int object_state(gw_req *r, const char *key, char **redirect)
 {
     md_object o;
     *redirect = NULL;
+    if (strlen(key) > MD_MAX_KEY) /* a long key with the index suffix appended */
+        return OBJ_MISSING;
     cm_err e = gw_meta_get(r->g, r->bucket, key, &o);
     if (e == CM_ERR_NOTFOUND)
         return OBJ_MISSING;

@@ -136,6 +136,8 @@ h_eq "missing key, listable: 404 with the error document" "404 <h1>custom error<
 out=$(web nolist /nothing.html)
 h_eq "missing key, not listable: 403 with the error document" "403 <h1>custom error</h1>" \
     "$(status_of "$out") $(body_of "$out")"
+out=$(web site "/$(printf 'a%.0s' {1..1020})/")
+h_eq "a key at the limit plus the index suffix: missing (404), not an error" 404 "$(status_of "$out")"
 out=$(web site /private/secret.html)
 h_eq "a private object: 403 with the error document" "403 <h1>custom error</h1>" \
     "$(status_of "$out") $(body_of "$out")"
