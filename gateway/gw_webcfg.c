@@ -75,6 +75,22 @@ static int protocol_ok(const char *p)
     return !p || strcmp(p, "http") == 0 || strcmp(p, "https") == 0;
 }
 
+/* A host name as a Location can carry it: letters, digits, '.', '-', '_', a ':port', an IPv6
+ * literal's brackets and colons. */
+static int host_ok(const char *h)
+{
+    if (!h)
+        return 1;
+    if (!h[0])
+        return 0;
+    for (; *h; h++)
+        if (!isalnum((unsigned char)*h) && !strchr(".-_:[]", *h))
+            return 0;
+    return 1;
+}
+
+static const char HOST_MSG[] = "The HostName of a redirect is not a valid host name.";
+
 static const char PROTOCOL_MSG[] = "Invalid protocol, protocol can be http or https. If not "
                                    "defined the protocol will be selected automatically.";
 
@@ -129,8 +145,8 @@ static gw_s3err parse_redirect(xmlNodePtr rn, gw_web_rule *r, char *msg, size_t 
         e = bad(msg, cap, PROTOCOL_MSG);
     else if (r->replace_prefix && r->replace_key)
         e = bad(msg, cap, "You can only define ReplaceKeyPrefix or ReplaceKey but not both.");
-    else if (r->host && !r->host[0])
-        e = bad(msg, cap, "The HostName of a redirect cannot be empty.");
+    else if (!host_ok(r->host))
+        e = bad(msg, cap, HOST_MSG);
     else if (!r->protocol && !r->host && !r->replace_prefix && !r->replace_key && !code)
         e = bad(msg, cap, "Redirect must contain at least one element.");
     else if (code) {
@@ -201,6 +217,8 @@ static gw_s3err parse_site(xmlNodePtr root, gw_web_config *out, char *msg, size_
             return e;
         if (!out->redirect_host || !out->redirect_host[0])
             return GW_MALFORMED_XML;
+        if (!host_ok(out->redirect_host))
+            return bad(msg, cap, HOST_MSG);
         return protocol_ok(out->redirect_protocol) ? GW_OK : bad(msg, cap, PROTOCOL_MSG);
     }
     if (!index)

@@ -131,6 +131,12 @@ static void test_parse_errors(void)
                     "</Redirect></RoutingRule></RoutingRules>" END,
          "Invalid protocol, protocol can be http or https. If not defined the protocol will be "
          "selected automatically."},
+        {SITE "<RedirectAllRequestsTo><HostName>www example.com</HostName>"
+              "</RedirectAllRequestsTo>" END,
+         "The HostName of a redirect is not a valid host name."},
+        {SITE INDEX "<RoutingRules><RoutingRule><Redirect><HostName>a/b</HostName></Redirect>"
+                    "</RoutingRule></RoutingRules>" END,
+         "The HostName of a redirect is not a valid host name."},
         {SITE INDEX "<RoutingRules><RoutingRule><Redirect></Redirect></RoutingRule>"
                     "</RoutingRules>" END,
          "Redirect must contain at least one element."},
