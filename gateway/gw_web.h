@@ -48,8 +48,9 @@ typedef struct {
  * GW_INVALID_ARGUMENT with msg set (no IndexDocument without RedirectAllRequestsTo, a Suffix that
  * is empty or holds a slash, RedirectAllRequestsTo with other elements, a protocol other than
  * http/https, an empty Condition, ReplaceKeyWith with ReplaceKeyPrefixWith, a redirect code not
- * 3xx (or 300), an error code not 4xx/5xx, more than GW_WEB_MAX_RULES rules), GW_ENTITY_TOO_LARGE
- * past cap. msg (msg_cap bytes) is "" when S3 says nothing more.
+ * 3xx (or 300), an error code not 4xx/5xx, more than GW_WEB_MAX_RULES rules, a HostName that is
+ * not a host name), GW_ENTITY_TOO_LARGE past cap; a value with a control character is
+ * GW_MALFORMED_XML. msg (msg_cap bytes) is "" when S3 says nothing more.
  */
 gw_s3err gw_parse_website(const char *xml, size_t len, size_t cap, gw_web_config *out, char *msg,
                           size_t msg_cap);
