@@ -121,6 +121,8 @@ static const cm_cfg_key keys[] = {
         "the region SigV4 signatures must name"),
     KEY("server", "domain", STR, domain, 0, 255, NULL, "localhost", NULL, 0,
         "virtual-hosted style: a Host \"BUCKET.DOMAIN\" addresses BUCKET"),
+    KEY("server", "website_domain", STR, website_domain, 0, 255, NULL, "", NULL, 0,
+        "static websites: a Host \"BUCKET.WEBSITE_DOMAIN\" is a website request; empty = off"),
     KEY("server", "log_level", ENUM, log_level, 0, 0, "error|warn|info|debug", "info", NULL, LIVE,
         "the least severe log messages written"),
     KEY("server", "sigv2", BOOL, sigv2, 0, 0, NULL, "on", NULL, 0,
@@ -311,6 +313,7 @@ static void derive(server_opts *o)
     o->gw.data_dir = o->data;
     o->gw.region = o->region;
     o->gw.domain = o->domain;
+    o->gw.website_domain = o->website_domain;
     o->gw.metrics_token = o->metrics_token;
     o->gw.metrics_allow = o->metrics_allow;
     o->gw.master_key_file = o->master_key_file; /* "" = CAIRN_MASTER_KEY, else DATA.key */

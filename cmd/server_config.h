@@ -27,6 +27,7 @@ typedef struct {
     char data[4096];
     char region[64];
     char domain[256];
+    char website_domain[256];
     int log_level; /* cm_log_level */
     int sigv2;     /* [server] sigv2: accept Signature Version 2 (gw.sigv2_off = !sigv2) */
     ob_scrub_config scrub;

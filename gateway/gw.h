@@ -25,6 +25,8 @@ typedef struct {
     const char *domain;     /* virtual-hosted style: "<bucket>.<domain>"; default "localhost" */
     const char *access_key; /* the root credentials */
     const char *secret_key;
+    /* "<bucket>.<website_domain>" is a website request (docs/website.md); NULL or "": off */
+    const char *website_domain;
     int ndrives, k, m;        /* default 6 drives, 4 + 2 */
     uint32_t cell_size;       /* default 256 KiB */
     size_t inline_threshold;  /* bodies up to this size live in the metadata record; 64 KiB */

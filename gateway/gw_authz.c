@@ -390,6 +390,13 @@ int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *act
     return decide(r, bucket, key, action) == DECIDE_ALLOW;
 }
 
+int gw_authz_anonymous(gw_req *r, const char *key, const char *action)
+{
+    r->principal = GW_PRIN_ANON;
+    peer_ip(r, r->peer_ip, sizeof(r->peer_ip));
+    return decide(r, r->bucket, key, action) == DECIDE_ALLOW;
+}
+
 int gw_authz_post(gw_req *r)
 {
     if (r->principal == GW_PRIN_ROOT)

@@ -914,6 +914,8 @@ void gw_op_bucket(gw_req *r)
         gw_op_bucket_cors(r); /* gw_corsops.c */
     } else if (gw_query_find(&r->q, "object-lock")) {
         gw_op_bucket_object_lock(r, &b); /* gw_lock.c */
+    } else if (gw_query_find(&r->q, "website")) {
+        gw_op_bucket_website(r); /* gw_website.c (its row below is no longer reached) */
     } else if (is_get || r->head) {
         bucket_get(r, &b);
     } else if (strcmp(m, "PUT") == 0 && gw_query_find(&r->q, "versioning")) {

@@ -43,6 +43,7 @@ typedef struct gw_stats gw_stats;
 struct gw {
     gw_config cfg;
     char *data_dir, *region, *domain, *access_key, *secret_key; /* owned copies of cfg strings */
+    char *website_domain;      /* "" when website requests are off */
     pthread_mutex_t cred_lock; /* access_key and secret_key: gw_set_credentials swaps them */
     char *metrics_token;       /* owned; "" = none (gw_metrics_acl.c) */
     cm_cidr_list metrics_allow;
@@ -94,6 +95,11 @@ struct gw_req {
     gw_query q;  /* decoded path and query parameters */
     char bucket[MD_BUCKET_MAX + 1];
     int vhost; /* the bucket came from a virtual-hosted Host header */
+    /* A website request (Host "BUCKET.<website_domain>", gw_website.c): 1, and 2 once its error
+     * is being answered (errors are HTML pages then); web: its configuration; web_status: an
+     * error document's status (GetObject answers it instead of 200). */
+    int website, web_status;
+    struct gw_web_state *web;
     char *key; /* decoded object key, NULL for bucket-level requests */
     gw_auth_result auth;
     gw_principal principal;
@@ -244,6 +250,8 @@ int gw_authorize(gw_req *r);
 /* The same decision for action on bucket/key on behalf of r's principal, without answering
  * (DeleteObjects' keys, a copy's source): 1 allowed. Safe on a worker. */
 int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action);
+/* The same for the anonymous principal on r->bucket (website requests; key NULL: the bucket). */
+int gw_authz_anonymous(gw_req *r, const char *key, const char *action);
 /* POST Object: may the principal its form's policy was signed by (r->principal, r->user) write
  * r->key into r->bucket? 1 allowed (root, or a user the owner, policy or ACL allows). */
 int gw_authz_post(gw_req *r);
@@ -417,6 +425,18 @@ void gw_op_bucket_lifecycle(gw_req *r);
 /* gw_corsops.c: ?cors on an existing bucket; the OPTIONS preflight (unauthenticated); the
  * evaluation of a request's Origin (sets r->cors) and its headers (from gw_resp_start). */
 void gw_op_bucket_cors(gw_req *r);
+/* gw_website.c: ?website on an existing bucket; a website request (r->website set by the
+ * router: GET/HEAD, anonymous, HTML errors); the error of one (from gw_error: 1 when answered -
+ * a redirect rule or the error document - else 0 and gw_error writes gw_web_error_page). */
+typedef struct gw_web_state gw_web_state;
+void gw_op_bucket_website(gw_req *r);
+void gw_website_request(gw_req *r);
+int gw_website_error(gw_req *r, gw_s3err e, const char *message);
+void gw_web_error_page(gw_req *r, int status, const char *code, const char *message);
+void gw_web_state_free(gw_web_state *ws); /* NULL is a no-op */
+/* gw_object.c: answer GetObject of key (replacing r->key) for a website; status 0: as GetObject
+ * (conditions, ranges), else the whole object with that status (an error document). */
+void gw_object_serve(gw_req *r, const char *key, int status);
 void gw_cors_preflight(gw_req *r);
 void gw_cors_request(gw_req *r);
 void gw_cors_headers(gw_req *r);

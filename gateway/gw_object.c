@@ -907,7 +907,8 @@ static void send_unsatisfiable(gw_req *r, const md_object *o)
 /* The headers of a 200/206 answer of r->send_pos..r->send_end. */
 static void send_headers(gw_req *r, const md_object *o, int status, uint64_t first, uint64_t last)
 {
-    gw_resp_start(r, status, (int64_t)(r->send_end - r->send_pos));
+    /* a website's error document is served with the error's status (gw_website.c) */
+    gw_resp_start(r, r->web_status ? r->web_status : status, (int64_t)(r->send_end - r->send_pos));
     add_object_headers(r, o);
     if (status == 206) {
         char cr[80];
@@ -1002,6 +1003,10 @@ static void get_object_found(gw_req *r)
         gw_error(r, e, msg);
         return;
     }
+    if (r->web_status) { /* an error document: whole, whatever the request's conditions */
+        send_body(r, o, 0, 0, 0);
+        return;
+    }
     e = gw_cond_check(gw_hdr(r, "if-match"), gw_hdr(r, "if-none-match"),
                       gw_hdr(r, "if-modified-since"), gw_hdr(r, "if-unmodified-since"), o->etag,
                       o->mtime_ms, 0);
@@ -1036,6 +1041,24 @@ static void get_object(gw_req *r)
     }
     get_record_work(r);
     get_object_found(r);
+}
+
+void gw_object_serve(gw_req *r, const char *key, int status)
+{
+    char *k = strdup(key);
+    if (!k) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
+    }
+    if (r->leased) /* a first attempt that ended in an error (a delete marker) */
+        ob_lease_release(r->g->data, &r->obj);
+    if (r->have_obj)
+        md_object_release(&r->obj);
+    r->leased = r->have_obj = 0;
+    free(r->key);
+    r->key = k;
+    r->web_status = status;
+    get_object(r);
 }
 
 /* ---- DeleteObject ---- */

@@ -5,7 +5,9 @@
  * Phases of a request, on the event loop thread that owns its connection:
  *
  * - on_request: health checks; parse the target; find bucket and key (path style, or
- *   virtual-hosted "<bucket>.<domain>"); answer an OPTIONS preflight, unauthenticated as in S3,
+ *   virtual-hosted "<bucket>.<domain>"; a Host "<bucket>.<website_domain>" makes it a website
+ *   request, answered by gw_website.c after the CORS evaluation, never authenticated); answer an
+ *   OPTIONS preflight, unauthenticated as in S3,
  *   and evaluate an Origin header against the bucket's CORS rules (gw_corsops.c); route a
  *   multipart/form-data POST to a bucket (POST Object, gw_post.c: its form's signed policy
  *   authenticates it, not its headers); authenticate (SigV4 or SigV2, header or presigned; root
@@ -128,13 +130,16 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->data_dir = dup_or_null(cfg->data_dir);
     g->region = dup_or_null(cfg->region);
     g->domain = dup_or_null(cfg->domain);
+    g->website_domain = strdup(cfg->website_domain ? cfg->website_domain : "");
     g->access_key = dup_or_null(cfg->access_key);
     g->secret_key = dup_or_null(cfg->secret_key);
-    if (!g->data_dir || !g->region || !g->domain || !g->access_key || !g->secret_key)
+    if (!g->data_dir || !g->region || !g->domain || !g->website_domain || !g->access_key ||
+        !g->secret_key)
         goto fail;
     g->cfg.data_dir = g->data_dir;
     g->cfg.region = g->region;
     g->cfg.domain = g->domain;
+    g->cfg.website_domain = g->website_domain;
     g->cfg.access_key = NULL; /* g->access_key, under cred_lock */
     g->cfg.secret_key = NULL;
     g->metrics_token = strdup(cfg->metrics_token ? cfg->metrics_token : "");
@@ -214,6 +219,7 @@ void gw_free(gw *g)
     free(g->data_dir);
     free(g->region);
     free(g->domain);
+    free(g->website_domain);
     free(g->access_key);
     free(g->secret_key);
     free(g->metrics_token);
@@ -317,6 +323,8 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
     int status = gw_s3err_status(e);
     if (r->failed)
         return;
+    if (r->website == 1 && gw_website_error(r, e, message))
+        return; /* a routing rule's redirect or the error document */
     r->failed = 1;
     r->s3err = e;
     if (r->writer) { /* its blobs are deleted when the request is freed, off the loop */
@@ -342,6 +350,11 @@ void gw_error(gw_req *r, gw_s3err e, const char *message)
     struct evbuffer *buf = evbuffer_new();
     if (!buf) {
         net_req_abort(r->net);
+        return;
+    }
+    if (r->website) { /* a website answers HTML pages */
+        evbuffer_free(buf);
+        gw_web_error_page(r, status, gw_s3err_code(e), message ? message : gw_s3err_message(e));
         return;
     }
     gw_xml_error(buf, e, message, resource_of(r), r->id);
@@ -400,11 +413,11 @@ int gw_cluster_node(const gw *g)
 
 /*
  * Bucket from a virtual-hosted Host header ("<bucket>.<domain>[:port]"); 0 when the host is the
- * bare domain, an address, or another name (path style).
+ * bare domain, an address, or another name (path style). domain: the S3 domain, or the website
+ * domain (a website request).
  */
-static int bucket_from_host(gw_req *r, const char *host)
+static int bucket_from_host(gw_req *r, const char *host, const char *domain)
 {
-    const char *domain = r->g->domain;
     size_t dlen = strlen(domain);
     const char *colon = strrchr(host, ':');
     size_t hlen = colon && !strchr(colon, ']') ? (size_t)(colon - host) : strlen(host);
@@ -425,10 +438,15 @@ static gw_s3err split_path(gw_req *r)
 {
     const char *p = r->q.path;
     const char *host = gw_hdr(r, "host");
-    int vhost = host ? bucket_from_host(r, host) : 0;
+    int vhost = 0;
 
+    if (host && r->g->website_domain[0]) /* checked first: it may lie inside the S3 domain */
+        r->website = vhost = bucket_from_host(r, host, r->g->website_domain);
+    if (host && !vhost)
+        vhost = bucket_from_host(r, host, r->g->domain);
     if (vhost < 0)
         return GW_INVALID_BUCKET_NAME;
+    r->website = r->website > 0;
     r->vhost = vhost;
     if (*p == '/')
         p++;
@@ -588,6 +606,10 @@ static void on_request(net_req *nr, void *arg)
         return;
     }
     gw_cors_request(r); /* before authentication: its errors carry the headers too */
+    if (r->website) {   /* anonymous, GET/HEAD, HTML errors (gw_website.c) */
+        gw_website_request(r);
+        return;
+    }
     if (!r->key && r->q.n == 0 && strcmp(net_req_method(nr), "POST") == 0 &&
         gw_hdr(r, "content-type") &&
         strncasecmp(gw_hdr(r, "content-type"), "multipart/form-data", 19) == 0) {
@@ -1045,6 +1067,7 @@ void gw_req_free(gw_req *r)
     gw_cors_answer_release(r->cors);
     free(r->cors);
     gw_post_free(r->post);
+    gw_web_state_free(r->web);
     free(r->key);
     free(r);
 }

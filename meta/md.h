@@ -398,6 +398,9 @@ cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t b
  */
 cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *len);
 cm_err md_bucket_cors_set(md_store *md, const char *name, const char *xml, size_t len);
+/* The same for the website configuration (PutBucketWebsite's XML; docs/website.md). */
+cm_err md_bucket_website_get(md_store *md, const char *name, char **xml, size_t *len);
+cm_err md_bucket_website_set(md_store *md, const char *name, const char *xml, size_t len);
 /*
  * Replace access settings of a bucket (md_btags.c): those of `fields` (MD_ACCESS_*) taken from
  * `from`, in one write op that keeps every other field and the tags. CM_ERR_NOTFOUND without the

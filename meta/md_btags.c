@@ -1,7 +1,8 @@
 /*
  * md_btags.c - bucket settings kept in the bucket's own record: tags (Put/GetBucketTagging) as
  * BT_TAG pairs (md_record.c; format 2 while there are tags), the CORS configuration
- * (PutBucketCors) as one BT_CORS field holding its XML, the default encryption
+ * (PutBucketCors) as one BT_CORS field holding its XML, the website configuration
+ * (PutBucketWebsite) likewise as one BT_WEBSITE field, the default encryption
  * (PutBucketEncryption) as one BT_SSE field (format 3), and the access settings (canned ACL,
  * PublicAccessBlock, object ownership: BT_ACL..BT_OWNERSHIP, docs/users.md), and the Object Lock
  * configuration (BT_LOCK, format 3; docs/object-lock.md).
@@ -11,7 +12,7 @@
  * (also fields it does not know, another branch's settings) and appends the new value, then puts
  * it back in the same transaction, so two racing sets cannot mix and a deletion of the bucket
  * either comes first (CM_ERR_NOTFOUND) or takes the settings with it. A re-created bucket starts
- * without tags, CORS configuration, default encryption or access settings, as in S3.
+ * without tags, CORS or website configuration, default encryption or access settings, as in S3.
  *
  * Threading: as the store (reads in a read transaction, the write through md_write).
  */
@@ -98,9 +99,13 @@ cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, s
     return rewrite(md, name, retag, &a, "put bucket tags");
 }
 
-/* ---- The CORS configuration (PutBucketCors), a BT_CORS field of the same record ---- */
+/* ---- Documents kept as one field: the CORS (BT_CORS) and website (BT_WEBSITE) configurations */
 
-cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *len)
+typedef cm_err (*doc_decode_fn)(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
+typedef cm_err (*doc_encode_fn)(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
+                                md_wbuf *w);
+
+static cm_err doc_get(md_store *md, const char *name, doc_decode_fn decode, char **xml, size_t *len)
 {
     MDB_txn *txn;
     MDB_val v;
@@ -110,7 +115,7 @@ cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *le
     if (e != CM_OK)
         return e;
     if ((e = record_get(txn, md, name, &v)) == CM_OK)
-        e = md_bucket_cors_decode(v.mv_data, v.mv_size, xml, len);
+        e = decode(v.mv_data, v.mv_size, xml, len);
     md_txn_end(md, txn);
     return e;
 }
@@ -118,18 +123,35 @@ cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *le
 typedef struct {
     const char *xml;
     size_t len;
-} cors_arg;
+    doc_encode_fn encode;
+} doc_arg;
 
-static cm_err recors(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
+static cm_err redoc(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    const cors_arg *a = arg;
-    return md_bucket_encode_cors(buf, len, a->xml, a->len, w);
+    const doc_arg *a = arg;
+    return a->encode(buf, len, a->xml, a->len, w);
+}
+
+cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *len)
+{
+    return doc_get(md, name, md_bucket_cors_decode, xml, len);
 }
 
 cm_err md_bucket_cors_set(md_store *md, const char *name, const char *xml, size_t len)
 {
-    cors_arg a = {xml, len};
-    return rewrite(md, name, recors, &a, "put bucket cors");
+    doc_arg a = {xml, len, md_bucket_encode_cors};
+    return rewrite(md, name, redoc, &a, "put bucket cors");
+}
+
+cm_err md_bucket_website_get(md_store *md, const char *name, char **xml, size_t *len)
+{
+    return doc_get(md, name, md_bucket_website_decode, xml, len);
+}
+
+cm_err md_bucket_website_set(md_store *md, const char *name, const char *xml, size_t len)
+{
+    doc_arg a = {xml, len, md_bucket_encode_website};
+    return rewrite(md, name, redoc, &a, "put bucket website");
 }
 
 /* ---- The default encryption (PutBucketEncryption), a BT_SSE field of the same record ---- */

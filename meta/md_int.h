@@ -246,6 +246,10 @@ cm_err md_bucket_encode_versioning(const uint8_t *buf, size_t len, uint8_t state
 cm_err md_bucket_encode_lock(const uint8_t *buf, size_t len, const md_bucket *from, md_wbuf *w);
 /* The CORS configuration of an encoded bucket record (heap, NUL-terminated; none: NULL, 0). */
 cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
+/* The same two for the website configuration (BT_WEBSITE, PutBucketWebsite's XML). */
+cm_err md_bucket_encode_website(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
+                                md_wbuf *w);
+cm_err md_bucket_website_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
 cm_err md_bucket_decode(const uint8_t *buf, size_t len, md_bucket *out);
 cm_err md_upload_encode(const md_upload *up, md_wbuf *w);
 cm_err md_upload_decode(const uint8_t *buf, size_t len, md_upload *out);

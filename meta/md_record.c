@@ -124,7 +124,9 @@ enum {
     BT_PAB = 13,       /* u8 MD_PAB_* flags */
     BT_OWNERSHIP = 14, /* u8 md_ownership */
     BT_CORS = 16,      /* the CORS configuration, XML as PutBucketCors received it (md_btags.c) */
-    BT_LOCK = 18       /* Object Lock: u8 enabled | u8 mode | u8 unit | u32 period (format 3; 19
+    BT_LOCK = 18,      /* Object Lock: u8 enabled | u8 mode | u8 unit | u32 period (format 3; 19
+                          reserved) */
+    BT_WEBSITE = 20    /* the website configuration, XML as PutBucketWebsite received it (21
                           reserved) */
 };
 enum { UT_KEY = 1, UT_UPLOAD_ID, UT_INITIATED, UT_OWNER, UT_TMPL };
@@ -1063,13 +1065,26 @@ cm_err md_bucket_retag(const uint8_t *buf, size_t len, const md_meta *tags, size
     return e == CM_OK ? w_result(w) : e;
 }
 
+/* The record with the one document field tag (BT_CORS, BT_WEBSITE) replaced (xml NULL: none). */
+static cm_err encode_doc(const uint8_t *buf, size_t len, uint8_t tag, const char *xml,
+                         size_t xml_len, md_wbuf *w)
+{
+    cm_err e = bucket_rewrite(buf, len, BT_BIT(tag), MD_FORMAT_V1, w);
+    if (e == CM_OK && xml)
+        w_tlv(w, tag, xml, xml_len);
+    return e == CM_OK ? w_result(w) : e;
+}
+
 cm_err md_bucket_encode_cors(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
                              md_wbuf *w)
 {
-    cm_err e = bucket_rewrite(buf, len, BT_BIT(BT_CORS), MD_FORMAT_V1, w);
-    if (e == CM_OK && xml)
-        w_tlv(w, BT_CORS, xml, xml_len);
-    return e == CM_OK ? w_result(w) : e;
+    return encode_doc(buf, len, BT_CORS, xml, xml_len, w);
+}
+
+cm_err md_bucket_encode_website(const uint8_t *buf, size_t len, const char *xml, size_t xml_len,
+                                md_wbuf *w)
+{
+    return encode_doc(buf, len, BT_WEBSITE, xml, xml_len, w);
 }
 
 cm_err md_bucket_encode_sse(const uint8_t *buf, size_t len, uint8_t mode, uint8_t bucket_key,
@@ -1117,7 +1132,7 @@ cm_err md_bucket_encode_lock(const uint8_t *buf, size_t len, const md_bucket *fr
     return e == CM_OK ? w_result(w) : e;
 }
 
-cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len)
+static cm_err doc_decode(const uint8_t *buf, size_t len, uint8_t want, char **xml, size_t *xml_len)
 {
     rbuf r;
     uint8_t tag;
@@ -1128,7 +1143,7 @@ cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t 
     if (r_version(buf, len, &r) != CM_OK)
         return CM_ERR_CORRUPT;
     while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
-        if (tag != BT_CORS)
+        if (tag != want)
             continue;
         free(*xml);
         if (!(*xml = malloc(v.n + 1)))
@@ -1143,6 +1158,16 @@ cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t 
     *xml = NULL;
     *xml_len = 0;
     return e;
+}
+
+cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len)
+{
+    return doc_decode(buf, len, BT_CORS, xml, xml_len);
+}
+
+cm_err md_bucket_website_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len)
+{
+    return doc_decode(buf, len, BT_WEBSITE, xml, xml_len);
 }
 
 cm_err md_bucket_tags_decode(const uint8_t *buf, size_t len, md_meta **tags, size_t *ntags)

@@ -20,7 +20,8 @@ CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
 # tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps); the TLS
 # tests (test_net_tls, test_tls.sh) make their certificates with the openssl CLI
 TOOL_PKGS=(iproute2 procps openssl)
-# headless browser for the web console's test (tests/integration/test_console.sh, docs/console.md)
+# headless browser for the web console's and the website's tests (test_console.sh,
+# test_website_browser.sh; Debian 12 main has `chromium`)
 BROWSER_PKGS=(chromium)
 # etcd (cluster coordination, docs/coordination.md). On a host with systemd the package may start a
 # system etcd on 2379/2380; tests start their own members on free ports and never touch it.

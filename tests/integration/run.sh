@@ -14,6 +14,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 LOG_DIR=${LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/cairn-it-logs.XXXXXX")}
 mkdir -p "$LOG_DIR"
+export LOG_DIR # tests keep artefacts under it ($LOG_DIR/<test>/: test_website_browser's screenshots)
 
 declare -A limit=([test_restic]=420 [test_rclone]=300 [fault_kill9]=300 [test_cluster_clients]=480)
 if [ $# -gt 0 ]; then

@@ -3,7 +3,8 @@
  * replaced, removed, kept across a reopen and gone with the bucket; and the rewrite rule both
  * bucket settings rely on: setting one (CORS, tags, default encryption, access settings,
  * versioning) keeps the others and every other field of the record, also one this reader does not
- * know (a record written by a newer branch).
+ * know (a record written by a newer branch). The website configuration (BT_WEBSITE) is the same
+ * kind of field: its own cases at the end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,20 +32,27 @@ static void mk_bucket(md_store *md, const char *name)
     CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_OK);
 }
 
-static void expect_cors(md_store *md, const char *want)
+/* The CORS (website 0) or website (1) document of bucket b is want (NULL: none). */
+static void expect_doc(md_store *md, int website, const char *want)
 {
     char *xml = NULL;
     size_t len = 0;
-    CU_ASSERT_EQUAL_FATAL(md_bucket_cors_get(md, "b", &xml, &len), CM_OK);
+    cm_err e = website ? md_bucket_website_get(md, "b", &xml, &len)
+                       : md_bucket_cors_get(md, "b", &xml, &len);
+    CU_ASSERT_EQUAL_FATAL(e, CM_OK);
     if (!want) {
         CU_ASSERT_PTR_NULL(xml);
-        CU_ASSERT_EQUAL(len, 0);
         return;
     }
     CU_ASSERT_PTR_NOT_NULL_FATAL(xml);
     CU_ASSERT_EQUAL(len, strlen(want));
     CU_ASSERT_STRING_EQUAL(xml, want);
     free(xml);
+}
+
+static void expect_cors(md_store *md, const char *want)
+{
+    expect_doc(md, 0, want);
 }
 
 static void test_cors_record(void)
@@ -155,11 +163,77 @@ static void test_settings_keep_each_other(void)
     md_close(md);
 }
 
+/* ---- the website configuration (BT_WEBSITE), the same kind of field ---- */
+
+static void test_website_record(void)
+{
+    md_store *md = open_store("web");
+    md_meta tags[1] = {{"k", "v"}}, *got = NULL;
+    size_t n = 0;
+    char *xml;
+
+    mk_bucket(md, "b");
+    expect_doc(md, 1, NULL);
+    CU_ASSERT_EQUAL(md_bucket_website_get(md, "nope", &xml, &n), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_website_set(md, "nope", "<w/>", 4), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_website_set(md, "b", "<w1/>", 5), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_cors_set(md, "b", "<c/>", 4), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_tags_set(md, "b", tags, 1), CM_OK);
+    expect_doc(md, 1, "<w1/>"); /* kept by the CORS and tag rewrites */
+    CU_ASSERT_EQUAL(md_bucket_website_set(md, "b", "<w2/>", 5), CM_OK);
+    expect_doc(md, 1, "<w2/>");
+    expect_doc(md, 0, "<c/>"); /* and keeps them */
+    CU_ASSERT_EQUAL_FATAL(md_bucket_tags_get(md, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    md_meta_free(got, n);
+    md_close(md);
+
+    md = open_store("web"); /* durable */
+    expect_doc(md, 1, "<w2/>");
+    CU_ASSERT_EQUAL(md_bucket_website_set(md, "b", NULL, 0), CM_OK);
+    expect_doc(md, 1, NULL);
+    expect_doc(md, 0, "<c/>");
+    CU_ASSERT_EQUAL(md_bucket_website_set(md, "b", "<w3/>", 5), CM_OK);
+    md_part *parts = NULL;
+    size_t np = 0;
+    CU_ASSERT_EQUAL(md_bucket_delete(md, "b", &parts, &np), CM_OK);
+    free(parts);
+    mk_bucket(md, "b"); /* a re-created bucket starts without one */
+    expect_doc(md, 1, NULL);
+    md_close(md);
+}
+
+static void test_website_unknown_field_kept(void)
+{
+    md_bucket b = {0};
+    md_wbuf w = {0}, w2 = {0}, w3 = {0};
+    char *xml;
+    size_t len;
+    snprintf(b.name, sizeof(b.name), "b");
+    CU_ASSERT_EQUAL_FATAL(md_bucket_encode(&b, &w), CM_OK);
+    static const uint8_t unknown[] = {201, 0, 0, 0, 2, 'h', 'i'};
+    md_w_bytes(&w, unknown, sizeof(unknown));
+    CU_ASSERT_EQUAL_FATAL(md_bucket_encode_website(w.p, w.len, "<w/>", 4, &w2), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_encode_cors(w2.p, w2.len, "<c/>", 4, &w3), CM_OK);
+    CU_ASSERT_PTR_NOT_NULL(memmem(w3.p, w3.len, unknown, sizeof(unknown)));
+    CU_ASSERT_EQUAL(md_bucket_website_decode(w3.p, w3.len, &xml, &len), CM_OK);
+    CU_ASSERT_STRING_EQUAL(xml, "<w/>");
+    free(xml);
+    CU_ASSERT_EQUAL(md_bucket_cors_decode(w3.p, w3.len, &xml, &len), CM_OK);
+    CU_ASSERT_STRING_EQUAL(xml, "<c/>");
+    free(xml);
+    md_w_free(&w);
+    md_w_free(&w2);
+    md_w_free(&w3);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"cors record", test_cors_record},
                                     {"unknown fields kept", test_unknown_fields_kept},
                                     {"settings keep each other", test_settings_keep_each_other},
+                                    {"website record", test_website_record},
+                                    {"website unknown field kept", test_website_unknown_field_kept},
                                     {NULL, NULL}};
     cu_add_suite("meta cors", tests);
 }
