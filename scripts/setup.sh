@@ -16,7 +16,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-d
     ca-certificates)
 LIB_PKGS=(libevent-dev libisal-dev liblmdb-dev libxml2-dev libzstd-dev libssl-dev libcunit1-dev
     libjansson-dev)
-CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic curl)
+CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic duplicity curl)
 # tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps); the TLS
 # tests (test_net_tls, test_tls.sh) make their certificates with the openssl CLI
 TOOL_PKGS=(iproute2 procps openssl)
