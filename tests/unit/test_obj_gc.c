@@ -161,6 +161,16 @@ static int on_drive(ob_store *st, const md_layout *lay, uint8_t d)
     return bs_size(ob_store_drive(st, d), &id, &sz) == CM_OK;
 }
 
+/* A drive of the 8-drive store holding no cell of lay: where a repair would rebuild one. Each
+ * body has its own (the store rotates the first drive per body). */
+static uint8_t spare_of(const md_layout *lay)
+{
+    uint8_t spare = 0;
+    while (memchr(lay->drives, spare, (size_t)(lay->k + lay->m)))
+        spare++;
+    return spare;
+}
+
 /* A record of key with one part at lay, in bucket "b" of md. */
 static void put_rec(md_store *md, const char *key, const md_layout *lay, int64_t ms)
 {
@@ -197,10 +207,7 @@ static void test_obsolete_cells(void)
 
     /* 1. cell 0 rebuilt on a spare drive: its old place is garbage, freed after the grace. */
     md_layout a = store_body(st, 4 * CELL, 0x41), a2 = a;
-    uint8_t spare = 0; /* a drive holding no cell of a */
-    while (memchr(a.drives, spare, 6))
-        spare++;
-    a2.drives[0] = spare;
+    a2.drives[0] = spare_of(&a);
     put_rec(md, "ka", &a2, t), put_rec(qmd, "ka", &a2, t);
     put_obsolete(md, "ka", &a, 0, t);
     CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace - 1, grace, 100, quorum_read, &q, &freed), CM_OK);
@@ -215,7 +222,7 @@ static void test_obsolete_cells(void)
     /* 2. the cell moved back home within the grace: the quorum's record names the place again
      * (this replica missed that swap and still names the spare drive). */
     md_layout b = store_body(st, 4 * CELL, 0x42), b2 = b;
-    b2.drives[0] = spare;
+    b2.drives[0] = spare_of(&b);
     put_rec(md, "kb", &b2, t), put_rec(qmd, "kb", &b, t);
     put_obsolete(md, "kb", &b, 0, t);
     CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
@@ -225,7 +232,7 @@ static void test_obsolete_cells(void)
 
     /* 3. no quorum: put off a minute (not freed on the local record alone), then freed. */
     md_layout c = store_body(st, 4 * CELL, 0x43), c2 = c;
-    c2.drives[0] = spare;
+    c2.drives[0] = spare_of(&c);
     put_rec(md, "kc", &c2, t), put_rec(qmd, "kc", &c2, t);
     for (int i = 0; i < 6; i++) /* six entries: the run gives the quorum up after four */
         put_obsolete(md, "kc", &c, 0, t - i);
