@@ -48,18 +48,17 @@
 #define DELETE_XML_CAP (2u << 20)
 #define CONSISTENCY_HEADER "x-cairn-consistency"
 
-void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
-                       gw_finish_fn done)
+void gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
+                      gw_finish_fn done)
 {
     void *st = calloc(1, size);
     if (!st) {
         gw_error(r, GW_INTERNAL, NULL);
-        return NULL;
+        return;
     }
     r->op = st;
     r->op_free = state_free;
     gw_offload(r, work, done);
-    return st;
 }
 
 void gw_free_parts(gw *g, md_part *parts, size_t n)

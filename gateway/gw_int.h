@@ -333,10 +333,11 @@ void gw_async_continue(gw_req *r, gw_work_fn work);
 
 /*
  * Give r a zeroed operation state of size bytes (freed by state_free) and offload work/done with
- * it; NULL (and a 500 sent) when it cannot be allocated (gw_bucket.c).
+ * it; a 500 is sent when it cannot be allocated (gw_bucket.c). The worker may run at once, so the
+ * state is not returned: one that needs filling is allocated, filled, then given to gw_offload.
  */
-void *gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
-                       gw_finish_fn done);
+void gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_work_fn work,
+                      gw_finish_fn done);
 /* Free the chunks of every part not stored inline, then the array (md_parts_free). Blocking. */
 void gw_free_parts(gw *g, md_part *parts, size_t n);
 

@@ -562,11 +562,17 @@ static void bucket_enc_put(gw_req *r)
         gw_error(r, GW_UNSUPPORTED, GW_SSE_NO_MKEY_MSG);
         return;
     }
-    bucket_enc_state *st = gw_offload_state(r, sizeof(*st), free, bucket_enc_work, bucket_enc_done);
-    if (st) {
-        st->mode = MD_SSE_S3;
-        st->bucket_key = (uint8_t)bk;
+    /* Filled before it is offloaded: from then on the worker owns it. */
+    bucket_enc_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        gw_error(r, GW_INTERNAL, NULL);
+        return;
     }
+    st->mode = MD_SSE_S3;
+    st->bucket_key = (uint8_t)bk;
+    r->op = st;
+    r->op_free = free;
+    gw_offload(r, bucket_enc_work, bucket_enc_done);
 }
 
 static void bucket_enc_get(gw_req *r, const md_bucket *b)
@@ -610,9 +616,8 @@ void gw_op_bucket_encryption(gw_req *r, const md_bucket *b)
     } else if (strcmp(m, "PUT") == 0) {
         gw_body_to_memory(r, ENC_XML_CAP, bucket_enc_put);
     } else if (strcmp(m, "DELETE") == 0) {
-        bucket_enc_state *st =
-            gw_offload_state(r, sizeof(*st), free, bucket_enc_work, bucket_enc_done);
-        (void)st; /* zeroed: mode NONE removes the configuration */
+        /* a zeroed state: mode NONE removes the configuration */
+        gw_offload_state(r, sizeof(bucket_enc_state), free, bucket_enc_work, bucket_enc_done);
     } else {
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
     }

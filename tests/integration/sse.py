@@ -164,6 +164,16 @@ def bucket_default(s3, b2):
     aes = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
                       "BucketKeyEnabled": True}]}
     s3.put_bucket_encryption(Bucket=b2, ServerSideEncryptionConfiguration=aes)
+    # the setting is the one just put, every time (a worker once read its state before the loop
+    # had filled it in, and removed the configuration while answering 200)
+    lost = 0
+    for _ in range(25):
+        s3.delete_bucket_encryption(Bucket=b2)
+        s3.put_bucket_encryption(Bucket=b2, ServerSideEncryptionConfiguration=aes)
+        st, code = err_of(s3.get_bucket_encryption, Bucket=b2)
+        lost += st != 200
+    check("PutBucketEncryption then GetBucketEncryption, 25 times: never lost", lost == 0,
+          "%d of 25 lost" % lost)
     c = s3.get_bucket_encryption(Bucket=b2)["ServerSideEncryptionConfiguration"]
     rule = c["Rules"][0]
     check("GetBucketEncryption: AES256, BucketKeyEnabled",
