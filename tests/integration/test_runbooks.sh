@@ -5,7 +5,7 @@
 # 6/6 drives and 3 of 3 metadata copies, `cairn admin scrub --wait` rebuilds, objects byte-exact.
 # Rotate a user's access key: second key, clients move, first key disabled (refused), deleted.
 # Restore an old version: copy-object from a versionId, rclone --s3-version-at, an undelete by
-# removing the delete marker. Copy back from a backup bucket (rclone). Back up the metadata with
+# removing the delete marker. Copy back from a backup bucket (rclone, aws s3 sync). Back up the metadata with
 # mdb_copy while the server runs, then restore it after losing every metadata copy. The cluster
 # runbooks are covered by the cluster tests the doc names. About 15 s.
 source "$(dirname "$0")/lib.sh"
@@ -106,6 +106,10 @@ h_run "obj2 lost in live" s3raw rm live obj2
 h_run "copy back: rclone copy live-backup -> live" rc copy cairn:live-backup cairn:live
 h_run "get obj2 from live" s3raw get live obj2 "$H_WORK/got-b"
 h_eq "obj2 byte-exact after the copy back" same "$(same "$H_WORK/obj2" "$H_WORK/got-b")"
+h_run "obj1 lost in live" s3raw rm live obj1
+h_run "copy back: aws s3 sync s3://live-backup s3://live" aws s3 sync s3://live-backup s3://live
+h_run "get obj1 from live" s3raw get live obj1 "$H_WORK/got-b1"
+h_eq "obj1 byte-exact after the aws copy back" same "$(same "$H_WORK/obj1" "$H_WORK/got-b1")"
 
 # ---- Back up the metadata (online), and restore it ----
 mkdir -p "$H_WORK/meta-backup"
