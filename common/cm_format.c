@@ -189,15 +189,22 @@ cm_err cm_format_read(const char *dir, uint32_t known, cm_format_stamp *out, cha
 {
     char path[4200], buf[CM_FORMAT_MAX + 1];
     snprintf(path, sizeof(path), "%s/" CM_FORMAT_FILE, dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang the start */
     if (fd < 0) {
-        say(why, cap, "%s", strerror(errno));
-        return errno == ENOENT ? CM_ERR_NOTFOUND : CM_ERR_IO;
+        int err = errno;
+        say(why, cap, "%s", strerror(err));
+        return err == ENOENT ? CM_ERR_NOTFOUND : CM_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        say(why, cap, "not a regular file");
+        return CM_ERR_CORRUPT;
     }
     size_t len = 0;
     ssize_t n = 0;
     while (len < sizeof(buf) &&
-           ((n = read(fd, buf + len, sizeof(buf) - len)) > 0 || errno == EINTR))
+           ((n = read(fd, buf + len, sizeof(buf) - len)) > 0 || (n < 0 && errno == EINTR)))
         len += n > 0 ? (size_t)n : 0;
     int err = n < 0 ? errno : 0;
     close(fd);
@@ -258,12 +265,21 @@ static int dir_has_content(const char *dir)
     return found;
 }
 
-/* Read the stamp of dir into *s; *have = 1 when there is one. Refusals fill why, naming it. */
-static cm_err read_one(const char *dir, uint32_t known, cm_format_stamp *s, int *have, char *why,
-                       size_t cap)
+/*
+ * Read the stamp of dir, which must be of the given kind, into *s; *have = 1 when there is one.
+ * Refusals fill why, naming the file.
+ */
+static cm_err read_one(const char *dir, cm_format_kind kind, uint32_t known, cm_format_stamp *s,
+                       int *have, char *why, size_t cap)
 {
     char w[160] = "";
     cm_err e = cm_format_read(dir, known, s, w, sizeof(w));
+    if (e == CM_OK && s->kind != kind) {
+        snprintf(w, sizeof(w), "a %s stamp where a %s one belongs",
+                 s->kind == CM_FORMAT_DRIVE ? "drive" : "data",
+                 kind == CM_FORMAT_DRIVE ? "drive" : "data");
+        e = CM_ERR_CORRUPT;
+    }
     *have = e == CM_OK;
     if (e == CM_ERR_NOTFOUND || e == CM_OK)
         return CM_OK;
@@ -309,14 +325,14 @@ cm_err cm_format_open(const char *data, int ndrives, const char *writer, uint32_
     *adopted = 0;
     if (ndrives < 0 || ndrives > 64)
         return CM_ERR_INVAL;
-    if ((e = read_one(data, known, &top, &have_top, why, cap)) != CM_OK)
+    if ((e = read_one(data, CM_FORMAT_DATA, known, &top, &have_top, why, cap)) != CM_OK)
         return e;
     if (have_top)
         ref = top, have_ref = 1;
     for (int i = 0; i < ndrives; i++) {
         snprintf(dir, sizeof(dir), "%s/drive%d", data, i);
         snprintf(name, sizeof(name), "drive%d", i);
-        if ((e = read_one(dir, known, &drive, &have[i], why, cap)) != CM_OK)
+        if ((e = read_one(dir, CM_FORMAT_DRIVE, known, &drive, &have[i], why, cap)) != CM_OK)
             return e;
         if (!have[i])
             continue;
@@ -352,7 +368,7 @@ cm_err cm_format_open(const char *data, int ndrives, const char *writer, uint32_
             say(why, cap, "cannot write the data directory's format stamp: %s", cm_err_str(e));
             return e;
         }
-        if ((e = read_one(data, known, &top, &have_top, why, cap)) != CM_OK)
+        if ((e = read_one(data, CM_FORMAT_DATA, known, &top, &have_top, why, cap)) != CM_OK)
             return e;
         if (!have_top)
             return CM_ERR_IO;

@@ -233,6 +233,30 @@ static void test_refusals(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "drive1/FORMAT says on-disk format 2"));
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "format 1 and older"));
 
+    /* a data directory's stamp copied into a drive folder */
+    snprintf(path, sizeof(path), "%s/drive1/" CM_FORMAT_FILE, dir);
+    other.kind = CM_FORMAT_DATA;
+    len = cm_format_encode(&other, text, sizeof(text));
+    write_file(path, text, len);
+    CU_ASSERT_EQUAL(
+        cm_format_open(dir, 3, "0.1.0", CM_FORMAT_VERSION, &top, &adopted, why, sizeof(why)),
+        CM_ERR_CORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "a data stamp where a drive one belongs"));
+
+    /* a FORMAT that is no file (a directory; a FIFO would hang a blocking open) */
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(mkfifo(path, 0644), 0);
+    CU_ASSERT_EQUAL(
+        cm_format_open(dir, 3, "0.1.0", CM_FORMAT_VERSION, &top, &adopted, why, sizeof(why)),
+        CM_ERR_CORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "not a regular file"));
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(mkdir(path, 0755), 0);
+    CU_ASSERT_EQUAL(
+        cm_format_open(dir, 3, "0.1.0", CM_FORMAT_VERSION, &top, &adopted, why, sizeof(why)),
+        CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(rmdir(path), 0);
+
     /* a corrupt data directory stamp */
     snprintf(path, sizeof(path), "%s/" CM_FORMAT_FILE, dir);
     write_file(path, "cairn-format 1\nkind da", 22);
