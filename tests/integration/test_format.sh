@@ -5,8 +5,10 @@
 # older cairn wrote) the next start adopts it: stamps written with origin "adopted", the object
 # stored before reads back byte-exact. Then `cairn server` must refuse, exit 1, write nothing and
 # name the versions for: a data directory stamped with a future format, a corrupt drive stamp, a
-# drive of another data directory; `cairn fsck` refuses the future format with 2 (a mix of
-# formats needs a second format: test_common_format.c "mixed" covers it). With the stamps put back the server starts and the object is intact.
+# drive of another data directory; `cairn fsck` refuses the future format, and so does `cairn
+# node-rpc serve` a bare drive folder stamped with one (a mix of formats needs a second format:
+# test_common_format.c "mixed" covers it). With the stamps put back the server starts and the
+# object is intact. About 10 s.
 source "$(dirname "$0")/lib.sh"
 h_own_server "restarts its own server over hand-edited format stamps"
 if [ -x /usr/bin/aws ]; then AWSBIN=/usr/bin/aws; else AWSBIN=aws; fi
@@ -85,6 +87,13 @@ wait "$other"
 cp "$H_WORK/other/drive1/FORMAT" "$H_DATA/drive1/FORMAT"
 refused "a drive of another data directory" "drive1 belongs to another data directory"
 cp -a "$H_WORK/FORMAT.drive1" "$H_DATA/drive1/FORMAT"
+
+# `cairn node-rpc serve` (a storage node's RPC over bare drive folders) refuses a newer stamp too
+mkdir "$H_WORK/bare"
+printf 'cairn-format 9\n' >"$H_WORK/bare/FORMAT"
+h_fails_with "node-rpc serve refuses a drive of a newer format" "FORMAT: not supported \(format 9 is newer" \
+    env CAIRN_RPC_SECRET=format-test-secret-0123456789 timeout 20 "$CAIRN_BIN" node-rpc serve \
+    --node-id x --listen "127.0.0.1:$(h_free_port)" "$H_WORK/bare"
 
 h_start
 h_run "get the object after the refusals" aws s3api get-object --bucket fmt --key k "$H_WORK/got2"
