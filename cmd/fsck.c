@@ -369,8 +369,10 @@ static int check_stamps(const char *data, char **names, int n)
     cm_format_stamp st;
     int rc = 0;
     for (int i = -1; i < n; i++) {
-        const char *name = i < 0 ? "." : names[i];
-        snprintf(dir, sizeof(dir), "%s/%s", data, name);
+        if (i < 0)
+            snprintf(dir, sizeof(dir), "%s", data);
+        else
+            snprintf(dir, sizeof(dir), "%s/%s", data, names[i]);
         cm_err e = cm_format_read(dir, CM_FORMAT_VERSION, &st, why, sizeof(why));
         if (e == CM_OK && i < 0)
             printf("fsck: on-disk format %u (id %s, stamped by cairn %s at %s%s)\n", st.version,
