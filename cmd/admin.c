@@ -711,6 +711,20 @@ static void meta_line(const char *body)
     printf("\n");
 }
 
+/* The data directory's format stamp: "format: 1 (id ..., stamped by cairn 0.1.0 ...)". */
+static void format_line(const char *body)
+{
+    const char *f = strstr(body, "\"format\":{");
+    if (!f)
+        return;
+    const char *w = strstr(f, "\"written_by\":\""), *c = strstr(f, "\"created\":\"");
+    printf("on-disk format: %" PRIu64 " (this server reads up to %" PRIu64
+           "), stamped by cairn %.*s at %.*s%s\n",
+           jnum(f, "version"), jnum(f, "supported"), w ? (int)strcspn(w + 14, "\"") : 1,
+           w ? w + 14 : "?", c ? (int)strcspn(c + 11, "\"") : 1, c ? c + 11 : "?",
+           strstr(f, "\"origin\":\"adopted\"") ? " over a directory an older cairn wrote" : "");
+}
+
 static void compression_line(const char *body)
 {
     const char *z = strstr(body, "\"compression\":{");
@@ -815,6 +829,7 @@ static int cmd_status(const admin_opts *o)
            "space holding no live data\n");
     compression_line(r.body);
     meta_line(r.body);
+    format_line(r.body);
     const char *s = strstr(r.body, "\"scrub\":{");
     if (s)
         scrub_table(s);

@@ -8,6 +8,9 @@
  * Exit status: 0 all clean, 1 problems found (after repair: problems that remain, such as blobs
  * with lost data, which the gateway rebuilds from parity), 2 usage or a drive that cannot be
  * checked - for instance one held by a running server (bs_fsck takes DIR/drive<N>/LOCK).
+ * First the format stamps (cm_format.h) are read, never written: the data directory's format is
+ * printed; a stamp naming a newer format stops fsck with 2 before any drive is read; a corrupt
+ * one is a problem found.
  *
  * Orphans: when DIR/meta holds a metadata store, every blob id that an object or part record
  * names (objects of every bucket, their older versions, parts of every unfinished multipart
@@ -32,6 +35,7 @@
 
 #include "bs.h"
 #include "cmd.h"
+#include "cm_format.h"
 #include "cm_log.h"
 #include "md.h"
 
@@ -354,6 +358,42 @@ static int check_drive(const char *data, const char *name, int repair, int *bad)
     return 0;
 }
 
+/*
+ * The format stamps of DIR and its drives (cm_format.h), read only: fsck never writes one. 2 when
+ * one names a format newer than this binary reads (nothing may be checked, let alone repaired,
+ * with rules that may be stale), 1 when one is corrupt, else 0. One line per finding.
+ */
+static int check_stamps(const char *data, char **names, int n)
+{
+    char dir[4200], why[200] = "";
+    cm_format_stamp st;
+    int rc = 0;
+    for (int i = -1; i < n; i++) {
+        if (i < 0)
+            snprintf(dir, sizeof(dir), "%s", data);
+        else
+            snprintf(dir, sizeof(dir), "%s/%s", data, names[i]);
+        cm_err e = cm_format_read(dir, CM_FORMAT_VERSION, &st, why, sizeof(why));
+        if (e == CM_OK && i < 0)
+            printf("fsck: on-disk format %u (id %s, stamped by cairn %s at %s%s)\n", st.version,
+                   st.id, st.writer, st.created, st.adopted ? ", adopted" : "");
+        else if (e == CM_ERR_NOTFOUND && i < 0)
+            printf("fsck: %s has no format stamp yet (the next `cairn server` start writes it)\n",
+                   data);
+        else if (e == CM_ERR_UNSUPPORTED) {
+            fprintf(stderr,
+                    "cairn fsck: %s/" CM_FORMAT_FILE " says on-disk format %u; this cairn reads "
+                    "format %u and older: use the cairn that wrote it\n",
+                    dir, st.version, CM_FORMAT_VERSION);
+            return 2;
+        } else if (e != CM_OK && e != CM_ERR_NOTFOUND) {
+            printf("fsck: %s/" CM_FORMAT_FILE ": %s (%s)\n", dir, cm_err_str(e), why);
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
 int cmd_fsck(int argc, char **argv)
 {
     const char *data = NULL;
@@ -383,9 +423,15 @@ int cmd_fsck(int argc, char **argv)
         fprintf(stderr, "cairn fsck: no drive<N> directories in %s\n", data);
         return 2;
     }
+    int stamps = check_stamps(data, names, n);
+    if (stamps == 2) {
+        for (int i = 0; i < n; i++)
+            free(names[i]);
+        return 2;
+    }
     live_set ls = {NULL, 0, 0, 0};
     int no_meta = load_live(data, &ls);
-    int bad = 0, rc = no_meta < 0 ? 2 : 0;
+    int bad = stamps, rc = no_meta < 0 ? 2 : 0;
     /* A cluster node's drives hold cells of bodies whose records live on other nodes: with only
      * this node's records they look like orphans, so they are reported, never deleted. */
     char mark[4200];

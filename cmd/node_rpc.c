@@ -13,7 +13,8 @@
  * users could read it). check applies the fault rules of CAIRN_RPC_FAULTS (nd_faults_parse
  * format) with its own node id (default "check") as the caller: a way to see the fault layer
  * from a shell. Until the cluster bring-up wires the RPC into `cairn server`, serve is how an
- * operator or a test runs a storage node's RPC.
+ * operator or a test runs a storage node's RPC. serve refuses a drive whose format stamp
+ * (cm_format.h) is corrupt or names a newer format; it writes none.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #include <event2/event.h>
 
 #include "cm_checksum.h"
+#include "cm_format.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cmd.h"
@@ -109,7 +111,17 @@ static int serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     for (int i = 0; i < nd; i++) {
-        cm_err e = bs_open(drives[i].path, NULL, &drives[i].bs);
+        /* a drive of a data directory carries its stamp: refuse a newer or corrupt one (a bare
+         * folder has none, and gets none: it belongs to no data directory) */
+        cm_format_stamp st;
+        char why[200] = "";
+        cm_err e = cm_format_read(drives[i].path, CM_FORMAT_VERSION, &st, why, sizeof(why));
+        if (e != CM_OK && e != CM_ERR_NOTFOUND) {
+            fprintf(stderr, "cairn node-rpc serve: %s/" CM_FORMAT_FILE ": %s (%s)\n",
+                    drives[i].path, cm_err_str(e), why);
+            goto out;
+        }
+        e = bs_open(drives[i].path, NULL, &drives[i].bs);
         if (e != CM_OK) {
             fprintf(stderr, "cairn node-rpc serve: %s: %s\n", drives[i].path, cm_err_str(e));
             goto out;

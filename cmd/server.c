@@ -14,6 +14,10 @@
  * READY=1 once it serves (after start_cluster on a cluster node), RELOADING=1 / READY=1 around a
  * SIGHUP reload, STOPPING=1 at a stop, and WATCHDOG=1 from the signal thread when asked.
  *
+ * Format stamps: before the credentials or any store is read, check_format runs cm_format_open
+ * over DATA and its drive folders (cm_format.h); a newer, corrupt or mixed stamp exits 1 with
+ * the reason on stderr.
+ *
  * Cluster membership is opt-in: only with a [cluster] section (etcd, id, node_id, rpc_listen)
  * does the server serve the node RPC over its own drives on a second port (server_rpc.c), follow
  * the layout in etcd and register as a member with its RPC address and S3 endpoint
@@ -42,6 +46,7 @@
 #include <unistd.h>
 
 #include "cm_alog.h"
+#include "cm_format.h"
 #include "cm_log.h"
 #include "cm_metrics.h"
 #include "cm_reload.h"
@@ -272,6 +277,30 @@ static void raise_nofile(const server_opts *o)
             (unsigned long long)rl.rlim_cur, max, o->net.max_connections > 0 ? "" : " (default)");
 }
 
+/*
+ * The format stamps of the data directory and its drives (cm_format.h), before anything else in
+ * it is read or written: a newer, corrupt or mixed stamp stops the start with the reason.
+ */
+static int check_format(const server_opts *o)
+{
+    cm_format_stamp st;
+    char why[700] = "";
+    int adopted = 0;
+    cm_err e = cm_format_open(o->data, o->gw.ndrives, CAIRN_VERSION, CM_FORMAT_VERSION, &st,
+                              &adopted, why, sizeof(why));
+    if (e != CM_OK) {
+        fprintf(stderr, "cairn: refusing to start on %s: %s\n", o->data,
+                why[0] ? why : cm_err_str(e));
+        return -1;
+    }
+    if (adopted)
+        CM_INFO(MOD, "stamped %d director%s written by an older cairn with format %u", adopted,
+                adopted == 1 ? "y" : "ies", st.version);
+    CM_INFO(MOD, "data directory %s: on-disk format %u (id %s, stamped by cairn %s)", o->data,
+            st.version, st.id, st.writer);
+    return 0;
+}
+
 /* Process-wide setup before any thread exists: log level, allocator, data dir, credentials. */
 static int prepare_process(server_opts *o, cmd_credentials *cred)
 {
@@ -291,6 +320,8 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
         fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o->data, cm_err_str(me));
         return -1;
     }
+    if (check_format(o) != 0)
+        return -1;
     if (cmd_load_credentials(o->data, cred) != 0)
         return -1;
     o->gw.access_key = cred->access_key;

@@ -5,7 +5,8 @@
  *                        runs (the pass is done when "passes" in the status reaches N)
  *   GET  /admin/scrub    scrub status and counters (JSON)
  *   GET  /admin/status   drives (online, blobs, space used / live / reclaimable, checksum
- *                        failures), the metadata copies ("meta": healthy or failed), scrub and
+ *                        failures), the metadata copies ("meta": healthy or failed), the format
+ *                        stamp ("format", cm_format.h), scrub and
  *                        the lifecycle worker (gw_lifecycle.c; JSON), plus the
  *                        gw_set_status_extra member
  *   GET  /metrics        Prometheus text format (docs/metrics.md lists every metric; no secrets),
@@ -180,6 +181,21 @@ static void json_meta(struct evbuffer *b, gw *g)
     evbuffer_add(b, "]}", 2);
 }
 
+/* The data directory's format stamp (cm_format.h), as read at start; null when it had none. */
+static void json_format(struct evbuffer *b, gw *g)
+{
+    if (!g->have_format) {
+        evbuffer_add_printf(b, ",\"format\":null");
+        return;
+    }
+    /* every field passed the decoder's character sets: no JSON escaping needed */
+    evbuffer_add_printf(b,
+                        ",\"format\":{\"version\":%u,\"supported\":%u,\"id\":\"%s\","
+                        "\"written_by\":\"%s\",\"created\":\"%s\",\"origin\":\"%s\"}",
+                        g->format.version, CM_FORMAT_VERSION, g->format.id, g->format.writer,
+                        g->format.created, g->format.adopted ? "adopted" : "new");
+}
+
 /* ---- handlers ---- */
 
 static void admin_scrub(gw_req *r, int post)
@@ -237,6 +253,7 @@ static void admin_status(gw_req *r)
     json_drives(b, r->g);
     json_compression(b, r->g);
     json_meta(b, r->g);
+    json_format(b, r->g);
     evbuffer_add_printf(b, ",\"scrub\":");
     if (r->g->scrub) {
         ob_scrub_status st;

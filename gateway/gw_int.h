@@ -15,6 +15,7 @@
 #include "cm_checksum.h"
 #include "cm_alog.h"
 #include "cm_cidr.h"
+#include "cm_format.h"
 #include "cm_mkey.h"
 #include "cm_metrics.h"
 #include "gw.h"
@@ -68,6 +69,10 @@ struct gw {
     gw_cors_cache *cors; /* parsed CORS configurations by bucket (gw_corsops.c) */
     gw_users *users;     /* users and their keys (gw_users.c) */
     gw_pcache *pcache;   /* parsed bucket policies (gw_authz.c) */
+
+    /* the data directory's format stamp as read at gw_new (cm_format.h; /admin/status) */
+    cm_format_stamp format;
+    int have_format; /* 0: none could be read (cairn server checks and writes it before gw_new) */
 
     /* /metrics and the access log (gw_stats.c, docs/metrics.md) */
     gw_stats *stats;     /* request counters and latency histograms */

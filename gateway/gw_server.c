@@ -163,6 +163,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
                            cfg->workers_queue > 0 ? (size_t)cfg->workers_queue : 4096, &g->pool)) !=
         CM_OK)
         goto fail;
+    g->have_format =
+        cm_format_read(g->data_dir, CM_FORMAT_VERSION, &g->format, NULL, 0) == CM_OK; /* status */
     err = md_open_data(g->data_dir, cfg->ndrives, cfg->meta_copies, &g->md);
     if (err != CM_OK) {
         CM_ERROR(MOD, "cannot open the metadata store under %s: %s", g->data_dir, cm_err_str(err));
