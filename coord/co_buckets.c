@@ -1,11 +1,11 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes (add, remove, set a consistency, the tags, the CORS configuration, the policy or the
- * access settings: one loop, change_doc, with an edit per kind): read the document with its mod
- * revision, change the decoded array, write it back with co_cas from that revision. A conflict
- * means another node changed it in between: read again and redo the change on what is there now (so
- * a racing creator of the same name sees it and gets CM_ERR_EXISTS). A lost answer
+ * Changes (add, remove, set a consistency, the tags, the CORS or website configuration, the
+ * policy or the access settings: one loop, change_doc, with an edit per kind): read the document
+ * with its mod revision, change the decoded array, write it back with co_cas from that revision. A
+ * conflict means another node changed it in between: read again and redo the change on what is
+ * there now (so a racing creator of the same name sees it and gets CM_ERR_EXISTS). A lost answer
  * (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is there after an add, the name is
  * gone after a remove, the bucket has the mode after a consistency change. The document holds every
  * bucket, so one change costs a write of the whole list: fine for thousands of buckets (S3's
@@ -59,6 +59,7 @@ void co_buckets_array_free(co_bucket *b, size_t n)
         co_tags_free(b[i].tags, b[i].ntags);
         free(b[i].cors);
         free(b[i].policy);
+        free(b[i].website);
     }
     free(b);
 }
@@ -93,7 +94,8 @@ static int tags_equal(const co_tag *a, size_t na, const co_tag *b, size_t nb)
     return 1;
 }
 
-/* A record as given out singly: without its tags, CORS and policy (co_bucket's comment). */
+/* A record as given out singly: without its tags, CORS, policy and website (co_bucket's
+ * comment). */
 static co_bucket untagged(const co_bucket *b)
 {
     co_bucket c = *b;
@@ -101,10 +103,11 @@ static co_bucket untagged(const co_bucket *b)
     c.ntags = 0;
     c.cors = NULL;
     c.policy = NULL;
+    c.website = NULL;
     return c;
 }
 
-/* Two CORS configurations or policies (NULL: none) are the same. */
+/* Two string members (CORS or website configurations, policies; NULL: none) are the same. */
 static int cors_equal(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -191,6 +194,16 @@ static cm_err access_json(const co_bucket *b, json_t *rec)
     return CM_OK;
 }
 
+/* The "website" member of b into rec (left out when none). */
+static cm_err website_json(const co_bucket *b, json_t *rec)
+{
+    if (!b->website)
+        return CM_OK;
+    if (strlen(b->website) > CO_BUCKET_WEBSITE_MAX)
+        return CM_ERR_INVAL;
+    return json_object_set_new(rec, "website", json_string(b->website)) != 0 ? CM_ERR_NOMEM : CM_OK;
+}
+
 /* Decode the access members of rec into b; 0 when one is not valid. */
 static int decode_access(json_t *rec, co_bucket *b)
 {
@@ -245,7 +258,8 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
                     json_object_set_new(rec, "cors", json_string(sorted[i].cors)) != 0)) {
             json_decref(rec);
             e = strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ? CM_ERR_INVAL : CM_ERR_NOMEM;
-        } else if ((e = access_json(&sorted[i], rec)) != CM_OK) {
+        } else if ((e = access_json(&sorted[i], rec)) != CM_OK ||
+                   (e = website_json(&sorted[i], rec)) != CM_OK) {
             json_decref(rec);
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
@@ -267,6 +281,7 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 static int decode_one(json_t *rec, co_bucket *b)
 {
     const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong", *cors = NULL;
+    const char *website = NULL;
     json_int_t created = 0;
     int versioning = 0;
     json_t *tags = NULL;
@@ -281,6 +296,9 @@ static int decode_one(json_t *rec, co_bucket *b)
     if (tags && !decode_tags(tags, b))
         return 0;
     if (cors && (strlen(cors) > CO_BUCKET_CORS_MAX || !(b->cors = strdup(cors))))
+        return 0;
+    if (json_unpack(rec, "{s?s}", "website", &website) != 0 ||
+        (website && (strlen(website) > CO_BUCKET_WEBSITE_MAX || !(b->website = strdup(website)))))
         return 0;
     if (!decode_access(rec, b))
         return 0;
@@ -380,8 +398,8 @@ struct change {
     uint8_t was;
     const co_tag *tags; /* set_tags: the tags wanted */
     size_t ntags;
-    const char *cors;            /* set_cors, set_policy: the string wanted (NULL: none) */
-    int policy;                  /* the string is the policy (else the CORS configuration) */
+    const char *cors;            /* set_string: the string wanted (NULL: none) */
+    int member;                  /* set_string: which string (STR_*) */
     uint8_t acl, pab, ownership; /* set_access: the settings wanted, */
     unsigned fields;             /* those of them to set (CO_ACCESS_*) */
 };
@@ -490,6 +508,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
     co_tags_free(f->tags, f->ntags);
     free(f->cors);
     free(f->policy);
+    free(f->website);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;
@@ -582,10 +601,12 @@ cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, cons
     return change_doc(c, key, &ch, rev);
 }
 
-/* The string member a cors_edit changes: the CORS configuration or the policy. */
-static char **str_member(const change *ch, co_bucket *b)
+/* The string members a cors_edit changes. */
+enum { STR_CORS, STR_POLICY, STR_WEBSITE };
+
+static char **str_member(int member, co_bucket *b)
 {
-    return ch->policy ? &b->policy : &b->cors;
+    return member == STR_POLICY ? &b->policy : member == STR_WEBSITE ? &b->website : &b->cors;
 }
 
 static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
@@ -594,7 +615,7 @@ static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
     char *copy = NULL;
     if (!f)
         return CM_ERR_NOTFOUND;
-    char **member = str_member(ch, f);
+    char **member = str_member(ch->member, f);
     if (cors_equal(*member, ch->cors))
         return CM_OK;
     if (ch->cors && !(copy = strdup(ch->cors)))
@@ -607,20 +628,23 @@ static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
 
 static int cors_done(const change *ch, const co_bucket *found)
 {
-    return found && cors_equal(*str_member(ch, (co_bucket *)found), ch->cors);
+    return found && cors_equal(*str_member(ch->member, (co_bucket *)found), ch->cors);
 }
 
-/* Set the CORS configuration or (policy) the policy: the same edit on another member. */
+/* Set a string member (STR_*): the same edit on each. */
 static cm_err set_string(co_client *c, const char *key, const char *name, const char *value,
-                         int policy, int64_t *rev)
+                         int member, int64_t *rev)
 {
+    static const char *const what[] = {"setting the CORS configuration of", "setting the policy of",
+                                       "setting the website configuration of"};
+    static const size_t max[] = {CO_BUCKET_CORS_MAX, CO_BUCKET_POLICY_MAX, CO_BUCKET_WEBSITE_MAX};
     change ch = {.edit = cors_edit,
                  .done = cors_done,
-                 .what = policy ? "setting the policy of" : "setting the CORS configuration of",
+                 .what = what[member],
                  .name = name,
                  .cors = value,
-                 .policy = policy};
-    if (value && strlen(value) > (policy ? CO_BUCKET_POLICY_MAX : CO_BUCKET_CORS_MAX))
+                 .member = member};
+    if (value && strlen(value) > max[member])
         return CM_ERR_TOOBIG;
     return change_doc(c, key, &ch, rev);
 }
@@ -628,13 +652,19 @@ static cm_err set_string(co_client *c, const char *key, const char *name, const 
 cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
                            int64_t *rev)
 {
-    return set_string(c, key, name, cors, 0, rev);
+    return set_string(c, key, name, cors, STR_CORS, rev);
 }
 
 cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
                              int64_t *rev)
 {
-    return set_string(c, key, name, policy, 1, rev);
+    return set_string(c, key, name, policy, STR_POLICY, rev);
+}
+
+cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, const char *xml,
+                              int64_t *rev)
+{
+    return set_string(c, key, name, xml, STR_WEBSITE, rev);
 }
 
 /* The settings of ch->fields are those wanted in f. */
@@ -868,13 +898,13 @@ cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
     return e;
 }
 
-/* A copy of the CORS configuration or the policy of name as last applied. */
-static cm_err str_copy(co_buckets *f, const char *name, int policy, char **out)
+/* A copy of a string member (STR_*) of name as last applied. */
+static cm_err str_copy(co_buckets *f, const char *name, int member, char **out)
 {
     *out = NULL;
     pthread_mutex_lock(&f->mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
-    const char *v = !b ? NULL : policy ? b->policy : b->cors;
+    const char *v = !b ? NULL : *str_member(member, (co_bucket *)b);
     cm_err e = !b ? CM_ERR_NOTFOUND : v && !(*out = strdup(v)) ? CM_ERR_NOMEM : CM_OK;
     pthread_mutex_unlock(&f->mu);
     return e;
@@ -882,12 +912,17 @@ static cm_err str_copy(co_buckets *f, const char *name, int policy, char **out)
 
 cm_err co_buckets_cors(co_buckets *f, const char *name, char **out)
 {
-    return str_copy(f, name, 0, out);
+    return str_copy(f, name, STR_CORS, out);
 }
 
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out)
 {
-    return str_copy(f, name, 1, out);
+    return str_copy(f, name, STR_POLICY, out);
+}
+
+cm_err co_buckets_website(co_buckets *f, const char *name, char **out)
+{
+    return str_copy(f, name, STR_WEBSITE, out);
 }
 
 /* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
@@ -968,10 +1003,10 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
 
 /* A change of one bucket setting: what set_applied passes on. */
 typedef struct {
-    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_ACCESS } kind;
+    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS } kind;
     const co_tag *tags;
     size_t n;
-    const char *str; /* SET_CORS, SET_POLICY */
+    const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE */
     uint8_t acl, pab, ownership;
     unsigned fields;
 } setting;
@@ -988,6 +1023,8 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
         e = co_buckets_set_cors(c, f->key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_POLICY)
         e = co_buckets_set_policy(c, f->key, name, s->str, &rev);
+    else if (e == CM_OK && s->kind == SET_WEBSITE)
+        e = co_buckets_set_website(c, f->key, name, s->str, &rev);
     else if (e == CM_OK)
         e = co_buckets_set_access(c, f->key, name, s->acl, s->pab, s->ownership, s->fields, &rev);
     co_client_free(c);
@@ -1012,6 +1049,12 @@ cm_err co_buckets_cors_set(co_buckets *f, const char *name, const char *cors)
 cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy)
 {
     setting s = {.kind = SET_POLICY, .str = policy};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_website_set(co_buckets *f, const char *name, const char *xml)
+{
+    setting s = {.kind = SET_WEBSITE, .str = xml};
     return set_applied(f, name, &s);
 }
 
