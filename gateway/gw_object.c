@@ -136,13 +136,7 @@ gw_s3err gw_object_acl_from_request(gw_req *r, md_object *o)
     if (e != CM_OK && e != CM_ERR_NOTFOUND)
         return gw_s3err_from_cm(e);
     gw_bucket_access(r->g, &b); /* a cluster node: the namespace's */
-    gw_s3err ae = gw_acl_from_request(r, b.ownership, b.pab, &o->acl);
-    /* object ACLs live in the object records, which decide() reads from the local store: a
-     * cluster node's records are replicated, so it keeps its objects private */
-    if (ae == GW_OK && o->acl != MD_ACL_PRIVATE && o->acl != MD_ACL_OWNER_FULL_CONTROL &&
-        gw_cluster_node(r->g))
-        return GW_UNSUPPORTED;
-    return ae;
+    return gw_acl_from_request(r, b.ownership, b.pab, &o->acl);
 }
 
 gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t cap)
@@ -485,7 +479,7 @@ static void put_object(gw_req *r)
     }
     md_object acl_only = {0}; /* an ACL the bucket refuses is refused before the body is read */
     if ((e = gw_object_acl_from_request(r, &acl_only)) != GW_OK) {
-        gw_error(r, e, e == GW_UNSUPPORTED ? GW_CLUSTER_OBJECT_ACL_MSG : NULL);
+        gw_error(r, e, NULL);
         return;
     }
     char msg[200] = "";
