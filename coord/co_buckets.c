@@ -12,11 +12,12 @@
  * default limit per account is 100, its maximum 10,000: about 1 MB at 100 bytes a record, etcd's
  * default request limit is 1.5 MiB); a much larger namespace would move to one key per bucket.
  *
- * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
- * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
- * added and removed), the hooks run, then it becomes the applied version under the mutex and is
- * written to this file's cache (the last *applied* version, as co_layout keeps its own: a version
- * that did not decode must not replace it). A deleted document changes nothing.
+ * Following (co_follow.c: the key, the watch, the cache file): co_doc (no cache of its own)
+ * hands each version to apply on its watch thread; the version is decoded, compared with the
+ * applied one (both sorted by name: one merge pass gives what was added and removed), the hooks
+ * run, then it becomes the applied version under the mutex and is written to the cache file (the
+ * last *applied* version, as co_layout keeps its own: a version that did not decode must not
+ * replace it). A deleted document changes nothing.
  *
  * Fresh lookups (co_buckets_lookup_fresh, for a name the applied version lacks): an etcd read is
  * shared by every call that arrived before it started (a call waits for the next read to start
@@ -714,16 +715,10 @@ cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, ui
 /* ---- following it ---- */
 
 struct co_buckets {
-    co_config cfg;
-    char *cfg_storage[CO_MAX_ENDPOINTS];
-    char key[256];
-    char *cache_path;
+    co_follow fl; /* the key, the watch, the cache file; mu and cv (co_int.h) */
     co_buckets_hooks hooks;
-    co_doc *doc;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;  /* a version was applied */
     co_bucket *applied; /* sorted; NULL when empty */
-    size_t napplied;    /* guarded by mu, like st */
+    size_t napplied;    /* guarded by fl.mu, like st */
     co_buckets_status st;
     /* co_buckets_lookup_fresh's shared reads, under fmu: fstarted reads started, fdone ended (the
      * newest one's records in fresh, or its error in ferr), one at a time (fbusy), the last one
@@ -779,8 +774,9 @@ static void report_access(co_buckets *f, const co_bucket *old, size_t nold, cons
 }
 
 /* Apply a version (the hooks, then memory); 1 when applied. Runs on the watch thread. */
-static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_rev)
+static int apply(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
 {
+    co_buckets *f = arg;
     co_bucket *next = NULL;
     size_t n = 0;
     if (!value) {
@@ -791,67 +787,49 @@ static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_re
     if (co_buckets_decode(value, len, &next, &n) != CM_OK) {
         CM_WARN(MOD, "bucket document at revision %lld ignored: it does not parse",
                 (long long)mod_rev);
-        pthread_mutex_lock(&f->mu);
+        pthread_mutex_lock(&f->fl.mu);
         f->st.rejected++;
-        pthread_mutex_unlock(&f->mu);
+        pthread_mutex_unlock(&f->fl.mu);
         return 0;
     }
     report_changes(f, next, n); /* only this thread writes f->applied: no lock to read it */
     co_bucket *old = f->applied;
     size_t nold = f->napplied;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     f->applied = next;
     f->napplied = n;
     f->st.nbuckets = n;
     f->st.mod_rev = mod_rev;
     f->st.applied++;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    pthread_cond_broadcast(&f->fl.cv);
+    pthread_mutex_unlock(&f->fl.mu);
     report_access(f, old, nold, next, n); /* after the swap: a reader sees the new settings */
     co_buckets_array_free(old, nold);
     CM_DEBUG(MOD, "bucket document at revision %lld applied: %zu buckets", (long long)mod_rev, n);
     return 1;
 }
 
-static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
+static void cached(void *arg)
 {
-    co_buckets *f = arg;
-    if (apply(f, value, len, mod_rev) && f->cache_path)
-        co_cache_write(f->cache_path, "the bucket document", value, len, mod_rev);
+    CM_INFO(MOD, "starting on the cached bucket list (%zu buckets) until etcd answers",
+            ((co_buckets *)arg)->napplied);
 }
 
 cm_err co_buckets_open(const co_config *cfg, const char *cluster, const char *cache_path,
                        const co_buckets_hooks *hooks, co_buckets **out)
 {
-    if (!cfg || cfg->n_endpoints < 1 || !cluster)
-        return CM_ERR_INVAL;
     co_buckets *f = calloc(1, sizeof(*f));
     if (!f)
         return CM_ERR_NOMEM;
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
     pthread_mutex_init(&f->fmu, NULL);
     pthread_cond_init(&f->fcv, NULL);
     f->ferr = CM_ERR_UNAVAILABLE;
     if (hooks)
         f->hooks = *hooks;
-    cm_err e = co_key(f->key, sizeof(f->key), cluster, CO_KIND_BUCKETS, NULL);
-    if (e == CM_OK)
-        e = co_config_copy(&f->cfg, f->cfg_storage, cfg);
-    if (e == CM_OK && cache_path && !(f->cache_path = strdup(cache_path)))
-        e = CM_ERR_NOMEM;
-    if (e == CM_OK && f->cache_path) {
-        uint8_t *value = NULL;
-        size_t len;
-        int64_t rev;
-        if (co_cache_read(f->cache_path, "the bucket document", &value, &len, &rev) == CM_OK &&
-            apply(f, value, len, rev))
-            CM_INFO(MOD, "starting on the cached bucket list (%zu buckets) until etcd answers",
-                    f->napplied);
-        free(value);
-    }
-    if (e == CM_OK)
-        e = co_doc_open(&f->cfg, f->key, NULL, on_version, f, &f->doc);
+    f->fl.what = "the bucket document";
+    f->fl.apply = apply;
+    f->fl.arg = f;
+    cm_err e = co_follow_open(&f->fl, cfg, cluster, CO_KIND_BUCKETS, cache_path, cached);
     if (e != CM_OK) {
         co_buckets_free(f);
         return e;
@@ -864,37 +842,32 @@ void co_buckets_free(co_buckets *f)
 {
     if (!f)
         return;
-    co_doc_free(f->doc); /* joins the watch thread: no hook runs after this */
-    for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
-        free(f->cfg_storage[i]);
+    co_follow_release(&f->fl); /* stops the watch first: no hook runs after this */
     co_buckets_array_free(f->applied, f->napplied);
     co_buckets_array_free(f->fresh, f->nfresh);
-    free(f->cache_path);
     pthread_cond_destroy(&f->fcv);
     pthread_mutex_destroy(&f->fmu);
-    pthread_cond_destroy(&f->cv);
-    pthread_mutex_destroy(&f->mu);
     free(f);
 }
 
 cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
 {
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     if (b)
         *out = untagged(b);
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return b ? CM_OK : CM_ERR_NOTFOUND;
 }
 
 cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
 {
     *out = NULL;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     cm_err e = b ? tags_copy(b->tags, b->ntags, out) : CM_ERR_NOTFOUND;
     *n = e == CM_OK ? b->ntags : 0;
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return e;
 }
 
@@ -902,11 +875,11 @@ cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
 static cm_err str_copy(co_buckets *f, const char *name, int member, char **out)
 {
     *out = NULL;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     const char *v = !b ? NULL : *str_member(member, (co_bucket *)b);
     cm_err e = !b ? CM_ERR_NOTFOUND : v && !(*out = strdup(v)) ? CM_ERR_NOMEM : CM_OK;
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return e;
 }
 
@@ -944,9 +917,9 @@ static void fresh_read(co_buckets *f)
     co_bucket *b = NULL;
     size_t n = 0;
     int64_t rev;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = co_buckets_read(c, f->key, &b, &n, &rev);
+        e = co_buckets_read(c, f->fl.key, &b, &n, &rev);
     co_client_free(c);
     pthread_mutex_lock(&f->fmu);
     co_buckets_array_free(f->fresh, f->nfresh);
@@ -989,9 +962,9 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
 {
     co_client *c = NULL;
     int64_t rev = 0;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = add_rev(c, f->key, want, have, &rev);
+        e = add_rev(c, f->fl.key, want, have, &rev);
     co_client_free(c);
     /* Read-your-writes on this node: its lookups (a bucket's consistency) know the bucket once
      * this returns. The watch delivers in milliseconds; a watch that is down costs the wait. */
@@ -1016,17 +989,18 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
 {
     co_client *c = NULL;
     int64_t rev = 0;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK && s->kind == SET_TAGS)
-        e = co_buckets_set_tags(c, f->key, name, s->tags, s->n, &rev);
+        e = co_buckets_set_tags(c, f->fl.key, name, s->tags, s->n, &rev);
     else if (e == CM_OK && s->kind == SET_CORS)
-        e = co_buckets_set_cors(c, f->key, name, s->str, &rev);
+        e = co_buckets_set_cors(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_POLICY)
-        e = co_buckets_set_policy(c, f->key, name, s->str, &rev);
+        e = co_buckets_set_policy(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_WEBSITE)
-        e = co_buckets_set_website(c, f->key, name, s->str, &rev);
+        e = co_buckets_set_website(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK)
-        e = co_buckets_set_access(c, f->key, name, s->acl, s->pab, s->ownership, s->fields, &rev);
+        e = co_buckets_set_access(c, f->fl.key, name, s->acl, s->pab, s->ownership, s->fields,
+                                  &rev);
     co_client_free(c);
     if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
         CM_WARN(MOD, "bucket %s changed (etcd revision %lld) but not applied here within %d ms",
@@ -1069,23 +1043,23 @@ cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8
 cm_err co_buckets_delete(co_buckets *f, const char *name)
 {
     co_client *c = NULL;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = co_buckets_remove(c, f->key, name);
+        e = co_buckets_remove(c, f->fl.key, name);
     co_client_free(c);
     return e;
 }
 
 void co_buckets_get_status(co_buckets *f, co_buckets_status *out)
 {
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     *out = f->st;
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     pthread_mutex_lock(&f->fmu);
     out->fresh_lookups = f->flookups;
     out->fresh_reads = f->fdone;
     pthread_mutex_unlock(&f->fmu);
-    out->connected = co_doc_connected(f->doc);
+    out->connected = co_doc_connected(f->fl.doc);
 }
 
 static int rev_applied(const void *arg, uint64_t rev)
@@ -1095,5 +1069,6 @@ static int rev_applied(const void *arg, uint64_t rev)
 
 cm_err co_buckets_wait(co_buckets *f, int64_t rev, int timeout_ms)
 {
-    return co_wait_version(&f->mu, &f->cv, timeout_ms, rev_applied, f, rev > 0 ? (uint64_t)rev : 0);
+    return co_wait_version(&f->fl.mu, &f->fl.cv, timeout_ms, rev_applied, f,
+                           rev > 0 ? (uint64_t)rev : 0);
 }
