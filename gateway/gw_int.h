@@ -351,7 +351,7 @@ void gw_free_parts(gw *g, md_part *parts, size_t n);
 /*
  * The current record of bucket/key for a decision: CM_OK with *out (tmp, or a record r read
  * before: release with gw_known_done), CM_ERR_NOTFOUND (none, or a delete marker), a store's
- * failure, or - on a cluster node's loop, for a record r has not read yet - CM_AGAIN: the key is
+ * failure, or - on a cluster node, for a record r has not read yet - CM_AGAIN: the key is
  * remembered; gw_known_fetch reads it (from the loop, without blocking: done(r) runs on r's loop
  * with r->meta_err CM_OK, or the read's failure) and the decision is run again.
  */
@@ -361,6 +361,8 @@ cm_err gw_known_read(gw_req *r, const char *bucket, const char *key, md_object *
 void gw_known_done(const md_object *got, md_object *tmp);
 int gw_known_wanted(const gw_req *r); /* a decision met CM_AGAIN */
 void gw_known_fetch(gw_req *r, gw_finish_fn done);
+/* The same read blocking, for a decision on a worker: CM_OK, or the read's failure. */
+cm_err gw_known_load(gw_req *r);
 void gw_known_free(gw_known *k); /* NULL is a no-op */
 
 /* ---- gw_meta.c: object records, local or replicated ---- */

@@ -8,9 +8,10 @@
  * gw_known_read answers CM_AGAIN and remembers the (bucket, key) wanted; the caller then reads it
  * with gw_known_fetch (rp_object_get_async: started from the loop, no worker woken) and runs the
  * decision again, which now finds the record among those this request read (at most KNOWN_SLOTS,
- * the oldest dropped first: a decision needs one record, a copy two). A read on a worker (r->busy:
- * DeleteObjects' per-key decisions) may block and reads directly. A record read once is used for
- * the rest of the request: the decision and the answer see one version of it.
+ * the oldest dropped first: a decision needs one record, a copy two). On a worker (DeleteObjects'
+ * per-key decisions) the caller reads it blocking instead (gw_known_load), outside the decision,
+ * so that no quorum call is waited on under the policy cache's lock. A record read once is used
+ * for the rest of the request: the decision and the answer see one version of it.
  *
  * Threading: the request's own thread (its loop, or the worker holding it).
  */
@@ -93,9 +94,8 @@ cm_err gw_known_read(gw_req *r, const char *bucket, const char *key, md_object *
 {
     cm_err e;
     *out = NULL;
-    if (!gw_meta_remote(r->g) || r->busy) {
-        e = gw_meta_remote(r->g) ? gw_meta_get(r->g, bucket, key, tmp)
-                                 : md_rec_get(r->g->md, bucket, key, tmp);
+    if (!gw_meta_remote(r->g)) {
+        e = md_rec_get(r->g->md, bucket, key, tmp);
         if (e == CM_OK && (tmp->delete_marker || tmp->tombstone)) {
             md_object_release(tmp);
             e = CM_ERR_NOTFOUND;
@@ -124,39 +124,61 @@ int gw_known_wanted(const gw_req *r)
     return r->known && r->known->want_key;
 }
 
-/* Coordinator's loop: the wanted record arrived; keep it, then back to r's loop. */
-static void fetched(void *arg, cm_err err, md_object *rec)
+/* The read of the wanted record ended (rec taken when err is CM_OK): keep it in the next slot,
+ * or "none" for a missing one; the read's failure otherwise. */
+static cm_err keep(gw_known *k, cm_err err, md_object *rec)
 {
-    gw_req *r = arg;
-    gw_known *k = r->known;
     known_slot *s = &k->s[k->next];
     if (err == CM_OK && rec->delete_marker) {
         md_object_release(rec);
         err = CM_ERR_NOTFOUND;
     }
-    r->meta_err = err == CM_ERR_NOTFOUND ? CM_OK : err;
-    if (r->meta_err == CM_OK) {
-        slot_clear(s);
-        s->bucket = k->want_bucket;
-        s->key = k->want_key;
+    if (err != CM_OK && err != CM_ERR_NOTFOUND) { /* nothing kept: a later decision asks again */
+        free(k->want_bucket);
+        free(k->want_key);
         k->want_bucket = k->want_key = NULL;
-        if ((s->have = err == CM_OK))
-            s->o = *rec;
-        k->next = (k->next + 1) % KNOWN_SLOTS;
-    } else if (err == CM_OK) {
-        md_object_release(rec);
+        return err;
     }
+    slot_clear(s);
+    s->bucket = k->want_bucket;
+    s->key = k->want_key;
+    k->want_bucket = k->want_key = NULL;
+    if ((s->have = err == CM_OK))
+        s->o = *rec;
+    k->next = (k->next + 1) % KNOWN_SLOTS;
+    return CM_OK;
+}
+
+/* Coordinator's loop: the wanted record arrived; back to r's loop. */
+static void fetched(void *arg, cm_err err, md_object *rec)
+{
+    gw_req *r = arg;
+    r->meta_err = keep(r->known, err, rec);
     gw_async_end(r);
+}
+
+/* A key of the multipart key space is never an object (gw_meta.c). */
+static int reserved(const gw_known *k)
+{
+    return (uint8_t)k->want_key[0] == MD_MPU_MARK;
 }
 
 void gw_known_fetch(gw_req *r, gw_finish_fn done)
 {
     gw_known *k = r->known;
     gw_async_begin(r, done);
-    /* a key of the multipart key space is never an object (gw_meta.c) */
-    cm_err err = (uint8_t)k->want_key[0] == MD_MPU_MARK
+    cm_err err = reserved(k)
                      ? CM_ERR_NOTFOUND
                      : rp_object_get_async(r->g->rp, k->want_bucket, k->want_key, fetched, r);
     if (err != CM_OK)
         fetched(r, err, NULL);
+}
+
+cm_err gw_known_load(gw_req *r)
+{
+    gw_known *k = r->known;
+    md_object rec;
+    cm_err err =
+        reserved(k) ? CM_ERR_NOTFOUND : rp_object_get(r->g->rp, k->want_bucket, k->want_key, &rec);
+    return keep(k, err, &rec);
 }
