@@ -156,8 +156,7 @@ struct gw_req {
     void *op;                /* operation-private state, freed by op_free */
     void (*op_free)(void *);
     cm_err meta_err;             /* a record read offloaded to a worker (gw_meta_remote) */
-    int meta_live;               /* exists_then: the key has a current object */
-    gw_finish_fn meta_next;      /* exists_then: what runs once it is known to exist */
+    gw_finish_fn meta_next;      /* what runs once a record a decision wanted is read */
     struct gw_sse_ctx *sse;      /* server-side encryption of this request (gw_sse.c), or NULL */
     struct gw_cors_answer *cors; /* a CORS rule allowed the request: headers for the answer */
     struct gw_post_op *post;     /* POST Object: the form being parsed (gw_post.c) */
