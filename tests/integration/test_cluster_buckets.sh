@@ -9,7 +9,8 @@
 # shows the 3 nodes up by AZ; with etcd stopped CreateBucket and DeleteBucket get 503
 # ServiceUnavailable as S3 XML while object reads and the bucket list keep working; bucket tags set
 # through n1 are read through n2, and with etcd stopped PutBucketTagging gets 503 while
-# GetBucketTagging answers from memory; etcd back, a node killed with SIGKILL shows as DOWN
+# GetBucketTagging answers from memory; a website configuration put through n2 with the aws CLI
+# is read back through n1; etcd back, a node killed with SIGKILL shows as DOWN
 # within its lease TTL (users, policies and anonymous requests on a cluster: test_cluster_users).
 # About 15 s.
 . "$(dirname "$0")/lib.sh"

@@ -10,11 +10,16 @@
 # PutObjectAcl through n3 opens it (GetObjectAcl through n1 shows AllUsers READ), and
 # IgnorePublicAcls put through n2 closes them again. s3:ExistingObjectTag: a policy allowing
 # anonymous reads of objects tagged pub=yes lets one through n3 and refuses one tagged pub=no,
-# until PutObjectTagging through n1 retags it. About 10 s.
+# until PutObjectTagging through n1 retags it; the same condition on DeleteObject lets a user's
+# DeleteObjects through n3 delete the key tagged so and refuse the other (decided per key on a
+# worker). About 10 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
 cl_cluster cw 2 n1 n2 n3
+# every node the same master key: the users' secrets (docs/users.md)
+CAIRN_MASTER_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+export CAIRN_MASTER_KEY
 CL_SERVER_CONF="website_domain = s3-website.localhost"
 for n in "${NODES[@]}"; do cl_node_start "$n" cw || h_finish; done
 
@@ -48,7 +53,7 @@ web() {
         -H "Host: site.s3-website.localhost:${PORT[$n]}" "$@" "$(url "$n")$p"
     cat "$H_WORK/web.body"
 }
-web_is() { web "$1" "$2" | head -n 1 | grep -q "^$3"; } # web_is NODE PATH STATUS
+web_is() { [[ $(web "$1" "$2") == "$3 "* ]]; } # web_is NODE PATH STATUS (no pipe: pipefail)
 anon_is() {                                             # anon_is NODE PATH STATUS
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$(url "$1")$2")" = "$3" ]
 }
@@ -116,7 +121,7 @@ h_until_ok "an anonymous GET of pub through n3: 403" 5 anon_is n3 /acls/pub 403
 
 # ---- s3:ExistingObjectTag conditions ----
 h_run "CreateBucket tagged through n1" rq n1 PUT /tagged
-TPOL='{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::tagged/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/pub":"yes"}}}]}'
+TPOL='{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::tagged/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/pub":"yes"}}},{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},"Action":"s3:DeleteObject","Resource":"arn:aws:s3:::tagged/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/pub":"yes"}}}]}'
 h_run "a policy with s3:ExistingObjectTag through n2" rq n2 PUT /tagged policy "$TPOL"
 h_run "PUT yes (tagged pub=yes) through n1" rq n1 PUT /tagged/yes "" "y" "x-amz-tagging:pub=yes"
 h_run "PUT no (tagged pub=no) through n1" rq n1 PUT /tagged/no "" "n" "x-amz-tagging:pub=no"
@@ -126,6 +131,18 @@ h_run "  ... and of a missing key: 403" anon_is n3 /tagged/none 403
 h_run "PutObjectTagging pub=yes on no through n1" rq n1 PUT /tagged/no tagging \
     '<Tagging><TagSet><Tag><Key>pub</Key><Value>yes</Value></Tag></TagSet></Tagging>'
 h_until_ok "an anonymous GET of no through n2 now" 5 anon_is n2 /tagged/no 200
+if h_run "cairn admin user create bob through n1" "$CAIRN_BIN" admin user create bob --endpoint "$(url n1)"; then
+    AK=$(sed -n 's/^access_key=//p' <<<"$H_OUT") SK=$(sed -n 's/^secret_key=//p' <<<"$H_OUT")
+    h_run "PUT d1 (pub=yes) and d2 (pub=no) through n1" rq n1 PUT /tagged/d1 "" "1" "x-amz-tagging:pub=yes"
+    rq n1 PUT /tagged/d2 "" "2" "x-amz-tagging:pub=no" >/dev/null || h_bad "PUT d2"
+    DEL='<Delete><Object><Key>d1</Key></Object><Object><Key>d2</Key></Object></Delete>'
+    bob_deletes() { CAIRN_ACCESS_KEY=$AK CAIRN_SECRET_KEY=$SK rq n3 POST /tagged delete "$DEL"; }
+    h_until_ok "bob's DeleteObjects through n3 (once n3 knows bob)" 5 bob_deletes
+    expect "  ... deletes d1 (tagged pub=yes)" "<Deleted><Key>d1</Key>"
+    expect "  ... refuses d2 (AccessDenied)" "<Error><Key>d2</Key><Code>AccessDenied</Code>"
+    h_run "  ... d2 is still there" rq n2 HEAD /tagged/d2
+    h_fails_with "  ... d1 is gone" "^404" rq n2 HEAD /tagged/d1
+fi
 
 for n in "${NODES[@]}"; do cl_node_stop "$n"; done
 grep -lE "ERROR: AddressSanitizer|runtime error:" "$H_WORK"/n*.log >/dev/null 2>&1 &&
