@@ -562,7 +562,7 @@ cm_ck_alg gw_cm_alg(md_cksum_alg a); /* MD_CK_NONE maps to CRC64NVME, S3's defau
 void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap);
 /* Send buf as a 200 XML answer, or a 500 when building it failed; frees buf (gw_bucket.c). */
 void gw_send_doc(gw_req *r, struct evbuffer *buf, cm_err built);
-/* The fixed owner-only ACL document (GET ?acl on a cluster node's objects). */
+/* The fixed owner-only ACL document (a private ACL owned by the signer). */
 void gw_send_owner_acl(gw_req *r);
 /* The AccessControlPolicy of owner and a canned ACL: the owner's FULL_CONTROL plus the groups'
  * grants of acl (gw_access.c). */
