@@ -7,7 +7,9 @@
 # redirect, a range (206) and a conditional GET (304); deleted through n2, a website request
 # through n3 answers NoSuchWebsiteConfiguration. Public object ACLs: x-amz-acl public-read on a
 # PUT through n1 lets an anonymous GET through n2 in, a private object stays 403 until
-# PutObjectAcl through n3 opens it (GetObjectAcl through n1 shows AllUsers READ), and
+# PutObjectAcl through n3 opens it (GetObjectAcl through n1 shows AllUsers READ), a multipart
+# upload (Create, part, Complete through three nodes) and a copy made public-read are readable
+# anonymously, and
 # IgnorePublicAcls put through n2 closes them again. s3:ExistingObjectTag: a policy allowing
 # anonymous reads of objects tagged pub=yes lets one through n3 and refuses one tagged pub=no,
 # until PutObjectTagging through n1 retags it; the same condition on DeleteObject lets a user's
@@ -113,6 +115,35 @@ h_run "PutObjectAcl public-read on priv through n3" rq n3 PUT /acls/priv acl "" 
 h_until_ok "an anonymous GET of priv through n2 now" 5 anon_is n2 /acls/priv 200
 h_run "GetObjectAcl of priv through n1" rq n1 GET /acls/priv acl
 expect "  ... grants AllUsers READ" "AllUsers.*READ"
+# mp_copy: a multipart upload with x-amz-acl public-read (Create through n1, the part through n2,
+# Complete through n3) and a copy of a private object src made public-read by CopyObject through n2
+mp_copy() {
+    "$H_PY" - "$(url n1)" "$(url n2)" "$(url n3)" <<'PY'
+import os, re, sys
+sys.path.insert(0, os.environ["H_DIR"])
+import s3raw
+def at(i, *a, **kw):
+    os.environ["CAIRN_ENDPOINT"] = sys.argv[1 + i]
+    return s3raw.request(*a, **kw)
+st, _, body = at(0, "POST", "/acls/mp", {"uploads": ""}, headers={"x-amz-acl": "public-read"})
+uid = re.search(rb"<UploadId>([^<]+)</UploadId>", body).group(1).decode()
+st, h, _ = at(1, "PUT", "/acls/mp", {"partNumber": "1", "uploadId": uid}, body=b"multipart")
+done = ("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part>"
+        "</CompleteMultipartUpload>" % h["etag"]).encode()
+st, _, body = at(2, "POST", "/acls/mp", {"uploadId": uid}, body=done)
+print("complete", st)
+st, _, body = at(0, "PUT", "/acls/src", body=b"source")
+print("src", st)
+st, _, body = at(1, "PUT", "/acls/copy", headers={"x-amz-copy-source": "/acls/src",
+                                                  "x-amz-acl": "public-read"})
+print("copy", st)
+sys.exit(0 if st == 200 else 1)
+PY
+}
+h_run "a multipart upload and a copy, each with x-amz-acl public-read" mp_copy
+h_until_ok "  ... an anonymous GET of the completed object through n2" 5 anon_is n2 /acls/mp 200
+h_until_ok "  ... and of the copy through n3" 5 anon_is n3 /acls/copy 200
+h_run "  ... while its private source stays 403" anon_is n3 /acls/src 403
 h_fails_with "PutObjectAcl on a missing key: NoSuchKey" "NoSuchKey" rq n2 PUT /acls/none acl "" \
     "x-amz-acl:public-read"
 h_run "IgnorePublicAcls through n2" rq n2 PUT /acls publicAccessBlock \
