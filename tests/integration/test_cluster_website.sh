@@ -9,8 +9,8 @@
 # PUT through n1 lets an anonymous GET through n2 in, a private object stays 403 until
 # PutObjectAcl through n3 opens it (GetObjectAcl through n1 shows AllUsers READ), a multipart
 # upload (Create, part, Complete through three nodes) and a copy made public-read are readable
-# anonymously, and
-# IgnorePublicAcls put through n2 closes them again. s3:ExistingObjectTag: a policy allowing
+# anonymously, and IgnorePublicAcls put through n2 closes them again. s3:ExistingObjectTag: a
+# policy allowing
 # anonymous reads of objects tagged pub=yes lets one through n3 and refuses one tagged pub=no,
 # until PutObjectTagging through n1 retags it; the same condition on DeleteObject lets a user's
 # DeleteObjects through n3 delete the key tagged so and refuse the other (decided per key on a
