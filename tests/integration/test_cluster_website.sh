@@ -10,11 +10,10 @@
 # PutObjectAcl through n3 opens it (GetObjectAcl through n1 shows AllUsers READ), a multipart
 # upload (Create, part, Complete through three nodes) and a copy made public-read are readable
 # anonymously, and IgnorePublicAcls put through n2 closes them again. s3:ExistingObjectTag: a
-# policy allowing
-# anonymous reads of objects tagged pub=yes lets one through n3 and refuses one tagged pub=no,
-# until PutObjectTagging through n1 retags it; the same condition on DeleteObject lets a user's
-# DeleteObjects through n3 delete the key tagged so and refuse the other (decided per key on a
-# worker). About 10 s.
+# policy allowing anonymous reads of objects tagged pub=yes lets one through n3 and refuses one
+# tagged pub=no, until PutObjectTagging through n1 retags it; the same condition on DeleteObject
+# lets a user's DeleteObjects through n3 delete the key tagged so and refuse the other (decided
+# per key on a worker). About 10 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
