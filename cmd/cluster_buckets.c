@@ -15,7 +15,8 @@
  * the new record, and cmd_cluster_bucket_consistency answers it from the follower's memory for
  * the quorum coordinator (rp_config.consistency) and for HeadBucket. So do its tags
  * (PutBucketTagging: co_buckets_tag; GetBucketTagging from the follower's memory) and its CORS
- * configuration (PutBucketCors: co_buckets_cors_set; reads from the follower's memory), and its
+ * configuration (PutBucketCors: co_buckets_cors_set; reads from the follower's memory), its website
+ * configuration (PutBucketWebsite: co_buckets_website_set; reads likewise), and its
  * canned ACL, PublicAccessBlock, object ownership and policy (docs/users.md: co_buckets_access_set
  * and co_buckets_policy_set; the gateway reads them from the follower's memory on every request of
  * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
@@ -162,6 +163,17 @@ static cm_err ns_cors_get(void *arg, const char *name, char **xml)
     return co_buckets_cors(((ns_ctx *)arg)->f, name, xml);
 }
 
+/* The website configuration: the XML string as is. */
+static cm_err ns_website_set(void *arg, const char *name, const char *xml)
+{
+    return co_buckets_website_set(((ns_ctx *)arg)->f, name, xml);
+}
+
+static cm_err ns_website_get(void *arg, const char *name, char **xml)
+{
+    return co_buckets_website(((ns_ctx *)arg)->f, name, xml);
+}
+
 /* Access settings and policies: from the follower's memory, set by compare-and-set. */
 static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
 {
@@ -231,7 +243,9 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .access_get = ns_access_get,
                        .policy_get = ns_policy_get,
                        .access_set = ns_access_set,
-                       .policy_set = ns_policy_set};
+                       .policy_set = ns_policy_set,
+                       .website_set = ns_website_set,
+                       .website_get = ns_website_get};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

@@ -1,22 +1,23 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes (add, remove, set a consistency, the tags, the CORS configuration, the policy or the
- * access settings: one loop, change_doc, with an edit per kind): read the document with its mod
- * revision, change the decoded array, write it back with co_cas from that revision. A conflict
- * means another node changed it in between: read again and redo the change on what is there now (so
- * a racing creator of the same name sees it and gets CM_ERR_EXISTS). A lost answer
+ * Changes (add, remove, set a consistency, the tags, the CORS or website configuration, the
+ * policy or the access settings: one loop, change_doc, with an edit per kind): read the document
+ * with its mod revision, change the decoded array, write it back with co_cas from that revision. A
+ * conflict means another node changed it in between: read again and redo the change on what is
+ * there now (so a racing creator of the same name sees it and gets CM_ERR_EXISTS). A lost answer
  * (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is there after an add, the name is
  * gone after a remove, the bucket has the mode after a consistency change. The document holds every
  * bucket, so one change costs a write of the whole list: fine for thousands of buckets (S3's
  * default limit per account is 100, its maximum 10,000: about 1 MB at 100 bytes a record, etcd's
  * default request limit is 1.5 MiB); a much larger namespace would move to one key per bucket.
  *
- * Following: co_doc (no cache of its own) calls on_version on its watch thread; the version is
- * decoded, compared with the applied one (both sorted by name: one merge pass gives what was
- * added and removed), the hooks run, then it becomes the applied version under the mutex and is
- * written to this file's cache (the last *applied* version, as co_layout keeps its own: a version
- * that did not decode must not replace it). A deleted document changes nothing.
+ * Following (co_follow.c: the key, the watch, the cache file): co_doc (no cache of its own)
+ * hands each version to apply on its watch thread; the version is decoded, compared with the
+ * applied one (both sorted by name: one merge pass gives what was added and removed), the hooks
+ * run, then it becomes the applied version under the mutex and is written to the cache file (the
+ * last *applied* version, as co_layout keeps its own: a version that did not decode must not
+ * replace it). A deleted document changes nothing.
  *
  * Fresh lookups (co_buckets_lookup_fresh, for a name the applied version lacks): an etcd read is
  * shared by every call that arrived before it started (a call waits for the next read to start
@@ -59,6 +60,7 @@ void co_buckets_array_free(co_bucket *b, size_t n)
         co_tags_free(b[i].tags, b[i].ntags);
         free(b[i].cors);
         free(b[i].policy);
+        free(b[i].website);
     }
     free(b);
 }
@@ -93,7 +95,8 @@ static int tags_equal(const co_tag *a, size_t na, const co_tag *b, size_t nb)
     return 1;
 }
 
-/* A record as given out singly: without its tags, CORS and policy (co_bucket's comment). */
+/* A record as given out singly: without its tags, CORS, policy and website (co_bucket's
+ * comment). */
 static co_bucket untagged(const co_bucket *b)
 {
     co_bucket c = *b;
@@ -101,10 +104,11 @@ static co_bucket untagged(const co_bucket *b)
     c.ntags = 0;
     c.cors = NULL;
     c.policy = NULL;
+    c.website = NULL;
     return c;
 }
 
-/* Two CORS configurations or policies (NULL: none) are the same. */
+/* Two string members (CORS or website configurations, policies; NULL: none) are the same. */
 static int cors_equal(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -191,6 +195,16 @@ static cm_err access_json(const co_bucket *b, json_t *rec)
     return CM_OK;
 }
 
+/* The "website" member of b into rec (left out when none). */
+static cm_err website_json(const co_bucket *b, json_t *rec)
+{
+    if (!b->website)
+        return CM_OK;
+    if (strlen(b->website) > CO_BUCKET_WEBSITE_MAX)
+        return CM_ERR_INVAL;
+    return json_object_set_new(rec, "website", json_string(b->website)) != 0 ? CM_ERR_NOMEM : CM_OK;
+}
+
 /* Decode the access members of rec into b; 0 when one is not valid. */
 static int decode_access(json_t *rec, co_bucket *b)
 {
@@ -245,7 +259,8 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
                     json_object_set_new(rec, "cors", json_string(sorted[i].cors)) != 0)) {
             json_decref(rec);
             e = strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ? CM_ERR_INVAL : CM_ERR_NOMEM;
-        } else if ((e = access_json(&sorted[i], rec)) != CM_OK) {
+        } else if ((e = access_json(&sorted[i], rec)) != CM_OK ||
+                   (e = website_json(&sorted[i], rec)) != CM_OK) {
             json_decref(rec);
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
@@ -267,6 +282,7 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 static int decode_one(json_t *rec, co_bucket *b)
 {
     const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong", *cors = NULL;
+    const char *website = NULL;
     json_int_t created = 0;
     int versioning = 0;
     json_t *tags = NULL;
@@ -281,6 +297,9 @@ static int decode_one(json_t *rec, co_bucket *b)
     if (tags && !decode_tags(tags, b))
         return 0;
     if (cors && (strlen(cors) > CO_BUCKET_CORS_MAX || !(b->cors = strdup(cors))))
+        return 0;
+    if (json_unpack(rec, "{s?s}", "website", &website) != 0 ||
+        (website && (strlen(website) > CO_BUCKET_WEBSITE_MAX || !(b->website = strdup(website)))))
         return 0;
     if (!decode_access(rec, b))
         return 0;
@@ -380,8 +399,8 @@ struct change {
     uint8_t was;
     const co_tag *tags; /* set_tags: the tags wanted */
     size_t ntags;
-    const char *cors;            /* set_cors, set_policy: the string wanted (NULL: none) */
-    int policy;                  /* the string is the policy (else the CORS configuration) */
+    const char *cors;            /* set_string: the string wanted (NULL: none) */
+    int member;                  /* set_string: which string (STR_*) */
     uint8_t acl, pab, ownership; /* set_access: the settings wanted, */
     unsigned fields;             /* those of them to set (CO_ACCESS_*) */
 };
@@ -490,6 +509,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
     co_tags_free(f->tags, f->ntags);
     free(f->cors);
     free(f->policy);
+    free(f->website);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;
@@ -582,10 +602,12 @@ cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, cons
     return change_doc(c, key, &ch, rev);
 }
 
-/* The string member a cors_edit changes: the CORS configuration or the policy. */
-static char **str_member(const change *ch, co_bucket *b)
+/* The string members a cors_edit changes. */
+enum { STR_CORS, STR_POLICY, STR_WEBSITE };
+
+static char **str_member(int member, co_bucket *b)
 {
-    return ch->policy ? &b->policy : &b->cors;
+    return member == STR_POLICY ? &b->policy : member == STR_WEBSITE ? &b->website : &b->cors;
 }
 
 static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
@@ -594,7 +616,7 @@ static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
     char *copy = NULL;
     if (!f)
         return CM_ERR_NOTFOUND;
-    char **member = str_member(ch, f);
+    char **member = str_member(ch->member, f);
     if (cors_equal(*member, ch->cors))
         return CM_OK;
     if (ch->cors && !(copy = strdup(ch->cors)))
@@ -607,20 +629,23 @@ static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
 
 static int cors_done(const change *ch, const co_bucket *found)
 {
-    return found && cors_equal(*str_member(ch, (co_bucket *)found), ch->cors);
+    return found && cors_equal(*str_member(ch->member, (co_bucket *)found), ch->cors);
 }
 
-/* Set the CORS configuration or (policy) the policy: the same edit on another member. */
+/* Set a string member (STR_*): the same edit on each. */
 static cm_err set_string(co_client *c, const char *key, const char *name, const char *value,
-                         int policy, int64_t *rev)
+                         int member, int64_t *rev)
 {
+    static const char *const what[] = {"setting the CORS configuration of", "setting the policy of",
+                                       "setting the website configuration of"};
+    static const size_t max[] = {CO_BUCKET_CORS_MAX, CO_BUCKET_POLICY_MAX, CO_BUCKET_WEBSITE_MAX};
     change ch = {.edit = cors_edit,
                  .done = cors_done,
-                 .what = policy ? "setting the policy of" : "setting the CORS configuration of",
+                 .what = what[member],
                  .name = name,
                  .cors = value,
-                 .policy = policy};
-    if (value && strlen(value) > (policy ? CO_BUCKET_POLICY_MAX : CO_BUCKET_CORS_MAX))
+                 .member = member};
+    if (value && strlen(value) > max[member])
         return CM_ERR_TOOBIG;
     return change_doc(c, key, &ch, rev);
 }
@@ -628,13 +653,19 @@ static cm_err set_string(co_client *c, const char *key, const char *name, const 
 cm_err co_buckets_set_cors(co_client *c, const char *key, const char *name, const char *cors,
                            int64_t *rev)
 {
-    return set_string(c, key, name, cors, 0, rev);
+    return set_string(c, key, name, cors, STR_CORS, rev);
 }
 
 cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
                              int64_t *rev)
 {
-    return set_string(c, key, name, policy, 1, rev);
+    return set_string(c, key, name, policy, STR_POLICY, rev);
+}
+
+cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, const char *xml,
+                              int64_t *rev)
+{
+    return set_string(c, key, name, xml, STR_WEBSITE, rev);
 }
 
 /* The settings of ch->fields are those wanted in f. */
@@ -684,16 +715,10 @@ cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, ui
 /* ---- following it ---- */
 
 struct co_buckets {
-    co_config cfg;
-    char *cfg_storage[CO_MAX_ENDPOINTS];
-    char key[256];
-    char *cache_path;
+    co_follow fl; /* the key, the watch, the cache file; mu and cv (co_int.h) */
     co_buckets_hooks hooks;
-    co_doc *doc;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;  /* a version was applied */
     co_bucket *applied; /* sorted; NULL when empty */
-    size_t napplied;    /* guarded by mu, like st */
+    size_t napplied;    /* guarded by fl.mu, like st */
     co_buckets_status st;
     /* co_buckets_lookup_fresh's shared reads, under fmu: fstarted reads started, fdone ended (the
      * newest one's records in fresh, or its error in ferr), one at a time (fbusy), the last one
@@ -749,8 +774,9 @@ static void report_access(co_buckets *f, const co_bucket *old, size_t nold, cons
 }
 
 /* Apply a version (the hooks, then memory); 1 when applied. Runs on the watch thread. */
-static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_rev)
+static int apply(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
 {
+    co_buckets *f = arg;
     co_bucket *next = NULL;
     size_t n = 0;
     if (!value) {
@@ -761,67 +787,49 @@ static int apply(co_buckets *f, const uint8_t *value, size_t len, int64_t mod_re
     if (co_buckets_decode(value, len, &next, &n) != CM_OK) {
         CM_WARN(MOD, "bucket document at revision %lld ignored: it does not parse",
                 (long long)mod_rev);
-        pthread_mutex_lock(&f->mu);
+        pthread_mutex_lock(&f->fl.mu);
         f->st.rejected++;
-        pthread_mutex_unlock(&f->mu);
+        pthread_mutex_unlock(&f->fl.mu);
         return 0;
     }
     report_changes(f, next, n); /* only this thread writes f->applied: no lock to read it */
     co_bucket *old = f->applied;
     size_t nold = f->napplied;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     f->applied = next;
     f->napplied = n;
     f->st.nbuckets = n;
     f->st.mod_rev = mod_rev;
     f->st.applied++;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    pthread_cond_broadcast(&f->fl.cv);
+    pthread_mutex_unlock(&f->fl.mu);
     report_access(f, old, nold, next, n); /* after the swap: a reader sees the new settings */
     co_buckets_array_free(old, nold);
     CM_DEBUG(MOD, "bucket document at revision %lld applied: %zu buckets", (long long)mod_rev, n);
     return 1;
 }
 
-static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
+static void cached(void *arg)
 {
-    co_buckets *f = arg;
-    if (apply(f, value, len, mod_rev) && f->cache_path)
-        co_cache_write(f->cache_path, "the bucket document", value, len, mod_rev);
+    CM_INFO(MOD, "starting on the cached bucket list (%zu buckets) until etcd answers",
+            ((co_buckets *)arg)->napplied);
 }
 
 cm_err co_buckets_open(const co_config *cfg, const char *cluster, const char *cache_path,
                        const co_buckets_hooks *hooks, co_buckets **out)
 {
-    if (!cfg || cfg->n_endpoints < 1 || !cluster)
-        return CM_ERR_INVAL;
     co_buckets *f = calloc(1, sizeof(*f));
     if (!f)
         return CM_ERR_NOMEM;
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
     pthread_mutex_init(&f->fmu, NULL);
     pthread_cond_init(&f->fcv, NULL);
     f->ferr = CM_ERR_UNAVAILABLE;
     if (hooks)
         f->hooks = *hooks;
-    cm_err e = co_key(f->key, sizeof(f->key), cluster, CO_KIND_BUCKETS, NULL);
-    if (e == CM_OK)
-        e = co_config_copy(&f->cfg, f->cfg_storage, cfg);
-    if (e == CM_OK && cache_path && !(f->cache_path = strdup(cache_path)))
-        e = CM_ERR_NOMEM;
-    if (e == CM_OK && f->cache_path) {
-        uint8_t *value = NULL;
-        size_t len;
-        int64_t rev;
-        if (co_cache_read(f->cache_path, "the bucket document", &value, &len, &rev) == CM_OK &&
-            apply(f, value, len, rev))
-            CM_INFO(MOD, "starting on the cached bucket list (%zu buckets) until etcd answers",
-                    f->napplied);
-        free(value);
-    }
-    if (e == CM_OK)
-        e = co_doc_open(&f->cfg, f->key, NULL, on_version, f, &f->doc);
+    f->fl.what = "the bucket document";
+    f->fl.apply = apply;
+    f->fl.arg = f;
+    cm_err e = co_follow_open(&f->fl, cfg, cluster, CO_KIND_BUCKETS, cache_path, cached);
     if (e != CM_OK) {
         co_buckets_free(f);
         return e;
@@ -834,60 +842,60 @@ void co_buckets_free(co_buckets *f)
 {
     if (!f)
         return;
-    co_doc_free(f->doc); /* joins the watch thread: no hook runs after this */
-    for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
-        free(f->cfg_storage[i]);
+    co_follow_release(&f->fl); /* stops the watch first: no hook runs after this */
     co_buckets_array_free(f->applied, f->napplied);
     co_buckets_array_free(f->fresh, f->nfresh);
-    free(f->cache_path);
     pthread_cond_destroy(&f->fcv);
     pthread_mutex_destroy(&f->fmu);
-    pthread_cond_destroy(&f->cv);
-    pthread_mutex_destroy(&f->mu);
     free(f);
 }
 
 cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
 {
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     if (b)
         *out = untagged(b);
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return b ? CM_OK : CM_ERR_NOTFOUND;
 }
 
 cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
 {
     *out = NULL;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
     cm_err e = b ? tags_copy(b->tags, b->ntags, out) : CM_ERR_NOTFOUND;
     *n = e == CM_OK ? b->ntags : 0;
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return e;
 }
 
-/* A copy of the CORS configuration or the policy of name as last applied. */
-static cm_err str_copy(co_buckets *f, const char *name, int policy, char **out)
+/* A copy of a string member (STR_*) of name as last applied. */
+static cm_err str_copy(co_buckets *f, const char *name, int member, char **out)
 {
     *out = NULL;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
-    const char *v = !b ? NULL : policy ? b->policy : b->cors;
+    const char *v = !b ? NULL : *str_member(member, (co_bucket *)b);
     cm_err e = !b ? CM_ERR_NOTFOUND : v && !(*out = strdup(v)) ? CM_ERR_NOMEM : CM_OK;
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return e;
 }
 
 cm_err co_buckets_cors(co_buckets *f, const char *name, char **out)
 {
-    return str_copy(f, name, 0, out);
+    return str_copy(f, name, STR_CORS, out);
 }
 
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out)
 {
-    return str_copy(f, name, 1, out);
+    return str_copy(f, name, STR_POLICY, out);
+}
+
+cm_err co_buckets_website(co_buckets *f, const char *name, char **out)
+{
+    return str_copy(f, name, STR_WEBSITE, out);
 }
 
 /* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
@@ -909,9 +917,9 @@ static void fresh_read(co_buckets *f)
     co_bucket *b = NULL;
     size_t n = 0;
     int64_t rev;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = co_buckets_read(c, f->key, &b, &n, &rev);
+        e = co_buckets_read(c, f->fl.key, &b, &n, &rev);
     co_client_free(c);
     pthread_mutex_lock(&f->fmu);
     co_buckets_array_free(f->fresh, f->nfresh);
@@ -954,9 +962,9 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
 {
     co_client *c = NULL;
     int64_t rev = 0;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = add_rev(c, f->key, want, have, &rev);
+        e = add_rev(c, f->fl.key, want, have, &rev);
     co_client_free(c);
     /* Read-your-writes on this node: its lookups (a bucket's consistency) know the bucket once
      * this returns. The watch delivers in milliseconds; a watch that is down costs the wait. */
@@ -968,10 +976,10 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
 
 /* A change of one bucket setting: what set_applied passes on. */
 typedef struct {
-    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_ACCESS } kind;
+    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS } kind;
     const co_tag *tags;
     size_t n;
-    const char *str; /* SET_CORS, SET_POLICY */
+    const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE */
     uint8_t acl, pab, ownership;
     unsigned fields;
 } setting;
@@ -981,15 +989,18 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
 {
     co_client *c = NULL;
     int64_t rev = 0;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK && s->kind == SET_TAGS)
-        e = co_buckets_set_tags(c, f->key, name, s->tags, s->n, &rev);
+        e = co_buckets_set_tags(c, f->fl.key, name, s->tags, s->n, &rev);
     else if (e == CM_OK && s->kind == SET_CORS)
-        e = co_buckets_set_cors(c, f->key, name, s->str, &rev);
+        e = co_buckets_set_cors(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_POLICY)
-        e = co_buckets_set_policy(c, f->key, name, s->str, &rev);
+        e = co_buckets_set_policy(c, f->fl.key, name, s->str, &rev);
+    else if (e == CM_OK && s->kind == SET_WEBSITE)
+        e = co_buckets_set_website(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK)
-        e = co_buckets_set_access(c, f->key, name, s->acl, s->pab, s->ownership, s->fields, &rev);
+        e = co_buckets_set_access(c, f->fl.key, name, s->acl, s->pab, s->ownership, s->fields,
+                                  &rev);
     co_client_free(c);
     if (e == CM_OK && co_buckets_wait(f, rev, CO_BUCKETS_APPLY_WAIT_MS) != CM_OK)
         CM_WARN(MOD, "bucket %s changed (etcd revision %lld) but not applied here within %d ms",
@@ -1015,6 +1026,12 @@ cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy
     return set_applied(f, name, &s);
 }
 
+cm_err co_buckets_website_set(co_buckets *f, const char *name, const char *xml)
+{
+    setting s = {.kind = SET_WEBSITE, .str = xml};
+    return set_applied(f, name, &s);
+}
+
 cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8_t pab,
                              uint8_t ownership, unsigned fields)
 {
@@ -1026,23 +1043,23 @@ cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8
 cm_err co_buckets_delete(co_buckets *f, const char *name)
 {
     co_client *c = NULL;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = co_buckets_remove(c, f->key, name);
+        e = co_buckets_remove(c, f->fl.key, name);
     co_client_free(c);
     return e;
 }
 
 void co_buckets_get_status(co_buckets *f, co_buckets_status *out)
 {
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     *out = f->st;
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     pthread_mutex_lock(&f->fmu);
     out->fresh_lookups = f->flookups;
     out->fresh_reads = f->fdone;
     pthread_mutex_unlock(&f->fmu);
-    out->connected = co_doc_connected(f->doc);
+    out->connected = co_doc_connected(f->fl.doc);
 }
 
 static int rev_applied(const void *arg, uint64_t rev)
@@ -1052,5 +1069,6 @@ static int rev_applied(const void *arg, uint64_t rev)
 
 cm_err co_buckets_wait(co_buckets *f, int64_t rev, int timeout_ms)
 {
-    return co_wait_version(&f->mu, &f->cv, timeout_ms, rev_applied, f, rev > 0 ? (uint64_t)rev : 0);
+    return co_wait_version(&f->fl.mu, &f->fl.cv, timeout_ms, rev_applied, f,
+                           rev > 0 ? (uint64_t)rev : 0);
 }

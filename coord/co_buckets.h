@@ -78,12 +78,14 @@ typedef struct {
      * single record: co_buckets_policy). */
     uint8_t acl, pab, ownership;
     char *policy;
+    char *website; /* the website configuration (heap, NULL: none): owned as the tags are */
 } co_bucket;
 
-#define CO_BUCKET_ACL_MAX 4        /* the highest canned ACL number */
-#define CO_BUCKET_PAB_BITS 0x8fu   /* the PublicAccessBlock flags a record may carry */
-#define CO_BUCKET_OWNERSHIP_MAX 2  /* the highest ownership number */
-#define CO_BUCKET_POLICY_MAX 20480 /* bytes of policy JSON (S3's limit) */
+#define CO_BUCKET_ACL_MAX 4         /* the highest canned ACL number */
+#define CO_BUCKET_PAB_BITS 0x8fu    /* the PublicAccessBlock flags a record may carry */
+#define CO_BUCKET_OWNERSHIP_MAX 2   /* the highest ownership number */
+#define CO_BUCKET_POLICY_MAX 20480  /* bytes of policy JSON (S3's limit) */
+#define CO_BUCKET_WEBSITE_MAX 16384 /* bytes of website configuration XML */
 
 /* Free an array of records and their tags (NULL is a no-op). */
 void co_buckets_array_free(co_bucket *b, size_t n);
@@ -96,7 +98,7 @@ void co_tags_free(co_tag *t, size_t n);
 /* A record's tags are the member "tags", left out when there are none: an array of [key, value]
  * pairs in the order set, at most CO_BUCKET_TAGS_MAX, each within the byte limits above. Its
  * CORS configuration is the member "cors", a string of at most CO_BUCKET_CORS_MAX bytes, left out
- * when there is none. */
+ * when there is none; its website configuration likewise "website" (CO_BUCKET_WEBSITE_MAX). */
 
 /* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
  * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
@@ -151,6 +153,10 @@ cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, ui
                              uint8_t pab, uint8_t ownership, unsigned fields, int64_t *rev);
 cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
                              int64_t *rev);
+/* Replace the website configuration likewise (NULL: remove it; CM_ERR_TOOBIG past
+ * CO_BUCKET_WEBSITE_MAX). */
+cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, const char *xml,
+                              int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -218,6 +224,9 @@ cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8
                              uint8_t ownership, unsigned fields);
 cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy);
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);
+/* The same for the website configuration (*out: free; NULL when none). */
+cm_err co_buckets_website_set(co_buckets *f, const char *name, const char *xml);
+cm_err co_buckets_website(co_buckets *f, const char *name, char **out);
 
 typedef struct {
     size_t nbuckets;        /* in the applied version */

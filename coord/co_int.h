@@ -74,4 +74,31 @@ void co_cache_write(const char *path, const char *what, const uint8_t *value, si
 cm_err co_cache_read(const char *path, const char *what, uint8_t **value, size_t *len,
                      int64_t *mod_rev);
 
+/*
+ * A node following one etcd document (co_follow.c; co_buckets.c and co_users.c embed one): the
+ * document's key, a copy of the etcd configuration, its cache file, the mutex and condition the
+ * owner guards its applied version with, and the watch (co_doc). open: read the cache file and
+ * hand it to apply, run cached() when it applied (before the watch starts), then watch the key:
+ * each version goes to apply on the watch thread and, when applied, to the cache file and to
+ * after() (optional). apply answers 1 when the version became the applied one. release stops the
+ * watch (no callback runs afterwards) and frees the rest; it is safe after a failed open.
+ */
+typedef struct {
+    co_config cfg;
+    char *cfg_storage[CO_MAX_ENDPOINTS];
+    char key[256];
+    char *cache_path; /* NULL: none */
+    const char *what; /* "the users document": for the log and the cache */
+    int (*apply)(void *arg, const uint8_t *value, size_t len, int64_t mod_rev);
+    void (*after)(void *arg);
+    void *arg;
+    co_doc *doc;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a version was applied (the owner broadcasts it) */
+} co_follow;
+
+cm_err co_follow_open(co_follow *fl, const co_config *cfg, const char *cluster, const char *kind,
+                      const char *cache_path, void (*cached)(void *arg));
+void co_follow_release(co_follow *fl);
+
 #endif

@@ -8,9 +8,10 @@
  * worth), each about 250 bytes with one key, so even a thousand fit far below etcd's request
  * limit; changes are rare admin calls.
  *
- * Following: co_doc calls on_version on its watch thread; a version that decodes replaces the
- * applied one under the mutex, is written to the cache file (the last *applied* version: one that
- * did not decode never replaces it), and the owner's hook runs. A deleted document changes
+ * Following (co_follow.c: the key, the watch, the cache file): co_doc hands each version to apply
+ * on its watch thread; a version that decodes replaces the applied one under the mutex, is
+ * written to the cache file (the last *applied* version: one that did not decode never replaces
+ * it), and the owner's hook runs. A deleted document changes
  * nothing (no evidence that the users are gone).
  */
 #include "co_users.h"
@@ -398,21 +399,16 @@ cm_err co_users_change(co_client *c, const char *key, const co_user_change *ch, 
 /* ---- following it ---- */
 
 struct co_users {
-    co_config cfg;
-    char *cfg_storage[CO_MAX_ENDPOINTS];
-    char key[256];
-    char *cache_path;
+    co_follow fl; /* the key, the watch, the cache file; mu and cv (co_int.h) */
     void (*changed)(void *arg);
     void *arg;
-    co_doc *doc;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;    /* a version was applied */
-    co_users_doc applied; /* under mu */
+    co_users_doc applied; /* under fl.mu */
     int64_t mod_rev;
 };
 
-static int apply(co_users *f, const uint8_t *value, size_t len, int64_t mod_rev)
+static int apply(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
 {
+    co_users *f = arg;
     co_users_doc next;
     if (!value) {
         CM_WARN(MOD, "the users document was deleted at revision %lld: keeping the last one",
@@ -424,59 +420,44 @@ static int apply(co_users *f, const uint8_t *value, size_t len, int64_t mod_rev)
                 (long long)mod_rev);
         return 0;
     }
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     co_users_doc_release(&f->applied);
     f->applied = next;
     f->mod_rev = mod_rev;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    pthread_cond_broadcast(&f->fl.cv);
+    pthread_mutex_unlock(&f->fl.mu);
     CM_DEBUG(MOD, "users document at revision %lld applied: %zu users, %zu keys",
              (long long)mod_rev, next.nusers, next.nkeys);
     return 1;
 }
 
-static void on_version(void *arg, const uint8_t *value, size_t len, int64_t mod_rev)
+/* After each version applied (the watch thread), and after the cached one at open. */
+static void applied(void *arg)
 {
     co_users *f = arg;
-    if (!apply(f, value, len, mod_rev))
-        return;
-    if (f->cache_path)
-        co_cache_write(f->cache_path, "the users document", value, len, mod_rev);
     if (f->changed)
         f->changed(f->arg);
+}
+
+static void cached(void *arg)
+{
+    CM_INFO(MOD, "starting on the cached users document until etcd answers");
+    applied(arg);
 }
 
 cm_err co_users_open(const co_config *cfg, const char *cluster, const char *cache_path,
                      void (*changed)(void *arg), void *arg, co_users **out)
 {
-    if (!cfg || cfg->n_endpoints < 1 || !cluster)
-        return CM_ERR_INVAL;
     co_users *f = calloc(1, sizeof(*f));
     if (!f)
         return CM_ERR_NOMEM;
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
     f->changed = changed;
     f->arg = arg;
-    cm_err e = co_key(f->key, sizeof(f->key), cluster, CO_KIND_USERS, NULL);
-    if (e == CM_OK)
-        e = co_config_copy(&f->cfg, f->cfg_storage, cfg);
-    if (e == CM_OK && cache_path && !(f->cache_path = strdup(cache_path)))
-        e = CM_ERR_NOMEM;
-    if (e == CM_OK && f->cache_path) {
-        uint8_t *value = NULL;
-        size_t len;
-        int64_t rev;
-        if (co_cache_read(f->cache_path, "the users document", &value, &len, &rev) == CM_OK &&
-            apply(f, value, len, rev)) {
-            CM_INFO(MOD, "starting on the cached users document until etcd answers");
-            if (f->changed)
-                f->changed(f->arg);
-        }
-        free(value);
-    }
-    if (e == CM_OK)
-        e = co_doc_open(&f->cfg, f->key, NULL, on_version, f, &f->doc);
+    f->fl.what = "the users document";
+    f->fl.apply = apply;
+    f->fl.after = applied;
+    f->fl.arg = f;
+    cm_err e = co_follow_open(&f->fl, cfg, cluster, CO_KIND_USERS, cache_path, cached);
     if (e != CM_OK) {
         co_users_free(f);
         return e;
@@ -489,21 +470,16 @@ void co_users_free(co_users *f)
 {
     if (!f)
         return;
-    co_doc_free(f->doc); /* joins the watch thread: no hook runs after this */
-    for (int i = 0; i < CO_MAX_ENDPOINTS; i++)
-        free(f->cfg_storage[i]);
+    co_follow_release(&f->fl); /* stops the watch first: no hook runs after this */
     co_users_doc_release(&f->applied);
-    free(f->cache_path);
-    pthread_cond_destroy(&f->cv);
-    pthread_mutex_destroy(&f->mu);
     free(f);
 }
 
 cm_err co_users_snapshot(co_users *f, co_users_doc *out)
 {
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->fl.mu);
     cm_err e = doc_copy(&f->applied, out);
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->fl.mu);
     return e;
 }
 
@@ -516,13 +492,13 @@ cm_err co_users_apply(co_users *f, const co_user_change *ch)
 {
     co_client *c = NULL;
     int64_t rev = 0;
-    cm_err e = co_client_new(&f->cfg, &c);
+    cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
-        e = co_users_change(c, f->key, ch, &rev);
+        e = co_users_change(c, f->fl.key, ch, &rev);
     co_client_free(c);
     if (e == CM_OK && rev > 0 &&
-        co_wait_version(&f->mu, &f->cv, CO_USERS_APPLY_WAIT_MS, rev_applied, f, (uint64_t)rev) !=
-            CM_OK)
+        co_wait_version(&f->fl.mu, &f->fl.cv, CO_USERS_APPLY_WAIT_MS, rev_applied, f,
+                        (uint64_t)rev) != CM_OK)
         CM_WARN(MOD, "users changed (etcd revision %lld) but not applied here within %d ms",
                 (long long)rev, CO_USERS_APPLY_WAIT_MS);
     return e;

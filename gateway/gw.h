@@ -180,6 +180,10 @@ typedef struct {
     cm_err (*policy_get)(void *arg, const char *name, char **json);
     cm_err (*access_set)(void *arg, const char *name, const md_bucket *b, unsigned fields);
     cm_err (*policy_set)(void *arg, const char *name, const char *json);
+    /* Optional (NULL: Put/DeleteBucketWebsite answer 501, website requests a 501 page): the
+     * bucket's website configuration (the XML PutBucketWebsite accepted), as cors_set/cors_get. */
+    cm_err (*website_set)(void *arg, const char *name, const char *xml);
+    cm_err (*website_get)(void *arg, const char *name, char **xml);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

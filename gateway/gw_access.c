@@ -12,10 +12,11 @@
  *
  * Every change is a metadata commit run on a worker. On a cluster node the bucket's settings and
  * policy are members of its record in the namespace (gw_bucket_ns access_set / policy_set, on the
- * worker; reads from the follower's memory: gw_bucket_access, gw_bucket_policy); object ACLs stay
- * private there (Put/GetObjectAcl keep the owner-only answer of gw_object.c) and a policy with an
- * s3:ExistingObjectTag condition is 501 (the object records are not local). A cluster node
- * without those namespace functions answers 501 to every change and "not configured" to reads.
+ * worker; reads from the follower's memory: gw_bucket_access, gw_bucket_policy); an object's ACL
+ * is in its replicated record: GetObjectAcl reads it at quorum on a worker, PutObjectAcl writes
+ * the record read with the new ACL as the successor of exactly that version (rp_object_swap). A
+ * cluster node without those namespace functions answers 501 to every change and "not
+ * configured" to reads.
  */
 #include "gw_int.h"
 #include "gw_policy.h"
@@ -26,10 +27,10 @@
 #include <strings.h>
 
 #include "cm_util.h"
+#include "rp.h"
 
 #define ACCESS_XML_CAP (64u * 1024)
 #define CLUSTER_MSG "bucket policies, ACLs and access blocks are not cluster-wide on this node"
-#define CLUSTER_TAG_MSG "s3:ExistingObjectTag conditions are not evaluated on a cluster node yet"
 #define XSI "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""
 #define ALL_USERS "http://acs.amazonaws.com/groups/global/AllUsers"
 #define AUTH_USERS "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -206,12 +207,8 @@ static void put_policy_finish(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
-    int pub = gw_policy_is_public(p), tags = gw_policy_uses_tags(p);
+    int pub = gw_policy_is_public(p);
     gw_policy_free(p);
-    if (tags && gw_cluster_node(r->g)) {
-        gw_error(r, GW_UNSUPPORTED, CLUSTER_TAG_MSG);
-        return;
-    }
     if (pub && (st->b.pab & MD_PAB_BLOCK_POLICY)) {
         gw_error(r, GW_ACCESS_DENIED, "BlockPublicPolicy refuses a public bucket policy");
         return;
@@ -439,12 +436,22 @@ int gw_access_bucket_op(gw_req *r, const md_bucket *local)
 
 #define ACL_RMW_TRIES 8
 
-/* Worker: the current record with its ACL replaced, committed only if the key still holds it. */
+/* Worker: the current record with its ACL replaced, committed only if the key still holds it.
+ * A cluster node reads it at quorum and writes the successor of exactly the version read
+ * (rp_object_swap, as a tag change: gw_tagops.c), so a racing PUT or DELETE wins everywhere. */
 static void object_acl_work(gw_req *r)
 {
     access_state *st = r->op;
+    md_object o;
+    if (gw_meta_remote(r->g)) {
+        if ((st->err = gw_meta_get(r->g, r->bucket, r->key, &o)) != CM_OK)
+            return;
+        o.acl = st->acl;
+        st->err = rp_object_swap(r->g->rp, r->bucket, &o);
+        md_object_release(&o);
+        return;
+    }
     for (int i = 0; i < ACL_RMW_TRIES; i++) {
-        md_object o;
         st->err = md_object_get(r->g->md, r->bucket, r->key, &o);
         if (st->err != CM_OK)
             return;
@@ -471,31 +478,54 @@ static void object_acl_done(gw_req *r)
     }
 }
 
+/* Worker (a cluster node) or loop: the object's ACL, for GetObjectAcl. */
+static void get_object_acl_work(gw_req *r)
+{
+    access_state *st = r->op;
+    md_object o;
+    if ((st->err = gw_meta_get(r->g, r->bucket, r->key, &o)) != CM_OK)
+        return;
+    st->acl = o.delete_marker ? MD_ACL_PRIVATE : o.acl;
+    st->err = o.delete_marker ? CM_ERR_NOTFOUND : CM_OK;
+    md_object_release(&o);
+}
+
+static void get_object_acl_done(gw_req *r)
+{
+    access_state *st = r->op;
+    if (st->err != CM_OK)
+        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(st->err), NULL);
+    else
+        gw_send_acl(r, st->b.owner, st->b.ownership == MD_OWN_ENFORCED ? MD_ACL_PRIVATE : st->acl);
+}
+
 int gw_access_object_op(gw_req *r)
 {
     const char *m = net_req_method(r->net);
     int get = strcmp(m, "GET") == 0 || r->head;
     md_bucket b;
-    md_object o;
-    if (!gw_query_find(&r->q, "acl") || gw_cluster_node(r->g) || (!get && strcmp(m, "PUT") != 0))
-        return 0; /* a cluster node keeps the owner-only answer of gw_object.c */
-    cm_err e = md_bucket_get(r->g->md, r->bucket, &b);
+    if (!gw_query_find(&r->q, "acl") || (!get && strcmp(m, "PUT") != 0))
+        return 0;
+    cm_err e = md_bucket_get(r->g->md, r->bucket, &b); /* the owner (a cluster node's mirror) */
     if (e != CM_OK) {
         gw_error(r, e == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(e), NULL);
         return 1;
     }
-    if (get) {
-        if ((e = md_object_get(r->g->md, r->bucket, r->key, &o)) != CM_OK) {
-            gw_error(r, e == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(e), NULL);
-            return 1;
-        }
-        gw_send_acl(r, b.owner, b.ownership == MD_OWN_ENFORCED ? MD_ACL_PRIVATE : o.acl);
-        md_object_release(&o);
-        return 1;
-    }
+    gw_bucket_access(r->g, &b); /* a cluster node: the namespace's ownership and access block */
     access_state *st = state_for(r, &b);
     if (!st)
         return 1;
+    if (get) {
+        r->op = st;
+        r->op_free = access_state_free;
+        if (gw_meta_remote(r->g)) { /* a quorum read: not on the loop */
+            gw_offload(r, get_object_acl_work, get_object_acl_done);
+        } else {
+            get_object_acl_work(r);
+            get_object_acl_done(r);
+        }
+        return 1;
+    }
     gw_s3err s3 = put_acl_value(r, &b, &st->acl);
     if (s3 != GW_OK) {
         free(st);

@@ -23,14 +23,16 @@
  *
  * Cost: root requests pay nothing; others read the bucket record (one LMDB read) and evaluate its
  * policy, parsed once and cached (gw_pcache below) - and read the object record only when an
- * object ACL or an s3:ExistingObjectTag condition may decide. All reads are of the local store,
- * on the loop thread: a single node's LMDB reads do not block. On a cluster node the bucket's
+ * object ACL or an s3:ExistingObjectTag condition may decide. On a single node all reads are of
+ * the local store, on the loop thread: LMDB reads do not block. On a cluster node the bucket's
  * owner comes from the local mirror of the namespace (a bucket not mirrored yet was resolved on a
  * worker before this runs) and its ACL, access block, ownership and policy from the namespace
  * follower's memory (gw_bucket_access, gw_bucket_policy: never etcd); a policy changed through
  * another node drops its cache entry when the follower applies it (gw_bucket_access_changed).
- * Object ACLs and s3:ExistingObjectTag conditions are refused on cluster nodes (the object records
- * are replicated, not local), so the object reads here never decide there.
+ * An object's ACL and the tags of an s3:ExistingObjectTag condition come from its record
+ * (gw_known.c): on a cluster node a quorum read the loop must not wait for, so a decision that
+ * needs a record it has not read yet stops (DECIDE_PENDING), the record is read asynchronously
+ * (gw_known_fetch) and the request is decided again from the start.
  */
 #include "gw_int.h"
 #include "gw_policy.h"
@@ -180,19 +182,14 @@ static void peer_ip(gw_req *r, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)CM_MIN(n, cap - 1), p ? p : "");
 }
 
-typedef enum { DECIDE_ALLOW, DECIDE_DENY, DECIDE_NO_BUCKET, DECIDE_BAD_NAME } decision;
-
-/* The current record of bucket/key (local store), or 0 when there is none. */
-static int object_read(gw_req *r, const char *bucket, const char *key, md_object *o)
-{
-    if (md_rec_get(r->g->md, bucket, key, o) != CM_OK)
-        return 0;
-    if (o->delete_marker || o->tombstone) {
-        md_object_release(o);
-        return 0;
-    }
-    return 1;
-}
+/* DECIDE_PENDING: a cluster node's decision needs a record not read yet (gw_known.c). */
+typedef enum {
+    DECIDE_ALLOW,
+    DECIDE_DENY,
+    DECIDE_NO_BUCKET,
+    DECIDE_BAD_NAME,
+    DECIDE_PENDING
+} decision;
 
 /* ---- parsed policies, cached ---- */
 
@@ -254,19 +251,20 @@ void gw_pcache_forget(gw_pcache *pc, const char *bucket)
     pthread_rwlock_unlock(&pc->lock);
 }
 
-/* Evaluate p for c, reading the object's tags first when a condition needs them. */
+/* Evaluate p for c, reading the object's tags first when a condition needs them (a record a
+ * cluster node has not read yet: the effect is not used, the decision runs again once it is). */
 static gw_policy_effect eval_with(gw_req *r, const char *bucket, const char *key, gw_policy_ctx *c,
                                   const gw_policy *p, int *public_only)
 {
-    md_object o;
-    int have_obj = key && gw_policy_uses_tags(p) && object_read(r, bucket, key, &o);
-    if (have_obj) {
-        c->tags = o.tags;
-        c->ntags = o.ntags;
+    md_object tmp;
+    const md_object *o = NULL;
+    if (key && gw_policy_uses_tags(p) && gw_known_read(r, bucket, key, &tmp, &o) == CM_OK) {
+        c->tags = o->tags;
+        c->ntags = o->ntags;
     }
     gw_policy_effect eff = gw_policy_eval(p, c, public_only);
-    if (have_obj)
-        md_object_release(&o);
+    if (o)
+        gw_known_done(o, &tmp);
     c->tags = NULL;
     c->ntags = 0;
     return eff;
@@ -364,6 +362,8 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
     if (!action) /* an operation the table does not name: root's and the owner's */
         return owner ? DECIDE_ALLOW : DECIDE_DENY;
     gw_policy_effect eff = policy_effect(r, &b, key, action);
+    if (gw_known_wanted(r))
+        return DECIDE_PENDING;
     if (eff == GW_POLICY_DENY)
         return owner && policy_admin(action) ? DECIDE_ALLOW : DECIDE_DENY;
     if (eff == GW_POLICY_ALLOW || owner)
@@ -374,11 +374,15 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
         return DECIDE_ALLOW;
     if (key &&
         (strcmp(action, "s3:GetObject") == 0 || strcmp(action, "s3:GetObjectVersion") == 0)) {
-        md_object o;
+        md_object tmp;
+        const md_object *o;
         int ok = 0;
-        if (object_read(r, bucket, key, &o)) {
-            ok = object_acl_allows(r, o.acl);
-            md_object_release(&o);
+        cm_err re = gw_known_read(r, bucket, key, &tmp, &o);
+        if (re == CM_AGAIN)
+            return DECIDE_PENDING;
+        if (re == CM_OK) {
+            ok = object_acl_allows(r, o->acl);
+            gw_known_done(o, &tmp);
         }
         return ok ? DECIDE_ALLOW : DECIDE_DENY;
     }
@@ -387,14 +391,19 @@ static decision decide(gw_req *r, const char *bucket, const char *key, const cha
 
 int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action)
 {
-    return decide(r, bucket, key, action) == DECIDE_ALLOW;
+    decision d = decide(r, bucket, key, action);
+    /* a cluster node's record on a worker: read blocking, outside the decision (no lock held) */
+    if (d == DECIDE_PENDING && r->busy && gw_known_load(r) == CM_OK)
+        d = decide(r, bucket, key, action);
+    return d == DECIDE_ALLOW;
 }
 
 int gw_authz_anonymous(gw_req *r, const char *key, const char *action)
 {
     r->principal = GW_PRIN_ANON;
     peer_ip(r, r->peer_ip, sizeof(r->peer_ip));
-    return decide(r, r->bucket, key, action) == DECIDE_ALLOW;
+    decision d = decide(r, r->bucket, key, action);
+    return d == DECIDE_PENDING ? -1 : d == DECIDE_ALLOW;
 }
 
 int gw_authz_post(gw_req *r)
@@ -402,8 +411,10 @@ int gw_authz_post(gw_req *r)
     if (r->principal == GW_PRIN_ROOT)
         return 1;
     peer_ip(r, r->peer_ip, sizeof(r->peer_ip));
-    return r->principal == GW_PRIN_USER &&
-           decide(r, r->bucket, r->key, "s3:PutObject") == DECIDE_ALLOW;
+    if (r->principal != GW_PRIN_USER)
+        return 0;
+    decision d = decide(r, r->bucket, r->key, "s3:PutObject");
+    return d == DECIDE_PENDING ? -1 : d == DECIDE_ALLOW;
 }
 
 /* A copy's source must be readable too (CopyObject, UploadPartCopy). */
@@ -416,13 +427,30 @@ static int copy_source_allowed(gw_req *r)
     if (gw_copy_source_parse(hdr, &cs) != GW_OK)
         return 1; /* the copy answers its own InvalidArgument */
     /* a source bucket that does not exist is the copy's NoSuchBucket to answer */
-    int ok = decide(r, cs.bucket, cs.key, cs.version_id ? "s3:GetObjectVersion" : "s3:GetObject") !=
-             DECIDE_DENY;
+    decision d =
+        decide(r, cs.bucket, cs.key, cs.version_id ? "s3:GetObjectVersion" : "s3:GetObject");
     gw_copy_source_release(&cs);
-    return ok;
+    return d == DECIDE_PENDING ? -1 : d != DECIDE_DENY;
 }
 
-int gw_authorize(gw_req *r)
+/* Loop: the record a decision wanted was read (gw_known_fetch); decide again. */
+static void authorize_again(gw_req *r)
+{
+    if (r->meta_err != CM_OK)
+        gw_error_cm(r, r->meta_err);
+    else
+        r->meta_next(r);
+}
+
+/* Read the record the decision wants, then run again(r) (which decides again). */
+static int pending(gw_req *r, gw_finish_fn again)
+{
+    r->meta_next = again;
+    gw_known_fetch(r, authorize_again);
+    return 0;
+}
+
+int gw_authorize(gw_req *r, gw_finish_fn again)
 {
     const char *m = net_req_method(r->net);
     if (r->principal == GW_PRIN_ROOT)
@@ -441,7 +469,12 @@ int gw_authorize(gw_req *r)
         return 1;
     }
     decision d = decide(r, r->bucket, r->key, action);
-    if (d == DECIDE_ALLOW && copy_source_allowed(r))
+    if (d == DECIDE_PENDING)
+        return pending(r, again);
+    int copy = d == DECIDE_ALLOW ? copy_source_allowed(r) : 0;
+    if (copy < 0)
+        return pending(r, again);
+    if (copy)
         return 1;
     if (d == DECIDE_BAD_NAME)
         return 1; /* the operation answers InvalidBucketName or NoSuchBucket before anything */

@@ -3,12 +3,13 @@
  * preflight, and the Access-Control-* headers of real responses (rules: gw_cors.h).
  *
  * The configuration is the XML document PutBucketCors accepted, kept in the bucket's record of
- * the local store (md_bucket_cors_set: one write op, on a worker). GetBucketCors answers it as
- * stored. On a cluster node the bucket namespace is etcd's and the local record a mirror, so it
- * lives in the namespace instead (gw_bucket_ns cors_set / cors_get: the bucket's entry of the
- * etcd bucket document, changed by compare-and-set on a worker, read from the node's copy of
- * that document, so evaluating a request never waits on etcd). A cluster node without such a
- * namespace answers Put/DeleteBucketCors with 501 NotImplemented and sends no CORS headers.
+ * the local store (md_bucket_cors_set: one write op, on a worker; the subresource is gw_bdoc.c's,
+ * shared with the website configuration). GetBucketCors answers it as stored. On a cluster node the
+ * bucket namespace is etcd's and the local record a mirror, so it lives in the namespace instead
+ * (gw_bucket_ns cors_set / cors_get: the bucket's entry of the etcd bucket document, changed by
+ * compare-and-set on a worker, read from the node's copy of that document, so evaluating a request
+ * never waits on etcd). A cluster node without such a namespace answers Put/DeleteBucketCors with
+ * 501 NotImplemented and sends no CORS headers.
  *
  * Preflights (OPTIONS) are not authenticated, as in S3: the browser sends no credentials. The
  * rules are tried in order (gw_cors_match); a match answers 200 with the Access-Control-* headers,
@@ -97,8 +98,7 @@ static size_t slot_of(const char *bucket)
 static cm_err fetch(gw *g, const char *bucket, char **xml)
 {
     size_t len;
-    cm_err err = g->ns.cors_get ? g->ns.cors_get(g->ns.arg, bucket, xml)
-                                : md_bucket_cors_get(g->md, bucket, xml, &len);
+    cm_err err = gw_bdoc_fetch(g, &gw_bdoc_cors, bucket, xml, &len);
     return err == CM_ERR_NOTFOUND ? CM_OK : err;
 }
 
@@ -127,7 +127,7 @@ static int evaluate(gw_req *r, const char *origin, const char *method, const cha
 {
     gw_cors_cache *c = r->g->cors;
     cors_slot *s = &c->slots[slot_of(r->bucket)];
-    int remote = r->g->ns.cors_get != NULL, found;
+    int remote = gw_cluster_node(r->g), found;
     gw_cors_config fresh = {0};
     char *xml = NULL, msg[160];
 
@@ -172,7 +172,7 @@ static int evaluate(gw_req *r, const char *origin, const char *method, const cha
 /* CORS applies: a single node, or a cluster node whose namespace keeps configurations. */
 static int cors_served(const gw *g)
 {
-    return !gw_meta_remote(g) || g->ns.cors_get;
+    return gw_bdoc_served(g, &gw_bdoc_cors);
 }
 
 void gw_cors_request(gw_req *r)
@@ -252,119 +252,9 @@ void gw_cors_preflight(gw_req *r)
     gw_cors_answer_release(&a);
 }
 
-/* ---- Put/Get/DeleteBucketCors ---- */
-
-typedef struct {
-    char *xml; /* PUT: the document to store; NULL: delete */
-    size_t len;
-    cm_err err;
-} cors_state;
-
-static void cors_state_free(void *p)
-{
-    cors_state *st = p;
-    if (st)
-        free(st->xml);
-    free(st);
-}
-
-static void cors_set_work(gw_req *r)
-{
-    cors_state *st = r->op;
-    const gw_bucket_ns *ns = &r->g->ns;
-    st->err = ns->cors_set ? ns->cors_set(ns->arg, r->bucket, st->xml)
-                           : md_bucket_cors_set(r->g->md, r->bucket, st->xml, st->len);
-}
-
-static void cors_set_done(gw_req *r)
-{
-    cors_state *st = r->op;
-    gw_cors_invalidate(r->g); /* after the commit: a load from now on sees it */
-    if (st->err == CM_ERR_TOOBIG) {
-        gw_error(r, GW_INVALID_REQUEST,
-                 "The CORS configuration is larger than a cluster's bucket namespace keeps");
-        return;
-    }
-    if (st->err != CM_OK) {
-        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
-                 NULL);
-        return;
-    }
-    gw_resp_start(r, st->xml ? 200 : 204, st->xml ? 0 : -1);
-    net_resp_end(r->net);
-}
-
-static void put_cors_finish(gw_req *r)
-{
-    size_t len = evbuffer_get_length(r->mem);
-    gw_cors_config cfg;
-    char msg[200];
-    gw_s3err e = gw_parse_cors((const char *)evbuffer_pullup(r->mem, -1), len, GW_CORS_XML_CAP,
-                               &cfg, msg, sizeof(msg));
-    if (e != GW_OK) {
-        gw_error(r, e, msg[0] ? msg : NULL);
-        return;
-    }
-    gw_cors_config_release(&cfg);
-    cors_state *st = calloc(1, sizeof(*st));
-    if (!st || !(st->xml = malloc(len + 1))) {
-        free(st);
-        gw_error(r, GW_INTERNAL, NULL);
-        return;
-    }
-    evbuffer_remove(r->mem, st->xml, len);
-    st->xml[len] = '\0';
-    st->len = len;
-    r->op = st;
-    r->op_free = cors_state_free;
-    gw_offload(r, cors_set_work, cors_set_done);
-}
-
-static void get_cors(gw_req *r)
-{
-    char *xml = NULL;
-    cm_err err = fetch(r->g, r->bucket, &xml);
-    struct evbuffer *buf = NULL;
-    if (err != CM_OK)
-        gw_error_cm(r, err);
-    else if (!xml)
-        gw_error(r, GW_NO_SUCH_CORS, NULL);
-    else if (!(buf = evbuffer_new()) || evbuffer_add(buf, xml, strlen(xml)) != 0)
-        gw_error(r, GW_INTERNAL, NULL);
-    else
-        gw_resp_xml(r, 200, buf);
-    if (buf)
-        evbuffer_free(buf);
-    free(xml);
-}
+/* ---- Put/Get/DeleteBucketCors: gw_bdoc.c with gw_bdoc_cors ---- */
 
 void gw_op_bucket_cors(gw_req *r)
 {
-    const char *m = net_req_method(r->net);
-
-    if (strcmp(m, "GET") == 0 || r->head) {
-        get_cors(r); /* one read transaction: no worker needed */
-        return;
-    }
-    if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0) {
-        gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
-        return;
-    }
-    if (gw_meta_remote(r->g) && !r->g->ns.cors_set) {
-        gw_error(r, GW_UNSUPPORTED,
-                 "CORS configurations are not available on a cluster node without a bucket "
-                 "namespace that keeps them");
-        return;
-    }
-    if (strcmp(m, "DELETE") == 0) {
-        gw_offload_state(r, sizeof(cors_state), cors_state_free, cors_set_work, cors_set_done);
-        return;
-    }
-    /* S3 requires the body's Content-MD5 (or, from newer SDKs, an x-amz-checksum-*): the body
-     * pipeline checks whichever is given. */
-    if (!gw_checksum_given(r)) {
-        gw_error(r, GW_INVALID_REQUEST, "Missing required header for this request: Content-MD5");
-        return;
-    }
-    gw_body_to_memory(r, GW_CORS_XML_CAP, put_cors_finish);
+    gw_op_bdoc(r, &gw_bdoc_cors);
 }

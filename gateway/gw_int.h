@@ -161,11 +161,11 @@ struct gw_req {
     void *op;                /* operation-private state, freed by op_free */
     void (*op_free)(void *);
     cm_err meta_err;             /* a record read offloaded to a worker (gw_meta_remote) */
-    int meta_live;               /* exists_then: the key has a current object */
-    gw_finish_fn meta_next;      /* exists_then: what runs once it is known to exist */
+    gw_finish_fn meta_next;      /* what runs once a record a decision wanted is read */
     struct gw_sse_ctx *sse;      /* server-side encryption of this request (gw_sse.c), or NULL */
     struct gw_cors_answer *cors; /* a CORS rule allowed the request: headers for the answer */
     struct gw_post_op *post;     /* POST Object: the form being parsed (gw_post.c) */
+    struct gw_known *known;      /* records read for decisions (gw_known.c), or NULL */
     /* Versioning (gw_version.c): headers every answer of this request carries once set,
      * errors included: x-amz-version-id (when not "") and x-amz-delete-marker: true. */
     char resp_version_id[MD_VID_LEN + 1];
@@ -209,7 +209,6 @@ cm_err gw_lookup_secret(void *arg, const char *access_key, char *secret, size_t 
 int gw_is_root_key(gw *g, const char *access_key);
 /* 1 on a cluster node (a bucket namespace or replicated records). */
 int gw_cluster_node(const gw *g);
-#define GW_CLUSTER_OBJECT_ACL_MSG "object ACLs are not cluster-wide yet: send x-amz-acl private"
 /* On a cluster node (a namespace with access_get): b's acl, pab and ownership as the namespace
  * holds them (the local mirror's are not kept up to date); elsewhere b as it is. Never blocks. */
 void gw_bucket_access(gw *g, md_bucket *b);
@@ -248,17 +247,22 @@ void gw_users_admin(gw_req *r, int post);
 /*
  * Decide whether r may do what it asks (docs/users.md): root always; a bucket's owner unless its
  * policy denies; others (users, anonymous) when the policy or an effective ACL allows. Returns 1
- * to go on, 0 when AccessDenied (or another error) has been sent. Reads the bucket record, its
- * policy and, when needed, the object's record (local store: a single node).
+ * to go on, 0 when AccessDenied (or another error) has been sent - or, on a cluster node whose
+ * decision needs an object record (an object ACL, an s3:ExistingObjectTag condition) not read yet,
+ * when that read was started: again(r) then runs on r's loop and calls gw_authorize again.
+ * Reads the bucket record, its policy and, when needed, the object's record (gw_known.c).
  */
-int gw_authorize(gw_req *r);
+int gw_authorize(gw_req *r, gw_finish_fn again);
 /* The same decision for action on bucket/key on behalf of r's principal, without answering
  * (DeleteObjects' keys, a copy's source): 1 allowed. Safe on a worker. */
 int gw_authz_key(gw_req *r, const char *bucket, const char *key, const char *action);
-/* The same for the anonymous principal on r->bucket (website requests; key NULL: the bucket). */
+/* The same for the anonymous principal on r->bucket (website requests; key NULL: the bucket);
+ * -1 on a cluster node's loop when the record it needs is not read yet (gw_known_fetch it, then
+ * ask again). */
 int gw_authz_anonymous(gw_req *r, const char *key, const char *action);
 /* POST Object: may the principal its form's policy was signed by (r->principal, r->user) write
- * r->key into r->bucket? 1 allowed (root, or a user the owner, policy or ACL allows). */
+ * r->key into r->bucket? 1 allowed (root, or a user the owner, policy or ACL allows), 0 denied,
+ * -1 as gw_authz_anonymous. */
 int gw_authz_post(gw_req *r);
 /* The cache of parsed policies: new (NULL when out of memory), free, and forget a bucket's entry
  * (call after every change of its policy, once committed). */
@@ -346,6 +350,25 @@ void gw_offload_state(gw_req *r, size_t size, void (*state_free)(void *), gw_wor
 /* Free the chunks of every part not stored inline, then the array (md_parts_free). Blocking. */
 void gw_free_parts(gw *g, md_part *parts, size_t n);
 
+/* ---- gw_known.c: object records a decision reads ---- */
+
+/*
+ * The current record of bucket/key for a decision: CM_OK with *out (tmp, or a record r read
+ * before: release with gw_known_done), CM_ERR_NOTFOUND (none, or a delete marker), a store's
+ * failure, or - on a cluster node, for a record r has not read yet - CM_AGAIN: the key is
+ * remembered; gw_known_fetch reads it (from the loop, without blocking: done(r) runs on r's loop
+ * with r->meta_err CM_OK, or the read's failure) and the decision is run again.
+ */
+typedef struct gw_known gw_known;
+cm_err gw_known_read(gw_req *r, const char *bucket, const char *key, md_object *tmp,
+                     const md_object **out);
+void gw_known_done(const md_object *got, md_object *tmp);
+int gw_known_wanted(const gw_req *r); /* a decision met CM_AGAIN */
+void gw_known_fetch(gw_req *r, gw_finish_fn done);
+/* The same read blocking, for a decision on a worker: CM_OK, or the read's failure. */
+cm_err gw_known_load(gw_req *r);
+void gw_known_free(gw_known *k); /* NULL is a no-op */
+
 /* ---- gw_meta.c: object records, local or replicated ---- */
 
 /* 1 on a cluster node: record calls wait on other nodes, so loop handlers offload them. */
@@ -428,6 +451,23 @@ void gw_op_object_attributes(gw_req *r);
 void gw_op_bucket_tagging(gw_req *r);
 /* gw_lifecycle.c: ?lifecycle (GET, PUT, DELETE) on an existing bucket. */
 void gw_op_bucket_lifecycle(gw_req *r);
+/* gw_bdoc.c: a bucket setting kept as one XML document (CORS, website), described by a gw_bdoc:
+ * its Put/Get/Delete subresource (gw_op_bdoc, on an existing bucket), whether this node serves it
+ * (a single node, or a cluster node whose namespace keeps it) and a read of it (*xml heap, NULL
+ * when none; CM_ERR_NOTFOUND: no bucket; a cluster node reads the namespace's memory). */
+enum { GW_BDOC_CORS, GW_BDOC_WEBSITE };
+typedef struct {
+    int kind;               /* GW_BDOC_* */
+    const char *name;       /* "CORS", "Website": for messages */
+    size_t cap;             /* the largest body */
+    gw_s3err none;          /* Get without one */
+    int need_md5;           /* Put requires Content-MD5 (or an x-amz-checksum-*) */
+    void (*changed)(gw *g); /* after every set (NULL: nothing) */
+} gw_bdoc;
+extern const gw_bdoc gw_bdoc_cors, gw_bdoc_website;
+void gw_op_bdoc(gw_req *r, const gw_bdoc *d);
+int gw_bdoc_served(const gw *g, const gw_bdoc *d);
+cm_err gw_bdoc_fetch(gw *g, const gw_bdoc *d, const char *bucket, char **xml, size_t *len);
 /* gw_corsops.c: ?cors on an existing bucket; the OPTIONS preflight (unauthenticated); the
  * evaluation of a request's Origin (sets r->cors) and its headers (from gw_resp_start). */
 void gw_op_bucket_cors(gw_req *r);
@@ -511,8 +551,7 @@ void gw_put_commit(gw_req *r, gw_put_fill_fn fill, gw_put_answer_fn answer);
 void gw_put_result_headers(gw_req *r, const md_object *o);
 /* Content-Type, Cache-Control, ..., x-amz-meta-* of the request into o (heap copies). */
 gw_s3err gw_object_headers_from_request(gw_req *r, md_object *o);
-/* The x-amz-acl of a write into o->acl (gw_acl_from_request with the bucket's settings); a
- * cluster node refuses any but private with GW_UNSUPPORTED (GW_CLUSTER_OBJECT_ACL_MSG). */
+/* The x-amz-acl of a write into o->acl (gw_acl_from_request with the bucket's settings). */
 gw_s3err gw_object_acl_from_request(gw_req *r, md_object *o);
 /*
  * Give a single-body record its body: one part (number 0; size, mtime and etag from o) stored at
@@ -528,7 +567,7 @@ cm_ck_alg gw_cm_alg(md_cksum_alg a); /* MD_CK_NONE maps to CRC64NVME, S3's defau
 void gw_ck_header_name(md_cksum_alg alg, char *out, size_t cap);
 /* Send buf as a 200 XML answer, or a 500 when building it failed; frees buf (gw_bucket.c). */
 void gw_send_doc(gw_req *r, struct evbuffer *buf, cm_err built);
-/* The fixed owner-only ACL document (GET ?acl on a cluster node's objects). */
+/* The fixed owner-only ACL document (a private ACL owned by the signer). */
 void gw_send_owner_acl(gw_req *r);
 /* The AccessControlPolicy of owner and a canned ACL: the owner's FULL_CONTROL plus the groups'
  * grants of acl (gw_access.c). */

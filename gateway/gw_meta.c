@@ -3,8 +3,8 @@
  * the replicated metadata of the cluster (repl/rp.h) on a cluster node (gw_set_repl). The S3
  * handlers call these instead of md_object_* / md_list_objects, so they do not care which.
  *
- * A replicated call waits on other nodes, so the handlers that run on the loop (listings, the
- * existence checks of ?acl and ?tagging) offload it to a worker when gw_meta_remote(g) says so;
+ * A replicated call waits on other nodes, so the handlers that run on the loop (listings,
+ * GetObjectAcl, ?tagging) offload it to a worker when gw_meta_remote(g) says so;
  * on a single node they keep calling the local store from the loop, which costs microseconds.
  * GET, HEAD and an unconditional PUT with an inline body use the asynchronous calls instead
  * (gw_meta_get_leased_async, gw_meta_put_async): the quorum ops start from the loop and finish

@@ -136,13 +136,7 @@ gw_s3err gw_object_acl_from_request(gw_req *r, md_object *o)
     if (e != CM_OK && e != CM_ERR_NOTFOUND)
         return gw_s3err_from_cm(e);
     gw_bucket_access(r->g, &b); /* a cluster node: the namespace's */
-    gw_s3err ae = gw_acl_from_request(r, b.ownership, b.pab, &o->acl);
-    /* object ACLs live in the object records, which decide() reads from the local store: a
-     * cluster node's records are replicated, so it keeps its objects private */
-    if (ae == GW_OK && o->acl != MD_ACL_PRIVATE && o->acl != MD_ACL_OWNER_FULL_CONTROL &&
-        gw_cluster_node(r->g))
-        return GW_UNSUPPORTED;
-    return ae;
+    return gw_acl_from_request(r, b.ownership, b.pab, &o->acl);
 }
 
 gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t cap)
@@ -485,7 +479,7 @@ static void put_object(gw_req *r)
     }
     md_object acl_only = {0}; /* an ACL the bucket refuses is refused before the body is read */
     if ((e = gw_object_acl_from_request(r, &acl_only)) != GW_OK) {
-        gw_error(r, e, e == GW_UNSUPPORTED ? GW_CLUSTER_OBJECT_ACL_MSG : NULL);
+        gw_error(r, e, NULL);
         return;
     }
     char msg[200] = "";
@@ -1130,40 +1124,6 @@ static void delete_object(gw_req *r)
     gw_offload(r, delete_work, delete_done);
 }
 
-/* Worker (cluster node) or loop: does bucket/key have a current object? */
-static void exists_work(gw_req *r)
-{
-    md_object o;
-    r->meta_err = gw_meta_get(r->g, r->bucket, r->key, &o);
-    if (r->meta_err == CM_OK) {
-        r->meta_live = !o.delete_marker;
-        md_object_release(&o);
-    }
-}
-
-static void exists_done(gw_req *r)
-{
-    if (r->meta_err != CM_OK)
-        gw_error(r, r->meta_err == CM_ERR_NOTFOUND ? GW_NO_SUCH_KEY : gw_s3err_from_cm(r->meta_err),
-                 NULL);
-    else if (!r->meta_live)
-        gw_error(r, GW_NO_SUCH_KEY, NULL);
-    else
-        r->meta_next(r);
-}
-
-/* Run next(r) when bucket/key has a current object; otherwise send the error. */
-static void exists_then(gw_req *r, gw_finish_fn next)
-{
-    r->meta_next = next;
-    if (gw_meta_remote(r->g)) {
-        gw_offload(r, exists_work, exists_done);
-        return;
-    }
-    exists_work(r);
-    exists_done(r);
-}
-
 void gw_op_object(gw_req *r)
 {
     const char *m = net_req_method(r->net);
@@ -1178,10 +1138,8 @@ void gw_op_object(gw_req *r)
         gw_op_multipart(r);
         return;
     }
-    if (gw_access_object_op(r)) { /* ?acl on a single node: canned ACLs (gw_access.c) */
+    if (gw_access_object_op(r)) { /* GET/PUT ?acl: canned ACLs (gw_access.c) */
         return;
-    } else if (is_get && gw_query_find(q, "acl")) {
-        exists_then(r, gw_send_owner_acl);
     } else if (gw_query_find(q, "tagging")) {
         gw_op_object_tagging(r);
     } else if (gw_query_find(q, "attributes")) {

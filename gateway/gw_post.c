@@ -143,7 +143,13 @@ static int check_form(gw_req *r)
         snprintf(r->auth.access_key, sizeof(r->auth.access_key), "%s", pol.access_key);
         r->principal = gw_users_who(r->g, pol.access_key, r->user, sizeof(r->user));
         e = check_fields(r, msg, sizeof(msg));
-        if (e == GW_OK && !gw_authz_post(r)) /* the signer must be allowed to write the key */
+        int ok = e == GW_OK ? gw_authz_post(r) : 1; /* the signer may write the key */
+        if (ok < 0) { /* the object's record is not read on a form's path */
+            e = GW_UNSUPPORTED;
+            snprintf(msg, sizeof(msg), "%s",
+                     "POST Object into a bucket whose policy has s3:ExistingObjectTag conditions "
+                     "is not available on a cluster node");
+        } else if (!ok)
             e = GW_ACCESS_DENIED;
     } else
         snprintf(msg, sizeof(msg), "%s", pol.message);

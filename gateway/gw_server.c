@@ -559,7 +559,7 @@ static int health_check(gw_req *r)
 /* Route an authenticated request to its operation, once it is authorized (gw_authz.c). */
 static void dispatch(gw_req *r)
 {
-    if (!gw_authorize(r))
+    if (!gw_authorize(r, dispatch))
         return;
     if (!r->bucket[0])
         gw_op_list_buckets(r);
@@ -609,7 +609,10 @@ static void on_request(net_req *nr, void *arg)
     }
     gw_cors_request(r); /* before authentication: its errors carry the headers too */
     if (r->website) {   /* anonymous, GET/HEAD, HTML errors (gw_website.c) */
-        gw_website_request(r);
+        if (gw_pool_refuses(g->pool, g))
+            gw_error(r, GW_SLOW_DOWN, NULL);
+        else if (!gw_bucket_resolve(r, gw_website_request)) /* cluster mode: mirrored first */
+            gw_website_request(r);
         return;
     }
     if (!r->key && r->q.n == 0 && strcmp(net_req_method(nr), "POST") == 0 &&
@@ -1070,6 +1073,7 @@ void gw_req_free(gw_req *r)
     free(r->cors);
     gw_post_free(r->post);
     gw_web_state_free(r->web);
+    gw_known_free(r->known);
     free(r->key);
     free(r);
 }

@@ -4,10 +4,9 @@
  *
  * Configuration: the XML document PutBucketWebsite accepted (gw_parse_website, gw_web.h), kept in
  * the bucket's record of the local store (md_bucket_website_set: one write op on a worker, keeping
- * every other field). GetBucketWebsite answers it as stored. A cluster node keeps no website
- * configuration (the bucket namespace would have to carry it, as it carries CORS): Put and
- * Delete answer 501 NotImplemented there, Get NoSuchWebsiteConfiguration, and website requests a
- * 501 page.
+ * every other field); on a cluster node in the bucket's entry of the etcd bucket document, as
+ * the CORS configuration (the subresource and the read are gw_bdoc.c's, shared with CORS).
+ * GetBucketWebsite answers it as stored.
  *
  * Website requests are recognised by their Host ("BUCKET.<website_domain>", gw_server.c's
  * split_path) on the S3 listener. They are GET/HEAD only, never authenticated: each is decided
@@ -26,10 +25,16 @@
  * the error document served with the error's status (when readable by anonymous), else an HTML
  * page naming the error. An error met while answering an error is an HTML page (r->website 2).
  *
+ * The records a step looks at come from gw_known_read: the local store on a single node; on a
+ * cluster node a quorum read the loop does not wait for - a step that meets a record not read
+ * yet starts its read (gw_known_fetch) and is taken again when it arrives, with the record then
+ * known for the rest of the request (the anonymous decision reads the same one). The body comes
+ * through GetObject's path, which reads the record again (leased) as every GET does.
+ *
  * Cost: a website request reads the bucket record and parses the configuration (a few small
  * elements) each time, then one or two object records and the policy decision of an anonymous
- * GetObject. Threading: the event loop (single node reads of LMDB do not block); the set on a
- * worker.
+ * GetObject. Threading: the event loop (single node reads of LMDB do not block, cluster reads
+ * are asynchronous); the set on a worker.
  */
 #include "gw_web.h"
 #include "gw_int.h"
@@ -45,7 +50,10 @@
 
 struct gw_web_state {
     gw_web_config cfg;
-    char *asked; /* the key as requested, decoded ("" for "/") */
+    char *asked;   /* the key as requested, decoded ("" for "/") */
+    char *key;     /* the key served: asked, or with the index suffix appended */
+    gw_s3err err;  /* the error an error document is looked up for */
+    char *message; /* its message (NULL: the default) */
 };
 
 void gw_web_state_free(gw_web_state *ws)
@@ -54,6 +62,8 @@ void gw_web_state_free(gw_web_state *ws)
         return;
     gw_web_config_release(&ws->cfg);
     free(ws->asked);
+    free(ws->key);
+    free(ws->message);
     free(ws);
 }
 
@@ -159,26 +169,29 @@ static void redirect(gw_req *r, const gw_web_rule *rule)
 
 /* ---- objects ---- */
 
-enum { OBJ_FOUND, OBJ_MISSING, OBJ_DENIED, OBJ_FAILED };
+/* OBJ_PENDING: a cluster node has not read the record yet (gw_known.c). */
+enum { OBJ_FOUND, OBJ_MISSING, OBJ_DENIED, OBJ_FAILED, OBJ_PENDING };
 
 /* Whether key can be served to anonymous; *redirect (heap) its website redirect, if any. */
 static int object_state(gw_req *r, const char *key, char **redirect)
 {
-    md_object o;
+    md_object tmp;
+    const md_object *o;
     *redirect = NULL;
     if (strlen(key) > MD_MAX_KEY) /* a long key with the index suffix appended */
         return OBJ_MISSING;
-    cm_err e = gw_meta_get(r->g, r->bucket, key, &o);
+    cm_err e = gw_known_read(r, r->bucket, key, &tmp, &o);
+    if (e == CM_AGAIN)
+        return OBJ_PENDING;
     if (e == CM_ERR_NOTFOUND)
         return OBJ_MISSING;
     if (e != CM_OK)
         return OBJ_FAILED;
-    int st = o.delete_marker                              ? OBJ_MISSING
-             : gw_authz_anonymous(r, key, "s3:GetObject") ? OBJ_FOUND
-                                                          : OBJ_DENIED;
-    if (st == OBJ_FOUND && o.website_redirect && !(*redirect = strdup(o.website_redirect)))
+    int allowed = gw_authz_anonymous(r, key, "s3:GetObject");
+    int st = allowed < 0 ? OBJ_PENDING : allowed ? OBJ_FOUND : OBJ_DENIED;
+    if (st == OBJ_FOUND && o->website_redirect && !(*redirect = strdup(o->website_redirect)))
         st = OBJ_FAILED;
-    md_object_release(&o);
+    gw_known_done(o, &tmp);
     return st;
 }
 
@@ -192,16 +205,19 @@ static char *with_index(const char *key, const char *suffix, int add_slash)
     return s;
 }
 
-/* A directory asked without its slash ("dir" while "dir/index.html" exists): 302 to "/dir/". */
+/* A directory asked without its slash ("dir" while "dir/index.html" exists): 302 to "/dir/".
+ * 1 answered, 0 not, -1 its record is not read yet. */
 static int directory_redirect(gw_req *r)
 {
     const char *asked = r->web->asked;
     char *idx = NULL, *loc = NULL, *red = NULL;
-    int done = 0;
+    int done = 0, st;
     size_t n = strlen(asked);
     if (!n || asked[n - 1] == '/' || !(idx = with_index(asked, r->web->cfg.index_suffix, 1)))
         return 0;
-    if (object_state(r, idx, &red) == OBJ_FOUND && (loc = malloc(3 * n + 3))) {
+    if ((st = object_state(r, idx, &red)) == OBJ_PENDING)
+        done = -1;
+    else if (st == OBJ_FOUND && (loc = malloc(3 * n + 3))) {
         loc[0] = '/';
         size_t w = cm_url_encode(asked, n, 1, loc + 1, 3 * n + 1);
         if (w != (size_t)-1) {
@@ -216,32 +232,86 @@ static int directory_redirect(gw_req *r)
     return done;
 }
 
-/* Serve key: its redirect, its body (status 0: as GetObject answers), or the error status. */
-static void serve(gw_req *r, const char *key)
+static void serve(gw_req *r);
+static void missing(gw_req *r);
+
+/* Loop: a record the decision wanted was read (gw_known_fetch); take the step again. */
+static void serve_again(gw_req *r)
+{
+    if (r->meta_err != CM_OK)
+        page(r, gw_s3err_from_cm(r->meta_err), NULL);
+    else
+        serve(r);
+}
+
+static void missing_again(gw_req *r)
+{
+    if (r->meta_err != CM_OK)
+        page(r, gw_s3err_from_cm(r->meta_err), NULL);
+    else
+        missing(r);
+}
+
+/* The key is not there: a directory's redirect, else 404 or 403 (S3's rule). */
+static void missing(gw_req *r)
+{
+    int d = directory_redirect(r);
+    if (d < 0)
+        gw_known_fetch(r, missing_again);
+    else if (d == 0 && gw_authz_anonymous(r, NULL, "s3:ListBucket") == 1)
+        gw_error(r, GW_NO_SUCH_KEY, NULL);
+    else if (d == 0)
+        gw_error(r, GW_ACCESS_DENIED, NULL);
+}
+
+/* Serve r->web->key: its redirect, its body (as GetObject answers), or the error. */
+static void serve(gw_req *r)
 {
     char *red = NULL;
-    int st = object_state(r, key, &red);
-    if (st == OBJ_FOUND && red) {
+    int st = object_state(r, r->web->key, &red);
+    if (st == OBJ_PENDING)
+        gw_known_fetch(r, serve_again);
+    else if (st == OBJ_FOUND && red)
         redirect_to(r, 301, red);
-    } else if (st == OBJ_FOUND) {
-        gw_object_serve(r, key, 0);
-    } else if (st == OBJ_FAILED) {
+    else if (st == OBJ_FOUND)
+        gw_object_serve(r, r->web->key, 0);
+    else if (st == OBJ_FAILED)
         page(r, GW_INTERNAL, NULL);
-    } else if (st == OBJ_MISSING && directory_redirect(r)) {
-        /* answered */
-    } else if (st == OBJ_MISSING && gw_authz_anonymous(r, NULL, "s3:ListBucket")) {
-        gw_error(r, GW_NO_SUCH_KEY, NULL);
-    } else {
+    else if (st == OBJ_MISSING)
+        missing(r);
+    else
         gw_error(r, GW_ACCESS_DENIED, NULL);
-    }
     free(red);
+}
+
+/* The error document for the error r->web->err, when anonymous may read it: 1 answered (or its
+ * record is being read), 0 when there is none to serve. */
+static int error_document(gw_req *r);
+
+static void error_document_again(gw_req *r)
+{
+    if (r->meta_err != CM_OK || !error_document(r))
+        gw_error(r, r->web->err, r->web->message); /* r->website is 2: the page */
+}
+
+static int error_document(gw_req *r)
+{
+    char *red = NULL;
+    int st = object_state(r, r->web->cfg.error_key, &red);
+    free(red);
+    if (st == OBJ_PENDING) {
+        gw_known_fetch(r, error_document_again);
+        return 1;
+    }
+    if (st != OBJ_FOUND)
+        return 0;
+    gw_object_serve(r, r->web->cfg.error_key, gw_s3err_status(r->web->err));
+    return 1;
 }
 
 int gw_website_error(gw_req *r, gw_s3err e, const char *message)
 {
     int status = gw_s3err_status(e);
-    char *red = NULL;
-    (void)message;
     r->website = 2; /* from here on, errors are pages */
     if (!r->web)
         return 0;
@@ -250,15 +320,12 @@ int gw_website_error(gw_req *r, gw_s3err e, const char *message)
         redirect(r, rule);
         return 1;
     }
-    const char *doc = r->web->cfg.error_key;
-    if (!doc || (status != 403 && status != 404))
+    if (!r->web->cfg.error_key || (status != 403 && status != 404))
         return 0;
-    int st = object_state(r, doc, &red);
-    free(red);
-    if (st != OBJ_FOUND)
-        return 0;
-    gw_object_serve(r, doc, status);
-    return 1;
+    r->web->err = e; /* kept for the page, should the document be missing */
+    free(r->web->message);
+    r->web->message = message ? strdup(message) : NULL;
+    return error_document(r);
 }
 
 /* Website requests carry no subresources: their query is dropped (S3 ignores it too). */
@@ -276,21 +343,21 @@ void gw_website_request(gw_req *r)
     const char *m = net_req_method(r->net);
     md_bucket b;
     char *xml = NULL, msg[200];
-    size_t len;
+    size_t len = 0;
 
     drop_query(&r->q);
     if (strcmp(m, "GET") != 0 && !r->head) {
         page(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    if (gw_cluster_node(r->g)) {
-        page(r, GW_UNSUPPORTED, "Website hosting is not available on a cluster node");
+    if (!gw_bdoc_served(r->g, &gw_bdoc_website)) {
+        page(r, GW_UNSUPPORTED, "Website hosting is not available on this cluster node");
         return;
     }
     cm_err err = gw_bucket_name_check(r->bucket) != GW_OK ? CM_ERR_NOTFOUND
                                                           : md_bucket_get(r->g->md, r->bucket, &b);
     if (err == CM_OK)
-        err = md_bucket_website_get(r->g->md, r->bucket, &xml, &len);
+        err = gw_bdoc_fetch(r->g, &gw_bdoc_website, r->bucket, &xml, &len);
     if (err != CM_OK) {
         page(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
         return;
@@ -319,119 +386,18 @@ void gw_website_request(gw_req *r)
         return;
     }
     size_t n = strlen(ws->asked);
-    if (n == 0 || ws->asked[n - 1] == '/') {
-        char *key = with_index(ws->asked, ws->cfg.index_suffix, 0);
-        if (!key) {
-            page(r, GW_INTERNAL, NULL);
-            return;
-        }
-        serve(r, key);
-        free(key);
+    ws->key = n == 0 || ws->asked[n - 1] == '/' ? with_index(ws->asked, ws->cfg.index_suffix, 0)
+                                                : strdup(ws->asked);
+    if (!ws->key) {
+        page(r, GW_INTERNAL, NULL);
         return;
     }
-    serve(r, ws->asked);
+    serve(r);
 }
 
-/* ---- Put/Get/DeleteBucketWebsite ---- */
-
-typedef struct {
-    char *xml; /* PUT: the document to store; NULL: delete */
-    size_t len;
-    cm_err err;
-} website_state;
-
-static void website_state_free(void *p)
-{
-    website_state *st = p;
-    if (st)
-        free(st->xml);
-    free(st);
-}
-
-static void website_set_work(gw_req *r)
-{
-    website_state *st = r->op;
-    st->err = md_bucket_website_set(r->g->md, r->bucket, st->xml, st->len);
-}
-
-static void website_set_done(gw_req *r)
-{
-    website_state *st = r->op;
-    if (st->err != CM_OK) {
-        gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
-                 NULL);
-        return;
-    }
-    gw_resp_start(r, st->xml ? 200 : 204, st->xml ? 0 : -1);
-    net_resp_end(r->net);
-}
-
-static void put_website_finish(gw_req *r)
-{
-    size_t len = evbuffer_get_length(r->mem);
-    gw_web_config cfg;
-    char msg[200];
-    gw_s3err e = gw_parse_website((const char *)evbuffer_pullup(r->mem, -1), len, GW_WEB_XML_CAP,
-                                  &cfg, msg, sizeof(msg));
-    if (e != GW_OK) {
-        gw_error(r, e, msg[0] ? msg : NULL);
-        return;
-    }
-    gw_web_config_release(&cfg);
-    website_state *st = calloc(1, sizeof(*st));
-    if (!st || !(st->xml = malloc(len + 1))) {
-        free(st);
-        gw_error(r, GW_INTERNAL, NULL);
-        return;
-    }
-    evbuffer_remove(r->mem, st->xml, len);
-    st->xml[len] = '\0';
-    st->len = len;
-    r->op = st;
-    r->op_free = website_state_free;
-    gw_offload(r, website_set_work, website_set_done);
-}
-
-static void get_website(gw_req *r)
-{
-    char *xml = NULL;
-    size_t len = 0;
-    struct evbuffer *buf = NULL;
-    cm_err err =
-        gw_cluster_node(r->g) ? CM_OK : md_bucket_website_get(r->g->md, r->bucket, &xml, &len);
-    if (err != CM_OK)
-        gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(err), NULL);
-    else if (!xml)
-        gw_error(r, GW_NO_SUCH_WEBSITE, NULL);
-    else if (!(buf = evbuffer_new()) || evbuffer_add(buf, xml, len) != 0)
-        gw_error(r, GW_INTERNAL, NULL);
-    else
-        gw_resp_xml(r, 200, buf);
-    if (buf)
-        evbuffer_free(buf);
-    free(xml);
-}
+/* ---- Put/Get/DeleteBucketWebsite: gw_bdoc.c with gw_bdoc_website ---- */
 
 void gw_op_bucket_website(gw_req *r)
 {
-    const char *m = net_req_method(r->net);
-
-    if (strcmp(m, "GET") == 0 || r->head) {
-        get_website(r); /* one read transaction: no worker needed */
-        return;
-    }
-    if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0) {
-        gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
-        return;
-    }
-    if (gw_cluster_node(r->g)) {
-        gw_error(r, GW_UNSUPPORTED,
-                 "Website configurations are not available on a cluster node yet");
-        return;
-    }
-    if (strcmp(m, "DELETE") == 0)
-        gw_offload_state(r, sizeof(website_state), website_state_free, website_set_work,
-                         website_set_done);
-    else
-        gw_body_to_memory(r, GW_WEB_XML_CAP, put_website_finish);
+    gw_op_bdoc(r, &gw_bdoc_website);
 }

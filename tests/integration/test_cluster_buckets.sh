@@ -9,7 +9,8 @@
 # shows the 3 nodes up by AZ; with etcd stopped CreateBucket and DeleteBucket get 503
 # ServiceUnavailable as S3 XML while object reads and the bucket list keep working; bucket tags set
 # through n1 are read through n2, and with etcd stopped PutBucketTagging gets 503 while
-# GetBucketTagging answers from memory; etcd back, a node killed with SIGKILL shows as DOWN
+# GetBucketTagging answers from memory; a website configuration put through n2 with the aws CLI
+# is read back through n1; etcd back, a node killed with SIGKILL shows as DOWN
 # within its lease TTL (users, policies and anonymous requests on a cluster: test_cluster_users).
 # About 15 s.
 . "$(dirname "$0")/lib.sh"
@@ -186,11 +187,15 @@ etcd_restart 0 && h_ok "etcd restarted" || h_bad "etcd restarted"
 h_run "CreateBucket after etcd is back" s3 n1 mb after
 until_ok "n3 lists it" 5 listed n3 after
 
-# ---- static websites: single-node, refused here (docs/website.md) ----
-h_fails_with "PutBucketWebsite on a cluster node: 501 NotImplemented" \
-    "NotImplemented.*Website configurations are not available on a cluster node" \
+# ---- a website configuration: a member of the namespace (serving: test_cluster_website) ----
+h_run "PutBucketWebsite through n2 (aws CLI)" \
     aws --region eu-west-1 --endpoint-url "http://127.0.0.1:${PORT[n2]}" s3api put-bucket-website \
     --bucket shared --website-configuration '{"IndexDocument":{"Suffix":"index.html"}}'
+site_of() {
+    aws --region eu-west-1 --endpoint-url "http://127.0.0.1:${PORT[$1]}" s3api get-bucket-website \
+        --bucket shared | grep -q '"Suffix": "index.html"'
+}
+until_ok "GetBucketWebsite through n1 answers it" 5 site_of n1
 
 # ---- a node killed: DOWN in the others' status within its lease TTL ----
 until_ok "3 nodes up again after the outage" 10 status_has n1 "AZs: az1: 1/1 up, az2: 1/1 up, az3: 1/1 up"

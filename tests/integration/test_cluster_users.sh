@@ -11,11 +11,13 @@
 # restarted with another master key refuses alice's key (it cannot unwrap it) and says why in its
 # log, while n1 still serves her. Between those: alice's bucket policy put through n2 lets bob read
 # shared/* through n5 (obj outside it: 403) and anonymous requests read public/* through n6
-# (other keys, a PUT: 403, nothing written); a policy with s3:ExistingObjectTag is 501;
+# (other keys, a PUT: 403, nothing written);
 # RestrictPublicBuckets put through n1 closes public/* to anonymous requests on n6 (bob still
 # reads), deleted through n3 reopens it; a public bucket ACL is refused under BucketOwnerEnforced,
 # accepted after BucketOwnerPreferred through n2 and lets n6 list the bucket anonymously; a public
-# object ACL is 501; the policy deleted through n4 closes it all again on n5 and n6. About 25 s.
+# object ACL put through n3 opens that object to anonymous reads through n6 (tag conditions and
+# more on object ACLs: test_cluster_website.sh); the policy deleted through n4 closes it all again
+# on n5 and n6. About 25 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$H_DIR/lib_cluster.sh"
@@ -154,8 +156,6 @@ h_run "GetBucketPolicy through n3" sub alice n3 GET alicebkt policy
 grep -q '"Sid":"pub"' <<<"$H_OUT" && h_ok "  ... answers the policy as sent" || h_bad "  ... as sent" "$H_OUT"
 h_run "GetBucketPolicyStatus through n1" sub alice n1 GET alicebkt policyStatus
 grep -q "<IsPublic>true</IsPublic>" <<<"$H_OUT" && h_ok "  ... IsPublic true" || h_bad "  ... IsPublic" "$H_OUT"
-h_fails_with "a policy with s3:ExistingObjectTag on a cluster node: 501" "<Code>NotImplemented</Code>" \
-    sub alice n2 PUT alicebkt policy '{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::alicebkt/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/x":"y"}}}}'
 PAB='<PublicAccessBlockConfiguration><RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>'
 h_run "alice puts RestrictPublicBuckets through n1" sub alice n1 PUT alicebkt publicAccessBlock "$PAB"
 h_until_ok "anonymous read of public/pic through n6 now 403" 5 anon_is n6 /alicebkt/public/pic 403
@@ -174,8 +174,8 @@ h_run "PutBucketAcl public-read through n2" with_acl alice n2 /alicebkt public-r
 h_until_ok "an anonymous listing of alicebkt through n6 (the bucket ACL)" 5 anon_is n6 /alicebkt 200
 h_run "GetBucketAcl through n1" sub alice n1 GET alicebkt acl
 grep -q "AllUsers" <<<"$H_OUT" && h_ok "  ... grants AllUsers READ" || h_bad "  ... AllUsers" "$H_OUT"
-h_fails_with "an object ACL other than private on a cluster node: 501" "<Code>NotImplemented</Code>" \
-    with_acl alice n3 /alicebkt/o2 public-read
+h_run "alice puts o2 with x-amz-acl public-read through n3" with_acl alice n3 /alicebkt/o2 public-read
+h_until_ok "an anonymous read of o2 through n6 (the object ACL)" 5 anon_is n6 /alicebkt/o2 200
 h_run "alice deletes the policy through n4" sub alice n4 DELETE alicebkt policy
 h_until_ok "bob is denied shared/doc through n5 again" 5 bob_denied_shared
 h_until_ok "anonymous read of public/pic through n6: 403 again" 5 anon_is n6 /alicebkt/public/pic 403

@@ -734,6 +734,89 @@ static void test_cors(void)
     cu_etcd_stop(&e);
 }
 
+/* The follower's copy of name's website (website 1) or CORS member is want (NULL: none). */
+static int member_is(co_buckets *f, int website, const char *name, const char *want)
+{
+    char *got = NULL;
+    cm_err e = website ? co_buckets_website(f, name, &got) : co_buckets_cors(f, name, &got);
+    int same = e == CM_OK && (want ? got && strcmp(got, want) == 0 : !got);
+    free(got);
+    return same;
+}
+
+/* The website member: encoded once, decoded, left out when none, over-long refused both ways
+ * (encode, and a document holding one); set through a follower and read back from its memory,
+ * kept by CORS and tag changes and keeping them, removed with NULL; a record given out singly
+ * carries none. */
+static void test_website(void)
+{
+    static const char *const members[] = {"\"website\"", "\"cors\""};
+    co_bucket in[2] = {rec("bare", "AK", 2), rec("site", "AK", 1)};
+    char *doc = NULL, *got = NULL, big[CO_BUCKET_WEBSITE_MAX + 2];
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    in[1].website = "<WebsiteConfiguration>\"i\"</WebsiteConfiguration>";
+    in[1].cors = "<c/>";
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    for (size_t i = 0; i < 2; i++) { /* each once, and only in "site" */
+        const char *at = strstr(doc, members[i]);
+        CU_ASSERT(at && at > strstr(doc, "\"site\"") && !strstr(at + 1, members[i]));
+    }
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    const co_bucket *site = co_buckets_find(out, n, "site");
+    CU_ASSERT(site && strcmp(site->website, in[1].website) == 0 && strcmp(site->cors, "<c/>") == 0);
+    CU_ASSERT_PTR_NULL(co_buckets_find(out, n, "bare")->website);
+    co_buckets_array_free(out, n);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    in[1].website = big;
+    char *bad = NULL;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &bad, &len), CM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(bad);
+    /* a document from elsewhere with an over-long member is refused whole */
+    const char *at = strstr(doc, "<WebsiteConfiguration>");
+    size_t cap = strlen(doc) + sizeof(big) + 1;
+    CU_ASSERT_FATAL(at != NULL && (bad = malloc(cap)) != NULL);
+    snprintf(bad, cap, "%.*s%s\"}]}", (int)(at - doc), doc, big);
+    out = NULL;
+    CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, strlen(bad), &out, &n), CM_ERR_CORRUPT);
+    free(bad);
+    free(doc);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_tag t[1] = {{"team", "web"}};
+    int64_t rev = 0, rev2 = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    co_bucket b = rec("b", "AK", 1), one;
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT(member_is(f, 1, "b", NULL));
+    CU_ASSERT_EQUAL(co_buckets_website_set(f, "b", "<w1/>"), CM_OK);
+    CU_ASSERT(member_is(f, 1, "b", "<w1/>")); /* read-your-writes */
+    for (int i = 0; i < 2; i++)               /* the same again: nothing written */
+        CU_ASSERT_EQUAL(co_buckets_set_website(c, KEY, "b", "<w1/>", i ? &rev2 : &rev), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev);
+    CU_ASSERT_EQUAL(co_buckets_set_website(c, KEY, "nosuch", "<x/>", NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_set_website(c, KEY, "b", big, NULL), CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(co_buckets_cors_set(f, "b", "<cors/>"), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    CU_ASSERT(member_is(f, 1, "b", "<w1/>")); /* kept by the CORS and tag changes */
+    CU_ASSERT_EQUAL(co_buckets_website_set(f, "b", "<w2/>"), CM_OK);
+    CU_ASSERT(member_is(f, 0, "b", "<cors/>")); /* and keeping them */
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &one), CM_OK);
+    CU_ASSERT_PTR_NULL(one.website);
+    CU_ASSERT_EQUAL(co_buckets_website_set(f, "b", NULL), CM_OK);
+    CU_ASSERT(member_is(f, 1, "b", NULL));
+    CU_ASSERT_EQUAL(co_buckets_website(f, "nosuch", &got), CM_ERR_NOTFOUND);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 static void on_access(void *arg, const co_bucket *b)
 {
     log_add(arg, '~', b->name);
@@ -856,6 +939,7 @@ void cu_register(void)
         {"setting a bucket's tags", test_set_tags},
         {"a bucket's CORS configuration", test_cors},
         {"a bucket's access settings and policy", test_access},
+        {"a bucket's website configuration", test_website},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);
