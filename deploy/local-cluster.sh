@@ -29,6 +29,9 @@
 #   CAIRN_ETCD          the etcd binary (default /usr/bin/etcd); the system etcd is never used
 #   CAIRN_CLUSTER       the cluster id in etcd (default local)
 #   CAIRN_CLUSTER_GC_GRACE_S  [cluster] gc_grace_s of every node (default 900; tests shorten it)
+#   CAIRN_CLUSTER_RPC_HOST  the host of the node RPC addresses in the layout and the member records
+#                       (default 127.0.0.1; `localhost` tests RPC by DNS name, docs/rpc.md); set
+#                       before the first start, which writes the layout
 #   CAIRN_CLUSTER_TLS   1: the node RPC over TLS ([cluster] tls_ca, tls_cert, tls_key; docs/tls.md)
 #                       with a CA and one certificate per node made once into DIR/tls (openssl)
 #   STOP_TIMEOUT        seconds a process gets after SIGTERM before SIGKILL (default 15)
@@ -47,6 +50,7 @@ CLUSTER_ID=${CAIRN_CLUSTER:-local}
 STOP_TIMEOUT=${STOP_TIMEOUT:-15}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-30}
+RPC_HOST=${CAIRN_CLUSTER_RPC_HOST:-127.0.0.1}
 NODES=(n1 n2 n3 n4 n5 n6)
 ETCDS=(m1 m2 m3)
 DRIVES=4
@@ -267,7 +271,7 @@ bootstrap_layout() {
     grep -q "no layout applied yet" <<<"$out" || return 0
     layout discard >/dev/null 2>&1 # a change staged by an interrupted first start
     for n in "${NODES[@]}"; do
-        out=$(layout add "$n" --addr "127.0.0.1:$(rpc_port "$n")" --az "$(az_of_node "$n")" \
+        out=$(layout add "$n" --addr "$RPC_HOST:$(rpc_port "$n")" --az "$(az_of_node "$n")" \
             --drives "$DRIVES" 2>&1) || die "layout add $n failed: $out"
     done
     out=$(layout apply --yes 2>&1) || die "layout apply failed: $out"
@@ -297,6 +301,7 @@ etcd = $ETCD_ENDPOINTS
 id = $CLUSTER_ID
 node_id = $n
 rpc_listen = 127.0.0.1:$(rpc_port "$n")
+addr = $RPC_HOST:$(rpc_port "$n")
 rpc_secret_file = $DIR/rpc.secret
 member_ttl_s = 5
 gc_grace_s = ${CAIRN_CLUSTER_GC_GRACE_S:-900}

@@ -10,11 +10,16 @@
 # node logged a drained stop (no response cut at the grace period). Before the load, one drain in
 # slow motion (rolling_load.py drain): a GET held in flight on n6 at its SIGTERM; n6 must leave
 # the member list its peers read while the GET is still in flight, refuse new connections, and
-# the GET must complete byte-exact. About 40 s.
+# the GET must complete byte-exact. The nodes call each other by the name localhost
+# (CAIRN_CLUSTER_RPC_HOST), so all of it also runs the node RPC over resolved names. About 40 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
+# the layout and the member records name every node's RPC by "localhost" (docs/rpc.md, "Names")
+export CAIRN_CLUSTER_RPC_HOST=localhost
 lc_up itroll boto3
+out=$("$CAIRN_BIN" admin layout show --etcd "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 1))" --cluster itroll 2>&1)
+h_eq "six nodes in the layout and six members with the RPC at localhost:PORT" 12 "$(grep -cE 'localhost:[0-9]+' <<<"$out")"
 export CAIRN_ACCESS_KEY CAIRN_SECRET_KEY
 if [ -z "${CAIRN_ACCESS_KEY:-}" ]; then
     CAIRN_ACCESS_KEY=$(sed -n 's/^access_key = //p' "$CAIRN_CLUSTER_DIR/credentials")

@@ -238,22 +238,29 @@ static void on_done(net_call *call, cm_err e, void *arg)
 
 static const net_call_handler handler = {on_body, on_send, on_done};
 
-/* One call; body_len bytes of pattern are produced when body_len > 0. */
-static void do_call(tcl *c, int port, const char *method, const char *target, uint64_t body_len,
-                    tcall *t)
+/* One call to host; body_len bytes of pattern are produced when body_len > 0. */
+static void do_call_to(tcl *c, const char *host, int port, const char *method, const char *target,
+                       uint64_t body_len, tcall *t)
 {
     net_call *call;
     memset(t, 0, sizeof(*t));
     t->c = c;
     t->body = evbuffer_new();
     t->to_send = body_len;
-    CU_ASSERT_EQUAL_FATAL(net_call_new(c->cl, "127.0.0.1", port, method, target, &call), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(net_call_new(c->cl, host, port, method, target, &call), CM_OK);
     if (body_len > 0)
         net_call_body(call, body_len, NULL);
     c->pending++;
     net_call_start(call, &handler, t, body_len == 0);
     tcl_run(c);
     CU_ASSERT_EQUAL(t->done, 1);
+}
+
+/* One call to 127.0.0.1. */
+static void do_call(tcl *c, int port, const char *method, const char *target, uint64_t body_len,
+                    tcall *t)
+{
+    do_call_to(c, "127.0.0.1", port, method, target, body_len, t);
 }
 
 static int body_is_pattern(struct evbuffer *b, size_t n)
@@ -305,6 +312,40 @@ static void test_framings_and_keepalive(void)
     CU_ASSERT_EQUAL(st.connects, 2);
     tcl_free(&c);
     srv_stop(&s);
+}
+
+/*
+ * A peer named by a DNS name ("localhost", from /etc/hosts): calls reach the server, a connection
+ * is pooled under the name, a new connection resolves again, a closed port fails as refused.
+ */
+static void test_host_names(void)
+{
+    tsrv s;
+    tcl c;
+    tcall t;
+    net_client_stats st;
+    srv_start(&s);
+    tcl_init(&c, 5000);
+    do_call_to(&c, "localhost", s.port, "GET", "/len/5000", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 5000));
+    evbuffer_free(t.body);
+    CU_ASSERT_EQUAL(net_client_conns(c.cl, "localhost", s.port), 1);
+    do_call_to(&c, "localhost", s.port, "GET", "/close", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    evbuffer_free(t.body);
+    do_call_to(&c, "localhost", s.port, "PUT", "/sink", 100000, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT_EQUAL(t.status, 200);
+    evbuffer_free(t.body);
+    net_client_get_stats(c.cl, &st);
+    CU_ASSERT_EQUAL(st.connects, 2); /* the second after Connection: close */
+    int port = s.port;
+    srv_stop(&s);
+    do_call_to(&c, "localhost", port, "GET", "/len/1", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_UNAVAILABLE);
+    evbuffer_free(t.body);
+    tcl_free(&c);
 }
 
 static void test_request_bodies(void)
@@ -595,6 +636,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"framings_and_keepalive", test_framings_and_keepalive},
         {"request_bodies", test_request_bodies},
+        {"host_names", test_host_names},
         {"slow_steady_body", test_slow_steady_body},
         {"canned_responses", test_canned_responses},
         {"retry_keeps_headers", test_retry_keeps_headers},
