@@ -270,6 +270,7 @@ typedef struct {
     size_t write_low_water; /* on_send is asked for more below this; default 256 KiB */
     size_t max_head_bytes;  /* response head limit; default 64 KiB */
     net_tls *tls;           /* NULL: plain; else from net_tls_new_peers (borrowed, outlives it) */
+    const char *nameserver; /* "ip[:port]", the only DNS server (tests; borrowed); NULL: system */
 } net_client_config;
 
 typedef struct {

@@ -531,12 +531,22 @@ static void conn_dns_failed(ncl_conn *c, int err)
     CM_WARN("net", "cannot resolve %s: %s", c->peer->host, evutil_gai_strerror(err));
 }
 
-/* The client's resolver, made at its first name: the system's name servers and hosts file; it
- * holds no event while no lookup runs, so an idle loop may end. NULL when out of memory. */
+/* The client's resolver, made at its first name: the system's name servers and hosts file (or
+ * cfg.nameserver alone); it holds no event while no lookup runs, so an idle loop may end. NULL
+ * when out of memory or the name server is not an address. */
 static struct evdns_base *client_dns(net_client *cl)
 {
     if (cl->dns)
         return cl->dns;
+    if (cl->cfg.nameserver) {
+        cl->dns = evdns_base_new(cl->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (cl->dns && evdns_base_nameserver_ip_add(cl->dns, cl->cfg.nameserver) != 0) {
+            CM_WARN("net", "name server %s refused", cl->cfg.nameserver);
+            evdns_base_free(cl->dns, 0);
+            cl->dns = NULL;
+        }
+        return cl->dns;
+    }
     cl->dns = evdns_base_new(cl->base,
                              EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!cl->dns) { /* no usable resolv.conf: the hosts file alone */
