@@ -5,15 +5,18 @@
   rolling_load.py verify --endpoints URL,... --bucket B --out FILE
   rolling_load.py drain --endpoints URL,... --bucket B --node I --name ID --pid PID --cairn BIN
 
-load: creates bucket B, then runs --threads workers until FILE exists. Each worker has one boto3
-client per endpoint (retries={'max_attempts': 10, 'mode': 'standard'}) and takes them in turn,
+load: creates bucket B, then runs --threads workers until FILE exists (--started: a file made once
+they run). They share one boto3 client per endpoint (retries={'max_attempts': 10, 'mode':
+'standard'}) and each takes them in turn,
 so every node gets every kind of request: PUT of a new key (1 KiB to 256 KiB), GET (the bytes
 compared with what was acknowledged), HEAD (the length compared), LIST of the worker's prefix,
 DELETE of one of its keys and, every 20th step, a multipart upload of two parts (5 MiB + 1 KiB)
 through one node. A request counts as failed when the SDK gives up (its retries spent) or when a
 GET, HEAD or LIST answers something other than what the worker was acknowledged before. Writes
 out FILE (JSON): the counts per operation, the failures (at most 20 texts) and the acknowledged
-state (key -> sha256 and size; deleted keys). Exits 1 on any failure.
+state (key -> sha256 and size; deleted keys). With --window (a file "START END" in epoch seconds,
+read at the end) it also counts the requests begun within it and fails below --min-during.
+Exits 1 on any failure.
 
 drain: PUTs an 8 MiB object through node --node, starts a GET of it on a socket that reads
 nothing after the response head, sends the node (--pid) SIGTERM, and checks that while that GET
@@ -57,7 +60,10 @@ def on_attempt(response=None, caught_exception=None, **kwargs):
     return None
 
 
-def clients(endpoints):
+def clients(endpoints, session=None):
+    """One client per endpoint, from one session (making a session loads the service models:
+    slow). boto3's clients are thread-safe: the workers share them."""
+    session = session or boto3.session.Session()
     cfg = botocore.config.Config(
         retries={"max_attempts": 10, "mode": "standard"},
         connect_timeout=3,
@@ -66,7 +72,7 @@ def clients(endpoints):
     )
     out = []
     for e in endpoints:
-        c = boto3.session.Session().client(
+        c = session.client(
             "s3",
             endpoint_url=e,
             region_name="us-east-1",
@@ -80,21 +86,25 @@ def clients(endpoints):
 
 
 class Worker(threading.Thread):
-    def __init__(self, idx, args, counts, fails, lock):
+    def __init__(self, idx, args, cs, counts, fails, lock):
         super().__init__(daemon=True)
         self.idx, self.args, self.counts, self.fails, self.lock = idx, args, counts, fails, lock
-        self.cs = clients(args.endpoints.split(","))
+        self.cs = cs
+        self.starts = []  # when each request began
         self.turn = idx
         self.rng = random.Random(idx * 7919 + 1)
         self.live = {}  # key -> (sha256, size): acknowledged and not deleted
         self.gone = set()  # acknowledged deletes
         self.seq = 0
+        self.began = self.ended = 0.0
 
     def client(self):
         self.turn += 1
         return self.cs[self.turn % len(self.cs)]
 
     def count(self, op, err=None):
+        """One request ended (err: why it failed); it began at self.began."""
+        self.starts.append(self.began)
         with self.lock:
             self.counts[op] = self.counts.get(op, 0) + 1
             if err is not None:
@@ -104,6 +114,7 @@ class Worker(threading.Thread):
 
     def call(self, op, fn):
         """fn() under the count: its result, or None when it failed (recorded)."""
+        self.began = time.time()
         try:
             r = fn()
             self.count(op)
@@ -134,6 +145,7 @@ class Worker(threading.Thread):
 
     def checked(self, op, fn):
         """Like call, but a wrong answer (ValueError) or a cut body is a failure too."""
+        self.began = time.time()
         try:
             fn()
             self.count(op)
@@ -193,6 +205,14 @@ class Worker(threading.Thread):
             self.live[key] = (hashlib.sha256(whole).hexdigest(), len(whole))
 
     def run(self):
+        """The steps until the stop file; anything unforeseen ends the worker as a failure."""
+        try:
+            self.steps()
+        except Exception as e:  # noqa: BLE001 - a worker that dies must fail the run, not vanish
+            self.count("CRASH", "%s: %s" % (type(e).__name__, e))
+        self.ended = time.time()
+
+    def steps(self):
         step = 0
         while not os.path.exists(self.args.stop):
             step += 1
@@ -213,29 +233,40 @@ class Worker(threading.Thread):
 
 
 def load(args):
-    c = clients(args.endpoints.split(","))[0]
-    c.create_bucket(Bucket=args.bucket)
+    cs = clients(args.endpoints.split(","))
+    cs[0].create_bucket(Bucket=args.bucket)
     counts, fails, lock = {}, [], threading.Lock()
-    ws = [Worker(i, args, counts, fails, lock) for i in range(args.threads)]
+    ws = [Worker(i, args, cs, counts, fails, lock) for i in range(args.threads)]
     t0 = time.time()
     for w in ws:
         w.start()
+    if args.started:
+        open(args.started, "w").close()
     for w in ws:
         w.join()
+    stopped = min(w.ended for w in ws)
     live, gone = {}, []
     for w in ws:
         live.update(w.live)
         gone.extend(sorted(w.gone))
     total = sum(v for k, v in counts.items() if k != "failed")
+    during = 0
+    if args.window:  # "START END" (epoch seconds) of the rolling restart, written by the test
+        lo, hi = (float(x) for x in open(args.window).read().split())
+        during = sum(lo <= t < hi for w in ws for t in w.starts)
+        print("requests begun during the rolling restart (%.1f s): %d" % (hi - lo, during))
     with open(args.out, "w") as f:
         json.dump({"counts": counts, "fails": fails, "live": live, "gone": gone}, f)
-    print("requests %d in %.1f s, failed %d: %s" % (
-        total, time.time() - t0, counts.get("failed", 0),
+    print("requests %d in %.1f s (first worker ended after %.1f s), failed %d: %s" % (
+        total, time.time() - t0, stopped - t0, counts.get("failed", 0),
         ", ".join("%s %d" % (k, v) for k, v in sorted(counts.items()) if k != "failed")))
     print("failed attempts (retried by the SDK while it had attempts left): %s" % (
         ", ".join("%s %d" % kv for kv in sorted(RETRIED.items())) or "none"))
     for line in fails:
         print("FAILED " + line)
+    if args.window and during < args.min_during:
+        print("FAILED: fewer than %d requests during the rolling restart" % args.min_during)
+        return 1
     return 1 if counts.get("failed", 0) else 0
 
 
@@ -340,6 +371,10 @@ def main():
     p.add_argument("--cairn", help="drain: the cairn binary (cairn admin status)")
     p.add_argument("--stop")
     p.add_argument("--threads", type=int, default=6)
+    p.add_argument("--started", help="load: a file made once the workers run")
+    p.add_argument("--window", help="load: a file with the restart's start and end (epoch s)")
+    p.add_argument("--min-during", type=int, default=100,
+                   help="load: requests that must begin within --window")
     args = p.parse_args()
     sys.exit({"load": load, "verify": verify, "drain": drain}[args.mode](args))
 

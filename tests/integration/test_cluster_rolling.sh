@@ -16,10 +16,12 @@
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
 # the layout and the member records name every node's RPC by "localhost" (docs/rpc.md, "Names")
-export CAIRN_CLUSTER_RPC_HOST=localhost
+# (CAIRN_CLUSTER_RPC_HOST=127.0.0.1 runs it on numeric addresses, as a binary without names needs)
+export CAIRN_CLUSTER_RPC_HOST=${CAIRN_CLUSTER_RPC_HOST:-localhost}
 lc_up itroll boto3
 out=$("$CAIRN_BIN" admin layout show --etcd "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 1))" --cluster itroll 2>&1)
-h_eq "six nodes in the layout and six members with the RPC at localhost:PORT" 12 "$(grep -cE 'localhost:[0-9]+' <<<"$out")"
+h_eq "six nodes in the layout and six members with the RPC at $CAIRN_CLUSTER_RPC_HOST:PORT" 12 \
+    "$(grep -cF "$CAIRN_CLUSTER_RPC_HOST:" <<<"$out")"
 export CAIRN_ACCESS_KEY CAIRN_SECRET_KEY
 if [ -z "${CAIRN_ACCESS_KEY:-}" ]; then
     CAIRN_ACCESS_KEY=$(sed -n 's/^access_key = //p' "$CAIRN_CLUSTER_DIR/credentials")
@@ -37,22 +39,31 @@ fi
 h_run "local-cluster.sh start n6 (after its drain)" lc start n6
 lc_track
 
+STARTED=$H_WORK/started WINDOW=$H_WORK/window
 "$H_PY" "$H_DIR/rolling_load.py" load --endpoints "$EPS" --bucket rolling --threads 6 \
-    --stop "$STOP" --out "$OUT" >"$H_WORK/load.out" 2>&1 &
+    --stop "$STOP" --out "$OUT" --started "$STARTED" --window "$WINDOW" --min-during 100 \
+    >"$H_WORK/load.out" 2>&1 &
 LOAD=$!
 h_track "$LOAD"
-sleep 3
-t0=$(date +%s%N)
+for ((i = 0; i < 300; i++)); do
+    [ -e "$STARTED" ] || ! kill -0 "$LOAD" 2>/dev/null && break
+    sleep 0.1
+done
+sleep 2 # the load runs through every node before the first goes
+t0=$(date +%s.%N)
 h_run "local-cluster.sh restart-rolling (under load)" lc restart-rolling &&
     grep '^restart' <<<"$H_OUT" | sed 's/^/   /'
-echo "   rolling restart took $((($(date +%s%N) - t0) / 1000000)) ms"
+t1=$(date +%s.%N)
+echo "$t0 $t1" >"$WINDOW"
+echo "   rolling restart took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 lc_track
 sleep 2
 touch "$STOP"
 if wait "$LOAD"; then
-    h_ok "no request failed during the rolling restart"
+    h_ok "no request failed during the rolling restart (and at least 100 begun during it)"
 else
-    h_bad "no request failed during the rolling restart" "$(tail -n 25 "$H_WORK/load.out")"
+    h_bad "no request failed during the rolling restart (and at least 100 begun during it)" \
+        "$(tail -n 25 "$H_WORK/load.out")"
 fi
 grep -E "^(requests|failed attempts)" "$H_WORK/load.out" | sed 's/^/   /'
 [ -s "$OUT" ] &&
