@@ -322,11 +322,16 @@ def drain(args):
         "get_object", Params={"Bucket": args.bucket, "Key": "big"}, ExpiresIn=300))
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # the server's sends stall at once
+    s.settimeout(30)  # a server that stops answering fails the check, never hangs it
     s.connect((u.hostname, u.port))
     s.sendall(("GET %s?%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (u.path, u.query, u.netloc)).encode())
     got = b""
     while b"\r\n\r\n" not in got:
-        got += s.recv(4096)
+        chunk = s.recv(4096)
+        if not chunk:
+            print("drain: the connection closed before the response head")
+            return 1
+        got += chunk
     head, rest = got.split(b"\r\n\r\n", 1)
     os.kill(args.pid, signal.SIGTERM)
     t0 = time.time()
