@@ -6,7 +6,9 @@
  * Credentials: CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY when both are set; otherwise the pair stored
  * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM, SIGINT and SIGHUP
  * are blocked in every thread and taken by one waiter thread with sigwait(). SIGTERM/SIGINT ask
- * the server to stop gracefully (in-flight requests get a grace period, then the loops exit).
+ * the server to stop gracefully (docs/upgrades.md): /health/ready answers 503, the listeners close,
+ * idle connections close, requests in flight get stop_grace_ms to finish (their responses carry
+ * Connection: close), and a cluster node leaves the member list at once; then the loops exit.
  * SIGHUP reloads (reload below): the file is re-read whole; a refused file changes nothing; a
  * changed key is applied when its row is LIVE (log level, timeouts, stop grace) and otherwise
  * logged as needing a restart; then the root credentials are re-read and the cm_reload hooks
@@ -25,8 +27,9 @@
  * (cluster_buckets.c), and /admin/status gains a "cluster" member (layout, nodes with liveness,
  * the namespace, the RPC, replication, data and the repair pass), and /admin/repair and
  * /admin/object-cells answer (cluster_repair.c). Without it nothing here touches etcd and no RPC
- * port is opened. Shutdown: the S3 loops end, the node leaves the member list, then the RPC stops,
- * then the stores close.
+ * port is opened. Shutdown: the node leaves the member list (at the signal, while the S3 loops
+ * drain), the S3 loops end, then the RPC stops (peers' calls in flight get the grace period), then
+ * the stores close.
  */
 #include "cmd.h"
 
@@ -78,6 +81,9 @@ static int parse_args(server_opts *o, int argc, char **argv)
 
 static pthread_t signal_thread;
 
+/* How long a stop waits for etcd to revoke the member lease (the TTL removes it otherwise). */
+#define LEAVE_WAIT_MS 2000
+
 /* What the signal thread needs: the stop, and SIGHUP's reload. */
 typedef struct {
     net_server *srv;
@@ -87,8 +93,9 @@ typedef struct {
     server_opts *fresh; /* scratch for a reload */
     int argc;           /* the command line, whose flags still win at a reload */
     char **argv;
-    cm_sdnotify sd;       /* systemd's notify socket (Type=notify), read-only once set */
-    atomic_int announced; /* READY=1 was sent: a reload ends with READY=1 again */
+    cm_sdnotify sd;              /* systemd's notify socket (Type=notify), read-only once set */
+    atomic_int announced;        /* READY=1 was sent: a reload ends with READY=1 again */
+    _Atomic(co_layout *) layout; /* a cluster node's member registration, once it serves */
 } signal_ctx;
 
 /* Make the live keys of c->run take effect (at start they already have). */
@@ -210,7 +217,11 @@ static void *signal_waiter(void *arg)
         int grace = c->run->stop_grace_ms;
         notify(c, "STOPPING=1");
         CM_INFO(MOD, "signal %s: stopping (grace %d ms)", sig == SIGTERM ? "TERM" : "INT", grace);
+        /* The drain (docs/upgrades.md): not ready, no new connection, requests in flight finish
+         * (Connection: close) while peers, told by the member list, stop sending work here. */
+        gw_set_ready(c->g, 0);
         net_server_stop(c->srv, grace);
+        co_layout_leave(atomic_load(&c->layout), LEAVE_WAIT_MS);
     }
     return NULL;
 }
@@ -691,6 +702,7 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     fflush(stdout);
+    atomic_store(&sig.layout, cluster.layout);
     gw_set_ready(g, 1);
     CM_INFO(MOD, "ready on %s:%d", o.listen, net_server_port(srv));
     /* After start_cluster: a cluster node is ready once it serves the RPC and is a member. */
@@ -708,7 +720,8 @@ out:
     gw_quiesce(g);
     net_server_free(srv);
     net_tls_free(tls); /* after the server: its connections hold the context */
-    cmd_rpc_stop(cluster.rpc, o.stop_grace_ms); /* peers' calls end: they take another node */
+    co_layout_leave(cluster.layout, LEAVE_WAIT_MS); /* done at a signal; here for other exits */
+    cmd_rpc_stop(cluster.rpc, o.stop_grace_ms);     /* peers' calls end: they take another node */
     cmd_cluster_stop(cluster.node);   /* its threads use the layout follower; the RPC, its clock */
     co_layout_free(cluster.layout);   /* after the loops: /admin/status reads it; leaves the list */
     co_buckets_free(cluster.buckets); /* after the workers (they call it), before gw_free */

@@ -5,9 +5,10 @@
  * each new version of the layout key; this file's member thread, every refresh period, makes sure
  * the node is registered (a new co_keeper lease and co_member_register whenever the lease is gone,
  * e.g. after an outage longer than the TTL, or the key is missing from the list) and reads the
- * member list. The adopted topology, its epoch and revision, and the last member list live under
- * one mutex; readers copy them out and never touch etcd. Every node ever listed is remembered with
- * its registered address and when it was last listed, so the status can show a node that went
+ * member list. co_layout_leave (a graceful stop) has the member thread revoke the lease at once and
+ * register no more. The adopted topology, its epoch and revision, and the last member list live
+ * under one mutex; readers copy them out and never touch etcd. Every node ever listed is remembered
+ * with its registered address and when it was last listed, so the status can show a node that went
  * down and since when.
  *
  * Adoption rule: a version is adopted only when pl_topology_decode accepts it (it validates) and
@@ -56,6 +57,8 @@ struct co_layout {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a layout was adopted, or stop was set */
     int stop;
+    int leaving;       /* co_layout_leave: revoke the lease, register no more */
+    int left;          /* the member thread revoked it (or held none) */
     pl_topology *topo; /* adopted; NULL while none */
     co_layout_status st;
 };
@@ -234,16 +237,27 @@ static void *member_thread(void *arg)
     co_layout *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
+        int leaving = l->leaving;
         pthread_mutex_unlock(&l->mu);
+        if (leaving && !l->left) {
+            co_keeper_free(l->keeper, 1); /* the member key goes with its lease */
+            l->keeper = NULL;
+            CM_INFO(MOD, "left the member list (%s)", l->node_id);
+            pthread_mutex_lock(&l->mu);
+            l->left = 1;
+            pthread_cond_broadcast(&l->cv);
+            pthread_mutex_unlock(&l->mu);
+        }
         int listed = refresh_members(l);
-        if (l->node_id[0] && listed >= 0)
+        if (l->node_id[0] && listed >= 0 && !leaving)
             ensure_registered(l, listed);
-        if (l->node_id[0] && listed == 0) /* registered just now: show it at once */
+        if (l->node_id[0] && listed == 0 && !leaving) /* registered just now: show it at once */
             refresh_members(l);
         struct timespec until;
         co_deadline(&until, l->refresh_ms);
         pthread_mutex_lock(&l->mu);
-        while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT)
+        while (!l->stop && l->leaving == leaving &&
+               pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&l->mu);
@@ -322,6 +336,21 @@ void co_layout_free(co_layout *l)
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l);
+}
+
+void co_layout_leave(co_layout *l, int wait_ms)
+{
+    if (!l)
+        return;
+    struct timespec until;
+    co_deadline(&until, wait_ms);
+    pthread_mutex_lock(&l->mu);
+    l->leaving = 1;
+    pthread_cond_broadcast(&l->cv);
+    while (l->started && !l->stop && !l->left &&
+           pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&l->mu);
 }
 
 cm_err co_layout_current(co_layout *l, pl_topology **out, int64_t *mod_rev)

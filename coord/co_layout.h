@@ -45,6 +45,14 @@ cm_err co_layout_open(const co_layout_config *cfg, co_layout **out);
 void co_layout_free(co_layout *l);
 
 /*
+ * Leave the member list now and stay out: the member thread revokes the lease (its key goes with
+ * it, so peers' next member read no longer lists this node) and registers no more; the layout is
+ * still followed. Waits for the revoke up to wait_ms. The first step of a graceful stop
+ * (docs/upgrades.md). NULL is a no-op; thread-safe.
+ */
+void co_layout_leave(co_layout *l, int wait_ms);
+
+/*
  * A deep copy of the adopted layout (free it with pl_topology_free) and the etcd revision it was
  * written at (*mod_rev may be NULL). CM_ERR_NOTFOUND while none was adopted. Thread-safe.
  */

@@ -6,6 +6,7 @@
 #   deploy/local-cluster.sh start MEMBER    start one stopped etcd member (m1..m3) on its data dir
 #   deploy/local-cluster.sh stop            stop the nodes, then etcd (SIGTERM, SIGKILL after a bound)
 #   deploy/local-cluster.sh status          the node lines, then the etcd members
+#   deploy/local-cluster.sh restart-rolling restart the nodes one at a time (docs/upgrades.md)
 #
 # start and status print one line per node, "<node-id> <az> <endpoint> <pid>" (endpoint
 # http://127.0.0.1:PORT, the node's S3 port; pid "-" followed by "down" for a stopped node), then
@@ -28,10 +29,15 @@
 #   CAIRN_ETCD          the etcd binary (default /usr/bin/etcd); the system etcd is never used
 #   CAIRN_CLUSTER       the cluster id in etcd (default local)
 #   CAIRN_CLUSTER_GC_GRACE_S  [cluster] gc_grace_s of every node (default 900; tests shorten it)
+#   CAIRN_CLUSTER_RPC_HOST  the host of the node RPC addresses in the layout and the member records
+#                       (default 127.0.0.1; `localhost` tests RPC by DNS name, docs/rpc.md); set
+#                       before the first start, which writes the layout
 #   CAIRN_CLUSTER_TLS   1: the node RPC over TLS ([cluster] tls_ca, tls_cert, tls_key; docs/tls.md)
 #                       with a CA and one certificate per node made once into DIR/tls (openssl)
 #   STOP_TIMEOUT        seconds a process gets after SIGTERM before SIGKILL (default 15)
 #   READY_TIMEOUT       seconds start waits for etcd and for the nodes (default 60)
+#   SETTLE_TIMEOUT      seconds restart-rolling waits, after a node is ready again, for every node
+#                       to list all six as live members and to hold no undelivered hint (default 30)
 # The cluster secret of the node RPC is generated once into DIR/rpc.secret (mode 0600); every node
 # reads it through `rpc_secret_file`, and the master key (users' secrets, docs/users.md) likewise
 # from DIR/master.key through `master_key_file`. Nothing is ever passed on a command line.
@@ -43,6 +49,8 @@ ETCD_BIN=${CAIRN_ETCD:-/usr/bin/etcd}
 CLUSTER_ID=${CAIRN_CLUSTER:-local}
 STOP_TIMEOUT=${STOP_TIMEOUT:-15}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
+SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-30}
+RPC_HOST=${CAIRN_CLUSTER_RPC_HOST:-127.0.0.1}
 NODES=(n1 n2 n3 n4 n5 n6)
 ETCDS=(m1 m2 m3)
 DRIVES=4
@@ -263,7 +271,7 @@ bootstrap_layout() {
     grep -q "no layout applied yet" <<<"$out" || return 0
     layout discard >/dev/null 2>&1 # a change staged by an interrupted first start
     for n in "${NODES[@]}"; do
-        out=$(layout add "$n" --addr "127.0.0.1:$(rpc_port "$n")" --az "$(az_of_node "$n")" \
+        out=$(layout add "$n" --addr "$RPC_HOST:$(rpc_port "$n")" --az "$(az_of_node "$n")" \
             --drives "$DRIVES" 2>&1) || die "layout add $n failed: $out"
     done
     out=$(layout apply --yes 2>&1) || die "layout apply failed: $out"
@@ -293,6 +301,7 @@ etcd = $ETCD_ENDPOINTS
 id = $CLUSTER_ID
 node_id = $n
 rpc_listen = 127.0.0.1:$(rpc_port "$n")
+addr = $RPC_HOST:$(rpc_port "$n")
 rpc_secret_file = $DIR/rpc.secret
 member_ttl_s = 5
 gc_grace_s = ${CAIRN_CLUSTER_GC_GRACE_S:-900}
@@ -426,6 +435,57 @@ cmd_stop() {
     echo "local-cluster: stopped ($DIR)"
 }
 
+# Every node lists every node as a live member and has delivered (or expired) every hint it wrote
+# since its start; dies when that takes past the deadline.
+cluster_settled() { # cluster_settled DEADLINE
+    local n out live pending h w d e r
+    while :; do
+        pending=""
+        for n in "${NODES[@]}"; do
+            out=$("$CAIRN_BIN" admin status --endpoint "http://127.0.0.1:$(s3_port "$n")" 2>/dev/null)
+            live=$(sed -n 's/^live members: //p' <<<"$out" | wc -w)
+            [ "$live" -eq "${#NODES[@]}" ] || { pending+=" $n:members=$live"; continue; }
+            # hints written - delivered - expired - refused: what this node still holds for a peer
+            h=$(sed -nE 's/.*hints ([0-9]+) written, ([0-9]+) delivered, ([0-9]+) expired, ([0-9]+) refused.*/\1 \2 \3 \4/p' <<<"$out")
+            if [ -n "$h" ]; then
+                read -r w d e r <<<"$h"
+                [ $((w - d - e - r)) -le 0 ] || pending+=" $n:hints=$((w - d - e - r))"
+            fi
+        done
+        [ -z "$pending" ] && return 0
+        [ "$SECONDS" -lt "$1" ] || die "the cluster did not settle within ${SETTLE_TIMEOUT}s:$pending"
+        sleep 0.2
+    done
+}
+
+# One node after the other: SIGTERM (the node drains its requests and leaves the member list,
+# docs/upgrades.md), start it again on the same data and config, wait until it is ready with the
+# current layout, then until the cluster settled, before the next. Every node must run at first:
+# restarting one while another is down would take two away at once.
+cmd_restart_rolling() {
+    local n p epoch t0
+    check_binaries
+    [ -s "$DIR/rpc.secret" ] || die "$DIR holds no cluster: run '$0 start' first"
+    make_secret_files
+    export CAIRN_ACCESS_KEY CAIRN_SECRET_KEY
+    for n in "${NODES[@]}"; do
+        live_pid "$DIR/$n/pid" "$DIR/$n/cairn.conf" >/dev/null || die "node $n is down: start it first"
+    done
+    epoch=$(current_epoch)
+    cluster_settled $((SECONDS + SETTLE_TIMEOUT))
+    for n in "${NODES[@]}"; do
+        t0=$(date +%s%N)
+        p=$(live_pid "$DIR/$n/pid" "$DIR/$n/cairn.conf") && stop_pid "$p" "node $n"
+        echo "restart $n: stopped after $((($(date +%s%N) - t0) / 1000000)) ms"
+        node_start "$n"
+        node_wait "$n" "${epoch:-1}" $((SECONDS + READY_TIMEOUT))
+        echo "restart $n: ready after $((($(date +%s%N) - t0) / 1000000)) ms"
+        cluster_settled $((SECONDS + SETTLE_TIMEOUT))
+        echo "restart $n: cluster settled after $((($(date +%s%N) - t0) / 1000000)) ms"
+    done
+    for n in "${NODES[@]}"; do node_line "$n"; done
+}
+
 cmd_status() {
     local n m p up=0
     load_credentials
@@ -451,7 +511,8 @@ cmd_status() {
     echo "layout epoch ${epoch:-unknown (etcd did not answer or no layout)}; $up of ${#NODES[@]} nodes up"
 }
 
-[ $# -ge 1 ] || die "usage: $0 start [NODE-ID | MEMBER] | stop | status"
+USAGE="usage: $0 start [NODE-ID | MEMBER] | stop | status | restart-rolling"
+[ $# -ge 1 ] || die "$USAGE"
 setup_dir "$([ "$1" = start ] && echo 1 || echo 0)"
 case $1 in
 start)
@@ -465,5 +526,6 @@ start)
     ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-*) die "usage: $0 start [NODE-ID | MEMBER] | stop | status" ;;
+restart-rolling) cmd_restart_rolling ;;
+*) die "$USAGE" ;;
 esac

@@ -254,7 +254,8 @@ void net_head_release(net_head *head);
  * other calls fail with the transport error. Errors given to on_done: CM_OK (a response arrived,
  * whatever its status), CM_ERR_UNAVAILABLE (connection refused / unreachable), CM_ERR_TIMEOUT,
  * CM_ERR_CLOSED (connection lost mid-call, malformed response, or the client was freed).
- * Hosts are numeric addresses ("127.0.0.1", "::1"); no name resolution on the loop.
+ * Hosts are numeric addresses ("127.0.0.1", "::1") or DNS names of at most 127 characters; a
+ * name is resolved for every new connection, asynchronously on the loop (libevent's evdns).
  */
 typedef struct net_client net_client;
 typedef struct net_call net_call;
@@ -269,6 +270,7 @@ typedef struct {
     size_t write_low_water; /* on_send is asked for more below this; default 256 KiB */
     size_t max_head_bytes;  /* response head limit; default 64 KiB */
     net_tls *tls;           /* NULL: plain; else from net_tls_new_peers (borrowed, outlives it) */
+    const char *nameserver; /* "ip[:port]", the only DNS server (tests; borrowed); NULL: system */
 } net_client_config;
 
 typedef struct {

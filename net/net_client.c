@@ -26,6 +26,13 @@
  * plus what the socket buffer holds, capped by the read watermark), the request body the caller
  * moved in.
  *
+ * Names: a peer's host is a numeric address or a DNS name. A name is resolved for every new
+ * connection, asynchronously on the loop (libevent's evdns: /etc/resolv.conf and /etc/hosts, read
+ * once when the client meets its first name), so a peer that came back at another address (a
+ * restarted pod) is found by the next connection; the connect timeout covers the lookup. A name
+ * that does not resolve fails the connection like a refused connect (CM_ERR_UNAVAILABLE), with a
+ * warning at most every 10 s. Numeric hosts never touch the resolver.
+ *
  * Threading: one loop thread; nothing here is locked.
  */
 #include <errno.h>
@@ -44,6 +51,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -54,6 +62,7 @@
 #define NCL_MAX_HEADERS 64
 #define NCL_WRITE_IOV 16          /* chains handed to one direct write */
 #define NCL_ACKED_MIN (64u << 10) /* request bodies above this count acknowledged bytes */
+#define NCL_HOST_MAX 128          /* a peer's host: a numeric address or a DNS name */
 
 typedef struct ncl_peer ncl_peer;
 typedef struct ncl_conn ncl_conn;
@@ -96,6 +105,7 @@ struct ncl_conn {
     int connected, used;
     int tls;         /* an OpenSSL bufferevent (cfg.tls): connected once the handshake is done */
     int refused;     /* connect or a direct write failed at once: fail from the loop */
+    int connecting;  /* inside conn_new's connect: an error now is kept for the timer */
     uint64_t queued; /* bytes of the current call put into the output buffer */
     uint64_t mark;   /* conn_progress when the timer was armed */
 };
@@ -103,7 +113,7 @@ struct ncl_conn {
 struct ncl_peer {
     net_client *cl;
     ncl_peer *next;
-    char host[64];
+    char host[NCL_HOST_MAX];
     int port;
     ncl_conn *conns;
     int nconns;
@@ -116,7 +126,9 @@ struct net_client {
     ncl_peer *peers;
     struct event *dispatch; /* runs peer_dispatch for every peer with queued calls */
     net_client_stats stats;
-    int64_t tls_warned_at; /* monotonic ms of the last failed-handshake warning (1 per 10 s) */
+    int64_t tls_warned_at;  /* monotonic ms of the last failed-handshake warning (1 per 10 s) */
+    struct evdns_base *dns; /* made at the first peer named by a DNS name; NULL until then */
+    int64_t dns_warned_at;  /* the last failed-lookup warning (1 per 10 s) */
 };
 
 static void conn_process(ncl_conn *c);
@@ -156,7 +168,7 @@ cm_err net_call_new(net_client *cl, const char *host, int port, const char *meth
                     const char *target, net_call **out)
 {
     *out = NULL;
-    if (strlen(method) >= sizeof(((net_call *)0)->method) || strlen(host) >= 64)
+    if (strlen(method) >= sizeof(((net_call *)0)->method) || strlen(host) >= NCL_HOST_MAX)
         return CM_ERR_INVAL;
     net_call *call = calloc(1, sizeof(*call));
     if (!call)
@@ -505,6 +517,46 @@ static void conn_tls_failed(ncl_conn *c)
     CM_WARN("net", "TLS to %s:%d failed: %s", c->peer->host, c->peer->port, why);
 }
 
+/* A name that did not resolve: a warning at most every 10 s (the layout may name a node that
+ * is gone), the others at debug level. */
+static void conn_dns_failed(ncl_conn *c, int err)
+{
+    net_client *cl = c->peer->cl;
+    int64_t now = cm_monotonic_ms();
+    if (now - cl->dns_warned_at < 10000) {
+        CM_DEBUG("net", "cannot resolve %s: %s", c->peer->host, evutil_gai_strerror(err));
+        return;
+    }
+    cl->dns_warned_at = now;
+    CM_WARN("net", "cannot resolve %s: %s", c->peer->host, evutil_gai_strerror(err));
+}
+
+/* The client's resolver, made at its first name: the system's name servers and hosts file (or
+ * cfg.nameserver alone); it holds no event while no lookup runs, so an idle loop may end. NULL
+ * when out of memory or the name server is not an address. */
+static struct evdns_base *client_dns(net_client *cl)
+{
+    if (cl->dns)
+        return cl->dns;
+    if (cl->cfg.nameserver) {
+        cl->dns = evdns_base_new(cl->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (cl->dns && evdns_base_nameserver_ip_add(cl->dns, cl->cfg.nameserver) != 0) {
+            CM_WARN("net", "name server %s refused", cl->cfg.nameserver);
+            evdns_base_free(cl->dns, 0);
+            cl->dns = NULL;
+        }
+        return cl->dns;
+    }
+    cl->dns = evdns_base_new(cl->base,
+                             EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!cl->dns) { /* no usable resolv.conf: the hosts file alone */
+        cl->dns = evdns_base_new(cl->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (cl->dns && evdns_base_load_hosts(cl->dns, NULL) != 0)
+            CM_WARN("net", "cannot read /etc/hosts: names resolve by DNS only");
+    }
+    return cl->dns;
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     ncl_conn *c = arg;
@@ -526,12 +578,19 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         }
         return;
     }
+    if (c->connecting) { /* inside conn_new (a name found in /etc/hosts): fail from the loop */
+        c->refused = 1;
+        return;
+    }
     if (!call) {
         conn_free(c); /* the server closed a pooled connection */
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
-    if (c->tls) /* also once connected: a TLS 1.3 server refuses our certificate after that */
+    int dns = c->connected ? 0 : bufferevent_socket_get_dns_error(bev);
+    if (dns)
+        conn_dns_failed(c, dns);
+    else if (c->tls) /* also once connected: a TLS 1.3 server refuses our certificate after that */
         conn_tls_failed(c);
     else if (!c->connected)
         CM_DEBUG("net", "connect to %s:%d: %s", c->peer->host, c->peer->port,
@@ -544,9 +603,10 @@ static ncl_conn *conn_new(ncl_peer *p)
     net_client *cl = p->cl;
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
-    char addr[96];
+    char addr[NCL_HOST_MAX + 16];
     snprintf(addr, sizeof(addr), strchr(p->host, ':') ? "[%s]:%d" : "%s:%d", p->host, p->port);
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
+    int named = evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0;
+    if (named && !client_dns(cl))
         return NULL;
     ncl_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -573,7 +633,14 @@ static ncl_conn *conn_new(ncl_peer *p)
     bufferevent_setwatermark(c->bev, EV_WRITE, cl->cfg.write_low_water, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     cl->stats.connects++;
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen) != 0) {
+    /* a name found in /etc/hosts connects (and may fail) inside the call: event_cb keeps that for
+     * the timer, which fails it from the loop, as a connect refused at once */
+    c->connecting = 1;
+    int rc = named
+                 ? bufferevent_socket_connect_hostname(c->bev, cl->dns, AF_UNSPEC, p->host, p->port)
+                 : bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen);
+    c->connecting = 0;
+    if (rc != 0 || c->refused) {
         /* refused at once (e.g. nothing listens on a local port): fail from the loop */
         c->refused = 1;
         arm(c->timer, 0);
@@ -948,6 +1015,8 @@ void net_client_free(net_client *cl)
         free(p);
     }
     event_free(cl->dispatch);
+    if (cl->dns) /* after the connections: freeing one cancels its lookup */
+        evdns_base_free(cl->dns, 0);
     free(cl);
 }
 

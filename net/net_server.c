@@ -102,6 +102,8 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
     net_loop *loop = arg;
     (void)fd;
     (void)what;
+    CM_WARN("net", "stop: grace period over, %zu connections cut mid-request",
+            (size_t)loop->nconns);
     while (loop->conns)
         net_conn_free(loop->conns);
     event_base_loopbreak(loop->base);

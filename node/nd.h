@@ -197,8 +197,9 @@ typedef struct {
     int64_t clock_offset_s; /* added to the clock when signing (tests of skew) */
 } nd_client_config;
 
-/* A layout address "host:port" into host (cap bytes) and port. The host must be a numeric
- * address (IPv6 in brackets): the RPC client resolves no names on the loop. CM_ERR_INVAL. */
+/* A layout address "host:port" into host (cap bytes) and port. The host is a numeric address
+ * (IPv6 in brackets) or a DNS name, which the RPC client resolves at each new connection without
+ * blocking its loop (net_client.c). CM_ERR_INVAL for anything else. */
 cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port);
 
 /* A peer as the layout names it; borrowed for the call. */

@@ -581,6 +581,30 @@ cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
     return go(op, peer, "GET", target, 0, NULL, NULL, NULL);
 }
 
+/* A DNS host name: dot-separated labels of 1..63 letters, digits and hyphens, not beginning or
+ * ending with a hyphen, 253 characters at most (RFC 1123); a final dot is allowed. */
+static int dns_name_ok(const char *h)
+{
+    size_t n = strlen(h), label = 0;
+    if (n == 0 || n > 254 || (n == 254 && h[n - 1] != '.') || h[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        if (ch == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return 0;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || (ch == '-' && label > 0)) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label == 0 || h[n - 1] != '-';
+}
+
 cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port)
 {
     const char *colon = strrchr(addr, ':');
@@ -600,8 +624,9 @@ cm_err nd_addr_parse(const char *addr, char *host, size_t cap, int *port)
     host[hl] = '\0';
     *port = (int)p;
     uint8_t a[16];
-    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1 ? CM_OK
-                                                                                 : CM_ERR_INVAL;
+    if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1)
+        return CM_OK;
+    return dns_name_ok(host) ? CM_OK : CM_ERR_INVAL;
 }
 
 /* ---- metadata partitions ---- */

@@ -83,6 +83,18 @@ static int64_t wait_member_key(co_client *c, int64_t old)
     return 0;
 }
 
+/* Node n1 of cluster tl, registering 127.0.0.1:9101 with a lease of ttl s. */
+static co_layout_config member_n1(co_config *cfg, int64_t ttl, int refresh_ms)
+{
+    return (co_layout_config){.etcd = cfg,
+                              .cluster = "tl",
+                              .node_id = "n1",
+                              .addr = "127.0.0.1:9101",
+                              .s3 = "http://127.0.0.1:9001",
+                              .ttl = ttl,
+                              .refresh_ms = refresh_ms};
+}
+
 static uint64_t current_epoch(co_layout *l)
 {
     pl_topology *t = NULL;
@@ -101,13 +113,7 @@ static void test_adopt_reject_members(void)
     if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
         return;
 
-    co_layout_config lc = {.etcd = &cfg,
-                           .cluster = "tl",
-                           .node_id = "n1",
-                           .addr = "127.0.0.1:9101",
-                           .s3 = "http://127.0.0.1:9001",
-                           .ttl = 2,
-                           .refresh_ms = 100};
+    co_layout_config lc = member_n1(&cfg, 2, 100);
     co_layout *l = NULL, *l2 = NULL;
     CU_ASSERT_FATAL(co_layout_open(&lc, &l) == CM_OK);
     pl_topology *t = NULL;
@@ -248,11 +254,43 @@ static void test_cache_file_during_outage(void)
     cu_etcd_stop(&e);
 }
 
+/*
+ * A graceful stop's co_layout_leave: the member key is gone from etcd when it returns, and the
+ * member thread does not register again (several refresh periods later it is still gone).
+ */
+static void test_leave(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    if (!cu_etcd_up(&e, 1, 500, &cfg, &c))
+        return;
+    co_layout_config lc = member_n1(&cfg, 30, 50);
+    lc.s3 = NULL;
+    co_layout *l = NULL;
+    CU_ASSERT_FATAL(co_layout_open(&lc, &l) == CM_OK);
+    CU_ASSERT_FATAL(wait_member_key(c, 0) != 0);
+    co_kv kv;
+    co_layout_leave(l, 5000);
+    CU_ASSERT_EQUAL(co_get(c, "/cairn/tl/nodes/n1", &kv, NULL), CM_ERR_NOTFOUND);
+    usleep(300000); /* six refresh periods: a thread that registered again would have by now */
+    CU_ASSERT_EQUAL(co_get(c, "/cairn/tl/nodes/n1", &kv, NULL), CM_ERR_NOTFOUND);
+    co_layout_status st;
+    co_layout_get_status(l, &st);
+    CU_ASSERT_EQUAL(st.registered, 0);
+    co_layout_leave(l, 5000); /* again: nothing left to do, returns at once */
+    co_layout_leave(NULL, 0);
+    co_layout_free(l);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"adopt, reject, members, outage", test_adopt_reject_members},
         {"cache file during an outage", test_cache_file_during_outage},
+        {"leave the member list at a stop", test_leave},
         {NULL, NULL},
     };
     cu_add_suite("coord_layout", tests);

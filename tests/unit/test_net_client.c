@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
+#include <event2/dns_struct.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -135,16 +138,23 @@ static void *srv_thread(void *arg)
     return NULL;
 }
 
-static void srv_start(tsrv *t)
+/* A server on host:port (port 0: any). */
+static void srv_start_at(tsrv *t, const char *host, int port)
 {
     net_config cfg;
     net_config_defaults(&cfg);
-    cfg.port = 0;
+    cfg.host = host;
+    cfg.port = port;
     cfg.threads = 1;
     cfg.read_high_water = 64 * 1024; /* a paused body holds back little: the slow test's pace */
     CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &s_handler, NULL, &t->srv), CM_OK);
     t->port = net_server_port(t->srv);
     pthread_create(&t->th, NULL, srv_thread, t);
+}
+
+static void srv_start(tsrv *t)
+{
+    srv_start_at(t, "127.0.0.1", 0);
 }
 
 static void srv_stop(tsrv *t)
@@ -238,22 +248,29 @@ static void on_done(net_call *call, cm_err e, void *arg)
 
 static const net_call_handler handler = {on_body, on_send, on_done};
 
-/* One call; body_len bytes of pattern are produced when body_len > 0. */
-static void do_call(tcl *c, int port, const char *method, const char *target, uint64_t body_len,
-                    tcall *t)
+/* One call to host; body_len bytes of pattern are produced when body_len > 0. */
+static void do_call_to(tcl *c, const char *host, int port, const char *method, const char *target,
+                       uint64_t body_len, tcall *t)
 {
     net_call *call;
     memset(t, 0, sizeof(*t));
     t->c = c;
     t->body = evbuffer_new();
     t->to_send = body_len;
-    CU_ASSERT_EQUAL_FATAL(net_call_new(c->cl, "127.0.0.1", port, method, target, &call), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(net_call_new(c->cl, host, port, method, target, &call), CM_OK);
     if (body_len > 0)
         net_call_body(call, body_len, NULL);
     c->pending++;
     net_call_start(call, &handler, t, body_len == 0);
     tcl_run(c);
     CU_ASSERT_EQUAL(t->done, 1);
+}
+
+/* One call to 127.0.0.1. */
+static void do_call(tcl *c, int port, const char *method, const char *target, uint64_t body_len,
+                    tcall *t)
+{
+    do_call_to(c, "127.0.0.1", port, method, target, body_len, t);
 }
 
 static int body_is_pattern(struct evbuffer *b, size_t n)
@@ -305,6 +322,118 @@ static void test_framings_and_keepalive(void)
     CU_ASSERT_EQUAL(st.connects, 2);
     tcl_free(&c);
     srv_stop(&s);
+}
+
+/*
+ * A peer named by a DNS name ("localhost", from /etc/hosts): calls reach the server, a connection
+ * is pooled under the name, a new connection resolves again, a closed port fails as refused.
+ */
+static void test_host_names(void)
+{
+    tsrv s;
+    tcl c;
+    tcall t;
+    net_client_stats st;
+    srv_start(&s);
+    tcl_init(&c, 5000);
+    do_call_to(&c, "localhost", s.port, "GET", "/len/5000", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 5000));
+    evbuffer_free(t.body);
+    CU_ASSERT_EQUAL(net_client_conns(c.cl, "localhost", s.port), 1);
+    do_call_to(&c, "localhost", s.port, "GET", "/close", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    evbuffer_free(t.body);
+    do_call_to(&c, "localhost", s.port, "PUT", "/sink", 100000, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT_EQUAL(t.status, 200);
+    evbuffer_free(t.body);
+    net_client_get_stats(c.cl, &st);
+    CU_ASSERT_EQUAL(st.connects, 2); /* the second after Connection: close */
+    int port = s.port;
+    srv_stop(&s);
+    do_call_to(&c, "localhost", port, "GET", "/len/1", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_UNAVAILABLE);
+    evbuffer_free(t.body);
+    tcl_free(&c);
+}
+
+/* A name server on the client's loop: node.test is ns_addr (A), no AAAA; counts the lookups. */
+typedef struct {
+    struct in_addr addr;
+    int lookups;
+} tns;
+
+static void ns_request(struct evdns_server_request *req, void *arg)
+{
+    tns *ns = arg;
+    for (int i = 0; i < req->nquestions; i++) {
+        const struct evdns_server_question *q = req->questions[i];
+        if (q->type == EVDNS_TYPE_A && strcasecmp(q->name, "node.test") == 0) { /* 0x20 case */
+            ns->lookups++;
+            evdns_server_request_add_a_reply(req, q->name, 1, &ns->addr, 0);
+        }
+    }
+    evdns_server_request_respond(req, 0);
+}
+
+/*
+ * A peer whose name moves to another address (a pod restarted elsewhere): once the server at
+ * the old address is gone, the next call resolves again and reaches the new one.
+ */
+static void test_name_moves(void)
+{
+    tsrv a, b;
+    tcl c;
+    tcall t;
+    tns ns = {{0}, 0};
+    char nsaddr[64];
+    uint64_t open, acc_a, acc_b;
+    evutil_socket_t fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+    evutil_make_socket_nonblocking(fd);
+    snprintf(nsaddr, sizeof(nsaddr), "127.0.0.1:%d", ntohs(sin.sin_port));
+
+    srv_start_at(&a, "127.0.0.1", 0);
+    srv_start_at(&b, "127.0.0.2", a.port); /* the same port at the new address */
+    net_client_config cfg;
+    memset(&c, 0, sizeof(c));
+    net_client_config_defaults(&cfg);
+    cfg.nameserver = nsaddr;
+    c.base = event_base_new();
+    CU_ASSERT_EQUAL_FATAL(net_client_new(c.base, &cfg, &c.cl), CM_OK);
+    struct evdns_server_port *port =
+        evdns_add_server_port_with_base(c.base, fd, 0, ns_request, &ns);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(port);
+
+    inet_pton(AF_INET, "127.0.0.1", &ns.addr);
+    do_call_to(&c, "node.test", a.port, "GET", "/len/100", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 100));
+    evbuffer_free(t.body);
+    net_server_conn_stats(a.srv, &open, &acc_a);
+    CU_ASSERT_EQUAL(acc_a, 1);
+    CU_ASSERT_EQUAL(ns.lookups, 1);
+
+    inet_pton(AF_INET, "127.0.0.2", &ns.addr);
+    srv_stop(&a); /* its connections close; the pooled one goes when its EOF is read */
+    do_call_to(&c, "node.test", a.port, "GET", "/len/200", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 200));
+    evbuffer_free(t.body);
+    net_server_conn_stats(b.srv, &open, &acc_b);
+    CU_ASSERT_EQUAL(acc_b, 1);
+    CU_ASSERT(ns.lookups >= 2);
+
+    net_client_free(c.cl);
+    evdns_close_server_port(port);
+    event_base_free(c.base);
+    evutil_closesocket(fd);
+    srv_stop(&b);
 }
 
 static void test_request_bodies(void)
@@ -595,6 +724,8 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"framings_and_keepalive", test_framings_and_keepalive},
         {"request_bodies", test_request_bodies},
+        {"host_names", test_host_names},
+        {"name_moves", test_name_moves},
         {"slow_steady_body", test_slow_steady_body},
         {"canned_responses", test_canned_responses},
         {"retry_keeps_headers", test_retry_keeps_headers},

@@ -559,6 +559,54 @@ static void test_info(void)
     node_stop(&n);
 }
 
+/* Layout addresses with DNS names parse; the RPC reaches a node by the name "localhost". */
+static void test_host_names(void)
+{
+    static const struct {
+        const char *addr, *host;
+        int port;
+    } good[] = {
+        {"localhost:9100", "localhost", 9100},
+        {"cairn-az1-0.cairn.default.svc.cluster.local:9100",
+         "cairn-az1-0.cairn.default.svc.cluster.local", 9100},
+        {"node1.example.:7", "node1.example.", 7},
+        {"10.1.2.3:1", "10.1.2.3", 1},
+        {"[::1]:65535", "::1", 65535},
+    };
+    static const char *bad[] = {"bad_name:1", "-x:1",    "x-:1", "a..b:1", ".a:1", "a b:1",
+                                "x:0",        "x:65536", ":1",   "x:",     "x",    "[]:1"};
+    char host[128], long_label[80];
+    int port;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CU_ASSERT_EQUAL(nd_addr_parse(good[i].addr, host, sizeof(host), &port), CM_OK);
+        CU_ASSERT_STRING_EQUAL(host, good[i].host);
+        CU_ASSERT_EQUAL(port, good[i].port);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CU_ASSERT_EQUAL(nd_addr_parse(bad[i], host, sizeof(host), &port), CM_ERR_INVAL);
+    memset(long_label, 'a', 64); /* a label of 64: one too long */
+    memcpy(long_label + 64, ".b:1", 5);
+    CU_ASSERT_EQUAL(nd_addr_parse(long_label, host, sizeof(host), &port), CM_ERR_INVAL);
+    memcpy(long_label + 63, ".b:1", 5);
+    CU_ASSERT_EQUAL(nd_addr_parse(long_label, host, sizeof(host), &port), CM_OK);
+
+    tnode n;
+    tloop l;
+    tres r;
+    node_start(&n, "named", 1, 0);
+    loop_default(&l);
+    nd_peer p = {n.id, "localhost", n.port};
+    tres_init(&r, &l);
+    CU_ASSERT_EQUAL(nd_info(l.cl, &p, done_cb, &r), CM_OK);
+    loop_run(&l);
+    CU_ASSERT_EQUAL(r.res.err, CM_OK);
+    if (r.res.info)
+        CU_ASSERT_STRING_EQUAL(r.info.node_id, "named");
+    tres_release(&r);
+    loop_free(&l);
+    node_stop(&n);
+}
+
 /* A list page; its chunks are copied to list_copy by done_cb. */
 static nd_result do_list(tloop *l, const tnode *n, uint32_t drive, const bs_id *after, size_t max)
 {
@@ -1129,6 +1177,7 @@ void cu_register(void)
         {"bad_checksum_refused", test_bad_checksum_refused},
         {"delete", test_delete},
         {"info", test_info},
+        {"host_names", test_host_names},
         {"list", test_list},
         {"auth_refused", test_auth_refused},
         {"pool_reuse", test_pool_reuse},
