@@ -471,7 +471,12 @@ gw_s3err gw_lock_from_request(gw_req *r, md_object *o, int use_default, char *ms
 void gw_lock_default(gw_req *r, md_object *o);
 /* 1 (and answered InvalidRequest) when a PUT with lock headers has no Content-MD5 / checksum. */
 int gw_lock_put_refused(gw_req *r);
-/* The x-amz-object-lock-* headers of a GET / HEAD answer. */
+/* 1 when r's principal may set what its x-amz-object-lock-* headers ask (S3: a write with them
+ * also needs s3:PutObjectRetention for mode/date, s3:PutObjectLegalHold for the legal hold, on
+ * top of s3:PutObject); 0 otherwise (nothing answered). Reads the bucket record (any thread). */
+int gw_lock_write_allowed(gw_req *r);
+/* The x-amz-object-lock-* headers of a GET / HEAD answer: the retention's only when r may
+ * s3:GetObjectRetention, the legal hold's only when it may s3:GetObjectLegalHold (as S3). */
 void gw_lock_headers(gw_req *r, const md_object *o);
 /* 1 when r asks x-amz-bypass-governance-retention: true and may (root, or a principal allowed
  * s3:BypassGovernanceRetention on bucket/key). May read the bucket record (any thread). */
