@@ -488,6 +488,14 @@ typedef struct {
     int if_none_match_star; /* fail if a current, non-delete-marker object exists */
     const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
     int bypass_governance;  /* a version deleted by id may be under GOVERNANCE retention */
+    /* A version deleted by id as noncurrent (lifecycle, docs/lifecycle.md): in the delete's
+     * transaction it must still be noncurrent, its successor (the next newer version) written at
+     * successor_ms, and at least newer_min versions (the latest included) newer than it; else
+     * CM_ERR_PRECONDITION. So a client's write or delete between the lifecycle's listing and its
+     * delete cannot make it remove the current version or one the rule keeps. */
+    int noncurrent;
+    int64_t successor_ms;
+    uint32_t newer_min;
 } md_cond;
 
 /* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is
