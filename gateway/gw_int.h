@@ -62,12 +62,13 @@ struct gw {
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
     void *admin_arg;
     void *status_arg;
-    gw_bucket_ns ns;     /* cluster mode's bucket namespace; all NULL: the local store alone */
-    cm_mkey mkey;        /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
-    int have_mkey;       /* 0: no master key could be had; SSE-S3 is refused */
-    gw_cors_cache *cors; /* parsed CORS configurations by bucket (gw_corsops.c) */
-    gw_users *users;     /* users and their keys (gw_users.c) */
-    gw_pcache *pcache;   /* parsed bucket policies (gw_authz.c) */
+    gw_bucket_ns ns;          /* cluster mode's bucket namespace; all NULL: the local store alone */
+    cm_mkey mkey;             /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
+    int have_mkey;            /* 0: no master key could be had; SSE-S3 is refused */
+    struct gw_rewrap *rewrap; /* the master-key rewrap pass (gw_sse_rewrap.c); NULL: none */
+    gw_cors_cache *cors;      /* parsed CORS configurations by bucket (gw_corsops.c) */
+    gw_users *users;          /* users and their keys (gw_users.c) */
+    gw_pcache *pcache;        /* parsed bucket policies (gw_authz.c) */
 
     /* /metrics and the access log (gw_stats.c, docs/metrics.md) */
     gw_stats *stats;     /* request counters and latency histograms */
@@ -237,6 +238,11 @@ cm_err gw_users_secret(void *arg, const char *access_key, char *secret, size_t c
 gw_principal gw_users_who(gw *g, const char *access_key, char *user, size_t cap);
 /* /admin/users (GET lists, POST changes); root only. */
 void gw_users_admin(gw_req *r, int post);
+
+/* ---- gw_sse_rewrap.c: master-key rotation (docs/encryption.md) ---- */
+
+/* GET /admin/sse/rewrap: the pass's status; POST: start or resume it (202, or 409 running). */
+void gw_rewrap_admin(gw_req *r, int post);
 
 /* ---- gw_authz.c, gw_access.c: authorization and the access subresources ---- */
 

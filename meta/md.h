@@ -438,6 +438,40 @@ void md_lc_names_free(char **names, size_t n);
 cm_err md_lc_state_set(md_store *md, const char *name, const void *v, size_t len);
 cm_err md_lc_state_get(md_store *md, const char *name, void **v, size_t *len);
 
+/*
+ * Master-key rotation (md_rewrap.c; docs/encryption.md): a pass over every wrapped data key, in
+ * `objects`, then `versions`, then `parts` (uploads in progress), each in key order. The caller
+ * keeps the cursor (zeroed: from the start; phase MD_REWRAP_DONE: finished) and may store it to
+ * resume. fn re-wraps one wrapped key in place (same length): CM_OK with *changed, or an error
+ * that stops the step; mode_known 1 when the record says the key is SSE-S3 (an object), 0 for an
+ * upload's part (SSE-C or SSE-S3: fn tells them apart). md_rewrap_step does up to max records
+ * after the cursor in one write transaction, the records whose keys changed patched in place,
+ * and advances the cursor; counts are added to *add. An error (fn's, a record that does not
+ * decode: its key as "bucket/key" in bad) writes nothing of the step and leaves the cursor.
+ */
+typedef enum {
+    MD_REWRAP_OBJECTS = 0,
+    MD_REWRAP_VERSIONS = 1,
+    MD_REWRAP_PARTS = 2,
+    MD_REWRAP_DONE = 3
+} md_rewrap_phase;
+typedef struct {
+    uint8_t phase;                                       /* md_rewrap_phase */
+    uint8_t after[MD_BUCKET_MAX + MD_MAX_KEY + 64 + 32]; /* the last record done in phase */
+    size_t after_len;                                    /* 0: from the phase's first record */
+} md_rewrap_cursor;
+typedef struct {
+    uint64_t records, keys, rewrapped;
+} md_rewrap_counts;
+typedef cm_err (*md_rewrap_fn)(void *arg, uint8_t *wrapped, size_t len, int mode_known,
+                               int *changed);
+cm_err md_rewrap_step(md_store *md, md_rewrap_cursor *cur, size_t max, md_rewrap_fn fn, void *arg,
+                      md_rewrap_counts *add, char *bad, size_t bad_cap);
+/* The whole store in one read transaction (a snapshot), fn asked about every wrapped key as by a
+ * step but nothing written: got->rewrapped counts those fn said would change. Errors as a step. */
+cm_err md_rewrap_verify(md_store *md, md_rewrap_fn fn, void *arg, md_rewrap_counts *got, char *bad,
+                        size_t bad_cap);
+
 /* ---- Users, access keys and bucket policies (md_users.c; docs/users.md) ---- */
 
 #define MD_USER_NAME_MAX 64
