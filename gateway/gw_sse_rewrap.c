@@ -1,7 +1,7 @@
 /*
  * gw_sse_rewrap.c - rotating the master key of encryption at rest (docs/encryption.md, "Rotating
- * the master key"): the pass that re-wraps every SSE-S3 data key under the primary master key,
- * its progress, and the check at start that no key still in use is missing.
+ * the master key"): the pass that re-wraps every SSE-S3 data key (and access key secret) under the
+ * primary master key, its progress, and the check at start that no key still in use is missing.
  *
  * Keys in use. A stored data key names the master key that wrapped it (its key id). The store
  * does not index them, so this module keeps the set of ids that may still wrap data keys: every
@@ -24,9 +24,8 @@
  * (the pass never skips a key it cannot move, so it never declares an old key unused while it
  * is); POST again after fixing the key list resumes from the cursor. An upload's part record does
  * not say whether it is SSE-S3 or SSE-C: a key id outside the in-use set is taken as an SSE-C
- * key (wrapped under a customer's key) and left alone. User secrets are wrapped under the master
- * key too; the users module unwraps them with any listed key, see docs/encryption.md for what
- * retiring a key means for them.
+ * key (wrapped under a customer's key) and left alone. The access keys' secrets (gw_users.c) are
+ * wrapped under the master key too: the pass moves them as well (their last phase).
  *
  * State (blob "sse-rewrap" of md_lc_state, big-endian): version 1 | u8 n | n x id[4] | u8
  * running | u8 failed | u8 phase | u16 cursor length | cursor | u64 records, keys, rewrapped |
@@ -167,29 +166,36 @@ static int used_has(const rw_state *s, const uint8_t id[4])
 
 typedef enum { K_PRIMARY, K_MOVABLE, K_SSEC, K_MISSING } key_kind;
 
-/* What a wrapped data key is to the pass (see the file-top comment). */
-static key_kind classify(gw_rewrap *rw, const uint8_t *wrapped, size_t len, int mode_known)
+/* What a wrapped secret is to the pass (see the file-top comment). */
+static key_kind classify(gw_rewrap *rw, const uint8_t *wrapped, size_t len, md_rewrap_kind kind)
 {
     uint8_t id[4];
     if (!cm_mkey_wrapped_id(wrapped, len, id) || memcmp(id, rw->g->mkey.id, 4) == 0)
         return K_PRIMARY; /* (too short: the unwrap reports it as corrupt) */
     if (cm_mkey_knows(&rw->g->mkey, id))
         return K_MOVABLE;
-    if (!mode_known && !used_has(&rw->st, id))
+    if (kind == MD_REWRAP_PART && !used_has(&rw->st, id))
         return K_SSEC; /* an SSE-C upload's part: under its customer's key */
     memcpy(rw->missing_id, id, 4);
     rw->missing = 1;
     return K_MISSING;
 }
 
-/* md_rewrap_fn of a step: one wrapped data key moved under the primary. */
-static cm_err rewrap_key(void *arg, uint8_t *wrapped, size_t len, int mode_known, int *changed)
+/* md_rewrap_fn of a step: one wrapped secret moved under the primary, with the context it was
+ * wrapped with: a data key's, or an access key's secret (gw_users.c's CTX_PREFIX + access key). */
+static cm_err rewrap_key(void *arg, uint8_t *wrapped, size_t len, md_rewrap_kind kind,
+                         const char *name, int *changed)
 {
     gw_rewrap *rw = arg;
+    char ctx[96];
     *changed = 0;
-    switch (classify(rw, wrapped, len, mode_known)) {
+    switch (classify(rw, wrapped, len, kind)) {
     case K_MOVABLE:
-        return cm_mkey_rewrap(&rw->g->mkey, "sse-dek", wrapped, len, changed);
+        if (kind == MD_REWRAP_USER)
+            snprintf(ctx, sizeof(ctx), "cairn-user-secret:%s", name);
+        else
+            snprintf(ctx, sizeof(ctx), "sse-dek");
+        return cm_mkey_rewrap(&rw->g->mkey, ctx, wrapped, len, changed);
     case K_MISSING:
         return CM_ERR_AUTH;
     default:
@@ -197,10 +203,12 @@ static cm_err rewrap_key(void *arg, uint8_t *wrapped, size_t len, int mode_known
     }
 }
 
-/* md_rewrap_fn of the verification: *changed when the key is not under the primary. */
-static cm_err check_key(void *arg, uint8_t *wrapped, size_t len, int mode_known, int *changed)
+/* md_rewrap_fn of the verification: *changed when the secret is not under the primary. */
+static cm_err check_key(void *arg, uint8_t *wrapped, size_t len, md_rewrap_kind kind,
+                        const char *name, int *changed)
 {
-    key_kind k = classify(arg, wrapped, len, mode_known);
+    key_kind k = classify(arg, wrapped, len, kind);
+    (void)name;
     *changed = k == K_MOVABLE;
     return k == K_MISSING ? CM_ERR_AUTH : CM_OK;
 }
@@ -216,8 +224,9 @@ static void step_failed(gw_rewrap *rw, cm_err e, const char *bad)
     rw->st.failed = 1;
     if (rw->missing)
         snprintf(rw->st.err, sizeof(rw->st.err),
-                 "%s: its data key is wrapped under master key %s, which this server does not "
-                 "hold: list that key after the primary and start the pass again",
+                 "%s: its key is wrapped under master key %s, which this server does not hold: "
+                 "list that key after the primary and start the pass again (or, for an access "
+                 "key k/..., delete it)",
                  bad, idh);
     else
         snprintf(rw->st.err, sizeof(rw->st.err), "%s: %s", bad[0] ? bad : "(store)", cm_err_str(e));
@@ -415,7 +424,7 @@ static void json_ids(struct evbuffer *b, const char *name, const rw_state *s, co
 
 static void status_json(gw_rewrap *rw, struct evbuffer *b)
 {
-    static const char *const phases[] = {"objects", "versions", "uploads", "done"};
+    static const char *const phases[] = {"objects", "versions", "uploads", "users", "done"};
     char idh[9];
     pthread_mutex_lock(&rw->mu);
     rw_state s = rw->st;

@@ -3,16 +3,17 @@
  * every wrapped data key of an encrypted body, re-wrapped by the caller's function, written back
  * into its record without touching anything else.
  *
- * Where wrapped data keys live: the parts of object records (PT_SSE in each OT_PART) in
- * `objects` (the latest versions) and `versions` (the older ones), and the part records of
- * multipart uploads in progress in `parts`. A pass walks the three databases in that order, each
+ * Where wrapped secrets live: the data keys in the parts of object records (PT_SSE in each
+ * OT_PART) in `objects` (the latest versions) and `versions` (the older ones) and in the part
+ * records of multipart uploads in progress in `parts`; the access keys' secrets in `users` ("k/"
+ * records, md_users.c). A pass walks the four databases in that order, each
  * in key order, md_rewrap_step doing up to `max` records per write transaction after a cursor the
  * caller keeps (and may store: a pass resumes where it stopped). Records written while the pass
  * runs are wrapped under the primary already; a step reads and rewrites its records in one
  * transaction of the group commit, so no client write can slip between its read and its write.
  *
- * In place. A wrapped key keeps its length under another master key (cm_mkey format), so the
- * record's bytes are patched where the old wrapped key stood: fields this reader does not know,
+ * In place. A wrapped secret keeps its length under another master key (cm_mkey format), so the
+ * record's bytes are patched where the old one stood: fields this reader does not know,
  * the generation and every other byte stay as they were. The old wrapped key (65 random-looking
  * bytes) is found in the stored record by its bytes and must occur exactly once; anything else is
  * corruption and stops the step. SSE-C objects' keys are wrapped under the customer's key: their
@@ -22,7 +23,7 @@
  * Verification. Records move between the databases while a pass runs (Complete copies an
  * upload's part keys into an object record, a versioned write moves the latest into `versions`,
  * deleting the latest promotes an older one back), so a key can move from a place the pass has
- * not reached to one it has passed. md_rewrap_verify therefore reads all three databases in one
+ * not reached to one it has passed. md_rewrap_verify therefore reads all four databases in one
  * read transaction, a snapshot: when no key in it is under another master key, none is from then
  * on (only the primary wraps, and moves copy keys as they are). It holds a read transaction for
  * the whole scan (in memory, no body is read): the map cannot grow meanwhile.
@@ -59,7 +60,8 @@ static MDB_dbi phase_db(md_store *md, uint8_t phase)
 {
     return phase == MD_REWRAP_OBJECTS    ? md->objects
            : phase == MD_REWRAP_VERSIONS ? md->versions
-                                         : md->parts;
+           : phase == MD_REWRAP_PARTS    ? md->parts
+                                         : md->users;
 }
 
 /* Replace the one occurrence of old[0..n) in v[0..vl) by nw. CM_ERR_CORRUPT when not once. */
@@ -79,18 +81,19 @@ static cm_err patch(uint8_t *v, size_t vl, const uint8_t *old, const uint8_t *nw
     return CM_OK;
 }
 
-/* fn over one part's wrapped key, patching rec's stored bytes when it changed. */
-static cm_err part_key(rw_op *op, const md_part *p, int mode_known, rw_rec *rec, int *changed)
+/* fn over one wrapped secret w[0..n) of rec, patching rec's stored bytes when it changed. */
+static cm_err one_secret(rw_op *op, const uint8_t *w, size_t n, md_rewrap_kind kind,
+                         const char *name, rw_rec *rec, int *changed)
 {
-    uint8_t w[MD_SSE_WRAPPED_MAX];
+    uint8_t again[MD_SEALED_MAX > MD_SSE_WRAPPED_MAX ? MD_SEALED_MAX : MD_SSE_WRAPPED_MAX];
     int ch = 0;
-    if (!p->sse_key_len)
-        return CM_OK;
-    memcpy(w, p->sse_key, p->sse_key_len);
+    if (n == 0 || n > sizeof(again))
+        return n == 0 ? CM_OK : CM_ERR_CORRUPT;
+    memcpy(again, w, n);
     op->got.keys++;
-    cm_err e = op->fn(op->arg, w, p->sse_key_len, mode_known, &ch);
+    cm_err e = op->fn(op->arg, again, n, kind, name, &ch);
     if (e == CM_OK && ch)
-        e = patch(rec->v, rec->vl, p->sse_key, w, p->sse_key_len);
+        e = patch(rec->v, rec->vl, w, again, n);
     if (e == CM_OK && ch) {
         op->got.rewrapped++;
         *changed = 1;
@@ -98,16 +101,25 @@ static cm_err part_key(rw_op *op, const md_part *p, int mode_known, rw_rec *rec,
     return e;
 }
 
-/* The wrapped keys of one stored record; *changed when any was rewrapped (rec->v patched). */
+/* The wrapped secrets of one stored record; *changed when any was rewrapped (rec->v patched). */
 static cm_err one_record(rw_op *op, rw_rec *rec, int *changed)
 {
     cm_err e;
     *changed = 0;
+    if (op->cur->phase == MD_REWRAP_USERS) {
+        md_user_key k;
+        if (rec->kl < 2 || rec->k[0] != 'k' || rec->k[1] != '/')
+            return CM_OK; /* a user or a policy: nothing wrapped */
+        if ((e = md_user_key_decode(rec->v, rec->vl, (const char *)rec->k + 2, rec->kl - 2, &k)) !=
+            CM_OK)
+            return e;
+        return one_secret(op, k.sealed, k.sealed_len, MD_REWRAP_USER, k.access_key, rec, changed);
+    }
     if (op->cur->phase == MD_REWRAP_PARTS) {
         md_part p;
         if ((e = md_part_decode_ex(rec->v, rec->vl, 1, &p)) != CM_OK)
             return e;
-        e = part_key(op, &p, 0, rec, changed);
+        e = one_secret(op, p.sse_key, p.sse_key_len, MD_REWRAP_PART, NULL, rec, changed);
         md_part_release(&p);
         return e;
     }
@@ -115,7 +127,8 @@ static cm_err one_record(rw_op *op, rw_rec *rec, int *changed)
     if ((e = md_object_decode_ex(rec->v, rec->vl, MD_DECODE_NOBODY, &o)) != CM_OK)
         return e;
     for (size_t i = 0; e == CM_OK && o.sse.mode == MD_SSE_S3 && i < o.nparts; i++)
-        e = part_key(op, &o.parts[i], 1, rec, changed);
+        e = one_secret(op, o.parts[i].sse_key, o.parts[i].sse_key_len, MD_REWRAP_SSE_S3, NULL, rec,
+                       changed);
     md_object_release(&o);
     return e;
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Master-key rotation (docs/encryption.md, "Rotating the master key") on a single node: SSE-S3
 # objects (simple, multipart, versioned, bucket default, an upload in progress) and an SSE-C one
-# written under key A (sse_rotate.py write). Started with B alone before any rewrap: the start
-# logs A as missing, a GET answers 500 with a log line naming A, and `cairn admin sse rewrap
-# --wait` stops on the error (exit 3) naming A. Started with "B,A": everything reads, the pass
-# resumes and finishes, the status shows B alone in use. Started with B alone again: no key is
-# missing and every object reads back byte-exact, the upload completes. A cluster node answers
-# the rewrap API 501.
+# written under key A (sse_rotate.py write), and a user whose secret A wraps. Started with B alone
+# before any rewrap: the start logs A as missing, a GET answers 500 with a log line naming A, and
+# `cairn admin sse rewrap --wait` stops on the error (exit 3) naming A. Started with "B,A":
+# everything reads, the pass resumes and finishes, the status shows B alone in use. Started with
+# B alone again: no key is missing, every object reads back byte-exact, the upload completes, the
+# user's key signs. A cluster node answers the rewrap API 501.
 source "$(dirname "$0")/lib.sh"
 "$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: no boto3"; exit 77; }
 admin() { "$CAIRN_BIN" admin "$@" --endpoint "$H_ENDPOINT"; }
@@ -23,6 +23,13 @@ CAIRN_MASTER_KEY=$KA h_start
 export CAIRN_ENDPOINT=$H_ENDPOINT
 if "$H_PY" "$H_DIR/sse_rotate.py" write; then h_ok "SSE objects under key A"; else
     h_bad "SSE objects under key A"; fi
+if out=$(admin user create carol); then # her secret is wrapped under A too
+    CAROL_AK=$(sed -n 's/^access_key=//p' <<<"$out")
+    CAROL_SK=$(sed -n 's/^secret_key=//p' <<<"$out")
+    h_ok "a user made under key A"
+else
+    h_bad "a user made under key A" "$out"
+fi
 h_stop
 
 # A removed before any rewrap: loud, never garbage.
@@ -64,4 +71,8 @@ if tail -n +"$since" "$H_LOG" | grep -q "may still wrap"; then
     h_bad "no key missing after the pass"; else h_ok "no key missing after the pass"; fi
 if "$H_PY" "$H_DIR/sse_rotate.py" verify; then h_ok "every object reads back under B alone"; else
     h_bad "every object reads back under B alone"; fi
+h_run "the user's key made under A still signs" env AWS_ACCESS_KEY_ID="$CAROL_AK" \
+    AWS_SECRET_ACCESS_KEY="$CAROL_SK" "$H_PY" -c 'import boto3, os, sys
+s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], region_name="us-east-1")
+s3.list_buckets()'
 h_finish

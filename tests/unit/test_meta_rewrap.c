@@ -1,10 +1,10 @@
 /*
  * test_meta_rewrap.c - master-key rotation in the store (md_rewrap.c): SSE-S3 data keys wrapped
  * under key A in a latest version, an older version and an upload's part, an SSE-C object beside
- * them; a step whose function lacks A stops with the record named and writes nothing; steps of
- * one record each walk the three databases and re-wrap every key under B, the records otherwise
- * unchanged (the same data keys inside, the SSE-C record byte for byte), and the verification of
- * the whole store then finds nothing left under A.
+ * them, an access key's secret under A; a step whose function lacks A stops with the record named
+ * and writes nothing; steps of one record each walk the four databases and re-wrap every secret
+ * under B, the records otherwise unchanged (the same data keys inside, the SSE-C record byte for
+ * byte), and the verification of the whole store then finds nothing left under A.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +19,21 @@ static const char HEX_B[] = "b00102030405060708090a0b0c0d0e0f1011121314151617181
 static const char HEX_C[] = "c00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /* The md_rewrap_fn of gw_sse_rewrap.c in small: re-wrap under ring's primary what it knows. */
-static cm_err rewrap(void *arg, uint8_t *w, size_t len, int mode_known, int *changed)
+static cm_err rewrap(void *arg, uint8_t *w, size_t len, md_rewrap_kind kind, const char *name,
+                     int *changed)
 {
     const cm_mkey *ring = arg;
     uint8_t id[4];
+    char ctx[64];
     *changed = 0;
     CU_ASSERT_FATAL(cm_mkey_wrapped_id(w, len, id));
+    if (kind == MD_REWRAP_USER)
+        snprintf(ctx, sizeof(ctx), "user:%s", name);
+    else
+        snprintf(ctx, sizeof(ctx), "sse-dek");
     if (cm_mkey_knows(ring, id))
-        return cm_mkey_rewrap(ring, "sse-dek", w, len, changed);
-    return mode_known ? CM_ERR_AUTH : CM_OK;
+        return cm_mkey_rewrap(ring, ctx, w, len, changed);
+    return kind != MD_REWRAP_PART ? CM_ERR_AUTH : CM_OK;
 }
 
 /* An encrypted part: data key number n (32 bytes of n) wrapped under kek. */
@@ -106,12 +112,23 @@ static void test_rotate(void)
     md_part pp = part_under(&a, 1, 40);
     CU_ASSERT_EQUAL_FATAL(md_part_put(md, "b", "u", "up1", &pp, NULL, NULL), CM_OK);
     CU_ASSERT_EQUAL_FATAL(md_object_get(md, "b", "s", &sse_c), CM_OK);
+    md_user usr = {0};
+    md_user_key uk = {0};
+    size_t sl = 0;
+    snprintf(usr.name, sizeof(usr.name), "alice");
+    snprintf(uk.user, sizeof(uk.user), "alice");
+    snprintf(uk.access_key, sizeof(uk.access_key), "AKALICE");
+    CU_ASSERT_EQUAL(
+        cm_mkey_wrap(&a, "user:AKALICE", "secret-of-alice", 15, uk.sealed, sizeof(uk.sealed), &sl),
+        CM_OK);
+    uk.sealed_len = sl;
+    CU_ASSERT_EQUAL_FATAL(md_user_create(md, &usr, &uk), CM_OK);
 
     /* everything A wraps is counted; nothing changes */
     md_rewrap_counts n = {0};
     CU_ASSERT_EQUAL(md_rewrap_verify(md, rewrap, &ring, &n, bad, sizeof(bad)), CM_OK);
-    CU_ASSERT_EQUAL(n.rewrapped, 5); /* 2 + 2 parts of k's versions, the upload's part */
-    CU_ASSERT_EQUAL(n.keys, 5);      /* the SSE-C object's 2 are not asked about */
+    CU_ASSERT_EQUAL(n.rewrapped, 6); /* 2 + 2 parts of k's versions, the upload's part, alice */
+    CU_ASSERT_EQUAL(n.keys, 6);      /* the SSE-C object's 2 are not asked about */
 
     /* B alone cannot move A's keys: the step stops on the first record, naming it */
     md_rewrap_cursor cur = {0};
@@ -121,7 +138,7 @@ static void test_rotate(void)
     CU_ASSERT_EQUAL(cur.phase, MD_REWRAP_OBJECTS);
     CU_ASSERT_EQUAL(cur.after_len, 0);
     CU_ASSERT_EQUAL(md_rewrap_verify(md, rewrap, &ring, &n, bad, sizeof(bad)), CM_OK);
-    CU_ASSERT_EQUAL(n.rewrapped, 5);
+    CU_ASSERT_EQUAL(n.rewrapped, 6);
 
     /* one record a step: the cursor carries the walk through objects, versions, parts */
     int steps = 0;
@@ -133,8 +150,8 @@ static void test_rotate(void)
     }
     CU_ASSERT_EQUAL(cur.phase, MD_REWRAP_DONE);
     CU_ASSERT(steps >= 4);
-    CU_ASSERT_EQUAL(n.rewrapped, 5);
-    CU_ASSERT_EQUAL(n.records, 4); /* k, s; k's older version; the part */
+    CU_ASSERT_EQUAL(n.rewrapped, 6);
+    CU_ASSERT_EQUAL(n.records, 6); /* k, s; k's older version; the part; alice and her key */
     CU_ASSERT_EQUAL(md_rewrap_verify(md, rewrap, &ring, &n, bad, sizeof(bad)), CM_OK);
     CU_ASSERT_EQUAL(n.rewrapped, 0);
 
@@ -170,6 +187,20 @@ static void test_rotate(void)
     key_is(&c, &got.parts[0], 30);
     md_object_release(&got);
     md_object_release(&sse_c);
+    md_user *users = NULL;
+    md_user_key *keys = NULL;
+    size_t nu = 0, nk = 0;
+    char secret[32];
+    size_t secl = 0;
+    CU_ASSERT_EQUAL_FATAL(md_users_list(md, &users, &nu, &keys, &nk), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(nk, 1);
+    CU_ASSERT(strcmp(keys[0].user, "alice") == 0 && keys[0].sealed_len == sl);
+    CU_ASSERT_EQUAL(cm_mkey_unwrap(&b, "user:AKALICE", keys[0].sealed, keys[0].sealed_len,
+                                   (uint8_t *)secret, sizeof(secret), &secl),
+                    CM_OK);
+    CU_ASSERT(secl == 15 && memcmp(secret, "secret-of-alice", 15) == 0);
+    free(users);
+    free(keys);
     md_close(md);
 }
 
