@@ -331,23 +331,32 @@ static cm_err spawn(gw_rewrap *rw)
 /* ---- start, stop, admin ---- */
 
 /* The check at start: the primary joins the in-use set; ids of it not held are logged. */
-static void check_keys(gw_rewrap *rw)
+static cm_err check_keys(gw_rewrap *rw)
 {
     char idh[9];
     rw_state *s = &rw->st;
-    if (!used_has(s, rw->g->mkey.id) && s->nused < CM_ARRAY_LEN(s->used))
+    if (!used_has(s, rw->g->mkey.id) && s->nused == CM_ARRAY_LEN(s->used)) {
+        CM_ERROR(MOD,
+                 "%zu master keys have been primary since the last finished rewrap pass: start "
+                 "with one of them as the primary and run `cairn admin sse rewrap` first",
+                 CM_ARRAY_LEN(s->used));
+        return CM_ERR_TOOBIG; /* never a primary whose use is not tracked */
+    }
+    if (!used_has(s, rw->g->mkey.id))
         memcpy(s->used[s->nused++], rw->g->mkey.id, 4);
     for (size_t i = 0; i < s->nused; i++) {
         if (cm_mkey_knows(&rw->g->mkey, s->used[i]))
             continue;
         cm_mkey_id_hex(s->used[i], idh);
         CM_ERROR(MOD,
-                 "master key %s may still wrap SSE-S3 data keys (no rewrap pass has finished "
-                 "since it was the primary) but is not in the key list: objects under it answer "
-                 "500 until it is listed again after the primary (%s or master_key_file; "
-                 "docs/encryption.md, \"Rotating the master key\")",
+                 "master key %s may still wrap SSE-S3 data keys or access key secrets (no "
+                 "rewrap pass has finished since it was the primary) but is not in the key list: "
+                 "objects under it answer 500, access keys under it are refused, until it is "
+                 "listed again after the primary (%s or master_key_file; docs/encryption.md, "
+                 "\"Rotating the master key\")",
                  idh, CM_MKEY_ENV);
     }
+    return CM_OK;
 }
 
 cm_err gw_rewrap_start(gw *g, gw_rewrap **out)
@@ -377,8 +386,7 @@ cm_err gw_rewrap_start(gw *g, gw_rewrap **out)
         for (size_t i = 0; i < g->mkey.nold; i++)
             memcpy(rw->st.used[rw->st.nused++], g->mkey.old_id[i], 4);
     }
-    check_keys(rw);
-    if ((e = state_save(g, &rw->st)) == CM_OK && rw->st.running) {
+    if ((e = check_keys(rw)) == CM_OK && (e = state_save(g, &rw->st)) == CM_OK && rw->st.running) {
         CM_INFO(MOD, "resuming the master-key rewrap pass");
         e = spawn(rw);
     }

@@ -6,10 +6,11 @@
  * Where wrapped secrets live: the data keys in the parts of object records (PT_SSE in each
  * OT_PART) in `objects` (the latest versions) and `versions` (the older ones) and in the part
  * records of multipart uploads in progress in `parts`; the access keys' secrets in `users` ("k/"
- * records, md_users.c). A pass walks the four databases in that order, each
- * in key order, md_rewrap_step doing up to `max` records per write transaction after a cursor the
- * caller keeps (and may store: a pass resumes where it stopped). Records written while the pass
- * runs are wrapped under the primary already; a step reads and rewrites its records in one
+ * records, md_users.c). A pass walks the four databases in that order, each in key order,
+ * md_rewrap_step doing up to `max` records per write transaction after a cursor the caller keeps
+ * (and may store: a pass resumes where it stopped); the records a step changed are held in memory
+ * until its writes, at most STEP_BYTES of them (a step ends early past that). Records written while
+ * the pass runs are wrapped under the primary already; a step reads and rewrites its records in one
  * transaction of the group commit, so no client write can slip between its read and its write.
  *
  * In place. A wrapped secret keeps its length under another master key (cm_mkey format), so the
@@ -38,6 +39,12 @@
 
 #include "md_int.h"
 
+/* A step keeps the records it changed until its writes: at most this many bytes of them. */
+#define STEP_BYTES (8u << 20)
+
+_Static_assert(sizeof(((md_rewrap_cursor *)0)->after) >= MD_KEYBUF,
+               "a cursor holds any key of the walked databases");
+
 typedef struct {
     uint8_t *k, *v; /* heap copies; v patched */
     size_t kl, vl;
@@ -52,7 +59,7 @@ typedef struct {
     char *bad;
     size_t bad_cap;
     rw_rec *recs; /* the records to write back */
-    size_t n;
+    size_t n, bytes;
     int keep; /* 0: a verification, nothing is written back */
 } rw_op;
 
@@ -156,7 +163,8 @@ static void recs_free(rw_op *op)
     op->n = 0;
 }
 
-/* Read up to max records after the cursor, rewrapping in memory; *last the last one read. */
+/* Read up to max records after the cursor (fewer when those changed reach STEP_BYTES),
+ * rewrapping in memory; the cursor names the last one read, *end when the database ended. */
 static cm_err scan(md_store *md, MDB_txn *txn, rw_op *op, int *end)
 {
     md_kv_iter it;
@@ -169,7 +177,8 @@ static cm_err scan(md_store *md, MDB_txn *txn, rw_op *op, int *end)
     if (e == CM_OK && c->after_len && it.key.n == c->after_len &&
         memcmp(it.key.p, c->after, c->after_len) == 0)
         e = md_kv_iter_next(&it); /* done by the step before */
-    for (; e == CM_OK && seen < op->max; e = md_kv_iter_next(&it), seen++) {
+    for (; e == CM_OK && seen < op->max && op->bytes < STEP_BYTES;
+         e = md_kv_iter_next(&it), seen++) {
         rw_rec rec = {malloc(it.key.n ? it.key.n : 1), malloc(it.val.n ? it.val.n : 1), it.key.n,
                       it.val.n};
         int changed = 0;
@@ -201,6 +210,7 @@ static cm_err scan(md_store *md, MDB_txn *txn, rw_op *op, int *end)
         }
         op->recs = grown;
         op->recs[op->n++] = rec;
+        op->bytes += rec.kl + rec.vl;
     }
     md_kv_iter_close(&it);
     *end = e == CM_ERR_NOTFOUND;
