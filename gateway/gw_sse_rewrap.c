@@ -96,7 +96,10 @@ static size_t state_encode(const rw_state *s, uint8_t *b)
     return o + el;
 }
 
-#define STATE_CAP (64 + CM_MKEY_MAX * 8 + sizeof(((md_rewrap_cursor *)0)->after) + ERR_MAX)
+/* The encoded state's largest size: the fields of the format above at their bounds. */
+#define STATE_CAP                                                                                  \
+    (2 + sizeof(((rw_state *)0)->used) + 5 + sizeof(((md_rewrap_cursor *)0)->after) + 5 * 8 + 2 +  \
+     ERR_MAX)
 
 /* Decode a stored state; CM_ERR_CORRUPT for anything out of bounds. */
 static cm_err state_decode(const uint8_t *b, size_t len, rw_state *s)
