@@ -384,12 +384,18 @@ cm_err gw_rewrap_start(gw *g, gw_rewrap **out)
         return e;
     }
     free(blob);
-    if (e == CM_ERR_NOTFOUND) { /* the first start that tracks keys: all listed may be in use */
+    int fresh = e == CM_ERR_NOTFOUND;
+    if (fresh) { /* the first start that tracks keys: all listed may be in use */
         memcpy(rw->st.used[rw->st.nused++], g->mkey.id, 4);
         for (size_t i = 0; i < g->mkey.nold; i++)
             memcpy(rw->st.used[rw->st.nused++], g->mkey.old_id[i], 4);
     }
-    if ((e = check_keys(rw)) == CM_OK && (e = state_save(g, &rw->st)) == CM_OK && rw->st.running) {
+    uint8_t nused = rw->st.nused;
+    e = check_keys(rw);
+    /* stored only when it changed: a plain restart writes nothing (a full disk still starts) */
+    if (e == CM_OK && (fresh || rw->st.nused != nused))
+        e = state_save(g, &rw->st);
+    if (e == CM_OK && rw->st.running) {
         CM_INFO(MOD, "resuming the master-key rewrap pass");
         e = spawn(rw);
     }
