@@ -181,19 +181,21 @@ def lock_permissions(L, far):
     bob = client("BOB_AK", "BOB_SK")
     ret = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": far}
     hold = {"ObjectLockLegalHoldStatus": "ON"}
+    bob.put_object(Bucket=L, Key="perm/plain", Body=b"x")
+    check("bob PutObject without lock headers", True)
     fails("bob PutObject with retention headers (no s3:PutObjectRetention)", "AccessDenied",
           lambda: bob.put_object(Bucket=L, Key="perm/b1", Body=b"x", **ret))
     fails("bob PutObject with a legal hold header (no s3:PutObjectLegalHold)", "AccessDenied",
           lambda: bob.put_object(Bucket=L, Key="perm/b2", Body=b"x", **hold))
     fails("bob CopyObject with retention headers", "AccessDenied",
-          lambda: bob.copy_object(Bucket=L, Key="perm/b3", CopySource={"Bucket": L, "Key": "g"},
-                                  **ret))
+          lambda: bob.copy_object(Bucket=L, Key="perm/b3",
+                                  CopySource={"Bucket": L, "Key": "perm/plain"}, **ret))
+    bob.copy_object(Bucket=L, Key="perm/b5", CopySource={"Bucket": L, "Key": "perm/plain"})
+    check("bob CopyObject of the same source without lock headers", True)
     fails("bob CreateMultipartUpload with a legal hold", "AccessDenied",
           lambda: bob.create_multipart_upload(Bucket=L, Key="perm/b4", **hold))
     fails("  nothing written by the refused writes", "404",
           lambda: S3.head_object(Bucket=L, Key="perm/b1"))
-    bob.put_object(Bucket=L, Key="perm/plain", Body=b"x")
-    check("bob PutObject without lock headers", True)
     alice.put_object(Bucket=L, Key="perm/a1", Body=b"x", **ret)
     check("alice PutObject with retention headers (allowed)",
           S3.head_object(Bucket=L, Key="perm/a1").get("ObjectLockMode") == "GOVERNANCE")
