@@ -290,7 +290,8 @@ int gw_lock_write_allowed(gw_req *r)
     int retention =
         value_of(r, "x-amz-object-lock-mode") || value_of(r, "x-amz-object-lock-retain-until-date");
     const char *m = net_req_method(r->net);
-    if (r->principal == GW_PRIN_ROOT || !r->key ||
+    /* a cluster node refuses lock headers with 501 (gw_refuse.c): nothing to decide there */
+    if (r->principal == GW_PRIN_ROOT || !r->key || r->g->rp ||
         (strcmp(m, "PUT") != 0 && strcmp(m, "POST") != 0))
         return 1;
     if (retention && !gw_authz_key(r, r->bucket, r->key, "s3:PutObjectRetention"))
