@@ -47,7 +47,7 @@ static void print_status(json_t *doc)
     print_ids(doc, "loaded", "loaded");
     print_ids(doc, "in_use", "in use");
     print_ids(doc, "missing", "missing");
-    printf("rewrap    %s, phase %s: %lld records, %lld data keys, %lld re-wrapped\n",
+    printf("rewrap    %s, phase %s: %lld records, %lld wrapped keys, %lld re-wrapped\n",
            running                                                       ? "running"
            : failed                                                      ? "stopped on an error"
            : json_integer_value(json_object_get(doc, "finished_ms")) > 0 ? "finished"

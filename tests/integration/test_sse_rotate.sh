@@ -54,7 +54,7 @@ if h_run "sse status with both keys" admin sse status --json; then
     grep -q "\"$IDA\"" <<<"$H_OUT" && h_ok "  A is in use" || h_bad "  A is in use" "$H_OUT"
 fi
 if h_run "cairn admin sse rewrap --wait" admin sse rewrap --wait; then
-    grep -Eq "finished, phase done: [0-9]+ records, [0-9]+ data keys, [1-9][0-9]* re-wrapped" \
+    grep -Eq "finished, phase done: [0-9]+ records, [0-9]+ wrapped keys, [1-9][0-9]* re-wrapped" \
         <<<"$H_OUT" && h_ok "  every data key re-wrapped" || h_bad "  re-wrapped" "$H_OUT"
 fi
 if h_run "sse status after the pass" admin sse status --json; then
