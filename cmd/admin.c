@@ -551,6 +551,16 @@ static int http_failure(const char *what, const http_resp *r)
     return rc != AM_EXIT_OK ? rc : AM_EXIT_SERVER;
 }
 
+int admin_request(const admin_opts *o, const char *method, const char *path, http_resp *r)
+{
+    return request(o, method, path, r);
+}
+
+int admin_http_failure(const char *what, const http_resp *r)
+{
+    return http_failure(what, r);
+}
+
 int admin_get_json(const admin_opts *o, const char *path, http_resp *r)
 {
     int rc = request(o, "GET", path, r);
@@ -1072,6 +1082,8 @@ static void usage(FILE *f)
             "       cairn admin user create|disable|enable|delete NAME [--endpoint URL]\n"
             "       cairn admin user list [--endpoint URL]\n"
             "       cairn admin user key create NAME | key disable|enable|delete ACCESS_KEY\n"
+            "       cairn admin sse status|rewrap [--wait] [--json] [--endpoint URL]  (master-key\n"
+            "                                 rotation: the keys in use, the rewrap pass)\n"
             "       cairn admin layout simulate [...]   (--help for its options)\n"
             "       cairn admin layout show|add|remove|drain|discard|apply [...] --etcd URL,...\n"
             "                                 --cluster ID   (the layout in etcd; --help)\n"
@@ -1107,11 +1119,13 @@ int cmd_admin(int argc, char **argv)
     if (strcmp(argv[1], "bucket") == 0) /* the bucket namespace in etcd */
         return cmd_admin_bucket(argc - 1, argv + 1);
     const char *pos[3] = {NULL, NULL, NULL};
-    int npos = 0, user = strcmp(argv[1], "user") == 0;
+    int npos = 0, user = strcmp(argv[1], "user") == 0, sse = strcmp(argv[1], "sse") == 0;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if ((strcmp(argv[1], "object-cells") == 0 || user) && argv[i][0] != '-' &&
-            npos < (user ? 3 : 2))
+        if ((strcmp(argv[1], "object-cells") == 0 || user || sse) && argv[i][0] != '-' &&
+            npos < (user  ? 3
+                    : sse ? 1
+                          : 2))
             pos[npos++] = argv[i];
         else if (strcmp(argv[i], "--wait") == 0)
             o.wait = 1;
@@ -1147,6 +1161,8 @@ int cmd_admin(int argc, char **argv)
         return admin_layout_view(&o);
     if (strcmp(argv[1], "object-cells") == 0 && npos == 2)
         return cmd_object_cells(&o, pos[0], pos[1]);
+    if (sse && npos == 1 && (strcmp(pos[0], "rewrap") == 0 || strcmp(pos[0], "status") == 0))
+        return admin_sse(&o, strcmp(pos[0], "rewrap") == 0); /* admin_sse.c */
     if (user && npos >= 1) {
         int key = strcmp(pos[0], "key") == 0;
         int urc = cmd_user(&o, pos[0], key ? pos[1] : NULL, key ? pos[2] : pos[1]);

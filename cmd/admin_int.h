@@ -28,6 +28,14 @@ typedef struct {
 
 /* GET path and expect 200 with a body: 0, or an AM_EXIT_* code after a one-line message. */
 int admin_get_json(const admin_opts *o, const char *path, http_resp *r);
+/* GET path and parse it (jansson): 0 and *doc (a json_t *, the caller's), or an exit code. */
+int admin_get_doc(const admin_opts *o, const char *path, void **doc);
+/* Any signed request without a body (0, or the exit code of a transport failure), and the
+ * message and exit code for an answer that is not the one expected. */
+int admin_request(const admin_opts *o, const char *method, const char *path, http_resp *r);
+int admin_http_failure(const char *what, const http_resp *r);
+/* cairn admin sse status | rewrap [--wait] (admin_sse.c; docs/encryption.md). */
+int admin_sse(const admin_opts *o, int rewrap);
 
 int admin_drives(const admin_opts *o);
 int admin_buckets(const admin_opts *o);

@@ -53,6 +53,14 @@ static int get_doc(const admin_opts *o, const char *path, json_t **doc)
     return 0;
 }
 
+int admin_get_doc(const admin_opts *o, const char *path, void **doc)
+{
+    json_t *d = NULL;
+    int rc = get_doc(o, path, &d);
+    *doc = d;
+    return rc;
+}
+
 /* ---- drives ---- */
 
 int admin_drives(const admin_opts *o)

@@ -393,7 +393,7 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
     fwd *f = arg;
     (void)fd, (void)what;
     nd_peer peer = {f->id, f->host, f->port};
-    md_cond cond = {f->inm, f->has_ifmatch ? f->ifmatch : NULL, 0};
+    md_cond cond = {.if_none_match_star = f->inm, .if_match = f->has_ifmatch ? f->ifmatch : NULL};
     cm_err e = nd_cond_write(f->cl, &peer, f->bucket, f->rec, f->len, f->del, &cond, fwd_done, f);
     if (e != CM_OK)
         fwd_end(f, e, 0);

@@ -608,6 +608,7 @@ int cmd_server(int argc, char **argv)
     gw *g = NULL;
     ob_scrub *scrub = NULL;
     gw_lc *lc = NULL;
+    gw_rewrap *rewrap = NULL;
     net_server *srv = NULL;
     net_tls *tls = NULL;
     char tls_err[512];
@@ -675,6 +676,11 @@ int cmd_server(int argc, char **argv)
         fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
         goto out;
     }
+    /* Master-key rotation (SSE is single-node too): keys in use checked, a pass resumed. */
+    if (!o.cluster_etcd[0] && (err = gw_rewrap_start(g, &rewrap)) != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the master-key rewrap: %s\n", cm_err_str(err));
+        goto out;
+    }
     if ((err = net_server_new(&o.net, gw_net_handler(), g, &srv)) != CM_OK) {
         fprintf(stderr, "cairn: cannot listen on %s:%d: %s\n", o.listen, o.net.port,
                 cmd_listen_error(err));
@@ -716,7 +722,8 @@ int cmd_server(int argc, char **argv)
     CM_INFO(MOD, "stopped");
 out:
     /* Workers first: a job that outlived the grace period must not return to a freed loop. */
-    gw_lc_stop(g, lc); /* a page in progress ends; its cursor resumes at the next start */
+    gw_lc_stop(g, lc);         /* a page in progress ends; its cursor resumes at the next start */
+    gw_rewrap_stop(g, rewrap); /* likewise: a step ends, the stored cursor resumes */
     gw_quiesce(g);
     net_server_free(srv);
     net_tls_free(tls); /* after the server: its connections hold the context */

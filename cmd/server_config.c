@@ -198,9 +198,9 @@ static const cm_cfg_key keys[] = {
         "this node's RPC certificate chain (with tls_ca and tls_key)"),
     KEY("cluster", "tls_key", STR, rpc_tls_key, 0, 4095, NULL, "", NULL, 0, "its private key"),
     KEY("server", "master_key_file", STR, master_key_file, 0, 4095, NULL, "", NULL, 0,
-        "file with the 64-hex master key of encryption at rest (owner-only); \"\" = env "
-        "CAIRN_MASTER_KEY, else DATA.key beside the data directory, created on first start "
-        "(docs/encryption.md)"),
+        "file with the 64-hex master key of encryption at rest (owner-only; older keys on "
+        "further lines while rotating); \"\" = env CAIRN_MASTER_KEY, else DATA.key beside the "
+        "data directory, created on first start (docs/encryption.md)"),
     KEY("metrics", "token", STR, metrics_token, 0, 256, NULL, "", NULL, SECRET,
         "a bearer token that may read /metrics from any address; \"\" = none"),
     KEY("metrics", "allow", STR, metrics_allow, 0, 1023, "CIDR list", "127.0.0.0/8,::1",

@@ -8,7 +8,11 @@
  * file), and a crash leaves either no key file or a complete one. The parent directory is fsynced
  * so the new name survives a crash.
  *
- * No global state; the key lives in the caller's cm_mkey. Thread-safe: wrap/unwrap take their own
+ * Several keys (rotation): the primary wraps; unwrap takes the key the wrapped form's id names,
+ * the primary or one of the older keys loaded after it; rewrap is unwrap then wrap under the
+ * primary, the same length, so a record can be patched in place.
+ *
+ * No global state; the keys live in the caller's cm_mkey. Thread-safe: wrap/unwrap take their own
  * EVP context per call.
  */
 #include "cm_mkey.h"
@@ -43,19 +47,72 @@ static void say(char *why, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-void cm_mkey_set(cm_mkey *mk, const uint8_t key[CM_MKEY_LEN])
+/* The id of key: the first 4 bytes of SHA-256("cairn-mkey-id" || key). */
+static void key_id(const uint8_t key[CM_MKEY_LEN], uint8_t id[4])
 {
     static const char label[] = "cairn-mkey-id";
     uint8_t buf[sizeof(label) - 1 + CM_MKEY_LEN];
     uint8_t d[32];
     unsigned dlen = 0;
-    memcpy(mk->key, key, CM_MKEY_LEN);
     memcpy(buf, label, sizeof(label) - 1);
     memcpy(buf + sizeof(label) - 1, key, CM_MKEY_LEN);
     if (EVP_Digest(buf, sizeof(buf), d, &dlen, EVP_sha256(), NULL) != 1)
         memset(d, 0, sizeof(d)); /* cannot happen with the default provider; id 0 still works */
-    memcpy(mk->id, d, sizeof(mk->id));
+    memcpy(id, d, 4);
     OPENSSL_cleanse(buf, sizeof(buf));
+}
+
+void cm_mkey_set(cm_mkey *mk, const uint8_t key[CM_MKEY_LEN])
+{
+    OPENSSL_cleanse(mk, sizeof(*mk));
+    memcpy(mk->key, key, CM_MKEY_LEN);
+    key_id(key, mk->id);
+}
+
+int cm_mkey_knows(const cm_mkey *mk, const uint8_t id[4])
+{
+    if (memcmp(mk->id, id, 4) == 0)
+        return 1;
+    for (size_t i = 0; i < mk->nold; i++)
+        if (memcmp(mk->old_id[i], id, 4) == 0)
+            return 1;
+    return 0;
+}
+
+cm_err cm_mkey_add_old(cm_mkey *mk, const uint8_t key[CM_MKEY_LEN])
+{
+    uint8_t id[4];
+    key_id(key, id);
+    if (mk->nold >= CM_MKEY_MAX - 1 || cm_mkey_knows(mk, id))
+        return CM_ERR_INVAL;
+    memcpy(mk->old_key[mk->nold], key, CM_MKEY_LEN);
+    memcpy(mk->old_id[mk->nold], id, 4);
+    mk->nold++;
+    return CM_OK;
+}
+
+int cm_mkey_wrapped_id(const uint8_t *in, size_t in_len, uint8_t id[4])
+{
+    if (in_len < HDR_LEN)
+        return 0;
+    memcpy(id, in + 1, 4);
+    return 1;
+}
+
+void cm_mkey_id_hex(const uint8_t id[4], char out[9])
+{
+    cm_hex_encode(id, 4, out);
+}
+
+/* The key of mk whose id is id, or NULL. */
+static const uint8_t *key_of(const cm_mkey *mk, const uint8_t *id)
+{
+    if (memcmp(mk->id, id, 4) == 0)
+        return mk->key;
+    for (size_t i = 0; i < mk->nold; i++)
+        if (memcmp(mk->old_id[i], id, 4) == 0)
+            return mk->old_key[i];
+    return NULL;
 }
 
 void cm_mkey_wipe(cm_mkey *mk)
@@ -73,10 +130,49 @@ cm_err cm_mkey_from_hex(cm_mkey *mk, const char *hex)
     return CM_OK;
 }
 
-/* Read a key file: 64 hex characters and an optional newline, no group/other permission. */
+cm_err cm_mkey_from_list(cm_mkey *mk, const char *text, const char *sep)
+{
+    cm_mkey got;
+    uint8_t k[CM_MKEY_LEN];
+    char hex[HEX_LEN + 1];
+    size_t n = 0;
+    cm_err rc = CM_OK;
+    const char *p = text;
+    memset(&got, 0, sizeof(got));
+    while (rc == CM_OK && *p) {
+        size_t len = strcspn(p, sep);
+        if (len != HEX_LEN || n == CM_MKEY_MAX) {
+            rc = CM_ERR_INVAL;
+            break;
+        }
+        memcpy(hex, p, HEX_LEN);
+        hex[HEX_LEN] = '\0';
+        if (cm_hex_decode(hex, HEX_LEN, k, sizeof(k)) != CM_OK)
+            rc = CM_ERR_INVAL;
+        else if (n == 0)
+            cm_mkey_set(&got, k);
+        else
+            rc = cm_mkey_add_old(&got, k);
+        n++;
+        p += len;
+        if (*p) /* one separator; an empty entry after it (but the very last) is malformed */
+            p++;
+    }
+    if (rc == CM_OK && n == 0)
+        rc = CM_ERR_INVAL;
+    if (rc == CM_OK)
+        *mk = got;
+    OPENSSL_cleanse(&got, sizeof(got));
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return rc;
+}
+
+/* Read a key file: keys of 64 hex characters, one a line (the newline after the last optional),
+ * no group/other permission. */
 static cm_err read_key_file(cm_mkey *mk, const char *path, char *why, size_t cap)
 {
-    char buf[HEX_LEN + 2];
+    char buf[CM_MKEY_MAX * (HEX_LEN + 1) + 2];
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC); /* symlinks followed: secret mounts use them */
     if (fd < 0) {
@@ -97,17 +193,19 @@ static cm_err read_key_file(cm_mkey *mk, const char *path, char *why, size_t cap
             path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
-    ssize_t n = read(fd, buf, sizeof(buf));
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
     if (n < 0) {
         say(why, cap, "cannot read master key file %s: %s", path, strerror(errno));
         rc = CM_ERR_IO;
         goto out;
     }
-    if (n == HEX_LEN + 1 && buf[HEX_LEN] == '\n')
-        n = HEX_LEN;
-    buf[n < HEX_LEN ? n : HEX_LEN] = '\0';
-    if (n != HEX_LEN || cm_mkey_from_hex(mk, buf) != CM_OK) {
-        say(why, cap, "master key file %s must hold 64 hex characters and a newline", path);
+    buf[n] = '\0';
+    if ((size_t)n == sizeof(buf) - 1 || strlen(buf) != (size_t)n ||
+        cm_mkey_from_list(mk, buf, "\n") != CM_OK) {
+        say(why, cap,
+            "master key file %s must hold 64 hex characters and a newline (or up to %d such "
+            "lines, the primary key first, all different)",
+            path, CM_MKEY_MAX);
         goto out;
     }
     rc = CM_OK;
@@ -177,8 +275,11 @@ cm_err cm_mkey_load(cm_mkey *mk, const char *key_file, const char *data_dir, cha
 {
     const char *env = getenv(CM_MKEY_ENV);
     if (env != NULL && env[0] != '\0') {
-        if (cm_mkey_from_hex(mk, env) != CM_OK) {
-            say(why, why_cap, "%s must be 64 hex characters", CM_MKEY_ENV);
+        if (cm_mkey_from_list(mk, env, ",") != CM_OK) {
+            say(why, why_cap,
+                "%s must be 64 hex characters (or up to %d such keys separated by commas, the "
+                "primary key first, all different)",
+                CM_MKEY_ENV, CM_MKEY_MAX);
             return CM_ERR_INVAL;
         }
         return CM_OK;
@@ -250,7 +351,8 @@ cm_err cm_mkey_unwrap(const cm_mkey *mk, const char *ctx, const uint8_t *in, siz
         return CM_ERR_UNSUPPORTED;
     if (in_len <= CM_MKEY_WRAP_OVERHEAD)
         return CM_ERR_CORRUPT;
-    if (memcmp(in + 1, mk->id, 4) != 0)
+    const uint8_t *key = key_of(mk, in + 1);
+    if (key == NULL)
         return CM_ERR_AUTH;
     size_t len = in_len - CM_MKEY_WRAP_OVERHEAD;
     if (cap < len)
@@ -264,7 +366,7 @@ cm_err cm_mkey_unwrap(const cm_mkey *mk, const char *ctx, const uint8_t *in, siz
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int outl = 0, finl = 0;
     cm_err rc = CM_ERR_INTERNAL;
-    if (c == NULL || EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, mk->key, nonce) != 1 ||
+    if (c == NULL || EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) != 1 ||
         !add_aad(c, in, ctx) || EVP_DecryptUpdate(c, out, &outl, ct, (int)len) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
         goto out;
@@ -278,5 +380,27 @@ out:
     if (rc != CM_OK)
         OPENSSL_cleanse(out, len);
     EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+cm_err cm_mkey_rewrap(const cm_mkey *mk, const char *ctx, uint8_t *wrapped, size_t len,
+                      int *changed)
+{
+    uint8_t secret[CM_MKEY_WRAP_MAX];
+    uint8_t again[CM_MKEY_WRAP_MAX + CM_MKEY_WRAP_OVERHEAD];
+    size_t n = 0, m = 0;
+    *changed = 0;
+    if (len > HDR_LEN && wrapped[0] == CM_MKEY_WRAP_VERSION && memcmp(wrapped + 1, mk->id, 4) == 0)
+        return CM_OK; /* under the primary already */
+    cm_err rc = cm_mkey_unwrap(mk, ctx, wrapped, len, secret, sizeof(secret), &n);
+    if (rc == CM_OK)
+        rc = cm_mkey_wrap(mk, ctx, secret, n, again, sizeof(again), &m);
+    if (rc == CM_OK && m != len)
+        rc = CM_ERR_INTERNAL; /* cannot happen: the format's overhead is fixed */
+    if (rc == CM_OK) {
+        memcpy(wrapped, again, len);
+        *changed = 1;
+    }
+    OPENSSL_cleanse(secret, sizeof(secret));
     return rc;
 }

@@ -14,6 +14,7 @@
  *                        (gw_metrics_acl.c); rendered on a worker (statvfs, store stats)
  *   GET|POST /admin/users  users and access keys (gw_users.c; docs/users.md)
  *   GET  /admin/drives, /admin/buckets   the drive and bucket tables (gw_admin_lists.c)
+ *   GET|POST /admin/sse/rewrap   the master-key rewrap pass: status / start (gw_sse_rewrap.c)
  *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
  *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
  *                        answered on a worker; 503 on a node without them)
@@ -638,7 +639,8 @@ int gw_admin_route(gw_req *r)
     int users = plen == 12 && strncmp(t, "/admin/users", 12) == 0;
     int drives = plen == 13 && strncmp(t, "/admin/drives", 13) == 0;
     int buckets = plen == 14 && strncmp(t, "/admin/buckets", 14) == 0;
-    if (!scrub && !status && !repair && !cells && !users && !drives && !buckets)
+    int rewrap = plen == 17 && strncmp(t, "/admin/sse/rewrap", 17) == 0;
+    if (!scrub && !status && !repair && !cells && !users && !drives && !buckets && !rewrap)
         return 0;
     r->opk = GW_OP_Admin;
     gw_s3err e = gw_authenticate(r);
@@ -658,6 +660,8 @@ int gw_admin_route(gw_req *r)
         admin_ext(r, cells, post);
     else if ((drives || buckets) && get)
         gw_admin_lists(r, buckets); /* gw_admin_lists.c */
+    else if (rewrap && (get || post))
+        gw_rewrap_admin(r, post); /* gw_sse_rewrap.c */
     else
         gw_admin_json(r, 405, "MethodNotAllowed", "use GET, or POST /admin/scrub");
     return 1;

@@ -18,8 +18,9 @@
  * A bucket that does not exist answers NoSuchBucket here (so no write of a principal other than
  * root can start before the bucket is there and race its creation); an invalid bucket name is
  * left to the operation, which refuses it before reading anything. A copy (x-amz-copy-source) needs
- * GetObject on its source as well. DeleteObjects decides per key (gw_authz_key, on the worker), as
- * S3 does.
+ * GetObject on its source as well; a write with x-amz-object-lock-* headers also needs
+ * s3:PutObjectRetention / s3:PutObjectLegalHold (gw_lock_write_allowed). DeleteObjects decides per
+ * key (gw_authz_key, on the worker), as S3 does.
  *
  * Cost: root requests pay nothing; others read the bucket record (one LMDB read) and evaluate its
  * policy, parsed once and cached (gw_pcache below) - and read the object record only when an
@@ -474,7 +475,7 @@ int gw_authorize(gw_req *r, gw_finish_fn again)
     int copy = d == DECIDE_ALLOW ? copy_source_allowed(r) : 0;
     if (copy < 0)
         return pending(r, again);
-    if (copy)
+    if (copy && gw_lock_write_allowed(r))
         return 1;
     if (d == DECIDE_BAD_NAME)
         return 1; /* the operation answers InvalidBucketName or NoSuchBucket before anything */

@@ -63,12 +63,13 @@ struct gw {
     gw_admin_fn admin_fn;   /* /admin/repair, /admin/object-cells (gw_set_admin_extra) */
     void *admin_arg;
     void *status_arg;
-    gw_bucket_ns ns;     /* cluster mode's bucket namespace; all NULL: the local store alone */
-    cm_mkey mkey;        /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
-    int have_mkey;       /* 0: no master key could be had; SSE-S3 is refused */
-    gw_cors_cache *cors; /* parsed CORS configurations by bucket (gw_corsops.c) */
-    gw_users *users;     /* users and their keys (gw_users.c) */
-    gw_pcache *pcache;   /* parsed bucket policies (gw_authz.c) */
+    gw_bucket_ns ns;          /* cluster mode's bucket namespace; all NULL: the local store alone */
+    cm_mkey mkey;             /* wraps SSE data keys (cm_mkey_load at gw_new; gw_sse.c) */
+    int have_mkey;            /* 0: no master key could be had; SSE-S3 is refused */
+    struct gw_rewrap *rewrap; /* the master-key rewrap pass (gw_sse_rewrap.c); NULL: none */
+    gw_cors_cache *cors;      /* parsed CORS configurations by bucket (gw_corsops.c) */
+    gw_users *users;          /* users and their keys (gw_users.c) */
+    gw_pcache *pcache;        /* parsed bucket policies (gw_authz.c) */
 
     /* the data directory's format stamp as read at gw_new (cm_format.h; /admin/status) */
     cm_format_stamp format;
@@ -241,6 +242,11 @@ cm_err gw_users_secret(void *arg, const char *access_key, char *secret, size_t c
 gw_principal gw_users_who(gw *g, const char *access_key, char *user, size_t cap);
 /* /admin/users (GET lists, POST changes); root only. */
 void gw_users_admin(gw_req *r, int post);
+
+/* ---- gw_sse_rewrap.c: master-key rotation (docs/encryption.md) ---- */
+
+/* GET /admin/sse/rewrap: the pass's status; POST: start or resume it (202, or 409 running). */
+void gw_rewrap_admin(gw_req *r, int post);
 
 /* ---- gw_authz.c, gw_access.c: authorization and the access subresources ---- */
 
@@ -516,7 +522,12 @@ gw_s3err gw_lock_from_request(gw_req *r, md_object *o, int use_default, char *ms
 void gw_lock_default(gw_req *r, md_object *o);
 /* 1 (and answered InvalidRequest) when a PUT with lock headers has no Content-MD5 / checksum. */
 int gw_lock_put_refused(gw_req *r);
-/* The x-amz-object-lock-* headers of a GET / HEAD answer. */
+/* 1 when r's principal may set what its x-amz-object-lock-* headers ask (S3: a write with them
+ * also needs s3:PutObjectRetention for mode/date, s3:PutObjectLegalHold for the legal hold, on
+ * top of s3:PutObject); 0 otherwise (nothing answered). Reads the bucket record (any thread). */
+int gw_lock_write_allowed(gw_req *r);
+/* The x-amz-object-lock-* headers of a GET / HEAD answer: the retention's only when r may
+ * s3:GetObjectRetention, the legal hold's only when it may s3:GetObjectLegalHold (as S3). */
 void gw_lock_headers(gw_req *r, const md_object *o);
 /* 1 when r asks x-amz-bypass-governance-retention: true and may (root, or a principal allowed
  * s3:BypassGovernanceRetention on bucket/key). May read the bucket record (any thread). */

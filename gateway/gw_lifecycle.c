@@ -20,7 +20,9 @@
  * ExpiredObjectDeleteMarker). Every deletion is gw_object_remove, DeleteObject's own path: the
  * current version without a version id (a delete marker in a versioned bucket), conditioned on
  * the ETag listed so an object rewritten meanwhile is kept; the others by version id, so Object
- * Lock refuses what it protects (counted, retried at the next pass). Each upload whose
+ * Lock refuses what it protects (counted, retried at the next pass), a noncurrent one on the
+ * condition, checked in the store's transaction, that it is still noncurrent with the successor
+ * and the count of newer versions listed (md_cond noncurrent). Each upload whose
  * AbortIncompleteMultipartUpload time has passed is aborted as AbortMultipartUpload does
  * (md_upload_abort, then its parts' chunks freed).
  *
@@ -500,16 +502,26 @@ static int version_rule(gw_lc *w, const char *bucket, const char *key, const gw_
 /*
  * Do act to version o of bucket/key through gw_object_remove, DeleteObject's own path (so a
  * versioned bucket gets a delete marker, and Object Lock refuses what it protects). The current
- * version is expired only as listed: one rewritten since (another ETag) is not this rule's.
+ * version is expired only as listed: one rewritten since (another ETag) is not this rule's; a
+ * noncurrent one only while, in the store's transaction, it is still noncurrent with the successor
+ * and the newer versions v counted (md_cond noncurrent): a client's write or delete in between
+ * makes it 0, and the next pass looks again.
  * Returns 1 when done, 0 when gone or changed meanwhile, -1 refused or failed (counted in add).
  */
 static int version_apply(gw_lc *w, const char *bucket, const char *key, const md_object *o,
-                         gw_lc_action act, const gw_lc_rule *hit, lc_counts *add)
+                         const gw_lc_version *v, gw_lc_action act, const gw_lc_rule *hit,
+                         lc_counts *add)
 {
     md_cond cond = {.if_match = o->etag};
+    md_cond older = {
+        .noncurrent = 1, .successor_ms = v->noncurrent_ms, .newer_min = v->newer_noncurrent + 1};
     int current = act == GW_LC_EXPIRE_CURRENT;
+    int nc = act == GW_LC_EXPIRE_NONCURRENT;
     cm_err de = gw_object_remove(w->g, bucket, key, current ? NULL : o->version_id,
-                                 current ? &cond : NULL, NULL);
+                                 current ? &cond
+                                 : nc    ? &older
+                                         : NULL,
+                                 NULL);
     const char *what = act == GW_LC_EXPIRE_CURRENT      ? "expired"
                        : act == GW_LC_EXPIRE_NONCURRENT ? "expired (noncurrent)"
                                                         : "removed (expired delete marker)";
@@ -564,7 +576,7 @@ static void key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, cons
             add->errors++;
             continue;
         }
-        if (act != GW_LC_KEEP && version_apply(w, bucket, key, o, act, hit, add) > 0 && i)
+        if (act != GW_LC_KEEP && version_apply(w, bucket, key, o, &v, act, hit, add) > 0 && i)
             left--;
     }
 }

@@ -284,15 +284,31 @@ int gw_lock_put_refused(gw_req *r)
     return 1;
 }
 
+int gw_lock_write_allowed(gw_req *r)
+{
+    const char *hold = value_of(r, "x-amz-object-lock-legal-hold");
+    int retention =
+        value_of(r, "x-amz-object-lock-mode") || value_of(r, "x-amz-object-lock-retain-until-date");
+    const char *m = net_req_method(r->net);
+    /* a cluster node refuses lock headers with 501 (gw_refuse.c): nothing to decide there */
+    if (r->principal == GW_PRIN_ROOT || !r->key || r->g->rp ||
+        (strcmp(m, "PUT") != 0 && strcmp(m, "POST") != 0))
+        return 1;
+    if (retention && !gw_authz_key(r, r->bucket, r->key, "s3:PutObjectRetention"))
+        return 0;
+    return !hold || gw_authz_key(r, r->bucket, r->key, "s3:PutObjectLegalHold");
+}
+
 void gw_lock_headers(gw_req *r, const md_object *o)
 {
     char date[32];
-    if (o->lock_mode) {
+    /* S3 shows each only to a caller who may read it through its own subresource */
+    if (o->lock_mode && gw_authz_key(r, r->bucket, r->key, "s3:GetObjectRetention")) {
         cm_time_iso8601(o->lock_until_ms, date);
         net_resp_header(r->net, "x-amz-object-lock-mode", mode_name(o->lock_mode));
         net_resp_header(r->net, "x-amz-object-lock-retain-until-date", date);
     }
-    if (o->legal_hold)
+    if (o->legal_hold && gw_authz_key(r, r->bucket, r->key, "s3:GetObjectLegalHold"))
         net_resp_header(r->net, "x-amz-object-lock-legal-hold", "ON");
 }
 

@@ -22,9 +22,12 @@
 #include <openssl/evp.h>
 
 #include "cm_checksum.h"
+#include "cm_log.h"
 #include "cm_mkey.h"
 #include "cm_util.h"
 #include "gw_int.h"
+
+#define MOD "sse"
 
 uint64_t gw_sse_stored_len(uint64_t plain, uint32_t seg)
 {
@@ -386,6 +389,17 @@ cm_err gw_sse_part_key(gw *g, const md_sse *s, const gw_sse_req *given, const md
     cm_mkey_wipe(&kek);
     if (err == CM_OK && n != GW_SSE_KEY)
         err = CM_ERR_CORRUPT;
+    uint8_t id[4];
+    char idh[9];
+    if (err == CM_ERR_AUTH && s->mode == MD_SSE_S3 &&
+        cm_mkey_wrapped_id(p->sse_key, p->sse_key_len, id)) {
+        cm_mkey_id_hex(id, idh);
+        CM_ERROR(MOD,
+                 "an SSE-S3 data key is wrapped under master key %s, which this server does not "
+                 "hold: list it after the primary in %s or master_key_file until a rewrap pass "
+                 "has moved every data key (docs/encryption.md)",
+                 idh, CM_MKEY_ENV);
+    }
     return err;
 }
 

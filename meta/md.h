@@ -20,8 +20,9 @@
  *   hints     target \0 bucket \0 key        -> md_object record kept for another node
  *   tombmarks bucket \0 nshards(BE32) shard(BE32) -> hlc (BE64): tombstones collected below it
  *   fences    bucket \0 shard(BE32)        -> token (BE64): the highest partition-leader token
- *   lifecycle 'c' bucket / 's' name        -> a bucket's lifecycle configuration / the lifecycle
- *                                              worker's state (md_lifecycle.c)
+ *   lifecycle 'c' bucket / 's' name        -> a bucket's lifecycle configuration / the state of
+ *                                              a background pass: the lifecycle worker's, the
+ *                                              master-key rewrap's "sse-rewrap" (md_lifecycle.c)
  *   users     "u/" name | "k/" access key | "p/" bucket -> user, access key, bucket policy
  *                                              (md_users.c)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
@@ -438,6 +439,44 @@ void md_lc_names_free(char **names, size_t n);
 cm_err md_lc_state_set(md_store *md, const char *name, const void *v, size_t len);
 cm_err md_lc_state_get(md_store *md, const char *name, void **v, size_t *len);
 
+/*
+ * Master-key rotation (md_rewrap.c; docs/encryption.md): a pass over every secret wrapped under
+ * the master key: the data keys in `objects`, then `versions`, then `parts` (uploads in
+ * progress), then the access keys' secrets in `users`, each in key order. The caller keeps the
+ * cursor (zeroed: from the start; phase MD_REWRAP_DONE: finished) and may store it to resume. fn
+ * re-wraps one wrapped secret in place (same length): CM_OK with *changed, or an error that stops
+ * the step; kind says what it is (MD_REWRAP_SSE_S3: an object's data key; MD_REWRAP_PART: an
+ * upload's part, SSE-S3 or SSE-C, fn tells them apart; MD_REWRAP_USER: the secret of access key
+ * name). md_rewrap_step does up to max records after the cursor in one write transaction, the
+ * records whose secrets changed patched in place, and advances the cursor; counts are added to
+ * *add. An error (fn's, a record that does not decode: its key as "bucket/key" in bad) writes
+ * nothing of the step and leaves the cursor.
+ */
+typedef enum {
+    MD_REWRAP_OBJECTS = 0,
+    MD_REWRAP_VERSIONS = 1,
+    MD_REWRAP_PARTS = 2,
+    MD_REWRAP_USERS = 3,
+    MD_REWRAP_DONE = 4
+} md_rewrap_phase;
+typedef enum { MD_REWRAP_PART = 0, MD_REWRAP_SSE_S3 = 1, MD_REWRAP_USER = 2 } md_rewrap_kind;
+typedef struct {
+    uint8_t phase;                                       /* md_rewrap_phase */
+    uint8_t after[MD_BUCKET_MAX + MD_MAX_KEY + 64 + 32]; /* the last record done in phase */
+    size_t after_len;                                    /* 0: from the phase's first record */
+} md_rewrap_cursor;
+typedef struct {
+    uint64_t records, keys, rewrapped;
+} md_rewrap_counts;
+typedef cm_err (*md_rewrap_fn)(void *arg, uint8_t *wrapped, size_t len, md_rewrap_kind kind,
+                               const char *name, int *changed);
+cm_err md_rewrap_step(md_store *md, md_rewrap_cursor *cur, size_t max, md_rewrap_fn fn, void *arg,
+                      md_rewrap_counts *add, char *bad, size_t bad_cap);
+/* The whole store in one read transaction (a snapshot), fn asked about every wrapped key as by a
+ * step but nothing written: got->rewrapped counts those fn said would change. Errors as a step. */
+cm_err md_rewrap_verify(md_store *md, md_rewrap_fn fn, void *arg, md_rewrap_counts *got, char *bad,
+                        size_t bad_cap);
+
 /* ---- Users, access keys and bucket policies (md_users.c; docs/users.md) ---- */
 
 #define MD_USER_NAME_MAX 64
@@ -488,6 +527,14 @@ typedef struct {
     int if_none_match_star; /* fail if a current, non-delete-marker object exists */
     const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
     int bypass_governance;  /* a version deleted by id may be under GOVERNANCE retention */
+    /* A version deleted by id as noncurrent (lifecycle, docs/lifecycle.md): in the delete's
+     * transaction it must still be noncurrent, its successor (the next newer version) written at
+     * successor_ms, and at least newer_min versions (the latest included) newer than it; else
+     * CM_ERR_PRECONDITION. So a client's write or delete between the lifecycle's listing and its
+     * delete cannot make it remove the current version or one the rule keeps. */
+    int noncurrent;
+    int64_t successor_ms;
+    uint32_t newer_min;
 } md_cond;
 
 /* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is

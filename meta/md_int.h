@@ -299,6 +299,9 @@ cm_err md_garbage_add(MDB_txn *txn, md_store *md, const char *bucket, const md_o
 cm_err md_rec_info_add(md_rec_info **a, size_t *n, size_t *cap, const uint8_t *key, size_t klen,
                        const md_object *o);
 
+/* md_users.c: an access key record ("k/" + ak, ak al bytes) decoded (md_rewrap.c reads them). */
+cm_err md_user_key_decode(const uint8_t *p, size_t n, const char *ak, size_t al, md_user_key *k);
+
 /* md_tomb.c: *refused = 1 when rec is not a tombstone and is stamped below the collection mark of
  * its partition in bucket (md_rec_merge refuses it for a key it does not hold). */
 cm_err md_tomb_refuses(MDB_txn *txn, md_store *md, const char *bucket, const md_object *rec,

@@ -81,7 +81,7 @@ static int get_str16(const uint8_t *p, size_t n, size_t *off, void *out, size_t 
     return 0;
 }
 
-static cm_err key_decode(const uint8_t *p, size_t n, const char *ak, size_t al, md_user_key *k)
+cm_err md_user_key_decode(const uint8_t *p, size_t n, const char *ak, size_t al, md_user_key *k)
 {
     size_t off = 10;
     uint8_t sealed[MD_SEALED_MAX + 1];
@@ -237,8 +237,8 @@ static int delete_keys_of(MDB_txn *txn, md_store *md, const char *user)
          rc == 0 && k.mv_size > 2 && memcmp(k.mv_data, "k/", 2) == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         md_user_key uk;
-        if (key_decode(v.mv_data, v.mv_size, (const char *)k.mv_data + 2, k.mv_size - 2, &uk) !=
-            CM_OK) {
+        if (md_user_key_decode(v.mv_data, v.mv_size, (const char *)k.mv_data + 2, k.mv_size - 2,
+                               &uk) != CM_OK) {
             rc = MDB_CORRUPTED;
             break;
         }
@@ -309,8 +309,8 @@ static cm_err list_txn(MDB_txn *txn, md_store *md, md_user **users, size_t *nu, 
             (e = user_decode(v.mv_data, v.mv_size, kp + 2, k.mv_size - 2, &(*users)[*nu])) == CM_OK)
             (*nu)++;
         else if (kp[0] == 'k' && (e = grow((void **)keys, *nk, &ck, sizeof(**keys))) == CM_OK &&
-                 (e = key_decode(v.mv_data, v.mv_size, kp + 2, k.mv_size - 2, &(*keys)[*nk])) ==
-                     CM_OK)
+                 (e = md_user_key_decode(v.mv_data, v.mv_size, kp + 2, k.mv_size - 2,
+                                         &(*keys)[*nk])) == CM_OK)
             (*nk)++;
     }
     mdb_cursor_close(cur);

@@ -29,6 +29,11 @@
  * CM_ERR_LOCKED, checked in the op's transaction, before anything is written. A plain DELETE's
  * marker destroys nothing and is allowed. A locked bucket cannot leave ENABLED.
  *
+ * Lifecycle. A noncurrent version the lifecycle deletes by id carries md_cond's noncurrent check:
+ * in the delete's transaction it must still be an older version, with the successor and the
+ * count of newer versions its listing saw (noncurrent_check), so a client's write or delete in
+ * between cannot turn the deletion onto the current version or onto one the rule keeps.
+ *
  * Threading: apply functions run on the commit thread (md->vstamp_last is theirs alone); reads
  * use their own read transactions.
  */
@@ -190,6 +195,40 @@ static cm_err find_older(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
+/*
+ * cond's noncurrent check of the older version at vk (docs/lifecycle.md, md_cond): the versions
+ * newer than it are the latest (written at latest_ms) and k's older entries before vk; the one
+ * just before it is its successor. CM_ERR_PRECONDITION when the listing's premise no longer holds.
+ */
+static cm_err noncurrent_check(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl,
+                               const uint8_t *vk, size_t vkl, int64_t latest_ms,
+                               const md_cond *cond)
+{
+    uint8_t first[MD_KEYBUF];
+    md_kv_iter it;
+    uint32_t newer = 1;
+    int64_t succ_ms = latest_ms;
+    cm_err e = md_kv_iter_open(txn, md->versions, &it);
+    if (e != CM_OK)
+        return e;
+    vkey(k, kl, UINT64_MAX, first);
+    for (e = md_kv_iter_seek(&it, first, kl + MD_VSUFFIX); e == CM_OK && md_vers_of_key(&it, k, kl);
+         e = md_kv_iter_next(&it)) {
+        md_object s;
+        if (it.key.n == vkl && memcmp(it.key.p, vk, vkl) == 0)
+            break;
+        if ((e = md_object_decode_ex(it.val.p, it.val.n, MD_DECODE_SUMMARY, &s)) != CM_OK)
+            break;
+        succ_ms = s.mtime_ms;
+        md_object_release(&s);
+        newer++;
+    }
+    md_kv_iter_close(&it);
+    if (e != CM_OK && e != CM_ERR_NOTFOUND)
+        return e;
+    return newer >= cond->newer_min && succ_ms == cond->successor_ms ? CM_OK : CM_ERR_PRECONDITION;
+}
+
 /* Move k's newest older version into `objects` (generation gen); *promoted 0 when none. */
 static cm_err promote(md_store *md, MDB_txn *txn, const uint8_t *k, size_t kl, uint64_t gen,
                       int *promoted)
@@ -316,8 +355,12 @@ static cm_err delete_version(md_store *md, MDB_txn *txn, const uint8_t *k, size_
     size_t vkl;
     cm_err e;
     int bypass = cond && cond->bypass_governance;
+    int noncurrent = cond && cond->noncurrent;
+    int64_t latest_ms = *found ? cur->mtime_ms : 0;
     if (*found && vid_same(cur->version_id, vid)) {
         int promoted;
+        if (noncurrent)
+            return CM_ERR_PRECONDITION; /* it became the latest since the listing */
         if ((e = md_cond_check(cond, cur)) != CM_OK)
             return e;
         if (md_lock_protects(cur, cm_now_ms(), bypass))
@@ -334,6 +377,8 @@ static cm_err delete_version(md_store *md, MDB_txn *txn, const uint8_t *k, size_
     e = find_older(md, txn, k, kl, vid, mode, cur, found, vk, &vkl);
     if (e == CM_OK && *found)
         e = md_cond_check(cond, cur);
+    if (e == CM_OK && *found && noncurrent)
+        e = noncurrent_check(md, txn, k, kl, vk, vkl, latest_ms, cond);
     if (e == CM_OK && *found && md_lock_protects(cur, cm_now_ms(), bypass))
         e = CM_ERR_LOCKED;
     if (e == CM_OK && *found)

@@ -160,6 +160,59 @@ def errors_and_config(L):
           S3.head_object(Bucket=d, Key="mp").get("ObjectLockMode") == "GOVERNANCE")
 
 
+def lock_headers_of(head):
+    return sorted(k for k in ("ObjectLockMode", "ObjectLockRetainUntilDate",
+                              "ObjectLockLegalHoldStatus") if k in head)
+
+
+def lock_permissions(L, far):
+    """S3's permissions: lock headers on a write need s3:PutObjectRetention / PutObjectLegalHold,
+    and GET/HEAD show them only to callers allowed s3:GetObjectRetention / GetObjectLegalHold.
+    alice may set and read retention (not holds), bob neither."""
+    base = ["s3:PutObject", "s3:GetObject"]
+    S3.put_bucket_policy(Bucket=L, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::000000000000:user/alice",
+                                                  "arn:aws:iam::000000000000:user/bob"]},
+         "Action": base, "Resource": "arn:aws:s3:::%s/perm/*" % L},
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/alice"},
+         "Action": ["s3:PutObjectRetention", "s3:GetObjectRetention"],
+         "Resource": "arn:aws:s3:::%s/perm/*" % L}]}))
+    alice = client("ALICE_AK", "ALICE_SK")
+    bob = client("BOB_AK", "BOB_SK")
+    ret = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": far}
+    hold = {"ObjectLockLegalHoldStatus": "ON"}
+    bob.put_object(Bucket=L, Key="perm/plain", Body=b"x")
+    check("bob PutObject without lock headers", True)
+    fails("bob PutObject with retention headers (no s3:PutObjectRetention)", "AccessDenied",
+          lambda: bob.put_object(Bucket=L, Key="perm/b1", Body=b"x", **ret))
+    fails("bob PutObject with a legal hold header (no s3:PutObjectLegalHold)", "AccessDenied",
+          lambda: bob.put_object(Bucket=L, Key="perm/b2", Body=b"x", **hold))
+    fails("bob CopyObject with retention headers", "AccessDenied",
+          lambda: bob.copy_object(Bucket=L, Key="perm/b3",
+                                  CopySource={"Bucket": L, "Key": "perm/plain"}, **ret))
+    bob.copy_object(Bucket=L, Key="perm/b5", CopySource={"Bucket": L, "Key": "perm/plain"})
+    check("bob CopyObject of the same source without lock headers", True)
+    fails("bob CreateMultipartUpload with a legal hold", "AccessDenied",
+          lambda: bob.create_multipart_upload(Bucket=L, Key="perm/b4", **hold))
+    fails("  nothing written by the refused writes", "404",
+          lambda: S3.head_object(Bucket=L, Key="perm/b1"))
+    alice.put_object(Bucket=L, Key="perm/a1", Body=b"x", **ret)
+    check("alice PutObject with retention headers (allowed)",
+          S3.head_object(Bucket=L, Key="perm/a1").get("ObjectLockMode") == "GOVERNANCE")
+    fails("alice PutObject with a legal hold header (no s3:PutObjectLegalHold)", "AccessDenied",
+          lambda: alice.put_object(Bucket=L, Key="perm/a2", Body=b"x", **ret, **hold))
+    S3.put_object(Bucket=L, Key="perm/both", Body=b"both", **ret, **hold)
+    want = {"root": ["ObjectLockLegalHoldStatus", "ObjectLockMode", "ObjectLockRetainUntilDate"],
+            "alice": ["ObjectLockMode", "ObjectLockRetainUntilDate"], "bob": []}
+    for who, c in (("root", S3), ("alice", alice), ("bob", bob)):
+        head = c.head_object(Bucket=L, Key="perm/both")
+        check("HEAD as %s shows %s" % (who, want[who] or "no lock headers"),
+              lock_headers_of(head) == want[who], str(lock_headers_of(head)))
+        got = c.get_object(Bucket=L, Key="perm/both")
+        check("GET as %s shows the same" % who, lock_headers_of(got) == want[who]
+              and got["Body"].read() == b"both", str(lock_headers_of(got)))
+
+
 def setup():
     st = {}
     L = st["bucket"] = PREFIX + "lock-main"
@@ -268,6 +321,8 @@ def setup():
     bob.delete_object(Bucket=L, Key="g2", VersionId=st["g2"], BypassGovernanceRetention=True)
     fails("  bob with the bypass header deleted it", "404",
           lambda: S3.head_object(Bucket=L, Key="g2", VersionId=st["g2"]))
+
+    lock_permissions(L, far)
 
     # a null version locked through PutObjectRetention (lock enabled on a versioned bucket)
     N = st["nbucket"] = PREFIX + "lock-null"

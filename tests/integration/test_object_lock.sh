@@ -8,7 +8,8 @@
 # over the key, a plain DELETE (a marker), a locked null version (and the suspension that would
 # let a write replace it), lifecycle expiration with the test clock ([lifecycle] day_s = 1), the
 # GOVERNANCE bypass by a user without and with s3:BypassGovernanceRetention - each leaving the
-# version readable. Then the aws CLI, a restart, and object_lock.py after-restart: the versions
+# version readable; lock headers on writes refused without s3:PutObjectRetention /
+# s3:PutObjectLegalHold, and shown on GET/HEAD only to users allowed to read them. Then the aws CLI, a restart, and object_lock.py after-restart: the versions
 # and their locks are still there and still refuse deletion; an expired retention and a released
 # legal hold are deletable. A cluster node refuses lock with 501 (test_cluster_* runs this file
 # with CAIRN_TEST_ENDPOINTS: only that is checked there).

@@ -2,7 +2,8 @@
  * test_common_mkey.c - the master key: the order of its sources (env, configured file, default
  * file beside the data directory), refusal of unsafe or malformed key files, creation of the
  * default file with mode 0600 and its reuse, and wrap/unwrap of small secrets (round trip, a
- * wrong master key, a wrong context, every single altered byte, an unknown version).
+ * wrong master key, a wrong context, every single altered byte, an unknown version); rotation:
+ * lists of keys from the env and a file, unwrap by the key id, rewrap in place under the primary.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -158,6 +159,86 @@ static void test_wrong_key_context_tamper(void)
     CU_ASSERT_EQUAL(mk.key[5], 0);
 }
 
+/* Rotation: lists of keys, unwrap by id, rewrap in place under the primary. */
+static void test_rotation(void)
+{
+    cm_mkey a, ba, b, m;
+    uint8_t secret[32], w[80], back[32];
+    size_t wl = 0, bl = 0;
+    int changed = -1;
+    char list[200], why[256] = "", path[512], idh[9];
+    memset(secret, 0x5c, sizeof(secret));
+    CU_ASSERT_EQUAL_FATAL(cm_mkey_from_hex(&a, HEX_A), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(cm_mkey_from_hex(&b, HEX_B), CM_OK);
+    snprintf(list, sizeof(list), "%s,%s", HEX_B, HEX_A);
+    CU_ASSERT_EQUAL_FATAL(cm_mkey_from_list(&ba, list, ","), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(ba.id, b.id, 4), 0); /* the first is the primary */
+    CU_ASSERT_EQUAL(ba.nold, 1);
+    CU_ASSERT(cm_mkey_knows(&ba, a.id) && cm_mkey_knows(&ba, b.id) && !cm_mkey_knows(&b, a.id));
+
+    /* wrapped under A: B,A unwraps it; B alone does not */
+    CU_ASSERT_EQUAL_FATAL(cm_mkey_wrap(&a, "sse-dek", secret, 32, w, sizeof(w), &wl), CM_OK);
+    uint8_t id[4];
+    CU_ASSERT(cm_mkey_wrapped_id(w, wl, id) && memcmp(id, a.id, 4) == 0);
+    CU_ASSERT_EQUAL(cm_mkey_unwrap(&ba, "sse-dek", w, wl, back, sizeof(back), &bl), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(back, secret, 32), 0);
+    CU_ASSERT_EQUAL(cm_mkey_unwrap(&b, "sse-dek", w, wl, back, sizeof(back), &bl), CM_ERR_AUTH);
+    /* a rewrap under B alone cannot unwrap it (nothing changed), under B,A it moves to B */
+    uint8_t before[80];
+    memcpy(before, w, wl);
+    CU_ASSERT_EQUAL(cm_mkey_rewrap(&b, "sse-dek", w, wl, &changed), CM_ERR_AUTH);
+    CU_ASSERT(changed == 0 && memcmp(before, w, wl) == 0);
+    CU_ASSERT_EQUAL(cm_mkey_rewrap(&ba, "user", w, wl, &changed), CM_ERR_CORRUPT); /* wrong ctx */
+    CU_ASSERT_EQUAL(memcmp(before, w, wl), 0);
+    CU_ASSERT_EQUAL(cm_mkey_rewrap(&ba, "sse-dek", w, wl, &changed), CM_OK);
+    CU_ASSERT_EQUAL(changed, 1);
+    CU_ASSERT(cm_mkey_wrapped_id(w, wl, id) && memcmp(id, b.id, 4) == 0);
+    CU_ASSERT_EQUAL(cm_mkey_unwrap(&b, "sse-dek", w, wl, back, sizeof(back), &bl), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(back, secret, 32), 0);
+    CU_ASSERT_EQUAL(cm_mkey_unwrap(&a, "sse-dek", w, wl, back, sizeof(back), &bl), CM_ERR_AUTH);
+    memcpy(before, w, wl);
+    CU_ASSERT_EQUAL(cm_mkey_rewrap(&ba, "sse-dek", w, wl, &changed), CM_OK);
+    CU_ASSERT(changed == 0 && memcmp(before, w, wl) == 0); /* already under the primary */
+    cm_mkey_id_hex(b.id, idh);
+    CU_ASSERT_EQUAL(strlen(idh), 8);
+
+    /* malformed lists: an empty entry, the same key twice, too many keys, a short key */
+    snprintf(list, sizeof(list), "%s,,%s", HEX_B, HEX_A);
+    CU_ASSERT_EQUAL(cm_mkey_from_list(&m, list, ","), CM_ERR_INVAL);
+    snprintf(list, sizeof(list), "%s,%s", HEX_A, HEX_A);
+    CU_ASSERT_EQUAL(cm_mkey_from_list(&m, list, ","), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_mkey_from_list(&m, "00ff", ","), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_mkey_from_list(&m, "", ","), CM_ERR_INVAL);
+    char many[CM_MKEY_MAX * 65 + 66];
+    size_t off = 0;
+    for (int i = 0; i <= CM_MKEY_MAX; i++) {
+        char h[65];
+        snprintf(h, sizeof(h), "%s", HEX_A);
+        h[0] = (char)('0' + i); /* different keys */
+        off += (size_t)snprintf(many + off, sizeof(many) - off, "%s%s", i ? "," : "", h);
+    }
+    CU_ASSERT_EQUAL(cm_mkey_from_list(&m, many, ","), CM_ERR_INVAL);
+    many[off - 65] = '\0'; /* CM_MKEY_MAX keys: accepted */
+    CU_ASSERT_EQUAL(cm_mkey_from_list(&m, many, ","), CM_OK);
+    CU_ASSERT_EQUAL(m.nold, CM_MKEY_MAX - 1);
+
+    /* the sources: the env as a comma list, a file one key per line */
+    snprintf(list, sizeof(list), "%s,%s", HEX_B, HEX_A);
+    setenv(CM_MKEY_ENV, list, 1);
+    CU_ASSERT_EQUAL(cm_mkey_load(&m, NULL, NULL, why, sizeof(why)), CM_OK);
+    CU_ASSERT(memcmp(m.id, b.id, 4) == 0 && cm_mkey_knows(&m, a.id));
+    unsetenv(CM_MKEY_ENV);
+    snprintf(path, sizeof(path), "%s/two.key", cu_tmpdir());
+    snprintf(list, sizeof(list), "%s\n%s\n", HEX_B, HEX_A);
+    write_file(path, list, 0600);
+    CU_ASSERT_EQUAL(cm_mkey_load(&m, path, NULL, why, sizeof(why)), CM_OK);
+    CU_ASSERT(memcmp(m.id, b.id, 4) == 0 && cm_mkey_knows(&m, a.id) && m.nold == 1);
+    snprintf(list, sizeof(list), "%s\n\n%s\n", HEX_B, HEX_A);
+    write_file(path, list, 0600);
+    CU_ASSERT_EQUAL(cm_mkey_load(&m, path, NULL, why, sizeof(why)), CM_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "primary key first"));
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -166,6 +247,7 @@ void cu_register(void)
         {"default_created_once", test_default_created_once},
         {"wrap_round_trip", test_wrap_round_trip},
         {"wrong_key_context_tamper", test_wrong_key_context_tamper},
+        {"rotation", test_rotation},
         {NULL, NULL},
     };
     cu_add_suite("mkey", tests);

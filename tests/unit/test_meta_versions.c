@@ -16,7 +16,9 @@
  *   long_keys         keys past LMDB's key limit (md_kv.c groups), one a prefix of the other:
  *                     histories stay apart, paging across them, null versions found;
  *   failed_commit     a versioned PUT, DELETE and delete by id whose commit fails change nothing
- *                     (each is one transaction: the history is as before, nothing to free).
+ *                     (each is one transaction: the history is as before, nothing to free);
+ *   lifecycle_race    a client's write or delete between the lifecycle's listing and its delete
+ *                     of a noncurrent version (md_cond noncurrent): the wrong version is kept.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,6 +273,129 @@ static void test_conditional(void)
     CU_ASSERT_EQUAL(put(md, "b", "k", "e3", &inm, &res, NULL, NULL), CM_OK);
     history(md, "b", "k", h, sizeof(h));
     CU_ASSERT_STRING_EQUAL(h, "e3,DM,e2,e1");
+    md_close(md);
+}
+
+/* PUT key (body "etag") written at mtime ms; its version id into vid. */
+static void put_at(md_store *md, const char *b, const char *key, const char *etag, int64_t ms,
+                   char *vid)
+{
+    md_object o = {0};
+    md_vres res;
+    o.key = (char *)key;
+    snprintf(o.version_id, sizeof(o.version_id), "null");
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    o.inline_data = (uint8_t *)etag;
+    o.inline_len = o.size = strlen(etag);
+    o.mtime_ms = ms;
+    CU_ASSERT_EQUAL_FATAL(md_object_put_v(md, b, &o, NULL, NULL, NULL, &res), CM_OK);
+    memcpy(vid, res.version_id, sizeof(res.version_id));
+}
+
+/* The lifecycle's delete of version i of a key listed as vs (newest first) as noncurrent: the
+ * condition gw_lifecycle.c's version_apply builds from the listing. */
+static cm_err lc_delete(md_store *md, const char *key, const md_object *vs, size_t i)
+{
+    md_cond c = {.noncurrent = 1, .successor_ms = vs[i - 1].mtime_ms, .newer_min = (uint32_t)i};
+    md_object old;
+    int had = 0;
+    cm_err e = md_object_delete_v(md, "b", key, vs[i].version_id, &c, &old, &had, NULL);
+    if (had)
+        md_object_release(&old);
+    return e;
+}
+
+/* A client's DELETE of version vid of key, between the lifecycle's listing and its delete. */
+static void client_delete(md_store *md, const char *key, const char *vid)
+{
+    md_object old;
+    int had = 0;
+    CU_ASSERT_EQUAL(md_object_delete_v(md, "b", key, vid, NULL, &old, &had, NULL), CM_OK);
+    if (had)
+        md_object_release(&old);
+}
+
+static void listing(md_store *md, const char *key, md_object **vs, size_t *n)
+{
+    int more;
+    CU_ASSERT_EQUAL_FATAL(md_key_versions(md, "b", key, 100, vs, n, &more), CM_OK);
+}
+
+/*
+ * The lifecycle lists a key's versions, then deletes a noncurrent one by id; a client's write or
+ * delete in between changes which version is noncurrent, its successor or how many are newer.
+ * Unconditioned (before md_cond's noncurrent check) each case below removed the wrong version:
+ * the current one, one whose NoncurrentDays restarted, one NewerNoncurrentVersions keeps.
+ */
+static void test_lifecycle_race(void)
+{
+    md_store *md = open_store("lcrace");
+    char v[5][40], h[256];
+    md_object *vs;
+    size_t n;
+    mk_bucket(md, "b", MD_VERS_ENABLED);
+
+    /* the latest deleted by id: the listed noncurrent e2 is current now and stays */
+    put_at(md, "b", "a", "e1", 1000, v[1]);
+    put_at(md, "b", "a", "e2", 2000, v[2]);
+    put_at(md, "b", "a", "e3", 3000, v[3]);
+    listing(md, "a", &vs, &n);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    client_delete(md, "a", v[3]);
+    CU_ASSERT_EQUAL(lc_delete(md, "a", vs, 1), CM_ERR_PRECONDITION);
+    history(md, "b", "a", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "e2,e1");
+    /* e1's successor is e2 as listed, but e2 is no longer noncurrent: one newer version less */
+    CU_ASSERT_EQUAL(lc_delete(md, "a", vs, 2), CM_ERR_PRECONDITION);
+    history(md, "b", "a", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "e2,e1");
+    md_objects_free(vs, n);
+
+    /* the successor deleted: f1 is noncurrent since f3's later write, its age starts again */
+    put_at(md, "b", "c", "f1", 1000, v[1]);
+    put_at(md, "b", "c", "f2", 2000, v[2]);
+    put_at(md, "b", "c", "f3", 9000, v[3]);
+    listing(md, "c", &vs, &n);
+    client_delete(md, "c", v[2]);
+    CU_ASSERT_EQUAL(lc_delete(md, "c", vs, 2), CM_ERR_PRECONDITION);
+    history(md, "b", "c", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "f3,f1");
+    md_objects_free(vs, n);
+
+    /* fewer newer versions: g1 had two newer noncurrent ones, now one (NewerNoncurrentVersions
+     * 1 keeps it), its successor unchanged */
+    put_at(md, "b", "d", "g1", 1000, v[1]);
+    put_at(md, "b", "d", "g2", 2000, v[2]);
+    put_at(md, "b", "d", "g3", 3000, v[3]);
+    put_at(md, "b", "d", "g4", 4000, v[4]);
+    listing(md, "d", &vs, &n);
+    client_delete(md, "d", v[4]);
+    CU_ASSERT_EQUAL(lc_delete(md, "d", vs, 3), CM_ERR_PRECONDITION);
+    history(md, "b", "d", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "g3,g2,g1");
+    md_objects_free(vs, n);
+
+    /* a write in between that changes nothing for the listed version: deleted as listed */
+    put_at(md, "b", "e", "h1", 1000, v[1]);
+    put_at(md, "b", "e", "h2", 2000, v[2]);
+    listing(md, "e", &vs, &n);
+    put_at(md, "b", "e", "h3", 3000, v[3]);
+    CU_ASSERT_EQUAL(lc_delete(md, "e", vs, 1), CM_OK);
+    history(md, "b", "e", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "h3,h2");
+    md_objects_free(vs, n);
+
+    /* a suspended write replacing the null successor: k1's successor is written later now */
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_ENABLED), CM_OK);
+    put_at(md, "b", "s", "k1", 1000, v[1]);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_SUSPENDED), CM_OK);
+    put_at(md, "b", "s", "n2", 2000, v[2]);
+    listing(md, "s", &vs, &n);
+    put_at(md, "b", "s", "n3", 9000, v[3]);
+    CU_ASSERT_EQUAL(lc_delete(md, "s", vs, 1), CM_ERR_PRECONDITION);
+    history(md, "b", "s", h, sizeof(h));
+    CU_ASSERT_STRING_EQUAL(h, "n3,k1");
+    md_objects_free(vs, n);
     md_close(md);
 }
 
@@ -574,6 +699,7 @@ void cu_register(void)
                                     {"tags_reopen", test_tags_reopen},
                                     {"long_keys", test_long_keys},
                                     {"failed_commit", test_failed_commit},
+                                    {"lifecycle_race", test_lifecycle_race},
                                     {NULL, NULL}};
     cu_add_suite("meta_versions", tests);
 }

@@ -188,7 +188,7 @@ static void *race_main(void *arg)
         o.key = key;
         memcpy(o.version_id, "null", 5);
         snprintf(o.etag, sizeof(o.etag), "%s", etag);
-        md_cond inm = {1, NULL, 0};
+        md_cond inm = {.if_none_match_star = 1};
         r->res[k] = rp_object_put(T.n[r->node].c, "b", &o, &inm, NULL, NULL);
     }
     return NULL;
@@ -320,7 +320,7 @@ static void test_one_node(void)
     md_object o = {0};
     o.key = "solo";
     memcpy(o.version_id, "null", 5);
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     CU_ASSERT_EQUAL(rp_object_put(T.n[0].c, "b", &o, &inm, NULL, NULL), CM_OK);
     CU_ASSERT_EQUAL(rp_object_put(T.n[0].c, "b", &o, &inm, NULL, NULL), CM_ERR_PRECONDITION);
     cmd_cond_stats st;

@@ -891,13 +891,13 @@ static void test_cond_create_race(void)
     for (int k = 0; k < 8; k++)
         CU_ASSERT_EQUAL(wins[k], 1);
     /* If-Match: the etag decides, a missing key is NOTFOUND. */
-    md_cond m = {0, "x", 0};
+    md_cond m = {.if_match = "x"};
     CU_ASSERT_EQUAL(put(0, "c0", "y", &m), CM_OK);
     CU_ASSERT_EQUAL(put(1, "c0", "z", &m), CM_ERR_PRECONDITION);
     CU_ASSERT_EQUAL(put(1, "absent", "z", &m), CM_ERR_NOTFOUND);
-    md_cond dm = {0, "y", 0};
+    md_cond dm = {.if_match = "y"};
     CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, "c0", &dm, NULL, NULL), CM_OK);
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     CU_ASSERT_EQUAL(put(0, "c0", "again", &inm), CM_OK); /* a tombstone is no object */
     rp_stats st;
     rp_get_stats(E.c[0], &st);
@@ -907,7 +907,7 @@ static void test_cond_create_race(void)
 
 static void *cond_put_lk(void *arg)
 {
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     *(cm_err *)arg = put(0, "lk", "first", &inm);
     return NULL;
 }
@@ -925,7 +925,7 @@ static void test_cond_lock_bounded(void)
     pthread_create(&th, NULL, cond_put_lk, &first);
     struct timespec pause = {0, 40 * 1000000};
     nanosleep(&pause, NULL);
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     int64_t t0 = now_ms();
     CU_ASSERT_EQUAL(put(1, "lk", "second", &inm), CM_ERR_UNAVAILABLE);
     int64_t took = now_ms() - t0;
@@ -946,7 +946,7 @@ static void test_cond_fenced(void)
 {
     env_up(1, 5000, RP_STRONG);
     md_object a = mkobj("fz", "e1"), keep = {0};
-    md_cond inm = {1, NULL, 0}, m1 = {0, "e1", 0};
+    md_cond inm = {.if_none_match_star = 1}, m1 = {.if_match = "e1"};
     rp_cond_write w = {B, "fz", &a, &inm, 9};
     CU_ASSERT_EQUAL(rp_cond_execute(E.c[0], &w), CM_OK); /* the leader with token 9 */
     md_object b = mkobj("fz", "e2");
@@ -957,7 +957,7 @@ static void test_cond_fenced(void)
     rp_cond_write next = {B, "fz", &b, &m1, 11}; /* a later leader */
     CU_ASSERT_EQUAL(rp_cond_execute(E.c[1], &next), CM_OK);
     CU_ASSERT_STRING_EQUAL(stored(0, "fz", &keep), "e2");
-    md_cond m2 = {0, "e2", 0};
+    md_cond m2 = {.if_match = "e2"};
     w.cond = &m2; /* the first leader (token 9), replaced meanwhile, writes again */
     CU_ASSERT_EQUAL(rp_cond_execute(E.c[0], &w), CM_ERR_UNAVAILABLE);
     CU_ASSERT_EQUAL(put(0, "fz", "e3", NULL), CM_OK); /* unconditional writes carry no token */
@@ -975,7 +975,7 @@ static void test_cond_fenced(void)
 static void test_cond_write_back(void)
 {
     env_up(1, 2000, RP_STRONG);
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     set_fault(1, 1, 0, 0);
     set_fault(2, 1, 0, 0);
     E.mode = RP_AVAILABLE; /* e1 reaches f0 and two stand-ins, none of the other homes */
@@ -998,7 +998,7 @@ static void test_cond_fenced_read(void)
 {
     env_up(1, 5000, RP_STRONG);
     md_object a = mkobj("fr", "e1"), keep = {0};
-    md_cond inm = {1, NULL, 0}, other = {0, "nope", 0};
+    md_cond inm = {.if_none_match_star = 1}, other = {.if_match = "nope"};
     rp_cond_write next = {B, "fr", &a, &other, 11}; /* the successor: its condition fails */
     CU_ASSERT_EQUAL(rp_cond_execute(E.c[1], &next), CM_ERR_NOTFOUND);
     rp_cond_write old = {B, "fr", &a, &inm, 9}; /* the ex-leader, writing late */
@@ -1021,7 +1021,7 @@ static void test_cond_fenced_read(void)
 static void test_cond_available_strict(void)
 {
     env_up_hedged(1, 2000, RP_AVAILABLE, 50);
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     set_fault(1, 1, 0, 0);
     set_fault(2, 1, 0, 0);
     CU_ASSERT_EQUAL(put(0, "ca", "e1", &inm), CM_ERR_UNAVAILABLE);
@@ -1157,7 +1157,7 @@ static void test_cond_etcd_leader(void)
      * the old one cannot run conditional writes any more. */
     int old = s0.cond_writes == 64 ? 0 : 1, next = 1 - old;
     CU_ASSERT_EQUAL(co_lease_revoke(LN[old].cl, LN[old].lease), CM_OK);
-    md_cond inm = {1, NULL, 0};
+    md_cond inm = {.if_none_match_star = 1};
     CU_ASSERT_EQUAL(put(next, "after", "x", &inm), CM_OK);
     CU_ASSERT_EQUAL(put(old, "after", "y", &inm), CM_ERR_PRECONDITION); /* forwarded */
     CU_ASSERT_EQUAL(put(old, "c0", "y", &inm), CM_ERR_PRECONDITION);
