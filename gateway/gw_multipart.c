@@ -626,11 +626,26 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
         if (err != CM_OK)
             break;
     }
+    if (err == CM_ERR_CONFLICT) { /* a kept part's record is gone: was the upload ended? */
+        md_upload up;
+        if (rp_upload_get(r->g->rp, r->bucket, r->key, upload_id, &up) == CM_ERR_NOTFOUND)
+            err = CM_ERR_NOTFOUND;
+        md_upload_release(&up);
+    }
+    /* One claim wins: a concurrent Complete of other parts, or an Abort, answers NoSuchUpload
+     * before writing anything (rp_upload_claim). */
+    int64_t claimed_at = cm_now_ms();
+    if (err == CM_OK)
+        err = rp_upload_claim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
+    if (err == CM_OK && cm_now_ms() - claimed_at >= RP_CLAIM_WRITE_MS)
+        err = CM_ERR_UNAVAILABLE; /* an Abort may take the claim over soon: no object */
     if (err == CM_OK) {
         md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */
         obj.parts = full;
         snprintf(obj.upload_id, sizeof(obj.upload_id), "%s", upload_id);
         err = gw_meta_put(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old);
+        if (err != CM_OK) /* the upload stays as it was for the client's next try */
+            rp_upload_unclaim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
     }
     if (err == CM_OK)
         err = rp_upload_end(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
