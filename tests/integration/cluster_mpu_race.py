@@ -15,13 +15,18 @@ file. Exits non-zero at the first check that fails; prints one line per check th
                                             while Complete [1, 2] through n4 (odd rounds: Abort
                                             through n4): the UploadPart answers 200 or
                                             NoSuchUpload, the upload is gone afterwards
+  killpart  ENDPOINTS STATE BUCKET PID      an UploadPart of 8 MiB through n4 whose process (PID)
+                                            is SIGKILLed mid-body; the part again through n5 and
+                                            Complete through n6: the object reads back byte-exact
   verify    ENDPOINTS STATE BUCKET          every object of the earlier phases reads back
                                             byte-exact (run past the garbage grace period: no
                                             body an object uses was freed) through n1, n3, n6
 """
 import hashlib
+import io
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -79,6 +84,8 @@ SIZES = {"p1": 5 * MIB}
 
 
 def part_body(seed):
+    if seed.endswith(":big"):
+        return body(seed[:-4], 8 * MIB)
     return body(seed, SIZES.get(seed.split(":")[0], SMALL))
 
 
@@ -170,6 +177,55 @@ def partrace(c, st, b, rounds):
        (rounds, seen))
 
 
+def killpart(c, st, b, pid):
+    """UploadPart of part 2 (8 MiB) through n4, SIGKILLed mid-body; part 2 again through n5;
+    Complete through n6 keeps the second upload (the first left cells no record names)."""
+    k = "kp/0"
+    u = c[0].create_multipart_upload(Bucket=b, Key=k)["UploadId"]
+    e1 = c[1].upload_part(Bucket=b, Key=k, UploadId=u, PartNumber=1, Body=part_body("p1"))["ETag"]
+    big = body("kill:2", 8 * MIB)
+    res = []
+
+    class Slow(io.BytesIO):
+        """The body sent in small reads, 1 ms each (about 1 s for 8 MiB): the node is killed
+        while its cells are being written. The SigV4 hash reads it in large pieces first."""
+
+        def read(self, n=-1):
+            if 0 < n <= 65536:
+                time.sleep(0.001)
+            return super().read(n)
+
+    def send():
+        try:
+            res.append(c[3].upload_part(Bucket=b, Key=k, UploadId=u, PartNumber=2,
+                                        Body=Slow(big)))
+        except Exception as e:  # the node dies under it
+            res.append(code_of(e))
+
+    port = c[3].meta.endpoint_url.rsplit(":", 1)[1]
+    t = threading.Thread(target=send)
+    t.start()
+    for _ in range(300):  # the body is on its way once n4 has the connection
+        out = subprocess.run(["ss", "-Htn", "state", "established", "( sport = :%s )" % port],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)
+    os.kill(pid, 9)
+    t.join()
+    if not isinstance(res[0], str):  # botocore names a send cut by a reset "Could not connect"
+        fail("the UploadPart through n4 was cut by the kill: %r" % res[0])
+    e2 = c[4].upload_part(Bucket=b, Key=k, UploadId=u, PartNumber=2, Body=big)["ETag"]
+    etag = complete(c[5], b, k, u, [(1, e1), (2, e2)])()
+    got = c[2].get_object(Bucket=b, Key=k)["Body"].read()
+    if hashlib.sha256(got).digest() != hashlib.sha256(part_body("p1") + big).digest():
+        fail("the object made after the part was uploaded again reads back byte-exact")
+    st.setdefault("objects", {})[k] = ["p1", "kill:2:big"]
+    ok("UploadPart through n4 SIGKILLed mid-body (%s); part 2 again through n5, Complete through "
+       "n6 (%s): the object reads back byte-exact" % (str(res[0])[:40], etag))
+
+
 def verify(c, st, b):
     objs = st.get("objects", {})
     bad = []
@@ -198,6 +254,8 @@ def main():
         complete2(c, st, b, int(sys.argv[5]))
     elif phase == "partrace":
         partrace(c, st, b, int(sys.argv[5]))
+    elif phase == "killpart":
+        killpart(c, st, b, int(sys.argv[5]))
     elif phase == "verify":
         verify(c, st, b)
     else:
