@@ -715,7 +715,7 @@ static void get_reread_work(gw_req *r)
     nanosleep(&ts, NULL);
     md_object rec;
     gs->reread_err = gw_meta_get(r->g, r->bucket, r->key, &rec);
-    if (gs->reread_err != CM_OK)
+    if (gs->reread_err != CM_OK) /* no quorum now: the layout read before is tried again */
         return;
     gs->reread_err = CM_ERR_NOTFOUND; /* unless the record still names the body */
     for (size_t i = 0; i < rec.nparts; i++) {
@@ -735,24 +735,26 @@ static void get_reread_work(gw_req *r)
 static void get_reread_done(gw_req *r)
 {
     get_state *gs = r->op;
-    r->drain = get_drain;
+    const md_layout *was = &r->obj.parts[gs->rd_pi].layout;
+    const md_layout *lay = gs->has_alt && gs->alt_pi == gs->rd_pi ? &gs->alt : was;
     cm_err err = gs->reread_err;
-    CM_WARN(
-        MOD, "req=%s read of %s/%s at %" PRIu64 " failed (%s): record read again (%s), try %d",
-        r->id, r->bucket, r->key, r->send_pos, cm_err_str(gs->rd_err),
-        err != CM_OK ? cm_err_str(err)
-        : memcmp(gs->alt.drives, r->obj.parts[gs->rd_pi].layout.drives, MD_MAX_CELLS) ||
-                memcmp(gs->alt.nodes, r->obj.parts[gs->rd_pi].layout.nodes, sizeof(gs->alt.nodes))
-            ? "the layout changed"
-            : "the same layout",
-        gs->retries);
-    if (err == CM_OK)
-        err = ob_read_start(r->g->data, &gs->alt, gs->rd_in_part, gs->v.iov_base, gs->v.iov_len,
-                            net_req_base(r->net), get_read_done, gs, &gs->rd);
-    else
-        err = gs->rd_err;
-    if (err != CM_OK && get_piece_done(r, err, 1, gs->v.iov_len) == 0)
-        get_drain(r);
+    r->drain = get_drain;
+    CM_WARN(MOD, "req=%s read of %s/%s at %" PRIu64 " failed (%s): record read again (%s), try %d",
+            r->id, r->bucket, r->key, r->send_pos, cm_err_str(gs->rd_err),
+            err != CM_OK ? cm_err_str(err)
+            : memcmp(lay->drives, was->drives, MD_MAX_CELLS) ||
+                    memcmp(lay->nodes, was->nodes, sizeof(was->nodes))
+                ? "the layout changed"
+                : "the same layout",
+            gs->retries);
+    /* CM_ERR_NOTFOUND: the record names the body no more; after any other failure of the
+     * record's read, the layout read before is tried again */
+    err = err == CM_ERR_NOTFOUND
+              ? gs->rd_err
+              : ob_read_start(r->g->data, lay, gs->rd_in_part, gs->v.iov_base, gs->v.iov_len,
+                              net_req_base(r->net), get_read_done, gs, &gs->rd);
+    if (err != CM_OK)
+        get_piece_done(r, err, 1, gs->v.iov_len); /* fails: the 503, or the body cut short */
 }
 
 /* ob_read_start's completion, on the request's loop. */
