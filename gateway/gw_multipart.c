@@ -644,7 +644,10 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
         obj.parts = full;
         snprintf(obj.upload_id, sizeof(obj.upload_id), "%s", upload_id);
         err = gw_meta_put(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old);
-        if (err != CM_OK) /* the upload stays as it was for the client's next try */
+        /* Refused for certain (the client's If-Match / If-None-Match): the upload is open
+         * again. After any other failure the object may yet be there: the claim stays for the
+         * client's retry of this Complete (or an Abort once it is stale). */
+        if (err == CM_ERR_PRECONDITION || err == CM_ERR_NOTFOUND)
             rp_upload_unclaim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
     }
     if (err == CM_OK)

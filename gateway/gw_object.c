@@ -44,6 +44,7 @@
 #include "gw_sse.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -51,7 +52,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
@@ -606,6 +606,7 @@ typedef struct {
     cm_err rd_err, reread_err;
     int retries, has_alt;
     md_layout alt;
+    struct event *pause; /* the wait before a piece is read again (made on first use) */
 } get_state;
 
 static void get_state_free(void *p)
@@ -615,6 +616,8 @@ static void get_state_free(void *p)
         return;
     if (gs->rd) /* the connection ended with a read in flight (this runs on its loop) */
         ob_read_cancel(gs->rd);
+    if (gs->pause) /* ... or while it waited to read a piece again (a pending event is removed) */
+        event_free(gs->pause);
     free(gs->part_end);
     if (gs->piece)
         evbuffer_free(gs->piece);
@@ -697,8 +700,8 @@ static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
  * found". Nothing of the piece is out yet (a piece is at most one stripe), so the record is read
  * again (a quorum read) and the piece read again on the layout it names now for that body, up to
  * GET_REREADS times, each after a pause (GET_REREAD_MS, doubled: 3.1 s in all) that lets a rewrite
- * in place end (docs/chunks.md, "A GET and a concurrent heal"). The pause blocks a worker: a
- * rare path, at most one per GET at a time.
+ * in place end (docs/chunks.md, "A GET and a concurrent heal"). The pause is a timer on the
+ * request's loop; only the record's read takes a worker.
  */
 #define GET_REREADS 5
 #define GET_REREAD_MS 100
@@ -710,9 +713,6 @@ static void get_reread_work(gw_req *r)
 {
     get_state *gs = r->op;
     const md_part *p = &r->obj.parts[gs->rd_pi];
-    long ms = (long)GET_REREAD_MS << (gs->retries - 1);
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
     md_object rec;
     gs->reread_err = gw_meta_get(r->g, r->bucket, r->key, &rec);
     if (gs->reread_err != CM_OK) /* no quorum now: the layout read before is tried again */
@@ -757,6 +757,15 @@ static void get_reread_done(gw_req *r)
         get_piece_done(r, err, 1, gs->v.iov_len); /* fails: the 503, or the body cut short */
 }
 
+/* Loop: the pause is over; the record is read on a worker (which owns r until
+ * get_reread_done). */
+static void get_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    gw_req *r = arg;
+    (void)fd, (void)what;
+    gw_offload(r, get_reread_work, get_reread_done);
+}
+
 /* ob_read_start's completion, on the request's loop. */
 static void get_read_done(void *arg, cm_err err)
 {
@@ -764,11 +773,13 @@ static void get_read_done(void *arg, cm_err err)
     gw_req *r = gs->r;
     gs->rd = NULL;
     if (err != CM_OK && err != CM_ERR_NOMEM && err != CM_ERR_CLOSED && gs->retries < GET_REREADS &&
-        gw_meta_remote(r->g)) {
-        gs->retries++;
+        gw_meta_remote(r->g) &&
+        (gs->pause || (gs->pause = evtimer_new(net_req_base(r->net), get_pause_end, r)))) {
+        long ms = (long)GET_REREAD_MS << gs->retries++;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
         gs->rd_err = err;
-        r->drain = NULL; /* the worker owns r until get_reread_done */
-        gw_offload(r, get_reread_work, get_reread_done);
+        r->drain = NULL; /* no piece is read while it waits */
+        evtimer_add(gs->pause, &tv);
         return;
     }
     gs->retries = 0;
