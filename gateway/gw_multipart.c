@@ -33,9 +33,10 @@
  * On a cluster node (gw_meta_remote) the upload and part records are replicated records
  * (repl/rp_upload.h, docs/multipart-cluster.md) instead of the local md_upload_* ones, so any
  * node serves any upload: every call that touches them runs on a worker (ListParts too), an
- * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records
- * and ends the upload after writing the object, and no body is freed here: the replicas turn the
- * unused ones into garbage records, reclaimed after the grace period.
+ * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records,
+ * claims the upload (one Complete of several wins; the others answer NoSuchUpload) and ends it
+ * after writing the object, and no body is freed here: the replicas turn the unused ones into
+ * garbage records, reclaimed after the grace period.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"

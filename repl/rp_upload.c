@@ -10,7 +10,9 @@
  * record's body is therefore only ever released by a tombstone of that very record, written by
  * Complete (not for the parts the object keeps), Abort, or the UploadPart that wrote it when it
  * finds the upload ended meanwhile: a concurrent UploadPart never takes a body from an object
- * (docs/multipart-cluster.md, "Races").
+ * (docs/multipart-cluster.md, "Races"). Which call ends an upload is decided by one
+ * compare-and-set of the upload record through the partition leader: a Complete's claim, or an
+ * Abort's tombstone ("The claim" below; docs/multipart-cluster.md, "Ending an upload").
  *
  * Memory: a part listing holds one page of records (RP_LIST_MAX) and one md_part summary per
  * number (10,000 at most, about 2 MB); Complete fetches only the kept parts' records.

@@ -14,7 +14,9 @@
  *   - a part record, one per UploadPart (its key ends with a random id): the md_part as the
  *     record's one part (its layout, or its body inline), summary fields as the part's. The part
  *     of a number is its newest record by (hlc, hlc_node), the same answer on every node;
- *   - Complete writes the object record (through rp_object_put), then a tombstone for the upload
+ *   - Complete claims the upload (rp_upload_claim: one compare-and-set of the upload record
+ *     through the partition leader, so of two Completes, or a Complete and an Abort, one wins),
+ *     writes the object record (through rp_object_put), then a tombstone for the upload
  *     and one per part record: a part the object keeps gets a tombstone that still names its body
  *     (so no replica turns it into garbage), every other one a plain tombstone, whose merge on
  *     each replica turns its body into a durable garbage record (reclaimed by ob_gc_run after the
