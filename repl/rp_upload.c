@@ -439,7 +439,7 @@ cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *u
             return CM_ERR_NOTFOUND; /* another Complete's: it ends the upload */
         }
         /* Open, or this very Complete's claim (a retry): stamped anew, so the object write
-         * below comes within CLAIM_WRITE_MS of it. */
+         * below comes within RP_CLAIM_WRITE_MS of it. */
         char from[sizeof(rec.etag)];
         snprintf(from, sizeof(from), "%s", rec.etag);
         e = upload_cas(c, bucket, &rec, from, tag);
@@ -547,9 +547,9 @@ cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *u
         return e;
     e = spare_made(&s, &made);
     /* A Complete claimed the upload and has not written its object yet: it ends the upload
-     * (its client retries it should it die). A claim older than CLAIM_STALE_MS is a Complete
+     * (its client retries it should it die). A claim older than RP_CLAIM_STALE_MS is a Complete
      * that died and was never retried: the Abort takes over; that Complete, were it still
-     * alive, no longer writes its object (CLAIM_WRITE_MS). */
+     * alive, no longer writes its object (RP_CLAIM_WRITE_MS). */
     if (e == CM_OK && !made && claim_parse(rec.etag, &digest, &at) &&
         cm_now_ms() - at < RP_CLAIM_STALE_MS)
         e = CM_ERR_NOTFOUND;
