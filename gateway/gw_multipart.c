@@ -33,9 +33,10 @@
  * On a cluster node (gw_meta_remote) the upload and part records are replicated records
  * (repl/rp_upload.h, docs/multipart-cluster.md) instead of the local md_upload_* ones, so any
  * node serves any upload: every call that touches them runs on a worker (ListParts too), an
- * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records
- * and ends the upload after writing the object, and no body is freed here: the replicas turn the
- * unused ones into garbage records, reclaimed after the grace period.
+ * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records,
+ * claims the upload (one Complete of several wins; the others answer NoSuchUpload) and ends it
+ * after writing the object, and no body is freed here: the replicas turn the unused ones into
+ * garbage records, reclaimed after the grace period.
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -626,11 +627,29 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
         if (err != CM_OK)
             break;
     }
+    if (err == CM_ERR_CONFLICT) { /* a kept part's record is gone: was the upload ended? */
+        md_upload up;
+        if (rp_upload_get(r->g->rp, r->bucket, r->key, upload_id, &up) == CM_ERR_NOTFOUND)
+            err = CM_ERR_NOTFOUND;
+        md_upload_release(&up);
+    }
+    /* One claim wins: a concurrent Complete of other parts, or an Abort, answers NoSuchUpload
+     * before writing anything (rp_upload_claim). */
+    int64_t claimed_at = cm_now_ms();
+    if (err == CM_OK)
+        err = rp_upload_claim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
+    if (err == CM_OK && cm_now_ms() - claimed_at >= RP_CLAIM_WRITE_MS)
+        err = CM_ERR_UNAVAILABLE; /* an Abort may take the claim over soon: no object */
     if (err == CM_OK) {
         md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */
         obj.parts = full;
         snprintf(obj.upload_id, sizeof(obj.upload_id), "%s", upload_id);
         err = gw_meta_put(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old);
+        /* Refused for certain (the client's If-Match / If-None-Match): the upload is open
+         * again. After any other failure the object may yet be there: the claim stays for the
+         * client's retry of this Complete (or an Abort once it is stale). */
+        if (err == CM_ERR_PRECONDITION || err == CM_ERR_NOTFOUND)
+            rp_upload_unclaim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
     }
     if (err == CM_OK)
         err = rp_upload_end(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);

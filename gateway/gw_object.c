@@ -29,7 +29,9 @@
  * The first piece is read before the headers go out (a HEAD reads nothing): a body that cannot
  * be read at all (too many drives lost, too many cells' nodes down, a cluster read timed out)
  * is answered 503 ServiceUnavailable, which S3 clients retry, or 500 InternalError for data
- * found corrupt. A later piece that fails can only cut the connection short (logged).
+ * found corrupt. A later piece that fails can only cut the connection short (logged). On a cluster
+ * node a failed piece is first read again, up to 5 times over about 3 s, on the layout the record
+ * read anew names for its body (a heal may have moved or be rewriting the cells read: get_reread).
  *
  * Encryption (gw_sse.c, docs/encryption.md): a PUT asking for SSE-S3 or SSE-C, or into a bucket
  * with default encryption, seals its body segment by segment on the way to the writer (never
@@ -42,6 +44,7 @@
 #include "gw_sse.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -589,6 +592,15 @@ typedef struct {
     /* Until the first piece is read: the status (200/206) and range its headers will carry. */
     int status;
     uint64_t first, last;
+    /* A cluster piece that failed is read again on the record as it is now (get_reread): the
+     * part, offset and error of that read, the tries so far, and the layout the record names
+     * for part alt_pi now when it differs from the one read first (has_alt). */
+    size_t rd_pi, alt_pi;
+    uint64_t rd_in_part;
+    cm_err rd_err, reread_err;
+    int retries, has_alt;
+    md_layout alt;
+    struct event *pause; /* the wait before a piece is read again (made on first use) */
 } get_state;
 
 static void get_state_free(void *p)
@@ -598,6 +610,8 @@ static void get_state_free(void *p)
         return;
     if (gs->rd) /* the connection ended with a read in flight (this runs on its loop) */
         ob_read_cancel(gs->rd);
+    if (gs->pause) /* ... or while it waited to read a piece again (a pending event is removed) */
+        event_free(gs->pause);
     free(gs->part_end);
     if (gs->piece)
         evbuffer_free(gs->piece);
@@ -672,13 +686,99 @@ static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
     return err;
 }
 
+/*
+ * A piece of a cluster layout failed (fewer than k cells of its stripe answered). A heal may have
+ * moved or rewritten cells since the record was read: a move back home deletes the retired chunk
+ * at that place before it writes the cell again (ob_heal.c, prepare), and a rebuild in place
+ * deletes the bad chunk first; a GET still holding the layout read before finds those cells "not
+ * found". Nothing of the piece is out yet (a piece is at most one stripe), so the record is read
+ * again (a quorum read) and the piece read again on the layout it names now for that body, up to
+ * GET_REREADS times, each after a pause (GET_REREAD_MS, doubled: 3.1 s in all) that lets a rewrite
+ * in place end (docs/chunks.md, "A GET and a concurrent heal"). The pause is a timer on the
+ * request's loop; only the record's read takes a worker.
+ */
+#define GET_REREADS 5
+#define GET_REREAD_MS 100
+
+static void get_read_done(void *arg, cm_err err);
+
+/* Worker: the record as it is now; the layout it names for the failed piece's body. */
+static void get_reread_work(gw_req *r)
+{
+    get_state *gs = r->op;
+    const md_part *p = &r->obj.parts[gs->rd_pi];
+    md_object rec;
+    gs->reread_err = gw_meta_get(r->g, r->bucket, r->key, &rec);
+    if (gs->reread_err != CM_OK) /* no quorum now: the layout read before is tried again */
+        return;
+    gs->reread_err = CM_ERR_NOTFOUND; /* unless the record still names the body */
+    for (size_t i = 0; i < rec.nparts; i++) {
+        const md_part *q = &rec.parts[i];
+        if (MD_PART_INLINE(q) || memcmp(q->layout.blob, p->layout.blob, 16) != 0)
+            continue;
+        gs->alt = q->layout;
+        gs->alt_pi = gs->rd_pi;
+        gs->has_alt = 1;
+        gs->reread_err = CM_OK;
+        break;
+    }
+    md_object_release(&rec);
+}
+
+/* Loop: read the piece again, on the layout the record names now. */
+static void get_reread_done(gw_req *r)
+{
+    get_state *gs = r->op;
+    const md_layout *was = &r->obj.parts[gs->rd_pi].layout;
+    const md_layout *lay = gs->has_alt && gs->alt_pi == gs->rd_pi ? &gs->alt : was;
+    cm_err err = gs->reread_err;
+    r->drain = get_drain;
+    CM_WARN(MOD, "req=%s read of %s/%s at %" PRIu64 " failed (%s): record read again (%s), try %d",
+            r->id, r->bucket, r->key, r->send_pos, cm_err_str(gs->rd_err),
+            err != CM_OK ? cm_err_str(err)
+            : memcmp(lay->drives, was->drives, MD_MAX_CELLS) ||
+                    memcmp(lay->nodes, was->nodes, sizeof(was->nodes))
+                ? "the layout changed"
+                : "the same layout",
+            gs->retries);
+    /* CM_ERR_NOTFOUND: the record names the body no more; after any other failure of the
+     * record's read, the layout read before is tried again */
+    err = err == CM_ERR_NOTFOUND
+              ? gs->rd_err
+              : ob_read_start(r->g->data, lay, gs->rd_in_part, gs->v.iov_base, gs->v.iov_len,
+                              net_req_base(r->net), get_read_done, gs, &gs->rd);
+    if (err != CM_OK)
+        get_piece_done(r, err, 1, gs->v.iov_len); /* fails: the 503, or the body cut short */
+}
+
+/* Loop: the pause is over; the record is read on a worker (which owns r until
+ * get_reread_done). */
+static void get_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    gw_req *r = arg;
+    (void)fd, (void)what;
+    gw_offload(r, get_reread_work, get_reread_done);
+}
+
 /* ob_read_start's completion, on the request's loop. */
 static void get_read_done(void *arg, cm_err err)
 {
     get_state *gs = arg;
+    gw_req *r = gs->r;
     gs->rd = NULL;
-    if (get_piece_done(gs->r, err, 1, gs->v.iov_len) == 0)
-        get_drain(gs->r);
+    if (err != CM_OK && err != CM_ERR_NOMEM && err != CM_ERR_CLOSED && gs->retries < GET_REREADS &&
+        gw_meta_remote(r->g) &&
+        (gs->pause || (gs->pause = evtimer_new(net_req_base(r->net), get_pause_end, r)))) {
+        long ms = (long)GET_REREAD_MS << gs->retries++;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        gs->rd_err = err;
+        r->drain = NULL; /* no piece is read while it waits */
+        evtimer_add(gs->pause, &tv);
+        return;
+    }
+    gs->retries = 0;
+    if (get_piece_done(r, err, 1, gs->v.iov_len) == 0)
+        get_drain(r);
 }
 
 /*
@@ -736,8 +836,10 @@ static void get_drain(gw_req *r)
             err = CM_OK;
         } else if (p->layout.epoch != 0) {
             gs->r = r;
-            err = ob_read_start(r->g->data, &p->layout, in_part, gs->v.iov_base, want,
-                                net_req_base(r->net), get_read_done, gs, &gs->rd);
+            gs->rd_pi = pi, gs->rd_in_part = in_part;
+            err = ob_read_start(r->g->data, gs->has_alt && gs->alt_pi == pi ? &gs->alt : &p->layout,
+                                in_part, gs->v.iov_base, want, net_req_base(r->net), get_read_done,
+                                gs, &gs->rd);
             if (err == CM_OK)
                 return; /* get_read_done goes on */
         } else {

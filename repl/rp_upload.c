@@ -10,11 +10,14 @@
  * record's body is therefore only ever released by a tombstone of that very record, written by
  * Complete (not for the parts the object keeps), Abort, or the UploadPart that wrote it when it
  * finds the upload ended meanwhile: a concurrent UploadPart never takes a body from an object
- * (docs/multipart-cluster.md, "Races").
+ * (docs/multipart-cluster.md, "Races"). Which call ends an upload is decided by one
+ * compare-and-set of the upload record through the partition leader: a Complete's claim, or an
+ * Abort's tombstone ("The claim" below; docs/multipart-cluster.md, "Ending an upload").
  *
  * Memory: a part listing holds one page of records (RP_LIST_MAX) and one md_part summary per
  * number (10,000 at most, about 2 MB); Complete fetches only the kept parts' records.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +55,7 @@ cm_err rp_upload_create(rp *c, const char *bucket, const md_upload *up)
     rec.size = 0;
     rec.inline_data = NULL, rec.inline_len = 0, rec.parts = NULL, rec.nparts = 0;
     rec.tombstone = 0, rec.delete_marker = 0;
+    memset(rec.etag, 0, sizeof(rec.etag)); /* open: no claim (rp_upload_claim) */
     /* Listings carry summaries (no metadata): the owner goes where a summary shows it. */
     memset(rec.upload_id, 0, sizeof(rec.upload_id));
     if (strlen(up->owner) < sizeof(rec.upload_id))
@@ -85,6 +89,7 @@ static cm_err upload_from_record(md_object *rec, const char *key, const char *up
     free(rec->key);
     rec->key = NULL;
     memset(rec->upload_id, 0, sizeof(rec->upload_id));
+    memset(rec->etag, 0, sizeof(rec->etag)); /* a Complete's claim, not the object's */
     rec->mtime_ms = 0, rec->hlc = 0, rec->hlc_node = 0, rec->generation = 0;
     memset(&rec->vv, 0, sizeof(rec->vv));
     out->tmpl = *rec;
@@ -160,6 +165,8 @@ cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *uploa
     rec.nparts = 1;
     if ((e = rp_object_put(c, bucket, &rec, NULL, NULL, &had)) != CM_OK)
         return e;
+    /* Open, or claimed by a Complete: that Complete's walk of the parts comes after the
+     * upload's tombstone, so after this read, and finds this record. */
     e = rp_upload_get(c, bucket, key, upload_id, &up);
     md_upload_release(&up);
     if (e != CM_ERR_NOTFOUND)
@@ -330,18 +337,135 @@ static cm_err end_one(void *arg, const md_object *rec, uint32_t number, uint64_t
     return rp_object_delete(x->c, x->bucket, rec->key, NULL, NULL, &had);
 }
 
+/* Tombstone every part record of the upload (end_one). */
+static cm_err end_parts(rp *c, const char *bucket, const char *key, const char *upload_id,
+                        const md_part *kept, const uint64_t *kept_ids, size_t nkept)
+{
+    end_ctx x = {c, bucket, kept, kept_ids, nkept};
+    return parts_walk(c, bucket, key, upload_id, 0, end_one, &x);
+}
+
 cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upload_id,
                      const md_part *kept, const uint64_t *kept_ids, size_t nkept)
 {
     ukey k;
     int had = 0;
-    end_ctx x = {c, bucket, kept, kept_ids, nkept};
     cm_err e = md_mpu_upload_key(key, upload_id, k.key, sizeof(k.key));
     /* The upload first: from now on no UploadPart starts and no Complete or Abort finds it. */
     if (e == CM_OK)
         e = rp_object_delete(c, bucket, k.key, NULL, NULL, &had);
     if (e == CM_OK)
-        e = parts_walk(c, bucket, key, upload_id, 0, end_one, &x);
+        e = end_parts(c, bucket, key, upload_id, kept, kept_ids, nkept);
+    return e;
+}
+
+/* ---- The claim: which of several calls ends an upload ---- */
+
+/*
+ * A Complete claims the upload before it writes the object: one compare-and-set of the upload
+ * record through its partition's leader (the record's etag, "" while open, becomes CLAIM_TAG
+ * with the digest of the kept part records and the claim's wall-clock time). Of two Completes
+ * with different part lists one claim wins; the other finds the record claimed by another
+ * digest (or ended) and answers NoSuchUpload without writing anything. An Abort ends the upload
+ * with a compare-and-set of its own (the etag it read), so it cannot slip between a claim and
+ * the object write either.
+ */
+#define CLAIM_TAG "~claim-"
+#define CLAIM_TAG_LEN (sizeof(CLAIM_TAG) - 1)
+
+/* The digest of the kept part records (number and record id of each): FNV-1a, 64 bits. */
+static uint64_t claim_digest(const md_part *kept, const uint64_t *ids, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v[2] = {kept[i].number, ids[i]};
+        const uint8_t *b = (const uint8_t *)v;
+        for (size_t j = 0; j < sizeof(v); j++)
+            h = (h ^ b[j]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Whether etag is a claim; *digest and *at_ms from it. */
+static int claim_parse(const char *etag, uint64_t *digest, int64_t *at_ms)
+{
+    char *end;
+    if (strncmp(etag, CLAIM_TAG, CLAIM_TAG_LEN) != 0)
+        return 0;
+    *digest = strtoull(etag + CLAIM_TAG_LEN, &end, 16);
+    if (*end != '-')
+        return 0;
+    *at_ms = strtoll(end + 1, &end, 10);
+    return *end == 0;
+}
+
+/* The upload's record as stored (owner entry included). */
+static cm_err upload_record(rp *c, const char *bucket, const char *key, const char *upload_id,
+                            ukey *k, md_object *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    if (md_mpu_upload_key(key, upload_id, k->key, sizeof(k->key)) != CM_OK)
+        return CM_ERR_NOTFOUND;
+    return rp_object_get(c, bucket, k->key, rec);
+}
+
+/* Replace the upload record rec (read with etag `from`) by a copy whose etag is `to`. */
+static cm_err upload_cas(rp *c, const char *bucket, md_object *rec, const char *from,
+                         const char *to)
+{
+    char was[sizeof(rec->etag)];
+    int had = 0;
+    snprintf(was, sizeof(was), "%s", from);
+    snprintf(rec->etag, sizeof(rec->etag), "%s", to);
+    md_cond cond = {0, was, 0};
+    return rp_object_put(c, bucket, rec, &cond, NULL, &had);
+}
+
+cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *upload_id,
+                       const md_part *kept, const uint64_t *kept_ids, size_t nkept)
+{
+    uint64_t mine = claim_digest(kept, kept_ids, nkept), digest;
+    int64_t at;
+    char tag[sizeof(((md_object *)0)->etag)];
+    snprintf(tag, sizeof(tag), CLAIM_TAG "%016" PRIx64 "-%" PRId64, mine, cm_now_ms());
+    for (int t = 0; t < 3; t++) {
+        ukey k;
+        md_object rec;
+        cm_err e = upload_record(c, bucket, key, upload_id, &k, &rec);
+        if (e != CM_OK)
+            return e;
+        if (claim_parse(rec.etag, &digest, &at) && digest != mine) {
+            md_object_release(&rec);
+            return CM_ERR_NOTFOUND; /* another Complete's: it ends the upload */
+        }
+        /* Open, or this very Complete's claim (a retry): stamped anew, so the object write
+         * below comes within RP_CLAIM_WRITE_MS of it. */
+        char from[sizeof(rec.etag)];
+        snprintf(from, sizeof(from), "%s", rec.etag);
+        e = upload_cas(c, bucket, &rec, from, tag);
+        md_object_release(&rec);
+        if (e != CM_ERR_PRECONDITION)
+            return e; /* CM_ERR_NOTFOUND: ended meanwhile */
+    }
+    return CM_ERR_UNAVAILABLE; /* the record kept changing under the claim */
+}
+
+cm_err rp_upload_unclaim(rp *c, const char *bucket, const char *key, const char *upload_id,
+                         const md_part *kept, const uint64_t *kept_ids, size_t nkept)
+{
+    ukey k;
+    md_object rec;
+    uint64_t digest;
+    int64_t at;
+    cm_err e = upload_record(c, bucket, key, upload_id, &k, &rec);
+    if (e != CM_OK)
+        return e;
+    if (claim_parse(rec.etag, &digest, &at) && digest == claim_digest(kept, kept_ids, nkept)) {
+        char from[sizeof(rec.etag)];
+        snprintf(from, sizeof(from), "%s", rec.etag);
+        e = upload_cas(c, bucket, &rec, from, "");
+    }
+    md_object_release(&rec);
     return e;
 }
 
@@ -389,26 +513,57 @@ static cm_err spare_one(void *arg, const md_object *rec, uint32_t number, uint64
     return CM_OK;
 }
 
-cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *upload_id)
+/* The bodies of the object of key that this very upload made (a Complete that stopped after
+ * writing it, or is still ending the upload): s->kept. *made: whether there is such an object. */
+static cm_err spare_made(spare_ctx *s, int *made)
 {
-    md_upload up;
     md_object cur;
-    cm_err e = rp_upload_get(c, bucket, key, upload_id, &up);
+    *made = 0;
+    cm_err e = rp_object_get(s->c, s->bucket, s->key, &cur);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
     if (e != CM_OK)
         return e;
-    md_upload_release(&up);
-    /* A Complete of this upload that stopped after writing the object: spare what it uses. */
-    spare_ctx s = {c, bucket, key, upload_id, &cur, NULL, NULL, 0};
-    e = rp_object_get(c, bucket, key, &cur);
-    if (e == CM_OK) {
-        if (strcmp(cur.upload_id, upload_id) == 0)
-            e = parts_walk(c, bucket, key, upload_id, 0, spare_one, &s);
-        md_object_release(&cur);
-    } else if (e == CM_ERR_NOTFOUND) {
-        e = CM_OK;
+    s->obj = &cur;
+    if (strcmp(cur.upload_id, s->upload_id) == 0) {
+        *made = 1;
+        e = parts_walk(s->c, s->bucket, s->key, s->upload_id, 0, spare_one, s);
     }
+    s->obj = NULL;
+    md_object_release(&cur);
+    return e;
+}
+
+cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *upload_id)
+{
+    ukey k;
+    md_object rec;
+    uint64_t digest;
+    int64_t at;
+    int made = 0, had = 0;
+    spare_ctx s = {c, bucket, key, upload_id, NULL, NULL, NULL, 0};
+    cm_err e = upload_record(c, bucket, key, upload_id, &k, &rec);
+    if (e != CM_OK)
+        return e;
+    e = spare_made(&s, &made);
+    /* A Complete claimed the upload and has not written its object yet: it ends the upload
+     * (its client retries it should it die). A claim older than RP_CLAIM_STALE_MS is a Complete
+     * that died and was never retried: the Abort takes over; that Complete, were it still
+     * alive, no longer writes its object (RP_CLAIM_WRITE_MS). */
+    if (e == CM_OK && !made && claim_parse(rec.etag, &digest, &at) &&
+        cm_now_ms() - at < RP_CLAIM_STALE_MS)
+        e = CM_ERR_NOTFOUND;
+    /* The upload's tombstone only if the record is still the one read: a claim landing after
+     * this read makes it fail, and the Complete goes on. */
+    if (e == CM_OK) {
+        md_cond cond = {0, rec.etag, 0};
+        e = rp_object_delete(c, bucket, k.key, &cond, NULL, &had);
+        if (e == CM_ERR_PRECONDITION) /* claimed (or claimed anew) meanwhile */
+            e = CM_ERR_NOTFOUND;
+    }
+    md_object_release(&rec);
     if (e == CM_OK)
-        e = rp_upload_end(c, bucket, key, upload_id, s.kept, s.ids, s.n);
+        e = end_parts(c, bucket, key, upload_id, s.kept, s.ids, s.n);
     md_parts_free(s.kept, s.n);
     free(s.ids);
     return e;

@@ -14,7 +14,9 @@
  *   - a part record, one per UploadPart (its key ends with a random id): the md_part as the
  *     record's one part (its layout, or its body inline), summary fields as the part's. The part
  *     of a number is its newest record by (hlc, hlc_node), the same answer on every node;
- *   - Complete writes the object record (through rp_object_put), then a tombstone for the upload
+ *   - Complete claims the upload (rp_upload_claim: one compare-and-set of the upload record
+ *     through the partition leader, so of two Completes, or a Complete and an Abort, one wins),
+ *     writes the object record (through rp_object_put), then a tombstone for the upload
  *     and one per part record: a part the object keeps gets a tombstone that still names its body
  *     (so no replica turns it into garbage), every other one a plain tombstone, whose merge on
  *     each replica turns its body into a durable garbage record (reclaimed by ob_gc_run after the
@@ -58,8 +60,26 @@ cm_err rp_part_fetch(rp *c, const char *bucket, const char *key, const char *upl
  */
 cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upload_id,
                      const md_part *kept, const uint64_t *kept_ids, size_t nkept);
-/* Abort: CM_ERR_NOTFOUND when the upload does not exist; otherwise rp_upload_end, keeping the
- * parts of the object record of key when this very upload made it. */
+/*
+ * Claim the upload for a Complete that keeps the nkept parts (with their record ids) before it
+ * writes the object (docs/multipart-cluster.md, "Ending an upload"): one compare-and-set of the
+ * upload record through its partition's leader. CM_OK: claimed (or claimed before by a Complete
+ * keeping the same part records: a retry, stamped anew); CM_ERR_NOTFOUND: the upload ended, or
+ * another Complete (other part records) claimed it. The object must be written within
+ * RP_CLAIM_WRITE_MS of the call, or not at all; an Abort takes over a claim older than
+ * RP_CLAIM_STALE_MS (a Complete that died and was never retried). unclaim: give the upload
+ * back (the object write was refused, e.g. its If-Match failed), if the claim is still this one.
+ */
+#define RP_CLAIM_WRITE_MS 60000
+#define RP_CLAIM_STALE_MS 300000
+cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *upload_id,
+                       const md_part *kept, const uint64_t *kept_ids, size_t nkept);
+cm_err rp_upload_unclaim(rp *c, const char *bucket, const char *key, const char *upload_id,
+                         const md_part *kept, const uint64_t *kept_ids, size_t nkept);
+/* Abort: CM_ERR_NOTFOUND when the upload does not exist, or a Complete claimed it (and is not
+ * stale); otherwise the upload's tombstone (a compare-and-set: a claim landing meanwhile wins)
+ * and every part record's, keeping the parts of the object record of key when this very upload
+ * made it. */
 cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *upload_id);
 /* Abort every upload of the bucket (DeleteBucket: S3 drops them with it). The first error
  * other than an upload ended meanwhile stops it. */

@@ -377,6 +377,79 @@ static void test_abort(void)
     env_down();
 }
 
+/* The part record id of number n in the upload's current parts (0 when none). */
+static uint64_t part_id(uint32_t n)
+{
+    md_part *parts = NULL;
+    uint64_t *ids = NULL, id = 0;
+    size_t np = 0;
+    int trunc = 0;
+    CU_ASSERT_EQUAL_FATAL(rp_part_list(E.c, B, "obj", ID, 0, 100, &parts, &np, &trunc, &ids),
+                          CM_OK);
+    for (size_t i = 0; i < np; i++)
+        if (parts[i].number == n)
+            id = ids[i];
+    md_parts_free(parts, np);
+    free(ids);
+    return id;
+}
+
+/* Two Completes with other part lists, and an Abort, racing for one upload: one claim wins
+ * (docs/multipart-cluster.md, "Ending an upload"); an UploadPart during a claim is recorded. */
+static void test_claims(void)
+{
+    int has;
+    env_up();
+    CU_ASSERT_EQUAL(create("obj", ID, "bob"), CM_OK);
+    for (uint8_t i = 1; i <= 3; i++)
+        CU_ASSERT_EQUAL(put_part("obj", i, (uint8_t)(0x60 + i), "e"), CM_OK);
+    md_part kept[2];
+    memset(kept, 0, sizeof(kept));
+    uint64_t a[2] = {part_id(1), part_id(2)}, b[2] = {part_id(1), part_id(3)};
+    kept[0].number = 1, kept[1].number = 2;
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, "obj", ID, kept, a, 2), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, "obj", ID, kept, a, 2), CM_OK); /* its retry */
+    kept[1].number = 3;
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, "obj", ID, kept, b, 2), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_ERR_NOTFOUND); /* A ends it */
+    CU_ASSERT_EQUAL(put_part("obj", 4, 0x64, "e"), CM_OK); /* recorded during the claim */
+    /* B's unclaim leaves A's claim; A's gives the upload back, and B claims it */
+    CU_ASSERT_EQUAL(rp_upload_unclaim(E.c, B, "obj", ID, kept, b, 2), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_ERR_NOTFOUND);
+    kept[1].number = 2;
+    CU_ASSERT_EQUAL(rp_upload_unclaim(E.c, B, "obj", ID, kept, a, 2), CM_OK);
+    kept[1].number = 3;
+    set_down(1, 1); /* a quorum is enough */
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, "obj", ID, kept, b, 2), CM_OK);
+    set_down(1, 0);
+    memset(kept[0].layout.blob, 0x61, 16);
+    memset(kept[1].layout.blob, 0x63, 16);
+    md_upload up;
+    CU_ASSERT_EQUAL(rp_upload_get(E.c, B, "obj", ID, &up), CM_OK);
+    CU_ASSERT_EQUAL(up.tmpl.etag[0], 0); /* the claim is not the object's ETag */
+    md_upload_release(&up);
+    CU_ASSERT_EQUAL(rp_upload_end(E.c, B, "obj", ID, kept, b, 2), CM_OK);
+    kept[1].number = 2;
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, "obj", ID, kept, a, 2), CM_ERR_NOTFOUND);
+    /* an Abort first: no Complete claims the upload afterwards */
+    char id2[] = "0000018c0a0b0c0d11223344556677aa";
+    CU_ASSERT_EQUAL(create("obj", id2, "bob"), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", id2), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, "obj", id2, kept, a, 2), CM_ERR_NOTFOUND);
+    coord_free();
+    for (int i = 0; i < NF; i++) { /* B's bodies kept; 2 and the part of the claim freed */
+        garbage(i, 0x61, &has);
+        CU_ASSERT_EQUAL(has, 0);
+        garbage(i, 0x63, &has);
+        CU_ASSERT_EQUAL(has, 0);
+        garbage(i, 0x62, &has);
+        CU_ASSERT_EQUAL(has, 1);
+        garbage(i, 0x64, &has);
+        CU_ASSERT_EQUAL(has, 1);
+    }
+    env_down();
+}
+
 /* Run step(missed) in a fresh environment holding upload ID of "obj", for every pair of homes
  * (missed, dead): step writes while home `missed` is down, then `dead` dies, and the part
  * listing over the two homes left (R = 2) must show parts 1, 2 (its newer upload) and 3. When
@@ -466,9 +539,12 @@ static void test_swap_then_home_dies(void)
 
 void cu_register(void)
 {
-    static const cu_test t[] = {
-        {"keys", test_keys},           {"lifecycle", test_lifecycle},
-        {"home_dies", test_home_dies}, {"swap_then_home_dies", test_swap_then_home_dies},
-        {"abort", test_abort},         {NULL, NULL}};
+    static const cu_test t[] = {{"keys", test_keys},
+                                {"lifecycle", test_lifecycle},
+                                {"home_dies", test_home_dies},
+                                {"swap_then_home_dies", test_swap_then_home_dies},
+                                {"abort", test_abort},
+                                {"claims", test_claims},
+                                {NULL, NULL}};
     cu_add_suite("repl_upload", t);
 }
