@@ -320,6 +320,8 @@ void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
 /* Run work(r) on a worker and free r there (no answer: the connection is gone). */
 void gw_dispose(gw_req *r, gw_work_fn work);
+/* An ob_runner (ctx = the pool): run a writer's data job on a worker; -1 once stopping. */
+int gw_pool_job(void *pool, ob_job *j);
 /*
  * A job that another thread completes without a worker (the metadata commit thread, for inline
  * PUTs): gw_async_begin hands r over as gw_offload does; the completing thread then either calls
