@@ -228,8 +228,8 @@ void gw_admin_json(gw_req *r, int status, const char *code, const char *msg);
 
 /* ---- gw_users.c: users and access keys ---- */
 
-/* Load the key table (the master key from key_file, else the default, when users exist). */
-cm_err gw_users_open(gw *g, const char *key_file);
+/* Load the key table (secrets unwrapped with g->mkey: call after the master key is loaded). */
+cm_err gw_users_open(gw *g);
 void gw_users_close(gw_users *u); /* NULL is a no-op */
 /* The gw_secret_fn of every request: root's key, else a usable user key (arg: the gw). */
 cm_err gw_users_secret(void *arg, const char *access_key, char *secret, size_t cap);

@@ -190,7 +190,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         err = CM_ERR_NOMEM;
         goto fail_dirs;
     }
-    if ((err = gw_users_open(g, cfg->master_key_file)) != CM_OK) {
+    if ((err = gw_users_open(g)) != CM_OK) {
         CM_ERROR(MOD, "cannot load the users under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
     }
@@ -217,6 +217,7 @@ void gw_free(gw *g)
     md_close(g->md);
     gw_cors_cache_free(g->cors);
     gw_users_close(g->users);
+    cm_mkey_wipe(&g->mkey); /* SSE's and the users' master key */
     gw_pcache_free(g->pcache);
     free(g->data_dir);
     free(g->region);
