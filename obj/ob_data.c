@@ -778,12 +778,12 @@ cm_err ob_writer_finish(ob_writer *w, md_layout *out)
     }
     md_layout zl = {0};
     uint64_t logical = 0, stored = 0;
-    if (w->z && w->failed == CM_OK) {
+    if (w->z) { /* first: an offloading z takes the stripes back from its loop (ob_zw_finish) */
         cm_err ze = ob_zw_finish(w->z, stripe_write, w, &zl);
         if (ze != CM_OK && w->failed == CM_OK)
             w->failed = ze;
         ob_zw_counts(w->z, &logical, &stored);
-        if (zl.zalg == MD_Z_NONE && logical > 0)
+        if (w->failed == CM_OK && zl.zalg == MD_Z_NONE && logical > 0)
             atomic_fetch_add(&w->st->z_skipped, 1); /* a short body that did not compress */
     }
     ob_zw_free(w->z);
@@ -826,10 +826,10 @@ int ob_writer_drop(ob_writer *w, md_layout *out)
         free(w);
         return 0;
     }
+    ob_zw_free(w->z); /* first: no frame reaches the stripes after this */
     int wrote = w->cell_off > 0;
     if (wrote)
         writer_layout(w, 1, out);
-    ob_zw_free(w->z);
     free(w->stripe);
     free(w);
     return wrote;

@@ -35,11 +35,14 @@
  * socket, so a PUT's memory stays at OB_Z_SLOTS frames whatever its size. While the first frame
  * is tested the others wait (its result decides), so the adaptive test costs what it did.
  * ob_zw_finish runs on a worker: it takes the sink from the loop's event (`finishing`, after
- * any `pumping` ends) and waits for the frames in flight. ob_zw_free with frames in flight
- * marks z dead and the last of them frees it.
+ * any `pumping` ends), compresses the frames still queued itself (their jobs then do nothing:
+ * a finisher never waits on the pool's queue, so a pool whose workers are all finishing PUTs
+ * cannot deadlock) and waits only for frames a worker is compressing. ob_zw_free with jobs not
+ * run yet marks z dead and the last of them frees it.
  *
- * Threading: an ob_zw belongs to its owner (the writer's thread: its loop when offloading); a
- * slot in S_RUN belongs to its worker; the slot states, `running` and the flags are under mu.
+ * Threading: an ob_zw belongs to its owner (the writer's thread: its loop when offloading, then
+ * the finisher); a slot in S_BUSY belongs to whoever moved it there from S_RUN (a worker or the
+ * finisher); the slot states, `running` and the flags are under mu.
  * The read is re-entrant (its buffers are per call).
  */
 #include <event2/event.h>
@@ -57,13 +60,13 @@
 #define OB_Z_RETRY 16 /* then try every this many frames */
 #define OB_Z_SLOTS 3  /* frames an offloading writer holds: filling, waiting, compressing */
 
-enum { Z_TEST, Z_ON, Z_RAW };                   /* the body's state */
-enum { S_FREE, S_FILL, S_PEND, S_RUN, S_DONE }; /* a frame slot's */
+enum { Z_TEST, Z_ON, Z_RAW };                           /* the body's state */
+enum { S_FREE, S_FILL, S_PEND, S_RUN, S_BUSY, S_DONE }; /* a frame slot's */
 
 typedef struct zslot {
     ob_job job; /* first: the worker gets &job back */
     ob_zw *z;
-    int state;       /* S_*; S_RUN -> S_DONE by the worker, under z->mu */
+    int state;       /* S_*: RUN queued on the runner, BUSY compressing; under z->mu */
     int tried;       /* compression was attempted */
     uint8_t *in;     /* the frame's body bytes */
     size_t n;        /* bytes in it */
@@ -94,7 +97,7 @@ struct ob_zw {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a slot became S_DONE, or pumping ended */
     struct event *ev;  /* on the owner's loop: a slot is done */
-    int running;       /* slots in S_RUN */
+    int running;       /* jobs handed to the runner whose slot_run has not ended */
     int pumping;       /* the loop's event is sending frames to the sink */
     int finishing;     /* ob_zw_finish owns the sink: the event does nothing */
     int dead;          /* ob_zw_free ran: the last job frees z */
@@ -215,16 +218,31 @@ static cm_err sink_raw(ob_zw *z, const uint8_t *p, size_t n)
     return z->sink(z->arg, p, n);
 }
 
-/* Worker side: compress one frame, hand it back to the owner. */
+static void slot_set(ob_zw *z, zslot *s, int state)
+{
+    pthread_mutex_lock(&z->mu);
+    s->state = state;
+    pthread_mutex_unlock(&z->mu);
+}
+
+/* Worker side: compress one frame (unless ob_zw_finish took it back while it was queued), hand
+ * it back to the owner. The last job of a freed z frees it. */
 static void slot_run(ob_job *j)
 {
     zslot *s = (zslot *)j;
     ob_zw *z = s->z;
-    s->packed = slot_compress(s, z->level, z->frame);
     pthread_mutex_lock(&z->mu);
-    s->state = S_DONE;
+    int mine = s->state == S_RUN;
+    if (mine)
+        s->state = S_BUSY;
+    pthread_mutex_unlock(&z->mu);
+    if (mine)
+        s->packed = slot_compress(s, z->level, z->frame);
+    pthread_mutex_lock(&z->mu);
+    if (mine)
+        s->state = S_DONE;
     int last = --z->running == 0 && z->dead;
-    if (!z->dead) {
+    if (mine && !z->dead) {
         if (z->ev)
             event_active(z->ev, EV_TIMEOUT, 1);
         pthread_cond_broadcast(&z->cv);
@@ -241,16 +259,24 @@ static void slot_submit(ob_zw *z, zslot *s)
     if (!s->tried) {
         z->skip--;
         s->packed = 0;
-        s->state = S_DONE;
+        slot_set(z, s, S_DONE);
         return;
     }
-    pthread_mutex_lock(&z->mu);
-    s->state = S_RUN;
-    z->running++;
-    pthread_mutex_unlock(&z->mu);
-    s->job.run = slot_run;
-    if (!z->run || z->run(z->run_ctx, &s->job) != 0)
-        slot_run(&s->job); /* no workers (or they are stopping): here */
+    if (z->run && !z->finishing) { /* finishing: the finisher's thread compresses what is left */
+        pthread_mutex_lock(&z->mu);
+        s->state = S_RUN;
+        z->running++;
+        pthread_mutex_unlock(&z->mu);
+        s->job.run = slot_run;
+        if (z->run(z->run_ctx, &s->job) == 0)
+            return;
+        pthread_mutex_lock(&z->mu); /* the workers are stopping: here */
+        z->running--;
+        pthread_mutex_unlock(&z->mu);
+    }
+    slot_set(z, s, S_BUSY);
+    s->packed = slot_compress(s, z->level, z->frame);
+    slot_set(z, s, S_DONE);
 }
 
 /* Send a decided frame to the sink (frames leave in order). */
@@ -354,14 +380,26 @@ cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken)
     return z->err;
 }
 
-/* Wait for a worker to finish a slot (an owner that may block: ob_zw_write, ob_zw_finish). */
-static void wait_done(ob_zw *z)
+/*
+ * The head frame, for an owner that may block (ob_zw_finish on a worker): still queued, it is
+ * taken back and compressed here (its job, when a worker gets it, does nothing), else waited for
+ * while a worker compresses it. Never waiting on the queue: a finisher holding the last free
+ * worker of a busy pool must not wait for a job behind it.
+ */
+static void head_ready(ob_zw *z)
 {
     zslot *s = &z->slots[z->drained % (uint64_t)z->nslots];
     pthread_mutex_lock(&z->mu);
-    while (s->state == S_RUN)
+    int take = s->state == S_RUN;
+    if (take)
+        s->state = S_BUSY;
+    while (!take && s->state == S_BUSY)
         pthread_cond_wait(&z->cv, &z->mu);
     pthread_mutex_unlock(&z->mu);
+    if (take) {
+        s->packed = slot_compress(s, z->level, z->frame);
+        slot_set(z, s, S_DONE);
+    }
 }
 
 cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg)
@@ -378,7 +416,7 @@ cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *
         len -= taken;
         if (e != CM_AGAIN)
             return e;
-        wait_done(z);
+        head_ready(z);
     }
 }
 
@@ -455,7 +493,7 @@ cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
     if (z->err == CM_OK && slot_state(z, cur) == S_FILL && cur->n > 0)
         frame_full(z, cur);
     while (z->err == CM_OK && z->drained < z->filling) {
-        wait_done(z);
+        head_ready(z);
         pump(z);
     }
     cm_err e = z->err;

@@ -7,8 +7,8 @@
  * compressing store over 6 drives (4+2, 4 KiB cells) read back whole, by ranges across stripe
  * boundaries, and with a drive's blob gone. Offloaded compression (ob_zw_offload) with a runner
  * that holds jobs until the test runs them: the same stream as inline, at most three frames on
- * the workers, a random body tested with one, a writer freed with a frame in flight. Random
- * choices use a fixed, printed seed.
+ * the workers, a random body tested with one, a finish with a frame still queued, a writer freed
+ * with a frame in flight. Random choices use a fixed, printed seed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,10 +427,30 @@ static void test_offload(void)
     CU_ASSERT(b.len == n && memcmp(b.p, body, n) == 0);
     free(b.p);
 
+    /* Finished with frames still queued: the finisher compresses them itself (a pool whose
+     * workers all finish PUTs must not wait on its own queue); the queued job then does nothing
+     * and, z being freed, frees it. */
     struct event_base *base = event_base_new();
     held h = {0};
     ob_zw *z = NULL;
     size_t taken = 0;
+    fill_text(body, n, &rng);
+    store(body, 5 * FRAME / 2, &a, &la);
+    memset(&b, 0, sizeof(b));
+    memset(&lb, 0, sizeof(lb));
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, hold_job, &h, mem_sink, &b), CM_OK);
+    CU_ASSERT_EQUAL(ob_zw_write_some(z, body, 5 * FRAME / 2, &taken), CM_OK);
+    CU_ASSERT_EQUAL(h.n, 1); /* frame 0 on a "worker", not started; 1 and 2 wait for it */
+    CU_ASSERT_EQUAL_FATAL(ob_zw_finish(z, mem_sink, &b, &lb), CM_OK);
+    CU_ASSERT_EQUAL(h.given, 1); /* the rest compressed by the finisher */
+    CU_ASSERT(b.len == a.len && memcmp(a.p, b.p, a.len) == 0);
+    CU_ASSERT_EQUAL(lb.ztab, la.ztab);
+    ob_zw_free(z);
+    run_one(&h, base); /* the stale job: nothing to do, frees z */
+    free(a.p);
+    free(b.p);
+
     memset(&b, 0, sizeof(b));
     fill_text(body, n, &rng);
     CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
