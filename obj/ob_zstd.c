@@ -33,7 +33,10 @@
  * order, on the owner's loop (an event the worker activates) or in the owner's next write; when
  * no slot is free write_some takes nothing more (CM_AGAIN) and the gateway stops reading the
  * socket, so a PUT's memory stays at OB_Z_SLOTS frames whatever its size. While the first frame
- * is tested the others wait (its result decides), so the adaptive test costs what it did.
+ * is tested the others wait (its result decides), so the adaptive test costs what it did. The
+ * skip rule is applied as frames leave, in order, so the stream is byte for byte the inline
+ * one: a frame compressed where the rule skips is sent raw, one not compressed where it tries
+ * goes back to a worker first (only at the edges of a run of raw frames).
  * ob_zw_finish runs on a worker: it takes the sink from the loop's event (`finishing`, after
  * any `pumping` ends), compresses the frames still queued itself (their jobs then do nothing:
  * a finisher never waits on the pool's queue, so a pool whose workers are all finishing PUTs
@@ -67,7 +70,7 @@ typedef struct zslot {
     ob_job job; /* first: the worker gets &job back */
     ob_zw *z;
     int state;       /* S_*: RUN queued on the runner, BUSY compressing; under z->mu */
-    int tried;       /* compression was attempted */
+    int compressed;  /* packed holds the compression's result (else not tried yet) */
     uint8_t *in;     /* the frame's body bytes */
     size_t n;        /* bytes in it */
     uint8_t *out;    /* compressed frame (ZSTD_compressBound(frame)) */
@@ -236,8 +239,10 @@ static void slot_run(ob_job *j)
     if (mine)
         s->state = S_BUSY;
     pthread_mutex_unlock(&z->mu);
-    if (mine)
+    if (mine) {
         s->packed = slot_compress(s, z->level, z->frame);
+        s->compressed = 1;
+    }
     pthread_mutex_lock(&z->mu);
     if (mine)
         s->state = S_DONE;
@@ -252,13 +257,17 @@ static void slot_run(ob_job *j)
         zw_destroy(z);
 }
 
-/* Start compressing a full frame (on a worker when z has a runner), or mark it stored raw. */
-static void slot_submit(ob_zw *z, zslot *s)
+/*
+ * Start compressing a full frame (on a worker when z has a runner). Unless forced, a frame the
+ * skip rule will most likely store raw (z->skip > 0 now, as of the frames sent so far) is not
+ * compressed: slot_emit applies the rule exactly, in order, and sends it back here (forced) in
+ * the rare case it is to be tried after all.
+ */
+static void slot_submit(ob_zw *z, zslot *s, int force)
 {
-    s->tried = z->state != Z_ON || z->skip == 0;
-    if (!s->tried) {
-        z->skip--;
-        s->packed = 0;
+    s->packed = 0;
+    s->compressed = 0;
+    if (!force && z->state == Z_ON && z->skip > 0) {
         slot_set(z, s, S_DONE);
         return;
     }
@@ -276,24 +285,34 @@ static void slot_submit(ob_zw *z, zslot *s)
     }
     slot_set(z, s, S_BUSY);
     s->packed = slot_compress(s, z->level, z->frame);
+    s->compressed = 1;
     slot_set(z, s, S_DONE);
 }
 
-/* Send a decided frame to the sink (frames leave in order). */
+/* Whether the frame at the head is tried, by the rule applied in order (a compressed head). */
+static int head_tried(const ob_zw *z)
+{
+    return z->state != Z_ON || z->skip == 0;
+}
+
+/* Send the head frame to the sink (frames leave in order), deciding it as the rule says. */
 static cm_err slot_emit(ob_zw *z, zslot *s)
 {
+    int tried = head_tried(z);
+    size_t packed = tried ? s->packed : 0;
+    if (!tried)
+        z->skip--;
     if (z->state == Z_TEST) {
-        z->state = ob_z_worth(s->n, s->packed) ? Z_ON : Z_RAW;
+        z->state = ob_z_worth(s->n, packed) ? Z_ON : Z_RAW;
         if (z->state == Z_RAW) /* the body goes uncompressed: no table, no frames */
             return sink_raw(z, s->in, s->n);
     }
-    if (s->tried && s->packed != 0)
+    if (tried && packed != 0)
         z->misses = 0;
-    else if (s->tried && ++z->misses >= OB_Z_MISSES)
+    else if (tried && ++z->misses >= OB_Z_MISSES)
         z->skip = OB_Z_RETRY - 1; /* misses stays high: one more miss skips again */
-    cm_err e = note_frame(z, s->packed ? s->packed : s->n);
-    return e != CM_OK ? e
-                      : z->sink(z->arg, s->packed ? s->out : s->in, s->packed ? s->packed : s->n);
+    cm_err e = note_frame(z, packed ? packed : s->n);
+    return e != CM_OK ? e : z->sink(z->arg, packed ? s->out : s->in, packed ? packed : s->n);
 }
 
 static int slot_state(ob_zw *z, zslot *s)
@@ -315,20 +334,25 @@ static void pump(ob_zw *z)
         zslot *s = &z->slots[z->drained % (uint64_t)z->nslots];
         int st = slot_state(z, s);
         if (st == S_PEND && z->state != Z_RAW && (z->state == Z_ON || z->drained == 0)) {
-            slot_submit(z, s);
+            slot_submit(z, s, 0);
+            st = slot_state(z, s);
+        }
+        if (st == S_DONE && z->state == Z_ON && head_tried(z) &&
+            !s->compressed) { /* the rule says try it after all */
+            slot_submit(z, s, 1);
             st = slot_state(z, s);
         }
         if (st != S_DONE && !(st == S_PEND && z->state == Z_RAW))
             break;
         z->err = z->state == Z_RAW ? sink_raw(z, s->in, s->n) : slot_emit(z, s);
-        s->state = S_FREE;
+        slot_set(z, s, S_FREE); /* a queued job the finisher took back may still look at it */
         s->n = 0;
         z->drained++;
     }
     for (uint64_t f = z->drained + 1; z->state == Z_ON && f < z->filling; f++) {
         zslot *s = &z->slots[f % (uint64_t)z->nslots];
         if (slot_state(z, s) == S_PEND) /* only the owner moves a slot out of S_PEND */
-            slot_submit(z, s);
+            slot_submit(z, s, 0);
     }
     zslot *cur = &z->slots[z->filling % (uint64_t)z->nslots];
     if (z->err == CM_OK && z->state == Z_RAW && z->drained == z->filling &&
@@ -341,7 +365,7 @@ static void pump(ob_zw *z)
 /* The slot being filled is full (or the body ended): queue it. */
 static void frame_full(ob_zw *z, zslot *s)
 {
-    s->state = S_PEND;
+    slot_set(z, s, S_PEND);
     z->filling++;
     pump(z);
 }
@@ -362,7 +386,7 @@ cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken)
         if (st == S_FREE) {
             if (!s->in && !(s->in = malloc(z->frame)))
                 return CM_ERR_NOMEM;
-            s->state = st = S_FILL;
+            slot_set(z, s, st = S_FILL);
             s->n = 0;
         }
         if (st != S_FILL)

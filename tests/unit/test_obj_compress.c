@@ -8,14 +8,17 @@
  * boundaries, and with a drive's blob gone. Offloaded compression (ob_zw_offload) with a runner
  * that holds jobs until the test runs them: the same stream as inline, at most three frames on
  * the workers, a random body tested with one, a finish with a frame still queued, a writer freed
- * with a frame in flight. Random choices use a fixed, printed seed.
+ * with a frame in flight; and with a thread per job (real concurrency, the loop waiting for room
+ * as the gateway does), the same stream as inline. Random choices use a fixed, printed seed.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
@@ -374,7 +377,7 @@ static void store_offloaded(const uint8_t *body, size_t n, mem *m, md_layout *la
     CU_ASSERT_EQUAL(ob_zw_write(z, body, 1, mem_sink, m), CM_ERR_INVAL); /* loop-owned */
     *most = 0;
     for (size_t off = 0; off < n;) {
-        size_t taken = 0, piece = CM_MIN(n - off, 1 + cu_xorshift(&rng) % (3 * FRAME));
+        size_t r = 1 + cu_xorshift(&rng) % (3 * FRAME), taken = 0, piece = CM_MIN(n - off, r);
         cm_err e = ob_zw_write_some(z, body + off, piece, &taken);
         off += taken;
         *most = h.n > *most ? h.n : *most;
@@ -464,6 +467,67 @@ static void test_offload(void)
     free(body);
 }
 
+/* ---- the same with real threads: a thread per job, the loop waiting for room as the gateway */
+
+static void *job_thread(void *arg)
+{
+    ob_job *j = arg;
+    j->run(j);
+    return NULL;
+}
+
+static int thread_job(void *ctx, ob_job *j)
+{
+    pthread_t t;
+    (void)ctx;
+    if (pthread_create(&t, NULL, job_thread, j) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
+/* Frames compressed on other threads come back in order: the stream equals the inline one. */
+static void test_offload_threads(void)
+{
+    size_t n = 64 * FRAME + 99;
+    uint8_t *body = malloc(n);
+    mem a, b = {0};
+    md_layout la, lb = {0};
+    int rooms = 0, waits = 0;
+    evthread_use_pthreads();
+    struct event_base *base = event_base_new();
+    ob_zw *z = NULL;
+    fill_text(body, n, &rng);
+    memcpy(body + 20 * FRAME, body, 5 * FRAME); /* some frames alike, some random */
+    fill_random(body + 40 * FRAME, 10 * FRAME, &rng);
+    store(body, n, &a, &la);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, thread_job, NULL, mem_sink, &b), CM_OK);
+    for (size_t off = 0; off < n;) {
+        size_t r = 1 + cu_xorshift(&rng) % (2 * FRAME), taken = 0, piece = CM_MIN(n - off, r);
+        cm_err e = ob_zw_write_some(z, body + off, piece, &taken);
+        off += taken;
+        if (e == CM_AGAIN) {
+            CU_ASSERT_EQUAL(ob_zw_on_room(z, note_room, &rooms), CM_OK);
+            waits++;
+            while (rooms < waits) /* the workers' completions arrive as events */
+                event_base_loop(base, EVLOOP_ONCE);
+        } else {
+            CU_ASSERT_EQUAL_FATAL(e, CM_OK);
+        }
+    }
+    CU_ASSERT_EQUAL_FATAL(ob_zw_finish(z, mem_sink, &b, &lb), CM_OK);
+    ob_zw_free(z);
+    CU_ASSERT_EQUAL(lb.zalg, MD_Z_ZSTD);
+    CU_ASSERT(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
+    CU_ASSERT_EQUAL(lb.ztab, la.ztab);
+    CU_ASSERT(waits > 0);
+    event_base_free(base);
+    free(a.p);
+    free(b.p);
+    free(body);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"roundtrip_text", test_roundtrip_text},
@@ -471,6 +535,7 @@ void cu_register(void)
                                     {"corrupt_frames", test_corrupt_frames},
                                     {"store", test_store},
                                     {"offload", test_offload},
+                                    {"offload_threads", test_offload_threads},
                                     {NULL, NULL}};
     printf("test_obj_compress seed=%u\n", SEED);
     cu_add_suite("obj_compress", tests);
