@@ -13,8 +13,8 @@
  * it back in the same transaction, so two racing sets cannot mix and a deletion of the bucket
  * either comes first (CM_ERR_NOTFOUND) or takes the settings with it. md_bucket_rewrite is that
  * op for every setting, also versioning (md_version.c); a change that changes nothing writes
- * nothing. A re-created bucket starts
- * without tags, CORS or website configuration, default encryption or access settings, as in S3.
+ * nothing. A re-created bucket starts without tags, CORS or website configuration, default
+ * encryption or access settings, as in S3.
  *
  * Threading: as the store (reads in a read transaction, the write through md_write).
  */
