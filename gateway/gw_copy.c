@@ -393,15 +393,9 @@ static void copy_done(gw_req *r)
                                    st->obj.ck_value) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
     } else {
-        static const gw_sse_req none;
-        gw_resp_start(r, 200, (int64_t)evbuffer_get_length(buf));
-        if (st->cs.version_id || strcmp(st->src.version_id, "null") != 0)
-            net_resp_header(r->net, "x-amz-copy-source-version-id",
-                            st->src.version_id[0] ? st->src.version_id : "null");
-        net_resp_header(r->net, "Content-Type", "application/xml");
-        gw_sse_headers(r, &st->obj.sse, r->sse ? &r->sse->given : &none);
-        net_resp_write_buffer(r->net, buf);
-        net_resp_end(r->net);
+        const char *vid = st->src.version_id[0] ? st->src.version_id : "null";
+        int named = st->cs.version_id || strcmp(st->src.version_id, "null") != 0;
+        gw_sse_resp_xml_copy(r, &st->obj.sse, buf, named ? vid : NULL);
     }
     if (buf)
         evbuffer_free(buf);

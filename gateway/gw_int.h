@@ -233,8 +233,8 @@ void gw_admin_json(gw_req *r, int status, const char *code, const char *msg);
 
 /* ---- gw_users.c: users and access keys ---- */
 
-/* Load the key table (the master key from key_file, else the default, when users exist). */
-cm_err gw_users_open(gw *g, const char *key_file);
+/* Load the key table (secrets unwrapped with g->mkey: call after the master key is loaded). */
+cm_err gw_users_open(gw *g);
 void gw_users_close(gw_users *u); /* NULL is a no-op */
 /* The gw_secret_fn of every request: root's key, else a usable user key (arg: the gw). */
 cm_err gw_users_secret(void *arg, const char *access_key, char *secret, size_t cap);
@@ -335,6 +335,8 @@ void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
 void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done);
 /* Run work(r) on a worker and free r there (no answer: the connection is gone). */
 void gw_dispose(gw_req *r, gw_work_fn work);
+/* An ob_runner (ctx = the pool): run a writer's data job on a worker; -1 once stopping. */
+int gw_pool_job(void *pool, ob_job *j);
 /*
  * A job that another thread completes without a worker (the metadata commit thread, for inline
  * PUTs): gw_async_begin hands r over as gw_offload does; the completing thread then either calls

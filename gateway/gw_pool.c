@@ -27,6 +27,11 @@
  * worker blocked on each commit, a batch of n PUTs cost n worker wake-ups on the way in and n on
  * the way out, and the context switches dominated a 4 KiB PUT's CPU (docs/performance.md).
  *
+ * Data jobs (gw_pool_job, an ob_runner): a writer's frame to compress (docs/compression.md), so
+ * a compressible PUT does not hold its loop. They wait on their own queue (the ob_job is the
+ * node; the writer holds at most a few frames at once) and a worker takes them when no request
+ * job waits. Their completion goes back to the loop through the writer's own event, not here.
+ *
  * Bounds: the queue is intrusive (the request is the queue node), so it allocates nothing and is
  * bounded by the requests in flight (one per connection, so by max_connections); past max_queued
  * waiting jobs (gw_config.workers_queue) the pool is saturated. On a single node gw_offload then
@@ -53,6 +58,7 @@ struct gw_pool {
     pthread_cond_t cv;
     pthread_cond_t idle_cv; /* running dropped to 0 while stopping */
     gw_req *head, *tail;
+    ob_job *jhead, *jtail; /* data jobs (gw_pool_job) */
     size_t queued, max_queued;
     int stop;
     int detached;      /* the loops are gone: completions do not go back to them */
@@ -143,9 +149,17 @@ static void *worker(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->head && !p->stop)
+        while (!p->head && !p->jhead && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
         gw_req *r = p->head;
+        if (!r && p->jhead) {
+            ob_job *j = p->jhead;
+            if (!(p->jhead = j->next))
+                p->jtail = NULL;
+            pthread_mutex_unlock(&p->mu);
+            j->run(j);
+            continue;
+        }
         if (!r) { /* stopping and drained */
             pthread_mutex_unlock(&p->mu);
             return NULL;
@@ -269,6 +283,24 @@ void gw_offload(gw_req *r, gw_work_fn work, gw_finish_fn done)
         work(r); /* a single node saturated (or the pool stopped): do it here */
         done(r);
     }
+}
+
+int gw_pool_job(void *pool, ob_job *j)
+{
+    gw_pool *p = pool;
+    pthread_mutex_lock(&p->mu);
+    int stopped = p->stop;
+    if (!stopped) {
+        j->next = NULL;
+        if (p->jtail)
+            p->jtail->next = j;
+        else
+            p->jhead = j;
+        p->jtail = j;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return stopped ? -1 : 0;
 }
 
 void gw_dispose(gw_req *r, gw_work_fn work)

@@ -21,10 +21,12 @@
  *   hashes (MD5 for the ETag and Content-MD5, SHA-256 when the payload hash was signed, the
  *   x-amz-checksum algorithm), then the sink (memory for XML; inline buffer, then the erasure
  *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
- *   a cluster-mode writer's window of stripes in flight is full (CM_AGAIN) the request pauses its
+ *   a cluster-mode writer's window of stripes in flight is full, or a compressing writer's frames
+ *   are all on the workers (CM_AGAIN), the request pauses its
  *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
  *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
- *   (error, on_done) cancels a pending notice. On a single node write_some takes everything.
+ *   (error, on_done) cancels a pending notice. An uncompressed single-node body is always taken
+ *   whole.
  *   An encrypted body (single node only) goes to the writer sealed, never inline (gw_sse.c); its
  *   last segment is sealed by gw_body_seal.
  * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
@@ -190,7 +192,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
         err = CM_ERR_NOMEM;
         goto fail_dirs;
     }
-    if ((err = gw_users_open(g, cfg->master_key_file)) != CM_OK) {
+    if ((err = gw_users_open(g)) != CM_OK) {
         CM_ERROR(MOD, "cannot load the users under %s: %s", g->data_dir, cm_err_str(err));
         goto fail_dirs;
     }
@@ -217,6 +219,7 @@ void gw_free(gw *g)
     md_close(g->md);
     gw_cors_cache_free(g->cors);
     gw_users_close(g->users);
+    cm_mkey_wipe(&g->mkey); /* SSE's and the users' master key */
     gw_pcache_free(g->pcache);
     free(g->data_dir);
     free(g->region);
@@ -808,12 +811,22 @@ void gw_body_to_form(gw_req *r, uint64_t max_len, gw_finish_fn finish)
     net_req_read_body(r->net);
 }
 
+/* A data writer fed from this loop: its compression runs on the workers (docs/compression.md). */
+static cm_err new_writer(gw_req *r)
+{
+    cm_err err = ob_writer_new(r->g->data, &r->writer);
+    if (err == CM_OK)
+        err = ob_writer_offload(r->writer, net_req_base(r->net), gw_pool_job, r->g->pool);
+    return err;
+}
+
 /*
  * Offer n payload bytes to the data sink: the inline buffer first, the erasure writer beyond
  * (ob_writer_write_some, which never waits); *taken gets the bytes it took. CM_AGAIN: the writer's
- * window is full (cluster mode), offer the rest once it has room. A body announced longer than
- * the threshold goes to the writer from its first byte, so each of its bytes is copied once (into
- * the stripe buffer) rather than its head twice (docs/performance.md, "Cluster": copies).
+ * window is full (cluster mode) or its frames are all compressing, offer the rest once it has room.
+ * A body announced longer than the threshold goes to the writer from its first byte, so each of its
+ * bytes is copied once (into the stripe buffer) rather than its head twice (docs/performance.md,
+ * "Cluster": copies).
  */
 static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
 {
@@ -832,7 +845,7 @@ static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
         *taken = n;
         return CM_OK;
     }
-    if (!r->writer && (err = ob_writer_new(r->g->data, &r->writer)) != CM_OK)
+    if (!r->writer && (err = new_writer(r)) != CM_OK)
         return err;
     if (r->inl_len) { /* the inline bytes go first, as far as the writer takes them */
         size_t k = 0;

@@ -517,8 +517,15 @@ uint8_t gw_sse_bucket_default(gw_req *r)
 
 void gw_sse_resp_xml(gw_req *r, const md_sse *s, struct evbuffer *buf)
 {
+    gw_sse_resp_xml_copy(r, s, buf, NULL);
+}
+
+void gw_sse_resp_xml_copy(gw_req *r, const md_sse *s, struct evbuffer *buf, const char *src_vid)
+{
     static const gw_sse_req none;
     gw_resp_start(r, 200, (int64_t)evbuffer_get_length(buf));
+    if (src_vid)
+        net_resp_header(r->net, "x-amz-copy-source-version-id", src_vid);
     net_resp_header(r->net, "Content-Type", "application/xml");
     if (s)
         gw_sse_headers(r, s, r->sse ? &r->sse->given : &none);

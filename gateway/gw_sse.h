@@ -134,6 +134,8 @@ cm_err gw_sse_body_final(gw_req *r);
 void gw_sse_attach(const gw_req *r, md_part *p);
 /* A 200 XML answer (gw_resp_xml) with s's SSE headers (s NULL: none). */
 void gw_sse_resp_xml(gw_req *r, const md_sse *s, struct evbuffer *buf);
+/* The same for a CopyObject, with its x-amz-copy-source-version-id (src_vid NULL: none). */
+void gw_sse_resp_xml_copy(gw_req *r, const md_sse *s, struct evbuffer *buf, const char *src_vid);
 /* Copy part from's key fields (sse_seg, sse_key) into part to. */
 void gw_sse_copy_key(const md_part *from, md_part *to);
 /* ?encryption on an existing bucket b: Get/Put/DeleteBucketEncryption (NotImplemented on a

@@ -15,8 +15,8 @@
  *
  * Secrets at rest: the users database holds each secret wrapped with AES-256-GCM under the master
  * key (common/cm_mkey.h; the context "cairn-user-secret:" + access key binds a wrapped secret to
- * its key). The master key is loaded the first time a user is created or found at start, so a
- * server without users never creates one.
+ * its key). The key is the one gw_new loaded for encryption at rest (g->mkey): one load, one
+ * copy in memory; a server that could not have one (SSE-S3 off) refuses to create users.
  *
  * The key table: a sorted array of (access key, user, secret, usable) rebuilt from the database
  * after every change and swapped in under a write lock; a request's lookup is a binary search
@@ -55,12 +55,8 @@ struct gw_users {
     pthread_rwlock_t lock;
     key_entry *keys; /* sorted by ak */
     size_t n;
-    pthread_mutex_t mk_mu;     /* loading the master key */
     pthread_mutex_t reload_mu; /* one rebuild at a time: a slow one never swaps in older data */
-    int have_mk;
-    cm_mkey mk;
-    char *key_file;
-    gw_user_ns ns; /* list NULL: the local users database */
+    gw_user_ns ns;             /* list NULL: the local users database */
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -80,21 +76,16 @@ static void table_free(key_entry *e, size_t n)
     free(e);
 }
 
-/* The master key, loaded on first use. CM_OK or the load's error (logged). */
-static cm_err master_key(gw_users *u, const char *data_dir)
+/* The master key gw_new loaded (g->mkey): CM_ERR_IO (logged) when it could not have one. */
+static cm_err master_key(const gw *g)
 {
-    cm_err e = CM_OK;
-    pthread_mutex_lock(&u->mk_mu);
-    if (!u->have_mk) {
-        char why[256] = "";
-        e = cm_mkey_load(&u->mk, u->key_file, data_dir, why, sizeof(why));
-        if (e == CM_OK)
-            u->have_mk = 1;
-        else
-            CM_ERROR(MOD, "cannot load the master key: %s (%s)", why, cm_err_str(e));
-    }
-    pthread_mutex_unlock(&u->mk_mu);
-    return e;
+    if (g->have_mkey)
+        return CM_OK;
+    CM_ERROR(MOD,
+             "no master key to wrap or unwrap user secrets: set %s or [server] "
+             "master_key_file",
+             CM_MKEY_ENV);
+    return CM_ERR_IO;
 }
 
 static void secret_ctx(const char *ak, char *ctx, size_t cap)
@@ -121,7 +112,7 @@ static cm_err reload(gw *g)
     pthread_mutex_lock(&u->reload_mu);
     cm_err e = users_list(g, &users, &nu, &keys, &nk);
     if (e == CM_OK && nk > 0)
-        e = master_key(u, g->data_dir);
+        e = master_key(g);
     if (e == CM_OK && nk > 0 && !(t = calloc(nk, sizeof(*t))))
         e = CM_ERR_NOMEM;
     for (size_t i = 0; e == CM_OK && i < nk; i++) {
@@ -132,7 +123,7 @@ static cm_err reload(gw *g)
         const md_user *owner =
             nu ? bsearch(keys[i].user, users, nu, sizeof(*users), user_cmp) : NULL;
         secret_ctx(keys[i].access_key, ctx, sizeof(ctx));
-        cm_err ue = cm_mkey_unwrap(&u->mk, ctx, keys[i].sealed, keys[i].sealed_len,
+        cm_err ue = cm_mkey_unwrap(&g->mkey, ctx, keys[i].sealed, keys[i].sealed_len,
                                    (uint8_t *)k->secret, sizeof(k->secret) - 1, &len);
         if (ue != CM_OK) { /* that key is unusable; the others still work */
             CM_ERROR(MOD,
@@ -186,18 +177,13 @@ cm_err gw_set_user_ns(gw *g, const gw_user_ns *ns)
     return reload(g);
 }
 
-cm_err gw_users_open(gw *g, const char *key_file)
+cm_err gw_users_open(gw *g)
 {
     gw_users *u = calloc(1, sizeof(*u));
     if (!u)
         return CM_ERR_NOMEM;
     pthread_rwlock_init(&u->lock, NULL);
-    pthread_mutex_init(&u->mk_mu, NULL);
     pthread_mutex_init(&u->reload_mu, NULL);
-    if (key_file && key_file[0] && !(u->key_file = strdup(key_file))) {
-        gw_users_close(u);
-        return CM_ERR_NOMEM;
-    }
     g->users = u;
     cm_err e = reload(g);
     if (e != CM_OK) {
@@ -212,10 +198,7 @@ void gw_users_close(gw_users *u)
     if (!u)
         return;
     table_free(u->keys, u->n);
-    cm_mkey_wipe(&u->mk);
-    free(u->key_file);
     pthread_rwlock_destroy(&u->lock);
-    pthread_mutex_destroy(&u->mk_mu);
     pthread_mutex_destroy(&u->reload_mu);
     free(u);
 }
@@ -312,14 +295,14 @@ static cm_err new_key(gw *g, admin_state *st, md_user_key *k)
                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
             CM_OK)
         return CM_ERR_INTERNAL;
-    cm_err e = master_key(g->users, g->data_dir);
+    cm_err e = master_key(g);
     if (e != CM_OK)
         return e;
     snprintf(k->access_key, sizeof(k->access_key), "%s", st->ak);
     snprintf(k->user, sizeof(k->user), "%s", st->name);
     k->created_ms = cm_now_ms();
     secret_ctx(st->ak, ctx, sizeof(ctx));
-    return cm_mkey_wrap(&g->users->mk, ctx, st->secret, SECRET_LEN, k->sealed, sizeof(k->sealed),
+    return cm_mkey_wrap(&g->mkey, ctx, st->secret, SECRET_LEN, k->sealed, sizeof(k->sealed),
                         &k->sealed_len);
 }
 

@@ -11,8 +11,10 @@
  * a setting is a rewrite: one write op reads the record, copies every field but the one changed
  * (also fields it does not know, another branch's settings) and appends the new value, then puts
  * it back in the same transaction, so two racing sets cannot mix and a deletion of the bucket
- * either comes first (CM_ERR_NOTFOUND) or takes the settings with it. A re-created bucket starts
- * without tags, CORS or website configuration, default encryption or access settings, as in S3.
+ * either comes first (CM_ERR_NOTFOUND) or takes the settings with it. md_bucket_rewrite is that
+ * op for every setting, also versioning (md_version.c); a change that changes nothing writes
+ * nothing. A re-created bucket starts without tags, CORS or website configuration, default
+ * encryption or access settings, as in S3.
  *
  * Threading: as the store (reads in a read transaction, the write through md_write).
  */
@@ -20,7 +22,7 @@
 
 #include "md_int.h"
 
-static cm_err record_get(MDB_txn *txn, md_store *md, const char *name, MDB_val *v)
+cm_err md_bucket_record(MDB_txn *txn, md_store *md, const char *name, MDB_val *v)
 {
     size_t nl = strlen(name);
     if (nl == 0 || nl > MD_BUCKET_MAX)
@@ -32,12 +34,9 @@ static cm_err record_get(MDB_txn *txn, md_store *md, const char *name, MDB_val *
     return rc ? md_mdb_err(rc, "get bucket") : CM_OK;
 }
 
-/* One setting's rewrite of a bucket record (md_record.c: every other field kept). */
-typedef cm_err (*rewrite_fn)(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w);
-
 typedef struct {
     const char *name;
-    rewrite_fn fn;
+    md_rewrite_fn fn;
     const void *arg;
     const char *what; /* for the error message */
 } rewrite_op;
@@ -47,11 +46,12 @@ static cm_err rewrite_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     rewrite_op *op = arg;
     MDB_val v;
     md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
+    cm_err e = md_bucket_record(txn, md, op->name, &v);
     if (e == CM_OK)
         e = op->fn(v.mv_data, v.mv_size, op->arg, &w);
-    if (e == CM_OK) {
+    if (e == CM_OK && w.len == 0) /* a record is never empty: fn changed nothing */
+        *wrote = 0;
+    else if (e == CM_OK) {
         MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
         int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
         e = rc ? md_mdb_err(rc, op->what) : CM_OK;
@@ -60,8 +60,8 @@ static cm_err rewrite_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     return e;
 }
 
-static cm_err rewrite(md_store *md, const char *name, rewrite_fn fn, const void *arg,
-                      const char *what)
+cm_err md_bucket_rewrite(md_store *md, const char *name, md_rewrite_fn fn, const void *arg,
+                         const char *what)
 {
     rewrite_op op = {name, fn, arg, what};
     return md_write(md, rewrite_apply, &op);
@@ -76,7 +76,7 @@ cm_err md_bucket_tags_get(md_store *md, const char *name, md_meta **tags, size_t
     cm_err e = md_txn_begin(md, 1, &txn);
     if (e != CM_OK)
         return e;
-    if ((e = record_get(txn, md, name, &v)) == CM_OK)
+    if ((e = md_bucket_record(txn, md, name, &v)) == CM_OK)
         e = md_bucket_tags_decode(v.mv_data, v.mv_size, tags, n);
     md_txn_end(md, txn);
     return e;
@@ -96,7 +96,7 @@ static cm_err retag(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 cm_err md_bucket_tags_set(md_store *md, const char *name, const md_meta *tags, size_t n)
 {
     tags_arg a = {tags, n};
-    return rewrite(md, name, retag, &a, "put bucket tags");
+    return md_bucket_rewrite(md, name, retag, &a, "put bucket tags");
 }
 
 /* ---- Documents kept as one field: the CORS (BT_CORS) and website (BT_WEBSITE) configurations */
@@ -114,7 +114,7 @@ static cm_err doc_get(md_store *md, const char *name, doc_decode_fn decode, char
     cm_err e = md_txn_begin(md, 1, &txn);
     if (e != CM_OK)
         return e;
-    if ((e = record_get(txn, md, name, &v)) == CM_OK)
+    if ((e = md_bucket_record(txn, md, name, &v)) == CM_OK)
         e = decode(v.mv_data, v.mv_size, xml, len);
     md_txn_end(md, txn);
     return e;
@@ -140,7 +140,7 @@ cm_err md_bucket_cors_get(md_store *md, const char *name, char **xml, size_t *le
 cm_err md_bucket_cors_set(md_store *md, const char *name, const char *xml, size_t len)
 {
     doc_arg a = {xml, len, md_bucket_encode_cors};
-    return rewrite(md, name, redoc, &a, "put bucket cors");
+    return md_bucket_rewrite(md, name, redoc, &a, "put bucket cors");
 }
 
 cm_err md_bucket_website_get(md_store *md, const char *name, char **xml, size_t *len)
@@ -151,7 +151,7 @@ cm_err md_bucket_website_get(md_store *md, const char *name, char **xml, size_t 
 cm_err md_bucket_website_set(md_store *md, const char *name, const char *xml, size_t len)
 {
     doc_arg a = {xml, len, md_bucket_encode_website};
-    return rewrite(md, name, redoc, &a, "put bucket website");
+    return md_bucket_rewrite(md, name, redoc, &a, "put bucket website");
 }
 
 /* ---- The default encryption (PutBucketEncryption), a BT_SSE field of the same record ---- */
@@ -169,7 +169,7 @@ static cm_err resse(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 cm_err md_bucket_sse_set(md_store *md, const char *name, uint8_t mode, uint8_t bucket_key)
 {
     sse_arg a = {mode, bucket_key};
-    return rewrite(md, name, resse, &a, "put bucket encryption");
+    return md_bucket_rewrite(md, name, resse, &a, "put bucket encryption");
 }
 
 /* ---- Access settings (canned ACL, PublicAccessBlock, object ownership: docs/users.md) ---- */
@@ -188,43 +188,23 @@ static cm_err reaccess(const uint8_t *buf, size_t len, const void *arg, md_wbuf 
 cm_err md_bucket_access_set(md_store *md, const char *name, const md_bucket *from, unsigned fields)
 {
     access_arg a = {from, fields};
-    return rewrite(md, name, reaccess, &a, "put bucket access settings");
+    return md_bucket_rewrite(md, name, reaccess, &a, "put bucket access settings");
 }
 
 /* ---- Object Lock (PutObjectLockConfiguration), a BT_LOCK field of the same record ---- */
 
-typedef struct {
-    const char *name;
-    const md_bucket *from;
-} lock_set_op;
-
-static cm_err lock_set_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+/* S3 lets lock be enabled on a bucket whose versioning is Enabled, never on another: the check
+ * and the write in one transaction, so a racing Suspend cannot slip between. */
+static cm_err relock(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    lock_set_op *op = arg;
-    MDB_val v;
     md_bucket b;
-    md_wbuf w = {0};
-    (void)wrote;
-    cm_err e = record_get(txn, md, op->name, &v);
-    if (e == CM_OK)
-        e = md_bucket_decode(v.mv_data, v.mv_size, &b);
-    /* S3 lets lock be enabled on a bucket whose versioning is Enabled, never on another: the
-     * check and the write in one transaction, so a racing Suspend cannot slip between */
+    cm_err e = md_bucket_decode(buf, len, &b);
     if (e == CM_OK && b.versioning != MD_VERS_ENABLED)
         e = CM_ERR_LOCKED;
-    if (e == CM_OK)
-        e = md_bucket_encode_lock(v.mv_data, v.mv_size, op->from, &w);
-    if (e == CM_OK) {
-        MDB_val k = {strlen(op->name), (void *)op->name}, nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket object lock") : CM_OK;
-    }
-    md_w_free(&w);
-    return e;
+    return e == CM_OK ? md_bucket_encode_lock(buf, len, arg, w) : e;
 }
 
 cm_err md_bucket_lock_set(md_store *md, const char *name, const md_bucket *from)
 {
-    lock_set_op op = {name, from};
-    return md_write(md, lock_set_apply, &op);
+    return md_bucket_rewrite(md, name, relock, from, "put bucket object lock");
 }

@@ -244,6 +244,17 @@ cm_err md_bucket_encode_access(const uint8_t *buf, size_t len, const md_bucket *
 cm_err md_bucket_encode_versioning(const uint8_t *buf, size_t len, uint8_t state, md_wbuf *w);
 /* The same, with Object Lock enabled and from's default retention (BT_LOCK, format 3). */
 cm_err md_bucket_encode_lock(const uint8_t *buf, size_t len, const md_bucket *from, md_wbuf *w);
+/*
+ * A bucket setting's change (md_btags.c): in one write op, fn gets the stored record of `name`
+ * and writes the new one into w (through an md_bucket_encode_* above, so every other field is
+ * kept); fn may refuse (its error is returned) or leave w empty: no change, nothing written.
+ * CM_ERR_NOTFOUND when there is no such bucket; `what` names the write in errors.
+ */
+typedef cm_err (*md_rewrite_fn)(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w);
+cm_err md_bucket_rewrite(md_store *md, const char *name, md_rewrite_fn fn, const void *arg,
+                         const char *what);
+/* The stored record of bucket `name` (v valid in txn); CM_ERR_NOTFOUND when there is none. */
+cm_err md_bucket_record(MDB_txn *txn, md_store *md, const char *name, MDB_val *v);
 /* The CORS configuration of an encoded bucket record (heap, NUL-terminated; none: NULL, 0). */
 cm_err md_bucket_cors_decode(const uint8_t *buf, size_t len, char **xml, size_t *xml_len);
 /* The same two for the website configuration (BT_WEBSITE, PutBucketWebsite's XML). */

@@ -94,24 +94,11 @@ static size_t vkey(const uint8_t *k, size_t kl, uint64_t vstamp, uint8_t *out)
     return kl + MD_VSUFFIX;
 }
 
-/* The bucket's stored record (v valid in txn). */
-static cm_err bucket_raw(MDB_txn *txn, md_store *md, const char *bucket, MDB_val *v)
-{
-    size_t nl = strlen(bucket);
-    if (nl == 0 || nl > MD_BUCKET_MAX)
-        return CM_ERR_NOTFOUND;
-    MDB_val k = {nl, (void *)bucket};
-    int rc = mdb_get(txn, md->buckets, &k, v);
-    if (rc == MDB_NOTFOUND)
-        return CM_ERR_NOTFOUND;
-    return rc ? md_mdb_err(rc, "get bucket") : CM_OK;
-}
-
 static cm_err bucket_state(MDB_txn *txn, md_store *md, const char *bucket, uint8_t *state)
 {
     MDB_val v;
     md_bucket b;
-    cm_err e = bucket_raw(txn, md, bucket, &v);
+    cm_err e = md_bucket_record(txn, md, bucket, &v);
     if (e == CM_OK && (e = md_bucket_decode(v.mv_data, v.mv_size, &b)) == CM_OK)
         *state = b.versioning;
     return e;
@@ -450,47 +437,23 @@ cm_err md_vers_bucket_empty(MDB_txn *txn, md_store *md, const char *bucket)
 
 /* ---- Bucket state ---- */
 
-typedef struct {
-    const char *name;
-    uint8_t state;
-} set_vers_op;
-
-static cm_err set_vers_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+static cm_err revers(const uint8_t *buf, size_t len, const void *arg, md_wbuf *w)
 {
-    set_vers_op *op = arg;
+    uint8_t state = *(const uint8_t *)arg;
     md_bucket b;
-    md_wbuf w = {0};
-    MDB_val k = {strlen(op->name), (void *)op->name}, v;
-    cm_err e = bucket_raw(txn, md, op->name, &v);
-    if (e != CM_OK)
-        return e;
-    e = md_bucket_decode(v.mv_data, v.mv_size, &b);
-    if (e == CM_OK && b.lock_enabled && op->state != MD_VERS_ENABLED)
+    cm_err e = md_bucket_decode(buf, len, &b);
+    if (e == CM_OK && b.lock_enabled && state != MD_VERS_ENABLED)
         return CM_ERR_LOCKED; /* Object Lock needs every version kept: S3's InvalidBucketState */
-    if (e == CM_OK && b.versioning == op->state) {
-        *wrote = 0;
-        return CM_OK;
-    }
-    if (e == CM_OK) /* every other field kept, also those this reader does not know */
-        e = md_bucket_encode_versioning(v.mv_data, v.mv_size, op->state, &w);
-    if (e == CM_OK) {
-        MDB_val nv = {w.len, w.p};
-        int rc = md_db_put(txn, md->buckets, &k, &nv, 0);
-        e = rc ? md_mdb_err(rc, "put bucket versioning") : CM_OK;
-    }
-    md_w_free(&w);
-    return e;
+    if (e != CM_OK || b.versioning == state)
+        return e; /* w left empty: the same state is no write */
+    return md_bucket_encode_versioning(buf, len, state, w);
 }
 
 cm_err md_bucket_set_versioning(md_store *md, const char *name, uint8_t state)
 {
-    size_t nl = strlen(name);
     if (state != MD_VERS_ENABLED && state != MD_VERS_SUSPENDED)
         return CM_ERR_INVAL;
-    if (nl == 0 || nl > MD_BUCKET_MAX)
-        return CM_ERR_NOTFOUND;
-    set_vers_op op = {name, state};
-    return md_write(md, set_vers_apply, &op);
+    return md_bucket_rewrite(md, name, revers, &state, "put bucket versioning");
 }
 
 /* ---- Reads ---- */

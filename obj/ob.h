@@ -79,6 +79,23 @@ cm_err ob_writer_new(ob_store *st, ob_writer **out);
 /* Add bytes; full stripes are encoded and appended as they complete. */
 cm_err ob_writer_write(ob_writer *w, const void *data, size_t len);
 /*
+ * Work a writer hands to its caller's threads: a frame to compress (docs/compression.md). The
+ * runner queues it and some thread calls job->run(job) once; nonzero from the runner means it
+ * cannot (the writer then runs it itself). `next` is the runner's to use while it holds the job.
+ */
+typedef struct ob_job {
+    struct ob_job *next;
+    void (*run)(struct ob_job *job);
+} ob_job;
+typedef int (*ob_runner)(void *ctx, ob_job *job);
+/*
+ * A writer fed from base's loop (ob_writer_write_some / ob_writer_on_room only, then
+ * ob_writer_finish on any thread) compresses its frames on run's threads instead of the loop:
+ * at most a few frames per writer held at once, write_some answers CM_AGAIN when they are all
+ * busy. Call before the first byte; a no-op for a writer that does not compress.
+ */
+cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, void *ctx);
+/*
  * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
  * After this the chunks are durable; the writer is freed whatever the result. Blobs that no
  * layout keeps (dropped cells, or all of them on failure) are queued for deletion (ob_delete).
@@ -420,8 +437,9 @@ typedef struct {
  * ob_writer_on_room: run fn(arg) on base's loop (never inside the call) once the writer has room
  * again or has failed (the next write says which). Call it, ob_writer_drop and ob_writer_abort
  * from base's thread: they cancel a notice not run yet (one notice at a time; a new one replaces
- * it). Do not call ob_writer_finish with one pending. A single-node writer never answers CM_AGAIN
- * (its notice runs at once and cannot be cancelled).
+ * it). Do not call ob_writer_finish with one pending. A single-node writer answers CM_AGAIN only
+ * when it offloads compression (ob_writer_offload) and its frames are all busy; otherwise its
+ * notice runs at once and cannot be cancelled.
  */
 cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken);
 cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg);

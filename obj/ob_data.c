@@ -682,6 +682,16 @@ static cm_err stripe_write(void *arg, const void *data, size_t len)
     return w->failed;
 }
 
+/* The first frame did not compress and z holds nothing more: the rest goes as it comes. */
+static void z_settle(ob_writer *w)
+{
+    if (ob_zw_raw(w->z)) {
+        atomic_fetch_add(&w->st->z_skipped, 1);
+        ob_zw_free(w->z);
+        w->z = NULL;
+    }
+}
+
 cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
 {
     if (w->cw)
@@ -689,12 +699,13 @@ cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
     if (!w->z)
         return stripe_write(w, data, len);
     cm_err e = ob_zw_write(w->z, data, len, stripe_write, w);
-    if (ob_zw_raw(w->z)) { /* the first frame did not compress: the rest goes as it comes */
-        atomic_fetch_add(&w->st->z_skipped, 1);
-        ob_zw_free(w->z);
-        w->z = NULL;
-    }
+    z_settle(w);
     return e;
+}
+
+cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, void *ctx)
+{
+    return w->z ? ob_zw_offload(w->z, base, run, ctx, stripe_write, w) : CM_OK;
 }
 
 /* fdatasync every drive holding a cell; a drive that cannot sync is dropped like a failed one. */
@@ -716,6 +727,11 @@ cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *
 {
     if (w->cw)
         return ob_cw_write_some(w->cw, data, len, taken);
+    if (w->z && ob_zw_offloads(w->z)) { /* frames compress on workers: take what fits */
+        cm_err e = ob_zw_write_some(w->z, data, len, taken);
+        z_settle(w);
+        return e;
+    }
     cm_err e = ob_writer_write(w, data, len); /* local drives: never waits on another node */
     *taken = e == CM_OK ? len : 0;
     return e;
@@ -740,6 +756,8 @@ cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void 
 {
     if (w->cw)
         return ob_cw_on_room(w->cw, base, fn, arg);
+    if (w->z && ob_zw_offloads(w->z))
+        return ob_zw_on_room(w->z, fn, arg);
     room_cb *cb = malloc(sizeof(*cb));
     if (!cb)
         return CM_ERR_NOMEM;
@@ -760,12 +778,12 @@ cm_err ob_writer_finish(ob_writer *w, md_layout *out)
     }
     md_layout zl = {0};
     uint64_t logical = 0, stored = 0;
-    if (w->z && w->failed == CM_OK) {
+    if (w->z) { /* first: an offloading z takes the stripes back from its loop (ob_zw_finish) */
         cm_err ze = ob_zw_finish(w->z, stripe_write, w, &zl);
         if (ze != CM_OK && w->failed == CM_OK)
             w->failed = ze;
         ob_zw_counts(w->z, &logical, &stored);
-        if (zl.zalg == MD_Z_NONE && logical > 0)
+        if (w->failed == CM_OK && zl.zalg == MD_Z_NONE && logical > 0)
             atomic_fetch_add(&w->st->z_skipped, 1); /* a short body that did not compress */
     }
     ob_zw_free(w->z);
@@ -808,10 +826,10 @@ int ob_writer_drop(ob_writer *w, md_layout *out)
         free(w);
         return 0;
     }
+    ob_zw_free(w->z); /* first: no frame reaches the stripes after this */
     int wrote = w->cell_off > 0;
     if (wrote)
         writer_layout(w, 1, out);
-    ob_zw_free(w->z);
     free(w->stripe);
     free(w);
     return wrote;

@@ -88,13 +88,26 @@ cm_err ob_z_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t expect);
 /* A compressing writer at zstd `level` with frames of `frame` bytes (1..OB_Z_FRAME_MAX). */
 cm_err ob_zw_new(int level, uint32_t frame, ob_zw **out);
 void ob_zw_free(ob_zw *z); /* NULL is a no-op */
-/* Compress n bytes with z's settings into its output buffer: the packed length, 0 when it would
- * not be smaller than n (the frame is then stored raw). */
-size_t ob_z_compress(ob_zw *z, const uint8_t *src, size_t n);
-/* Take body bytes; whole frames go to the sink as they complete. */
+/* Take body bytes; whole frames go to the sink as they complete (compressed here, in order).
+ * CM_ERR_INVAL on a writer that offloads. */
 cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg);
-/* The first frame was not worth compressing: everything written went (and goes) to the sink as
- * it is; the caller may free z and write to its sink directly. */
+/*
+ * Compress on other threads: full frames go to run(ctx, job) (a worker pool), at most
+ * OB_Z_SLOTS frames held (in flight, waiting, being filled), and come back to the sink in order
+ * on base's loop, which owns z from now on. Call before the first byte.
+ * ob_zw_write_some takes what fits (*taken), CM_AGAIN when every slot holds a frame;
+ * ob_zw_on_room then runs fn(arg) on the loop (never inside the call) once a slot is free or
+ * the sink failed. ob_zw_finish may run on another thread (a worker sealing the body) while
+ * the loop is idle for this writer: it waits for the frames in flight. ob_zw_free cancels a
+ * notice; frames still compressing free z when they end.
+ */
+cm_err ob_zw_offload(ob_zw *z, struct event_base *base, ob_runner run, void *ctx, ob_zsink sink,
+                     void *arg);
+cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken);
+int ob_zw_offloads(const ob_zw *z); /* ob_zw_offload succeeded on z */
+cm_err ob_zw_on_room(ob_zw *z, void (*fn)(void *arg), void *arg);
+/* The first frame was not worth compressing and everything written so far went to the sink as
+ * it is: the caller may free z and write to its sink directly. */
 int ob_zw_raw(const ob_zw *z);
 /* Send the last frame and the table; set lay's compression fields (zalg MD_Z_NONE when the body
  * went uncompressed). */

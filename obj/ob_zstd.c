@@ -26,8 +26,30 @@
  * length and must produce exactly it, and the content checksum must match; anything else is
  * CM_ERR_CORRUPT, never a crash or a short body.
  *
- * Threading: an ob_zw belongs to its writer; the read is re-entrant (its buffers are per call).
+ * Offloading (ob_zw_offload, the gateway's PUT bodies). Compressing a compressible frame costs
+ * milliseconds; on the event loop it delayed every other connection of that loop. A writer that
+ * offloads holds up to OB_Z_SLOTS frames, each being filled, queued or compressing on the
+ * runner's workers (each slot has its own buffers and zstd context). Frames go to the sink in
+ * order, on the owner's loop (an event the worker activates) or in the owner's next write; when
+ * no slot is free write_some takes nothing more (CM_AGAIN) and the gateway stops reading the
+ * socket, so a PUT's memory stays at OB_Z_SLOTS frames whatever its size. While the first frame
+ * is tested the others wait (its result decides), so the adaptive test costs what it did. The
+ * skip rule is applied as frames leave, in order, so the stream is byte for byte the inline
+ * one: a frame compressed where the rule skips is sent raw, one not compressed where it tries
+ * goes back to a worker first (only at the edges of a run of raw frames).
+ * ob_zw_finish runs on a worker: it takes the sink from the loop's event (`finishing`, after
+ * any `pumping` ends), compresses the frames still queued itself (their jobs then do nothing:
+ * a finisher never waits on the pool's queue, so a pool whose workers are all finishing PUTs
+ * cannot deadlock) and waits only for frames a worker is compressing. ob_zw_free with jobs not
+ * run yet marks z dead and the last of them frees it.
+ *
+ * Threading: an ob_zw belongs to its owner (the writer's thread: its loop when offloading, then
+ * the finisher); a slot in S_BUSY belongs to whoever moved it there from S_RUN (a worker or the
+ * finisher); the slot states, `running` and the flags are under mu.
+ * The read is re-entrant (its buffers are per call).
  */
+#include <event2/event.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -39,52 +61,74 @@
 #define MOD "obj"
 #define OB_Z_MISSES 4 /* raw frames in a row before trying only some */
 #define OB_Z_RETRY 16 /* then try every this many frames */
+#define OB_Z_SLOTS 3  /* frames an offloading writer holds: filling, waiting, compressing */
+
+enum { Z_TEST, Z_ON, Z_RAW };                           /* the body's state */
+enum { S_FREE, S_FILL, S_PEND, S_RUN, S_BUSY, S_DONE }; /* a frame slot's */
+
+typedef struct zslot {
+    ob_job job; /* first: the worker gets &job back */
+    ob_zw *z;
+    int state;       /* S_*: RUN queued on the runner, BUSY compressing; under z->mu */
+    int compressed;  /* packed holds the compression's result (else not tried yet) */
+    uint8_t *in;     /* the frame's body bytes */
+    size_t n;        /* bytes in it */
+    uint8_t *out;    /* compressed frame (ZSTD_compressBound(frame)) */
+    size_t packed;   /* its length; 0 = stored raw */
+    ZSTD_CCtx *cctx; /* created on the slot's first compression */
+} zslot;
 
 struct ob_zw {
     int level;
     uint32_t frame;
-    int state;        /* Z_TEST until the first frame is decided, then Z_ON or Z_RAW */
-    uint8_t *in;      /* the frame being filled */
-    size_t fill;      /* bytes in it */
-    uint8_t *out;     /* compressed frame (ZSTD_compressBound(frame)) */
-    size_t out_cap;   /* its capacity */
-    ZSTD_CCtx *cctx;  /* created on the first frame */
+    int state;                 /* Z_TEST until the first frame is decided, then Z_ON or Z_RAW */
+    zslot slots[OB_Z_SLOTS];   /* frame f lives in slots[f % nslots] */
+    int nslots;                /* 1 when compressing inline, OB_Z_SLOTS with a runner */
+    uint64_t drained, filling; /* next frame to send to the sink, frame being filled */
+    ob_zsink sink;
+    void *arg;
+    cm_err err;       /* sticky: the sink failed */
     uint64_t *ends;   /* stored end of each frame */
     size_t n, cap;    /* frames written, capacity of ends */
     uint64_t stored;  /* stored bytes sent to the sink */
     uint64_t logical; /* body bytes taken */
     int misses;       /* raw frames in a row */
     uint32_t skip;    /* frames left to store raw without trying */
+    /* Handing compression to workers (ob_zw_offload); under mu from here on. */
+    ob_runner run;
+    void *run_ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a slot became S_DONE, or pumping ended */
+    struct event *ev;  /* on the owner's loop: a slot is done */
+    int running;       /* jobs handed to the runner whose slot_run has not ended */
+    int pumping;       /* the loop's event is sending frames to the sink */
+    int finishing;     /* ob_zw_finish owns the sink: the event does nothing */
+    int dead;          /* ob_zw_free ran: the last job frees z */
+    void (*room)(void *arg);
+    void *room_arg;
 };
-
-enum { Z_TEST, Z_ON, Z_RAW };
 
 int ob_z_worth(size_t raw, size_t packed)
 {
     return packed > 0 && packed <= raw - raw / 8;
 }
 
-static cm_err cctx_ready(ob_zw *z)
+/* Compress the slot's frame; its packed length, 0 when it does not shrink (or no memory). */
+static size_t slot_compress(zslot *s, int level, uint32_t frame)
 {
-    if (z->cctx)
-        return CM_OK;
-    z->out_cap = ZSTD_compressBound(z->frame);
-    z->out = malloc(z->out_cap);
-    z->cctx = ZSTD_createCCtx();
-    if (!z->out || !z->cctx)
-        return CM_ERR_NOMEM;
-    if (ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, z->level)) ||
-        ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1)))
-        return CM_ERR_INVAL;
-    return CM_OK;
-}
-
-size_t ob_z_compress(ob_zw *z, const uint8_t *src, size_t n)
-{
-    if (cctx_ready(z) != CM_OK)
-        return 0; /* no memory: store the frame raw, the body stays correct */
-    size_t r = ZSTD_compress2(z->cctx, z->out, z->out_cap, src, n);
-    return ZSTD_isError(r) || r >= n ? 0 : r;
+    if (!s->cctx) {
+        if (!s->out && !(s->out = malloc(ZSTD_compressBound(frame))))
+            return 0; /* no memory: store the frame raw, the body stays correct */
+        if (!(s->cctx = ZSTD_createCCtx()) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1))) {
+            ZSTD_freeCCtx(s->cctx);
+            s->cctx = NULL;
+            return 0;
+        }
+    }
+    size_t r = ZSTD_compress2(s->cctx, s->out, ZSTD_compressBound(frame), s->in, s->n);
+    return ZSTD_isError(r) || r >= s->n ? 0 : r;
 }
 
 cm_err ob_z_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t expect)
@@ -106,30 +150,54 @@ cm_err ob_zw_new(int level, uint32_t frame, ob_zw **out)
     if (frame == 0 || frame > OB_Z_FRAME_MAX)
         return CM_ERR_INVAL;
     ob_zw *z = calloc(1, sizeof(*z));
-    if (!z || !(z->in = malloc(frame))) {
-        free(z);
+    if (!z)
         return CM_ERR_NOMEM;
-    }
     z->level = level;
     z->frame = frame;
+    z->nslots = 1;
+    for (int i = 0; i < OB_Z_SLOTS; i++)
+        z->slots[i].z = z;
+    pthread_mutex_init(&z->mu, NULL);
+    pthread_cond_init(&z->cv, NULL);
     *out = z;
     return CM_OK;
+}
+
+static void zw_destroy(ob_zw *z)
+{
+    for (int i = 0; i < OB_Z_SLOTS; i++) {
+        ZSTD_freeCCtx(z->slots[i].cctx);
+        free(z->slots[i].in);
+        free(z->slots[i].out);
+    }
+    pthread_mutex_destroy(&z->mu);
+    pthread_cond_destroy(&z->cv);
+    free(z->ends);
+    free(z);
 }
 
 void ob_zw_free(ob_zw *z)
 {
     if (!z)
         return;
-    ZSTD_freeCCtx(z->cctx);
-    free(z->in);
-    free(z->out);
-    free(z->ends);
-    free(z);
+    pthread_mutex_lock(&z->mu);
+    struct event *ev = z->ev;
+    z->ev = NULL; /* workers no longer signal it */
+    pthread_mutex_unlock(&z->mu);
+    if (ev)
+        event_free(ev); /* waits for its callback if it runs on another thread (never on ours) */
+    pthread_mutex_lock(&z->mu);
+    z->dead = 1;
+    int last = z->running == 0;
+    pthread_mutex_unlock(&z->mu);
+    if (last)
+        zw_destroy(z); /* otherwise the last running job does */
 }
 
 int ob_zw_raw(const ob_zw *z)
 {
-    return z->state == Z_RAW;
+    return z->state == Z_RAW && z->drained == z->filling &&
+           z->slots[z->filling % (uint64_t)z->nslots].n == 0;
 }
 
 static cm_err note_frame(ob_zw *z, size_t stored)
@@ -147,57 +215,312 @@ static cm_err note_frame(ob_zw *z, size_t stored)
     return CM_OK;
 }
 
-/* Decide and send the frame in z->in (fill bytes) to the sink. */
-static cm_err flush_frame(ob_zw *z, ob_zsink sink, void *arg)
+static cm_err sink_raw(ob_zw *z, const uint8_t *p, size_t n)
 {
-    size_t n = z->fill, packed = 0;
-    int tried = z->state != Z_ON || z->skip == 0;
-    z->fill = 0;
-    if (tried)
-        packed = ob_z_compress(z, z->in, n);
-    else
+    z->stored += n;
+    return z->sink(z->arg, p, n);
+}
+
+static void slot_set(ob_zw *z, zslot *s, int state)
+{
+    pthread_mutex_lock(&z->mu);
+    s->state = state;
+    pthread_mutex_unlock(&z->mu);
+}
+
+/* Worker side: compress one frame (unless ob_zw_finish took it back while it was queued), hand
+ * it back to the owner. The last job of a freed z frees it. */
+static void slot_run(ob_job *j)
+{
+    zslot *s = (zslot *)j;
+    ob_zw *z = s->z;
+    pthread_mutex_lock(&z->mu);
+    int mine = s->state == S_RUN;
+    if (mine)
+        s->state = S_BUSY;
+    pthread_mutex_unlock(&z->mu);
+    if (mine) {
+        s->packed = slot_compress(s, z->level, z->frame);
+        s->compressed = 1;
+    }
+    pthread_mutex_lock(&z->mu);
+    if (mine)
+        s->state = S_DONE;
+    int last = --z->running == 0 && z->dead;
+    if (mine && !z->dead) {
+        if (z->ev)
+            event_active(z->ev, EV_TIMEOUT, 1);
+        pthread_cond_broadcast(&z->cv);
+    }
+    pthread_mutex_unlock(&z->mu);
+    if (last)
+        zw_destroy(z);
+}
+
+/*
+ * Start compressing a full frame (on a worker when z has a runner). Unless forced, a frame the
+ * skip rule will most likely store raw (z->skip > 0 now, as of the frames sent so far) is not
+ * compressed: slot_emit applies the rule exactly, in order, and sends it back here (forced) in
+ * the rare case it is to be tried after all.
+ */
+static void slot_submit(ob_zw *z, zslot *s, int force)
+{
+    s->packed = 0;
+    s->compressed = 0;
+    if (!force && z->state == Z_ON && z->skip > 0) {
+        slot_set(z, s, S_DONE);
+        return;
+    }
+    if (z->run && !z->finishing) { /* finishing: the finisher's thread compresses what is left */
+        pthread_mutex_lock(&z->mu);
+        s->state = S_RUN;
+        z->running++;
+        pthread_mutex_unlock(&z->mu);
+        s->job.run = slot_run;
+        if (z->run(z->run_ctx, &s->job) == 0)
+            return;
+        pthread_mutex_lock(&z->mu); /* the workers are stopping: here */
+        z->running--;
+        pthread_mutex_unlock(&z->mu);
+    }
+    slot_set(z, s, S_BUSY);
+    s->packed = slot_compress(s, z->level, z->frame);
+    s->compressed = 1;
+    slot_set(z, s, S_DONE);
+}
+
+/* Whether the frame at the head is tried, by the rule applied in order (a compressed head). */
+static int head_tried(const ob_zw *z)
+{
+    return z->state != Z_ON || z->skip == 0;
+}
+
+/* Send the head frame to the sink (frames leave in order), deciding it as the rule says. */
+static cm_err slot_emit(ob_zw *z, zslot *s)
+{
+    int tried = head_tried(z);
+    size_t packed = tried ? s->packed : 0;
+    if (!tried)
         z->skip--;
     if (z->state == Z_TEST) {
-        z->state = ob_z_worth(n, packed) ? Z_ON : Z_RAW;
-        if (z->state == Z_RAW) { /* the body goes uncompressed: no table, no frames */
-            z->stored += n;
-            return sink(arg, z->in, n);
-        }
+        z->state = ob_z_worth(s->n, packed) ? Z_ON : Z_RAW;
+        if (z->state == Z_RAW) /* the body goes uncompressed: no table, no frames */
+            return sink_raw(z, s->in, s->n);
     }
     if (tried && packed != 0)
         z->misses = 0;
     else if (tried && ++z->misses >= OB_Z_MISSES)
         z->skip = OB_Z_RETRY - 1; /* misses stays high: one more miss skips again */
-    cm_err e = note_frame(z, packed ? packed : n);
-    return e != CM_OK ? e : sink(arg, packed ? z->out : z->in, packed ? packed : n);
+    cm_err e = note_frame(z, packed ? packed : s->n);
+    return e != CM_OK ? e : z->sink(z->arg, packed ? s->out : s->in, packed ? packed : s->n);
+}
+
+static int slot_state(ob_zw *z, zslot *s)
+{
+    pthread_mutex_lock(&z->mu);
+    int st = s->state;
+    pthread_mutex_unlock(&z->mu);
+    return st;
+}
+
+/*
+ * The owner's step: send the done frames at the head to the sink, in order, and start the full
+ * ones that may start (while the first frame is being tested, nothing else is: its result
+ * decides). A body found not worth compressing sends everything it holds, raw, at once.
+ */
+static void pump(ob_zw *z)
+{
+    while (z->err == CM_OK && z->drained < z->filling) {
+        zslot *s = &z->slots[z->drained % (uint64_t)z->nslots];
+        int st = slot_state(z, s);
+        if (st == S_PEND && z->state != Z_RAW && (z->state == Z_ON || z->drained == 0)) {
+            slot_submit(z, s, 0);
+            st = slot_state(z, s);
+        }
+        if (st == S_DONE && z->state == Z_ON && head_tried(z) &&
+            !s->compressed) { /* the rule says try it after all */
+            slot_submit(z, s, 1);
+            st = slot_state(z, s);
+        }
+        if (st != S_DONE && !(st == S_PEND && z->state == Z_RAW))
+            break;
+        z->err = z->state == Z_RAW ? sink_raw(z, s->in, s->n) : slot_emit(z, s);
+        slot_set(z, s, S_FREE); /* a queued job the finisher took back may still look at it */
+        s->n = 0;
+        z->drained++;
+    }
+    for (uint64_t f = z->drained + 1; z->state == Z_ON && f < z->filling; f++) {
+        zslot *s = &z->slots[f % (uint64_t)z->nslots];
+        if (slot_state(z, s) == S_PEND) /* only the owner moves a slot out of S_PEND */
+            slot_submit(z, s, 0);
+    }
+    zslot *cur = &z->slots[z->filling % (uint64_t)z->nslots];
+    if (z->err == CM_OK && z->state == Z_RAW && z->drained == z->filling &&
+        cur->n > 0) { /* the frame being filled goes too: z is empty now */
+        z->err = sink_raw(z, cur->in, cur->n);
+        cur->n = 0;
+    }
+}
+
+/* The slot being filled is full (or the body ended): queue it. */
+static void frame_full(ob_zw *z, zslot *s)
+{
+    slot_set(z, s, S_PEND);
+    z->filling++;
+    pump(z);
+}
+
+cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken)
+{
+    const uint8_t *p = data;
+    *taken = 0;
+    pump(z);
+    while (z->err == CM_OK && len > 0) {
+        if (z->state == Z_RAW && z->drained == z->filling) {
+            z->logical += len;
+            *taken += len;
+            return sink_raw(z, p, len);
+        }
+        zslot *s = &z->slots[z->filling % (uint64_t)z->nslots];
+        int st = slot_state(z, s);
+        if (st == S_FREE) {
+            if (!s->in && !(s->in = malloc(z->frame)))
+                return CM_ERR_NOMEM;
+            slot_set(z, s, st = S_FILL);
+            s->n = 0;
+        }
+        if (st != S_FILL)
+            return CM_AGAIN; /* every slot holds a frame not sent yet */
+        size_t n = CM_MIN(len, z->frame - s->n);
+        memcpy(s->in + s->n, p, n); /* a frame must be whole before it is compressed */
+        s->n += n;
+        p += n;
+        len -= n;
+        z->logical += n;
+        *taken += n;
+        if (s->n == z->frame)
+            frame_full(z, s);
+    }
+    return z->err;
+}
+
+/*
+ * The head frame, for an owner that may block (ob_zw_finish on a worker): still queued, it is
+ * taken back and compressed here (its job, when a worker gets it, does nothing), else waited for
+ * while a worker compresses it. Never waiting on the queue: a finisher holding the last free
+ * worker of a busy pool must not wait for a job behind it.
+ */
+static void head_ready(ob_zw *z)
+{
+    zslot *s = &z->slots[z->drained % (uint64_t)z->nslots];
+    pthread_mutex_lock(&z->mu);
+    int take = s->state == S_RUN;
+    if (take)
+        s->state = S_BUSY;
+    while (!take && s->state == S_BUSY)
+        pthread_cond_wait(&z->cv, &z->mu);
+    pthread_mutex_unlock(&z->mu);
+    if (take) {
+        s->packed = slot_compress(s, z->level, z->frame);
+        slot_set(z, s, S_DONE);
+    }
 }
 
 cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg)
 {
     const uint8_t *p = data;
-    z->logical += len;
-    while (len > 0) {
-        if (z->state == Z_RAW) {
-            z->stored += len;
-            return sink(arg, p, len);
-        }
-        size_t n = CM_MIN(len, z->frame - z->fill);
-        memcpy(z->in + z->fill, p, n); /* a frame must be whole before it is compressed */
-        z->fill += n;
-        p += n;
-        len -= n;
-        if (z->fill == z->frame) {
-            cm_err e = flush_frame(z, sink, arg);
-            if (e != CM_OK)
-                return e;
-        }
+    if (z->ev)
+        return CM_ERR_INVAL; /* an offloading writer's owner is its loop: write_some only */
+    z->sink = sink;
+    z->arg = arg;
+    for (;;) {
+        size_t taken = 0;
+        cm_err e = ob_zw_write_some(z, p, len, &taken);
+        p += taken;
+        len -= taken;
+        if (e != CM_AGAIN)
+            return e;
+        head_ready(z);
     }
+}
+
+/* On the owner's loop: a worker finished a frame. Send what is ready, then tell a waiting
+ * writer that it has room. */
+static void on_slot_done(evutil_socket_t fd, short what, void *arg)
+{
+    ob_zw *z = arg;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&z->mu);
+    int mine = !z->finishing;
+    z->pumping = mine;
+    pthread_mutex_unlock(&z->mu);
+    if (!mine)
+        return;
+    pump(z);
+    int st = slot_state(z, &z->slots[z->filling % (uint64_t)z->nslots]);
+    int room = z->err != CM_OK || z->state == Z_RAW || st == S_FREE || st == S_FILL;
+    void (*fn)(void *) = room ? z->room : NULL;
+    pthread_mutex_lock(&z->mu);
+    z->pumping = 0;
+    if (fn)
+        z->room = NULL;
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+    if (fn)
+        fn(z->room_arg);
+}
+
+cm_err ob_zw_offload(ob_zw *z, struct event_base *base, ob_runner run, void *ctx, ob_zsink sink,
+                     void *arg)
+{
+    if (z->filling > 0 || z->slots[0].n > 0 || z->ev)
+        return CM_ERR_INVAL; /* before the first byte, once */
+    if (!(z->ev = event_new(base, -1, 0, on_slot_done, z)))
+        return CM_ERR_NOMEM;
+    z->run = run;
+    z->run_ctx = ctx;
+    z->sink = sink;
+    z->arg = arg;
+    z->nslots = OB_Z_SLOTS;
+    return CM_OK;
+}
+
+int ob_zw_offloads(const ob_zw *z)
+{
+    return z->ev != NULL;
+}
+
+cm_err ob_zw_on_room(ob_zw *z, void (*fn)(void *arg), void *arg)
+{
+    if (!z->ev)
+        return CM_ERR_INVAL;
+    pthread_mutex_lock(&z->mu);
+    z->room = fn;
+    z->room_arg = arg;
+    event_active(z->ev, EV_TIMEOUT, 1); /* it checks for room itself, after this call returns */
+    pthread_mutex_unlock(&z->mu);
     return CM_OK;
 }
 
 cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
 {
-    cm_err e = z->fill > 0 ? flush_frame(z, sink, arg) : CM_OK;
+    pthread_mutex_lock(&z->mu); /* from here the loop's event leaves the sink to us */
+    while (z->pumping)
+        pthread_cond_wait(&z->cv, &z->mu);
+    z->finishing = 1;
+    z->room = NULL;
+    pthread_mutex_unlock(&z->mu);
+    z->sink = sink;
+    z->arg = arg;
+    zslot *cur = &z->slots[z->filling % (uint64_t)z->nslots];
+    if (z->err == CM_OK && slot_state(z, cur) == S_FILL && cur->n > 0)
+        frame_full(z, cur);
+    while (z->err == CM_OK && z->drained < z->filling) {
+        head_ready(z);
+        pump(z);
+    }
+    cm_err e = z->err;
     lay->zalg = MD_Z_NONE;
     lay->zframe = 0;
     lay->zsize = lay->ztab = 0;
@@ -209,7 +532,7 @@ cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
         size_t c = CM_MIN(z->n - i, sizeof(b) / 8);
         for (size_t j = 0; j < c; j++)
             cm_put_be64(b + 8 * j, z->ends[i + j]);
-        e = sink(arg, b, 8 * c);
+        e = z->sink(z->arg, b, 8 * c);
     }
     z->stored += 8 * (uint64_t)z->n;
     lay->zalg = MD_Z_ZSTD;

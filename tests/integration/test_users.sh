@@ -4,7 +4,8 @@
 # (another user's bucket denied with nothing changed, a policy granting a prefix, an explicit deny
 # beating an allow, anonymous reads of a public prefix, PublicAccessBlock, canned ACLs), the aws
 # CLI as the third user, key and user disabling, admin refused to users, the secrets absent from
-# the data folder in plaintext, and everything surviving a restart.
+# the data folder in plaintext, and everything surviving a restart. Users are made with the
+# master key file gone (the key loaded at start is used, never loaded a second time).
 source "$(dirname "$0")/lib.sh"
 
 h_own_server "users are single-node (a cluster node answers 501)"
@@ -13,6 +14,10 @@ h_need "$AWSBIN"
 "$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: no boto3"; exit 77; }
 h_start
 export CAIRN_ENDPOINT=$H_ENDPOINT
+# The master key is loaded once, at start (SSE's, g->mkey): the users use that copy, so taking
+# the key file away now does not stop them (it is put back before the restart below).
+h_run "the master key file was made at start" test -s "$H_DATA.key"
+mv "$H_DATA.key" "$H_WORK/key.saved"
 
 admin() { "$CAIRN_BIN" admin "$@" --endpoint "$H_ENDPOINT"; }
 # make_user NAME VAR: create NAME, export VAR_AK / VAR_SK from the access_key= / secret_key= lines
@@ -99,6 +104,7 @@ done
 h_eq "no secret key in plaintext under the data dir" "" "$found"
 
 h_stop
+mv "$H_WORK/key.saved" "$H_DATA.key"
 h_start
 h_run "bob's second key works after a restart" env AWS_ACCESS_KEY_ID="$BOB2_AK" \
     AWS_SECRET_ACCESS_KEY="$BOB2_SK" "$AWSBIN" --endpoint-url "$H_ENDPOINT" \

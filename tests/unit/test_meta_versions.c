@@ -686,6 +686,36 @@ static void test_failed_commit(void)
     md_close(md);
 }
 
+/* Versioning is a bucket setting like the others (md_bucket_rewrite): the other fields (tags
+ * here) are kept, setting the state the bucket already has writes nothing (no commit), and a
+ * missing bucket is NOTFOUND. */
+static void test_set_rewrite(void)
+{
+    md_store *md = open_store("set_rewrite");
+    md_meta tag = {"team", "blue"}, *tags = NULL;
+    md_bucket b;
+    md_stats s0, s1;
+    size_t n = 0;
+    mk_bucket(md, "b", 0);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_tags_set(md, "b", &tag, 1), CM_OK);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_ENABLED), CM_OK);
+    md_stats_get(md, &s0);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_ENABLED), CM_OK);
+    md_stats_get(md, &s1);
+    CU_ASSERT_EQUAL(s1.commits, s0.commits); /* no change, no write */
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", MD_VERS_SUSPENDED), CM_OK);
+    md_stats_get(md, &s1);
+    CU_ASSERT_EQUAL(s1.commits, s0.commits + 1);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_get(md, "b", &b), CM_OK);
+    CU_ASSERT_EQUAL(b.versioning, MD_VERS_SUSPENDED);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_tags_get(md, "b", &tags, &n), CM_OK);
+    CU_ASSERT(n == 1 && strcmp(tags[0].name, "team") == 0 && strcmp(tags[0].value, "blue") == 0);
+    md_meta_free(tags, n);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "nob", MD_VERS_ENABLED), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_bucket_set_versioning(md, "b", 7), CM_ERR_INVAL);
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"vid", test_vid},
@@ -700,6 +730,7 @@ void cu_register(void)
                                     {"long_keys", test_long_keys},
                                     {"failed_commit", test_failed_commit},
                                     {"lifecycle_race", test_lifecycle_race},
+                                    {"set_rewrite", test_set_rewrite},
                                     {NULL, NULL}};
     cu_add_suite("meta_versions", tests);
 }

@@ -5,12 +5,20 @@
  * a text head stored raw frame by frame), stored bytes as hostile input (every flipped byte of a
  * frame, forged table entries and layouts: CM_ERR_CORRUPT, never a crash or wrong bytes), and a
  * compressing store over 6 drives (4+2, 4 KiB cells) read back whole, by ranges across stripe
- * boundaries, and with a drive's blob gone. Random choices use a fixed, printed seed.
+ * boundaries, and with a drive's blob gone. Offloaded compression (ob_zw_offload) with a runner
+ * that holds jobs until the test runs them: the same stream as inline, at most three frames on
+ * the workers, a random body tested with one, a finish with a frame still queued, a writer freed
+ * with a frame in flight; and with a thread per job (real concurrency, the loop waiting for room
+ * as the gateway does), the same stream as inline. Random choices use a fixed, printed seed.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
@@ -324,12 +332,210 @@ static void test_store(void)
     free(got);
 }
 
+/* ---- offloaded compression (ob_zw_offload): a runner that holds jobs until the test runs them */
+
+typedef struct {
+    ob_job *jobs[8];
+    int n, given, refuse; /* held, handed out in all, refuse (the writer runs them itself) */
+} held;
+
+static int hold_job(void *ctx, ob_job *j)
+{
+    held *h = ctx;
+    if (h->refuse || h->n == 8)
+        return -1;
+    h->jobs[h->n++] = j;
+    h->given++;
+    return 0;
+}
+
+/* Run the oldest held job, then the loop's events (the writer's completion). */
+static void run_one(held *h, struct event_base *base)
+{
+    ob_job *j = h->jobs[0];
+    memmove(h->jobs, h->jobs + 1, (size_t)--h->n * sizeof(*h->jobs));
+    j->run(j);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+static void note_room(void *arg)
+{
+    ++*(int *)arg;
+}
+
+/* Write body through an offloading writer, running one job whenever it is full; the stream is
+ * left in m. *most = the most jobs held at once. */
+static void store_offloaded(const uint8_t *body, size_t n, mem *m, md_layout *lay, int *most)
+{
+    struct event_base *base = event_base_new();
+    held h = {0};
+    ob_zw *z = NULL;
+    int rooms = 0, waits = 0;
+    memset(m, 0, sizeof(*m));
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, hold_job, &h, mem_sink, m), CM_OK);
+    CU_ASSERT_EQUAL(ob_zw_write(z, body, 1, mem_sink, m), CM_ERR_INVAL); /* loop-owned */
+    *most = 0;
+    for (size_t off = 0; off < n;) {
+        size_t r = 1 + cu_xorshift(&rng) % (3 * FRAME), taken = 0, piece = CM_MIN(n - off, r);
+        cm_err e = ob_zw_write_some(z, body + off, piece, &taken);
+        off += taken;
+        *most = h.n > *most ? h.n : *most;
+        if (e == CM_AGAIN) { /* every slot holds a frame: wait for one, as the gateway does */
+            CU_ASSERT_FATAL(h.n > 0);
+            CU_ASSERT_EQUAL(ob_zw_on_room(z, note_room, &rooms), CM_OK);
+            run_one(&h, base);
+            waits++;
+            CU_ASSERT_EQUAL(rooms, waits);
+        } else {
+            CU_ASSERT_EQUAL_FATAL(e, CM_OK);
+            CU_ASSERT_EQUAL(taken, piece);
+        }
+    }
+    while (h.n > 0)
+        run_one(&h, base);
+    h.refuse = 1; /* the last frame runs inside finish (a runner that refuses) */
+    CU_ASSERT_EQUAL_FATAL(ob_zw_finish(z, mem_sink, m, lay), CM_OK);
+    ob_zw_free(z);
+    event_base_free(base);
+    lay->size = m->len;
+}
+
+/* The stream is the same as compressing inline; the writer holds at most its slots; a random
+ * body sends one frame to the workers (the test) and goes raw; a writer freed with frames on
+ * the workers is freed by the last of them. */
+static void test_offload(void)
+{
+    size_t n = 40 * FRAME + 333;
+    uint8_t *body = malloc(n);
+    mem a, b;
+    md_layout la, lb;
+    int most = 0;
+    fill_text(body, n, &rng);
+    store(body, n, &a, &la);
+    store_offloaded(body, n, &b, &lb, &most);
+    CU_ASSERT_EQUAL_FATAL(lb.zalg, MD_Z_ZSTD);
+    CU_ASSERT_EQUAL(most, 3); /* OB_Z_SLOTS: all three frames on the workers, none filling */
+    CU_ASSERT_EQUAL(b.len, a.len);
+    CU_ASSERT(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
+    CU_ASSERT_EQUAL(lb.ztab, la.ztab);
+    check_reads(&lb, &b, body, n);
+    free(a.p);
+    free(b.p);
+
+    fill_random(body, n, &rng);
+    store_offloaded(body, n, &b, &lb, &most);
+    CU_ASSERT_EQUAL(lb.zalg, MD_Z_NONE);
+    CU_ASSERT_EQUAL(most, 1); /* while the first frame is tested, the others wait */
+    CU_ASSERT(b.len == n && memcmp(b.p, body, n) == 0);
+    free(b.p);
+
+    /* Finished with frames still queued: the finisher compresses them itself (a pool whose
+     * workers all finish PUTs must not wait on its own queue); the queued job then does nothing
+     * and, z being freed, frees it. */
+    struct event_base *base = event_base_new();
+    held h = {0};
+    ob_zw *z = NULL;
+    size_t taken = 0;
+    fill_text(body, n, &rng);
+    store(body, 5 * FRAME / 2, &a, &la);
+    memset(&b, 0, sizeof(b));
+    memset(&lb, 0, sizeof(lb));
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, hold_job, &h, mem_sink, &b), CM_OK);
+    CU_ASSERT_EQUAL(ob_zw_write_some(z, body, 5 * FRAME / 2, &taken), CM_OK);
+    CU_ASSERT_EQUAL(h.n, 1); /* frame 0 on a "worker", not started; 1 and 2 wait for it */
+    CU_ASSERT_EQUAL_FATAL(ob_zw_finish(z, mem_sink, &b, &lb), CM_OK);
+    CU_ASSERT_EQUAL(h.given, 1); /* the rest compressed by the finisher */
+    CU_ASSERT(b.len == a.len && memcmp(a.p, b.p, a.len) == 0);
+    CU_ASSERT_EQUAL(lb.ztab, la.ztab);
+    ob_zw_free(z);
+    run_one(&h, base); /* the stale job: nothing to do, frees z */
+    free(a.p);
+    free(b.p);
+
+    memset(&b, 0, sizeof(b));
+    fill_text(body, n, &rng);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, hold_job, &h, mem_sink, &b), CM_OK);
+    CU_ASSERT_EQUAL(ob_zw_write_some(z, body, 2 * FRAME, &taken), CM_OK);
+    CU_ASSERT_EQUAL(h.n, 1);
+    ob_zw_free(z);     /* frame 0 still on a "worker" */
+    run_one(&h, base); /* it frees z (ASan: no leak, no use after free) */
+    CU_ASSERT_EQUAL(b.len, 0);
+    event_base_free(base);
+    free(body);
+}
+
+/* ---- the same with real threads: a thread per job, the loop waiting for room as the gateway */
+
+static void *job_thread(void *arg)
+{
+    ob_job *j = arg;
+    j->run(j);
+    return NULL;
+}
+
+static int thread_job(void *ctx, ob_job *j)
+{
+    pthread_t t;
+    (void)ctx;
+    if (pthread_create(&t, NULL, job_thread, j) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
+/* Frames compressed on other threads come back in order: the stream equals the inline one. */
+static void test_offload_threads(void)
+{
+    size_t n = 64 * FRAME + 99;
+    uint8_t *body = malloc(n);
+    mem a, b = {0};
+    md_layout la, lb = {0};
+    int rooms = 0, waits = 0;
+    evthread_use_pthreads();
+    struct event_base *base = event_base_new();
+    ob_zw *z = NULL;
+    fill_text(body, n, &rng);
+    memcpy(body + 20 * FRAME, body, 5 * FRAME); /* some frames alike, some random */
+    fill_random(body + 40 * FRAME, 10 * FRAME, &rng);
+    store(body, n, &a, &la);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, thread_job, NULL, mem_sink, &b), CM_OK);
+    for (size_t off = 0; off < n;) {
+        size_t r = 1 + cu_xorshift(&rng) % (2 * FRAME), taken = 0, piece = CM_MIN(n - off, r);
+        cm_err e = ob_zw_write_some(z, body + off, piece, &taken);
+        off += taken;
+        if (e == CM_AGAIN) {
+            CU_ASSERT_EQUAL(ob_zw_on_room(z, note_room, &rooms), CM_OK);
+            waits++;
+            while (rooms < waits) /* the workers' completions arrive as events */
+                event_base_loop(base, EVLOOP_ONCE);
+        } else {
+            CU_ASSERT_EQUAL_FATAL(e, CM_OK);
+        }
+    }
+    CU_ASSERT_EQUAL_FATAL(ob_zw_finish(z, mem_sink, &b, &lb), CM_OK);
+    ob_zw_free(z);
+    CU_ASSERT_EQUAL(lb.zalg, MD_Z_ZSTD);
+    CU_ASSERT(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
+    CU_ASSERT_EQUAL(lb.ztab, la.ztab);
+    CU_ASSERT(waits > 0);
+    event_base_free(base);
+    free(a.p);
+    free(b.p);
+    free(body);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"roundtrip_text", test_roundtrip_text},
                                     {"adaptive", test_adaptive},
                                     {"corrupt_frames", test_corrupt_frames},
                                     {"store", test_store},
+                                    {"offload", test_offload},
+                                    {"offload_threads", test_offload_threads},
                                     {NULL, NULL}};
     printf("test_obj_compress seed=%u\n", SEED);
     cu_add_suite("obj_compress", tests);

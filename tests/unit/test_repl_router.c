@@ -1,0 +1,728 @@
+/*
+ * test_repl_router.c - the meta routes on the wire (bad CRCs, the cond route, RPC edges), the
+ * router over replicas, hint delivery and its bounds, a record read that does not wait for a busy
+ * pool, and a small throughput figure; over the three nodes of rp_trio.h. The backends' own
+ * suites are in test_repl.c.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "cm_checksum.h"
+#include "cm_util.h"
+#include "cu_main.h"
+#include "rp_trio.h"
+
+/* ---- the meta routes on the wire ---- */
+
+typedef struct {
+    int done;
+    nd_result r;
+    char msg[128];
+} nres;
+
+static void nd_cb(void *arg, const nd_result *r)
+{
+    nres *t = arg;
+    t->done++;
+    t->r = *r;
+    snprintf(t->msg, sizeof(t->msg), "%s", r->message ? r->message : "");
+    t->r.message = t->msg;
+    t->r.body = NULL; /* lives during the callback only */
+    E.pending--;
+}
+
+static nres nd_wait(cm_err rc, nres *t)
+{
+    CU_ASSERT_EQUAL(rc, CM_OK);
+    if (rc == CM_OK) {
+        E.pending++;
+        loop_while(pending, NULL);
+    }
+    return *t;
+}
+
+static void raw_done(net_call *call, cm_err e, void *arg)
+{
+    nres *t = arg;
+    const char *err = net_call_resp_header(call, "X-Cairn-Error");
+    t->done++;
+    t->r.err = e;
+    t->r.status = net_call_status(call);
+    snprintf(t->msg, sizeof(t->msg), "%s", err ? err : "");
+    E.pending--;
+}
+
+/* PUT a record whose X-Cairn-Crc32c does not match its body, correctly signed otherwise. */
+static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
+{
+    static const net_call_handler h = {NULL, NULL, raw_done};
+    const char *target = ND_PREFIX "/meta/b/rec";
+    char date[24], lenstr[24], crc[9], sig[65], auth[96];
+    const char *nonce = "00112233445566778899aabbccddeeff";
+    snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
+    snprintf(lenstr, sizeof(lenstr), "%zu", len);
+    snprintf(crc, sizeof(crc), "%08x", cm_crc32c(0, rec, len) ^ 1);
+    nd_canon c = {"PUT", target, "n1", "n2", date, nonce, lenstr, crc};
+    nd_sign(secret, SECRET_LEN, &c, sig);
+    snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
+    net_call *call;
+    nres t = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        net_call_new(nd_client_net(E.cl), "127.0.0.1", port, "PUT", target, &call), CM_OK);
+    net_call_header(call, "X-Cairn-Node", "n1");
+    net_call_header(call, "X-Cairn-Date", date);
+    net_call_header(call, "X-Cairn-Nonce", nonce);
+    net_call_header(call, "X-Cairn-Crc32c", crc);
+    net_call_header(call, "Authorization", auth);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, rec, len);
+    net_call_body(call, len, b);
+    evbuffer_free(b);
+    net_call_start(call, &h, &t, 0);
+    E.pending++;
+    loop_while(pending, NULL);
+    return t;
+}
+
+static nres cond_call(const char *bucket, const char *key, const char *etag, int del,
+                      const md_cond *cond)
+{
+    nres t = {0};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    md_object o = {.key = (char *)key, .size = 1};
+    snprintf(o.etag, sizeof(o.etag), "%s", etag);
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &rec, &len), CM_OK);
+    t = nd_wait(nd_cond_write(E.cl, &n2, bucket, rec, len, del, cond, nd_cb, &t), &t);
+    free(rec);
+    return t;
+}
+
+/* The conditional-write route: the condition, the record and the caller reach the node's
+ * callback, and its outcome comes back as the call's error. */
+static void t_cond_route(void)
+{
+    env_up(1, 2000);
+    md_cond inm = {.if_none_match_star = 1}, m1 = {.if_match = "e1"}, m2 = {.if_match = "e2"},
+            none = {0};
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e1", 0, &inm).r.err, CM_OK);
+    nres t = cond_call("b", "ck", "e9", 0, &inm);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(t.r.status, 412);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e9", 0, &m2).r.err, CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e2", 0, &m1).r.err, CM_OK); /* If-Match e1 */
+    md_object got;
+    CU_ASSERT_EQUAL_FATAL(md_object_get(E.nodes[1].md, "b", "ck", &got), CM_OK);
+    CU_ASSERT_STRING_EQUAL(got.etag, "e2");
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "", 1, &m1).r.err, CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "", 1, &m2).r.err, CM_OK); /* DELETE If-Match e2 */
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "ck", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(cond_call("b", "ck", "e3", 0, &m2).r.err, CM_ERR_NOTFOUND);
+    t = cond_call("elsewhere", "ck", "e3", 0, &inm); /* not the leader */
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_CONFLICT);
+    CU_ASSERT_STRING_EQUAL(t.msg, "not the partition's leader");
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    uint8_t one = 1;
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, &none, nd_cb, &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, NULL, nd_cb, &t), CM_ERR_INVAL);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_CORRUPT); /* not a record: refused before the callback */
+    env_down();
+}
+
+static void t_rpc_edges(void)
+{
+    env_up(1, 2000);
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    md_object a = version("k", 1000, 1, NULL);
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&a, &rec, &len), CM_OK);
+    nres t = {0};
+    /* a client with another secret is refused (the meta routes are authenticated) */
+    static const uint8_t other[] = "not-the-secret";
+    nd_client_config cc = {0};
+    nd_client *bad;
+    cc.node_id = "n9";
+    cc.secret = other;
+    cc.secret_len = sizeof(other) - 1;
+    CU_ASSERT_EQUAL_FATAL(nd_client_new(E.base, &cc, &bad), CM_OK);
+    t = nd_wait(nd_meta_put(bad, &n2, "b", rec, len, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_AUTH);
+    CU_ASSERT_EQUAL(t.r.status, 401);
+    memset(&t, 0, sizeof(t));
+    nd_part p = {"b", 0, 1};
+    t = nd_wait(nd_meta_list(bad, &n2, &p, NULL, NULL, 10, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_AUTH);
+    nd_client_free(bad);
+    md_object got;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND); /* nothing */
+    /* a body whose CRC32C does not match is refused before anything is applied */
+    t = put_bad_crc(E.nodes[1].rpc.port, rec, len);
+    CU_ASSERT_EQUAL(t.r.status, 400);
+    CU_ASSERT_STRING_EQUAL(t.msg, "CM_ERR_DIGEST");
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "k", &got), CM_ERR_NOTFOUND);
+    /* a body that is not a record; a record under an unknown bucket (told apart) */
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_put(E.cl, &n2, "b", (const uint8_t *)"junk", 4, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_CORRUPT);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_put(E.cl, &n2, "zz", rec, len, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(t.r.no_bucket, 1);
+    /* the merge itself, then a leaf beyond the tree and a bad depth */
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_put(E.cl, &n2, "b", rec, len, NULL, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_OK);
+    CU_ASSERT_EQUAL(t.r.applied, 1);
+    uint32_t leaf = 16;
+    CU_ASSERT_EQUAL(nd_meta_leaf_keys(E.cl, &n2, &p, 1, &leaf, 1, nd_cb, &t), CM_OK);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(CM_OK, &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(nd_meta_merkle(E.cl, &n2, &p, 0, nd_cb, &t), CM_ERR_INVAL);
+    free(rec);
+    /* a node without a store answers every meta route 503 */
+    tnode bare;
+    memset(&bare, 0, sizeof(bare));
+    nd_service_config sc = {0};
+    sc.node_id = "n4";
+    sc.secret = secret;
+    sc.secret_len = SECRET_LEN;
+    cu_rpc_start(&bare.rpc, &sc);
+    nd_peer n4 = {"n4", "127.0.0.1", bare.rpc.port};
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_meta_get(E.cl, &n4, "b", "k", nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(t.r.status, 503);
+    md_cond inm = {.if_none_match_star = 1}; /* no callback: the cond route is unavailable */
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n4, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
+    node_stop(&bare);
+    env_down();
+}
+
+/* ---- throughput (RP_BENCH_N records; a small default keeps CI fast) ---- */
+
+typedef struct {
+    rp_replica *r;
+    int next, total, inflight, failed;
+    char key[32];
+} bench;
+
+static void bench_next(bench *b);
+
+static void bench_done(void *arg, const rp_result *res)
+{
+    bench *b = arg;
+    b->inflight--;
+    b->failed += res->err != CM_OK;
+    E.pending--;
+    bench_next(b);
+}
+
+static void bench_next(bench *b)
+{
+    while (b->inflight < 16 && b->next < b->total) {
+        char key[32];
+        snprintf(key, sizeof(key), "bench-%06d", b->next++);
+        md_object o = version(key, 1000 + (uint64_t)b->next, 1, NULL);
+        rp_part p = part_of(key);
+        p.shard = 0, p.nshards = 1;
+        if (rp_replica_put(b->r, &p, &o, NULL, bench_done, b) == CM_OK)
+            b->inflight++, E.pending++;
+        else
+            b->failed++;
+    }
+}
+
+static double bench_puts(rp_replica *r, int n)
+{
+    bench b = {.r = r};
+    int64_t t0 = cm_monotonic_ms();
+    while (b.total < n && !E.hung) { /* in steps of 1,000: each within the loop's guard */
+        b.total = CM_MIN(b.total + 1000, n);
+        bench_next(&b);
+        loop_while(pending, NULL);
+    }
+    CU_ASSERT_EQUAL(b.failed, 0);
+    return n * 1000.0 / (double)CM_MAX(cm_monotonic_ms() - t0, 1);
+}
+
+static void t_bench(void)
+{
+    const char *env_n = getenv("RP_BENCH_N");
+    const char *env_w = getenv("RP_BENCH_WORKERS");
+    int n = env_n ? atoi(env_n) : 500;
+    nworkers = env_w ? atoi(env_w) : 2;
+    env_up(1, 2000);
+    double local = bench_puts(E.local, n), remote = bench_puts(E.to_n2, n);
+    /* list everything back over the RPC, in pages of RP_LIST_MAX */
+    rp_part all = {"b", 0, 1, 0};
+    char after[32] = "";
+    int got = 0, pages = 0;
+    int64_t t0 = cm_monotonic_ms();
+    for (int more = 1; more;) {
+        tres t = {0};
+        wait_for(&t, rp_replica_list(E.to_n2, &all, NULL, after[0] ? after : NULL, RP_LIST_MAX,
+                                     done_cb, &t));
+        CU_ASSERT_EQUAL_FATAL(t.err, CM_OK);
+        got += (int)t.nrecs;
+        if (t.nrecs)
+            snprintf(after, sizeof(after), "%s", t.recs[t.nrecs - 1].key);
+        more = t.truncated;
+        pages++;
+        tres_free(&t);
+    }
+    int64_t list_ms = cm_monotonic_ms() - t0;
+    CU_ASSERT_EQUAL(got, n);
+    t0 = cm_monotonic_ms();
+    tres t = {0};
+    wait_for(&t, rp_replica_merkle(E.to_n2, &all, 3, done_cb, &t));
+    CU_ASSERT_EQUAL(t.nleaves, 4096);
+    tres_free(&t);
+    int64_t merkle_ms = cm_monotonic_ms() - t0;
+    printf("\n    repl bench: %d records, 16 in flight, %d md workers: merge-put local %.0f/s, "
+           "remote %.0f/s; remote list %d pages in %lld ms; remote merkle depth 3 in %lld ms\n",
+           n, nworkers, local, remote, pages, (long long)list_ms, (long long)merkle_ms);
+    env_down();
+    nworkers = 2;
+}
+
+/* ---- router ---- */
+
+static void t_router(void)
+{
+    pl_topology *t;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(3, 3, 2, &t), CM_OK); /* 9 nodes in 3 AZs */
+    env_up(0, 300);
+    rp_router *rt, *rt2;
+    rp_replica *l5; /* n5's local backend, for a router on n5 */
+    CU_ASSERT_EQUAL_FATAL(rp_replica_local_new(E.base, E.nodes[0].md, E.work, "n5", &l5), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t, "n1", E.local, E.cl, &rt), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t, "n5", l5, E.cl, &rt2), CM_OK);
+    int local_seen = 0;
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part p = {"bkt", s, 64, 0};
+        rp_replica *out[8], *out2[8];
+        int n = rp_route(rt, &p, 3, 3, out);
+        CU_ASSERT_EQUAL_FATAL(n, 6);
+        CU_ASSERT_EQUAL(rp_route(rt2, &p, 3, 3, out2), 6);
+        char azs[3][PL_NAME_MAX];
+        for (int i = 0; i < n; i++) {
+            int idx = pl_topology_find(t, out[i]->node_id);
+            CU_ASSERT_FATAL(idx >= 0);
+            CU_ASSERT_STRING_EQUAL(out[i]->node_id, out2[i]->node_id); /* the same everywhere */
+            if (i < 3)
+                snprintf(azs[i], sizeof(azs[i]), "%s", t->nodes[idx].az);
+            for (int j = 0; j < i; j++)
+                CU_ASSERT_PTR_NOT_EQUAL(out[i], out[j]); /* fallbacks distinct from homes */
+            local_seen += out[i] == E.local;
+        }
+        CU_ASSERT(strcmp(azs[0], azs[1]) && strcmp(azs[0], azs[2]) && strcmp(azs[1], azs[2]));
+        CU_ASSERT_PTR_EQUAL(rp_router_replica(rt, out[0]->node_id), out[0]);
+    }
+    CU_ASSERT(local_seen > 0); /* self resolves to the local backend */
+    CU_ASSERT_PTR_NULL(rp_router_replica(rt, "nope"));
+    rp_part p = {"bkt", 0, 1, 0};
+    rp_replica *out[40];
+    CU_ASSERT_EQUAL(rp_route(rt, &p, 10, 0, out), 9); /* more homes than nodes: every node */
+    CU_ASSERT_EQUAL(rp_route(rt, &p, 3, 20, out), 9); /* every node once */
+    rp_router_free(rt);
+    rp_router_free(rt2);
+    rp_replica_free(l5);
+    pl_topology_free(t);
+    env_down();
+}
+
+/* A layout of fewer nodes than N: rp_homes shrinks N to them, so every partition still has a
+ * first home (anti-entropy and repair run there: cmd/cluster.c, cluster_repair.c), and it is the
+ * first replica rp_route answers. */
+static void t_small_layouts(void)
+{
+    env_up(0, 300);
+    for (int nodes = 1; nodes <= 2; nodes++) {
+        pl_topology *t;
+        pl_map *m;
+        rp_router *rt;
+        CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(nodes, 1, 2, &t), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(pl_map_new(t, PL_MAP_HOMES, &m), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_router_new(t, "n1", E.local, E.cl, &rt), CM_OK);
+        int first[2] = {0, 0};
+        for (uint32_t s = 0; s < 64; s++) {
+            rp_part p = {"bkt", s, 64, 0};
+            int homes[3];
+            rp_replica *out[3];
+            CU_ASSERT_EQUAL_FATAL(rp_homes(m, pl_partition_id("bkt", s), 3, homes), nodes);
+            CU_ASSERT_EQUAL_FATAL(rp_route(rt, &p, 3, 0, out), nodes);
+            CU_ASSERT_STRING_EQUAL(out[0]->node_id, t->nodes[homes[0]].id);
+            first[homes[0]]++;
+        }
+        CU_ASSERT_EQUAL(first[0] + first[1], 64);
+        if (nodes == 2) /* both nodes are the first home of some partitions */
+            CU_ASSERT(first[0] > 0 && first[1] > 0);
+        rp_router_free(rt);
+        pl_map_free(m);
+        pl_topology_free(t);
+    }
+    int homes[3];
+    CU_ASSERT_EQUAL(rp_homes(NULL, 1, 3, homes), -(int)CM_ERR_INVAL);
+    env_down();
+}
+
+/* ---- hints ---- */
+
+static rp_hints *HINTS;
+
+static int hints_busy(void *arg)
+{
+    (void)arg;
+    return rp_hints_busy(HINTS);
+}
+
+static void hint_round(void)
+{
+    rp_hints_kick(HINTS);
+    CU_ASSERT(rp_hints_busy(HINTS));
+    loop_while(hints_busy, NULL);
+}
+
+static void t_hints(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    /* n1 stands in for n2 while n2 does not answer */
+    md_object h1 = version("h1", 1000, 1, NULL), h2 = version("h2", 1001, 1, NULL);
+    CU_ASSERT_EQUAL(do_put(&h1, "n2").applied, 1);
+    CU_ASSERT_EQUAL(do_put(&h2, "n2").applied, 1);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 2);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 1, 60000, 0};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0);
+    hint_round();
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.rounds, 1);
+    CU_ASSERT_EQUAL(st.listed, 1); /* batch 1 */
+    CU_ASSERT_EQUAL(st.failed, 1);
+    CU_ASSERT_EQUAL(st.dropped, 0);
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 2); /* kept */
+    md_object o;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "h1", &o), CM_ERR_NOTFOUND);
+    /* n2 is back: one hint per round (batch 1), each delivered and dropped */
+    nd_fault_clear(E.faults, NULL, NULL);
+    hint_round();
+    hint_round();
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.delivered, 2);
+    CU_ASSERT_EQUAL(st.dropped, 2);
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 0);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "h1", &o), CM_OK);
+    CU_ASSERT_EQUAL(o.hlc, h1.hlc);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "h2", &o), CM_OK);
+    md_object_release(&o);
+    /* a hint older than what the target holds: superseded, dropped all the same */
+    md_object stale = {.key = "h1", .hlc = MD_HLC_MAKE(10, 0), .hlc_node = 3};
+    CU_ASSERT_EQUAL(do_put(&stale, "n2").applied, 1);
+    hint_round();
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.superseded, 1);
+    CU_ASSERT_EQUAL(st.dropped, 3);
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 0);
+    /* an empty round sends nothing */
+    hint_round();
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.listed, 4);
+    /* targets take turns: n2 refuses with 3 hints (more than a batch), n3's still arrives */
+    nd_fault_set(E.faults, "n1", "n2", ND_FAULT_REFUSE, 0);
+    const char *keys[4] = {"t1", "t2", "t3", "t4"};
+    for (int i = 0; i < 4; i++) {
+        md_object tk = version(keys[i], 9000 + (uint64_t)i, 1, NULL);
+        CU_ASSERT_EQUAL(do_put(&tk, i < 3 ? "n2" : "n3").applied, 1);
+    }
+    hint_round();
+    hint_round();
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[2].md, "b", "t4", &o), CM_OK);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 3); /* n2's, kept */
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* Hints older than the tombstone grace are dropped undelivered, younger ones delivered. */
+static void t_hints_expire(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    int64_t now = cm_now_ms();
+    md_object old = version("x1", (uint64_t)(now - 7200 * 1000), 1, NULL);
+    md_object young = version("x2", (uint64_t)(now - 1000), 1, NULL);
+    CU_ASSERT_EQUAL(do_put(&old, "n2").applied, 1);
+    CU_ASSERT_EQUAL(do_put(&young, "n2").applied, 1);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 10, 60000, 3600 * 1000};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    hint_round();
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.expired, 1);
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    CU_ASSERT_EQUAL(st.dropped, 2);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 0);
+    md_object o;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "x1", &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "x2", &o), CM_OK);
+    md_object_release(&o);
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* A hint for a bucket that is gone (its target answers "no such bucket", and this node no longer
+ * has it either: deleted while the target was down) is dropped; one for a bucket this node still
+ * has is kept (the target may not have it yet). Before, every such hint was kept and sent again
+ * each round, and since a round lists a target's hints from its first, a batch of them ahead of
+ * the others held that target's other hints back for good. */
+static void t_hints_gone_bucket(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    md_bucket only_here = {0};
+    snprintf(only_here.name, sizeof(only_here.name), "c-new");
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(E.nodes[0].md, &only_here), CM_OK);
+    md_object g = version("g1", 1000, 1, NULL), h = version("h1", 1001, 1, NULL);
+    md_object c = version("c1", 1002, 1, NULL);
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "a-gone", &g), CM_OK); /* sorts first */
+    CU_ASSERT_EQUAL(do_put(&h, "n2").applied, 1);
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "c-new", &c), CM_OK);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 1, 60000, 0};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    for (int i = 0; i < 3; i++)
+        hint_round();
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "h1", &o), CM_OK);
+    md_object_release(&o);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 1); /* c-new's, kept */
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.dropped, 2);
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* A stand-in keeps at most hints_max hints: a hint for a new key beyond it is refused over the
+ * RPC (503: the coordinator tries its next stand-in) and counted; a newer version of a key it
+ * holds still replaces the stored one. Before, a stand-in took any number. */
+static void t_hints_bound(void)
+{
+    env_up(1, 300); /* n1 puts hints on n2 through the RPC */
+    md_store *n2 = E.nodes[1].md;
+    md_hint_set_max(n2, 2);
+    md_object a = version("ha", 1000, 1, NULL), b = version("hb", 1001, 1, NULL);
+    md_object c = version("hc", 1002, 1, NULL), a2 = version("ha", 1003, 1, &a.vv);
+    CU_ASSERT_EQUAL(do_put(&a, "n3").applied, 1);
+    CU_ASSERT_EQUAL(do_put(&b, "n3").applied, 1);
+    tres t = do_put(&c, "n3");
+    CU_ASSERT_EQUAL(t.err, CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(t.applied, 0);
+    CU_ASSERT_EQUAL(md_hint_refused(n2), 1);
+    t = do_put(&a2, "n1"); /* another target, a new hint: refused as well */
+    CU_ASSERT_EQUAL(t.err, CM_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(do_put(&a2, "n3").applied, 1); /* a newer version of a kept hint */
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(n2, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 2);
+    md_hint *hs;
+    size_t n;
+    int truncated;
+    CU_ASSERT_EQUAL_FATAL(md_hint_list(n2, "n3", NULL, NULL, 10, &hs, &n, &truncated), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(hs[0].rec.key, "ha");
+    CU_ASSERT_EQUAL(hs[0].rec.hlc, a2.hlc);
+    md_hints_free(hs, n);
+    md_hint_set_max(n2, 0); /* no bound */
+    CU_ASSERT_EQUAL(do_put(&c, "n3").applied, 1);
+    CU_ASSERT_EQUAL(md_hint_refused(n2), 2);
+    env_down();
+}
+
+/* A hint for a node the layout no longer names (removed for good) goes to its partition's first
+ * home and is dropped once delivered; before, it stayed (unroutable) until the tombstone grace. */
+static void t_hints_removed_node(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    md_object r1 = version("r1", 1000, 1, NULL);
+    CU_ASSERT_EQUAL(do_put(&r1, "n9").applied, 1);
+    rp_part p = part_of("r1");
+    rp_replica *home = NULL;
+    CU_ASSERT_EQUAL_FATAL(rp_route(rt, &p, 1, 0, &home), 1);
+    int hi = home->node_id[1] - '1'; /* n1..n3 */
+    CU_ASSERT_FATAL(hi >= 0 && hi < NNODES);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 10, 60000, 0};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    hint_round();
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.rehomed, 1);
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    CU_ASSERT_EQUAL(st.dropped, 1);
+    CU_ASSERT_EQUAL(st.unroutable, 0);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 0);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[hi].md, "b", "r1", &o), CM_OK);
+    CU_ASSERT_EQUAL(o.hlc, r1.hlc);
+    md_object_release(&o);
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* Hints a target refuses for a lasting reason (here stamped a day ahead of its clock) do not hold
+ * back its others: each round lists a target's hints from after the last one it listed, so the
+ * hint behind two refused ones arrives by the second round of batch 2, and the refused ones are
+ * tried again on the next pass. Before, every round listed the same two from the front. */
+static void t_hints_head_of_line(void)
+{
+    env_up(0, 300);
+    rp_router *rt;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(E.topo, "n1", E.local, E.cl, &rt), CM_OK);
+    uint64_t ahead = (uint64_t)cm_now_ms() + 86400 * 1000;
+    md_object a0 = version("a0", ahead, 1, NULL), a1 = version("a1", ahead, 1, NULL);
+    md_object z1 = version("z1", (uint64_t)cm_now_ms(), 1, NULL);
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "b", &a0), CM_OK); /* sort first */
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "b", &a1), CM_OK);
+    CU_ASSERT_EQUAL(md_hint_put(E.nodes[0].md, "n2", "b", &z1), CM_OK);
+    rp_hints_config hc = {E.base, E.nodes[0].md, E.work, rt, NSHARDS, 2, 60000, 0};
+    CU_ASSERT_EQUAL_FATAL(rp_hints_new(&hc, &HINTS), CM_OK);
+    hint_round();
+    hint_round();
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_rec_get(E.nodes[1].md, "b", "z1", &o), CM_OK);
+    md_object_release(&o);
+    hint_round(); /* the refused ones come round again, and still stay */
+    rp_hints_stats st;
+    rp_hints_get_stats(HINTS, &st);
+    CU_ASSERT_EQUAL(st.listed, 6); /* rounds: a0 a1, then z1 a0 (wrapped), then a1 a0 */
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    uint64_t cnt;
+    CU_ASSERT_EQUAL(md_hint_count(E.nodes[0].md, &cnt), CM_OK);
+    CU_ASSERT_EQUAL(cnt, 2);
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "a0", &o), CM_ERR_NOTFOUND);
+    rp_hints_free(HINTS);
+    rp_router_free(rt);
+    env_down();
+}
+
+/* ---- a record read does not wait for the pool ---- */
+
+typedef struct {
+    nd_job job; /* first */
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    int *release;
+} blocker;
+
+static void blocker_run(nd_job *j)
+{
+    blocker *b = (blocker *)(void *)j;
+    pthread_mutex_lock(b->mu);
+    while (!*b->release)
+        pthread_cond_wait(b->cv, b->mu);
+    pthread_mutex_unlock(b->mu);
+}
+
+static void blocker_done(nd_job *j)
+{
+    (void)j;
+    E.pending--;
+}
+
+/* Every worker of n1's pool is busy (a long group commit, say): a get of the local replica is
+ * one LMDB lookup and answers anyway, still after the call returned (docs/performance.md,
+ * "Cluster"); a put waits for a worker. */
+static void t_get_busy_pool(void)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    int release = 0;
+    blocker b[8];
+    env_up(0, 0);
+    md_object v = version("busy", 1000, 7, NULL);
+    tres t = do_put(&v, NULL);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    tres_free(&t);
+    for (int i = 0; i < nworkers; i++) {
+        b[i] = (blocker){{blocker_run, blocker_done, E.base, NULL}, &mu, &cv, &release};
+        nd_work_submit(E.work, &b[i].job);
+    }
+    t = do_get("b", "busy");
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(t.has_rec && strcmp(t.rec.etag, v.etag) == 0);
+    tres_free(&t);
+    tres p = {0};
+    rp_part part = part_of("busy2");
+    md_object v2 = version("busy2", 1000, 7, NULL);
+    CU_ASSERT_EQUAL(rp_replica_put(E.r, &part, &v2, NULL, done_cb, &p), CM_OK);
+    E.pending++;
+    for (int i = 0; i < 20; i++) /* the put stays queued behind the blockers */
+        event_base_loop(E.base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL(p.done, 0);
+    pthread_mutex_lock(&mu);
+    release = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    E.pending += nworkers;
+    loop_while(pending, NULL);
+    CU_ASSERT_EQUAL(p.done, 1);
+    CU_ASSERT_EQUAL(p.err, CM_OK);
+    tres_free(&p);
+    env_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test cluster[] = {
+        {"rpc_edges", t_rpc_edges},
+        {"cond_route", t_cond_route},
+        {"router", t_router},
+        {"small_layouts", t_small_layouts},
+        {"hints", t_hints},
+        {"hints_expire", t_hints_expire},
+        {"hints_gone_bucket", t_hints_gone_bucket},
+        {"hints_bound", t_hints_bound},
+        {"hints_removed_node", t_hints_removed_node},
+        {"hints_head_of_line", t_hints_head_of_line},
+        {"bench", t_bench},
+        {"get_busy_pool", t_get_busy_pool},
+        {NULL, NULL},
+    };
+    cu_add_suite("repl", cluster);
+}
