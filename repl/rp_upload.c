@@ -417,7 +417,7 @@ static cm_err upload_cas(rp *c, const char *bucket, md_object *rec, const char *
     int had = 0;
     snprintf(was, sizeof(was), "%s", from);
     snprintf(rec->etag, sizeof(rec->etag), "%s", to);
-    md_cond cond = {0, was, 0};
+    md_cond cond = {.if_match = was};
     return rp_object_put(c, bucket, rec, &cond, NULL, &had);
 }
 
@@ -556,7 +556,7 @@ cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *u
     /* The upload's tombstone only if the record is still the one read: a claim landing after
      * this read makes it fail, and the Complete goes on. */
     if (e == CM_OK) {
-        md_cond cond = {0, rec.etag, 0};
+        md_cond cond = {.if_match = rec.etag};
         e = rp_object_delete(c, bucket, k.key, &cond, NULL, &had);
         if (e == CM_ERR_PRECONDITION) /* claimed (or claimed anew) meanwhile */
             e = CM_ERR_NOTFOUND;
