@@ -180,6 +180,10 @@ typedef struct {
     cm_err (*policy_get)(void *arg, const char *name, char **json);
     cm_err (*access_set)(void *arg, const char *name, const md_bucket *b, unsigned fields);
     cm_err (*policy_set)(void *arg, const char *name, const char *json);
+    /* Optional (NULL: PutBucketVersioning answers 501): the bucket's versioning state in the
+     * namespace (MD_VERS_ENABLED or MD_VERS_SUSPENDED; blocks as tags_set, returning once this
+     * node reads it back); access_get answers it in b->versioning. */
+    cm_err (*versioning_set)(void *arg, const char *name, uint8_t state);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

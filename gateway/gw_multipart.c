@@ -630,7 +630,8 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
         md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */
         obj.parts = full;
         snprintf(obj.upload_id, sizeof(obj.upload_id), "%s", upload_id);
-        err = gw_meta_put(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old);
+        err = gw_meta_put_v(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old,
+                            &cs->res);
     }
     if (err == CM_OK)
         err = rp_upload_end(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);

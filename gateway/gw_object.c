@@ -156,7 +156,8 @@ gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t 
     return gw_tags_check(o->tags, o->ntags, GW_MAX_OBJECT_TAGS, msg, cap);
 }
 
-/* The write condition from If-None-Match / If-Match on PUT, Complete, Copy. */
+/* The write condition from If-None-Match / If-Match on PUT, Complete, Copy (and If-Match on
+ * DELETE). */
 gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
 {
     const char *inm = gw_hdr(r, "if-none-match");
@@ -185,6 +186,9 @@ gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
         etag_buf[len] = '\0';
         c->if_match = etag_buf;
     }
+    /* Not done yet in a cluster's versioned bucket (docs/versioning.md, "On a cluster"): 501 */
+    if ((c->if_none_match_star || c->if_match) && gw_meta_versioned(r->g, r->bucket))
+        return GW_UNSUPPORTED;
     return GW_OK;
 }
 
@@ -419,7 +423,8 @@ static void put_finish(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
-    if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match) {
+    if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match &&
+        !gw_meta_versioned(r->g, r->bucket)) {
         /* A cluster node's inline body: the quorum write needs no worker (gw_meta_put_async) */
         gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
         gw_meta_put_async(r, o, put_replicated);
@@ -427,8 +432,9 @@ static void put_finish(gw_req *r)
     }
     if (r->writer || gw_meta_remote(r->g) || o->sse.mode != MD_SSE_NONE) {
         /* Striped data: sealing it blocks, a worker does it and the commit. A cluster node's
-         * conditional write goes to its partition's leader, which blocks a worker too. An
-         * encrypted body is always striped (its last segment is sealed by gw_body_seal). */
+         * conditional write goes to its partition's leader, which blocks a worker too, and so
+         * do its version records in a versioned bucket. An encrypted body is always striped (its
+         * last segment is sealed by gw_body_seal). */
         gw_offload(r, put_work, put_done);
         return;
     }
@@ -1033,6 +1039,10 @@ static void get_object(gw_req *r)
     gw_s3err e = gw_sse_request(r, msg, sizeof(msg));
     if (e != GW_OK) {
         gw_error(r, e, msg);
+        return;
+    }
+    if (gw_meta_remote(r->g) && gw_query_find(&r->q, "versionId")) {
+        gw_offload(r, gw_meta_get_version_work, get_object_found); /* may scan the key's versions */
         return;
     }
     if (gw_meta_remote(r->g)) {

@@ -35,7 +35,9 @@
  *
  * ?versionId names one version (a versioned bucket's older versions included): its tags are read
  * with md_version_get and replaced with md_version_set_tags, one write op that rewrites only that
- * version's record (no read-modify-write race: the op reads and writes in one transaction).
+ * version's record (no read-modify-write race: the op reads and writes in one transaction). A
+ * cluster node reads a version's tags (rp_version_get) but refuses (501) to change tags in a
+ * versioned bucket: its versions are written once (docs/versioning.md, "On a cluster").
  *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
@@ -90,12 +92,12 @@ static void note_version(gw_req *r, const md_object *o, const char *vid)
 }
 
 /* Map a record read: GW_OK when o is an object (delete markers are no object): the latest, or
- * the version ?versionId names (a cluster node has only null versions). */
+ * the version ?versionId names. */
 static gw_s3err read_current(gw_req *r, md_object *o, cm_err *err)
 {
     const char *vid = version_param(r);
-    *err = vid && !gw_meta_remote(r->g) ? md_version_get(r->g->md, r->bucket, r->key, vid, o)
-                                        : gw_meta_get(r->g, r->bucket, r->key, o);
+    *err = vid ? gw_meta_get_version(r->g, r->bucket, r->key, vid, o)
+               : gw_meta_get(r->g, r->bucket, r->key, o);
     if (*err == CM_ERR_NOTFOUND)
         return vid ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (*err != CM_OK)
@@ -293,6 +295,12 @@ void gw_op_object_tagging(gw_req *r)
         return; /* NoSuchBucket sent, not the NoSuchKey a record read would give */
     if (get) {
         gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, get_tagging_done);
+        return;
+    }
+    if (gw_meta_versioned(r->g, r->bucket)) { /* a cluster node's versioned bucket */
+        gw_error(r, GW_UNSUPPORTED,
+                 "Changing object tags in a versioned bucket is not implemented on cluster nodes "
+                 "yet");
         return;
     }
     if (del) {

@@ -9,9 +9,10 @@
  * errors included, as S3 sends them on a 404/405 for a delete marker.
  *
  * PutBucketVersioning: Status Enabled or Suspended (a bucket never goes back to unversioned);
- * MfaDelete Enabled is refused (501: no MFA devices here), Disabled accepted. Cluster nodes refuse
- * both states with 501: their records are replicated per key without a version history yet, so
- * versioning there would be done half. The state is committed on a worker (an fsync).
+ * MfaDelete Enabled is refused (501: no MFA devices here), Disabled accepted. The state is
+ * committed on a worker (an fsync). On a cluster node the state is the bucket's "versioning"
+ * member of the etcd bucket document (gw_bucket_ns versioning_set), and its versions replicated
+ * records (repl/rp_version.h); Suspended is refused there with 501 (not done on clusters yet).
  *
  * Threading: loop handlers; the commit runs on a gateway worker.
  */
@@ -74,7 +75,9 @@ typedef struct {
 static void versioning_work(gw_req *r)
 {
     versioning_state *st = r->op;
-    st->err = md_bucket_set_versioning(r->g->md, r->bucket, st->state);
+    const gw_bucket_ns *ns = &r->g->ns;
+    st->err = gw_meta_remote(r->g) ? ns->versioning_set(ns->arg, r->bucket, st->state)
+                                   : md_bucket_set_versioning(r->g->md, r->bucket, st->state);
 }
 
 static void versioning_done(gw_req *r)
@@ -113,9 +116,14 @@ static void versioning_finish(gw_req *r)
         gw_error(r, GW_MALFORMED_XML, "The versioning configuration needs a Status");
         return;
     }
-    if (gw_meta_remote(r->g)) {
+    if (gw_meta_remote(r->g) && !r->g->ns.versioning_set) {
+        gw_error(r, GW_UNSUPPORTED, "Bucket versioning needs the cluster's bucket namespace");
+        return;
+    }
+    if (gw_meta_remote(r->g) && status == GW_VERS_SUSPENDED) {
         gw_error(r, GW_UNSUPPORTED,
-                 "Bucket versioning is not implemented on cluster nodes yet (single node only)");
+                 "Suspended bucket versioning is not implemented on cluster nodes yet (Enabled "
+                 "is)");
         return;
     }
     versioning_state *st = calloc(1, sizeof(*st));

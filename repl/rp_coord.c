@@ -667,16 +667,23 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
     return read_and_write(c, bucket, key, NULL, NULL, 0);
 }
 
-cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
+/* The copy of rec that a write without a read sends (rec keeps its stamp: swap, put_at). */
+static cm_err unread_copy(rp *c, const char *bucket, const md_object *rec, md_object *w)
 {
     if (!valid(bucket, rec->key) || rec->tombstone)
         return CM_ERR_INVAL;
     count(c, &c->st.puts);
+    cm_err e = md_object_copy(rec, w);
+    w->generation = 0;
+    return e;
+}
+
+cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
+{
     md_object w;
-    cm_err e = md_object_copy(rec, &w);
+    cm_err e = unread_copy(c, bucket, rec, &w);
     if (e != CM_OK)
         return e;
-    w.generation = 0;
     md_vv_increment(&w.vv, RP_SWAP_NODE(c->cfg.node), rec->hlc); /* hlc, hlc_node: rec's */
     /* Two swaps of one version through this node (a tag change racing another, or a repair)
      * would otherwise carry equal stamps and vectors with different content: replicas would keep
@@ -695,6 +702,29 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
      * write that read rec (its coordinator merged rec's clock: at least two ticks above). */
     if (md_vv_compare(&w.vv, &rec->vv) != MD_VV_AFTER)
         w.hlc = rec->hlc + 1;
+    e = quorum_write(c, bucket, &w, rp_mode(c, bucket), 0);
+    md_object_release(&w);
+    return e;
+}
+
+void rp_stamp(rp *c, uint64_t *hlc, uint32_t *node)
+{
+    *hlc = md_hlc_now(c->cfg.clock);
+    *node = c->cfg.node;
+}
+
+cm_err rp_object_put_at(rp *c, const char *bucket, const md_object *rec)
+{
+    if (rec->hlc_node != c->cfg.node || !rec->hlc)
+        return CM_ERR_INVAL;
+    md_object w;
+    cm_err e = unread_copy(c, bucket, rec, &w);
+    if (e != CM_OK)
+        return e;
+    /* A write that saw nothing: against every other version, last-writer-wins on (hlc, node). */
+    memset(&w.vv, 0, sizeof(w.vv));
+    md_vv_increment(&w.vv, c->cfg.node, w.hlc);
+    w.vv.e[0].counter = w.hlc;
     e = quorum_write(c, bucket, &w, rp_mode(c, bucket), 0);
     md_object_release(&w);
     return e;

@@ -164,6 +164,8 @@ rp_consistency rp_mode(rp *c, const char *bucket);
 
 /* rp_list.c: rp_list_objects over the multipart key space (md_mpkey.c), which it cuts off. */
 cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
+/* rp_list.c: rp_list_objects keeping the keys whose latest version is a delete marker. */
+cm_err rp_list_latest(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
 /* rp_list.c: one page of the live records of the partition of route_key whose keys start with
  * prefix, after `after` (NULL: from the prefix), read from R homes (RP_AVAILABLE: one will do)
  * and resolved per key; tombstones left out, summaries only (no headers, metadata or parts).

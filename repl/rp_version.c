@@ -1,0 +1,389 @@
+/*
+ * rp_version.c - versions as replicated records (rp_version.h; docs/versioning.md, "On a
+ * cluster").
+ *
+ * Records of one key K, all on K's partition:
+ *   K                          the pointer: summary of the latest version, its order id in
+ *                              version_id, vstamp set, no body (or, before the first versioned
+ *                              write, a plain record: the `null` version itself)
+ *   FF 'v' esc(K) 01 01 order  one per version (delete markers included), the whole record with
+ *                              its body; version_id is order, or "null" for the copy of a plain
+ *                              record (order then made from that record's own stamp)
+ *
+ * Listing (rp_version_list) walks the keys through rp_list_latest (prefix, delimiter, markers
+ * kept) and, for each key, its version records in order (one-partition pages, rp_list_records):
+ * the plain record first when there is one, then the versions, IsLatest on the one the pointer
+ * names. Memory is bounded by max_keys entries and one page.
+ *
+ * Races (the doc has the reasoning): two PUTs of K through two nodes each write their version
+ * and their pointer; pointers resolve by (hlc, node), the order of their ids, so every replica
+ * ends with the newer one and both versions are listed. A permanent delete of the latest
+ * rewrites the pointer at a fresh stamp to the next version (or deletes K's record), then
+ * tombstones the version: a PUT racing it may leave its own version noncurrent behind a pointer
+ * to an older one (listed, readable by id, never lost).
+ *
+ * Threading: worker threads (every rp_object_* call blocks).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_util.h"
+#include "rp_int.h"
+#include "rp_version.h"
+
+#define VPAGE 256 /* version records per page of one key */
+
+static int is_null(const char *vid)
+{
+    return !vid[0] || strcmp(vid, "null") == 0;
+}
+
+int rp_version_pointer(const md_object *rec)
+{
+    return rec->vstamp != 0 && rec->key && (uint8_t)rec->key[0] != MD_MPU_MARK;
+}
+
+/* The order id of a version stamped (hlc, node): ~hlc, ~node, then 8 random hex digits (for a
+ * copied null version, which is found by scanning, zeros). */
+static cm_err make_order(uint64_t hlc, uint32_t node, int random, char out[MD_VID_LEN + 1])
+{
+    uint8_t tail[8] = {0};
+    cm_put_be32(tail, ~node);
+    if (random && cm_random(tail + 4, 4) != CM_OK)
+        return CM_ERR_INTERNAL;
+    md_vid_make(hlc, tail, out);
+    return CM_OK;
+}
+
+/* Every version key of key starts with this (the key's escaped form, then 01 01). */
+static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
+{
+    cm_err e = md_ver_prefix(key, out, MD_MAX_KEY + 1);
+    size_t n = e == CM_OK ? strlen(out) : 0;
+    if (e != CM_OK || n + 2 > MD_MAX_KEY)
+        return CM_ERR_INVAL;
+    out[n] = 0x01, out[n + 1] = 0x01, out[n + 2] = 0;
+    return CM_OK;
+}
+
+/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node). */
+static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char *key,
+                     const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary)
+{
+    md_object shallow = *rec, w;
+    shallow.key = (char *)key;
+    if (summary) {
+        shallow.parts = NULL, shallow.nparts = 0;
+        shallow.inline_data = NULL, shallow.inline_len = 0, shallow.inline_crc_set = 0;
+    }
+    cm_err e = md_object_copy(&shallow, &w);
+    if (e != CM_OK)
+        return e;
+    snprintf(w.version_id, sizeof(w.version_id), "%s", vid);
+    w.vstamp = vstamp;
+    w.hlc = hlc;
+    w.hlc_node = node;
+    w.tombstone = 0;
+    e = rp_object_put_at(c, bucket, &w);
+    md_object_release(&w);
+    return e;
+}
+
+/* A plain record (written before versioning) becomes the null version: copied whole into the
+ * version space under an order made from its own stamp, before a pointer replaces it. */
+static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
+{
+    char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    uint64_t hlc;
+    uint32_t node;
+    cm_err e = make_order(plain->hlc, plain->hlc_node, 0, order);
+    if (e == CM_OK)
+        e = md_ver_key(plain->key, order, vkey, sizeof(vkey));
+    if (e != CM_OK)
+        return e;
+    rp_stamp(c, &hlc, &node);
+    return put_at(c, bucket, plain, vkey, "null", plain->hlc ? plain->hlc : 1, hlc, node, 0);
+}
+
+/* Read key's record (after which this node's clock is past it) and keep a plain one as the null
+ * version. */
+static cm_err prepare(rp *c, const char *bucket, const char *key)
+{
+    md_object cur;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    if (e != CM_OK)
+        return e;
+    if (!rp_version_pointer(&cur))
+        e = keep_null(c, bucket, &cur);
+    md_object_release(&cur);
+    return e;
+}
+
+/* The new version obj: its record, then the pointer, at one stamp. */
+static cm_err add_version(rp *c, const char *bucket, const md_object *obj, md_vres *res)
+{
+    char vid[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    uint64_t hlc;
+    uint32_t node;
+    cm_err e = prepare(c, bucket, obj->key);
+    if (e != CM_OK)
+        return e;
+    rp_stamp(c, &hlc, &node);
+    if ((e = make_order(hlc, node, 1, vid)) != CM_OK ||
+        (e = md_ver_key(obj->key, vid, vkey, sizeof(vkey))) != CM_OK)
+        return e;
+    if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0)) != CM_OK)
+        return e;
+    if ((e = put_at(c, bucket, obj, obj->key, vid, hlc, hlc, node, 1)) != CM_OK)
+        return e;
+    memset(res, 0, sizeof(*res));
+    memcpy(res->version_id, vid, sizeof(vid));
+    res->versioned = 1;
+    res->delete_marker = obj->delete_marker;
+    return CM_OK;
+}
+
+cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, md_vres *res)
+{
+    if (!obj->key || !*obj->key || (uint8_t)obj->key[0] == MD_MPU_MARK || obj->delete_marker)
+        return CM_ERR_INVAL;
+    return add_version(c, bucket, obj, res);
+}
+
+cm_err rp_version_mark(rp *c, const char *bucket, const char *key, md_vres *res)
+{
+    md_object m;
+    memset(&m, 0, sizeof(m));
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK)
+        return CM_ERR_INVAL;
+    m.key = (char *)key;
+    m.delete_marker = 1;
+    m.mtime_ms = cm_now_ms();
+    return add_version(c, bucket, &m, res);
+}
+
+/*
+ * The versions of key after `after` (a version key; NULL: from the newest), one page of at most
+ * max summaries in order; *next (heap) where the next page starts, NULL at the end.
+ */
+static cm_err versions_page(rp *c, const char *bucket, const char *key, const char *after,
+                            size_t max, md_object **recs, size_t *n, char **next)
+{
+    char pre[MD_MAX_KEY + 1];
+    cm_err e = versions_prefix(key, pre);
+    if (e != CM_OK)
+        return e;
+    return rp_list_records(c, bucket, key, pre, after, max, recs, n, next);
+}
+
+/* The version key of key's null version (a copied plain record), found by scanning its
+ * versions; CM_ERR_NOTFOUND when it has none. */
+static cm_err find_null(rp *c, const char *bucket, const char *key, char vkey[MD_MAX_KEY + 1])
+{
+    char *after = NULL;
+    cm_err e = CM_OK;
+    int found = 0;
+    do {
+        md_object *recs = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        e = versions_page(c, bucket, key, after, VPAGE, &recs, &n, &next);
+        free(after);
+        after = next;
+        for (size_t i = 0; e == CM_OK && i < n && !found; i++)
+            if (is_null(recs[i].version_id)) {
+                snprintf(vkey, MD_MAX_KEY + 1, "%s", recs[i].key);
+                found = 1;
+            }
+        md_objects_free(recs, n);
+    } while (e == CM_OK && !found && after);
+    free(after);
+    return e != CM_OK ? e : found ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+/* The version key of key's version vid, or CM_ERR_NOTFOUND. */
+static cm_err version_key(rp *c, const char *bucket, const char *key, const char *vid,
+                          char vkey[MD_MAX_KEY + 1])
+{
+    if (is_null(vid))
+        return find_null(c, bucket, key, vkey);
+    return md_ver_key(key, vid, vkey, MD_MAX_KEY + 1) == CM_OK ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+cm_err rp_version_target(const md_object *pointer, char vkey[MD_MAX_KEY + 1])
+{
+    return md_ver_key(pointer->key, pointer->version_id, vkey, MD_MAX_KEY + 1);
+}
+
+const char *rp_version_order(const md_object *v)
+{
+    size_t n = v->key ? strlen(v->key) : 0;
+    return n > MD_VID_LEN ? v->key + n - MD_VID_LEN : "";
+}
+
+cm_err rp_version_adopt(md_object *v, const char *key)
+{
+    char *k = strdup(key);
+    if (!k)
+        return CM_ERR_NOMEM;
+    free(v->key);
+    v->key = k;
+    return CM_OK;
+}
+
+/* The version record under vkey, which must be version vid of key (NULL: whichever it is);
+ * out->key becomes key. */
+static cm_err read_version(rp *c, const char *bucket, const char *key, const char *vkey,
+                           const char *vid, md_object *out)
+{
+    cm_err e = rp_object_get(c, bucket, vkey, out);
+    if (e != CM_OK)
+        return e;
+    if (vid && (is_null(vid) ? !is_null(out->version_id) : strcmp(out->version_id, vid) != 0))
+        e = CM_ERR_NOTFOUND;
+    if (e == CM_OK)
+        e = rp_version_adopt(out, key);
+    if (e != CM_OK)
+        md_object_release(out);
+    return e;
+}
+
+cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out)
+{
+    char vkey[MD_MAX_KEY + 1];
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK || !md_vid_valid(vid))
+        return CM_ERR_NOTFOUND;
+    if (is_null(vid)) { /* a plain record is the null version itself */
+        cm_err e = rp_object_get(c, bucket, key, out);
+        if (e == CM_OK && !rp_version_pointer(out))
+            return CM_OK;
+        if (e == CM_OK)
+            md_object_release(out);
+        else if (e != CM_ERR_NOTFOUND)
+            return e;
+    }
+    cm_err e = version_key(c, bucket, key, vid, vkey);
+    return e == CM_OK ? read_version(c, bucket, key, vkey, vid, out) : e;
+}
+
+cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec)
+{
+    if (!rp_version_pointer(rec))
+        return CM_OK;
+    md_object v;
+    char vkey[MD_MAX_KEY + 1];
+    cm_err e = rp_version_target(rec, vkey);
+    if (e == CM_OK)
+        e = read_version(c, bucket, rec->key, vkey, NULL, &v);
+    md_object_release(rec);
+    if (e == CM_OK)
+        *rec = v;
+    return e;
+}
+
+/* The newest version of key other than the one under skip (a summary in *out), or
+ * CM_ERR_NOTFOUND. */
+static cm_err next_latest(rp *c, const char *bucket, const char *key, const char *skip,
+                          md_object *out)
+{
+    char *after = NULL;
+    cm_err e = CM_ERR_NOTFOUND;
+    do { /* a page may hold only tombstones of deleted versions: they are left out */
+        md_object *recs = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        cm_err le = versions_page(c, bucket, key, after, 2, &recs, &n, &next);
+        free(after);
+        after = next;
+        if (le != CM_OK)
+            e = le;
+        for (size_t i = 0; le == CM_OK && i < n && e == CM_ERR_NOTFOUND; i++)
+            if (strcmp(recs[i].key, skip) != 0) {
+                *out = recs[i];
+                memset(&recs[i], 0, sizeof(recs[i]));
+                e = CM_OK;
+            }
+        md_objects_free(recs, n);
+    } while (e == CM_ERR_NOTFOUND && after);
+    free(after);
+    return e;
+}
+
+/* The latest version (under vkey) goes: point key at the next one, or delete key's record. */
+static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey)
+{
+    md_object nx;
+    cm_err e = next_latest(c, bucket, key, vkey, &nx);
+    if (e == CM_ERR_NOTFOUND)
+        return rp_object_delete(c, bucket, key, NULL, NULL, NULL);
+    if (e != CM_OK)
+        return e;
+    uint64_t hlc;
+    uint32_t node;
+    rp_stamp(c, &hlc, &node); /* after the pointer read: the new pointer wins over it */
+    e = put_at(c, bucket, &nx, key, rp_version_order(&nx), nx.vstamp ? nx.vstamp : 1, hlc, node, 1);
+    md_object_release(&nx);
+    return e;
+}
+
+cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid, md_vres *res,
+                         int *had)
+{
+    md_object cur, v;
+    char vkey[MD_MAX_KEY + 1];
+    int have = 0;
+    *had = 0;
+    memset(res, 0, sizeof(*res));
+    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    res->versioned = 1;
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK || !md_vid_valid(vid))
+        return CM_ERR_INVAL;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e == CM_OK)
+        have = 1;
+    else if (e != CM_ERR_NOTFOUND)
+        return e;
+    if (have && !rp_version_pointer(&cur) && is_null(vid)) { /* the plain record is it */
+        res->delete_marker = cur.delete_marker;
+        md_object_release(&cur);
+        *had = 1;
+        return rp_object_delete(c, bucket, key, NULL, NULL, NULL);
+    }
+    e = version_key(c, bucket, key, vid, vkey);
+    if (e == CM_OK)
+        e = read_version(c, bucket, key, vkey, vid, &v);
+    if (e != CM_OK) {
+        if (have)
+            md_object_release(&cur);
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    }
+    res->delete_marker = v.delete_marker;
+    md_object_release(&v);
+    size_t vl = strlen(vkey);
+    int latest = have && rp_version_pointer(&cur) && vl > MD_VID_LEN &&
+                 strcmp(cur.version_id, vkey + vl - MD_VID_LEN) == 0;
+    if (have)
+        md_object_release(&cur);
+    /* The pointer first: it never names a version that is gone. */
+    if (latest && (e = demote_latest(c, bucket, key, vkey)) != CM_OK)
+        return e;
+    e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL); /* its body: garbage on the replicas */
+    *had = e == CM_OK;
+    return e;
+}
+
+cm_err rp_version_none(rp *c, const char *bucket)
+{
+    char pre[3] = {(char)MD_MPU_MARK, 'v', 0};
+    md_list_query q = {.prefix = pre, .max_keys = 1};
+    md_list_result res;
+    cm_err e = rp_list_reserved(c, bucket, &q, &res);
+    if (e != CM_OK)
+        return e;
+    e = res.n ? CM_ERR_CONFLICT : CM_OK;
+    md_list_result_release(&res);
+    return e;
+}

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""cluster_versioning.py: the S3 steps of test_cluster_versioning.sh, one phase per call, boto3.
+
+Each request goes through the node the step names (an endpoint of the loopback cluster, n1..n6);
+state between phases (version ids, the bodies they stand for) lives in a JSON file. Exits
+non-zero at the first check that fails; prints one line per check that passed.
+
+  enable   EPS STATE BUCKET  bucket via n1, a key written before versioning ("pre"), Enabled
+                             via n2, seen by every node; Suspended is 501; a conditional PUT 501
+  writes   EPS STATE         versions through several nodes, GET/HEAD by id, delete marker,
+                             ListObjectVersions (every page size), permanent deletes, copy by
+                             source versionId, Complete making a version
+  race     EPS STATE         PUTs of one key through n1 and n4 at once: every version listed,
+                             one latest, the same through every node
+  down     EPS STATE         (n3 killed) versions and a marker of "d" through the others
+  verify   EPS STATE NODES   "d"'s versions listed and read byte-exact through each node given
+  empty    EPS STATE         DeleteBucket refused while versions are left, list-object-versions +
+                             delete-objects of versions and markers, then DeleteBucket works
+"""
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+
+from lc_boto import client
+
+
+def ok(msg):
+    print("ok -", msg, flush=True)
+
+
+def fail(msg):
+    print("FAIL -", msg, flush=True)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    ok(msg)
+
+
+def err(fn):
+    try:
+        fn()
+    except Exception as e:  # botocore ClientError
+        r = getattr(e, "response", {})
+        return r.get("Error", {}).get("Code", repr(e)), r.get("ResponseMetadata", {}).get(
+            "HTTPStatusCode")
+    return None, 200
+
+
+def versions(cl, b, prefix="", page=1000):
+    """Every entry of ListObjectVersions, paged with key-marker + version-id-marker."""
+    out, kw = [], {"Bucket": b, "Prefix": prefix, "MaxKeys": page}
+    while True:
+        r = cl.list_object_versions(**kw)
+        ents = [(v["Key"], v["VersionId"], v["IsLatest"], False) for v in r.get("Versions", [])]
+        ents += [(m["Key"], m["VersionId"], m["IsLatest"], True) for m in r.get("DeleteMarkers", [])]
+        # boto3 hands versions and markers apart: back in key order, newest first (a cluster's
+        # ids sort newest first; the null version is the oldest in these tests)
+        ents.sort(key=lambda e: (e[0], e[1] if e[1] != "null" else "~"))
+        out += ents
+        if not r.get("IsTruncated"):
+            return out
+        kw["KeyMarker"] = r["NextKeyMarker"]
+        kw["VersionIdMarker"] = r.get("NextVersionIdMarker", "")
+
+
+def big(seed, n=300 * 1024):
+    """A body above the inline limit: striped into cells on the nodes' drives."""
+    out, block = bytearray(), hashlib.sha256(seed).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
+def get(cl, b, k, vid=None):
+    kw = {"Bucket": b, "Key": k}
+    if vid:
+        kw["VersionId"] = vid
+    r = cl.get_object(**kw)
+    return r["Body"].read(), r.get("VersionId")
+
+
+def enable(c, st, b):
+    c[0].create_bucket(Bucket=b)
+    c[0].put_object(Bucket=b, Key="pre", Body=b"before versioning")
+    c[0].put_object(Bucket=b, Key="big", Body=big(b"plain"))
+    c[1].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    for i, cl in enumerate(c):
+        check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Enabled",
+              "GetBucketVersioning through n%d: Enabled" % (i + 1))
+    code, status = err(lambda: c[3].put_bucket_versioning(
+        Bucket=b, VersioningConfiguration={"Status": "Suspended"}))
+    check(status == 501, "Suspended through n4: 501 %s" % code)
+    def if_none_match(request, **kw):
+        request.headers["If-None-Match"] = "*"
+    c[2].meta.events.register("before-sign.s3.PutObject", if_none_match)
+    code, status = err(lambda: c[2].put_object(Bucket=b, Key="cond", Body=b"x"))
+    c[2].meta.events.unregister("before-sign.s3.PutObject", if_none_match)
+    check(status == 501, "a conditional PUT in the versioned bucket: 501 %s" % code)
+    st.update(bucket=b)
+
+
+def writes(c, st):
+    b = st["bucket"]
+    ids = []
+    for i in range(3):
+        r = c[i].put_object(Bucket=b, Key="k", Body=b"body %d" % i)
+        ids.append(r["VersionId"])
+    check(len(set(ids)) == 3 and all(len(v) == 32 for v in ids),
+          "three PUTs through n1-n3 answer three version ids")
+    for i, v in enumerate(ids):
+        data, vid = get(c[3], b, "k", v)
+        check(data == b"body %d" % i and vid == v, "GET by version %d through n4" % i)
+    h = c[4].head_object(Bucket=b, Key="k")
+    check(h["VersionId"] == ids[2], "HEAD through n5: the latest")
+    pre = c[0].put_object(Bucket=b, Key="pre", Body=b"after versioning")["VersionId"]
+    data, vid = get(c[5], b, "pre", "null")
+    check(data == b"before versioning" and vid == "null", "the pre-versioning object is 'null'")
+    st["big"] = [c[2].put_object(Bucket=b, Key="big", Body=big(b"v1"))["VersionId"],
+                 c[3].put_object(Bucket=b, Key="big", Body=big(b"v2"))["VersionId"]]
+    st["big_ms"] = time.time()
+    bigs(c, st, [4])
+    m = c[5].delete_object(Bucket=b, Key="k")
+    check(m.get("DeleteMarker") and len(m.get("VersionId", "")) == 32,
+          "DELETE through n6: a delete marker")
+    code, status = err(lambda: c[0].get_object(Bucket=b, Key="k"))
+    check(status == 404 and code == "NoSuchKey", "GET k behind the marker: 404 NoSuchKey")
+    code, status = err(lambda: c[1].get_object(Bucket=b, Key="k", VersionId=m["VersionId"]))
+    check(status == 405, "GET of the marker by id: 405")
+    keys = [o["Key"] for o in c[2].list_objects_v2(Bucket=b).get("Contents", [])]
+    check(keys == ["big", "pre"], "ListObjectsV2 leaves k out: %s" % keys)
+    want = [("k", m["VersionId"], True, True), ("k", ids[2], False, False),
+            ("k", ids[1], False, False), ("k", ids[0], False, False),
+            ("pre", pre, True, False), ("pre", "null", False, False)]
+    for n, cl in enumerate(c):
+        got = [e for e in versions(cl, b) if e[0] != "big"]
+        check(got == want, "ListObjectVersions through n%d: %s" % (n + 1, got))
+    for page in range(1, 6):
+        check([e for e in versions(c[page % 6], b, page=page) if e[0] != "big"] == want,
+              "pages of %d, same entries" % page)
+    d = c[1].delete_object(Bucket=b, Key="k", VersionId=m["VersionId"])
+    check(d.get("DeleteMarker") and d.get("VersionId") == m["VersionId"],
+          "the marker deleted for good through n2")
+    data, vid = get(c[3], b, "k")
+    check(data == b"body 2" and vid == ids[2], "k is back at its newest version")
+    c[2].delete_object(Bucket=b, Key="k", VersionId=ids[1])
+    code, status = err(lambda: c[4].get_object(Bucket=b, Key="k", VersionId=ids[1]))
+    check(code == "NoSuchVersion", "a version deleted for good: NoSuchVersion")
+    c[3].delete_object(Bucket=b, Key="k", VersionId=ids[2])
+    data, vid = get(c[5], b, "k")
+    check(data == b"body 0" and vid == ids[0], "deleting the latest promotes the next one")
+    r = c[4].copy_object(Bucket=b, Key="k2", CopySource={"Bucket": b, "Key": "pre",
+                                                         "VersionId": "null"})
+    data, _ = get(c[0], b, "k2", r["VersionId"])
+    check(data == b"before versioning", "CopyObject of the null version by versionId")
+    mp = c[1].create_multipart_upload(Bucket=b, Key="mp")
+    part = c[2].upload_part(Bucket=b, Key="mp", UploadId=mp["UploadId"], PartNumber=1,
+                            Body=b"m" * 100)
+    r = c[3].complete_multipart_upload(
+        Bucket=b, Key="mp", UploadId=mp["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    check(len(r.get("VersionId", "")) == 32, "CompleteMultipartUpload answers its version id")
+    check(get(c[5], b, "mp", r["VersionId"])[0] == b"m" * 100, "its version reads back")
+    got = [e[:3] for e in versions(c[0], b, "k")]
+    check(got == [("k", ids[0], True), ("k2", got[1][1], True)], "what is left of k: %s" % got)
+
+
+def race(c, st):
+    b, rounds = st["bucket"], 6
+    made, errors = [], []
+
+    def put(cl, tag):
+        for i in range(rounds):
+            try:
+                made.append(cl.put_object(Bucket=b, Key="race", Body=b"%s %d" % (tag, i))
+                            ["VersionId"])
+            except Exception as e:
+                errors.append(repr(e))
+    ts = [threading.Thread(target=put, args=(c[0], b"n1")),
+          threading.Thread(target=put, args=(c[3], b"n4"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check(not errors and len(made) == 2 * rounds, "%d PUTs of one key through n1 and n4 at once"
+          % len(made))
+    for n, cl in enumerate(c):
+        got = versions(cl, b, "race")
+        latest = [e[1] for e in got if e[2]]
+        check(sorted(e[1] for e in got) == sorted(made), "through n%d: every version listed" %
+              (n + 1))
+        check(latest == [got[0][1]], "through n%d: one latest, listed first" % (n + 1))
+        check(get(cl, b, "race")[1] == got[0][1], "through n%d: GET answers that one" % (n + 1))
+
+
+def down(c, st):
+    b, ids = st["bucket"], []
+    for i, n in enumerate([0, 1, 3, 4]):
+        ids.append(c[n].put_object(Bucket=b, Key="d", Body=b"down %d" % i)["VersionId"])
+    ids.append(c[5].delete_object(Bucket=b, Key="d")["VersionId"])
+    ok("4 versions and a marker of d through n1, n2, n4, n5, n6 with n3 down")
+    st["down"] = ids
+
+
+def verify(c, st, nodes):
+    b, ids = st["bucket"], st["down"]
+    want = [("d", ids[4], True, True)] + [("d", ids[i], False, False) for i in (3, 2, 1, 0)]
+    for n in nodes:
+        got = versions(c[n], b, "d")
+        check(got == want, "through n%d: d's versions and marker, in order" % (n + 1))
+        for i in range(4):
+            check(get(c[n], b, "d", ids[i])[0] == b"down %d" % i,
+                  "through n%d: version %d byte-exact" % (n + 1, i))
+
+
+def bigs(c, st, nodes):
+    """The striped versions of "big" (the null one written before versioning) read back."""
+    b = st["bucket"]
+    for n in nodes:
+        for vid, seed in [("null", b"plain"), (st["big"][0], b"v1"), (st["big"][1], b"v2")]:
+            check(get(c[n], b, "big", vid)[0] == big(seed),
+                  "through n%d: striped version %s of big byte-exact" % (n + 1, vid[:8]))
+
+
+def empty(c, st):
+    b = st["bucket"]
+    # past the garbage grace period (1 s here) and a maintenance tick (10 s) of every node: a
+    # body a pointer replaced is no garbage, so every version still reads
+    time.sleep(max(0.0, st["big_ms"] + 11 - time.time()))
+    bigs(c, st, [0, 2, 5])
+    code, _ = err(lambda: c[1].delete_bucket(Bucket=b))
+    check(code == "BucketNotEmpty", "DeleteBucket with versions left: %s" % code)
+    ents = versions(c[5], b)
+    objs = [{"Key": e[0], "VersionId": e[1]} for e in ents]
+    for i in range(0, len(objs), 1000):
+        r = c[5].delete_objects(Bucket=b, Delete={"Objects": objs[i:i + 1000]})
+        check(not r.get("Errors"), "DeleteObjects of %d versions and markers through n6" %
+              len(objs[i:i + 1000]))
+    check(versions(c[0], b) == [], "no version left")
+    c[2].delete_bucket(Bucket=b)
+    ok("DeleteBucket through n3")
+
+
+def main():
+    phase, eps, state = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+    c = [client(e) for e in eps]
+    st = json.load(open(state)) if os.path.exists(state) else {}
+    if phase == "enable":
+        enable(c, st, sys.argv[4])
+    elif phase == "writes":
+        writes(c, st)
+    elif phase == "race":
+        race(c, st)
+    elif phase == "down":
+        down(c, st)
+    elif phase == "verify":
+        verify(c, st, [int(n) for n in sys.argv[4].split(",")])
+    elif phase == "empty":
+        empty(c, st)
+    else:
+        fail("unknown phase " + phase)
+    json.dump(st, open(state, "w"))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # one line that says what broke, not a truncated traceback
+        import traceback
+        fail("%s at line %d" % (repr(e)[:300], traceback.extract_tb(e.__traceback__)[-1].lineno))
