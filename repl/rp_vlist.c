@@ -93,7 +93,9 @@ static cm_err emit_key(walk *w, const char *key, const md_object *head, const ch
     pre[pl] = 0x01, pre[pl + 1] = 0x01, pre[pl + 2] = 0;
     if (after_vid && !is_null(after_vid)) {
         char vk[MD_MAX_KEY + 1];
-        if (md_ver_key(key, after_vid, vk, sizeof(vk)) != CM_OK || !(after = strdup(vk)))
+        if (md_ver_key(key, after_vid, vk, sizeof(vk)) != CM_OK)
+            return CM_OK; /* no version of this key can follow such a marker */
+        if (!(after = strdup(vk)))
             return CM_ERR_NOMEM;
     }
     while (e == CM_OK && !full(w)) {
