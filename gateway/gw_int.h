@@ -394,6 +394,10 @@ int gw_meta_versioned(gw *g, const char *bucket);
 /* Version vid of bucket/key (md_version_get; on a cluster node rp_version_get). Blocking. */
 cm_err gw_meta_get_version(gw *g, const char *bucket, const char *key, const char *vid,
                            md_object *out);
+/* A cluster node: the record holding version vid (NULL: the latest) under its own key, for a
+ * change of that version alone (rp_version_record). Blocking. */
+cm_err gw_meta_version_record(gw *g, const char *bucket, const char *key, const char *vid,
+                              md_object *out);
 /* The same with its local blobs leased (ob_version_get_leased on a single node). */
 cm_err gw_meta_get_version_leased(gw *g, const char *bucket, const char *key, const char *vid,
                                   md_object *out);

@@ -42,15 +42,21 @@ static int reserved(const gw *g, const char *key)
     return g->rp && (uint8_t)key[0] == MD_MPU_MARK;
 }
 
-int gw_meta_versioned(gw *g, const char *bucket)
+/* A cluster node: the bucket's versioning state as the namespace says (memory). */
+static uint8_t versioning(gw *g, const char *bucket)
 {
     if (!g->rp)
-        return 0;
+        return MD_VERS_NEVER;
     md_bucket b;
     memset(&b, 0, sizeof(b));
     snprintf(b.name, sizeof(b.name), "%s", bucket);
     gw_bucket_access(g, &b);
-    return b.versioning != MD_VERS_NEVER;
+    return b.versioning;
+}
+
+int gw_meta_versioned(gw *g, const char *bucket)
+{
+    return versioning(g, bucket) != MD_VERS_NEVER;
 }
 
 /* The record of key, a pointer followed to its version. */
@@ -105,11 +111,12 @@ cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_c
     null_res(res, NULL);
     if (reserved(g, obj->key))
         return CM_ERR_INVAL;
-    if (gw_meta_versioned(g, bucket)) {
+    uint8_t state = versioning(g, bucket);
+    if (state != MD_VERS_NEVER) {
         md_vres tmp;
         if (cond && (cond->if_none_match_star || cond->if_match))
             return CM_ERR_UNSUPPORTED;
-        return rp_version_put(g->rp, bucket, obj, res ? res : &tmp);
+        return rp_version_put(g->rp, bucket, obj, state == MD_VERS_SUSPENDED, res ? res : &tmp);
     }
     return rp_object_put(g->rp, bucket, obj, cond, old, had_old);
 }
@@ -131,13 +138,15 @@ cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *
         return CM_ERR_INVAL;
     if (reserved(g, key))
         return CM_OK; /* nothing to delete */
-    if (gw_meta_versioned(g, bucket)) {
+    uint8_t state = versioning(g, bucket);
+    if (state != MD_VERS_NEVER) {
         md_vres tmp;
         int had = 0;
         if (cond && (cond->if_none_match_star || cond->if_match))
             return CM_ERR_UNSUPPORTED;
         return vid ? rp_version_delete(g->rp, bucket, key, vid, res ? res : &tmp, &had)
-                   : rp_version_mark(g->rp, bucket, key, res ? res : &tmp);
+                   : rp_version_mark(g->rp, bucket, key, state == MD_VERS_SUSPENDED,
+                                     res ? res : &tmp);
     }
     if (vid && strcmp(vid, "null") != 0)
         return CM_OK; /* nothing to delete */
@@ -243,6 +252,12 @@ void gw_meta_put_async(gw_req *r, const md_object *obj, gw_finish_fn done)
         r->meta_err = err;
         gw_async_end(r);
     }
+}
+
+cm_err gw_meta_version_record(gw *g, const char *bucket, const char *key, const char *vid,
+                              md_object *out)
+{
+    return reserved(g, key) ? CM_ERR_NOTFOUND : rp_version_record(g->rp, bucket, key, vid, out);
 }
 
 cm_err gw_meta_get_version_leased(gw *g, const char *bucket, const char *key, const char *vid,

@@ -35,9 +35,9 @@
  *
  * ?versionId names one version (a versioned bucket's older versions included): its tags are read
  * with md_version_get and replaced with md_version_set_tags, one write op that rewrites only that
- * version's record (no read-modify-write race: the op reads and writes in one transaction). A
- * cluster node reads a version's tags (rp_version_get) but refuses (501) to change tags in a
- * versioned bucket: its versions are written once (docs/versioning.md, "On a cluster").
+ * version's record (no read-modify-write race: the op reads and writes in one transaction). On a
+ * cluster node a version's tags live in its version record (docs/versioning.md, "On a cluster"):
+ * that record is read (rp_version_record) and swapped as above.
  *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
@@ -150,14 +150,27 @@ static gw_s3err replace_tags(tag_state *st, md_object *o)
     return GW_OK;
 }
 
-/* Worker, cluster node: the record read at quorum, its tags replaced, written as the successor
- * of exactly that version (rp_object_swap; see the file-top comment). */
+/* Worker, cluster node: the record of the version read at quorum (a version record in a
+ * versioned bucket), its tags replaced, written as the successor of exactly that version
+ * (rp_object_swap; see the file-top comment). */
 static void set_tags_swap(gw_req *r)
 {
     tag_state *st = r->op;
+    const char *vid = version_param(r);
     md_object o;
-    if ((st->s3err = read_current(r, &o, &st->err)) != GW_OK)
+    st->err = gw_meta_version_record(r->g, r->bucket, r->key, vid, &o);
+    if (st->err == CM_OK && (o.delete_marker || o.tombstone)) {
+        md_object_release(&o);
+        st->s3err = vid ? GW_METHOD_NOT_ALLOWED : GW_NO_SUCH_KEY;
         return;
+    }
+    if (st->err != CM_OK) {
+        st->s3err = st->err != CM_ERR_NOTFOUND ? gw_s3err_from_cm(st->err)
+                    : vid                      ? GW_NO_SUCH_VERSION
+                                               : GW_NO_SUCH_KEY;
+        return;
+    }
+    note_version(r, &o, vid);
     if ((st->s3err = replace_tags(st, &o)) == GW_OK) {
         st->err = rp_object_swap(r->g->rp, r->bucket, &o);
         st->s3err = st->err == CM_OK ? GW_OK : gw_s3err_from_cm(st->err);
@@ -295,12 +308,6 @@ void gw_op_object_tagging(gw_req *r)
         return; /* NoSuchBucket sent, not the NoSuchKey a record read would give */
     if (get) {
         gw_offload_state(r, sizeof(tag_state), tag_state_free, read_work, get_tagging_done);
-        return;
-    }
-    if (gw_meta_versioned(r->g, r->bucket)) { /* a cluster node's versioned bucket */
-        gw_error(r, GW_UNSUPPORTED,
-                 "Changing object tags in a versioned bucket is not implemented on cluster nodes "
-                 "yet");
         return;
     }
     if (del) {

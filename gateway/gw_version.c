@@ -12,7 +12,7 @@
  * MfaDelete Enabled is refused (501: no MFA devices here), Disabled accepted. The state is
  * committed on a worker (an fsync). On a cluster node the state is the bucket's "versioning"
  * member of the etcd bucket document (gw_bucket_ns versioning_set), and its versions replicated
- * records (repl/rp_version.h); Suspended is refused there with 501 (not done on clusters yet).
+ * records (repl/rp_version.h).
  *
  * Threading: loop handlers; the commit runs on a gateway worker.
  */
@@ -118,12 +118,6 @@ static void versioning_finish(gw_req *r)
     }
     if (gw_meta_remote(r->g) && !r->g->ns.versioning_set) {
         gw_error(r, GW_UNSUPPORTED, "Bucket versioning needs the cluster's bucket namespace");
-        return;
-    }
-    if (gw_meta_remote(r->g) && status == GW_VERS_SUSPENDED) {
-        gw_error(r, GW_UNSUPPORTED,
-                 "Suspended bucket versioning is not implemented on cluster nodes yet (Enabled "
-                 "is)");
         return;
     }
     versioning_state *st = calloc(1, sizeof(*st));

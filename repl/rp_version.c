@@ -122,38 +122,45 @@ static cm_err prepare(rp *c, const char *bucket, const char *key)
     return e;
 }
 
-/* The new version obj: its record, then the pointer, at one stamp. */
-static cm_err add_version(rp *c, const char *bucket, const md_object *obj, md_vres *res)
+static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine);
+
+/* The new version obj: its record, then the pointer, at one stamp. A suspended bucket's version
+ * is the null one, replacing the one before. */
+static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
+                          md_vres *res)
 {
-    char vid[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    const char *vid = suspended ? "null" : order;
     uint64_t hlc;
     uint32_t node;
     cm_err e = prepare(c, bucket, obj->key);
     if (e != CM_OK)
         return e;
     rp_stamp(c, &hlc, &node);
-    if ((e = make_order(hlc, node, 1, vid)) != CM_OK ||
-        (e = md_ver_key(obj->key, vid, vkey, sizeof(vkey))) != CM_OK)
+    if ((e = make_order(hlc, node, 1, order)) != CM_OK ||
+        (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
         return e;
     if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0)) != CM_OK)
         return e;
-    if ((e = put_at(c, bucket, obj, obj->key, vid, hlc, hlc, node, 1)) != CM_OK)
+    if ((e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1)) != CM_OK)
+        return e;
+    if (suspended && (e = drop_older_nulls(c, bucket, obj->key, vkey)) != CM_OK)
         return e;
     memset(res, 0, sizeof(*res));
-    memcpy(res->version_id, vid, sizeof(vid));
+    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
     res->versioned = 1;
     res->delete_marker = obj->delete_marker;
     return CM_OK;
 }
 
-cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, md_vres *res)
+cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended, md_vres *res)
 {
     if (!obj->key || !*obj->key || (uint8_t)obj->key[0] == MD_MPU_MARK || obj->delete_marker)
         return CM_ERR_INVAL;
-    return add_version(c, bucket, obj, res);
+    return add_version(c, bucket, obj, suspended, res);
 }
 
-cm_err rp_version_mark(rp *c, const char *bucket, const char *key, md_vres *res)
+cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended, md_vres *res)
 {
     md_object m;
     memset(&m, 0, sizeof(m));
@@ -162,46 +169,70 @@ cm_err rp_version_mark(rp *c, const char *bucket, const char *key, md_vres *res)
     m.key = (char *)key;
     m.delete_marker = 1;
     m.mtime_ms = cm_now_ms();
-    return add_version(c, bucket, &m, res);
+    return add_version(c, bucket, &m, suspended, res);
 }
 
 /*
- * The versions of key after `after` (a version key; NULL: from the newest), one page of at most
- * max summaries in order; *next (heap) where the next page starts, NULL at the end.
+ * Call fn for each version of key (summaries, newest first) until it sets *stop or returns an
+ * error, one page of at most VPAGE records at a time (tombstones of deleted versions left out).
  */
-static cm_err versions_page(rp *c, const char *bucket, const char *key, const char *after,
-                            size_t max, md_object **recs, size_t *n, char **next)
-{
-    char pre[MD_MAX_KEY + 1];
-    cm_err e = versions_prefix(key, pre);
-    if (e != CM_OK)
-        return e;
-    return rp_list_records(c, bucket, key, pre, after, max, recs, n, next);
-}
+typedef cm_err (*version_fn)(rp *c, const char *bucket, md_object *v, void *arg, int *stop);
 
-/* The version key of key's null version (a copied plain record), found by scanning its
- * versions; CM_ERR_NOTFOUND when it has none. */
-static cm_err find_null(rp *c, const char *bucket, const char *key, char vkey[MD_MAX_KEY + 1])
+static cm_err walk_versions(rp *c, const char *bucket, const char *key, version_fn fn, void *arg)
 {
-    char *after = NULL;
-    cm_err e = CM_OK;
-    int found = 0;
-    do {
+    char pre[MD_MAX_KEY + 1], *after = NULL;
+    cm_err e = versions_prefix(key, pre);
+    int stop = 0;
+    while (e == CM_OK && !stop) {
         md_object *recs = NULL;
         size_t n = 0;
         char *next = NULL;
-        e = versions_page(c, bucket, key, after, VPAGE, &recs, &n, &next);
+        e = rp_list_records(c, bucket, key, pre, after, VPAGE, &recs, &n, &next);
         free(after);
         after = next;
-        for (size_t i = 0; e == CM_OK && i < n && !found; i++)
-            if (is_null(recs[i].version_id)) {
-                snprintf(vkey, MD_MAX_KEY + 1, "%s", recs[i].key);
-                found = 1;
-            }
+        for (size_t i = 0; e == CM_OK && i < n && !stop; i++)
+            e = fn(c, bucket, &recs[i], arg, &stop);
         md_objects_free(recs, n);
-    } while (e == CM_OK && !found && after);
+        if (!after)
+            break;
+    }
     free(after);
-    return e != CM_OK ? e : found ? CM_OK : CM_ERR_NOTFOUND;
+    return e;
+}
+
+static cm_err null_found(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)c, (void)bucket;
+    if (is_null(v->version_id)) {
+        snprintf(arg, MD_MAX_KEY + 1, "%s", v->key);
+        *stop = 1;
+    }
+    return CM_OK;
+}
+
+/* The version key of key's newest null version (a copied plain record, or a suspended write's),
+ * or CM_ERR_NOTFOUND. */
+static cm_err find_null(rp *c, const char *bucket, const char *key, char vkey[MD_MAX_KEY + 1])
+{
+    vkey[0] = 0;
+    cm_err e = walk_versions(c, bucket, key, null_found, vkey);
+    return e != CM_OK ? e : vkey[0] ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)stop;
+    if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
+        return CM_OK;
+    return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
+}
+
+/* A suspended write made the null version under mine: every null version older than it goes for
+ * good (their bodies become garbage on the replicas). A racing suspended write may leave a second
+ * null version behind, newer than this one's; the next one removes it. */
+static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine)
+{
+    return walk_versions(c, bucket, key, null_dropped, (void *)mine);
 }
 
 /* The version key of key's version vid, or CM_ERR_NOTFOUND. */
@@ -251,22 +282,44 @@ static cm_err read_version(rp *c, const char *bucket, const char *key, const cha
     return e;
 }
 
-cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out)
+cm_err rp_version_record(rp *c, const char *bucket, const char *key, const char *vid,
+                         md_object *out)
 {
     char vkey[MD_MAX_KEY + 1];
-    if (!*key || (uint8_t)key[0] == MD_MPU_MARK || !md_vid_valid(vid))
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK || (vid && !md_vid_valid(vid)))
         return CM_ERR_NOTFOUND;
-    if (is_null(vid)) { /* a plain record is the null version itself */
+    if (!vid || is_null(vid)) { /* the latest, or a plain record: the null version itself */
         cm_err e = rp_object_get(c, bucket, key, out);
         if (e == CM_OK && !rp_version_pointer(out))
             return CM_OK;
+        if (e == CM_OK && !vid) {
+            e = rp_version_target(out, vkey);
+            md_object_release(out);
+            return e == CM_OK ? rp_object_get(c, bucket, vkey, out) : e;
+        }
+        if (!vid || (e != CM_OK && e != CM_ERR_NOTFOUND))
+            return e;
         if (e == CM_OK)
             md_object_release(out);
-        else if (e != CM_ERR_NOTFOUND)
-            return e;
     }
     cm_err e = version_key(c, bucket, key, vid, vkey);
-    return e == CM_OK ? read_version(c, bucket, key, vkey, vid, out) : e;
+    if (e == CM_OK)
+        e = rp_object_get(c, bucket, vkey, out);
+    if (e == CM_OK && (is_null(vid) ? !is_null(out->version_id) : strcmp(out->version_id, vid))) {
+        md_object_release(out);
+        e = CM_ERR_NOTFOUND;
+    }
+    return e;
+}
+
+cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out)
+{
+    if (!vid)
+        return CM_ERR_NOTFOUND;
+    cm_err e = rp_version_record(c, bucket, key, vid, out);
+    if (e == CM_OK && (e = rp_version_adopt(out, key)) != CM_OK)
+        md_object_release(out);
+    return e;
 }
 
 cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec)
@@ -284,32 +337,32 @@ cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec)
     return e;
 }
 
+typedef struct {
+    const char *skip;
+    md_object *out;
+    int found;
+} next_walk;
+
+static cm_err next_found(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)c, (void)bucket;
+    next_walk *w = arg;
+    if (strcmp(v->key, w->skip) != 0) {
+        *w->out = *v; /* moved out of the page */
+        memset(v, 0, sizeof(*v));
+        w->found = *stop = 1;
+    }
+    return CM_OK;
+}
+
 /* The newest version of key other than the one under skip (a summary in *out), or
  * CM_ERR_NOTFOUND. */
 static cm_err next_latest(rp *c, const char *bucket, const char *key, const char *skip,
                           md_object *out)
 {
-    char *after = NULL;
-    cm_err e = CM_ERR_NOTFOUND;
-    do { /* a page may hold only tombstones of deleted versions: they are left out */
-        md_object *recs = NULL;
-        size_t n = 0;
-        char *next = NULL;
-        cm_err le = versions_page(c, bucket, key, after, 2, &recs, &n, &next);
-        free(after);
-        after = next;
-        if (le != CM_OK)
-            e = le;
-        for (size_t i = 0; le == CM_OK && i < n && e == CM_ERR_NOTFOUND; i++)
-            if (strcmp(recs[i].key, skip) != 0) {
-                *out = recs[i];
-                memset(&recs[i], 0, sizeof(recs[i]));
-                e = CM_OK;
-            }
-        md_objects_free(recs, n);
-    } while (e == CM_ERR_NOTFOUND && after);
-    free(after);
-    return e;
+    next_walk w = {.skip = skip, .out = out};
+    cm_err e = walk_versions(c, bucket, key, next_found, &w);
+    return e != CM_OK ? e : w.found ? CM_OK : CM_ERR_NOTFOUND;
 }
 
 /* The latest version (under vkey) goes: point key at the next one, or delete key's record. */

@@ -30,10 +30,12 @@
 /* 1 when rec (a key's record, or a listing summary of it) points to a version record. */
 int rp_version_pointer(const md_object *rec);
 /* obj (key: the S3 key; body and fields as a plain PUT's) becomes the key's new latest version.
- * res: its id. */
-cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, md_vres *res);
-/* DELETE without an id: a delete marker becomes the latest (also on a key with no version). */
-cm_err rp_version_mark(rp *c, const char *bucket, const char *key, md_vres *res);
+ * res: its id. suspended (the bucket's versioning is Suspended): the version is the key's null
+ * one, and every older null version goes for good. */
+cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended, md_vres *res);
+/* DELETE without an id: a delete marker becomes the latest (also on a key with no version);
+ * suspended as for rp_version_put. */
+cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended, md_vres *res);
 /*
  * DELETE with an id: destroy version vid ("null" included) for good; when it was the latest, the
  * next one becomes it (none left: the key's record is deleted). An unknown id is CM_OK with
@@ -44,6 +46,11 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
 /* The whole version vid of key ("null": the record written before versioning, or the version
  * copied from it), out->key the S3 key. CM_ERR_NOTFOUND. */
 cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out);
+/* The record that holds version vid of key (NULL: the latest) as it is stored, under its own key
+ * (a version key, or key itself for a record from before versioning): what a change of that one
+ * version swaps (rp_object_swap). CM_ERR_NOTFOUND. */
+cm_err rp_version_record(rp *c, const char *bucket, const char *key, const char *vid,
+                         md_object *out);
 /* rec, a key's record read with rp_object_get: when it is a pointer, replaced by the version it
  * names (key set back to the S3 key). CM_ERR_NOTFOUND when that version is gone meanwhile. */
 cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec);

@@ -6,7 +6,9 @@ state between phases (version ids, the bodies they stand for) lives in a JSON fi
 non-zero at the first check that fails; prints one line per check that passed.
 
   enable   EPS STATE BUCKET  bucket via n1, a key written before versioning ("pre"), Enabled
-                             via n2, seen by every node; Suspended is 501; a conditional PUT 501
+                             via n2, seen by every node; a conditional PUT is 501
+  suspend  EPS STATE         tags by versionId; Suspended: writes replace the null version, a
+                             DELETE makes a null marker, older versions stay; Enabled again
   writes   EPS STATE         versions through several nodes, GET/HEAD by id, delete marker,
                              ListObjectVersions (every page size), permanent deletes, copy by
                              source versionId, Complete making a version
@@ -23,6 +25,7 @@ import os
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 from lc_boto import client
 
@@ -53,20 +56,29 @@ def err(fn):
 
 
 def versions(cl, b, prefix="", page=1000):
-    """Every entry of ListObjectVersions, paged with key-marker + version-id-marker."""
-    out, kw = [], {"Bucket": b, "Prefix": prefix, "MaxKeys": page}
-    while True:
-        r = cl.list_object_versions(**kw)
-        ents = [(v["Key"], v["VersionId"], v["IsLatest"], False) for v in r.get("Versions", [])]
-        ents += [(m["Key"], m["VersionId"], m["IsLatest"], True) for m in r.get("DeleteMarkers", [])]
-        # boto3 hands versions and markers apart: back in key order, newest first (a cluster's
-        # ids sort newest first; the null version is the oldest in these tests)
-        ents.sort(key=lambda e: (e[0], e[1] if e[1] != "null" else "~"))
-        out += ents
-        if not r.get("IsTruncated"):
-            return out
-        kw["KeyMarker"] = r["NextKeyMarker"]
-        kw["VersionIdMarker"] = r.get("NextVersionIdMarker", "")
+    """Every entry of ListObjectVersions in the server's order (boto3 hands versions and delete
+    markers apart: the entries are read from the XML), paged with key-marker + version-id-marker.
+    """
+    out, kw, raw = [], {"Bucket": b, "Prefix": prefix, "MaxKeys": page}, []
+
+    def keep(http_response, **_):
+        raw.append(http_response.content)
+    cl.meta.events.register("after-call.s3.ListObjectVersions", keep)
+    try:
+        while True:
+            r = cl.list_object_versions(**kw)
+            for el in ET.fromstring(raw.pop()):
+                tag = el.tag.split("}")[-1]
+                if tag in ("Version", "DeleteMarker"):
+                    f = {x.tag.split("}")[-1]: x.text for x in el}
+                    out.append((f["Key"], f["VersionId"], f["IsLatest"] == "true",
+                                tag == "DeleteMarker"))
+            if not r.get("IsTruncated"):
+                return out
+            kw["KeyMarker"] = r["NextKeyMarker"]
+            kw["VersionIdMarker"] = r.get("NextVersionIdMarker", "")
+    finally:
+        cl.meta.events.unregister("after-call.s3.ListObjectVersions", keep)
 
 
 def big(seed, n=300 * 1024):
@@ -94,9 +106,6 @@ def enable(c, st, b):
     for i, cl in enumerate(c):
         check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Enabled",
               "GetBucketVersioning through n%d: Enabled" % (i + 1))
-    code, status = err(lambda: c[3].put_bucket_versioning(
-        Bucket=b, VersioningConfiguration={"Status": "Suspended"}))
-    check(status == 501, "Suspended through n4: 501 %s" % code)
     def if_none_match(request, **kw):
         request.headers["If-None-Match"] = "*"
     c[2].meta.events.register("before-sign.s3.PutObject", if_none_match)
@@ -169,6 +178,41 @@ def writes(c, st):
     check(get(c[5], b, "mp", r["VersionId"])[0] == b"m" * 100, "its version reads back")
     got = [e[:3] for e in versions(c[0], b, "k")]
     check(got == [("k", ids[0], True), ("k2", got[1][1], True)], "what is left of k: %s" % got)
+
+
+def suspend(c, st):
+    b = st["bucket"]
+    v1 = c[0].put_object(Bucket=b, Key="s", Body=b"enabled")["VersionId"]
+    c[1].put_object_tagging(Bucket=b, Key="s", VersionId=v1,
+                            Tagging={"TagSet": [{"Key": "t", "Value": "one"}]})
+    v2 = c[2].put_object(Bucket=b, Key="s", Body=b"enabled 2")["VersionId"]
+    c[3].put_object_tagging(Bucket=b, Key="s", Tagging={"TagSet": [{"Key": "t", "Value": "two"}]})
+    t1 = c[4].get_object_tagging(Bucket=b, Key="s", VersionId=v1)
+    t2 = c[5].get_object_tagging(Bucket=b, Key="s")
+    check(t1["TagSet"] == [{"Key": "t", "Value": "one"}] and t1["VersionId"] == v1 and
+          t2["TagSet"] == [{"Key": "t", "Value": "two"}] and t2["VersionId"] == v2,
+          "tags by versionId and of the latest, through other nodes")
+    c[3].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Suspended"})
+    for i, cl in enumerate(c):
+        check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Suspended",
+              "through n%d: Suspended" % (i + 1))
+    for i, n in enumerate((0, 4)):
+        r = c[n].put_object(Bucket=b, Key="s", Body=b"suspended %d" % i)
+        check(r.get("VersionId") == "null", "a suspended PUT through n%d: version null" % (n + 1))
+    got = [e[:3] for e in versions(c[1], b, "s")]
+    check(got == [("s", "null", True), ("s", v2, False), ("s", v1, False)],
+          "one null version, the latest, the enabled ones kept: %s" % got)
+    check(get(c[2], b, "s", "null")[0] == b"suspended 1", "GET versionId=null: the last write")
+    d = c[5].delete_object(Bucket=b, Key="s")
+    check(d.get("DeleteMarker") and d.get("VersionId") == "null", "a suspended DELETE: null marker")
+    got = [e for e in versions(c[0], b, "s")]
+    check(got == [("s", "null", True, True), ("s", v2, False, False), ("s", v1, False, False)],
+          "the null marker replaced the null version: %s" % got)
+    c[2].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    v3 = c[1].put_object(Bucket=b, Key="s", Body=b"enabled 3")["VersionId"]
+    got = [e[:3] for e in versions(c[4], b, "s")]
+    check(got == [("s", v3, True), ("s", "null", False), ("s", v2, False), ("s", v1, False)],
+          "Enabled again: a new version on top of the null marker: %s" % got)
 
 
 def race(c, st):
@@ -255,6 +299,8 @@ def main():
         enable(c, st, sys.argv[4])
     elif phase == "writes":
         writes(c, st)
+    elif phase == "suspend":
+        suspend(c, st)
     elif phase == "race":
         race(c, st)
     elif phase == "down":

@@ -2,10 +2,12 @@
 # test_cluster_versioning: bucket versioning on the loopback cluster (docs/versioning.md, "On a
 # cluster"): 3 etcd members and 6 nodes (n1, n2 in az1; n3, n4 in az2; n5, n6 in az3), driven
 # with boto3 (cluster_versioning.py). Versioning Enabled through n2 and seen by every node
-# (Suspended and conditional writes answer 501); versions written through three nodes, read by id
+# (conditional writes answer 501); versions written through three nodes, read by id
 # through a fourth, a delete marker, ListObjectVersions through every node and in pages of 1-5,
 # permanent deletes (the marker, an older version, the latest), CopyObject by source versionId,
-# Complete making a version; PUTs of one key racing through n1 and n4 (every version listed, one
+# Complete making a version; tags set and read by versionId through different nodes; Suspended
+# (writes replace the null version, a DELETE makes a null marker) and Enabled again; PUTs of one
+# key racing through n1 and n4 (every version listed, one
 # latest, the same everywhere); n3 killed while a key gets 4 versions and a marker, then back:
 # they are all listed and read byte-exact through n3 and the others; striped versions of a key
 # (its first written before versioning) still read back past the garbage grace period (1 s) and
@@ -29,6 +31,7 @@ step() { # each phase needs the one before: the first that fails ends the test
 
 step "versioning enabled through n2" enable "$EPS" "$ST" vers
 step "versions, markers, listings, permanent deletes" writes "$EPS" "$ST"
+step "tags by versionId; Suspended and back" suspend "$EPS" "$ST"
 step "two nodes racing on one key" race "$EPS" "$ST"
 kill -KILL "$(lc_pid n3)"
 echo "killed n3"

@@ -9,7 +9,7 @@
 # a restart; `cairn fsck --repair` keeping an older version's striped body; then rclone
 # --s3-versions listing an old version and copying it back.
 # Against a cluster (CAIRN_TEST_ENDPOINTS) only the basics (null versions of a bucket never
-# versioned, Suspended refused with 501, Enabled keeping a version) are checked here:
+# versioned, Enabled keeping a version, Suspended writing the null one) are checked here:
 # test_cluster_versioning covers versioning through several nodes.
 source "$(dirname "$0")/lib.sh"
 
