@@ -367,9 +367,10 @@ cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_r
 /*
  * The same reporting the version made or removed (res may be NULL; md_object_put_v and friends).
  * vid names the version to delete (NULL: the key). A cluster node's bucket with versioning
- * Enabled keeps its versions as replicated records (repl/rp_version.h; a conditional write there
- * is CM_ERR_UNSUPPORTED: 501); in its other buckets "null" is the key's record, any other id a
- * version that does not exist (nothing deleted), and res says "null", not versioned.
+ * Enabled or Suspended keeps its versions as replicated records (repl/rp_version.h; a conditional
+ * write in a Suspended one is CM_ERR_UNSUPPORTED: 501); in its other buckets "null" is the key's
+ * record, any other id a version that does not exist (nothing deleted), and res says "null", not
+ * versioned.
  */
 cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old, md_vres *res);
@@ -391,6 +392,8 @@ void gw_meta_put_async(gw_req *r, const md_object *obj, gw_finish_fn done);
 /* A cluster node: 1 when bucket's versioning is not "never enabled" (the namespace's state, from
  * memory); its writes then go through a worker (gw_meta_put_v). 0 on a single node. */
 int gw_meta_versioned(gw *g, const char *bucket);
+/* The same: the state itself (MD_VERS_*; MD_VERS_NEVER on a single node). */
+uint8_t gw_meta_versioning(gw *g, const char *bucket);
 /* Version vid of bucket/key (md_version_get; on a cluster node rp_version_get). Blocking. */
 cm_err gw_meta_get_version(gw *g, const char *bucket, const char *key, const char *vid,
                            md_object *out);

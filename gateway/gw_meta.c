@@ -19,7 +19,8 @@
  * replicated records (repl/rp_version.h): writes and deletes go through rp_version_*, and a key's
  * record read here may be a pointer to its latest version, which every read follows (the
  * asynchronous GET with one more asynchronous read of the version record), so callers always see
- * the whole version. Conditional writes there are not done yet: CM_ERR_UNSUPPORTED (501).
+ * the whole version. A conditional write there goes to the key's partition leader with the new
+ * version (rp_version_put); in a Suspended bucket it is not done yet: CM_ERR_UNSUPPORTED (501).
  */
 #include "gw_int.h"
 
@@ -42,8 +43,7 @@ static int reserved(const gw *g, const char *key)
     return g->rp && (uint8_t)key[0] == MD_MPU_MARK;
 }
 
-/* A cluster node: the bucket's versioning state as the namespace says (memory). */
-static uint8_t versioning(gw *g, const char *bucket)
+uint8_t gw_meta_versioning(gw *g, const char *bucket)
 {
     if (!g->rp)
         return MD_VERS_NEVER;
@@ -56,7 +56,7 @@ static uint8_t versioning(gw *g, const char *bucket)
 
 int gw_meta_versioned(gw *g, const char *bucket)
 {
-    return versioning(g, bucket) != MD_VERS_NEVER;
+    return gw_meta_versioning(g, bucket) != MD_VERS_NEVER;
 }
 
 /* The record of key, a pointer followed to its version. */
@@ -111,12 +111,11 @@ cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_c
     null_res(res, NULL);
     if (reserved(g, obj->key))
         return CM_ERR_INVAL;
-    uint8_t state = versioning(g, bucket);
+    uint8_t state = gw_meta_versioning(g, bucket);
     if (state != MD_VERS_NEVER) {
         md_vres tmp;
-        if (cond && (cond->if_none_match_star || cond->if_match))
-            return CM_ERR_UNSUPPORTED;
-        return rp_version_put(g->rp, bucket, obj, state == MD_VERS_SUSPENDED, res ? res : &tmp);
+        return rp_version_put(g->rp, bucket, obj, state == MD_VERS_SUSPENDED, cond,
+                              res ? res : &tmp);
     }
     return rp_object_put(g->rp, bucket, obj, cond, old, had_old);
 }
@@ -138,14 +137,14 @@ cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *
         return CM_ERR_INVAL;
     if (reserved(g, key))
         return CM_OK; /* nothing to delete */
-    uint8_t state = versioning(g, bucket);
+    uint8_t state = gw_meta_versioning(g, bucket);
     if (state != MD_VERS_NEVER) {
         md_vres tmp;
         int had = 0;
-        if (cond && (cond->if_none_match_star || cond->if_match))
-            return CM_ERR_UNSUPPORTED;
+        if (vid && cond && (cond->if_none_match_star || cond->if_match))
+            return CM_ERR_UNSUPPORTED; /* DELETE If-Match of one version: not built */
         return vid ? rp_version_delete(g->rp, bucket, key, vid, res ? res : &tmp, &had)
-                   : rp_version_mark(g->rp, bucket, key, state == MD_VERS_SUSPENDED,
+                   : rp_version_mark(g->rp, bucket, key, state == MD_VERS_SUSPENDED, cond,
                                      res ? res : &tmp);
     }
     if (vid && strcmp(vid, "null") != 0)

@@ -186,8 +186,9 @@ gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
         etag_buf[len] = '\0';
         c->if_match = etag_buf;
     }
-    /* Not done yet in a cluster's versioned bucket (docs/versioning.md, "On a cluster"): 501 */
-    if ((c->if_none_match_star || c->if_match) && gw_meta_versioned(r->g, r->bucket))
+    /* Not done yet in a cluster's Suspended bucket (docs/versioning.md, "On a cluster"): 501 */
+    if ((c->if_none_match_star || c->if_match) &&
+        gw_meta_versioning(r->g, r->bucket) == MD_VERS_SUSPENDED)
         return GW_UNSUPPORTED;
     return GW_OK;
 }
@@ -1136,6 +1137,11 @@ static void delete_object(gw_req *r)
     if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return;
     ds->vid = gw_query_get(&r->q, "versionId");
+    if (ds->vid && ds->cond.if_match && gw_meta_versioned(r->g, r->bucket)) {
+        gw_error(r, GW_UNSUPPORTED,
+                 "DELETE of a version with If-Match is not implemented on cluster nodes yet");
+        return;
+    }
     ds->cond.bypass_governance = ds->vid && gw_lock_bypass(r, r->bucket, r->key);
     gw_offload(r, delete_work, delete_done);
 }

@@ -69,7 +69,8 @@ static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
 
 /* Write rec (no body taken from it when summary) under key at stamp (hlc, this node). */
 static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char *key,
-                     const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary)
+                     const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
+                     uint64_t fence)
 {
     md_object shallow = *rec, w;
     shallow.key = (char *)key;
@@ -85,7 +86,7 @@ static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char
     w.hlc = hlc;
     w.hlc_node = node;
     w.tombstone = 0;
-    e = rp_object_put_at(c, bucket, &w);
+    e = rp_put_stamped(c, bucket, &w, fence);
     md_object_release(&w);
     return e;
 }
@@ -103,7 +104,7 @@ static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
     if (e != CM_OK)
         return e;
     rp_stamp(c, &hlc, &node);
-    return put_at(c, bucket, plain, vkey, "null", plain->hlc ? plain->hlc : 1, hlc, node, 0);
+    return put_at(c, bucket, plain, vkey, "null", plain->hlc ? plain->hlc : 1, hlc, node, 0, 0);
 }
 
 /* Read key's record (after which this node's clock is past it) and keep a plain one as the null
@@ -127,12 +128,14 @@ static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const
 /* The new version obj: its record, then the pointer, at one stamp. A suspended bucket's version
  * is the null one, replacing the one before. */
 static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
-                          md_vres *res)
+                          const md_cond *cond, md_vres *res)
 {
     char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
     const char *vid = suspended ? "null" : order;
     uint64_t hlc;
     uint32_t node;
+    if (suspended && cond && (cond->if_none_match_star || cond->if_match))
+        return CM_ERR_UNSUPPORTED; /* not built: a suspended write replaces the null version */
     cm_err e = prepare(c, bucket, obj->key);
     if (e != CM_OK)
         return e;
@@ -140,9 +143,17 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
     if ((e = make_order(hlc, node, 1, order)) != CM_OK ||
         (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
         return e;
-    if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0)) != CM_OK)
-        return e;
-    if ((e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1)) != CM_OK)
+    if (cond && (cond->if_none_match_star || cond->if_match)) {
+        /* decided and written by the partition's leader (rp_cond_execute: rp_version_write) */
+        md_object rec = *obj;
+        memcpy(rec.version_id, order, sizeof(order));
+        rec.vstamp = rec.hlc = hlc;
+        rec.hlc_node = node;
+        e = rp_object_put(c, bucket, &rec, cond, NULL, NULL);
+    } else if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0, 0)) == CM_OK) {
+        e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, 0);
+    }
+    if (e != CM_OK)
         return e;
     if (suspended && (e = drop_older_nulls(c, bucket, obj->key, vkey)) != CM_OK)
         return e;
@@ -153,14 +164,34 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
     return CM_OK;
 }
 
-cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended, md_vres *res)
+cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
+                      const md_cond *cond, md_vres *res)
 {
     if (!obj->key || !*obj->key || (uint8_t)obj->key[0] == MD_MPU_MARK || obj->delete_marker)
         return CM_ERR_INVAL;
-    return add_version(c, bucket, obj, suspended, res);
+    return add_version(c, bucket, obj, suspended, cond, res);
 }
 
-cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended, md_vres *res)
+int rp_version_new(const md_object *obj)
+{
+    return rp_version_pointer(obj) && obj->vstamp == obj->hlc && md_mpu_id_valid(obj->version_id);
+}
+
+cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence)
+{
+    char vkey[MD_MAX_KEY + 1];
+    cm_err e = md_ver_key(obj->key, obj->version_id, vkey, sizeof(vkey));
+    if (e == CM_OK)
+        e = put_at(c, bucket, obj, vkey, obj->version_id, obj->hlc, obj->hlc, obj->hlc_node, 0,
+                   fence);
+    if (e == CM_OK)
+        e = put_at(c, bucket, obj, obj->key, obj->version_id, obj->hlc, obj->hlc, obj->hlc_node, 1,
+                   fence);
+    return e;
+}
+
+cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended,
+                       const md_cond *cond, md_vres *res)
 {
     md_object m;
     memset(&m, 0, sizeof(m));
@@ -169,7 +200,7 @@ cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended
     m.key = (char *)key;
     m.delete_marker = 1;
     m.mtime_ms = cm_now_ms();
-    return add_version(c, bucket, &m, suspended, res);
+    return add_version(c, bucket, &m, suspended, cond, res);
 }
 
 /*
@@ -377,7 +408,8 @@ static cm_err demote_latest(rp *c, const char *bucket, const char *key, const ch
     uint64_t hlc;
     uint32_t node;
     rp_stamp(c, &hlc, &node); /* after the pointer read: the new pointer wins over it */
-    e = put_at(c, bucket, &nx, key, rp_version_order(&nx), nx.vstamp ? nx.vstamp : 1, hlc, node, 1);
+    e = put_at(c, bucket, &nx, key, rp_version_order(&nx), nx.vstamp ? nx.vstamp : 1, hlc, node, 1,
+               0);
     md_object_release(&nx);
     return e;
 }

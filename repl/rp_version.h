@@ -29,13 +29,21 @@
 
 /* 1 when rec (a key's record, or a listing summary of it) points to a version record. */
 int rp_version_pointer(const md_object *rec);
-/* obj (key: the S3 key; body and fields as a plain PUT's) becomes the key's new latest version.
+/*
+ * obj (key: the S3 key; body and fields as a plain PUT's) becomes the key's new latest version.
  * res: its id. suspended (the bucket's versioning is Suspended): the version is the key's null
- * one, and every older null version goes for good. */
-cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended, md_vres *res);
+ * one, and every older null version goes for good. cond (If-None-Match / If-Match, may be NULL)
+ * is decided on the latest version by the key's partition leader, which then writes the version
+ * record and the pointer (rp_cond_execute, one compare-and-set among conditional writes):
+ * CM_ERR_PRECONDITION, CM_ERR_NOTFOUND as rp_object_put; CM_ERR_CONFLICT (nothing written) when a
+ * write landed between this node's read and the leader's; CM_ERR_UNSUPPORTED with suspended.
+ */
+cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
+                      const md_cond *cond, md_vres *res);
 /* DELETE without an id: a delete marker becomes the latest (also on a key with no version);
- * suspended as for rp_version_put. */
-cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended, md_vres *res);
+ * suspended and cond (If-Match) as for rp_version_put. */
+cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended,
+                       const md_cond *cond, md_vres *res);
 /*
  * DELETE with an id: destroy version vid ("null" included) for good; when it was the latest, the
  * next one becomes it (none left: the key's record is deleted). An unknown id is CM_OK with

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # test_cluster_versioning: bucket versioning on the loopback cluster (docs/versioning.md, "On a
 # cluster"): 3 etcd members and 6 nodes (n1, n2 in az1; n3, n4 in az2; n5, n6 in az3), driven
-# with boto3 (cluster_versioning.py). Versioning Enabled through n2 and seen by every node
-# (conditional writes answer 501); versions written through three nodes, read by id
+# with boto3 (cluster_versioning.py). Versioning Enabled through n2 and seen by every node;
+# If-None-Match PUTs of one key racing through all six nodes make one version, If-Match on its
+# ETag one more; versions written through three nodes, read by id
 # through a fourth, a delete marker, ListObjectVersions through every node and in pages of 1-5,
 # permanent deletes (the marker, an older version, the latest), CopyObject by source versionId,
 # Complete making a version; tags set and read by versionId through different nodes; Suspended
-# (writes replace the null version, a DELETE makes a null marker) and Enabled again; PUTs of one
+# (writes replace the null version, a DELETE makes a null marker, a conditional PUT is 501) and
+# Enabled again; PUTs of one
 # key racing through n1 and n4 (every version listed, one
 # latest, the same everywhere); n3 killed while a key gets 4 versions and a marker, then back:
 # they are all listed and read byte-exact through n3 and the others; striped versions of a key

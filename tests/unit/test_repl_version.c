@@ -161,9 +161,9 @@ static void test_life(void)
     md_object plain = body("k", 0x10, &p0), v1 = body("k", 0x11, &p1), v2 = body("k", 0, &p2);
     md_vres r1, r2, rm;
     CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
-    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v1, 0, &r1), CM_OK);
-    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v2, 0, &r2), CM_OK);
-    CU_ASSERT_EQUAL(rp_version_mark(E.c[0], B, "k", 0, &rm), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v1, 0, NULL, &r1), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v2, 0, NULL, &r2), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_mark(E.c[0], B, "k", 0, NULL, &rm), CM_OK);
     CU_ASSERT(r1.versioned && strlen(r1.version_id) == MD_VID_LEN && rm.delete_marker);
     char ids[8][MD_VID_LEN + 1];
     int latest[8];
@@ -199,7 +199,7 @@ static void test_life(void)
     md_part p3;
     md_object v3 = body("k", 0x13, &p3);
     md_vres r3;
-    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v3, 1, &r3), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v3, 1, NULL, &r3), CM_OK);
     CU_ASSERT_STRING_EQUAL(r3.version_id, "null");
     CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[0], B, "k", "null", &o), CM_OK);
     CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x13);
@@ -224,8 +224,10 @@ static void test_order(void)
     md_part p;
     md_object v = body("r", 0, &p);
     md_vres a, b, c2;
-    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &a), CM_OK); /* node 2: clock 5 s ahead */
-    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, &b), CM_OK); /* read a: stamped after it */
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, NULL, &a),
+                    CM_OK); /* node 2: clock 5 s ahead */
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, NULL, &b),
+                    CM_OK); /* read a: stamped after it */
     CU_ASSERT(strcmp(b.version_id, a.version_id) < 0);
     md_object o;
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "r", &o), CM_OK);
@@ -262,7 +264,8 @@ static void test_order(void)
     CU_ASSERT(strcmp(ids[1], b.version_id) == 0 && latest[1]);
     CU_ASSERT_EQUAL(rp_version_get(E.c[0], B, "r", order, &o), CM_OK); /* readable by id */
     md_object_release(&o);
-    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, &c2), CM_OK); /* the next write: on top */
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, NULL, &c2),
+                    CM_OK); /* the next write: on top */
     CU_ASSERT_EQUAL(listed(E.c[1], "r", ids, latest, 8), 4);
     CU_ASSERT(strcmp(ids[0], c2.version_id) == 0 && latest[0]);
     coords_free();
@@ -275,11 +278,50 @@ static void test_order(void)
     env_down();
 }
 
+/* Conditional writes of versions: decided on the latest (a delete marker is no object) under the
+ * key's lock, the version and its pointer written only when the condition holds; a version
+ * stamped before the latest it would replace is refused (CM_ERR_CONFLICT), nothing written. */
+static void test_conditional(void)
+{
+    env_up();
+    md_part p;
+    md_object v = body("c", 0, &p);
+    md_cond none = {.if_none_match_star = 1}, match = {.if_match = "e00"},
+            other = {.if_match = "nope"};
+    md_vres a, b, m;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, &none, &a), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &none, &b), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &other, &b), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &match, &b), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 1, &match, &b), CM_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(rp_version_mark(E.c[0], B, "c", 0, &match, &m), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &none, &b), CM_OK); /* behind a marker */
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[0], "c", ids, latest, 8), 4);
+    CU_ASSERT(latest[0] && strcmp(ids[0], b.version_id) == 0 && strcmp(ids[1], m.version_id) == 0);
+    /* stamped before the latest: refused by the leader, nothing written */
+    uint64_t s;
+    uint32_t n;
+    char order[MD_VID_LEN + 1];
+    rp_stamp(E.c[0], &s, &n);
+    uint8_t tail[8] = {0};
+    md_vid_make(s - (1ull << 30), tail, order);
+    md_object old = v;
+    snprintf(old.version_id, sizeof(old.version_id), "%s", order);
+    old.vstamp = old.hlc = s - (1ull << 30), old.hlc_node = n;
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &old, &match, NULL, NULL), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(listed(E.c[1], "c", ids, latest, 8), 4);
+    CU_ASSERT_EQUAL(rp_version_get(E.c[0], B, "c", order, &old), CM_ERR_NOTFOUND);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"a key's versions, markers, deletes and a suspended write", test_life},
         {"pointers resolve in the order of version ids", test_order},
+        {"conditional writes of versions", test_conditional},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
