@@ -49,7 +49,7 @@ void gw_version_answer(gw_req *r, const md_vres *res)
 int gw_version_read_answer(gw_req *r, const md_object *o, const char *vid)
 {
     if (vid && (is_null(vid) ? !is_null(o->version_id) : strcmp(vid, o->version_id) != 0)) {
-        gw_error(r, GW_NO_SUCH_VERSION, NULL); /* a cluster node: only null versions */
+        gw_error(r, GW_NO_SUCH_VERSION, NULL); /* a cluster bucket never versioned: null only */
         return 1;
     }
     if (vid || !is_null(o->version_id))

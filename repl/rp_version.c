@@ -296,20 +296,15 @@ cm_err rp_version_adopt(md_object *v, const char *key)
     return CM_OK;
 }
 
-/* The version record under vkey, which must be version vid of key (NULL: whichever it is);
- * out->key becomes key. */
-static cm_err read_version(rp *c, const char *bucket, const char *key, const char *vkey,
-                           const char *vid, md_object *out)
+/* The version record under vkey, which must be version vid (a null one's key holds its order id,
+ * not "null"). */
+static cm_err read_at(rp *c, const char *bucket, const char *vkey, const char *vid, md_object *out)
 {
     cm_err e = rp_object_get(c, bucket, vkey, out);
-    if (e != CM_OK)
-        return e;
-    if (vid && (is_null(vid) ? !is_null(out->version_id) : strcmp(out->version_id, vid) != 0))
-        e = CM_ERR_NOTFOUND;
-    if (e == CM_OK)
-        e = rp_version_adopt(out, key);
-    if (e != CM_OK)
+    if (e == CM_OK && (is_null(vid) ? !is_null(out->version_id) : strcmp(out->version_id, vid))) {
         md_object_release(out);
+        e = CM_ERR_NOTFOUND;
+    }
     return e;
 }
 
@@ -334,13 +329,7 @@ cm_err rp_version_record(rp *c, const char *bucket, const char *key, const char 
             md_object_release(out);
     }
     cm_err e = version_key(c, bucket, key, vid, vkey);
-    if (e == CM_OK)
-        e = rp_object_get(c, bucket, vkey, out);
-    if (e == CM_OK && (is_null(vid) ? !is_null(out->version_id) : strcmp(out->version_id, vid))) {
-        md_object_release(out);
-        e = CM_ERR_NOTFOUND;
-    }
-    return e;
+    return e == CM_OK ? read_at(c, bucket, vkey, vid, out) : e;
 }
 
 cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out)
@@ -360,8 +349,9 @@ cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec)
     md_object v;
     char vkey[MD_MAX_KEY + 1];
     cm_err e = rp_version_target(rec, vkey);
-    if (e == CM_OK)
-        e = read_version(c, bucket, rec->key, vkey, NULL, &v);
+    if (e == CM_OK && (e = rp_object_get(c, bucket, vkey, &v)) == CM_OK &&
+        (e = rp_version_adopt(&v, rec->key)) != CM_OK)
+        md_object_release(&v);
     md_object_release(rec);
     if (e == CM_OK)
         *rec = v;
@@ -439,7 +429,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
     }
     e = version_key(c, bucket, key, vid, vkey);
     if (e == CM_OK)
-        e = read_version(c, bucket, key, vkey, vid, &v);
+        e = read_at(c, bucket, vkey, vid, &v);
     if (e != CM_OK) {
         if (have)
             md_object_release(&cur);
