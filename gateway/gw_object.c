@@ -13,8 +13,8 @@
  * and a DELETE's from a worker; a conditional one through its partition's leader. A replaced
  * body is freed by the replicas' garbage reclaim.
  *
- * ?versionId (gw_version.c) reads or deletes one version of a versioned bucket (single node: a
- * cluster node has only null versions); every answer carries x-amz-version-id and
+ * ?versionId (gw_version.c) reads or deletes one version of a versioned bucket (a cluster node
+ * reads it on a worker: gw_meta_get_version_work); every answer carries x-amz-version-id and
  * x-amz-delete-marker as S3 sends them, errors included.
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
