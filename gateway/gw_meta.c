@@ -141,9 +141,7 @@ cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *
     if (state != MD_VERS_NEVER) {
         md_vres tmp;
         int had = 0;
-        if (vid && cond && (cond->if_none_match_star || cond->if_match))
-            return CM_ERR_UNSUPPORTED; /* DELETE If-Match of one version: not built */
-        return vid ? rp_version_delete(g->rp, bucket, key, vid, res ? res : &tmp, &had)
+        return vid ? rp_version_delete(g->rp, bucket, key, vid, cond, res ? res : &tmp, &had)
                    : rp_version_mark(g->rp, bucket, key, state == MD_VERS_SUSPENDED, cond,
                                      res ? res : &tmp);
     }

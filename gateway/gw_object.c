@@ -1137,11 +1137,6 @@ static void delete_object(gw_req *r)
     if (!gw_bucket_check(r, r->bucket) || !gw_version_param_ok(r))
         return;
     ds->vid = gw_query_get(&r->q, "versionId");
-    if (ds->vid && ds->cond.if_match && gw_meta_versioned(r->g, r->bucket)) {
-        gw_error(r, GW_UNSUPPORTED,
-                 "DELETE of a version with If-Match is not implemented on cluster nodes yet");
-        return;
-    }
     ds->cond.bypass_governance = ds->vid && gw_lock_bypass(r, r->bucket, r->key);
     gw_offload(r, delete_work, delete_done);
 }

@@ -359,7 +359,8 @@ cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec)
 }
 
 typedef struct {
-    const char *skip;
+    const char *skip; /* the version key of a version being deleted ("": none) */
+    int skip_null;    /* the null version is being deleted too */
     md_object *out;
     int found;
 } next_walk;
@@ -368,7 +369,7 @@ static cm_err next_found(rp *c, const char *bucket, md_object *v, void *arg, int
 {
     (void)c, (void)bucket;
     next_walk *w = arg;
-    if (strcmp(v->key, w->skip) != 0) {
+    if (strcmp(v->key, w->skip) != 0 && !(w->skip_null && is_null(v->version_id))) {
         *w->out = *v; /* moved out of the page */
         memset(v, 0, sizeof(*v));
         w->found = *stop = 1;
@@ -379,33 +380,50 @@ static cm_err next_found(rp *c, const char *bucket, md_object *v, void *arg, int
 /* The newest version of key other than the one under skip (a summary in *out), or
  * CM_ERR_NOTFOUND. */
 static cm_err next_latest(rp *c, const char *bucket, const char *key, const char *skip,
-                          md_object *out)
+                          int skip_null, md_object *out)
 {
-    next_walk w = {.skip = skip, .out = out};
+    next_walk w = {.skip = skip, .skip_null = skip_null, .out = out};
     cm_err e = walk_versions(c, bucket, key, next_found, &w);
     return e != CM_OK ? e : w.found ? CM_OK : CM_ERR_NOTFOUND;
 }
 
-/* The latest version (under vkey) goes: point key at the next one, or delete key's record. */
-static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey)
+/* Point key at version nx (a summary) at a fresh stamp, after every pointer read. */
+static cm_err relink(rp *c, const char *bucket, const char *key, const md_object *nx)
 {
-    md_object nx;
-    cm_err e = next_latest(c, bucket, key, vkey, &nx);
-    if (e == CM_ERR_NOTFOUND)
-        return rp_object_delete(c, bucket, key, NULL, NULL, NULL);
-    if (e != CM_OK)
-        return e;
     uint64_t hlc;
     uint32_t node;
-    rp_stamp(c, &hlc, &node); /* after the pointer read: the new pointer wins over it */
-    e = put_at(c, bucket, &nx, key, rp_version_order(&nx), nx.vstamp ? nx.vstamp : 1, hlc, node, 1,
-               0);
-    md_object_release(&nx);
+    rp_stamp(c, &hlc, &node);
+    return put_at(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc, node,
+                  1, 0);
+}
+
+/*
+ * The latest version (under vkey; skip_null: the key's plain record, the null version) goes:
+ * point key at the next one, or delete key's record when there is none. A PUT racing that delete
+ * may have stored its version meanwhile (its pointer then loses to the delete, stamped later):
+ * the versions are listed again after it, and key pointed at the newest found.
+ */
+static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey,
+                            int skip_null)
+{
+    md_object nx;
+    cm_err e = next_latest(c, bucket, key, vkey, skip_null, &nx);
+    if (e == CM_ERR_NOTFOUND) {
+        if ((e = rp_object_delete(c, bucket, key, NULL, NULL, NULL)) != CM_OK)
+            return e;
+        e = next_latest(c, bucket, key, vkey, skip_null, &nx);
+        if (e == CM_ERR_NOTFOUND)
+            return CM_OK;
+    }
+    if (e == CM_OK) {
+        e = relink(c, bucket, key, &nx);
+        md_object_release(&nx);
+    }
     return e;
 }
 
-cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid, md_vres *res,
-                         int *had)
+cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid,
+                         const md_cond *cond, md_vres *res, int *had)
 {
     md_object cur, v;
     char vkey[MD_MAX_KEY + 1];
@@ -423,16 +441,27 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         return e;
     if (have && !rp_version_pointer(&cur) && is_null(vid)) { /* the plain record is it */
         res->delete_marker = cur.delete_marker;
+        e = md_cond_check(cond, &cur);
         md_object_release(&cur);
-        *had = 1;
-        return rp_object_delete(c, bucket, key, NULL, NULL, NULL);
+        if (e != CM_OK)
+            return e;
+        /* its copy, should a racing PUT have made one, goes with it */
+        if ((e = demote_latest(c, bucket, key, "", 1)) == CM_OK &&
+            (e = find_null(c, bucket, key, vkey)) == CM_OK)
+            e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL);
+        *had = e == CM_OK || e == CM_ERR_NOTFOUND;
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
     }
     e = version_key(c, bucket, key, vid, vkey);
     if (e == CM_OK)
         e = read_at(c, bucket, vkey, vid, &v);
+    if (e == CM_OK && (e = md_cond_check(cond, &v)) != CM_OK) /* a version's ETag never changes */
+        md_object_release(&v);
     if (e != CM_OK) {
         if (have)
             md_object_release(&cur);
+        if (e == CM_ERR_NOTFOUND && cond && cond->if_match)
+            return CM_ERR_NOTFOUND; /* as the single node: If-Match of a version not there */
         return e == CM_ERR_NOTFOUND ? CM_OK : e;
     }
     res->delete_marker = v.delete_marker;
@@ -443,7 +472,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
     if (have)
         md_object_release(&cur);
     /* The pointer first: it never names a version that is gone. */
-    if (latest && (e = demote_latest(c, bucket, key, vkey)) != CM_OK)
+    if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
         return e;
     e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL); /* its body: garbage on the replicas */
     *had = e == CM_OK;

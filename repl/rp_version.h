@@ -49,8 +49,8 @@ cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended
  * next one becomes it (none left: the key's record is deleted). An unknown id is CM_OK with
  * *had 0. res: the id and whether it was a delete marker.
  */
-cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid, md_vres *res,
-                         int *had);
+cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid,
+                         const md_cond *cond, md_vres *res, int *had);
 /* The whole version vid of key ("null": the record written before versioning, or the version
  * copied from it), out->key the S3 key. CM_ERR_NOTFOUND. */
 cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out);

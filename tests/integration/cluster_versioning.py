@@ -145,7 +145,20 @@ def conditional(c, st):
           "If-Match on the latest's ETag: once 200, then 412")
     got = versions(c[1], b, "cond")
     check(len(got) == 2, "two versions of cond")
-    for e in got:
+
+    def delete_if(cl, vid, value):
+        def add(request, **kw):
+            request.headers["If-Match"] = value
+        cl.meta.events.register("before-sign.s3.DeleteObject", add)
+        try:
+            return err(lambda: cl.delete_object(Bucket=b, Key="cond", VersionId=vid))
+        finally:
+            cl.meta.events.unregister("before-sign.s3.DeleteObject", add)
+    wrong, right = delete_if(c[0], got[1][1], '"0123"'), delete_if(c[3], got[1][1], etag)
+    check(wrong[1] == 412 and right[0] is None,
+          "DELETE of a version with If-Match: 412 for another ETag, done for its own: %s %s"
+          % (wrong, right))
+    for e in versions(c[1], b, "cond"):
         c[2].delete_object(Bucket=b, Key="cond", VersionId=e[1])
     check(versions(c[0], b, "cond") == [], "both deleted for good")
 

@@ -185,16 +185,21 @@ static void test_life(void)
     /* the marker and v2 deleted for good: v1 is the latest again */
     md_vres d;
     int had = 0;
-    CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "k", rm.version_id, &d, &had), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "k", rm.version_id, NULL, &d, &had), CM_OK);
     CU_ASSERT(had && d.delete_marker);
-    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &d, &had), CM_OK);
+    md_cond wrong = {.if_match = "nope"}, right = {.if_match = "e00"};
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &wrong, &d, &had),
+                    CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &right, &d, &had), CM_OK);
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK);
     CU_ASSERT_EQUAL(rp_version_follow(E.c[0], B, &o), CM_OK);
     CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x11);
     md_object_release(&o);
     CU_ASSERT_EQUAL(rp_version_get(E.c[0], B, "k", r2.version_id, &o), CM_ERR_NOTFOUND);
-    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &d, &had), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, NULL, &d, &had), CM_OK);
     CU_ASSERT_EQUAL(had, 0); /* an unknown id deletes nothing */
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &right, &d, &had),
+                    CM_ERR_NOTFOUND);
     /* a suspended write replaces the null version (the copy of the plain record) */
     md_part p3;
     md_object v3 = body("k", 0x13, &p3);
