@@ -367,10 +367,9 @@ cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_r
 /*
  * The same reporting the version made or removed (res may be NULL; md_object_put_v and friends).
  * vid names the version to delete (NULL: the key). A cluster node's bucket with versioning
- * Enabled or Suspended keeps its versions as replicated records (repl/rp_version.h; a conditional
- * write in a Suspended one is CM_ERR_UNSUPPORTED: 501); in its other buckets "null" is the key's
- * record, any other id a version that does not exist (nothing deleted), and res says "null", not
- * versioned.
+ * Enabled or Suspended keeps its versions as replicated records (repl/rp_version.h); in its
+ * other buckets "null" is the key's record, any other id a version that does not exist (nothing
+ * deleted), and res says "null", not versioned.
  */
 cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old, md_vres *res);

@@ -20,7 +20,7 @@
  * record read here may be a pointer to its latest version, which every read follows (the
  * asynchronous GET with one more asynchronous read of the version record), so callers always see
  * the whole version. A conditional write there goes to the key's partition leader with the new
- * version (rp_version_put); in a Suspended bucket it is not done yet: CM_ERR_UNSUPPORTED (501).
+ * version (rp_version_put).
  */
 #include "gw_int.h"
 

@@ -186,10 +186,6 @@ gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
         etag_buf[len] = '\0';
         c->if_match = etag_buf;
     }
-    /* Not done yet in a cluster's Suspended bucket (docs/versioning.md, "On a cluster"): 501 */
-    if ((c->if_none_match_star || c->if_match) &&
-        gw_meta_versioning(r->g, r->bucket) == MD_VERS_SUSPENDED)
-        return GW_UNSUPPORTED;
     return GW_OK;
 }
 

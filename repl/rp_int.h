@@ -164,8 +164,9 @@ rp_consistency rp_mode(rp *c, const char *bucket);
 /* rp_object_put_at for any node's stamp, with a partition leader's fence (0: none). */
 cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t fence);
 /* rp_version.c: obj is a new version for a conditional write (rp_version_put with a condition:
- * an S3 key, vstamp equal to its stamp, its order id in version_id), which the leader writes
- * once the condition held: its version record and its pointer, at its stamp, fenced. */
+ * an S3 key, vstamp equal to its stamp, its order id in version_id, after an 'n' when it is a
+ * Suspended bucket's null version), which the leader writes once the condition held: its version
+ * record and its pointer, at its stamp, fenced. */
 int rp_version_new(const md_object *obj);
 cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence);
 

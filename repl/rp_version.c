@@ -134,8 +134,6 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
     const char *vid = suspended ? "null" : order;
     uint64_t hlc;
     uint32_t node;
-    if (suspended && cond && (cond->if_none_match_star || cond->if_match))
-        return CM_ERR_UNSUPPORTED; /* not built: a suspended write replaces the null version */
     cm_err e = prepare(c, bucket, obj->key);
     if (e != CM_OK)
         return e;
@@ -146,7 +144,7 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
     if (cond && (cond->if_none_match_star || cond->if_match)) {
         /* decided and written by the partition's leader (rp_cond_execute: rp_version_write) */
         md_object rec = *obj;
-        memcpy(rec.version_id, order, sizeof(order));
+        snprintf(rec.version_id, sizeof(rec.version_id), "%s%s", suspended ? "n" : "", order);
         rec.vstamp = rec.hlc = hlc;
         rec.hlc_node = node;
         e = rp_object_put(c, bucket, &rec, cond, NULL, NULL);
@@ -172,21 +170,29 @@ cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspe
     return add_version(c, bucket, obj, suspended, cond, res);
 }
 
+/* The order id a new version sent to the leader carries in version_id: the order id, or for a
+ * Suspended bucket's (the new null version) 'n' and the order id. */
+static const char *new_order(const md_object *obj)
+{
+    const char *v = obj->version_id;
+    return md_mpu_id_valid(v) ? v : v[0] == 'n' && md_mpu_id_valid(v + 1) ? v + 1 : NULL;
+}
+
 int rp_version_new(const md_object *obj)
 {
-    return rp_version_pointer(obj) && obj->vstamp == obj->hlc && md_mpu_id_valid(obj->version_id);
+    return rp_version_pointer(obj) && obj->vstamp == obj->hlc && new_order(obj);
 }
 
 cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence)
 {
     char vkey[MD_MAX_KEY + 1];
-    cm_err e = md_ver_key(obj->key, obj->version_id, vkey, sizeof(vkey));
+    const char *order = new_order(obj);
+    const char *vid = order == obj->version_id ? order : "null";
+    cm_err e = order ? md_ver_key(obj->key, order, vkey, sizeof(vkey)) : CM_ERR_INVAL;
     if (e == CM_OK)
-        e = put_at(c, bucket, obj, vkey, obj->version_id, obj->hlc, obj->hlc, obj->hlc_node, 0,
-                   fence);
+        e = put_at(c, bucket, obj, vkey, vid, obj->hlc, obj->hlc, obj->hlc_node, 0, fence);
     if (e == CM_OK)
-        e = put_at(c, bucket, obj, obj->key, obj->version_id, obj->hlc, obj->hlc, obj->hlc_node, 1,
-                   fence);
+        e = put_at(c, bucket, obj, obj->key, order, obj->hlc, obj->hlc, obj->hlc_node, 1, fence);
     return e;
 }
 

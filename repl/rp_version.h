@@ -36,7 +36,8 @@ int rp_version_pointer(const md_object *rec);
  * is decided on the latest version by the key's partition leader, which then writes the version
  * record and the pointer (rp_cond_execute, one compare-and-set among conditional writes):
  * CM_ERR_PRECONDITION, CM_ERR_NOTFOUND as rp_object_put; CM_ERR_CONFLICT (nothing written) when a
- * write landed between this node's read and the leader's; CM_ERR_UNSUPPORTED with suspended.
+ * write landed between this node's read and the leader's. With suspended, the older null versions
+ * are removed after the leader wrote the new one, as without a condition.
  */
 cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
                       const md_cond *cond, md_vres *res);

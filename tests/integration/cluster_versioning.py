@@ -9,8 +9,8 @@ non-zero at the first check that fails; prints one line per check that passed.
                              via n2, seen by every node; If-None-Match PUTs racing through every
                              node make one version; If-Match on the latest's ETag
   suspend  EPS STATE         tags by versionId; Suspended: writes replace the null version, a
-                             DELETE makes a null marker, older versions stay (a conditional PUT
-                             is 501); Enabled again
+                             DELETE makes a null marker, older versions stay, conditional PUTs
+                             replace the null version too; Enabled again
   writes   EPS STATE         versions through several nodes, GET/HEAD by id, delete marker,
                              ListObjectVersions (every page size), permanent deletes, copy by
                              source versionId, Complete making a version
@@ -245,7 +245,7 @@ def suspend(c, st):
         check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Suspended",
               "through n%d: Suspended" % (i + 1))
     code, status = cond_put(c[2], b, "s", b"x", "If-None-Match", "*")
-    check(status == 501, "a conditional PUT in a suspended bucket: 501 %s" % code)
+    check(status == 412, "If-None-Match on a suspended bucket's key: 412 %s" % code)
     for i, n in enumerate((0, 4)):
         r = c[n].put_object(Bucket=b, Key="s", Body=b"suspended %d" % i)
         check(r.get("VersionId") == "null", "a suspended PUT through n%d: version null" % (n + 1))
@@ -253,6 +253,11 @@ def suspend(c, st):
     check(got == [("s", "null", True), ("s", v2, False), ("s", v1, False)],
           "one null version, the latest, the enabled ones kept: %s" % got)
     check(get(c[2], b, "s", "null")[0] == b"suspended 1", "GET versionId=null: the last write")
+    etag = c[3].head_object(Bucket=b, Key="s")["ETag"]
+    check(cond_put(c[4], b, "s", b"suspended if", "If-Match", etag)[1] == 200 and
+          get(c[0], b, "s", "null")[0] == b"suspended if" and
+          [e[1] for e in versions(c[5], b, "s")] == ["null", v2, v1],
+          "If-Match in a suspended bucket: the null version replaced, still one")
     d = c[5].delete_object(Bucket=b, Key="s")
     check(d.get("DeleteMarker") and d.get("VersionId") == "null", "a suspended DELETE: null marker")
     got = [e for e in versions(c[0], b, "s")]

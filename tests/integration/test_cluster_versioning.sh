@@ -7,7 +7,7 @@
 # through a fourth, a delete marker, ListObjectVersions through every node and in pages of 1-5,
 # permanent deletes (the marker, an older version, the latest), CopyObject by source versionId,
 # Complete making a version; tags set and read by versionId through different nodes; Suspended
-# (writes replace the null version, a DELETE makes a null marker, a conditional PUT is 501) and
+# (writes, conditional ones too, replace the null version, a DELETE makes a null marker) and
 # Enabled again; PUTs of one
 # key racing through n1 and n4 (every version listed, one
 # latest, the same everywhere); n3 killed while a key gets 4 versions and a marker, then back:

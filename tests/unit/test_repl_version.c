@@ -298,7 +298,16 @@ static void test_conditional(void)
     CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &none, &b), CM_ERR_PRECONDITION);
     CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &other, &b), CM_ERR_PRECONDITION);
     CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &match, &b), CM_OK);
-    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 1, &match, &b), CM_ERR_UNSUPPORTED);
+    md_vres sn;
+    int had = 0;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 1, &none, &sn), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 1, &match, &sn), CM_OK); /* Suspended */
+    CU_ASSERT_STRING_EQUAL(sn.version_id, "null");
+    md_object nv;
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[1], B, "c", "null", &nv), CM_OK);
+    CU_ASSERT(strcmp(nv.version_id, "null") == 0 && strcmp(nv.key, "c") == 0);
+    md_object_release(&nv);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "c", "null", NULL, &sn, &had), CM_OK);
     CU_ASSERT_EQUAL(rp_version_mark(E.c[0], B, "c", 0, &match, &m), CM_OK);
     CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &none, &b), CM_OK); /* behind a marker */
     char ids[8][MD_VID_LEN + 1];
