@@ -20,7 +20,8 @@
  * canned ACL, PublicAccessBlock, object ownership and policy (docs/users.md: co_buckets_access_set
  * and co_buckets_policy_set; the gateway reads them from the follower's memory on every request of
  * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
- * follower applies it: on_access_changed).
+ * follower applies it: on_access_changed). Its versioning state is the record's "versioning"
+ * member (PutBucketVersioning: co_buckets_versioning_set; read with the access settings).
  */
 #include "cmd.h"
 
@@ -183,8 +184,14 @@ static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
         b->acl = c.acl;
         b->pab = c.pab;
         b->ownership = c.ownership;
+        b->versioning = c.versioning;
     }
     return e;
+}
+
+static cm_err ns_versioning_set(void *arg, const char *name, uint8_t state)
+{
+    return co_buckets_versioning_set(((ns_ctx *)arg)->f, name, state);
 }
 
 static cm_err ns_policy_get(void *arg, const char *name, char **json)
@@ -240,6 +247,7 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .tags_get = ns_tags_get,
                        .cors_set = ns_cors_set,
                        .cors_get = ns_cors_get,
+                       .versioning_set = ns_versioning_set,
                        .access_get = ns_access_get,
                        .policy_get = ns_policy_get,
                        .access_set = ns_access_set,

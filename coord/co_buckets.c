@@ -403,6 +403,7 @@ struct change {
     int member;                  /* set_string: which string (STR_*) */
     uint8_t acl, pab, ownership; /* set_access: the settings wanted, */
     unsigned fields;             /* those of them to set (CO_ACCESS_*) */
+    uint8_t versioning;          /* set_versioning: the state wanted */
 };
 
 /* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
@@ -974,14 +975,43 @@ cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)
     return e;
 }
 
+static cm_err versioning_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    *write = f->versioning != ch->versioning;
+    f->versioning = ch->versioning;
+    return CM_OK;
+}
+
+static int versioning_done(const change *ch, const co_bucket *found)
+{
+    return found && found->versioning == ch->versioning;
+}
+
+cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name, uint8_t state,
+                                 int64_t *rev)
+{
+    change ch = {.edit = versioning_edit,
+                 .done = versioning_done,
+                 .what = "setting the versioning of",
+                 .name = name,
+                 .versioning = state};
+    if (state != 1 && state != 2) /* enabled, suspended: never back to "never enabled" */
+        return CM_ERR_INVAL;
+    return change_doc(c, key, &ch, rev);
+}
+
 /* A change of one bucket setting: what set_applied passes on. */
 typedef struct {
-    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS } kind;
+    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS, SET_VERSIONING } kind;
     const co_tag *tags;
     size_t n;
     const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE */
     uint8_t acl, pab, ownership;
     unsigned fields;
+    uint8_t versioning; /* SET_VERSIONING */
 } setting;
 
 /* A change of a bucket's settings on the followed key, returning once applied here. */
@@ -998,6 +1028,8 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
         e = co_buckets_set_policy(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_WEBSITE)
         e = co_buckets_set_website(c, f->fl.key, name, s->str, &rev);
+    else if (e == CM_OK && s->kind == SET_VERSIONING)
+        e = co_buckets_set_versioning(c, f->fl.key, name, s->versioning, &rev);
     else if (e == CM_OK)
         e = co_buckets_set_access(c, f->fl.key, name, s->acl, s->pab, s->ownership, s->fields,
                                   &rev);
@@ -1017,6 +1049,12 @@ cm_err co_buckets_tag(co_buckets *f, const char *name, const co_tag *tags, size_
 cm_err co_buckets_cors_set(co_buckets *f, const char *name, const char *cors)
 {
     setting s = {.kind = SET_CORS, .str = cors};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_versioning_set(co_buckets *f, const char *name, uint8_t state)
+{
+    setting s = {.kind = SET_VERSIONING, .versioning = state};
     return set_applied(f, name, &s);
 }
 

@@ -157,6 +157,10 @@ cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, co
  * CO_BUCKET_WEBSITE_MAX). */
 cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, const char *xml,
                               int64_t *rev);
+/* Set the versioning state of name (1 enabled, 2 suspended; CM_ERR_INVAL otherwise: a bucket
+ * never goes back to 0) likewise (the member "versioning"). */
+cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name, uint8_t state,
+                                 int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -223,6 +227,9 @@ cm_err co_buckets_cors(co_buckets *f, const char *name, char **out);
 cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8_t pab,
                              uint8_t ownership, unsigned fields);
 cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy);
+/* co_buckets_set_versioning on the followed key, returning once applied here (co_buckets_lookup
+ * answers the state). */
+cm_err co_buckets_versioning_set(co_buckets *f, const char *name, uint8_t state);
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);
 /* The same for the website configuration (*out: free; NULL when none). */
 cm_err co_buckets_website_set(co_buckets *f, const char *name, const char *xml);

@@ -193,6 +193,10 @@ typedef struct {
      * bucket's website configuration (the XML PutBucketWebsite accepted), as cors_set/cors_get. */
     cm_err (*website_set)(void *arg, const char *name, const char *xml);
     cm_err (*website_get)(void *arg, const char *name, char **xml);
+    /* Optional (NULL: PutBucketVersioning answers 501): the bucket's versioning state in the
+     * namespace (MD_VERS_ENABLED or MD_VERS_SUSPENDED; blocks as tags_set, returning once this
+     * node reads it back); access_get answers it in b->versioning. */
+    cm_err (*versioning_set)(void *arg, const char *name, uint8_t state);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

@@ -7,7 +7,8 @@
  * Listings page through md_list_objects; a continuation token is the base64 of the last key or
  * common prefix returned, so a common prefix is never repeated on the next page. A single node's
  * ListObjectVersions pages through md_list_versions (every version, key-marker + version-id-
- * marker; docs/versioning.md); a cluster node lists each key's record as its latest null version.
+ * marker; docs/versioning.md); a cluster node through rp_version_list in a versioned bucket, and
+ * each key's record as its latest null version in a bucket never versioned.
  *
  * Metadata commits (CreateBucket, DeleteBucket, DeleteObjects) run on a worker (gw_offload);
  * DeleteObjects removes all its keys in one metadata op (md_objects_delete_v: one commit for up to
@@ -363,7 +364,8 @@ cm_err gw_bucket_empty(gw *g, const char *name)
     if (e == CM_OK && res.n > 0)
         e = CM_ERR_CONFLICT;
     md_list_result_release(&res);
-    return e;
+    /* A cluster bucket's noncurrent versions and delete markers keep it too (S3) */
+    return e == CM_OK ? gw_meta_no_versions(g, name) : e;
 }
 
 cm_err gw_bucket_mirror_add(gw *g, const md_bucket *b)
@@ -493,17 +495,19 @@ static void list_state_free(void *v)
 static void list_work(gw_req *r)
 {
     list_state *ls = r->op;
-    if (ls->version == 0 && !gw_meta_remote(r->g)) {
+    int remote = gw_meta_remote(r->g);
+    if (ls->version == 0 && (!remote || gw_meta_versioned(r->g, r->bucket))) {
         md_vlist_query vq = {.prefix = ls->p.prefix,
                              .delimiter = ls->p.delimiter,
                              .key_marker = ls->p.key_marker,
                              .vid_marker = ls->p.version_id_marker,
                              .max_keys = ls->p.max_keys};
-        ls->err = md_list_versions(r->g->md, r->bucket, &vq, &ls->res);
+        ls->err = remote ? gw_meta_list_versions(r->g, r->bucket, &vq, &ls->res)
+                         : md_list_versions(r->g->md, r->bucket, &vq, &ls->res);
         return;
     }
     ls->err = gw_meta_list(r->g, r->bucket, &ls->q, &ls->res);
-    /* A cluster node keeps one (null) version per key: each is the latest. */
+    /* A cluster bucket never versioned keeps one (null) version per key: each is the latest. */
     for (size_t i = 0; ls->version == 0 && ls->err == CM_OK && i < ls->res.n; i++)
         ls->res.entries[i].is_latest = 1;
 }
@@ -791,8 +795,10 @@ static void delete_objects(gw_req *r)
 
 static void get_versioning(gw_req *r, const md_bucket *b)
 {
+    md_bucket v = *b;
+    gw_bucket_access(r->g, &v); /* a cluster node: the namespace's state */
     struct evbuffer *buf = evbuffer_new();
-    cm_err err = buf ? gw_xml_versioning(buf, (gw_versioning)b->versioning) : CM_ERR_NOMEM;
+    cm_err err = buf ? gw_xml_versioning(buf, (gw_versioning)v.versioning) : CM_ERR_NOMEM;
     gw_send_doc(r, buf, err);
 }
 

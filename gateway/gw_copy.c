@@ -224,9 +224,9 @@ static void fetch_source(gw_req *r)
     md_bucket b;
     st->src_bucket_err = md_bucket_get(r->g->md, st->cs.bucket, &b);
     if (st->src_bucket_err == CM_OK)
-        st->src_err = st->cs.version_id && !gw_meta_remote(r->g)
-                          ? ob_version_get_leased(r->g->data, r->g->md, st->cs.bucket, st->cs.key,
-                                                  st->cs.version_id, &st->src)
+        st->src_err = st->cs.version_id
+                          ? gw_meta_get_version_leased(r->g, st->cs.bucket, st->cs.key,
+                                                       st->cs.version_id, &st->src)
                           : gw_meta_get_leased(r->g, st->cs.bucket, st->cs.key, &st->src);
 }
 

@@ -402,9 +402,10 @@ cm_err gw_meta_delete_many(gw *g, const char *bucket, const char *const *keys, s
 cm_err gw_meta_list(gw *g, const char *bucket, const md_list_query *q, md_list_result *out);
 /*
  * The same reporting the version made or removed (res may be NULL; md_object_put_v and friends).
- * vid names the version to delete (NULL: the key). A cluster node keeps no versions (its buckets
- * never have versioning: gw_version.c refuses it): "null" is the key's record, any other id a
- * version that does not exist (nothing deleted); res says "null", not versioned.
+ * vid names the version to delete (NULL: the key). A cluster node's bucket with versioning
+ * Enabled or Suspended keeps its versions as replicated records (repl/rp_version.h); in its
+ * other buckets "null" is the key's record, any other id a version that does not exist (nothing
+ * deleted), and res says "null", not versioned.
  */
 cm_err gw_meta_put_v(gw *g, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old, md_vres *res);
@@ -423,6 +424,28 @@ cm_err gw_meta_delete_many_vb(gw *g, const char *bucket, const char *const *keys
  * (leased, as gw_meta_get_leased) when CM_OK. The put is unconditional (obj borrowed). */
 void gw_meta_get_leased_async(gw_req *r, gw_finish_fn done);
 void gw_meta_put_async(gw_req *r, const md_object *obj, gw_finish_fn done);
+/* A cluster node: 1 when bucket's versioning is not "never enabled" (the namespace's state, from
+ * memory); its writes then go through a worker (gw_meta_put_v). 0 on a single node. */
+int gw_meta_versioned(gw *g, const char *bucket);
+/* The same: the state itself (MD_VERS_*; MD_VERS_NEVER on a single node). */
+uint8_t gw_meta_versioning(gw *g, const char *bucket);
+/* Version vid of bucket/key (md_version_get; on a cluster node rp_version_get). Blocking. */
+cm_err gw_meta_get_version(gw *g, const char *bucket, const char *key, const char *vid,
+                           md_object *out);
+/* A cluster node: the record holding version vid (NULL: the latest) under its own key, for a
+ * change of that version alone (rp_version_record). Blocking. */
+cm_err gw_meta_version_record(gw *g, const char *bucket, const char *key, const char *vid,
+                              md_object *out);
+/* The same with its local blobs leased (ob_version_get_leased on a single node). */
+cm_err gw_meta_get_version_leased(gw *g, const char *bucket, const char *key, const char *vid,
+                                  md_object *out);
+/* A cluster node's worker: r->obj (leased) = the version ?versionId of r->key, r->meta_err. */
+void gw_meta_get_version_work(gw_req *r);
+/* A cluster node: ListObjectVersions (rp_version_list) and whether the bucket holds versions
+ * (CM_OK: none, CM_ERR_CONFLICT). Blocking: a worker. */
+cm_err gw_meta_list_versions(gw *g, const char *bucket, const md_vlist_query *q,
+                             md_list_result *out);
+cm_err gw_meta_no_versions(gw *g, const char *bucket);
 
 /* ---- operations ---- */
 

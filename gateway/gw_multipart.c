@@ -644,7 +644,8 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
         md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */
         obj.parts = full;
         snprintf(obj.upload_id, sizeof(obj.upload_id), "%s", upload_id);
-        err = gw_meta_put(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old);
+        err = gw_meta_put_v(r->g, r->bucket, &obj, conditional ? &cs->cond : NULL, &old, &had_old,
+                            &cs->res);
         /* Refused for certain (the client's If-Match / If-None-Match): the upload is open
          * again. After any other failure the object may yet be there: the claim stays for the
          * client's retry of this Complete (or an Abort once it is stale). */

@@ -13,8 +13,8 @@
  * and a DELETE's from a worker; a conditional one through its partition's leader. A replaced
  * body is freed by the replicas' garbage reclaim.
  *
- * ?versionId (gw_version.c) reads or deletes one version of a versioned bucket (single node: a
- * cluster node has only null versions); every answer carries x-amz-version-id and
+ * ?versionId (gw_version.c) reads or deletes one version of a versioned bucket (a cluster node
+ * reads it on a worker: gw_meta_get_version_work); every answer carries x-amz-version-id and
  * x-amz-delete-marker as S3 sends them, errors included.
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
@@ -153,7 +153,8 @@ gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t 
     return gw_tags_check(o->tags, o->ntags, GW_MAX_OBJECT_TAGS, msg, cap);
 }
 
-/* The write condition from If-None-Match / If-Match on PUT, Complete, Copy. */
+/* The write condition from If-None-Match / If-Match on PUT, Complete, Copy (and If-Match on
+ * DELETE). */
 gw_s3err gw_write_cond(gw_req *r, md_cond *c, char *etag_buf, size_t cap)
 {
     const char *inm = gw_hdr(r, "if-none-match");
@@ -416,7 +417,8 @@ static void put_finish(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
-    if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match) {
+    if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match &&
+        !gw_meta_versioned(r->g, r->bucket)) {
         /* A cluster node's inline body: the quorum write needs no worker (gw_meta_put_async) */
         gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
         gw_meta_put_async(r, o, put_replicated);
@@ -424,8 +426,9 @@ static void put_finish(gw_req *r)
     }
     if (r->writer || gw_meta_remote(r->g) || o->sse.mode != MD_SSE_NONE) {
         /* Striped data: sealing it blocks, a worker does it and the commit. A cluster node's
-         * conditional write goes to its partition's leader, which blocks a worker too. An
-         * encrypted body is always striped (its last segment is sealed by gw_body_seal). */
+         * conditional write goes to its partition's leader, which blocks a worker too, and so
+         * do its version records in a versioned bucket. An encrypted body is always striped (its
+         * last segment is sealed by gw_body_seal). */
         gw_offload(r, put_work, put_done);
         return;
     }
@@ -1129,6 +1132,10 @@ static void get_object(gw_req *r)
     gw_s3err e = gw_sse_request(r, msg, sizeof(msg));
     if (e != GW_OK) {
         gw_error(r, e, msg);
+        return;
+    }
+    if (gw_meta_remote(r->g) && gw_query_find(&r->q, "versionId")) {
+        gw_offload(r, gw_meta_get_version_work, get_object_found); /* may scan the key's versions */
         return;
     }
     if (gw_meta_remote(r->g)) {

@@ -91,8 +91,8 @@ static const rule rules[] = {
      NULL, GW_OK},
 };
 
-/* Served on a single node (gw_lock.c checks the values), refused on cluster nodes: a cluster
- * keeps no versions, so nothing there would stop a delete. */
+/* Served on a single node (gw_lock.c checks the values), refused on cluster nodes: a cluster's
+ * version deletes check no retention, so nothing there would stop a delete. */
 static const rule cluster_rules[] = {
     {"x-amz-object-lock-mode", RF_WRITE, RULE_VALUES, "Object Lock retention (single node only)",
      NULL, NULL, GW_OK},

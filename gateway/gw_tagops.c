@@ -35,7 +35,9 @@
  *
  * ?versionId names one version (a versioned bucket's older versions included): its tags are read
  * with md_version_get and replaced with md_version_set_tags, one write op that rewrites only that
- * version's record (no read-modify-write race: the op reads and writes in one transaction).
+ * version's record (no read-modify-write race: the op reads and writes in one transaction). On a
+ * cluster node a version's tags live in its version record (docs/versioning.md, "On a cluster"):
+ * that record is read (rp_version_record) and swapped as above.
  *
  * Object requests run on a gateway worker (gw_offload): the record read (replicated on a cluster
  * node) and the commit may block. GetBucketTagging reads the local store on the loop (one read
@@ -90,12 +92,12 @@ static void note_version(gw_req *r, const md_object *o, const char *vid)
 }
 
 /* Map a record read: GW_OK when o is an object (delete markers are no object): the latest, or
- * the version ?versionId names (a cluster node has only null versions). */
+ * the version ?versionId names. */
 static gw_s3err read_current(gw_req *r, md_object *o, cm_err *err)
 {
     const char *vid = version_param(r);
-    *err = vid && !gw_meta_remote(r->g) ? md_version_get(r->g->md, r->bucket, r->key, vid, o)
-                                        : gw_meta_get(r->g, r->bucket, r->key, o);
+    *err = vid ? gw_meta_get_version(r->g, r->bucket, r->key, vid, o)
+               : gw_meta_get(r->g, r->bucket, r->key, o);
     if (*err == CM_ERR_NOTFOUND)
         return vid ? GW_NO_SUCH_VERSION : GW_NO_SUCH_KEY;
     if (*err != CM_OK)
@@ -148,14 +150,27 @@ static gw_s3err replace_tags(tag_state *st, md_object *o)
     return GW_OK;
 }
 
-/* Worker, cluster node: the record read at quorum, its tags replaced, written as the successor
- * of exactly that version (rp_object_swap; see the file-top comment). */
+/* Worker, cluster node: the record of the version read at quorum (a version record in a
+ * versioned bucket), its tags replaced, written as the successor of exactly that version
+ * (rp_object_swap; see the file-top comment). */
 static void set_tags_swap(gw_req *r)
 {
     tag_state *st = r->op;
+    const char *vid = version_param(r);
     md_object o;
-    if ((st->s3err = read_current(r, &o, &st->err)) != GW_OK)
+    st->err = gw_meta_version_record(r->g, r->bucket, r->key, vid, &o);
+    if (st->err == CM_OK && (o.delete_marker || o.tombstone)) {
+        md_object_release(&o);
+        st->s3err = vid ? GW_METHOD_NOT_ALLOWED : GW_NO_SUCH_KEY;
         return;
+    }
+    if (st->err != CM_OK) {
+        st->s3err = st->err != CM_ERR_NOTFOUND ? gw_s3err_from_cm(st->err)
+                    : vid                      ? GW_NO_SUCH_VERSION
+                                               : GW_NO_SUCH_KEY;
+        return;
+    }
+    note_version(r, &o, vid);
     if ((st->s3err = replace_tags(st, &o)) == GW_OK) {
         st->err = rp_object_swap(r->g->rp, r->bucket, &o);
         st->s3err = st->err == CM_OK ? GW_OK : gw_s3err_from_cm(st->err);

@@ -9,9 +9,10 @@
  * errors included, as S3 sends them on a 404/405 for a delete marker.
  *
  * PutBucketVersioning: Status Enabled or Suspended (a bucket never goes back to unversioned);
- * MfaDelete Enabled is refused (501: no MFA devices here), Disabled accepted. Cluster nodes refuse
- * both states with 501: their records are replicated per key without a version history yet, so
- * versioning there would be done half. The state is committed on a worker (an fsync).
+ * MfaDelete Enabled is refused (501: no MFA devices here), Disabled accepted. The state is
+ * committed on a worker (an fsync). On a cluster node the state is the bucket's "versioning"
+ * member of the etcd bucket document (gw_bucket_ns versioning_set), and its versions replicated
+ * records (repl/rp_version.h).
  *
  * Threading: loop handlers; the commit runs on a gateway worker.
  */
@@ -48,7 +49,7 @@ void gw_version_answer(gw_req *r, const md_vres *res)
 int gw_version_read_answer(gw_req *r, const md_object *o, const char *vid)
 {
     if (vid && (is_null(vid) ? !is_null(o->version_id) : strcmp(vid, o->version_id) != 0)) {
-        gw_error(r, GW_NO_SUCH_VERSION, NULL); /* a cluster node: only null versions */
+        gw_error(r, GW_NO_SUCH_VERSION, NULL); /* a cluster bucket never versioned: null only */
         return 1;
     }
     if (vid || !is_null(o->version_id))
@@ -74,7 +75,9 @@ typedef struct {
 static void versioning_work(gw_req *r)
 {
     versioning_state *st = r->op;
-    st->err = md_bucket_set_versioning(r->g->md, r->bucket, st->state);
+    const gw_bucket_ns *ns = &r->g->ns;
+    st->err = gw_meta_remote(r->g) ? ns->versioning_set(ns->arg, r->bucket, st->state)
+                                   : md_bucket_set_versioning(r->g->md, r->bucket, st->state);
 }
 
 static void versioning_done(gw_req *r)
@@ -113,9 +116,8 @@ static void versioning_finish(gw_req *r)
         gw_error(r, GW_MALFORMED_XML, "The versioning configuration needs a Status");
         return;
     }
-    if (gw_meta_remote(r->g)) {
-        gw_error(r, GW_UNSUPPORTED,
-                 "Bucket versioning is not implemented on cluster nodes yet (single node only)");
+    if (gw_meta_remote(r->g) && !r->g->ns.versioning_set) {
+        gw_error(r, GW_UNSUPPORTED, "Bucket versioning needs the cluster's bucket namespace");
         return;
     }
     versioning_state *st = calloc(1, sizeof(*st));

@@ -996,6 +996,18 @@ cm_err md_mpu_part_prefix(const char *key, const char *upload_id, char *out, siz
 cm_err md_mpu_part_key(const char *key, const char *upload_id, uint32_t number, uint64_t id,
                        char *out, size_t cap);
 cm_err md_mpu_part_split(const char *pkey, size_t prefix_len, uint32_t *number, uint64_t *id);
+/*
+ * Version records of a cluster node (docs/versioning.md, "On a cluster"), in the same reserved
+ * space, in the shard of their object key: FF 'v' esc(key) 01 01 order, order the version's 32
+ * lowercase hex digits (md_mpu_id_valid) that sort newest first.
+ *   md_ver_prefix: the prefix of the version keys of object keys starting with key_prefix (add
+ *                  01 01 after a whole key for that key's versions alone);
+ *   md_ver_key:    one version's key (CM_ERR_INVAL as md_mpu_upload_key);
+ *   md_ver_split:  key (MD_MAX_KEY + 1 bytes) and order (MD_MPU_ID_LEN + 1) of a version key.
+ */
+cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap);
+cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap);
+cm_err md_ver_split(const char *vkey, char *key, char *order);
 /* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */
 typedef struct {
     uint32_t shard, nshards;

@@ -8,6 +8,7 @@
  *
  *   upload  FF 'u' esc(key) 01 01 upload_id
  *   part    FF 'p' route upload_id 01 number 01 id
+ *   version FF 'v' esc(key) 01 01 order
  *
  * esc() writes a 01 byte of the key as 01 02, so the separator 01 01 sorts below every
  * continuation of the key and upload keys sort by object key, then by upload id: the order of
@@ -16,9 +17,16 @@
  * number is the part number in 5 decimal digits, id 16 hex digits unique to one UploadPart (two
  * uploads of the same part number are two records; the newer by (hlc, node) wins).
  *
- * md_shard_of places both kinds in the shard of their object key: the records of an upload live
- * on the partition homes of the object it becomes, and one partition listing finds every part of
- * an upload. Every other key (a malformed reserved key included) is placed by its own hash.
+ * A version record (versioning on a cluster node, docs/versioning.md "On a cluster") is keyed
+ * as an upload is, with its 32-hex-digit order id in place of the upload id: the order id is the
+ * version id (or, for a `null` version, what its id would be), 16 hex digits of ~hlc first, so the
+ * versions of one key sort newest first after its escaped key, and all of a bucket's versions
+ * sort by object key, then newest first: the order of ListObjectVersions.
+ *
+ * md_shard_of places every kind in the shard of its object key: the records of an upload live on
+ * the partition homes of the object it becomes, one partition listing finds every part of an
+ * upload, and a key's versions live with its record. Every other key (a malformed reserved key
+ * included) is placed by its own hash.
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +93,7 @@ uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
 {
     if (nshards <= 1)
         return 0;
-    if (klen > 2 && key[0] == MD_MPU_MARK && key[1] == 'u') {
+    if (klen > 2 && key[0] == MD_MPU_MARK && (key[1] == 'u' || key[1] == 'v')) {
         char obj[MD_MAX_KEY + 1];
         size_t rest, n = upload_key_object(key, klen, obj, &rest);
         if (n != (size_t)-1)
@@ -122,39 +130,71 @@ static int put_escaped(const char *s, char *out, size_t cap, size_t *n)
     return 0;
 }
 
-cm_err md_mpu_upload_prefix(const char *key_prefix, char *out, size_t cap)
+/* FF kind esc(key_prefix): the upload ('u') and version ('v') key spaces share this form. */
+static cm_err kind_prefix(char kind, const char *key_prefix, char *out, size_t cap)
 {
     size_t n = 2;
     if (cap < MD_MAX_KEY + 1)
         return CM_ERR_INVAL;
-    out[0] = (char)MD_MPU_MARK, out[1] = 'u';
+    out[0] = (char)MD_MPU_MARK, out[1] = kind;
     if (put_escaped(key_prefix ? key_prefix : "", out, MD_MAX_KEY + 1, &n) != 0)
         return CM_ERR_INVAL;
     out[n] = 0;
     return CM_OK;
 }
 
-cm_err md_mpu_upload_key(const char *key, const char *upload_id, char *out, size_t cap)
+/* FF kind esc(key) 01 01 id, id MD_MPU_ID_LEN lowercase hex digits. */
+static cm_err kind_key(char kind, const char *key, const char *id, char *out, size_t cap)
 {
-    if (!*key || !md_mpu_id_valid(upload_id) || md_mpu_upload_prefix(key, out, cap) != CM_OK)
+    if (!*key || !md_mpu_id_valid(id) || kind_prefix(kind, key, out, cap) != CM_OK)
         return CM_ERR_INVAL;
     size_t n = strlen(out);
     if (n + 2 + MD_MPU_ID_LEN > MD_MAX_KEY)
         return CM_ERR_INVAL;
     out[n++] = 0x01, out[n++] = 0x01;
-    memcpy(out + n, upload_id, MD_MPU_ID_LEN + 1);
+    memcpy(out + n, id, MD_MPU_ID_LEN + 1);
     return CM_OK;
+}
+
+static cm_err kind_split(char kind, const char *k, char *key, char *id)
+{
+    size_t rest, kl = strlen(k);
+    if (kl < 2 || (uint8_t)k[0] != MD_MPU_MARK || k[1] != kind ||
+        upload_key_object((const uint8_t *)k, kl, key, &rest) == (size_t)-1 ||
+        !md_mpu_id_valid(k + rest))
+        return CM_ERR_CORRUPT;
+    memcpy(id, k + rest, MD_MPU_ID_LEN + 1);
+    return CM_OK;
+}
+
+cm_err md_mpu_upload_prefix(const char *key_prefix, char *out, size_t cap)
+{
+    return kind_prefix('u', key_prefix, out, cap);
+}
+
+cm_err md_mpu_upload_key(const char *key, const char *upload_id, char *out, size_t cap)
+{
+    return kind_key('u', key, upload_id, out, cap);
 }
 
 cm_err md_mpu_upload_split(const char *ukey, char *key, char *upload_id)
 {
-    size_t rest, kl = strlen(ukey);
-    if (kl < 2 || (uint8_t)ukey[0] != MD_MPU_MARK || ukey[1] != 'u' ||
-        upload_key_object((const uint8_t *)ukey, kl, key, &rest) == (size_t)-1 ||
-        !md_mpu_id_valid(ukey + rest))
-        return CM_ERR_CORRUPT;
-    memcpy(upload_id, ukey + rest, MD_MPU_ID_LEN + 1);
-    return CM_OK;
+    return kind_split('u', ukey, key, upload_id);
+}
+
+cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap)
+{
+    return kind_prefix('v', key_prefix, out, cap);
+}
+
+cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap)
+{
+    return kind_key('v', key, order, out, cap);
+}
+
+cm_err md_ver_split(const char *vkey, char *key, char *order)
+{
+    return kind_split('v', vkey, key, order);
 }
 
 cm_err md_mpu_prefix_split(const char *uprefix, char *key_prefix)

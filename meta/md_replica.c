@@ -59,6 +59,16 @@ static int same_version(const md_object *a, const md_object *b)
            md_rec_digest((const uint8_t *)b->key, kl, b, db) == CM_OK && memcmp(da, db, 16) == 0;
 }
 
+/* A cluster node's versioned key record (docs/versioning.md, "On a cluster"): an S3 key whose
+ * record points to its latest version (vstamp set) and names no body itself. The body of the
+ * record such a pointer replaces, or that loses to it, belongs to a version record (the `null`
+ * version copied there first), so it is never garbage here. */
+static int version_pointer(const md_object *o)
+{
+    return o->vstamp != 0 && o->key && (uint8_t)o->key[0] != MD_MPU_MARK && o->nparts == 0 &&
+           !o->inline_data && o->inline_len == 0;
+}
+
 /* The merge proper, once the bucket is known and the token admitted. */
 static cm_err merge_record(md_store *md, MDB_txn *txn, merge_op *op, int *wrote)
 {
@@ -85,11 +95,13 @@ static cm_err merge_record(md_store *md, MDB_txn *txn, merge_op *op, int *wrote)
         *wrote = 0;
     } else if (md_object_resolve(&cur, op->rec, NULL) == 1) {
         op->applied = 1;
-        e = md_garbage_add(txn, md, op->bucket, &cur, op->rec, stamp, NULL);
+        if (!version_pointer(&cur) && !version_pointer(op->rec))
+            e = md_garbage_add(txn, md, op->bucket, &cur, op->rec, stamp, NULL);
         if (e == CM_OK)
             e = md_object_put_stored(txn, md, op->k, op->kl, &op->w, &cur);
     } else {
-        e = md_garbage_add(txn, md, op->bucket, op->rec, &cur, stamp, &added);
+        if (!version_pointer(&cur) && !version_pointer(op->rec))
+            e = md_garbage_add(txn, md, op->bucket, op->rec, &cur, stamp, &added);
         *wrote = added > 0;
     }
     md_object_release(&cur);

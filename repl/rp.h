@@ -134,6 +134,16 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);
 
 /*
+ * Versioning on a cluster (rp_version.c): a stamp of this node's clock (after everything it read
+ * or received), and a write of rec at exactly the stamp it carries (rec->hlc, rec->hlc_node: one
+ * rp_stamp of this coordinator), with a vector of this node's entry alone: no read, so against
+ * every other version of the key it resolves by (hlc, node), the order version ids are made in.
+ * CM_ERR_INVAL for a tombstone or a stamp not this node's; CM_ERR_UNAVAILABLE as rp_object_put.
+ */
+void rp_stamp(rp *c, uint64_t *hlc, uint32_t *node);
+cm_err rp_object_put_at(rp *c, const char *bucket, const md_object *rec);
+
+/*
  * Evaluate w's condition against a quorum read of the key and write it, all under this node's
  * per-key lock (keylocks): the body of a conditional rp_object_put / rp_object_delete, and what a
  * partition leader runs for the writes forwarded to it. CM_ERR_PRECONDITION / CM_ERR_NOTFOUND as

@@ -589,9 +589,16 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     e = md_cond_check(cond, rd.has ? &rd.win : NULL);
     /* Nothing to delete: a quorum (or every home) holds no live version. */
     int skip = !obj && (mode == RP_STRONG || rd.all_homes) && (!rd.has || rd.win.tombstone);
+    /* A new version stamped before the version read was (a write between the caller's read and
+     * this one): it would sort below the latest while written after it. */
+    int stale =
+        obj && rp_version_new(obj) && rd.has &&
+        (rd.win.hlc > obj->hlc || (rd.win.hlc == obj->hlc && rd.win.hlc_node >= obj->hlc_node));
     md_object_release(&rd.win);
     if (e != CM_OK || skip)
         return e;
+    if (obj && rp_version_new(obj)) /* rp_version_put's conditional write, here at the leader */
+        return stale ? CM_ERR_CONFLICT : rp_version_write(c, bucket, obj, fence);
     md_object rec;
     e = stamp_record(c, key, obj, &rd, &rec);
     if (e != CM_OK)
@@ -667,16 +674,23 @@ cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_con
     return read_and_write(c, bucket, key, NULL, NULL, 0);
 }
 
-cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
+/* The copy of rec that a write without a read sends (rec keeps its stamp: swap, put_at). */
+static cm_err unread_copy(rp *c, const char *bucket, const md_object *rec, md_object *w)
 {
     if (!valid(bucket, rec->key) || rec->tombstone)
         return CM_ERR_INVAL;
     count(c, &c->st.puts);
+    cm_err e = md_object_copy(rec, w);
+    w->generation = 0;
+    return e;
+}
+
+cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
+{
     md_object w;
-    cm_err e = md_object_copy(rec, &w);
+    cm_err e = unread_copy(c, bucket, rec, &w);
     if (e != CM_OK)
         return e;
-    w.generation = 0;
     md_vv_increment(&w.vv, RP_SWAP_NODE(c->cfg.node), rec->hlc); /* hlc, hlc_node: rec's */
     /* Two swaps of one version through this node (a tag change racing another, or a repair)
      * would otherwise carry equal stamps and vectors with different content: replicas would keep
@@ -696,6 +710,36 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
     if (md_vv_compare(&w.vv, &rec->vv) != MD_VV_AFTER)
         w.hlc = rec->hlc + 1;
     e = quorum_write(c, bucket, &w, rp_mode(c, bucket), 0);
+    md_object_release(&w);
+    return e;
+}
+
+void rp_stamp(rp *c, uint64_t *hlc, uint32_t *node)
+{
+    *hlc = md_hlc_now(c->cfg.clock);
+    *node = c->cfg.node;
+}
+
+cm_err rp_object_put_at(rp *c, const char *bucket, const md_object *rec)
+{
+    if (rec->hlc_node != c->cfg.node)
+        return CM_ERR_INVAL;
+    return rp_put_stamped(c, bucket, rec, 0);
+}
+
+cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t fence)
+{
+    if (!rec->hlc)
+        return CM_ERR_INVAL;
+    md_object w;
+    cm_err e = unread_copy(c, bucket, rec, &w);
+    if (e != CM_OK)
+        return e;
+    /* A write that saw nothing: against every other version, last-writer-wins on (hlc, node). */
+    memset(&w.vv, 0, sizeof(w.vv));
+    md_vv_increment(&w.vv, w.hlc_node, w.hlc);
+    w.vv.e[0].counter = w.hlc;
+    e = quorum_write(c, bucket, &w, fence ? RP_STRONG : rp_mode(c, bucket), fence);
     md_object_release(&w);
     return e;
 }

@@ -161,9 +161,19 @@ int rp_same_version(const md_object *a, const md_object *b);
 
 /* rp_coord.c */
 rp_consistency rp_mode(rp *c, const char *bucket);
+/* rp_object_put_at for any node's stamp, with a partition leader's fence (0: none). */
+cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t fence);
+/* rp_version.c: obj is a new version for a conditional write (rp_version_put with a condition:
+ * an S3 key, vstamp equal to its stamp, its order id in version_id, after an 'n' when it is a
+ * Suspended bucket's null version), which the leader writes once the condition held: its version
+ * record and its pointer, at its stamp, fenced. */
+int rp_version_new(const md_object *obj);
+cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence);
 
 /* rp_list.c: rp_list_objects over the multipart key space (md_mpkey.c), which it cuts off. */
 cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
+/* rp_list.c: rp_list_objects keeping the keys whose latest version is a delete marker. */
+cm_err rp_list_latest(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
 /* rp_list.c: one page of the live records of the partition of route_key whose keys start with
  * prefix, after `after` (NULL: from the prefix), read from R homes (RP_AVAILABLE: one will do)
  * and resolved per key; tombstones left out, summaries only (no headers, metadata or parts).

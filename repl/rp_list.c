@@ -17,6 +17,9 @@
  * million keys costs one page per shard, not a million keys. truncated is set only when one more
  * entry qualifies, next_marker is the last entry returned.
  *
+ * A latest version that is a delete marker (versioning, rp_version.c) is left out as a tombstone
+ * is, except by rp_list_latest (ListObjectVersions walks the keys with it).
+ *
  * Keys in the reserved space of multipart records (MD_MPU_MARK, md_mpkey.c) sort after every S3
  * key; rp_list_objects ends where they start (and lists nothing for a prefix inside that
  * space), so ListObjects never shows them and a bucket holding only uploads is empty;
@@ -44,6 +47,7 @@ typedef struct {
     const char *bucket;
     const char *prefix, *delim;
     int reserved; /* a listing of the multipart key space (rp_list_reserved) */
+    int markers;  /* keep delete markers (rp_list_latest); ListObjects skips them */
     size_t page;
     rp_consistency mode;
     cursor cur[RP_MAX_SHARDS];
@@ -113,7 +117,7 @@ static cm_err page_merge_locked(lister *l, cursor *cu, rp_op *op)
             if (md_object_resolve(w, all[j], NULL) == 1)
                 w = all[j];
         i = j;
-        if (w->tombstone)
+        if (w->tombstone || (w->delete_marker && !l->markers && !l->reserved))
             continue;
         cu->recs[cu->n] = *w; /* moved out of the slot */
         memset(w, 0, sizeof(*w));
@@ -305,7 +309,7 @@ static cm_err merge(lister *l, const md_list_query *q, size_t max, md_list_resul
     }
 }
 
-static cm_err list_run(rp *c, const char *bucket, const md_list_query *q, int reserved,
+static cm_err list_run(rp *c, const char *bucket, const md_list_query *q, int reserved, int markers,
                        md_list_result *out)
 {
     memset(out, 0, sizeof(*out));
@@ -324,6 +328,7 @@ static cm_err list_run(rp *c, const char *bucket, const md_list_query *q, int re
     l->c = c;
     l->bucket = bucket;
     l->reserved = reserved;
+    l->markers = markers;
     l->prefix = q->prefix ? q->prefix : "";
     l->delim = q->delimiter;
     l->mode = rp_mode(c, bucket);
@@ -354,12 +359,17 @@ static cm_err list_run(rp *c, const char *bucket, const md_list_query *q, int re
 
 cm_err rp_list_objects(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
 {
-    return list_run(c, bucket, q, 0, out);
+    return list_run(c, bucket, q, 0, 0, out);
+}
+
+cm_err rp_list_latest(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
+{
+    return list_run(c, bucket, q, 0, 1, out);
 }
 
 cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out)
 {
-    return list_run(c, bucket, q, 1, out);
+    return list_run(c, bucket, q, 1, 0, out);
 }
 
 /* ---- One partition's records (rp_upload.c) ---- */
@@ -375,6 +385,7 @@ cm_err rp_list_records(rp *c, const char *bucket, const char *route_key, const c
         return CM_ERR_NOMEM;
     l->c = c;
     l->mode = rp_mode(c, bucket);
+    l->markers = 1; /* a key's versions (rp_vlist.c) include its delete markers */
     cursor *cu = &l->cur[0];
     rp_op *op = rp_op_new(c, RP_K_LIST, bucket, rp_shard_of(route_key, c->cfg.nshards));
     cm_err e = CM_ERR_NOMEM;

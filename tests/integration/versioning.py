@@ -1,7 +1,6 @@
 """Bucket versioning through boto3 (endpoint in CAIRN_ENDPOINT, credentials in the AWS_* env), run
 by test_versioning.sh. Prints one `ok -` / `FAIL -` line per check; exit status 1 if any failed.
-CAIRN_VERSIONING_CLUSTER=1: a cluster node, which must refuse versioning with 501 and keep serving
-null versions.
+The same suite runs against a cluster node (test_cluster_clients.sh).
 """
 
 import os
@@ -76,31 +75,10 @@ def all_versions(s3, b, page, **kw):
         km, vm = r["NextKeyMarker"], r.get("NextVersionIdMarker")
 
 
-def cluster(s3):
-    b = PREFIX + "versioning-cluster"
-    s3.create_bucket(Bucket=b)
-    st, code, _ = err_of(s3.put_bucket_versioning, Bucket=b,
-                         VersioningConfiguration={"Status": "Enabled"})
-    check("cluster node refuses versioning with 501", (st, code) == (501, "NotImplemented"),
-          (st, code))
-    check("cluster bucket answers an empty configuration",
-          "Status" not in s3.get_bucket_versioning(Bucket=b))
-    s3.put_object(Bucket=b, Key="k", Body=b"x")
-    check("GET versionId=null on a cluster node", body(s3, b, "k", VersionId="null") == b"x")
-    st, code, _ = err_of(s3.get_object, Bucket=b, Key="k", VersionId="0" * 32)
-    check("an unknown version on a cluster node is NoSuchVersion", code == "NoSuchVersion",
-          (st, code))
-    s3.delete_object(Bucket=b, Key="k")
-    s3.delete_bucket(Bucket=b)
-
-
 def main():
     s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], region_name="us-east-1",
                       config=Config(retries={"max_attempts": 1}))
     s3.meta.events.register_first("before-sign.s3.PutObject", add_extra)
-    if os.environ.get("CAIRN_VERSIONING_CLUSTER") == "1":
-        cluster(s3)
-        return
     b = PREFIX + "versioning-py"
     s3.create_bucket(Bucket=b)
 

@@ -926,6 +926,45 @@ static void test_access(void)
     cu_etcd_stop(&e);
 }
 
+/* The versioning state (docs/versioning.md, "On a cluster"): set by compare-and-set, read back
+ * from memory, never back to 0, kept by other changes. */
+static void test_versioning(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got;
+    int64_t rev = 0, rev2 = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    co_bucket b = rec("b", "alice", 1);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.versioning, 0);
+    CU_ASSERT_EQUAL(co_buckets_versioning_set(f, "b", 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK); /* read-your-writes */
+    CU_ASSERT_EQUAL(got.versioning, 1);
+    /* unchanged: nothing written */
+    CU_ASSERT_EQUAL(co_buckets_set_versioning(c, KEY, "b", 1, &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_set_versioning(c, KEY, "b", 1, &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev);
+    CU_ASSERT_EQUAL(co_buckets_set_versioning(c, KEY, "b", 0, NULL), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_buckets_set_versioning(c, KEY, "b", 3, NULL), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_buckets_versioning_set(f, "nosuch", 1), CM_ERR_NOTFOUND);
+    /* another writer's change, seen from memory; a tag change keeps it */
+    CU_ASSERT_EQUAL(co_buckets_set_versioning(c, KEY, "b", 2, &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    co_tag t[1] = {{"team", "web"}};
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT_EQUAL(got.versioning, 2);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -940,6 +979,7 @@ void cu_register(void)
         {"a bucket's CORS configuration", test_cors},
         {"a bucket's access settings and policy", test_access},
         {"a bucket's website configuration", test_website},
+        {"a bucket's versioning state", test_versioning},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);

@@ -109,6 +109,95 @@ static void test_merge(void)
     md_close(md);
 }
 
+/* Versioning on a cluster (docs/versioning.md, "On a cluster"): a key's record that points to a
+ * version (vstamp set, no body) replacing a plain record, or losing to one, makes no garbage: the
+ * body is the null version's now. A plain record replacing a plain one still does. */
+static void test_merge_version_pointer(void)
+{
+    md_store *md = open_store("vpointer");
+    md_part pa = stored_part(0x1A), pb = stored_part(0x1B);
+    md_object plain = {
+        .key = "v", .hlc = MD_HLC_MAKE(2000, 0), .hlc_node = 1, .parts = &pa, .nparts = 1};
+    md_vv_increment(&plain.vv, 1, plain.hlc);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &plain, &applied), CM_OK);
+    md_object ptr = {.key = "v", .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 2, .vstamp = 7};
+    md_vv_increment(&ptr.vv, 2, ptr.hlc);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &ptr, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    CU_ASSERT_EQUAL(garbage_count(md, 0x1A), 0);
+    /* the plain record again (a late read repair): it loses, and its body is no garbage */
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &plain, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 0);
+    CU_ASSERT_EQUAL(garbage_count(md, 0x1A), 0);
+    /* a plain record replacing a plain one: garbage as before */
+    md_object p1 = {
+        .key = "w", .hlc = MD_HLC_MAKE(2000, 0), .hlc_node = 1, .parts = &pa, .nparts = 1};
+    md_object p2 = {
+        .key = "w", .hlc = MD_HLC_MAKE(2500, 0), .hlc_node = 2, .parts = &pb, .nparts = 1};
+    md_vv_increment(&p1.vv, 1, p1.hlc);
+    md_vv_increment(&p2.vv, 2, p2.hlc);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &p1, &applied), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &p2, &applied), CM_OK);
+    CU_ASSERT_EQUAL(garbage_count(md, 0x1A), 1);
+    /* a version record (reserved key) is no pointer: its tombstone makes its body garbage */
+    char vk[MD_MAX_KEY + 1];
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("v", "00000000000000000000000000000001", vk, sizeof(vk)),
+                          CM_OK);
+    md_object ver = {.key = vk,
+                     .hlc = MD_HLC_MAKE(2000, 0),
+                     .hlc_node = 1,
+                     .vstamp = 7,
+                     .parts = &pb,
+                     .nparts = 1};
+    md_vv_increment(&ver.vv, 1, ver.hlc);
+    md_object tomb = {.key = vk, .hlc = MD_HLC_MAKE(4000, 0), .hlc_node = 1, .tombstone = 1};
+    tomb.vv = ver.vv;
+    md_vv_increment(&tomb.vv, 1, tomb.hlc);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &ver, &applied), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_merge(md, "b", &tomb, &applied), CM_OK);
+    CU_ASSERT_EQUAL(garbage_count(md, 0x1B), 1);
+    md_close(md);
+}
+
+/* Version keys: in the shard of their object key, a key's versions after its escaped key and
+ * before the next key's, split back into key and order id; malformed ones refused. */
+static void test_version_keys(void)
+{
+    char k1[MD_MAX_KEY + 1], k2[MD_MAX_KEY + 1], k3[MD_MAX_KEY + 1], pre[MD_MAX_KEY + 1];
+    char key[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
+    const char *newer = "0000000000000000aaaaaaaaaaaaaaaa",
+               *older = "1000000000000000aaaaaaaaaaaaaaaa";
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("a/b\x01"
+                                     "c",
+                                     newer, k1, sizeof(k1)),
+                          CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("a/b\x01"
+                                     "c",
+                                     older, k2, sizeof(k2)),
+                          CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("a/b\x01"
+                                     "c0",
+                                     newer, k3, sizeof(k3)),
+                          CM_OK);
+    CU_ASSERT(strcmp(k1, k2) < 0 && strcmp(k2, k3) < 0);
+    CU_ASSERT_EQUAL((uint8_t)k1[0], MD_MPU_MARK);
+    for (uint32_t n = 2; n <= 16; n *= 2)
+        CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)k1, strlen(k1), n),
+                        md_shard_of((const uint8_t *)"a/b\x01"
+                                                     "c",
+                                    5, n));
+    CU_ASSERT_EQUAL(md_ver_split(k2, key, order), CM_OK);
+    CU_ASSERT_STRING_EQUAL(key, "a/b\x01"
+                                "c");
+    CU_ASSERT_STRING_EQUAL(order, older);
+    CU_ASSERT_EQUAL(md_ver_prefix("a/", pre, sizeof(pre)), CM_OK);
+    CU_ASSERT(strncmp(k1, pre, strlen(pre)) == 0);
+    CU_ASSERT_EQUAL(md_ver_key("k", "null", k1, sizeof(k1)), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(md_ver_key("", newer, k1, sizeof(k1)), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(md_mpu_upload_split(k2, key, order), CM_ERR_CORRUPT); /* not an upload */
+}
+
 /* Keys whose last character is an even digit. */
 static int even_key(void *arg, const uint8_t *key, size_t klen)
 {
@@ -622,6 +711,8 @@ static void test_tomb_keeps_body(void)
 void cu_register(void)
 {
     static const cu_test tests[] = {{"merge", test_merge},
+                                    {"merge_version_pointer", test_merge_version_pointer},
+                                    {"version_keys", test_version_keys},
                                     {"scan", test_scan},
                                     {"merkle_filtered", test_merkle_filtered},
                                     {"hints", test_hints},

@@ -1,0 +1,499 @@
+/*
+ * rp_version.c - versions as replicated records (rp_version.h; docs/versioning.md, "On a
+ * cluster").
+ *
+ * Records of one key K, all on K's partition:
+ *   K                          the pointer: summary of the latest version, its order id in
+ *                              version_id, vstamp set, no body (or, before the first versioned
+ *                              write, a plain record: the `null` version itself)
+ *   FF 'v' esc(K) 01 01 order  one per version (delete markers included), the whole record with
+ *                              its body; version_id is order, or "null" for the copy of a plain
+ *                              record (order then made from that record's own stamp)
+ *
+ * Listing (rp_version_list) walks the keys through rp_list_latest (prefix, delimiter, markers
+ * kept) and, for each key, its version records in order (one-partition pages, rp_list_records):
+ * the plain record first when there is one, then the versions, IsLatest on the one the pointer
+ * names. Memory is bounded by max_keys entries and one page.
+ *
+ * Races (the doc has the reasoning): two PUTs of K through two nodes each write their version
+ * and their pointer; pointers resolve by (hlc, node), the order of their ids, so every replica
+ * ends with the newer one and both versions are listed. A permanent delete of the latest
+ * rewrites the pointer at a fresh stamp to the next version (or deletes K's record), then
+ * tombstones the version: a PUT racing it may leave its own version noncurrent behind a pointer
+ * to an older one (listed, readable by id, never lost).
+ *
+ * Threading: worker threads (every rp_object_* call blocks).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_util.h"
+#include "rp_int.h"
+#include "rp_version.h"
+
+#define VPAGE 256 /* version records per page of one key */
+
+static int is_null(const char *vid)
+{
+    return !vid[0] || strcmp(vid, "null") == 0;
+}
+
+int rp_version_pointer(const md_object *rec)
+{
+    return rec->vstamp != 0 && rec->key && (uint8_t)rec->key[0] != MD_MPU_MARK;
+}
+
+/* The order id of a version stamped (hlc, node): ~hlc, ~node, then 8 random hex digits (for a
+ * copied null version, which is found by scanning, zeros). */
+static cm_err make_order(uint64_t hlc, uint32_t node, int random, char out[MD_VID_LEN + 1])
+{
+    uint8_t tail[8] = {0};
+    cm_put_be32(tail, ~node);
+    if (random && cm_random(tail + 4, 4) != CM_OK)
+        return CM_ERR_INTERNAL;
+    md_vid_make(hlc, tail, out);
+    return CM_OK;
+}
+
+/* Every version key of key starts with this (the key's escaped form, then 01 01). */
+static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
+{
+    cm_err e = md_ver_prefix(key, out, MD_MAX_KEY + 1);
+    size_t n = e == CM_OK ? strlen(out) : 0;
+    if (e != CM_OK || n + 2 > MD_MAX_KEY)
+        return CM_ERR_INVAL;
+    out[n] = 0x01, out[n + 1] = 0x01, out[n + 2] = 0;
+    return CM_OK;
+}
+
+/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node). */
+static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char *key,
+                     const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
+                     uint64_t fence)
+{
+    md_object shallow = *rec, w;
+    shallow.key = (char *)key;
+    if (summary) {
+        shallow.parts = NULL, shallow.nparts = 0;
+        shallow.inline_data = NULL, shallow.inline_len = 0, shallow.inline_crc_set = 0;
+    }
+    cm_err e = md_object_copy(&shallow, &w);
+    if (e != CM_OK)
+        return e;
+    snprintf(w.version_id, sizeof(w.version_id), "%s", vid);
+    w.vstamp = vstamp;
+    w.hlc = hlc;
+    w.hlc_node = node;
+    w.tombstone = 0;
+    e = rp_put_stamped(c, bucket, &w, fence);
+    md_object_release(&w);
+    return e;
+}
+
+/* A plain record (written before versioning) becomes the null version: copied whole into the
+ * version space under an order made from its own stamp, before a pointer replaces it. */
+static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
+{
+    char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    uint64_t hlc;
+    uint32_t node;
+    cm_err e = make_order(plain->hlc, plain->hlc_node, 0, order);
+    if (e == CM_OK)
+        e = md_ver_key(plain->key, order, vkey, sizeof(vkey));
+    if (e != CM_OK)
+        return e;
+    rp_stamp(c, &hlc, &node);
+    return put_at(c, bucket, plain, vkey, "null", plain->hlc ? plain->hlc : 1, hlc, node, 0, 0);
+}
+
+/* Read key's record (after which this node's clock is past it) and keep a plain one as the null
+ * version. */
+static cm_err prepare(rp *c, const char *bucket, const char *key)
+{
+    md_object cur;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK;
+    if (e != CM_OK)
+        return e;
+    if (!rp_version_pointer(&cur))
+        e = keep_null(c, bucket, &cur);
+    md_object_release(&cur);
+    return e;
+}
+
+static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine);
+
+/* The new version obj: its record, then the pointer, at one stamp. A suspended bucket's version
+ * is the null one, replacing the one before. */
+static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
+                          const md_cond *cond, md_vres *res)
+{
+    char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    const char *vid = suspended ? "null" : order;
+    uint64_t hlc;
+    uint32_t node;
+    cm_err e = prepare(c, bucket, obj->key);
+    if (e != CM_OK)
+        return e;
+    rp_stamp(c, &hlc, &node);
+    if ((e = make_order(hlc, node, 1, order)) != CM_OK ||
+        (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
+        return e;
+    if (cond && (cond->if_none_match_star || cond->if_match)) {
+        /* decided and written by the partition's leader (rp_cond_execute: rp_version_write) */
+        md_object rec = *obj;
+        snprintf(rec.version_id, sizeof(rec.version_id), "%s%s", suspended ? "n" : "", order);
+        rec.vstamp = rec.hlc = hlc;
+        rec.hlc_node = node;
+        e = rp_object_put(c, bucket, &rec, cond, NULL, NULL);
+    } else if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0, 0)) == CM_OK) {
+        e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, 0);
+    }
+    if (e != CM_OK)
+        return e;
+    if (suspended && (e = drop_older_nulls(c, bucket, obj->key, vkey)) != CM_OK)
+        return e;
+    memset(res, 0, sizeof(*res));
+    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    res->versioned = 1;
+    res->delete_marker = obj->delete_marker;
+    return CM_OK;
+}
+
+cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
+                      const md_cond *cond, md_vres *res)
+{
+    if (!obj->key || !*obj->key || (uint8_t)obj->key[0] == MD_MPU_MARK || obj->delete_marker)
+        return CM_ERR_INVAL;
+    return add_version(c, bucket, obj, suspended, cond, res);
+}
+
+/* The order id a new version sent to the leader carries in version_id: the order id, or for a
+ * Suspended bucket's (the new null version) 'n' and the order id. */
+static const char *new_order(const md_object *obj)
+{
+    const char *v = obj->version_id;
+    return md_mpu_id_valid(v) ? v : v[0] == 'n' && md_mpu_id_valid(v + 1) ? v + 1 : NULL;
+}
+
+int rp_version_new(const md_object *obj)
+{
+    return rp_version_pointer(obj) && obj->vstamp == obj->hlc && new_order(obj);
+}
+
+cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence)
+{
+    char vkey[MD_MAX_KEY + 1];
+    const char *order = new_order(obj);
+    const char *vid = order == obj->version_id ? order : "null";
+    cm_err e = order ? md_ver_key(obj->key, order, vkey, sizeof(vkey)) : CM_ERR_INVAL;
+    if (e == CM_OK)
+        e = put_at(c, bucket, obj, vkey, vid, obj->hlc, obj->hlc, obj->hlc_node, 0, fence);
+    if (e == CM_OK)
+        e = put_at(c, bucket, obj, obj->key, order, obj->hlc, obj->hlc, obj->hlc_node, 1, fence);
+    return e;
+}
+
+cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended,
+                       const md_cond *cond, md_vres *res)
+{
+    md_object m;
+    memset(&m, 0, sizeof(m));
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK)
+        return CM_ERR_INVAL;
+    m.key = (char *)key;
+    m.delete_marker = 1;
+    m.mtime_ms = cm_now_ms();
+    return add_version(c, bucket, &m, suspended, cond, res);
+}
+
+/*
+ * Call fn for each version of key (summaries, newest first) until it sets *stop or returns an
+ * error, one page of at most VPAGE records at a time (tombstones of deleted versions left out).
+ */
+typedef cm_err (*version_fn)(rp *c, const char *bucket, md_object *v, void *arg, int *stop);
+
+static cm_err walk_versions(rp *c, const char *bucket, const char *key, version_fn fn, void *arg)
+{
+    char pre[MD_MAX_KEY + 1], *after = NULL;
+    cm_err e = versions_prefix(key, pre);
+    int stop = 0;
+    while (e == CM_OK && !stop) {
+        md_object *recs = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        e = rp_list_records(c, bucket, key, pre, after, VPAGE, &recs, &n, &next);
+        free(after);
+        after = next;
+        for (size_t i = 0; e == CM_OK && i < n && !stop; i++)
+            e = fn(c, bucket, &recs[i], arg, &stop);
+        md_objects_free(recs, n);
+        if (!after)
+            break;
+    }
+    free(after);
+    return e;
+}
+
+static cm_err null_found(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)c, (void)bucket;
+    if (is_null(v->version_id)) {
+        snprintf(arg, MD_MAX_KEY + 1, "%s", v->key);
+        *stop = 1;
+    }
+    return CM_OK;
+}
+
+/* The version key of key's newest null version (a copied plain record, or a suspended write's),
+ * or CM_ERR_NOTFOUND. */
+static cm_err find_null(rp *c, const char *bucket, const char *key, char vkey[MD_MAX_KEY + 1])
+{
+    vkey[0] = 0;
+    cm_err e = walk_versions(c, bucket, key, null_found, vkey);
+    return e != CM_OK ? e : vkey[0] ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)stop;
+    if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
+        return CM_OK;
+    return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
+}
+
+/* A suspended write made the null version under mine: every null version older than it goes for
+ * good (their bodies become garbage on the replicas). A racing suspended write may leave a second
+ * null version behind, newer than this one's; the next one removes it. */
+static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine)
+{
+    return walk_versions(c, bucket, key, null_dropped, (void *)mine);
+}
+
+/* The version key of key's version vid, or CM_ERR_NOTFOUND. */
+static cm_err version_key(rp *c, const char *bucket, const char *key, const char *vid,
+                          char vkey[MD_MAX_KEY + 1])
+{
+    if (is_null(vid))
+        return find_null(c, bucket, key, vkey);
+    return md_ver_key(key, vid, vkey, MD_MAX_KEY + 1) == CM_OK ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+cm_err rp_version_target(const md_object *pointer, char vkey[MD_MAX_KEY + 1])
+{
+    return md_ver_key(pointer->key, pointer->version_id, vkey, MD_MAX_KEY + 1);
+}
+
+const char *rp_version_order(const md_object *v)
+{
+    size_t n = v->key ? strlen(v->key) : 0;
+    return n > MD_VID_LEN ? v->key + n - MD_VID_LEN : "";
+}
+
+cm_err rp_version_adopt(md_object *v, const char *key)
+{
+    char *k = strdup(key);
+    if (!k)
+        return CM_ERR_NOMEM;
+    free(v->key);
+    v->key = k;
+    return CM_OK;
+}
+
+/* The version record under vkey, which must be version vid (a null one's key holds its order id,
+ * not "null"). */
+static cm_err read_at(rp *c, const char *bucket, const char *vkey, const char *vid, md_object *out)
+{
+    cm_err e = rp_object_get(c, bucket, vkey, out);
+    if (e == CM_OK && (is_null(vid) ? !is_null(out->version_id) : strcmp(out->version_id, vid))) {
+        md_object_release(out);
+        e = CM_ERR_NOTFOUND;
+    }
+    return e;
+}
+
+cm_err rp_version_record(rp *c, const char *bucket, const char *key, const char *vid,
+                         md_object *out)
+{
+    char vkey[MD_MAX_KEY + 1];
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK || (vid && !md_vid_valid(vid)))
+        return CM_ERR_NOTFOUND;
+    if (!vid || is_null(vid)) { /* the latest, or a plain record: the null version itself */
+        cm_err e = rp_object_get(c, bucket, key, out);
+        if (e == CM_OK && !rp_version_pointer(out))
+            return CM_OK;
+        if (e == CM_OK && !vid) {
+            e = rp_version_target(out, vkey);
+            md_object_release(out);
+            return e == CM_OK ? rp_object_get(c, bucket, vkey, out) : e;
+        }
+        if (!vid || (e != CM_OK && e != CM_ERR_NOTFOUND))
+            return e;
+        if (e == CM_OK)
+            md_object_release(out);
+    }
+    cm_err e = version_key(c, bucket, key, vid, vkey);
+    return e == CM_OK ? read_at(c, bucket, vkey, vid, out) : e;
+}
+
+cm_err rp_version_get(rp *c, const char *bucket, const char *key, const char *vid, md_object *out)
+{
+    if (!vid)
+        return CM_ERR_NOTFOUND;
+    cm_err e = rp_version_record(c, bucket, key, vid, out);
+    if (e == CM_OK && (e = rp_version_adopt(out, key)) != CM_OK)
+        md_object_release(out);
+    return e;
+}
+
+cm_err rp_version_follow(rp *c, const char *bucket, md_object *rec)
+{
+    if (!rp_version_pointer(rec))
+        return CM_OK;
+    md_object v;
+    char vkey[MD_MAX_KEY + 1];
+    cm_err e = rp_version_target(rec, vkey);
+    if (e == CM_OK && (e = rp_object_get(c, bucket, vkey, &v)) == CM_OK &&
+        (e = rp_version_adopt(&v, rec->key)) != CM_OK)
+        md_object_release(&v);
+    md_object_release(rec);
+    if (e == CM_OK)
+        *rec = v;
+    return e;
+}
+
+typedef struct {
+    const char *skip; /* the version key of a version being deleted ("": none) */
+    int skip_null;    /* the null version is being deleted too */
+    md_object *out;
+    int found;
+} next_walk;
+
+static cm_err next_found(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)c, (void)bucket;
+    next_walk *w = arg;
+    if (strcmp(v->key, w->skip) != 0 && !(w->skip_null && is_null(v->version_id))) {
+        *w->out = *v; /* moved out of the page */
+        memset(v, 0, sizeof(*v));
+        w->found = *stop = 1;
+    }
+    return CM_OK;
+}
+
+/* The newest version of key other than the one under skip (a summary in *out), or
+ * CM_ERR_NOTFOUND. */
+static cm_err next_latest(rp *c, const char *bucket, const char *key, const char *skip,
+                          int skip_null, md_object *out)
+{
+    next_walk w = {.skip = skip, .skip_null = skip_null, .out = out};
+    cm_err e = walk_versions(c, bucket, key, next_found, &w);
+    return e != CM_OK ? e : w.found ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+/* Point key at version nx (a summary) at a fresh stamp, after every pointer read. */
+static cm_err relink(rp *c, const char *bucket, const char *key, const md_object *nx)
+{
+    uint64_t hlc;
+    uint32_t node;
+    rp_stamp(c, &hlc, &node);
+    return put_at(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc, node,
+                  1, 0);
+}
+
+/*
+ * The latest version (under vkey; skip_null: the key's plain record, the null version) goes:
+ * point key at the next one, or delete key's record when there is none. A PUT racing that delete
+ * may have stored its version meanwhile (its pointer then loses to the delete, stamped later):
+ * the versions are listed again after it, and key pointed at the newest found.
+ */
+static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey,
+                            int skip_null)
+{
+    md_object nx;
+    cm_err e = next_latest(c, bucket, key, vkey, skip_null, &nx);
+    if (e == CM_ERR_NOTFOUND) {
+        if ((e = rp_object_delete(c, bucket, key, NULL, NULL, NULL)) != CM_OK)
+            return e;
+        e = next_latest(c, bucket, key, vkey, skip_null, &nx);
+        if (e == CM_ERR_NOTFOUND)
+            return CM_OK;
+    }
+    if (e == CM_OK) {
+        e = relink(c, bucket, key, &nx);
+        md_object_release(&nx);
+    }
+    return e;
+}
+
+cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid,
+                         const md_cond *cond, md_vres *res, int *had)
+{
+    md_object cur, v;
+    char vkey[MD_MAX_KEY + 1];
+    int have = 0;
+    *had = 0;
+    memset(res, 0, sizeof(*res));
+    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    res->versioned = 1;
+    if (!*key || (uint8_t)key[0] == MD_MPU_MARK || !md_vid_valid(vid))
+        return CM_ERR_INVAL;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e == CM_OK)
+        have = 1;
+    else if (e != CM_ERR_NOTFOUND)
+        return e;
+    if (have && !rp_version_pointer(&cur) && is_null(vid)) { /* the plain record is it */
+        res->delete_marker = cur.delete_marker;
+        e = md_cond_check(cond, &cur);
+        md_object_release(&cur);
+        if (e != CM_OK)
+            return e;
+        /* its copy, should a racing PUT have made one, goes with it */
+        if ((e = demote_latest(c, bucket, key, "", 1)) == CM_OK &&
+            (e = find_null(c, bucket, key, vkey)) == CM_OK)
+            e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL);
+        *had = e == CM_OK || e == CM_ERR_NOTFOUND;
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    }
+    e = version_key(c, bucket, key, vid, vkey);
+    if (e == CM_OK)
+        e = read_at(c, bucket, vkey, vid, &v);
+    if (e == CM_OK && (e = md_cond_check(cond, &v)) != CM_OK) /* a version's ETag never changes */
+        md_object_release(&v);
+    if (e != CM_OK) {
+        if (have)
+            md_object_release(&cur);
+        if (e == CM_ERR_NOTFOUND && cond && cond->if_match)
+            return CM_ERR_NOTFOUND; /* as the single node: If-Match of a version not there */
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    }
+    res->delete_marker = v.delete_marker;
+    md_object_release(&v);
+    size_t vl = strlen(vkey);
+    int latest = have && rp_version_pointer(&cur) && vl > MD_VID_LEN &&
+                 strcmp(cur.version_id, vkey + vl - MD_VID_LEN) == 0;
+    if (have)
+        md_object_release(&cur);
+    /* The pointer first: it never names a version that is gone. */
+    if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
+        return e;
+    e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL); /* its body: garbage on the replicas */
+    *had = e == CM_OK;
+    return e;
+}
+
+cm_err rp_version_none(rp *c, const char *bucket)
+{
+    char pre[3] = {(char)MD_MPU_MARK, 'v', 0};
+    md_list_query q = {.prefix = pre, .max_keys = 1};
+    md_list_result res;
+    cm_err e = rp_list_reserved(c, bucket, &q, &res);
+    if (e != CM_OK)
+        return e;
+    e = res.n ? CM_ERR_CONFLICT : CM_OK;
+    md_list_result_release(&res);
+    return e;
+}

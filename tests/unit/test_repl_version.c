@@ -1,0 +1,342 @@
+/*
+ * test_repl_version.c - versioning over the replicated metadata (repl/rp_version.h, docs/
+ * versioning.md "On a cluster"), over fake replicas (rp_fake.h).
+ *
+ * One event loop runs in its own thread (the replicas' loop); two coordinators (nodes 1 and 2,
+ * each with its own clock, node 2's ahead by 5 s) are called from the test thread, as gateway
+ * workers of two nodes would. Three fakes are the homes of every partition. Garbage is read from
+ * the fakes' stores after the coordinators are freed (which waits for every call).
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cm_util.h"
+#include "cu_main.h"
+#include "rp_fake.h"
+#include "rp_int.h"
+#include "rp_version.h"
+
+#define NF 3
+#define B "bv"
+
+static struct {
+    struct event_base *base;
+    pthread_t th;
+    fake *f[NF];
+    struct rp_router *rt;
+    md_hlc clk[2];
+    rp *c[2];
+} E;
+
+static void *loop_thread(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static int64_t ahead(void *arg)
+{
+    (void)arg;
+    return cm_now_ms() + 5000;
+}
+
+static void env_up(void)
+{
+    static int seq;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    char dir[256];
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    memset(&E, 0, sizeof(E));
+    snprintf(dir, sizeof(dir), "%s/v%d", cu_tmpdir(), seq++);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(E.base = event_base_new());
+    for (int i = 0; i < NF; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "f%d", i);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(E.f[i] = fake_new(E.base, dir, id));
+        md_bucket b = {0};
+        snprintf(b.name, sizeof(b.name), B);
+        md_bucket_create(fake_store(E.f[i]), &b); /* a fake may know it already */
+    }
+    E.rt = fake_router_new(E.f, NF);
+    pthread_create(&E.th, NULL, loop_thread, E.base);
+    for (int i = 0; i < 2; i++) {
+        md_hlc_init(&E.clk[i], (uint32_t)i + 1, i ? ahead : NULL, NULL);
+        rp_config cfg = {.base = E.base,
+                         .router = E.rt,
+                         .route = fake_route,
+                         .clock = &E.clk[i],
+                         .node = (uint32_t)i + 1,
+                         .nshards = 4,
+                         .timeout_ms = 2000};
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+}
+
+static void coords_free(void)
+{
+    for (int i = 0; i < 2; i++) {
+        rp_free(E.c[i]);
+        E.c[i] = NULL;
+    }
+}
+
+static void env_down(void)
+{
+    coords_free();
+    event_base_loopbreak(E.base);
+    pthread_join(E.th, NULL);
+    for (int i = 0; i < NF; i++)
+        fake_free(E.f[i]);
+    fake_router_free(E.rt);
+    for (int i = 0; i < 2; i++)
+        md_hlc_release(&E.clk[i]);
+    event_base_free(E.base);
+}
+
+/* A record of key whose body is "on drives" (a layout with blob id tag), or inline when tag 0. */
+static md_object body(const char *key, uint8_t tag, md_part *p)
+{
+    md_object o;
+    memset(&o, 0, sizeof(o));
+    memset(p, 0, sizeof(*p));
+    o.key = (char *)key;
+    snprintf(o.version_id, sizeof(o.version_id), "null");
+    o.size = tag ? 1u << 20 : 3;
+    snprintf(o.etag, sizeof(o.etag), "e%02x", tag);
+    if (tag) {
+        p->size = o.size;
+        memset(p->layout.blob, tag, 16);
+        p->layout.size = p->size;
+        p->layout.k = 2, p->layout.m = 1;
+        o.parts = p, o.nparts = 1;
+    } else {
+        o.inline_data = (uint8_t *)"abc", o.inline_len = 3;
+    }
+    return o;
+}
+
+/* Fake i holds a garbage record of blob tag. */
+static int garbage(int i, uint8_t tag)
+{
+    md_garbage *g = NULL;
+    size_t n = 0;
+    int has = 0;
+    CU_ASSERT_EQUAL(md_garbage_list(fake_store(E.f[i]), UINT64_MAX, 1000, &g, &n), CM_OK);
+    for (size_t j = 0; j < n; j++)
+        has |= g[j].layout.blob[0] == tag;
+    md_garbage_free(g, n);
+    return has;
+}
+
+/* The versions of key as (id, latest, marker) in listing order, into ids; their count. */
+static size_t listed(rp *c, const char *key, char ids[][MD_VID_LEN + 1], int *latest, size_t max)
+{
+    md_vlist_query q = {.prefix = key, .max_keys = 100};
+    md_list_result res;
+    CU_ASSERT_EQUAL_FATAL(rp_version_list(c, B, &q, &res), CM_OK);
+    size_t n = 0;
+    for (size_t i = 0; i < res.n && n < max; i++) {
+        if (strcmp(res.entries[i].key, key) != 0)
+            continue;
+        snprintf(ids[n], MD_VID_LEN + 1, "%.32s", res.entries[i].obj.version_id);
+        latest[n++] = res.entries[i].is_latest;
+    }
+    md_list_result_release(&res);
+    return n;
+}
+
+/* A key's life: a record from before versioning kept as null, versions, a marker, reads by id,
+ * permanent deletes promoting the next, a suspended write replacing null; garbage only for the
+ * bodies of versions destroyed. */
+static void test_life(void)
+{
+    env_up();
+    md_part p0, p1, p2;
+    md_object plain = body("k", 0x10, &p0), v1 = body("k", 0x11, &p1), v2 = body("k", 0, &p2);
+    md_vres r1, r2, rm;
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v1, 0, NULL, &r1), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v2, 0, NULL, &r2), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_mark(E.c[0], B, "k", 0, NULL, &rm), CM_OK);
+    CU_ASSERT(r1.versioned && strlen(r1.version_id) == MD_VID_LEN && rm.delete_marker);
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[1], "k", ids, latest, 8), 4);
+    CU_ASSERT_STRING_EQUAL(ids[0], rm.version_id);
+    CU_ASSERT_STRING_EQUAL(ids[1], r2.version_id);
+    CU_ASSERT_STRING_EQUAL(ids[2], r1.version_id);
+    CU_ASSERT_STRING_EQUAL(ids[3], "null");
+    CU_ASSERT(latest[0] && !latest[1] && !latest[2] && !latest[3]);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[1], B, "k", "null", &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x10 && strcmp(o.key, "k") == 0);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK); /* the pointer */
+    CU_ASSERT(rp_version_pointer(&o) && o.nparts == 0 && o.delete_marker);
+    CU_ASSERT_EQUAL(rp_version_follow(E.c[0], B, &o), CM_OK);
+    CU_ASSERT(o.delete_marker && strcmp(o.version_id, rm.version_id) == 0);
+    md_object_release(&o);
+    /* the marker and v2 deleted for good: v1 is the latest again */
+    md_vres d;
+    int had = 0;
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "k", rm.version_id, NULL, &d, &had), CM_OK);
+    CU_ASSERT(had && d.delete_marker);
+    md_cond wrong = {.if_match = "nope"}, right = {.if_match = "e00"};
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &wrong, &d, &had),
+                    CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &right, &d, &had), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_follow(E.c[0], B, &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x11);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(rp_version_get(E.c[0], B, "k", r2.version_id, &o), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, NULL, &d, &had), CM_OK);
+    CU_ASSERT_EQUAL(had, 0); /* an unknown id deletes nothing */
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, "k", r2.version_id, &right, &d, &had),
+                    CM_ERR_NOTFOUND);
+    /* a suspended write replaces the null version (the copy of the plain record) */
+    md_part p3;
+    md_object v3 = body("k", 0x13, &p3);
+    md_vres r3;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v3, 1, NULL, &r3), CM_OK);
+    CU_ASSERT_STRING_EQUAL(r3.version_id, "null");
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[0], B, "k", "null", &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x13);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(listed(E.c[0], "k", ids, latest, 8), 2); /* null (latest), v1 */
+    CU_ASSERT(latest[0] && strcmp(ids[0], "null") == 0 && strcmp(ids[1], r1.version_id) == 0);
+    CU_ASSERT_EQUAL(rp_version_none(E.c[0], B), CM_ERR_CONFLICT);
+    coords_free();
+    for (int i = 0; i < NF; i++) {
+        CU_ASSERT(garbage(i, 0x10)); /* the old null version's, destroyed by the suspended PUT */
+        CU_ASSERT(!garbage(i, 0x11) && !garbage(i, 0x13)); /* kept versions: none */
+    }
+    env_down();
+}
+
+/* Pointers written at their versions' stamps: whatever order they land in, every home keeps the
+ * newer, the one whose id sorts first; writes through a node with a slower clock still order after
+ * what they read. */
+static void test_order(void)
+{
+    env_up();
+    md_part p;
+    md_object v = body("r", 0, &p);
+    md_vres a, b, c2;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, NULL, &a),
+                    CM_OK); /* node 2: clock 5 s ahead */
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, NULL, &b),
+                    CM_OK); /* read a: stamped after it */
+    CU_ASSERT(strcmp(b.version_id, a.version_id) < 0);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "r", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.version_id, b.version_id);
+    md_object_release(&o);
+    /* two pointers of one key landing out of order: the larger stamp stays on every home */
+    uint64_t s1, s2;
+    uint32_t n1, n2;
+    rp_stamp(E.c[0], &s1, &n1);
+    rp_stamp(E.c[1], &s2, &n2); /* 5 s ahead: the newer */
+    md_object late = {.key = "q", .hlc = s2, .hlc_node = n2, .vstamp = s2};
+    md_object early = {.key = "q", .hlc = s1, .hlc_node = n1, .vstamp = s1};
+    snprintf(late.version_id, sizeof(late.version_id), "late");
+    snprintf(early.version_id, sizeof(early.version_id), "early");
+    CU_ASSERT_EQUAL(rp_object_put_at(E.c[1], B, &late), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_put_at(E.c[0], B, &early), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_put_at(E.c[0], B, &late), CM_ERR_INVAL); /* not node 1's stamp */
+    /* a version written without its pointer (a PUT whose second write failed): listed, not the
+     * latest; the pointer's version stays the latest */
+    uint64_t s3;
+    uint32_t n3;
+    char order[MD_VID_LEN + 1], vk[MD_MAX_KEY + 1];
+    rp_stamp(E.c[1], &s3, &n3);
+    uint8_t tail[8] = {0};
+    md_vid_make(s3, tail, order);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("r", order, vk, sizeof(vk)), CM_OK);
+    md_object orphan = {.key = vk, .hlc = s3, .hlc_node = n3, .vstamp = s3};
+    snprintf(orphan.version_id, sizeof(orphan.version_id), "%s", order);
+    CU_ASSERT_EQUAL(rp_object_put_at(E.c[1], B, &orphan), CM_OK);
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[0], "r", ids, latest, 8), 3);
+    CU_ASSERT(strcmp(ids[0], order) == 0 && !latest[0]);
+    CU_ASSERT(strcmp(ids[1], b.version_id) == 0 && latest[1]);
+    CU_ASSERT_EQUAL(rp_version_get(E.c[0], B, "r", order, &o), CM_OK); /* readable by id */
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, NULL, &c2),
+                    CM_OK); /* the next write: on top */
+    CU_ASSERT_EQUAL(listed(E.c[1], "r", ids, latest, 8), 4);
+    CU_ASSERT(strcmp(ids[0], c2.version_id) == 0 && latest[0]);
+    coords_free();
+    for (int i = 0; i < NF; i++) {
+        md_object got;
+        CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[i], B, rp_shard_of("q", 4), "q", &got), CM_OK);
+        CU_ASSERT_STRING_EQUAL(got.version_id, "late");
+        md_object_release(&got);
+    }
+    env_down();
+}
+
+/* Conditional writes of versions: decided on the latest (a delete marker is no object) under the
+ * key's lock, the version and its pointer written only when the condition holds; a version
+ * stamped before the latest it would replace is refused (CM_ERR_CONFLICT), nothing written. */
+static void test_conditional(void)
+{
+    env_up();
+    md_part p;
+    md_object v = body("c", 0, &p);
+    md_cond none = {.if_none_match_star = 1}, match = {.if_match = "e00"},
+            other = {.if_match = "nope"};
+    md_vres a, b, m;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 0, &none, &a), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &none, &b), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &other, &b), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &match, &b), CM_OK);
+    md_vres sn;
+    int had = 0;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 1, &none, &sn), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &v, 1, &match, &sn), CM_OK); /* Suspended */
+    CU_ASSERT_STRING_EQUAL(sn.version_id, "null");
+    md_object nv;
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[1], B, "c", "null", &nv), CM_OK);
+    CU_ASSERT(strcmp(nv.version_id, "null") == 0 && strcmp(nv.key, "c") == 0);
+    md_object_release(&nv);
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "c", "null", NULL, &sn, &had), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_mark(E.c[0], B, "c", 0, &match, &m), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &v, 0, &none, &b), CM_OK); /* behind a marker */
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[0], "c", ids, latest, 8), 4);
+    CU_ASSERT(latest[0] && strcmp(ids[0], b.version_id) == 0 && strcmp(ids[1], m.version_id) == 0);
+    /* stamped before the latest: refused by the leader, nothing written */
+    uint64_t s;
+    uint32_t n;
+    char order[MD_VID_LEN + 1];
+    rp_stamp(E.c[0], &s, &n);
+    uint8_t tail[8] = {0};
+    md_vid_make(s - (1ull << 30), tail, order);
+    md_object old = v;
+    snprintf(old.version_id, sizeof(old.version_id), "%s", order);
+    old.vstamp = old.hlc = s - (1ull << 30), old.hlc_node = n;
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &old, &match, NULL, NULL), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(listed(E.c[1], "c", ids, latest, 8), 4);
+    CU_ASSERT_EQUAL(rp_version_get(E.c[0], B, "c", order, &old), CM_ERR_NOTFOUND);
+    env_down();
+}
+
+void cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"a key's versions, markers, deletes and a suspended write", test_life},
+        {"pointers resolve in the order of version ids", test_order},
+        {"conditional writes of versions", test_conditional},
+        {NULL, NULL},
+    };
+    cu_add_suite("repl_version", tests);
+}
