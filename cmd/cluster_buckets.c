@@ -19,7 +19,8 @@
  * canned ACL, PublicAccessBlock, object ownership and policy (docs/users.md: co_buckets_access_set
  * and co_buckets_policy_set; the gateway reads them from the follower's memory on every request of
  * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
- * follower applies it: on_access_changed).
+ * follower applies it: on_access_changed), and its default encryption (PutBucketEncryption:
+ * co_buckets_sse_set; read with the access settings).
  */
 #include "cmd.h"
 
@@ -47,6 +48,8 @@ static void to_md(const co_bucket *c, md_bucket *m)
     m->acl = c->acl;
     m->pab = c->pab;
     m->ownership = c->ownership;
+    m->sse_default = c->sse;
+    m->sse_bucket_key = c->sse_bucket_key;
 }
 
 _Static_assert(CO_ACCESS_ACL == MD_ACCESS_ACL && CO_ACCESS_PAB == MD_ACCESS_PAB &&
@@ -54,6 +57,7 @@ _Static_assert(CO_ACCESS_ACL == MD_ACCESS_ACL && CO_ACCESS_PAB == MD_ACCESS_PAB 
                    MD_PAB_SET == 0x80 && MD_OWN_WRITER == CO_BUCKET_OWNERSHIP_MAX &&
                    MD_ACL_OWNER_FULL_CONTROL == CO_BUCKET_ACL_MAX,
                "the bucket document stores md_bucket's access settings");
+_Static_assert(MD_SSE_S3 == 1, "the bucket document's sse member is md_bucket's sse_default");
 
 /* ---- the gateway's calls (workers) ---- */
 
@@ -171,6 +175,8 @@ static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
         b->acl = c.acl;
         b->pab = c.pab;
         b->ownership = c.ownership;
+        b->sse_default = c.sse;
+        b->sse_bucket_key = c.sse_bucket_key;
     }
     return e;
 }
@@ -188,6 +194,11 @@ static cm_err ns_access_set(void *arg, const char *name, const md_bucket *b, uns
 static cm_err ns_policy_set(void *arg, const char *name, const char *json)
 {
     return co_buckets_policy_set(((ns_ctx *)arg)->f, name, json);
+}
+
+static cm_err ns_sse_set(void *arg, const char *name, const md_bucket *b)
+{
+    return co_buckets_sse_set(((ns_ctx *)arg)->f, name, b->sse_default, b->sse_bucket_key);
 }
 
 static void on_access_changed(void *arg, const co_bucket *b)
@@ -231,7 +242,8 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .access_get = ns_access_get,
                        .policy_get = ns_policy_get,
                        .access_set = ns_access_set,
-                       .policy_set = ns_policy_set};
+                       .policy_set = ns_policy_set,
+                       .sse_set = ns_sse_set};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

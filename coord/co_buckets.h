@@ -78,6 +78,9 @@ typedef struct {
      * single record: co_buckets_policy). */
     uint8_t acl, pab, ownership;
     char *policy;
+    /* Default encryption (docs/encryption.md): sse 1 (SSE-S3) or 0 (none), and BucketKeyEnabled
+     * as given (0/1, only with sse), as md_bucket's sse_default and sse_bucket_key. */
+    uint8_t sse, sse_bucket_key;
 } co_bucket;
 
 #define CO_BUCKET_ACL_MAX 4        /* the highest canned ACL number */
@@ -151,6 +154,11 @@ cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, ui
                              uint8_t pab, uint8_t ownership, unsigned fields, int64_t *rev);
 cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, const char *policy,
                              int64_t *rev);
+/* Set the default encryption of name likewise (the members "sse" and "sse_bucket_key", left out
+ * when 0; sse 0 removes it; CM_ERR_INVAL when sse > 1, bucket_key > 1, or a bucket key without
+ * sse). */
+cm_err co_buckets_set_sse(co_client *c, const char *key, const char *name, uint8_t sse,
+                          uint8_t bucket_key, int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -217,6 +225,8 @@ cm_err co_buckets_cors(co_buckets *f, const char *name, char **out);
 cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8_t pab,
                              uint8_t ownership, unsigned fields);
 cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy);
+/* The same for the default encryption (co_buckets_lookup answers sse and sse_bucket_key). */
+cm_err co_buckets_sse_set(co_buckets *f, const char *name, uint8_t sse, uint8_t bucket_key);
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);
 
 typedef struct {

@@ -180,6 +180,11 @@ typedef struct {
     cm_err (*policy_get)(void *arg, const char *name, char **json);
     cm_err (*access_set)(void *arg, const char *name, const md_bucket *b, unsigned fields);
     cm_err (*policy_set)(void *arg, const char *name, const char *json);
+    /* Optional (NULL: ?encryption and SSE answer 501): the bucket's default encryption in the
+     * namespace (docs/encryption.md). access_get also sets *b's sse_default and sse_bucket_key;
+     * sse_set replaces them cluster-wide from *b (sse_default MD_SSE_NONE: removed), blocking
+     * as access_set. */
+    cm_err (*sse_set)(void *arg, const char *name, const md_bucket *b);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */
