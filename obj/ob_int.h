@@ -62,6 +62,8 @@ cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);
 /* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
 void ob_cw_drop(ob_cw *w);
+/* The payload of one of w's full stripes (its layout's k x cell size): its compression frame. */
+size_t ob_cw_stripe_bytes(const ob_cw *w);
 /* ob_read / ob_delete of a layout with epoch != 0. */
 cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len);
 cm_err ob_cluster_delete(ob_cluster *c, const md_layout *lay);
@@ -93,6 +95,13 @@ void ob_zw_free(ob_zw *z); /* NULL is a no-op */
 size_t ob_z_compress(ob_zw *z, const uint8_t *src, size_t n);
 /* Take body bytes; whole frames go to the sink as they complete. */
 cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg);
+/* The same for a sink that may not take a whole frame (a cluster writer's full window): it keeps
+ * the rest (the frame stays in z's buffers until the next frame is filled) and answers CM_AGAIN,
+ * which stops the call. *used gets the body bytes taken (a frame handed over counts). Stops, CM_OK
+ * with *used < len, once the first frame made the body raw (ob_zw_raw): the rest is the caller's
+ * to write as it comes. */
+cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg,
+                        size_t *used);
 /* The first frame was not worth compressing: everything written went (and goes) to the sink as
  * it is; the caller may free z and write to its sink directly. */
 int ob_zw_raw(const ob_zw *z);

@@ -195,6 +195,28 @@ cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *
     return CM_OK;
 }
 
+cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg,
+                        size_t *used)
+{
+    const uint8_t *p = data;
+    *used = 0;
+    while (len > 0 && z->state != Z_RAW) {
+        size_t n = CM_MIN(len, z->frame - z->fill);
+        memcpy(z->in + z->fill, p, n);
+        z->fill += n;
+        z->logical += n;
+        *used += n;
+        p += n;
+        len -= n;
+        if (z->fill == z->frame) {
+            cm_err e = flush_frame(z, sink, arg);
+            if (e != CM_OK)
+                return e;
+        }
+    }
+    return CM_OK;
+}
+
 cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
 {
     cm_err e = z->fill > 0 ? flush_frame(z, sink, arg) : CM_OK;
