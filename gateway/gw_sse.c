@@ -577,11 +577,14 @@ void gw_sse_attach(const gw_req *r, md_part *p)
 
 uint8_t gw_sse_bucket_default(gw_req *r)
 {
-    md_bucket b;
-    if (!gw_sse_served(r->g) || md_bucket_get(r->g->md, r->bucket, &b) != CM_OK)
+    md_bucket b = {0};
+    const gw_bucket_ns *ns = &r->g->ns;
+    if (!gw_sse_served(r->g))
         return MD_SSE_NONE;
-    gw_bucket_access(r->g, &b); /* a cluster node: the namespace's, not the mirror's */
-    return b.sse_default;
+    /* A cluster node: the namespace's setting (from memory), not the local mirror's. */
+    cm_err err = ns->access_get ? ns->access_get(ns->arg, r->bucket, &b)
+                                : md_bucket_get(r->g->md, r->bucket, &b);
+    return err == CM_OK ? b.sse_default : MD_SSE_NONE;
 }
 
 void gw_sse_resp_xml(gw_req *r, const md_sse *s, struct evbuffer *buf)
