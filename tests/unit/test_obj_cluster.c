@@ -710,7 +710,7 @@ static void test_event_loop_calls(void)
     cluster_down();
 }
 
-/* Text-like bytes that zstd shrinks to about a quarter. */
+/* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
     static const char *const words[] = {"cairn ",  "stripe ", "drive ", "frame ", "node ",
@@ -720,6 +720,8 @@ static void fill_text(uint8_t *p, size_t n, uint64_t seed)
         const char *w = words[(seed >> 33) % CM_ARRAY_LEN(words)];
         for (size_t j = 0; w[j] && i < n; j++)
             p[i++] = (uint8_t)w[j];
+        if (i < n && (seed >> 20) % 2)
+            p[i++] = (uint8_t)('0' + (seed >> 40) % 10);
     }
 }
 
@@ -730,7 +732,7 @@ static void fill_text(uint8_t *p, size_t n, uint64_t seed)
  * body is stored as it came. */
 static void test_compressed(void)
 {
-    size_t len = 12 * SBYTES + 333;
+    size_t len = 24 * SBYTES + 333;
     uint8_t *body = malloc(len), *back = malloc(len);
     md_layout lay, rnd;
     ob_writer *w;
@@ -739,8 +741,11 @@ static void test_compressed(void)
     cluster_up();
     tbase = event_base_new();
     fill_text(body, len, 5);
+    /* slow appends to n2: the window of stripes in flight fills, frames wait pending */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n2", ND_FAULT_DELAY, 250), CM_OK);
     CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
-    write_nonblocking(w, body, len);
+    CU_ASSERT(write_nonblocking(w, body, len) > 0);
+    nd_fault_clear(faults, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
     CU_ASSERT_EQUAL(lay.zalg, MD_Z_ZSTD);
     CU_ASSERT_EQUAL(lay.zsize, len);
