@@ -21,7 +21,8 @@
  * and co_buckets_policy_set; the gateway reads them from the follower's memory on every request of
  * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
  * follower applies it: on_access_changed). Its versioning state is the record's "versioning"
- * member (PutBucketVersioning: co_buckets_versioning_set; read with the access settings).
+ * member (PutBucketVersioning: co_buckets_versioning_set; read with the access settings), and its
+ * default encryption (PutBucketEncryption: co_buckets_sse_set; read with the access settings).
  */
 #include "cmd.h"
 
@@ -49,6 +50,8 @@ static void to_md(const co_bucket *c, md_bucket *m)
     m->acl = c->acl;
     m->pab = c->pab;
     m->ownership = c->ownership;
+    m->sse_default = c->sse;
+    m->sse_bucket_key = c->sse_bucket_key;
 }
 
 _Static_assert(CO_ACCESS_ACL == MD_ACCESS_ACL && CO_ACCESS_PAB == MD_ACCESS_PAB &&
@@ -56,6 +59,7 @@ _Static_assert(CO_ACCESS_ACL == MD_ACCESS_ACL && CO_ACCESS_PAB == MD_ACCESS_PAB 
                    MD_PAB_SET == 0x80 && MD_OWN_WRITER == CO_BUCKET_OWNERSHIP_MAX &&
                    MD_ACL_OWNER_FULL_CONTROL == CO_BUCKET_ACL_MAX,
                "the bucket document stores md_bucket's access settings");
+_Static_assert(MD_SSE_S3 == 1, "the bucket document's sse member is md_bucket's sse_default");
 
 /* ---- the gateway's calls (workers) ---- */
 
@@ -185,6 +189,8 @@ static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
         b->pab = c.pab;
         b->ownership = c.ownership;
         b->versioning = c.versioning;
+        b->sse_default = c.sse;
+        b->sse_bucket_key = c.sse_bucket_key;
     }
     return e;
 }
@@ -207,6 +213,11 @@ static cm_err ns_access_set(void *arg, const char *name, const md_bucket *b, uns
 static cm_err ns_policy_set(void *arg, const char *name, const char *json)
 {
     return co_buckets_policy_set(((ns_ctx *)arg)->f, name, json);
+}
+
+static cm_err ns_sse_set(void *arg, const char *name, const md_bucket *b)
+{
+    return co_buckets_sse_set(((ns_ctx *)arg)->f, name, b->sse_default, b->sse_bucket_key);
 }
 
 static void on_access_changed(void *arg, const co_bucket *b)
@@ -253,7 +264,8 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .access_set = ns_access_set,
                        .policy_set = ns_policy_set,
                        .website_set = ns_website_set,
-                       .website_get = ns_website_get};
+                       .website_get = ns_website_get,
+                       .sse_set = ns_sse_set};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

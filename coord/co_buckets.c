@@ -2,15 +2,16 @@
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
  * Changes (add, remove, set a consistency, the tags, the CORS or website configuration, the
- * policy or the access settings: one loop, change_doc, with an edit per kind): read the document
- * with its mod revision, change the decoded array, write it back with co_cas from that revision. A
- * conflict means another node changed it in between: read again and redo the change on what is
- * there now (so a racing creator of the same name sees it and gets CM_ERR_EXISTS). A lost answer
- * (CM_ERR_UNCERTAIN) is settled by a read: our record (same id) is there after an add, the name is
- * gone after a remove, the bucket has the mode after a consistency change. The document holds every
- * bucket, so one change costs a write of the whole list: fine for thousands of buckets (S3's
- * default limit per account is 100, its maximum 10,000: about 1 MB at 100 bytes a record, etcd's
- * default request limit is 1.5 MiB); a much larger namespace would move to one key per bucket.
+ * policy, the access settings, the versioning state or the default encryption: one loop,
+ * change_doc, with an edit per kind): read the document with its mod revision, change the decoded
+ * array, write it back with co_cas from that revision. A conflict means another node changed it
+ * in between: read again and redo the change on what is there now (so a racing creator of the
+ * same name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a
+ * read: our record (same id) is there after an add, the name is gone after a remove, the bucket
+ * has the mode after a consistency change. The document holds every bucket, so one change costs a
+ * write of the whole list: fine for thousands of buckets (S3's default limit per account is 100,
+ * its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB);
+ * a much larger namespace would move to one key per bucket.
  *
  * Following (co_follow.c: the key, the watch, the cache file): co_doc (no cache of its own)
  * hands each version to apply on its watch thread; the version is decoded, compared with the
@@ -179,12 +180,18 @@ static int access_valid(unsigned acl, unsigned pab, unsigned own)
            own <= CO_BUCKET_OWNERSHIP_MAX;
 }
 
-/* The access members of b into rec (each left out when 0 / NULL). */
+/* 1 when a default encryption is within its range (a bucket key only with SSE-S3). */
+static int sse_valid(unsigned sse, unsigned bucket_key)
+{
+    return sse <= 1 && bucket_key <= sse;
+}
+
+/* The access and default encryption members of b into rec (each left out when 0 / NULL). */
 static cm_err access_json(const co_bucket *b, json_t *rec)
 {
-    const char *names[] = {"acl", "pab", "ownership"};
-    const uint8_t v[] = {b->acl, b->pab, b->ownership};
-    if (!access_valid(b->acl, b->pab, b->ownership) ||
+    const char *names[] = {"acl", "pab", "ownership", "sse", "sse_bucket_key"};
+    const uint8_t v[] = {b->acl, b->pab, b->ownership, b->sse, b->sse_bucket_key};
+    if (!access_valid(b->acl, b->pab, b->ownership) || !sse_valid(b->sse, b->sse_bucket_key) ||
         (b->policy && strlen(b->policy) > CO_BUCKET_POLICY_MAX))
         return CM_ERR_INVAL;
     for (size_t i = 0; i < CM_ARRAY_LEN(names); i++)
@@ -205,18 +212,22 @@ static cm_err website_json(const co_bucket *b, json_t *rec)
     return json_object_set_new(rec, "website", json_string(b->website)) != 0 ? CM_ERR_NOMEM : CM_OK;
 }
 
-/* Decode the access members of rec into b; 0 when one is not valid. */
+/* Decode the access and default encryption members of rec into b; 0 when one is not valid. */
 static int decode_access(json_t *rec, co_bucket *b)
 {
-    int acl = 0, pab = 0, own = 0;
+    int acl = 0, pab = 0, own = 0, sse = 0, bk = 0;
     const char *policy = NULL;
-    if (json_unpack(rec, "{s?i,s?i,s?i,s?s}", "acl", &acl, "pab", &pab, "ownership", &own, "policy",
-                    &policy) != 0 ||
-        acl < 0 || pab < 0 || own < 0 || !access_valid((unsigned)acl, (unsigned)pab, (unsigned)own))
+    if (json_unpack(rec, "{s?i,s?i,s?i,s?s,s?i,s?i}", "acl", &acl, "pab", &pab, "ownership", &own,
+                    "policy", &policy, "sse", &sse, "sse_bucket_key", &bk) != 0 ||
+        acl < 0 || pab < 0 || own < 0 || sse < 0 || bk < 0 ||
+        !access_valid((unsigned)acl, (unsigned)pab, (unsigned)own) ||
+        !sse_valid((unsigned)sse, (unsigned)bk))
         return 0;
     b->acl = (uint8_t)acl;
     b->pab = (uint8_t)pab;
     b->ownership = (uint8_t)own;
+    b->sse = (uint8_t)sse;
+    b->sse_bucket_key = (uint8_t)bk;
     return !policy || (strlen(policy) <= CO_BUCKET_POLICY_MAX && (b->policy = strdup(policy)));
 }
 
@@ -404,6 +415,7 @@ struct change {
     uint8_t acl, pab, ownership; /* set_access: the settings wanted, */
     unsigned fields;             /* those of them to set (CO_ACCESS_*) */
     uint8_t versioning;          /* set_versioning: the state wanted */
+    uint8_t sse, sse_bucket_key; /* set_sse: the default encryption wanted */
 };
 
 /* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
@@ -713,6 +725,41 @@ cm_err co_buckets_set_access(co_client *c, const char *key, const char *name, ui
     return change_doc(c, key, &ch, rev);
 }
 
+static int sse_same(const change *ch, const co_bucket *f)
+{
+    return f->sse == ch->sse && f->sse_bucket_key == ch->sse_bucket_key;
+}
+
+static cm_err sse_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    *write = !sse_same(ch, f);
+    f->sse = ch->sse;
+    f->sse_bucket_key = ch->sse_bucket_key;
+    return CM_OK;
+}
+
+static int sse_done(const change *ch, const co_bucket *found)
+{
+    return found && sse_same(ch, found);
+}
+
+cm_err co_buckets_set_sse(co_client *c, const char *key, const char *name, uint8_t sse,
+                          uint8_t bucket_key, int64_t *rev)
+{
+    change ch = {.edit = sse_edit,
+                 .done = sse_done,
+                 .what = "setting the default encryption of",
+                 .name = name,
+                 .sse = sse,
+                 .sse_bucket_key = bucket_key};
+    if (!sse_valid(sse, bucket_key))
+        return CM_ERR_INVAL;
+    return change_doc(c, key, &ch, rev);
+}
+
 /* ---- following it ---- */
 
 struct co_buckets {
@@ -1005,13 +1052,14 @@ cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name
 
 /* A change of one bucket setting: what set_applied passes on. */
 typedef struct {
-    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS, SET_VERSIONING } kind;
+    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS, SET_VERSIONING, SET_SSE } kind;
     const co_tag *tags;
     size_t n;
     const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE */
     uint8_t acl, pab, ownership;
     unsigned fields;
-    uint8_t versioning; /* SET_VERSIONING */
+    uint8_t versioning;          /* SET_VERSIONING */
+    uint8_t sse, sse_bucket_key; /* SET_SSE */
 } setting;
 
 /* A change of a bucket's settings on the followed key, returning once applied here. */
@@ -1030,6 +1078,8 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
         e = co_buckets_set_website(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_VERSIONING)
         e = co_buckets_set_versioning(c, f->fl.key, name, s->versioning, &rev);
+    else if (e == CM_OK && s->kind == SET_SSE)
+        e = co_buckets_set_sse(c, f->fl.key, name, s->sse, s->sse_bucket_key, &rev);
     else if (e == CM_OK)
         e = co_buckets_set_access(c, f->fl.key, name, s->acl, s->pab, s->ownership, s->fields,
                                   &rev);
@@ -1075,6 +1125,12 @@ cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8
 {
     setting s = {
         .kind = SET_ACCESS, .acl = acl, .pab = pab, .ownership = ownership, .fields = fields};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_sse_set(co_buckets *f, const char *name, uint8_t sse, uint8_t bucket_key)
+{
+    setting s = {.kind = SET_SSE, .sse = sse, .sse_bucket_key = bucket_key};
     return set_applied(f, name, &s);
 }
 

@@ -79,6 +79,9 @@ typedef struct {
     uint8_t acl, pab, ownership;
     char *policy;
     char *website; /* the website configuration (heap, NULL: none): owned as the tags are */
+    /* Default encryption (docs/encryption.md): sse 1 (SSE-S3) or 0 (none), and BucketKeyEnabled
+     * as given (0/1, only with sse), as md_bucket's sse_default and sse_bucket_key. */
+    uint8_t sse, sse_bucket_key;
 } co_bucket;
 
 #define CO_BUCKET_ACL_MAX 4         /* the highest canned ACL number */
@@ -161,6 +164,11 @@ cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, c
  * never goes back to 0) likewise (the member "versioning"). */
 cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name, uint8_t state,
                                  int64_t *rev);
+/* Set the default encryption of name likewise (the members "sse" and "sse_bucket_key", left out
+ * when 0; sse 0 removes it; CM_ERR_INVAL when sse > 1, bucket_key > 1, or a bucket key without
+ * sse). */
+cm_err co_buckets_set_sse(co_client *c, const char *key, const char *name, uint8_t sse,
+                          uint8_t bucket_key, int64_t *rev);
 /* Read the document: *out sorted (NULL when none), *rev its mod revision (0 when absent). */
 cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev);
 
@@ -230,6 +238,8 @@ cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy
 /* co_buckets_set_versioning on the followed key, returning once applied here (co_buckets_lookup
  * answers the state). */
 cm_err co_buckets_versioning_set(co_buckets *f, const char *name, uint8_t state);
+/* The same for the default encryption (co_buckets_lookup answers sse and sse_bucket_key). */
+cm_err co_buckets_sse_set(co_buckets *f, const char *name, uint8_t sse, uint8_t bucket_key);
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);
 /* The same for the website configuration (*out: free; NULL when none). */
 cm_err co_buckets_website_set(co_buckets *f, const char *name, const char *xml);

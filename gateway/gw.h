@@ -197,6 +197,11 @@ typedef struct {
      * namespace (MD_VERS_ENABLED or MD_VERS_SUSPENDED; blocks as tags_set, returning once this
      * node reads it back); access_get answers it in b->versioning. */
     cm_err (*versioning_set)(void *arg, const char *name, uint8_t state);
+    /* Optional (NULL: ?encryption and SSE answer 501): the bucket's default encryption in the
+     * namespace (docs/encryption.md). access_get also sets *b's sse_default and sse_bucket_key;
+     * sse_set replaces them cluster-wide from *b (sse_default MD_SSE_NONE: removed), blocking
+     * as access_set. */
+    cm_err (*sse_set)(void *arg, const char *name, const md_bucket *b);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

@@ -151,14 +151,12 @@ static void json_compression(struct evbuffer *b, gw *g)
 {
     ob_zstats z;
     ob_store_zstats(g->data, &z);
-    evbuffer_add_printf(
-        b,
-        ",\"compression\":{\"mode\":\"%s\",\"level\":%d,\"bodies\":%" PRIu64
-        ",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 ",\"skipped\":%" PRIu64 "}",
-        gw_meta_remote(g)    ? "off (cluster node)"
-        : g->cfg.compression ? "auto"
-                             : "off",
-        g->cfg.compress_level, z.bodies, z.logical_bytes, z.stored_bytes, z.skipped);
+    evbuffer_add_printf(b,
+                        ",\"compression\":{\"mode\":\"%s\",\"level\":%d,\"bodies\":%" PRIu64
+                        ",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
+                        ",\"skipped\":%" PRIu64 "}",
+                        g->cfg.compression ? "auto" : "off", g->cfg.compress_level, z.bodies,
+                        z.logical_bytes, z.stored_bytes, z.skipped);
 }
 
 /* The metadata copies (md_open_data: copy i in drive<i>/meta; one copy in meta/). */

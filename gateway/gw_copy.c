@@ -468,7 +468,7 @@ void gw_op_copy(gw_req *r, int part)
         gw_error(r, e, st->msg);
         return;
     }
-    if (st->src_key.mode != MD_SSE_NONE && gw_meta_remote(r->g)) {
+    if (st->src_key.mode != MD_SSE_NONE && !gw_sse_served(r->g)) {
         gw_error(r, GW_UNSUPPORTED, GW_SSE_CLUSTER_MSG);
         return;
     }

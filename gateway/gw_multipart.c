@@ -276,6 +276,9 @@ static void part_finish(gw_req *r)
     gw_offload(r, part_work, part_done);
 }
 
+static void part_upload_read(gw_req *r);
+static void part_upload_start(gw_req *r);
+
 static void upload_part(gw_req *r, const char *upload_id)
 {
     part_state *ps = calloc(1, sizeof(*ps));
@@ -293,11 +296,32 @@ static void upload_part(gw_req *r, const char *upload_id)
         return;
     }
     ps->number = (uint32_t)n;
-    /* A cluster node checks the upload with a quorum read when it records the part (worker). */
-    cm_err err = !gw_meta_remote(r->g)
-                     ? md_upload_get(r->g->md, r->bucket, r->key, upload_id, &ps->up)
-                 : md_mpu_id_valid(upload_id) ? CM_OK
-                                              : CM_ERR_NOTFOUND;
+    /* A cluster node reads the upload with a quorum read on a worker (its encryption decides how
+     * the body is stored), and checks it again when it records the part. */
+    if (gw_meta_remote(r->g)) {
+        if (!md_mpu_id_valid(upload_id)) {
+            gw_error(r, GW_NO_SUCH_UPLOAD, NULL);
+            return;
+        }
+        gw_offload(r, part_upload_read, part_upload_start);
+        return;
+    }
+    ps->err = md_upload_get(r->g->md, r->bucket, r->key, upload_id, &ps->up);
+    part_upload_start(r);
+}
+
+/* Worker: a cluster node's quorum read of the upload. */
+static void part_upload_read(gw_req *r)
+{
+    part_state *ps = r->op;
+    ps->err = rp_upload_get(r->g->rp, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), &ps->up);
+}
+
+/* Loop: the upload is read (ps->err); check the request against it and take the body. */
+static void part_upload_start(gw_req *r)
+{
+    part_state *ps = r->op;
+    cm_err err = ps->err;
     if (err != CM_OK) {
         gw_error(r, err == CM_ERR_NOTFOUND ? GW_NO_SUCH_UPLOAD : gw_s3err_from_cm(err), NULL);
         return;

@@ -36,7 +36,8 @@
  * Encryption (gw_sse.c, docs/encryption.md): a PUT asking for SSE-S3 or SSE-C, or into a bucket
  * with default encryption, seals its body segment by segment on the way to the writer (never
  * inline) and commits on a worker; a GET of an encrypted part checks the customer key first and
- * decrypts each piece (sse_piece). Single node only: a cluster node refuses SSE headers (501).
+ * decrypts each piece: a single node's with gw_sse_read (sse_piece), a cluster layout's by an
+ * ob_read_start of the stored segments whose completion decrypts them (sse_start).
  */
 #include "gw_int.h"
 #include "gw_lc.h"
@@ -418,8 +419,9 @@ static void put_finish(gw_req *r)
         return;
     }
     if (!r->writer && gw_meta_remote(r->g) && !ps->cond.if_none_match_star && !ps->cond.if_match &&
-        !gw_meta_versioned(r->g, r->bucket)) {
-        /* A cluster node's inline body: the quorum write needs no worker (gw_meta_put_async) */
+        !gw_meta_versioned(r->g, r->bucket) && o->sse.mode == MD_SSE_NONE) {
+        /* A cluster node's inline body: the quorum write needs no worker (gw_meta_put_async);
+         * an encrypted one is never inline (its segments are sealed on the worker below) */
         gw_object_attach_body(o, &ps->part, NULL, r->inl, r->inl_len);
         gw_meta_put_async(r, o, put_replicated);
         return;
@@ -604,6 +606,13 @@ typedef struct {
     int retries, has_alt;
     md_layout alt;
     struct event *pause; /* the wait before a piece is read again (made on first use) */
+    /* An encrypted part of a cluster layout: its stored segments are read with ob_read_start
+     * into ct (GW_SSE_READ_SCRATCH bytes, allocated once, freed after the read's cancel), then
+     * [sse_off, sse_off + sse_len) of part sse_part is decrypted in sse_read_done. */
+    uint8_t *ct;
+    const md_part *sse_part;
+    uint64_t sse_off;
+    size_t sse_len;
 } get_state;
 
 static void get_state_free(void *p)
@@ -615,6 +624,7 @@ static void get_state_free(void *p)
         ob_read_cancel(gs->rd);
     if (gs->pause) /* ... or while it waited to read a piece again (a pending event is removed) */
         event_free(gs->pause);
+    free(gs->ct); /* ciphertext only: nothing to wipe */
     free(gs->part_end);
     if (gs->piece)
         evbuffer_free(gs->piece);
@@ -654,33 +664,34 @@ static int get_piece_done(gw_req *r, cm_err err, int reserved, uint64_t want)
     return 0;
 }
 
-/*
- * The plaintext of [in_part, in_part + want) of encrypted part pi into the piece, by reference
- * to a pooled buffer. The part's data key is unwrapped once per part. Single node only (SSE is
- * refused on cluster nodes): gw_sse_read reads with ob_read, from the page cache, as the plain
- * single-node path does.
- */
-static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part, size_t want,
-                        size_t stripe)
+/* The data key of encrypted part pi into r->sse->dek, unwrapped once per part. */
+static cm_err sse_part_key(gw_req *r, size_t pi, const md_part *p)
 {
-    get_state *gs = r->op;
     gw_sse_ctx *c = r->sse;
-    cm_err err = CM_OK;
-    if (!c || p->layout.epoch != 0 || MD_PART_INLINE(p))
+    if (!c || MD_PART_INLINE(p))
         return CM_ERR_CORRUPT;
-    if (!c->have_dek || c->dek_part != pi) {
-        if ((err = gw_sse_part_key(r->g, &r->obj.sse, &c->given, p, c->dek)) != CM_OK) {
-            CM_ERROR(MOD, "req=%s %s/%s part %zu: data key not unwrapped: %s", r->id, r->bucket,
-                     r->key, pi, cm_err_str(err));
-            return CM_ERR_CORRUPT;
-        }
-        c->have_dek = 1;
-        c->dek_part = pi;
+    if (c->have_dek && c->dek_part == pi)
+        return CM_OK;
+    cm_err err = gw_sse_part_key(r->g, &r->obj.sse, &c->given, p, c->dek);
+    if (err != CM_OK) {
+        /* CM_ERR_AUTH from an SSE-S3 key: wrapped under another master key (every node of a
+         * cluster needs the same one: docs/encryption.md) */
+        CM_ERROR(MOD, "req=%s %s/%s part %zu: data key not unwrapped: %s%s", r->id, r->bucket,
+                 r->key, pi, cm_err_str(err),
+                 err == CM_ERR_AUTH && r->obj.sse.mode == MD_SSE_S3
+                     ? " (wrapped under another master key than this node's)"
+                     : "");
+        return CM_ERR_CORRUPT;
     }
-    if (!c->scratch && !(c->scratch = malloc(GW_SSE_READ_SCRATCH)))
-        return CM_ERR_NOMEM;
-    void *buf = piece_buf_take(stripe);
-    err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want, c->scratch) : CM_ERR_NOMEM;
+    c->have_dek = 1;
+    c->dek_part = pi;
+    return CM_OK;
+}
+
+/* The plaintext buffer of a piece (plain: from ct into a pooled buffer) into the piece, by
+ * reference. */
+static cm_err sse_piece_add(get_state *gs, void *buf, size_t want, size_t stripe, cm_err err)
+{
     if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, piece_buf_give,
                                                (void *)(uintptr_t)stripe) != 0)
         err = CM_ERR_NOMEM;
@@ -763,6 +774,73 @@ static void get_pause_end(evutil_socket_t fd, short what, void *arg)
     gw_offload(r, get_reread_work, get_reread_done);
 }
 
+/*
+ * The plaintext of [in_part, in_part + want) of encrypted part pi of a single node's layout into
+ * the piece, by reference to a pooled buffer: gw_sse_read reads with ob_read, from the page
+ * cache, as the plain single-node path does.
+ */
+static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part, size_t want,
+                        size_t stripe)
+{
+    gw_sse_ctx *c = r->sse;
+    cm_err err = sse_part_key(r, pi, p);
+    if (err != CM_OK)
+        return err;
+    if (!c->scratch && !(c->scratch = malloc(GW_SSE_READ_SCRATCH)))
+        return CM_ERR_NOMEM;
+    void *buf = piece_buf_take(stripe);
+    err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want, c->scratch) : CM_ERR_NOMEM;
+    return sse_piece_add(r->op, buf, want, stripe, err);
+}
+
+/* ob_read_start's completion of an encrypted piece, on the request's loop: decrypt it. */
+static void sse_read_done(void *arg, cm_err err)
+{
+    get_state *gs = arg;
+    gw_req *r = gs->r;
+    size_t stripe = ob_store_stripe_bytes(r->g->data);
+    gs->rd = NULL;
+    void *buf = NULL;
+    if (err == CM_OK) {
+        buf = piece_buf_take(stripe);
+        err = !buf ? CM_ERR_NOMEM
+                   : gw_sse_open(gs->sse_part, r->sse->dek, gs->sse_off, gs->ct, buf, gs->sse_len,
+                                 gs->ct + GW_SSE_READ_SEGS * (GW_SSE_SEG + GW_SSE_TAG));
+    }
+    err = sse_piece_add(gs, buf, gs->sse_len, stripe, err);
+    if (get_piece_done(r, err, 0, gs->sse_len) == 0)
+        get_drain(r);
+}
+
+/*
+ * Start the read of [in_part, in_part + *want) of encrypted part pi of a cluster layout (the
+ * loop never waits on other nodes): its stored segments, at most GW_SSE_READ_SEGS of them (*want
+ * is cut to fit), into gs->ct; sse_read_done decrypts them. Parts of another segment size than
+ * GW_SSE_SEG (no writer makes them) are refused.
+ */
+static cm_err sse_start(gw_req *r, size_t pi, const md_part *p, uint64_t in_part, size_t *want)
+{
+    get_state *gs = r->op;
+    uint64_t c_off;
+    size_t c_len;
+    cm_err err = sse_part_key(r, pi, p);
+    if (err != CM_OK)
+        return err;
+    if (p->sse_seg != GW_SSE_SEG)
+        return CM_ERR_UNSUPPORTED;
+    *want = (size_t)CM_MIN((uint64_t)*want, GW_SSE_READ_SEGS * GW_SSE_SEG - in_part % GW_SSE_SEG);
+    if ((err = gw_sse_span(p, in_part, *want, &c_off, &c_len)) != CM_OK)
+        return err;
+    if (!gs->ct && !(gs->ct = malloc(GW_SSE_READ_SCRATCH)))
+        return CM_ERR_NOMEM;
+    gs->r = r;
+    gs->sse_part = p;
+    gs->sse_off = in_part;
+    gs->sse_len = *want;
+    return ob_read_start(r->g->data, &p->layout, c_off, gs->ct, c_len, net_req_base(r->net),
+                         sse_read_done, gs, &gs->rd);
+}
+
 /* ob_read_start's completion, on the request's loop. */
 static void get_read_done(void *arg, cm_err err)
 {
@@ -810,8 +888,13 @@ static void get_drain(gw_req *r)
         want = CM_MIN(want, r->send_end - r->send_pos);
         cm_err err;
         if (p->sse_key_len) { /* decrypted segment by segment into a pooled buffer */
-            want = CM_MIN(want, (uint64_t)stripe);
-            if (get_piece_done(r, sse_piece(r, pi, p, in_part, (size_t)want, stripe), 0, want))
+            size_t n = (size_t)CM_MIN(want, (uint64_t)stripe);
+            if (p->layout.epoch != 0) { /* across nodes: sse_read_done goes on */
+                if ((err = sse_start(r, pi, p, in_part, &n)) == CM_OK)
+                    return;
+            } else
+                err = sse_piece(r, pi, p, in_part, n, stripe);
+            if (get_piece_done(r, err, 0, n))
                 return;
             continue;
         }
@@ -1098,7 +1181,11 @@ static void get_object_found(gw_req *r)
         return; /* a delete marker */
     char msg[200] = "";
     gw_s3err e = gw_sse_check(&o->sse, &r->sse->given, msg, sizeof(msg));
+    if (e == GW_OK && !r->head)
+        e = gw_sse_key_check(r->g, o, msg, sizeof(msg));
     if (e != GW_OK) {
+        if (e == GW_INTERNAL)
+            CM_ERROR(MOD, "req=%s %s/%s: %s", r->id, r->bucket, r->key, msg);
         gw_error(r, e, msg);
         return;
     }

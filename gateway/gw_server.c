@@ -27,7 +27,7 @@
  *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
  *   (error, on_done) cancels a pending notice. An uncompressed single-node body is always taken
  *   whole.
- *   An encrypted body (single node only) goes to the writer sealed, never inline (gw_sse.c); its
+ *   An encrypted body goes to the writer sealed, never inline (gw_sse.c); its
  *   last segment is sealed by gw_body_seal.
  * - on_body_end: length, chunk framing, payload hash, Content-MD5 and checksum are checked before
  *   anything is committed; then the operation's finish function runs. Writes hand their blocking
@@ -834,11 +834,8 @@ static cm_err data_sink(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
     int big = r->expect_len >= 0 && (uint64_t)r->expect_len > thr;
     cm_err err;
     *taken = 0;
-    if (r->sse && r->sse->enc) { /* sealed segments, never inline (gw_sse.c) */
-        err = gw_sse_body_write(r, p, n);
-        *taken = err == CM_OK ? n : 0;
-        return err;
-    }
+    if (r->sse && r->sse->enc) /* sealed segments, never inline (gw_sse.c) */
+        return gw_sse_body_write(r, p, n, taken);
     if (!r->writer && !big && r->inl_len + n <= thr) {
         memcpy(r->inl + r->inl_len, p, n);
         r->inl_len += n;

@@ -114,12 +114,15 @@ static cm_err seal_one(gw_sse_enc *e, gw_sse_emit emit, void *arg)
     return err;
 }
 
-cm_err gw_sse_enc_update(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit emit, void *arg)
+cm_err gw_sse_enc_update_some(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit emit,
+                              void *arg, size_t *used)
 {
+    *used = 0;
     while (n > 0) {
         size_t k = CM_MIN(n, e->seg - e->fill);
         memcpy(e->pt + e->fill, p, k);
         e->fill += k, p += k, n -= k;
+        *used += k;
         if (e->fill == e->seg) {
             cm_err err = seal_one(e, emit, arg);
             if (err != CM_OK)
@@ -127,6 +130,12 @@ cm_err gw_sse_enc_update(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit 
         }
     }
     return CM_OK;
+}
+
+cm_err gw_sse_enc_update(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit emit, void *arg)
+{
+    size_t used;
+    return gw_sse_enc_update_some(e, p, n, emit, arg, &used);
 }
 
 cm_err gw_sse_enc_final(gw_sse_enc *e, gw_sse_emit emit, void *arg)
@@ -148,6 +157,50 @@ void gw_sse_enc_free(gw_sse_enc *e)
 
 /* ---- reading ---- */
 
+cm_err gw_sse_span(const md_part *p, uint64_t off, size_t len, uint64_t *c_off, size_t *c_len)
+{
+    uint64_t seg = p->sse_seg;
+    if (seg == 0 || seg > GW_SSE_SEG_MAX)
+        return CM_ERR_CORRUPT;
+    if (off > p->size || len > p->size - off || len == 0)
+        return CM_ERR_RANGE;
+    uint64_t cseg = seg + GW_SSE_TAG;
+    uint64_t first = off / seg, last = (off + len - 1) / seg;
+    *c_off = first * cseg;
+    *c_len =
+        (size_t)(CM_MIN((last + 1) * cseg, gw_sse_stored_len(p->size, (uint32_t)seg)) - *c_off);
+    return CM_OK;
+}
+
+cm_err gw_sse_open(const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off, const uint8_t *ct,
+                   void *buf, size_t len, uint8_t *pt)
+{
+    uint64_t seg = p->sse_seg, c_off;
+    size_t c_len;
+    uint8_t *out = buf;
+    cm_err err = gw_sse_span(p, off, len, &c_off, &c_len);
+    size_t cseg = (size_t)seg + GW_SSE_TAG;
+    uint64_t first = off / seg;
+    for (uint64_t i = first; err == CM_OK && len > 0; i++) {
+        size_t at = (size_t)(i - first) * cseg;
+        size_t clen = CM_MIN(cseg, c_len - at);
+        size_t skip = (size_t)(off - i * seg);
+        size_t plen = clen - GW_SSE_TAG;
+        size_t take = CM_MIN(plen - skip, len);
+        /* A whole segment decrypts straight into the caller's buffer; a piece of one goes
+         * through pt, since only its checked plaintext may be handed on. */
+        uint8_t *dst = skip == 0 && take == plen ? out : pt;
+        if ((err = gw_sse_seg_open(key, i, ct + at, clen, dst)) != CM_OK)
+            break;
+        if (dst == pt)
+            memcpy(out, pt + skip, take);
+        out += take, off += take, len -= take;
+    }
+    if (pt)
+        OPENSSL_cleanse(pt, (size_t)seg);
+    return err;
+}
+
 cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
                    void *buf, size_t len, uint8_t *scratch)
 {
@@ -165,31 +218,16 @@ cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY]
     uint8_t *pt = ct ? ct + cseg * GW_SSE_READ_SEGS : NULL;
     cm_err err = ct ? CM_OK : CM_ERR_NOMEM;
     while (err == CM_OK && len > 0) {
-        uint64_t first = off / seg;
-        uint64_t last = (off + len - 1) / seg;
-        if (last - first >= GW_SSE_READ_SEGS)
-            last = first + GW_SSE_READ_SEGS - 1;
-        uint64_t c_off = first * cseg;
-        uint64_t c_end = CM_MIN((last + 1) * cseg, gw_sse_stored_len(p->size, (uint32_t)seg));
-        if ((err = ob_read(st, &p->layout, c_off, ct, (size_t)(c_end - c_off))) != CM_OK)
+        /* at most GW_SSE_READ_SEGS segments per read */
+        size_t n = (size_t)CM_MIN((uint64_t)len, GW_SSE_READ_SEGS * seg - off % seg);
+        uint64_t c_off;
+        size_t c_len;
+        if ((err = gw_sse_span(p, off, n, &c_off, &c_len)) != CM_OK ||
+            (err = ob_read(st, &p->layout, c_off, ct, c_len)) != CM_OK ||
+            (err = gw_sse_open(p, key, off, ct, out, n, pt)) != CM_OK)
             break;
-        for (uint64_t i = first; i <= last && err == CM_OK; i++) {
-            size_t clen = (size_t)CM_MIN((uint64_t)cseg, c_end - i * cseg);
-            size_t skip = (size_t)(off - i * seg);
-            size_t plen = clen - GW_SSE_TAG;
-            size_t take = CM_MIN(plen - skip, len);
-            /* A whole segment decrypts straight into the caller's buffer; a piece of one goes
-             * through pt, since only its checked plaintext may be handed on. */
-            uint8_t *dst = skip == 0 && take == plen ? out : pt;
-            if ((err = gw_sse_seg_open(key, i, ct + (i - first) * cseg, clen, dst)) != CM_OK)
-                break;
-            if (dst == pt)
-                memcpy(out, pt + skip, take);
-            out += take, off += take, len -= take;
-        }
+        out += n, off += n, len -= n;
     }
-    if (pt)
-        OPENSSL_cleanse(pt, (size_t)seg);
     if (own)
         free(ct);
     return err;
@@ -403,6 +441,23 @@ cm_err gw_sse_part_key(gw *g, const md_sse *s, const gw_sse_req *given, const md
     return err;
 }
 
+gw_s3err gw_sse_key_check(gw *g, const md_object *o, char *msg, size_t cap)
+{
+    uint8_t key[GW_SSE_KEY];
+    for (size_t i = 0; o->sse.mode == MD_SSE_S3 && i < o->nparts; i++) {
+        if (!o->parts[i].sse_key_len)
+            continue;
+        static const gw_sse_req none;
+        cm_err err = gw_sse_part_key(g, &o->sse, &none, &o->parts[i], key);
+        OPENSSL_cleanse(key, sizeof(key));
+        if (err != CM_ERR_AUTH)
+            return GW_OK; /* read on: anything else is found (and logged) where it is read */
+        snprintf(msg, cap, "%s", GW_SSE_OTHER_MKEY_MSG);
+        return GW_INTERNAL;
+    }
+    return GW_OK;
+}
+
 void gw_sse_headers(gw_req *r, const md_sse *s, const gw_sse_req *given)
 {
     if (s->mode == MD_SSE_S3) {
@@ -432,13 +487,18 @@ void gw_sse_ctx_free(gw_sse_ctx *c)
     free(c);
 }
 
+int gw_sse_served(const gw *g)
+{
+    return !gw_meta_remote(g) || g->ns.sse_set;
+}
+
 gw_s3err gw_sse_request(gw_req *r, char *msg, size_t cap)
 {
     gw_sse_ctx *c = gw_sse_ctx_of(r);
     if (!c)
         return GW_INTERNAL;
     gw_s3err e = gw_sse_parse(r, 0, &c->given, msg, cap);
-    if (e == GW_OK && c->given.mode != MD_SSE_NONE && gw_meta_remote(r->g)) {
+    if (e == GW_OK && c->given.mode != MD_SSE_NONE && !gw_sse_served(r->g)) {
         snprintf(msg, cap, GW_SSE_CLUSTER_MSG);
         return GW_UNSUPPORTED;
     }
@@ -461,24 +521,41 @@ cm_err gw_sse_begin_body(gw_req *r, const md_sse *obj)
     return err;
 }
 
+/* Offer the pending rest of a sealed segment to the writer: CM_AGAIN while some is left. */
+static cm_err offer_pending(gw_req *r)
+{
+    gw_sse_ctx *c = r->sse;
+    size_t taken = 0;
+    cm_err err = ob_writer_write_some(r->writer, c->pend, c->pend_len, &taken);
+    c->pend += taken;
+    c->pend_len -= taken;
+    if (err != CM_OK && err != CM_AGAIN)
+        return err;
+    return c->pend_len ? CM_AGAIN : CM_OK;
+}
+
 /* A sealed segment to the erasure writer (created for the first). The loop's non-waiting write:
- * a single node's writer takes everything (encryption is refused on cluster nodes). */
+ * what a cluster writer's full window does not take stays pending (it points into the stream's
+ * ciphertext buffer, which the next segment would overwrite: nothing more is sealed until it
+ * went), and CM_AGAIN makes the request wait for room. */
 static cm_err emit_loop(void *arg, const uint8_t *p, size_t n)
 {
     gw_req *r = arg;
-    size_t taken = 0;
     cm_err err = CM_OK;
     if (!r->writer && (err = ob_writer_new(r->g->data, &r->writer)) != CM_OK)
         return err;
-    err = ob_writer_write_some(r->writer, p, n, &taken);
-    /* A partial take (a cluster writer's full window) would lose the rest of a sealed segment:
-     * never expected here, refused rather than waited for. */
-    return err == CM_AGAIN || (err == CM_OK && taken != n) ? CM_ERR_INTERNAL : err;
+    r->sse->pend = p;
+    r->sse->pend_len = n;
+    return offer_pending(r);
 }
 
-cm_err gw_sse_body_write(gw_req *r, const uint8_t *p, size_t n)
+cm_err gw_sse_body_write(gw_req *r, const uint8_t *p, size_t n, size_t *taken)
 {
-    return gw_sse_enc_update(r->sse->enc, p, n, emit_loop, r);
+    cm_err err;
+    *taken = 0;
+    if (r->sse->pend_len && (err = offer_pending(r)) != CM_OK)
+        return err;
+    return gw_sse_enc_update_some(r->sse->enc, p, n, emit_loop, r, taken);
 }
 
 /* The last segment, on the worker that seals the body. */
@@ -495,7 +572,12 @@ cm_err gw_sse_body_final(gw_req *r)
 {
     if (!r->sse || !r->sse->enc)
         return CM_OK;
-    cm_err err = gw_sse_enc_final(r->sse->enc, emit_worker, r);
+    cm_err err = CM_OK;
+    if (r->sse->pend_len) /* what the window did not take when the body ended */
+        err = ob_writer_write(r->writer, r->sse->pend, r->sse->pend_len);
+    r->sse->pend_len = 0;
+    if (err == CM_OK)
+        err = gw_sse_enc_final(r->sse->enc, emit_worker, r);
     gw_sse_enc_free(r->sse->enc);
     r->sse->enc = NULL;
     return err;
@@ -509,10 +591,14 @@ void gw_sse_attach(const gw_req *r, md_part *p)
 
 uint8_t gw_sse_bucket_default(gw_req *r)
 {
-    md_bucket b;
-    if (gw_meta_remote(r->g) || md_bucket_get(r->g->md, r->bucket, &b) != CM_OK)
+    md_bucket b = {0};
+    const gw_bucket_ns *ns = &r->g->ns;
+    if (!gw_sse_served(r->g))
         return MD_SSE_NONE;
-    return b.sse_default;
+    /* A cluster node: the namespace's setting (from memory), not the local mirror's. */
+    cm_err err = ns->access_get ? ns->access_get(ns->arg, r->bucket, &b)
+                                : md_bucket_get(r->g->md, r->bucket, &b);
+    return err == CM_OK ? b.sse_default : MD_SSE_NONE;
 }
 
 void gw_sse_resp_xml(gw_req *r, const md_sse *s, struct evbuffer *buf)
@@ -553,7 +639,11 @@ typedef struct {
 static void bucket_enc_work(gw_req *r)
 {
     bucket_enc_state *st = r->op;
-    st->err = md_bucket_sse_set(r->g->md, r->bucket, st->mode, st->bucket_key);
+    if (r->g->ns.sse_set) { /* a cluster node: the bucket's member of the namespace */
+        md_bucket b = {.sse_default = st->mode, .sse_bucket_key = st->bucket_key};
+        st->err = r->g->ns.sse_set(r->g->ns.arg, r->bucket, &b);
+    } else
+        st->err = md_bucket_sse_set(r->g->md, r->bucket, st->mode, st->bucket_key);
 }
 
 static void bucket_enc_done(gw_req *r)
@@ -596,8 +686,10 @@ static void bucket_enc_put(gw_req *r)
     gw_offload(r, bucket_enc_work, bucket_enc_done);
 }
 
-static void bucket_enc_get(gw_req *r, const md_bucket *b)
+static void bucket_enc_get(gw_req *r, const md_bucket *given)
 {
+    md_bucket copy = *given, *b = &copy;
+    gw_bucket_access(r->g, b); /* a cluster node: the namespace's setting */
     if (b->sse_default == MD_SSE_NONE) {
         gw_error(r, GW_NO_SUCH_SSE_CONFIG, NULL);
         return;
@@ -628,7 +720,7 @@ static void bucket_enc_get(gw_req *r, const md_bucket *b)
 void gw_op_bucket_encryption(gw_req *r, const md_bucket *b)
 {
     const char *m = net_req_method(r->net);
-    if (gw_meta_remote(r->g)) {
+    if (!gw_sse_served(r->g)) {
         gw_error(r, GW_UNSUPPORTED, GW_SSE_CLUSTER_MSG);
         return;
     }

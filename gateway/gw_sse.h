@@ -46,6 +46,10 @@ typedef cm_err (*gw_sse_emit)(void *arg, const uint8_t *p, size_t n);
 typedef struct gw_sse_enc gw_sse_enc;
 cm_err gw_sse_enc_new(const uint8_t key[GW_SSE_KEY], uint32_t seg, gw_sse_enc **out);
 cm_err gw_sse_enc_update(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit emit, void *arg);
+/* The same, stopping at the first segment whose emit fails (CM_AGAIN included: that segment was
+ * sealed and handed to emit): *used gets the plaintext bytes taken, that segment's included. */
+cm_err gw_sse_enc_update_some(gw_sse_enc *e, const uint8_t *p, size_t n, gw_sse_emit emit,
+                              void *arg, size_t *used);
 /* Seal the last, partial segment (nothing for an empty stream). */
 cm_err gw_sse_enc_final(gw_sse_enc *e, gw_sse_emit emit, void *arg);
 void gw_sse_enc_free(gw_sse_enc *e); /* NULL is a no-op; wipes the key */
@@ -66,6 +70,15 @@ void gw_sse_enc_free(gw_sse_enc *e); /* NULL is a no-op; wipes the key */
  */
 cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
                    void *buf, size_t len, uint8_t *scratch);
+
+/* The stored bytes [*c_off, *c_off + *c_len) of the segments that hold plaintext [off, off+len)
+ * of encrypted part p (len > 0). CM_ERR_CORRUPT for a segment size out of range, CM_ERR_RANGE
+ * past the end. */
+cm_err gw_sse_span(const md_part *p, uint64_t off, size_t len, uint64_t *c_off, size_t *c_len);
+/* Check and decrypt plaintext [off, off+len) of p from ct, the stored bytes gw_sse_span names,
+ * into buf; pt: p->sse_seg bytes of scratch (wiped after). CM_ERR_CORRUPT when a tag fails. */
+cm_err gw_sse_open(const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off, const uint8_t *ct,
+                   void *buf, size_t len, uint8_t *pt);
 
 /* What a request's SSE headers ask for (the target's, or a copy source's). */
 typedef struct {
@@ -98,6 +111,13 @@ cm_err gw_sse_part_new_key(gw *g, const md_sse *s, const gw_sse_req *given, md_p
 /* Unwrap part p's data key (given: the request's customer key for SSE-C). */
 cm_err gw_sse_part_key(gw *g, const md_sse *s, const gw_sse_req *given, const md_part *p,
                        uint8_t key[GW_SSE_KEY]);
+/* GW_OK unless o is SSE-S3 and its first part's data key was wrapped under another master key
+ * than this server's (a cluster node given another key than its peers): then GW_INTERNAL with
+ * GW_SSE_OTHER_MKEY_MSG in msg, answered before any byte of the body. */
+gw_s3err gw_sse_key_check(gw *g, const md_object *o, char *msg, size_t cap);
+#define GW_SSE_OTHER_MKEY_MSG                                                                      \
+    "The object's data key is wrapped under another master key than this server's: every node "    \
+    "of a cluster needs the same master key (docs/encryption.md)"
 /* x-amz-server-side-encryption (SSE-S3) or the customer algorithm and key MD5 (SSE-C). */
 void gw_sse_headers(gw_req *r, const md_sse *s, const gw_sse_req *given);
 
@@ -110,6 +130,10 @@ typedef struct gw_sse_ctx {
     md_sse obj;       /* how the body being written is encrypted (mode 0: it is not) */
     md_part keyed;    /* its sse_seg / sse_key (gw_sse_attach copies them into the part) */
     gw_sse_enc *enc;  /* its stream, between gw_sse_begin_body and gw_body_seal */
+    /* The rest of a sealed segment a cluster writer's full window did not take (in enc's
+     * ciphertext buffer): offered again before any more plaintext is sealed. */
+    const uint8_t *pend;
+    size_t pend_len;
     uint8_t *scratch; /* GET: GW_SSE_READ_SCRATCH bytes for gw_sse_read, allocated once */
     size_t dek_part;  /* GET: the part whose data key dek is (valid when have_dek) */
     int have_dek;
@@ -119,16 +143,21 @@ typedef struct gw_sse_ctx {
 /* r->sse, allocated on first use (NULL: out of memory). */
 gw_sse_ctx *gw_sse_ctx_of(gw_req *r);
 void gw_sse_ctx_free(gw_sse_ctx *c); /* NULL is a no-op; wipes the keys */
+/* 1 when g serves encryption: a single node, or a cluster node whose bucket namespace keeps
+ * the default encryption (gw_bucket_ns sse_set). */
+int gw_sse_served(const gw *g);
 /*
- * Parse r's SSE headers into r->sse->given (the caller sends the error when not GW_OK). On a
- * cluster node any SSE header is refused with NotImplemented: encryption is single-node for now.
+ * Parse r's SSE headers into r->sse->given (the caller sends the error when not GW_OK). Where
+ * encryption is not served (gw_sse_served) any SSE header is refused with NotImplemented.
  */
 gw_s3err gw_sse_request(gw_req *r, char *msg, size_t cap);
 /* The body about to be received is encrypted as obj: a fresh data key and its stream. Every
  * byte then goes to the erasure writer sealed (gw_body_seal seals the last segment). */
 cm_err gw_sse_begin_body(gw_req *r, const md_sse *obj);
-/* Body pipeline hooks (gw_server.c): plaintext in; the final segment, on the sealing worker. */
-cm_err gw_sse_body_write(gw_req *r, const uint8_t *p, size_t n);
+/* Body pipeline hooks (gw_server.c): plaintext in, without waiting (*taken: the bytes taken;
+ * CM_AGAIN: a cluster writer's window is full, offer the rest once it has room); the final
+ * segment, with what the window had not taken yet, on the sealing worker. */
+cm_err gw_sse_body_write(gw_req *r, const uint8_t *p, size_t n, size_t *taken);
 cm_err gw_sse_body_final(gw_req *r);
 /* Copy the written body's key fields (sse_seg, sse_key) into part p. */
 void gw_sse_attach(const gw_req *r, md_part *p);
@@ -138,18 +167,18 @@ void gw_sse_resp_xml(gw_req *r, const md_sse *s, struct evbuffer *buf);
 void gw_sse_resp_xml_copy(gw_req *r, const md_sse *s, struct evbuffer *buf, const char *src_vid);
 /* Copy part from's key fields (sse_seg, sse_key) into part to. */
 void gw_sse_copy_key(const md_part *from, md_part *to);
-/* ?encryption on an existing bucket b: Get/Put/DeleteBucketEncryption (NotImplemented on a
- * cluster node). */
+/* ?encryption on an existing bucket b: Get/Put/DeleteBucketEncryption (NotImplemented where
+ * encryption is not served); a cluster node's is a member of the bucket's namespace record. */
 void gw_op_bucket_encryption(gw_req *r, const md_bucket *b);
-/* The bucket's default encryption (MD_SSE_NONE when it has none, or on a cluster node). */
+/* The bucket's default encryption (MD_SSE_NONE when it has none, or where not served). */
 uint8_t gw_sse_bucket_default(gw_req *r);
 /* GW_OK unless s is SSE-S3 and the server has no master key (501 with msg; gw_new). */
 gw_s3err gw_sse_usable(gw_req *r, const md_sse *s, char *msg, size_t cap);
 #define GW_SSE_NO_MKEY_MSG                                                                         \
     "SSE-S3 needs a master key, which this server has not got: set CAIRN_MASTER_KEY or "           \
     "[server] master_key_file (docs/encryption.md)"
-/* The cluster refusal's message. */
+/* The refusal's message where encryption is not served. */
 #define GW_SSE_CLUSTER_MSG                                                                         \
-    "Server-side encryption is not supported on cluster nodes yet (single-node servers only)"
+    "Server-side encryption is not supported on this cluster node (no bucket namespace)"
 
 #endif

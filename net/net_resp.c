@@ -119,7 +119,10 @@ void net_req_read_body(net_req *req)
     if (req->reading || req->resp_started)
         return;
     req->reading = 1;
-    if (req->head.expect_continue && !req->body_complete && req->head.http_minor >= 1) {
+    /* An announced empty body gets its 100 too: botocore, which waits for it, otherwise stalls
+     * the next request on the connection until its read timeout. */
+    int empty = !req->head.chunked && req->head.content_length == 0;
+    if (req->head.expect_continue && (!req->body_complete || empty) && req->head.http_minor >= 1) {
         evbuffer_add(bufferevent_get_output(req->conn->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         req->continue_sent = 1;
     }

@@ -58,7 +58,7 @@ typedef struct {
     uint16_t node;
     uint64_t epoch;
     /* zstd level for transparent compression of new bodies (docs/compression.md); 0 = off.
-     * Single-node writers only: a writer in cluster mode stores bodies uncompressed. */
+     * Writers in cluster mode compress too (frames of the cluster layout's stripe payload). */
     int compress_level;
 } ob_store_options;
 

@@ -20,6 +20,10 @@
  * number and are dropped; the read's state lives until its last call ended, and the worker's
  * buffer is written only before the worker is woken. Memory: k + m cell buffers at most
  * (arrived cells plus the stripe buffer when rebuilding), whatever the range.
+ *
+ * Compressed layouts (docs/compression.md): a blocking ob_read reads the stream through
+ * ob_z_read as on a single node; ob_read_start fetches the ranges of the stream it needs one
+ * asynchronous read at a time and decodes once they are in (zrd, below).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +81,8 @@ struct crd {
     ob_read_op *op; /* ob_read_start: told on its loop instead of a waiting worker */
 };
 
+typedef struct zrd zrd;
+
 struct ob_read_op {
     crd *r; /* NULL: a local read, already done */
     struct event_base *base;
@@ -84,6 +90,7 @@ struct ob_read_op {
     void *arg;
     cm_err err;
     int canceled; /* base's thread only */
+    zrd *z;       /* a compressed layout's read (zrd_*): it owns this op */
 };
 
 static void rd_unref(crd *r)
@@ -488,18 +495,142 @@ cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *
     return e;
 }
 
+/*
+ * A compressed cluster layout read by ob_read_start, on the caller's loop: ob_z_read runs over
+ * the stream ranges fetched so far (zsrc); the first range it lacks (the table entries, then a
+ * frame) is fetched with a plain asynchronous read of the stream, and ob_z_read runs again once
+ * it is there. A GET piece (one frame, or parts of two) takes two or three fetches; nothing is
+ * decoded before every range it needs is in. Memory: the fetched ranges (a few table entries and
+ * at most the stored frames the range touches). A cancel only marks it: the fetch in flight
+ * writes into the ranges' own buffers, and its completion frees everything.
+ */
+#define ZRD_MAX_RANGES 8
+
+struct zrd {
+    ob_store *st;
+    md_layout lay;   /* compressed */
+    md_layout plain; /* the same cells as a plain layout of the stream */
+    uint64_t off;
+    void *buf;
+    size_t len;
+    ob_read_op *op; /* the caller's, whose done is told */
+    ob_read_op *inner;
+    uint64_t roff[ZRD_MAX_RANGES];
+    size_t rlen[ZRD_MAX_RANGES];
+    uint8_t *rbuf[ZRD_MAX_RANGES];
+    int n;
+    int missed;
+    uint64_t moff;
+    size_t mlen;
+};
+
+static void zrd_free(zrd *z)
+{
+    for (int i = 0; i < z->n; i++)
+        free(z->rbuf[i]);
+    free(z->op);
+    free(z);
+}
+
+/* ob_z_read's source: a fetched range, or CM_AGAIN noting the first missing one. */
+static cm_err zsrc(void *arg, uint64_t off, void *buf, size_t len)
+{
+    zrd *z = arg;
+    for (int i = 0; i < z->n; i++) {
+        if (off >= z->roff[i] && off - z->roff[i] <= z->rlen[i] &&
+            len <= z->rlen[i] - (off - z->roff[i])) {
+            memcpy(buf, z->rbuf[i] + (off - z->roff[i]), len);
+            return CM_OK;
+        }
+    }
+    if (!z->missed) {
+        z->missed = 1;
+        z->moff = off;
+        z->mlen = len;
+    }
+    return CM_AGAIN;
+}
+
+static void zrd_fetched(void *arg, cm_err err);
+
+/* Try the read; fetch what it lacks (CM_OK: a fetch is in flight) or end it (the error). */
+static cm_err zrd_try(zrd *z)
+{
+    z->missed = 0;
+    cm_err e = ob_z_read(&z->lay, z->off, z->buf, z->len, zsrc, z);
+    if (e != CM_AGAIN || !z->missed)
+        return e == CM_OK ? CM_ERR_EXISTS : e; /* EXISTS: read whole */
+    if (z->n == ZRD_MAX_RANGES || z->mlen == 0)
+        return CM_ERR_CORRUPT; /* more ranges than any frame range needs: a forged table */
+    uint8_t *p = malloc(z->mlen);
+    if (!p)
+        return CM_ERR_NOMEM;
+    z->roff[z->n] = z->moff;
+    z->rlen[z->n] = z->mlen;
+    z->rbuf[z->n++] = p;
+    return ob_read_start(z->st, &z->plain, z->moff, p, z->mlen, z->op->base, zrd_fetched, z,
+                         &z->inner);
+}
+
+/* A fetch ended (the caller's loop): try again, or tell the caller. */
+static void zrd_fetched(void *arg, cm_err err)
+{
+    zrd *z = arg;
+    z->inner = NULL;
+    if (z->op->canceled) {
+        zrd_free(z);
+        return;
+    }
+    if (err == CM_OK && (err = zrd_try(z)) == CM_OK)
+        return; /* the next fetch goes on */
+    z->op->done(z->op->arg, err == CM_ERR_EXISTS ? CM_OK : err);
+    zrd_free(z);
+}
+
+static cm_err zrd_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                        ob_read_op *o)
+{
+    zrd *z = calloc(1, sizeof(*z));
+    if (!z)
+        return CM_ERR_NOMEM;
+    *z = (zrd){
+        .st = st, .lay = *layout, .plain = *layout, .off = off, .buf = buf, .len = len, .op = o};
+    z->plain.zalg = MD_Z_NONE;
+    z->plain.zframe = 0;
+    z->plain.zsize = z->plain.ztab = 0;
+    o->z = z;
+    cm_err e = zrd_try(z); /* the cache is empty: a fetch starts, or the layout is refused */
+    if (e == CM_OK)
+        return CM_OK;
+    o->z = NULL;
+    z->op = NULL;
+    zrd_free(z);
+    return e == CM_ERR_EXISTS ? CM_ERR_INTERNAL : e;
+}
+
 cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
                      struct event_base *base, ob_read_done done, void *arg, ob_read_op **op)
 {
     ob_cluster *c = ob_store_cluster(st);
     if (off > MD_LAYOUT_BODY_SIZE(layout) || len > MD_LAYOUT_BODY_SIZE(layout) - off)
         return CM_ERR_RANGE;
-    if (c && layout->epoch != 0 && layout->zalg != MD_Z_NONE)
-        return CM_ERR_UNSUPPORTED; /* cluster writers never compress (docs/compression.md) */
+    if (c && layout->epoch != 0 && layout->zalg != MD_Z_NONE && len > 0) {
+        ob_read_op *o = calloc(1, sizeof(*o));
+        if (!o)
+            return CM_ERR_NOMEM;
+        *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0, NULL};
+        cm_err e = zrd_start(st, layout, off, buf, len, o);
+        if (e != CM_OK) {
+            free(o);
+            return e;
+        }
+        *op = o;
+        return CM_OK;
+    }
     ob_read_op *o = calloc(1, sizeof(*o));
     if (!o)
         return CM_ERR_NOMEM;
-    *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0};
+    *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0, NULL};
     cm_err e = CM_OK;
     if (c && layout->epoch != 0 && len > 0) {
         crd *r;

@@ -686,6 +686,11 @@ cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken)
     return cw_write(w, data, len, 0, taken);
 }
 
+size_t ob_cw_stripe_bytes(const ob_cw *w)
+{
+    return w->sbytes;
+}
+
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg)
 {
     cw_notice *n = calloc(1, sizeof(*n));

@@ -21,7 +21,11 @@
  * (ob_zstd.c): the body goes through it and the stripes get its stored stream (frames and their
  * table), or the body itself when its first frame does not compress. Everything below works on
  * the stored stream; ob_read of a compressed layout asks ob_z_read, which reads the stream back
- * through read_stored. Cluster writers never compress (docs/compression.md).
+ * through read_stored. A cluster writer compresses too: its ob_zw sends the stream to ob_cw
+ * (frames of the cluster layout's stripe payload); on the loop (write_some) a frame the window
+ * does not take whole stays pending in the writer (zpend, in z's buffers) and no more body bytes
+ * are taken until it went; finish (a worker) sends it, the last frame and the table
+ * (docs/compression.md, "Cluster nodes").
  *
  * Reader. A healthy stripe reads only the byte ranges wanted from each data cell, straight into
  * the caller's buffer. If any of those reads fails (drive dropped or offline, blob missing, CRC
@@ -118,6 +122,10 @@ struct ob_writer {
     uint64_t cell_off;            /* blob offset of the next cell, the same on every drive */
     cm_err failed;                /* sticky: once a stripe could not be stored, the body is lost */
     ob_zw *z; /* compressing (ob_zstd.c): the stripes get its stored stream; NULL = as given */
+    /* A cluster writer's compressed frame its full window did not take whole (in z's buffers):
+     * offered again before any more body bytes are taken. */
+    const uint8_t *zpend;
+    size_t zpend_len;
 };
 
 static cm_err drive_worker_start(ob_store *st, int d);
@@ -554,12 +562,92 @@ static cm_err cluster_writer_new(ob_store *st, ob_writer **out)
         return CM_ERR_NOMEM;
     w->st = st;
     cm_err e = ob_cw_new(st->cluster, &w->cw);
+    if (e == CM_OK && st->zlevel > 0) /* frames of one stripe's payload: a GET piece each */
+        e = ob_zw_new(st->zlevel,
+                      (uint32_t)CM_MIN(ob_cw_stripe_bytes(w->cw), (size_t)OB_Z_FRAME_MAX), &w->z);
     if (e != CM_OK) {
+        if (w->cw)
+            ob_cw_drop(w->cw);
         free(w);
         return e;
     }
     *out = w;
     return CM_OK;
+}
+
+/* A cluster writer's sinks for its compressed stream: waiting (a worker), and not waiting (the
+ * loop: what the window does not take stays pending, CM_AGAIN). */
+static cm_err cw_sink(void *arg, const void *data, size_t len)
+{
+    return ob_cw_write(((ob_writer *)arg)->cw, data, len);
+}
+
+/* Offer the pending rest of a frame to the window: CM_AGAIN while some of it is left. */
+static cm_err cw_pend_flush(ob_writer *w)
+{
+    size_t taken = 0;
+    cm_err e = ob_cw_write_some(w->cw, w->zpend, w->zpend_len, &taken);
+    if (e != CM_OK && e != CM_AGAIN)
+        return e;
+    w->zpend += taken;
+    w->zpend_len -= taken;
+    return w->zpend_len ? CM_AGAIN : CM_OK;
+}
+
+/* The loop's sink: what the window does not take stays pending (in z's buffers, which hold it
+ * until z is given more bytes: cw_write_some gives none before the pending rest went). A
+ * pending rest is not a failure for z, only for the window's caller. */
+static cm_err cw_sink_some(void *arg, const void *data, size_t len)
+{
+    ob_writer *w = arg;
+    if (w->zpend_len)
+        return CM_ERR_INVAL; /* never: at most one frame leaves z per call */
+    w->zpend = data;
+    w->zpend_len = len;
+    cm_err e = cw_pend_flush(w);
+    return e == CM_AGAIN ? CM_OK : e;
+}
+
+/* The first frame did not compress: the rest of the body goes to the stripes as it comes. */
+static void drop_raw_z(ob_writer *w)
+{
+    if (w->z && ob_zw_raw(w->z) && !w->zpend_len) {
+        atomic_fetch_add(&w->st->z_skipped, 1);
+        ob_zw_free(w->z);
+        w->z = NULL;
+    }
+}
+
+/* A cluster writer's ob_writer_write_some: through the compressing writer while it compresses,
+ * one frame at a time (ob_zw_write_frame), stopping with CM_AGAIN while a frame's rest waits for
+ * the window; the body as it comes once its first frame did not compress. */
+static cm_err cw_write_some(ob_writer *w, const void *data, size_t len, size_t *taken)
+{
+    const uint8_t *p = data;
+    cm_err e = CM_OK;
+    *taken = 0;
+    if (w->zpend_len && (e = cw_pend_flush(w)) != CM_OK)
+        return e;
+    drop_raw_z(w);
+    while (w->z && len > 0) {
+        size_t used = 0;
+        if ((e = ob_zw_write_frame(w->z, p, len, cw_sink_some, w, &used)) != CM_OK)
+            return e;
+        *taken += used;
+        p += used;
+        len -= used;
+        if (w->zpend_len)
+            return CM_AGAIN; /* a frame's rest waits for room in the window */
+        drop_raw_z(w);
+        if (used == 0 && w->z)
+            return CM_ERR_INVAL; /* never: a compressing writer takes bytes */
+    }
+    size_t more = 0;
+    if (len > 0) {
+        e = ob_cw_write_some(w->cw, p, len, &more);
+        *taken += more;
+    }
+    return e;
 }
 
 cm_err ob_writer_new(ob_store *st, ob_writer **out)
@@ -694,8 +782,18 @@ static void z_settle(ob_writer *w)
 
 cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
 {
-    if (w->cw)
-        return ob_cw_write(w->cw, data, len);
+    if (w->cw) {
+        cm_err e = CM_OK;
+        if (w->zpend_len) /* what the loop's window did not take */
+            e = ob_cw_write(w->cw, w->zpend, w->zpend_len);
+        w->zpend_len = 0;
+        drop_raw_z(w);
+        if (e != CM_OK || !w->z)
+            return e != CM_OK ? e : ob_cw_write(w->cw, data, len);
+        e = ob_zw_write(w->z, data, len, cw_sink, w);
+        drop_raw_z(w);
+        return e;
+    }
     if (!w->z)
         return stripe_write(w, data, len);
     cm_err e = ob_zw_write(w->z, data, len, stripe_write, w);
@@ -705,7 +803,8 @@ cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
 
 cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, void *ctx)
 {
-    return w->z ? ob_zw_offload(w->z, base, run, ctx, stripe_write, w) : CM_OK;
+    /* a cluster writer compresses on its caller's thread, a frame per call (cw_write_some) */
+    return w->z && !w->cw ? ob_zw_offload(w->z, base, run, ctx, stripe_write, w) : CM_OK;
 }
 
 /* fdatasync every drive holding a cell; a drive that cannot sync is dropped like a failed one. */
@@ -726,7 +825,7 @@ static void sync_cells(ob_writer *w)
 cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken)
 {
     if (w->cw)
-        return ob_cw_write_some(w->cw, data, len, taken);
+        return cw_write_some(w, data, len, taken);
     if (w->z && ob_zw_offloads(w->z)) { /* frames compress on workers: take what fits */
         cm_err e = ob_zw_write_some(w->z, data, len, taken);
         z_settle(w);
@@ -769,13 +868,44 @@ cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void 
     return CM_OK;
 }
 
-cm_err ob_writer_finish(ob_writer *w, md_layout *out)
+/* A cluster writer's finish (a worker): the pending frame, the last frame and the table, then
+ * the body's layout with the compression fields. */
+static cm_err cw_finish(ob_writer *w, md_layout *out)
 {
-    if (w->cw) {
-        cm_err e = ob_cw_finish(w->cw, out);
+    md_layout zl = {0};
+    uint64_t logical = 0, stored = 0;
+    ob_store *st = w->st;
+    cm_err e = ob_writer_write(w, NULL, 0); /* sends what is pending */
+    if (e == CM_OK && w->z) {
+        e = ob_zw_finish(w->z, cw_sink, w, &zl);
+        ob_zw_counts(w->z, &logical, &stored);
+        if (zl.zalg == MD_Z_NONE && logical > 0)
+            atomic_fetch_add(&st->z_skipped, 1); /* a short body that did not compress */
+    }
+    ob_zw_free(w->z);
+    if (e != CM_OK) {
+        ob_cw_drop(w->cw);
         free(w);
         return e;
     }
+    e = ob_cw_finish(w->cw, out);
+    free(w);
+    if (e == CM_OK && zl.zalg != MD_Z_NONE) {
+        out->zalg = zl.zalg;
+        out->zframe = zl.zframe;
+        out->zsize = zl.zsize;
+        out->ztab = zl.ztab;
+        atomic_fetch_add(&st->z_bodies, 1);
+        atomic_fetch_add(&st->z_logical, logical);
+        atomic_fetch_add(&st->z_stored, stored);
+    }
+    return e;
+}
+
+cm_err ob_writer_finish(ob_writer *w, md_layout *out)
+{
+    if (w->cw)
+        return cw_finish(w, out);
     md_layout zl = {0};
     uint64_t logical = 0, stored = 0;
     if (w->z) { /* first: an offloading z takes the stripes back from its loop (ob_zw_finish) */
@@ -823,6 +953,7 @@ int ob_writer_drop(ob_writer *w, md_layout *out)
         return 0;
     if (w->cw) { /* its loop deletes what it wrote once its calls end: nothing for the caller */
         ob_cw_drop(w->cw);
+        ob_zw_free(w->z);
         free(w);
         return 0;
     }

@@ -62,6 +62,8 @@ cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);
 /* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
 void ob_cw_drop(ob_cw *w);
+/* The payload of one of w's full stripes (its layout's k x cell size): its compression frame. */
+size_t ob_cw_stripe_bytes(const ob_cw *w);
 /* ob_read / ob_delete of a layout with epoch != 0. */
 cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len);
 cm_err ob_cluster_delete(ob_cluster *c, const md_layout *lay);
@@ -106,6 +108,16 @@ cm_err ob_zw_offload(ob_zw *z, struct event_base *base, ob_runner run, void *ctx
 cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken);
 int ob_zw_offloads(const ob_zw *z); /* ob_zw_offload succeeded on z */
 cm_err ob_zw_on_room(ob_zw *z, void (*fn)(void *arg), void *arg);
+/*
+ * For an owner that compresses on its own thread and whose sink may not take a whole frame (a
+ * cluster writer's full window): take body bytes up to the end of the frame being filled, so at
+ * most one frame goes to sink per call; sink keeps what it could not take and must have it gone
+ * before the next call (z's buffers hold the frame until z gets more bytes). CM_OK with *used 0
+ * once the body is stored raw and z holds nothing (ob_zw_raw): the rest is the caller's to write
+ * as it comes. CM_ERR_INVAL on an offloading z.
+ */
+cm_err ob_zw_write_frame(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg,
+                         size_t *used);
 /* The first frame was not worth compressing and everything written so far went to the sink as
  * it is: the caller may free z and write to its sink directly. */
 int ob_zw_raw(const ob_zw *z);

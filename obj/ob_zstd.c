@@ -503,6 +503,20 @@ cm_err ob_zw_on_room(ob_zw *z, void (*fn)(void *arg), void *arg)
     return CM_OK;
 }
 
+cm_err ob_zw_write_frame(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg,
+                         size_t *used)
+{
+    *used = 0;
+    if (z->ev)
+        return CM_ERR_INVAL; /* an offloading writer's sink is set once, on its loop */
+    if (ob_zw_raw(z))
+        return CM_OK;
+    z->sink = sink;
+    z->arg = arg;
+    size_t room = z->frame - z->slots[z->filling % (uint64_t)z->nslots].n;
+    return ob_zw_write_some(z, data, CM_MIN(len, room), used);
+}
+
 cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
 {
     pthread_mutex_lock(&z->mu); /* from here the loop's event leaves the sink to us */

@@ -20,9 +20,6 @@ import s3raw
 
 # CAIRN_TEST_BUCKET_PREFIX: set by lib.sh on a cluster shared by several runs, else empty
 BPREFIX = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "")
-# Against a cluster node (lib.sh's cluster mode) encryption at rest is refused: 501.
-CLUSTER = bool(os.environ.get("CAIRN_TEST_ENDPOINTS"))
-SSE_CLUSTER = "not supported on cluster nodes"
 B = BPREFIX + "hdr-bucket"
 FAILS = []
 SEQ = [0]
@@ -131,15 +128,10 @@ def writes_refused():
     k = fresh("hoisted-sse")
     answer = req("PUT", "/%s/%s" % (B, k), {"x-amz-server-side-encryption": "AES256"},
                  body=b"data")
-    if CLUSTER:
-        expect_refused("PutObject ?x-amz-server-side-encryption=AES256 (cluster)", answer,
-                       SSE_CLUSTER)
-        check("  nothing stored (hoisted SSE, cluster)", not exists(k))
-    else:
-        expect_ok("PutObject ?x-amz-server-side-encryption=AES256", answer)
-        _, h, _ = req("HEAD", "/%s/%s" % (B, k))
-        check("  stored encrypted (hoisted SSE is never dropped)",
-              h.get("x-amz-server-side-encryption") == "AES256", h)
+    expect_ok("PutObject ?x-amz-server-side-encryption=AES256", answer)
+    _, h, _ = req("HEAD", "/%s/%s" % (B, k))
+    check("  stored encrypted (hoisted SSE is never dropped)",
+          h.get("x-amz-server-side-encryption") == "AES256", h)
     k = fresh("badclass")
     expect_refused("PutObject x-amz-storage-class: FAST",
                    req("PUT", "/%s/%s" % (B, k), body=b"x",
@@ -161,8 +153,8 @@ def writes_refused():
 
 def sse_c_everywhere(upload_id):
     """SSE-C headers on objects and uploads that are not SSE-C: 400 InvalidRequest, nothing
-    stored (test_sse.sh covers SSE-C itself). A cluster node refuses every SSE request: 501."""
-    no = (SSE_CLUSTER, 501, "NotImplemented") if CLUSTER else (None, 400, "InvalidRequest")
+    stored (test_sse.sh and test_cluster_sse.sh cover SSE-C itself)."""
+    no = (None, 400, "InvalidRequest")
     expect_refused("GetObject SSE-C on a plain object",
                    req("GET", "/%s/src" % B, headers=SSEC), *no)
     k = fresh("c")
@@ -173,13 +165,6 @@ def sse_c_everywhere(upload_id):
     part = {"uploadId": upload_id, "partNumber": "2"}
     expect_refused("UploadPart SSE-C to a plain upload",
                    req("PUT", "/%s/mp" % B, part, body=b"p" * 100, headers=SSEC), *no)
-    if CLUSTER:
-        k = fresh("ssec-put")
-        expect_refused("PutObject SSE-C (cluster)",
-                       req("PUT", "/%s/%s" % (B, k), body=b"x", headers=SSEC), *no)
-        check("  nothing stored (SSE-C PUT, cluster)", not exists(k))
-        expect_refused("GetBucketEncryption (cluster)", req("GET", "/" + B, {"encryption": ""}),
-                       *no)
     _, _, body = req("GET", "/%s/mp" % B, {"uploadId": upload_id})
     nums = re.findall(rb"<PartNumber>(\d+)</PartNumber>", body)
     check("  refused parts were not stored", nums == [b"1"], body[:300])

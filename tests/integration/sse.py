@@ -1,11 +1,17 @@
-"""Server-side encryption through boto3 (endpoint in CAIRN_ENDPOINT, credentials in the AWS_*
-env), run by test_sse.sh: SSE-S3 single-part (sizes around the 64 KiB segment), ranges across
+"""Server-side encryption through boto3 (endpoint in CAIRN_ENDPOINT, or the nodes of a cluster in
+CAIRN_SSE_ENDPOINTS, comma-separated; credentials in the AWS_* env), run by test_sse.sh and
+test_cluster_sse.sh: SSE-S3 single-part (sizes around the 64 KiB segment), ranges across
 segments, multipart with part and range GETs, bucket default encryption, SSE-C with the right,
 wrong and missing key, and the CopyObject / UploadPartCopy matrix across encryption settings.
 Every encrypted body carries a marker string; the markers are written to the file named by
 CAIRN_SSE_MARKERS (one per line) for the shell to grep the data directory for. The plaintext
 markers of two plain objects (inline, striped) go to CAIRN_SSE_PLAIN_MARKERS, as the grep's
 positive control. Prints one `ok -` / `FAIL -` line per check; exit status 1 if any failed.
+
+With several endpoints every object call goes to the next node in turn (so an object written
+through one node is read through others, and the parts of one upload go through different
+nodes); bucket encryption settings are changed through the first node, and the suite waits until
+every node sees a change before relying on it (a node learns it from the etcd watch).
 """
 
 import base64
@@ -13,6 +19,7 @@ import hashlib
 import os
 import random
 import sys
+import time
 import zlib
 
 import boto3
@@ -75,6 +82,36 @@ def ssec(key):
 
 def src_ssec(key):
     return {"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": key}
+
+
+class Nodes:
+    """boto3 clients of the cluster's nodes: each object call goes to the next node in turn."""
+
+    def __init__(self, clients):
+        self.clients = clients
+        self.turn = 0
+
+    def __getattr__(self, name):
+        if name.endswith("bucket_encryption") or name == "create_bucket":
+            return getattr(self.clients[0], name)
+        client = self.clients[self.turn % len(self.clients)]
+        self.turn += 1
+        return getattr(client, name)
+
+    def settle(self, bucket, want):
+        """Wait (at most 10 s) until every node answers GetBucketEncryption with want (200/404)."""
+        deadline = time.time() + 10
+        for c in self.clients:
+            while err_of(c.get_bucket_encryption, Bucket=bucket)[0] != want:
+                if time.time() > deadline:
+                    check("every node sees the bucket encryption change (%d)" % want, False)
+                    return
+                time.sleep(0.05)
+
+
+def settle(s3, bucket, want):
+    if isinstance(s3, Nodes):
+        s3.settle(bucket, want)
 
 
 def get(s3, b, k, **kw):
@@ -179,6 +216,7 @@ def bucket_default(s3, b2):
     check("GetBucketEncryption: AES256, BucketKeyEnabled",
           rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256" and
           rule.get("BucketKeyEnabled") is True, c)
+    settle(s3, b2, 200)
     data = body(200000)
     r = s3.put_object(Bucket=b2, Key="by-default", Body=data)
     check("PUT without headers into a default-encrypted bucket: AES256",
@@ -191,6 +229,7 @@ def bucket_default(s3, b2):
     s3.delete_bucket_encryption(Bucket=b2)
     st, code = err_of(s3.get_bucket_encryption, Bucket=b2)
     check("after DeleteBucketEncryption: not found", st == 404, (st, code))
+    settle(s3, b2, 404)
     plain = body(3000, plain=True)
     r = s3.put_object(Bucket=b2, Key="plain-after", Body=plain)
     check("PUT after DeleteBucketEncryption is plain", "ServerSideEncryption" not in r, r)
@@ -318,8 +357,11 @@ def copies(s3, b, s3objs, k1, k2, cdata):
 
 
 def main():
-    s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], region_name="us-east-1",
-                      config=Config(retries={"max_attempts": 1}))
+    eps = os.environ.get("CAIRN_SSE_ENDPOINTS", "").split(",")
+    clients = [boto3.client("s3", endpoint_url=e, region_name="us-east-1",
+                            config=Config(retries={"max_attempts": 1}))
+               for e in (eps if eps[0] else [os.environ["CAIRN_ENDPOINT"]])]
+    s3 = Nodes(clients) if len(clients) > 1 else clients[0]
     b, b2 = "sse-py", "sse-default"
     s3.create_bucket(Bucket=b)
     s3.create_bucket(Bucket=b2)

@@ -965,6 +965,78 @@ static void test_versioning(void)
     cu_etcd_stop(&e);
 }
 
+/* The default encryption members: written when set (left out when 0), read back; a bucket key
+ * without SSE-S3, or values out of range, refused both ways. Set by compare-and-set through a
+ * follower, read back from its memory when the call returns, kept by other changes, removed. */
+static void test_sse(void)
+{
+    co_bucket in[2] = {rec("enc", "alice", 1), rec("plain", "alice", 2)};
+    char *doc = NULL;
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    in[0].sse = 1;
+    in[0].sse_bucket_key = 1;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"sse\":1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"sse_bucket_key\":1"));
+    CU_ASSERT(!strstr(strstr(doc, "plain"), "\"sse")); /* 0: left out */
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    const co_bucket *o = co_buckets_find(out, n, "enc"), *p = co_buckets_find(out, n, "plain");
+    CU_ASSERT(o->sse == 1 && o->sse_bucket_key == 1 && p->sse == 0 && p->sse_bucket_key == 0);
+    co_buckets_array_free(out, n);
+    free(doc);
+    static const char *const members[] = {"\"sse\":2", "\"sse\":-1", "\"sse_bucket_key\":1",
+                                          "\"sse\":1,\"sse_bucket_key\":2", "\"sse\":\"1\""};
+    for (size_t i = 0; i < CM_ARRAY_LEN(members); i++) {
+        char bad[256];
+        int blen = snprintf(bad, sizeof(bad),
+                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
+                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
+                            members[i]);
+        out = NULL;
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+    }
+    in[0].sse = 0; /* a bucket key without SSE-S3 */
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got;
+    int64_t rev = 0, rev2 = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    co_bucket b = rec("b", "alice", 1);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_sse_set(f, "b", 1, 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK); /* read-your-writes */
+    CU_ASSERT(got.sse == 1 && got.sse_bucket_key == 1);
+    /* unchanged: nothing written */
+    CU_ASSERT_EQUAL(co_buckets_set_sse(c, KEY, "b", 1, 1, &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_set_sse(c, KEY, "b", 1, 1, &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev);
+    CU_ASSERT_EQUAL(co_buckets_set_sse(c, KEY, "nosuch", 1, 0, NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_set_sse(c, KEY, "b", 2, 0, NULL), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_buckets_set_sse(c, KEY, "b", 0, 1, NULL), CM_ERR_INVAL);
+    /* other changes keep it */
+    co_tag t[1] = {{"team", "web"}};
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_access_set(f, "b", 1, 0, 0, CO_ACCESS_ACL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT(got.sse == 1 && got.sse_bucket_key == 1 && got.acl == 1);
+    /* removed */
+    CU_ASSERT_EQUAL(co_buckets_sse_set(f, "b", 0, 0), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT(got.sse == 0 && got.sse_bucket_key == 0 && got.acl == 1);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -980,6 +1052,7 @@ void cu_register(void)
         {"a bucket's access settings and policy", test_access},
         {"a bucket's website configuration", test_website},
         {"a bucket's versioning state", test_versioning},
+        {"a bucket's default encryption", test_sse},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);

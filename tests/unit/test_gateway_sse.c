@@ -2,10 +2,13 @@
  * test_gateway_sse.c - the encryption of bodies (gw_sse.c): segment arithmetic at its edges, the
  * GCM round trip of a segment, every tampered byte of a segment (ciphertext and tag) caught, a
  * segment opened under the wrong index or key refused, the stream (segments of random sizes fed
- * in random splits; seeded, seed printed) equal to sealing segment by segment, data keys wrapped
+ * in random splits; seeded, seed printed) equal to sealing segment by segment, also when fed with
+ * partial takes (a cluster writer's full window), ranges decrypted from a buffer of stored
+ * segments (the cluster GET), data keys wrapped
  * and unwrapped for SSE-S3 (a wrong master key refused) and SSE-C (a wrong customer key refused,
  * the verifier telling right from wrong), and the PutBucketEncryption parser.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +122,75 @@ static void test_stream_matches_segments(void)
     }
 }
 
+/* A cluster writer's full window: every other segment is taken but answered CM_AGAIN. */
+typedef struct {
+    sink s;
+    int calls;
+} busy_sink;
+
+static cm_err collect_busy(void *arg, const uint8_t *p, size_t n)
+{
+    busy_sink *b = arg;
+    cm_err err = collect(&b->s, p, n);
+    return err == CM_OK && b->calls++ % 2 == 0 ? CM_AGAIN : err;
+}
+
+/* The stream fed with gw_sse_enc_update_some, resumed after each CM_AGAIN from what it says it
+ * used, equals the one-call stream; and every range of it opens back (gw_sse_span, gw_sse_open:
+ * the cluster GET's decryption of segments read into a buffer). */
+static void test_stream_partial_and_ranges(void)
+{
+    unsigned seed = (unsigned)time(NULL);
+    srand(seed);
+    const uint32_t seg = GW_SSE_SEG;
+    md_part part = {.sse_seg = seg};
+    for (int round = 0; round < 6; round++) {
+        size_t n = (size_t)(rand() % (5 * seg + 3)) + 1;
+        uint8_t *pt = malloc(n), *got = malloc(n), *scratch = malloc(seg);
+        size_t stored = (size_t)gw_sse_stored_len(n, seg);
+        busy_sink b = {{malloc(stored), 0, stored}, 0};
+        gw_sse_enc *e = NULL;
+        int agains = 0;
+        for (size_t i = 0; i < n; i++)
+            pt[i] = (uint8_t)rand();
+        CU_ASSERT_EQUAL_FATAL(gw_sse_enc_new(KEY, seg, &e), CM_OK);
+        for (size_t off = 0; off < n;) {
+            size_t k = (size_t)(rand() % (3 * seg) + 1), used = 0;
+            k = CM_MIN(n - off, k);
+            cm_err err = gw_sse_enc_update_some(e, pt + off, k, collect_busy, &b, &used);
+            CU_ASSERT(err == CM_OK || err == CM_AGAIN);
+            CU_ASSERT(used <= k && (err == CM_AGAIN || used == k));
+            agains += err == CM_AGAIN;
+            off += used;
+        }
+        CU_ASSERT_EQUAL(gw_sse_enc_final(e, collect, &b.s), CM_OK);
+        gw_sse_enc_free(e);
+        CU_ASSERT_EQUAL_FATAL(b.s.len, stored);
+        CU_ASSERT(agains >= (int)(n / seg) / 2);
+        part.size = n;
+        for (int r = 0; r < 20; r++) {
+            uint64_t off = (uint64_t)rand() % n, c_off = 0;
+            size_t len = (size_t)(rand() % (n - off)) + 1, c_len = 0;
+            CU_ASSERT_EQUAL_FATAL(gw_sse_span(&part, off, len, &c_off, &c_len), CM_OK);
+            CU_ASSERT(c_off + c_len <= stored && c_off % (seg + GW_SSE_TAG) == 0);
+            CU_ASSERT_EQUAL(gw_sse_open(&part, KEY, off, b.s.p + c_off, got, len, scratch), CM_OK);
+            CU_ASSERT_EQUAL(memcmp(got, pt + off, len), 0);
+            if (memcmp(got, pt + off, len) != 0)
+                fprintf(stderr, "range seed %u: %" PRIu64 "+%zu of %zu\n", seed, off, len, n);
+        }
+        /* a flipped stored byte inside the span: refused, never handed on */
+        b.s.p[stored / 2] ^= 1;
+        CU_ASSERT_EQUAL(gw_sse_open(&part, KEY, 0, b.s.p, got, n, scratch), CM_ERR_CORRUPT);
+        uint64_t c_off;
+        size_t c_len;
+        CU_ASSERT_EQUAL(gw_sse_span(&part, n, 1, &c_off, &c_len), CM_ERR_RANGE);
+        free(pt);
+        free(got);
+        free(scratch);
+        free(b.s.p);
+    }
+}
+
 static void test_wrapped_keys(void)
 {
     gw *g = calloc(1, sizeof(*g)), *g2 = calloc(1, sizeof(*g2));
@@ -228,6 +300,7 @@ void cu_register(void)
         {"stored_len", test_stored_len},
         {"segment_round_trip_and_tamper", test_segment_round_trip_and_tamper},
         {"stream_matches_segments", test_stream_matches_segments},
+        {"stream_partial_and_ranges", test_stream_partial_and_ranges},
         {"wrapped_keys", test_wrapped_keys},
         {"parse_encryption", test_parse_encryption},
         {NULL, NULL},

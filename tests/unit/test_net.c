@@ -720,6 +720,18 @@ static void test_expect_continue(void)
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT(strncmp(r.body, "5 ", 2) == 0);
     resp_free(&r);
+    /* an announced empty body gets its 100 too (botocore waits for it), then the answer */
+    CU_ASSERT_EQUAL(cli_sends(&c, "PUT /echo HTTP/1.1\r\nContent-Length: 0\r\n"
+                                  "Expect: 100-continue\r\n\r\n"),
+                    0);
+    CU_ASSERT_EQUAL_FATAL(cli_line(&c, line, sizeof(line)), 0);
+    CU_ASSERT_STRING_EQUAL(line, "HTTP/1.1 100 Continue\r\n");
+    CU_ASSERT_EQUAL_FATAL(cli_line(&c, line, sizeof(line)), 0);
+    CU_ASSERT_STRING_EQUAL(line, "\r\n");
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(strncmp(r.body, "0 ", 2) == 0);
+    resp_free(&r);
     /* rejected on its headers: no 100, the error, then close (the body never came) */
     CU_ASSERT_EQUAL(cli_sends(&c, "PUT /reject HTTP/1.1\r\nContent-Length: 5000000\r\n"
                                   "Expect: 100-continue\r\n\r\n"),

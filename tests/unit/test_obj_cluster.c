@@ -3,7 +3,8 @@
  * across nodes"): bodies written through one node's store and read through another's, handoff
  * of a refused node's cells, reads with an AZ down (and one more node failing for a moment),
  * hedged reads past a delayed node, the writer's bounded memory, deletes reaching the cells'
- * nodes, and a loopback throughput figure against a single-node store.
+ * nodes, compressed bodies written and read without waiting, and a loopback throughput figure
+ * against a single-node store.
  *
  * Six nodes run in this process, two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
  * each (24 drives: the default profile is 8+4; four, not three, so that a node's two cells of a
@@ -37,6 +38,8 @@ static const uint8_t secret[] = "cluster-test-secret";
 #define K 8
 #define M 4
 #define SBYTES ((size_t)K * CELL) /* payload of a full stripe */
+
+static int zlevel; /* compress_level of every node's store (0: off) */
 #define WINDOW 4
 
 typedef struct {
@@ -69,7 +72,7 @@ static void node_open(tnode *n, int i)
         dirs[d] = n->dirs[d];
     }
     /* the single-node profile (unused here): cluster bodies use the layout's */
-    ob_store_options o = {2, 1, CELL, NULL, 0, 0, 0};
+    ob_store_options o = {2, 1, CELL, NULL, 0, 0, zlevel};
     CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
     for (int d = 0; d < NDRIVES; d++) {
         drives[d].path = n->dirs[d];
@@ -707,6 +710,98 @@ static void test_event_loop_calls(void)
     cluster_down();
 }
 
+/* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
+static void fill_text(uint8_t *p, size_t n, uint64_t seed)
+{
+    static const char *const words[] = {"cairn ",  "stripe ", "drive ", "frame ", "node ",
+                                        "quorum ", "the ",    "of ",    "zstd ",  "cell\n"};
+    for (size_t i = 0; i < n;) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        const char *w = words[(seed >> 33) % CM_ARRAY_LEN(words)];
+        for (size_t j = 0; w[j] && i < n; j++)
+            p[i++] = (uint8_t)w[j];
+        if (i < n && (seed >> 20) % 2)
+            p[i++] = (uint8_t)('0' + (seed >> 40) % 10);
+    }
+}
+
+/* Compression on cluster nodes (docs/compression.md, "Cluster nodes"): a text body written
+ * without waiting (frames the full window does not take stay pending) is stored compressed, reads
+ * back byte-exact without waiting (frame by frame, across two frames) and blocking through another
+ * node; a read cancelled with its fetch in flight never calls back nor writes the buffer; a random
+ * body is stored as it came. */
+static void test_compressed(void)
+{
+    size_t len = 24 * SBYTES + 333;
+    uint8_t *body = malloc(len), *back = malloc(len);
+    md_layout lay, rnd;
+    ob_writer *w;
+    ob_read_op *op;
+    zlevel = 1;
+    cluster_up();
+    tbase = event_base_new();
+    fill_text(body, len, 5);
+    /* slow appends to n2: the window of stripes in flight fills, frames wait pending */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n2", ND_FAULT_DELAY, 250), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
+    CU_ASSERT(write_nonblocking(w, body, len) > 0);
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
+    CU_ASSERT_EQUAL(lay.zalg, MD_Z_ZSTD);
+    CU_ASSERT_EQUAL(lay.zsize, len);
+    CU_ASSERT(lay.size > 0 && 2 * lay.size < len);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M);
+    memset(back, 0, len);
+    for (size_t pos = 0; pos < len; pos += SBYTES) {
+        int before = read_calls;
+        CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, pos, back + pos,
+                                            CM_MIN(SBYTES, len - pos), tbase, read_cb, NULL, &op),
+                              CM_OK);
+        CU_ASSERT_EQUAL(read_calls, before);
+        run_until(&read_calls, before + 1, 10000);
+        CU_ASSERT_EQUAL_FATAL(read_calls, before + 1);
+        CU_ASSERT_EQUAL(read_err, CM_OK);
+    }
+    CU_ASSERT(memcmp(body, back, len) == 0);
+    /* across a frame boundary, then the same through a blocking read of another node */
+    size_t off = 3 * SBYTES - 1000, n = SBYTES + 2000;
+    int before = read_calls;
+    memset(back, 0, n);
+    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[3].st, &lay, off, back, n, tbase, read_cb, NULL, &op),
+                          CM_OK);
+    run_until(&read_calls, before + 1, 10000);
+    CU_ASSERT(read_calls == before + 1 && read_err == CM_OK && memcmp(body + off, back, n) == 0);
+    memset(back, 0, n);
+    CU_ASSERT_EQUAL(ob_read(N[2].st, &lay, off, back, n), CM_OK);
+    CU_ASSERT(memcmp(body + off, back, n) == 0);
+    /* cancelled with a fetch in flight: no callback, the buffer untouched (ASan: nothing leaks) */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 200), CM_OK);
+    memset(back, 0xEE, SBYTES);
+    before = read_calls;
+    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, 0, back, SBYTES, tbase, read_cb, NULL, &op),
+                          CM_OK);
+    ob_read_cancel(op);
+    run_until(&read_calls, before + 1, 800);
+    CU_ASSERT_EQUAL(read_calls, before);
+    int untouched = 1;
+    for (size_t i = 0; i < SBYTES; i++)
+        untouched &= back[i] == 0xEE;
+    CU_ASSERT(untouched);
+    nd_fault_clear(faults, NULL, NULL);
+    /* random bytes: the first frame does not compress, the body is stored as it came */
+    fill(body, len, 11);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[1].st, &w), CM_OK);
+    write_nonblocking(w, body, len);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &rnd), CM_OK);
+    CU_ASSERT(rnd.zalg == MD_Z_NONE && rnd.size == len);
+    CU_ASSERT(read_matches(5, &rnd, body, 0, len));
+    event_base_free(tbase);
+    free(body);
+    free(back);
+    cluster_down();
+    zlevel = 0;
+}
+
 /* ---- deletes reach the cells' nodes ---- */
 
 /* Is the chunk of lay's cell i still on its node? */
@@ -786,6 +881,7 @@ void cu_register(void)
         {"big_body", test_big_body},
         {"deletes", test_deletes},
         {"event_loop_calls", test_event_loop_calls},
+        {"compressed", test_compressed},
         {NULL, NULL},
     };
     cu_add_suite("obj_cluster", tests);
