@@ -6,8 +6,11 @@
  * checks the body (gw_lc_parse), and stores the document gw_lc_write makes of it (IDs filled in)
  * in the store's "lifecycle" database (md_lc_config_set, on a worker); GET answers that document
  * or 404 NoSuchLifecycleConfiguration; DELETE removes it (204, also when there was none). On a
- * cluster node PUT is 501 NotImplemented: the worker would have to apply each rule once per
- * record across the nodes, which it does not yet do.
+ * cluster node the document is the bucket's member "lifecycle" of the etcd bucket document
+ * (g->ns.lifecycle_set / lifecycle_get, the get from the follower's memory), and a configuration
+ * with NoncurrentVersionExpiration or ExpiredObjectDeleteMarker is refused with 501 (the cluster
+ * worker walks current objects only); a cluster node without those namespace functions answers
+ * PUT with 501.
  *
  * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
  * in each, first its keys (md_list_versions pages, in key order, delete markers included), then
@@ -38,6 +41,15 @@
  * the end of a pass "last" records its times and counters and the cursor is cleared; the next
  * pass starts interval_s seconds later. Both blobs are little records of this file (encoded
  * below, big-endian), opaque to the store.
+ *
+ * On a cluster node (cfg.mine set) every node runs a worker, over the buckets the etcd document
+ * gives a configuration (lifecycle_next); the cursor and counters stay in the node's own store.
+ * Objects come from the replicated listing (gw_meta_list, current objects only, scan_current) and
+ * uploads from rp_upload_list; the worker acts only on those of the partitions cfg.mine says are
+ * this node's (the first live home: each record is done by one node), through the same
+ * gw_object_remove (the replicated delete, ETag-conditioned) and rp_upload_abort. The listing
+ * reads every partition, so the rate bounds entries listed, not only those acted on.
+ * x-amz-expiration is not sent there (the parsed-rules cache does not follow other nodes' changes).
  *
  * Threading: the worker thread does every blocking call; status readers (the admin API, on the
  * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
