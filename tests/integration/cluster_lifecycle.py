@@ -6,9 +6,10 @@ one line per check that passed.
   cluster_lifecycle.py EPS BUCKET
     a configuration put through n1 (expire tmp/ after a day, tagged t/ objects after a day, abort
     uploads under up/ after a day) and read back through n4; a NoncurrentVersionExpiration rule
-    refused with 501 through n2; objects written through every node, an upload started through
-    n3 with a part; then, read through other nodes: tmp/ and the tagged object expire, the rest
-    stays, the stale upload is aborted and the other one kept.
+    refused with 501 through n2, one too large for the bucket document with 400 through n3;
+    objects written through every node, an upload started through n3 with a part; then, read
+    through other nodes: tmp/ and the tagged object expire, the rest stays, the stale upload is
+    aborted and the other one kept; the configuration deleted.
 """
 import sys
 import time
@@ -60,8 +61,13 @@ def main():
     check(err(lambda: c[1].put_bucket_lifecycle_configuration(
         Bucket=b, LifecycleConfiguration=nc)) == ("NotImplemented", 501),
         "a NoncurrentVersionExpiration rule is refused with 501 through n2")
+    many = {"Rules": [{"ID": "rule-%03d" % i, "Status": "Enabled", "Filter": {"Prefix": "p%d/" % i},
+                       "Expiration": {"Days": 1 + i}} for i in range(400)]}
+    check(err(lambda: c[2].put_bucket_lifecycle_configuration(
+        Bucket=b, LifecycleConfiguration=many)) == ("InvalidRequest", 400),
+        "a configuration larger than the bucket document keeps is refused with 400 (n3)")
     got = c[5].get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
-    check(len(got) == 3, "the refused configuration left the stored one in place (n6)")
+    check(len(got) == 3, "the refused configurations left the stored one in place (n6)")
 
     for i in range(NTMP):
         c[i % 6].put_object(Bucket=b, Key="tmp/%02d" % i, Body=b"x" * i)
