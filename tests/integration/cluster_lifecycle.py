@@ -9,11 +9,15 @@ one line per check that passed.
     refused with 501 through n2, one too large for the bucket document with 400 through n3;
     objects written through every node, an upload started through n3 with a part; then, read
     through other nodes: tmp/ and the tagged object expire, the rest stays, the stale upload is
-    aborted and the other one kept; the configuration deleted.
+    aborted and the other one kept; the nodes' last passes examined each record left once in all
+    (/admin/status); the configuration deleted.
 """
+import json
+import os
 import sys
 import time
 
+import s3raw
 from cluster_versioning import check, err, fail
 from lc_boto import client
 
@@ -31,6 +35,16 @@ def keys(cl, b):
         if not r.get("IsTruncated"):
             return out
         token = r["NextContinuationToken"]
+
+
+def last_passes(eps):
+    """Each node's last finished lifecycle pass (its /admin/status), or None."""
+    out = []
+    for e in eps:
+        os.environ["CAIRN_ENDPOINT"] = e
+        st, _, body = s3raw.request("GET", "/admin/status")
+        out.append(json.loads(body)["lifecycle"]["last"] if st == 200 else None)
+    return out
 
 
 def uploads(cl, b):
@@ -89,6 +103,20 @@ def main():
         time.sleep(0.5)
     check(sorted(keys(c[5], b)) == want, "tmp/ and the tagged object expired (listed via n6)")
     check(uploads(c[4], b) == ["other/y"], "the stale upload was aborted, the other kept (n5)")
+    # Each record is examined by one node: over passes that all started after the expirations,
+    # the nodes' counts add up to what is left (7 objects, 1 upload), not six times that.
+    since, sums = time.time() * 1000, []
+    end = time.time() + 15
+    while time.time() < end:
+        last = last_passes(eps)
+        if all(p and p["start_ms"] > since for p in last):
+            sums.append(sum(p["examined"] for p in last))
+            if sums[-1] == 8:
+                break
+            since = time.time() * 1000
+        time.sleep(0.5)
+    check(sums and sums[-1] == 8,
+          "each remaining record examined by one node per pass (sums %s)" % sums)
     check(err(lambda: c[3].get_object(Bucket=b, Key="tmp/00"))[1] == 404 and
           c[3].get_object(Bucket=b, Key="t/b")["Body"].read() == b"b",
           "an expired object is gone, a kept one reads back (n4)")
