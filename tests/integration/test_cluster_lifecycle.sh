@@ -4,10 +4,11 @@
 # a pass every second). cluster_lifecycle.py puts a configuration through n1 and reads it through
 # n4, sees a noncurrent rule refused with 501, writes objects and uploads through every node and
 # waits until, read through other nodes, the selected objects expired and the stale upload was
-# aborted while the others stay, and over passes that all began after that the nodes' examined
-# counters (/admin/status) add up to the records left, not six times them. Then the nodes' logs: each expired object and the aborted upload
-# appear exactly once across all six (one node applies the rules to each partition), and no
-# lifecycle warning or error anywhere. About 20 s.
+# aborted while the others stay; over passes that all began after that, the nodes' examined
+# counters (/admin/status) add up to the records left, not six times them (one node applies the
+# rules to each partition). Then the nodes' logs: each expired object and the aborted upload
+# appear exactly once across all six, spread over several nodes, and no lifecycle warning or
+# error anywhere. About 20 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
