@@ -27,7 +27,10 @@
  *     bodies back to k+m healthy cells at their homes, on layout changes, nodes coming back,
  *     request and every repair_interval_s;
  *   - conditional writes (cluster_cond.c): the coordinator's cond_run hands each to its
- *     partition's leader, elected through etcd; the node RPC's cond route runs those handed here.
+ *     partition's leader, elected through etcd; the node RPC's cond route runs those handed here;
+ *   - the lifecycle worker's share (cmd_cluster_first_live_home): a record is this node's to
+ *     expire when this node is the first home of its partition that the member list shows live,
+ *     as the repair pass picks the records it heals.
  *
  * Nothing here waits on etcd but conditional writes (on gateway and RPC workers, bounded): the
  * layout comes from co_layout's memory. Stop (cmd_cluster_stop) after the gateway's workers are
@@ -101,6 +104,12 @@ struct cmd_cluster {
     uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
     uint64_t tombs_collected, collect_skipped;
     int64_t faults_mtime_ns;
+    /* the lifecycle worker's view of the homes (cmd_cluster_first_live_home; its thread only) */
+    pl_topology *lc_topo;
+    pl_map *lc_homes;
+    uint8_t *lc_dead;
+    int64_t lc_ms; /* when the view was refreshed (monotonic) */
+    int lc_fresh;  /* the member list was fresh then */
 };
 
 /* ---- the loop ---- */
@@ -514,6 +523,59 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
     return cmd_repair_start(&pc, &c->repair);
 }
 
+/* ---- lifecycle: the partitions this node applies rules to ---- */
+
+#define LC_VIEW_MS 1000 /* the member list changes once a refresh (a second) at most */
+
+/* The lifecycle view of the adopted layout and of the member list, refreshed when older than
+ * LC_VIEW_MS; 1 when usable (a layout, a fresh member list). */
+static int lc_view(cmd_cluster *c)
+{
+    int64_t now = cm_monotonic_ms();
+    if (c->lc_homes && now - c->lc_ms < LC_VIEW_MS)
+        return c->lc_fresh;
+    c->lc_ms = now;
+    c->lc_fresh = 0;
+    pl_topology *t = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->topo)
+        pl_topology_clone(c->topo, &t);
+    pthread_mutex_unlock(&c->mu);
+    if (!t)
+        return 0;
+    if (c->lc_topo && c->lc_topo->epoch == t->epoch) {
+        pl_topology_free(t);
+    } else {
+        pl_map *m = NULL;
+        uint8_t *dead = calloc((size_t)t->nnodes + 1, 1);
+        if (!dead || pl_map_new(t, PL_MAP_HOMES, &m) != CM_OK) {
+            free(dead);
+            pl_topology_free(t);
+            return 0;
+        }
+        pl_map_free(c->lc_homes);
+        pl_topology_free(c->lc_topo);
+        free(c->lc_dead);
+        c->lc_topo = t, c->lc_homes = m, c->lc_dead = dead;
+    }
+    c->lc_fresh = cmd_dead_nodes(c->cfg.layout, c->lc_topo, c->lc_dead);
+    return c->lc_fresh;
+}
+
+int cmd_cluster_first_live_home(void *arg, const char *bucket, const char *key)
+{
+    cmd_cluster *c = arg;
+    int homes[MD_REPLICAS];
+    if (!lc_view(c))
+        return 0;
+    int n = rp_homes(c->lc_homes, pl_partition_id(bucket, rp_shard_of(key, NSHARDS)), MD_REPLICAS,
+                     homes);
+    for (int i = 0; i < n; i++)
+        if (!c->lc_dead[homes[i]])
+            return strcmp(c->lc_topo->nodes[homes[i]].id, c->self) == 0;
+    return 0;
+}
+
 cmd_repair *cmd_cluster_repair(cmd_cluster *c)
 {
     return c ? c->repair : NULL;
@@ -587,6 +649,9 @@ void cmd_cluster_free(cmd_cluster *c)
     cmd_cluster_stop(c);
     nd_faults_free(c->faults);
     pl_topology_free(c->topo);
+    pl_map_free(c->lc_homes);
+    pl_topology_free(c->lc_topo);
+    free(c->lc_dead);
     if (c->have_clock)
         md_hlc_release(&c->clock);
     pthread_cond_destroy(&c->cv);

@@ -16,7 +16,8 @@
  * the quorum coordinator (rp_config.consistency) and for HeadBucket. So do its tags
  * (PutBucketTagging: co_buckets_tag; GetBucketTagging from the follower's memory) and its CORS
  * configuration (PutBucketCors: co_buckets_cors_set; reads from the follower's memory), its website
- * configuration (PutBucketWebsite: co_buckets_website_set; reads likewise), and its
+ * configuration (PutBucketWebsite: co_buckets_website_set; reads likewise), its lifecycle
+ * configuration (co_buckets_lifecycle_set; the worker walks co_buckets_lifecycle_next), and its
  * canned ACL, PublicAccessBlock, object ownership and policy (docs/users.md: co_buckets_access_set
  * and co_buckets_policy_set; the gateway reads them from the follower's memory on every request of
  * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
@@ -179,6 +180,22 @@ static cm_err ns_website_get(void *arg, const char *name, char **xml)
     return co_buckets_website(((ns_ctx *)arg)->f, name, xml);
 }
 
+/* The lifecycle configuration: the XML string as stored (gw_lifecycle.c writes it). */
+static cm_err ns_lifecycle_set(void *arg, const char *name, const char *xml)
+{
+    return co_buckets_lifecycle_set(((ns_ctx *)arg)->f, name, xml);
+}
+
+static cm_err ns_lifecycle_get(void *arg, const char *name, char **xml)
+{
+    return co_buckets_lifecycle(((ns_ctx *)arg)->f, name, xml);
+}
+
+static cm_err ns_lifecycle_next(void *arg, const char *after, char *out, size_t cap)
+{
+    return co_buckets_lifecycle_next(((ns_ctx *)arg)->f, after, out, cap);
+}
+
 /* Access settings and policies: from the follower's memory, set by compare-and-set. */
 static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
 {
@@ -265,6 +282,9 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .policy_set = ns_policy_set,
                        .website_set = ns_website_set,
                        .website_get = ns_website_get,
+                       .lifecycle_set = ns_lifecycle_set,
+                       .lifecycle_get = ns_lifecycle_get,
+                       .lifecycle_next = ns_lifecycle_next,
                        .sse_set = ns_sse_set};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);

@@ -120,7 +120,7 @@ typedef struct {
  * live one whose records another node heals already: no heal on it (two nodes healing one body
  * delete each other's cells).
  */
-static int dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
+int cmd_dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
 {
     co_layout_status *st = malloc(sizeof(*st));
     memset(dead, 0, (size_t)t->nnodes);
@@ -151,7 +151,7 @@ static int mine(void *arg, const char *bucket, const char *key)
     int64_t now = cm_monotonic_ms();
     if (now - p->dead_ms >= LIVENESS_MS) {
         p->dead_ms = now;
-        if (!dead_nodes(p->c->cfg.layout, p->t, p->dead)) {
+        if (!cmd_dead_nodes(p->c->cfg.layout, p->t, p->dead)) {
             CM_WARN(MOD, "the member list is stale (etcd unreachable?): repair pass stopped");
             p->stale = 1;
             ob_repair_stop(p->pass); /* ends before the next record; the cursor stays */
@@ -271,7 +271,7 @@ static int run_pass(cmd_repair *c, const char *reason)
     if (e != CM_OK)
         goto out;
     pass_ctx pc = {c, t, homes, dead, cm_monotonic_ms(), NULL, 0};
-    if (!dead_nodes(c->cfg.layout, t, dead)) {
+    if (!cmd_dead_nodes(c->cfg.layout, t, dead)) {
         if (!c->stale_warned)
             CM_WARN(MOD, "repair pass (%s) waits: the member list is stale (etcd unreachable?)",
                     reason);
@@ -408,7 +408,7 @@ static const char *pass_due(cmd_repair *c, uint64_t *epoch, uint8_t *was_dead, i
         return "";
     uint8_t dead[PL_MAX_NODES];
     int n = t->nnodes < PL_MAX_NODES ? t->nnodes : PL_MAX_NODES;
-    dead_nodes(c->cfg.layout, t, dead);
+    cmd_dead_nodes(c->cfg.layout, t, dead);
     int back = 0;
     for (int i = 0; i < n; i++)
         back |= *epoch == t->epoch && was_dead[i] && !dead[i];

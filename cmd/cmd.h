@@ -161,6 +161,10 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap);
 uint32_t cmd_cluster_node_number(const char *node_id);
 /* The conditional writes of this node (cluster_cond.h), for the node RPC's cond route. */
 struct cmd_cond *cmd_cluster_cond(cmd_cluster *c);
+/* 1 when this node is the first live home of bucket/key's partition in the adopted layout (the
+ * lifecycle worker's mine hook: gw_lc_worker_config; arg is the cmd_cluster), 0 otherwise, also
+ * while the member list is stale or before a layout is adopted. One caller at a time. */
+int cmd_cluster_first_live_home(void *arg, const char *bucket, const char *key);
 
 /*
  * cluster_repair.c: the repair thread of a cluster node (docs/chunks.md, "Repair in a running
@@ -168,6 +172,9 @@ struct cmd_cond *cmd_cluster_cond(cmd_cluster *c);
  * cmd_cluster_stop before the coordinator is freed.
  */
 typedef struct cmd_repair cmd_repair;
+/* dead[i] = node i of t is missing from the last member list of l (t->nnodes bytes); returns 1
+ * when that list is fresh (read less than half the member lease TTL ago). */
+int cmd_dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead);
 typedef struct {
     const char *node_id;
     const uint8_t *secret; /* borrowed */

@@ -671,7 +671,7 @@ int cmd_server(int argc, char **argv)
         fprintf(stderr, "cairn: cannot start the scrubber: %s\n", cm_err_str(err));
         goto out;
     }
-    /* Lifecycle rules apply on a single node only (a cluster node refuses them). */
+    /* Lifecycle on a single node; a cluster node's worker starts with the cluster (below). */
     if (!o.cluster_etcd[0] && (err = gw_lc_start(g, &o.lc, &lc)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
         goto out;
@@ -706,6 +706,17 @@ int cmd_server(int argc, char **argv)
         pthread_kill(signal_thread, SIGUSR2);
         pthread_join(signal_thread, NULL);
         goto out;
+    }
+    /* A cluster node applies lifecycle rules to the partitions it is the first live home of. */
+    if (cluster.node) {
+        o.lc.mine = cmd_cluster_first_live_home;
+        o.lc.mine_arg = cluster.node;
+        if ((err = gw_lc_start(g, &o.lc, &lc)) != CM_OK) {
+            fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
+            pthread_kill(signal_thread, SIGUSR2);
+            pthread_join(signal_thread, NULL);
+            goto out;
+        }
     }
     fflush(stdout);
     atomic_store(&sig.layout, cluster.layout);

@@ -1,8 +1,8 @@
 /*
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
- * Changes (add, remove, set a consistency, the tags, the CORS or website configuration, the
- * policy, the access settings, the versioning state or the default encryption: one loop,
+ * Changes (add, remove, set a consistency, the tags, the CORS, website or lifecycle configuration,
+ * the policy, the access settings, the versioning state or the default encryption: one loop,
  * change_doc, with an edit per kind): read the document with its mod revision, change the decoded
  * array, write it back with co_cas from that revision. A conflict means another node changed it
  * in between: read again and redo the change on what is there now (so a racing creator of the
@@ -62,6 +62,7 @@ void co_buckets_array_free(co_bucket *b, size_t n)
         free(b[i].cors);
         free(b[i].policy);
         free(b[i].website);
+        free(b[i].lifecycle);
     }
     free(b);
 }
@@ -106,6 +107,7 @@ static co_bucket untagged(const co_bucket *b)
     c.cors = NULL;
     c.policy = NULL;
     c.website = NULL;
+    c.lifecycle = NULL;
     return c;
 }
 
@@ -212,6 +214,17 @@ static cm_err website_json(const co_bucket *b, json_t *rec)
     return json_object_set_new(rec, "website", json_string(b->website)) != 0 ? CM_ERR_NOMEM : CM_OK;
 }
 
+/* The "lifecycle" member of b into rec (left out when none). */
+static cm_err lifecycle_json(const co_bucket *b, json_t *rec)
+{
+    if (!b->lifecycle)
+        return CM_OK;
+    if (strlen(b->lifecycle) > CO_BUCKET_LIFECYCLE_MAX)
+        return CM_ERR_INVAL;
+    return json_object_set_new(rec, "lifecycle", json_string(b->lifecycle)) != 0 ? CM_ERR_NOMEM
+                                                                                 : CM_OK;
+}
+
 /* Decode the access and default encryption members of rec into b; 0 when one is not valid. */
 static int decode_access(json_t *rec, co_bucket *b)
 {
@@ -271,7 +284,8 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
             json_decref(rec);
             e = strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ? CM_ERR_INVAL : CM_ERR_NOMEM;
         } else if ((e = access_json(&sorted[i], rec)) != CM_OK ||
-                   (e = website_json(&sorted[i], rec)) != CM_OK) {
+                   (e = website_json(&sorted[i], rec)) != CM_OK ||
+                   (e = lifecycle_json(&sorted[i], rec)) != CM_OK) {
             json_decref(rec);
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
@@ -293,7 +307,7 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
 static int decode_one(json_t *rec, co_bucket *b)
 {
     const char *name = NULL, *owner = NULL, *id = NULL, *mode = "strong", *cors = NULL;
-    const char *website = NULL;
+    const char *website = NULL, *lifecycle = NULL;
     json_int_t created = 0;
     int versioning = 0;
     json_t *tags = NULL;
@@ -311,6 +325,10 @@ static int decode_one(json_t *rec, co_bucket *b)
         return 0;
     if (json_unpack(rec, "{s?s}", "website", &website) != 0 ||
         (website && (strlen(website) > CO_BUCKET_WEBSITE_MAX || !(b->website = strdup(website)))))
+        return 0;
+    if (json_unpack(rec, "{s?s}", "lifecycle", &lifecycle) != 0 ||
+        (lifecycle &&
+         (strlen(lifecycle) > CO_BUCKET_LIFECYCLE_MAX || !(b->lifecycle = strdup(lifecycle)))))
         return 0;
     if (!decode_access(rec, b))
         return 0;
@@ -523,6 +541,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
     free(f->cors);
     free(f->policy);
     free(f->website);
+    free(f->lifecycle);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;
@@ -616,11 +635,14 @@ cm_err co_buckets_set_tags(co_client *c, const char *key, const char *name, cons
 }
 
 /* The string members a cors_edit changes. */
-enum { STR_CORS, STR_POLICY, STR_WEBSITE };
+enum { STR_CORS, STR_POLICY, STR_WEBSITE, STR_LIFECYCLE };
 
 static char **str_member(int member, co_bucket *b)
 {
-    return member == STR_POLICY ? &b->policy : member == STR_WEBSITE ? &b->website : &b->cors;
+    return member == STR_POLICY      ? &b->policy
+           : member == STR_WEBSITE   ? &b->website
+           : member == STR_LIFECYCLE ? &b->lifecycle
+                                     : &b->cors;
 }
 
 static cm_err cors_edit(change *ch, co_bucket *b, size_t *n, int *write)
@@ -650,8 +672,10 @@ static cm_err set_string(co_client *c, const char *key, const char *name, const 
                          int member, int64_t *rev)
 {
     static const char *const what[] = {"setting the CORS configuration of", "setting the policy of",
-                                       "setting the website configuration of"};
-    static const size_t max[] = {CO_BUCKET_CORS_MAX, CO_BUCKET_POLICY_MAX, CO_BUCKET_WEBSITE_MAX};
+                                       "setting the website configuration of",
+                                       "setting the lifecycle configuration of"};
+    static const size_t max[] = {CO_BUCKET_CORS_MAX, CO_BUCKET_POLICY_MAX, CO_BUCKET_WEBSITE_MAX,
+                                 CO_BUCKET_LIFECYCLE_MAX};
     change ch = {.edit = cors_edit,
                  .done = cors_done,
                  .what = what[member],
@@ -679,6 +703,12 @@ cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, c
                               int64_t *rev)
 {
     return set_string(c, key, name, xml, STR_WEBSITE, rev);
+}
+
+cm_err co_buckets_set_lifecycle(co_client *c, const char *key, const char *name, const char *xml,
+                                int64_t *rev)
+{
+    return set_string(c, key, name, xml, STR_LIFECYCLE, rev);
 }
 
 /* The settings of ch->fields are those wanted in f. */
@@ -946,6 +976,26 @@ cm_err co_buckets_website(co_buckets *f, const char *name, char **out)
     return str_copy(f, name, STR_WEBSITE, out);
 }
 
+cm_err co_buckets_lifecycle(co_buckets *f, const char *name, char **out)
+{
+    return str_copy(f, name, STR_LIFECYCLE, out);
+}
+
+cm_err co_buckets_lifecycle_next(co_buckets *f, const char *after, char *out, size_t cap)
+{
+    cm_err e = CM_ERR_NOTFOUND;
+    pthread_mutex_lock(&f->fl.mu);
+    for (size_t i = 0; i < f->napplied && e == CM_ERR_NOTFOUND; i++) { /* sorted by name */
+        const co_bucket *b = &f->applied[i];
+        if (b->lifecycle && (!after || strcmp(b->name, after) > 0)) {
+            snprintf(out, cap, "%s", b->name);
+            e = CM_OK;
+        }
+    }
+    pthread_mutex_unlock(&f->fl.mu);
+    return e;
+}
+
 /* One etcd read for co_buckets_lookup_fresh: waits out the gap since the previous one, then
  * reads and keeps the result for every call that came before it started. Called with fmu held
  * and fbusy set; returns with fmu held, fbusy clear. */
@@ -1052,10 +1102,19 @@ cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name
 
 /* A change of one bucket setting: what set_applied passes on. */
 typedef struct {
-    enum { SET_TAGS, SET_CORS, SET_POLICY, SET_WEBSITE, SET_ACCESS, SET_VERSIONING, SET_SSE } kind;
+    enum {
+        SET_TAGS,
+        SET_CORS,
+        SET_POLICY,
+        SET_WEBSITE,
+        SET_LIFECYCLE,
+        SET_ACCESS,
+        SET_VERSIONING,
+        SET_SSE
+    } kind;
     const co_tag *tags;
     size_t n;
-    const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE */
+    const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE, SET_LIFECYCLE */
     uint8_t acl, pab, ownership;
     unsigned fields;
     uint8_t versioning;          /* SET_VERSIONING */
@@ -1076,6 +1135,8 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
         e = co_buckets_set_policy(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_WEBSITE)
         e = co_buckets_set_website(c, f->fl.key, name, s->str, &rev);
+    else if (e == CM_OK && s->kind == SET_LIFECYCLE)
+        e = co_buckets_set_lifecycle(c, f->fl.key, name, s->str, &rev);
     else if (e == CM_OK && s->kind == SET_VERSIONING)
         e = co_buckets_set_versioning(c, f->fl.key, name, s->versioning, &rev);
     else if (e == CM_OK && s->kind == SET_SSE)
@@ -1111,6 +1172,12 @@ cm_err co_buckets_versioning_set(co_buckets *f, const char *name, uint8_t state)
 cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy)
 {
     setting s = {.kind = SET_POLICY, .str = policy};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_lifecycle_set(co_buckets *f, const char *name, const char *xml)
+{
+    setting s = {.kind = SET_LIFECYCLE, .str = xml};
     return set_applied(f, name, &s);
 }
 

@@ -78,17 +78,19 @@ typedef struct {
      * single record: co_buckets_policy). */
     uint8_t acl, pab, ownership;
     char *policy;
-    char *website; /* the website configuration (heap, NULL: none): owned as the tags are */
+    char *website;   /* the website configuration (heap, NULL: none): owned as the tags are */
+    char *lifecycle; /* the lifecycle configuration (heap, NULL: none): likewise */
     /* Default encryption (docs/encryption.md): sse 1 (SSE-S3) or 0 (none), and BucketKeyEnabled
      * as given (0/1, only with sse), as md_bucket's sse_default and sse_bucket_key. */
     uint8_t sse, sse_bucket_key;
 } co_bucket;
 
-#define CO_BUCKET_ACL_MAX 4         /* the highest canned ACL number */
-#define CO_BUCKET_PAB_BITS 0x8fu    /* the PublicAccessBlock flags a record may carry */
-#define CO_BUCKET_OWNERSHIP_MAX 2   /* the highest ownership number */
-#define CO_BUCKET_POLICY_MAX 20480  /* bytes of policy JSON (S3's limit) */
-#define CO_BUCKET_WEBSITE_MAX 16384 /* bytes of website configuration XML */
+#define CO_BUCKET_ACL_MAX 4           /* the highest canned ACL number */
+#define CO_BUCKET_PAB_BITS 0x8fu      /* the PublicAccessBlock flags a record may carry */
+#define CO_BUCKET_OWNERSHIP_MAX 2     /* the highest ownership number */
+#define CO_BUCKET_POLICY_MAX 20480    /* bytes of policy JSON (S3's limit) */
+#define CO_BUCKET_WEBSITE_MAX 16384   /* bytes of website configuration XML */
+#define CO_BUCKET_LIFECYCLE_MAX 20480 /* bytes of lifecycle configuration XML */
 
 /* Free an array of records and their tags (NULL is a no-op). */
 void co_buckets_array_free(co_bucket *b, size_t n);
@@ -101,7 +103,8 @@ void co_tags_free(co_tag *t, size_t n);
 /* A record's tags are the member "tags", left out when there are none: an array of [key, value]
  * pairs in the order set, at most CO_BUCKET_TAGS_MAX, each within the byte limits above. Its
  * CORS configuration is the member "cors", a string of at most CO_BUCKET_CORS_MAX bytes, left out
- * when there is none; its website configuration likewise "website" (CO_BUCKET_WEBSITE_MAX). */
+ * when there is none; its website configuration likewise "website" (CO_BUCKET_WEBSITE_MAX), its
+ * lifecycle configuration "lifecycle" (CO_BUCKET_LIFECYCLE_MAX). */
 
 /* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
  * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
@@ -160,6 +163,9 @@ cm_err co_buckets_set_policy(co_client *c, const char *key, const char *name, co
  * CO_BUCKET_WEBSITE_MAX). */
 cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, const char *xml,
                               int64_t *rev);
+/* And the lifecycle configuration (CO_BUCKET_LIFECYCLE_MAX). */
+cm_err co_buckets_set_lifecycle(co_client *c, const char *key, const char *name, const char *xml,
+                                int64_t *rev);
 /* Set the versioning state of name (1 enabled, 2 suspended; CM_ERR_INVAL otherwise: a bucket
  * never goes back to 0) likewise (the member "versioning"). */
 cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name, uint8_t state,
@@ -244,6 +250,11 @@ cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);
 /* The same for the website configuration (*out: free; NULL when none). */
 cm_err co_buckets_website_set(co_buckets *f, const char *name, const char *xml);
 cm_err co_buckets_website(co_buckets *f, const char *name, char **out);
+/* The same for the lifecycle configuration; lifecycle_next: the first bucket after `after` (NULL:
+ * from the start) in name order that has one, as last applied (CM_ERR_NOTFOUND: none). */
+cm_err co_buckets_lifecycle_set(co_buckets *f, const char *name, const char *xml);
+cm_err co_buckets_lifecycle(co_buckets *f, const char *name, char **out);
+cm_err co_buckets_lifecycle_next(co_buckets *f, const char *after, char *out, size_t cap);
 
 typedef struct {
     size_t nbuckets;        /* in the applied version */

@@ -29,6 +29,8 @@
 #   CAIRN_ETCD          the etcd binary (default /usr/bin/etcd); the system etcd is never used
 #   CAIRN_CLUSTER       the cluster id in etcd (default local)
 #   CAIRN_CLUSTER_GC_GRACE_S  [cluster] gc_grace_s of every node (default 900; tests shorten it)
+#   CAIRN_CLUSTER_CONF_EXTRA  text appended to every node's configuration (tests: e.g. a
+#                       [lifecycle] section with a short day_s)
 #   CAIRN_CLUSTER_RPC_HOST  the host of the node RPC addresses in the layout and the member records
 #                       (default 127.0.0.1; `localhost` tests RPC by DNS name, docs/rpc.md); set
 #                       before the first start, which writes the layout
@@ -309,6 +311,9 @@ EOF
     if [ "${CAIRN_CLUSTER_TLS:-0}" = 1 ]; then
         printf 'tls_ca = %s\ntls_cert = %s\ntls_key = %s\n' "$DIR/tls/ca.pem" "$DIR/tls/$n.pem" \
             "$DIR/tls/$n.key" >>"$DIR/$n/cairn.conf"
+    fi
+    if [ -n "${CAIRN_CLUSTER_CONF_EXTRA:-}" ]; then
+        printf '%s\n' "$CAIRN_CLUSTER_CONF_EXTRA" >>"$DIR/$n/cairn.conf"
     fi
 }
 

@@ -202,6 +202,13 @@ typedef struct {
      * sse_set replaces them cluster-wide from *b (sse_default MD_SSE_NONE: removed), blocking
      * as access_set. */
     cm_err (*sse_set)(void *arg, const char *name, const md_bucket *b);
+    /* Optional (NULL: PutBucketLifecycleConfiguration answers 501): the bucket's lifecycle
+     * configuration (the document gw_lifecycle.c stores), as website_set/website_get;
+     * lifecycle_next names the first bucket after `after` (NULL: the first) that has one, in name
+     * order, from memory (CM_ERR_NOTFOUND: none). */
+    cm_err (*lifecycle_set)(void *arg, const char *name, const char *xml);
+    cm_err (*lifecycle_get)(void *arg, const char *name, char **xml);
+    cm_err (*lifecycle_next)(void *arg, const char *after, char *out, size_t cap);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

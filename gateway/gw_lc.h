@@ -121,6 +121,11 @@ typedef struct {
     double rate;         /* [lifecycle] rate: objects and uploads examined per second; 1000 */
     uint32_t interval_s; /* [lifecycle] interval_s: from the end of a pass to the next; 3600 */
     uint32_t day_s;      /* [lifecycle] day_s: seconds per lifecycle day; 86400 */
+    /* A cluster node (NULL on a single node: every record is this node's): 1 when the record of
+     * bucket/key (an object, or an upload of that key) is this node's to apply rules to, so each
+     * is done by one node; called on the worker's thread only. */
+    int (*mine)(void *arg, const char *bucket, const char *key);
+    void *mine_arg;
 } gw_lc_worker_config;
 
 void gw_lc_worker_config_defaults(gw_lc_worker_config *c);
@@ -129,8 +134,8 @@ typedef struct gw_lc gw_lc;
 /*
  * Start the lifecycle worker over g's store (cfg NULL: defaults) and attach it to g for the admin
  * status. It resumes a pass a previous run left unfinished (its cursor in the store), else starts
- * one interval_s after the last pass ended. CM_ERR_INVAL for a rate <= 0 or day_s 0. Start it
- * only on a single node (a cluster node refuses configurations).
+ * one interval_s after the last pass ended. CM_ERR_INVAL for a rate <= 0 or day_s 0. On a cluster
+ * node start it once the replicated records are served (gw_set_repl), with cfg->mine set.
  */
 cm_err gw_lc_start(gw *g, const gw_lc_worker_config *cfg, gw_lc **out);
 /* Stop (a page in progress finishes, the cursor stays for the next start), detach, free. NULL is

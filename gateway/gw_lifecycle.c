@@ -6,8 +6,11 @@
  * checks the body (gw_lc_parse), and stores the document gw_lc_write makes of it (IDs filled in)
  * in the store's "lifecycle" database (md_lc_config_set, on a worker); GET answers that document
  * or 404 NoSuchLifecycleConfiguration; DELETE removes it (204, also when there was none). On a
- * cluster node PUT is 501 NotImplemented: the worker would have to apply each rule once per
- * record across the nodes, which it does not yet do.
+ * cluster node the document is the bucket's member "lifecycle" of the etcd bucket document
+ * (g->ns.lifecycle_set / lifecycle_get, the get from the follower's memory), and a configuration
+ * with NoncurrentVersionExpiration or ExpiredObjectDeleteMarker is refused with 501 (the cluster
+ * worker walks current objects only); a cluster node without those namespace functions answers
+ * PUT with 501.
  *
  * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
  * in each, first its keys (md_list_versions pages, in key order, delete markers included), then
@@ -39,6 +42,15 @@
  * pass starts interval_s seconds later. Both blobs are little records of this file (encoded
  * below, big-endian), opaque to the store.
  *
+ * On a cluster node (cfg.mine set) every node runs a worker, over the buckets the etcd document
+ * gives a configuration (lifecycle_next); the cursor and counters stay in the node's own store.
+ * Objects come from the replicated listing (gw_meta_list, current objects only, scan_current) and
+ * uploads from rp_upload_list; the worker acts only on those of the partitions cfg.mine says are
+ * this node's (the first live home: each record is done by one node), through the same
+ * gw_object_remove (the replicated delete, ETag-conditioned) and rp_upload_abort. The listing
+ * reads every partition, so the rate bounds entries listed, not only those acted on.
+ * x-amz-expiration is not sent there (the parsed-rules cache does not follow other nodes' changes).
+ *
  * Threading: the worker thread does every blocking call; status readers (the admin API, on the
  * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
  * progress finishes first (at most 256 entries).
@@ -57,9 +69,57 @@
 #include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
+#include "rp_upload.h"
 
 #define MOD "lifecycle"
 #define PAGE_MAX 256
+
+/* ---- where the configuration lives ---- */
+
+/* A cluster node keeps it in the bucket's member of the etcd bucket document (g->ns), a single
+ * node in the store's lifecycle database. */
+static int ns_served(const gw *g)
+{
+    return g->ns.lifecycle_set && g->ns.lifecycle_get && g->ns.lifecycle_next;
+}
+
+/* The stored document (*doc: free), CM_ERR_NOTFOUND when there is none. */
+static cm_err config_get(gw *g, const char *bucket, char **doc, size_t *len)
+{
+    *doc = NULL;
+    *len = 0;
+    if (!gw_cluster_node(g))
+        return md_lc_config_get(g->md, bucket, doc, len);
+    cm_err e = ns_served(g) ? g->ns.lifecycle_get(g->ns.arg, bucket, doc) : CM_ERR_NOTFOUND;
+    if (e == CM_OK && !*doc)
+        e = CM_ERR_NOTFOUND;
+    *len = e == CM_OK ? strlen(*doc) : 0;
+    return e;
+}
+
+/* Store doc (NUL-ended, len bytes; NULL: delete). Blocks: a worker. */
+static cm_err config_set(gw *g, const char *bucket, const char *doc, size_t len)
+{
+    if (gw_cluster_node(g))
+        return ns_served(g) ? g->ns.lifecycle_set(g->ns.arg, bucket, doc) : CM_OK;
+    return doc ? md_lc_config_set(g->md, bucket, doc, len) : md_lc_config_del(g->md, bucket);
+}
+
+/* The next bucket after `after` (NULL: the first) that has a configuration, into out. */
+static cm_err next_bucket(gw *g, const char *after, char *out, size_t cap)
+{
+    if (gw_cluster_node(g))
+        return ns_served(g) ? g->ns.lifecycle_next(g->ns.arg, after, out, cap) : CM_ERR_NOTFOUND;
+    char **names = NULL;
+    size_t n = 0;
+    cm_err e = md_lc_buckets(g->md, after, 1, &names, &n);
+    if (e == CM_OK && n == 0)
+        e = CM_ERR_NOTFOUND;
+    if (e == CM_OK)
+        snprintf(out, cap, "%s", names[0]);
+    md_lc_names_free(names, n);
+    return e;
+}
 
 /* ---- requests ---- */
 
@@ -80,20 +140,26 @@ static void put_work(gw_req *r)
 {
     lc_req *st = r->op;
     size_t len = evbuffer_get_length(st->doc);
-    const void *p = evbuffer_pullup(st->doc, -1);
-    st->err = p ? md_lc_config_set(r->g->md, r->bucket, p, len) : CM_ERR_NOMEM;
+    const char *p = evbuffer_add(st->doc, "", 1) == 0 ? (const char *)evbuffer_pullup(st->doc, -1)
+                                                      : NULL; /* NUL-ended for the namespace */
+    st->err = p ? config_set(r->g, r->bucket, p, len) : CM_ERR_NOMEM;
 }
 
 static void del_work(gw_req *r)
 {
     lc_req *st = r->op;
-    st->err = md_lc_config_del(r->g->md, r->bucket);
+    st->err = config_set(r->g, r->bucket, NULL, 0);
 }
 
 static void set_done(gw_req *r)
 {
     lc_req *st = r->op;
     gw_lc_invalidate(r->g); /* after the commit: a load from now on sees it */
+    if (st->err == CM_ERR_TOOBIG) {
+        gw_error(r, GW_INVALID_REQUEST,
+                 "The lifecycle configuration is larger than a cluster's bucket namespace keeps");
+        return;
+    }
     if (st->err != CM_OK) {
         gw_error(r, st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(st->err),
                  NULL);
@@ -115,6 +181,16 @@ static void put_finish(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
+    /* A cluster node's worker walks current objects only (the replicated listing). */
+    for (size_t i = 0; gw_cluster_node(r->g) && i < cfg.n; i++) {
+        if (cfg.rules[i].nc_days || cfg.rules[i].exp_marker) {
+            gw_lc_config_release(&cfg);
+            gw_error(r, GW_UNSUPPORTED,
+                     "NoncurrentVersionExpiration and ExpiredObjectDeleteMarker are not "
+                     "implemented on a cluster node yet");
+            return;
+        }
+    }
     cm_err ce = (st->doc = evbuffer_new()) ? gw_lc_write(st->doc, &cfg) : CM_ERR_NOMEM;
     gw_lc_config_release(&cfg);
     if (ce != CM_OK) {
@@ -134,7 +210,7 @@ static void get_lifecycle(gw_req *r)
 {
     char *doc = NULL;
     size_t len = 0;
-    cm_err e = md_lc_config_get(r->g->md, r->bucket, &doc, &len);
+    cm_err e = config_get(r->g, r->bucket, &doc, &len); /* a cluster node's: from memory */
     struct evbuffer *buf = NULL;
     if (e == CM_ERR_NOTFOUND)
         gw_error(r, GW_NO_SUCH_LIFECYCLE, NULL);
@@ -161,7 +237,7 @@ void gw_op_bucket_lifecycle(gw_req *r)
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    if (put && gw_meta_remote(r->g)) {
+    if (put && gw_cluster_node(r->g) && !ns_served(r->g)) {
         gw_error(r, GW_UNSUPPORTED,
                  "Lifecycle configurations are not implemented on a cluster node yet");
         return;
@@ -431,8 +507,8 @@ static void count(gw_lc *w, lc_cursor *cur, const lc_counts *add)
  * page): move the cursor past it, publish and save it, then wait as the rate asks. CM_OK, or
  * CM_ERR_CLOSED when the worker is stopping.
  */
-static cm_err page_done(gw_lc *w, lc_cursor *cur, const lc_counts *add, const char *last_key,
-                        const char *last_upload)
+static cm_err page_done(gw_lc *w, lc_cursor *cur, const lc_counts *add, size_t listed,
+                        const char *last_key, const char *last_upload)
 {
     if (last_key) {
         char *k = strdup(last_key);
@@ -444,7 +520,7 @@ static cm_err page_done(gw_lc *w, lc_cursor *cur, const lc_counts *add, const ch
     }
     count(w, cur, add);
     cm_err e = cursor_save(w->g->md, cur);
-    if (e == CM_OK && pace(w, add->examined))
+    if (e == CM_OK && pace(w, listed > add->examined ? listed : add->examined))
         e = CM_ERR_CLOSED;
     return e;
 }
@@ -638,7 +714,41 @@ static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
         }
         int more = res.truncated && res.n;
         if (e == CM_OK)
-            e = page_done(w, cur, &add, res.n ? res.entries[res.n - 1].key : NULL, NULL);
+            e = page_done(w, cur, &add, res.n, res.n ? res.entries[res.n - 1].key : NULL, NULL);
+        md_list_result_release(&res);
+        if (e != CM_OK || !more)
+            return e;
+    }
+}
+
+/* This node applies rules to the record of bucket/key (a cluster node: it is the first live home
+ * of its partition). */
+static int mine(gw_lc *w, const char *bucket, const char *key)
+{
+    return !w->cfg.mine || w->cfg.mine(w->cfg.mine_arg, bucket, key);
+}
+
+/* A cluster node: the current objects of one bucket after cur->key, from the replicated listing
+ * (delete markers are not listed), those of this node's partitions only. CM_ERR_CLOSED when
+ * stopped. */
+static cm_err scan_current(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
+{
+    for (;;) {
+        md_list_query q = {.start_after = cur->key[0] ? cur->key : NULL, .max_keys = page_size(w)};
+        md_list_result res;
+        cm_err e = gw_meta_list(w->g, cur->bucket, &q, &res);
+        if (e != CM_OK)
+            return e;
+        lc_counts add = {0};
+        int64_t now = now_ms();
+        for (size_t i = 0; i < res.n; i++) {
+            const md_list_entry *en = &res.entries[i];
+            const md_object *o = &en->obj;
+            if (!en->is_prefix && mine(w, cur->bucket, en->key))
+                key_step(w, cur->bucket, cfg, en->key, &o, 1, 0, now, &add);
+        }
+        int more = res.truncated && res.n;
+        e = page_done(w, cur, &add, res.n, res.n ? res.entries[res.n - 1].key : NULL, NULL);
         md_list_result_release(&res);
         if (e != CM_OK || !more)
             return e;
@@ -650,7 +760,9 @@ static int abort_upload(gw_lc *w, const char *bucket, const md_upload *up, const
 {
     md_part *parts = NULL;
     size_t n = 0;
-    cm_err e = md_upload_abort(w->g->md, bucket, up->key, up->upload_id, &parts, &n);
+    cm_err e = gw_meta_remote(w->g)
+                   ? rp_upload_abort(w->g->rp, bucket, up->key, up->upload_id)
+                   : md_upload_abort(w->g->md, bucket, up->key, up->upload_id, &parts, &n);
     gw_free_parts(w->g, parts, n);
     if (e == CM_OK)
         CM_INFO(MOD, "bucket=%s key=%s upload=%s aborted by rule %s", bucket, up->key,
@@ -669,13 +781,17 @@ static cm_err scan_uploads(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
                              .upload_id_marker = cur->key[0] ? cur->upload_id : NULL,
                              .max_uploads = page_size(w)};
         md_upload_list res;
-        cm_err e = md_upload_list_query(w->g->md, cur->bucket, &q, &res);
+        cm_err e = gw_meta_remote(w->g) ? rp_upload_list(w->g->rp, cur->bucket, &q, &res)
+                                        : md_upload_list_query(w->g->md, cur->bucket, &q, &res);
         if (e != CM_OK)
             return e;
-        lc_counts add = {.examined = res.n};
+        lc_counts add = {0};
         int64_t now = now_ms();
         for (size_t i = 0; i < res.n; i++) {
             const md_upload *up = &res.uploads[i];
+            if (!mine(w, cur->bucket, up->key))
+                continue;
+            add.examined++;
             for (size_t j = 0; j < cfg->n; j++) {
                 const gw_lc_rule *r = &cfg->rules[j];
                 int64_t due = gw_lc_abort_ms(r, up->initiated_ms, w->cfg.day_s);
@@ -690,7 +806,7 @@ static cm_err scan_uploads(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
         }
         const md_upload *last = res.n ? &res.uploads[res.n - 1] : NULL;
         int more = res.truncated && last;
-        e = page_done(w, cur, &add, last ? last->key : NULL, last ? last->upload_id : NULL);
+        e = page_done(w, cur, &add, res.n, last ? last->key : NULL, last ? last->upload_id : NULL);
         md_upload_list_release(&res);
         if (e != CM_OK || !more)
             return e;
@@ -704,7 +820,7 @@ static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
     size_t len = 0;
     gw_lc_config cfg;
     char msg[200];
-    cm_err e = md_lc_config_get(w->g->md, cur->bucket, &doc, &len);
+    cm_err e = config_get(w->g, cur->bucket, &doc, &len);
     if (e == CM_ERR_NOTFOUND)
         return CM_OK; /* removed since the bucket was listed */
     if (e != CM_OK)
@@ -725,7 +841,9 @@ static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
         abort |= r->enabled && r->abort_days;
     }
     if (cur->phase == PHASE_OBJECTS) {
-        e = expire ? scan_objects(w, &cfg, cur) : CM_OK;
+        e = !expire                ? CM_OK
+            : gw_meta_remote(w->g) ? scan_current(w, &cfg, cur)
+                                   : scan_objects(w, &cfg, cur);
         if (e == CM_OK) {
             cur->phase = PHASE_UPLOADS;
             cur->key[0] = '\0';
@@ -798,15 +916,13 @@ static cm_err run_pass(gw_lc *w)
     if (e == CM_OK && cur.bucket[0])
         e = scan_bucket(w, &cur); /* the bucket the resumed pass stood in */
     while (e == CM_OK) {
-        char **names;
-        size_t n;
-        if ((e = md_lc_buckets(w->g->md, cur.bucket[0] ? cur.bucket : NULL, 1, &names, &n)) !=
-                CM_OK ||
-            n == 0) {
+        char next[MD_BUCKET_MAX + 1];
+        if ((e = next_bucket(w->g, cur.bucket[0] ? cur.bucket : NULL, next, sizeof(next))) !=
+            CM_OK) {
+            e = e == CM_ERR_NOTFOUND ? CM_OK : e;
             break;
         }
-        snprintf(cur.bucket, sizeof(cur.bucket), "%s", names[0]);
-        md_lc_names_free(names, n);
+        snprintf(cur.bucket, sizeof(cur.bucket), "%s", next);
         cur.phase = PHASE_OBJECTS;
         cur.key[0] = '\0';
         cur.upload_id[0] = '\0';
@@ -1016,7 +1132,7 @@ static size_t exp_slot_of(const char *bucket)
 int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, size_t cap)
 {
     gw_lc *w = g->lc;
-    if (!w || o->delete_marker)
+    if (!w || o->delete_marker || gw_cluster_node(g)) /* cluster: no cache that follows etcd */
         return 0;
     exp_slot *s = &w->exp[exp_slot_of(bucket)];
     pthread_mutex_lock(&w->exp_mu);

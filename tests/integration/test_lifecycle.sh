@@ -6,8 +6,9 @@
 # aborted with its parts; the worker's counters in /admin/status), the aws CLI reading the
 # configuration back, `cairn admin status` showing the worker, then a restart in the middle of a
 # pass over 150 objects: the pass resumes where it stood and examines each object once. Against a
-# cluster (CAIRN_TEST_ENDPOINTS, as test_cluster_clients.sh runs it) a node refuses a configuration
-# with 501 NotImplemented, and has none to answer.
+# cluster (CAIRN_TEST_ENDPOINTS, as test_cluster_clients.sh runs it) a node stores and answers a
+# configuration and refuses a noncurrent-version rule with 501 NotImplemented
+# (test_cluster_lifecycle.sh tests the worker there).
 source "$(dirname "$0")/lib.sh"
 
 if [ -x /usr/bin/aws ]; then AWSBIN=/usr/bin/aws; else AWSBIN=aws; fi
@@ -19,11 +20,20 @@ if [ "$H_CLUSTER" = 1 ]; then
     h_start
     B=$(h_bucket lc-cluster)
     h_run "create bucket" aws s3api create-bucket --bucket "$B"
-    h_fails_with "a cluster node refuses a lifecycle configuration" \
+    NC='{"Rules":[{"ID":"nc","Status":"Enabled","Filter":{"Prefix":""},"NoncurrentVersionExpiration":{"NoncurrentDays":3}}]}'
+    h_fails_with "a cluster node refuses a noncurrent rule" \
         'NotImplemented.*not implemented on a cluster node' \
-        aws s3api put-bucket-lifecycle-configuration --bucket "$B" --lifecycle-configuration "$RULES"
-    h_fails_with "a cluster node has none" NoSuchLifecycleConfiguration \
+        aws s3api put-bucket-lifecycle-configuration --bucket "$B" --lifecycle-configuration "$NC"
+    h_fails_with "none stored" NoSuchLifecycleConfiguration \
         aws s3api get-bucket-lifecycle-configuration --bucket "$B"
+    h_run "put-bucket-lifecycle-configuration" aws s3api put-bucket-lifecycle-configuration \
+        --bucket "$B" --lifecycle-configuration "$RULES"
+    if h_run "get-bucket-lifecycle-configuration" aws s3api get-bucket-lifecycle-configuration \
+        --bucket "$B"; then
+        grep -q '"Prefix": "logs/"' <<<"$H_OUT" && h_ok "a cluster node reads the rule back" ||
+            h_bad "a cluster node reads the rule back" "$H_OUT"
+    fi
+    h_run "delete-bucket-lifecycle" aws s3api delete-bucket-lifecycle --bucket "$B"
     h_run "delete bucket" aws s3api delete-bucket --bucket "$B"
     h_finish
 fi

@@ -817,6 +817,71 @@ static void test_website(void)
     cu_etcd_stop(&e);
 }
 
+/* The lifecycle member: encoded and decoded, over-long refused; set through a follower, read
+ * back from its memory, kept by a website change and keeping it; lifecycle_next walks the buckets
+ * that have one in name order; removed with NULL (and then not walked). */
+static void test_lifecycle(void)
+{
+    co_bucket in[2] = {rec("a", "AK", 1), rec("z", "AK", 1)};
+    char *doc = NULL, *got = NULL, big[CO_BUCKET_LIFECYCLE_MAX + 2], name[64];
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    in[1].lifecycle = "<LifecycleConfiguration>\"r\"</LifecycleConfiguration>";
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    CU_ASSERT(strcmp(co_buckets_find(out, n, "z")->lifecycle, in[1].lifecycle) == 0);
+    CU_ASSERT_PTR_NULL(co_buckets_find(out, n, "a")->lifecycle);
+    co_buckets_array_free(out, n);
+    free(doc);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    in[1].lifecycle = big;
+    doc = NULL;
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(doc);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    const char *names[] = {"c", "a", "b"};
+    for (size_t i = 0; i < 3; i++) {
+        co_bucket b = rec(names[i], "AK", 1);
+        CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    }
+    CU_ASSERT_EQUAL(co_buckets_lifecycle_next(f, NULL, name, sizeof(name)), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle_set(f, "c", "<l1/>"), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle_set(f, "a", "<l2/>"), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle(f, "c", &got), CM_OK); /* read-your-writes */
+    CU_ASSERT(got && strcmp(got, "<l1/>") == 0);
+    free(got);
+    CU_ASSERT_EQUAL(co_buckets_set_lifecycle(c, KEY, "b", big, NULL), CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(co_buckets_set_lifecycle(c, KEY, "nosuch", "<x/>", NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_website_set(f, "c", "<w/>"), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle_set(f, "c", "<l3/>"), CM_OK);
+    CU_ASSERT(member_is(f, 1, "c", "<w/>")); /* each change keeps the other */
+    CU_ASSERT_EQUAL(co_buckets_lifecycle(f, "c", &got), CM_OK);
+    CU_ASSERT(got && strcmp(got, "<l3/>") == 0);
+    free(got);
+    /* a, then c (b has none), then no more */
+    CU_ASSERT(co_buckets_lifecycle_next(f, NULL, name, sizeof(name)) == CM_OK &&
+              strcmp(name, "a") == 0);
+    CU_ASSERT(co_buckets_lifecycle_next(f, "a", name, sizeof(name)) == CM_OK &&
+              strcmp(name, "c") == 0);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle_next(f, "c", name, sizeof(name)), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle_set(f, "a", NULL), CM_OK);
+    CU_ASSERT(co_buckets_lifecycle_next(f, NULL, name, sizeof(name)) == CM_OK &&
+              strcmp(name, "c") == 0);
+    CU_ASSERT_EQUAL(co_buckets_lifecycle(f, "a", &got), CM_OK);
+    CU_ASSERT_PTR_NULL(got);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 static void on_access(void *arg, const co_bucket *b)
 {
     log_add(arg, '~', b->name);
@@ -1051,6 +1116,7 @@ void cu_register(void)
         {"a bucket's CORS configuration", test_cors},
         {"a bucket's access settings and policy", test_access},
         {"a bucket's website configuration", test_website},
+        {"a bucket's lifecycle configuration", test_lifecycle},
         {"a bucket's versioning state", test_versioning},
         {"a bucket's default encryption", test_sse},
         {NULL, NULL},
