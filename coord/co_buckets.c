@@ -11,7 +11,9 @@
  * has the mode after a consistency change. The document holds every bucket, so one change costs a
  * write of the whole list: fine for thousands of buckets (S3's default limit per account is 100,
  * its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB);
- * a much larger namespace would move to one key per bucket.
+ * a much larger namespace would move to one key per bucket. Members this build does not know (a
+ * later build's settings, met in a rolling upgrade) are kept, per record (co_bucket.extra) and
+ * for the document, and written back unchanged by every change.
  *
  * Following (co_follow.c: the key, the watch, the cache file): co_doc (no cache of its own)
  * hands each version to apply on its watch thread; the version is decoded, compared with the

@@ -107,7 +107,8 @@ void co_tags_free(co_tag *t, size_t n);
  * CORS configuration is the member "cors", a string of at most CO_BUCKET_CORS_MAX bytes, left out
  * when there is none; its website configuration likewise "website" (CO_BUCKET_WEBSITE_MAX). */
 
-/* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
+/* JSON of n records (any order: sorted by name on output; each record's extra members with it)
+ * into *out (malloc'd, NUL-ended).
  * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
 cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len);
 /*
