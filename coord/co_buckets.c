@@ -11,7 +11,9 @@
  * has the mode after a consistency change. The document holds every bucket, so one change costs a
  * write of the whole list: fine for thousands of buckets (S3's default limit per account is 100,
  * its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB);
- * a much larger namespace would move to one key per bucket.
+ * a much larger namespace would move to one key per bucket. Members this build does not know (a
+ * later build's settings, met in a rolling upgrade) are kept, per record (co_bucket.extra) and
+ * for the document, and written back unchanged by every change.
  *
  * Following (co_follow.c: the key, the watch, the cache file): co_doc (no cache of its own)
  * hands each version to apply on its watch thread; the version is decoded, compared with the
@@ -63,6 +65,7 @@ void co_buckets_array_free(co_bucket *b, size_t n)
         free(b[i].policy);
         free(b[i].website);
         free(b[i].lifecycle);
+        free(b[i].extra);
     }
     free(b);
 }
@@ -97,8 +100,8 @@ static int tags_equal(const co_tag *a, size_t na, const co_tag *b, size_t nb)
     return 1;
 }
 
-/* A record as given out singly: without its tags, CORS, policy and website (co_bucket's
- * comment). */
+/* A record as given out singly: without its tags, CORS, policy, website and unknown members
+ * (co_bucket's comment). */
 static co_bucket untagged(const co_bucket *b)
 {
     co_bucket c = *b;
@@ -108,6 +111,7 @@ static co_bucket untagged(const co_bucket *b)
     c.policy = NULL;
     c.website = NULL;
     c.lifecycle = NULL;
+    c.extra = NULL;
     return c;
 }
 
@@ -244,7 +248,61 @@ static int decode_access(json_t *rec, co_bucket *b)
     return !policy || (strlen(policy) <= CO_BUCKET_POLICY_MAX && (b->policy = strdup(policy)));
 }
 
-cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
+/*
+ * Every member a record of this build may carry. A member the encoder writes must be named here:
+ * one that is not would also be kept as unknown (extra) and come back after it is removed.
+ */
+static const char *const known_members[] = {
+    "name", "created_ms",     "owner",   "versioning", "id",        "consistency",
+    "tags", "cors",           "acl",     "pab",        "ownership", "policy",
+    "sse",  "sse_bucket_key", "website", "lifecycle"};
+
+static int known_member(const char *name, const char *const *known, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, known[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The members of obj not in known, as a compact JSON object into *out (NULL: none); 0 when out
+ * of memory. */
+static int unknown_members(json_t *obj, const char *const *known, size_t nknown, char **out)
+{
+    const char *name;
+    json_t *v, *rest = NULL;
+    *out = NULL;
+    json_object_foreach(obj, name, v)
+    {
+        if (known_member(name, known, nknown))
+            continue;
+        if ((!rest && !(rest = json_object())) || json_object_set(rest, name, v) != 0) {
+            json_decref(rest);
+            return 0;
+        }
+    }
+    if (rest)
+        *out = json_dumps(rest, JSON_COMPACT);
+    json_decref(rest);
+    return !rest || *out;
+}
+
+/* Add the members of extra (unknown_members' JSON; NULL: none) to obj, those obj has left alone.
+ */
+static cm_err add_unknown(json_t *obj, const char *extra)
+{
+    json_t *rest = extra ? json_loads(extra, 0, NULL) : NULL;
+    if (extra && !json_is_object(rest)) {
+        json_decref(rest);
+        return CM_ERR_INVAL;
+    }
+    int bad = rest && json_object_update_missing(obj, rest) != 0;
+    json_decref(rest);
+    return bad ? CM_ERR_NOMEM : CM_OK;
+}
+
+/* co_buckets_encode, with the document's own unknown members (top; NULL: none). */
+static cm_err encode_doc(const co_bucket *b, size_t n, const char *top, char **out, size_t *len)
 {
     co_bucket *sorted = n ? malloc(n * sizeof(*sorted)) : NULL;
     json_t *arr = json_array(), *doc = NULL;
@@ -285,7 +343,8 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
             e = strlen(sorted[i].cors) > CO_BUCKET_CORS_MAX ? CM_ERR_INVAL : CM_ERR_NOMEM;
         } else if ((e = access_json(&sorted[i], rec)) != CM_OK ||
                    (e = website_json(&sorted[i], rec)) != CM_OK ||
-                   (e = lifecycle_json(&sorted[i], rec)) != CM_OK) {
+                   (e = lifecycle_json(&sorted[i], rec)) != CM_OK ||
+                   (e = add_unknown(rec, sorted[i].extra)) != CM_OK) {
             json_decref(rec);
         } else if (json_array_append_new(arr, rec) != 0) /* takes rec, also on failure */
             e = CM_ERR_NOMEM;
@@ -295,12 +354,19 @@ cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
         e = CM_ERR_NOMEM;
     arr = e == CM_OK ? NULL : arr; /* owned by doc now */
     json_decref(arr);
+    if (e == CM_OK)
+        e = add_unknown(doc, top);
     if (e == CM_OK && !(*out = json_dumps(doc, JSON_COMPACT)))
         e = CM_ERR_NOMEM;
     if (e == CM_OK)
         *len = strlen(*out);
     json_decref(doc);
     return e;
+}
+
+cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len)
+{
+    return encode_doc(b, n, NULL, out, len);
 }
 
 /* One record; 0 when it is not a valid one (its tags, if any, are b's to free either way). */
@@ -345,11 +411,14 @@ static int decode_one(json_t *rec, co_bucket *b)
     memcpy(b->owner, owner, strlen(owner) + 1);
     b->created_ms = created;
     b->versioning = (uint8_t)versioning;
-    return 1;
+    return unknown_members(rec, known_members, CM_ARRAY_LEN(known_members), &b->extra);
 }
 
-cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size_t *n)
+/* co_buckets_decode, also giving the document's own unknown members into *top (NULL: none) when
+ * top is non-NULL. */
+static cm_err decode_doc(const uint8_t *value, size_t len, co_bucket **out, size_t *n, char **top)
 {
+    static const char *const doc_members[] = {"v", "buckets"};
     json_t *doc = json_loadb((const char *)value, len, JSON_REJECT_DUPLICATES, NULL), *arr = NULL;
     int v = 0;
     *out = NULL;
@@ -365,6 +434,8 @@ cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size
     for (size_t i = 0; i < count && e == CM_OK; i++)
         if (!decode_one(json_array_get(arr, i), &b[i]))
             e = CM_ERR_CORRUPT;
+    if (e == CM_OK && top && !unknown_members(doc, doc_members, CM_ARRAY_LEN(doc_members), top))
+        e = CM_ERR_NOMEM;
     json_decref(doc);
     if (e == CM_OK && count)
         qsort(b, count, sizeof(*b), by_name);
@@ -373,11 +444,20 @@ cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size
             e = CM_ERR_CORRUPT;
     if (e != CM_OK) {
         co_buckets_array_free(b, count);
+        if (top) {
+            free(*top);
+            *top = NULL;
+        }
         return e;
     }
     *out = b;
     *n = count;
     return CM_OK;
+}
+
+cm_err co_buckets_decode(const uint8_t *value, size_t len, co_bucket **out, size_t *n)
+{
+    return decode_doc(value, len, out, n, NULL);
 }
 
 const co_bucket *co_buckets_find(const co_bucket *b, size_t n, const char *name)
@@ -391,7 +471,10 @@ const co_bucket *co_buckets_find(const co_bucket *b, size_t n, const char *name)
 
 /* ---- changing it ---- */
 
-cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev)
+/* co_buckets_read, also giving the document's unknown members into *top (NULL: none) when top is
+ * non-NULL. */
+static cm_err read_doc(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev,
+                       char **top)
 {
     co_kv kv;
     cm_err e = co_get(c, key, &kv, NULL);
@@ -402,13 +485,18 @@ cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n
         return CM_OK; /* no document yet: no buckets, and a create writes it from revision 0 */
     if (e != CM_OK)
         return e;
-    e = co_buckets_decode(kv.value, kv.len, out, n);
+    e = decode_doc(kv.value, kv.len, out, n, top);
     if (e == CM_ERR_CORRUPT)
         CM_ERROR(MOD, "the bucket document %s at revision %lld does not parse: not changed", key,
                  (long long)kv.mod_rev);
     *rev = kv.mod_rev;
     co_kv_release(&kv);
     return e;
+}
+
+cm_err co_buckets_read(co_client *c, const char *key, co_bucket **out, size_t *n, int64_t *rev)
+{
+    return read_doc(c, key, out, n, rev, NULL);
 }
 
 /*
@@ -460,23 +548,26 @@ static cm_err change_doc(co_client *c, const char *key, change *ch, int64_t *new
         size_t n = 0;
         int64_t rev = 0, wrote = 0;
         int write = 0;
-        cm_err e = co_buckets_read(c, key, &b, &n, &rev);
+        char *top = NULL; /* the document's unknown members: written back as read */
+        cm_err e = read_doc(c, key, &b, &n, &rev, &top);
         if (e != CM_OK)
             return e;
         if (!(grown = realloc(b, (n + 1) * sizeof(*b)))) {
             co_buckets_array_free(b, n);
+            free(top);
             return CM_ERR_NOMEM;
         }
         e = ch->edit(ch, grown, &n, &write);
         if (e == CM_OK && write) {
             char *doc = NULL;
             size_t len = 0;
-            e = co_buckets_encode(grown, n, &doc, &len);
+            e = encode_doc(grown, n, top, &doc, &len);
             if (e == CM_OK)
                 e = co_cas(c, key, doc, len, rev, 0, &wrote);
             free(doc);
         }
         co_buckets_array_free(grown, n);
+        free(top);
         if (e == CM_ERR_UNCERTAIN) {
             int s = settled(c, key, ch, &wrote);
             if (s < 0)
@@ -542,6 +633,7 @@ static cm_err remove_edit(change *ch, co_bucket *b, size_t *n, int *write)
     free(f->policy);
     free(f->website);
     free(f->lifecycle);
+    free(f->extra);
     memmove(b + at, b + at + 1, (*n - at - 1) * sizeof(*b));
     (*n)--;
     *write = 1;

@@ -83,6 +83,10 @@ typedef struct {
     /* Default encryption (docs/encryption.md): sse 1 (SSE-S3) or 0 (none), and BucketKeyEnabled
      * as given (0/1, only with sse), as md_bucket's sse_default and sse_bucket_key. */
     uint8_t sse, sse_bucket_key;
+    /* The members of the record this build does not know (a compact JSON object, heap; NULL:
+     * none), written back unchanged by every change, so that a node of an older build keeps what
+     * a newer one added (a rolling upgrade). Owned as the tags are. */
+    char *extra;
 } co_bucket;
 
 #define CO_BUCKET_ACL_MAX 4           /* the highest canned ACL number */
@@ -106,11 +110,13 @@ void co_tags_free(co_tag *t, size_t n);
  * when there is none; its website configuration likewise "website" (CO_BUCKET_WEBSITE_MAX), its
  * lifecycle configuration "lifecycle" (CO_BUCKET_LIFECYCLE_MAX). */
 
-/* JSON of n records (any order: sorted by name on output) into *out (malloc'd, NUL-ended).
+/* JSON of n records (any order: sorted by name on output; each record's extra members with it)
+ * into *out (malloc'd, NUL-ended).
  * CM_ERR_INVAL for a record whose consistency is not a CO_CONSISTENCY_* value. */
 cm_err co_buckets_encode(const co_bucket *b, size_t n, char **out, size_t *len);
 /*
- * Parse a document into *out (malloc'd, sorted by name; NULL when empty). CM_ERR_CORRUPT for
+ * Parse a document into *out (malloc'd, sorted by name; NULL when empty); members this build does
+ * not know go to each record's extra (co_buckets_encode writes them back). CM_ERR_CORRUPT for
  * anything that is not a version-1 document of valid records (bad JSON, a missing or oversized
  * name or owner, a duplicate name, a consistency other than "strong" or "available").
  */

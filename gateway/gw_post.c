@@ -26,7 +26,12 @@
  *
  * On a cluster node the commit is PutObject's replicated one (gw_put_commit) and a bucket not
  * mirrored here yet is first resolved, as for every request (gw_server.c routes POST Object
- * through gw_bucket_resolve). Not done: Signature Version 2 forms are refused (AccessDenied).
+ * through gw_bucket_resolve). A decision there that needs the key's record (a bucket policy's
+ * s3:ExistingObjectTag condition) cannot read it on the loop: the fields are all known when the
+ * file part begins (S3 requires the file to be the form's last field), so the body is paused
+ * there (net_req_pause_body), the record is read asynchronously (gw_known_fetch, one quorum read)
+ * and the form is decided again; the body is then resumed, its file taken or, refused, dropped.
+ * Not done: Signature Version 2 forms are refused (AccessDenied).
  */
 #include "gw_int.h"
 #include "gw_post.h"
@@ -49,6 +54,8 @@ struct gw_post_op {
     int checked;      /* the policy allowed the form (the file is being taken) */
     int64_t start_ms; /* when the request began (post_fields_timeout_ms) */
     uint64_t min_len; /* content-length-range minimum */
+    uint64_t max_len; /* and maximum */
+    int fetched;      /* the key's record was read for the decision (gw_known_fetch) */
     int status;       /* success_action_status: 200, 201 or 204 */
     char *redirect;   /* success_action_redirect or redirect, NULL when none */
     md_meta *tags;    /* the tagging field's tag set */
@@ -123,6 +130,44 @@ static gw_s3err check_fields(gw_req *r, char *msg, size_t cap)
     return GW_OK;
 }
 
+static void authorize_again(gw_req *r);
+
+/*
+ * May the signer write the key? 0: yes, the file is taken from now on. -1: refused (answered), or
+ * (a cluster node whose decision needs the key's record: an s3:ExistingObjectTag condition) the
+ * body is paused while the record is read, and authorize_again decides again.
+ */
+static int authorize_form(gw_req *r)
+{
+    struct gw_post_op *p = r->post;
+    int ok = gw_authz_post(r);
+    if (ok < 0 && !p->fetched) {
+        p->fetched = 1; /* one read: the decision then finds the record among those read */
+        net_req_pause_body(r->net);
+        gw_known_fetch(r, authorize_again);
+        return -1;
+    }
+    if (ok <= 0) {
+        CM_DEBUG(MOD, "req=%s POST Object to %s/%s denied", r->id, r->bucket, r->key);
+        gw_error(r, ok < 0 ? GW_INTERNAL : GW_ACCESS_DENIED, NULL);
+        return -1;
+    }
+    p->checked = 1;
+    r->max_len = CM_MIN(r->max_len, p->max_len);
+    return 0;
+}
+
+/* Loop: the record the decision wanted was read (gw_known_fetch); decide again, then go on
+ * reading the body: the file's bytes, or (refused) the rest, dropped. */
+static void authorize_again(gw_req *r)
+{
+    if (r->meta_err != CM_OK)
+        gw_error_cm(r, r->meta_err);
+    else
+        (void)authorize_form(r);
+    net_req_resume_body(r->net); /* net hands on_body what it still buffers */
+}
+
 /* The file part began: check the policy and the fields, then open the sink to the file. */
 static int check_form(gw_req *r)
 {
@@ -143,14 +188,6 @@ static int check_form(gw_req *r)
         snprintf(r->auth.access_key, sizeof(r->auth.access_key), "%s", pol.access_key);
         r->principal = gw_users_who(r->g, pol.access_key, r->user, sizeof(r->user));
         e = check_fields(r, msg, sizeof(msg));
-        int ok = e == GW_OK ? gw_authz_post(r) : 1; /* the signer may write the key */
-        if (ok < 0) { /* the object's record is not read on a form's path */
-            e = GW_UNSUPPORTED;
-            snprintf(msg, sizeof(msg), "%s",
-                     "POST Object into a bucket whose policy has s3:ExistingObjectTag conditions "
-                     "is not available on a cluster node");
-        } else if (!ok)
-            e = GW_ACCESS_DENIED;
     } else
         snprintf(msg, sizeof(msg), "%s", pol.message);
     if (e != GW_OK) {
@@ -159,10 +196,9 @@ static int check_form(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return -1;
     }
-    p->checked = 1;
     p->min_len = pol.min_len;
-    r->max_len = CM_MIN(r->max_len, pol.max_len);
-    return 0;
+    p->max_len = pol.max_len;
+    return authorize_form(r);
 }
 
 int gw_post_feed(gw_req *r, struct evbuffer *body)

@@ -13,7 +13,9 @@
 # policy allowing anonymous reads of objects tagged pub=yes lets one through n3 and refuses one
 # tagged pub=no, until PutObjectTagging through n1 retags it; the same condition on DeleteObject
 # lets a user's DeleteObjects through n3 delete the key tagged so and refuse the other (decided
-# per key on a worker). About 10 s.
+# per key on a worker); a condition on PutObject decides bob's POST form uploads through n2 and n3
+# (allowed over a key tagged x=y, 403 over one tagged otherwise and over a missing key: the
+# key's record is read while the form's body waits). About 10 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -172,6 +174,41 @@ if h_run "cairn admin user create bob through n1" "$CAIRN_BIN" admin user create
     expect "  ... refuses d2 (AccessDenied)" "<Error><Key>d2</Key><Code>AccessDenied</Code>"
     h_run "  ... d2 is still there" rq n2 HEAD /tagged/d2
     h_fails_with "  ... d1 is gone" "^404" rq n2 HEAD /tagged/d1
+
+    # POST Object decided by s3:ExistingObjectTag: the form's key's record is read mid-body
+    h_run "CreateBucket ptag through n1" rq n1 PUT /ptag
+    PPOL='{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::ptag/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/x":"y"}}}]}'
+    h_run "a policy letting bob write over objects tagged x=y, through n2" rq n2 PUT /ptag policy "$PPOL"
+    h_run "PUT ok (x=y) and no (x=n) through n1" rq n1 PUT /ptag/ok "" "old" "x-amz-tagging:x=y"
+    rq n1 PUT /ptag/no "" "old" "x-amz-tagging:x=n" >/dev/null || h_bad "PUT no"
+    # bob_post NODE KEY: bob's POST form (boto3's presigned fields, curl) of "new"; prints the status
+    bob_post() {
+        local f
+        f=$(CAIRN_ACCESS_KEY=$AK CAIRN_SECRET_KEY=$SK "$H_PY" - "$(url "$1")" "$2" <<'EOF'
+import os, sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id=os.environ["CAIRN_ACCESS_KEY"],
+                  aws_secret_access_key=os.environ["CAIRN_SECRET_KEY"],
+                  config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+for k, v in s3.generate_presigned_post("ptag", sys.argv[2], ExpiresIn=300)["fields"].items():
+    print("-F\n%s=%s" % (k, v))
+EOF
+        ) || return 1
+        printf new >"$H_WORK/post.file"
+        mapfile -t A <<<"$f"
+        curl -s -o "$H_WORK/post.out" -w '%{http_code}' "${A[@]}" -F "file=@$H_WORK/post.file" \
+            "$(url "$1")/ptag"
+    }
+    h_eq "bob's POST over ok (tagged x=y) through n3: 204" 204 "$(bob_post n3 ok)"
+    h_run "  ... ok holds the form's file" rq n2 GET /ptag/ok
+    expect "  ... (new)" "new\s*$"
+    h_eq "bob's POST over no (tagged x=n) through n2: 403" 403 "$(bob_post n2 no)"
+    grep -q "<Code>AccessDenied</Code>" "$H_WORK/post.out" && h_ok "  ... AccessDenied" ||
+        h_bad "  ... AccessDenied" "$(cat "$H_WORK/post.out")"
+    h_run "  ... no is unchanged" rq n1 GET /ptag/no
+    expect "  ... (old)" "old\s*$"
+    h_eq "bob's POST to a missing key through n3: 403" 403 "$(bob_post n3 none)"
 fi
 
 for n in "${NODES[@]}"; do cl_node_stop "$n"; done

@@ -14,7 +14,8 @@
  * tags: in the order set, left out when none, beyond S3's limits refused; set by compare-and-set
  * and read back from the follower's memory when the change returns, kept by other changes.
  * Access settings (acl, pab, ownership, policy): encoded when set, out-of-range values refused,
- * set field by field and read back from memory, reported to the access_changed hook.
+ * set field by field and read back from memory, reported to the access_changed hook. Members
+ * this build does not know (per record and in the document) are written back unchanged.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -1102,6 +1103,86 @@ static void test_sse(void)
     cu_etcd_stop(&e);
 }
 
+/* Members this build does not know (a newer build's settings, during a rolling upgrade): kept per
+ * record and in the document, written back unchanged by a change through the API (a tag change
+ * on the bucket that has them, a creation of another); every member the encoder writes is known
+ * (a record with all of them set decodes with nothing extra). */
+static void test_unknown_members(void)
+{
+    static const char lock[] = "\"lock\":{\"mode\":\"GOVERNANCE\",\"days\":3,"
+                               "\"x\":[1,2.5,null,true,\"\xc3\xa9\"]}";
+    static const char top[] = "\"later\":{\"k\":[\"v\"]}";
+    char doc[512], *enc = NULL;
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+
+    co_bucket all = rec("all", "AK", 3);
+    co_tag t1[1] = {{"team", "web"}};
+    all.consistency = CO_CONSISTENCY_AVAILABLE;
+    all.versioning = 1;
+    all.tags = t1;
+    all.ntags = 1;
+    all.cors = "<c/>";
+    all.policy = "{}";
+    all.website = "<w/>";
+    all.lifecycle = "<l/>";
+    all.acl = 1;
+    all.pab = 1;
+    all.ownership = 1;
+    all.sse = 1;
+    all.sse_bucket_key = 1;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(&all, 1, &enc, &len), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)enc, len, &out, &n), CM_OK);
+    CU_ASSERT(n == 1 && out[0].extra == NULL);
+    co_buckets_array_free(out, n);
+    free(enc);
+
+    snprintf(doc, sizeof(doc),
+             "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,\"owner\":\"AK\","
+             "\"versioning\":0,\"id\":\"0000000000000001\",%s}],%s}",
+             lock, top);
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, strlen(doc), &out, &n), CM_OK);
+    CU_ASSERT_FATAL(n == 1 && out[0].extra != NULL);
+    CU_ASSERT(strstr(out[0].extra, lock) != NULL && !strstr(out[0].extra, "\"name\""));
+    CU_ASSERT_EQUAL(co_buckets_encode(out, n, &enc, &len), CM_OK);
+    CU_ASSERT(enc && strstr(enc, lock) != NULL);
+    free(enc);
+    co_buckets_array_free(out, n);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_kv kv;
+    co_tag *got = NULL;
+    int64_t rev = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_EQUAL(co_put(c, KEY, doc, strlen(doc), 0, &rev), CM_OK);
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t1, 1), CM_OK);
+    co_bucket other = rec("other", "AK", 2);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &other, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "b", &got, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    co_tags_free(got, n);
+    CU_ASSERT_EQUAL_FATAL(co_get(c, KEY, &kv, NULL), CM_OK);
+    char *stored = strndup((const char *)kv.value, kv.len);
+    co_kv_release(&kv);
+    CU_ASSERT_FATAL(stored != NULL);
+    /* the member once, inside b's record (before "other"'s), as written; the document's too */
+    const char *at = strstr(stored, lock);
+    CU_ASSERT(at && at > strstr(stored, "\"name\":\"b\"") && at < strstr(stored, "\"other\"") &&
+              !strstr(at + 1, "\"lock\""));
+    CU_ASSERT(strstr(stored, "\"tags\":[[\"team\",\"web\"]]") != NULL);
+    CU_ASSERT(strstr(stored, top) != NULL);
+    free(stored);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -1119,6 +1200,7 @@ void cu_register(void)
         {"a bucket's lifecycle configuration", test_lifecycle},
         {"a bucket's versioning state", test_versioning},
         {"a bucket's default encryption", test_sse},
+        {"unknown members kept through changes", test_unknown_members},
         {NULL, NULL},
     };
     cu_add_suite("coord_buckets", tests);
