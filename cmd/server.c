@@ -676,7 +676,7 @@ int cmd_server(int argc, char **argv)
         fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
         goto out;
     }
-    /* Master-key rotation (SSE is single-node too): keys in use checked, a pass resumed. */
+    /* Master-key rotation: keys in use checked, a pass resumed (a cluster node's: below). */
     if (!o.cluster_etcd[0] && (err = gw_rewrap_start(g, &rewrap)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the master-key rewrap: %s\n", cm_err_str(err));
         goto out;
@@ -703,6 +703,13 @@ int cmd_server(int argc, char **argv)
     }
     banner(&o, &cred, net_server_port(srv));
     if (start_cluster(&o, net_server_port(srv), g, &cluster) != 0) {
+        pthread_kill(signal_thread, SIGUSR2);
+        pthread_join(signal_thread, NULL);
+        goto out;
+    }
+    /* A cluster node's pass goes through the replicated records: only once they are there. */
+    if (o.cluster_etcd[0] && (err = gw_rewrap_start(g, &rewrap)) != CM_OK) {
+        fprintf(stderr, "cairn: cannot start the master-key rewrap: %s\n", cm_err_str(err));
         pthread_kill(signal_thread, SIGUSR2);
         pthread_join(signal_thread, NULL);
         goto out;

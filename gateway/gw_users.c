@@ -101,6 +101,29 @@ static cm_err users_list(gw *g, md_user **users, size_t *nu, md_user_key **keys,
                     : md_users_list(g->md, users, nu, keys, nk);
 }
 
+cm_err gw_users_find_sealed(gw *g, int (*fn)(void *arg, const uint8_t *sealed, size_t len),
+                            void *arg, char *ak, size_t cap)
+{
+    md_user *users = NULL;
+    md_user_key *keys = NULL;
+    size_t nu = 0, nk = 0;
+    if (!g->users)
+        return CM_ERR_NOTFOUND;
+    cm_err e = users_list(g, &users, &nu, &keys, &nk);
+    if (e == CM_OK)
+        e = CM_ERR_NOTFOUND;
+    for (size_t i = 0; e == CM_ERR_NOTFOUND && i < nk; i++)
+        if (fn(arg, keys[i].sealed, keys[i].sealed_len)) {
+            snprintf(ak, cap, "%s", keys[i].access_key);
+            e = CM_OK;
+        }
+    if (keys)
+        explicit_bzero(keys, nk * sizeof(*keys));
+    free(keys);
+    free(users);
+    return e;
+}
+
 /* Rebuild the key table from the store (blocking: call from a worker or before serving). */
 static cm_err reload(gw *g)
 {
