@@ -228,6 +228,9 @@ typedef struct {
     cm_err (*remove)(void *arg, const char *name);
     cm_err (*key_set_disabled)(void *arg, const char *access_key, int disabled);
     cm_err (*key_remove)(void *arg, const char *access_key);
+    /* the key's wrapped secret old -> k->sealed (the master-key rewrap); CM_ERR_NOTFOUND when it
+     * is neither any more. NULL: the rewrap cannot move access keys of this namespace */
+    cm_err (*key_reseal)(void *arg, const md_user_key *k, const uint8_t *old, size_t old_len);
     void *arg;
 } gw_user_ns;
 

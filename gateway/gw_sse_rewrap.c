@@ -382,14 +382,6 @@ static cm_err cl_record(gw_rewrap *rw, const char *bucket, const char *key, md_r
     return e; /* CM_ERR_CONFLICT: lost CL_ATTEMPTS times to client writes */
 }
 
-/* fn of gw_users_find_sealed: the secret is under a master key other than the primary. */
-static int sealed_old(void *arg, const uint8_t *sealed, size_t len)
-{
-    gw_rewrap *rw = arg;
-    uint8_t id[4];
-    return cm_mkey_wrapped_id(sealed, len, id) && memcmp(id, rw->g->mkey.id, 4) != 0;
-}
-
 static int cl_stopped(gw_rewrap *rw)
 {
     pthread_mutex_lock(&rw->mu);
@@ -449,13 +441,13 @@ static cm_err cl_walk(gw_rewrap *rw, uint64_t *moved)
 /*
  * The pass of a cluster node: walks until one moves nothing (a key that moved behind a walk, by
  * a Complete or a promoted version, is found by the next), at most REWRAP_ROUNDS; then the
- * access keys' secrets, which live in etcd: a cluster pass does not re-wrap them, and one under
- * another key stops it with an error naming the access key (the old key stays in use).
+ * access keys' secrets, which live in the users document in etcd (re-wrapped there by a
+ * compare-and-set on the secret read, gw_users_reseal), until a look moves none.
  */
 static void *cluster_main(void *arg)
 {
     gw_rewrap *rw = arg;
-    char ak[MD_ACCESS_KEY_MAX + 1], msg[ERR_MAX];
+    char bad[MD_ACCESS_KEY_MAX + 20] = "(the access keys)";
     md_rewrap_counts none = {0};
     for (int round = 0;; round++) {
         uint64_t moved = 0;
@@ -470,20 +462,20 @@ static void *cluster_main(void *arg)
         CM_INFO(MOD, "master-key rewrap: %" PRIu64 " data keys moved in round %d: another round",
                 moved, round + 1);
     }
-    rw->missing = 0;
-    cm_err e = gw_users_find_sealed(rw->g, sealed_old, rw, ak, sizeof(ak));
-    if (e == CM_OK) {
-        snprintf(
-            msg, sizeof(msg),
-            "access key %s: its secret in etcd is wrapped under an older master key, which "
-            "a cluster pass does not re-wrap; create a new key for its user and delete this one",
-            ak);
-        step_failed(rw, CM_ERR_AUTH, msg);
-        return NULL;
-    }
-    if (e != CM_ERR_NOTFOUND) {
-        step_failed(rw, e, "(the access keys)");
-        return NULL;
+    for (int round = 0;; round++) {
+        md_rewrap_counts add = {0};
+        rw->missing = 0;
+        cm_err e = round == REWRAP_ROUNDS
+                       ? CM_ERR_CONFLICT
+                       : gw_users_reseal(rw->g, rewrap_key, rw, &add.rewrapped, bad, sizeof(bad));
+        if (e != CM_OK) {
+            step_failed(rw, e, bad);
+            return NULL;
+        }
+        if (add.rewrapped == 0)
+            break;
+        if (progress(rw, &(md_rewrap_cursor){.phase = MD_REWRAP_USERS}, &add, 0) != 0)
+            return NULL;
     }
     progress(rw, &(md_rewrap_cursor){.phase = MD_REWRAP_DONE}, &none, 1);
     return NULL;

@@ -2,11 +2,13 @@
 # test_cluster_sse_rotate: master-key rotation on the nodes of the loopback cluster
 # (docs/encryption.md, "Rotating the master key", "On a cluster"). Every node reads the cluster's
 # master.key, key A: sse_rotate.py writes SSE-S3 objects through n1 (simple, multipart, two
-# versions, bucket default, an upload in progress) and an SSE-C one. The file then holds "B, A"
+# versions, bucket default, an upload in progress) and an SSE-C one; a user is made (her secret,
+# wrapped under A, lives in etcd). The file then holds "B, A"
 # and the nodes restart one at a time; `cairn admin sse rewrap --wait` runs on every node (each
 # re-wraps the records it holds through the replicated record path), and every node's status
 # shows B alone in use. The file then holds B alone and the nodes restart again: every object
-# reads back byte-exact through n2, n4 and n6 (each version by id), and the upload completes.
+# reads back byte-exact through n2, n4 and n6 (each version by id), the upload completes, and
+# the user's key signs through n3. About 25 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
@@ -18,6 +20,13 @@ KB=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 
 CAIRN_ENDPOINT=$(node 1) h_run "SSE objects under key A through n1" "$H_PY" "$H_DIR/sse_rotate.py" \
     write
+if out=$("$CAIRN_BIN" admin user create carol --endpoint "$(node 1)"); then # in etcd, under A
+    CAROL_AK=$(sed -n 's/^access_key=//p' <<<"$out")
+    CAROL_SK=$(sed -n 's/^secret_key=//p' <<<"$out")
+    h_ok "a user made under key A"
+else
+    h_bad "a user made under key A" "$out"
+fi
 
 printf '%s\n%s\n' "$KB" "$KA" >"$CAIRN_CLUSTER_DIR/master.key"
 h_run "every node restarted with B, A" lc restart-rolling
@@ -54,6 +63,10 @@ for n in 2 4; do
 done
 CAIRN_ENDPOINT=$(node 6) h_run "through n6, and the upload completes" "$H_PY" \
     "$H_DIR/sse_rotate.py" verify
+h_run "the user's key made under A signs through n3" env AWS_ACCESS_KEY_ID="$CAROL_AK" \
+    AWS_SECRET_ACCESS_KEY="$CAROL_SK" CAIRN_ENDPOINT="$(node 3)" "$H_PY" -c 'import boto3, os
+s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], region_name="us-east-1")
+s3.list_buckets()'
 h_run "local-cluster.sh stop" lc stop
 lc_check_sanitizers
 h_finish
