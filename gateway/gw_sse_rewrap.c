@@ -27,6 +27,14 @@
  * key (wrapped under a customer's key) and left alone. The access keys' secrets (gw_users.c) are
  * wrapped under the master key too: the pass moves them as well (their last phase).
  *
+ * On a cluster node (g->rp) the pass is cluster_main instead: every record of the node's store
+ * (object, version and multipart records alike) read at quorum, its data keys re-wrapped and
+ * written back with rp_object_swap (a racing client write wins; the record is read again), walks
+ * repeated until one moves nothing; then the access keys' secrets in the etcd users document
+ * (gw_users_reseal: a compare-and-set from the secret read). Every replica of a record does this,
+ * so one node's finished pass speaks for every record it holds whatever the others did. No
+ * cursor: a resumed pass walks again from the start (a record under the primary costs one read).
+ *
  * State (blob "sse-rewrap" of md_lc_state, big-endian): version 1 | u8 n | n x id[4] | u8
  * running | u8 failed | u8 phase | u16 cursor length | cursor | u64 records, keys, rewrapped |
  * u64 started_ms, finished_ms | u16 error length | error.
@@ -411,23 +419,24 @@ static cm_err cl_walk(gw_rewrap *rw, uint64_t *moved)
             md_rec_info *infos = NULL;
             size_t n = 0;
             md_rewrap_counts add = {0};
-            if (cl_stopped(rw)) {
-                e = CM_ERR_CLOSED;
-                break;
-            }
             rw->missing = 0;
             snprintf(bad, sizeof(bad), "%s (its record list)", bs[b].name);
             e = md_rec_list(rw->g->md, bs[b].name, from[0] ? from : NULL, STEP_RECORDS, &infos, &n,
                             &more);
-            for (size_t i = 0; e == CM_OK && i < n; i++)
-                if (!infos[i].tombstone &&
-                    (e = cl_record(rw, bs[b].name, infos[i].key, &add)) != CM_OK)
+            for (size_t i = 0; e == CM_OK && i < n; i++) {
+                if (cl_stopped(rw)) /* (a record's reads may wait for peers: look at each) */
+                    e = CM_ERR_CLOSED;
+                else if (!infos[i].tombstone &&
+                         (e = cl_record(rw, bs[b].name, infos[i].key, &add)) != CM_OK)
                     rec_name(bs[b].name, infos[i].key, bad, sizeof(bad));
+            }
             if (e == CM_OK && n > 0)
                 snprintf(from, sizeof(from), "%s", infos[n - 1].key);
             md_rec_infos_free(infos, n);
             more = more && n > 0;
             *moved += add.rewrapped;
+            if (e == CM_ERR_CLOSED)
+                break; /* stopped: running stays set, the next start walks again */
             if (e != CM_OK)
                 step_failed(rw, e, bad);
             else if (progress(rw, &(md_rewrap_cursor){.phase = MD_REWRAP_OBJECTS}, &add, 0) != 0)
