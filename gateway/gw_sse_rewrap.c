@@ -29,7 +29,7 @@
  *
  * On a cluster node (g->rp) the pass is cluster_main instead: every record of the node's store
  * (object, version and multipart records alike) read at quorum, its data keys re-wrapped and
- * written back with rp_object_swap (a racing client write wins; the record is read again), walks
+ * written back with rp_object_swap (a racing client write wins; the next walk reads it), walks
  * repeated until one moves nothing; then the access keys' secrets in the etcd users document
  * (gw_users_reseal: a compare-and-set from the secret read). Every replica of a record does this,
  * so one node's finished pass speaks for every record it holds whatever the others did. No
@@ -58,7 +58,6 @@
 #define STEP_RECORDS 256
 #define ERR_MAX 300
 #define REWRAP_ROUNDS 5 /* walks + verifications before a pass gives up on a moving store */
-#define CL_ATTEMPTS 4   /* reads of one replicated record that lost to a client write */
 
 typedef struct {
     uint8_t nused;
@@ -351,43 +350,40 @@ static void rec_name(const char *bucket, const char *key, char *out, size_t cap)
 
 /*
  * One replicated record: read at quorum, every data key of its parts under another master key
- * re-wrapped, written back with rp_object_swap (the successor of exactly the version read, so a
- * client write that lands meanwhile wins: CM_ERR_CONFLICT, and the record is read again).
- * *moved counts the keys re-wrapped. A multipart part record (FF 'p') is classified as a
- * single node's part is (an SSE-C part's key is under its customer's key).
+ * re-wrapped, written back with rp_object_swap: the successor of exactly the version read, so a
+ * client write that lands meanwhile wins on every replica (the swap then changes nothing), and the
+ * next walk reads that write and checks it in turn. A multipart part record (FF 'p') is
+ * classified as a single node's part is (an SSE-C part's key is under its customer's key).
  */
 static cm_err cl_record(gw_rewrap *rw, const char *bucket, const char *key, md_rewrap_counts *n)
 {
     md_rewrap_kind kind =
         (unsigned char)key[0] == 0xFF && key[1] == 'p' ? MD_REWRAP_PART : MD_REWRAP_SSE_S3;
-    cm_err e = CM_ERR_CONFLICT;
-    for (int attempt = 0; attempt < CL_ATTEMPTS && e == CM_ERR_CONFLICT; attempt++) {
-        md_object o;
-        uint64_t keys = 0, moved = 0;
-        e = rp_object_get(rw->g->rp, bucket, key, &o);
-        if (e == CM_ERR_NOTFOUND)
-            return CM_OK; /* deleted meanwhile (or a tombstone): nothing to move */
-        if (e != CM_OK)
-            return e;
-        for (size_t i = 0; o.sse.mode != MD_SSE_C && e == CM_OK && i < o.nparts; i++) {
-            md_part *p = &o.parts[i];
-            int changed = 0;
-            if (p->sse_key_len == 0)
-                continue;
-            keys++;
-            e = rewrap_key(rw, p->sse_key, p->sse_key_len, kind, "", &changed);
-            moved += changed != 0;
-        }
-        if (e == CM_OK && moved > 0)
-            e = rp_object_swap(rw->g->rp, bucket, &o);
-        md_object_release(&o);
-        if (e == CM_OK) {
-            n->keys += keys;
-            n->rewrapped += moved;
-        }
-    }
+    md_object o;
+    uint64_t keys = 0, moved = 0;
     n->records++;
-    return e; /* CM_ERR_CONFLICT: lost CL_ATTEMPTS times to client writes */
+    cm_err e = rp_object_get(rw->g->rp, bucket, key, &o);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK; /* deleted meanwhile (or a tombstone): nothing to move */
+    if (e != CM_OK)
+        return e;
+    for (size_t i = 0; o.sse.mode != MD_SSE_C && e == CM_OK && i < o.nparts; i++) {
+        md_part *p = &o.parts[i];
+        int changed = 0;
+        if (p->sse_key_len == 0)
+            continue;
+        keys++;
+        e = rewrap_key(rw, p->sse_key, p->sse_key_len, kind, "", &changed);
+        moved += changed != 0;
+    }
+    if (e == CM_OK && moved > 0)
+        e = rp_object_swap(rw->g->rp, bucket, &o);
+    md_object_release(&o);
+    if (e == CM_OK) {
+        n->keys += keys;
+        n->rewrapped += moved;
+    }
+    return e;
 }
 
 static int cl_stopped(gw_rewrap *rw)

@@ -106,6 +106,8 @@ cm_err gw_users_reseal(gw *g, md_rewrap_fn fn, void *arg, uint64_t *moved, char 
     md_user *users = NULL;
     md_user_key *keys = NULL;
     size_t nu = 0, nk = 0;
+    if (!g->users)
+        return CM_OK; /* no users here */
     const gw_user_ns *ns = &g->users->ns;
     cm_err e = ns->key_reseal ? users_list(g, &users, &nu, &keys, &nk) : CM_ERR_INVAL;
     for (size_t i = 0; e == CM_OK && i < nk; i++) {
