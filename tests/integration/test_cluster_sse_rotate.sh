@@ -3,10 +3,10 @@
 # (docs/encryption.md, "Rotating the master key", "On a cluster"). Every node reads the cluster's
 # master.key, key A: sse_rotate.py writes SSE-S3 objects through n1 (simple, multipart, two
 # versions, bucket default, an upload in progress) and an SSE-C one; a user is made (her secret,
-# wrapped under A, lives in etcd). The file then holds "B, A"
-# and the nodes restart one at a time; `cairn admin sse rewrap --wait` runs on every node (each
-# re-wraps the records it holds through the replicated record path), and every node's status
-# shows B alone in use. The file then holds B alone and the nodes restart again: every object
+# wrapped under A, lives in etcd). The file then holds "B, A" and the nodes restart one at a time;
+# `cairn admin sse rewrap --wait` runs on every node (each re-wraps the records it holds through
+# the replicated record path), every node's status shows B alone in use, and the nodes together
+# re-wrapped at least the 7 data keys written. The file then holds B alone and the nodes restart again: every object
 # reads back byte-exact through n2, n4 and n6 (each version by id), the upload completes, and
 # the user's key signs through n3. About 25 s.
 . "$(dirname "$0")/lib.sh"
