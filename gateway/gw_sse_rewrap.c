@@ -616,7 +616,8 @@ static void status_json(gw_rewrap *rw, struct evbuffer *b)
     pthread_mutex_unlock(&rw->mu);
     const cm_mkey *mk = &rw->g->mkey;
     cm_mkey_id_hex(mk->id, idh);
-    evbuffer_add_printf(b, "{\"primary\":\"%s\",\"loaded\":[\"%s\"", idh, idh);
+    evbuffer_add_printf(b, "{\"primary\":\"%s\",\"cluster\":%s,\"loaded\":[\"%s\"", idh,
+                        rw->g->rp ? "true" : "false", idh);
     for (size_t i = 0; i < mk->nold; i++) {
         cm_mkey_id_hex(mk->old_id[i], idh);
         evbuffer_add_printf(b, ",\"%s\"", idh);
