@@ -7,7 +7,8 @@
  * those that may still wrap data keys ("in use") and those of them the server lacks ("missing"),
  * and the pass: running, its phase and counts, or its error. --wait polls until the pass stops
  * and exits 3 (AM_EXIT_DAMAGE) when it stopped on an error, 0 when every data key is under the
- * primary; --json prints the API's document as it is.
+ * primary; --json prints the API's document as it is. On a cluster node the pass and the status
+ * are that node's (docs/encryption.md, "On a cluster": run it on every node).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -59,7 +60,10 @@ static void print_status(json_t *doc)
         printf("error     %s\n", jstr(doc, "error"));
     if (!running && !failed && json_array_size(json_object_get(doc, "in_use")) == 1 &&
         json_object_get(doc, "loaded") && json_array_size(json_object_get(doc, "loaded")) > 1)
-        printf("every data key is under the primary: the other loaded keys may be removed\n");
+        printf(json_is_true(json_object_get(doc, "cluster"))
+                   ? "every data key this node holds is under the primary: the other loaded keys "
+                     "may be removed once every node of the cluster says so\n"
+                   : "every data key is under the primary: the other loaded keys may be removed\n");
 }
 
 static int start(const admin_opts *o)

@@ -131,6 +131,13 @@ static cm_err ns_key_remove(void *arg, const char *ak)
     return apply(arg, &ch);
 }
 
+static cm_err ns_key_reseal(void *arg, const md_user_key *k, const uint8_t *old, size_t old_len)
+{
+    co_user_change ch = {.kind = CO_UCH_KEY_RESEAL, .old = old, .old_len = old_len};
+    to_co_key(k, &ch.key);
+    return apply(arg, &ch);
+}
+
 /* The follower's thread: another version of the document, so another key table. */
 static void on_changed(void *arg)
 {
@@ -159,6 +166,7 @@ cm_err cmd_cluster_users_start(gw *g, const co_config *cfg, const char *cluster,
                      .remove = ns_remove,
                      .key_set_disabled = ns_key_set_disabled,
                      .key_remove = ns_key_remove,
+                     .key_reseal = ns_key_reseal,
                      .arg = &uctx};
     e = gw_set_user_ns(g, &ns);
     atomic_store(&uctx.ready, 1);

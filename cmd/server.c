@@ -676,7 +676,7 @@ int cmd_server(int argc, char **argv)
         fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
         goto out;
     }
-    /* Master-key rotation (SSE is single-node too): keys in use checked, a pass resumed. */
+    /* Master-key rotation: keys in use checked, a pass resumed (a cluster node's: below). */
     if (!o.cluster_etcd[0] && (err = gw_rewrap_start(g, &rewrap)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the master-key rewrap: %s\n", cm_err_str(err));
         goto out;
@@ -707,12 +707,19 @@ int cmd_server(int argc, char **argv)
         pthread_join(signal_thread, NULL);
         goto out;
     }
-    /* A cluster node applies lifecycle rules to the partitions it is the first live home of. */
+    /* A cluster node applies lifecycle rules to the partitions it is the first live home of,
+     * and its rewrap pass goes through the replicated records: both once they are there. */
     if (cluster.node) {
         o.lc.mine = cmd_cluster_first_live_home;
         o.lc.mine_arg = cluster.node;
         if ((err = gw_lc_start(g, &o.lc, &lc)) != CM_OK) {
             fprintf(stderr, "cairn: cannot start the lifecycle worker: %s\n", cm_err_str(err));
+            pthread_kill(signal_thread, SIGUSR2);
+            pthread_join(signal_thread, NULL);
+            goto out;
+        }
+        if ((err = gw_rewrap_start(g, &rewrap)) != CM_OK) {
+            fprintf(stderr, "cairn: cannot start the master-key rewrap: %s\n", cm_err_str(err));
             pthread_kill(signal_thread, SIGUSR2);
             pthread_join(signal_thread, NULL);
             goto out;

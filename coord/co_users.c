@@ -269,6 +269,12 @@ static void drop_at(void *arr, size_t *n, size_t i, size_t sz)
     (*n)--;
 }
 
+/* k's wrapped secret is sealed[0..len). */
+static int sealed_is(const co_user_key *k, const uint8_t *sealed, size_t len)
+{
+    return sealed && k->sealed_len == len && memcmp(k->sealed, sealed, len) == 0;
+}
+
 /* The edit of ch on d (which has room for one more user and one more key). */
 static cm_err edit(const co_user_change *ch, co_users_doc *d, int *write)
 {
@@ -315,6 +321,16 @@ static cm_err edit(const co_user_change *ch, co_users_doc *d, int *write)
             return CM_ERR_NOTFOUND;
         drop_at(d->keys, &d->nkeys, (size_t)(k - d->keys), sizeof(*d->keys));
         break;
+    case CO_UCH_KEY_RESEAL:
+        if (!(k = (co_user_key *)co_users_find_key(d, ch->key.ak)))
+            return CM_ERR_NOTFOUND;
+        if (sealed_is(k, ch->key.sealed, ch->key.sealed_len))
+            return CM_OK;
+        if (!sealed_is(k, ch->old, ch->old_len) || ch->key.sealed_len > sizeof(k->sealed))
+            return CM_ERR_NOTFOUND; /* that secret is gone (the key made again meanwhile) */
+        memcpy(k->sealed, ch->key.sealed, ch->key.sealed_len);
+        k->sealed_len = ch->key.sealed_len;
+        break;
     }
     *write = 1;
     return CM_OK;
@@ -328,9 +344,9 @@ static int done(const co_user_change *ch, const co_users_doc *d)
     switch (ch->kind) {
     case CO_UCH_CREATE:
     case CO_UCH_KEY_ADD:
+    case CO_UCH_KEY_RESEAL:
         k = co_users_find_key(d, ch->key.ak);
-        return k && k->sealed_len == ch->key.sealed_len &&
-               memcmp(k->sealed, ch->key.sealed, k->sealed_len) == 0;
+        return k && sealed_is(k, ch->key.sealed, ch->key.sealed_len);
     case CO_UCH_DISABLE:
         return (u = co_users_find(d, ch->name)) && u->disabled == (ch->disabled != 0);
     case CO_UCH_DELETE:

@@ -74,7 +74,10 @@ const co_user_key *co_users_find_key(const co_users_doc *d, const char *ak);
  * One change. CO_UCH_CREATE adds user and key (CM_ERR_EXISTS when the name or the access key is
  * taken); KEY_ADD adds key to its user (CM_ERR_NOTFOUND without it); DISABLE sets name's flag;
  * DELETE removes name and all its keys; KEY_DISABLE, KEY_DELETE act on ak. CM_ERR_NOTFOUND for
- * an unknown name or key. Setting a flag a record already has writes nothing.
+ * an unknown name or key. Setting a flag a record already has writes nothing. KEY_RESEAL (the
+ * master-key rewrap, docs/encryption.md) replaces key.ak's wrapped secret by key.sealed when it
+ * is still old (old_len bytes): already key.sealed writes nothing, anything else (the key made
+ * again meanwhile) is CM_ERR_NOTFOUND, as no such key.
  */
 typedef enum {
     CO_UCH_CREATE,
@@ -82,16 +85,19 @@ typedef enum {
     CO_UCH_DISABLE,
     CO_UCH_DELETE,
     CO_UCH_KEY_DISABLE,
-    CO_UCH_KEY_DELETE
+    CO_UCH_KEY_DELETE,
+    CO_UCH_KEY_RESEAL
 } co_user_change_kind;
 
 typedef struct {
     co_user_change_kind kind;
-    co_user user;     /* CREATE */
-    co_user_key key;  /* CREATE, KEY_ADD */
-    const char *name; /* DISABLE, DELETE */
-    const char *ak;   /* KEY_DISABLE, KEY_DELETE */
-    int disabled;     /* DISABLE, KEY_DISABLE: the flag wanted */
+    co_user user;       /* CREATE */
+    co_user_key key;    /* CREATE, KEY_ADD; KEY_RESEAL: ak and the new sealed */
+    const char *name;   /* DISABLE, DELETE */
+    const char *ak;     /* KEY_DISABLE, KEY_DELETE */
+    int disabled;       /* DISABLE, KEY_DISABLE: the flag wanted */
+    const uint8_t *old; /* KEY_RESEAL: the wrapped secret replaced */
+    size_t old_len;
 } co_user_change;
 
 /*

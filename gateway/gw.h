@@ -81,10 +81,11 @@ const net_handler *gw_net_handler(void);
  */
 cm_err gw_scrub_new(gw *g, const ob_scrub_config *cfg, ob_scrub **out);
 /*
- * Master-key rotation (gw_sse_rewrap.c, docs/encryption.md), single node, after gw_new: check
- * the master keys that may still wrap data keys against those loaded (a missing one is logged),
- * resume a rewrap pass that was running. *out NULL when the server has no master key. stop: a
- * running pass ends its step and resumes at the next start (NULL: nothing).
+ * Master-key rotation (gw_sse_rewrap.c, docs/encryption.md), after gw_new (on a cluster node
+ * after gw_set_repl: its pass goes through the replicated records): check the master keys that may
+ * still wrap data keys against those loaded (a missing one is logged), resume a rewrap pass that
+ * was running. *out NULL when the server has no master key. stop: a running pass ends its step and
+ * resumes at the next start (NULL: nothing).
  */
 typedef struct gw_rewrap gw_rewrap;
 cm_err gw_rewrap_start(gw *g, gw_rewrap **out);
@@ -235,6 +236,9 @@ typedef struct {
     cm_err (*remove)(void *arg, const char *name);
     cm_err (*key_set_disabled)(void *arg, const char *access_key, int disabled);
     cm_err (*key_remove)(void *arg, const char *access_key);
+    /* the key's wrapped secret old -> k->sealed (the master-key rewrap); CM_ERR_NOTFOUND when it
+     * is neither any more. NULL: the rewrap cannot move access keys of this namespace */
+    cm_err (*key_reseal)(void *arg, const md_user_key *k, const uint8_t *old, size_t old_len);
     void *arg;
 } gw_user_ns;
 

@@ -242,6 +242,10 @@ cm_err gw_users_secret(void *arg, const char *access_key, char *secret, size_t c
 gw_principal gw_users_who(gw *g, const char *access_key, char *user, size_t cap);
 /* /admin/users (GET lists, POST changes); root only. */
 void gw_users_admin(gw_req *r, int post);
+/* The master-key rewrap of the access keys of a namespace (gw_user_ns, etcd on a cluster): fn
+ * (kind MD_REWRAP_USER, name the access key) re-wraps each secret, key_reseal stores it; *moved
+ * counts them. An error names the key into bad ("k/" + access key). */
+cm_err gw_users_reseal(gw *g, md_rewrap_fn fn, void *arg, uint64_t *moved, char *bad, size_t cap);
 
 /* ---- gw_sse_rewrap.c: master-key rotation (docs/encryption.md) ---- */
 

@@ -27,6 +27,14 @@
  * key (wrapped under a customer's key) and left alone. The access keys' secrets (gw_users.c) are
  * wrapped under the master key too: the pass moves them as well (their last phase).
  *
+ * On a cluster node (g->rp) the pass is cluster_main instead: every record of the node's store
+ * (object, version and multipart records alike) read at quorum, its data keys re-wrapped and
+ * written back with rp_object_swap (a racing client write wins; the next walk reads it), walks
+ * repeated until one moves nothing; then the access keys' secrets in the etcd users document
+ * (gw_users_reseal: a compare-and-set from the secret read). Every replica of a record does this,
+ * so one node's finished pass speaks for every record it holds whatever the others did. No
+ * cursor: a resumed pass walks again from the start (a record under the primary costs one read).
+ *
  * State (blob "sse-rewrap" of md_lc_state, big-endian): version 1 | u8 n | n x id[4] | u8
  * running | u8 failed | u8 phase | u16 cursor length | cursor | u64 records, keys, rewrapped |
  * u64 started_ms, finished_ms | u16 error length | error.
@@ -266,6 +274,39 @@ static int verified(gw_rewrap *rw, md_rewrap_cursor *cur, int *rounds, char *bad
     return 0;
 }
 
+/*
+ * The pass's state after a step: its cursor, the counts added, and when done, the primary alone
+ * in use (every data key is under it now: the others are unused); stored. 0, or -1 when it
+ * cannot be stored (the pass stopped, said).
+ */
+static int progress(gw_rewrap *rw, const md_rewrap_cursor *cur, const md_rewrap_counts *add,
+                    int done)
+{
+    pthread_mutex_lock(&rw->mu);
+    rw->st.cur = *cur;
+    rw->st.n.records += add->records;
+    rw->st.n.keys += add->keys;
+    rw->st.n.rewrapped += add->rewrapped;
+    if (done) {
+        rw->st.running = 0;
+        rw->st.finished_ms = cm_now_ms();
+        rw->st.nused = 1;
+        memcpy(rw->st.used[0], rw->g->mkey.id, 4);
+    }
+    rw_state copy = rw->st;
+    pthread_mutex_unlock(&rw->mu);
+    if (state_save(rw->g, &copy) != CM_OK) {
+        step_failed(rw, CM_ERR_IO, "(the pass's state)");
+        return -1;
+    }
+    if (done)
+        CM_INFO(MOD,
+                "master-key rewrap pass finished: %" PRIu64 " records, %" PRIu64
+                " data keys, %" PRIu64 " re-wrapped; every data key is under the primary",
+                copy.n.records, copy.n.keys, copy.n.rewrapped);
+    return 0;
+}
+
 static void *rewrap_main(void *arg)
 {
     gw_rewrap *rw = arg;
@@ -290,31 +331,158 @@ static void *rewrap_main(void *arg)
         if (cur.phase >= MD_REWRAP_DONE &&
             (done = verified(rw, &cur, &rounds, bad, sizeof(bad))) < 0)
             break;
-        pthread_mutex_lock(&rw->mu);
-        rw->st.cur = cur;
-        rw->st.n.records += add.records;
-        rw->st.n.keys += add.keys;
-        rw->st.n.rewrapped += add.rewrapped;
-        if (done) { /* every data key is under the primary now: the others are unused */
-            rw->st.running = 0;
-            rw->st.finished_ms = cm_now_ms();
-            rw->st.nused = 1;
-            memcpy(rw->st.used[0], rw->g->mkey.id, 4);
-        }
-        rw_state copy = rw->st;
-        pthread_mutex_unlock(&rw->mu);
-        if (state_save(rw->g, &copy) != CM_OK) {
-            step_failed(rw, CM_ERR_IO, "(the pass's state)");
+        if (progress(rw, &cur, &add, done) != 0 || done)
             break;
-        }
-        if (done) {
-            CM_INFO(MOD,
-                    "master-key rewrap pass finished: %" PRIu64 " records, %" PRIu64
-                    " data keys, %" PRIu64 " re-wrapped; every data key is under the primary",
-                    copy.n.records, copy.n.keys, copy.n.rewrapped);
-            break;
+    }
+    return NULL;
+}
+
+/* ---- the pass on a cluster node ---- */
+
+/* bucket/key for a message: bytes outside printable ASCII (the reserved keys' 0xFF) as '?'. */
+static void rec_name(const char *bucket, const char *key, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", bucket, key);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+}
+
+/*
+ * One replicated record: read at quorum, every data key of its parts under another master key
+ * re-wrapped, written back with rp_object_swap: the successor of exactly the version read, so a
+ * client write that lands meanwhile wins on every replica (the swap then changes nothing), and the
+ * next walk reads that write and checks it in turn. A multipart part record (FF 'p') is
+ * classified as a single node's part is (an SSE-C part's key is under its customer's key).
+ */
+static cm_err cl_record(gw_rewrap *rw, const char *bucket, const char *key, md_rewrap_counts *n)
+{
+    md_rewrap_kind kind =
+        (unsigned char)key[0] == 0xFF && key[1] == 'p' ? MD_REWRAP_PART : MD_REWRAP_SSE_S3;
+    md_object o;
+    uint64_t keys = 0, moved = 0;
+    n->records++;
+    cm_err e = rp_object_get(rw->g->rp, bucket, key, &o);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_OK; /* deleted meanwhile (or a tombstone): nothing to move */
+    if (e != CM_OK)
+        return e;
+    for (size_t i = 0; o.sse.mode != MD_SSE_C && e == CM_OK && i < o.nparts; i++) {
+        md_part *p = &o.parts[i];
+        int changed = 0;
+        if (p->sse_key_len == 0)
+            continue;
+        keys++;
+        e = rewrap_key(rw, p->sse_key, p->sse_key_len, kind, "", &changed);
+        moved += changed != 0;
+    }
+    if (e == CM_OK && moved > 0)
+        e = rp_object_swap(rw->g->rp, bucket, &o);
+    md_object_release(&o);
+    if (e == CM_OK) {
+        n->keys += keys;
+        n->rewrapped += moved;
+    }
+    return e;
+}
+
+static int cl_stopped(gw_rewrap *rw)
+{
+    pthread_mutex_lock(&rw->mu);
+    int stop = rw->stop;
+    pthread_mutex_unlock(&rw->mu);
+    return stop;
+}
+
+/*
+ * One walk over every record this node holds (every bucket's, the reserved FF keys of versions
+ * and multipart records included: md_rec_list lists them all), each moved by cl_record. The
+ * keys it moved into *moved. CM_ERR_CLOSED when stopped; any other error stopped the pass (said).
+ */
+static cm_err cl_walk(gw_rewrap *rw, uint64_t *moved)
+{
+    char bad[MD_BUCKET_MAX + MD_MAX_KEY + 2], from[MD_MAX_KEY + 1];
+    md_bucket *bs = NULL;
+    size_t nb = 0;
+    cm_err e = md_bucket_list(rw->g->md, &bs, &nb);
+    if (e != CM_OK) {
+        step_failed(rw, e, "(the bucket list)");
+        return e;
+    }
+    for (size_t b = 0; e == CM_OK && b < nb; b++) {
+        from[0] = '\0';
+        for (int more = 1; e == CM_OK && more;) {
+            md_rec_info *infos = NULL;
+            size_t n = 0;
+            md_rewrap_counts add = {0};
+            rw->missing = 0;
+            snprintf(bad, sizeof(bad), "%s (its record list)", bs[b].name);
+            e = md_rec_list(rw->g->md, bs[b].name, from[0] ? from : NULL, STEP_RECORDS, &infos, &n,
+                            &more);
+            for (size_t i = 0; e == CM_OK && i < n; i++) {
+                if (cl_stopped(rw)) /* (a record's reads may wait for peers: look at each) */
+                    e = CM_ERR_CLOSED;
+                else if (!infos[i].tombstone &&
+                         (e = cl_record(rw, bs[b].name, infos[i].key, &add)) != CM_OK)
+                    rec_name(bs[b].name, infos[i].key, bad, sizeof(bad));
+            }
+            if (e == CM_OK && n > 0)
+                snprintf(from, sizeof(from), "%s", infos[n - 1].key);
+            md_rec_infos_free(infos, n);
+            more = more && n > 0;
+            *moved += add.rewrapped;
+            if (e == CM_ERR_CLOSED)
+                break; /* stopped: running stays set, the next start walks again */
+            if (e != CM_OK)
+                step_failed(rw, e, bad);
+            else if (progress(rw, &(md_rewrap_cursor){.phase = MD_REWRAP_OBJECTS}, &add, 0) != 0)
+                e = CM_ERR_IO;
         }
     }
+    free(bs);
+    return e;
+}
+
+/*
+ * The pass of a cluster node: walks until one moves nothing (a key that moved behind a walk, by
+ * a Complete or a promoted version, is found by the next), at most REWRAP_ROUNDS; then the
+ * access keys' secrets, which live in the users document in etcd (re-wrapped there by a
+ * compare-and-set on the secret read, gw_users_reseal), until a look moves none.
+ */
+static void *cluster_main(void *arg)
+{
+    gw_rewrap *rw = arg;
+    char bad[MD_ACCESS_KEY_MAX + 20] = "(the access keys)";
+    md_rewrap_counts none = {0};
+    for (int round = 0;; round++) {
+        uint64_t moved = 0;
+        if (round == REWRAP_ROUNDS) {
+            step_failed(rw, CM_ERR_CONFLICT, "(data keys still moved after every round)");
+            return NULL;
+        }
+        if (cl_walk(rw, &moved) != CM_OK)
+            return NULL; /* stopped (running stays set: the next start resumes) or failed */
+        if (moved == 0)
+            break;
+        CM_INFO(MOD, "master-key rewrap: %" PRIu64 " data keys moved in round %d: another round",
+                moved, round + 1);
+    }
+    for (int round = 0;; round++) {
+        md_rewrap_counts add = {0};
+        rw->missing = 0;
+        cm_err e = round == REWRAP_ROUNDS
+                       ? CM_ERR_CONFLICT
+                       : gw_users_reseal(rw->g, rewrap_key, rw, &add.rewrapped, bad, sizeof(bad));
+        if (e != CM_OK) {
+            step_failed(rw, e, bad);
+            return NULL;
+        }
+        if (add.rewrapped == 0)
+            break;
+        if (progress(rw, &(md_rewrap_cursor){.phase = MD_REWRAP_USERS}, &add, 0) != 0)
+            return NULL;
+    }
+    progress(rw, &(md_rewrap_cursor){.phase = MD_REWRAP_DONE}, &none, 1);
     return NULL;
 }
 
@@ -325,7 +493,7 @@ static cm_err spawn(gw_rewrap *rw)
         pthread_join(rw->th, NULL); /* the last pass's thread, finished */
         rw->th_live = 0;
     }
-    if (pthread_create(&rw->th, NULL, rewrap_main, rw) != 0)
+    if (pthread_create(&rw->th, NULL, rw->g->rp ? cluster_main : rewrap_main, rw) != 0)
         return CM_ERR_NOMEM;
     rw->th_live = 1;
     return CM_OK;
@@ -448,7 +616,8 @@ static void status_json(gw_rewrap *rw, struct evbuffer *b)
     pthread_mutex_unlock(&rw->mu);
     const cm_mkey *mk = &rw->g->mkey;
     cm_mkey_id_hex(mk->id, idh);
-    evbuffer_add_printf(b, "{\"primary\":\"%s\",\"loaded\":[\"%s\"", idh, idh);
+    evbuffer_add_printf(b, "{\"primary\":\"%s\",\"cluster\":%s,\"loaded\":[\"%s\"", idh,
+                        rw->g->rp ? "true" : "false", idh);
     for (size_t i = 0; i < mk->nold; i++) {
         cm_mkey_id_hex(mk->old_id[i], idh);
         evbuffer_add_printf(b, ",\"%s\"", idh);
@@ -502,11 +671,6 @@ static int start_pass(gw_rewrap *rw)
 void gw_rewrap_admin(gw_req *r, int post)
 {
     gw_rewrap *rw = r->g->rewrap;
-    if (r->g->rp) {
-        gw_admin_json(r, 501, "NotImplemented",
-                      "Server-side encryption is not supported on cluster nodes yet");
-        return;
-    }
     if (!rw) {
         gw_admin_json(r, 503, "NoMasterKey", GW_SSE_NO_MKEY_MSG);
         return;

@@ -101,6 +101,35 @@ static cm_err users_list(gw *g, md_user **users, size_t *nu, md_user_key **keys,
                     : md_users_list(g->md, users, nu, keys, nk);
 }
 
+cm_err gw_users_reseal(gw *g, md_rewrap_fn fn, void *arg, uint64_t *moved, char *bad, size_t cap)
+{
+    md_user *users = NULL;
+    md_user_key *keys = NULL;
+    size_t nu = 0, nk = 0;
+    if (!g->users)
+        return CM_OK; /* no users here */
+    const gw_user_ns *ns = &g->users->ns;
+    cm_err e = ns->key_reseal ? users_list(g, &users, &nu, &keys, &nk) : CM_ERR_INVAL;
+    for (size_t i = 0; e == CM_OK && i < nk; i++) {
+        md_user_key k = keys[i];
+        int changed = 0;
+        snprintf(bad, cap, "k/%s", keys[i].access_key);
+        e = fn(arg, k.sealed, k.sealed_len, MD_REWRAP_USER, k.access_key, &changed);
+        if (e == CM_OK && changed)
+            e = ns->key_reseal(ns->arg, &k, keys[i].sealed, keys[i].sealed_len);
+        if (e == CM_ERR_NOTFOUND) /* deleted or made again meanwhile: under the primary */
+            e = CM_OK;
+        else if (e == CM_OK && changed)
+            ++*moved;
+        explicit_bzero(&k, sizeof(k));
+    }
+    if (keys)
+        explicit_bzero(keys, nk * sizeof(*keys));
+    free(keys);
+    free(users);
+    return e;
+}
+
 /* Rebuild the key table from the store (blocking: call from a worker or before serving). */
 static cm_err reload(gw *g)
 {

@@ -4,8 +4,8 @@ a simple object, a multipart one, two versions of a key in a versioned bucket, a
 bucket with default encryption, an upload left in progress (its part's key sits in the parts
 database) - and one SSE-C object (under its customer's key, which the pass must leave alone);
 their digests and the upload's id go to ROT_STATE. `verify`: every one reads back byte-exact (each
-version by id), the upload completes and reads back. `fails`: a GET of the simple object answers
-500 (its master key is not loaded), never bytes. Endpoint in CAIRN_ENDPOINT, credentials in AWS_*.
+version by id), the upload completes and reads back (`read`: all but the upload). `fails`: a GET
+of the simple object answers 500 (its master key is not loaded), never bytes. Endpoint in CAIRN_ENDPOINT, credentials in AWS_*.
 Prints one `ok -` / `FAIL -` line per check; exits 1 when any failed.
 """
 import base64
@@ -80,7 +80,7 @@ def write():
     check("SSE objects written (simple, multipart, 2 versions, default, SSE-C, an upload)", True)
 
 
-def verify():
+def read():
     with open(STATE) as f:
         st = json.load(f)
     for k, want in st["objects"].items():
@@ -94,6 +94,11 @@ def verify():
     check("the default-encrypted object reads back", md5(got) == st["default"])
     got = S3.get_object(Bucket=B, Key="ssec", **SSEC)["Body"].read()
     check("the SSE-C object reads back with its key", md5(got) == st["ssec"])
+    return st
+
+
+def verify():
+    st = read()
     S3.complete_multipart_upload(Bucket=B, Key="pending", UploadId=st["pending"],
                                  MultipartUpload={"Parts": [{"PartNumber": 1,
                                                              "ETag": st["pending_etag"]}]})
@@ -111,5 +116,5 @@ def fails():
 
 
 if __name__ == "__main__":
-    {"write": write, "verify": verify, "fails": fails}[sys.argv[1]]()
+    {"write": write, "read": read, "verify": verify, "fails": fails}[sys.argv[1]]()
     sys.exit(1 if FAILS else 0)

@@ -6,14 +6,13 @@
 # `cairn admin sse rewrap --wait` stops on the error (exit 3) naming A. Started with "B,A":
 # everything reads, the pass resumes and finishes, the status shows B alone in use. Started with
 # B alone again: no key is missing, every object reads back byte-exact, the upload completes, the
-# user's key signs. A cluster node answers the rewrap API 501.
+# user's key signs. Cluster nodes: test_cluster_sse_rotate.sh.
 source "$(dirname "$0")/lib.sh"
 "$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: no boto3"; exit 77; }
 admin() { "$CAIRN_BIN" admin "$@" --endpoint "$H_ENDPOINT"; }
 if [ "$H_CLUSTER" = 1 ]; then
-    h_start
-    h_fails_with "a cluster node refuses the rewrap API" 'NotImplemented' admin sse status
-    h_finish
+    echo "SKIP $H_NAME: single node (test_cluster_sse_rotate.sh rotates on a cluster)"
+    exit 77
 fi
 KA=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 KB=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')

@@ -3,10 +3,10 @@
  * decode (sorted, every field kept, the wrapped secret's bytes intact, "disabled" left out when
  * false, broken documents refused); against a real etcd member: every change by compare-and-set
  * (create, a taken name or key refused, another key, disable and enable, key disable and delete,
- * delete taking the user's keys), a broken stored document never written over, 8 threads
- * creating 8 users at once losing none; a follower seeing another writer's change in memory and
- * calling its hook, its own change applied when the call returns, and a restart during an etcd
- * outage starting from its cache file.
+ * a reseal of one key's secret only from the secret it read, delete taking the user's keys), a
+ * broken stored document never written over, 8 threads creating 8 users at once losing none; a
+ * follower seeing another writer's change in memory and calling its hook, its own change applied
+ * when the call returns, and a restart during an etcd outage starting from its cache file.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -192,6 +192,31 @@ static void test_changes(void)
     CU_ASSERT_EQUAL(co_users_find_key(&d, "CKALICE1")->disabled, 1);
     CU_ASSERT_EQUAL(co_users_find_key(&d, "CKALICE2")->disabled, 0);
     CU_ASSERT_EQUAL(memcmp(co_users_find_key(&d, "CKALICE2")->sealed, more.key.sealed, 73), 0);
+    co_users_doc_release(&d);
+
+    /* a reseal replaces the secret read, only that one; again: nothing written */
+    co_user_key nk = ukey("CKALICE2", "alice", 9);
+    co_user_change rs = {.kind = CO_UCH_KEY_RESEAL,
+                         .key = nk,
+                         .old = more.key.sealed,
+                         .old_len = more.key.sealed_len};
+    CU_ASSERT_EQUAL(co_users_change(c, KEY, &rs, &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_users_change(c, KEY, &rs, &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev);
+    co_user_change stale = {.kind = CO_UCH_KEY_RESEAL,
+                            .key = ukey("CKALICE2", "alice", 11),
+                            .old = more.key.sealed,
+                            .old_len = more.key.sealed_len};
+    CU_ASSERT_EQUAL(co_users_change(c, KEY, &stale, NULL), CM_ERR_NOTFOUND); /* not old any more */
+    co_user_change gone = {.kind = CO_UCH_KEY_RESEAL,
+                           .key = ukey("CKNONE", "alice", 9),
+                           .old = more.key.sealed,
+                           .old_len = more.key.sealed_len};
+    CU_ASSERT_EQUAL(co_users_change(c, KEY, &gone, NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(co_users_read(c, KEY, &d, &rev), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(co_users_find_key(&d, "CKALICE2")->sealed, nk.sealed, 73), 0);
+    CU_ASSERT_EQUAL(co_users_find_key(&d, "CKALICE2")->disabled, 0);
+    CU_ASSERT_EQUAL(d.nkeys, 3);
     co_users_doc_release(&d);
 
     /* delete takes the user's keys; a key delete takes one */
