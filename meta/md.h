@@ -527,6 +527,10 @@ typedef struct {
     int if_none_match_star; /* fail if a current, non-delete-marker object exists */
     const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
     int bypass_governance;  /* a version deleted by id may be under GOVERNANCE retention */
+    /* The record the write replaces must not be protected by Object Lock (md_lock_protects with
+     * bypass_governance, now): else CM_ERR_LOCKED. A cluster's delete of a version record in a
+     * bucket with lock, checked by the partition's leader (docs/object-lock.md, "On a cluster"). */
+    int unlocked;
     /* A version deleted by id as noncurrent (lifecycle, docs/lifecycle.md): in the delete's
      * transaction it must still be noncurrent, its successor (the next newer version) written at
      * successor_ms, and at least newer_min versions (the latest included) newer than it; else

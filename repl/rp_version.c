@@ -22,6 +22,13 @@
  * tombstones the version: a PUT racing it may leave its own version noncurrent behind a pointer
  * to an older one (listed, readable by id, never lost).
  *
+ * Object Lock (docs/object-lock.md, "On a cluster"): a caller deleting by id in a bucket with
+ * lock passes md_cond.unlocked. The version read is checked before anything is touched, and the
+ * version record is then deleted by the partition's leader under the same condition, checked on
+ * its strict-quorum read under the key's lock: a retention or hold written in between refuses
+ * the delete (CM_ERR_LOCKED; the pointer may then already name the next version, the protected
+ * one stays, noncurrent). A suspended write never removes a protected null version.
+ *
  * Threading: worker threads (every rp_object_* call blocks).
  */
 #include <stdio.h>
@@ -261,7 +268,13 @@ static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, i
     (void)stop;
     if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
         return CM_OK;
-    return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
+    /* a protected null version stays (a second null one, as after a race); checked again by the
+     * leader when it may have gained a lock since this read */
+    md_cond locked = {.unlocked = 1};
+    if (md_lock_protects(v, cm_now_ms(), 0))
+        return CM_OK;
+    cm_err e = rp_object_delete(c, bucket, v->key, v->delete_marker ? NULL : &locked, NULL, NULL);
+    return e == CM_ERR_LOCKED ? CM_OK : e;
 }
 
 /* A suspended write made the null version under mine: every null version older than it goes for
@@ -428,10 +441,23 @@ static cm_err demote_latest(rp *c, const char *bucket, const char *key, const ch
     return e;
 }
 
+/* The condition of a version record's delete: the lock part of the caller's (its If-Match was
+ * decided on the version read, whose ETag never changes), or none. */
+static const md_cond *lock_cond(const md_cond *cond, md_cond *out)
+{
+    if (!cond || !cond->unlocked)
+        return NULL;
+    memset(out, 0, sizeof(*out));
+    out->unlocked = 1;
+    out->bypass_governance = cond->bypass_governance;
+    return out;
+}
+
 cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid,
                          const md_cond *cond, md_vres *res, int *had)
 {
     md_object cur, v;
+    md_cond lc;
     char vkey[MD_MAX_KEY + 1];
     int have = 0;
     *had = 0;
@@ -454,7 +480,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         /* its copy, should a racing PUT have made one, goes with it */
         if ((e = demote_latest(c, bucket, key, "", 1)) == CM_OK &&
             (e = find_null(c, bucket, key, vkey)) == CM_OK)
-            e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL);
+            e = rp_object_delete(c, bucket, vkey, lock_cond(cond, &lc), NULL, NULL);
         *had = e == CM_OK || e == CM_ERR_NOTFOUND;
         return e == CM_ERR_NOTFOUND ? CM_OK : e;
     }
@@ -471,6 +497,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         return e == CM_ERR_NOTFOUND ? CM_OK : e;
     }
     res->delete_marker = v.delete_marker;
+    int marker = v.delete_marker;
     md_object_release(&v);
     size_t vl = strlen(vkey);
     int latest = have && rp_version_pointer(&cur) && vl > MD_VID_LEN &&
@@ -480,7 +507,9 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
     /* The pointer first: it never names a version that is gone. */
     if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
         return e;
-    e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL); /* its body: garbage on the replicas */
+    /* its body: garbage on the replicas; with lock, only if the leader still finds it unprotected
+     */
+    e = rp_object_delete(c, bucket, vkey, marker ? NULL : lock_cond(cond, &lc), NULL, NULL);
     *had = e == CM_OK;
     return e;
 }
