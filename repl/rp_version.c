@@ -27,7 +27,8 @@
  * version record is then deleted by the partition's leader under the same condition, checked on
  * its strict-quorum read under the key's lock: a retention or hold written in between refuses
  * the delete (CM_ERR_LOCKED; the pointer may then already name the next version, the protected
- * one stays, noncurrent). A suspended write never removes a protected null version.
+ * one stays, noncurrent). A suspended write never removes a protected null version (checked on
+ * its read: a Suspended bucket has no lock, so nothing can protect it in between).
  *
  * Threading: worker threads (every rp_object_* call blocks).
  */
@@ -268,13 +269,12 @@ static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, i
     (void)stop;
     if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
         return CM_OK;
-    /* a protected null version stays (a second null one, as after a race); checked again by the
-     * leader when it may have gained a lock since this read */
-    md_cond locked = {.unlocked = 1};
+    /* A protected null version stays (a second null one, as after a race). The check on this
+     * read is enough: only a bucket with lock takes a retention or a hold, and such a bucket is
+     * never Suspended, so none can be written between this read and the delete. */
     if (md_lock_protects(v, cm_now_ms(), 0))
         return CM_OK;
-    cm_err e = rp_object_delete(c, bucket, v->key, v->delete_marker ? NULL : &locked, NULL, NULL);
-    return e == CM_ERR_LOCKED ? CM_OK : e;
+    return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
 }
 
 /* A suspended write made the null version under mine: every null version older than it goes for
@@ -507,8 +507,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
     /* The pointer first: it never names a version that is gone. */
     if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
         return e;
-    /* its body: garbage on the replicas; with lock, only if the leader still finds it unprotected
-     */
+    /* its body: garbage on the replicas; with lock, if the leader finds it unprotected still */
     e = rp_object_delete(c, bucket, vkey, marker ? NULL : lock_cond(cond, &lc), NULL, NULL);
     *had = e == CM_OK;
     return e;
