@@ -2,12 +2,12 @@
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
  * Changes (add, remove, set a consistency, the tags, the CORS or website configuration, the
- * policy, the access settings, the versioning state, the default encryption or Object Lock: one
- * loop, change_doc, with an edit per kind): read the document with its mod revision, change the
- * decoded array, write it back with co_cas from that revision. A conflict means another node
- * changed it in between: read again and redo the change on what is there now (so a racing creator
- * of the same name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by
- * a read: our record (same id) is there after an add, the name is gone after a remove, the bucket
+ * policy, the access settings, the versioning state, the default encryption, the lock: one loop,
+ * change_doc, with an edit per kind): read the document with its mod revision, change the decoded
+ * array, write it back with co_cas from that revision. A conflict means another node changed it
+ * in between: read again and redo the change on what is there now (so a racing creator of the
+ * same name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a
+ * read: our record (same id) is there after an add, the name is gone after a remove, the bucket
  * has the mode after a consistency change. The document holds every bucket, so one change costs a
  * write of the whole list: fine for thousands of buckets (S3's default limit per account is 100,
  * its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB);
@@ -441,13 +441,14 @@ struct change {
     uint8_t was;
     const co_tag *tags; /* set_tags: the tags wanted */
     size_t ntags;
-    const char *cors;             /* set_string: the string wanted (NULL: none) */
-    int member;                   /* set_string: which string (STR_*) */
-    uint8_t acl, pab, ownership;  /* set_access: the settings wanted, */
-    unsigned fields;              /* those of them to set (CO_ACCESS_*) */
-    uint8_t versioning;           /* set_versioning: the state wanted */
-    uint8_t sse, sse_bucket_key;  /* set_sse: the default encryption wanted */
-    uint8_t lock_mode, lock_unit; /* set_lock: the default retention wanted */
+    const char *cors;            /* set_string: the string wanted (NULL: none) */
+    int member;                  /* set_string: which string (STR_*) */
+    uint8_t acl, pab, ownership; /* set_access: the settings wanted, */
+    unsigned fields;             /* those of them to set (CO_ACCESS_*) */
+    uint8_t versioning;          /* set_versioning: the state wanted */
+    uint8_t sse, sse_bucket_key; /* set_sse: the default encryption wanted */
+    /* set_lock: the default retention wanted */
+    uint8_t lock_mode, lock_unit;
     uint32_t lock_period;
 };
 
@@ -1143,9 +1144,10 @@ typedef struct {
     const char *str; /* SET_CORS, SET_POLICY, SET_WEBSITE */
     uint8_t acl, pab, ownership;
     unsigned fields;
-    uint8_t versioning;           /* SET_VERSIONING */
-    uint8_t sse, sse_bucket_key;  /* SET_SSE */
-    uint8_t lock_mode, lock_unit; /* SET_LOCK */
+    uint8_t versioning;          /* SET_VERSIONING */
+    uint8_t sse, sse_bucket_key; /* SET_SSE */
+    /* SET_LOCK */
+    uint8_t lock_mode, lock_unit;
     uint32_t lock_period;
 } setting;
 
