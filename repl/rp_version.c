@@ -25,10 +25,10 @@
  * Object Lock (docs/object-lock.md, "On a cluster"): a caller deleting by id in a bucket with
  * lock passes md_cond.unlocked. The version read is checked before anything is touched, and the
  * version record is then deleted by the partition's leader under the same condition, checked on
- * its strict-quorum read under the key's lock: a retention or hold written in between refuses
- * the delete (CM_ERR_LOCKED; the pointer may then already name the next version, the protected
- * one stays, noncurrent). A suspended write never removes a protected null version (checked on
- * its read: a Suspended bucket has no lock, so nothing can protect it in between).
+ * its strict-quorum read under the key's lock: a retention or hold written (at its quorum) in
+ * between refuses the delete (CM_ERR_LOCKED; the pointer may then already name the next version,
+ * the protected one stays, noncurrent). A suspended write never removes a protected null version
+ * (checked on its read: a Suspended bucket has no lock, so nothing can protect it in between).
  *
  * Threading: worker threads (every rp_object_* call blocks).
  */
