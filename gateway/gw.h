@@ -202,6 +202,12 @@ typedef struct {
      * sse_set replaces them cluster-wide from *b (sse_default MD_SSE_NONE: removed), blocking
      * as access_set. */
     cm_err (*sse_set)(void *arg, const char *name, const md_bucket *b);
+    /* Optional (NULL: Object Lock answers 501): the bucket's Object Lock configuration in the
+     * namespace (docs/object-lock.md, "On a cluster"). create takes want->lock_enabled (with
+     * versioning Enabled), access_get also sets *b's lock_enabled, lock_mode, lock_unit and
+     * lock_period, lock_set turns lock on with *b's default retention (CM_ERR_LOCKED when the
+     * versioning is not Enabled), blocking as access_set. */
+    cm_err (*lock_set)(void *arg, const char *name, const md_bucket *b);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

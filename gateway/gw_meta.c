@@ -137,7 +137,17 @@ cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *
         return CM_ERR_INVAL;
     if (reserved(g, key))
         return CM_OK; /* nothing to delete */
-    uint8_t state = gw_meta_versioning(g, bucket);
+    md_bucket b;
+    memset(&b, 0, sizeof(b));
+    snprintf(b.name, sizeof(b.name), "%s", bucket);
+    gw_bucket_access(g, &b);
+    uint8_t state = b.versioning;
+    md_cond locked = {.unlocked = 1};
+    if (vid && b.lock_enabled) { /* the leader refuses a protected version (docs/object-lock.md) */
+        if (cond)
+            locked = *cond, locked.unlocked = 1;
+        cond = &locked;
+    }
     if (state != MD_VERS_NEVER) {
         md_vres tmp;
         int had = 0;
@@ -170,9 +180,11 @@ cm_err gw_meta_delete_many_vb(gw *g, const char *bucket, const char *const *keys
     if (!g->rp)
         return md_objects_delete_vb(g->md, bucket, keys, vids, n, errs, olds, had_old, res, bypass);
     /* One quorum write per key: the keys live in different partitions. */
+    md_cond bypassed = {.bypass_governance = bypass};
     for (size_t i = 0; i < n; i++)
-        errs[i] = gw_meta_delete_v(g, bucket, keys[i], vids ? vids[i] : NULL, NULL, &olds[i],
-                                   &had_old[i], res ? &res[i] : NULL);
+        errs[i] =
+            gw_meta_delete_v(g, bucket, keys[i], vids ? vids[i] : NULL, bypass ? &bypassed : NULL,
+                             &olds[i], &had_old[i], res ? &res[i] : NULL);
     return CM_OK;
 }
 

@@ -684,6 +684,10 @@ typedef struct {
 } md_lock_change;
 cm_err md_version_set_lock(md_store *md, const char *bucket, const char *key, const char *vid,
                            const md_lock_change *ch);
+/* The change ch made to version o at now_ms (md_lock_change_ok decides a retention): CM_OK, or
+ * CM_ERR_LOCKED with o unchanged. What md_version_set_lock applies, and a cluster node to the
+ * version record it swaps. */
+cm_err md_lock_apply(md_object *o, const md_lock_change *ch, int64_t now_ms);
 
 /* ---- Versions (md_version.c; docs/versioning.md) ---- */
 
