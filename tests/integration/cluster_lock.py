@@ -8,7 +8,8 @@ prints one line per check that passed.
   setup  EPS STATE BUCKET  a bucket created with Object Lock through n1, seen by every node;
                            versions with COMPLIANCE (set by PutObjectRetention through n2), a
                            legal hold, GOVERNANCE, and the bucket's default retention (set
-                           through n4); every deletion by id through n3..n6 and DeleteObjects
+                           through n4), a multipart upload's hold (Complete through n5),
+                           CopyObject's retention; every deletion by id through n3..n6 and DeleteObjects
                            refused, the versions still there; a delete marker allowed and
                            deleted; shortening COMPLIANCE refused; governance bypass works
   after  EPS STATE         (after a node restart) the locks read back through every node, every
@@ -92,6 +93,20 @@ def setup(cls, path, b):
     check(rule["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1},
           "default retention set through n4, read through n6", str(rule))
     st["d"] = ["d", cls[4].put_object(Bucket=b, Key="d", Body=b"default")["VersionId"]]
+    up = cls[1].create_multipart_upload(Bucket=b, Key="m", ObjectLockLegalHoldStatus="ON")
+    part = cls[2].upload_part(Bucket=b, Key="m", UploadId=up["UploadId"], PartNumber=1,
+                              Body=b"multipart")
+    st["m"] = ["m", cls[4].complete_multipart_upload(
+        Bucket=b, Key="m", UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})["VersionId"]]
+    h = cls[0].head_object(Bucket=b, Key="m")
+    check(h.get("ObjectLockLegalHoldStatus") == "ON" and h.get("ObjectLockMode") == "GOVERNANCE",
+          "Complete applies the upload's hold and the default retention", str(h))
+    st["y"] = ["y", cls[3].copy_object(Bucket=b, Key="y", CopySource={"Bucket": b, "Key": "d"},
+                                       ObjectLockMode="COMPLIANCE",
+                                       ObjectLockRetainUntilDate=far)["VersionId"]]
+    h = cls[5].head_object(Bucket=b, Key="y")
+    check(h.get("ObjectLockMode") == "COMPLIANCE", "CopyObject takes the request's lock", str(h))
     h = cls[5].head_object(Bucket=b, Key="d")
     check(h.get("ObjectLockMode") == "GOVERNANCE", "a new version takes the default", str(h))
     ret = cls[5].get_object_retention(Bucket=b, Key="c", VersionId=st["c"][1])["Retention"]
@@ -100,7 +115,7 @@ def setup(cls, path, b):
     check(hold["Status"] == "ON", "GetObjectLegalHold through n3")
     check(cls[4].head_object(Bucket=b, Key="h").get("ObjectLockLegalHoldStatus") == "ON",
           "HEAD shows the hold")
-    refused_everywhere(cls, b, st, ["c", "h", "g", "d"])
+    refused_everywhere(cls, b, st, ["c", "h", "g", "d", "m", "y"])
     code = err(lambda: cls[5].delete_object(Bucket=b, Key="c", VersionId=st["c"][1],
                                             BypassGovernanceRetention=True))
     check(code == "AccessDenied", "bypass does not lift COMPLIANCE", str(code))

@@ -2,7 +2,8 @@
 # test_cluster_lock: Object Lock on the loopback cluster (docs/object-lock.md, "On a cluster"):
 # 3 etcd members and 6 nodes, driven with boto3 (cluster_lock.py). A bucket created with lock
 # through n1 and seen by every node (Suspended refused); COMPLIANCE set by PutObjectRetention
-# through n2, a legal hold and GOVERNANCE from PUT headers, the default retention set through n4;
+# through n2, a legal hold and GOVERNANCE from PUT headers, the default retention set through n4,
+# a multipart upload's hold applied by Complete, CopyObject's retention;
 # every deletion by id through n3..n6 and DeleteObjects refused, the versions still there;
 # governance bypass deletes only GOVERNANCE. n3 killed and started again: the locks read back through every
 # node and every deletion is still refused; a released hold lets its version go. About 15 s.
