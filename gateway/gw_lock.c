@@ -213,7 +213,6 @@ gw_s3err gw_lock_parse_legal_hold(const char *xml, size_t len, uint8_t *on)
 
 /* ---- headers of writes and reads ---- */
 
-/* A header, or the same x-amz-* name hoisted into a presigned URL's query string. */
 /* The bucket's record with its lock settings: on a cluster node the namespace's. */
 static cm_err lock_bucket(gw_req *r, md_bucket *b)
 {
@@ -223,6 +222,7 @@ static cm_err lock_bucket(gw_req *r, md_bucket *b)
     return e;
 }
 
+/* A header, or the same x-amz-* name hoisted into a presigned URL's query string. */
 static const char *value_of(gw_req *r, const char *name)
 {
     const char *v = gw_hdr(r, name);

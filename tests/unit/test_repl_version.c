@@ -345,10 +345,11 @@ static cm_err del_by_id(int node, const char *key, const char *vid, const md_con
     return e;
 }
 
-/* Object Lock: a delete by id with md_cond.unlocked refuses a protected version (hold, COMPLIANCE,
- * GOVERNANCE without bypass) before touching the pointer; a hold written between the check and
- * the delete (a swap of the version record) is caught by the leader's check; a suspended write
- * leaves a protected null version; expired and released ones go. */
+/* Object Lock: a delete by id with md_cond.unlocked, or of a version carrying a lock, refuses a
+ * protected version (hold, COMPLIANCE, GOVERNANCE without bypass) before touching the pointer; a
+ * hold written between the check and the delete (a swap of the version record) is caught by the
+ * leader's check; a suspended write leaves a protected null version; expired and released ones go.
+ */
 static void test_lock(void)
 {
     env_up();
@@ -368,6 +369,9 @@ static void test_lock(void)
     md_cond lock = {.unlocked = 1}, bypass = {.unlocked = 1, .bypass_governance = 1},
             lock_etag = {.unlocked = 1, .if_match = "e23"};
     CU_ASSERT_EQUAL(del_by_id(0, "l", rh.version_id, &lock), CM_ERR_LOCKED);
+    /* a caller that does not know the bucket has lock: the version's own fields decide */
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rh.version_id, NULL), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rg.version_id, NULL), CM_ERR_LOCKED);
     CU_ASSERT_EQUAL(del_by_id(1, "l", rh.version_id, &bypass), CM_ERR_LOCKED);
     CU_ASSERT_EQUAL(del_by_id(1, "l", rh.version_id, &lock_etag), CM_ERR_LOCKED);
     CU_ASSERT_EQUAL(del_by_id(0, "l", rc.version_id, &bypass), CM_ERR_LOCKED);
@@ -400,6 +404,7 @@ static void test_lock(void)
     plain.legal_hold = 1;
     CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
     CU_ASSERT_EQUAL(del_by_id(1, "q", "null", &lock), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(0, "q", "null", NULL), CM_ERR_LOCKED);
     /* suspended writes: the protected null version stays, an unprotected one goes */
     md_part ps1, ps2, ps3;
     md_object n1 = body("s", 0x26, &ps1), n2 = body("s", 0x27, &ps2), n3 = body("s", 0x28, &ps3);
