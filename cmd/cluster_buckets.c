@@ -23,7 +23,9 @@
  * a user or anonymous, and a policy changed elsewhere drops the gateway's parsed copy when the
  * follower applies it: on_access_changed). Its versioning state is the record's "versioning"
  * member (PutBucketVersioning: co_buckets_versioning_set; read with the access settings), and its
- * default encryption (PutBucketEncryption: co_buckets_sse_set; read with the access settings).
+ * default encryption (PutBucketEncryption: co_buckets_sse_set; read with the access settings),
+ * and its Object Lock configuration (CreateBucket's, PutObjectLockConfiguration:
+ * co_buckets_lock_set; read with the access settings).
  */
 #include "cmd.h"
 
@@ -41,6 +43,19 @@
 _Static_assert(CO_CONSISTENCY_STRONG == RP_STRONG && CO_CONSISTENCY_AVAILABLE == RP_AVAILABLE,
                "the bucket document stores rp_consistency values");
 
+_Static_assert(MD_LOCK_GOVERNANCE == 1 && MD_LOCK_COMPLIANCE == 2 && MD_LOCK_DAYS == 1 &&
+                   MD_LOCK_YEARS == 2 && MD_LOCK_MAX_DAYS == 36500 && MD_LOCK_MAX_YEARS == 100,
+               "the bucket document stores md_bucket's Object Lock numbers");
+
+/* Object Lock: the same numbers on both sides. */
+static void lock_to_md(const co_bucket *c, md_bucket *m)
+{
+    m->lock_enabled = c->lock;
+    m->lock_mode = c->lock_mode;
+    m->lock_unit = c->lock_unit;
+    m->lock_period = c->lock_period;
+}
+
 static void to_md(const co_bucket *c, md_bucket *m)
 {
     memset(m, 0, sizeof(*m));
@@ -53,6 +68,7 @@ static void to_md(const co_bucket *c, md_bucket *m)
     m->ownership = c->ownership;
     m->sse_default = c->sse;
     m->sse_bucket_key = c->sse_bucket_key;
+    lock_to_md(c, m);
 }
 
 _Static_assert(CO_ACCESS_ACL == MD_ACCESS_ACL && CO_ACCESS_PAB == MD_ACCESS_PAB &&
@@ -81,6 +97,7 @@ static cm_err ns_create(void *arg, const md_bucket *want, rp_consistency mode, m
     b.versioning = want->versioning;
     b.acl = want->acl; /* CreateBucket's x-amz-acl and x-amz-object-ownership */
     b.ownership = want->ownership;
+    b.lock = want->lock_enabled; /* CreateBucket's x-amz-bucket-object-lock-enabled */
     b.consistency = (uint8_t)mode;
     cm_err e = cm_random(&b.id, sizeof(b.id));
     if (e == CM_OK)
@@ -208,6 +225,7 @@ static cm_err ns_access_get(void *arg, const char *name, md_bucket *b)
         b->versioning = c.versioning;
         b->sse_default = c.sse;
         b->sse_bucket_key = c.sse_bucket_key;
+        lock_to_md(&c, b);
     }
     return e;
 }
@@ -235,6 +253,12 @@ static cm_err ns_policy_set(void *arg, const char *name, const char *json)
 static cm_err ns_sse_set(void *arg, const char *name, const md_bucket *b)
 {
     return co_buckets_sse_set(((ns_ctx *)arg)->f, name, b->sse_default, b->sse_bucket_key);
+}
+
+static cm_err ns_lock_set(void *arg, const char *name, const md_bucket *b)
+{
+    return co_buckets_lock_set(((ns_ctx *)arg)->f, name, b->lock_mode, b->lock_unit,
+                               b->lock_period);
 }
 
 static void on_access_changed(void *arg, const co_bucket *b)
@@ -285,7 +309,8 @@ cm_err cmd_cluster_buckets_start(gw *g, const co_config *cfg, const char *cluste
                        .lifecycle_set = ns_lifecycle_set,
                        .lifecycle_get = ns_lifecycle_get,
                        .lifecycle_next = ns_lifecycle_next,
-                       .sse_set = ns_sse_set};
+                       .sse_set = ns_sse_set,
+                       .lock_set = ns_lock_set};
     gw_set_bucket_ns(g, &ns);
     CM_INFO(MOD, "cluster %s: buckets follow the namespace in etcd", cluster);
     *out = ctx.f;

@@ -355,7 +355,7 @@ typedef struct {
     cm_err err;
     int status; /* 0: no answer came (the wire failed) */
     char id[PL_NAME_MAX], host[PL_ADDR_MAX], bucket[MD_BUCKET_MAX + 1], ifmatch[MD_MAX_KEY + 1];
-    int port, del, inm, has_ifmatch;
+    int port, del, inm, has_ifmatch, unlocked, bypass;
     uint8_t *rec;
     size_t len;
     nd_client *cl;
@@ -393,7 +393,10 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
     fwd *f = arg;
     (void)fd, (void)what;
     nd_peer peer = {f->id, f->host, f->port};
-    md_cond cond = {.if_none_match_star = f->inm, .if_match = f->has_ifmatch ? f->ifmatch : NULL};
+    md_cond cond = {.if_none_match_star = f->inm,
+                    .if_match = f->has_ifmatch ? f->ifmatch : NULL,
+                    .unlocked = f->unlocked,
+                    .bypass_governance = f->bypass};
     cm_err e = nd_cond_write(f->cl, &peer, f->bucket, f->rec, f->len, f->del, &cond, fwd_done, f);
     if (e != CM_OK)
         fwd_end(f, e, 0);
@@ -428,6 +431,7 @@ static cm_err forward(cmd_cond *cc, const char *id, const rp_cond_write *w, int 
     snprintf(f->id, sizeof(f->id), "%s", id);
     snprintf(f->bucket, sizeof(f->bucket), "%s", w->bucket);
     f->inm = w->cond->if_none_match_star;
+    f->unlocked = w->cond->unlocked, f->bypass = w->cond->bypass_governance;
     f->has_ifmatch = w->cond->if_match != NULL;
     if (f->has_ifmatch)
         snprintf(f->ifmatch, sizeof(f->ifmatch), "%s", w->cond->if_match);

@@ -2,12 +2,12 @@
  * co_buckets.c - the bucket namespace document and a node following it (co_buckets.h).
  *
  * Changes (add, remove, set a consistency, the tags, the CORS, website or lifecycle configuration,
- * the policy, the access settings, the versioning state or the default encryption: one loop,
- * change_doc, with an edit per kind): read the document with its mod revision, change the decoded
- * array, write it back with co_cas from that revision. A conflict means another node changed it
- * in between: read again and redo the change on what is there now (so a racing creator of the
- * same name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by a
- * read: our record (same id) is there after an add, the name is gone after a remove, the bucket
+ * the policy, the access settings, the versioning state, the default encryption, the lock: one
+ * loop, change_doc, with an edit per kind): read the document with its mod revision, change the
+ * decoded array, write it back with co_cas from that revision. A conflict means another node
+ * changed it in between: read again and redo the change on what is there now (so a racing creator
+ * of the same name sees it and gets CM_ERR_EXISTS). A lost answer (CM_ERR_UNCERTAIN) is settled by
+ * a read: our record (same id) is there after an add, the name is gone after a remove, the bucket
  * has the mode after a consistency change. The document holds every bucket, so one change costs a
  * write of the whole list: fine for thousands of buckets (S3's default limit per account is 100,
  * its maximum 10,000: about 1 MB at 100 bytes a record, etcd's default request limit is 1.5 MiB);
@@ -192,14 +192,35 @@ static int sse_valid(unsigned sse, unsigned bucket_key)
     return sse <= 1 && bucket_key <= sse;
 }
 
-/* The access and default encryption members of b into rec (each left out when 0 / NULL). */
+/* 1 when an Object Lock setting is one (docs/object-lock.md): a default retention only with lock,
+ * lock only with versioning Enabled, a period in its unit's range exactly when there is a mode. */
+static int lock_valid(unsigned versioning, unsigned lock, unsigned mode, unsigned unit,
+                      uint64_t period)
+{
+    if (!lock)
+        return !mode && !unit && !period;
+    if (lock != 1 || versioning != 1 || mode > 2)
+        return 0;
+    if (!mode)
+        return !unit && !period;
+    return (unit == 1 && period >= 1 && period <= 36500) ||
+           (unit == 2 && period >= 1 && period <= 100);
+}
+
+/* The access, default encryption and Object Lock members of b into rec (each left out when 0 /
+ * NULL). */
 static cm_err access_json(const co_bucket *b, json_t *rec)
 {
-    const char *names[] = {"acl", "pab", "ownership", "sse", "sse_bucket_key"};
-    const uint8_t v[] = {b->acl, b->pab, b->ownership, b->sse, b->sse_bucket_key};
+    const char *names[] = {"acl",  "pab",       "ownership", "sse", "sse_bucket_key",
+                           "lock", "lock_mode", "lock_unit"};
+    const uint8_t v[] = {b->acl,  b->pab,       b->ownership, b->sse, b->sse_bucket_key,
+                         b->lock, b->lock_mode, b->lock_unit};
     if (!access_valid(b->acl, b->pab, b->ownership) || !sse_valid(b->sse, b->sse_bucket_key) ||
+        !lock_valid(b->versioning, b->lock, b->lock_mode, b->lock_unit, b->lock_period) ||
         (b->policy && strlen(b->policy) > CO_BUCKET_POLICY_MAX))
         return CM_ERR_INVAL;
+    if (b->lock_period && json_object_set_new(rec, "lock_period", json_integer(b->lock_period)))
+        return CM_ERR_NOMEM;
     for (size_t i = 0; i < CM_ARRAY_LEN(names); i++)
         if (v[i] && json_object_set_new(rec, names[i], json_integer(v[i])) != 0)
             return CM_ERR_NOMEM;
@@ -229,17 +250,27 @@ static cm_err lifecycle_json(const co_bucket *b, json_t *rec)
                                                                                  : CM_OK;
 }
 
-/* Decode the access and default encryption members of rec into b; 0 when one is not valid. */
+/* Decode the access, default encryption and Object Lock members of rec into b (whose versioning
+ * is decoded); 0 when one is not valid. */
 static int decode_access(json_t *rec, co_bucket *b)
 {
-    int acl = 0, pab = 0, own = 0, sse = 0, bk = 0;
+    int acl = 0, pab = 0, own = 0, sse = 0, bk = 0, lock = 0, lmode = 0, lunit = 0;
+    json_int_t lperiod = 0;
     const char *policy = NULL;
     if (json_unpack(rec, "{s?i,s?i,s?i,s?s,s?i,s?i}", "acl", &acl, "pab", &pab, "ownership", &own,
                     "policy", &policy, "sse", &sse, "sse_bucket_key", &bk) != 0 ||
-        acl < 0 || pab < 0 || own < 0 || sse < 0 || bk < 0 ||
-        !access_valid((unsigned)acl, (unsigned)pab, (unsigned)own) ||
-        !sse_valid((unsigned)sse, (unsigned)bk))
+        json_unpack(rec, "{s?i,s?i,s?i,s?I}", "lock", &lock, "lock_mode", &lmode, "lock_unit",
+                    &lunit, "lock_period", &lperiod) != 0 ||
+        acl < 0 || pab < 0 || own < 0 || sse < 0 || bk < 0 || lock < 0 || lmode < 0 || lunit < 0 ||
+        lperiod < 0 || !access_valid((unsigned)acl, (unsigned)pab, (unsigned)own) ||
+        !sse_valid((unsigned)sse, (unsigned)bk) ||
+        !lock_valid(b->versioning, (unsigned)lock, (unsigned)lmode, (unsigned)lunit,
+                    (uint64_t)lperiod))
         return 0;
+    b->lock = (uint8_t)lock;
+    b->lock_mode = (uint8_t)lmode;
+    b->lock_unit = (uint8_t)lunit;
+    b->lock_period = (uint32_t)lperiod;
     b->acl = (uint8_t)acl;
     b->pab = (uint8_t)pab;
     b->ownership = (uint8_t)own;
@@ -253,9 +284,9 @@ static int decode_access(json_t *rec, co_bucket *b)
  * one that is not would also be kept as unknown (extra) and come back after it is removed.
  */
 static const char *const known_members[] = {
-    "name", "created_ms",     "owner",   "versioning", "id",        "consistency",
-    "tags", "cors",           "acl",     "pab",        "ownership", "policy",
-    "sse",  "sse_bucket_key", "website", "lifecycle"};
+    "name",    "created_ms", "owner", "versioning", "id",        "consistency", "tags",
+    "cors",    "acl",        "pab",   "ownership",  "policy",    "sse",         "sse_bucket_key",
+    "website", "lifecycle",  "lock",  "lock_mode",  "lock_unit", "lock_period"};
 
 static int known_member(const char *name, const char *const *known, size_t n)
 {
@@ -396,6 +427,7 @@ static int decode_one(json_t *rec, co_bucket *b)
         (lifecycle &&
          (strlen(lifecycle) > CO_BUCKET_LIFECYCLE_MAX || !(b->lifecycle = strdup(lifecycle)))))
         return 0;
+    b->versioning = (uint8_t)versioning; /* decode_access checks the lock against it */
     if (!decode_access(rec, b))
         return 0;
     while (b->consistency < CM_ARRAY_LEN(consistency_names) &&
@@ -410,7 +442,6 @@ static int decode_one(json_t *rec, co_bucket *b)
     memcpy(b->name, name, strlen(name) + 1);
     memcpy(b->owner, owner, strlen(owner) + 1);
     b->created_ms = created;
-    b->versioning = (uint8_t)versioning;
     return unknown_members(rec, known_members, CM_ARRAY_LEN(known_members), &b->extra);
 }
 
@@ -522,6 +553,9 @@ struct change {
     unsigned fields;             /* those of them to set (CO_ACCESS_*) */
     uint8_t versioning;          /* set_versioning: the state wanted */
     uint8_t sse, sse_bucket_key; /* set_sse: the default encryption wanted */
+    /* set_lock: the default retention wanted */
+    uint8_t lock_mode, lock_unit;
+    uint32_t lock_period;
 };
 
 /* The outcome of a change whose answer was lost: 1 done, 0 not, -1 unreadable. */
@@ -1169,6 +1203,8 @@ static cm_err versioning_edit(change *ch, co_bucket *b, size_t *n, int *write)
     co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
     if (!f)
         return CM_ERR_NOTFOUND;
+    if (f->lock && ch->versioning != 1)
+        return CM_ERR_LOCKED; /* a suspended write would replace the null version */
     *write = f->versioning != ch->versioning;
     f->versioning = ch->versioning;
     return CM_OK;
@@ -1192,6 +1228,47 @@ cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name
     return change_doc(c, key, &ch, rev);
 }
 
+static int lock_same(const change *ch, const co_bucket *f)
+{
+    return f->lock && f->lock_mode == ch->lock_mode && f->lock_unit == ch->lock_unit &&
+           f->lock_period == ch->lock_period;
+}
+
+static cm_err lock_edit(change *ch, co_bucket *b, size_t *n, int *write)
+{
+    co_bucket *f = (co_bucket *)co_buckets_find(b, *n, ch->name);
+    if (!f)
+        return CM_ERR_NOTFOUND;
+    if (f->versioning != 1)
+        return CM_ERR_LOCKED; /* S3's InvalidBucketState */
+    *write = !lock_same(ch, f);
+    f->lock = 1;
+    f->lock_mode = ch->lock_mode;
+    f->lock_unit = ch->lock_unit;
+    f->lock_period = ch->lock_period;
+    return CM_OK;
+}
+
+static int lock_done(const change *ch, const co_bucket *found)
+{
+    return found && lock_same(ch, found);
+}
+
+cm_err co_buckets_set_lock(co_client *c, const char *key, const char *name, uint8_t mode,
+                           uint8_t unit, uint32_t period, int64_t *rev)
+{
+    change ch = {.edit = lock_edit,
+                 .done = lock_done,
+                 .what = "setting the object lock of",
+                 .name = name,
+                 .lock_mode = mode,
+                 .lock_unit = unit,
+                 .lock_period = period};
+    if (!lock_valid(1, 1, mode, unit, period))
+        return CM_ERR_INVAL;
+    return change_doc(c, key, &ch, rev);
+}
+
 /* A change of one bucket setting: what set_applied passes on. */
 typedef struct {
     enum {
@@ -1202,7 +1279,8 @@ typedef struct {
         SET_LIFECYCLE,
         SET_ACCESS,
         SET_VERSIONING,
-        SET_SSE
+        SET_SSE,
+        SET_LOCK
     } kind;
     const co_tag *tags;
     size_t n;
@@ -1211,6 +1289,9 @@ typedef struct {
     unsigned fields;
     uint8_t versioning;          /* SET_VERSIONING */
     uint8_t sse, sse_bucket_key; /* SET_SSE */
+    /* SET_LOCK */
+    uint8_t lock_mode, lock_unit;
+    uint32_t lock_period;
 } setting;
 
 /* A change of a bucket's settings on the followed key, returning once applied here. */
@@ -1233,6 +1314,9 @@ static cm_err set_applied(co_buckets *f, const char *name, const setting *s)
         e = co_buckets_set_versioning(c, f->fl.key, name, s->versioning, &rev);
     else if (e == CM_OK && s->kind == SET_SSE)
         e = co_buckets_set_sse(c, f->fl.key, name, s->sse, s->sse_bucket_key, &rev);
+    else if (e == CM_OK && s->kind == SET_LOCK)
+        e = co_buckets_set_lock(c, f->fl.key, name, s->lock_mode, s->lock_unit, s->lock_period,
+                                &rev);
     else if (e == CM_OK)
         e = co_buckets_set_access(c, f->fl.key, name, s->acl, s->pab, s->ownership, s->fields,
                                   &rev);
@@ -1290,6 +1374,13 @@ cm_err co_buckets_access_set(co_buckets *f, const char *name, uint8_t acl, uint8
 cm_err co_buckets_sse_set(co_buckets *f, const char *name, uint8_t sse, uint8_t bucket_key)
 {
     setting s = {.kind = SET_SSE, .sse = sse, .sse_bucket_key = bucket_key};
+    return set_applied(f, name, &s);
+}
+
+cm_err co_buckets_lock_set(co_buckets *f, const char *name, uint8_t mode, uint8_t unit,
+                           uint32_t period)
+{
+    setting s = {.kind = SET_LOCK, .lock_mode = mode, .lock_unit = unit, .lock_period = period};
     return set_applied(f, name, &s);
 }
 

@@ -87,6 +87,11 @@ typedef struct {
      * none), written back unchanged by every change, so that a node of an older build keeps what
      * a newer one added (a rolling upgrade). Owned as the tags are. */
     char *extra;
+    /* Object Lock (docs/object-lock.md, "On a cluster"), as md_bucket's lock fields: enabled
+     * (0/1, for good, only with versioning 1), the default retention's mode (1 GOVERNANCE,
+     * 2 COMPLIANCE, 0 none) and its period in units (1 days up to 36500, 2 years up to 100). */
+    uint8_t lock, lock_mode, lock_unit;
+    uint32_t lock_period;
 } co_bucket;
 
 #define CO_BUCKET_ACL_MAX 4           /* the highest canned ACL number */
@@ -173,7 +178,8 @@ cm_err co_buckets_set_website(co_client *c, const char *key, const char *name, c
 cm_err co_buckets_set_lifecycle(co_client *c, const char *key, const char *name, const char *xml,
                                 int64_t *rev);
 /* Set the versioning state of name (1 enabled, 2 suspended; CM_ERR_INVAL otherwise: a bucket
- * never goes back to 0) likewise (the member "versioning"). */
+ * never goes back to 0) likewise (the member "versioning"); CM_ERR_LOCKED for 2 on a bucket with
+ * Object Lock. */
 cm_err co_buckets_set_versioning(co_client *c, const char *key, const char *name, uint8_t state,
                                  int64_t *rev);
 /* Set the default encryption of name likewise (the members "sse" and "sse_bucket_key", left out
@@ -250,6 +256,14 @@ cm_err co_buckets_policy_set(co_buckets *f, const char *name, const char *policy
 /* co_buckets_set_versioning on the followed key, returning once applied here (co_buckets_lookup
  * answers the state). */
 cm_err co_buckets_versioning_set(co_buckets *f, const char *name, uint8_t state);
+/* Object Lock on (for good) with a default retention (mode 0: none; unit and period 0 then):
+ * the lock members by compare-and-set. CM_ERR_LOCKED when the bucket's versioning is not 1
+ * (Enabled); CM_ERR_INVAL for values out of range; CM_ERR_NOTFOUND. A bucket with lock refuses
+ * versioning 2 (co_buckets_set_versioning: CM_ERR_LOCKED). Returns once applied here. */
+cm_err co_buckets_set_lock(co_client *c, const char *key, const char *name, uint8_t mode,
+                           uint8_t unit, uint32_t period, int64_t *rev);
+cm_err co_buckets_lock_set(co_buckets *f, const char *name, uint8_t mode, uint8_t unit,
+                           uint32_t period);
 /* The same for the default encryption (co_buckets_lookup answers sse and sse_bucket_key). */
 cm_err co_buckets_sse_set(co_buckets *f, const char *name, uint8_t sse, uint8_t bucket_key);
 cm_err co_buckets_policy(co_buckets *f, const char *name, char **out);

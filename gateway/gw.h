@@ -210,6 +210,12 @@ typedef struct {
     cm_err (*lifecycle_set)(void *arg, const char *name, const char *xml);
     cm_err (*lifecycle_get)(void *arg, const char *name, char **xml);
     cm_err (*lifecycle_next)(void *arg, const char *after, char *out, size_t cap);
+    /* Optional (NULL: Object Lock answers 501): the bucket's Object Lock configuration in the
+     * namespace (docs/object-lock.md, "On a cluster"). create takes want->lock_enabled (with
+     * versioning Enabled), access_get also sets *b's lock_enabled, lock_mode, lock_unit and
+     * lock_period, lock_set turns lock on with *b's default retention (CM_ERR_LOCKED when the
+     * versioning is not Enabled), blocking as access_set. */
+    cm_err (*lock_set)(void *arg, const char *name, const md_bucket *b);
 } gw_bucket_ns;
 
 /* Set before serving (copied). */

@@ -161,7 +161,7 @@ static void create_finish(gw_req *r)
         e = gw_acl_from_request(r, st->ownership, 0, &st->acl);
     const char *lock = gw_hdr(r, "x-amz-bucket-object-lock-enabled");
     st->lock = e == GW_OK && lock && strcasecmp(lock, "true") == 0;
-    if (st->lock && gw_cluster_node(r->g)) /* gw_refuse.c refuses it first; kept as a guard */
+    if (st->lock && gw_cluster_node(r->g) && !r->g->ns.lock_set) /* as gw_refuse.c */
         e = GW_UNSUPPORTED, msg = "Object Lock is not implemented on cluster nodes yet";
     if (e != GW_OK) {
         free(st);

@@ -19,9 +19,11 @@
  * principal allowed s3:BypassGovernanceRetention (gw_authz.c); otherwise it is ignored and the
  * GOVERNANCE retention holds.
  *
- * Cluster nodes refuse all of it with 501 (gw_refuse.c for the headers, here for the
- * subresources): their records are replicated without versions, so a lock there would be done
- * half.
+ * Cluster nodes (docs/object-lock.md, "On a cluster"): the bucket's configuration is in the
+ * namespace (gw_bucket_ns lock_set, read with the access settings: lock_bucket), a version's
+ * retention and hold are changed by a swap of its version record read at quorum (md_lock_apply
+ * decides, rp_object_swap writes), and deletes by id ask the leader to refuse a protected version
+ * (gw_meta_delete_v). A cluster node without lock_set refuses all of it with 501.
  *
  * Threading: loop handlers read the local bucket record (an LMDB read that does not block);
  * writes run on a gateway worker.
@@ -211,6 +213,15 @@ gw_s3err gw_lock_parse_legal_hold(const char *xml, size_t len, uint8_t *on)
 
 /* ---- headers of writes and reads ---- */
 
+/* The bucket's record with its lock settings: on a cluster node the namespace's. */
+static cm_err lock_bucket(gw_req *r, md_bucket *b)
+{
+    cm_err e = md_bucket_get(r->g->md, r->bucket, b);
+    if (e == CM_OK)
+        gw_bucket_access(r->g, b);
+    return e;
+}
+
 /* A header, or the same x-amz-* name hoisted into a presigned URL's query string. */
 static const char *value_of(gw_req *r, const char *name)
 {
@@ -254,7 +265,7 @@ gw_s3err gw_lock_from_request(gw_req *r, md_object *o, int use_default, char *ms
     o->legal_hold = hold != NULL;
     if (!mode && !hold && !use_default)
         return GW_OK;
-    cm_err e = md_bucket_get(r->g->md, r->bucket, &b);
+    cm_err e = lock_bucket(r, &b);
     if (e != CM_OK)
         return e == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(e);
     if (!b.lock_enabled && (mode || hold)) {
@@ -290,8 +301,7 @@ int gw_lock_write_allowed(gw_req *r)
     int retention =
         value_of(r, "x-amz-object-lock-mode") || value_of(r, "x-amz-object-lock-retain-until-date");
     const char *m = net_req_method(r->net);
-    /* a cluster node refuses lock headers with 501 (gw_refuse.c): nothing to decide there */
-    if (r->principal == GW_PRIN_ROOT || !r->key || r->g->rp ||
+    if (r->principal == GW_PRIN_ROOT || !r->key ||
         (strcmp(m, "PUT") != 0 && strcmp(m, "POST") != 0))
         return 1;
     if (retention && !gw_authz_key(r, r->bucket, r->key, "s3:PutObjectRetention"))
@@ -330,7 +340,9 @@ typedef struct {
 static void config_work(gw_req *r)
 {
     config_state *st = r->op;
-    st->err = md_bucket_lock_set(r->g->md, r->bucket, &st->cfg);
+    const gw_bucket_ns *ns = &r->g->ns;
+    st->err = gw_meta_remote(r->g) ? ns->lock_set(ns->arg, r->bucket, &st->cfg)
+                                   : md_bucket_lock_set(r->g->md, r->bucket, &st->cfg);
 }
 
 static void config_done(gw_req *r)
@@ -395,10 +407,11 @@ static void get_config(gw_req *r, const md_bucket *b)
     gw_send_doc(r, buf, buf ? gw_xml_status(&x) : CM_ERR_NOMEM);
 }
 
-/* 1 (answered) on a cluster node or when a PUT has no Content-MD5 / checksum. */
+/* 1 (answered) on a cluster node without Object Lock or when a PUT has no Content-MD5 /
+ * checksum. */
 static int refused(gw_req *r, int put)
 {
-    if (gw_meta_remote(r->g)) {
+    if (gw_meta_remote(r->g) && !r->g->ns.lock_set) {
         gw_error(r, GW_UNSUPPORTED, CLUSTER_MSG);
         return 1;
     }
@@ -409,9 +422,11 @@ static int refused(gw_req *r, int put)
     return 0;
 }
 
-void gw_op_bucket_object_lock(gw_req *r, const md_bucket *b)
+void gw_op_bucket_object_lock(gw_req *r, const md_bucket *rec)
 {
     const char *m = net_req_method(r->net);
+    md_bucket settings = *rec, *b = &settings;
+    gw_bucket_access(r->g, b); /* a cluster node: the namespace's */
     if (strcmp(m, "PUT") == 0) {
         if (!refused(r, 1))
             gw_body_to_memory(r, LOCK_XML_CAP, put_config_finish);
@@ -444,8 +459,8 @@ static void vlock_free(void *p)
 static void vlock_get_work(gw_req *r)
 {
     vlock_state *st = r->op;
-    st->err = st->vid ? md_version_get(r->g->md, r->bucket, r->key, st->vid, &st->obj)
-                      : md_object_get(r->g->md, r->bucket, r->key, &st->obj);
+    st->err = st->vid ? gw_meta_get_version(r->g, r->bucket, r->key, st->vid, &st->obj)
+                      : gw_meta_get(r->g, r->bucket, r->key, &st->obj);
 }
 
 static void vlock_get_done(gw_req *r)
@@ -486,7 +501,22 @@ static void vlock_get_done(gw_req *r)
 static void vlock_put_work(gw_req *r)
 {
     vlock_state *st = r->op;
-    st->err = md_version_set_lock(r->g->md, r->bucket, r->key, st->vid, &st->ch);
+    md_object o;
+    if (!gw_meta_remote(r->g)) {
+        st->err = md_version_set_lock(r->g->md, r->bucket, r->key, st->vid, &st->ch);
+        return;
+    }
+    /* A cluster node: the version record read at quorum, changed, written as the successor of
+     * exactly that version (a delete racing it wins; two changes racing through two nodes: one
+     * of them, docs/object-lock.md). */
+    st->err = gw_meta_version_record(r->g, r->bucket, r->key, st->vid, &o);
+    if (st->err != CM_OK)
+        return;
+    if (o.delete_marker || o.tombstone)
+        st->err = CM_ERR_NOTFOUND; /* as md_version_set_lock: a marker carries no lock */
+    else if ((st->err = md_lock_apply(&o, &st->ch, cm_now_ms())) == CM_OK)
+        st->err = rp_object_swap(r->g->rp, r->bucket, &o);
+    md_object_release(&o);
 }
 
 static void vlock_put_done(gw_req *r)
@@ -539,7 +569,7 @@ void gw_op_object_lock(gw_req *r)
     }
     if (refused(r, put) || !gw_version_param_ok(r))
         return;
-    cm_err e = md_bucket_get(r->g->md, r->bucket, &b);
+    cm_err e = lock_bucket(r, &b);
     if (e != CM_OK) {
         gw_error(r, e == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET : gw_s3err_from_cm(e), NULL);
         return;
@@ -569,7 +599,7 @@ void gw_lock_default(gw_req *r, md_object *o)
 {
     md_bucket b;
     int64_t until;
-    if (md_bucket_get(r->g->md, r->bucket, &b) == CM_OK && b.lock_enabled && b.lock_mode &&
+    if (lock_bucket(r, &b) == CM_OK && b.lock_enabled && b.lock_mode &&
         md_lock_default_until(cm_now_ms(), b.lock_unit, b.lock_period, &until) == CM_OK)
         o->lock_mode = b.lock_mode, o->lock_until_ms = until;
 }

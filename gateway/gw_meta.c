@@ -20,7 +20,8 @@
  * record read here may be a pointer to its latest version, which every read follows (the
  * asynchronous GET with one more asynchronous read of the version record), so callers always see
  * the whole version. A conditional write there goes to the key's partition leader with the new
- * version (rp_version_put).
+ * version (rp_version_put). A delete by id in a bucket with Object Lock asks for md_cond.unlocked:
+ * a protected version is refused, also by that leader (docs/object-lock.md, "On a cluster").
  */
 #include "gw_int.h"
 
@@ -43,14 +44,20 @@ static int reserved(const gw *g, const char *key)
     return g->rp && (uint8_t)key[0] == MD_MPU_MARK;
 }
 
+/* A cluster bucket's settings as the namespace has them (versioning, lock: 0 when unknown). */
+static void ns_settings(gw *g, const char *bucket, md_bucket *b)
+{
+    memset(b, 0, sizeof(*b));
+    snprintf(b->name, sizeof(b->name), "%s", bucket);
+    gw_bucket_access(g, b);
+}
+
 uint8_t gw_meta_versioning(gw *g, const char *bucket)
 {
     if (!g->rp)
         return MD_VERS_NEVER;
     md_bucket b;
-    memset(&b, 0, sizeof(b));
-    snprintf(b.name, sizeof(b.name), "%s", bucket);
-    gw_bucket_access(g, &b);
+    ns_settings(g, bucket, &b);
     return b.versioning;
 }
 
@@ -137,7 +144,15 @@ cm_err gw_meta_delete_v(gw *g, const char *bucket, const char *key, const char *
         return CM_ERR_INVAL;
     if (reserved(g, key))
         return CM_OK; /* nothing to delete */
-    uint8_t state = gw_meta_versioning(g, bucket);
+    md_bucket b;
+    ns_settings(g, bucket, &b);
+    uint8_t state = b.versioning;
+    md_cond locked = {.unlocked = 1};
+    if (vid && b.lock_enabled) { /* the leader refuses a protected version (docs/object-lock.md) */
+        if (cond)
+            locked = *cond, locked.unlocked = 1;
+        cond = &locked;
+    }
     if (state != MD_VERS_NEVER) {
         md_vres tmp;
         int had = 0;
@@ -170,9 +185,11 @@ cm_err gw_meta_delete_many_vb(gw *g, const char *bucket, const char *const *keys
     if (!g->rp)
         return md_objects_delete_vb(g->md, bucket, keys, vids, n, errs, olds, had_old, res, bypass);
     /* One quorum write per key: the keys live in different partitions. */
+    md_cond bypassed = {.bypass_governance = bypass};
     for (size_t i = 0; i < n; i++)
-        errs[i] = gw_meta_delete_v(g, bucket, keys[i], vids ? vids[i] : NULL, NULL, &olds[i],
-                                   &had_old[i], res ? &res[i] : NULL);
+        errs[i] =
+            gw_meta_delete_v(g, bucket, keys[i], vids ? vids[i] : NULL, bypass ? &bypassed : NULL,
+                             &olds[i], &had_old[i], res ? &res[i] : NULL);
     return CM_OK;
 }
 

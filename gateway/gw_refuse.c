@@ -91,8 +91,8 @@ static const rule rules[] = {
      NULL, GW_OK},
 };
 
-/* Served on a single node (gw_lock.c checks the values), refused on cluster nodes: a cluster's
- * version deletes check no retention, so nothing there would stop a delete. */
+/* Served on a single node and on a cluster node whose namespace keeps Object Lock (gw_lock.c
+ * checks the values); refused on a cluster node without it (gw_bucket_ns lock_set NULL). */
 static const rule cluster_rules[] = {
     {"x-amz-object-lock-mode", RF_WRITE, RULE_VALUES, "Object Lock retention (single node only)",
      NULL, NULL, GW_OK},
@@ -319,7 +319,8 @@ int gw_refuse_request(gw_req *r)
     char msg[256];
     unsigned op = gw_refuse_op(net_req_method(r->net), r->bucket[0] != '\0', r->key != NULL, &r->q,
                                gw_hdr(r, "x-amz-copy-source") != NULL);
-    gw_s3err e = (gw_meta_remote(r->g) ? gw_refuse_check_cluster : gw_refuse_check)(
+    int no_lock = gw_meta_remote(r->g) && !r->g->ns.lock_set; /* a cluster without the hook */
+    gw_s3err e = (no_lock ? gw_refuse_check_cluster : gw_refuse_check)(
         op, request_value, r, gw_owner_id(r), msg, sizeof(msg));
     if (e == GW_OK)
         return 0;

@@ -527,6 +527,10 @@ typedef struct {
     int if_none_match_star; /* fail if a current, non-delete-marker object exists */
     const char *if_match;   /* etag (no quotes) the current object must have; "*" = must exist */
     int bypass_governance;  /* a version deleted by id may be under GOVERNANCE retention */
+    /* The record the write replaces must not be protected by Object Lock (md_lock_protects with
+     * bypass_governance, now): else CM_ERR_LOCKED. A cluster's delete of a version record in a
+     * bucket with lock, checked by the partition's leader (docs/object-lock.md, "On a cluster"). */
+    int unlocked;
     /* A version deleted by id as noncurrent (lifecycle, docs/lifecycle.md): in the delete's
      * transaction it must still be noncurrent, its successor (the next newer version) written at
      * successor_ms, and at least newer_min versions (the latest included) newer than it; else
@@ -680,6 +684,10 @@ typedef struct {
 } md_lock_change;
 cm_err md_version_set_lock(md_store *md, const char *bucket, const char *key, const char *vid,
                            const md_lock_change *ch);
+/* The change ch made to version o at now_ms (md_lock_change_ok decides a retention): CM_OK, or
+ * CM_ERR_LOCKED with o unchanged. What md_version_set_lock applies, and a cluster node to the
+ * version record it swaps. */
+cm_err md_lock_apply(md_object *o, const md_lock_change *ch, int64_t now_ms);
 
 /* ---- Versions (md_version.c; docs/versioning.md) ---- */
 

@@ -41,6 +41,21 @@ cm_err md_lock_change_ok(const md_object *cur, uint8_t mode, int64_t until_ms, i
     return keeps || bypass ? CM_OK : CM_ERR_LOCKED;
 }
 
+cm_err md_lock_apply(md_object *o, const md_lock_change *ch, int64_t now_ms)
+{
+    cm_err e = CM_OK;
+    if (ch->set_retention &&
+        (e = md_lock_change_ok(o, ch->mode, ch->until_ms, now_ms, ch->bypass_governance)) != CM_OK)
+        return e;
+    if (ch->set_retention) {
+        o->lock_mode = ch->mode;
+        o->lock_until_ms = ch->mode ? ch->until_ms : 0;
+    }
+    if (ch->set_hold)
+        o->legal_hold = ch->legal_hold;
+    return CM_OK;
+}
+
 cm_err md_lock_default_until(int64_t now_ms, uint8_t unit, uint32_t period, int64_t *until_ms)
 {
     if (unit == MD_LOCK_DAYS && period >= 1 && period <= MD_LOCK_MAX_DAYS) {

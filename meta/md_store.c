@@ -461,6 +461,8 @@ cm_err md_cond_check(const md_cond *cond, const md_object *cur)
         if (strcmp(cond->if_match, "*") != 0 && strcmp(cond->if_match, cur->etag) != 0)
             return CM_ERR_PRECONDITION;
     }
+    if (cond->unlocked && live && md_lock_protects(cur, cm_now_ms(), cond->bypass_governance))
+        return CM_ERR_LOCKED;
     return CM_OK;
 }
 

@@ -648,19 +648,10 @@ typedef struct {
 
 static cm_err vlock_edit(md_object *o, void *arg, int restore)
 {
-    const md_lock_change *ch = ((vlock_op *)arg)->ch;
-    cm_err e = CM_OK;
     if (restore)
         return CM_OK;
     /* checked here, on the commit thread, against the version as this transaction sees it */
-    if (ch->set_retention && (e = md_lock_change_ok(o, ch->mode, ch->until_ms, cm_now_ms(),
-                                                    ch->bypass_governance)) == CM_OK) {
-        o->lock_mode = ch->mode;
-        o->lock_until_ms = ch->mode ? ch->until_ms : 0;
-    }
-    if (e == CM_OK && ch->set_hold)
-        o->legal_hold = ch->legal_hold;
-    return e;
+    return md_lock_apply(o, ((vlock_op *)arg)->ch, cm_now_ms());
 }
 
 static cm_err vlock_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)

@@ -347,7 +347,8 @@ cm_err nd_meta_tomb_drop(nd_client *cl, const nd_peer *peer, const nd_part *p, u
 /*
  * Hand a conditional write to peer, the leader of its partition (nd_cond_req above): rec (len
  * bytes, md_object_encode'd; for a delete, a record holding the key) put or, with del, its key
- * deleted under cond. res.err is the leader's outcome (CM_ERR_CONFLICT: peer is not the leader).
+ * deleted under cond (If-None-Match, If-Match, unlocked with bypass_governance). res.err is the
+ * leader's outcome (CM_ERR_CONFLICT: peer is not the leader; CM_ERR_LOCKED).
  */
 cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
                      size_t len, int del, const md_cond *cond, nd_done_fn done, void *arg);

@@ -825,13 +825,15 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
     int n = snprintf(t, sizeof(t), ND_PREFIX "/cond/%s", bucket);
     size_t tl = n > 0 ? (size_t)n : 0;
     if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX || !cond ||
-        (!cond->if_none_match_star && !cond->if_match) ||
+        (!cond->if_none_match_star && !cond->if_match && !cond->unlocked) ||
         (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
         return CM_ERR_INVAL;
     if (cond->if_none_match_star)
         add_param(t, sizeof(t), &tl, "inm", "1");
     if (cond->if_match)
         add_param(t, sizeof(t), &tl, "ifmatch", cond->if_match); /* fits, as a key does */
+    if (cond->unlocked)
+        add_param(t, sizeof(t), &tl, "unlocked", cond->bypass_governance ? "2" : "1");
     if (del)
         add_param(t, sizeof(t), &tl, "del", "1");
     return meta_call(cl, peer, "POST", t, rec, len, done, arg);

@@ -13,7 +13,9 @@
  *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
  *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
- *   POST ?[inm=1][&ifmatch=E][&del=1]                  run the body's record through cfg.cond
+ *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&del=1]   run the body's record through cfg.cond
+ *        (unlocked: the record replaced must not be protected by Object Lock; 2: governance
+ *        bypassed)
  * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
  * is checked before anything is applied (the signature covers it: a body damaged in flight is
@@ -52,6 +54,7 @@ struct nd_mreq {
     char hint[ND_NODE_ID_MAX];
     char from[ND_NODE_ID_MAX]; /* cond: the caller */
     int inm, has_ifmatch, del; /* cond: If-None-Match: *, If-Match (in key), a delete */
+    int unlocked;              /* cond: not protected by Object Lock (2: governance bypassed) */
     md_shard part;
     uint64_t max, depth, fence;
     uint64_t before; /* tombs: the cutoff; tombdrop: the mark */
@@ -401,7 +404,10 @@ static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
     cm_err e = body_record(m, &o);
     if (e != CM_OK)
         return e;
-    md_cond cond = {.if_none_match_star = m->inm, .if_match = m->has_ifmatch ? m->key : NULL};
+    md_cond cond = {.if_none_match_star = m->inm,
+                    .if_match = m->has_ifmatch ? m->key : NULL,
+                    .unlocked = m->unlocked != 0,
+                    .bypass_governance = m->unlocked == 2};
     nd_cond_req r = {m->bucket, &o, m->del, &cond, m->from};
     if (!o.key || !*o.key) {
         e = CM_ERR_INVAL;
@@ -518,18 +524,19 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
     m->kind = M_COND;
     const char *qm = strchr(path, '?'), *q = qm ? qm + 1 : "";
     size_t bl = qm ? (size_t)(qm - path) : strlen(path);
-    uint64_t inm = 0, del = 0;
+    uint64_t inm = 0, del = 0, unlocked = 0;
     int im = query_str(q, "ifmatch", m->key, sizeof(m->key));
     const char *from = net_req_header(req, "X-Cairn-Node");
     if (strcmp(net_req_method(req), "POST") != 0 || bl == 0 || bl > MD_BUCKET_MAX ||
         memchr(path, '/', bl) || im < 0 || nd_query_u64(q, "inm", &inm) < 0 ||
-        nd_query_u64(q, "del", &del) < 0 || (!inm && im != 1)) {
+        nd_query_u64(q, "del", &del) < 0 || nd_query_u64(q, "unlocked", &unlocked) < 0 ||
+        unlocked > 2 || (!inm && im != 1 && !unlocked)) {
         nd_answer_error_ex(req, CM_ERR_INVAL, "bad conditional write", NULL, NULL);
         return;
     }
     memcpy(m->bucket, path, bl);
     m->bucket[bl] = 0;
-    m->inm = inm != 0, m->del = del != 0, m->has_ifmatch = im == 1;
+    m->inm = inm != 0, m->del = del != 0, m->has_ifmatch = im == 1, m->unlocked = (int)unlocked;
     snprintf(m->from, sizeof(m->from), "%s", from ? from : "");
     read_body(req, m);
 }

@@ -633,7 +633,7 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 
 static int cond_set(const md_cond *cond)
 {
-    return cond && (cond->if_none_match_star || cond->if_match);
+    return cond && (cond->if_none_match_star || cond->if_match || cond->unlocked);
 }
 
 static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,

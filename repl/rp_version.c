@@ -22,6 +22,15 @@
  * tombstones the version: a PUT racing it may leave its own version noncurrent behind a pointer
  * to an older one (listed, readable by id, never lost).
  *
+ * Object Lock (docs/object-lock.md, "On a cluster"): a caller deleting by id in a bucket with
+ * lock passes md_cond.unlocked, and a version carrying a retention or hold is treated so whatever
+ * the caller knows of the bucket. The version read is checked before anything is touched, and the
+ * version record is then deleted by the partition's leader under the same condition, checked on
+ * its strict-quorum read under the key's lock: a retention or hold written (at its quorum) in
+ * between refuses the delete (CM_ERR_LOCKED; the pointer may then already name the next version,
+ * the protected one stays, noncurrent). A suspended write never removes a protected null version
+ * (checked on its read: a Suspended bucket has no lock, so nothing can protect it in between).
+ *
  * Threading: worker threads (every rp_object_* call blocks).
  */
 #include <stdio.h>
@@ -261,6 +270,11 @@ static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, i
     (void)stop;
     if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
         return CM_OK;
+    /* A protected null version stays (a second null one, as after a race). The check on this
+     * read is enough: only a bucket with lock takes a retention or a hold, and such a bucket is
+     * never Suspended, so none can be written between this read and the delete. */
+    if (md_lock_protects(v, cm_now_ms(), 0))
+        return CM_OK;
     return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
 }
 
@@ -428,10 +442,26 @@ static cm_err demote_latest(rp *c, const char *bucket, const char *key, const ch
     return e;
 }
 
+/* The lock condition of deleting version read (its If-Match is decided on that read: a
+ * version's ETag never changes): unlocked when the caller asks (a bucket with lock) or when the
+ * version carries a retention or a hold (a node that did not see the bucket get lock yet), with
+ * the caller's bypass; else none. */
+static const md_cond *lock_cond(const md_cond *cond, const md_object *read, md_cond *out)
+{
+    if (!(cond && cond->unlocked) && !read->lock_mode && !read->legal_hold)
+        return NULL;
+    memset(out, 0, sizeof(*out));
+    out->unlocked = 1;
+    out->bypass_governance = cond && cond->bypass_governance;
+    return out;
+}
+
 cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid,
                          const md_cond *cond, md_vres *res, int *had)
 {
     md_object cur, v;
+    md_cond lc;
+    const md_cond *locked;
     char vkey[MD_MAX_KEY + 1];
     int have = 0;
     *had = 0;
@@ -447,21 +477,25 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         return e;
     if (have && !rp_version_pointer(&cur) && is_null(vid)) { /* the plain record is it */
         res->delete_marker = cur.delete_marker;
-        e = md_cond_check(cond, &cur);
+        locked = lock_cond(cond, &cur, &lc);
+        if ((e = md_cond_check(cond, &cur)) == CM_OK)
+            e = md_cond_check(locked, &cur);
         md_object_release(&cur);
         if (e != CM_OK)
             return e;
         /* its copy, should a racing PUT have made one, goes with it */
         if ((e = demote_latest(c, bucket, key, "", 1)) == CM_OK &&
             (e = find_null(c, bucket, key, vkey)) == CM_OK)
-            e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL);
+            e = rp_object_delete(c, bucket, vkey, locked, NULL, NULL);
         *had = e == CM_OK || e == CM_ERR_NOTFOUND;
         return e == CM_ERR_NOTFOUND ? CM_OK : e;
     }
     e = version_key(c, bucket, key, vid, vkey);
     if (e == CM_OK)
         e = read_at(c, bucket, vkey, vid, &v);
-    if (e == CM_OK && (e = md_cond_check(cond, &v)) != CM_OK) /* a version's ETag never changes */
+    locked = e == CM_OK ? lock_cond(cond, &v, &lc) : NULL;
+    if (e == CM_OK &&
+        ((e = md_cond_check(cond, &v)) != CM_OK || (e = md_cond_check(locked, &v)) != CM_OK))
         md_object_release(&v);
     if (e != CM_OK) {
         if (have)
@@ -471,6 +505,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         return e == CM_ERR_NOTFOUND ? CM_OK : e;
     }
     res->delete_marker = v.delete_marker;
+    int marker = v.delete_marker;
     md_object_release(&v);
     size_t vl = strlen(vkey);
     int latest = have && rp_version_pointer(&cur) && vl > MD_VID_LEN &&
@@ -480,7 +515,8 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
     /* The pointer first: it never names a version that is gone. */
     if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
         return e;
-    e = rp_object_delete(c, bucket, vkey, NULL, NULL, NULL); /* its body: garbage on the replicas */
+    /* its body: garbage on the replicas; with lock, if the leader finds it unprotected still */
+    e = rp_object_delete(c, bucket, vkey, marker ? NULL : locked, NULL, NULL);
     *had = e == CM_OK;
     return e;
 }

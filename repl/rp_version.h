@@ -48,7 +48,9 @@ cm_err rp_version_mark(rp *c, const char *bucket, const char *key, int suspended
 /*
  * DELETE with an id: destroy version vid ("null" included) for good; when it was the latest, the
  * next one becomes it (none left: the key's record is deleted). An unknown id is CM_OK with
- * *had 0. res: the id and whether it was a delete marker.
+ * *had 0. res: the id and whether it was a delete marker. cond->unlocked (a bucket with Object
+ * Lock): a version protected (md_lock_protects, cond->bypass_governance) is CM_ERR_LOCKED, checked
+ * on the version read and again by the partition's leader as it deletes the version record.
  */
 cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char *vid,
                          const md_cond *cond, md_vres *res, int *had);

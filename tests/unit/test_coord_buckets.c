@@ -1109,7 +1109,7 @@ static void test_sse(void)
  * (a record with all of them set decodes with nothing extra). */
 static void test_unknown_members(void)
 {
-    static const char lock[] = "\"lock\":{\"mode\":\"GOVERNANCE\",\"days\":3,"
+    static const char lock[] = "\"retention_v9\":{\"mode\":\"GOVERNANCE\",\"days\":3,"
                                "\"x\":[1,2.5,null,true,\"\xc3\xa9\"]}";
     static const char top[] = "\"later\":{\"k\":[\"v\"]}";
     char doc[512], *enc = NULL;
@@ -1131,6 +1131,10 @@ static void test_unknown_members(void)
     all.ownership = 1;
     all.sse = 1;
     all.sse_bucket_key = 1;
+    all.lock = 1;
+    all.lock_mode = 1;
+    all.lock_unit = 1;
+    all.lock_period = 3;
     CU_ASSERT_EQUAL_FATAL(co_buckets_encode(&all, 1, &enc, &len), CM_OK);
     CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)enc, len, &out, &n), CM_OK);
     CU_ASSERT(n == 1 && out[0].extra == NULL);
@@ -1183,6 +1187,105 @@ static void test_unknown_members(void)
     cu_etcd_stop(&e);
 }
 
+/* Each of members in a bucket record makes the document invalid. */
+static void refused(const char *const *members, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char bad[320];
+        size_t n = 0;
+        co_bucket *out = NULL;
+        int blen = snprintf(bad, sizeof(bad),
+                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
+                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
+                            members[i]);
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+    }
+}
+
+/* The Object Lock members: written when set (left out when 0), read back; values out of range, a
+ * default retention without lock, lock without versioning Enabled refused both ways. Set by
+ * compare-and-set through a follower (only on an Enabled bucket), kept by other changes; a
+ * bucket with lock cannot be suspended. */
+static void test_lock(void)
+{
+    co_bucket in[2] = {rec("locked", "alice", 1), rec("plain", "alice", 2)};
+    char *doc = NULL;
+    size_t len = 0, n = 0;
+    co_bucket *out = NULL;
+    in[0].versioning = 1, in[0].lock = 1;
+    in[0].lock_mode = 2, in[0].lock_unit = 2, in[0].lock_period = 7;
+    CU_ASSERT_EQUAL_FATAL(co_buckets_encode(in, 2, &doc, &len), CM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"lock\":1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"lock_period\":7"));
+    CU_ASSERT(!strstr(strstr(doc, "plain"), "\"lock")); /* 0: left out */
+    CU_ASSERT_EQUAL_FATAL(co_buckets_decode((const uint8_t *)doc, len, &out, &n), CM_OK);
+    const co_bucket *o = co_buckets_find(out, n, "locked"), *p = co_buckets_find(out, n, "plain");
+    CU_ASSERT(o->lock == 1 && o->lock_mode == 2 && o->lock_unit == 2 && o->lock_period == 7);
+    CU_ASSERT(p->lock == 0 && p->lock_mode == 0 && p->lock_period == 0);
+    co_buckets_array_free(out, n);
+    free(doc);
+    static const char *const members[] = {
+        "\"versioning\":1,\"lock\":2",
+        "\"versioning\":2,\"lock\":1",
+        "\"lock\":1",
+        "\"versioning\":1,\"lock_mode\":1,\"lock_unit\":1,\"lock_period\":1",
+        "\"versioning\":1,\"lock\":1,\"lock_mode\":3,\"lock_unit\":1,\"lock_period\":1",
+        "\"versioning\":1,\"lock\":1,\"lock_mode\":1,\"lock_unit\":1,\"lock_period\":36501",
+        "\"versioning\":1,\"lock\":1,\"lock_mode\":1,\"lock_unit\":2,\"lock_period\":101",
+        "\"versioning\":1,\"lock\":1,\"lock_mode\":1,\"lock_unit\":1",
+        "\"versioning\":1,\"lock\":1,\"lock_period\":5",
+        "\"versioning\":1,\"lock\":1,\"lock_mode\":1,\"lock_unit\":1,\"lock_period\":-1",
+        "\"versioning\":1,\"lock\":\"1\""};
+    refused(members, CM_ARRAY_LEN(members));
+    in[0].versioning = 2; /* lock on a suspended bucket */
+    CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
+
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got;
+    int64_t rev = 0, rev2 = 0;
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, NULL, &f) == CM_OK);
+    co_bucket b = rec("b", "alice", 1), made = rec("made", "alice", 2);
+    made.versioning = 1, made.lock = 1; /* CreateBucket with lock: in the record */
+    CU_ASSERT_EQUAL(co_buckets_create(f, &b, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_create(f, &made, NULL), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "made", &got), CM_OK);
+    CU_ASSERT(got.lock == 1 && got.lock_mode == 0 && got.versioning == 1);
+    CU_ASSERT_EQUAL(co_buckets_lock_set(f, "b", 0, 0, 0), CM_ERR_LOCKED); /* never versioned */
+    CU_ASSERT_EQUAL(co_buckets_versioning_set(f, "b", 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lock_set(f, "b", 1, 1, 30), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK); /* read-your-writes */
+    CU_ASSERT(got.lock == 1 && got.lock_mode == 1 && got.lock_unit == 1 && got.lock_period == 30);
+    /* unchanged: nothing written */
+    CU_ASSERT_EQUAL(co_buckets_set_lock(c, KEY, "b", 1, 1, 30, &rev), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_set_lock(c, KEY, "b", 1, 1, 30, &rev2), CM_OK);
+    CU_ASSERT_EQUAL(rev2, rev);
+    CU_ASSERT_EQUAL(co_buckets_set_lock(c, KEY, "nosuch", 0, 0, 0, NULL), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_set_lock(c, KEY, "b", 3, 1, 1, NULL), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_buckets_set_lock(c, KEY, "b", 1, 2, 101, NULL), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(co_buckets_set_lock(c, KEY, "b", 0, 1, 1, NULL), CM_ERR_INVAL);
+    /* not suspendable; other changes keep it */
+    CU_ASSERT_EQUAL(co_buckets_versioning_set(f, "b", 2), CM_ERR_LOCKED);
+    co_tag t[1] = {{"team", "web"}};
+    CU_ASSERT_EQUAL(co_buckets_tag(f, "b", t, 1), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_sse_set(f, "b", 1, 0), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT(got.lock == 1 && got.lock_period == 30 && got.versioning == 1 && got.sse == 1);
+    /* the default retention replaced, removed; lock stays */
+    CU_ASSERT_EQUAL(co_buckets_lock_set(f, "b", 0, 0, 0), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "b", &got), CM_OK);
+    CU_ASSERT(got.lock == 1 && got.lock_mode == 0 && got.lock_period == 0);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -1200,6 +1303,7 @@ void cu_register(void)
         {"a bucket's lifecycle configuration", test_lifecycle},
         {"a bucket's versioning state", test_versioning},
         {"a bucket's default encryption", test_sse},
+        {"a bucket's object lock", test_lock},
         {"unknown members kept through changes", test_unknown_members},
         {NULL, NULL},
     };

@@ -135,6 +135,21 @@ static void t_cond_route(void)
     memset(&t, 0, sizeof(t));
     t = nd_wait(nd_cond_write(E.cl, &n2, "b", (const uint8_t *)"junk", 4, 0, &inm, nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_CORRUPT); /* not a record: refused before the callback */
+    /* unlocked (and its bypass) travel: a held record stays, a GOVERNANCE one goes with bypass */
+    md_object held = {.key = "lk", .size = 1, .legal_hold = 1};
+    md_object gov = {.key = "lg", .size = 1, .lock_mode = MD_LOCK_GOVERNANCE};
+    gov.lock_until_ms = cm_now_ms() + 3600 * 1000;
+    CU_ASSERT_EQUAL(md_object_put(E.nodes[1].md, "b", &held, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(md_object_put(E.nodes[1].md, "b", &gov, NULL, NULL, NULL), CM_OK);
+    md_cond unl = {.unlocked = 1}, byp = {.unlocked = 1, .bypass_governance = 1};
+    CU_ASSERT_EQUAL(cond_call("b", "lk", "", 1, &byp).r.err, CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(cond_call("b", "lg", "", 1, &unl).r.err, CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "lg", &got), CM_OK);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(cond_call("b", "lg", "", 1, &byp).r.err, CM_OK);
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "lg", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "lk", &got), CM_OK);
+    md_object_release(&got);
     env_down();
 }
 

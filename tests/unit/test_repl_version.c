@@ -330,12 +330,106 @@ static void test_conditional(void)
     env_down();
 }
 
+/* Version vid of key deletable under cond (rp_version_delete's answer), and still readable after
+ * a refusal. */
+static cm_err del_by_id(int node, const char *key, const char *vid, const md_cond *cond)
+{
+    md_vres d;
+    int had = 0;
+    cm_err e = rp_version_delete(E.c[node], B, key, vid, cond, &d, &had);
+    md_object o;
+    cm_err g = rp_version_get(E.c[1 - node], B, key, vid, &o);
+    if (g == CM_OK)
+        md_object_release(&o);
+    CU_ASSERT(e == CM_OK ? had && g == CM_ERR_NOTFOUND : g == CM_OK);
+    return e;
+}
+
+/* Object Lock: a delete by id with md_cond.unlocked, or of a version carrying a lock, refuses a
+ * protected version (hold, COMPLIANCE, GOVERNANCE without bypass) before touching the pointer; a
+ * hold written between the check and the delete (a swap of the version record) is caught by the
+ * leader's check; a suspended write leaves a protected null version; expired and released ones go.
+ */
+static void test_lock(void)
+{
+    env_up();
+    int64_t later = cm_now_ms() + 3600 * 1000;
+    md_part p1, p2, p3, p4;
+    md_object gov = body("l", 0x21, &p1), comp = body("l", 0x22, &p2), hold = body("l", 0x23, &p3),
+              old = body("l", 0x24, &p4);
+    gov.lock_mode = MD_LOCK_GOVERNANCE, gov.lock_until_ms = later;
+    comp.lock_mode = MD_LOCK_COMPLIANCE, comp.lock_until_ms = later;
+    hold.legal_hold = 1;
+    old.lock_mode = MD_LOCK_COMPLIANCE, old.lock_until_ms = cm_now_ms() - 1; /* expired */
+    md_vres rg, rc, rh, ro;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &old, 0, NULL, &ro), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &gov, 0, NULL, &rg), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &comp, 0, NULL, &rc), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &hold, 0, NULL, &rh), CM_OK);
+    md_cond lock = {.unlocked = 1}, bypass = {.unlocked = 1, .bypass_governance = 1},
+            lock_etag = {.unlocked = 1, .if_match = "e23"};
+    CU_ASSERT_EQUAL(del_by_id(0, "l", rh.version_id, &lock), CM_ERR_LOCKED);
+    /* a caller that does not know the bucket has lock: the version's own fields decide */
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rh.version_id, NULL), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rg.version_id, NULL), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rh.version_id, &bypass), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rh.version_id, &lock_etag), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(0, "l", rc.version_id, &bypass), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rg.version_id, &lock), CM_ERR_LOCKED);
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[0], "l", ids, latest, 8), 4); /* the pointer untouched */
+    CU_ASSERT(latest[0] && strcmp(ids[0], rh.version_id) == 0);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rg.version_id, &bypass), CM_OK);
+    CU_ASSERT_EQUAL(del_by_id(0, "l", ro.version_id, &lock), CM_OK); /* expired */
+    /* a hold swapped into the version record after it was read: the leader refuses the delete */
+    char vkey[MD_MAX_KEY + 1];
+    md_object rec;
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("l", rc.version_id, vkey, sizeof(vkey)), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, vkey, &rec), CM_OK);
+    rec.lock_mode = 0, rec.lock_until_ms = 0, rec.legal_hold = 1;
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[1], B, &rec), CM_OK);
+    md_object_release(&rec);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, vkey, &bypass, NULL, NULL), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(0, "l", rc.version_id, &bypass), CM_ERR_LOCKED);
+    /* released: deletable */
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
+    rec.legal_hold = 0;
+    CU_ASSERT_EQUAL(rp_object_swap(E.c[0], B, &rec), CM_OK);
+    md_object_release(&rec);
+    CU_ASSERT_EQUAL(del_by_id(1, "l", rc.version_id, &lock), CM_OK);
+    /* a plain record from before versioning with a hold: its null version is protected too */
+    md_part pp;
+    md_object plain = body("q", 0x25, &pp);
+    plain.legal_hold = 1;
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(del_by_id(1, "q", "null", &lock), CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(del_by_id(0, "q", "null", NULL), CM_ERR_LOCKED);
+    /* suspended writes: the protected null version stays, an unprotected one goes */
+    md_part ps1, ps2, ps3;
+    md_object n1 = body("s", 0x26, &ps1), n2 = body("s", 0x27, &ps2), n3 = body("s", 0x28, &ps3);
+    n1.legal_hold = 1;
+    md_vres r;
+    CU_ASSERT_EQUAL(rp_version_put(E.c[0], B, &n1, 1, NULL, &r), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &n2, 1, NULL, &r), CM_OK);
+    CU_ASSERT_EQUAL(listed(E.c[0], "s", ids, latest, 8), 2);
+    CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &n3, 1, NULL, &r), CM_OK);
+    CU_ASSERT_EQUAL(listed(E.c[0], "s", ids, latest, 8), 2); /* n3 and the protected n1 */
+    coords_free();
+    for (int i = 0; i < NF; i++) {
+        CU_ASSERT(garbage(i, 0x21) && garbage(i, 0x22) && garbage(i, 0x24) && garbage(i, 0x27));
+        CU_ASSERT(!garbage(i, 0x23) && !garbage(i, 0x25) && !garbage(i, 0x26));
+    }
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"a key's versions, markers, deletes and a suspended write", test_life},
         {"pointers resolve in the order of version ids", test_order},
         {"conditional writes of versions", test_conditional},
+        {"object lock refuses deletes of protected versions", test_lock},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
