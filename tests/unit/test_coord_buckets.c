@@ -40,6 +40,23 @@ static co_bucket rec(const char *name, const char *owner, uint64_t id)
     return b;
 }
 
+/* Each of members in a bucket record makes the document invalid. */
+static void refused(const char *const *members, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char bad[320];
+        size_t n = 0;
+        co_bucket *out = NULL;
+        int blen = snprintf(bad, sizeof(bad),
+                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
+                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
+                            members[i]);
+        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
+                        CM_ERR_CORRUPT);
+        CU_ASSERT_PTR_NULL(out);
+    }
+}
+
 static void test_encode_decode(void)
 {
     co_bucket in[3] = {rec("zeta", "AK1", 3), rec("alpha", "AK2", 0xfedcba9876543210ull),
@@ -917,17 +934,7 @@ static void test_access(void)
     free(doc);
     static const char *const members[] = {"\"acl\":5",       "\"acl\":-1",    "\"pab\":16",
                                           "\"ownership\":3", "\"acl\":\"1\"", "\"policy\":1"};
-    for (size_t i = 0; i < CM_ARRAY_LEN(members); i++) {
-        char bad[256];
-        int blen = snprintf(bad, sizeof(bad),
-                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
-                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
-                            members[i]);
-        out = NULL;
-        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
-                        CM_ERR_CORRUPT);
-        CU_ASSERT_PTR_NULL(out);
-    }
+    refused(members, CM_ARRAY_LEN(members));
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     in[0].policy = big;
@@ -1053,17 +1060,7 @@ static void test_sse(void)
     free(doc);
     static const char *const members[] = {"\"sse\":2", "\"sse\":-1", "\"sse_bucket_key\":1",
                                           "\"sse\":1,\"sse_bucket_key\":2", "\"sse\":\"1\""};
-    for (size_t i = 0; i < CM_ARRAY_LEN(members); i++) {
-        char bad[256];
-        int blen = snprintf(bad, sizeof(bad),
-                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
-                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
-                            members[i]);
-        out = NULL;
-        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
-                        CM_ERR_CORRUPT);
-        CU_ASSERT_PTR_NULL(out);
-    }
+    refused(members, CM_ARRAY_LEN(members));
     in[0].sse = 0; /* a bucket key without SSE-S3 */
     CU_ASSERT_EQUAL(co_buckets_encode(in, 2, &doc, &len), CM_ERR_INVAL);
 
@@ -1185,23 +1182,6 @@ static void test_unknown_members(void)
     co_buckets_free(f);
     co_client_free(c);
     cu_etcd_stop(&e);
-}
-
-/* Each of members in a bucket record makes the document invalid. */
-static void refused(const char *const *members, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        char bad[320];
-        size_t n = 0;
-        co_bucket *out = NULL;
-        int blen = snprintf(bad, sizeof(bad),
-                            "{\"v\":1,\"buckets\":[{\"name\":\"b\",\"created_ms\":1,"
-                            "\"owner\":\"a\",\"id\":\"0000000000000001\",%s}]}",
-                            members[i]);
-        CU_ASSERT_EQUAL(co_buckets_decode((const uint8_t *)bad, (size_t)blen, &out, &n),
-                        CM_ERR_CORRUPT);
-        CU_ASSERT_PTR_NULL(out);
-    }
 }
 
 /* The Object Lock members: written when set (left out when 0), read back; values out of range, a
