@@ -591,8 +591,15 @@ gw_lc_action gw_lc_version_action(const gw_lc_rule *rule, const char *key, const
                    ? GW_LC_EXPIRE_NONCURRENT
                    : GW_LC_KEEP;
     }
-    if (v->delete_marker)
-        return rule->exp_marker && v->lone ? GW_LC_REMOVE_MARKER : GW_LC_KEEP;
+    if (v->delete_marker) { /* never expired again; a lone one (all its versions gone) goes by
+                             * ExpiredObjectDeleteMarker at once, by Days/Date once it is as old
+                             * as an object would be (S3: a rule expiring current versions also
+                             * cleans up expired object delete markers) */
+        if (!v->lone)
+            return GW_LC_KEEP;
+        int64_t due = gw_lc_expiry_ms(rule, v->mtime_ms, day_s);
+        return rule->exp_marker || (due >= 0 && now >= due) ? GW_LC_REMOVE_MARKER : GW_LC_KEEP;
+    }
     int64_t due = gw_lc_expiry_ms(rule, v->mtime_ms, day_s);
     return due >= 0 && now >= due ? GW_LC_EXPIRE_CURRENT : GW_LC_KEEP;
 }

@@ -425,13 +425,20 @@ static void test_markers(void)
     /* ExpiredObjectDeleteMarker never expires an object. */
     gw_lc_version obj = {.size = 1, .mtime_ms = 1000, .noncurrent_ms = -1, .lone = 1};
     CU_ASSERT_EQUAL(gw_lc_version_action(&m, "a/k", &obj, 99000, 1), GW_LC_KEEP);
-    /* Expiration Days or Date: no marker is removed (and none expired again). */
+    /* Expiration Days or Date: a lone marker goes once it is as old as the rule says (S3 cleans
+     * up expired object delete markers under a rule expiring current versions); one with other
+     * versions stays (and none is expired again). Days 1 at 1 s a day from 1000 ms: due 3000. */
     gw_lc_rule d = {.prefix = "", .enabled = 1, .exp_days = 1, .exp_date_ms = -1};
     v.lone = 1;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 1500, 1), GW_LC_KEEP);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 99000, 1), GW_LC_REMOVE_MARKER);
+    v.lone = 0;
     CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    v.lone = 1;
     d.exp_days = 0;
-    d.exp_date_ms = 0;
-    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 99000, 1), GW_LC_KEEP);
+    d.exp_date_ms = 50000;
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 49999, 1), GW_LC_KEEP);
+    CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &v, 99000, 1), GW_LC_REMOVE_MARKER);
     CU_ASSERT_EQUAL(gw_lc_version_action(&d, "a/k", &obj, 99000, 1), GW_LC_EXPIRE_CURRENT);
     /* A marker's size is 0: a rule for objects larger than 0 bytes leaves it. */
     m.has_gt = 1;
