@@ -20,12 +20,12 @@
  * version's record when a rule needs them) and whose time has passed acts (gw_lc_version_action:
  * the current version expires, a noncurrent one goes NoncurrentDays after its successor's write
  * unless among the NewerNoncurrentVersions newest, a lone delete marker goes by
- * ExpiredObjectDeleteMarker). Every deletion is gw_object_remove, DeleteObject's own path: the
- * current version without a version id (a delete marker in a versioned bucket), conditioned on
- * the ETag listed so an object rewritten meanwhile is kept; the others by version id, so Object
- * Lock refuses what it protects (counted, retried at the next pass), a noncurrent one on the
- * condition, checked in the store's transaction, that it is still noncurrent with the successor
- * and the count of newer versions listed (md_cond noncurrent). Each upload whose
+ * ExpiredObjectDeleteMarker, or by Days/Date once as old). Every deletion is gw_object_remove,
+ * DeleteObject's own path: the current version without a version id (a delete marker in a versioned
+ * bucket), conditioned on the ETag listed so an object rewritten meanwhile is kept; the others by
+ * version id, so Object Lock refuses what it protects (counted, retried at the next pass), a
+ * noncurrent one on the condition, checked in the store's transaction, that it is still noncurrent
+ * with the successor and the count of newer versions listed (md_cond noncurrent). Each upload whose
  * AbortIncompleteMultipartUpload time has passed is aborted as AbortMultipartUpload does
  * (md_upload_abort, then its parts' chunks freed).
  *
