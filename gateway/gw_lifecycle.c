@@ -32,7 +32,8 @@
  * x-amz-expiration (gw_lc_expiration): the current-version expiration rules of up to EXP_SLOTS
  * buckets are kept parsed in a direct-mapped table under exp_mu; every change of a configuration
  * (or a bucket's deletion) bumps its generation, and a load that raced a change is used once and
- * not kept.
+ * not kept. A cluster node's configuration changes through any node, so there a slot also keeps
+ * the document it was parsed from, compared with the node's copy (memory) at each use.
  *
  * Bounded rate: pages hold at most min(256, rate) entries and the thread sleeps so that the
  * entries examined since the pass (re)started stay within rate per second. Restarts: after each
@@ -49,7 +50,6 @@
  * this node's (the first live home: each record is done by one node), through the same
  * gw_object_remove (the replicated delete, ETag-conditioned) and rp_upload_abort. The listing
  * reads every partition, so the rate bounds entries listed, not only those acted on.
- * x-amz-expiration is not sent there (the parsed-rules cache does not follow other nodes' changes).
  *
  * Threading: the worker thread does every blocking call; status readers (the admin API, on the
  * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
@@ -418,6 +418,7 @@ static void last_load(md_store *md, lc_counts *c)
 typedef struct {
     char bucket[MD_BUCKET_MAX + 1];
     uint64_t gen; /* exp_gen when loaded; 0: empty slot */
+    char *doc;    /* a cluster node: the document cfg was parsed from (NULL: none) */
     gw_lc_config cfg;
 } exp_slot;
 
@@ -1009,8 +1010,10 @@ void gw_lc_stop(gw *g, gw_lc *w)
     pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-    for (size_t i = 0; i < EXP_SLOTS; i++)
+    for (size_t i = 0; i < EXP_SLOTS; i++) {
         gw_lc_config_release(&w->exp[i].cfg);
+        free(w->exp[i].doc);
+    }
     pthread_mutex_destroy(&w->exp_mu);
     free(w);
 }
@@ -1055,19 +1058,15 @@ void gw_lc_invalidate(gw *g)
     pthread_mutex_unlock(&w->exp_mu);
 }
 
-/* The bucket's rules that expire current objects (cfg->n 0: none), read from the store. */
-static cm_err exp_load(gw *g, const char *bucket, gw_lc_config *cfg)
+/* The rules of doc (len bytes; NULL: none) that expire current objects (cfg->n 0: none). */
+static cm_err exp_parse(const char *doc, size_t len, gw_lc_config *cfg)
 {
-    char *doc = NULL, msg[200];
-    size_t len = 0, n = 0;
+    char msg[200];
+    size_t n = 0;
     memset(cfg, 0, sizeof(*cfg));
-    cm_err e = md_lc_config_get(g->md, bucket, &doc, &len);
-    if (e == CM_ERR_NOTFOUND)
+    if (!doc)
         return CM_OK;
-    if (e != CM_OK)
-        return e;
     gw_s3err pe = gw_lc_parse(doc, len, GW_LC_XML_CAP, cfg, msg, sizeof(msg));
-    free(doc);
     if (pe != GW_OK) /* a document that does not parse is logged by the worker at its pass */
         return pe == GW_INTERNAL ? CM_ERR_NOMEM : CM_ERR_CORRUPT;
     /* Keep only what the header looks at: the others are released here. */
@@ -1132,36 +1131,57 @@ static size_t exp_slot_of(const char *bucket)
 int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, size_t cap)
 {
     gw_lc *w = g->lc;
-    if (!w || o->delete_marker || gw_cluster_node(g)) /* cluster: no cache that follows etcd */
+    if (!w || o->delete_marker)
         return 0;
+    /* A single node's slot is valid while no configuration changed (exp_gen); a cluster node's
+     * while the document in its copy of the bucket document (from memory, no etcd round trip) is
+     * the one the slot was parsed from, so a change through any node is followed. */
+    int cluster = gw_cluster_node(g);
+    char *doc = NULL;
+    size_t len = 0;
+    cm_err e;
+    if (cluster && config_get(g, bucket, &doc, &len) != CM_OK)
+        return 0; /* no configuration */
     exp_slot *s = &w->exp[exp_slot_of(bucket)];
     pthread_mutex_lock(&w->exp_mu);
-    if (s->gen == w->exp_gen && strcmp(s->bucket, bucket) == 0) {
+    if (s->gen == w->exp_gen && strcmp(s->bucket, bucket) == 0 &&
+        (!cluster || (s->doc && strcmp(s->doc, doc) == 0))) {
         int found = exp_value(&s->cfg, o, w->cfg.day_s, out, cap);
         pthread_mutex_unlock(&w->exp_mu);
+        free(doc);
         return found;
     }
     uint64_t gen = w->exp_gen;
     pthread_mutex_unlock(&w->exp_mu);
+    e = cluster ? CM_OK : config_get(g, bucket, &doc, &len);
+    if (e != CM_OK && e != CM_ERR_NOTFOUND)
+        return 0; /* not kept: the next request reads again */
 
     gw_lc_config cfg;
-    cm_err e = exp_load(g, bucket, &cfg);
+    e = exp_parse(doc, len, &cfg);
     if (e != CM_OK) {
         gw_lc_config_release(&cfg);
-        if (e != CM_ERR_CORRUPT)
+        if (e != CM_ERR_CORRUPT) {
+            free(doc);
             return 0; /* not kept: the next request reads again */
+        }
         /* A stored document that does not parse (the worker logs it): kept as no rules. */
     }
     int found = exp_value(&cfg, o, w->cfg.day_s, out, cap);
     pthread_mutex_lock(&w->exp_mu);
-    if (w->exp_gen == gen) { /* no configuration changed while it was read: keep it */
+    if (w->exp_gen == gen) { /* no configuration changed here while it was parsed: keep it */
         gw_lc_config_release(&s->cfg);
+        free(s->doc);
         s->cfg = cfg;
+        s->doc = cluster ? doc : NULL;
         s->gen = gen;
         snprintf(s->bucket, sizeof(s->bucket), "%s", bucket);
         memset(&cfg, 0, sizeof(cfg));
+        if (cluster)
+            doc = NULL; /* kept in the slot */
     }
     pthread_mutex_unlock(&w->exp_mu);
     gw_lc_config_release(&cfg);
+    free(doc);
     return found;
 }

@@ -10,7 +10,8 @@ one line per check that passed.
     objects written through every node, an upload started through n3 with a part; then, read
     through other nodes: tmp/ and the tagged object expire, the rest stays, the stale upload is
     aborted and the other one kept; the nodes' last passes examined each record left once in all
-    (/admin/status); the configuration deleted.
+    (/admin/status); x-amz-expiration on PUT/GET/HEAD through other nodes follows a
+    configuration put through n2; the configuration deleted, and the header gone with it.
 """
 import json
 import os
@@ -120,9 +121,40 @@ def main():
     check(err(lambda: c[3].get_object(Bucket=b, Key="tmp/00"))[1] == 404 and
           c[3].get_object(Bucket=b, Key="t/b")["Body"].read() == b"b",
           "an expired object is gone, a kept one reads back (n4)")
+    expiration_header(c, b)
     c[0].delete_bucket_lifecycle(Bucket=b)
     check(err(lambda: c[2].get_bucket_lifecycle_configuration(Bucket=b))[0] ==
           "NoSuchLifecycleConfiguration", "deleted through n1, none through n3")
+    check(until(lambda: "Expiration" not in c[4].head_object(Bucket=b, Key="keep/0")),
+          "no x-amz-expiration once the configuration is deleted (n5)")
+
+
+def until(cond, secs=5):
+    """cond() true within secs (a node's copy of the bucket document follows etcd)."""
+    end = time.time() + secs
+    while not cond():
+        if time.time() > end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def expiration_header(c, b):
+    """x-amz-expiration on cluster nodes: n5 parsed the rules already (no rule selects keep/),
+    a configuration put through n2 is followed, and PUT, GET and HEAD all carry the header."""
+    check("Expiration" not in c[4].head_object(Bucket=b, Key="keep/0"),
+          "no x-amz-expiration for an object no rule selects (n5)")
+    later = {"Rules": [{"ID": "keep-later", "Status": "Enabled", "Filter": {"Prefix": "keep/"},
+                        "Expiration": {"Days": 100000}}]}
+    c[1].put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=later)
+    want = 'rule-id="keep-later"'
+    check(until(lambda: want in c[4].head_object(Bucket=b, Key="keep/0").get("Expiration", "")),
+          "a configuration put through n2 gives x-amz-expiration on HEAD through n5")
+    got = c[4].get_object(Bucket=b, Key="keep/1")
+    check(want in got.get("Expiration", "") and "expiry-date=" in got["Expiration"],
+          "GET through n5 carries it too: %s" % got.get("Expiration"))
+    check(until(lambda: want in c[3].put_object(Bucket=b, Key="keep/new", Body=b"n")
+                .get("Expiration", "")), "PUT through n4 answers it")
 
 
 if __name__ == "__main__":

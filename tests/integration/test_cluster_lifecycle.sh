@@ -6,7 +6,8 @@
 # waits until, read through other nodes, the selected objects expired and the stale upload was
 # aborted while the others stay; over passes that all began after that, the nodes' examined
 # counters (/admin/status) add up to the records left, not six times them (one node applies the
-# rules to each partition). Then the nodes' logs: each expired object and the aborted upload
+# rules to each partition); x-amz-expiration through other nodes follows a configuration put
+# through n2 and goes with its deletion. Then the nodes' logs: each expired object and the aborted upload
 # appear exactly once across all six, spread over several nodes, and no lifecycle warning or
 # error anywhere. About 20 s.
 . "$(dirname "$0")/lib.sh"
