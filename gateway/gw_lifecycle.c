@@ -45,11 +45,14 @@
  *
  * On a cluster node (cfg.mine set) every node runs a worker, over the buckets the etcd document
  * gives a configuration (lifecycle_next); the cursor and counters stay in the node's own store.
- * Objects come from the replicated listing (gw_meta_list, current objects only, scan_current) and
- * uploads from rp_upload_list; the worker acts only on those of the partitions cfg.mine says are
- * this node's (the first live home: each record is done by one node), through the same
- * gw_object_remove (the replicated delete, ETag-conditioned) and rp_upload_abort. The listing
- * reads every partition, so the rate bounds entries listed, not only those acted on.
+ * Objects come from the replicated listing (a bucket never versioned: gw_meta_list, current
+ * objects, scan_current; a versioned one: gw_meta_list_versions in scan_objects, a key cut by the
+ * page read again from cluster_key_versions) and uploads from rp_upload_list; the worker acts only
+ * on those of the partitions cfg.mine says are this node's (the first live home: each record is
+ * done by one node), through the same gw_object_remove (the replicated delete, ETag- or
+ * noncurrent-conditioned, the latter checked again by the partition's leader) and
+ * rp_upload_abort. ExpiredObjectDeleteMarker is refused there (501). The listing reads every
+ * partition, so the rate bounds entries listed, not only those acted on.
  *
  * Threading: the worker thread does every blocking call; status readers (the admin API, on the
  * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
@@ -181,13 +184,12 @@ static void put_finish(gw_req *r)
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
     }
-    /* A cluster node's worker walks current objects only (the replicated listing). */
+    /* A cluster node does not remove lone delete markers yet. */
     for (size_t i = 0; gw_cluster_node(r->g) && i < cfg.n; i++) {
-        if (cfg.rules[i].nc_days || cfg.rules[i].exp_marker) {
+        if (cfg.rules[i].exp_marker) {
             gw_lc_config_release(&cfg);
             gw_error(r, GW_UNSUPPORTED,
-                     "NoncurrentVersionExpiration and ExpiredObjectDeleteMarker are not "
-                     "implemented on a cluster node yet");
+                     "ExpiredObjectDeleteMarker is not implemented on a cluster node yet");
             return;
         }
     }
@@ -556,7 +558,7 @@ static int version_rule(gw_lc *w, const char *bucket, const char *key, const gw_
         if (r->ntags && !have_full) { /* a listing carries no tags */
             cm_err ge = v->noncurrent_ms < 0
                             ? gw_meta_get(w->g, bucket, key, &full)
-                            : md_version_get(w->g->md, bucket, key, o->version_id, &full);
+                            : gw_meta_get_version(w->g, bucket, key, o->version_id, &full);
             if (ge == CM_ERR_NOTFOUND)
                 break; /* gone meanwhile (or a delete marker, which has no tags) */
             if (ge != CM_OK) {
@@ -658,6 +660,33 @@ static void key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, cons
     }
 }
 
+/* A cluster node: key's versions, newest first (KEY_VERSIONS_MAX at most: *truncated when there
+ * are more), from the replicated version listing of the keys starting with key (its own versions
+ * come first: a longer key sorts after it). */
+static cm_err cluster_key_versions(gw_lc *w, const char *bucket, const char *key, md_object **all,
+                                   size_t *m, int *truncated)
+{
+    md_vlist_query q = {.prefix = key, .max_keys = KEY_VERSIONS_MAX};
+    md_list_result res;
+    *all = NULL, *m = 0, *truncated = 0;
+    cm_err e = gw_meta_list_versions(w->g, bucket, &q, &res);
+    if (e != CM_OK)
+        return e;
+    size_t n = 0;
+    while (n < res.n && !res.entries[n].is_prefix && strcmp(res.entries[n].key, key) == 0)
+        n++;
+    *truncated = n == res.n && res.truncated;
+    if (n && !(*all = calloc(n, sizeof(**all))))
+        e = CM_ERR_NOMEM;
+    for (size_t i = 0; e == CM_OK && i < n; i++) { /* moved out of the listing */
+        (*all)[i] = res.entries[i].obj;
+        memset(&res.entries[i].obj, 0, sizeof(res.entries[i].obj));
+    }
+    *m = e == CM_OK ? n : 0;
+    md_list_result_release(&res);
+    return e;
+}
+
 /*
  * The versions of entries[0..n) (one key, newest first, as listed) into key_step; when the page
  * cut the key's versions short (cut), the key's history is read whole (up to KEY_VERSIONS_MAX).
@@ -670,8 +699,10 @@ static cm_err key_versions(gw_lc *w, const gw_lc_config *cfg, const char *bucket
     size_t m = n;
     int truncated = 0;
     if (cut || !entries[0].is_latest) {
-        cm_err e = md_key_versions(w->g->md, bucket, entries[0].key, KEY_VERSIONS_MAX, &all, &m,
-                                   &truncated);
+        cm_err e = gw_meta_remote(w->g)
+                       ? cluster_key_versions(w, bucket, entries[0].key, &all, &m, &truncated)
+                       : md_key_versions(w->g->md, bucket, entries[0].key, KEY_VERSIONS_MAX, &all,
+                                         &m, &truncated);
         if (e != CM_OK)
             return e;
         if (m == 0) {
@@ -693,14 +724,19 @@ static cm_err key_versions(gw_lc *w, const gw_lc_config *cfg, const char *bucket
     return CM_OK;
 }
 
-/* The keys of one bucket (every version, delete markers included) after cur->key. CM_ERR_CLOSED
- * when stopped. */
+static int mine(gw_lc *w, const char *bucket, const char *key);
+
+/* The keys of one bucket (every version, delete markers included) after cur->key; on a cluster
+ * node from the replicated version listing (a versioned bucket), acting on the keys of this
+ * node's partitions only. CM_ERR_CLOSED when stopped. */
 static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
 {
+    int remote = gw_meta_remote(w->g);
     for (;;) {
         md_vlist_query q = {.key_marker = cur->key[0] ? cur->key : NULL, .max_keys = page_size(w)};
         md_list_result res;
-        cm_err e = md_list_versions(w->g->md, cur->bucket, &q, &res);
+        cm_err e = remote ? gw_meta_list_versions(w->g, cur->bucket, &q, &res)
+                          : md_list_versions(w->g->md, cur->bucket, &q, &res);
         if (e != CM_OK)
             return e;
         lc_counts add = {0};
@@ -709,7 +745,7 @@ static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
         for (size_t a = 0; a < res.n && e == CM_OK; a = b) {
             for (b = a + 1; b < res.n && strcmp(res.entries[b].key, res.entries[a].key) == 0; b++)
                 ;
-            if (!res.entries[a].is_prefix)
+            if (!res.entries[a].is_prefix && mine(w, cur->bucket, res.entries[a].key))
                 e = key_versions(w, cfg, cur->bucket, &res.entries[a], b - a,
                                  b == res.n && res.truncated, now, &add);
         }
@@ -842,9 +878,10 @@ static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
         abort |= r->enabled && r->abort_days;
     }
     if (cur->phase == PHASE_OBJECTS) {
-        e = !expire                ? CM_OK
-            : gw_meta_remote(w->g) ? scan_current(w, &cfg, cur)
-                                   : scan_objects(w, &cfg, cur);
+        e = !expire ? CM_OK
+            : gw_meta_remote(w->g) && !gw_meta_versioned(w->g, cur->bucket)
+                ? scan_current(w, &cfg, cur)
+                : scan_objects(w, &cfg, cur);
         if (e == CM_OK) {
             cur->phase = PHASE_UPLOADS;
             cur->key[0] = '\0';
