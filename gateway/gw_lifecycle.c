@@ -51,8 +51,9 @@
  * on those of the partitions cfg.mine says are this node's (the first live home: each record is
  * done by one node), through the same gw_object_remove (the replicated delete, ETag- or
  * noncurrent-conditioned, the latter checked again by the partition's leader) and
- * rp_upload_abort. ExpiredObjectDeleteMarker is refused there (501). The listing reads every
- * partition, so the rate bounds entries listed, not only those acted on.
+ * rp_upload_abort; a lone delete marker only while a fresh listing of its key still shows it alone
+ * (cluster_lone_marker). The listing reads every partition, so the rate bounds entries listed,
+ * not only those acted on.
  *
  * Threading: the worker thread does every blocking call; status readers (the admin API, on the
  * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
@@ -183,15 +184,6 @@ static void put_finish(gw_req *r)
     if (e != GW_OK) {
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
-    }
-    /* A cluster node does not remove lone delete markers yet. */
-    for (size_t i = 0; gw_cluster_node(r->g) && i < cfg.n; i++) {
-        if (cfg.rules[i].exp_marker) {
-            gw_lc_config_release(&cfg);
-            gw_error(r, GW_UNSUPPORTED,
-                     "ExpiredObjectDeleteMarker is not implemented on a cluster node yet");
-            return;
-        }
     }
     cm_err ce = (st->doc = evbuffer_new()) ? gw_lc_write(st->doc, &cfg) : CM_ERR_NOMEM;
     gw_lc_config_release(&cfg);
@@ -578,6 +570,26 @@ static int version_rule(gw_lc *w, const char *bucket, const char *key, const gw_
     return rc;
 }
 
+static cm_err cluster_key_versions(gw_lc *w, const char *bucket, const char *key, md_object **all,
+                                   size_t *m, int *truncated);
+
+/* A cluster node, before removing a lone delete marker: 1 while marker vid is still the key's
+ * only version (read again at quorum), 0 when not, -1 when the read failed (logged). */
+static int cluster_lone_marker(gw_lc *w, const char *bucket, const char *key, const char *vid)
+{
+    md_object *all = NULL;
+    size_t m = 0;
+    int truncated = 0;
+    cm_err e = cluster_key_versions(w, bucket, key, &all, &m, &truncated);
+    if (e != CM_OK) {
+        CM_WARN(MOD, "bucket=%s key=%s: cannot list its versions: %s", bucket, key, cm_err_str(e));
+        return -1;
+    }
+    int lone = m == 1 && !truncated && all[0].delete_marker && strcmp(all[0].version_id, vid) == 0;
+    md_objects_free(all, m);
+    return lone;
+}
+
 /*
  * Do act to version o of bucket/key through gw_object_remove, DeleteObject's own path (so a
  * versioned bucket gets a delete marker, and Object Lock refuses what it protects). The current
@@ -591,6 +603,13 @@ static int version_apply(gw_lc *w, const char *bucket, const char *key, const md
                          const gw_lc_version *v, gw_lc_action act, const gw_lc_rule *hit,
                          lc_counts *add)
 {
+    if (act == GW_LC_REMOVE_MARKER && gw_meta_remote(w->g)) {
+        int lone = cluster_lone_marker(w, bucket, key, o->version_id);
+        if (lone <= 0) {
+            add->errors += lone < 0;
+            return lone;
+        }
+    }
     md_cond cond = {.if_match = o->etag};
     md_cond older = {
         .noncurrent = 1, .successor_ms = v->noncurrent_ms, .newer_min = v->newer_noncurrent + 1};

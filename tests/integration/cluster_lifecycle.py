@@ -5,8 +5,7 @@ one line per check that passed.
 
   cluster_lifecycle.py EPS BUCKET
     a configuration put through n1 (expire tmp/ after a day, tagged t/ objects after a day, abort
-    uploads under up/ after a day) and read back through n4; an ExpiredObjectDeleteMarker rule
-    refused with 501 through n2, one too large for the bucket document with 400 through n3;
+    uploads under up/ after a day) and read back through n4; one too large for the bucket document with 400 through n3;
     objects written through every node, an upload started through n3 with a part; then, read
     through other nodes: tmp/ and the tagged object expire, the rest stays, the stale upload is
     aborted and the other one kept; the nodes' last passes examined each record left once in all
@@ -74,11 +73,6 @@ def main():
     check(sorted(r["ID"] for r in got) == ["mpu", "tagged", "tmp"] and
           any(r.get("Filter", {}).get("Prefix") == "tmp/" for r in got),
           "the configuration put through n1 is read back through n4")
-    dm = {"Rules": [{"ID": "dm", "Status": "Enabled", "Filter": {"Prefix": ""},
-                     "Expiration": {"ExpiredObjectDeleteMarker": True}}]}
-    check(err(lambda: c[1].put_bucket_lifecycle_configuration(
-        Bucket=b, LifecycleConfiguration=dm)) == ("NotImplemented", 501),
-        "an ExpiredObjectDeleteMarker rule is refused with 501 through n2")
     many = {"Rules": [{"ID": "rule-%03d" % i, "Status": "Enabled", "Filter": {"Prefix": "p%d/" % i},
                        "Expiration": {"Days": 1 + i}} for i in range(400)]}
     check(err(lambda: c[2].put_bucket_lifecycle_configuration(
@@ -140,9 +134,13 @@ def versions(cl, b):
 
 def noncurrent(c, eps, b):
     """NoncurrentVersionExpiration on a bucket with Object Lock (versioned): a key's noncurrent
-    versions expire but for the NewerNoncurrentVersions newest, a locked one stays."""
+    versions expire but for the NewerNoncurrentVersions newest, a locked one stays; under m/ the
+    noncurrent version goes and then the delete marker left alone (ExpiredObjectDeleteMarker)."""
     c[0].create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
-    rule = {"Rules": [{"ID": "nc", "Status": "Enabled", "Filter": {"Prefix": ""},
+    rule = {"Rules": [{"ID": "dm", "Status": "Enabled", "Filter": {"Prefix": "m/"},
+                       "Expiration": {"ExpiredObjectDeleteMarker": True},
+                       "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+                      {"ID": "nc", "Status": "Enabled", "Filter": {"Prefix": ""},
                        "NoncurrentVersionExpiration": {"NoncurrentDays": 1,
                                                        "NewerNoncurrentVersions": 1}}]}
     ids = {}
@@ -155,11 +153,18 @@ def noncurrent(c, eps, b):
                       datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)}
             ids[k].append(c[(i + len(k)) % 6].put_object(Bucket=b, Key=k, Body=b"v%d" % i,
                                                           **kw)["VersionId"])
+    c[2].put_object(Bucket=b, Key="m/x", Body=b"gone")
+    c[3].delete_object(Bucket=b, Key="m/x")
+    check([(v["Key"], v["IsLatest"]) for v in
+           c[4].list_object_versions(Bucket=b, Prefix="m/").get("DeleteMarkers", [])] ==
+          [("m/x", True)], "m/x deleted: a delete marker over its version")
     c[1].put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=rule)
     want = sorted([("a", ids["a"][3]), ("a", ids["a"][2])] + [("l", v) for v in ids["l"]] +
                   [("s", ids["s"][0])])
     check(until(lambda: versions(c[2], b) == want, 20),
           "noncurrent versions expired but the newest one of each key and a locked one (n3)")
+    check(until(lambda: not c[0].list_object_versions(Bucket=b, Prefix="m/").get("DeleteMarkers")),
+          "the delete marker left alone is removed (ExpiredObjectDeleteMarker, n1)")
     check(c[5].get_object(Bucket=b, Key="a")["VersionId"] == ids["a"][3],
           "the latest version stays the latest (n6)")
     check(until(lambda: sum(p["refused_locked"] for p in last_passes(eps) if p) >= 1, 10),

@@ -8,7 +8,8 @@
 # counters (/admin/status) add up to the records left, not six times them (one node applies the
 # rules to each partition); x-amz-expiration through other nodes follows a configuration put
 # through n2 and goes with its deletion; in a bucket with Object Lock, NoncurrentVersionExpiration
-# (NewerNoncurrentVersions 1) removes the older noncurrent versions but a locked one. Then the nodes' logs: each expired object and the aborted upload
+# (NewerNoncurrentVersions 1) removes the older noncurrent versions but a locked one, and
+# ExpiredObjectDeleteMarker the marker left alone. Then the nodes' logs: each expired object and the aborted upload
 # appear exactly once across all six, spread over several nodes, and no lifecycle warning or
 # error anywhere. About 20 s.
 . "$(dirname "$0")/lib.sh"
