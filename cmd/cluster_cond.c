@@ -356,6 +356,9 @@ typedef struct {
     int status; /* 0: no answer came (the wire failed) */
     char id[PL_NAME_MAX], host[PL_ADDR_MAX], bucket[MD_BUCKET_MAX + 1], ifmatch[MD_MAX_KEY + 1];
     int port, del, inm, has_ifmatch, unlocked, bypass;
+    int noncurrent; /* md_cond.noncurrent, with successor_ms and newer_min */
+    int64_t successor_ms;
+    uint32_t newer_min;
     uint8_t *rec;
     size_t len;
     nd_client *cl;
@@ -396,7 +399,10 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
     md_cond cond = {.if_none_match_star = f->inm,
                     .if_match = f->has_ifmatch ? f->ifmatch : NULL,
                     .unlocked = f->unlocked,
-                    .bypass_governance = f->bypass};
+                    .bypass_governance = f->bypass,
+                    .noncurrent = f->noncurrent,
+                    .successor_ms = f->successor_ms,
+                    .newer_min = f->newer_min};
     cm_err e = nd_cond_write(f->cl, &peer, f->bucket, f->rec, f->len, f->del, &cond, fwd_done, f);
     if (e != CM_OK)
         fwd_end(f, e, 0);
@@ -432,6 +438,8 @@ static cm_err forward(cmd_cond *cc, const char *id, const rp_cond_write *w, int 
     snprintf(f->bucket, sizeof(f->bucket), "%s", w->bucket);
     f->inm = w->cond->if_none_match_star;
     f->unlocked = w->cond->unlocked, f->bypass = w->cond->bypass_governance;
+    f->noncurrent = w->cond->noncurrent, f->successor_ms = w->cond->successor_ms;
+    f->newer_min = w->cond->newer_min;
     f->has_ifmatch = w->cond->if_match != NULL;
     if (f->has_ifmatch)
         snprintf(f->ifmatch, sizeof(f->ifmatch), "%s", w->cond->if_match);

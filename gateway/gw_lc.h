@@ -144,9 +144,10 @@ void gw_lc_stop(gw *g, gw_lc *w);
 /*
  * x-amz-expiration for o, the current version of bucket/o->key (PUT, GET and HEAD answers): 1 and
  * out filled with `expiry-date="<RFC 1123 date>", rule-id="<ID>"` when an enabled Expiration
- * Days/Date rule selects o (the earliest expiry when several do), else 0 (also without a worker:
- * a cluster node). The bucket's rules are kept parsed in a small cache; a miss reads the store
- * once (blocking, short). Any thread.
+ * Days/Date rule selects o (the earliest expiry when several do), else 0 (also without a worker).
+ * The bucket's rules are kept parsed in a small cache; a miss reads the store once (blocking,
+ * short). On a cluster node each call copies the document from the node's copy of the etcd
+ * bucket document (memory) and reparses only when it differs from the cached one. Any thread.
  */
 int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, size_t cap);
 /* Forget the cached rules: a configuration was set or deleted, or a bucket deleted. Any thread. */

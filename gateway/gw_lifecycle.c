@@ -32,7 +32,8 @@
  * x-amz-expiration (gw_lc_expiration): the current-version expiration rules of up to EXP_SLOTS
  * buckets are kept parsed in a direct-mapped table under exp_mu; every change of a configuration
  * (or a bucket's deletion) bumps its generation, and a load that raced a change is used once and
- * not kept.
+ * not kept. A cluster node's configuration changes through any node, so there a slot also keeps
+ * the document it was parsed from, compared with the node's copy (memory) at each use.
  *
  * Bounded rate: pages hold at most min(256, rate) entries and the thread sleeps so that the
  * entries examined since the pass (re)started stay within rate per second. Restarts: after each
@@ -44,12 +45,15 @@
  *
  * On a cluster node (cfg.mine set) every node runs a worker, over the buckets the etcd document
  * gives a configuration (lifecycle_next); the cursor and counters stay in the node's own store.
- * Objects come from the replicated listing (gw_meta_list, current objects only, scan_current) and
- * uploads from rp_upload_list; the worker acts only on those of the partitions cfg.mine says are
- * this node's (the first live home: each record is done by one node), through the same
- * gw_object_remove (the replicated delete, ETag-conditioned) and rp_upload_abort. The listing
- * reads every partition, so the rate bounds entries listed, not only those acted on.
- * x-amz-expiration is not sent there (the parsed-rules cache does not follow other nodes' changes).
+ * Objects come from the replicated listing (a bucket never versioned: gw_meta_list, current
+ * objects, scan_current; a versioned one: gw_meta_list_versions in scan_objects, a key cut by the
+ * page read again from cluster_key_versions) and uploads from rp_upload_list; the worker acts only
+ * on those of the partitions cfg.mine says are this node's (the first live home: each record is
+ * done by one node), through the same gw_object_remove (the replicated delete, ETag- or
+ * noncurrent-conditioned, the latter checked again by the partition's leader) and
+ * rp_upload_abort; a lone delete marker only while a fresh listing of its key still shows it alone
+ * (cluster_lone_marker). The listing reads every partition, so the rate bounds entries listed,
+ * not only those acted on.
  *
  * Threading: the worker thread does every blocking call; status readers (the admin API, on the
  * loops) copy counters under mu. gw_lc_stop wakes a sleeping worker and joins it; a page in
@@ -180,16 +184,6 @@ static void put_finish(gw_req *r)
     if (e != GW_OK) {
         gw_error(r, e, msg[0] ? msg : NULL);
         return;
-    }
-    /* A cluster node's worker walks current objects only (the replicated listing). */
-    for (size_t i = 0; gw_cluster_node(r->g) && i < cfg.n; i++) {
-        if (cfg.rules[i].nc_days || cfg.rules[i].exp_marker) {
-            gw_lc_config_release(&cfg);
-            gw_error(r, GW_UNSUPPORTED,
-                     "NoncurrentVersionExpiration and ExpiredObjectDeleteMarker are not "
-                     "implemented on a cluster node yet");
-            return;
-        }
     }
     cm_err ce = (st->doc = evbuffer_new()) ? gw_lc_write(st->doc, &cfg) : CM_ERR_NOMEM;
     gw_lc_config_release(&cfg);
@@ -418,6 +412,7 @@ static void last_load(md_store *md, lc_counts *c)
 typedef struct {
     char bucket[MD_BUCKET_MAX + 1];
     uint64_t gen; /* exp_gen when loaded; 0: empty slot */
+    char *doc;    /* a cluster node: the document cfg was parsed from (NULL: none) */
     gw_lc_config cfg;
 } exp_slot;
 
@@ -555,7 +550,7 @@ static int version_rule(gw_lc *w, const char *bucket, const char *key, const gw_
         if (r->ntags && !have_full) { /* a listing carries no tags */
             cm_err ge = v->noncurrent_ms < 0
                             ? gw_meta_get(w->g, bucket, key, &full)
-                            : md_version_get(w->g->md, bucket, key, o->version_id, &full);
+                            : gw_meta_get_version(w->g, bucket, key, o->version_id, &full);
             if (ge == CM_ERR_NOTFOUND)
                 break; /* gone meanwhile (or a delete marker, which has no tags) */
             if (ge != CM_OK) {
@@ -575,6 +570,26 @@ static int version_rule(gw_lc *w, const char *bucket, const char *key, const gw_
     return rc;
 }
 
+static cm_err cluster_key_versions(gw_lc *w, const char *bucket, const char *key, md_object **all,
+                                   size_t *m, int *truncated);
+
+/* A cluster node, before removing a lone delete marker: 1 while marker vid is still the key's
+ * only version (read again at quorum), 0 when not, -1 when the read failed (logged). */
+static int cluster_lone_marker(gw_lc *w, const char *bucket, const char *key, const char *vid)
+{
+    md_object *all = NULL;
+    size_t m = 0;
+    int truncated = 0;
+    cm_err e = cluster_key_versions(w, bucket, key, &all, &m, &truncated);
+    if (e != CM_OK) {
+        CM_WARN(MOD, "bucket=%s key=%s: cannot list its versions: %s", bucket, key, cm_err_str(e));
+        return -1;
+    }
+    int lone = m == 1 && !truncated && all[0].delete_marker && strcmp(all[0].version_id, vid) == 0;
+    md_objects_free(all, m);
+    return lone;
+}
+
 /*
  * Do act to version o of bucket/key through gw_object_remove, DeleteObject's own path (so a
  * versioned bucket gets a delete marker, and Object Lock refuses what it protects). The current
@@ -588,6 +603,13 @@ static int version_apply(gw_lc *w, const char *bucket, const char *key, const md
                          const gw_lc_version *v, gw_lc_action act, const gw_lc_rule *hit,
                          lc_counts *add)
 {
+    if (act == GW_LC_REMOVE_MARKER && gw_meta_remote(w->g)) {
+        int lone = cluster_lone_marker(w, bucket, key, o->version_id);
+        if (lone <= 0) {
+            add->errors += lone < 0;
+            return lone;
+        }
+    }
     md_cond cond = {.if_match = o->etag};
     md_cond older = {
         .noncurrent = 1, .successor_ms = v->noncurrent_ms, .newer_min = v->newer_noncurrent + 1};
@@ -657,6 +679,33 @@ static void key_step(gw_lc *w, const char *bucket, const gw_lc_config *cfg, cons
     }
 }
 
+/* A cluster node: key's versions, newest first (KEY_VERSIONS_MAX at most: *truncated when there
+ * are more), from the replicated version listing of the keys starting with key (its own versions
+ * come first: a longer key sorts after it). */
+static cm_err cluster_key_versions(gw_lc *w, const char *bucket, const char *key, md_object **all,
+                                   size_t *m, int *truncated)
+{
+    md_vlist_query q = {.prefix = key, .max_keys = KEY_VERSIONS_MAX};
+    md_list_result res;
+    *all = NULL, *m = 0, *truncated = 0;
+    cm_err e = gw_meta_list_versions(w->g, bucket, &q, &res);
+    if (e != CM_OK)
+        return e;
+    size_t n = 0;
+    while (n < res.n && !res.entries[n].is_prefix && strcmp(res.entries[n].key, key) == 0)
+        n++;
+    *truncated = n == res.n && res.truncated;
+    if (n && !(*all = calloc(n, sizeof(**all))))
+        e = CM_ERR_NOMEM;
+    for (size_t i = 0; e == CM_OK && i < n; i++) { /* moved out of the listing */
+        (*all)[i] = res.entries[i].obj;
+        memset(&res.entries[i].obj, 0, sizeof(res.entries[i].obj));
+    }
+    *m = e == CM_OK ? n : 0;
+    md_list_result_release(&res);
+    return e;
+}
+
 /*
  * The versions of entries[0..n) (one key, newest first, as listed) into key_step; when the page
  * cut the key's versions short (cut), the key's history is read whole (up to KEY_VERSIONS_MAX).
@@ -669,8 +718,10 @@ static cm_err key_versions(gw_lc *w, const gw_lc_config *cfg, const char *bucket
     size_t m = n;
     int truncated = 0;
     if (cut || !entries[0].is_latest) {
-        cm_err e = md_key_versions(w->g->md, bucket, entries[0].key, KEY_VERSIONS_MAX, &all, &m,
-                                   &truncated);
+        cm_err e = gw_meta_remote(w->g)
+                       ? cluster_key_versions(w, bucket, entries[0].key, &all, &m, &truncated)
+                       : md_key_versions(w->g->md, bucket, entries[0].key, KEY_VERSIONS_MAX, &all,
+                                         &m, &truncated);
         if (e != CM_OK)
             return e;
         if (m == 0) {
@@ -692,14 +743,19 @@ static cm_err key_versions(gw_lc *w, const gw_lc_config *cfg, const char *bucket
     return CM_OK;
 }
 
-/* The keys of one bucket (every version, delete markers included) after cur->key. CM_ERR_CLOSED
- * when stopped. */
+static int mine(gw_lc *w, const char *bucket, const char *key);
+
+/* The keys of one bucket (every version, delete markers included) after cur->key; on a cluster
+ * node from the replicated version listing (a versioned bucket), acting on the keys of this
+ * node's partitions only. CM_ERR_CLOSED when stopped. */
 static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
 {
+    int remote = gw_meta_remote(w->g);
     for (;;) {
         md_vlist_query q = {.key_marker = cur->key[0] ? cur->key : NULL, .max_keys = page_size(w)};
         md_list_result res;
-        cm_err e = md_list_versions(w->g->md, cur->bucket, &q, &res);
+        cm_err e = remote ? gw_meta_list_versions(w->g, cur->bucket, &q, &res)
+                          : md_list_versions(w->g->md, cur->bucket, &q, &res);
         if (e != CM_OK)
             return e;
         lc_counts add = {0};
@@ -708,7 +764,7 @@ static cm_err scan_objects(gw_lc *w, const gw_lc_config *cfg, lc_cursor *cur)
         for (size_t a = 0; a < res.n && e == CM_OK; a = b) {
             for (b = a + 1; b < res.n && strcmp(res.entries[b].key, res.entries[a].key) == 0; b++)
                 ;
-            if (!res.entries[a].is_prefix)
+            if (!res.entries[a].is_prefix && mine(w, cur->bucket, res.entries[a].key))
                 e = key_versions(w, cfg, cur->bucket, &res.entries[a], b - a,
                                  b == res.n && res.truncated, now, &add);
         }
@@ -841,9 +897,10 @@ static cm_err scan_bucket(gw_lc *w, lc_cursor *cur)
         abort |= r->enabled && r->abort_days;
     }
     if (cur->phase == PHASE_OBJECTS) {
-        e = !expire                ? CM_OK
-            : gw_meta_remote(w->g) ? scan_current(w, &cfg, cur)
-                                   : scan_objects(w, &cfg, cur);
+        e = !expire ? CM_OK
+            : gw_meta_remote(w->g) && !gw_meta_versioned(w->g, cur->bucket)
+                ? scan_current(w, &cfg, cur)
+                : scan_objects(w, &cfg, cur);
         if (e == CM_OK) {
             cur->phase = PHASE_UPLOADS;
             cur->key[0] = '\0';
@@ -1009,8 +1066,10 @@ void gw_lc_stop(gw *g, gw_lc *w)
     pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-    for (size_t i = 0; i < EXP_SLOTS; i++)
+    for (size_t i = 0; i < EXP_SLOTS; i++) {
         gw_lc_config_release(&w->exp[i].cfg);
+        free(w->exp[i].doc);
+    }
     pthread_mutex_destroy(&w->exp_mu);
     free(w);
 }
@@ -1055,19 +1114,15 @@ void gw_lc_invalidate(gw *g)
     pthread_mutex_unlock(&w->exp_mu);
 }
 
-/* The bucket's rules that expire current objects (cfg->n 0: none), read from the store. */
-static cm_err exp_load(gw *g, const char *bucket, gw_lc_config *cfg)
+/* The rules of doc (len bytes; NULL: none) that expire current objects (cfg->n 0: none). */
+static cm_err exp_parse(const char *doc, size_t len, gw_lc_config *cfg)
 {
-    char *doc = NULL, msg[200];
-    size_t len = 0, n = 0;
+    char msg[200];
+    size_t n = 0;
     memset(cfg, 0, sizeof(*cfg));
-    cm_err e = md_lc_config_get(g->md, bucket, &doc, &len);
-    if (e == CM_ERR_NOTFOUND)
+    if (!doc)
         return CM_OK;
-    if (e != CM_OK)
-        return e;
     gw_s3err pe = gw_lc_parse(doc, len, GW_LC_XML_CAP, cfg, msg, sizeof(msg));
-    free(doc);
     if (pe != GW_OK) /* a document that does not parse is logged by the worker at its pass */
         return pe == GW_INTERNAL ? CM_ERR_NOMEM : CM_ERR_CORRUPT;
     /* Keep only what the header looks at: the others are released here. */
@@ -1132,36 +1187,57 @@ static size_t exp_slot_of(const char *bucket)
 int gw_lc_expiration(gw *g, const char *bucket, const md_object *o, char *out, size_t cap)
 {
     gw_lc *w = g->lc;
-    if (!w || o->delete_marker || gw_cluster_node(g)) /* cluster: no cache that follows etcd */
+    if (!w || o->delete_marker)
         return 0;
+    /* A single node's slot is valid while no configuration changed (exp_gen); a cluster node's
+     * while the document in its copy of the bucket document (from memory, no etcd round trip) is
+     * the one the slot was parsed from, so a change through any node is followed. */
+    int cluster = gw_cluster_node(g);
+    char *doc = NULL;
+    size_t len = 0;
+    cm_err e;
+    if (cluster && config_get(g, bucket, &doc, &len) != CM_OK)
+        return 0; /* no configuration */
     exp_slot *s = &w->exp[exp_slot_of(bucket)];
     pthread_mutex_lock(&w->exp_mu);
-    if (s->gen == w->exp_gen && strcmp(s->bucket, bucket) == 0) {
+    if (s->gen == w->exp_gen && strcmp(s->bucket, bucket) == 0 &&
+        (!cluster || (s->doc && strcmp(s->doc, doc) == 0))) {
         int found = exp_value(&s->cfg, o, w->cfg.day_s, out, cap);
         pthread_mutex_unlock(&w->exp_mu);
+        free(doc);
         return found;
     }
     uint64_t gen = w->exp_gen;
     pthread_mutex_unlock(&w->exp_mu);
+    e = cluster ? CM_OK : config_get(g, bucket, &doc, &len);
+    if (e != CM_OK && e != CM_ERR_NOTFOUND)
+        return 0; /* not kept: the next request reads again */
 
     gw_lc_config cfg;
-    cm_err e = exp_load(g, bucket, &cfg);
+    e = exp_parse(doc, len, &cfg);
     if (e != CM_OK) {
         gw_lc_config_release(&cfg);
-        if (e != CM_ERR_CORRUPT)
+        if (e != CM_ERR_CORRUPT) {
+            free(doc);
             return 0; /* not kept: the next request reads again */
+        }
         /* A stored document that does not parse (the worker logs it): kept as no rules. */
     }
     int found = exp_value(&cfg, o, w->cfg.day_s, out, cap);
     pthread_mutex_lock(&w->exp_mu);
-    if (w->exp_gen == gen) { /* no configuration changed while it was read: keep it */
+    if (w->exp_gen == gen) { /* no configuration changed here while it was parsed: keep it */
         gw_lc_config_release(&s->cfg);
+        free(s->doc);
         s->cfg = cfg;
+        s->doc = cluster ? doc : NULL;
         s->gen = gen;
         snprintf(s->bucket, sizeof(s->bucket), "%s", bucket);
         memset(&cfg, 0, sizeof(cfg));
+        if (cluster)
+            doc = NULL; /* kept in the slot */
     }
     pthread_mutex_unlock(&w->exp_mu);
     gw_lc_config_release(&cfg);
+    free(doc);
     return found;
 }

@@ -825,7 +825,8 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
     int n = snprintf(t, sizeof(t), ND_PREFIX "/cond/%s", bucket);
     size_t tl = n > 0 ? (size_t)n : 0;
     if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX || !cond ||
-        (!cond->if_none_match_star && !cond->if_match && !cond->unlocked) ||
+        (!cond->if_none_match_star && !cond->if_match && !cond->unlocked && !cond->noncurrent) ||
+        (cond->noncurrent && cond->successor_ms < 0) ||
         (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
         return CM_ERR_INVAL;
     if (cond->if_none_match_star)
@@ -834,6 +835,13 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
         add_param(t, sizeof(t), &tl, "ifmatch", cond->if_match); /* fits, as a key does */
     if (cond->unlocked)
         add_param(t, sizeof(t), &tl, "unlocked", cond->bypass_governance ? "2" : "1");
+    if (cond->noncurrent) {
+        char v[2][24];
+        snprintf(v[0], sizeof(v[0]), "%" PRId64, cond->successor_ms);
+        snprintf(v[1], sizeof(v[1]), "%" PRIu32, cond->newer_min);
+        add_param(t, sizeof(t), &tl, "ncsucc", v[0]);
+        add_param(t, sizeof(t), &tl, "ncnewer", v[1]);
+    }
     if (del)
         add_param(t, sizeof(t), &tl, "del", "1");
     return meta_call(cl, peer, "POST", t, rec, len, done, arg);

@@ -587,6 +587,9 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     if (e != CM_OK)
         return e;
     e = md_cond_check(cond, rd.has ? &rd.win : NULL);
+    /* a version deleted as noncurrent (the lifecycle): still so, with what its listing saw */
+    if (e == CM_OK && !obj && cond && cond->noncurrent && rd.has && !rd.win.tombstone)
+        e = rp_version_older(c, bucket, key, cond);
     /* Nothing to delete: a quorum (or every home) holds no live version. */
     int skip = !obj && (mode == RP_STRONG || rd.all_homes) && (!rd.has || rd.win.tombstone);
     /* A new version stamped before the version read was (a write between the caller's read and
@@ -633,7 +636,8 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 
 static int cond_set(const md_cond *cond)
 {
-    return cond && (cond->if_none_match_star || cond->if_match || cond->unlocked);
+    return cond &&
+           (cond->if_none_match_star || cond->if_match || cond->unlocked || cond->noncurrent);
 }
 
 static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,

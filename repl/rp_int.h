@@ -169,6 +169,11 @@ cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t 
  * record and its pointer, at its stamp, fenced. */
 int rp_version_new(const md_object *obj);
 cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence);
+/* cond->noncurrent for version record vkey (rp_version.c): CM_OK while the key's pointer names
+ * another version, the next newer version was written at cond->successor_ms and at least
+ * cond->newer_min versions are newer; else CM_ERR_PRECONDITION (CM_ERR_NOTFOUND: no such version).
+ * Blocks (quorum reads). */
+cm_err rp_version_older(rp *c, const char *bucket, const char *vkey, const md_cond *cond);
 
 /* rp_list.c: rp_list_objects over the multipart key space (md_mpkey.c), which it cuts off. */
 cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);

@@ -31,6 +31,11 @@
  * the protected one stays, noncurrent). A suspended write never removes a protected null version
  * (checked on its read: a Suspended bucket has no lock, so nothing can protect it in between).
  *
+ * The lifecycle's delete of a noncurrent version (md_cond.noncurrent: successor_ms, newer_min)
+ * is checked the same way twice (rp_version_older: the pointer names another version, the walk of
+ * the key's versions shows that successor and enough newer ones): here before anything is
+ * touched, then by the leader deleting the version record, on its own reads.
+ *
  * Threading: worker threads (every rp_object_* call blocks).
  */
 #include <stdio.h>
@@ -442,6 +447,51 @@ static cm_err demote_latest(rp *c, const char *bucket, const char *key, const ch
     return e;
 }
 
+typedef struct {
+    const char *vkey;
+    uint32_t newer;  /* versions seen before it */
+    int64_t prev_ms; /* the last one's write time */
+    int found;
+} older_walk;
+
+static cm_err older_found(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
+{
+    (void)c, (void)bucket;
+    older_walk *w = arg;
+    if (strcmp(v->key, w->vkey) == 0)
+        w->found = *stop = 1;
+    else
+        w->newer++, w->prev_ms = v->mtime_ms;
+    return CM_OK;
+}
+
+cm_err rp_version_older(rp *c, const char *bucket, const char *vkey, const md_cond *cond)
+{
+    char key[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
+    md_object cur;
+    if (md_ver_split(vkey, key, order) != CM_OK)
+        return CM_ERR_INVAL;
+    /* No pointer, a plain record (the null version is the latest), or a pointer to it: not
+     * noncurrent as far as this read can tell. */
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    if (e == CM_ERR_NOTFOUND)
+        return CM_ERR_PRECONDITION;
+    if (e != CM_OK)
+        return e;
+    int latest = !rp_version_pointer(&cur) || strcmp(cur.version_id, order) == 0;
+    md_object_release(&cur);
+    if (latest)
+        return CM_ERR_PRECONDITION;
+    older_walk w = {.vkey = vkey};
+    if ((e = walk_versions(c, bucket, key, older_found, &w)) != CM_OK)
+        return e;
+    if (!w.found)
+        return CM_ERR_NOTFOUND;
+    if (w.newer == 0 || w.newer < cond->newer_min || w.prev_ms != cond->successor_ms)
+        return CM_ERR_PRECONDITION;
+    return CM_OK;
+}
+
 /* The lock condition of deleting version read (its If-Match is decided on that read: a
  * version's ETag never changes): unlocked when the caller asks (a bucket with lock) or when the
  * version carries a retention or a hold (a node that did not see the bucket get lock yet), with
@@ -477,6 +527,10 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         return e;
     if (have && !rp_version_pointer(&cur) && is_null(vid)) { /* the plain record is it */
         res->delete_marker = cur.delete_marker;
+        if (cond && cond->noncurrent) { /* it is the latest */
+            md_object_release(&cur);
+            return CM_ERR_PRECONDITION;
+        }
         locked = lock_cond(cond, &cur, &lc);
         if ((e = md_cond_check(cond, &cur)) == CM_OK)
             e = md_cond_check(locked, &cur);
@@ -512,11 +566,24 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
                  strcmp(cur.version_id, vkey + vl - MD_VID_LEN) == 0;
     if (have)
         md_object_release(&cur);
+    /* Deleted as noncurrent (the lifecycle): checked here, then again by the partition's leader
+     * under the version key's lock on its own reads, so that a client's write or delete of the
+     * key in between never makes it remove the latest or a version the rule keeps. */
+    md_cond lead = {0};
+    if (cond && cond->noncurrent) {
+        if (latest || (e = rp_version_older(c, bucket, vkey, cond)) != CM_OK)
+            return latest ? CM_ERR_PRECONDITION : e;
+        lead.noncurrent = 1, lead.successor_ms = cond->successor_ms;
+        lead.newer_min = cond->newer_min;
+    }
+    if (locked && !marker)
+        lead.unlocked = 1, lead.bypass_governance = locked->bypass_governance;
     /* The pointer first: it never names a version that is gone. */
     if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
         return e;
     /* its body: garbage on the replicas; with lock, if the leader finds it unprotected still */
-    e = rp_object_delete(c, bucket, vkey, marker ? NULL : locked, NULL, NULL);
+    e = rp_object_delete(c, bucket, vkey, lead.unlocked || lead.noncurrent ? &lead : NULL, NULL,
+                         NULL);
     *had = e == CM_OK;
     return e;
 }

@@ -5,13 +5,16 @@ one line per check that passed.
 
   cluster_lifecycle.py EPS BUCKET
     a configuration put through n1 (expire tmp/ after a day, tagged t/ objects after a day, abort
-    uploads under up/ after a day) and read back through n4; a NoncurrentVersionExpiration rule
-    refused with 501 through n2, one too large for the bucket document with 400 through n3;
+    uploads under up/ after a day) and read back through n4; one too large for the bucket document with 400 through n3;
     objects written through every node, an upload started through n3 with a part; then, read
     through other nodes: tmp/ and the tagged object expire, the rest stays, the stale upload is
     aborted and the other one kept; the nodes' last passes examined each record left once in all
-    (/admin/status); the configuration deleted.
+    (/admin/status); in a bucket with Object Lock, NoncurrentVersionExpiration with
+    NewerNoncurrentVersions 1 keeps the latest and newest noncurrent version of each key and a
+    locked one; x-amz-expiration on PUT/GET/HEAD through other nodes follows a
+    configuration put through n2; the configuration deleted, and the header gone with it.
 """
+import datetime
 import json
 import os
 import sys
@@ -70,11 +73,6 @@ def main():
     check(sorted(r["ID"] for r in got) == ["mpu", "tagged", "tmp"] and
           any(r.get("Filter", {}).get("Prefix") == "tmp/" for r in got),
           "the configuration put through n1 is read back through n4")
-    nc = {"Rules": [{"ID": "nc", "Status": "Enabled", "Filter": {"Prefix": ""},
-                     "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]}
-    check(err(lambda: c[1].put_bucket_lifecycle_configuration(
-        Bucket=b, LifecycleConfiguration=nc)) == ("NotImplemented", 501),
-        "a NoncurrentVersionExpiration rule is refused with 501 through n2")
     many = {"Rules": [{"ID": "rule-%03d" % i, "Status": "Enabled", "Filter": {"Prefix": "p%d/" % i},
                        "Expiration": {"Days": 1 + i}} for i in range(400)]}
     check(err(lambda: c[2].put_bucket_lifecycle_configuration(
@@ -120,9 +118,86 @@ def main():
     check(err(lambda: c[3].get_object(Bucket=b, Key="tmp/00"))[1] == 404 and
           c[3].get_object(Bucket=b, Key="t/b")["Body"].read() == b"b",
           "an expired object is gone, a kept one reads back (n4)")
+    expiration_header(c, b)
+    noncurrent(c, eps, b + "-v")
     c[0].delete_bucket_lifecycle(Bucket=b)
     check(err(lambda: c[2].get_bucket_lifecycle_configuration(Bucket=b))[0] ==
           "NoSuchLifecycleConfiguration", "deleted through n1, none through n3")
+    check(until(lambda: "Expiration" not in c[4].head_object(Bucket=b, Key="keep/0")),
+          "no x-amz-expiration once the configuration is deleted (n5)")
+
+
+def versions(cl, b):
+    r = cl.list_object_versions(Bucket=b)
+    return sorted((v["Key"], v["VersionId"]) for v in r.get("Versions", []))
+
+
+def noncurrent(c, eps, b):
+    """NoncurrentVersionExpiration on a bucket with Object Lock (versioned): a key's noncurrent
+    versions expire but for the NewerNoncurrentVersions newest, a locked one stays; under m/ the
+    noncurrent version goes and then the delete marker left alone (ExpiredObjectDeleteMarker)."""
+    c[0].create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    rule = {"Rules": [{"ID": "dm", "Status": "Enabled", "Filter": {"Prefix": "m/"},
+                       "Expiration": {"ExpiredObjectDeleteMarker": True},
+                       "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+                      {"ID": "nc", "Status": "Enabled", "Filter": {"Prefix": ""},
+                       "NoncurrentVersionExpiration": {"NoncurrentDays": 1,
+                                                       "NewerNoncurrentVersions": 1}}]}
+    ids = {}
+    for k, n in (("a", 4), ("l", 3), ("s", 1)):
+        ids[k] = []
+        for i in range(n):
+            kw = {}
+            if k == "l" and i == 0:
+                kw = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate":
+                      datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)}
+            ids[k].append(c[(i + len(k)) % 6].put_object(Bucket=b, Key=k, Body=b"v%d" % i,
+                                                          **kw)["VersionId"])
+    c[2].put_object(Bucket=b, Key="m/x", Body=b"gone")
+    c[3].delete_object(Bucket=b, Key="m/x")
+    check([(v["Key"], v["IsLatest"]) for v in
+           c[4].list_object_versions(Bucket=b, Prefix="m/").get("DeleteMarkers", [])] ==
+          [("m/x", True)], "m/x deleted: a delete marker over its version")
+    c[1].put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=rule)
+    want = sorted([("a", ids["a"][3]), ("a", ids["a"][2])] + [("l", v) for v in ids["l"]] +
+                  [("s", ids["s"][0])])
+    check(until(lambda: versions(c[2], b) == want, 20),
+          "noncurrent versions expired but the newest one of each key and a locked one (n3)")
+    check(until(lambda: not c[0].list_object_versions(Bucket=b, Prefix="m/").get("DeleteMarkers")),
+          "the delete marker left alone is removed (ExpiredObjectDeleteMarker, n1)")
+    check(c[5].get_object(Bucket=b, Key="a")["VersionId"] == ids["a"][3],
+          "the latest version stays the latest (n6)")
+    check(until(lambda: sum(p["refused_locked"] for p in last_passes(eps) if p) >= 1, 10),
+          "a node's last pass counted the locked version's deletion refused")
+    c[0].delete_bucket_lifecycle(Bucket=b)
+
+
+def until(cond, secs=5):
+    """cond() true within secs (a node's copy of the bucket document follows etcd)."""
+    end = time.time() + secs
+    while not cond():
+        if time.time() > end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def expiration_header(c, b):
+    """x-amz-expiration on cluster nodes: n5 parsed the rules already (no rule selects keep/),
+    a configuration put through n2 is followed, and PUT, GET and HEAD all carry the header."""
+    check("Expiration" not in c[4].head_object(Bucket=b, Key="keep/0"),
+          "no x-amz-expiration for an object no rule selects (n5)")
+    later = {"Rules": [{"ID": "keep-later", "Status": "Enabled", "Filter": {"Prefix": "keep/"},
+                        "Expiration": {"Days": 100000}}]}
+    c[1].put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=later)
+    want = 'rule-id="keep-later"'
+    check(until(lambda: want in c[4].head_object(Bucket=b, Key="keep/0").get("Expiration", "")),
+          "a configuration put through n2 gives x-amz-expiration on HEAD through n5")
+    got = c[4].get_object(Bucket=b, Key="keep/1")
+    check(want in got.get("Expiration", "") and "expiry-date=" in got["Expiration"],
+          "GET through n5 carries it too: %s" % got.get("Expiration"))
+    check(until(lambda: want in c[3].put_object(Bucket=b, Key="keep/new", Body=b"n")
+                .get("Expiration", "")), "PUT through n4 answers it")
 
 
 if __name__ == "__main__":

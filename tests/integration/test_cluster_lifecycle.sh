@@ -6,7 +6,10 @@
 # waits until, read through other nodes, the selected objects expired and the stale upload was
 # aborted while the others stay; over passes that all began after that, the nodes' examined
 # counters (/admin/status) add up to the records left, not six times them (one node applies the
-# rules to each partition). Then the nodes' logs: each expired object and the aborted upload
+# rules to each partition); x-amz-expiration through other nodes follows a configuration put
+# through n2 and goes with its deletion; in a bucket with Object Lock, NoncurrentVersionExpiration
+# (NewerNoncurrentVersions 1) removes the older noncurrent versions but a locked one, and
+# ExpiredObjectDeleteMarker the marker left alone. Then the nodes' logs: each expired object and the aborted upload
 # appear exactly once across all six, spread over several nodes, and no lifecycle warning or
 # error anywhere. About 20 s.
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +31,10 @@ n=$(cat "${LOGS[@]}" | grep -cE "$DONE")
 nodes=$(grep -l "bucket=$B key=.* expired by rule" "${LOGS[@]}" | wc -l)
 [ "$nodes" -ge 2 ] && h_ok "expirations done by $nodes nodes (each its own partitions)" ||
     h_bad "expirations spread over the partitions' first homes" "$nodes node(s)"
+nc=$(cat "${LOGS[@]}" | grep -cE "bucket=$B-v key=a version=[0-9a-f]+ expired \(noncurrent\) by rule nc")
+locked=$(cat "${LOGS[@]}" | grep -cE "bucket=$B-v key=l version=.*: the version is locked")
+[ "$nc" = 2 ] && [ "$locked" -ge 1 ] && h_ok "2 noncurrent versions expired once each, the locked one refused" ||
+    h_bad "2 noncurrent expirations and a locked version refused" "$nc expired, $locked refused"
 bad=$(grep -hE "level=(warn|error) mod=lifecycle" "${LOGS[@]}" | head -5)
 [ -z "$bad" ] && h_ok "no lifecycle warning or error in any node's log" ||
     h_bad "no lifecycle warning or error in any node's log" "$bad"

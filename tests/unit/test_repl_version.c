@@ -423,6 +423,48 @@ static void test_lock(void)
     env_down();
 }
 
+/* The lifecycle's delete of a noncurrent version (md_cond.noncurrent): refused for the latest,
+ * for a successor other than the one listed, with fewer newer versions than asked; and, sent
+ * straight to the leader as rp_version_delete sends it, refused once a client's delete of the
+ * latest made the version the latest again. */
+static void test_noncurrent(void)
+{
+    env_up();
+    md_part p[3];
+    md_object v[3] = {body("n", 0x31, &p[0]), body("n", 0x32, &p[1]), body("n", 0x33, &p[2])};
+    md_vres r[3];
+    int64_t mt[3];
+    for (int i = 0; i < 3; i++) {
+        v[i].mtime_ms = 1000000 + i * 1000;
+        CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[i % 2], B, &v[i], 0, NULL, &r[i]), CM_OK);
+        md_object o;
+        CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[0], B, "n", r[i].version_id, &o), CM_OK);
+        mt[i] = o.mtime_ms;
+        md_object_release(&o);
+    }
+    md_cond latest = {.noncurrent = 1, .successor_ms = mt[2], .newer_min = 0},
+            other = {.noncurrent = 1, .successor_ms = mt[2] + 1, .newer_min = 1},
+            few = {.noncurrent = 1, .successor_ms = mt[1], .newer_min = 3},
+            v2 = {.noncurrent = 1, .successor_ms = mt[2], .newer_min = 1},
+            v1 = {.noncurrent = 1, .successor_ms = mt[1], .newer_min = 2};
+    CU_ASSERT_EQUAL(del_by_id(0, "n", r[2].version_id, &latest), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(del_by_id(1, "n", r[1].version_id, &other), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(del_by_id(0, "n", r[0].version_id, &few), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(del_by_id(1, "n", r[0].version_id, &v1), CM_OK);
+    /* listed noncurrent, then a client deletes the latest: v2 is the latest, the leader refuses */
+    CU_ASSERT_EQUAL(del_by_id(0, "n", r[2].version_id, NULL), CM_OK);
+    char vkey[MD_MAX_KEY + 1];
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("n", r[1].version_id, vkey, sizeof(vkey)), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[1], B, vkey, &v2, NULL, NULL), CM_ERR_PRECONDITION);
+    CU_ASSERT_EQUAL(del_by_id(0, "n", r[1].version_id, &v2), CM_ERR_PRECONDITION);
+    char ids[8][MD_VID_LEN + 1];
+    int lat[8];
+    CU_ASSERT_EQUAL(listed(E.c[0], "n", ids, lat, 8), 1);
+    CU_ASSERT(lat[0] && strcmp(ids[0], r[1].version_id) == 0);
+    coords_free();
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -430,6 +472,7 @@ void cu_register(void)
         {"pointers resolve in the order of version ids", test_order},
         {"conditional writes of versions", test_conditional},
         {"object lock refuses deletes of protected versions", test_lock},
+        {"a noncurrent version's delete is conditioned on its place", test_noncurrent},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
