@@ -13,14 +13,20 @@ source "$H_DIR/lib_fault.sh"
 printf '[storage]\nmeta_replicas = 1\n' >"$H_WORK/one-copy.conf"
 H_SERVER_ARGS=(--config "$H_WORK/one-copy.conf")
 h_need cc curl
-ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH=12 LDFAULT_COUNT=1
+# The meta-page write (offset below 8192) of the first commit after the arm file appears, which
+# the PUT loop creates right before k02: how many commits the server makes at start or between
+# requests does not move the failure.
+ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH=1 LDFAULT_COUNT=1 LDFAULT_OFFSET_BELOW=8192 \
+    LDFAULT_ARM_FILE="$H_WORK/arm"
 h_run "create bucket" s3raw mb panic-bucket
 h_run "15 PUTs across the injected meta-page failure" env CAIRN_ENDPOINT="$H_ENDPOINT" \
-    PYTHONPATH="$H_DIR" "$H_PY" - "$H_WORK/puts.txt" <<'PY'
+    PYTHONPATH="$H_DIR" "$H_PY" - "$H_WORK/puts.txt" "$H_WORK/arm" <<'PY'
 import sys
 import s3raw
 with open(sys.argv[1], "w") as f:
     for i in range(15):
+        if i == 2:
+            open(sys.argv[2], "w").close()
         st, _, _ = s3raw.request("PUT", "/panic-bucket/k%02d" % i, body=b"v%02d" % i * 100)
         f.write("k%02d %d\n" % (i, st))
 PY

@@ -15,14 +15,19 @@ h_need cc
 printf '[storage]\nmeta_replicas = 1\n' >"$H_WORK/one-copy.conf"
 H_SERVER_ARGS=(--config "$H_WORK/one-copy.conf")
 fsck() { "$CAIRN_BIN" fsck --data "$H_DATA" "$@"; }
-ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH="${LDFAULT_NTH:-12}" LDFAULT_COUNT=1
+# The meta-page write (offset below 8192) of the first commit after the arm file appears, which
+# the PUT loop creates right before k02 (fault_meta_panic.sh says why).
+ldfault_start LDFAULT_OP=pwrite LDFAULT_NTH=1 LDFAULT_COUNT=1 LDFAULT_OFFSET_BELOW=8192 \
+    LDFAULT_ARM_FILE="$H_WORK/arm"
 h_run "create bucket" s3raw mb orphan-bucket
 h_run "12 PUTs of 100 KB across the injected meta-page failure" env CAIRN_ENDPOINT="$H_ENDPOINT" \
-    PYTHONPATH="$H_DIR" "$H_PY" - "$H_WORK/puts.txt" <<'PY'
+    PYTHONPATH="$H_DIR" "$H_PY" - "$H_WORK/puts.txt" "$H_WORK/arm" <<'PY'
 import random, sys
 import s3raw
 with open(sys.argv[1], "w") as f:
     for i in range(12):
+        if i == 2:
+            open(sys.argv[2], "w").close()
         body = random.Random(i).randbytes(100000)
         st, _, _ = s3raw.request("PUT", "/orphan-bucket/k%02d" % i, body=body)
         f.write("k%02d %d\n" % (i, st))

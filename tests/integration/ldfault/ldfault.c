@@ -22,6 +22,11 @@
  * and off). LDFAULT_OP may then be a comma-separated list, and "unlink" (by path) is one more op.
  * LDFAULT_PATH=<text> tracks every path containing <text> (a drive directory and the files under
  * it, e.g. "/drive3") instead of the suffix rule.
+ *
+ * Aiming (so a test does not depend on how many writes a server makes before the one it means):
+ * LDFAULT_OFFSET_BELOW=<n> counts only positional writes at an offset below n (8192: LMDB's two
+ * meta pages, so NTH numbers commits, not data pages); LDFAULT_ARM_FILE=<path> counts only
+ * calls made while that file exists (the test creates it right before the request to fail).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -101,11 +106,16 @@ static void say(const char *what, const char *op, unsigned long n, int fd)
  * Should this call of op on fd (-1: no fd; -2: a path that matched) fail? In delay mode it sleeps
  * instead and returns 0.
  */
-static int inject(const char *op, int fd)
+static int inject(const char *op, int fd, off_t off)
 {
     if (fd >= 0 && (fd >= LDF_MAXFD || !atomic_load(&tracked[fd])))
         return 0;
     if (!op_wanted(env_or("LDFAULT_OP", "fdatasync"), op))
+        return 0;
+    const char *below = getenv("LDFAULT_OFFSET_BELOW"), *arm = getenv("LDFAULT_ARM_FILE");
+    if (off >= 0 && below && *below && (unsigned long long)off >= strtoull(below, NULL, 10))
+        return 0;
+    if (arm && *arm && access(arm, F_OK) != 0)
         return 0;
     unsigned long n = atomic_fetch_add(&seen, 1) + 1;
     unsigned long delay_ms = strtoul(env_or("LDFAULT_DELAY_MS", "0"), NULL, 10);
@@ -194,53 +204,53 @@ int close(int fd)
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 {
     ssize_t (*f)(int, const void *, size_t, off_t) = real("pwrite");
-    return inject("pwrite", fd) ? -1 : f(fd, buf, len, off);
+    return inject("pwrite", fd, off) ? -1 : f(fd, buf, len, off);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
 {
     ssize_t (*f)(int, const void *, size_t, off_t) = real("pwrite64");
-    return inject("pwrite", fd) ? -1 : f(fd, buf, len, off);
+    return inject("pwrite", fd, off) ? -1 : f(fd, buf, len, off);
 }
 
 ssize_t write(int fd, const void *buf, size_t len)
 {
     ssize_t (*f)(int, const void *, size_t) = real("write");
-    return inject("write", fd) ? -1 : f(fd, buf, len);
+    return inject("write", fd, -1) ? -1 : f(fd, buf, len);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
     ssize_t (*f)(int, const struct iovec *, int) = real("writev");
-    return inject("writev", fd) ? -1 : f(fd, iov, n);
+    return inject("writev", fd, -1) ? -1 : f(fd, iov, n);
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
     ssize_t (*f)(int, const struct iovec *, int, off_t) = real("pwritev");
-    return inject("pwritev", fd) ? -1 : f(fd, iov, n, off);
+    return inject("pwritev", fd, off) ? -1 : f(fd, iov, n, off);
 }
 
 int fdatasync(int fd)
 {
     int (*f)(int) = real("fdatasync");
-    return inject("fdatasync", fd) ? -1 : f(fd);
+    return inject("fdatasync", fd, -1) ? -1 : f(fd);
 }
 
 int fsync(int fd)
 {
     int (*f)(int) = real("fsync");
-    return inject("fsync", fd) ? -1 : f(fd);
+    return inject("fsync", fd, -1) ? -1 : f(fd);
 }
 
 int unlink(const char *path)
 {
     int (*f)(const char *) = real("unlink");
-    return path_matches(path) && inject("unlink", -2) ? -1 : f(path);
+    return path_matches(path) && inject("unlink", -2, -1) ? -1 : f(path);
 }
 
 int msync(void *addr, size_t len, int flags)
 {
     int (*f)(void *, size_t, int) = real("msync");
-    return inject("msync", -1) ? -1 : f(addr, len, flags);
+    return inject("msync", -1, -1) ? -1 : f(addr, len, flags);
 }
