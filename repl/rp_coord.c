@@ -46,6 +46,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "rp_int.h"
+#include "rp_version.h"
 
 cm_err rp_keylocks_new(rp_keylocks **out)
 {
@@ -611,6 +612,35 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     return e;
 }
 
+static cm_err swap_write(rp *c, const char *bucket, const md_object *rec, rp_consistency mode,
+                         uint64_t fence);
+
+/* A lock change (md_cond.lock_change) of the version record obj names: the record read at strict
+ * quorum, changed by md_lock_apply, written as its successor (a swap: its stamp kept, so the
+ * version keeps its place among the key's versions). */
+static cm_err lock_change(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
+                          uint64_t fence)
+{
+    rp_read rd;
+    cm_err e = quorum_read(c, bucket, obj->key, RP_STRONG, 0, 1, fence, &rd);
+    if (e != CM_OK)
+        return e;
+    md_lock_change ch = {.set_retention = (cond->lock_change & MD_COND_LOCK_RETENTION) != 0,
+                         .mode = obj->lock_mode,
+                         .until_ms = obj->lock_until_ms,
+                         .set_hold = (cond->lock_change & MD_COND_LOCK_HOLD) != 0,
+                         .legal_hold = obj->legal_hold,
+                         .bypass_governance = cond->bypass_governance};
+    if (!rd.has)
+        return CM_ERR_NOTFOUND;
+    if (rd.win.tombstone || rd.win.delete_marker || rp_version_pointer(&rd.win))
+        e = CM_ERR_NOTFOUND; /* as md_version_set_lock: a marker carries no lock */
+    else if ((e = md_lock_apply(&rd.win, &ch, cm_now_ms())) == CM_OK)
+        e = swap_write(c, bucket, &rd.win, RP_STRONG, fence);
+    md_object_release(&rd.win);
+    return e;
+}
+
 cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 {
     pthread_mutex_t *mu = key_lock(c, w->bucket, w->key);
@@ -629,15 +659,17 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
         count(c, &c->st.unavailable); /* the writes queued before it took too long */
         return CM_ERR_UNAVAILABLE;
     }
-    cm_err e = read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
+    cm_err e = w->obj && w->cond && w->cond->lock_change
+                   ? lock_change(c, w->bucket, w->obj, w->cond, w->fence)
+                   : read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
     pthread_mutex_unlock(mu);
     return e;
 }
 
 static int cond_set(const md_cond *cond)
 {
-    return cond &&
-           (cond->if_none_match_star || cond->if_match || cond->unlocked || cond->noncurrent);
+    return cond && (cond->if_none_match_star || cond->if_match || cond->unlocked ||
+                    cond->noncurrent || cond->lock_change);
 }
 
 static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,
@@ -691,6 +723,13 @@ static cm_err unread_copy(rp *c, const char *bucket, const md_object *rec, md_ob
 
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
 {
+    return swap_write(c, bucket, rec, rp_mode(c, bucket), 0);
+}
+
+/* rp_object_swap's write, in mode and with a partition leader's token when fence is not 0. */
+static cm_err swap_write(rp *c, const char *bucket, const md_object *rec, rp_consistency mode,
+                         uint64_t fence)
+{
     md_object w;
     cm_err e = unread_copy(c, bucket, rec, &w);
     if (e != CM_OK)
@@ -713,7 +752,7 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
      * write that read rec (its coordinator merged rec's clock: at least two ticks above). */
     if (md_vv_compare(&w.vv, &rec->vv) != MD_VV_AFTER)
         w.hlc = rec->hlc + 1;
-    e = quorum_write(c, bucket, &w, rp_mode(c, bucket), 0);
+    e = quorum_write(c, bucket, &w, mode, fence);
     md_object_release(&w);
     return e;
 }

@@ -14,7 +14,12 @@ prints one line per check that passed.
                            deleted; shortening COMPLIANCE refused; governance bypass works
   after  EPS STATE         (after a node restart) the locks read back through every node, every
                            deletion still refused; a released hold, then the version deleted
+  race   EPS STATE         20 rounds on a GOVERNANCE version: a COMPLIANCE extension through n1
+                           races a GOVERNANCE change through n4 (no bypass) that the extension
+                           makes a shortening; every answer 200 or 403, and the retention read
+                           back is never weaker than a change that answered 200
 """
+import threading
 import datetime
 import json
 import sys
@@ -162,6 +167,45 @@ def after(cls, path):
     check(code in ("404", "NoSuchVersion", "NoSuchKey"), "a released hold: deleted", str(code))
 
 
+RANK = {"GOVERNANCE": 1, "COMPLIANCE": 2}
+
+
+def race(cls, path):
+    with open(path) as f:
+        b = json.load(f)["bucket"]
+    t0 = later(3600).replace(microsecond=0)
+    asks = [(0, "COMPLIANCE", t0 + datetime.timedelta(seconds=600)),
+            (3, "GOVERNANCE", t0 + datetime.timedelta(seconds=300))]
+    both = 0
+    for rnd in range(20):
+        vid = cls[0].put_object(Bucket=b, Key="race", Body=b"r", ObjectLockMode="GOVERNANCE",
+                                ObjectLockRetainUntilDate=t0)["VersionId"]
+        gate = threading.Barrier(len(asks))
+        codes = [None] * len(asks)
+
+        def change(i, node, mode, until):
+            gate.wait()
+            codes[i] = err(lambda: cls[node].put_object_retention(
+                Bucket=b, Key="race", VersionId=vid,
+                Retention={"Mode": mode, "RetainUntilDate": until})) or "200"
+
+        ts = [threading.Thread(target=change, args=(i, *a)) for i, a in enumerate(asks)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if any(c not in ("200", "AccessDenied") for c in codes):
+            fail(f"round {rnd}: every answer 200 or AccessDenied: {codes}")
+        ret = cls[1].get_object_retention(Bucket=b, Key="race", VersionId=vid)["Retention"]
+        for c, (node, mode, until) in zip(codes, asks):
+            if c == "200" and (RANK[ret["Mode"]] < RANK[mode] or ret["RetainUntilDate"] < until):
+                fail(f"round {rnd}: {mode} until {until} through n{node + 1} answered 200, "
+                     f"the version has {ret['Mode']} until {ret['RetainUntilDate']} ({codes})")
+        both += codes == ["200", "200"]
+    ok("20 racing retention changes through n1 and n4: none acknowledged and then weakened "
+       f"(both answered 200 in {both})")
+
+
 def main():
     phase, eps = sys.argv[1], sys.argv[2].split(",")
     cls = [client(ep) for ep in eps]
@@ -169,6 +213,8 @@ def main():
         setup(cls, sys.argv[3], sys.argv[4])
     elif phase == "after":
         after(cls, sys.argv[3])
+    elif phase == "race":
+        race(cls, sys.argv[3])
     else:
         fail("unknown phase " + phase)
 
