@@ -32,7 +32,9 @@
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
  * condition and the write are one compare-and-set among the writers that share the lock. A
  * leader's token (rp_cond_write.fence) goes with the read as well as the write: every replica
- * read admits it first, so no write of a replaced leader lands there between the two.
+ * read admits it first, so no write of a replaced leader lands there between the two. An Object
+ * Lock change (md_cond.lock_change) is run there too, but written as a swap of the record read
+ * (lock_change below), so a version keeps its stamp and place.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
  * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
