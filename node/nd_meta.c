@@ -13,12 +13,13 @@
  *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
  *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
- *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&del=1]   run the body's
- *        record through cfg.cond (unlocked: the record replaced must not be protected by Object
- *        Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with successor_ms and
- *        newer_min, a version deleted as noncurrent by the lifecycle; lock=1..7:
- * md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the change in the
- * body's record) (its own worker pool: a write waits for its key lock and two quorum round trips).
+ *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&lock=L][&del=1]   run the
+ *        body's record through cfg.cond (unlocked: the record replaced must not be protected by
+ *        Object Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with
+ *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle; lock
+ *        1..7: md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the
+ *        change carried in the body's record)
+ * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
  * is checked before anything is applied (the signature covers it: a body damaged in flight is
  * refused; one forged on purpose to match the CRC is not, see docs/rpc.md).

@@ -633,9 +633,7 @@ static cm_err lock_change(rp *c, const char *bucket, const md_object *obj, const
                          .set_hold = (cond->lock_change & MD_COND_LOCK_HOLD) != 0,
                          .legal_hold = obj->legal_hold,
                          .bypass_governance = cond->bypass_governance};
-    if (!rd.has)
-        return CM_ERR_NOTFOUND;
-    if (rd.win.tombstone || rd.win.delete_marker || rp_version_pointer(&rd.win))
+    if (!rd.has || rd.win.tombstone || rd.win.delete_marker || rp_version_pointer(&rd.win))
         e = CM_ERR_NOTFOUND; /* as md_version_set_lock: a marker carries no lock */
     else if ((e = md_lock_apply(&rd.win, &ch, cm_now_ms())) == CM_OK)
         e = swap_write(c, bucket, &rd.win, RP_STRONG, fence);
