@@ -19,10 +19,11 @@ prints one line per check that passed.
                            makes a shortening; every answer 200 or 403, and the retention read
                            back is never weaker than a change that answered 200
 """
-import threading
 import datetime
 import json
 import sys
+import threading
+import time
 
 from lc_boto import client
 
@@ -94,7 +95,12 @@ def setup(cls, path, b):
     cls[3].put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-    rule = cls[5].get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]["Rule"]
+    for _ in range(30):  # n6's follower of the bucket documents may lag by tens of ms
+        rule = cls[5].get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]
+        rule = rule.get("Rule")
+        if rule:
+            break
+        time.sleep(0.1)
     check(rule["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1},
           "default retention set through n4, read through n6", str(rule))
     st["d"] = ["d", cls[4].put_object(Bucket=b, Key="d", Body=b"default")["VersionId"]]
