@@ -548,6 +548,10 @@ typedef struct {
 } md_cond;
 #define MD_COND_LOCK_RETENTION 1
 #define MD_COND_LOCK_HOLD 2
+/* Alone (not with the bits above): a swap of the write's record (a tag, ACL or key re-wrap
+ * change of a record read at quorum) whose lock fields are not the writer's to change: the leader
+ * writes the record with the lock fields of the version it reads (rp_object_swap_keep_lock). */
+#define MD_COND_LOCK_KEEP 8
 
 /* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is
  * no object): CM_OK, CM_ERR_PRECONDITION, or CM_ERR_NOTFOUND (if_match and no object). The rule

@@ -827,7 +827,8 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
     if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX || !cond ||
         (!cond->if_none_match_star && !cond->if_match && !cond->unlocked && !cond->noncurrent &&
          !cond->lock_change) ||
-        (cond->lock_change && (del || cond->lock_change > 3)) ||
+        (cond->lock_change &&
+         (del || (cond->lock_change > 3 && cond->lock_change != MD_COND_LOCK_KEEP))) ||
         (cond->noncurrent && cond->successor_ms < 0) ||
         (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
         return CM_ERR_INVAL;
@@ -844,9 +845,11 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
         add_param(t, sizeof(t), &tl, "ncsucc", v[0]);
         add_param(t, sizeof(t), &tl, "ncnewer", v[1]);
     }
-    if (cond->lock_change) { /* bits 1, 2: MD_COND_LOCK_*; 4: governance bypassed */
+    if (cond->lock_change) { /* bits 1, 2: MD_COND_LOCK_*; 4: governance bypassed; 8 alone */
         char v[4];
-        snprintf(v, sizeof(v), "%d", cond->lock_change | (cond->bypass_governance ? 4 : 0));
+        int keep = cond->lock_change == MD_COND_LOCK_KEEP;
+        snprintf(v, sizeof(v), "%d",
+                 cond->lock_change | (cond->bypass_governance && !keep ? 4 : 0));
         add_param(t, sizeof(t), &tl, "lock", v);
     }
     if (del)

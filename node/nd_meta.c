@@ -18,7 +18,8 @@
  *        Object Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with
  *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle; lock
  *        1..7: md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the
- *        change carried in the body's record)
+ *        change carried in the body's record; 8: MD_COND_LOCK_KEEP, the body's record swapped
+ *        in with the lock fields of the version the leader reads)
  * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
  * is checked before anything is applied (the signature covers it: a body damaged in flight is
@@ -414,7 +415,7 @@ static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
                     .if_match = m->has_ifmatch ? m->key : NULL,
                     .unlocked = m->unlocked != 0,
                     .bypass_governance = m->unlocked == 2 || (m->lock & 4) != 0,
-                    .lock_change = m->lock & 3,
+                    .lock_change = m->lock == 8 ? MD_COND_LOCK_KEEP : m->lock & 3,
                     .noncurrent = m->noncurrent,
                     .successor_ms = (int64_t)m->successor_ms,
                     .newer_min = (uint32_t)m->newer_min};
@@ -543,8 +544,9 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
         memchr(path, '/', bl) || im < 0 || nd_query_u64(q, "inm", &inm) < 0 ||
         nd_query_u64(q, "del", &del) < 0 || nd_query_u64(q, "unlocked", &unlocked) < 0 ||
         unlocked > 2 || ns < 0 || nn < 0 || ns != nn || m->successor_ms > INT64_MAX ||
-        m->newer_min > UINT32_MAX || nd_query_u64(q, "lock", &lock) < 0 || lock > 7 ||
-        (lock && (!(lock & 3) || del)) || (!inm && im != 1 && !unlocked && ns != 1 && !lock)) {
+        m->newer_min > UINT32_MAX || nd_query_u64(q, "lock", &lock) < 0 ||
+        (lock > 7 && lock != 8) || (lock && ((lock != 8 && !(lock & 3)) || del)) ||
+        (!inm && im != 1 && !unlocked && ns != 1 && !lock)) {
         nd_answer_error_ex(req, CM_ERR_INVAL, "bad conditional write", NULL, NULL);
         return;
     }

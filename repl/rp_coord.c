@@ -34,7 +34,9 @@
  * leader's token (rp_cond_write.fence) goes with the read as well as the write: every replica
  * read admits it first, so no write of a replaced leader lands there between the two. An Object
  * Lock change (md_cond.lock_change) is run there too, but written as a swap of the record read
- * (lock_change below), so a version keeps its stamp and place.
+ * (lock_change below), so a version keeps its stamp and place; so is every other swap of a
+ * version's content (tags, ACL, key re-wrap: rp_object_swap_keep_lock, keep_lock below), which
+ * keeps the lock fields it reads there, so it never undoes a retention or hold change.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
  * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
@@ -641,6 +643,39 @@ static cm_err lock_change(rp *c, const char *bucket, const md_object *obj, const
     return e;
 }
 
+/* The version rd holds is the one obj was read from, or a swap of it (which keeps the stamp, or
+ * takes one tick above it when a full vector dropped an entry): a write that did not read it has
+ * another coordinator, time or content. */
+static int same_version(const md_object *rd, const md_object *obj)
+{
+    return !rd->tombstone && rd->hlc_node == obj->hlc_node && rd->hlc >= obj->hlc &&
+           rd->mtime_ms == obj->mtime_ms && strcmp(rd->etag, obj->etag) == 0 &&
+           strcmp(rd->version_id, obj->version_id) == 0 &&
+           md_vv_compare(&rd->vv, &obj->vv) != MD_VV_BEFORE;
+}
+
+/* MD_COND_LOCK_KEEP (rp_object_swap_keep_lock): obj's content with the lock fields of the
+ * version read at strict quorum, written as the successor of what was read. */
+static cm_err keep_lock(rp *c, const char *bucket, const md_object *obj, uint64_t fence)
+{
+    rp_read rd;
+    cm_err e = quorum_read(c, bucket, obj->key, RP_STRONG, 0, 1, fence, &rd);
+    if (e != CM_OK)
+        return e;
+    if (!rd.has)
+        return CM_OK; /* deleted and collected: the swap would have lost */
+    md_object w;
+    if (same_version(&rd.win, obj) && (e = md_object_copy(obj, &w)) == CM_OK) {
+        w.vv = rd.win.vv, w.hlc = rd.win.hlc;
+        w.lock_mode = rd.win.lock_mode, w.lock_until_ms = rd.win.lock_until_ms;
+        w.legal_hold = rd.win.legal_hold;
+        e = swap_write(c, bucket, &w, RP_STRONG, fence);
+        md_object_release(&w);
+    }
+    md_object_release(&rd.win);
+    return e;
+}
+
 cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 {
     pthread_mutex_t *mu = key_lock(c, w->bucket, w->key);
@@ -659,9 +694,13 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
         count(c, &c->st.unavailable); /* the writes queued before it took too long */
         return CM_ERR_UNAVAILABLE;
     }
-    cm_err e = w->obj && w->cond && w->cond->lock_change
-                   ? lock_change(c, w->bucket, w->obj, w->cond, w->fence)
-                   : read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
+    cm_err e;
+    if (w->obj && w->cond && w->cond->lock_change == MD_COND_LOCK_KEEP)
+        e = keep_lock(c, w->bucket, w->obj, w->fence);
+    else if (w->obj && w->cond && w->cond->lock_change)
+        e = lock_change(c, w->bucket, w->obj, w->cond, w->fence);
+    else
+        e = read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
     pthread_mutex_unlock(mu);
     return e;
 }
@@ -724,6 +763,12 @@ static cm_err unread_copy(rp *c, const char *bucket, const md_object *rec, md_ob
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
 {
     return swap_write(c, bucket, rec, rp_mode(c, bucket), 0);
+}
+
+cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec)
+{
+    md_cond cond = {.lock_change = MD_COND_LOCK_KEEP};
+    return rp_object_put(c, bucket, rec, &cond, NULL, NULL);
 }
 
 /* rp_object_swap's write, in mode and with a partition leader's token when fence is not 0. */

@@ -17,7 +17,9 @@ prints one line per check that passed.
   race   EPS STATE         20 rounds on a GOVERNANCE version: a COMPLIANCE extension through n1
                            races a GOVERNANCE change through n4 (no bypass) that the extension
                            makes a shortening; every answer 200 or 403, and the retention read
-                           back is never weaker than a change that answered 200
+                           back is never weaker than a change that answered 200; then 10
+                           rounds of a COMPLIANCE extension through n1 racing tag changes
+                           through n2 and n5: the retention kept, the tags one of those written
 """
 import datetime
 import json
@@ -210,6 +212,46 @@ def race(cls, path):
         both += codes == ["200", "200"]
     ok("20 racing retention changes through n1 and n4: none acknowledged and then weakened "
        f"(both answered 200 in {both})")
+    race_tags(cls, b, t0)
+
+
+def race_tags(cls, b, t0):
+    """10 rounds: a COMPLIANCE extension through n1 races tag changes through n2 and n5."""
+    until = t0 + datetime.timedelta(seconds=900)
+    for rnd in range(10):
+        vid = cls[0].put_object(Bucket=b, Key="rtag", Body=b"t", ObjectLockMode="GOVERNANCE",
+                                ObjectLockRetainUntilDate=t0)["VersionId"]
+        sets = {1: [{"Key": "via", "Value": f"n2-{rnd}"}],
+                4: [{"Key": "via", "Value": f"n5-{rnd}"}]}
+        gate = threading.Barrier(3)
+        codes = {}
+
+        def run(node, fn):
+            gate.wait()
+            codes[node] = err(fn) or "200"
+
+        ts = [threading.Thread(target=run, args=(0, lambda: cls[0].put_object_retention(
+            Bucket=b, Key="rtag", VersionId=vid,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})))]
+        for node, tags in sets.items():
+            ts.append(threading.Thread(target=run, args=(node, lambda n=node, t=tags: cls[n]
+                .put_object_tagging(Bucket=b, Key="rtag", VersionId=vid,
+                                    Tagging={"TagSet": t}))))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if any(c != "200" for c in codes.values()):
+            fail(f"round {rnd}: every answer 200: {codes}")
+        ret = cls[2].get_object_retention(Bucket=b, Key="rtag", VersionId=vid)["Retention"]
+        if ret["Mode"] != "COMPLIANCE" or ret["RetainUntilDate"] < until:
+            fail(f"round {rnd}: the COMPLIANCE extension answered 200, a racing tag change left "
+                 f"{ret['Mode']} until {ret['RetainUntilDate']}")
+        got = cls[5].get_object_tagging(Bucket=b, Key="rtag", VersionId=vid)["TagSet"]
+        if got not in sets.values():
+            fail(f"round {rnd}: the tags {got} are none of the sets that answered 200")
+    ok("10 rounds of a COMPLIANCE extension through n1 racing tag changes through n2 and n5: "
+       "the retention kept, the tags one of the sets written")
 
 
 def main():

@@ -8,7 +8,8 @@
 # governance bypass deletes only GOVERNANCE. n3 killed and started again: the locks read back through every
 # node and every deletion is still refused; a released hold lets its version go. Then 20 rounds
 # of a COMPLIANCE extension through n1 racing a GOVERNANCE change through n4 on one version: no
-# change answered 200 and then lost. About 20 s.
+# change answered 200 and then lost; 10 rounds of a COMPLIANCE extension through n1 racing tag
+# changes through n2 and n5: the retention and one of the tag sets kept. About 25 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
