@@ -182,6 +182,22 @@ static void t_cond_route(void)
     CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == until && got.legal_hold);
     md_object_release(&got);
     CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 1, &hold, nd_cb, &t), CM_ERR_INVAL);
+    /* a swap keeping the lock fields (lock=8): the record's tags land, its lock fields do not */
+    md_cond keep = {.lock_change = MD_COND_LOCK_KEEP, .bypass_governance = 1};
+    md_meta tag = {"t", "1"};
+    md_object tagged = {.key = "lg", .tags = &tag, .ntags = 1};
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&tagged, &rec, &len), CM_OK);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", rec, len, 0, &keep, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_OK);
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", rec, len, 1, &keep, nd_cb, &t), CM_ERR_INVAL);
+    free(rec);
+    CU_ASSERT_EQUAL_FATAL(md_object_get(E.nodes[1].md, "b", "lg", &got), CM_OK);
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == until && got.legal_hold);
+    CU_ASSERT(got.ntags == 1 && strcmp(got.tags[0].name, "t") == 0);
+    md_object_release(&got);
     env_down();
 }
 

@@ -424,7 +424,8 @@ static void test_lock(void)
     CU_ASSERT_EQUAL_FATAL(md_ver_key("k", rk.version_id, vkey, sizeof(vkey)), CM_OK);
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
     uint64_t stamp = rec.hlc;
-    md_object_release(&rec);
+    md_object stale = rec; /* read before the changes below: a tag change's record */
+    memset(&rec, 0, sizeof(rec));
     md_object ask = {.key = vkey, .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = later};
     md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION},
             ret_bypass = {.lock_change = MD_COND_LOCK_RETENTION, .bypass_governance = 1},
@@ -439,6 +440,33 @@ static void test_lock(void)
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, vkey, &rec), CM_OK);
     CU_ASSERT(rec.lock_mode == MD_LOCK_COMPLIANCE && rec.lock_until_ms == later && rec.legal_hold);
     CU_ASSERT_EQUAL(rec.hlc, stamp);
+    md_object_release(&rec);
+    /* a tag change of the record read before those changes, through the leader: its tags land,
+     * the retention and hold it carried (none) do not replace the ones the leader reads */
+    md_meta tag = {"t", "1"};
+    stale.tags = &tag, stale.ntags = 1;
+    CU_ASSERT_EQUAL(rp_object_swap_keep_lock(E.c[1], B, &stale), CM_OK);
+    stale.tags = NULL, stale.ntags = 0;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
+    CU_ASSERT(rec.lock_mode == MD_LOCK_COMPLIANCE && rec.lock_until_ms == later && rec.legal_hold);
+    CU_ASSERT(rec.ntags == 1 && strcmp(rec.tags[0].value, "1") == 0);
+    CU_ASSERT_EQUAL(rec.hlc, stamp);
+    md_object_release(&rec);
+    md_object_release(&stale);
+    /* a swap of a record the key no longer holds (a PUT replaced it): nothing written */
+    md_part pz1, pz2;
+    md_object z1 = body("z", 0, &pz1), z2 = body("z", 0, &pz2);
+    z2.size = 4;
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &z1, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "z", &stale), CM_OK);
+    snprintf(z2.etag, sizeof(z2.etag), "e-z2");
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[1], B, &z2, NULL, NULL, NULL), CM_OK);
+    stale.tags = &tag, stale.ntags = 1;
+    CU_ASSERT_EQUAL(rp_object_swap_keep_lock(E.c[0], B, &stale), CM_OK);
+    stale.tags = NULL, stale.ntags = 0;
+    md_object_release(&stale);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "z", &rec), CM_OK);
+    CU_ASSERT(rec.ntags == 0 && rec.size == 4);
     md_object_release(&rec);
     ask.key = "k-none";
     CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &ask, &held, NULL, NULL), CM_ERR_NOTFOUND);
