@@ -643,15 +643,22 @@ static cm_err lock_change(rp *c, const char *bucket, const md_object *obj, const
     return e;
 }
 
-/* The version rd holds is the one obj was read from, or a swap of it (which keeps the stamp, or
- * takes one tick above it when a full vector dropped an entry): a write that did not read it has
- * another coordinator, time or content. */
+/* The version rd holds is the one obj was read from, or a swap of it: the same stamp (a swap
+ * keeps it, or takes one tick above it when a full vector dropped an entry), content and version
+ * id, and no write of a client since: a swap raises only swap entries (RP_SWAP_NODE, top bit
+ * set), every coordinated write one of its node's own, which then counts above obj's. */
 static int same_version(const md_object *rd, const md_object *obj)
 {
-    return !rd->tombstone && rd->hlc_node == obj->hlc_node && rd->hlc >= obj->hlc &&
-           rd->mtime_ms == obj->mtime_ms && strcmp(rd->etag, obj->etag) == 0 &&
-           strcmp(rd->version_id, obj->version_id) == 0 &&
-           md_vv_compare(&rd->vv, &obj->vv) != MD_VV_BEFORE;
+    if (rd->tombstone || rd->hlc_node != obj->hlc_node || rd->hlc < obj->hlc ||
+        rd->mtime_ms != obj->mtime_ms || strcmp(rd->etag, obj->etag) != 0 ||
+        strcmp(rd->version_id, obj->version_id) != 0 ||
+        md_vv_compare(&rd->vv, &obj->vv) == MD_VV_BEFORE)
+        return 0;
+    for (uint32_t i = 0; i < rd->vv.n; i++)
+        if ((rd->vv.e[i].node & 0x80000000u) == 0 &&
+            rd->vv.e[i].counter > md_vv_counter(&obj->vv, rd->vv.e[i].node))
+            return 0;
+    return 1;
 }
 
 /* MD_COND_LOCK_KEEP (rp_object_swap_keep_lock): obj's content with the lock fields of the
