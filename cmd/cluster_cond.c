@@ -357,6 +357,7 @@ typedef struct {
     char id[PL_NAME_MAX], host[PL_ADDR_MAX], bucket[MD_BUCKET_MAX + 1], ifmatch[MD_MAX_KEY + 1];
     int port, del, inm, has_ifmatch, unlocked, bypass;
     int noncurrent; /* md_cond.noncurrent, with successor_ms and newer_min */
+    int lock_change;
     int64_t successor_ms;
     uint32_t newer_min;
     uint8_t *rec;
@@ -402,7 +403,8 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
                     .bypass_governance = f->bypass,
                     .noncurrent = f->noncurrent,
                     .successor_ms = f->successor_ms,
-                    .newer_min = f->newer_min};
+                    .newer_min = f->newer_min,
+                    .lock_change = f->lock_change};
     cm_err e = nd_cond_write(f->cl, &peer, f->bucket, f->rec, f->len, f->del, &cond, fwd_done, f);
     if (e != CM_OK)
         fwd_end(f, e, 0);
@@ -439,7 +441,7 @@ static cm_err forward(cmd_cond *cc, const char *id, const rp_cond_write *w, int 
     f->inm = w->cond->if_none_match_star;
     f->unlocked = w->cond->unlocked, f->bypass = w->cond->bypass_governance;
     f->noncurrent = w->cond->noncurrent, f->successor_ms = w->cond->successor_ms;
-    f->newer_min = w->cond->newer_min;
+    f->newer_min = w->cond->newer_min, f->lock_change = w->cond->lock_change;
     f->has_ifmatch = w->cond->if_match != NULL;
     if (f->has_ifmatch)
         snprintf(f->ifmatch, sizeof(f->ifmatch), "%s", w->cond->if_match);

@@ -14,7 +14,8 @@
  * policy are members of its record in the namespace (gw_bucket_ns access_set / policy_set, on the
  * worker; reads from the follower's memory: gw_bucket_access, gw_bucket_policy); an object's ACL
  * is in its replicated record: GetObjectAcl reads it at quorum on a worker, PutObjectAcl writes
- * the record read with the new ACL as the successor of exactly that version (rp_object_swap). A
+ * the record read with the new ACL as the successor of exactly that version (through the
+ * partition leader, keeping the lock fields it reads: rp_object_swap_keep_lock). A
  * cluster node without those namespace functions answers 501 to every change and "not
  * configured" to reads.
  */
@@ -438,7 +439,8 @@ int gw_access_bucket_op(gw_req *r, const md_bucket *local)
 
 /* Worker: the current record with its ACL replaced, committed only if the key still holds it.
  * A cluster node reads it at quorum and writes the successor of exactly the version read
- * (rp_object_swap, as a tag change: gw_tagops.c), so a racing PUT or DELETE wins everywhere. */
+ * (rp_object_swap_keep_lock, as a tag change: gw_tagops.c), so a racing PUT or DELETE wins
+ * everywhere. */
 static void object_acl_work(gw_req *r)
 {
     access_state *st = r->op;
@@ -447,7 +449,7 @@ static void object_acl_work(gw_req *r)
         if ((st->err = gw_meta_get(r->g, r->bucket, r->key, &o)) != CM_OK)
             return;
         o.acl = st->acl;
-        st->err = rp_object_swap(r->g->rp, r->bucket, &o);
+        st->err = rp_object_swap_keep_lock(r->g->rp, r->bucket, &o);
         md_object_release(&o);
         return;
     }

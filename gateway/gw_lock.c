@@ -21,8 +21,9 @@
  *
  * Cluster nodes (docs/object-lock.md, "On a cluster"): the bucket's configuration is in the
  * namespace (gw_bucket_ns lock_set, read with the access settings: lock_bucket), a version's
- * retention and hold are changed by a swap of its version record read at quorum (md_lock_apply
- * decides, rp_object_swap writes), and deletes by id ask the leader to refuse a protected version
+ * retention and hold are changed by the partition's leader (md_cond.lock_change: it reads the
+ * version record at strict quorum under the key's lock, md_lock_apply decides, a fenced swap
+ * writes), and deletes by id ask the leader to refuse a protected version
  * (gw_meta_delete_v). A cluster node without lock_set refuses all of it with 501.
  *
  * Threading: loop handlers read the local bucket record (an LMDB read that does not block);
@@ -506,16 +507,25 @@ static void vlock_put_work(gw_req *r)
         st->err = md_version_set_lock(r->g->md, r->bucket, r->key, st->vid, &st->ch);
         return;
     }
-    /* A cluster node: the version record read at quorum, changed, written as the successor of
-     * exactly that version (a delete racing it wins; two changes racing through two nodes: one
-     * of them, docs/object-lock.md). */
+    /* A cluster node: the version record found here names the version; the partition's leader
+     * reads it again at strict quorum under the key's lock, applies the change (md_lock_apply)
+     * and writes it fenced, so two changes racing through two nodes are decided one after the
+     * other by the single node's rules (docs/object-lock.md, "On a cluster"). */
     st->err = gw_meta_version_record(r->g, r->bucket, r->key, st->vid, &o);
     if (st->err != CM_OK)
         return;
-    if (o.delete_marker || o.tombstone)
+    if (o.delete_marker || o.tombstone) {
         st->err = CM_ERR_NOTFOUND; /* as md_version_set_lock: a marker carries no lock */
-    else if ((st->err = md_lock_apply(&o, &st->ch, cm_now_ms())) == CM_OK)
-        st->err = rp_object_swap(r->g->rp, r->bucket, &o);
+    } else {
+        md_object ask = {.key = o.key,
+                         .lock_mode = st->ch.mode,
+                         .lock_until_ms = st->ch.until_ms,
+                         .legal_hold = st->ch.legal_hold};
+        md_cond cond = {.bypass_governance = st->ch.bypass_governance,
+                        .lock_change = (st->ch.set_retention ? MD_COND_LOCK_RETENTION : 0) |
+                                       (st->ch.set_hold ? MD_COND_LOCK_HOLD : 0)};
+        st->err = rp_object_put(r->g->rp, r->bucket, &ask, &cond, NULL, NULL);
+    }
     md_object_release(&o);
 }
 

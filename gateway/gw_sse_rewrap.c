@@ -29,7 +29,8 @@
  *
  * On a cluster node (g->rp) the pass is cluster_main instead: every record of the node's store
  * (object, version and multipart records alike) read at quorum, its data keys re-wrapped and
- * written back with rp_object_swap (a racing client write wins; the next walk reads it), walks
+ * written back with rp_object_swap_keep_lock (a racing client write wins; the next walk reads it;
+ * a racing retention change is kept), walks
  * repeated until one moves nothing; then the access keys' secrets in the etcd users document
  * (gw_users_reseal: a compare-and-set from the secret read). Every replica of a record does this,
  * so one node's finished pass speaks for every record it holds whatever the others did. No
@@ -350,10 +351,10 @@ static void rec_name(const char *bucket, const char *key, char *out, size_t cap)
 
 /*
  * One replicated record: read at quorum, every data key of its parts under another master key
- * re-wrapped, written back with rp_object_swap: the successor of exactly the version read, so a
- * client write that lands meanwhile wins on every replica (the swap then changes nothing), and the
- * next walk reads that write and checks it in turn. A multipart part record (FF 'p') is
- * classified as a single node's part is (an SSE-C part's key is under its customer's key).
+ * re-wrapped, written back with rp_object_swap_keep_lock: the successor of exactly the version
+ * read, so a client write that lands meanwhile wins on every replica (the swap then changes
+ * nothing), and the next walk reads that write and checks it in turn. A multipart part record (FF
+ * 'p') is classified as a single node's part is (an SSE-C part's key is under its customer's key).
  */
 static cm_err cl_record(gw_rewrap *rw, const char *bucket, const char *key, md_rewrap_counts *n)
 {
@@ -377,7 +378,7 @@ static cm_err cl_record(gw_rewrap *rw, const char *bucket, const char *key, md_r
         moved += changed != 0;
     }
     if (e == CM_OK && moved > 0)
-        e = rp_object_swap(rw->g->rp, bucket, &o);
+        e = rp_object_swap_keep_lock(rw->g->rp, bucket, &o);
     md_object_release(&o);
     if (e == CM_OK) {
         n->keys += keys;

@@ -24,14 +24,14 @@
  * record keeps its ETag, Last-Modified and body: S3 does not change them when tags change.
  *
  * On a cluster node the record is read at quorum (rp_object_get) and the one with the new tags
- * written with rp_object_swap: the successor of exactly the version read (its HLC kept, a swap
- * entry of its version vector bumped). A PUT or DELETE that races it wins on every replica, so a
- * tag change never brings back a replaced body (the replicated conditional path compares ETags,
- * which do not identify a write, and orders only conditional writes: no help here). Two tag
- * changes of one version racing each other both answer 200 and one of them wins everywhere (the
- * later one when both went through the same node; else the one the encoded version vectors
- * order last): the loser's tags are lost, as a PutObjectTagging is lost to a racing PUT
- * (docs/replication.md, "swap").
+ * written with rp_object_swap_keep_lock: the partition leader, under the key's lock, reads the
+ * version again and writes the new tags as the successor of exactly that version (its HLC kept,
+ * a swap entry of its version vector bumped), with the retention and hold it reads there, so a
+ * racing retention change is never undone. A PUT or DELETE that got there first wins (the leader
+ * then writes nothing), so a tag change never brings back a replaced body. Two tag changes of one
+ * version racing each other both answer 200 and the one the leader writes last wins everywhere:
+ * the other's tags are lost, as a PutObjectTagging is lost to a racing PUT (docs/replication.md,
+ * "swap").
  *
  * ?versionId names one version (a versioned bucket's older versions included): its tags are read
  * with md_version_get and replaced with md_version_set_tags, one write op that rewrites only that
@@ -172,7 +172,7 @@ static void set_tags_swap(gw_req *r)
     }
     note_version(r, &o, vid);
     if ((st->s3err = replace_tags(st, &o)) == GW_OK) {
-        st->err = rp_object_swap(r->g->rp, r->bucket, &o);
+        st->err = rp_object_swap_keep_lock(r->g->rp, r->bucket, &o);
         st->s3err = st->err == CM_OK ? GW_OK : gw_s3err_from_cm(st->err);
     }
     md_object_release(&o);

@@ -539,7 +539,19 @@ typedef struct {
     int noncurrent;
     int64_t successor_ms;
     uint32_t newer_min;
+    /* A cluster's PutObjectRetention / PutObjectLegalHold, decided by the partition's leader
+     * (docs/object-lock.md, "On a cluster"): MD_COND_LOCK_* bits. The write's record names the
+     * version record (its key) and carries the change (lock_mode, lock_until_ms, legal_hold);
+     * the leader applies it with md_lock_apply (bypass_governance) to the record it reads:
+     * CM_ERR_LOCKED, CM_ERR_NOTFOUND (no version, or a delete marker). */
+    int lock_change;
 } md_cond;
+#define MD_COND_LOCK_RETENTION 1
+#define MD_COND_LOCK_HOLD 2
+/* Alone (not with the bits above): a swap of the write's record (a tag, ACL or key re-wrap
+ * change of a record read at quorum) whose lock fields are not the writer's to change: the leader
+ * writes the record with the lock fields of the version it reads (rp_object_swap_keep_lock). */
+#define MD_COND_LOCK_KEEP 8
 
 /* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is
  * no object): CM_OK, CM_ERR_PRECONDITION, or CM_ERR_NOTFOUND (if_match and no object). The rule

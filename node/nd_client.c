@@ -825,7 +825,10 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
     int n = snprintf(t, sizeof(t), ND_PREFIX "/cond/%s", bucket);
     size_t tl = n > 0 ? (size_t)n : 0;
     if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX || !cond ||
-        (!cond->if_none_match_star && !cond->if_match && !cond->unlocked && !cond->noncurrent) ||
+        (!cond->if_none_match_star && !cond->if_match && !cond->unlocked && !cond->noncurrent &&
+         !cond->lock_change) ||
+        (cond->lock_change &&
+         (del || (cond->lock_change > 3 && cond->lock_change != MD_COND_LOCK_KEEP))) ||
         (cond->noncurrent && cond->successor_ms < 0) ||
         (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
         return CM_ERR_INVAL;
@@ -841,6 +844,13 @@ cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, con
         snprintf(v[1], sizeof(v[1]), "%" PRIu32, cond->newer_min);
         add_param(t, sizeof(t), &tl, "ncsucc", v[0]);
         add_param(t, sizeof(t), &tl, "ncnewer", v[1]);
+    }
+    if (cond->lock_change) { /* bits 1, 2: MD_COND_LOCK_*; 4: governance bypassed; 8 alone */
+        char v[4];
+        int keep = cond->lock_change == MD_COND_LOCK_KEEP;
+        snprintf(v, sizeof(v), "%d",
+                 cond->lock_change | (cond->bypass_governance && !keep ? 4 : 0));
+        add_param(t, sizeof(t), &tl, "lock", v);
     }
     if (del)
         add_param(t, sizeof(t), &tl, "del", "1");

@@ -13,10 +13,13 @@
  *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
  *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
- *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&del=1]   run the body's
- *        record through cfg.cond (unlocked: the record replaced must not be protected by Object
- *        Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with successor_ms and
- *        newer_min, a version deleted as noncurrent by the lifecycle)
+ *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&lock=L][&del=1]   run the
+ *        body's record through cfg.cond (unlocked: the record replaced must not be protected by
+ *        Object Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with
+ *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle; lock
+ *        1..7: md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the
+ *        change carried in the body's record; 8: MD_COND_LOCK_KEEP, the body's record swapped
+ *        in with the lock fields of the version the leader reads)
  * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
  * is checked before anything is applied (the signature covers it: a body damaged in flight is
@@ -57,6 +60,7 @@ struct nd_mreq {
     int inm, has_ifmatch, del; /* cond: If-None-Match: *, If-Match (in key), a delete */
     int unlocked;              /* cond: not protected by Object Lock (2: governance bypassed) */
     int noncurrent;            /* cond: md_cond.noncurrent, with these two */
+    int lock;                  /* cond: md_cond.lock_change | 4 when governance is bypassed */
     uint64_t successor_ms, newer_min;
     md_shard part;
     uint64_t max, depth, fence;
@@ -410,7 +414,8 @@ static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
     md_cond cond = {.if_none_match_star = m->inm,
                     .if_match = m->has_ifmatch ? m->key : NULL,
                     .unlocked = m->unlocked != 0,
-                    .bypass_governance = m->unlocked == 2,
+                    .bypass_governance = m->unlocked == 2 || (m->lock & 4) != 0,
+                    .lock_change = m->lock == 8 ? MD_COND_LOCK_KEEP : m->lock & 3,
                     .noncurrent = m->noncurrent,
                     .successor_ms = (int64_t)m->successor_ms,
                     .newer_min = (uint32_t)m->newer_min};
@@ -530,7 +535,7 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
     m->kind = M_COND;
     const char *qm = strchr(path, '?'), *q = qm ? qm + 1 : "";
     size_t bl = qm ? (size_t)(qm - path) : strlen(path);
-    uint64_t inm = 0, del = 0, unlocked = 0;
+    uint64_t inm = 0, del = 0, unlocked = 0, lock = 0;
     int im = query_str(q, "ifmatch", m->key, sizeof(m->key));
     int ns = nd_query_u64(q, "ncsucc", &m->successor_ms);
     int nn = nd_query_u64(q, "ncnewer", &m->newer_min);
@@ -539,14 +544,16 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
         memchr(path, '/', bl) || im < 0 || nd_query_u64(q, "inm", &inm) < 0 ||
         nd_query_u64(q, "del", &del) < 0 || nd_query_u64(q, "unlocked", &unlocked) < 0 ||
         unlocked > 2 || ns < 0 || nn < 0 || ns != nn || m->successor_ms > INT64_MAX ||
-        m->newer_min > UINT32_MAX || (!inm && im != 1 && !unlocked && ns != 1)) {
+        m->newer_min > UINT32_MAX || nd_query_u64(q, "lock", &lock) < 0 ||
+        (lock > 7 && lock != 8) || (lock && ((lock != 8 && !(lock & 3)) || del)) ||
+        (!inm && im != 1 && !unlocked && ns != 1 && !lock)) {
         nd_answer_error_ex(req, CM_ERR_INVAL, "bad conditional write", NULL, NULL);
         return;
     }
     memcpy(m->bucket, path, bl);
     m->bucket[bl] = 0;
     m->inm = inm != 0, m->del = del != 0, m->has_ifmatch = im == 1, m->unlocked = (int)unlocked;
-    m->noncurrent = ns == 1;
+    m->noncurrent = ns == 1, m->lock = (int)lock;
     snprintf(m->from, sizeof(m->from), "%s", from ? from : "");
     read_body(req, m);
 }

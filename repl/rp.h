@@ -134,6 +134,18 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);
 
 /*
+ * rp_object_swap of a record whose Object Lock fields (lock_mode, lock_until_ms, legal_hold) the
+ * caller does not change (a tag, ACL or key re-wrap change), run where the key's conditional
+ * writes run (md_cond.lock_change MD_COND_LOCK_KEEP: the partition's leader, under the key's
+ * lock): the version read again at strict quorum, rec written as its successor with every field
+ * of rec but the lock fields, which are the ones read. So a retention or hold change racing the
+ * swap is never undone by it (docs/object-lock.md, "On a cluster"). When the key no longer holds
+ * the version rec was read from (a PUT or DELETE won meanwhile), nothing is written: CM_OK, as
+ * the swap that would lose to it. Errors as rp_object_put.
+ */
+cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec);
+
+/*
  * Versioning on a cluster (rp_version.c): a stamp of this node's clock (after everything it read
  * or received), and a write of rec at exactly the stamp it carries (rec->hlc, rec->hlc_node: one
  * rp_stamp of this coordinator), with a vector of this node's entry alone: no read, so against

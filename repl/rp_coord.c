@@ -32,7 +32,11 @@
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
  * condition and the write are one compare-and-set among the writers that share the lock. A
  * leader's token (rp_cond_write.fence) goes with the read as well as the write: every replica
- * read admits it first, so no write of a replaced leader lands there between the two.
+ * read admits it first, so no write of a replaced leader lands there between the two. An Object
+ * Lock change (md_cond.lock_change) is run there too, but written as a swap of the record read
+ * (lock_change below), so a version keeps its stamp and place; so is every other swap of a
+ * version's content (tags, ACL, key re-wrap: rp_object_swap_keep_lock, keep_lock below), which
+ * keeps the lock fields it reads there, so it never undoes a retention or hold change.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
  * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
@@ -46,6 +50,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "rp_int.h"
+#include "rp_version.h"
 
 cm_err rp_keylocks_new(rp_keylocks **out)
 {
@@ -611,6 +616,73 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     return e;
 }
 
+static cm_err swap_write(rp *c, const char *bucket, const md_object *rec, rp_consistency mode,
+                         uint64_t fence);
+
+/* A lock change (md_cond.lock_change) of the version record obj names: the record read at strict
+ * quorum, changed by md_lock_apply, written as its successor (a swap: its stamp kept, so the
+ * version keeps its place among the key's versions). */
+static cm_err lock_change(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
+                          uint64_t fence)
+{
+    rp_read rd;
+    cm_err e = quorum_read(c, bucket, obj->key, RP_STRONG, 0, 1, fence, &rd);
+    if (e != CM_OK)
+        return e;
+    md_lock_change ch = {.set_retention = (cond->lock_change & MD_COND_LOCK_RETENTION) != 0,
+                         .mode = obj->lock_mode,
+                         .until_ms = obj->lock_until_ms,
+                         .set_hold = (cond->lock_change & MD_COND_LOCK_HOLD) != 0,
+                         .legal_hold = obj->legal_hold,
+                         .bypass_governance = cond->bypass_governance};
+    if (!rd.has || rd.win.tombstone || rd.win.delete_marker || rp_version_pointer(&rd.win))
+        e = CM_ERR_NOTFOUND; /* as md_version_set_lock: a marker carries no lock */
+    else if ((e = md_lock_apply(&rd.win, &ch, cm_now_ms())) == CM_OK)
+        e = swap_write(c, bucket, &rd.win, RP_STRONG, fence);
+    md_object_release(&rd.win);
+    return e;
+}
+
+/* The version rd holds is the one obj was read from, or a swap of it: the same stamp (a swap
+ * keeps it, or takes one tick above it when a full vector dropped an entry), content and version
+ * id, and no write of a client since: a swap raises only swap entries (RP_SWAP_NODE, top bit
+ * set), every coordinated write one of its node's own, which then counts above obj's. */
+static int same_version(const md_object *rd, const md_object *obj)
+{
+    if (rd->tombstone || rd->hlc_node != obj->hlc_node || rd->hlc < obj->hlc ||
+        rd->mtime_ms != obj->mtime_ms || strcmp(rd->etag, obj->etag) != 0 ||
+        strcmp(rd->version_id, obj->version_id) != 0 ||
+        md_vv_compare(&rd->vv, &obj->vv) == MD_VV_BEFORE)
+        return 0;
+    for (uint32_t i = 0; i < rd->vv.n; i++)
+        if ((rd->vv.e[i].node & 0x80000000u) == 0 &&
+            rd->vv.e[i].counter > md_vv_counter(&obj->vv, rd->vv.e[i].node))
+            return 0;
+    return 1;
+}
+
+/* MD_COND_LOCK_KEEP (rp_object_swap_keep_lock): obj's content with the lock fields of the
+ * version read at strict quorum, written as the successor of what was read. */
+static cm_err keep_lock(rp *c, const char *bucket, const md_object *obj, uint64_t fence)
+{
+    rp_read rd;
+    cm_err e = quorum_read(c, bucket, obj->key, RP_STRONG, 0, 1, fence, &rd);
+    if (e != CM_OK)
+        return e;
+    if (!rd.has)
+        return CM_OK; /* deleted and collected: the swap would have lost */
+    md_object w;
+    if (same_version(&rd.win, obj) && (e = md_object_copy(obj, &w)) == CM_OK) {
+        w.vv = rd.win.vv, w.hlc = rd.win.hlc;
+        w.lock_mode = rd.win.lock_mode, w.lock_until_ms = rd.win.lock_until_ms;
+        w.legal_hold = rd.win.legal_hold;
+        e = swap_write(c, bucket, &w, RP_STRONG, fence);
+        md_object_release(&w);
+    }
+    md_object_release(&rd.win);
+    return e;
+}
+
 cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 {
     pthread_mutex_t *mu = key_lock(c, w->bucket, w->key);
@@ -629,15 +701,21 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
         count(c, &c->st.unavailable); /* the writes queued before it took too long */
         return CM_ERR_UNAVAILABLE;
     }
-    cm_err e = read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
+    cm_err e;
+    if (w->obj && w->cond && w->cond->lock_change == MD_COND_LOCK_KEEP)
+        e = keep_lock(c, w->bucket, w->obj, w->fence);
+    else if (w->obj && w->cond && w->cond->lock_change)
+        e = lock_change(c, w->bucket, w->obj, w->cond, w->fence);
+    else
+        e = read_and_write(c, w->bucket, w->key, w->obj, w->cond, w->fence);
     pthread_mutex_unlock(mu);
     return e;
 }
 
 static int cond_set(const md_cond *cond)
 {
-    return cond &&
-           (cond->if_none_match_star || cond->if_match || cond->unlocked || cond->noncurrent);
+    return cond && (cond->if_none_match_star || cond->if_match || cond->unlocked ||
+                    cond->noncurrent || cond->lock_change);
 }
 
 static cm_err run_cond(rp *c, const char *bucket, const char *key, const md_object *obj,
@@ -691,6 +769,19 @@ static cm_err unread_copy(rp *c, const char *bucket, const md_object *rec, md_ob
 
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
 {
+    return swap_write(c, bucket, rec, rp_mode(c, bucket), 0);
+}
+
+cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec)
+{
+    md_cond cond = {.lock_change = MD_COND_LOCK_KEEP};
+    return rp_object_put(c, bucket, rec, &cond, NULL, NULL);
+}
+
+/* rp_object_swap's write, in mode and with a partition leader's token when fence is not 0. */
+static cm_err swap_write(rp *c, const char *bucket, const md_object *rec, rp_consistency mode,
+                         uint64_t fence)
+{
     md_object w;
     cm_err e = unread_copy(c, bucket, rec, &w);
     if (e != CM_OK)
@@ -713,7 +804,7 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec)
      * write that read rec (its coordinator merged rec's clock: at least two ticks above). */
     if (md_vv_compare(&w.vv, &rec->vv) != MD_VV_AFTER)
         w.hlc = rec->hlc + 1;
-    e = quorum_write(c, bucket, &w, rp_mode(c, bucket), 0);
+    e = quorum_write(c, bucket, &w, mode, fence);
     md_object_release(&w);
     return e;
 }

@@ -14,10 +14,18 @@ prints one line per check that passed.
                            deleted; shortening COMPLIANCE refused; governance bypass works
   after  EPS STATE         (after a node restart) the locks read back through every node, every
                            deletion still refused; a released hold, then the version deleted
+  race   EPS STATE         20 rounds on a GOVERNANCE version: a COMPLIANCE extension through n1
+                           races a GOVERNANCE change through n4 (no bypass) that the extension
+                           makes a shortening; every answer 200 or 403, and the retention read
+                           back is never weaker than a change that answered 200; then 10
+                           rounds of a COMPLIANCE extension through n1 racing tag changes
+                           through n2 and n5: the retention kept, the tags one of those written
 """
 import datetime
 import json
 import sys
+import threading
+import time
 
 from lc_boto import client
 
@@ -89,7 +97,12 @@ def setup(cls, path, b):
     cls[3].put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-    rule = cls[5].get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]["Rule"]
+    for _ in range(30):  # n6's follower of the bucket documents may lag by tens of ms
+        rule = cls[5].get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]
+        rule = rule.get("Rule")
+        if rule:
+            break
+        time.sleep(0.1)
     check(rule["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1},
           "default retention set through n4, read through n6", str(rule))
     st["d"] = ["d", cls[4].put_object(Bucket=b, Key="d", Body=b"default")["VersionId"]]
@@ -162,6 +175,85 @@ def after(cls, path):
     check(code in ("404", "NoSuchVersion", "NoSuchKey"), "a released hold: deleted", str(code))
 
 
+RANK = {"GOVERNANCE": 1, "COMPLIANCE": 2}
+
+
+def race(cls, path):
+    with open(path) as f:
+        b = json.load(f)["bucket"]
+    t0 = later(3600).replace(microsecond=0)
+    asks = [(0, "COMPLIANCE", t0 + datetime.timedelta(seconds=600)),
+            (3, "GOVERNANCE", t0 + datetime.timedelta(seconds=300))]
+    both = 0
+    for rnd in range(20):
+        vid = cls[0].put_object(Bucket=b, Key="race", Body=b"r", ObjectLockMode="GOVERNANCE",
+                                ObjectLockRetainUntilDate=t0)["VersionId"]
+        gate = threading.Barrier(len(asks))
+        codes = [None] * len(asks)
+
+        def change(i, node, mode, until):
+            gate.wait()
+            codes[i] = err(lambda: cls[node].put_object_retention(
+                Bucket=b, Key="race", VersionId=vid,
+                Retention={"Mode": mode, "RetainUntilDate": until})) or "200"
+
+        ts = [threading.Thread(target=change, args=(i, *a)) for i, a in enumerate(asks)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if any(c not in ("200", "AccessDenied") for c in codes):
+            fail(f"round {rnd}: every answer 200 or AccessDenied: {codes}")
+        ret = cls[1].get_object_retention(Bucket=b, Key="race", VersionId=vid)["Retention"]
+        for c, (node, mode, until) in zip(codes, asks):
+            if c == "200" and (RANK[ret["Mode"]] < RANK[mode] or ret["RetainUntilDate"] < until):
+                fail(f"round {rnd}: {mode} until {until} through n{node + 1} answered 200, "
+                     f"the version has {ret['Mode']} until {ret['RetainUntilDate']} ({codes})")
+        both += codes == ["200", "200"]
+    ok("20 racing retention changes through n1 and n4: none acknowledged and then weakened "
+       f"(both answered 200 in {both})")
+    race_tags(cls, b, t0)
+
+
+def race_tags(cls, b, t0):
+    """10 rounds: a COMPLIANCE extension through n1 races tag changes through n2 and n5."""
+    until = t0 + datetime.timedelta(seconds=900)
+    for rnd in range(10):
+        vid = cls[0].put_object(Bucket=b, Key="rtag", Body=b"t", ObjectLockMode="GOVERNANCE",
+                                ObjectLockRetainUntilDate=t0)["VersionId"]
+        sets = {1: [{"Key": "via", "Value": f"n2-{rnd}"}],
+                4: [{"Key": "via", "Value": f"n5-{rnd}"}]}
+        gate = threading.Barrier(3)
+        codes = {}
+
+        def run(node, fn):
+            gate.wait()
+            codes[node] = err(fn) or "200"
+
+        ts = [threading.Thread(target=run, args=(0, lambda: cls[0].put_object_retention(
+            Bucket=b, Key="rtag", VersionId=vid,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})))]
+        for node, tags in sets.items():
+            ts.append(threading.Thread(target=run, args=(node, lambda n=node, t=tags: cls[n]
+                .put_object_tagging(Bucket=b, Key="rtag", VersionId=vid,
+                                    Tagging={"TagSet": t}))))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if any(c != "200" for c in codes.values()):
+            fail(f"round {rnd}: every answer 200: {codes}")
+        ret = cls[2].get_object_retention(Bucket=b, Key="rtag", VersionId=vid)["Retention"]
+        if ret["Mode"] != "COMPLIANCE" or ret["RetainUntilDate"] < until:
+            fail(f"round {rnd}: the COMPLIANCE extension answered 200, a racing tag change left "
+                 f"{ret['Mode']} until {ret['RetainUntilDate']}")
+        got = cls[5].get_object_tagging(Bucket=b, Key="rtag", VersionId=vid)["TagSet"]
+        if got not in sets.values():
+            fail(f"round {rnd}: the tags {got} are none of the sets that answered 200")
+    ok("10 rounds of a COMPLIANCE extension through n1 racing tag changes through n2 and n5: "
+       "the retention kept, the tags one of the sets written")
+
+
 def main():
     phase, eps = sys.argv[1], sys.argv[2].split(",")
     cls = [client(ep) for ep in eps]
@@ -169,6 +261,8 @@ def main():
         setup(cls, sys.argv[3], sys.argv[4])
     elif phase == "after":
         after(cls, sys.argv[3])
+    elif phase == "race":
+        race(cls, sys.argv[3])
     else:
         fail("unknown phase " + phase)
 

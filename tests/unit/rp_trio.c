@@ -29,6 +29,29 @@ static cm_err cond_cb(void *arg, const nd_cond_req *r)
         return CM_ERR_AUTH;
     if (r->del)
         return md_object_delete(n->md, r->bucket, r->rec->key, r->cond, NULL, NULL);
+    if (r->cond->lock_change == MD_COND_LOCK_KEEP) { /* the record, the lock fields there */
+        md_object cur, w;
+        cm_err e = md_object_get(n->md, r->bucket, r->rec->key, &cur);
+        if (e != CM_OK)
+            return e;
+        if ((e = md_object_copy(r->rec, &w)) == CM_OK) {
+            w.lock_mode = cur.lock_mode, w.lock_until_ms = cur.lock_until_ms;
+            w.legal_hold = cur.legal_hold;
+            e = md_rec_put(n->md, r->bucket, &w, cur.generation, NULL);
+            md_object_release(&w);
+        }
+        md_object_release(&cur);
+        return e;
+    }
+    if (r->cond->lock_change) { /* a retention or hold change of the key's null version */
+        md_lock_change ch = {.set_retention = (r->cond->lock_change & MD_COND_LOCK_RETENTION) != 0,
+                             .mode = r->rec->lock_mode,
+                             .until_ms = r->rec->lock_until_ms,
+                             .set_hold = (r->cond->lock_change & MD_COND_LOCK_HOLD) != 0,
+                             .legal_hold = r->rec->legal_hold,
+                             .bypass_governance = r->cond->bypass_governance};
+        return md_version_set_lock(n->md, r->bucket, r->rec->key, "null", &ch);
+    }
     return md_object_put(n->md, r->bucket, r->rec, r->cond, NULL, NULL);
 }
 

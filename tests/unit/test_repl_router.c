@@ -104,6 +104,22 @@ static nres cond_call(const char *bucket, const char *key, const char *etag, int
     return t;
 }
 
+/* A lock change of b/key sent to n2: mode and until (retention), hold. */
+static nres lock_call(const char *key, uint8_t mode, int64_t until, uint8_t hold,
+                      const md_cond *cond)
+{
+    nres t = {0};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    md_object o = {
+        .key = (char *)key, .lock_mode = mode, .lock_until_ms = until, .legal_hold = hold};
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &rec, &len), CM_OK);
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", rec, len, 0, cond, nd_cb, &t), &t);
+    free(rec);
+    return t;
+}
+
 /* The conditional-write route: the condition, the record and the caller reach the node's
  * callback, and its outcome comes back as the call's error. */
 static void t_cond_route(void)
@@ -149,6 +165,38 @@ static void t_cond_route(void)
     CU_ASSERT_EQUAL(cond_call("b", "lg", "", 1, &byp).r.err, CM_OK);
     CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "lg", &got), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "lk", &got), CM_OK);
+    md_object_release(&got);
+    /* a lock change travels (lock=): the change in the record, which parts, and the bypass */
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION},
+            ret_byp = {.lock_change = MD_COND_LOCK_RETENTION, .bypass_governance = 1},
+            hold = {.lock_change = MD_COND_LOCK_HOLD};
+    int64_t until = cm_now_ms() + 7200 * 1000;
+    CU_ASSERT_EQUAL(md_object_put(E.nodes[1].md, "b", &gov, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(lock_call("lg", MD_LOCK_GOVERNANCE, 1, 0, &ret).r.err, CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(lock_call("lg", MD_LOCK_GOVERNANCE, 1, 0, &ret_byp).r.err, CM_OK);
+    CU_ASSERT_EQUAL(lock_call("lg", MD_LOCK_COMPLIANCE, until, 0, &ret).r.err, CM_OK);
+    CU_ASSERT_EQUAL(lock_call("lg", MD_LOCK_GOVERNANCE, until + 1000, 0, &ret_byp).r.err,
+                    CM_ERR_LOCKED);
+    CU_ASSERT_EQUAL(lock_call("lg", 0, 0, 1, &hold).r.err, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_object_get(E.nodes[1].md, "b", "lg", &got), CM_OK);
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == until && got.legal_hold);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 1, &hold, nd_cb, &t), CM_ERR_INVAL);
+    /* a swap keeping the lock fields (lock=8): the record's tags land, its lock fields do not */
+    md_cond keep = {.lock_change = MD_COND_LOCK_KEEP, .bypass_governance = 1};
+    md_meta tag = {"t", "1"};
+    md_object tagged = {.key = "lg", .tags = &tag, .ntags = 1};
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&tagged, &rec, &len), CM_OK);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", rec, len, 0, &keep, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_OK);
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", rec, len, 1, &keep, nd_cb, &t), CM_ERR_INVAL);
+    free(rec);
+    CU_ASSERT_EQUAL_FATAL(md_object_get(E.nodes[1].md, "b", "lg", &got), CM_OK);
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == until && got.legal_hold);
+    CU_ASSERT(got.ntags == 1 && strcmp(got.tags[0].name, "t") == 0);
     md_object_release(&got);
     env_down();
 }

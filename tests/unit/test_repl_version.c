@@ -415,6 +415,61 @@ static void test_lock(void)
     CU_ASSERT_EQUAL(listed(E.c[0], "s", ids, latest, 8), 2);
     CU_ASSERT_EQUAL(rp_version_put(E.c[1], B, &n3, 1, NULL, &r), CM_OK);
     CU_ASSERT_EQUAL(listed(E.c[0], "s", ids, latest, 8), 2); /* n3 and the protected n1 */
+    /* retention and hold changed where the key's conditional writes run (md_cond.lock_change):
+     * on the record read there, by the single node's rules, the version's stamp kept */
+    md_part pk;
+    md_object k = body("k", 0, &pk);
+    md_vres rk;
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &k, 0, NULL, &rk), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("k", rk.version_id, vkey, sizeof(vkey)), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
+    uint64_t stamp = rec.hlc;
+    md_object stale = rec; /* read before the changes below: a tag change's record */
+    memset(&rec, 0, sizeof(rec));
+    md_object ask = {.key = vkey, .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = later};
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION},
+            ret_bypass = {.lock_change = MD_COND_LOCK_RETENTION, .bypass_governance = 1},
+            held = {.lock_change = MD_COND_LOCK_HOLD};
+    CU_ASSERT_EQUAL(rp_object_put(E.c[1], B, &ask, &ret, NULL, NULL), CM_OK);
+    ask.lock_mode = MD_LOCK_GOVERNANCE, ask.lock_until_ms = later + 1000; /* a downgrade */
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &ask, &ret_bypass, NULL, NULL), CM_ERR_LOCKED);
+    ask.lock_mode = MD_LOCK_COMPLIANCE, ask.lock_until_ms = later - 1000; /* shorter */
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &ask, &ret, NULL, NULL), CM_ERR_LOCKED);
+    ask.legal_hold = 1;
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &ask, &held, NULL, NULL), CM_OK); /* hold only */
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, vkey, &rec), CM_OK);
+    CU_ASSERT(rec.lock_mode == MD_LOCK_COMPLIANCE && rec.lock_until_ms == later && rec.legal_hold);
+    CU_ASSERT_EQUAL(rec.hlc, stamp);
+    md_object_release(&rec);
+    /* a tag change of the record read before those changes, through the leader: its tags land,
+     * the retention and hold it carried (none) do not replace the ones the leader reads */
+    md_meta tag = {"t", "1"};
+    stale.tags = &tag, stale.ntags = 1;
+    CU_ASSERT_EQUAL(rp_object_swap_keep_lock(E.c[1], B, &stale), CM_OK);
+    stale.tags = NULL, stale.ntags = 0;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
+    CU_ASSERT(rec.lock_mode == MD_LOCK_COMPLIANCE && rec.lock_until_ms == later && rec.legal_hold);
+    CU_ASSERT(rec.ntags == 1 && strcmp(rec.tags[0].value, "1") == 0);
+    CU_ASSERT_EQUAL(rec.hlc, stamp);
+    md_object_release(&rec);
+    md_object_release(&stale);
+    /* a swap of a record the key no longer holds (a PUT replaced it): nothing written */
+    md_part pz1, pz2;
+    md_object z1 = body("z", 0, &pz1), z2 = body("z", 0, &pz2);
+    z2.size = 4;
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &z1, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "z", &stale), CM_OK);
+    snprintf(z2.etag, sizeof(z2.etag), "e-z2");
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[1], B, &z2, NULL, NULL, NULL), CM_OK);
+    stale.tags = &tag, stale.ntags = 1;
+    CU_ASSERT_EQUAL(rp_object_swap_keep_lock(E.c[0], B, &stale), CM_OK);
+    stale.tags = NULL, stale.ntags = 0;
+    md_object_release(&stale);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "z", &rec), CM_OK);
+    CU_ASSERT(rec.ntags == 0 && rec.size == 4);
+    md_object_release(&rec);
+    ask.key = "k-none";
+    CU_ASSERT_EQUAL(rp_object_put(E.c[0], B, &ask, &held, NULL, NULL), CM_ERR_NOTFOUND);
     coords_free();
     for (int i = 0; i < NF; i++) {
         CU_ASSERT(garbage(i, 0x21) && garbage(i, 0x22) && garbage(i, 0x24) && garbage(i, 0x27));
