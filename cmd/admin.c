@@ -8,7 +8,8 @@
  *   cairn admin drives|buckets|layout [--endpoint URL]          tables (admin_views.c)
  *   --json on status, drives, buckets, scrub, repair and layout: one JSON document on stdout
  *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
- *   cairn admin user create|list|disable|enable|delete|key ...  users and keys (docs/users.md)
+ *   cairn admin user create|list|disable|enable|delete|key ...  users and keys (docs/users.md);
+ *   cairn admin users is user list
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
  *   cairn admin layout simulate|show|add|remove|drain|discard|apply  layout.c, layout_etcd.c
  *
@@ -1052,7 +1053,10 @@ static int cmd_user(const admin_opts *o, const char *verb, const char *sub, cons
     if (r.status != 200) {
         rc = user_failed(&r);
     } else if (strcmp(verb, "list") == 0) {
-        user_table(r.body);
+        if (o->json)
+            printf("%s\n", r.body); /* the admin API's document: {"users": [...]} */
+        else
+            user_table(r.body);
     } else if (strcmp(what, "create") == 0) {
         json_t *doc = json_loads(r.body, 0, NULL);
         const char *u = json_string_value(json_object_get(doc, "user"));
@@ -1080,7 +1084,7 @@ static void usage(FILE *f)
             "sees it)\n"
             "       cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]\n"
             "       cairn admin user create|disable|enable|delete NAME [--endpoint URL]\n"
-            "       cairn admin user list [--endpoint URL]\n"
+            "       cairn admin user list [--endpoint URL]   (also: cairn admin users)\n"
             "       cairn admin user key create NAME | key disable|enable|delete ACCESS_KEY\n"
             "       cairn admin sse status|rewrap [--wait] [--json] [--endpoint URL]  (master-key\n"
             "                                 rotation: the keys in use, the rewrap pass)\n"
@@ -1120,6 +1124,7 @@ int cmd_admin(int argc, char **argv)
         return cmd_admin_bucket(argc - 1, argv + 1);
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0, user = strcmp(argv[1], "user") == 0, sse = strcmp(argv[1], "sse") == 0;
+    int users = strcmp(argv[1], "users") == 0; /* the table of `user list` */
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((strcmp(argv[1], "object-cells") == 0 || user || sse) && argv[i][0] != '-' &&
@@ -1163,6 +1168,8 @@ int cmd_admin(int argc, char **argv)
         return cmd_object_cells(&o, pos[0], pos[1]);
     if (sse && npos == 1 && (strcmp(pos[0], "rewrap") == 0 || strcmp(pos[0], "status") == 0))
         return admin_sse(&o, strcmp(pos[0], "rewrap") == 0); /* admin_sse.c */
+    if (users)
+        return cmd_user(&o, "list", NULL, NULL);
     if (user && npos >= 1) {
         int key = strcmp(pos[0], "key") == 0;
         int urc = cmd_user(&o, pos[0], key ? pos[1] : NULL, key ? pos[2] : pos[1]);

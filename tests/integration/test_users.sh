@@ -95,6 +95,12 @@ fi
 h_run "cairn admin user list" admin user list
 grep -q "$BOB2_AK" <<<"$H_OUT" && h_ok "the list shows bob's second key" ||
     h_bad "the list shows bob's second key" "$H_OUT"
+h_run "cairn admin users (the same table)" admin users
+grep -q "$BOB2_AK" <<<"$H_OUT" && grep -q '^USER ' <<<"$H_OUT" && h_ok "admin users lists the keys" ||
+    h_bad "admin users lists the keys" "$H_OUT"
+h_run "cairn admin users --json" admin users --json
+"$H_PY" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(k["access_key"] == sys.argv[1] for u in d["users"] for k in u["keys"]) else 1)' "$BOB2_AK" <<<"$H_OUT" &&
+    h_ok "admin users --json is the users document" || h_bad "admin users --json is the users document" "$H_OUT"
 
 # secrets at rest: wrapped under the master key, never in plaintext in the data folder
 found=""
