@@ -25,26 +25,8 @@ trap cleanup EXIT
 export CAIRN_ACCESS_KEY=zbenchaccess CAIRN_SECRET_KEY=zbenchsecret0123456789
 tick=$(getconf CLK_TCK)
 
-# The text body of bench/compression.sh: lines of words, a 64 MiB block repeated.
-python3 - "$work/text" "$size_mib" <<'PY'
-import random, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-rng = random.Random(7)
-words = ("object stripe cell drive scrub erasure bucket the of and to a in is that for it as was "
-         "with be by on not he this are or his from at which but have an they you were her "
-         "all she there would their we him been has when who will more no if out so said").split()
-out, size, chunk = [], 0, min(mib, 64) << 20
-while size < chunk:
-    line = "%07d %s\n" % (rng.randrange(10**7), " ".join(rng.choices(words, k=12)))
-    out.append(line)
-    size += len(line)
-block = "".join(out).encode()[:chunk]
-with open(path, "wb") as f:
-    left = mib << 20
-    while left:
-        f.write(block[:left])
-        left -= min(left, len(block))
-PY
+# The text body of bench/compression.sh (bench/textbody.py).
+python3 "$root/bench/textbody.py" "$work/text" "$size_mib"
 printf '[server]\nthreads = 1\n[storage]\ncompression = auto\ncompression_level = 1\n' \
     >"$work/loop.conf"
 
