@@ -906,6 +906,18 @@ static void test_cond_create_race(void)
     env_down();
 }
 
+/* Record reads the three replicas have been asked so far. */
+static unsigned replica_gets(void)
+{
+    unsigned sum = 0;
+    for (int i = 0; i < 3; i++) {
+        fake_counts n;
+        fake_counts_get(E.f[i], &n);
+        sum += n.gets;
+    }
+    return sum;
+}
+
 static void *cond_put_lk(void *arg)
 {
     md_cond inm = {.if_none_match_star = 1};
@@ -924,9 +936,11 @@ static void test_cond_lock_bounded(void)
         set_fault(i, 0, 0, 2000);
     cm_err first = CM_ERR_INTERNAL;
     pthread_t th;
+    unsigned before = replica_gets();
     pthread_create(&th, NULL, cond_put_lk, &first);
-    struct timespec pause = {0, 40 * 1000000};
-    nanosleep(&pause, NULL);
+    struct timespec pause = {0, 5 * 1000000};
+    while (replica_gets() == before) /* the first holds the key's lock once its read is out */
+        nanosleep(&pause, NULL);
     md_cond inm = {.if_none_match_star = 1};
     int64_t t0 = now_ms();
     CU_ASSERT_EQUAL(put(1, "lk", "second", &inm), CM_ERR_UNAVAILABLE);
