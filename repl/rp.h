@@ -146,6 +146,20 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);
 cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec);
 
 /*
+ * The repair's layout swap (cmd/cluster_repair.c): rec is the record read with part's layout
+ * replaced by the healed one, old the layout it replaced. Run where the key's conditional writes
+ * run (md_cond.lock_change MD_COND_LOCK_LAYOUT: the partition's leader, under the key's lock): the
+ * version read again at strict quorum must still name exactly old's cells in that part, and is
+ * written as its own successor with only that part's layout replaced, so a retention, hold, tag
+ * or ACL change that landed since rec was read stays. CM_ERR_CONFLICT when the key holds no such
+ * part naming old (nothing written: another heal, a PUT or a DELETE came first); CM_ERR_INVAL
+ * when rec's layout is not old's size; other errors as rp_object_put (the write may have reached
+ * some replicas).
+ */
+cm_err rp_object_swap_layout(rp *c, const char *bucket, const md_object *rec, size_t part,
+                             const md_layout *old);
+
+/*
  * Versioning on a cluster (rp_version.c): a stamp of this node's clock (after everything it read
  * or received), and a write of rec at exactly the stamp it carries (rec->hlc, rec->hlc_node: one
  * rp_stamp of this coordinator), with a vector of this node's entry alone: no read, so against

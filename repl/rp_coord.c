@@ -683,6 +683,31 @@ static cm_err keep_lock(rp *c, const char *bucket, const md_object *obj, uint64_
     return e;
 }
 
+/* MD_COND_LOCK_LAYOUT (rp_object_swap_layout): the version read at strict quorum, its part
+ * cond->heal_part naming exactly cond->heal_old's cells, written as its successor with only that
+ * part's layout replaced by obj's. */
+static cm_err heal_layout(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
+                          uint64_t fence)
+{
+    size_t i = cond->heal_part;
+    if (!cond->heal_old || i >= obj->nparts || MD_PART_INLINE(&obj->parts[i]) ||
+        obj->parts[i].layout.size != cond->heal_old->size)
+        return CM_ERR_INVAL;
+    rp_read rd;
+    cm_err e = quorum_read(c, bucket, obj->key, RP_STRONG, 0, 1, fence, &rd);
+    if (e != CM_OK)
+        return e;
+    if (!rd.has || rd.win.tombstone || i >= rd.win.nparts || MD_PART_INLINE(&rd.win.parts[i]) ||
+        !md_layout_same_cells(&rd.win.parts[i].layout, cond->heal_old)) {
+        e = CM_ERR_PRECONDITION; /* another heal, a PUT or a DELETE came first */
+    } else {
+        rd.win.parts[i].layout = obj->parts[i].layout;
+        e = swap_write(c, bucket, &rd.win, RP_STRONG, fence);
+    }
+    md_object_release(&rd.win);
+    return e;
+}
+
 cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 {
     pthread_mutex_t *mu = key_lock(c, w->bucket, w->key);
@@ -704,6 +729,8 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
     cm_err e;
     if (w->obj && w->cond && w->cond->lock_change == MD_COND_LOCK_KEEP)
         e = keep_lock(c, w->bucket, w->obj, w->fence);
+    else if (w->obj && w->cond && w->cond->lock_change == MD_COND_LOCK_LAYOUT)
+        e = heal_layout(c, w->bucket, w->obj, w->cond, w->fence);
     else if (w->obj && w->cond && w->cond->lock_change)
         e = lock_change(c, w->bucket, w->obj, w->cond, w->fence);
     else
@@ -776,6 +803,23 @@ cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec)
 {
     md_cond cond = {.lock_change = MD_COND_LOCK_KEEP};
     return rp_object_put(c, bucket, rec, &cond, NULL, NULL);
+}
+
+cm_err rp_object_swap_layout(rp *c, const char *bucket, const md_object *rec, size_t part,
+                             const md_layout *old)
+{
+    if (part >= rec->nparts || MD_PART_INLINE(&rec->parts[part]))
+        return CM_ERR_CONFLICT; /* no stored part there to swap */
+    if (part > UINT32_MAX || rec->parts[part].layout.size != old->size)
+        return CM_ERR_INVAL;
+    md_cond cond = {
+        .lock_change = MD_COND_LOCK_LAYOUT, .heal_part = (uint32_t)part, .heal_old = old};
+    cm_err e = rp_object_put(c, bucket, rec, &cond, NULL, NULL);
+    /* The leader's refusal (nothing written) is the conflict the repair knows; a conflict of the
+     * way there (no leader agreed) is not: the write's fate is unknown. */
+    if (e == CM_ERR_CONFLICT)
+        return CM_ERR_UNAVAILABLE;
+    return e == CM_ERR_PRECONDITION ? CM_ERR_CONFLICT : e;
 }
 
 /* rp_object_swap's write, in mode and with a partition leader's token when fence is not 0. */

@@ -520,6 +520,97 @@ static void test_noncurrent(void)
     env_down();
 }
 
+/* ---- races decided by the leader ---- */
+
+/* The leader plug of the tests below: both coordinators hand their conditional writes to
+ * coordinator 0 (the partition's leader); a write of key race_key first lets race_fn run (once),
+ * as a client's change that reaches the leader just before it. */
+static const char *race_key;
+static void (*race_fn)(void);
+static int raced;
+
+static cm_err lead_run(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
+{
+    (void)arg, (void)c, (void)p;
+    if (race_key && strcmp(w->key, race_key) == 0) {
+        race_key = NULL;
+        race_fn();
+        raced++;
+    }
+    return rp_cond_execute(E.c[0], w);
+}
+
+static void coords_lead(void)
+{
+    coords_free();
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = {.base = E.base,
+                         .router = E.rt,
+                         .route = fake_route,
+                         .clock = &E.clk[i],
+                         .node = (uint32_t)i + 1,
+                         .nshards = 4,
+                         .timeout_ms = 2000,
+                         .cond_run = lead_run};
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+    race_key = NULL, raced = 0;
+}
+
+static int64_t race_until;
+
+/* A COMPLIANCE retention of key "h" until race_until, through the leader. */
+static void retain_h(void)
+{
+    md_object ask = {.key = "h", .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = race_until};
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION};
+    CU_ASSERT_EQUAL(rp_object_put(E.c[1], B, &ask, &ret, NULL, NULL), CM_OK);
+}
+
+/* The repair's layout swap (rp_object_swap_layout) of a record read before a retention change
+ * the leader decided: the healed layout lands and the retention stays. A swap from a layout the
+ * record no longer names, of a part it does not have, or of a key deleted, writes nothing. */
+static void test_heal_swap(void)
+{
+    env_up();
+    coords_lead();
+    md_part pp;
+    md_object plain = body("h", 0x41, &pp), rd, got;
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "h", &rd), CM_OK); /* the repair's read */
+    md_layout old = rd.parts[0].layout, healed = old;
+    healed.drives[0] = 7, healed.nodes[0] = 2;
+    race_until = cm_now_ms() + 3600 * 1000;
+    retain_h(); /* between the repair's read and its swap */
+    rd.parts[0].layout = healed;
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[0], B, &rd, 0, &old), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "h", &got), CM_OK);
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == race_until);
+    CU_ASSERT(got.nparts == 1 && md_layout_same_cells(&got.parts[0].layout, &healed));
+    CU_ASSERT_EQUAL(got.hlc, rd.hlc); /* the version keeps its stamp */
+    md_object_release(&got);
+    /* a second heal from the layout already replaced; a part the record lacks; a wrong size */
+    md_layout again = healed;
+    again.drives[1] = 9;
+    rd.parts[0].layout = again;
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 0, &old), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 1, &old), CM_ERR_CONFLICT);
+    rd.parts[0].layout.size++;
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 0, &healed), CM_ERR_INVAL);
+    rd.parts[0].layout = again;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "h", &got), CM_OK);
+    CU_ASSERT(md_layout_same_cells(&got.parts[0].layout, &healed));
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == race_until);
+    md_object_release(&got);
+    /* the key deleted meanwhile: nothing written, the tombstone stays */
+    CU_ASSERT_EQUAL_FATAL(rp_object_delete(E.c[0], B, "h", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 0, &healed), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "h", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(raced, 0);
+    md_object_release(&rd);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -528,6 +619,7 @@ void cu_register(void)
         {"conditional writes of versions", test_conditional},
         {"object lock refuses deletes of protected versions", test_lock},
         {"a noncurrent version's delete is conditioned on its place", test_noncurrent},
+        {"the repair's layout swap keeps a retention set since its read", test_heal_swap},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
