@@ -523,18 +523,28 @@ static void test_noncurrent(void)
 /* ---- races decided by the leader ---- */
 
 /* The leader plug of the tests below: both coordinators hand their conditional writes to
- * coordinator 0 (the partition's leader); a write of key race_key first lets race_fn run (once),
- * as a client's change that reaches the leader just before it. */
+ * coordinator 0 (the partition's leader); a write of key race_key first has a COMPLIANCE
+ * retention until race_until set on that key (once), as a client's change that reaches the
+ * leader just before it. */
 static const char *race_key;
-static void (*race_fn)(void);
 static int raced;
+static int64_t race_until;
+
+/* A COMPLIANCE retention of key until race_until, through the leader. */
+static void retain(const char *key)
+{
+    md_object ask = {
+        .key = (char *)key, .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = race_until};
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION};
+    CU_ASSERT_EQUAL(rp_object_put(E.c[1], B, &ask, &ret, NULL, NULL), CM_OK);
+}
 
 static cm_err lead_run(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
 {
     (void)arg, (void)c, (void)p;
     if (race_key && strcmp(w->key, race_key) == 0) {
         race_key = NULL;
-        race_fn();
+        retain(w->key);
         raced++;
     }
     return rp_cond_execute(E.c[0], w);
@@ -555,16 +565,7 @@ static void coords_lead(void)
         CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
     }
     race_key = NULL, raced = 0;
-}
-
-static int64_t race_until;
-
-/* A COMPLIANCE retention of key "h" until race_until, through the leader. */
-static void retain_h(void)
-{
-    md_object ask = {.key = "h", .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = race_until};
-    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION};
-    CU_ASSERT_EQUAL(rp_object_put(E.c[1], B, &ask, &ret, NULL, NULL), CM_OK);
+    race_until = cm_now_ms() + 3600 * 1000;
 }
 
 /* The repair's layout swap (rp_object_swap_layout) of a record read before a retention change
@@ -580,8 +581,7 @@ static void test_heal_swap(void)
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "h", &rd), CM_OK); /* the repair's read */
     md_layout old = rd.parts[0].layout, healed = old;
     healed.drives[0] = 7, healed.nodes[0] = 2;
-    race_until = cm_now_ms() + 3600 * 1000;
-    retain_h(); /* between the repair's read and its swap */
+    retain("h"); /* between the repair's read and its swap */
     rd.parts[0].layout = healed;
     CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[0], B, &rd, 0, &old), CM_OK);
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "h", &got), CM_OK);
@@ -611,6 +611,50 @@ static void test_heal_swap(void)
     env_down();
 }
 
+/* The key's record is a plain one (from before versioning: the null version) in a bucket that
+ * got Object Lock later, deleted by id: a retention set on it after the delete's read reaches the
+ * leader first, which refuses to replace the record (CM_ERR_LOCKED), whether the key has no other
+ * version (the record deleted) or has one (the record replaced by a pointer to it). Unprotected,
+ * both go through. */
+static void test_null_leader(void)
+{
+    env_up();
+    coords_lead();
+    md_part pp[4], pv[2];
+    md_object plain[4] = {body("p", 0x51, &pp[0]), body("q", 0x52, &pp[1]), body("r", 0x53, &pp[2]),
+                          body("s", 0x54, &pp[3])};
+    md_object v[2] = {body("r", 0x55, &pv[0]), body("s", 0x56, &pv[1])};
+    md_vres vr[2], d;
+    /* r and s: a version, then a plain record over the pointer (K plain, a version beside it) */
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &v[i], 0, NULL, &vr[i]), CM_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &plain[i], NULL, NULL, NULL), CM_OK);
+    md_cond lock = {.unlocked = 1};
+    md_object got;
+    int had;
+    for (int i = 0; i < 4; i += 2) {
+        race_key = plain[i].key; /* the retention lands between the read and the leader */
+        CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, plain[i].key, "null", &lock, &d, &had),
+                        CM_ERR_LOCKED);
+        CU_ASSERT_EQUAL(raced, i / 2 + 1);
+        CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, plain[i].key, &got), CM_OK);
+        CU_ASSERT(!rp_version_pointer(&got) && got.nparts == 1 &&
+                  got.parts[0].layout.blob[0] == plain[i].parts[0].layout.blob[0]);
+        CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == race_until);
+        md_object_release(&got);
+        /* unprotected: the null version goes */
+        CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, plain[i + 1].key, "null", &lock, &d, &had),
+                        CM_OK);
+        CU_ASSERT(had);
+    }
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "q", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "s", &got), CM_OK);
+    CU_ASSERT(rp_version_pointer(&got) && strcmp(got.version_id, vr[1].version_id) == 0);
+    md_object_release(&got);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -620,6 +664,7 @@ void cu_register(void)
         {"object lock refuses deletes of protected versions", test_lock},
         {"a noncurrent version's delete is conditioned on its place", test_noncurrent},
         {"the repair's layout swap keeps a retention set since its read", test_heal_swap},
+        {"a plain null version's delete is checked by the leader", test_null_leader},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
