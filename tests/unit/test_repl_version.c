@@ -655,6 +655,101 @@ static void test_null_leader(void)
     env_down();
 }
 
+/* ---- a flood of retention changes of one version through four nodes ---- */
+
+#define FLOOD_NODES 4
+#define FLOOD_EACH 25
+
+typedef struct {
+    rp *c;
+    const char *vkey;
+    int64_t base;
+    int t;
+    int64_t acked;   /* the longest retention answered CM_OK */
+    int64_t refused; /* the longest answered CM_ERR_LOCKED */
+    int other;       /* answers that are neither */
+} flooder;
+
+static void *flood(void *arg)
+{
+    flooder *f = arg;
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION};
+    for (int j = 0; j < FLOOD_EACH; j++) {
+        /* every node's values interleave with the others': many arrive shorter than the last */
+        int64_t until = f->base + (int64_t)(j * FLOOD_NODES + (FLOOD_NODES - 1 - f->t)) * 1000;
+        md_object ask = {
+            .key = (char *)f->vkey, .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = until};
+        cm_err e = rp_object_put(f->c, B, &ask, &ret, NULL, NULL);
+        if (e == CM_OK)
+            f->acked = CM_MAX(f->acked, until);
+        else if (e == CM_ERR_LOCKED)
+            f->refused = CM_MAX(f->refused, until);
+        else
+            f->other++;
+    }
+    return NULL;
+}
+
+/* COMPLIANCE retention changes of one version, from four nodes at once, all decided by the
+ * leader: every change is answered (200, or 403 for one shorter than the stored), the stored
+ * retention is the longest acknowledged one, every refused one is shorter than it, and the
+ * version keeps its stamp. */
+static void test_flood(void)
+{
+    env_up();
+    coords_lead();
+    md_hlc clk[2];
+    rp *more[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        md_hlc_init(&clk[i], (uint32_t)i + 3, NULL, NULL);
+        rp_config cfg = {.base = E.base,
+                         .router = E.rt,
+                         .route = fake_route,
+                         .clock = &clk[i],
+                         .node = (uint32_t)i + 3,
+                         .nshards = 4,
+                         .timeout_ms = 2000,
+                         .cond_run = lead_run};
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &more[i]), CM_OK);
+    }
+    md_part pf;
+    md_object f = body("f", 0x61, &pf), rec;
+    md_vres rf;
+    char vkey[MD_MAX_KEY + 1];
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &f, 0, NULL, &rf), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("f", rf.version_id, vkey, sizeof(vkey)), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
+    uint64_t stamp = rec.hlc;
+    md_object_release(&rec);
+    rp *cs[FLOOD_NODES] = {E.c[0], E.c[1], more[0], more[1]};
+    flooder fl[FLOOD_NODES];
+    pthread_t th[FLOOD_NODES];
+    int64_t base = cm_now_ms() + 3600 * 1000, t0 = cm_monotonic_ms();
+    for (int i = 0; i < FLOOD_NODES; i++) {
+        fl[i] = (flooder){.c = cs[i], .vkey = vkey, .base = base, .t = i};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, flood, &fl[i]), 0);
+    }
+    int64_t acked = 0, refused = 0;
+    int other = 0;
+    for (int i = 0; i < FLOOD_NODES; i++) {
+        pthread_join(th[i], NULL);
+        acked = CM_MAX(acked, fl[i].acked), refused = CM_MAX(refused, fl[i].refused);
+        other += fl[i].other;
+    }
+    CU_ASSERT(cm_monotonic_ms() - t0 < 30000);
+    CU_ASSERT_EQUAL(other, 0);
+    CU_ASSERT(acked > 0 && refused < acked);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, vkey, &rec), CM_OK);
+    CU_ASSERT(rec.lock_mode == MD_LOCK_COMPLIANCE && rec.lock_until_ms == acked);
+    CU_ASSERT_EQUAL(rec.hlc, stamp);
+    md_object_release(&rec);
+    for (int i = 0; i < 2; i++) {
+        rp_free(more[i]);
+        md_hlc_release(&clk[i]);
+    }
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -665,6 +760,7 @@ void cu_register(void)
         {"a noncurrent version's delete is conditioned on its place", test_noncurrent},
         {"the repair's layout swap keeps a retention set since its read", test_heal_swap},
         {"a plain null version's delete is checked by the leader", test_null_leader},
+        {"a flood of retention changes through four nodes", test_flood},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
