@@ -120,15 +120,16 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
 
 /*
  * Write rec, a record read with rp_object_get whose content (not its stamp) the caller changed,
- * as a successor of exactly the version read (the repair's layout swap, docs/chunks.md "Where the
- * new layout goes"): it keeps the read version's hlc and hlc_node and adds one to a version
- * vector entry of this node's own for swaps (RP_SWAP_NODE; one tick above the read HLC when a
- * full vector had to drop an entry of the version read), so it wins over the version read
- * and over nothing else: a write that did not read it (a PUT or DELETE concurrent with the swap)
- * has a larger HLC than the version read, or had already lost to it. Two swaps of one version
- * through one node get distinct entry counters (the later one wins); through two nodes, the
- * encoded vectors settle it, the same on every replica. No read, no condition;
- * CM_ERR_UNAVAILABLE as rp_object_put (the write may have reached some replicas).
+ * as a successor of exactly the version read (the write of every swap: the leader's, below, run
+ * on the record it reads; docs/chunks.md "Where the new layout goes"): it keeps the read
+ * version's hlc and hlc_node and adds one to a version vector entry of this node's own for swaps
+ * (RP_SWAP_NODE; one tick above the read HLC when a full vector had to drop an entry of the
+ * version read), so it wins over the version read and over nothing else: a write that did not
+ * read it (a PUT or DELETE concurrent with the swap) has a larger HLC than the version read, or
+ * had already lost to it. Two swaps of one version through one node get distinct entry counters
+ * (the later one wins); through two nodes, the encoded vectors settle it, the same on every
+ * replica. No read, no condition; CM_ERR_UNAVAILABLE as rp_object_put (the write may have
+ * reached some replicas).
  */
 #define RP_SWAP_NODE(node) ((node) ^ 0x80000000u)
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);

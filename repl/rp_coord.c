@@ -19,9 +19,10 @@
  * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
  * the same way. The write goes to the N homes and succeeds at W durable answers.
  *
- * swap (the repair's layout swap): no read; the record keeps the stamp it was read with (hlc,
- * hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE), so it dominates
- * the version read and, against any other version, resolves as that version would.
+ * swap (the write of every swap, the leader's below): no read; the record keeps the stamp it was
+ * read with (hlc, hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE),
+ * so it dominates the version read and, against any other version, resolves as that version
+ * would.
  *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
  * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
@@ -36,7 +37,9 @@
  * Lock change (md_cond.lock_change) is run there too, but written as a swap of the record read
  * (lock_change below), so a version keeps its stamp and place; so is every other swap of a
  * version's content (tags, ACL, key re-wrap: rp_object_swap_keep_lock, keep_lock below), which
- * keeps the lock fields it reads there, so it never undoes a retention or hold change.
+ * keeps the lock fields it reads there, so it never undoes a retention or hold change, and the
+ * repair's layout swap (rp_object_swap_layout, heal_layout below), which replaces only the part's
+ * layout in the record it reads there, when that part still names the cells healed.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
  * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
