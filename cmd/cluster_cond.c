@@ -358,6 +358,8 @@ typedef struct {
     int port, del, inm, has_ifmatch, unlocked, bypass;
     int noncurrent; /* md_cond.noncurrent, with successor_ms and newer_min */
     int lock_change;
+    uint32_t heal_part; /* with lock_change MD_COND_LOCK_LAYOUT: md_cond.heal_part, heal_old */
+    md_layout heal_old;
     int64_t successor_ms;
     uint32_t newer_min;
     uint8_t *rec;
@@ -404,7 +406,9 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
                     .noncurrent = f->noncurrent,
                     .successor_ms = f->successor_ms,
                     .newer_min = f->newer_min,
-                    .lock_change = f->lock_change};
+                    .lock_change = f->lock_change,
+                    .heal_part = f->heal_part,
+                    .heal_old = f->lock_change == MD_COND_LOCK_LAYOUT ? &f->heal_old : NULL};
     cm_err e = nd_cond_write(f->cl, &peer, f->bucket, f->rec, f->len, f->del, &cond, fwd_done, f);
     if (e != CM_OK)
         fwd_end(f, e, 0);
@@ -442,6 +446,9 @@ static cm_err forward(cmd_cond *cc, const char *id, const rp_cond_write *w, int 
     f->unlocked = w->cond->unlocked, f->bypass = w->cond->bypass_governance;
     f->noncurrent = w->cond->noncurrent, f->successor_ms = w->cond->successor_ms;
     f->newer_min = w->cond->newer_min, f->lock_change = w->cond->lock_change;
+    f->heal_part = w->cond->heal_part;
+    if (w->cond->heal_old)
+        f->heal_old = *w->cond->heal_old;
     f->has_ifmatch = w->cond->if_match != NULL;
     if (f->has_ifmatch)
         snprintf(f->ifmatch, sizeof(f->ifmatch), "%s", w->cond->if_match);

@@ -20,15 +20,19 @@
  * heals each: the first home of the record's partition (rp_homes over the homes map, of
  * pl_partition_id(bucket, rp_shard_of(key))) that the member list shows live, so the bodies of a
  * partition whose first home is down are healed by its second. The new layout goes to the
- * replicated record (rp_object_swap of the record read at quorum with the part's layout
- * replaced, when the part still names exactly the layout healed): a swap in this store alone
- * would leave the other replicas naming cells the heal then deletes. The swap keeps the stamp of
- * the version read, so it supersedes that version and loses to any write it did not read. Before
- * the pass deletes a chunk it reads the record again (current): none the record names is
- * deleted unless it names the layout the step assumed. The old places a swap leaves are not
- * deleted then (defer_obsolete): a GET elsewhere may still read the old layout; they become a
- * garbage record in this node's store, freed gc_grace_s later by the maintenance thread
- * (ob_gc_run, cluster.c), which skips any the record read at quorum names again by then.
+ * replicated record (rp_object_swap_layout: the partition's leader reads the record again and
+ * replaces the part's layout there, when the part still names exactly the layout healed): a swap
+ * in this store alone would leave the other replicas naming cells the heal then deletes. The swap
+ * keeps the stamp of the version the leader read, and every other field of it (a retention or
+ * hold set since the pass read the record stays), so it supersedes that version and loses to any
+ * write it did not read. Before the pass deletes a chunk it reads the record again (current):
+ * none the record names is deleted unless it names the layout the step assumed. The old places
+ * a swap leaves are not deleted then (defer_obsolete): a GET elsewhere may still read the old
+ * layout; they become a garbage record in this node's store, freed gc_grace_s later by the
+ * maintenance thread (ob_gc_run, cluster.c), which skips any the record read at quorum names
+ * again by then. The swap needs the partition's leader: without one (etcd unreachable) it fails
+ * as unavailable, as a swap without its quorum does (both sets of cells stay; a later pass heals
+ * what the record names).
  *
  * Pacing: [cluster] repair_mbps (default 100) bounds the cell bytes the heals read per second
  * (the pacer sleeps on the repair loop, which is why the loop is the thread's own); 0 = unpaced.
@@ -191,10 +195,11 @@ static cm_err current(void *arg, const char *bucket, const char *key, size_t par
 
 /*
  * The part's layout old -> lay in the replicated record, if the record read at quorum names
- * exactly old (another node's heal may have swapped first: CM_ERR_CONFLICT). rp_object_swap keeps
- * the stamp read, so the swap supersedes that version and nothing else: a PUT or DELETE that
- * lands between the read and the write wins over it (docs/chunks.md, "Where the new layout
- * goes").
+ * exactly old (another node's heal may have swapped first: CM_ERR_CONFLICT). The swap itself runs
+ * on the partition's leader (rp_object_swap_layout), which checks old again on its own read under
+ * the key's lock and replaces only the layout there: a retention, hold, tag or ACL change that
+ * landed since this read stays, and a PUT or DELETE that came first wins (docs/chunks.md, "Where
+ * the new layout goes"; docs/object-lock.md, "On a cluster").
  */
 static cm_err swap(void *arg, const char *bucket, const char *key, size_t part,
                    const md_layout *old, const md_layout *lay)
@@ -211,13 +216,12 @@ static cm_err swap(void *arg, const char *bucket, const char *key, size_t part,
         return CM_ERR_CONFLICT;
     }
     o.parts[part].layout = *lay;
-    e = rp_object_swap(p->c->cfg.coord, bucket, &o);
+    e = rp_object_swap_layout(p->c->cfg.coord, bucket, &o, part, old);
     md_object_release(&o);
-    /* a bucket no replica knows: nothing took it; any other failure may have left the write on
-     * a replica, so it must not read as CM_ERR_CONFLICT (the pass would delete the new cells) */
-    if (e == CM_ERR_NOTFOUND)
-        return CM_ERR_CONFLICT;
-    return e == CM_ERR_CONFLICT ? CM_ERR_UNAVAILABLE : e;
+    /* a bucket no replica knows: nothing took it; CM_ERR_CONFLICT is the leader's refusal (nothing
+     * written); any other failure may have left the write on a replica (the pass keeps the new
+     * cells) */
+    return e == CM_ERR_NOTFOUND ? CM_ERR_CONFLICT : e;
 }
 
 static int stopping(cmd_repair *c)

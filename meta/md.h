@@ -545,6 +545,10 @@ typedef struct {
      * the leader applies it with md_lock_apply (bypass_governance) to the record it reads:
      * CM_ERR_LOCKED, CM_ERR_NOTFOUND (no version, or a delete marker). */
     int lock_change;
+    /* With lock_change MD_COND_LOCK_LAYOUT: the part whose layout the repair healed, and the
+     * layout it healed (borrowed). */
+    uint32_t heal_part;
+    const md_layout *heal_old;
 } md_cond;
 #define MD_COND_LOCK_RETENTION 1
 #define MD_COND_LOCK_HOLD 2
@@ -552,6 +556,12 @@ typedef struct {
  * change of a record read at quorum) whose lock fields are not the writer's to change: the leader
  * writes the record with the lock fields of the version it reads (rp_object_swap_keep_lock). */
 #define MD_COND_LOCK_KEEP 8
+/* Alone: a repair's layout swap (cmd/cluster_repair.c, rp_object_swap_layout): part heal_part of
+ * the version the leader reads must name exactly heal_old's cells (md_layout_same_cells), else
+ * CM_ERR_PRECONDITION and nothing is written; the leader writes that version with only the part's
+ * layout replaced by the write's record's (every other field, the lock fields included, as read).
+ */
+#define MD_COND_LOCK_LAYOUT 16
 
 /* Check cond against the current record (cur NULL when absent; a tombstone or delete marker is
  * no object): CM_OK, CM_ERR_PRECONDITION, or CM_ERR_NOTFOUND (if_match and no object). The rule
@@ -613,6 +623,10 @@ cm_err md_objects_delete(md_store *md, const char *bucket, const char *const *ke
 cm_err md_object_replace_layout(md_store *md, const char *bucket, const char *key,
                                 size_t part_index, const uint8_t old_blob[16],
                                 const md_layout *new_layout);
+
+/* a and b name the same blob, size and cells (node and drive of each of the k + m). Defined in
+ * md_repair.c. */
+int md_layout_same_cells(const md_layout *a, const md_layout *b);
 
 /* ---- Listing ---- */
 

@@ -19,6 +19,18 @@
 
 #include "md_int.h"
 
+int md_layout_same_cells(const md_layout *a, const md_layout *b)
+{
+    int n = a->k + a->m;
+    if (memcmp(a->blob, b->blob, 16) != 0 || a->size != b->size || a->k != b->k || a->m != b->m ||
+        n > MD_MAX_CELLS)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (a->drives[i] != b->drives[i] || (a->drives[i] != 0xFF && a->nodes[i] != b->nodes[i]))
+            return 0;
+    return 1;
+}
+
 /* CM_OK when part part_index of cur is a stored (non-inline) body under old_blob. */
 static cm_err check_part(const md_object *cur, size_t part_index, const uint8_t old_blob[16],
                          const md_layout *new_layout)

@@ -34,7 +34,7 @@
 #include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
-#include "nd.h"
+#include "nd_int.h"
 
 #define MOD "nd"
 #define ND_SMALL_BODY (64 * 1024)
@@ -818,42 +818,77 @@ cm_err nd_meta_tomb_drop(nd_client *cl, const nd_peer *peer, const nd_part *p, u
     return e;
 }
 
-cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
-                     size_t len, int del, const md_cond *cond, nd_done_fn done, void *arg)
+/* A lock change as the cond route carries it (lock=, and a layout swap's hpart and hold): 0, or
+ * -1 when it is none of those, or comes with another condition. */
+static int lock_params(const md_cond *c, int del, char *t, size_t cap, size_t *tl)
 {
-    char t[META_TARGET];
-    int n = snprintf(t, sizeof(t), ND_PREFIX "/cond/%s", bucket);
-    size_t tl = n > 0 ? (size_t)n : 0;
-    if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX || !cond ||
+    char v[2 * ND_CELLS_MAX + 1];
+    uint8_t raw[ND_CELLS_MAX];
+    int lc = c->lock_change, layout = lc == MD_COND_LOCK_LAYOUT;
+    if (del || c->if_none_match_star || c->if_match || c->unlocked || c->noncurrent ||
+        !((lc >= 1 && lc <= 3) || lc == MD_COND_LOCK_KEEP || layout) ||
+        (layout && (!c->heal_old || c->heal_part >= ND_PARTS_MAX || c->heal_old->k == 0 ||
+                    c->heal_old->k + c->heal_old->m > MD_MAX_CELLS)))
+        return -1;
+    /* bits 1, 2: MD_COND_LOCK_*; 4: governance bypassed; 8 and 16 alone */
+    snprintf(v, sizeof(v), "%d", lc | (c->bypass_governance && lc <= 3 ? 4 : 0));
+    if (add_param(t, cap, tl, "lock", v) != 0)
+        return -1;
+    if (!layout)
+        return 0;
+    const md_layout *l = c->heal_old; /* the wire form nd_meta.c's query_layout reads */
+    size_t cells = (size_t)l->k + l->m, n = 26 + 3 * cells;
+    memcpy(raw, l->blob, 16);
+    cm_put_be64(raw + 16, l->size);
+    raw[24] = l->k, raw[25] = l->m;
+    for (size_t i = 0; i < cells; i++) {
+        raw[26 + 3 * i] = l->drives[i];
+        raw[27 + 3 * i] = (uint8_t)(l->nodes[i] >> 8), raw[28 + 3 * i] = (uint8_t)l->nodes[i];
+    }
+    cm_hex_encode(raw, n, v);
+    char part[12];
+    snprintf(part, sizeof(part), "%" PRIu32, c->heal_part);
+    return add_param(t, cap, tl, "hpart", part) != 0 || add_param(t, cap, tl, "hold", v) != 0 ? -1
+                                                                                              : 0;
+}
+
+size_t nd_cond_target(const char *bucket, int del, const md_cond *cond, char *t, size_t cap)
+{
+    int n = bucket_ok(bucket) ? snprintf(t, cap, ND_PREFIX "/cond/%s", bucket) : -1;
+    size_t tl = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (!tl || !cond ||
         (!cond->if_none_match_star && !cond->if_match && !cond->unlocked && !cond->noncurrent &&
          !cond->lock_change) ||
-        (cond->lock_change &&
-         (del || (cond->lock_change > 3 && cond->lock_change != MD_COND_LOCK_KEEP))) ||
         (cond->noncurrent && cond->successor_ms < 0) ||
         (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
-        return CM_ERR_INVAL;
+        return 0;
+    if (cond->lock_change)
+        return lock_params(cond, del, t, cap, &tl) == 0 ? tl : 0;
+    int bad = 0;
     if (cond->if_none_match_star)
-        add_param(t, sizeof(t), &tl, "inm", "1");
+        bad |= add_param(t, cap, &tl, "inm", "1");
     if (cond->if_match)
-        add_param(t, sizeof(t), &tl, "ifmatch", cond->if_match); /* fits, as a key does */
+        bad |= add_param(t, cap, &tl, "ifmatch", cond->if_match);
     if (cond->unlocked)
-        add_param(t, sizeof(t), &tl, "unlocked", cond->bypass_governance ? "2" : "1");
+        bad |= add_param(t, cap, &tl, "unlocked", cond->bypass_governance ? "2" : "1");
     if (cond->noncurrent) {
         char v[2][24];
         snprintf(v[0], sizeof(v[0]), "%" PRId64, cond->successor_ms);
         snprintf(v[1], sizeof(v[1]), "%" PRIu32, cond->newer_min);
-        add_param(t, sizeof(t), &tl, "ncsucc", v[0]);
-        add_param(t, sizeof(t), &tl, "ncnewer", v[1]);
-    }
-    if (cond->lock_change) { /* bits 1, 2: MD_COND_LOCK_*; 4: governance bypassed; 8 alone */
-        char v[4];
-        int keep = cond->lock_change == MD_COND_LOCK_KEEP;
-        snprintf(v, sizeof(v), "%d",
-                 cond->lock_change | (cond->bypass_governance && !keep ? 4 : 0));
-        add_param(t, sizeof(t), &tl, "lock", v);
+        bad |= add_param(t, cap, &tl, "ncsucc", v[0]);
+        bad |= add_param(t, cap, &tl, "ncnewer", v[1]);
     }
     if (del)
-        add_param(t, sizeof(t), &tl, "del", "1");
+        bad |= add_param(t, cap, &tl, "del", "1");
+    return bad ? 0 : tl;
+}
+
+cm_err nd_cond_write(nd_client *cl, const nd_peer *peer, const char *bucket, const uint8_t *rec,
+                     size_t len, int del, const md_cond *cond, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    if (len == 0 || len > ND_META_MAX || !nd_cond_target(bucket, del, cond, t, sizeof(t)))
+        return CM_ERR_INVAL;
     return meta_call(cl, peer, "POST", t, rec, len, done, arg);
 }
 

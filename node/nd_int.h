@@ -64,13 +64,32 @@ void nd_sreq_free(nd_sreq *s);
  * header when hname is not NULL. */
 void nd_answer_error_ex(net_req *req, cm_err e, const char *why, const char *hname,
                         const char *hval);
-/* Query parameter name as a u64: 1 found, 0 absent, -1 malformed. */
+/* Query parameter name as a u64: 1 found, 0 absent, -1 malformed (or above UINT64_MAX). */
 int nd_query_u64(const char *q, const char *name, uint64_t *v);
 
 /* nd_meta.c: the metadata partition routes (path after "/meta/"), their request body, its end. */
 void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
 /* The conditional-write route (path after "/cond/"), served like a meta put. */
 void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
+/*
+ * The query of the cond route (nd_cond_write's target after "?"), parsed: the condition, whether
+ * the write is a delete, and what cond points to (if_match at ifmatch, heal_old at heal_old: the
+ * struct is used where it was parsed, never copied). NULL when the query is one nd_cond_write
+ * could have sent, else the reason of a 400. Pure (no I/O): a fuzz target drives it.
+ */
+#define ND_CELLS_MAX (26 + 3 * MD_MAX_CELLS) /* heal_old on the wire (hold=), bytes */
+#define ND_PARTS_MAX 10000                   /* parts of one record: hpart is below */
+typedef struct {
+    md_cond cond;
+    int del;
+    char ifmatch[MD_MAX_KEY + 1];
+    md_layout heal_old;
+} nd_cond_args;
+const char *nd_cond_parse(const char *q, nd_cond_args *a);
+/* nd_client.c: the target of a cond write of bucket (ND_PREFIX "/cond/<bucket>?..."), as
+ * nd_cond_write sends it: its length, or 0 when cond is no condition that route carries (or the
+ * target would not fit cap). */
+size_t nd_cond_target(const char *bucket, int del, const md_cond *cond, char *out, size_t cap);
 void nd_meta_body(nd_sreq *s, struct evbuffer *body);
 void nd_meta_body_end(nd_sreq *s);
 void nd_meta_free(struct nd_mreq *m);

@@ -13,13 +13,16 @@
  *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
  *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
- *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&lock=L][&del=1]   run the
+ *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&del=1]   run the
  *        body's record through cfg.cond (unlocked: the record replaced must not be protected by
  *        Object Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with
- *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle; lock
- *        1..7: md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the
- *        change carried in the body's record; 8: MD_COND_LOCK_KEEP, the body's record swapped
- *        in with the lock fields of the version the leader reads)
+ *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle)
+ *   POST ?lock=L[&hpart=P&hold=HEX]   the same with a lock change alone (nd_cond_parse): L 1..7
+ *        md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the change
+ *        carried in the body's record; 8 MD_COND_LOCK_KEEP, the body's record swapped in with
+ *        the lock fields of the version the leader reads; 16 MD_COND_LOCK_LAYOUT, a repair's
+ *        layout swap of part P from the cells HEX names (blob, size, k, m, each cell's drive and
+ *        node) to the body's record's
  * (its own worker pool: a write waits for its key lock and two quorum round trips).
  * A request body (PUT, POST) needs Content-Length (at most ND_META_MAX) and X-Cairn-Crc32c, which
  * is checked before anything is applied (the signature covers it: a body damaged in flight is
@@ -57,11 +60,7 @@ struct nd_mreq {
     int has_after;
     char hint[ND_NODE_ID_MAX];
     char from[ND_NODE_ID_MAX]; /* cond: the caller */
-    int inm, has_ifmatch, del; /* cond: If-None-Match: *, If-Match (in key), a delete */
-    int unlocked;              /* cond: not protected by Object Lock (2: governance bypassed) */
-    int noncurrent;            /* cond: md_cond.noncurrent, with these two */
-    int lock;                  /* cond: md_cond.lock_change | 4 when governance is bypassed */
-    uint64_t successor_ms, newer_min;
+    nd_cond_args cond;         /* cond: the condition (nd_cond_parse) */
     md_shard part;
     uint64_t max, depth, fence;
     uint64_t before; /* tombs: the cutoff; tombdrop: the mark */
@@ -411,15 +410,7 @@ static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
     cm_err e = body_record(m, &o);
     if (e != CM_OK)
         return e;
-    md_cond cond = {.if_none_match_star = m->inm,
-                    .if_match = m->has_ifmatch ? m->key : NULL,
-                    .unlocked = m->unlocked != 0,
-                    .bypass_governance = m->unlocked == 2 || (m->lock & 4) != 0,
-                    .lock_change = m->lock == 8 ? MD_COND_LOCK_KEEP : m->lock & 3,
-                    .noncurrent = m->noncurrent,
-                    .successor_ms = (int64_t)m->successor_ms,
-                    .newer_min = (uint32_t)m->newer_min};
-    nd_cond_req r = {m->bucket, &o, m->del, &cond, m->from};
+    nd_cond_req r = {m->bucket, &o, m->cond.del, &m->cond.cond, m->from};
     if (!o.key || !*o.key) {
         e = CM_ERR_INVAL;
         m->why = "a record without a key";
@@ -522,6 +513,92 @@ static struct nd_mreq *mreq_new(net_req *req, nd_sreq *s)
     return m;
 }
 
+/* A flag of the query: 0 or 1 (absent: 0); -1 for anything else. */
+static int query_flag(const char *q, const char *name, int *out)
+{
+    uint64_t v = 0;
+    if (nd_query_u64(q, name, &v) < 0 || v > 1)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* heal_old as nd_cond_write sends it (hold=): hex of blob (16), size (u64), k, m, then each of
+ * the k + m cells' drive (u8) and node (u16), big-endian; 0, or -1 when malformed. */
+static int query_layout(const char *q, md_layout *out)
+{
+    char hex[2 * ND_CELLS_MAX + 1];
+    uint8_t raw[ND_CELLS_MAX];
+    if (query_str(q, "hold", hex, sizeof(hex)) != 1)
+        return -1;
+    size_t n = strlen(hex) / 2;
+    if (strlen(hex) % 2 || n < 26 || cm_hex_decode(hex, 2 * n, raw, n) != CM_OK)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    memcpy(out->blob, raw, 16);
+    out->size = cm_get_be64(raw + 16);
+    out->k = raw[24], out->m = raw[25];
+    size_t cells = (size_t)out->k + out->m;
+    if (out->k == 0 || cells > MD_MAX_CELLS || n != 26 + 3 * cells)
+        return -1;
+    for (size_t i = 0; i < cells; i++) {
+        out->drives[i] = raw[26 + 3 * i];
+        out->nodes[i] = (uint16_t)(raw[27 + 3 * i] << 8 | raw[28 + 3 * i]);
+    }
+    return 0;
+}
+
+/* The lock= part of the query (set: it is there): 1..7 a lock change (bits 1, 2 which, 4 the
+ * bypass), 8 a swap keeping the lock fields, 16 a repair's layout swap with hpart and hold; alone,
+ * never with another condition or a delete. */
+static const char *parse_lock(const char *q, uint64_t lock, nd_cond_args *a)
+{
+    md_cond *c = &a->cond;
+    uint64_t part = 0;
+    if (a->del || c->if_none_match_star || c->if_match || c->unlocked || c->noncurrent)
+        return "a lock change goes alone";
+    if (lock >= 1 && lock <= 7 && (lock & 3)) {
+        c->lock_change = (int)(lock & 3), c->bypass_governance = (lock & 4) != 0;
+    } else if (lock == MD_COND_LOCK_KEEP) {
+        c->lock_change = MD_COND_LOCK_KEEP;
+    } else if (lock == MD_COND_LOCK_LAYOUT) {
+        if (nd_query_u64(q, "hpart", &part) != 1 || part >= ND_PARTS_MAX ||
+            query_layout(q, &a->heal_old) != 0)
+            return "bad layout swap";
+        c->lock_change = MD_COND_LOCK_LAYOUT;
+        c->heal_part = (uint32_t)part, c->heal_old = &a->heal_old;
+    } else {
+        return "bad lock";
+    }
+    return NULL;
+}
+
+const char *nd_cond_parse(const char *q, nd_cond_args *a)
+{
+    md_cond *c = &a->cond;
+    uint64_t unlocked = 0, lock = 0, succ = 0, newer = 0;
+    memset(a, 0, sizeof(*a));
+    int im = query_str(q, "ifmatch", a->ifmatch, sizeof(a->ifmatch));
+    int ns = nd_query_u64(q, "ncsucc", &succ), nn = nd_query_u64(q, "ncnewer", &newer);
+    int lk = nd_query_u64(q, "lock", &lock);
+    if (im < 0 || query_flag(q, "inm", &c->if_none_match_star) != 0 ||
+        query_flag(q, "del", &a->del) != 0 || nd_query_u64(q, "unlocked", &unlocked) < 0 ||
+        unlocked > 2 || ns < 0 || nn < 0 || ns != nn || succ > INT64_MAX || newer > UINT32_MAX ||
+        lk < 0)
+        return "bad conditional write";
+    c->if_match = im == 1 ? a->ifmatch : NULL;
+    c->unlocked = unlocked != 0, c->bypass_governance = unlocked == 2;
+    c->noncurrent = ns == 1, c->successor_ms = (int64_t)succ, c->newer_min = (uint32_t)newer;
+    if (lk == 1)
+        return parse_lock(q, lock, a);
+    char none[1];
+    if (query_str(q, "hpart", none, 1) != 0 || query_str(q, "hold", none, 1) != 0)
+        return "hpart and hold only with lock=16";
+    if (!c->if_none_match_star && !c->if_match && !c->unlocked && !c->noncurrent)
+        return "no condition";
+    return NULL;
+}
+
 void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
 {
     if (!svc->cond || !svc->md) {
@@ -535,25 +612,17 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
     m->kind = M_COND;
     const char *qm = strchr(path, '?'), *q = qm ? qm + 1 : "";
     size_t bl = qm ? (size_t)(qm - path) : strlen(path);
-    uint64_t inm = 0, del = 0, unlocked = 0, lock = 0;
-    int im = query_str(q, "ifmatch", m->key, sizeof(m->key));
-    int ns = nd_query_u64(q, "ncsucc", &m->successor_ms);
-    int nn = nd_query_u64(q, "ncnewer", &m->newer_min);
     const char *from = net_req_header(req, "X-Cairn-Node");
-    if (strcmp(net_req_method(req), "POST") != 0 || bl == 0 || bl > MD_BUCKET_MAX ||
-        memchr(path, '/', bl) || im < 0 || nd_query_u64(q, "inm", &inm) < 0 ||
-        nd_query_u64(q, "del", &del) < 0 || nd_query_u64(q, "unlocked", &unlocked) < 0 ||
-        unlocked > 2 || ns < 0 || nn < 0 || ns != nn || m->successor_ms > INT64_MAX ||
-        m->newer_min > UINT32_MAX || nd_query_u64(q, "lock", &lock) < 0 ||
-        (lock > 7 && lock != 8) || (lock && ((lock != 8 && !(lock & 3)) || del)) ||
-        (!inm && im != 1 && !unlocked && ns != 1 && !lock)) {
-        nd_answer_error_ex(req, CM_ERR_INVAL, "bad conditional write", NULL, NULL);
+    const char *why = strcmp(net_req_method(req), "POST") != 0 || bl == 0 || bl > MD_BUCKET_MAX ||
+                              memchr(path, '/', bl)
+                          ? "bad conditional write"
+                          : nd_cond_parse(q, &m->cond);
+    if (why) {
+        nd_answer_error_ex(req, CM_ERR_INVAL, why, NULL, NULL);
         return;
     }
     memcpy(m->bucket, path, bl);
     m->bucket[bl] = 0;
-    m->inm = inm != 0, m->del = del != 0, m->has_ifmatch = im == 1, m->unlocked = (int)unlocked;
-    m->noncurrent = ns == 1, m->lock = (int)lock;
     snprintf(m->from, sizeof(m->from), "%s", from ? from : "");
     read_body(req, m);
 }

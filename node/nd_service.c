@@ -33,6 +33,7 @@
  * chunk) runs on a worker (nd_work.c) and the answer comes back on the request's loop, so an
  * fdatasync never stalls a loop.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -180,8 +181,9 @@ int nd_query_u64(const char *q, const char *name, uint64_t *v)
             char *end;
             if (p[n + 1] < '0' || p[n + 1] > '9')
                 return -1;
+            errno = 0;
             *v = strtoull(p + n + 1, &end, 10);
-            return *end == '\0' || *end == '&' ? 1 : -1;
+            return errno == 0 && (*end == '\0' || *end == '&') ? 1 : -1; /* ERANGE: too big */
         }
     }
     return 0;

@@ -671,14 +671,7 @@ cm_err ob_heal(ob_resolver *r, const ob_heal_config *cfg, const md_layout *lay, 
 
 int ob_layout_same_cells(const md_layout *a, const md_layout *b)
 {
-    int n = a->k + a->m;
-    if (memcmp(a->blob, b->blob, 16) != 0 || a->size != b->size || a->k != b->k || a->m != b->m ||
-        n > MD_MAX_CELLS)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (a->drives[i] != b->drives[i] || (a->drives[i] != 0xFF && a->nodes[i] != b->nodes[i]))
-            return 0;
-    return 1;
+    return md_layout_same_cells(a, b);
 }
 
 typedef struct {

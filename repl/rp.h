@@ -120,15 +120,16 @@ cm_err rp_object_put_async(rp *c, const char *bucket, const md_object *obj, rp_p
 
 /*
  * Write rec, a record read with rp_object_get whose content (not its stamp) the caller changed,
- * as a successor of exactly the version read (the repair's layout swap, docs/chunks.md "Where the
- * new layout goes"): it keeps the read version's hlc and hlc_node and adds one to a version
- * vector entry of this node's own for swaps (RP_SWAP_NODE; one tick above the read HLC when a
- * full vector had to drop an entry of the version read), so it wins over the version read
- * and over nothing else: a write that did not read it (a PUT or DELETE concurrent with the swap)
- * has a larger HLC than the version read, or had already lost to it. Two swaps of one version
- * through one node get distinct entry counters (the later one wins); through two nodes, the
- * encoded vectors settle it, the same on every replica. No read, no condition;
- * CM_ERR_UNAVAILABLE as rp_object_put (the write may have reached some replicas).
+ * as a successor of exactly the version read (the write of every swap: the leader's, below, run
+ * on the record it reads; docs/chunks.md "Where the new layout goes"): it keeps the read
+ * version's hlc and hlc_node and adds one to a version vector entry of this node's own for swaps
+ * (RP_SWAP_NODE; one tick above the read HLC when a full vector had to drop an entry of the
+ * version read), so it wins over the version read and over nothing else: a write that did not
+ * read it (a PUT or DELETE concurrent with the swap) has a larger HLC than the version read, or
+ * had already lost to it. Two swaps of one version through one node get distinct entry counters
+ * (the later one wins); through two nodes, the encoded vectors settle it, the same on every
+ * replica. No read, no condition; CM_ERR_UNAVAILABLE as rp_object_put (the write may have
+ * reached some replicas).
  */
 #define RP_SWAP_NODE(node) ((node) ^ 0x80000000u)
 cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);
@@ -144,6 +145,20 @@ cm_err rp_object_swap(rp *c, const char *bucket, const md_object *rec);
  * the swap that would lose to it. Errors as rp_object_put.
  */
 cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec);
+
+/*
+ * The repair's layout swap (cmd/cluster_repair.c): rec is the record read with part's layout
+ * replaced by the healed one, old the layout it replaced. Run where the key's conditional writes
+ * run (md_cond.lock_change MD_COND_LOCK_LAYOUT: the partition's leader, under the key's lock): the
+ * version read again at strict quorum must still name exactly old's cells in that part, and is
+ * written as its own successor with only that part's layout replaced, so a retention, hold, tag
+ * or ACL change that landed since rec was read stays. CM_ERR_CONFLICT when the key holds no such
+ * part naming old (nothing written: another heal, a PUT or a DELETE came first); CM_ERR_INVAL
+ * when rec's layout is not old's size; other errors as rp_object_put (the write may have reached
+ * some replicas).
+ */
+cm_err rp_object_swap_layout(rp *c, const char *bucket, const md_object *rec, size_t part,
+                             const md_layout *old);
 
 /*
  * Versioning on a cluster (rp_version.c): a stamp of this node's clock (after everything it read

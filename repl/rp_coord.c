@@ -19,9 +19,10 @@
  * HLC first (md_hlc_update), so the new stamp is larger than theirs. A delete writes a tombstone
  * the same way. The write goes to the N homes and succeeds at W durable answers.
  *
- * swap (the repair's layout swap): no read; the record keeps the stamp it was read with (hlc,
- * hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE), so it dominates
- * the version read and, against any other version, resolves as that version would.
+ * swap (the write of every swap, the leader's below): no read; the record keeps the stamp it was
+ * read with (hlc, hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE),
+ * so it dominates the version read and, against any other version, resolves as that version
+ * would.
  *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
  * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
@@ -36,7 +37,9 @@
  * Lock change (md_cond.lock_change) is run there too, but written as a swap of the record read
  * (lock_change below), so a version keeps its stamp and place; so is every other swap of a
  * version's content (tags, ACL, key re-wrap: rp_object_swap_keep_lock, keep_lock below), which
- * keeps the lock fields it reads there, so it never undoes a retention or hold change.
+ * keeps the lock fields it reads there, so it never undoes a retention or hold change, and the
+ * repair's layout swap (rp_object_swap_layout, heal_layout below), which replaces only the part's
+ * layout in the record it reads there, when that part still names the cells healed.
  *
  * Threading: the public calls block worker threads; every wait ends at cfg.timeout_ms. The
  * asynchronous get and put run the same phases (read_op_new/read_end, write_back_op, stamp_record,
@@ -683,6 +686,31 @@ static cm_err keep_lock(rp *c, const char *bucket, const md_object *obj, uint64_
     return e;
 }
 
+/* MD_COND_LOCK_LAYOUT (rp_object_swap_layout): the version read at strict quorum, its part
+ * cond->heal_part naming exactly cond->heal_old's cells, written as its successor with only that
+ * part's layout replaced by obj's. */
+static cm_err heal_layout(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
+                          uint64_t fence)
+{
+    size_t i = cond->heal_part;
+    if (!cond->heal_old || i >= obj->nparts || MD_PART_INLINE(&obj->parts[i]) ||
+        obj->parts[i].layout.size != cond->heal_old->size)
+        return CM_ERR_INVAL;
+    rp_read rd;
+    cm_err e = quorum_read(c, bucket, obj->key, RP_STRONG, 0, 1, fence, &rd);
+    if (e != CM_OK)
+        return e;
+    if (!rd.has || rd.win.tombstone || i >= rd.win.nparts || MD_PART_INLINE(&rd.win.parts[i]) ||
+        !md_layout_same_cells(&rd.win.parts[i].layout, cond->heal_old)) {
+        e = CM_ERR_PRECONDITION; /* another heal, a PUT or a DELETE came first */
+    } else {
+        rd.win.parts[i].layout = obj->parts[i].layout;
+        e = swap_write(c, bucket, &rd.win, RP_STRONG, fence);
+    }
+    md_object_release(&rd.win);
+    return e;
+}
+
 cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
 {
     pthread_mutex_t *mu = key_lock(c, w->bucket, w->key);
@@ -704,6 +732,8 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
     cm_err e;
     if (w->obj && w->cond && w->cond->lock_change == MD_COND_LOCK_KEEP)
         e = keep_lock(c, w->bucket, w->obj, w->fence);
+    else if (w->obj && w->cond && w->cond->lock_change == MD_COND_LOCK_LAYOUT)
+        e = heal_layout(c, w->bucket, w->obj, w->cond, w->fence);
     else if (w->obj && w->cond && w->cond->lock_change)
         e = lock_change(c, w->bucket, w->obj, w->cond, w->fence);
     else
@@ -776,6 +806,23 @@ cm_err rp_object_swap_keep_lock(rp *c, const char *bucket, const md_object *rec)
 {
     md_cond cond = {.lock_change = MD_COND_LOCK_KEEP};
     return rp_object_put(c, bucket, rec, &cond, NULL, NULL);
+}
+
+cm_err rp_object_swap_layout(rp *c, const char *bucket, const md_object *rec, size_t part,
+                             const md_layout *old)
+{
+    if (part >= rec->nparts || MD_PART_INLINE(&rec->parts[part]))
+        return CM_ERR_CONFLICT; /* no stored part there to swap */
+    if (part > UINT32_MAX || rec->parts[part].layout.size != old->size)
+        return CM_ERR_INVAL;
+    md_cond cond = {
+        .lock_change = MD_COND_LOCK_LAYOUT, .heal_part = (uint32_t)part, .heal_old = old};
+    cm_err e = rp_object_put(c, bucket, rec, &cond, NULL, NULL);
+    /* The leader's refusal (nothing written) is the conflict the repair knows; a conflict of the
+     * way there (no leader agreed) is not: the write's fate is unknown. */
+    if (e == CM_ERR_CONFLICT)
+        return CM_ERR_UNAVAILABLE;
+    return e == CM_ERR_PRECONDITION ? CM_ERR_CONFLICT : e;
 }
 
 /* rp_object_swap's write, in mode and with a partition leader's token when fence is not 0. */

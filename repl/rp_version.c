@@ -26,9 +26,11 @@
  * lock passes md_cond.unlocked, and a version carrying a retention or hold is treated so whatever
  * the caller knows of the bucket. The version read is checked before anything is touched, and the
  * version record is then deleted by the partition's leader under the same condition, checked on
- * its strict-quorum read under the key's lock: a retention or hold written (at its quorum) in
- * between refuses the delete (CM_ERR_LOCKED; the pointer may then already name the next version,
- * the protected one stays, noncurrent). A suspended write never removes a protected null version
+ * its strict-quorum read under the key's lock (a plain record, the null version from before
+ * versioning, is likewise deleted, or replaced by a pointer to the next version, by the leader
+ * under it: demote_latest): a retention or hold written (at its quorum) in between refuses the
+ * delete (CM_ERR_LOCKED; the pointer may then already name the next version, the protected one
+ * stays, noncurrent). A suspended write never removes a protected null version
  * (checked on its read: a Suspended bucket has no lock, so nothing can protect it in between).
  *
  * The lifecycle's delete of a noncurrent version (md_cond.noncurrent: successor_ms, newer_min)
@@ -81,10 +83,12 @@ static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
     return CM_OK;
 }
 
-/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node). */
-static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char *key,
-                     const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
-                     uint64_t fence)
+/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node); with cond
+ * (hlc 0), by the partition's leader at a stamp of its own, if cond holds for the record it
+ * replaces. */
+static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const char *key,
+                        const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
+                        uint64_t fence, const md_cond *cond)
 {
     md_object shallow = *rec, w;
     shallow.key = (char *)key;
@@ -100,9 +104,17 @@ static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char
     w.hlc = hlc;
     w.hlc_node = node;
     w.tombstone = 0;
-    e = rp_put_stamped(c, bucket, &w, fence);
+    e = cond ? rp_object_put(c, bucket, &w, cond, NULL, NULL)
+             : rp_put_stamped(c, bucket, &w, fence);
     md_object_release(&w);
     return e;
+}
+
+static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char *key,
+                     const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
+                     uint64_t fence)
+{
+    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary, fence, NULL);
 }
 
 /* A plain record (written before versioning) becomes the null version: copied whole into the
@@ -412,36 +424,42 @@ static cm_err next_latest(rp *c, const char *bucket, const char *key, const char
     return e != CM_OK ? e : w.found ? CM_OK : CM_ERR_NOTFOUND;
 }
 
-/* Point key at version nx (a summary) at a fresh stamp, after every pointer read. */
-static cm_err relink(rp *c, const char *bucket, const char *key, const md_object *nx)
+/* Point key at version nx (a summary) at a fresh stamp, after every pointer read; with cond, by
+ * the partition's leader, if cond holds for the record the pointer replaces. */
+static cm_err relink(rp *c, const char *bucket, const char *key, const md_object *nx,
+                     const md_cond *cond)
 {
-    uint64_t hlc;
-    uint32_t node;
-    rp_stamp(c, &hlc, &node);
-    return put_at(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc, node,
-                  1, 0);
+    uint64_t hlc = 0; /* with cond: the leader's stamp (rp_version_new(pointer) is false then) */
+    uint32_t node = 0;
+    if (!cond)
+        rp_stamp(c, &hlc, &node);
+    return put_at_if(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc,
+                     node, 1, 0, cond);
 }
 
 /*
  * The latest version (under vkey; skip_null: the key's plain record, the null version) goes:
  * point key at the next one, or delete key's record when there is none. A PUT racing that delete
  * may have stored its version meanwhile (its pointer then loses to the delete, stamped later):
- * the versions are listed again after it, and key pointed at the newest found.
+ * the versions are listed again after it, and key pointed at the newest found. cond (the plain
+ * record's lock condition, or NULL) goes with the first write replacing key's record: the leader
+ * checks it on the record it replaces (CM_ERR_LOCKED: nothing written).
  */
 static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey,
-                            int skip_null)
+                            int skip_null, const md_cond *cond)
 {
     md_object nx;
     cm_err e = next_latest(c, bucket, key, vkey, skip_null, &nx);
     if (e == CM_ERR_NOTFOUND) {
-        if ((e = rp_object_delete(c, bucket, key, NULL, NULL, NULL)) != CM_OK)
+        if ((e = rp_object_delete(c, bucket, key, cond, NULL, NULL)) != CM_OK)
             return e;
+        cond = NULL; /* the record is gone: what comes now is a racing PUT's */
         e = next_latest(c, bucket, key, vkey, skip_null, &nx);
         if (e == CM_ERR_NOTFOUND)
             return CM_OK;
     }
     if (e == CM_OK) {
-        e = relink(c, bucket, key, &nx);
+        e = relink(c, bucket, key, &nx, cond);
         md_object_release(&nx);
     }
     return e;
@@ -537,8 +555,12 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         md_object_release(&cur);
         if (e != CM_OK)
             return e;
-        /* its copy, should a racing PUT have made one, goes with it */
-        if ((e = demote_latest(c, bucket, key, "", 1)) == CM_OK &&
+        /* Replacing the record, the leader checks the lock condition again on its own read: a
+         * retention or hold set since this read refuses it. (A racing versioned PUT's pointer
+         * carrying a protected version's summary refuses it too: retried, the delete finds the
+         * null version's copy in the version space.) Its copy, should a racing PUT have made
+         * one, goes with it. */
+        if ((e = demote_latest(c, bucket, key, "", 1, locked)) == CM_OK &&
             (e = find_null(c, bucket, key, vkey)) == CM_OK)
             e = rp_object_delete(c, bucket, vkey, locked, NULL, NULL);
         *had = e == CM_OK || e == CM_ERR_NOTFOUND;
@@ -579,7 +601,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
     if (locked && !marker)
         lead.unlocked = 1, lead.bypass_governance = locked->bypass_governance;
     /* The pointer first: it never names a version that is gone. */
-    if (latest && (e = demote_latest(c, bucket, key, vkey, 0)) != CM_OK)
+    if (latest && (e = demote_latest(c, bucket, key, vkey, 0, NULL)) != CM_OK)
         return e;
     /* its body: garbage on the replicas; with lock, if the leader finds it unprotected still */
     e = rp_object_delete(c, bucket, vkey, lead.unlocked || lead.noncurrent ? &lead : NULL, NULL,

@@ -501,6 +501,25 @@ def seeds_form():
     ]
 
 
+def seeds_ndcond():
+    # the cond route's query as nd_cond_write sends it (node/nd_client.c nd_cond_target)
+    blob = bytes([0x5C] * 16)
+    cells = bytes([0, 0, 1, 1, 0, 2, 0xFF, 3, 9])
+    old = (blob + struct.pack(">QBB", 10, 2, 1) + cells).hex()
+    return [
+        b"inm=1",
+        b"ifmatch=e%26x",
+        b"ifmatch=%2A&del=1",
+        b"unlocked=2&del=1",
+        b"ncsucc=1369353600000&ncnewer=2&unlocked=1&del=1",
+        b"lock=1",
+        b"lock=7",
+        b"lock=8",
+        ("lock=16&hpart=0&hold=" + old).encode(),
+        ("lock=16&hpart=9999&hold=" + old + "&x=1").encode(),
+    ]
+
+
 TARGETS = {
     "fuzz_http": seeds_http,
     "fuzz_chunked": seeds_chunked,
@@ -513,6 +532,7 @@ TARGETS = {
     "fuzz_layout": seeds_layout,
     "fuzz_http_client": seeds_http_client,
     "fuzz_form": seeds_form,
+    "fuzz_ndcond": seeds_ndcond,
 }
 
 

@@ -43,6 +43,19 @@ static cm_err cond_cb(void *arg, const nd_cond_req *r)
         md_object_release(&cur);
         return e;
     }
+    if (r->cond->lock_change == MD_COND_LOCK_LAYOUT) { /* the part names heal_old: swapped */
+        md_object cur;
+        uint32_t i = r->cond->heal_part;
+        cm_err e = md_object_get(n->md, r->bucket, r->rec->key, &cur);
+        if (e != CM_OK)
+            return e;
+        int same = i < cur.nparts && md_layout_same_cells(&cur.parts[i].layout, r->cond->heal_old);
+        md_object_release(&cur);
+        if (!same || i >= r->rec->nparts)
+            return CM_ERR_PRECONDITION;
+        return md_object_replace_layout(n->md, r->bucket, r->rec->key, i, r->cond->heal_old->blob,
+                                        &r->rec->parts[i].layout);
+    }
     if (r->cond->lock_change) { /* a retention or hold change of the key's null version */
         md_lock_change ch = {.set_retention = (r->cond->lock_change & MD_COND_LOCK_RETENTION) != 0,
                              .mode = r->rec->lock_mode,

@@ -15,6 +15,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "nd_int.h"
 #include "rp_trio.h"
 
 /* ---- the meta routes on the wire ---- */
@@ -198,7 +199,109 @@ static void t_cond_route(void)
     CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == until && got.legal_hold);
     CU_ASSERT(got.ntags == 1 && strcmp(got.tags[0].name, "t") == 0);
     md_object_release(&got);
+    /* a repair's layout swap (lock=16, hpart, hold): the old cells travel, the leader compares */
+    md_part part = {.number = 1, .size = 10};
+    md_layout old = {.size = 10, .k = 2, .m = 1, .drives = {0, 1, 0xFF}, .nodes = {1, 2, 777}};
+    memset(old.blob, 0x5c, 16);
+    part.layout = old;
+    md_object healed = {.key = "hl", .size = 10, .parts = &part, .nparts = 1};
+    CU_ASSERT_EQUAL_FATAL(md_object_put(E.nodes[1].md, "b", &healed, NULL, NULL, NULL), CM_OK);
+    part.layout.drives[2] = 3, part.layout.nodes[2] = 258;
+    md_cond lay = {.lock_change = MD_COND_LOCK_LAYOUT, .heal_part = 0, .heal_old = &old};
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&healed, &rec, &len), CM_OK);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", rec, len, 0, &lay, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_OK);
+    memset(&t, 0, sizeof(t));
+    t = nd_wait(nd_cond_write(E.cl, &n2, "b", rec, len, 0, &lay, nd_cb, &t), &t);
+    CU_ASSERT_EQUAL(t.r.err, CM_ERR_PRECONDITION); /* the record names the new cells now */
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", rec, len, 1, &lay, nd_cb, &t), CM_ERR_INVAL);
+    lay.if_none_match_star = 1;
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", rec, len, 0, &lay, nd_cb, &t), CM_ERR_INVAL);
+    lay.if_none_match_star = 0, lay.heal_old = NULL;
+    CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", rec, len, 0, &lay, nd_cb, &t), CM_ERR_INVAL);
+    free(rec);
+    CU_ASSERT_EQUAL_FATAL(md_object_get(E.nodes[1].md, "b", "hl", &got), CM_OK);
+    CU_ASSERT(got.nparts == 1 && md_layout_same_cells(&got.parts[0].layout, &part.layout));
+    md_object_release(&got);
     env_down();
+}
+
+/* The cond route's query (nd_cond_parse): what nd_cond_write sends parses back to the same
+ * condition; a malformed or mixed one is refused, never read as another condition. */
+static void t_cond_parse(void)
+{
+    static const char *const bad[] = {
+        "",
+        "inm=2",
+        "inm=1&del=7",
+        "unlocked=3",
+        "unlocked=-1",
+        "ncsucc=5",
+        "ncnewer=1",
+        "ncsucc=99999999999999999999&ncnewer=1",
+        "ncsucc=1&ncnewer=4294967296",
+        "inm=18446744073709551617",
+        "lock=0",
+        "lock=4",
+        "lock=9",
+        "lock=12",
+        "lock=24",
+        "lock=1&del=1",
+        "lock=1&inm=1",
+        "lock=8&unlocked=1",
+        "lock=2&ncsucc=1&ncnewer=1",
+        "lock=16",
+        "lock=16&hpart=0",
+        "lock=16&hpart=0&hold=zz",
+        "lock=16&hpart=10000&hold="
+        "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c000000000000000a0201000001010002ff0309",
+        "lock=16&hpart=0&hold=5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c000000000000000a0201000001",
+        "lock=16&hpart=0&hold=5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c000000000000000a0001",
+        "inm=1&hpart=0",
+        "inm=1&hold=00",
+        "ifmatch=%zz",
+        "ifmatch=a%00b",
+        "lock=1x",
+        "lock=+1"};
+    nd_cond_args a;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (!nd_cond_parse(bad[i], &a))
+            CU_FAIL(bad[i]);
+    CU_ASSERT_PTR_NULL(nd_cond_parse("lock=16&hpart=9999&hold=5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c"
+                                     "000000000000000a0201000001010002ff0309&x=1",
+                                     &a));
+    md_layout old = {.size = 10, .k = 2, .m = 1, .drives = {0, 1, 0xFF}, .nodes = {1, 258, 9}};
+    memset(old.blob, 0x5c, 16);
+    md_cond good[] = {
+        {.if_none_match_star = 1},
+        {.if_match = "e&=?%1", .unlocked = 1, .bypass_governance = 1},
+        {.noncurrent = 1, .successor_ms = INT64_MAX, .newer_min = UINT32_MAX},
+        {.lock_change = MD_COND_LOCK_RETENTION | MD_COND_LOCK_HOLD, .bypass_governance = 1},
+        {.lock_change = MD_COND_LOCK_KEEP},
+        {.lock_change = MD_COND_LOCK_LAYOUT, .heal_part = 9999, .heal_old = &old}};
+    char target[8192];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int del = i == 2;
+        CU_ASSERT_FATAL(nd_cond_target("b", del, &good[i], target, sizeof(target)) > 0);
+        const char *why = nd_cond_parse(strchr(target, '?') + 1, &a);
+        CU_ASSERT_PTR_NULL_FATAL(why);
+        md_cond *c = &a.cond;
+        CU_ASSERT(a.del == del && c->if_none_match_star == good[i].if_none_match_star &&
+                  c->unlocked == good[i].unlocked && c->noncurrent == good[i].noncurrent &&
+                  c->successor_ms == good[i].successor_ms && c->newer_min == good[i].newer_min &&
+                  c->lock_change == good[i].lock_change &&
+                  c->bypass_governance == good[i].bypass_governance &&
+                  c->heal_part == good[i].heal_part);
+        CU_ASSERT(good[i].if_match ? c->if_match && !strcmp(c->if_match, good[i].if_match)
+                                   : !c->if_match);
+        CU_ASSERT(good[i].heal_old ? c->heal_old && md_layout_same_cells(c->heal_old, &old) &&
+                                         c->heal_old->nodes[2] == 9
+                                   : !c->heal_old);
+    }
+    md_cond mixed = {.lock_change = MD_COND_LOCK_HOLD, .unlocked = 1}, odd = {.lock_change = 4};
+    CU_ASSERT_EQUAL(nd_cond_target("b", 0, &mixed, target, sizeof(target)), 0);
+    CU_ASSERT_EQUAL(nd_cond_target("b", 0, &odd, target, sizeof(target)), 0);
 }
 
 static void t_rpc_edges(void)
@@ -775,6 +878,7 @@ void cu_register(void)
     static const cu_test cluster[] = {
         {"rpc_edges", t_rpc_edges},
         {"cond_route", t_cond_route},
+        {"cond_parse", t_cond_parse},
         {"router", t_router},
         {"small_layouts", t_small_layouts},
         {"hints", t_hints},

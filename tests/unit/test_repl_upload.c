@@ -503,7 +503,7 @@ static void test_home_dies(void)
     each_pair(parts_missed, 0);
 }
 
-/* A repair's layout swap (rp_object_swap, cmd/cluster_repair.c) of every part record, landing on
+/* A repair's layout swap (rp_object_swap_layout, cmd/cluster_repair.c) of every part record, on
  * two homes while the third is down, then another home dies: the newer upload of part 2 is still
  * the part, and its record names the swapped layout. The swap keeps each record's stamp; a
  * rewrite that stamps anew (the conditional PUT the repair once used) makes the replaced upload
@@ -524,8 +524,9 @@ static void parts_swapped(int missed)
     for (size_t i = 0; i < nr; i++) { /* in key order: either upload of part 2 may be last */
         md_object o;
         CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c, B, recs[i].key, &o), CM_OK);
+        md_layout old = o.parts[0].layout;
         o.parts[0].layout.blob[1] = 0x99; /* the healed body's new blob */
-        CU_ASSERT_EQUAL(rp_object_swap(E.c, B, &o), CM_OK);
+        CU_ASSERT_EQUAL(rp_object_swap_layout(E.c, B, &o, 0, &old), CM_OK);
         md_object_release(&o);
     }
     md_objects_free(recs, nr);

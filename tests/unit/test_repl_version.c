@@ -520,6 +520,236 @@ static void test_noncurrent(void)
     env_down();
 }
 
+/* ---- races decided by the leader ---- */
+
+/* The leader plug of the tests below: both coordinators hand their conditional writes to
+ * coordinator 0 (the partition's leader); a write of key race_key first has a COMPLIANCE
+ * retention until race_until set on that key (once), as a client's change that reaches the
+ * leader just before it. */
+static const char *race_key;
+static int raced;
+static int64_t race_until;
+
+/* A COMPLIANCE retention of key until race_until, through the leader. */
+static void retain(const char *key)
+{
+    md_object ask = {
+        .key = (char *)key, .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = race_until};
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION};
+    CU_ASSERT_EQUAL(rp_object_put(E.c[1], B, &ask, &ret, NULL, NULL), CM_OK);
+}
+
+static cm_err lead_run(void *arg, rp *c, const rp_part *p, const rp_cond_write *w)
+{
+    (void)arg, (void)c, (void)p;
+    if (race_key && strcmp(w->key, race_key) == 0) {
+        race_key = NULL;
+        retain(w->key);
+        raced++;
+    }
+    return rp_cond_execute(E.c[0], w);
+}
+
+static void coords_lead(void)
+{
+    coords_free();
+    for (int i = 0; i < 2; i++) {
+        rp_config cfg = {.base = E.base,
+                         .router = E.rt,
+                         .route = fake_route,
+                         .clock = &E.clk[i],
+                         .node = (uint32_t)i + 1,
+                         .nshards = 4,
+                         .timeout_ms = 2000,
+                         .cond_run = lead_run};
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c[i]), CM_OK);
+    }
+    race_key = NULL, raced = 0;
+    race_until = cm_now_ms() + 3600 * 1000;
+}
+
+/* The repair's layout swap (rp_object_swap_layout) of a record read before a retention change
+ * the leader decided: the healed layout lands and the retention stays. A swap from a layout the
+ * record no longer names, of a part it does not have, or of a key deleted, writes nothing. */
+static void test_heal_swap(void)
+{
+    env_up();
+    coords_lead();
+    md_part pp;
+    md_object plain = body("h", 0x41, &pp), rd, got;
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "h", &rd), CM_OK); /* the repair's read */
+    md_layout old = rd.parts[0].layout, healed = old;
+    healed.drives[0] = 7, healed.nodes[0] = 2;
+    retain("h"); /* between the repair's read and its swap */
+    rd.parts[0].layout = healed;
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[0], B, &rd, 0, &old), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "h", &got), CM_OK);
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == race_until);
+    CU_ASSERT(got.nparts == 1 && md_layout_same_cells(&got.parts[0].layout, &healed));
+    CU_ASSERT_EQUAL(got.hlc, rd.hlc); /* the version keeps its stamp */
+    md_object_release(&got);
+    /* a second heal from the layout already replaced; a part the record lacks; a wrong size */
+    md_layout again = healed;
+    again.drives[1] = 9;
+    rd.parts[0].layout = again;
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 0, &old), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 1, &old), CM_ERR_CONFLICT);
+    rd.parts[0].layout.size++;
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 0, &healed), CM_ERR_INVAL);
+    rd.parts[0].layout = again;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "h", &got), CM_OK);
+    CU_ASSERT(md_layout_same_cells(&got.parts[0].layout, &healed));
+    CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == race_until);
+    md_object_release(&got);
+    /* the key deleted meanwhile: nothing written, the tombstone stays */
+    CU_ASSERT_EQUAL_FATAL(rp_object_delete(E.c[0], B, "h", NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_object_swap_layout(E.c[1], B, &rd, 0, &healed), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "h", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(raced, 0);
+    md_object_release(&rd);
+    env_down();
+}
+
+/* The key's record is a plain one (from before versioning: the null version) in a bucket that
+ * got Object Lock later, deleted by id: a retention set on it after the delete's read reaches the
+ * leader first, which refuses to replace the record (CM_ERR_LOCKED), whether the key has no other
+ * version (the record deleted) or has one (the record replaced by a pointer to it). Unprotected,
+ * both go through. */
+static void test_null_leader(void)
+{
+    env_up();
+    coords_lead();
+    md_part pp[4], pv[2];
+    md_object plain[4] = {body("p", 0x51, &pp[0]), body("q", 0x52, &pp[1]), body("r", 0x53, &pp[2]),
+                          body("s", 0x54, &pp[3])};
+    md_object v[2] = {body("r", 0x55, &pv[0]), body("s", 0x56, &pv[1])};
+    md_vres vr[2], d;
+    /* r and s: a version, then a plain record over the pointer (K plain, a version beside it) */
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &v[i], 0, NULL, &vr[i]), CM_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &plain[i], NULL, NULL, NULL), CM_OK);
+    md_cond lock = {.unlocked = 1};
+    md_object got;
+    int had;
+    for (int i = 0; i < 4; i += 2) {
+        race_key = plain[i].key; /* the retention lands between the read and the leader */
+        CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, plain[i].key, "null", &lock, &d, &had),
+                        CM_ERR_LOCKED);
+        CU_ASSERT_EQUAL(raced, i / 2 + 1);
+        CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, plain[i].key, &got), CM_OK);
+        CU_ASSERT(!rp_version_pointer(&got) && got.nparts == 1 &&
+                  got.parts[0].layout.blob[0] == plain[i].parts[0].layout.blob[0]);
+        CU_ASSERT(got.lock_mode == MD_LOCK_COMPLIANCE && got.lock_until_ms == race_until);
+        md_object_release(&got);
+        /* unprotected: the null version goes */
+        CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, plain[i + 1].key, "null", &lock, &d, &had),
+                        CM_OK);
+        CU_ASSERT(had);
+    }
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "q", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "s", &got), CM_OK);
+    CU_ASSERT(rp_version_pointer(&got) && strcmp(got.version_id, vr[1].version_id) == 0);
+    md_object_release(&got);
+    env_down();
+}
+
+/* ---- a flood of retention changes of one version through four nodes ---- */
+
+#define FLOOD_NODES 4
+#define FLOOD_EACH 25
+
+typedef struct {
+    rp *c;
+    const char *vkey;
+    int64_t base;
+    int t;
+    int64_t acked;   /* the longest retention answered CM_OK */
+    int64_t refused; /* the longest answered CM_ERR_LOCKED */
+    int other;       /* answers that are neither */
+} flooder;
+
+static void *flood(void *arg)
+{
+    flooder *f = arg;
+    md_cond ret = {.lock_change = MD_COND_LOCK_RETENTION};
+    for (int j = 0; j < FLOOD_EACH; j++) {
+        /* every node's values interleave with the others': many arrive shorter than the last */
+        int64_t until = f->base + (int64_t)(j * FLOOD_NODES + (FLOOD_NODES - 1 - f->t)) * 1000;
+        md_object ask = {
+            .key = (char *)f->vkey, .lock_mode = MD_LOCK_COMPLIANCE, .lock_until_ms = until};
+        cm_err e = rp_object_put(f->c, B, &ask, &ret, NULL, NULL);
+        if (e == CM_OK)
+            f->acked = CM_MAX(f->acked, until);
+        else if (e == CM_ERR_LOCKED)
+            f->refused = CM_MAX(f->refused, until);
+        else
+            f->other++;
+    }
+    return NULL;
+}
+
+/* COMPLIANCE retention changes of one version, from four nodes at once, all decided by the
+ * leader: every change is answered (200, or 403 for one shorter than the stored), the stored
+ * retention is the longest acknowledged one, every refused one is shorter than it, and the
+ * version keeps its stamp. */
+static void test_flood(void)
+{
+    env_up();
+    coords_lead();
+    md_hlc clk[2];
+    rp *more[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        md_hlc_init(&clk[i], (uint32_t)i + 3, NULL, NULL);
+        rp_config cfg = {.base = E.base,
+                         .router = E.rt,
+                         .route = fake_route,
+                         .clock = &clk[i],
+                         .node = (uint32_t)i + 3,
+                         .nshards = 4,
+                         .timeout_ms = 2000,
+                         .cond_run = lead_run};
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &more[i]), CM_OK);
+    }
+    md_part pf;
+    md_object f = body("f", 0x61, &pf), rec;
+    md_vres rf;
+    char vkey[MD_MAX_KEY + 1];
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &f, 0, NULL, &rf), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key("f", rf.version_id, vkey, sizeof(vkey)), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, vkey, &rec), CM_OK);
+    uint64_t stamp = rec.hlc;
+    md_object_release(&rec);
+    rp *cs[FLOOD_NODES] = {E.c[0], E.c[1], more[0], more[1]};
+    flooder fl[FLOOD_NODES];
+    pthread_t th[FLOOD_NODES];
+    int64_t base = cm_now_ms() + 3600 * 1000, t0 = cm_monotonic_ms();
+    for (int i = 0; i < FLOOD_NODES; i++) {
+        fl[i] = (flooder){.c = cs[i], .vkey = vkey, .base = base, .t = i};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, flood, &fl[i]), 0);
+    }
+    int64_t acked = 0, refused = 0;
+    int other = 0;
+    for (int i = 0; i < FLOOD_NODES; i++) {
+        pthread_join(th[i], NULL);
+        acked = CM_MAX(acked, fl[i].acked), refused = CM_MAX(refused, fl[i].refused);
+        other += fl[i].other;
+    }
+    CU_ASSERT(cm_monotonic_ms() - t0 < 30000);
+    CU_ASSERT_EQUAL(other, 0);
+    CU_ASSERT(acked > 0 && refused < acked);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, vkey, &rec), CM_OK);
+    CU_ASSERT(rec.lock_mode == MD_LOCK_COMPLIANCE && rec.lock_until_ms == acked);
+    CU_ASSERT_EQUAL(rec.hlc, stamp);
+    md_object_release(&rec);
+    for (int i = 0; i < 2; i++) {
+        rp_free(more[i]);
+        md_hlc_release(&clk[i]);
+    }
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -528,6 +758,9 @@ void cu_register(void)
         {"conditional writes of versions", test_conditional},
         {"object lock refuses deletes of protected versions", test_lock},
         {"a noncurrent version's delete is conditioned on its place", test_noncurrent},
+        {"the repair's layout swap keeps a retention set since its read", test_heal_swap},
+        {"a plain null version's delete is checked by the leader", test_null_leader},
+        {"a flood of retention changes through four nodes", test_flood},
         {NULL, NULL},
     };
     cu_add_suite("repl_version", tests);
