@@ -111,7 +111,7 @@ struct ncl_conn {
     int connected, used;
     int tls;         /* an OpenSSL bufferevent (cfg.tls): connected once the handshake is done */
     int refused;     /* connect or a direct write failed at once: fail from the loop */
-    int connecting;  /* inside conn_new's connect: an error now is kept for the timer */
+    int connecting;  /* inside conn_connect's connect: an error now is kept for the timer */
     uint64_t queued; /* bytes of the current call put into the output buffer */
     uint64_t mark;   /* conn_progress when the timer was armed */
     /* The addresses to try (a numeric host's one, or a name's answer) and the one connecting;
