@@ -9,8 +9,8 @@
  * cluster node the document is the bucket's member "lifecycle" of the etcd bucket document
  * (g->ns.lifecycle_set / lifecycle_get, the get from the follower's memory), and a configuration
  * with NoncurrentVersionExpiration or ExpiredObjectDeleteMarker is refused with 501 (the cluster
- * worker walks current objects only); a cluster node without those namespace functions answers
- * PUT with 501.
+ * worker walks current objects only); a cluster gateway made without those namespace functions
+ * (embedded in unit tests; every cairn server node has them) answers PUT with 501.
  *
  * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
  * in each, first its keys (md_list_versions pages, in key order, delete markers included), then
@@ -231,9 +231,10 @@ void gw_op_bucket_lifecycle(gw_req *r)
         gw_error(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    if (put && gw_cluster_node(r->g) && !ns_served(r->g)) {
+    if (put && gw_cluster_node(r->g) && !ns_served(r->g)) { /* an embedded cluster gateway */
         gw_error(r, GW_UNSUPPORTED,
-                 "Lifecycle configurations are not implemented on a cluster node yet");
+                 "Lifecycle configurations need a bucket namespace that keeps "
+                 "them; this gateway has none");
         return;
     }
     if (!put) {

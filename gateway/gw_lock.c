@@ -24,7 +24,8 @@
  * retention and hold are changed by the partition's leader (md_cond.lock_change: it reads the
  * version record at strict quorum under the key's lock, md_lock_apply decides, a fenced swap
  * writes), and deletes by id ask the leader to refuse a protected version
- * (gw_meta_delete_v). A cluster node without lock_set refuses all of it with 501.
+ * (gw_meta_delete_v). A cluster gateway made without lock_set (embedded in unit tests; every
+ * cairn server node has it) refuses all of it with 501.
  *
  * Threading: loop handlers read the local bucket record (an LMDB read that does not block);
  * writes run on a gateway worker.
@@ -44,7 +45,9 @@
 #include "cm_util.h"
 
 #define LOCK_XML_CAP (16u * 1024)
-#define CLUSTER_MSG "Object Lock is not implemented on cluster nodes yet (single node only)"
+/* A cluster gateway made without a bucket namespace that keeps Object Lock (ns.lock_set NULL:
+ * an embedded one in the unit tests; every cairn server cluster node has one). */
+#define NO_NS_MSG "Object Lock needs a bucket namespace that keeps it; this gateway has none"
 
 /* ---- values ---- */
 
@@ -413,7 +416,7 @@ static void get_config(gw_req *r, const md_bucket *b)
 static int refused(gw_req *r, int put)
 {
     if (gw_meta_remote(r->g) && !r->g->ns.lock_set) {
-        gw_error(r, GW_UNSUPPORTED, CLUSTER_MSG);
+        gw_error(r, GW_UNSUPPORTED, NO_NS_MSG);
         return 1;
     }
     if (put && !gw_checksum_given(r)) {

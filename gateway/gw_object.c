@@ -30,8 +30,9 @@
  * be read at all (too many drives lost, too many cells' nodes down, a cluster read timed out)
  * is answered 503 ServiceUnavailable, which S3 clients retry, or 500 InternalError for data
  * found corrupt. A later piece that fails can only cut the connection short (logged). On a cluster
- * node a failed piece is first read again, up to 5 times over about 3 s, on the layout the record
- * read anew names for its body (a heal may have moved or be rewriting the cells read: get_reread).
+ * node a failed piece (plain, compressed, or an encrypted one's stored segments) is first read
+ * again, up to 5 times over about 3 s, on the layout the record read anew names for its body (a
+ * heal may have moved or be rewriting the cells read: get_reread).
  *
  * Encryption (gw_sse.c, docs/encryption.md): a PUT asking for SSE-S3 or SSE-C, or into a bucket
  * with default encryption, seals its body segment by segment on the way to the writer (never
@@ -598,10 +599,15 @@ typedef struct {
     int status;
     uint64_t first, last;
     /* A cluster piece that failed is read again on the record as it is now (get_reread): the
-     * part, offset and error of that read, the tries so far, and the layout the record names
-     * for part alt_pi now when it differs from the one read first (has_alt). */
+     * read (part, offset in its layout, buffer, length, completion: get_read_done of a plain
+     * piece, sse_read_done of the stored segments of an encrypted one) and its error, the tries
+     * so far, and the layout the record names for part alt_pi now when it differs from the one
+     * read first (has_alt). */
     size_t rd_pi, alt_pi;
-    uint64_t rd_in_part;
+    uint64_t rd_off;
+    void *rd_buf;
+    size_t rd_len;
+    void (*rd_done)(void *arg, cm_err err);
     cm_err rd_err, reread_err;
     int retries, has_alt;
     md_layout alt;
@@ -739,12 +745,28 @@ static void get_reread_work(gw_req *r)
     md_object_release(&rec);
 }
 
+/* The layout part pi is read on: the one the record read anew names, if it did for pi. */
+static const md_layout *get_layout(const gw_req *r, size_t pi)
+{
+    const get_state *gs = r->op;
+    return gs->has_alt && gs->alt_pi == pi ? &gs->alt : &r->obj.parts[pi].layout;
+}
+
+/* Start the cluster read gs->rd_* names, on the layout of its part as the record names it now. */
+static cm_err get_read_start(gw_req *r)
+{
+    get_state *gs = r->op;
+    gs->r = r;
+    return ob_read_start(r->g->data, get_layout(r, gs->rd_pi), gs->rd_off, gs->rd_buf, gs->rd_len,
+                         net_req_base(r->net), gs->rd_done, gs, &gs->rd);
+}
+
 /* Loop: read the piece again, on the layout the record names now. */
 static void get_reread_done(gw_req *r)
 {
     get_state *gs = r->op;
     const md_layout *was = &r->obj.parts[gs->rd_pi].layout;
-    const md_layout *lay = gs->has_alt && gs->alt_pi == gs->rd_pi ? &gs->alt : was;
+    const md_layout *lay = get_layout(r, gs->rd_pi);
     cm_err err = gs->reread_err;
     r->drain = get_drain;
     CM_WARN(MOD, "req=%s read of %s/%s at %" PRIu64 " failed (%s): record read again (%s), try %d",
@@ -757,12 +779,9 @@ static void get_reread_done(gw_req *r)
             gs->retries);
     /* CM_ERR_NOTFOUND: the record names the body no more; after any other failure of the
      * record's read, the layout read before is tried again */
-    err = err == CM_ERR_NOTFOUND
-              ? gs->rd_err
-              : ob_read_start(r->g->data, lay, gs->rd_in_part, gs->v.iov_base, gs->v.iov_len,
-                              net_req_base(r->net), get_read_done, gs, &gs->rd);
+    err = err == CM_ERR_NOTFOUND ? gs->rd_err : get_read_start(r);
     if (err != CM_OK)
-        get_piece_done(r, err, 1, gs->v.iov_len); /* fails: the 503, or the body cut short */
+        get_piece_done(r, err, 0, 0); /* fails: the 503, or the body cut short */
 }
 
 /* Loop: the pause is over; the record is read on a worker (which owns r until
@@ -793,13 +812,37 @@ static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
     return sse_piece_add(r->op, buf, want, stripe, err);
 }
 
-/* ob_read_start's completion of an encrypted piece, on the request's loop: decrypt it. */
+/*
+ * A cluster read (gs->rd_*) failed with err: when it may be read again, pause and return 1
+ * (get_pause_end reads the record, get_reread_done the piece); 0 when it may not (the caller
+ * fails the piece). Out of memory and a closed connection are not read again.
+ */
+static int get_retry(gw_req *r, cm_err err)
+{
+    get_state *gs = r->op;
+    if (err == CM_OK || err == CM_ERR_NOMEM || err == CM_ERR_CLOSED || gs->retries >= GET_REREADS ||
+        !gw_meta_remote(r->g) ||
+        (!gs->pause && !(gs->pause = evtimer_new(net_req_base(r->net), get_pause_end, r))))
+        return 0;
+    long ms = (long)GET_REREAD_MS << gs->retries++;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    gs->rd_err = err;
+    r->drain = NULL; /* no piece is read while it waits */
+    evtimer_add(gs->pause, &tv);
+    return 1;
+}
+
+/* ob_read_start's completion of an encrypted piece, on the request's loop: decrypt it (a read
+ * that failed is first read again, as a plain piece's: get_retry). */
 static void sse_read_done(void *arg, cm_err err)
 {
     get_state *gs = arg;
     gw_req *r = gs->r;
     size_t stripe = ob_store_stripe_bytes(r->g->data);
     gs->rd = NULL;
+    if (get_retry(r, err))
+        return;
+    gs->retries = 0;
     void *buf = NULL;
     if (err == CM_OK) {
         buf = piece_buf_take(stripe);
@@ -833,12 +876,12 @@ static cm_err sse_start(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
         return err;
     if (!gs->ct && !(gs->ct = malloc(GW_SSE_READ_SCRATCH)))
         return CM_ERR_NOMEM;
-    gs->r = r;
     gs->sse_part = p;
     gs->sse_off = in_part;
     gs->sse_len = *want;
-    return ob_read_start(r->g->data, &p->layout, c_off, gs->ct, c_len, net_req_base(r->net),
-                         sse_read_done, gs, &gs->rd);
+    gs->rd_pi = pi, gs->rd_off = c_off, gs->rd_buf = gs->ct, gs->rd_len = c_len;
+    gs->rd_done = sse_read_done;
+    return get_read_start(r);
 }
 
 /* ob_read_start's completion, on the request's loop. */
@@ -847,16 +890,8 @@ static void get_read_done(void *arg, cm_err err)
     get_state *gs = arg;
     gw_req *r = gs->r;
     gs->rd = NULL;
-    if (err != CM_OK && err != CM_ERR_NOMEM && err != CM_ERR_CLOSED && gs->retries < GET_REREADS &&
-        gw_meta_remote(r->g) &&
-        (gs->pause || (gs->pause = evtimer_new(net_req_base(r->net), get_pause_end, r)))) {
-        long ms = (long)GET_REREAD_MS << gs->retries++;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        gs->rd_err = err;
-        r->drain = NULL; /* no piece is read while it waits */
-        evtimer_add(gs->pause, &tv);
+    if (get_retry(r, err))
         return;
-    }
     gs->retries = 0;
     if (get_piece_done(r, err, 1, gs->v.iov_len) == 0)
         get_drain(r);
@@ -921,11 +956,9 @@ static void get_drain(gw_req *r)
             memcpy(gs->v.iov_base, p->inline_data + in_part, want);
             err = CM_OK;
         } else if (p->layout.epoch != 0) {
-            gs->r = r;
-            gs->rd_pi = pi, gs->rd_in_part = in_part;
-            err = ob_read_start(r->g->data, gs->has_alt && gs->alt_pi == pi ? &gs->alt : &p->layout,
-                                in_part, gs->v.iov_base, want, net_req_base(r->net), get_read_done,
-                                gs, &gs->rd);
+            gs->rd_pi = pi, gs->rd_off = in_part, gs->rd_buf = gs->v.iov_base, gs->rd_len = want;
+            gs->rd_done = get_read_done;
+            err = get_read_start(r);
             if (err == CM_OK)
                 return; /* get_read_done goes on */
         } else {

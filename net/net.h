@@ -255,7 +255,8 @@ void net_head_release(net_head *head);
  * whatever its status), CM_ERR_UNAVAILABLE (connection refused / unreachable), CM_ERR_TIMEOUT,
  * CM_ERR_CLOSED (connection lost mid-call, malformed response, or the client was freed).
  * Hosts are numeric addresses ("127.0.0.1", "::1") or DNS names of at most 127 characters; a
- * name is resolved for every new connection, asynchronously on the loop (libevent's evdns).
+ * name is resolved for every new connection, asynchronously on the loop (libevent's evdns), and
+ * the connection tries up to 4 of its addresses in turn, each within connect_timeout_ms.
  */
 typedef struct net_client net_client;
 typedef struct net_call net_call;

@@ -27,11 +27,16 @@
  * moved in.
  *
  * Names: a peer's host is a numeric address or a DNS name. A name is resolved for every new
- * connection, asynchronously on the loop (libevent's evdns: /etc/resolv.conf and /etc/hosts, read
- * once when the client meets its first name), so a peer that came back at another address (a
- * restarted pod) is found by the next connection; the connect timeout covers the lookup. A name
- * that does not resolve fails the connection like a refused connect (CM_ERR_UNAVAILABLE), with a
- * warning at most every 10 s. Numeric hosts never touch the resolver.
+ * connection, asynchronously on the loop (libevent's evdns_getaddrinfo: /etc/resolv.conf and
+ * /etc/hosts, read once when the client meets its first name), so a peer that came back at another
+ * address (a restarted pod) is found by the next connection; the connect timeout covers the
+ * lookup. A name that does not resolve fails the connection like a refused connect
+ * (CM_ERR_UNAVAILABLE), with a warning at most every 10 s. Numeric hosts never touch the resolver.
+ * A connection keeps the first NCL_ADDRS addresses of the answer and tries them in its order:
+ * when connecting to one fails (refused, unreachable, or no connect within connect_timeout_ms),
+ * the next gets a fresh socket (conn_next_addr: the request already queued moves over, nothing
+ * of it was sent), so a name that also names a dead address still reaches the live one, in at
+ * most NCL_ADDRS connect timeouts. Once connected, a failure is the connection's, as before.
  *
  * Threading: one loop thread; nothing here is locked.
  */
@@ -63,6 +68,7 @@
 #define NCL_WRITE_IOV 16          /* chains handed to one direct write */
 #define NCL_ACKED_MIN (64u << 10) /* request bodies above this count acknowledged bytes */
 #define NCL_HOST_MAX 128          /* a peer's host: a numeric address or a DNS name */
+#define NCL_ADDRS 4 /* addresses of a name a connection tries, in the answer's order */
 
 typedef struct ncl_peer ncl_peer;
 typedef struct ncl_conn ncl_conn;
@@ -105,9 +111,15 @@ struct ncl_conn {
     int connected, used;
     int tls;         /* an OpenSSL bufferevent (cfg.tls): connected once the handshake is done */
     int refused;     /* connect or a direct write failed at once: fail from the loop */
-    int connecting;  /* inside conn_new's connect: an error now is kept for the timer */
+    int connecting;  /* inside conn_connect's connect: an error now is kept for the timer */
     uint64_t queued; /* bytes of the current call put into the output buffer */
     uint64_t mark;   /* conn_progress when the timer was armed */
+    /* The addresses to try (a numeric host's one, or a name's answer) and the one connecting;
+     * lookup: a name's resolution in flight (cancelled when the connection is freed). */
+    struct evdns_getaddrinfo_request *lookup;
+    struct sockaddr_storage addrs[NCL_ADDRS];
+    int addr_len[NCL_ADDRS];
+    int naddrs, addr_at;
 };
 
 struct ncl_peer {
@@ -133,6 +145,7 @@ struct net_client {
 
 static void conn_process(ncl_conn *c);
 static void conn_free(ncl_conn *c);
+static int conn_next_addr(ncl_conn *c);
 
 void net_client_config_defaults(net_client_config *cfg)
 {
@@ -308,6 +321,11 @@ static void conn_unlink(ncl_conn *c)
 static void conn_free(ncl_conn *c)
 {
     conn_unlink(c);
+    if (c->lookup) { /* its callback comes with EVUTIL_EAI_CANCEL and touches nothing */
+        struct evdns_getaddrinfo_request *q = c->lookup;
+        c->lookup = NULL;
+        evdns_getaddrinfo_cancel(q);
+    }
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)
@@ -470,13 +488,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->refused) {
-        conn_fail(c, CM_ERR_UNAVAILABLE);
+        if (!conn_next_addr(c))
+            conn_fail(c, CM_ERR_UNAVAILABLE);
         return;
     }
     if (c->connected && conn_progress(c) != c->mark) {
         conn_arm(c); /* bytes moved since the timer was armed: not stalled */
         return;
     }
+    if (!c->connected && conn_next_addr(c))
+        return; /* no connect within the timeout: the name's next address */
     CM_DEBUG("net", "%s %s to %s:%d timed out", c->call->method, c->call->target, c->peer->host,
              c->peer->port);
     conn_fail(c, CM_ERR_TIMEOUT);
@@ -587,15 +608,107 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
-    int dns = c->connected ? 0 : bufferevent_socket_get_dns_error(bev);
-    if (dns)
-        conn_dns_failed(c, dns);
-    else if (c->tls) /* also once connected: a TLS 1.3 server refuses our certificate after that */
+    if (c->tls) /* also once connected: a TLS 1.3 server refuses our certificate after that */
         conn_tls_failed(c);
     else if (!c->connected)
-        CM_DEBUG("net", "connect to %s:%d: %s", c->peer->host, c->peer->port,
-                 evutil_socket_error_to_string(err));
+        CM_DEBUG("net", "connect to %s:%d (address %d of %d): %s", c->peer->host, c->peer->port,
+                 c->addr_at + 1, c->naddrs, evutil_socket_error_to_string(err));
+    if (!c->connected && conn_next_addr(c))
+        return;
     conn_fail(c, c->connected ? CM_ERR_CLOSED : CM_ERR_UNAVAILABLE);
+}
+
+/* A fresh bufferevent for c, its callbacks and watermarks set, not connected yet. */
+static struct bufferevent *conn_bev_new(ncl_conn *c)
+{
+    net_client *cl = c->peer->cl;
+    struct bufferevent *bev = c->tls ? net_tls_client_bev_new(cl->cfg.tls, cl->base)
+                                     : bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL;
+    bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+    /* TLS: no read watermark, as on the server side (net_conn.c, net_conn_accept): one that trips
+     * can leave a decrypted record's rest unread until the socket is readable again; reading
+     * stops by EV_READ when the call is paused, which bounds the input to a pass */
+    bufferevent_setwatermark(bev, EV_READ, 0,
+                             c->tls ? 0 : CM_MAX(cl->cfg.read_high_water, cl->cfg.max_head_bytes));
+    bufferevent_setwatermark(bev, EV_WRITE, cl->cfg.write_low_water, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    return bev;
+}
+
+/* Connect c to its current address. A connect refused at once (nothing listens on a local
+ * port), or failed inside the call, is taken on from the loop by the timer. */
+static void conn_connect(ncl_conn *c)
+{
+    const struct sockaddr_storage *ss = &c->addrs[c->addr_at];
+    c->connecting = 1;
+    int rc =
+        bufferevent_socket_connect(c->bev, (const struct sockaddr *)ss, c->addr_len[c->addr_at]);
+    c->connecting = 0;
+    if (rc != 0 || c->refused) {
+        c->refused = 1;
+        arm(c->timer, 0);
+    }
+}
+
+/*
+ * Connecting to c's current address failed (refused, unreachable, timed out): connect to the
+ * name's next address on a fresh bufferevent (neither a failed socket nor a TLS session that
+ * failed its handshake can connect again). The request already in the old one's output moves
+ * over; none of it was sent, as it never connected. 0 when there is no next address (or no
+ * memory): the caller fails the connection as before.
+ */
+static int conn_next_addr(ncl_conn *c)
+{
+    if (c->connected || c->addr_at + 1 >= c->naddrs)
+        return 0;
+    struct bufferevent *bev = conn_bev_new(c);
+    if (!bev)
+        return 0;
+    struct evbuffer *was = bufferevent_get_output(c->bev);
+    evbuffer_unfreeze(was, 1); /* a socket bufferevent freezes its output's front */
+    if (evbuffer_add_buffer(bufferevent_get_output(bev), was) != 0) {
+        bufferevent_free(bev);
+        return 0;
+    }
+    bufferevent_free(c->bev); /* also from inside its own event callback: libevent allows it */
+    c->bev = bev;
+    c->refused = 0;
+    c->addr_at++;
+    c->peer->cl->stats.connects++;
+    conn_connect(c);
+    conn_arm(c); /* a fresh connect timeout for this address */
+    return 1;
+}
+
+/* A name's answer: keep its first NCL_ADDRS addresses and connect to the first. The request is
+ * cancelled only by conn_free, whose connection this callback must then not touch. */
+static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+    if (result == EVUTIL_EAI_CANCEL) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    ncl_conn *c = arg;
+    c->lookup = NULL;
+    for (const struct evutil_addrinfo *ai = res; ai && c->naddrs < NCL_ADDRS; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(c->addrs[0]))
+            continue;
+        memcpy(&c->addrs[c->naddrs], ai->ai_addr, ai->ai_addrlen);
+        c->addr_len[c->naddrs++] = (int)ai->ai_addrlen;
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (c->naddrs == 0) { /* failed from the loop, also when this runs inside conn_new */
+        conn_dns_failed(c, result != 0 ? result : EVUTIL_EAI_NONAME);
+        c->refused = 1;
+        arm(c->timer, 0);
+        return;
+    }
+    conn_connect(c);
 }
 
 static ncl_conn *conn_new(ncl_peer *p)
@@ -616,35 +729,30 @@ static ncl_conn *conn_new(ncl_peer *p)
     p->conns = c;
     p->nconns++;
     c->tls = cl->cfg.tls != NULL;
-    c->bev = c->tls ? net_tls_client_bev_new(cl->cfg.tls, cl->base)
-                    : bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = conn_bev_new(c);
     c->timer = evtimer_new(cl->base, timer_cb, c);
     c->kick = event_new(cl->base, -1, 0, kick_cb, c);
     if (!c->bev || !c->timer || !c->kick) {
         conn_free(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    /* TLS: no read watermark, as on the server side (net_conn.c, net_conn_accept): one that trips
-     * can leave a decrypted record's rest unread until the socket is readable again; reading
-     * stops by EV_READ when the call is paused, which bounds the input to a pass */
-    bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             c->tls ? 0 : CM_MAX(cl->cfg.read_high_water, cl->cfg.max_head_bytes));
-    bufferevent_setwatermark(c->bev, EV_WRITE, cl->cfg.write_low_water, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     cl->stats.connects++;
-    /* a name found in /etc/hosts connects (and may fail) inside the call: event_cb keeps that for
-     * the timer, which fails it from the loop, as a connect refused at once */
-    c->connecting = 1;
-    int rc = named
-                 ? bufferevent_socket_connect_hostname(c->bev, cl->dns, AF_UNSPEC, p->host, p->port)
-                 : bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen);
-    c->connecting = 0;
-    if (rc != 0 || c->refused) {
-        /* refused at once (e.g. nothing listens on a local port): fail from the loop */
-        c->refused = 1;
-        arm(c->timer, 0);
+    if (!named) {
+        memcpy(&c->addrs[0], &ss, (size_t)sslen);
+        c->addr_len[0] = sslen;
+        c->naddrs = 1;
+        conn_connect(c);
+        return c;
     }
+    /* a name found in /etc/hosts is answered (and connected, or failed for the timer to take on)
+     * inside the call, which then returns NULL */
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+                                    .ai_socktype = SOCK_STREAM,
+                                    .ai_protocol = IPPROTO_TCP,
+                                    .ai_flags = EVUTIL_AI_ADDRCONFIG | EVUTIL_AI_NUMERICSERV};
+    char port[8];
+    snprintf(port, sizeof(port), "%d", p->port);
+    c->lookup = evdns_getaddrinfo(cl->dns, p->host, port, &hints, lookup_cb, c);
     return c;
 }
 

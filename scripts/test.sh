@@ -119,8 +119,9 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     result fuzz $?
 fi
 
-# Two tests at a time (one whole-cluster test at most, tests/integration/run.sh): the suite's
-# time is mostly cluster tests waiting on timers, which leaves a core for single-node tests.
+# Two tests at a time (one whole-cluster test at most, two only of the "pairable" ones:
+# tests/integration/run.sh): the suite's time is mostly cluster tests waiting on timers, which
+# leaves a core for single-node tests.
 INTEG_JOBS=${INTEG_JOBS:-2}
 if [ "${SKIP_INTEG:-0}" != 1 ]; then
     banner "integration and fault tests"

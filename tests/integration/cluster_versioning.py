@@ -106,6 +106,12 @@ def enable(c, st, b):
     c[0].put_object(Bucket=b, Key="big", Body=big(b"plain"))
     c[1].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
     for i, cl in enumerate(c):
+        # each node learns it from the etcd watch (tens of ms; more on a loaded machine): polled
+        # for up to 5 s, so that the writes below reach nodes that all know
+        deadline = time.time() + 5
+        while (cl.get_bucket_versioning(Bucket=b).get("Status") != "Enabled" and
+               time.time() < deadline):
+            time.sleep(0.05)
         check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Enabled",
               "GetBucketVersioning through n%d: Enabled" % (i + 1))
     st.update(bucket=b)

@@ -12,7 +12,8 @@
 # CYCLES (default 1) repeats kill, passes, restart, passes (the soak, run by hand); PASSES
 # (default 2) passes per phase. Last, a 40 MiB GET through n6 whose stripes fall short
 # mid-body for 2.5 s (RPC fault rules refuse n6's calls to n1-n3: 6 of 12 cells) goes on whole
-# once they are back. About 30 s.
+# once they are back, for a plain object and then an SSE-S3 one (its pieces are stored segments
+# read and decrypted on another path). About 35 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
@@ -72,7 +73,7 @@ done
 
 # The retry itself: a GET whose stripes fall short mid-body (n6 refused by n1-n3 for 2.5 s)
 # goes on; without it the body was cut once the reader's rounds (1.6 s) ran out.
-h_run "a GET whose stripes fall short for 2.5 s goes on" "$H_PY" "$H_DIR/cluster_get_retry.py" \
+h_run "a GET whose stripes fall short for 2.5 s goes on (plain, SSE-S3)" "$H_PY" "$H_DIR/cluster_get_retry.py" \
     "$EPS" hget "$CAIRN_RPC_FAULTS_FILE" && sed 's/^/   /' <<<"$H_OUT"
 grep -h "record read again" "$CAIRN_CLUSTER_DIR/n6/server.log" | tail -n 3 | sed "s/^/   n6: /"
 

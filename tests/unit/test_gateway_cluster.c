@@ -11,7 +11,8 @@
  * older incarnation leaves a re-created bucket alone. Consistency modes: CreateBucket's
  * x-cairn-consistency reaches the namespace (a bad value is 400 and reaches nothing), HeadBucket
  * answers the namespace's mode, and a single node (no namespace) takes the header and answers
- * strong.
+ * strong. A namespace without lifecycle functions (this one) has PutBucketLifecycle answered 501
+ * saying so.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -335,11 +336,28 @@ static void test_consistency(void)
     server_stop(&s);
 }
 
+/* The fake namespace keeps no lifecycle configurations: PUT is 501, saying so (the Object Lock
+ * refusals of such a gateway: test_gateway_refuse; a lock header would need signing here). */
+static void test_namespace_without_lifecycle(void)
+{
+    fake_ns f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tserver s;
+    char out[4096];
+    server_start(&s, &f);
+    CU_ASSERT_EQUAL(call(&s, "PUT", "/plain", NULL, out, sizeof(out)), 200);
+    CU_ASSERT_EQUAL(
+        call(&s, "PUT", "/plain?lifecycle", "<LifecycleConfiguration/>", out, sizeof(out)), 501);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>NotImplemented</Code>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Lifecycle configurations need a bucket namespace"));
+    server_stop(&s);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"bucket namespace seam", test_namespace_seam},
         {"consistency header", test_consistency},
+        {"namespace without lifecycle", test_namespace_without_lifecycle},
         {NULL, NULL},
     };
     cu_add_suite("gateway_cluster", tests);

@@ -7,6 +7,7 @@
  * too) after its first connection was lost. The loop runs until every call ended (10 s guard).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -358,10 +359,15 @@ static void test_host_names(void)
     tcl_free(&c);
 }
 
-/* A name server on the client's loop: node.test is ns_addr (A), no AAAA; counts the lookups. */
+/* A name server on the client's loop: node.test is addr[0..naddrs) (A, in that order), no AAAA;
+ * counts the lookups. */
 typedef struct {
-    struct in_addr addr;
+    struct in_addr addr[2];
+    int naddrs;
     int lookups;
+    char where[64]; /* its address, the client's cfg.nameserver (borrowed) */
+    evutil_socket_t fd;
+    struct evdns_server_port *port;
 } tns;
 
 static void ns_request(struct evdns_server_request *req, void *arg)
@@ -371,10 +377,49 @@ static void ns_request(struct evdns_server_request *req, void *arg)
         const struct evdns_server_question *q = req->questions[i];
         if (q->type == EVDNS_TYPE_A && strcasecmp(q->name, "node.test") == 0) { /* 0x20 case */
             ns->lookups++;
-            evdns_server_request_add_a_reply(req, q->name, 1, &ns->addr, 0);
+            evdns_server_request_add_a_reply(req, q->name, ns->naddrs, ns->addr, 0);
         }
     }
     evdns_server_request_respond(req, 0);
+}
+
+/* A client (connect timeout connect_ms) whose only name server is ns, on a UDP port of its loop. */
+static void ns_client_init(tcl *c, tns *ns, int connect_ms)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    memset(ns, 0, sizeof(*ns));
+    ns->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    CU_ASSERT_FATAL(ns->fd >= 0 && bind(ns->fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    CU_ASSERT_FATAL(getsockname(ns->fd, (struct sockaddr *)&sin, &len) == 0);
+    evutil_make_socket_nonblocking(ns->fd);
+    snprintf(ns->where, sizeof(ns->where), "127.0.0.1:%d", ntohs(sin.sin_port));
+    net_client_config cfg;
+    memset(c, 0, sizeof(*c));
+    net_client_config_defaults(&cfg);
+    cfg.nameserver = ns->where;
+    cfg.connect_timeout_ms = connect_ms;
+    c->base = event_base_new();
+    CU_ASSERT_EQUAL_FATAL(net_client_new(c->base, &cfg, &c->cl), CM_OK);
+    ns->port = evdns_add_server_port_with_base(c->base, ns->fd, 0, ns_request, ns);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ns->port);
+}
+
+static void ns_client_free(tcl *c, tns *ns)
+{
+    net_client_free(c->cl);
+    evdns_close_server_port(ns->port);
+    event_base_free(c->base);
+    evutil_closesocket(ns->fd);
+}
+
+static void ns_set(tns *ns, const char *first, const char *second)
+{
+    inet_pton(AF_INET, first, &ns->addr[0]);
+    ns->naddrs = 1;
+    if (second && inet_pton(AF_INET, second, &ns->addr[1]) == 1)
+        ns->naddrs = 2;
 }
 
 /*
@@ -386,31 +431,13 @@ static void test_name_moves(void)
     tsrv a, b;
     tcl c;
     tcall t;
-    tns ns = {{0}, 0};
-    char nsaddr[64];
+    tns ns;
     uint64_t open, acc_a, acc_b;
-    evutil_socket_t fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sin);
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
-    evutil_make_socket_nonblocking(fd);
-    snprintf(nsaddr, sizeof(nsaddr), "127.0.0.1:%d", ntohs(sin.sin_port));
-
     srv_start_at(&a, "127.0.0.1", 0);
     srv_start_at(&b, "127.0.0.2", a.port); /* the same port at the new address */
-    net_client_config cfg;
-    memset(&c, 0, sizeof(c));
-    net_client_config_defaults(&cfg);
-    cfg.nameserver = nsaddr;
-    c.base = event_base_new();
-    CU_ASSERT_EQUAL_FATAL(net_client_new(c.base, &cfg, &c.cl), CM_OK);
-    struct evdns_server_port *port =
-        evdns_add_server_port_with_base(c.base, fd, 0, ns_request, &ns);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(port);
+    ns_client_init(&c, &ns, 2000);
 
-    inet_pton(AF_INET, "127.0.0.1", &ns.addr);
+    ns_set(&ns, "127.0.0.1", NULL);
     do_call_to(&c, "node.test", a.port, "GET", "/len/100", 0, &t);
     CU_ASSERT_EQUAL(t.err, CM_OK);
     CU_ASSERT(body_is_pattern(t.body, 100));
@@ -419,7 +446,7 @@ static void test_name_moves(void)
     CU_ASSERT_EQUAL(acc_a, 1);
     CU_ASSERT_EQUAL(ns.lookups, 1);
 
-    inet_pton(AF_INET, "127.0.0.2", &ns.addr);
+    ns_set(&ns, "127.0.0.2", NULL);
     srv_stop(&a); /* its connections close; the pooled one goes when its EOF is read */
     do_call_to(&c, "node.test", a.port, "GET", "/len/200", 0, &t);
     CU_ASSERT_EQUAL(t.err, CM_OK);
@@ -429,11 +456,81 @@ static void test_name_moves(void)
     CU_ASSERT_EQUAL(acc_b, 1);
     CU_ASSERT(ns.lookups >= 2);
 
-    net_client_free(c.cl);
-    evdns_close_server_port(port);
-    event_base_free(c.base);
-    evutil_closesocket(fd);
+    ns_client_free(&c, &ns);
     srv_stop(&b);
+}
+
+/*
+ * A name whose first address is dead and whose second is live: a connection tries the second
+ * when connecting to the first fails, whether it is refused (nothing listens at 127.0.0.3) or
+ * never answers (127.0.0.4 listens with a full accept queue: its SYNs are dropped, the connect
+ * times out). A PUT, which is never sent again, goes out once, whole, to the live address.
+ */
+static void test_name_next_address(void)
+{
+    tsrv a;
+    tcl c;
+    tcall t;
+    tns ns;
+    uint64_t open, acc;
+    net_client_stats st;
+    srv_start_at(&a, "127.0.0.1", 0);
+    ns_client_init(&c, &ns, 300);
+
+    ns_set(&ns, "127.0.0.3", "127.0.0.1");
+    do_call_to(&c, "node.test", a.port, "GET", "/len/100", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 100));
+    evbuffer_free(t.body);
+    net_client_get_stats(c.cl, &st);
+    CU_ASSERT_EQUAL(st.connects, 2);
+    CU_ASSERT_EQUAL(st.retries, 0); /* the call was not sent again: it moved before sending */
+    do_call_to(&c, "node.test", a.port, "GET", "/close", 0, &t); /* the next call connects anew */
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    evbuffer_free(t.body);
+
+    /* a listener that never accepts: once its queue holds a connection (backlog 0), SYNs drop;
+     * the fillers connect without waiting (the second may sit in SYN_SENT) */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), fill[2] = {-1, -1};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a.port)};
+    inet_pton(AF_INET, "127.0.0.4", &sin.sin_addr);
+    CU_ASSERT_FATAL(lfd >= 0 && bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+                    listen(lfd, 0) == 0);
+    for (int i = 0; i < 2; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CU_ASSERT_FATAL(fill[i] >= 0);
+        if (connect(fill[i], (struct sockaddr *)&sin, sizeof(sin)) != 0)
+            CU_ASSERT_EQUAL(errno, EINPROGRESS);
+    }
+    ns_set(&ns, "127.0.0.4", "127.0.0.1");
+    int64_t t0 = cm_monotonic_ms();
+    do_call_to(&c, "node.test", a.port, "PUT", "/sink", 100000, &t);
+    int64_t took = cm_monotonic_ms() - t0;
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT_EQUAL(t.status, 200);
+    CU_ASSERT(took >= 250 && took < 3000); /* one connect timeout (300 ms), then the live one */
+    evbuffer_free(t.body);
+    net_server_conn_stats(a.srv, &open, &acc);
+    CU_ASSERT_EQUAL(acc, 2); /* the GET's (then closed by /close) and the PUT's */
+    do_call_to(&c, "node.test", a.port, "GET", "/close", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    evbuffer_free(t.body);
+
+    /* both dead: the call fails, after trying each once */
+    ns_set(&ns, "127.0.0.3", "127.0.0.5");
+    net_client_get_stats(c.cl, &st);
+    uint64_t before = st.connects;
+    do_call_to(&c, "node.test", a.port, "GET", "/len/1", 0, &t);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_UNAVAILABLE);
+    evbuffer_free(t.body);
+    net_client_get_stats(c.cl, &st);
+    CU_ASSERT_EQUAL(st.connects - before, 4); /* two addresses, the call's one retry */
+
+    for (int i = 0; i < 2; i++)
+        close(fill[i]);
+    close(lfd);
+    ns_client_free(&c, &ns);
+    srv_stop(&a);
 }
 
 static void test_request_bodies(void)
@@ -726,6 +823,7 @@ void cu_register(void)
         {"request_bodies", test_request_bodies},
         {"host_names", test_host_names},
         {"name_moves", test_name_moves},
+        {"name_next_address", test_name_next_address},
         {"slow_steady_body", test_slow_steady_body},
         {"canned_responses", test_canned_responses},
         {"retry_keeps_headers", test_retry_keeps_headers},
