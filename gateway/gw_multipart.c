@@ -186,13 +186,24 @@ typedef struct {
     md_upload up;
     md_part part; /* the part being recorded; inline data borrowed from the request */
     cm_err err;   /* result of the commit (worker) */
+    /* A cluster node's intent for the body (part_intent_begin): held from before the first cell
+     * until the record is settled; a request that ends without settling it releases it. */
+    md_intent in;
+    md_store *md;
+    int has_intent;
 } part_state;
 
 static void part_state_free(void *p)
 {
     part_state *ps = p;
-    if (ps)
-        md_upload_release(&ps->up);
+    if (!ps)
+        return;
+    /* Its maintenance decides it (a record names the body, or the body is freed). */
+    if (ps->has_intent && md_intent_release_async(ps->md, &ps->in) != CM_OK)
+        CM_WARN(MOD,
+                "the intent of part %u of upload %s was not released (decided after a restart)",
+                ps->number, ps->in.upload_id);
+    md_upload_release(&ps->up);
     free(ps);
 }
 
@@ -240,6 +251,18 @@ void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
     net_resp_end(r->net);
 }
 
+/* Worker, cluster node: record the part under its intent's record id; drop the intent once the
+ * record is settled (rp_part_put_id). */
+static cm_err part_record_intent(gw_req *r, part_state *ps)
+{
+    int settled = 0;
+    cm_err err = rp_part_put_id(r->g->rp, r->bucket, r->key, ps->in.upload_id, ps->in.id, &ps->part,
+                                &settled);
+    if (settled && md_intent_drop(ps->md, &ps->in) == CM_OK)
+        ps->has_intent = 0;
+    return err;
+}
+
 /* Worker: make the part's data durable and record it. */
 static void part_work(gw_req *r)
 {
@@ -252,7 +275,12 @@ static void part_work(gw_req *r)
     } else {
         ps->part.inline_data = r->inl;
     }
-    ps->err = gw_part_record(r, &ps->part);
+    /* A body in cells is the intent's (its blob); one inline in the record needs none. */
+    if (ps->has_intent && r->has_layout &&
+        memcmp(r->layout.blob, ps->in.layout.blob, sizeof(r->layout.blob)) == 0)
+        ps->err = part_record_intent(r, ps);
+    else
+        ps->err = gw_part_record(r, &ps->part);
     if (ps->err == CM_OK || (r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err)))
         r->has_layout = 0;
 }
@@ -310,11 +338,59 @@ static void upload_part(gw_req *r, const char *upload_id)
     part_upload_start(r);
 }
 
-/* Worker: a cluster node's quorum read of the upload. */
+/* Whether the part's body goes into cells rather than inline into its record: what data_sink
+ * decides from the announced length (unknown: cells), and every encrypted part. */
+static int part_takes_cells(gw_req *r, const md_upload *up)
+{
+    int64_t len = net_req_content_length(r->net);
+    if (up->tmpl.sse.mode != MD_SSE_NONE)
+        return 1;
+    if (r->auth.mode == GW_PAYLOAD_STREAMING_SIGNED ||
+        r->auth.mode == GW_PAYLOAD_STREAMING_SIGNED_TRAILER ||
+        r->auth.mode == GW_PAYLOAD_STREAMING_UNSIGNED_TRAILER) {
+        const char *dcl = gw_hdr(r, "x-amz-decoded-content-length");
+        char *end = NULL;
+        len = dcl ? strtoll(dcl, &end, 10) : -1;
+        if (!dcl || *end || end == dcl)
+            len = -1;
+    }
+    return len < 0 || (uint64_t)len > r->g->cfg.inline_threshold;
+}
+
+/*
+ * Worker, cluster node: before the first cell of the part's body, its writer (so the blob and its
+ * cells are known) and an intent in this node's store naming them and the part record to be
+ * (docs/multipart-cluster.md, "Reclaiming a killed UploadPart"): a node that dies before the
+ * record lands leaves the intent, which its maintenance decides after a restart.
+ */
+static cm_err part_intent_begin(gw_req *r, part_state *ps)
+{
+    md_intent *in = &ps->in;
+    cm_err err = ob_writer_new(r->g->data, &r->writer);
+    if (err != CM_OK)
+        return err;
+    memset(in, 0, sizeof(*in));
+    ob_writer_plan(r->writer, &in->layout);
+    if ((err = cm_random(&in->id, sizeof(in->id))) != CM_OK)
+        return err; /* the writer goes with the request: nothing written yet */
+    in->hlc = MD_HLC_MAKE(cm_now_ms(), 0);
+    in->bucket = (char *)r->bucket; /* borrowed: the intent's writes encode them at once */
+    in->key = (char *)r->key;
+    snprintf(in->upload_id, sizeof(in->upload_id), "%s", gw_query_get(&r->q, "uploadId"));
+    in->number = ps->number;
+    ps->md = r->g->md;
+    if ((err = md_intent_put(ps->md, in)) == CM_OK)
+        ps->has_intent = 1;
+    return err;
+}
+
+/* Worker: a cluster node's quorum read of the upload, then the intent of a body in cells. */
 static void part_upload_read(gw_req *r)
 {
     part_state *ps = r->op;
     ps->err = rp_upload_get(r->g->rp, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), &ps->up);
+    if (ps->err == CM_OK && !gw_hdr(r, "x-amz-copy-source") && part_takes_cells(r, &ps->up))
+        ps->err = part_intent_begin(r, ps);
 }
 
 /* Loop: the upload is read (ps->err); check the request against it and take the body. */
@@ -344,6 +420,14 @@ static void part_upload_start(gw_req *r)
         return;
     }
     if ((err = gw_sse_begin_body(r, &ps->up.tmpl.sse)) != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    /* The writer made for the intent, fed from this loop as data_sink's own would be (an
+     * encrypted body's is fed as gw_sse.c feeds it). */
+    if (r->writer && !r->sse->enc &&
+        (err = ob_writer_offload(r->writer, net_req_base(r->net), gw_pool_job, r->g->pool)) !=
+            CM_OK) {
         gw_error_cm(r, err);
         return;
     }
