@@ -373,6 +373,12 @@ static void intents_run(cmd_cluster *c)
         int free_it = 0;
         cm_err d = rp_part_intent_decide(c->coord, a[i].bucket, a[i].key, a[i].upload_id,
                                          a[i].number, a[i].id, a[i].layout.blob, &free_it);
+        if (d == CM_ERR_INVAL) { /* not a part record's key: nothing can decide it */
+            CM_ERROR(MOD, "intent of part %u of upload %s in %s cannot be decided: dropped",
+                     a[i].number, a[i].upload_id, a[i].bucket);
+            md_intent_drop(md, &a[i]);
+            continue;
+        }
         if (d == CM_OK)
             d = free_it ? md_intent_to_garbage(md, &a[i]) : md_intent_drop(md, &a[i]);
         if (d != CM_OK) {

@@ -184,13 +184,9 @@ static void create_done(gw_req *r)
 typedef struct {
     uint32_t number;
     md_upload up;
-    md_part part; /* the part being recorded; inline data borrowed from the request */
-    cm_err err;   /* result of the commit (worker) */
-    /* A cluster node's intent for the body (part_intent_begin): held from before the first cell
-     * until the record is settled; a request that ends without settling it releases it. */
-    md_intent in;
-    md_store *md;
-    int has_intent;
+    md_part part;      /* the part being recorded; inline data borrowed from the request */
+    cm_err err;        /* result of the commit (worker) */
+    gw_part_intent pi; /* a cluster node's, for a body in cells */
 } part_state;
 
 static void part_state_free(void *p)
@@ -198,11 +194,7 @@ static void part_state_free(void *p)
     part_state *ps = p;
     if (!ps)
         return;
-    /* Its maintenance decides it (a record names the body, or the body is freed). */
-    if (ps->has_intent && md_intent_release_async(ps->md, &ps->in) != CM_OK)
-        CM_WARN(MOD,
-                "the intent of part %u of upload %s was not released (decided after a restart)",
-                ps->number, ps->in.upload_id);
+    gw_part_intent_end(&ps->pi);
     md_upload_release(&ps->up);
     free(ps);
 }
@@ -251,18 +243,6 @@ void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err)
     net_resp_end(r->net);
 }
 
-/* Worker, cluster node: record the part under its intent's record id; drop the intent once the
- * record is settled (rp_part_put_id). */
-static cm_err part_record_intent(gw_req *r, part_state *ps)
-{
-    int settled = 0;
-    cm_err err = rp_part_put_id(r->g->rp, r->bucket, r->key, ps->in.upload_id, ps->in.id, &ps->part,
-                                &settled);
-    if (settled && md_intent_drop(ps->md, &ps->in) == CM_OK)
-        ps->has_intent = 0;
-    return err;
-}
-
 /* Worker: make the part's data durable and record it. */
 static void part_work(gw_req *r)
 {
@@ -275,12 +255,7 @@ static void part_work(gw_req *r)
     } else {
         ps->part.inline_data = r->inl;
     }
-    /* A body in cells is the intent's (its blob); one inline in the record needs none. */
-    if (ps->has_intent && r->has_layout &&
-        memcmp(r->layout.blob, ps->in.layout.blob, sizeof(r->layout.blob)) == 0)
-        ps->err = part_record_intent(r, ps);
-    else
-        ps->err = gw_part_record(r, &ps->part);
+    ps->err = gw_part_intent_record(r, &ps->pi, &ps->part);
     if (ps->err == CM_OK || (r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err)))
         r->has_layout = 0;
 }
@@ -357,31 +332,66 @@ static int part_takes_cells(gw_req *r, const md_upload *up)
     return len < 0 || (uint64_t)len > r->g->cfg.inline_threshold;
 }
 
+/* ---- Intents: what a killed UploadPart leaves, reclaimed (cluster nodes) ---- */
+
 /*
- * Worker, cluster node: before the first cell of the part's body, its writer (so the blob and its
- * cells are known) and an intent in this node's store naming them and the part record to be
- * (docs/multipart-cluster.md, "Reclaiming a killed UploadPart"): a node that dies before the
- * record lands leaves the intent, which its maintenance decides after a restart.
+ * Before the first cell of a part's body, an intent in this node's store names the body (the
+ * blob and cells w placed) and the part record it is to get (docs/multipart-cluster.md,
+ * "Reclaiming a killed UploadPart"): a node that dies before the record lands leaves the intent,
+ * which its maintenance decides after a restart, and so does a request that ends unsettled
+ * (gw_part_intent_end releases it).
  */
-static cm_err part_intent_begin(gw_req *r, part_state *ps)
+cm_err gw_part_intent_begin(gw_req *r, const ob_writer *w, gw_part_intent *pi)
 {
-    md_intent *in = &ps->in;
-    cm_err err = ob_writer_new(r->g->data, &r->writer);
-    if (err != CM_OK)
-        return err;
-    memset(in, 0, sizeof(*in));
-    ob_writer_plan(r->writer, &in->layout);
+    md_intent *in = &pi->in;
+    uint64_t number = 0;
+    cm_err err;
+    memset(pi, 0, sizeof(*pi));
+    if (gw_parse_count(gw_query_get(&r->q, "partNumber"), 0, GW_MAX_PARTS, &number) != GW_OK)
+        return CM_ERR_INVAL; /* checked by the caller already */
+    ob_writer_plan(w, &in->layout);
     if ((err = cm_random(&in->id, sizeof(in->id))) != CM_OK)
-        return err; /* the writer goes with the request: nothing written yet */
+        return err;
     in->hlc = MD_HLC_MAKE(cm_now_ms(), 0);
-    in->bucket = (char *)r->bucket; /* borrowed: the intent's writes encode them at once */
+    in->bucket = (char *)r->bucket; /* borrowed: every write of the intent encodes them at once */
     in->key = (char *)r->key;
     snprintf(in->upload_id, sizeof(in->upload_id), "%s", gw_query_get(&r->q, "uploadId"));
-    in->number = ps->number;
-    ps->md = r->g->md;
-    if ((err = md_intent_put(ps->md, in)) == CM_OK)
-        ps->has_intent = 1;
+    in->number = (uint32_t)number;
+    pi->md = r->g->md;
+    if ((err = md_intent_put(pi->md, in)) == CM_OK)
+        pi->held = 1;
     return err;
+}
+
+cm_err gw_part_intent_record(gw_req *r, gw_part_intent *pi, md_part *p)
+{
+    int settled = 0;
+    /* A body in cells is the intent's (its blob); one inline in the record needs none. */
+    if (!pi->held || MD_PART_INLINE(p) ||
+        memcmp(p->layout.blob, pi->in.layout.blob, sizeof(p->layout.blob)) != 0)
+        return gw_part_record(r, p);
+    cm_err err =
+        rp_part_put_id(r->g->rp, r->bucket, r->key, pi->in.upload_id, pi->in.id, p, &settled);
+    if (settled && md_intent_drop(pi->md, &pi->in) == CM_OK)
+        pi->held = 0;
+    return err;
+}
+
+void gw_part_intent_end(gw_part_intent *pi)
+{
+    /* Its maintenance decides it (a record names the body, or the body is freed). */
+    if (pi->held && md_intent_release_async(pi->md, &pi->in) != CM_OK)
+        CM_WARN(MOD,
+                "the intent of part %u of upload %s was not released (decided after a restart)",
+                pi->in.number, pi->in.upload_id);
+    pi->held = 0;
+}
+
+/* Worker, cluster node: the body's writer made now, so its intent can name it. */
+static cm_err part_intent_begin(gw_req *r, part_state *ps)
+{
+    cm_err err = ob_writer_new(r->g->data, &r->writer);
+    return err == CM_OK ? gw_part_intent_begin(r, r->writer, &ps->pi) : err;
 }
 
 /* Worker: a cluster node's quorum read of the upload, then the intent of a body in cells. */

@@ -233,6 +233,8 @@ cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const c
         memcpy(t.version_id, "null", 5);
         t.tombstone = 1;
         e = rp_object_put(c, bucket, &t, NULL, NULL, &had);
+        if (e == CM_ERR_NOTFOUND) /* the bucket is gone, and every record with it */
+            e = CM_OK;
         *free_it = e == CM_OK;
         return e;
     }

@@ -58,7 +58,9 @@ cm_err rp_part_put_id(rp *c, const char *bucket, const char *key, const char *up
  * cannot bring the record back): the caller frees the body (md_intent_to_garbage). Otherwise
  * the record owns it: a record of an open upload (its Complete or Abort ends it), a Complete's
  * tombstone keeping it, or a record of an ended upload, which gets a plain tombstone here (its
- * replicas make the body garbage). Errors of the reads and writes: try again later.
+ * replicas make the body garbage). A bucket gone with its records frees the body. CM_ERR_INVAL:
+ * (number, id, upload_id) make no part record key (nothing can decide it); other errors, of the
+ * reads and writes: try again later.
  */
 cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const char *upload_id,
                              uint32_t number, uint64_t id, const uint8_t *blob, int *free_it);

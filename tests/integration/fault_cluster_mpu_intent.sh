@@ -6,7 +6,8 @@
 # 8 MiB part 2 through n4 sent slowly and n4 SIGKILLed under it; n4 started again; within the
 # grace, a tick and some slack its maintenance reports the intent decided "freed"
 # (intents_freed, the log) and its garbage reclaim frees the body (gc_freed); part 2 sent again
-# through n5 and Complete through n6: the object reads back byte-exact through n3. The record
+# through n5, part 3 an UploadPartCopy through n2 (its body has an intent too) and Complete
+# through n6: the object reads back byte-exact through n3. The record
 # landing after an Abort is repl_upload/intents (unit). About 30 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
@@ -79,13 +80,18 @@ elif phase == "complete":
     st = json.load(open(state))
     u = st["u"]
     e2 = c[4].upload_part(Bucket=b, Key=k, UploadId=u, PartNumber=2, Body=big)["ETag"]
+    src = body("src", 300 * 1024)  # above the inline threshold: a body in cells, with an intent
+    c[0].put_object(Bucket=b, Key="src", Body=src)
+    e3 = c[1].upload_part_copy(Bucket=b, Key=k, UploadId=u, PartNumber=3,
+                               CopySource={"Bucket": b, "Key": "src"})["CopyPartResult"]["ETag"]
     c[5].complete_multipart_upload(Bucket=b, Key=k, UploadId=u, MultipartUpload={
-        "Parts": [{"PartNumber": 1, "ETag": st["e1"]}, {"PartNumber": 2, "ETag": e2}]})
+        "Parts": [{"PartNumber": 1, "ETag": st["e1"]}, {"PartNumber": 2, "ETag": e2},
+                  {"PartNumber": 3, "ETag": e3}]})
     got = c[2].get_object(Bucket=b, Key=k)["Body"].read()
-    if hashlib.sha256(got).digest() != hashlib.sha256(p1 + big).digest():
+    if hashlib.sha256(got).digest() != hashlib.sha256(p1 + big + src).digest():
         fail("the object reads back byte-exact through n3")
-    print("ok - part 2 again through n5, Complete through n6: the object reads back byte-exact "
-          "through n3", flush=True)
+    print("ok - part 2 again through n5, part 3 copied through n2, Complete through n6: the "
+          "object reads back byte-exact through n3", flush=True)
 PY
 status() { # status NODE FIELD: a counter of the node's /admin/status
     CAIRN_ENDPOINT="http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 20 + ${1#n}))" "$H_PY" - "$H_DIR" "$2" <<'PY'

@@ -109,18 +109,26 @@ static cm_err create(const char *key, const char *id, const char *owner)
     return rp_upload_create(E.c, B, &up);
 }
 
-/* A part whose body is "on drives": a layout with blob id tag (no inline body). */
-static cm_err put_part(const char *key, uint32_t number, uint8_t tag, const char *etag)
+/* Part number's body in cells: a layout whose blob id is all tag (no inline body). */
+static md_part body_of(uint32_t number, uint8_t tag)
 {
     md_part p;
     memset(&p, 0, sizeof(p));
     p.number = number;
     p.size = 5u << 20;
     p.mtime_ms = 1700000000000;
-    snprintf(p.etag, sizeof(p.etag), "%s", etag);
+    snprintf(p.etag, sizeof(p.etag), "e%u", number);
     memset(p.layout.blob, tag, 16);
     p.layout.size = p.size;
     p.layout.k = 2, p.layout.m = 1;
+    return p;
+}
+
+/* A part whose body is "on drives": a layout with blob id tag (no inline body). */
+static cm_err put_part(const char *key, uint32_t number, uint8_t tag, const char *etag)
+{
+    md_part p = body_of(number, tag);
+    snprintf(p.etag, sizeof(p.etag), "%s", etag);
     return rp_part_put(E.c, B, key, ID, &p);
 }
 
@@ -538,21 +546,6 @@ static void test_swap_then_home_dies(void)
 }
 
 /* ---- intents: what a killed UploadPart leaves (docs/multipart-cluster.md, "Reclaiming") ---- */
-
-/* A part's body in cells (blob tag): what the UploadPart of record id `id` writes. */
-static md_part body_of(uint32_t number, uint8_t tag)
-{
-    md_part p;
-    memset(&p, 0, sizeof(p));
-    p.number = number;
-    p.size = 5u << 20;
-    p.mtime_ms = 1700000000000;
-    snprintf(p.etag, sizeof(p.etag), "e%u", number);
-    memset(p.layout.blob, tag, 16);
-    p.layout.size = p.size;
-    p.layout.k = 2, p.layout.m = 1;
-    return p;
-}
 
 /* The first half of rp_part_put_id, the record write, without the upload's second read: an
  * UploadPart whose node died right after it (or whose check came before an Abort). */
