@@ -17,8 +17,10 @@
  *     (the coordinator and hint delivery swapped to it; the previous one freed on the loop once
  *     nothing uses it). Until the first layout the coordinator has no replicas, so object
  *     requests answer 503 ServiceUnavailable rather than touch the local store;
- *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run; a repair's
- *     obsolete cells are checked against the record read at quorum, gc_read), and anti-entropy
+ *   - a maintenance thread: the intents UploadParts of this node left decided (intents_run,
+ *     docs/multipart-cluster.md "Reclaiming a killed UploadPart"), garbage reclaim past the grace
+ *     period (ob_gc_run; a repair's obsolete cells are checked against the record read at
+ *     quorum, gc_read), and anti-entropy
  *     of the partitions this node is the first home of, with the collection of tombstones older
  *     than tombstone_grace_ms (rp_antientropy_collect), every CLUSTER_TICK_MS, plus the RPC
  *     fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's rules, nd_faults_parse

@@ -36,7 +36,10 @@
  * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records,
  * claims the upload (one Complete of several wins; the others answer NoSuchUpload) and ends it
  * after writing the object, and no body is freed here: the replicas turn the unused ones into
- * garbage records, reclaimed after the grace period.
+ * garbage records, reclaimed after the grace period. An UploadPart (or UploadPartCopy) of a body
+ * in cells records an intent in the node's own store before the first cell and drops it once the
+ * part record is settled, so the cells of a node killed in between are reclaimed (gw_part_intent_*,
+ * docs/multipart-cluster.md "Reclaiming a killed UploadPart").
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -318,6 +321,8 @@ static void upload_part(gw_req *r, const char *upload_id)
 static int part_takes_cells(gw_req *r, const md_upload *up)
 {
     int64_t len = net_req_content_length(r->net);
+    if (!gw_hdr(r, "content-length") && !net_req_chunked(r->net))
+        return 0; /* refused before any byte (gw_body_to_data): no body, no intent */
     if (up->tmpl.sse.mode != MD_SSE_NONE)
         return 1;
     if (r->auth.mode == GW_PAYLOAD_STREAMING_SIGNED ||

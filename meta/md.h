@@ -25,6 +25,8 @@
  *                                              master-key rewrap's "sse-rewrap" (md_lifecycle.c)
  *   users     "u/" name | "k/" access key | "p/" bucket -> user, access key, bucket policy
  *                                              (md_users.c)
+ *   intents   hlc(BE64) blob_id[16]         -> md_intent record (a cluster node's part bodies
+ *                                              being written, md_intent.c)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the

@@ -13,7 +13,9 @@
  *     when it fits, so listings, which carry summaries, show it);
  *   - a part record, one per UploadPart (its key ends with a random id): the md_part as the
  *     record's one part (its layout, or its body inline), summary fields as the part's. The part
- *     of a number is its newest record by (hlc, hlc_node), the same answer on every node;
+ *     of a number is its newest record by (hlc, hlc_node), the same answer on every node. What
+ *     an UploadPart killed half-way leaves is reclaimed through its intent (md_intent,
+ *     rp_part_put_id, rp_part_intent_decide);
  *   - Complete claims the upload (rp_upload_claim: one compare-and-set of the upload record
  *     through the partition leader, so of two Completes, or a Complete and an Abort, one wins),
  *     writes the object record (through rp_object_put), then a tombstone for the upload
