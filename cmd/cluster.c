@@ -17,8 +17,10 @@
  *     (the coordinator and hint delivery swapped to it; the previous one freed on the loop once
  *     nothing uses it). Until the first layout the coordinator has no replicas, so object
  *     requests answer 503 ServiceUnavailable rather than touch the local store;
- *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run; a repair's
- *     obsolete cells are checked against the record read at quorum, gc_read), and anti-entropy
+ *   - a maintenance thread: the intents UploadParts of this node left decided (intents_run,
+ *     docs/multipart-cluster.md "Reclaiming a killed UploadPart"), garbage reclaim past the grace
+ *     period (ob_gc_run; a repair's obsolete cells are checked against the record read at
+ *     quorum, gc_read), and anti-entropy
  *     of the partitions this node is the first home of, with the collection of tombstones older
  *     than tombstone_grace_ms (rp_antientropy_collect), every CLUSTER_TICK_MS, plus the RPC
  *     fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's rules, nd_faults_parse
@@ -61,6 +63,7 @@
 #include "ob.h"
 #include "rp.h"
 #include "rp_hints.h"
+#include "rp_upload.h"
 
 #define MOD "cluster"
 #define CLUSTER_TICK_MS 10000 /* maintenance period */
@@ -68,6 +71,8 @@
 #define MD_WORKERS 16         /* local replica calls: each holds a worker through its commit */
 #define MD_CONNS 32        /* RPC connections per peer for record calls (one call in flight each) */
 #define GC_BATCH_MAX 10000 /* garbage bodies freed per tick at most */
+#define INTENTS_MAX 1000   /* intents decided per tick at most */
+#define INTENT_FAILS 4     /* failed decisions after which a tick puts the rest off */
 #define AE_KEYS_MAX 1000   /* keys repaired per partition per tick at most */
 #define NSHARDS 8          /* partitions per bucket: fixed for the life of a cluster */
 #define MD_REPLICAS 3      /* N: homes per partition (fewer in a smaller layout: rp_homes) */
@@ -102,6 +107,7 @@ struct cmd_cluster {
     uint64_t epoch;
     /* counters for /admin/status (under mu) */
     uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
+    uint64_t intents_freed, intents_kept; /* intents decided (intents_run) */
     uint64_t tombs_collected, collect_skipped;
     int64_t faults_mtime_ns;
     /* the lifecycle worker's view of the homes (cmd_cluster_first_live_home; its thread only) */
@@ -349,6 +355,57 @@ static cm_err gc_read(void *arg, const char *bucket, const char *key, md_object 
     return rp_object_get(c->coord, bucket, key, out);
 }
 
+/*
+ * The intents UploadParts of this node left (md_intent.c): each older than the grace period is
+ * decided at quorum (rp_part_intent_decide) and either freed through a garbage record, which the
+ * ob_gc_run after this frees, or dropped because a record owns its body. One that cannot be
+ * decided stays for the next tick; after INTENT_FAILS such, the rest wait too (each may have
+ * waited for a timeout).
+ */
+static void intents_run(cmd_cluster *c)
+{
+    md_store *md = gw_meta_store(c->cfg.g);
+    int64_t now = cm_now_ms();
+    md_intent *a = NULL;
+    size_t n = 0, freed = 0, kept = 0;
+    int fails = 0;
+    uint64_t before = MD_HLC_MAKE(now > c->cfg.gc_grace_ms ? now - c->cfg.gc_grace_ms : 0, 0);
+    cm_err e = md_intent_list(md, before, INTENTS_MAX, &a, &n);
+    for (size_t i = 0; e == CM_OK && i < n && fails < INTENT_FAILS; i++) {
+        int free_it = 0;
+        cm_err d = rp_part_intent_decide(c->coord, a[i].bucket, a[i].key, a[i].upload_id,
+                                         a[i].number, a[i].id, a[i].layout.blob, &free_it);
+        if (d == CM_ERR_INVAL) { /* not a part record's key: nothing can decide it */
+            CM_ERROR(MOD, "intent of part %u of upload %s in %s cannot be decided: dropped",
+                     a[i].number, a[i].upload_id, a[i].bucket);
+            md_intent_drop(md, &a[i]);
+            continue;
+        }
+        if (d == CM_OK)
+            d = free_it ? md_intent_to_garbage(md, &a[i]) : md_intent_drop(md, &a[i]);
+        if (d != CM_OK) {
+            CM_WARN(MOD, "intent of part %u of upload %s in %s: %s (tried again later)",
+                    a[i].number, a[i].upload_id, a[i].bucket, cm_err_str(d));
+            fails++;
+            continue;
+        }
+        CM_INFO(MOD, "intent of part %u of upload %s in %s: %s", a[i].number, a[i].upload_id,
+                a[i].bucket,
+                free_it ? "no record names its body: freed" : "a record owns its body");
+        if (free_it)
+            freed++;
+        else
+            kept++;
+    }
+    if (e != CM_OK)
+        CM_WARN(MOD, "intents: %s", cm_err_str(e));
+    md_intents_free(a, n);
+    pthread_mutex_lock(&c->mu);
+    c->intents_freed += freed;
+    c->intents_kept += kept;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void *maint_main(void *arg)
 {
     cmd_cluster *c = arg;
@@ -358,6 +415,7 @@ static void *maint_main(void *arg)
         if (cm_now_ms() < next)
             continue;
         uint64_t freed = 0;
+        intents_run(c); /* before the reclaim: a body decided free goes in this very run */
         cm_err e = ob_gc_run(gw_object_store(c->cfg.g), gw_meta_store(c->cfg.g), cm_now_ms(),
                              c->cfg.gc_grace_ms, GC_BATCH_MAX, gc_read, c, &freed);
         if (e != CM_OK)
@@ -694,7 +752,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"hints_written\":%llu,\"hints_delivered\":%llu,\"hints_failed\":%llu,"
         "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu,"
         "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu,"
-        "\"hints_refused\":%llu,\"hints_rehomed\":%llu},"
+        "\"hints_refused\":%llu,\"hints_rehomed\":%llu,\"intents_freed\":%llu,"
+        "\"intents_kept\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
         "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
         "\"reads_degraded\":%llu}",
@@ -707,7 +766,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)c->gc_freed, (unsigned long long)c->tombs_collected,
         (unsigned long long)c->collect_skipped, (unsigned long long)hs.expired,
         (unsigned long long)md_hint_refused(gw_meta_store(c->cfg.g)),
-        (unsigned long long)hs.rehomed, (unsigned long long)os.epoch, os.k, os.m,
+        (unsigned long long)hs.rehomed, (unsigned long long)c->intents_freed,
+        (unsigned long long)c->intents_kept, (unsigned long long)os.epoch, os.k, os.m,
         (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
         (unsigned long long)os.reads, (unsigned long long)os.handoffs,
         (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,

@@ -92,10 +92,12 @@ static cm_err emit_write(void *arg, const uint8_t *p, size_t n)
 }
 
 /* Copy [first, first+len) of src into a new body (encrypted when cc->dst says so: then never
- * inline, so no plaintext reaches a record). */
-static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t len, md_cksum_alg alg,
-                        const copy_crypt *cc, copy_body *out)
+ * inline, so no plaintext reaches a record). pi: an UploadPartCopy's on a cluster node, whose
+ * intent names the body before its first cell (NULL: none). */
+static cm_err copy_data(gw_req *r, const md_object *src, uint64_t first, uint64_t len,
+                        md_cksum_alg alg, const copy_crypt *cc, gw_part_intent *pi, copy_body *out)
 {
+    gw *g = r->g;
     size_t piece = ob_store_stripe_bytes(g->data);
     uint8_t *buf = NULL;
     ob_writer *w = NULL;
@@ -125,7 +127,8 @@ static cm_err copy_data(gw *g, const md_object *src, uint64_t first, uint64_t le
             err = CM_ERR_NOMEM;
             goto out;
         }
-        if ((err = ob_writer_new(g->data, &w)) != CM_OK)
+        if ((err = ob_writer_new(g->data, &w)) != CM_OK ||
+            (pi && (err = gw_part_intent_begin(r, w, pi)) != CM_OK))
             goto out;
         if (sealed) {
             uint8_t dek[GW_SSE_KEY];
@@ -193,6 +196,7 @@ typedef struct {
     cm_err err;         /* result of the worker */
     int copied;         /* the copy itself succeeded (err is then the commit's) */
     md_vres res;        /* CopyObject: the version the commit made */
+    gw_part_intent pi;  /* UploadPartCopy on a cluster node: its body's intent */
 } copy_state;
 
 static void copy_state_free(void *p)
@@ -201,6 +205,7 @@ static void copy_state_free(void *p)
     if (!st)
         return;
     gw_copy_source_release(&st->cs);
+    gw_part_intent_end(&st->pi);
     OPENSSL_cleanse(&st->src_key, sizeof(st->src_key)); /* the customer's key */
     if (st->have_src) {
         ob_lease_release(st->g->data, &st->src);
@@ -348,7 +353,7 @@ static void commit_part(gw_req *r, copy_state *st)
     p->layout = st->body.layout;
     if (st->body.has_layout && st->dst_sse.mode != MD_SSE_NONE)
         gw_sse_copy_key(&st->body.keyed, p);
-    st->err = gw_part_record(r, p);
+    st->err = gw_part_intent_record(r, &st->pi, p);
     if (st->err == CM_OK ||
         (st->body.has_layout && !ob_commit_failed_may_free(&st->body.layout, st->err)))
         st->body.has_layout = 0;
@@ -359,7 +364,8 @@ static void copy_work(gw_req *r)
 {
     copy_state *st = r->op;
     copy_crypt cc = {&st->src_key, &st->dst_sse, &r->sse->given};
-    st->err = copy_data(r->g, &st->src, st->first, st->len, st->alg, &cc, &st->body);
+    gw_part_intent *pi = st->part && gw_meta_remote(r->g) ? &st->pi : NULL;
+    st->err = copy_data(r, &st->src, st->first, st->len, st->alg, &cc, pi, &st->body);
     if (st->err != CM_OK) {
         CM_ERROR(MOD, "req=%s copy of %s/%s failed: %s", r->id, st->cs.bucket, st->cs.key,
                  cm_err_str(st->err));

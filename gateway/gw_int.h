@@ -576,6 +576,22 @@ gw_s3err gw_object_tags_from_request(gw_req *r, md_object *o, char *msg, size_t 
 
 /* Record part p of the request's upload, freeing the part it replaced. No r->net: worker-safe. */
 cm_err gw_part_record(gw_req *r, md_part *p);
+/*
+ * A cluster node's intent for a part body in cells (docs/multipart-cluster.md, "Reclaiming a
+ * killed UploadPart"): begun on a worker once the body's writer w exists, before its first byte
+ * (UploadPart, UploadPartCopy); gw_part_intent_record records p as gw_part_record does (under
+ * the intent's record id when p's body is the intent's) and drops the intent once the record is
+ * settled; gw_part_intent_end, as the request ends, releases one still held (the node's
+ * maintenance decides it). A zeroed one holds nothing.
+ */
+typedef struct {
+    md_intent in;
+    md_store *md;
+    int held;
+} gw_part_intent;
+cm_err gw_part_intent_begin(gw_req *r, const ob_writer *w, gw_part_intent *pi);
+cm_err gw_part_intent_record(gw_req *r, gw_part_intent *pi, md_part *p);
+void gw_part_intent_end(gw_part_intent *pi);
 /* Answer an UploadPart (ETag and checksum headers) or an UploadPartCopy (XML), or err. */
 void gw_part_reply(gw_req *r, const md_part *p, int is_copy, cm_err err);
 /*

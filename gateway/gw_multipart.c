@@ -36,7 +36,10 @@
  * UploadPart checks its upload when it records the part, Complete fetches the kept parts' records,
  * claims the upload (one Complete of several wins; the others answer NoSuchUpload) and ends it
  * after writing the object, and no body is freed here: the replicas turn the unused ones into
- * garbage records, reclaimed after the grace period.
+ * garbage records, reclaimed after the grace period. An UploadPart (or UploadPartCopy) of a body
+ * in cells records an intent in the node's own store before the first cell and drops it once the
+ * part record is settled, so the cells of a node killed in between are reclaimed (gw_part_intent_*,
+ * docs/multipart-cluster.md "Reclaiming a killed UploadPart").
  */
 #include "gw_int.h"
 #include "gw_refuse.h"
@@ -184,15 +187,18 @@ static void create_done(gw_req *r)
 typedef struct {
     uint32_t number;
     md_upload up;
-    md_part part; /* the part being recorded; inline data borrowed from the request */
-    cm_err err;   /* result of the commit (worker) */
+    md_part part;      /* the part being recorded; inline data borrowed from the request */
+    cm_err err;        /* result of the commit (worker) */
+    gw_part_intent pi; /* a cluster node's, for a body in cells */
 } part_state;
 
 static void part_state_free(void *p)
 {
     part_state *ps = p;
-    if (ps)
-        md_upload_release(&ps->up);
+    if (!ps)
+        return;
+    gw_part_intent_end(&ps->pi);
+    md_upload_release(&ps->up);
     free(ps);
 }
 
@@ -252,7 +258,7 @@ static void part_work(gw_req *r)
     } else {
         ps->part.inline_data = r->inl;
     }
-    ps->err = gw_part_record(r, &ps->part);
+    ps->err = gw_part_intent_record(r, &ps->pi, &ps->part);
     if (ps->err == CM_OK || (r->has_layout && !ob_commit_failed_may_free(&r->layout, ps->err)))
         r->has_layout = 0;
 }
@@ -310,11 +316,96 @@ static void upload_part(gw_req *r, const char *upload_id)
     part_upload_start(r);
 }
 
-/* Worker: a cluster node's quorum read of the upload. */
+/* Whether the part's body goes into cells rather than inline into its record: what data_sink
+ * decides from the announced length (unknown: cells), and every encrypted part. */
+static int part_takes_cells(gw_req *r, const md_upload *up)
+{
+    int64_t len = net_req_content_length(r->net);
+    if (!gw_hdr(r, "content-length") && !net_req_chunked(r->net))
+        return 0; /* refused before any byte (gw_body_to_data): no body, no intent */
+    if (up->tmpl.sse.mode != MD_SSE_NONE)
+        return 1;
+    if (r->auth.mode == GW_PAYLOAD_STREAMING_SIGNED ||
+        r->auth.mode == GW_PAYLOAD_STREAMING_SIGNED_TRAILER ||
+        r->auth.mode == GW_PAYLOAD_STREAMING_UNSIGNED_TRAILER) {
+        const char *dcl = gw_hdr(r, "x-amz-decoded-content-length");
+        char *end = NULL;
+        len = dcl ? strtoll(dcl, &end, 10) : -1;
+        if (!dcl || *end || end == dcl)
+            len = -1;
+    }
+    return len < 0 || (uint64_t)len > r->g->cfg.inline_threshold;
+}
+
+/* ---- Intents: what a killed UploadPart leaves, reclaimed (cluster nodes) ---- */
+
+/*
+ * Before the first cell of a part's body, an intent in this node's store names the body (the
+ * blob and cells w placed) and the part record it is to get (docs/multipart-cluster.md,
+ * "Reclaiming a killed UploadPart"): a node that dies before the record lands leaves the intent,
+ * which its maintenance decides after a restart, and so does a request that ends unsettled
+ * (gw_part_intent_end releases it).
+ */
+cm_err gw_part_intent_begin(gw_req *r, const ob_writer *w, gw_part_intent *pi)
+{
+    md_intent *in = &pi->in;
+    uint64_t number = 0;
+    cm_err err;
+    memset(pi, 0, sizeof(*pi));
+    if (gw_parse_count(gw_query_get(&r->q, "partNumber"), 0, GW_MAX_PARTS, &number) != GW_OK)
+        return CM_ERR_INVAL; /* checked by the caller already */
+    ob_writer_plan(w, &in->layout);
+    if ((err = cm_random(&in->id, sizeof(in->id))) != CM_OK)
+        return err;
+    in->hlc = MD_HLC_MAKE(cm_now_ms(), 0);
+    in->bucket = (char *)r->bucket; /* borrowed: every write of the intent encodes them at once */
+    in->key = (char *)r->key;
+    snprintf(in->upload_id, sizeof(in->upload_id), "%s", gw_query_get(&r->q, "uploadId"));
+    in->number = (uint32_t)number;
+    pi->md = r->g->md;
+    if ((err = md_intent_put(pi->md, in)) == CM_OK)
+        pi->held = 1;
+    return err;
+}
+
+cm_err gw_part_intent_record(gw_req *r, gw_part_intent *pi, md_part *p)
+{
+    int settled = 0;
+    /* A body in cells is the intent's (its blob); one inline in the record needs none. */
+    if (!pi->held || MD_PART_INLINE(p) ||
+        memcmp(p->layout.blob, pi->in.layout.blob, sizeof(p->layout.blob)) != 0)
+        return gw_part_record(r, p);
+    cm_err err =
+        rp_part_put_id(r->g->rp, r->bucket, r->key, pi->in.upload_id, pi->in.id, p, &settled);
+    if (settled && md_intent_drop(pi->md, &pi->in) == CM_OK)
+        pi->held = 0;
+    return err;
+}
+
+void gw_part_intent_end(gw_part_intent *pi)
+{
+    /* Its maintenance decides it (a record names the body, or the body is freed). */
+    if (pi->held && md_intent_release_async(pi->md, &pi->in) != CM_OK)
+        CM_WARN(MOD,
+                "the intent of part %u of upload %s was not released (decided after a restart)",
+                pi->in.number, pi->in.upload_id);
+    pi->held = 0;
+}
+
+/* Worker, cluster node: the body's writer made now, so its intent can name it. */
+static cm_err part_intent_begin(gw_req *r, part_state *ps)
+{
+    cm_err err = ob_writer_new(r->g->data, &r->writer);
+    return err == CM_OK ? gw_part_intent_begin(r, r->writer, &ps->pi) : err;
+}
+
+/* Worker: a cluster node's quorum read of the upload, then the intent of a body in cells. */
 static void part_upload_read(gw_req *r)
 {
     part_state *ps = r->op;
     ps->err = rp_upload_get(r->g->rp, r->bucket, r->key, gw_query_get(&r->q, "uploadId"), &ps->up);
+    if (ps->err == CM_OK && !gw_hdr(r, "x-amz-copy-source") && part_takes_cells(r, &ps->up))
+        ps->err = part_intent_begin(r, ps);
 }
 
 /* Loop: the upload is read (ps->err); check the request against it and take the body. */
@@ -344,6 +435,14 @@ static void part_upload_start(gw_req *r)
         return;
     }
     if ((err = gw_sse_begin_body(r, &ps->up.tmpl.sse)) != CM_OK) {
+        gw_error_cm(r, err);
+        return;
+    }
+    /* The writer made for the intent, fed from this loop as data_sink's own would be (an
+     * encrypted body's is fed as gw_sse.c feeds it). */
+    if (r->writer && !r->sse->enc &&
+        (err = ob_writer_offload(r->writer, net_req_base(r->net), gw_pool_job, r->g->pool)) !=
+            CM_OK) {
         gw_error_cm(r, err);
         return;
     }

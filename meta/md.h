@@ -25,6 +25,8 @@
  *                                              master-key rewrap's "sse-rewrap" (md_lifecycle.c)
  *   users     "u/" name | "k/" access key | "p/" bucket -> user, access key, bucket policy
  *                                              (md_users.c)
+ *   intents   hlc(BE64) blob_id[16]         -> md_intent record (a cluster node's part bodies
+ *                                              being written, md_intent.c)
  * Keys sort by their UTF-8 bytes (LMDB's default memcmp order), which is S3's listing order.
  *
  * Ownership: functions that fill an out-struct allocate its strings and arrays on the heap; the
@@ -1196,6 +1198,45 @@ cm_err md_garbage_drop(md_store *md, const md_garbage *g, size_t n);
  * logical tick until free, so none is overwritten. One transaction.
  */
 cm_err md_garbage_put(md_store *md, const md_garbage *g, size_t n);
+
+/*
+ * ---- Intents: part bodies being written on a cluster node (md_intent.c) ----
+ *
+ * An UploadPart on a cluster node records an intent in its node's own store before the first
+ * cell of the part's body is written, and drops it once the part's record is settled (recorded
+ * under an open upload, or tombstoned): docs/multipart-cluster.md, "Reclaiming a killed
+ * UploadPart". An intent its writer left (the process died, or the request failed before the
+ * record was settled) is decided later by this node's maintenance: freed (turned into a garbage
+ * record) unless a record names the body. Database "intents", key hlc (u64 BE) | blob id.
+ *
+ * life: which opening of the store wrote it (md_intent_put stamps it). An intent of this opening
+ * is its writer's until released (life 0): md_intent_list never returns one of this opening that
+ * is not released, so an UploadPart still streaming its body is never decided under it.
+ */
+typedef struct {
+    uint64_t hlc;     /* when it was written */
+    md_layout layout; /* the body's blob and the cells its writer placed */
+    char *bucket, *key;
+    char upload_id[MD_MPU_ID_LEN + 1];
+    uint32_t number; /* the part record's key: md_mpu_part_key(key, upload_id, number, id) */
+    uint64_t id;
+    uint64_t life;
+} md_intent;
+
+/* Store in (in->hlc and layout.blob are its key); in->life is set to this opening's. */
+cm_err md_intent_put(md_store *md, md_intent *in);
+/* Drop in (a missing one is ignored). */
+cm_err md_intent_drop(md_store *md, const md_intent *in);
+/* Mark in released (life 0): its writer is done with it. Never waits (from an event loop): the
+ * write is queued; a failure leaves the intent to the store's next opening. */
+cm_err md_intent_release_async(md_store *md, const md_intent *in);
+/* Intents with hlc < before that are decidable (another opening's, or released), oldest first,
+ * at most max; *out is a heap array (md_intents_free). */
+cm_err md_intent_list(md_store *md, uint64_t before, size_t max, md_intent **out, size_t *n);
+void md_intents_free(md_intent *a, size_t n);
+/* Decided "free": one transaction drops in and records its layout as garbage at in->hlc, under
+ * bucket and its part key, for ob_gc_run. */
+cm_err md_intent_to_garbage(md_store *md, const md_intent *in);
 
 /* ---- Record encoding (exposed for tests and later replication) ---- */
 

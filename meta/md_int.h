@@ -157,6 +157,8 @@ struct md_store {
     MDB_dbi lifecycle; /* bucket lifecycle configurations, the worker's state (md_lifecycle.c) */
     MDB_dbi users;     /* users, access keys and bucket policies (md_users.c) */
     MDB_dbi versions;  /* older versions of keys of versioned buckets (md_version.c) */
+    MDB_dbi intents;   /* part bodies being written on a cluster node (md_intent.c) */
+    uint64_t life;     /* this opening of the store, random (md_intent.c) */
     /* The last version stamp issued (md_version.c): only apply functions touch it, and they all
      * run on the commit thread, one at a time. */
     uint64_t vstamp_last;
@@ -288,6 +290,10 @@ cm_err md_object_set_version(md_wbuf *w, const char *vid, uint64_t vstamp);
 /* Garbage record value: layout, bucket and key (md_rec.c keys it by hlc and blob). */
 cm_err md_garbage_encode(const md_garbage *g, md_wbuf *w);
 cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out);
+cm_err md_intent_encode(const md_intent *in, md_wbuf *w);
+/* md_garbage_put inside the caller's write transaction (md_rec.c). */
+cm_err md_garbage_put_in(MDB_txn *txn, md_store *md, const md_garbage *g, size_t n);
+cm_err md_intent_decode(const uint8_t *buf, size_t len, md_intent *out);
 
 /* ---- Versioned records (md_rec.c) ---- */
 

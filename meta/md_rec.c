@@ -397,8 +397,13 @@ static cm_err garbage_put_apply(md_store *md, MDB_txn *txn, void *arg, int *wrot
 {
     garbage_drop_op *op = arg;
     (void)wrote;
-    for (size_t i = 0; i < op->n; i++) {
-        md_garbage g = op->g[i];
+    return md_garbage_put_in(txn, md, op->g, op->n);
+}
+
+cm_err md_garbage_put_in(MDB_txn *txn, md_store *md, const md_garbage *gs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        md_garbage g = gs[i];
         md_wbuf w = {0};
         cm_err e = md_garbage_encode(&g, &w);
         for (int rc = MDB_KEYEXIST; e == CM_OK && rc == MDB_KEYEXIST; g.hlc++) {

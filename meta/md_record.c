@@ -1330,3 +1330,60 @@ cm_err md_garbage_decode(const uint8_t *buf, size_t len, md_garbage *out)
     }
     return e;
 }
+
+/* ---- Intent records (md_intent.c) ---- */
+
+enum { IT_LAYOUT = 1, IT_BUCKET, IT_KEY, IT_UPLOAD, IT_NUMBER, IT_ID, IT_LIFE };
+
+cm_err md_intent_encode(const md_intent *in, md_wbuf *w)
+{
+    w_u8(w, MD_FORMAT_V1);
+    uint8_t b[LAYOUT_LEN_NODES];
+    size_t n = layout_bytes(&in->layout, b);
+    w_tlv(w, IT_LAYOUT, b, n);
+    w_str(w, IT_BUCKET, in->bucket);
+    w_str(w, IT_KEY, in->key);
+    w_str(w, IT_UPLOAD, in->upload_id);
+    w_u32(w, IT_NUMBER, in->number);
+    w_u64(w, IT_ID, in->id);
+    w_u64(w, IT_LIFE, in->life);
+    return w_result(w);
+}
+
+cm_err md_intent_decode(const uint8_t *buf, size_t len, md_intent *out)
+{
+    rbuf r;
+    uint8_t tag;
+    md_slice v;
+    cm_err e = CM_OK;
+    unsigned have = 0;
+    memset(out, 0, sizeof(*out));
+    if (r_version(buf, len, &r) != CM_OK)
+        return CM_ERR_CORRUPT;
+    while (e == CM_OK && (e = r_tlv(&r, &tag, &v)) == CM_OK) {
+        if (tag >= IT_LAYOUT && tag <= IT_LIFE)
+            have |= 1u << tag;
+        if (tag == IT_LAYOUT)
+            e = f_layout(v, &out->layout);
+        else if (tag == IT_BUCKET)
+            e = f_str(v, &out->bucket);
+        else if (tag == IT_KEY)
+            e = f_str(v, &out->key);
+        else if (tag == IT_UPLOAD)
+            e = f_fixed(v, out->upload_id, sizeof(out->upload_id));
+        else if (tag == IT_NUMBER)
+            e = f_u32(v, &out->number);
+        else if (tag == IT_ID)
+            e = f_u64(v, &out->id);
+        else if (tag == IT_LIFE)
+            e = f_u64(v, &out->life);
+    }
+    if (e == CM_ERR_NOTFOUND) /* every field but life is needed to decide the intent */
+        e = (have | 1u << IT_LIFE) == 0xFEu ? CM_OK : MD_CORRUPT("intent record lacks a field");
+    if (e != CM_OK) {
+        free(out->bucket);
+        free(out->key);
+        memset(out, 0, sizeof(*out));
+    }
+    return e;
+}

@@ -168,12 +168,12 @@ cm_err md_txn_commit(MDB_txn *txn)
  * the same handles: the first sets md's, the others must match them. */
 cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
-    static const char *const names[] = {"buckets", "objects",   "uploads", "parts",
-                                        "garbage", "hints",     "replica", "tombmarks",
-                                        "fences",  "lifecycle", "users",   "versions"};
-    MDB_dbi *slots[] = {&md->buckets, &md->objects,   &md->uploads, &md->parts,
-                        &md->garbage, &md->hints,     &md->replica, &md->tombmarks,
-                        &md->fences,  &md->lifecycle, &md->users,   &md->versions};
+    static const char *const names[] = {"buckets", "objects",  "uploads",   "parts",  "garbage",
+                                        "hints",   "replica",  "tombmarks", "fences", "lifecycle",
+                                        "users",   "versions", "intents"};
+    MDB_dbi *slots[] = {&md->buckets, &md->objects,  &md->uploads,   &md->parts,  &md->garbage,
+                        &md->hints,   &md->replica,  &md->tombmarks, &md->fences, &md->lifecycle,
+                        &md->users,   &md->versions, &md->intents};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
@@ -202,7 +202,7 @@ cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_
     int rc = mdb_env_create(&env);
     if (rc)
         return md_mdb_err(rc, "mdb_env_create");
-    rc = mdb_env_set_maxdbs(env, 16); /* 12 used (md_env_dbs) */
+    rc = mdb_env_set_maxdbs(env, 16); /* 13 used (md_env_dbs) */
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)
@@ -241,6 +241,8 @@ md_store *md_store_alloc(void)
     pthread_rwlock_init(&md->map_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&md->fence_mu, NULL);
+    if (cm_random(&md->life, sizeof(md->life)) != CM_OK || md->life == 0)
+        md->life = (uint64_t)cm_now_ms() | 1; /* any value other openings are unlikely to take */
     return md;
 }
 

@@ -96,6 +96,13 @@ typedef int (*ob_runner)(void *ctx, ob_job *job);
  */
 cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, void *ctx);
 /*
+ * Where w will put its body, before any byte is written: the blob id and the cells as placed
+ * (drives, and nodes in cluster mode), size 0. A column handed off later (its first append
+ * refused) writes elsewhere; the plan does not follow it. For a record of the body's intent
+ * (md_intent: docs/multipart-cluster.md, "Reclaiming a killed UploadPart").
+ */
+void ob_writer_plan(const ob_writer *w, md_layout *out);
+/*
  * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
  * After this the chunks are durable; the writer is freed whatever the result. Blobs that no
  * layout keeps (dropped cells, or all of them on failure) are queued for deletion (ob_delete).

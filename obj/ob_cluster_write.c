@@ -198,6 +198,22 @@ cm_err ob_cw_new(ob_cluster *c, ob_cw **out)
     return CM_OK;
 }
 
+void ob_cw_plan(const ob_cw *w, md_layout *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->blob, w->id.b, sizeof(out->blob));
+    out->cell_size = w->cell;
+    out->k = (uint8_t)w->k;
+    out->m = (uint8_t)w->m;
+    out->epoch = w->v->t->epoch;
+    memset(out->drives, PL_NONE, sizeof(out->drives));
+    for (int i = 0; i < w->n; i++) { /* the columns with a place (as ack's layout names them) */
+        out->nodes[i] = w->cells[i].node;
+        if (w->live[i])
+            out->drives[i] = (uint8_t)w->cells[i].drive;
+    }
+}
+
 /* ---- loop side ---- */
 
 static void pump(void *arg);

@@ -650,6 +650,20 @@ static cm_err cw_write_some(ob_writer *w, const void *data, size_t len, size_t *
     return e;
 }
 
+void ob_writer_plan(const ob_writer *w, md_layout *out)
+{
+    if (w->cw) {
+        ob_cw_plan(w->cw, out);
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out->blob, w->id.b, sizeof(out->blob));
+    out->cell_size = w->st->cell_size;
+    out->k = (uint8_t)w->st->k;
+    out->m = (uint8_t)w->st->m;
+    memcpy(out->drives, w->placed, sizeof(out->drives));
+}
+
 cm_err ob_writer_new(ob_store *st, ob_writer **out)
 {
     if (st->cluster)

@@ -56,7 +56,8 @@ void ob_cluster_free(ob_cluster *c);
 /* A body written across the nodes (the cluster side of ob_writer). */
 cm_err ob_cw_new(ob_cluster *c, ob_cw **out);
 cm_err ob_cw_write(ob_cw *w, const void *data, size_t len);
-cm_err ob_cw_finish(ob_cw *w, md_layout *out); /* frees w */
+cm_err ob_cw_finish(ob_cw *w, md_layout *out);   /* frees w */
+void ob_cw_plan(const ob_cw *w, md_layout *out); /* ob_writer_plan: before the first write */
 /* ob_writer_write_some / ob_writer_on_room of a cluster writer (ob.h). */
 cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);

@@ -408,6 +408,20 @@ static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consist
     return e == CM_OK ? write_end(c, op, 0) : e;
 }
 
+cm_err rp_record_get(rp *c, const char *bucket, const char *key, md_object *out)
+{
+    rp_read rd;
+    if (!valid(bucket, key))
+        return CM_ERR_INVAL;
+    count(c, &c->st.gets);
+    cm_err e = quorum_read(c, bucket, key, rp_mode(c, bucket), 1, 1, 0, &rd);
+    if (e == CM_OK && !rd.has)
+        e = CM_ERR_NOTFOUND;
+    if (e == CM_OK)
+        *out = rd.win;
+    return e;
+}
+
 /* The record a write sends, in *rec: a copy of obj, or a tombstone of key when obj is NULL,
  * stamped to supersede every version the read saw (rd->seen). */
 static cm_err stamp_record(rp *c, const char *key, const md_object *obj, const rp_read *rd,

@@ -130,26 +130,48 @@ static cm_err object_uses(rp *c, const char *bucket, const char *key, const char
 }
 
 /*
- * After the part's record is written, the upload is read again: if a Complete or Abort ended it
- * meanwhile, that call may have listed its parts before this record arrived, and nothing else
- * would ever release it. The record then gets a plain tombstone (its body becomes garbage) and
- * the answer is NoSuchUpload, unless the object the upload became uses this very body (a Complete
- * that did list it). The object is written before the upload's tombstone, so once the upload
- * reads as gone, the object reads as written.
+ * The fate of the live part record k (naming part's body) once the upload may have ended: if a
+ * Complete or Abort ended it, that call may have listed its parts before this record arrived, and
+ * nothing else would ever release it. The record then gets a plain tombstone (its body becomes
+ * garbage on its replicas) and *ended is set, unless the object the upload became uses this very
+ * body (a Complete that did list it). The object is written before the upload's tombstone, so
+ * once the upload reads as gone, the object reads as written. CM_OK: settled (an open upload's
+ * Complete or Abort, or that tombstone, ends the record). *gone: the upload read as ended.
  */
-cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *upload_id,
-                   const md_part *part)
+static cm_err part_settle(rp *c, const char *bucket, const char *key, const char *upload_id,
+                          const char *k, const md_part *part, int *ended, int *gone)
 {
     md_upload up;
-    uint64_t id;
+    int had = 0, used;
+    *ended = 0, *gone = 0;
+    /* Open, or claimed by a Complete: that Complete's walk of the parts comes after the
+     * upload's tombstone, so after this read, and finds this record. */
+    cm_err e = rp_upload_get(c, bucket, key, upload_id, &up);
+    md_upload_release(&up);
+    if (e != CM_ERR_NOTFOUND)
+        return e;
+    *gone = 1;
+    if ((e = object_uses(c, bucket, key, upload_id, part, &used)) != CM_OK)
+        return e; /* unsure whether the object uses it: the record stays (the intent decides) */
+    if (used)
+        return CM_OK;
+    e = rp_object_delete(c, bucket, k, NULL, NULL, &had);
+    *ended = e == CM_OK;
+    return e;
+}
+
+cm_err rp_part_put_id(rp *c, const char *bucket, const char *key, const char *upload_id,
+                      uint64_t id, const md_part *part, int *settled)
+{
+    md_upload up;
     char k[MD_MPU_PART_KEY_MAX];
-    int had = 0;
+    int had = 0, ended = 0, gone = 0;
+    *settled = 0;
     cm_err e = rp_upload_get(c, bucket, key, upload_id, &up);
     if (e != CM_OK)
         return e;
     md_upload_release(&up);
-    if ((e = cm_random(&id, sizeof(id))) != CM_OK ||
-        (e = md_mpu_part_key(key, upload_id, part->number, id, k, sizeof(k))) != CM_OK)
+    if ((e = md_mpu_part_key(key, upload_id, part->number, id, k, sizeof(k))) != CM_OK)
         return e;
     md_object rec;
     memset(&rec, 0, sizeof(rec));
@@ -165,19 +187,67 @@ cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *uploa
     rec.nparts = 1;
     if ((e = rp_object_put(c, bucket, &rec, NULL, NULL, &had)) != CM_OK)
         return e;
-    /* Open, or claimed by a Complete: that Complete's walk of the parts comes after the
-     * upload's tombstone, so after this read, and finds this record. */
-    e = rp_upload_get(c, bucket, key, upload_id, &up);
-    md_upload_release(&up);
-    if (e != CM_ERR_NOTFOUND)
-        return CM_OK; /* recorded (a failed second read leaves it to Complete or Abort) */
-    int used;
-    if ((e = object_uses(c, bucket, key, upload_id, part, &used)) != CM_OK)
-        return e; /* unsure whether the object uses it: the record stays (a leak at worst) */
-    if (used)
-        return CM_OK;
-    e = rp_object_delete(c, bucket, k, NULL, NULL, &had);
-    return e == CM_OK ? CM_ERR_NOTFOUND : e;
+    e = part_settle(c, bucket, key, upload_id, k, part, &ended, &gone);
+    if (e != CM_OK) /* the upload read failed: recorded (a Complete or Abort, or the intent,
+                       settles it); or it ended and the record could not be settled: 503 */
+        return gone ? e : CM_OK;
+    *settled = 1;
+    return ended ? CM_ERR_NOTFOUND : CM_OK;
+}
+
+cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *upload_id,
+                   const md_part *part)
+{
+    uint64_t id;
+    int settled;
+    cm_err e = cm_random(&id, sizeof(id));
+    return e == CM_OK ? rp_part_put_id(c, bucket, key, upload_id, id, part, &settled) : e;
+}
+
+/* Whether some part of rec names blob. */
+static int names_blob(const md_object *rec, const uint8_t *blob)
+{
+    for (size_t i = 0; i < rec->nparts; i++)
+        if (!MD_PART_INLINE(&rec->parts[i]) && memcmp(rec->parts[i].layout.blob, blob, 16) == 0)
+            return 1;
+    return 0;
+}
+
+cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const char *upload_id,
+                             uint32_t number, uint64_t id, const uint8_t *blob, int *free_it)
+{
+    char k[MD_MPU_PART_KEY_MAX];
+    md_object rec;
+    int had = 0, ended, gone;
+    *free_it = 0;
+    cm_err e = md_mpu_part_key(key, upload_id, number, id, k, sizeof(k));
+    if (e != CM_OK)
+        return e;
+    if ((e = rp_record_get(c, bucket, k, &rec)) == CM_ERR_NOTFOUND) {
+        /* The writer died before its record landed on a quorum. A copy on one home that this
+         * read missed would still spread; a tombstone stamped now supersedes it (its merge makes
+         * garbage of the body: freed twice, which deletes nothing more). */
+        md_object t;
+        memset(&t, 0, sizeof(t));
+        t.key = k;
+        memcpy(t.version_id, "null", 5);
+        t.tombstone = 1;
+        e = rp_object_put(c, bucket, &t, NULL, NULL, &had);
+        if (e == CM_ERR_NOTFOUND) /* the bucket is gone, and every record with it */
+            e = CM_OK;
+        *free_it = e == CM_OK;
+        return e;
+    }
+    if (e != CM_OK)
+        return e;
+    if (!names_blob(&rec, blob))
+        *free_it = 1; /* no record of this key names the body (a plain tombstone's replicas have
+                         made it garbage already, if it was ever live: a second free is idle) */
+    else if (!rec.tombstone) /* recorded: the upload decides, as after an UploadPart */
+        e = part_settle(c, bucket, key, upload_id, k, &rec.parts[0], &ended, &gone);
+    /* else a Complete's tombstone that keeps the body: the object owns it */
+    md_object_release(&rec);
+    return e;
 }
 
 /* Walk every live part record of the upload, page by page: fn(arg, rec, number, id). */

@@ -13,7 +13,9 @@
  *     when it fits, so listings, which carry summaries, show it);
  *   - a part record, one per UploadPart (its key ends with a random id): the md_part as the
  *     record's one part (its layout, or its body inline), summary fields as the part's. The part
- *     of a number is its newest record by (hlc, hlc_node), the same answer on every node;
+ *     of a number is its newest record by (hlc, hlc_node), the same answer on every node. What
+ *     an UploadPart killed half-way leaves is reclaimed through its intent (md_intent,
+ *     rp_part_put_id, rp_part_intent_decide);
  *   - Complete claims the upload (rp_upload_claim: one compare-and-set of the upload record
  *     through the partition leader, so of two Completes, or a Complete and an Abort, one wins),
  *     writes the object record (through rp_object_put), then a tombstone for the upload
@@ -37,9 +39,33 @@ cm_err rp_upload_create(rp *c, const char *bucket, const md_upload *up);
 /* The upload's record (release with md_upload_release). */
 cm_err rp_upload_get(rp *c, const char *bucket, const char *key, const char *upload_id,
                      md_upload *out);
-/* Record one UploadPart of an existing upload (checked by a quorum read first). */
+/* Record one UploadPart of an existing upload (checked by a quorum read first). CM_ERR_NOTFOUND:
+ * no such upload, or it ended while the record was written (then the record is tombstoned). */
 cm_err rp_part_put(rp *c, const char *bucket, const char *key, const char *upload_id,
                    const md_part *part);
+/*
+ * rp_part_put under record id `id` (the key of the part record: md_mpu_part_key), chosen by the
+ * caller before the body's first cell for its intent (md_intent, docs/multipart-cluster.md
+ * "Reclaiming a killed UploadPart"). *settled: the record's fate no longer needs the intent: it
+ * was written and the upload read open after it, or it was tombstoned (the upload ended), or the
+ * object the upload became uses the body. 0 on any error, and when the second read of the upload
+ * failed (the answer is CM_OK then: the part is recorded).
+ */
+cm_err rp_part_put_id(rp *c, const char *bucket, const char *key, const char *upload_id,
+                      uint64_t id, const md_part *part, int *settled);
+/*
+ * Decide an intent its writer left (md_intent_list): the part record (number, id) of the upload
+ * read at quorum, tombstones included. *free_it = 1 when no record names the body blob (a
+ * tombstone is written first when the key has no version at all, so that a copy the read missed
+ * cannot bring the record back): the caller frees the body (md_intent_to_garbage). Otherwise
+ * the record owns it: a record of an open upload (its Complete or Abort ends it), a Complete's
+ * tombstone keeping it, or a record of an ended upload, which gets a plain tombstone here (its
+ * replicas make the body garbage). A bucket gone with its records frees the body. CM_ERR_INVAL:
+ * (number, id, upload_id) make no part record key (nothing can decide it); other errors, of the
+ * reads and writes: try again later.
+ */
+cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const char *upload_id,
+                             uint32_t number, uint64_t id, const uint8_t *blob, int *free_it);
 /*
  * The current part of each number > after, in order, at most max (*truncated when more follow),
  * as summaries: number, size, mtime, etag and checksum, no layout or body. ids (may be NULL)

@@ -109,18 +109,26 @@ static cm_err create(const char *key, const char *id, const char *owner)
     return rp_upload_create(E.c, B, &up);
 }
 
-/* A part whose body is "on drives": a layout with blob id tag (no inline body). */
-static cm_err put_part(const char *key, uint32_t number, uint8_t tag, const char *etag)
+/* Part number's body in cells: a layout whose blob id is all tag (no inline body). */
+static md_part body_of(uint32_t number, uint8_t tag)
 {
     md_part p;
     memset(&p, 0, sizeof(p));
     p.number = number;
     p.size = 5u << 20;
     p.mtime_ms = 1700000000000;
-    snprintf(p.etag, sizeof(p.etag), "%s", etag);
+    snprintf(p.etag, sizeof(p.etag), "e%u", number);
     memset(p.layout.blob, tag, 16);
     p.layout.size = p.size;
     p.layout.k = 2, p.layout.m = 1;
+    return p;
+}
+
+/* A part whose body is "on drives": a layout with blob id tag (no inline body). */
+static cm_err put_part(const char *key, uint32_t number, uint8_t tag, const char *etag)
+{
+    md_part p = body_of(number, tag);
+    snprintf(p.etag, sizeof(p.etag), "%s", etag);
     return rp_part_put(E.c, B, key, ID, &p);
 }
 
@@ -538,6 +546,144 @@ static void test_swap_then_home_dies(void)
     each_pair(parts_swapped, 0x99);
 }
 
+/* ---- intents: what a killed UploadPart leaves (docs/multipart-cluster.md, "Reclaiming") ---- */
+
+/* The first half of rp_part_put_id, the record write, without the upload's second read: an
+ * UploadPart whose node died right after it (or whose check came before an Abort). */
+static cm_err record_only(uint32_t number, uint64_t id, uint8_t tag)
+{
+    char k[MD_MPU_PART_KEY_MAX];
+    md_part p = body_of(number, tag);
+    md_object rec;
+    CU_ASSERT_EQUAL_FATAL(md_mpu_part_key("obj", ID, number, id, k, sizeof(k)), CM_OK);
+    memset(&rec, 0, sizeof(rec));
+    rec.key = k;
+    memcpy(rec.version_id, "null", 5);
+    rec.size = p.size;
+    memcpy(rec.etag, p.etag, sizeof(rec.etag));
+    memcpy(rec.upload_id, ID, MD_MPU_ID_LEN + 1);
+    rec.parts = &p, rec.nparts = 1;
+    return rp_object_put(E.c, B, &rec, NULL, NULL, NULL);
+}
+
+static cm_err decide(uint32_t number, uint64_t id, uint8_t tag, int *free_it)
+{
+    uint8_t blob[16];
+    memset(blob, tag, sizeof(blob));
+    return rp_part_intent_decide(E.c, B, "obj", ID, number, id, blob, free_it);
+}
+
+/* The part record (number, id) at quorum, tombstones too: 1 live, 0 tombstone, -1 none. */
+static int record_state(uint32_t number, uint64_t id)
+{
+    char k[MD_MPU_PART_KEY_MAX];
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_mpu_part_key("obj", ID, number, id, k, sizeof(k)), CM_OK);
+    cm_err e = rp_record_get(E.c, B, k, &o);
+    if (e != CM_OK)
+        return -1;
+    int live = !o.tombstone;
+    md_object_release(&o);
+    return live;
+}
+
+static void test_intents(void)
+{
+    int free_it = -1, settled = -1, has;
+    env_up();
+    CU_ASSERT_EQUAL_FATAL(create("obj", ID, "bob"), CM_OK);
+    /* An UploadPart that runs to its end settles its record: its intent is dropped. */
+    md_part p1 = body_of(1, 0x71);
+    CU_ASSERT_EQUAL(rp_part_put_id(E.c, B, "obj", ID, 0x1001, &p1, &settled), CM_OK);
+    CU_ASSERT_EQUAL(settled, 1);
+    /* Killed after its cells, before its record: no record names the body. The decision
+     * writes a tombstone first (a copy of the record on one home the read missed loses to it). */
+    CU_ASSERT_EQUAL(decide(2, 0x2002, 0x72, &free_it), CM_OK);
+    CU_ASSERT_EQUAL(free_it, 1);
+    CU_ASSERT_EQUAL(record_state(2, 0x2002), 0);
+    /* Killed after its record, before the upload's second read, with the upload open: the
+     * record owns the body (Complete or Abort ends it), and stays. */
+    CU_ASSERT_EQUAL(record_only(3, 0x3003, 0x73), CM_OK);
+    CU_ASSERT_EQUAL(decide(3, 0x3003, 0x73, &free_it), CM_OK);
+    CU_ASSERT_EQUAL(free_it, 0);
+    CU_ASSERT_EQUAL(record_state(3, 0x3003), 1);
+    /* The upload is aborted (its walk ends parts 1 and 3); then a record lands that the Abort's
+     * walk never saw (its UploadPart checked the upload before), and the node dies before the
+     * second read: the decision finds the upload gone and tombstones the record. */
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", ID), CM_OK);
+    CU_ASSERT_EQUAL(record_only(4, 0x4004, 0x74), CM_OK);
+    CU_ASSERT_EQUAL(record_state(4, 0x4004), 1);
+    CU_ASSERT_EQUAL(decide(4, 0x4004, 0x74, &free_it), CM_OK);
+    CU_ASSERT_EQUAL(free_it, 0); /* its replicas make the body garbage */
+    CU_ASSERT_EQUAL(record_state(4, 0x4004), 0);
+    /* Deciding again (a crash before the intent was dropped) changes nothing. */
+    CU_ASSERT_EQUAL(decide(4, 0x4004, 0x74, &free_it), CM_OK);
+    CU_ASSERT_EQUAL(free_it, 1); /* a plain tombstone names no body: a second free is idle */
+    CU_ASSERT_EQUAL(decide(2, 0x2002, 0x72, &free_it), CM_OK);
+    CU_ASSERT_EQUAL(free_it, 1);
+    /* An UploadPart after the Abort: NOTFOUND, nothing recorded, not settled. */
+    md_part p5 = body_of(5, 0x75);
+    CU_ASSERT_EQUAL(rp_part_put_id(E.c, B, "obj", ID, 0x5005, &p5, &settled), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(settled, 0);
+    coord_free();
+    for (int i = 0; i < NF; i++) { /* every home: garbage of the recorded bodies, 0x72 none */
+        garbage(i, 0x74, &has);
+        CU_ASSERT_EQUAL(has, 1);
+        garbage(i, 0x73, &has);
+        CU_ASSERT_EQUAL(has, 1);
+        garbage(i, 0x72, &has);
+        CU_ASSERT_EQUAL(has, 0);
+    }
+    env_down();
+}
+
+/* The intents database: put, listed only once released (or another opening's), to garbage. */
+static void test_intent_store(void)
+{
+    env_up();
+    md_store *md = fake_store(E.f[0]);
+    md_intent in, *a = NULL;
+    size_t n = 0;
+    memset(&in, 0, sizeof(in));
+    in.hlc = MD_HLC_MAKE(1700000000000LL, 0);
+    memset(in.layout.blob, 0x7a, 16);
+    in.layout.k = 2, in.layout.m = 1;
+    in.layout.epoch = 3, in.layout.nodes[1] = 4;
+    in.bucket = B, in.key = "obj";
+    memcpy(in.upload_id, ID, sizeof(in.upload_id));
+    in.number = 9, in.id = 0x9009;
+    CU_ASSERT_EQUAL_FATAL(md_intent_put(md, &in), CM_OK);
+    CU_ASSERT_EQUAL(md_intent_list(md, UINT64_MAX, 10, &a, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 0); /* its writer's (this opening's) until released */
+    md_intents_free(a, n);
+    CU_ASSERT_EQUAL(md_intent_release_async(md, &in), CM_OK);
+    md_intent other = in;
+    memset(other.layout.blob, 0x7b, 16);
+    CU_ASSERT_EQUAL(md_intent_drop(md, &other), CM_OK); /* a later write: the release is in */
+    CU_ASSERT_EQUAL(md_intent_list(md, in.hlc, 10, &a, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 0); /* not older than `before` */
+    md_intents_free(a, n);
+    CU_ASSERT_EQUAL_FATAL(md_intent_list(md, UINT64_MAX, 10, &a, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT(a[0].hlc == in.hlc && a[0].number == 9 && a[0].id == 0x9009 && a[0].life == 0);
+    CU_ASSERT(strcmp(a[0].key, "obj") == 0 && strcmp(a[0].bucket, B) == 0 &&
+              strcmp(a[0].upload_id, ID) == 0);
+    CU_ASSERT(a[0].layout.epoch == 3 && a[0].layout.nodes[1] == 4 && a[0].layout.blob[0] == 0x7a);
+    CU_ASSERT_EQUAL(md_intent_to_garbage(md, &a[0]), CM_OK);
+    md_intents_free(a, n);
+    CU_ASSERT_EQUAL(md_intent_list(md, UINT64_MAX, 10, &a, &n), CM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    md_intents_free(a, n);
+    md_garbage *g = NULL;
+    char pk[MD_MPU_PART_KEY_MAX];
+    CU_ASSERT_EQUAL_FATAL(md_mpu_part_key("obj", ID, 9, 0x9009, pk, sizeof(pk)), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_garbage_list(md, UINT64_MAX, 10, &g, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1); /* under the part record's key, for ob_gc_run's checks */
+    CU_ASSERT(g[0].hlc == in.hlc && g[0].layout.blob[0] == 0x7a && strcmp(g[0].key, pk) == 0);
+    md_garbage_free(g, n);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test t[] = {{"keys", test_keys},
@@ -546,6 +692,8 @@ void cu_register(void)
                                 {"swap_then_home_dies", test_swap_then_home_dies},
                                 {"abort", test_abort},
                                 {"claims", test_claims},
+                                {"intents", test_intents},
+                                {"intent_store", test_intent_store},
                                 {NULL, NULL}};
     cu_add_suite("repl_upload", t);
 }
