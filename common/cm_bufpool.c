@@ -4,8 +4,8 @@
  * Each thread's pool is a small array of idle buffers with their sizes, reached through a
  * pthread key whose destructor frees it when the thread exits. take looks for an idle buffer of
  * the exact size (latest given back first: its pages are the likeliest to be warm); put keeps the
- * buffer while fewer than CM_BUFPOOL_MAX are idle, otherwise it evicts an idle buffer of another
- * size (the sizes in use changed) or frees the one given. No locks: a pool is its thread's.
+ * buffer while the pool's count and bytes allow, evicting idle buffers of other sizes (the sizes
+ * in use changed) to make room, or else frees the one given. No locks: a pool is its thread's.
  */
 #include "cm_bufpool.h"
 
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 typedef struct {
-    size_t n;
+    size_t n, bytes;
     void *buf[CM_BUFPOOL_MAX];
     size_t size[CM_BUFPOOL_MAX];
 } pool;
@@ -57,6 +57,7 @@ void *cm_bufpool_take(size_t size)
         if (p->size[i] != size)
             continue;
         void *b = p->buf[i];
+        p->bytes -= size;
         p->n--;
         p->buf[i] = p->buf[p->n];
         p->size[i] = p->size[p->n];
@@ -70,24 +71,29 @@ void cm_bufpool_put(void *buf, size_t size)
     if (!buf)
         return;
     pool *p = pool_get(1);
-    if (!p) {
+    if (!p || size > CM_BUFPOOL_BYTES) {
         free(buf);
         return;
     }
-    if (p->n == CM_BUFPOOL_MAX) {
-        size_t i = 0;
-        while (i < p->n && p->size[i] == size)
+    /* make room by letting idle buffers of other sizes go (likely sizes out of use) */
+    for (size_t i = 0;
+         i < p->n && (p->n == CM_BUFPOOL_MAX || p->bytes + size > CM_BUFPOOL_BYTES);) {
+        if (p->size[i] == size) {
             i++;
-        if (i == p->n) { /* full of this size already */
-            free(buf);
-            return;
+            continue;
         }
-        free(p->buf[i]); /* an idle buffer of a size out of use, likely */
+        free(p->buf[i]);
+        p->bytes -= p->size[i];
         p->n--;
         p->buf[i] = p->buf[p->n];
         p->size[i] = p->size[p->n];
     }
+    if (p->n == CM_BUFPOOL_MAX || p->bytes + size > CM_BUFPOOL_BYTES) { /* full of this size */
+        free(buf);
+        return;
+    }
     p->buf[p->n] = buf;
+    p->bytes += size;
     p->size[p->n++] = size;
 }
 

@@ -8,10 +8,11 @@
  * them to an evbuffer by reference with cm_bufpool_cleanup and gets them back when the socket
  * took them (on the same loop) maps and faults each buffer once.
  *
- * Bounds: a thread keeps at most CM_BUFPOOL_MAX idle buffers, of any sizes (a buffer given back to
- * a full pool replaces an idle one of another size, or is freed); buffers in use are the callers'
- * to bound. A thread's idle buffers are freed when it exits, or by cm_bufpool_release. Any thread;
- * a buffer may be given back on another thread than the one that took it (it joins that pool).
+ * Bounds: a thread keeps at most CM_BUFPOOL_MAX idle buffers of at most CM_BUFPOOL_BYTES in all,
+ * of any sizes (a buffer given back to a full pool replaces an idle one of another size, or is
+ * freed); buffers in use are the callers' to bound. A thread's idle buffers are freed when it
+ * exits, or by cm_bufpool_release. Any thread; a buffer may be given back on another thread than
+ * the one that took it (it joins that pool).
  */
 #ifndef CM_BUFPOOL_H
 #define CM_BUFPOOL_H
@@ -19,6 +20,7 @@
 #include <stddef.h>
 
 #define CM_BUFPOOL_MAX 8
+#define CM_BUFPOOL_BYTES (8u << 20)
 
 /* A buffer of size bytes, from this thread's pool when it holds one of that size, else fresh;
  * NULL: no memory. Give it back with cm_bufpool_put (or cm_bufpool_cleanup), or free() it. */

@@ -56,6 +56,18 @@ static void test_bounded(void)
     for (int i = 0; i < CM_BUFPOOL_MAX; i++)
         free(b[i]);
     cm_bufpool_release();
+    /* bytes bound too: big buffers push the small one out, and no more than the bound stays */
+    size_t huge = CM_BUFPOOL_BYTES / 2;
+    cm_bufpool_put(cm_bufpool_take(BIG), BIG);
+    for (int i = 0; i < 3; i++)
+        cm_bufpool_put(malloc(huge), huge);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 2);
+    void *h = cm_bufpool_take(huge);
+    CU_ASSERT_PTR_NOT_NULL(h);
+    free(h);
+    cm_bufpool_put(malloc(2 * CM_BUFPOOL_BYTES), 2 * CM_BUFPOOL_BYTES); /* never pooled */
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 1);
+    cm_bufpool_release();
 }
 
 static void *other_thread(void *arg)
