@@ -7,17 +7,17 @@
  * and 256 KiB cells is one round of four cells, not two rounds of two), and each stripe done
  * starts the next. Per stripe: ask k whole cells at once (data cells first, in order; parity in
  * place of cells the layout does not name or the layout's nodes do not resolve; cells on nodes that
- * failed a call in the last dead_ms go last, so a down node costs its first failure, not one per
- * stripe), arm the hedge timer. A cell that fails (down node, missing or corrupt chunk) is replaced
- * by the next cell not asked yet. When none is left and fewer than k arrived, the cells that failed
- * transiently (no answer, damaged on the wire) are asked again after a backoff, for up to RD_ROUNDS
- * rounds, before the stripe is unreadable: an AZ lost leaves 8+4 exactly k cells, with no spare for
- * a blip. When the timer fires before k cells arrived, one more cell is asked (a hedge, counted)
- * and the timer re-armed; the first k to arrive win. With the k data cells present their wanted
- * bytes are copied from the read buffers straight into the caller's buffer (one copy); otherwise
- * the k cells go into a stripe buffer, the codec rebuilds the data cells (counted as degraded), and
- * the range is copied out. Stripes may end out of order: each writes its own bytes of the caller's
- * buffer.
+ * failed a call in the last dead_ms go last, so a down node costs its first failures, one per
+ * stripe in flight, not one per stripe of the range), arm the hedge timer. A cell that fails (down
+ * node, missing or corrupt chunk) is replaced by the next cell not asked yet. When none is left and
+ * fewer than k arrived, the cells that failed transiently (no answer, damaged on the wire) are
+ * asked again after a backoff, for up to RD_ROUNDS rounds, before the stripe is unreadable: an AZ
+ * lost leaves 8+4 exactly k cells, with no spare for a blip. When the timer fires before k cells
+ * arrived, one more cell is asked (a hedge, counted) and the timer re-armed; the first k to arrive
+ * win. With the k data cells present their wanted bytes are copied from the read buffers straight
+ * into the caller's buffer (one copy); otherwise the k cells go into a stripe buffer, the codec
+ * rebuilds the data cells (counted as degraded), and the range is copied out. Stripes may end out
+ * of order: each writes its own bytes of the caller's buffer.
  *
  * Late answers (a hedged-over cell, cells of a stripe already done) carry the stripe's sequence
  * number and are dropped; the read's state lives until its last call ended, and the worker's
