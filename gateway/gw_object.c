@@ -18,11 +18,11 @@
  * x-amz-delete-marker as S3 sends them, errors included.
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
- * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
- * reference, so payload is copied once from the blob file into the socket buffer, and no fresh
- * pages are mapped per piece. A part whose cells live across the cluster (layout epoch != 0) is
- * read with ob_read_start, two of its stripes a piece (their cells asked together), into a pooled
- * buffer added by reference as well: the loop never waits on another node;
+ * to stripe boundaries; two on a cluster layout, below) into a buffer reused per loop thread and
+ * adds it to the output by reference, so payload is copied once from the blob file into the socket
+ * buffer, and no fresh pages are mapped per piece. A part whose cells live across the cluster
+ * (layout epoch != 0) is read with ob_read_start, two of its stripes a piece (their cells asked
+ * together), into a pooled buffer added by reference as well: the loop never waits on another node;
  * the drain pauses with one read in flight and its completion sends the piece and drains on. A
  * connection that closes meanwhile cancels the read (ob_read_cancel, from get_state_free in
  * on_done).
