@@ -18,10 +18,11 @@
  * x-amz-delete-marker as S3 sends them, errors included.
  *
  * GET streams: after the headers, each on_drain reads the next piece (at most one stripe, aligned
- * to stripe boundaries) into a buffer reused per loop thread and adds it to the output by
- * reference, so payload is copied once from the blob file into the socket buffer, and no fresh
- * pages are mapped per piece. A part whose cells live across the cluster (layout epoch != 0) is
- * read with ob_read_start into the output's free space: the loop never waits on another node;
+ * to stripe boundaries; two on a cluster layout, below) into a buffer reused per loop thread and
+ * adds it to the output by reference, so payload is copied once from the blob file into the socket
+ * buffer, and no fresh pages are mapped per piece. A part whose cells live across the cluster
+ * (layout epoch != 0) is read with ob_read_start, two of its stripes a piece (their cells asked
+ * together), into a pooled buffer added by reference as well: the loop never waits on another node;
  * the drain pauses with one read in flight and its completion sends the piece and drains on. A
  * connection that closes meanwhile cancels the read (ob_read_cancel, from get_state_free in
  * on_done).
@@ -55,6 +56,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cm_bufpool.h"
 #include "cm_log.h"
 #include "cm_util.h"
 
@@ -514,87 +516,34 @@ static void put_object(gw_req *r)
 /* ---- GetObject / HeadObject ---- */
 
 /*
- * Read buffers of GET pieces, reused per loop thread. A piece of a stripe (1 MiB by default) read
- * into fresh evbuffer space cost glibc an mmap (past its 128 KiB threshold), a page fault per
- * 4 KiB page while the read filled it, and a munmap with a TLB shootdown once the socket took it:
- * most of the server's CPU in a 1 MiB GET (docs/performance.md). Now the piece is read into a
- * buffer of this thread's pool, added to the output by reference, and given back to the pool by
- * the evbuffer's cleanup when the socket has taken it (on the same loop thread). Bounds: a pool
- * keeps at most GET_POOL_MAX idle buffers of one size (the store's stripe); buffers in use are
- * bounded by each GET's backpressure (two stripes in the output). Buffers of another size, and
- * buffers given back on a thread without a pool, are freed. A loop thread's pool goes with the
- * thread (key destructor); the thread that runs gw_free releases its own.
+ * Read buffers of GET pieces, reused per loop thread (common/cm_bufpool.c). A piece of a stripe
+ * (1 MiB by default) read into fresh memory cost glibc an mmap (past its 128 KiB threshold), a
+ * page fault per 4 KiB page while the read filled it, and a munmap with a TLB shootdown once the
+ * socket took it: most of the server's CPU in a 1 MiB GET (docs/performance.md). Now the piece is
+ * read into a buffer of this thread's pool, added to the output by reference, and given back to
+ * the pool by the evbuffer's cleanup when the socket has taken it (on the same loop thread).
+ * Bounds: the pool keeps at most CM_BUFPOOL_MAX idle buffers; buffers in use are bounded by each
+ * GET's backpressure (two stripes in the output) and its one read in flight. A piece of a cluster
+ * layout is up to GET_AHEAD of its stripes (the cluster read keeps both in flight at once,
+ * ob_cluster_read.c), read into a pooled buffer of GET_AHEAD stripes.
  */
-#define GET_POOL_MAX 8
-
-typedef struct {
-    size_t size, n;
-    void *buf[GET_POOL_MAX];
-} get_pool;
-
-static pthread_key_t get_pool_key;
-static pthread_once_t get_pool_once = PTHREAD_ONCE_INIT;
-
-static void get_pool_destroy(void *arg)
-{
-    get_pool *gp = arg;
-    for (size_t i = 0; i < gp->n; i++)
-        free(gp->buf[i]);
-    free(gp);
-}
-
-static void get_pool_key_init(void)
-{
-    if (pthread_key_create(&get_pool_key, get_pool_destroy) != 0)
-        CM_WARN(MOD, "no per-thread GET buffers: pieces are allocated per read");
-}
-
-/* A buffer of size bytes: from this thread's pool when it has one, else fresh (NULL: no memory). */
-static void *piece_buf_take(size_t size)
-{
-    pthread_once(&get_pool_once, get_pool_key_init);
-    get_pool *gp = pthread_getspecific(get_pool_key);
-    if (!gp && (gp = calloc(1, sizeof(*gp))) && pthread_setspecific(get_pool_key, gp) != 0) {
-        free(gp);
-        gp = NULL;
-    }
-    if (gp && gp->n == 0)
-        gp->size = size;
-    if (gp && gp->size == size && gp->n > 0)
-        return gp->buf[--gp->n];
-    return malloc(size);
-}
-
-/* evbuffer cleanup of a piece added by reference: back into this thread's pool, or freed. */
-static void piece_buf_give(const void *data, size_t len, void *arg)
-{
-    size_t size = (size_t)(uintptr_t)arg;
-    (void)len;
-    pthread_once(&get_pool_once, get_pool_key_init);
-    get_pool *gp = pthread_getspecific(get_pool_key);
-    if (gp && gp->size == size && gp->n < GET_POOL_MAX)
-        gp->buf[gp->n++] = (void *)data;
-    else
-        free((void *)data);
-}
+#define GET_AHEAD 2
 
 void gw_get_buffers_release(void)
 {
-    pthread_once(&get_pool_once, get_pool_key_init);
-    get_pool *gp = pthread_getspecific(get_pool_key);
-    if (gp) {
-        pthread_setspecific(get_pool_key, NULL);
-        get_pool_destroy(gp);
-    }
+    cm_bufpool_release();
 }
 
 typedef struct {
     uint64_t *part_end; /* cumulative end offset of each part */
     struct evbuffer *piece;
-    /* A read of a cluster layout in flight (ob_read_start) into the space reserved in piece. */
+    /* A read of a cluster layout in flight (ob_read_start) into rbuf, a pooled buffer of rsize
+     * bytes that holds the rwant bytes of the piece; it goes to the output by reference. */
     ob_read_op *rd;
     gw_req *r;
-    struct evbuffer_iovec v;
+    void *rbuf;
+    size_t rsize, rwant;
+    struct evbuffer_iovec v; /* an inline piece: reserved in piece */
     /* Until the first piece is read: the status (200/206) and range its headers will carry. */
     int status;
     uint64_t first, last;
@@ -628,6 +577,7 @@ static void get_state_free(void *p)
         return;
     if (gs->rd) /* the connection ended with a read in flight (this runs on its loop) */
         ob_read_cancel(gs->rd);
+    cm_bufpool_put(gs->rbuf, gs->rsize); /* not written after the cancel */
     if (gs->pause) /* ... or while it waited to read a piece again (a pending event is removed) */
         event_free(gs->pause);
     free(gs->ct); /* ciphertext only: nothing to wipe */
@@ -694,15 +644,15 @@ static cm_err sse_part_key(gw_req *r, size_t pi, const md_part *p)
     return CM_OK;
 }
 
-/* The plaintext buffer of a piece (plain: from ct into a pooled buffer) into the piece, by
- * reference. */
-static cm_err sse_piece_add(get_state *gs, void *buf, size_t want, size_t stripe, cm_err err)
+/* want bytes read into pooled buffer buf (of size bytes) into the piece, by reference; after a
+ * failed read (err) the buffer goes back to the pool. */
+static cm_err piece_add(get_state *gs, void *buf, size_t want, size_t size, cm_err err)
 {
-    if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, piece_buf_give,
-                                               (void *)(uintptr_t)stripe) != 0)
+    if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, cm_bufpool_cleanup,
+                                               (void *)(uintptr_t)size) != 0)
         err = CM_ERR_NOMEM;
-    if (err != CM_OK && buf)
-        piece_buf_give(buf, want, (void *)(uintptr_t)stripe);
+    if (err != CM_OK)
+        cm_bufpool_put(buf, size);
     return err;
 }
 
@@ -711,16 +661,26 @@ static cm_err sse_piece_add(get_state *gs, void *buf, size_t want, size_t stripe
  * moved or rewritten cells since the record was read: a move back home deletes the retired chunk
  * at that place before it writes the cell again (ob_heal.c, prepare), and a rebuild in place
  * deletes the bad chunk first; a GET still holding the layout read before finds those cells "not
- * found". Nothing of the piece is out yet (a piece is at most one stripe), so the record is read
- * again (a quorum read) and the piece read again on the layout it names now for that body, up to
- * GET_REREADS times, each after a pause (GET_REREAD_MS, doubled: 3.1 s in all) that lets a rewrite
- * in place end (docs/chunks.md, "A GET and a concurrent heal"). The pause is a timer on the
+ * found". Nothing of the piece is out yet (a piece is at most GET_AHEAD stripes), so the record is
+ * read again (a quorum read) and the piece read again on the layout it names now for that body, up
+ * to GET_REREADS times, each after a pause (GET_REREAD_MS, doubled: 3.1 s in all) that lets a
+ * rewrite in place end (docs/chunks.md, "A GET and a concurrent heal"). The pause is a timer on the
  * request's loop; only the record's read takes a worker.
  */
 #define GET_REREADS 5
 #define GET_REREAD_MS 100
 
 static void get_read_done(void *arg, cm_err err);
+
+/* The read of a cluster piece ended (err): its buffer into the output, or back to the pool. */
+static int cluster_piece_done(gw_req *r, cm_err err)
+{
+    get_state *gs = r->op;
+    size_t want = gs->rwant;
+    err = piece_add(gs, gs->rbuf, want, gs->rsize, err);
+    gs->rbuf = NULL;
+    return get_piece_done(r, err, 0, want);
+}
 
 /* Worker: the record as it is now; the layout it names for the failed piece's body. */
 static void get_reread_work(gw_req *r)
@@ -780,8 +740,9 @@ static void get_reread_done(gw_req *r)
     /* CM_ERR_NOTFOUND: the record names the body no more; after any other failure of the
      * record's read, the layout read before is tried again */
     err = err == CM_ERR_NOTFOUND ? gs->rd_err : get_read_start(r);
-    if (err != CM_OK)
-        get_piece_done(r, err, 0, 0); /* fails: the 503, or the body cut short */
+    if (err != CM_OK) /* fails: the 503, or the body cut short (a pooled buffer goes back with
+                       * the state) */
+        get_piece_done(r, err, 0, 0);
 }
 
 /* Loop: the pause is over; the record is read on a worker (which owns r until
@@ -807,9 +768,9 @@ static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
         return err;
     if (!c->scratch && !(c->scratch = malloc(GW_SSE_READ_SCRATCH)))
         return CM_ERR_NOMEM;
-    void *buf = piece_buf_take(stripe);
+    void *buf = cm_bufpool_take(stripe);
     err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want, c->scratch) : CM_ERR_NOMEM;
-    return sse_piece_add(r->op, buf, want, stripe, err);
+    return piece_add(r->op, buf, want, stripe, err);
 }
 
 /*
@@ -845,12 +806,12 @@ static void sse_read_done(void *arg, cm_err err)
     gs->retries = 0;
     void *buf = NULL;
     if (err == CM_OK) {
-        buf = piece_buf_take(stripe);
+        buf = cm_bufpool_take(stripe);
         err = !buf ? CM_ERR_NOMEM
                    : gw_sse_open(gs->sse_part, r->sse->dek, gs->sse_off, gs->ct, buf, gs->sse_len,
                                  gs->ct + GW_SSE_READ_SEGS * (GW_SSE_SEG + GW_SSE_TAG));
     }
-    err = sse_piece_add(gs, buf, gs->sse_len, stripe, err);
+    err = piece_add(gs, buf, gs->sse_len, stripe, err);
     if (get_piece_done(r, err, 0, gs->sse_len) == 0)
         get_drain(r);
 }
@@ -893,15 +854,16 @@ static void get_read_done(void *arg, cm_err err)
     if (get_retry(r, err))
         return;
     gs->retries = 0;
-    if (get_piece_done(r, err, 1, gs->v.iov_len) == 0)
+    if (cluster_piece_done(r, err) == 0)
         get_drain(r);
 }
 
 /*
  * Read the next piece of the body into the response; end the response when all is sent. A part
- * of a cluster layout (epoch != 0) is read with ob_read_start, which waits on other nodes off the
- * loop: the drain stops until get_read_done resumes it. Single-node layouts read at once (ob_read
- * from the page cache; ob_read_start would cost a loop turn per piece).
+ * of a cluster layout (epoch != 0) is read with ob_read_start, GET_AHEAD stripes a piece (their
+ * cells in flight together), which waits on other nodes off the loop: the drain stops until
+ * get_read_done resumes it. Single-node layouts read at once (ob_read from the page cache;
+ * ob_read_start would cost a loop turn per piece).
  */
 static void get_drain(gw_req *r)
 {
@@ -935,18 +897,28 @@ static void get_drain(gw_req *r)
         }
         if (!p->inline_data && p->layout.epoch == 0 && want <= stripe) {
             /* A single node's stripe data: into a pooled buffer, added by reference. */
-            void *buf = piece_buf_take(stripe);
+            void *buf = cm_bufpool_take(stripe);
             err = buf ? ob_read(r->g->data, &p->layout, in_part, buf, want) : CM_ERR_NOMEM;
-            if (err == CM_OK && evbuffer_add_reference(gs->piece, buf, want, piece_buf_give,
-                                                       (void *)(uintptr_t)stripe) != 0)
-                err = CM_ERR_NOMEM;
-            if (err != CM_OK && buf)
-                piece_buf_give(buf, want, (void *)(uintptr_t)stripe);
-            if (get_piece_done(r, err, 0, want) != 0)
+            if (get_piece_done(r, piece_add(gs, buf, want, stripe, err), 0, want) != 0)
                 return;
             continue;
         }
-        /* Inline bodies and cluster layouts: into the output's own free space. */
+        if (!p->inline_data && p->layout.epoch != 0) {
+            /* Across nodes: up to GET_AHEAD stripes at once, into a pooled buffer. */
+            gs->rsize = (size_t)(pstripe ? GET_AHEAD * pstripe : want);
+            gs->rwant = (size_t)CM_MIN(want + (GET_AHEAD - 1) * pstripe,
+                                       CM_MIN(p->size - in_part, r->send_end - r->send_pos));
+            gs->rd_pi = pi, gs->rd_off = in_part, gs->rd_len = gs->rwant;
+            gs->rd_done = get_read_done;
+            err = (gs->rd_buf = gs->rbuf = cm_bufpool_take(gs->rsize)) == NULL ? CM_ERR_NOMEM
+                                                                               : get_read_start(r);
+            if (err == CM_OK)
+                return; /* get_read_done goes on */
+            if (cluster_piece_done(r, err) != 0)
+                return;
+            continue;
+        }
+        /* Inline bodies, and stripes larger than the store's: into the output's free space. */
         if (evbuffer_reserve_space(gs->piece, (ev_ssize_t)want, &gs->v, 1) < 1) {
             get_piece_done(r, CM_ERR_NOMEM, 0, want);
             return;
@@ -955,12 +927,6 @@ static void get_drain(gw_req *r)
         if (p->inline_data) {
             memcpy(gs->v.iov_base, p->inline_data + in_part, want);
             err = CM_OK;
-        } else if (p->layout.epoch != 0) {
-            gs->rd_pi = pi, gs->rd_off = in_part, gs->rd_buf = gs->v.iov_base, gs->rd_len = want;
-            gs->rd_done = get_read_done;
-            err = get_read_start(r);
-            if (err == CM_OK)
-                return; /* get_read_done goes on */
         } else {
             err = ob_read(r->g->data, &p->layout, in_part, gs->v.iov_base, want);
         }

@@ -431,6 +431,8 @@ typedef struct {
     uint64_t reads_degraded; /* stripes rebuilt from parity */
     uint64_t remote_deletes; /* chunk deletes sent (local and remote) */
     uint64_t buf_high_water; /* largest stripe-buffer bytes one writer held */
+    uint64_t read_ahead_max; /* most stripes one read had in flight at once */
+    uint64_t read_bytes_max; /* most cell bytes one read held at once */
 } ob_cluster_stats;
 
 /*

@@ -45,7 +45,7 @@ struct ob_cluster {
     int ops;             /* bodies, reads and deletes with calls on the loop (under mu) */
     /* counters (ob_cluster_stats) */
     atomic_ullong bodies, bytes_written, reads, handoffs, cells_dropped, hedges, reads_degraded,
-        deletes, buf_high_water;
+        deletes, buf_high_water, read_ahead_max, read_bytes_max;
     /* loop thread only */
     int lat[OB_CL_LAT];
     int nlat, lat_pos;

@@ -319,6 +319,8 @@ void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out)
     out->reads_degraded = atomic_load(&c->reads_degraded);
     out->remote_deletes = atomic_load(&c->deletes);
     out->buf_high_water = atomic_load(&c->buf_high_water);
+    out->read_ahead_max = atomic_load(&c->read_ahead_max);
+    out->read_bytes_max = atomic_load(&c->read_bytes_max);
 }
 
 /* ---- deletes ---- */

@@ -2,24 +2,28 @@
  * ob_cluster_read.c - ob_read of a body stored across the nodes (ob.h; docs/chunks.md "The S3
  * data path across nodes", "Hedged reads").
  *
- * The worker posts the read to the loop and waits. On the loop, one stripe at a time: ask k whole
- * cells at once (data cells first, in order; parity in place of cells the layout does not name or
- * the layout's nodes do not resolve; cells on nodes that failed a call in the last dead_ms go
- * last, so a down node costs its first failure, not one per stripe), arm the hedge timer. A cell
- * that fails (down node, missing or corrupt chunk) is replaced by the next cell not asked yet.
- * When none is left and fewer than k arrived, the cells that failed transiently (no answer,
- * damaged on the wire) are asked again after a backoff, for up to RD_ROUNDS rounds, before the
- * stripe is unreadable: an AZ lost leaves 8+4 exactly k cells, with no spare for a blip. When
- * the timer fires before k cells arrived, one more cell is asked (a hedge, counted) and the timer
- * re-armed; the first k to arrive win. With the k data cells present their wanted bytes are copied
- * from the read buffers straight into the caller's buffer (one copy); otherwise the k cells go into
- * a stripe buffer, the codec rebuilds the data cells (counted as degraded), and the range is copied
- * out.
+ * The worker posts the read to the loop and waits. On the loop, a window of RD_AHEAD (2) stripes:
+ * the next stripe of the range and the one after it are in flight together (a 1 MiB body at 2+2
+ * and 256 KiB cells is one round of four cells, not two rounds of two), and each stripe done
+ * starts the next. Per stripe: ask k whole cells at once (data cells first, in order; parity in
+ * place of cells the layout does not name or the layout's nodes do not resolve; cells on nodes that
+ * failed a call in the last dead_ms go last, so a down node costs its first failures, one per
+ * stripe in flight, not one per stripe of the range), arm the hedge timer. A cell that fails (down
+ * node, missing or corrupt chunk) is replaced by the next cell not asked yet. When none is left and
+ * fewer than k arrived, the cells that failed transiently (no answer, damaged on the wire) are
+ * asked again after a backoff, for up to RD_ROUNDS rounds, before the stripe is unreadable: an AZ
+ * lost leaves 8+4 exactly k cells, with no spare for a blip. When the timer fires before k cells
+ * arrived, one more cell is asked (a hedge, counted) and the timer re-armed; the first k to arrive
+ * win. With the k data cells present their wanted bytes are copied from the read buffers straight
+ * into the caller's buffer (one copy); otherwise the k cells go into a stripe buffer, the codec
+ * rebuilds the data cells (counted as degraded), and the range is copied out. Stripes may end out
+ * of order: each writes its own bytes of the caller's buffer.
  *
  * Late answers (a hedged-over cell, cells of a stripe already done) carry the stripe's sequence
  * number and are dropped; the read's state lives until its last call ended, and the worker's
- * buffer is written only before the worker is woken. Memory: k + m cell buffers at most
- * (arrived cells plus the stripe buffer when rebuilding), whatever the range.
+ * buffer is written only before the worker is woken. Memory: RD_AHEAD x (k + m) cell buffers at
+ * most, plus one stripe buffer when rebuilding (one stripe is rebuilt at a time), whatever the
+ * range (ob_cluster_stats read_ahead_max and read_bytes_max show the bound held).
  *
  * Compressed layouts (docs/compression.md): a blocking ob_read reads the stream through
  * ob_z_read as on a single node; ob_read_start fetches the ranges of the stream it needs one
@@ -39,11 +43,28 @@
 #define MOD "obj"
 #define RD_ROUNDS 5      /* rounds of asking cells again per stripe, once it fell short */
 #define RD_BACKOFF_MS 50 /* before the first round; doubled for each next one */
+#define RD_AHEAD 2       /* stripes of one read in flight at once: the next one and one ahead */
 
 typedef struct crd crd;
 
+/* A stripe of a read in flight: one slot of the read's window (loop thread only). */
 typedef struct {
     crd *r;
+    int active;
+    uint64_t seq; /* answers of an earlier stripe in this slot carry another */
+    uint64_t start, cell_off;
+    uint32_t clen;
+    struct evbuffer *got[MD_MAX_CELLS];
+    int tried[MD_MAX_CELLS];
+    uint8_t again[MD_MAX_CELLS]; /* failed in a way worth another try */
+    cm_err why[MD_MAX_CELLS];    /* ... and how its last call failed */
+    int present, asked;          /* arrived, in flight */
+    int rounds;                  /* rounds asked again so far */
+    struct event *timer, *retry;
+} rd_stripe;
+
+typedef struct {
+    rd_stripe *s;
     int i;
     uint64_t seq;
     long long t0;
@@ -60,17 +81,11 @@ struct crd {
     uint32_t drive[MD_MAX_CELLS];
     uint8_t *out;
     uint64_t off, end;
-    uint64_t start, cell_off, seq;
-    uint32_t clen;
-    struct evbuffer *got[MD_MAX_CELLS];
-    int tried[MD_MAX_CELLS];
-    uint8_t again[MD_MAX_CELLS]; /* of the current stripe: failed in a way worth another try */
-    cm_err why[MD_MAX_CELLS];    /* ... and how its last call failed */
-    int present, asked;          /* of the current stripe: arrived, in flight */
-    int rounds;                  /* of the current stripe: rounds asked again so far */
-    int inflight;                /* every call, old stripes' too */
+    uint64_t next, next_cell_off, seq; /* the next stripe to ask: start, cell offset, number */
+    rd_stripe s[RD_AHEAD];
+    uint64_t held; /* bytes of arrived cells not yet copied out */
+    int inflight;  /* every call, done stripes' too */
     uint8_t *scratch;
-    struct event *timer, *retry;
     int finished, loop_done;
     /* shared with the worker (or, for ob_read_start, the caller's loop) */
     pthread_mutex_t mu;
@@ -100,13 +115,16 @@ static void rd_unref(crd *r)
     pthread_mutex_unlock(&r->mu);
     if (!last)
         return;
-    for (int i = 0; i < MD_MAX_CELLS; i++)
-        if (r->got[i])
-            evbuffer_free(r->got[i]);
-    if (r->timer)
-        event_free(r->timer);
-    if (r->retry)
-        event_free(r->retry);
+    for (int j = 0; j < RD_AHEAD; j++) {
+        rd_stripe *s = &r->s[j];
+        for (int i = 0; i < MD_MAX_CELLS; i++)
+            if (s->got[i])
+                evbuffer_free(s->got[i]);
+        if (s->timer)
+            event_free(s->timer);
+        if (s->retry)
+            event_free(s->retry);
+    }
     ec_free(r->codec);
     free(r->scratch);
     ob_cl_view_put(r->v);
@@ -148,10 +166,12 @@ static cm_err op_post(ob_read_op *op)
 static void rd_finish(crd *r, cm_err e)
 {
     r->finished = 1;
-    if (r->timer)
-        evtimer_del(r->timer);
-    if (r->retry)
-        evtimer_del(r->retry);
+    for (int j = 0; j < RD_AHEAD; j++) {
+        if (r->s[j].timer)
+            evtimer_del(r->s[j].timer);
+        if (r->s[j].retry)
+            evtimer_del(r->s[j].retry);
+    }
     pthread_mutex_lock(&r->mu);
     r->err = e;
     r->woken = 1;
@@ -167,77 +187,79 @@ static void rd_finish(crd *r, cm_err e)
 
 static void cell_read(void *arg, const ob_chunk_result *res);
 
-/* Ask cell i of the stripe; 0 when the call could not start. */
-static int ask_cell(crd *r, int i)
+/* Ask cell i of stripe s; 0 when the call could not start. */
+static int ask_cell(rd_stripe *s, int i)
 {
+    crd *r = s->r;
     rd_call *rc = malloc(sizeof(*rc));
     if (!rc)
         return 0;
-    *rc = (rd_call){r, i, r->seq, cm_monotonic_ms()};
-    if (ob_chunk_read(r->b[i], r->drive[i], &r->id, r->cell_off, r->clen, cell_read, rc) != CM_OK) {
+    *rc = (rd_call){s, i, s->seq, cm_monotonic_ms()};
+    if (ob_chunk_read(r->b[i], r->drive[i], &r->id, s->cell_off, s->clen, cell_read, rc) != CM_OK) {
         free(rc);
         return 0;
     }
-    r->asked++;
+    s->asked++;
     r->inflight++;
     return 1;
 }
 
-/* Ask the next cell not asked yet in this stripe (data cells first), cells on nodes that failed
+/* Ask the next cell of stripe s not asked yet (data cells first), cells on nodes that failed
  * lately after all others; 0 when none is left. */
-static int ask_one(crd *r)
+static int ask_one(rd_stripe *s)
 {
+    crd *r = s->r;
     long long now = cm_monotonic_ms();
     for (int late = 0; late < 2; late++)
         for (int i = 0; i < r->n; i++) {
             uint16_t node = r->lay.nodes[i];
             int dead = node < r->v->t->nnodes && atomic_load(&r->v->dead_to[node]) > now;
-            if (r->tried[i] || !r->b[i] || dead != late)
+            if (s->tried[i] || !r->b[i] || dead != late)
                 continue;
-            r->tried[i] = 1;
-            r->again[i] = 0;
-            if (ask_cell(r, i))
+            s->tried[i] = 1;
+            s->again[i] = 0;
+            if (ask_cell(s, i))
                 return 1;
-            r->again[i] = 1; /* the call could not start (memory): worth another round */
-            r->why[i] = CM_ERR_NOMEM;
+            s->again[i] = 1; /* the call could not start (memory): worth another round */
+            s->why[i] = CM_ERR_NOMEM;
         }
     return 0;
 }
 
-static void arm_timer(crd *r)
+static void arm_timer(rd_stripe *s)
 {
-    int ms = ob_cl_hedge_ms(r->c);
+    int ms = ob_cl_hedge_ms(s->r->c);
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(r->timer, &tv);
+    evtimer_add(s->timer, &tv);
 }
 
-static void stripe_start(crd *r);
-
-/* k cells of the stripe arrived: its wanted bytes to the caller's buffer. */
-static cm_err stripe_out_locked(crd *r);
+/* k cells of stripe s arrived: its wanted bytes to the caller's buffer. */
+static cm_err stripe_out_locked(rd_stripe *s);
 
 /* The caller's buffer is written under the read's mutex, so ob_read_cancel can stop it. */
-static cm_err stripe_out(crd *r)
+static cm_err stripe_out(rd_stripe *s)
 {
+    crd *r = s->r;
     pthread_mutex_lock(&r->mu);
-    cm_err e = r->canceled ? CM_ERR_CLOSED : stripe_out_locked(r);
+    cm_err e = r->canceled ? CM_ERR_CLOSED : stripe_out_locked(s);
     pthread_mutex_unlock(&r->mu);
     return e;
 }
 
-static cm_err stripe_out_locked(crd *r)
+static cm_err stripe_out_locked(rd_stripe *s)
 {
+    crd *r = s->r;
     int k = r->lay.k, whole = 1;
-    uint64_t a = CM_MAX(r->off, r->start), z = CM_MIN(r->end, r->start + (uint64_t)k * r->clen);
+    uint64_t a = CM_MAX(r->off, s->start), z = CM_MIN(r->end, s->start + (uint64_t)k * s->clen);
     for (int i = 0; i < k; i++)
-        whole &= r->got[i] != NULL;
+        whole &= s->got[i] != NULL;
     if (whole) { /* healthy: from each data cell's read buffer straight to the caller */
         for (uint64_t p = a; p < z;) {
-            uint64_t i = (p - r->start) / r->clen, in = (p - r->start) % r->clen;
-            size_t n = (size_t)CM_MIN(z - p, r->clen - in);
+            uint64_t i = (p - s->start) / s->clen, in = (p - s->start) % s->clen;
+            size_t n = (size_t)CM_MIN(z - p, s->clen - in);
             struct evbuffer_ptr at;
-            evbuffer_ptr_set(r->got[i], &at, (size_t)in, EVBUFFER_PTR_SET);
-            if (evbuffer_copyout_from(r->got[i], &at, r->out + (p - r->off), n) != (ev_ssize_t)n)
+            evbuffer_ptr_set(s->got[i], &at, (size_t)in, EVBUFFER_PTR_SET);
+            if (evbuffer_copyout_from(s->got[i], &at, r->out + (p - r->off), n) != (ev_ssize_t)n)
                 return CM_ERR_NOMEM;
             p += n;
         }
@@ -245,41 +267,67 @@ static cm_err stripe_out_locked(crd *r)
     }
     uint8_t *cells[EC_MAX_CELLS];
     int present[EC_MAX_CELLS] = {0};
+    /* one stripe at a time is rebuilt (the loop runs one callback at a time): one scratch */
     if (!r->scratch && posix_memalign((void **)&r->scratch, 64, (size_t)r->n * r->lay.cell_size)) {
         r->scratch = NULL;
         return CM_ERR_NOMEM;
     }
     for (int i = 0; i < r->n; i++) {
-        cells[i] = r->scratch + (size_t)i * r->clen;
-        if (r->got[i]) {
-            evbuffer_remove(r->got[i], cells[i], r->clen);
+        cells[i] = r->scratch + (size_t)i * s->clen;
+        if (s->got[i]) {
+            evbuffer_remove(s->got[i], cells[i], s->clen);
             present[i] = 1;
         }
     }
-    cm_err e = ec_reconstruct(r->codec, r->clen, cells, present);
+    cm_err e = ec_reconstruct(r->codec, s->clen, cells, present);
     if (e == CM_OK)
-        memcpy(r->out + (a - r->off), r->scratch + (a - r->start), (size_t)(z - a));
+        memcpy(r->out + (a - r->off), r->scratch + (a - s->start), (size_t)(z - a));
     atomic_fetch_add(&r->c->reads_degraded, 1);
     return e;
 }
 
-static void stripe_done(crd *r)
+/* The slot is free again: its cells' buffers go, its timers stop. */
+static void stripe_clear(rd_stripe *s)
 {
-    cm_err e = stripe_out(r);
-    for (int i = 0; i < r->n; i++)
-        if (r->got[i]) {
-            evbuffer_free(r->got[i]);
-            r->got[i] = NULL;
+    for (int i = 0; i < s->r->n; i++)
+        if (s->got[i]) {
+            evbuffer_free(s->got[i]);
+            s->got[i] = NULL;
+            s->r->held -= s->clen;
         }
-    evtimer_del(r->timer);
-    evtimer_del(r->retry);
-    r->seq++;
-    r->start += (uint64_t)r->lay.k * r->clen;
-    r->cell_off += r->clen;
-    if (e != CM_OK || r->start >= r->end)
+    evtimer_del(s->timer);
+    evtimer_del(s->retry);
+    s->active = 0;
+}
+
+static void stripe_start(rd_stripe *s);
+
+/* Ask the next stripes while a slot of the window is free; the read ends once none is left. */
+static void window_fill(crd *r)
+{
+    int active = 0;
+    for (int j = 0; j < RD_AHEAD && !r->finished; j++) {
+        if (!r->s[j].active && r->next < r->end)
+            stripe_start(&r->s[j]);
+        active += r->s[j].active;
+    }
+    if (r->finished)
+        return;
+    if (active == 0)
+        rd_finish(r, CM_OK);
+    else
+        ob_cl_max(&r->c->read_ahead_max, (uint64_t)active);
+}
+
+static void stripe_done(rd_stripe *s)
+{
+    crd *r = s->r;
+    cm_err e = stripe_out(s);
+    stripe_clear(s);
+    if (e != CM_OK)
         rd_finish(r, e);
     else
-        stripe_start(r);
+        window_fill(r);
 }
 
 /* A failure that another call may not meet: the node gave no answer (down, restarting, a
@@ -291,13 +339,14 @@ static int transient(cm_err e)
            e == CM_ERR_DIGEST || e == CM_ERR_NOMEM;
 }
 
-/* The stripe fell short of k cells with nothing in flight: ask the cells that failed
+/* Stripe s fell short of k cells with nothing in flight: ask the cells that failed
  * transiently again after a backoff, for up to RD_ROUNDS rounds; then it is unreadable. */
-static void stripe_short(crd *r)
+static void stripe_short(rd_stripe *s)
 {
+    crd *r = s->r;
     int k = r->lay.k, retryable = 0;
     for (int i = 0; i < r->n; i++)
-        retryable += r->again[i];
+        retryable += s->again[i];
     pthread_mutex_lock(&r->mu);
     int canceled = r->canceled; /* nobody waits for the bytes: no more rounds */
     pthread_mutex_unlock(&r->mu);
@@ -305,114 +354,127 @@ static void stripe_short(crd *r)
         rd_finish(r, CM_ERR_CLOSED);
         return;
     }
-    if (retryable > 0 && r->present + retryable >= k && r->rounds < RD_ROUNDS) {
-        int ms = RD_BACKOFF_MS << r->rounds;
+    if (retryable > 0 && s->present + retryable >= k && s->rounds < RD_ROUNDS) {
+        int ms = RD_BACKOFF_MS << s->rounds;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        evtimer_add(r->retry, &tv);
+        evtimer_add(s->retry, &tv);
         return;
     }
     char cells[MD_MAX_CELLS * 24] = "";
     size_t at = 0;
     for (int i = 0; i < r->n && at < sizeof(cells); i++) {
-        int w = r->got[i] ? 0
+        int w = s->got[i] ? 0
                 : r->b[i] ? snprintf(cells + at, sizeof(cells) - at, " %d:%s", i,
-                                     r->tried[i] ? cm_err_name(r->why[i]) : "-")
+                                     s->tried[i] ? cm_err_name(s->why[i]) : "-")
                           : snprintf(cells + at, sizeof(cells) - at, " %d:none", i);
         at += w > 0 ? (size_t)w : 0;
     }
     CM_ERROR(MOD, "stripe at %llu unreadable: %d of %d cells after %d rounds; missing:%s",
-             (unsigned long long)r->start, r->present, k, r->rounds + 1, cells);
+             (unsigned long long)s->start, s->present, k, s->rounds + 1, cells);
     rd_finish(r, CM_ERR_UNAVAILABLE);
 }
 
 static void retry_round(evutil_socket_t fd, short what, void *arg)
 {
-    crd *r = arg;
+    rd_stripe *s = arg;
+    crd *r = s->r;
     (void)fd;
     (void)what;
-    if (r->finished || r->present >= r->lay.k)
+    if (r->finished || !s->active || s->present >= r->lay.k)
         return;
-    r->rounds++;
+    s->rounds++;
     for (int i = 0; i < r->n; i++)
-        if (r->again[i])
-            r->tried[i] = 0;
-    while (r->present + r->asked < r->lay.k && ask_one(r))
+        if (s->again[i])
+            s->tried[i] = 0;
+    while (s->present + s->asked < r->lay.k && ask_one(s))
         ;
-    if (r->asked == 0)
-        stripe_short(r);
+    if (s->asked == 0)
+        stripe_short(s);
     else
-        arm_timer(r);
+        arm_timer(s);
     rd_maybe_release(r);
 }
 
 static void cell_read(void *arg, const ob_chunk_result *res)
 {
     rd_call *rc = arg;
-    crd *r = rc->r;
+    rd_stripe *s = rc->s;
+    crd *r = s->r;
     int i = rc->i;
     r->inflight--;
-    if (r->finished || rc->seq != r->seq) { /* a late answer */
+    if (r->finished || !s->active || rc->seq != s->seq) { /* a late answer */
         free(rc);
         rd_maybe_release(r);
         return;
     }
-    r->asked--;
-    if (res->err == CM_OK && evbuffer_get_length(res->data) == r->clen &&
-        (r->got[i] = evbuffer_new()) != NULL) {
-        evbuffer_add_buffer(r->got[i], res->data); /* moved, not copied */
-        r->present++;
+    s->asked--;
+    if (res->err == CM_OK && evbuffer_get_length(res->data) == s->clen &&
+        (s->got[i] = evbuffer_new()) != NULL) {
+        evbuffer_add_buffer(s->got[i], res->data); /* moved, not copied */
+        s->present++;
+        r->held += s->clen;
+        ob_cl_max(&r->c->read_bytes_max, r->held);
         ob_cl_note_latency(r->c, (int)(cm_monotonic_ms() - rc->t0));
     } else {
         cm_err e = res->err == CM_OK ? CM_ERR_CORRUPT : res->err;
         CM_WARN(MOD, "cell %d of a body unreadable (%s): reading another", i, cm_err_str(e));
         ob_cl_node_failed(r->c, r->v, r->lay.nodes[i], e);
-        r->why[i] = e;
-        r->again[i] = (uint8_t)transient(e);
-        ask_one(r);
+        s->why[i] = e;
+        s->again[i] = (uint8_t)transient(e);
+        ask_one(s);
     }
     free(rc);
-    if (r->present >= r->lay.k) {
-        stripe_done(r);
-    } else if (r->asked == 0) {
-        stripe_short(r);
+    if (s->present >= r->lay.k) {
+        stripe_done(s);
+    } else if (s->asked == 0) {
+        stripe_short(s);
     }
     rd_maybe_release(r);
 }
 
 static void hedge(evutil_socket_t fd, short what, void *arg)
 {
-    crd *r = arg;
+    rd_stripe *s = arg;
+    crd *r = s->r;
     (void)fd;
     (void)what;
-    if (r->finished || r->present >= r->lay.k)
+    if (r->finished || !s->active || s->present >= r->lay.k)
         return;
-    if (ask_one(r)) {
+    if (ask_one(s)) {
         atomic_fetch_add(&r->c->hedges, 1);
-        arm_timer(r);
+        arm_timer(s);
     }
 }
 
-static void stripe_start(crd *r)
+/* The next stripe of the read into free slot s: ask its k cells. */
+static void stripe_start(rd_stripe *s)
 {
-    uint64_t full = (uint64_t)r->lay.k * r->lay.cell_size, rest = r->lay.size - r->start;
-    r->clen = rest >= full ? r->lay.cell_size : ob_last_cell_len(rest, r->lay.k);
-    memset(r->tried, 0, sizeof(r->tried));
-    memset(r->again, 0, sizeof(r->again));
-    r->present = r->asked = r->rounds = 0;
+    crd *r = s->r;
+    uint64_t full = (uint64_t)r->lay.k * r->lay.cell_size, rest = r->lay.size - r->next;
+    s->active = 1;
+    s->seq = r->seq++;
+    s->start = r->next;
+    s->cell_off = r->next_cell_off;
+    s->clen = rest >= full ? r->lay.cell_size : ob_last_cell_len(rest, r->lay.k);
+    r->next += full;
+    r->next_cell_off += r->lay.cell_size;
+    memset(s->tried, 0, sizeof(s->tried));
+    memset(s->again, 0, sizeof(s->again));
+    s->present = s->asked = s->rounds = 0;
     for (int n = 0; n < r->lay.k; n++)
-        if (!ask_one(r))
+        if (!ask_one(s))
             break;
-    if (r->asked == 0) { /* the caller lets go of r (rd_maybe_release) when it is done with it */
-        stripe_short(r);
+    if (s->asked == 0) { /* the caller lets go of r (rd_maybe_release) when it is done with it */
+        stripe_short(s);
         return;
     }
-    arm_timer(r);
+    arm_timer(s);
 }
 
 static void rd_begin(void *arg)
 {
     crd *r = arg;
-    stripe_start(r);
+    window_fill(r);
     rd_maybe_release(r);
 }
 
@@ -441,8 +503,8 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
     r->off = off;
     r->end = off + len;
     uint64_t sbytes = (uint64_t)lay->k * lay->cell_size;
-    r->start = off / sbytes * sbytes;
-    r->cell_off = off / sbytes * lay->cell_size;
+    r->next = off / sbytes * sbytes;
+    r->next_cell_off = off / sbytes * lay->cell_size;
     r->refs = 2;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
@@ -451,9 +513,13 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
         r->b[i] = lay->drives[i] == PL_NONE ? NULL : ob_resolve_cell(v->r, &cell, &r->drive[i]);
     }
     cm_err e = ec_new(lay->k, lay->m, &r->codec);
-    if (e == CM_OK && (!(r->timer = evtimer_new(c->base, hedge, r)) ||
-                       !(r->retry = evtimer_new(c->base, retry_round, r))))
-        e = CM_ERR_NOMEM;
+    for (int j = 0; j < RD_AHEAD && e == CM_OK; j++) {
+        rd_stripe *s = &r->s[j];
+        s->r = r;
+        if (!(s->timer = evtimer_new(c->base, hedge, s)) ||
+            !(s->retry = evtimer_new(c->base, retry_round, s)))
+            e = CM_ERR_NOMEM;
+    }
     if (e != CM_OK) {
         r->refs = 1;
         rd_unref(r);

@@ -446,6 +446,47 @@ static void test_hedged_read(void)
     cluster_down();
 }
 
+/*
+ * A read of four stripes with every other node's calls delayed: the stripes go two at a time
+ * (read_ahead_max 2, never more), so it takes about two delays, where one stripe at a time took
+ * at least four (every stripe needs a cell of another node); the cells held stay within two
+ * stripes' (k + m) cells.
+ */
+static void test_read_ahead(void)
+{
+    enum { DELAY = 300 };
+    size_t len = 3 * SBYTES + 5000;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    cluster_up();
+    fill(body, len, 9);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    for (int i = 0; i < NNODES; i++)
+        if (i != 1)
+            CU_ASSERT_EQUAL(nd_fault_set(faults, "n2", N[i].id, ND_FAULT_DELAY, DELAY), CM_OK);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT(read_matches(1, &lay, body, 0, len));
+    long long took = cm_monotonic_ms() - t0;
+    ob_cluster_stats cs;
+    ob_store_cluster_stats(N[1].st, &cs);
+    CU_ASSERT_EQUAL(cs.read_ahead_max, 2);
+    CU_ASSERT(cs.read_bytes_max >= (uint64_t)K * CELL);
+    CU_ASSERT(cs.read_bytes_max <= 2ull * (K + M) * CELL);
+    CU_ASSERT(took < 4 * DELAY);
+    /* a range inside one stripe asks that stripe alone */
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT(read_matches(3, &lay, body, SBYTES + 10, 1000));
+    ob_cluster_stats one;
+    ob_store_cluster_stats(N[3].st, &one);
+    CU_ASSERT_EQUAL(one.read_ahead_max, 1);
+    printf("\n  4 stripes, other nodes delayed %d ms: read in %lld ms, at most %llu stripes and "
+           "%llu KiB of cells at once\n",
+           DELAY, took, (unsigned long long)cs.read_ahead_max,
+           (unsigned long long)cs.read_bytes_max / 1024);
+    free(body);
+    cluster_down();
+}
+
 typedef struct {
     const char *from, *to;
     int after_ms;
@@ -889,6 +930,7 @@ void cu_register(void)
         {"slow_node_write", test_slow_node_write},
         {"az_down", test_az_down},
         {"hedged_read", test_hedged_read},
+        {"read_ahead", test_read_ahead},
         {"transient_failure", test_transient_failure},
         {"big_body", test_big_body},
         {"deletes", test_deletes},

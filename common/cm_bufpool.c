@@ -1,0 +1,119 @@
+/*
+ * cm_bufpool.c - per-thread pools of large buffers (cm_bufpool.h).
+ *
+ * Each thread's pool is a small array of idle buffers with their sizes, reached through a
+ * pthread key whose destructor frees it when the thread exits. take looks for an idle buffer of
+ * the exact size (latest given back first: its pages are the likeliest to be warm); put keeps the
+ * buffer while the pool's count and bytes allow, evicting idle buffers of other sizes (the sizes
+ * in use changed) to make room, or else frees the one given. No locks: a pool is its thread's.
+ */
+#include "cm_bufpool.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct {
+    size_t n, bytes;
+    void *buf[CM_BUFPOOL_MAX];
+    size_t size[CM_BUFPOOL_MAX];
+} pool;
+
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static int pool_key_ok;
+
+static void pool_destroy(void *arg)
+{
+    pool *p = arg;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->buf[i]);
+    free(p);
+}
+
+static void pool_key_init(void)
+{
+    pool_key_ok = pthread_key_create(&pool_key, pool_destroy) == 0;
+}
+
+/* This thread's pool; made on first use when make (NULL: none, or no memory for one). */
+static pool *pool_get(int make)
+{
+    pthread_once(&pool_once, pool_key_init);
+    if (!pool_key_ok)
+        return NULL;
+    pool *p = pthread_getspecific(pool_key);
+    if (!p && make && (p = calloc(1, sizeof(*p))) && pthread_setspecific(pool_key, p) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+void *cm_bufpool_take(size_t size)
+{
+    pool *p = pool_get(0);
+    for (size_t i = p ? p->n : 0; i-- > 0;) {
+        if (p->size[i] != size)
+            continue;
+        void *b = p->buf[i];
+        p->bytes -= size;
+        p->n--;
+        p->buf[i] = p->buf[p->n];
+        p->size[i] = p->size[p->n];
+        return b;
+    }
+    return malloc(size ? size : 1);
+}
+
+void cm_bufpool_put(void *buf, size_t size)
+{
+    if (!buf)
+        return;
+    pool *p = pool_get(1);
+    if (!p || size > CM_BUFPOOL_BYTES) {
+        free(buf);
+        return;
+    }
+    /* make room by letting idle buffers of other sizes go (likely sizes out of use) */
+    for (size_t i = 0;
+         i < p->n && (p->n == CM_BUFPOOL_MAX || p->bytes + size > CM_BUFPOOL_BYTES);) {
+        if (p->size[i] == size) {
+            i++;
+            continue;
+        }
+        free(p->buf[i]);
+        p->bytes -= p->size[i];
+        p->n--;
+        p->buf[i] = p->buf[p->n];
+        p->size[i] = p->size[p->n];
+    }
+    if (p->n == CM_BUFPOOL_MAX || p->bytes + size > CM_BUFPOOL_BYTES) { /* full of this size */
+        free(buf);
+        return;
+    }
+    p->buf[p->n] = buf;
+    p->bytes += size;
+    p->size[p->n++] = size;
+}
+
+void cm_bufpool_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    cm_bufpool_put((void *)(uintptr_t)data, (size_t)(uintptr_t)arg);
+}
+
+void cm_bufpool_release(void)
+{
+    pool *p = pool_get(0);
+    if (p) {
+        pthread_setspecific(pool_key, NULL);
+        pool_destroy(p);
+    }
+}
+
+size_t cm_bufpool_idle(void)
+{
+    pool *p = pool_get(0);
+    return p ? p->n : 0;
+}

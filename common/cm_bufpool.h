@@ -1,0 +1,39 @@
+/*
+ * cm_bufpool.h - large buffers recycled per thread (the GET pieces of the gateway, the chunk
+ * reads a node serves).
+ *
+ * A buffer past glibc's mmap threshold (a stripe, a 256 KiB cell) costs an mmap, a page fault per
+ * 4 KiB page as it is filled and a munmap once freed: per request, a good part of a large GET's
+ * CPU (docs/performance.md). A loop thread that reads such pieces into buffers of this pool, adds
+ * them to an evbuffer by reference with cm_bufpool_cleanup and gets them back when the socket
+ * took them (on the same loop) maps and faults each buffer once.
+ *
+ * Bounds: a thread keeps at most CM_BUFPOOL_MAX idle buffers of at most CM_BUFPOOL_BYTES in all,
+ * of any sizes (a buffer given back to a full pool replaces an idle one of another size, or is
+ * freed); buffers in use are the callers' to bound. A thread's idle buffers are freed when it
+ * exits, or by cm_bufpool_release. Any thread; a buffer may be given back on another thread than
+ * the one that took it (it joins that pool).
+ */
+#ifndef CM_BUFPOOL_H
+#define CM_BUFPOOL_H
+
+#include <stddef.h>
+
+#define CM_BUFPOOL_MAX 8
+#define CM_BUFPOOL_BYTES (8u << 20)
+
+/* A buffer of size bytes, from this thread's pool when it holds one of that size, else fresh;
+ * NULL: no memory. Give it back with cm_bufpool_put (or cm_bufpool_cleanup), or free() it. */
+void *cm_bufpool_take(size_t size);
+/* Buffer buf of size bytes (from cm_bufpool_take or malloc) into this thread's pool, or freed.
+ * NULL is a no-op. */
+void cm_bufpool_put(void *buf, size_t size);
+/* cm_bufpool_put in the shape of an evbuffer reference's cleanup: arg is the buffer's size,
+ * (void *)(uintptr_t)size; len (the bytes referenced) is not used. */
+void cm_bufpool_cleanup(const void *data, size_t len, void *arg);
+/* Free this thread's idle buffers (a thread that is not ending: the main thread). */
+void cm_bufpool_release(void);
+/* Idle buffers in this thread's pool (tests). */
+size_t cm_bufpool_idle(void);
+
+#endif
