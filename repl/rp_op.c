@@ -306,7 +306,11 @@ static void copy_result(rp_op *op, rp_slot *s, const rp_result *res)
     s->truncated = res->truncated;
     if (res->err != CM_OK)
         return;
-    if (op->kind == RP_K_GET && res->rec) {
+    if (op->kind == RP_K_GET && res->take) {
+        s->rec = *res->take; /* moved: the backend releases what is left, nothing */
+        memset(res->take, 0, sizeof(*res->take));
+        s->has_rec = 1;
+    } else if (op->kind == RP_K_GET && res->rec) {
         if (md_object_copy(res->rec, &s->rec) == CM_OK)
             s->has_rec = 1;
         else
