@@ -5,11 +5,11 @@
  * slow (a lazy read, read_op_new); answer once R answered (a missing key is an answer), the
  * winner by md_object_resolve; when the answers disagree the op stays behind to write the winner
  * to replicas seen stale and to the homes not asked (read repair, rp_op.c). A tombstone is an
- * absent object. In a strong bucket a winner
- * that fewer than W of the answers hold is first written back to the other homes, and the get
- * answers once W hold it (write_back): what one read returned, every later read returns or
- * supersedes (linearizable reads; a delete's read and a conditional write's do the same, since
- * they may answer from it alone).
+ * absent object. In a strong bucket a winner that fewer than W of the answers hold is first
+ * written back to the other homes (those not asked too), and the get answers once W hold it
+ * (write_back): what one read returned, every later read returns or supersedes (linearizable
+ * reads; a delete's read and a conditional write's do the same, since they may answer from it
+ * alone).
  *
  * put / delete: a quorum read first, then one write. The read gives what the write must
  * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
