@@ -5,8 +5,9 @@
  * A bucket's keys are split into nshards partitions (rp_shard_of); each partition lives on N
  * replicas (rp_router, from the adopted layout). A write stamps the record with this node's
  * hybrid logical clock and a version vector, sends it to all N home replicas at once and succeeds
- * once W of them made it durable; a read asks all N, answers from the first R, resolves them by
- * md_object_resolve, and writes the winner back to replicas seen stale (read repair). A listing
+ * once W of them made it durable; a read asks R of them (this node's own store first; another
+ * home only when one fails or is slow), resolves them by md_object_resolve, and when they
+ * disagree writes the winner back to the stale and the unasked homes (read repair). A listing
  * merges the shards' ordered pages (k-way merge), each shard read from R replicas.
  *
  * Consistency per bucket (rp_consistency):

@@ -1,13 +1,15 @@
 /*
  * rp_coord.c - the quorum coordinator: object get, put and delete over a partition's replicas.
  *
- * get: ask the N homes, answer once R answered (a missing key is an answer), the winner by
- * md_object_resolve; the op stays behind to write the winner to replicas seen stale once all
- * answered (read repair, rp_op.c). A tombstone is an absent object. In a strong bucket a winner
- * that fewer than W of the answers hold is first written back to the other homes, and the get
- * answers once W hold it (write_back): what one read returned, every later read returns or
- * supersedes (linearizable reads; a delete's read and a conditional write's do the same, since
- * they may answer from it alone).
+ * get: ask R of the N homes, this node's first, and another only on a failure or when one is
+ * slow (a lazy read, read_op_new); answer once R answered (a missing key is an answer), the
+ * winner by md_object_resolve; when the answers disagree the op stays behind to write the winner
+ * to replicas seen stale and to the homes not asked (read repair, rp_op.c). A tombstone is an
+ * absent object. In a strong bucket a winner that fewer than W of the answers hold is first
+ * written back to the other homes (those not asked too), and the get answers once W hold it
+ * (write_back): what one read returned, every later read returns or supersedes (linearizable
+ * reads; a delete's read and a conditional write's do the same, since they may answer from it
+ * alone).
  *
  * put / delete: a quorum read first, then one write. The read gives what the write must
  * supersede: the record's version vector is the pointwise maximum (md_vv_merge) of every version
@@ -294,12 +296,16 @@ static cm_err write_end(rp *c, rp_op *op, int back)
 /*
  * The get op of a quorum read of key; repair: write stale homes afterwards (asynchronous).
  *
- * The read before a put may be lazy (rp_op.lazy): it asks R homes, this node's own first, and
- * another only when one of them fails or is slower than RP_LAZY_HEDGE_MS. It needs nothing from
- * the third home: it repairs nothing, and a read op ends at R answers anyway, so what the put
- * supersedes is what R homes hold, as before (R + W > N: one of them holds the last write). It
- * saves one replica read per PUT. A get (read repair compares all N) and a delete's read (it
- * may answer alone and write back) still ask every home at once.
+ * A get's read and the read before a put are lazy (rp_op.lazy): they ask R homes, this node's
+ * own first, and another only when one of them fails or is slower than RP_LAZY_HEDGE_MS. A read
+ * op ends at R answers anyway, so what a get answers and what a put supersedes is what R homes
+ * hold, as before (R + W > N: one of them holds the last acknowledged write; a strong get's
+ * write-back still makes W homes hold its winner, the home not asked among its targets). It
+ * saves one replica read per GET and per PUT. What it changes is read repair's coverage: a get
+ * whose R answers agree repairs nothing (the home not asked is left to anti-entropy); one whose
+ * answers disagree writes the winner to the stale homes and to those not asked (rp_op.c
+ * repair_targets_locked). A delete's read (it may answer alone, and in an available bucket only
+ * when every home answered) still asks every home at once.
  */
 static rp_op *read_op_new(rp *c, const char *bucket, const char *key, int repair,
                           rp_consistency mode)
@@ -344,7 +350,7 @@ static cm_err quorum_read(rp *c, const char *bucket, const char *key, rp_consist
     if (!op)
         return CM_ERR_NOMEM;
     op->part.fence = fence;
-    op->lazy = !repair && !writeback; /* a put's read: see read_op_new */
+    op->lazy = repair || !writeback; /* a get's or a put's read: see read_op_new */
     cm_err e = rp_op_run(op);
     if (e != CM_OK)
         return e;
@@ -522,6 +528,7 @@ cm_err rp_object_get_async(rp *c, const char *bucket, const char *key, rp_get_do
         free(a);
         return CM_ERR_NOMEM;
     }
+    op->lazy = 1; /* see read_op_new */
     a->get_done = done;
     a->arg = arg;
     cm_err e = rp_op_go(op, aget_read, a);

@@ -107,8 +107,8 @@ struct rp_op {
     void (*on_finish)(rp_op *op);
     void *fin_arg;
     struct event *deadline; /* on_finish's timer (cfg.timeout_ms), on the loop only */
-    /* A lazy get (a put's read, rp_coord.c read_op_new) asks `need` homes, this node's first;
-     * the next one when one fails, and the rest at RP_LAZY_HEDGE_MS. */
+    /* A lazy get (a get's or a put's read, rp_coord.c read_op_new) asks `need` homes, this
+     * node's first; the next one when one fails, and the rest at RP_LAZY_HEDGE_MS. */
     int lazy;
     int next_lazy; /* the first home not asked yet (under c->mu) */
 };

@@ -146,7 +146,7 @@ static void lr_done(nd_job *job)
     res.no_bucket = j->no_bucket;
     res.message = j->err == CM_OK ? "" : j->no_bucket ? "no such bucket" : cm_err_str(j->err);
     if (j->err == CM_OK) {
-        res.rec = j->have_rec ? &j->got : NULL;
+        res.rec = res.take = j->have_rec ? &j->got : NULL; /* released after the call */
         res.applied = j->applied;
         res.recs = j->recs, res.nrecs = j->nrecs, res.truncated = j->truncated;
         res.hashes = j->hashes, res.nleaves = j->nhashes;

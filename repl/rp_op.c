@@ -13,12 +13,13 @@
  *
  * An asynchronous op (rp_op_go) has no blocked waiter: whoever finishes it on the loop (a
  * completion, the start, the hedge, or its deadline timer at cfg.timeout_ms) runs its on_finish
- * once, after releasing the mutex. A lazy op (a put's read) sends to `need` homes, this node's
- * first, and to the next one when a call fails, to all the rest at RP_LAZY_HEDGE_MS.
+ * once, after releasing the mutex. A lazy op (a get's read, a put's read) sends to `need` homes,
+ * this node's first, and to the next one when a call fails, to all the rest at RP_LAZY_HEDGE_MS.
  *
  * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
- * before) for every replica's answer, then writes the winner to each replica that answered with
- * a loser or nothing, as a detached put op (rp_op_repair), at most RP_REPAIR_MAX in flight.
+ * before) for the answer of every replica it asked, then writes the winner to each replica that
+ * answered with a loser or nothing, and then also to the homes a lazy op did not ask, as a
+ * detached put op (rp_op_repair), at most RP_REPAIR_MAX in flight.
  *
  * Lifetime (see rp_int.h): references under c->mu; the last one frees the op. Router uses: an op
  * holds a use of the router generation it routed with, so rp_set_router returns only when no op
@@ -305,7 +306,11 @@ static void copy_result(rp_op *op, rp_slot *s, const rp_result *res)
     s->truncated = res->truncated;
     if (res->err != CM_OK)
         return;
-    if (op->kind == RP_K_GET && res->rec) {
+    if (op->kind == RP_K_GET && res->take) {
+        s->rec = *res->take; /* moved: the backend releases what is left, nothing */
+        memset(res->take, 0, sizeof(*res->take));
+        s->has_rec = 1;
+    } else if (op->kind == RP_K_GET && res->rec) {
         if (md_object_copy(res->rec, &s->rec) == CM_OK)
             s->has_rec = 1;
         else
@@ -340,8 +345,10 @@ static void copy_result(rp_op *op, rp_slot *s, const rp_result *res)
     }
 }
 
-/* Read repair, once every replica of a repairing get answered (c->mu held): the winner and the
- * replicas that lack it go to *rec / reps. */
+/* Read repair, once every replica a repairing get asked answered (c->mu held): the winner and
+ * the replicas that lack it go to *rec / reps. A lazy get's homes not asked are written only when
+ * the answers disagreed: then the one not asked may be stale too (a replica that holds the winner
+ * merges it without a sync); when they agreed, anti-entropy covers it. */
 static size_t repair_targets_locked(rp_op *op, md_object **win, rp_replica **reps)
 {
     const md_object *w = NULL;
@@ -353,11 +360,14 @@ static size_t repair_targets_locked(rp_op *op, md_object **win, rp_replica **rep
     size_t n = 0;
     for (int i = 0; w && i < op->nslots; i++) {
         rp_slot *s = &op->slot[i];
-        if (!slot_ok(op, s))
+        if (s->state == RP_SLOT_IDLE || !slot_ok(op, s))
             continue; /* unreachable now: anti-entropy or a hint brings it up to date */
         if (!s->has_rec || !rp_same_version(&s->rec, w))
             reps[n++] = s->r;
     }
+    for (int i = 0; n && i < op->nslots; i++)
+        if (op->slot[i].state == RP_SLOT_IDLE)
+            reps[n++] = op->slot[i].r;
     *win = (md_object *)w;
     return n;
 }
@@ -392,7 +402,8 @@ static void op_done(void *arg, const rp_result *res)
     md_object win;
     rp_replica *reps[RP_SLOTS];
     size_t nrep = 0;
-    if (op->repair && op->nended == op->nslots) {
+    /* every home asked answered (a lazy get asks the rest only on a failure or at its hedge) */
+    if (op->repair && op->nended == (op->lazy ? op->next_lazy : op->nslots)) {
         op->repair = 0;
         md_object *w = NULL;
         nrep = repair_targets_locked(op, &w, reps);
@@ -493,15 +504,16 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
         first = op->need;
         struct timeval tv = {RP_LAZY_HEDGE_MS / 1000, (RP_LAZY_HEDGE_MS % 1000) * 1000};
         pthread_mutex_lock(&c->mu);
-        op->next_lazy = first;
         op->refs++;
         pthread_mutex_unlock(&c->mu);
         if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, lazy_fire, op, &tv) != 0) {
             rp_op_put(op);
             first = n; /* no hedge: ask every home now */
-            op->next_lazy = n;
         }
     }
+    pthread_mutex_lock(&c->mu);
+    op->next_lazy = first; /* the timer runs on this loop: not before this returns */
+    pthread_mutex_unlock(&c->mu);
     if (op->on_finish) {
         /* without a timer (no memory) the op still ends: every call ends within its own limit */
         struct timeval tv = {c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000};

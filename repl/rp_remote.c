@@ -106,7 +106,7 @@ static void rr_finish(void *arg, const nd_result *nr)
         case R_GET:
             res.err = md_object_decode(nr->body, nr->body_len, &rec);
             have_rec = res.err == CM_OK;
-            res.rec = have_rec ? &rec : NULL;
+            res.rec = res.take = have_rec ? &rec : NULL; /* released after the call */
             break;
         case R_PUT:
             res.applied = nr->applied;
@@ -130,7 +130,8 @@ static void rr_finish(void *arg, const nd_result *nr)
         }
         if (res.err != CM_OK) {
             res.message = "the node's answer does not decode";
-            res.rec = NULL, res.recs = NULL, res.nrecs = 0, res.hashes = NULL, res.nleaves = 0;
+            res.rec = res.take = NULL, res.recs = NULL, res.nrecs = 0;
+            res.hashes = NULL, res.nleaves = 0;
             res.dropped = NULL, res.ndropped = 0;
         }
     }

@@ -82,6 +82,8 @@ typedef struct {
     cm_err err;
     int no_bucket;         /* get, list: err is CM_ERR_NOTFOUND because the bucket is unknown */
     const md_object *rec;  /* get: the stored record */
+    md_object *take;       /* get: rec again when the receiver may move it out (copy the struct,
+                              zero *take) instead of copying it; NULL: copy rec if needed */
     int applied;           /* put: 1 when the replica now holds rec, 0 when its own version won */
     const md_object *recs; /* list: nrecs records in key order (no inline bodies) */
     size_t nrecs;

@@ -299,18 +299,20 @@ static void test_read_repair(void)
     rp_get_stats(E.c[0], &st);
     CU_ASSERT_EQUAL(st.read_repairs, 0);
     env_down();
-    /* The counter, on a coordinator that lives on. */
+    /* The counter, on a coordinator that lives on: the get asks f2 (this node's store, first)
+     * and f0, which disagree, so f2 and f1 (not asked) are written. */
     env_up(1, 2000, RP_STRONG);
     set_fault(2, 1, 0, 0);
     CU_ASSERT_EQUAL(put(0, "x", "v1", NULL), CM_OK);
     set_fault(2, 0, 0, 0);
+    fake_replica(E.f[2])->local = 1;
     CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "x", &o), CM_OK);
     md_object_release(&o);
     int64_t until = now_ms() + 2000;
     do
         rp_get_stats(E.c[0], &st);
     while (st.read_repairs == 0 && now_ms() < until);
-    CU_ASSERT_EQUAL(st.read_repairs, 1);
+    CU_ASSERT_EQUAL(st.read_repairs, 2);
     env_down();
 }
 
@@ -539,8 +541,8 @@ static unsigned gets_of(int i)
 
 /*
  * The read before a put is lazy: it asks R homes (this node's own store first), a third only
- * when one of them fails or is slower than RP_LAZY_HEDGE_MS; a get still asks all three (read
- * repair compares them). Blocking and asynchronous puts alike.
+ * when one of them fails or is slower than RP_LAZY_HEDGE_MS. Blocking and asynchronous puts
+ * alike.
  */
 static void test_lazy_put_read(void)
 {
@@ -556,7 +558,7 @@ static void test_lazy_put_read(void)
     CU_ASSERT_STRING_EQUAL(o.etag, "e2");
     CU_ASSERT(md_vv_counter(&o.vv, 1) > 0); /* the second put saw the first */
     md_object_release(&o);
-    CU_ASSERT_EQUAL(gets_of(0) + gets_of(1) + gets_of(2), 4 + 3); /* the get asked all three */
+    CU_ASSERT_EQUAL(gets_of(0) + gets_of(1) + gets_of(2), 4 + 2); /* a get is lazy too */
     /* the local store down: both others are asked, and the put still reaches W */
     set_fault(2, 1, 0, 0);
     CU_ASSERT_EQUAL(put(0, "k", "e3", NULL), CM_OK);
@@ -575,6 +577,72 @@ static void test_lazy_put_read(void)
     md_object keep = {0};
     CU_ASSERT_STRING_EQUAL(stored(1, "k2", &keep), "y");
     CU_ASSERT_STRING_EQUAL(stored(2, "k2", &keep), "y");
+    md_object_release(&keep);
+    env_down();
+}
+
+static unsigned gets_all(void)
+{
+    return gets_of(0) + gets_of(1) + gets_of(2);
+}
+
+/*
+ * A get's read is lazy as well (blocking and asynchronous): R homes asked, this node's store
+ * first, the third only when one fails or is slower than RP_LAZY_HEDGE_MS. Two answers that agree
+ * repair nothing; two that disagree make read repair write the winner to the stale home and to
+ * the home not asked (an available bucket here, so no strong write-back does it instead).
+ */
+static void test_lazy_get(void)
+{
+    env_up(1, 2000, RP_AVAILABLE);
+    fake_replica(E.f[2])->local = 1; /* f2 plays this node's store */
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    unsigned all = gets_all(), g2 = gets_of(2);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[0], B, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e1");
+    md_object_release(&o);
+    CU_ASSERT_EQUAL_FATAL(aget(1, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e1");
+    md_object_release(&o);
+    usleep(150 * 1000);                   /* past the hedge: a finished read asks no one more */
+    CU_ASSERT_EQUAL(gets_of(2) - g2, 2);  /* the local store, both times */
+    CU_ASSERT_EQUAL(gets_all() - all, 4); /* two homes per get, not three */
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.read_repairs, 0);
+    /* f0 and f2 miss e2 (only f1 stores it): f2 and f1 (the next home, once f2 took f0's place
+     * first) disagree, and f0 is not asked */
+    fake_faults lose = {0};
+    lose.lose_puts = 1;
+    fake_set_faults(E.f[0], &lose);
+    fake_set_faults(E.f[2], &lose);
+    CU_ASSERT_EQUAL(put(0, "k", "e2", NULL), CM_OK);
+    set_fault(0, 0, 0, 0);
+    set_fault(2, 0, 0, 0);
+    unsigned g0 = gets_of(0);
+    CU_ASSERT_EQUAL_FATAL(aget(0, "k", &o), CM_OK);
+    CU_ASSERT_STRING_EQUAL(o.etag, "e2");
+    md_object_release(&o);
+    /* the local store fails: the next home is asked at once */
+    set_fault(2, 1, 0, 0);
+    all = gets_all();
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "k", &o), CM_OK);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(gets_all() - all, 3);
+    /* the local store hangs: the third is asked at the hedge, long before the hang ends */
+    set_fault(2, 0, 1500, 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL_FATAL(aget(0, "k", &o), CM_OK);
+    CU_ASSERT(now_ms() - t0 < 1000);
+    md_object_release(&o);
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.read_repairs, 2); /* f2 (stale) and f0 (not asked), once */
+    coords_free();
+    CU_ASSERT_EQUAL(gets_of(0) - g0, 2); /* only the failed and the hung reads asked f0 */
+    md_object keep = {0};
+    CU_ASSERT_STRING_EQUAL(stored(0, "k", &keep), "e2");
+    CU_ASSERT_STRING_EQUAL(stored(2, "k", &keep), "e2");
     md_object_release(&keep);
     env_down();
 }
@@ -1218,11 +1286,10 @@ void cu_register(void)
                                    {"fenced_read", test_cond_fenced_read},
                                    {"write_back", test_cond_write_back},
                                    {NULL, NULL}};
-    static const cu_test async[] = {{"quorum", test_async_quorum},
-                                    {"deadline", test_async_deadline},
-                                    {"write_back", test_async_write_back},
-                                    {"lazy_put_read", test_lazy_put_read},
-                                    {NULL, NULL}};
+    static const cu_test async[] = {
+        {"quorum", test_async_quorum},         {"deadline", test_async_deadline},
+        {"write_back", test_async_write_back}, {"lazy_put_read", test_lazy_put_read},
+        {"lazy_get", test_lazy_get},           {NULL, NULL}};
     cu_add_suite("repl_quorum", quorum);
     cu_add_suite("repl_versions", versions);
     cu_add_suite("repl_cond", cond);
