@@ -15,6 +15,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
+#include "nd_int.h" /* a service's worker pool, to block it */
 #include "rp_trio.h"
 
 /* ---- the meta routes on the wire ---- */
@@ -783,6 +784,47 @@ static void t_get_busy_pool(void)
     env_down();
 }
 
+/* The same on a remote replica: every worker of n2's RPC service is busy, and a record write sent
+ * to it is still merged and answered (the RPC loop hands it to the store's commit thread); a hint
+ * sent to it waits for a worker. */
+static void t_remote_put_busy_pool(void)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    int release = 0;
+    blocker b[8];
+    env_up(1, 0);
+    for (int i = 0; i < nworkers; i++) {
+        b[i] = (blocker){{blocker_run, blocker_done, E.base, NULL}, &mu, &cv, &release};
+        nd_work_submit(E.nodes[1].rpc.svc->work, &b[i].job);
+    }
+    tres h = {0}, p = {0};
+    rp_part hpart = part_of("rbusy3"), part = part_of("rbusy2");
+    md_object vh = version("rbusy3", 1000, 7, NULL), v2 = version("rbusy2", 1000, 7, NULL);
+    CU_ASSERT_EQUAL(rp_replica_put(E.r, &hpart, &vh, "n3", done_cb, &h), CM_OK);
+    CU_ASSERT_EQUAL(rp_replica_put(E.r, &part, &v2, NULL, done_cb, &p), CM_OK);
+    E.pending += 2;
+    loop_while(not_done, &p);
+    CU_ASSERT_EQUAL(p.done, 1);
+    CU_ASSERT_EQUAL(p.err, CM_OK);
+    CU_ASSERT_EQUAL(p.applied, 1);
+    CU_ASSERT_EQUAL(h.done, 0);
+    md_object o;
+    CU_ASSERT_EQUAL(md_rec_get(E.nodes[1].md, "b", "rbusy2", &o), CM_OK); /* durable: answered */
+    md_object_release(&o);
+    pthread_mutex_lock(&mu);
+    release = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    E.pending += nworkers;
+    loop_while(pending, NULL);
+    CU_ASSERT_EQUAL(h.done, 1);
+    CU_ASSERT_EQUAL(h.err, CM_OK);
+    tres_free(&h);
+    tres_free(&p);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test cluster[] = {
@@ -798,6 +840,7 @@ void cu_register(void)
         {"hints_head_of_line", t_hints_head_of_line},
         {"bench", t_bench},
         {"get_busy_pool", t_get_busy_pool},
+        {"remote_put_busy_pool", t_remote_put_busy_pool},
         {NULL, NULL},
     };
     cu_add_suite("repl", cluster);
