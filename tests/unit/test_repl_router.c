@@ -15,7 +15,7 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
-#include "nd_int.h" /* a service's worker pool, to block it */
+#include "nd_int.h"
 #include "rp_trio.h"
 
 /* ---- the meta routes on the wire ---- */
