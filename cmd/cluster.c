@@ -68,7 +68,7 @@
 #define MOD "cluster"
 #define CLUSTER_TICK_MS 10000 /* maintenance period */
 #define FAULTS_POLL_MS 200    /* CAIRN_RPC_FAULTS_FILE is checked this often */
-#define MD_WORKERS 16         /* local replica calls: each holds a worker through its commit */
+#define MD_WORKERS 16      /* local replica calls but reads and merges (hints, scans, barriers) */
 #define MD_CONNS 32        /* RPC connections per peer for record calls (one call in flight each) */
 #define GC_BATCH_MAX 10000 /* garbage bodies freed per tick at most */
 #define INTENTS_MAX 1000   /* intents decided per tick at most */

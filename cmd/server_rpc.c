@@ -150,7 +150,8 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
                             .secret_len = cfg->secret_len,
                             .drives = r->drives,
                             .ndrives = nd,
-                            .sync_threads = cfg->md ? 16 : 0, /* a merge holds one per commit */
+                            .sync_threads =
+                                cfg->md ? 16 : 0, /* chunk syncs, hints, scans (not merges) */
                             .md = cfg->md,
                             .clock = cfg->clock,
                             .cond = cfg->cond,

@@ -1082,6 +1082,18 @@ cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_
 cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
                              uint64_t token, const md_object *rec, int *applied);
 /*
+ * md_rec_receive_fenced (token 0: md_rec_receive without a hint) without waiting for the commit:
+ * the clock is updated and rec encoded before the call returns, but rec and bucket are borrowed
+ * until done runs (the merge reads them in the commit). done runs exactly once, on the store's
+ * commit thread, when the merge's batch is durable or failed, with what md_rec_receive_fenced
+ * would have returned and set; it must not block (the next batch waits for it). Returns CM_OK
+ * when queued; otherwise the error (CM_ERR_INVAL for a stamp too far ahead or a bad key), and
+ * done never runs.
+ */
+typedef void (*md_rec_done_fn)(void *arg, cm_err err, int applied);
+cm_err md_rec_receive_async(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
+                            uint64_t token, const md_object *rec, md_rec_done_fn done, void *arg);
+/*
  * A partition leader's read barrier: admit token (> 0) for (bucket, shard) in the store's write
  * order. Once it returned CM_OK, every fenced write admitted before it is committed (a read made
  * afterwards sees it), and a fenced write with a lower token that comes later is refused; so a

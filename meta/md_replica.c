@@ -21,6 +21,10 @@
  * batch), so a long outage of a home cannot fill a stand-in's disk with hints.
  *
  * Threading: as md_store.c (writes are group-commit ops, reads take their own read txn).
+ * md_rec_receive_async queues the merge without waiting: the node RPC's loop and the cluster's
+ * local replica hand a record write straight to the commit thread, whose completion returns it to
+ * their loop, instead of holding a pool thread through the commit (two thread switches fewer per
+ * replica write, docs/performance.md).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +163,51 @@ cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, ui
     *applied = 0;
     cm_err e = clock_take(clock, rec);
     return e == CM_OK ? merge(md, bucket, shard, token, rec, applied) : e;
+}
+
+typedef struct {
+    md_op op; /* first: fin gets it back */
+    merge_op m;
+    md_rec_done_fn done;
+    void *arg;
+} merge_async;
+
+static void merge_async_fin(md_op *op)
+{
+    merge_async *a = (merge_async *)op;
+    md_rec_done_fn done = a->done;
+    void *arg = a->arg;
+    int applied = op->err == CM_OK && a->m.applied;
+    cm_err e = op->err;
+    md_w_free(&a->m.w);
+    free(a);
+    done(arg, e, applied);
+}
+
+cm_err md_rec_receive_async(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
+                            uint64_t token, const md_object *rec, md_rec_done_fn done, void *arg)
+{
+    if (clock_take(clock, rec) != CM_OK)
+        return CM_ERR_INVAL;
+    merge_async *a = calloc(1, sizeof(*a));
+    if (!a)
+        return CM_ERR_NOMEM;
+    a->m = (merge_op){.bucket = bucket, .rec = rec, .shard = shard, .fence = token};
+    a->done = done;
+    a->arg = arg;
+    a->op.apply = merge_apply;
+    a->op.arg = &a->m;
+    a->op.fin = merge_async_fin;
+    cm_err e = CM_ERR_INVAL;
+    if (rec->key && *rec->key && md_key_object(bucket, rec->key, a->m.k, &a->m.kl) == CM_OK)
+        e = md_object_encode_stored(rec, &a->m.w);
+    if (e == CM_OK)
+        e = md_write_async(md, &a->op);
+    if (e != CM_OK) {
+        md_w_free(&a->m.w);
+        free(a);
+    }
+    return e;
 }
 
 cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,

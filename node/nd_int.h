@@ -27,6 +27,10 @@ struct nd_service {
     void *cond_arg;
     nd_work *cond_work;
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
+    /* record writes queued on md's commit thread (nd_meta.c): nd_service_free waits for 0 */
+    pthread_mutex_t async_mu;
+    pthread_cond_t async_cv;
+    int async_n;
 };
 
 enum { OP_NONE, OP_APPEND, OP_READ, OP_DELETE, OP_META };
@@ -93,5 +97,9 @@ size_t nd_cond_target(const char *bucket, int del, const md_cond *cond, char *ou
 void nd_meta_body(nd_sreq *s, struct evbuffer *body);
 void nd_meta_body_end(nd_sreq *s);
 void nd_meta_free(struct nd_mreq *m);
+/* nd_service.c: count a record write handed to md's commit thread, and its end (after its
+ * completion was scheduled on its loop: the last touch of the service by that thread). */
+void nd_async_begin(nd_service *svc);
+void nd_async_end(nd_service *svc);
 
 #endif

@@ -31,10 +31,13 @@
  * for a list; errors as every route (X-Cairn-Error), plus X-Cairn-No-Bucket: 1 on a 404 for an
  * unknown bucket.
  *
- * Every md call but a record read runs on the service's worker pool (nd_sreq's job), which also
- * encodes the answer into an evbuffer; the loop parses, collects the request body and sends, and
- * does a record read (/rec GET, one LMDB lookup; not a leader's, whose barrier waits for the
- * group commit) itself (submit).
+ * Every md call but a record read or write runs on the service's worker pool (nd_sreq's job),
+ * which also encodes the answer into an evbuffer; the loop parses, collects the request body and
+ * sends, and does a record read (/rec GET, one LMDB lookup; not a leader's, whose barrier waits
+ * for the group commit) itself (submit). A record write (/rec PUT, not a hint) is decoded on the
+ * loop and queued for the store's commit thread (md_rec_receive_async), which schedules its answer
+ * on the loop once the merge is durable or failed (put_start); the request is busy meanwhile.
+ * With no pool (sync_threads < 0) every call runs inline on the loop.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -42,6 +45,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "cm_checksum.h"
 #include "cm_log.h"
@@ -67,6 +71,8 @@ struct nd_mreq {
     uint32_t want_crc, crc;
     uint64_t want_len;
     struct evbuffer *in, *out;
+    md_object rec; /* put on the commit thread: the body's record, until its answer */
+    int have_rec;
     cm_err err;
     const char *why;
     int no_bucket, applied, more;
@@ -74,6 +80,8 @@ struct nd_mreq {
 
 void nd_meta_free(struct nd_mreq *m)
 {
+    if (m->have_rec)
+        md_object_release(&m->rec);
     if (m->in)
         evbuffer_free(m->in);
     if (m->out)
@@ -209,6 +217,28 @@ static cm_err run_get(nd_service *svc, struct nd_mreq *m)
     return e;
 }
 
+/* What a merge (not a hint) answered, as m's reason and flags. */
+static void merged(struct nd_mreq *m, cm_err e)
+{
+    m->no_bucket = e == CM_ERR_NOTFOUND;
+    if (e == CM_ERR_CONFLICT)
+        m->why = "a newer partition leader read or wrote here (fencing token too low)";
+    else if (e == CM_ERR_INVAL)
+        m->why = "the record's stamp is too far ahead of this node's clock";
+}
+
+/* The request body's record is for the bucket's shard that the query names (fenced), and has a
+ * key; otherwise m->why says why not. */
+static int record_fits(struct nd_mreq *m, const md_object *o)
+{
+    if (o->key && *o->key &&
+        (!m->fence ||
+         md_shard_of((const uint8_t *)o->key, strlen(o->key), m->part.nshards) == m->part.shard))
+        return 1;
+    m->why = "a record without a key, or of another shard";
+    return 0;
+}
+
 /* The request body as a record (md_object_release it). */
 static cm_err body_record(struct nd_mreq *m, md_object *o)
 {
@@ -228,19 +258,12 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
     cm_err e = body_record(m, &o);
     if (e != CM_OK)
         return e;
-    if (!o.key || !*o.key ||
-        (m->fence &&
-         md_shard_of((const uint8_t *)o.key, strlen(o.key), m->part.nshards) != m->part.shard)) {
+    if (!record_fits(m, &o)) {
         e = CM_ERR_INVAL;
-        m->why = "a record without a key, or of another shard";
     } else if (m->fence) {
         e = md_rec_receive_fenced(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &o,
                                   &m->applied);
-        m->no_bucket = e == CM_ERR_NOTFOUND;
-        if (e == CM_ERR_CONFLICT)
-            m->why = "a newer partition leader read or wrote here (fencing token too low)";
-        else if (e == CM_ERR_INVAL)
-            m->why = "the record's stamp is too far ahead of this node's clock";
+        merged(m, e);
     } else {
         e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
                            &m->applied);
@@ -482,14 +505,67 @@ static void meta_done(nd_job *j)
     net_resp_end(req);
 }
 
+static void put_answer(evutil_socket_t fd, short what, void *arg)
+{
+    nd_sreq *s = arg;
+    (void)fd, (void)what;
+    meta_done(&s->work);
+}
+
+/* A record write's end, on the store's commit thread: hand the answer to the request's loop. */
+static void put_committed(void *arg, cm_err err, int applied)
+{
+    static const struct timeval now = {0, 0};
+    nd_sreq *s = arg;
+    nd_service *svc = s->svc; /* s may be gone once its answer is scheduled */
+    s->meta->err = err;
+    s->meta->applied = applied;
+    merged(s->meta, err);
+    if (event_base_once(s->work.base, -1, EV_TIMEOUT, put_answer, s, &now) != 0)
+        CM_ERROR(MOD, "a committed record write cannot return to its loop; dropping it");
+    nd_async_end(svc);
+}
+
+/* A record write (M_PUT, not a hint): decoded on the loop and queued for the store's commit
+ * thread, whose completion comes back to the loop; so no pool thread sits through the commit
+ * (two thread switches fewer per write, docs/performance.md "Cluster"). */
+static void put_start(nd_sreq *s)
+{
+    struct nd_mreq *m = s->meta;
+    nd_service *svc = s->svc;
+    cm_err e = body_record(m, &m->rec);
+    m->have_rec = e == CM_OK;
+    if (e == CM_OK && !record_fits(m, &m->rec))
+        e = CM_ERR_INVAL;
+    if (e == CM_OK) {
+        s->busy = 1;
+        nd_async_begin(svc);
+        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &m->rec,
+                                 put_committed, s);
+        if (e != CM_OK) {
+            nd_async_end(svc);
+            merged(m, e);
+        }
+    }
+    if (e != CM_OK) {
+        m->err = e;
+        meta_done(&s->work);
+    }
+}
+
 /* A record read (M_GET) runs on the loop: one LMDB lookup costs microseconds, as on a single
  * node's gateway, while the trip through the pool costs two thread switches (measured in
- * docs/performance.md, "Cluster"). Writes and scans (fdatasync, long walks) go to the pool. */
+ * docs/performance.md, "Cluster"). A record write goes to the commit thread (put_start). Other
+ * writes and scans (fdatasync, long walks) go to the pool. */
 static void submit(nd_sreq *s)
 {
     s->work.run = meta_run;
     s->work.done = meta_done;
     s->work.base = net_req_base(s->req);
+    if (s->meta->kind == M_PUT && !s->meta->hint[0] && s->svc->work) {
+        put_start(s);
+        return;
+    }
     int inline_read = s->meta->kind == M_GET && !s->meta->fence; /* a barrier waits: the pool */
     nd_work *pool = inline_read ? NULL : s->meta->kind == M_COND ? s->svc->cond_work : s->svc->work;
     s->busy = pool != NULL;

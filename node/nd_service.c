@@ -71,6 +71,8 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     svc->clock = cfg->clock;
     svc->cond = cfg->cond;
     svc->cond_arg = cfg->cond_arg;
+    pthread_mutex_init(&svc->async_mu, NULL);
+    pthread_cond_init(&svc->async_cv, NULL);
     if (!svc->secret)
         goto nomem;
     memcpy(svc->secret, cfg->secret, cfg->secret_len);
@@ -100,10 +102,31 @@ void nd_service_free(nd_service *svc)
         return;
     nd_work_free(svc->cond_work);
     nd_work_free(svc->work);
+    pthread_mutex_lock(&svc->async_mu);
+    while (svc->async_n > 0) /* their answers, like the pools', are scheduled on stopped loops */
+        pthread_cond_wait(&svc->async_cv, &svc->async_mu);
+    pthread_mutex_unlock(&svc->async_mu);
+    pthread_cond_destroy(&svc->async_cv);
+    pthread_mutex_destroy(&svc->async_mu);
     for (int i = 0; i < svc->ndrives; i++)
         free(svc->paths[i]);
     free(svc->secret);
     free(svc);
+}
+
+void nd_async_begin(nd_service *svc)
+{
+    pthread_mutex_lock(&svc->async_mu);
+    svc->async_n++;
+    pthread_mutex_unlock(&svc->async_mu);
+}
+
+void nd_async_end(nd_service *svc)
+{
+    pthread_mutex_lock(&svc->async_mu);
+    if (--svc->async_n == 0)
+        pthread_cond_broadcast(&svc->async_cv);
+    pthread_mutex_unlock(&svc->async_mu);
 }
 
 void nd_service_get_stats(nd_service *svc, nd_service_stats *out)

@@ -5,10 +5,12 @@
  * carrying copies of its arguments and, afterwards, its results; the job runs on a worker pool
  * (node/nd_work.c), where the md calls may block (reads, group commits with their fdatasync), and
  * its completion runs on the backend's loop, which calls the caller's rp_done and frees the job.
- * Every call but a record read goes through a worker; a record read (one LMDB lookup) runs on
- * the loop and completes on the loop's next turn (lr_get), unless a partition leader's token
- * comes with it (its barrier waits for a group-commit turn). Either way a completion never runs
- * inside the call that started it.
+ * Every call but a record read or merge goes through a worker; a record read (one LMDB lookup)
+ * runs on the loop and completes on the loop's next turn (lr_get), unless a partition leader's
+ * token comes with it (its barrier waits for a group-commit turn); a merge (a put that is not a
+ * hint) is queued from the loop for the store's commit thread (md_rec_receive_async), which
+ * schedules its completion on the loop (lr_put). Either way a completion never runs inside the
+ * call that started it.
  *
  * The md calls are those the node RPC's service makes for the remote backend (node/nd_meta.c):
  * md_rec_lookup (after md_fence_barrier for a leader's read), md_rec_receive (merge-put or hint,
@@ -22,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "cm_log.h"
 #include "rp_replica.h"
 
 typedef struct {
@@ -222,6 +225,21 @@ static cm_err lr_get(rp_replica *r, const rp_part *p, const char *key, rp_done d
     return CM_OK;
 }
 
+/* A merge's end, on the store's commit thread: complete on the loop. */
+static void lr_put_committed(void *arg, cm_err err, int applied)
+{
+    static const struct timeval now = {0, 0};
+    lr_job *j = arg;
+    j->err = err;
+    j->applied = applied;
+    j->no_bucket = err == CM_ERR_NOTFOUND;
+    if (event_base_once(j->job.base, -1, EV_TIMEOUT, lr_get_done, j, &now) != 0)
+        CM_ERROR("rp", "a committed record write cannot return to its loop; dropping it");
+}
+
+/* A merge (not a hint) is queued for the store's commit thread from the loop, which completes it
+ * on the loop: no pool thread waits through the commit (two thread switches fewer per write,
+ * docs/performance.md "Cluster"). A hint goes through the pool. */
 static cm_err lr_put(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,
                      rp_done done, void *arg)
 {
@@ -233,7 +251,21 @@ static cm_err lr_put(rp_replica *r, const rp_part *p, const md_object *rec, cons
     if (hint_for)
         snprintf(j->hint, sizeof(j->hint), "%s", hint_for);
     j->fence = hint_for ? 0 : p->fence;
-    return lr_submit(r, j, md_object_copy(rec, &j->rec) == CM_OK);
+    int copied = md_object_copy(rec, &j->rec) == CM_OK;
+    if (!copied || hint_for)
+        return lr_submit(r, j, copied);
+    cm_err e = md_rec_receive_async(j->md, j->clock, j->bucket, j->part.shard, j->fence, &j->rec,
+                                    lr_put_committed, j);
+    if (e == CM_OK)
+        return CM_OK;
+    /* refused before the commit (a stamp too far ahead): answered as the pool's job would be */
+    static const struct timeval now = {0, 0};
+    j->err = e;
+    if (event_base_once(j->job.base, -1, EV_TIMEOUT, lr_get_done, j, &now) != 0) {
+        lr_job_free(j);
+        return CM_ERR_NOMEM;
+    }
+    return CM_OK;
 }
 
 static cm_err lr_list(rp_replica *r, const rp_part *p, const char *prefix, const char *after,
