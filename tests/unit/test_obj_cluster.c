@@ -84,6 +84,7 @@ static void node_open(tnode *n, int i)
 }
 
 static int write_wait_ms; /* 0: the default */
+static int window;        /* stripes in flight per body; 0: WINDOW */
 
 /* Six nodes up, in cluster mode on the same layout (epoch 3). */
 static void cluster_up(void)
@@ -105,7 +106,7 @@ static void cluster_up(void)
         cc.secret = secret;
         cc.secret_len = SECRET_LEN;
         cc.faults = faults;
-        cc.window = WINDOW;
+        cc.window = window ? window : WINDOW;
         cc.io_timeout_ms = 5000;
         cc.write_wait_ms = write_wait_ms;
         CU_ASSERT_EQUAL_FATAL(ob_store_cluster_start(N[i].st, &cc), CM_OK);
@@ -753,11 +754,15 @@ static void test_compressed(void)
     ob_writer *w;
     ob_read_op *op;
     zlevel = 1;
+    window = 2;
     cluster_up();
+    window = 0;
     tbase = event_base_new();
     fill_text(body, len, 5);
-    /* slow appends to n2: the window of stripes in flight fills, frames wait pending */
-    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n2", ND_FAULT_DELAY, 250), CM_OK);
+    /* slow appends to n2: the window of stripes in flight fills, frames wait pending (two
+     * stripes, each 500 ms on n2: the writer compresses one stripe's stream, about 8 MiB of this
+     * text, well before, even on a loaded machine) */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n2", ND_FAULT_DELAY, 500), CM_OK);
     CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
     CU_ASSERT(write_nonblocking(w, body, len) > 0);
     nd_fault_clear(faults, NULL, NULL);
