@@ -544,7 +544,8 @@ static cm_err window_sink(void *arg, const void *data, size_t len, size_t *taken
     window *w = arg;
     *taken = CM_MIN(len, w->room);
     w->room -= *taken;
-    mem_sink(&w->m, data, *taken);
+    if (*taken > 0)
+        mem_sink(&w->m, data, *taken);
     w->agains += *taken < len;
     return *taken < len ? CM_AGAIN : CM_OK;
 }
