@@ -48,7 +48,7 @@ run_one() { # BIN INDEX: appends one line of figures to $work/bINDEX
     CAIRN_CLUSTER_DIR=$work/cluster CAIRN_CLUSTER_PORT=$base CAIRN_BIN=$bin \
         "$root/deploy/local-cluster.sh" start >"$work/start.txt"
     python3 - "$root/tests/integration" "$work/start.txt" "$size_mib" >>"$work/b$i" <<'PY'
-import random, statistics, sys, threading, time
+import json, random, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 import os
 rows = [l.split() for l in open(sys.argv[2]) if l[:1] == "n" and len(l.split()) >= 4]
@@ -74,32 +74,28 @@ t0 = time.monotonic()
 assert s3raw.request("PUT", "/zcloop/alone", body=text)[0] == 200
 wall = time.monotonic() - t0
 c1 = [cpu(p) for p in pids]
-put = {}
-def do_put():
-    put["t0"] = time.monotonic()
-    put["st"] = s3raw.request("PUT", "/zcloop/busy", body=text)[0]
-    put["t1"] = time.monotonic()
-th = threading.Thread(target=do_put)
-th.start()
-while "t0" not in put:
-    time.sleep(0.001)
-lat = []
-while th.is_alive():
-    t = time.monotonic()
-    st, _, b = s3raw.request("GET", "/zcloop/small")
-    assert st == 200 and len(b) == 1000
-    if th.is_alive():
-        lat.append((time.monotonic() - t) * 1000)
-th.join()
-assert put["st"] == 200
+lat, done = [], threading.Event()
+def getter():  # 1 KB GETs one after another until the PUT has ended
+    while not done.is_set():
+        t = time.monotonic()
+        st, _, b = s3raw.request("GET", "/zcloop/small")
+        assert st == 200 and len(b) == 1000
+        if not done.is_set():
+            lat.append((t, (time.monotonic() - t) * 1000))
+g = threading.Thread(target=getter)
+g.start()
+time.sleep(0.2)
+t0 = time.monotonic()
+st = s3raw.request("PUT", "/zcloop/busy", body=text)[0]
+busy = time.monotonic() - t0
+done.set()
+g.join()
+lat = [ms for t, ms in lat if t >= t0]  # the GETs that started during the PUT
+assert st == 200
 for k in ("alone", "busy"):
     assert s3raw.request("GET", "/zcloop/" + k)[2] == text, k
-lat.sort()
-busy = put["t1"] - put["t0"]
-stalled = sum(x for x in lat if x > 100) / 1000 / busy
-q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] if lat else 0
-print(wall, (c1[0] - c0[0]) / mib, (sum(c1) - sum(c0)) / mib, stalled, q(0.5), q(0.99),
-      lat[-1] if lat else 0, len(lat))
+print(json.dumps({"wall": wall, "n1": (c1[0] - c0[0]) / mib, "all": (sum(c1) - sum(c0)) / mib,
+                  "stalled": sum(x for x in lat if x > 100) / 1000 / busy, "lat": lat}))
 PY
     CAIRN_CLUSTER_DIR=$work/cluster "$root/deploy/local-cluster.sh" stop >/dev/null 2>&1
     up=0
@@ -112,17 +108,23 @@ for ((r = 0; r < reps; r++)); do
         i=$((i + 1))
     done
 done
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-echo "text PUT of $size_mib MiB through n1 of the loopback cluster, level ${LEVEL:-12}, one loop" \
-    "per node, $reps reps (medians); GETs of 1 KB from n1 during a second PUT"
-printf '%-36s %7s %11s %12s %8s %8s %8s %8s %5s\n' binary "wall s" "n1 CPU/MiB" \
-    "all CPU/MiB" stalled "GET p50" "GET p99" "GET max" GETs
-i=0
-for bin in "$@"; do
-    col() { cut -d' ' -f"$1" "$work/b$i" | median; }
-    printf '%-36s %7.2f %10.3fs %11.3fs %7.0f%% %6.1fms %6.1fms %6.1fms %5d\n' "$bin" "$(col 1)" \
-        "$(col 2)" "$(col 3)" "$(awk -v s="$(col 4)" 'BEGIN { print 100 * s }')" "$(col 5)" \
-        "$(col 6)" "$(col 7)" "$(col 8)"
-    echo "  samples: $(tr '\n' ';' <"$work/b$i")"
-    i=$((i + 1))
-done
+python3 - "$size_mib" "${LEVEL:-12}" "$reps" "$work" "$@" <<'PY'
+import json, statistics, sys
+mib, level, reps, work, bins = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+print("text PUT of %s MiB through n1 of the loopback cluster, level %s, one loop per node, %s reps"
+      " (medians); GETs of 1 KB from n1 during a second PUT" % (mib, level, reps))
+cols = ("wall s", "n1 CPU/MiB", "all CPU/MiB", "stalled", "GET p50", "GET p99", "GET max", "GETs")
+print("%-36s" % "binary" + "".join("%12s" % c for c in cols))
+for i, b in enumerate(bins):
+    runs = [json.loads(l) for l in open("%s/b%d" % (work, i))]
+    def q(r, f):
+        lat = sorted(r["lat"]) or [0]
+        return lat[min(len(lat) - 1, int(f * len(lat)))]
+    med = lambda fn: statistics.median(fn(r) for r in runs)
+    row = (med(lambda r: r["wall"]), med(lambda r: r["n1"]), med(lambda r: r["all"]),
+           100 * med(lambda r: r["stalled"]), med(lambda r: q(r, 0.5)), med(lambda r: q(r, 0.99)),
+           med(lambda r: q(r, 1)), med(lambda r: len(r["lat"])))
+    print("%-36s%11.2fs%11.3fs%11.3fs%11.0f%%%10.1fms%10.1fms%10.1fms%12d" % ((b,) + row))
+    print("  samples (wall, n1 CPU/MiB, stalled): " + "; ".join(
+        "%.2f %.3f %.0f%%" % (r["wall"], r["n1"], 100 * r["stalled"]) for r in runs))
+PY
