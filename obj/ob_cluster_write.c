@@ -109,7 +109,7 @@ struct ob_cw {
     cm_err err;
     md_layout lay;
     /* worker side */
-    uint64_t nfill; /* the stripe being filled (or held) */
+    uint64_t nfill; /* the stripe being filled (or held); changed under mu (window_full) */
     uint8_t *cur;
     size_t fill;
     int held; /* stripe nfill - 1 is full and not posted yet */
@@ -652,10 +652,10 @@ static void seal_stripe(ob_cw *w, uint32_t clen)
     ec_encode(w->codec, clen, data, parity);
     pthread_mutex_lock(&w->mu);
     w->ring_clen[w->nfill % (uint64_t)w->window] = clen;
+    w->nfill++; /* under mu: the loop reads it (window_full) for a waiting notice or wake */
     pthread_mutex_unlock(&w->mu);
     w->cur = NULL;
     w->held = 1;
-    w->nfill++;
 }
 
 /* Take data into stripes; *taken = bytes taken (all of them unless an error or, when !wait, a
