@@ -92,7 +92,8 @@ typedef int (*ob_runner)(void *ctx, ob_job *job);
  * A writer fed from base's loop (ob_writer_write_some / ob_writer_on_room only, then
  * ob_writer_finish on any thread) compresses its frames on run's threads instead of the loop:
  * at most a few frames per writer held at once, write_some answers CM_AGAIN when they are all
- * busy. Call before the first byte; a no-op for a writer that does not compress.
+ * busy (in cluster mode also while the window of stripes in flight does not take the frame at
+ * their head). Call before the first byte; a no-op for a writer that does not compress.
  */
 cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, void *ctx);
 /*

@@ -11,7 +11,10 @@
  * Window: stripe s lives in ring[s % window]; the worker may fill stripe s only when
  * s < released + window, where released is the first stripe some live column still needs, so at
  * most `window` stripe buffers exist per body (the worker blocks for room: backpressure; a
- * column dropped mid-append keeps the buffer its call reads, and the slot gets a new one). The
+ * column dropped mid-append keeps the buffer its call reads, and the slot gets a new one). A
+ * feeder on an event loop does not block: write_some answers CM_AGAIN and it is told of room by
+ * a notice posted to its loop (ob_cw_on_room) or by activating an event of its own under mu
+ * (ob_cw_room_event: a compressor whose frames leave from its loop's event). The
  * last full stripe is held back until more payload or finish comes, so that the final append of
  * every column carries OB_CHUNK_SYNC (no separate seal).
  *
@@ -96,6 +99,7 @@ struct ob_cw {
     int stall;            /* the worker waited write_wait_ms: drop the columns holding it up */
     int posts;            /* pumps posted to the loop and not run yet: w lives until 0 */
     cw_notice *notice;    /* the last ob_writer_on_room, until cancelled (posted or not) */
+    struct event *wake;   /* ob_cw_room_event: activated (and cleared) once the window has room */
     uint8_t *sending[PL_MAX_CELLS]; /* the stripe buffer each column's append in flight refers to */
     uint8_t *orphans[PL_MAX_CELLS]; /* buffers a dropped straggler still sends from: freed last */
     int norphans;
@@ -105,7 +109,7 @@ struct ob_cw {
     cm_err err;
     md_layout lay;
     /* worker side */
-    uint64_t nfill; /* the stripe being filled (or held) */
+    uint64_t nfill; /* the stripe being filled (or held); changed under mu (window_full) */
     uint8_t *cur;
     size_t fill;
     int held; /* stripe nfill - 1 is full and not posted yet */
@@ -333,6 +337,12 @@ static void update_shared(ob_cw *w)
     cw_notice *n = w->notice && !w->notice->posted && !window_full(w) ? w->notice : NULL;
     if (n)
         n->posted = 1; /* w keeps it, so that a drop can still cancel it */
+
+    /* under mu: once disarmed, the event's owner may free it */
+    if (w->wake && !window_full(w)) {
+        event_active(w->wake, EV_TIMEOUT, 1);
+        w->wake = NULL;
+    }
     pthread_mutex_unlock(&w->mu);
     if (n)
         notice_post(n);
@@ -499,6 +509,12 @@ static void pump(void *arg)
         release(w);
 }
 
+/* A caller waits for room without a thread of its own (a notice or a room event; mu held). */
+static int room_awaited(const ob_cw *w)
+{
+    return (w->notice != NULL && !w->notice->posted) || w->wake != NULL;
+}
+
 static void stall_fire(evutil_socket_t fd, short what, void *arg)
 {
     ob_cw *w = arg;
@@ -506,7 +522,7 @@ static void stall_fire(evutil_socket_t fd, short what, void *arg)
     (void)what;
     w->timer_armed = 0;
     pthread_mutex_lock(&w->mu);
-    int waiting = w->notice != NULL && !w->notice->posted && !w->gone;
+    int waiting = room_awaited(w) && !w->gone;
     pthread_mutex_unlock(&w->mu);
     if (waiting && !w->acked)
         drop_stragglers(w);
@@ -517,7 +533,7 @@ static void stall_fire(evutil_socket_t fd, short what, void *arg)
 static void arm_stall_timer(ob_cw *w, int gone)
 {
     pthread_mutex_lock(&w->mu);
-    int waiting = w->notice != NULL && !w->notice->posted;
+    int waiting = room_awaited(w);
     pthread_mutex_unlock(&w->mu);
     if (!waiting || gone || w->acked || w->timer_armed)
         return;
@@ -652,10 +668,10 @@ static void seal_stripe(ob_cw *w, uint32_t clen)
     ec_encode(w->codec, clen, data, parity);
     pthread_mutex_lock(&w->mu);
     w->ring_clen[w->nfill % (uint64_t)w->window] = clen;
+    w->nfill++; /* under mu: the loop reads it (window_full) for a waiting notice or wake */
     pthread_mutex_unlock(&w->mu);
     w->cur = NULL;
     w->held = 1;
-    w->nfill++;
 }
 
 /* Take data into stripes; *taken = bytes taken (all of them unless an error or, when !wait, a
@@ -707,6 +723,17 @@ size_t ob_cw_stripe_bytes(const ob_cw *w)
     return w->sbytes;
 }
 
+/* A caller now waits for room through the loop: a pump (counted in posts by the caller) arms
+ * the stall timer for it. */
+static void post_for_timer(ob_cw *w)
+{
+    if (ob_cl_post(w->c, pump_posted, w) != CM_OK) {
+        pthread_mutex_lock(&w->mu);
+        w->posts--; /* the wait stays: a completion still ends it, only the timer is lost */
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg)
 {
     cw_notice *n = calloc(1, sizeof(*n));
@@ -727,12 +754,21 @@ cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), v
         notice_post(n);
         return CM_OK;
     }
-    if (ob_cl_post(w->c, pump_posted, w) != CM_OK) {
-        pthread_mutex_lock(&w->mu);
-        w->posts--; /* the notice stays: a completion still posts it, only the timer is lost */
-        pthread_mutex_unlock(&w->mu);
-    }
+    post_for_timer(w);
     return CM_OK;
+}
+
+void ob_cw_room_event(ob_cw *w, struct event *ev)
+{
+    pthread_mutex_lock(&w->mu);
+    int now = ev && !window_full(w), arm = ev && !now && !w->wake;
+    if (now)
+        event_active(ev, EV_TIMEOUT, 1);
+    w->wake = now ? NULL : ev;
+    w->posts += arm; /* newly waiting: the loop arms the stall timer for it */
+    pthread_mutex_unlock(&w->mu);
+    if (arm)
+        post_for_timer(w);
 }
 
 cm_err ob_cw_finish(ob_cw *w, md_layout *out)
@@ -768,6 +804,7 @@ void ob_cw_drop(ob_cw *w)
         return;
     pthread_mutex_lock(&w->mu);
     notice_cancel(w);
+    w->wake = NULL;
     w->gone = 1;
     w->posts++;
     pthread_mutex_unlock(&w->mu);

@@ -22,10 +22,11 @@
  * table), or the body itself when its first frame does not compress. Everything below works on
  * the stored stream; ob_read of a compressed layout asks ob_z_read, which reads the stream back
  * through read_stored. A cluster writer compresses too: its ob_zw sends the stream to ob_cw
- * (frames of the cluster layout's stripe payload); on the loop (write_some) a frame the window
- * does not take whole stays pending in the writer (zpend, in z's buffers) and no more body bytes
- * are taken until it went; finish (a worker) sends it, the last frame and the table
- * (docs/compression.md, "Cluster nodes").
+ * (frames of the cluster layout's stripe payload). On the loop (write_some, and z's event when its
+ * frames compress on the workers) z's sink is the window's non-waiting write: a frame the window
+ * does not take whole stays in z, which then takes no more than its free slots, and the window
+ * activates z's event when it has room (ob_cw_room_event, disarmed before z is freed); finish (a
+ * worker) sends the rest, the last frame and the table (docs/compression.md, "Cluster nodes").
  *
  * Reader. A healthy stripe reads only the byte ranges wanted from each data cell, straight into
  * the caller's buffer. If any of those reads fails (drive dropped or offline, blob missing, CRC
@@ -122,10 +123,6 @@ struct ob_writer {
     uint64_t cell_off;            /* blob offset of the next cell, the same on every drive */
     cm_err failed;                /* sticky: once a stripe could not be stored, the body is lost */
     ob_zw *z; /* compressing (ob_zstd.c): the stripes get its stored stream; NULL = as given */
-    /* A cluster writer's compressed frame its full window did not take whole (in z's buffers):
-     * offered again before any more body bytes are taken. */
-    const uint8_t *zpend;
-    size_t zpend_len;
 };
 
 static cm_err drive_worker_start(ob_store *st, int d);
@@ -576,77 +573,51 @@ static cm_err cluster_writer_new(ob_store *st, ob_writer **out)
 }
 
 /* A cluster writer's sinks for its compressed stream: waiting (a worker), and not waiting (the
- * loop: what the window does not take stays pending, CM_AGAIN). */
+ * loop: what the window does not take stays in z, CM_AGAIN; an offloading z has its event
+ * activated once the window has room). */
 static cm_err cw_sink(void *arg, const void *data, size_t len)
 {
     return ob_cw_write(((ob_writer *)arg)->cw, data, len);
 }
 
-/* Offer the pending rest of a frame to the window: CM_AGAIN while some of it is left. */
-static cm_err cw_pend_flush(ob_writer *w)
-{
-    size_t taken = 0;
-    cm_err e = ob_cw_write_some(w->cw, w->zpend, w->zpend_len, &taken);
-    if (e != CM_OK && e != CM_AGAIN)
-        return e;
-    w->zpend += taken;
-    w->zpend_len -= taken;
-    return w->zpend_len ? CM_AGAIN : CM_OK;
-}
-
-/* The loop's sink: what the window does not take stays pending (in z's buffers, which hold it
- * until z is given more bytes: cw_write_some gives none before the pending rest went). A
- * pending rest is not a failure for z, only for the window's caller. */
-static cm_err cw_sink_some(void *arg, const void *data, size_t len)
+static cm_err cw_sink_some(void *arg, const void *data, size_t len, size_t *taken)
 {
     ob_writer *w = arg;
-    if (w->zpend_len)
-        return CM_ERR_INVAL; /* never: at most one frame leaves z per call */
-    w->zpend = data;
-    w->zpend_len = len;
-    cm_err e = cw_pend_flush(w);
-    return e == CM_AGAIN ? CM_OK : e;
+    cm_err e = ob_cw_write_some(w->cw, data, len, taken);
+    if (e == CM_AGAIN && ob_zw_offloads(w->z))
+        ob_cw_room_event(w->cw, ob_zw_event(w->z));
+    return e;
 }
 
-/* The first frame did not compress: the rest of the body goes to the stripes as it comes. */
-static void drop_raw_z(ob_writer *w)
+/* The first frame did not compress and z holds nothing more: the rest goes as it comes. */
+static void z_settle(ob_writer *w)
 {
-    if (w->z && ob_zw_raw(w->z) && !w->zpend_len) {
+    if (w->z && ob_zw_raw(w->z)) {
         atomic_fetch_add(&w->st->z_skipped, 1);
+        if (w->cw) /* first: the window no longer wakes z's event */
+            ob_cw_room_event(w->cw, NULL);
         ob_zw_free(w->z);
         w->z = NULL;
     }
 }
 
-/* A cluster writer's ob_writer_write_some: through the compressing writer while it compresses,
- * one frame at a time (ob_zw_write_frame), stopping with CM_AGAIN while a frame's rest waits for
- * the window; the body as it comes once its first frame did not compress. */
+/* A cluster writer's ob_writer_write_some: through the compressing writer while it compresses
+ * (its frames on the workers when it offloads), the body as it comes once its first frame did not
+ * compress. */
 static cm_err cw_write_some(ob_writer *w, const void *data, size_t len, size_t *taken)
 {
-    const uint8_t *p = data;
     cm_err e = CM_OK;
     *taken = 0;
-    if (w->zpend_len && (e = cw_pend_flush(w)) != CM_OK)
+    if (w->z) {
+        ob_zw_sink_some(w->z, cw_sink_some, w);
+        e = ob_zw_write_some(w->z, data, len, taken);
+        z_settle(w);
+    }
+    if (w->z || e != CM_OK || *taken == len)
         return e;
-    drop_raw_z(w);
-    while (w->z && len > 0) {
-        size_t used = 0;
-        if ((e = ob_zw_write_frame(w->z, p, len, cw_sink_some, w, &used)) != CM_OK)
-            return e;
-        *taken += used;
-        p += used;
-        len -= used;
-        if (w->zpend_len)
-            return CM_AGAIN; /* a frame's rest waits for room in the window */
-        drop_raw_z(w);
-        if (used == 0 && w->z)
-            return CM_ERR_INVAL; /* never: a compressing writer takes bytes */
-    }
     size_t more = 0;
-    if (len > 0) {
-        e = ob_cw_write_some(w->cw, p, len, &more);
-        *taken += more;
-    }
+    e = ob_cw_write_some(w->cw, (const uint8_t *)data + *taken, len - *taken, &more);
+    *taken += more;
     return e;
 }
 
@@ -784,41 +755,23 @@ static cm_err stripe_write(void *arg, const void *data, size_t len)
     return w->failed;
 }
 
-/* The first frame did not compress and z holds nothing more: the rest goes as it comes. */
-static void z_settle(ob_writer *w)
-{
-    if (ob_zw_raw(w->z)) {
-        atomic_fetch_add(&w->st->z_skipped, 1);
-        ob_zw_free(w->z);
-        w->z = NULL;
-    }
-}
-
 cm_err ob_writer_write(ob_writer *w, const void *data, size_t len)
 {
-    if (w->cw) {
-        cm_err e = CM_OK;
-        if (w->zpend_len) /* what the loop's window did not take */
-            e = ob_cw_write(w->cw, w->zpend, w->zpend_len);
-        w->zpend_len = 0;
-        drop_raw_z(w);
-        if (e != CM_OK || !w->z)
-            return e != CM_OK ? e : ob_cw_write(w->cw, data, len);
-        e = ob_zw_write(w->z, data, len, cw_sink, w);
-        drop_raw_z(w);
-        return e;
-    }
     if (!w->z)
-        return stripe_write(w, data, len);
-    cm_err e = ob_zw_write(w->z, data, len, stripe_write, w);
+        return w->cw ? ob_cw_write(w->cw, data, len) : stripe_write(w, data, len);
+    cm_err e = ob_zw_write(w->z, data, len, w->cw ? cw_sink : stripe_write, w);
     z_settle(w);
     return e;
 }
 
 cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, void *ctx)
 {
-    /* a cluster writer compresses on its caller's thread, a frame per call (cw_write_some) */
-    return w->z && !w->cw ? ob_zw_offload(w->z, base, run, ctx, stripe_write, w) : CM_OK;
+    if (!w->z)
+        return CM_OK;
+    cm_err e = ob_zw_offload(w->z, base, run, ctx, w->cw ? cw_sink : stripe_write, w);
+    if (e == CM_OK && w->cw) /* on the loop its frames go to the window as far as it takes them */
+        ob_zw_sink_some(w->z, cw_sink_some, w);
+    return e;
 }
 
 /* fdatasync every drive holding a cell; a drive that cannot sync is dropped like a failed one. */
@@ -867,10 +820,10 @@ static void room_now(evutil_socket_t fd, short what, void *arg)
 
 cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg)
 {
+    if (w->z && ob_zw_offloads(w->z)) /* first: its frames wait for the window themselves */
+        return ob_zw_on_room(w->z, fn, arg);
     if (w->cw)
         return ob_cw_on_room(w->cw, base, fn, arg);
-    if (w->z && ob_zw_offloads(w->z))
-        return ob_zw_on_room(w->z, fn, arg);
     room_cb *cb = malloc(sizeof(*cb));
     if (!cb)
         return CM_ERR_NOMEM;
@@ -889,12 +842,13 @@ static cm_err cw_finish(ob_writer *w, md_layout *out)
     md_layout zl = {0};
     uint64_t logical = 0, stored = 0;
     ob_store *st = w->st;
-    cm_err e = ob_writer_write(w, NULL, 0); /* sends what is pending */
-    if (e == CM_OK && w->z) {
+    cm_err e = CM_OK;
+    if (w->z) { /* the frames in z (one may be half sent), the last frame, the table */
         e = ob_zw_finish(w->z, cw_sink, w, &zl);
+        ob_cw_room_event(w->cw, NULL); /* after: the loop's step that armed it has ended */
         ob_zw_counts(w->z, &logical, &stored);
-        if (zl.zalg == MD_Z_NONE && logical > 0)
-            atomic_fetch_add(&st->z_skipped, 1); /* a short body that did not compress */
+        if (e == CM_OK && zl.zalg == MD_Z_NONE && logical > 0)
+            atomic_fetch_add(&st->z_skipped, 1); /* a body that did not compress */
     }
     ob_zw_free(w->z);
     if (e != CM_OK) {

@@ -7,6 +7,8 @@
 
 #include "ob.h"
 
+struct event;
+
 #define OB_DELETE_QUEUE 4096 /* queued deletes per drive (16 bytes each; ob_data.c) */
 
 typedef struct ob_leases ob_leases;
@@ -61,6 +63,10 @@ void ob_cw_plan(const ob_cw *w, md_layout *out); /* ob_writer_plan: before the f
 /* ob_writer_write_some / ob_writer_on_room of a cluster writer (ob.h). */
 cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);
+/* Activate ev once the window has room (at once when it has; from any thread, under w's lock),
+ * for an owner whose loop event feeds w (an offloading compressor): one at a time, a new one
+ * replaces it; NULL, and ob_cw_drop, disarm it: after either returns ev is never touched. */
+void ob_cw_room_event(ob_cw *w, struct event *ev);
 /* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
 void ob_cw_drop(ob_cw *w);
 /* The payload of one of w's full stripes (its layout's k x cell size): its compression frame. */
@@ -79,6 +85,9 @@ int ob_cluster_local_drive(ob_cluster *c, const md_layout *lay, int i);
 typedef struct ob_zw ob_zw;
 /* Where a compressing writer sends its stored stream (the erasure writer). */
 typedef cm_err (*ob_zsink)(void *arg, const void *data, size_t len);
+/* A sink on an event loop, which may take part (*taken) and answer CM_AGAIN (a cluster writer's
+ * full window). */
+typedef cm_err (*ob_zsink_some)(void *arg, const void *data, size_t len, size_t *taken);
 /* Bytes [off, off+len) of a stored stream (a plain ob_read of the layout's cells). */
 typedef cm_err (*ob_zsrc)(void *arg, uint64_t off, void *buf, size_t len);
 
@@ -110,15 +119,17 @@ cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken);
 int ob_zw_offloads(const ob_zw *z); /* ob_zw_offload succeeded on z */
 cm_err ob_zw_on_room(ob_zw *z, void (*fn)(void *arg), void *arg);
 /*
- * For an owner that compresses on its own thread and whose sink may not take a whole frame (a
- * cluster writer's full window): take body bytes up to the end of the frame being filled, so at
- * most one frame goes to sink per call; sink keeps what it could not take and must have it gone
- * before the next call (z's buffers hold the frame until z gets more bytes). CM_OK with *used 0
- * once the body is stored raw and z holds nothing (ob_zw_raw): the rest is the caller's to write
- * as it comes. CM_ERR_INVAL on an offloading z.
+ * For an owner on an event loop whose sink may not take a whole frame (a cluster writer's full
+ * window): from now on z's steps on that loop (ob_zw_write_some, and the event of an offloading
+ * z) send through sink, which may take part; the rest of that frame stays in z (frames leave in
+ * order) and is offered again at the next step, and ob_zw_write_some answers CM_AGAIN once z has
+ * no room left. An offloading owner has ob_zw_event(z) activated when the sink has room again
+ * (any thread); without offloading, the next write_some is the next step. ob_zw_write and
+ * ob_zw_finish (a thread that may wait) go on through their own sink, which takes all.
  */
-cm_err ob_zw_write_frame(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg,
-                         size_t *used);
+void ob_zw_sink_some(ob_zw *z, ob_zsink_some sink, void *arg);
+/* The loop's event of an offloading z (NULL otherwise); it lives until ob_zw_free. */
+struct event *ob_zw_event(const ob_zw *z);
 /* The first frame was not worth compressing and everything written so far went to the sink as
  * it is: the caller may free z and write to its sink directly. */
 int ob_zw_raw(const ob_zw *z);

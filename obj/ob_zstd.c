@@ -43,6 +43,13 @@
  * cannot deadlock) and waits only for frames a worker is compressing. ob_zw_free with jobs not
  * run yet marks z dead and the last of them frees it.
  *
+ * Partial sinks (ob_zw_sink_some: a cluster writer's window, which takes what fits and answers
+ * CM_AGAIN when full). The head frame, once decided, is `sending` until the sink took all of its
+ * stored bytes (send/send_len point into its slot, which is not freed or refilled meanwhile);
+ * frames behind it keep compressing, and write_some answers CM_AGAIN when no slot is free. The
+ * owner gets z's step run again when the sink has room (the window activates z's event, or the
+ * next write_some). A blocking owner (ob_zw_write, ob_zw_finish) sends the rest with its own sink.
+ *
  * Threading: an ob_zw belongs to its owner (the writer's thread: its loop when offloading, then
  * the finisher); a slot in S_BUSY belongs to whoever moved it there from S_RUN (a worker or the
  * finisher); the slot states, `running` and the flags are under mu.
@@ -86,7 +93,11 @@ struct ob_zw {
     int nslots;                /* 1 when compressing inline, OB_Z_SLOTS with a runner */
     uint64_t drained, filling; /* next frame to send to the sink, frame being filled */
     ob_zsink sink;
+    ob_zsink_some sink_some; /* the loop's sink, which may take part; NULL: sink takes all */
     void *arg;
+    int sending;         /* the head frame is decided; send_len of its bytes still to go */
+    const uint8_t *send; /* into the head slot's in or out */
+    size_t send_len;
     cm_err err;       /* sticky: the sink failed */
     uint64_t *ends;   /* stored end of each frame */
     size_t n, cap;    /* frames written, capacity of ends */
@@ -210,15 +221,21 @@ static cm_err note_frame(ob_zw *z, size_t stored)
         z->ends = e;
         z->cap = cap;
     }
-    z->stored += stored;
-    z->ends[z->n++] = z->stored;
+    z->ends[z->n++] = z->stored + stored; /* the frames before it have all gone */
     return CM_OK;
 }
 
-static cm_err sink_raw(ob_zw *z, const uint8_t *p, size_t n)
+/* Stored bytes to the sink; *took of them went (all of them unless sink_some says CM_AGAIN). */
+static cm_err zsend(ob_zw *z, const uint8_t *p, size_t n, size_t *took)
 {
-    z->stored += n;
-    return z->sink(z->arg, p, n);
+    cm_err e;
+    *took = 0;
+    if (z->sink_some)
+        e = z->sink_some(z->arg, p, n, took);
+    else if ((e = z->sink(z->arg, p, n)) == CM_OK)
+        *took = n;
+    z->stored += *took;
+    return e;
 }
 
 static void slot_set(ob_zw *z, zslot *s, int state)
@@ -295,24 +312,30 @@ static int head_tried(const ob_zw *z)
     return z->state != Z_ON || z->skip == 0;
 }
 
-/* Send the head frame to the sink (frames leave in order), deciding it as the rule says. */
+/* Decide the head frame as the rule says (frames leave in order): its stored bytes are the ones
+ * to send next. */
 static cm_err slot_emit(ob_zw *z, zslot *s)
 {
     int tried = head_tried(z);
     size_t packed = tried ? s->packed : 0;
     if (!tried)
         z->skip--;
+    z->sending = 1;
+    z->send = packed ? s->out : s->in;
+    z->send_len = packed ? packed : s->n;
     if (z->state == Z_TEST) {
         z->state = ob_z_worth(s->n, packed) ? Z_ON : Z_RAW;
-        if (z->state == Z_RAW) /* the body goes uncompressed: no table, no frames */
-            return sink_raw(z, s->in, s->n);
+        if (z->state == Z_RAW) { /* the body goes uncompressed: no table, no frames */
+            z->send = s->in;
+            z->send_len = s->n;
+            return CM_OK;
+        }
     }
     if (tried && packed != 0)
         z->misses = 0;
     else if (tried && ++z->misses >= OB_Z_MISSES)
         z->skip = OB_Z_RETRY - 1; /* misses stays high: one more miss skips again */
-    cm_err e = note_frame(z, packed ? packed : s->n);
-    return e != CM_OK ? e : z->sink(z->arg, packed ? s->out : s->in, packed ? packed : s->n);
+    return note_frame(z, z->send_len);
 }
 
 static int slot_state(ob_zw *z, zslot *s)
@@ -323,15 +346,49 @@ static int slot_state(ob_zw *z, zslot *s)
     return st;
 }
 
+/* Offer the head frame's unsent bytes to the sink; once they all went the frame has left and its
+ * slot is free. CM_AGAIN: a partial sink took some (the rest is offered at the next step). */
+static cm_err head_send(ob_zw *z)
+{
+    size_t took = 0;
+    cm_err e = zsend(z, z->send, z->send_len, &took);
+    z->send += took;
+    z->send_len -= took;
+    if (e == CM_AGAIN && z->send_len > 0)
+        return e;
+    if (e != CM_OK && e != CM_AGAIN)
+        return e;
+    zslot *s = &z->slots[z->drained % (uint64_t)z->nslots];
+    slot_set(z, s, S_FREE); /* a queued job the finisher took back may still look at it */
+    s->n = 0;
+    z->sending = 0;
+    z->drained++;
+    return CM_OK;
+}
+
 /*
- * The owner's step: send the done frames at the head to the sink, in order, and start the full
- * ones that may start (while the first frame is being tested, nothing else is: its result
- * decides). A body found not worth compressing sends everything it holds, raw, at once.
+ * The owner's step: send the done frames at the head to the sink, in order (a partial sink may
+ * leave the head frame half sent: the next step goes on with it), and start the full ones that
+ * may start (while the first frame is being tested, nothing else is: its result decides). A body
+ * found not worth compressing sends everything it holds, raw, the frame being filled too.
  */
 static void pump(ob_zw *z)
 {
-    while (z->err == CM_OK && z->drained < z->filling) {
+    while (z->err == CM_OK) {
+        if (z->sending) {
+            cm_err e = head_send(z);
+            if (e == CM_AGAIN)
+                break;
+            z->err = e;
+            continue;
+        }
         zslot *s = &z->slots[z->drained % (uint64_t)z->nslots];
+        if (z->drained == z->filling) {
+            if (z->state != Z_RAW || s->n == 0)
+                break;
+            slot_set(z, s, S_PEND); /* z is empty otherwise: the frame being filled goes too */
+            z->filling++;
+        }
         int st = slot_state(z, s);
         if (st == S_PEND && z->state != Z_RAW && (z->state == Z_ON || z->drained == 0)) {
             slot_submit(z, s, 0);
@@ -344,21 +401,18 @@ static void pump(ob_zw *z)
         }
         if (st != S_DONE && !(st == S_PEND && z->state == Z_RAW))
             break;
-        z->err = z->state == Z_RAW ? sink_raw(z, s->in, s->n) : slot_emit(z, s);
-        slot_set(z, s, S_FREE); /* a queued job the finisher took back may still look at it */
-        s->n = 0;
-        z->drained++;
+        if (z->state == Z_RAW) {
+            z->sending = 1;
+            z->send = s->in;
+            z->send_len = s->n;
+        } else {
+            z->err = slot_emit(z, s);
+        }
     }
     for (uint64_t f = z->drained + 1; z->state == Z_ON && f < z->filling; f++) {
         zslot *s = &z->slots[f % (uint64_t)z->nslots];
         if (slot_state(z, s) == S_PEND) /* only the owner moves a slot out of S_PEND */
             slot_submit(z, s, 0);
-    }
-    zslot *cur = &z->slots[z->filling % (uint64_t)z->nslots];
-    if (z->err == CM_OK && z->state == Z_RAW && z->drained == z->filling &&
-        cur->n > 0) { /* the frame being filled goes too: z is empty now */
-        z->err = sink_raw(z, cur->in, cur->n);
-        cur->n = 0;
     }
 }
 
@@ -376,10 +430,12 @@ cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken)
     *taken = 0;
     pump(z);
     while (z->err == CM_OK && len > 0) {
-        if (z->state == Z_RAW && z->drained == z->filling) {
-            z->logical += len;
-            *taken += len;
-            return sink_raw(z, p, len);
+        if (z->state == Z_RAW && z->drained == z->filling) { /* z holds nothing: straight on */
+            size_t took = 0;
+            cm_err e = zsend(z, p, len, &took);
+            z->logical += took;
+            *taken += took;
+            return e;
         }
         zslot *s = &z->slots[z->filling % (uint64_t)z->nslots];
         int st = slot_state(z, s);
@@ -432,6 +488,7 @@ cm_err ob_zw_write(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *
     if (z->ev)
         return CM_ERR_INVAL; /* an offloading writer's owner is its loop: write_some only */
     z->sink = sink;
+    z->sink_some = NULL;
     z->arg = arg;
     for (;;) {
         size_t taken = 0;
@@ -459,7 +516,8 @@ static void on_slot_done(evutil_socket_t fd, short what, void *arg)
         return;
     pump(z);
     int st = slot_state(z, &z->slots[z->filling % (uint64_t)z->nslots]);
-    int room = z->err != CM_OK || z->state == Z_RAW || st == S_FREE || st == S_FILL;
+    int room = z->err != CM_OK || (z->state == Z_RAW && z->drained == z->filling) || st == S_FREE ||
+               st == S_FILL;
     void (*fn)(void *) = room ? z->room : NULL;
     pthread_mutex_lock(&z->mu);
     z->pumping = 0;
@@ -503,18 +561,15 @@ cm_err ob_zw_on_room(ob_zw *z, void (*fn)(void *arg), void *arg)
     return CM_OK;
 }
 
-cm_err ob_zw_write_frame(ob_zw *z, const void *data, size_t len, ob_zsink sink, void *arg,
-                         size_t *used)
+void ob_zw_sink_some(ob_zw *z, ob_zsink_some sink, void *arg)
 {
-    *used = 0;
-    if (z->ev)
-        return CM_ERR_INVAL; /* an offloading writer's sink is set once, on its loop */
-    if (ob_zw_raw(z))
-        return CM_OK;
-    z->sink = sink;
+    z->sink_some = sink;
     z->arg = arg;
-    size_t room = z->frame - z->slots[z->filling % (uint64_t)z->nslots].n;
-    return ob_zw_write_some(z, data, CM_MIN(len, room), used);
+}
+
+struct event *ob_zw_event(const ob_zw *z)
+{
+    return z->ev;
 }
 
 cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
@@ -525,7 +580,8 @@ cm_err ob_zw_finish(ob_zw *z, ob_zsink sink, void *arg, md_layout *lay)
     z->finishing = 1;
     z->room = NULL;
     pthread_mutex_unlock(&z->mu);
-    z->sink = sink;
+    z->sink = sink; /* a head frame the loop's sink left half sent goes on through this one */
+    z->sink_some = NULL;
     z->arg = arg;
     zslot *cur = &z->slots[z->filling % (uint64_t)z->nslots];
     if (z->err == CM_OK && slot_state(z, cur) == S_FILL && cur->n > 0)

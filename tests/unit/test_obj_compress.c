@@ -9,7 +9,9 @@
  * that holds jobs until the test runs them: the same stream as inline, at most three frames on
  * the workers, a random body tested with one, a finish with a frame still queued, a writer freed
  * with a frame in flight; and with a thread per job (real concurrency, the loop waiting for room
- * as the gateway does), the same stream as inline. Random choices use a fixed, printed seed.
+ * as the gateway does), the same stream as inline. Through a sink that takes part (a cluster
+ * writer's window, ob_zw_sink_some), inline and offloaded, the same stream again. Random choices
+ * use a fixed, printed seed.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -528,6 +530,108 @@ static void test_offload_threads(void)
     free(body);
 }
 
+/* ---- a sink that takes part (a cluster writer's window: ob_zw_sink_some) ---- */
+
+/* Takes at most `room` bytes per refill, then answers CM_AGAIN with what it took. */
+typedef struct {
+    mem m;
+    size_t room;
+    int agains;
+} window;
+
+static cm_err window_sink(void *arg, const void *data, size_t len, size_t *taken)
+{
+    window *w = arg;
+    *taken = CM_MIN(len, w->room);
+    w->room -= *taken;
+    if (*taken > 0)
+        mem_sink(&w->m, data, *taken);
+    w->agains += *taken < len;
+    return *taken < len ? CM_AGAIN : CM_OK;
+}
+
+/*
+ * Write body through z into a window that fills up: on CM_AGAIN either the window drains some
+ * (and, when z offloads, wakes z's event as the cluster writer's window does) or a held frame
+ * compresses, chosen at random; the rest goes through a whole sink at finish, as a cluster
+ * writer's worker sends it. Returns how often the window was full.
+ */
+static int store_windowed(const uint8_t *body, size_t n, int offload, mem *m, md_layout *lay)
+{
+    struct event_base *base = event_base_new();
+    held h = {0};
+    window win = {0};
+    ob_zw *z = NULL;
+    int rooms = 0;
+    CU_ASSERT_EQUAL_FATAL(ob_zw_new(1, FRAME, &z), CM_OK);
+    if (offload)
+        CU_ASSERT_EQUAL_FATAL(ob_zw_offload(z, base, hold_job, &h, mem_sink, &win.m), CM_OK);
+    ob_zw_sink_some(z, window_sink, &win);
+    for (size_t off = 0; off < n;) {
+        size_t r = 1 + cu_xorshift(&rng) % (2 * FRAME), taken = 0, piece = CM_MIN(n - off, r);
+        cm_err e = ob_zw_write_some(z, body + off, piece, &taken);
+        off += taken;
+        if (e == CM_OK) {
+            CU_ASSERT_EQUAL(taken, piece);
+            continue;
+        }
+        CU_ASSERT_EQUAL_FATAL(e, CM_AGAIN);
+        if (offload)
+            CU_ASSERT_EQUAL(ob_zw_on_room(z, note_room, &rooms), CM_OK);
+        if (h.n > 0 && (win.room > 0 || cu_xorshift(&rng) % 2)) {
+            run_one(&h, base);
+            continue;
+        }
+        CU_ASSERT_EQUAL_FATAL(win.room, 0); /* nothing held: the window is what is full */
+        win.room = 1 + cu_xorshift(&rng) % FRAME;
+        if (offload) {
+            event_active(ob_zw_event(z), EV_TIMEOUT, 1);
+            event_base_loop(base, EVLOOP_NONBLOCK);
+        }
+    }
+    while (h.n > 0)
+        run_one(&h, base);
+    h.refuse = 1;
+    CU_ASSERT_EQUAL_FATAL(ob_zw_finish(z, mem_sink, &win.m, lay), CM_OK);
+    ob_zw_free(z);
+    event_base_free(base);
+    *m = win.m;
+    lay->size = m->len;
+    return win.agains;
+}
+
+/* Through a sink that takes part, inline and offloaded, the stream is the whole sink's, byte for
+ * byte: a text body, a text head with a random tail (the skip rule), a random body (raw). */
+static void test_partial_sink(void)
+{
+    size_t n = 40 * FRAME + 333;
+    uint8_t *body = malloc(n);
+    for (int kind = 0; kind < 3; kind++) {
+        if (kind < 2)
+            fill_text(body, n, &rng);
+        if (kind == 1)
+            fill_random(body + 8 * FRAME, n - 8 * FRAME, &rng);
+        if (kind == 2)
+            fill_random(body, n, &rng);
+        mem a, b;
+        md_layout la, lb;
+        store(body, n, &a, &la);
+        for (int offload = 0; offload < 2; offload++) {
+            memset(&lb, 0, sizeof(lb));
+            CU_ASSERT(store_windowed(body, n, offload, &b, &lb) > 0);
+            CU_ASSERT_EQUAL(lb.zalg, kind == 2 ? MD_Z_NONE : MD_Z_ZSTD);
+            CU_ASSERT_EQUAL(lb.zalg, la.zalg);
+            CU_ASSERT_EQUAL(lb.ztab, la.ztab);
+            CU_ASSERT(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
+            if (lb.zalg == MD_Z_ZSTD)
+                check_reads(&lb, &b, body, n);
+            free(b.p);
+        }
+        free(a.p);
+    }
+    free(body);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"roundtrip_text", test_roundtrip_text},
@@ -536,6 +640,7 @@ void cu_register(void)
                                     {"store", test_store},
                                     {"offload", test_offload},
                                     {"offload_threads", test_offload_threads},
+                                    {"partial_sink", test_partial_sink},
                                     {NULL, NULL}};
     printf("test_obj_compress seed=%u\n", SEED);
     cu_add_suite("obj_compress", tests);
