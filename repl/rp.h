@@ -82,6 +82,12 @@ typedef struct {
      * threads: must not block. */
     rp_consistency (*consistency)(void *arg, const char *bucket);
     void *consistency_arg;
+    /* The handoff after a layout change (docs/replication.md, "Layout changes"): the homes of
+     * the partition in the previous layout, filled as route fills its homes, while they differ
+     * from the current ones and the partition has not settled; 0 otherwise (NULL: never). Then a
+     * strong read or write needs its quorum among the previous homes as well as among the
+     * current ones. On the loop's thread; rp_route_prev in a node. */
+    int (*route_prev)(rp_router *rt, const rp_part *p, int n, rp_replica **out);
 } rp_config;
 
 /* CM_ERR_INVAL without base, route or clock, or for n, w, r, nshards out of range. */
@@ -179,6 +185,8 @@ typedef struct {
     size_t tombs_listed;    /* rp_antientropy_collect: old tombstones the first home listed */
     size_t tombs_collected; /* ... dropped on every home */
     int collect_skipped;    /* ... not tried: a home did not answer, or old records differ */
+    int complete; /* every replica routed (previous homes too) answered every step, and every
+                     differing key was repaired on all of them: they hold the same versions */
 } rp_ae_result;
 cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
                           rp_ae_result *out);

@@ -15,6 +15,10 @@
  *
  * Tombstones are repaired like any version (a home that missed a delete gets the tombstone).
  *
+ * During a handoff (a layout change moved the partition's homes, rp_config.route_prev) the
+ * merkle op's replicas are the homes of both layouts, so a run copies what the previous homes
+ * hold to the new ones; res.complete says it left nothing behind on any of them.
+ *
  * 4. Collection (rp_antientropy_collect, with a cutoff `before`; docs/replication.md, "Tombstone
  *    collection"): only when every home routed answered step 1, every differing leaf was examined
  *    and no differing key has a version stamped below the cutoff on any home (so the homes hold
@@ -361,6 +365,8 @@ cm_err rp_antientropy_collect(rp *c, const char *bucket, uint32_t shard, int dep
     for (size_t i = 0; e == CM_OK && i < todo; i += AE_BATCH)
         e = repair_batch(&a, keys + i, todo - i < AE_BATCH ? todo - i : AE_BATCH);
     md_keys_free(keys, nkeys);
+    /* the handoff's test of a settled partition (docs/replication.md, "Layout changes") */
+    out->complete = e == CM_OK && a.root && (int)a.nrep == a.root->nslots && !out->more;
     if (before && e == CM_OK) {
         /* every home routed answered, every differing leaf seen, nothing old differs */
         int all = a.root && (int)a.nrep == a.root->nslots;
