@@ -9,7 +9,17 @@
  * partition from which the nodes that are not homes, in order, are the fallbacks (stand-ins of a
  * sloppy quorum). Both are pure functions of (layout, partition), so every node picks the same
  * homes and the same stand-ins.
+ *
+ * The handoff (docs/replication.md, "Layout changes"): a router may also know the layout adopted
+ * before its own (rp_router_set_previous). rp_route_prev then gives a partition's homes in that
+ * layout while they are not the current ones and the partition has not settled (its data copied
+ * to the new homes: rp_router_settle, or rp_router_settle_all for every partition at once). The
+ * settled set is the router's only mutable state (its mutex; the maintenance thread writes it,
+ * the loop reads it). A previous home that the new layout removed gets a remote backend of its
+ * own (prev_reps), kept apart from reps so that rp_router_replica still answers NULL for it (hint
+ * delivery rehomes the hints of removed nodes).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +32,31 @@ struct rp_router {
     rp_replica *local; /* borrowed */
     int self;          /* node index of self, -1 when not in the topology */
     rp_replica **reps; /* per node index: the remote backend (NULL for self) */
+    nd_client *cl;     /* borrowed */
+    /* the handoff: the previous layout, its nodes' indices in t, backends of its homes that t
+     * removed (by previous index), the settled partitions (sorted ids) */
+    pl_topology *prev;
+    pl_map *prev_map;
+    int *prev_idx;
+    rp_replica **prev_reps;
+    pthread_mutex_t mu;
+    uint64_t *settled;
+    size_t nsettled, cap;
+    int all_settled;
 };
 
 void rp_router_free(rp_router *rt)
 {
     if (!rt)
         return;
+    for (int i = 0; rt->prev_reps && i < rt->prev->nnodes; i++)
+        rp_replica_free(rt->prev_reps[i]);
+    free(rt->prev_reps);
+    free(rt->prev_idx);
+    pl_map_free(rt->prev_map);
+    pl_topology_free(rt->prev);
+    free(rt->settled);
+    pthread_mutex_destroy(&rt->mu);
     for (int i = 0; rt->reps && i < rt->t->nnodes; i++)
         rp_replica_free(rt->reps[i]);
     free(rt->reps);
@@ -46,6 +75,8 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
     if (!rt)
         return CM_ERR_NOMEM;
     rt->local = local;
+    rt->cl = cl;
+    pthread_mutex_init(&rt->mu, NULL);
     cm_err e = pl_topology_clone(t, &rt->t);
     if (e == CM_OK)
         e = pl_map_new(rt->t, PL_MAP_HOMES, &rt->map);
@@ -123,4 +154,159 @@ rp_replica *rp_router_replica(rp_router *rt, const char *node_id)
 {
     int i = pl_topology_find(rt->t, node_id);
     return i < 0 ? NULL : replica_of(rt, i);
+}
+
+/* ---- the handoff ---- */
+
+cm_err rp_router_set_previous(rp_router *rt, const pl_topology *prev)
+{
+    if (!rt || !prev || rt->prev)
+        return CM_ERR_INVAL;
+    cm_err e = pl_topology_clone(prev, &rt->prev);
+    if (e == CM_OK)
+        e = pl_map_new(rt->prev, PL_MAP_HOMES, &rt->prev_map);
+    int n = rt->prev ? rt->prev->nnodes : 0;
+    if (e == CM_OK && (!(rt->prev_idx = calloc((size_t)n + 1, sizeof(*rt->prev_idx))) ||
+                       !(rt->prev_reps = calloc((size_t)n + 1, sizeof(*rt->prev_reps)))))
+        e = CM_ERR_NOMEM;
+    for (int i = 0; e == CM_OK && i < n; i++) {
+        const pl_node *nd = &rt->prev->nodes[i];
+        int j = rt->prev_idx[i] = pl_topology_find(rt->t, nd->id);
+        char host[PL_ADDR_MAX];
+        nd_peer peer = {nd->id, host, 0};
+        if (nd->state == PL_REMOVED || (j >= 0 && (j == rt->self || rt->reps[j])))
+            continue; /* holds nothing, or reachable through the current layout's backend */
+        if (!rt->cl)
+            e = CM_ERR_INVAL;
+        else if ((e = nd_addr_parse(nd->addr, host, sizeof(host), &peer.port)) == CM_OK)
+            e = rp_replica_remote_new(rt->cl, &peer, &rt->prev_reps[i]);
+    }
+    if (e != CM_OK) { /* no handoff rather than half of one */
+        for (int i = 0; rt->prev_reps && i < n; i++)
+            rp_replica_free(rt->prev_reps[i]);
+        free(rt->prev_reps), free(rt->prev_idx);
+        pl_map_free(rt->prev_map);
+        pl_topology_free(rt->prev);
+        rt->prev_reps = NULL, rt->prev_idx = NULL, rt->prev_map = NULL, rt->prev = NULL;
+    }
+    return e;
+}
+
+static size_t settled_find(const rp_router *rt, uint64_t part)
+{
+    size_t lo = 0, hi = rt->nsettled;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rt->settled[mid] < part)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* 1 when the partition's handoff is over (or there is none). rt->mu held. */
+static int settled_locked(const rp_router *rt, uint64_t part)
+{
+    if (!rt->prev_map || rt->all_settled)
+        return 1;
+    size_t i = settled_find(rt, part);
+    return i < rt->nsettled && rt->settled[i] == part;
+}
+
+/* The previous homes of part as current node indices in cur[] (or -(previous index) - 2 for a
+ * node the current layout removed); how many, 0 when they are the current homes. */
+static int prev_homes(rp_router *rt, uint64_t part, int n, int *cur)
+{
+    int homes[PL_MAX_CELLS], old[PL_MAX_CELLS];
+    int nh = rp_homes(rt->map, part, n, homes), no = rp_homes(rt->prev_map, part, n, old);
+    if (nh < 0 || no <= 0)
+        return 0;
+    int same = nh == no;
+    for (int i = 0; i < no; i++) {
+        int j = rt->prev_idx[old[i]];
+        cur[i] = j >= 0 && (j == rt->self || rt->t->nodes[j].state != PL_REMOVED) ? j : -old[i] - 2;
+        int home = 0;
+        for (int h = 0; h < nh && cur[i] >= 0; h++)
+            home |= homes[h] == cur[i];
+        same &= home;
+    }
+    return same ? 0 : no;
+}
+
+int rp_route_prev(rp_router *rt, const rp_part *p, int n, rp_replica **out)
+{
+    if (!rt || !p || !p->bucket || n < 1 || n > PL_MAX_CELLS || !rt->prev_map)
+        return 0;
+    uint64_t part = pl_partition_id(p->bucket, p->shard);
+    pthread_mutex_lock(&rt->mu);
+    int done = settled_locked(rt, part);
+    pthread_mutex_unlock(&rt->mu);
+    int cur[PL_MAX_CELLS], got = 0;
+    int no = done ? 0 : prev_homes(rt, part, n, cur);
+    for (int i = 0; i < no; i++) {
+        rp_replica *r = cur[i] >= 0 ? replica_of(rt, cur[i]) : rt->prev_reps[-cur[i] - 2];
+        if (r)
+            out[got++] = r;
+    }
+    return got;
+}
+
+int rp_router_moving(rp_router *rt, const char *bucket, uint32_t shard, int n)
+{
+    int cur[PL_MAX_CELLS];
+    if (!rt || !bucket || !rt->prev_map || n < 1 || n > PL_MAX_CELLS)
+        return 0;
+    uint64_t part = pl_partition_id(bucket, shard);
+    pthread_mutex_lock(&rt->mu);
+    int done = settled_locked(rt, part);
+    pthread_mutex_unlock(&rt->mu);
+    return !done && prev_homes(rt, part, n, cur) > 0;
+}
+
+cm_err rp_router_settle(rp_router *rt, const char *bucket, uint32_t shard)
+{
+    if (!rt || !bucket)
+        return CM_ERR_INVAL;
+    uint64_t part = pl_partition_id(bucket, shard);
+    cm_err e = CM_OK;
+    pthread_mutex_lock(&rt->mu);
+    size_t i = settled_find(rt, part);
+    if (!(i < rt->nsettled && rt->settled[i] == part)) {
+        if (rt->nsettled == rt->cap) {
+            size_t cap = rt->cap ? rt->cap * 2 : 64;
+            uint64_t *p = realloc(rt->settled, cap * sizeof(*p));
+            if (p)
+                rt->settled = p, rt->cap = cap;
+        }
+        if (rt->nsettled < rt->cap) {
+            memmove(rt->settled + i + 1, rt->settled + i,
+                    (rt->nsettled - i) * sizeof(*rt->settled));
+            rt->settled[i] = part;
+            rt->nsettled++;
+        } else {
+            e = CM_ERR_NOMEM;
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return e;
+}
+
+void rp_router_settle_all(rp_router *rt)
+{
+    if (!rt)
+        return;
+    pthread_mutex_lock(&rt->mu);
+    rt->all_settled = 1;
+    pthread_mutex_unlock(&rt->mu);
+}
+
+int rp_router_handoff(rp_router *rt)
+{
+    if (!rt)
+        return 0;
+    pthread_mutex_lock(&rt->mu);
+    int on = rt->prev_map && !rt->all_settled;
+    pthread_mutex_unlock(&rt->mu);
+    return on;
 }
