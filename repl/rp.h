@@ -12,7 +12,9 @@
  * Consistency per bucket (rp_consistency):
  *   - RP_STRONG (the default): strict quorum over the home replicas only; a partition that cannot
  *     reach W (or R) answers CM_ERR_UNAVAILABLE (S3: 503 ServiceUnavailable). Read-after-write and
- *     list-after-write.
+ *     list-after-write, also across a layout change that moves the partition's homes: until the
+ *     partition settled on its new homes, the quorums are needed among its previous homes too
+ *     (the handoff, rp_config.route_prev; docs/replication.md, "Layout changes").
  *   - RP_AVAILABLE: sloppy quorum: a home replica that does not answer is replaced by the next
  *     node of the preference list, which keeps the record as a hint for it (rp_replica put with
  *     hint_for) and delivers it later; writable while any node of the list answers. Reads may be

@@ -23,8 +23,9 @@
  * hlc_node) and its vector gains one in this node's swap entry (RP_SWAP_NODE), so it dominates
  * the version read and, against any other version, resolves as that version would.
  *
- * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
- * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
+ * Consistency: RP_STRONG reads and writes need R and W answers from the homes (during a handoff
+ * after a layout change, R and W of the previous homes as well, and a write-back fills both
+ * sets), else CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
  * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum). A
  * conditional write reads and writes with RP_STRONG's quorums in either mode.
  *

@@ -11,6 +11,11 @@
  * failed stand-in's to the next one, for the same home), and also does so for homes still silent
  * when the hedge timer fires (cfg.hedge_ms after the start).
  *
+ * The handoff (docs/replication.md, "Layout changes"): a strict op of a partition whose homes a
+ * layout change moved also gets the previous layout's homes (cfg.route_prev; slots marked
+ * RP_SET_OLD) and needs need_old successes among them besides need among the current ones
+ * (rp_op_quorum_locked); an op of a settled partition routes exactly as without it.
+ *
  * An asynchronous op (rp_op_go) has no blocked waiter: whoever finishes it on the loop (a
  * completion, the start, the hedge, or its deadline timer at cfg.timeout_ms) runs its on_finish
  * once, after releasing the mutex. A lazy op (a put's read) sends to `need` homes, this node's
