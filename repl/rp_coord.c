@@ -25,9 +25,9 @@
  *
  * Consistency: RP_STRONG reads and writes need R and W answers from the homes (during a handoff
  * after a layout change, R and W of the previous homes as well, and a write-back fills both
- * sets), else CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
- * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum). A
- * conditional write reads and writes with RP_STRONG's quorums in either mode.
+ * sets), else CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had
+ * in time, and writes replace failed or silent homes by stand-ins that keep a hint (sloppy
+ * quorum). A conditional write reads and writes with RP_STRONG's quorums in either mode.
  *
  * Conditional writes go through cfg.cond_run (a partition leader) or rp_cond_execute here: the
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
