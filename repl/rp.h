@@ -187,8 +187,9 @@ typedef struct {
     size_t tombs_listed;    /* rp_antientropy_collect: old tombstones the first home listed */
     size_t tombs_collected; /* ... dropped on every home */
     int collect_skipped;    /* ... not tried: a home did not answer, or old records differ */
-    int complete; /* every replica routed (previous homes too) answered every step, and every
-                     differing key was repaired on all of them: they hold the same versions */
+    int complete; /* every home answered (during a handoff: every current home and R of the
+                     previous ones), every differing leaf was examined and every differing key
+                     repaired on all of them: the current homes hold every acknowledged write */
 } rp_ae_result;
 cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
                           rp_ae_result *out);

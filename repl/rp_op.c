@@ -559,6 +559,12 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
             first = n; /* no hedge: ask every home now */
             op->next_lazy = n;
         }
+    } else if (op->lazy) {
+        /* every home is asked now (a handoff, or a quorum of all homes): none is left for
+         * lazy_send, which a failed call runs (it would send slot next_lazy = 0 again) */
+        pthread_mutex_lock(&c->mu);
+        op->next_lazy = n;
+        pthread_mutex_unlock(&c->mu);
     }
     if (op->on_finish) {
         /* without a timer (no memory) the op still ends: every call ends within its own limit */

@@ -139,14 +139,22 @@ static void test_settle(void)
     prev = E.rt;
     rp *h = handoff_coord(rt2);
 
-    set_fault(2, 1, 0, 0); /* a previous home silent: not settled */
+    set_fault(3, 1, 0, 0); /* the new home silent: not settled */
     rp_ae_result res;
     CU_ASSERT_EQUAL(rp_antientropy_run(h, B, 0, 0, 0, &res), CM_OK);
     CU_ASSERT_EQUAL(res.complete, 0);
-    CU_ASSERT_EQUAL(res.keys_repaired, 21); /* f3 got every key, f1 got e2 */
-    set_fault(2, 0, 0, 0);
+    CU_ASSERT_EQUAL(res.keys_repaired, 1); /* f1 got e2 */
+    set_fault(3, 0, 0, 0);
+    set_fault(0, 1, 0, 0); /* a home of both sets silent: R previous homes left, not every new */
+    CU_ASSERT_EQUAL(rp_antientropy_run(h, B, 0, 0, 0, &res), CM_OK);
+    CU_ASSERT_EQUAL(res.complete, 0);
+    set_fault(0, 0, 0, 0);
+    /* a previous home only (a node leaving the layout) silent: every new home and R = 2
+     * previous ones answered, which meet every acknowledged write: settled */
+    set_fault(2, 1, 0, 0);
     CU_ASSERT_EQUAL(rp_antientropy_run(h, B, 0, 0, 0, &res), CM_OK);
     CU_ASSERT_EQUAL(res.complete, 1);
+    set_fault(2, 0, 0, 0);
     CU_ASSERT_EQUAL(rp_antientropy_run(h, B, 0, 0, 0, &res), CM_OK);
     CU_ASSERT_EQUAL(res.complete, 1);
     CU_ASSERT_EQUAL(res.leaves_differing, 0);
