@@ -106,7 +106,10 @@ static void test_write_both(void)
     prev = E.rt;
     rp *h = handoff_coord(rt2);
     set_fault(1, 1, 0, 0); /* new quorum {f0, f3}, previous {f0, f2} */
+    uint64_t f0_gets = gets_of(0);
     CU_ASSERT_EQUAL(hput(h, "w", "e1"), CM_OK);
+    /* the put's read asked every home once (not lazily): f1's failure sent nothing again */
+    CU_ASSERT_EQUAL(gets_of(0) - f0_gets, 1);
     set_fault(2, 1, 0, 0); /* the previous homes' quorum cannot be had: f0 alone */
     CU_ASSERT_EQUAL(hput(h, "w2", "e1"), CM_ERR_UNAVAILABLE);
     set_fault(1, 0, 0, 0);
