@@ -75,6 +75,7 @@
 /* The handoff settles no partition sooner than this after the layout was adopted here: a margin
  * for the other nodes to adopt it too (their layout watch), see handoff() */
 #define HANDOFF_DELAY_MS 5000
+#define HANDOFF_RETRY_MS 2000 /* a handoff pass this often while partitions move */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -109,6 +110,7 @@ struct cmd_cluster {
     uint64_t handoff_settled, handoff_repaired; /* partitions settled, keys the handoff copied */
     uint64_t handoff_moving;                    /* partitions still moving at the last pass */
     int64_t adopted_ms;                         /* when the current router was adopted */
+    int64_t handoff_ms; /* when the last handoff pass started (maintenance thread only) */
     int64_t faults_mtime_ns;
     /* the lifecycle worker's view of the homes (cmd_cluster_first_live_home; its thread only) */
     pl_topology *lc_topo;
@@ -361,7 +363,7 @@ out:
  * than HANDOFF_DELAY_MS after the adoption: a node that has not adopted the new layout yet
  * still writes to the previous homes only.
  */
-static void handoff(cmd_cluster *c)
+static void handoff(cmd_cluster *c) /* every HANDOFF_RETRY_MS while one is on (maint_main) */
 {
     md_bucket *b = NULL;
     size_t nb = 0;
@@ -444,6 +446,10 @@ static void *maint_main(void *arg)
     int64_t next = cm_now_ms() + CLUSTER_TICK_MS;
     while (!wait_stop(c, FAULTS_POLL_MS)) {
         reload_faults(c);
+        if (cm_monotonic_ms() - c->handoff_ms >= HANDOFF_RETRY_MS) {
+            c->handoff_ms = cm_monotonic_ms();
+            handoff(c); /* returns at once unless a handoff is on and past its delay */
+        }
         if (cm_now_ms() < next)
             continue;
         uint64_t freed = 0;
@@ -455,7 +461,6 @@ static void *maint_main(void *arg)
         c->gc_freed += freed;
         pthread_mutex_unlock(&c->mu);
         antientropy(c);
-        handoff(c);
         next = cm_now_ms() + CLUSTER_TICK_MS;
     }
     return NULL;

@@ -8,8 +8,8 @@
 # {n4, n2, n3}, where n4 is empty and n2 stale. Phase 2, the faults cleared: clients read the
 # keys through n2 and n4, whose new quorum {n2, n4} holds none of the phase-1 writes; with the
 # handoff a read also needs R of the previous homes and returns them (without it, those reads go
-# back in time and lincheck fails). Every node then settles the handoff (status handoff_active 0
-# within a few anti-entropy ticks), and final reads of every key through every node end the
+# back in time and lincheck fails). Every node then settles the handoff (status handoff_active 0,
+# a few seconds after the apply), and final reads of every key through every node end the
 # history, which lincheck.py must find linearizable with no acknowledged write lost. 20-35 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
