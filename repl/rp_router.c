@@ -14,12 +14,14 @@
  * before its own (rp_router_set_previous). rp_route_prev then gives a partition's homes in that
  * layout while they are not the current ones and the partition has not settled (its data copied
  * to the new homes: rp_router_settle, or rp_router_settle_all for every partition at once). The
- * settled set is the router's only mutable state (its mutex; the maintenance thread writes it,
- * the loop reads it). A previous home that the new layout removed gets a remote backend of its
- * own (prev_reps), kept apart from reps so that rp_router_replica still answers NULL for it (hint
- * delivery rehomes the hints of removed nodes).
+ * settled set and the "all settled" flag are the router's only mutable state (the set under its
+ * mutex, the flag atomic; the maintenance thread writes them, the loop reads them). A previous
+ * home that the new layout removed gets a remote backend of its own (prev_reps), kept apart from
+ * reps so that rp_router_replica still answers NULL for it (hint delivery rehomes the hints of
+ * removed nodes).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ struct rp_router {
     pthread_mutex_t mu;
     uint64_t *settled;
     size_t nsettled, cap;
-    int all_settled;
+    atomic_int all_settled; /* read without mu: a settled router costs a request no lock */
 };
 
 void rp_router_free(rp_router *rt)
@@ -76,6 +78,7 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
         return CM_ERR_NOMEM;
     rt->local = local;
     rt->cl = cl;
+    atomic_init(&rt->all_settled, 0);
     pthread_mutex_init(&rt->mu, NULL);
     cm_err e = pl_topology_clone(t, &rt->t);
     if (e == CM_OK)
@@ -208,7 +211,7 @@ static size_t settled_find(const rp_router *rt, uint64_t part)
 /* 1 when the partition's handoff is over (or there is none). rt->mu held. */
 static int settled_locked(const rp_router *rt, uint64_t part)
 {
-    if (!rt->prev_map || rt->all_settled)
+    if (!rt->prev_map || atomic_load(&rt->all_settled))
         return 1;
     size_t i = settled_find(rt, part);
     return i < rt->nsettled && rt->settled[i] == part;
@@ -236,7 +239,8 @@ static int prev_homes(rp_router *rt, uint64_t part, int n, int *cur)
 
 int rp_route_prev(rp_router *rt, const rp_part *p, int n, rp_replica **out)
 {
-    if (!rt || !p || !p->bucket || n < 1 || n > PL_MAX_CELLS || !rt->prev_map)
+    if (!rt || !p || !p->bucket || n < 1 || n > PL_MAX_CELLS || !rt->prev_map ||
+        atomic_load(&rt->all_settled))
         return 0;
     uint64_t part = pl_partition_id(p->bucket, p->shard);
     pthread_mutex_lock(&rt->mu);
@@ -296,17 +300,12 @@ void rp_router_settle_all(rp_router *rt)
 {
     if (!rt)
         return;
-    pthread_mutex_lock(&rt->mu);
-    rt->all_settled = 1;
-    pthread_mutex_unlock(&rt->mu);
+    atomic_store(&rt->all_settled, 1);
 }
 
 int rp_router_handoff(rp_router *rt)
 {
     if (!rt)
         return 0;
-    pthread_mutex_lock(&rt->mu);
-    int on = rt->prev_map && !rt->all_settled;
-    pthread_mutex_unlock(&rt->mu);
-    return on;
+    return rt->prev_map && !atomic_load(&rt->all_settled);
 }
