@@ -60,8 +60,8 @@ static cm_err wait_all(rp_op *op, int64_t deadline)
  * The replicas that answered the merkle op are enough for res.complete: every home, or during a
  * handoff every current home and R of the previous ones. R previous homes meet every write
  * acknowledged on W of them (R + W > N), so a run that repaired every differing key on all the
- * replicas that answered left every such write on every current home, also when a previous home
- * is gone for good (a dead node removed from the layout).
+ * replicas that answered left every such write on every current home, also while a previous home
+ * is down (a handoff must end without it).
  */
 static int answered_enough(const ae_run *a)
 {

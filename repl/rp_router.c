@@ -16,9 +16,8 @@
  * to the new homes: rp_router_settle, or rp_router_settle_all for every partition at once). The
  * settled set and the "all settled" flag are the router's only mutable state (the set under its
  * mutex, the flag atomic; the maintenance thread writes them, the loop reads them). A previous
- * home that the new layout removed gets a remote backend of its own (prev_reps), kept apart from
- * reps so that rp_router_replica still answers NULL for it (hint delivery rehomes the hints of
- * removed nodes).
+ * home that the new layout marks removed is gone (the layout's meaning of "removed"): it is not
+ * asked, and the quorum among the previous homes is taken over those left.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,13 +33,11 @@ struct rp_router {
     rp_replica *local; /* borrowed */
     int self;          /* node index of self, -1 when not in the topology */
     rp_replica **reps; /* per node index: the remote backend (NULL for self) */
-    nd_client *cl;     /* borrowed */
-    /* the handoff: the previous layout, its nodes' indices in t, backends of its homes that t
-     * removed (by previous index), the settled partitions (sorted ids) */
+    /* the handoff: the previous layout, its nodes' indices in t (-1: none), the settled
+     * partitions (sorted ids) */
     pl_topology *prev;
     pl_map *prev_map;
     int *prev_idx;
-    rp_replica **prev_reps;
     pthread_mutex_t mu;
     uint64_t *settled;
     size_t nsettled, cap;
@@ -51,9 +48,6 @@ void rp_router_free(rp_router *rt)
 {
     if (!rt)
         return;
-    for (int i = 0; rt->prev_reps && i < rt->prev->nnodes; i++)
-        rp_replica_free(rt->prev_reps[i]);
-    free(rt->prev_reps);
     free(rt->prev_idx);
     pl_map_free(rt->prev_map);
     pl_topology_free(rt->prev);
@@ -77,7 +71,6 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
     if (!rt)
         return CM_ERR_NOMEM;
     rt->local = local;
-    rt->cl = cl;
     atomic_init(&rt->all_settled, 0);
     pthread_mutex_init(&rt->mu, NULL);
     cm_err e = pl_topology_clone(t, &rt->t);
@@ -169,28 +162,15 @@ cm_err rp_router_set_previous(rp_router *rt, const pl_topology *prev)
     if (e == CM_OK)
         e = pl_map_new(rt->prev, PL_MAP_HOMES, &rt->prev_map);
     int n = rt->prev ? rt->prev->nnodes : 0;
-    if (e == CM_OK && (!(rt->prev_idx = calloc((size_t)n + 1, sizeof(*rt->prev_idx))) ||
-                       !(rt->prev_reps = calloc((size_t)n + 1, sizeof(*rt->prev_reps)))))
+    if (e == CM_OK && !(rt->prev_idx = calloc((size_t)n + 1, sizeof(*rt->prev_idx))))
         e = CM_ERR_NOMEM;
-    for (int i = 0; e == CM_OK && i < n; i++) {
-        const pl_node *nd = &rt->prev->nodes[i];
-        int j = rt->prev_idx[i] = pl_topology_find(rt->t, nd->id);
-        char host[PL_ADDR_MAX];
-        nd_peer peer = {nd->id, host, 0};
-        if (nd->state == PL_REMOVED || (j >= 0 && (j == rt->self || rt->reps[j])))
-            continue; /* holds nothing, or reachable through the current layout's backend */
-        if (!rt->cl)
-            e = CM_ERR_INVAL;
-        else if ((e = nd_addr_parse(nd->addr, host, sizeof(host), &peer.port)) == CM_OK)
-            e = rp_replica_remote_new(rt->cl, &peer, &rt->prev_reps[i]);
-    }
+    for (int i = 0; e == CM_OK && i < n; i++)
+        rt->prev_idx[i] = pl_topology_find(rt->t, rt->prev->nodes[i].id);
     if (e != CM_OK) { /* no handoff rather than half of one */
-        for (int i = 0; rt->prev_reps && i < n; i++)
-            rp_replica_free(rt->prev_reps[i]);
-        free(rt->prev_reps), free(rt->prev_idx);
+        free(rt->prev_idx);
         pl_map_free(rt->prev_map);
         pl_topology_free(rt->prev);
-        rt->prev_reps = NULL, rt->prev_idx = NULL, rt->prev_map = NULL, rt->prev = NULL;
+        rt->prev_idx = NULL, rt->prev_map = NULL, rt->prev = NULL;
     }
     return e;
 }
@@ -217,24 +197,30 @@ static int settled_locked(const rp_router *rt, uint64_t part)
     return i < rt->nsettled && rt->settled[i] == part;
 }
 
-/* The previous homes of part as current node indices in cur[] (or -(previous index) - 2 for a
- * node the current layout removed); how many, 0 when they are the current homes. */
+/*
+ * The previous homes of part that the current layout still has (a removed one is gone: not
+ * asked, not counted) as node indices of t in cur[]; how many. 0 when the partition does not
+ * move: its previous homes are its current ones, or the current homes and the previous ones
+ * left are one and the same node (a layout shrunk to one node), or none is left.
+ */
 static int prev_homes(rp_router *rt, uint64_t part, int n, int *cur)
 {
     int homes[PL_MAX_CELLS], old[PL_MAX_CELLS];
     int nh = rp_homes(rt->map, part, n, homes), no = rp_homes(rt->prev_map, part, n, old);
     if (nh < 0 || no <= 0)
         return 0;
-    int same = nh == no;
+    int same = nh == no, single = nh == 1, got = 0;
     for (int i = 0; i < no; i++) {
-        int j = rt->prev_idx[old[i]];
-        cur[i] = j >= 0 && (j == rt->self || rt->t->nodes[j].state != PL_REMOVED) ? j : -old[i] - 2;
-        int home = 0;
-        for (int h = 0; h < nh && cur[i] >= 0; h++)
-            home |= homes[h] == cur[i];
+        int j = rt->prev_idx[old[i]], home = 0;
+        for (int h = 0; h < nh && j >= 0; h++)
+            home |= homes[h] == j;
         same &= home;
+        if (j >= 0 && rt->t->nodes[j].state != PL_REMOVED) {
+            cur[got++] = j;
+            single &= home;
+        }
     }
-    return same ? 0 : no;
+    return same || single ? 0 : got;
 }
 
 int rp_route_prev(rp_router *rt, const rp_part *p, int n, rp_replica **out)
@@ -249,7 +235,7 @@ int rp_route_prev(rp_router *rt, const rp_part *p, int n, rp_replica **out)
     int cur[PL_MAX_CELLS], got = 0;
     int no = done ? 0 : prev_homes(rt, part, n, cur);
     for (int i = 0; i < no; i++) {
-        rp_replica *r = cur[i] >= 0 ? replica_of(rt, cur[i]) : rt->prev_reps[-cur[i] - 2];
+        rp_replica *r = replica_of(rt, cur[i]);
         if (r)
             out[got++] = r;
     }

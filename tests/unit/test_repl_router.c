@@ -468,8 +468,9 @@ static int same_set(const char **a, const char **b)
 
 /* The handoff (docs/replication.md, "Layout changes"): a 7th node joins a layout of 6; the
  * router of the new layout with the previous one gives a partition's previous homes exactly
- * while they differ from the new ones and it has not settled; a previous home the new layout
- * removed gets a backend of its own, and stays unknown to rp_router_replica. */
+ * while they differ from the new ones and it has not settled. A previous home the new layout
+ * removed (n6) is gone: its partitions move, their previous homes are the two left. A layout
+ * shrunk to one node moves nothing: that node is every home of both. */
 static void t_router_handoff(void)
 {
     pl_topology *t1, *t2, *t3;
@@ -517,19 +518,42 @@ static void t_router_handoff(void)
             CU_ASSERT_EQUAL(rp_route_prev(rt, &p, 3, out), 0);
             CU_ASSERT_EQUAL(rp_router_moving(rt, "bkt", s, 3), 0);
         }
-        /* n6 removed: its previous partitions keep it, through a backend of its own */
-        homes_of(t3, s, now);
+    }
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part p = {"bkt", s, 64, 0};
+        const char *old[3];
+        rp_replica *out[3];
+        homes_of(t1, s, old);
+        int had = !strcmp(old[0], "n6") || !strcmp(old[1], "n6") || !strcmp(old[2], "n6");
         int n3 = rp_route_prev(rt3, &p, 3, out);
+        CU_ASSERT_EQUAL(n3, had ? 2 : 0); /* n6's partitions move, to their two homes left */
         for (int i = 0; i < n3; i++)
-            removed += strcmp(out[i]->node_id, "n6") == 0;
+            CU_ASSERT(strcmp(out[i]->node_id, "n6") != 0);
+        removed += had;
     }
     printf("\n    handoff: %d of 64 partitions move to the 7th node's layout\n", moved);
     CU_ASSERT(moved > 0 && moved < 64);
     CU_ASSERT(removed > 0);
-    CU_ASSERT_PTR_NULL(rp_router_replica(rt3, "n6"));
+    /* every node but n1 removed: a one-node layout, nothing moves */
+    pl_topology *t4;
+    rp_router *rt4;
+    rp_replica *out[3];
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(t1, &t4), CM_OK);
+    t4->epoch = 3;
+    for (int i = 0; i < t4->nnodes; i++)
+        if (strcmp(t4->nodes[i].id, "n1"))
+            t4->nodes[i].state = PL_REMOVED;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t4, "n1", E.local, E.cl, &rt4), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_set_previous(rt4, t1), CM_OK);
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part q = {"bkt", s, 64, 0};
+        CU_ASSERT_EQUAL(rp_route_prev(rt4, &q, 3, out), 0);
+        CU_ASSERT_EQUAL(rp_router_moving(rt4, "bkt", s, 3), 0);
+    }
+    rp_router_free(rt4);
+    pl_topology_free(t4);
     /* settled partitions stay settled; settle_all ends every handoff */
     rp_part p = {"bkt", (uint32_t)settled, 64, 0};
-    rp_replica *out[3];
     CU_ASSERT_EQUAL(rp_route_prev(rt, &p, 3, out), 0);
     rp_router_settle_all(rt);
     CU_ASSERT_EQUAL(rp_router_handoff(rt), 0);
