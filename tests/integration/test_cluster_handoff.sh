@@ -82,5 +82,7 @@ else
 fi
 
 for n in n1 n2 n3 n4; do cl_node_stop "$n"; done
+grep -lE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$H_WORK"/n*.log >/dev/null 2>&1 &&
+    h_bad "no node logged a sanitizer report" || h_ok "no node logged a sanitizer report"
 etcd_stop
 h_finish
