@@ -16,7 +16,11 @@
  *   - a follower thread that adopts each new layout epoch: ob_store_set_topology, a new router
  *     (the coordinator and hint delivery swapped to it; the previous one freed on the loop once
  *     nothing uses it). Until the first layout the coordinator has no replicas, so object
- *     requests answer 503 ServiceUnavailable rather than touch the local store;
+ *     requests answer 503 ServiceUnavailable rather than touch the local store. The new router
+ *     keeps the layout served until then for the handoff (docs/replication.md, "Layout
+ *     changes": quorums of both home sets for the partitions that moved, until an anti-entropy
+ *     pass over both settles each; kept in DATA/handoff.layout while it is on, so a restart
+ *     resumes it);
  *   - a maintenance thread: garbage reclaim past the grace period (ob_gc_run; a repair's
  *     obsolete cells are checked against the record read at quorum, gc_read), and anti-entropy
  *     of the partitions this node is the first home of, with the collection of tombstones older
@@ -43,12 +47,14 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -75,7 +81,9 @@
 /* The handoff settles no partition sooner than this after the layout was adopted here: a margin
  * for the other nodes to adopt it too (their layout watch), see handoff() */
 #define HANDOFF_DELAY_MS 5000
-#define HANDOFF_RETRY_MS 2000 /* a handoff pass this often while partitions move */
+#define HANDOFF_RETRY_MS 2000         /* a handoff pass this often while partitions move */
+#define HANDOFF_FILE "handoff.layout" /* DATA/: the previous layout while a handoff is on */
+#define HANDOFF_FILE_MAX (16 << 20)   /* a layout document larger than this is not ours */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -219,6 +227,63 @@ static void free_old_router(void *arg)
     rp_router_free(old);
 }
 
+/*
+ * The previous layout of a handoff that is on, kept in DATA/handoff.layout (pl_topology_encode's
+ * document, written to a temporary file, synced and renamed over it), so that a node restarted
+ * during the handoff reads both home sets again rather than its new homes alone; NULL removes
+ * the file (the handoff settled, or the new layout moved nothing). c->mu held: the follower
+ * (adopt) and the maintenance thread (handoff) both write it. A failure is logged: the node then
+ * only loses the handoff at its next restart.
+ */
+static void prev_save(cmd_cluster *c, const pl_topology *prev)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof(path), "%s/" HANDOFF_FILE, c->cfg.data_dir ? c->cfg.data_dir : ".");
+    if (!prev) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            CM_WARN(MOD, "cannot remove %s: %s", path, strerror(errno));
+        return;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char *buf = NULL;
+    size_t len = 0;
+    int ok = pl_topology_encode(prev, &buf, &len) == CM_OK, fd = -1;
+    ok = ok && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0;
+    ok = ok && write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    ok = ok && rename(tmp, path) == 0;
+    free(buf);
+    if (!ok)
+        CM_WARN(MOD, "cannot keep the handoff's previous layout in %s: %s", path, strerror(errno));
+}
+
+/* The previous layout prev_save kept, when it is older than epoch; else NULL. */
+static pl_topology *prev_load(cmd_cluster *c, uint64_t epoch)
+{
+    char path[4200], err[256];
+    snprintf(path, sizeof(path), "%s/" HANDOFF_FILE, c->cfg.data_dir ? c->cfg.data_dir : ".");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(HANDOFF_FILE_MAX);
+    size_t len = buf ? fread(buf, 1, HANDOFF_FILE_MAX, f) : 0;
+    fclose(f);
+    pl_topology *t = NULL;
+    if (len > 0 && len < HANDOFF_FILE_MAX &&
+        pl_topology_decode(buf, len, &t, err, sizeof(err)) != CM_OK)
+        CM_WARN(MOD, "%s ignored: %s", path, err);
+    free(buf);
+    if (t && t->epoch >= epoch) {
+        pl_topology_free(t);
+        t = NULL;
+    }
+    if (t)
+        CM_INFO(MOD, "the handoff from layout epoch %llu was on at the last stop: resumed",
+                (unsigned long long)t->epoch);
+    return t;
+}
+
 /* Adopt t (borrowed): the object store, then the metadata router. Follower thread only. */
 static void adopt(cmd_cluster *c, const pl_topology *t)
 {
@@ -230,9 +295,12 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
      * changes"); none at start, and none from a layout that is not older */
     pl_topology *prev = NULL;
     pthread_mutex_lock(&c->mu);
+    int first = !c->topo;
     if (c->topo && c->topo->epoch < t->epoch)
         pl_topology_clone(c->topo, &prev);
     pthread_mutex_unlock(&c->mu);
+    if (first) /* one that was on when this node stopped (prev_save) */
+        prev = prev_load(c, t->epoch);
     router_job j = {.c = c, .t = t, .prev = prev};
     if (on_loop(c, make_router, &j) != 0 || j.err != CM_OK) {
         CM_WARN(MOD, "layout epoch %llu: no metadata router: %s", (unsigned long long)t->epoch,
@@ -240,7 +308,6 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
         pl_topology_free(prev);
         return;
     }
-    pl_topology_free(prev);
     cmd_cond_set_topology(c->cond, t);
     rp_set_router(c->coord, j.made); /* returns once no call uses the previous one */
     on_loop(c, free_old_router, c);  /* the one before it: hint delivery moved on long ago */
@@ -248,7 +315,9 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
     c->old_router = c->router;
     c->router = j.made;
     c->adopted_ms = cm_monotonic_ms();
+    prev_save(c, rp_router_handoff(j.made) ? prev : NULL);
     pthread_mutex_unlock(&c->mu);
+    pl_topology_free(prev);
     on_loop(c, hints_to_router, c);
     pl_topology *copy = NULL;
     if (pl_topology_clone(t, &copy) == CM_OK) {
@@ -401,6 +470,7 @@ static void handoff(cmd_cluster *c) /* every HANDOFF_RETRY_MS while one is on (m
         c->handoff_moving = moving;
         if (moving == 0) {
             rp_router_settle_all(rt);
+            prev_save(c, NULL);
             CM_INFO(MOD, "handoff to layout epoch %llu settled", (unsigned long long)c->epoch);
         }
     }

@@ -8,9 +8,13 @@
 # {n4, n2, n3}, where n4 is empty and n2 stale. Phase 2, the faults cleared: clients read the
 # keys through n2 and n4, whose new quorum {n2, n4} holds none of the phase-1 writes; with the
 # handoff a read also needs R of the previous homes and returns them (without it, those reads go
-# back in time and lincheck fails). Every node then settles the handoff (status handoff_active 0,
-# a few seconds after the apply), and final reads of every key through every node end the
-# history, which lincheck.py must find linearizable with no acknowledged write lost. 20-35 s.
+# back in time and lincheck fails). Meanwhile n2 cannot reach n4, so n2 cannot settle the
+# handoff (its anti-entropy over both home sets needs every new home) while n1, n3 and n4 do
+# (status handoff_active 0, a few seconds after the apply); n2 is restarted and must resume the
+# handoff from DATA/handoff.layout (handoff_active 1 again: a node restarted without it would
+# read its new homes alone). The fault cleared, n2 settles too, and final reads of every key
+# through every node end the history, which lincheck.py must find linearizable with no
+# acknowledged write lost. 25-40 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -48,6 +52,8 @@ PY
 ALL=("${PORT[n1]}" "${PORT[n2]}" "${PORT[n3]}" "${PORT[n4]}")
 epoch2() { [ "$(counters epoch "${ALL[@]}")" = "2 2 2 2" ]; }
 settled() { [ "$(counters handoff_active "${ALL[@]}")" = "0 0 0 0" ]; }
+others_settled() { [ "$(counters handoff_active "${PORT[n1]}" "${PORT[n3]}" "${PORT[n4]}")" = "0 0 0" ]; }
+n2_epoch2() { [ "$(counters epoch "${PORT[n2]}")" = 2 ]; }
 hist() { # hist OUT ENDPOINTS SECONDS MIX SEED CLIENT-BASE [s3hist options]
     local out=$1 eps=$2 secs=$3 mix=$4 seed=$5 base=$6
     shift 6
@@ -58,16 +64,24 @@ hist() { # hist OUT ENDPOINTS SECONDS MIX SEED CLIENT-BASE [s3hist options]
 
 rules "n1>n2:refuse,n3>n2:refuse"
 h_run "phase 1: puts and gets through n1 and n3, n2 unreachable from them" \
-    hist "$H_WORK/h1.jsonl" "$(ep n1),$(ep n3)" 3 put=2,get=1 21 0 --create-bucket &&
+    hist "$H_WORK/h1.jsonl" "$(ep n1),$(ep n3)" 2 put=2,get=1 21 0 --create-bucket &&
     echo "   ${H_OUT##*$'\n'}"
 h_run "layout add n4 in az1" "$CAIRN_BIN" admin layout add n4 --addr "127.0.0.1:${RPORT[n4]}" \
     --az az1 --drives 3 --weight 400 "${E[@]}"
 h_run "layout apply (epoch 2)" "$CAIRN_BIN" admin layout apply --yes --objects 1000 "${E[@]}"
 h_until_ok "every node adopted layout epoch 2" 10 epoch2
-rules ""
+rules "n2>n4:refuse" # n2's anti-entropy cannot reach a new home: its handoff stays on
 h_run "phase 2: gets through n2 and n4 (the new quorum of the moved partitions)" \
     hist "$H_WORK/h2.jsonl" "$(ep n2),$(ep n4)" 2 get=1 22 100 && echo "   ${H_OUT##*$'\n'}"
-h_until_ok "every node settled the handoff (anti-entropy over both home sets)" 40 settled
+h_until_ok "n1, n3 and n4 settled the handoff (anti-entropy over both home sets)" 30 others_settled
+h_eq "n2 has not (n4 unreachable)" 1 "$(counters handoff_active "${PORT[n2]}")"
+cl_node_stop n2
+cl_node_start n2 hoff || h_finish
+h_until_ok "n2 back on layout epoch 2" 10 n2_epoch2
+h_eq "n2 resumed the handoff after its restart (DATA/handoff.layout)" 1 \
+    "$(counters handoff_active "${PORT[n2]}")"
+rules ""
+h_until_ok "every node settled the handoff" 30 settled
 echo "   partitions settled per node: $(counters handoff_settled "${ALL[@]}"); keys copied: $(counters handoff_copied "${ALL[@]}")"
 h_run "final reads of every key through every node" \
     hist "$H_WORK/h3.jsonl" "$(ep n1),$(ep n2),$(ep n3),$(ep n4)" 1 get=1 23 200 &&
