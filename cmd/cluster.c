@@ -263,15 +263,18 @@ static pl_topology *prev_load(cmd_cluster *c, uint64_t epoch)
 {
     char path[4200], err[256];
     snprintf(path, sizeof(path), "%s/" HANDOFF_FILE, c->cfg.data_dir ? c->cfg.data_dir : ".");
-    FILE *f = fopen(path, "rb");
+    struct stat sb;
+    FILE *f = stat(path, &sb) == 0 && sb.st_size > 0 && sb.st_size < HANDOFF_FILE_MAX
+                  ? fopen(path, "rb")
+                  : NULL;
     if (!f)
         return NULL;
-    char *buf = malloc(HANDOFF_FILE_MAX);
-    size_t len = buf ? fread(buf, 1, HANDOFF_FILE_MAX, f) : 0;
+    size_t want = (size_t)sb.st_size;
+    char *buf = malloc(want);
+    size_t len = buf ? fread(buf, 1, want, f) : 0;
     fclose(f);
     pl_topology *t = NULL;
-    if (len > 0 && len < HANDOFF_FILE_MAX &&
-        pl_topology_decode(buf, len, &t, err, sizeof(err)) != CM_OK)
+    if (len == want && pl_topology_decode(buf, len, &t, err, sizeof(err)) != CM_OK)
         CM_WARN(MOD, "%s ignored: %s", path, err);
     free(buf);
     if (t && t->epoch >= epoch) {
