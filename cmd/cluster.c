@@ -16,7 +16,11 @@
  *   - a follower thread that adopts each new layout epoch: ob_store_set_topology, a new router
  *     (the coordinator and hint delivery swapped to it; the previous one freed on the loop once
  *     nothing uses it). Until the first layout the coordinator has no replicas, so object
- *     requests answer 503 ServiceUnavailable rather than touch the local store;
+ *     requests answer 503 ServiceUnavailable rather than touch the local store. The new router
+ *     keeps the layout served until then for the handoff (docs/replication.md, "Layout
+ *     changes": quorums of both home sets for the partitions that moved, until an anti-entropy
+ *     pass over both settles each; kept in DATA/handoff.layout while it is on, so a restart
+ *     resumes it);
  *   - a maintenance thread: the intents UploadParts of this node left decided (intents_run,
  *     docs/multipart-cluster.md "Reclaiming a killed UploadPart"), garbage reclaim past the grace
  *     period (ob_gc_run; a repair's obsolete cells are checked against the record read at
@@ -45,12 +49,14 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -77,6 +83,12 @@
 #define NSHARDS 8          /* partitions per bucket: fixed for the life of a cluster */
 #define MD_REPLICAS 3      /* N: homes per partition (fewer in a smaller layout: rp_homes) */
 #define TOMB_GRACE_MS (86400 * 1000LL) /* the default of [cluster] tombstone_grace_s */
+/* The handoff settles no partition sooner than this after the layout was adopted here: a margin
+ * for the other nodes to adopt it too (their layout watch), see handoff() */
+#define HANDOFF_DELAY_MS 5000
+#define HANDOFF_RETRY_MS 2000         /* a handoff pass this often while partitions move */
+#define HANDOFF_FILE "handoff.layout" /* DATA/: the previous layout while a handoff is on */
+#define HANDOFF_FILE_MAX (16 << 20)   /* a layout document larger than this is not ours */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -109,6 +121,10 @@ struct cmd_cluster {
     uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
     uint64_t intents_freed, intents_kept; /* intents decided (intents_run) */
     uint64_t tombs_collected, collect_skipped;
+    uint64_t handoff_settled, handoff_repaired; /* partitions settled, keys the handoff copied */
+    uint64_t handoff_moving;                    /* partitions still moving at the last pass */
+    int64_t adopted_ms;                         /* when the current router was adopted */
+    int64_t handoff_ms; /* when the last handoff pass started (maintenance thread only) */
     int64_t faults_mtime_ns;
     /* the lifecycle worker's view of the homes (cmd_cluster_first_live_home; its thread only) */
     pl_topology *lc_topo;
@@ -175,11 +191,18 @@ static int route(rp_router *rt, const rp_part *p, int n, int nfallback, rp_repli
     return rt ? rp_route(rt, p, n, nfallback, out) : 0;
 }
 
+/* The handoff's previous homes of a moving partition (rp_config.route_prev). */
+static int route_prev(rp_router *rt, const rp_part *p, int n, rp_replica **out)
+{
+    return rt ? rp_route_prev(rt, p, n, out) : 0;
+}
+
 /* ---- adopting a layout ---- */
 
 typedef struct {
     cmd_cluster *c;
     const pl_topology *t;
+    const pl_topology *prev; /* the layout adopted before t (NULL: none) */
     rp_router *made;
     cm_err err;
 } router_job;
@@ -188,6 +211,10 @@ static void make_router(void *arg)
 {
     router_job *j = arg;
     j->err = rp_router_new(j->t, j->c->self, j->c->local, j->c->cl, &j->made);
+    cm_err e = j->err == CM_OK && j->prev ? rp_router_set_previous(j->made, j->prev) : CM_OK;
+    if (e != CM_OK)
+        CM_WARN(MOD, "layout epoch %llu: no handoff from epoch %llu: %s",
+                (unsigned long long)j->t->epoch, (unsigned long long)j->prev->epoch, cm_err_str(e));
 }
 
 static void hints_to_router(void *arg)
@@ -199,8 +226,71 @@ static void hints_to_router(void *arg)
 static void free_old_router(void *arg)
 {
     cmd_cluster *c = arg;
-    rp_router_free(c->old_router);
+    pthread_mutex_lock(&c->mu);
+    rp_router *old = c->old_router;
     c->old_router = NULL;
+    pthread_mutex_unlock(&c->mu);
+    rp_router_free(old);
+}
+
+/*
+ * The previous layout of a handoff that is on, kept in DATA/handoff.layout (pl_topology_encode's
+ * document, written to a temporary file, synced and renamed over it), so that a node restarted
+ * during the handoff reads both home sets again rather than its new homes alone; NULL removes
+ * the file (the handoff settled, or the new layout moved nothing). c->mu held: the follower
+ * (adopt) and the maintenance thread (handoff) both write it. A failure is logged: the node then
+ * only loses the handoff at its next restart.
+ */
+static void prev_save(cmd_cluster *c, const pl_topology *prev)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof(path), "%s/" HANDOFF_FILE, c->cfg.data_dir ? c->cfg.data_dir : ".");
+    if (!prev) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            CM_WARN(MOD, "cannot remove %s: %s", path, strerror(errno));
+        return;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char *buf = NULL;
+    size_t len = 0;
+    int ok = pl_topology_encode(prev, &buf, &len) == CM_OK, fd = -1;
+    ok = ok && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0;
+    ok = ok && write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    ok = ok && rename(tmp, path) == 0;
+    free(buf);
+    if (!ok)
+        CM_WARN(MOD, "cannot keep the handoff's previous layout in %s: %s", path, strerror(errno));
+}
+
+/* The previous layout prev_save kept, when it is older than epoch; else NULL. */
+static pl_topology *prev_load(cmd_cluster *c, uint64_t epoch)
+{
+    char path[4200], err[256];
+    snprintf(path, sizeof(path), "%s/" HANDOFF_FILE, c->cfg.data_dir ? c->cfg.data_dir : ".");
+    struct stat sb;
+    FILE *f = stat(path, &sb) == 0 && sb.st_size > 0 && sb.st_size < HANDOFF_FILE_MAX
+                  ? fopen(path, "rb")
+                  : NULL;
+    if (!f)
+        return NULL;
+    size_t want = (size_t)sb.st_size;
+    char *buf = malloc(want);
+    size_t len = buf ? fread(buf, 1, want, f) : 0;
+    fclose(f);
+    pl_topology *t = NULL;
+    if (len == want && pl_topology_decode(buf, len, &t, err, sizeof(err)) != CM_OK)
+        CM_WARN(MOD, "%s ignored: %s", path, err);
+    free(buf);
+    if (t && t->epoch >= epoch) {
+        pl_topology_free(t);
+        t = NULL;
+    }
+    if (t)
+        CM_INFO(MOD, "the handoff from layout epoch %llu was on at the last stop: resumed",
+                (unsigned long long)t->epoch);
+    return t;
 }
 
 /* Adopt t (borrowed): the object store, then the metadata router. Follower thread only. */
@@ -210,17 +300,33 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
     if (e != CM_OK)
         CM_WARN(MOD, "layout epoch %llu: the object store keeps its previous layout: %s",
                 (unsigned long long)t->epoch, cm_err_str(e));
-    router_job j = {.c = c, .t = t};
+    /* the handoff from the layout this node served until now (docs/replication.md, "Layout
+     * changes"); none at start, and none from a layout that is not older */
+    pl_topology *prev = NULL;
+    pthread_mutex_lock(&c->mu);
+    int first = !c->topo;
+    if (c->topo && c->topo->epoch < t->epoch)
+        pl_topology_clone(c->topo, &prev);
+    pthread_mutex_unlock(&c->mu);
+    if (first) /* one that was on when this node stopped (prev_save) */
+        prev = prev_load(c, t->epoch);
+    router_job j = {.c = c, .t = t, .prev = prev};
     if (on_loop(c, make_router, &j) != 0 || j.err != CM_OK) {
         CM_WARN(MOD, "layout epoch %llu: no metadata router: %s", (unsigned long long)t->epoch,
                 cm_err_str(j.err));
+        pl_topology_free(prev);
         return;
     }
     cmd_cond_set_topology(c->cond, t);
     rp_set_router(c->coord, j.made); /* returns once no call uses the previous one */
     on_loop(c, free_old_router, c);  /* the one before it: hint delivery moved on long ago */
+    pthread_mutex_lock(&c->mu);      /* the handoff pass reads c->router under mu */
     c->old_router = c->router;
     c->router = j.made;
+    c->adopted_ms = cm_monotonic_ms();
+    prev_save(c, rp_router_handoff(j.made) ? prev : NULL);
+    pthread_mutex_unlock(&c->mu);
+    pl_topology_free(prev);
     on_loop(c, hints_to_router, c);
     pl_topology *copy = NULL;
     if (pl_topology_clone(t, &copy) == CM_OK) {
@@ -322,6 +428,64 @@ out:
     pl_topology_free(t);
 }
 
+/*
+ * The handoff (docs/replication.md, "Layout changes"). While the current router keeps the
+ * previous layout, every partition whose homes it moved is read and written on quorums of both
+ * home sets (rp_route_prev); here an anti-entropy run over both sets copies it to its new homes,
+ * and a run that left nothing behind on any of them (res.complete) settles it: from then on this
+ * node asks its new homes alone. Every node settles its own router (the decision needs no
+ * agreement: a complete run shows that every version the previous homes held is on the new
+ * ones), so every node runs these passes, not only first homes; a run over a partition that
+ * another node already copied finds nothing to repair. Once a pass finds no partition moving,
+ * the router drops the previous layout (no cost at all per request from then on). Not sooner
+ * than HANDOFF_DELAY_MS after the adoption: a node that has not adopted the new layout yet
+ * still writes to the previous homes only.
+ */
+static void handoff(cmd_cluster *c) /* every HANDOFF_RETRY_MS while one is on (maint_main) */
+{
+    md_bucket *b = NULL;
+    size_t nb = 0;
+    pthread_mutex_lock(&c->mu);
+    rp_router *rt = c->router;
+    int on = rt && rp_router_handoff(rt) && cm_monotonic_ms() - c->adopted_ms >= HANDOFF_DELAY_MS;
+    pthread_mutex_unlock(&c->mu);
+    if (!on || md_bucket_list(gw_meta_store(c->cfg.g), &b, &nb) != CM_OK)
+        return;
+    uint64_t moving = 0;
+    int stopped = 0;
+    for (size_t i = 0; i < nb && !(stopped = wait_stop(c, 0)); i++)
+        for (uint32_t s = 0; s < NSHARDS; s++) {
+            pthread_mutex_lock(&c->mu);
+            int mv = c->router == rt && rp_router_moving(rt, b[i].name, s, MD_REPLICAS);
+            pthread_mutex_unlock(&c->mu);
+            if (!mv)
+                continue;
+            rp_ae_result res = {0};
+            cm_err e = rp_antientropy_run(c->coord, b[i].name, s, 0, AE_KEYS_MAX, &res);
+            pthread_mutex_lock(&c->mu);
+            int done = e == CM_OK && res.complete && c->router == rt &&
+                       rp_router_settle(rt, b[i].name, s) == CM_OK;
+            c->handoff_settled += done;
+            c->handoff_repaired += res.keys_repaired;
+            moving += !done;
+            pthread_mutex_unlock(&c->mu);
+            if (done)
+                CM_INFO(MOD, "handoff %s/%u settled (%zu keys copied)", b[i].name, s,
+                        res.keys_repaired);
+        }
+    free(b);
+    pthread_mutex_lock(&c->mu);
+    if (c->router == rt && !stopped) {
+        c->handoff_moving = moving;
+        if (moving == 0) {
+            rp_router_settle_all(rt);
+            prev_save(c, NULL);
+            CM_INFO(MOD, "handoff to layout epoch %llu settled", (unsigned long long)c->epoch);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* CAIRN_RPC_FAULTS_FILE (tests): its rules replace the previous ones when the file changes. */
 static void reload_faults(cmd_cluster *c)
 {
@@ -412,6 +576,10 @@ static void *maint_main(void *arg)
     int64_t next = cm_now_ms() + CLUSTER_TICK_MS;
     while (!wait_stop(c, FAULTS_POLL_MS)) {
         reload_faults(c);
+        if (cm_monotonic_ms() - c->handoff_ms >= HANDOFF_RETRY_MS) {
+            c->handoff_ms = cm_monotonic_ms();
+            handoff(c); /* returns at once unless a handoff is on and past its delay */
+        }
         if (cm_now_ms() < next)
             continue;
         uint64_t freed = 0;
@@ -552,7 +720,8 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                     .consistency = consistency,
                     .consistency_arg = consistency_arg,
                     .cond_run = c->cond ? cmd_cond_run : NULL,
-                    .cond_arg = c->cond};
+                    .cond_arg = c->cond,
+                    .route_prev = route_prev};
     if ((e = rp_new(&rc, &c->coord)) != CM_OK) {
         fprintf(stderr, "cairn: cannot start the metadata coordinator: %s\n", cm_err_str(e));
         return e;
@@ -753,7 +922,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu,"
         "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu,"
         "\"hints_refused\":%llu,\"hints_rehomed\":%llu,\"intents_freed\":%llu,"
-        "\"intents_kept\":%llu},"
+        "\"intents_kept\":%llu,\"handoff_active\":%d,"
+        "\"handoff_moving\":%llu,\"handoff_settled\":%llu,\"handoff_copied\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
         "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
         "\"reads_degraded\":%llu}",
@@ -767,7 +937,9 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)c->collect_skipped, (unsigned long long)hs.expired,
         (unsigned long long)md_hint_refused(gw_meta_store(c->cfg.g)),
         (unsigned long long)hs.rehomed, (unsigned long long)c->intents_freed,
-        (unsigned long long)c->intents_kept, (unsigned long long)os.epoch, os.k, os.m,
+        (unsigned long long)c->intents_kept, rp_router_handoff(c->router),
+        (unsigned long long)c->handoff_moving, (unsigned long long)c->handoff_settled,
+        (unsigned long long)c->handoff_repaired, (unsigned long long)os.epoch, os.k, os.m,
         (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
         (unsigned long long)os.reads, (unsigned long long)os.handoffs,
         (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,

@@ -13,7 +13,9 @@
  * Consistency per bucket (rp_consistency):
  *   - RP_STRONG (the default): strict quorum over the home replicas only; a partition that cannot
  *     reach W (or R) answers CM_ERR_UNAVAILABLE (S3: 503 ServiceUnavailable). Read-after-write and
- *     list-after-write.
+ *     list-after-write, also across a layout change that moves the partition's homes: until the
+ *     partition settled on its new homes, the quorums are needed among its previous homes too
+ *     (the handoff, rp_config.route_prev; docs/replication.md, "Layout changes").
  *   - RP_AVAILABLE: sloppy quorum: a home replica that does not answer is replaced by the next
  *     node of the preference list, which keeps the record as a hint for it (rp_replica put with
  *     hint_for) and delivers it later; writable while any node of the list answers. Reads may be
@@ -83,6 +85,12 @@ typedef struct {
      * threads: must not block. */
     rp_consistency (*consistency)(void *arg, const char *bucket);
     void *consistency_arg;
+    /* The handoff after a layout change (docs/replication.md, "Layout changes"): the homes of
+     * the partition in the previous layout, filled as route fills its homes, while they differ
+     * from the current ones and the partition has not settled; 0 otherwise (NULL: never). Then a
+     * strong read or write needs its quorum among the previous homes as well as among the
+     * current ones. On the loop's thread; rp_route_prev in a node. */
+    int (*route_prev)(rp_router *rt, const rp_part *p, int n, rp_replica **out);
 } rp_config;
 
 /* CM_ERR_INVAL without base, route or clock, or for n, w, r, nshards out of range. */
@@ -195,6 +203,9 @@ typedef struct {
     size_t tombs_listed;    /* rp_antientropy_collect: old tombstones the first home listed */
     size_t tombs_collected; /* ... dropped on every home */
     int collect_skipped;    /* ... not tried: a home did not answer, or old records differ */
+    int complete; /* every home answered (during a handoff: every current home and R of the
+                     previous ones), every differing leaf was examined and every differing key
+                     repaired on all of them: the current homes hold every acknowledged write */
 } rp_ae_result;
 cm_err rp_antientropy_run(rp *c, const char *bucket, uint32_t shard, int depth, size_t max_keys,
                           rp_ae_result *out);

@@ -15,6 +15,10 @@
  *
  * Tombstones are repaired like any version (a home that missed a delete gets the tombstone).
  *
+ * During a handoff (a layout change moved the partition's homes, rp_config.route_prev) the
+ * merkle op's replicas are the homes of both layouts, so a run copies what the previous homes
+ * hold to the new ones; res.complete says it left nothing behind (answered_enough).
+ *
  * 4. Collection (rp_antientropy_collect, with a cutoff `before`; docs/replication.md, "Tombstone
  *    collection"): only when every home routed answered step 1, every differing leaf was examined
  *    and no differing key has a version stamped below the cutoff on any home (so the homes hold
@@ -50,6 +54,33 @@ static cm_err wait_all(rp_op *op, int64_t deadline)
     cm_err e = op->nok == op->nslots ? CM_OK : CM_ERR_UNAVAILABLE;
     pthread_mutex_unlock(&op->c->mu);
     return e;
+}
+
+/*
+ * The replicas that answered the merkle op are enough for res.complete: every home, or during a
+ * handoff every current home and R of the previous ones. R previous homes meet every write
+ * acknowledged on W of them (R + W > N), so a run that repaired every differing key on all the
+ * replicas that answered left every such write on every current home, also while a previous home
+ * is down (a handoff must end without it).
+ */
+static int answered_enough(const ae_run *a)
+{
+    const rp_op *op = a->root;
+    if (!op)
+        return 0;
+    pthread_mutex_lock(&a->c->mu);
+    int fresh = 1, old = 0, nold = 0;
+    for (int i = 0; i < op->nslots; i++) {
+        const rp_slot *s = &op->slot[i];
+        int ok = s->state == RP_SLOT_DONE && s->err == CM_OK;
+        if (!op->handoff || (s->set & RP_SET_NEW))
+            fresh &= ok;
+        if (op->handoff && (s->set & RP_SET_OLD))
+            nold++, old += ok;
+    }
+    pthread_mutex_unlock(&a->c->mu);
+    int r = a->c->cfg.r < nold ? a->c->cfg.r : nold;
+    return fresh && old >= r;
 }
 
 static cm_err merkle_phase(ae_run *a, const char *bucket, uint32_t shard, int depth,
@@ -361,6 +392,7 @@ cm_err rp_antientropy_collect(rp *c, const char *bucket, uint32_t shard, int dep
     for (size_t i = 0; e == CM_OK && i < todo; i += AE_BATCH)
         e = repair_batch(&a, keys + i, todo - i < AE_BATCH ? todo - i : AE_BATCH);
     md_keys_free(keys, nkeys);
+    out->complete = e == CM_OK && !out->more && answered_enough(&a);
     if (before && e == CM_OK) {
         /* every home routed answered, every differing leaf seen, nothing old differs */
         int all = a.root && (int)a.nrep == a.root->nslots;

@@ -26,10 +26,11 @@
  * so it dominates the version read and, against any other version, resolves as that version
  * would.
  *
- * Consistency: RP_STRONG reads and writes need R and W answers from the homes, else
- * CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had in time, and
- * writes replace failed or silent homes by stand-ins that keep a hint (sloppy quorum). A
- * conditional write reads and writes with RP_STRONG's quorums in either mode.
+ * Consistency: RP_STRONG reads and writes need R and W answers from the homes (during a handoff
+ * after a layout change, R and W of the previous homes as well, and a write-back fills both
+ * sets), else CM_ERR_UNAVAILABLE. RP_AVAILABLE reads answer from any one home if R cannot be had
+ * in time, and writes replace failed or silent homes by stand-ins that keep a hint (sloppy
+ * quorum). A conditional write reads and writes with RP_STRONG's quorums in either mode.
  *
  * Conditional writes go through cfg.cond_run (a partition leader) or rp_cond_execute here: the
  * same read and write, under a per-key lock shared by the node's coordinators (keylocks), so the
@@ -196,7 +197,7 @@ typedef struct {
 /* Resolve the answers of a finished get op (c->mu held). */
 static cm_err read_collect_locked(rp *c, rp_op *op, rp_consistency mode, rp_read *rd)
 {
-    if (op->nok < op->need && !(mode == RP_AVAILABLE && op->nok >= 1))
+    if (!rp_op_quorum_locked(op) && !(mode == RP_AVAILABLE && op->nok >= 1))
         return CM_ERR_UNAVAILABLE;
     const md_object *w = NULL;
     for (int i = 0; i < op->nslots; i++) {
@@ -239,28 +240,43 @@ static int valid(const char *bucket, const char *key)
 static cm_err write_back_op(rp *c, rp_op *op, const md_object *win, rp_op **wb)
 {
     rp_replica *targets[RP_SLOTS];
+    uint8_t sets[RP_SLOTS];
     size_t n = 0;
-    int holders = 0;
+    int holders = 0, nnew = 0, holders_old = 0, nold = 0;
     *wb = NULL;
     pthread_mutex_lock(&c->mu);
     for (int i = 0; i < op->nslots; i++) {
         const rp_slot *s = &op->slot[i];
+        int fresh = !op->handoff || (s->set & RP_SET_NEW),
+            old = op->handoff && (s->set & RP_SET_OLD);
+        nnew += fresh;
+        nold += old;
         if (s->state == RP_SLOT_DONE && s->err == CM_OK && s->has_rec &&
-            rp_same_version(&s->rec, win))
-            holders++;
-        else
+            rp_same_version(&s->rec, win)) {
+            holders += fresh;
+            holders_old += old;
+        } else {
+            sets[n] = s->set;
             targets[n++] = s->r;
+        }
     }
-    /* W, or every home of a small layout that has fewer than N (as op_route shrinks quorums) */
-    int w =
-        op->nslots > 0 && op->nslots < c->cfg.n && op->nslots < c->cfg.w ? op->nslots : c->cfg.w;
+    /* W, or every home of a small layout that has fewer than N (as op_route shrinks quorums);
+     * during a handoff, W of the previous homes as well */
+    int w = nnew > 0 && nnew < c->cfg.n && nnew < c->cfg.w ? nnew : c->cfg.w;
+    int w_old = nold < c->cfg.w ? nold : c->cfg.w;
     pthread_mutex_unlock(&c->mu);
-    if (holders >= w)
+    if (holders >= w && holders_old >= w_old)
         return CM_OK;
     rp_op *o = rp_op_new_fixed(c, op, RP_K_PUT, targets, n);
     if (!o)
         return n ? CM_ERR_NOMEM : CM_ERR_UNAVAILABLE;
-    o->need = w - holders;
+    o->need = holders < w ? w - holders : 0;
+    if (op->handoff) {
+        o->handoff = 1;
+        o->need_old = holders_old < w_old ? w_old - holders_old : 0;
+        for (size_t i = 0; i < n; i++)
+            o->slot[i].set = sets[i];
+    }
     cm_err e = md_object_copy(win, &o->rec);
     if (e != CM_OK) {
         rp_op_put(o);
@@ -276,10 +292,11 @@ static cm_err write_end(rp *c, rp_op *op, int back)
 {
     cm_err e = CM_OK;
     pthread_mutex_lock(&c->mu);
-    if (op->nok < op->need && back) {
+    int quorum = rp_op_quorum_locked(op);
+    if (!quorum && back) {
         e = CM_ERR_UNAVAILABLE;
         c->st.unavailable++;
-    } else if (op->nok < op->need) {
+    } else if (!quorum) {
         int nobucket = 0;
         for (int i = 0; i < op->nslots; i++)
             nobucket += op->slot[i].state == RP_SLOT_DONE && op->slot[i].err == CM_ERR_NOTFOUND;

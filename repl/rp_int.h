@@ -46,6 +46,8 @@ typedef enum {
     RP_K_TDROP
 } rp_kind;
 typedef enum { RP_SLOT_IDLE = 0, RP_SLOT_SENT, RP_SLOT_DONE } rp_slot_state;
+#define RP_SET_NEW 1u /* a home in the current layout */
+#define RP_SET_OLD 2u /* a home in the previous layout (rp_config.route_prev) */
 
 typedef struct rp_op rp_op;
 
@@ -56,6 +58,7 @@ typedef struct {
     const char *hint_for; /* a stand-in: the home node it writes for */
     int standin;          /* home slot index this one stands in for, -1 when a home */
     int replaced;         /* a home whose write went to a stand-in */
+    uint8_t set;          /* handoff: RP_SET_NEW (a current home), RP_SET_OLD (a previous one) */
     rp_slot_state state;
     cm_err err;
     int no_bucket, applied, truncated;
@@ -88,6 +91,8 @@ struct rp_op {
     md_rec_info *drop; /* tomb_drop: the tombstones (owned) */
     size_t ndrop;
     int need;     /* successes that end the wait */
+    int handoff;  /* the previous layout's homes are in the slots too (RP_SET_OLD) */
+    int need_old; /* handoff: successes among them needed as well */
     int sloppy;   /* put: a failed or slow home is replaced by a stand-in with a hint */
     int lenient;  /* read of an RP_AVAILABLE bucket: at the hedge, one answer is enough */
     int fixed;    /* the replicas were given (no routing) */
@@ -141,6 +146,9 @@ cm_err rp_op_start(rp_op *op);
  * caller reads the slots under c->mu afterwards, then drops its reference with rp_op_put. */
 int rp_op_wait(rp_op *op, int64_t deadline_ms);
 void rp_op_put(rp_op *op);
+/* The op has its quorum (c->mu held): need successes, and during a handoff need among the
+ * current homes and need_old among the previous ones. */
+int rp_op_quorum_locked(const rp_op *op);
 /* rp_op_start, then rp_op_wait until cfg.timeout_ms from now. */
 cm_err rp_op_run(rp_op *op);
 /* rp_op_start without a blocked waiter: on_finish(op) runs on the loop (c->mu not held) once the

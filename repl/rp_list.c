@@ -74,7 +74,7 @@ static cm_err set_after(cursor *cu, const char *key, size_t len)
 /* Merge the answers of a finished page op into cu (c->mu held). */
 static cm_err page_merge_locked(lister *l, cursor *cu, rp_op *op)
 {
-    if (op->nok < op->need && !(l->mode == RP_AVAILABLE && op->nok >= 1))
+    if (!rp_op_quorum_locked(op) && !(l->mode == RP_AVAILABLE && op->nok >= 1))
         return CM_ERR_UNAVAILABLE;
     const char *bound = NULL; /* smallest last key of a truncated answer */
     size_t total = 0;

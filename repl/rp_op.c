@@ -11,6 +11,11 @@
  * failed stand-in's to the next one, for the same home), and also does so for homes still silent
  * when the hedge timer fires (cfg.hedge_ms after the start).
  *
+ * The handoff (docs/replication.md, "Layout changes"): a strict op of a partition whose homes a
+ * layout change moved also gets the previous layout's homes (cfg.route_prev; slots marked
+ * RP_SET_OLD) and needs need_old successes among them besides need among the current ones
+ * (rp_op_quorum_locked); an op of a settled partition routes exactly as without it.
+ *
  * An asynchronous op (rp_op_go) has no blocked waiter: whoever finishes it on the loop (a
  * completion, the start, the hedge, or its deadline timer at cfg.timeout_ms) runs its on_finish
  * once, after releasing the mutex. A lazy op (a get's read, a put's read) sends to `need` homes,
@@ -156,6 +161,21 @@ static int slot_ok(const rp_op *op, const rp_slot *s)
     return s->err == CM_ERR_NOTFOUND && op->kind != RP_K_PUT;
 }
 
+int rp_op_quorum_locked(const rp_op *op)
+{
+    if (!op->handoff)
+        return op->nok >= op->need;
+    int fresh = 0, old = 0; /* successes among the current homes, among the previous ones */
+    for (int i = 0; i < op->nslots; i++) {
+        const rp_slot *s = &op->slot[i];
+        if (s->state != RP_SLOT_DONE || !slot_ok(op, s))
+            continue;
+        fresh += (s->set & RP_SET_NEW) != 0;
+        old += (s->set & RP_SET_OLD) != 0;
+    }
+    return fresh >= op->need && old >= op->need_old;
+}
+
 /* 1 when this call finished the op: the caller then runs op_notify once c->mu is released. */
 static int check_finished_locked(rp_op *op)
 {
@@ -164,7 +184,7 @@ static int check_finished_locked(rp_op *op)
     int all = op->routed;
     for (int i = 0; i < op->nslots && all; i++)
         all = op->slot[i].state == RP_SLOT_DONE;
-    if (op->nok >= op->need || all) {
+    if (rp_op_quorum_locked(op) || all) {
         op->finished = 1;
         pthread_cond_broadcast(&op->cv);
         return 1;
@@ -447,10 +467,47 @@ static void hedge_fire(evutil_socket_t fd, short what, void *arg)
     rp_op_put(op);
 }
 
+/*
+ * The handoff (docs/replication.md, "Layout changes"): while the partition's homes in the
+ * previous layout differ from the current ones and it has not settled, those of them that are
+ * not current homes get slots of their own, and the op needs `want` of the previous homes as
+ * well (at most all of them), so a read meets every write acknowledged under either layout.
+ * Strict quorums only: a sloppy write or a lenient read promises no such thing. c->mu not held.
+ */
+static void route_prev(rp_op *op, rp_router *rt, int n, int want)
+{
+    rp *c = op->c;
+    rp_replica *prev[RP_SLOTS];
+    if (!c->cfg.route_prev || op->sloppy || op->lenient || op->nslots == 0)
+        return;
+    int np = c->cfg.route_prev(rt, &op->part, n, prev);
+    if (np > n)
+        np = n;
+    pthread_mutex_lock(&c->mu);
+    int taken = 0;
+    for (int j = 0; j < np; j++) {
+        int i = 0;
+        while (i < op->nslots && op->slot[i].r != prev[j])
+            i++;
+        if (i == op->nslots && op->nslots < RP_SLOTS) /* n <= RP_SLOTS / 2: always room */
+            op->slot[op->nslots++] = (rp_slot){.op = op, .r = prev[j], .standin = -1};
+        if (i < op->nslots) {
+            op->slot[i].set |= RP_SET_OLD;
+            taken++;
+        }
+    }
+    if (taken > 0) {
+        op->handoff = 1;
+        op->need_old = want < taken ? want : taken;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void op_route(rp_op *op)
 {
     rp *c = op->c;
     rp_replica *out[RP_SLOTS];
+    int want = op->need; /* before a small layout shrinks it */
     int n = c->cfg.n, nfb = op->sloppy ? c->cfg.n : 0;
     if (n + nfb > RP_SLOTS)
         nfb = RP_SLOTS - n;
@@ -462,7 +519,7 @@ static void op_route(rp_op *op)
         got = 0;
     int homes = got < n ? got : n;
     for (int i = 0; i < homes; i++) {
-        op->slot[i] = (rp_slot){.op = op, .r = out[i], .standin = -1};
+        op->slot[i] = (rp_slot){.op = op, .r = out[i], .standin = -1, .set = RP_SET_NEW};
     }
     for (int i = homes; i < got; i++)
         op->fallback[op->nfallback++] = out[i];
@@ -473,6 +530,7 @@ static void op_route(rp_op *op)
     if (homes > 0 && homes < n && op->need > homes)
         op->need = homes;
     pthread_mutex_unlock(&c->mu);
+    route_prev(op, rt, n, want);
 }
 
 static void op_start(evutil_socket_t fd, short what, void *arg)
@@ -493,7 +551,7 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
             rp_op_put(op);
     }
     int first = n;
-    if (op->lazy && op->need < n) {
+    if (op->lazy && op->need < n && !op->handoff) { /* a handoff asks every home at once */
         for (int i = 1; i < n; i++) /* this node's store first: it answers without the network */
             if (op->slot[i].r->local) {
                 rp_replica *r = op->slot[0].r;
@@ -510,6 +568,12 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
             rp_op_put(op);
             first = n; /* no hedge: ask every home now */
         }
+    } else if (op->lazy) {
+        /* every home is asked now (a handoff, or a quorum of all homes): none is left for
+         * lazy_send, which a failed call runs (it would send slot next_lazy = 0 again) */
+        pthread_mutex_lock(&c->mu);
+        op->next_lazy = n;
+        pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_lock(&c->mu);
     op->next_lazy = first; /* the timer runs on this loop: not before this returns */
@@ -598,7 +662,7 @@ rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *con
     op->need = (int)n;
     op->nslots = (int)n;
     for (size_t i = 0; i < n; i++)
-        op->slot[i] = (rp_slot){.op = op, .r = reps[i], .standin = -1};
+        op->slot[i] = (rp_slot){.op = op, .r = reps[i], .standin = -1, .set = RP_SET_NEW};
     pthread_mutex_lock(&c->mu);
     op->rt_gen = parent->rt_gen; /* the parent holds a use of it until we hold ours */
     router_use(c, op->rt_gen);

@@ -181,4 +181,24 @@ int rp_homes(const pl_map *m, uint64_t part, int n, int *homes);
  * node (or it is removed). Owned by the router. */
 rp_replica *rp_router_replica(rp_router *rt, const char *node_id);
 
+/*
+ * The handoff after a layout change (docs/replication.md, "Layout changes"). set_previous gives
+ * the router the layout adopted before its own (copied; once, before the router is used;
+ * CM_ERR_INVAL otherwise; on an error the router has no previous layout). rp_route_prev
+ * (rp_config.route_prev) then fills out[] with partition p's n homes in that layout that the
+ * current one has not removed (replicas owned by the router) and returns how many, while the
+ * partition moves (its previous homes are not its current ones; not when the current homes and
+ * the previous ones left are one node) and has not settled; 0 otherwise, and always 0 without a
+ * previous layout. rp_router_moving says the same of (bucket, shard) for n homes.
+ * rp_router_settle ends one partition's handoff (CM_ERR_NOMEM), rp_router_settle_all every
+ * one's; rp_router_handoff is 1 while a previous layout is kept and not all settled. Thread-safe
+ * (the settled set has a mutex).
+ */
+cm_err rp_router_set_previous(rp_router *rt, const pl_topology *prev);
+int rp_route_prev(rp_router *rt, const rp_part *p, int n, rp_replica **out);
+int rp_router_moving(rp_router *rt, const char *bucket, uint32_t shard, int n);
+cm_err rp_router_settle(rp_router *rt, const char *bucket, uint32_t shard);
+void rp_router_settle_all(rp_router *rt);
+int rp_router_handoff(rp_router *rt);
+
 #endif

@@ -545,6 +545,134 @@ static void t_small_layouts(void)
     env_down();
 }
 
+/* The homes of (bkt, s) in t, as node ids in out (3 of them). */
+static void homes_of(const pl_topology *t, uint32_t s, const char **out)
+{
+    pl_map *m;
+    int homes[3];
+    CU_ASSERT_EQUAL_FATAL(pl_map_new(t, PL_MAP_HOMES, &m), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_homes(m, pl_partition_id("bkt", s), 3, homes), 3);
+    for (int i = 0; i < 3; i++)
+        out[i] = t->nodes[homes[i]].id;
+    pl_map_free(m);
+}
+
+static int same_set(const char **a, const char **b)
+{
+    int same = 1;
+    for (int i = 0; i < 3; i++) {
+        int in = 0;
+        for (int j = 0; j < 3; j++)
+            in |= strcmp(a[i], b[j]) == 0;
+        same &= in;
+    }
+    return same;
+}
+
+/* The handoff (docs/replication.md, "Layout changes"): a 7th node joins a layout of 6; the
+ * router of the new layout with the previous one gives a partition's previous homes exactly
+ * while they differ from the new ones and it has not settled. A previous home the new layout
+ * removed (n6) is gone: its partitions move, their previous homes are the two left. A layout
+ * shrunk to one node moves nothing: that node is every home of both. */
+static void t_router_handoff(void)
+{
+    pl_topology *t1, *t2, *t3;
+    int idx;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_uniform(3, 2, 2, &t1), CM_OK); /* n1..n6 in 3 AZs */
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(t1, &t2), CM_OK);
+    t2->epoch = 2;
+    CU_ASSERT_EQUAL_FATAL(pl_topology_add_node(t2, "n7", "127.0.0.1:9107", "az1", &idx), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(t2, idx, 0, 100, PL_UP), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_add_drive(t2, idx, 1, 100, PL_UP), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(t1, &t3), CM_OK);
+    t3->epoch = 2;
+    t3->nodes[pl_topology_find(t3, "n6")].state = PL_REMOVED;
+    env_up(0, 300);
+    rp_router *rt, *plain, *rt3;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t2, "n1", E.local, E.cl, &rt), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t2, "n1", E.local, E.cl, &plain), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t3, "n1", E.local, E.cl, &rt3), CM_OK);
+    CU_ASSERT_EQUAL(rp_router_handoff(rt), 0);
+    CU_ASSERT_EQUAL_FATAL(rp_router_set_previous(rt, t1), CM_OK);
+    CU_ASSERT_EQUAL(rp_router_set_previous(rt, t1), CM_ERR_INVAL); /* once */
+    CU_ASSERT_EQUAL_FATAL(rp_router_set_previous(rt3, t1), CM_OK);
+    CU_ASSERT_EQUAL(rp_router_handoff(rt), 1);
+    int moved = 0, settled = -1, removed = 0;
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part p = {"bkt", s, 64, 0};
+        const char *old[3], *now[3];
+        rp_replica *out[3];
+        homes_of(t1, s, old);
+        homes_of(t2, s, now);
+        int n = rp_route_prev(rt, &p, 3, out);
+        CU_ASSERT_EQUAL(rp_route_prev(plain, &p, 3, out), 0); /* no previous layout */
+        CU_ASSERT_EQUAL(rp_router_moving(rt, "bkt", s, 3), n > 0);
+        if (same_set(old, now)) {
+            CU_ASSERT_EQUAL(n, 0); /* a partition that stays costs no previous home */
+            continue;
+        }
+        moved++;
+        CU_ASSERT_EQUAL_FATAL(n, 3);
+        for (int i = 0; i < 3; i++)
+            CU_ASSERT_STRING_EQUAL(out[i]->node_id, old[i]);
+        if (settled < 0) {
+            settled = (int)s;
+            CU_ASSERT_EQUAL(rp_router_settle(rt, "bkt", s), CM_OK);
+            CU_ASSERT_EQUAL(rp_route_prev(rt, &p, 3, out), 0);
+            CU_ASSERT_EQUAL(rp_router_moving(rt, "bkt", s, 3), 0);
+        }
+    }
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part p = {"bkt", s, 64, 0};
+        const char *old[3];
+        rp_replica *out[3];
+        homes_of(t1, s, old);
+        int had = !strcmp(old[0], "n6") || !strcmp(old[1], "n6") || !strcmp(old[2], "n6");
+        int n3 = rp_route_prev(rt3, &p, 3, out);
+        CU_ASSERT_EQUAL(n3, had ? 2 : 0); /* n6's partitions move, to their two homes left */
+        for (int i = 0; i < n3; i++)
+            CU_ASSERT(strcmp(out[i]->node_id, "n6") != 0);
+        removed += had;
+    }
+    printf("\n    handoff: %d of 64 partitions move to the 7th node's layout\n", moved);
+    CU_ASSERT(moved > 0 && moved < 64);
+    CU_ASSERT(removed > 0);
+    /* every node but n1 removed: a one-node layout, nothing moves */
+    pl_topology *t4;
+    rp_router *rt4;
+    rp_replica *out[3];
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(t1, &t4), CM_OK);
+    t4->epoch = 3;
+    for (int i = 0; i < t4->nnodes; i++)
+        if (strcmp(t4->nodes[i].id, "n1"))
+            t4->nodes[i].state = PL_REMOVED;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t4, "n1", E.local, E.cl, &rt4), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_set_previous(rt4, t1), CM_OK);
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part q = {"bkt", s, 64, 0};
+        CU_ASSERT_EQUAL(rp_route_prev(rt4, &q, 3, out), 0);
+        CU_ASSERT_EQUAL(rp_router_moving(rt4, "bkt", s, 3), 0);
+    }
+    rp_router_free(rt4);
+    pl_topology_free(t4);
+    /* settled partitions stay settled; settle_all ends every handoff */
+    rp_part p = {"bkt", (uint32_t)settled, 64, 0};
+    CU_ASSERT_EQUAL(rp_route_prev(rt, &p, 3, out), 0);
+    rp_router_settle_all(rt);
+    CU_ASSERT_EQUAL(rp_router_handoff(rt), 0);
+    for (uint32_t s = 0; s < 64; s++) {
+        rp_part q = {"bkt", s, 64, 0};
+        CU_ASSERT_EQUAL(rp_route_prev(rt, &q, 3, out), 0);
+    }
+    rp_router_free(rt);
+    rp_router_free(plain);
+    rp_router_free(rt3);
+    pl_topology_free(t1);
+    pl_topology_free(t2);
+    pl_topology_free(t3);
+    env_down();
+}
+
 /* ---- hints ---- */
 
 static rp_hints *HINTS;
@@ -935,6 +1063,7 @@ void cu_register(void)
         {"cond_parse", t_cond_parse},
         {"router", t_router},
         {"small_layouts", t_small_layouts},
+        {"router_handoff", t_router_handoff},
         {"hints", t_hints},
         {"hints_expire", t_hints_expire},
         {"hints_gone_bucket", t_hints_gone_bucket},
