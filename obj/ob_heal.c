@@ -23,7 +23,8 @@
  *            stripes; the short last stripe alone): pace, read k sources (targets that are
  *            sources first, so a moved cell is a copy; every source with OB_HEAL_VERIFY),
  *            rebuild what is missing with the codec stripe by stripe, append each target's
- *            column (synced with the last group).
+ *            column (synced with the last group), chaining each target's CRC32C (handed back
+ *            with the layout: the pass reads the written cells back after its swap).
  * A source that reads back corrupt, missing or short becomes a target itself (rebuilt in place)
  * and the stripes restart from the first; targets remember how far they were written, so only
  * the new one is written again. A target whose write fails is given up (its chunk deleted; the

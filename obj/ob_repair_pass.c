@@ -15,7 +15,12 @@
  * nothing is. No chunk is deleted that the record names when it is read just before (current):
  * when it names another layout of the body than the one this step assumed, that layout is
  * another node's heal, and the chunks it names are that heal's cells (the heal's own deletes,
- * prepare and cleanup, go through the same check as its guard). A cluster node plugs in which
+ * prepare and cleanup, go through the same check as its guard). That check cannot see another
+ * heal that has not swapped yet: its prepare may delete (and rewrite, or not) a cell this heal
+ * wrote, before this swap lands. So after a swap lands every cell the heal wrote is read back
+ * (length and the CRC32C the heal kept, 1 MiB at a time, paced); one that differs is deleted and
+ * the part healed again from the swapped layout (docs/chunks.md, "Two heals of one body"). A
+ * cluster node plugs in which
  * records are its to heal (mine) and how a layout is swapped (swap: through the replicated records
  * rather than this store alone).
  *
