@@ -17,12 +17,12 @@
  * another node's heal, and the chunks it names are that heal's cells (the heal's own deletes,
  * prepare and cleanup, go through the same check as its guard). That check cannot see another
  * heal that has not swapped yet: its prepare may delete (and rewrite, or not) a cell this heal
- * wrote, before this swap lands. So after a swap lands every cell the heal wrote is read back
+ * wrote, before this swap lands. So each cell the heal wrote is stat'ed before the swap (one
+ * gone or short: no swap, nothing deleted), and after a swap lands every one is read back
  * (length and the CRC32C the heal kept, 1 MiB at a time, paced); one that differs is deleted and
  * the part healed again from the swapped layout (docs/chunks.md, "Two heals of one body"). A
- * cluster node plugs in which
- * records are its to heal (mine) and how a layout is swapped (swap: through the replicated records
- * rather than this store alone).
+ * cluster node plugs in which records are its to heal (mine) and how a layout is swapped (swap:
+ * through the replicated records rather than this store alone).
  *
  * Cursor: "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is written to a
  * temporary file, synced and renamed over the state file (keys may hold any byte, so lengths, not
@@ -299,19 +299,36 @@ static void readback_cb(void *arg, const ob_chunk_result *r)
 {
     readback *b = arg;
     b->w.err = r->err;
-    if (r->err == CM_OK) {
+    if (r->err == CM_OK && !r->data) { /* a stat */
+        b->got = r->size;
+    } else if (r->err == CM_OK) {
         b->got = evbuffer_get_length(r->data);
         b->crc = cm_crc32c(b->crc, evbuffer_pullup(r->data, -1), b->got);
     }
     b->w.done = 1;
 }
 
+/* 1 when the chunk at c has the whole cell blob length, 0 when it is gone or not, -1 when the
+ * stat got no answer. */
+static int cell_whole(ob_repair *rp, const md_layout *lay, ob_chunks *b, uint32_t drive,
+                      const bs_id *id)
+{
+    readback rb = {0};
+    if (ob_chunk_stat(b, drive, id, readback_cb, &rb) != CM_OK)
+        return -1;
+    run_until(rp, &rb.w);
+    if (rb.w.err != CM_OK)
+        return rb.w.err == CM_ERR_NOTFOUND ? 0 : -1;
+    return rb.got == ob_layout_cell_blob_len(lay);
+}
+
 /*
  * 1 when the chunk at c holds exactly the cell the heal wrote there (crc: CRC32C of the whole
- * cell blob), 0 when it is gone, short, corrupt or other bytes, -1 when it cannot be read now (no
- * answer, or the pass is stopping: nothing to say). Read a piece at a time, paced as heals are.
+ * cell blob; with full 0 only its length is looked at), 0 when it is gone, short, corrupt or
+ * other bytes, -1 when it cannot be read now (no answer, or the pass is stopping: nothing to
+ * say). Read a piece at a time, paced as heals are.
  */
-static int cell_as_written(ob_repair *rp, const md_layout *lay, pl_cell c, uint32_t crc)
+static int cell_as_written(ob_repair *rp, const md_layout *lay, pl_cell c, uint32_t crc, int full)
 {
     uint32_t drive;
     bs_id id;
@@ -321,6 +338,8 @@ static int cell_as_written(ob_repair *rp, const md_layout *lay, pl_cell c, uint3
     if (!b)
         return -1;
     memcpy(id.b, lay->blob, sizeof(id.b));
+    if (!full)
+        return cell_whole(rp, lay, b, drive, &id);
     for (uint64_t off = 0; off < len; off += rb.got) {
         uint64_t n = CM_MIN(len - off, (uint64_t)READBACK_BYTES);
         rb.w.done = 0, rb.got = 0;
@@ -353,7 +372,7 @@ static int written_bad(ob_repair *rp, const char *bucket, const char *key, size_
     pl_cell bad[MD_MAX_CELLS];
     int n = 0;
     for (int i = 0; i < res->nwritten; i++)
-        if (cell_as_written(rp, &res->lay, res->written[i], res->written_crc[i]) == 0)
+        if (cell_as_written(rp, &res->lay, res->written[i], res->written_crc[i], 1) == 0)
             bad[n++] = res->written[i];
     drop(rp, bucket, key, part, &res->lay, bad, n);
     return n;
@@ -375,6 +394,14 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
     *swapped = *broken = 0;
     if (w->err != CM_OK || !w->res.changed)
         return w->err;
+    for (int i = 0; i < w->res.nwritten; i++) /* a stat each: another heal at work? */
+        if (cell_as_written(rp, &w->res.lay, w->res.written[i], 0, 0) == 0) {
+            CM_WARN(MOD,
+                    "repair: %s/%s part %zu: a cell just written is gone or short (another heal "
+                    "of the body?): not swapped in, nothing deleted",
+                    bucket, key, part);
+            return CM_ERR_CONFLICT;
+        }
     cm_err se = rp->cfg.swap ? rp->cfg.swap(rp->cfg.hook_arg, bucket, key, part, old, &w->res.lay)
                              : md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob,
                                                         &w->res.lay);

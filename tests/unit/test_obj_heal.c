@@ -1297,6 +1297,89 @@ static void heal_overlap(int other_cell)
     env_down();
 }
 
+/*
+ * The same, earlier: the other heal's prepare deletes this heal's cell after its last append and
+ * before this pass looks at it (a local backend whose next stat of the chunk last synced comes
+ * after a delete of it). The pass sees the cell gone before its swap: nothing is swapped in and
+ * nothing deleted, the record still names the old layout, whose cells are all there.
+ */
+static struct {
+    int armed;
+    uint32_t drive;
+    bs_id id;
+    ob_chunks *inner;
+    ob_chunk_done done;
+    void *arg;
+} steal;
+
+static cm_err steal_append(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off,
+                           struct evbuffer *body, uint32_t crc32c, unsigned flags,
+                           ob_chunk_done done, void *arg)
+{
+    if (flags & OB_CHUNK_SYNC)
+        steal.armed = 1, steal.drive = drive, steal.id = *id;
+    return ob_chunk_append(((flaky_chunks *)c)->inner, drive, id, off, body, crc32c, flags, done,
+                           arg);
+}
+
+static void steal_deleted(void *arg, const ob_chunk_result *r)
+{
+    (void)arg;
+    CU_ASSERT_EQUAL(r->err, CM_OK);
+    CU_ASSERT_EQUAL(ob_chunk_stat(steal.inner, steal.drive, &steal.id, steal.done, steal.arg),
+                    CM_OK);
+}
+
+static cm_err steal_stat(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
+                         void *arg)
+{
+    ob_chunks *in = ((flaky_chunks *)c)->inner;
+    if (!steal.armed || drive != steal.drive || memcmp(id, &steal.id, sizeof(*id)) != 0)
+        return ob_chunk_stat(in, drive, id, done, arg);
+    steal.armed = 0, steal.inner = in, steal.done = done, steal.arg = arg;
+    return ob_chunk_delete(in, drive, id, steal_deleted, NULL);
+}
+
+static const ob_chunk_ops steal_ops = {steal_append, flaky_seal, flaky_read, flaky_del,
+                                       steal_stat,   flaky_list, flaky_free};
+
+static void test_repair_heal_overlap_early(void)
+{
+    char path[400], key[64];
+    md_bucket mb = {.name = "alpha"};
+    md_part part;
+    md_object o;
+    md_store *md;
+    env_up();
+    uint8_t *body = malloc(LEN2);
+    fill(body, LEN2, 17);
+    bs_id id = {{6}}; /* placed so that n2's one cell moves to this node (the local backend) */
+    md_layout orig = put_id(body, LEN2, CELL, &id);
+    o = one_part(key, sizeof(key), &part, &orig);
+    snprintf(path, sizeof(path), "%s/meta-early-%p", cu_tmpdir(), (void *)&E);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    CU_ASSERT_FATAL(md_object_put(md, "alpha", &o, NULL, NULL, NULL) == CM_OK);
+    int victim = remote_holder(&orig);
+    node_down(victim, 1);
+    flaky_chunks st = {{&steal_ops}, E.local};
+    ob_resolver *good = E.res;
+    CU_ASSERT_FATAL(ob_resolver_new(E.topo, "n1", &st.base, E.cl, &E.res) == CM_OK);
+    memset(&steal, 0, sizeof(steal));
+    ob_repair_config rc = {md, E.res, E.base, E.topo, E.homes, E.dead, .page = 2};
+    md_layout now = pass_then_layout(&rc, md, key);
+    ob_resolver_free(E.res);
+    E.res = good;
+    CU_ASSERT(steal.inner != NULL); /* the cell was taken */
+    CU_ASSERT(ob_layout_same_cells(&now, &orig));
+    CU_ASSERT(reads_back(&now, body, LEN2));
+    node_down(victim, 0);
+    check_all_cells(body, LEN2, &orig);
+    free(body);
+    md_close(md);
+    env_down();
+}
+
 static void test_repair_heal_overlap(void)
 {
     heal_overlap(0); /* the cells swapped in are gone */
@@ -1549,20 +1632,22 @@ static void test_repair_defer_obsolete(void)
 
 void cu_register(void)
 {
-    static const cu_test heal_tests[] = {{"heal_missing", test_heal_missing},
-                                         {"heal_handoff", test_heal_handoff},
-                                         {"heal_corrupt", test_heal_corrupt},
-                                         {"heal_no_answer", test_heal_no_answer},
-                                         {"heal_refused_stat", test_heal_refused_stat},
-                                         {"heal_dropped_draining", test_heal_dropped_draining},
-                                         {"heal_paced", test_heal_paced},
-                                         {"repair_pass", test_repair_pass},
-                                         {"repair_swap_unknown", test_repair_swap_unknown},
-                                         {"repair_two_healers", test_repair_two_healers},
-                                         {"repair_heal_overlap", test_repair_heal_overlap},
-                                         {"heal_bench", test_heal_bench},
-                                         {"repair_cursor_batched", test_repair_cursor_batched},
-                                         {"repair_defer_obsolete", test_repair_defer_obsolete},
-                                         {NULL, NULL}};
+    static const cu_test heal_tests[] = {
+        {"heal_missing", test_heal_missing},
+        {"heal_handoff", test_heal_handoff},
+        {"heal_corrupt", test_heal_corrupt},
+        {"heal_no_answer", test_heal_no_answer},
+        {"heal_refused_stat", test_heal_refused_stat},
+        {"heal_dropped_draining", test_heal_dropped_draining},
+        {"heal_paced", test_heal_paced},
+        {"repair_pass", test_repair_pass},
+        {"repair_swap_unknown", test_repair_swap_unknown},
+        {"repair_two_healers", test_repair_two_healers},
+        {"repair_heal_overlap", test_repair_heal_overlap},
+        {"repair_heal_overlap_early", test_repair_heal_overlap_early},
+        {"heal_bench", test_heal_bench},
+        {"repair_cursor_batched", test_repair_cursor_batched},
+        {"repair_defer_obsolete", test_repair_defer_obsolete},
+        {NULL, NULL}};
     cu_add_suite("obj_heal", heal_tests);
 }
