@@ -19,11 +19,14 @@
  * Who heals a record: every replica of a partition holds the same records, so only one node
  * heals each: the first home of the record's partition (rp_homes over the homes map, of
  * pl_partition_id(bucket, rp_shard_of(key))) that the member list shows live, so the bodies of a
- * partition whose first home is down are healed by its second. The new layout goes to the
- * replicated record (rp_object_swap_layout: the partition's leader reads the record again and
- * replaces the part's layout there, when the part still names exactly the layout healed): a swap
- * in this store alone would leave the other replicas naming cells the heal then deletes. The swap
- * keeps the stamp of the version the leader read, and every other field of it (a retention or
+ * partition whose first home is down are healed by its second. Around a change of the member
+ * list two nodes can still heal one body at once (a node back while its second home's heal of
+ * one of its bodies runs): ob_repair reads back the cells a swap put in and heals again when the
+ * other heal deleted or replaced one (docs/chunks.md, "Two heals of one body"). The new layout goes
+ * to the replicated record (rp_object_swap_layout: the partition's leader reads the record again
+ * and replaces the part's layout there, when the part still names exactly the layout healed): a
+ * swap in this store alone would leave the other replicas naming cells the heal then deletes. The
+ * swap keeps the stamp of the version the leader read, and every other field of it (a retention or
  * hold set since the pass read the record stays), so it supersedes that version and loses to any
  * write it did not read. Before the pass deletes a chunk it reads the record again (current):
  * none the record names is deleted unless it names the layout the step assumed. The old places

@@ -23,7 +23,8 @@
  *            stripes; the short last stripe alone): pace, read k sources (targets that are
  *            sources first, so a moved cell is a copy; every source with OB_HEAL_VERIFY),
  *            rebuild what is missing with the codec stripe by stripe, append each target's
- *            column (synced with the last group).
+ *            column (synced with the last group), chaining each target's CRC32C (handed back
+ *            with the layout: the pass reads the written cells back after its swap).
  * A source that reads back corrupt, missing or short becomes a target itself (rebuilt in place)
  * and the stripes restart from the first; targets remember how far they were written, so only
  * the new one is written again. A target whose write fails is given up (its chunk deleted; the
@@ -70,6 +71,7 @@ typedef struct {
     ob_chunks *tb;    /* its backend */
     uint32_t tdrive;  /* its drive number there */
     uint64_t written; /* bytes of the cell written at tgt */
+    uint32_t crc;     /* CRC32C of those bytes */
 } hl_cell;
 
 struct ob_hl {
@@ -152,6 +154,8 @@ static void finish(ob_hl *h)
             res->changed = 1;
             res->lay.nodes[i] = c->tgt.node;
             res->lay.drives[i] = (uint8_t)c->tgt.drive;
+            res->written_crc[res->nwritten] = c->crc;
+            res->written[res->nwritten++] = c->tgt;
             if (c->has_loc && !same(c->loc, c->tgt))
                 res->obsolete[res->nobsolete++] = c->loc;
         } else if (!c->src) {
@@ -266,6 +270,8 @@ static void cell_written(void *arg, const ob_chunk_result *r)
     ob_hl *h = s->h;
     hl_cell *c = &h->c[s->i];
     if (r->err == CM_OK && c->target) {
+        /* groups append in order, once each (a restart skips what was written) */
+        c->crc = cm_crc32c(c->crc, h->stripe + (size_t)s->i * h->glen, h->glen);
         c->written = h->cell_off + h->glen;
         h->res.bytes += h->glen;
     } else if (c->target) {
@@ -360,6 +366,7 @@ static void cell_read(void *arg, const ob_chunk_result *r)
             c->tb = c->sb;
             c->tdrive = c->sdrive;
             c->written = 0;
+            c->crc = 0;
             h->reprepare = 1;
         }
         if (!(h->cfg.flags & OB_HEAL_VERIFY))

@@ -55,6 +55,11 @@ typedef struct {
                      * by a layout change): heal again once lay is swapped in */
     int nobsolete;  /* chunks to delete once lay is swapped in */
     pl_cell obsolete[MD_MAX_CELLS];
+    /* the cells written (lay names them) and the CRC32C of each whole chunk as written: read
+     * back after the swap, since another node's heal of the body may have replaced one */
+    int nwritten;
+    pl_cell written[MD_MAX_CELLS];
+    uint32_t written_crc[MD_MAX_CELLS];
 } ob_heal_result;
 
 /* res is valid during the call (also on error: counts only). */

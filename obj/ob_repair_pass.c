@@ -15,9 +15,14 @@
  * nothing is. No chunk is deleted that the record names when it is read just before (current):
  * when it names another layout of the body than the one this step assumed, that layout is
  * another node's heal, and the chunks it names are that heal's cells (the heal's own deletes,
- * prepare and cleanup, go through the same check as its guard). A cluster node plugs in which
- * records are its to heal (mine) and how a layout is swapped (swap: through the replicated records
- * rather than this store alone).
+ * prepare and cleanup, go through the same check as its guard). That check cannot see another
+ * heal that has not swapped yet: its prepare may delete (and rewrite, or not) a cell this heal
+ * wrote, before this swap lands. So each cell the heal wrote is stat'ed before the swap (one
+ * gone or short: no swap, nothing deleted), and after a swap lands every one is read back
+ * (length and the CRC32C the heal kept, 1 MiB at a time, paced); one that differs is deleted and
+ * the part healed again from the swapped layout (docs/chunks.md, "Two heals of one body"). A
+ * cluster node plugs in which records are its to heal (mine) and how a layout is swapped (swap:
+ * through the replicated records rather than this store alone).
  *
  * Cursor: "cairn-repair-cursor 1\n<bucket len> <key len>\n<bucket><key>" is written to a
  * temporary file, synced and renamed over the state file (keys may hold any byte, so lengths, not
@@ -44,8 +49,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ob_heal.h"
@@ -278,9 +285,103 @@ static int fresh_cells(const md_layout *old, const md_layout *lay, pl_cell *out)
     return n;
 }
 
-/* One heal of the part at *old, swapped in (then *old = the new layout) when it changed. */
+/* ---- the cells a swap put in, read back ---- */
+
+#define READBACK_BYTES (1u << 20) /* one read of a written cell at a time */
+
+typedef struct {
+    waiter w;
+    uint32_t crc;
+    uint64_t got;
+} readback;
+
+static void readback_cb(void *arg, const ob_chunk_result *r)
+{
+    readback *b = arg;
+    b->w.err = r->err;
+    if (r->err == CM_OK && !r->data) { /* a stat */
+        b->got = r->size;
+    } else if (r->err == CM_OK) {
+        b->got = evbuffer_get_length(r->data);
+        b->crc = cm_crc32c(b->crc, evbuffer_pullup(r->data, -1), b->got);
+    }
+    b->w.done = 1;
+}
+
+/* 1 when the chunk at c has the whole cell blob length, 0 when it is gone or not, -1 when the
+ * stat got no answer. */
+static int cell_whole(ob_repair *rp, const md_layout *lay, ob_chunks *b, uint32_t drive,
+                      const bs_id *id)
+{
+    readback rb = {0};
+    if (ob_chunk_stat(b, drive, id, readback_cb, &rb) != CM_OK)
+        return -1;
+    run_until(rp, &rb.w);
+    if (rb.w.err != CM_OK)
+        return rb.w.err == CM_ERR_NOTFOUND ? 0 : -1;
+    return rb.got == ob_layout_cell_blob_len(lay);
+}
+
+/*
+ * 1 when the chunk at c holds exactly the cell the heal wrote there (crc: CRC32C of the whole
+ * cell blob; with full 0 only its length is looked at), 0 when it is gone, short, corrupt or
+ * other bytes, -1 when it cannot be read now (no answer, or the pass is stopping: nothing to
+ * say). Read a piece at a time, paced as heals are.
+ */
+static int cell_as_written(ob_repair *rp, const md_layout *lay, pl_cell c, uint32_t crc, int full)
+{
+    uint32_t drive;
+    bs_id id;
+    ob_chunks *b = ob_resolve_cell(rp->cfg.r, &c, &drive);
+    uint64_t len = ob_layout_cell_blob_len(lay);
+    readback rb = {0};
+    if (!b)
+        return -1;
+    memcpy(id.b, lay->blob, sizeof(id.b));
+    if (!full)
+        return cell_whole(rp, lay, b, drive, &id);
+    for (uint64_t off = 0; off < len; off += rb.got) {
+        uint64_t n = CM_MIN(len - off, (uint64_t)READBACK_BYTES);
+        rb.w.done = 0, rb.got = 0;
+        if (inner_pace(rp, n) || ob_chunk_read(b, drive, &id, off, n, readback_cb, &rb) != CM_OK)
+            return -1;
+        run_until(rp, &rb.w);
+        if (rb.w.err == CM_OK && rb.got != n)
+            return 0;
+        if (rb.w.err != CM_OK)
+            return rb.w.err == CM_ERR_NOTFOUND || rb.w.err == CM_ERR_RANGE ||
+                           rb.w.err == CM_ERR_CORRUPT
+                       ? 0
+                       : -1;
+    }
+    return rb.crc == crc;
+}
+
+/*
+ * The cells the heal wrote that the record now names but that no longer hold what the heal wrote:
+ * another node's heal of the same body, started from the layout this one replaced, deleted the
+ * chunks at its targets (its prepare, while the record still named that layout) and either
+ * stopped before writing them again or wrote another cell there (its plan differed). Those are
+ * deleted (unless the record names another layout by then), so that the next heal, from the
+ * layout swapped in, finds them missing and rebuilds them where they are: a wrong cell of full
+ * length would pass its stat as a source. Their count.
+ */
+static int written_bad(ob_repair *rp, const char *bucket, const char *key, size_t part,
+                       const ob_heal_result *res)
+{
+    pl_cell bad[MD_MAX_CELLS];
+    int n = 0;
+    for (int i = 0; i < res->nwritten; i++)
+        if (cell_as_written(rp, &res->lay, res->written[i], res->written_crc[i], 1) == 0)
+            bad[n++] = res->written[i];
+    drop(rp, bucket, key, part, &res->lay, bad, n);
+    return n;
+}
+
+/* One heal of the part at *old, swapped in (then *old = the new layout) when it changed;
+ * *broken when a cell it swapped in is not whole any more (heal again). */
 static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size_t part,
-                        md_layout *old, waiter *w, int *swapped)
+                        md_layout *old, waiter *w, int *swapped, int *broken)
 {
     ob_heal_config hc = {
         rp->cfg.topo, rp->cfg.homes, rp->cfg.node_dead, &rp->inner, rp->cfg.flags, heal_guard, rp};
@@ -290,9 +391,17 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
     if (e != CM_OK)
         w->err = e, w->done = 1;
     run_until(rp, w);
-    *swapped = 0;
+    *swapped = *broken = 0;
     if (w->err != CM_OK || !w->res.changed)
         return w->err;
+    for (int i = 0; i < w->res.nwritten; i++) /* a stat each: another heal at work? */
+        if (cell_as_written(rp, &w->res.lay, w->res.written[i], 0, 0) == 0) {
+            CM_WARN(MOD,
+                    "repair: %s/%s part %zu: a cell just written is gone or short (another heal "
+                    "of the body?): not swapped in, nothing deleted",
+                    bucket, key, part);
+            return CM_ERR_CONFLICT;
+        }
     cm_err se = rp->cfg.swap ? rp->cfg.swap(rp->cfg.hook_arg, bucket, key, part, old, &w->res.lay)
                              : md_object_replace_layout(rp->cfg.md, bucket, key, part, old->blob,
                                                         &w->res.lay);
@@ -314,6 +423,11 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
             CM_WARN(MOD, "repair: %s/%s part %zu: another layout won over the swap", bucket, key,
                     part);
             n += fresh_cells(old, &w->res.lay, go + n);
+        } else if ((*broken = written_bad(rp, bucket, key, part, &w->res)) > 0) {
+            CM_WARN(MOD,
+                    "repair: %s/%s part %zu: %d cells swapped in do not hold what was written "
+                    "(another heal of the body?): healed again",
+                    bucket, key, part, *broken);
         }
         drop(rp, bucket, key, part, &w->res.lay, go, n);
         *old = w->res.lay;
@@ -337,23 +451,24 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
 }
 
 /*
- * Heal one part: again while a heal reports cells blocked by another cell's old place (at most
- * 4 rounds: a layout change can reshuffle which drive is whose home).
+ * Heal one part: again while a heal reports cells blocked by another cell's old place, or a cell
+ * it swapped in is not whole any more (at most 4 rounds: a layout change can reshuffle which
+ * drive is whose home).
  */
 static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size_t part,
                         const md_layout *stored)
 {
     md_layout cur = *stored;
     waiter w;
-    int swapped = 0, degraded = 0;
+    int swapped = 0, broken = 0, degraded = 0;
     cm_err e = CM_OK;
     for (int round = 0; round < 4; round++) {
         memset(&w, 0, sizeof(w));
-        e = heal_once(rp, bucket, key, part, &cur, &w, &swapped);
+        e = heal_once(rp, bucket, key, part, &cur, &w, &swapped, &broken);
         if (e == CM_ERR_CLOSED)
             return e;
         degraded |= e != CM_OK || w.res.rebuilt > 0 || w.res.missing > 0 || w.res.blocked > 0;
-        if (!swapped || w.res.blocked == 0)
+        if (!swapped || (w.res.blocked == 0 && !broken))
             break;
     }
     pthread_mutex_lock(&rp->mu);
@@ -363,7 +478,7 @@ static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size
         s->degraded++;
         if (!s->first_degraded_ms)
             s->first_degraded_ms = cm_now_ms();
-        if (e == CM_OK && w.res.missing == 0 && w.res.blocked == 0) {
+        if (e == CM_OK && w.res.missing == 0 && w.res.blocked == 0 && !broken) {
             s->healed++;
             s->last_healed_ms = cm_now_ms();
         } else {
