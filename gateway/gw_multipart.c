@@ -758,10 +758,10 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
     }
     /* One claim wins: a concurrent Complete of other parts, or an Abort, answers NoSuchUpload
      * before writing anything (rp_upload_claim). */
-    int64_t claimed_at = cm_now_ms();
+    int64_t claimed_at = cm_monotonic_ms(); /* never a wall clock: rp_upload.h */
     if (err == CM_OK)
         err = rp_upload_claim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
-    if (err == CM_OK && cm_now_ms() - claimed_at >= RP_CLAIM_WRITE_MS)
+    if (err == CM_OK && cm_monotonic_ms() - claimed_at >= RP_CLAIM_WRITE_MS)
         err = CM_ERR_UNAVAILABLE; /* an Abort may take the claim over soon: no object */
     if (err == CM_OK) {
         md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */

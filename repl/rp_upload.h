@@ -92,8 +92,10 @@ cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upl
  * upload record through its partition's leader. CM_OK: claimed (or claimed before by a Complete
  * keeping the same part records: a retry, stamped anew); CM_ERR_NOTFOUND: the upload ended, or
  * another Complete (other part records) claimed it. The object must be written within
- * RP_CLAIM_WRITE_MS of the call, or not at all; an Abort takes over a claim older than
- * RP_CLAIM_STALE_MS (a Complete that died and was never retried). unclaim: give the upload
+ * RP_CLAIM_WRITE_MS of the call (on the caller's monotonic clock), or not at all; an Abort takes
+ * over a claim once one node has seen it unchanged for RP_CLAIM_STALE_MS on its own monotonic
+ * clock (rp_config.mono: a Complete that died and was never retried; no two nodes' clocks are
+ * compared). unclaim: give the upload
  * back (the object write was refused, e.g. its If-Match failed), if the claim is still this one.
  */
 #define RP_CLAIM_WRITE_MS 60000
