@@ -225,17 +225,44 @@ static int names_blob(const md_object *rec, const uint8_t *blob)
     return 0;
 }
 
+/*
+ * An intent older than the tombstone grace (rp_part_intent_decide's old): a Complete's tombstone
+ * naming its body may have been collected, so that "no record names the body" proves nothing.
+ * Freed only when the object this very upload made reads without the body (its Complete did not
+ * keep it); owned when the object names it; held otherwise (no object, another one, a version
+ * of a versioned bucket the current record does not show): never freed blindly.
+ */
+static cm_err old_verdict(rp *c, const char *bucket, const char *key, const char *upload_id,
+                          const uint8_t *blob, int *verdict)
+{
+    md_object cur;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    *verdict = RP_INTENT_HELD;
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    if (names_blob(&cur, blob))
+        *verdict = RP_INTENT_OWNED;
+    else if (strcmp(cur.upload_id, upload_id) == 0)
+        *verdict = RP_INTENT_FREE;
+    md_object_release(&cur);
+    return CM_OK;
+}
+
 cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const char *upload_id,
-                             uint32_t number, uint64_t id, const uint8_t *blob, int *free_it)
+                             uint32_t number, uint64_t id, const uint8_t *blob, int old,
+                             int *verdict)
 {
     char k[MD_MPU_PART_KEY_MAX];
     md_object rec;
     int had = 0, ended, gone;
-    *free_it = 0;
+    *verdict = RP_INTENT_OWNED;
     cm_err e = md_mpu_part_key(key, upload_id, number, id, k, sizeof(k));
     if (e != CM_OK)
         return e;
     if ((e = rp_record_get(c, bucket, k, &rec)) == CM_ERR_NOTFOUND) {
+        if (old && ((e = old_verdict(c, bucket, key, upload_id, blob, verdict)) != CM_OK ||
+                    *verdict != RP_INTENT_FREE))
+            return e;
         /* The writer died before its record landed on a quorum. A copy on one home that this
          * read missed would still spread; a tombstone stamped now supersedes it (its merge makes
          * garbage of the body: freed twice, which deletes nothing more). */
@@ -247,15 +274,18 @@ cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const c
         e = rp_object_put(c, bucket, &t, NULL, NULL, &had);
         if (e == CM_ERR_NOTFOUND) /* the bucket is gone, and every record with it */
             e = CM_OK;
-        *free_it = e == CM_OK;
+        *verdict = e == CM_OK ? RP_INTENT_FREE : RP_INTENT_OWNED;
         return e;
     }
     if (e != CM_OK)
         return e;
-    if (!names_blob(&rec, blob))
-        *free_it = 1; /* no record of this key names the body (a plain tombstone's replicas have
-                         made it garbage already, if it was ever live: a second free is idle) */
-    else if (!rec.tombstone) /* recorded: the upload decides, as after an UploadPart */
+    if (!names_blob(&rec, blob) && old)
+        e = old_verdict(c, bucket, key, upload_id, blob, verdict);
+    else if (!names_blob(&rec, blob))
+        *verdict = RP_INTENT_FREE; /* no record of this key names the body (a plain tombstone's
+                                      replicas have made it garbage already, if it was ever
+                                      live: a second free is idle) */
+    else if (!rec.tombstone)       /* recorded: the upload decides, as after an UploadPart */
         e = part_settle(c, bucket, key, upload_id, k, &rec.parts[0], &ended, &gone);
     /* else a Complete's tombstone that keeps the body: the object owns it */
     md_object_release(&rec);

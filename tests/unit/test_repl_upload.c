@@ -635,11 +635,17 @@ static cm_err record_only(uint32_t number, uint64_t id, uint8_t tag)
     return rp_object_put(E.c, B, &rec, NULL, NULL, NULL);
 }
 
-static cm_err decide(uint32_t number, uint64_t id, uint8_t tag, int *free_it)
+static cm_err decide_of(const char *key, uint32_t number, uint64_t id, uint8_t tag, int old,
+                        int *verdict)
 {
     uint8_t blob[16];
     memset(blob, tag, sizeof(blob));
-    return rp_part_intent_decide(E.c, B, "obj", ID, number, id, blob, free_it);
+    return rp_part_intent_decide(E.c, B, key, ID, number, id, blob, old, verdict);
+}
+
+static cm_err decide(uint32_t number, uint64_t id, uint8_t tag, int *free_it)
+{
+    return decide_of("obj", number, id, tag, 0, free_it);
 }
 
 /* The part record (number, id) at quorum, tombstones too: 1 live, 0 tombstone, -1 none. */
@@ -706,6 +712,51 @@ static void test_intents(void)
     env_down();
 }
 
+/* The object key with a body in cells (blob tag) made by upload `upload_id`. */
+static cm_err object_of(const char *key, const char *upload_id, uint8_t tag)
+{
+    md_part p = body_of(1, tag);
+    md_object o;
+    int had = 0;
+    memset(&o, 0, sizeof(o));
+    o.key = (char *)key;
+    memcpy(o.version_id, "null", 5);
+    o.size = p.size;
+    snprintf(o.upload_id, sizeof(o.upload_id), "%s", upload_id);
+    o.parts = &p, o.nparts = 1;
+    return rp_object_put(E.c, B, &o, NULL, NULL, &had);
+}
+
+/* An intent older than the tombstone grace: its record's key may read as never written because
+ * a Complete's tombstone naming the body was collected. Never freed blindly: the object decides
+ * (docs/multipart-cluster.md, "Reclaiming a killed UploadPart"). */
+static void test_intents_old(void)
+{
+    int v = -1;
+    env_up();
+    /* "obj" completed from ID with part 1's body 0x81; part 2 (0x82) was not kept */
+    CU_ASSERT_EQUAL(object_of("obj", ID, 0x81), CM_OK);
+    CU_ASSERT_EQUAL(decide_of("obj", 1, 0x8001, 0x81, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_OWNED); /* the object's body: once freed here */
+    CU_ASSERT_EQUAL(record_state(1, 0x8001), -1);
+    CU_ASSERT_EQUAL(decide_of("obj", 2, 0x8002, 0x82, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_FREE); /* its Complete did not keep it */
+    CU_ASSERT_EQUAL(record_state(2, 0x8002), 0);
+    /* no object, or one another upload made: held (a noncurrent version may use it) */
+    CU_ASSERT_EQUAL(decide_of("none", 1, 0x8003, 0x83, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_HELD);
+    CU_ASSERT_EQUAL(object_of("other", "0000018c0a0b0c0d1122334455667799", 0x85), CM_OK);
+    CU_ASSERT_EQUAL(decide_of("other", 1, 0x8004, 0x84, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_HELD);
+    /* a young intent with no record at all is freed, as before (no tombstone can be gone) */
+    CU_ASSERT_EQUAL(decide_of("none", 1, 0x8003, 0x83, 0, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_FREE);
+    /* a plain tombstone (the one just written) found by an old intent: the object decides too */
+    CU_ASSERT_EQUAL(decide_of("none", 1, 0x8003, 0x83, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_HELD);
+    env_down();
+}
+
 /* The intents database: put, listed only once released (or another opening's), to garbage. */
 static void test_intent_store(void)
 {
@@ -763,6 +814,7 @@ void cu_register(void)
                                 {"claims", test_claims},
                                 {"claim_clocks", test_claim_clocks},
                                 {"intents", test_intents},
+                                {"intents_old", test_intents_old},
                                 {"intent_store", test_intent_store},
                                 {NULL, NULL}};
     cu_add_suite("repl_upload", t);
