@@ -16,6 +16,10 @@
  * decidable only once its writer released it (life 0). That is what keeps an UploadPart that
  * streams its body for hours from being decided under it: no time bound is involved.
  *
+ * The release and a writer's handoff of a column (md_intent_move_async) change the stored
+ * intent in their transaction (read, change, write): queued from different threads, neither
+ * undoes the other, and neither brings back an intent dropped meanwhile.
+ *
  * Threading: as md_store.c (writes are group-commit ops, reads take their own read txn).
  */
 #include <stdlib.h>

@@ -26,10 +26,12 @@
  * append fails moves to a handoff drive (pl_handoff with its node marked dead) and stripe 0 is
  * sent there again - it is still buffered, since released cannot pass a column that completed
  * nothing; a column that fails later, or whose handoff fails too, is dropped (its chunk deleted at
- * the end, drives[i] = 0xFF). The body fails when fewer than k+1 columns stay live. finish
- * waits for every live column's last synced append; a worker that waited write_wait_ms (for room
- * or for that answer) has the loop drop the columns whose append is that old (k+1 kept), so a
- * silent node costs a body write_wait_ms, not the RPC timeout.
+ * the end, drives[i] = 0xFF). A body with an intent (ob_writer_track_intent: a part on a cluster
+ * node) holds a handed-off column, busy, until the intent names its new place (gate). The body
+ * fails when fewer than k+1 columns stay live. finish waits for every live column's last synced
+ * append; a worker that waited write_wait_ms (for room or for that answer) has the loop drop the
+ * columns whose append is that old (k+1 kept), so a silent node costs a body write_wait_ms, not the
+ * RPC timeout.
  *
  * Threading: mu guards posted, released, the ring, err and the end flags; columns and cells are
  * the loop's. The worker gets its answer (ack) as soon as the live columns are done; the loop
