@@ -550,9 +550,8 @@ static int64_t mono_now(rp *c, uint64_t *epoch)
         return c->cfg.mono(c->cfg.mono_arg, epoch);
     char id[64] = "";
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    if (!f || !fgets(id, sizeof(id), f))
-        gethostname(id, sizeof(id) - 1); /* no boot id: a sighting before a reboot looks older
-                                            than now is refused below, or is merely early */
+    if (!f || !fgets(id, sizeof(id), f)) /* no boot id (not Linux): the host's name, and a */
+        gethostname(id, sizeof(id) - 1); /* reboot's clock must not be behind the sighting's */
     if (f)
         fclose(f);
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -635,6 +634,8 @@ cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *u
         meta_take(&rec, SEEN_META, NULL, 0);
         char from[sizeof(rec.etag)];
         snprintf(from, sizeof(from), "%s", rec.etag);
+        if (strcmp(from, tag) == 0) /* a new etag, so that a sighting of the old one fails */
+            snprintf(tag, sizeof(tag), CLAIM_TAG "%016" PRIx64 "-%" PRId64, mine, at + 1);
         e = upload_cas(c, bucket, &rec, from, tag);
         md_object_release(&rec);
         if (e != CM_ERR_PRECONDITION)
