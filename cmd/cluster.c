@@ -120,6 +120,7 @@ struct cmd_cluster {
     /* counters for /admin/status (under mu) */
     uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
     uint64_t intents_freed, intents_kept; /* intents decided (intents_run) */
+    uint64_t intents_held; /* at the last tick: too old to free blindly (RP_INTENT_HELD) */
     uint64_t tombs_collected, collect_skipped;
     uint64_t handoff_settled, handoff_repaired; /* partitions settled, keys the handoff copied */
     uint64_t handoff_moving;                    /* partitions still moving at the last pass */
@@ -531,22 +532,33 @@ static void intents_run(cmd_cluster *c)
     md_store *md = gw_meta_store(c->cfg.g);
     int64_t now = cm_now_ms();
     md_intent *a = NULL;
-    size_t n = 0, freed = 0, kept = 0;
+    size_t n = 0, freed = 0, kept = 0, held = 0;
     int fails = 0;
     uint64_t before = MD_HLC_MAKE(now > c->cfg.gc_grace_ms ? now - c->cfg.gc_grace_ms : 0, 0);
+    /* Older than half the tombstone grace: a Complete's tombstone of its record may be gone. */
+    int64_t old_ms = now - c->cfg.tombstone_grace_ms / 2;
     cm_err e = md_intent_list(md, before, INTENTS_MAX, &a, &n);
     for (size_t i = 0; e == CM_OK && i < n && fails < INTENT_FAILS; i++) {
-        int free_it = 0;
+        int v = RP_INTENT_OWNED;
+        int old = (int64_t)MD_HLC_MS(a[i].hlc) < old_ms;
         cm_err d = rp_part_intent_decide(c->coord, a[i].bucket, a[i].key, a[i].upload_id,
-                                         a[i].number, a[i].id, a[i].layout.blob, &free_it);
+                                         a[i].number, a[i].id, a[i].layout.blob, old, &v);
         if (d == CM_ERR_INVAL) { /* not a part record's key: nothing can decide it */
             CM_ERROR(MOD, "intent of part %u of upload %s in %s cannot be decided: dropped",
                      a[i].number, a[i].upload_id, a[i].bucket);
             md_intent_drop(md, &a[i]);
             continue;
         }
+        if (d == CM_OK && v == RP_INTENT_HELD) { /* kept for an operator: never freed blindly */
+            CM_WARN(MOD,
+                    "intent of part %u of upload %s of %s in %s: older than the tombstone grace "
+                    "and no object names its body: held (docs/multipart-cluster.md)",
+                    a[i].number, a[i].upload_id, a[i].key, a[i].bucket);
+            held++;
+            continue;
+        }
         if (d == CM_OK)
-            d = free_it ? md_intent_to_garbage(md, &a[i]) : md_intent_drop(md, &a[i]);
+            d = v == RP_INTENT_FREE ? md_intent_to_garbage(md, &a[i]) : md_intent_drop(md, &a[i]);
         if (d != CM_OK) {
             CM_WARN(MOD, "intent of part %u of upload %s in %s: %s (tried again later)",
                     a[i].number, a[i].upload_id, a[i].bucket, cm_err_str(d));
@@ -555,8 +567,8 @@ static void intents_run(cmd_cluster *c)
         }
         CM_INFO(MOD, "intent of part %u of upload %s in %s: %s", a[i].number, a[i].upload_id,
                 a[i].bucket,
-                free_it ? "no record names its body: freed" : "a record owns its body");
-        if (free_it)
+                v == RP_INTENT_FREE ? "no record names its body: freed" : "a record owns its body");
+        if (v == RP_INTENT_FREE)
             freed++;
         else
             kept++;
@@ -567,6 +579,7 @@ static void intents_run(cmd_cluster *c)
     pthread_mutex_lock(&c->mu);
     c->intents_freed += freed;
     c->intents_kept += kept;
+    c->intents_held = held;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -922,7 +935,7 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"ae_runs\":%llu,\"ae_repaired\":%llu,\"ae_unavailable\":%llu,\"gc_freed\":%llu,"
         "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu,"
         "\"hints_refused\":%llu,\"hints_rehomed\":%llu,\"intents_freed\":%llu,"
-        "\"intents_kept\":%llu,\"handoff_active\":%d,"
+        "\"intents_kept\":%llu,\"intents_held\":%llu,\"handoff_active\":%d,"
         "\"handoff_moving\":%llu,\"handoff_settled\":%llu,\"handoff_copied\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
         "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
@@ -937,13 +950,13 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)c->collect_skipped, (unsigned long long)hs.expired,
         (unsigned long long)md_hint_refused(gw_meta_store(c->cfg.g)),
         (unsigned long long)hs.rehomed, (unsigned long long)c->intents_freed,
-        (unsigned long long)c->intents_kept, rp_router_handoff(c->router),
-        (unsigned long long)c->handoff_moving, (unsigned long long)c->handoff_settled,
-        (unsigned long long)c->handoff_repaired, (unsigned long long)os.epoch, os.k, os.m,
-        (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
-        (unsigned long long)os.reads, (unsigned long long)os.handoffs,
-        (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
-        (unsigned long long)os.reads_degraded);
+        (unsigned long long)c->intents_kept, (unsigned long long)c->intents_held,
+        rp_router_handoff(c->router), (unsigned long long)c->handoff_moving,
+        (unsigned long long)c->handoff_settled, (unsigned long long)c->handoff_repaired,
+        (unsigned long long)os.epoch, os.k, os.m, (unsigned long long)os.bodies,
+        (unsigned long long)os.bytes_written, (unsigned long long)os.reads,
+        (unsigned long long)os.handoffs, (unsigned long long)os.cells_dropped,
+        (unsigned long long)os.hedges, (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
     if (n <= 0 || (size_t)n >= cap)
         return 0;

@@ -589,7 +589,7 @@ typedef struct {
     md_store *md;
     int held;
 } gw_part_intent;
-cm_err gw_part_intent_begin(gw_req *r, const ob_writer *w, gw_part_intent *pi);
+cm_err gw_part_intent_begin(gw_req *r, ob_writer *w, gw_part_intent *pi);
 cm_err gw_part_intent_record(gw_req *r, gw_part_intent *pi, md_part *p);
 void gw_part_intent_end(gw_part_intent *pi);
 /* Answer an UploadPart (ETag and checksum headers) or an UploadPartCopy (XML), or err. */

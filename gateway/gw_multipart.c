@@ -346,7 +346,7 @@ static int part_takes_cells(gw_req *r, const md_upload *up)
  * which its maintenance decides after a restart, and so does a request that ends unsettled
  * (gw_part_intent_end releases it).
  */
-cm_err gw_part_intent_begin(gw_req *r, const ob_writer *w, gw_part_intent *pi)
+cm_err gw_part_intent_begin(gw_req *r, ob_writer *w, gw_part_intent *pi)
 {
     md_intent *in = &pi->in;
     uint64_t number = 0;
@@ -363,8 +363,10 @@ cm_err gw_part_intent_begin(gw_req *r, const ob_writer *w, gw_part_intent *pi)
     snprintf(in->upload_id, sizeof(in->upload_id), "%s", gw_query_get(&r->q, "uploadId"));
     in->number = (uint32_t)number;
     pi->md = r->g->md;
-    if ((err = md_intent_put(pi->md, in)) == CM_OK)
+    if ((err = md_intent_put(pi->md, in)) == CM_OK) {
         pi->held = 1;
+        ob_writer_track_intent(w, pi->md, in->hlc); /* a handed-off cell moves it */
+    }
     return err;
 }
 
@@ -758,10 +760,10 @@ static cm_err complete_replicated(gw_req *r, complete_state *cs, int conditional
     }
     /* One claim wins: a concurrent Complete of other parts, or an Abort, answers NoSuchUpload
      * before writing anything (rp_upload_claim). */
-    int64_t claimed_at = cm_now_ms();
+    int64_t claimed_at = cm_monotonic_ms(); /* never a wall clock: rp_upload.h */
     if (err == CM_OK)
         err = rp_upload_claim(r->g->rp, r->bucket, r->key, upload_id, full, ids, cs->nuse);
-    if (err == CM_OK && cm_now_ms() - claimed_at >= RP_CLAIM_WRITE_MS)
+    if (err == CM_OK && cm_monotonic_ms() - claimed_at >= RP_CLAIM_WRITE_MS)
         err = CM_ERR_UNAVAILABLE; /* an Abort may take the claim over soon: no object */
     if (err == CM_OK) {
         md_object obj = cs->obj; /* shallow: the fetched parts instead of the listed ones */

@@ -1240,8 +1240,18 @@ cm_err md_intent_put(md_store *md, md_intent *in);
 /* Drop in (a missing one is ignored). */
 cm_err md_intent_drop(md_store *md, const md_intent *in);
 /* Mark in released (life 0): its writer is done with it. Never waits (from an event loop): the
- * write is queued; a failure leaves the intent to the store's next opening. */
+ * write is queued; a failure leaves the intent to the store's next opening. The stored intent
+ * is changed (its columns as md_intent_move_async left them); a dropped one stays dropped. */
 cm_err md_intent_release_async(md_store *md, const md_intent *in);
+/*
+ * The intent (hlc, blob) now names (node, drive) for column col: the writer handed that column
+ * off to a drive the intent did not name (docs/multipart-cluster.md, "Reclaiming a killed
+ * UploadPart"). Never waits: done(arg, err) runs on the store's commit thread once the change is
+ * durable (or failed; it must not block); a dropped intent is left dropped (done with CM_OK).
+ * CM_OK, or an error and done never runs.
+ */
+cm_err md_intent_move_async(md_store *md, uint64_t hlc, const uint8_t *blob, int col, uint16_t node,
+                            uint8_t drive, void (*done)(void *arg, cm_err e), void *arg);
 /* Intents with hlc < before that are decidable (another opening's, or released), oldest first,
  * at most max; *out is a heap array (md_intents_free). */
 cm_err md_intent_list(md_store *md, uint64_t before, size_t max, md_intent **out, size_t *n);

@@ -16,6 +16,10 @@
  * decidable only once its writer released it (life 0). That is what keeps an UploadPart that
  * streams its body for hours from being decided under it: no time bound is involved.
  *
+ * The release and a writer's handoff of a column (md_intent_move_async) change the stored
+ * intent in their transaction (read, change, write): queued from different threads, neither
+ * undoes the other, and neither brings back an intent dropped meanwhile.
+ *
  * Threading: as md_store.c (writes are group-commit ops, reads take their own read txn).
  */
 #include <stdlib.h>
@@ -38,12 +42,54 @@ typedef struct {
     md_wbuf w;      /* the value to put; empty: drop */
     md_garbage g;   /* to_garbage: the garbage record, put in the same transaction */
     int to_garbage; /* (the value is the garbage's) */
+    /* A change of the stored intent (none when nothing is stored: dropped meanwhile): release
+     * (life 0) and / or column col moved to (node, drive), everything else as stored. */
+    int change, release, col;
+    uint16_t node;
+    uint8_t drive;
+    void (*done)(void *arg, cm_err e); /* md_intent_move_async's */
+    void *done_arg;
 } intent_op;
+
+/* The change op->change asks of the stored intent, in the op's transaction. */
+static cm_err intent_change(md_store *md, MDB_txn *txn, intent_op *op, int *wrote)
+{
+    MDB_val kv = {INTENT_KEY, op->k}, vv;
+    md_intent in;
+    int rc = mdb_get(txn, md->intents, &kv, &vv);
+    if (rc == MDB_NOTFOUND) { /* dropped (settled, or decided) meanwhile: nothing to change */
+        *wrote = 0;
+        return CM_OK;
+    }
+    if (rc)
+        return md_mdb_err(rc, "get intent");
+    cm_err e = md_intent_decode(vv.mv_data, vv.mv_size, &in);
+    if (e != CM_OK)
+        return e;
+    in.hlc = cm_get_be64(op->k);
+    if (op->release)
+        in.life = 0;
+    if (op->col >= 0 && op->col < MD_MAX_CELLS) {
+        in.layout.nodes[op->col] = op->node;
+        in.layout.drives[op->col] = op->drive;
+    }
+    md_w_free(&op->w);
+    e = md_intent_encode(&in, &op->w);
+    free(in.bucket);
+    free(in.key);
+    if (e != CM_OK)
+        return e;
+    vv = (MDB_val){op->w.len, op->w.p};
+    rc = md_db_put(txn, md->intents, &kv, &vv, 0);
+    return rc ? md_mdb_err(rc, "put intent") : CM_OK;
+}
 
 static cm_err intent_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 {
     intent_op *op = arg;
     MDB_val kv = {INTENT_KEY, op->k};
+    if (op->change)
+        return intent_change(md, txn, op, wrote);
     if (op->w.len && !op->to_garbage) {
         MDB_val vv = {op->w.len, op->w.p};
         int rc = md_db_put(txn, md->intents, &kv, &vv, 0);
@@ -88,25 +134,50 @@ static void release_fin(md_op *op)
     free(r);
 }
 
+/* Queue op (k and the change set): release_fin, or move_fin with a done, ends it. */
+static cm_err change_async(md_store *md, intent_op *op)
+{
+    op->change = 1;
+    op->op.apply = intent_apply;
+    op->op.arg = op;
+    cm_err e = md_write_async(md, &op->op);
+    if (e != CM_OK)
+        free(op);
+    return e;
+}
+
+/* Released as stored (a hand-off may have moved a column since in was read: md_intent_move). */
 cm_err md_intent_release_async(md_store *md, const md_intent *in)
 {
     intent_op *op = calloc(1, sizeof(*op));
     if (!op)
         return CM_ERR_NOMEM;
-    md_intent rel = *in;
-    rel.life = 0;
     intent_key(in, op->k);
-    cm_err e = md_intent_encode(&rel, &op->w);
-    op->op.apply = intent_apply;
-    op->op.arg = op;
+    op->release = 1, op->col = -1;
     op->op.fin = release_fin;
-    if (e == CM_OK)
-        e = md_write_async(md, &op->op);
-    if (e != CM_OK) {
-        md_w_free(&op->w);
-        free(op);
-    }
-    return e;
+    return change_async(md, op);
+}
+
+static void move_fin(md_op *op)
+{
+    intent_op *r = (intent_op *)op;
+    r->done(r->done_arg, op->err);
+    md_w_free(&r->w);
+    free(r);
+}
+
+cm_err md_intent_move_async(md_store *md, uint64_t hlc, const uint8_t *blob, int col, uint16_t node,
+                            uint8_t drive, void (*done)(void *arg, cm_err e), void *arg)
+{
+    intent_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return CM_ERR_NOMEM;
+    cm_put_be64(op->k, hlc);
+    memcpy(op->k + 8, blob, 16);
+    op->col = col, op->node = node, op->drive = drive;
+    op->done = done, op->done_arg = arg;
+    op->op.fin = move_fin;
+    return change_async(md, op);
 }
 
 cm_err md_intent_to_garbage(md_store *md, const md_intent *in)

@@ -104,6 +104,14 @@ cm_err ob_writer_offload(ob_writer *w, struct event_base *base, ob_runner run, v
  */
 void ob_writer_plan(const ob_writer *w, md_layout *out);
 /*
+ * The body's intent (md_intent (hlc, blob) in md, recorded from ob_writer_plan) is kept true: a
+ * column handed off (its first append refused) waits until md_intent_move_async has put its new
+ * place in the intent before sending there. Call before the first byte; md is borrowed for the
+ * writer's life (until finish or abort, and the loop's last call of the body). Cluster mode
+ * only (a no-op otherwise).
+ */
+void ob_writer_track_intent(ob_writer *w, md_store *md, uint64_t hlc);
+/*
  * Flush the last stripe, fdatasync every drive written, and describe where the body lives.
  * After this the chunks are durable; the writer is freed whatever the result. Blobs that no
  * layout keeps (dropped cells, or all of them on failure) are queued for deletion (ob_delete).

@@ -26,10 +26,12 @@
  * append fails moves to a handoff drive (pl_handoff with its node marked dead) and stripe 0 is
  * sent there again - it is still buffered, since released cannot pass a column that completed
  * nothing; a column that fails later, or whose handoff fails too, is dropped (its chunk deleted at
- * the end, drives[i] = 0xFF). The body fails when fewer than k+1 columns stay live. finish
- * waits for every live column's last synced append; a worker that waited write_wait_ms (for room
- * or for that answer) has the loop drop the columns whose append is that old (k+1 kept), so a
- * silent node costs a body write_wait_ms, not the RPC timeout.
+ * the end, drives[i] = 0xFF). A body with an intent (ob_writer_track_intent: a part on a cluster
+ * node) holds a handed-off column, busy, until the intent names its new place (gate). The body
+ * fails when fewer than k+1 columns stay live. finish waits for every live column's last synced
+ * append; a worker that waited write_wait_ms (for room or for that answer) has the loop drop the
+ * columns whose append is that old (k+1 kept), so a silent node costs a body write_wait_ms, not the
+ * RPC timeout.
  *
  * Threading: mu guards posted, released, the ring, err and the end flags; columns and cells are
  * the loop's. The worker gets its answer (ack) as soon as the live columns are done; the loop
@@ -108,6 +110,10 @@ struct ob_cw {
     int timer_armed;
     cm_err err;
     md_layout lay;
+    /* the body's intent (ob_writer_track_intent), set before the first write: a handed-off
+     * column's new place goes into it before the column's first append there */
+    md_store *imd;
+    uint64_t ihlc;
     /* worker side */
     uint64_t nfill; /* the stripe being filled (or held); changed under mu (window_full) */
     uint8_t *cur;
@@ -218,10 +224,61 @@ void ob_cw_plan(const ob_cw *w, md_layout *out)
     }
 }
 
+void ob_cw_track_intent(ob_cw *w, md_store *md, uint64_t hlc)
+{
+    w->imd = md;
+    w->ihlc = hlc;
+}
+
 /* ---- loop side ---- */
 
-static void pump(void *arg);
 static void arm_stall_timer(ob_cw *w, int gone);
+
+static void update_shared(ob_cw *w);
+static void pump(void *arg);
+
+/* On the loop: column s->i's new place is in the intent; it may send there now. */
+static void gate_open(void *arg)
+{
+    cw_slot *s = arg;
+    s->w->busy[s->i] = 0;
+    update_shared(s->w);
+    pump(s->w);
+}
+
+/* On the store's commit thread: the intent names the column's new place (or could not). */
+static void gate_done(void *arg, cm_err e)
+{
+    cw_slot *s = arg;
+    if (e != CM_OK) /* sent anyway: a kill before the record would leave that cell (a leak) */
+        CM_WARN(MOD, "cell %d of a body: its handoff is not in the part's intent: %s", s->i,
+                cm_err_str(e));
+    if (ob_cl_post(s->w->c, gate_open, s) != CM_OK) /* the loop is stopping: the column stays */
+        CM_ERROR(MOD, "cell %d of a body: its handoff could not resume", s->i);
+}
+
+/*
+ * Column i was handed off: with an intent to keep true (ob_writer_track_intent), the column
+ * sends nothing to its new place until the intent names it, or a kill in between would leave a
+ * cell no intent names. Busy meanwhile: pump skips it, the worker's answer and release wait
+ * for it (and a stalled writer may drop it, as any straggler). A writer whose worker is gone
+ * sends nothing more: nothing to record.
+ */
+static void gate(ob_cw *w, int i)
+{
+    pthread_mutex_lock(&w->mu);
+    int gone = w->gone;
+    pthread_mutex_unlock(&w->mu);
+    if (!w->imd || gone)
+        return;
+    w->busy[i] = 1;
+    w->busy_since[i] = cm_monotonic_ms();
+    if (md_intent_move_async(w->imd, w->ihlc, w->id.b, i, w->cells[i].node,
+                             (uint8_t)w->cells[i].drive, gate_done, &w->slot[i]) != CM_OK) {
+        CM_WARN(MOD, "cell %d of a body: its handoff could not be put in the part's intent", i);
+        w->busy[i] = 0;
+    }
+}
 
 /* The column's target failed: hand it off when nothing of it is durable yet, else drop it. */
 static void column_failed(ob_cw *w, int i, cm_err why)
@@ -253,6 +310,7 @@ static void column_failed(ob_cw *w, int i, cm_err why)
             w->b[i] = b;
             w->drive[i] = drive;
             atomic_fetch_add(&c->handoffs, 1);
+            gate(w, i);
             return;
         }
     }

@@ -621,6 +621,12 @@ static cm_err cw_write_some(ob_writer *w, const void *data, size_t len, size_t *
     return e;
 }
 
+void ob_writer_track_intent(ob_writer *w, md_store *md, uint64_t hlc)
+{
+    if (w->cw) /* a single node's writer places every cell itself: no handoff */
+        ob_cw_track_intent(w->cw, md, hlc);
+}
+
 void ob_writer_plan(const ob_writer *w, md_layout *out)
 {
     if (w->cw) {

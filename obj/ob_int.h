@@ -60,6 +60,7 @@ cm_err ob_cw_new(ob_cluster *c, ob_cw **out);
 cm_err ob_cw_write(ob_cw *w, const void *data, size_t len);
 cm_err ob_cw_finish(ob_cw *w, md_layout *out);   /* frees w */
 void ob_cw_plan(const ob_cw *w, md_layout *out); /* ob_writer_plan: before the first write */
+void ob_cw_track_intent(ob_cw *w, md_store *md, uint64_t hlc); /* ob_writer_track_intent */
 /* ob_writer_write_some / ob_writer_on_room of a cluster writer (ob.h). */
 cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
 cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);

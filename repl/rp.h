@@ -91,6 +91,11 @@ typedef struct {
      * strong read or write needs its quorum among the previous homes as well as among the
      * current ones. On the loop's thread; rp_route_prev in a node. */
     int (*route_prev)(rp_router *rt, const rp_part *p, int n, rp_replica **out);
+    /* A monotonic clock in ms and the identity of its epoch (*epoch: two readings of one epoch
+     * are comparable): what judges a Complete's claim dead (rp_upload_abort), never a wall
+     * clock. NULL = CLOCK_MONOTONIC, epoch the host's boot id. Tests step it. Any thread. */
+    int64_t (*mono)(void *arg, uint64_t *epoch);
+    void *mono_arg;
 } rp_config;
 
 /* CM_ERR_INVAL without base, route or clock, or for n, w, r, nshards out of range. */

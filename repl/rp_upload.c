@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cm_util.h"
 #include "rp_int.h"
@@ -28,6 +29,25 @@
 
 /* The owner's metadata entry in an upload record: a name no HTTP header can give. */
 #define OWNER_META "\x01owner"
+/* A claimed upload record's sightings of its claim by Aborts ("The claim" below). */
+#define SEEN_META "\x01seen"
+#define SEEN_MAX 8 /* node clock epochs remembered per claim */
+
+/* Remove rec's metadata entry name, its value copied to out (cap bytes; out may be NULL). */
+static void meta_take(md_object *rec, const char *name, char *out, size_t cap)
+{
+    for (size_t i = 0; i < rec->nmeta; i++) {
+        if (strcmp(rec->meta[i].name, name) != 0)
+            continue;
+        if (out)
+            snprintf(out, cap, "%s", rec->meta[i].value);
+        free(rec->meta[i].name);
+        free(rec->meta[i].value);
+        memmove(&rec->meta[i], &rec->meta[i + 1], (rec->nmeta - i - 1) * sizeof(*rec->meta));
+        rec->nmeta--;
+        return;
+    }
+}
 
 typedef struct {
     char key[MD_MAX_KEY + 1];
@@ -76,16 +96,8 @@ static cm_err upload_from_record(md_object *rec, const char *key, const char *up
     }
     memcpy(out->upload_id, upload_id, MD_MPU_ID_LEN + 1);
     out->initiated_ms = rec->mtime_ms;
-    for (size_t i = 0; i < rec->nmeta; i++) {
-        if (strcmp(rec->meta[i].name, OWNER_META) != 0)
-            continue;
-        snprintf(out->owner, sizeof(out->owner), "%s", rec->meta[i].value);
-        free(rec->meta[i].name);
-        free(rec->meta[i].value);
-        memmove(&rec->meta[i], &rec->meta[i + 1], (rec->nmeta - i - 1) * sizeof(*rec->meta));
-        rec->nmeta--;
-        break;
-    }
+    meta_take(rec, OWNER_META, out->owner, sizeof(out->owner));
+    meta_take(rec, SEEN_META, NULL, 0);
     free(rec->key);
     rec->key = NULL;
     memset(rec->upload_id, 0, sizeof(rec->upload_id));
@@ -213,17 +225,44 @@ static int names_blob(const md_object *rec, const uint8_t *blob)
     return 0;
 }
 
+/*
+ * An intent older than the tombstone grace (rp_part_intent_decide's old): a Complete's tombstone
+ * naming its body may have been collected, so that "no record names the body" proves nothing.
+ * Freed only when the object this very upload made reads without the body (its Complete did not
+ * keep it); owned when the object names it; held otherwise (no object, another one, a version
+ * of a versioned bucket the current record does not show): never freed blindly.
+ */
+static cm_err old_verdict(rp *c, const char *bucket, const char *key, const char *upload_id,
+                          const uint8_t *blob, int *verdict)
+{
+    md_object cur;
+    cm_err e = rp_object_get(c, bucket, key, &cur);
+    *verdict = RP_INTENT_HELD;
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    if (names_blob(&cur, blob))
+        *verdict = RP_INTENT_OWNED;
+    else if (strcmp(cur.upload_id, upload_id) == 0)
+        *verdict = RP_INTENT_FREE;
+    md_object_release(&cur);
+    return CM_OK;
+}
+
 cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const char *upload_id,
-                             uint32_t number, uint64_t id, const uint8_t *blob, int *free_it)
+                             uint32_t number, uint64_t id, const uint8_t *blob, int old,
+                             int *verdict)
 {
     char k[MD_MPU_PART_KEY_MAX];
     md_object rec;
     int had = 0, ended, gone;
-    *free_it = 0;
+    *verdict = RP_INTENT_OWNED;
     cm_err e = md_mpu_part_key(key, upload_id, number, id, k, sizeof(k));
     if (e != CM_OK)
         return e;
     if ((e = rp_record_get(c, bucket, k, &rec)) == CM_ERR_NOTFOUND) {
+        if (old && ((e = old_verdict(c, bucket, key, upload_id, blob, verdict)) != CM_OK ||
+                    *verdict != RP_INTENT_FREE))
+            return e;
         /* The writer died before its record landed on a quorum. A copy on one home that this
          * read missed would still spread; a tombstone stamped now supersedes it (its merge makes
          * garbage of the body: freed twice, which deletes nothing more). */
@@ -235,15 +274,18 @@ cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const c
         e = rp_object_put(c, bucket, &t, NULL, NULL, &had);
         if (e == CM_ERR_NOTFOUND) /* the bucket is gone, and every record with it */
             e = CM_OK;
-        *free_it = e == CM_OK;
+        *verdict = e == CM_OK ? RP_INTENT_FREE : RP_INTENT_OWNED;
         return e;
     }
     if (e != CM_OK)
         return e;
-    if (!names_blob(&rec, blob))
-        *free_it = 1; /* no record of this key names the body (a plain tombstone's replicas have
-                         made it garbage already, if it was ever live: a second free is idle) */
-    else if (!rec.tombstone) /* recorded: the upload decides, as after an UploadPart */
+    if (!names_blob(&rec, blob) && old)
+        e = old_verdict(c, bucket, key, upload_id, blob, verdict);
+    else if (!names_blob(&rec, blob))
+        *verdict = RP_INTENT_FREE; /* no record of this key names the body (a plain tombstone's
+                                      replicas have made it garbage already, if it was ever
+                                      live: a second free is idle) */
+    else if (!rec.tombstone)       /* recorded: the upload decides, as after an UploadPart */
         e = part_settle(c, bucket, key, upload_id, k, &rec.parts[0], &ended, &gone);
     /* else a Complete's tombstone that keeps the body: the object owns it */
     md_object_release(&rec);
@@ -439,6 +481,16 @@ cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upl
  * digest (or ended) and answers NoSuchUpload without writing anything. An Abort ends the upload
  * with a compare-and-set of its own (the etag it read), so it cannot slip between a claim and
  * the object write either.
+ *
+ * A claim whose Complete died: no two nodes' clocks are compared. The claim's wall-clock time
+ * is for reading only (and for binaries before this rule). The Complete writes its object only
+ * within RP_CLAIM_WRITE_MS of starting its claim, on its own monotonic clock. An Abort that meets
+ * the claim records a sighting in the record (SEEN_META, "epoch:ms;" per clock epoch, hex epoch,
+ * its monotonic ms taken after its read of the claim, so after the claim was written), with a
+ * compare-and-set on the claim's etag; an Abort whose own epoch's sighting is RP_CLAIM_STALE_MS
+ * old on that same clock takes over. Every claim write (a retry stamping anew) drops the
+ * sightings. So a claim taken over is one that existed unchanged for RP_CLAIM_STALE_MS of one
+ * clock, far past its Complete's window; only the rates of clocks matter, not their offsets.
  */
 #define CLAIM_TAG "~claim-"
 #define CLAIM_TAG_LEN (sizeof(CLAIM_TAG) - 1)
@@ -491,13 +543,82 @@ static cm_err upload_cas(rp *c, const char *bucket, md_object *rec, const char *
     return rp_object_put(c, bucket, rec, &cond, NULL, &had);
 }
 
+/* This node's monotonic clock and its epoch (rp_config.mono). */
+static int64_t mono_now(rp *c, uint64_t *epoch)
+{
+    if (c->cfg.mono)
+        return c->cfg.mono(c->cfg.mono_arg, epoch);
+    char id[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f || !fgets(id, sizeof(id), f)) /* no boot id (not Linux): the host's name, and a */
+        gethostname(id, sizeof(id) - 1); /* reboot's clock must not be behind the sighting's */
+    if (f)
+        fclose(f);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = id; *p && *p != '\n'; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    *epoch = h;
+    return cm_monotonic_ms();
+}
+
+/*
+ * An Abort met rec, claimed by a Complete that made no object: CM_OK when this node's clock has
+ * seen the claim for RP_CLAIM_STALE_MS (the Complete is dead: the Abort takes over), else
+ * CM_ERR_NOTFOUND (the Complete ends the upload), after recording this node's first sighting.
+ */
+static cm_err claim_seen(rp *c, const char *bucket, md_object *rec)
+{
+    uint64_t epoch;
+    int64_t now = mono_now(c, &epoch), mine = -1;
+    char val[SEEN_MAX * 40] = "", out[SEEN_MAX * 40] = "", *save = NULL;
+    size_t n = 0, len = 0;
+    for (size_t i = 0; i < rec->nmeta; i++)
+        if (strcmp(rec->meta[i].name, SEEN_META) == 0)
+            snprintf(val, sizeof(val), "%s", rec->meta[i].value);
+    for (char *t = strtok_r(val, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        char *end;
+        uint64_t ep = strtoull(t, &end, 16);
+        int64_t at = *end == ':' ? strtoll(end + 1, &end, 10) : -1;
+        if (at < 0 || *end)
+            continue; /* not a sighting */
+        if (ep == epoch)
+            mine = at;
+        else if (n < SEEN_MAX - 1 && len < sizeof(out))
+            len +=
+                (size_t)snprintf(out + len, sizeof(out) - len, "%" PRIx64 ":%" PRId64 ";", ep, at),
+                n++;
+    }
+    if (mine >= 0 && mine <= now) /* a later one is of an earlier boot: seen anew */
+        return now - mine >= RP_CLAIM_STALE_MS ? CM_OK : CM_ERR_NOTFOUND;
+    if (len < sizeof(out))
+        snprintf(out + len, sizeof(out) - len, "%" PRIx64 ":%" PRId64 ";", epoch, now);
+    char *v = strdup(out), *name = strdup(SEEN_META);
+    md_meta *m = realloc(rec->meta, (rec->nmeta + 1) * sizeof(*m));
+    if (m)
+        rec->meta = m;
+    if (!v || !name || !m) {
+        free(v), free(name);
+        return CM_ERR_NOMEM;
+    }
+    meta_take(rec, SEEN_META, NULL, 0);
+    rec->meta[rec->nmeta++] = (md_meta){name, v};
+    char tag[sizeof(rec->etag)];
+    snprintf(tag, sizeof(tag), "%s", rec->etag);
+    cm_err e = upload_cas(c, bucket, rec, tag, tag);
+    snprintf(rec->etag, sizeof(rec->etag), "%s", tag);
+    /* Recorded, or the claim changed meanwhile (stamped anew, or ended): not dead either way. */
+    return e == CM_OK || e == CM_ERR_PRECONDITION ? CM_ERR_NOTFOUND : e;
+}
+
 cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *upload_id,
                        const md_part *kept, const uint64_t *kept_ids, size_t nkept)
 {
     uint64_t mine = claim_digest(kept, kept_ids, nkept), digest;
     int64_t at;
     char tag[sizeof(((md_object *)0)->etag)];
-    snprintf(tag, sizeof(tag), CLAIM_TAG "%016" PRIx64 "-%" PRId64, mine, cm_now_ms());
+    md_hlc *clk = c->cfg.clock;
+    snprintf(tag, sizeof(tag), CLAIM_TAG "%016" PRIx64 "-%" PRId64, mine,
+             clk->wall ? clk->wall(clk->wall_arg) : cm_now_ms()); /* for reading only */
     for (int t = 0; t < 3; t++) {
         ukey k;
         md_object rec;
@@ -509,9 +630,12 @@ cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *u
             return CM_ERR_NOTFOUND; /* another Complete's: it ends the upload */
         }
         /* Open, or this very Complete's claim (a retry): stamped anew, so the object write
-         * below comes within RP_CLAIM_WRITE_MS of it. */
+         * below comes within RP_CLAIM_WRITE_MS of it, and without the Aborts' sightings. */
+        meta_take(&rec, SEEN_META, NULL, 0);
         char from[sizeof(rec.etag)];
         snprintf(from, sizeof(from), "%s", rec.etag);
+        if (strcmp(from, tag) == 0) /* a new etag, so that a sighting of the old one fails */
+            snprintf(tag, sizeof(tag), CLAIM_TAG "%016" PRIx64 "-%" PRId64, mine, at + 1);
         e = upload_cas(c, bucket, &rec, from, tag);
         md_object_release(&rec);
         if (e != CM_ERR_PRECONDITION)
@@ -531,6 +655,7 @@ cm_err rp_upload_unclaim(rp *c, const char *bucket, const char *key, const char 
     if (e != CM_OK)
         return e;
     if (claim_parse(rec.etag, &digest, &at) && digest == claim_digest(kept, kept_ids, nkept)) {
+        meta_take(&rec, SEEN_META, NULL, 0);
         char from[sizeof(rec.etag)];
         snprintf(from, sizeof(from), "%s", rec.etag);
         e = upload_cas(c, bucket, &rec, from, "");
@@ -617,12 +742,11 @@ cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *u
         return e;
     e = spare_made(&s, &made);
     /* A Complete claimed the upload and has not written its object yet: it ends the upload
-     * (its client retries it should it die). A claim older than RP_CLAIM_STALE_MS is a Complete
-     * that died and was never retried: the Abort takes over; that Complete, were it still
-     * alive, no longer writes its object (RP_CLAIM_WRITE_MS). */
-    if (e == CM_OK && !made && claim_parse(rec.etag, &digest, &at) &&
-        cm_now_ms() - at < RP_CLAIM_STALE_MS)
-        e = CM_ERR_NOTFOUND;
+     * (its client retries it should it die). A claim this node has seen unchanged for
+     * RP_CLAIM_STALE_MS is a Complete that died and was never retried: the Abort takes over;
+     * that Complete, were it still alive, no longer writes its object (RP_CLAIM_WRITE_MS). */
+    if (e == CM_OK && !made && claim_parse(rec.etag, &digest, &at))
+        e = claim_seen(c, bucket, &rec);
     /* The upload's tombstone only if the record is still the one read: a claim landing after
      * this read makes it fail, and the Complete goes on. */
     if (e == CM_OK) {

@@ -55,17 +55,25 @@ cm_err rp_part_put_id(rp *c, const char *bucket, const char *key, const char *up
                       uint64_t id, const md_part *part, int *settled);
 /*
  * Decide an intent its writer left (md_intent_list): the part record (number, id) of the upload
- * read at quorum, tombstones included. *free_it = 1 when no record names the body blob (a
- * tombstone is written first when the key has no version at all, so that a copy the read missed
- * cannot bring the record back): the caller frees the body (md_intent_to_garbage). Otherwise
- * the record owns it: a record of an open upload (its Complete or Abort ends it), a Complete's
- * tombstone keeping it, or a record of an ended upload, which gets a plain tombstone here (its
- * replicas make the body garbage). A bucket gone with its records frees the body. CM_ERR_INVAL:
- * (number, id, upload_id) make no part record key (nothing can decide it); other errors, of the
- * reads and writes: try again later.
+ * read at quorum, tombstones included. *verdict RP_INTENT_FREE when no record names the body blob
+ * (a tombstone is written first when the key has no version at all, so that a copy the read
+ * missed cannot bring the record back): the caller frees the body (md_intent_to_garbage).
+ * RP_INTENT_OWNED: a record owns it (a record of an open upload, whose Complete or Abort ends it;
+ * a Complete's tombstone keeping it; or a record of an ended upload, which gets a plain tombstone
+ * here: its replicas make the body garbage): the caller drops the intent. A bucket gone with its
+ * records frees the body. old: the intent is older than the tombstone grace (half of it, for a
+ * margin), so a Complete's tombstone of its record may have been collected: then a body no
+ * record names is freed only when the object the upload made reads without it, owned when the
+ * object names it, and otherwise RP_INTENT_HELD: the caller keeps the intent and reports it
+ * (never freed blindly). CM_ERR_INVAL: (number, id, upload_id) make no part record key (nothing
+ * can decide it); other errors, of the reads and writes: try again later.
  */
+#define RP_INTENT_OWNED 0
+#define RP_INTENT_FREE 1
+#define RP_INTENT_HELD 2
 cm_err rp_part_intent_decide(rp *c, const char *bucket, const char *key, const char *upload_id,
-                             uint32_t number, uint64_t id, const uint8_t *blob, int *free_it);
+                             uint32_t number, uint64_t id, const uint8_t *blob, int old,
+                             int *verdict);
 /*
  * The current part of each number > after, in order, at most max (*truncated when more follow),
  * as summaries: number, size, mtime, etag and checksum, no layout or body. ids (may be NULL)
@@ -92,8 +100,10 @@ cm_err rp_upload_end(rp *c, const char *bucket, const char *key, const char *upl
  * upload record through its partition's leader. CM_OK: claimed (or claimed before by a Complete
  * keeping the same part records: a retry, stamped anew); CM_ERR_NOTFOUND: the upload ended, or
  * another Complete (other part records) claimed it. The object must be written within
- * RP_CLAIM_WRITE_MS of the call, or not at all; an Abort takes over a claim older than
- * RP_CLAIM_STALE_MS (a Complete that died and was never retried). unclaim: give the upload
+ * RP_CLAIM_WRITE_MS of the call (on the caller's monotonic clock), or not at all; an Abort takes
+ * over a claim once one node has seen it unchanged for RP_CLAIM_STALE_MS on its own monotonic
+ * clock (rp_config.mono: a Complete that died and was never retried; no two nodes' clocks are
+ * compared). unclaim: give the upload
  * back (the object write was refused, e.g. its If-Match failed), if the claim is still this one.
  */
 #define RP_CLAIM_WRITE_MS 60000

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -267,6 +268,80 @@ static void test_handoff(void)
     CU_ASSERT(read_matches(5, &lay2, body, 0, len));
     free(body);
     cluster_down();
+}
+
+/* Whether lay names node for some live cell. */
+static int names_node(const md_layout *lay, uint16_t node)
+{
+    for (int i = 0; i < K + M; i++)
+        if (lay->drives[i] != 0xFF && lay->nodes[i] == node)
+            return 1;
+    return 0;
+}
+
+/*
+ * A part body's intent (md_intent, docs/multipart-cluster.md "Reclaiming a killed UploadPart")
+ * names the cells as placed; n1 cannot reach n3, so n3's columns are handed off during the write.
+ * The intent must name where the cells went (a kill after their first append would otherwise
+ * leave cells no intent names): afterwards it names exactly the body's layout, n3 nowhere.
+ */
+static void test_handoff_intent(void)
+{
+    size_t len = 2 * SBYTES + 999;
+    uint8_t *body = malloc(len);
+    char dir[300];
+    md_store *md = NULL;
+    md_layout lay;
+    ob_writer *wr = NULL;
+    snprintf(dir, sizeof(dir), "%s/handoff-intent", cu_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+    CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &md), CM_OK);
+    cluster_up();
+    fill(body, len, 4);
+    md_intent in, other, *a = NULL;
+    size_t n = 0;
+    memset(&in, 0, sizeof(in));
+    in.hlc = MD_HLC_MAKE(1700000000000LL, 0);
+    in.bucket = "b", in.key = "k", in.number = 1, in.id = 1;
+    snprintf(in.upload_id, sizeof(in.upload_id), "%032d", 7);
+    /* a body placed with cells on n3 (index 2): another blob id until one is */
+    for (int t = 0; t < 50; t++) {
+        CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &wr), CM_OK);
+        ob_writer_plan(wr, &in.layout);
+        if (names_node(&in.layout, 2))
+            break;
+        ob_writer_abort(wr);
+        wr = NULL;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wr);
+    CU_ASSERT_EQUAL_FATAL(md_intent_put(md, &in), CM_OK);
+    ob_writer_track_intent(wr, md, in.hlc);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n3", ND_FAULT_REFUSE, 0), CM_OK);
+    cm_err e = CM_OK;
+    for (size_t pos = 0; e == CM_OK && pos < len; pos += 65536)
+        e = ob_writer_write(wr, body + pos, CM_MIN(65536, len - pos));
+    CU_ASSERT_EQUAL(e, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(wr, &lay), CM_OK);
+    CU_ASSERT_EQUAL(live_cells(&lay), K + M); /* handed off, not dropped */
+    CU_ASSERT(!names_node(&lay, 2));
+    /* released, then a write of this opening queued behind it: the release is in */
+    CU_ASSERT_EQUAL(md_intent_release_async(md, &in), CM_OK);
+    other = in;
+    other.hlc++;
+    CU_ASSERT_EQUAL(md_intent_put(md, &other), CM_OK);
+    CU_ASSERT_EQUAL(md_intent_list(md, UINT64_MAX, 10, &a, &n), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    for (int i = 0; i < K + M; i++) { /* every live cell where the body's layout says */
+        CU_ASSERT_EQUAL(a[0].layout.nodes[i], lay.nodes[i]);
+        CU_ASSERT_EQUAL(a[0].layout.drives[i], lay.drives[i]);
+    }
+    CU_ASSERT(!names_node(&a[0].layout, 2));
+    md_intents_free(a, n);
+    nd_fault_clear(faults, NULL, NULL);
+    CU_ASSERT(read_matches(2, &lay, body, 0, len));
+    free(body);
+    cluster_down();
+    md_close(md);
 }
 
 /*
@@ -1054,6 +1129,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"roundtrip", test_roundtrip},
         {"handoff", test_handoff},
+        {"handoff_intent", test_handoff_intent},
         {"topology_change", test_topology_change},
         {"drop_mid_body", test_drop_mid_body},
         {"slow_node_write", test_slow_node_write},

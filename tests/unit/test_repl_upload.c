@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cm_util.h"
 #include "cu_main.h"
 #include "rp_fake.h"
 #include "rp_int.h"
@@ -32,7 +33,16 @@ static struct {
     struct rp_router *rt;
     md_hlc clk;
     rp *c;
+    int64_t mono_ms; /* the coordinators' monotonic clock (rp_config.mono), stepped by tests */
+    uint64_t epoch;
 } E;
+
+static int64_t test_mono(void *arg, uint64_t *epoch)
+{
+    (void)arg;
+    *epoch = E.epoch;
+    return E.mono_ms;
+}
 
 static void *loop_thread(void *arg)
 {
@@ -64,7 +74,9 @@ static void env_up(void)
                      .clock = &E.clk,
                      .node = 1,
                      .nshards = NSHARDS,
-                     .timeout_ms = 2000};
+                     .timeout_ms = 2000,
+                     .mono = test_mono};
+    E.mono_ms = 1000000, E.epoch = 7;
     CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &E.c), CM_OK);
 }
 
@@ -458,6 +470,63 @@ static void test_claims(void)
     env_down();
 }
 
+static int64_t skewed_wall(void *arg)
+{
+    return cm_now_ms() + *(const int64_t *)arg;
+}
+
+/* A claim whose Complete died is taken over by an Abort only after one node's monotonic clock
+ * saw it unchanged for RP_CLAIM_STALE_MS, whatever the claiming node's wall clock says (an
+ * hour behind: the Abort once took over at once; an hour ahead: never). */
+static void test_claim_clocks(void)
+{
+    static const int64_t skews[] = {-3600000, 3600000};
+    env_up();
+    for (int s = 0; s < 2; s++) {
+        char id[] = "0000018c0a0b0c0d11223344556677a0";
+        id[sizeof(id) - 2] = (char)('0' + s);
+        int64_t off = skews[s];
+        md_hlc skew;
+        md_hlc_init(&skew, 2, skewed_wall, &off);
+        rp_config cfg = {.base = E.base,
+                         .router = E.rt,
+                         .route = fake_route,
+                         .clock = &skew,
+                         .node = 2,
+                         .nshards = NSHARDS,
+                         .timeout_ms = 2000};
+        rp *cl = NULL; /* the claiming node: the system's monotonic clock, its wall clock off */
+        CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &cl), CM_OK);
+        CU_ASSERT_EQUAL(create("obj", id, "bob"), CM_OK);
+        md_part kept[1];
+        memset(kept, 0, sizeof(kept));
+        kept[0].number = 1;
+        uint64_t ids[1] = {42};
+        CU_ASSERT_EQUAL(rp_upload_claim(cl, B, "obj", id, kept, ids, 1), CM_OK);
+        CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", id), CM_ERR_NOTFOUND); /* seen first */
+        E.mono_ms += RP_CLAIM_STALE_MS - 1;
+        CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", id), CM_ERR_NOTFOUND);
+        /* the Complete retried: stamped anew, the sightings gone */
+        CU_ASSERT_EQUAL(rp_upload_claim(cl, B, "obj", id, kept, ids, 1), CM_OK);
+        E.mono_ms += 2;
+        CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", id), CM_ERR_NOTFOUND);
+        md_upload up;
+        CU_ASSERT_EQUAL(rp_upload_get(E.c, B, "obj", id, &up), CM_OK);
+        CU_ASSERT_EQUAL(up.tmpl.nmeta, 1); /* sightings are not the object's metadata */
+        md_upload_release(&up);
+        E.mono_ms += RP_CLAIM_STALE_MS;
+        E.epoch = 8; /* another host's clock: its first sighting, whatever its reading */
+        CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", id), CM_ERR_NOTFOUND);
+        E.epoch = 7; /* seen unchanged for RP_CLAIM_STALE_MS on this one: taken over */
+        CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, "obj", id), CM_OK);
+        CU_ASSERT_EQUAL(rp_upload_get(E.c, B, "obj", id, &up), CM_ERR_NOTFOUND);
+        CU_ASSERT_EQUAL(rp_upload_claim(cl, B, "obj", id, kept, ids, 1), CM_ERR_NOTFOUND);
+        rp_free(cl);
+        md_hlc_release(&skew);
+    }
+    env_down();
+}
+
 /* Run step(missed) in a fresh environment holding upload ID of "obj", for every pair of homes
  * (missed, dead): step writes while home `missed` is down, then `dead` dies, and the part
  * listing over the two homes left (R = 2) must show parts 1, 2 (its newer upload) and 3. When
@@ -566,11 +635,17 @@ static cm_err record_only(uint32_t number, uint64_t id, uint8_t tag)
     return rp_object_put(E.c, B, &rec, NULL, NULL, NULL);
 }
 
-static cm_err decide(uint32_t number, uint64_t id, uint8_t tag, int *free_it)
+static cm_err decide_of(const char *key, uint32_t number, uint64_t id, uint8_t tag, int old,
+                        int *verdict)
 {
     uint8_t blob[16];
     memset(blob, tag, sizeof(blob));
-    return rp_part_intent_decide(E.c, B, "obj", ID, number, id, blob, free_it);
+    return rp_part_intent_decide(E.c, B, key, ID, number, id, blob, old, verdict);
+}
+
+static cm_err decide(uint32_t number, uint64_t id, uint8_t tag, int *free_it)
+{
+    return decide_of("obj", number, id, tag, 0, free_it);
 }
 
 /* The part record (number, id) at quorum, tombstones too: 1 live, 0 tombstone, -1 none. */
@@ -637,6 +712,51 @@ static void test_intents(void)
     env_down();
 }
 
+/* The object key with a body in cells (blob tag) made by upload `upload_id`. */
+static cm_err object_of(const char *key, const char *upload_id, uint8_t tag)
+{
+    md_part p = body_of(1, tag);
+    md_object o;
+    int had = 0;
+    memset(&o, 0, sizeof(o));
+    o.key = (char *)key;
+    memcpy(o.version_id, "null", 5);
+    o.size = p.size;
+    snprintf(o.upload_id, sizeof(o.upload_id), "%s", upload_id);
+    o.parts = &p, o.nparts = 1;
+    return rp_object_put(E.c, B, &o, NULL, NULL, &had);
+}
+
+/* An intent older than the tombstone grace: its record's key may read as never written because
+ * a Complete's tombstone naming the body was collected. Never freed blindly: the object decides
+ * (docs/multipart-cluster.md, "Reclaiming a killed UploadPart"). */
+static void test_intents_old(void)
+{
+    int v = -1;
+    env_up();
+    /* "obj" completed from ID with part 1's body 0x81; part 2 (0x82) was not kept */
+    CU_ASSERT_EQUAL(object_of("obj", ID, 0x81), CM_OK);
+    CU_ASSERT_EQUAL(decide_of("obj", 1, 0x8001, 0x81, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_OWNED); /* the object's body: once freed here */
+    CU_ASSERT_EQUAL(record_state(1, 0x8001), -1);
+    CU_ASSERT_EQUAL(decide_of("obj", 2, 0x8002, 0x82, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_FREE); /* its Complete did not keep it */
+    CU_ASSERT_EQUAL(record_state(2, 0x8002), 0);
+    /* no object, or one another upload made: held (a noncurrent version may use it) */
+    CU_ASSERT_EQUAL(decide_of("none", 1, 0x8003, 0x83, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_HELD);
+    CU_ASSERT_EQUAL(object_of("other", "0000018c0a0b0c0d1122334455667799", 0x85), CM_OK);
+    CU_ASSERT_EQUAL(decide_of("other", 1, 0x8004, 0x84, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_HELD);
+    /* a young intent with no record at all is freed, as before (no tombstone can be gone) */
+    CU_ASSERT_EQUAL(decide_of("none", 1, 0x8003, 0x83, 0, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_FREE);
+    /* a plain tombstone (the one just written) found by an old intent: the object decides too */
+    CU_ASSERT_EQUAL(decide_of("none", 1, 0x8003, 0x83, 1, &v), CM_OK);
+    CU_ASSERT_EQUAL(v, RP_INTENT_HELD);
+    env_down();
+}
+
 /* The intents database: put, listed only once released (or another opening's), to garbage. */
 static void test_intent_store(void)
 {
@@ -692,7 +812,9 @@ void cu_register(void)
                                 {"swap_then_home_dies", test_swap_then_home_dies},
                                 {"abort", test_abort},
                                 {"claims", test_claims},
+                                {"claim_clocks", test_claim_clocks},
                                 {"intents", test_intents},
+                                {"intents_old", test_intents_old},
                                 {"intent_store", test_intent_store},
                                 {NULL, NULL}};
     cu_add_suite("repl_upload", t);
