@@ -14,8 +14,8 @@
  * in OpenSSL 3 in favour of EVP, but EVP has no way to keep a digest state by value: an
  * EVP_MD_CTX is a heap object whose copy (EVP_MD_CTX_copy_ex) frees and allocates the provider's
  * context, so sharing one precomputed state between threads would need an allocation and a copy
- * per MAC (measured: 200 ns per short RPC signature against 150 ns here and 310 ns for the two
- * EVP digests of the old cm_hmac_sha256). The low-level calls run the same assembly as EVP's
+ * per MAC (measured on a 150-byte message: 200 ns that way, 150 ns here, 310 ns for the two EVP
+ * digests of the old cm_hmac_sha256). The low-level calls run the same assembly as EVP's
  * SHA-256 (SHA-NI or AVX2 where the CPU has them). They are used in this file only, which is why
  * it silences the deprecation warnings for itself.
  *
