@@ -70,8 +70,23 @@ uint32_t cm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint32_t cm_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint64_t cm_crc64nvme_combine(uint64_t crc1, uint64_t crc2, uint64_t len2);
 
-/* HMAC-SHA256 of msg under key into out[32] (out may alias key). Only if memory runs out is out
- * all zeros (a signature built from it will not match). */
+/* HMAC-SHA256 of msg under key into out[32] (out may alias key). cm_hmac.c. */
 void cm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen, uint8_t *out);
+
+/*
+ * A key for many HMAC-SHA256s: the SHA-256 states after its inner and outer pad blocks, computed
+ * once by cm_hmac_key_init, so a MAC under it hashes the message and one block less than
+ * cm_hmac_sha256 and allocates nothing. Read-only after init: threads may share one. It holds
+ * key material: cm_hmac_key_release wipes it (no allocation to free). The layout is private to
+ * cm_hmac.c (OpenSSL's SHA256_CTX, copied in and out).
+ */
+typedef struct {
+    uint64_t state[2][16]; /* [0] after K0 ^ ipad, [1] after K0 ^ opad */
+} cm_hmac_key;
+
+void cm_hmac_key_init(cm_hmac_key *k, const void *key, size_t keylen);
+void cm_hmac_key_release(cm_hmac_key *k);
+/* HMAC-SHA256 of msg under k into out[32]; the same result as cm_hmac_sha256 under k's key. */
+void cm_hmac_sha256_keyed(const cm_hmac_key *k, const void *msg, size_t msglen, uint8_t *out);
 
 #endif

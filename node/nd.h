@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "bs.h"
+#include "cm_checksum.h"
 #include "cm_err.h"
 #include "md.h"
 #include "net.h"
@@ -60,15 +61,16 @@ typedef struct {
     const char *crc32c; /* X-Cairn-Crc32c as sent (8 hex), "-" when absent */
 } nd_canon;
 
-/* Signature: lowercase hex HMAC-SHA256 of the canonical string under secret, into out[65]. */
-void nd_sign(const uint8_t *secret, size_t secret_len, const nd_canon *c, char out[65]);
+/* Signature: lowercase hex HMAC-SHA256 of the canonical string under key (the cluster secret's,
+ * cm_hmac_key_init), into out[65]. */
+void nd_sign(const cm_hmac_key *key, const nd_canon *c, char out[65]);
 /*
- * Check a request's headers against the secret at time now (unix seconds), as a request for node
- * self: CM_OK, or CM_ERR_AUTH with *why naming the reason (missing header, clock skew beyond
- * max_skew_s, bad signature: also one made for another node).
+ * Check a request's headers against the secret's key at time now (unix seconds), as a request
+ * for node self: CM_OK, or CM_ERR_AUTH with *why naming the reason (missing header, clock skew
+ * beyond max_skew_s, bad signature: also one made for another node).
  */
-cm_err nd_auth_check(const uint8_t *secret, size_t secret_len, int max_skew_s, int64_t now,
-                     const char *self, const net_req *req, const char **why);
+cm_err nd_auth_check(const cm_hmac_key *key, int max_skew_s, int64_t now, const char *self,
+                     const net_req *req, const char **why);
 /* 1 when id is a valid node id. */
 int nd_node_id_valid(const char *id);
 

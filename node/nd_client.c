@@ -43,8 +43,7 @@ struct nd_client {
     struct event_base *base;
     net_client *net;
     char node_id[ND_NODE_ID_MAX];
-    uint8_t *secret;
-    size_t secret_len;
+    cm_hmac_key key; /* the cluster secret's, for signing */
     nd_faults *faults;
     int64_t clock_offset_s;
     int io_timeout_ms;
@@ -100,22 +99,19 @@ cm_err nd_client_new(struct event_base *base, const nd_client_config *cfg, nd_cl
         return CM_ERR_NOMEM;
     cl->base = base;
     snprintf(cl->node_id, sizeof(cl->node_id), "%s", cfg->node_id);
-    cl->secret = malloc(cfg->secret_len);
-    cl->secret_len = cfg->secret_len;
     cl->faults = cfg->faults;
     cl->clock_offset_s = cfg->clock_offset_s;
     net_client_config d;
     net_client_config_defaults(&d);
     cl->io_timeout_ms = cfg->net.io_timeout_ms > 0 ? cfg->net.io_timeout_ms : d.io_timeout_ms;
-    cm_err e = cl->secret ? cm_random(cl->nonce_prefix, sizeof(cl->nonce_prefix)) : CM_ERR_NOMEM;
+    cm_err e = cm_random(cl->nonce_prefix, sizeof(cl->nonce_prefix));
     if (e == CM_OK)
         e = net_client_new(base, &cfg->net, &cl->net);
     if (e != CM_OK) {
-        free(cl->secret);
         free(cl);
         return e;
     }
-    memcpy(cl->secret, cfg->secret, cfg->secret_len);
+    cm_hmac_key_init(&cl->key, cfg->secret, cfg->secret_len);
     *out = cl;
     return CM_OK;
 }
@@ -169,7 +165,7 @@ void nd_client_free(nd_client *cl)
         finish(op, CM_ERR_CLOSED, NULL);
     }
     net_client_free(cl->net);
-    free(cl->secret);
+    cm_hmac_key_release(&cl->key);
     free(cl);
 }
 
@@ -421,7 +417,7 @@ static cm_err launch(nd_op *op, const nd_peer *peer, const char *method, const c
     nd_canon c = {
         method,         target, cl->node_id, peer->id, date, nonce, has_len ? lenstr : "0",
         crc ? crc : "-"};
-    nd_sign(cl->secret, cl->secret_len, &c, sig);
+    nd_sign(&cl->key, &c, sig);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
     cm_err e = net_call_new(cl->net, peer->host, peer->port, method, target, &op->call);
     if (e != CM_OK)

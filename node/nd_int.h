@@ -14,8 +14,7 @@ typedef struct nd_sreq nd_sreq;
 
 struct nd_service {
     char node_id[ND_NODE_ID_MAX];
-    uint8_t *secret;
-    size_t secret_len;
+    cm_hmac_key key; /* the cluster secret's, for checking requests */
     int ndrives;
     nd_drive drives[ND_MAX_DRIVES];
     char *paths[ND_MAX_DRIVES];

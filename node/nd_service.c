@@ -63,8 +63,7 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     if (!svc)
         return CM_ERR_NOMEM;
     snprintf(svc->node_id, sizeof(svc->node_id), "%s", cfg->node_id);
-    svc->secret = malloc(cfg->secret_len);
-    svc->secret_len = cfg->secret_len;
+    cm_hmac_key_init(&svc->key, cfg->secret, cfg->secret_len);
     svc->ndrives = cfg->ndrives;
     svc->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : ND_MAX_SKEW_S;
     svc->md = cfg->md;
@@ -73,9 +72,6 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     svc->cond_arg = cfg->cond_arg;
     pthread_mutex_init(&svc->async_mu, NULL);
     pthread_cond_init(&svc->async_cv, NULL);
-    if (!svc->secret)
-        goto nomem;
-    memcpy(svc->secret, cfg->secret, cfg->secret_len);
     for (int i = 0; i < cfg->ndrives; i++) {
         svc->drives[i].bs = cfg->drives[i].bs;
         svc->paths[i] = strdup(cfg->drives[i].path ? cfg->drives[i].path : "");
@@ -110,7 +106,7 @@ void nd_service_free(nd_service *svc)
     pthread_mutex_destroy(&svc->async_mu);
     for (int i = 0; i < svc->ndrives; i++)
         free(svc->paths[i]);
-    free(svc->secret);
+    cm_hmac_key_release(&svc->key);
     free(svc);
 }
 
@@ -623,8 +619,8 @@ static void on_request(net_req *req, void *arg)
         answer_error(req, CM_ERR_NOTFOUND, "not an RPC path");
         return;
     }
-    if (nd_auth_check(svc->secret, svc->secret_len, svc->max_skew_s, cm_now_ms() / 1000,
-                      svc->node_id, req, &why) != CM_OK) {
+    if (nd_auth_check(&svc->key, svc->max_skew_s, cm_now_ms() / 1000, svc->node_id, req, &why) !=
+        CM_OK) {
         atomic_fetch_add(&svc->auth_refused, 1);
         CM_WARN(MOD, "peer=%s %s %s refused: %s", net_req_peer(req), net_req_method(req), target,
                 why);

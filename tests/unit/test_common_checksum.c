@@ -116,7 +116,8 @@ static void test_hmac_rfc4231(void)
 }
 
 /* Our RFC 2104 construction equals OpenSSL's HMAC() for key lengths around the block size,
- * empty keys and messages, and output aliasing the key (as the SigV4 key chain does). */
+ * empty keys and messages, and output aliasing the key (as the SigV4 key chain does); and so
+ * does a precomputed key (cm_hmac_key) over several messages in turn. */
 static void test_hmac_matches_openssl(void)
 {
     unsigned seed = (unsigned)time(NULL);
@@ -125,19 +126,72 @@ static void test_hmac_matches_openssl(void)
     uint8_t key[200], msg[300], want[32], got[32];
     for (int round = 0; round < 300; round++) {
         size_t kl = round < 140 ? (size_t)round : (size_t)rand() % sizeof(key);
-        size_t ml = (size_t)rand() % sizeof(msg);
         for (size_t i = 0; i < kl; i++)
             key[i] = (uint8_t)rand();
-        for (size_t i = 0; i < ml; i++)
-            msg[i] = (uint8_t)rand();
-        unsigned n = 32;
-        HMAC(EVP_sha256(), key, (int)kl, msg, ml, want, &n);
+        cm_hmac_key k;
+        cm_hmac_key_init(&k, key, kl);
+        size_t ml;
+        for (int m = 0; m < 3; m++) {
+            ml = (size_t)rand() % sizeof(msg);
+            for (size_t i = 0; i < ml; i++)
+                msg[i] = (uint8_t)rand();
+            unsigned n = 32;
+            HMAC(EVP_sha256(), key, (int)kl, msg, ml, want, &n);
+            cm_hmac_sha256_keyed(&k, msg, ml, got);
+            CU_ASSERT_EQUAL(memcmp(want, got, 32), 0);
+        }
+        cm_hmac_key_release(&k);
         cm_hmac_sha256(key, kl, msg, ml, got);
         CU_ASSERT_EQUAL(memcmp(want, got, 32), 0);
         if (kl == 32) {
             cm_hmac_sha256(key, kl, msg, ml, key); /* out aliases key */
             CU_ASSERT_EQUAL(memcmp(want, key, 32), 0);
         }
+    }
+}
+
+/* The precomputed key (cm_hmac_key) against RFC 4231's HMAC-SHA256 vectors: each key used for
+ * two messages (its states must not change), case 5 truncated to 128 bits as the RFC gives it. */
+static void test_hmac_keyed_rfc4231(void)
+{
+    static const struct {
+        uint8_t kbyte;
+        size_t klen; /* kbyte repeated; 0x01 = the bytes 1..klen (case 4) */
+        const char *msg;
+        uint8_t mbyte; /* msg NULL: mbyte repeated 50 times */
+        const char *want;
+    } v[] = {
+        {0x0b, 20, "Hi There", 0,
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {0xaa, 20, NULL, 0xdd, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+        {0x01, 25, NULL, 0xcd, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+        {0x0c, 20, "Test With Truncation", 0, "a3b6167473100ee06e0c796c2955552b"},
+        {0xaa, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 0,
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+        {0xaa, 131,
+         "This is a test using a larger than block-size key and a larger than block-size data. "
+         "The key needs to be hashed before being used by the HMAC algorithm.",
+         0, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+    };
+    uint8_t key[131], msg[50], out[32];
+    char hex[65];
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        for (size_t j = 0; j < v[i].klen; j++)
+            key[j] = v[i].kbyte == 0x01 ? (uint8_t)(j + 1) : v[i].kbyte;
+        memset(msg, v[i].mbyte, sizeof(msg));
+        const void *m = v[i].msg ? (const void *)v[i].msg : msg;
+        size_t ml = v[i].msg ? strlen(v[i].msg) : sizeof(msg);
+        cm_hmac_key k;
+        cm_hmac_key_init(&k, key, v[i].klen);
+        for (int twice = 0; twice < 2; twice++) {
+            cm_hmac_sha256_keyed(&k, m, ml, out);
+            cm_hex_encode(out, 32, hex);
+            hex[strlen(v[i].want)] = '\0';
+            CU_ASSERT_STRING_EQUAL(hex, v[i].want);
+        }
+        cm_hmac_key_release(&k);
+        uint8_t zero[sizeof(k)] = {0};
+        CU_ASSERT_EQUAL(memcmp(&k, zero, sizeof(k)), 0); /* wiped */
     }
 }
 
@@ -277,6 +331,7 @@ void cu_register(void)
         {"crc_check_values", test_crc_check_values},
         {"hmac_rfc4231", test_hmac_rfc4231},
         {"hmac_matches_openssl", test_hmac_matches_openssl},
+        {"hmac_keyed_rfc4231", test_hmac_keyed_rfc4231},
         {"crc64_fast_matches_table", test_crc64_fast_matches_table},
         {"streaming_random_splits", test_streaming_random_splits},
         {"crc64_bitwise", test_crc64_bitwise},

@@ -69,7 +69,10 @@ static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
     snprintf(lenstr, sizeof(lenstr), "%zu", len);
     snprintf(crc, sizeof(crc), "%08x", cm_crc32c(0, rec, len) ^ 1);
     nd_canon c = {"PUT", target, "n1", "n2", date, nonce, lenstr, crc};
-    nd_sign(secret, SECRET_LEN, &c, sig);
+    cm_hmac_key k;
+    cm_hmac_key_init(&k, secret, SECRET_LEN);
+    nd_sign(&k, &c, sig);
+    cm_hmac_key_release(&k);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
     net_call *call;
     nres t = {0};
