@@ -1035,13 +1035,19 @@ cm_err md_mpu_part_split(const char *pkey, size_t prefix_len, uint32_t *number, 
 /*
  * Version records of a cluster node (docs/versioning.md, "On a cluster"), in the same reserved
  * space, in the shard of their object key: FF 'v' esc(key) 01 01 order, order the version's 32
- * lowercase hex digits (md_mpu_id_valid) that sort newest first.
- *   md_ver_prefix: the prefix of the version keys of object keys starting with key_prefix (add
- *                  01 01 after a whole key for that key's versions alone);
- *   md_ver_key:    one version's key (CM_ERR_INVAL as md_mpu_upload_key);
- *   md_ver_split:  key (MD_MAX_KEY + 1 bytes) and order (MD_MPU_ID_LEN + 1) of a version key.
+ * lowercase hex digits (md_mpu_id_valid) that sort newest first. A key too long for that (more
+ * than MD_MAX_KEY - 36 bytes escaped) has the long form FF 'v' esc(head) 01 03 hash 01 01 order:
+ * head its longest start that fits, hash the 64 hex digits of SHA-256(key); every S3 key has one.
+ *   md_ver_prefix:     the prefix of the short-form version keys of object keys starting with
+ *                      key_prefix;
+ *   md_ver_key_prefix: the prefix of the version keys of key alone (either form; its 01 01
+ *                      included), out MD_MAX_KEY + 1 bytes;
+ *   md_ver_key:        one version's key (CM_ERR_INVAL: an empty key or a bad order);
+ *   md_ver_split:      key (MD_MAX_KEY + 1 bytes) and order (MD_MPU_ID_LEN + 1) of a short-form
+ *                      version key (CM_ERR_CORRUPT for the long form: its key is not in it).
  */
 cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap);
+cm_err md_ver_key_prefix(const char *key, char *out, size_t cap);
 cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap);
 cm_err md_ver_split(const char *vkey, char *key, char *order);
 /* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */

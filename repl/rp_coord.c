@@ -635,7 +635,7 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     e = md_cond_check(cond, rd.has ? &rd.win : NULL);
     /* a version deleted as noncurrent (the lifecycle): still so, with what its listing saw */
     if (e == CM_OK && !obj && cond && cond->noncurrent && rd.has && !rd.win.tombstone)
-        e = rp_version_older(c, bucket, key, cond);
+        e = rp_version_older(c, bucket, NULL, key, cond);
     /* Nothing to delete: a quorum (or every home) holds no live version. */
     int skip = !obj && (mode == RP_STRONG || rd.all_homes) && (!rd.has || rd.win.tombstone);
     /* A new version stamped before the version read was (a write between the caller's read and

@@ -177,11 +177,18 @@ cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t 
  * record and its pointer, at its stamp, fenced. */
 int rp_version_new(const md_object *obj);
 cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence);
-/* cond->noncurrent for version record vkey (rp_version.c): CM_OK while the key's pointer names
- * another version, the next newer version was written at cond->successor_ms and at least
+/* cond->noncurrent for version record vkey of key (rp_version.c): CM_OK while the key's pointer
+ * names another version, the next newer version was written at cond->successor_ms and at least
  * cond->newer_min versions are newer; else CM_ERR_PRECONDITION (CM_ERR_NOTFOUND: no such version).
+ * key NULL: taken from vkey (a long-form vkey, whose key is not in it: CM_ERR_PRECONDITION).
  * Blocks (quorum reads). */
-cm_err rp_version_older(rp *c, const char *bucket, const char *vkey, const md_cond *cond);
+cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *vkey,
+                        const md_cond *cond);
+/* rp_version_put without a condition at a stamp (hlc, node) of this node's clock taken before
+ * (after a read of key's record): what rp_version_put does once it has its stamp. For tests that
+ * interleave other writes between the stamp and the version's records. */
+cm_err rp_version_put_at(rp *c, const char *bucket, const md_object *obj, int suspended,
+                         uint64_t hlc, uint32_t node, md_vres *res);
 
 /* rp_coord.c: rp_object_get that answers a tombstone too (out->tombstone); CM_ERR_NOTFOUND
  * only when the quorum holds no version of key at all. */

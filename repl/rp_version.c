@@ -72,15 +72,10 @@ static cm_err make_order(uint64_t hlc, uint32_t node, int random, char out[MD_VI
     return CM_OK;
 }
 
-/* Every version key of key starts with this (the key's escaped form, then 01 01). */
+/* Every version key of key starts with this (md_ver_key_prefix). */
 static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
 {
-    cm_err e = md_ver_prefix(key, out, MD_MAX_KEY + 1);
-    size_t n = e == CM_OK ? strlen(out) : 0;
-    if (e != CM_OK || n + 2 > MD_MAX_KEY)
-        return CM_ERR_INVAL;
-    out[n] = 0x01, out[n + 1] = 0x01, out[n + 2] = 0;
-    return CM_OK;
+    return md_ver_key_prefix(key, out, MD_MAX_KEY + 1) == CM_OK ? CM_OK : CM_ERR_INVAL;
 }
 
 /* Write rec (no body taken from it when summary) under key at stamp (hlc, this node); with cond
@@ -149,21 +144,18 @@ static cm_err prepare(rp *c, const char *bucket, const char *key)
     return e;
 }
 
-static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine);
+static cm_err settle(rp *c, const char *bucket, const char *key, uint64_t hlc, uint32_t node);
+static cm_err drop_other_nulls(rp *c, const char *bucket, const char *key, const char *mine);
 
-/* The new version obj: its record, then the pointer, at one stamp. A suspended bucket's version
- * is the null one, replacing the one before. */
-static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
-                          const md_cond *cond, md_vres *res)
+/* The new version obj at stamp (hlc, node), of this node's clock: its record, then the pointer
+ * (by the partition's leader with cond), then settle; a suspended bucket's version is the null
+ * one, replacing the one before. */
+static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int suspended,
+                         const md_cond *cond, uint64_t hlc, uint32_t node, md_vres *res)
 {
     char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
     const char *vid = suspended ? "null" : order;
-    uint64_t hlc;
-    uint32_t node;
-    cm_err e = prepare(c, bucket, obj->key);
-    if (e != CM_OK)
-        return e;
-    rp_stamp(c, &hlc, &node);
+    cm_err e;
     if ((e = make_order(hlc, node, 1, order)) != CM_OK ||
         (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
         return e;
@@ -177,15 +169,33 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
     } else if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0, 0)) == CM_OK) {
         e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, 0);
     }
-    if (e != CM_OK)
+    if (e != CM_OK || (e = settle(c, bucket, obj->key, hlc, node)) != CM_OK)
         return e;
-    if (suspended && (e = drop_older_nulls(c, bucket, obj->key, vkey)) != CM_OK)
+    if (suspended && (e = drop_other_nulls(c, bucket, obj->key, vkey)) != CM_OK)
         return e;
     memset(res, 0, sizeof(*res));
     snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
     res->versioned = 1;
     res->delete_marker = obj->delete_marker;
     return CM_OK;
+}
+
+cm_err rp_version_put_at(rp *c, const char *bucket, const md_object *obj, int suspended,
+                         uint64_t hlc, uint32_t node, md_vres *res)
+{
+    return version_at(c, bucket, obj, suspended, NULL, hlc, node, res);
+}
+
+static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
+                          const md_cond *cond, md_vres *res)
+{
+    uint64_t hlc;
+    uint32_t node;
+    cm_err e = prepare(c, bucket, obj->key);
+    if (e != CM_OK)
+        return e;
+    rp_stamp(c, &hlc, &node);
+    return version_at(c, bucket, obj, suspended, cond, hlc, node, res);
 }
 
 cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
@@ -282,25 +292,55 @@ static cm_err find_null(rp *c, const char *bucket, const char *key, char vkey[MD
     return e != CM_OK ? e : vkey[0] ? CM_OK : CM_ERR_NOTFOUND;
 }
 
+typedef struct {
+    const char *key, *mine; /* the S3 key; the version key of this write's null version */
+    int seen;               /* null versions walked so far */
+    int read;               /* 0: the pointer not read yet, 1: read, -1: its read failed */
+    char named[40];         /* the version_id of key's pointer, when read ("": none) */
+} nulls_walk;
+
+/* 1 when key's record is a pointer to v, as read once in this walk (or may be: a failed read). */
+static int pointer_names(rp *c, const char *bucket, nulls_walk *w, const md_object *v)
+{
+    if (!w->read) {
+        md_object cur;
+        cm_err e = rp_object_get(c, bucket, w->key, &cur);
+        w->read = e == CM_OK || e == CM_ERR_NOTFOUND ? 1 : -1;
+        if (e == CM_OK) {
+            if (rp_version_pointer(&cur))
+                memcpy(w->named, cur.version_id, sizeof(w->named));
+            md_object_release(&cur);
+        }
+    }
+    return w->read < 0 || strcmp(w->named, rp_version_order(v)) == 0;
+}
+
 static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
 {
     (void)stop;
-    if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
-        return CM_OK;
+    nulls_walk *w = arg;
+    if (!is_null(v->version_id) || w->seen++ == 0)
+        return CM_OK; /* the newest null version stays */
     /* A protected null version stays (a second null one, as after a race). The check on this
      * read is enough: only a bucket with lock takes a retention or a hold, and such a bucket is
      * never Suspended, so none can be written between this read and the delete. */
     if (md_lock_protects(v, cm_now_ms(), 0))
         return CM_OK;
+    /* One as new as mine may still be the latest (the newer one's pointer not landed, or failed):
+     * kept while the pointer names it. Older ones cannot be: my pointer is newer. */
+    if (strcmp(v->key, w->mine) <= 0 && pointer_names(c, bucket, w, v))
+        return CM_OK;
     return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
 }
 
-/* A suspended write made the null version under mine: every null version older than it goes for
- * good (their bodies become garbage on the replicas). A racing suspended write may leave a second
- * null version behind, newer than this one's; the next one removes it. */
-static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine)
+/* A suspended write made the null version under mine: every null version but the newest goes for
+ * good (their bodies become garbage on the replicas), mine too when a racing suspended write's
+ * is newer. Of two racing writes at least one walks after both versions are stored (each walks
+ * after storing its own), so one null version is left. */
+static cm_err drop_other_nulls(rp *c, const char *bucket, const char *key, const char *mine)
 {
-    return walk_versions(c, bucket, key, null_dropped, (void *)mine);
+    nulls_walk w = {.key = key, .mine = mine};
+    return walk_versions(c, bucket, key, null_dropped, &w);
 }
 
 /* The version key of key's version vid, or CM_ERR_NOTFOUND. */
@@ -437,6 +477,35 @@ static cm_err relink(rp *c, const char *bucket, const char *key, const md_object
                      node, 1, 0, cond);
 }
 
+/* Point key at its newest version but the one under skip (relink), or CM_ERR_NOTFOUND when none. */
+static cm_err relink_newest(rp *c, const char *bucket, const char *key, const char *skip,
+                            int skip_null, const md_cond *cond)
+{
+    md_object nx;
+    cm_err e = next_latest(c, bucket, key, skip, skip_null, &nx);
+    if (e == CM_OK) {
+        e = relink(c, bucket, key, &nx, cond);
+        md_object_release(&nx);
+    }
+    return e;
+}
+
+/* After this write's pointer at (hlc, node): a permanent delete of the key's last version may
+ * have deleted key's record at a later stamp and listed the versions before mine was stored (its
+ * second look missed it). Then key's record, read now, is that tombstone, and key points at its
+ * newest version again (mine, unless deleted meanwhile): the version is listed, not orphaned. */
+static cm_err settle(rp *c, const char *bucket, const char *key, uint64_t hlc, uint32_t node)
+{
+    md_object cur;
+    cm_err e = rp_record_get(c, bucket, key, &cur);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    int lost = cur.tombstone && (cur.hlc > hlc || (cur.hlc == hlc && cur.hlc_node > node));
+    md_object_release(&cur);
+    e = lost ? relink_newest(c, bucket, key, "", 0, NULL) : CM_OK;
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
+}
+
 /*
  * The latest version (under vkey; skip_null: the key's plain record, the null version) goes:
  * point key at the next one, or delete key's record when there is none. A PUT racing that delete
@@ -448,21 +517,12 @@ static cm_err relink(rp *c, const char *bucket, const char *key, const md_object
 static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey,
                             int skip_null, const md_cond *cond)
 {
-    md_object nx;
-    cm_err e = next_latest(c, bucket, key, vkey, skip_null, &nx);
-    if (e == CM_ERR_NOTFOUND) {
-        if ((e = rp_object_delete(c, bucket, key, cond, NULL, NULL)) != CM_OK)
-            return e;
-        cond = NULL; /* the record is gone: what comes now is a racing PUT's */
-        e = next_latest(c, bucket, key, vkey, skip_null, &nx);
-        if (e == CM_ERR_NOTFOUND)
-            return CM_OK;
-    }
-    if (e == CM_OK) {
-        e = relink(c, bucket, key, &nx, cond);
-        md_object_release(&nx);
-    }
-    return e;
+    cm_err e = relink_newest(c, bucket, key, vkey, skip_null, cond);
+    if (e != CM_ERR_NOTFOUND || (e = rp_object_delete(c, bucket, key, cond, NULL, NULL)) != CM_OK)
+        return e;
+    /* the record is gone: what comes now is a racing PUT's (no cond) */
+    e = relink_newest(c, bucket, key, vkey, skip_null, NULL);
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
 typedef struct {
@@ -483,12 +543,15 @@ static cm_err older_found(rp *c, const char *bucket, md_object *v, void *arg, in
     return CM_OK;
 }
 
-cm_err rp_version_older(rp *c, const char *bucket, const char *vkey, const md_cond *cond)
+cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *vkey,
+                        const md_cond *cond)
 {
-    char key[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
+    char split[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
     md_object cur;
-    if (md_ver_split(vkey, key, order) != CM_OK)
-        return CM_ERR_INVAL;
+    if (!key && md_ver_split(vkey, split, order) != CM_OK)
+        return CM_ERR_PRECONDITION; /* kept rather than deleted unchecked */
+    key = key ? key : split;
+    snprintf(order, sizeof(order), "%s", rp_version_order(&(md_object){.key = (char *)vkey}));
     /* No pointer, a plain record (the null version is the latest), or a pointer to it: not
      * noncurrent as far as this read can tell. */
     cm_err e = rp_object_get(c, bucket, key, &cur);
@@ -593,7 +656,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
      * key in between never makes it remove the latest or a version the rule keeps. */
     md_cond lead = {0};
     if (cond && cond->noncurrent) {
-        if (latest || (e = rp_version_older(c, bucket, vkey, cond)) != CM_OK)
+        if (latest || (e = rp_version_older(c, bucket, key, vkey, cond)) != CM_OK)
             return latest ? CM_ERR_PRECONDITION : e;
         lead.noncurrent = 1, lead.successor_ms = cond->successor_ms;
         lead.newer_min = cond->newer_min;

@@ -196,6 +196,34 @@ static void test_version_keys(void)
     CU_ASSERT_EQUAL(md_ver_key("k", "null", k1, sizeof(k1)), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(md_ver_key("", newer, k1, sizeof(k1)), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(md_mpu_upload_split(k2, key, order), CM_ERR_CORRUPT); /* not an upload */
+    /* Long keys (1,024 bytes; all 01 bytes, twice as long escaped): the long form, within
+     * MD_MAX_KEY, in the key's shard, under md_ver_key_prefix, one per key; no key in it. */
+    char l1[MD_MAX_KEY + 1], l2[MD_MAX_KEY + 1];
+    memset(l1, 'x', MD_MAX_KEY), l1[MD_MAX_KEY] = 0;
+    memcpy(l2, l1, sizeof(l1));
+    l2[MD_MAX_KEY - 1] = 'y';
+    for (int round = 0; round < 2; round++) {
+        if (round)
+            memset(l1, 0x01, MD_MAX_KEY), memset(l2, 0x01, MD_MAX_KEY - 1);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key(l1, newer, k1, sizeof(k1)), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key(l2, newer, k2, sizeof(k2)), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key(l1, older, k3, sizeof(k3)), CM_OK);
+        CU_ASSERT(strlen(k1) <= MD_MAX_KEY && strcmp(k1, k2) != 0 && strcmp(k1, k3) < 0);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key_prefix(l1, pre, sizeof(pre)), CM_OK);
+        CU_ASSERT(strncmp(k1, pre, strlen(pre)) == 0 && strncmp(k2, pre, strlen(pre)) != 0);
+        CU_ASSERT_STRING_EQUAL(k1 + strlen(pre), newer);
+        for (uint32_t n = 2; n <= 16; n *= 2)
+            CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)k1, strlen(k1), n),
+                            md_shard_of((const uint8_t *)l1, strlen(l1), n));
+        CU_ASSERT_EQUAL(md_ver_split(k1, key, order), CM_ERR_CORRUPT);
+    }
+    /* the short form's prefix for a short key, unchanged */
+    CU_ASSERT_EQUAL(md_ver_key_prefix("k", pre, sizeof(pre)), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(pre,
+                           "\xff"
+                           "vk\x01\x01",
+                           6),
+                    0);
 }
 
 /* Keys whose last character is an even digit. */
