@@ -1050,6 +1050,10 @@ cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap);
 cm_err md_ver_key_prefix(const char *key, char *out, size_t cap);
 cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap);
 cm_err md_ver_split(const char *vkey, char *key, char *order);
+/* The version key of the `null` version a record from before versioning (plain, its key an S3
+ * key) becomes once a pointer replaces it: its order made from plain's own stamp (~hlc, ~node,
+ * zeros), so every node copying it names the same key (rp_version.c keep_null, md_rec_merge). */
+cm_err md_ver_null_key(const md_object *plain, char *out, size_t cap);
 /* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */
 typedef struct {
     uint32_t shard, nshards;

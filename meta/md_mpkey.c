@@ -259,6 +259,15 @@ cm_err md_ver_key_prefix(const char *key, char *out, size_t cap)
     return hashed_prefix(key, out);
 }
 
+cm_err md_ver_null_key(const md_object *plain, char *out, size_t cap)
+{
+    char order[MD_VID_LEN + 1];
+    uint8_t tail[8] = {0};
+    cm_put_be32(tail, ~plain->hlc_node);
+    md_vid_make(plain->hlc, tail, order);
+    return md_ver_key(plain->key, order, out, cap);
+}
+
 cm_err md_ver_split(const char *vkey, char *key, char *order)
 {
     return kind_split('v', vkey, key, order);

@@ -60,13 +60,13 @@ int rp_version_pointer(const md_object *rec)
     return rec->vstamp != 0 && rec->key && (uint8_t)rec->key[0] != MD_MPU_MARK;
 }
 
-/* The order id of a version stamped (hlc, node): ~hlc, ~node, then 8 random hex digits (for a
- * copied null version, which is found by scanning, zeros). */
-static cm_err make_order(uint64_t hlc, uint32_t node, int random, char out[MD_VID_LEN + 1])
+/* The order id of a version stamped (hlc, node): ~hlc, ~node, then 8 random hex digits (a
+ * copied null version's: zeros, md_ver_null_key). */
+static cm_err make_order(uint64_t hlc, uint32_t node, char out[MD_VID_LEN + 1])
 {
     uint8_t tail[8] = {0};
     cm_put_be32(tail, ~node);
-    if (random && cm_random(tail + 4, 4) != CM_OK)
+    if (cm_random(tail + 4, 4) != CM_OK)
         return CM_ERR_INTERNAL;
     md_vid_make(hlc, tail, out);
     return CM_OK;
@@ -116,12 +116,10 @@ static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char
  * version space under an order made from its own stamp, before a pointer replaces it. */
 static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
 {
-    char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    char vkey[MD_MAX_KEY + 1];
     uint64_t hlc;
     uint32_t node;
-    cm_err e = make_order(plain->hlc, plain->hlc_node, 0, order);
-    if (e == CM_OK)
-        e = md_ver_key(plain->key, order, vkey, sizeof(vkey));
+    cm_err e = md_ver_null_key(plain, vkey, sizeof(vkey));
     if (e != CM_OK)
         return e;
     rp_stamp(c, &hlc, &node);
@@ -156,7 +154,7 @@ static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int su
     char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
     const char *vid = suspended ? "null" : order;
     cm_err e;
-    if ((e = make_order(hlc, node, 1, order)) != CM_OK ||
+    if ((e = make_order(hlc, node, order)) != CM_OK ||
         (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
         return e;
     if (cond && (cond->if_none_match_star || cond->if_match)) {

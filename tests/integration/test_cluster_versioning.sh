@@ -26,6 +26,7 @@ step() { # each phase needs the one before: the first that fails ends the test
     if h_run "$1" "$H_PY" "$H_DIR/cluster_versioning.py" "${@:2}"; then
         sed 's/^/   /' <<<"$H_OUT"
     else
+        tail -n 3 <<<"$H_OUT" | sed 's/^/   /' # the failing check (h_bad shows the first 30 lines)
         h_run "local-cluster.sh stop" lc stop
         h_finish
     fi
