@@ -904,10 +904,11 @@ cm_err rp_object_put_at(rp *c, const char *bucket, const md_object *rec)
 {
     if (rec->hlc_node != c->cfg.node)
         return CM_ERR_INVAL;
-    return rp_put_stamped(c, bucket, rec, 0);
+    return rp_put_stamped(c, bucket, rec, NULL, 0);
 }
 
-cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t fence)
+cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, const md_vv *seen,
+                      uint64_t fence)
 {
     if (!rec->hlc)
         return CM_ERR_INVAL;
@@ -915,10 +916,15 @@ cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t 
     cm_err e = unread_copy(c, bucket, rec, &w);
     if (e != CM_OK)
         return e;
-    /* A write that saw nothing: against every other version, last-writer-wins on (hlc, node). */
+    /* A write that saw nothing: against every other version, last-writer-wins on (hlc, node); with
+     * seen, it also dominates what it saw. Its node's counter is its stamp (as stamp_record's). */
     memset(&w.vv, 0, sizeof(w.vv));
+    if (seen)
+        w.vv = *seen;
     md_vv_increment(&w.vv, w.hlc_node, w.hlc);
-    w.vv.e[0].counter = w.hlc;
+    for (uint32_t i = 0; i < w.vv.n; i++)
+        if (w.vv.e[i].node == w.hlc_node && w.vv.e[i].counter < w.hlc)
+            w.vv.e[i].counter = w.hlc;
     e = quorum_write(c, bucket, &w, fence ? RP_STRONG : rp_mode(c, bucket), fence);
     md_object_release(&w);
     return e;

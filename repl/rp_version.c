@@ -78,12 +78,12 @@ static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
     return md_ver_key_prefix(key, out, MD_MAX_KEY + 1) == CM_OK ? CM_OK : CM_ERR_INVAL;
 }
 
-/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node); with cond
- * (hlc 0), by the partition's leader at a stamp of its own, if cond holds for the record it
- * replaces. */
+/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node), its vector
+ * dominating seen (NULL: nothing); with cond (hlc 0), by the partition's leader at a stamp of its
+ * own, if cond holds for the record it replaces. */
 static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const char *key,
                         const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
-                        uint64_t fence, const md_cond *cond)
+                        uint64_t fence, const md_vv *seen, const md_cond *cond)
 {
     md_object shallow = *rec, w;
     shallow.key = (char *)key;
@@ -100,7 +100,7 @@ static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const c
     w.hlc_node = node;
     w.tombstone = 0;
     e = cond ? rp_object_put(c, bucket, &w, cond, NULL, NULL)
-             : rp_put_stamped(c, bucket, &w, fence);
+             : rp_put_stamped(c, bucket, &w, seen, fence);
     md_object_release(&w);
     return e;
 }
@@ -109,7 +109,16 @@ static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char
                      const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
                      uint64_t fence)
 {
-    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary, fence, NULL);
+    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary, fence, NULL, NULL);
+}
+
+/* The pointer of obj's new version order, at the version's stamp. seen: the vector of the record
+ * from before versioning that the writer kept as the null version (NULL: none), so that replicas
+ * tell it from one it never saw (md_rec_merge keeps that one as the null version). */
+static cm_err put_pointer(rp *c, const char *bucket, const md_object *obj, const char *order,
+                          uint64_t hlc, uint32_t node, uint64_t fence, const md_vv *seen)
+{
+    return put_at_if(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, fence, seen, NULL);
 }
 
 /* A plain record (written before versioning) becomes the null version: copied whole into the
@@ -127,17 +136,18 @@ static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
 }
 
 /* Read key's record (after which this node's clock is past it) and keep a plain one as the null
- * version. */
-static cm_err prepare(rp *c, const char *bucket, const char *key)
+ * version (seen: its vector; else empty). */
+static cm_err prepare(rp *c, const char *bucket, const char *key, md_vv *seen)
 {
     md_object cur;
+    memset(seen, 0, sizeof(*seen));
     cm_err e = rp_object_get(c, bucket, key, &cur);
     if (e == CM_ERR_NOTFOUND)
         return CM_OK;
     if (e != CM_OK)
         return e;
-    if (!rp_version_pointer(&cur))
-        e = keep_null(c, bucket, &cur);
+    if (!rp_version_pointer(&cur) && (e = keep_null(c, bucket, &cur)) == CM_OK)
+        *seen = cur.vv;
     md_object_release(&cur);
     return e;
 }
@@ -149,7 +159,8 @@ static cm_err drop_other_nulls(rp *c, const char *bucket, const char *key, const
  * (by the partition's leader with cond), then settle; a suspended bucket's version is the null
  * one, replacing the one before. */
 static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int suspended,
-                         const md_cond *cond, uint64_t hlc, uint32_t node, md_vres *res)
+                         const md_cond *cond, uint64_t hlc, uint32_t node, const md_vv *seen,
+                         md_vres *res)
 {
     char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
     const char *vid = suspended ? "null" : order;
@@ -163,9 +174,11 @@ static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int su
         snprintf(rec.version_id, sizeof(rec.version_id), "%s%s", suspended ? "n" : "", order);
         rec.vstamp = rec.hlc = hlc;
         rec.hlc_node = node;
+        if (seen)
+            rec.vv = *seen; /* the leader's put_pointer takes it */
         e = rp_object_put(c, bucket, &rec, cond, NULL, NULL);
     } else if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0, 0)) == CM_OK) {
-        e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, 0);
+        e = put_pointer(c, bucket, obj, order, hlc, node, 0, seen);
     }
     if (e != CM_OK || (e = settle(c, bucket, obj->key, hlc, node)) != CM_OK)
         return e;
@@ -181,7 +194,7 @@ static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int su
 cm_err rp_version_put_at(rp *c, const char *bucket, const md_object *obj, int suspended,
                          uint64_t hlc, uint32_t node, md_vres *res)
 {
-    return version_at(c, bucket, obj, suspended, NULL, hlc, node, res);
+    return version_at(c, bucket, obj, suspended, NULL, hlc, node, NULL, res);
 }
 
 static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
@@ -189,11 +202,12 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
 {
     uint64_t hlc;
     uint32_t node;
-    cm_err e = prepare(c, bucket, obj->key);
+    md_vv seen;
+    cm_err e = prepare(c, bucket, obj->key, &seen);
     if (e != CM_OK)
         return e;
     rp_stamp(c, &hlc, &node);
-    return version_at(c, bucket, obj, suspended, cond, hlc, node, res);
+    return version_at(c, bucket, obj, suspended, cond, hlc, node, &seen, res);
 }
 
 cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
@@ -226,7 +240,7 @@ cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_
     if (e == CM_OK)
         e = put_at(c, bucket, obj, vkey, vid, obj->hlc, obj->hlc, obj->hlc_node, 0, fence);
     if (e == CM_OK)
-        e = put_at(c, bucket, obj, obj->key, order, obj->hlc, obj->hlc, obj->hlc_node, 1, fence);
+        e = put_pointer(c, bucket, obj, order, obj->hlc, obj->hlc_node, fence, &obj->vv);
     return e;
 }
 
@@ -472,7 +486,7 @@ static cm_err relink(rp *c, const char *bucket, const char *key, const md_object
     if (!cond)
         rp_stamp(c, &hlc, &node);
     return put_at_if(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc,
-                     node, 1, 0, cond);
+                     node, 1, 0, NULL, cond);
 }
 
 /* Point key at its newest version but the one under skip (relink), or CM_ERR_NOTFOUND when none. */

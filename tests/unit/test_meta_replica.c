@@ -160,6 +160,70 @@ static void test_merge_version_pointer(void)
     md_close(md);
 }
 
+/* The null copy of plain in md (md_ver_null_key): 1 with its body blob and id when stored (hlc
+ * into *hlc), 0 when absent. */
+static int null_copy(md_store *md, const md_object *plain, uint8_t blob, uint64_t *hlc)
+{
+    char vk[MD_MAX_KEY + 1];
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_ver_null_key(plain, vk, sizeof(vk)), CM_OK);
+    if (md_rec_get(md, "b", vk, &o) != CM_OK)
+        return 0;
+    int ok = o.nparts == 1 && o.parts[0].layout.blob[0] == blob &&
+             strcmp(o.version_id, "null") == 0 && o.vstamp == plain->hlc && !o.tombstone;
+    *hlc = o.hlc;
+    md_object_release(&o);
+    return ok;
+}
+
+/* A new version's pointer (vstamp = hlc) meeting a plain record its writer did not see (vectors
+ * not ordered): replaced by it or beating it, the plain record is kept as the key's null version,
+ * its body no garbage; not when the pointer saw it (the writer copied it), nor over a copy there.
+ */
+static void test_merge_unseen_plain(void)
+{
+    md_store *md = open_store("unseen");
+    const char *keys[] = {"p1", "p2", "p3", "p4"};
+    uint64_t hlc = 0;
+    int applied = -1;
+    for (int round = 0; round < 4; round++) {
+        md_part pa = stored_part((uint8_t)(0x40 + round));
+        md_object plain = {.key = (char *)keys[round],
+                           .hlc = MD_HLC_MAKE(2000, 0),
+                           .hlc_node = 1,
+                           .parts = &pa,
+                           .nparts = 1};
+        md_vv_increment(&plain.vv, 1, plain.hlc);
+        md_object ptr = {.key = (char *)keys[round], .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 2};
+        ptr.vstamp = ptr.hlc;
+        if (round == 2)
+            ptr.vv = plain.vv; /* the writer saw it (and copied it) */
+        md_vv_increment(&ptr.vv, 2, ptr.hlc);
+        if (round == 3) { /* the writer's copy is there: kept as it is */
+            char vk[MD_MAX_KEY + 1];
+            CU_ASSERT_EQUAL_FATAL(md_ver_null_key(&plain, vk, sizeof(vk)), CM_OK);
+            md_object copy = plain;
+            copy.key = vk, copy.vstamp = plain.hlc, copy.hlc = MD_HLC_MAKE(2900, 0);
+            copy.hlc_node = 2;
+            memset(&copy.vv, 0, sizeof(copy.vv));
+            md_vv_increment(&copy.vv, 2, copy.hlc);
+            snprintf(copy.version_id, sizeof(copy.version_id), "null");
+            CU_ASSERT_EQUAL(md_rec_merge(md, "b", &copy, &applied), CM_OK);
+        }
+        const md_object *first = round == 1 ? &ptr : &plain, *second = round == 1 ? &plain : &ptr;
+        CU_ASSERT_EQUAL(md_rec_merge(md, "b", first, &applied), CM_OK);
+        CU_ASSERT_EQUAL(md_rec_merge(md, "b", second, &applied), CM_OK);
+        CU_ASSERT_EQUAL(applied, round == 1 ? 0 : 1);
+        CU_ASSERT_EQUAL(garbage_count(md, (uint8_t)(0x40 + round)), 0);
+        CU_ASSERT_EQUAL(null_copy(md, &plain, (uint8_t)(0x40 + round), &hlc), round != 2);
+        if (round == 3)
+            CU_ASSERT_EQUAL(hlc, MD_HLC_MAKE(2900, 0));
+        if (round < 2)
+            CU_ASSERT_EQUAL(hlc, plain.hlc);
+    }
+    md_close(md);
+}
+
 /* Version keys: in the shard of their object key, a key's versions after its escaped key and
  * before the next key's, split back into key and order id; malformed ones refused. */
 static void test_version_keys(void)
@@ -740,6 +804,7 @@ void cu_register(void)
 {
     static const cu_test tests[] = {{"merge", test_merge},
                                     {"merge_version_pointer", test_merge_version_pointer},
+                                    {"merge_unseen_plain", test_merge_unseen_plain},
                                     {"version_keys", test_version_keys},
                                     {"scan", test_scan},
                                     {"merkle_filtered", test_merkle_filtered},

@@ -330,6 +330,29 @@ static void test_suspended_race(void)
     env_down();
 }
 
+/* A versioned write's pointer dominates the record from before versioning that it copied as the
+ * null version (its vector includes that record's), so replicas tell such a record from one
+ * stored after the versioned write read the key (md_rec_merge keeps that one as the null version
+ * itself: test_meta_replica merge_unseen_plain). */
+static void test_pointer_seen(void)
+{
+    env_up();
+    md_part pp, pv;
+    md_object plain = body("u", 0x51, &pp), v = body("u", 0x61, &pv), was, ptr;
+    md_vres r;
+    uint32_t shard = rp_shard_of("u", 4);
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[shard % NF], B, shard, "u", &was), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[1], B, &v, 0, NULL, &r), CM_OK);
+    coords_free();
+    CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[shard % NF], B, shard, "u", &ptr), CM_OK);
+    CU_ASSERT(rp_version_pointer(&ptr) && ptr.vstamp == ptr.hlc);
+    CU_ASSERT_EQUAL(md_vv_compare(&ptr.vv, &was.vv), MD_VV_AFTER);
+    md_object_release(&ptr);
+    md_object_release(&was);
+    env_down();
+}
+
 /* Pointers written at their versions' stamps: whatever order they land in, every home keeps the
  * newer, the one whose id sorts first; writes through a node with a slower clock still order after
  * what they read. */
@@ -867,6 +890,7 @@ void cu_register(void)
         {"a 1,024-byte key has versions", test_long_key},
         {"a PUT stored after a permanent delete's second look is listed", test_put_after_delete},
         {"two racing suspended writes leave one null version", test_suspended_race},
+        {"a pointer dominates the record it copied as null", test_pointer_seen},
         {"pointers resolve in the order of version ids", test_order},
         {"conditional writes of versions", test_conditional},
         {"object lock refuses deletes of protected versions", test_lock},
