@@ -1066,7 +1066,10 @@ int md_shard_keep(void *arg, const uint8_t *key, size_t klen);
  * when it held that very version already: same key, stamp, vector and tombstone; then nothing is
  * written), 0 when its own version won. The loser's stored bodies that the winner does not name
  * (the replaced record's, or rec's when it lost) become garbage records stamped with the larger
- * of the two hlcs. CM_ERR_NOTFOUND when the bucket does not exist.
+ * of the two hlcs, except where a versioned key's pointer is one side: then none, and a record
+ * from before versioning that a new version's pointer did not see (vectors) is stored as the
+ * key's null version (md_ver_null_key) unless that key is there (docs/versioning.md, "On a
+ * cluster"). CM_ERR_NOTFOUND when the bucket does not exist.
  */
 cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied);
 /* What a replica does with a received record: with a clock, merge the record's stamp into it

@@ -9,6 +9,7 @@
  *   upload  FF 'u' esc(key) 01 01 upload_id
  *   part    FF 'p' route upload_id 01 number 01 id
  *   version FF 'v' esc(key) 01 01 order
+ *           FF 'v' esc(head) 01 03 hash 01 01 order   (the long form)
  *
  * esc() writes a 01 byte of the key as 01 02, so the separator 01 01 sorts below every
  * continuation of the key and upload keys sort by object key, then by upload id: the order of
@@ -21,11 +22,17 @@
  * as an upload is, with its 32-hex-digit order id in place of the upload id: the order id is the
  * version id (or, for a `null` version, what its id would be), 16 hex digits of ~hlc first, so the
  * versions of one key sort newest first after its escaped key, and all of a bucket's versions
- * sort by object key, then newest first: the order of ListObjectVersions.
+ * sort by object key, then newest first: the order of ListObjectVersions. A key whose escaped
+ * form leaves no room for that within MD_MAX_KEY (more than 988 bytes escaped) has the long form
+ * instead: head is its longest start that fits, hash the 64 hex digits of SHA-256(key). 01 03
+ * never follows an escaped byte, so no key's versions share a prefix with another's, and the
+ * long form sorts among the short ones by its head; the key itself is not in it (md_ver_split
+ * refuses it), every caller names the key first. Every legal key has exactly one form.
  *
  * md_shard_of places every kind in the shard of its object key: the records of an upload live on
  * the partition homes of the object it becomes, one partition listing finds every part of an
- * upload, and a key's versions live with its record. Every other key (a malformed reserved key
+ * upload, and a key's versions live with its record (a long-form version key by the hash in it:
+ * hex digits 8..15, the bytes the shard is taken from). Every other key (a malformed reserved key
  * included) is placed by its own hash.
  */
 #include <stdio.h>

@@ -8,7 +8,10 @@
  * against the incoming one (md_object_resolve) and writes the winner, turning the loser's bodies
  * that the winner does not name into garbage records in the same nested transaction: a crash
  * keeps both or neither. The very same version (equal digest) is a success that writes nothing,
- * so a retried or repeated put (read repair, hint delivery) costs no sync. A record for a key the
+ * so a retried or repeated put (read repair, hint delivery) costs no sync. A pointer of a
+ * versioned key (docs/versioning.md, "On a cluster") makes no garbage; a new version's pointer
+ * meeting a record from before versioning that it did not see (vectors) stores that record as
+ * the key's null version in the same transaction (keep_unseen_plain). A record for a key the
  * store does not hold, stamped below its partition's tombstone collection mark, is refused
  * (md_tomb.c): it may be a version that a collected tombstone beat.
  *

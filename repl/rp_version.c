@@ -8,7 +8,8 @@
  *                              write, a plain record: the `null` version itself)
  *   FF 'v' esc(K) 01 01 order  one per version (delete markers included), the whole record with
  *                              its body; version_id is order, or "null" for the copy of a plain
- *                              record (order then made from that record's own stamp)
+ *                              record (order then made from that record's own stamp); a long K
+ *                              has the long form (md_ver_key_prefix)
  *
  * Listing (rp_version_list) walks the keys through rp_list_latest (prefix, delimiter, markers
  * kept) and, for each key, its version records in order (one-partition pages, rp_list_records):
@@ -20,7 +21,12 @@
  * ends with the newer one and both versions are listed. A permanent delete of the latest
  * rewrites the pointer at a fresh stamp to the next version (or deletes K's record), then
  * tombstones the version: a PUT racing it may leave its own version noncurrent behind a pointer
- * to an older one (listed, readable by id, never lost).
+ * to an older one (listed, readable by id, never lost). A PUT reads K's record after its pointer
+ * (settle): a tombstone stamped later is a permanent delete of the last version that listed the
+ * versions before the PUT's was stored, and K is pointed at the newest version again. A suspended
+ * write keeps only the newest null version (drop_other_nulls), its own too when a racing one's is
+ * newer. A new version's pointer carries the vector of the plain record it copied, so that
+ * replicas keep a plain record it did not see as the null version (md_rec_merge).
  *
  * Object Lock (docs/object-lock.md, "On a cluster"): a caller deleting by id in a bucket with
  * lock passes md_cond.unlocked, and a version carrying a retention or hold is treated so whatever
