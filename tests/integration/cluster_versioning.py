@@ -13,7 +13,7 @@ non-zero at the first check that fails; prints one line per check that passed.
                              replace the null version too; Enabled again
   writes   EPS STATE         versions through several nodes, GET/HEAD by id, delete marker,
                              ListObjectVersions (every page size), permanent deletes, copy by
-                             source versionId, Complete making a version
+                             source versionId, Complete making a version; 1,024-byte keys
   race     EPS STATE         PUTs of one key through n1 and n4 at once: every version listed,
                              one latest, the same through every node
   down     EPS STATE         (n3 killed) versions and a marker of "d" through the others
