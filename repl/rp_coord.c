@@ -421,14 +421,34 @@ static rp_op *write_op_new(rp *c, const char *bucket, rp_consistency mode, md_ob
     return op;
 }
 
-static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
-                           uint64_t fence)
+/* lost (may be NULL): whether the write may have lost to a version some home held already (a
+ * home answered "not applied", or stand-ins may have taken it: theirs say nothing of the homes). */
+static cm_err quorum_write_lost(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
+                                uint64_t fence, int *lost)
 {
     rp_op *op = write_op_new(c, bucket, mode, rec, fence);
     if (!op)
         return CM_ERR_NOMEM;
     cm_err e = rp_op_run(op);
-    return e == CM_OK ? write_end(c, op, 0) : e;
+    if (e != CM_OK)
+        return e;
+    if (lost) {
+        pthread_mutex_lock(&c->mu);
+        *lost = op->sloppy;
+        for (int i = 0; i < op->nslots; i++) {
+            const rp_slot *s = &op->slot[i];
+            *lost |=
+                s->state == RP_SLOT_DONE && s->err == CM_OK && (!s->applied || s->standin >= 0);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    return write_end(c, op, 0);
+}
+
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
+                           uint64_t fence)
+{
+    return quorum_write_lost(c, bucket, rec, mode, fence, NULL);
 }
 
 cm_err rp_record_get(rp *c, const char *bucket, const char *key, md_object *out)
@@ -904,12 +924,15 @@ cm_err rp_object_put_at(rp *c, const char *bucket, const md_object *rec)
 {
     if (rec->hlc_node != c->cfg.node)
         return CM_ERR_INVAL;
-    return rp_put_stamped(c, bucket, rec, NULL, 0);
+    return rp_put_stamped(c, bucket, rec, NULL, 0, NULL);
 }
 
 cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, const md_vv *seen,
-                      uint64_t fence)
+                      uint64_t fence, int *lost)
 {
+    int dummy;
+    lost = lost ? lost : &dummy;
+    *lost = 1;
     if (!rec->hlc)
         return CM_ERR_INVAL;
     md_object w;
@@ -925,7 +948,7 @@ cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, const md_
     for (uint32_t i = 0; i < w.vv.n; i++)
         if (w.vv.e[i].node == w.hlc_node && w.vv.e[i].counter < w.hlc)
             w.vv.e[i].counter = w.hlc;
-    e = quorum_write(c, bucket, &w, fence ? RP_STRONG : rp_mode(c, bucket), fence);
+    e = quorum_write_lost(c, bucket, &w, fence ? RP_STRONG : rp_mode(c, bucket), fence, lost);
     md_object_release(&w);
     return e;
 }

@@ -170,9 +170,10 @@ int rp_same_version(const md_object *a, const md_object *b);
 /* rp_coord.c */
 rp_consistency rp_mode(rp *c, const char *bucket);
 /* rp_object_put_at for any node's stamp, with a partition leader's fence (0: none); its vector
- * also dominates seen (NULL: nothing seen; rec->vv is ignored). */
+ * also dominates seen (NULL: nothing seen; rec->vv is ignored). lost (may be NULL): 0 when every
+ * home that answered applied it (none held a version that beat it), else 1. */
 cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, const md_vv *seen,
-                      uint64_t fence);
+                      uint64_t fence, int *lost);
 /* rp_version.c: obj is a new version for a conditional write (rp_version_put with a condition:
  * an S3 key, vstamp equal to its stamp, its order id in version_id, after an 'n' when it is a
  * Suspended bucket's null version), which the leader writes once the condition held: its version

@@ -84,12 +84,21 @@ static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
     return md_ver_key_prefix(key, out, MD_MAX_KEY + 1) == CM_OK ? CM_OK : CM_ERR_INVAL;
 }
 
-/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node), its vector
- * dominating seen (NULL: nothing); with cond (hlc 0), by the partition's leader at a stamp of its
- * own, if cond holds for the record it replaces. */
+/* How put_at_if writes: with a partition leader's fence (0: none); its vector dominating seen
+ * (NULL: nothing); with cond (hlc 0), by the partition's leader at a stamp of its own, if cond
+ * holds for the record it replaces; lost (may be NULL): rp_put_stamped's (1 with cond). */
+typedef struct {
+    uint64_t fence;
+    const md_vv *seen;
+    const md_cond *cond;
+    int *lost;
+} put_how;
+
+/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node), as how
+ * says. */
 static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const char *key,
                         const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
-                        uint64_t fence, const md_vv *seen, const md_cond *cond)
+                        const put_how *how)
 {
     md_object shallow = *rec, w;
     shallow.key = (char *)key;
@@ -105,8 +114,10 @@ static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const c
     w.hlc = hlc;
     w.hlc_node = node;
     w.tombstone = 0;
-    e = cond ? rp_object_put(c, bucket, &w, cond, NULL, NULL)
-             : rp_put_stamped(c, bucket, &w, seen, fence);
+    if (how->lost)
+        *how->lost = 1;
+    e = how->cond ? rp_object_put(c, bucket, &w, how->cond, NULL, NULL)
+                  : rp_put_stamped(c, bucket, &w, how->seen, how->fence, how->lost);
     md_object_release(&w);
     return e;
 }
@@ -115,16 +126,19 @@ static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char
                      const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
                      uint64_t fence)
 {
-    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary, fence, NULL, NULL);
+    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary,
+                     &(put_how){.fence = fence});
 }
 
 /* The pointer of obj's new version order, at the version's stamp. seen: the vector of the record
  * from before versioning that the writer kept as the null version (NULL: none), so that replicas
- * tell it from one it never saw (md_rec_merge keeps that one as the null version). */
+ * tell it from one it never saw (md_rec_merge keeps that one as the null version). lost: may
+ * have lost to what a home held (rp_put_stamped). */
 static cm_err put_pointer(rp *c, const char *bucket, const md_object *obj, const char *order,
-                          uint64_t hlc, uint32_t node, uint64_t fence, const md_vv *seen)
+                          uint64_t hlc, uint32_t node, uint64_t fence, const md_vv *seen, int *lost)
 {
-    return put_at_if(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, fence, seen, NULL);
+    return put_at_if(c, bucket, obj, obj->key, order, hlc, hlc, node, 1,
+                     &(put_how){.fence = fence, .seen = seen, .lost = lost});
 }
 
 /* A plain record (written before versioning) becomes the null version: copied whole into the
@@ -170,6 +184,7 @@ static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int su
 {
     char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
     const char *vid = suspended ? "null" : order;
+    int lost = 1; /* the pointer may have lost to what a home held (the leader's: unknown) */
     cm_err e;
     if ((e = make_order(hlc, node, order)) != CM_OK ||
         (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
@@ -184,9 +199,9 @@ static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int su
             rec.vv = *seen; /* the leader's put_pointer takes it */
         e = rp_object_put(c, bucket, &rec, cond, NULL, NULL);
     } else if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0, 0)) == CM_OK) {
-        e = put_pointer(c, bucket, obj, order, hlc, node, 0, seen);
+        e = put_pointer(c, bucket, obj, order, hlc, node, 0, seen, &lost);
     }
-    if (e != CM_OK || (e = settle(c, bucket, obj->key, hlc, node)) != CM_OK)
+    if (e != CM_OK || (lost && (e = settle(c, bucket, obj->key, hlc, node)) != CM_OK))
         return e;
     if (suspended && (e = drop_other_nulls(c, bucket, obj->key, vkey)) != CM_OK)
         return e;
@@ -246,7 +261,7 @@ cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_
     if (e == CM_OK)
         e = put_at(c, bucket, obj, vkey, vid, obj->hlc, obj->hlc, obj->hlc_node, 0, fence);
     if (e == CM_OK)
-        e = put_pointer(c, bucket, obj, order, obj->hlc, obj->hlc_node, fence, &obj->vv);
+        e = put_pointer(c, bucket, obj, order, obj->hlc, obj->hlc_node, fence, &obj->vv, NULL);
     return e;
 }
 
@@ -492,7 +507,7 @@ static cm_err relink(rp *c, const char *bucket, const char *key, const md_object
     if (!cond)
         rp_stamp(c, &hlc, &node);
     return put_at_if(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc,
-                     node, 1, 0, NULL, cond);
+                     node, 1, &(put_how){.cond = cond});
 }
 
 /* Point key at its newest version but the one under skip (relink), or CM_ERR_NOTFOUND when none. */
@@ -511,7 +526,9 @@ static cm_err relink_newest(rp *c, const char *bucket, const char *key, const ch
 /* After this write's pointer at (hlc, node): a permanent delete of the key's last version may
  * have deleted key's record at a later stamp and listed the versions before mine was stored (its
  * second look missed it). Then key's record, read now, is that tombstone, and key points at its
- * newest version again (mine, unless deleted meanwhile): the version is listed, not orphaned. */
+ * newest version again (mine, unless deleted meanwhile): the version is listed, not orphaned.
+ * Only needed when a home did not apply the pointer: that tombstone was on W homes before the
+ * pointer was sent, and W of its acknowledgements include one of them. */
 static cm_err settle(rp *c, const char *bucket, const char *key, uint64_t hlc, uint32_t node)
 {
     md_object cur;

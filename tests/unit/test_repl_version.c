@@ -287,7 +287,10 @@ static void test_put_after_delete(void)
     /* node 2 (5 s ahead) deletes the only version: the key's record goes, nothing else listed */
     CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "d", r1.version_id, NULL, &d, &had), CM_OK);
     CU_ASSERT(had);
+    unsigned before = fake_gets(E.f, NF);
     CU_ASSERT_EQUAL_FATAL(rp_version_put_at(E.c[0], B, &v2, 0, hlc, node, &r2), CM_OK);
+    CU_ASSERT(fake_gets(E.f, NF) >
+              before); /* its pointer not applied: the key's record read after it */
     char ids[8][MD_VID_LEN + 1];
     int latest[8];
     CU_ASSERT_EQUAL_FATAL(listed(E.c[1], "d", ids, latest, 8), 1);
@@ -297,6 +300,11 @@ static void test_put_after_delete(void)
     CU_ASSERT_EQUAL(rp_version_follow(E.c[1], B, &o), CM_OK);
     CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x32);
     md_object_release(&o);
+    /* a version whose pointer every home applied reads nothing after it */
+    rp_stamp(E.c[0], &hlc, &node);
+    before = fake_gets(E.f, NF);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put_at(E.c[0], B, &v1, 0, hlc, node, &r1), CM_OK);
+    CU_ASSERT_EQUAL(fake_gets(E.f, NF), before);
     env_down();
 }
 
