@@ -1035,15 +1035,25 @@ cm_err md_mpu_part_split(const char *pkey, size_t prefix_len, uint32_t *number, 
 /*
  * Version records of a cluster node (docs/versioning.md, "On a cluster"), in the same reserved
  * space, in the shard of their object key: FF 'v' esc(key) 01 01 order, order the version's 32
- * lowercase hex digits (md_mpu_id_valid) that sort newest first.
- *   md_ver_prefix: the prefix of the version keys of object keys starting with key_prefix (add
- *                  01 01 after a whole key for that key's versions alone);
- *   md_ver_key:    one version's key (CM_ERR_INVAL as md_mpu_upload_key);
- *   md_ver_split:  key (MD_MAX_KEY + 1 bytes) and order (MD_MPU_ID_LEN + 1) of a version key.
+ * lowercase hex digits (md_mpu_id_valid) that sort newest first. A key too long for that (more
+ * than MD_MAX_KEY - 36 bytes escaped) has the long form FF 'v' esc(head) 01 03 hash 01 01 order:
+ * head its longest start that fits, hash the 64 hex digits of SHA-256(key); every S3 key has one.
+ *   md_ver_prefix:     the prefix of the short-form version keys of object keys starting with
+ *                      key_prefix;
+ *   md_ver_key_prefix: the prefix of the version keys of key alone (either form; its 01 01
+ *                      included), out MD_MAX_KEY + 1 bytes;
+ *   md_ver_key:        one version's key (CM_ERR_INVAL: an empty key or a bad order);
+ *   md_ver_split:      key (MD_MAX_KEY + 1 bytes) and order (MD_MPU_ID_LEN + 1) of a short-form
+ *                      version key (CM_ERR_CORRUPT for the long form: its key is not in it).
  */
 cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap);
+cm_err md_ver_key_prefix(const char *key, char *out, size_t cap);
 cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap);
 cm_err md_ver_split(const char *vkey, char *key, char *order);
+/* The version key of the `null` version a record from before versioning (plain, its key an S3
+ * key) becomes once a pointer replaces it: its order made from plain's own stamp (~hlc, ~node,
+ * zeros), so every node copying it names the same key (rp_version.c keep_null, md_rec_merge). */
+cm_err md_ver_null_key(const md_object *plain, char *out, size_t cap);
 /* A key filter (md_key_filter) that keeps the keys of one shard; arg is an md_shard. */
 typedef struct {
     uint32_t shard, nshards;
@@ -1056,7 +1066,10 @@ int md_shard_keep(void *arg, const uint8_t *key, size_t klen);
  * when it held that very version already: same key, stamp, vector and tombstone; then nothing is
  * written), 0 when its own version won. The loser's stored bodies that the winner does not name
  * (the replaced record's, or rec's when it lost) become garbage records stamped with the larger
- * of the two hlcs. CM_ERR_NOTFOUND when the bucket does not exist.
+ * of the two hlcs, except where a versioned key's pointer is one side: then none, and a record
+ * from before versioning that a new version's pointer did not see (vectors) is stored as the
+ * key's null version (md_ver_null_key) unless that key is there (docs/versioning.md, "On a
+ * cluster"). CM_ERR_NOTFOUND when the bucket does not exist.
  */
 cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied);
 /* What a replica does with a received record: with a clock, merge the record's stamp into it

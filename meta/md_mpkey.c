@@ -9,6 +9,7 @@
  *   upload  FF 'u' esc(key) 01 01 upload_id
  *   part    FF 'p' route upload_id 01 number 01 id
  *   version FF 'v' esc(key) 01 01 order
+ *           FF 'v' esc(head) 01 03 hash 01 01 order   (the long form)
  *
  * esc() writes a 01 byte of the key as 01 02, so the separator 01 01 sorts below every
  * continuation of the key and upload keys sort by object key, then by upload id: the order of
@@ -21,11 +22,17 @@
  * as an upload is, with its 32-hex-digit order id in place of the upload id: the order id is the
  * version id (or, for a `null` version, what its id would be), 16 hex digits of ~hlc first, so the
  * versions of one key sort newest first after its escaped key, and all of a bucket's versions
- * sort by object key, then newest first: the order of ListObjectVersions.
+ * sort by object key, then newest first: the order of ListObjectVersions. A key whose escaped
+ * form leaves no room for that within MD_MAX_KEY (more than 988 bytes escaped) has the long form
+ * instead: head is its longest start that fits, hash the 64 hex digits of SHA-256(key). 01 03
+ * never follows an escaped byte, so no key's versions share a prefix with another's, and the
+ * long form sorts among the short ones by its head; the key itself is not in it (md_ver_split
+ * refuses it), every caller names the key first. Every legal key has exactly one form.
  *
  * md_shard_of places every kind in the shard of its object key: the records of an upload live on
  * the partition homes of the object it becomes, one partition listing finds every part of an
- * upload, and a key's versions live with its record. Every other key (a malformed reserved key
+ * upload, and a key's versions live with its record (a long-form version key by the hash in it:
+ * hex digits 8..15, the bytes the shard is taken from). Every other key (a malformed reserved key
  * included) is placed by its own hash.
  */
 #include <stdio.h>
@@ -89,6 +96,51 @@ static int hex_u32(const uint8_t *p, uint32_t *out)
     return 0;
 }
 
+/* The long form's FF 'v' esc(head) 01 03 hash 01 01 for key (VER_HASHED_HEAD: the room esc(head)
+ * has): head the longest start of key whose escaped form fits, hash the 64 hex digits of
+ * SHA-256(key). */
+#define VER_HASH_HEX 64
+#define VER_HASHED_HEAD (MD_MAX_KEY - 2 - 2 - VER_HASH_HEX - 2 - MD_MPU_ID_LEN)
+static cm_err hashed_prefix(const char *key, char *out)
+{
+    uint8_t d[32];
+    size_t n = 2, kl = strlen(key);
+    if (kl > MD_MAX_KEY || cm_ck_digest(CM_CK_SHA256, (const uint8_t *)key, kl, d) != CM_OK)
+        return CM_ERR_INVAL;
+    out[0] = (char)MD_MPU_MARK, out[1] = 'v';
+    for (size_t i = 0; i < kl && n + (key[i] == 0x01 ? 2 : 1) <= 2 + VER_HASHED_HEAD; i++) {
+        out[n++] = key[i];
+        if (key[i] == 0x01)
+            out[n++] = 0x02;
+    }
+    out[n++] = 0x01, out[n++] = 0x03;
+    for (int i = 0; i < 32; i++, n += 2)
+        snprintf(out + n, 3, "%02x", d[i]);
+    out[n++] = 0x01, out[n++] = 0x01;
+    out[n] = 0;
+    return CM_OK;
+}
+
+/* The route of a long-form version key (the shard bytes of its hash), or -1 when k is not one. */
+static int hashed_route(const uint8_t *k, size_t kl, uint32_t *route)
+{
+    for (size_t i = 2; i + 1 < kl; i++) {
+        if (k[i] != 0x01)
+            continue;
+        if (k[i + 1] == 0x02) {
+            i++;
+            continue;
+        }
+        if (k[i + 1] != 0x03 || i + 2 + VER_HASH_HEX + 2 > kl)
+            return -1;
+        const uint8_t *h = k + i + 2;
+        if (h[VER_HASH_HEX] != 0x01 || h[VER_HASH_HEX + 1] != 0x01)
+            return -1;
+        return hex_u32(h + 8, route); /* hex digits 8..15: bytes 4..7, as key_hash */
+    }
+    return -1;
+}
+
 uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
 {
     if (nshards <= 1)
@@ -100,6 +152,8 @@ uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
             return key_hash((const uint8_t *)obj, n) % nshards;
     }
     uint32_t route;
+    if (klen > 2 && key[0] == MD_MPU_MARK && key[1] == 'v' && hashed_route(key, klen, &route) == 0)
+        return route % nshards;
     if (klen >= 2 + ROUTE_HEX && key[0] == MD_MPU_MARK && key[1] == 'p' &&
         hex_u32(key + 2, &route) == 0)
         return route % nshards;
@@ -146,12 +200,18 @@ static cm_err kind_prefix(char kind, const char *key_prefix, char *out, size_t c
 /* FF kind esc(key) 01 01 id, id MD_MPU_ID_LEN lowercase hex digits. */
 static cm_err kind_key(char kind, const char *key, const char *id, char *out, size_t cap)
 {
-    if (!*key || !md_mpu_id_valid(id) || kind_prefix(kind, key, out, cap) != CM_OK)
+    if (!*key || !md_mpu_id_valid(id))
+        return CM_ERR_INVAL;
+    /* a version key has room for every key (its long form); an upload key has not */
+    cm_err e = kind == 'v' ? md_ver_key_prefix(key, out, cap) : kind_prefix(kind, key, out, cap);
+    if (e != CM_OK)
         return CM_ERR_INVAL;
     size_t n = strlen(out);
-    if (n + 2 + MD_MPU_ID_LEN > MD_MAX_KEY)
-        return CM_ERR_INVAL;
-    out[n++] = 0x01, out[n++] = 0x01;
+    if (kind != 'v') {
+        if (n + 2 + MD_MPU_ID_LEN > MD_MAX_KEY)
+            return CM_ERR_INVAL;
+        out[n++] = 0x01, out[n++] = 0x01;
+    }
     memcpy(out + n, id, MD_MPU_ID_LEN + 1);
     return CM_OK;
 }
@@ -190,6 +250,29 @@ cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap)
 cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap)
 {
     return kind_key('v', key, order, out, cap);
+}
+
+cm_err md_ver_key_prefix(const char *key, char *out, size_t cap)
+{
+    if (!*key || cap < MD_MAX_KEY + 1)
+        return CM_ERR_INVAL;
+    if (kind_prefix('v', key, out, cap) == CM_OK) {
+        size_t n = strlen(out);
+        if (n + 2 + MD_MPU_ID_LEN <= MD_MAX_KEY) {
+            out[n++] = 0x01, out[n++] = 0x01, out[n] = 0;
+            return CM_OK;
+        }
+    }
+    return hashed_prefix(key, out);
+}
+
+cm_err md_ver_null_key(const md_object *plain, char *out, size_t cap)
+{
+    char order[MD_VID_LEN + 1];
+    uint8_t tail[8] = {0};
+    cm_put_be32(tail, ~plain->hlc_node);
+    md_vid_make(plain->hlc, tail, order);
+    return md_ver_key(plain->key, order, out, cap);
 }
 
 cm_err md_ver_split(const char *vkey, char *key, char *order)

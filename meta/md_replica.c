@@ -8,7 +8,10 @@
  * against the incoming one (md_object_resolve) and writes the winner, turning the loser's bodies
  * that the winner does not name into garbage records in the same nested transaction: a crash
  * keeps both or neither. The very same version (equal digest) is a success that writes nothing,
- * so a retried or repeated put (read repair, hint delivery) costs no sync. A record for a key the
+ * so a retried or repeated put (read repair, hint delivery) costs no sync. A pointer of a
+ * versioned key (docs/versioning.md, "On a cluster") makes no garbage; a new version's pointer
+ * meeting a record from before versioning that it did not see (vectors) stores that record as
+ * the key's null version in the same transaction (keep_unseen_plain). A record for a key the
  * store does not hold, stamped below its partition's tombstone collection mark, is refused
  * (md_tomb.c): it may be a version that a collected tombstone beat.
  *
@@ -73,6 +76,42 @@ static int version_pointer(const md_object *o)
            !o->inline_data && o->inline_len == 0;
 }
 
+/* A new version's pointer (stamped at its version's stamp, rp_version.c) meeting plain, a live
+ * record of the key from before versioning, that its writer did not see (its vector does not
+ * dominate plain's): plain was written through a node that had not yet seen the bucket become
+ * Enabled, after the versioned write read the key. Whichever wins, plain stays, as the key's null
+ * version (md_ver_null_key, the key the writer would have copied it to): stored here unless that
+ * key is (the writer's copy, or another replica's) or a collected tombstone refuses it. So the
+ * write is never lost and its body keeps an owner. *wrote set when stored. */
+static cm_err keep_unseen_plain(md_store *md, MDB_txn *txn, const char *bucket,
+                                const md_object *pointer, const md_object *plain, int *wrote)
+{
+    char vkey[MD_MAX_KEY + 1];
+    uint8_t k[MD_KEYBUF];
+    size_t kl;
+    md_object copy = *plain, cur;
+    int found = 0, refused = 0;
+    if (!version_pointer(pointer) || pointer->vstamp != pointer->hlc || plain->vstamp ||
+        plain->tombstone || md_vv_compare(&pointer->vv, &plain->vv) == MD_VV_AFTER ||
+        md_ver_null_key(plain, vkey, sizeof(vkey)) != CM_OK ||
+        md_key_object(bucket, vkey, k, &kl) != CM_OK)
+        return CM_OK;
+    cm_err e = md_object_read(txn, md, k, kl, &cur, &found);
+    if (e != CM_OK || found) {
+        if (found)
+            md_object_release(&cur);
+        return e;
+    }
+    copy.key = vkey;
+    snprintf(copy.version_id, sizeof(copy.version_id), "null");
+    copy.vstamp = plain->hlc ? plain->hlc : 1;
+    if ((e = md_tomb_refuses(txn, md, bucket, &copy, &refused)) != CM_OK || refused)
+        return e;
+    if ((e = md_object_write(txn, md, k, kl, &copy, NULL)) == CM_OK)
+        *wrote = 1;
+    return e;
+}
+
 /* The merge proper, once the bucket is known and the token admitted. */
 static cm_err merge_record(md_store *md, MDB_txn *txn, merge_op *op, int *wrote)
 {
@@ -101,12 +140,16 @@ static cm_err merge_record(md_store *md, MDB_txn *txn, merge_op *op, int *wrote)
         op->applied = 1;
         if (!version_pointer(&cur) && !version_pointer(op->rec))
             e = md_garbage_add(txn, md, op->bucket, &cur, op->rec, stamp, NULL);
+        else
+            e = keep_unseen_plain(md, txn, op->bucket, op->rec, &cur, wrote);
         if (e == CM_OK)
             e = md_object_put_stored(txn, md, op->k, op->kl, &op->w, &cur);
     } else {
         if (!version_pointer(&cur) && !version_pointer(op->rec))
             e = md_garbage_add(txn, md, op->bucket, op->rec, &cur, stamp, &added);
         *wrote = added > 0;
+        if (e == CM_OK && version_pointer(&cur))
+            e = keep_unseen_plain(md, txn, op->bucket, &cur, op->rec, wrote);
     }
     md_object_release(&cur);
     return e;

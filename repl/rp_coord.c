@@ -421,14 +421,34 @@ static rp_op *write_op_new(rp *c, const char *bucket, rp_consistency mode, md_ob
     return op;
 }
 
-static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
-                           uint64_t fence)
+/* lost (may be NULL): whether the write may have lost to a version some home held already (a
+ * home answered "not applied", or stand-ins may have taken it: theirs say nothing of the homes). */
+static cm_err quorum_write_lost(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
+                                uint64_t fence, int *lost)
 {
     rp_op *op = write_op_new(c, bucket, mode, rec, fence);
     if (!op)
         return CM_ERR_NOMEM;
     cm_err e = rp_op_run(op);
-    return e == CM_OK ? write_end(c, op, 0) : e;
+    if (e != CM_OK)
+        return e;
+    if (lost) {
+        pthread_mutex_lock(&c->mu);
+        *lost = op->sloppy;
+        for (int i = 0; i < op->nslots; i++) {
+            const rp_slot *s = &op->slot[i];
+            *lost |=
+                s->state == RP_SLOT_DONE && s->err == CM_OK && (!s->applied || s->standin >= 0);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    return write_end(c, op, 0);
+}
+
+static cm_err quorum_write(rp *c, const char *bucket, md_object *rec, rp_consistency mode,
+                           uint64_t fence)
+{
+    return quorum_write_lost(c, bucket, rec, mode, fence, NULL);
 }
 
 cm_err rp_record_get(rp *c, const char *bucket, const char *key, md_object *out)
@@ -635,7 +655,7 @@ static cm_err read_and_write(rp *c, const char *bucket, const char *key, const m
     e = md_cond_check(cond, rd.has ? &rd.win : NULL);
     /* a version deleted as noncurrent (the lifecycle): still so, with what its listing saw */
     if (e == CM_OK && !obj && cond && cond->noncurrent && rd.has && !rd.win.tombstone)
-        e = rp_version_older(c, bucket, key, cond);
+        e = rp_version_older(c, bucket, NULL, key, cond);
     /* Nothing to delete: a quorum (or every home) holds no live version. */
     int skip = !obj && (mode == RP_STRONG || rd.all_homes) && (!rd.has || rd.win.tombstone);
     /* A new version stamped before the version read was (a write between the caller's read and
@@ -904,22 +924,31 @@ cm_err rp_object_put_at(rp *c, const char *bucket, const md_object *rec)
 {
     if (rec->hlc_node != c->cfg.node)
         return CM_ERR_INVAL;
-    return rp_put_stamped(c, bucket, rec, 0);
+    return rp_put_stamped(c, bucket, rec, NULL, 0, NULL);
 }
 
-cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t fence)
+cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, const md_vv *seen,
+                      uint64_t fence, int *lost)
 {
+    int dummy;
+    lost = lost ? lost : &dummy;
+    *lost = 1;
     if (!rec->hlc)
         return CM_ERR_INVAL;
     md_object w;
     cm_err e = unread_copy(c, bucket, rec, &w);
     if (e != CM_OK)
         return e;
-    /* A write that saw nothing: against every other version, last-writer-wins on (hlc, node). */
+    /* A write that saw nothing: against every other version, last-writer-wins on (hlc, node); with
+     * seen, it also dominates what it saw. Its node's counter is its stamp (as stamp_record's). */
     memset(&w.vv, 0, sizeof(w.vv));
+    if (seen)
+        w.vv = *seen;
     md_vv_increment(&w.vv, w.hlc_node, w.hlc);
-    w.vv.e[0].counter = w.hlc;
-    e = quorum_write(c, bucket, &w, fence ? RP_STRONG : rp_mode(c, bucket), fence);
+    for (uint32_t i = 0; i < w.vv.n; i++)
+        if (w.vv.e[i].node == w.hlc_node && w.vv.e[i].counter < w.hlc)
+            w.vv.e[i].counter = w.hlc;
+    e = quorum_write_lost(c, bucket, &w, fence ? RP_STRONG : rp_mode(c, bucket), fence, lost);
     md_object_release(&w);
     return e;
 }

@@ -169,19 +169,29 @@ int rp_same_version(const md_object *a, const md_object *b);
 
 /* rp_coord.c */
 rp_consistency rp_mode(rp *c, const char *bucket);
-/* rp_object_put_at for any node's stamp, with a partition leader's fence (0: none). */
-cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, uint64_t fence);
+/* rp_object_put_at for any node's stamp, with a partition leader's fence (0: none); its vector
+ * also dominates seen (NULL: nothing seen; rec->vv is ignored). lost (may be NULL): 0 when every
+ * home that answered applied it (none held a version that beat it), else 1. */
+cm_err rp_put_stamped(rp *c, const char *bucket, const md_object *rec, const md_vv *seen,
+                      uint64_t fence, int *lost);
 /* rp_version.c: obj is a new version for a conditional write (rp_version_put with a condition:
  * an S3 key, vstamp equal to its stamp, its order id in version_id, after an 'n' when it is a
  * Suspended bucket's null version), which the leader writes once the condition held: its version
  * record and its pointer, at its stamp, fenced. */
 int rp_version_new(const md_object *obj);
 cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_t fence);
-/* cond->noncurrent for version record vkey (rp_version.c): CM_OK while the key's pointer names
- * another version, the next newer version was written at cond->successor_ms and at least
+/* cond->noncurrent for version record vkey of key (rp_version.c): CM_OK while the key's pointer
+ * names another version, the next newer version was written at cond->successor_ms and at least
  * cond->newer_min versions are newer; else CM_ERR_PRECONDITION (CM_ERR_NOTFOUND: no such version).
+ * key NULL: taken from vkey (a long-form vkey, whose key is not in it: CM_ERR_PRECONDITION).
  * Blocks (quorum reads). */
-cm_err rp_version_older(rp *c, const char *bucket, const char *vkey, const md_cond *cond);
+cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *vkey,
+                        const md_cond *cond);
+/* rp_version_put without a condition at a stamp (hlc, node) of this node's clock taken before
+ * (after a read of key's record): what rp_version_put does once it has its stamp. For tests that
+ * interleave other writes between the stamp and the version's records. */
+cm_err rp_version_put_at(rp *c, const char *bucket, const md_object *obj, int suspended,
+                         uint64_t hlc, uint32_t node, md_vres *res);
 
 /* rp_coord.c: rp_object_get that answers a tombstone too (out->tombstone); CM_ERR_NOTFOUND
  * only when the quorum holds no version of key at all. */

@@ -8,7 +8,8 @@
  *                              write, a plain record: the `null` version itself)
  *   FF 'v' esc(K) 01 01 order  one per version (delete markers included), the whole record with
  *                              its body; version_id is order, or "null" for the copy of a plain
- *                              record (order then made from that record's own stamp)
+ *                              record (order then made from that record's own stamp); a long K
+ *                              has the long form (md_ver_key_prefix)
  *
  * Listing (rp_version_list) walks the keys through rp_list_latest (prefix, delimiter, markers
  * kept) and, for each key, its version records in order (one-partition pages, rp_list_records):
@@ -20,7 +21,12 @@
  * ends with the newer one and both versions are listed. A permanent delete of the latest
  * rewrites the pointer at a fresh stamp to the next version (or deletes K's record), then
  * tombstones the version: a PUT racing it may leave its own version noncurrent behind a pointer
- * to an older one (listed, readable by id, never lost).
+ * to an older one (listed, readable by id, never lost). A PUT reads K's record after its pointer
+ * (settle): a tombstone stamped later is a permanent delete of the last version that listed the
+ * versions before the PUT's was stored, and K is pointed at the newest version again. A suspended
+ * write keeps only the newest null version (drop_other_nulls), its own too when a racing one's is
+ * newer. A new version's pointer carries the vector of the plain record it copied, so that
+ * replicas keep a plain record it did not see as the null version (md_rec_merge).
  *
  * Object Lock (docs/object-lock.md, "On a cluster"): a caller deleting by id in a bucket with
  * lock passes md_cond.unlocked, and a version carrying a retention or hold is treated so whatever
@@ -60,35 +66,39 @@ int rp_version_pointer(const md_object *rec)
     return rec->vstamp != 0 && rec->key && (uint8_t)rec->key[0] != MD_MPU_MARK;
 }
 
-/* The order id of a version stamped (hlc, node): ~hlc, ~node, then 8 random hex digits (for a
- * copied null version, which is found by scanning, zeros). */
-static cm_err make_order(uint64_t hlc, uint32_t node, int random, char out[MD_VID_LEN + 1])
+/* The order id of a version stamped (hlc, node): ~hlc, ~node, then 8 random hex digits (a
+ * copied null version's: zeros, md_ver_null_key). */
+static cm_err make_order(uint64_t hlc, uint32_t node, char out[MD_VID_LEN + 1])
 {
     uint8_t tail[8] = {0};
     cm_put_be32(tail, ~node);
-    if (random && cm_random(tail + 4, 4) != CM_OK)
+    if (cm_random(tail + 4, 4) != CM_OK)
         return CM_ERR_INTERNAL;
     md_vid_make(hlc, tail, out);
     return CM_OK;
 }
 
-/* Every version key of key starts with this (the key's escaped form, then 01 01). */
+/* Every version key of key starts with this (md_ver_key_prefix). */
 static cm_err versions_prefix(const char *key, char out[MD_MAX_KEY + 1])
 {
-    cm_err e = md_ver_prefix(key, out, MD_MAX_KEY + 1);
-    size_t n = e == CM_OK ? strlen(out) : 0;
-    if (e != CM_OK || n + 2 > MD_MAX_KEY)
-        return CM_ERR_INVAL;
-    out[n] = 0x01, out[n + 1] = 0x01, out[n + 2] = 0;
-    return CM_OK;
+    return md_ver_key_prefix(key, out, MD_MAX_KEY + 1) == CM_OK ? CM_OK : CM_ERR_INVAL;
 }
 
-/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node); with cond
- * (hlc 0), by the partition's leader at a stamp of its own, if cond holds for the record it
- * replaces. */
+/* How put_at_if writes: with a partition leader's fence (0: none); its vector dominating seen
+ * (NULL: nothing); with cond (hlc 0), by the partition's leader at a stamp of its own, if cond
+ * holds for the record it replaces; lost (may be NULL): rp_put_stamped's (1 with cond). */
+typedef struct {
+    uint64_t fence;
+    const md_vv *seen;
+    const md_cond *cond;
+    int *lost;
+} put_how;
+
+/* Write rec (no body taken from it when summary) under key at stamp (hlc, this node), as how
+ * says. */
 static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const char *key,
                         const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
-                        uint64_t fence, const md_cond *cond)
+                        const put_how *how)
 {
     md_object shallow = *rec, w;
     shallow.key = (char *)key;
@@ -104,8 +114,10 @@ static cm_err put_at_if(rp *c, const char *bucket, const md_object *rec, const c
     w.hlc = hlc;
     w.hlc_node = node;
     w.tombstone = 0;
-    e = cond ? rp_object_put(c, bucket, &w, cond, NULL, NULL)
-             : rp_put_stamped(c, bucket, &w, fence);
+    if (how->lost)
+        *how->lost = 1;
+    e = how->cond ? rp_object_put(c, bucket, &w, how->cond, NULL, NULL)
+                  : rp_put_stamped(c, bucket, &w, how->seen, how->fence, how->lost);
     md_object_release(&w);
     return e;
 }
@@ -114,19 +126,29 @@ static cm_err put_at(rp *c, const char *bucket, const md_object *rec, const char
                      const char *vid, uint64_t vstamp, uint64_t hlc, uint32_t node, int summary,
                      uint64_t fence)
 {
-    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary, fence, NULL);
+    return put_at_if(c, bucket, rec, key, vid, vstamp, hlc, node, summary,
+                     &(put_how){.fence = fence});
+}
+
+/* The pointer of obj's new version order, at the version's stamp. seen: the vector of the record
+ * from before versioning that the writer kept as the null version (NULL: none), so that replicas
+ * tell it from one it never saw (md_rec_merge keeps that one as the null version). lost: may
+ * have lost to what a home held (rp_put_stamped). */
+static cm_err put_pointer(rp *c, const char *bucket, const md_object *obj, const char *order,
+                          uint64_t hlc, uint32_t node, uint64_t fence, const md_vv *seen, int *lost)
+{
+    return put_at_if(c, bucket, obj, obj->key, order, hlc, hlc, node, 1,
+                     &(put_how){.fence = fence, .seen = seen, .lost = lost});
 }
 
 /* A plain record (written before versioning) becomes the null version: copied whole into the
  * version space under an order made from its own stamp, before a pointer replaces it. */
 static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
 {
-    char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
+    char vkey[MD_MAX_KEY + 1];
     uint64_t hlc;
     uint32_t node;
-    cm_err e = make_order(plain->hlc, plain->hlc_node, 0, order);
-    if (e == CM_OK)
-        e = md_ver_key(plain->key, order, vkey, sizeof(vkey));
+    cm_err e = md_ver_null_key(plain, vkey, sizeof(vkey));
     if (e != CM_OK)
         return e;
     rp_stamp(c, &hlc, &node);
@@ -134,37 +156,37 @@ static cm_err keep_null(rp *c, const char *bucket, const md_object *plain)
 }
 
 /* Read key's record (after which this node's clock is past it) and keep a plain one as the null
- * version. */
-static cm_err prepare(rp *c, const char *bucket, const char *key)
+ * version (seen: its vector; else empty). */
+static cm_err prepare(rp *c, const char *bucket, const char *key, md_vv *seen)
 {
     md_object cur;
+    memset(seen, 0, sizeof(*seen));
     cm_err e = rp_object_get(c, bucket, key, &cur);
     if (e == CM_ERR_NOTFOUND)
         return CM_OK;
     if (e != CM_OK)
         return e;
-    if (!rp_version_pointer(&cur))
-        e = keep_null(c, bucket, &cur);
+    if (!rp_version_pointer(&cur) && (e = keep_null(c, bucket, &cur)) == CM_OK)
+        *seen = cur.vv;
     md_object_release(&cur);
     return e;
 }
 
-static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine);
+static cm_err settle(rp *c, const char *bucket, const char *key, uint64_t hlc, uint32_t node);
+static cm_err drop_other_nulls(rp *c, const char *bucket, const char *key, const char *mine);
 
-/* The new version obj: its record, then the pointer, at one stamp. A suspended bucket's version
- * is the null one, replacing the one before. */
-static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
-                          const md_cond *cond, md_vres *res)
+/* The new version obj at stamp (hlc, node), of this node's clock: its record, then the pointer
+ * (by the partition's leader with cond), then settle; a suspended bucket's version is the null
+ * one, replacing the one before. */
+static cm_err version_at(rp *c, const char *bucket, const md_object *obj, int suspended,
+                         const md_cond *cond, uint64_t hlc, uint32_t node, const md_vv *seen,
+                         md_vres *res)
 {
     char order[MD_VID_LEN + 1], vkey[MD_MAX_KEY + 1];
     const char *vid = suspended ? "null" : order;
-    uint64_t hlc;
-    uint32_t node;
-    cm_err e = prepare(c, bucket, obj->key);
-    if (e != CM_OK)
-        return e;
-    rp_stamp(c, &hlc, &node);
-    if ((e = make_order(hlc, node, 1, order)) != CM_OK ||
+    int lost = 1; /* the pointer may have lost to what a home held (the leader's: unknown) */
+    cm_err e;
+    if ((e = make_order(hlc, node, order)) != CM_OK ||
         (e = md_ver_key(obj->key, order, vkey, sizeof(vkey))) != CM_OK)
         return e;
     if (cond && (cond->if_none_match_star || cond->if_match)) {
@@ -173,19 +195,40 @@ static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int s
         snprintf(rec.version_id, sizeof(rec.version_id), "%s%s", suspended ? "n" : "", order);
         rec.vstamp = rec.hlc = hlc;
         rec.hlc_node = node;
+        if (seen)
+            rec.vv = *seen; /* the leader's put_pointer takes it */
         e = rp_object_put(c, bucket, &rec, cond, NULL, NULL);
     } else if ((e = put_at(c, bucket, obj, vkey, vid, hlc, hlc, node, 0, 0)) == CM_OK) {
-        e = put_at(c, bucket, obj, obj->key, order, hlc, hlc, node, 1, 0);
+        e = put_pointer(c, bucket, obj, order, hlc, node, 0, seen, &lost);
     }
-    if (e != CM_OK)
+    if (e != CM_OK || (lost && (e = settle(c, bucket, obj->key, hlc, node)) != CM_OK))
         return e;
-    if (suspended && (e = drop_older_nulls(c, bucket, obj->key, vkey)) != CM_OK)
+    if (suspended && (e = drop_other_nulls(c, bucket, obj->key, vkey)) != CM_OK)
         return e;
     memset(res, 0, sizeof(*res));
     snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
     res->versioned = 1;
     res->delete_marker = obj->delete_marker;
     return CM_OK;
+}
+
+cm_err rp_version_put_at(rp *c, const char *bucket, const md_object *obj, int suspended,
+                         uint64_t hlc, uint32_t node, md_vres *res)
+{
+    return version_at(c, bucket, obj, suspended, NULL, hlc, node, NULL, res);
+}
+
+static cm_err add_version(rp *c, const char *bucket, const md_object *obj, int suspended,
+                          const md_cond *cond, md_vres *res)
+{
+    uint64_t hlc;
+    uint32_t node;
+    md_vv seen;
+    cm_err e = prepare(c, bucket, obj->key, &seen);
+    if (e != CM_OK)
+        return e;
+    rp_stamp(c, &hlc, &node);
+    return version_at(c, bucket, obj, suspended, cond, hlc, node, &seen, res);
 }
 
 cm_err rp_version_put(rp *c, const char *bucket, const md_object *obj, int suspended,
@@ -218,7 +261,7 @@ cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_
     if (e == CM_OK)
         e = put_at(c, bucket, obj, vkey, vid, obj->hlc, obj->hlc, obj->hlc_node, 0, fence);
     if (e == CM_OK)
-        e = put_at(c, bucket, obj, obj->key, order, obj->hlc, obj->hlc, obj->hlc_node, 1, fence);
+        e = put_pointer(c, bucket, obj, order, obj->hlc, obj->hlc_node, fence, &obj->vv, NULL);
     return e;
 }
 
@@ -282,25 +325,55 @@ static cm_err find_null(rp *c, const char *bucket, const char *key, char vkey[MD
     return e != CM_OK ? e : vkey[0] ? CM_OK : CM_ERR_NOTFOUND;
 }
 
+typedef struct {
+    const char *key, *mine; /* the S3 key; the version key of this write's null version */
+    int seen;               /* null versions walked so far */
+    int read;               /* 0: the pointer not read yet, 1: read, -1: its read failed */
+    char named[40];         /* the version_id of key's pointer, when read ("": none) */
+} nulls_walk;
+
+/* 1 when key's record is a pointer to v, as read once in this walk (or may be: a failed read). */
+static int pointer_names(rp *c, const char *bucket, nulls_walk *w, const md_object *v)
+{
+    if (!w->read) {
+        md_object cur;
+        cm_err e = rp_object_get(c, bucket, w->key, &cur);
+        w->read = e == CM_OK || e == CM_ERR_NOTFOUND ? 1 : -1;
+        if (e == CM_OK) {
+            if (rp_version_pointer(&cur))
+                memcpy(w->named, cur.version_id, sizeof(w->named));
+            md_object_release(&cur);
+        }
+    }
+    return w->read < 0 || strcmp(w->named, rp_version_order(v)) == 0;
+}
+
 static cm_err null_dropped(rp *c, const char *bucket, md_object *v, void *arg, int *stop)
 {
     (void)stop;
-    if (!is_null(v->version_id) || strcmp(v->key, arg) <= 0)
-        return CM_OK;
+    nulls_walk *w = arg;
+    if (!is_null(v->version_id) || w->seen++ == 0)
+        return CM_OK; /* the newest null version stays */
     /* A protected null version stays (a second null one, as after a race). The check on this
      * read is enough: only a bucket with lock takes a retention or a hold, and such a bucket is
      * never Suspended, so none can be written between this read and the delete. */
     if (md_lock_protects(v, cm_now_ms(), 0))
         return CM_OK;
+    /* One as new as mine may still be the latest (the newer one's pointer not landed, or failed):
+     * kept while the pointer names it. Older ones cannot be: my pointer is newer. */
+    if (strcmp(v->key, w->mine) <= 0 && pointer_names(c, bucket, w, v))
+        return CM_OK;
     return rp_object_delete(c, bucket, v->key, NULL, NULL, NULL);
 }
 
-/* A suspended write made the null version under mine: every null version older than it goes for
- * good (their bodies become garbage on the replicas). A racing suspended write may leave a second
- * null version behind, newer than this one's; the next one removes it. */
-static cm_err drop_older_nulls(rp *c, const char *bucket, const char *key, const char *mine)
+/* A suspended write made the null version under mine: every null version but the newest goes for
+ * good (their bodies become garbage on the replicas), mine too when a racing suspended write's
+ * is newer. Of two racing writes at least one walks after both versions are stored (each walks
+ * after storing its own), so one null version is left. */
+static cm_err drop_other_nulls(rp *c, const char *bucket, const char *key, const char *mine)
 {
-    return walk_versions(c, bucket, key, null_dropped, (void *)mine);
+    nulls_walk w = {.key = key, .mine = mine};
+    return walk_versions(c, bucket, key, null_dropped, &w);
 }
 
 /* The version key of key's version vid, or CM_ERR_NOTFOUND. */
@@ -434,7 +507,38 @@ static cm_err relink(rp *c, const char *bucket, const char *key, const md_object
     if (!cond)
         rp_stamp(c, &hlc, &node);
     return put_at_if(c, bucket, nx, key, rp_version_order(nx), nx->vstamp ? nx->vstamp : 1, hlc,
-                     node, 1, 0, cond);
+                     node, 1, &(put_how){.cond = cond});
+}
+
+/* Point key at its newest version but the one under skip (relink), or CM_ERR_NOTFOUND when none. */
+static cm_err relink_newest(rp *c, const char *bucket, const char *key, const char *skip,
+                            int skip_null, const md_cond *cond)
+{
+    md_object nx;
+    cm_err e = next_latest(c, bucket, key, skip, skip_null, &nx);
+    if (e == CM_OK) {
+        e = relink(c, bucket, key, &nx, cond);
+        md_object_release(&nx);
+    }
+    return e;
+}
+
+/* After this write's pointer at (hlc, node): a permanent delete of the key's last version may
+ * have deleted key's record at a later stamp and listed the versions before mine was stored (its
+ * second look missed it). Then key's record, read now, is that tombstone, and key points at its
+ * newest version again (mine, unless deleted meanwhile): the version is listed, not orphaned.
+ * Only needed when a home did not apply the pointer: that tombstone was on W homes before the
+ * pointer was sent, and W of its acknowledgements include one of them. */
+static cm_err settle(rp *c, const char *bucket, const char *key, uint64_t hlc, uint32_t node)
+{
+    md_object cur;
+    cm_err e = rp_record_get(c, bucket, key, &cur);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    int lost = cur.tombstone && (cur.hlc > hlc || (cur.hlc == hlc && cur.hlc_node > node));
+    md_object_release(&cur);
+    e = lost ? relink_newest(c, bucket, key, "", 0, NULL) : CM_OK;
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
 /*
@@ -448,21 +552,12 @@ static cm_err relink(rp *c, const char *bucket, const char *key, const md_object
 static cm_err demote_latest(rp *c, const char *bucket, const char *key, const char *vkey,
                             int skip_null, const md_cond *cond)
 {
-    md_object nx;
-    cm_err e = next_latest(c, bucket, key, vkey, skip_null, &nx);
-    if (e == CM_ERR_NOTFOUND) {
-        if ((e = rp_object_delete(c, bucket, key, cond, NULL, NULL)) != CM_OK)
-            return e;
-        cond = NULL; /* the record is gone: what comes now is a racing PUT's */
-        e = next_latest(c, bucket, key, vkey, skip_null, &nx);
-        if (e == CM_ERR_NOTFOUND)
-            return CM_OK;
-    }
-    if (e == CM_OK) {
-        e = relink(c, bucket, key, &nx, cond);
-        md_object_release(&nx);
-    }
-    return e;
+    cm_err e = relink_newest(c, bucket, key, vkey, skip_null, cond);
+    if (e != CM_ERR_NOTFOUND || (e = rp_object_delete(c, bucket, key, cond, NULL, NULL)) != CM_OK)
+        return e;
+    /* the record is gone: what comes now is a racing PUT's (no cond) */
+    e = relink_newest(c, bucket, key, vkey, skip_null, NULL);
+    return e == CM_ERR_NOTFOUND ? CM_OK : e;
 }
 
 typedef struct {
@@ -483,12 +578,15 @@ static cm_err older_found(rp *c, const char *bucket, md_object *v, void *arg, in
     return CM_OK;
 }
 
-cm_err rp_version_older(rp *c, const char *bucket, const char *vkey, const md_cond *cond)
+cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *vkey,
+                        const md_cond *cond)
 {
-    char key[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
+    char split[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
     md_object cur;
-    if (md_ver_split(vkey, key, order) != CM_OK)
-        return CM_ERR_INVAL;
+    if (!key && md_ver_split(vkey, split, order) != CM_OK)
+        return CM_ERR_PRECONDITION; /* kept rather than deleted unchecked */
+    key = key ? key : split;
+    snprintf(order, sizeof(order), "%s", rp_version_order(&(md_object){.key = (char *)vkey}));
     /* No pointer, a plain record (the null version is the latest), or a pointer to it: not
      * noncurrent as far as this read can tell. */
     cm_err e = rp_object_get(c, bucket, key, &cur);
@@ -593,7 +691,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
      * key in between never makes it remove the latest or a version the rule keeps. */
     md_cond lead = {0};
     if (cond && cond->noncurrent) {
-        if (latest || (e = rp_version_older(c, bucket, vkey, cond)) != CM_OK)
+        if (latest || (e = rp_version_older(c, bucket, key, vkey, cond)) != CM_OK)
             return latest ? CM_ERR_PRECONDITION : e;
         lead.noncurrent = 1, lead.successor_ms = cond->successor_ms;
         lead.newer_min = cond->newer_min;

@@ -87,10 +87,8 @@ static cm_err emit_key(walk *w, const char *key, const md_object *head, const ch
             return e;
         }
     }
-    if (md_ver_prefix(key, pre, sizeof(pre)) != CM_OK || strlen(pre) + 2 > MD_MAX_KEY)
-        return CM_OK; /* a key too long for versions has none */
-    size_t pl = strlen(pre);
-    pre[pl] = 0x01, pre[pl + 1] = 0x01, pre[pl + 2] = 0;
+    if (md_ver_key_prefix(key, pre, sizeof(pre)) != CM_OK)
+        return CM_OK; /* an empty key has none */
     if (after_vid && !is_null(after_vid)) {
         char vk[MD_MAX_KEY + 1];
         if (md_ver_key(key, after_vid, vk, sizeof(vk)) != CM_OK)

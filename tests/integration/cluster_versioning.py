@@ -13,7 +13,7 @@ non-zero at the first check that fails; prints one line per check that passed.
                              replace the null version too; Enabled again
   writes   EPS STATE         versions through several nodes, GET/HEAD by id, delete marker,
                              ListObjectVersions (every page size), permanent deletes, copy by
-                             source versionId, Complete making a version
+                             source versionId, Complete making a version; 1,024-byte keys
   race     EPS STATE         PUTs of one key through n1 and n4 at once: every version listed,
                              one latest, the same through every node
   down     EPS STATE         (n3 killed) versions and a marker of "d" through the others
@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 from lc_boto import client
@@ -73,8 +74,9 @@ def versions(cl, b, prefix="", page=1000):
                 tag = el.tag.split("}")[-1]
                 if tag in ("Version", "DeleteMarker"):
                     f = {x.tag.split("}")[-1]: x.text for x in el}
-                    out.append((f["Key"], f["VersionId"], f["IsLatest"] == "true",
-                                tag == "DeleteMarker"))
+                    # botocore asks for EncodingType=url and decodes only what it parses
+                    out.append((urllib.parse.unquote(f["Key"]), f["VersionId"],
+                                f["IsLatest"] == "true", tag == "DeleteMarker"))
             if not r.get("IsTruncated"):
                 return out
             kw["KeyMarker"] = r["NextKeyMarker"]
@@ -232,6 +234,37 @@ def writes(c, st):
     check(get(c[5], b, "mp", r["VersionId"])[0] == b"m" * 100, "its version reads back")
     got = [e[:3] for e in versions(c[0], b, "k")]
     check(got == [("k", ids[0], True), ("k2", got[1][1], True)], "what is left of k: %s" % got)
+    longkey(c, b)
+
+
+def longkey(c, b):
+    """Keys of 1,024 bytes (S3's limit), the longest too long for the short version key: two
+    sharing their first 1,000 bytes, each with its own versions."""
+    k1, k2 = "L" + "\u00e9" * 10 + "x" * 1003, "L" + "\u00e9" * 10 + "x" * 1002 + "y"
+    check(len(k1.encode()) == 1024 and len(k2.encode()) == 1024, "two 1,024-byte keys")
+    v = [c[0].put_object(Bucket=b, Key=k1, Body=b"long 1")["VersionId"],
+         c[1].put_object(Bucket=b, Key=k1, Body=b"long 2")["VersionId"]]
+    w = c[2].put_object(Bucket=b, Key=k2, Body=b"other")["VersionId"]
+    check(len(v[0]) == len(v[1]) == len(w) == 32, "three PUTs of them answer version ids")
+    want = [(k1, v[1], True, False), (k1, v[0], False, False), (k2, w, True, False)]
+    for n in (3, 4):
+        got = versions(c[n], b, "L")
+        check(got == want, "ListObjectVersions of the long keys through n%d" % (n + 1))
+    check([e for e in versions(c[5], b, "L", page=1)] == want, "in pages of 1, the same")
+    for i, vid in enumerate(v):
+        check(get(c[5 - i], b, k1, vid) == (b"long %d" % (i + 1), vid), "GET by id %d" % i)
+    check(get(c[0], b, k1) == (b"long 2", v[1]), "GET without id: the latest")
+    c[1].delete_object(Bucket=b, Key=k1, VersionId=v[1])
+    check(get(c[2], b, k1) == (b"long 1", v[0]), "the latest deleted by id: the older promoted")
+    code, _ = err(lambda: c[3].get_object(Bucket=b, Key=k1, VersionId=v[1]))
+    check(code == "NoSuchVersion", "the deleted one: NoSuchVersion")
+    m = c[4].delete_object(Bucket=b, Key=k1)
+    check(m.get("DeleteMarker") and len(m.get("VersionId", "")) == 32, "a delete marker")
+    code, status = err(lambda: c[5].get_object(Bucket=b, Key=k1))
+    check(status == 404, "GET behind the marker: 404")
+    got = versions(c[0], b, "L")
+    check(got == [(k1, m["VersionId"], True, True), (k1, v[0], False, False),
+                  (k2, w, True, False)], "listed: the marker, the older version, the other key")
 
 
 def suspend(c, st):

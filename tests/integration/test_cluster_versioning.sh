@@ -6,7 +6,8 @@
 # ETag one more; versions written through three nodes, read by id
 # through a fourth, a delete marker, ListObjectVersions through every node and in pages of 1-5,
 # permanent deletes (the marker, an older version, the latest), CopyObject by source versionId,
-# Complete making a version; tags set and read by versionId through different nodes; Suspended
+# Complete making a version; two 1,024-byte keys (long-form version keys: versions, listing,
+# GET and DELETE by id, a marker); tags set and read by versionId through different nodes; Suspended
 # (writes, conditional ones too, replace the null version, a DELETE makes a null marker) and
 # Enabled again; PUTs of one
 # key racing through n1 and n4 (every version listed, one
@@ -26,6 +27,7 @@ step() { # each phase needs the one before: the first that fails ends the test
     if h_run "$1" "$H_PY" "$H_DIR/cluster_versioning.py" "${@:2}"; then
         sed 's/^/   /' <<<"$H_OUT"
     else
+        tail -n 3 <<<"$H_OUT" | sed 's/^/   /' # the failing check (h_bad shows the first 30 lines)
         h_run "local-cluster.sh stop" lc stop
         h_finish
     fi

@@ -436,6 +436,17 @@ void fake_counts_get(fake *f, fake_counts *out)
     pthread_mutex_unlock(&f->mu);
 }
 
+unsigned fake_gets(fake **fakes, int n)
+{
+    unsigned sum = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&fakes[i]->mu);
+        sum += fakes[i]->n.gets;
+        pthread_mutex_unlock(&fakes[i]->mu);
+    }
+    return sum;
+}
+
 cm_err fake_rec(fake *f, const char *bucket, uint32_t shard, const char *key, md_object *out)
 {
     rp_part p = {bucket, shard, 0, 0};

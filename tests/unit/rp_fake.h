@@ -40,6 +40,8 @@ typedef struct {
     unsigned refused;           /* puts not applied: below a tombstone collection mark */
 } fake_counts;
 void fake_counts_get(fake *f, fake_counts *out);
+/* The gets answered by n fakes, summed. */
+unsigned fake_gets(fake **fakes, int n);
 
 /* The stored record of bucket/key in its shard's md bucket (CM_ERR_NOTFOUND when none). */
 cm_err fake_rec(fake *f, const char *bucket, uint32_t shard, const char *key, md_object *out);

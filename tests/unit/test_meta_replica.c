@@ -160,6 +160,70 @@ static void test_merge_version_pointer(void)
     md_close(md);
 }
 
+/* The null copy of plain in md (md_ver_null_key): 1 with its body blob and id when stored (hlc
+ * into *hlc), 0 when absent. */
+static int null_copy(md_store *md, const md_object *plain, uint8_t blob, uint64_t *hlc)
+{
+    char vk[MD_MAX_KEY + 1];
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(md_ver_null_key(plain, vk, sizeof(vk)), CM_OK);
+    if (md_rec_get(md, "b", vk, &o) != CM_OK)
+        return 0;
+    int ok = o.nparts == 1 && o.parts[0].layout.blob[0] == blob &&
+             strcmp(o.version_id, "null") == 0 && o.vstamp == plain->hlc && !o.tombstone;
+    *hlc = o.hlc;
+    md_object_release(&o);
+    return ok;
+}
+
+/* A new version's pointer (vstamp = hlc) meeting a plain record its writer did not see (vectors
+ * not ordered): replaced by it or beating it, the plain record is kept as the key's null version,
+ * its body no garbage; not when the pointer saw it (the writer copied it), nor over a copy there.
+ */
+static void test_merge_unseen_plain(void)
+{
+    md_store *md = open_store("unseen");
+    const char *keys[] = {"p1", "p2", "p3", "p4"};
+    uint64_t hlc = 0;
+    int applied = -1;
+    for (int round = 0; round < 4; round++) {
+        md_part pa = stored_part((uint8_t)(0x40 + round));
+        md_object plain = {.key = (char *)keys[round],
+                           .hlc = MD_HLC_MAKE(2000, 0),
+                           .hlc_node = 1,
+                           .parts = &pa,
+                           .nparts = 1};
+        md_vv_increment(&plain.vv, 1, plain.hlc);
+        md_object ptr = {.key = (char *)keys[round], .hlc = MD_HLC_MAKE(3000, 0), .hlc_node = 2};
+        ptr.vstamp = ptr.hlc;
+        if (round == 2)
+            ptr.vv = plain.vv; /* the writer saw it (and copied it) */
+        md_vv_increment(&ptr.vv, 2, ptr.hlc);
+        if (round == 3) { /* the writer's copy is there: kept as it is */
+            char vk[MD_MAX_KEY + 1];
+            CU_ASSERT_EQUAL_FATAL(md_ver_null_key(&plain, vk, sizeof(vk)), CM_OK);
+            md_object copy = plain;
+            copy.key = vk, copy.vstamp = plain.hlc, copy.hlc = MD_HLC_MAKE(2900, 0);
+            copy.hlc_node = 2;
+            memset(&copy.vv, 0, sizeof(copy.vv));
+            md_vv_increment(&copy.vv, 2, copy.hlc);
+            snprintf(copy.version_id, sizeof(copy.version_id), "null");
+            CU_ASSERT_EQUAL(md_rec_merge(md, "b", &copy, &applied), CM_OK);
+        }
+        const md_object *first = round == 1 ? &ptr : &plain, *second = round == 1 ? &plain : &ptr;
+        CU_ASSERT_EQUAL(md_rec_merge(md, "b", first, &applied), CM_OK);
+        CU_ASSERT_EQUAL(md_rec_merge(md, "b", second, &applied), CM_OK);
+        CU_ASSERT_EQUAL(applied, round == 1 ? 0 : 1);
+        CU_ASSERT_EQUAL(garbage_count(md, (uint8_t)(0x40 + round)), 0);
+        CU_ASSERT_EQUAL(null_copy(md, &plain, (uint8_t)(0x40 + round), &hlc), round != 2);
+        if (round == 3)
+            CU_ASSERT_EQUAL(hlc, MD_HLC_MAKE(2900, 0));
+        if (round < 2)
+            CU_ASSERT_EQUAL(hlc, plain.hlc);
+    }
+    md_close(md);
+}
+
 /* Version keys: in the shard of their object key, a key's versions after its escaped key and
  * before the next key's, split back into key and order id; malformed ones refused. */
 static void test_version_keys(void)
@@ -196,6 +260,34 @@ static void test_version_keys(void)
     CU_ASSERT_EQUAL(md_ver_key("k", "null", k1, sizeof(k1)), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(md_ver_key("", newer, k1, sizeof(k1)), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(md_mpu_upload_split(k2, key, order), CM_ERR_CORRUPT); /* not an upload */
+    /* Long keys (1,024 bytes; all 01 bytes, twice as long escaped): the long form, within
+     * MD_MAX_KEY, in the key's shard, under md_ver_key_prefix, one per key; no key in it. */
+    char l1[MD_MAX_KEY + 1], l2[MD_MAX_KEY + 1];
+    memset(l1, 'x', MD_MAX_KEY), l1[MD_MAX_KEY] = 0;
+    memcpy(l2, l1, sizeof(l1));
+    l2[MD_MAX_KEY - 1] = 'y';
+    for (int round = 0; round < 2; round++) {
+        if (round)
+            memset(l1, 0x01, MD_MAX_KEY), memset(l2, 0x01, MD_MAX_KEY - 1);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key(l1, newer, k1, sizeof(k1)), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key(l2, newer, k2, sizeof(k2)), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key(l1, older, k3, sizeof(k3)), CM_OK);
+        CU_ASSERT(strlen(k1) <= MD_MAX_KEY && strcmp(k1, k2) != 0 && strcmp(k1, k3) < 0);
+        CU_ASSERT_EQUAL_FATAL(md_ver_key_prefix(l1, pre, sizeof(pre)), CM_OK);
+        CU_ASSERT(strncmp(k1, pre, strlen(pre)) == 0 && strncmp(k2, pre, strlen(pre)) != 0);
+        CU_ASSERT_STRING_EQUAL(k1 + strlen(pre), newer);
+        for (uint32_t n = 2; n <= 16; n *= 2)
+            CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)k1, strlen(k1), n),
+                            md_shard_of((const uint8_t *)l1, strlen(l1), n));
+        CU_ASSERT_EQUAL(md_ver_split(k1, key, order), CM_ERR_CORRUPT);
+    }
+    /* the short form's prefix for a short key, unchanged */
+    CU_ASSERT_EQUAL(md_ver_key_prefix("k", pre, sizeof(pre)), CM_OK);
+    CU_ASSERT_EQUAL(memcmp(pre,
+                           "\xff"
+                           "vk\x01\x01",
+                           6),
+                    0);
 }
 
 /* Keys whose last character is an even digit. */
@@ -712,6 +804,7 @@ void cu_register(void)
 {
     static const cu_test tests[] = {{"merge", test_merge},
                                     {"merge_version_pointer", test_merge_version_pointer},
+                                    {"merge_unseen_plain", test_merge_unseen_plain},
                                     {"version_keys", test_version_keys},
                                     {"scan", test_scan},
                                     {"merkle_filtered", test_merkle_filtered},

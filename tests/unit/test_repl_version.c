@@ -220,6 +220,147 @@ static void test_life(void)
     env_down();
 }
 
+/* A 1,024-byte key (too long for the short version key: the long form, a hash of the key) has
+ * versions as any other: two PUTs, listed, read and deleted by id, a marker; a second key with
+ * the same first 1,000 bytes keeps its own; the version keys stay on the key's partition. */
+static void test_long_key(void)
+{
+    env_up();
+    char k1[MD_MAX_KEY + 1], k2[MD_MAX_KEY + 1], vk[MD_MAX_KEY + 1];
+    memset(k1, 'a', MD_MAX_KEY), k1[MD_MAX_KEY] = 0;
+    memcpy(k2, k1, sizeof(k1));
+    k2[MD_MAX_KEY - 1] = 'b';
+    md_part p1, p2, p3;
+    md_object v1 = body(k1, 0x21, &p1), v2 = body(k1, 0x22, &p2), w = body(k2, 0x23, &p3);
+    md_vres r1, r2, rw, rm;
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &v1, 0, NULL, &r1), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[1], B, &v2, 0, NULL, &r2), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &w, 0, NULL, &rw), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_ver_key(k1, r1.version_id, vk, sizeof(vk)), CM_OK);
+    CU_ASSERT(strlen(vk) <= MD_MAX_KEY);
+    CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)vk, strlen(vk), 4),
+                    md_shard_of((const uint8_t *)k1, strlen(k1), 4));
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[1], k1, ids, latest, 8), 2);
+    CU_ASSERT(strcmp(ids[0], r2.version_id) == 0 && latest[0]);
+    CU_ASSERT(strcmp(ids[1], r1.version_id) == 0 && !latest[1]);
+    CU_ASSERT_EQUAL(listed(E.c[1], k2, ids, latest, 8), 1);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[1], B, k1, r1.version_id, &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x21 && strcmp(o.key, k1) == 0);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(rp_version_get(E.c[1], B, k2, r1.version_id, &o), CM_ERR_NOTFOUND);
+    md_vres d;
+    int had = 0;
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[0], B, k1, r2.version_id, NULL, &d, &had), CM_OK);
+    CU_ASSERT(had);
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, k1, &o), CM_OK); /* v1 promoted */
+    CU_ASSERT_EQUAL(rp_version_follow(E.c[1], B, &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x21);
+    md_object_release(&o);
+    CU_ASSERT_EQUAL(rp_version_mark(E.c[1], B, k1, 0, NULL, &rm), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[0], k1, ids, latest, 8), 2);
+    CU_ASSERT(strcmp(ids[0], rm.version_id) == 0 && latest[0]);
+    CU_ASSERT_EQUAL(listed(E.c[0], k2, ids, latest, 8), 1); /* untouched */
+    coords_free();
+    for (int i = 0; i < NF; i++)
+        CU_ASSERT(garbage(i, 0x22) && !garbage(i, 0x21) && !garbage(i, 0x23));
+    env_down();
+}
+
+/* A PUT whose stamp was taken before a permanent delete of the key's last version, and whose
+ * records are stored after that delete finished (its second look at the versions included): its
+ * pointer loses to the delete's tombstone (stamped later), and the PUT points the key at its
+ * version again: listed, the latest. */
+static void test_put_after_delete(void)
+{
+    env_up();
+    md_part p1, p2;
+    md_object v1 = body("d", 0x31, &p1), v2 = body("d", 0x32, &p2);
+    md_vres r1, r2, d;
+    int had = 0;
+    uint64_t hlc;
+    uint32_t node;
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[0], B, &v1, 0, NULL, &r1), CM_OK);
+    rp_stamp(E.c[0], &hlc, &node); /* the PUT's stamp (node 1) */
+    /* node 2 (5 s ahead) deletes the only version: the key's record goes, nothing else listed */
+    CU_ASSERT_EQUAL(rp_version_delete(E.c[1], B, "d", r1.version_id, NULL, &d, &had), CM_OK);
+    CU_ASSERT(had);
+    unsigned before = fake_gets(E.f, NF);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put_at(E.c[0], B, &v2, 0, hlc, node, &r2), CM_OK);
+    CU_ASSERT(fake_gets(E.f, NF) >
+              before); /* its pointer not applied: the key's record read after it */
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[1], "d", ids, latest, 8), 1);
+    CU_ASSERT(strcmp(ids[0], r2.version_id) == 0 && latest[0]);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c[1], B, "d", &o), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_follow(E.c[1], B, &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x32);
+    md_object_release(&o);
+    /* a version whose pointer every home applied reads nothing after it */
+    rp_stamp(E.c[0], &hlc, &node);
+    before = fake_gets(E.f, NF);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put_at(E.c[0], B, &v1, 0, hlc, node, &r1), CM_OK);
+    CU_ASSERT_EQUAL(fake_gets(E.f, NF), before);
+    env_down();
+}
+
+/* Two suspended writes of one key racing: the older-stamped one's records are stored after the
+ * newer one finished (its walk saw its own null version alone). The older one's walk removes its
+ * own null version (the newer one's pointer names the newer): one null version is left, and the
+ * body of the other becomes garbage. */
+static void test_suspended_race(void)
+{
+    env_up();
+    md_part p1, p2;
+    md_object a = body("s", 0x41, &p1), b = body("s", 0x42, &p2);
+    md_vres ra, rb;
+    uint64_t hlc;
+    uint32_t node;
+    rp_stamp(E.c[0], &hlc, &node); /* write a takes its stamp first (node 1) */
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[1], B, &b, 1, NULL, &rb), CM_OK); /* newer, whole */
+    CU_ASSERT_EQUAL_FATAL(rp_version_put_at(E.c[0], B, &a, 1, hlc, node, &ra), CM_OK);
+    CU_ASSERT(strcmp(ra.version_id, "null") == 0 && strcmp(rb.version_id, "null") == 0);
+    char ids[8][MD_VID_LEN + 1];
+    int latest[8];
+    CU_ASSERT_EQUAL_FATAL(listed(E.c[0], "s", ids, latest, 8), 1);
+    CU_ASSERT(strcmp(ids[0], "null") == 0 && latest[0]);
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[0], B, "s", "null", &o), CM_OK);
+    CU_ASSERT(o.nparts == 1 && o.parts[0].layout.blob[0] == 0x42);
+    md_object_release(&o);
+    coords_free();
+    for (int i = 0; i < NF; i++)
+        CU_ASSERT(garbage(i, 0x41) && !garbage(i, 0x42));
+    env_down();
+}
+
+/* A versioned write's pointer dominates the record from before versioning that it copied as the
+ * null version (its vector includes that record's), so replicas tell such a record from one
+ * stored after the versioned write read the key (md_rec_merge keeps that one as the null version
+ * itself: test_meta_replica merge_unseen_plain). */
+static void test_pointer_seen(void)
+{
+    env_up();
+    md_part pp, pv;
+    md_object plain = body("u", 0x51, &pp), v = body("u", 0x61, &pv), was, ptr;
+    md_vres r;
+    uint32_t shard = rp_shard_of("u", 4);
+    CU_ASSERT_EQUAL_FATAL(rp_object_put(E.c[0], B, &plain, NULL, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[shard % NF], B, shard, "u", &was), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[1], B, &v, 0, NULL, &r), CM_OK);
+    coords_free();
+    CU_ASSERT_EQUAL_FATAL(fake_rec(E.f[shard % NF], B, shard, "u", &ptr), CM_OK);
+    CU_ASSERT(rp_version_pointer(&ptr) && ptr.vstamp == ptr.hlc);
+    CU_ASSERT_EQUAL(md_vv_compare(&ptr.vv, &was.vv), MD_VV_AFTER);
+    md_object_release(&ptr);
+    md_object_release(&was);
+    env_down();
+}
+
 /* Pointers written at their versions' stamps: whatever order they land in, every home keeps the
  * newer, the one whose id sorts first; writes through a node with a slower clock still order after
  * what they read. */
@@ -754,6 +895,10 @@ void cu_register(void)
 {
     static const cu_test tests[] = {
         {"a key's versions, markers, deletes and a suspended write", test_life},
+        {"a 1,024-byte key has versions", test_long_key},
+        {"a PUT stored after a permanent delete's second look is listed", test_put_after_delete},
+        {"two racing suspended writes leave one null version", test_suspended_race},
+        {"a pointer dominates the record it copied as null", test_pointer_seen},
         {"pointers resolve in the order of version ids", test_order},
         {"conditional writes of versions", test_conditional},
         {"object lock refuses deletes of protected versions", test_lock},
