@@ -20,7 +20,9 @@
  *     keeps the layout served until then for the handoff (docs/replication.md, "Layout
  *     changes": quorums of both home sets for the partitions that moved, until an anti-entropy
  *     pass over both settles each; kept in DATA/handoff.layout while it is on, so a restart
- *     resumes it);
+ *     resumes it). Once the coordinator moved to the new router, the node RPC's layout fence
+ *     rises to its epoch (cmd_cluster_fence: calls of older layouts refused), and the member
+ *     value reports the epoch and the handoff flag (co_layout_report);
  *   - a maintenance thread: the intents UploadParts of this node left decided (intents_run,
  *     docs/multipart-cluster.md "Reclaiming a killed UploadPart"), garbage reclaim past the grace
  *     period (ob_gc_run; a repair's obsolete cells are checked against the record read at
@@ -451,8 +453,9 @@ out:
  * ones), so every node runs these passes, not only first homes; a run over a partition that
  * another node already copied finds nothing to repair. Once a pass finds no partition moving,
  * the router drops the previous layout (no cost at all per request from then on). Not sooner
- * than HANDOFF_DELAY_MS after the adoption: a node that has not adopted the new layout yet
- * still writes to the previous homes only.
+ * than HANDOFF_DELAY_MS after the adoption, and no partition while a live member does not report
+ * serving the epoch (members_adopted): a node that has not adopted the new layout yet still
+ * writes to the previous homes only; the fence refuses it once it is not a live member.
  */
 /*
  * 1 when every live member reports serving epoch or a later one in its member value

@@ -8,7 +8,9 @@
  * not decode ends the call CM_ERR_CORRUPT. The client never completes inside the call that started
  * it (a refusing fault too ends from the loop), which gives the backend's contract for free.
  * Transport errors pass through: CM_ERR_UNAVAILABLE (refused, unreachable), CM_ERR_TIMEOUT,
- * CM_ERR_CLOSED.
+ * CM_ERR_CLOSED. Every call carries the peer's epoch (nd_peer.epoch: the layout epoch of the
+ * router that made the backend; 0 for none), and a node whose fence is above it answers
+ * CM_ERR_STALE (docs/replication.md, "Layout changes: the handoff").
  */
 #include <stdio.h>
 #include <stdlib.h>
