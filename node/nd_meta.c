@@ -709,10 +709,12 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
 }
 
 /*
- * The layout fence: a call from a node on an older layout than this node's is refused (its
- * caller refreshes its layout), and a newer one raises this node's fence to it, so that from
- * now on this node refuses the older layout's calls even before it adopted the newer one
- * itself (docs/replication.md, "Layout changes: the handoff"). 1 when refused (answered).
+ * The layout fence: a call from a node on an older layout than this node's is refused (its op
+ * counts this replica as failed until the caller's layout watch brings the newer layout), and a
+ * newer one raises this node's fence to it, so that from now on this node refuses the older
+ * layout's calls even before it adopted the newer one itself (docs/replication.md, "Layout
+ * changes: the handoff"). Any authenticated peer can raise it: the cluster secret is trusted with
+ * every record already. 1 when refused (answered).
  */
 static int epoch_refused(nd_service *svc, net_req *req, uint64_t epoch)
 {
