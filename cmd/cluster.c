@@ -20,7 +20,9 @@
  *     keeps the layout served until then for the handoff (docs/replication.md, "Layout
  *     changes": quorums of both home sets for the partitions that moved, until an anti-entropy
  *     pass over both settles each; kept in DATA/handoff.layout while it is on, so a restart
- *     resumes it);
+ *     resumes it). Once the coordinator moved to the new router, the node RPC's layout fence
+ *     rises to its epoch (cmd_cluster_fence: calls of older layouts refused), and the member
+ *     value reports the epoch and the handoff flag (co_layout_report);
  *   - a maintenance thread: the intents UploadParts of this node left decided (intents_run,
  *     docs/multipart-cluster.md "Reclaiming a killed UploadPart"), garbage reclaim past the grace
  *     period (ob_gc_run; a repair's obsolete cells are checked against the record read at
@@ -51,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +91,8 @@
 #define HANDOFF_DELAY_MS 5000
 #define HANDOFF_RETRY_MS 2000         /* a handoff pass this often while partitions move */
 #define HANDOFF_FILE "handoff.layout" /* DATA/: the previous layout while a handoff is on */
-#define HANDOFF_FILE_MAX (16 << 20)   /* a layout document larger than this is not ours */
+#define HANDOFF_MEMBERS_MS 5000 /* a member list older than this does not let a handoff settle */
+#define HANDOFF_FILE_MAX (16 << 20) /* a layout document larger than this is not ours */
 
 struct cmd_cluster {
     cmd_cluster_config cfg;
@@ -117,6 +121,7 @@ struct cmd_cluster {
     int follow_running, maint_running;
     pl_topology *topo; /* adopted (under mu), for the maintenance thread */
     uint64_t epoch;
+    _Atomic uint64_t fence; /* the node RPC's layout fence (cmd_cluster_fence) */
     /* counters for /admin/status (under mu) */
     uint64_t layouts, gc_freed, ae_runs, ae_repaired, ae_unavailable;
     uint64_t intents_freed, intents_kept; /* intents decided (intents_run) */
@@ -236,7 +241,8 @@ static void free_old_router(void *arg)
 
 /*
  * The previous layout of a handoff that is on, kept in DATA/handoff.layout (pl_topology_encode's
- * document, written to a temporary file, synced and renamed over it), so that a node restarted
+ * document, written to a temporary file, synced, renamed over it, and the directory synced: a
+ * crash at any point leaves the old file or the new one), so that a node restarted
  * during the handoff reads both home sets again rather than its new homes alone; NULL removes
  * the file (the handoff settled, or the new layout moved nothing). c->mu held: the follower
  * (adopt) and the maintenance thread (handoff) both write it. A failure is logged: the node then
@@ -247,7 +253,9 @@ static void prev_save(cmd_cluster *c, const pl_topology *prev)
     char path[4200], tmp[4300];
     snprintf(path, sizeof(path), "%s/" HANDOFF_FILE, c->cfg.data_dir ? c->cfg.data_dir : ".");
     if (!prev) {
-        if (unlink(path) != 0 && errno != ENOENT)
+        if (unlink(path) == 0) /* synced: a crash must not bring back a handoff that settled */
+            cm_sync_parent(path);
+        else if (errno != ENOENT)
             CM_WARN(MOD, "cannot remove %s: %s", path, strerror(errno));
         return;
     }
@@ -259,7 +267,7 @@ static void prev_save(cmd_cluster *c, const pl_topology *prev)
     ok = ok && write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
-    ok = ok && rename(tmp, path) == 0;
+    ok = ok && rename(tmp, path) == 0 && cm_sync_parent(path) == CM_OK;
     free(buf);
     if (!ok)
         CM_WARN(MOD, "cannot keep the handoff's previous layout in %s: %s", path, strerror(errno));
@@ -320,8 +328,13 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
     }
     cmd_cond_set_topology(c->cond, t);
     rp_set_router(c->coord, j.made); /* returns once no call uses the previous one */
-    on_loop(c, free_old_router, c);  /* the one before it: hint delivery moved on long ago */
-    pthread_mutex_lock(&c->mu);      /* the handoff pass reads c->router under mu */
+    /* from now on this node refuses the calls of nodes still on an older layout (the RPC may
+     * have raised the fence higher already, from a newer node's call) */
+    uint64_t f = atomic_load(&c->fence);
+    while (f < t->epoch && !atomic_compare_exchange_weak(&c->fence, &f, t->epoch))
+        ;
+    on_loop(c, free_old_router, c); /* the one before it: hint delivery moved on long ago */
+    pthread_mutex_lock(&c->mu);     /* the handoff pass reads c->router under mu */
     c->old_router = c->router;
     c->router = j.made;
     c->adopted_ms = cm_monotonic_ms();
@@ -338,6 +351,8 @@ static void adopt(cmd_cluster *c, const pl_topology *t)
         c->layouts++;
         pthread_mutex_unlock(&c->mu);
     }
+    /* in the member value: `layout apply` refuses the next change while a handoff is on */
+    co_layout_report(c->cfg.layout, t->epoch, rp_router_handoff(j.made));
     CM_INFO(MOD, "adopted layout epoch %llu (%d nodes)", (unsigned long long)t->epoch, t->nnodes);
 }
 
@@ -439,17 +454,49 @@ out:
  * ones), so every node runs these passes, not only first homes; a run over a partition that
  * another node already copied finds nothing to repair. Once a pass finds no partition moving,
  * the router drops the previous layout (no cost at all per request from then on). Not sooner
- * than HANDOFF_DELAY_MS after the adoption: a node that has not adopted the new layout yet
- * still writes to the previous homes only.
+ * than HANDOFF_DELAY_MS after the adoption, and no partition while a live member does not report
+ * serving the epoch (members_adopted): a node that has not adopted the new layout yet still
+ * writes to the previous homes only; the fence refuses it once it is not a live member.
  */
+/*
+ * 1 when every live member reports serving epoch or a later one in its member value
+ * (co_layout_report, after its coordinator moved to it: no call of an older layout is in flight
+ * there), in a member list read in the last HANDOFF_MEMBERS_MS; else 0, with the first member
+ * that does not named in who.
+ */
+static int members_adopted(cmd_cluster *c, uint64_t epoch, char *who, size_t cap)
+{
+    co_layout_status *st = malloc(sizeof(*st));
+    int ok = 0;
+    snprintf(who, cap, "(no fresh member list)");
+    if (!st)
+        return 0;
+    co_layout_get_status(c->cfg.layout, st);
+    if (st->members_read_ms > 0 && cm_now_ms() - st->members_read_ms <= HANDOFF_MEMBERS_MS &&
+        st->nmembers <= CO_LAYOUT_MEMBERS) {
+        ok = 1;
+        for (int i = 0; ok && i < st->nseen; i++)
+            if (st->seen[i].live && st->seen[i].epoch < epoch) {
+                snprintf(who, cap, "%s (epoch %llu)", st->seen[i].id,
+                         (unsigned long long)st->seen[i].epoch);
+                ok = 0;
+            }
+    }
+    free(st);
+    return ok;
+}
+
 static void handoff(cmd_cluster *c) /* every HANDOFF_RETRY_MS while one is on (maint_main) */
 {
     md_bucket *b = NULL;
     size_t nb = 0;
+    char who[PL_NAME_MAX + 48];
     pthread_mutex_lock(&c->mu);
     rp_router *rt = c->router;
+    uint64_t epoch = c->epoch;
     int on = rt && rp_router_handoff(rt) && cm_monotonic_ms() - c->adopted_ms >= HANDOFF_DELAY_MS;
     pthread_mutex_unlock(&c->mu);
+    int members = -1; /* members_adopted, asked before the first partition that moves */
     if (!on || md_bucket_list(gw_meta_store(c->cfg.g), &b, &nb) != CM_OK)
         return;
     uint64_t moving = 0;
@@ -461,6 +508,13 @@ static void handoff(cmd_cluster *c) /* every HANDOFF_RETRY_MS while one is on (m
             pthread_mutex_unlock(&c->mu);
             if (!mv)
                 continue;
+            if (members < 0 && !(members = members_adopted(c, epoch, who, sizeof(who))))
+                CM_DEBUG(MOD, "handoff to layout epoch %llu waits: live member %s not on it yet",
+                         (unsigned long long)epoch, who);
+            if (!members) {
+                moving++;
+                continue;
+            }
             rp_ae_result res = {0};
             cm_err e = rp_antientropy_run(c->coord, b[i].name, s, 0, AE_KEYS_MAX, &res);
             pthread_mutex_lock(&c->mu);
@@ -481,6 +535,7 @@ static void handoff(cmd_cluster *c) /* every HANDOFF_RETRY_MS while one is on (m
         if (moving == 0) {
             rp_router_settle_all(rt);
             prev_save(c, NULL);
+            co_layout_report(c->cfg.layout, c->epoch, 0);
             CM_INFO(MOD, "handoff to layout epoch %llu settled", (unsigned long long)c->epoch);
         }
     }
@@ -668,6 +723,11 @@ struct cmd_cond *cmd_cluster_cond(cmd_cluster *c)
 md_hlc *cmd_cluster_clock(cmd_cluster *c)
 {
     return &c->clock;
+}
+
+_Atomic uint64_t *cmd_cluster_fence(cmd_cluster *c)
+{
+    return &c->fence;
 }
 
 static void loop_setup(void *arg)

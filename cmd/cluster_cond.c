@@ -398,7 +398,7 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
 {
     fwd *f = arg;
     (void)fd, (void)what;
-    nd_peer peer = {f->id, f->host, f->port};
+    nd_peer peer = {f->id, f->host, f->port, 0};
     md_cond cond = {.if_none_match_star = f->inm,
                     .if_match = f->has_ifmatch ? f->ifmatch : NULL,
                     .unlocked = f->unlocked,

@@ -100,9 +100,10 @@ typedef struct {
     size_t secret_len;
     /* [cluster] tls_*: the RPC over TLS, peers' certificates required (borrowed); NULL = plain */
     struct net_tls *tls;
-    int threads;     /* event loops; 0 = number of cores */
-    md_store *md;    /* metadata partitions served to the coordinators of other nodes */
-    md_hlc *clock;   /* this node's clock (cmd_cluster_clock) */
+    int threads;             /* event loops; 0 = number of cores */
+    md_store *md;            /* metadata partitions served to the coordinators of other nodes */
+    md_hlc *clock;           /* this node's clock (cmd_cluster_clock) */
+    _Atomic uint64_t *epoch; /* the layout fence (cmd_cluster_fence, nd_service_config.epoch) */
     nd_cond_fn cond; /* conditional writes handed to this node as a leader (cluster_cond.h) */
     void *cond_arg;
 } cmd_rpc_config;
@@ -151,6 +152,9 @@ typedef struct {
 } cmd_cluster_config;
 cm_err cmd_cluster_new(const cmd_cluster_config *cfg, cmd_cluster **out);
 md_hlc *cmd_cluster_clock(cmd_cluster *c);
+/* The layout fence the node RPC's meta routes keep (nd_service_config.epoch): raised to each
+ * layout epoch the node adopts, once its coordinator moved to it. */
+_Atomic uint64_t *cmd_cluster_fence(cmd_cluster *c);
 cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                        rp_consistency (*consistency)(void *arg, const char *bucket),
                        void *consistency_arg);

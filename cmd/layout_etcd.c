@@ -33,7 +33,7 @@ typedef struct {
     const char *verb, *node, *addr, *az;
     cmd_etcd_opts etcd;
     const char *drive_args[MAX_DRIVE_ARGS];
-    int ndrive_args, ndrives, yes, dry_run;
+    int ndrive_args, ndrives, yes, dry_run, force;
     uint32_t weight;
     uint64_t objects;
     co_client *client;
@@ -50,11 +50,13 @@ static void usage(FILE *f)
            "       cairn admin layout remove  NODE [ETCD]\n"
            "       cairn admin layout drain   NODE [ETCD]\n"
            "       cairn admin layout discard [ETCD]\n"
-           "       cairn admin layout apply   [--yes | --dry-run] [--objects N] [ETCD]\n"
+           "       cairn admin layout apply   [--yes | --dry-run] [--force] [--objects N] [ETCD]\n"
            "ETCD: --etcd URL[,URL...] (default $CAIRN_ETCD_ENDPOINTS, else http://127.0.0.1:2379)\n"
            "      --cluster ID (default $CAIRN_CLUSTER, else \"default\") --timeout MS\n"
            "add, remove and drain stage a change; show prints the current layout, the live\n"
-           "members and the staged change; apply shows its effect and makes it current (epoch+1).\n"
+           "members and the staged change; apply shows its effect and makes it current (epoch+1);\n"
+           "it refuses while a live member is still in the handoff of the last change or has not\n"
+           "adopted it (--force applies anyway).\n"
            "Drive weights are capacity units (e.g. GiB), default 100.\n");
 }
 
@@ -96,6 +98,10 @@ static int parse_args(int argc, char **argv, lopts *o)
         }
         if (!strcmp(a, "--dry-run")) {
             o->dry_run = 1;
+            continue;
+        }
+        if (!strcmp(a, "--force") && !strcmp(o->verb, "apply")) {
+            o->force = 1;
             continue;
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -511,6 +517,39 @@ static int install(lopts *o, const char *buf, size_t len, int64_t cur_rev, uint6
     return 0;
 }
 
+/*
+ * The live members still busy with the current layout: in the handoff from the one before it
+ * ("handoff":1 in the member value, co_layout_report) or not serving it yet ("epoch" below
+ * base). Each is printed; how many (-1 when etcd did not answer). A second change applied
+ * before the first has settled would have such a node read only the newest two layouts and miss
+ * what only the oldest homes hold (docs/replication.md, "Layout changes: the handoff").
+ */
+static int busy_members(const lopts *o, uint64_t base)
+{
+    co_kvs members = {0};
+    if (co_member_list(o->client, o->nodes_prefix, &members) != CM_OK)
+        return -1;
+    int busy = 0;
+    for (size_t i = 0; i < members.n; i++) {
+        const co_kv *kv = &members.kvs[i];
+        json_t *rec = json_loadb((const char *)kv->value, kv->len, 0, NULL);
+        json_t *je = json_object_get(rec, "epoch"); /* none: an older node, or none adopted yet */
+        json_int_t epoch = je ? json_integer_value(je) : (json_int_t)base;
+        json_int_t handoff = json_integer_value(json_object_get(rec, "handoff"));
+        const char *name = kv->key + strlen(o->nodes_prefix);
+        if (handoff)
+            fprintf(stderr, "  node %s: still in the handoff to epoch %lld\n", name,
+                    (long long)epoch);
+        else if (epoch < 0 || (uint64_t)epoch < base)
+            fprintf(stderr, "  node %s: serves epoch %lld, not %" PRIu64 " yet\n", name,
+                    (long long)epoch, base);
+        busy += handoff || epoch < 0 || (uint64_t)epoch < base;
+        json_decref(rec);
+    }
+    co_kvs_release(&members);
+    return busy;
+}
+
 static int do_apply(lopts *o)
 {
     pl_topology *cur = NULL, *stg = NULL;
@@ -531,6 +570,17 @@ static int do_apply(lopts *o)
     uint64_t base = cur ? cur->epoch : 0;
     if (stale_staged(o, cur, stg))
         goto out;
+    int busy = cur ? busy_members(o, base) : 0;
+    if (busy != 0 && !o->force) {
+        fprintf(stderr,
+                busy < 0 ? ME " apply: refused: cannot read the member list to check that the last "
+                              "change settled (--force applies anyway)\n"
+                         : ME " apply: refused: %d node(s) above still move data for the last "
+                              "layout change (admin status replication.handoff_active); apply "
+                              "once it settled, or pass --force\n",
+                busy);
+        goto out;
+    }
     stg->epoch = base + 1;
     printf("change from epoch %" PRIu64 " to %" PRIu64 " (cluster %s):\n", base, stg->epoch,
            o->etcd.cluster);

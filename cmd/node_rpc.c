@@ -128,7 +128,8 @@ static int serve(int argc, char **argv)
         }
     }
     nd_service_config sc = {
-        node, (const uint8_t *)secret, strlen(secret), drives, nd, 0, 0, NULL, NULL, NULL, NULL, 0};
+        node, (const uint8_t *)secret, strlen(secret), drives, nd, 0, 0, NULL, NULL, NULL, NULL, 0,
+        NULL};
     if (nd_service_new(&sc, &svc) != CM_OK ||
         net_server_new(&cfg, &nd_service_handler, svc, &srv) != CM_OK) {
         fprintf(stderr, "cairn node-rpc serve: cannot start (node id valid? port free?)\n");
@@ -280,7 +281,7 @@ static int check(int argc, char **argv)
         bad = 1;
         goto out;
     }
-    nd_peer peer = {pid, host, port};
+    nd_peer peer = {pid, host, port, 0};
     bad += nr_step(&w, nd_info(cl, &peer, nr_done, &w), "info", CM_OK);
     if (bad == 0) {
         printf("node %s, clock %+" PRId64 " s from ours, %u drives\n", w.info.node_id,

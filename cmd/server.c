@@ -516,6 +516,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .threads = o->net.threads,
                          .md = gw_meta_store(g),
                          .clock = cmd_cluster_clock(cn->node),
+                         .epoch = cmd_cluster_fence(cn->node),
                          .cond = cmd_cond_serve,
                          .cond_arg = cmd_cluster_cond(cn->node)};
     if (cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc) != 0) /* copies the secret */

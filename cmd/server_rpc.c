@@ -154,6 +154,7 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
                                 cfg->md ? 16 : 0, /* chunk syncs, hints, scans (not merges) */
                             .md = cfg->md,
                             .clock = cfg->clock,
+                            .epoch = cfg->epoch,
                             .cond = cfg->cond,
                             .cond_arg = cfg->cond_arg};
     net_config_defaults(&nc);

@@ -30,7 +30,8 @@
     X(CM_ERR_TIMEOUT, "timed out")                                                                 \
     X(CM_ERR_UNSUPPORTED, "not supported")                                                         \
     X(CM_ERR_INTERNAL, "internal error")                                                           \
-    X(CM_ERR_LOCKED, "protected by object lock")
+    X(CM_ERR_LOCKED, "protected by object lock")                                                   \
+    X(CM_ERR_STALE, "the caller's layout epoch is older than this node's")
 
 typedef enum {
 #define CM_ERR_ENUM(name, text) name,

@@ -352,9 +352,14 @@ void cm_parent_dir(const char *path, char *out, size_t cap)
 
 cm_err cm_mkdir_durable(const char *path, mode_t mode)
 {
-    char parent[4096];
     if (mkdir(path, mode) != 0)
         return errno == EEXIST ? CM_OK : cm_err_from_errno(errno);
+    return cm_sync_parent(path);
+}
+
+cm_err cm_sync_parent(const char *path)
+{
+    char parent[4096];
     cm_parent_dir(path, parent, sizeof(parent));
     int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)

@@ -63,6 +63,9 @@ int cm_ct_equal(const void *a, const void *b, size_t len);
  * so the new entry survives a crash. CM_OK when it already existed.
  */
 cm_err cm_mkdir_durable(const char *path, mode_t mode);
+/* fsync the directory holding path, so that a rename, create or unlink of path in it survives a
+ * crash (the file's own fsync does not cover its directory entry). */
+cm_err cm_sync_parent(const char *path);
 /* The directory holding path ("a/b/" -> "a", "b" -> ".", "/b" -> "/"), truncated to cap. */
 void cm_parent_dir(const char *path, char *out, size_t cap);
 

@@ -4,12 +4,12 @@
  * Two background threads, neither on a request path: co_doc's watch thread calls on_version with
  * each new version of the layout key; this file's member thread, every refresh period, makes sure
  * the node is registered (a new co_keeper lease and co_member_register whenever the lease is gone,
- * e.g. after an outage longer than the TTL, or the key is missing from the list) and reads the
- * member list. co_layout_leave (a graceful stop) has the member thread revoke the lease at once and
- * register no more. The adopted topology, its epoch and revision, and the last member list live
- * under one mutex; readers copy them out and never touch etcd. Every node ever listed is remembered
- * with its registered address and when it was last listed, so the status can show a node that went
- * down and since when.
+ * e.g. after an outage longer than the TTL, or the key is missing from the list, or the value
+ * changed: co_layout_report's epoch and handoff flag) and reads the member list. co_layout_leave (a
+ * graceful stop) has the member thread revoke the lease at once and register no more. The adopted
+ * topology, its epoch and revision, and the last member list live under one mutex; readers copy
+ * them out and never touch etcd. Every node ever listed is remembered with its registered address
+ * and when it was last listed, so the status can show a node that went down and since when.
  *
  * Adoption rule: a version is adopted only when pl_topology_decode accepts it (it validates) and
  * its epoch is not below the adopted one. A deleted key, a document that does not parse or
@@ -61,6 +61,9 @@ struct co_layout {
     int left;          /* the member thread revoked it (or held none) */
     pl_topology *topo; /* adopted; NULL while none */
     co_layout_status st;
+    uint64_t rep_epoch; /* co_layout_report (under mu) */
+    int rep_handoff;
+    char reg_value[2 * PL_ADDR_MAX + 128]; /* the member value last registered (member thread) */
 };
 
 /* ---- the layout document ---- */
@@ -132,10 +135,24 @@ static void load_cached(co_layout *l)
 
 /* ---- membership ---- */
 
-/* A lease and the member key under it, when either is missing. */
+/* A lease and the member key under it, when either is missing or the value changed. */
 static void ensure_registered(co_layout *l, int listed)
 {
-    if (l->keeper && co_keeper_alive(l->keeper) && listed)
+    char value[sizeof(l->reg_value)];
+    pthread_mutex_lock(&l->mu);
+    uint64_t epoch = l->rep_epoch;
+    int handoff = l->rep_handoff;
+    pthread_mutex_unlock(&l->mu);
+    int n = l->s3[0]
+                ? snprintf(value, sizeof(value), "{\"addr\":\"%s\",\"s3\":\"%s\"", l->addr, l->s3)
+                : snprintf(value, sizeof(value), "{\"addr\":\"%s\"", l->addr);
+    if (epoch) /* what `layout apply` checks (co_layout_report) */
+        n += snprintf(value + n, sizeof(value) - (size_t)n, ",\"epoch\":%llu,\"handoff\":%d",
+                      (unsigned long long)epoch, handoff);
+    n += snprintf(value + n, sizeof(value) - (size_t)n, "}");
+    if (n < 0 || (size_t)n >= sizeof(value)) /* cannot be: addr and s3 are bounded */
+        return;
+    if (l->keeper && co_keeper_alive(l->keeper) && listed && strcmp(value, l->reg_value) == 0)
         return;
     if (!l->keeper || !co_keeper_alive(l->keeper)) {
         co_keeper_free(l->keeper, 0);
@@ -143,16 +160,14 @@ static void ensure_registered(co_layout *l, int listed)
         if (co_keeper_start(&l->cfg, l->ttl, &l->keeper) != CM_OK)
             return; /* etcd unreachable: next period */
     }
-    char value[2 * PL_ADDR_MAX + 64];
-    int n = l->s3[0]
-                ? snprintf(value, sizeof(value), "{\"addr\":\"%s\",\"s3\":\"%s\"}", l->addr, l->s3)
-                : snprintf(value, sizeof(value), "{\"addr\":\"%s\"}", l->addr);
     cm_err e = co_member_register(l->client, l->members_prefix, l->node_id, value, (size_t)n,
                                   co_keeper_lease(l->keeper));
     if (e == CM_OK)
+        memcpy(l->reg_value, value, (size_t)n + 1);
+    if (e == CM_OK && !listed)
         CM_INFO(MOD, "registered as member %s (lease %llx, ttl %lld s)", l->node_id,
                 (unsigned long long)co_keeper_lease(l->keeper), (long long)l->ttl);
-    else
+    else if (e != CM_OK)
         CM_WARN(MOD, "cannot register as member %s: %s", l->node_id, cm_err_str(e));
 }
 
@@ -182,6 +197,20 @@ static void member_addr(const co_kv *kv, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* The number after "name": in a member value (co_layout_report's fields); 0 when there is none. */
+static uint64_t member_u64(const co_kv *kv, const char *name)
+{
+    char pat[32];
+    int pl = snprintf(pat, sizeof(pat), "\"%s\":", name);
+    const uint8_t *p = kv->len > 0 ? memmem(kv->value, kv->len, pat, (size_t)pl) : NULL;
+    uint64_t v = 0;
+    if (!p)
+        return 0;
+    for (p += pl; p < kv->value + kv->len && *p >= '0' && *p <= '9' && v < UINT64_MAX / 10; p++)
+        v = v * 10 + (uint64_t)(*p - '0');
+    return v;
+}
+
 /* Note name as listed now (under the lock): its entry in st.seen, added when new and room left. */
 static void note_seen(co_layout *l, const co_kv *kv, const char *name, int64_t now)
 {
@@ -195,6 +224,8 @@ static void note_seen(co_layout *l, const co_kv *kv, const char *name, int64_t n
         memcpy(l->st.seen[i].id, name, strlen(name) + 1);
     }
     member_addr(kv, l->st.seen[i].addr, sizeof(l->st.seen[i].addr));
+    l->st.seen[i].epoch = member_u64(kv, "epoch");
+    l->st.seen[i].handoff = member_u64(kv, "handoff") != 0;
     l->st.seen[i].live = 1;
     l->st.seen[i].last_seen_ms = now;
 }
@@ -238,6 +269,8 @@ static void *member_thread(void *arg)
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
         int leaving = l->leaving;
+        uint64_t reported = l->rep_epoch; /* what ensure_registered writes below */
+        int handoff = l->rep_handoff;
         pthread_mutex_unlock(&l->mu);
         if (leaving && !l->left) {
             co_keeper_free(l->keeper, 1); /* the member key goes with its lease */
@@ -256,12 +289,24 @@ static void *member_thread(void *arg)
         struct timespec until;
         co_deadline(&until, l->refresh_ms);
         pthread_mutex_lock(&l->mu);
-        while (!l->stop && l->leaving == leaving &&
+        while (!l->stop && l->leaving == leaving && l->rep_epoch == reported &&
+               l->rep_handoff == handoff &&
                pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
+}
+
+void co_layout_report(co_layout *l, uint64_t epoch, int handoff)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->rep_epoch = epoch;
+    l->rep_handoff = handoff != 0;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
 }
 
 /* ---- lifetime and readers ---- */

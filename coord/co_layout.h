@@ -81,10 +81,20 @@ typedef struct {
         char addr[PL_ADDR_MAX];
         int live;
         int64_t last_seen_ms;
+        uint64_t epoch; /* the layout epoch it reported serving (co_layout_report); 0: none */
+        int handoff;    /* ... and its handoff flag */
     } seen[CO_LAYOUT_MEMBERS];
 } co_layout_status;
 
 void co_layout_get_status(co_layout *l, co_layout_status *out);
+
+/*
+ * What the node reports in its member value for `cairn admin layout apply` to check: the layout
+ * epoch its coordinator serves and whether its handoff from the previous one is on
+ * ({"addr":...,"epoch":E,"handoff":1}). The member thread registers the value again (same
+ * lease) within its refresh period once it changed. Thread-safe; NULL is a no-op.
+ */
+void co_layout_report(co_layout *l, uint64_t epoch, int handoff);
 
 /* Wait until a layout with epoch >= epoch is adopted: CM_OK or CM_ERR_TIMEOUT. */
 cm_err co_layout_wait(co_layout *l, uint64_t epoch, int timeout_ms);

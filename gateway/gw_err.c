@@ -36,6 +36,7 @@ gw_s3err gw_s3err_from_cm(cm_err e)
     case CM_ERR_NOSPC:
         return GW_STORAGE_FULL;
     case CM_ERR_UNAVAILABLE:
+    case CM_ERR_STALE: /* a node on an old layout (the handoff's fence): the client retries */
     case CM_AGAIN:
         return GW_SERVICE_UNAVAILABLE;
     case CM_ERR_PRECONDITION:

@@ -25,6 +25,7 @@
 #ifndef ND_H
 #define ND_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,6 +113,11 @@ typedef struct {
     nd_cond_fn cond;  /* the conditional-write route; NULL: it answers 503 */
     void *cond_arg;
     int cond_threads; /* its own workers (a write holds one up to its leader's timeout); 0 = 8 */
+    /* The layout fence (borrowed; NULL: none): the node's adopted layout epoch, raised by the
+     * node as it adopts one and here by any meta call (nd_peer.epoch) that carries a higher one;
+     * a meta call carrying a lower one is refused CM_ERR_STALE (409), nothing read or written
+     * (docs/replication.md, "Layout changes: the handoff"). A call without one is not fenced. */
+    _Atomic uint64_t *epoch;
 } nd_service_config;
 
 typedef struct nd_service nd_service;
@@ -209,6 +215,7 @@ typedef struct {
     const char *id;   /* its node id: signed, so a node refuses a call meant for another */
     const char *host; /* numeric address */
     int port;         /* its RPC port */
+    uint64_t epoch;   /* meta calls: the caller's layout epoch, sent as epoch= (0: none) */
 } nd_peer;
 
 typedef struct {

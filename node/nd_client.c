@@ -647,8 +647,15 @@ static int add_param(char *out, size_t cap, size_t *len, const char *name, const
 static cm_err meta_call(nd_client *cl, const nd_peer *peer, const char *method, const char *target,
                         const uint8_t *body, size_t len, nd_done_fn done, void *arg)
 {
-    char crc[9];
+    char crc[9], fenced[META_TARGET + 32];
     struct evbuffer *b = NULL;
+    if (peer->epoch) { /* the layout fence (nd_service_config.epoch): signed with the target */
+        int n = snprintf(fenced, sizeof(fenced), "%s%cepoch=%" PRIu64, target,
+                         strchr(target, '?') ? '&' : '?', peer->epoch);
+        if (n < 0 || (size_t)n >= sizeof(fenced))
+            return CM_ERR_INVAL;
+        target = fenced;
+    }
     nd_op *op = op_new(cl, K_META, done, arg);
     if (!op)
         return CM_ERR_NOMEM;

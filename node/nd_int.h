@@ -19,10 +19,11 @@ struct nd_service {
     nd_drive drives[ND_MAX_DRIVES];
     char *paths[ND_MAX_DRIVES];
     int max_skew_s;
-    nd_work *work;   /* NULL: syncs and meta ops run inline on the loop */
-    md_store *md;    /* metadata partitions (borrowed); NULL: none */
-    md_hlc *clock;   /* this node's clock (borrowed); NULL: none */
-    nd_cond_fn cond; /* the conditional-write route (NULL: 503), on cond_work */
+    nd_work *work;           /* NULL: syncs and meta ops run inline on the loop */
+    md_store *md;            /* metadata partitions (borrowed); NULL: none */
+    md_hlc *clock;           /* this node's clock (borrowed); NULL: none */
+    _Atomic uint64_t *epoch; /* the layout fence (borrowed, nd_service_config.epoch); NULL: none */
+    nd_cond_fn cond;         /* the conditional-write route (NULL: 503), on cond_work */
     void *cond_arg;
     nd_work *cond_work;
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;

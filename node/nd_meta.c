@@ -2,7 +2,9 @@
  * nd_meta.c - the node RPC's metadata partition routes, served from the node's md_store
  * (docs/rpc.md "Metadata partitions", docs/replication.md).
  *
- * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded):
+ * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded; each may
+ * carry epoch=E, the caller's layout epoch: below the node's fence (nd_service_config.epoch) the
+ * call is refused 409 CM_ERR_STALE, above it it raises the fence):
  *   GET  /rec?key=K                                   the stored record (tombstones included)
  *   GET  /rec?key=K&shard=S&nshards=N&fence=T         ... for a partition leader: T's barrier first
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
@@ -67,6 +69,7 @@ struct nd_mreq {
     nd_cond_args cond;         /* cond: the condition (nd_cond_parse) */
     md_shard part;
     uint64_t max, depth, fence;
+    uint64_t epoch;  /* the caller's layout epoch (0: none, not fenced) */
     uint64_t before; /* tombs: the cutoff; tombdrop: the mark */
     uint32_t want_crc, crc;
     uint64_t want_len;
@@ -130,6 +133,8 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
     m->bucket[bl] = 0;
     const char *what = slash + 1, *qm = strchr(what, '?'), *q = qm ? qm + 1 : "";
     size_t wl = qm ? (size_t)(qm - what) : strlen(what);
+    if (nd_query_u64(q, "epoch", &m->epoch) < 0)
+        return "bad epoch";
     if (wl == 3 && strncmp(what, "rec", 3) == 0 && strcmp(method, "GET") == 0) {
         m->kind = M_GET;
         if (query_str(q, "key", m->key, sizeof(m->key)) != 1 || !m->key[0])
@@ -703,6 +708,31 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
     read_body(req, m);
 }
 
+/*
+ * The layout fence: a call from a node on an older layout than this node's is refused (its op
+ * counts this replica as failed until the caller's layout watch brings the newer layout), and a
+ * newer one raises this node's fence to it, so that from now on this node refuses the older
+ * layout's calls even before it adopted the newer one itself (docs/replication.md, "Layout
+ * changes: the handoff"). Any authenticated peer can raise it: the cluster secret is trusted with
+ * every record already. 1 when refused (answered).
+ */
+static int epoch_refused(nd_service *svc, net_req *req, uint64_t epoch)
+{
+    if (!svc->epoch || !epoch)
+        return 0;
+    uint64_t have = atomic_load(svc->epoch);
+    while (epoch > have && !atomic_compare_exchange_weak(svc->epoch, &have, epoch))
+        ;
+    if (epoch >= have)
+        return 0;
+    char why[128];
+    snprintf(why, sizeof(why), "layout epoch %" PRIu64 " is older than this node's %" PRIu64, epoch,
+             have);
+    CM_DEBUG(MOD, "peer=%s meta call refused: %s", net_req_peer(req), why);
+    nd_answer_error_ex(req, CM_ERR_STALE, why, NULL, NULL);
+    return 1;
+}
+
 void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
 {
     if (!svc->md) {
@@ -719,6 +749,8 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
                            why, NULL, NULL);
         return;
     }
+    if (epoch_refused(svc, req, m->epoch))
+        return;
     if (m->kind != M_PUT && m->kind != M_LEAVES && m->kind != M_TDROP) {
         submit(s);
         return;

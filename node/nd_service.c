@@ -68,6 +68,7 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     svc->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : ND_MAX_SKEW_S;
     svc->md = cfg->md;
     svc->clock = cfg->clock;
+    svc->epoch = cfg->epoch;
     svc->cond = cfg->cond;
     svc->cond_arg = cfg->cond_arg;
     pthread_mutex_init(&svc->async_mu, NULL);
@@ -147,6 +148,7 @@ static int status_of(cm_err e)
     case CM_ERR_DIGEST:
         return 400;
     case CM_ERR_CONFLICT:
+    case CM_ERR_STALE:
         return 409;
     case CM_ERR_PRECONDITION:
         return 412;

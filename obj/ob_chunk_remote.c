@@ -229,7 +229,7 @@ cm_err ob_resolver_new(const pl_topology *t, const char *self, ob_chunks *local,
         if (i == r->self)
             continue;
         char host[PL_ADDR_MAX];
-        nd_peer p = {t->nodes[i].id, host, 0};
+        nd_peer p = {t->nodes[i].id, host, 0, 0};
         cm_err e = nd_addr_parse(t->nodes[i].addr, host, sizeof(host), &p.port);
         if (e == CM_OK)
             e = ob_chunks_remote_new(cl, &p, &r->remote[i]);

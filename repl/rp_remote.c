@@ -8,14 +8,19 @@
  * not decode ends the call CM_ERR_CORRUPT. The client never completes inside the call that started
  * it (a refusing fault too ends from the loop), which gives the backend's contract for free.
  * Transport errors pass through: CM_ERR_UNAVAILABLE (refused, unreachable), CM_ERR_TIMEOUT,
- * CM_ERR_CLOSED.
+ * CM_ERR_CLOSED. Every call carries the peer's epoch (nd_peer.epoch: the layout epoch of the
+ * router that made the backend; 0 for none), and a node whose fence is above it answers
+ * CM_ERR_STALE (docs/replication.md, "Layout changes: the handoff").
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_log.h"
 #include "cm_util.h"
 #include "rp_replica.h"
+
+#define MOD "repl"
 
 typedef struct {
     rp_replica base;
@@ -99,6 +104,8 @@ static void rr_finish(void *arg, const nd_result *nr)
     int have_rec = 0;
     memset(&res, 0, sizeof(res));
     res.err = nr->err;
+    if (res.err == CM_ERR_STALE) /* this node's layout is behind: its watch brings the new one */
+        CM_DEBUG(MOD, "a replica refused a call: %s", nr->message ? nr->message : "");
     res.no_bucket = nr->no_bucket;
     res.message = nr->message;
     if (res.err == CM_OK) {
@@ -271,6 +278,7 @@ cm_err rp_replica_remote_new(nd_client *cl, const nd_peer *peer, rp_replica **ou
     snprintf(b->id, sizeof(b->id), "%s", peer->id);
     snprintf(b->host, sizeof(b->host), "%s", peer->host);
     b->peer.id = b->id, b->peer.host = b->host, b->peer.port = peer->port;
+    b->peer.epoch = peer->epoch;
     b->base.node_id = b->id;
     *out = &b->base;
     return CM_OK;

@@ -51,7 +51,8 @@
  *     no_bucket), CM_ERR_INVAL for a put stamped too far ahead of a replica's clock (when it
  *     keeps one: rp_replica_local_set_clock, nd_service_config.clock), CM_ERR_UNAVAILABLE for an
  * unreachable node, CM_ERR_TIMEOUT / CM_ERR_CLOSED from the wire, CM_ERR_CORRUPT for a record that
- * does not decode.
+ * does not decode, CM_ERR_STALE (remote) for a call of a router on an older layout than the
+ * node's fence (nd_service_config.epoch: every remote backend a router makes sends its epoch).
  *
  * Threading: a backend belongs to one loop (the base given at creation); calls and completions run
  * on that loop's thread.

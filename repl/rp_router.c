@@ -85,7 +85,7 @@ cm_err rp_router_new(const pl_topology *t, const char *self, rp_replica *local, 
     for (int i = 0; e == CM_OK && i < rt->t->nnodes; i++) {
         const pl_node *nd = &rt->t->nodes[i];
         char host[PL_ADDR_MAX];
-        nd_peer peer = {nd->id, host, 0};
+        nd_peer peer = {nd->id, host, 0, t->epoch}; /* every call carries the epoch (the fence) */
         if (i == rt->self || nd->state == PL_REMOVED)
             continue;
         if (!cl)

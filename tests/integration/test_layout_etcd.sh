@@ -121,10 +121,16 @@ check_status "server followed to epoch 2" "cluster: layout epoch 2 " 5
 
 # ---- two concurrent applies: exactly one wins ----
 h_run "stage drain n2" L drain n2
+# n4 holds nothing and does not run: n1's handoff from epoch 1 cannot settle, and n1 says so in
+# its member value; apply refuses until --force
+h_fails_with "apply refused while n1 is in the handoff" "refused: 1 node.s. above still move data" \
+    L apply --yes --objects 20000
+grep -Eq "node n1: (still in the handoff to epoch 2|serves epoch 1)" <<<"$H_OUT" &&
+    h_ok "the refusal names n1" || h_bad "the refusal names n1" "$H_OUT"
 # each reads the layout, then simulates for a while (~1 s), then compares-and-sets
-L apply --yes --objects 600000 --timeout 10000 >"$H_WORK/a1" 2>&1 &
+L apply --yes --force --objects 600000 --timeout 10000 >"$H_WORK/a1" 2>&1 &
 p1=$!
-L apply --yes --objects 600000 --timeout 10000 >"$H_WORK/a2" 2>&1 &
+L apply --yes --force --objects 600000 --timeout 10000 >"$H_WORK/a2" 2>&1 &
 p2=$!
 wait "$p1"
 r1=$?
@@ -151,7 +157,7 @@ h_fails_with "draining twice refused" "node 'n2' is already draining" L drain n2
 h_run "stage remove n4" L remove n4
 grep -q "~ node n4: up -> removed" <<<"$H_OUT" && h_ok "remove staged with its diff" ||
     h_bad "remove diff" "$H_OUT"
-h_run "apply epoch 4" L apply --yes --objects 50000
+h_run "apply epoch 4" L apply --yes --force --objects 50000
 h_run "show epoch 4" L show
 grep -Eq "^n4 +az1 .* removed " <<<"$H_OUT" && grep -Eq "^cluster itc: layout epoch 4 " <<<"$H_OUT" &&
     h_ok "epoch 4: n4 removed" || h_bad "epoch 4: n4 removed" "$H_OUT"
@@ -162,7 +168,7 @@ check_status "server followed to epoch 4" "cluster: layout epoch 4 " 5
 # (a one-node cluster keeps every partition and every cell on it).
 h_run "stage remove n2" L remove n2
 h_run "stage remove n3" L remove n3
-h_run "apply epoch 5: n1 alone" L apply --yes --objects 20000
+h_run "apply epoch 5: n1 alone" L apply --yes --force --objects 20000
 check_status "server followed to epoch 5" "cluster: layout epoch 5 " 5
 export CAIRN_ENDPOINT=$H_ENDPOINT
 s3() { "$H_PY" "$H_DIR/s3raw.py" "$@"; }
@@ -185,7 +191,7 @@ etcd_restart 0 && h_ok "etcd restarted" || h_bad "etcd restarted"
 # n5 (not running) joins draining: it takes no partition and no new cell, so n1 still holds all
 h_run "add n5 after the outage" L add n5 --addr 127.0.0.1:9105 --az az2 --drives 4
 h_run "stage drain n5" L drain n5
-h_run "apply epoch 6" L apply --yes --objects 20000
+h_run "apply epoch 6" L apply --yes --force --objects 20000
 check_status "server followed to epoch 6 after the outage" \
     "cluster: layout epoch 6 .*etcd connected, registered" 10
 check_status "registered again" "live members: n1" 5

@@ -92,6 +92,7 @@ void node_start(tnode *n, const char *id, int serve, char *dir, int reopen)
     sc.sync_threads = nworkers;
     sc.md = n->md;
     sc.clock = &n->clock;
+    sc.epoch = &n->fence;
     sc.cond = cond_cb;
     sc.cond_arg = n;
     cu_rpc_start(&n->rpc, &sc);
@@ -130,7 +131,7 @@ void env_start(int remote, int io_timeout_ms, int reopen)
     E.cl = cu_client(E.base, "n1", secret, SECRET_LEN, E.faults, io_timeout_ms, 0);
     CU_ASSERT_EQUAL_FATAL(rp_replica_local_new(E.base, E.nodes[0].md, E.work, "n1", &E.local),
                           CM_OK);
-    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
     CU_ASSERT_EQUAL_FATAL(rp_replica_remote_new(E.cl, &p, &E.to_n2), CM_OK);
     rp_replica_local_set_clock(E.local, &E.nodes[0].clock);
     E.remote = remote;

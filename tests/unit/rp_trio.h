@@ -28,6 +28,7 @@ typedef struct {
     char id[8];
     md_store *md;
     md_hlc clock;
+    _Atomic uint64_t fence; /* its RPC's layout fence (nd_service_config.epoch) */
     cu_rpc rpc;
 } tnode;
 

@@ -70,8 +70,8 @@ static void node_start(tnode *n, const char *id, int offline, int sync_threads)
         drives[d].path = n->dirs[d];
         drives[d].bs = n->bs[d];
     }
-    nd_service_config sc = {id,           secret, SECRET_LEN, drives, NDRIVES, 0,
-                            sync_threads, NULL,   NULL,       NULL,   NULL,    0};
+    nd_service_config sc = {id,   secret, SECRET_LEN, drives, NDRIVES, 0,   sync_threads,
+                            NULL, NULL,   NULL,       NULL,   0,       NULL};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);
@@ -96,7 +96,7 @@ static void node_stop(tnode *n)
 
 static nd_peer peer_of(const tnode *n)
 {
-    nd_peer p = {n->id, "127.0.0.1", n->port};
+    nd_peer p = {n->id, "127.0.0.1", n->port, 0};
     return p;
 }
 
@@ -604,7 +604,7 @@ static void test_host_names(void)
     tres r;
     node_start(&n, "named", 1, 0);
     loop_default(&l);
-    nd_peer p = {n.id, "localhost", n.port};
+    nd_peer p = {n.id, "localhost", n.port, 0};
     tres_init(&r, &l);
     CU_ASSERT_EQUAL(nd_info(l.cl, &p, done_cb, &r), CM_OK);
     loop_run(&l);

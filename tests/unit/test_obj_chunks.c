@@ -126,7 +126,7 @@ static void env_up(void)
     E.cl = cu_client(E.base, "n1", secret, SECRET_LEN, E.faults, 3000, 8);
     CU_ASSERT_EQUAL_FATAL(ob_chunks_local_new(E.base, E.nodes[0].drives, NSLOTS, 0, &E.local),
                           CM_OK);
-    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    nd_peer p = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
     CU_ASSERT_EQUAL_FATAL(ob_chunks_remote_new(E.cl, &p, &E.to_n2), CM_OK);
     E.topo = pl_topology_new(7);
     for (int i = 0; i < NNODES; i++)

@@ -97,7 +97,7 @@ static nres cond_call(const char *bucket, const char *key, const char *etag, int
                       const md_cond *cond)
 {
     nres t = {0};
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
     md_object o = {.key = (char *)key, .size = 1};
     snprintf(o.etag, sizeof(o.etag), "%s", etag);
     uint8_t *rec;
@@ -113,7 +113,7 @@ static nres lock_call(const char *key, uint8_t mode, int64_t until, uint8_t hold
                       const md_cond *cond)
 {
     nres t = {0};
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
     md_object o = {
         .key = (char *)key, .lock_mode = mode, .lock_until_ms = until, .legal_hold = hold};
     uint8_t *rec;
@@ -148,7 +148,7 @@ static void t_cond_route(void)
     t = cond_call("elsewhere", "ck", "e3", 0, &inm); /* not the leader */
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_CONFLICT);
     CU_ASSERT_STRING_EQUAL(t.msg, "not the partition's leader");
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
     uint8_t one = 1;
     CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, &none, nd_cb, &t), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(nd_cond_write(E.cl, &n2, "b", &one, 1, 0, NULL, nd_cb, &t), CM_ERR_INVAL);
@@ -310,7 +310,7 @@ static void t_cond_parse(void)
 static void t_rpc_edges(void)
 {
     env_up(1, 2000);
-    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
     md_object a = version("k", 1000, 1, NULL);
     uint8_t *rec;
     size_t len;
@@ -367,7 +367,7 @@ static void t_rpc_edges(void)
     sc.secret = secret;
     sc.secret_len = SECRET_LEN;
     cu_rpc_start(&bare.rpc, &sc);
-    nd_peer n4 = {"n4", "127.0.0.1", bare.rpc.port};
+    nd_peer n4 = {"n4", "127.0.0.1", bare.rpc.port, 0};
     memset(&t, 0, sizeof(t));
     t = nd_wait(nd_meta_get(E.cl, &n4, "b", "k", nd_cb, &t), &t);
     CU_ASSERT_EQUAL(t.r.err, CM_ERR_UNAVAILABLE);
@@ -1058,6 +1058,80 @@ static void t_remote_put_busy_pool(void)
     env_down();
 }
 
+/* ---- the layout fence (docs/replication.md, "Layout changes: the handoff") ---- */
+
+/* The stored record of key on node i's store: its etag, "" when none. */
+static const char *stored_etag(int i, const char *key, char *out, size_t cap)
+{
+    md_object o;
+    out[0] = 0;
+    if (md_rec_get(E.nodes[i].md, "b", key, &o) == CM_OK) {
+        snprintf(out, cap, "%s", o.etag);
+        md_object_release(&o);
+    }
+    return out;
+}
+
+/*
+ * Layout epochs 5 and 6 of the same three nodes: n2 adopted 6. A call of a router on 5 is
+ * refused by n2 CM_ERR_STALE (nothing stored), one on 6 is served; n3, still on 5, serves the
+ * old router until a call of the new one reaches it, and refuses it from then on: a coordinator
+ * on layout 5 has two of its three homes refusing its writes (W = 2: 503). A call without an
+ * epoch (a node of an older version) is not fenced.
+ */
+static void t_epoch_fence(void)
+{
+    env_up(1, 2000);
+    pl_topology *t5 = NULL, *t6 = NULL;
+    rp_router *old = NULL, *nw = NULL;
+    char etag[64];
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(E.topo, &t5), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(E.topo, &t6), CM_OK);
+    t5->epoch = 5, t6->epoch = 6;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t5, "n1", E.local, E.cl, &old), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(t6, "n1", E.local, E.cl, &nw), CM_OK);
+    atomic_store(&E.nodes[1].fence, 6);
+    atomic_store(&E.nodes[2].fence, 5);
+
+    md_object a = version("fk", 3000, 1, NULL);
+    E.r = rp_router_replica(old, "n2");
+    tres t = do_put(&a, NULL);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_STALE);
+    CU_ASSERT_STRING_EQUAL(stored_etag(1, "fk", etag, sizeof(etag)), "");
+    t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.err, CM_ERR_STALE);
+    E.r = rp_router_replica(nw, "n2");
+    t = do_put(&a, NULL);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT_EQUAL(t.applied, 1);
+    E.r = E.to_n2; /* no epoch: not fenced */
+    t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    tres_free(&t);
+
+    E.r = rp_router_replica(old, "n3");
+    t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND); /* served: n3 is on 5 too */
+    E.r = rp_router_replica(nw, "n3");
+    t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(atomic_load(&E.nodes[2].fence), 6); /* learnt from the call */
+    E.r = rp_router_replica(old, "n3");
+    t = do_get("b", "fk");
+    CU_ASSERT_EQUAL(t.err, CM_ERR_STALE);
+
+    md_object b = version("fk2", 4000, 1, NULL); /* a write of the old layout: refused */
+    t = do_put(&b, NULL);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_STALE);
+    CU_ASSERT_STRING_EQUAL(stored_etag(2, "fk2", etag, sizeof(etag)), "");
+    E.r = E.to_n2;
+    rp_router_free(old);
+    rp_router_free(nw);
+    pl_topology_free(t5);
+    pl_topology_free(t6);
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test cluster[] = {
@@ -1067,6 +1141,7 @@ void cu_register(void)
         {"router", t_router},
         {"small_layouts", t_small_layouts},
         {"router_handoff", t_router_handoff},
+        {"epoch_fence", t_epoch_fence},
         {"hints", t_hints},
         {"hints_expire", t_hints_expire},
         {"hints_gone_bucket", t_hints_gone_bucket},
