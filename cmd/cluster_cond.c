@@ -355,6 +355,7 @@ typedef struct {
     cm_err err;
     int status; /* 0: no answer came (the wire failed) */
     char id[PL_NAME_MAX], host[PL_ADDR_MAX], bucket[MD_BUCKET_MAX + 1], ifmatch[MD_MAX_KEY + 1];
+    char nckey[MD_MAX_KEY + 1]; /* md_cond.noncurrent_key, "" for none */
     int port, del, inm, has_ifmatch, unlocked, bypass;
     int noncurrent; /* md_cond.noncurrent, with successor_ms and newer_min */
     int lock_change;
@@ -406,6 +407,7 @@ static void fwd_start(evutil_socket_t fd, short what, void *arg)
                     .noncurrent = f->noncurrent,
                     .successor_ms = f->successor_ms,
                     .newer_min = f->newer_min,
+                    .noncurrent_key = f->nckey[0] ? f->nckey : NULL,
                     .lock_change = f->lock_change,
                     .heal_part = f->heal_part,
                     .heal_old = f->lock_change == MD_COND_LOCK_LAYOUT ? &f->heal_old : NULL};
@@ -449,6 +451,8 @@ static cm_err forward(cmd_cond *cc, const char *id, const rp_cond_write *w, int 
     f->heal_part = w->cond->heal_part;
     if (w->cond->heal_old)
         f->heal_old = *w->cond->heal_old;
+    if (w->cond->noncurrent_key)
+        snprintf(f->nckey, sizeof(f->nckey), "%s", w->cond->noncurrent_key);
     f->has_ifmatch = w->cond->if_match != NULL;
     if (f->has_ifmatch)
         snprintf(f->ifmatch, sizeof(f->ifmatch), "%s", w->cond->if_match);

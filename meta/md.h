@@ -541,6 +541,10 @@ typedef struct {
     int noncurrent;
     int64_t successor_ms;
     uint32_t newer_min;
+    /* With noncurrent, on a cluster: the version's object key (borrowed; NULL from an older
+     * node), which a long-form version key does not hold. The leader uses it only when the
+     * version key belongs to it (md_ver_key_prefix), else refuses (CM_ERR_PRECONDITION). */
+    const char *noncurrent_key;
     /* A cluster's PutObjectRetention / PutObjectLegalHold, decided by the partition's leader
      * (docs/object-lock.md, "On a cluster"): MD_COND_LOCK_* bits. The write's record names the
      * version record (its key) and carries the change (lock_mode, lock_until_ms, legal_hold);

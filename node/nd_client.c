@@ -863,7 +863,9 @@ size_t nd_cond_target(const char *bucket, int del, const md_cond *cond, char *t,
         (!cond->if_none_match_star && !cond->if_match && !cond->unlocked && !cond->noncurrent &&
          !cond->lock_change) ||
         (cond->noncurrent && cond->successor_ms < 0) ||
-        (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY))
+        (cond->if_match && strlen(cond->if_match) > MD_MAX_KEY) ||
+        (cond->noncurrent_key && (!cond->noncurrent || !*cond->noncurrent_key ||
+                                  strlen(cond->noncurrent_key) > MD_MAX_KEY)))
         return 0;
     if (cond->lock_change)
         return lock_params(cond, del, t, cap, &tl) == 0 ? tl : 0;
@@ -880,6 +882,8 @@ size_t nd_cond_target(const char *bucket, int del, const md_cond *cond, char *t,
         snprintf(v[1], sizeof(v[1]), "%" PRIu32, cond->newer_min);
         bad |= add_param(t, cap, &tl, "ncsucc", v[0]);
         bad |= add_param(t, cap, &tl, "ncnewer", v[1]);
+        if (cond->noncurrent_key)
+            bad |= add_param(t, cap, &tl, "nckey", cond->noncurrent_key);
     }
     if (del)
         bad |= add_param(t, cap, &tl, "del", "1");

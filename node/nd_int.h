@@ -77,9 +77,10 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
 void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path);
 /*
  * The query of the cond route (nd_cond_write's target after "?"), parsed: the condition, whether
- * the write is a delete, and what cond points to (if_match at ifmatch, heal_old at heal_old: the
- * struct is used where it was parsed, never copied). NULL when the query is one nd_cond_write
- * could have sent, else the reason of a 400. Pure (no I/O): a fuzz target drives it.
+ * the write is a delete, and what cond points to (if_match at ifmatch, noncurrent_key at nckey,
+ * heal_old at heal_old: the struct is used where it was parsed, never copied). NULL when the query
+ * is one nd_cond_write could have sent, else the reason of a 400. Pure (no I/O): a fuzz target
+ * drives it.
  */
 #define ND_CELLS_MAX (26 + 3 * MD_MAX_CELLS) /* heal_old on the wire (hold=), bytes */
 #define ND_PARTS_MAX 10000                   /* parts of one record: hpart is below */
@@ -87,6 +88,7 @@ typedef struct {
     md_cond cond;
     int del;
     char ifmatch[MD_MAX_KEY + 1];
+    char nckey[MD_MAX_KEY + 1]; /* noncurrent_key points here */
     md_layout heal_old;
 } nd_cond_args;
 const char *nd_cond_parse(const char *q, nd_cond_args *a);

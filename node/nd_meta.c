@@ -15,10 +15,11 @@
  *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
  *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
- *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N][&del=1]   run the
- *        body's record through cfg.cond (unlocked: the record replaced must not be protected by
- *        Object Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with
- *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle)
+ *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N[&nckey=K]][&del=1]   run
+ *        the body's record through cfg.cond (unlocked: the record replaced must not be protected
+ *        by Object Lock; 2: governance bypassed; ncsucc/ncnewer: md_cond.noncurrent with
+ *        successor_ms and newer_min, a version deleted as noncurrent by the lifecycle; nckey:
+ *        its noncurrent_key, the version's object key)
  *   POST ?lock=L[&hpart=P&hold=HEX]   the same with a lock change alone (nd_cond_parse): L 1..7
  *        md_cond.lock_change, bits 1 retention, 2 legal hold, 4 governance bypassed, the change
  *        carried in the body's record; 8 MD_COND_LOCK_KEEP, the body's record swapped in with
@@ -660,16 +661,18 @@ const char *nd_cond_parse(const char *q, nd_cond_args *a)
     uint64_t unlocked = 0, lock = 0, succ = 0, newer = 0;
     memset(a, 0, sizeof(*a));
     int im = query_str(q, "ifmatch", a->ifmatch, sizeof(a->ifmatch));
+    int nk = query_str(q, "nckey", a->nckey, sizeof(a->nckey));
     int ns = nd_query_u64(q, "ncsucc", &succ), nn = nd_query_u64(q, "ncnewer", &newer);
     int lk = nd_query_u64(q, "lock", &lock);
     if (im < 0 || query_flag(q, "inm", &c->if_none_match_star) != 0 ||
         query_flag(q, "del", &a->del) != 0 || nd_query_u64(q, "unlocked", &unlocked) < 0 ||
         unlocked > 2 || ns < 0 || nn < 0 || ns != nn || succ > INT64_MAX || newer > UINT32_MAX ||
-        lk < 0)
+        lk < 0 || nk < 0 || (nk == 1 && (ns != 1 || !a->nckey[0])))
         return "bad conditional write";
     c->if_match = im == 1 ? a->ifmatch : NULL;
     c->unlocked = unlocked != 0, c->bypass_governance = unlocked == 2;
     c->noncurrent = ns == 1, c->successor_ms = (int64_t)succ, c->newer_min = (uint32_t)newer;
+    c->noncurrent_key = nk == 1 ? a->nckey : NULL;
     if (lk == 1)
         return parse_lock(q, lock, a);
     char none[1];

@@ -183,8 +183,9 @@ cm_err rp_version_write(rp *c, const char *bucket, const md_object *obj, uint64_
 /* cond->noncurrent for version record vkey of key (rp_version.c): CM_OK while the key's pointer
  * names another version, the next newer version was written at cond->successor_ms and at least
  * cond->newer_min versions are newer; else CM_ERR_PRECONDITION (CM_ERR_NOTFOUND: no such version).
- * key NULL: taken from vkey (a long-form vkey, whose key is not in it: CM_ERR_PRECONDITION).
- * Blocks (quorum reads). */
+ * key NULL (the leader): cond->noncurrent_key, else taken from vkey (a long-form vkey, whose key
+ * is not in it: CM_ERR_PRECONDITION). A vkey that is not a version key of the key:
+ * CM_ERR_PRECONDITION. Blocks (quorum reads). */
 cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *vkey,
                         const md_cond *cond);
 /* rp_version_put without a condition at a stamp (hlc, node) of this node's clock taken before

@@ -581,11 +581,18 @@ static cm_err older_found(rp *c, const char *bucket, md_object *v, void *arg, in
 cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *vkey,
                         const md_cond *cond)
 {
-    char split[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
+    char split[MD_MAX_KEY + 1], pre[MD_MAX_KEY + 1], order[MD_MPU_ID_LEN + 1];
     md_object cur;
+    /* The leader (key NULL): the key the condition names, or the one a short form holds. A
+     * version key not of that key is kept rather than deleted unchecked. */
+    key = key ? key : cond->noncurrent_key;
     if (!key && md_ver_split(vkey, split, order) != CM_OK)
-        return CM_ERR_PRECONDITION; /* kept rather than deleted unchecked */
+        return CM_ERR_PRECONDITION;
     key = key ? key : split;
+    size_t pl;
+    if (md_ver_key_prefix(key, pre, sizeof(pre)) != CM_OK || (pl = strlen(pre)) == 0 ||
+        strncmp(vkey, pre, pl) != 0 || !md_mpu_id_valid(vkey + pl))
+        return CM_ERR_PRECONDITION;
     snprintf(order, sizeof(order), "%s", rp_version_order(&(md_object){.key = (char *)vkey}));
     /* No pointer, a plain record (the null version is the latest), or a pointer to it: not
      * noncurrent as far as this read can tell. */
@@ -694,7 +701,7 @@ cm_err rp_version_delete(rp *c, const char *bucket, const char *key, const char 
         if (latest || (e = rp_version_older(c, bucket, key, vkey, cond)) != CM_OK)
             return latest ? CM_ERR_PRECONDITION : e;
         lead.noncurrent = 1, lead.successor_ms = cond->successor_ms;
-        lead.newer_min = cond->newer_min;
+        lead.newer_min = cond->newer_min, lead.noncurrent_key = key;
     }
     if (locked && !marker)
         lead.unlocked = 1, lead.bypass_governance = locked->bypass_governance;

@@ -10,9 +10,10 @@
  * Oracles, from the contract in nd_int.h rather than from the code:
  *  - a query parses or is refused with a reason, never anything else;
  *  - what parses is a condition the route carries: at least one of If-None-Match, If-Match,
- *    unlocked, noncurrent or a lock change; a lock change (1..3 with the bypass, 8, or 16 with a
- *    part below ND_PARTS_MAX and old cells of 1..MD_MAX_CELLS with k >= 1) goes alone, with no
- *    delete; heal_old only with 16; the pointers point into the parsed struct;
+ *    unlocked, noncurrent or a lock change; noncurrent_key only with noncurrent, not empty; a
+ *    lock change (1..3 with the bypass, 8, or 16 with a part below ND_PARTS_MAX and old cells of
+ *    1..MD_MAX_CELLS with k >= 1) goes alone, with no delete; heal_old only with 16; the
+ *    pointers point into the parsed struct;
  *  - what parses is what nd_cond_write can send: nd_cond_target builds a target from it, and
  *    that target parses back to the same condition (every field; the old layout's cells,
  *    drives and nodes alike).
@@ -38,6 +39,8 @@ static void check_shape(const nd_cond_args *a)
         abort();
     if (c->noncurrent ? c->successor_ms < 0 : c->successor_ms || c->newer_min)
         abort();
+    if (c->noncurrent_key && (!c->noncurrent || c->noncurrent_key != a->nckey || !*a->nckey))
+        abort(); /* a version's key only with noncurrent, never empty */
     if (c->bypass_governance && !c->unlocked && !(lc >= 1 && lc <= 3))
         abort();
     if ((lc == MD_COND_LOCK_LAYOUT) != (c->heal_old != NULL))
@@ -63,7 +66,9 @@ static void check_same(const nd_cond_args *a, const nd_cond_args *b)
         x->noncurrent != y->noncurrent || x->successor_ms != y->successor_ms ||
         x->newer_min != y->newer_min || x->lock_change != y->lock_change ||
         x->heal_part != y->heal_part || !x->if_match != !y->if_match ||
-        (x->if_match && strcmp(x->if_match, y->if_match) != 0) || !x->heal_old != !y->heal_old)
+        (x->if_match && strcmp(x->if_match, y->if_match) != 0) || !x->heal_old != !y->heal_old ||
+        !x->noncurrent_key != !y->noncurrent_key ||
+        (x->noncurrent_key && strcmp(x->noncurrent_key, y->noncurrent_key) != 0))
         abort();
     if (x->heal_old) {
         const md_layout *p = x->heal_old, *q = y->heal_old;

@@ -512,6 +512,8 @@ def seeds_ndcond():
         b"ifmatch=%2A&del=1",
         b"unlocked=2&del=1",
         b"ncsucc=1369353600000&ncnewer=2&unlocked=1&del=1",
+        b"ncsucc=5&ncnewer=1&nckey=photos%2F%C3%A9t%C3%A9%26%3D.jpg&del=1",
+        b"ncsucc=5&ncnewer=1&nckey=" + b"a" * 1023 + b"%25&del=1",
         b"lock=1",
         b"lock=7",
         b"lock=8",

@@ -266,11 +266,24 @@ static void t_cond_parse(void)
         "ifmatch=%zz",
         "ifmatch=a%00b",
         "lock=1x",
-        "lock=+1"};
+        "lock=+1",
+        "nckey=k&inm=1",
+        "ncsucc=1&ncnewer=1&nckey=",
+        "ncsucc=1&ncnewer=1&nckey=a%00b",
+        "ncsucc=1&ncnewer=1&nckey=%zz",
+        "lock=1&nckey=k"};
     nd_cond_args a;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (!nd_cond_parse(bad[i], &a))
             CU_FAIL(bad[i]);
+    /* a version's key longer than any S3 key */
+    char q[2 * MD_MAX_KEY], lk[MD_MAX_KEY + 1];
+    memset(q, 0, sizeof(q));
+    int ql = snprintf(q, sizeof(q), "ncsucc=1&ncnewer=1&nckey=");
+    memset(q + ql, 'k', MD_MAX_KEY + 1);
+    CU_ASSERT_PTR_NOT_NULL(nd_cond_parse(q, &a));
+    memset(lk, 'k', MD_MAX_KEY), lk[MD_MAX_KEY] = 0;
+    lk[0] = '&', lk[1] = '=', lk[2] = '%', lk[3] = (char)0xC3, lk[4] = (char)0xA9;
     CU_ASSERT_PTR_NULL(nd_cond_parse("lock=16&hpart=9999&hold=5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c"
                                      "000000000000000a0201000001010002ff0309&x=1",
                                      &a));
@@ -280,6 +293,7 @@ static void t_cond_parse(void)
         {.if_none_match_star = 1},
         {.if_match = "e&=?%1", .unlocked = 1, .bypass_governance = 1},
         {.noncurrent = 1, .successor_ms = INT64_MAX, .newer_min = UINT32_MAX},
+        {.noncurrent = 1, .successor_ms = 5, .newer_min = 1, .noncurrent_key = lk},
         {.lock_change = MD_COND_LOCK_RETENTION | MD_COND_LOCK_HOLD, .bypass_governance = 1},
         {.lock_change = MD_COND_LOCK_KEEP},
         {.lock_change = MD_COND_LOCK_LAYOUT, .heal_part = 9999, .heal_old = &old}};
@@ -298,6 +312,9 @@ static void t_cond_parse(void)
                   c->heal_part == good[i].heal_part);
         CU_ASSERT(good[i].if_match ? c->if_match && !strcmp(c->if_match, good[i].if_match)
                                    : !c->if_match);
+        CU_ASSERT(good[i].noncurrent_key
+                      ? c->noncurrent_key && !strcmp(c->noncurrent_key, good[i].noncurrent_key)
+                      : !c->noncurrent_key);
         CU_ASSERT(good[i].heal_old ? c->heal_old && md_layout_same_cells(c->heal_old, &old) &&
                                          c->heal_old->nodes[2] == 9
                                    : !c->heal_old);
@@ -305,6 +322,10 @@ static void t_cond_parse(void)
     md_cond mixed = {.lock_change = MD_COND_LOCK_HOLD, .unlocked = 1}, odd = {.lock_change = 4};
     CU_ASSERT_EQUAL(nd_cond_target("b", 0, &mixed, target, sizeof(target)), 0);
     CU_ASSERT_EQUAL(nd_cond_target("b", 0, &odd, target, sizeof(target)), 0);
+    md_cond keyed = {.if_none_match_star = 1, .noncurrent_key = "k"},
+            blank = {.noncurrent = 1, .successor_ms = 1, .noncurrent_key = ""};
+    CU_ASSERT_EQUAL(nd_cond_target("b", 0, &keyed, target, sizeof(target)), 0);
+    CU_ASSERT_EQUAL(nd_cond_target("b", 1, &blank, target, sizeof(target)), 0);
 }
 
 static void t_rpc_edges(void)

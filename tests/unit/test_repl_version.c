@@ -220,6 +220,15 @@ static void test_life(void)
     env_down();
 }
 
+/* Two 1,024-byte keys of c that differ in their last byte only (both long-form version keys
+ * with the same head). */
+static void long_keys(char *k1, char *k2, char c)
+{
+    memset(k1, c, MD_MAX_KEY), k1[MD_MAX_KEY] = 0;
+    memcpy(k2, k1, MD_MAX_KEY + 1);
+    k2[MD_MAX_KEY - 1] = (char)(c + 1);
+}
+
 /* A 1,024-byte key (too long for the short version key: the long form, a hash of the key) has
  * versions as any other: two PUTs, listed, read and deleted by id, a marker; a second key with
  * the same first 1,000 bytes keeps its own; the version keys stay on the key's partition. */
@@ -227,9 +236,7 @@ static void test_long_key(void)
 {
     env_up();
     char k1[MD_MAX_KEY + 1], k2[MD_MAX_KEY + 1], vk[MD_MAX_KEY + 1];
-    memset(k1, 'a', MD_MAX_KEY), k1[MD_MAX_KEY] = 0;
-    memcpy(k2, k1, sizeof(k1));
-    k2[MD_MAX_KEY - 1] = 'b';
+    long_keys(k1, k2, 'a');
     md_part p1, p2, p3;
     md_object v1 = body(k1, 0x21, &p1), v2 = body(k1, 0x22, &p2), w = body(k2, 0x23, &p3);
     md_vres r1, r2, rw, rm;
@@ -619,6 +626,21 @@ static void test_lock(void)
     env_down();
 }
 
+/* Three versions of key (bodies tag, tag + 1, tag + 2) put through both coordinators in turn:
+ * their ids and their write times as stored. */
+static void three_versions(const char *key, uint8_t tag, md_vres r[3], int64_t mt[3])
+{
+    for (int i = 0; i < 3; i++) {
+        md_part p;
+        md_object v = body(key, (uint8_t)(tag + i), &p), o;
+        v.mtime_ms = 1000000 + i * 1000;
+        CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[i % 2], B, &v, 0, NULL, &r[i]), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[0], B, key, r[i].version_id, &o), CM_OK);
+        mt[i] = o.mtime_ms;
+        md_object_release(&o);
+    }
+}
+
 /* The lifecycle's delete of a noncurrent version (md_cond.noncurrent): refused for the latest,
  * for a successor other than the one listed, with fewer newer versions than asked; and, sent
  * straight to the leader as rp_version_delete sends it, refused once a client's delete of the
@@ -626,18 +648,9 @@ static void test_lock(void)
 static void test_noncurrent(void)
 {
     env_up();
-    md_part p[3];
-    md_object v[3] = {body("n", 0x31, &p[0]), body("n", 0x32, &p[1]), body("n", 0x33, &p[2])};
     md_vres r[3];
     int64_t mt[3];
-    for (int i = 0; i < 3; i++) {
-        v[i].mtime_ms = 1000000 + i * 1000;
-        CU_ASSERT_EQUAL_FATAL(rp_version_put(E.c[i % 2], B, &v[i], 0, NULL, &r[i]), CM_OK);
-        md_object o;
-        CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[0], B, "n", r[i].version_id, &o), CM_OK);
-        mt[i] = o.mtime_ms;
-        md_object_release(&o);
-    }
+    three_versions("n", 0x31, r, mt);
     md_cond latest = {.noncurrent = 1, .successor_ms = mt[2], .newer_min = 0},
             other = {.noncurrent = 1, .successor_ms = mt[2] + 1, .newer_min = 1},
             few = {.noncurrent = 1, .successor_ms = mt[1], .newer_min = 3},
@@ -657,6 +670,42 @@ static void test_noncurrent(void)
     int lat[8];
     CU_ASSERT_EQUAL(listed(E.c[0], "n", ids, lat, 8), 1);
     CU_ASSERT(lat[0] && strcmp(ids[0], r[1].version_id) == 0);
+    coords_free();
+    env_down();
+}
+
+/* The same for a 1,024-byte key (its version keys the long form, which does not hold the key):
+ * the leader checks it with the key the condition carries (md_cond.noncurrent_key), and refuses
+ * one the version key does not belong to (a key with the same head, a short key). */
+static void test_long_noncurrent(void)
+{
+    env_up();
+    char k1[MD_MAX_KEY + 1], k2[MD_MAX_KEY + 1], vkey[MD_MAX_KEY + 1];
+    long_keys(k1, k2, 'l');
+    md_vres r[3];
+    int64_t mt[3];
+    three_versions(k1, 0x41, r, mt);
+    md_cond v1 = {.noncurrent = 1, .successor_ms = mt[1], .newer_min = 2},
+            v2 = {.noncurrent = 1, .successor_ms = mt[2], .newer_min = 1};
+    /* through rp_version_delete: checked here, then by the leader */
+    CU_ASSERT_EQUAL(del_by_id(1, k1, r[0].version_id, &v1), CM_OK);
+    /* straight to the leader: another key's name, or none, keeps the version */
+    CU_ASSERT_EQUAL_FATAL(md_ver_key(k1, r[1].version_id, vkey, sizeof(vkey)), CM_OK);
+    const char *names[] = {k2, "l", NULL};
+    for (int i = 0; i < 3; i++) {
+        v2.noncurrent_key = names[i];
+        CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, vkey, &v2, NULL, NULL), CM_ERR_PRECONDITION);
+    }
+    md_object o;
+    CU_ASSERT_EQUAL_FATAL(rp_version_get(E.c[1], B, k1, r[1].version_id, &o), CM_OK);
+    md_object_release(&o);
+    v2.noncurrent_key = k1;
+    CU_ASSERT_EQUAL(rp_object_delete(E.c[0], B, vkey, &v2, NULL, NULL), CM_OK);
+    CU_ASSERT_EQUAL(rp_version_get(E.c[1], B, k1, r[1].version_id, &o), CM_ERR_NOTFOUND);
+    char ids[8][MD_VID_LEN + 1];
+    int lat[8];
+    CU_ASSERT_EQUAL(listed(E.c[0], k1, ids, lat, 8), 1);
+    CU_ASSERT(lat[0] && strcmp(ids[0], r[2].version_id) == 0);
     coords_free();
     env_down();
 }
@@ -903,6 +952,7 @@ void cu_register(void)
         {"conditional writes of versions", test_conditional},
         {"object lock refuses deletes of protected versions", test_lock},
         {"a noncurrent version's delete is conditioned on its place", test_noncurrent},
+        {"a 1,024-byte key's noncurrent version is deleted via the leader", test_long_noncurrent},
         {"the repair's layout swap keeps a retention set since its read", test_heal_swap},
         {"a plain null version's delete is checked by the leader", test_null_leader},
         {"a flood of retention changes through four nodes", test_flood},
