@@ -13,11 +13,11 @@
  *
  * Lifetime: an op is reference counted under the coordinator's mutex: one reference for its
  * waiter (an asynchronous op's on_finish drops it; none for a detached op: read repair,
- * anti-entropy writes), one per call in flight and one per pending hedge or lazy timer (the
- * deadline timer holds none: it is freed when the op finishes, before on_finish runs). The last one
- * frees it, on whichever thread drops it; a completion arriving after the waiter gave up therefore
- * finds its op alive. rp_free waits until no op exists, so no completion can ever arrive at a freed
- * coordinator.
+ * anti-entropy writes), one per call in flight and one per pending hedge, lazy or stale-retry timer
+ * (the deadline timer holds none: it is freed when the op finishes, before on_finish runs). The
+ * last one frees it, on whichever thread drops it; a completion arriving after the waiter gave up
+ * therefore finds its op alive. rp_free waits until no op exists, so no completion can ever arrive
+ * at a freed coordinator.
  */
 #ifndef RP_INT_H
 #define RP_INT_H
@@ -125,6 +125,7 @@ struct rp_op {
     int need_asked; /* need before the first routing shrank it */
     int stale;      /* waiting for a newer router (under c->mu) */
     int restarted;  /* it ran again on a newer router already */
+    int given_up;   /* its blocked waiter stopped waiting (rp_op_wait): no run again */
 };
 
 struct rp_keylocks {

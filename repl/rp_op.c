@@ -21,6 +21,10 @@
  * once, after releasing the mutex. A lazy op (a get's read, a put's read) sends to `need` homes,
  * this node's first, and to the next one when a call fails, to all the rest at RP_LAZY_HEDGE_MS.
  *
+ * The stale retry (stale_wait below): an op that a replica refused as older than its layout
+ * (CM_ERR_STALE) and that ended without its quorum waits on the loop for the coordinator's next
+ * router and runs once more on it, within cfg.timeout_ms of its start.
+ *
  * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
  * before) for the answer of every replica it asked, then writes the winner to each replica that
  * answered with a loser or nothing, and then also to the homes a lazy op did not ask, as a
@@ -197,8 +201,10 @@ static int check_finished_locked(rp_op *op)
         all = op->slot[i].state == RP_SLOT_DONE;
     if (!rp_op_quorum_locked(op) && !all)
         return OP_RUNNING;
-    if (!rp_op_quorum_locked(op) && !op->fixed && !op->restarted && !op->c->closing &&
-        refused_stale_locked(op)) {
+    /* a lenient read with an answer has what it needs; a waiter that gave up reads the slots */
+    int answered = op->lenient && op->nok >= 1;
+    if (!rp_op_quorum_locked(op) && !answered && !op->fixed && !op->restarted && !op->given_up &&
+        !op->c->closing && refused_stale_locked(op)) {
         op->stale = 1;
         return OP_STALE;
     }
@@ -627,8 +633,9 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
  * (rp_set_router, which returns once no op holds the old one); the op looks for that swap every
  * RP_STALE_POLL_MS on the loop, never blocking it, moves its router use to the new generation
  * (which lets rp_set_router return), forgets its answers and runs once more (op_start). When no
- * newer router comes within cfg.timeout_ms of the op's start (or the coordinator closes), it
- * finishes with what it has: no quorum, CM_ERR_UNAVAILABLE to its caller. Only once per op, and
+ * newer router comes within cfg.timeout_ms of the op's start (or the coordinator closes, or a
+ * blocked waiter gave up: it reads the slots then, which must stay as they are), it finishes
+ * with what it has: no quorum, CM_ERR_UNAVAILABLE to its caller. Only once per op, and
  * never a fixed op (a write-back or a read repair: their replicas were given).
  */
 static void stale_finish(rp_op *op)
@@ -670,7 +677,8 @@ static void stale_poll(evutil_socket_t fd, short what, void *arg)
     rp_op *op = arg;
     rp *c = op->c;
     pthread_mutex_lock(&c->mu);
-    int over = op->finished || c->closing || rp_now_ms() - op->t0 >= c->cfg.timeout_ms;
+    int over =
+        op->finished || op->given_up || c->closing || rp_now_ms() - op->t0 >= c->cfg.timeout_ms;
     int newer = !over && op->rt_gen != c->rt_gen;
     if (newer)
         stale_restart_locked(op);
@@ -749,6 +757,7 @@ int rp_op_wait(rp_op *op, int64_t deadline_ms)
         pthread_cond_timedwait(&op->cv, &c->mu, &ts);
     }
     int fin = op->finished;
+    op->given_up = !fin; /* its caller reads the slots now: a stale op must not run again */
     pthread_mutex_unlock(&c->mu);
     return fin;
 }
