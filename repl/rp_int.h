@@ -13,11 +13,11 @@
  *
  * Lifetime: an op is reference counted under the coordinator's mutex: one reference for its
  * waiter (an asynchronous op's on_finish drops it; none for a detached op: read repair,
- * anti-entropy writes), one per call in flight and one per pending hedge or lazy timer (the
- * deadline timer holds none: it is freed when the op finishes, before on_finish runs). The last one
- * frees it, on whichever thread drops it; a completion arriving after the waiter gave up therefore
- * finds its op alive. rp_free waits until no op exists, so no completion can ever arrive at a freed
- * coordinator.
+ * anti-entropy writes), one per call in flight and one per pending hedge, lazy or stale-retry timer
+ * (the deadline timer holds none: it is freed when the op finishes, before on_finish runs). The
+ * last one frees it, on whichever thread drops it; a completion arriving after the waiter gave up
+ * therefore finds its op alive. rp_free waits until no op exists, so no completion can ever arrive
+ * at a freed coordinator.
  */
 #ifndef RP_INT_H
 #define RP_INT_H
@@ -35,6 +35,8 @@ struct event;
 
 /* A lazy read (rp_op.lazy) asks its other homes when one of those asked is this slow. */
 #define RP_LAZY_HEDGE_MS 50
+/* An op refused as stale looks for the coordinator's next router this often. */
+#define RP_STALE_POLL_MS 10
 
 typedef enum {
     RP_K_GET,
@@ -116,6 +118,14 @@ struct rp_op {
      * node's first; the next one when one fails, and the rest at RP_LAZY_HEDGE_MS. */
     int lazy;
     int next_lazy; /* the first home not asked yet (under c->mu) */
+    /* The stale retry (rp_op.c, stale_wait): a routed op that a replica refused with
+     * CM_ERR_STALE and that ended without its quorum waits for the coordinator's next router
+     * and runs again on it, once, within cfg.timeout_ms of t0. */
+    int64_t t0;     /* when the op was started (rp_now_ms) */
+    int need_asked; /* need before the first routing shrank it */
+    int stale;      /* waiting for a newer router (under c->mu) */
+    int restarted;  /* it ran again on a newer router already */
+    int given_up;   /* its blocked waiter stopped waiting (rp_op_wait): no run again */
 };
 
 struct rp_keylocks {

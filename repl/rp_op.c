@@ -21,6 +21,10 @@
  * once, after releasing the mutex. A lazy op (a get's read, a put's read) sends to `need` homes,
  * this node's first, and to the next one when a call fails, to all the rest at RP_LAZY_HEDGE_MS.
  *
+ * The stale retry (stale_wait below): an op that a replica refused as older than its layout
+ * (CM_ERR_STALE) and that ended without its quorum waits on the loop for the coordinator's next
+ * router and runs once more on it, within cfg.timeout_ms of its start.
+ *
  * Read repair: a get op asked to repair waits (detached from its worker, which has answered long
  * before) for the answer of every replica it asked, then writes the winner to each replica that
  * answered with a loser or nothing, and then also to the homes a lazy op did not ask, as a
@@ -176,20 +180,37 @@ int rp_op_quorum_locked(const rp_op *op)
     return fresh >= op->need && old >= op->need_old;
 }
 
-/* 1 when this call finished the op: the caller then runs op_notify once c->mu is released. */
+/* A replica refused the op's router as older than its own layout (c->mu held). */
+static int refused_stale_locked(const rp_op *op)
+{
+    for (int i = 0; i < op->nslots; i++)
+        if (op->slot[i].state == RP_SLOT_DONE && op->slot[i].err == CM_ERR_STALE)
+            return 1;
+    return 0;
+}
+
+/* OP_FINISHED when this call finished the op: the caller then runs op_notify once c->mu is
+ * released; OP_STALE when the op instead waits for a newer router: the caller runs stale_wait. */
+enum { OP_RUNNING = 0, OP_FINISHED, OP_STALE };
 static int check_finished_locked(rp_op *op)
 {
-    if (op->finished)
-        return 0;
+    if (op->finished || op->stale)
+        return OP_RUNNING;
     int all = op->routed;
     for (int i = 0; i < op->nslots && all; i++)
         all = op->slot[i].state == RP_SLOT_DONE;
-    if (rp_op_quorum_locked(op) || all) {
-        op->finished = 1;
-        pthread_cond_broadcast(&op->cv);
-        return 1;
+    if (!rp_op_quorum_locked(op) && !all)
+        return OP_RUNNING;
+    /* a lenient read with an answer has what it needs; a waiter that gave up reads the slots */
+    int answered = op->lenient && op->nok >= 1;
+    if (!rp_op_quorum_locked(op) && !answered && !op->fixed && !op->restarted && !op->given_up &&
+        !op->c->closing && refused_stale_locked(op)) {
+        op->stale = 1;
+        return OP_STALE;
     }
-    return 0;
+    op->finished = 1;
+    pthread_cond_broadcast(&op->cv);
+    return OP_FINISHED;
 }
 
 /* The op just finished (loop thread, c->mu not held): hand it to its asynchronous waiter. */
@@ -219,6 +240,16 @@ static void deadline_fire(evutil_socket_t fd, short what, void *arg)
 }
 
 static void op_done(void *arg, const rp_result *res);
+static void stale_wait(rp_op *op);
+
+/* What check_finished_locked answered, run once c->mu is released. */
+static void op_after_check(rp_op *op, int fin)
+{
+    if (fin == OP_FINISHED)
+        op_notify(op);
+    else if (fin == OP_STALE)
+        stale_wait(op);
+}
 
 static cm_err dispatch(rp_op *op, rp_slot *s)
 {
@@ -422,8 +453,9 @@ static void op_done(void *arg, const rp_result *res)
     md_object win;
     rp_replica *reps[RP_SLOTS];
     size_t nrep = 0;
-    /* every home asked answered (a lazy get asks the rest only on a failure or at its hedge) */
-    if (op->repair && op->nended == (op->lazy ? op->next_lazy : op->nslots)) {
+    /* every home asked answered (a lazy get asks the rest only on a failure or at its hedge);
+     * not while the op waits to run again on a newer router */
+    if (op->repair && !op->stale && op->nended == (op->lazy ? op->next_lazy : op->nslots)) {
         op->repair = 0;
         md_object *w = NULL;
         nrep = repair_targets_locked(op, &w, reps);
@@ -431,8 +463,7 @@ static void op_done(void *arg, const rp_result *res)
             nrep = 0;
     }
     pthread_mutex_unlock(&c->mu);
-    if (fin)
-        op_notify(op); /* before the call's reference goes: the waiter's keeps the op */
+    op_after_check(op, fin); /* before the call's reference goes: the waiter's keeps the op */
     if (nrep) {
         rp_op_repair(c, op, &win, reps, nrep);
         md_object_release(&win);
@@ -578,7 +609,7 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&c->mu);
     op->next_lazy = first; /* the timer runs on this loop: not before this returns */
     pthread_mutex_unlock(&c->mu);
-    if (op->on_finish) {
+    if (op->on_finish && !op->deadline) { /* a restarted op keeps its first start's deadline */
         /* without a timer (no memory) the op still ends: every call ends within its own limit */
         struct timeval tv = {c->cfg.timeout_ms / 1000, (c->cfg.timeout_ms % 1000) * 1000};
         op->deadline = evtimer_new(c->cfg.base, deadline_fire, op);
@@ -591,9 +622,86 @@ static void op_start(evutil_socket_t fd, short what, void *arg)
     op->routed = 1;
     int fin = check_finished_locked(op);
     pthread_mutex_unlock(&c->mu);
+    op_after_check(op, fin);
+    rp_op_put(op);
+}
+
+/*
+ * The stale retry (docs/replication.md, "The fence"): a replica whose fence is above the epoch of
+ * the op's router answered CM_ERR_STALE, and the op ended without its quorum. This node's layout
+ * follower brings the newer layout (its etcd watch) and swaps the coordinator's router
+ * (rp_set_router, which returns once no op holds the old one); the op looks for that swap every
+ * RP_STALE_POLL_MS on the loop, never blocking it, moves its router use to the new generation
+ * (which lets rp_set_router return), forgets its answers and runs once more (op_start). When no
+ * newer router comes within cfg.timeout_ms of the op's start (or the coordinator closes, or a
+ * blocked waiter gave up: it reads the slots then, which must stay as they are), it finishes
+ * with what it has: no quorum, CM_ERR_UNAVAILABLE to its caller. Only once per op, and
+ * never a fixed op (a write-back or a read repair: their replicas were given).
+ */
+static void stale_finish(rp_op *op)
+{
+    pthread_mutex_lock(&op->c->mu);
+    int fin = !op->finished;
+    op->finished = 1;
+    op->stale = 0;
+    pthread_cond_broadcast(&op->cv);
+    pthread_mutex_unlock(&op->c->mu);
     if (fin)
         op_notify(op);
-    rp_op_put(op);
+    rp_op_put(op); /* the wait's reference */
+}
+
+/* Move a stale op to the current router and clear what it had (c->mu held; no call in flight:
+ * every slot ended). */
+static void stale_restart_locked(rp_op *op)
+{
+    rp *c = op->c;
+    router_unuse(c, op->rt_gen);
+    op->rt_gen = c->rt_gen;
+    router_use(c, op->rt_gen);
+    for (int i = 0; i < op->nslots; i++)
+        slot_release(&op->slot[i]);
+    memset(op->slot, 0, sizeof(op->slot));
+    op->nslots = op->nfallback = op->next_fallback = 0;
+    op->nok = op->nended = op->routed = op->next_lazy = 0;
+    op->handoff = op->need_old = 0;
+    op->need = op->need_asked;
+    op->stale = 0;
+    op->restarted = 1;
+}
+
+static void stale_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rp_op *op = arg;
+    rp *c = op->c;
+    pthread_mutex_lock(&c->mu);
+    int over =
+        op->finished || op->given_up || c->closing || rp_now_ms() - op->t0 >= c->cfg.timeout_ms;
+    int newer = !over && op->rt_gen != c->rt_gen;
+    if (newer)
+        stale_restart_locked(op);
+    pthread_mutex_unlock(&c->mu);
+    if (newer) {
+        CM_DEBUG("rp", "an op refused as stale runs again on the newer layout");
+        op_start(-1, 0, op); /* takes the wait's reference */
+        return;
+    }
+    struct timeval tv = {0, RP_STALE_POLL_MS * 1000};
+    if (over || event_base_once(c->cfg.base, -1, EV_TIMEOUT, stale_poll, op, &tv) != 0)
+        stale_finish(op);
+}
+
+static void stale_wait(rp_op *op)
+{
+    rp *c = op->c;
+    struct timeval now = {0, 0};
+    pthread_mutex_lock(&c->mu);
+    op->refs++;
+    pthread_mutex_unlock(&c->mu);
+    if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, stale_poll, op, &now) != 0)
+        stale_finish(op);
 }
 
 cm_err rp_op_start(rp_op *op)
@@ -602,6 +710,8 @@ cm_err rp_op_start(rp_op *op)
     struct timeval now = {0, 0};
     pthread_mutex_lock(&c->mu);
     op->refs++;
+    op->t0 = rp_now_ms();
+    op->need_asked = op->need;
     pthread_mutex_unlock(&c->mu);
     if (event_base_once(c->cfg.base, -1, EV_TIMEOUT, op_start, op, &now) != 0) {
         CM_LOG(CM_LOG_ERROR, "rp", "event_base_once failed");
@@ -647,6 +757,7 @@ int rp_op_wait(rp_op *op, int64_t deadline_ms)
         pthread_cond_timedwait(&op->cv, &c->mu, &ts);
     }
     int fin = op->finished;
+    op->given_up = !fin; /* its caller reads the slots now: a stale op must not run again */
     pthread_mutex_unlock(&c->mu);
     return fin;
 }

@@ -302,10 +302,10 @@ static cm_err run(rp_replica *r, const rp_part *pt, const call *c, rp_done done,
         return CM_ERR_NOMEM;
     p->done = done;
     p->arg = arg;
-    if (ft.down || ft.hang_ms > 0) {
-        p->res.err = ft.down ? CM_ERR_UNAVAILABLE : CM_ERR_TIMEOUT;
+    if (ft.down || ft.stale || ft.hang_ms > 0) {
+        p->res.err = ft.down ? CM_ERR_UNAVAILABLE : ft.stale ? CM_ERR_STALE : CM_ERR_TIMEOUT;
         p->res.message = "fault injected";
-        return post(f, p, ft.down ? ft.delay_ms : ft.hang_ms);
+        return post(f, p, ft.down || ft.stale ? ft.delay_ms : ft.hang_ms);
     }
     switch (c->kind) {
     case K_GET:

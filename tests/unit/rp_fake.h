@@ -30,6 +30,7 @@ typedef struct {
     int hang_ms;   /* > 0: calls do nothing and complete with CM_ERR_TIMEOUT after hang_ms */
     int delay_ms;  /* completions come this late */
     int lose_puts; /* puts answer applied without storing (a replica that lies) */
+    int stale;     /* calls complete with CM_ERR_STALE (a node on a newer layout than the caller) */
 } fake_faults;
 void fake_set_faults(fake *f, const fake_faults *ft);
 

@@ -11,9 +11,11 @@
  * and says when nothing is left behind (res.complete); once the partition settled (route_prev
  * answers 0) it asks the three new homes only.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cu_main.h"
 #include "rp_env.h"
@@ -183,11 +185,123 @@ static void test_settle(void)
     env_down();
 }
 
+/* ---- the stale retry (docs/replication.md, "The fence") ---- */
+
+typedef struct {
+    rp *c;
+    struct rp_router *rt;
+    int after_ms;
+    pthread_t th;
+} swap_job;
+
+/* The layout follower of a node late to a new layout: it swaps the router after_ms. */
+static void *swap_main(void *arg)
+{
+    swap_job *j = arg;
+    struct timespec ts = {0, (long)j->after_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    rp_set_router(j->c, j->rt); /* returns once the refused op moved to the new router */
+    return NULL;
+}
+
+static void stale_set(int from, int to, int on)
+{
+    for (int i = from; i < to; i++) {
+        fake_faults ft = {0};
+        ft.stale = on;
+        fake_set_faults(E.f[i], &ft);
+    }
+}
+
+static int holders(int from, int to, const char *key, const char *etag)
+{
+    md_object keep = {0};
+    int n = 0;
+    for (int i = from; i < to; i++)
+        n += strcmp(stored(i, key, &keep), etag) == 0;
+    md_object_release(&keep);
+    return n;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    cm_err err;
+} async_wait;
+
+static void aput_done(void *arg, cm_err err)
+{
+    async_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1, w->err = err;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* A coordinator on layout 5 (homes f0, f1, f2) whose replicas moved to layout 6 (homes f3, f4,
+ * f5; the old homes refuse it as stale) ends OK once its node adopts 6, not 503: the blocking
+ * put and the loop's asynchronous put alike, each within the op's timeout. */
+static void test_stale_retry(void)
+{
+    env_up(1, 2000, RP_STRONG);
+    fake *order[3] = {E.f[3], E.f[4], E.f[5]};
+    struct rp_router *rt6 = fake_router_new(order, 3);
+    stale_set(0, 3, 1);
+    swap_job j = {E.c[0], rt6, 100, 0};
+    pthread_create(&j.th, NULL, swap_main, &j);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_OK);
+    CU_ASSERT(now_ms() - t0 < 2000);
+    pthread_join(j.th, NULL);
+    CU_ASSERT(holders(3, 6, "k", "e1") >= 2); /* W of the new layout's homes */
+    CU_ASSERT_EQUAL(holders(0, 3, "k", "e1"), 0);
+
+    /* again from the loop: layout 7 is f0, f1, f2 again, and layout 6's homes refuse */
+    stale_set(0, 3, 0);
+    stale_set(3, 6, 1);
+    async_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, CM_OK};
+    md_object o = mkobj("k2", "e2");
+    j = (swap_job){E.c[0], E.rt, 100, 0};
+    pthread_create(&j.th, NULL, swap_main, &j);
+    CU_ASSERT_EQUAL_FATAL(rp_object_put_async(E.c[0], B, &o, aput_done, &w), CM_OK);
+    md_object_release(&o);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    CU_ASSERT_EQUAL(w.err, CM_OK);
+    pthread_join(j.th, NULL);
+    CU_ASSERT(holders(0, 3, "k2", "e2") >= 2);
+    stale_set(3, 6, 0);
+    coords_free();
+    fake_router_free(rt6);
+    env_down();
+}
+
+/* No newer layout within the op's timeout: the 503 stays, after the timeout and not much later. */
+static void test_stale_no_layout(void)
+{
+    env_up(1, 500, RP_STRONG);
+    stale_set(0, 3, 1);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(put(0, "k", "e1", NULL), CM_ERR_UNAVAILABLE);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT(took >= 400 && took < 1500);
+    md_object o;
+    CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    stale_set(0, 3, 0);
+    coords_free();
+    env_down();
+}
+
 void cu_register(void)
 {
     static const cu_test handoff[] = {{"stale_read", test_stale_read},
                                       {"write_both", test_write_both},
                                       {"settle", test_settle},
+                                      {"stale_retry", test_stale_retry},
+                                      {"stale_no_layout", test_stale_no_layout},
                                       {NULL, NULL}};
     cu_add_suite("repl_handoff", handoff);
 }
