@@ -614,7 +614,7 @@ cm_err rp_upload_claim(rp *c, const char *bucket, const char *key, const char *u
                        const md_part *kept, const uint64_t *kept_ids, size_t nkept)
 {
     uint64_t mine = claim_digest(kept, kept_ids, nkept), digest;
-    int64_t at;
+    int64_t at = 0; /* set by claim_parse whenever from == tag below */
     char tag[sizeof(((md_object *)0)->etag)];
     md_hlc *clk = c->cfg.clock;
     snprintf(tag, sizeof(tag), CLAIM_TAG "%016" PRIx64 "-%" PRId64, mine,
