@@ -301,6 +301,11 @@ static void test_long_keys(void)
         md_upload_list_release(&ul);
     }
     free(mk), free(mid);
+    /* a delimiter found only in upload ids and hashes (id2's zeros) rolls nothing up */
+    md_upload_query dq = {NULL, "0", NULL, NULL, 10};
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &dq, &ul), CM_OK);
+    CU_ASSERT(ul.n == 3 && ul.nprefixes == 0);
+    md_upload_list_release(&ul);
     md_upload_query after = {NULL, NULL, order[0], NULL, 10}; /* after every upload of a key */
     CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &after, &ul), CM_OK);
     CU_ASSERT(ul.n == 1 && strcmp(ul.uploads[0].key, order[1]) == 0);
