@@ -68,11 +68,15 @@ cm_err rp_upload_create(rp *c, const char *bucket, const md_upload *up)
     for (size_t i = 0; i < up->tmpl.nmeta; i++)
         meta[i] = up->tmpl.meta[i]; /* borrowed for the write */
     meta[up->tmpl.nmeta] = (md_meta){OWNER_META, (char *)up->owner};
+    /* only a long form's record names its key: a node from before it would hand the entry on to
+     * the object as user metadata, and has no use for a long form's upload anyway */
+    char id[MD_MPU_ID_LEN + 1];
+    int long_form = md_mpu_upload_long_id(k.key, id) == CM_OK;
     meta[up->tmpl.nmeta + 1] = (md_meta){KEY_META, up->key};
     md_object rec = up->tmpl; /* shallow: rp_object_put copies what it keeps */
     rec.key = k.key;
     rec.meta = meta;
-    rec.nmeta = up->tmpl.nmeta + 2;
+    rec.nmeta = up->tmpl.nmeta + 1 + (size_t)long_form;
     memcpy(rec.version_id, "null", 5);
     rec.mtime_ms = up->initiated_ms;
     rec.size = 0;

@@ -256,6 +256,15 @@ static void test_long_keys(void)
     CU_ASSERT_EQUAL_FATAL(up.tmpl.nmeta, 1); /* the key's entry is not the object's */
     CU_ASSERT_STRING_EQUAL(up.tmpl.meta[0].name, "color");
     md_upload_release(&up);
+    /* as stored: only the long form's record names its key (color, owner, key; color, owner) */
+    char rk[MD_MAX_KEY + 1];
+    md_object rec;
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_mpu_upload_key(i ? "a" : k1, ID, rk, sizeof(rk)), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c, B, rk, &rec), CM_OK);
+        CU_ASSERT_EQUAL(rec.nmeta, i ? 2 : 3);
+        md_object_release(&rec);
+    }
     CU_ASSERT_EQUAL(rp_part_put(E.c, B, k1, ID, &(md_part){.number = 0}), CM_ERR_INVAL);
     md_part p1 = body_of(1, 0x71), p2 = body_of(2, 0x72);
     CU_ASSERT_EQUAL(rp_part_put(E.c, B, k1, ID, &p1), CM_OK);
