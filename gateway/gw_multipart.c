@@ -158,7 +158,8 @@ static void create_done(gw_req *r)
     create_state *st = r->op;
     md_upload up = st->up;
     if (st->err != CM_OK) {
-        /* CM_ERR_INVAL on a cluster node: the key leaves no room for the upload's record key */
+        /* CM_ERR_INVAL on a cluster node: no upload record key for the key (every key up to
+         * MD_MAX_KEY has one, the long form, md_mpkey.c) */
         gw_error(r,
                  st->err == CM_ERR_NOTFOUND ? GW_NO_SUCH_BUCKET
                  : st->err == CM_ERR_INVAL  ? GW_KEY_TOO_LONG

@@ -1014,10 +1014,17 @@ uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards);
  * multipart-cluster.md): keys that start with MD_MPU_MARK, which no S3 key (UTF-8) holds, and
  * sort after every S3 key. md_shard_of places an upload's and its parts' records in the shard of
  * the object key. Upload ids are MD_MPU_ID_LEN lowercase hex digits (md_mpu_id_valid).
- *   md_mpu_upload_key:    the upload record's key (CM_ERR_INVAL: the key is too long for it,
- *                         i.e. longer than MD_MAX_KEY - 36 bytes with escapes, or a bad id);
- *   md_mpu_upload_prefix: the prefix of the upload keys of object keys starting with key_prefix;
- *   md_mpu_upload_split:  key (MD_MAX_KEY + 1 bytes) and id (MD_MPU_ID_LEN + 1) of an upload key;
+ *   md_mpu_upload_key:    the upload record's key (CM_ERR_INVAL: an empty key or a bad id); a
+ *                         key longer than MD_MAX_KEY - 36 bytes escaped has the long form FF 'u'
+ *                         esc(head) 01 03 hash 01 01 upload_id, as a version key (below);
+ *   md_mpu_upload_key_prefix: the prefix of the upload keys of key alone (either form; its
+ *                         01 01 included), out MD_MAX_KEY + 1 bytes;
+ *   md_mpu_upload_long_id: the id (MD_MPU_ID_LEN + 1) of a long-form upload key (CM_ERR_CORRUPT
+ *                         for anything else; the key is in the record, not in its key);
+ *   md_mpu_upload_prefix: the prefix of the short-form upload keys of object keys starting with
+ *                         key_prefix (a long form is in it when its head starts with key_prefix);
+ *   md_mpu_upload_split:  key (MD_MAX_KEY + 1 bytes) and id (MD_MPU_ID_LEN + 1) of a short-form
+ *                         upload key;
  *   md_mpu_prefix_split:  the key prefix of a common prefix of upload keys;
  *   md_mpu_part_prefix:   the prefix of every part key of one upload;
  *   md_mpu_part_key:      the key of one UploadPart's record (number 1..99999, id unique to it);
@@ -1031,6 +1038,8 @@ int md_mpu_id_valid(const char *upload_id);
 cm_err md_mpu_upload_key(const char *key, const char *upload_id, char *out, size_t cap);
 cm_err md_mpu_upload_prefix(const char *key_prefix, char *out, size_t cap);
 cm_err md_mpu_upload_split(const char *ukey, char *key, char *upload_id);
+cm_err md_mpu_upload_key_prefix(const char *key, char *out, size_t cap);
+cm_err md_mpu_upload_long_id(const char *ukey, char *upload_id);
 cm_err md_mpu_prefix_split(const char *uprefix, char *key_prefix);
 cm_err md_mpu_part_prefix(const char *key, const char *upload_id, char *out, size_t cap);
 cm_err md_mpu_part_key(const char *key, const char *upload_id, uint32_t number, uint64_t id,

@@ -7,6 +7,7 @@
  * be: S3 keys are UTF-8, which never holds the byte 0xFF.
  *
  *   upload  FF 'u' esc(key) 01 01 upload_id
+ *           FF 'u' esc(head) 01 03 hash 01 01 upload_id   (the long form)
  *   part    FF 'p' route upload_id 01 number 01 id
  *   version FF 'v' esc(key) 01 01 order
  *           FF 'v' esc(head) 01 03 hash 01 01 order   (the long form)
@@ -27,13 +28,16 @@
  * instead: head is its longest start that fits, hash the 64 hex digits of SHA-256(key). 01 03
  * never follows an escaped byte, so no key's versions share a prefix with another's, and the
  * long form sorts among the short ones by its head; the key itself is not in it (md_ver_split
- * refuses it), every caller names the key first. Every legal key has exactly one form.
+ * refuses it), every caller names the key first. Every legal key has exactly one form. An
+ * upload key has the same two forms (the upload id in place of the order); a long-form upload's
+ * record holds its object key in an internal metadata entry (repl/rp_upload.c KEY_META), which
+ * md_mpu_upload_long_id leaves to the caller to read.
  *
  * md_shard_of places every kind in the shard of its object key: the records of an upload live on
  * the partition homes of the object it becomes, one partition listing finds every part of an
  * upload, and a key's versions live with its record (a long-form version key by the hash in it:
- * hex digits 8..15, the bytes the shard is taken from). Every other key (a malformed reserved key
- * included) is placed by its own hash.
+ * hex digits 8..15, the bytes the shard is taken from; a long-form upload key alike). Every other
+ * key (a malformed reserved key included) is placed by its own hash.
  */
 #include <stdio.h>
 #include <string.h>
@@ -96,18 +100,18 @@ static int hex_u32(const uint8_t *p, uint32_t *out)
     return 0;
 }
 
-/* The long form's FF 'v' esc(head) 01 03 hash 01 01 for key (VER_HASHED_HEAD: the room esc(head)
+/* The long form's FF kind esc(head) 01 03 hash 01 01 for key (VER_HASHED_HEAD: the room esc(head)
  * has): head the longest start of key whose escaped form fits, hash the 64 hex digits of
  * SHA-256(key). */
 #define VER_HASH_HEX 64
 #define VER_HASHED_HEAD (MD_MAX_KEY - 2 - 2 - VER_HASH_HEX - 2 - MD_MPU_ID_LEN)
-static cm_err hashed_prefix(const char *key, char *out)
+static cm_err hashed_prefix(char kind, const char *key, char *out)
 {
     uint8_t d[32];
     size_t n = 2, kl = strlen(key);
     if (kl > MD_MAX_KEY || cm_ck_digest(CM_CK_SHA256, (const uint8_t *)key, kl, d) != CM_OK)
         return CM_ERR_INVAL;
-    out[0] = (char)MD_MPU_MARK, out[1] = 'v';
+    out[0] = (char)MD_MPU_MARK, out[1] = kind;
     for (size_t i = 0; i < kl && n + (key[i] == 0x01 ? 2 : 1) <= 2 + VER_HASHED_HEAD; i++) {
         out[n++] = key[i];
         if (key[i] == 0x01)
@@ -121,8 +125,9 @@ static cm_err hashed_prefix(const char *key, char *out)
     return CM_OK;
 }
 
-/* The route of a long-form version key (the shard bytes of its hash), or -1 when k is not one. */
-static int hashed_route(const uint8_t *k, size_t kl, uint32_t *route)
+/* The route of a long-form key (the shard bytes of its hash), or -1 when k is not one; *id (may
+ * be NULL) gets the offset of what follows the hash's 01 01. */
+static int hashed_route(const uint8_t *k, size_t kl, uint32_t *route, size_t *id)
 {
     for (size_t i = 2; i + 1 < kl; i++) {
         if (k[i] != 0x01)
@@ -136,6 +141,8 @@ static int hashed_route(const uint8_t *k, size_t kl, uint32_t *route)
         const uint8_t *h = k + i + 2;
         if (h[VER_HASH_HEX] != 0x01 || h[VER_HASH_HEX + 1] != 0x01)
             return -1;
+        if (id)
+            *id = (size_t)(h - k) + VER_HASH_HEX + 2;
         return hex_u32(h + 8, route); /* hex digits 8..15: bytes 4..7, as key_hash */
     }
     return -1;
@@ -152,7 +159,8 @@ uint32_t md_shard_of(const uint8_t *key, size_t klen, uint32_t nshards)
             return key_hash((const uint8_t *)obj, n) % nshards;
     }
     uint32_t route;
-    if (klen > 2 && key[0] == MD_MPU_MARK && key[1] == 'v' && hashed_route(key, klen, &route) == 0)
+    if (klen > 2 && key[0] == MD_MPU_MARK && (key[1] == 'u' || key[1] == 'v') &&
+        hashed_route(key, klen, &route, NULL) == 0)
         return route % nshards;
     if (klen >= 2 + ROUTE_HEX && key[0] == MD_MPU_MARK && key[1] == 'p' &&
         hex_u32(key + 2, &route) == 0)
@@ -197,22 +205,27 @@ static cm_err kind_prefix(char kind, const char *key_prefix, char *out, size_t c
     return CM_OK;
 }
 
-/* FF kind esc(key) 01 01 id, id MD_MPU_ID_LEN lowercase hex digits. */
+/* FF kind esc(key) 01 01, or the long form when that leaves no room for an id. */
+static cm_err key_prefix(char kind, const char *key, char *out, size_t cap)
+{
+    if (!*key || cap < MD_MAX_KEY + 1)
+        return CM_ERR_INVAL;
+    if (kind_prefix(kind, key, out, cap) == CM_OK) {
+        size_t n = strlen(out);
+        if (n + 2 + MD_MPU_ID_LEN <= MD_MAX_KEY) {
+            out[n++] = 0x01, out[n++] = 0x01, out[n] = 0;
+            return CM_OK;
+        }
+    }
+    return hashed_prefix(kind, key, out);
+}
+
+/* key_prefix(kind, key) id, id MD_MPU_ID_LEN lowercase hex digits: every key has room. */
 static cm_err kind_key(char kind, const char *key, const char *id, char *out, size_t cap)
 {
-    if (!*key || !md_mpu_id_valid(id))
+    if (!*key || !md_mpu_id_valid(id) || key_prefix(kind, key, out, cap) != CM_OK)
         return CM_ERR_INVAL;
-    /* a version key has room for every key (its long form); an upload key has not */
-    cm_err e = kind == 'v' ? md_ver_key_prefix(key, out, cap) : kind_prefix(kind, key, out, cap);
-    if (e != CM_OK)
-        return CM_ERR_INVAL;
-    size_t n = strlen(out);
-    if (kind != 'v') {
-        if (n + 2 + MD_MPU_ID_LEN > MD_MAX_KEY)
-            return CM_ERR_INVAL;
-        out[n++] = 0x01, out[n++] = 0x01;
-    }
-    memcpy(out + n, id, MD_MPU_ID_LEN + 1);
+    memcpy(out + strlen(out), id, MD_MPU_ID_LEN + 1);
     return CM_OK;
 }
 
@@ -242,6 +255,23 @@ cm_err md_mpu_upload_split(const char *ukey, char *key, char *upload_id)
     return kind_split('u', ukey, key, upload_id);
 }
 
+cm_err md_mpu_upload_key_prefix(const char *key, char *out, size_t cap)
+{
+    return key_prefix('u', key, out, cap);
+}
+
+cm_err md_mpu_upload_long_id(const char *ukey, char *upload_id)
+{
+    uint32_t route;
+    size_t id, kl = strlen(ukey);
+    if (kl < 2 || (uint8_t)ukey[0] != MD_MPU_MARK || ukey[1] != 'u' ||
+        hashed_route((const uint8_t *)ukey, kl, &route, &id) != 0 || kl != id + MD_MPU_ID_LEN ||
+        !md_mpu_id_valid(ukey + id))
+        return CM_ERR_CORRUPT;
+    memcpy(upload_id, ukey + id, MD_MPU_ID_LEN + 1);
+    return CM_OK;
+}
+
 cm_err md_ver_prefix(const char *key_prefix, char *out, size_t cap)
 {
     return kind_prefix('v', key_prefix, out, cap);
@@ -254,16 +284,7 @@ cm_err md_ver_key(const char *key, const char *order, char *out, size_t cap)
 
 cm_err md_ver_key_prefix(const char *key, char *out, size_t cap)
 {
-    if (!*key || cap < MD_MAX_KEY + 1)
-        return CM_ERR_INVAL;
-    if (kind_prefix('v', key, out, cap) == CM_OK) {
-        size_t n = strlen(out);
-        if (n + 2 + MD_MPU_ID_LEN <= MD_MAX_KEY) {
-            out[n++] = 0x01, out[n++] = 0x01, out[n] = 0;
-            return CM_OK;
-        }
-    }
-    return hashed_prefix(key, out);
+    return key_prefix('v', key, out, cap);
 }
 
 cm_err md_ver_null_key(const md_object *plain, char *out, size_t cap)

@@ -237,13 +237,25 @@ static cm_err skip_prefix(lister *l, const char *cp, size_t len)
     return e;
 }
 
+/* Where the escaped object key of a reserved key ends (its 01 01 or 01 03, md_mpkey.c). */
+static size_t reserved_key_end(const char *key)
+{
+    size_t i = 2, n = strlen(key);
+    for (; i + 1 < n && !(key[i] == 0x01 && key[i + 1] != 0x02); i += key[i] == 0x01 ? 2 : 1)
+        ;
+    return i < n ? i : n;
+}
+
+/* The length of key's common prefix, 0 when it has none. In a reserved listing only the escaped
+ * object key counts: a delimiter found in an upload id or a long form's hash is not the key's. */
 static size_t rollup(const lister *l, const char *key)
 {
     size_t plen = strlen(l->prefix);
     if (!l->delim || !*l->delim)
         return 0;
     const char *d = strstr(key + plen, l->delim);
-    return d ? (size_t)(d - key) + strlen(l->delim) : 0;
+    size_t cp = d ? (size_t)(d - key) + strlen(l->delim) : 0;
+    return l->reserved && cp > reserved_key_end(key) ? 0 : cp;
 }
 
 static cm_err add_entry(md_list_result *out, size_t *cap, char *key, int is_prefix, md_object *obj)

@@ -32,6 +32,8 @@
 /* A claimed upload record's sightings of its claim by Aborts ("The claim" below). */
 #define SEEN_META "\x01seen"
 #define SEEN_MAX 8 /* node clock epochs remembered per claim */
+/* The object key in an upload record: a long-form record key (md_mpkey.c) does not hold it. */
+#define KEY_META "\x01key"
 
 /* Remove rec's metadata entry name, its value copied to out (cap bytes; out may be NULL). */
 static void meta_take(md_object *rec, const char *name, char *out, size_t cap)
@@ -60,16 +62,21 @@ cm_err rp_upload_create(rp *c, const char *bucket, const md_upload *up)
     cm_err e = md_mpu_upload_key(up->key, up->upload_id, k.key, sizeof(k.key));
     if (e != CM_OK)
         return e;
-    md_meta *meta = calloc(up->tmpl.nmeta + 1, sizeof(*meta));
+    md_meta *meta = calloc(up->tmpl.nmeta + 2, sizeof(*meta));
     if (!meta)
         return CM_ERR_NOMEM;
     for (size_t i = 0; i < up->tmpl.nmeta; i++)
         meta[i] = up->tmpl.meta[i]; /* borrowed for the write */
     meta[up->tmpl.nmeta] = (md_meta){OWNER_META, (char *)up->owner};
+    /* only a long form's record names its key: a node from before it would hand the entry on to
+     * the object as user metadata, and has no use for a long form's upload anyway */
+    char id[MD_MPU_ID_LEN + 1];
+    int long_form = md_mpu_upload_long_id(k.key, id) == CM_OK;
+    meta[up->tmpl.nmeta + 1] = (md_meta){KEY_META, up->key};
     md_object rec = up->tmpl; /* shallow: rp_object_put copies what it keeps */
     rec.key = k.key;
     rec.meta = meta;
-    rec.nmeta = up->tmpl.nmeta + 1;
+    rec.nmeta = up->tmpl.nmeta + 1 + (size_t)long_form;
     memcpy(rec.version_id, "null", 5);
     rec.mtime_ms = up->initiated_ms;
     rec.size = 0;
@@ -98,6 +105,7 @@ static cm_err upload_from_record(md_object *rec, const char *key, const char *up
     out->initiated_ms = rec->mtime_ms;
     meta_take(rec, OWNER_META, out->owner, sizeof(out->owner));
     meta_take(rec, SEEN_META, NULL, 0);
+    meta_take(rec, KEY_META, NULL, 0);
     free(rec->key);
     rec->key = NULL;
     memset(rec->upload_id, 0, sizeof(rec->upload_id));
@@ -765,11 +773,42 @@ cm_err rp_upload_abort(rp *c, const char *bucket, const char *key, const char *u
 
 /* ---- ListMultipartUploads ---- */
 
+/* A long-form upload entry (its key only in its record, KEY_META) appended to out: an entry
+ * ended meanwhile, or whose record names a key that is not its own, is skipped. */
+static cm_err add_long_upload(md_upload_list *out, rp *c, const char *bucket, const char *rkey,
+                              const char *id)
+{
+    char key[MD_MAX_KEY + 1] = "";
+    ukey k;
+    md_object rec;
+    cm_err e = rp_object_get(c, bucket, rkey, &rec);
+    if (e != CM_OK)
+        return e == CM_ERR_NOTFOUND ? CM_OK : e;
+    for (size_t i = 0; i < rec.nmeta; i++)
+        if (strcmp(rec.meta[i].name, KEY_META) == 0 && strlen(rec.meta[i].value) < sizeof(key))
+            snprintf(key, sizeof(key), "%s", rec.meta[i].value);
+    if (md_mpu_upload_key(key, id, k.key, sizeof(k.key)) != CM_OK || strcmp(k.key, rkey) != 0) {
+        md_object_release(&rec);
+        return CM_OK;
+    }
+    md_upload *a = realloc(out->uploads, (out->n + 1) * sizeof(*a));
+    if (!a) {
+        md_object_release(&rec);
+        return CM_ERR_NOMEM;
+    }
+    out->uploads = a;
+    e = upload_from_record(&rec, key, id, &a[out->n]);
+    out->n += e == CM_OK;
+    return e;
+}
+
 static cm_err add_upload(md_upload_list *out, rp *c, const char *bucket, md_list_entry *en)
 {
     char key[MD_MAX_KEY + 1], id[MD_MPU_ID_LEN + 1];
     if (md_mpu_upload_split(en->key, key, id) != CM_OK)
-        return CM_OK; /* not an upload record: skipped */
+        return md_mpu_upload_long_id(en->key, id) == CM_OK
+                   ? add_long_upload(out, c, bucket, en->key, id)
+                   : CM_OK; /* not an upload record: skipped */
     md_upload *a = realloc(out->uploads, (out->n + 1) * sizeof(*a));
     if (!a)
         return CM_ERR_NOMEM;
@@ -805,12 +844,26 @@ static cm_err add_prefix(md_upload_list *out, const char *uprefix)
     return CM_OK;
 }
 
-/* next_key_marker / next_upload_id_marker: the last entry of the page. */
-static cm_err set_next(md_upload_list *out, const md_list_entry *last)
+/* next_key_marker / next_upload_id_marker: the last entry of the page that names a key (a
+ * long-form upload's key is the one add_long_upload read; one ended meanwhile names none, and the
+ * next page lists after the entry before it, where that upload is gone). */
+static cm_err set_next(md_upload_list *out, const md_list_entry *entries, size_t n)
 {
     char key[MD_MAX_KEY + 1], id[MD_MPU_ID_LEN + 1];
-    int up = !last->is_prefix && md_mpu_upload_split(last->key, key, id) == CM_OK;
-    if (!up && md_mpu_prefix_split(last->key, key) != CM_OK)
+    int up = 0, found = 0;
+    for (size_t i = n; !found && i-- > 0;) {
+        const md_list_entry *en = &entries[i];
+        up = !en->is_prefix && md_mpu_upload_split(en->key, key, id) == CM_OK;
+        found = up || (en->is_prefix && md_mpu_prefix_split(en->key, key) == CM_OK);
+        if (found || en->is_prefix || md_mpu_upload_long_id(en->key, id) != CM_OK)
+            continue;
+        for (size_t j = out->n; !found && j-- > 0;)
+            if (strcmp(out->uploads[j].upload_id, id) == 0) {
+                snprintf(key, sizeof(key), "%s", out->uploads[j].key);
+                found = up = 1;
+            }
+    }
+    if (!found)
         return CM_OK;
     out->next_key_marker = strdup(key);
     out->next_upload_id_marker = up ? strdup(id) : NULL;
@@ -827,10 +880,9 @@ cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_up
     md_list_query lq = {.prefix = prefix, .delimiter = q->delimiter, .max_keys = q->max_uploads};
     if (q->key_marker && *q->key_marker) {
         /* After every upload of the marker's key, or after its upload id marker. */
-        if (md_mpu_upload_prefix(q->key_marker, after, MD_MAX_KEY + 1) != CM_OK)
+        if (md_mpu_upload_key_prefix(q->key_marker, after, MD_MAX_KEY + 1) != CM_OK)
             return CM_OK;
         size_t n = strlen(after);
-        after[n++] = 0x01, after[n++] = 0x01;
         if (q->upload_id_marker && md_mpu_id_valid(q->upload_id_marker))
             memcpy(after + n, q->upload_id_marker, MD_MPU_ID_LEN + 1);
         else
@@ -845,7 +897,7 @@ cm_err rp_upload_list(rp *c, const char *bucket, const md_upload_query *q, md_up
                                      : add_upload(out, c, bucket, &res.entries[i]);
     out->truncated = res.truncated;
     if (e == CM_OK && res.truncated && res.n)
-        e = set_next(out, &res.entries[res.n - 1]);
+        e = set_next(out, res.entries, res.n);
     md_list_result_release(&res);
     if (e != CM_OK)
         md_upload_list_release(out);

@@ -12,6 +12,10 @@ message at the first check that fails; prints one line per check that passed.
   complete ENDPOINTS STATE NODE              Complete via node index NODE
   verify   ENDPOINTS STATE NODES             GET via each node index in NODES (comma list):
                                              byte-exact; ListObjects shows only real keys
+  longkey  ENDPOINTS STATE                   two 1,024-byte keys sharing their first 1,000 bytes:
+                                             one Created via n1, a part via n2, listed via n3,
+                                             ListParts via n4, Complete via n5, GET via n6, and
+                                             deleted; the other Created via n3, Aborted via n4
   rb       ENDPOINTS STATE                   an upload left open, objects deleted, DeleteBucket
                                              via n5; made again, it lists no old upload or key
   abort    ENDPOINTS STATE                   Create via n3, a part via n4, Abort via n5;
@@ -169,6 +173,41 @@ def main():
         if any(x["UploadId"] == u for x in ups):
             fail("ListMultipartUploads through n4 after Abort: %r" % ups)
         ok("after Abort: NoSuchUpload through n6, not listed through n4")
+    elif phase == "longkey":
+        b, base = st["bucket"], "long/" + "a" * 995
+        k1, k2 = base + "1" * 24, base + "2" * 24
+        u1 = c[0].create_multipart_upload(Bucket=b, Key=k1)["UploadId"]
+        u2 = c[2].create_multipart_upload(Bucket=b, Key=k2)["UploadId"]
+        data = body("long", 300 * 1024)
+        etag = c[1].upload_part(Bucket=b, Key=k1, UploadId=u1, PartNumber=1, Body=data)["ETag"]
+        ok("two 1,024-byte keys: Create through n1 and n3, UploadPart through n2")
+        ups = c[2].list_multipart_uploads(Bucket=b, Prefix="long/").get("Uploads", [])
+        if sorted((x["Key"], x["UploadId"]) for x in ups) != sorted([(k1, u1), (k2, u2)]):
+            fail("ListMultipartUploads through n3: %r" % [(len(x["Key"]), x["UploadId"])
+                                                          for x in ups])
+        pg = c[2].list_multipart_uploads(Bucket=b, Prefix="long/", MaxUploads=1)
+        nxt = c[2].list_multipart_uploads(Bucket=b, Prefix="long/", MaxUploads=1,
+                                          KeyMarker=pg["NextKeyMarker"],
+                                          UploadIdMarker=pg["NextUploadIdMarker"])
+        got = [x["Key"] for x in pg.get("Uploads", []) + nxt.get("Uploads", [])]
+        if sorted(got) != [k1, k2] or not pg["IsTruncated"] or nxt["IsTruncated"]:
+            fail("ListMultipartUploads pages of 1 through n3: %d keys" % len(got))
+        ok("ListMultipartUploads through n3 shows both whole keys, also in pages of 1")
+        parts = c[3].list_parts(Bucket=b, Key=k1, UploadId=u1).get("Parts", [])
+        if [(x["PartNumber"], x["ETag"]) for x in parts] != [(1, etag)]:
+            fail("ListParts through n4: %r" % parts)
+        c[4].complete_multipart_upload(Bucket=b, Key=k1, UploadId=u1, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": etag}]})
+        if get_body(c[5], b, k1, 5) != data:
+            fail("GET of the 1,024-byte key through n6: not the part's bytes")
+        ok("ListParts through n4, Complete through n5, GET through n6 byte-exact")
+        c[3].abort_multipart_upload(Bucket=b, Key=k2, UploadId=u2)
+        ups = c[5].list_multipart_uploads(Bucket=b, Prefix="long/").get("Uploads", [])
+        code = err_code(lambda: c[0].list_parts(Bucket=b, Key=k2, UploadId=u2))
+        if ups or code != "NoSuchUpload":
+            fail("after Complete and Abort: %d uploads listed, ListParts %r" % (len(ups), code))
+        c[4].delete_object(Bucket=b, Key=k1)
+        ok("Abort through n4: no upload of either key left; the object deleted")
     elif phase == "rb":
         b = st["bucket"]
         u = c[2].create_multipart_upload(Bucket=b, Key="left/open")["UploadId"]

@@ -10,7 +10,8 @@
 # the real keys. Abort works through another node than Create, after which the upload is gone
 # everywhere. The killed nodes come back and read the object too. Last, DeleteBucket with an
 # upload still open (S3 drops it with the bucket): the bucket made again lists no old upload or
-# key. About 20 s.
+# key. Before that, two 1,024-byte keys sharing their first 1,000 bytes (long-form upload keys):
+# one Created, listed, Completed and read through different nodes, the other Aborted. About 20 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
@@ -38,6 +39,7 @@ h_run "local-cluster.sh start n1" lc start n1
 h_run "local-cluster.sh start n2" lc start n2
 lc_track
 step "reads through n1 and n2 once back" verify "$EPS" "$ST" 0,1
+step "1,024-byte keys through the nodes" longkey "$EPS" "$ST"
 step "DeleteBucket drops an open upload" rb "$EPS" "$ST"
 
 h_run "local-cluster.sh stop" lc stop

@@ -205,13 +205,153 @@ static void test_keys(void)
     memset(longkey, 'x', MD_MAX_KEY - 36);
     longkey[MD_MAX_KEY - 36] = 0;
     CU_ASSERT_EQUAL(md_mpu_upload_key(longkey, ID, k, sizeof(k)), CM_OK);
+    CU_ASSERT_EQUAL(md_mpu_upload_long_id(k, id), CM_ERR_CORRUPT); /* the short form */
+    /* one byte more: the long form, its key not in it, in its object key's shard */
     longkey[MD_MAX_KEY - 36] = 'x', longkey[MD_MAX_KEY - 35] = 0;
-    CU_ASSERT_EQUAL(md_mpu_upload_key(longkey, ID, k, sizeof(k)), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL_FATAL(md_mpu_upload_key(longkey, ID, k, sizeof(k)), CM_OK);
+    CU_ASSERT(strlen(k) <= MD_MAX_KEY);
+    CU_ASSERT_EQUAL(md_mpu_upload_split(k, back, id), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(md_mpu_upload_long_id(k, id), CM_OK);
+    CU_ASSERT_STRING_EQUAL(id, ID);
+    CU_ASSERT_EQUAL(md_mpu_upload_key_prefix(longkey, pre, sizeof(pre)), CM_ERR_INVAL); /* cap */
+    char kp[MD_MAX_KEY + 1];
+    CU_ASSERT_EQUAL(md_mpu_upload_key_prefix(longkey, kp, sizeof(kp)), CM_OK);
+    CU_ASSERT(strncmp(k, kp, strlen(kp)) == 0 && strlen(k) == strlen(kp) + MD_MPU_ID_LEN);
+    for (uint32_t ns = 1; ns <= 256; ns *= 4)
+        CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)k, strlen(k), ns),
+                        md_shard_of((const uint8_t *)longkey, strlen(longkey), ns));
+    /* 1,024 bytes, 01 bytes included (escaped): still a key of its own */
+    memset(longkey, 0x01, MD_MAX_KEY);
+    longkey[MD_MAX_KEY] = 0;
+    CU_ASSERT_EQUAL(md_mpu_upload_key(longkey, ID, k, sizeof(k)), CM_OK);
+    CU_ASSERT(strlen(k) <= MD_MAX_KEY && md_mpu_upload_long_id(k, id) == CM_OK);
     free(longkey);
     CU_ASSERT_EQUAL(md_mpu_upload_key("", ID, k, sizeof(k)), CM_ERR_INVAL);
     CU_ASSERT_EQUAL(md_mpu_upload_split("plain", back, id), CM_ERR_CORRUPT);
     CU_ASSERT_EQUAL(md_mpu_upload_split("\xffua\x01\x01short", back, id), CM_ERR_CORRUPT);
     CU_ASSERT_EQUAL(md_mpu_upload_split("\xffua\x01\x03" ID, back, id), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(md_mpu_upload_long_id("\xffua\x01\x03" ID, id), CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(md_mpu_upload_long_id("\xffva\x01\x01" ID, id), CM_ERR_CORRUPT);
+}
+
+/* Two 1,024-byte keys that share their first 1,000 bytes (long-form upload keys) and a short
+ * one: create, parts, get, list (whole and in pages of 1, markers the long keys), claim and end
+ * one, abort the other. */
+static void test_long_keys(void)
+{
+    char *k1 = malloc(MD_MAX_KEY + 1), *k2 = malloc(MD_MAX_KEY + 1);
+    static const char id2[] = "00000000000000000000000000000002";
+    memset(k1, 'q', MD_MAX_KEY);
+    k1[MD_MAX_KEY] = 0;
+    memcpy(k2, k1, MD_MAX_KEY + 1);
+    memset(k2 + 1000, 'r', MD_MAX_KEY - 1000);
+    env_up();
+    CU_ASSERT_EQUAL_FATAL(create(k1, ID, "alice"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(create(k2, id2, "bob"), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(create("a", ID, "carol"), CM_OK);
+    md_upload up;
+    CU_ASSERT_EQUAL(rp_upload_get(E.c, B, k2, ID, &up), CM_ERR_NOTFOUND); /* not k1's upload */
+    CU_ASSERT_EQUAL_FATAL(rp_upload_get(E.c, B, k1, ID, &up), CM_OK);
+    CU_ASSERT(strcmp(up.key, k1) == 0 && strcmp(up.owner, "alice") == 0);
+    CU_ASSERT_EQUAL_FATAL(up.tmpl.nmeta, 1); /* the key's entry is not the object's */
+    CU_ASSERT_STRING_EQUAL(up.tmpl.meta[0].name, "color");
+    md_upload_release(&up);
+    /* as stored: only the long form's record names its key (color, owner, key; color, owner) */
+    char rk[MD_MAX_KEY + 1];
+    md_object rec;
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(md_mpu_upload_key(i ? "a" : k1, ID, rk, sizeof(rk)), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(rp_object_get(E.c, B, rk, &rec), CM_OK);
+        CU_ASSERT_EQUAL(rec.nmeta, i ? 2 : 3);
+        md_object_release(&rec);
+    }
+    CU_ASSERT_EQUAL(rp_part_put(E.c, B, k1, ID, &(md_part){.number = 0}), CM_ERR_INVAL);
+    md_part p1 = body_of(1, 0x71), p2 = body_of(2, 0x72);
+    CU_ASSERT_EQUAL(rp_part_put(E.c, B, k1, ID, &p1), CM_OK);
+    CU_ASSERT_EQUAL(rp_part_put(E.c, B, k1, ID, &p2), CM_OK);
+    CU_ASSERT_EQUAL(rp_part_put(E.c, B, k2, ID, &p1), CM_ERR_NOTFOUND);
+    md_part *parts = NULL;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int trunc = 0;
+    CU_ASSERT_EQUAL_FATAL(rp_part_list(E.c, B, k1, ID, 0, 100, &parts, &n, &trunc, &ids), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+
+    /* the listing: "a", then the two long keys (one head: ordered by their hashes) */
+    md_upload_list ul;
+    md_upload_query uq = {NULL, NULL, NULL, NULL, 10};
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ul.n, 3);
+    CU_ASSERT_STRING_EQUAL(ul.uploads[0].key, "a");
+    int first1 = strcmp(ul.uploads[1].key, k1) == 0;
+    CU_ASSERT_STRING_EQUAL(ul.uploads[first1 ? 1 : 2].key, k1);
+    CU_ASSERT_STRING_EQUAL(ul.uploads[first1 ? 2 : 1].key, k2);
+    CU_ASSERT_STRING_EQUAL(ul.uploads[first1 ? 2 : 1].owner, "bob");
+    CU_ASSERT_EQUAL(ul.uploads[first1 ? 2 : 1].tmpl.nmeta, 1);
+    md_upload_list_release(&ul);
+    md_upload_query pq = {"qqq", NULL, NULL, NULL, 1}; /* a prefix of both heads */
+    const char *order[3] = {first1 ? k1 : k2, first1 ? k2 : k1, NULL};
+    char *mk = NULL, *mid = NULL;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &pq, &ul), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(ul.n, order[i] ? 1 : 0);
+        if (order[i])
+            CU_ASSERT_STRING_EQUAL(ul.uploads[0].key, order[i]);
+        CU_ASSERT_EQUAL(ul.truncated, i == 0);
+        free(mk), free(mid);
+        mk = mid = NULL;
+        if (i == 0) {
+            CU_ASSERT_STRING_EQUAL_FATAL(ul.next_key_marker, order[0]);
+            mk = strdup(ul.next_key_marker), mid = strdup(ul.next_upload_id_marker);
+        } else if (order[i]) { /* the last page is not truncated: the caller's marker */
+            mk = strdup(ul.uploads[0].key), mid = strdup(ul.uploads[0].upload_id);
+        }
+        pq.key_marker = mk, pq.upload_id_marker = mid;
+        md_upload_list_release(&ul);
+    }
+    free(mk), free(mid);
+    /* a delimiter found only in upload ids and hashes (id2's zeros) rolls nothing up */
+    md_upload_query dq = {NULL, "0", NULL, NULL, 10};
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &dq, &ul), CM_OK);
+    CU_ASSERT(ul.n == 3 && ul.nprefixes == 0);
+    md_upload_list_release(&ul);
+    md_upload_query after = {NULL, NULL, order[0], NULL, 10}; /* after every upload of a key */
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &after, &ul), CM_OK);
+    CU_ASSERT(ul.n == 1 && strcmp(ul.uploads[0].key, order[1]) == 0);
+    md_upload_list_release(&ul);
+
+    /* Complete of k1 (claim, then end keeping part 2), Abort of k2 */
+    md_part kept[1];
+    CU_ASSERT_EQUAL_FATAL(rp_part_fetch(E.c, B, k1, ID, 2, ids[1], &kept[0]), CM_OK);
+    CU_ASSERT_EQUAL(kept[0].layout.blob[0], 0x72);
+    CU_ASSERT_EQUAL(rp_upload_claim(E.c, B, k1, ID, kept, &ids[1], 1), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, k1, ID), CM_ERR_NOTFOUND); /* claimed */
+    CU_ASSERT_EQUAL(rp_upload_end(E.c, B, k1, ID, kept, &ids[1], 1), CM_OK);
+    md_part_release(&kept[0]);
+    md_parts_free(parts, n);
+    free(ids);
+    CU_ASSERT_EQUAL(rp_upload_get(E.c, B, k1, ID, &up), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, k2, id2), CM_OK);
+    CU_ASSERT_EQUAL(rp_upload_abort(E.c, B, k2, id2), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT(ul.n == 1 && strcmp(ul.uploads[0].key, "a") == 0);
+    md_upload_list_release(&ul);
+    CU_ASSERT_EQUAL(create(k2, ID, "bob"), CM_OK); /* DeleteBucket's sweep finds long keys */
+    CU_ASSERT_EQUAL(rp_upload_abort_all(E.c, B), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_upload_list(E.c, B, &uq, &ul), CM_OK);
+    CU_ASSERT_EQUAL(ul.n, 0);
+    md_upload_list_release(&ul);
+    coord_free();
+    int has;
+    for (int i = 0; i < NF; i++) { /* part 1's body is garbage everywhere, the kept 2's not */
+        garbage(i, 0x71, &has);
+        CU_ASSERT_EQUAL(has, 1);
+        garbage(i, 0x72, &has);
+        CU_ASSERT_EQUAL(has, 0);
+    }
+    env_down();
+    free(k1);
+    free(k2);
 }
 
 /* ---- an upload's life ---- */
@@ -811,6 +951,7 @@ void cu_register(void)
                                 {"home_dies", test_home_dies},
                                 {"swap_then_home_dies", test_swap_then_home_dies},
                                 {"abort", test_abort},
+                                {"long_keys", test_long_keys},
                                 {"claims", test_claims},
                                 {"claim_clocks", test_claim_clocks},
                                 {"intents", test_intents},
