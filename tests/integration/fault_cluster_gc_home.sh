@@ -69,7 +69,17 @@ freed0=$(gc_freed)
 p3=$(awk '$1 == "n3" { print $4 }' <<<"$("$LC" status)")
 [ -n "$p3" ] || { h_bad "n3 runs" "$("$LC" status)"; h_finish; }
 kill -KILL "$p3"
-sleep 7 # its member lease (member_ttl_s = 5) lapses: the others count it dead
+# its member lease (member_ttl_s = 5) lapses: the others count it dead (polled, 15 s at most)
+for ((i = 0; i < 75; i++)); do
+    seen=0
+    for n in n1 n2 n4 n5 n6; do
+        "$CAIRN_BIN" admin status --endpoint "$(ep "$n")" 2>/dev/null | grep -q "az2: 1/2 up" &&
+            seen=$((seen + 1))
+    done
+    [ "$seen" -eq 5 ] && break
+    sleep 0.2 # polling the member lists
+done
+h_eq "the other nodes count n3 dead" 5 "$seen"
 repair_all n1 n2 n4 n5 n6
 t1=$(date +%s) # the first entries fall due GRACE s after this (their swaps ended before)
 down=$(not_whole)
