@@ -28,7 +28,8 @@
  *     period (ob_gc_run; a repair's obsolete cells are checked against the record read at
  *     quorum, gc_read), and anti-entropy
  *     of the partitions this node is the first home of, with the collection of tombstones older
- *     than tombstone_grace_ms (rp_antientropy_collect), every CLUSTER_TICK_MS, plus the RPC
+ *     than tombstone_grace_ms (rp_antientropy_collect), every maintenance_s (CLUSTER_TICK_MS by
+ *     default), plus the RPC
  *     fault rules of CAIRN_RPC_FAULTS_FILE (tests only: the file's rules, nd_faults_parse
  *     format, replace the previous ones whenever the file changes);
  *   - the repair thread (cluster_repair.c): repair passes over this node's records that bring
@@ -75,7 +76,7 @@
 #include "rp_upload.h"
 
 #define MOD "cluster"
-#define CLUSTER_TICK_MS 10000 /* maintenance period */
+#define CLUSTER_TICK_MS 10000 /* maintenance period unless [cluster] maintenance_s says */
 #define FAULTS_POLL_MS 200    /* CAIRN_RPC_FAULTS_FILE is checked this often */
 #define MD_WORKERS 16      /* local replica calls but reads and merges (hints, scans, barriers) */
 #define MD_CONNS 32        /* RPC connections per peer for record calls (one call in flight each) */
@@ -641,7 +642,8 @@ static void intents_run(cmd_cluster *c)
 static void *maint_main(void *arg)
 {
     cmd_cluster *c = arg;
-    int64_t next = cm_now_ms() + CLUSTER_TICK_MS;
+    int64_t tick = c->cfg.maint_ms > 0 ? c->cfg.maint_ms : CLUSTER_TICK_MS;
+    int64_t next = cm_now_ms() + tick;
     while (!wait_stop(c, FAULTS_POLL_MS)) {
         reload_faults(c);
         if (cm_monotonic_ms() - c->handoff_ms >= HANDOFF_RETRY_MS) {
@@ -660,7 +662,7 @@ static void *maint_main(void *arg)
         c->gc_freed += freed;
         pthread_mutex_unlock(&c->mu);
         antientropy(c);
-        next = cm_now_ms() + CLUSTER_TICK_MS;
+        next = cm_now_ms() + tick;
     }
     return NULL;
 }

@@ -140,6 +140,7 @@ typedef struct {
     gw *g;
     co_layout *layout;    /* set by cmd_cluster_run */
     int64_t gc_grace_ms;  /* replaced bodies are freed this long after (GETs elsewhere end first) */
+    int64_t maint_ms;     /* [cluster] maintenance_s: the maintenance period (0: 10 s) */
     const char *data_dir; /* the repair cursor and the disk measurement go here */
     int repair_interval_s; /* a repair pass this often (0: on events only) */
     double repair_mbps;    /* cell bytes the repair reads per second (0: unpaced) */

@@ -495,6 +495,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                                .tls = cn->rpc_tls,
                                .g = g,
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
+                               .maint_ms = (int64_t)o->maint_s * 1000,
                                .tombstone_grace_ms = (int64_t)o->tomb_grace * 1000,
                                .hints_max = (uint64_t)o->hints_max,
                                .data_dir = o->data,

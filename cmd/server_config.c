@@ -167,6 +167,8 @@ static const cm_cfg_key keys[] = {
         "lease of the member record in etcd"),
     KEY("cluster", "gc_grace_s", LONG, gc_grace, 0, 7 * DAY, NULL, "900", NULL, 0,
         "replaced bodies are freed this long after"),
+    KEY("cluster", "maintenance_s", LONG, maint_s, 1, 3600, NULL, "10", NULL, 0,
+        "seconds between maintenance ticks (garbage reclaim, intents, anti-entropy)"),
     KEY("cluster", "tombstone_grace_s", LONG, tomb_grace, 1, 3660 * DAY, NULL, "86400", NULL, 0,
         "deletions are forgotten, and undelivered hints dropped, this long after"),
     KEY("cluster", "hints_max", LONG, hints_max, 1, 1e9, NULL, "1000000", NULL, 0,

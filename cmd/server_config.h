@@ -40,6 +40,7 @@ typedef struct {
     char cluster_addr[PL_ADDR_MAX]; /* [cluster] addr: registered address; default the RPC's */
     long member_ttl;                /* [cluster] member_ttl_s */
     long gc_grace;                  /* [cluster] gc_grace_s */
+    long maint_s;                   /* [cluster] maintenance_s */
     long tomb_grace;                /* [cluster] tombstone_grace_s */
     long hints_max;                 /* [cluster] hints_max */
     long repair_interval;           /* [cluster] repair_interval_s (0 = on events only) */

@@ -29,6 +29,8 @@
 #   CAIRN_ETCD          the etcd binary (default /usr/bin/etcd); the system etcd is never used
 #   CAIRN_CLUSTER       the cluster id in etcd (default local)
 #   CAIRN_CLUSTER_GC_GRACE_S  [cluster] gc_grace_s of every node (default 900; tests shorten it)
+#                       (the nodes inherit the environment: any CAIRN_<SECTION>_<KEY> sets that
+#                       key, e.g. CAIRN_CLUSTER_MAINTENANCE_S=2 for a 2 s maintenance tick in tests)
 #   CAIRN_CLUSTER_CONF_EXTRA  text appended to every node's configuration (tests: e.g. a
 #                       [lifecycle] section with a short day_s)
 #   CAIRN_CLUSTER_RPC_HOST  the host of the node RPC addresses in the layout and the member records

@@ -2,18 +2,18 @@
 # fault_cluster_mpu_intent: an UploadPart whose node is SIGKILLed mid-body leaves cells no record
 # names; the intent its node wrote before the first cell frees them once the node is back and
 # the grace period passed (docs/multipart-cluster.md, "Reclaiming a killed UploadPart"). The
-# loopback cluster with a garbage grace of 3 s, boto3: Create through n1, part 1 through n2, an
+# loopback cluster with a garbage grace of 3 s and a maintenance tick every 2 s, boto3: Create through n1, part 1 through n2, an
 # 8 MiB part 2 through n4 sent slowly and n4 SIGKILLed under it; n4 started again; within the
 # grace, a tick and some slack its maintenance reports the intent decided "freed"
 # (intents_freed, the log) and its garbage reclaim frees the body (gc_freed); part 2 sent again
 # through n5, part 3 an UploadPartCopy through n2 (its body has an intent too) and Complete
 # through n6: the object reads back byte-exact through n3. The record
-# landing after an Abort is repl_upload/intents (unit). About 30 s.
+# landing after an Abort is repl_upload/intents (unit). About 20 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need ss
 . "$(dirname "$0")/lib_cluster.sh"
-export CAIRN_CLUSTER_GC_GRACE_S=3
+export CAIRN_CLUSTER_GC_GRACE_S=3 CAIRN_CLUSTER_MAINTENANCE_S=2
 lc_up itmpi boto3
 EPS=$(lc_endpoints)
 ST=$H_WORK/state.json
