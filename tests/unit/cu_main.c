@@ -1,12 +1,20 @@
 /*
- * cu_main.c - runs the suites registered by one test executable (CUnit basic mode).
+ * cu_main.c - runs the suites registered by one test executable (CUnit basic mode). A watchdog
+ * thread names a test that has run for WATCH_S seconds or more (again every WATCH_S), so a
+ * test that hangs until CTest's timeout kills the process says which one it was: CUnit prints
+ * nothing of a suite's tests until it ends.
  */
 #include "cu_main.h"
 
 #include <CUnit/Basic.h>
+#include <CUnit/TestRun.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#define WATCH_S 60
 
 static char tmpdir[256];
 
@@ -44,10 +52,37 @@ void cu_add_suite(const char *name, const cu_test *tests)
         CU_add_test(s, tests->name, tests->fn);
 }
 
+/* A thread, not a signal (a signal would cut the tests' sleeps short): every WATCH_S seconds,
+ * the test running now when it also ran at the previous look. It only reads CUnit's
+ * current-test pointers, which the runner sets before a test and clears after the run. */
+static void *watch(void *arg)
+{
+    CU_pTest last = NULL;
+    (void)arg;
+    for (;;) {
+        sleep(WATCH_S);
+        CU_pTest t = CU_get_current_test();
+        CU_pSuite su = CU_get_current_suite();
+        if (t && t == last)
+            fprintf(stderr, "cu_main: still running after %d+ s: %s/%s\n", WATCH_S,
+                    su ? su->pName : "?", t->pName);
+        last = t;
+    }
+    return NULL;
+}
+
+static void watch_start(void)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, watch, NULL) != 0 || pthread_detach(th) != 0)
+        fprintf(stderr, "cu_main: watchdog not started\n");
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
+    watch_start();
     cu_register();
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
