@@ -7,10 +7,10 @@
  * in the store's "lifecycle" database (md_lc_config_set, on a worker); GET answers that document
  * or 404 NoSuchLifecycleConfiguration; DELETE removes it (204, also when there was none). On a
  * cluster node the document is the bucket's member "lifecycle" of the etcd bucket document
- * (g->ns.lifecycle_set / lifecycle_get, the get from the follower's memory), and a configuration
- * with NoncurrentVersionExpiration or ExpiredObjectDeleteMarker is refused with 501 (the cluster
- * worker walks current objects only); a cluster gateway made without those namespace functions
- * (embedded in unit tests; every cairn server node has them) answers PUT with 501.
+ * (g->ns.lifecycle_set / lifecycle_get, the get from the follower's memory); every rule kind
+ * works there too (docs/lifecycle.md, "Cluster nodes"). A cluster gateway made without those
+ * namespace functions (embedded in unit tests; every cairn server node has them) answers PUT
+ * with 501.
  *
  * The worker is one thread. A pass walks the buckets that have a configuration, in name order;
  * in each, first its keys (md_list_versions pages, in key order, delete markers included), then
