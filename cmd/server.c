@@ -526,6 +526,9 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .cond_arg = cmd_cluster_cond(cn->node)};
     if (cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc) != 0) /* copies the secret */
         return -1;
+    CM_INFO(MOD, "[cluster] tls_mode %s: the node RPC dials its peers %s",
+            cmd_rpc_tls_mode_name(cn->rpc_tls_mode),
+            cn->rpc_tls_mode >= CMD_RPC_TLS_ON ? "over TLS" : "plain");
     if (!o->cluster_addr[0] && snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d",
                                         o->rpc_host, cmd_rpc_port(cn->rpc)) < 0)
         return -1;

@@ -262,6 +262,12 @@ static const char *env_get(void *arg, const char *name)
     return getenv(name);
 }
 
+const char *cmd_rpc_tls_mode_name(int mode)
+{
+    static const char *const names[] = {"auto", "off", "accept", "on", "require"};
+    return mode >= 0 && mode < (int)CM_ARRAY_LEN(names) ? names[mode] : "?";
+}
+
 /*
  * [cluster] tls_mode against the three files (ntls of them set): auto becomes require with them,
  * off without; accept, on and require need them; off with them leaves them unused (the way back
@@ -269,7 +275,6 @@ static const char *env_get(void *arg, const char *name)
  */
 static int rpc_tls_mode_check(server_opts *o, int ntls, char *msg, size_t cap)
 {
-    static const char *const names[] = {"auto", "off", "accept", "on", "require"};
     o->rpc_tls = o->rpc_tls_mode;
     if (o->rpc_tls == CMD_RPC_TLS_AUTO)
         o->rpc_tls = ntls == 3 ? CMD_RPC_TLS_REQUIRE : CMD_RPC_TLS_OFF;
@@ -277,7 +282,7 @@ static int rpc_tls_mode_check(server_opts *o, int ntls, char *msg, size_t cap)
         snprintf(msg, cap,
                  "[cluster] tls_mode = %s needs tls_ca, tls_cert and tls_key (the CA of the "
                  "nodes' RPC certificates, this node's certificate and its key)",
-                 names[o->rpc_tls_mode]);
+                 cmd_rpc_tls_mode_name(o->rpc_tls_mode));
         return -1;
     }
     return 0;

@@ -81,6 +81,8 @@ typedef struct {
     cm_cfg table; /* the table bound to this struct (cmd_server_config_load sets it) */
 } server_opts;
 
+/* A CMD_RPC_TLS_* as the word of [cluster] tls_mode ("?" for none). */
+const char *cmd_rpc_tls_mode_name(int mode);
 /* The table; *n receives its length. */
 const cm_cfg_key *cmd_server_keys(size_t *n);
 

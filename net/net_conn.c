@@ -711,6 +711,10 @@ int net_conn_shed(net_loop *loop, int take_new)
             best = rank;
         }
     }
+    if (best > 1 && net_sniff_shed(loop)) { /* silent since NET_FRESH_MS: as an idle one */
+        net_note(loop, &loop->pressure.shed);
+        return 1;
+    }
     if (!victim)
         return 0;
     CM_DEBUG("net", "peer=%s shed (%s)", victim->peer, kind[best]);

@@ -166,6 +166,9 @@ int net_tls_failure(struct bufferevent *bev, char *why, size_t cap);
 /* An admitted socket of a server that serves TLS and plain alike: wait for its first byte, then
  * net_conn_start it as what that byte says. Closes fd and gives the place back when it cannot. */
 void net_sniff_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* Close this loop's oldest socket waiting for its first byte since NET_FRESH_MS or more: 1 when
+ * one was closed (net_conn_shed, ranked with the idle connections). */
+int net_sniff_shed(net_loop *loop);
 /* Close every socket of this loop still waiting for its first byte (server stop and free). */
 void net_sniff_close_all(net_loop *loop);
 

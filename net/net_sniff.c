@@ -11,9 +11,9 @@
  *
  * A waiting socket holds its place among cfg.max_connections (taken by net_conn_accept) and is
  * closed when it sends nothing within header_timeout_ms, when the peer closes, or when the
- * server stops (net_sniff_close_all from the stop and the free). It is not a candidate for
- * net_conn_shed: it is a connection that has not had its first round trip yet, as the "new"
- * ones net_conn_shed spares last.
+ * server stops (net_sniff_close_all from the stop and the free). At cfg.max_connections,
+ * net_conn_shed closes the oldest one waiting NET_FRESH_MS or more as it would an idle
+ * connection (net_sniff_shed), so sockets that never send cannot keep the port's places.
  *
  * Threading: everything here runs on the socket's loop thread.
  */
@@ -115,6 +115,18 @@ void net_sniff_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
     if (loop->sniffs)
         loop->sniffs->prev = s;
     loop->sniffs = s;
+}
+
+int net_sniff_shed(net_loop *loop)
+{
+    net_sniff *oldest = loop->sniffs;
+    while (oldest && oldest->next) /* newest first: the oldest is the last */
+        oldest = oldest->next;
+    if (!oldest || cm_monotonic_ms() - oldest->accepted_at < NET_FRESH_MS)
+        return 0;
+    CM_DEBUG("net", "fd %d: shed before its first byte", (int)oldest->fd);
+    sniff_close(oldest);
+    return 1;
 }
 
 void net_sniff_close_all(net_loop *loop)

@@ -619,7 +619,7 @@ static net_tls *peers(const char *ca, const char *name)
 
 /* A one-loop server of the peers context server, running on *th. */
 static net_server *peers_server(net_tls *server, int plain_too, int header_timeout_ms,
-                                pthread_t *th)
+                                int max_connections, pthread_t *th)
 {
     net_config cfg;
     net_server *srv = NULL;
@@ -627,6 +627,7 @@ static net_server *peers_server(net_tls *server, int plain_too, int header_timeo
     cfg.port = 0;
     cfg.threads = 1;
     cfg.header_timeout_ms = header_timeout_ms;
+    cfg.max_connections = max_connections;
     cfg.tls = server;
     cfg.tls_plain_too = plain_too;
     CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &handler, NULL, &srv), CM_OK);
@@ -641,7 +642,7 @@ static void test_peers(void)
     make_certs();
     net_tls *server = peers("ca.pem", "one"), *node = peers("ca.pem", "two");
     net_tls *stranger = peers("ca.pem", "stranger"), *blind = peers("ca2.pem", "two");
-    net_server *srv = peers_server(server, 0, 20000, &th);
+    net_server *srv = peers_server(server, 0, 20000, 0, &th);
     int port = net_server_port(srv);
     peer_call(node, port, &p); /* a node of the cluster: served over TLS */
     CU_ASSERT_EQUAL(p.e, CM_OK);
@@ -691,8 +692,9 @@ static uint64_t open_conns(net_server *srv)
 /*
  * tls_plain_too (the node RPC's tls_mode accept and on): one port serves a node's TLS call and a
  * plain call alike, still refuses a certificate of another CA, closes a socket that sends nothing
- * at the header deadline and one that leaves before its first byte, gives every place back, and
- * stops with a socket still waiting for its first byte.
+ * at the header deadline and one that leaves before its first byte, gives every place back,
+ * stops with a socket still waiting for its first byte, and at the connection limit sheds a
+ * socket silent for a second for a new caller.
  */
 static void test_tls_and_plain(void)
 {
@@ -702,7 +704,7 @@ static void test_tls_and_plain(void)
     make_certs();
     net_tls *server = peers("ca.pem", "one"), *node = peers("ca.pem", "two");
     net_tls *stranger = peers("ca.pem", "stranger");
-    net_server *srv = peers_server(server, 1, 300, &th);
+    net_server *srv = peers_server(server, 1, 300, 0, &th);
     int port = net_server_port(srv);
     for (int i = 0; i < 2; i++) { /* each kind twice, in turn */
         peer_call(node, port, &p);
@@ -730,6 +732,19 @@ static void test_tls_and_plain(void)
     pthread_join(th, NULL);
     CU_ASSERT_EQUAL(read_to_close(fd, got, sizeof(got)), 0);
     close(fd);
+    net_server_free(srv);
+    /* at the connection limit a socket silent for NET_FRESH_MS (1 s) gives its place to a caller */
+    srv = peers_server(server, 1, 20000, 1, &th);
+    port = net_server_port(srv);
+    fd = tcp_connect(port);
+    usleep(1100 * 1000); /* past NET_FRESH_MS: the silent socket now counts as idle */
+    peer_call(NULL, port, &p);
+    CU_ASSERT_EQUAL(p.status, 200);
+    CU_ASSERT_STRING_EQUAL(p.body, "tls=0");
+    CU_ASSERT_EQUAL(read_to_close(fd, got, sizeof(got)), 0); /* shed: closed long before 20 s */
+    close(fd);
+    net_server_stop(srv, 1000);
+    pthread_join(th, NULL);
     net_server_free(srv);
     net_tls_free(server);
     net_tls_free(node);
