@@ -100,6 +100,7 @@ typedef struct {
     size_t secret_len;
     /* [cluster] tls_*: the RPC over TLS, peers' certificates required (borrowed); NULL = plain */
     struct net_tls *tls;
+    int tls_plain_too;       /* with tls: plain callers too ([cluster] tls_mode accept or on) */
     int threads;             /* event loops; 0 = number of cores */
     md_store *md;            /* metadata partitions served to the coordinators of other nodes */
     md_hlc *clock;           /* this node's clock (cmd_cluster_clock) */

@@ -358,7 +358,8 @@ typedef struct {
     cmd_cluster *node; /* the clock, cluster-mode data, replicated records (cluster.c) */
     char *secret;      /* the cluster secret, wiped and freed at the end */
     size_t secret_len;
-    net_tls *rpc_tls;          /* [cluster] tls_*: the node RPC's TLS, both ways; NULL = plain */
+    net_tls *rpc_tls;          /* [cluster] tls_*: the node RPC's TLS; NULL = plain */
+    int rpc_tls_mode;          /* [cluster] tls_mode in effect (CMD_RPC_TLS_OFF..REQUIRE) */
     char s3[PL_ADDR_MAX + 16]; /* the S3 endpoint registered in the member record */
 } cluster_view;
 
@@ -492,7 +493,8 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
     cmd_cluster_config ncfg = {.node_id = o->node_id,
                                .secret = (const uint8_t *)secret,
                                .secret_len = secret_len,
-                               .tls = cn->rpc_tls,
+                               /* dials TLS from on: a node on accept still takes plain */
+                               .tls = cn->rpc_tls_mode >= CMD_RPC_TLS_ON ? cn->rpc_tls : NULL,
                                .g = g,
                                .gc_grace_ms = (int64_t)o->gc_grace * 1000,
                                .maint_ms = (int64_t)o->maint_s * 1000,
@@ -514,6 +516,8 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .secret = (const uint8_t *)secret,
                          .secret_len = secret_len,
                          .tls = cn->rpc_tls,
+                         /* plain callers too until require: their nodes still dial plain */
+                         .tls_plain_too = cn->rpc_tls_mode != CMD_RPC_TLS_REQUIRE,
                          .threads = o->net.threads,
                          .md = gw_meta_store(g),
                          .clock = cmd_cluster_clock(cn->node),
@@ -522,6 +526,9 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                          .cond_arg = cmd_cluster_cond(cn->node)};
     if (cmd_rpc_start(&rc, gw_object_store(g), &cn->rpc) != 0) /* copies the secret */
         return -1;
+    CM_INFO(MOD, "[cluster] tls_mode %s: the node RPC dials its peers %s",
+            cmd_rpc_tls_mode_name(cn->rpc_tls_mode),
+            cn->rpc_tls_mode >= CMD_RPC_TLS_ON ? "over TLS" : "plain");
     if (!o->cluster_addr[0] && snprintf(o->cluster_addr, sizeof(o->cluster_addr), "%.100s:%d",
                                         o->rpc_host, cmd_rpc_port(cn->rpc)) < 0)
         return -1;
@@ -633,8 +640,10 @@ int cmd_server(int argc, char **argv)
         return 2;
     }
     o.net.tls = tls;
-    if (o.rpc_tls_ca[0] && net_tls_new_peers(o.rpc_tls_ca, o.rpc_tls_cert, o.rpc_tls_key,
-                                             &cluster.rpc_tls, tls_err, sizeof(tls_err)) != CM_OK) {
+    cluster.rpc_tls_mode = o.rpc_tls;
+    if (o.rpc_tls >= CMD_RPC_TLS_ACCEPT &&
+        net_tls_new_peers(o.rpc_tls_ca, o.rpc_tls_cert, o.rpc_tls_key, &cluster.rpc_tls, tls_err,
+                          sizeof(tls_err)) != CM_OK) {
         fprintf(stderr, "cairn: [cluster] TLS: %s\n", tls_err);
         net_tls_free(tls);
         return 2;

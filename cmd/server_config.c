@@ -199,6 +199,10 @@ static const cm_cfg_key keys[] = {
     KEY("cluster", "tls_cert", STR, rpc_tls_cert, 0, 4095, NULL, "", NULL, 0,
         "this node's RPC certificate chain (with tls_ca and tls_key)"),
     KEY("cluster", "tls_key", STR, rpc_tls_key, 0, 4095, NULL, "", NULL, 0, "its private key"),
+    KEY("cluster", "tls_mode", ENUM, rpc_tls_mode, 0, 0, "auto|off|accept|on|require", "auto", NULL,
+        0,
+        "node RPC TLS while switching node by node (docs/rpc.md): accept = serve TLS and plain, "
+        "dial plain; on = both, dial TLS; require = TLS only; auto = require with tls_*, else off"),
     KEY("server", "master_key_file", STR, master_key_file, 0, 4095, NULL, "", NULL, 0,
         "file with the 64-hex master key of encryption at rest (owner-only; older keys on "
         "further lines while rotating); \"\" = env CAIRN_MASTER_KEY, else DATA.key beside the "
@@ -258,6 +262,32 @@ static const char *env_get(void *arg, const char *name)
     return getenv(name);
 }
 
+const char *cmd_rpc_tls_mode_name(int mode)
+{
+    static const char *const names[] = {"auto", "off", "accept", "on", "require"};
+    return mode >= 0 && mode < (int)CM_ARRAY_LEN(names) ? names[mode] : "?";
+}
+
+/*
+ * [cluster] tls_mode against the three files (ntls of them set): auto becomes require with them,
+ * off without; accept, on and require need them; off with them leaves them unused (the way back
+ * from TLS keeps the files in place). Sets o->rpc_tls. 0, or -1 with msg.
+ */
+static int rpc_tls_mode_check(server_opts *o, int ntls, char *msg, size_t cap)
+{
+    o->rpc_tls = o->rpc_tls_mode;
+    if (o->rpc_tls == CMD_RPC_TLS_AUTO)
+        o->rpc_tls = ntls == 3 ? CMD_RPC_TLS_REQUIRE : CMD_RPC_TLS_OFF;
+    if (o->rpc_tls >= CMD_RPC_TLS_ACCEPT && ntls != 3) {
+        snprintf(msg, cap,
+                 "[cluster] tls_mode = %s needs tls_ca, tls_cert and tls_key (the CA of the "
+                 "nodes' RPC certificates, this node's certificate and its key)",
+                 cmd_rpc_tls_mode_name(o->rpc_tls_mode));
+        return -1;
+    }
+    return 0;
+}
+
 /* The keys together, after every source is applied: 0, or 2 with msg. */
 static int check_together(server_opts *o, char *msg, size_t cap)
 {
@@ -277,11 +307,14 @@ static int check_together(server_opts *o, char *msg, size_t cap)
                  "TLS on the node RPC needs all of [cluster] tls_ca, tls_cert and tls_key");
         return 2;
     }
+    if (rpc_tls_mode_check(o, ntls, msg, cap) != 0)
+        return 2;
     if (!o->tls_cert[0] != !o->tls_key[0]) {
         snprintf(msg, cap, "TLS needs both [server] tls_cert and tls_key (--tls-cert, --tls-key)");
         return 2;
     }
-    if (!o->cluster_etcd[0] && (o->rpc_listen[0] || o->rpc_secret_file[0] || ntls)) {
+    if (!o->cluster_etcd[0] && (o->rpc_listen[0] || o->rpc_secret_file[0] || ntls ||
+                                o->rpc_tls_mode != CMD_RPC_TLS_AUTO)) {
         snprintf(msg, cap,
                  "[cluster] rpc_listen, rpc_secret_file and tls_* need a [cluster] section "
                  "with etcd, id and node_id");

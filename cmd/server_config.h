@@ -19,6 +19,18 @@
 
 #define SERVER_NKEYS_MAX 96 /* room for the table's rows (a test checks it is enough) */
 
+/*
+ * [cluster] tls_mode, in the order of the switch to TLS (docs/rpc.md, "Switching to TLS"): each
+ * mode works with its neighbours, so nodes move one step at a time, one node at a time.
+ */
+enum {
+    CMD_RPC_TLS_AUTO,   /* require with tls_ca/tls_cert/tls_key, off without */
+    CMD_RPC_TLS_OFF,    /* plain both ways */
+    CMD_RPC_TLS_ACCEPT, /* serves TLS and plain (by the first byte), dials plain */
+    CMD_RPC_TLS_ON,     /* serves TLS and plain, dials TLS */
+    CMD_RPC_TLS_REQUIRE /* TLS only both ways */
+};
+
 typedef struct {
     gw_config gw;
     net_config net;
@@ -54,6 +66,8 @@ typedef struct {
     char rpc_tls_ca[4096];      /* [cluster] tls_ca: the CA of every node's certificate; "" = off */
     char rpc_tls_cert[4096];    /* [cluster] tls_cert: this node's RPC certificate chain */
     char rpc_tls_key[4096];     /* [cluster] tls_key: its key */
+    int rpc_tls_mode;           /* [cluster] tls_mode: a CMD_RPC_TLS_* as written (auto...) */
+    int rpc_tls;                /* the mode in effect: CMD_RPC_TLS_OFF..REQUIRE, never AUTO */
     char master_key_file[4096]; /* [server] master_key_file; "" = CAIRN_MASTER_KEY or DATA.key */
     char metrics_token[257];    /* [metrics] token: a bearer token that may read /metrics */
     char metrics_allow[1024];   /* [metrics] allow: addresses that may read it without one */
@@ -67,6 +81,8 @@ typedef struct {
     cm_cfg table; /* the table bound to this struct (cmd_server_config_load sets it) */
 } server_opts;
 
+/* A CMD_RPC_TLS_* as the word of [cluster] tls_mode ("?" for none). */
+const char *cmd_rpc_tls_mode_name(int mode);
 /* The table; *n receives its length. */
 const cm_cfg_key *cmd_server_keys(size_t *n);
 

@@ -162,6 +162,7 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
     nc.port = cfg->port;
     nc.threads = cfg->threads;
     nc.tls = cfg->tls;
+    nc.tls_plain_too = cfg->tls_plain_too;
     cm_err e = nd_service_new(&sc, &r->svc);
     if (e != CM_OK) {
         fprintf(stderr, "cairn: cannot start the node RPC as node '%s': %s\n", cfg->node_id,
@@ -178,8 +179,11 @@ int cmd_rpc_start(const cmd_rpc_config *cfg, struct ob_store *st, cmd_rpc **out)
         goto fail;
     }
     r->running = 1;
-    CM_INFO(MOD, "node RPC of %s on %s:%d over %d drives", cfg->node_id, cfg->host,
-            net_server_port(r->srv), nd);
+    CM_INFO(MOD, "node RPC of %s on %s:%d over %d drives, %s", cfg->node_id, cfg->host,
+            net_server_port(r->srv), nd,
+            !cfg->tls            ? "plain"
+            : cfg->tls_plain_too ? "TLS and plain callers (tls_mode accept or on)"
+                                 : "TLS only");
     *out = r;
     return 0;
 fail:

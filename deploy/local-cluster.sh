@@ -37,7 +37,9 @@
 #                       (default 127.0.0.1; `localhost` tests RPC by DNS name, docs/rpc.md); set
 #                       before the first start, which writes the layout
 #   CAIRN_CLUSTER_TLS   1: the node RPC over TLS ([cluster] tls_ca, tls_cert, tls_key; docs/tls.md)
-#                       with a CA and one certificate per node made once into DIR/tls (openssl)
+#                       with a CA and one certificate per node made once into DIR/tls (openssl);
+#                       CAIRN_CLUSTER_TLS_MODE (the key [cluster] tls_mode, inherited by the nodes)
+#                       with restart-rolling switches a running cluster step by step (docs/tls.md)
 #   STOP_TIMEOUT        seconds a process gets after SIGTERM before SIGKILL (default 15)
 #   READY_TIMEOUT       seconds start waits for etcd and for the nodes (default 60)
 #   SETTLE_TIMEOUT      seconds restart-rolling waits, after a node is ready again, for every node

@@ -79,6 +79,7 @@ typedef struct {
     size_t read_high_water;  /* stop reading the socket when this much body is buffered; 1 MiB */
     size_t write_low_water;  /* call on_drain when output falls below this; 256 KiB */
     net_tls *tls;            /* NULL: plain HTTP; else HTTPS only (borrowed, outlives the server) */
+    int tls_plain_too;       /* with tls: serve plain connections as well (net_tls_hello_byte) */
 } net_config;
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 9000). */
@@ -121,12 +122,21 @@ void net_server_conn_stats(const net_server *srv, uint64_t *open, uint64_t *acce
 
 /* ---- TLS (net_tls.c, docs/tls.md) ----
  *
- * A server whose config has tls set speaks HTTPS only: every connection starts with a TLS
- * handshake (TLS 1.2 minimum, ECDHE, no compression or renegotiation, ALPN http/1.1), which must
- * finish within header_timeout_ms of the accept; a plain HTTP request gets a plain-text 400 saying
- * to use https, or a close. One net_tls may serve several servers. OpenSSL writes to the socket
- * with write(), not send(MSG_NOSIGNAL): the process must ignore SIGPIPE (`cairn server` does).
+ * A server whose config has tls set (and not tls_plain_too) speaks HTTPS only: every connection
+ * starts with a TLS handshake (TLS 1.2 minimum, ECDHE, no compression or renegotiation, ALPN
+ * http/1.1), which must finish within header_timeout_ms of the accept; a plain HTTP request gets a
+ * plain-text 400 saying to use https, or a close. One net_tls may serve several servers. OpenSSL
+ * writes to the socket with write(), not send(MSG_NOSIGNAL): the process must ignore SIGPIPE
+ * (`cairn server` does).
  */
+/*
+ * With cfg.tls_plain_too, one port serves both: each new connection waits (up to
+ * header_timeout_ms) for its first byte, peeked without consuming it, and this says which it is:
+ * 1 when it opens a TLS handshake record (content type 22, 0x16, which every ClientHello starts
+ * with), 0 for anything else (plain: an HTTP request starts with a method's letter). A connection
+ * that closes or sends nothing in time is closed. docs/rpc.md, "Switching to TLS".
+ */
+int net_tls_hello_byte(unsigned char first);
 /*
  * Load a PEM certificate chain and its PEM private key (no passphrase). The key file is refused
  * when other users may read it (a warning when its group may). CM_ERR_INVAL with the reason in

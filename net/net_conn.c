@@ -44,6 +44,9 @@
  *   - While a handler callback runs (in_cb), kicks and I/O updates are skipped: conn_process is
  *     on the stack and does both when the callback returns.
  *
+ * TLS: with cfg.tls, a connection is an OpenSSL bufferevent from the accept; with tls_plain_too
+ * as well, net_sniff.c first waits for the socket's first byte and starts it as TLS or plain.
+ *
  * Threading: everything here runs on the connection's loop thread.
  */
 #include <arpa/inet.h>
@@ -708,6 +711,10 @@ int net_conn_shed(net_loop *loop, int take_new)
             best = rank;
         }
     }
+    if (best > 1 && net_sniff_shed(loop)) { /* silent since NET_FRESH_MS: as an idle one */
+        net_note(loop, &loop->pressure.shed);
+        return 1;
+    }
     if (!victim)
         return 0;
     CM_DEBUG("net", "peer=%s shed (%s)", victim->peer, kind[best]);
@@ -732,8 +739,6 @@ static void conn_refuse(net_loop *loop, evutil_socket_t fd)
 void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
     const net_config *cfg = &loop->srv->cfg;
-    int one = 1;
-    (void)salen;
     /* take a place first, so loops racing for the last one cannot both get it */
     if (atomic_fetch_add(&loop->srv->nconns, 1) >= cfg->max_connections &&
         !net_conn_shed(loop, 1)) {
@@ -741,6 +746,17 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
         conn_refuse(loop, fd);
         return;
     }
+    if (cfg->tls && cfg->tls_plain_too)
+        net_sniff_start(loop, fd, sa, salen); /* TLS or plain: its first byte will tell */
+    else
+        net_conn_start(loop, fd, sa, cfg->tls != NULL, cm_monotonic_ms());
+}
+
+void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int tls,
+                    int64_t accepted_at)
+{
+    const net_config *cfg = &loop->srv->cfg;
+    int one = 1;
     net_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         atomic_fetch_sub(&loop->srv->nconns, 1);
@@ -748,7 +764,7 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
         return;
     }
     c->loop = loop;
-    c->tls = c->handshaking = cfg->tls != NULL;
+    c->tls = c->handshaking = tls;
     if (c->tls)
         c->bev = net_tls_bev_new(cfg->tls, loop->base, fd);
     else
@@ -777,7 +793,7 @@ void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *
     loop->nconns++;
     atomic_fetch_add_explicit(&loop->srv->accepted, 1, memory_order_relaxed);
     c->idle_seq = ++loop->idle_seq;
-    c->accepted_at = cm_monotonic_ms();
+    c->accepted_at = accepted_at;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* TLS: no read watermark. libevent 2.1's OpenSSL bufferevent, when one trips, stops in the
      * middle of a decrypted record and looks at its rest again only when the socket is readable,

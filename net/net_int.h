@@ -29,6 +29,7 @@
 
 typedef struct net_conn net_conn;
 typedef struct net_loop net_loop;
+typedef struct net_sniff net_sniff;
 
 /* Chunked-body decoder states. */
 enum { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER, CH_DONE };
@@ -102,6 +103,7 @@ struct net_loop {
     uint64_t idle_seq; /* counts connections becoming idle: lower = idle longer */
     net_conn *conns;
     size_t nconns;
+    net_sniff *sniffs; /* cfg.tls_plain_too: accepted, first byte not seen yet (net_sniff.c) */
     int stopping;
     pthread_t thread;
 };
@@ -125,6 +127,11 @@ struct net_server {
 /* Take a new socket: admitted (shedding an idle connection when at max_connections) or refused
  * with 503 SlowDown and closed. */
 void net_conn_accept(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* The rest of an admitted accept: a connection on fd, TLS or plain, accepted at accepted_at
+ * (monotonic ms: the handshake's deadline counts from it). Closes fd and gives the place back when
+ * it cannot. */
+void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int tls,
+                    int64_t accepted_at);
 /* Close this loop's oldest idle connection (see net_conn.c for the order); a connection accepted
  * less than NET_FRESH_MS ago only when take_new. 1 = one closed. */
 int net_conn_shed(net_loop *loop, int take_new);
@@ -154,6 +161,16 @@ void net_tls_close_notify(struct bufferevent *bev);
 /* After a TLS error event: the last OpenSSL error as text in why; 1 when the client spoke plain
  * HTTP (OpenSSL recognises "GET ", "POST ", "HEAD ", "PUT " and "CONNECT" as a first record). */
 int net_tls_failure(struct bufferevent *bev, char *why, size_t cap);
+
+/* net_sniff.c */
+/* An admitted socket of a server that serves TLS and plain alike: wait for its first byte, then
+ * net_conn_start it as what that byte says. Closes fd and gives the place back when it cannot. */
+void net_sniff_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* Close this loop's oldest socket waiting for its first byte since NET_FRESH_MS or more: 1 when
+ * one was closed (net_conn_shed, ranked with the idle connections). */
+int net_sniff_shed(net_loop *loop);
+/* Close every socket of this loop still waiting for its first byte (server stop and free). */
+void net_sniff_close_all(net_loop *loop);
 
 /* net_body.c */
 /*

@@ -123,6 +123,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         loop->listener = NULL;
     }
     evtimer_del(loop->accept_ev);
+    net_sniff_close_all(loop);
     for (net_conn *c = loop->conns, *next; c; c = next) {
         next = c->next;
         net_conn_stop_idle(c);
@@ -339,6 +340,7 @@ void net_server_free(net_server *srv)
     for (int i = 0; i < srv->nloops; i++) {
         net_loop *loop = &srv->loops[i];
         loop->stopping = 0; /* no loopbreak on a base that is not running */
+        net_sniff_close_all(loop);
         while (loop->conns)
             net_conn_free(loop->conns);
         if (loop->listener)

@@ -10,6 +10,9 @@
 #   lc_endpoints          "http://127.0.0.1:P1,...,P6": the S3 endpoints of n1..n6
 #   lc_pid NODE|MEMBER    the pid of a running node (n1..n6) or etcd member (m1..m3)
 #   lc_check_sanitizers   after stop: no node logged a sanitizer report
+#   lc_load BUCKET THREADS [ARGS...]  rolling_load.py load over every node in the background
+#                         (LOAD its pid; STOP, OUT, STARTED files in H_WORK; output in load.out),
+#                         returning once its workers run
 
 LC=$H_ROOT/deploy/local-cluster.sh
 
@@ -68,4 +71,19 @@ lc_check_sanitizers() {
     else
         h_bad "no node logged a sanitizer report" "$(grep -hE -A5 'Sanitizer|runtime error:' $hits | head -n 30)"
     fi
+}
+
+lc_load() { # lc_load BUCKET THREADS [ARGS...]
+    local bucket=$1 threads=$2 i
+    shift 2
+    STOP=$H_WORK/stop OUT=$H_WORK/state.json STARTED=$H_WORK/started
+    "$H_PY" "$H_DIR/rolling_load.py" load --endpoints "$(lc_endpoints)" --bucket "$bucket" \
+        --threads "$threads" --stop "$STOP" --out "$OUT" --started "$STARTED" "$@" \
+        >"$H_WORK/load.out" 2>&1 &
+    LOAD=$!
+    h_track "$LOAD"
+    for ((i = 0; i < 300; i++)); do
+        [ -e "$STARTED" ] || ! kill -0 "$LOAD" 2>/dev/null && break
+        sleep 0.1
+    done
 }

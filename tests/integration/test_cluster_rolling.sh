@@ -28,7 +28,6 @@ if [ -z "${CAIRN_ACCESS_KEY:-}" ]; then
     CAIRN_SECRET_KEY=$(sed -n 's/^secret_key = //p' "$CAIRN_CLUSTER_DIR/credentials")
 fi
 EPS=$(lc_endpoints)
-STOP=$H_WORK/stop OUT=$H_WORK/state.json
 
 # The drain of one node, in slow motion: a GET held in flight by its client keeps n6 draining.
 if h_run "SIGTERM during a GET: n6 leaves the member list at once, refuses new connections, the GET completes" \
@@ -39,16 +38,8 @@ fi
 h_run "local-cluster.sh start n6 (after its drain)" lc start n6
 lc_track
 
-STARTED=$H_WORK/started WINDOW=$H_WORK/window
-"$H_PY" "$H_DIR/rolling_load.py" load --endpoints "$EPS" --bucket rolling --threads 6 \
-    --stop "$STOP" --out "$OUT" --started "$STARTED" --window "$WINDOW" --min-during 100 \
-    >"$H_WORK/load.out" 2>&1 &
-LOAD=$!
-h_track "$LOAD"
-for ((i = 0; i < 300; i++)); do
-    [ -e "$STARTED" ] || ! kill -0 "$LOAD" 2>/dev/null && break
-    sleep 0.1
-done
+WINDOW=$H_WORK/window
+lc_load rolling 6 --window "$WINDOW" --min-during 100
 sleep 2 # the load runs through every node before the first goes
 t0=$(date +%s.%N)
 h_run "local-cluster.sh restart-rolling (under load)" lc restart-rolling &&

@@ -2,8 +2,8 @@
  * test_gateway_config.c - the configuration table of `cairn server` (cmd/server_config.c): its
  * defaults load and match the modules' own defaults, every key refuses a bad value with the file's
  * line, an environment variable overrides the file and a flag overrides both, the variable names
- * are unique, and docs/configuration.md holds every row of the table word for word (so no key is
- * added without its doc).
+ * are unique, docs/configuration.md holds every row of the table word for word (so no key is
+ * added without its doc), and [cluster] tls_mode's checks against the TLS files.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +176,67 @@ static void test_doc_has_every_key(void)
     free(doc);
 }
 
+/* [cluster] tls_mode against the three files: text appended to a node's [cluster] section. */
+static int tls_mode_load(const char *extra, int *mode, char *msg, size_t cap)
+{
+    char text[2048];
+    int rc;
+    snprintf(text, sizeof(text),
+             "[cluster]\netcd = http://127.0.0.1:2379\nid = c\nnode_id = n1\n"
+             "rpc_listen = 127.0.0.1:7001\n%s",
+             extra);
+    char *argv[] = {"server", "--config", (char *)write_conf(text), NULL};
+    server_opts *o = load(3, argv, msg, cap, &rc);
+    *mode = o->rpc_tls;
+    free(o);
+    return rc;
+}
+
+static void test_rpc_tls_mode(void)
+{
+    static const char files[] = "tls_ca = ca.pem\ntls_cert = n1.pem\ntls_key = n1.key\n";
+    static const struct {
+        const char *mode;
+        int with_files, rc, eff;
+    } cases[] = {
+        {"", 0, 0, CMD_RPC_TLS_OFF},          /* auto: as before the key, plain */
+        {"", 1, 0, CMD_RPC_TLS_REQUIRE},      /* auto: as before the key, TLS only */
+        {"off", 0, 0, CMD_RPC_TLS_OFF},       /* the start of the switch */
+        {"off", 1, 0, CMD_RPC_TLS_OFF},       /* the end of the way back: files may stay */
+        {"accept", 1, 0, CMD_RPC_TLS_ACCEPT}, /* the steps between */
+        {"on", 1, 0, CMD_RPC_TLS_ON},
+        {"require", 1, 0, CMD_RPC_TLS_REQUIRE},
+        {"accept", 0, 2, 0}, /* every TLS mode needs the files */
+        {"on", 0, 2, 0},
+        {"require", 0, 2, 0},
+    };
+    char extra[512], msg[1024];
+    int eff = -1;
+    for (size_t i = 0; i < CM_ARRAY_LEN(cases); i++) {
+        snprintf(extra, sizeof(extra), "%s%s%s%s", cases[i].mode[0] ? "tls_mode = " : "",
+                 cases[i].mode, cases[i].mode[0] ? "\n" : "", cases[i].with_files ? files : "");
+        int rc = tls_mode_load(extra, &eff, msg, sizeof(msg));
+        CU_ASSERT_EQUAL(rc, cases[i].rc);
+        if (rc == 0)
+            CU_ASSERT_EQUAL(eff, cases[i].eff);
+        if (rc != cases[i].rc || (rc == 0 && eff != cases[i].eff))
+            fprintf(stderr, "tls_mode '%s' files %d: rc %d mode %d (%s)\n", cases[i].mode,
+                    cases[i].with_files, rc, eff, msg);
+    }
+    /* the refusal names the mode and what it lacks */
+    CU_ASSERT_EQUAL(tls_mode_load("tls_mode = accept\n", &eff, msg, sizeof(msg)), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "tls_mode = accept needs tls_ca, tls_cert and tls_key"));
+    /* a word outside the list is refused naming the key */
+    CU_ASSERT_EQUAL(tls_mode_load("tls_mode = yes\n", &eff, msg, sizeof(msg)), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "cluster.tls_mode"));
+    /* a mode on a server that is no cluster node */
+    char *argv[] = {"server", "--config", (char *)write_conf("[cluster]\ntls_mode = off\n"), NULL};
+    int rc;
+    free(load(3, argv, msg, sizeof(msg), &rc));
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "need a [cluster] section"));
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -184,6 +245,7 @@ void cu_register(void)
         {"env_and_flags_precedence", test_env_and_flags_precedence},
         {"env_names_unique", test_env_names_unique},
         {"doc_has_every_key", test_doc_has_every_key},
+        {"rpc_tls_mode", test_rpc_tls_mode},
         {NULL, NULL},
     };
     cu_add_suite("server_config", tests);

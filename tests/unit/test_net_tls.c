@@ -10,8 +10,8 @@
  * version and ALPN, a 6 MiB body the handler pauses every 256 KiB (every byte must arrive
  * through the pauses), a 6 MiB response, keep-alive, plain HTTP answered 400, the
  * handshake deadline (silent or trickling client) and the head deadline after it, reload for
- * new connections only, the connection limit, and a client that leaves in the middle of a
- * response.
+ * new connections only, the connection limit, a client that leaves in the middle of a
+ * response, and one port serving TLS and plain callers by their first byte (tls_plain_too).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -617,21 +617,32 @@ static net_tls *peers(const char *ca, const char *name)
     return t;
 }
 
-static void test_peers(void)
+/* A one-loop server of the peers context server, running on *th. */
+static net_server *peers_server(net_tls *server, int plain_too, int header_timeout_ms,
+                                int max_connections, pthread_t *th)
 {
     net_config cfg;
-    pthread_t th;
     net_server *srv = NULL;
+    net_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 1;
+    cfg.header_timeout_ms = header_timeout_ms;
+    cfg.max_connections = max_connections;
+    cfg.tls = server;
+    cfg.tls_plain_too = plain_too;
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &handler, NULL, &srv), CM_OK);
+    pthread_create(th, NULL, srv_thread, srv);
+    return srv;
+}
+
+static void test_peers(void)
+{
+    pthread_t th;
     pcall p;
     make_certs();
     net_tls *server = peers("ca.pem", "one"), *node = peers("ca.pem", "two");
     net_tls *stranger = peers("ca.pem", "stranger"), *blind = peers("ca2.pem", "two");
-    net_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 1;
-    cfg.tls = server;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&cfg, &handler, NULL, &srv), CM_OK);
-    pthread_create(&th, NULL, srv_thread, srv);
+    net_server *srv = peers_server(server, 0, 20000, 0, &th);
     int port = net_server_port(srv);
     peer_call(node, port, &p); /* a node of the cluster: served over TLS */
     CU_ASSERT_EQUAL(p.e, CM_OK);
@@ -656,6 +667,90 @@ static void test_peers(void)
     net_tls_free(blind);
 }
 
+/* The first byte of a connection: only a TLS handshake record's type says TLS. */
+static void test_hello_byte(void)
+{
+    CU_ASSERT_EQUAL(net_tls_hello_byte(0x16), 1); /* every ClientHello record starts so */
+    const unsigned char plain[] = {'G', 'P', 'H', 'D', 'O', 'C', 0x00, 0x15, 0x17, 0x80, 0xff};
+    for (size_t i = 0; i < sizeof(plain); i++) /* methods, alert, app data, SSLv2, junk */
+        CU_ASSERT_EQUAL(net_tls_hello_byte(plain[i]), 0);
+}
+
+/* Open connections of srv once they settle (the loop closes on its own thread): 0 after 3 s. */
+static uint64_t open_conns(net_server *srv)
+{
+    uint64_t open = 0, accepted;
+    for (int i = 0; i < 300; i++) {
+        net_server_conn_stats(srv, &open, &accepted);
+        if (open == 0)
+            break;
+        usleep(10 * 1000); /* the server's loop thread closes them: poll, bounded */
+    }
+    return open;
+}
+
+/*
+ * tls_plain_too (the node RPC's tls_mode accept and on): one port serves a node's TLS call and a
+ * plain call alike, still refuses a certificate of another CA, closes a socket that sends nothing
+ * at the header deadline and one that leaves before its first byte, gives every place back,
+ * stops with a socket still waiting for its first byte, and at the connection limit sheds a
+ * socket silent for a second for a new caller.
+ */
+static void test_tls_and_plain(void)
+{
+    pthread_t th;
+    pcall p;
+    char got[256];
+    make_certs();
+    net_tls *server = peers("ca.pem", "one"), *node = peers("ca.pem", "two");
+    net_tls *stranger = peers("ca.pem", "stranger");
+    net_server *srv = peers_server(server, 1, 300, 0, &th);
+    int port = net_server_port(srv);
+    for (int i = 0; i < 2; i++) { /* each kind twice, in turn */
+        peer_call(node, port, &p);
+        CU_ASSERT_EQUAL(p.status, 200);
+        CU_ASSERT_STRING_EQUAL(p.body, "tls=1");
+        peer_call(NULL, port, &p);
+        CU_ASSERT_EQUAL(p.status, 200);
+        CU_ASSERT_STRING_EQUAL(p.body, "tls=0");
+    }
+    peer_call(stranger, port, &p); /* TLS is still mutual: another CA's certificate is refused */
+    CU_ASSERT_NOT_EQUAL(p.status, 200);
+    CU_ASSERT_PTR_NULL(strstr(p.body, "tls="));
+    /* silent: closed at the header deadline (300 ms), not at idle (60 s) */
+    int64_t t0 = cm_monotonic_ms();
+    int fd = tcp_connect(port);
+    CU_ASSERT_EQUAL(read_to_close(fd, got, sizeof(got)), 0);
+    int64_t took = cm_monotonic_ms() - t0;
+    CU_ASSERT(took >= 250 && took < 3000);
+    close(fd);
+    close(tcp_connect(port)); /* gone before its first byte */
+    CU_ASSERT_EQUAL(open_conns(srv), 0);
+    fd = tcp_connect(port); /* still waiting for its first byte when the server stops */
+    usleep(50 * 1000);      /* let the loop accept it (a connect completes in the backlog) */
+    net_server_stop(srv, 1000);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(read_to_close(fd, got, sizeof(got)), 0);
+    close(fd);
+    net_server_free(srv);
+    /* at the connection limit a socket silent for NET_FRESH_MS (1 s) gives its place to a caller */
+    srv = peers_server(server, 1, 20000, 1, &th);
+    port = net_server_port(srv);
+    fd = tcp_connect(port);
+    usleep(1100 * 1000); /* past NET_FRESH_MS: the silent socket now counts as idle */
+    peer_call(NULL, port, &p);
+    CU_ASSERT_EQUAL(p.status, 200);
+    CU_ASSERT_STRING_EQUAL(p.body, "tls=0");
+    CU_ASSERT_EQUAL(read_to_close(fd, got, sizeof(got)), 0); /* shed: closed long before 20 s */
+    close(fd);
+    net_server_stop(srv, 1000);
+    pthread_join(th, NULL);
+    net_server_free(srv);
+    net_tls_free(server);
+    net_tls_free(node);
+    net_tls_free(stranger);
+}
+
 void cu_register(void)
 {
     static const cu_test load[] = {
@@ -670,6 +765,8 @@ void cu_register(void)
         {"conn_limit", test_conn_limit},
         {"client_leaves_mid_response", test_client_leaves_mid_response},
         {"peers", test_peers},
+        {"hello_byte", test_hello_byte},
+        {"tls_and_plain", test_tls_and_plain},
         {NULL, NULL},
     };
     signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(): as `cairn server` does (net.h) */
