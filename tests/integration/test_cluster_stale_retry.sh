@@ -8,9 +8,10 @@
 # of epoch 1 (CM_ERR_STALE), so a PUT and a GET through n1 reach only n1's own replica, no
 # quorum. Their ops must wait for n1's newer layout instead of answering 503: the relay goes on
 # a second later, n1's follower adopts epoch 2, the ops run once more and both answer 200 (the
-# GET byte-exact). n1's /admin/status `stale_retries` counts the two retries, n2's and n3's none.
+# GET byte-exact). n1's /admin/status `stale_retries` (and its metric) counts the retries, n2's
+# and n3's stay 0. Without the retry both ops answer 503 at once.
 # Requests go through s3raw.py, which never retries (an SDK would retry a 503 and hide it).
-# About 10 s.
+# About 6-10 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own etcd and clustered servers"
 . "$H_DIR/lib_etcd.sh"
@@ -120,10 +121,13 @@ h_eq "PUT through n1 succeeded after the stale retry" 200 "$(cut -d' ' -f1 "$H_W
 h_eq "GET through n1 succeeded after the stale retry, byte-exact" 200 \
     "$(cut -d' ' -f1 "$H_WORK/get.out")"
 h_eq "every node on layout epoch 2" "2 2 2" "$(epochs)"
-h_eq "n1 counted both ops' retries (stale_retries)" 2 "$(rep n1 stale_retries)"
+# at least the two ops' retries (a maintenance op of n1's in the window may add its own)
+retries=$(rep n1 stale_retries)
+[ "$retries" -ge 2 ] 2>/dev/null && h_ok "n1 counted the ops' retries (stale_retries $retries)" ||
+    h_bad "n1 counted the ops' retries" "stale_retries $retries"
 h_eq "n2 and n3 retried nothing" "0 0" "$(rep n2 stale_retries) $(rep n3 stale_retries)"
 curl -s -o "$H_WORK/metrics.txt" "http://127.0.0.1:${PORT[n1]}/metrics"
-h_eq "n1's metric cairn_stale_retries_total" "cairn_stale_retries_total 2" \
+h_eq "n1's metric cairn_stale_retries_total says as much" "cairn_stale_retries_total $retries" \
     "$(grep '^cairn_stale_retries_total ' "$H_WORK/metrics.txt")"
 h_eq "GET new through n3, byte-exact" 200 "$(WANT=$H_WORK/body s3 n3 GET /stale/new | cut -d' ' -f1)"
 
