@@ -27,6 +27,9 @@ export CAIRN_CLUSTER_CONF_EXTRA
 CAIRN_CLUSTER_CONF_EXTRA=$(printf '[server]\nthreads = 1\n[storage]\ncompression_level = %d' \
     "${LEVEL:-12}")
 
+# The text body of bench/compression.sh (bench/textbody.py).
+python3 "$root/bench/textbody.py" "$work/text" "$size_mib"
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_base() { # a base port whose ports (those local-cluster.sh uses) are all free
     local b o busy
@@ -47,8 +50,9 @@ run_one() { # BIN INDEX: appends one line of figures to $work/bINDEX
     up=1
     CAIRN_CLUSTER_DIR=$work/cluster CAIRN_CLUSTER_PORT=$base CAIRN_BIN=$bin \
         "$root/deploy/local-cluster.sh" start >"$work/start.txt"
-    python3 - "$root/tests/integration" "$work/start.txt" "$size_mib" >>"$work/b$i" <<'PY'
-import json, random, sys, threading, time
+    python3 - "$root/tests/integration" "$work/start.txt" "$size_mib" "$work/text" \
+        >>"$work/b$i" <<'PY'
+import json, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 import os
 rows = [l.split() for l in open(sys.argv[2]) if l[:1] == "n" and len(l.split()) >= 4]
@@ -59,14 +63,8 @@ hz = os.sysconf("SC_CLK_TCK")
 def cpu(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / hz
-rng = random.Random(5)
-words = "object stripe cell drive node quorum the of and to a in is that for it as with".split()
-mib, parts, size = int(sys.argv[3]), [], 0
-while size < mib << 20:
-    line = "%07d %s\n" % (rng.randrange(10**7), " ".join(rng.choices(words, k=12)))
-    parts.append(line)
-    size += len(line)
-text = "".join(parts).encode()[:mib << 20]
+mib = int(sys.argv[3])
+text = open(sys.argv[4], "rb").read()
 assert s3raw.request("PUT", "/zcloop")[0] == 200
 assert s3raw.request("PUT", "/zcloop/small", body=b"s" * 1000)[0] == 200
 c0 = [cpu(p) for p in pids]

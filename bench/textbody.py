@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""A text-like body for the compression benches: lines of a 7-digit number and 12 words drawn at
-random (zstd level 1 gets about 3:1 on it, not 100:1). A block of min(MIB, 64) MiB is generated
-and repeated up to MIB MiB: each 1 MiB frame is compressed on its own, so the repetition does not
-help zstd.
+"""A text-like body for the compression benches and test_compression.sh (which imports block):
+lines of a 7-digit number and 12 words drawn at random (zstd level 1 gets about 3:1 on it, not
+100:1). A block of min(MIB, 64) MiB is generated and repeated up to MIB MiB: each 1 MiB frame is
+compressed on its own, so the repetition does not help zstd.
 
     bench/textbody.py PATH MIB [SEED]
 """

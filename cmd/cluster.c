@@ -998,7 +998,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"tombs_collected\":%llu,\"collect_skipped\":%llu,\"hints_expired\":%llu,"
         "\"hints_refused\":%llu,\"hints_rehomed\":%llu,\"intents_freed\":%llu,"
         "\"intents_kept\":%llu,\"intents_held\":%llu,\"handoff_active\":%d,"
-        "\"handoff_moving\":%llu,\"handoff_settled\":%llu,\"handoff_copied\":%llu},"
+        "\"handoff_moving\":%llu,\"handoff_settled\":%llu,\"handoff_copied\":%llu,"
+        "\"stale_retries\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
         "\"reads\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,\"hedges\":%llu,"
         "\"reads_degraded\":%llu}",
@@ -1015,10 +1016,11 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)c->intents_kept, (unsigned long long)c->intents_held,
         rp_router_handoff(c->router), (unsigned long long)c->handoff_moving,
         (unsigned long long)c->handoff_settled, (unsigned long long)c->handoff_repaired,
-        (unsigned long long)os.epoch, os.k, os.m, (unsigned long long)os.bodies,
-        (unsigned long long)os.bytes_written, (unsigned long long)os.reads,
-        (unsigned long long)os.handoffs, (unsigned long long)os.cells_dropped,
-        (unsigned long long)os.hedges, (unsigned long long)os.reads_degraded);
+        (unsigned long long)rs.stale_retries, (unsigned long long)os.epoch, os.k, os.m,
+        (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
+        (unsigned long long)os.reads, (unsigned long long)os.handoffs,
+        (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
+        (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
     if (n <= 0 || (size_t)n >= cap)
         return 0;

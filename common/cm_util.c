@@ -172,6 +172,30 @@ static char *put_dec(char *out, int v, int width)
     return out + width;
 }
 
+/* Write tm's time of day as hh:mm:ss, or hhmmss when sep is '\0'; returns the position after. */
+static char *put_hms(char *p, const struct tm *tm, char sep)
+{
+    p = put_dec(p, tm->tm_hour, 2);
+    if (sep)
+        *p++ = sep;
+    p = put_dec(p, tm->tm_min, 2);
+    if (sep)
+        *p++ = sep;
+    return put_dec(p, tm->tm_sec, 2);
+}
+
+/* Write tm's date as yyyy-mm-dd, or yyyymmdd when sep is '\0'; returns the position after. */
+static char *put_ymd(char *p, const struct tm *tm, char sep)
+{
+    p = put_dec(p, tm->tm_year + 1900, 4);
+    if (sep)
+        *p++ = sep;
+    p = put_dec(p, tm->tm_mon + 1, 2);
+    if (sep)
+        *p++ = sep;
+    return put_dec(p, tm->tm_mday, 2);
+}
+
 void cm_time_rfc1123(time_t t, char *out)
 {
     struct tm tm;
@@ -184,11 +208,7 @@ void cm_time_rfc1123(time_t t, char *out)
     p[3] = ' ';
     p = put_dec(p + 4, tm.tm_year + 1900, 4);
     *p++ = ' ';
-    p = put_dec(p, tm.tm_hour, 2);
-    *p++ = ':';
-    p = put_dec(p, tm.tm_min, 2);
-    *p++ = ':';
-    p = put_dec(p, tm.tm_sec, 2);
+    p = put_hms(p, &tm, ':');
     memcpy(p, " GMT", 5);
 }
 
@@ -197,17 +217,9 @@ void cm_time_iso8601(int64_t unix_ms, char *out)
     time_t t = (time_t)(unix_ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    char *p = put_dec(out, tm.tm_year + 1900, 4);
-    *p++ = '-';
-    p = put_dec(p, tm.tm_mon + 1, 2);
-    *p++ = '-';
-    p = put_dec(p, tm.tm_mday, 2);
+    char *p = put_ymd(out, &tm, '-');
     *p++ = 'T';
-    p = put_dec(p, tm.tm_hour, 2);
-    *p++ = ':';
-    p = put_dec(p, tm.tm_min, 2);
-    *p++ = ':';
-    p = put_dec(p, tm.tm_sec, 2);
+    p = put_hms(p, &tm, ':');
     *p++ = '.';
     p = put_dec(p, (int)(unix_ms % 1000), 3);
     memcpy(p, "Z", 2);
@@ -217,13 +229,9 @@ void cm_time_amzdate(time_t t, char *out)
 {
     struct tm tm;
     gmtime_r(&t, &tm);
-    char *p = put_dec(out, tm.tm_year + 1900, 4);
-    p = put_dec(p, tm.tm_mon + 1, 2);
-    p = put_dec(p, tm.tm_mday, 2);
+    char *p = put_ymd(out, &tm, '\0');
     *p++ = 'T';
-    p = put_dec(p, tm.tm_hour, 2);
-    p = put_dec(p, tm.tm_min, 2);
-    p = put_dec(p, tm.tm_sec, 2);
+    p = put_hms(p, &tm, '\0');
     memcpy(p, "Z", 2);
 }
 

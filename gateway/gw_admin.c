@@ -507,6 +507,9 @@ static void metrics_cluster(FILE *f, gw *g)
            "Record calls that could not reach a quorum", r.unavailable);
     metric(f, "cairn_read_repairs_total", "counter",
            "Stale record replicas written back during reads", r.read_repairs);
+    metric(f, "cairn_stale_retries_total", "counter",
+           "Record calls refused as older than a replica's layout, run again on a newer one",
+           r.stale_retries);
     metric(f, "cairn_hints_written_total", "counter",
            "Record writes taken by a stand-in for an unreachable home", r.hints_written);
     metric(f, "cairn_degraded_reads_total", "counter", "Stripes rebuilt from parity on a read",

@@ -48,22 +48,6 @@ static int named(xmlNodePtr n, const char *name)
     return elem(n) && xmlStrEqual(n->name, BAD_CAST name);
 }
 
-/* The text of n (heap), NULL when out of memory. trim: without surrounding white space, for
- * numbers and keywords; names, prefixes and tags keep theirs, as S3 does. */
-static char *text(xmlNodePtr n, int trim)
-{
-    xmlChar *t = xmlNodeGetContent(n);
-    const char *s = t ? (const char *)t : "";
-    while (trim && isspace((unsigned char)*s))
-        s++;
-    size_t len = strlen(s);
-    while (trim && len && isspace((unsigned char)s[len - 1]))
-        len--;
-    char *out = strndup(s, len);
-    xmlFree(t);
-    return out;
-}
-
 /* Characters of UTF-8 text (gw_xml_load let only valid UTF-8 in): its bytes that start one. */
 static size_t code_points(const char *s)
 {
@@ -79,11 +63,14 @@ static gw_s3err fail(rule_ctx *c, gw_s3err e, const char *msg)
     return e;
 }
 
+/* Element texts (gw_xml_node_text) are trimmed for numbers and keywords; names, prefixes and
+ * tags keep their white space, as S3 does. */
+
 /* A decimal count: GW_OK with *v (>= 1), MalformedXML when not a number, InvalidArgument with
  * what (S3's message) when zero, negative or too large. */
 static gw_s3err positive(rule_ctx *c, xmlNodePtr n, uint32_t max, uint32_t *v, const char *what)
 {
-    char *t = text(n, 1);
+    char *t = gw_xml_node_text(n, 1);
     if (!t)
         return GW_INTERNAL;
     const char *d = t[0] == '-' || t[0] == '+' ? t + 1 : t;
@@ -101,7 +88,7 @@ static gw_s3err positive(rule_ctx *c, xmlNodePtr n, uint32_t max, uint32_t *v, c
 
 static gw_s3err size_value(rule_ctx *c, xmlNodePtr n, uint64_t *v)
 {
-    char *t = text(n, 1);
+    char *t = gw_xml_node_text(n, 1);
     if (!t)
         return GW_INTERNAL;
     int digits = t[0] != '\0' && strspn(t, "0123456789") == strlen(t) && strlen(t) <= 19;
@@ -131,8 +118,8 @@ static gw_s3err add_tag(rule_ctx *c, xmlNodePtr tag)
         return GW_INTERNAL;
     r->tags = nt;
     md_meta *m = &nt[r->ntags];
-    m->name = text(k, 0);
-    m->value = text(v, 0);
+    m->name = gw_xml_node_text(k, 0);
+    m->value = gw_xml_node_text(v, 0);
     r->ntags++; /* counted now so a failure below still frees both strings */
     if (!m->name || !m->value)
         return GW_INTERNAL;
@@ -153,7 +140,7 @@ static gw_s3err predicate(rule_ctx *c, xmlNodePtr n, int *seen)
             return fail(c, GW_MALFORMED_XML, "");
         *seen |= 1;
         free(r->prefix);
-        return (r->prefix = text(n, 0)) ? GW_OK : GW_INTERNAL;
+        return (r->prefix = gw_xml_node_text(n, 0)) ? GW_OK : GW_INTERNAL;
     }
     if (named(n, "Tag"))
         return add_tag(c, n);
@@ -212,7 +199,7 @@ static gw_s3err parse_expiration(rule_ctx *c, xmlNodePtr x)
             e = positive(c, y, 0x7fffffff, &r->exp_days,
                          "'Days' for Expiration action must be a positive integer");
         } else if (named(y, "Date")) {
-            char *t = text(y, 1);
+            char *t = gw_xml_node_text(y, 1);
             int rc = t ? gw_lc_parse_date(t, &r->exp_date_ms) : -2;
             free(t);
             if (rc == -2)
@@ -222,7 +209,7 @@ static gw_s3err parse_expiration(rule_ctx *c, xmlNodePtr x)
             else if (rc == 1)
                 e = fail(c, GW_INVALID_ARGUMENT, "'Date' must be at midnight GMT");
         } else if (named(y, "ExpiredObjectDeleteMarker")) {
-            char *t = text(y, 1);
+            char *t = gw_xml_node_text(y, 1);
             if (!t)
                 return GW_INTERNAL;
             int yes = strcmp(t, "true") == 0, no = strcmp(t, "false") == 0;
@@ -313,7 +300,7 @@ static gw_s3err rule_element(rule_ctx *c, xmlNodePtr x, unsigned part)
     gw_s3err e = GW_OK;
     switch (part) {
     case P_ID:
-        if (!(t = text(x, 0)))
+        if (!(t = gw_xml_node_text(x, 0)))
             return GW_INTERNAL;
         if (code_points(t) > GW_LC_ID_MAX)
             e = fail(c, GW_INVALID_ARGUMENT, "ID length should not exceed allowed limit of 255");
@@ -321,7 +308,7 @@ static gw_s3err rule_element(rule_ctx *c, xmlNodePtr x, unsigned part)
             snprintf(r->id, sizeof(r->id), "%s", t);
         break;
     case P_STATUS:
-        if (!(t = text(x, 1)))
+        if (!(t = gw_xml_node_text(x, 1)))
             return GW_INTERNAL;
         if (strcmp(t, "Enabled") != 0 && strcmp(t, "Disabled") != 0)
             e = fail(c, GW_MALFORMED_XML, "");
@@ -333,7 +320,7 @@ static gw_s3err rule_element(rule_ctx *c, xmlNodePtr x, unsigned part)
     case P_PREFIX:
         r->legacy_prefix = 1;
         free(r->prefix);
-        e = (r->prefix = text(x, 0)) ? GW_OK : GW_INTERNAL;
+        e = (r->prefix = gw_xml_node_text(x, 0)) ? GW_OK : GW_INTERNAL;
         break;
     case P_EXPIRATION:
         e = parse_expiration(c, x);

@@ -113,18 +113,13 @@ static int child_text(xmlNodePtr n, const char *name, char *out, size_t cap, int
     xmlNodePtr c = child(n, name);
     if (!c)
         return 0;
-    xmlChar *t = xmlNodeGetContent(c);
-    const char *s = t ? (const char *)t : "";
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t len = strlen(s);
-    while (len && isspace((unsigned char)s[len - 1]))
-        len--;
+    char *s = gw_xml_node_text(c, 1);
+    size_t len = s ? strlen(s) : cap; /* out of memory: refused as too long */
     if (len >= cap)
         *bad = 1;
     else
-        memcpy(out, s, len), out[len] = '\0';
-    xmlFree(t);
+        memcpy(out, s, len + 1);
+    free(s);
     return len < cap;
 }
 

@@ -47,21 +47,16 @@ static gw_s3err text_child(xmlNodePtr parent, const char *name, char **out)
         return GW_MALFORMED_XML;
     if (!n)
         return GW_OK;
-    xmlChar *t = xmlNodeGetContent(n);
-    const char *s = t ? (const char *)t : "";
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t len = strlen(s);
-    while (len && isspace((unsigned char)s[len - 1]))
-        len--;
-    for (size_t i = 0; i < len; i++)
+    char *s = gw_xml_node_text(n, 1);
+    if (!s)
+        return GW_INTERNAL;
+    for (size_t i = 0; s[i]; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { /* would reach a Location header */
-            xmlFree(t);
+            free(s);
             return GW_MALFORMED_XML;
         }
-    *out = strndup(s, len);
-    xmlFree(t);
-    return *out ? GW_OK : GW_INTERNAL;
+    *out = s;
+    return GW_OK;
 }
 
 static gw_s3err bad(char *msg, size_t cap, const char *text)

@@ -181,6 +181,9 @@ gw_s3err gw_parse_tagging(const char *xml, size_t len, size_t cap, md_meta **tag
  */
 gw_s3err gw_xml_load(const char *xml, size_t len, size_t cap, const char *root, void **doc,
                      void **rootp);
+/* The text of an element of such a document (an xmlNodePtr) as a heap string (free it), without
+ * the white space around it when trim is set; NULL when out of memory. */
+char *gw_xml_node_text(void *node, int trim);
 
 /*
  * PutBucketEncryption:

@@ -162,6 +162,16 @@ static char *trim(char *s)
     return s;
 }
 
+char *gw_xml_node_text(void *node, int trim_it)
+{
+    char *t = text_of(node);
+    if (t && trim_it) {
+        char *s = trim(t);
+        memmove(t, s, strlen(s) + 1);
+    }
+    return t;
+}
+
 /* Copy the trimmed text of n into out[cap]; 0 when it does not fit, -1 when out of memory. */
 static int text_into(xmlNodePtr n, char *out, size_t cap)
 {

@@ -237,6 +237,7 @@ typedef struct {
     uint64_t ae_runs, ae_writes; /* anti-entropy calls, replica writes they made */
     uint64_t tombs_collected;    /* tombstones dropped on every home (rp_antientropy_collect) */
     uint64_t collect_skipped;    /* collections not tried (a home silent, old records differ) */
+    uint64_t stale_retries;      /* ops refused as stale that ran again on a newer layout */
 } rp_stats;
 void rp_get_stats(rp *c, rp_stats *out);
 

@@ -680,8 +680,10 @@ static void stale_poll(evutil_socket_t fd, short what, void *arg)
     int over =
         op->finished || op->given_up || c->closing || rp_now_ms() - op->t0 >= c->cfg.timeout_ms;
     int newer = !over && op->rt_gen != c->rt_gen;
-    if (newer)
+    if (newer) {
         stale_restart_locked(op);
+        c->st.stale_retries++;
+    }
     pthread_mutex_unlock(&c->mu);
     if (newer) {
         CM_DEBUG("rp", "an op refused as stale runs again on the newer layout");

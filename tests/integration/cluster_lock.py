@@ -28,15 +28,7 @@ import threading
 import time
 
 from lc_boto import client
-
-
-def ok(msg):
-    print("ok -", msg, flush=True)
-
-
-def fail(msg):
-    print("FAIL -", msg, flush=True)
-    sys.exit(1)
+from tcheck import fail, ok
 
 
 def check(cond, msg, detail=""):

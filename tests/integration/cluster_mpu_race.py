@@ -32,18 +32,10 @@ import threading
 import time
 
 from lc_boto import client
+from tcheck import fail, ok
 
 MIB = 1 << 20
 SMALL = 300 * 1024  # above the inline threshold: a body of its own with cells on the nodes
-
-
-def ok(msg):
-    print("ok -", msg, flush=True)
-
-
-def fail(msg):
-    print("FAIL -", msg, flush=True)
-    sys.exit(1)
 
 
 def body(seed, n):

@@ -28,20 +28,12 @@ import sys
 import time
 
 from lc_boto import client
+from tcheck import fail, ok
 
 import s3raw
 
 MIB = 1 << 20
 
-
-
-def ok(msg):
-    print("ok -", msg, flush=True)
-
-
-def fail(msg):
-    print("FAIL -", msg, flush=True)
-    sys.exit(1)
 
 
 def body(seed, n):

@@ -31,15 +31,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 from lc_boto import client
-
-
-def ok(msg):
-    print("ok -", msg, flush=True)
-
-
-def fail(msg):
-    print("FAIL -", msg, flush=True)
-    sys.exit(1)
+from tcheck import fail, ok
 
 
 def check(cond, msg):

@@ -31,23 +31,13 @@ import boto3
 import s3raw
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from tcheck import FAILS, check
 
-FAILS = []
 PREFIX = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "")
 VB = PREFIX + "lcv-rules"
 SB = PREFIX + "lcv-susp"
 BULK = PREFIX + "lcv-bulk"
 NKEYS = 60
-
-
-def check(desc, cond, detail=""):
-    if cond:
-        print("ok - " + desc, flush=True)
-    else:
-        FAILS.append(desc)
-        print("FAIL - " + desc, flush=True)
-        for line in str(detail).splitlines()[:10]:
-            print("    | " + line)
 
 
 def client():

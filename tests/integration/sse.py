@@ -24,33 +24,13 @@ import zlib
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from tcheck import FAILS, check, err_of
 
-FAILS = []
 MARKERS = []
 PLAIN_MARKERS = []
 MARKER_SIZES = []  # the body size of each entry of MARKERS, in order
 RNG = random.Random(int(os.environ.get("CAIRN_SSE_SEED", "10")))
 SEG = 64 * 1024
-
-
-def check(desc, cond, detail=""):
-    if cond:
-        print("ok - " + desc, flush=True)
-    else:
-        FAILS.append(desc)
-        print("FAIL - " + desc, flush=True)
-        for line in str(detail).splitlines()[:10]:
-            print("    | " + line)
-
-
-def err_of(fn, **kw):
-    """(status, code) of a call that should fail; (200, None) when it did not."""
-    try:
-        fn(**kw)
-        return 200, None
-    except ClientError as e:
-        return e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]
 
 
 def body(size, plain=False):

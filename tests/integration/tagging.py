@@ -15,28 +15,9 @@ import boto3
 import s3raw
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from tcheck import FAILS, check, err_of
 
-FAILS = []
 CLUSTER = os.environ.get("CAIRN_TAGGING_CLUSTER") == "1"
-
-
-def check(desc, cond, detail=""):
-    if cond:
-        print("ok - " + desc, flush=True)
-    else:
-        FAILS.append(desc)
-        print("FAIL - " + desc, flush=True)
-        for line in str(detail).splitlines()[:10]:
-            print("    | " + line)
-
-
-def err_of(fn, **kw):
-    """(status, code) of a call that should fail; (200, None) when it did not."""
-    try:
-        fn(**kw)
-        return 200, None
-    except ClientError as e:
-        return e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]
 
 
 def tagset(d):

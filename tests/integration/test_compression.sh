@@ -20,24 +20,17 @@ admin() { "$CAIRN_BIN" admin "$@" --endpoint "$H_ENDPOINT"; }
 export CAIRN_ENDPOINT=$H_ENDPOINT
 B=$(h_bucket compression)
 
-# Text-like: lines of words drawn at random (zstd level 1 gets about 3:1 on it, not 100:1).
-"$H_PY" - "$H_WORK" "$SEED" <<'PY'
+# Text-like: lines of words drawn at random (zstd level 1 gets about 3:1 on it, not 100:1), the
+# text of the compression benches (bench/textbody.py).
+"$H_PY" - "$H_WORK" "$SEED" "$H_ROOT/bench" <<'PY'
 import random, sys
 work, seed = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from textbody import block
 rng = random.Random(seed)
-words = ("object stripe cell drive scrub erasure bucket the of and to a in is that for it as was "
-         "with be by on not he this are or his from at which but have an they you were her "
-         "all she there would their we him been has when who will more no if out so said").split()
-def text(n):
-    out, size = [], 0
-    while size < n:
-        line = "%07d %s\n" % (rng.randrange(10**7), " ".join(rng.choices(words, k=12)))
-        out.append(line)
-        size += len(line)
-    return "".join(out).encode()[:n]
-open(f"{work}/text", "wb").write(text(32 << 20))
+open(f"{work}/text", "wb").write(block(rng, 32 << 20))
 for i in range(3):
-    open(f"{work}/part{i}", "wb").write(text((6 << 20) + 12345 * i))
+    open(f"{work}/part{i}", "wb").write(block(rng, (6 << 20) + 12345 * i))
 PY
 h_gen "$H_WORK/random" $((32 * MIB)) "$SEED"
 

@@ -10,19 +10,9 @@ import threading
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from tcheck import FAILS, check
 
-FAILS = []
 PREFIX = os.environ.get("CAIRN_TEST_BUCKET_PREFIX", "")
-
-
-def check(desc, cond, detail=""):
-    if cond:
-        print("ok - " + desc, flush=True)
-    else:
-        FAILS.append(desc)
-        print("FAIL - " + desc, flush=True)
-        for line in str(detail).splitlines()[:10]:
-            print("    | " + line)
 
 
 def err_of(fn, **kw):

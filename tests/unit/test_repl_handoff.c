@@ -273,6 +273,9 @@ static void test_stale_retry(void)
     CU_ASSERT_EQUAL(w.err, CM_OK);
     pthread_join(j.th, NULL);
     CU_ASSERT(holders(0, 3, "k2", "e2") >= 2);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.stale_retries, 2); /* each put once: its read (the write then goes on) */
     stale_set(3, 6, 0);
     coords_free();
     fake_router_free(rt6);
@@ -290,6 +293,9 @@ static void test_stale_no_layout(void)
     CU_ASSERT(took >= 400 && took < 1500);
     md_object o;
     CU_ASSERT_EQUAL(rp_object_get(E.c[0], B, "k", &o), CM_ERR_UNAVAILABLE);
+    rp_stats st;
+    rp_get_stats(E.c[0], &st);
+    CU_ASSERT_EQUAL(st.stale_retries, 0); /* waited, but nothing ran again */
     stale_set(0, 3, 0);
     coords_free();
     env_down();
