@@ -59,6 +59,9 @@ static void print_table(json_t *sw)
         printf("%-16s %5" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64
                " %14" PRIu64 " %9" PRIu64 "\n",
                jstr(row, "node"), jint(row, "drive"), v[0], v[1], v[2], v[3], v[4], v[5]);
+        if (json_is_true(json_object_get(row, "offline")))
+            printf("%-16s %5" PRIu64 " offline on its node: not swept\n", jstr(row, "node"),
+                   jint(row, "drive"));
     }
     printf("%-16s %5s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %14" PRIu64
            " %9" PRIu64 "\n",

@@ -22,9 +22,11 @@
  *   5. with delete, the cluster is checked again and each orphan deleted through its node's
  *      normal blob delete (DELETE /chunk: bs_delete, synced).
  * Before the first page and before every delete the sweep refuses unless every node of the
- * layout is in a fresh member list and reports serving the layout's epoch with no handoff on
- * (co_layout_status): a node down holds records no one else may hold (hints, garbage, intents),
- * and in a handoff records move between nodes.
+ * layout is in a fresh member list and reports serving the layout's epoch, no live member has a
+ * handoff on, and no live member is outside the layout (co_layout_status): a node down, or up but
+ * not asked, holds records no one else may hold (hints, garbage, intents), and in a handoff
+ * records move between nodes. A node of the layout that never comes back must be removed from
+ * it (and the handoff settle) before a sweep can run; its cells elsewhere are then reclaimed.
  *
  * Why the grace is enough against a body being written: a writer appends its cells, then writes
  * its record within its RPC timeouts (seconds); a blob last written more than the grace (at
@@ -67,6 +69,7 @@ typedef struct {
     char node[PL_NAME_MAX];
     uint32_t drive;
     uint64_t blobs, named, young, orphans, orphan_bytes, deleted;
+    int skipped; /* the node answered that the drive is offline: not swept */
 } orphan_row;
 
 struct cmd_orphans {
@@ -105,6 +108,7 @@ typedef struct {
     cm_err err;
     char why[512];
     int more;
+    int list_offline; /* the last listing failed: the drive is offline on its node */
 } sweep;
 
 /* "<verb> the cells of node N drive D" */
@@ -153,8 +157,18 @@ static int cluster_ready(cmd_orphans *o, const pl_topology *t, char *why, size_t
     }
     co_layout_get_status(o->cfg.layout, st);
     for (int j = 0; j < st->nseen && j < CO_LAYOUT_MEMBERS; j++) {
-        if (st->seen[j].live && st->seen[j].handoff) {
+        if (!st->seen[j].live)
+            continue;
+        if (st->seen[j].handoff) {
             snprintf(why, cap, "node %s is in a layout handoff: records move between nodes",
+                     st->seen[j].id);
+            goto done;
+        }
+        int at = pl_topology_find(t, st->seen[j].id);
+        if (at < 0 || t->nodes[at].state == PL_REMOVED) {
+            snprintf(why, cap,
+                     "node %s is up but not in the layout: it may hold records (hints, intents, "
+                     "garbage) no node of the layout holds; stop it or add it first",
                      st->seen[j].id);
             goto done;
         }
@@ -200,6 +214,8 @@ static void list_done(void *arg, const nd_result *res)
     w->pending--;
     if (res->err != CM_OK) {
         w->err = res->err;
+        /* the node's own answer (a status), not a transport failure */
+        w->list_offline = res->err == CM_ERR_UNAVAILABLE && res->status != 0;
         snprintf(w->why, sizeof(w->why), "listing failed: %s%s%s", cm_err_str(res->err),
                  *res->message ? ": " : "", res->message);
         return;
@@ -465,7 +481,17 @@ static cm_err sweep_all(sweep *w)
                 return CM_ERR_TOOBIG;
             }
             set_phase(o, "listing", pn->id, pn->drives[d].id);
+            w->list_offline = 0;
             e = sweep_drive(w, x, pn->drives[d].id, row);
+            if (e != CM_OK && w->list_offline) { /* nothing there can be read or deleted */
+                CM_WARN(MOD, "node %s drive %u: %s; not swept", pn->id, row->drive, w->why);
+                pthread_mutex_lock(&o->mu);
+                row->skipped = 1;
+                pthread_mutex_unlock(&o->mu);
+                w->err = e = CM_OK;
+                w->why[0] = 0;
+                continue;
+            }
             if (e == CM_OK)
                 CM_INFO(MOD,
                         "node %s drive %u: %" PRIu64 " cells, %" PRIu64 " orphans (%" PRIu64
@@ -605,11 +631,11 @@ static int status(cmd_orphans *o, char *out, size_t cap)
     for (size_t i = 0; i < o->nrows; i++) {
         const orphan_row *r = &o->rows[i];
         json_array_append_new(
-            rows,
-            json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "node", r->node, "drive", (int)r->drive,
-                      "cells", (json_int_t)r->blobs, "named", (json_int_t)r->named, "young",
-                      (json_int_t)r->young, "orphans", (json_int_t)r->orphans, "orphan_bytes",
-                      (json_int_t)r->orphan_bytes, "deleted", (json_int_t)r->deleted));
+            rows, json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "node", r->node, "drive",
+                            (int)r->drive, "cells", (json_int_t)r->blobs, "named",
+                            (json_int_t)r->named, "young", (json_int_t)r->young, "orphans",
+                            (json_int_t)r->orphans, "orphan_bytes", (json_int_t)r->orphan_bytes,
+                            "deleted", (json_int_t)r->deleted, "offline", r->skipped));
     }
     json_t *doc = json_pack("{s:{s:I,s:b,s:b,s:I,s:I,s:I,s:s,s:s,s:o}}", "orphans", "sweep",
                             (json_int_t)o->seq, "running", o->running, "delete", o->del, "grace_s",
