@@ -39,7 +39,9 @@
  * size. Cost: each page of a mark round is a full walk of every node's records.
  *
  * Threading: the sweep thread owns its loop, client and batch; the admin route (a gateway worker)
- * only takes the mutex to start a sweep or copy the status.
+ * only takes the mutex to start a sweep or copy the status. A server stopping ends the sweep
+ * before its next page, after the calls in flight (a mark walks a node's records: seconds, at
+ * most the client's 120 s I/O timeout).
  */
 #include "cmd.h"
 
@@ -64,6 +66,9 @@
 #define MIN_DEFAULT_GRACE_S 3600
 #define MAX_GRACE_S (30 * 86400)
 #define MAX_ROWS 512
+
+/* A batch of bs_id is handed to the names call as the 16-byte ids it holds. */
+_Static_assert(sizeof(bs_id) == 16, "bs_id is its 16 bytes");
 
 typedef struct {
     char node[PL_NAME_MAX];
