@@ -61,7 +61,7 @@
 #include "ob_orphan.h"
 
 #define MOD "orphans"
-#define BATCH 8000 /* blobs per mark batch (10 list pages) */
+#define BATCH 64000 /* blobs per mark batch (80 list pages; <= ND_NAMES_MAX; about 2.6 MB) */
 #define DELETES_IN_FLIGHT 8
 #define MIN_DEFAULT_GRACE_S 3600
 #define MAX_GRACE_S (30 * 86400)
