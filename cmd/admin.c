@@ -8,11 +8,11 @@
  *   cairn admin drives|buckets|layout [--endpoint URL]          tables (admin_views.c)
  *   --json on status, drives, buckets, scrub, repair and layout: one JSON document on stdout
  *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
- *   cairn admin orphans [--delete] [--grace S] [--json]   the cluster's orphan sweep
- * (admin_orphans.c) cairn admin user create|list|disable|enable|delete|key ...  users and keys
- * (docs/users.md); cairn admin users is user list cairn admin etcd-check --endpoints URL,... etcd
- * members (admin_etcd.c) cairn admin layout simulate|show|add|remove|drain|discard|apply  layout.c,
- * layout_etcd.c
+ *   cairn admin orphans [--delete] [--grace S] [--json]   the orphan sweep (admin_orphans.c)
+ *   cairn admin user create|list|disable|enable|delete|key ...  users and keys (docs/users.md);
+ *   cairn admin users is user list
+ *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
+ *   cairn admin layout simulate|show|add|remove|drain|discard|apply  layout.c, layout_etcd.c
  *
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
