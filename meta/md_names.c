@@ -7,10 +7,11 @@
  * (current records of every bucket, and on a cluster node the multipart and version records of
  * the reserved 0xFF key space, tombstones included), versions (older versions), hints (records
  * this node keeps for a home that was down), garbage (bodies the maintenance frees after
- * gc_grace_s, a heal's old cells among them). A name that moves from one kind to the next
- * (intent -> part -> object -> version or garbage) moves forward in that order, so a walk that
- * misses it in one database finds it in a later one. Each value is decoded in full but for
- * inline bodies; every part's blob counts, inline or not, tombstone or not (a zero id names no
+ * gc_grace_s, a heal's old cells among them). Most names that move from one kind to another
+ * (intent -> part -> object -> version or garbage) move forward in that order, so a walk that
+ * misses one in a database finds it in a later one; the sweep's second round covers the others
+ * (a hint delivered to its home, a name moving between nodes). Each value is decoded in full but
+ * for inline bodies; every part's blob counts, inline or not, tombstone or not (a zero id names no
  * real blob). A value that does not decode fails the whole call (CM_ERR_CORRUPT): a name that
  * cannot be read must never let a cell look unnamed.
  *
