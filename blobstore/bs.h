@@ -152,6 +152,11 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
  */
 cm_err bs_list(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, size_t max,
                size_t *n);
+/* bs_list, and the age of each blob into ages[]: seconds since the newest write to a segment
+ * holding one of its records (never older than the blob is; compaction makes it look young).
+ * For the cluster's orphan sweep (docs/storage.md, "Orphans on a cluster"). */
+cm_err bs_list_aged(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, int64_t *ages,
+                    size_t max, size_t *n);
 /* Delete a blob (tombstone). Deleting an unknown blob is CM_OK. Not synced until bs_sync. */
 cm_err bs_delete(bs_store *bs, const bs_id *id);
 void bs_get_stats(bs_store *bs, bs_stats *out);

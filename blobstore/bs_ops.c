@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "bs_int.h"
 #include "cm_log.h"
@@ -142,8 +144,32 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size)
 
 /* ---- list ---- */
 
+/*
+ * Seconds since the newest write to any segment holding a record of b (a segment's mtime is at
+ * least the time of any write to it, so a blob never looks older than it is; compaction copying
+ * it to the active segment makes it look young again). 0 when a segment cannot be stat'ed.
+ */
+static int64_t blob_age_s(const bs_blob *b, int64_t now_s)
+{
+    int64_t newest = 0;
+    for (uint32_t i = 0; i < b->next; i++) {
+        struct stat st;
+        if (fstat(b->ext[i].seg->fd, &st) != 0)
+            return 0;
+        newest = CM_MAX(newest, (int64_t)st.st_mtime);
+    }
+    return newest > now_s ? 0 : now_s - newest;
+}
+
 cm_err bs_list(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, size_t max, size_t *n)
 {
+    return bs_list_aged(bs, after, ids, sizes, NULL, max, n);
+}
+
+cm_err bs_list_aged(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, int64_t *ages,
+                    size_t max, size_t *n)
+{
+    int64_t now_s = (int64_t)time(NULL);
     *n = 0;
     if (max == 0)
         return CM_ERR_INVAL;
@@ -167,8 +193,12 @@ cm_err bs_list(bs_store *bs, const bs_id *after, bs_id *ids, uint64_t *sizes, si
         size_t tail = (*n == max ? max - 1 : *n) - lo;
         memmove(&ids[lo + 1], &ids[lo], tail * sizeof(*ids));
         memmove(&sizes[lo + 1], &sizes[lo], tail * sizeof(*sizes));
+        if (ages)
+            memmove(&ages[lo + 1], &ages[lo], tail * sizeof(*ages));
         ids[lo] = b->id;
         sizes[lo] = b->size;
+        if (ages)
+            ages[lo] = blob_age_s(b, now_s);
         if (*n < max)
             (*n)++;
     }

@@ -8,6 +8,7 @@
  *   cairn admin drives|buckets|layout [--endpoint URL]          tables (admin_views.c)
  *   --json on status, drives, buckets, scrub, repair and layout: one JSON document on stdout
  *   cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]   a body's cells, stat'ed
+ *   cairn admin orphans [--delete] [--grace S] [--json]   the orphan sweep (admin_orphans.c)
  *   cairn admin user create|list|disable|enable|delete|key ...  users and keys (docs/users.md);
  *   cairn admin users is user list
  *   cairn admin etcd-check --endpoints URL,...                   etcd members (admin_etcd.c)
@@ -1083,6 +1084,8 @@ static void usage(FILE *f)
             "       cairn admin layout  [--json] [--endpoint URL] [--data DIR]  (as the node "
             "sees it)\n"
             "       cairn admin object-cells BUCKET KEY [--endpoint URL] [--data DIR]\n"
+            "       cairn admin orphans [--delete] [--grace S] [--json] [--endpoint URL]  (cells\n"
+            "                                 no record names, over the whole cluster)\n"
             "       cairn admin user create|disable|enable|delete NAME [--endpoint URL]\n"
             "       cairn admin user list [--endpoint URL]   (also: cairn admin users)\n"
             "       cairn admin user key create NAME | key disable|enable|delete ACCESS_KEY\n"
@@ -1125,6 +1128,8 @@ int cmd_admin(int argc, char **argv)
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0, user = strcmp(argv[1], "user") == 0, sse = strcmp(argv[1], "sse") == 0;
     int users = strcmp(argv[1], "users") == 0; /* the table of `user list` */
+    int orphans = strcmp(argv[1], "orphans") == 0, del = 0;
+    long long grace = -1;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((strcmp(argv[1], "object-cells") == 0 || user || sse) && argv[i][0] != '-' &&
@@ -1134,6 +1139,10 @@ int cmd_admin(int argc, char **argv)
             pos[npos++] = argv[i];
         else if (strcmp(argv[i], "--wait") == 0)
             o.wait = 1;
+        else if (orphans && strcmp(argv[i], "--delete") == 0)
+            del = 1;
+        else if (orphans && strcmp(argv[i], "--grace") == 0 && v && v[0] >= '0' && v[0] <= '9')
+            grace = strtoll(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--json") == 0)
             o.json = 1;
         else if (strcmp(argv[i], "--endpoint") == 0 && v)
@@ -1164,6 +1173,8 @@ int cmd_admin(int argc, char **argv)
         return admin_buckets(&o);
     if (layout_view)
         return admin_layout_view(&o);
+    if (orphans)
+        return admin_orphans(&o, del, grace);
     if (strcmp(argv[1], "object-cells") == 0 && npos == 2)
         return cmd_object_cells(&o, pos[0], pos[1]);
     if (sse && npos == 1 && (strcmp(pos[0], "rewrap") == 0 || strcmp(pos[0], "status") == 0))

@@ -37,6 +37,9 @@ int admin_http_failure(const char *what, const http_resp *r);
 /* cairn admin sse status | rewrap [--wait] (admin_sse.c; docs/encryption.md). */
 int admin_sse(const admin_opts *o, int rewrap);
 
+/* cairn admin orphans [--delete] [--grace S] (admin_orphans.c; grace < 0: the node's default). */
+int admin_orphans(const admin_opts *o, int del, long long grace);
+
 int admin_drives(const admin_opts *o);
 int admin_buckets(const admin_opts *o);
 int admin_layout_view(const admin_opts *o);

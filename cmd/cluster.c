@@ -821,7 +821,8 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                             .nreplicas = MD_REPLICAS,
                             .data_dir = c->cfg.data_dir ? c->cfg.data_dir : ".",
                             .mbps = c->cfg.repair_mbps,
-                            .interval_s = c->cfg.repair_interval_s};
+                            .interval_s = c->cfg.repair_interval_s,
+                            .gc_grace_s = c->cfg.gc_grace_ms / 1000};
     return cmd_repair_start(&pc, &c->repair);
 }
 

@@ -2,7 +2,8 @@
  * cmd/cluster_repair.c - the repair pass of a cluster node (issue 9, section 2.9; docs/chunks.md,
  * "Repair in a running cluster"): a thread of its own that runs ob_repair over this node's
  * md_store, and the admin routes that report and trigger it (/admin/repair) and show one body's
- * cells (/admin/object-cells).
+ * cells (/admin/object-cells). It owns the cluster-wide orphan sweep behind /admin/orphans
+ * (cmd/cluster_orphans.c).
  *
  * The thread owns an event loop, an RPC client (the cluster secret and the node's fault rules)
  * and a local chunk backend over the store's drives; each pass gets a resolver, a homes map and
@@ -103,7 +104,8 @@ struct cmd_repair {
     int ndrives;
     int64_t pace_t0;
     uint64_t pace_bytes;
-    int stale_warned; /* a pass waits for a fresh member list (logged once) */
+    int stale_warned;     /* a pass waits for a fresh member list (logged once) */
+    cmd_orphans *orphans; /* the orphan sweep (cmd/cluster_orphans.c), behind /admin/orphans */
 };
 
 /* The layout of one pass, for mine(). */
@@ -507,6 +509,8 @@ cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out)
     c->cfg.node_id = c->self, c->cfg.data_dir = c->data_dir;
     c->last.eta_s = c->last.full_redundancy_s = -1;
     mark_cluster_node(c->data_dir, c->self);
+    if (cmd_orphans_new(&c->cfg, &c->orphans) != CM_OK)
+        CM_WARN(MOD, "no memory for the orphan sweep: /admin/orphans answers 503");
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, repair_main, c) != 0) {
@@ -530,6 +534,7 @@ void cmd_repair_stop(cmd_repair *c)
     pthread_mutex_unlock(&c->mu);
     if (c->running)
         pthread_join(c->thread, NULL);
+    cmd_orphans_free(c->orphans);
     ob_chunks_free(c->local); /* no call in flight: every pass waited for its heals */
     nd_client_free(c->cl);
     if (c->base)
@@ -816,6 +821,8 @@ int cmd_repair_admin(void *arg, const char *route, int post, const char *bucket,
     cmd_repair *c = arg;
     if (strcmp(route, "object-cells") == 0)
         return cmd_repair_object_cells(c, bucket, key, out, cap);
+    if (strcmp(route, "orphans") == 0)
+        return cmd_orphans_admin(c->orphans, post, key, out, cap);
     pthread_mutex_lock(&c->mu);
     int broken = c->broken;
     pthread_mutex_unlock(&c->mu);

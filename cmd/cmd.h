@@ -193,8 +193,9 @@ typedef struct {
     uint32_t nshards;
     int nreplicas; /* N: the coordinator's homes per partition (rp_homes); 1..PL_MAX_CELLS */
     const char *data_dir;
-    double mbps;    /* pace; 0 = unpaced */
-    int interval_s; /* 0 = events only */
+    double mbps;        /* pace; 0 = unpaced */
+    int interval_s;     /* 0 = events only */
+    int64_t gc_grace_s; /* the orphan sweep's default grace is the larger of this and an hour */
 } cmd_repair_config;
 /* Writes DATA/CMD_CLUSTER_MARK (the node id), which `cairn fsck` reads as "a cluster node". */
 cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out);
@@ -206,7 +207,14 @@ uint64_t cmd_repair_trigger(cmd_repair *c);
 /* GET /admin/object-cells: every cell of bucket/key's bodies, stat'ed (blocking). HTTP status. */
 int cmd_repair_object_cells(cmd_repair *c, const char *bucket, const char *key, char *out,
                             size_t cap);
-/* gw_admin_fn over a cmd_repair (gw_set_admin_extra). */
+/* The cluster-wide orphan sweep (cmd/cluster_orphans.c), owned by the cmd_repair: POST starts
+ * one (query delete=1, grace=S), GET shows the running or last one (JSON; the HTTP status is
+ * returned). */
+typedef struct cmd_orphans cmd_orphans;
+cm_err cmd_orphans_new(const cmd_repair_config *cfg, cmd_orphans **out);
+void cmd_orphans_free(cmd_orphans *o); /* stops and joins a running sweep; NULL is a no-op */
+int cmd_orphans_admin(cmd_orphans *o, int post, const char *query, char *out, size_t cap);
+/* gw_admin_fn over a cmd_repair (gw_set_admin_extra); route "orphans" takes the query in key. */
 int cmd_repair_admin(void *arg, const char *route, int post, const char *bucket, const char *key,
                      char *out, size_t cap);
 /* The node's repair thread (NULL before cmd_cluster_run or without one). */

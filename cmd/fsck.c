@@ -21,7 +21,8 @@
  * They are reported; --repair deletes them, except on a cluster node (DIR/cluster.node, written
  * by `cairn server` in cluster mode, or a record names a layout of epoch != 0): its drives hold
  * cells of bodies whose records live on other nodes, which look like orphans here, so they are
- * only reported. The server must be stopped (the drives' LOCK
+ * only reported (`cairn admin orphans` sweeps a running cluster: cmd/cluster_orphans.c). The
+ * server must be stopped (the drives' LOCK
  * makes sure of it); if reading the metadata fails, nothing is deleted.
  */
 #include <dirent.h>
@@ -440,7 +441,7 @@ int cmd_fsck(int argc, char **argv)
     if (repair && cluster)
         printf("fsck: %s is a cluster node's data (%s, or a record names a body spread over "
                "nodes): orphans are reported, not deleted (cells of other nodes' records look "
-               "like orphans here)\n",
+               "like orphans here; `cairn admin orphans` sweeps the running cluster)\n",
                data, CMD_CLUSTER_MARK);
     print_head();
     for (int i = 0; i < n; i++) {

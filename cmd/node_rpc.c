@@ -4,10 +4,12 @@
  *   cairn node-rpc serve --node-id ID [--listen HOST:PORT] [--threads N] DRIVE_DIR...
  *       Opens each directory as a drive (a blobstore) and serves the node RPC (docs/rpc.md) on
  *       HOST:PORT (default 127.0.0.1:9100) until SIGINT/SIGTERM; prints "listening on HOST:PORT".
- *   cairn node-rpc check [--node-id ID] [--write DRIVE [--size BYTES]] PEER_ID@HOST:PORT
+ *   cairn node-rpc check [--node-id ID] [--write DRIVE [--size BYTES] [--keep]] PEER_ID@HOST:PORT
  *       Calls info on the peer and prints its drives; with --write, appends a random chunk of
  *       BYTES (default 1 MiB) to DRIVE, reads it back and compares, stats and deletes it, with
- *       the time of each step. Exit 0 when everything answered as it should, 1 otherwise.
+ *       the time of each step. --keep leaves the chunk there and prints "kept <id>": a chunk no
+ *       record names, what the orphan sweep reclaims (tests/integration/test_cluster_orphans.sh).
+ *       Exit 0 when everything answered as it should, 1 otherwise.
  *
  * Both take the cluster secret from CAIRN_RPC_SECRET (never from the command line, where other
  * users could read it). check applies the fault rules of CAIRN_RPC_FAULTS (nd_faults_parse
@@ -199,8 +201,10 @@ static int nr_step(nr_wait *w, cm_err started, const char *what, cm_err want)
     return ok ? 0 : 1;
 }
 
-/* Append a random chunk, read it back, compare, stat, delete; number of failed steps. */
-static int check_write(nd_client *cl, const nd_peer *peer, nr_wait *w, uint32_t drive, size_t size)
+/* Append a random chunk, read it back, compare, stat, delete (unless keep); number of failed
+ * steps. */
+static int check_write(nd_client *cl, const nd_peer *peer, nr_wait *w, uint32_t drive, size_t size,
+                       int keep)
 {
     bs_id id;
     int bad = 0;
@@ -224,6 +228,13 @@ static int check_write(nd_client *cl, const nd_peer *peer, nr_wait *w, uint32_t 
     bad += !same;
     bad += nr_step(w, nd_stat(cl, peer, drive, &id, nr_done, w), "stat", CM_OK);
     bad += w->res.size != size;
+    if (keep) {
+        char hex[33];
+        bs_id_hex(&id, hex);
+        printf("kept %s\n", hex);
+        free(buf);
+        return bad;
+    }
     bad += nr_step(w, nd_delete(cl, peer, drive, &id, nr_done, w), "delete", CM_OK);
     bad +=
         nr_step(w, nd_stat(cl, peer, drive, &id, nr_done, w), "stat after delete", CM_ERR_NOTFOUND);
@@ -238,7 +249,7 @@ static int check(int argc, char **argv)
     long drive = -1;
     size_t size = 1 << 20;
     char host[256], pid[ND_NODE_ID_MAX];
-    int port, bad = 0;
+    int port, bad = 0, keep = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--node-id") == 0 && i + 1 < argc)
             node = argv[++i];
@@ -246,6 +257,8 @@ static int check(int argc, char **argv)
             drive = atol(argv[++i]);
         else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
             size = (size_t)strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--keep") == 0)
+            keep = 1;
         else if (argv[i][0] != '-' && !target)
             target = argv[i];
         else {
@@ -256,8 +269,8 @@ static int check(int argc, char **argv)
     const char *at = target ? strchr(target, '@') : NULL;
     if (!secret || !at || (size_t)(at - target) >= sizeof(pid) ||
         split_hostport(at + 1, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "usage: cairn node-rpc check [--node-id ID] [--write DRIVE [--size N]] "
-                        "PEER_ID@HOST:PORT\n");
+        fprintf(stderr, "usage: cairn node-rpc check [--node-id ID] [--write DRIVE [--size N] "
+                        "[--keep]] PEER_ID@HOST:PORT\n");
         return 2;
     }
     memcpy(pid, target, (size_t)(at - target));
@@ -299,7 +312,7 @@ static int check(int argc, char **argv)
         }
     }
     if (bad == 0 && drive >= 0)
-        bad += check_write(cl, &peer, &w, (uint32_t)drive, size);
+        bad += check_write(cl, &peer, &w, (uint32_t)drive, size, keep);
 out:
     nd_client_free(cl);
     if (w.data)

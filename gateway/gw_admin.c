@@ -15,18 +15,19 @@
  *   GET|POST /admin/users  users and access keys (gw_users.c; docs/users.md)
  *   GET  /admin/drives, /admin/buckets   the drive and bucket tables (gw_admin_lists.c)
  *   GET|POST /admin/sse/rewrap   the master-key rewrap pass: status / start (gw_sse_rewrap.c)
- *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K
- *                        a cluster node's repair pass and a body's cells (gw_set_admin_extra:
- *                        answered on a worker; 503 on a node without them)
+ *   GET|POST /admin/repair, GET /admin/object-cells?bucket=B&key=K, GET|POST /admin/orphans
+ *                        a cluster node's repair pass, a body's cells and the cluster-wide
+ *                        orphan sweep (gw_set_admin_extra: answered on a worker; 503 on a node
+ *                        without them)
  *   GET|HEAD /_console/...  the web console's files (gw_console.c; shadows nothing: '_' cannot
  *                        be in a bucket name)
  *
  * Routing happens before S3 routing, on the exact paths above with path-style addressing only,
  * so they shadow just a few S3 requests: a V1 listing of a bucket named "metrics" without any
- * query parameter, and keys "scrub", "status", "repair", "users", "object-cells", "drives" and
- * "buckets" in a bucket named "admin". /admin/ requests must be SigV4-signed (header auth) with
- * the root credentials, exactly as S3 requests are; a user's key or an unsigned request is
- * AccessDenied.
+ * query parameter, and keys "scrub", "status", "repair", "users", "object-cells", "drives",
+ * "buckets" and "orphans" in a bucket named "admin". /admin/ requests must be SigV4-signed (header
+ * auth) with the root credentials, exactly as S3 requests are; a user's key or an unsigned request
+ * is AccessDenied.
  *
  * The scrubber itself is the object layer's (ob_scrub.c); gw_scrub_new attaches one here.
  *
@@ -291,9 +292,10 @@ void gw_set_admin_extra(gw *g, gw_admin_fn fn, void *arg)
     g->admin_arg = arg;
 }
 
-/* An /admin/repair or /admin/object-cells request, answered by admin_fn on a worker. */
+/* An /admin/repair, /admin/object-cells or /admin/orphans request, answered by admin_fn on a
+ * worker. */
 typedef struct {
-    int object_cells, post, status;
+    int object_cells, post, status; /* object_cells: 0 repair, 1 object-cells, 2 orphans */
     char bucket[MD_BUCKET_MAX + 1];
     char key[MD_MAX_KEY + 1];
     char out[16384];
@@ -302,8 +304,9 @@ typedef struct {
 static void admin_ext_work(gw_req *r)
 {
     admin_ext_state *st = r->op;
-    st->status = r->g->admin_fn(r->g->admin_arg, st->object_cells ? "object-cells" : "repair",
-                                st->post, st->bucket, st->key, st->out, sizeof(st->out));
+    static const char *const routes[] = {"repair", "object-cells", "orphans"};
+    st->status = r->g->admin_fn(r->g->admin_arg, routes[st->object_cells], st->post, st->bucket,
+                                st->key, st->out, sizeof(st->out));
 }
 
 static void admin_ext_done(gw_req *r)
@@ -333,12 +336,14 @@ static void admin_ext(gw_req *r, int object_cells, int post)
     }
     const char *bucket = gw_query_get(&q, "bucket"), *key = gw_query_get(&q, "key");
     admin_ext_state *st = calloc(1, sizeof(*st));
-    int bad = object_cells &&
+    int bad = object_cells == 1 &&
               (!bucket || !key || strlen(bucket) > MD_BUCKET_MAX || strlen(key) > MD_MAX_KEY);
     if (st && !bad) {
         st->object_cells = object_cells, st->post = post;
         snprintf(st->bucket, sizeof(st->bucket), "%s", bucket ? bucket : "");
         snprintf(st->key, sizeof(st->key), "%s", key ? key : "");
+        if (object_cells == 2) /* orphans: its query as it came (delete=, grace=) */
+            snprintf(st->key, sizeof(st->key), "%s", strchr(t, '?') ? strchr(t, '?') + 1 : "");
     }
     gw_query_release(&q);
     if (!st || bad) {
@@ -637,11 +642,13 @@ int gw_admin_route(gw_req *r)
     int status = plen == 13 && strncmp(t, "/admin/status", 13) == 0;
     int repair = plen == 13 && strncmp(t, "/admin/repair", 13) == 0;
     int cells = plen == 19 && strncmp(t, "/admin/object-cells", 19) == 0;
+    int orphans = plen == 14 && strncmp(t, "/admin/orphans", 14) == 0;
     int users = plen == 12 && strncmp(t, "/admin/users", 12) == 0;
     int drives = plen == 13 && strncmp(t, "/admin/drives", 13) == 0;
     int buckets = plen == 14 && strncmp(t, "/admin/buckets", 14) == 0;
     int rewrap = plen == 17 && strncmp(t, "/admin/sse/rewrap", 17) == 0;
-    if (!scrub && !status && !repair && !cells && !users && !drives && !buckets && !rewrap)
+    if (!scrub && !status && !repair && !cells && !users && !drives && !buckets && !rewrap &&
+        !orphans)
         return 0;
     r->opk = GW_OP_Admin;
     gw_s3err e = gw_authenticate(r);
@@ -659,6 +666,8 @@ int gw_admin_route(gw_req *r)
         admin_status(r);
     else if ((repair && (get || post)) || (cells && get))
         admin_ext(r, cells, post);
+    else if (orphans && (get || post))
+        admin_ext(r, 2, post); /* the cluster's orphan sweep (cmd/cluster_orphans.c) */
     else if ((drives || buckets) && get)
         gw_admin_lists(r, buckets); /* gw_admin_lists.c */
     else if (rewrap && (get || post))

@@ -1286,6 +1286,18 @@ void md_intents_free(md_intent *a, size_t n);
  * bucket and its part key, for ob_gc_run. */
 cm_err md_intent_to_garbage(md_store *md, const md_intent *in);
 
+/*
+ * ---- Names: the mark phase of the cluster's orphan sweep (md_names.c) ----
+ *
+ * named[i] = 1 when a record of this store names blob ids[i] (n ids, sorted ascending, no
+ * duplicates; CM_ERR_INVAL otherwise): an object, version or hint record (any part, tombstones
+ * and the cluster's multipart and version records included), a multipart part or upload, a
+ * garbage record or an UploadPart intent. *records (may be NULL): values read. A value that does
+ * not decode is CM_ERR_CORRUPT (nothing may be taken for unnamed then).
+ */
+cm_err md_names_mark(md_store *md, const uint8_t (*ids)[16], size_t n, uint8_t *named,
+                     uint64_t *records);
+
 /* ---- Record encoding (exposed for tests and later replication) ---- */
 
 /* Encode into a heap buffer (*buf, *len); decode validates every length (CM_ERR_CORRUPT). */

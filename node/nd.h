@@ -44,6 +44,7 @@ struct event_base;
 #define ND_NODE_ID_MAX 64     /* node ids: 1..63 chars of [A-Za-z0-9._-] */
 #define ND_PIECE (256 * 1024) /* the server appends / reads at most this much per blob call */
 #define ND_LIST_MAX 1000      /* chunks per list page (the answer stays below 64 KiB) */
+#define ND_LIST_AGED_MAX 800  /* ... with ages (a line is at most 74 bytes: below 64 KiB) */
 #define ND_APPEND_MIN                                                                              \
     (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
                  */
@@ -236,6 +237,7 @@ typedef struct {
 typedef struct {
     bs_id id;
     uint64_t size;
+    int64_t age_s; /* nd_list_aged: seconds since its last write (bs_list_aged); else -1 */
 } nd_chunk_ent;
 
 typedef struct {
@@ -301,6 +303,9 @@ cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg);
  */
 cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after, size_t max,
                nd_done_fn done, void *arg);
+/* nd_list with each chunk's age (res.list[i].age_s); max capped at ND_LIST_AGED_MAX. */
+cm_err nd_list_aged(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after,
+                    size_t max, nd_done_fn done, void *arg);
 /*
  * Metadata partitions (served from the node's md_store; docs/rpc.md, docs/replication.md). A
  * partition is the keys of bucket in shard of nshards (md_shard_of). Records travel as
@@ -352,6 +357,14 @@ cm_err nd_meta_tombs(nd_client *cl, const nd_peer *peer, const nd_part *p, uint6
                      const char *after, size_t max, nd_done_fn done, void *arg);
 cm_err nd_meta_tomb_drop(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t mark,
                          const md_rec_info *infos, size_t ninfos, nd_done_fn done, void *arg);
+/*
+ * names: which of ids (n of them, 16 bytes each, sorted ascending, n <= ND_NAMES_MAX) a record
+ * of peer's store names, any bucket, any kind (md_names_mark): res.body = one byte per id, 1 =
+ * named. A full walk of the peer's records per call: the orphan sweep's mark phase.
+ */
+#define ND_NAMES_MAX 65536
+cm_err nd_meta_names(nd_client *cl, const nd_peer *peer, const uint8_t (*ids)[16], size_t n,
+                     nd_done_fn done, void *arg);
 
 /*
  * Hand a conditional write to peer, the leader of its partition (nd_cond_req above): rec (len

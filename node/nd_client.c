@@ -76,6 +76,7 @@ struct nd_op {
     size_t cap;             /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
     nd_node_info *info;
     nd_chunk_ent *list;
+    int aged; /* list: the answer's lines carry ages */
 };
 
 static void op_free(nd_op *op)
@@ -141,7 +142,14 @@ static int parse_list(nd_op *op, size_t *n)
                  cm_hex_decode(line, 32, op->list[*n].id.b, 16) == CM_OK;
         if (ok) {
             op->list[*n].size = strtoull(line + 33, &end, 10);
-            ok = *end == '\0' && line[33] >= '0' && line[33] <= '9';
+            ok = line[33] >= '0' && line[33] <= '9';
+            op->list[*n].age_s = -1;
+            if (ok && op->aged) { /* "<id> <length> <age>" */
+                const char *a = end + 1;
+                ok = *end == ' ' && *a >= '0' && *a <= '9';
+                op->list[*n].age_s = ok ? strtoll(a, &end, 10) : -1;
+            }
+            ok = ok && *end == '\0';
         }
         free(line);
         if (!ok)
@@ -561,8 +569,8 @@ cm_err nd_info(nd_client *cl, const nd_peer *peer, nd_done_fn done, void *arg)
     return go(op, peer, "GET", ND_PREFIX "/info", 0, NULL, NULL, NULL);
 }
 
-cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after, size_t max,
-               nd_done_fn done, void *arg)
+static cm_err list_call(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after,
+                        size_t max, int aged, nd_done_fn done, void *arg)
 {
     char target[160], hex[33] = "";
     if (max == 0)
@@ -570,11 +578,25 @@ cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
     nd_op *op = op_new(cl, K_LIST, done, arg);
     if (!op)
         return CM_ERR_NOMEM;
+    op->aged = aged;
     if (after)
         bs_id_hex(after, hex);
-    snprintf(target, sizeof(target), ND_PREFIX "/list/%" PRIu32 "?max=%zu%s%s", drive,
-             CM_MIN(max, (size_t)ND_LIST_MAX), after ? "&after=" : "", hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/list/%" PRIu32 "?max=%zu%s%s%s", drive,
+             CM_MIN(max, (size_t)(aged ? ND_LIST_AGED_MAX : ND_LIST_MAX)), after ? "&after=" : "",
+             hex, aged ? "&age=1" : "");
     return go(op, peer, "GET", target, 0, NULL, NULL, NULL);
+}
+
+cm_err nd_list(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after, size_t max,
+               nd_done_fn done, void *arg)
+{
+    return list_call(cl, peer, drive, after, max, 0, done, arg);
+}
+
+cm_err nd_list_aged(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *after,
+                    size_t max, nd_done_fn done, void *arg)
+{
+    return list_call(cl, peer, drive, after, max, 1, done, arg);
 }
 
 /* A DNS host name: dot-separated labels of 1..63 letters, digits and hyphens, not beginning or
@@ -819,6 +841,16 @@ cm_err nd_meta_tomb_drop(nd_client *cl, const nd_peer *peer, const nd_part *p, u
     cm_err e = meta_call(cl, peer, "POST", t, body, (size_t)(w - body), done, arg);
     free(body);
     return e;
+}
+
+cm_err nd_meta_names(nd_client *cl, const nd_peer *peer, const uint8_t (*ids)[16], size_t n,
+                     nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    /* Not a partition's call: "-" (no bucket's name) fills the bucket place of the route. */
+    if (n == 0 || n > ND_NAMES_MAX || !meta_target(t, sizeof(t), "-", "names", NULL))
+        return CM_ERR_INVAL;
+    return meta_call(cl, peer, "POST", t, (const uint8_t *)ids, 16 * n, done, arg);
 }
 
 /* A lock change as the cond route carries it (lock=, and a layout swap's hpart and hold): 0, or

@@ -14,6 +14,9 @@
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
  *   GET  /tombs?shard=S&nshards=N&before=T[&max=M][&after=A]  the partition's tombstones < T
  *   POST /tombdrop?shard=S&nshards=N&mark=T           raise the mark, drop the body's tombstones
+ *   POST /names   (bucket "-": every bucket)          one byte per blob id of the body (16 bytes
+ *        each, sorted, at most ND_NAMES_MAX): 1 when a record of the store names it
+ *        (md_names_mark; the orphan sweep's mark phase, a full walk of the store)
  * and, after ND_PREFIX "/cond/<bucket>", the conditional write handed to a partition's leader:
  *   POST ?[inm=1][&ifmatch=E][&unlocked=1|2][&ncsucc=MS&ncnewer=N[&nckey=K]][&del=1]   run
  *        the body's record through cfg.cond (unlocked: the record replaced must not be protected
@@ -58,7 +61,7 @@
 #define MOD "nd"
 #define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
-enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP };
+enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP, M_NAMES };
 
 struct nd_mreq {
     int kind;
@@ -190,6 +193,10 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
         if (nd_query_u64(q, "mark", &m->before) != 1 || m->before == 0)
             return "bad mark";
         return parse_part(q, m, 0);
+    }
+    if (wl == 5 && strncmp(what, "names", 5) == 0 && strcmp(method, "POST") == 0) {
+        m->kind = M_NAMES;
+        return NULL;
     }
     return "no such meta route";
 }
@@ -433,6 +440,27 @@ static cm_err run_tdrop(nd_service *svc, struct nd_mreq *m)
     return e;
 }
 
+/* The body's blob ids; one byte each back, 1 when a record names it. */
+static cm_err run_names(nd_service *svc, struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), n = len / 16;
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (len % 16 || n == 0 || n > ND_NAMES_MAX || !p) {
+        m->why = "the body is not 1..ND_NAMES_MAX blob ids";
+        return CM_ERR_INVAL;
+    }
+    uint8_t *named = malloc(n);
+    if (!named)
+        return CM_ERR_NOMEM;
+    cm_err e = md_names_mark(svc->md, (const uint8_t(*)[16])p, n, named, NULL);
+    if (e == CM_ERR_INVAL)
+        m->why = "the blob ids are not sorted";
+    if (e == CM_OK && evbuffer_add(m->out, named, n) != 0)
+        e = CM_ERR_NOMEM;
+    free(named);
+    return e;
+}
+
 static cm_err run_cond(nd_service *svc, struct nd_mreq *m)
 {
     md_object o;
@@ -477,6 +505,9 @@ static void meta_run(nd_job *j)
         break;
     case M_TDROP:
         m->err = run_tdrop(s->svc, m);
+        break;
+    case M_NAMES:
+        m->err = run_names(s->svc, m);
         break;
     default:
         m->err = run_leaves(s->svc, m);
@@ -754,7 +785,7 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
     }
     if (epoch_refused(svc, req, m->epoch))
         return;
-    if (m->kind != M_PUT && m->kind != M_LEAVES && m->kind != M_TDROP) {
+    if (m->kind != M_PUT && m->kind != M_LEAVES && m->kind != M_TDROP && m->kind != M_NAMES) {
         submit(s);
         return;
     }

@@ -8,6 +8,8 @@
  *   DELETE /chunk/<drive>/<id>                 delete, durably
  *   GET    /info                               heartbeat: node id, clock, drives
  *   GET    /list/<drive>?after=<id>&max=N      a page of the drive's chunks (id, length)
+ *   GET    /list/<drive>?...&age=1             ... with each chunk's age (bs_list_aged; at most
+ *                                              ND_LIST_AGED_MAX: the orphan sweep)
  *   ...    /meta/<bucket>/...                  metadata partitions (nd_meta.c)
  *   POST   /cond/<bucket>?...                  a conditional write for its leader (nd_meta.c)
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
@@ -526,16 +528,17 @@ static void on_drain(net_req *req, void *arg)
 
 /* ---- list ---- */
 
-/* GET /list/<drive>[?after=<32 hex>][&max=N]: a page of the drive's chunks in id order, one
- * "<id> <length>" line each; X-Cairn-More: 1 when the page is full (ask again after its last id).
- */
+/* GET /list/<drive>[?after=<32 hex>][&max=N][&age=1]: a page of the drive's chunks in id order,
+ * one "<id> <length>" line each ("<id> <length> <age seconds>" with age=1); X-Cairn-More: 1 when
+ * the page is full (ask again after its last id). */
 static void serve_list(nd_service *svc, net_req *req, const char *path)
 {
     char *end;
     const char *q = strchr(path, '?'), *after = q ? strstr(q, "after=") : NULL;
-    uint64_t max = ND_LIST_MAX;
+    uint64_t max = ND_LIST_MAX, aged = 0;
     bs_id from, *ids = NULL;
     uint64_t *sizes = NULL;
+    int64_t *ages = NULL;
     size_t n = 0;
     if (*path < '0' || *path > '9') {
         answer_error(req, CM_ERR_INVAL, "bad list path");
@@ -543,6 +546,7 @@ static void serve_list(nd_service *svc, net_req *req, const char *path)
     }
     unsigned long d = strtoul(path, &end, 10);
     if ((*end != '\0' && *end != '?') || (q && nd_query_u64(q + 1, "max", &max) < 0) || max == 0 ||
+        (q && nd_query_u64(q + 1, "age", &aged) < 0) || aged > 1 ||
         (after && (strlen(after + 6) < 32 || cm_hex_decode(after + 6, 32, from.b, 16) != CM_OK))) {
         answer_error(req, CM_ERR_INVAL, "bad list query");
         return;
@@ -555,20 +559,26 @@ static void serve_list(nd_service *svc, net_req *req, const char *path)
         answer_error(req, CM_ERR_UNAVAILABLE, "drive offline");
         return;
     }
-    max = CM_MIN(max, (uint64_t)ND_LIST_MAX);
+    max = CM_MIN(max, (uint64_t)(aged ? ND_LIST_AGED_MAX : ND_LIST_MAX));
     struct evbuffer *b = evbuffer_new();
     ids = malloc(max * sizeof(*ids));
     sizes = malloc(max * sizeof(*sizes));
-    cm_err e = b && ids && sizes ? CM_OK : CM_ERR_NOMEM;
+    ages = aged ? malloc(max * sizeof(*ages)) : NULL;
+    cm_err e = b && ids && sizes && (ages || !aged) ? CM_OK : CM_ERR_NOMEM;
     if (e == CM_OK)
-        e = bs_list(svc->drives[d].bs, after ? &from : NULL, ids, sizes, (size_t)max, &n);
+        e = bs_list_aged(svc->drives[d].bs, after ? &from : NULL, ids, sizes, ages, (size_t)max,
+                         &n);
     for (size_t i = 0; e == CM_OK && i < n; i++) {
         char hex[33];
         bs_id_hex(&ids[i], hex);
-        evbuffer_add_printf(b, "%s %" PRIu64 "\n", hex, sizes[i]);
+        if (aged)
+            evbuffer_add_printf(b, "%s %" PRIu64 " %" PRId64 "\n", hex, sizes[i], ages[i]);
+        else
+            evbuffer_add_printf(b, "%s %" PRIu64 "\n", hex, sizes[i]);
     }
     free(ids);
     free(sizes);
+    free(ages);
     if (e != CM_OK) {
         if (b)
             evbuffer_free(b);

@@ -112,6 +112,9 @@ expect_exit "an unknown access key: exit 5" 5 '^cairn admin: GET /admin/buckets:
 expect_exit "a server error (repair on a single node): exit 6" 6 \
     '^cairn admin: POST /admin/repair: HTTP 503 NotClustered: this server is not a cluster node$' \
     "$CAIRN_BIN" admin repair --json --endpoint "$H_ENDPOINT"
+expect_exit "the orphan sweep on a single node: exit 6" 6 \
+    '^cairn admin: POST /admin/orphans: HTTP 503 NotClustered: this server is not a cluster node$' \
+    "$CAIRN_BIN" admin orphans --endpoint "$H_ENDPOINT"
 expect_exit "a usage error: exit 2" 2 "^cairn admin: unknown or incomplete argument '--bogus'" \
     "$CAIRN_BIN" admin drives --bogus --endpoint "$H_ENDPOINT"
 for p in drives buckets; do

@@ -628,6 +628,18 @@ static nd_result do_list(tloop *l, const tnode *n, uint32_t drive, const bs_id *
     return r.res;
 }
 
+/* do_list with ages (nd_list_aged). */
+static nd_result do_list_aged(tloop *l, const tnode *n, uint32_t drive, size_t max)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    CU_ASSERT_EQUAL(nd_list_aged(l->cl, &p, drive, NULL, max, done_cb, &r), CM_OK);
+    loop_run(l);
+    tres_release(&r);
+    return r.res;
+}
+
 static int ent_cmp(const void *a, const void *b)
 {
     return memcmp(((const nd_chunk_ent *)a)->id.b, ((const nd_chunk_ent *)b)->id.b, 16);
@@ -669,6 +681,16 @@ static void test_list(void)
     for (int i = 0; i < N; i++) {
         CU_ASSERT(memcmp(seen[i].id.b, want[i].id.b, 16) == 0);
         CU_ASSERT_EQUAL(seen[i].size, want[i].size);
+        CU_ASSERT_EQUAL(seen[i].age_s, -1); /* not asked for */
+    }
+    /* with ages (the orphan sweep's listing): the same chunks, each just written */
+    nd_result ra = do_list_aged(&l, &n, 0, 100);
+    CU_ASSERT_EQUAL_FATAL(ra.err, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ra.nlist, N);
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT(memcmp(list_copy[i].id.b, want[i].id.b, 16) == 0);
+        CU_ASSERT_EQUAL(list_copy[i].size, want[i].size);
+        CU_ASSERT(list_copy[i].age_s >= 0 && list_copy[i].age_s < 60);
     }
     /* an empty page past the last id; an offline drive; a drive that does not exist */
     nd_result r = do_list(&l, &n, 0, &want[N - 1].id, 100);
