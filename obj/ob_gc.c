@@ -31,8 +31,10 @@
  * part as the Complete read it when the object keeps the body (rp_upload.c end_one). A repair swap
  * of that part record racing the Complete leaves an entry of the part's key naming the cells the
  * Complete copied into the object; the tombstone names them, so they are kept (a tombstone naming
- * nothing, a deleted key, keeps nothing). Before, the entry freed them: a completed object lost
- * the moved cells gc_grace_s later (test_obj_gc obsolete_after_complete).
+ * nothing, a deleted key, keeps nothing), on the local record or the one `read` returns (a
+ * cluster's read answers tombstones too, for a healer whose replica missed the Complete).
+ * Before, the entry freed them: a completed object lost the moved cells gc_grace_s later
+ * (test_obj_gc obsolete_after_complete).
  *
  * Blocking: call it from a background thread, never from an event loop.
  */

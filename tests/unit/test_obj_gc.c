@@ -319,7 +319,18 @@ static void test_obsolete_after_complete(void)
     CU_ASSERT(!on_drive(st, &b, b.drives[0]));
     CU_ASSERT_EQUAL(cells_present(st, &b), 5);
 
-    /* 3. a plain tombstone (a deleted key) names nothing: the obsolete cell is freed */
+    /* 3. this replica missed the Complete (its part record is the swapped one): the quorum's
+     * record, the tombstone (cmd/cluster.c reads it with rp_record_get), keeps the cell */
+    md_layout e = store_body(st, 4 * CELL, 0x54), e2 = e;
+    e2.drives[0] = spare_of(&e);
+    put_rec(md, "part-e", &e2, t), put_rec(qmd, "part-e", &e2, t);
+    put_kept_tombstone(qmd, "part-e", &e, t + 1);
+    put_obsolete(md, "part-e", &e, 0, t);
+    CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
+    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT(on_drive(st, &e, e.drives[0]));
+
+    /* 4. a plain tombstone (a deleted key) names nothing: the obsolete cell is freed */
     md_layout c = store_body(st, 4 * CELL, 0x53);
     md_object del = {.key = "part-c", .hlc = MD_HLC_MAKE(t + 1, 0), .tombstone = 1};
     memcpy(del.version_id, "null", 5);
