@@ -144,6 +144,11 @@ cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t le
 /* Current length of a blob; CM_ERR_NOTFOUND if unknown. */
 cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
 /*
+ * Diagnostics for a "not found": 1 when id was among the store's last BS_DEL_RING (256) deletes
+ * since it opened, with *ago_ms = how long ago (the latest such delete); 0 otherwise.
+ */
+int bs_deleted_ago(bs_store *bs, const bs_id *id, int64_t *ago_ms);
+/*
  * A page of the drive's blobs in id order (bytes compared as unsigned): up to max blobs whose id
  * is above *after (NULL: from the first), their ids into ids[] and lengths into sizes[], *n the
  * count. A full page (*n == max) may have a next one: call again after its last id. Each page is

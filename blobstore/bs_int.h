@@ -164,6 +164,8 @@ typedef struct {
     pthread_cond_t cond;
 } bs_compactor;
 
+#define BS_DEL_RING 256 /* deletes remembered for diagnostics (bs_deleted_ago) */
+
 struct bs_store {
     char *dir;
     bs_io io;
@@ -199,6 +201,12 @@ struct bs_store {
     int have_salt;          /* recovery found (or made) the store's salt */
     pthread_mutex_t dir_mu; /* leaf: one directory sync for new segments at a time */
     int dir_dirty;          /* atomic: a segment was created since the last directory sync */
+
+    /* The last BS_DEL_RING deletes (id, monotonic ms), so a "not found" can say whether and
+     * when the blob was deleted here (bs_deleted_ago); idx_lock. */
+    bs_id del_ids[BS_DEL_RING];
+    int64_t del_ms[BS_DEL_RING];
+    uint32_t del_next;
 
     /* Counters for bs_get_stats (/metrics). */
     uint64_t appends, append_bytes;   /* append_mu: bs_append calls that succeeded, their bytes */

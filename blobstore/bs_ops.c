@@ -13,7 +13,9 @@
  * holding a record it kills is gone, since recovery would otherwise bring that blob back). When
  * that will unlink a segment, the tombstone is fdatasynced first. The data
  * of the blob's records is queued for hole punching (bs_drop_blob, bs_punch.c), done once the
- * tombstone is durable.
+ * tombstone is durable. The last BS_DEL_RING deleted ids are remembered with the time (under
+ * idx_lock), so a "not found" can say whether and when the blob was deleted here
+ * (bs_deleted_ago: diagnostics for a reader that met a missing cell).
  * Locking is described in bs_store.c.
  *
  * Sync (group commit, see bs_sync). A failed fdatasync is never retried: Linux reports a writeback
@@ -140,6 +142,20 @@ cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size)
         *size = b->size;
     pthread_rwlock_unlock(&bs->idx_lock);
     return b ? CM_OK : CM_ERR_NOTFOUND;
+}
+
+int bs_deleted_ago(bs_store *bs, const bs_id *id, int64_t *ago_ms)
+{
+    int64_t at = -1;
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    uint32_t n = bs->del_next < BS_DEL_RING ? bs->del_next : BS_DEL_RING;
+    for (uint32_t i = 0; i < n; i++)
+        if (memcmp(bs->del_ids[i].b, id->b, sizeof(id->b)) == 0 && bs->del_ms[i] > at)
+            at = bs->del_ms[i];
+    pthread_rwlock_unlock(&bs->idx_lock);
+    if (at >= 0)
+        *ago_ms = cm_monotonic_ms() - at;
+    return at >= 0;
 }
 
 /* ---- list ---- */
@@ -402,6 +418,8 @@ cm_err bs_delete(bs_store *bs, const bs_id *id)
         if (e == CM_OK) {
             pthread_rwlock_wrlock(&bs->idx_lock);
             bs_drop_blob(bs, bs_index_remove(&bs->index, id));
+            bs->del_ids[bs->del_next % BS_DEL_RING] = *id;
+            bs->del_ms[bs->del_next++ % BS_DEL_RING] = cm_monotonic_ms();
             pthread_rwlock_unlock(&bs->idx_lock);
             bs_reclaim(bs);
         }

@@ -569,11 +569,12 @@ static void reload_faults(cmd_cluster *c)
         CM_INFO(MOD, "RPC fault rules now: %s", n ? spec : "(none)");
 }
 
-/* The garbage reclaim's check of a repair's obsolete cells: the record at quorum. */
+/* The garbage reclaim's check of a repair's obsolete cells: the record at quorum, a tombstone
+ * too (a Complete's tombstone of a part names the cells the object keeps: ob_gc.c). */
 static cm_err gc_read(void *arg, const char *bucket, const char *key, md_object *out)
 {
     cmd_cluster *c = arg;
-    return rp_object_get(c->coord, bucket, key, out);
+    return rp_record_get(c->coord, bucket, key, out);
 }
 
 /*

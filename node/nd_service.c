@@ -23,9 +23,11 @@
  * Memory per request: the net server's body buffer (read_high_water) and one piece.
  *
  * Read: the first piece is read before the response starts (so a missing or corrupt chunk gets a
- * clean status); the rest is read from on_drain, one piece at a time straight into a buffer of
- * the loop's pool added to the response by reference (no extra copy, no fresh pages per piece:
- * cm_bufpool.h), so at most about write_low_water + ND_PIECE bytes wait per request.
+ * clean status; a missing one is logged with whether and when it was deleted on this drive,
+ * bs_deleted_ago, and that reason goes back to the reader); the rest is read from on_drain, one
+ * piece at a time straight into a buffer of the loop's pool added to the response by reference
+ * (no extra copy, no fresh pages per piece: cm_bufpool.h), so at most about write_low_water +
+ * ND_PIECE bytes wait per request.
  * A block failing its checksum mid-stream aborts the connection: the client sees a short body.
  * A range that fits the first piece (a whole cell at the default cell size) is answered with its
  * X-Cairn-Crc32c, which the client checks, so bytes damaged between the blobstore's check and
@@ -457,6 +459,25 @@ static cm_err send_piece(net_req *req, nd_sreq *s)
     return CM_OK;
 }
 
+/*
+ * A read of a chunk this drive does not have: a reader asks only for cells a record names, so
+ * this is worth a line in the log, saying whether the chunk was deleted here lately and when (a
+ * GET cut short "not found" is then matched with whoever deleted it; docs/chunks.md, "A GET and a
+ * concurrent heal"); the reason goes back to the reader too.
+ */
+static void read_missing(net_req *req, const nd_sreq *s)
+{
+    char hex[33], why[96];
+    int64_t ago = 0;
+    bs_id_hex(&s->id, hex);
+    if (bs_deleted_ago(s->bs, &s->id, &ago))
+        snprintf(why, sizeof(why), "no such chunk: deleted here %lld ms ago", (long long)ago);
+    else
+        snprintf(why, sizeof(why), "no such chunk: not among this drive's last deletes");
+    CM_WARN(MOD, "peer=%s read of chunk %s: %s", net_req_peer(req), hex, why);
+    answer_error(req, CM_ERR_NOTFOUND, why);
+}
+
 static void start_read(net_req *req, nd_sreq *s, const char *query)
 {
     uint64_t len = UINT64_MAX;
@@ -465,6 +486,10 @@ static void start_read(net_req *req, nd_sreq *s, const char *query)
         return;
     }
     cm_err e = bs_size(s->bs, &s->id, &s->size);
+    if (e == CM_ERR_NOTFOUND) {
+        read_missing(req, s);
+        return;
+    }
     if (e != CM_OK) {
         answer_error(req, e, NULL);
         return;

@@ -17,6 +17,7 @@
  */
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -108,6 +109,7 @@ typedef struct {
     uint64_t size;
     ob_chunk_done done;
     void *arg;
+    char why[64]; /* a read's "not found": whether and when the chunk was deleted here */
 } lc_job;
 
 /* Append the body piece by piece under a running CRC; a mismatch deletes the chunk. */
@@ -157,7 +159,10 @@ static cm_err lc_seal(lc_job *j)
 static cm_err lc_read(lc_job *j)
 {
     struct evbuffer_iovec v;
+    int64_t ago = 0;
     cm_err e = bs_size(j->bs, &j->id, &j->size);
+    if (e == CM_ERR_NOTFOUND && bs_deleted_ago(j->bs, &j->id, &ago))
+        snprintf(j->why, sizeof(j->why), "no such chunk: deleted here %lld ms ago", (long long)ago);
     if (e != CM_OK)
         return e;
     if (j->off > j->size || j->len > j->size - j->off)
@@ -236,7 +241,7 @@ static void lc_done(nd_job *job)
         res.more = j->nlist == j->max;
     }
     if (j->err != CM_OK)
-        res.message = cm_err_str(j->err);
+        res.message = j->why[0] ? j->why : cm_err_str(j->err);
     j->done(j->arg, &res);
     if (j->buf)
         evbuffer_free(j->buf);

@@ -369,8 +369,11 @@ static void stripe_short(rd_stripe *s)
                           : snprintf(cells + at, sizeof(cells) - at, " %d:none", i);
         at += w > 0 ? (size_t)w : 0;
     }
-    CM_ERROR(MOD, "stripe at %llu unreadable: %d of %d cells after %d rounds; missing:%s",
-             (unsigned long long)s->start, s->present, k, s->rounds + 1, cells);
+    char hex[33];
+    bs_id_hex(&r->id, hex);
+    CM_ERROR(MOD,
+             "stripe at %llu of body %s unreadable: %d of %d cells after %d rounds; missing:%s",
+             (unsigned long long)s->start, hex, s->present, k, s->rounds + 1, cells);
     rd_finish(r, CM_ERR_UNAVAILABLE);
 }
 
@@ -417,7 +420,15 @@ static void cell_read(void *arg, const ob_chunk_result *res)
         ob_cl_note_latency(r->c, (int)(cm_monotonic_ms() - rc->t0));
     } else {
         cm_err e = res->err == CM_OK ? CM_ERR_CORRUPT : res->err;
-        CM_WARN(MOD, "cell %d of a body unreadable (%s): reading another", i, cm_err_str(e));
+        char hex[33];
+        bs_id_hex(&r->id, hex);
+        /* the blob, node and drive, and the node's reason: a "not found" on a live node then
+         * says whether the chunk was deleted there and when (nd_service.c read_missing) */
+        CM_WARN(MOD, "cell %d of body %s (node %u drive %u) unreadable (%s%s%s): reading another",
+                i, hex, r->lay.nodes[i], r->lay.drives[i], cm_err_str(e),
+                res->message && res->message[0] && strcmp(res->message, cm_err_str(e)) != 0 ? ": "
+                                                                                            : "",
+                res->message && strcmp(res->message, cm_err_str(e)) != 0 ? res->message : "");
         ob_cl_node_failed(r->c, r->v, r->lay.nodes[i], e);
         s->why[i] = e;
         s->again[i] = (uint8_t)transient(e);

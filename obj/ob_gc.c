@@ -27,6 +27,15 @@
  * wait for a timeout). An entry whose blob the local record does not name is a replaced body: its
  * blob never comes back (newer versions dominate it), so one local read is all it costs.
  *
+ * A multipart part's record is tombstoned by CompleteMultipartUpload, and the tombstone names the
+ * part as the Complete read it when the object keeps the body (rp_upload.c end_one). A repair swap
+ * of that part record racing the Complete leaves an entry of the part's key naming the cells the
+ * Complete copied into the object; the tombstone names them, so they are kept (a tombstone naming
+ * nothing, a deleted key, keeps nothing), on the local record or the one `read` returns (a
+ * cluster's read answers tombstones too, for a healer whose replica missed the Complete).
+ * Before, the entry freed them: a completed object lost the moved cells gc_grace_s later
+ * (test_obj_gc obsolete_after_complete).
+ *
  * Blocking: call it from a background thread, never from an event loop.
  */
 #include <stdlib.h>
@@ -40,11 +49,13 @@
 #define RETRY_MS 60000 /* a check that could not read the record is tried again this much later */
 #define READ_FAILS 4   /* failed record reads after which a run puts the other checks off */
 
-/* Mark 0xFF every cell of *lay whose (node, drive) rec names for lay's blob; 1 if rec does. */
+/* Mark 0xFF every cell of *lay whose (node, drive) rec names for lay's blob; 1 if rec does. A
+ * tombstone names parts only when a Complete left it on a part record whose body the object
+ * keeps (rp_upload.c end_one): those are the object's cells, so they count as named too. */
 static int keep_named(md_layout *lay, const md_object *rec)
 {
     int uses = 0;
-    for (size_t p = 0; !rec->tombstone && p < rec->nparts; p++) {
+    for (size_t p = 0; p < rec->nparts; p++) {
         const md_layout *now = &rec->parts[p].layout;
         if (MD_PART_INLINE(&rec->parts[p]) || memcmp(now->blob, lay->blob, 16) != 0)
             continue;

@@ -113,6 +113,10 @@ void rp_set_router(rp *c, rp_router *router);
  * hand back the replaced record (*had_old = 0): replaced bodies become garbage records on the
  * replicas, reclaimed after a grace period (a reader on another node may still use them). */
 cm_err rp_object_get(rp *c, const char *bucket, const char *key, md_object *out);
+/* rp_object_get that answers a tombstone too (out->tombstone, with the parts a Complete's
+ * tombstone of a kept part names); CM_ERR_NOTFOUND only when the quorum holds no version of key
+ * at all. */
+cm_err rp_record_get(rp *c, const char *bucket, const char *key, md_object *out);
 cm_err rp_object_put(rp *c, const char *bucket, const md_object *obj, const md_cond *cond,
                      md_object *old, int *had_old);
 cm_err rp_object_delete(rp *c, const char *bucket, const char *key, const md_cond *cond,

@@ -204,9 +204,6 @@ cm_err rp_version_older(rp *c, const char *bucket, const char *key, const char *
 cm_err rp_version_put_at(rp *c, const char *bucket, const md_object *obj, int suspended,
                          uint64_t hlc, uint32_t node, md_vres *res);
 
-/* rp_coord.c: rp_object_get that answers a tombstone too (out->tombstone); CM_ERR_NOTFOUND
- * only when the quorum holds no version of key at all. */
-cm_err rp_record_get(rp *c, const char *bucket, const char *key, md_object *out);
 /* rp_list.c: rp_list_objects over the multipart key space (md_mpkey.c), which it cuts off. */
 cm_err rp_list_reserved(rp *c, const char *bucket, const md_list_query *q, md_list_result *out);
 /* rp_list.c: rp_list_objects keeping the keys whose latest version is a delete marker. */

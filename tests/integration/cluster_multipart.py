@@ -55,9 +55,9 @@ def err_code(fn):
 
 def get_body(cl, b, k, n):
     """The object's bytes. A stream that breaks off is tried again twice, said aloud: right after
-    an AZ is killed a GET has been seen to stop mid-body (about 1 run in 70, still after the
-    reader's retry rounds; a data-path read, not the records this test is about; an open defect
-    in docs/cluster.md, "Known limits")."""
+    an AZ is killed a GET was seen to stop mid-body (about 1 run in 70, before the obsolete cells
+    of a repair's move were deferred; a data-path read, not the records this test is about;
+    docs/cluster.md, "Known limits")."""
     for attempt in range(3):
         try:
             return cl.get_object(Bucket=b, Key=k)["Body"].read()

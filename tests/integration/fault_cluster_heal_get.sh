@@ -61,7 +61,7 @@ else
         "$(cat "$H_WORK/read.out")"
 fi
 sed 's/^/   /' "$H_WORK/read.out"
-gone=$(cat "$CAIRN_CLUSTER_DIR"/n[1-6]/server.log | grep -c "unreadable (not found)")
+gone=$(cat "$CAIRN_CLUSTER_DIR"/n[1-6]/server.log | grep -c "unreadable (not found")
 again=$(cat "$CAIRN_CLUSTER_DIR"/n[1-6]/server.log | grep -c "record read again")
 moved=$(cat "$H_WORK"/repair.* | awk '/^cells rebuilt\/moved/ { s += $3 } END { print s + 0 }')
 echo "   cells the passes rebuilt or moved: $moved; cells found missing on live nodes by readers: $gone;" \

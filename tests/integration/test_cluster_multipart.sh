@@ -27,13 +27,19 @@ echo "killed n1 and n2 (az1)"
 step "Complete through n6 with az1 down" complete "$EPS" "$ST" 5
 step "reads through n3-n6 with az1 down" verify "$EPS" "$ST" 2,3,4,5
 # A GET cut short (the "note" of get_body) says why in the serving node's log; the cluster dir
-# goes with the test, so the lines that name a cause are shown here.
-if grep -qE "^note|IncompleteRead|StreamingError" <<<"$H_OUT"; then
-    for n in n3 n4 n5 n6; do
+# goes with the test, so the lines that name a cause are shown here. A cell "not found" on a live
+# node (the cut's one logged cause so far; docs/cluster.md) is shown even when the GET's re-read
+# carried it: the node that answered says whether and when the chunk was deleted there.
+cut=0
+grep -qE "^note|IncompleteRead|StreamingError" <<<"$H_OUT" && cut=1
+for n in n3 n4 n5 n6; do
+    if [ $cut = 1 ]; then
         grep -hE "body cut short|stripe at|unauthenticated|stalled|heal: cell" \
             "$CAIRN_CLUSTER_DIR/$n/server.log" | head -n 20 | sed "s/^/   $n: /"
-    done
-fi
+    fi
+    grep -hE "no such chunk|record read again" "$CAIRN_CLUSTER_DIR/$n/server.log" | head -n 20 |
+        sed "s/^/   $n: /"
+done
 step "Abort through another node than Create" abort "$EPS" "$ST"
 h_run "local-cluster.sh start n1" lc start n1
 h_run "local-cluster.sh start n2" lc start n2

@@ -571,6 +571,31 @@ static void test_ids(void)
     bs_close(NULL);
 }
 
+/* bs_deleted_ago: a delete is remembered (for a "not found" to say when), the ring keeps the
+ * last BS_DEL_RING of them, and a blob never deleted is not in it. */
+static void test_deleted_ago(void)
+{
+    bs_store *bs = NULL;
+    int64_t ago = -1;
+    CU_ASSERT_FATAL(bs_open(test_dir("deleted-ago"), NULL, &bs) == CM_OK);
+    for (uint32_t t = 1; t <= 300; t++)
+        CU_ASSERT_EQUAL(put(bs, t, 0, 16, 16), CM_OK);
+    bs_id first = cu_tag_id(1, 0x5A), kept = cu_tag_id(300, 0x5A);
+    CU_ASSERT_EQUAL(bs_deleted_ago(bs, &first, &ago), 0);
+    CU_ASSERT_EQUAL(bs_delete(bs, &first), CM_OK);
+    CU_ASSERT_EQUAL(bs_deleted_ago(bs, &first, &ago), 1);
+    CU_ASSERT(ago >= 0 && ago < 5000);
+    for (uint32_t t = 2; t < 300; t++) { /* 299 deletes in all: the first falls out */
+        bs_id id = cu_tag_id(t, 0x5A);
+        CU_ASSERT_EQUAL(bs_delete(bs, &id), CM_OK);
+    }
+    bs_id recent = cu_tag_id(299, 0x5A);
+    CU_ASSERT_EQUAL(bs_deleted_ago(bs, &recent, &ago), 1);
+    CU_ASSERT_EQUAL(bs_deleted_ago(bs, &first, &ago), 0);
+    CU_ASSERT_EQUAL(bs_deleted_ago(bs, &kept, &ago), 0);
+    bs_close(bs);
+}
+
 static void test_index_many(void)
 {
     /* Enough blobs to grow the hash table several times, then delete half and re-check. */
@@ -635,6 +660,7 @@ void cu_register(void)
                                     {"reads_during_writes", test_reads_during_writes},
                                     {"ids", test_ids},
                                     {"index_many", test_index_many},
+                                    {"deleted_ago", test_deleted_ago},
                                     {NULL, NULL}};
     cu_add_suite("blobstore", tests);
 }

@@ -165,6 +165,7 @@ typedef struct {
     size_t nlist;
     int more;
     int64_t at_ms;
+    char message[128];
 } tres;
 
 static void done_cb(void *arg, const ob_chunk_result *r)
@@ -176,6 +177,7 @@ static void done_cb(void *arg, const ob_chunk_result *r)
     t->nlist = r->nlist;
     t->more = r->more;
     t->at_ms = cm_monotonic_ms();
+    snprintf(t->message, sizeof(t->message), "%s", r->message ? r->message : "");
     if (r->list)
         memcpy(t->list, r->list, r->nlist * sizeof(*r->list));
     if (r->data) {
@@ -390,6 +392,15 @@ static void t_delete_stat_list(void)
     CU_ASSERT_EQUAL(do_delete(E.b, 0, &want[3].id), CM_OK);
     CU_ASSERT_EQUAL(do_delete(E.b, 0, &want[3].id), CM_OK);
     CU_ASSERT_EQUAL(do_stat(E.b, 0, &want[1].id).err, CM_ERR_NOTFOUND);
+    /* a read of a deleted chunk says so, and when (a GET cut "not found" names its cause) */
+    tres r = do_read(E.b, 0, &want[1].id, 0, 10);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "deleted here"));
+    bs_id never;
+    bs_id_new(&never);
+    r = do_read(E.b, 0, &never, 0, 10);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND);
+    CU_ASSERT_PTR_NULL(strstr(r.message, "deleted here"));
     tres *t = do_list(E.b, 0, NULL, 100);
     CU_ASSERT_EQUAL_FATAL(t->nlist, N - 2);
     CU_ASSERT_EQUAL(t->more, 0);

@@ -266,10 +266,89 @@ static void test_obsolete_cells(void)
     ob_store_close(st);
 }
 
+/* The tombstone a Complete leaves on a part record whose body the object keeps (rp_upload.c
+ * end_one): it names the part's layout as the Complete read it. */
+static void put_kept_tombstone(md_store *md, const char *key, const md_layout *lay, int64_t ms)
+{
+    md_part p = {.size = lay->size, .layout = *lay};
+    md_object o = {
+        .key = (char *)key, .hlc = MD_HLC_MAKE(ms, 0), .tombstone = 1, .parts = &p, .nparts = 1};
+    memcpy(o.version_id, "null", 5);
+    CU_ASSERT_FATAL(md_rec_put(md, "b", &o, MD_GEN_ANY, NULL) == CM_OK);
+}
+
+/*
+ * A repair swap of a multipart part record racing CompleteMultipartUpload (h85): the Complete read
+ * the part before the swap, so the object record, and the tombstone it leaves on the part's key,
+ * name the layout before; the swap's obsolete cells (a garbage entry of the part's key) are those
+ * very cells. The reclaim must keep what the tombstone names: the object owns the body now, and
+ * freeing them took cells from a completed object gc_grace_s later. A Complete that read the part
+ * after the swap names the new layout: then the old places are freed as before.
+ */
+static void test_obsolete_after_complete(void)
+{
+    char root[512];
+    ob_store *st = open_store(root, sizeof(root), "gc-complete", 8);
+    md_store *md = open_md(root, "meta"), *qmd = open_md(root, "quorum");
+    quorum q = {qmd, 0, 0};
+    const int64_t t = 1000000, grace = 5000;
+    uint64_t freed = 99;
+
+    /* 1. the Complete read the part before the swap: the object names cell 0's old place */
+    md_layout a = store_body(st, 4 * CELL, 0x51), a2 = a;
+    a2.drives[0] = spare_of(&a);
+    put_rec(md, "part-a", &a2, t), put_rec(qmd, "part-a", &a2, t); /* the swap landed */
+    put_rec(md, "object", &a, t + 2), put_rec(qmd, "object", &a, t + 2);
+    put_kept_tombstone(md, "part-a", &a, t + 1), put_kept_tombstone(qmd, "part-a", &a, t + 1);
+    put_obsolete(md, "part-a", &a, 0, t);
+    CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
+    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT_EQUAL(garbage_count(md), 0);
+    CU_ASSERT(on_drive(st, &a, a.drives[0])); /* the object's cell stays */
+    CU_ASSERT_EQUAL(cells_present(st, &a), 6);
+
+    /* 2. the Complete read the part after the swap: the old place is nobody's, freed */
+    md_layout b = store_body(st, 4 * CELL, 0x52), b2 = b;
+    b2.drives[0] = spare_of(&b);
+    put_rec(md, "part-b", &b2, t), put_rec(qmd, "part-b", &b2, t);
+    put_rec(md, "object-b", &b2, t + 2), put_rec(qmd, "object-b", &b2, t + 2);
+    put_kept_tombstone(md, "part-b", &b2, t + 1), put_kept_tombstone(qmd, "part-b", &b2, t + 1);
+    put_obsolete(md, "part-b", &b, 0, t);
+    CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
+    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT(!on_drive(st, &b, b.drives[0]));
+    CU_ASSERT_EQUAL(cells_present(st, &b), 5);
+
+    /* 3. this replica missed the Complete (its part record is the swapped one): the quorum's
+     * record, the tombstone (cmd/cluster.c reads it with rp_record_get), keeps the cell */
+    md_layout e = store_body(st, 4 * CELL, 0x54), e2 = e;
+    e2.drives[0] = spare_of(&e);
+    put_rec(md, "part-e", &e2, t), put_rec(qmd, "part-e", &e2, t);
+    put_kept_tombstone(qmd, "part-e", &e, t + 1);
+    put_obsolete(md, "part-e", &e, 0, t);
+    CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
+    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT(on_drive(st, &e, e.drives[0]));
+
+    /* 4. a plain tombstone (a deleted key) names nothing: the obsolete cell is freed */
+    md_layout c = store_body(st, 4 * CELL, 0x53);
+    md_object del = {.key = "part-c", .hlc = MD_HLC_MAKE(t + 1, 0), .tombstone = 1};
+    memcpy(del.version_id, "null", 5);
+    CU_ASSERT_FATAL(md_rec_put(md, "b", &del, MD_GEN_ANY, NULL) == CM_OK);
+    put_obsolete(md, "part-c", &c, 0, t);
+    CU_ASSERT_EQUAL(ob_gc_run(st, md, t + grace + 1, grace, 100, quorum_read, &q, &freed), CM_OK);
+    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT(!on_drive(st, &c, c.drives[0]));
+    md_close(qmd);
+    md_close(md);
+    ob_store_close(st);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"grace_lease_drop", test_grace_lease_drop},
                                     {"obsolete_cells", test_obsolete_cells},
+                                    {"obsolete_after_complete", test_obsolete_after_complete},
                                     {NULL, NULL}};
     cu_add_suite("obj_gc", tests);
 }

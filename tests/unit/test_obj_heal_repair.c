@@ -439,12 +439,83 @@ static void test_repair_defer_obsolete(void)
     env_down();
 }
 
+/*
+ * The cut GET of docs/cluster.md (h85): a reader holds a layout with cells on handoffs (here put
+ * there by a heal while their node v was down, as a write hands them off when v failed a call
+ * lately); v is back and a whole AZ is down (n2 or n3, each alone in its AZ); a pass moves v's
+ * cells home and swaps. The old places deleted at once (defer_obsolete 0, what a cluster's pass
+ * did before h34): the reader finds them "not found" and, with the AZ down, fewer than k cells.
+ * Deferred (a cluster's pass now): the reader's layout still reads. Returns reads_back of the
+ * reader's layout (-1: no body of the needed shape in 40 tries).
+ */
+static int move_under_reader(int defer)
+{
+    char path[400], key[64];
+    md_store *md;
+    md_part part;
+    uint8_t *body = malloc(LEN2);
+    int read_ok = -1;
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-move-%d-%p", cu_tmpdir(), defer, (void *)&E);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    md_bucket mb = {.name = ""};
+    snprintf(mb.name, sizeof(mb.name), "%s", buckets[0]);
+    CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    fill(body, LEN2, 40 + (uint64_t)defer);
+    for (int tries = 0; tries < 40 && read_ok < 0; tries++) {
+        md_layout orig = put(body, LEN2);
+        int v = remote_holder(&orig), d = -1;
+        node_down(v, 1);
+        CU_ASSERT_EQUAL(heal(&orig, NULL, 0), CM_OK);
+        md_layout h = R.heal.lay; /* what the reader read: v's cells on handoffs */
+        int nv = R.heal.rebuilt;
+        node_down(v, 0);
+        for (int n = 1; n <= 2 && R.heal.changed && cell_on(&h, v) < 0; n++) {
+            int on = 0, hand_on_n = 0;
+            for (int i = 0; i < K + M; i++) {
+                on += h.nodes[i] == n && h.drives[i] != 0xFF;
+                hand_on_n |= orig.nodes[i] == v && h.nodes[i] == n;
+            }
+            if (n != v && !hand_on_n && on + nv > M) /* the move leaves the reader < k cells */
+                d = n;
+        }
+        if (d < 0)
+            continue;
+        md_object o = one_part(key, sizeof(key), &part, &h);
+        CU_ASSERT_FATAL(md_object_put(md, buckets[0], &o, NULL, NULL, NULL) == CM_OK);
+        node_down(d, 1); /* a whole AZ */
+        pass_defer = defer;
+        ob_repair *rp = pass_new(md, NULL, NULL);
+        CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+        ob_repair_free(rp);
+        pass_defer = 0;
+        md_layout now = stored(md, 0);
+        for (int i = 0; i < K + M; i++) /* v's cells moved home, the AZ down or not */
+            if (orig.nodes[i] == v)
+                CU_ASSERT(same_cell(cell_of(&now, i), cell_of(&orig, i)));
+        read_ok = reads_back(&h, body, LEN2);
+        node_down(d, 0);
+    }
+    free(body);
+    md_close(md);
+    env_down();
+    return read_ok;
+}
+
+static void test_repair_move_under_reader(void)
+{
+    CU_ASSERT_EQUAL(move_under_reader(0), 0); /* deleted at once: the reader is cut */
+    CU_ASSERT_EQUAL(move_under_reader(1), 1); /* deferred: it reads on */
+}
+
 void cu_register(void)
 {
-    static const cu_test repair_tests[] = {{"repair_pass", test_repair_pass},
-                                           {"repair_swap_unknown", test_repair_swap_unknown},
-                                           {"repair_cursor_batched", test_repair_cursor_batched},
-                                           {"repair_defer_obsolete", test_repair_defer_obsolete},
-                                           {NULL, NULL}};
+    static const cu_test repair_tests[] = {
+        {"repair_pass", test_repair_pass},
+        {"repair_swap_unknown", test_repair_swap_unknown},
+        {"repair_cursor_batched", test_repair_cursor_batched},
+        {"repair_defer_obsolete", test_repair_defer_obsolete},
+        {"repair_move_under_reader", test_repair_move_under_reader},
+        {NULL, NULL}};
     cu_add_suite("obj_heal", repair_tests);
 }
