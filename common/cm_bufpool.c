@@ -17,7 +17,8 @@
 #include "cm_util.h"
 
 typedef struct {
-    size_t n, bytes, max; /* max: idle buffers kept, CM_BUFPOOL_MAX unless cm_bufpool_keep */
+    size_t n, bytes;
+    size_t max, max_bytes; /* CM_BUFPOOL_MAX and CM_BUFPOOL_BYTES unless cm_bufpool_keep */
     void *buf[CM_BUFPOOL_SLOTS];
     size_t size[CM_BUFPOOL_SLOTS];
 } pool;
@@ -50,8 +51,10 @@ static pool *pool_get(int make)
         free(p);
         p = NULL;
     }
-    if (p && p->max == 0)
+    if (p && p->max == 0) {
         p->max = CM_BUFPOOL_MAX;
+        p->max_bytes = CM_BUFPOOL_BYTES;
+    }
     return p;
 }
 
@@ -76,12 +79,12 @@ void cm_bufpool_put(void *buf, size_t size)
     if (!buf)
         return;
     pool *p = pool_get(1);
-    if (!p || size > CM_BUFPOOL_BYTES) {
+    if (!p || size > p->max_bytes) {
         free(buf);
         return;
     }
     /* make room by letting idle buffers of other sizes go (likely sizes out of use) */
-    for (size_t i = 0; i < p->n && (p->n >= p->max || p->bytes + size > CM_BUFPOOL_BYTES);) {
+    for (size_t i = 0; i < p->n && (p->n >= p->max || p->bytes + size > p->max_bytes);) {
         if (p->size[i] == size) {
             i++;
             continue;
@@ -92,7 +95,7 @@ void cm_bufpool_put(void *buf, size_t size)
         p->buf[i] = p->buf[p->n];
         p->size[i] = p->size[p->n];
     }
-    if (p->n >= p->max || p->bytes + size > CM_BUFPOOL_BYTES) { /* full of this size */
+    if (p->n >= p->max || p->bytes + size > p->max_bytes) { /* full of this size */
         free(buf);
         return;
     }
@@ -107,11 +110,13 @@ void cm_bufpool_cleanup(const void *data, size_t len, void *arg)
     cm_bufpool_put((void *)(uintptr_t)data, (size_t)(uintptr_t)arg);
 }
 
-void cm_bufpool_keep(size_t n)
+void cm_bufpool_keep(size_t n, size_t bytes)
 {
     pool *p = pool_get(1);
-    if (p)
-        p->max = CM_MAX(p->max, CM_MIN(n, (size_t)CM_BUFPOOL_SLOTS));
+    if (!p)
+        return;
+    p->max = CM_MAX(p->max, CM_MIN(n, (size_t)CM_BUFPOOL_SLOTS));
+    p->max_bytes = CM_MAX(p->max_bytes, CM_MIN(bytes, (size_t)CM_BUFPOOL_BYTES_MAX));
 }
 
 void cm_bufpool_release(void)

@@ -1033,7 +1033,7 @@ static void direct_begin(ncl_conn *c, net_call *call, const net_client_config *c
         n > NCL_DIRECT_MAX || n > cfg->read_high_water || evbuffer_get_length(call->rbody) > 0)
         return;
     if (!c->peer->cl->pool_kept) { /* answers in flight: up to one per connection */
-        cm_bufpool_keep(CM_BUFPOOL_SLOTS);
+        cm_bufpool_keep(CM_BUFPOOL_SLOTS, CM_BUFPOOL_BYTES);
         c->peer->cl->pool_kept = 1;
     }
     call->dbuf = cm_bufpool_take(NCL_DIRECT_MAX); /* NULL: the input buffer, as for any body */

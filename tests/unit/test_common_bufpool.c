@@ -77,14 +77,14 @@ static void test_keep(void)
     enum { N = CM_BUFPOOL_SLOTS + 4 };
     size_t cell = CM_BUFPOOL_BYTES / CM_BUFPOOL_SLOTS;
     void *b[N];
-    cm_bufpool_keep(16);
+    cm_bufpool_keep(16, 0);
     for (int i = 0; i < N; i++)
         CU_ASSERT_PTR_NOT_NULL_FATAL(b[i] = cm_bufpool_take(cell));
     for (int i = 0; i < 20; i++)
         cm_bufpool_put(b[i], cell);
     CU_ASSERT_EQUAL(cm_bufpool_idle(), 16);
-    cm_bufpool_keep(4); /* never lowered */
-    cm_bufpool_keep(1000);
+    cm_bufpool_keep(4, 0); /* never lowered */
+    cm_bufpool_keep(1000, 0);
     for (int i = 20; i < N; i++)
         cm_bufpool_put(b[i], cell);
     CU_ASSERT_EQUAL(cm_bufpool_idle(),
@@ -104,6 +104,16 @@ static void test_keep(void)
     for (int i = 0; i < CM_BUFPOOL_MAX + 2; i++)
         cm_bufpool_put(b[i], cell);
     CU_ASSERT_EQUAL(cm_bufpool_idle(), CM_BUFPOOL_MAX);
+    cm_bufpool_release();
+    /* more bytes: three halves of the default bound stay, a buffer past the most asked never */
+    size_t half = CM_BUFPOOL_BYTES / 2;
+    cm_bufpool_keep(0, 2 * CM_BUFPOOL_BYTES);
+    for (int i = 0; i < 3; i++)
+        cm_bufpool_put(malloc(half), half);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 3);
+    cm_bufpool_keep(0, SIZE_MAX); /* capped at CM_BUFPOOL_BYTES_MAX */
+    cm_bufpool_put(malloc(CM_BUFPOOL_BYTES_MAX + 1), CM_BUFPOOL_BYTES_MAX + 1);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 3);
     cm_bufpool_release();
 }
 
