@@ -526,11 +526,13 @@ static void put_object(gw_req *r)
  * GET's backpressure (two stripes in the output) and its one read in flight. A piece of a cluster
  * layout is up to GET_AHEAD of its stripes (the cluster read keeps both in flight at once,
  * ob_cluster_read.c), read into a pooled buffer of GET_AHEAD stripes, 1 MiB at 2+2: the loop's
- * pool keeps GET_POOL_KEEP of them (cm_bufpool_keep), since a loop serving more GETs at once than
- * the default 8 MiB holds freed and mapped one again per GET (256 page faults each).
+ * pool keeps up to GET_POOL_KEEP of them in GET_POOL_BYTES (cm_bufpool_keep), since a loop serving
+ * more GETs at once than the default 8 MiB holds freed and mapped one again per GET (256 page
+ * faults each).
  */
 #define GET_AHEAD 2
 #define GET_POOL_KEEP 16
+#define GET_POOL_BYTES (16u << 20)
 
 void gw_get_buffers_release(void)
 {
@@ -913,7 +915,7 @@ static void get_drain(gw_req *r)
                                        CM_MIN(p->size - in_part, r->send_end - r->send_pos));
             gs->rd_pi = pi, gs->rd_off = in_part, gs->rd_len = gs->rwant;
             gs->rd_done = get_read_done;
-            cm_bufpool_keep(GET_POOL_KEEP, GET_POOL_KEEP * gs->rsize);
+            cm_bufpool_keep(GET_POOL_KEEP, GET_POOL_BYTES);
             err = (gs->rd_buf = gs->rbuf = cm_bufpool_take(gs->rsize)) == NULL ? CM_ERR_NOMEM
                                                                                : get_read_start(r);
             if (err == CM_OK)

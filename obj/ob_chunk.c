@@ -13,10 +13,10 @@
  * appends it while a CRC32C runs over the same bytes. Because the CRC is known only at the end,
  * the pieces are appended as they are checked and, on a mismatch, the chunk is deleted (synced):
  * the same rule as the RPC's, so both backends refuse a bad body identically. A read of a cell
- * (up to ND_PIECE) preads into a buffer of the calling thread's pool (common/cm_bufpool.c), taken
- * when the call is made and added to the job's evbuffer by reference on the loop, so it goes back
- * to that thread's pool when the caller frees the data; a longer read reserves its whole range in
- * the job's evbuffer and preads straight into it.
+ * (32 KiB to ND_PIECE) preads into a buffer of the calling thread's pool (common/cm_bufpool.c),
+ * taken when the call is made and added to the job's evbuffer by reference on the loop, so it goes
+ * back to that thread's pool when the caller frees the data; a longer read reserves its whole range
+ * in the job's evbuffer and preads straight into it.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -28,6 +28,10 @@
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "ob_chunk.h"
+
+/* A local read of LC_POOLED_MIN to ND_PIECE bytes (a cell) goes into a pooled ND_PIECE buffer; a
+ * smaller one (a compressed stream's table) would pin 256 KiB for a few bytes */
+#define LC_POOLED_MIN (32u << 10)
 
 /* ---- dispatch ---- */
 
@@ -329,7 +333,7 @@ static cm_err lc_read_call(ob_chunks *c, uint32_t drive, const bs_id *id, uint64
     j->len = len;
     /* a cell: taken here, on the caller's loop, where lc_done's evbuffer gives it back, so the
      * pool is the same thread's (a fresh 256 KiB per read was an mmap, 64 faults and a munmap) */
-    if (len <= ND_PIECE && !(j->rbuf = cm_bufpool_take(ND_PIECE))) {
+    if (len >= LC_POOLED_MIN && len <= ND_PIECE && !(j->rbuf = cm_bufpool_take(ND_PIECE))) {
         evbuffer_free(j->buf);
         free(j);
         return CM_ERR_NOMEM;
