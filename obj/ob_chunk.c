@@ -110,7 +110,7 @@ typedef struct {
     uint32_t crc;
     unsigned flags;
     struct evbuffer *buf; /* append: the body; read: the data */
-    uint8_t *rbuf; /* a read of up to ND_PIECE: a pooled buffer of that size (lc_read_call) */
+    uint8_t *rbuf;        /* a cell's read: a pooled buffer of ND_PIECE bytes (lc_read_call) */
     ob_chunk_ent *list;
     size_t max, nlist;
     cm_err err;
