@@ -21,7 +21,7 @@
 #include <stddef.h>
 
 #define CM_BUFPOOL_MAX 8    /* idle buffers a thread keeps ... */
-#define CM_BUFPOOL_SLOTS 32 /* ... or up to this many after cm_bufpool_keep */
+#define CM_BUFPOOL_SLOTS 64 /* ... or up to this many after cm_bufpool_keep */
 #define CM_BUFPOOL_BYTES (8u << 20)
 #define CM_BUFPOOL_BYTES_MAX (32u << 20) /* the most cm_bufpool_keep lets a thread keep */
 

@@ -1032,8 +1032,10 @@ static void direct_begin(ncl_conn *c, net_call *call, const net_client_config *c
     if (c->tls || call->rs != RS_LEN || call->received > 0 || n < NCL_DIRECT_MIN ||
         n > NCL_DIRECT_MAX || n > cfg->read_high_water || evbuffer_get_length(call->rbody) > 0)
         return;
-    if (!c->peer->cl->pool_kept) { /* answers in flight: up to one per connection */
-        cm_bufpool_keep(CM_BUFPOOL_SLOTS, CM_BUFPOOL_BYTES);
+    /* the loop's pool holds the answers in flight, up to one per connection (16 GETs on a
+     * gateway ask ~64 cells), the local cell reads' and a rebuilt read's scratch */
+    if (!c->peer->cl->pool_kept) {
+        cm_bufpool_keep(CM_BUFPOOL_SLOTS, 2 * CM_BUFPOOL_BYTES);
         c->peer->cl->pool_kept = 1;
     }
     call->dbuf = cm_bufpool_take(NCL_DIRECT_MAX); /* NULL: the input buffer, as for any body */
