@@ -5,7 +5,8 @@
  * pthread key whose destructor frees it when the thread exits. take looks for an idle buffer of
  * the exact size (latest given back first: its pages are the likeliest to be warm); put keeps the
  * buffer while the pool's count and bytes allow, evicting idle buffers of other sizes (the sizes
- * in use changed) to make room, or else frees the one given. No locks: a pool is its thread's.
+ * in use changed) to make room, or else frees the one given. A pool keeps CM_BUFPOOL_MAX idle
+ * buffers, or more once its thread asked (cm_bufpool_keep). No locks: a pool is its thread's.
  */
 #include "cm_bufpool.h"
 
@@ -13,10 +14,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cm_util.h"
+
 typedef struct {
     size_t n, bytes;
-    void *buf[CM_BUFPOOL_MAX];
-    size_t size[CM_BUFPOOL_MAX];
+    size_t max, max_bytes; /* CM_BUFPOOL_MAX and CM_BUFPOOL_BYTES unless cm_bufpool_keep */
+    void *buf[CM_BUFPOOL_SLOTS];
+    size_t size[CM_BUFPOOL_SLOTS];
 } pool;
 
 static pthread_key_t pool_key;
@@ -47,6 +51,10 @@ static pool *pool_get(int make)
         free(p);
         p = NULL;
     }
+    if (p && p->max == 0) {
+        p->max = CM_BUFPOOL_MAX;
+        p->max_bytes = CM_BUFPOOL_BYTES;
+    }
     return p;
 }
 
@@ -71,13 +79,12 @@ void cm_bufpool_put(void *buf, size_t size)
     if (!buf)
         return;
     pool *p = pool_get(1);
-    if (!p || size > CM_BUFPOOL_BYTES) {
+    if (!p || size > p->max_bytes) {
         free(buf);
         return;
     }
     /* make room by letting idle buffers of other sizes go (likely sizes out of use) */
-    for (size_t i = 0;
-         i < p->n && (p->n == CM_BUFPOOL_MAX || p->bytes + size > CM_BUFPOOL_BYTES);) {
+    for (size_t i = 0; i < p->n && (p->n >= p->max || p->bytes + size > p->max_bytes);) {
         if (p->size[i] == size) {
             i++;
             continue;
@@ -88,7 +95,7 @@ void cm_bufpool_put(void *buf, size_t size)
         p->buf[i] = p->buf[p->n];
         p->size[i] = p->size[p->n];
     }
-    if (p->n == CM_BUFPOOL_MAX || p->bytes + size > CM_BUFPOOL_BYTES) { /* full of this size */
+    if (p->n >= p->max || p->bytes + size > p->max_bytes) { /* full of this size */
         free(buf);
         return;
     }
@@ -101,6 +108,15 @@ void cm_bufpool_cleanup(const void *data, size_t len, void *arg)
 {
     (void)len;
     cm_bufpool_put((void *)(uintptr_t)data, (size_t)(uintptr_t)arg);
+}
+
+void cm_bufpool_keep(size_t n, size_t bytes)
+{
+    pool *p = pool_get(1);
+    if (!p)
+        return;
+    p->max = CM_MAX(p->max, CM_MIN(n, (size_t)CM_BUFPOOL_SLOTS));
+    p->max_bytes = CM_MAX(p->max_bytes, CM_MIN(bytes, (size_t)CM_BUFPOOL_BYTES_MAX));
 }
 
 void cm_bufpool_release(void)

@@ -522,12 +522,18 @@ static void put_object(gw_req *r)
  * socket took it: most of the server's CPU in a 1 MiB GET (docs/performance.md). Now the piece is
  * read into a buffer of this thread's pool, added to the output by reference, and given back to
  * the pool by the evbuffer's cleanup when the socket has taken it (on the same loop thread).
- * Bounds: the pool keeps at most CM_BUFPOOL_MAX idle buffers; buffers in use are bounded by each
- * GET's backpressure (two stripes in the output) and its one read in flight. A piece of a cluster
+ * Bounds: the pool keeps at most CM_BUFPOOL_MAX idle buffers (a loop that served a cluster GET:
+ * GET_POOL_KEEP, below); buffers in use are bounded by each GET's backpressure (two stripes in the
+ * output) and its one read in flight. A piece of a cluster
  * layout is up to GET_AHEAD of its stripes (the cluster read keeps both in flight at once,
- * ob_cluster_read.c), read into a pooled buffer of GET_AHEAD stripes.
+ * ob_cluster_read.c), read into a pooled buffer of GET_AHEAD stripes, 1 MiB at 2+2: the loop's
+ * pool keeps up to GET_POOL_KEEP of them in GET_POOL_BYTES (cm_bufpool_keep), since a loop serving
+ * more GETs at once than the default 8 MiB holds freed and mapped one again per GET (256 page
+ * faults each).
  */
 #define GET_AHEAD 2
+#define GET_POOL_KEEP 16
+#define GET_POOL_BYTES (16u << 20)
 
 void gw_get_buffers_release(void)
 {
@@ -910,6 +916,7 @@ static void get_drain(gw_req *r)
                                        CM_MIN(p->size - in_part, r->send_end - r->send_pos));
             gs->rd_pi = pi, gs->rd_off = in_part, gs->rd_len = gs->rwant;
             gs->rd_done = get_read_done;
+            cm_bufpool_keep(GET_POOL_KEEP, GET_POOL_BYTES);
             err = (gs->rd_buf = gs->rbuf = cm_bufpool_take(gs->rsize)) == NULL ? CM_ERR_NOMEM
                                                                                : get_read_start(r);
             if (err == CM_OK)

@@ -6,9 +6,10 @@
  * head and the body (moved in by reference, or produced by on_send below the write low-water
  * mark), parses the response head, then moves body bytes into the call's body buffer and hands
  * that to on_body; bytes left there stop reading the socket (backpressure) until
- * net_call_resume. When the response is complete and reusable (whole body sent, no
- * Connection: close, framed by length or chunks), the connection goes back to the pool and takes
- * the next queued call.
+ * net_call_resume. A length-framed body of 32-256 KiB (a node's cell answer) is received into one
+ * pooled buffer instead and handed to on_body whole, as one chain (direct_step). When the response
+ * is complete and reusable (whole body sent, no Connection: close, framed by length or chunks), the
+ * connection goes back to the pool and takes the next queued call.
  *
  * Re-entrancy: user callbacks run only from conn_process/complete, never from net_call_* calls;
  * net_call_resume and net_call_start only schedule work (a per-connection kick event, a
@@ -60,6 +61,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "cm_bufpool.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "net_int.h"
@@ -69,6 +71,10 @@
 #define NCL_ACKED_MIN (64u << 10) /* request bodies above this count acknowledged bytes */
 #define NCL_HOST_MAX 128          /* a peer's host: a numeric address or a DNS name */
 #define NCL_ADDRS 4 /* addresses of a name a connection tries, in the answer's order */
+/* A response body of a length in [NCL_DIRECT_MIN, NCL_DIRECT_MAX] is received into one pooled
+ * buffer of NCL_DIRECT_MAX bytes (direct_step) */
+#define NCL_DIRECT_MIN (32u << 10)
+#define NCL_DIRECT_MAX (256u << 10)
 
 typedef struct ncl_peer ncl_peer;
 typedef struct ncl_conn ncl_conn;
@@ -100,6 +106,8 @@ struct net_call {
     uint64_t received;
     struct evbuffer *rbody;
     int paused;
+    uint8_t *dbuf; /* direct_step: the body so far (dlen bytes), NULL when not received so */
+    size_t dlen;
 };
 
 struct ncl_conn {
@@ -141,6 +149,7 @@ struct net_client {
     int64_t tls_warned_at;  /* monotonic ms of the last failed-handshake warning (1 per 10 s) */
     struct evdns_base *dns; /* made at the first peer named by a DNS name; NULL until then */
     int64_t dns_warned_at;  /* the last failed-lookup warning (1 per 10 s) */
+    int pool_kept;          /* the loop's buffer pool asked to keep direct_step's buffers */
 };
 
 static void conn_process(ncl_conn *c);
@@ -222,6 +231,7 @@ void net_call_free(net_call *call)
         evbuffer_free(call->body);
     if (call->rbody)
         evbuffer_free(call->rbody);
+    cm_bufpool_put(call->dbuf, NCL_DIRECT_MAX); /* a body cut short */
     free(call);
 }
 
@@ -1005,6 +1015,66 @@ static void conn_fill(ncl_conn *c, net_call *call)
         bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/*
+ * A length-framed body of NCL_DIRECT_MIN to NCL_DIRECT_MAX bytes (a node's cell answer, 256 KiB)
+ * is received into one pooled buffer rather than into the input buffer: libevent 2.1 reads a
+ * socket at most 4 KiB at a time (EVBUFFER_MAX_READ), so a 256 KiB answer took 64 FIONREAD +
+ * readv pairs, 64 chains allocated and freed, and the reader a walk over them
+ * (docs/performance.md "Seventh session"). Here each readable event costs the bufferevent's one
+ * read and then recv()s straight into the buffer until the socket is empty; the whole body goes to
+ * on_body at once, as one chain by reference (given back to the pool when the consumer frees
+ * it). Only when the body fits the read high-water mark and the body buffer is empty (the memory
+ * bound and the backpressure stay as they were), and not over TLS (the bufferevent decrypts).
+ */
+static void direct_begin(ncl_conn *c, net_call *call, const net_client_config *cfg)
+{
+    uint64_t n = (uint64_t)call->remain;
+    if (c->tls || call->rs != RS_LEN || call->received > 0 || n < NCL_DIRECT_MIN ||
+        n > NCL_DIRECT_MAX || n > cfg->read_high_water || evbuffer_get_length(call->rbody) > 0)
+        return;
+    /* the loop's pool holds the answers in flight, up to one per connection (16 GETs on a
+     * gateway ask ~64 cells), the local cell reads' and a rebuilt read's scratch */
+    if (!c->peer->cl->pool_kept) {
+        cm_bufpool_keep(CM_BUFPOOL_SLOTS, 2 * CM_BUFPOOL_BYTES);
+        c->peer->cl->pool_kept = 1;
+    }
+    call->dbuf = cm_bufpool_take(NCL_DIRECT_MAX); /* NULL: the input buffer, as for any body */
+    call->dlen = 0;
+}
+
+/* Body bytes into call->dbuf: those the bufferevent read already, then from the socket until it
+ * would block. 1 progress, 0 wait, -1 no memory. An end of file or an error is left to the
+ * bufferevent's next read, which reports it (event_cb). */
+static int direct_step(ncl_conn *c, net_call *call, struct evbuffer *in)
+{
+    size_t want = (size_t)call->remain, got = CM_MIN(evbuffer_get_length(in), want);
+    if (got > 0)
+        evbuffer_remove(in, call->dbuf + call->dlen, got);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    while (got < want) {
+        ssize_t n = recv(fd, call->dbuf + call->dlen + got, want - got, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    call->dlen += got;
+    call->received += got;
+    call->remain -= (int64_t)got;
+    if (call->remain > 0)
+        return got > 0;
+    uint8_t *b = call->dbuf;
+    call->dbuf = NULL;
+    call->rs = RS_DONE;
+    if (evbuffer_add_reference(call->rbody, b, call->dlen, cm_bufpool_cleanup,
+                               (void *)(uintptr_t)NCL_DIRECT_MAX) != 0) {
+        cm_bufpool_put(b, NCL_DIRECT_MAX);
+        return -1;
+    }
+    return 1;
+}
+
 static void conn_process(ncl_conn *c)
 {
     net_call *call = c->call;
@@ -1018,7 +1088,11 @@ static void conn_process(ncl_conn *c)
     }
     conn_fill(c, call);
     for (;;) {
-        int k = call->rs == RS_DONE ? 0 : parse_step(call, in, cfg);
+        int k = call->rs == RS_DONE ? 0
+                : call->dbuf        ? direct_step(c, call, in)
+                                    : parse_step(call, in, cfg);
+        if (k > 0 && !call->dbuf && call->rs == RS_LEN)
+            direct_begin(c, call, cfg);
         if (k < 0) {
             CM_DEBUG("net", "malformed response from %s:%d", c->peer->host, c->peer->port);
             conn_fail(c, CM_ERR_CLOSED);

@@ -12,8 +12,11 @@
  * pulls up one piece at a time (ND_PIECE, the one copy: the blobstore takes contiguous bytes) and
  * appends it while a CRC32C runs over the same bytes. Because the CRC is known only at the end,
  * the pieces are appended as they are checked and, on a mismatch, the chunk is deleted (synced):
- * the same rule as the RPC's, so both backends refuse a bad body identically. A read reserves its
- * whole range in the job's evbuffer and preads straight into it.
+ * the same rule as the RPC's, so both backends refuse a bad body identically. A read of a cell
+ * (32 KiB to ND_PIECE) preads into a buffer of the calling thread's pool (common/cm_bufpool.c),
+ * taken when the call is made and added to the job's evbuffer by reference on the loop, so it goes
+ * back to that thread's pool when the caller frees the data; a longer read reserves its whole range
+ * in the job's evbuffer and preads straight into it.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -22,9 +25,14 @@
 
 #include <event2/buffer.h>
 
+#include "cm_bufpool.h"
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "ob_chunk.h"
+
+/* A local read of LC_POOLED_MIN to ND_PIECE bytes (a cell) goes into a pooled ND_PIECE buffer; a
+ * smaller one (a compressed stream's table) would pin 256 KiB for a few bytes */
+#define LC_POOLED_MIN (32u << 10)
 
 /* ---- dispatch ---- */
 
@@ -103,6 +111,7 @@ typedef struct {
     uint32_t crc;
     unsigned flags;
     struct evbuffer *buf; /* append: the body; read: the data */
+    uint8_t *rbuf;        /* a cell's read: a pooled buffer of ND_PIECE bytes (lc_read_call) */
     ob_chunk_ent *list;
     size_t max, nlist;
     cm_err err;
@@ -167,6 +176,11 @@ static cm_err lc_read(lc_job *j)
         return e;
     if (j->off > j->size || j->len > j->size - j->off)
         return CM_ERR_RANGE;
+    if (j->rbuf) { /* added to buf on the loop (lc_done) */
+        if ((e = bs_read(j->bs, &j->id, j->off, j->rbuf, (size_t)j->len)) == CM_OK)
+            j->size = j->len;
+        return e;
+    }
     if (evbuffer_reserve_space(j->buf, (ev_ssize_t)j->len, &v, 1) != 1)
         return CM_ERR_NOMEM;
     if ((e = bs_read(j->bs, &j->id, j->off, v.iov_base, (size_t)j->len)) != CM_OK)
@@ -232,6 +246,13 @@ static void lc_run(nd_job *job)
 static void lc_done(nd_job *job)
 {
     lc_job *j = (lc_job *)(void *)job;
+    if (j->rbuf && j->err == CM_OK &&
+        evbuffer_add_reference(j->buf, j->rbuf, (size_t)j->len, cm_bufpool_cleanup,
+                               (void *)(uintptr_t)ND_PIECE) == 0)
+        j->rbuf = NULL; /* the evbuffer gives it back to this loop's pool */
+    else if (j->rbuf && j->err == CM_OK)
+        j->err = CM_ERR_NOMEM;
+    cm_bufpool_put(j->rbuf, ND_PIECE);
     ob_chunk_result res = {j->err, j->size, NULL, NULL, 0, 0, ""};
     if (j->err == CM_OK && j->op == L_READ)
         res.data = j->buf;
@@ -315,6 +336,13 @@ static cm_err lc_read_call(ob_chunks *c, uint32_t drive, const bs_id *id, uint64
         return CM_ERR_NOMEM;
     j->off = off;
     j->len = len;
+    /* a cell: taken here, on the caller's loop, where lc_done's evbuffer gives it back, so the
+     * pool is the same thread's (a fresh 256 KiB per read was an mmap, 64 faults and a munmap) */
+    if (len >= LC_POOLED_MIN && len <= ND_PIECE && !(j->rbuf = cm_bufpool_take(ND_PIECE))) {
+        evbuffer_free(j->buf);
+        free(j);
+        return CM_ERR_NOMEM;
+    }
     return lc_submit(c, j);
 }
 

@@ -35,6 +35,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cm_bufpool.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ec.h"
@@ -108,6 +109,11 @@ struct ob_read_op {
     zrd *z;       /* a compressed layout's read (zrd_*): it owns this op */
 };
 
+static size_t rd_scratch_size(const crd *r)
+{
+    return (size_t)r->n * r->lay.cell_size;
+}
+
 static void rd_unref(crd *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -139,6 +145,8 @@ static void rd_maybe_release(crd *r)
     if (!r->finished || r->inflight > 0 || r->loop_done)
         return;
     r->loop_done = 1;
+    cm_bufpool_put(r->scratch, rd_scratch_size(r)); /* into the loop's pool */
+    r->scratch = NULL;
     ob_cluster *c = r->c;
     rd_unref(r);
     ob_cl_op_end(c);
@@ -267,11 +275,11 @@ static cm_err stripe_out_locked(rd_stripe *s)
     }
     uint8_t *cells[EC_MAX_CELLS];
     int present[EC_MAX_CELLS] = {0};
-    /* one stripe at a time is rebuilt (the loop runs one callback at a time): one scratch */
-    if (!r->scratch && posix_memalign((void **)&r->scratch, 64, (size_t)r->n * r->lay.cell_size)) {
-        r->scratch = NULL;
+    /* one stripe at a time is rebuilt (the loop runs one callback at a time): one scratch, from
+     * the loop's pool (a fresh one per read faulted its n x cell bytes in: a hedged parity cell
+     * that wins makes this path common under load); given back in rd_maybe_release */
+    if (!r->scratch && !(r->scratch = cm_bufpool_take(rd_scratch_size(r))))
         return CM_ERR_NOMEM;
-    }
     for (int i = 0; i < r->n; i++) {
         cells[i] = r->scratch + (size_t)i * s->clen;
         if (s->got[i]) {

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "cm_bufpool.h"
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
@@ -698,6 +699,23 @@ typedef struct {
     pthread_t th;
 } probe_peer;
 
+/* p listening on a port of 127.0.0.1 (returned), served by fn in a thread. */
+static int peer_start(probe_peer *p, void *(*fn)(void *))
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(p->lfd >= 0);
+    CU_ASSERT_FATAL(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CU_ASSERT_FATAL(listen(p->lfd, 4) == 0);
+    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
+    pthread_create(&p->th, NULL, fn, p);
+    return ntohs(sa.sin_port);
+}
+
 static int read_head(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -742,23 +760,12 @@ static void test_retry_keeps_headers(void)
     tcall t;
     net_call *call;
     net_client_stats st;
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    p.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_FATAL(p.lfd >= 0);
-    CU_ASSERT_FATAL(bind(p.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CU_ASSERT_FATAL(listen(p.lfd, 4) == 0);
-    getsockname(p.lfd, (struct sockaddr *)&sa, &len);
-    pthread_create(&p.th, NULL, probe_thread, &p);
+    int port = peer_start(&p, probe_thread);
     tcl_init(&c, 2000);
     memset(&t, 0, sizeof(t));
     t.c = &c;
     t.body = evbuffer_new();
-    CU_ASSERT_EQUAL_FATAL(
-        net_call_new(c.cl, "127.0.0.1", ntohs(sa.sin_port), "GET", "/cell", &call), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(net_call_new(c.cl, "127.0.0.1", port, "GET", "/cell", &call), CM_OK);
     net_call_header(call, "X-Probe", "kept");
     c.pending++;
     net_call_start(call, &handler, &t, 1);
@@ -774,6 +781,103 @@ static void test_retry_keeps_headers(void)
     shutdown(p.lfd, SHUT_RDWR); /* wakes an accept still waiting (no retry came): no hang */
     pthread_join(p.th, NULL);
     close(p.lfd);
+}
+
+/* ---- a cell-sized body received into one pooled buffer ---- */
+
+static int body_calls, body_chains;
+
+static void count_body(net_call *call, struct evbuffer *body, void *arg)
+{
+    body_calls++;
+    body_chains += evbuffer_peek(body, -1, NULL, NULL, 0);
+    on_body(call, body, arg);
+}
+
+static const net_call_handler count_handler = {count_body, on_send, on_done};
+
+/* GET target through the counting handler; the calls and chains on_body saw. */
+static void counted_call(tcl *c, int port, const char *target, tcall *t)
+{
+    net_call *call;
+    memset(t, 0, sizeof(*t));
+    t->c = c;
+    t->body = evbuffer_new();
+    body_calls = body_chains = 0;
+    CU_ASSERT_EQUAL_FATAL(net_call_new(c->cl, "127.0.0.1", port, "GET", target, &call), CM_OK);
+    c->pending++;
+    net_call_start(call, &count_handler, t, 1);
+    tcl_run(c);
+    CU_ASSERT_EQUAL(t->done, 1);
+}
+
+/* A peer in a thread that announces 200,000 body bytes, sends half and closes. */
+static void *cut_thread(void *arg)
+{
+    probe_peer *p = arg;
+    char head[4096];
+    int fd = accept(p->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    if (read_head(fd, head, sizeof(head)) == 0) {
+        static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n";
+        static uint8_t half[100000];
+        if (write(fd, resp, sizeof(resp) - 1) < 0 || write(fd, half, sizeof(half)) < 0)
+            perror("write");
+    }
+    close(fd);
+    return NULL;
+}
+
+/*
+ * A length-framed body of 32-256 KiB (a node's cell answer) reaches on_body whole, in one call
+ * and one chain, received into a pooled buffer that goes back to the loop thread's pool once the
+ * consumer frees it; a longer body and a short one take the input buffer's chains as before; a
+ * peer that closes in the middle of such a body fails the call (no hang, no leak).
+ */
+static void test_direct_body(void)
+{
+    tsrv s;
+    tcl c;
+    tcall t;
+    srv_start(&s);
+    tcl_init(&c, 5000);
+    cm_bufpool_release();
+    counted_call(&c, s.port, "/len/262144", &t);
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 262144));
+    CU_ASSERT_EQUAL(body_calls, 1);
+    CU_ASSERT_EQUAL(body_chains, 1);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* the body still holds it */
+    evbuffer_free(t.body);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 1); /* given back */
+    counted_call(&c, s.port, "/len/40000", &t);
+    CU_ASSERT(body_is_pattern(t.body, 40000));
+    CU_ASSERT_EQUAL(body_chains, 1);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* the same buffer again */
+    evbuffer_free(t.body);
+    counted_call(&c, s.port, "/len/300000", &t); /* past the largest: chains, as before */
+    CU_ASSERT_EQUAL(t.err, CM_OK);
+    CU_ASSERT(body_is_pattern(t.body, 300000));
+    CU_ASSERT(body_chains > 1);
+    evbuffer_free(t.body);
+    counted_call(&c, s.port, "/len/1000", &t);
+    CU_ASSERT(body_is_pattern(t.body, 1000));
+    evbuffer_free(t.body);
+    tcl_free(&c);
+    srv_stop(&s);
+
+    probe_peer p;
+    int port = peer_start(&p, cut_thread);
+    tcl_init(&c, 5000);
+    counted_call(&c, port, "/", &t);
+    CU_ASSERT_EQUAL(t.err, CM_ERR_CLOSED);
+    CU_ASSERT_EQUAL(body_calls, 0); /* nothing of a body cut short was handed on */
+    evbuffer_free(t.body);
+    tcl_free(&c);
+    pthread_join(p.th, NULL);
+    close(p.lfd);
+    cm_bufpool_release();
 }
 
 /* The parser alone, as the fuzz target drives it. */
@@ -827,6 +931,7 @@ void cu_register(void)
         {"slow_steady_body", test_slow_steady_body},
         {"canned_responses", test_canned_responses},
         {"retry_keeps_headers", test_retry_keeps_headers},
+        {"direct_body", test_direct_body},
         {"resp_parse", test_resp_parse},
         {NULL, NULL},
     };

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "cm_bufpool.h"
 #include "cm_checksum.h"
 #include "cm_util.h"
 #include "cu_main.h"
@@ -435,6 +436,36 @@ static void t_errors(void)
                     CM_ERR_NOTFOUND);
 }
 
+/* A cell read (up to ND_PIECE) arrives as one chain of a pooled buffer, which goes back to this
+ * loop thread's pool when the data is freed, and the next cell read takes it again; a part of a
+ * cell reads right from the same kind of buffer. */
+static void t_cell_read_pooled(void)
+{
+    uint8_t *buf = malloc(ND_PIECE);
+    bs_id id;
+    uint64_t size = 0;
+    fill(buf, ND_PIECE, 7);
+    bs_id_new(&id);
+    CU_ASSERT_EQUAL(
+        do_append(E.b, 0, &id, 0, buf, ND_PIECE, cm_crc32c(0, buf, ND_PIECE), OB_CHUNK_SYNC, &size),
+        CM_OK);
+    cm_bufpool_release();
+    for (int round = 0; round < 2; round++) {
+        tres t = do_read(E.b, 0, &id, 0, ND_PIECE);
+        CU_ASSERT_EQUAL(t.err, CM_OK);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t.data);
+        CU_ASSERT_EQUAL(evbuffer_peek(t.data, -1, NULL, NULL, 0), 1);
+        CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* the one buffer is in use */
+        CU_ASSERT(evbuffer_get_length(t.data) == ND_PIECE &&
+                  memcmp(evbuffer_pullup(t.data, -1), buf, ND_PIECE) == 0);
+        tres_free(&t);
+        CU_ASSERT_EQUAL(cm_bufpool_idle(), 1);
+    }
+    CU_ASSERT(read_matches(E.b, 0, &id, 5, 1000, buf + 5));
+    cm_bufpool_release();
+    free(buf);
+}
+
 /* ---- running the suite on each backend ---- */
 
 static void on_local(void (*fn)(void))
@@ -467,6 +498,7 @@ ON_BOTH(t_append_pieces_read_ranges)
 ON_BOTH(t_checksum_refused)
 ON_BOTH(t_delete_stat_list)
 ON_BOTH(t_errors)
+ON_BOTH(t_cell_read_pooled)
 
 /* ---- the cluster cases, through the resolver ---- */
 
@@ -933,6 +965,7 @@ void cu_register(void)
         {"checksum_refused", t_checksum_refused_local},
         {"delete_stat_list", t_delete_stat_list_local},
         {"errors", t_errors_local},
+        {"cell_read_pooled", t_cell_read_pooled_local},
         {NULL, NULL},
     };
     static const cu_test remote[] = {
@@ -940,6 +973,7 @@ void cu_register(void)
         {"checksum_refused", t_checksum_refused_remote},
         {"delete_stat_list", t_delete_stat_list_remote},
         {"errors", t_errors_remote},
+        {"cell_read_pooled", t_cell_read_pooled_remote},
         {NULL, NULL},
     };
     static const cu_test cluster[] = {
