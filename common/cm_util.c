@@ -114,12 +114,15 @@ cm_err cm_base64_decode(const char *in, size_t inlen, void *out, size_t outcap, 
     return CM_OK;
 }
 
-cm_err cm_url_decode(const char *in, size_t len, char *out, size_t outcap, size_t *outlen)
+static cm_err url_decode(const char *in, size_t len, int form, char *out, size_t outcap,
+                         size_t *outlen)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
-        if (c == '%') {
+        if (form && c == '+') {
+            c = ' ';
+        } else if (c == '%') {
             if (i + 2 >= len)
                 return CM_ERR_INVAL;
             int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
@@ -136,6 +139,16 @@ cm_err cm_url_decode(const char *in, size_t len, char *out, size_t outcap, size_
     if (outlen)
         *outlen = n;
     return CM_OK;
+}
+
+cm_err cm_url_decode(const char *in, size_t len, char *out, size_t outcap, size_t *outlen)
+{
+    return url_decode(in, len, 0, out, outcap, outlen);
+}
+
+cm_err cm_url_decode_form(const char *in, size_t len, char *out, size_t outcap, size_t *outlen)
+{
+    return url_decode(in, len, 1, out, outcap, outlen);
 }
 
 size_t cm_url_encode(const char *in, size_t len, int keep_slash, char *out, size_t outcap)
