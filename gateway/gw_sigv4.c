@@ -708,7 +708,7 @@ static gw_s3err check_header_auth(const gw_auth_request *req, const char *authz,
 
 /* The X-Amz-* parameters of a presigned URL into p and out; GW_AUTH_QUERY_ERROR when bad. */
 static gw_s3err parse_presigned(const sv4_query *q, sv4_parts *p, gw_auth_result *out,
-                                long *expires)
+                                long *expires, time_t *t)
 {
     const char *algo = query_get(q, "X-Amz-Algorithm");
     const char *cred = query_get(q, "X-Amz-Credential");
@@ -727,8 +727,7 @@ static gw_s3err parse_presigned(const sv4_query *q, sv4_parts *p, gw_auth_result
     *expires = strtol(exp, &end, 10);
     if (!*exp || *end || *expires < 1 || *expires > SV4_MAX_EXPIRES)
         return GW_AUTH_QUERY_ERROR;
-    time_t t;
-    if (strlen(date) != 16 || cm_time_parse_amzdate(date, &t) != CM_OK ||
+    if (strlen(date) != 16 || cm_time_parse_amzdate(date, t) != CM_OK ||
         memcmp(date, out->date, 8) != 0)
         return GW_AUTH_QUERY_ERROR;
     memcpy(out->amz_date, date, 17);
@@ -742,13 +741,12 @@ static gw_s3err check_presigned(const gw_auth_request *req, sv4_query *q, const 
     long expires = 0;
     memset(&p, 0, sizeof(p));
     out->presigned = 1;
-    gw_s3err e = parse_presigned(q, &p, out, &expires);
+    time_t t = 0;
+    gw_s3err e = parse_presigned(q, &p, out, &expires, &t);
     if (e != GW_OK)
         return e;
     if ((e = check_scope(out, region, GW_AUTH_QUERY_ERROR)) != GW_OK)
         return e;
-    time_t t;
-    cm_time_parse_amzdate(out->amz_date, &t);
     if (req->now > t + expires) {
         out->message = "Request has expired";
         return GW_ACCESS_DENIED;

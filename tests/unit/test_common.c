@@ -90,6 +90,15 @@ static void test_time(void)
     CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600Z", &t), CM_OK);
     CU_ASSERT_EQUAL(t, 1440938160);
     CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600", &t), CM_ERR_INVAL);
+    /* ISO 8601 basic format, digits only: no sign, no blank, no other separator */
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("+0150830T123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("-0150830T123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T12360+Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830 123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20151330T123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("19700101T000000Z", &t), CM_OK);
+    CU_ASSERT_EQUAL(t, 0);
     cm_time_iso8601(1440938160123LL, buf);
     CU_ASSERT_STRING_EQUAL(buf, "2015-08-30T12:36:00.123Z");
 }
