@@ -32,6 +32,8 @@ cm_err cm_base64_decode(const char *in, size_t inlen, void *out, size_t outcap, 
  * CM_ERR_INVAL on a malformed escape, CM_ERR_TOOBIG when out is too small.
  */
 cm_err cm_url_decode(const char *in, size_t len, char *out, size_t outcap, size_t *outlen);
+/* The same for a query component (form encoding): an unescaped '+' is a space, %2B a plus. */
+cm_err cm_url_decode_form(const char *in, size_t len, char *out, size_t outcap, size_t *outlen);
 /*
  * Percent-encode per RFC 3986 as SigV4 wants: unreserved A-Z a-z 0-9 - _ . ~ pass, everything else
  * becomes %XX (uppercase). When keep_slash, '/' passes too. Returns the length written (without

@@ -44,27 +44,21 @@ static char *dup_n(const char *s, size_t n)
  */
 static char *decode(const char *s, size_t n, int form, size_t *outlen, int *bad)
 {
-    char *tmp = dup_n(s, n), *out = malloc(n + 1);
+    char *out = malloc(n + 1);
     size_t len = 0;
     *bad = 0;
-    if (!tmp || !out)
-        goto fail;
-    if (form) {
-        for (size_t i = 0; i < n; i++)
-            tmp[i] = tmp[i] == '+' ? ' ' : tmp[i];
-    }
-    if (cm_url_decode(tmp, n, out, n + 1, &len) != CM_OK || memchr(out, 0, len)) {
+    if (!out)
+        return NULL;
+    cm_err e =
+        form ? cm_url_decode_form(s, n, out, n + 1, &len) : cm_url_decode(s, n, out, n + 1, &len);
+    if (e != CM_OK || memchr(out, 0, len)) {
         *bad = 1;
-        goto fail;
+        free(out);
+        return NULL;
     }
-    free(tmp);
     if (outlen)
         *outlen = len;
     return out;
-fail:
-    free(tmp);
-    free(out);
-    return NULL;
 }
 
 /* One "name[=value]" segment of the query. */
@@ -168,7 +162,9 @@ void gw_query_release(gw_query *q)
 const gw_qparam *gw_query_find(const gw_query *q, const char *name)
 {
     for (size_t i = 0; i < q->n; i++) {
-        if (strcmp(q->params[i].name, name) == 0)
+        /* the first byte first: lookups of subresources (acl, tagging, ...) would otherwise pay a
+         * strcmp call for each X-Amz-* parameter of every presigned request */
+        if (q->params[i].name[0] == name[0] && strcmp(q->params[i].name, name) == 0)
             return &q->params[i];
     }
     return NULL;

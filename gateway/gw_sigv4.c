@@ -99,40 +99,39 @@ typedef struct {
 } sv4_param;
 
 typedef struct {
-    sv4_param *v;
+    sv4_param *v; /* one allocation: the parameters, then their strings */
     size_t n;
 } sv4_query;
 
 static void query_free(sv4_query *q)
 {
-    for (size_t i = 0; i < q->n; i++) {
-        free(q->v[i].name);
-        free(q->v[i].value);
-        free(q->v[i].ename);
-        free(q->v[i].evalue);
-    }
     free(q->v);
     q->v = NULL;
     q->n = 0;
 }
 
-/* Decode then re-encode one query component. */
-static cm_err query_part(const char *s, size_t len, char **dec, char **enc)
+/* Decode s[0..len) into *at, then re-encode it after that; *at moves past both. */
+static cm_err query_part(const char *s, size_t len, char **at, char **dec, char **enc)
 {
-    size_t dn = 0, cap = len + 1, ecap = 3 * len + 1;
-    *dec = malloc(cap);
-    *enc = malloc(ecap);
-    if (!*dec || !*enc)
-        return CM_ERR_NOMEM;
-    cm_err err = cm_url_decode(s, len, *dec, cap, &dn);
+    size_t dn = 0, ecap = 3 * len + 1;
+    *dec = *at;
+    cm_err err = cm_url_decode(s, len, *dec, len + 1, &dn);
     if (err != CM_OK)
         return err;
-    if (cm_url_encode(*dec, dn, 0, *enc, ecap) == (size_t)-1)
+    *enc = *dec + dn + 1;
+    size_t en = cm_url_encode(*dec, dn, 0, *enc, ecap);
+    if (en == (size_t)-1)
         return CM_ERR_INTERNAL;
+    *at = *enc + en + 1;
     return CM_OK;
 }
 
-/* Parse the query part of target (after '?'); an absent query gives zero parameters. */
+/*
+ * Parse the query part of target (after '?'); an absent query gives zero parameters. One malloc
+ * for all of it (this runs on every presigned request): a component of n bytes decodes to at most
+ * n and re-encodes to at most 3n, each plus a NUL, so 4 * (query length + parameters) bytes of
+ * strings always suffice.
+ */
 static cm_err query_parse(const char *target, sv4_query *q)
 {
     const char *s = strchr(target, '?');
@@ -141,24 +140,30 @@ static cm_err query_parse(const char *target, sv4_query *q)
     if (!s)
         return CM_OK;
     s++;
+    size_t qlen = strlen(s), segs = 0;
+    for (const char *t = s; *t;) {
+        size_t len = strcspn(t, "&");
+        segs += len > 0;
+        t += len + (t[len] == '&');
+    }
+    if (segs == 0)
+        return CM_OK;
+    if (segs > SV4_MAX_QUERY_PARAMS)
+        return CM_ERR_TOOBIG;
+    q->v = malloc(segs * sizeof(*q->v) + 4 * (qlen + segs));
+    if (!q->v)
+        return CM_ERR_NOMEM;
+    char *at = (char *)(q->v + segs);
     while (*s) {
-        const char *amp = strchr(s, '&');
-        size_t len = amp ? (size_t)(amp - s) : strlen(s);
+        size_t len = strcspn(s, "&");
         if (len > 0) {
-            if (q->n == SV4_MAX_QUERY_PARAMS)
-                return CM_ERR_TOOBIG;
-            sv4_param *v = realloc(q->v, (q->n + 1) * sizeof(*v));
-            if (!v)
-                return CM_ERR_NOMEM;
-            q->v = v;
             sv4_param *p = &q->v[q->n++];
-            memset(p, 0, sizeof(*p));
             const char *eq = memchr(s, '=', len);
             size_t nlen = eq ? (size_t)(eq - s) : len;
-            cm_err err = query_part(s, nlen, &p->name, &p->ename);
+            cm_err err = query_part(s, nlen, &at, &p->name, &p->ename);
             if (err == CM_OK)
-                err = eq ? query_part(eq + 1, len - nlen - 1, &p->value, &p->evalue)
-                         : query_part("", 0, &p->value, &p->evalue);
+                err = eq ? query_part(eq + 1, len - nlen - 1, &at, &p->value, &p->evalue)
+                         : query_part("", 0, &at, &p->value, &p->evalue);
             if (err != CM_OK)
                 return err;
         }
@@ -238,36 +243,31 @@ static void add_canonical_header(sv4_buf *b, const gw_auth_request *req, const c
     sb_add(b, "\n", 1);
 }
 
-char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_headers,
-                                 const char *payload_hash, int presigned)
+/* The canonical request over q, the parsed query of req->target (sorted here, in place). */
+static char *canonical_request(const gw_auth_request *req, sv4_query *q, const char *signed_headers,
+                               const char *payload_hash, int presigned)
 {
     sv4_buf b = {0};
-    sv4_query q;
     const char *qm = strchr(req->target, '?');
     size_t plen = qm ? (size_t)(qm - req->target) : strlen(req->target);
 
-    if (query_parse(req->target, &q) != CM_OK) {
-        query_free(&q);
-        return NULL;
-    }
-    if (q.n > 1) /* qsort wants a non-NULL base even for zero items */
-        qsort(q.v, q.n, sizeof(*q.v), param_cmp);
+    if (q->n > 1) /* qsort wants a non-NULL base even for zero items */
+        qsort(q->v, q->n, sizeof(*q->v), param_cmp);
     sb_str(&b, req->method);
     sb_add(&b, "\n", 1);
     sb_add(&b, req->target, plen);
     sb_add(&b, "\n", 1);
     int first = 1;
-    for (size_t i = 0; i < q.n; i++) {
-        if (presigned && strcmp(q.v[i].name, "X-Amz-Signature") == 0)
+    for (size_t i = 0; i < q->n; i++) {
+        if (presigned && strcmp(q->v[i].name, "X-Amz-Signature") == 0)
             continue;
         if (!first)
             sb_add(&b, "&", 1);
         first = 0;
-        sb_str(&b, q.v[i].ename);
+        sb_str(&b, q->v[i].ename);
         sb_add(&b, "=", 1);
-        sb_str(&b, q.v[i].evalue);
+        sb_str(&b, q->v[i].evalue);
     }
-    query_free(&q);
     sb_add(&b, "\n", 1);
     for (const char *s = signed_headers; *s;) {
         size_t n = strcspn(s, ";");
@@ -282,6 +282,17 @@ char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_
     sb_add(&b, "\n", 1);
     sb_str(&b, payload_hash);
     return sb_take(&b);
+}
+
+char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_headers,
+                                 const char *payload_hash, int presigned)
+{
+    sv4_query q;
+    char *c = NULL;
+    if (query_parse(req->target, &q) == CM_OK)
+        c = canonical_request(req, &q, signed_headers, payload_hash, presigned);
+    query_free(&q);
+    return c;
 }
 
 void gw_sigv4_signing_key(const char *secret, const char *date, const char *region,
@@ -598,9 +609,13 @@ static gw_s3err check_scope(const gw_auth_result *out, const char *region, gw_s3
     return GW_OK;
 }
 
-/* Derive the key, compute the signature over the canonical request and compare. */
-static gw_s3err verify(const gw_auth_request *req, const sv4_parts *p, const char *payload,
-                       gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
+/*
+ * Derive the key, compute the signature over the canonical request and compare. q is the query
+ * already parsed (presigned: gw_auth_check parsed it to find the X-Amz-* parameters), or NULL.
+ */
+static gw_s3err verify(const gw_auth_request *req, sv4_query *q, const sv4_parts *p,
+                       const char *payload, gw_secret_fn secret_fn, void *secret_arg,
+                       gw_auth_result *out)
 {
     char secret[256];
     if (secret_fn(secret_arg, out->access_key, secret, sizeof(secret)) != CM_OK)
@@ -609,7 +624,8 @@ static gw_s3err verify(const gw_auth_request *req, const sv4_parts *p, const cha
     sv4_cached_signing_key(secret, out);
     OPENSSL_cleanse(secret, sizeof(secret));
 
-    char *creq = gw_sigv4_canonical_request(req, p->signed_headers, payload, out->presigned);
+    char *creq = q ? canonical_request(req, q, p->signed_headers, payload, out->presigned)
+                   : gw_sigv4_canonical_request(req, p->signed_headers, payload, out->presigned);
     if (!creq)
         return out->presigned ? GW_AUTH_QUERY_ERROR : GW_AUTH_HEADER_MALFORMED;
     uint8_t h[32], sig[32];
@@ -687,12 +703,12 @@ static gw_s3err check_header_auth(const gw_auth_request *req, const char *authz,
     if ((e = check_amz_signed(req, p.signed_headers, "x-amz-content-sha256;x-amz-date", out)) !=
         GW_OK)
         return e;
-    return verify(req, &p, payload, secret_fn, secret_arg, out);
+    return verify(req, NULL, &p, payload, secret_fn, secret_arg, out);
 }
 
 /* The X-Amz-* parameters of a presigned URL into p and out; GW_AUTH_QUERY_ERROR when bad. */
 static gw_s3err parse_presigned(const sv4_query *q, sv4_parts *p, gw_auth_result *out,
-                                long *expires)
+                                long *expires, time_t *t)
 {
     const char *algo = query_get(q, "X-Amz-Algorithm");
     const char *cred = query_get(q, "X-Amz-Credential");
@@ -711,28 +727,26 @@ static gw_s3err parse_presigned(const sv4_query *q, sv4_parts *p, gw_auth_result
     *expires = strtol(exp, &end, 10);
     if (!*exp || *end || *expires < 1 || *expires > SV4_MAX_EXPIRES)
         return GW_AUTH_QUERY_ERROR;
-    time_t t;
-    if (strlen(date) != 16 || cm_time_parse_amzdate(date, &t) != CM_OK ||
+    if (strlen(date) != 16 || cm_time_parse_amzdate(date, t) != CM_OK ||
         memcmp(date, out->date, 8) != 0)
         return GW_AUTH_QUERY_ERROR;
     memcpy(out->amz_date, date, 17);
     return GW_OK;
 }
 
-static gw_s3err check_presigned(const gw_auth_request *req, const sv4_query *q, const char *region,
+static gw_s3err check_presigned(const gw_auth_request *req, sv4_query *q, const char *region,
                                 gw_secret_fn secret_fn, void *secret_arg, gw_auth_result *out)
 {
     sv4_parts p;
     long expires = 0;
     memset(&p, 0, sizeof(p));
     out->presigned = 1;
-    gw_s3err e = parse_presigned(q, &p, out, &expires);
+    time_t t = 0;
+    gw_s3err e = parse_presigned(q, &p, out, &expires, &t);
     if (e != GW_OK)
         return e;
     if ((e = check_scope(out, region, GW_AUTH_QUERY_ERROR)) != GW_OK)
         return e;
-    time_t t;
-    cm_time_parse_amzdate(out->amz_date, &t);
     if (req->now > t + expires) {
         out->message = "Request has expired";
         return GW_ACCESS_DENIED;
@@ -752,7 +766,7 @@ static gw_s3err check_presigned(const gw_auth_request *req, const sv4_query *q, 
         return e;
     if ((e = check_amz_signed(req, p.signed_headers, covered, out)) != GW_OK)
         return e;
-    return verify(req, &p, payload, secret_fn, secret_arg, out);
+    return verify(req, q, &p, payload, secret_fn, secret_arg, out);
 }
 
 gw_s3err gw_auth_check(const gw_auth_request *req, const char *region, gw_secret_fn secret,

@@ -63,6 +63,13 @@ static void test_url(void)
     CU_ASSERT_STRING_EQUAL(out, "a%20b/c~%C3%A9");
     cm_url_encode("a/b", 3, 0, out, sizeof(out));
     CU_ASSERT_STRING_EQUAL(out, "a%2Fb");
+    /* a query component: '+' is a space, an escaped plus a plus; escapes are checked as above */
+    CU_ASSERT_EQUAL(cm_url_decode_form("a+b%2B%20c+", 11, out, sizeof(out), &n), CM_OK);
+    CU_ASSERT_STRING_EQUAL(out, "a b+ c ");
+    CU_ASSERT_EQUAL(n, 7);
+    CU_ASSERT_EQUAL(cm_url_decode_form("%+1", 3, out, sizeof(out), &n), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_url_decode_form("a%2", 3, out, sizeof(out), &n), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_url_decode_form("a+b", 3, out, 3, &n), CM_ERR_TOOBIG);
 }
 
 static void test_time(void)
@@ -83,6 +90,15 @@ static void test_time(void)
     CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600Z", &t), CM_OK);
     CU_ASSERT_EQUAL(t, 1440938160);
     CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600", &t), CM_ERR_INVAL);
+    /* ISO 8601 basic format, digits only: no sign, no blank, no other separator */
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("+0150830T123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("-0150830T123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T12360+Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830 123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20151330T123600Z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("20150830T123600z", &t), CM_ERR_INVAL);
+    CU_ASSERT_EQUAL(cm_time_parse_amzdate("19700101T000000Z", &t), CM_OK);
+    CU_ASSERT_EQUAL(t, 0);
     cm_time_iso8601(1440938160123LL, buf);
     CU_ASSERT_STRING_EQUAL(buf, "2015-08-30T12:36:00.123Z");
 }

@@ -422,6 +422,46 @@ static void test_canonical_rules(void)
     CU_ASSERT_PTR_NULL(gw_sigv4_canonical_request(&t.req, "host", "x", 0));
 }
 
+/*
+ * The canonical query at its size bounds: components that all triple when re-encoded (one
+ * allocation holds every parameter's decoded and encoded strings), parameters without '=' or
+ * with an empty name, empty segments, and the parameter limit (256 kept, 257 refused).
+ */
+static void test_canonical_query_bounds(void)
+{
+    enum { N = 256, W = 40 };
+    static char target[N * (2 * W + 3) + 64], want[N * (6 * W + 3) + 256];
+    size_t tl = 0, wl = 0;
+    /* canonical order: the empty name, then "%21..." ('%' < 'b'), then "bare" */
+    tl += (size_t)snprintf(target + tl, sizeof(target) - tl, "/k?&&=%%7E&");
+    wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "GET\n/k\n=~&");
+    for (int i = 0; i < N - 2; i++) {
+        char name[W + 1], val[W + 1];
+        memset(name, '!', W);
+        snprintf(name + W - 3, 4, "%03d", i);
+        memset(val, '*', W);
+        val[W] = '\0';
+        tl += (size_t)snprintf(target + tl, sizeof(target) - tl, "%s=%s&&", name, val);
+        for (int j = 0; j < W - 3; j++)
+            wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%%21");
+        wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%03d=", i);
+        for (int j = 0; j < W; j++)
+            wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%%2A");
+        wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "&");
+    }
+    tl += (size_t)snprintf(target + tl, sizeof(target) - tl, "bare");
+    snprintf(want + wl, sizeof(want) - wl, "bare=\nhost:h\n\nhost\nx");
+    treq t;
+    treq_init(&t, "GET", target);
+    hdr(&t, "host", "h");
+    char *c = gw_sigv4_canonical_request(&t.req, "host", "x", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c, want);
+    free(c);
+    snprintf(target + tl, sizeof(target) - tl, "&one-more");
+    CU_ASSERT_PTR_NULL(gw_sigv4_canonical_request(&t.req, "host", "x", 0));
+}
+
 /* AWS's "derive a signing key" example (IAM, 20120215). */
 static void test_signing_key(void)
 {
@@ -897,6 +937,7 @@ void cu_register(void)
         {"header_auth_rejections", test_header_auth_rejections},
         {"anonymous", test_anonymous},
         {"canonical_rules", test_canonical_rules},
+        {"canonical_query_bounds", test_canonical_query_bounds},
         {"signing_key", test_signing_key},
         {"sigv2", test_sigv2},
         {"unsigned_header_auth", test_unsigned_header_auth},
