@@ -58,7 +58,12 @@
 #define MOD "nd"
 #define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
-enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP };
+enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP, M_PUTS };
+
+struct batch_slot {
+    nd_sreq *s;
+    size_t i;
+};
 
 struct nd_mreq {
     int kind;
@@ -77,6 +82,13 @@ struct nd_mreq {
     struct evbuffer *in, *out;
     md_object rec; /* put on the commit thread: the body's record, until its answer */
     int have_rec;
+    /* a batch put (M_PUTS): its records, their status bytes (written by the commit thread) and
+     * the merges not answered yet, plus one held by the loop while it queues them */
+    md_object *recs;
+    size_t nrecs;
+    uint8_t *st;
+    struct batch_slot *slots;
+    atomic_size_t left;
     cm_err err;
     const char *why;
     int no_bucket, applied, more;
@@ -86,6 +98,9 @@ void nd_meta_free(struct nd_mreq *m)
 {
     if (m->have_rec)
         md_object_release(&m->rec);
+    md_objects_free(m->recs, m->nrecs);
+    free(m->st);
+    free(m->slots);
     if (m->in)
         evbuffer_free(m->in);
     if (m->out)
@@ -154,6 +169,10 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
         if (f < 0 || (f == 1 && (h == 1 || m->fence == 0)))
             return "bad fence";
         return f == 1 ? parse_part(q, m, 0) : NULL;
+    }
+    if (wl == 4 && strncmp(what, "recs", 4) == 0 && strcmp(method, "PUT") == 0) {
+        m->kind = M_PUTS;
+        return NULL;
     }
     if (wl == 4 && strncmp(what, "list", 4) == 0 && strcmp(method, "GET") == 0) {
         m->kind = M_LIST;
@@ -280,6 +299,65 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
             m->why = "this node holds as many hints as it may ([cluster] hints_max)";
     }
     md_object_release(&o);
+    return e;
+}
+
+/* A batch's body as records (m->recs, m->nrecs, with m->st and m->slots): each a u32 length and
+ * a record with a key, at most ND_META_BATCH_MAX; otherwise m->why says what is wrong. */
+static cm_err body_records(struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), off = 0, n = 0;
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (!p && len)
+        return CM_ERR_NOMEM;
+    while (off + 4 <= len && len - off - 4 >= cm_get_be32(p + off) && n <= ND_META_BATCH_MAX)
+        off += 4 + cm_get_be32(p + off), n++;
+    if (off != len || n == 0 || n > ND_META_BATCH_MAX) {
+        m->why = "the body is not 1 to ND_META_BATCH_MAX framed records";
+        return CM_ERR_INVAL;
+    }
+    m->recs = calloc(n, sizeof(*m->recs));
+    m->st = calloc(n, 1);
+    m->slots = calloc(n, sizeof(*m->slots));
+    if (!m->recs || !m->st || !m->slots)
+        return CM_ERR_NOMEM;
+    cm_err e = CM_OK;
+    off = 0;
+    for (size_t i = 0; e == CM_OK && i < n; i++) {
+        size_t rl = cm_get_be32(p + off);
+        e = md_object_decode(p + off + 4, rl, &m->recs[i]);
+        off += 4 + rl;
+        if (e == CM_OK) /* decoded: released with the request */
+            m->nrecs = i + 1;
+        if (e == CM_OK && (!m->recs[i].key || !*m->recs[i].key))
+            e = CM_ERR_INVAL;
+    }
+    if (e != CM_OK)
+        m->why = "a record of the body does not decode or has no key";
+    return e;
+}
+
+/* A merge's outcome as the status byte of a batch's answer. */
+static uint8_t batch_status(cm_err e, int applied)
+{
+    if (e == CM_OK)
+        return applied ? ND_BATCH_APPLIED : ND_BATCH_KEPT;
+    return e == CM_ERR_NOTFOUND ? ND_BATCH_NO_BUCKET
+           : e == CM_ERR_INVAL  ? ND_BATCH_INVALID
+                                : ND_BATCH_FAILED;
+}
+
+/* A batch put without the commit thread (no pool: inline on the loop, as every call then). */
+static cm_err run_puts(nd_service *svc, struct nd_mreq *m)
+{
+    cm_err e = body_records(m);
+    for (size_t i = 0; e == CM_OK && i < m->nrecs; i++) {
+        int applied = 0;
+        cm_err r = md_rec_receive(svc->md, svc->clock, m->bucket, &m->recs[i], NULL, &applied);
+        m->st[i] = batch_status(r, applied);
+    }
+    if (e == CM_OK && evbuffer_add(m->out, m->st, m->nrecs) != 0)
+        e = CM_ERR_NOMEM;
     return e;
 }
 
@@ -463,6 +541,9 @@ static void meta_run(nd_job *j)
     case M_PUT:
         m->err = run_put(s->svc, m);
         break;
+    case M_PUTS:
+        m->err = run_puts(s->svc, m);
+        break;
     case M_LIST:
         m->err = run_list(s->svc, m);
         break;
@@ -559,6 +640,57 @@ static void put_start(nd_sreq *s)
     }
 }
 
+/* A batch's merge ended (on the commit thread; on the loop for one that could not be queued, and
+ * for the loop's own count): the last one hands the answer to the request's loop. */
+static void batch_one_done(nd_sreq *s)
+{
+    static const struct timeval now = {0, 0};
+    if (atomic_fetch_sub(&s->meta->left, 1) != 1)
+        return;
+    if (evbuffer_add(s->meta->out, s->meta->st, s->meta->nrecs) != 0)
+        s->meta->err = CM_ERR_NOMEM;
+    if (event_base_once(s->work.base, -1, EV_TIMEOUT, put_answer, s, &now) != 0)
+        CM_ERROR(MOD, "a committed record batch cannot return to its loop; dropping it");
+}
+
+static void batch_committed(void *arg, cm_err err, int applied)
+{
+    struct batch_slot *slot = arg;
+    nd_sreq *s = slot->s;
+    nd_service *svc = s->svc; /* s may be gone once its answer is scheduled */
+    s->meta->st[slot->i] = batch_status(err, applied);
+    batch_one_done(s);
+    nd_async_end(svc);
+}
+
+/* A batch put (M_PUTS): every record queued for the commit thread as put_start queues one, and
+ * one answer once the last is durable or failed. */
+static void batch_start(nd_sreq *s)
+{
+    struct nd_mreq *m = s->meta;
+    nd_service *svc = s->svc;
+    cm_err e = body_records(m);
+    if (e != CM_OK) {
+        m->err = e;
+        meta_done(&s->work);
+        return;
+    }
+    s->busy = 1;
+    atomic_store(&m->left, m->nrecs + 1);
+    for (size_t i = 0; i < m->nrecs; i++) {
+        m->slots[i] = (struct batch_slot){s, i};
+        nd_async_begin(svc);
+        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, 0, 0, &m->recs[i], batch_committed,
+                                 &m->slots[i]);
+        if (e != CM_OK) {
+            nd_async_end(svc);
+            m->st[i] = batch_status(e, 0);
+            batch_one_done(s);
+        }
+    }
+    batch_one_done(s); /* the loop's own count: the answer may go now */
+}
+
 /* A record read (M_GET) runs on the loop: one LMDB lookup costs microseconds, as on a single
  * node's gateway, while the trip through the pool costs two thread switches (measured in
  * docs/performance.md, "Cluster"). A record write goes to the commit thread (put_start). Other
@@ -570,6 +702,10 @@ static void submit(nd_sreq *s)
     s->work.base = net_req_base(s->req);
     if (s->meta->kind == M_PUT && !s->meta->hint[0] && s->svc->work) {
         put_start(s);
+        return;
+    }
+    if (s->meta->kind == M_PUTS && s->svc->work) {
+        batch_start(s);
         return;
     }
     int inline_read = s->meta->kind == M_GET && !s->meta->fence; /* a barrier waits: the pool */
@@ -752,9 +888,13 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
                            why, NULL, NULL);
         return;
     }
+    if (m->kind == M_PUTS && atomic_load(&svc->no_batch_route)) {
+        nd_answer_error_ex(req, CM_ERR_NOTFOUND, "no such meta route", NULL, NULL);
+        return;
+    }
     if (epoch_refused(svc, req, m->epoch))
         return;
-    if (m->kind != M_PUT && m->kind != M_LEAVES && m->kind != M_TDROP) {
+    if (m->kind != M_PUT && m->kind != M_PUTS && m->kind != M_LEAVES && m->kind != M_TDROP) {
         submit(s);
         return;
     }
