@@ -9,6 +9,8 @@
  *   GET  /rec?key=K&shard=S&nshards=N&fence=T         ... for a partition leader: T's barrier first
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
  *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T with it
+ *   PUT  /recs                                        merge each of the body's records (a batch,
+ *        nd_meta_put_batch): one status byte per record once all are durable or failed
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
@@ -39,7 +41,9 @@
  * sends, and does a record read (/rec GET, one LMDB lookup; not a leader's, whose barrier waits
  * for the group commit) itself (submit). A record write (/rec PUT, not a hint) is decoded on the
  * loop and queued for the store's commit thread (md_rec_receive_async), which schedules its answer
- * on the loop once the merge is durable or failed (put_start); the request is busy meanwhile.
+ * on the loop once the merge is durable or failed (put_start); the request is busy meanwhile. A
+ * batch (/recs) queues each record so (batch_start) and the last merge to end, counted down
+ * atomically on the commit thread, schedules the one answer.
  * With no pool (sync_threads < 0) every call runs inline on the loop.
  */
 #include <inttypes.h>

@@ -11,6 +11,15 @@
  * CM_ERR_CLOSED. Every call carries the peer's epoch (nd_peer.epoch: the layout epoch of the
  * router that made the backend; 0 for none), and a node whose fence is above it answers
  * CM_ERR_STALE (docs/replication.md, "Layout changes: the handoff").
+ *
+ * Batched merges: a put that is a plain merge (no hint, no fence) is queued on the backend and
+ * the backend's flush event activated; it runs once the callbacks already due in this loop turn
+ * have run, and sends what was queued as one nd_meta_put_batch (one record alone: nd_meta_put).
+ * A batch holds one bucket's records, at most ND_META_BATCH_MAX and RR_BATCH_BYTES; a record that
+ * does not fit starts the next. Each record still gets its own rp_done with its own outcome, never
+ * inside rr_put. A node without the route (older version) answers CM_ERR_NOTFOUND without
+ * no_bucket: the records are sent again one by one, and so is every later merge of this backend
+ * (no_batch). Threading: the backend's calls and the flush run on the client's loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
