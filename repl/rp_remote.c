@@ -337,14 +337,21 @@ static void batch_send(rr_backend *b)
             0)
             return;
     }
-    /* out of memory even for the deferred failure: these records are lost to their callers'
-     * deadlines (an op ends at its timeout whatever its replicas do) */
+    /* out of memory even for the deferred failure: end them here rather than never (an op
+     * holds a reference per call until its answer, and rp_free waits for every op) */
+    rp_result res;
+    memset(&res, 0, sizeof(res));
+    res.err = CM_ERR_NOMEM;
+    res.message = "the batch could not be sent";
     CM_ERROR(MOD, "%zu record writes to node %s could not be sent", n, b->id);
+    for (size_t i = 0; i < n; i++) {
+        rr_pending *q = t ? &t->pend[i] : &b->pend[i];
+        q->done(q->arg, &res);
+        if (!t)
+            free(q->buf);
+    }
     if (t)
         batch_free(t);
-    else
-        for (size_t i = 0; i < n; i++)
-            free(b->pend[i].buf);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
