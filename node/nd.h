@@ -360,9 +360,21 @@ enum {
     ND_BATCH_KEPT = 'K',
     ND_BATCH_NO_BUCKET = 'B',
     ND_BATCH_INVALID = 'I',
-    ND_BATCH_FAILED = 'F'
+    ND_BATCH_FAILED = 'F',
+    ND_BATCH_FOUND = 'R',
+    ND_BATCH_ABSENT = 'N'
 };
 cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg);
+/*
+ * get of several keys of bucket at once: body is n keys, each a u16 big-endian length and the
+ * key (1..MD_MAX_KEY bytes, no NUL), n <= ND_META_BATCH_MAX. res.body answers each in order: a
+ * status byte, ND_BATCH_FOUND followed by the record (u32 length | md_object_encode'd bytes),
+ * or ND_BATCH_ABSENT, _NO_BUCKET, _FAILED alone. A body that does not frame is CM_ERR_INVAL, an
+ * answer past ND_META_MAX CM_ERR_TOOBIG; a node that predates the route answers as for
+ * nd_meta_put_batch.
+ */
+cm_err nd_meta_get_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
                          const uint8_t *body, size_t len, nd_done_fn done, void *arg);
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg);

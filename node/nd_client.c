@@ -744,6 +744,16 @@ cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
     return meta_call(cl, peer, "PUT", t, body, len, done, arg);
 }
 
+cm_err nd_meta_get_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg)
+{
+    char t[META_TARGET];
+    if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX ||
+        !meta_target(t, sizeof(t), bucket, "recget", NULL))
+        return CM_ERR_INVAL;
+    return meta_call(cl, peer, "POST", t, body, len, done, arg);
+}
+
 cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
                           const uint8_t *rec, size_t len, nd_done_fn done, void *arg)
 {

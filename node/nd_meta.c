@@ -11,6 +11,8 @@
  *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T with it
  *   PUT  /recs                                        merge each of the body's records (a batch,
  *        nd_meta_put_batch): one status byte per record once all are durable or failed
+ *   POST /recget                                      the stored record of each of the body's keys
+ *        (a batch of reads, nd_meta_get_batch)
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
@@ -62,7 +64,7 @@
 #define MOD "nd"
 #define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
-enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP, M_PUTS };
+enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP, M_PUTS, M_GETS };
 
 struct batch_slot {
     nd_sreq *s;
@@ -176,6 +178,10 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
     }
     if (wl == 4 && strncmp(what, "recs", 4) == 0 && strcmp(method, "PUT") == 0) {
         m->kind = M_PUTS;
+        return NULL;
+    }
+    if (wl == 6 && strncmp(what, "recget", 6) == 0 && strcmp(method, "POST") == 0) {
+        m->kind = M_GETS;
         return NULL;
     }
     if (wl == 4 && strncmp(what, "list", 4) == 0 && strcmp(method, "GET") == 0) {
@@ -373,6 +379,62 @@ static cm_err add_framed(struct evbuffer *out, const uint8_t *p, size_t len)
     return evbuffer_add(out, h, 4) == 0 && evbuffer_add(out, p, len) == 0 ? CM_OK : CM_ERR_NOMEM;
 }
 
+/* One key's answer in a batch of reads: its status byte, and for a record its framed bytes. */
+static cm_err add_read(nd_service *svc, struct nd_mreq *m, const char *key)
+{
+    md_object o;
+    int no_bucket = 0;
+    uint8_t *buf, st;
+    size_t len;
+    cm_err e = md_rec_lookup(svc->md, m->bucket, key, &o, &no_bucket);
+    if (e != CM_OK) {
+        st = e != CM_ERR_NOTFOUND ? ND_BATCH_FAILED
+             : no_bucket          ? ND_BATCH_NO_BUCKET
+                                  : ND_BATCH_ABSENT;
+        return evbuffer_add(m->out, &st, 1) == 0 ? CM_OK : CM_ERR_NOMEM;
+    }
+    e = md_object_encode(&o, &buf, &len);
+    md_object_release(&o);
+    if (e != CM_OK)
+        return e;
+    st = ND_BATCH_FOUND;
+    e = evbuffer_add(m->out, &st, 1) == 0 ? add_framed(m->out, buf, len) : CM_ERR_NOMEM;
+    free(buf);
+    return e;
+}
+
+/* A batch of reads (M_GETS), on the loop as a single read is: the body's keys (u16 length | key
+ * each, 1 to ND_META_BATCH_MAX), each answered in order; an answer past ND_META_MAX is refused
+ * whole (the caller asks one by one). */
+static cm_err run_gets(nd_service *svc, struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), off = 0, n = 0;
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (!p && len)
+        return CM_ERR_NOMEM;
+    while (off + 2 <= len && n <= ND_META_BATCH_MAX) {
+        size_t kl = (size_t)(p[off] << 8 | p[off + 1]);
+        if (kl == 0 || kl > MD_MAX_KEY || kl > len - off - 2 || memchr(p + off + 2, 0, kl))
+            break;
+        off += 2 + kl, n++;
+    }
+    if (off != len || n == 0 || n > ND_META_BATCH_MAX) {
+        m->why = "the body is not 1 to ND_META_BATCH_MAX framed keys";
+        return CM_ERR_INVAL;
+    }
+    cm_err e = CM_OK;
+    for (off = 0; e == CM_OK && off < len;) {
+        size_t kl = (size_t)(p[off] << 8 | p[off + 1]);
+        memcpy(m->key, p + off + 2, kl);
+        m->key[kl] = 0;
+        e = add_read(svc, m, m->key);
+        off += 2 + kl;
+        if (e == CM_OK && evbuffer_get_length(m->out) > ND_META_MAX)
+            e = CM_ERR_TOOBIG;
+    }
+    return e;
+}
+
 static cm_err run_list(nd_service *svc, struct nd_mreq *m)
 {
     md_object *o;
@@ -548,6 +610,9 @@ static void meta_run(nd_job *j)
     case M_PUTS:
         m->err = run_puts(s->svc, m);
         break;
+    case M_GETS:
+        m->err = run_gets(s->svc, m);
+        break;
     case M_LIST:
         m->err = run_list(s->svc, m);
         break;
@@ -712,7 +777,8 @@ static void submit(nd_sreq *s)
         batch_start(s);
         return;
     }
-    int inline_read = s->meta->kind == M_GET && !s->meta->fence; /* a barrier waits: the pool */
+    int inline_read = (s->meta->kind == M_GET && !s->meta->fence) || /* a barrier waits: pool */
+                      s->meta->kind == M_GETS;
     nd_work *pool = inline_read ? NULL : s->meta->kind == M_COND ? s->svc->cond_work : s->svc->work;
     s->busy = pool != NULL;
     nd_work_submit(pool, &s->work);
@@ -892,13 +958,14 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
                            why, NULL, NULL);
         return;
     }
-    if (m->kind == M_PUTS && atomic_load(&svc->no_batch_route)) {
+    if ((m->kind == M_PUTS || m->kind == M_GETS) && atomic_load(&svc->no_batch_route)) {
         nd_answer_error_ex(req, CM_ERR_NOTFOUND, "no such meta route", NULL, NULL);
         return;
     }
     if (epoch_refused(svc, req, m->epoch))
         return;
-    if (m->kind != M_PUT && m->kind != M_PUTS && m->kind != M_LEAVES && m->kind != M_TDROP) {
+    if (m->kind != M_PUT && m->kind != M_PUTS && m->kind != M_GETS && m->kind != M_LEAVES &&
+        m->kind != M_TDROP) {
         submit(s);
         return;
     }

@@ -12,14 +12,17 @@
  * router that made the backend; 0 for none), and a node whose fence is above it answers
  * CM_ERR_STALE (docs/replication.md, "Layout changes: the handoff").
  *
- * Batched merges: a put that is a plain merge (no hint, no fence) is queued on the backend and
- * the backend's flush event activated; it runs once the callbacks already due in this loop turn
- * have run, and sends what was queued as one nd_meta_put_batch (one record alone: nd_meta_put).
- * A batch holds one bucket's records, at most ND_META_BATCH_MAX and RR_BATCH_BYTES; a record that
- * does not fit starts the next. Each record still gets its own rp_done with its own outcome, never
- * inside rr_put. A node without the route (older version) answers CM_ERR_NOTFOUND without
- * no_bucket: the records are sent again one by one, and so is every later merge of this backend
- * (no_batch). Threading: the backend's calls and the flush run on the client's loop.
+ * Batched calls: a put that is a plain merge (no hint, no fence) and a get without a fence are
+ * queued on the backend (merges and reads apart) and the backend's flush event activated; it runs
+ * once the callbacks already due in this loop turn have run, and sends what was queued as one
+ * nd_meta_put_batch / nd_meta_get_batch (one alone: nd_meta_put / nd_meta_get). A batch holds one
+ * bucket's records or keys, at most ND_META_BATCH_MAX (merges also at most RR_BATCH_BYTES); one
+ * that does not fit starts the next. Each still gets its own rp_done with its own outcome (a read
+ * its record, handed over), never inside the call that queued it. A node without the routes
+ * (older version) answers CM_ERR_NOTFOUND without no_bucket: the batch is sent again one by one,
+ * and so is every later call of this backend (no_batch); a batch refused whole as malformed or
+ * too large is sent one by one too. Threading: the backend's calls and the flush run on the
+ * client's loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +55,14 @@ typedef struct {
     char bucket[MD_BUCKET_MAX + 1];
     rr_pending pend[ND_META_BATCH_MAX];
     size_t npend, pend_bytes;
-    int no_batch; /* the node predates the batch route: merges go one by one */
+    int no_batch; /* the node predates the batch routes: merges and reads go one by one */
+    /* reads queued in this loop turn (no fence), all of gbucket; buf holds the key (a string) */
+    char gbucket[MD_BUCKET_MAX + 1];
+    rr_pending gpend[ND_META_BATCH_MAX];
+    size_t ngpend;
 } rr_backend;
+
+static void batch_send(rr_backend *b, int reads);
 
 enum { R_GET, R_PUT, R_LIST, R_MERKLE, R_LEAVES, R_TOMBS, R_TDROP };
 
@@ -201,6 +210,22 @@ static cm_err rr_get(rp_replica *r, const rp_part *p, const char *key, rp_done d
         return CM_ERR_NOMEM;
     if (p->fence)
         return rr_started(c, nd_meta_get_fenced(b->cl, &b->peer, &np, p->fence, key, rr_finish, c));
+    if (!b->no_batch && b->flush) { /* queued, sent with the others of this loop turn */
+        size_t kl = strlen(key);
+        char *k = kl > 0 && kl <= MD_MAX_KEY ? strdup(key) : NULL;
+        if (k) {
+            free(c);
+            if (b->ngpend > 0 &&
+                (strcmp(b->gbucket, p->bucket) != 0 || b->ngpend == ND_META_BATCH_MAX))
+                batch_send(b, 1);
+            if (b->ngpend == 0) {
+                snprintf(b->gbucket, sizeof(b->gbucket), "%s", p->bucket);
+                event_active(b->flush, EV_TIMEOUT, 0);
+            }
+            b->gpend[b->ngpend++] = (rr_pending){(uint8_t *)k, kl, done, arg};
+            return CM_OK;
+        }
+    }
     return rr_started(c, nd_meta_get(b->cl, &b->peer, p->bucket, key, rr_finish, c));
 }
 
@@ -214,12 +239,24 @@ static cm_err put_one(rr_backend *b, const char *bucket, const uint8_t *buf, siz
     return rr_started(c, nd_meta_put(b->cl, &b->peer, bucket, buf, len, NULL, rr_finish, c));
 }
 
+/* One read by the single route (rr_finish answers it). */
+static cm_err get_one(rr_backend *b, const char *bucket, const char *key, rp_done done, void *arg)
+{
+    rr_call *c = rr_call_new(R_GET, done, arg);
+    if (!c)
+        return CM_ERR_NOMEM;
+    return rr_started(c, nd_meta_get(b->cl, &b->peer, bucket, key, rr_finish, c));
+}
+
 typedef struct {
     rr_backend *b;
+    int reads; /* a batch of reads (keys in pend[].buf), not merges */
     char bucket[MD_BUCKET_MAX + 1];
     rr_pending pend[ND_META_BATCH_MAX];
     size_t n;
 } rr_batch;
+
+static void reads_finish(rr_batch *t, const nd_result *nr);
 
 static void batch_free(rr_batch *t)
 {
@@ -243,22 +280,30 @@ static void batch_finish(void *arg, const nd_result *nr)
 {
     rr_batch *t = arg;
     rp_result res;
-    if (nr->err == CM_ERR_INVAL || (nr->err == CM_ERR_NOTFOUND && !nr->no_bucket)) {
+    if (nr->err == CM_ERR_INVAL || nr->err == CM_ERR_TOOBIG ||
+        (nr->err == CM_ERR_NOTFOUND && !nr->no_bucket)) {
         /* a node of an older version (no such route), or a batch it refused whole: one by one,
          * each record getting its own answer */
         if (nr->err == CM_ERR_NOTFOUND && !t->b->no_batch) {
-            CM_INFO(MOD, "node %s has no batch route: record writes go one by one", t->b->id);
+            CM_INFO(MOD, "node %s has no batch routes: record calls go one by one", t->b->id);
             t->b->no_batch = 1;
         }
         for (size_t i = 0; i < t->n; i++) {
-            cm_err e = put_one(t->b, t->bucket, t->pend[i].buf, t->pend[i].len, t->pend[i].done,
-                               t->pend[i].arg);
+            cm_err e = t->reads ? get_one(t->b, t->bucket, (const char *)t->pend[i].buf,
+                                          t->pend[i].done, t->pend[i].arg)
+                                : put_one(t->b, t->bucket, t->pend[i].buf, t->pend[i].len,
+                                          t->pend[i].done, t->pend[i].arg);
             if (e != CM_OK) {
                 memset(&res, 0, sizeof(res));
                 res.err = e;
                 t->pend[i].done(t->pend[i].arg, &res);
             }
         }
+        batch_free(t);
+        return;
+    }
+    if (t->reads && nr->err == CM_OK) {
+        reads_finish(t, nr);
         batch_free(t);
         return;
     }
@@ -287,6 +332,43 @@ static void batch_finish(void *arg, const nd_result *nr)
     batch_free(t);
 }
 
+/* A batch of reads answered: each key's status, and its record handed over (rp_result.take). An
+ * answer that does not parse fails the keys from there on CM_ERR_CORRUPT. */
+static void reads_finish(rr_batch *t, const nd_result *nr)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        rp_result res;
+        md_object rec;
+        int have = 0;
+        memset(&res, 0, sizeof(res));
+        uint8_t st = off < nr->body_len ? nr->body[off] : 0;
+        off++;
+        if (st == ND_BATCH_FOUND && off + 4 <= nr->body_len &&
+            cm_get_be32(nr->body + off) <= nr->body_len - off - 4) {
+            size_t len = cm_get_be32(nr->body + off);
+            res.err = md_object_decode(nr->body + off + 4, len, &rec);
+            off += 4 + len;
+            have = res.err == CM_OK;
+            res.rec = res.take = have ? &rec : NULL;
+        } else if (st == ND_BATCH_ABSENT || st == ND_BATCH_NO_BUCKET) {
+            res.err = CM_ERR_NOTFOUND;
+            res.no_bucket = st == ND_BATCH_NO_BUCKET;
+        } else if (st == ND_BATCH_FAILED) {
+            res.err = CM_ERR_IO;
+            res.message = "the node could not read the record";
+        } else {
+            res.err = CM_ERR_CORRUPT;
+            off = nr->body_len + 1; /* and every key after it */
+        }
+        if (res.err == CM_ERR_CORRUPT)
+            res.message = "the node's answer does not decode";
+        t->pend[i].done(t->pend[i].arg, &res);
+        if (have)
+            md_object_release(&rec);
+    }
+}
+
 static void batch_failed_later(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -296,38 +378,50 @@ static void batch_failed_later(evutil_socket_t fd, short what, void *arg)
 
 /* Send the queued merges: one alone by the single route, more as one batch. Never completes a
  * record inside this call (it may run inside rr_put of another record). */
-static void batch_send(rr_backend *b)
+static void batch_send(rr_backend *b, int reads)
 {
     static const struct timeval now = {0, 0};
-    size_t n = b->npend, len = 0;
+    rr_pending *pend = reads ? b->gpend : b->pend;
+    size_t n = reads ? b->ngpend : b->npend, len = 0, hl = reads ? 2 : 4;
     if (n == 0)
         return;
-    b->npend = 0, b->pend_bytes = 0;
+    if (reads)
+        b->ngpend = 0;
+    else
+        b->npend = 0, b->pend_bytes = 0;
     rr_batch *t = calloc(1, sizeof(*t));
     uint8_t *body = NULL;
     cm_err e = CM_ERR_NOMEM;
     if (t) {
-        t->b = b, t->n = n;
-        memcpy(t->bucket, b->bucket, sizeof(t->bucket));
-        memcpy(t->pend, b->pend, n * sizeof(*t->pend));
+        t->b = b, t->n = n, t->reads = reads;
+        memcpy(t->bucket, reads ? b->gbucket : b->bucket, sizeof(t->bucket));
+        memcpy(t->pend, pend, n * sizeof(*t->pend));
         if (n == 1) {
-            e = put_one(b, t->bucket, t->pend[0].buf, t->pend[0].len, t->pend[0].done,
-                        t->pend[0].arg);
+            e = reads ? get_one(b, t->bucket, (const char *)t->pend[0].buf, t->pend[0].done,
+                                t->pend[0].arg)
+                      : put_one(b, t->bucket, t->pend[0].buf, t->pend[0].len, t->pend[0].done,
+                                t->pend[0].arg);
             if (e == CM_OK) {
                 batch_free(t);
                 return;
             }
         } else {
             for (size_t i = 0; i < n; i++)
-                len += 4 + t->pend[i].len;
+                len += hl + t->pend[i].len;
             if ((body = malloc(len))) {
                 size_t off = 0;
                 for (size_t i = 0; i < n; i++) {
-                    cm_put_be32(body + off, (uint32_t)t->pend[i].len);
-                    memcpy(body + off + 4, t->pend[i].buf, t->pend[i].len);
-                    off += 4 + t->pend[i].len;
+                    if (reads)
+                        body[off] = (uint8_t)(t->pend[i].len >> 8),
+                        body[off + 1] = (uint8_t)t->pend[i].len;
+                    else
+                        cm_put_be32(body + off, (uint32_t)t->pend[i].len);
+                    memcpy(body + off + hl, t->pend[i].buf, t->pend[i].len);
+                    off += hl + t->pend[i].len;
                 }
-                e = nd_meta_put_batch(b->cl, &b->peer, t->bucket, body, len, batch_finish, t);
+                e = reads
+                        ? nd_meta_get_batch(b->cl, &b->peer, t->bucket, body, len, batch_finish, t)
+                        : nd_meta_put_batch(b->cl, &b->peer, t->bucket, body, len, batch_finish, t);
                 free(body);
                 if (e == CM_OK)
                     return;
@@ -345,7 +439,7 @@ static void batch_send(rr_backend *b)
     res.message = "the batch could not be sent";
     CM_ERROR(MOD, "%zu record writes to node %s could not be sent", n, b->id);
     for (size_t i = 0; i < n; i++) {
-        rr_pending *q = t ? &t->pend[i] : &b->pend[i];
+        rr_pending *q = t ? &t->pend[i] : &pend[i];
         q->done(q->arg, &res);
         if (!t)
             free(q->buf);
@@ -357,7 +451,8 @@ static void batch_send(rr_backend *b)
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    batch_send(arg);
+    batch_send(arg, 0);
+    batch_send(arg, 1);
 }
 
 static cm_err rr_put(rp_replica *r, const rp_part *p, const md_object *rec, const char *hint_for,
@@ -373,7 +468,7 @@ static cm_err rr_put(rp_replica *r, const rp_part *p, const md_object *rec, cons
         /* a merge: queued, and sent with the others of this loop turn (flush_cb) */
         if (b->npend > 0 && (strcmp(b->bucket, p->bucket) != 0 || b->npend == ND_META_BATCH_MAX ||
                              b->pend_bytes + len + 4 > RR_BATCH_BYTES))
-            batch_send(b);
+            batch_send(b, 0);
         if (b->npend == 0) {
             snprintf(b->bucket, sizeof(b->bucket), "%s", p->bucket);
             event_active(b->flush, EV_TIMEOUT, 0);
@@ -462,6 +557,10 @@ static void rr_free(rp_replica *r)
     for (size_t i = 0; i < b->npend; i++) {
         b->pend[i].done(b->pend[i].arg, &res);
         free(b->pend[i].buf);
+    }
+    for (size_t i = 0; i < b->ngpend; i++) {
+        b->gpend[i].done(b->gpend[i].arg, &res);
+        free(b->gpend[i].buf);
     }
     free(r);
 }

@@ -1273,6 +1273,114 @@ static void t_remote_put_batch_edges(void)
     env_down();
 }
 
+typedef struct {
+    int done;
+    cm_err err;
+    uint8_t body[4096];
+    size_t len;
+} gres;
+
+static void gbatch_cb(void *arg, const nd_result *r)
+{
+    gres *t = arg;
+    t->done++;
+    t->err = r->err;
+    t->len = r->body_len;
+    if (r->err == CM_OK && r->body_len <= sizeof(t->body))
+        memcpy(t->body, r->body, r->body_len);
+    E.pending--;
+}
+
+/* The batch of reads: each key's record, absence or unknown bucket, in order; a body that does
+ * not frame refused. */
+static void t_get_batch_route(void)
+{
+    env_up(1, 2000);
+    md_object v = version("gb1", 1000, 7, NULL);
+    tres w = do_put(&v, NULL); /* E.r is the remote backend to n2 */
+    CU_ASSERT_EQUAL(w.err, CM_OK);
+    tres_free(&w);
+    static const uint8_t keys[] = {0, 3, 'g', 'b', '1', 0, 3, 'g', 'b', '9'};
+    nd_peer n2 = {"n2", "127.0.0.1", E.nodes[1].rpc.port, 0};
+    for (int round = 0; round < 3; round++) {
+        gres t = {0};
+        const char *bucket = round == 1 ? "zz" : "b";
+        size_t len = round == 2 ? sizeof(keys) - 1 : sizeof(keys); /* 2: cut short */
+        CU_ASSERT_EQUAL(nd_meta_get_batch(E.cl, &n2, bucket, keys, len, gbatch_cb, &t), CM_OK);
+        E.pending++;
+        loop_while(pending, NULL);
+        CU_ASSERT_EQUAL(t.done, 1);
+        if (round == 0) { /* gb1: found, its record; gb9: absent */
+            CU_ASSERT_EQUAL_FATAL(t.err, CM_OK);
+            CU_ASSERT_FATAL(t.len > 6 && t.len <= sizeof(t.body));
+            CU_ASSERT_EQUAL(t.body[0], ND_BATCH_FOUND);
+            size_t rl = cm_get_be32(t.body + 1);
+            CU_ASSERT_EQUAL_FATAL(t.len, 1 + 4 + rl + 1);
+            md_object o;
+            CU_ASSERT_EQUAL_FATAL(md_object_decode(t.body + 5, rl, &o), CM_OK);
+            CU_ASSERT_STRING_EQUAL(o.key, "gb1");
+            CU_ASSERT_STRING_EQUAL(o.etag, "etag-1000");
+            md_object_release(&o);
+            CU_ASSERT_EQUAL(t.body[5 + rl], ND_BATCH_ABSENT);
+        } else if (round == 1) {
+            CU_ASSERT_EQUAL(t.err, CM_OK);
+            CU_ASSERT_EQUAL(t.len, 2);
+            CU_ASSERT(t.body[0] == ND_BATCH_NO_BUCKET && t.body[1] == ND_BATCH_NO_BUCKET);
+        } else {
+            CU_ASSERT_EQUAL(t.err, CM_ERR_INVAL);
+        }
+    }
+    env_down();
+}
+
+/* The remote backend's reads of one loop turn go as one call, each answered alone (a record, an
+ * absence); with the route missing, the keys are asked one by one. */
+static void t_remote_get_batched(void)
+{
+    env_up(1, 2000);
+    enum { N = 4 };
+    char keys[N][16];
+    for (int i = 0; i < N - 1; i++) { /* the last key is never written */
+        snprintf(keys[i], sizeof(keys[i]), "rg%d", i);
+        md_object v = version(keys[i], 1000 + (uint64_t)i, 7, NULL);
+        tres w = do_put(&v, NULL);
+        CU_ASSERT_EQUAL(w.err, CM_OK);
+        tres_free(&w);
+    }
+    snprintf(keys[N - 1], sizeof(keys[N - 1]), "rg-absent");
+    for (int round = 0; round < 2; round++) {
+        tres t[N];
+        memset(t, 0, sizeof(t));
+        atomic_store(&E.nodes[1].rpc.svc->no_batch_route, round);
+        uint64_t before = n2_requests();
+        for (int i = 0; i < N; i++) {
+            rp_part p = part_of(keys[i]);
+            CU_ASSERT_EQUAL(rp_replica_get(E.r, &p, keys[i], done_cb, &t[i]), CM_OK);
+            E.pending++;
+        }
+        CU_ASSERT_EQUAL(t[0].done, 0); /* never inside the call */
+        loop_while(pending, NULL);
+        for (int i = 0; i < N; i++) {
+            CU_ASSERT_EQUAL(t[i].done, 1);
+            if (i < N - 1) {
+                char want[32];
+                snprintf(want, sizeof(want), "etag-%d", 1000 + i);
+                CU_ASSERT_EQUAL(t[i].err, CM_OK);
+                CU_ASSERT_EQUAL_FATAL(t[i].has_rec, 1);
+                CU_ASSERT_STRING_EQUAL(t[i].rec.key, keys[i]);
+                CU_ASSERT_STRING_EQUAL(t[i].rec.etag, want);
+            } else {
+                CU_ASSERT_EQUAL(t[i].err, CM_ERR_NOTFOUND);
+                CU_ASSERT_EQUAL(t[i].no_bucket, 0);
+            }
+            tres_free(&t[i]);
+        }
+        CU_ASSERT_EQUAL(n2_requests() - before, round == 0 ? 1 : 1 + N);
+    }
+    atomic_store(&E.nodes[1].rpc.svc->no_batch_route, 0);
+    env_down();
+}
+
 /* ---- the layout fence (docs/replication.md, "Layout changes: the handoff") ---- */
 
 /* The stored record of key on node i's store: its etag, "" when none. */
@@ -1369,6 +1477,8 @@ void cu_register(void)
         {"put_batch_route", t_put_batch_route},
         {"remote_put_batched", t_remote_put_batched},
         {"remote_put_batch_edges", t_remote_put_batch_edges},
+        {"get_batch_route", t_get_batch_route},
+        {"remote_get_batched", t_remote_get_batched},
         {NULL, NULL},
     };
     cu_add_suite("repl", cluster);
