@@ -734,24 +734,28 @@ cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const
     return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
 }
 
-cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
-                         const uint8_t *body, size_t len, nd_done_fn done, void *arg)
+/* A batch route's call (recs, recget): the body as the caller framed it. */
+static cm_err meta_batch(nd_client *cl, const nd_peer *peer, const char *method, const char *what,
+                         const char *bucket, const uint8_t *body, size_t len, nd_done_fn done,
+                         void *arg)
 {
     char t[META_TARGET];
     if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX ||
-        !meta_target(t, sizeof(t), bucket, "recs", NULL))
+        !meta_target(t, sizeof(t), bucket, what, NULL))
         return CM_ERR_INVAL;
-    return meta_call(cl, peer, "PUT", t, body, len, done, arg);
+    return meta_call(cl, peer, method, t, body, len, done, arg);
+}
+
+cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg)
+{
+    return meta_batch(cl, peer, "PUT", "recs", bucket, body, len, done, arg);
 }
 
 cm_err nd_meta_get_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
                          const uint8_t *body, size_t len, nd_done_fn done, void *arg)
 {
-    char t[META_TARGET];
-    if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX ||
-        !meta_target(t, sizeof(t), bucket, "recget", NULL))
-        return CM_ERR_INVAL;
-    return meta_call(cl, peer, "POST", t, body, len, done, arg);
+    return meta_batch(cl, peer, "POST", "recget", bucket, body, len, done, arg);
 }
 
 cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
