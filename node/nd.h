@@ -269,6 +269,8 @@ cm_err nd_client_new(struct event_base *base, const nd_client_config *cfg, nd_cl
 void nd_client_free(nd_client *cl);
 /* The pool underneath (stats, open connections). */
 net_client *nd_client_net(nd_client *cl);
+/* The loop the client runs on (the one it was made with). */
+struct event_base *nd_client_base(nd_client *cl);
 
 /*
  * Append len bytes to chunk id on drive `drive` of peer at chunk offset off (0 creates it; else
@@ -347,6 +349,38 @@ cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const
  * nothing stored. */
 cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,
                           const uint8_t *rec, size_t len, nd_done_fn done, void *arg);
+/*
+ * put of several records of bucket at once (merges, never hints or a leader's): body is n
+ * records, each a u32 big-endian length and the md_object_encode'd bytes, n <= ND_META_BATCH_MAX.
+ * The node merges each as put does and answers once every one is durable or failed: res.body is
+ * one status byte per record, in order (ND_BATCH_APPLIED, _KEPT merged but not newer, _NO_BUCKET,
+ * _INVALID its stamp is too far ahead, _FAILED). A body that does not frame, or a record without a
+ * key, fails the whole call CM_ERR_INVAL, a record that does not decode CM_ERR_CORRUPT; a node
+ * that predates the route answers CM_ERR_NOTFOUND without res.no_bucket (callers then send the
+ * records one by one).
+ */
+#define ND_META_BATCH_MAX 64
+enum {
+    ND_BATCH_APPLIED = 'A',
+    ND_BATCH_KEPT = 'K',
+    ND_BATCH_NO_BUCKET = 'B',
+    ND_BATCH_INVALID = 'I',
+    ND_BATCH_FAILED = 'F',
+    ND_BATCH_FOUND = 'R',
+    ND_BATCH_ABSENT = 'N'
+};
+cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg);
+/*
+ * get of several keys of bucket at once: body is n keys, each a u16 big-endian length and the
+ * key (1..MD_MAX_KEY bytes, no NUL), n <= ND_META_BATCH_MAX. res.body answers each in order: a
+ * status byte, ND_BATCH_FOUND followed by the record (u32 length | md_object_encode'd bytes),
+ * or ND_BATCH_ABSENT, _NO_BUCKET, _FAILED alone. A body that does not frame is CM_ERR_INVAL, an
+ * answer past ND_META_MAX CM_ERR_TOOBIG; a node that predates the route answers as for
+ * nd_meta_put_batch.
+ */
+cm_err nd_meta_get_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg);
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg);
 cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,

@@ -182,6 +182,11 @@ net_client *nd_client_net(nd_client *cl)
     return cl->net;
 }
 
+struct event_base *nd_client_base(nd_client *cl)
+{
+    return cl->base;
+}
+
 /* ---- results ---- */
 
 static cm_err err_from_name(const char *name, int status)
@@ -749,6 +754,30 @@ cm_err nd_meta_put(nd_client *cl, const nd_peer *peer, const char *bucket, const
     if (hint_for)
         add_param(t, sizeof(t), &n, "hint", hint_for);
     return meta_call(cl, peer, "PUT", t, rec, len, done, arg);
+}
+
+/* A batch route's call (recs, recget): the body as the caller framed it. */
+static cm_err meta_batch(nd_client *cl, const nd_peer *peer, const char *method, const char *what,
+                         const char *bucket, const uint8_t *body, size_t len, nd_done_fn done,
+                         void *arg)
+{
+    char t[META_TARGET];
+    if (!bucket_ok(bucket) || len == 0 || len > ND_META_MAX ||
+        !meta_target(t, sizeof(t), bucket, what, NULL))
+        return CM_ERR_INVAL;
+    return meta_call(cl, peer, method, t, body, len, done, arg);
+}
+
+cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg)
+{
+    return meta_batch(cl, peer, "PUT", "recs", bucket, body, len, done, arg);
+}
+
+cm_err nd_meta_get_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
+                         const uint8_t *body, size_t len, nd_done_fn done, void *arg)
+{
+    return meta_batch(cl, peer, "POST", "recget", bucket, body, len, done, arg);
 }
 
 cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, uint64_t fence,

@@ -27,6 +27,7 @@ struct nd_service {
     void *cond_arg;
     nd_work *cond_work;
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
+    atomic_int no_batch_route; /* tests: answer PUT /recs as a node that predates it */
     /* record writes queued on md's commit thread (nd_meta.c): nd_service_free waits for 0 */
     pthread_mutex_t async_mu;
     pthread_cond_t async_cv;

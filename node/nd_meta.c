@@ -9,6 +9,10 @@
  *   GET  /rec?key=K&shard=S&nshards=N&fence=T         ... for a partition leader: T's barrier first
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
  *   PUT  /rec?shard=S&nshards=N&fence=T               ... of a partition leader: admit T with it
+ *   PUT  /recs                                        merge each of the body's records (a batch,
+ *        nd_meta_put_batch): one status byte per record once all are durable or failed
+ *   POST /recget                                      the stored record of each of the body's keys
+ *        (a batch of reads, nd_meta_get_batch)
  *   GET  /list?shard=S&nshards=N[&max=M][&prefix=P][&after=A]   a page of the partition
  *   GET  /merkle?shard=S&nshards=N&depth=D            the partition's leaf hashes
  *   POST /leafkeys?shard=S&nshards=N&depth=D          digest entries of the body's leaves
@@ -42,7 +46,9 @@
  * sends, and does a record read (/rec GET, one LMDB lookup; not a leader's, whose barrier waits
  * for the group commit) itself (submit). A record write (/rec PUT, not a hint) is decoded on the
  * loop and queued for the store's commit thread (md_rec_receive_async), which schedules its answer
- * on the loop once the merge is durable or failed (put_start); the request is busy meanwhile.
+ * on the loop once the merge is durable or failed (put_start); the request is busy meanwhile. A
+ * batch (/recs) queues each record so (batch_start) and the last merge to end, counted down
+ * atomically on the commit thread, schedules the one answer.
  * With no pool (sync_threads < 0) every call runs inline on the loop.
  */
 #include <inttypes.h>
@@ -61,7 +67,24 @@
 #define MOD "nd"
 #define MREQ_JOB(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
-enum { M_GET, M_PUT, M_LIST, M_MERKLE, M_LEAVES, M_COND, M_TOMBS, M_TDROP, M_NAMES };
+enum {
+    M_GET,
+    M_PUT,
+    M_LIST,
+    M_MERKLE,
+    M_LEAVES,
+    M_COND,
+    M_TOMBS,
+    M_TDROP,
+    M_NAMES,
+    M_PUTS,
+    M_GETS
+};
+
+struct batch_slot {
+    nd_sreq *s;
+    size_t i;
+};
 
 struct nd_mreq {
     int kind;
@@ -80,6 +103,13 @@ struct nd_mreq {
     struct evbuffer *in, *out;
     md_object rec; /* put on the commit thread: the body's record, until its answer */
     int have_rec;
+    /* a batch put (M_PUTS): its records, their status bytes (written by the commit thread) and
+     * the merges not answered yet, plus one held by the loop while it queues them */
+    md_object *recs;
+    size_t nrecs;
+    uint8_t *st;
+    struct batch_slot *slots;
+    atomic_size_t left;
     cm_err err;
     const char *why;
     int no_bucket, applied, more;
@@ -89,6 +119,9 @@ void nd_meta_free(struct nd_mreq *m)
 {
     if (m->have_rec)
         md_object_release(&m->rec);
+    md_objects_free(m->recs, m->nrecs);
+    free(m->st);
+    free(m->slots);
     if (m->in)
         evbuffer_free(m->in);
     if (m->out)
@@ -157,6 +190,14 @@ static const char *parse(net_req *req, const char *path, struct nd_mreq *m)
         if (f < 0 || (f == 1 && (h == 1 || m->fence == 0)))
             return "bad fence";
         return f == 1 ? parse_part(q, m, 0) : NULL;
+    }
+    if (wl == 4 && strncmp(what, "recs", 4) == 0 && strcmp(method, "PUT") == 0) {
+        m->kind = M_PUTS;
+        return NULL;
+    }
+    if (wl == 6 && strncmp(what, "recget", 6) == 0 && strcmp(method, "POST") == 0) {
+        m->kind = M_GETS;
+        return NULL;
     }
     if (wl == 4 && strncmp(what, "list", 4) == 0 && strcmp(method, "GET") == 0) {
         m->kind = M_LIST;
@@ -290,12 +331,127 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
     return e;
 }
 
+/* A batch's body as records (m->recs, m->nrecs, with m->st and m->slots): each a u32 length and
+ * a record with a key, at most ND_META_BATCH_MAX; otherwise m->why says what is wrong. */
+static cm_err body_records(struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), off = 0, n = 0;
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (!p && len)
+        return CM_ERR_NOMEM;
+    while (off + 4 <= len && len - off - 4 >= cm_get_be32(p + off) && n <= ND_META_BATCH_MAX)
+        off += 4 + cm_get_be32(p + off), n++;
+    if (off != len || n == 0 || n > ND_META_BATCH_MAX) {
+        m->why = "the body is not 1 to ND_META_BATCH_MAX framed records";
+        return CM_ERR_INVAL;
+    }
+    m->recs = calloc(n, sizeof(*m->recs));
+    m->st = calloc(n, 1);
+    m->slots = calloc(n, sizeof(*m->slots));
+    if (!m->recs || !m->st || !m->slots)
+        return CM_ERR_NOMEM;
+    cm_err e = CM_OK;
+    off = 0;
+    for (size_t i = 0; e == CM_OK && i < n; i++) {
+        size_t rl = cm_get_be32(p + off);
+        e = md_object_decode(p + off + 4, rl, &m->recs[i]);
+        off += 4 + rl;
+        if (e == CM_OK) /* decoded: released with the request */
+            m->nrecs = i + 1;
+        if (e == CM_OK && (!m->recs[i].key || !*m->recs[i].key))
+            e = CM_ERR_INVAL;
+    }
+    if (e != CM_OK)
+        m->why = "a record of the body does not decode or has no key";
+    return e;
+}
+
+/* A merge's outcome as the status byte of a batch's answer. */
+static uint8_t batch_status(cm_err e, int applied)
+{
+    if (e == CM_OK)
+        return applied ? ND_BATCH_APPLIED : ND_BATCH_KEPT;
+    return e == CM_ERR_NOTFOUND ? ND_BATCH_NO_BUCKET
+           : e == CM_ERR_INVAL  ? ND_BATCH_INVALID
+                                : ND_BATCH_FAILED;
+}
+
+/* A batch put without the commit thread (no pool: inline on the loop, as every call then). */
+static cm_err run_puts(nd_service *svc, struct nd_mreq *m)
+{
+    cm_err e = body_records(m);
+    for (size_t i = 0; e == CM_OK && i < m->nrecs; i++) {
+        int applied = 0;
+        cm_err r = md_rec_receive(svc->md, svc->clock, m->bucket, &m->recs[i], NULL, &applied);
+        m->st[i] = batch_status(r, applied);
+    }
+    if (e == CM_OK && evbuffer_add(m->out, m->st, m->nrecs) != 0)
+        e = CM_ERR_NOMEM;
+    return e;
+}
+
 /* u32 length | bytes, into out. */
 static cm_err add_framed(struct evbuffer *out, const uint8_t *p, size_t len)
 {
     uint8_t h[4];
     cm_put_be32(h, (uint32_t)len);
     return evbuffer_add(out, h, 4) == 0 && evbuffer_add(out, p, len) == 0 ? CM_OK : CM_ERR_NOMEM;
+}
+
+/* One key's answer in a batch of reads: its status byte, and for a record its framed bytes. */
+static cm_err add_read(nd_service *svc, struct nd_mreq *m, const char *key)
+{
+    md_object o;
+    int no_bucket = 0;
+    uint8_t *buf, st;
+    size_t len;
+    cm_err e = md_rec_lookup(svc->md, m->bucket, key, &o, &no_bucket);
+    if (e != CM_OK) {
+        st = e != CM_ERR_NOTFOUND ? ND_BATCH_FAILED
+             : no_bucket          ? ND_BATCH_NO_BUCKET
+                                  : ND_BATCH_ABSENT;
+        return evbuffer_add(m->out, &st, 1) == 0 ? CM_OK : CM_ERR_NOMEM;
+    }
+    e = md_object_encode(&o, &buf, &len);
+    md_object_release(&o);
+    if (e != CM_OK)
+        return e;
+    st = ND_BATCH_FOUND;
+    e = evbuffer_add(m->out, &st, 1) == 0 ? add_framed(m->out, buf, len) : CM_ERR_NOMEM;
+    free(buf);
+    return e;
+}
+
+/* A batch of reads (M_GETS), on the loop as a single read is: the body's keys (u16 length | key
+ * each, 1 to ND_META_BATCH_MAX), each answered in order; an answer past ND_META_MAX is refused
+ * whole (the caller asks one by one). */
+static cm_err run_gets(nd_service *svc, struct nd_mreq *m)
+{
+    size_t len = evbuffer_get_length(m->in), off = 0, n = 0;
+    const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
+    if (!p && len)
+        return CM_ERR_NOMEM;
+    while (off + 2 <= len && n <= ND_META_BATCH_MAX) {
+        size_t kl = (size_t)(p[off] << 8 | p[off + 1]);
+        if (kl == 0 || kl > MD_MAX_KEY || kl > len - off - 2 || memchr(p + off + 2, 0, kl))
+            break;
+        off += 2 + kl, n++;
+    }
+    if (off != len || n == 0 || n > ND_META_BATCH_MAX) {
+        m->why = "the body is not 1 to ND_META_BATCH_MAX framed keys";
+        return CM_ERR_INVAL;
+    }
+    cm_err e = CM_OK;
+    for (off = 0; e == CM_OK && off < len;) {
+        size_t kl = (size_t)(p[off] << 8 | p[off + 1]);
+        memcpy(m->key, p + off + 2, kl);
+        m->key[kl] = 0;
+        e = add_read(svc, m, m->key);
+        off += 2 + kl;
+        if (e == CM_OK && evbuffer_get_length(m->out) > ND_META_MAX)
+            e = CM_ERR_TOOBIG;
+    }
+    return e;
 }
 
 static cm_err run_list(nd_service *svc, struct nd_mreq *m)
@@ -491,6 +647,12 @@ static void meta_run(nd_job *j)
     case M_PUT:
         m->err = run_put(s->svc, m);
         break;
+    case M_PUTS:
+        m->err = run_puts(s->svc, m);
+        break;
+    case M_GETS:
+        m->err = run_gets(s->svc, m);
+        break;
     case M_LIST:
         m->err = run_list(s->svc, m);
         break;
@@ -590,6 +752,57 @@ static void put_start(nd_sreq *s)
     }
 }
 
+/* A batch's merge ended (on the commit thread; on the loop for one that could not be queued, and
+ * for the loop's own count): the last one hands the answer to the request's loop. */
+static void batch_one_done(nd_sreq *s)
+{
+    static const struct timeval now = {0, 0};
+    if (atomic_fetch_sub(&s->meta->left, 1) != 1)
+        return;
+    if (evbuffer_add(s->meta->out, s->meta->st, s->meta->nrecs) != 0)
+        s->meta->err = CM_ERR_NOMEM;
+    if (event_base_once(s->work.base, -1, EV_TIMEOUT, put_answer, s, &now) != 0)
+        CM_ERROR(MOD, "a committed record batch cannot return to its loop; dropping it");
+}
+
+static void batch_committed(void *arg, cm_err err, int applied)
+{
+    struct batch_slot *slot = arg;
+    nd_sreq *s = slot->s;
+    nd_service *svc = s->svc; /* s may be gone once its answer is scheduled */
+    s->meta->st[slot->i] = batch_status(err, applied);
+    batch_one_done(s);
+    nd_async_end(svc);
+}
+
+/* A batch put (M_PUTS): every record queued for the commit thread as put_start queues one, and
+ * one answer once the last is durable or failed. */
+static void batch_start(nd_sreq *s)
+{
+    struct nd_mreq *m = s->meta;
+    nd_service *svc = s->svc;
+    cm_err e = body_records(m);
+    if (e != CM_OK) {
+        m->err = e;
+        meta_done(&s->work);
+        return;
+    }
+    s->busy = 1;
+    atomic_store(&m->left, m->nrecs + 1);
+    for (size_t i = 0; i < m->nrecs; i++) {
+        m->slots[i] = (struct batch_slot){s, i};
+        nd_async_begin(svc);
+        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, 0, 0, &m->recs[i], batch_committed,
+                                 &m->slots[i]);
+        if (e != CM_OK) {
+            nd_async_end(svc);
+            m->st[i] = batch_status(e, 0);
+            batch_one_done(s);
+        }
+    }
+    batch_one_done(s); /* the loop's own count: the answer may go now */
+}
+
 /* A record read (M_GET) runs on the loop: one LMDB lookup costs microseconds, as on a single
  * node's gateway, while the trip through the pool costs two thread switches (measured in
  * docs/performance.md, "Cluster"). A record write goes to the commit thread (put_start). Other
@@ -603,7 +816,12 @@ static void submit(nd_sreq *s)
         put_start(s);
         return;
     }
-    int inline_read = s->meta->kind == M_GET && !s->meta->fence; /* a barrier waits: the pool */
+    if (s->meta->kind == M_PUTS && s->svc->work) {
+        batch_start(s);
+        return;
+    }
+    int inline_read = (s->meta->kind == M_GET && !s->meta->fence) || /* a barrier waits: pool */
+                      s->meta->kind == M_GETS;
     nd_work *pool = inline_read ? NULL : s->meta->kind == M_COND ? s->svc->cond_work : s->svc->work;
     s->busy = pool != NULL;
     nd_work_submit(pool, &s->work);
@@ -783,9 +1001,14 @@ void nd_meta_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
                            why, NULL, NULL);
         return;
     }
+    if ((m->kind == M_PUTS || m->kind == M_GETS) && atomic_load(&svc->no_batch_route)) {
+        nd_answer_error_ex(req, CM_ERR_NOTFOUND, "no such meta route", NULL, NULL);
+        return;
+    }
     if (epoch_refused(svc, req, m->epoch))
         return;
-    if (m->kind != M_PUT && m->kind != M_LEAVES && m->kind != M_TDROP && m->kind != M_NAMES) {
+    if (m->kind != M_PUT && m->kind != M_PUTS && m->kind != M_GETS && m->kind != M_LEAVES &&
+        m->kind != M_TDROP && m->kind != M_NAMES) {
         submit(s);
         return;
     }
