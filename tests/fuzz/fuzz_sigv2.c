@@ -263,13 +263,14 @@ static void presigned(request *r)
              strchr(r->target, '?') ? '&' : '?', expires, esc);
     if (check(r, t) != GW_OK)
         abort();
+    /* A Content-Type added where the request had none is signed over and must be refused; with
+     * one there already, the earlier one wins and the added one changes nothing (even when both
+     * say the same, as a fuzzed input may). */
+    int had_type = first(r, "content-type") != NULL;
     r->names[r->n] = "Content-Type", r->values[r->n] = "application/x-fuzz-changed";
     r->n++;
-    if (!first(r, "content-type") || strcmp(first(r, "content-type"), r->values[r->n - 1]) != 0) {
-        /* an earlier Content-Type wins; the added one changes nothing */
-    } else if (check(r, t) == GW_OK) {
+    if (!had_type && check(r, t) == GW_OK)
         abort();
-    }
     r->n--;
     free(t);
 }
