@@ -5,6 +5,10 @@
 'use strict';
 const assert = require('assert');
 const path = require('path');
+// Debian 12's node 18 offers Web Crypto only as require('crypto').webcrypto, not as the global a
+// browser (and node >= 19) has; sigv4.js looks for the global when it loads
+if (!globalThis.crypto)
+    globalThis.crypto = require('crypto').webcrypto;
 const sig = require(path.join(__dirname, '..', '..', 'console', 'sigv4.js'));
 
 const creds = {
