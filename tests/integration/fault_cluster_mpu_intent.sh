@@ -21,16 +21,9 @@ PYF=$H_WORK/mpi.py
 cat >"$PYF" <<'PY'
 import hashlib, io, json, os, subprocess, sys, threading, time
 sys.path.insert(0, os.environ["H_DIR"])
-from lc_boto import client
+from lc_boto import body, client
 
 MIB = 1 << 20
-
-def body(seed, n):
-    out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 32
-    return bytes(out[:n])
 
 def fail(msg):
     print("FAIL -", msg, flush=True)
