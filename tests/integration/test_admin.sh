@@ -117,8 +117,11 @@ expect_exit "the orphan sweep on a single node: exit 6" 6 \
     "$CAIRN_BIN" admin orphans --endpoint "$H_ENDPOINT"
 expect_exit "a usage error: exit 2" 2 "^cairn admin: unknown or incomplete argument '--bogus'" \
     "$CAIRN_BIN" admin drives --bogus --endpoint "$H_ENDPOINT"
-for p in drives buckets; do
+for p in drives buckets orphans; do
     h_eq "unsigned GET /admin/$p is refused" 403 \
         "$(curl -s -o /dev/null -w '%{http_code}' "$H_ENDPOINT/admin/$p")"
 done
+# the orphan sweep's delete is the admin API's most destructive call: unsigned, it is refused too
+h_eq "unsigned POST /admin/orphans?delete=1 is refused" 403 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$H_ENDPOINT/admin/orphans?delete=1")"
 h_finish
