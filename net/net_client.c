@@ -336,8 +336,16 @@ static void conn_free(ncl_conn *c)
         c->lookup = NULL;
         evdns_getaddrinfo_cancel(q);
     }
-    if (c->bev)
+    if (c->bev) {
+        /* bufferevent_free closes the socket only when the bufferevent is finalized, on a later
+         * loop turn or later still: a TLS client's socket was seen open after net_client_free
+         * and event_base_free (test_net_tls). The peer should see the close now (as
+         * net_conn_free does for the server's side). */
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
         bufferevent_free(c->bev);
+    }
     if (c->timer)
         event_free(c->timer);
     if (c->kick)
