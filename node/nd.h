@@ -381,6 +381,27 @@ cm_err nd_meta_put_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
  */
 cm_err nd_meta_get_batch(nd_client *cl, const nd_peer *peer, const char *bucket,
                          const uint8_t *body, size_t len, nd_done_fn done, void *arg);
+/*
+ * The batch routes' framing (nd_batch.c), shared by callers and the node. keys: 1 for a batch of
+ * reads' keys (u16 length each), 0 for a batch put's records (u32 length each).
+ * nd_batch_frame: one item at out (ND_BATCH_HDR(keys) + len bytes, the caller's), returns that
+ * size; len fits the header (a key at most MD_MAX_KEY bytes).
+ * nd_batch_split: body's items into items (ND_META_BATCH_MAX of them, pointing into body): how
+ * many, 0 when body is not 1..ND_META_BATCH_MAX whole items (for keys also: 1..MD_MAX_KEY bytes,
+ * no NUL) with nothing left over. The records are not decoded.
+ * nd_batch_answer: a batch of reads' answer to n keys into items[0..n): each status (.st) and,
+ * for ND_BATCH_FOUND, the record's bytes (.p, .len; NULL, 0 for the others). CM_ERR_CORRUPT
+ * unless the answer is exactly n answers of known statuses.
+ */
+#define ND_BATCH_HDR(keys) ((keys) ? 2u : 4u)
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+    uint8_t st;
+} nd_batch_item;
+size_t nd_batch_frame(uint8_t *out, int keys, const uint8_t *item, size_t len);
+size_t nd_batch_split(const uint8_t *body, size_t len, int keys, nd_batch_item *items);
+cm_err nd_batch_answer(const uint8_t *body, size_t len, size_t n, nd_batch_item *items);
 cm_err nd_meta_list(nd_client *cl, const nd_peer *peer, const nd_part *p, const char *prefix,
                     const char *after, size_t max, nd_done_fn done, void *arg);
 cm_err nd_meta_merkle(nd_client *cl, const nd_peer *peer, const nd_part *p, int depth,

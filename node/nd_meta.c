@@ -332,16 +332,17 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
 }
 
 /* A batch's body as records (m->recs, m->nrecs, with m->st and m->slots): each a u32 length and
- * a record with a key, at most ND_META_BATCH_MAX; otherwise m->why says what is wrong. */
+ * a record with a key, at most ND_META_BATCH_MAX (nd_batch_split); otherwise m->why says what is
+ * wrong. */
 static cm_err body_records(struct nd_mreq *m)
 {
-    size_t len = evbuffer_get_length(m->in), off = 0, n = 0;
+    nd_batch_item items[ND_META_BATCH_MAX];
+    size_t len = evbuffer_get_length(m->in);
     const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
     if (!p && len)
         return CM_ERR_NOMEM;
-    while (off + 4 <= len && len - off - 4 >= cm_get_be32(p + off) && n <= ND_META_BATCH_MAX)
-        off += 4 + cm_get_be32(p + off), n++;
-    if (off != len || n == 0 || n > ND_META_BATCH_MAX) {
+    size_t n = nd_batch_split(p, len, 0, items);
+    if (n == 0) {
         m->why = "the body is not 1 to ND_META_BATCH_MAX framed records";
         return CM_ERR_INVAL;
     }
@@ -351,11 +352,8 @@ static cm_err body_records(struct nd_mreq *m)
     if (!m->recs || !m->st || !m->slots)
         return CM_ERR_NOMEM;
     cm_err e = CM_OK;
-    off = 0;
     for (size_t i = 0; e == CM_OK && i < n; i++) {
-        size_t rl = cm_get_be32(p + off);
-        e = md_object_decode(p + off + 4, rl, &m->recs[i]);
-        off += 4 + rl;
+        e = md_object_decode(items[i].p, items[i].len, &m->recs[i]);
         if (e == CM_OK) /* decoded: released with the request */
             m->nrecs = i + 1;
         if (e == CM_OK && (!m->recs[i].key || !*m->recs[i].key))
@@ -423,31 +421,25 @@ static cm_err add_read(nd_service *svc, struct nd_mreq *m, const char *key)
 }
 
 /* A batch of reads (M_GETS), on the loop as a single read is: the body's keys (u16 length | key
- * each, 1 to ND_META_BATCH_MAX), each answered in order; an answer past ND_META_MAX is refused
- * whole (the caller asks one by one). */
+ * each, 1 to ND_META_BATCH_MAX, nd_batch_split), each answered in order; an answer past
+ * ND_META_MAX is refused whole (the caller asks one by one). */
 static cm_err run_gets(nd_service *svc, struct nd_mreq *m)
 {
-    size_t len = evbuffer_get_length(m->in), off = 0, n = 0;
+    nd_batch_item items[ND_META_BATCH_MAX];
+    size_t len = evbuffer_get_length(m->in);
     const uint8_t *p = evbuffer_pullup(m->in, (ev_ssize_t)len);
     if (!p && len)
         return CM_ERR_NOMEM;
-    while (off + 2 <= len && n <= ND_META_BATCH_MAX) {
-        size_t kl = (size_t)(p[off] << 8 | p[off + 1]);
-        if (kl == 0 || kl > MD_MAX_KEY || kl > len - off - 2 || memchr(p + off + 2, 0, kl))
-            break;
-        off += 2 + kl, n++;
-    }
-    if (off != len || n == 0 || n > ND_META_BATCH_MAX) {
+    size_t n = nd_batch_split(p, len, 1, items);
+    if (n == 0) {
         m->why = "the body is not 1 to ND_META_BATCH_MAX framed keys";
         return CM_ERR_INVAL;
     }
     cm_err e = CM_OK;
-    for (off = 0; e == CM_OK && off < len;) {
-        size_t kl = (size_t)(p[off] << 8 | p[off + 1]);
-        memcpy(m->key, p + off + 2, kl);
-        m->key[kl] = 0;
+    for (size_t i = 0; e == CM_OK && i < n; i++) {
+        memcpy(m->key, items[i].p, items[i].len);
+        m->key[items[i].len] = 0;
         e = add_read(svc, m, m->key);
-        off += 2 + kl;
         if (e == CM_OK && evbuffer_get_length(m->out) > ND_META_MAX)
             e = CM_ERR_TOOBIG;
     }

@@ -15,7 +15,9 @@
  * Batched calls: a put that is a plain merge (no hint, no fence) and a get without a fence are
  * queued on the backend (merges and reads apart) and the backend's flush event activated; it runs
  * once the callbacks already due in this loop turn have run, and sends what was queued as one
- * nd_meta_put_batch / nd_meta_get_batch (one alone: nd_meta_put / nd_meta_get). A batch holds one
+ * nd_meta_put_batch / nd_meta_get_batch (one alone: nd_meta_put / nd_meta_get), framed and its
+ * answer split by node/nd_batch.c (an answer of reads that is not exactly one per key fails every
+ * key of the batch CM_ERR_CORRUPT). A batch holds one
  * bucket's records or keys, at most ND_META_BATCH_MAX (merges also at most RR_BATCH_BYTES); one
  * that does not fit starts the next. Each still gets its own rp_done with its own outcome (a read
  * its record, handed over), never inside the call that queued it. A node without the routes
@@ -333,22 +335,20 @@ static void batch_finish(void *arg, const nd_result *nr)
 }
 
 /* A batch of reads answered: each key's status, and its record handed over (rp_result.take). An
- * answer that does not parse fails the keys from there on CM_ERR_CORRUPT. */
+ * answer that is not exactly one answer per key (nd_batch_answer) fails every key CM_ERR_CORRUPT:
+ * with a byte too many or too few, which answer is whose cannot be told. */
 static void reads_finish(rr_batch *t, const nd_result *nr)
 {
-    size_t off = 0;
+    nd_batch_item items[ND_META_BATCH_MAX];
+    int framed = nd_batch_answer(nr->body, nr->body_len, t->n, items) == CM_OK;
     for (size_t i = 0; i < t->n; i++) {
         rp_result res;
         md_object rec;
         int have = 0;
         memset(&res, 0, sizeof(res));
-        uint8_t st = off < nr->body_len ? nr->body[off] : 0;
-        off++;
-        if (st == ND_BATCH_FOUND && off + 4 <= nr->body_len &&
-            cm_get_be32(nr->body + off) <= nr->body_len - off - 4) {
-            size_t len = cm_get_be32(nr->body + off);
-            res.err = md_object_decode(nr->body + off + 4, len, &rec);
-            off += 4 + len;
+        uint8_t st = framed ? items[i].st : 0;
+        if (st == ND_BATCH_FOUND) {
+            res.err = md_object_decode(items[i].p, items[i].len, &rec);
             have = res.err == CM_OK;
             res.rec = res.take = have ? &rec : NULL;
         } else if (st == ND_BATCH_ABSENT || st == ND_BATCH_NO_BUCKET) {
@@ -359,7 +359,6 @@ static void reads_finish(rr_batch *t, const nd_result *nr)
             res.message = "the node could not read the record";
         } else {
             res.err = CM_ERR_CORRUPT;
-            off = nr->body_len + 1; /* and every key after it */
         }
         if (res.err == CM_ERR_CORRUPT)
             res.message = "the node's answer does not decode";
@@ -382,7 +381,7 @@ static void batch_send(rr_backend *b, int reads)
 {
     static const struct timeval now = {0, 0};
     rr_pending *pend = reads ? b->gpend : b->pend;
-    size_t n = reads ? b->ngpend : b->npend, len = 0, hl = reads ? 2 : 4;
+    size_t n = reads ? b->ngpend : b->npend, len = 0;
     if (n == 0)
         return;
     if (reads)
@@ -407,18 +406,11 @@ static void batch_send(rr_backend *b, int reads)
             }
         } else {
             for (size_t i = 0; i < n; i++)
-                len += hl + t->pend[i].len;
+                len += ND_BATCH_HDR(reads) + t->pend[i].len;
             if ((body = malloc(len))) {
                 size_t off = 0;
-                for (size_t i = 0; i < n; i++) {
-                    if (reads)
-                        body[off] = (uint8_t)(t->pend[i].len >> 8),
-                        body[off + 1] = (uint8_t)t->pend[i].len;
-                    else
-                        cm_put_be32(body + off, (uint32_t)t->pend[i].len);
-                    memcpy(body + off + hl, t->pend[i].buf, t->pend[i].len);
-                    off += hl + t->pend[i].len;
-                }
+                for (size_t i = 0; i < n; i++)
+                    off += nd_batch_frame(body + off, reads, t->pend[i].buf, t->pend[i].len);
                 e = reads
                         ? nd_meta_get_batch(b->cl, &b->peer, t->bucket, body, len, batch_finish, t)
                         : nd_meta_put_batch(b->cl, &b->peer, t->bucket, body, len, batch_finish, t);

@@ -522,6 +522,33 @@ def seeds_ndcond():
     ]
 
 
+def seeds_ndbatch():
+    # byte 0 the mode (node/nd_batch.c framing): 0 a batch put's body (u32 length | record each),
+    # 1 a batch of reads' body (u16 length | key each), 2 a batch of reads' answer after the
+    # count of keys asked (minus one), 3 items (u16 length | bytes) framed both ways
+    V = b"\x01"
+    recs = [V + md_object_fields(b"photos/a.jpg", 5, inline=b"hello"),
+            V + tlv(1, b"deleted") + tlv(2, b"v2") + tlv(6, b"\x01"),
+            V + md_object_fields("d\u00e9j\u00e0/\u00e9t\u00e9".encode(), 0)]
+    keys = [b"photos/a.jpg", b"deleted", b"k" * 1024, "d\u00e9j\u00e0/\u00e9t\u00e9".encode()]
+
+    def put_body(rs):
+        return b"".join(struct.pack(">I", len(r)) + r for r in rs)
+
+    def get_body(ks):
+        return b"".join(struct.pack(">H", len(k)) + k for k in ks)
+
+    answer = b"R" + struct.pack(">I", len(recs[0])) + recs[0] + b"N" + b"B" + b"F"
+    return [b"\x00" + put_body(recs), b"\x00" + put_body(recs[:1]),
+            b"\x00" + put_body([recs[1]] * 64), b"\x00" + put_body([b""]),
+            b"\x01" + get_body(keys), b"\x01" + get_body(keys[:1] * 64),
+            b"\x01" + get_body([b"a\x00b"]),
+            b"\x02\x03" + answer, b"\x02\x00R" + struct.pack(">I", len(recs[2])) + recs[2],
+            b"\x02\x01NN", b"\x02\x00N" + b"N",
+            b"\x03" + get_body(keys), b"\x03" + get_body([b"", b"x"]),
+            b"\x03" + get_body(recs)]
+
+
 TARGETS = {
     "fuzz_http": seeds_http,
     "fuzz_chunked": seeds_chunked,
@@ -535,6 +562,7 @@ TARGETS = {
     "fuzz_http_client": seeds_http_client,
     "fuzz_form": seeds_form,
     "fuzz_ndcond": seeds_ndcond,
+    "fuzz_ndbatch": seeds_ndbatch,
 }
 
 

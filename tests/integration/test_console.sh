@@ -6,9 +6,9 @@
 # console_browser.mjs): sign in, create a bucket, list a bucket holding a hostile key name (it
 # must show as text), page through 105 keys, upload (one PUT and a multipart upload), a signed
 # GET, delete, and the cluster page with its graphs; no CSP violation. Screenshots go to
-# $CAIRN_TEST_ARTIFACTS (default build/test-artifacts). Without chromium, or with a node that has
-# no WebSocket client (Debian 12's node 18), the browser part is skipped with a notice; the rest
-# still runs.
+# $CAIRN_TEST_ARTIFACTS (default build/test-artifacts). A node without a WebSocket client (before
+# 22) gets the `ws` package from tests/js/package-lock.json (`npm ci` when missing). Without
+# chromium the browser part is skipped with a notice; the rest still runs.
 source "$(dirname "$0")/lib.sh"
 h_need curl node
 "$H_PY" -c 'import boto3' 2>/dev/null || { echo "SKIP $H_NAME: no boto3"; exit 77; }
@@ -49,15 +49,15 @@ if [ -z "$CHROMIUM" ]; then
     echo "NOTE - chromium not installed (apt-get install chromium): browser test skipped"
     h_finish
 fi
-# The page is driven over the DevTools protocol, a WebSocket: node >= 22 has a client built in,
-# node 20.10+ behind --experimental-websocket, Debian 12's node 18 none.
-NODE_WS=()
-if ! node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
-    NODE_WS=(--experimental-websocket)
-    if ! node "${NODE_WS[@]}" -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' \
-        2>/dev/null; then
-        echo "NOTE - node $(node --version) has no WebSocket client (node >= 22, or >= 20.10 with" \
-            "--experimental-websocket): browser test skipped"
+# The page is driven over the DevTools protocol, a WebSocket: node >= 22 has a client built in;
+# older ones (Debian 12's node 18, node 20) use the `ws` package pinned in tests/js/
+# package-lock.json, installed here with `npm ci` when missing, as test_js.sh does.
+JSDIR=$H_ROOT/tests/js
+if ! node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null &&
+    [ ! -f "$JSDIR/node_modules/ws/package.json" ]; then
+    # npm keeps its cache under $HOME, which lib.sh points at the temp dir: use the real one
+    if ! (cd "$JSDIR" && HOME=$H_REAL_HOME npm ci --no-audit --no-fund --loglevel=error); then
+        h_bad "npm ci in $JSDIR (node $(node --version) needs the ws package)"
         h_finish
     fi
 fi
@@ -92,7 +92,7 @@ if [ -z "$DTPORT" ]; then
     h_bad "chromium did not start: $(tail -3 "$H_WORK/chromium.log")"
     h_finish
 fi
-if timeout 120 node "${NODE_WS[@]}" --no-warnings "$H_ROOT/tests/js/console_browser.mjs" \
+if timeout 120 node --no-warnings "$H_ROOT/tests/js/console_browser.mjs" \
     "$DTPORT" "$E" "$B" "$ART" "$H_WORK/a-small.txt" "$H_WORK/a-big.bin"; then
     h_ok "console in headless chromium (screenshots in $ART)"
 else

@@ -1,12 +1,16 @@
 // console_browser.mjs - drive the web console in a headless Chromium over the DevTools protocol
-// (node --experimental-websocket; no npm package). Run by tests/integration/test_console.sh:
-//   node --experimental-websocket console_browser.mjs DEVTOOLS_PORT ENDPOINT BUCKET SHOTS_DIR UPLOAD_SMALL UPLOAD_BIG
+// (node's own WebSocket client where it has one, node >= 22; else the `ws` package pinned in
+// tests/js/package-lock.json, which test_console.sh installs with `npm ci`, as on Debian 12's node
+// 18). Run by tests/integration/test_console.sh:
+//   node console_browser.mjs DEVTOOLS_PORT ENDPOINT BUCKET SHOTS_DIR UPLOAD_SMALL UPLOAD_BIG
 // Credentials from CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY (typed into the sign-in form through the
 // protocol, never in a URL). Prints "ok - ..." lines; exits 1 at the first failed check.
 import fs from 'node:fs';
 import path from 'node:path';
 
 const [port, endpoint, bucket, shots, small, big] = process.argv.slice(2);
+// ws offers the same onopen/onmessage/send surface and hands text frames over as strings
+const WebSocketClient = globalThis.WebSocket ?? (await import('ws')).WebSocket;
 const HOSTILE = '<img src=x onerror=window.__pwned=1>';
 let ws, seq = 0;
 const pending = new Map(), problems = [];
@@ -57,7 +61,7 @@ async function main() {
     const page = list.find((t) => t.type === 'page');
     if (!page)
         fail('no page target in chromium');
-    ws = new WebSocket(page.webSocketDebuggerUrl);
+    ws = new WebSocketClient(page.webSocketDebuggerUrl);
     await new Promise((res, rej) => { ws.onopen = res; ws.onerror = () => rej(new Error('devtools websocket')); });
     ws.onmessage = (ev) => {
         const m = JSON.parse(ev.data);

@@ -1229,6 +1229,70 @@ static void test_throughput(void)
     free(src);
 }
 
+/* The batch routes' framing (nd_batch.c): what a caller frames splits back to the same items; a
+ * body of no item, one item too many, a cut item, a byte left over or a bad key is refused whole.
+ */
+static void test_batch_framing(void)
+{
+    static uint8_t body[(ND_META_BATCH_MAX + 1) * (4 + 8)];
+    nd_batch_item it[ND_META_BATCH_MAX];
+    const uint8_t *item = (const uint8_t *)"key-0001";
+    for (int keys = 0; keys <= 1; keys++) {
+        size_t hl = ND_BATCH_HDR(keys), len = 0;
+        for (size_t i = 0; i < ND_META_BATCH_MAX; i++) {
+            CU_ASSERT_EQUAL(nd_batch_frame(body + len, keys, item, 8), hl + 8);
+            len += hl + 8;
+        }
+        CU_ASSERT_EQUAL(nd_batch_split(body, len, keys, it), ND_META_BATCH_MAX);
+        CU_ASSERT(it[1].p == body + 2 * hl + 8 && it[1].len == 8 && memcmp(it[1].p, item, 8) == 0);
+        CU_ASSERT_EQUAL(nd_batch_split(body, hl + 8, keys, it), 1);
+        CU_ASSERT_EQUAL(nd_batch_split(body, 0, keys, it), 0);          /* no item */
+        CU_ASSERT_EQUAL(nd_batch_split(body, hl + 7, keys, it), 0);     /* cut short */
+        CU_ASSERT_EQUAL(nd_batch_split(body, hl + 8 + 1, keys, it), 0); /* a byte left over */
+        nd_batch_frame(body + len, keys, item, 8);
+        CU_ASSERT_EQUAL(nd_batch_split(body, len + hl + 8, keys, it), 0); /* one too many */
+    }
+    /* keys: 1..MD_MAX_KEY bytes without NUL; a record may be empty (it then does not decode) */
+    static uint8_t big[2 + MD_MAX_KEY + 1];
+    memset(big, 'k', sizeof(big));
+    nd_batch_frame(body, 1, (const uint8_t *)"a\0b", 3);
+    CU_ASSERT_EQUAL(nd_batch_split(body, 5, 1, it), 0);
+    nd_batch_frame(body, 1, item, 0);
+    CU_ASSERT_EQUAL(nd_batch_split(body, 2, 1, it), 0);
+    nd_batch_frame(body, 0, item, 0);
+    CU_ASSERT_EQUAL(nd_batch_split(body, 4, 0, it), 1);
+    nd_batch_frame(big, 1, big + 2, MD_MAX_KEY);
+    CU_ASSERT_EQUAL(nd_batch_split(big, 2 + MD_MAX_KEY, 1, it), 1);
+    nd_batch_frame(big, 1, big + 2, MD_MAX_KEY + 1);
+    CU_ASSERT_EQUAL(nd_batch_split(big, 2 + MD_MAX_KEY + 1, 1, it), 0);
+}
+
+/* A batch of reads' answer is exactly one known status per key, a record only after
+ * ND_BATCH_FOUND. The caller (rp_remote.c reads_finish) once took the answers it wanted and
+ * ignored any bytes left over: such an answer is now CM_ERR_CORRUPT, as is one answer short. */
+static void test_batch_answer(void)
+{
+    uint8_t a[32];
+    nd_batch_item it[4];
+    size_t len = 0;
+    a[len++] = ND_BATCH_FOUND;
+    len += nd_batch_frame(a + len, 0, (const uint8_t *)"rec", 3);
+    a[len++] = ND_BATCH_ABSENT;
+    a[len++] = ND_BATCH_NO_BUCKET;
+    a[len++] = ND_BATCH_FAILED;
+    CU_ASSERT_EQUAL_FATAL(nd_batch_answer(a, len, 4, it), CM_OK);
+    CU_ASSERT(it[0].st == ND_BATCH_FOUND && it[0].p == a + 5 && it[0].len == 3);
+    CU_ASSERT(it[1].st == ND_BATCH_ABSENT && !it[1].p && it[1].len == 0);
+    CU_ASSERT(it[2].st == ND_BATCH_NO_BUCKET && it[3].st == ND_BATCH_FAILED);
+    CU_ASSERT_EQUAL(nd_batch_answer(a, len, 3, it), CM_ERR_CORRUPT);     /* a byte left over */
+    CU_ASSERT_EQUAL(nd_batch_answer(a, len - 1, 4, it), CM_ERR_CORRUPT); /* one answer short */
+    CU_ASSERT_EQUAL(nd_batch_answer(a, 6, 1, it), CM_ERR_CORRUPT);       /* the record cut */
+    a[8] = ND_BATCH_APPLIED; /* a put's status in a read's answer */
+    CU_ASSERT_EQUAL(nd_batch_answer(a, len, 4, it), CM_ERR_CORRUPT);
+    a[0] = ND_BATCH_ABSENT, a[1] = 0xFF; /* not found, then a status no node sends */
+    CU_ASSERT_EQUAL(nd_batch_answer(a, 2, 2, it), CM_ERR_CORRUPT);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -1246,6 +1310,8 @@ void cu_register(void)
         {"faults", test_faults},
         {"timeouts_and_retries", test_timeouts_and_retries},
         {"read_bad_answers", test_read_bad_answers},
+        {"batch_framing", test_batch_framing},
+        {"batch_answer", test_batch_answer},
         {"throughput", test_throughput},
         {NULL, NULL},
     };

@@ -4,13 +4,17 @@
  * pool, and a small throughput figure; over the three nodes of rp_trio.h. The backends' own
  * suites are in test_repl.c.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 
 #include "cm_checksum.h"
 #include "cm_util.h"
@@ -1381,6 +1385,105 @@ static void t_remote_get_batched(void)
     env_down();
 }
 
+/* A peer on E's loop that answers every request 200 with the same body, once the request's
+ * head and body arrived. */
+typedef struct {
+    const uint8_t *answer;
+    size_t len;
+    struct bufferevent *bev;
+    int requests;
+} canned_peer;
+
+static void canned_read(struct bufferevent *bev, void *arg)
+{
+    canned_peer *cp = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    char head[4096];
+    if (end.pos < 0 || (size_t)end.pos + 4 >= sizeof(head))
+        return;
+    size_t hl = (size_t)end.pos + 4, bl = 0;
+    evbuffer_copyout(in, head, hl);
+    head[hl] = '\0';
+    const char *cl = strstr(head, "\r\nContent-Length: ");
+    if (cl)
+        bl = strtoul(cl + 18, NULL, 10);
+    if (evbuffer_get_length(in) < hl + bl)
+        return;
+    evbuffer_drain(in, hl + bl);
+    cp->requests++;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", cp->len);
+    evbuffer_add(out, cp->answer, cp->len);
+}
+
+static void canned_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    canned_peer *cp = arg;
+    (void)sa, (void)salen;
+    if (cp->bev) { /* one connection is all a test needs */
+        evutil_closesocket(fd);
+        return;
+    }
+    cp->bev = bufferevent_socket_new(evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(cp->bev, canned_read, NULL, NULL, cp);
+    bufferevent_enable(cp->bev, EV_READ | EV_WRITE);
+}
+
+/* A batch of reads whose answer frames one byte too many (a node's bug, or an answer meant for
+ * another batch): which answer is whose cannot be told, so every key fails CM_ERR_CORRUPT and no
+ * record is handed over. The backend once took the first answers and ignored the rest: the first
+ * key got the record, the second "absent". */
+static void t_remote_get_batch_bad_answer(void)
+{
+    env_up(1, 2000);
+    md_object v = version("ba0", 1000, 7, NULL);
+    uint8_t *rec, answer[512];
+    size_t rl, len = 0;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&v, &rec, &rl), CM_OK);
+    CU_ASSERT_FATAL(rl + 7 <= sizeof(answer));
+    answer[len++] = ND_BATCH_FOUND;
+    len += nd_batch_frame(answer + len, 0, rec, rl);
+    answer[len++] = ND_BATCH_ABSENT;
+    answer[len++] = ND_BATCH_ABSENT; /* the byte too many */
+    free(rec);
+    canned_peer cp = {answer, len, NULL, 0};
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evconnlistener *lis = evconnlistener_new_bind(
+        E.base, canned_accept, &cp, LEV_OPT_CLOSE_ON_FREE, -1, (struct sockaddr *)&sa, sizeof(sa));
+    CU_ASSERT_FATAL(lis != NULL);
+    getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&sa, &sl);
+    nd_peer ghost = {"ghost", "127.0.0.1", ntohs(sa.sin_port), 0};
+    rp_replica *r;
+    CU_ASSERT_EQUAL_FATAL(rp_replica_remote_new(E.cl, &ghost, &r), CM_OK);
+    const char *keys[2] = {"ba0", "ba1"};
+    tres t[2];
+    memset(t, 0, sizeof(t));
+    for (int i = 0; i < 2; i++) {
+        rp_part p = part_of(keys[i]);
+        CU_ASSERT_EQUAL(rp_replica_get(r, &p, keys[i], done_cb, &t[i]), CM_OK);
+        E.pending++;
+    }
+    loop_while(pending, NULL);
+    CU_ASSERT_EQUAL(cp.requests, 1); /* one batch */
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(t[i].done, 1);
+        CU_ASSERT_EQUAL(t[i].err, CM_ERR_CORRUPT);
+        CU_ASSERT_EQUAL(t[i].has_rec, 0);
+        tres_free(&t[i]);
+    }
+    rp_replica_free(r);
+    if (cp.bev)
+        bufferevent_free(cp.bev);
+    evconnlistener_free(lis);
+    env_down();
+}
+
 /* ---- the layout fence (docs/replication.md, "Layout changes: the handoff") ---- */
 
 /* The stored record of key on node i's store: its etag, "" when none. */
@@ -1479,6 +1582,7 @@ void cu_register(void)
         {"remote_put_batch_edges", t_remote_put_batch_edges},
         {"get_batch_route", t_get_batch_route},
         {"remote_get_batched", t_remote_get_batched},
+        {"remote_get_batch_bad_answer", t_remote_get_batch_bad_answer},
         {NULL, NULL},
     };
     cu_add_suite("repl", cluster);
