@@ -455,9 +455,11 @@ typedef struct {
  * ob_writer_on_room: run fn(arg) on base's loop (never inside the call) once the writer has room
  * again or has failed (the next write says which). Call it, ob_writer_drop and ob_writer_abort
  * from base's thread: they cancel a notice not run yet (one notice at a time; a new one replaces
- * it). Do not call ob_writer_finish with one pending. A single-node writer answers CM_AGAIN only
- * when it offloads compression (ob_writer_offload) and its frames are all busy; otherwise its
- * notice runs at once and cannot be cancelled.
+ * it). Do not call ob_writer_finish with one pending. The notice is an event of the writer's on
+ * base, so every call names the same base (CM_ERR_INVAL otherwise), and the writer is dropped,
+ * aborted or finished before base is freed; a notice the loop never ran leaves nothing behind.
+ * A single-node writer answers CM_AGAIN only when it offloads compression (ob_writer_offload)
+ * and its frames are all busy; otherwise its notice runs on the loop's next turn.
  */
 cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken);
 cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg);
