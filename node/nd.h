@@ -134,7 +134,9 @@ typedef struct {
 /*
  * Copy what cfg says (drives' stores are borrowed and must outlive the service). Shut down in
  * this order: net_server_stop and the end of net_server_run, nd_service_free (waits for the sync
- * workers), net_server_free (the workers hand answers back to the server's loops).
+ * workers and the commit thread, whose answers went to the server's loops, then frees the
+ * requests whose connection the grace period cut while they were busy: the stopped loops never
+ * run their answers), net_server_free.
  */
 cm_err nd_service_new(const nd_service_config *cfg, nd_service **out);
 void nd_service_free(nd_service *svc); /* NULL is a no-op */

@@ -32,6 +32,9 @@ struct nd_service {
     pthread_mutex_t async_mu;
     pthread_cond_t async_cv;
     int async_n;
+    /* under async_mu: requests orphaned while busy, until their completion frees them; those
+     * whose completion went to a loop that never ran again are freed by nd_service_free */
+    nd_sreq *orphans;
 };
 
 enum { OP_NONE, OP_APPEND, OP_READ, OP_DELETE, OP_META };
@@ -54,9 +57,10 @@ struct nd_sreq {
     /* offloaded job (nd_work.c): owned by a worker while busy */
     int job;
     nd_job work;
-    int busy;             /* a worker holds the request (loop-thread flag) */
-    int orphaned;         /* the connection closed while busy: free on completion */
-    struct nd_mreq *meta; /* OP_META: the metadata op's state (nd_meta.c) */
+    int busy;                       /* a worker holds the request (loop-thread flag) */
+    int orphaned;                   /* the connection closed while busy: free on completion */
+    nd_sreq *orph_prev, *orph_next; /* svc->orphans, while orphaned */
+    struct nd_mreq *meta;           /* OP_META: the metadata op's state (nd_meta.c) */
 };
 
 /*
@@ -65,6 +69,9 @@ struct nd_sreq {
  */
 void nd_sreq_submit(nd_sreq *s, int job);
 void nd_sreq_free(nd_sreq *s);
+/* A busy request's completion, back on its loop: 1 when the request was orphaned meanwhile (it is
+ * freed now and must not be touched), else 0 (answer it). */
+int nd_sreq_returned(nd_sreq *s);
 /* An error answer: status from e, X-Cairn-Error, X-Cairn-Reason, the text body; plus one more
  * header when hname is not NULL. */
 void nd_answer_error_ex(net_req *req, cm_err e, const char *why, const char *hname,

@@ -675,11 +675,8 @@ static void meta_done(nd_job *j)
 {
     nd_sreq *s = MREQ_JOB(j);
     struct nd_mreq *m = s->meta;
-    s->busy = 0;
-    if (s->orphaned) {
-        nd_sreq_free(s);
+    if (nd_sreq_returned(s))
         return;
-    }
     net_req *req = s->req;
     if (m->err != CM_OK) {
         const char *why = m->why ? m->why : m->no_bucket ? "no such bucket" : NULL;

@@ -36,7 +36,9 @@
  * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
  * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
  * chunk) runs on a worker (nd_work.c) and the answer comes back on the request's loop, so an
- * fdatasync never stalls a loop.
+ * fdatasync never stalls a loop. A request whose connection closes while it is busy is orphaned
+ * (svc->orphans) and freed by its completion; at shutdown, one whose completion went to a loop
+ * that had already stopped is freed by nd_service_free instead.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -107,6 +109,13 @@ void nd_service_free(nd_service *svc)
     while (svc->async_n > 0) /* their answers, like the pools', are scheduled on stopped loops */
         pthread_cond_wait(&svc->async_cv, &svc->async_mu);
     pthread_mutex_unlock(&svc->async_mu);
+    /* Requests whose connection the grace period cut while they were busy: their completion went
+     * to a loop that has stopped and will never run it (the base frees the scheduled call, not
+     * its argument), and nothing else refers to them. */
+    for (nd_sreq *s = svc->orphans, *next; s; s = next) {
+        next = s->orph_next;
+        nd_sreq_free(s);
+    }
     pthread_cond_destroy(&svc->async_cv);
     pthread_mutex_destroy(&svc->async_mu);
     for (int i = 0; i < svc->ndrives; i++)
@@ -389,15 +398,30 @@ static void run_job(nd_job *j)
     s->err = e;
 }
 
+int nd_sreq_returned(nd_sreq *s)
+{
+    s->busy = 0;
+    if (!s->orphaned)
+        return 0;
+    nd_service *svc = s->svc;
+    pthread_mutex_lock(&svc->async_mu);
+    if (s->orph_prev)
+        s->orph_prev->orph_next = s->orph_next;
+    else
+        svc->orphans = s->orph_next;
+    if (s->orph_next)
+        s->orph_next->orph_prev = s->orph_prev;
+    pthread_mutex_unlock(&svc->async_mu);
+    nd_sreq_free(s);
+    return 1;
+}
+
 /* Back on the request's loop: answer, or free a request whose connection closed meanwhile. */
 static void job_done(nd_job *j)
 {
     nd_sreq *s = SREQ_OF(j);
-    s->busy = 0;
-    if (s->orphaned) {
-        nd_sreq_free(s);
+    if (nd_sreq_returned(s))
         return;
-    }
     if (s->job == JOB_DROP)
         answer_error(s->req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c");
     else if (s->err != CM_OK)
@@ -695,10 +719,19 @@ static void on_done(net_req *req, int aborted, void *arg)
     nd_sreq *s = net_req_data(req);
     (void)aborted;
     (void)arg;
-    if (s && s->busy)
-        s->orphaned = 1; /* a worker holds it: the completion frees it */
-    else
+    if (!s || !s->busy) {
         nd_sreq_free(s);
+        return;
+    }
+    nd_service *svc = s->svc; /* a worker holds it: the completion frees it (nd_sreq_returned) */
+    s->orphaned = 1;
+    pthread_mutex_lock(&svc->async_mu);
+    s->orph_prev = NULL;
+    s->orph_next = svc->orphans;
+    if (svc->orphans)
+        svc->orphans->orph_prev = s;
+    svc->orphans = s;
+    pthread_mutex_unlock(&svc->async_mu);
 }
 
 void nd_sreq_free(nd_sreq *s)

@@ -455,9 +455,11 @@ typedef struct {
  * ob_writer_on_room: run fn(arg) on base's loop (never inside the call) once the writer has room
  * again or has failed (the next write says which). Call it, ob_writer_drop and ob_writer_abort
  * from base's thread: they cancel a notice not run yet (one notice at a time; a new one replaces
- * it). Do not call ob_writer_finish with one pending. A single-node writer answers CM_AGAIN only
- * when it offloads compression (ob_writer_offload) and its frames are all busy; otherwise its
- * notice runs at once and cannot be cancelled.
+ * it). Do not call ob_writer_finish with one pending. The notice is an event of the writer's on
+ * base, so every call names the same base (CM_ERR_INVAL otherwise), and the writer is dropped,
+ * aborted or finished before base is freed; a notice the loop never ran leaves nothing behind.
+ * A single-node writer answers CM_AGAIN only when it offloads compression (ob_writer_offload)
+ * and its frames are all busy; otherwise its notice runs on the loop's next turn.
  */
 cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *taken);
 cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg);
@@ -465,15 +467,17 @@ cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void 
 /*
  * ob_read without waiting: done(arg, err) runs on base's loop, never inside the call, with
  * ob_read's result; buf is written only before it. *op is a handle for ob_read_cancel, valid
- * until done runs. Errors returned at once (nothing runs): CM_ERR_RANGE, CM_ERR_INVAL,
- * CM_ERR_NOMEM, CM_ERR_UNAVAILABLE (no layout adopted). base must keep running until done (or,
- * after a cancel, the internal notice) has run.
+ * until done runs or the cancel returns. Errors returned at once (nothing runs): CM_ERR_RANGE,
+ * CM_ERR_INVAL, CM_ERR_NOMEM, CM_ERR_UNAVAILABLE (no layout adopted). Before base is freed, done
+ * has run or the read was cancelled: a cancelled read leaves nothing on base (its end is an event
+ * freed by the cancel) and never touches base again, even while its cells are still coming.
  */
 typedef struct ob_read_op ob_read_op;
 typedef void (*ob_read_done)(void *arg, cm_err err);
 cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
                      struct event_base *base, ob_read_done done, void *arg, ob_read_op **op);
-/* From base's thread, before done ran: afterwards buf is not written and done does not run. */
+/* From base's thread, before done ran: afterwards buf is not written, done does not run, and op
+ * is freed. */
 void ob_read_cancel(ob_read_op *op);
 
 /* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */

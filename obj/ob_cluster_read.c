@@ -94,19 +94,27 @@ struct crd {
     int refs, woken;
     int canceled; /* ob_read_cancel: out is not written any more */
     cm_err err;
-    ob_read_op *op; /* ob_read_start: told on its loop instead of a waiting worker */
+    ob_read_op *op; /* ob_read_start: told on its loop instead of a waiting worker; NULL once
+                     * cancelled (the loop then never touches the op or its base again) */
 };
 
 typedef struct zrd zrd;
 
+/*
+ * The caller's handle. Its end is an event of its own on the caller's base, activated once the
+ * read ended (by the cluster's loop under r->mu, or at once for a local read), rather than a
+ * callback posted with the op as argument: a cancel (on base's thread) frees the event with the
+ * op, so nothing is left pending on a loop that may never run again (a GET cut at shutdown), and
+ * a read that ends after its cancel finds r->op NULL and never touches a base that may be gone.
+ */
 struct ob_read_op {
     crd *r; /* NULL: a local read, already done */
     struct event_base *base;
+    struct event *ev; /* op_notify (NULL for a compressed read's op: its fetches tell it) */
     ob_read_done done;
     void *arg;
     cm_err err;
-    int canceled; /* base's thread only */
-    zrd *z;       /* a compressed layout's read (zrd_*): it owns this op */
+    zrd *z; /* a compressed layout's read (zrd_*): it owns this op */
 };
 
 static size_t rd_scratch_size(const crd *r)
@@ -152,23 +160,24 @@ static void rd_maybe_release(crd *r)
     ob_cl_op_end(c);
 }
 
-/* On the caller's loop: tell it, unless it cancelled; drop the caller's reference. */
+/* The op and the caller's reference to its read; on base's thread. */
+static void op_free(ob_read_op *op)
+{
+    if (op->r)
+        rd_unref(op->r);
+    if (op->ev)
+        event_free(op->ev);
+    free(op);
+}
+
+/* On the caller's loop (the read ended, not cancelled): tell it. */
 static void op_notify(evutil_socket_t fd, short what, void *arg)
 {
     ob_read_op *op = arg;
     (void)fd;
     (void)what;
-    if (!op->canceled)
-        op->done(op->arg, op->err);
-    if (op->r)
-        rd_unref(op->r);
-    free(op);
-}
-
-static cm_err op_post(ob_read_op *op)
-{
-    return event_base_once(op->base, -1, EV_TIMEOUT, op_notify, op, NULL) == 0 ? CM_OK
-                                                                               : CM_ERR_NOMEM;
+    op->done(op->arg, op->err);
+    op_free(op);
 }
 
 static void rd_finish(crd *r, cm_err e)
@@ -183,14 +192,12 @@ static void rd_finish(crd *r, cm_err e)
     pthread_mutex_lock(&r->mu);
     r->err = e;
     r->woken = 1;
-    ob_read_op *op = r->op;
+    if (r->op) { /* under mu: a cancel takes the op away under it, then frees it */
+        r->op->err = e;
+        event_active(r->op->ev, EV_TIMEOUT, 1);
+    }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    if (op) {
-        op->err = e;
-        if (op_post(op) != CM_OK) /* nothing else can tell the caller */
-            CM_ERROR(MOD, "the end of a read could not be posted to its loop");
-    }
 }
 
 static void cell_read(void *arg, const ob_chunk_result *res);
@@ -586,8 +593,8 @@ cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *
  * frame) is fetched with a plain asynchronous read of the stream, and ob_z_read runs again once
  * it is there. A GET piece (one frame, or parts of two) takes two or three fetches; nothing is
  * decoded before every range it needs is in. Memory: the fetched ranges (a few table entries and
- * at most the stored frames the range touches). A cancel only marks it: the fetch in flight
- * writes into the ranges' own buffers, and its completion frees everything.
+ * at most the stored frames the range touches). A cancel cancels the fetch in flight (its
+ * buffer is not written after that) and frees everything at once.
  */
 #define ZRD_MAX_RANGES 8
 
@@ -662,10 +669,6 @@ static void zrd_fetched(void *arg, cm_err err)
 {
     zrd *z = arg;
     z->inner = NULL;
-    if (z->op->canceled) {
-        zrd_free(z);
-        return;
-    }
     if (err == CM_OK && (err = zrd_try(z)) == CM_OK)
         return; /* the next fetch goes on */
     z->op->done(z->op->arg, err == CM_ERR_EXISTS ? CM_OK : err);
@@ -699,38 +702,29 @@ cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *
     ob_cluster *c = ob_store_cluster(st);
     if (off > MD_LAYOUT_BODY_SIZE(layout) || len > MD_LAYOUT_BODY_SIZE(layout) - off)
         return CM_ERR_RANGE;
-    if (c && layout->epoch != 0 && layout->zalg != MD_Z_NONE && len > 0) {
-        ob_read_op *o = calloc(1, sizeof(*o));
-        if (!o)
-            return CM_ERR_NOMEM;
-        *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0, NULL};
-        cm_err e = zrd_start(st, layout, off, buf, len, o);
-        if (e != CM_OK) {
-            free(o);
-            return e;
-        }
-        *op = o;
-        return CM_OK;
-    }
     ob_read_op *o = calloc(1, sizeof(*o));
     if (!o)
         return CM_ERR_NOMEM;
-    *o = (ob_read_op){NULL, base, done, arg, CM_OK, 0, NULL};
+    *o = (ob_read_op){.base = base, .done = done, .arg = arg};
     cm_err e = CM_OK;
-    if (c && layout->epoch != 0 && len > 0) {
+    if (c && layout->epoch != 0 && layout->zalg != MD_Z_NONE && len > 0) {
+        e = zrd_start(st, layout, off, buf, len, o);
+    } else if (!(o->ev = event_new(base, -1, 0, op_notify, o))) {
+        e = CM_ERR_NOMEM;
+    } else if (c && layout->epoch != 0 && len > 0) {
         crd *r;
         if ((e = rd_new(c, layout, off, buf, len, &r)) == CM_OK) {
             o->r = r;
-            r->op = o; /* the caller's reference is the op's, dropped by op_notify */
+            r->op = o; /* the caller's reference is the op's, dropped by op_free */
             if ((e = rd_go(c, r)) != CM_OK)
                 o->r = NULL;
         }
     } else { /* local drives: the page-cache work now, the answer from the loop as promised */
         o->err = ob_read(st, layout, off, buf, len);
-        e = op_post(o);
+        event_active(o->ev, EV_TIMEOUT, 1);
     }
     if (e != CM_OK) {
-        free(o);
+        op_free(o);
         return e;
     }
     *op = o;
@@ -739,10 +733,17 @@ cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *
 
 void ob_read_cancel(ob_read_op *op)
 {
-    if (op->r) {
+    if (op->z) { /* its fetch first: then nothing writes into the ranges' buffers */
+        if (op->z->inner)
+            ob_read_cancel(op->z->inner);
+        zrd_free(op->z); /* and op with it */
+        return;
+    }
+    if (op->r) { /* under mu: the loop activates op->ev only while r->op names it */
         pthread_mutex_lock(&op->r->mu);
         op->r->canceled = 1;
+        op->r->op = NULL;
         pthread_mutex_unlock(&op->r->mu);
     }
-    op->canceled = 1;
+    op_free(op); /* an end already activated goes with the event */
 }

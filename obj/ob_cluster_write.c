@@ -13,8 +13,8 @@
  * most `window` stripe buffers exist per body (the worker blocks for room: backpressure; a
  * column dropped mid-append keeps the buffer its call reads, and the slot gets a new one). A
  * feeder on an event loop does not block: write_some answers CM_AGAIN and it is told of room by
- * a notice posted to its loop (ob_cw_on_room) or by activating an event of its own under mu
- * (ob_cw_room_event: a compressor whose frames leave from its loop's event). The
+ * an event of its own that the loop activates under mu (ob_cw_room_event: the writer's room
+ * notice, ob_writer_on_room, or a compressor whose frames leave from its loop's event). The
  * last full stripe is held back until more payload or finish comes, so that the final append of
  * every column carries OB_CHUNK_SYNC (no separate seal).
  *
@@ -60,16 +60,6 @@ typedef struct {
     int i;
 } cw_slot;
 
-/* ob_writer_on_room: fn(arg) to run on base's loop once the window has room. */
-typedef struct {
-    struct event_base *base;
-    void (*fn)(void *arg);
-    void *arg;
-    int posted;      /* under w->mu: handed to base's loop */
-    int canceled;    /* set by the cancel, read by notice_run: both on base's thread */
-    atomic_int refs; /* the writer's (until cancelled or freed) and the posted event's */
-} cw_notice;
-
 struct ob_cw {
     ob_cluster *c;
     ob_view *v;
@@ -100,12 +90,11 @@ struct ob_cw {
     int gone;             /* the worker no longer touches w (after finish, or a drop) */
     int stall;            /* the worker waited write_wait_ms: drop the columns holding it up */
     int posts;            /* pumps posted to the loop and not run yet: w lives until 0 */
-    cw_notice *notice;    /* the last ob_writer_on_room, until cancelled (posted or not) */
     struct event *wake;   /* ob_cw_room_event: activated (and cleared) once the window has room */
     uint8_t *sending[PL_MAX_CELLS]; /* the stripe buffer each column's append in flight refers to */
     uint8_t *orphans[PL_MAX_CELLS]; /* buffers a dropped straggler still sends from: freed last */
     int norphans;
-    /* loop side: the stall timer of a writer waiting through a notice (no thread waits) */
+    /* loop side: the stall timer of a writer waiting through its wake event (no thread waits) */
     struct event *timer;
     int timer_armed;
     cm_err err;
@@ -130,11 +119,8 @@ static int live_count(const ob_cw *w)
     return n;
 }
 
-static void notice_forget(ob_cw *w, int cancel);
-
 static void cw_free(ob_cw *w)
 {
-    notice_forget(w, 0);
     if (w->timer)
         event_free(w->timer);
     for (int s = 0; w->ring && s < w->window; s++)
@@ -326,55 +312,6 @@ static int window_full(const ob_cw *w)
     return w->err == CM_OK && w->nfill >= w->released + (uint64_t)w->window;
 }
 
-static void notice_unref(cw_notice *n)
-{
-    if (atomic_fetch_sub(&n->refs, 1) == 1)
-        free(n);
-}
-
-/* On the notice's loop: run it unless it was cancelled meanwhile. */
-static void notice_run(evutil_socket_t fd, short what, void *arg)
-{
-    cw_notice *n = arg;
-    (void)fd;
-    (void)what;
-    if (!n->canceled)
-        n->fn(n->arg);
-    notice_unref(n);
-}
-
-static void notice_post(cw_notice *n)
-{
-    if (event_base_once(n->base, -1, EV_TIMEOUT, notice_run, n, NULL) != 0) {
-        CM_ERROR(MOD, "a writer's room notice could not be posted to its loop");
-        notice_unref(n);
-    }
-}
-
-/*
- * Let go of w's notice (mu held). On the notice's thread (ob_writer_on_room, drop) it is also
- * cancelled: a posted notice then never runs, since notice_run checks on that same thread. From
- * the loop (release: the writer is gone, so its notice was cancelled or has run) it only drops
- * the writer's reference.
- */
-static void notice_forget(ob_cw *w, int cancel)
-{
-    cw_notice *n = w->notice;
-    w->notice = NULL;
-    if (!n)
-        return;
-    if (cancel)
-        n->canceled = 1;
-    if (!n->posted)
-        notice_unref(n); /* the event's reference: it will never be posted */
-    notice_unref(n);
-}
-
-static void notice_cancel(ob_cw *w)
-{
-    notice_forget(w, 1);
-}
-
 /* Let the worker reuse buffers no live column needs any more; fail a body below k+1. */
 static void update_shared(ob_cw *w)
 {
@@ -392,18 +329,12 @@ static void update_shared(ob_cw *w)
         w->err = CM_ERR_UNAVAILABLE;
     }
     pthread_cond_broadcast(&w->cv);
-    cw_notice *n = w->notice && !w->notice->posted && !window_full(w) ? w->notice : NULL;
-    if (n)
-        n->posted = 1; /* w keeps it, so that a drop can still cancel it */
-
     /* under mu: once disarmed, the event's owner may free it */
     if (w->wake && !window_full(w)) {
         event_active(w->wake, EV_TIMEOUT, 1);
         w->wake = NULL;
     }
     pthread_mutex_unlock(&w->mu);
-    if (n)
-        notice_post(n);
 }
 
 static void cell_done(void *arg, const ob_chunk_result *res)
@@ -567,10 +498,10 @@ static void pump(void *arg)
         release(w);
 }
 
-/* A caller waits for room without a thread of its own (a notice or a room event; mu held). */
+/* A caller waits for room without a thread of its own (its wake event is armed; mu held). */
 static int room_awaited(const ob_cw *w)
 {
-    return (w->notice != NULL && !w->notice->posted) || w->wake != NULL;
+    return w->wake != NULL;
 }
 
 static void stall_fire(evutil_socket_t fd, short what, void *arg)
@@ -587,7 +518,7 @@ static void stall_fire(evutil_socket_t fd, short what, void *arg)
     pump(w);
 }
 
-/* A writer waiting through a notice has no thread to notice a stall: a timer does it. */
+/* A writer waiting through its wake event has no thread to notice a stall: a timer does it. */
 static void arm_stall_timer(ob_cw *w, int gone)
 {
     pthread_mutex_lock(&w->mu);
@@ -726,7 +657,7 @@ static void seal_stripe(ob_cw *w, uint32_t clen)
     ec_encode(w->codec, clen, data, parity);
     pthread_mutex_lock(&w->mu);
     w->ring_clen[w->nfill % (uint64_t)w->window] = clen;
-    w->nfill++; /* under mu: the loop reads it (window_full) for a waiting notice or wake */
+    w->nfill++; /* under mu: the loop reads it (window_full) for an armed wake event */
     pthread_mutex_unlock(&w->mu);
     w->cur = NULL;
     w->held = 1;
@@ -792,30 +723,6 @@ static void post_for_timer(ob_cw *w)
     }
 }
 
-cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg)
-{
-    cw_notice *n = calloc(1, sizeof(*n));
-    if (!n)
-        return CM_ERR_NOMEM;
-    n->base = base;
-    n->fn = fn;
-    n->arg = arg;
-    atomic_init(&n->refs, 2);
-    pthread_mutex_lock(&w->mu);
-    notice_cancel(w);
-    w->notice = n;
-    int now = !window_full(w);
-    n->posted = now;
-    w->posts += !now; /* the loop arms the stall timer for it */
-    pthread_mutex_unlock(&w->mu);
-    if (now) {
-        notice_post(n);
-        return CM_OK;
-    }
-    post_for_timer(w);
-    return CM_OK;
-}
-
 void ob_cw_room_event(ob_cw *w, struct event *ev)
 {
     pthread_mutex_lock(&w->mu);
@@ -861,7 +768,6 @@ void ob_cw_drop(ob_cw *w)
     if (!w)
         return;
     pthread_mutex_lock(&w->mu);
-    notice_cancel(w);
     w->wake = NULL;
     w->gone = 1;
     w->posts++;

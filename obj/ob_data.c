@@ -123,6 +123,11 @@ struct ob_writer {
     uint64_t cell_off;            /* blob offset of the next cell, the same on every drive */
     cm_err failed;                /* sticky: once a stripe could not be stored, the body is lost */
     ob_zw *z; /* compressing (ob_zstd.c): the stripes get its stored stream; NULL = as given */
+    /* ob_writer_on_room: an event of the writer's on the caller's loop, made by the first call and
+     * freed with the writer (so a notice never outlives it, run or not) */
+    struct event *room;
+    void (*room_fn)(void *arg);
+    void *room_arg;
 };
 
 static cm_err drive_worker_start(ob_store *st, int d);
@@ -594,7 +599,7 @@ static void z_settle(ob_writer *w)
 {
     if (w->z && ob_zw_raw(w->z)) {
         atomic_fetch_add(&w->st->z_skipped, 1);
-        if (w->cw) /* first: the window no longer wakes z's event */
+        if (w->cw && ob_zw_offloads(w->z)) /* first: the window no longer wakes z's event */
             ob_cw_room_event(w->cw, NULL);
         ob_zw_free(w->z);
         w->z = NULL;
@@ -809,36 +814,45 @@ cm_err ob_writer_write_some(ob_writer *w, const void *data, size_t len, size_t *
     return e;
 }
 
-typedef struct {
-    void (*fn)(void *arg);
-    void *arg;
-} room_cb;
-
-/* Run a single-node writer's room notice: it always has room. */
-static void room_now(evutil_socket_t fd, short what, void *arg)
+static void room_fire(evutil_socket_t fd, short what, void *arg)
 {
-    room_cb cb = *(room_cb *)arg;
+    ob_writer *w = arg;
     (void)fd;
     (void)what;
-    free(arg);
-    cb.fn(cb.arg);
+    w->room_fn(w->room_arg); /* it may drop w */
 }
 
+/*
+ * The notice is the writer's own event rather than a callback posted with its argument: a posted
+ * one that the loop never ran (the loop broke out at shutdown, after the grace period dropped the
+ * writer) left its argument behind when the base was freed. The window activates the event under
+ * its lock and forgets it on a drop, so freeing it with the writer, on base's thread, cancels it.
+ */
 cm_err ob_writer_on_room(ob_writer *w, struct event_base *base, void (*fn)(void *arg), void *arg)
 {
     if (w->z && ob_zw_offloads(w->z)) /* first: its frames wait for the window themselves */
         return ob_zw_on_room(w->z, fn, arg);
+    if (w->room && event_get_base(w->room) != base)
+        return CM_ERR_INVAL;
+    if (!w->room && !(w->room = event_new(base, -1, 0, room_fire, w)))
+        return CM_ERR_NOMEM;
+    event_del(w->room); /* a notice not run yet is replaced by this one */
+    w->room_fn = fn;
+    w->room_arg = arg;
     if (w->cw)
-        return ob_cw_on_room(w->cw, base, fn, arg);
-    room_cb *cb = malloc(sizeof(*cb));
-    if (!cb)
-        return CM_ERR_NOMEM;
-    *cb = (room_cb){fn, arg};
-    if (event_base_once(base, -1, EV_TIMEOUT, room_now, cb, NULL) != 0) {
-        free(cb);
-        return CM_ERR_NOMEM;
-    }
+        ob_cw_room_event(w->cw, w->room);
+    else
+        event_active(w->room, EV_TIMEOUT, 1); /* a single-node writer always has room */
     return CM_OK;
+}
+
+/* After the window let go of the notice (ob_cw_drop, ob_cw_finish): nothing activates it now. */
+static void writer_free(ob_writer *w)
+{
+    if (w->room)
+        event_free(w->room);
+    free(w->stripe);
+    free(w);
 }
 
 /* A cluster writer's finish (a worker): the pending frame, the last frame and the table, then
@@ -859,11 +873,11 @@ static cm_err cw_finish(ob_writer *w, md_layout *out)
     ob_zw_free(w->z);
     if (e != CM_OK) {
         ob_cw_drop(w->cw);
-        free(w);
+        writer_free(w);
         return e;
     }
     e = ob_cw_finish(w->cw, out);
-    free(w);
+    writer_free(w);
     if (e == CM_OK && zl.zalg != MD_Z_NONE) {
         out->zalg = zl.zalg;
         out->zframe = zl.zframe;
@@ -916,8 +930,7 @@ cm_err ob_writer_finish(ob_writer *w, md_layout *out)
     }
     if (w->cell_off > 0)
         ob_delete(w->st, &junk);
-    free(w->stripe);
-    free(w);
+    writer_free(w);
     return e;
 }
 
@@ -928,15 +941,14 @@ int ob_writer_drop(ob_writer *w, md_layout *out)
     if (w->cw) { /* its loop deletes what it wrote once its calls end: nothing for the caller */
         ob_cw_drop(w->cw);
         ob_zw_free(w->z);
-        free(w);
+        writer_free(w);
         return 0;
     }
     ob_zw_free(w->z); /* first: no frame reaches the stripes after this */
     int wrote = w->cell_off > 0;
     if (wrote)
         writer_layout(w, 1, out);
-    free(w->stripe);
-    free(w);
+    writer_free(w);
     return wrote;
 }
 

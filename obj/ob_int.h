@@ -61,12 +61,12 @@ cm_err ob_cw_write(ob_cw *w, const void *data, size_t len);
 cm_err ob_cw_finish(ob_cw *w, md_layout *out);   /* frees w */
 void ob_cw_plan(const ob_cw *w, md_layout *out); /* ob_writer_plan: before the first write */
 void ob_cw_track_intent(ob_cw *w, md_store *md, uint64_t hlc); /* ob_writer_track_intent */
-/* ob_writer_write_some / ob_writer_on_room of a cluster writer (ob.h). */
+/* ob_writer_write_some of a cluster writer (ob.h). */
 cm_err ob_cw_write_some(ob_cw *w, const void *data, size_t len, size_t *taken);
-cm_err ob_cw_on_room(ob_cw *w, struct event_base *base, void (*fn)(void *arg), void *arg);
 /* Activate ev once the window has room (at once when it has; from any thread, under w's lock),
- * for an owner whose loop event feeds w (an offloading compressor): one at a time, a new one
- * replaces it; NULL, and ob_cw_drop, disarm it: after either returns ev is never touched. */
+ * for an owner whose loop event feeds w (the writer's room notice, an offloading compressor):
+ * one at a time, a new one replaces it; NULL, and ob_cw_drop, disarm it: after either returns ev
+ * is never touched. */
 void ob_cw_room_event(ob_cw *w, struct event *ev);
 /* Abandon w without waiting: its loop side deletes what it wrote once its calls end. */
 void ob_cw_drop(ob_cw *w);

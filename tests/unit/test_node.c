@@ -54,6 +54,8 @@ static void *node_thread(void *arg)
     return NULL;
 }
 
+static const bs_io *node_io; /* the I/O table of the next nodes' drives (NULL: POSIX) */
+
 /* A node with NDRIVES drives; drive `offline` (or -1) is given without a store; sync_threads as
  * in nd_service_config (0: workers, -1: inline). */
 static void node_start(tnode *n, const char *id, int offline, int sync_threads)
@@ -64,7 +66,7 @@ static void node_start(tnode *n, const char *id, int offline, int sync_threads)
     snprintf(n->id, sizeof(n->id), "%s", id);
     for (int d = 0; d < NDRIVES; d++) {
         snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/%s-%d-d%d", cu_tmpdir(), id, ++started, d);
-        bs_options o = {.compact_rate = -1};
+        bs_options o = {.compact_rate = -1, .io = node_io};
         if (d != offline)
             CU_ASSERT_EQUAL_FATAL(bs_open(n->dirs[d], &o, &n->bs[d]), CM_OK);
         drives[d].path = n->dirs[d];
@@ -1293,6 +1295,105 @@ static void test_batch_answer(void)
     CU_ASSERT_EQUAL(nd_batch_answer(a, 2, 2, it), CM_ERR_CORRUPT);
 }
 
+/* ---- a sync still running when the server stops ---- */
+
+/* fdatasync waits while the gate is held, and says it did (the client's loop wakes). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int held, entered;
+    struct event *wake;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL};
+
+static int gated_fdatasync(void *ctx, int fd)
+{
+    pthread_mutex_lock(&gate.mu);
+    if (gate.held) {
+        gate.entered = 1;
+        event_active(gate.wake, EV_TIMEOUT, 1);
+    }
+    while (gate.held)
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+    return bs_io_posix.fdatasync(ctx, fd);
+}
+
+static void gate_entered_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+/*
+ * An append whose sync (on the service's worker) outlives the grace period: the stop cuts its
+ * connection (the request is orphaned while busy) and the loop exits; the sync ends after, and
+ * its answer goes to a loop that never runs again. nd_service_free must free the request: before,
+ * it was left behind (LeakSanitizer in the sanitizer build).
+ */
+static void test_stop_with_sync_running(void)
+{
+    static bs_io io;
+    uint8_t buf[4096];
+    tnode n;
+    tloop l;
+    io = bs_io_posix;
+    io.fdatasync = gated_fdatasync;
+    node_io = &io;
+    node_start(&n, "na", -1, 0);
+    node_io = NULL;
+    loop_default(&l);
+    fill(buf, sizeof(buf), 31);
+    bs_id warm = make_id(1), id = make_id(2);
+    /* first a whole append, so that the segment exists and only the worker's sync waits below */
+    CU_ASSERT_EQUAL(do_append(&l, &n, 0, &warm, 0, buf, 100, cm_crc32c(0, buf, 100)).err, CM_OK);
+    pthread_mutex_lock(&gate.mu);
+    gate.held = 1;
+    gate.entered = 0;
+    gate.wake = event_new(l.base, -1, 0, gate_entered_cb, l.base);
+    pthread_mutex_unlock(&gate.mu);
+    tres r;
+    nd_peer p = peer_of(&n);
+    tres_init(&r, &l);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(nd_append(l.cl, &p, 0, &id, 0, sizeof(buf), cm_crc32c(0, buf, sizeof(buf)), b,
+                              NULL, 1, done_cb, &r, NULL),
+                    CM_OK);
+    evbuffer_free(b);
+    struct event *guard = evtimer_new(l.base, guard_cb, &l);
+    struct timeval tv = {10, 0};
+    evtimer_add(guard, &tv);
+    while (!l.hung && r.done == 0) { /* until the worker waits in its fdatasync */
+        event_base_loop(l.base, EVLOOP_ONCE);
+        pthread_mutex_lock(&gate.mu);
+        int in = gate.entered;
+        pthread_mutex_unlock(&gate.mu);
+        if (in)
+            break;
+    }
+    event_free(guard);
+    CU_ASSERT_FALSE_FATAL(l.hung);
+    CU_ASSERT_EQUAL(r.done, 0);
+    net_server_stop(n.srv, 0); /* no grace: the busy connection is cut */
+    pthread_join(n.th, NULL);
+    pthread_mutex_lock(&gate.mu);
+    gate.held = 0;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    nd_service_free(n.svc); /* joins the worker, whose answer went to the stopped loop */
+    net_server_free(n.srv);
+    for (int d = 0; d < NDRIVES; d++)
+        bs_close(n.bs[d]);
+    loop_run(&l); /* the client's call ends: its connection was closed */
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_NOT_EQUAL(r.res.err, CM_OK);
+    event_free(gate.wake);
+    gate.wake = NULL;
+    tres_release(&r);
+    loop_free(&l);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -1313,6 +1414,7 @@ void cu_register(void)
         {"batch_framing", test_batch_framing},
         {"batch_answer", test_batch_answer},
         {"throughput", test_throughput},
+        {"stop_with_sync_running", test_stop_with_sync_running},
         {NULL, NULL},
     };
     cu_add_suite("node", tests);
