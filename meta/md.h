@@ -1102,12 +1102,12 @@ cm_err md_fence_admit(md_store *md, const char *bucket, uint32_t shard, uint64_t
 cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
                       const char *hint_for, int *applied);
 /*
- * The layout guard of a replica write (docs/replication.md, "The fence"): the node admitted the
- * write's call under layout epoch `epoch` against its fence `bar` (borrowed: the node's
- * nd_service_config.epoch, which only rises). The commit thread checks it again as it applies
- * the write: when *bar rose above epoch meanwhile, the write is refused CM_ERR_STALE, nothing
- * stored. So in the store's write order a write of an older layout either comes before the fence
- * rose, and a md_merkle_leaves begun after the rise sees it (that read is ordered after every
+ * The layout guard of a replica write (docs/replication.md, "The fence and the commit queue"): the
+ * node admitted the write's call under layout epoch `epoch` against its fence `bar` (borrowed: the
+ * node's nd_service_config.epoch, which only rises). The commit thread checks it again as it
+ * applies the write: when *bar rose above epoch meanwhile, the write is refused CM_ERR_STALE,
+ * nothing stored. So in the store's write order a write of an older layout either comes before the
+ * fence rose, and a md_merkle_leaves begun after the rise sees it (that read is ordered after every
  * queued write), or is refused. bar NULL or epoch 0: not guarded.
  */
 typedef struct {

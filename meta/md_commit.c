@@ -52,7 +52,8 @@
  *     failed, or deleted missing keys) aborts instead of committing: no sync.
  *
  * md_barrier is an op that writes nothing: its caller wakes once every op queued before it is
- * committed or failed (docs/replication.md, "The fence": what a Merkle read waits for).
+ * committed or failed (docs/replication.md, "The fence and the commit queue": what a Merkle
+ * read waits for).
  *
  * Threading: a caller waits on its own semaphore (on its stack), so a finished batch wakes exactly
  * its callers, not every waiter. md_write_async callers do not wait at all: the commit thread

@@ -18,7 +18,7 @@
  * node's fence again first, in the op: one that rose meanwhile refuses it (CM_ERR_STALE), and
  * md_merkle_leaves takes its hashes after a turn of the group commit (md_barrier). So a Merkle
  * read begun after the fence rose sees every write of the older layout that this store will
- * ever acknowledge (docs/replication.md, "The fence").
+ * ever acknowledge (docs/replication.md, "The fence and the commit queue").
  *
  * Hints: database "hints", key target \0 bucket \0 key (through md_kv.c, so long keys work), value
  * the encoded record. A partition's stand-in keeps the record here, not among its own objects:
