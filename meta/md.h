@@ -1101,12 +1101,27 @@ cm_err md_fence_admit(md_store *md, const char *bucket, uint32_t shard, uint64_t
 
 cm_err md_rec_receive(md_store *md, md_hlc *clock, const char *bucket, const md_object *rec,
                       const char *hint_for, int *applied);
+/*
+ * The layout guard of a replica write (docs/replication.md, "The fence and the commit queue"): the
+ * node admitted the write's call under layout epoch `epoch` against its fence `bar` (borrowed: the
+ * node's nd_service_config.epoch, which only rises). The commit thread checks it again as it
+ * applies the write: when *bar rose above epoch meanwhile, the write is refused CM_ERR_STALE,
+ * nothing stored. So in the store's write order a write of an older layout either comes before the
+ * fence rose, and a md_merkle_leaves begun after the rise sees it (that read is ordered after every
+ * queued write), or is refused. bar NULL or epoch 0: not guarded.
+ */
+typedef struct {
+    const _Atomic uint64_t *bar;
+    uint64_t epoch;
+} md_guard;
 /* md_rec_receive of a partition leader's write (never a hint): token is admitted
  * (md_fence_admit) inside the merge's write transaction, so the admission and the write are one
  * step of the store's write order (md_fence_barrier); CM_ERR_CONFLICT, nothing stored, for a token
- * lower than the partition's. */
+ * lower than the partition's. token 0: md_rec_receive without a hint. guard (NULL: none): see
+ * md_guard; checked in the same transaction, before the token. */
 cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
-                             uint64_t token, const md_object *rec, int *applied);
+                             uint64_t token, const md_guard *guard, const md_object *rec,
+                             int *applied);
 /*
  * md_rec_receive_fenced (token 0: md_rec_receive without a hint) without waiting for the commit:
  * the clock is updated and rec encoded before the call returns, but rec and bucket are borrowed
@@ -1118,7 +1133,8 @@ cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, ui
  */
 typedef void (*md_rec_done_fn)(void *arg, cm_err err, int applied);
 cm_err md_rec_receive_async(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
-                            uint64_t token, const md_object *rec, md_rec_done_fn done, void *arg);
+                            uint64_t token, const md_guard *guard, const md_object *rec,
+                            md_rec_done_fn done, void *arg);
 /*
  * A partition leader's read barrier: admit token (> 0) for (bucket, shard) in the store's write
  * order. Once it returned CM_OK, every fenced write admitted before it is committed (a read made
@@ -1128,6 +1144,9 @@ cm_err md_rec_receive_async(md_store *md, md_hlc *clock, const char *bucket, uin
  * sync only when it raised the stored token (a new leader's first barrier on this replica).
  */
 cm_err md_fence_barrier(md_store *md, const char *bucket, uint32_t shard, uint64_t token);
+/* A turn of the group commit that writes nothing: returns once every write queued before it is
+ * committed or failed (it shares their batch or follows it; no sync of its own). */
+cm_err md_barrier(md_store *md);
 
 /*
  * A page of bucket's records as summaries (MD_DECODE_SUMMARY: no bodies, parts, headers,
@@ -1144,7 +1163,10 @@ void md_objects_free(md_object *objs, size_t n);
 cm_err md_rec_lookup(md_store *md, const char *bucket, const char *key, md_object *out,
                      int *no_bucket);
 /* The leaf hashes of bucket's Merkle tree of depth over the keys filter keeps: *hashes a heap
- * array of *n x 16 bytes (n = MD_MERKLE_FANOUT^depth). CM_ERR_NOTFOUND for an unknown bucket. */
+ * array of *n x 16 bytes (n = MD_MERKLE_FANOUT^depth). CM_ERR_NOTFOUND for an unknown bucket.
+ * Read after a turn of the group commit (md_barrier): every write queued before the call is in
+ * the hashes once durable, never committed after they were taken (a handoff's settling run
+ * relies on it, md_guard). Blocks for that turn: worker threads. */
 cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filter filter,
                         void *farg, uint8_t **hashes, size_t *n);
 

@@ -51,6 +51,10 @@
  *     writer costs what it did before group commit. A batch in which nothing changed (all ops
  *     failed, or deleted missing keys) aborts instead of committing: no sync.
  *
+ * md_barrier is an op that writes nothing: its caller wakes once every op queued before it is
+ * committed or failed (docs/replication.md, "The fence and the commit queue": what a Merkle
+ * read waits for).
+ *
  * Threading: a caller waits on its own semaphore (on its stack), so a finished batch wakes exactly
  * its callers, not every waiter. md_write_async callers do not wait at all: the commit thread
  * calls their op's fin instead of posting (md_object_put_async: the gateway's inline PUTs, which
@@ -360,6 +364,18 @@ cm_err md_write(md_store *md, md_apply_fn apply, void *arg)
 cm_err md_write_async(md_store *md, md_op *op)
 {
     return enqueue(md, op);
+}
+
+static cm_err barrier_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
+{
+    (void)md, (void)txn, (void)arg;
+    *wrote = 0; /* its place in the write order is the point */
+    return CM_OK;
+}
+
+cm_err md_barrier(md_store *md)
+{
+    return md_write(md, barrier_apply, NULL);
 }
 
 void md_stats_get(md_store *md, md_stats *out)

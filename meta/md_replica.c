@@ -13,7 +13,12 @@
  * meeting a record from before versioning that it did not see (vectors) stores that record as
  * the key's null version in the same transaction (keep_unseen_plain). A record for a key the
  * store does not hold, stamped below its partition's tombstone collection mark, is refused
- * (md_tomb.c): it may be a version that a collected tombstone beat.
+ * (md_tomb.c): it may be a version that a collected tombstone beat. A write with a layout guard
+ * (md_guard: the node RPC's, which admitted the call's layout epoch when it arrived) checks the
+ * node's fence again first, in the op: one that rose meanwhile refuses it (CM_ERR_STALE), and
+ * md_merkle_leaves takes its hashes after a turn of the group commit (md_barrier). So a Merkle
+ * read begun after the fence rose sees every write of the older layout that this store will
+ * ever acknowledge (docs/replication.md, "The fence and the commit queue").
  *
  * Hints: database "hints", key target \0 bucket \0 key (through md_kv.c, so long keys work), value
  * the encoded record. A partition's stand-in keeps the record here, not among its own objects:
@@ -29,6 +34,7 @@
  * their loop, instead of holding a pool thread through the commit (two thread switches fewer per
  * replica write, docs/performance.md).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +57,7 @@ typedef struct {
     const md_object *rec;
     uint32_t shard;
     uint64_t fence; /* a partition leader's token, admitted in the transaction; 0: none */
+    md_guard guard; /* the layout guard (bar NULL: none) */
     uint8_t k[MD_KEYBUF];
     size_t kl;
     md_wbuf w;
@@ -160,8 +167,12 @@ static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
     merge_op *op = arg;
     int fenced = 0; /* the token raised: stored in this transaction */
     MDB_val bk = {strlen(op->bucket), (void *)op->bucket}, bv;
-    int rc = mdb_get(txn, md->buckets, &bk, &bv);
     op->applied = 0;
+    /* the node's layout fence rose since it admitted the call: what it would write now could
+     * come after a settling Merkle read of this store (md_guard) */
+    if (op->guard.bar && op->guard.epoch && atomic_load(op->guard.bar) > op->guard.epoch)
+        return CM_ERR_STALE;
+    int rc = mdb_get(txn, md->buckets, &bk, &bv);
     if (rc)
         return rc == MDB_NOTFOUND ? CM_ERR_NOTFOUND : md_mdb_err(rc, "get bucket");
     cm_err e = md_fence_admit_txn(md, txn, op->bucket, op->shard, op->fence, &fenced);
@@ -173,9 +184,11 @@ static cm_err merge_apply(md_store *md, MDB_txn *txn, void *arg, int *wrote)
 }
 
 static cm_err merge(md_store *md, const char *bucket, uint32_t shard, uint64_t fence,
-                    const md_object *rec, int *applied)
+                    const md_guard *guard, const md_object *rec, int *applied)
 {
     merge_op op = {.bucket = bucket, .rec = rec, .shard = shard, .fence = fence};
+    if (guard)
+        op.guard = *guard;
     *applied = 0;
     if (!rec->key || !*rec->key || md_key_object(bucket, rec->key, op.k, &op.kl) != CM_OK)
         return CM_ERR_INVAL;
@@ -189,7 +202,7 @@ static cm_err merge(md_store *md, const char *bucket, uint32_t shard, uint64_t f
 
 cm_err md_rec_merge(md_store *md, const char *bucket, const md_object *rec, int *applied)
 {
-    return merge(md, bucket, 0, 0, rec, applied);
+    return merge(md, bucket, 0, 0, NULL, rec, applied);
 }
 
 /* The received stamp merged into the clock; CM_ERR_INVAL when it is too far ahead. */
@@ -201,11 +214,12 @@ static cm_err clock_take(md_hlc *clock, const md_object *rec)
 }
 
 cm_err md_rec_receive_fenced(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
-                             uint64_t token, const md_object *rec, int *applied)
+                             uint64_t token, const md_guard *guard, const md_object *rec,
+                             int *applied)
 {
     *applied = 0;
     cm_err e = clock_take(clock, rec);
-    return e == CM_OK ? merge(md, bucket, shard, token, rec, applied) : e;
+    return e == CM_OK ? merge(md, bucket, shard, token, guard, rec, applied) : e;
 }
 
 typedef struct {
@@ -228,7 +242,8 @@ static void merge_async_fin(md_op *op)
 }
 
 cm_err md_rec_receive_async(md_store *md, md_hlc *clock, const char *bucket, uint32_t shard,
-                            uint64_t token, const md_object *rec, md_rec_done_fn done, void *arg)
+                            uint64_t token, const md_guard *guard, const md_object *rec,
+                            md_rec_done_fn done, void *arg)
 {
     if (clock_take(clock, rec) != CM_OK)
         return CM_ERR_INVAL;
@@ -236,6 +251,8 @@ cm_err md_rec_receive_async(md_store *md, md_hlc *clock, const char *bucket, uin
     if (!a)
         return CM_ERR_NOMEM;
     a->m = (merge_op){.bucket = bucket, .rec = rec, .shard = shard, .fence = token};
+    if (guard)
+        a->m.guard = *guard;
     a->done = done;
     a->arg = arg;
     a->op.apply = merge_apply;
@@ -287,7 +304,9 @@ cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filt
 {
     md_merkle *t;
     *hashes = NULL, *n = 0;
-    cm_err e = bucket_known(md, bucket);
+    cm_err e = md_barrier(md); /* ordered after every queued write (md.h) */
+    if (e == CM_OK)
+        e = bucket_known(md, bucket);
     if (e == CM_OK)
         e = md_merkle_build_ex(md, bucket, depth, filter, farg, &t);
     if (e != CM_OK)

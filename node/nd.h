@@ -356,9 +356,10 @@ cm_err nd_meta_put_fenced(nd_client *cl, const nd_peer *peer, const nd_part *p, 
  * records, each a u32 big-endian length and the md_object_encode'd bytes, n <= ND_META_BATCH_MAX.
  * The node merges each as put does and answers once every one is durable or failed: res.body is
  * one status byte per record, in order (ND_BATCH_APPLIED, _KEPT merged but not newer, _NO_BUCKET,
- * _INVALID its stamp is too far ahead, _FAILED). A body that does not frame, or a record without a
- * key, fails the whole call CM_ERR_INVAL, a record that does not decode CM_ERR_CORRUPT; a node
- * that predates the route answers CM_ERR_NOTFOUND without res.no_bucket (callers then send the
+ * _INVALID its stamp is too far ahead, _STALE the node's layout fence rose above the call's epoch
+ * before the record was applied (md_guard), _FAILED). A body that does not frame, or a record
+ * without a key, fails the whole call CM_ERR_INVAL, a record that does not decode CM_ERR_CORRUPT; a
+ * node that predates the route answers CM_ERR_NOTFOUND without res.no_bucket (callers then send the
  * records one by one).
  */
 #define ND_META_BATCH_MAX 64
@@ -368,6 +369,7 @@ enum {
     ND_BATCH_NO_BUCKET = 'B',
     ND_BATCH_INVALID = 'I',
     ND_BATCH_FAILED = 'F',
+    ND_BATCH_STALE = 'S',
     ND_BATCH_FOUND = 'R',
     ND_BATCH_ABSENT = 'N'
 };

@@ -4,7 +4,9 @@
  *
  * Routes (after ND_PREFIX "/meta/<bucket>"; strings in the query are percent-encoded; each may
  * carry epoch=E, the caller's layout epoch: below the node's fence (nd_service_config.epoch) the
- * call is refused 409 CM_ERR_STALE, above it it raises the fence):
+ * call is refused 409 CM_ERR_STALE, above it it raises the fence; a record write is checked
+ * again as the commit thread applies it, md_guard, and a Merkle read waits a turn of the commit
+ * queue first, so a write admitted before the fence rose is in a later Merkle read or refused):
  *   GET  /rec?key=K                                   the stored record (tombstones included)
  *   GET  /rec?key=K&shard=S&nshards=N&fence=T         ... for a partition leader: T's barrier first
  *   PUT  /rec[?hint=<node>]                           merge the body's record (or keep a hint)
@@ -279,6 +281,15 @@ static void merged(struct nd_mreq *m, cm_err e)
         m->why = "a newer partition leader read or wrote here (fencing token too low)";
     else if (e == CM_ERR_INVAL)
         m->why = "the record's stamp is too far ahead of this node's clock";
+    else if (e == CM_ERR_STALE)
+        m->why = "this node's layout fence rose above the call's epoch before the write applied";
+}
+
+/* A record write's layout guard (md_guard): the fence admitted the call's epoch on arrival
+ * (epoch_refused), the commit thread checks it again as it applies the write. */
+static md_guard guard_of(const nd_service *svc, const struct nd_mreq *m)
+{
+    return (md_guard){svc->epoch, m->epoch};
 }
 
 /* The request body's record is for the bucket's shard that the query names (fenced), and has a
@@ -314,17 +325,16 @@ static cm_err run_put(nd_service *svc, struct nd_mreq *m)
         return e;
     if (!record_fits(m, &o)) {
         e = CM_ERR_INVAL;
-    } else if (m->fence) {
-        e = md_rec_receive_fenced(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &o,
+    } else if (!m->hint[0]) {
+        md_guard g = guard_of(svc, m);
+        e = md_rec_receive_fenced(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &g, &o,
                                   &m->applied);
         merged(m, e);
     } else {
-        e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint[0] ? m->hint : NULL,
-                           &m->applied);
-        m->no_bucket = e == CM_ERR_NOTFOUND && !m->hint[0];
+        e = md_rec_receive(svc->md, svc->clock, m->bucket, &o, m->hint, &m->applied);
         if (e == CM_ERR_INVAL)
             m->why = "the record's stamp is too far ahead of this node's clock";
-        else if (e == CM_ERR_UNAVAILABLE && m->hint[0])
+        else if (e == CM_ERR_UNAVAILABLE)
             m->why = "this node holds as many hints as it may ([cluster] hints_max)";
     }
     md_object_release(&o);
@@ -371,6 +381,7 @@ static uint8_t batch_status(cm_err e, int applied)
         return applied ? ND_BATCH_APPLIED : ND_BATCH_KEPT;
     return e == CM_ERR_NOTFOUND ? ND_BATCH_NO_BUCKET
            : e == CM_ERR_INVAL  ? ND_BATCH_INVALID
+           : e == CM_ERR_STALE  ? ND_BATCH_STALE
                                 : ND_BATCH_FAILED;
 }
 
@@ -380,7 +391,9 @@ static cm_err run_puts(nd_service *svc, struct nd_mreq *m)
     cm_err e = body_records(m);
     for (size_t i = 0; e == CM_OK && i < m->nrecs; i++) {
         int applied = 0;
-        cm_err r = md_rec_receive(svc->md, svc->clock, m->bucket, &m->recs[i], NULL, &applied);
+        md_guard g = guard_of(svc, m);
+        cm_err r =
+            md_rec_receive_fenced(svc->md, svc->clock, m->bucket, 0, 0, &g, &m->recs[i], &applied);
         m->st[i] = batch_status(r, applied);
     }
     if (e == CM_OK && evbuffer_add(m->out, m->st, m->nrecs) != 0)
@@ -728,8 +741,9 @@ static void put_start(nd_sreq *s)
     if (e == CM_OK) {
         s->busy = 1;
         nd_async_begin(svc);
-        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &m->rec,
-                                 put_committed, s);
+        md_guard g = guard_of(svc, m);
+        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, m->part.shard, m->fence, &g,
+                                 &m->rec, put_committed, s);
         if (e != CM_OK) {
             nd_async_end(svc);
             merged(m, e);
@@ -781,8 +795,9 @@ static void batch_start(nd_sreq *s)
     for (size_t i = 0; i < m->nrecs; i++) {
         m->slots[i] = (struct batch_slot){s, i};
         nd_async_begin(svc);
-        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, 0, 0, &m->recs[i], batch_committed,
-                                 &m->slots[i]);
+        md_guard g = guard_of(svc, m);
+        e = md_rec_receive_async(svc->md, svc->clock, m->bucket, 0, 0, &g, &m->recs[i],
+                                 batch_committed, &m->slots[i]);
         if (e != CM_OK) {
             nd_async_end(svc);
             m->st[i] = batch_status(e, 0);

@@ -88,7 +88,7 @@ static void lr_run(nd_job *job)
     case L_PUT:
         if (j->fence)
             j->err = md_rec_receive_fenced(j->md, j->clock, j->bucket, j->part.shard, j->fence,
-                                           &j->rec, &j->applied);
+                                           NULL, &j->rec, &j->applied);
         else
             j->err = md_rec_receive(j->md, j->clock, j->bucket, &j->rec,
                                     j->hint[0] ? j->hint : NULL, &j->applied);
@@ -254,8 +254,9 @@ static cm_err lr_put(rp_replica *r, const rp_part *p, const md_object *rec, cons
     int copied = md_object_copy(rec, &j->rec) == CM_OK;
     if (!copied || hint_for)
         return lr_submit(r, j, copied);
-    cm_err e = md_rec_receive_async(j->md, j->clock, j->bucket, j->part.shard, j->fence, &j->rec,
-                                    lr_put_committed, j);
+    /* no layout guard: this node's own coordinator, on its own layout (docs/replication.md) */
+    cm_err e = md_rec_receive_async(j->md, j->clock, j->bucket, j->part.shard, j->fence, NULL,
+                                    &j->rec, lr_put_committed, j);
     if (e == CM_OK)
         return CM_OK;
     /* refused before the commit (a stamp too far ahead): answered as the pool's job would be */

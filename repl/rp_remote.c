@@ -323,10 +323,13 @@ static void batch_finish(void *arg, const nd_result *nr)
                   : st == ND_BATCH_NO_BUCKET                    ? CM_ERR_NOTFOUND
                   : st == ND_BATCH_INVALID                      ? CM_ERR_INVAL
                   : st == ND_BATCH_FAILED                       ? CM_ERR_IO
+                  : st == ND_BATCH_STALE                        ? CM_ERR_STALE
                                                                 : CM_ERR_CORRUPT;
         res.no_bucket = st == ND_BATCH_NO_BUCKET;
         if (st == ND_BATCH_INVALID)
             res.message = "the record's stamp is too far ahead of the node's clock";
+        else if (st == ND_BATCH_STALE)
+            res.message = "the node's layout fence rose above this call's epoch";
         else if (res.err != CM_OK && !res.no_bucket)
             res.message = "the node could not store the record";
         t->pend[i].done(t->pend[i].arg, &res);

@@ -37,7 +37,10 @@
  *     left out (list entries carry the summary only); res.truncated when more follow;
  *   - merkle: the 16-byte hashes of the leaves of the partition's Merkle tree at depth
  *     (MD_MERKLE_FANOUT^depth leaves, md_merkle.c's hashing, over the shard's keys only), so two
- *     replicas of the same partition compare alike whatever else their stores hold;
+ *     replicas of the same partition compare alike whatever else their stores hold; taken after
+ *     every write queued at the replica before the call committed (md_barrier), and a remote
+ *     replica refuses (CM_ERR_STALE) a write of an older layout that applies after its fence
+ *     rose (md_guard): a settling run's read misses no write the replica will acknowledge;
  *   - leaf_keys: the digests (md_rec_info) of the partition's keys in the given leaves;
  *   - tombs: the partition's tombstones stamped below `before`, keys after `after` (NULL: from
  *     the start), at most max (<= RP_LIST_MAX), as digests in key order; res.truncated when more

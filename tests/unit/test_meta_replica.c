@@ -2,13 +2,17 @@
  * test_meta_replica.c - what meta/ offers a partition replica (md_replica.c): the merge-put
  * (older refused, newer applied, concurrent by hlc, the same version again, garbage for the
  * loser's bodies, unknown bucket), the filtered page of summaries (prefix, after, filter, max),
- * filtered Merkle trees and leaf keys, the hint store and the digest entry codec.
+ * filtered Merkle trees and leaf keys, the hint store and the digest entry codec; the layout
+ * guard of a replica write and the Merkle read ordered after queued writes (layout_guard).
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cm_util.h"
+#include "cu_hold.h"
 #include "cu_main.h"
 #include "md.h"
 
@@ -513,17 +517,19 @@ static void test_fence(void)
     int applied = -1;
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 0), CM_OK);
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 20), CM_OK);
-    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 15, &r, &applied), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 15, NULL, &r, &applied),
+                    CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(applied, 0);
     md_object got;
     CU_ASSERT_EQUAL(md_rec_get(md, "b", "fk", &got), CM_ERR_NOTFOUND);
-    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, &r, &applied), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, NULL, &r, &applied), CM_OK);
     CU_ASSERT_EQUAL(applied, 1);
     CU_ASSERT_EQUAL_FATAL(md_rec_get(md, "b", "fk", &got), CM_OK);
     md_object_release(&got);
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 19), CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 5, 21), CM_OK);
-    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, &r, &applied), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 5, 20, NULL, &r, &applied),
+                    CM_ERR_CONFLICT);
     md_close(md);
 }
 
@@ -542,7 +548,7 @@ static void test_fence_restart(void)
     md_vv_increment(&r.vv, 1, r.hlc);
     int applied = -1;
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 1, 40), CM_OK);
-    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 2, 50, &r, &applied), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 2, 50, NULL, &r, &applied), CM_OK);
     CU_ASSERT_EQUAL(applied, 1);
     CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 60), CM_OK);
     CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 61), CM_OK);      /* raised again: the higher kept */
@@ -553,12 +559,13 @@ static void test_fence_restart(void)
     CU_ASSERT_EQUAL_FATAL(md_open(dir, 1 << 26, &md), CM_OK);
     r.hlc = MD_HLC_MAKE(4000, 0);
     md_vv_increment(&r.vv, 1, r.hlc);
-    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 1, 39, &r, &applied), CM_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 1, 39, NULL, &r, &applied),
+                    CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(applied, 0);
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 2, 49), CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 60), CM_ERR_CONFLICT);
     CU_ASSERT_EQUAL(md_fence_admit(md, "b", 3, 61), CM_OK); /* the same leader, again */
-    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 2, 50, &r, &applied), CM_OK);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 2, 50, NULL, &r, &applied), CM_OK);
     CU_ASSERT_EQUAL(applied, 1);
     CU_ASSERT_EQUAL(md_fence_barrier(md, "b", 1, 41), CM_OK); /* a successor */
     CU_ASSERT_EQUAL(md_fence_admit(md, "b", 1, 40), CM_ERR_CONFLICT);
@@ -800,6 +807,111 @@ static void test_tomb_keeps_body(void)
     md_close(md);
 }
 
+/* ---- The layout guard (md_guard) and a Merkle read's turn of the group commit ---- */
+
+typedef struct {
+    cu_gate *gate;
+    int done;
+    cm_err err;
+    int applied;
+} async_res;
+
+static void async_done(void *arg, cm_err err, int applied)
+{
+    async_res *r = arg;
+    r->err = err;
+    r->applied = applied;
+    cu_gate_count(r->gate, &r->done);
+}
+
+typedef struct {
+    md_store *md;
+    cu_hold *hold;
+    uint8_t *hashes;
+    size_t n;
+    cm_err err;
+} merkle_job;
+
+static void *merkle_thread(void *arg)
+{
+    merkle_job *j = arg;
+    j->err = md_merkle_leaves(j->md, "b", 1, NULL, NULL, &j->hashes, &j->n);
+    cu_gate_set(&j->hold->gate, 0); /* it did not wait: let the held write go */
+    return NULL;
+}
+
+static md_object guarded_rec(const char *key, int64_t ms)
+{
+    md_object o = {.key = (char *)key, .hlc = MD_HLC_MAKE(ms, 0), .hlc_node = 1};
+    md_vv_increment(&o.vv, 1, o.hlc);
+    return o;
+}
+
+/* A guarded write is refused CM_ERR_STALE, nothing stored, when the bar is above its epoch as
+ * the commit thread applies it, also when the bar rose while it waited in the commit queue;
+ * admitted at or above the bar, or unguarded, it is stored. md_merkle_leaves called while a write
+ * waits in the commit queue sees that write (it is ordered after it), never a state the write
+ * then changes. */
+static void test_layout_guard(void)
+{
+    md_store *md = open_store("layout_guard");
+    _Atomic uint64_t bar = 5;
+    md_guard at5 = {&bar, 5}, at6 = {&bar, 6}, none = {&bar, 0};
+    md_object a = guarded_rec("ga", 3000), b = guarded_rec("gb", 3001), c = guarded_rec("gc", 3002),
+              d = guarded_rec("gd", 3003), e = guarded_rec("ge", 3004);
+    int applied = -1;
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 0, 0, &at5, &a, &applied), CM_OK);
+    CU_ASSERT_EQUAL(applied, 1);
+    atomic_store(&bar, 6);
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 0, 0, &at5, &b, &applied), CM_ERR_STALE);
+    CU_ASSERT_EQUAL(applied, 0);
+    CU_ASSERT_FALSE(has_key(md, "gb"));
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 0, 0, &none, &b, &applied), CM_OK);
+    CU_ASSERT(has_key(md, "gb"));
+
+    /* admitted at 6, the bar rises to 7 while the write waits in the commit queue */
+    cu_hold h;
+    cu_hold_start(&h, md, NULL, NULL);
+    async_res r = {.gate = &h.gate};
+    CU_ASSERT_EQUAL_FATAL(md_rec_receive_async(md, NULL, "b", 0, 0, &at6, &c, async_done, &r),
+                          CM_OK);
+    cu_gate_wait_held(&h.gate);
+    atomic_store(&bar, 7);
+    cu_gate_set(&h.gate, 0);
+    CU_ASSERT_EQUAL(cu_gate_wait_count(&h.gate, &r.done, 1, 10), 1);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_STALE);
+    CU_ASSERT_FALSE(has_key(md, "gc"));
+    cu_hold_end(&h);
+
+    /* a Merkle read begun while a write waits in the commit queue */
+    cu_hold_start(&h, md, NULL, NULL);
+    memset(&r, 0, sizeof(r));
+    r.gate = &h.gate;
+    CU_ASSERT_EQUAL_FATAL(md_rec_receive_async(md, NULL, "b", 0, 0, NULL, &d, async_done, &r),
+                          CM_OK);
+    cu_gate_wait_held(&h.gate);
+    cu_hold_open_when_queued(&h);
+    merkle_job j = {.md = md, .hold = &h};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, merkle_thread, &j), 0);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(cu_gate_wait_count(&h.gate, &r.done, 1, 10), 1);
+    cu_hold_end(&h);
+    CU_ASSERT_EQUAL(r.err, CM_OK);
+    CU_ASSERT(has_key(md, "gd"));
+    uint8_t *now = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(j.err, CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_merkle_leaves(md, "b", 1, NULL, NULL, &now, &n), CM_OK);
+    CU_ASSERT(j.n == n && j.hashes && memcmp(j.hashes, now, n * 16) == 0); /* gd in both */
+    free(j.hashes);
+    free(now);
+    /* the guard also holds for a write that was not queued yet when the bar rose */
+    CU_ASSERT_EQUAL(md_rec_receive_fenced(md, NULL, "b", 0, 0, &at6, &e, &applied), CM_ERR_STALE);
+    CU_ASSERT_FALSE(has_key(md, "ge"));
+    md_close(md);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {{"merge", test_merge},
@@ -812,6 +924,7 @@ void cu_register(void)
                                     {"shards_and_lookup", test_shards_and_lookup},
                                     {"fence", test_fence},
                                     {"fence_restart", test_fence_restart},
+                                    {"layout_guard", test_layout_guard},
                                     {"tombs", test_tombs},
                                     {"tomb_keeps_body", test_tomb_keeps_body},
                                     {NULL, NULL}};

@@ -1,12 +1,14 @@
 /*
  * test_repl_router.c - the meta routes on the wire (bad CRCs, the cond route, RPC edges), the
  * router over replicas, hint delivery and its bounds, a record read that does not wait for a busy
- * pool, and a small throughput figure; over the three nodes of rp_trio.h. The backends' own
+ * pool, the layout fence (and its window between a write's admission and its commit), and a small
+ * throughput figure; over the three nodes of rp_trio.h. The backends' own
  * suites are in test_repl.c.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,10 @@
 
 #include "cm_checksum.h"
 #include "cm_util.h"
+#include "cu_hold.h"
 #include "cu_main.h"
 #include "nd_int.h"
+#include "rp.h"
 #include "rp_trio.h"
 
 /* ---- the meta routes on the wire ---- */
@@ -1498,6 +1502,31 @@ static const char *stored_etag(int i, const char *key, char *out, size_t cap)
     return out;
 }
 
+/* Routers of n1 on layout epochs 5 (old) and 6 (nw) of the same three nodes. */
+typedef struct {
+    pl_topology *t5, *t6;
+    rp_router *old, *nw;
+} layouts;
+
+static layouts layouts_up(void)
+{
+    layouts l = {0};
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(E.topo, &l.t5), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(E.topo, &l.t6), CM_OK);
+    l.t5->epoch = 5, l.t6->epoch = 6;
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(l.t5, "n1", E.local, E.cl, &l.old), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(rp_router_new(l.t6, "n1", E.local, E.cl, &l.nw), CM_OK);
+    return l;
+}
+
+static void layouts_down(layouts *l)
+{
+    rp_router_free(l->old);
+    rp_router_free(l->nw);
+    pl_topology_free(l->t5);
+    pl_topology_free(l->t6);
+}
+
 /*
  * Layout epochs 5 and 6 of the same three nodes: n2 adopted 6. A call of a router on 5 is
  * refused by n2 CM_ERR_STALE (nothing stored), one on 6 is served; n3, still on 5, serves the
@@ -1508,14 +1537,9 @@ static const char *stored_etag(int i, const char *key, char *out, size_t cap)
 static void t_epoch_fence(void)
 {
     env_up(1, 2000);
-    pl_topology *t5 = NULL, *t6 = NULL;
-    rp_router *old = NULL, *nw = NULL;
+    layouts l = layouts_up();
+    rp_router *old = l.old, *nw = l.nw;
     char etag[64];
-    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(E.topo, &t5), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(pl_topology_clone(E.topo, &t6), CM_OK);
-    t5->epoch = 5, t6->epoch = 6;
-    CU_ASSERT_EQUAL_FATAL(rp_router_new(t5, "n1", E.local, E.cl, &old), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(rp_router_new(t6, "n1", E.local, E.cl, &nw), CM_OK);
     atomic_store(&E.nodes[1].fence, 6);
     atomic_store(&E.nodes[2].fence, 5);
 
@@ -1551,10 +1575,144 @@ static void t_epoch_fence(void)
     CU_ASSERT_EQUAL(t.err, CM_ERR_STALE);
     CU_ASSERT_STRING_EQUAL(stored_etag(2, "fk2", etag, sizeof(etag)), "");
     E.r = E.to_n2;
-    rp_router_free(old);
-    rp_router_free(nw);
-    pl_topology_free(t5);
-    pl_topology_free(t6);
+    layouts_down(&l);
+    env_down();
+}
+
+/* ---- the fence's window: a write admitted before the fence rose, committed after ---- */
+
+typedef struct {
+    rp *c;
+    uint32_t shard;
+    rp_ae_result res;
+    cm_err err;
+    atomic_int done;
+} settle_job;
+
+typedef struct {
+    cu_hold hold; /* n2's commit thread, holding the old layout's write */
+    tres put;     /* that write's answer */
+    settle_job settle;
+} window;
+
+static void wake_noop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+}
+
+/* Make the test thread's loop (in loop_while) check its condition again. */
+static void wake_loop(void *arg)
+{
+    static const struct timeval now = {0, 0};
+    (void)arg;
+    event_base_once(E.base, -1, EV_TIMEOUT, wake_noop, NULL, &now);
+}
+
+static void *settle_thread(void *arg)
+{
+    settle_job *j = arg;
+    j->err = rp_antientropy_run(j->c, "b", j->shard, 0, 0, &j->res);
+    atomic_store(&j->done, 1);
+    wake_loop(NULL);
+    return NULL;
+}
+
+static int not_held(void *arg)
+{
+    return !cu_hold_held(arg);
+}
+
+static int window_open(void *arg)
+{
+    window *w = arg;
+    int settled = atomic_load(&w->settle.done);
+    if (settled) /* the run did not wait for the held write: let it commit now */
+        cu_gate_set(&w->hold.gate, 0);
+    return !settled || !w->put.done;
+}
+
+/*
+ * The fence's window (docs/replication.md, "The fence"): n2, on layout 5, admits a write of a
+ * router on 5 and queues it; its commit thread holds it. A settling anti-entropy run of the
+ * router on 6 (one that settles a handoff: every home must answer) then reads every home, which
+ * raises n2's fence to 6. Whatever the order, a write n2 acknowledged under 5 must be on every
+ * home once the run called the partition complete; here n2 refuses it (CM_ERR_STALE) as its
+ * commit thread applies it after the fence rose, since the run's Merkle read of n2 was ordered
+ * after it. Without the guard and the read's turn of the group commit, the run answered complete
+ * without the key and n2 then acknowledged it: a write on one home of three after the settle.
+ */
+static void t_fence_window(void)
+{
+    env_up(1, 8000); /* the held put must not time out on a busy machine */
+    layouts l = layouts_up();
+    rp_router *old = l.old, *nw = l.nw;
+    rp *c = NULL;
+    char etag[64];
+    atomic_store(&E.nodes[1].fence, 5);
+    atomic_store(&E.nodes[2].fence, 5);
+    rp_config cfg = {.base = E.base,
+                     .router = nw,
+                     .route = rp_route,
+                     .clock = &E.nodes[0].clock,
+                     .node = 1,
+                     .nshards = NSHARDS,
+                     .timeout_ms = 5000};
+    CU_ASSERT_EQUAL_FATAL(rp_new(&cfg, &c), CM_OK);
+
+    window w;
+    memset(&w, 0, sizeof(w));
+    cu_hold_start(&w.hold, E.nodes[1].md, wake_loop, NULL);
+    md_object a = version("wk", 5000, 1, NULL);
+    rp_part p = part_of("wk");
+    E.pending++;
+    CU_ASSERT_EQUAL_FATAL(
+        rp_replica_put(rp_router_replica(old, "n2"), &p, &a, NULL, done_cb, &w.put), CM_OK);
+    loop_while(not_held, &w.hold); /* admitted under 5, waiting in n2's commit thread */
+    CU_ASSERT_EQUAL(atomic_load(&E.nodes[1].fence), 5);
+    cu_hold_open_when_queued(&w.hold); /* a read ordered after the write queues behind it */
+    w.settle.c = c;
+    w.settle.shard = p.shard;
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, settle_thread, &w.settle), 0);
+    loop_while(window_open, &w);
+    pthread_join(th, NULL);
+    cu_hold_end(&w.hold);
+
+    CU_ASSERT_EQUAL(atomic_load(&E.nodes[1].fence), 6); /* raised by the run's read */
+    CU_ASSERT_EQUAL(w.settle.err, CM_OK);
+    CU_ASSERT(w.settle.res.complete);
+    if (w.put.err == CM_OK) { /* acknowledged under 5: the settled homes must hold it */
+        CU_ASSERT_STRING_EQUAL(stored_etag(0, "wk", etag, sizeof(etag)), a.etag);
+        CU_ASSERT_STRING_EQUAL(stored_etag(2, "wk", etag, sizeof(etag)), a.etag);
+    }
+    CU_ASSERT_EQUAL(w.put.err, CM_ERR_STALE);
+    CU_ASSERT_STRING_EQUAL(stored_etag(1, "wk", etag, sizeof(etag)), "");
+    tres_free(&w.put);
+
+    /* A batch (/recs) of the router on 6, held in n2's commit thread while n2 adopts 7: each
+     * record refused, and the status byte says so (ND_BATCH_STALE: CM_ERR_STALE, as the single
+     * route answers, so the caller's op retries on the newer layout) */
+    md_object b[2] = {version("wb0", 5001, 1, NULL), version("wb1", 5002, 1, NULL)};
+    tres tb[2];
+    memset(tb, 0, sizeof(tb));
+    cu_hold_start(&w.hold, E.nodes[1].md, wake_loop, NULL);
+    for (int i = 0; i < 2; i++) { /* one turn of the loop: one batch */
+        rp_part pb = part_of(b[i].key);
+        CU_ASSERT_EQUAL(
+            rp_replica_put(rp_router_replica(nw, "n2"), &pb, &b[i], NULL, done_cb, &tb[i]), CM_OK);
+        E.pending++;
+    }
+    loop_while(not_held, &w.hold);
+    atomic_store(&E.nodes[1].fence, 7);
+    cu_hold_end(&w.hold);
+    loop_while(pending, NULL);
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(tb[i].err, CM_ERR_STALE);
+        CU_ASSERT_STRING_EQUAL(stored_etag(1, b[i].key, etag, sizeof(etag)), "");
+        tres_free(&tb[i]);
+    }
+    rp_free(c);
+    layouts_down(&l);
     env_down();
 }
 
@@ -1568,6 +1726,7 @@ void cu_register(void)
         {"small_layouts", t_small_layouts},
         {"router_handoff", t_router_handoff},
         {"epoch_fence", t_epoch_fence},
+        {"fence_window", t_fence_window},
         {"hints", t_hints},
         {"hints_expire", t_hints_expire},
         {"hints_gone_bucket", t_hints_gone_bucket},
