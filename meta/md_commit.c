@@ -302,15 +302,17 @@ static cm_err flush(md_store *md)
  * flushed the pending batch's meta page there (md->synced); the pending batch is answered now,
  * after an explicit flush when nothing was committed. The batch itself becomes the pending one when
  * it committed and more ops wait (their commit will flush it), else it is flushed and answered now.
+ * When the batch's commit failed on every copy after writing (md->lost), the pending batch's meta
+ * page may be gone with the failed flush's pages: it is answered uncertain, not flushed again.
  */
 static void pipeline(md_store *md, md_op *batch, int more)
 {
-    int committed = md->synced;
-    md->synced = 0;
+    int committed = md->synced, lost = md->lost;
+    md->synced = md->lost = 0;
     if (md->pend) {
         md_op *pend = md->pend;
         md->pend = NULL;
-        if (committed || flush(md) == CM_OK)
+        if (committed || (!lost && flush(md) == CM_OK))
             answer(pend);
         else
             answer_unflushed(pend);

@@ -181,10 +181,12 @@ struct md_store {
     /*
      * The leader's pipeline (copies only, md_commit.c): pend is the last batch committed on some
      * copy but not answered yet, its meta page not yet flushed; synced is set by md_mirror_commit
-     * when a batch's commit succeeded on some copy (whose flush then covered pend's meta page).
+     * when a batch's commit succeeded on some copy (whose flush then covered pend's meta page),
+     * lost when it failed on every copy, other than for a full map (a failed fdatasync drops the
+     * dirty pages, pend's meta page among them, and reports it once: a later flush cannot tell).
      */
     md_op *pend;
-    int synced;
+    int synced, lost;
     /*
      * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
      * process is open, since a read transaction's slices point into the map. Read transactions

@@ -344,8 +344,11 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
     ok += collect_copies(md, kicked, res);
     __atomic_store_n(&md->seq, seq, __ATOMIC_RELAXED); /* never reused: an uncertain commit
                                                           may hold it */
-    if (ok == 0)
-        return res[p]; /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
+    if (ok == 0) { /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
+        for (int i = 0; i < md->nmir; i++)
+            md->lost |= res[i] != CM_OK && res[i] != CM_ERR_NOSPC;
+        return res[p];
+    }
     /* Each copy that committed flushed its data after the previous commit's meta page: the
      * leader's pending batch is durable on every copy left healthy below. */
     md->synced = 1;
