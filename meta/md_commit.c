@@ -302,8 +302,9 @@ static cm_err flush(md_store *md)
  * flushed the pending batch's meta page there (md->synced); the pending batch is answered now,
  * after an explicit flush when nothing was committed. The batch itself becomes the pending one when
  * it committed and more ops wait (their commit will flush it), else it is flushed and answered now.
- * When the batch's commit failed on every copy after writing (md->lost), the pending batch's meta
- * page may be gone with the failed flush's pages: it is answered uncertain, not flushed again.
+ * When a commit of the batch failed on every copy after writing (md->lost, even if a rerun of it
+ * committed later), the pending batch's meta page may be gone with the failed flush's pages: it
+ * is answered uncertain, not flushed again.
  */
 static void pipeline(md_store *md, md_op *batch, int more)
 {
@@ -312,7 +313,7 @@ static void pipeline(md_store *md, md_op *batch, int more)
     if (md->pend) {
         md_op *pend = md->pend;
         md->pend = NULL;
-        if (committed || (!lost && flush(md) == CM_OK))
+        if (!lost && (committed || flush(md) == CM_OK))
             answer(pend);
         else
             answer_unflushed(pend);
