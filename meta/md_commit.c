@@ -10,6 +10,13 @@
  * store (md_mirror.c) the batch is applied on the primary only and its one commit is a commit on
  * every copy, in parallel (md_mirror_commit); the apply functions do not know about copies.
  *
+ * With copies, one flush per commit: they are opened MDB_NOMETASYNC, so a commit leaves its meta
+ * page unflushed and the batch is answered only once a later flush covered it (pipeline()): the
+ * next batch's commit when ops are already queued (the batch waits as md->pend meanwhile), else an
+ * explicit md_mirror_sync. Invariant: md->pend is NULL whenever the commit thread sleeps (a batch
+ * is left pending only when another is queued), so no op waits forever and md_gc_release finds
+ * nothing unanswered. Readers may see a pending batch before it is durable (docs/metadata.md).
+ *
  * Why a thread of its own rather than the first caller leading: with callers leading, every
  * finished batch woke n callers on condition variables tied to gc->mu, so each had to take gc->mu
  * again on waking, right while the next leader and new callers wanted it - a herd of futex waits
@@ -260,6 +267,71 @@ static void batch_account(md_gc *gc, md_op *batch, size_t n, cm_err commit_err)
     gc->st.commits += committed;
 }
 
+/* Wake the callers of batch (a list linked by next): its ops' results are final. */
+static void answer(md_op *batch)
+{
+    md_op *next;
+    for (md_op *op = batch; op; op = next) {
+        next = op->next; /* op vanishes once its caller wakes: read first */
+        if (op->fin)
+            op->fin(op);
+        else
+            sem_post(&op->done);
+    }
+}
+
+/* Answer batch after a flush that failed on every copy: what it wrote may or may not be durable. */
+static void answer_unflushed(md_op *batch)
+{
+    CM_ERROR(MD_MOD,
+             "no metadata copy could flush a committed batch: it may or may not be durable");
+    for (md_op *op = batch; op; op = op->next)
+        if (op->err == CM_OK && op->wrote)
+            op->err = CM_ERR_UNCERTAIN;
+    answer(batch);
+}
+
+/* Flush the copies' last commit for a batch no next commit covers; count it (mu not held). */
+static cm_err flush(md_store *md)
+{
+    cm_err e = md_mirror_sync(md);
+    pthread_mutex_lock(&md->gc.mu);
+    md->gc.st.syncs++;
+    pthread_mutex_unlock(&md->gc.mu);
+    return e;
+}
+
+/*
+ * Copies: answer what the batch just run (batch) made durable. Its commit, when it reached a copy,
+ * flushed the pending batch's meta page there (md->synced); the pending batch is answered now,
+ * after an explicit flush when nothing was committed. The batch itself becomes the pending one when
+ * it committed and more ops wait (their commit will flush it), else it is flushed and answered now.
+ * When a commit of the batch failed on every copy after writing (md->lost, even if a rerun of it
+ * committed later), the pending batch's meta page may be gone with the failed flush's pages: it
+ * is answered uncertain, not flushed again.
+ */
+static void pipeline(md_store *md, md_op *batch, int more)
+{
+    int committed = md->synced, lost = md->lost;
+    md->synced = md->lost = 0;
+    if (md->pend) {
+        md_op *pend = md->pend;
+        md->pend = NULL;
+        if (!lost && (committed || flush(md) == CM_OK))
+            answer(pend);
+        else
+            answer_unflushed(pend);
+    }
+    if (!committed)
+        answer(batch); /* failed or wrote nothing: nothing to flush */
+    else if (more)
+        md->pend = batch;
+    else if (flush(md) == CM_OK)
+        answer(batch);
+    else
+        answer_unflushed(batch);
+}
+
 /* Lead one batch: take queued ops, run them without the lock, wake their callers (mu held). */
 static void lead(md_store *md)
 {
@@ -288,15 +360,12 @@ static void lead(md_store *md)
     pthread_mutex_lock(&gc->mu);
     gc->st.batches_nested += nested != 0;
     batch_account(gc, batch, n, e);
+    int more = gc->head != NULL;
     pthread_mutex_unlock(&gc->mu);
-    md_op *next;
-    for (md_op *op = batch; op; op = next) {
-        next = op->next; /* op vanishes once its caller wakes: read first */
-        if (op->fin)
-            op->fin(op);
-        else
-            sem_post(&op->done);
-    }
+    if (md->nmir > 1)
+        pipeline(md, batch, more);
+    else
+        answer(batch);
     pthread_mutex_lock(&gc->mu);
 }
 

@@ -103,13 +103,14 @@ typedef struct {
     char *dir;
     size_t map_size;
     int failed;    /* a write or sync failed: never read or written again until rebuilt */
-    int fail_next; /* tests: this many next commits of this copy fail (EIO) */
-    /* the copy's commit thread (idle while it is the primary): one job per batch */
+    int fail_next; /* tests: this many next commits or syncs of this copy fail (EIO) */
+    /* the copy's commit thread (idle while it is the primary): one job per batch, or a sync */
     md_store *md;
     pthread_t thread;
     int started, stop;
     sem_t go, done;
     uint64_t seq; /* this job's sequence number */
+    int sync_job; /* the job is md_mirror_sync's (flush the last commit), not a batch */
     cm_err result;
 } md_mirror;
 
@@ -130,6 +131,12 @@ void md_wlog_truncate(md_store *md, size_t mark);
  * map full and no copy committed (the caller grows the map and reruns the batch).
  */
 cm_err md_mirror_commit(md_store *md, MDB_txn *txn);
+/*
+ * Flush every healthy copy's last commit (its meta page: the copies are opened MDB_NOMETASYNC),
+ * in parallel; mark the copies whose flush failed when another succeeded. CM_OK when at least one
+ * copy flushed, else the primary's error (nothing marked).
+ */
+cm_err md_mirror_sync(md_store *md);
 /* Stop the copies' threads and close their environments (md_close). */
 void md_mirror_close(md_store *md);
 /* Tests: the next n commits of copy i fail with EIO. */
@@ -171,6 +178,15 @@ struct md_store {
     md_wbuf wlog; /* the running batch's writes */
     uint64_t copy_failures;
     int wlog_on; /* record into wlog (nmir > 1) */
+    /*
+     * The leader's pipeline (copies only, md_commit.c): pend is the last batch committed on some
+     * copy but not answered yet, its meta page not yet flushed; synced is set by md_mirror_commit
+     * when a batch's commit succeeded on some copy (whose flush then covered pend's meta page),
+     * lost when it failed on every copy, other than for a full map (a failed fdatasync drops the
+     * dirty pages, pend's meta page among them, and reports it once: a later flush cannot tell).
+     */
+    md_op *pend;
+    int synced, lost;
     /*
      * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
      * process is open, since a read transaction's slices point into the map. Read transactions
@@ -422,8 +438,10 @@ size_t md_key_part(const char *upload_id, uint32_t number, uint8_t *buf);
 
 /* The store struct with its locks and group commit, no environment yet (md_open_copies). */
 md_store *md_store_alloc(void);
-/* Open (creating) the LMDB environment in dir; *got_map is its map size. */
-cm_err md_env_open(const char *dir, size_t map_size, MDB_env **env, size_t *got_map);
+/* Open (creating) the LMDB environment in dir with LMDB flags (MDB_NOTLS always; copies add
+ * MDB_NOMETASYNC: md_mirror.c); *got_map is its map size. */
+cm_err md_env_open(const char *dir, size_t map_size, unsigned flags, MDB_env **env,
+                   size_t *got_map);
 /* Open env's databases: the first copy sets md's handles, the others must get the same. */
 /* Delete bucket's policy, if any, inside txn (the bucket's deletion: md_store.c). */
 cm_err md_bucket_policy_drop_txn(md_store *md, MDB_txn *txn, const char *bucket);

@@ -14,10 +14,14 @@
  * Commit: the leader adds the batch's sequence number (database "replica", key "seq") to the
  * primary's transaction, hands the log to each other healthy copy's thread (which begins its own
  * write transaction, replays, stores the same number and commits) and commits the primary itself,
- * so the syncs of all copies run at once: a write costs one sync's latency, not three. The batch
- * is answered once every copy has answered. A copy whose replay or commit failed is marked failed
- * (logged, counted, a file "failed" written into its directory when the drive still allows it)
- * and is neither written nor read again; when the primary fails, the first healthy copy becomes
+ * so the syncs of all copies run at once: a write costs one sync's latency, not three. The copies
+ * are opened MDB_NOMETASYNC: a commit flushes its data pages but not its meta page, which the
+ * next commit's flush (or md_mirror_sync, run by the leader when no commit follows) carries to
+ * the disk; md_commit.c answers a batch only after that (md->synced tells it a commit reached some
+ * copy). A single environment (nmir 1) keeps LMDB's two flushes per commit. The batch is
+ * answered once every copy has answered. A copy whose replay, commit or flush failed is marked
+ * failed (logged, counted, a file "failed" written into its directory when the drive still allows
+ * it) and is neither written nor read again; when the primary fails, the first healthy copy becomes
  * the primary (md->env switches with map_lock held exclusively, so no read transaction spans
  * it). If no copy committed, the batch fails and no copy is marked: all are still equal (the
  * single-copy behaviour). If the primary's commit found its map full while others committed, the
@@ -32,7 +36,8 @@
  * copies (one environment in DATA/meta) are the source of the first rebuild, then renamed.
  *
  * Threading: only the leader (md_commit.c) writes, logs and changes primary/failed; each copy but
- * the primary has a thread that waits on its go semaphore for one job (log and seq) and posts done.
+ * the primary has a thread that waits on its go semaphore for one job (log and seq, or a flush)
+ * and posts done.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +196,19 @@ static cm_err copy_apply(md_store *md, md_mirror *m, const md_wbuf *log, uint64_
     }
 }
 
+/* Flush copy m's last commit: its data pages are durable already, this makes its meta page so. */
+static cm_err copy_sync(md_mirror *m)
+{
+    int inject = __atomic_load_n(&m->fail_next, __ATOMIC_ACQUIRE);
+    if (inject > 0) {
+        __atomic_fetch_sub(&m->fail_next, 1, __ATOMIC_ACQ_REL);
+        CM_ERROR(MD_MOD, "metadata copy %s: sync failed (injected)", m->dir);
+        return CM_ERR_IO;
+    }
+    int rc = mdb_env_sync(m->env, 1);
+    return rc ? md_mdb_err(rc, m->dir) : CM_OK;
+}
+
 static void *copy_thread(void *arg)
 {
     md_mirror *m = arg;
@@ -199,7 +217,10 @@ static void *copy_thread(void *arg)
             ;
         if (m->stop)
             break;
-        m->result = copy_apply(m->md, m, &m->md->wlog, m->seq, 0);
+        if (m->sync_job)
+            m->result = copy_sync(m);
+        else
+            m->result = copy_apply(m->md, m, &m->md->wlog, m->seq, 0);
         sem_post(&m->done);
     }
     return NULL;
@@ -252,6 +273,50 @@ static void mark_failed(md_store *md, const cm_err *res)
     pthread_rwlock_unlock(&md->map_lock);
 }
 
+/* Post a job (a batch with sequence number seq, or a flush) to every healthy copy but the primary;
+ * res[] starts CM_OK, kicked[] marks the copies posted to. */
+static void kick_copies(md_store *md, int sync_job, uint64_t seq, cm_err *res, int *kicked)
+{
+    for (int i = 0; i < md->nmir; i++) {
+        res[i] = CM_OK;
+        if (i == md->primary || md->mir[i].failed)
+            continue;
+        md->mir[i].seq = seq;
+        md->mir[i].sync_job = sync_job;
+        sem_post(&md->mir[i].go);
+        kicked[i] = 1;
+    }
+}
+
+/* Wait for the kicked copies' results into res[]; how many succeeded. */
+static int collect_copies(md_store *md, const int *kicked, cm_err *res)
+{
+    int ok = 0;
+    for (int i = 0; i < md->nmir; i++) {
+        if (!kicked[i])
+            continue;
+        while (sem_wait(&md->mir[i].done) != 0 && errno == EINTR)
+            ;
+        res[i] = md->mir[i].result;
+        ok += res[i] == CM_OK;
+    }
+    return ok;
+}
+
+/* After a commit or sync that some copy passed: mark those that did not (res[i] != CM_OK). */
+static void mark_failures(md_store *md, const cm_err *res)
+{
+    for (int i = 0; i < md->nmir; i++) {
+        if (res[i] != CM_OK) {
+            mark_failed(md, res);
+            for (int j = 0; j < md->nmir; j++)
+                if (res[j] != CM_OK)
+                    write_marker(md->mir[j].dir);
+            return;
+        }
+    }
+}
+
 cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
 {
     cm_err res[MD_MIRRORS_MAX];
@@ -262,14 +327,7 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
         mdb_txn_abort(txn);
         return rc == ENOMEM ? CM_ERR_NOMEM : md_mdb_err(rc, "put seq");
     }
-    for (int i = 0; i < md->nmir; i++) {
-        res[i] = CM_OK;
-        if (i == p || md->mir[i].failed)
-            continue;
-        md->mir[i].seq = seq;
-        sem_post(&md->mir[i].go);
-        kicked[i] = 1;
-    }
+    kick_copies(md, 0, seq, res, kicked);
     md_mirror *pm = &md->mir[p];
     int inject = __atomic_load_n(&pm->fail_next, __ATOMIC_ACQUIRE);
     if (inject > 0) {
@@ -283,29 +341,34 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
             res[p] = md_commit_outcome(md, res[p]);
     }
     ok += res[p] == CM_OK;
-    for (int i = 0; i < md->nmir; i++) {
-        if (!kicked[i])
-            continue;
-        while (sem_wait(&md->mir[i].done) != 0 && errno == EINTR)
-            ;
-        res[i] = md->mir[i].result;
-        ok += res[i] == CM_OK;
-    }
+    ok += collect_copies(md, kicked, res);
     __atomic_store_n(&md->seq, seq, __ATOMIC_RELAXED); /* never reused: an uncertain commit
                                                           may hold it */
-    if (ok == 0)
-        return res[p]; /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
+    if (ok == 0) { /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
+        for (int i = 0; i < md->nmir; i++)
+            md->lost |= res[i] != CM_OK && res[i] != CM_ERR_NOSPC;
+        return res[p];
+    }
+    /* Each copy that committed flushed its data after the previous commit's meta page: the
+     * leader's pending batch is durable on every copy left healthy below. */
+    md->synced = 1;
     if (res[p] == CM_ERR_NOSPC) /* the others have the batch: replay it, do not rerun the ops */
         res[p] = copy_apply(md, pm, &md->wlog, seq, 1);
-    for (int i = 0; i < md->nmir; i++) {
-        if (res[i] != CM_OK) {
-            mark_failed(md, res);
-            for (int j = 0; j < md->nmir; j++)
-                if (res[j] != CM_OK)
-                    write_marker(md->mir[j].dir);
-            break;
-        }
-    }
+    mark_failures(md, res);
+    return CM_OK;
+}
+
+cm_err md_mirror_sync(md_store *md)
+{
+    cm_err res[MD_MIRRORS_MAX];
+    int kicked[MD_MIRRORS_MAX] = {0}, ok = 0, p = md->primary;
+    kick_copies(md, 1, 0, res, kicked);
+    res[p] = copy_sync(&md->mir[p]);
+    ok += res[p] == CM_OK;
+    ok += collect_copies(md, kicked, res);
+    if (ok == 0)
+        return res[p];
+    mark_failures(md, res);
     return CM_OK;
 }
 
@@ -407,7 +470,7 @@ static int probe(md_store *md, const char *dir, size_t map_size, int *first, MDB
     }
     if (!file_exists(dir, "data.mdb"))
         return C_MISSING;
-    cm_err e = md_env_open(dir, map_size, env, msize);
+    cm_err e = md_env_open(dir, map_size, MDB_NOMETASYNC, env, msize);
     if (e == CM_OK && (e = md_env_dbs(md, *env, *first)) == CM_OK) {
         *first = 0;
         e = env_seq(md, *env, seq);
@@ -546,7 +609,8 @@ static cm_err open_copies(md_store *md, const char *const *dirs, const char *leg
             }
         for (int i = 0; i < md->nmir; i++) { /* a new store */
             md_mirror *m = &md->mir[i];
-            if ((e = md_env_open(m->dir, map_size, &m->env, &m->map_size)) == CM_OK &&
+            if ((e = md_env_open(m->dir, map_size, MDB_NOMETASYNC, &m->env, &m->map_size)) ==
+                    CM_OK &&
                 (e = md_env_dbs(md, m->env, first)) == CM_OK)
                 first = 0;
             if (e != CM_OK)
@@ -607,7 +671,7 @@ cm_err md_open_copies(const char *const *dirs, int n, const char *legacy, size_t
             e = cm_err_from_errno(errno);
         }
         if (e == CM_OK)
-            e = md_env_open(m->dir, map_size, &m->env, &m->map_size);
+            e = md_env_open(m->dir, map_size, 0, &m->env, &m->map_size);
         if (e == CM_OK)
             e = md_env_dbs(md, m->env, 1);
     } else {

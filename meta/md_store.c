@@ -195,7 +195,7 @@ cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
     return md_txn_commit(txn);
 }
 
-cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_map)
+cm_err md_env_open(const char *dir, size_t map_size, unsigned flags, MDB_env **out, size_t *got_map)
 {
     MDB_env *env;
     *out = NULL;
@@ -206,7 +206,7 @@ cm_err md_env_open(const char *dir, size_t map_size, MDB_env **out, size_t *got_
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)
-        rc = mdb_env_open(env, dir, MDB_NOTLS, 0644);
+        rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0644);
     if (rc) {
         mdb_env_close(env);
         return md_mdb_err(rc, dir);

@@ -21,10 +21,17 @@
  *   unusable_drive     a drive folder that is a file (its copy can be neither opened nor rebuilt):
  *                      the store opens with the two others, that copy counted failed, writes and
  *                      reads work; once the drive is back the next open rebuilds it.
+ *   pipeline           batches of one async put each, queued behind a held first batch: each is
+ *                      answered only after the next batch committed (its flush covered the meta
+ *                      page), the last one after an explicit flush (one sync counted); a next
+ *                      commit that fails on copy 1 marks it and still answers the pending batch;
+ *                      one that fails on every copy fails, and the pending batch is answered
+ *                      uncertain (not flushed again); everything answered is there after a reopen.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +407,144 @@ static void test_map_grows(void)
     free(check_equal());
 }
 
+/* ---- The commit pipeline: a batch answered once a later flush covers its meta page ---- */
+
+#define PIPE_OPS 9
+
+typedef struct {
+    md_store *md;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int batches;
+    int answered_at[PIPE_OPS]; /* answers seen when batch i started */
+    cm_err err[PIPE_OPS];
+    int answered;
+    int fail_copy, fail_batch; /* in the hook of batch fail_batch: fail copy's next commit (-1:
+                                * every copy's) */
+} pipe_log;
+
+typedef struct {
+    pipe_log *log;
+    int i;
+} pipe_arg;
+
+static void pipe_hook(void *arg, size_t n)
+{
+    pipe_log *l = arg;
+    (void)n;
+    pthread_mutex_lock(&l->mu);
+    int b = l->batches++;
+    l->answered_at[b] = l->answered;
+    pthread_mutex_unlock(&l->mu);
+    if (b == 0) /* hold the first batch until every other put queued behind it */
+        md_gc_wait_queued(l->md, PIPE_OPS - 1);
+    if (b == l->fail_batch)
+        for (int i = 0; i < 3; i++)
+            if (l->fail_copy < 0 || l->fail_copy == i)
+                md_mirror_fail_commits(l->md, i, 1);
+}
+
+static void pipe_done(void *arg, cm_err err, md_object *old, int had_old)
+{
+    pipe_arg *a = arg;
+    if (had_old)
+        md_object_release(old);
+    pthread_mutex_lock(&a->log->mu);
+    a->log->err[a->i] = err;
+    a->log->answered++;
+    pthread_cond_broadcast(&a->log->cv);
+    pthread_mutex_unlock(&a->log->mu);
+}
+
+/* PIPE_OPS async puts of keys prefix0.., one per batch; returns once all are answered. */
+static void pipe_run(md_store *md, pipe_log *l, const char *prefix)
+{
+    static pipe_arg args[PIPE_OPS];
+    char key[32];
+    l->md = md;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    md_gc_set_max(md, 1);
+    md_gc_set_hook(md, pipe_hook, l);
+    for (int i = 0; i < PIPE_OPS; i++) {
+        md_object o = {0};
+        snprintf(key, sizeof(key), "%s%d", prefix, i);
+        o.key = key;
+        snprintf(o.etag, sizeof(o.etag), "v");
+        snprintf(o.version_id, sizeof(o.version_id), "null");
+        o.inline_data = (uint8_t *)"body";
+        o.size = o.inline_len = 4;
+        args[i] = (pipe_arg){l, i};
+        CU_ASSERT_EQUAL(md_object_put_async(md, "b", &o, NULL, pipe_done, &args[i]), CM_OK);
+    }
+    pthread_mutex_lock(&l->mu);
+    while (l->answered < PIPE_OPS)
+        pthread_cond_wait(&l->cv, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+    md_gc_set_hook(md, NULL, NULL);
+    md_gc_set_max(md, MD_BATCH_MAX);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+}
+
+static void test_pipeline(void)
+{
+    static pipe_log l;
+    md_stats before, st;
+    char key[32], et[64];
+    set_dirs("pipeline");
+    md_store *md = open_copies();
+    mk_bucket(md, "b");
+    /* nothing fails: batch i starts before batch i-1 is answered, i.e. with i-1 answers */
+    memset(&l, 0, sizeof(l));
+    l.fail_batch = -1;
+    md_stats_get(md, &before);
+    pipe_run(md, &l, "p");
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(l.batches, PIPE_OPS);
+    for (int i = 1; i < PIPE_OPS; i++)
+        CU_ASSERT_EQUAL(l.answered_at[i], i - 1);
+    for (int i = 0; i < PIPE_OPS; i++)
+        CU_ASSERT_EQUAL(l.err[i], CM_OK);
+    CU_ASSERT_EQUAL(st.syncs - before.syncs, 1); /* the last batch: nothing came after it */
+    CU_ASSERT_EQUAL(st.commits - before.commits, PIPE_OPS);
+    /* the fourth batch's commit fails on copy 1: the third is answered from copies 0 and 2 */
+    memset(&l, 0, sizeof(l));
+    l.fail_batch = 3, l.fail_copy = 1;
+    md_stats_get(md, &before);
+    pipe_run(md, &l, "q");
+    md_stats_get(md, &st);
+    for (int i = 0; i < PIPE_OPS; i++)
+        CU_ASSERT_EQUAL(l.err[i], CM_OK);
+    CU_ASSERT_EQUAL(st.copies_healthy, 2);
+    CU_ASSERT_EQUAL(st.copy_failed[1], 1);
+    CU_ASSERT_EQUAL(st.syncs - before.syncs, 1);
+    /* the fourth batch's commit fails on both healthy copies: it fails (none marked), the third is
+     * answered uncertain (a failed flush may have dropped its meta page), and the rest go on */
+    memset(&l, 0, sizeof(l));
+    l.fail_batch = 3, l.fail_copy = -1;
+    md_stats_get(md, &before);
+    pipe_run(md, &l, "r");
+    md_stats_get(md, &st);
+    for (int i = 0; i < PIPE_OPS; i++)
+        CU_ASSERT_EQUAL(l.err[i], i == 3 ? CM_ERR_IO : i == 2 ? CM_ERR_UNCERTAIN : CM_OK);
+    CU_ASSERT_EQUAL(st.copies_healthy, 2);
+    CU_ASSERT_EQUAL(st.syncs - before.syncs, 1);
+    CU_ASSERT_EQUAL(l.answered_at[4], 4); /* the failed batch and the one before it answered */
+    md_close(md);
+    md = open_copies();
+    for (int i = 0; i < PIPE_OPS; i++) {
+        const char *prefixes = "pqr";
+        for (int p = 0; p < 3; p++) {
+            snprintf(key, sizeof(key), "%c%d", prefixes[p], i);
+            etag_of(md, key, et, sizeof(et));
+            CU_ASSERT_STRING_EQUAL(et, p == 2 && i == 3 ? "" : "v");
+        }
+    }
+    md_close(md);
+    free(check_equal());
+}
+
 static void test_unusable_drive(void)
 {
     char drive[600];
@@ -433,12 +578,10 @@ static void test_unusable_drive(void)
 void cu_register(void)
 {
     cm_log_threshold = -1; /* the failures below are logged on purpose */
-    static const cu_test tests[] = {{"writes_everywhere", test_writes_everywhere},
-                                    {"sync_failure", test_sync_failure},
-                                    {"reopen_rebuild", test_reopen_rebuild},
-                                    {"migrate_legacy", test_migrate_legacy},
-                                    {"map_grows", test_map_grows},
-                                    {"unusable_drive", test_unusable_drive},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {
+        {"writes_everywhere", test_writes_everywhere}, {"pipeline", test_pipeline},
+        {"sync_failure", test_sync_failure},           {"reopen_rebuild", test_reopen_rebuild},
+        {"migrate_legacy", test_migrate_legacy},       {"map_grows", test_map_grows},
+        {"unusable_drive", test_unusable_drive},       {NULL, NULL}};
     cu_add_suite("meta_copies", tests);
 }
