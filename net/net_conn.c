@@ -544,16 +544,19 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
  * a readv and an on_body per 4 KiB (docs/performance.md, "Eighth session"). Here the socket is
  * read straight into the input buffer's reserved space, NET_READ_STEP at a time (64 KiB: chains
  * glibc serves from its heap; 256 KiB ones were mmapped and faulted in afresh), until it is
- * empty or the body buffered (input plus decoded) reaches read_high_water, the same bound that
- * stops reading otherwise. EOF and errors are left for the bufferevent's next read to report.
- * Plain TCP only: a TLS bufferevent's input is decrypted records.
+ * empty, NET_READ_MORE was read (what the socket holds beyond that waits for the next read event,
+ * in the kernel's memory rather than the process's), or the body buffered (input plus decoded)
+ * reaches read_high_water, the same bound that stops reading otherwise. EOF and errors are left for
+ * the bufferevent's next read to report. Plain TCP only: a TLS bufferevent's input is decrypted
+ * records.
  */
 #define NET_READ_STEP (64u << 10)
+#define NET_READ_MORE (256u << 10)
 
 /* Read fd into in while r's buffered body stays under hw (read_more). */
 static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r, size_t hw)
 {
-    for (;;) {
+    for (size_t got = 0; got < NET_READ_MORE;) {
         size_t have = evbuffer_get_length(in) + evbuffer_get_length(r->body);
         if (have >= hw)
             return;
@@ -582,6 +585,7 @@ static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r,
         }
         if (evbuffer_commit_space(in, v, used) != 0 || (size_t)n < want)
             return;
+        got += (size_t)n;
     }
 }
 
