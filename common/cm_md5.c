@@ -55,9 +55,9 @@ const char *cm_md5_impl(void)
     return md5_simd ? "avx512vl-x8" : "openssl";
 }
 
-static const uint8_t md5_zero_block[64];
-
 #ifdef MD5_X8
+static const uint8_t md5_zero_block[64]; /* what an idle lane reads */
+
 #define X8_FN __attribute__((target("avx2,avx512f,avx512vl")))
 
 /* The RFC's T[i] = floor(2^32 * |sin(i + 1)|). */
