@@ -1,8 +1,11 @@
 /*
  * cmd/bench_raw.c - `cairn bench --raw`: what one core can do, in-process, with the code the
  * server uses: ISA-L Reed-Solomon 4+2 encode (erasure/ec.h, 256 KiB cells, MB/s of data in), and
- * the digests of common/cm_checksum.h (MD5, SHA-256, CRC32C, CRC64NVME) over a 1 MiB buffer.
- * Each kernel runs repeatedly for the given time on one thread; MB is 10^6 bytes.
+ * the digests of common/cm_checksum.h (MD5, SHA-256, CRC32C, CRC64NVME) over a 1 MiB buffer, and
+ * MD5 of 2 and 4 streams at once (common/cm_md5.h: the buffer's halves or quarters, one context
+ * each, hashed by one cm_md5_update_many; MB/s of all streams together, as a loop hashing that
+ * many uploads gets). Each kernel runs repeatedly for the given time on one thread; MB is 10^6
+ * bytes.
  */
 #include "bench.h"
 
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "cm_checksum.h"
+#include "cm_md5.h"
 #include "ec.h"
 
 #define RAW_BUF ((size_t)1 << 20)
@@ -27,6 +31,25 @@ typedef struct {
     uint8_t *parity[2];
     volatile uint64_t sink; /* keeps the compiler from dropping the work */
 } raw_ctx;
+
+/* MD5 of the buffer cut into n streams, hashed together. */
+static void md5_streams(raw_ctx *x, int n)
+{
+    cm_md5 m[4];
+    cm_md5_job jobs[4];
+    uint8_t d[16];
+    for (int i = 0; i < n; i++) {
+        cm_md5_init(&m[i]);
+        jobs[i].m = &m[i];
+        jobs[i].p = x->buf + (size_t)i * (RAW_BUF / (size_t)n);
+        jobs[i].n = RAW_BUF / (size_t)n;
+    }
+    cm_md5_update_many(jobs, n);
+    for (int i = 0; i < n; i++) {
+        cm_md5_final(&m[i], d);
+        x->sink += d[0];
+    }
+}
 
 /* Process `bytes` bytes once with kernel i. */
 static size_t run_kernel(raw_ctx *x, int i)
@@ -50,6 +73,10 @@ static size_t run_kernel(raw_ctx *x, int i)
     case 3:
         x->sink += cm_crc32c(0, x->buf, RAW_BUF);
         return RAW_BUF;
+    case 5:
+    case 6:
+        md5_streams(x, i == 5 ? 2 : 4);
+        return RAW_BUF;
     default:
         x->sink += cm_crc64nvme(0, x->buf, RAW_BUF);
         return RAW_BUF;
@@ -72,8 +99,10 @@ static double measure(raw_ctx *x, int i, double seconds)
 
 int bench_raw(double seconds, int json)
 {
-    static const char *const names[] = {"ec_4+2_encode", "md5", "sha256", "crc32c", "crc64nvme"};
-    raw_result res[5];
+    static const char *const names[] = {"ec_4+2_encode", "md5",    "sha256", "crc32c",
+                                        "crc64nvme",     "md5_x2", "md5_x4"};
+    enum { NKERNELS = sizeof(names) / sizeof(names[0]) };
+    raw_result res[NKERNELS];
     raw_ctx x = {0};
     int rc = 1;
 
@@ -86,18 +115,18 @@ int bench_raw(double seconds, int json)
     }
     for (size_t i = 0; i < RAW_BUF; i++)
         x.buf[i] = (uint8_t)(i * 2654435761u >> 13);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < NKERNELS; i++) {
         res[i].name = names[i];
         res[i].mbps = measure(&x, i, seconds);
     }
     if (json) {
         printf("{\"raw\": {");
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < NKERNELS; i++)
             printf("%s\"%s\": %.1f", i ? ", " : "", res[i].name, res[i].mbps);
         printf("}, \"unit\": \"MB/s per core\"}\n");
     } else {
         printf("%-16s %12s\n", "kernel", "MB/s/core");
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < NKERNELS; i++)
             printf("%-16s %12.1f\n", res[i].name, res[i].mbps);
     }
     rc = 0;

@@ -24,7 +24,10 @@
  *   a cluster-mode writer's window of stripes in flight is full, or a compressing writer's frames
  *   are all on the workers (CM_AGAIN), the request pauses its
  *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
- *   loop; only the bytes the sink took are hashed, the rest stay buffered. Dropping the writer
+ *   loop; only the bytes the sink took are hashed, the rest stay buffered. A plain data body's
+ *   MD5 (when cm_md5 has its SIMD lanes) runs later in the same loop turn, with the other bodies'
+ *   (gw_md5.c): the bytes the sink took stay in the body buffer, the body paused, until the loop's
+ *   batch has hashed and drained them. Dropping the writer
  *   (error, on_done) cancels a pending notice. An uncompressed single-node body is always taken
  *   whole.
  *   An encrypted body goes to the writer sealed, never inline (gw_sse.c); its
@@ -755,7 +758,7 @@ static int body_setup(gw_req *r, uint64_t max_len)
         }
         r->have_md5 = 1;
     }
-    if (cm_ck_init(&r->md5, CM_CK_MD5) != CM_OK) {
+    if (cm_md5_init(&r->md5) != CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
         return -1;
     }
@@ -870,17 +873,22 @@ static void wait_for_room(gw_req *r)
 }
 
 /*
- * Consume buf: hand its bytes to the sink and hash what the sink took. Stops early, leaving the
- * rest in buf, when the data sink waits for room (r->room_wait).
+ * Hand buf's bytes to the sink from its start without draining them; returns how many it took
+ * (all unless it waits for room, r->room_wait, or failed). SHA-256 and the x-amz-checksum run
+ * over them here, MD5 too unless defer_md5 (the caller has gw_md5.c hash them with other
+ * requests' bytes).
  */
-static void sink_consume(gw_req *r, struct evbuffer *buf)
+static size_t sink_take(gw_req *r, struct evbuffer *buf, int defer_md5)
 {
     struct evbuffer_iovec vec[16];
-    while (!r->failed && !r->room_wait && evbuffer_get_length(buf) > 0) {
-        int nv = evbuffer_peek(buf, -1, NULL, vec, 16);
+    struct evbuffer_ptr pos;
+    size_t used = 0;
+    while (!r->failed && !r->room_wait && used < evbuffer_get_length(buf)) {
+        if (evbuffer_ptr_set(buf, &pos, used, EVBUFFER_PTR_SET) != 0)
+            break;
+        int nv = evbuffer_peek(buf, -1, &pos, vec, 16);
         if (nv > 16)
             nv = 16;
-        size_t used = 0;
         for (int i = 0; i < nv && !r->failed && !r->room_wait; i++) {
             const uint8_t *p = vec[i].iov_base;
             size_t n = vec[i].iov_len;
@@ -902,16 +910,25 @@ static void sink_consume(gw_req *r, struct evbuffer *buf)
             }
             r->body_len += n;
             used += n;
-            cm_ck_update(&r->md5, p, n);
+            if (!defer_md5)
+                cm_md5_update(&r->md5, p, n);
             if (r->hash_sha256)
                 cm_ck_update(&r->sha256, p, n);
             if (r->ck_active)
                 cm_ck_update(&r->ck, p, n);
         }
-        evbuffer_drain(buf, r->failed ? evbuffer_get_length(buf) : used);
     }
-    if (r->failed)
-        evbuffer_drain(buf, evbuffer_get_length(buf));
+    return used;
+}
+
+/*
+ * Consume buf: hand its bytes to the sink, hash and drain what the sink took. Stops early, leaving
+ * the rest in buf, when the data sink waits for room (r->room_wait).
+ */
+static void sink_consume(gw_req *r, struct evbuffer *buf)
+{
+    size_t used = sink_take(r, buf, 0);
+    evbuffer_drain(buf, r->failed ? evbuffer_get_length(buf) : used);
 }
 
 /* The writer has room again (or failed: the next write says so). Runs on the request's loop. */
@@ -921,8 +938,8 @@ static void room_ready(void *arg)
     r->room_wait = 0;
     if (r->chunked || r->post) /* decoded bytes the writer did not take yet */
         sink_consume(r, r->decoded);
-    if (!r->room_wait)
-        net_req_resume_body(r->net); /* net hands on_body what it still buffers */
+    if (!r->room_wait && !r->md5_wait) /* the MD5 batch resumes it once it has run */
+        net_req_resume_body(r->net);   /* net hands on_body what it still buffers */
 }
 
 static void on_body(net_req *nr, struct evbuffer *body, void *arg)
@@ -947,6 +964,14 @@ static void on_body(net_req *nr, struct evbuffer *body, void *arg)
         }
         return;
     }
+    if (gw_md5_batched(r)) { /* hashed with the other bodies this loop turn brought */
+        size_t used = sink_take(r, body, 1);
+        if (r->failed)
+            evbuffer_drain(body, evbuffer_get_length(body));
+        else if (used)
+            gw_md5_defer(r, body, used);
+        return;
+    }
     sink_consume(r, body);
 }
 
@@ -958,7 +983,7 @@ static gw_s3err verify_body(gw_req *r)
         return GW_INCOMPLETE_BODY;
     if (r->expect_len >= 0 && r->body_len != (uint64_t)r->expect_len)
         return GW_INCOMPLETE_BODY;
-    cm_ck_final(&r->md5, r->md5_digest);
+    cm_md5_final(&r->md5, r->md5_digest);
     if (r->hash_sha256) {
         char hex[65];
         cm_ck_final(&r->sha256, d);
@@ -1035,6 +1060,8 @@ static void on_done(net_req *nr, int aborted, void *arg)
     if (aborted)
         CM_DEBUG(MOD, "req=%s aborted%s", r->id, r->busy ? " while a worker holds it" : "");
     gw_stats_end(r);
+    if (r->md5_wait)
+        gw_md5_forget(r);
     r->net = NULL;
     if (r->busy)
         r->orphaned = 1; /* the worker's completion frees it */
@@ -1067,7 +1094,7 @@ void gw_req_free(gw_req *r)
         evbuffer_free(r->decoded);
     if (r->mem)
         evbuffer_free(r->mem);
-    cm_ck_release(&r->md5);
+    cm_md5_release(&r->md5);
     cm_ck_release(&r->sha256);
     cm_ck_release(&r->ck);
     free(r->inl);

@@ -538,6 +538,69 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     conn_process(arg);
 }
 
+/*
+ * A request body is arriving: read on past the bufferevent's one read. libevent 2.1 reads at most
+ * 4,096 bytes per read event (EVBUFFER_MAX_READ), so a large body cost a loop turn, a FIONREAD,
+ * a readv and an on_body per 4 KiB (docs/performance.md, "Eighth session"). Here the socket is
+ * read straight into the input buffer's reserved space, NET_READ_STEP at a time (64 KiB: chains
+ * glibc serves from its heap; 256 KiB ones were mmapped and faulted in afresh), until it is
+ * empty, NET_READ_MORE was read (what the socket holds beyond that waits for the next read event,
+ * in the kernel's memory rather than the process's), or the body buffered (input plus decoded)
+ * reaches read_high_water, the same bound that stops reading otherwise. EOF and errors are left for
+ * the bufferevent's next read to report. Plain TCP only: a TLS bufferevent's input is decrypted
+ * records.
+ */
+#define NET_READ_STEP (64u << 10)
+#define NET_READ_MORE (256u << 10)
+
+/* Read fd into in while r's buffered body stays under hw (read_more). */
+static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r, size_t hw)
+{
+    for (size_t got = 0; got < NET_READ_MORE;) {
+        size_t have = evbuffer_get_length(in) + evbuffer_get_length(r->body);
+        if (have >= hw)
+            return;
+        size_t want = CM_MIN(hw - have, NET_READ_STEP);
+        struct evbuffer_iovec v[2];
+        int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+        if (nv <= 0)
+            return;
+        if (v[0].iov_len >= want) {
+            v[0].iov_len = want;
+            nv = 1;
+        } else if (nv == 2 && v[1].iov_len > want - v[0].iov_len) {
+            v[1].iov_len = want - v[0].iov_len;
+        }
+        struct msghdr msg = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
+        ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+        if (n <= 0) {
+            evbuffer_commit_space(in, v, 0);
+            return;
+        }
+        size_t left = (size_t)n;
+        int used = 0;
+        for (int i = 0; i < nv && left > 0; i++, used++) {
+            v[i].iov_len = CM_MIN(v[i].iov_len, left);
+            left -= v[i].iov_len;
+        }
+        if (evbuffer_commit_space(in, v, used) != 0 || (size_t)n < want)
+            return;
+        got += (size_t)n;
+    }
+}
+
+static void read_more(net_conn *c)
+{
+    net_req *r = c->req;
+    if (c->tls || !r || !r->reading || r->paused || r->body_complete || r->discarding)
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    /* A socket bufferevent keeps its input's end frozen except while it reads, as here. */
+    evbuffer_unfreeze(in, 0);
+    read_into(in, bufferevent_getfd(c->bev), r, c->loop->srv->cfg.read_high_water);
+    evbuffer_freeze(in, 0);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     net_conn *c = arg;
@@ -546,6 +609,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
+    read_more(c);
     conn_process(c);
 }
 

@@ -50,6 +50,6 @@ h_fails_with "bad credentials: errors reported" "HTTP 403" \
     --count 5 --bucket "$SMOKE"
 if h_run "bench --raw --json" "$CAIRN_BIN" bench --raw --json --raw-seconds 0.05; then
     h_run "raw report has all kernels" "$H_PY" -c 'import json,sys; r=json.loads(sys.argv[1])["raw"]
-assert all(r[k] > 0 for k in ("ec_4+2_encode","md5","sha256","crc32c","crc64nvme")), r' "$H_OUT"
+assert all(r[k] > 0 for k in ("ec_4+2_encode","md5","sha256","crc32c","crc64nvme","md5_x2","md5_x4")), r' "$H_OUT"
 fi
 h_finish
