@@ -43,6 +43,9 @@
  *     did not take everything, or for a draining connection's error response.
  *   - While a handler callback runs (in_cb), kicks and I/O updates are skipped: conn_process is
  *     on the stack and does both when the callback returns.
+ *   - A plain request body is read past libevent's 4 KiB per read event (read_more: 64 KiB
+ *     steps, at most 256 KiB per event, never past read_high_water), so a large body costs a
+ *     loop turn per 256 KiB, not per 4 KiB.
  *
  * TLS: with cfg.tls, a connection is an OpenSSL bufferevent from the accept; with tls_plain_too
  * as well, net_sniff.c first waits for the socket's first byte and starts it as TLS or plain.
