@@ -69,17 +69,19 @@ def main():
     c = [client(e) for e in eps]
     c[0].create_bucket(Bucket=b)
     c[0].put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=CONFIG)
-    got = c[3].get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
-    check(sorted(r["ID"] for r in got) == ["mpu", "tagged", "tmp"] and
-          any(r.get("Filter", {}).get("Prefix") == "tmp/" for r in got),
+    # Another node reads its copy of the bucket document, which follows etcd's watch (tens of ms
+    # on an idle machine, longer on a loaded one): poll, as for every cross-node read below.
+    check(until(lambda: rule_ids(c[3], b) == ["mpu", "tagged", "tmp"]) and
+          any(r.get("Filter", {}).get("Prefix") == "tmp/" for r in
+              c[3].get_bucket_lifecycle_configuration(Bucket=b)["Rules"]),
           "the configuration put through n1 is read back through n4")
     many = {"Rules": [{"ID": "rule-%03d" % i, "Status": "Enabled", "Filter": {"Prefix": "p%d/" % i},
                        "Expiration": {"Days": 1 + i}} for i in range(400)]}
     check(err(lambda: c[2].put_bucket_lifecycle_configuration(
         Bucket=b, LifecycleConfiguration=many)) == ("InvalidRequest", 400),
         "a configuration larger than the bucket document keeps is refused with 400 (n3)")
-    got = c[5].get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
-    check(len(got) == 3, "the refused configurations left the stored one in place (n6)")
+    check(until(lambda: rule_ids(c[5], b) == ["mpu", "tagged", "tmp"]),
+          "the refused configurations left the stored one in place (n6)")
 
     for i in range(NTMP):
         c[i % 6].put_object(Bucket=b, Key="tmp/%02d" % i, Body=b"x" * i)
@@ -121,7 +123,8 @@ def main():
     expiration_header(c, b)
     noncurrent(c, eps, b + "-v")
     c[0].delete_bucket_lifecycle(Bucket=b)
-    check(err(lambda: c[2].get_bucket_lifecycle_configuration(Bucket=b))[0] ==
+    check(until(lambda: rule_ids(c[2], b) is None) and
+          err(lambda: c[2].get_bucket_lifecycle_configuration(Bucket=b))[0] ==
           "NoSuchLifecycleConfiguration", "deleted through n1, none through n3")
     check(until(lambda: "Expiration" not in c[4].head_object(Bucket=b, Key="keep/0")),
           "no x-amz-expiration once the configuration is deleted (n5)")
@@ -170,6 +173,16 @@ def noncurrent(c, eps, b):
     check(until(lambda: sum(p["refused_locked"] for p in last_passes(eps) if p) >= 1, 10),
           "a node's last pass counted the locked version's deletion refused")
     c[0].delete_bucket_lifecycle(Bucket=b)
+
+
+def rule_ids(cl, b):
+    """The rule IDs of b's lifecycle configuration as cl's node has it, sorted; None for none."""
+    try:
+        return sorted(r["ID"] for r in cl.get_bucket_lifecycle_configuration(Bucket=b)["Rules"])
+    except cl.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] == "NoSuchLifecycleConfiguration":
+            return None
+        raise
 
 
 def until(cond, secs=5):

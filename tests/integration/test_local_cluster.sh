@@ -138,7 +138,12 @@ t0=$(date +%s%N)
 h_run "local-cluster.sh stop" "$LC" stop
 echo "   stop took $((($(date +%s%N) - t0) / 1000000)) ms"
 # An exited process may stay a zombie until init reaps it: it holds no port, file or memory.
-running() { [ -r "/proc/$1/stat" ] && ! grep -qE '^[0-9]+ \(.*\) [ZX] ' "/proc/$1/stat"; }
+# The stat line is read once: a zombie reaped between two reads is gone, not running.
+running() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    ! grep -qE '^[0-9]+ \(.*\) [ZX] ' <<<"$st"
+}
 running_in_dir() { # pids of running processes whose command line names the cluster dir
     local p
     for p in $(pgrep -f "$CAIRN_CLUSTER_DIR"); do running "$p" && echo "$p"; done
