@@ -93,6 +93,8 @@ static void body_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, v
 
 static void req_free(net_req *r)
 {
+    if (!r)
+        return;
     net_head_release(&r->head);
     if (r->body)
         evbuffer_free(r->body);
@@ -101,20 +103,40 @@ static void req_free(net_req *r)
     free(r);
 }
 
+/* A finished request becomes the connection's spare when it left nothing buffered (the common
+ * case), so the next request on the connection allocates neither it nor its two buffers. */
+static void req_recycle(net_conn *c, net_req *r)
+{
+    net_head_release(&r->head);
+    if (c->spare || evbuffer_get_length(r->body) > 0 || evbuffer_get_length(r->resp_hdr) > 0) {
+        req_free(r);
+        return;
+    }
+    c->spare = r;
+}
+
 static net_req *req_new(net_conn *c, const net_head *head)
 {
-    net_req *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    net_req *r = c->spare;
+    if (r) {
+        struct evbuffer *body = r->body, *resp_hdr = r->resp_hdr; /* empty, body_cb still on */
+        c->spare = NULL;
+        memset(r, 0, sizeof(*r));
+        r->body = body;
+        r->resp_hdr = resp_hdr;
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        r->body = evbuffer_new();
+        r->resp_hdr = evbuffer_new();
+        if (!r->body || !r->resp_hdr || !evbuffer_add_cb(r->body, body_cb, c)) {
+            req_free(r);
+            return NULL;
+        }
+    }
     r->conn = c;
     r->head = *head;
-    r->body = evbuffer_new();
-    r->resp_hdr = evbuffer_new();
-    if (!r->body || !r->resp_hdr) {
-        req_free(r);
-        return NULL;
-    }
-    evbuffer_add_cb(r->body, body_cb, c);
     r->is_head = strcmp(head->method, "HEAD") == 0;
     if (head->chunked) {
         r->chunk_state = CH_SIZE;
@@ -136,7 +158,7 @@ static void req_done(net_conn *c, net_req *r, int aborted)
         srv->handler->on_done(r, aborted, srv->arg);
         c->in_cb--;
     }
-    req_free(r);
+    req_recycle(c, r);
 }
 
 /* ---- connection lifetime ---- */
@@ -147,6 +169,7 @@ void net_conn_free(net_conn *c)
     atomic_fetch_sub(&loop->srv->nconns, 1);
     if (c->req)
         req_done(c, c->req, 1);
+    req_free(c->spare);
     /* bufferevent_free closes the socket from a finalizer on a later loop turn; the peer should
      * see the close now, even if the loop is about to exit */
     shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
@@ -376,15 +399,26 @@ static int conn_parse_head(net_conn *c)
     if (avail == 0)
         return 0;
     size_t n = CM_MIN(avail, head_cap(cfg)), used;
-    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-    if (!head_worth_parsing(c, p, n, head_cap(cfg)))
-        return 0;
+    size_t first = CM_MIN(evbuffer_get_contiguous_space(in), n);
     net_head head;
     int status;
-    cm_err e = net_head_parse(p, n, cfg, &head, &used, &status);
-    c->head_parsed = n;
-    if (e == CM_AGAIN && n < head_cap(cfg))
-        return 0;
+    cm_err e = CM_AGAIN;
+    /* The first chain alone, in place, when it may hold the whole head: pulling up everything
+     * buffered would copy a body that came with its head (a small PUT's) or a pipelined request.
+     * A prefix of the input parses to the same result as the whole, or to CM_AGAIN. Only on a
+     * head's first look, so a trickled head is not re-scanned twice per read. */
+    if (first < n && c->head_parsed == 0)
+        e = net_head_parse((const char *)evbuffer_pullup(in, (ev_ssize_t)first), first, cfg, &head,
+                           &used, &status);
+    if (e == CM_AGAIN) {
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        if (!head_worth_parsing(c, p, n, head_cap(cfg)))
+            return 0;
+        e = net_head_parse(p, n, cfg, &head, &used, &status);
+        c->head_parsed = n;
+        if (e == CM_AGAIN && n < head_cap(cfg))
+            return 0;
+    }
     c->head_parsed = 0;
     if (e != CM_OK) {
         conn_send_error(c, e == CM_AGAIN ? 431 : status);

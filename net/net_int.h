@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -71,6 +72,7 @@ struct net_conn {
     struct event *kick;  /* deferred work: never free things under a handler's feet */
     struct event *timer; /* idle or I/O timeout */
     net_req *req;
+    net_req *spare; /* the last request's struct and buffers, for the next one (req_recycle) */
     char peer[64];
     int draining;        /* last response in flight, then close; no more requests */
     int lingering;       /* our side shut down; dropping input until the client closes */
@@ -104,6 +106,8 @@ struct net_loop {
     net_conn *conns;
     size_t nconns;
     net_sniff *sniffs; /* cfg.tls_plain_too: accepted, first byte not seen yet (net_sniff.c) */
+    time_t date_at;    /* the second date holds, formatted (net_resp.c: once a second) */
+    char date[32];
     int stopping;
     pthread_t thread;
 };
