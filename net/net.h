@@ -188,7 +188,9 @@ void *net_req_data(const net_req *req);
 
 /* Start receiving the body (sends 100 Continue when the client expects it). */
 void net_req_read_body(net_req *req);
-/* Pause / resume delivery of on_body (for handlers that wait on something asynchronous). */
+/* Pause / resume delivery of on_body (for handlers that wait on something asynchronous). While
+ * paused the buffered body is left alone, except that bytes arriving are appended: the socket
+ * is still read until read_high_water bytes are buffered, no further. */
 void net_req_pause_body(net_req *req);
 void net_req_resume_body(net_req *req);
 

@@ -46,7 +46,8 @@ struct net_req {
     size_t trailer_bytes;
     struct evbuffer *body; /* decoded bytes not yet consumed by the handler */
     uint64_t received;
-    int reading; /* handler called net_req_read_body */
+    int reading;    /* handler called net_req_read_body */
+    int read_early; /* the socket was read once for this body right after the head (read_more) */
     int paused;
     int discarding;    /* drop remaining body (handler answered without reading it) */
     int body_complete; /* all body bytes parsed off the wire */
