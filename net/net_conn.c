@@ -103,19 +103,26 @@ static void req_free(net_req *r)
     net_head_release(&r->head);
     if (r->body)
         evbuffer_free(r->body);
-    if (r->resp_hdr)
-        evbuffer_free(r->resp_hdr);
+    free(r->hdr);
     free(r);
 }
 
-/* A finished request becomes the connection's spare when it left nothing buffered (the common
- * case), so the next request on the connection allocates neither it nor its two buffers. */
+/* A finished request becomes the connection's spare when its body buffer is empty (the common
+ * case), so the next request on the connection allocates neither it nor its buffers. A response
+ * head buffer grown past NET_HDR_KEEP is not kept for an idle connection. */
+#define NET_HDR_KEEP 4096
+
 static void req_recycle(net_conn *c, net_req *r)
 {
     net_head_release(&r->head);
-    if (c->spare || evbuffer_get_length(r->body) > 0 || evbuffer_get_length(r->resp_hdr) > 0) {
+    if (c->spare || evbuffer_get_length(r->body) > 0) {
         req_free(r);
         return;
+    }
+    if (r->hdr_cap > NET_HDR_KEEP) {
+        free(r->hdr);
+        r->hdr = NULL;
+        r->hdr_cap = 0;
     }
     c->spare = r;
 }
@@ -124,18 +131,20 @@ static net_req *req_new(net_conn *c, const net_head *head)
 {
     net_req *r = c->spare;
     if (r) {
-        struct evbuffer *body = r->body, *resp_hdr = r->resp_hdr; /* empty, body_cb still on */
+        struct evbuffer *body = r->body; /* empty, body_cb still on */
+        char *hdr = r->hdr;
+        size_t hdr_cap = r->hdr_cap;
         c->spare = NULL;
         memset(r, 0, sizeof(*r));
         r->body = body;
-        r->resp_hdr = resp_hdr;
+        r->hdr = hdr;
+        r->hdr_cap = hdr_cap;
     } else {
         r = calloc(1, sizeof(*r));
         if (!r)
             return NULL;
         r->body = evbuffer_new();
-        r->resp_hdr = evbuffer_new();
-        if (!r->body || !r->resp_hdr || !evbuffer_add_cb(r->body, body_cb, c)) {
+        if (!r->body || !evbuffer_add_cb(r->body, body_cb, c)) {
             req_free(r);
             return NULL;
         }

@@ -55,7 +55,8 @@ struct net_req {
     int fresh_body; /* bytes arrived since the last on_body call */
     int continue_sent;
     /* response */
-    struct evbuffer *resp_hdr; /* status line and headers until the first write/end */
+    char *hdr; /* status line and headers until the first write/end (net_resp.c head_room) */
+    size_t hdr_len, hdr_cap;
     int resp_started, hdr_sent, resp_ended;
     int resp_chunked, resp_nobody;
     int resp_status;

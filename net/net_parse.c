@@ -364,14 +364,28 @@ static cm_err settle_framing(const framing *f, net_head *head, int *status)
 
 /* ---- pass 2: one copy, NUL-terminated in place, and the name index ---- */
 
-/* FNV-1a over the name with ASCII letters folded to lower case (c | 0x20 also folds a few
- * non-letters together: that only costs a compare, as the lookup still checks the name). */
+/* A hash of the name with ASCII letters folded to lower case, eight bytes at a time (a handler
+ * looks up a few dozen names per request, mostly absent ones). OR-ing 0x20 into every byte also
+ * folds a few non-letters together ('^' and '~'): that only costs a compare, as a lookup still
+ * checks the name itself. */
 static uint32_t name_hash(const char *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ ((unsigned char)p[i] | 0x20u)) * 16777619u;
-    return h;
+    const uint64_t fold = 0x2020202020202020ull, mul = 0xff51afd7ed558ccdull;
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ (w | fold)) * mul;
+        h ^= h >> 32;
+    }
+    if (i < n) {
+        uint64_t mask = (1ull << (8 * (n - i))) - 1; /* n - i < 8 */
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ (w | (fold & mask))) * mul;
+        h ^= h >> 32;
+    }
+    return (uint32_t)h;
 }
 
 /* Slots for n names: a power of two at least twice n, so a probe always meets an empty slot. */

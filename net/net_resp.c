@@ -3,7 +3,7 @@
  *
  * Response wire format: "HTTP/1.1 <status> <reason>", Date, the handler's headers in order, then
  * Content-Length or Transfer-Encoding: chunked, then Connection (close, or keep-alive for an
- * HTTP/1.0 client that asked). Headers are collected in r->resp_hdr and go out with the first
+ * HTTP/1.0 client that asked). Headers are collected in r->hdr and go out with the first
  * write or end, so late net_resp_header calls still land before the body. Chunked bodies frame
  * each write as "<hex>\r\n<data>\r\n" and end with "0\r\n\r\n". HEAD, 204 and 304 responses never
  * carry body bytes. Head lines are formatted by direct appends, not printf (a handler adds a dozen
@@ -13,6 +13,7 @@
  * (finishing a request, abort, reading more body) kick the connection, and the work happens on
  * the next loop turn. All calls must come from the connection's loop thread.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -209,12 +210,30 @@ static const char *loop_date(net_loop *loop)
     return loop->date;
 }
 
-/* "HTTP/1.1 <status> <reason>\r\nDate: <date>\r\n" into the pending head. */
+/* Room for n more bytes of the pending head, or NULL (out of memory: that line is lost). */
+static char *head_room(net_req *r, size_t n)
+{
+    if (r->hdr_cap - r->hdr_len < n) {
+        size_t cap = r->hdr_cap ? r->hdr_cap : 512;
+        while (cap - r->hdr_len < n)
+            cap *= 2;
+        char *p = realloc(r->hdr, cap);
+        if (!p)
+            return NULL;
+        r->hdr = p;
+        r->hdr_cap = cap;
+    }
+    return r->hdr + r->hdr_len;
+}
+
+/* "HTTP/1.1 <status> <reason>\r\nDate: <date>\r\n" starts the pending head. */
 static void add_status_line(net_req *r, int status)
 {
-    char line[128], *p = line;
     const char *reason = net_status_reason(status), *date = loop_date(r->conn->loop);
     size_t rlen = strlen(reason), dlen = strlen(date);
+    char *p = head_room(r, 9 + 20 + 1 + rlen + 8 + dlen + 2), *start = p;
+    if (!p)
+        return;
     PUT_LIT(p, "HTTP/1.1 ");
     p += put_dec(p, (uint64_t)status);
     *p++ = ' ';
@@ -222,7 +241,7 @@ static void add_status_line(net_req *r, int status)
     PUT_LIT(p, "\r\nDate: ");
     p = put_str(p, date, dlen);
     PUT_LIT(p, "\r\n");
-    evbuffer_add(r->resp_hdr, line, (size_t)(p - line));
+    r->hdr_len += (size_t)(p - start);
 }
 
 void net_resp_start(net_req *req, int status, int64_t content_length)
@@ -264,14 +283,35 @@ static int header_is_ours(const char *name, size_t n)
     }
 }
 
+/* A header name's length, 0 when it is empty or holds ':', SP, HT, CR or LF (a byte loop: names
+ * are short, and strcspn's set-up cost more than the scan). */
+static size_t name_len(const char *s)
+{
+    size_t n = 0;
+    for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++)
+        if (c <= ':' && (c == ':' || c == ' ' || c == '\t' || c == '\r' || c == '\n'))
+            return 0;
+    return n;
+}
+
+/* A header value's length, SIZE_MAX when it holds CR or LF (it would split the response). */
+static size_t value_len(const char *s)
+{
+    size_t n = 0;
+    for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++)
+        if (c <= '\r' && (c == '\r' || c == '\n'))
+            return SIZE_MAX;
+    return n;
+}
+
 void net_resp_header(net_req *req, const char *name, const char *value)
 {
     if (!req->resp_started || req->hdr_sent) {
         CM_WARN("net", "peer=%s header %s outside the header phase", req->conn->peer, name);
         return;
     }
-    size_t nlen = strcspn(name, ": \t\r\n"), vlen = strcspn(value, "\r\n");
-    if (nlen == 0 || name[nlen] != '\0' || value[vlen] != '\0') {
+    size_t nlen = name_len(name), vlen = value_len(value);
+    if (nlen == 0 || vlen == SIZE_MAX) {
         CM_WARN("net", "peer=%s refused malformed response header", req->conn->peer);
         return; /* never let a value split the response */
     }
@@ -279,17 +319,14 @@ void net_resp_header(net_req *req, const char *name, const char *value)
         req->close_after = 1;
     if (header_is_ours(name, nlen))
         return;
-    struct evbuffer_iovec v;
-    size_t len = nlen + vlen + 4;
-    if (evbuffer_reserve_space(req->resp_hdr, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
+    char *p = head_room(req, nlen + vlen + 4);
+    if (!p)
         return; /* out of memory: the header is lost, as evbuffer_add_printf lost it */
-    char *p = v.iov_base;
     p = put_str(p, name, nlen);
     PUT_LIT(p, ": ");
     p = put_str(p, value, vlen);
     PUT_LIT(p, "\r\n");
-    v.iov_len = len;
-    evbuffer_commit_space(req->resp_hdr, &v, 1);
+    req->hdr_len += nlen + vlen + 4;
 }
 
 static void flush_headers(net_req *r)
@@ -310,8 +347,10 @@ static void flush_headers(net_req *r)
     else if (r->head.http_minor == 0)
         PUT_LIT(p, "Connection: keep-alive\r\n");
     PUT_LIT(p, "\r\n");
-    evbuffer_add(r->resp_hdr, tail, (size_t)(p - tail));
-    evbuffer_add_buffer(bufferevent_get_output(r->conn->bev), r->resp_hdr);
+    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
+    evbuffer_add(out, r->hdr, r->hdr_len);
+    evbuffer_add(out, tail, (size_t)(p - tail));
+    r->hdr_len = 0;
 }
 
 /* A chunk's size line, "<hex>\r\n". */
@@ -382,8 +421,7 @@ void net_resp_write_buffer(net_req *req, struct evbuffer *buf)
 
 size_t net_resp_pending(const net_req *req)
 {
-    return evbuffer_get_length(bufferevent_get_output(req->conn->bev)) +
-           evbuffer_get_length(req->resp_hdr);
+    return evbuffer_get_length(bufferevent_get_output(req->conn->bev)) + req->hdr_len;
 }
 
 void net_resp_end(net_req *req)
