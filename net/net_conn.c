@@ -33,8 +33,13 @@
  * reset).
  *
  * Syscalls per keep-alive request (measured 4 epoll_ctl per 4 KiB GET before this was done):
- *   - EV_READ stays armed except while a body must not be read (the handler has not asked for it,
- *     paused it, or has a full body buffer) or the connection drains. Once a request's body is in,
+ *   - A plain connection reads its socket itself (c->rd, sock_read_cb: one recvmsg of up to
+ *     16 KiB); the bufferevent only writes. libevent's socket bufferevent preceded every read
+ *     with an ioctl(FIONREAD) and read at most 4 KiB, so a 4 KiB PUT took two reads and two
+ *     ioctls. A TLS connection's bufferevent reads (OpenSSL's records). So a small request costs
+ *     a recvmsg and a writev.
+ *   - Reading stays armed except while a body must not be read (the handler has not asked for
+ *     it, or has a full body buffer) or the connection drains. Once a request's body is in,
  *     the next pipelined head may be read into the input buffer (up to one maximal head: reading
  *     pauses beyond that); it is parsed only after on_done. A peer EOF seen then is remembered
  *     (peer_eof): buffered requests are still served, then the connection closes.
@@ -47,8 +52,8 @@
  *     steps, at most 256 KiB per event, never past read_high_water), so a large body costs a
  *     loop turn per 256 KiB, not per 4 KiB. Once per request, right when the handler starts
  *     reading a body that its head did not bring whole, the socket is read at once (the rest of
- *     a small PUT is usually there): one recvmsg instead of a loop turn, readv and FIONREAD.
- *   - A paused body (net_req_pause_body) keeps EV_READ armed while less than read_high_water is
+ *     the body is often there already): one recvmsg instead of a loop turn.
+ *   - A paused body (net_req_pause_body) keeps reading armed while less than read_high_water is
  *     buffered: most pauses last one loop turn (the gateway's MD5 batch), and disarming and
  *     re-arming cost two epoll_ctl per request.
  *
@@ -85,6 +90,31 @@ static size_t head_cap(const net_config *cfg)
 {
     /* request line + CRLF, header section, and a few leading empty lines */
     return cfg->max_request_line + cfg->max_header_bytes + 32;
+}
+
+/* The most a plain connection's input buffer holds (what a socket bufferevent's read watermark
+ * was): a whole body buffer, or a whole head. */
+static size_t input_cap(const net_config *cfg)
+{
+    return CM_MAX(cfg->read_high_water, head_cap(cfg));
+}
+
+/* Arm or disarm reading: c->rd for a plain connection, else the TLS bufferevent's. The epoll set
+ * changes only when the state does. */
+static void conn_read_set(net_conn *c, int on)
+{
+    if (!c->rd) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+    } else if (on != c->rd_on) {
+        c->rd_on = on;
+        if (on)
+            event_add(c->rd, NULL);
+        else
+            event_del(c->rd);
+    }
 }
 
 /* ---- request objects ---- */
@@ -187,6 +217,8 @@ void net_conn_free(net_conn *c)
     /* bufferevent_free closes the socket from a finalizer on a later loop turn; the peer should
      * see the close now, even if the loop is about to exit */
     shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+    if (c->rd)
+        event_free(c->rd);
     bufferevent_free(c->bev);
     event_free(c->kick);
     event_free(c->timer);
@@ -258,6 +290,8 @@ static int conn_wants_read(const net_conn *c, const net_config *cfg, int *body_w
     *body_wait = 0;
     if (c->draining || c->peer_eof)
         return 0;
+    if (c->rd && evbuffer_get_length(bufferevent_get_input(c->bev)) >= input_cap(cfg))
+        return 0; /* (not reached: the states below stop reading before this) */
     if (!r)
         return 1;         /* a head: the parser refuses one longer than head_cap */
     if (r->body_complete) /* read ahead for the next pipelined head, at most one head's worth */
@@ -313,7 +347,7 @@ void net_conn_update_io(net_conn *c)
         ms = CM_MIN(cfg->io_timeout_ms, NET_LINGER_MS);
         tv.tv_sec = ms / 1000;
         tv.tv_usec = (ms % 1000) * 1000;
-        bufferevent_enable(c->bev, EV_READ);
+        conn_read_set(c, 1);
         evtimer_add(c->timer, &tv);
         return;
     }
@@ -321,10 +355,7 @@ void net_conn_update_io(net_conn *c)
         return; /* conn_process runs when the handler callback returns and updates then */
     want_read = conn_wants_read(c, cfg, &body_wait);
     /* enable/disable only change the epoll set when the state changes */
-    if (want_read)
-        bufferevent_enable(c->bev, EV_READ);
-    else
-        bufferevent_disable(c->bev, EV_READ);
+    conn_read_set(c, want_read);
     if (out == 0)
         bufferevent_disable(c->bev, EV_WRITE); /* not armed after a drained write: no syscall */
     else if (c->draining || c->tls)
@@ -613,11 +644,51 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
  * empty, NET_READ_MORE was read (what the socket holds beyond that waits for the next read event,
  * in the kernel's memory rather than the process's), or the body buffered (input plus decoded)
  * reaches read_high_water, the same bound that stops reading otherwise. EOF and errors are left for
- * the bufferevent's next read to report. Plain TCP only: a TLS bufferevent's input is decrypted
- * records.
+ * the next read event to report (sock_read_cb). Plain TCP only: a TLS bufferevent's input is
+ * decrypted records.
  */
 #define NET_READ_STEP (64u << 10)
 #define NET_READ_MORE (256u << 10)
+/* A plain connection's read per read event (sock_read_cb): a small request, head and body, in
+ * one recvmsg, into a 16 KiB chain (libevent sizes a chain as a power of two that holds the
+ * space and its chain header: asking 64 KiB took a 128 KiB allocation, mmapped, per read). */
+#define NET_READ_FIRST ((16u << 10) - 256)
+
+/* One recvmsg of at most want bytes into in's reserved space: as recvmsg's result (errno). */
+static ssize_t read_step(struct evbuffer *in, evutil_socket_t fd, size_t want)
+{
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    if (nv <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (v[0].iov_len >= want) {
+        v[0].iov_len = want;
+        nv = 1;
+    } else if (nv == 2 && v[1].iov_len > want - v[0].iov_len) {
+        v[1].iov_len = want - v[0].iov_len;
+    }
+    struct msghdr msg = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n <= 0) {
+        int saved = errno;
+        evbuffer_commit_space(in, v, 0);
+        errno = saved;
+        return n;
+    }
+    size_t left = (size_t)n;
+    int used = 0;
+    for (int i = 0; i < nv && left > 0; i++, used++) {
+        v[i].iov_len = CM_MIN(v[i].iov_len, left);
+        left -= v[i].iov_len;
+    }
+    if (evbuffer_commit_space(in, v, used) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return n;
+}
 
 /* Read fd into in while r's buffered body stays under hw (read_more). */
 static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r, size_t hw)
@@ -627,29 +698,8 @@ static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r,
         if (have >= hw)
             return;
         size_t want = CM_MIN(hw - have, NET_READ_STEP);
-        struct evbuffer_iovec v[2];
-        int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
-        if (nv <= 0)
-            return;
-        if (v[0].iov_len >= want) {
-            v[0].iov_len = want;
-            nv = 1;
-        } else if (nv == 2 && v[1].iov_len > want - v[0].iov_len) {
-            v[1].iov_len = want - v[0].iov_len;
-        }
-        struct msghdr msg = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
-        ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
-        if (n <= 0) {
-            evbuffer_commit_space(in, v, 0);
-            return;
-        }
-        size_t left = (size_t)n;
-        int used = 0;
-        for (int i = 0; i < nv && left > 0; i++, used++) {
-            v[i].iov_len = CM_MIN(v[i].iov_len, left);
-            left -= v[i].iov_len;
-        }
-        if (evbuffer_commit_space(in, v, used) != 0 || (size_t)n < want)
+        ssize_t n = read_step(in, fd, want);
+        if (n <= 0 || (size_t)n < want)
             return;
         got += (size_t)n;
     }
@@ -667,16 +717,61 @@ static void read_more(net_conn *c)
     evbuffer_freeze(in, 0);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Input arrived (more: the socket may hold more than was read). */
+static void conn_readable(net_conn *c, int more)
 {
-    net_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     if (c->lingering) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    read_more(c);
+    if (more)
+        read_more(c);
     conn_process(c);
+}
+
+/* A TLS connection's decrypted input (its bufferevent reads). */
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_readable(arg, 1);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * A plain connection's socket is readable (c->rd): one recvmsg of up to NET_READ_FIRST, where a
+ * socket bufferevent would size its read with an ioctl(FIONREAD) first and read at most 4 KiB.
+ * EOF and errors go to event_cb as the bufferevent would report them, reading disarmed first
+ * (the event is level-triggered). A read that filled its space reads on (read_more) when a body
+ * is arriving.
+ */
+static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t have = evbuffer_get_length(in), cap = input_cap(cfg_of(c)), want = NET_READ_FIRST;
+    (void)what;
+    if (!c->lingering && have >= cap) { /* processing frees room, or disarms reading */
+        conn_process(c);
+        return;
+    }
+    if (!c->lingering)
+        want = CM_MIN(cap - have, NET_READ_FIRST);
+    /* a socket bufferevent keeps its input's end frozen except while it reads, as here */
+    evbuffer_unfreeze(in, 0);
+    ssize_t n = read_step(in, fd, want);
+    int saved = errno;
+    evbuffer_freeze(in, 0);
+    if (n < 0 && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR))
+        return;
+    if (n <= 0) {
+        conn_read_set(c, 0);
+        errno = saved;
+        event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+        return;
+    }
+    conn_readable(c, (size_t)n == want);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -901,7 +996,9 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
         c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->kick = event_new(loop->base, -1, 0, kick_cb, c);
     c->timer = evtimer_new(loop->base, timer_cb, c);
-    if (!c->bev || !c->kick || !c->timer) {
+    if (!c->tls) /* plain: read by sock_read_cb, not by the bufferevent */
+        c->rd = event_new(loop->base, fd, EV_READ | EV_PERSIST, sock_read_cb, c);
+    if (!c->bev || !c->kick || !c->timer || (!c->tls && !c->rd)) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
@@ -910,6 +1007,8 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
             event_free(c->kick);
         if (c->timer)
             event_free(c->timer);
+        if (c->rd)
+            event_free(c->rd);
         free(c);
         atomic_fetch_sub(&loop->srv->nconns, 1);
         return;
@@ -925,15 +1024,13 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
     c->idle_seq = ++loop->idle_seq;
     c->accepted_at = accepted_at;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    /* TLS: no read watermark. libevent 2.1's OpenSSL bufferevent, when one trips, stops in the
-     * middle of a decrypted record and looks at its rest again only when the socket is readable,
-     * which may be never (the client sent its last record and waits). conn_wants_read bounds the
-     * input anyway, before the watermark would: it stops reading once a pass (a record or two)
-     * went past what the state allows. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             c->tls ? 0 : CM_MAX(cfg->read_high_water, head_cap(cfg)));
+    /* TLS: the bufferevent reads, with no read watermark. libevent 2.1's OpenSSL bufferevent,
+     * when one trips, stops in the middle of a decrypted record and looks at its rest again only
+     * when the socket is readable, which may be never (the client sent its last record and
+     * waits). conn_wants_read bounds the input anyway: it stops reading once a pass (a record or
+     * two) went past what the state allows. Plain: sock_read_cb reads at most to input_cap. */
     bufferevent_disable(c->bev, EV_WRITE); /* armed only when a write did not complete */
-    bufferevent_enable(c->bev, EV_READ);
+    conn_read_set(c, 1);
     net_conn_update_io(c);
 }
 

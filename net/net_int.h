@@ -71,6 +71,8 @@ struct net_conn {
     net_loop *loop;
     net_conn *prev, *next;
     struct bufferevent *bev;
+    struct event *rd;    /* plain: EV_READ on the socket (sock_read_cb); NULL for TLS */
+    int rd_on;           /* rd is armed */
     struct event *kick;  /* deferred work: never free things under a handler's feet */
     struct event *timer; /* idle or I/O timeout */
     net_req *req;

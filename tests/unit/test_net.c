@@ -182,6 +182,28 @@ static void put_large(cli *c, const char *path, size_t len, char *want, size_t w
     snprintf(want, wcap, "%llu %016llx", (unsigned long long)len, (unsigned long long)h);
 }
 
+/* A small PUT sent in one piece, head and body, is read in one go: the handler gets the whole
+ * 6,000-byte body in one on_body (libevent's own reads stopped at 4 KiB: two calls). */
+static void test_small_put_one_read(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    char msg[8192];
+    int n = snprintf(msg, sizeof(msg), "PUT /echo HTTP/1.1\r\nContent-Length: 6000\r\n\r\n");
+    memset(msg + n, 'b', 6000);
+    tsrv_start_default(&t);
+    cli_open(&c, t.port);
+    CU_ASSERT_EQUAL_FATAL(cli_send(&c, msg, (size_t)n + 6000), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.body_calls, 1);
+    CU_ASSERT_EQUAL(t.st.max_body_buffered, 6000);
+}
+
 static void test_large_body(void)
 {
     tsrv t;
@@ -706,6 +728,7 @@ void cu_register(void)
         {"response_wire", test_response_wire},
         {"keepalive_pipelined", test_keepalive_pipelined},
         {"http10", test_http10},
+        {"small_put_one_read", test_small_put_one_read},
         {"large_body", test_large_body},
         {"backpressure", test_backpressure},
         {"chunked_body", test_chunked_body},
