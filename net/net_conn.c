@@ -511,7 +511,7 @@ static int conn_body_step(net_conn *c, net_req *r)
     int progress = 0;
     if (r->reading && !r->read_early) {
         /* the rest of a body that came with its head is most likely in the socket already: read
-         * it now rather than after a loop turn, a readv and a FIONREAD (once per request) */
+         * it now rather than after a loop turn (once per request) */
         struct evbuffer *in = bufferevent_get_input(c->bev);
         r->read_early = 1;
         if (r->head.chunked || evbuffer_get_length(in) < (uint64_t)r->remaining)
@@ -636,9 +636,10 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A request body is arriving: read on past the bufferevent's one read. libevent 2.1 reads at most
- * 4,096 bytes per read event (EVBUFFER_MAX_READ), so a large body cost a loop turn, a FIONREAD,
- * a readv and an on_body per 4 KiB (docs/performance.md, "Eighth session"). Here the socket is
+ * A request body is arriving: read on past a read event's one read (sock_read_cb's, up to
+ * NET_READ_FIRST). libevent 2.1's bufferevent read at most 4,096 bytes per read event
+ * (EVBUFFER_MAX_READ), so a large body cost a loop turn, a FIONREAD, a readv and an on_body per
+ * 4 KiB (docs/performance.md, "Eighth session"). Here the socket is
  * read straight into the input buffer's reserved space, NET_READ_STEP at a time (64 KiB: chains
  * glibc serves from its heap; 256 KiB ones were mmapped and faulted in afresh), until it is
  * empty, NET_READ_MORE was read (what the socket holds beyond that waits for the next read event,
