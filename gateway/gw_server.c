@@ -23,7 +23,8 @@
  *   writer, for data). The data sink never waits: ob_writer_write_some takes what fits, and when
  *   a cluster-mode writer's window of stripes in flight is full, or a compressing writer's frames
  *   are all on the workers (CM_AGAIN), the request pauses its
- *   body (net_req_pause_body: the socket is not read) and ob_writer_on_room resumes it on this
+ *   body (net_req_pause_body: no on_body, the socket read at most to read_high_water) and
+ *   ob_writer_on_room resumes it on this
  *   loop; only the bytes the sink took are hashed, the rest stay buffered. A plain data body's
  *   MD5 (when cm_md5 has its SIMD lanes) runs later in the same loop turn, with the other bodies'
  *   (gw_md5.c): the bytes the sink took stay in the body buffer, the body paused, until the loop's

@@ -188,7 +188,9 @@ void *net_req_data(const net_req *req);
 
 /* Start receiving the body (sends 100 Continue when the client expects it). */
 void net_req_read_body(net_req *req);
-/* Pause / resume delivery of on_body (for handlers that wait on something asynchronous). */
+/* Pause / resume delivery of on_body (for handlers that wait on something asynchronous). While
+ * paused the buffered body is left alone, except that bytes arriving are appended: the socket
+ * is still read until read_high_water bytes are buffered, no further. */
 void net_req_pause_body(net_req *req);
 void net_req_resume_body(net_req *req);
 
@@ -225,11 +227,16 @@ const char *net_status_reason(int status);
 
 typedef struct {
     char method[16];
-    char *target; /* heap, NUL-terminated */
+    char *target; /* NUL-terminated, in the block names heads */
     int http_minor;
     size_t nheaders;
-    char **names; /* heap arrays of NUL-terminated strings */
+    char **names; /* arrays of NUL-terminated strings: one heap block from names on */
     char **values;
+    /* Name index for net_head_find: hashes[i] is header i's name hash (case folded); slots, a
+     * power of two of them, hold 1 + the index of each distinct name's first header, 0 empty. */
+    uint32_t *hashes;
+    uint32_t *slots;
+    size_t nslots;
     int64_t content_length; /* -1 if absent */
     int chunked;
     int keep_alive; /* after Connection header and version are considered */
@@ -245,6 +252,9 @@ typedef struct {
 cm_err net_head_parse(const char *buf, size_t len, const net_config *cfg, net_head *head,
                       size_t *used, int *status);
 void net_head_release(net_head *head);
+/* The value of the first header named name (ASCII case-insensitive), or NULL: a hash probe, not
+ * a scan (net_req_header). */
+const char *net_head_find(const net_head *head, const char *name);
 
 /* ---- HTTP/1.1 client (net_client.c) ----
  *

@@ -33,8 +33,13 @@
  * reset).
  *
  * Syscalls per keep-alive request (measured 4 epoll_ctl per 4 KiB GET before this was done):
- *   - EV_READ stays armed except while a body must not be read (the handler has not asked for it,
- *     paused it, or has a full body buffer) or the connection drains. Once a request's body is in,
+ *   - A plain connection reads its socket itself (c->rd, sock_read_cb: one recvmsg of up to
+ *     16 KiB); the bufferevent only writes. libevent's socket bufferevent preceded every read
+ *     with an ioctl(FIONREAD) and read at most 4 KiB, so a 4 KiB PUT took two reads and two
+ *     ioctls. A TLS connection's bufferevent reads (OpenSSL's records). So a small request costs
+ *     a recvmsg and a writev.
+ *   - Reading stays armed except while a body must not be read (the handler has not asked for
+ *     it, or has a full body buffer) or the connection drains. Once a request's body is in,
  *     the next pipelined head may be read into the input buffer (up to one maximal head: reading
  *     pauses beyond that); it is parsed only after on_done. A peer EOF seen then is remembered
  *     (peer_eof): buffered requests are still served, then the connection closes.
@@ -45,7 +50,12 @@
  *     on the stack and does both when the callback returns.
  *   - A plain request body is read past libevent's 4 KiB per read event (read_more: 64 KiB
  *     steps, at most 256 KiB per event, never past read_high_water), so a large body costs a
- *     loop turn per 256 KiB, not per 4 KiB.
+ *     loop turn per 256 KiB, not per 4 KiB. Once per request, right when the handler starts
+ *     reading a body that its head did not bring whole, the socket is read at once (the rest of
+ *     the body is often there already): one recvmsg instead of a loop turn.
+ *   - A paused body (net_req_pause_body) keeps reading armed while less than read_high_water is
+ *     buffered: most pauses last one loop turn (the gateway's MD5 batch), and disarming and
+ *     re-arming cost two epoll_ctl per request.
  *
  * TLS: with cfg.tls, a connection is an OpenSSL bufferevent from the accept; with tls_plain_too
  * as well, net_sniff.c first waits for the socket's first byte and starts it as TLS or plain.
@@ -82,6 +92,31 @@ static size_t head_cap(const net_config *cfg)
     return cfg->max_request_line + cfg->max_header_bytes + 32;
 }
 
+/* The most a plain connection's input buffer holds (what a socket bufferevent's read watermark
+ * was): a whole body buffer, or a whole head. */
+static size_t input_cap(const net_config *cfg)
+{
+    return CM_MAX(cfg->read_high_water, head_cap(cfg));
+}
+
+/* Arm or disarm reading: c->rd for a plain connection, else the TLS bufferevent's. The epoll set
+ * changes only when the state does. */
+static void conn_read_set(net_conn *c, int on)
+{
+    if (!c->rd) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+    } else if (on != c->rd_on) {
+        c->rd_on = on;
+        if (on)
+            event_add(c->rd, NULL);
+        else
+            event_del(c->rd);
+    }
+}
+
 /* ---- request objects ---- */
 
 static void body_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -93,28 +128,59 @@ static void body_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, v
 
 static void req_free(net_req *r)
 {
+    if (!r)
+        return;
     net_head_release(&r->head);
     if (r->body)
         evbuffer_free(r->body);
-    if (r->resp_hdr)
-        evbuffer_free(r->resp_hdr);
+    free(r->hdr);
     free(r);
+}
+
+/* A finished request becomes the connection's spare when its body buffer is empty (the common
+ * case), so the next request on the connection allocates neither it nor its buffers. A response
+ * head buffer grown past NET_HDR_KEEP is not kept for an idle connection. */
+#define NET_HDR_KEEP 4096
+
+static void req_recycle(net_conn *c, net_req *r)
+{
+    net_head_release(&r->head);
+    if (c->spare || evbuffer_get_length(r->body) > 0) {
+        req_free(r);
+        return;
+    }
+    if (r->hdr_cap > NET_HDR_KEEP) {
+        free(r->hdr);
+        r->hdr = NULL;
+        r->hdr_cap = 0;
+    }
+    c->spare = r;
 }
 
 static net_req *req_new(net_conn *c, const net_head *head)
 {
-    net_req *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    net_req *r = c->spare;
+    if (r) {
+        struct evbuffer *body = r->body; /* empty, body_cb still on */
+        char *hdr = r->hdr;
+        size_t hdr_cap = r->hdr_cap;
+        c->spare = NULL;
+        memset(r, 0, sizeof(*r));
+        r->body = body;
+        r->hdr = hdr;
+        r->hdr_cap = hdr_cap;
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        r->body = evbuffer_new();
+        if (!r->body || !evbuffer_add_cb(r->body, body_cb, c)) {
+            req_free(r);
+            return NULL;
+        }
+    }
     r->conn = c;
     r->head = *head;
-    r->body = evbuffer_new();
-    r->resp_hdr = evbuffer_new();
-    if (!r->body || !r->resp_hdr) {
-        req_free(r);
-        return NULL;
-    }
-    evbuffer_add_cb(r->body, body_cb, c);
     r->is_head = strcmp(head->method, "HEAD") == 0;
     if (head->chunked) {
         r->chunk_state = CH_SIZE;
@@ -136,7 +202,7 @@ static void req_done(net_conn *c, net_req *r, int aborted)
         srv->handler->on_done(r, aborted, srv->arg);
         c->in_cb--;
     }
-    req_free(r);
+    req_recycle(c, r);
 }
 
 /* ---- connection lifetime ---- */
@@ -147,9 +213,12 @@ void net_conn_free(net_conn *c)
     atomic_fetch_sub(&loop->srv->nconns, 1);
     if (c->req)
         req_done(c, c->req, 1);
+    req_free(c->spare);
     /* bufferevent_free closes the socket from a finalizer on a later loop turn; the peer should
      * see the close now, even if the loop is about to exit */
     shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+    if (c->rd)
+        event_free(c->rd);
     bufferevent_free(c->bev);
     event_free(c->kick);
     event_free(c->timer);
@@ -221,14 +290,21 @@ static int conn_wants_read(const net_conn *c, const net_config *cfg, int *body_w
     *body_wait = 0;
     if (c->draining || c->peer_eof)
         return 0;
+    if (c->rd && evbuffer_get_length(bufferevent_get_input(c->bev)) >= input_cap(cfg))
+        return 0; /* (not reached: the states below stop reading before this) */
     if (!r)
         return 1;         /* a head: the parser refuses one longer than head_cap */
     if (r->body_complete) /* read ahead for the next pipelined head, at most one head's worth */
         return evbuffer_get_length(bufferevent_get_input(c->bev)) < head_cap(cfg);
     if (!(r->reading || r->discarding))
         return 0; /* the handler has not asked for the body (100-continue, backpressure) */
-    *body_wait =
-        r->discarding || (!r->paused && evbuffer_get_length(r->body) < cfg->read_high_water);
+    size_t body = evbuffer_get_length(r->body);
+    *body_wait = r->discarding || (!r->paused && body < cfg->read_high_water);
+    /* Paused, the handler is working, not waiting on the client (no timer), but reading goes on
+     * within the same bound: most pauses last a loop turn (gw_md5's batch), and disarming EV_READ
+     * for one cost two epoll_ctl per request. */
+    if (r->paused)
+        return body + evbuffer_get_length(bufferevent_get_input(c->bev)) < cfg->read_high_water;
     return *body_wait;
 }
 
@@ -271,7 +347,7 @@ void net_conn_update_io(net_conn *c)
         ms = CM_MIN(cfg->io_timeout_ms, NET_LINGER_MS);
         tv.tv_sec = ms / 1000;
         tv.tv_usec = (ms % 1000) * 1000;
-        bufferevent_enable(c->bev, EV_READ);
+        conn_read_set(c, 1);
         evtimer_add(c->timer, &tv);
         return;
     }
@@ -279,10 +355,7 @@ void net_conn_update_io(net_conn *c)
         return; /* conn_process runs when the handler callback returns and updates then */
     want_read = conn_wants_read(c, cfg, &body_wait);
     /* enable/disable only change the epoll set when the state changes */
-    if (want_read)
-        bufferevent_enable(c->bev, EV_READ);
-    else
-        bufferevent_disable(c->bev, EV_READ);
+    conn_read_set(c, want_read);
     if (out == 0)
         bufferevent_disable(c->bev, EV_WRITE); /* not armed after a drained write: no syscall */
     else if (c->draining || c->tls)
@@ -376,15 +449,26 @@ static int conn_parse_head(net_conn *c)
     if (avail == 0)
         return 0;
     size_t n = CM_MIN(avail, head_cap(cfg)), used;
-    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-    if (!head_worth_parsing(c, p, n, head_cap(cfg)))
-        return 0;
+    size_t first = CM_MIN(evbuffer_get_contiguous_space(in), n);
     net_head head;
     int status;
-    cm_err e = net_head_parse(p, n, cfg, &head, &used, &status);
-    c->head_parsed = n;
-    if (e == CM_AGAIN && n < head_cap(cfg))
-        return 0;
+    cm_err e = CM_AGAIN;
+    /* The first chain alone, in place, when it may hold the whole head: pulling up everything
+     * buffered would copy a body that came with its head (a small PUT's) or a pipelined request.
+     * A prefix of the input parses to the same result as the whole, or to CM_AGAIN. Only on a
+     * head's first look, so a trickled head is not re-scanned twice per read. */
+    if (first < n && c->head_parsed == 0)
+        e = net_head_parse((const char *)evbuffer_pullup(in, (ev_ssize_t)first), first, cfg, &head,
+                           &used, &status);
+    if (e == CM_AGAIN) {
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        if (!head_worth_parsing(c, p, n, head_cap(cfg)))
+            return 0;
+        e = net_head_parse(p, n, cfg, &head, &used, &status);
+        c->head_parsed = n;
+        if (e == CM_AGAIN && n < head_cap(cfg))
+            return 0;
+    }
     c->head_parsed = 0;
     if (e != CM_OK) {
         conn_send_error(c, e == CM_AGAIN ? 431 : status);
@@ -418,11 +502,21 @@ static void conn_fail_request(net_conn *c, int status)
     }
 }
 
+static void read_more(net_conn *c);
+
 /* Decode and deliver body bytes. Returns 1 on progress, 0 when blocked, -1 when c is gone. */
 static int conn_body_step(net_conn *c, net_req *r)
 {
     const net_server *srv = c->loop->srv;
     int progress = 0;
+    if (r->reading && !r->read_early) {
+        /* the rest of a body that came with its head is most likely in the socket already: read
+         * it now rather than after a loop turn (once per request) */
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        r->read_early = 1;
+        if (r->head.chunked || evbuffer_get_length(in) < (uint64_t)r->remaining)
+            read_more(c);
+    }
     if (r->reading || r->discarding) {
         int status = net_body_decode(r, bufferevent_get_input(c->bev), &srv->cfg, &progress);
         if (status) {
@@ -542,19 +636,60 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A request body is arriving: read on past the bufferevent's one read. libevent 2.1 reads at most
- * 4,096 bytes per read event (EVBUFFER_MAX_READ), so a large body cost a loop turn, a FIONREAD,
- * a readv and an on_body per 4 KiB (docs/performance.md, "Eighth session"). Here the socket is
+ * A request body is arriving: read on past a read event's one read (sock_read_cb's, up to
+ * NET_READ_FIRST). libevent 2.1's bufferevent read at most 4,096 bytes per read event
+ * (EVBUFFER_MAX_READ), so a large body cost a loop turn, a FIONREAD, a readv and an on_body per
+ * 4 KiB (docs/performance.md, "Eighth session"). Here the socket is
  * read straight into the input buffer's reserved space, NET_READ_STEP at a time (64 KiB: chains
  * glibc serves from its heap; 256 KiB ones were mmapped and faulted in afresh), until it is
  * empty, NET_READ_MORE was read (what the socket holds beyond that waits for the next read event,
  * in the kernel's memory rather than the process's), or the body buffered (input plus decoded)
  * reaches read_high_water, the same bound that stops reading otherwise. EOF and errors are left for
- * the bufferevent's next read to report. Plain TCP only: a TLS bufferevent's input is decrypted
- * records.
+ * the next read event to report (sock_read_cb). Plain TCP only: a TLS bufferevent's input is
+ * decrypted records.
  */
 #define NET_READ_STEP (64u << 10)
 #define NET_READ_MORE (256u << 10)
+/* A plain connection's read per read event (sock_read_cb): a small request, head and body, in
+ * one recvmsg, into a 16 KiB chain (libevent sizes a chain as a power of two that holds the
+ * space and its chain header: asking 64 KiB took a 128 KiB allocation, mmapped, per read). */
+#define NET_READ_FIRST ((16u << 10) - 256)
+
+/* One recvmsg of at most want bytes into in's reserved space: as recvmsg's result (errno). */
+static ssize_t read_step(struct evbuffer *in, evutil_socket_t fd, size_t want)
+{
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    if (nv <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (v[0].iov_len >= want) {
+        v[0].iov_len = want;
+        nv = 1;
+    } else if (nv == 2 && v[1].iov_len > want - v[0].iov_len) {
+        v[1].iov_len = want - v[0].iov_len;
+    }
+    struct msghdr msg = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n <= 0) {
+        int saved = errno;
+        evbuffer_commit_space(in, v, 0);
+        errno = saved;
+        return n;
+    }
+    size_t left = (size_t)n;
+    int used = 0;
+    for (int i = 0; i < nv && left > 0; i++, used++) {
+        v[i].iov_len = CM_MIN(v[i].iov_len, left);
+        left -= v[i].iov_len;
+    }
+    if (evbuffer_commit_space(in, v, used) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return n;
+}
 
 /* Read fd into in while r's buffered body stays under hw (read_more). */
 static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r, size_t hw)
@@ -564,29 +699,8 @@ static void read_into(struct evbuffer *in, evutil_socket_t fd, const net_req *r,
         if (have >= hw)
             return;
         size_t want = CM_MIN(hw - have, NET_READ_STEP);
-        struct evbuffer_iovec v[2];
-        int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
-        if (nv <= 0)
-            return;
-        if (v[0].iov_len >= want) {
-            v[0].iov_len = want;
-            nv = 1;
-        } else if (nv == 2 && v[1].iov_len > want - v[0].iov_len) {
-            v[1].iov_len = want - v[0].iov_len;
-        }
-        struct msghdr msg = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
-        ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
-        if (n <= 0) {
-            evbuffer_commit_space(in, v, 0);
-            return;
-        }
-        size_t left = (size_t)n;
-        int used = 0;
-        for (int i = 0; i < nv && left > 0; i++, used++) {
-            v[i].iov_len = CM_MIN(v[i].iov_len, left);
-            left -= v[i].iov_len;
-        }
-        if (evbuffer_commit_space(in, v, used) != 0 || (size_t)n < want)
+        ssize_t n = read_step(in, fd, want);
+        if (n <= 0 || (size_t)n < want)
             return;
         got += (size_t)n;
     }
@@ -604,16 +718,61 @@ static void read_more(net_conn *c)
     evbuffer_freeze(in, 0);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Input arrived (more: the socket may hold more than was read). */
+static void conn_readable(net_conn *c, int more)
 {
-    net_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     if (c->lingering) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    read_more(c);
+    if (more)
+        read_more(c);
     conn_process(c);
+}
+
+/* A TLS connection's decrypted input (its bufferevent reads). */
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_readable(arg, 1);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * A plain connection's socket is readable (c->rd): one recvmsg of up to NET_READ_FIRST, where a
+ * socket bufferevent would size its read with an ioctl(FIONREAD) first and read at most 4 KiB.
+ * EOF and errors go to event_cb as the bufferevent would report them, reading disarmed first
+ * (the event is level-triggered). A read that filled its space reads on (read_more) when a body
+ * is arriving.
+ */
+static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t have = evbuffer_get_length(in), cap = input_cap(cfg_of(c)), want = NET_READ_FIRST;
+    (void)what;
+    if (!c->lingering && have >= cap) { /* processing frees room, or disarms reading */
+        conn_process(c);
+        return;
+    }
+    if (!c->lingering)
+        want = CM_MIN(cap - have, NET_READ_FIRST);
+    /* a socket bufferevent keeps its input's end frozen except while it reads, as here */
+    evbuffer_unfreeze(in, 0);
+    ssize_t n = read_step(in, fd, want);
+    int saved = errno;
+    evbuffer_freeze(in, 0);
+    if (n < 0 && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR))
+        return;
+    if (n <= 0) {
+        conn_read_set(c, 0);
+        errno = saved;
+        event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+        return;
+    }
+    conn_readable(c, (size_t)n == want);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -838,7 +997,9 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
         c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->kick = event_new(loop->base, -1, 0, kick_cb, c);
     c->timer = evtimer_new(loop->base, timer_cb, c);
-    if (!c->bev || !c->kick || !c->timer) {
+    if (!c->tls) /* plain: read by sock_read_cb, not by the bufferevent */
+        c->rd = event_new(loop->base, fd, EV_READ | EV_PERSIST, sock_read_cb, c);
+    if (!c->bev || !c->kick || !c->timer || (!c->tls && !c->rd)) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
@@ -847,6 +1008,8 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
             event_free(c->kick);
         if (c->timer)
             event_free(c->timer);
+        if (c->rd)
+            event_free(c->rd);
         free(c);
         atomic_fetch_sub(&loop->srv->nconns, 1);
         return;
@@ -862,15 +1025,13 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
     c->idle_seq = ++loop->idle_seq;
     c->accepted_at = accepted_at;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    /* TLS: no read watermark. libevent 2.1's OpenSSL bufferevent, when one trips, stops in the
-     * middle of a decrypted record and looks at its rest again only when the socket is readable,
-     * which may be never (the client sent its last record and waits). conn_wants_read bounds the
-     * input anyway, before the watermark would: it stops reading once a pass (a record or two)
-     * went past what the state allows. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             c->tls ? 0 : CM_MAX(cfg->read_high_water, head_cap(cfg)));
+    /* TLS: the bufferevent reads, with no read watermark. libevent 2.1's OpenSSL bufferevent,
+     * when one trips, stops in the middle of a decrypted record and looks at its rest again only
+     * when the socket is readable, which may be never (the client sent its last record and
+     * waits). conn_wants_read bounds the input anyway: it stops reading once a pass (a record or
+     * two) went past what the state allows. Plain: sock_read_cb reads at most to input_cap. */
     bufferevent_disable(c->bev, EV_WRITE); /* armed only when a write did not complete */
-    bufferevent_enable(c->bev, EV_READ);
+    conn_read_set(c, 1);
     net_conn_update_io(c);
 }
 

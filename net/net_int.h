@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -45,7 +46,8 @@ struct net_req {
     size_t trailer_bytes;
     struct evbuffer *body; /* decoded bytes not yet consumed by the handler */
     uint64_t received;
-    int reading; /* handler called net_req_read_body */
+    int reading;    /* handler called net_req_read_body */
+    int read_early; /* the socket was read once for this body right after the head (read_more) */
     int paused;
     int discarding;    /* drop remaining body (handler answered without reading it) */
     int body_complete; /* all body bytes parsed off the wire */
@@ -53,7 +55,8 @@ struct net_req {
     int fresh_body; /* bytes arrived since the last on_body call */
     int continue_sent;
     /* response */
-    struct evbuffer *resp_hdr; /* status line and headers until the first write/end */
+    char *hdr; /* status line and headers until the first write/end (net_resp.c head_room) */
+    size_t hdr_len, hdr_cap;
     int resp_started, hdr_sent, resp_ended;
     int resp_chunked, resp_nobody;
     int resp_status;
@@ -68,9 +71,12 @@ struct net_conn {
     net_loop *loop;
     net_conn *prev, *next;
     struct bufferevent *bev;
+    struct event *rd;    /* plain: EV_READ on the socket (sock_read_cb); NULL for TLS */
+    int rd_on;           /* rd is armed */
     struct event *kick;  /* deferred work: never free things under a handler's feet */
     struct event *timer; /* idle or I/O timeout */
     net_req *req;
+    net_req *spare; /* the last request's struct and buffers, for the next one (req_recycle) */
     char peer[64];
     int draining;        /* last response in flight, then close; no more requests */
     int lingering;       /* our side shut down; dropping input until the client closes */
@@ -104,6 +110,8 @@ struct net_loop {
     net_conn *conns;
     size_t nconns;
     net_sniff *sniffs; /* cfg.tls_plain_too: accepted, first byte not seen yet (net_sniff.c) */
+    time_t date_at;    /* the second date holds, formatted (net_resp.c: once a second) */
+    char date[32];
     int stopping;
     pthread_t thread;
 };

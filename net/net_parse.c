@@ -8,8 +8,11 @@
  *
  * Two passes: the first validates the bytes in place (const) and works out framing (Content-Length,
  * Transfer-Encoding, Connection, Expect); only a complete, valid head is copied, once, into one
- * heap block that the target, names and values point into (NUL-terminated in the copy). So on any
- * result other than CM_OK nothing is allocated.
+ * heap block that holds the name and value arrays, the name index and the text the target, names
+ * and values point into (NUL-terminated in the copy). So on any result other than CM_OK nothing
+ * is allocated. The name index is an open-addressed hash table of case-folded names (load at most
+ * one half), so a handler's many header lookups per request probe instead of scanning with
+ * strcasecmp; with duplicate names the first header answers, as the scan did.
  *
  * Accepted syntax (RFC 9112): optional leading empty lines; "method SP target SP HTTP/1.x"; fields
  * "token ':' OWS value OWS"; lines end in CRLF or a bare LF. Rejected with 400: obs-fold, NUL,
@@ -114,11 +117,23 @@ typedef struct {
     size_t n;
 } slice;
 
+/* RFC 9110 tchar, a table: names and methods are scanned a byte at a time on every request. */
+static const unsigned char tchar_table[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 static int is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return tchar_table[c];
 }
 
 static int is_ows(char c)
@@ -170,6 +185,18 @@ static int next_token(slice *list, slice *tok)
     return 1;
 }
 
+/* The value of a field whose name ends at colon: line[vs..ve), OWS trimmed. */
+static void field_value(slice line, size_t colon, size_t *vs, size_t *ve)
+{
+    size_t s = colon + 1, e = line.n;
+    while (s < e && is_ows(line.p[s]))
+        s++;
+    while (e > s && is_ows(line.p[e - 1]))
+        e--;
+    *vs = s;
+    *ve = e;
+}
+
 /* "name: value" -> name is line[0..colon), value is line[vs..ve). -1 when malformed. */
 static int split_field(slice line, size_t *colon, size_t *vs, size_t *ve)
 {
@@ -178,19 +205,13 @@ static int split_field(slice line, size_t *colon, size_t *vs, size_t *ve)
         i++;
     if (i == 0 || i >= line.n || line.p[i] != ':')
         return -1;
-    size_t s = i + 1, e = line.n;
-    while (s < e && is_ows(line.p[s]))
-        s++;
-    while (e > s && is_ows(line.p[e - 1]))
-        e--;
-    for (size_t k = s; k < e; k++) {
+    field_value(line, i, vs, ve);
+    for (size_t k = *vs; k < *ve; k++) {
         unsigned char c = (unsigned char)line.p[k];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return -1;
     }
     *colon = i;
-    *vs = s;
-    *ve = e;
     return 0;
 }
 
@@ -341,36 +362,110 @@ static cm_err settle_framing(const framing *f, net_head *head, int *status)
     return CM_OK;
 }
 
-/* ---- pass 2: one copy, NUL-terminated in place ---- */
+/* ---- pass 2: one copy, NUL-terminated in place, and the name index ---- */
 
+/* A hash of the name with ASCII letters folded to lower case, eight bytes at a time (a handler
+ * looks up a few dozen names per request, mostly absent ones). OR-ing 0x20 into every byte also
+ * folds a few non-letters together ('^' and '~'): that only costs a compare, as a lookup still
+ * checks the name itself. */
+static uint32_t name_hash(const char *p, size_t n)
+{
+    const uint64_t fold = 0x2020202020202020ull, mul = 0xff51afd7ed558ccdull;
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ (w | fold)) * mul;
+        h ^= h >> 32;
+    }
+    if (i < n) {
+        uint64_t mask = (1ull << (8 * (n - i))) - 1; /* n - i < 8 */
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ (w | (fold & mask))) * mul;
+        h ^= h >> 32;
+    }
+    return (uint32_t)h;
+}
+
+/* Slots for n names: a power of two at least twice n, so a probe always meets an empty slot. */
+static size_t index_slots(size_t n)
+{
+    size_t s = 8;
+    while (s < 2 * n)
+        s *= 2;
+    return s;
+}
+
+/* Enter header i unless an earlier header has the same name (the first one answers). */
+static void index_add(net_head *head, size_t i)
+{
+    size_t mask = head->nslots - 1;
+    for (size_t s = head->hashes[i] & mask;; s = (s + 1) & mask) {
+        uint32_t k = head->slots[s];
+        if (k == 0) {
+            head->slots[s] = (uint32_t)i + 1;
+            return;
+        }
+        if (head->hashes[k - 1] == head->hashes[i] &&
+            strcasecmp(head->names[k - 1], head->names[i]) == 0)
+            return;
+    }
+}
+
+const char *net_head_find(const net_head *head, const char *name)
+{
+    if (head->nslots == 0)
+        return NULL;
+    uint32_t h = name_hash(name, strlen(name));
+    size_t mask = head->nslots - 1;
+    for (size_t s = h & mask;; s = (s + 1) & mask) {
+        uint32_t k = head->slots[s];
+        if (k == 0)
+            return NULL;
+        if (head->hashes[k - 1] == h && strcasecmp(head->names[k - 1], name) == 0)
+            return head->values[k - 1];
+    }
+}
+
+/*
+ * One heap block: names[n], values[n], hashes[n], slots[nslots], then the text from the target to
+ * the end of the head (the order keeps every array aligned). Pass 1 validated every line, so
+ * here a field is only cut at its colon and trimmed.
+ */
 static cm_err copy_head(const char *buf, size_t ts, size_t te, size_t hstart, size_t end, size_t n,
                         net_head *head)
 {
-    char *block = malloc(end - ts + 1);
-    char **arr = malloc((n ? n : 1) * 2 * sizeof(char *));
-    if (!block || !arr) {
-        free(block);
-        free(arr);
+    size_t nslots = index_slots(n), len = end - ts;
+    size_t arrays = 2 * n * sizeof(char *) + n * sizeof(uint32_t) + nslots * sizeof(uint32_t);
+    char *base = malloc(arrays + len + 1);
+    if (!base)
         return CM_ERR_NOMEM;
-    }
-    memcpy(block, buf + ts, end - ts);
-    block[end - ts] = '\0';
+    head->names = (char **)(void *)base;
+    head->values = head->names + n;
+    head->hashes = (uint32_t *)(void *)(head->values + n);
+    head->slots = head->hashes + n;
+    head->nslots = nslots;
+    memset(head->slots, 0, nslots * sizeof(uint32_t));
+    char *block = base + arrays;
+    memcpy(block, buf + ts, len);
+    block[len] = '\0';
     block[te - ts] = '\0';
     head->target = block;
-    head->names = arr;
-    head->values = arr + n;
     head->nheaders = n;
-    size_t pos = hstart - ts, next = 0, len = end - ts;
+    size_t pos = hstart - ts, next = 0;
     slice line;
     for (size_t i = 0; i < n; i++) {
-        size_t colon, vs, ve;
+        size_t vs, ve;
         next_line(block, len, pos, &line, &next);
-        split_field(line, &colon, &vs, &ve);
-        char *l = block + pos;
-        l[colon] = '\0';
+        char *l = block + pos, *colon = memchr(l, ':', line.n);
+        field_value(line, (size_t)(colon - l), &vs, &ve);
+        *colon = '\0';
         l[ve] = '\0';
         head->names[i] = l;
         head->values[i] = l + vs;
+        head->hashes[i] = name_hash(l, (size_t)(colon - l));
+        index_add(head, i);
         pos = next;
     }
     return CM_OK;
@@ -423,11 +518,13 @@ void net_head_release(net_head *head)
 {
     if (!head)
         return;
-    free(head->target);
-    free(head->names); /* values points into the same array */
+    free(head->names); /* the one block: values, the index and the text are in it */
     head->target = NULL;
     head->names = NULL;
     head->values = NULL;
+    head->hashes = NULL;
+    head->slots = NULL;
+    head->nslots = 0;
     head->nheaders = 0;
 }
 

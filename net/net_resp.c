@@ -3,15 +3,17 @@
  *
  * Response wire format: "HTTP/1.1 <status> <reason>", Date, the handler's headers in order, then
  * Content-Length or Transfer-Encoding: chunked, then Connection (close, or keep-alive for an
- * HTTP/1.0 client that asked). Headers are collected in r->resp_hdr and go out with the first
+ * HTTP/1.0 client that asked). Headers are collected in r->hdr and go out with the first
  * write or end, so late net_resp_header calls still land before the body. Chunked bodies frame
  * each write as "<hex>\r\n<data>\r\n" and end with "0\r\n\r\n". HEAD, 204 and 304 responses never
- * carry body bytes.
+ * carry body bytes. Head lines are formatted by direct appends, not printf (a handler adds a dozen
+ * per response), and the Date value is formatted once a second per loop (net_loop.date).
  *
  * None of these functions frees anything or re-enters the handler: state changes that need work
  * (finishing a request, abort, reading more body) kick the connection, and the work happens on
  * the next loop turn. All calls must come from the connection's loop thread.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -39,10 +41,7 @@ int net_req_http_minor(const net_req *req)
 
 const char *net_req_header(const net_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->head.nheaders; i++)
-        if (strcasecmp(req->head.names[i], name) == 0)
-            return req->head.values[i];
-    return NULL;
+    return net_head_find(&req->head, name);
 }
 
 size_t net_req_header_count(const net_req *req)
@@ -165,9 +164,88 @@ static void settle_unread_body(net_req *r)
         r->close_after = 1;
 }
 
+/* ---- response head: direct appends, no printf (each response adds several lines) ---- */
+
+/* Decimal digits of v at out (at most 20); returns how many. */
+static size_t put_dec(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Lower-case hex digits of v at out (at most 16), no leading zeros; returns how many. */
+static size_t put_hex(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t n = 0;
+    for (int shift = 60; shift >= 0; shift -= 4)
+        if (n > 0 || (v >> shift) != 0 || shift == 0)
+            out[n++] = digits[(v >> shift) & 0xf];
+    return n;
+}
+
+static char *put_str(char *out, const char *s, size_t n)
+{
+    memcpy(out, s, n);
+    return out + n;
+}
+
+#define PUT_LIT(p, lit) ((p) = put_str((p), (lit), sizeof(lit) - 1))
+
+/* The Date header's value, formatted once per second per loop (each loop its own thread). */
+static const char *loop_date(net_loop *loop)
+{
+    time_t now = time(NULL);
+    if (now != loop->date_at) {
+        cm_time_rfc1123(now, loop->date);
+        loop->date_at = now;
+    }
+    return loop->date;
+}
+
+/* Room for n more bytes of the pending head, or NULL (out of memory: that line is lost). */
+static char *head_room(net_req *r, size_t n)
+{
+    if (r->hdr_cap - r->hdr_len < n) {
+        size_t cap = r->hdr_cap ? r->hdr_cap : 512;
+        while (cap - r->hdr_len < n)
+            cap *= 2;
+        char *p = realloc(r->hdr, cap);
+        if (!p)
+            return NULL;
+        r->hdr = p;
+        r->hdr_cap = cap;
+    }
+    return r->hdr + r->hdr_len;
+}
+
+/* "HTTP/1.1 <status> <reason>\r\nDate: <date>\r\n" starts the pending head. */
+static void add_status_line(net_req *r, int status)
+{
+    const char *reason = net_status_reason(status), *date = loop_date(r->conn->loop);
+    size_t rlen = strlen(reason), dlen = strlen(date);
+    char *p = head_room(r, 9 + 20 + 1 + rlen + 8 + dlen + 2), *start = p;
+    if (!p)
+        return;
+    PUT_LIT(p, "HTTP/1.1 ");
+    p += put_dec(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put_str(p, reason, rlen);
+    PUT_LIT(p, "\r\nDate: ");
+    p = put_str(p, date, dlen);
+    PUT_LIT(p, "\r\n");
+    r->hdr_len += (size_t)(p - start);
+}
+
 void net_resp_start(net_req *req, int status, int64_t content_length)
 {
-    char date[32];
     if (req->resp_started || status < 200) {
         CM_WARN("net", "peer=%s ignored response start %d", req->conn->peer, status);
         return;
@@ -183,17 +261,47 @@ void net_resp_start(net_req *req, int status, int64_t content_length)
         settle_unread_body(req); /* a handler that reads may answer while the body streams */
     if (req->conn->loop->stopping)
         req->close_after = 1;
-    cm_time_rfc1123(time(NULL), date);
-    evbuffer_add_printf(req->resp_hdr, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
-                        net_status_reason(status), date);
+    add_status_line(req, status);
     req->want_drain = 1;
     net_conn_kick(req->conn);
 }
 
-static int header_is_ours(const char *name)
+/* Headers the server writes itself (by length first: this runs for every header added). */
+static int header_is_ours(const char *name, size_t n)
 {
-    return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
-           strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Date") == 0;
+    switch (n) {
+    case 4:
+        return strcasecmp(name, "Date") == 0;
+    case 10:
+        return strcasecmp(name, "Connection") == 0;
+    case 14:
+        return strcasecmp(name, "Content-Length") == 0;
+    case 17:
+        return strcasecmp(name, "Transfer-Encoding") == 0;
+    default:
+        return 0;
+    }
+}
+
+/* A header name's length, 0 when it is empty or holds ':', SP, HT, CR or LF (a byte loop: names
+ * are short, and strcspn's set-up cost more than the scan). */
+static size_t name_len(const char *s)
+{
+    size_t n = 0;
+    for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++)
+        if (c <= ':' && (c == ':' || c == ' ' || c == '\t' || c == '\r' || c == '\n'))
+            return 0;
+    return n;
+}
+
+/* A header value's length, SIZE_MAX when it holds CR or LF (it would split the response). */
+static size_t value_len(const char *s)
+{
+    size_t n = 0;
+    for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++)
+        if (c <= '\r' && (c == '\r' || c == '\n'))
+            return SIZE_MAX;
+    return n;
 }
 
 void net_resp_header(net_req *req, const char *name, const char *value)
@@ -202,32 +310,56 @@ void net_resp_header(net_req *req, const char *name, const char *value)
         CM_WARN("net", "peer=%s header %s outside the header phase", req->conn->peer, name);
         return;
     }
-    if (name[0] == '\0' || strpbrk(name, ": \t\r\n") || strpbrk(value, "\r\n")) {
+    size_t nlen = name_len(name), vlen = value_len(value);
+    if (nlen == 0 || vlen == SIZE_MAX) {
         CM_WARN("net", "peer=%s refused malformed response header", req->conn->peer);
         return; /* never let a value split the response */
     }
-    if (strcasecmp(name, "Connection") == 0 && strcasestr(value, "close"))
+    if (nlen == 10 && strcasecmp(name, "Connection") == 0 && strcasestr(value, "close"))
         req->close_after = 1;
-    if (header_is_ours(name))
+    if (header_is_ours(name, nlen))
         return;
-    evbuffer_add_printf(req->resp_hdr, "%s: %s\r\n", name, value);
+    char *p = head_room(req, nlen + vlen + 4);
+    if (!p)
+        return; /* out of memory: the header is lost, as evbuffer_add_printf lost it */
+    p = put_str(p, name, nlen);
+    PUT_LIT(p, ": ");
+    p = put_str(p, value, vlen);
+    PUT_LIT(p, "\r\n");
+    req->hdr_len += nlen + vlen + 4;
 }
 
 static void flush_headers(net_req *r)
 {
+    char tail[96], *p = tail;
     if (r->hdr_sent)
         return;
     r->hdr_sent = 1;
-    if (r->resp_chunked)
-        evbuffer_add_printf(r->resp_hdr, "Transfer-Encoding: chunked\r\n");
-    else if (r->resp_length >= 0 && r->resp_status != 204)
-        evbuffer_add_printf(r->resp_hdr, "Content-Length: %lld\r\n", (long long)r->resp_length);
+    if (r->resp_chunked) {
+        PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+    } else if (r->resp_length >= 0 && r->resp_status != 204) {
+        PUT_LIT(p, "Content-Length: ");
+        p += put_dec(p, (uint64_t)r->resp_length);
+        PUT_LIT(p, "\r\n");
+    }
     if (r->close_after)
-        evbuffer_add_printf(r->resp_hdr, "Connection: close\r\n");
+        PUT_LIT(p, "Connection: close\r\n");
     else if (r->head.http_minor == 0)
-        evbuffer_add_printf(r->resp_hdr, "Connection: keep-alive\r\n");
-    evbuffer_add(r->resp_hdr, "\r\n", 2);
-    evbuffer_add_buffer(bufferevent_get_output(r->conn->bev), r->resp_hdr);
+        PUT_LIT(p, "Connection: keep-alive\r\n");
+    PUT_LIT(p, "\r\n");
+    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
+    evbuffer_add(out, r->hdr, r->hdr_len);
+    evbuffer_add(out, tail, (size_t)(p - tail));
+    r->hdr_len = 0;
+}
+
+/* A chunk's size line, "<hex>\r\n". */
+static void add_chunk_size(struct evbuffer *out, size_t n)
+{
+    char line[24], *p = line;
+    p += put_hex(p, n);
+    PUT_LIT(p, "\r\n");
+    evbuffer_add(out, line, (size_t)(p - line));
 }
 
 /* How many of len body bytes may go out; 0 for HEAD/204/304 or past Content-Length. */
@@ -262,7 +394,7 @@ void net_resp_write(net_req *req, const void *data, size_t len)
     if (n == 0)
         return; /* also: a zero-length chunk would end a chunked body */
     if (req->resp_chunked)
-        evbuffer_add_printf(out, "%zx\r\n", n);
+        add_chunk_size(out, n);
     evbuffer_add(out, data, n);
     if (req->resp_chunked)
         evbuffer_add(out, "\r\n", 2);
@@ -277,7 +409,7 @@ void net_resp_write_buffer(net_req *req, struct evbuffer *buf)
     size_t n = writable(req) ? body_allowance(req, len) : 0;
     if (n > 0) {
         if (req->resp_chunked)
-            evbuffer_add_printf(out, "%zx\r\n", n);
+            add_chunk_size(out, n);
         evbuffer_remove_buffer(buf, out, n);
         if (req->resp_chunked)
             evbuffer_add(out, "\r\n", 2);
@@ -289,8 +421,7 @@ void net_resp_write_buffer(net_req *req, struct evbuffer *buf)
 
 size_t net_resp_pending(const net_req *req)
 {
-    return evbuffer_get_length(bufferevent_get_output(req->conn->bev)) +
-           evbuffer_get_length(req->resp_hdr);
+    return evbuffer_get_length(bufferevent_get_output(req->conn->bev)) + req->hdr_len;
 }
 
 void net_resp_end(net_req *req)

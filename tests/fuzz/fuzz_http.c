@@ -4,17 +4,28 @@
  *
  * Checks beyond "no crash": a complete head never claims more bytes than it was given; every
  * prefix of an accepted head is "need more" or an error (never a different complete head); the
- * parsed strings are NUL-terminated and trimmed; and the chunk-size parser survives the same
- * bytes. Small limits are used so the limit paths are reached often.
+ * parsed strings are NUL-terminated and trimmed; the name index finds each header name's first
+ * value, as a scan does; and the chunk-size parser survives the same bytes. Small limits are used
+ * so the limit paths are reached often.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net.h"
 #include "net_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The first header named name, by a scan. */
+static const char *first_value(const net_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (strcasecmp(h->names[i], name) == 0)
+            return h->values[i];
+    return NULL;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -38,6 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (strlen(h.names[i]) == 0 ||
                 (n > 0 && (h.values[i][0] == ' ' || h.values[i][n - 1] == ' ')))
                 abort();
+            if (net_head_find(&h, h.names[i]) != first_value(&h, h.names[i]))
+                abort(); /* the name index answers as a scan would: the first of a name */
         }
         net_head_release(&h);
         net_head prefix;

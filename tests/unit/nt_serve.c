@@ -173,6 +173,23 @@ static void th_on_request(net_req *req, void *arg)
         t->left = strcmp(path, "/later-big") == 0 ? 8u << 20 : 0;
         t->ev = evtimer_new(net_req_base(req), later_cb, req);
         evtimer_add(t->ev, &tv);
+    } else if (strcmp(path, "/wire") == 0) { /* the response head's bytes, exactly */
+        char value[301];
+        struct evbuffer *b = evbuffer_new();
+        memset(value, 'v', 300);
+        value[300] = '\0';
+        net_resp_start(req, 206, -1);
+        net_resp_header(req, "X-Long", value);
+        net_resp_header(req, "content-length", "7");       /* the server's own: dropped */
+        net_resp_header(req, "X-Split", "a\r\nX-Evil: 1"); /* refused */
+        net_resp_header(req, "Bad Name", "x");             /* refused */
+        net_resp_header(req, "X-Empty", "");
+        net_resp_write(req, value, 300);
+        for (int i = 0; i < 16; i++)
+            evbuffer_add(b, value, 256);
+        net_resp_write_buffer(req, b);
+        evbuffer_free(b);
+        net_resp_end(req);
     } else if (strcmp(path, "/stall") == 0) {
         t->mode = M_STALL; /* never answers */
     } else if (strcmp(path, "/hoard") == 0) {

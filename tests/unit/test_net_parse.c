@@ -3,7 +3,10 @@
  * status table: valid heads, every rejection rule, limits, and incremental feeding (byte by
  * byte must give the same result as all at once).
  */
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cu_main.h"
 #include "net.h"
@@ -192,6 +195,121 @@ static void test_incremental(void)
     net_head_release(&whole);
 }
 
+/* Every byte in a header name: accepted exactly when RFC 9110 calls it a tchar. */
+static void test_name_chars(void)
+{
+    for (int c = 1; c < 256; c++) {
+        char s[64];
+        net_head h;
+        size_t used;
+        int status;
+        /* "X:Y: v" is the field X with the value "Y: v" */
+        int ok = (c < 128 && isalnum(c)) || strchr("!#$%&'*+-.^_`|~:", c) != NULL;
+        int n = snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nX%cY: v\r\n\r\n", c);
+        cm_err e = net_head_parse(s, (size_t)n, &cfg, &h, &used, &status);
+        CU_ASSERT_EQUAL(e, ok ? CM_OK : CM_ERR_INVAL);
+        if (e != (ok ? CM_OK : CM_ERR_INVAL))
+            fprintf(stderr, "\n  name byte 0x%02x: got %s\n", c, cm_err_str(e));
+        if (e == CM_OK)
+            net_head_release(&h);
+    }
+}
+
+/* The first header with a name, by a linear scan: what net_head_find must agree with. */
+static const char *find_by_scan(const net_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (strcasecmp(h->names[i], name) == 0)
+            return h->values[i];
+    return NULL;
+}
+
+/* net_head_find: any case, the first of duplicates, near-miss names, no headers. */
+static void test_header_index(void)
+{
+    const char *s = "GET / HTTP/1.1\r\nX-Amz-Date: d\r\nX-Dup: one\r\nHost: h\r\nx-DUP: two\r\n"
+                    "a^b: caret\r\na~b: tilde\r\na_b: under\r\nX-A: short\r\nX-AB: long\r\n"
+                    "Empty:\r\n\r\n";
+    net_head h;
+    size_t used;
+    int status;
+    CU_ASSERT_PTR_NULL(net_head_find(&(net_head){0}, "Host"));
+    CU_ASSERT_EQUAL_FATAL(parse(s, &h, &used, &status), CM_OK);
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "x-amz-date"), "d");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "X-AMZ-DATE"), "d");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "X-Dup"), "one");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "X-DUP"), "one");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "A^B"), "caret"); /* '^' | 0x20 == '~' */
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "a~b"), "tilde");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "a_b"), "under");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "x-a"), "short");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "x-ab"), "long");
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, "empty"), "");
+    CU_ASSERT_PTR_NULL(net_head_find(&h, "X-Amz-Dat"));
+    CU_ASSERT_PTR_NULL(net_head_find(&h, "X-Amz-Datee"));
+    CU_ASSERT_PTR_NULL(net_head_find(&h, "X-Amz-Date "));
+    CU_ASSERT_PTR_NULL(net_head_find(&h, "a\x7f"
+                                         "b")); /* '_' | 0x20 == DEL: same hash, other name */
+    CU_ASSERT_PTR_NULL(net_head_find(&h, ""));
+    CU_ASSERT_PTR_NULL(net_head_find(&h, "Content-Length"));
+    net_head_release(&h);
+    CU_ASSERT_PTR_NULL(h.slots);
+    CU_ASSERT_EQUAL(h.nslots, 0);
+}
+
+/* The most headers the limit allows (default 200) and the longest name the section allows: every
+ * one found, agreeing with a scan; one header more is 431. */
+static void test_header_index_limits(void)
+{
+    static char buf[96 * 1024];
+    static char longname[64 * 1024];
+    size_t len = 0, used;
+    int status;
+    net_head h;
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "GET / HTTP/1.1\r\n");
+    for (size_t i = 0; i < cfg.max_headers; i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s-%zu: v%zu\r\n",
+                                i % 2 ? "x-amz-meta" : "X-Amz-Meta", i % 150, i);
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\r\n");
+    CU_ASSERT_EQUAL_FATAL(net_head_parse(buf, len, &cfg, &h, &used, &status), CM_OK);
+    CU_ASSERT_EQUAL(h.nheaders, cfg.max_headers);
+    CU_ASSERT(h.nslots >= 2 * h.nheaders);
+    for (size_t i = 0; i < 160; i++) {
+        char name[32], want[16];
+        snprintf(name, sizeof(name), "X-AMZ-META-%zu", i);
+        snprintf(want, sizeof(want), "v%zu", i);
+        const char *got = net_head_find(&h, name);
+        CU_ASSERT_PTR_EQUAL(got, find_by_scan(&h, name));
+        if (i < 150) {
+            CU_ASSERT(got != NULL && strcmp(got, want) == 0); /* the first of each pair */
+        } else {
+            CU_ASSERT_PTR_NULL(got);
+        }
+    }
+    net_head_release(&h);
+    len -= 2; /* the blank line: one header more, then the blank line again */
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "One-More: x\r\n\r\n");
+    CU_ASSERT_EQUAL(net_head_parse(buf, len, &cfg, &h, &used, &status), CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(status, 431);
+
+    /* a name filling the section but for ": v\r\n\r\n", and one byte longer */
+    size_t nlen = cfg.max_header_bytes - 7;
+    memset(longname, 'N', nlen);
+    longname[nlen] = '\0';
+    len = (size_t)snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\n%s: v\r\n\r\n", longname);
+    CU_ASSERT_EQUAL_FATAL(net_head_parse(buf, len, &cfg, &h, &used, &status), CM_OK);
+    longname[0] = 'n';
+    CU_ASSERT_STRING_EQUAL(net_head_find(&h, longname), "v");
+    longname[nlen - 1] = 'M';
+    CU_ASSERT_PTR_NULL(net_head_find(&h, longname));
+    net_head_release(&h);
+    longname[nlen] = 'N';
+    longname[nlen + 1] = '\0';
+    len = (size_t)snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\n%s: v\r\n\r\n", longname);
+    CU_ASSERT_EQUAL(net_head_parse(buf, len, &cfg, &h, &used, &status), CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(status, 431);
+}
+
 static void test_chunk_size(void)
 {
     int64_t v;
@@ -221,10 +339,17 @@ static void test_reasons(void)
 void cu_register(void)
 {
     static const cu_test tests[] = {
-        {"simple", test_simple},           {"framing", test_framing},
-        {"rejects", test_rejects},         {"limits", test_limits},
-        {"incremental", test_incremental}, {"chunk_size", test_chunk_size},
-        {"reasons", test_reasons},         {NULL, NULL},
+        {"simple", test_simple},
+        {"framing", test_framing},
+        {"rejects", test_rejects},
+        {"limits", test_limits},
+        {"incremental", test_incremental},
+        {"chunk_size", test_chunk_size},
+        {"reasons", test_reasons},
+        {"header_index", test_header_index},
+        {"header_index_limits", test_header_index_limits},
+        {"name_chars", test_name_chars},
+        {NULL, NULL},
     };
     net_config_defaults(&cfg);
     cu_add_suite("net_parse", tests);
