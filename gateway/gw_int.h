@@ -336,6 +336,8 @@ int gw_md5_batched(const gw_req *r);
 void gw_md5_defer(gw_req *r, struct evbuffer *buf, size_t n);
 /* r ends (on_done) with bytes deferred: take it out of the batch. */
 void gw_md5_forget(gw_req *r);
+/* Register the batches' counters (docs/metrics.md) with m. */
+cm_err gw_md5_metrics(cm_metrics *m);
 
 /* ---- gw_pool.c: blocking work off the event loops ---- */
 

@@ -89,6 +89,10 @@ static struct {
     md5_batch *batches;    /* every loop's (md5_batch.next) */
 } share = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, NULL};
 
+/* /metrics (relaxed atomic adds): kernel calls, those that took other loops' flights, flights
+ * taken back by retract_run. Process-wide, as `share` is. */
+static uint64_t md5_calls, md5_calls_shared, md5_retracted;
+
 static pthread_key_t batch_key;
 static pthread_once_t batch_once = PTHREAD_ONCE_INIT;
 static int batch_key_ok;
@@ -328,6 +332,12 @@ static void flight_finish(md5_flight *f)
 /* One kernel call for f and the flights in take, their jobs taken in turns. */
 static void hash_flights(md5_batch *b, md5_flight *f, md5_flight *take)
 {
+    int shared = 0;
+    for (md5_flight *t = take; t && !shared; t = t->next)
+        shared = t->owner != b;
+    __atomic_add_fetch(&md5_calls, 1, __ATOMIC_RELAXED);
+    if (shared)
+        __atomic_add_fetch(&md5_calls_shared, 1, __ATOMIC_RELAXED);
     size_t total = f ? (size_t)f->nj : 0, most = total;
     for (md5_flight *t = take; t; t = t->next) {
         total += (size_t)t->nj;
@@ -391,6 +401,7 @@ static void retract_run(evutil_socket_t fd, short what, void *arg)
     b->done = NULL;
     pthread_mutex_unlock(&share.lock);
     if (mine) {
+        __atomic_add_fetch(&md5_retracted, 1, __ATOMIC_RELAXED);
         hash_flights(b, NULL, mine);
         finish_list(mine);
     }
@@ -574,4 +585,19 @@ void gw_md5_forget(gw_req *r)
     r->md5_wait = 0;
     r->md5_buf = NULL;
     r->md5_flight = NULL;
+}
+
+cm_err gw_md5_metrics(cm_metrics *m)
+{
+    cm_err err = cm_metrics_add_counter(m, "cairn_md5_batches_total",
+                                        "MD5 kernel calls of the loops' body batches", &md5_calls);
+    if (err == CM_OK)
+        err = cm_metrics_add_counter(m, "cairn_md5_batches_shared_total",
+                                     "MD5 kernel calls that took another loop's bodies too",
+                                     &md5_calls_shared);
+    if (err == CM_OK)
+        err = cm_metrics_add_counter(m, "cairn_md5_batches_retracted_total",
+                                     "bodies offered to other loops and hashed by their own loop",
+                                     &md5_retracted);
+    return err;
 }
