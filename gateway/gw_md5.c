@@ -11,20 +11,22 @@
  * on_body_end, and the buffer is not touched, so the bytes stay where they are), and puts the
  * request on this loop's batch. Small bodies too: at c=64 one turn brings many 4 KiB bodies,
  * whose MD5s then share the lanes (hashing bodies of up to 64 KiB at once cost 7-16 % more server
- * CPU per 4 KiB PUT; docs/performance.md, "Ninth session").
+ * CPU per 4 KiB PUT under cairn bench; docs/performance.md, "Ninth session").
  *
  * The batch runs once per turn (an event made active with the first request, after the read
  * events already pending): its requests and their segments become a flight. Uploads spread over
  * the loops (SO_REUSEPORT), so one loop's flight alone fills one or two of eight lanes; the loops
  * therefore meet in `share`: a loop whose batch runs takes every flight other loops published
  * and hashes them with its own in one cm_md5_update_many; finding none, it publishes its own when
- * another loop's batch is about to run (share.scheduled: that loop is certain to come and take
- * it), else it hashes its own alone. A flight hashed elsewhere goes back to its loop's done list
- * and that loop's done_run (event_base_once from the hashing thread; the bases are thread-safe,
- * evthread_use_pthreads) drains the bytes and resumes each body (unless it waits for writer room,
- * which room_ready then resumes). The bytes a body's MD5 sees are in body order: on_body is not
- * called again for a request before its deferred bytes are hashed, and a request is in one
- * flight at a time.
+ * another loop is receiving bodies (that loop's batch is scheduled, or ran within PARTNER_NS: its
+ * next one takes the flight), else it hashes its own alone. A published flight that no loop took
+ * within retract_after is taken back and hashed by its own loop (retract_run), so a loop that
+ * stops or stalls cannot hold another's bodies. A flight hashed elsewhere goes back to its loop's
+ * done list and that loop's done_run (event_base_once from the hashing thread; the bases are
+ * thread-safe, evthread_use_pthreads) drains the bytes and resumes each body (unless it waits for
+ * writer room, which room_ready then resumes). The bytes a body's MD5 sees are in body order:
+ * on_body is not called again for a request before its deferred bytes are hashed, and a request is
+ * in one flight at a time.
  *
  * Cross-thread reads: while a flight is published or taken, its requests' body buffers are
  * paused, so their owning loop neither appends to nor drains the hashed segments; the hashing
@@ -38,7 +40,8 @@
  * events are one-shots (event_base_once) that the loop frees if they never run.
  *
  * Threading: `share` is the one state the loops have in common (process-wide, as the lanes are
- * per core not per gateway), under share.lock; everything else of a batch is its loop's.
+ * per core not per gateway), under share.lock; everything else of a batch is its loop's. The
+ * counters (/metrics, gw_md5_metrics) are process-wide too.
  */
 #include "gw_int.h"
 
@@ -332,6 +335,8 @@ static void flight_finish(md5_flight *f)
 /* One kernel call for f and the flights in take, their jobs taken in turns. */
 static void hash_flights(md5_batch *b, md5_flight *f, md5_flight *take)
 {
+    if (!f && !take)
+        return;
     int shared = 0;
     for (md5_flight *t = take; t && !shared; t = t->next)
         shared = t->owner != b;
