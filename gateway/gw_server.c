@@ -483,12 +483,8 @@ static void drop_sdk_params(gw_query *q)
 {
     size_t j = 0;
     for (size_t i = 0; i < q->n; i++) {
-        if (strcmp(q->params[i].name, "x-id") == 0) {
-            free(q->params[i].name);
-            free(q->params[i].value);
-        } else {
+        if (strcmp(q->params[i].name, "x-id") != 0)
             q->params[j++] = q->params[i];
-        }
     }
     q->n = j;
 }
