@@ -12,6 +12,9 @@
  * never while deriving), so the size is fixed whatever the number of keys. The cache is a memo:
  * results are the same with or without it.
  *
+ * Per request the query is parsed in one allocation, and the canonical request and then the string
+ * to sign are built in one buffer on the stack (1 KiB; the heap only for a longer one).
+ *
  * Canonical request (S3 flavour):
  *   METHOD \n PATH \n QUERY \n HEADERS \n SIGNED-HEADERS \n PAYLOAD-HASH
  *   PATH     the path bytes exactly as sent (S3 neither normalises nor double-encodes).
@@ -49,25 +52,48 @@
 
 /* ---- a tiny growable string; oom sticks so callers check once at the end ---- */
 
+/*
+ * It starts in its own inline array, so a canonical request of ordinary size (a presigned GET's is
+ * ~300 bytes) costs no allocation; only a longer one moves to the heap.
+ */
 typedef struct {
     char *p;
     size_t n, cap;
     int oom;
+    char inl[1024];
 } sv4_buf;
+
+static void sb_init(sv4_buf *b)
+{
+    b->p = b->inl;
+    b->n = 0;
+    b->cap = sizeof(b->inl);
+    b->oom = 0;
+    b->inl[0] = '\0';
+}
+
+static void sb_release(sv4_buf *b)
+{
+    if (b->p != b->inl)
+        free(b->p);
+    b->p = b->inl;
+}
 
 static void sb_add(sv4_buf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
     if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
+        size_t cap = b->cap;
         while (cap < b->n + n + 1)
             cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = b->p == b->inl ? malloc(cap) : realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
             return;
         }
+        if (b->p == b->inl)
+            memcpy(p, b->inl, b->n);
         b->p = p;
         b->cap = cap;
     }
@@ -81,14 +107,14 @@ static void sb_str(sv4_buf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
-/* Hand the string to the caller (NULL on allocation failure). */
+/* A heap copy of the string for the caller (NULL on allocation failure); b is released. */
 static char *sb_take(sv4_buf *b)
 {
-    if (b->oom || !b->p) {
-        free(b->p);
-        return b->oom ? NULL : strdup("");
-    }
-    return b->p;
+    char *s = b->oom ? NULL : b->p == b->inl ? strdup(b->p) : b->p;
+    if (s != b->p)
+        sb_release(b);
+    b->p = b->inl;
+    return s;
 }
 
 /* ---- query parameters ---- */
@@ -243,45 +269,45 @@ static void add_canonical_header(sv4_buf *b, const gw_auth_request *req, const c
     sb_add(b, "\n", 1);
 }
 
-/* The canonical request over q, the parsed query of req->target (sorted here, in place). */
-static char *canonical_request(const gw_auth_request *req, sv4_query *q, const char *signed_headers,
-                               const char *payload_hash, int presigned)
+/* The canonical request over q, the parsed query of req->target (sorted here, in place), into b
+ * (initialised here; the caller releases it). */
+static void canonical_request(const gw_auth_request *req, sv4_query *q, const char *signed_headers,
+                              const char *payload_hash, int presigned, sv4_buf *b)
 {
-    sv4_buf b = {0};
+    sb_init(b);
     const char *qm = strchr(req->target, '?');
     size_t plen = qm ? (size_t)(qm - req->target) : strlen(req->target);
 
     if (q->n > 1) /* qsort wants a non-NULL base even for zero items */
         qsort(q->v, q->n, sizeof(*q->v), param_cmp);
-    sb_str(&b, req->method);
-    sb_add(&b, "\n", 1);
-    sb_add(&b, req->target, plen);
-    sb_add(&b, "\n", 1);
+    sb_str(b, req->method);
+    sb_add(b, "\n", 1);
+    sb_add(b, req->target, plen);
+    sb_add(b, "\n", 1);
     int first = 1;
     for (size_t i = 0; i < q->n; i++) {
         if (presigned && strcmp(q->v[i].name, "X-Amz-Signature") == 0)
             continue;
         if (!first)
-            sb_add(&b, "&", 1);
+            sb_add(b, "&", 1);
         first = 0;
-        sb_str(&b, q->v[i].ename);
-        sb_add(&b, "=", 1);
-        sb_str(&b, q->v[i].evalue);
+        sb_str(b, q->v[i].ename);
+        sb_add(b, "=", 1);
+        sb_str(b, q->v[i].evalue);
     }
-    sb_add(&b, "\n", 1);
+    sb_add(b, "\n", 1);
     for (const char *s = signed_headers; *s;) {
         size_t n = strcspn(s, ";");
         if (n > 0)
-            add_canonical_header(&b, req, s, n);
+            add_canonical_header(b, req, s, n);
         s += n;
         if (*s == ';')
             s++;
     }
-    sb_add(&b, "\n", 1);
-    sb_str(&b, signed_headers);
-    sb_add(&b, "\n", 1);
-    sb_str(&b, payload_hash);
-    return sb_take(&b);
+    sb_add(b, "\n", 1);
+    sb_str(b, signed_headers);
+    sb_add(b, "\n", 1);
+    sb_str(b, payload_hash);
 }
 
 char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_headers,
@@ -289,8 +315,11 @@ char *gw_sigv4_canonical_request(const gw_auth_request *req, const char *signed_
 {
     sv4_query q;
     char *c = NULL;
-    if (query_parse(req->target, &q) == CM_OK)
-        c = canonical_request(req, &q, signed_headers, payload_hash, presigned);
+    if (query_parse(req->target, &q) == CM_OK) {
+        sv4_buf b;
+        canonical_request(req, &q, signed_headers, payload_hash, presigned, &b);
+        c = sb_take(&b);
+    }
     query_free(&q);
     return c;
 }
@@ -299,17 +328,18 @@ void gw_sigv4_signing_key(const char *secret, const char *date, const char *regi
                           const char *service, uint8_t out[32])
 {
     uint8_t k[32];
-    sv4_buf kb = {0};
+    sv4_buf kb;
+    sb_init(&kb);
     sb_str(&kb, "AWS4");
     sb_str(&kb, secret);
     if (kb.oom) {
         memset(out, 0, 32);
-        free(kb.p);
+        sb_release(&kb);
         return;
     }
     cm_hmac_sha256(kb.p, kb.n, date, strlen(date), k);
     OPENSSL_cleanse(kb.p, kb.n);
-    free(kb.p);
+    sb_release(&kb);
     cm_hmac_sha256(k, 32, region, strlen(region), k);
     cm_hmac_sha256(k, 32, service, strlen(service), k);
     cm_hmac_sha256(k, 32, "aws4_request", 12, out);
@@ -624,33 +654,42 @@ static gw_s3err verify(const gw_auth_request *req, sv4_query *q, const sv4_parts
     sv4_cached_signing_key(secret, out);
     OPENSSL_cleanse(secret, sizeof(secret));
 
-    char *creq = q ? canonical_request(req, q, p->signed_headers, payload, out->presigned)
-                   : gw_sigv4_canonical_request(req, p->signed_headers, payload, out->presigned);
-    if (!creq)
+    /* the canonical request, then the string to sign, in one buffer: no allocation for either
+     * when the request is of ordinary size */
+    sv4_query own = {0};
+    if (!q && query_parse(req->target, &own) != CM_OK) {
+        query_free(&own);
         return out->presigned ? GW_AUTH_QUERY_ERROR : GW_AUTH_HEADER_MALFORMED;
+    }
+    sv4_buf b;
+    canonical_request(req, q ? q : &own, p->signed_headers, payload, out->presigned, &b);
+    query_free(&own);
     uint8_t h[32], sig[32];
     char hhex[65];
-    cm_ck_digest(CM_CK_SHA256, creq, strlen(creq), h);
-    free(creq);
-    cm_hex_encode(h, 32, hhex);
-
-    sv4_buf sts = {0};
-    sb_str(&sts, SV4_ALGO "\n");
-    sb_str(&sts, out->amz_date);
-    sb_add(&sts, "\n", 1);
-    sb_str(&sts, out->date);
-    sb_add(&sts, "/", 1);
-    sb_str(&sts, out->region);
-    sb_add(&sts, "/", 1);
-    sb_str(&sts, out->service);
-    sb_str(&sts, "/aws4_request\n");
-    sb_str(&sts, hhex);
-    if (sts.oom) {
-        free(sts.p);
+    if (b.oom) {
+        sb_release(&b);
         return GW_INTERNAL;
     }
-    cm_hmac_sha256(out->signing_key, 32, sts.p, sts.n, sig);
-    free(sts.p);
+    cm_ck_digest(CM_CK_SHA256, b.p, b.n, h);
+    cm_hex_encode(h, 32, hhex);
+
+    b.n = 0;
+    sb_str(&b, SV4_ALGO "\n");
+    sb_str(&b, out->amz_date);
+    sb_add(&b, "\n", 1);
+    sb_str(&b, out->date);
+    sb_add(&b, "/", 1);
+    sb_str(&b, out->region);
+    sb_add(&b, "/", 1);
+    sb_str(&b, out->service);
+    sb_str(&b, "/aws4_request\n");
+    sb_str(&b, hhex);
+    if (b.oom) {
+        sb_release(&b);
+        return GW_INTERNAL;
+    }
+    cm_hmac_sha256(out->signing_key, 32, b.p, b.n, sig);
+    sb_release(&b);
     cm_hex_encode(sig, 32, out->seed_signature);
     if (!cm_ct_equal(out->seed_signature, p->signature, 64)) {
         OPENSSL_cleanse(out->signing_key, sizeof(out->signing_key));
