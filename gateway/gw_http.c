@@ -107,16 +107,15 @@ static gw_s3err add_param(gw_query *q, const char *s, size_t n, char **at)
 
 static gw_s3err parse_query(gw_query *q, const char *s, size_t n, char **at)
 {
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && s[i] != '&')
-            continue;
-        if (i > start) {
-            gw_s3err e = add_param(q, s + start, i - start, at);
+    for (const char *end = s + n; s < end;) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        size_t len = amp ? (size_t)(amp - s) : (size_t)(end - s);
+        if (len > 0) {
+            gw_s3err e = add_param(q, s, len, at);
             if (e != GW_OK)
                 return e;
         }
-        start = i + 1;
+        s += len + 1;
     }
     return GW_OK;
 }
@@ -132,9 +131,9 @@ gw_s3err gw_query_parse(gw_query *q, const char *target, size_t len)
     const char *end = memchr(target, '#', len);
     if (end)
         len = (size_t)(end - target);
-    /* absolute-form: skip scheme and authority */
-    const char *sep = len > 3 ? memmem(target, len, "://", 3) : NULL;
-    if (sep && target[0] != '/') {
+    /* absolute-form: skip scheme and authority (origin-form, starting with '/', is the usual) */
+    const char *sep = len > 3 && target[0] != '/' ? memmem(target, len, "://", 3) : NULL;
+    if (sep) {
         const char *host = sep + 3;
         const char *slash = memchr(host, '/', len - (size_t)(host - target));
         if (slash) {
@@ -152,8 +151,8 @@ gw_s3err gw_query_parse(gw_query *q, const char *target, size_t len)
     size_t qlen = qm ? len - plen - 1 : 0;
     const char *query = qm ? qm + 1 : "";
     size_t segs = 1;
-    for (size_t i = 0; i < qlen; i++)
-        segs += query[i] == '&';
+    for (const char *a = query; (a = memchr(a, '&', qlen - (size_t)(a - query))) != NULL; a++)
+        segs++;
     q->params = malloc(segs * sizeof(*q->params) + 2 * (plen + 1) + 2 * (qlen + 1) + 2 * segs);
     if (!q->params)
         return GW_INTERNAL;
