@@ -70,6 +70,10 @@ uint32_t cm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint32_t cm_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint64_t cm_crc64nvme_combine(uint64_t crc1, uint64_t crc2, uint64_t len2);
 
+/* SHA-256 of msg into out[32], allocating nothing: the same digest as cm_ck_digest(CM_CK_SHA256),
+ * cheaper for short messages. cm_hmac.c. */
+void cm_sha256(const void *msg, size_t len, uint8_t out[32]);
+
 /* HMAC-SHA256 of msg under key into out[32] (out may alias key). cm_hmac.c. */
 void cm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen, uint8_t *out);
 

@@ -61,57 +61,79 @@ static char *decode(const char *s, size_t n, int form, size_t *outlen, int *bad)
     return out;
 }
 
-/* One "name[=value]" segment of the query. */
-static gw_s3err add_param(gw_query *q, const char *s, size_t n)
+/*
+ * Decode s[0..n) into *at (NUL-terminated; *at moves past it); form = '+' means space. Returns
+ * the decoded string, or NULL for a bad escape or %00. *at has room: decoding never grows.
+ */
+static char *decode_into(const char *s, size_t n, int form, char **at, size_t *outlen)
+{
+    char *out = *at;
+    size_t len = 0;
+    cm_err e =
+        form ? cm_url_decode_form(s, n, out, n + 1, &len) : cm_url_decode(s, n, out, n + 1, &len);
+    if (e != CM_OK || memchr(out, 0, len))
+        return NULL;
+    if (outlen)
+        *outlen = len;
+    *at = out + len + 1;
+    return out;
+}
+
+static char *copy_into(const char *s, size_t n, char **at)
+{
+    char *out = *at;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    *at = out + n + 1;
+    return out;
+}
+
+/* One "name[=value]" segment of the query, decoded into *at. */
+static gw_s3err add_param(gw_query *q, const char *s, size_t n, char **at)
 {
     const char *eq = memchr(s, '=', n);
     size_t nlen = eq ? (size_t)(eq - s) : n;
     gw_qparam *p = &q->params[q->n];
-    int bad = 0;
     p->has_value = eq != NULL;
-    p->name = decode(s, nlen, 1, NULL, &bad);
-    if (p->name)
-        p->value = eq ? decode(eq + 1, n - nlen - 1, 1, NULL, &bad) : dup_n("", 0);
-    if (!p->name || !p->value) {
-        free(p->name);
-        free(p->value);
-        return bad ? GW_BAD_REQUEST : GW_INTERNAL;
-    }
+    p->name = decode_into(s, nlen, 1, at, NULL);
+    p->value = !p->name ? NULL
+               : eq     ? decode_into(eq + 1, n - nlen - 1, 1, at, NULL)
+                        : copy_into("", 0, at);
+    if (!p->value)
+        return GW_BAD_REQUEST;
     q->n++;
     return GW_OK;
 }
 
-static gw_s3err parse_query(gw_query *q, const char *s, size_t n)
+static gw_s3err parse_query(gw_query *q, const char *s, size_t n, char **at)
 {
-    size_t segs = 1;
-    for (size_t i = 0; i < n; i++)
-        segs += s[i] == '&';
-    q->params = calloc(segs, sizeof(*q->params));
-    if (!q->params)
-        return GW_INTERNAL;
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && s[i] != '&')
-            continue;
-        if (i > start) {
-            gw_s3err e = add_param(q, s + start, i - start);
+    for (const char *end = s + n; s < end;) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        size_t len = amp ? (size_t)(amp - s) : (size_t)(end - s);
+        if (len > 0) {
+            gw_s3err e = add_param(q, s, len, at);
             if (e != GW_OK)
                 return e;
         }
-        start = i + 1;
+        s += len + 1;
     }
     return GW_OK;
 }
 
+/*
+ * One allocation per request holds all of it (this runs on every request): the parameter array,
+ * then the raw path and query, the decoded path, and each parameter's decoded name and value.
+ * Decoding never lengthens a string, so the raw lengths plus a NUL each bound the strings.
+ */
 gw_s3err gw_query_parse(gw_query *q, const char *target, size_t len)
 {
     memset(q, 0, sizeof(*q));
     const char *end = memchr(target, '#', len);
     if (end)
         len = (size_t)(end - target);
-    /* absolute-form: skip scheme and authority */
-    const char *sep = len > 3 ? memmem(target, len, "://", 3) : NULL;
-    if (sep && target[0] != '/') {
+    /* absolute-form: skip scheme and authority (origin-form, starting with '/', is the usual) */
+    const char *sep = len > 3 && target[0] != '/' ? memmem(target, len, "://", 3) : NULL;
+    if (sep) {
         const char *host = sep + 3;
         const char *slash = memchr(host, '/', len - (size_t)(host - target));
         if (slash) {
@@ -127,35 +149,27 @@ gw_s3err gw_query_parse(gw_query *q, const char *target, size_t len)
     const char *qm = memchr(target, '?', len);
     size_t plen = qm ? (size_t)(qm - target) : len;
     size_t qlen = qm ? len - plen - 1 : 0;
-    int bad = 0;
-    gw_s3err e = GW_INTERNAL;
-    q->raw_path = dup_n(target, plen);
-    q->raw_query = dup_n(qm ? qm + 1 : "", qlen);
-    if (!q->raw_path || !q->raw_query)
-        goto fail;
-    q->path = decode(target, plen, 0, &q->path_len, &bad);
-    if (!q->path) {
-        e = bad ? GW_BAD_REQUEST : GW_INTERNAL;
-        goto fail;
-    }
-    e = parse_query(q, q->raw_query, qlen);
-    if (e == GW_OK)
+    const char *query = qm ? qm + 1 : "";
+    size_t segs = 1;
+    for (const char *a = query; (a = memchr(a, '&', qlen - (size_t)(a - query))) != NULL; a++)
+        segs++;
+    q->params = malloc(segs * sizeof(*q->params) + 2 * (plen + 1) + 2 * (qlen + 1) + 2 * segs);
+    if (!q->params)
+        return GW_INTERNAL;
+    char *at = (char *)(q->params + segs);
+    gw_s3err e = GW_BAD_REQUEST;
+    q->raw_path = copy_into(target, plen, &at);
+    q->raw_query = copy_into(query, qlen, &at);
+    q->path = decode_into(target, plen, 0, &at, &q->path_len);
+    if (q->path && (e = parse_query(q, q->raw_query, qlen, &at)) == GW_OK)
         return GW_OK;
-fail:
     gw_query_release(q);
     return e;
 }
 
 void gw_query_release(gw_query *q)
 {
-    for (size_t i = 0; q->params && i < q->n; i++) {
-        free(q->params[i].name);
-        free(q->params[i].value);
-    }
-    free(q->params);
-    free(q->path);
-    free(q->raw_path);
-    free(q->raw_query);
+    free(q->params); /* the strings live in the same block */
     memset(q, 0, sizeof(*q));
 }
 

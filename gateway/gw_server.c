@@ -484,12 +484,8 @@ static void drop_sdk_params(gw_query *q)
 {
     size_t j = 0;
     for (size_t i = 0; i < q->n; i++) {
-        if (strcmp(q->params[i].name, "x-id") == 0) {
-            free(q->params[i].name);
-            free(q->params[i].value);
-        } else {
+        if (strcmp(q->params[i].name, "x-id") != 0)
             q->params[j++] = q->params[i];
-        }
     }
     q->n = j;
 }
@@ -497,17 +493,21 @@ static void drop_sdk_params(gw_query *q)
 gw_s3err gw_authenticate(gw_req *r)
 {
     size_t n = net_req_header_count(r->net);
-    const char **names = calloc(n + 1, sizeof(char *));
-    const char **values = calloc(n + 1, sizeof(char *));
+    const char *names_inl[32], *values_inl[32]; /* the heap only for requests with many headers */
+    const char **names = n < 32 ? names_inl : calloc(n + 1, sizeof(char *));
+    const char **values = n < 32 ? values_inl : calloc(n + 1, sizeof(char *));
     gw_s3err e;
 
     if (!names || !values) {
-        free(names);
-        free(values);
+        if (names != names_inl)
+            free(names);
+        if (values != values_inl)
+            free(values);
         return GW_INTERNAL;
     }
     for (size_t i = 0; i < n; i++)
         net_req_header_at(r->net, i, &names[i], &values[i]);
+    names[n] = values[n] = NULL;
     gw_auth_request ar = {.method = net_req_method(r->net),
                           .target = net_req_target(r->net),
                           .nheaders = n,
@@ -517,8 +517,10 @@ gw_s3err gw_authenticate(gw_req *r)
                           .vhost_bucket = r->vhost ? r->bucket : NULL,
                           .sigv2_off = r->g->cfg.sigv2_off};
     e = gw_auth_check(&ar, r->g->region, gw_users_secret, r->g, &r->auth);
-    free(names);
-    free(values);
+    if (names != names_inl) {
+        free(names);
+        free(values);
+    }
     if (e != GW_OK)
         return e;
     if (r->auth.anonymous) {

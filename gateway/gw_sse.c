@@ -251,17 +251,16 @@ static const char *value(gw_req *r, const char *name)
 
 gw_s3err gw_sse_parse(gw_req *r, int source, gw_sse_req *out, char *msg, size_t cap)
 {
-    const char *pre = source ? "x-amz-copy-source-server-side-encryption-customer-"
-                             : "x-amz-server-side-encryption-customer-";
-    char name[80];
-    const char *alg, *key, *md5;
+    static const char *const names[2][3] = {
+        {"x-amz-server-side-encryption-customer-algorithm",
+         "x-amz-server-side-encryption-customer-key",
+         "x-amz-server-side-encryption-customer-key-md5"},
+        {"x-amz-copy-source-server-side-encryption-customer-algorithm",
+         "x-amz-copy-source-server-side-encryption-customer-key",
+         "x-amz-copy-source-server-side-encryption-customer-key-md5"}};
+    const char *const *name = names[source != 0];
     memset(out, 0, sizeof(*out));
-    snprintf(name, sizeof(name), "%salgorithm", pre);
-    alg = value(r, name);
-    snprintf(name, sizeof(name), "%skey", pre);
-    key = value(r, name);
-    snprintf(name, sizeof(name), "%skey-md5", pre);
-    md5 = value(r, name);
+    const char *alg = value(r, name[0]), *key = value(r, name[1]), *md5 = value(r, name[2]);
     const char *sse = source ? NULL : value(r, "x-amz-server-side-encryption");
     if (sse) {
         if (strncmp(sse, "aws:kms", 7) == 0) {

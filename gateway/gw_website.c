@@ -328,16 +328,6 @@ int gw_website_error(gw_req *r, gw_s3err e, const char *message)
     return error_document(r);
 }
 
-/* Website requests carry no subresources: their query is dropped (S3 ignores it too). */
-static void drop_query(gw_query *q)
-{
-    for (size_t i = 0; i < q->n; i++) {
-        free(q->params[i].name);
-        free(q->params[i].value);
-    }
-    q->n = 0;
-}
-
 void gw_website_request(gw_req *r)
 {
     const char *m = net_req_method(r->net);
@@ -345,7 +335,7 @@ void gw_website_request(gw_req *r)
     char *xml = NULL, msg[200];
     size_t len = 0;
 
-    drop_query(&r->q);
+    r->q.n = 0; /* website requests carry no subresources: their query is ignored, as in S3 */
     if (strcmp(m, "GET") != 0 && !r->head) {
         page(r, GW_METHOD_NOT_ALLOWED, NULL);
         return;

@@ -364,7 +364,9 @@ typedef struct {
  * as '+' (S3 paths); it may contain any byte except that %00 is refused, so it is a C string.
  * Query names and values are percent-decoded with '+' read as a space (form encoding, which is
  * what SDKs expect; they send a real '+' as %2B). raw_path and raw_query keep the bytes as sent
- * (SigV4 signs those). Parameters keep their order; a repeated name is kept twice.
+ * (SigV4 signs those). Parameters keep their order; a repeated name is kept twice. All of it lives
+ * in one heap block (params points at its start): strings are never freed one by one, and a
+ * caller may drop parameters by moving entries of params and lowering n.
  */
 typedef struct {
     char *path; /* decoded, starts with '/' */

@@ -8,10 +8,11 @@
  * A GET takes a lease on every blob of the object it is about to stream (ob_lease_acquire), then
  * re-reads the metadata (the latest, or the version asked for: ob_version_get_leased) to make
  * sure the record did not change in between (a commit that replaced
- * it may already have freed the blobs). Freeing an object's data (ob_free_object_data) deletes a
- * blob at once when nobody reads it; otherwise the blob is marked doomed and the last reader to
- * release it deletes it. The table holds one entry per blob being read, so it is bounded by the
- * number of requests in flight.
+ * it may already have freed the blobs). A record whose body is inline or empty has no blob to
+ * lease: the one read is the answer (half the metadata reads of a small GET). Freeing an object's
+ * data (ob_free_object_data) deletes a blob at once when nobody reads it; otherwise the blob is
+ * marked doomed and the last reader to release it deletes it. The table holds one entry per blob
+ * being read, so it is bounded by the number of requests in flight.
  *
  * Deletes never wait here: the last reader (often an event loop ending a GET) queues the blob's
  * deletes with ob_delete_async. When a drive's delete queue is full, the entry stays in the table
@@ -83,6 +84,15 @@ static struct ob_lease_entry **slot(ob_leases *l, const uint8_t *blob)
 static int is_data_part(const md_part *p)
 {
     return !MD_PART_INLINE(p) && p->size > 0;
+}
+
+/* Whether any part of obj has its body in blobs (what a lease protects). */
+static int has_data(const md_object *obj)
+{
+    for (size_t i = 0; i < obj->nparts; i++)
+        if (is_data_part(&obj->parts[i]))
+            return 1;
+    return 0;
 }
 
 cm_err ob_lease_acquire(ob_store *st, const md_object *obj)
@@ -215,8 +225,8 @@ cm_err ob_version_get_leased(ob_store *st, md_store *md, const char *bucket, con
     for (int attempt = 0; attempt < 8; attempt++) {
         md_object again;
         cm_err err = read_record(md, bucket, key, vid, out);
-        if (err != CM_OK)
-            return err;
+        if (err != CM_OK || !has_data(out))
+            return err; /* an inline or empty body came with the record: nothing to free under it */
         if ((err = ob_lease_acquire(st, out)) != CM_OK) {
             md_object_release(out);
             return err;

@@ -150,6 +150,24 @@ static void test_hmac_matches_openssl(void)
     }
 }
 
+/* cm_sha256 equals the EVP digest (cm_ck_digest) at every length around the block and padding
+ * edges (55, 56, 64 bytes) and beyond, and FIPS 180's "abc". */
+static void test_sha256_one_shot(void)
+{
+    uint8_t msg[300], want[32], got[32];
+    char hex[65];
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)(i * 131 + 7);
+    for (size_t n = 0; n <= sizeof(msg); n++) {
+        CU_ASSERT_EQUAL_FATAL(cm_ck_digest(CM_CK_SHA256, msg, n, want), CM_OK);
+        cm_sha256(msg, n, got);
+        CU_ASSERT_EQUAL(memcmp(want, got, 32), 0);
+    }
+    cm_sha256("abc", 3, got);
+    cm_hex_encode(got, 32, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 /* The precomputed key (cm_hmac_key) against RFC 4231's HMAC-SHA256 vectors: each key used for
  * two messages (its states must not change), case 5 truncated to 128 bits as the RFC gives it. */
 static void test_hmac_keyed_rfc4231(void)
@@ -332,6 +350,7 @@ void cu_register(void)
         {"hmac_rfc4231", test_hmac_rfc4231},
         {"hmac_matches_openssl", test_hmac_matches_openssl},
         {"hmac_keyed_rfc4231", test_hmac_keyed_rfc4231},
+        {"sha256_one_shot", test_sha256_one_shot},
         {"crc64_fast_matches_table", test_crc64_fast_matches_table},
         {"streaming_random_splits", test_streaming_random_splits},
         {"crc64_bitwise", test_crc64_bitwise},

@@ -2,7 +2,8 @@
  * test_gateway_auth.c - SigV4 against AWS's published S3 examples (GET object with Range, PUT
  * object, GET lifecycle, GET list objects, the presigned URL and the streaming seed signatures;
  * credentials AKIAIOSFODNN7EXAMPLE, 20130524T000000Z, us-east-1), then every rejection path, and
- * the signing-key cache (hits, a changed secret, more keys than entries, threads; seeded).
+ * the signing-key cache (hits, a changed secret, the date boundary, more keys than entries,
+ * threads; seeded), and a canonical request longer than the signer's inline buffer.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -489,29 +490,42 @@ static cm_err table_secret_fn(void *arg, const char *ak, char *secret, size_t ca
     return CM_OK;
 }
 
-/* A GET of /b/k signed by (ak, sk) the long way (uncached key derivation) into t and authz. */
-static void sign_get(treq *t, const char *ak, const char *sk, char *authz, size_t cap)
+/* A GET of /b/k at amz_date signed by (ak, sk) the long way (uncached key derivation) into t and
+ * authz; the request's clock is a minute after amz_date. */
+static void sign_get_at(treq *t, const char *ak, const char *sk, const char *amz_date, char *authz,
+                        size_t cap)
 {
     static const char *sh = "host;x-amz-content-sha256;x-amz-date";
+    char day[9];
+    time_t when;
+    CU_ASSERT_EQUAL_FATAL(cm_time_parse_amzdate(amz_date, &when), CM_OK);
+    memcpy(day, amz_date, 8);
+    day[8] = '\0';
     treq_init(t, "GET", "/b/k?list-type=2");
+    t->req.now = when + 60;
     hdr(t, "Host", "localhost");
     hdr(t, "x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-    hdr(t, "x-amz-date", DATE);
+    hdr(t, "x-amz-date", amz_date);
     char *creq = gw_sigv4_canonical_request(&t->req, sh, "UNSIGNED-PAYLOAD", 0);
     char chash[65], sts[256], sighex[65];
     uint8_t key[32], sig[32];
     sha_hex(creq, chash);
     free(creq);
-    int n = snprintf(sts, sizeof(sts),
-                     "AWS4-HMAC-SHA256\n%s\n20130524/us-east-1/s3/aws4_request\n%s", DATE, chash);
-    gw_sigv4_signing_key(sk, "20130524", "us-east-1", "s3", key);
+    int n = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s/us-east-1/s3/aws4_request\n%s",
+                     amz_date, day, chash);
+    gw_sigv4_signing_key(sk, day, "us-east-1", "s3", key);
     cm_hmac_sha256(key, 32, sts, (size_t)n, sig);
     cm_hex_encode(sig, 32, sighex);
     snprintf(authz, cap,
-             "AWS4-HMAC-SHA256 Credential=%s/20130524/us-east-1/s3/aws4_request,SignedHeaders=%s,"
+             "AWS4-HMAC-SHA256 Credential=%s/%s/us-east-1/s3/aws4_request,SignedHeaders=%s,"
              "Signature=%s",
-             ak, sh, sighex);
+             ak, day, sh, sighex);
     hdr(t, "Authorization", authz);
+}
+
+static void sign_get(treq *t, const char *ak, const char *sk, char *authz, size_t cap)
+{
+    sign_get_at(t, ak, sk, DATE, authz, cap);
 }
 
 static gw_s3err check_table(treq *t, gw_auth_result *r)
@@ -549,6 +563,77 @@ static void test_key_cache_hits(void)
     char *sig = strstr(bad, "Signature=") + 10;
     sig[0] = sig[0] == '0' ? '1' : '0';
     t.values[3] = bad;
+    CU_ASSERT_EQUAL(check_table(&t, &r), GW_SIGNATURE_MISMATCH);
+}
+
+/* At midnight UTC the scope's date changes: the new day's key is derived (a miss, the right key),
+ * then served from the cache; the old day's entry still answers a request signed a second before
+ * midnight, and neither day's signature passes under the other's date. */
+static void test_key_cache_date_boundary(void)
+{
+    treq before, after, forged;
+    gw_auth_result r;
+    char a_before[512], a_after[512], a_forged[512];
+    uint64_t h0, m0, h1, m1;
+    uint8_t want[32];
+    set_secret(2, 1);
+    sign_get_at(&before, "ak-2", cache_secrets[2], "20130524T235959Z", a_before, sizeof(a_before));
+    sign_get_at(&after, "ak-2", cache_secrets[2], "20130525T000001Z", a_after, sizeof(a_after));
+    CU_ASSERT_EQUAL(check_table(&before, &r), GW_OK); /* the 24th's key cached */
+    gw_sigv4_cache_stats(&h0, &m0);
+    CU_ASSERT_EQUAL(check_table(&after, &r), GW_OK);
+    gw_sigv4_signing_key(cache_secrets[2], "20130525", "us-east-1", "s3", want);
+    CU_ASSERT_EQUAL(memcmp(r.signing_key, want, 32), 0);
+    CU_ASSERT_EQUAL(check_table(&after, &r), GW_OK);
+    CU_ASSERT_EQUAL(check_table(&before, &r), GW_OK);
+    gw_sigv4_cache_stats(&h1, &m1);
+    CU_ASSERT_EQUAL(m1 - m0, 1);
+    CU_ASSERT_EQUAL(h1 - h0, 2);
+    /* the 25th's request carrying the 24th's signature: the key of the 25th refuses it */
+    sign_get_at(&forged, "ak-2", cache_secrets[2], "20130525T000001Z", a_forged, sizeof(a_forged));
+    char *sig = strstr(a_forged, "Signature=") + 10;
+    memcpy(sig, strstr(a_before, "Signature=") + 10, 64);
+    CU_ASSERT_EQUAL(check_table(&forged, &r), GW_SIGNATURE_MISMATCH);
+}
+
+/* A canonical request longer than the signer's inline buffer (a long signed header): the same
+ * bytes and the same verdict as a short one. */
+static void test_canonical_long(void)
+{
+    static char value[3001], authz[512];
+    treq t;
+    gw_auth_result r;
+    memset(value, 'v', sizeof(value) - 1);
+    set_secret(3, 1);
+    treq_init(&t, "GET", "/b/k?list-type=2");
+    hdr(&t, "Host", "localhost");
+    hdr(&t, "x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+    hdr(&t, "x-amz-date", DATE);
+    hdr(&t, "x-amz-meta-long", value);
+    const char *sh = "host;x-amz-content-sha256;x-amz-date;x-amz-meta-long";
+    char *creq = gw_sigv4_canonical_request(&t.req, sh, "UNSIGNED-PAYLOAD", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(creq);
+    CU_ASSERT_EQUAL(strlen(creq), strlen("GET\n/b/k\nlist-type=2\nhost:localhost\n"
+                                         "x-amz-content-sha256:UNSIGNED-PAYLOAD\n"
+                                         "x-amz-date:" DATE "\nx-amz-meta-long:\n\n") +
+                                      strlen(sh) + 1 + strlen("UNSIGNED-PAYLOAD") + 3000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(creq, "\nx-amz-meta-long:vvvv"));
+    char chash[65], sts[256], sighex[65];
+    uint8_t key[32], sig[32];
+    sha_hex(creq, chash);
+    free(creq);
+    int n = snprintf(sts, sizeof(sts),
+                     "AWS4-HMAC-SHA256\n%s\n20130524/us-east-1/s3/aws4_request\n%s", DATE, chash);
+    gw_sigv4_signing_key(cache_secrets[3], "20130524", "us-east-1", "s3", key);
+    cm_hmac_sha256(key, 32, sts, (size_t)n, sig);
+    cm_hex_encode(sig, 32, sighex);
+    snprintf(authz, sizeof(authz),
+             "AWS4-HMAC-SHA256 Credential=ak-3/20130524/us-east-1/s3/aws4_request,SignedHeaders=%s,"
+             "Signature=%s",
+             sh, sighex);
+    hdr(&t, "Authorization", authz);
+    CU_ASSERT_EQUAL(check_table(&t, &r), GW_OK);
+    value[100] = 'w'; /* one byte of the long header changed */
     CU_ASSERT_EQUAL(check_table(&t, &r), GW_SIGNATURE_MISMATCH);
 }
 
@@ -949,6 +1034,8 @@ void cu_register(void)
         {"sigv2_bucket_slash", test_sigv2_bucket_slash},
         {"key_cache_hits", test_key_cache_hits},
         {"key_cache_secret_change", test_key_cache_secret_change},
+        {"key_cache_date_boundary", test_key_cache_date_boundary},
+        {"canonical_long", test_canonical_long},
         {"key_cache_many_keys", test_key_cache_many_keys},
         {"key_cache_threads", test_key_cache_threads},
         {NULL, NULL},

@@ -955,7 +955,27 @@ static void test_query_parse(void)
     CU_ASSERT_EQUAL(q.n, 0);
     gw_query_release(&q);
 
-    const char *bad[] = {"", "bkt/key", "/a%2", "/a%zz", "/a%00b", "/a?x=%0", "/a?x=%00", "*"};
+    /* the tightest fits of the one block: one-byte names without values, empty segments */
+    t = "/?&a&&b=&c=%41&&";
+    CU_ASSERT_EQUAL_FATAL(gw_query_parse(&q, t, strlen(t)), GW_OK);
+    CU_ASSERT_EQUAL(q.n, 3);
+    CU_ASSERT_STRING_EQUAL(gw_query_get(&q, "a"), "");
+    CU_ASSERT_EQUAL(gw_query_find(&q, "b")->has_value, 1);
+    CU_ASSERT_STRING_EQUAL(gw_query_get(&q, "c"), "A");
+    CU_ASSERT_STRING_EQUAL(q.raw_query, "&a&&b=&c=%41&&");
+    gw_query_release(&q);
+    char many[1 + 2 * 300];
+    many[0] = '/';
+    for (size_t i = 0; i < 300; i++)
+        memcpy(many + 1 + 2 * i, i ? "&x" : "?x", 2);
+    CU_ASSERT_EQUAL_FATAL(gw_query_parse(&q, many, sizeof(many)), GW_OK);
+    CU_ASSERT_EQUAL(q.n, 300);
+    CU_ASSERT_STRING_EQUAL(q.params[299].name, "x");
+    CU_ASSERT_STRING_EQUAL(q.params[299].value, "");
+    gw_query_release(&q);
+
+    const char *bad[] = {"",        "bkt/key",  "/a%2",     "/a%zz", "/a%00b",
+                         "/a?x=%0", "/a?x=%00", "/a?y&x=%", "*"};
     for (size_t i = 0; i < CM_ARRAY_LEN(bad); i++) {
         CU_ASSERT_EQUAL(gw_query_parse(&q, bad[i], strlen(bad[i])), GW_BAD_REQUEST);
         CU_ASSERT_PTR_NULL(q.path);
