@@ -19,11 +19,11 @@
  * md_mirror_flush_start then flushes on every copy's thread (the primary's included) while the
  * leader applies the next batch; md_commit.c answers a batch only after that flush
  * (md_mirror_flush_wait; md->synced tells it a commit reached some copy). A single environment
- * (nmir 1) keeps LMDB's two flushes per commit. A copy whose replay, commit or flush failed is marked
- * failed (logged, counted, a file "failed" written into its directory when the drive still allows
- * it) and is neither written nor read again; when the primary fails, the first healthy copy becomes
- * the primary (md->env switches with map_lock held exclusively, so no read transaction spans
- * it). If no copy committed, the batch fails and no copy is marked: all are still equal (the
+ * (nmir 1) keeps LMDB's two flushes per commit. A copy whose replay, commit or flush failed is
+ * marked failed (logged, counted, a file "failed" written into its directory when the drive still
+ * allows it) and is neither written nor read again; when the primary fails, the first healthy copy
+ * becomes the primary (md->env switches with map_lock held exclusively, so no read transaction
+ * spans it). If no copy committed, the batch fails and no copy is marked: all are still equal (the
  * single-copy behaviour). If the primary's commit found its map full while others committed, the
  * log is replayed into the primary after growing its map (a rerun of the ops would apply the batch
  * twice on the others).
