@@ -326,6 +326,17 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
      * upload). A fixed threshold keeps every large buffer in its own mapping, returned on free.
      */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    /*
+     * With the threshold fixed, glibc trims an arena's top once 128 KiB of it is free: each
+     * metadata commit frees its LMDB dirty pages (a 4 KiB inline body is a 2-page overflow, which
+     * LMDB mallocs) and the arenas of the commit and copy threads were trimmed (madvise/brk)
+     * and faulted back in on the next commit. 4 MiB holds a full batch (256 such bodies, ~2.3 MiB
+     * per copy); 1 MiB did not. Measured (4 KiB PUT, c=64, cairn bench, 2026-12-06): server page
+     * faults per PUT 0.88-0.92 -> 0.14-0.19, brk+madvise per PUT 0.20 -> 0.001 (1 MiB: 0.89 and
+     * 0.16). What an arena keeps is at most this above its live data (docs/performance.md,
+     * "Ninth session").
+     */
+    mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
     cm_err me = cm_mkdir_durable(o->data, 0755);
     if (me != CM_OK) {
         fprintf(stderr, "cairn: cannot create data directory %s: %s\n", o->data, cm_err_str(me));

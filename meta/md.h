@@ -375,7 +375,7 @@ typedef struct {
     int copy_failed[3];      /* per copy: marked failed */
     uint64_t copy_failures;  /* copies marked failed since open */
     uint64_t seq;            /* the store's commit sequence number (copies only) */
-    uint64_t syncs;          /* flushes of a batch no next commit covered (copies only) */
+    uint64_t syncs;          /* flushes of a committed batch's meta page (copies only) */
 } md_stats;
 
 void md_stats_get(md_store *md, md_stats *out);

@@ -10,12 +10,15 @@
  * store (md_mirror.c) the batch is applied on the primary only and its one commit is a commit on
  * every copy, in parallel (md_mirror_commit); the apply functions do not know about copies.
  *
- * With copies, one flush per commit: they are opened MDB_NOMETASYNC, so a commit leaves its meta
- * page unflushed and the batch is answered only once a later flush covered it (pipeline()): the
- * next batch's commit when ops are already queued (the batch waits as md->pend meanwhile), else an
- * explicit md_mirror_sync. Invariant: md->pend is NULL whenever the commit thread sleeps (a batch
- * is left pending only when another is queued), so no op waits forever and md_gc_release finds
- * nothing unanswered. Readers may see a pending batch before it is durable (docs/metadata.md).
+ * With copies, the meta page is flushed beside the next batch: they are opened MDB_NOMETASYNC, so
+ * a commit leaves its meta page unflushed; right after it the leader starts a flush of every copy
+ * (md_mirror_flush_start, one per copy's thread) and, when more ops are queued, applies the next
+ * batch meanwhile; the committed batch (md->pend) is answered once the flush ended (settle()),
+ * before the next commit begins (a commit's fdatasync must not take a failure that belongs to the
+ * flush: Linux reports it once). Invariant: md->pend is NULL whenever the commit thread sleeps (a
+ * batch is left pending only when another is queued), so no op waits forever and md_gc_release
+ * finds nothing unanswered. Readers may see a pending batch before it is durable
+ * (docs/metadata.md).
  *
  * Why a thread of its own rather than the first caller leading: with callers leading, every
  * finished batch woke n callers on condition variables tied to gc->mu, so each had to take gc->mu
@@ -172,6 +175,8 @@ static cm_err batch_commit(md_store *md, MDB_txn *txn, int inject_rc)
     return e == CM_OK ? e : md_commit_outcome(md, e);
 }
 
+static void settle(md_store *md, int txn_open);
+
 static int any_map_full(const md_op *batch)
 {
     for (const md_op *op = batch; op; op = op->next)
@@ -224,6 +229,7 @@ static cm_err run_batch_once(md_store *md, md_op *batch, size_t n, int inject_rc
         mdb_txn_abort(txn);
         return CM_OK;
     }
+    settle(md, 1); /* the last batch's flush, overlapped with this apply, ends before this commit */
     e = batch_commit(md, txn, inject_rc);
     *full = grow && e == CM_ERR_NOSPC && !inject_rc;
     if (e != CM_OK) {
@@ -244,8 +250,10 @@ static cm_err run_batch(md_store *md, md_op *batch, size_t n, int inject_rc, int
     *was_nested = nested;
     if (nested) /* the failed flat run committed nothing: the injected failure still applies */
         e = run_batch_once(md, batch, n, inject_rc, 1, flat = 0, &full, &nested);
-    while (full) /* once the map cannot grow, the batch runs as it would have without growth */
+    while (full) { /* once the map cannot grow, the batch runs as it would have without growth */
+        settle(md, 0); /* no flush runs while the map changes */
         e = run_batch_once(md, batch, n, 0, md_map_grow(md) == CM_OK, flat, &full, &nested);
+    }
     return e;
 }
 
@@ -291,45 +299,52 @@ static void answer_unflushed(md_op *batch)
     answer(batch);
 }
 
-/* Flush the copies' last commit for a batch no next commit covers; count it (mu not held). */
-static cm_err flush(md_store *md)
+/*
+ * Copies: wait for the flush of the pending batch's meta page (md_mirror_flush_start) and answer
+ * it: CM_OK once some copy flushed it (the copies whose flush failed are marked failed first,
+ * here when the leader holds no transaction (txn_open clear), else by the commit that follows,
+ * md_mirror_commit, before any later batch is answered), CM_ERR_UNCERTAIN for its writes when no
+ * copy could. Counted in st.syncs. No-op without a pending batch.
+ */
+static void settle(md_store *md, int txn_open)
 {
-    cm_err e = md_mirror_sync(md);
+    md_op *pend = md->pend;
+    if (!pend)
+        return;
+    md->pend = NULL;
+    cm_err e = md_mirror_flush_wait(md);
+    if (!txn_open)
+        md_mirror_flush_marks(md);
     pthread_mutex_lock(&md->gc.mu);
     md->gc.st.syncs++;
     pthread_mutex_unlock(&md->gc.mu);
-    return e;
+    if (e == CM_OK)
+        answer(pend);
+    else
+        answer_unflushed(pend);
 }
 
 /*
- * Copies: answer what the batch just run (batch) made durable. Its commit, when it reached a copy,
- * flushed the pending batch's meta page there (md->synced); the pending batch is answered now,
- * after an explicit flush when nothing was committed. The batch itself becomes the pending one when
- * it committed and more ops wait (their commit will flush it), else it is flushed and answered now.
- * When a commit of the batch failed on every copy after writing (md->lost, even if a rerun of it
- * committed later), the pending batch's meta page may be gone with the failed flush's pages: it
- * is answered uncertain, not flushed again.
+ * Copies: after the batch just run. When it committed (md->synced), its meta page is flushed on
+ * every copy at once, each on its thread, and it becomes the pending batch: when more ops wait,
+ * the leader applies them meanwhile and answers it before their commit (settle, the flush and the
+ * next commit must not overlap on a file), else it waits for the flush now. A batch that committed
+ * nothing is answered at once, after the pending one (answers keep the commit order).
  */
 static void pipeline(md_store *md, md_op *batch, int more)
 {
-    int committed = md->synced, lost = md->lost;
-    md->synced = md->lost = 0;
-    if (md->pend) {
-        md_op *pend = md->pend;
-        md->pend = NULL;
-        if (!lost && (committed || flush(md) == CM_OK))
-            answer(pend);
-        else
-            answer_unflushed(pend);
-    }
-    if (!committed)
+    int committed = md->synced;
+    md->synced = 0;
+    settle(md, 0);
+    md_mirror_flush_marks(md); /* flush failures no commit took (the batch did not commit) */
+    if (!committed) {
         answer(batch); /* failed or wrote nothing: nothing to flush */
-    else if (more)
-        md->pend = batch;
-    else if (flush(md) == CM_OK)
-        answer(batch);
-    else
-        answer_unflushed(batch);
+        return;
+    }
+    md_mirror_flush_start(md);
+    md->pend = batch;
+    if (!more)
+        settle(md, 0);
 }
 
 /* Lead one batch: take queued ops, run them without the lock, wake their callers (mu held). */

@@ -102,16 +102,21 @@ typedef struct {
     MDB_env *env;
     char *dir;
     size_t map_size;
-    int failed;    /* a write or sync failed: never read or written again until rebuilt */
-    int fail_next; /* tests: this many next commits or syncs of this copy fail (EIO) */
+    int failed;             /* a write or sync failed: never read or written again until rebuilt */
+    int fail_next;          /* tests: this many next commits of this copy fail (EIO) */
+    uint64_t fail_sync_seq; /* tests: the flush of this sequence number fails (EIO) */
+    void (*sync_hook)(void *arg, int copy, uint64_t seq); /* tests: called before each flush */
+    void *sync_hook_arg;
     /* the copy's commit thread (idle while it is the primary): one job per batch, or a sync */
     md_store *md;
     pthread_t thread;
     int started, stop;
     sem_t go, done;
     uint64_t seq; /* this job's sequence number */
-    int sync_job; /* the job is md_mirror_sync's (flush the last commit), not a batch */
+    int sync_job; /* the job is a flush of the last commit (md_mirror_flush_start), not a batch */
     cm_err result;
+    int flushing;     /* a flush job was posted and its result not taken yet (the leader's) */
+    cm_err flush_err; /* its failure, when another copy's flush passed: marked failed next */
 } md_mirror;
 
 /* Write-log calls: every change an apply function makes goes through them, so that the batch
@@ -127,20 +132,32 @@ void md_wlog_truncate(md_store *md, size_t mark);
 /*
  * Commit the primary's batch transaction txn and the batch's log on every healthy copy, in
  * parallel; mark copies whose commit failed and move the primary to the first healthy copy if it
- * failed. CM_OK when at least one copy committed. NOSPC only when the primary's commit found the
+ * failed. The copies whose last flush failed (md_mirror_flush_wait) take no part and are marked
+ * too. CM_OK when at least one copy committed. NOSPC only when the primary's commit found the
  * map full and no copy committed (the caller grows the map and reruns the batch).
  */
 cm_err md_mirror_commit(md_store *md, MDB_txn *txn);
 /*
- * Flush every healthy copy's last commit (its meta page: the copies are opened MDB_NOMETASYNC),
- * in parallel; mark the copies whose flush failed when another succeeded. CM_OK when at least one
- * copy flushed, else the primary's error (nothing marked).
+ * Flush every healthy copy's last commit (its meta page: the copies are opened MDB_NOMETASYNC), in
+ * parallel, each on its own thread (the primary's too), without waiting: the leader applies the
+ * next batch meanwhile. md_mirror_flush_wait collects the results: CM_OK when at least one copy
+ * flushed, else the first error (nothing marked: every copy is as it was). The copies whose flush
+ * failed while another's passed are marked failed by the next md_mirror_commit (which leaves them
+ * out: the primary's open transaction cannot move to another copy) or md_mirror_flush_marks
+ * (the leader holding no transaction). The leader waits for the flush before the next commit:
+ * Linux reports a failed flush once, so a commit's fdatasync on the same file must not take the
+ * error that belongs to the flush.
  */
-cm_err md_mirror_sync(md_store *md);
+void md_mirror_flush_start(md_store *md);
+cm_err md_mirror_flush_wait(md_store *md);
+void md_mirror_flush_marks(md_store *md);
 /* Stop the copies' threads and close their environments (md_close). */
 void md_mirror_close(md_store *md);
-/* Tests: the next n commits of copy i fail with EIO. */
+/* Tests: the next n commits of copy i fail with EIO; its flush of commit seq fails with EIO. */
 void md_mirror_fail_commits(md_store *md, int i, int n);
+void md_mirror_fail_sync(md_store *md, int i, uint64_t seq);
+/* Tests: hook(arg, i, seq) runs on copy i's thread before each of its flushes (set while idle). */
+void md_mirror_set_sync_hook(md_store *md, void (*hook)(void *, int, uint64_t), void *arg);
 
 #define MD_FENCE_SLOTS 256
 struct md_fence;
@@ -180,13 +197,12 @@ struct md_store {
     int wlog_on; /* record into wlog (nmir > 1) */
     /*
      * The leader's pipeline (copies only, md_commit.c): pend is the last batch committed on some
-     * copy but not answered yet, its meta page not yet flushed; synced is set by md_mirror_commit
-     * when a batch's commit succeeded on some copy (whose flush then covered pend's meta page),
-     * lost when it failed on every copy, other than for a full map (a failed fdatasync drops the
-     * dirty pages, pend's meta page among them, and reports it once: a later flush cannot tell).
+     * copy whose flush (md_mirror_flush_start) is running and which is not answered yet; synced is
+     * set by md_mirror_commit when a batch's commit succeeded on some copy (its meta page then
+     * needs that flush).
      */
     md_op *pend;
-    int synced, lost;
+    int synced;
     /*
      * Map growth (md_map_grow): LMDB may change its map size only while no transaction of the
      * process is open, since a read transaction's slices point into the map. Read transactions

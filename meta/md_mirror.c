@@ -15,15 +15,15 @@
  * primary's transaction, hands the log to each other healthy copy's thread (which begins its own
  * write transaction, replays, stores the same number and commits) and commits the primary itself,
  * so the syncs of all copies run at once: a write costs one sync's latency, not three. The copies
- * are opened MDB_NOMETASYNC: a commit flushes its data pages but not its meta page, which the
- * next commit's flush (or md_mirror_sync, run by the leader when no commit follows) carries to
- * the disk; md_commit.c answers a batch only after that (md->synced tells it a commit reached some
- * copy). A single environment (nmir 1) keeps LMDB's two flushes per commit. The batch is
- * answered once every copy has answered. A copy whose replay, commit or flush failed is marked
- * failed (logged, counted, a file "failed" written into its directory when the drive still allows
- * it) and is neither written nor read again; when the primary fails, the first healthy copy becomes
- * the primary (md->env switches with map_lock held exclusively, so no read transaction spans
- * it). If no copy committed, the batch fails and no copy is marked: all are still equal (the
+ * are opened MDB_NOMETASYNC: a commit flushes its data pages but not its meta page, which
+ * md_mirror_flush_start then flushes on every copy's thread (the primary's included) while the
+ * leader applies the next batch; md_commit.c answers a batch only after that flush
+ * (md_mirror_flush_wait; md->synced tells it a commit reached some copy). A single environment
+ * (nmir 1) keeps LMDB's two flushes per commit. A copy whose replay, commit or flush failed is
+ * marked failed (logged, counted, a file "failed" written into its directory when the drive still
+ * allows it) and is neither written nor read again; when the primary fails, the first healthy copy
+ * becomes the primary (md->env switches with map_lock held exclusively, so no read transaction
+ * spans it). If no copy committed, the batch fails and no copy is marked: all are still equal (the
  * single-copy behaviour). If the primary's commit found its map full while others committed, the
  * log is replayed into the primary after growing its map (a rerun of the ops would apply the batch
  * twice on the others).
@@ -35,9 +35,15 @@
  * exists; the marker keeps it from winning when it is the only one left. Stores from before the
  * copies (one environment in DATA/meta) are the source of the first rebuild, then renamed.
  *
- * Threading: only the leader (md_commit.c) writes, logs and changes primary/failed; each copy but
- * the primary has a thread that waits on its go semaphore for one job (log and seq, or a flush)
- * and posts done.
+ * A copy whose flush failed while the leader has the next batch's transaction open on the primary
+ * cannot be marked then if it is the primary (md->env would move under that transaction): the
+ * flush failures wait in mir[].flush_err, and md_mirror_commit leaves those copies out of the
+ * commit (the primary's transaction is aborted, the others replay the log) and marks them.
+ *
+ * Threading: only the leader (md_commit.c) writes, logs and changes primary/failed; each copy has a
+ * thread that waits on its go semaphore for one job (log and seq: not the primary's; or a flush)
+ * and posts done. The leader posts a job only after it took the last one's result, so the job
+ * fields (seq, sync_job) are never overwritten under a running job.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -196,12 +202,11 @@ static cm_err copy_apply(md_store *md, md_mirror *m, const md_wbuf *log, uint64_
     }
 }
 
-/* Flush copy m's last commit: its data pages are durable already, this makes its meta page so. */
-static cm_err copy_sync(md_mirror *m)
+/* Flush copy m's last commit (sequence number seq): its data pages are durable already, this makes
+ * its meta page so. */
+static cm_err copy_sync(md_mirror *m, uint64_t seq)
 {
-    int inject = __atomic_load_n(&m->fail_next, __ATOMIC_ACQUIRE);
-    if (inject > 0) {
-        __atomic_fetch_sub(&m->fail_next, 1, __ATOMIC_ACQ_REL);
+    if (seq != 0 && __atomic_load_n(&m->fail_sync_seq, __ATOMIC_ACQUIRE) == seq) {
         CM_ERROR(MD_MOD, "metadata copy %s: sync failed (injected)", m->dir);
         return CM_ERR_IO;
     }
@@ -217,8 +222,10 @@ static void *copy_thread(void *arg)
             ;
         if (m->stop)
             break;
+        if (m->sync_job && m->sync_hook)
+            m->sync_hook(m->sync_hook_arg, (int)(m - m->md->mir), m->seq);
         if (m->sync_job)
-            m->result = copy_sync(m);
+            m->result = copy_sync(m, m->seq);
         else
             m->result = copy_apply(m->md, m, &m->md->wlog, m->seq, 0);
         sem_post(&m->done);
@@ -273,16 +280,15 @@ static void mark_failed(md_store *md, const cm_err *res)
     pthread_rwlock_unlock(&md->map_lock);
 }
 
-/* Post a job (a batch with sequence number seq, or a flush) to every healthy copy but the primary;
- * res[] starts CM_OK, kicked[] marks the copies posted to. */
-static void kick_copies(md_store *md, int sync_job, uint64_t seq, cm_err *res, int *kicked)
+/* Post a batch job with sequence number seq to every healthy copy whose res[] is CM_OK but the
+ * primary; kicked[] marks the copies posted to. */
+static void kick_copies(md_store *md, uint64_t seq, const cm_err *res, int *kicked)
 {
     for (int i = 0; i < md->nmir; i++) {
-        res[i] = CM_OK;
-        if (i == md->primary || md->mir[i].failed)
+        if (i == md->primary || md->mir[i].failed || res[i] != CM_OK)
             continue;
         md->mir[i].seq = seq;
-        md->mir[i].sync_job = sync_job;
+        md->mir[i].sync_job = 0;
         sem_post(&md->mir[i].go);
         kicked[i] = 1;
     }
@@ -303,7 +309,7 @@ static int collect_copies(md_store *md, const int *kicked, cm_err *res)
     return ok;
 }
 
-/* After a commit or sync that some copy passed: mark those that did not (res[i] != CM_OK). */
+/* After a commit or flush that some copy passed: mark those that did not (res[i] != CM_OK). */
 static void mark_failures(md_store *md, const cm_err *res)
 {
     for (int i = 0; i < md->nmir; i++) {
@@ -317,6 +323,19 @@ static void mark_failures(md_store *md, const cm_err *res)
     }
 }
 
+/* Take the flush failures md_mirror_flush_wait left into res[] (CM_OK for the other copies); 1
+ * when there were any. */
+static int take_flush_failures(md_store *md, cm_err *res)
+{
+    int any = 0;
+    for (int i = 0; i < md->nmir; i++) {
+        res[i] = md->mir[i].flush_err;
+        md->mir[i].flush_err = CM_OK;
+        any |= res[i] != CM_OK;
+    }
+    return any;
+}
+
 cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
 {
     cm_err res[MD_MIRRORS_MAX];
@@ -327,10 +346,16 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
         mdb_txn_abort(txn);
         return rc == ENOMEM ? CM_ERR_NOMEM : md_mdb_err(rc, "put seq");
     }
-    kick_copies(md, 0, seq, res, kicked);
+    /* A copy whose flush of the last batch failed takes no part: it is marked below. */
+    cm_err ferr[MD_MIRRORS_MAX] = {CM_OK};
+    int flush_failed = take_flush_failures(md, ferr);
+    memcpy(res, ferr, sizeof(res));
+    kick_copies(md, seq, res, kicked);
     md_mirror *pm = &md->mir[p];
     int inject = __atomic_load_n(&pm->fail_next, __ATOMIC_ACQUIRE);
-    if (inject > 0) {
+    if (res[p] != CM_OK) {
+        mdb_txn_abort(txn);
+    } else if (inject > 0) {
         __atomic_fetch_sub(&pm->fail_next, 1, __ATOMIC_ACQ_REL);
         mdb_txn_abort(txn);
         CM_ERROR(MD_MOD, "metadata copy %s: commit failed (injected)", pm->dir);
@@ -344,13 +369,13 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
     ok += collect_copies(md, kicked, res);
     __atomic_store_n(&md->seq, seq, __ATOMIC_RELAXED); /* never reused: an uncertain commit
                                                           may hold it */
-    if (ok == 0) { /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
-        for (int i = 0; i < md->nmir; i++)
-            md->lost |= res[i] != CM_OK && res[i] != CM_ERR_NOSPC;
+    if (ok == 0) {        /* nothing committed anywhere (NOSPC: the caller grows and reruns) */
+        if (flush_failed) /* those copies still failed a flush that another passed */
+            mark_failures(md, ferr);
         return res[p];
     }
-    /* Each copy that committed flushed its data after the previous commit's meta page: the
-     * leader's pending batch is durable on every copy left healthy below. */
+    /* Each copy that committed did so after its flush of the last batch (md_commit.c settles that
+     * flush before every commit): what it committed now is this batch's. */
     md->synced = 1;
     if (res[p] == CM_ERR_NOSPC) /* the others have the batch: replay it, do not rerun the ops */
         res[p] = copy_apply(md, pm, &md->wlog, seq, 1);
@@ -358,18 +383,49 @@ cm_err md_mirror_commit(md_store *md, MDB_txn *txn)
     return CM_OK;
 }
 
-cm_err md_mirror_sync(md_store *md)
+void md_mirror_flush_start(md_store *md)
+{
+    for (int i = 0; i < md->nmir; i++) {
+        md_mirror *m = &md->mir[i];
+        m->flushing = 0;
+        if (m->failed)
+            continue;
+        m->seq = md->seq;
+        m->sync_job = 1;
+        sem_post(&m->go);
+        m->flushing = 1;
+    }
+}
+
+cm_err md_mirror_flush_wait(md_store *md)
+{
+    cm_err res[MD_MIRRORS_MAX], first = CM_OK;
+    int ok = 0;
+    for (int i = 0; i < md->nmir; i++) {
+        md_mirror *m = &md->mir[i];
+        res[i] = CM_OK;
+        if (!m->flushing)
+            continue;
+        while (sem_wait(&m->done) != 0 && errno == EINTR)
+            ;
+        m->flushing = 0;
+        res[i] = m->result;
+        ok += res[i] == CM_OK;
+        if (first == CM_OK)
+            first = res[i];
+    }
+    if (ok == 0) /* no copy flushed: nothing is marked, they all stay as equal as they were */
+        return first;
+    for (int i = 0; i < md->nmir; i++)
+        md->mir[i].flush_err = res[i];
+    return CM_OK;
+}
+
+void md_mirror_flush_marks(md_store *md)
 {
     cm_err res[MD_MIRRORS_MAX];
-    int kicked[MD_MIRRORS_MAX] = {0}, ok = 0, p = md->primary;
-    kick_copies(md, 1, 0, res, kicked);
-    res[p] = copy_sync(&md->mir[p]);
-    ok += res[p] == CM_OK;
-    ok += collect_copies(md, kicked, res);
-    if (ok == 0)
-        return res[p];
-    mark_failures(md, res);
-    return CM_OK;
+    if (take_flush_failures(md, res))
+        mark_failures(md, res);
 }
 
 /* ---- Open, rebuild, close ---- */
@@ -723,6 +779,20 @@ void md_mirror_fail_commits(md_store *md, int i, int n)
 {
     if (i >= 0 && i < md->nmir)
         __atomic_store_n(&md->mir[i].fail_next, n, __ATOMIC_RELEASE);
+}
+
+void md_mirror_set_sync_hook(md_store *md, void (*hook)(void *, int, uint64_t), void *arg)
+{
+    for (int i = 0; i < md->nmir; i++) {
+        md->mir[i].sync_hook = hook;
+        md->mir[i].sync_hook_arg = arg;
+    }
+}
+
+void md_mirror_fail_sync(md_store *md, int i, uint64_t seq)
+{
+    if (i >= 0 && i < md->nmir)
+        __atomic_store_n(&md->mir[i].fail_sync_seq, seq, __ATOMIC_RELEASE);
 }
 
 cm_err md_open_data(const char *data_dir, int ndrives, int ncopies, md_store **out)

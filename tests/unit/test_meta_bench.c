@@ -10,12 +10,16 @@
  *
  * By default each run lasts 0.3 s (a smoke run for CI). MD_BENCH_SECONDS=5 gives figures worth
  * quoting; MD_BENCH_DIR=/path puts the stores on another file system (default: the test scratch
- * dir). The file system type is printed, because a tmpfs makes every sync free.
+ * dir); MD_BENCH_COPIES=3 keeps each store in three copies (md_open_copies, as the single node's
+ * server does) instead of one environment. The file system type is printed, because a tmpfs
+ * makes every sync free.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
 
@@ -75,6 +79,27 @@ static double run_seconds(void)
     return v > 0 ? v : 0.3;
 }
 
+/* The store in dir: one environment, or MD_BENCH_COPIES (2 or 3) copies in dir/driveN/meta. */
+static md_store *open_store(const char *dir)
+{
+    const char *c = getenv("MD_BENCH_COPIES");
+    int n = c ? atoi(c) : 1;
+    md_store *md = NULL;
+    if (n < 2 || n > 3) {
+        CU_ASSERT_EQUAL_FATAL(md_open(dir, 0, &md), CM_OK);
+        return md;
+    }
+    char dirs[3][600];
+    const char *dp[3];
+    CU_ASSERT_FATAL(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    for (int i = 0; i < n; i++) {
+        snprintf(dirs[i], sizeof(dirs[i]), "%s/drive%d/meta", dir, i);
+        dp[i] = dirs[i];
+    }
+    CU_ASSERT_EQUAL_FATAL(md_open_copies(dp, n, NULL, 0, &md), CM_OK);
+    return md;
+}
+
 /* One run: nthreads putting for secs into a fresh store; serial sets the batch limit to 1. */
 static void bench_one(int nthreads, int serial, double secs)
 {
@@ -82,11 +107,10 @@ static void bench_one(int nthreads, int serial, double secs)
     pthread_t t[64];
     pthread_barrier_t bar;
     char dir[512];
-    md_store *md = NULL;
     md_bucket b = {.name = "bench"};
     md_stats st0, st;
     snprintf(dir, sizeof(dir), "%s/bench-%d-%s", base_dir(), nthreads, serial ? "s" : "g");
-    CU_ASSERT_EQUAL_FATAL(md_open(dir, 0, &md), CM_OK);
+    md_store *md = open_store(dir);
     CU_ASSERT_EQUAL(md_bucket_create(md, &b), CM_OK);
     md_gc_set_max(md, serial ? 1 : MD_BATCH_MAX);
     md_stats_get(md, &st0);

@@ -22,11 +22,16 @@
  *                      the store opens with the two others, that copy counted failed, writes and
  *                      reads work; once the drive is back the next open rebuilds it.
  *   pipeline           batches of one async put each, queued behind a held first batch: each is
- *                      answered only after the next batch committed (its flush covered the meta
- *                      page), the last one after an explicit flush (one sync counted); a next
- *                      commit that fails on copy 1 marks it and still answers the pending batch;
- *                      one that fails on every copy fails, and the pending batch is answered
- *                      uncertain (not flushed again); everything answered is there after a reopen.
+ *                      flushed (one sync counted per batch) while the next one is applied, and
+ *                      answered before the next commit; a next commit that fails on copy 1 marks
+ *                      it and the batch before it is answered; one that fails on every copy fails
+ *                      alone (the batch before was flushed first); everything answered is there
+ *                      after a reopen.
+ *   flush_failure      the same batches with a flush failing after the next batch was applied:
+ *                      on copy 1 (marked failed, the batch answered once copy 2 flushed too), on
+ *                      the primary (marked, the next batch committed on the other copy and read
+ *                      from it), on the last healthy copy (the batch answered uncertain, the copy
+ *                      kept); a reopen rebuilds the two marked copies with every answered write.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -421,6 +426,10 @@ typedef struct {
     int answered;
     int fail_copy, fail_batch; /* in the hook of batch fail_batch: fail copy's next commit (-1:
                                 * every copy's) */
+    int fail_sync_copy, fail_sync_batch; /* the same for the flush of that batch's commit */
+    uint64_t fail_seq;                   /* the sequence number of that commit */
+    int watch_copy;                      /* the copy whose flush of fail_seq records... */
+    int watch_answered;                  /* ...how many ops were answered when it began */
 } pipe_log;
 
 typedef struct {
@@ -442,6 +451,23 @@ static void pipe_hook(void *arg, size_t n)
         for (int i = 0; i < 3; i++)
             if (l->fail_copy < 0 || l->fail_copy == i)
                 md_mirror_fail_commits(l->md, i, 1);
+    if (b == l->fail_sync_batch) {
+        md_stats st;
+        md_stats_get(l->md, &st);
+        l->fail_seq = st.seq + 1; /* this batch's commit */
+        for (int i = 0; i < 3; i++)
+            if (l->fail_sync_copy < 0 || l->fail_sync_copy == i)
+                md_mirror_fail_sync(l->md, i, l->fail_seq);
+    }
+}
+
+static void pipe_sync_hook(void *arg, int copy, uint64_t seq)
+{
+    pipe_log *l = arg;
+    pthread_mutex_lock(&l->mu);
+    if (seq == l->fail_seq && copy == l->watch_copy)
+        l->watch_answered = l->answered;
+    pthread_mutex_unlock(&l->mu);
 }
 
 static void pipe_done(void *arg, cm_err err, md_object *old, int had_old)
@@ -497,7 +523,7 @@ static void test_pipeline(void)
     mk_bucket(md, "b");
     /* nothing fails: batch i starts before batch i-1 is answered, i.e. with i-1 answers */
     memset(&l, 0, sizeof(l));
-    l.fail_batch = -1;
+    l.fail_batch = l.fail_sync_batch = -1;
     md_stats_get(md, &before);
     pipe_run(md, &l, "p");
     md_stats_get(md, &st);
@@ -506,11 +532,11 @@ static void test_pipeline(void)
         CU_ASSERT_EQUAL(l.answered_at[i], i - 1);
     for (int i = 0; i < PIPE_OPS; i++)
         CU_ASSERT_EQUAL(l.err[i], CM_OK);
-    CU_ASSERT_EQUAL(st.syncs - before.syncs, 1); /* the last batch: nothing came after it */
+    CU_ASSERT_EQUAL(st.syncs - before.syncs, PIPE_OPS); /* every batch's meta page, once */
     CU_ASSERT_EQUAL(st.commits - before.commits, PIPE_OPS);
     /* the fourth batch's commit fails on copy 1: the third is answered from copies 0 and 2 */
     memset(&l, 0, sizeof(l));
-    l.fail_batch = 3, l.fail_copy = 1;
+    l.fail_batch = 3, l.fail_copy = 1, l.fail_sync_batch = -1;
     md_stats_get(md, &before);
     pipe_run(md, &l, "q");
     md_stats_get(md, &st);
@@ -518,18 +544,18 @@ static void test_pipeline(void)
         CU_ASSERT_EQUAL(l.err[i], CM_OK);
     CU_ASSERT_EQUAL(st.copies_healthy, 2);
     CU_ASSERT_EQUAL(st.copy_failed[1], 1);
-    CU_ASSERT_EQUAL(st.syncs - before.syncs, 1);
-    /* the fourth batch's commit fails on both healthy copies: it fails (none marked), the third is
-     * answered uncertain (a failed flush may have dropped its meta page), and the rest go on */
+    CU_ASSERT_EQUAL(st.syncs - before.syncs, PIPE_OPS);
+    /* the fourth batch's commit fails on both healthy copies: it fails (none marked); the third
+     * was flushed before that commit began, so it is answered, and the rest go on */
     memset(&l, 0, sizeof(l));
-    l.fail_batch = 3, l.fail_copy = -1;
+    l.fail_batch = 3, l.fail_copy = -1, l.fail_sync_batch = -1;
     md_stats_get(md, &before);
     pipe_run(md, &l, "r");
     md_stats_get(md, &st);
     for (int i = 0; i < PIPE_OPS; i++)
-        CU_ASSERT_EQUAL(l.err[i], i == 3 ? CM_ERR_IO : i == 2 ? CM_ERR_UNCERTAIN : CM_OK);
+        CU_ASSERT_EQUAL(l.err[i], i == 3 ? CM_ERR_IO : CM_OK);
     CU_ASSERT_EQUAL(st.copies_healthy, 2);
-    CU_ASSERT_EQUAL(st.syncs - before.syncs, 1);
+    CU_ASSERT_EQUAL(st.syncs - before.syncs, PIPE_OPS - 1); /* the failed batch has none */
     CU_ASSERT_EQUAL(l.answered_at[4], 4); /* the failed batch and the one before it answered */
     md_close(md);
     md = open_copies();
@@ -539,6 +565,70 @@ static void test_pipeline(void)
             snprintf(key, sizeof(key), "%c%d", prefixes[p], i);
             etag_of(md, key, et, sizeof(et));
             CU_ASSERT_STRING_EQUAL(et, p == 2 && i == 3 ? "" : "v");
+        }
+    }
+    md_close(md);
+    free(check_equal());
+}
+
+/* One pipe_run with copy's flush of the fourth batch's commit failing (-1: every healthy copy's)
+ * and watch's flush of it observed; the fifth batch is applied before the fourth is answered. */
+static void flush_fail_run(md_store *md, pipe_log *l, const char *prefix, int copy, int watch)
+{
+    memset(l, 0, sizeof(*l));
+    l->fail_batch = -1;
+    l->fail_sync_batch = 3, l->fail_sync_copy = copy, l->watch_copy = watch;
+    l->watch_answered = -1;
+    pipe_run(md, l, prefix);
+    CU_ASSERT_EQUAL(l->answered_at[4], 3);
+    for (int i = 0; i < PIPE_OPS; i++)
+        CU_ASSERT_EQUAL(l->err[i], i == 3 && copy < 0 ? CM_ERR_UNCERTAIN : CM_OK);
+}
+
+static void test_flush_failure(void)
+{
+    static pipe_log l;
+    md_stats st;
+    char key[32], et[64];
+    set_dirs("flushfail");
+    md_store *md = open_copies();
+    mk_bucket(md, "b");
+    md_mirror_set_sync_hook(md, pipe_sync_hook, &l);
+    /* copy 1: marked failed; the batch waited for copy 2's flush (begun with 3 answers, not 4) */
+    flush_fail_run(md, &l, "p", 1, 2);
+    CU_ASSERT_EQUAL(l.watch_answered, 3);
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 2);
+    CU_ASSERT_EQUAL(st.copy_failed[1], 1);
+    CU_ASSERT_TRUE(exists(dirs[1], "failed"));
+    /* the primary (copy 0): the fifth batch's commit leaves it out (its transaction was open on
+     * it), it is marked and reads move to copy 2, which alone holds the later batches */
+    flush_fail_run(md, &l, "q", 0, 2);
+    CU_ASSERT_EQUAL(l.watch_answered, 3);
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 1);
+    CU_ASSERT_EQUAL(st.copy_failed[0], 1);
+    for (int i = 0; i < PIPE_OPS; i++) {
+        snprintf(key, sizeof(key), "q%d", i);
+        etag_of(md, key, et, sizeof(et));
+        CU_ASSERT_STRING_EQUAL(et, "v");
+    }
+    /* the last healthy copy: no copy flushed, so the batch is uncertain and the copy stays */
+    flush_fail_run(md, &l, "r", -1, -1);
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 1);
+    CU_ASSERT_EQUAL(put(md, "after", "v"), CM_OK);
+    md_mirror_set_sync_hook(md, NULL, NULL);
+    md_close(md);
+    md = open_copies(); /* copies 0 and 1 rebuilt from copy 2 */
+    md_stats_get(md, &st);
+    CU_ASSERT_EQUAL(st.copies_healthy, 3);
+    for (int i = 0; i < PIPE_OPS; i++) {
+        const char *prefixes = "pqr";
+        for (int p = 0; p < 3; p++) {
+            snprintf(key, sizeof(key), "%c%d", prefixes[p], i);
+            etag_of(md, key, et, sizeof(et));
+            CU_ASSERT_STRING_EQUAL(et, "v");
         }
     }
     md_close(md);
@@ -578,10 +668,14 @@ static void test_unusable_drive(void)
 void cu_register(void)
 {
     cm_log_threshold = -1; /* the failures below are logged on purpose */
-    static const cu_test tests[] = {
-        {"writes_everywhere", test_writes_everywhere}, {"pipeline", test_pipeline},
-        {"sync_failure", test_sync_failure},           {"reopen_rebuild", test_reopen_rebuild},
-        {"migrate_legacy", test_migrate_legacy},       {"map_grows", test_map_grows},
-        {"unusable_drive", test_unusable_drive},       {NULL, NULL}};
+    static const cu_test tests[] = {{"writes_everywhere", test_writes_everywhere},
+                                    {"pipeline", test_pipeline},
+                                    {"flush_failure", test_flush_failure},
+                                    {"sync_failure", test_sync_failure},
+                                    {"reopen_rebuild", test_reopen_rebuild},
+                                    {"migrate_legacy", test_migrate_legacy},
+                                    {"map_grows", test_map_grows},
+                                    {"unusable_drive", test_unusable_drive},
+                                    {NULL, NULL}};
     cu_add_suite("meta_copies", tests);
 }
