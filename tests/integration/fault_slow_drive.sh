@@ -6,21 +6,24 @@
 # slow_drive_load.py then overwrites striped objects, reads them (a GET's lease makes its end free
 # the replaced body) and aborts 1.5 MiB uploads, all of which free blobs on drive3, while
 # `cairn bench` GETs 4 KiB objects (inline in the metadata: they never touch a drive) on one
-# connection. Their p99 must stay under SLOW_P99_MS (10), and none may take SLOW_MAX_MS (500, half
+# connection. Their p99 must stay under SLOW_P99_MS (30), and none may take SLOW_MAX_MS (500, half
 # the drive's delay: a closed-loop client sends one GET per stall, so a few stalls hide from a
 # percentile). Before the drives' background deleters, the loop itself ran bs_delete, which waits
 # for drive3's running 1 s fdatasync round: max ~1 s, and p99 ~700 ms under the heavier load.
+# The percentile's bound is far from both: a healthy loop's p99 is 1-5 ms on an idle machine, but
+# a CI machine at load 25 measured 36 ms under the sanitizer, scheduling alone.
 source "$(dirname "$0")/lib.sh"
 h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 
 SECONDS_RUN=${SLOW_SECONDS:-6}
-P99_MAX=${SLOW_P99_MS:-10}
+P99_MAX=${SLOW_P99_MS:-30}
 # The sanitizer build spends 3-5x the CPU per request (measured p99 1.7-4.8 ms on a shared
-# 2-core machine): it gets a looser percentile; the maximum below still catches any drive wait.
+# 2-core machine, 36 ms at load 25): it gets a looser percentile; the maximum below still catches
+# any drive wait.
 if ldd "$CAIRN_BIN" 2>/dev/null | grep -q libasan; then
-    P99_MAX=${SLOW_P99_MS:-30}
+    P99_MAX=${SLOW_P99_MS:-150}
 fi
 LAT_MAX=${SLOW_MAX_MS:-500}
 CONF=$H_WORK/cairn.conf
