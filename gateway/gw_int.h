@@ -129,14 +129,12 @@ struct gw_req {
     cm_md5 md5; /* always computed for data (the ETag) */
     /* Plain data bodies on a CPU with the SIMD MD5: bytes the sink took but MD5 has not, at the
      * start of md5_buf (the request's body buffer), hashed with other requests' by this loop's
-     * batch, or by another loop's together with its own (gw_md5.c); the body is paused
-     * meanwhile. */
+     * batch (gw_md5.c); the body is paused meanwhile. */
     int md5_wait;
     size_t md5_unhashed;
     struct evbuffer *md5_buf;
-    struct md5_flight *md5_flight; /* the flight its bytes are in; NULL: still in the batch */
-    size_t md5_seg, md5_nseg;      /* the batch's scratch: where its segments are */
-    cm_ck_alg ck_alg;              /* x-amz-checksum-* algorithm, when one is computed */
+    size_t md5_seg, md5_nseg; /* the batch's scratch: where its segments are */
+    cm_ck_alg ck_alg;         /* x-amz-checksum-* algorithm, when one is computed */
     int ck_active;
     cm_ck ck;
     char ck_want[72];       /* base64 from a header; "" if it comes in the trailer */
@@ -326,18 +324,15 @@ cm_err gw_body_seal(gw_req *r);
  * on a disk: deletes are queued (ob_delete_async), or handed to a worker when a queue is full.
  */
 void gw_req_free(gw_req *r);
-/* gw_md5.c: the MD5 batch of this loop (and of the others). Whether r's body bytes go through it
- * (a data body whose MD5 context has the SIMD lanes). */
+/* gw_md5.c: this loop's MD5 batch. Whether r's body bytes go through it (a data body whose MD5
+ * context has the SIMD lanes). */
 int gw_md5_batched(const gw_req *r);
 /* The sink took the first n bytes of buf (r's body buffer, not drained): pause r's body, and
- * have them hashed (here or by another loop's batch), drained and the body resumed, later in this
- * loop turn or the next.
+ * have them hashed, drained and the body resumed by this loop's batch, later in this loop turn.
  * When the batch cannot be scheduled they are hashed and drained at once. */
 void gw_md5_defer(gw_req *r, struct evbuffer *buf, size_t n);
 /* r ends (on_done) with bytes deferred: take it out of the batch. */
 void gw_md5_forget(gw_req *r);
-/* Register the batches' counters (docs/metrics.md) with m. */
-cm_err gw_md5_metrics(cm_metrics *m);
 
 /* ---- gw_pool.c: blocking work off the event loops ---- */
 

@@ -151,7 +151,7 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     g->metrics_token = strdup(cfg->metrics_token ? cfg->metrics_token : "");
     g->cfg.metrics_token = g->cfg.metrics_allow = NULL; /* parsed below, owned copies */
     if (!g->metrics_token || gw_stats_new(&g->stats) != CM_OK ||
-        cm_metrics_new(&g->metrics) != CM_OK || gw_md5_metrics(g->metrics) != CM_OK)
+        cm_metrics_new(&g->metrics) != CM_OK)
         goto fail;
     if (cm_cidr_list_parse(cfg->metrics_allow ? cfg->metrics_allow : "", &g->metrics_allow) !=
         CM_OK) {
