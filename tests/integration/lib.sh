@@ -189,6 +189,15 @@ h_server_log_tail() {
         echo "----"
         return
     fi
+    local f
+    # a test that ran deploy/local-cluster.sh (lib_cluster.sh's lc_setup): each node's and etcd
+    # member's log, which the cleanup deletes with the cluster dir
+    for f in "$H_WORK"/cluster/n*/server.log "$H_WORK"/cluster/etcd/m*.log; do
+        [ -f "$f" ] || continue
+        echo "---- ${f#"$H_WORK"/} (last 15 lines) ----"
+        tail -n 15 "$f"
+    done
+    [ -f "$H_LOG" ] || return 0
     echo "---- server log (last ${1:-40} lines) ----"
     tail -n "${1:-40}" "$H_LOG" 2>/dev/null
     echo "----"
