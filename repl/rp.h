@@ -242,6 +242,7 @@ typedef struct {
     uint64_t tombs_collected;    /* tombstones dropped on every home (rp_antientropy_collect) */
     uint64_t collect_skipped;    /* collections not tried (a home silent, old records differ) */
     uint64_t stale_retries;      /* ops refused as stale that ran again on a newer layout */
+    uint64_t ops_live;           /* fan-outs alive now (a gauge, not a count) */
 } rp_stats;
 void rp_get_stats(rp *c, rp_stats *out);
 

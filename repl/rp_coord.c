@@ -171,6 +171,7 @@ void rp_get_stats(rp *c, rp_stats *out)
 {
     pthread_mutex_lock(&c->mu);
     *out = c->st;
+    out->ops_live = c->ops;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -194,30 +195,51 @@ typedef struct {
     int all_homes; /* every home answered */
 } rp_read;
 
-/* Resolve the answers of a finished get op (c->mu held). */
-static cm_err read_collect_locked(rp *c, rp_op *op, rp_consistency mode, rp_read *rd)
+/* Resolve the answers of a finished get op (c->mu held): *win is the slot's record that wins
+ * (NULL when no replica holds a version), left in its slot; rd->seen and rd->all_homes are set. */
+static cm_err read_collect_locked(rp *c, rp_op *op, rp_consistency mode, rp_read *rd, rp_slot **win)
 {
+    *win = NULL;
     if (!rp_op_quorum_locked(op) && !(mode == RP_AVAILABLE && op->nok >= 1))
         return CM_ERR_UNAVAILABLE;
-    const md_object *w = NULL;
     for (int i = 0; i < op->nslots; i++) {
-        const rp_slot *s = &op->slot[i];
+        rp_slot *s = &op->slot[i];
         if (s->state != RP_SLOT_DONE || !s->has_rec)
             continue;
         uint64_t ignored;
         (void)md_hlc_update(c->cfg.clock, s->rec.hlc, &ignored); /* a refused drift: skip it */
         md_vv_merge(&rd->seen, &s->rec.vv, &rd->seen);
-        if (!w || md_object_resolve(w, &s->rec, NULL) == 1)
-            w = &s->rec;
+        if (!*win || md_object_resolve(&(*win)->rec, &s->rec, NULL) == 1)
+            *win = s;
     }
     rd->all_homes = op->nok == op->nslots && op->nslots == c->cfg.n;
-    if (w) {
-        cm_err e = md_object_copy(w, &rd->win);
-        if (e != CM_OK)
-            return e;
-        rd->has = 1;
-    }
     return CM_OK;
+}
+
+/*
+ * rd->win = the winning slot's record (c->mu not held). It is moved out of the slot when nothing
+ * reads the slots any more: the op finished (no answer lands in a slot done) and its read repair
+ * was decided (op->repair cleared under c->mu; it compares every slot against the winner). While
+ * a repair still waits for a late answer (a hedged home), it is copied. The slot keeps its
+ * stamps, tombstone flag and vector (what rp_same_version compares), only the owned fields go.
+ */
+static cm_err take_winner(rp *c, rp_op *op, rp_slot *w, rp_read *rd)
+{
+    pthread_mutex_lock(&c->mu);
+    int move = !op->repair;
+    if (move) {
+        rd->win = w->rec;
+        md_object stamp = {.hlc = w->rec.hlc,
+                           .hlc_node = w->rec.hlc_node,
+                           .tombstone = w->rec.tombstone,
+                           .vv = w->rec.vv};
+        w->rec = stamp;
+    }
+    pthread_mutex_unlock(&c->mu);
+    cm_err e = move ? CM_OK : md_object_copy(&w->rec, &rd->win);
+    if (e == CM_OK)
+        rd->has = 1;
+    return e;
 }
 
 /* A bucket name and key the replicas can hold. */
@@ -343,16 +365,21 @@ static rp_op *read_op_new(rp *c, const char *bucket, const char *key, int repair
 static cm_err read_end(rp *c, rp_op *op, rp_consistency mode, int writeback, rp_read *rd,
                        rp_op **wb)
 {
+    rp_slot *w;
     *wb = NULL;
     pthread_mutex_lock(&c->mu);
-    cm_err e = read_collect_locked(c, op, mode, rd);
+    cm_err e = read_collect_locked(c, op, mode, rd, &w);
     if (e == CM_ERR_UNAVAILABLE)
         c->st.unavailable++;
     pthread_mutex_unlock(&c->mu);
-    if (e == CM_OK && writeback && mode == RP_STRONG && rd->has) {
-        e = write_back_op(c, op, &rd->win, wb);
-        if (e != CM_OK)
-            md_object_release(&rd->win);
+    if (e != CM_OK || !w)
+        return e;
+    /* the write-back counts the homes holding the winner, its slot among them: before the take */
+    if (writeback && mode == RP_STRONG && (e = write_back_op(c, op, &w->rec, wb)) != CM_OK)
+        return e;
+    if ((e = take_winner(c, op, w, rd)) != CM_OK) {
+        rp_op_put(*wb);
+        *wb = NULL;
     }
     return e;
 }

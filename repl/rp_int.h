@@ -14,7 +14,8 @@
  * Lifetime: an op is reference counted under the coordinator's mutex: one reference for its
  * waiter (an asynchronous op's on_finish drops it; none for a detached op: read repair,
  * anti-entropy writes), one per call in flight and one per pending hedge, lazy or stale-retry timer
- * (the deadline timer holds none: it is freed when the op finishes, before on_finish runs). The
+ * (the deadline timer holds none: it is freed when the op finishes, before on_finish runs; the
+ * lazy timer is stopped then too, dropping its reference, as it would do nothing). The
  * last one frees it, on whichever thread drops it; a completion arriving after the waiter gave up
  * therefore finds its op alive. rp_free waits until no op exists, so no completion can ever arrive
  * at a freed coordinator.
@@ -117,7 +118,9 @@ struct rp_op {
     /* A lazy get (a get's or a put's read, rp_coord.c read_op_new) asks `need` homes, this
      * node's first; the next one when one fails, and the rest at RP_LAZY_HEDGE_MS. */
     int lazy;
-    int next_lazy; /* the first home not asked yet (under c->mu) */
+    int next_lazy;         /* the first home not asked yet (under c->mu) */
+    struct event *lazy_ev; /* that hedge's timer, on the loop only; pending, it holds a
+                            * reference; stopped when the op finishes (rp_op.c lazy_stop) */
     /* The stale retry (rp_op.c, stale_wait): a routed op that a replica refused with
      * CM_ERR_STALE and that ended without its quorum waits for the coordinator's next router
      * and runs again on it, once, within cfg.timeout_ms of t0. */
