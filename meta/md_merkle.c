@@ -37,9 +37,9 @@ struct md_merkle {
 static cm_err leaf_index(int depth, const uint8_t *key, size_t klen, size_t *leaf)
 {
     uint8_t d[32];
-    cm_err e = cm_ck_digest(CM_CK_SHA256, key, klen, d);
-    *leaf = e == CM_OK ? cm_get_be32(d) >> (32 - 4 * depth) : 0;
-    return e;
+    cm_sha256(key, klen, d);
+    *leaf = cm_get_be32(d) >> (32 - 4 * depth);
+    return CM_OK;
 }
 
 int md_merkle_depth_for(uint64_t nkeys)
@@ -81,9 +81,7 @@ static cm_err build_inner(md_merkle *t)
         for (size_t i = t->off[lv]; i < t->off[lv + 1]; i++) {
             uint8_t full[32];
             size_t child = t->off[lv + 1] + (i - t->off[lv]) * MD_MERKLE_FANOUT;
-            cm_err e = cm_ck_digest(CM_CK_SHA256, t->h[child], 16 * MD_MERKLE_FANOUT, full);
-            if (e != CM_OK)
-                return e;
+            cm_sha256(t->h[child], 16 * MD_MERKLE_FANOUT, full);
             memcpy(t->h[i], full, 16);
         }
     }

@@ -51,8 +51,7 @@
 static uint32_t key_hash(const uint8_t *key, size_t klen)
 {
     uint8_t d[32];
-    if (cm_ck_digest(CM_CK_SHA256, key, klen, d) != CM_OK)
-        return 0;
+    cm_sha256(key, klen, d); /* OpenSSL's low-level call: no allocation per key */
     return cm_get_be32(d + 4);
 }
 
@@ -109,8 +108,9 @@ static cm_err hashed_prefix(char kind, const char *key, char *out)
 {
     uint8_t d[32];
     size_t n = 2, kl = strlen(key);
-    if (kl > MD_MAX_KEY || cm_ck_digest(CM_CK_SHA256, (const uint8_t *)key, kl, d) != CM_OK)
+    if (kl > MD_MAX_KEY)
         return CM_ERR_INVAL;
+    cm_sha256(key, kl, d);
     out[0] = (char)MD_MPU_MARK, out[1] = kind;
     for (size_t i = 0; i < kl && n + (key[i] == 0x01 ? 2 : 1) <= 2 + VER_HASHED_HEAD; i++) {
         out[n++] = key[i];

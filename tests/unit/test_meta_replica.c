@@ -588,6 +588,11 @@ static void test_fence_restart(void)
 static void test_shards_and_lookup(void)
 {
     md_store *md = open_store("shards");
+    /* pinned: bytes 4..7 of SHA-256(key), big-endian, modulo nshards (computed apart); a change
+     * would move every record of a running cluster to other homes */
+    CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)"photos/cat.jpg", 14, 256), 119);
+    CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)"photos/cat.jpg", 14, 64), 55);
+    CU_ASSERT_EQUAL(md_shard_of((const uint8_t *)"a", 1, 256), 202);
     /* every key in exactly one shard, shards used roughly evenly, stable across calls */
     uint32_t count[8] = {0};
     char key[32];
