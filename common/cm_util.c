@@ -5,6 +5,7 @@
 #include "cm_util.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
@@ -138,6 +139,26 @@ static cm_err url_decode(const char *in, size_t len, int form, char *out, size_t
     out[n] = '\0';
     if (outlen)
         *outlen = n;
+    return CM_OK;
+}
+
+cm_err cm_buf_room(char **p, size_t *cap, size_t len, size_t need, size_t first)
+{
+    if (need > SIZE_MAX - len)
+        return CM_ERR_NOMEM;
+    if (*cap - len >= need)
+        return CM_OK;
+    size_t c = *cap ? *cap : first ? first : 1;
+    while (c - len < need) {
+        if (c > SIZE_MAX / 2)
+            return CM_ERR_NOMEM;
+        c *= 2;
+    }
+    char *q = realloc(*p, c);
+    if (!q)
+        return CM_ERR_NOMEM;
+    *p = q;
+    *cap = c;
     return CM_OK;
 }
 

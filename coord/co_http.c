@@ -60,17 +60,9 @@ struct co_http {
 
 static cm_err buf_reserve(co_buf *b, size_t extra)
 {
-    if (b->len + extra + 1 <= b->cap)
-        return CM_OK;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
+    if (extra == SIZE_MAX)
         return CM_ERR_NOMEM;
-    b->p = p;
-    b->cap = cap;
-    return CM_OK;
+    return cm_buf_room(&b->p, &b->cap, b->len, extra + 1, 4096); /* and its NUL */
 }
 
 static cm_err buf_append(co_buf *b, const char *data, size_t len)

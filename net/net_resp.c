@@ -213,16 +213,8 @@ static const char *loop_date(net_loop *loop)
 /* Room for n more bytes of the pending head, or NULL (out of memory: that line is lost). */
 static char *head_room(net_req *r, size_t n)
 {
-    if (r->hdr_cap - r->hdr_len < n) {
-        size_t cap = r->hdr_cap ? r->hdr_cap : 512;
-        while (cap - r->hdr_len < n)
-            cap *= 2;
-        char *p = realloc(r->hdr, cap);
-        if (!p)
-            return NULL;
-        r->hdr = p;
-        r->hdr_cap = cap;
-    }
+    if (cm_buf_room(&r->hdr, &r->hdr_cap, r->hdr_len, n, 512) != CM_OK)
+        return NULL;
     return r->hdr + r->hdr_len;
 }
 

@@ -3,6 +3,7 @@
  * durable mkdir (parent path rules; created, existing, missing parent).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -177,6 +178,29 @@ static void test_ident(void)
     CU_ASSERT_FALSE(cm_ident_ok("abcd", 4));
 }
 
+/* cm_buf_room: doubling from the first capacity, what is there kept, a size that would overflow
+ * refused with the buffer as it was. */
+static void test_buf_room(void)
+{
+    char *p = NULL;
+    size_t cap = 0;
+    CU_ASSERT_EQUAL(cm_buf_room(&p, &cap, 0, 10, 16), CM_OK);
+    CU_ASSERT_EQUAL(cap, 16);
+    memcpy(p, "0123456789", 10);
+    CU_ASSERT_EQUAL(cm_buf_room(&p, &cap, 10, 6, 16), CM_OK); /* fits exactly */
+    CU_ASSERT_EQUAL(cap, 16);
+    CU_ASSERT_EQUAL(cm_buf_room(&p, &cap, 10, 7, 16), CM_OK);
+    CU_ASSERT_EQUAL(cap, 32);
+    CU_ASSERT_EQUAL(cm_buf_room(&p, &cap, 10, 200, 16), CM_OK);
+    CU_ASSERT_EQUAL(cap, 256);
+    CU_ASSERT_EQUAL(memcmp(p, "0123456789", 10), 0);
+    char *was = p;
+    CU_ASSERT_EQUAL(cm_buf_room(&p, &cap, 10, SIZE_MAX - 5, 16), CM_ERR_NOMEM);
+    CU_ASSERT_EQUAL(cm_buf_room(&p, &cap, 10, SIZE_MAX / 2, 16), CM_ERR_NOMEM);
+    CU_ASSERT(p == was && cap == 256);
+    free(p);
+}
+
 static void test_random_string(void)
 {
     char a[65], b[65];
@@ -193,11 +217,17 @@ static void test_random_string(void)
 
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"err_names", test_err_names}, {"hex", test_hex},
-                                    {"base64", test_base64},       {"url", test_url},
-                                    {"time", test_time},           {"ct_equal", test_ct_equal},
-                                    {"config", test_config},       {"dirs", test_dirs},
-                                    {"ident", test_ident},         {NULL, NULL}};
+    static const cu_test tests[] = {{"err_names", test_err_names},
+                                    {"hex", test_hex},
+                                    {"base64", test_base64},
+                                    {"url", test_url},
+                                    {"time", test_time},
+                                    {"ct_equal", test_ct_equal},
+                                    {"config", test_config},
+                                    {"dirs", test_dirs},
+                                    {"ident", test_ident},
+                                    {"buf_room", test_buf_room},
+                                    {NULL, NULL}};
     static const cu_test random_tests[] = {{"random_string", test_random_string}, {NULL, NULL}};
     cu_add_suite("common", tests);
     cu_add_suite("common_random", random_tests);
