@@ -58,6 +58,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-30}
 RPC_HOST=${CAIRN_CLUSTER_RPC_HOST:-127.0.0.1}
 NODES=(n1 n2 n3 n4 n5 n6)
+declare -A CHILD=() # node -> pid of the node process this run of the script started
 ETCDS=(m1 m2 m3)
 DRIVES=4
 
@@ -331,6 +332,24 @@ node_start() { # node_start NODE: start it unless it runs
     CAIRN_ACCESS_KEY=$CAIRN_ACCESS_KEY CAIRN_SECRET_KEY=$CAIRN_SECRET_KEY \
         "$CAIRN_BIN" server --config "$DIR/$n/cairn.conf" </dev/null >>"$DIR/$n/server.log" 2>&1 &
     echo $! >"$DIR/$n/pid"
+    CHILD[$n]=$!
+}
+
+# How a node this script started ended, into ENDED: ", exit status N" or ", killed by SIGNAME"
+# (the shell keeps its children's status; "" for a node another run of the script started).
+# Not in a command substitution: a subshell cannot wait for its parent's children.
+node_ended() { # node_ended NODE
+    local p=${CHILD[$1]:-} rc
+    ENDED=""
+    [ -n "$p" ] || return 0
+    running "$p" && return 0 # alive under another pid file: nothing to wait for
+    wait "$p" 2>/dev/null
+    rc=$?
+    if [ "$rc" -gt 128 ]; then
+        ENDED=", killed by SIG$(kill -l "$((rc - 128))" 2>/dev/null || echo "$((rc - 128))")"
+    else
+        ENDED=", exit status $rc"
+    fi
 }
 
 # Ready, and the layout epoch (>= want) in its status; dies on timeout or exit.
@@ -340,7 +359,8 @@ node_wait() { # node_wait NODE WANT_EPOCH DEADLINE
     while :; do
         if ! live_pid "$DIR/$n/pid" "$DIR/$n/cairn.conf" >/dev/null; then
             tail -5 "$DIR/$n/server.log" >&2
-            die "node $n exited (log: $DIR/$n/server.log)"
+            node_ended "$n"
+            die "node $n exited$ENDED (log: $DIR/$n/server.log)"
         fi
         if curl -s -m 1 -o /dev/null -w '%{http_code}' "$url/health/ready" 2>/dev/null | grep -q 200; then
             out=$("$CAIRN_BIN" admin status --endpoint "$url" 2>/dev/null)

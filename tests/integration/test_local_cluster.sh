@@ -4,8 +4,9 @@
 # etcd members and 6 nodes and prints the 6 node lines in the exact format and the aws line; every
 # node answers /health/ready, shows the same layout epoch, serves the node RPC (`cairn node-rpc
 # check` with the cluster secret, refused with a wrong one) and registered its RPC address and S3
-# endpoint; S3 works through a node; a SIGKILLed node shows as down and `start n3` brings it back
-# on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
+# endpoint; S3 works through a node; a SIGKILLed node shows as down; a node that ends while
+# `start n3` waits is reported with its status or signal; `start n3` brings it back on the same
+# layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
 # Then the server's own checks: the cluster secret file must not be world-readable, rpc_listen is
 # required in cluster mode and refused without it, the single-node default opens no RPC port, a
 # busy RPC port is reported; the script names a missing binary, etcd not starting, a port in use
@@ -121,6 +122,13 @@ grep -Eq "^n3 az2 http://127\.0\.0\.1:$((CAIRN_CLUSTER_PORT + 23)) - down$" <<<"
 grep -Eq "^etcd m1 az1 http://127\.0\.0\.1:$((CAIRN_CLUSTER_PORT + 1)) [0-9]+$" <<<"$H_OUT" &&
     [ "$(grep -c '^etcd m' <<<"$H_OUT")" -eq 3 ] && h_ok "status lists the 3 etcd members" ||
     h_bad "status etcd members" "$H_OUT"
+# A node that ends while start waits for it is reported with how it ended (the script's child).
+printf '#!/bin/sh\n[ "$1" = server ] && kill -KILL $$\nexec "%s" "$@"\n' "$CAIRN_BIN" >"$H_WORK/killed"
+chmod +x "$H_WORK/killed"
+h_fails_with "a node killed while start waits is reported so" "node n3 exited, killed by SIGKILL" \
+    env CAIRN_BIN="$H_WORK/killed" "$LC" start n3
+h_fails_with "a node that exits while start waits is reported with its status" \
+    "node n3 exited, exit status 2" env CAIRN_CLUSTER_CONF_EXTRA="no_such_key = 1" "$LC" start n3
 if h_run "start n3" "$LC" start n3; then
     grep -Eq "^n3 az2 http://127\.0\.0\.1:$((CAIRN_CLUSTER_PORT + 23)) [0-9]+$" <<<"$H_OUT" &&
         [ "$(pid_of n3 "$H_OUT")" != "$p3" ] && h_ok "start n3 printed its line with a new pid" ||
