@@ -194,6 +194,20 @@ running() { # running PID
     [ "$st" != Z ] && [ "$st" != X ]
 }
 
+# After `CMD &`: returns once the child runs CMD (its command line holds WORD) or has ended (up
+# to 10 s). The shell forks, then the child makes its redirections and execs: until the exec,
+# /proc/PID/cmdline is this script's own, and live_pid in that moment (a few ms, far longer on a
+# loaded machine) took a node that was starting for one that had exited (test_cluster_tls_rolling
+# failed so once, with the node running on).
+exec_wait() { # exec_wait PID WORD
+    local i
+    for ((i = 0; i < 1000; i++)); do
+        running "$1" || return 0
+        tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2" && return 0
+        sleep 0.01
+    done
+}
+
 # SIGTERM, wait up to STOP_TIMEOUT seconds, then SIGKILL; waits until the process is gone.
 stop_pid() { # stop_pid PID WHAT
     local p=$1 i
@@ -233,6 +247,7 @@ etcd_start_member() { # etcd_start_member NAME
         --auto-compaction-retention 1 \
         </dev/null >>"$DIR/etcd/$m.log" 2>&1 &
     echo $! >"$DIR/etcd/$m.pid"
+    exec_wait $! "$DIR/etcd/$m "
 }
 
 # A linearizable read answers on member M (it has a leader).
@@ -333,6 +348,7 @@ node_start() { # node_start NODE: start it unless it runs
         "$CAIRN_BIN" server --config "$DIR/$n/cairn.conf" </dev/null >>"$DIR/$n/server.log" 2>&1 &
     echo $! >"$DIR/$n/pid"
     CHILD[$n]=$!
+    exec_wait $! "$DIR/$n/cairn.conf"
 }
 
 # How a node this script started ended, into ENDED: ", exit status N" or ", killed by SIGNAME"
@@ -482,7 +498,14 @@ cluster_settled() { # cluster_settled DEADLINE
             fi
         done
         [ -z "$pending" ] && return 0
-        [ "$SECONDS" -lt "$1" ] || die "the cluster did not settle within ${SETTLE_TIMEOUT}s:$pending"
+        if [ "$SECONDS" -ge "$1" ]; then
+            for n in "${NODES[@]}"; do # a node that ended meanwhile, and how
+                live_pid "$DIR/$n/pid" "$DIR/$n/cairn.conf" >/dev/null && continue
+                node_ended "$n"
+                pending+=" ($n exited$ENDED)"
+            done
+            die "the cluster did not settle within ${SETTLE_TIMEOUT}s:$pending"
+        fi
         sleep 0.2
     done
 }
