@@ -352,13 +352,17 @@ node_start() { # node_start NODE: start it unless it runs
 }
 
 # How a node this script started ended, into ENDED: ", exit status N" or ", killed by SIGNAME"
-# (the shell keeps its children's status; "" for a node another run of the script started).
+# (the shell keeps its children's status; "" for a node another run of the script started), or,
+# when it has not ended after all, what runs under its pid.
 # Not in a command substitution: a subshell cannot wait for its parent's children.
 node_ended() { # node_ended NODE
     local p=${CHILD[$1]:-} rc
     ENDED=""
     [ -n "$p" ] || return 0
-    running "$p" && return 0 # alive under another pid file: nothing to wait for
+    if running "$p"; then # not gone: nothing to wait for
+        ENDED=", yet its pid $p runs ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | head -c 80))"
+        return 0
+    fi
     wait "$p" 2>/dev/null
     rc=$?
     if [ "$rc" -gt 128 ]; then
