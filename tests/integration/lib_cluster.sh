@@ -18,9 +18,10 @@
 LC=$H_ROOT/deploy/local-cluster.sh
 
 lc_track() {
-    local f
-    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
-        [ -f "$f" ] && h_track "$(cat "$f")" "$CAIRN_CLUSTER_DIR" # not a pid reused since
+    local f dir
+    dir=$(cd "$CAIRN_CLUSTER_DIR" 2>/dev/null && pwd) || return 0 # as local-cluster.sh spells it
+    for f in "$dir"/n*/pid "$dir"/etcd/m*.pid; do
+        [ -f "$f" ] && h_track "$(cat "$f")" "$dir" # not a pid reused since
     done
 }
 
