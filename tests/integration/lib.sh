@@ -104,7 +104,10 @@ h_kill_tracked() {
     h_same "$1" && kill -KILL "${1%%:*}" 2>/dev/null
 }
 
-h_same() { [ "$(h_starttime "${1%%:*}")" = "${1#*:}" ]; } # h_same PID:START: that process runs
+h_same() { # h_same PID:START: that process runs (a zombie yet to be reaped counts)
+    local st
+    st=$(h_starttime "${1%%:*}") && [ "$st" = "${1#*:}" ]
+}
 
 h_cleanup() {
     local p
