@@ -11,12 +11,12 @@
  * (deploy/local-cluster.sh prints how a node it started ended).
  *
  * Async-signal safety: the handler formats into a stack buffer with its own digit loops (no
- * stdio, no locale, no malloc) and calls only write(2), clock_gettime(2), signal() and raise().
- * A fault (SEGV, BUS, ILL or FPE from the kernel, si_code > 0) returns to the faulting
- * instruction, which faults again under the default action (the kernel logs it as usual); any other
- * is raised again. A signal somebody
- * else already handles (AddressSanitizer's SEGV handler in the sanitizer build) is left alone.
- * glibc's real-time signals (thread cancellation, setxid) are not touched.
+ * stdio, no locale, no malloc) and calls only write(2), clock_gettime(2) and raise(). SA_RESETHAND
+ * puts the default action back on entry. A fault (SEGV, BUS, ILL or FPE from the kernel,
+ * si_code > 0) returns to the faulting instruction, which faults again under the default action
+ * (the kernel logs it as usual); any other signal is raised again. A signal somebody else already
+ * handles (AddressSanitizer's SEGV handler in the sanitizer build) is left alone. glibc's
+ * real-time signals (thread cancellation, setxid) are not touched.
  */
 #include "cmd.h"
 
@@ -110,7 +110,7 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
     put(&l, " (code ");
     if (si->si_code < 0) {
         put(&l, "-");
-        put_num(&l, (uint64_t) - (int64_t)si->si_code, 10, 1);
+        put_num(&l, (uint64_t)(-(int64_t)si->si_code), 10, 1);
     } else {
         put_num(&l, (uint64_t)si->si_code, 10, 1);
     }
