@@ -37,6 +37,9 @@ int cmd_reread_credentials(const char *data_dir, cmd_credentials *out);
 /* Subcommands: each takes the arguments after "cairn" (argv[0] is the command name) and returns
  * the process exit status. */
 int cmd_server(int argc, char **argv);
+/* server_fatal.c: a log line on stderr for every signal that would end the process unlogged
+ * (crashes, abort, stray kill -USR1...), then the default action. Once, before any thread. */
+void cmd_fatal_signals_log(void);
 int cmd_admin(int argc, char **argv);            /* admin.c: status, scrub */
 int cmd_admin_etcd_check(int argc, char **argv); /* admin_etcd.c: etcd member health table */
 int cmd_admin_bucket(int argc, char **argv); /* admin_bucket.c: `admin bucket list|consistency` */

@@ -5,10 +5,12 @@
  *
  * Credentials: CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY when both are set; otherwise the pair stored
  * in DATA/credentials (mode 0600), generated on first start. Signals: SIGTERM, SIGINT and SIGHUP
- * are blocked in every thread and taken by one waiter thread with sigwait(). SIGTERM/SIGINT ask
- * the server to stop gracefully (docs/upgrades.md): /health/ready answers 503, the listeners close,
- * idle connections close, requests in flight get stop_grace_ms to finish (their responses carry
- * Connection: close), and a cluster node leaves the member list at once; then the loops exit.
+ * are blocked from the first line of cmd_server on, in every thread, and taken by one waiter thread
+ * with sigwait() (one that comes during start-up waits for it: a stop logged, not a silent end);
+ * every other signal that would end the process logs a line first (server_fatal.c). SIGTERM/SIGINT
+ * ask the server to stop gracefully (docs/upgrades.md): /health/ready answers 503, the listeners
+ * close, idle connections close, requests in flight get stop_grace_ms to finish (their responses
+ * carry Connection: close), and a cluster node leaves the member list at once; then the loops exit.
  * SIGHUP reloads (reload below): the file is re-read whole; a refused file changes nothing; a
  * changed key is applied when its row is LIVE (log level, timeouts, stop grace) and otherwise
  * logged as needing a restart; then the root credentials are re-read and the cm_reload hooks
@@ -312,11 +314,26 @@ static int check_format(const server_opts *o)
     return 0;
 }
 
+/*
+ * First of all: the stop and reload signals blocked (the waiter thread takes them; every thread
+ * inherits the mask), SIGPIPE ignored, a log line for any other signal that ends the process.
+ */
+static void prepare_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGHUP); /* a reload, not the default end of the process */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    cmd_fatal_signals_log();
+}
+
 /* Process-wide setup before any thread exists: log level, allocator, data dir, credentials. */
 static int prepare_process(server_opts *o, cmd_credentials *cred)
 {
-    sigset_t set;
-
     cm_log_set_level((cm_log_level)o->log_level);
     raise_nofile(o);
     /*
@@ -349,14 +366,6 @@ static int prepare_process(server_opts *o, cmd_credentials *cred)
     o->gw.access_key = cred->access_key;
     o->gw.master_key_file = o->master_key_file;
     o->gw.secret_key = cred->secret_key;
-    /* Block the stop signals before any thread exists, so only the waiter receives them. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR2);
-    sigaddset(&set, SIGHUP); /* a reload, not the default end of the process */
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
     return 0;
 }
 
@@ -633,6 +642,7 @@ int cmd_server(int argc, char **argv)
     net_tls *tls = NULL;
     char tls_err[512];
     cm_alog *alog = NULL;
+    prepare_signals(); /* before anything that could take long or start a thread */
     int rc = parse_args(&o, argc, argv);
 
     if (rc != 0)

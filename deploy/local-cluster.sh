@@ -58,6 +58,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-30}
 RPC_HOST=${CAIRN_CLUSTER_RPC_HOST:-127.0.0.1}
 NODES=(n1 n2 n3 n4 n5 n6)
+declare -A CHILD=() # node -> pid of the node process this run of the script started
 ETCDS=(m1 m2 m3)
 DRIVES=4
 
@@ -193,6 +194,20 @@ running() { # running PID
     [ "$st" != Z ] && [ "$st" != X ]
 }
 
+# After `CMD &`: returns once the child runs CMD (its command line holds WORD) or has ended (up
+# to 10 s). The shell forks, then the child makes its redirections and execs: until the exec,
+# /proc/PID/cmdline is this script's own, and live_pid in that moment (a few ms, far longer on a
+# loaded machine) took a node that was starting for one that had exited (test_cluster_tls_rolling
+# failed so once, with the node running on).
+exec_wait() { # exec_wait PID WORD
+    local i
+    for ((i = 0; i < 1000; i++)); do
+        running "$1" || return 0
+        tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2" && return 0
+        sleep 0.01
+    done
+}
+
 # SIGTERM, wait up to STOP_TIMEOUT seconds, then SIGKILL; waits until the process is gone.
 stop_pid() { # stop_pid PID WHAT
     local p=$1 i
@@ -232,6 +247,7 @@ etcd_start_member() { # etcd_start_member NAME
         --auto-compaction-retention 1 \
         </dev/null >>"$DIR/etcd/$m.log" 2>&1 &
     echo $! >"$DIR/etcd/$m.pid"
+    exec_wait $! "$DIR/etcd/$m "
 }
 
 # A linearizable read answers on member M (it has a leader).
@@ -331,6 +347,29 @@ node_start() { # node_start NODE: start it unless it runs
     CAIRN_ACCESS_KEY=$CAIRN_ACCESS_KEY CAIRN_SECRET_KEY=$CAIRN_SECRET_KEY \
         "$CAIRN_BIN" server --config "$DIR/$n/cairn.conf" </dev/null >>"$DIR/$n/server.log" 2>&1 &
     echo $! >"$DIR/$n/pid"
+    CHILD[$n]=$!
+    exec_wait $! "$DIR/$n/cairn.conf"
+}
+
+# How a node this script started ended, into ENDED: ", exit status N" or ", killed by SIGNAME"
+# (the shell keeps its children's status; "" for a node another run of the script started), or,
+# when it has not ended after all, what runs under its pid.
+# Not in a command substitution: a subshell cannot wait for its parent's children.
+node_ended() { # node_ended NODE
+    local p=${CHILD[$1]:-} rc
+    ENDED=""
+    [ -n "$p" ] || return 0
+    if running "$p"; then # not gone: nothing to wait for
+        ENDED=", yet its pid $p runs ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | head -c 80))"
+        return 0
+    fi
+    wait "$p" 2>/dev/null
+    rc=$?
+    if [ "$rc" -gt 128 ]; then
+        ENDED=", killed by SIG$(kill -l "$((rc - 128))" 2>/dev/null || echo "$((rc - 128))")"
+    else
+        ENDED=", exit status $rc"
+    fi
 }
 
 # Ready, and the layout epoch (>= want) in its status; dies on timeout or exit.
@@ -340,7 +379,8 @@ node_wait() { # node_wait NODE WANT_EPOCH DEADLINE
     while :; do
         if ! live_pid "$DIR/$n/pid" "$DIR/$n/cairn.conf" >/dev/null; then
             tail -5 "$DIR/$n/server.log" >&2
-            die "node $n exited (log: $DIR/$n/server.log)"
+            node_ended "$n"
+            die "node $n exited$ENDED (log: $DIR/$n/server.log)"
         fi
         if curl -s -m 1 -o /dev/null -w '%{http_code}' "$url/health/ready" 2>/dev/null | grep -q 200; then
             out=$("$CAIRN_BIN" admin status --endpoint "$url" 2>/dev/null)
@@ -462,7 +502,14 @@ cluster_settled() { # cluster_settled DEADLINE
             fi
         done
         [ -z "$pending" ] && return 0
-        [ "$SECONDS" -lt "$1" ] || die "the cluster did not settle within ${SETTLE_TIMEOUT}s:$pending"
+        if [ "$SECONDS" -ge "$1" ]; then
+            for n in "${NODES[@]}"; do # a node that ended meanwhile, and how
+                live_pid "$DIR/$n/pid" "$DIR/$n/cairn.conf" >/dev/null && continue
+                node_ended "$n"
+                pending+=" ($n exited$ENDED)"
+            done
+            die "the cluster did not settle within ${SETTLE_TIMEOUT}s:$pending"
+        fi
         sleep 0.2
     done
 }

@@ -6,7 +6,8 @@
 # small check helpers that print one `ok -` / `FAIL -` line per step. h_finish stops the server with
 # SIGTERM (its exit status must be 0), prints `PASS <test>` or `FAIL <test>` and exits 0/1.
 # Invariant: no process started here outlives the test. The EXIT trap kills the server (and any
-# background helper registered with h_track) and removes the temp dir; run.sh additionally runs
+# background helper registered with h_track; that very process, never one that got its pid
+# after it exited: h_kill_tracked) and removes the temp dir; run.sh additionally runs
 # every test in its own process group and kills that group when the test ends.
 # Exit status 77 means "client not installed" (run.sh reports SKIP, or FAIL when CI=true).
 # Environment knobs: CAIRN_BIN (server binary), KEEP=1 (keep the temp dir), READY_TIMEOUT (s).
@@ -72,6 +73,7 @@ mkdir -p "$HOME"
 H_DATA=$H_WORK/data
 H_LOG=$H_WORK/server.log
 H_PID=""
+H_PID_START="" # h_starttime of H_PID: the cleanup kills that process only
 H_PORT=""
 H_ENDPOINT=""
 H_FAILS=0
@@ -81,10 +83,36 @@ H_SERVER_ARGS=()
 H_ULIMIT=""
 H_CA=""
 
+# h_starttime PID: when the process with PID started (clock ticks since boot, field 22 of its
+# stat line); fails when there is none. A pid and its start time name one process: once a process
+# exits, the kernel hands its pid to another in time (pid_max is 32768 on many machines, and a
+# test suite forks thousands of processes a minute), though only after going round all the
+# others, so never within the same tick.
+h_starttime() {
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    s=${s##*) } # after "PID (COMM) ": COMM may hold spaces and parentheses
+    read -r -a s <<<"$s"
+    [ -n "${s[19]:-}" ] || return 1
+    echo "${s[19]}"
+}
+
+# SIGKILL PID:START (an entry of H_TRACKED) if that very process still runs: never a process
+# that got the pid after it (another test's server or node, on a machine running tests in
+# parallel: the cleanup kills long-exited helpers, whose pids have been handed out again).
+h_kill_tracked() {
+    h_same "$1" && kill -KILL "${1%%:*}" 2>/dev/null
+}
+
+h_same() { # h_same PID:START: that process runs (a zombie yet to be reaped counts)
+    local st
+    st=$(h_starttime "${1%%:*}") && [ "$st" = "${1#*:}" ]
+}
+
 h_cleanup() {
     local p
-    for p in "${H_TRACKED[@]}" $H_PID; do
-        kill -KILL "$p" 2>/dev/null
+    for p in "${H_TRACKED[@]}" ${H_PID:+"$H_PID:$H_PID_START"}; do
+        h_kill_tracked "$p"
     done
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept: $H_WORK" >&2
@@ -95,7 +123,17 @@ h_cleanup() {
 trap h_cleanup EXIT
 trap 'exit 143' TERM INT
 
-h_track() { H_TRACKED+=("$1"); }
+# h_track PID [WORD]: SIGKILL the process at exit (should it still run). Kept as PID:START
+# (h_kill_tracked); WORD, when given, must be in its command line now (a pid read from a pid file
+# may already be another process's), else it is not tracked.
+h_track() {
+    local st
+    st=$(h_starttime "$1") || return 0 # gone already
+    if [ -n "${2:-}" ]; then
+        tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2" || return 0
+    fi
+    H_TRACKED+=("$1:$st")
+}
 
 h_free_port() {
     "$H_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -226,6 +264,7 @@ h_start() {
         exec "$CAIRN_BIN" server --data "$H_DATA" --listen "127.0.0.1:$H_PORT" "${H_SERVER_ARGS[@]}"
     ) >>"$H_LOG" 2>&1 &
     H_PID=$!
+    H_PID_START=$(h_starttime "$H_PID")
     for ((i = 0; i < timeout * 10; i++)); do
         if ! kill -0 "$H_PID" 2>/dev/null; then
             wait "$H_PID"
@@ -254,10 +293,10 @@ h_stop() {
     [ -n "$H_PID" ] || return 0
     kill -TERM "$H_PID" 2>/dev/null
     for ((i = 0; i < 300; i++)); do
-        kill -0 "$H_PID" 2>/dev/null || break
+        h_same "$H_PID:$H_PID_START" || break
         sleep 0.1
     done
-    if kill -0 "$H_PID" 2>/dev/null; then
+    if h_same "$H_PID:$H_PID_START"; then
         kill -KILL "$H_PID"
         wait "$H_PID" 2>/dev/null
         h_bad "server stopped within 30s of SIGTERM" "had to SIGKILL it"

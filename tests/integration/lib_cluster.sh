@@ -6,7 +6,8 @@
 #   lc_setup ID           CAIRN_CLUSTER_DIR, CAIRN_CLUSTER (ID), CAIRN_CLUSTER_PORT; the EXIT trap
 #   lc_up ID [boto3]      skip without etcd (or boto3), lc_setup ID, start the cluster, lc_track
 #   lc ARGS...            deploy/local-cluster.sh ARGS
-#   lc_track              register the pids of the cluster's processes with h_track
+#   lc_track              register the running processes of the cluster (by their pid files)
+#                         with h_track
 #   lc_endpoints          "http://127.0.0.1:P1,...,P6": the S3 endpoints of n1..n6
 #   lc_pid NODE|MEMBER    the pid of a running node (n1..n6) or etcd member (m1..m3)
 #   lc_check_sanitizers   after stop: no node logged a sanitizer report
@@ -17,9 +18,10 @@
 LC=$H_ROOT/deploy/local-cluster.sh
 
 lc_track() {
-    local f
-    for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
-        [ -f "$f" ] && h_track "$(cat "$f")"
+    local f dir
+    dir=$(cd "$CAIRN_CLUSTER_DIR" 2>/dev/null && pwd) || return 0 # as local-cluster.sh spells it
+    for f in "$dir"/n*/pid "$dir"/etcd/m*.pid; do
+        [ -f "$f" ] && h_track "$(cat "$f")" "$dir" # not a pid reused since
     done
 }
 

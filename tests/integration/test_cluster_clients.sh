@@ -35,7 +35,7 @@ cluster_down() {
     local f
     [ -d "$CAIRN_CLUSTER_DIR" ] || return 0
     for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do
-        [ -f "$f" ] && h_track "$(cat "$f")"
+        [ -f "$f" ] && h_track "$(cat "$f")" "$(cd "$CAIRN_CLUSTER_DIR" && pwd)"
     done
     "$LC" stop >/dev/null 2>&1
 }

@@ -4,8 +4,9 @@
 # etcd members and 6 nodes and prints the 6 node lines in the exact format and the aws line; every
 # node answers /health/ready, shows the same layout epoch, serves the node RPC (`cairn node-rpc
 # check` with the cluster secret, refused with a wrong one) and registered its RPC address and S3
-# endpoint; S3 works through a node; a SIGKILLed node shows as down and `start n3` brings it back
-# on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
+# endpoint; S3 works through a node; a SIGKILLed node shows as down; a node that ends while
+# `start n3` waits is reported with its status or signal, one slow to exec is waited for;
+# `start n3` brings it back on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
 # Then the server's own checks: the cluster secret file must not be world-readable, rpc_listen is
 # required in cluster mode and refused without it, the single-node default opens no RPC port, a
 # busy RPC port is reported; the script names a missing binary, etcd not starting, a port in use
@@ -121,6 +122,43 @@ grep -Eq "^n3 az2 http://127\.0\.0\.1:$((CAIRN_CLUSTER_PORT + 23)) - down$" <<<"
 grep -Eq "^etcd m1 az1 http://127\.0\.0\.1:$((CAIRN_CLUSTER_PORT + 1)) [0-9]+$" <<<"$H_OUT" &&
     [ "$(grep -c '^etcd m' <<<"$H_OUT")" -eq 3 ] && h_ok "status lists the 3 etcd members" ||
     h_bad "status etcd members" "$H_OUT"
+# A node that ends while start waits for it is reported with how it ended (the script's child).
+printf '#!/bin/sh\n[ "$1" = server ] && kill -KILL $$\nexec "%s" "$@"\n' "$CAIRN_BIN" >"$H_WORK/killed"
+chmod +x "$H_WORK/killed"
+h_fails_with "a node killed while start waits is reported so" "node n3 exited, killed by SIGKILL" \
+    env CAIRN_BIN="$H_WORK/killed" "$LC" start n3
+h_fails_with "a node that exits while start waits is reported with its status" \
+    "node n3 exited, exit status 2" env CAIRN_CLUSTER_CONF_EXTRA="no_such_key = 1" "$LC" start n3
+# The shell forks, then the child execs cairn: until the exec its command line is the script's
+# own, and a start that took that moment for a node that had exited failed on a loaded machine.
+# Here n3's log is a FIFO nobody reads yet, so the shell's open for the redirection waits before
+# the exec: start must wait for it too, and succeed once a reader comes.
+N3LOG=$CAIRN_CLUSTER_DIR/n3/server.log
+mv "$N3LOG" "$H_WORK/n3-before.log" && mkfifo "$N3LOG"
+before=$(cat "$CAIRN_CLUSTER_DIR/n3/pid")
+"$LC" start n3 >"$H_WORK/slow.out" 2>&1 &
+SLOW=$!
+h_track "$SLOW"
+for ((i = 0; i < 100; i++)); do
+    p=$(cat "$CAIRN_CLUSTER_DIR/n3/pid")
+    [ "$p" != "$before" ] && grep -q wait_for_partner "/proc/$p/wchan" 2>/dev/null && break
+    sleep 0.1 # polling for the child's wait in open(2)
+done
+sleep 0.5 # the start's first checks of the node come meanwhile (the bug: within milliseconds)
+cat "$N3LOG" >"$H_WORK/n3-fifo.log" &
+h_track "$!"
+for ((i = 0; i < 300; i++)); do kill -0 "$SLOW" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$SLOW" 2>/dev/null; then
+    h_bad "start n3 waits for a node slow to exec" "no answer within 30 s: $(cat "$H_WORK/slow.out")"
+elif wait "$SLOW"; then
+    h_ok "start n3 waits for a node slow to exec (not taken for one that exited)"
+else
+    h_bad "start n3 waits for a node slow to exec" "$(cat "$H_WORK/slow.out")"
+fi
+p=$(cat "$CAIRN_CLUSTER_DIR/n3/pid")
+kill -TERM "$p"
+for ((i = 0; i < 100; i++)); do [ -e "/proc/$p" ] || break; sleep 0.1; done
+rm -f "$N3LOG" && mv "$H_WORK/n3-before.log" "$N3LOG"
 if h_run "start n3" "$LC" start n3; then
     grep -Eq "^n3 az2 http://127\.0\.0\.1:$((CAIRN_CLUSTER_PORT + 23)) [0-9]+$" <<<"$H_OUT" &&
         [ "$(pid_of n3 "$H_OUT")" != "$p3" ] && h_ok "start n3 printed its line with a new pid" ||
