@@ -141,6 +141,11 @@ void rp_free(rp *c)
     while (c->ops > 0) /* late completions, read repairs: each op ends within its calls' time */
         pthread_cond_wait(&c->idle, &c->mu);
     pthread_mutex_unlock(&c->mu);
+    for (rp_op *op = c->spare, *next; op; op = next) {
+        next = op->next_spare;
+        pthread_cond_destroy(&op->cv);
+        free(op);
+    }
     pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->mu);
     if (c->own_locks)

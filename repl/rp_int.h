@@ -17,8 +17,9 @@
  * (the deadline timer holds none: it is freed when the op finishes, before on_finish runs; the
  * lazy timer is stopped then too, dropping its reference, as it would do nothing). The
  * last one frees it, on whichever thread drops it; a completion arriving after the waiter gave up
- * therefore finds its op alive. rp_free waits until no op exists, so no completion can ever arrive
- * at a freed coordinator.
+ * therefore finds its op alive. A freed op goes to the coordinator's spares (rp.spare, at most
+ * RP_SPARE_OPS) for the next one, and counts as alive until it is there. rp_free waits until no
+ * op exists, so no completion can ever arrive at a freed coordinator.
  */
 #ifndef RP_INT_H
 #define RP_INT_H
@@ -31,8 +32,15 @@ struct event;
 
 #define RP_SLOTS 12      /* replicas of one fan-out: homes and stand-ins */
 #define RP_REPAIR_MAX 64 /* read-repair writes in flight at most (more are dropped, counted) */
-#define RP_KEYLOCKS 256  /* stripes of the per-key lock of conditional writes */
-#define RP_PAGE_MIN 16   /* listing: records per shard page, at least */
+/* Freed ops kept for reuse (rp.spare), ~11 KB each; none in a sanitizer build, where each op's
+ * end must stay visible to AddressSanitizer (a late completion touching a freed op). */
+#if defined(__SANITIZE_ADDRESS__)
+#define RP_SPARE_OPS 0
+#else
+#define RP_SPARE_OPS 64
+#endif
+#define RP_KEYLOCKS 256 /* stripes of the per-key lock of conditional writes */
+#define RP_PAGE_MIN 16  /* listing: records per shard page, at least */
 
 /* A lazy read (rp_op.lazy) asks its other homes when one of those asked is this slow. */
 #define RP_LAZY_HEDGE_MS 50
@@ -108,7 +116,6 @@ struct rp_op {
     int nok, nended;
     int finished, refs, routed;
     unsigned rt_gen; /* the router generation the op holds a use of */
-    pthread_cond_t cv;
     /* An asynchronous waiter (rp_op_go) instead of a blocked one: on_finish(op) runs once on
      * the loop when the op finished or its deadline timer fired, without c->mu; it owns the
      * waiter's reference. fin_arg is its argument. */
@@ -124,11 +131,15 @@ struct rp_op {
     /* The stale retry (rp_op.c, stale_wait): a routed op that a replica refused with
      * CM_ERR_STALE and that ended without its quorum waits for the coordinator's next router
      * and runs again on it, once, within cfg.timeout_ms of t0. */
-    int64_t t0;     /* when the op was started (rp_now_ms) */
-    int need_asked; /* need before the first routing shrank it */
-    int stale;      /* waiting for a newer router (under c->mu) */
-    int restarted;  /* it ran again on a newer router already */
-    int given_up;   /* its blocked waiter stopped waiting (rp_op_wait): no run again */
+    int64_t t0;        /* when the op was started (rp_now_ms) */
+    int need_asked;    /* need before the first routing shrank it */
+    int stale;         /* waiting for a newer router (under c->mu) */
+    int restarted;     /* it ran again on a newer router already */
+    int given_up;      /* its blocked waiter stopped waiting (rp_op_wait): no run again */
+    rp_op *next_spare; /* in rp.spare */
+    /* Last: a spare op is zeroed up to here for its next use, its condition variable kept (no
+     * waiter can be on it: the op had no reference left). */
+    pthread_cond_t cv;
 };
 
 struct rp_keylocks {
@@ -149,6 +160,12 @@ struct rp {
     rp_keylocks *locks;
     int own_locks;
     uint64_t swap_seq; /* the last swap entry counter rp_object_swap gave (c->mu) */
+    /* Ops whose last reference went, kept for the next rp_op_new (c->mu): an op is ~11 KB, and
+     * malloc served it from the arena of the thread that made it (a gateway loop) while the
+     * coordinator's loop freed it, a cross-arena free per op and a fastbin consolidation per
+     * allocation that large. */
+    rp_op *spare;
+    size_t nspare;
 };
 
 /* rp_op.c */

@@ -35,6 +35,7 @@
  * (nor a repair it started) can still reach a replica of the old router.
  */
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,21 +73,45 @@ static void router_unuse(rp *c, unsigned gen)
     }
 }
 
-static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard)
+/* An op alive under the router generation of parent (NULL: the current one), with one reference:
+ * a spare (zeroed but for its condition variable) or a new one. */
+static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard, const rp_op *parent)
 {
-    if (strlen(bucket) > MD_BUCKET_MAX)
+    size_t bl = strlen(bucket);
+    if (bl > MD_BUCKET_MAX)
         return NULL;
-    rp_op *op = calloc(1, sizeof(*op));
-    if (!op)
-        return NULL;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&op->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_mutex_lock(&c->mu);
+    rp_op *op = c->spare;
+    if (op) {
+        c->spare = op->next_spare;
+        c->nspare--;
+        /* the parent holds a use of its generation until we hold ours */
+        op->rt_gen = parent ? parent->rt_gen : c->rt_gen;
+        router_use(c, op->rt_gen);
+        c->ops++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (op) {
+        unsigned gen = op->rt_gen;
+        memset(op, 0, offsetof(rp_op, cv));
+        op->rt_gen = gen;
+    } else {
+        if (!(op = calloc(1, sizeof(*op))))
+            return NULL;
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&op->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_mutex_lock(&c->mu);
+        op->rt_gen = parent ? parent->rt_gen : c->rt_gen;
+        router_use(c, op->rt_gen);
+        c->ops++;
+        pthread_mutex_unlock(&c->mu);
+    }
     op->c = c;
     op->kind = kind;
-    memcpy(op->bucket, bucket, strlen(bucket) + 1);
+    memcpy(op->bucket, bucket, bl + 1);
     op->part = (rp_part){op->bucket, shard, c->cfg.nshards, 0};
     op->refs = 1;
     op->need = 1;
@@ -95,15 +120,7 @@ static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard)
 
 rp_op *rp_op_new(rp *c, rp_kind kind, const char *bucket, uint32_t shard)
 {
-    rp_op *op = op_alloc(c, kind, bucket, shard);
-    if (!op)
-        return NULL;
-    pthread_mutex_lock(&c->mu);
-    op->rt_gen = c->rt_gen;
-    router_use(c, op->rt_gen);
-    c->ops++;
-    pthread_mutex_unlock(&c->mu);
-    return op;
+    return op_alloc(c, kind, bucket, shard, NULL);
 }
 
 static void slot_release(rp_slot *s)
@@ -117,9 +134,12 @@ static void slot_release(rp_slot *s)
     free(s->dropped);
 }
 
-/* Free an op whose last reference is gone (c->mu not held; c is not touched). */
+/* Free an op whose last reference is gone (c->mu not held): release what it owns, then keep it
+ * as a spare or free it; only then is it no longer alive (c->ops), so rp_free cannot free c
+ * under us. */
 static void op_free(rp_op *op)
 {
+    rp *c = op->c;
     for (int i = 0; i < op->nslots; i++)
         slot_release(&op->slot[i]);
     md_object_release(&op->rec);
@@ -130,8 +150,20 @@ static void op_free(rp_op *op)
     md_rec_infos_free(op->drop, op->ndrop);
     if (op->lazy_ev)
         event_free(op->lazy_ev); /* not pending: a pending one holds a reference */
-    pthread_cond_destroy(&op->cv);
-    free(op);
+    pthread_mutex_lock(&c->mu);
+    int keep = (int)c->nspare < RP_SPARE_OPS && !c->closing; /* int: 0 is a bound too */
+    if (keep) {
+        op->next_spare = c->spare;
+        c->spare = op;
+        c->nspare++;
+    }
+    if (--c->ops == 0)
+        pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->mu);
+    if (!keep) {
+        pthread_cond_destroy(&op->cv);
+        free(op);
+    }
 }
 
 /* Drop a reference with c->mu held; 1 when the caller must op_free after unlocking. */
@@ -143,9 +175,7 @@ static int op_unref_locked(rp_op *op)
     router_unuse(c, op->rt_gen);
     if (op->kind == RP_K_PUT && op->detached)
         c->repairs_inflight--;
-    if (--c->ops == 0)
-        pthread_cond_broadcast(&c->idle);
-    return 1;
+    return 1; /* still alive (c->ops) until op_free let it go */
 }
 
 void rp_op_put(rp_op *op)
@@ -796,7 +826,7 @@ rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *con
 {
     if (n == 0 || n > RP_SLOTS)
         return NULL;
-    rp_op *op = op_alloc(c, kind, parent->bucket, parent->part.shard);
+    rp_op *op = op_alloc(c, kind, parent->bucket, parent->part.shard, parent);
     if (!op)
         return NULL;
     op->fixed = 1;
@@ -804,11 +834,6 @@ rp_op *rp_op_new_fixed(rp *c, const rp_op *parent, rp_kind kind, rp_replica *con
     op->nslots = (int)n;
     for (size_t i = 0; i < n; i++)
         op->slot[i] = (rp_slot){.op = op, .r = reps[i], .standin = -1, .set = RP_SET_NEW};
-    pthread_mutex_lock(&c->mu);
-    op->rt_gen = parent->rt_gen; /* the parent holds a use of it until we hold ours */
-    router_use(c, op->rt_gen);
-    c->ops++;
-    pthread_mutex_unlock(&c->mu);
     return op;
 }
 
