@@ -227,6 +227,8 @@ void gw_bucket_access(gw *g, md_bucket *b);
 cm_err gw_bucket_policy(gw *g, const md_bucket *b, char **json, size_t *len);
 /* 1 when bucket exists; otherwise NoSuchBucket (or the store's failure) is sent, 0 returned. */
 int gw_bucket_check(gw_req *r, const char *bucket);
+/* gw_bucket_check that keeps the bucket's local record in *b (for gw_sse_bucket_default). */
+int gw_bucket_fetch(gw_req *r, const char *bucket, md_bucket *b);
 /* Header value or NULL. */
 const char *gw_hdr(gw_req *r, const char *name);
 /* ---- gw_admin.c: admin API and metrics on the S3 port ---- */
