@@ -501,7 +501,8 @@ static void copy_source_fetched(gw_req *r)
     }
     if (part)
         st->dst_sse = r->sse->obj; /* the upload's (upload_part) */
-    else if (gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &st->dst_sse) != CM_OK) {
+    else if (gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r, NULL), &st->dst_sse) !=
+             CM_OK) {
         gw_error(r, GW_INTERNAL, NULL);
         return;
     }

@@ -164,6 +164,7 @@ struct gw_req {
     gw_finish_fn job_done;
     gw_req *job_next;
     gw_req *job_prev;        /* with job_next: the pool's list of posted completions */
+    gw_req *ret_next;        /* the next completion posted to the same loop (gw_pool.c) */
     struct event_base *base; /* the loop that owns the connection */
     int busy;                /* a worker holds the request (loop-thread flag) */
     int orphaned;            /* the connection closed while busy: free on completion */
@@ -226,6 +227,8 @@ void gw_bucket_access(gw *g, md_bucket *b);
 cm_err gw_bucket_policy(gw *g, const md_bucket *b, char **json, size_t *len);
 /* 1 when bucket exists; otherwise NoSuchBucket (or the store's failure) is sent, 0 returned. */
 int gw_bucket_check(gw_req *r, const char *bucket);
+/* gw_bucket_check that keeps the bucket's local record in *b (for gw_sse_bucket_default). */
+int gw_bucket_fetch(gw_req *r, const char *bucket, md_bucket *b);
 /* Header value or NULL. */
 const char *gw_hdr(gw_req *r, const char *name);
 /* ---- gw_admin.c: admin API and metrics on the S3 port ---- */
@@ -347,6 +350,9 @@ int gw_pool_refuses(gw_pool *p, const gw *g);
  */
 void gw_pool_stop(gw_pool *p);
 void gw_pool_free(gw_pool *p); /* stops first; NULL is a no-op */
+/* Completions posted back to the loops so far, and how many event_base_once runs carried them
+ * (fewer: the completions posted to a loop before it ran them share one run). */
+void gw_pool_return_counts(gw_pool *p, uint64_t *returned, uint64_t *runs);
 /*
  * Run work(r) on a worker thread, then done(r) on r's event loop. While it runs the request
  * belongs to the worker: the loop must not touch it, and work must not use r->net. A saturated

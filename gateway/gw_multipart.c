@@ -98,7 +98,8 @@ static void create_upload(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket)) {
+    md_bucket bkt;
+    if (!gw_bucket_fetch(r, r->bucket, &bkt)) {
         return;
     }
     const char *alg = gw_hdr(r, "x-amz-checksum-algorithm");
@@ -130,7 +131,7 @@ static void create_upload(gw_req *r)
     }
     /* The upload's encryption, which every part follows (gw_sse.h: a data key per part). */
     if ((e = gw_sse_request(r, msg, sizeof(msg))) != GW_OK ||
-        gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &up.tmpl.sse) != CM_OK ||
+        gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r, &bkt), &up.tmpl.sse) != CM_OK ||
         (e = gw_sse_usable(r, &up.tmpl.sse, msg, sizeof(msg))) != GW_OK) {
         md_upload_release(&up);
         gw_error(r, e != GW_OK ? e : GW_INTERNAL, msg);

@@ -485,7 +485,8 @@ static void put_object(gw_req *r)
         gw_error(r, e, NULL);
         return;
     }
-    if (!gw_bucket_check(r, r->bucket) || gw_lock_put_refused(r)) {
+    md_bucket bkt; /* read once for the check and the default encryption */
+    if (!gw_bucket_fetch(r, r->bucket, &bkt) || gw_lock_put_refused(r)) {
         return;
     }
     md_object acl_only = {0}; /* an ACL the bucket refuses is refused before the body is read */
@@ -499,7 +500,7 @@ static void put_object(gw_req *r)
         gw_error(r, e, msg);
         return;
     }
-    cm_err err = gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r), &sse);
+    cm_err err = gw_sse_object_init(&r->sse->given, gw_sse_bucket_default(r, &bkt), &sse);
     if (err == CM_OK && (e = gw_sse_usable(r, &sse, msg, sizeof(msg))) != GW_OK) {
         gw_error(r, e, msg);
         return;

@@ -12,6 +12,13 @@
  * instead of calling done(). gw_dispose(r, work) is a job without a completion: the worker runs
  * work(r) and frees the request (gw_req_free hands its blocking part to a worker this way).
  *
+ * Completions go back to a loop in runs: each loop has a slot in the pool with the completions
+ * posted to it and not yet run (ret_next links, in posting order). The first posting to an empty
+ * slot schedules one event_base_once that runs them all; later ones only append. A batch of n
+ * inline PUTs committed at once so costs the commit thread one event_base_once per loop instead of
+ * n (each an allocation, a timer insert and the base's lock; docs/performance.md, "Tenth
+ * session").
+ *
  * Shutdown: the loops exit first (net_server_run returns), then gw_pool_stop() joins the workers
  * while the event bases still exist. From the moment it is called, a job that finishes does not go
  * back to its loop (which will never run again): the worker frees the request itself when its
@@ -53,6 +60,14 @@
 
 #define MOD "gw"
 
+/* One loop's completions posted and not run yet; `scheduled`: an event_base_once will run them. */
+typedef struct ret_slot {
+    gw_pool *pool;
+    struct event_base *base;
+    gw_req *head, *tail;
+    int scheduled;
+} ret_slot;
+
 struct gw_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -64,6 +79,9 @@ struct gw_pool {
     int detached;      /* the loops are gone: completions do not go back to them */
     int running;       /* jobs between dequeue (or gw_async_begin) and completion */
     gw_req *returning; /* completions posted to a loop and not run yet (job_next/job_prev) */
+    ret_slot **slots;  /* one per loop that had a completion, found by base (few loops) */
+    int nslots;
+    uint64_t returned, runs; /* completions posted to loops; event_base_once calls that ran them */
     int nthreads;
     pthread_t *threads;
 };
@@ -79,20 +97,55 @@ static void returning_unlink(gw_pool *p, gw_req *r)
     r->job_next = r->job_prev = NULL;
 }
 
+/* Empty sl and take its completions off `returning`; the first of them (ret_next links). */
+static gw_req *slot_take(gw_pool *p, ret_slot *sl)
+{
+    pthread_mutex_lock(&p->mu);
+    gw_req *r = sl->head;
+    sl->head = sl->tail = NULL;
+    sl->scheduled = 0;
+    for (gw_req *q = r; q; q = q->ret_next)
+        returning_unlink(p, q);
+    pthread_mutex_unlock(&p->mu);
+    return r;
+}
+
+/* Loop: run the completions posted to this loop, in posting order. */
 static void complete(evutil_socket_t fd, short what, void *arg)
 {
-    gw_req *r = arg;
-    gw_pool *p = r->g->pool;
+    ret_slot *sl = arg;
+    gw_pool *p = sl->pool;
     (void)fd;
     (void)what;
-    pthread_mutex_lock(&p->mu);
-    returning_unlink(p, r);
-    pthread_mutex_unlock(&p->mu);
-    r->busy = 0;
-    if (r->orphaned)
-        gw_req_free(r); /* the connection went away while the job ran */
-    else
-        r->job_done(r);
+    gw_req *r = slot_take(p, sl);
+    while (r) {
+        gw_req *next = r->ret_next; /* r may be freed or reused by its job_done */
+        r->busy = 0;
+        if (r->orphaned)
+            gw_req_free(r); /* the connection went away while the job ran */
+        else
+            r->job_done(r);
+        r = next;
+    }
+}
+
+/* The slot of a loop's base, made on its first completion; NULL without memory. Under p->mu. */
+static ret_slot *slot_of(gw_pool *p, struct event_base *base)
+{
+    for (int i = 0; i < p->nslots; i++)
+        if (p->slots[i]->base == base)
+            return p->slots[i];
+    ret_slot **grown = realloc(p->slots, (size_t)(p->nslots + 1) * sizeof(*grown));
+    if (!grown)
+        return NULL;
+    p->slots = grown;
+    ret_slot *sl = calloc(1, sizeof(*sl));
+    if (!sl)
+        return NULL;
+    sl->pool = p;
+    sl->base = base;
+    p->slots[p->nslots++] = sl;
+    return sl;
 }
 
 /* A finished job whose loop will not run again: nothing can answer; free it if nobody else will. */
@@ -115,23 +168,48 @@ static void job_return(gw_pool *p, gw_req *r)
         return;
     }
     pthread_mutex_lock(&p->mu);
-    int detached = p->detached;
-    if (!detached) {
+    ret_slot *sl = p->detached ? NULL : slot_of(p, r->base);
+    int schedule = 0;
+    if (sl) {
         r->job_prev = NULL;
         r->job_next = p->returning;
         if (p->returning)
             p->returning->job_prev = r;
         p->returning = r;
+        r->ret_next = NULL;
+        if (sl->tail)
+            sl->tail->ret_next = r;
+        else
+            sl->head = r;
+        sl->tail = r;
+        schedule = !sl->scheduled;
+        sl->scheduled = 1;
+        p->returned++;
+        p->runs += (uint64_t)schedule;
     }
     pthread_mutex_unlock(&p->mu);
-    if (!detached && event_base_once(r->base, -1, EV_TIMEOUT, complete, r, &now) != 0) {
-        pthread_mutex_lock(&p->mu);
-        returning_unlink(p, r);
-        pthread_mutex_unlock(&p->mu);
-        detached = 1;
-    }
-    if (detached)
+    if (!sl) {
         complete_detached(r);
+        return;
+    }
+    if (schedule && event_base_once(r->base, -1, EV_TIMEOUT, complete, sl, &now) != 0) {
+        /* Nothing will run this slot: finish what it holds here (postings since ours only
+         * appended, counting on our event). */
+        gw_req *q = slot_take(p, sl);
+        while (q) {
+            gw_req *next = q->ret_next;
+            complete_detached(q);
+            q = next;
+        }
+    }
+}
+
+void gw_pool_return_counts(gw_pool *p, uint64_t *returned, uint64_t *runs)
+{
+    pthread_mutex_lock(&p->mu);
+    *returned = p->returned;
+    *runs = p->runs;
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* A job (worker's or asynchronous) is over. */
@@ -223,6 +301,10 @@ void gw_pool_stop(gw_pool *p)
         returning_unlink(p, r);
         complete_detached(r);
     }
+    for (int i = 0; i < p->nslots; i++) { /* what they held was on `returning`, finished above */
+        p->slots[i]->head = p->slots[i]->tail = NULL;
+        p->slots[i]->scheduled = 0;
+    }
 }
 
 void gw_pool_free(gw_pool *p)
@@ -233,6 +315,9 @@ void gw_pool_free(gw_pool *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->idle_cv);
+    for (int i = 0; i < p->nslots; i++)
+        free(p->slots[i]);
+    free(p->slots);
     free(p->threads);
     free(p);
 }

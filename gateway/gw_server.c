@@ -379,7 +379,12 @@ void gw_error_cm(gw_req *r, cm_err e)
 int gw_bucket_check(gw_req *r, const char *bucket)
 {
     md_bucket b;
-    cm_err err = md_bucket_get(r->g->md, bucket, &b);
+    return gw_bucket_fetch(r, bucket, &b);
+}
+
+int gw_bucket_fetch(gw_req *r, const char *bucket, md_bucket *b)
+{
+    cm_err err = md_bucket_get(r->g->md, bucket, b);
     if (err == CM_OK)
         return 1;
     if (err == CM_ERR_NOTFOUND)

@@ -588,13 +588,15 @@ void gw_sse_attach(const gw_req *r, md_part *p)
         gw_sse_copy_key(&r->sse->keyed, p);
 }
 
-uint8_t gw_sse_bucket_default(gw_req *r)
+uint8_t gw_sse_bucket_default(gw_req *r, const md_bucket *local)
 {
     md_bucket b = {0};
     const gw_bucket_ns *ns = &r->g->ns;
     if (!gw_sse_served(r->g))
         return MD_SSE_NONE;
     /* A cluster node: the namespace's setting (from memory), not the local mirror's. */
+    if (!ns->access_get && local)
+        return local->sse_default;
     cm_err err = ns->access_get ? ns->access_get(ns->arg, r->bucket, &b)
                                 : md_bucket_get(r->g->md, r->bucket, &b);
     return err == CM_OK ? b.sse_default : MD_SSE_NONE;

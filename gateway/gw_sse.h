@@ -170,8 +170,10 @@ void gw_sse_copy_key(const md_part *from, md_part *to);
 /* ?encryption on an existing bucket b: Get/Put/DeleteBucketEncryption (NotImplemented where
  * encryption is not served); a cluster node's is a member of the bucket's namespace record. */
 void gw_op_bucket_encryption(gw_req *r, const md_bucket *b);
-/* The bucket's default encryption (MD_SSE_NONE when it has none, or where not served). */
-uint8_t gw_sse_bucket_default(gw_req *r);
+/* The default encryption of r's bucket (MD_SSE_NONE when it has none, or where not served).
+ * local: the bucket's local record as gw_bucket_fetch just read it in the same loop turn (a
+ * PutObject's head read it once, not twice), or NULL to read it here. */
+uint8_t gw_sse_bucket_default(gw_req *r, const md_bucket *local);
 /* GW_OK unless s is SSE-S3 and the server has no master key (501 with msg; gw_new). */
 gw_s3err gw_sse_usable(gw_req *r, const md_sse *s, char *msg, size_t cap);
 #define GW_SSE_NO_MKEY_MSG                                                                         \

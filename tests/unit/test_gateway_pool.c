@@ -11,6 +11,12 @@
  * replicas answer, A and the queued one get 503 ServiceUnavailable (no quorum). About 2 x HANG_MS.
  * Listings, not GETs: a cluster node's GET starts its quorum read from the loop without a worker
  * (rp_object_get_async), so GETs never fill the pool.
+ *
+ * inline_puts_share_returns: a single node's inline PUTs go back to their loop in runs. NPUT
+ * connections send a 4 KiB PUT each before any answer is read; the metadata store commits them in
+ * batches and the commit thread posts each completion to the one loop. Every PUT must be answered
+ * 200 and its record be there, and the completions must have taken fewer event_base_once runs than
+ * there were completions (those posted before the loop ran them share one run, gw_pool.c).
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -30,6 +36,7 @@
 #include "cu_main.h"
 #include "cu_s3.h"
 #include "gw.h"
+#include "gw_int.h"
 #include "md.h"
 #include "net.h"
 #include "rp.h"
@@ -53,6 +60,53 @@ static void *run_server(void *arg)
     return NULL;
 }
 
+/* A gateway over dir (coord: its quorum coordinator, or NULL for a single node) serving on one
+ * loop thread *th; its port. */
+static int serve(const char *sub, rp *coord, gw **g, net_server **srv, pthread_t *th)
+{
+    char dir[512];
+    gw_config gc;
+    snprintf(dir, sizeof(dir), "%s/%s", cu_tmpdir(), sub);
+    CU_ASSERT_FATAL(cu_gw_config(&gc, dir, REGION, AK, SK) == 0);
+    gc.ndrives = 3, gc.k = 2, gc.m = 1;
+    gc.workers = 1; /* one worker, one job may wait */
+    gc.workers_queue = 1;
+    CU_ASSERT_EQUAL_FATAL(gw_new(&gc, g), CM_OK);
+    md_bucket b = {.name = "bkt", .created_ms = 1, .owner = AK};
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(gw_meta_store(*g), &b), CM_OK);
+    if (coord)
+        gw_set_repl(*g, coord);
+    net_config nc;
+    net_config_defaults(&nc);
+    nc.port = 0;
+    nc.threads = 1; /* a stalled loop stalls every connection; every completion goes to it */
+    CU_ASSERT_EQUAL_FATAL(net_server_new(&nc, gw_net_handler(), *g, srv), CM_OK);
+    gw_set_ready(*g, 1);
+    pthread_create(th, NULL, run_server, *srv);
+    return net_server_port(*srv);
+}
+
+/* Stop and free what serve() started. */
+static void unserve(gw *g, net_server *srv, pthread_t th)
+{
+    net_server_stop(srv, 1000);
+    pthread_join(th, NULL);
+    gw_quiesce(g);
+    net_server_free(srv);
+}
+
+/* A socket connected to 127.0.0.1:port whose reads give up after 4 x HANG_MS. */
+static int dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {4 * HANG_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    return fd;
+}
+
 /* Connect to port and send a GET of target (signed unless health); the socket. */
 static int send_get(int port, const char *target, int health)
 {
@@ -63,12 +117,7 @@ static int send_get(int port, const char *target, int health)
                           "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", target)
                : cu_s3_head(&q, req, sizeof(req));
     CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(req));
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {4 * HANG_MS / 1000, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    int fd = dial(port);
     CU_ASSERT_FATAL(write(fd, req, (size_t)n) == n);
     return fd;
 }
@@ -111,28 +160,10 @@ static void test_saturated_loop_free(void)
     rp *coord = NULL;
     CU_ASSERT_EQUAL_FATAL(rp_new(&rc, &coord), CM_OK);
 
-    /* the gateway: one worker, one job may wait */
-    gw_config gc;
     gw *g = NULL;
-    snprintf(dir, sizeof(dir), "%s/gw", cu_tmpdir());
-    CU_ASSERT_FATAL(cu_gw_config(&gc, dir, REGION, AK, SK) == 0);
-    gc.ndrives = 3, gc.k = 2, gc.m = 1;
-    gc.workers = 1;
-    gc.workers_queue = 1;
-    CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &g), CM_OK);
-    md_bucket b = {.name = "bkt", .created_ms = 1, .owner = AK};
-    CU_ASSERT_EQUAL_FATAL(md_bucket_create(gw_meta_store(g), &b), CM_OK);
-    gw_set_repl(g, coord);
-    net_config nc;
-    net_config_defaults(&nc);
-    nc.port = 0;
-    nc.threads = 1; /* a stalled loop stalls every connection */
     net_server *srv = NULL;
-    CU_ASSERT_EQUAL_FATAL(net_server_new(&nc, gw_net_handler(), g, &srv), CM_OK);
-    int port = net_server_port(srv);
-    gw_set_ready(g, 1);
     pthread_t sth;
-    pthread_create(&sth, NULL, run_server, srv);
+    int port = serve("gw", coord, &g, &srv, &sth);
 
     fake_faults hang = {.hang_ms = HANG_MS};
     for (int i = 0; i < NF; i++)
@@ -164,10 +195,7 @@ static void test_saturated_loop_free(void)
     CU_ASSERT_EQUAL(cu_s3_answer(bc[!refused], out, sizeof(out)), 503);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "<Code>ServiceUnavailable</Code>"));
 
-    net_server_stop(srv, 1000);
-    pthread_join(sth, NULL);
-    gw_quiesce(g);
-    net_server_free(srv);
+    unserve(g, srv, sth);
     rp_free(coord);
     gw_free(g);
     event_base_loopbreak(rbase);
@@ -179,10 +207,56 @@ static void test_saturated_loop_free(void)
     event_base_free(rbase);
 }
 
+#define NPUT 48
+
+static void test_inline_puts_share_returns(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    char out[8192], head[2048], target[64];
+    static char body[4096];
+    memset(body, 'x', sizeof(body));
+
+    gw *g = NULL;
+    net_server *srv = NULL;
+    pthread_t sth;
+    int port = serve("gw_inline", NULL, &g, &srv, &sth);
+
+    int fd[NPUT];
+    for (int i = 0; i < NPUT; i++) {
+        snprintf(target, sizeof(target), "/bkt/k%02d", i);
+        cu_s3_req q = {"PUT", target, port, REGION, AK, SK, NULL, sizeof(body), -1, NULL};
+        int n = cu_s3_head(&q, head, sizeof(head));
+        CU_ASSERT_FATAL(n > 0);
+        fd[i] = dial(port);
+        CU_ASSERT_FATAL(write(fd[i], head, (size_t)n) == n);
+        CU_ASSERT_FATAL(write(fd[i], body, sizeof(body)) == (ssize_t)sizeof(body));
+    }
+    int ok = 0;
+    for (int i = 0; i < NPUT; i++)
+        ok += cu_s3_answer(fd[i], out, sizeof(out)) == 200;
+    CU_ASSERT_EQUAL(ok, NPUT);
+    for (int i = 0; i < NPUT; i++) {
+        md_object o;
+        snprintf(target, sizeof(target), "k%02d", i);
+        CU_ASSERT_EQUAL_FATAL(md_object_get(gw_meta_store(g), "bkt", target, &o), CM_OK);
+        CU_ASSERT_EQUAL(o.inline_len, sizeof(body));
+        md_object_release(&o);
+    }
+    uint64_t returned = 0, runs = 0;
+    gw_pool_return_counts(g->pool, &returned, &runs);
+    CU_ASSERT(returned >= NPUT);
+    CU_ASSERT(runs >= 1 && runs < returned);
+
+    unserve(g, srv, sth);
+    gw_free(g);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
         {"saturated_loop_free", test_saturated_loop_free},
+        {"inline_puts_share_returns", test_inline_puts_share_returns},
         {NULL, NULL},
     };
     cu_add_suite("gateway_pool", tests);
