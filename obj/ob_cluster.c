@@ -272,7 +272,9 @@ void ob_cluster_free(ob_cluster *c)
         pthread_cond_wait(&c->idle, &c->mu);
     pthread_mutex_unlock(&c->mu);
     if (c->running) {
-        event_base_loopbreak(c->base);
+        /* loopexit, not loopbreak: a break asked before the loop thread entered its loop is lost
+         * (event_base_loop clears it on entry), which hung a test whose loop never ran */
+        event_base_loopexit(c->base, NULL);
         pthread_join(c->thread, NULL);
     }
     nd_client_free(c->cl);

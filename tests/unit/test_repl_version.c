@@ -89,7 +89,9 @@ static void coords_free(void)
 static void env_down(void)
 {
     coords_free();
-    event_base_loopbreak(E.base);
+    /* loopexit, not loopbreak: a break asked before the loop thread entered its loop is lost
+     * (event_base_loop clears it on entry), which hung a test whose loop never ran */
+    event_base_loopexit(E.base, NULL);
     pthread_join(E.th, NULL);
     for (int i = 0; i < NF; i++)
         fake_free(E.f[i]);
