@@ -89,8 +89,10 @@ if h_run "aws ls" aws s3 ls --recursive s3://tls-cli; then
 fi
 h_run "aws cp down" aws s3 cp s3://tls-cli/big "$H_WORK/big.back"
 h_eq "aws round trip" "$(h_md5 "$H_WORK/big")" "$(h_md5 "$H_WORK/big.back" 2>/dev/null)"
+# one attempt: a retried connection reported its own end ("connection closed (EOF)", once at load
+# 14) instead of the first attempt's certificate error
 h_fails_with "aws without the CA refuses the certificate" "CERTIFICATE_VERIFY_FAILED|verify" \
-    "$AWSBIN" --endpoint-url "$H_ENDPOINT" s3 ls s3://tls-cli
+    env AWS_MAX_ATTEMPTS=1 "$AWSBIN" --endpoint-url "$H_ENDPOINT" s3 ls s3://tls-cli
 
 # ---- boto3, and a presigned URL fetched with curl ----
 if OUT=$(CA=$T/ca.pem EP=$H_ENDPOINT "$H_PY" - <<'EOF' 2>&1
