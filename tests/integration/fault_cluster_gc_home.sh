@@ -73,7 +73,7 @@ kill -KILL "$p3"
 for ((i = 0; i < 75; i++)); do
     seen=0
     for n in n1 n2 n4 n5 n6; do
-        "$CAIRN_BIN" admin status --endpoint "$(ep "$n")" 2>/dev/null | grep -q "az2: 1/2 up" &&
+        grep -q "az2: 1/2 up" <<<"$("$CAIRN_BIN" admin status --endpoint "$(ep "$n")" 2>/dev/null)" &&
             seen=$((seen + 1))
     done
     [ "$seen" -eq 5 ] && break

@@ -40,14 +40,14 @@ H_OUT=$(fsck 2>&1)
 rc=$?
 printf '%s\n' "$H_OUT"
 h_eq "fsck finds the damage (exit 1)" 1 "$rc"
-if printf '%s\n' "$H_OUT" | grep -q '^drive3 .* 44  PROBLEMS'; then
+if grep -q '^drive3 .* 44  PROBLEMS' <<<"$H_OUT"; then
     h_ok "fsck reports drive3's 44 torn bytes"
 else
     h_bad "fsck reports drive3's 44 torn bytes" "$H_OUT"
 fi
 H_OUT=$(fsck --repair 2>&1)
 printf '%s\n' "$H_OUT"
-if printf '%s\n' "$H_OUT" | grep -q 'segments rewritten'; then
+if grep -q 'segments rewritten' <<<"$H_OUT"; then
     h_ok "fsck --repair rewrote the damaged segments"
 else
     h_bad "fsck --repair rewrote the damaged segments" "$H_OUT"

@@ -22,7 +22,7 @@ P99_MAX=${SLOW_P99_MS:-30}
 # The sanitizer build spends 3-5x the CPU per request (measured p99 1.7-4.8 ms on a shared
 # 2-core machine, 36 ms at load 25): it gets a looser percentile; the maximum below still catches
 # any drive wait.
-if ldd "$CAIRN_BIN" 2>/dev/null | grep -q libasan; then
+if grep -q libasan <<<"$(ldd "$CAIRN_BIN" 2>/dev/null)"; then
     P99_MAX=${SLOW_P99_MS:-150}
 fi
 LAT_MAX=${SLOW_MAX_MS:-500}

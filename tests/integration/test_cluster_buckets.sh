@@ -28,8 +28,12 @@ s3() { # s3 NODE CMD ARGS...: s3raw.py against NODE
     CAIRN_ENDPOINT="http://127.0.0.1:${PORT[$n]}" "$H_PY" "$H_DIR/s3raw.py" "$@"
 }
 until_ok() { h_until_ok "$@"; }
-listed() { s3 "$1" ls | grep -q "<Name>$2</Name>"; }
-not_listed() { s3 "$1" ls | grep -q "^200 " && ! s3 "$1" ls | grep -q "<Name>$2</Name>"; }
+listed() { grep -q "<Name>$2</Name>" <<<"$(s3 "$1" ls)"; }
+not_listed() {
+    local out
+    out=$(s3 "$1" ls)
+    grep -q "^200 " <<<"$out" && ! grep -q "<Name>$2</Name>" <<<"$out"
+}
 admin_status() { "$CAIRN_BIN" admin status --region eu-west-1 --endpoint "http://127.0.0.1:${PORT[$1]}"; }
 status_has() { admin_status "$1" | grep -Eq -- "$2"; }
 is_status() { # is_status CODE: the last s3 answer (in $H_OUT) had HTTP status CODE
@@ -159,7 +163,7 @@ print(st, resp.decode("utf-8", "replace")[:300])
 sys.exit(0 if 200 <= st < 300 else 1)
 EOF
 }
-tagged() { btag "$1" GET "$2" | grep -q "<Value>$3</Value>"; }
+tagged() { grep -q "<Value>$3</Value>" <<<"$(btag "$1" GET "$2")"; }
 h_run "PutBucketTagging shared through n1" btag n1 PUT shared team=storage
 tagged n1 shared storage && h_ok "n1 reads its tags back at once" ||
     h_bad "n1 reads its tags back at once" "$(btag n1 GET shared)"
@@ -192,8 +196,8 @@ h_run "PutBucketWebsite through n2 (aws CLI)" \
     aws --region eu-west-1 --endpoint-url "http://127.0.0.1:${PORT[n2]}" s3api put-bucket-website \
     --bucket shared --website-configuration '{"IndexDocument":{"Suffix":"index.html"}}'
 site_of() {
-    aws --region eu-west-1 --endpoint-url "http://127.0.0.1:${PORT[$1]}" s3api get-bucket-website \
-        --bucket shared | grep -q '"Suffix": "index.html"'
+    grep -q '"Suffix": "index.html"' <<<"$(aws --region eu-west-1 \
+        --endpoint-url "http://127.0.0.1:${PORT[$1]}" s3api get-bucket-website --bucket shared)"
 }
 until_ok "GetBucketWebsite through n1 answers it" 5 site_of n1
 

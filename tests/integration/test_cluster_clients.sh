@@ -71,7 +71,7 @@ until_all() {
     if [ -z "$bad" ]; then h_ok "$desc"; else h_bad "$desc" "$bad"; fi
 }
 head_bucket() { status_of "$2" hb "$1"; }
-listed() { if raw "$2" ls | grep -q "<Name>$1</Name>"; then echo listed; else echo absent; fi; }
+listed() { if grep -q "<Name>$1</Name>" <<<"$(raw "$2" ls)"; then echo listed; else echo absent; fi; }
 put_into() { status_of "$2" put "$1" late "$H_WORK/one"; }
 
 LB=t$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')-life

@@ -141,7 +141,7 @@ r2=$?
 # or staged on an older epoch). Either way exactly one applies and the other says why it did not.
 wins=$(cat "$H_WORK/a1" "$H_WORK/a2" | grep -c "applied: layout epoch 3")
 if [ "$wins" -eq 1 ] && [ $((r1 + r2)) -eq 1 ] &&
-    cat "$H_WORK/a1" "$H_WORK/a2" | grep -q "conflict: the current layout changed since it was read"; then
+    grep -q "conflict: the current layout changed since it was read" "$H_WORK/a1" "$H_WORK/a2"; then
     h_ok "concurrent applies: one won (exit $r1/$r2), the other reported a conflict"
 elif [ "$wins" -eq 1 ] && [ $((r1 + r2)) -eq 1 ] &&
     cat "$H_WORK/a1" "$H_WORK/a2" | grep -Eq "nothing is staged|the staged change is based on epoch"; then
