@@ -89,14 +89,21 @@ def setup(cls, path, b):
     cls[3].put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-    for _ in range(30):  # n6's follower of the bucket documents may lag by tens of ms
-        rule = cls[5].get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]
-        rule = rule.get("Rule")
-        if rule:
-            break
-        time.sleep(0.1)
-    check(rule["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1},
-          "default retention set through n4, read through n6", str(rule))
+    # each node's follower of the bucket documents may lag by tens of ms (more under the
+    # sanitizer at load): every node is polled, up to 5 s, before the writes below rely on it
+    rules = []
+    for cl in cls:
+        deadline = time.time() + 5
+        while True:
+            rule = cl.get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]
+            rule = rule.get("Rule")
+            if rule or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        rules.append(rule)
+    want = {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}
+    check(all(r == want for r in rules),
+          "default retention set through n4, read through every node", str(rules))
     st["d"] = ["d", cls[4].put_object(Bucket=b, Key="d", Body=b"default")["VersionId"]]
     up = cls[1].create_multipart_upload(Bucket=b, Key="m", ObjectLockLegalHoldStatus="ON")
     part = cls[2].upload_part(Bucket=b, Key="m", UploadId=up["UploadId"], PartNumber=1,

@@ -99,15 +99,7 @@ def enable(c, st, b):
     c[0].put_object(Bucket=b, Key="pre", Body=b"before versioning")
     c[0].put_object(Bucket=b, Key="big", Body=big(b"plain"))
     c[1].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
-    for i, cl in enumerate(c):
-        # each node learns it from the etcd watch (tens of ms; more on a loaded machine): polled
-        # for up to 5 s, so that the writes below reach nodes that all know
-        deadline = time.time() + 5
-        while (cl.get_bucket_versioning(Bucket=b).get("Status") != "Enabled" and
-               time.time() < deadline):
-            time.sleep(0.05)
-        check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Enabled",
-              "GetBucketVersioning through n%d: Enabled" % (i + 1))
+    every_node_says(c, b, "Enabled", "GetBucketVersioning through n%d: Enabled")
     st.update(bucket=b)
     conditional(c, st)
 
@@ -259,6 +251,18 @@ def longkey(c, b):
                   (k2, w, True, False)], "listed: the marker, the older version, the other key")
 
 
+def every_node_says(c, b, status, what):
+    """Each node's GetBucketVersioning answers status: each learns it from the etcd watch (tens of
+    ms; more on a loaded machine, once over a second under the sanitizer), so each is polled for
+    up to 5 s, and the writes that follow reach nodes that all know."""
+    for i, cl in enumerate(c):
+        deadline = time.time() + 5
+        while (cl.get_bucket_versioning(Bucket=b).get("Status") != status and
+               time.time() < deadline):
+            time.sleep(0.05)
+        check(cl.get_bucket_versioning(Bucket=b).get("Status") == status, what % (i + 1))
+
+
 def suspend(c, st):
     b = st["bucket"]
     v1 = c[0].put_object(Bucket=b, Key="s", Body=b"enabled")["VersionId"]
@@ -272,9 +276,7 @@ def suspend(c, st):
           t2["TagSet"] == [{"Key": "t", "Value": "two"}] and t2["VersionId"] == v2,
           "tags by versionId and of the latest, through other nodes")
     c[3].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Suspended"})
-    for i, cl in enumerate(c):
-        check(cl.get_bucket_versioning(Bucket=b).get("Status") == "Suspended",
-              "through n%d: Suspended" % (i + 1))
+    every_node_says(c, b, "Suspended", "through n%d: Suspended")
     code, status = cond_put(c[2], b, "s", b"x", "If-None-Match", "*")
     check(status == 412, "If-None-Match on a suspended bucket's key: 412 %s" % code)
     for i, n in enumerate((0, 4)):
@@ -295,6 +297,7 @@ def suspend(c, st):
     check(got == [("s", "null", True, True), ("s", v2, False, False), ("s", v1, False, False)],
           "the null marker replaced the null version: %s" % got)
     c[2].put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    every_node_says(c, b, "Enabled", "through n%d: Enabled again")
     v3 = c[1].put_object(Bucket=b, Key="s", Body=b"enabled 3")["VersionId"]
     got = [e[:3] for e in versions(c[4], b, "s")]
     check(got == [("s", v3, True), ("s", "null", False), ("s", v2, False), ("s", v1, False)],
