@@ -73,6 +73,15 @@ static void router_unuse(rp *c, unsigned gen)
     }
 }
 
+/* op counts as alive, under the router generation of parent (NULL: the current one; the parent
+ * holds a use of its generation until we hold ours). c->mu held. */
+static void op_live_locked(rp *c, rp_op *op, const rp_op *parent)
+{
+    op->rt_gen = parent ? parent->rt_gen : c->rt_gen;
+    router_use(c, op->rt_gen);
+    c->ops++;
+}
+
 /* An op alive under the router generation of parent (NULL: the current one), with one reference:
  * a spare (zeroed but for its condition variable) or a new one. */
 static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard, const rp_op *parent)
@@ -85,10 +94,7 @@ static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard, 
     if (op) {
         c->spare = op->next_spare;
         c->nspare--;
-        /* the parent holds a use of its generation until we hold ours */
-        op->rt_gen = parent ? parent->rt_gen : c->rt_gen;
-        router_use(c, op->rt_gen);
-        c->ops++;
+        op_live_locked(c, op, parent);
     }
     pthread_mutex_unlock(&c->mu);
     if (op) {
@@ -104,9 +110,7 @@ static rp_op *op_alloc(rp *c, rp_kind kind, const char *bucket, uint32_t shard, 
         pthread_cond_init(&op->cv, &ca);
         pthread_condattr_destroy(&ca);
         pthread_mutex_lock(&c->mu);
-        op->rt_gen = parent ? parent->rt_gen : c->rt_gen;
-        router_use(c, op->rt_gen);
-        c->ops++;
+        op_live_locked(c, op, parent);
         pthread_mutex_unlock(&c->mu);
     }
     op->c = c;
