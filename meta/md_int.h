@@ -182,6 +182,7 @@ struct md_store {
     MDB_dbi users;     /* users, access keys and bucket policies (md_users.c) */
     MDB_dbi versions;  /* older versions of keys of versioned buckets (md_version.c) */
     MDB_dbi intents;   /* part bodies being written on a cluster node (md_intent.c) */
+    MDB_dbi spill;     /* the page-filling tails of split long values (md_kv.c) */
     uint64_t life;     /* this opening of the store, random (md_intent.c) */
     /* The last version stamp issued (md_version.c): only apply functions touch it, and they all
      * run on the commit thread, one at a time. */
@@ -364,10 +365,19 @@ cm_err md_tomb_refuses(MDB_txn *txn, md_store *md, const char *bucket, const md_
  * the longest composite key): one LMDB lookup per level, whatever the number of keys sharing a
  * prefix. The mapping keeps memcmp order, so iteration yields full keys in order. Groups of
  * older stores (one value holding every key) are read as they are and converted when written.
+ *
+ * A long value that would leave most of its last overflow page empty (a record with a 4 KiB
+ * body) is stored split: its head in the entry, its page-filling rest in the "spill" database
+ * (md_kv.c). Readers get it whole: md_kv_get joins it into a buffer of the calling thread, valid
+ * until that thread's next md_kv_get; an iterator joins into its own, valid until it moves.
  */
 #define MD_KV_SHORT 480
 #define MD_KV_LEVELS 4
 
+/* The spill database's handle and the environment's page size (md_env_dbs, every open). */
+cm_err md_kv_spill_init(MDB_dbi spill, size_t psize);
+/* The head length of a split value of vlen bytes under an LMDB key of klen bytes; 0: unsplit. */
+size_t md_kv_split_head(size_t klen, size_t vlen);
 cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_slice *val);
 cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, const uint8_t *val,
                  size_t vlen);
@@ -390,6 +400,8 @@ typedef struct {
     unsigned long steps;     /* cursor moves and group entries read (tests bound the work) */
     uint8_t kbuf[MD_KEYBUF]; /* the current full key when it lives below level 0 */
     md_slice key, val;       /* current full key and value */
+    uint8_t *join;           /* the current value when it is stored split (heap, grown) */
+    size_t join_cap;
 } md_kv_iter;
 
 cm_err md_kv_iter_open(MDB_txn *txn, MDB_dbi dbi, md_kv_iter *it);

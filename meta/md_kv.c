@@ -25,11 +25,32 @@
  * are still read as they are (get and iteration scan the group); the first write to one converts
  * it to a tree group.
  *
- * Reads return slices into LMDB's map (or into the iterator's key buffer): valid until the
- * transaction ends or writes to that DB, or the iterator moves.
+ * Split values. LMDB stores a value too large for a leaf page in a run of whole overflow pages
+ * with a 16-byte header, so a value of a page and a little more takes two pages: a record with a
+ * 4 KiB inline body (4,096 bytes of body and ~250 of fields) wrote 8 KiB to every copy of the
+ * store, and those half-empty pages were nearly half of what a 4 KiB PUT wrote and synced
+ * (docs/performance.md). A value whose last overflow page would be mostly empty is therefore
+ * stored in two parts: the entry holds SPLIT_MARK, SPLIT_HEAD and the value's first h bytes
+ * (small: it stays in the leaf page), and the "spill" database holds the other vlen - h bytes,
+ * exactly filling p overflow pages, under the entry's LMDB key behind a byte naming the database
+ * (spill_key). The cut is md_kv_split_head's: h = (vlen + 16) mod psize when that is at most
+ * SPLIT_LEAF_MAX with the key, else no split. Records start with a format byte (1-3), never with
+ * SPLIT_MARK; any other value that does is stored escaped (SPLIT_MARK, SPLIT_ESCAPED, the value),
+ * so every entry starting with the mark says what it is. A put or delete of an entry that was split
+ * drops its spill entry (looked up only while the spill database holds any), and every write goes
+ * through md_db_put / md_db_del, so the copies of the store (md_mirror.c) replay the spill writes
+ * with the rest. Only this file knows of the split: readers get the value whole, joined into a
+ * buffer (see below).
  *
- * Threading: per transaction, as LMDB.
+ * Reads return slices into LMDB's map (or into the iterator's key buffer): valid until the
+ * transaction ends or writes to that DB, or the iterator moves. A split value comes joined: from
+ * md_kv_get in a buffer of the calling thread, valid until its next md_kv_get; from an iterator in
+ * the iterator's buffer, valid until it moves (md_kv_iter_close frees it).
+ *
+ * Threading: per transaction, as LMDB; the spill handle and page size are set at every open and
+ * equal for every store of the process (md_env_dbs opens the same databases in the same order).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +64,206 @@
 
 static const uint8_t counter_key[1] = {0};
 static const uint8_t level0_start[1] = {1};
+
+/* ---- Split values ---- */
+
+#define SPLIT_MARK 0xF5     /* first byte of an entry whose value is split or escaped */
+#define SPLIT_HEAD 1        /* second byte: the head of a split value follows */
+#define SPLIT_ESCAPED 0     /* second byte: a whole value starting with SPLIT_MARK follows */
+#define OVERFLOW_HDR 16     /* LMDB's header on a run of overflow pages */
+#define SPLIT_LEAF_MAX 1024 /* most bytes of key and head an entry of a split value may take */
+
+static MDB_dbi spill_dbi; /* 0 until the first open */
+static size_t spill_psize;
+
+cm_err md_kv_spill_init(MDB_dbi spill, size_t psize)
+{
+    if (psize < 1024 || spill == 0 || spill > 255)
+        return MD_CORRUPT("unusable spill database or page size");
+    if (spill_dbi && (spill_dbi != spill || spill_psize != psize))
+        return MD_CORRUPT("spill database handle or page size differ between stores");
+    spill_dbi = spill;
+    spill_psize = psize;
+    return CM_OK;
+}
+
+size_t md_kv_split_head(size_t klen, size_t vlen)
+{
+    if (!spill_psize || vlen + OVERFLOW_HDR < spill_psize)
+        return 0; /* less than one full page: nothing to gain */
+    size_t h = (vlen + OVERFLOW_HDR) % spill_psize;
+    if (h == 0 || 2 + h + klen > SPLIT_LEAF_MAX)
+        return 0; /* the pages are full already, or the head would not stay small */
+    return h;
+}
+
+/* The spill key of the entry k of dbi: dbi's handle (one byte), then k. */
+static MDB_val spill_key(MDB_dbi dbi, const MDB_val *k, uint8_t *buf)
+{
+    buf[0] = (uint8_t)dbi;
+    memcpy(buf + 1, k->mv_data, k->mv_size);
+    return (MDB_val){k->mv_size + 1, buf};
+}
+
+static int is_marked(const MDB_val *v)
+{
+    return v->mv_size > 0 && ((const uint8_t *)v->mv_data)[0] == SPLIT_MARK;
+}
+
+static int is_split(const MDB_val *v)
+{
+    return is_marked(v) && v->mv_size >= 2 && ((const uint8_t *)v->mv_data)[1] == SPLIT_HEAD;
+}
+
+/* Join the split value v of entry k of dbi (its head) with its spill part into *buf. */
+static cm_err join(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const MDB_val *v, uint8_t **buf,
+                   size_t *cap, md_slice *out)
+{
+    uint8_t kb[1 + MD_KEYBUF];
+    MDB_val sk = spill_key(dbi, k, kb), tail;
+    int rc = mdb_get(txn, spill_dbi, &sk, &tail);
+    if (rc == MDB_NOTFOUND)
+        return MD_CORRUPT("split value without its spill entry");
+    if (rc)
+        return md_mdb_err(rc, "get spill entry");
+    size_t h = v->mv_size - 2, n = h + tail.mv_size;
+    if (n > *cap) {
+        uint8_t *nb = realloc(*buf, n);
+        if (!nb)
+            return CM_ERR_NOMEM;
+        *buf = nb;
+        *cap = n;
+    }
+    memcpy(*buf, (const uint8_t *)v->mv_data + 2, h);
+    memcpy(*buf + h, tail.mv_data, tail.mv_size);
+    *out = (md_slice){*buf, n};
+    return CM_OK;
+}
+
+/* md_kv_get's join buffer, one per thread (freed when the thread ends). */
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} join_buf;
+
+static pthread_key_t join_key;
+static pthread_once_t join_once = PTHREAD_ONCE_INIT;
+static int join_key_ok;
+
+static void join_buf_free(void *arg)
+{
+    join_buf *b = arg;
+    free(b->p);
+    free(b);
+}
+
+static void join_key_init(void)
+{
+    join_key_ok = pthread_key_create(&join_key, join_buf_free) == 0;
+}
+
+static join_buf *join_buf_get(void)
+{
+    pthread_once(&join_once, join_key_init);
+    if (!join_key_ok)
+        return NULL;
+    join_buf *b = pthread_getspecific(join_key);
+    if (!b && (b = calloc(1, sizeof(*b))) && pthread_setspecific(join_key, b) != 0) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
+/* Read the entry k of dbi whose stored value is v into *out as readers see it (a split value
+ * joined in *buf, grown; NULL buf: md_kv_get's buffer of this thread). */
+static cm_err value_out(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const MDB_val *v,
+                        uint8_t **buf, size_t *cap, md_slice *out)
+{
+    if (!is_marked(v)) {
+        *out = (md_slice){v->mv_data, v->mv_size};
+        return CM_OK;
+    }
+    if (v->mv_size < 2 || (((const uint8_t *)v->mv_data)[1] != SPLIT_HEAD &&
+                           ((const uint8_t *)v->mv_data)[1] != SPLIT_ESCAPED))
+        return MD_CORRUPT("bad split-value mark");
+    if (!is_split(v)) {
+        *out = (md_slice){(const uint8_t *)v->mv_data + 2, v->mv_size - 2};
+        return CM_OK;
+    }
+    if (!buf) {
+        join_buf *b = join_buf_get();
+        if (!b)
+            return CM_ERR_NOMEM;
+        buf = &b->p;
+        cap = &b->cap;
+    }
+    return join(txn, dbi, k, v, buf, cap, out);
+}
+
+/* Does the spill database hold any entry? (A store without split values skips the lookups.) */
+static cm_err spill_used(MDB_txn *txn, int *used)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, spill_dbi, &st);
+    *used = rc == 0 && st.ms_entries > 0;
+    return rc ? md_mdb_err(rc, "mdb_stat spill") : CM_OK;
+}
+
+/* Drop the spill part of entry k of dbi if its stored value is split (before a put or delete). */
+static cm_err spill_drop(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
+{
+    int used = 0;
+    cm_err e = spill_used(txn, &used);
+    if (e != CM_OK || !used)
+        return e;
+    MDB_val old;
+    int rc = mdb_get(txn, dbi, k, &old);
+    if (rc == MDB_NOTFOUND || (rc == 0 && !is_split(&old)))
+        return CM_OK;
+    if (rc)
+        return md_mdb_err(rc, "mdb_get");
+    uint8_t kb[1 + MD_KEYBUF];
+    MDB_val sk = spill_key(dbi, k, kb);
+    rc = md_db_del(txn, spill_dbi, &sk);
+    return rc && rc != MDB_NOTFOUND ? md_mdb_err(rc, "del spill entry") : CM_OK;
+}
+
+/* Store v under the LMDB key k of dbi: split when that saves a page, escaped when it starts
+ * with the mark. */
+static cm_err put_value(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const uint8_t *val, size_t vlen)
+{
+    size_t h = md_kv_split_head(k->mv_size, vlen);
+    int rc;
+    if (h == 0) {
+        cm_err e = spill_drop(txn, dbi, k);
+        if (e != CM_OK)
+            return e;
+        MDB_val v = {vlen, (void *)val};
+        uint8_t *esc = NULL;
+        if (vlen > 0 && val[0] == SPLIT_MARK) {
+            if (!(esc = malloc(vlen + 2)))
+                return CM_ERR_NOMEM;
+            esc[0] = SPLIT_MARK;
+            esc[1] = SPLIT_ESCAPED;
+            memcpy(esc + 2, val, vlen);
+            v = (MDB_val){vlen + 2, esc};
+        }
+        rc = md_db_put(txn, dbi, k, &v, 0);
+        free(esc);
+        return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
+    }
+    uint8_t kb[1 + MD_KEYBUF], head[SPLIT_LEAF_MAX];
+    MDB_val sk = spill_key(dbi, k, kb);
+    rc = md_db_put(txn, spill_dbi, &sk, &(MDB_val){vlen - h, (void *)(val + h)}, 0);
+    if (rc)
+        return md_mdb_err(rc, "put spill entry");
+    head[0] = SPLIT_MARK;
+    head[1] = SPLIT_HEAD;
+    memcpy(head + 2, val, h);
+    rc = md_db_put(txn, dbi, k, &(MDB_val){2 + h, head}, 0);
+    return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
+}
 
 int md_key_successor(uint8_t *key, size_t *klen)
 {
@@ -143,10 +364,8 @@ cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_
             return CM_ERR_NOTFOUND;
         if (rc)
             return md_mdb_err(rc, "mdb_get");
-        if (n <= MD_KV_SHORT) {
-            val->p = v.mv_data, val->n = v.mv_size;
-            return CM_OK;
-        }
+        if (n <= MD_KV_SHORT)
+            return value_out(txn, dbi, &k, &v, NULL, NULL, val);
         if (group_kind(&v, level, &kind, &gid) != CM_OK)
             return CM_ERR_CORRUPT;
         if (kind == GROUP_LEGACY)
@@ -248,7 +467,7 @@ cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, con
                  size_t vlen)
 {
     kv_path *path = NULL;
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    MDB_val k = {klen, (void *)key};
     if (klen > MD_KV_SHORT) {
         if (!(path = malloc(sizeof(*path))))
             return CM_ERR_NOMEM;
@@ -259,9 +478,9 @@ cm_err md_kv_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, con
         }
         k = (MDB_val){path->n[path->depth], path->node[path->depth]};
     }
-    int rc = md_db_put(txn, dbi, &k, &v, 0);
+    cm_err e = put_value(txn, dbi, &k, val, vlen);
     free(path);
-    return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
+    return e;
 }
 
 /* Is there an entry starting with prefix[0..n)? */
@@ -291,6 +510,10 @@ cm_err md_kv_del(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen)
             return e;
         }
         k = (MDB_val){path->n[path->depth], path->node[path->depth]};
+    }
+    if ((e = spill_drop(txn, dbi, &k)) != CM_OK) {
+        free(path);
+        return e;
     }
     int rc = md_db_del(txn, dbi, &k);
     if (rc)
@@ -325,6 +548,9 @@ void md_kv_iter_close(md_kv_iter *it)
             mdb_cursor_close(it->lv[i].cur);
         it->lv[i].cur = NULL;
     }
+    free(it->join);
+    it->join = NULL;
+    it->join_cap = 0;
 }
 
 /* Position level d's cursor (opened on first use) with op; returns LMDB's code. */
@@ -383,8 +609,7 @@ static cm_err iter_load(md_kv_iter *it, int rc)
                 memcpy(it->kbuf + l->base, (const uint8_t *)l->k.mv_data + hdr, l->k.mv_size - hdr);
                 it->key = (md_slice){it->kbuf, l->base + l->k.mv_size - hdr};
             }
-            it->val = (md_slice){l->v.mv_data, l->v.mv_size};
-            return CM_OK;
+            return value_out(it->txn, it->dbi, &l->k, &l->v, &it->join, &it->join_cap, &it->val);
         }
         int kind = 0;
         const uint8_t *gid = NULL;

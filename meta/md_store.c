@@ -170,10 +170,10 @@ cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
 {
     static const char *const names[] = {"buckets", "objects",  "uploads",   "parts",  "garbage",
                                         "hints",   "replica",  "tombmarks", "fences", "lifecycle",
-                                        "users",   "versions", "intents"};
+                                        "users",   "versions", "intents",   "spill"};
     MDB_dbi *slots[] = {&md->buckets, &md->objects,  &md->uploads,   &md->parts,  &md->garbage,
                         &md->hints,   &md->replica,  &md->tombmarks, &md->fences, &md->lifecycle,
-                        &md->users,   &md->versions, &md->intents};
+                        &md->users,   &md->versions, &md->intents,   &md->spill};
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc)
@@ -192,6 +192,16 @@ cm_err md_env_dbs(md_store *md, MDB_env *env, int first)
         mdb_txn_abort(txn);
         return md_mdb_err(rc, "mdb_dbi_open");
     }
+    MDB_stat st;
+    if ((rc = mdb_env_stat(env, &st)) != 0) {
+        mdb_txn_abort(txn);
+        return md_mdb_err(rc, "mdb_env_stat");
+    }
+    cm_err e = md_kv_spill_init(md->spill, st.ms_psize);
+    if (e != CM_OK) {
+        mdb_txn_abort(txn);
+        return e;
+    }
     return md_txn_commit(txn);
 }
 
@@ -202,7 +212,7 @@ cm_err md_env_open(const char *dir, size_t map_size, unsigned flags, MDB_env **o
     int rc = mdb_env_create(&env);
     if (rc)
         return md_mdb_err(rc, "mdb_env_create");
-    rc = mdb_env_set_maxdbs(env, 16); /* 13 used (md_env_dbs) */
+    rc = mdb_env_set_maxdbs(env, 16); /* 14 used (md_env_dbs) */
     if (!rc)
         rc = mdb_env_set_mapsize(env, map_size ? map_size : MD_MAP_INITIAL);
     if (!rc)

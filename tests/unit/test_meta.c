@@ -1,7 +1,8 @@
 /*
  * test_meta.c - the LMDB metadata store: buckets, objects, conditional writes (including four
- * racing threads), long keys beyond LMDB's key limit, multipart uploads, and persistence across
- * reopen. Each test uses its own store directory under the per-process scratch dir.
+ * racing threads), long keys beyond LMDB's key limit, long values stored split, multipart uploads,
+ * and persistence across reopen. Each test uses its own store directory under the per-process
+ * scratch dir.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -696,6 +697,123 @@ static void long_key(char *k, int i)
     memcpy(k + LONG_LEN - 8, num, 8);
 }
 
+/* Entries and overflow pages of dbi (LMDB's own count). */
+static void raw_stat(MDB_txn *txn, MDB_dbi dbi, size_t *entries, size_t *overflow)
+{
+    MDB_stat st;
+    CU_ASSERT_EQUAL_FATAL(mdb_stat(txn, dbi, &st), 0);
+    *entries = st.ms_entries;
+    *overflow = st.ms_overflow_pages;
+}
+
+/* Value number i of n bytes (the split mark first for every third): differs per value and byte. */
+static void split_value(uint8_t *v, size_t n, int i)
+{
+    for (size_t j = 0; j < n; j++)
+        v[j] = (uint8_t)(j * 7 + (size_t)i * 13 + (j >> 8));
+    if (i % 3 == 0 && n > 0)
+        v[0] = 0xF5;
+}
+
+/* The length of the LMDB key that stores a key of klen bytes (md_kv.c's levels). */
+static size_t lmdb_key_len(size_t klen)
+{
+    while (klen > MD_KV_SHORT)
+        klen = 9 + klen - (MD_KV_SHORT + 1);
+    return klen;
+}
+
+/*
+ * Long values whose last overflow page would be mostly empty are stored split (md_kv.c): a
+ * record with a 4 KiB body takes one overflow page, not two. Every size around the page
+ * boundaries reads back whole through md_kv_get and an iterator, under a short key and under a
+ * key of a lower level; values starting with the split mark (short, long, split) round-trip;
+ * overwriting a split value with an unsplit one, and deleting, leave no spill entry behind.
+ */
+static void test_split_values(void)
+{
+    static const size_t sizes[] = {0,    1,    2000, 4079, 4080, 4081, 4346,
+                                   5000, 6000, 8176, 8177, 8500, 65836};
+    enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+    md_store *md = open_store("split");
+    MDB_txn *txn;
+    md_slice v;
+    size_t entries, ov, ov_objects, nsplit = 0;
+    static uint8_t val[70000], keys[2][NS][2 + LONG_LEN];
+    size_t kl[2] = {8, 2 + LONG_LEN};
+    for (int lv = 0; lv < 2; lv++)
+        for (int i = 0; i < NS; i++) {
+            keys[lv][i][0] = 'b';
+            if (lv)
+                long_key((char *)keys[lv][i] + 2, i);
+            else
+                snprintf((char *)keys[lv][i] + 2, 7, "k%04d", i);
+        }
+    CU_ASSERT_EQUAL_FATAL(md_txn_begin(md, 0, &txn), CM_OK);
+    for (int lv = 0; lv < 2; lv++)
+        for (int i = 0; i < NS; i++) {
+            split_value(val, sizes[i], i + lv);
+            CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, keys[lv][i], kl[lv], val, sizes[i]),
+                                  CM_OK);
+            nsplit += md_kv_split_head(lmdb_key_len(kl[lv]), sizes[i]) > 0;
+        }
+    raw_stat(txn, md->spill, &entries, &ov);
+    CU_ASSERT_EQUAL(entries, nsplit);
+    CU_ASSERT_TRUE(nsplit >= 8); /* 4346 (a 4 KiB body's record), 5000, 8500, 65836, both keys */
+    for (int lv = 0; lv < 2; lv++)
+        for (int i = 0; i < NS; i++) {
+            split_value(val, sizes[i], i + lv);
+            CU_ASSERT_EQUAL_FATAL(md_kv_get(txn, md->objects, keys[lv][i], kl[lv], &v), CM_OK);
+            CU_ASSERT_TRUE(v.n == sizes[i] && memcmp(v.p, val, v.n) == 0);
+        }
+    md_kv_iter it;
+    CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+    cm_err e = md_kv_iter_seek(&it, (const uint8_t *)"b", 2);
+    int n = 0;
+    for (; e == CM_OK; e = md_kv_iter_next(&it), n++) {
+        int lv = it.key.n == kl[1], i = -1;
+        for (int j = 0; j < NS; j++)
+            if (it.key.n == kl[lv] && memcmp(it.key.p, keys[lv][j], kl[lv]) == 0)
+                i = j;
+        CU_ASSERT_TRUE_FATAL(i >= 0);
+        split_value(val, sizes[i], i + lv);
+        CU_ASSERT_TRUE(it.val.n == sizes[i] && memcmp(it.val.p, val, it.val.n) == 0);
+    }
+    CU_ASSERT_EQUAL(e, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(n, 2 * NS);
+    md_kv_iter_close(&it);
+
+    /* One more record of a 4 KiB body (4,346 bytes): one overflow page more, not two. */
+    raw_stat(txn, md->objects, &entries, &ov_objects);
+    raw_stat(txn, md->spill, &entries, &ov);
+    printf("\n  %d values: %zu split; overflow pages: %zu in the entries, %zu spilled\n", 2 * NS,
+           nsplit, ov_objects, ov);
+    size_t before = ov_objects + ov;
+    uint8_t k4[] = {'b', 0, 'f', 'o', 'u', 'r'};
+    split_value(val, 4346, 1);
+    CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, k4, sizeof(k4), val, 4346), CM_OK);
+    raw_stat(txn, md->objects, &entries, &ov_objects);
+    raw_stat(txn, md->spill, &entries, &ov);
+    CU_ASSERT_EQUAL(ov_objects + ov, before + 1);
+
+    /* Overwritten by short values, then deleted: no spill entry is left. */
+    for (int lv = 0; lv < 2; lv++)
+        for (int i = 0; i < NS; i += 2)
+            CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, keys[lv][i], kl[lv], val, 3), CM_OK);
+    split_value(val, 5000, 1);
+    CU_ASSERT_EQUAL_FATAL(md_kv_put(txn, md->objects, k4, sizeof(k4), val, 5000), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_kv_get(txn, md->objects, k4, sizeof(k4), &v), CM_OK);
+    CU_ASSERT_TRUE(v.n == 5000 && memcmp(v.p, val, 5000) == 0);
+    for (int lv = 0; lv < 2; lv++)
+        for (int i = 0; i < NS; i++)
+            CU_ASSERT_EQUAL_FATAL(md_kv_del(txn, md->objects, keys[lv][i], kl[lv]), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_kv_del(txn, md->objects, k4, sizeof(k4)), CM_OK);
+    raw_stat(txn, md->spill, &entries, &ov);
+    CU_ASSERT_EQUAL(entries, 0);
+    CU_ASSERT_EQUAL(md_txn_commit(txn), CM_OK);
+    md_close(md);
+}
+
 /*
  * Item 13: 2,000 keys of 1,000 bytes sharing a 600-byte prefix (all in one group of the old
  * scheme, which rewrote the whole 2 MB group for every write). Every key reads back and lists in
@@ -837,6 +955,7 @@ void cu_register(void)
                                     {"delete_many_one_commit", test_delete_many_one_commit},
                                     {"long_keys_shared_prefix", test_long_keys_shared_prefix},
                                     {"long_keys_legacy_group", test_long_keys_legacy_group},
+                                    {"split_values", test_split_values},
                                     {NULL, NULL}};
     cu_add_suite("meta_store", tests);
 }

@@ -108,14 +108,14 @@ static void etag_of(md_store *md, const char *key, char *out, size_t cap)
 static char *dump(const char *dir)
 {
     static const char *const names[] = {"buckets", "objects", "uploads", "parts",
-                                        "garbage", "hints",   "replica"};
+                                        "garbage", "hints",   "replica", "spill"};
     MDB_env *env;
     MDB_txn *txn;
     size_t cap = 1 << 20, len = 0;
     char *out = malloc(cap);
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_maxdbs(env, 16);
     mdb_env_set_mapsize(env, (size_t)1 << 30);
     CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0644), 0);
     CU_ASSERT_EQUAL_FATAL(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
