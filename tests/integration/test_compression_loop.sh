@@ -6,7 +6,9 @@
 # loaded machine does not distort as it does latency: the loop thread's share of the server's CPU
 # over the PUT (utime+stime of /proc/PID/task/PID against the whole process). Compressing on the
 # loop, the loop thread carries nearly all of it; on the workers, it only parses, hashes and
-# hands frames over. Bound: under 40%, and at least 10 GETs served during the PUT. The GETs'
+# hands frames over (9% on an idle machine; 41% once under the sanitizer build on a loaded CI
+# machine, where cairn's own hashing on the loop is instrumented and the system's zstd is not).
+# Bound: under 70%, and at least 10 GETs served during the PUT. The GETs'
 # latency is printed (the time spent in GETs slower than 100 ms, as a share of the PUT's wall
 # time: 84-88% compressing on the loop, 0% on the workers on an idle machine) but not asserted:
 # under a CI machine's load of 20 a GET waits that long for a core anyway. The PUT reads back
@@ -84,7 +86,7 @@ print("PUT %.2f s; server CPU over it %d ticks, %.0f%% on the loop thread; GET m
       "the PUT)" % (wall, all1 - all0, 100 * share, m0, m1, len(during), max(during or [0]),
                     stalled, 100 * stalled / wall))
 assert len(during) >= 10, "only %d GETs served during the PUT" % len(during)
-assert share < 0.4, "the loop thread did the compression"
+assert share < 0.7, "the loop thread did the compression"
 PY
 echo "$H_OUT"
 
