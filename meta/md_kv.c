@@ -30,17 +30,20 @@
  * 4 KiB inline body (4,096 bytes of body and ~250 of fields) wrote 8 KiB to every copy of the
  * store, and those half-empty pages were nearly half of what a 4 KiB PUT wrote and synced
  * (docs/performance.md). A value whose last overflow page would be mostly empty is therefore
- * stored in two parts: the entry holds SPLIT_MARK, SPLIT_HEAD and the value's first h bytes
- * (small: it stays in the leaf page), and the "spill" database holds the other vlen - h bytes,
- * exactly filling p overflow pages, under the entry's LMDB key behind a byte naming the database
- * (spill_key). The cut is md_kv_split_head's: h = (vlen + 16) mod psize when that is at most
- * SPLIT_LEAF_MAX with the key, else no split. Records start with a format byte (1-3), never with
- * SPLIT_MARK; any other value that does is stored escaped (SPLIT_MARK, SPLIT_ESCAPED, the value),
- * so every entry starting with the mark says what it is. A put or delete of an entry that was split
- * drops its spill entry (looked up only while the spill database holds any), and every write goes
- * through md_db_put / md_db_del, so the copies of the store (md_mirror.c) replay the spill writes
- * with the rest. Only this file knows of the split: readers get the value whole, joined into a
- * buffer (see below).
+ * stored in two parts: the entry holds SPLIT_MARK, SPLIT_HEAD, a spill id (u64 BE) and the
+ * value's first h bytes (small: it stays in the leaf page), and the "spill" database holds the
+ * other vlen - h bytes, exactly filling p overflow pages, under the id. Ids are the spill
+ * database's last id + 1, put with MDB_APPEND: a batch's new spill entries share the rightmost
+ * leaf (filled whole, not split in halves) instead of dirtying one leaf per key, and a lookup
+ * compares 8-byte keys. The cut is md_kv_split_head's: h = (vlen + 16) mod psize when that is at
+ * most SPLIT_LEAF_MAX with the key, else no split. Records start with a format byte (1-3), never
+ * with SPLIT_MARK; any other value that does is stored escaped (SPLIT_MARK, SPLIT_ESCAPED, the
+ * value), so every entry starting with the mark says what it is. A put or delete of an entry that
+ * was split drops its spill entry (the old entry is looked up only while the spill database holds
+ * any; an id is reused only after its entry is gone, so no head names another's tail), and every
+ * write goes through md_db_put / md_db_del, so the copies of the store (md_mirror.c) replay the
+ * spill writes with the rest. Only this file knows of the split: readers get the value whole,
+ * joined into a buffer (see below).
  *
  * Reads return slices into LMDB's map (or into the iterator's key buffer): valid until the
  * transaction ends or writes to that DB, or the iterator moves. A split value comes joined: from
@@ -72,6 +75,7 @@ static const uint8_t level0_start[1] = {1};
 #define SPLIT_ESCAPED 0     /* second byte: a whole value starting with SPLIT_MARK follows */
 #define OVERFLOW_HDR 16     /* LMDB's header on a run of overflow pages */
 #define SPLIT_LEAF_MAX 1024 /* most bytes of key and head an entry of a split value may take */
+#define SPLIT_HDR 10        /* mark, kind, spill id */
 
 static MDB_dbi spill_dbi; /* 0 until the first open */
 static size_t spill_psize;
@@ -92,17 +96,9 @@ size_t md_kv_split_head(size_t klen, size_t vlen)
     if (!spill_psize || vlen + OVERFLOW_HDR < spill_psize)
         return 0; /* less than one full page: nothing to gain */
     size_t h = (vlen + OVERFLOW_HDR) % spill_psize;
-    if (h == 0 || 2 + h + klen > SPLIT_LEAF_MAX)
+    if (h == 0 || SPLIT_HDR + h + klen > SPLIT_LEAF_MAX)
         return 0; /* the pages are full already, or the head would not stay small */
     return h;
-}
-
-/* The spill key of the entry k of dbi: dbi's handle (one byte), then k. */
-static MDB_val spill_key(MDB_dbi dbi, const MDB_val *k, uint8_t *buf)
-{
-    buf[0] = (uint8_t)dbi;
-    memcpy(buf + 1, k->mv_data, k->mv_size);
-    return (MDB_val){k->mv_size + 1, buf};
 }
 
 static int is_marked(const MDB_val *v)
@@ -115,18 +111,18 @@ static int is_split(const MDB_val *v)
     return is_marked(v) && v->mv_size >= 2 && ((const uint8_t *)v->mv_data)[1] == SPLIT_HEAD;
 }
 
-/* Join the split value v of entry k of dbi (its head) with its spill part into *buf. */
-static cm_err join(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const MDB_val *v, uint8_t **buf,
-                   size_t *cap, md_slice *out)
+/* Join the split value whose entry is v (its head) with its spill part into *buf. */
+static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
 {
-    uint8_t kb[1 + MD_KEYBUF];
-    MDB_val sk = spill_key(dbi, k, kb), tail;
+    if (v->mv_size < SPLIT_HDR)
+        return MD_CORRUPT("short split-value head");
+    MDB_val sk = {8, (uint8_t *)v->mv_data + 2}, tail;
     int rc = mdb_get(txn, spill_dbi, &sk, &tail);
     if (rc == MDB_NOTFOUND)
         return MD_CORRUPT("split value without its spill entry");
     if (rc)
         return md_mdb_err(rc, "get spill entry");
-    size_t h = v->mv_size - 2, n = h + tail.mv_size;
+    size_t h = v->mv_size - SPLIT_HDR, n = h + tail.mv_size;
     if (n > *cap) {
         uint8_t *nb = realloc(*buf, n);
         if (!nb)
@@ -134,7 +130,7 @@ static cm_err join(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const MDB_val *v
         *buf = nb;
         *cap = n;
     }
-    memcpy(*buf, (const uint8_t *)v->mv_data + 2, h);
+    memcpy(*buf, (const uint8_t *)v->mv_data + SPLIT_HDR, h);
     memcpy(*buf + h, tail.mv_data, tail.mv_size);
     *out = (md_slice){*buf, n};
     return CM_OK;
@@ -175,10 +171,9 @@ static join_buf *join_buf_get(void)
     return b;
 }
 
-/* Read the entry k of dbi whose stored value is v into *out as readers see it (a split value
- * joined in *buf, grown; NULL buf: md_kv_get's buffer of this thread). */
-static cm_err value_out(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const MDB_val *v,
-                        uint8_t **buf, size_t *cap, md_slice *out)
+/* The stored value v as readers see it, into *out (a split value joined in *buf, grown; NULL
+ * buf: md_kv_get's buffer of this thread). */
+static cm_err value_out(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
 {
     if (!is_marked(v)) {
         *out = (md_slice){v->mv_data, v->mv_size};
@@ -198,7 +193,7 @@ static cm_err value_out(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const MDB_v
         buf = &b->p;
         cap = &b->cap;
     }
-    return join(txn, dbi, k, v, buf, cap, out);
+    return join(txn, v, buf, cap, out);
 }
 
 /* Does the spill database hold any entry? (A store without split values skips the lookups.) */
@@ -223,10 +218,33 @@ static cm_err spill_drop(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
         return CM_OK;
     if (rc)
         return md_mdb_err(rc, "mdb_get");
-    uint8_t kb[1 + MD_KEYBUF];
-    MDB_val sk = spill_key(dbi, k, kb);
-    rc = md_db_del(txn, spill_dbi, &sk);
+    if (old.mv_size < SPLIT_HDR)
+        return MD_CORRUPT("short split-value head");
+    uint8_t id[8];
+    memcpy(id, (const uint8_t *)old.mv_data + 2, 8); /* the map moves under the delete */
+    rc = md_db_del(txn, spill_dbi, &(MDB_val){8, id});
     return rc && rc != MDB_NOTFOUND ? md_mdb_err(rc, "del spill entry") : CM_OK;
+}
+
+/* The next spill id: the last one + 1 (1 in an empty database). */
+static cm_err spill_next_id(MDB_txn *txn, uint8_t id[8])
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t next = 1;
+    int rc = mdb_cursor_open(txn, spill_dbi, &cur);
+    if (rc)
+        return md_mdb_err(rc, "mdb_cursor_open spill");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == 0 && k.mv_size != 8)
+        return MD_CORRUPT("bad spill id");
+    if (rc && rc != MDB_NOTFOUND)
+        return md_mdb_err(rc, "last spill id");
+    if (rc == 0 && (next = cm_get_be64(k.mv_data) + 1) == 0)
+        return MD_CORRUPT("spill ids exhausted");
+    cm_put_be64(id, next);
+    return CM_OK;
 }
 
 /* Store v under the LMDB key k of dbi: split when that saves a page, escaped when it starts
@@ -234,11 +252,11 @@ static cm_err spill_drop(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
 static cm_err put_value(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const uint8_t *val, size_t vlen)
 {
     size_t h = md_kv_split_head(k->mv_size, vlen);
+    cm_err e = spill_drop(txn, dbi, k);
+    if (e != CM_OK)
+        return e;
     int rc;
     if (h == 0) {
-        cm_err e = spill_drop(txn, dbi, k);
-        if (e != CM_OK)
-            return e;
         MDB_val v = {vlen, (void *)val};
         uint8_t *esc = NULL;
         if (vlen > 0 && val[0] == SPLIT_MARK) {
@@ -253,15 +271,17 @@ static cm_err put_value(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const uint8_t *va
         free(esc);
         return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
     }
-    uint8_t kb[1 + MD_KEYBUF], head[SPLIT_LEAF_MAX];
-    MDB_val sk = spill_key(dbi, k, kb);
-    rc = md_db_put(txn, spill_dbi, &sk, &(MDB_val){vlen - h, (void *)(val + h)}, 0);
+    uint8_t head[SPLIT_LEAF_MAX];
+    if ((e = spill_next_id(txn, head + 2)) != CM_OK)
+        return e;
+    rc = md_db_put(txn, spill_dbi, &(MDB_val){8, head + 2}, &(MDB_val){vlen - h, (void *)(val + h)},
+                   MDB_APPEND);
     if (rc)
         return md_mdb_err(rc, "put spill entry");
     head[0] = SPLIT_MARK;
     head[1] = SPLIT_HEAD;
-    memcpy(head + 2, val, h);
-    rc = md_db_put(txn, dbi, k, &(MDB_val){2 + h, head}, 0);
+    memcpy(head + SPLIT_HDR, val, h);
+    rc = md_db_put(txn, dbi, k, &(MDB_val){SPLIT_HDR + h, head}, 0);
     return rc ? md_mdb_err(rc, "mdb_put") : CM_OK;
 }
 
@@ -365,7 +385,7 @@ cm_err md_kv_get(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t klen, md_
         if (rc)
             return md_mdb_err(rc, "mdb_get");
         if (n <= MD_KV_SHORT)
-            return value_out(txn, dbi, &k, &v, NULL, NULL, val);
+            return value_out(txn, &v, NULL, NULL, val);
         if (group_kind(&v, level, &kind, &gid) != CM_OK)
             return CM_ERR_CORRUPT;
         if (kind == GROUP_LEGACY)
@@ -609,7 +629,7 @@ static cm_err iter_load(md_kv_iter *it, int rc)
                 memcpy(it->kbuf + l->base, (const uint8_t *)l->k.mv_data + hdr, l->k.mv_size - hdr);
                 it->key = (md_slice){it->kbuf, l->base + l->k.mv_size - hdr};
             }
-            return value_out(it->txn, it->dbi, &l->k, &l->v, &it->join, &it->join_cap, &it->val);
+            return value_out(it->txn, &l->v, &it->join, &it->join_cap, &it->val);
         }
         int kind = 0;
         const uint8_t *gid = NULL;

@@ -60,7 +60,7 @@
 /* The log of the batch the calling thread (the leader) is applying; NULL: record nothing. */
 static _Thread_local md_wbuf *cur_log;
 
-enum { WL_PUT = 1, WL_DEL = 2 };
+enum { WL_PUT = 1, WL_DEL = 2, WL_PUT_APPEND = 3 };
 
 /* Entry: type u8 | dbi u32 | klen u32 | vlen u32 | key | value (native order: never stored). */
 static void wl_add(uint8_t type, MDB_dbi dbi, const MDB_val *k, const MDB_val *v)
@@ -77,7 +77,7 @@ int md_db_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
 {
     int rc = mdb_put(txn, dbi, k, v, flags);
     if (rc == 0 && cur_log)
-        wl_add(WL_PUT, dbi, k, v);
+        wl_add(flags & MDB_APPEND ? WL_PUT_APPEND : WL_PUT, dbi, k, v);
     return rc;
 }
 
@@ -138,10 +138,14 @@ static int replay(MDB_txn *txn, const md_wbuf *log)
         MDB_val k = {hdr[1], log->p + off};
         off += hdr[1];
         int rc;
-        if (type == WL_PUT) {
+        if (type == WL_PUT || type == WL_PUT_APPEND) {
             MDB_val v = {hdr[2], log->p + off};
             off += hdr[2];
-            rc = mdb_put(txn, hdr[0], &k, &v, 0);
+            /* An append on the primary is one here too (the copies hold the same keys); should
+             * it not be, the plain put still stores it. */
+            rc = mdb_put(txn, hdr[0], &k, &v, type == WL_PUT_APPEND ? MDB_APPEND : 0);
+            if (rc == MDB_KEYEXIST && type == WL_PUT_APPEND)
+                rc = mdb_put(txn, hdr[0], &k, &v, 0);
         } else {
             rc = mdb_del(txn, hdr[0], &k, NULL);
         }
