@@ -61,16 +61,16 @@ cm_err cm_random_string(char *out, size_t len, const char *alphabet);
 int cm_ct_equal(const void *a, const void *b, size_t len);
 
 /*
- * mkdir path (mode) unless it exists; a directory it creates has its parent directory fsynced,
- * so the new entry survives a crash. CM_OK when it already existed.
- */
-/*
  * A growing byte buffer *p of *cap bytes, len of them used: make room for need more, doubling
  * from `first` (the capacity of an empty buffer) until they fit. CM_OK, or CM_ERR_NOMEM (out of
  * memory, or a size that would overflow) with the buffer left as it was.
  */
 cm_err cm_buf_room(char **p, size_t *cap, size_t len, size_t need, size_t first);
 
+/*
+ * mkdir path (mode) unless it exists; a directory it creates has its parent directory fsynced,
+ * so the new entry survives a crash. CM_OK when it already existed.
+ */
 cm_err cm_mkdir_durable(const char *path, mode_t mode);
 /* fsync the directory holding path, so that a rename, create or unlink of path in it survives a
  * crash (the file's own fsync does not cover its directory entry). */

@@ -148,17 +148,12 @@ void md_w_bytes(md_wbuf *w, const void *data, size_t len)
 {
     if (w->failed || len == 0)
         return;
-    if (w->cap - w->len < len) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap - w->len < len)
-            cap *= 2;
-        uint8_t *p = realloc(w->p, cap);
-        if (!p) {
-            w->failed = 1;
-            return;
-        }
-        w->p = p, w->cap = cap;
+    char *p = (char *)w->p;
+    if (cm_buf_room(&p, &w->cap, w->len, len, 256) != CM_OK) {
+        w->failed = 1;
+        return;
     }
+    w->p = (uint8_t *)p;
     memcpy(w->p + w->len, data, len);
     w->len += len;
 }
