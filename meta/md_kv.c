@@ -82,9 +82,11 @@ static size_t spill_psize;
 
 cm_err md_kv_spill_init(MDB_dbi spill, size_t psize)
 {
-    if (psize < 1024 || spill == 0 || spill > 255)
+    if (psize < 1024 || spill == 0)
         return MD_CORRUPT("unusable spill database or page size");
-    if (spill_dbi && (spill_dbi != spill || spill_psize != psize))
+    if (spill_dbi == spill && spill_psize == psize)
+        return CM_OK; /* every open after the first: nothing written */
+    if (spill_dbi)
         return MD_CORRUPT("spill database handle or page size differ between stores");
     spill_dbi = spill;
     spill_psize = psize;
