@@ -6,7 +6,8 @@
  * the exact size (latest given back first: its pages are the likeliest to be warm); put keeps the
  * buffer while the pool's count and bytes allow, evicting idle buffers of other sizes (the sizes
  * in use changed) to make room, or else frees the one given. A pool keeps CM_BUFPOOL_MAX idle
- * buffers, or more once its thread asked (cm_bufpool_keep). No locks: a pool is its thread's.
+ * buffers, or more once its thread asked (cm_bufpool_keep), and one scratch buffer, grown to the
+ * largest size asked (cm_bufpool_scratch). No locks: a pool is its thread's.
  */
 #include "cm_bufpool.h"
 
@@ -21,6 +22,8 @@ typedef struct {
     size_t max, max_bytes; /* CM_BUFPOOL_MAX and CM_BUFPOOL_BYTES unless cm_bufpool_keep */
     void *buf[CM_BUFPOOL_SLOTS];
     size_t size[CM_BUFPOOL_SLOTS];
+    void *scratch; /* cm_bufpool_scratch's buffer */
+    size_t scratch_cap;
 } pool;
 
 static pthread_key_t pool_key;
@@ -32,6 +35,7 @@ static void pool_destroy(void *arg)
     pool *p = arg;
     for (size_t i = 0; i < p->n; i++)
         free(p->buf[i]);
+    free(p->scratch);
     free(p);
 }
 
@@ -117,6 +121,21 @@ void cm_bufpool_keep(size_t n, size_t bytes)
         return;
     p->max = CM_MAX(p->max, CM_MIN(n, (size_t)CM_BUFPOOL_SLOTS));
     p->max_bytes = CM_MAX(p->max_bytes, CM_MIN(bytes, (size_t)CM_BUFPOOL_BYTES_MAX));
+}
+
+void *cm_bufpool_scratch(size_t size)
+{
+    pool *p = pool_get(1);
+    if (!p)
+        return NULL;
+    if (size > p->scratch_cap) {
+        void *b = realloc(p->scratch, size);
+        if (!b)
+            return NULL;
+        p->scratch = b;
+        p->scratch_cap = size;
+    }
+    return p->scratch;
 }
 
 void cm_bufpool_release(void)

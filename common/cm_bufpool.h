@@ -11,7 +11,8 @@
  * Bounds: a thread keeps at most CM_BUFPOOL_MAX idle buffers of at most CM_BUFPOOL_BYTES in all
  * (up to CM_BUFPOOL_SLOTS and CM_BUFPOOL_BYTES_MAX once it asked by cm_bufpool_keep), of any sizes
  * (a buffer given back to a full pool replaces an idle one of another size, or is freed); buffers
- * in use are the callers' to bound. A thread's idle buffers are freed when it exits, or by
+ * in use are the callers' to bound; the scratch buffer is one per thread, the largest asked for.
+ * A thread's idle buffers are freed when it exits, or by
  * cm_bufpool_release. Any thread; a buffer may be given back on another thread than the one that
  * took it (it joins that pool).
  */
@@ -40,7 +41,14 @@ void cm_bufpool_cleanup(const void *data, size_t len, void *arg);
  * pieces (one per connection) do, would else free and allocate them again, and each fresh one
  * faults its pages in. */
 void cm_bufpool_keep(size_t n, size_t bytes);
-/* Free this thread's idle buffers (a thread that is not ending: the main thread). */
+/*
+ * This thread's scratch buffer, grown to at least size bytes (NULL: no memory): valid until the
+ * thread's next call, freed with the pool (thread exit, cm_bufpool_release). One user at a time
+ * per thread: md_kv.c joins split metadata values into it, and its callers decode them at once.
+ */
+void *cm_bufpool_scratch(size_t size);
+/* Free this thread's idle buffers and its scratch buffer (a thread that is not ending: the main
+ * thread). */
 void cm_bufpool_release(void);
 /* Idle buffers in this thread's pool (tests). */
 size_t cm_bufpool_idle(void);

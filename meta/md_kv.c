@@ -47,16 +47,17 @@
  *
  * Reads return slices into LMDB's map (or into the iterator's key buffer): valid until the
  * transaction ends or writes to that DB, or the iterator moves. A split value comes joined: from
- * md_kv_get in a buffer of the calling thread, valid until its next md_kv_get; from an iterator in
- * the iterator's buffer, valid until it moves (md_kv_iter_close frees it).
+ * md_kv_get in the calling thread's scratch buffer (cm_bufpool_scratch), valid until its next
+ * md_kv_get; from an iterator in the iterator's buffer, valid until it moves (md_kv_iter_close
+ * frees it).
  *
  * Threading: per transaction, as LMDB; the spill handle and page size are set at every open and
  * equal for every store of the process (md_env_dbs opens the same databases in the same order).
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_bufpool.h"
 #include "cm_util.h"
 #include "md_int.h"
 
@@ -113,7 +114,8 @@ static int is_split(const MDB_val *v)
     return is_marked(v) && v->mv_size >= 2 && ((const uint8_t *)v->mv_data)[1] == SPLIT_HEAD;
 }
 
-/* Join the split value whose entry is v (its head) with its spill part into *buf. */
+/* Join the split value whose entry is v (its head) with its spill part into *buf (grown; NULL:
+ * this thread's scratch buffer). */
 static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
 {
     if (v->mv_size < SPLIT_HDR)
@@ -125,76 +127,37 @@ static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, m
     if (rc)
         return md_mdb_err(rc, "get spill entry");
     size_t h = v->mv_size - SPLIT_HDR, n = h + tail.mv_size;
-    if (n > *cap) {
-        uint8_t *nb = realloc(*buf, n);
-        if (!nb)
+    uint8_t *dst;
+    if (!buf) {
+        if (!(dst = cm_bufpool_scratch(n)))
             return CM_ERR_NOMEM;
-        *buf = nb;
-        *cap = n;
+    } else {
+        char *p = (char *)*buf;
+        if (cm_buf_room(&p, cap, 0, n, n) != CM_OK)
+            return CM_ERR_NOMEM;
+        dst = *buf = (uint8_t *)p;
     }
-    memcpy(*buf, (const uint8_t *)v->mv_data + SPLIT_HDR, h);
-    memcpy(*buf + h, tail.mv_data, tail.mv_size);
-    *out = (md_slice){*buf, n};
+    memcpy(dst, (const uint8_t *)v->mv_data + SPLIT_HDR, h);
+    memcpy(dst + h, tail.mv_data, tail.mv_size);
+    *out = (md_slice){dst, n};
     return CM_OK;
 }
 
-/* md_kv_get's join buffer, one per thread (freed when the thread ends). */
-typedef struct {
-    uint8_t *p;
-    size_t cap;
-} join_buf;
-
-static pthread_key_t join_key;
-static pthread_once_t join_once = PTHREAD_ONCE_INIT;
-static int join_key_ok;
-
-static void join_buf_free(void *arg)
-{
-    join_buf *b = arg;
-    free(b->p);
-    free(b);
-}
-
-static void join_key_init(void)
-{
-    join_key_ok = pthread_key_create(&join_key, join_buf_free) == 0;
-}
-
-static join_buf *join_buf_get(void)
-{
-    pthread_once(&join_once, join_key_init);
-    if (!join_key_ok)
-        return NULL;
-    join_buf *b = pthread_getspecific(join_key);
-    if (!b && (b = calloc(1, sizeof(*b))) && pthread_setspecific(join_key, b) != 0) {
-        free(b);
-        b = NULL;
-    }
-    return b;
-}
-
 /* The stored value v as readers see it, into *out (a split value joined in *buf, grown; NULL
- * buf: md_kv_get's buffer of this thread). */
+ * buf: this thread's scratch buffer, cm_bufpool_scratch). */
 static cm_err value_out(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
 {
+    const uint8_t *b = v->mv_data;
     if (!is_marked(v)) {
-        *out = (md_slice){v->mv_data, v->mv_size};
+        *out = (md_slice){b, v->mv_size};
         return CM_OK;
     }
-    if (v->mv_size < 2 || (((const uint8_t *)v->mv_data)[1] != SPLIT_HEAD &&
-                           ((const uint8_t *)v->mv_data)[1] != SPLIT_ESCAPED))
+    if (v->mv_size >= 2 && b[1] == SPLIT_ESCAPED) {
+        *out = (md_slice){b + 2, v->mv_size - 2};
+        return CM_OK;
+    }
+    if (!is_split(v))
         return MD_CORRUPT("bad split-value mark");
-    if (!is_split(v)) {
-        *out = (md_slice){(const uint8_t *)v->mv_data + 2, v->mv_size - 2};
-        return CM_OK;
-    }
-    if (!buf) {
-        join_buf *b = join_buf_get();
-        if (!b)
-            return CM_ERR_NOMEM;
-        buf = &b->p;
-        cap = &b->cap;
-    }
     return join(txn, v, buf, cap, out);
 }
 

@@ -8,8 +8,9 @@
  * and check conditions) and its *writes* are replayed on the other copies: every put and delete an
  * apply function makes goes through md_db_put / md_db_del / md_db_cursor_del, which append it to
  * the batch's write log (md->wlog; a nested transaction that aborts drops its part). Replaying is
- * plain mdb_put/mdb_del of the logged keys and values, no decoding, no condition, so the others
- * end up with the primary's contents whatever the ops did.
+ * plain mdb_put/mdb_del of the logged keys and values (a put made with MDB_APPEND replayed as one,
+ * so the copies' pages fill as the primary's), no decoding, no condition, so the others end up
+ * with the primary's contents whatever the ops did.
  *
  * Commit: the leader adds the batch's sequence number (database "replica", key "seq") to the
  * primary's transaction, hands the log to each other healthy copy's thread (which begins its own

@@ -815,6 +815,37 @@ static void test_split_values(void)
 }
 
 /*
+ * Forged split entries (a disk or a bug that left a mark without its tail): an unknown kind, a
+ * head shorter than its header, a head naming a spill id that is not there. Each reads as
+ * CM_ERR_CORRUPT through get and through an iterator, never as a value.
+ */
+static void test_split_values_forged(void)
+{
+    static const uint8_t forged[][12] = {
+        {0xF5, 0x07, 'x'},                          /* unknown kind */
+        {0xF5, 0x01, 0, 0, 0},                      /* shorter than mark, kind and id */
+        {0xF5, 0x01, 0, 0, 0, 0, 0, 0, 0, 42, 'h'}, /* id 42: no such tail */
+    };
+    static const size_t len[] = {3, 5, 11};
+    md_store *md = open_store("splitforged");
+    MDB_txn *txn;
+    md_slice v;
+    for (size_t i = 0; i < sizeof(len) / sizeof(len[0]); i++) {
+        uint8_t k[] = {'b', 0, 'f', (uint8_t)('0' + i)};
+        MDB_val mk = {sizeof(k), k}, mv = {len[i], (void *)forged[i]};
+        CU_ASSERT_EQUAL_FATAL(md_txn_begin(md, 0, &txn), CM_OK);
+        CU_ASSERT_EQUAL_FATAL(mdb_put(txn, md->objects, &mk, &mv, 0), 0);
+        CU_ASSERT_EQUAL(md_kv_get(txn, md->objects, k, sizeof(k), &v), CM_ERR_CORRUPT);
+        md_kv_iter it;
+        CU_ASSERT_EQUAL_FATAL(md_kv_iter_open(txn, md->objects, &it), CM_OK);
+        CU_ASSERT_EQUAL(md_kv_iter_seek(&it, k, sizeof(k)), CM_ERR_CORRUPT);
+        md_kv_iter_close(&it);
+        mdb_txn_abort(txn);
+    }
+    md_close(md);
+}
+
+/*
  * Item 13: 2,000 keys of 1,000 bytes sharing a 600-byte prefix (all in one group of the old
  * scheme, which rewrote the whole 2 MB group for every write). Every key reads back and lists in
  * order; no LMDB value is larger than a record (so no write rewrites other keys); a seek into the
@@ -956,6 +987,7 @@ void cu_register(void)
                                     {"long_keys_shared_prefix", test_long_keys_shared_prefix},
                                     {"long_keys_legacy_group", test_long_keys_legacy_group},
                                     {"split_values", test_split_values},
+                                    {"split_values_forged", test_split_values_forged},
                                     {NULL, NULL}};
     cu_add_suite("meta_store", tests);
 }
