@@ -7,32 +7,43 @@
 #   release   the Release configuration (-O3) built in build-release/ (build only, no tests)
 #   asan      AddressSanitizer+UBSan build in build-asan/ and its ctest
 #   fuzz      libFuzzer targets (clang, build-fuzz/) via scripts/fuzz.sh, each run briefly over
-#             its seed corpus (tests/fuzz/corpus/, not written to) with a fixed seed
+#             its seed corpus (tests/fuzz/corpus/, not written to) with a fixed seed, as many at
+#             once as there are cores (each fuzzer is single-threaded)
 #   integ     tests/integration/run.sh (real clients and fault tests against build/bin/cairn)
 #   asan-integ the same against the sanitizer build's server (build-asan/bin/cairn)
-# Prints "N passed, N failed" (suites) last and exits non-zero if any suite failed. A suite whose
-# prerequisite failed (e.g. unit tests after a failed build) is counted as failed, not skipped.
+# Prints each suite's time and "N passed, N failed" (suites) last and exits non-zero if any suite
+# failed. A suite whose prerequisite failed (e.g. unit tests after a failed build) is counted as
+# failed, not skipped.
 # Every build here has -DCAIRN_WERROR=ON (warnings are errors in CI; a plain cmake build leaves it
 # off). SKIP_RELEASE=1, SKIP_ASAN=1, SKIP_FUZZ=1 or SKIP_INTEG=1 leave a suite out (for local
-# iteration; CI runs everything). FUZZ_SECONDS sets how long each fuzz target runs (default 8).
+# iteration; CI runs everything). FUZZ_SECONDS sets how long each fuzz target runs (default 8),
+# FUZZ_JOBS how many run at once (default: the core count).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 JOBS=$(nproc)
 passed=0 failed=0 failed_names=()
 
-banner() { printf '\n==== %s ====\n' "$*"; }
+elapsed() { echo "$(($(date +%s) - $1))s"; }
+# A suite's time runs from its banner to its result; the summary lists every suite's.
+banner() {
+    printf '\n==== %s ====\n' "$*"
+    suite_t0=$(date +%s)
+}
+times=()
 result() { # result NAME STATUS
+    local took
+    took=$(elapsed "$suite_t0")
+    times+=("$1 $took")
     if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "SUITE PASS: $1"
+        echo "SUITE PASS: $1 ($took)"
     else
         failed=$((failed + 1))
         failed_names+=("$1")
-        echo "SUITE FAIL: $1"
+        echo "SUITE FAIL: $1 ($took)"
     fi
 }
-elapsed() { echo "$(($(date +%s) - $1))s"; }
 
 t0=$(date +%s)
 banner "setup"
@@ -115,7 +126,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     # build-fuzz/ci/<target>/corpus, findings in build-fuzz/ci/<target>/findings.
     banner "fuzz targets (build-fuzz/, scripts/fuzz.sh)"
     rm -rf build-fuzz/ci
-    FUZZ_OUT=build-fuzz/ci bash scripts/fuzz.sh "${FUZZ_SECONDS:-8}"
+    FUZZ_OUT=build-fuzz/ci FUZZ_JOBS=${FUZZ_JOBS:-$JOBS} bash scripts/fuzz.sh "${FUZZ_SECONDS:-8}"
     result fuzz $?
 fi
 
@@ -149,6 +160,7 @@ if [ "${SKIP_INTEG:-0}" != 1 ]; then
 fi
 
 banner "summary ($(elapsed "$t0"))"
+echo "time per suite: $(printf '%s, ' "${times[@]}" | sed 's/, $//')"
 [ "$failed" -eq 0 ] || echo "failed suites: ${failed_names[*]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
