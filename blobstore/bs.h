@@ -63,7 +63,9 @@ typedef struct {
  * The I/O seam. Each function returns like its POSIX namesake (-1 and errno on failure). punch is
  * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) of len bytes at off; it may be NULL (no
  * hole punching: deleted data then waits for compaction), and EOPNOTSUPP/ENOSYS from it turns
- * punching off for the store.
+ * punching off for the store. writeback is sync_file_range(SYNC_FILE_RANGE_WRITE) of len bytes
+ * at off: it starts writing those dirty pages out and waits for nothing. It is a hint (its
+ * result is ignored; durability still comes from fdatasync alone) and may be NULL.
  */
 typedef struct bs_io {
     int (*open)(void *ctx, const char *path, int flags, mode_t mode);
@@ -75,6 +77,7 @@ typedef struct bs_io {
     int (*unlink)(void *ctx, const char *path);
     void *ctx;
     int (*punch)(void *ctx, int fd, off_t off, off_t len);
+    int (*writeback)(void *ctx, int fd, off_t off, off_t len);
 } bs_io;
 
 /* The POSIX implementation (ctx unused). */

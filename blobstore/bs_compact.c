@@ -26,6 +26,8 @@
  * go on between records (a record is at most 64 MiB; the gateway's are one cell, 256 KiB).
  * The background thread (bs_compactor_*) runs steps of rate/10 bytes ten times a second, and
  * punches the holes of deleted data (bs_punch_dead) at the same ticks: at least once a second.
+ * Between ticks it pushes appended bytes to writeback (bs_writeback, bs_io.c) when an appender
+ * wakes it (bs_writeback_due); the wake-ups do not move the ticks.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -272,26 +274,48 @@ unlock:
 
 /* ---- background thread ---- */
 
+void bs_writeback_due(bs_store *bs, const bs_seg *s)
+{
+    bs_compactor *c = &bs->bg;
+    if (!c->running || s->size - CM_MIN(s->size, s->wb_from) < BS_WRITEBACK_BYTES)
+        return;
+    pthread_mutex_lock(&c->mu); /* the thread holds mu only to wait: this does not block */
+    if (!c->writeback) {
+        c->writeback = 1;
+        pthread_cond_signal(&c->cond);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Compaction and punching at their ticks; writeback pushes whenever an appender asks for one. */
 static void *compactor_main(void *arg)
 {
     bs_store *bs = arg;
     bs_compactor *c = &bs->bg;
+    struct timespec tick;
+    clock_gettime(CLOCK_MONOTONIC, &tick);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
+        if (c->writeback) {
+            c->writeback = 0;
+            pthread_mutex_unlock(&c->mu);
+            bs_writeback(bs);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&c->cond, &c->mu, &tick) != ETIMEDOUT)
+            continue; /* woken: stop or writeback */
         pthread_mutex_unlock(&c->mu);
         cm_err e = bs_compact_step(bs, (uint64_t)(c->rate / BS_COMPACT_TICKS) + 1);
         /* Deleted data first goes by punching (bs_punch.c): no copy needed, so a full disk too. */
         cm_err p = bs_punch_dead(bs);
         /* Busy: come back next tick. Idle or failing (e.g. a full disk): look again in 1 s. */
         long wait_ms = (e == CM_AGAIN || p == CM_AGAIN) ? 1000 / BS_COMPACT_TICKS : 1000;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += wait_ms * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        clock_gettime(CLOCK_MONOTONIC, &tick);
+        tick.tv_nsec += wait_ms * 1000000L;
+        tick.tv_sec += tick.tv_nsec / 1000000000L;
+        tick.tv_nsec %= 1000000000L;
         pthread_mutex_lock(&c->mu);
-        while (!c->stop && pthread_cond_timedwait(&c->cond, &c->mu, &until) != ETIMEDOUT)
-            ;
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -308,6 +332,7 @@ cm_err bs_compactor_start(bs_store *bs, int64_t rate)
     pthread_mutex_init(&c->mu, NULL);
     c->rate = rate;
     c->stop = 0;
+    c->writeback = 0;
     if (pthread_create(&c->thread, NULL, compactor_main, bs) != 0) {
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->mu);

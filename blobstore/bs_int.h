@@ -101,6 +101,7 @@ typedef struct bs_seg {
     int sealed;       /* takes no more appends (corruption before its mark); append_mu */
     /* Bytes of holes punched into its dead records (bs_punch.c); append_mu. */
     uint64_t punched;
+    uint64_t wb_from; /* bytes before this were pushed to writeback (bs_writeback); append_mu */
 } bs_seg;
 
 typedef struct {
@@ -159,10 +160,15 @@ typedef struct {
 typedef struct {
     pthread_t thread;
     int running, stop;  /* stop: guarded by mu */
+    int writeback;      /* an append left BS_WRITEBACK_BYTES unpushed (bs_writeback); mu */
     int64_t rate;       /* bytes per second */
-    pthread_mutex_t mu; /* with cond: lets bs_close wake the sleeping compactor */
+    pthread_mutex_t mu; /* with cond: lets bs_close and appenders wake the sleeping thread */
     pthread_cond_t cond;
 } bs_compactor;
+
+/* Unpushed bytes in a segment at which an append wakes the background thread to push them to
+ * writeback (bs_writeback): 4 MiB measured best of 1, 4 and 16 (docs/performance.md). */
+#define BS_WRITEBACK_BYTES (4u << 20)
 
 #define BS_DEL_RING 256 /* deletes remembered for diagnostics (bs_deleted_ago) */
 
@@ -239,6 +245,9 @@ void bs_seg_write_mark(bs_store *bs, bs_seg *s, uint64_t synced);
 cm_err bs_seg_create(bs_store *bs, uint32_t num, bs_seg **out);
 /* Make the directory entries of every segment created so far durable (when any are new). */
 cm_err bs_sync_new_segments(bs_store *bs);
+/* Push every segment's appended bytes not pushed yet to writeback (bs_io.c; the background
+ * thread's, never an appender's: it may block on the device). */
+void bs_writeback(bs_store *bs);
 cm_err bs_segs_push(bs_store *bs, bs_seg *s);
 /* Remove from the list, close and unlink (the caller holds sync_mu and append_mu). */
 void bs_seg_destroy(bs_store *bs, bs_seg *s);
@@ -310,5 +319,8 @@ void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *ple
 /* ---- compaction (bs_compact.c) ---- */
 cm_err bs_compactor_start(bs_store *bs, int64_t rate);
 void bs_compactor_stop(bs_store *bs);
+/* After an append to s (caller holds append_mu): wake the background thread for bs_writeback
+ * once s holds BS_WRITEBACK_BYTES not pushed yet. */
+void bs_writeback_due(bs_store *bs, const bs_seg *s);
 
 #endif

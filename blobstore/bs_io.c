@@ -1,10 +1,10 @@
 /*
  * bs_io.c - the POSIX I/O table and the helpers that every disk access goes through.
  *
- * bs_io_posix maps the table onto open/pread/pwrite/fdatasync/ftruncate/close/unlink, and punch
- * onto fallocate(PUNCH_HOLE | KEEP_SIZE). Writes are positional at offsets the store tracks (never
- * O_APPEND), so a failed append can be cut off again and the next append simply overwrites the
- * same bytes. bs_write_full / bs_read_full retry EINTR
+ * bs_io_posix maps the table onto open/pread/pwrite/fdatasync/ftruncate/close/unlink, punch
+ * onto fallocate(PUNCH_HOLE | KEEP_SIZE) and writeback onto sync_file_range(WRITE). Writes are
+ * positional at offsets the store tracks (never O_APPEND), so a failed append can be cut off again
+ * and the next append simply overwrites the same bytes. bs_write_full / bs_read_full retry EINTR
  * and short transfers. Directory durability (after creating or removing a segment) uses the same
  * table: open the directory read-only, fdatasync it, close it - no extra table entry is needed.
  *
@@ -72,8 +72,14 @@ static int px_punch(void *ctx, int fd, off_t off, off_t len)
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
 }
 
+static int px_writeback(void *ctx, int fd, off_t off, off_t len)
+{
+    (void)ctx;
+    return sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE);
+}
+
 const bs_io bs_io_posix = {px_open,  px_pread,  px_pwrite, px_fdatasync, px_ftruncate,
-                           px_close, px_unlink, NULL,      px_punch};
+                           px_close, px_unlink, NULL,      px_punch,     px_writeback};
 
 cm_err bs_write_full(const bs_io *io, int fd, const void *buf, size_t len, uint64_t off)
 {
@@ -157,6 +163,48 @@ void bs_seg_write_mark(bs_store *bs, bs_seg *s, uint64_t synced)
     /* Only the mark's 8 bytes: a torn write spoils the mark (read as none), never the header. */
     if (bs_write_full(&bs->io, s->fd, hdr + 20, 8, 20) == CM_OK)
         s->synced = synced;
+}
+
+/*
+ * Early writeback. Appends land in the page cache, and without a push the kernel writes them out
+ * only at the next fdatasync (its own flushing starts past dirty_background_ratio of memory, or
+ * after 30 s). A large body's sync at its end then wrote every cell in one burst: ~150 ms per
+ * 64 MiB body over six drives of one disk, with that upload stalled and the disk idle before it.
+ * So once an append leaves BS_WRITEBACK_BYTES unpushed in its segment, the store's background
+ * thread (bs_compact.c) is woken and calls this: each segment with unpushed bytes, oldest first
+ * (the order the appends came in), gets one writeback call for them. It runs under sync_mu, one
+ * segment at a time (as hole punching does): the segment cannot be unlinked under the call, and a
+ * sync round waits for one call at most. Only the background thread calls it, never an appender:
+ * sync_file_range blocks while the device's queue is full (up to 20 ms seen), and appends run on
+ * event loops.
+ */
+void bs_writeback(bs_store *bs)
+{
+    if (!bs->io.writeback)
+        return;
+    for (;;) {
+        int fd = -1;
+        uint64_t from = 0, to = 0;
+        pthread_mutex_lock(&bs->sync_mu);
+        pthread_mutex_lock(&bs->append_mu);
+        for (size_t i = bs->nsegs; i-- > 0;) {
+            bs_seg *s = bs->segs[i];
+            if (s->size <= s->wb_from)
+                break; /* this one and every older one are pushed (or were already at open) */
+            if (i == 0 || bs->segs[i - 1]->size <= bs->segs[i - 1]->wb_from) {
+                fd = s->fd; /* the oldest unpushed one first: the order appends came in */
+                from = s->wb_from;
+                to = s->wb_from = s->size;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&bs->append_mu);
+        if (fd >= 0)
+            bs->io.writeback(bs->io.ctx, fd, (off_t)from, (off_t)(to - from));
+        pthread_mutex_unlock(&bs->sync_mu);
+        if (fd < 0)
+            return;
+    }
 }
 
 cm_err bs_sync_new_segments(bs_store *bs)

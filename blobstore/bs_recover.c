@@ -293,6 +293,7 @@ static cm_err scan_segment(bs_store *bs, bs_seg *s, uint64_t fsize, int last)
         pos = next;
     }
     s->size = fsize;
+    s->wb_from = fsize; /* what an earlier run wrote is not this run's to push */
     return e;
 }
 

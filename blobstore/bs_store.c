@@ -208,6 +208,7 @@ static void rollback(bs_store *bs, const undo_ent *u, size_t n)
             CM_ERROR("bs", "%s: cannot cut segment %u back to %llu: %s", bs->dir, u[i].seg->num,
                      (unsigned long long)u[i].size, strerror(errno));
         u[i].seg->size = u[i].size;
+        u[i].seg->wb_from = CM_MIN(u[i].seg->wb_from, u[i].size);
     }
 }
 
@@ -287,6 +288,7 @@ static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const u
         s->size += bs_rec_size(chunk);
         s->dirty = 1;
         pos += chunk;
+        bs_writeback_due(bs, s);
     }
     if (e == CM_OK)
         e = publish(bs, id, ext, n);

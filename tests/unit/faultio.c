@@ -347,9 +347,10 @@ static int f_unlink(void *ctx, const char *path)
 fio *fio_new(uint64_t seed)
 {
     fio *f = calloc(1, sizeof(*f));
-    f->io = (bs_io){
-        f_open,  f_pread,  f_pwrite, f_fdatasync, f_ftruncate,
-        f_close, f_unlink, f,        NULL /* no hole punching: its holes are not modelled */};
+    /* No hole punching: its holes are not modelled. No writeback: all it can change is which
+     * unsynced writes a crash keeps, and FIO_KEEP_SOME already keeps any subset of them. */
+    f->io = (bs_io){f_open,  f_pread,  f_pwrite, f_fdatasync, f_ftruncate,
+                    f_close, f_unlink, f,        NULL,        NULL};
     f->seed = seed;
     f->rng = seed * 0x9E3779B97F4A7C15ull + 1;
     pthread_mutex_init(&f->mu, NULL);

@@ -408,6 +408,107 @@ static void test_dir_sync_off_append_path(void)
     bs_close(bs);
 }
 
+/* ---- early writeback (bs_writeback) ---- */
+
+#define WB_MAX 512
+typedef struct {
+    pthread_mutex_t mu;
+    int n;
+    struct {
+        int fd;
+        off_t off, len;
+    } r[WB_MAX];
+} wb_log;
+
+static int wb_record(void *ctx, int fd, off_t off, off_t len)
+{
+    wb_log *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < WB_MAX) {
+        l->r[l->n].fd = fd;
+        l->r[l->n].off = off;
+        l->r[l->n].len = len;
+        l->n++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return bs_io_posix.writeback(NULL, fd, off, len);
+}
+
+/* Bytes pushed so far; -1 when the pushes of some file are not back to back (a byte pushed
+ * twice, or one skipped) from where that file's pushes had to start: `start` for the first file
+ * pushed, 0 (a new segment) for every later one. */
+static long long wb_pushed(wb_log *l, off_t start)
+{
+    long long total = 0;
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->n && total >= 0; i++) {
+        off_t want = l->r[i].fd == l->r[0].fd ? start : 0;
+        for (int j = 0; j < i; j++) /* the end of this file's earlier pushes */
+            if (l->r[j].fd == l->r[i].fd)
+                want = l->r[j].off + l->r[j].len;
+        if (l->r[i].off != want || l->r[i].len <= 0)
+            total = -1;
+        else
+            total += l->r[i].len;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return total;
+}
+
+/*
+ * With the background thread running, appends wake it once their segment holds
+ * BS_WRITEBACK_BYTES not pushed, and the pushes cover what was appended in order, each byte once,
+ * across a segment roll. Without the thread nothing is pushed until bs_writeback is called, which
+ * then pushes every byte of every segment; a store reopened pushes nothing of what it found.
+ */
+static void test_writeback(void)
+{
+    const char *dir = test_dir("writeback");
+    wb_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bs_io io = bs_io_posix;
+    io.writeback = wb_record;
+    io.ctx = &l;
+    bs_options opt = {.segment_max = 6u << 20, .io = &io}; /* the background thread runs */
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 3u << 20, 256 << 10), CM_OK);
+    CU_ASSERT_EQUAL(wb_pushed(&l, 0), 0); /* below the mark: nothing woken */
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 13u << 20, 256 << 10), CM_OK);
+    long long pushed = 0;
+    for (int i = 0; i < 500 && (pushed = wb_pushed(&l, 0)) >= 0 && pushed < (12ll << 20); i++)
+        usleep(10 * 1000); /* the background thread's pushes, at most 5 s */
+    CU_ASSERT(pushed >= 12ll << 20);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT(st.segments >= 3);
+    CU_ASSERT(pushed <= (long long)st.disk_bytes);
+    CU_ASSERT(verify_whole(bs, 1, 3u << 20));
+    CU_ASSERT(verify_whole(bs, 2, 13u << 20));
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+
+    /* Reopened: appends go on in the last segment, from its size at open. */
+    char last[4096];
+    seg_file(dir, (uint32_t)st.segments, last, sizeof(last));
+    off_t at_open = file_size(last);
+    CU_ASSERT_FATAL(at_open > 0);
+    pthread_mutex_lock(&l.mu);
+    l.n = 0;
+    pthread_mutex_unlock(&l.mu);
+    opt.compact_rate = -1; /* no thread */
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 3, 0, 5u << 20, 256 << 10), CM_OK);
+    CU_ASSERT_EQUAL(wb_pushed(&l, at_open), 0);
+    bs_writeback(bs);
+    uint64_t before = st.disk_bytes;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(wb_pushed(&l, at_open), (long long)(st.disk_bytes - before)); /* new bytes */
+    bs_writeback(bs);
+    CU_ASSERT_EQUAL(wb_pushed(&l, at_open), (long long)(st.disk_bytes - before)); /* once */
+    CU_ASSERT(verify_whole(bs, 3, 5u << 20));
+    bs_close(bs);
+}
+
 /* An io table that fails the Nth pwrite (counting from 1) with ENOSPC. */
 typedef struct {
     int n, fail_at;
@@ -655,6 +756,7 @@ void cu_register(void)
                                     {"delete_reclaim", test_delete_reclaim},
                                     {"segment_rollover", test_rollover},
                                     {"dir_sync_off_append_path", test_dir_sync_off_append_path},
+                                    {"writeback", test_writeback},
                                     {"enospc_consistent", test_enospc},
                                     {"concurrent_appends", test_concurrent},
                                     {"reads_during_writes", test_reads_during_writes},

@@ -429,7 +429,7 @@ static void test_scrub_object_changed(void)
 {
     static race_ctx rc;
     static const bs_io io = {r_open,  r_pread,  r_pwrite, r_fdatasync, r_ftruncate,
-                             r_close, r_unlink, &rc,      NULL};
+                             r_close, r_unlink, &rc,      NULL,        NULL};
     fixture *g = open_fx("changed", &io);
     rc.g = g;
     ob_scrub *s = new_scrub(g, 0);
