@@ -10,7 +10,8 @@
  * Locks, always taken in this order:
  *   compact_mu one compaction step at a time (bs_compact.c); held across its bs_sync.
  *   sync_mu    held while segments are fdatasynced; also by deletes and compaction when they
- *              unlink segments, so a segment is never closed under a running fdatasync.
+ *              unlink segments, so a segment is never closed under a running fdatasync, and
+ *              by hole punching and early writeback around each call on a segment's descriptor.
  *   append_mu  serialises appends and deletes; guards the segment list, sizes, dirty flags and
  *              write_gen. Index writers hold it, so an appender may read the index without
  *              idx_lock.
@@ -24,6 +25,8 @@
  *              refused (bs_ensure_room) and no sync is tried again.
  *   dir_mu     leaf: the deferred directory sync of new segments (bs_sync_new_segments), so
  *              rolling to a new segment never holds append_mu across a directory fsync.
+ *   bg.mu      leaf: the background thread's sleep (bs_compact.c); an appender takes it under
+ *              append_mu to wake the thread for early writeback (bs_writeback_due).
  * The drive directory is flock'd (DIR/LOCK) for the store's lifetime.
  */
 #include <errno.h>
