@@ -7,7 +7,8 @@
  * buffer while the pool's count and bytes allow, evicting idle buffers of other sizes (the sizes
  * in use changed) to make room, or else frees the one given. A pool keeps CM_BUFPOOL_MAX idle
  * buffers, or more once its thread asked (cm_bufpool_keep), and one scratch buffer, grown to the
- * largest size asked (cm_bufpool_scratch). No locks: a pool is its thread's.
+ * largest size asked (cm_bufpool_scratch). No locks: a pool is its thread's. The shared pool
+ * (cm_bufpool_take_shared) is one more such array, under a mutex.
  */
 #include "cm_bufpool.h"
 
@@ -62,9 +63,9 @@ static pool *pool_get(int make)
     return p;
 }
 
-void *cm_bufpool_take(size_t size)
+/* An idle buffer of exactly size bytes taken out of p, or NULL. */
+static void *pool_take(pool *p, size_t size)
 {
-    pool *p = pool_get(0);
     for (size_t i = p ? p->n : 0; i-- > 0;) {
         if (p->size[i] != size)
             continue;
@@ -75,14 +76,12 @@ void *cm_bufpool_take(size_t size)
         p->size[i] = p->size[p->n];
         return b;
     }
-    return malloc(size ? size : 1);
+    return NULL;
 }
 
-void cm_bufpool_put(void *buf, size_t size)
+/* buf (size bytes) kept idle in p when its bounds allow, else freed. */
+static void pool_put(pool *p, void *buf, size_t size)
 {
-    if (!buf)
-        return;
-    pool *p = pool_get(1);
     if (!p || size > p->max_bytes) {
         free(buf);
         return;
@@ -106,6 +105,59 @@ void cm_bufpool_put(void *buf, size_t size)
     p->buf[p->n] = buf;
     p->bytes += size;
     p->size[p->n++] = size;
+}
+
+void *cm_bufpool_take(size_t size)
+{
+    void *b = pool_take(pool_get(0), size);
+    return b ? b : malloc(size ? size : 1);
+}
+
+void cm_bufpool_put(void *buf, size_t size)
+{
+    if (buf)
+        pool_put(pool_get(1), buf, size);
+}
+
+/* The process-wide pool (cm_bufpool_take_shared): the same bookkeeping under one mutex. */
+static pool shared = {.max = CM_BUFPOOL_SHARED_MAX, .max_bytes = CM_BUFPOOL_SHARED_BYTES};
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void *cm_bufpool_take_shared(size_t size)
+{
+    pthread_mutex_lock(&shared_mu);
+    void *b = pool_take(&shared, size);
+    pthread_mutex_unlock(&shared_mu);
+    if (!b && posix_memalign(&b, 64, size ? size : 1) != 0)
+        b = NULL;
+    return b;
+}
+
+void cm_bufpool_put_shared(void *buf, size_t size)
+{
+    if (!buf)
+        return;
+    pthread_mutex_lock(&shared_mu);
+    pool_put(&shared, buf, size);
+    pthread_mutex_unlock(&shared_mu);
+}
+
+void cm_bufpool_release_shared(void)
+{
+    pthread_mutex_lock(&shared_mu);
+    for (size_t i = 0; i < shared.n; i++)
+        free(shared.buf[i]);
+    shared.n = 0;
+    shared.bytes = 0;
+    pthread_mutex_unlock(&shared_mu);
+}
+
+size_t cm_bufpool_idle_shared(void)
+{
+    pthread_mutex_lock(&shared_mu);
+    size_t n = shared.n;
+    pthread_mutex_unlock(&shared_mu);
+    return n;
 }
 
 void cm_bufpool_cleanup(const void *data, size_t len, void *arg)

@@ -53,4 +53,25 @@ void cm_bufpool_release(void);
 /* Idle buffers in this thread's pool (tests). */
 size_t cm_bufpool_idle(void);
 
+/*
+ * The shared pool: one for the process, under a mutex, for large buffers that one thread takes
+ * and another gives back, which a thread's pool would strand on the giving thread (a writer's
+ * stripe is taken on an event loop and freed on a worker, its compression frames on the workers
+ * that compress them). Such a buffer from malloc costs an mmap, a fault per page and a munmap per
+ * body (the server fixes glibc's mmap threshold at 128 KiB: cmd/server.c): a 1 MiB PUT took ~900
+ * page faults. A buffer of size bytes, 64-byte aligned, from the shared pool when it holds one of
+ * that size, else fresh; NULL: no memory. Give it back with cm_bufpool_put_shared, or free() it.
+ * Bounds: CM_BUFPOOL_SHARED_MAX idle buffers of CM_BUFPOOL_SHARED_BYTES in all, as for a thread's
+ * pool (a buffer given back to a full pool evicts idle ones of other sizes, or is freed).
+ */
+#define CM_BUFPOOL_SHARED_MAX 16
+#define CM_BUFPOOL_SHARED_BYTES (16u << 20)
+void *cm_bufpool_take_shared(size_t size);
+/* buf (size bytes, from cm_bufpool_take_shared) into the shared pool, or freed; NULL: no-op. */
+void cm_bufpool_put_shared(void *buf, size_t size);
+/* Free the shared pool's idle buffers (tests; the pool stays usable). */
+void cm_bufpool_release_shared(void);
+/* Idle buffers in the shared pool (tests). */
+size_t cm_bufpool_idle_shared(void);
+
 #endif

@@ -9,13 +9,15 @@
  * bytes [s * cell_size, s * cell_size + clen) of the body's blob on drive layout.drives[i].
  * Within a stripe, payload byte p lives in data cell p / clen at offset p % clen.
  *
- * Writer. One 64-byte aligned buffer of k + m cells. Payload is copied once into the data cells
- * (laid out back to back with stride clen, so the payload of a stripe is one contiguous run), the
- * parity cells are computed after them, and every cell is appended to its drive. A drive whose
- * append fails is dropped from the layout for the rest of the body (drives[i] = 0xFF, its partial
- * blob left for the end of the writer to delete) while at least k + 1 cells (all cells when m = 0)
- * still succeed. The writer never deletes on the write path (which runs on an event loop): finish,
- * drop and abort queue the deletes of every blob no layout keeps.
+ * Writer. One 64-byte aligned buffer of k + m cells (from cm_bufpool's shared pool: taken on the
+ * request's loop, given back by the finish on a worker, so a body does not map and fault it anew).
+ * Payload is copied once into the data cells (laid out back to back with stride clen, so the
+ * payload of a stripe is one contiguous run), the parity cells are computed after them, and every
+ * cell is appended to its drive. A drive whose append fails is dropped from the layout for the rest
+ * of the body (drives[i] = 0xFF, its partial blob left for the end of the writer to delete) while
+ * at least k + 1 cells (all cells when m = 0) still succeed. The writer never deletes on the write
+ * path (which runs on an event loop): finish, drop and abort queue the deletes of every blob no
+ * layout keeps.
  *
  * Compression. A store opened with compress_level > 0 gives each local writer an ob_zw
  * (ob_zstd.c): the body goes through it and the stripes get its stored stream (frames and their
@@ -52,8 +54,9 @@
  * ob_delete waits for room instead. ob_store_close lets each thread finish its queue.
  *
  * Threading: drive state is atomics; everything else is read-only after open (bs_store and
- * ec_codec are thread-safe); a writer belongs to one request. Memory: one stripe per writer, at
- * most one per read call, OB_DELETE_QUEUE * 16 bytes per drive.
+ * ec_codec are thread-safe); a writer belongs to one request. Memory: one stripe per writer (and
+ * idle ones in the shared pool, CM_BUFPOOL_SHARED_BYTES at most), at most one per read call,
+ * OB_DELETE_QUEUE * 16 bytes per drive.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,6 +66,7 @@
 
 #include <event2/event.h>
 
+#include "cm_bufpool.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ec.h"
@@ -556,6 +560,12 @@ void ob_store_drain(ob_store *st)
 
 /* ---- writer ---- */
 
+/* Bytes of a local writer's stripe buffer: k + m whole cells. */
+static size_t stripe_alloc(const ob_store *st)
+{
+    return (size_t)(st->k + st->m) * st->cell_size;
+}
+
 /* Cluster mode: the writer is a shell around the body written across the nodes. */
 static cm_err cluster_writer_new(ob_store *st, ob_writer **out)
 {
@@ -666,13 +676,14 @@ cm_err ob_writer_new(ob_store *st, ob_writer **out)
             e = CM_OK; /* fewer drives than cells, but enough to survive one more loss */
     }
     memcpy(w->placed, w->drives, sizeof(w->placed));
-    if (e == CM_OK && posix_memalign((void **)&w->stripe, 64, (size_t)ncells * st->cell_size) != 0)
+    /* from the shared pool: taken here on a loop, given back by a worker's finish (writer_free) */
+    if (e == CM_OK && !(w->stripe = cm_bufpool_take_shared(stripe_alloc(st))))
         e = CM_ERR_NOMEM;
     if (e == CM_OK && st->zlevel > 0) /* frames of one stripe's payload: a GET piece each */
         e = ob_zw_new(st->zlevel,
                       (uint32_t)CM_MIN(ob_store_stripe_bytes(st), (size_t)OB_Z_FRAME_MAX), &w->z);
     if (e != CM_OK) {
-        free(w->stripe);
+        cm_bufpool_put_shared(w->stripe, stripe_alloc(st));
         free(w);
         return e;
     }
@@ -851,7 +862,7 @@ static void writer_free(ob_writer *w)
 {
     if (w->room)
         event_free(w->room);
-    free(w->stripe);
+    cm_bufpool_put_shared(w->stripe, stripe_alloc(w->st));
     free(w);
 }
 

@@ -29,7 +29,8 @@
  * Offloading (ob_zw_offload, the gateway's PUT bodies). Compressing a compressible frame costs
  * milliseconds; on the event loop it delayed every other connection of that loop. A writer that
  * offloads holds up to OB_Z_SLOTS frames, each being filled, queued or compressing on the
- * runner's workers (each slot has its own buffers and zstd context). Frames go to the sink in
+ * runner's workers (each slot has its own buffers, from cm_bufpool's shared pool and given back
+ * to it, and its own zstd context). Frames go to the sink in
  * order, on the owner's loop (an event the worker activates) or in the owner's next write; when
  * no slot is free write_some takes nothing more (CM_AGAIN) and the gateway stops reading the
  * socket, so a PUT's memory stays at OB_Z_SLOTS frames whatever its size. While the first frame
@@ -61,6 +62,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "cm_bufpool.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "ob_int.h"
@@ -128,7 +130,7 @@ int ob_z_worth(size_t raw, size_t packed)
 static size_t slot_compress(zslot *s, int level, uint32_t frame)
 {
     if (!s->cctx) {
-        if (!s->out && !(s->out = malloc(ZSTD_compressBound(frame))))
+        if (!s->out && !(s->out = cm_bufpool_take_shared(ZSTD_compressBound(frame))))
             return 0; /* no memory: store the frame raw, the body stays correct */
         if (!(s->cctx = ZSTD_createCCtx()) ||
             ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level)) ||
@@ -178,8 +180,8 @@ static void zw_destroy(ob_zw *z)
 {
     for (int i = 0; i < OB_Z_SLOTS; i++) {
         ZSTD_freeCCtx(z->slots[i].cctx);
-        free(z->slots[i].in);
-        free(z->slots[i].out);
+        cm_bufpool_put_shared(z->slots[i].in, z->frame); /* the next body's frames */
+        cm_bufpool_put_shared(z->slots[i].out, ZSTD_compressBound(z->frame));
     }
     pthread_mutex_destroy(&z->mu);
     pthread_cond_destroy(&z->cv);
@@ -440,7 +442,7 @@ cm_err ob_zw_write_some(ob_zw *z, const void *data, size_t len, size_t *taken)
         zslot *s = &z->slots[z->filling % (uint64_t)z->nslots];
         int st = slot_state(z, s);
         if (st == S_FREE) {
-            if (!s->in && !(s->in = malloc(z->frame)))
+            if (!s->in && !(s->in = cm_bufpool_take_shared(z->frame)))
                 return CM_ERR_NOMEM;
             slot_set(z, s, st = S_FILL);
             s->n = 0;

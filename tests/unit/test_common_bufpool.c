@@ -2,7 +2,8 @@
  * test_common_bufpool.c - the per-thread pools of large buffers (common/cm_bufpool.c): a buffer
  * given back is the one the next take of its size gets (no fresh mapping), other sizes get fresh
  * ones, a pool never holds more than CM_BUFPOOL_MAX idle buffers (a full pool lets an idle buffer
- * of another size go for a new one), pools are per thread, and release empties this thread's.
+ * of another size go for a new one), pools are per thread, and release empties this thread's;
+ * the shared pool (cm_bufpool_take_shared) takes buffers back from any thread, within its bounds.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -139,12 +140,64 @@ static void test_per_thread(void)
     cm_bufpool_release();
 }
 
+static void *put_shared_thread(void *arg)
+{
+    cm_bufpool_put_shared(arg, BIG); /* given back on another thread than the taker's */
+    return NULL;
+}
+
+/*
+ * The shared pool: a buffer taken on one thread and given back on another is the one the next
+ * take of its size gets, on any thread; buffers are 64-byte aligned; the pool keeps at most
+ * CM_BUFPOOL_SHARED_MAX idle buffers and CM_BUFPOOL_SHARED_BYTES in all (a larger one is freed);
+ * release empties it and it works on.
+ */
+static void test_shared(void)
+{
+    cm_bufpool_release_shared();
+    void *a = cm_bufpool_take_shared(BIG);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL((uintptr_t)a % 64, 0);
+    memset(a, 1, BIG);
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, put_shared_thread, a), 0);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 1);
+    CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* not in this thread's pool */
+    CU_ASSERT_PTR_EQUAL(cm_bufpool_take_shared(BIG), a);
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 0);
+    cm_bufpool_put_shared(a, BIG);
+
+    void *many[CM_BUFPOOL_SHARED_MAX + 4];
+    for (size_t i = 0; i < CM_BUFPOOL_SHARED_MAX + 4; i++) {
+        many[i] = cm_bufpool_take_shared(1000 + i); /* small sizes: the count binds first */
+        CU_ASSERT_PTR_NOT_NULL_FATAL(many[i]);
+        CU_ASSERT_EQUAL((uintptr_t)many[i] % 64, 0);
+    }
+    for (size_t i = 0; i < CM_BUFPOOL_SHARED_MAX + 4; i++)
+        cm_bufpool_put_shared(many[i], 1000 + i);
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), CM_BUFPOOL_SHARED_MAX);
+
+    size_t huge = (size_t)CM_BUFPOOL_SHARED_BYTES + 64;
+    void *h = cm_bufpool_take_shared(huge);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    cm_bufpool_put_shared(h, huge); /* past the byte bound: freed, the idle ones stay */
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), CM_BUFPOOL_SHARED_MAX);
+    cm_bufpool_put_shared(NULL, BIG);
+
+    cm_bufpool_release_shared();
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 0);
+    void *b = cm_bufpool_take_shared(BIG);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    cm_bufpool_put_shared(b, BIG);
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 1);
+    cm_bufpool_release_shared(); /* ASan checks nothing leaks */
+}
+
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"reuse", test_reuse},
-                                    {"bounded", test_bounded},
-                                    {"per_thread", test_per_thread},
-                                    {"keep", test_keep},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {{"reuse", test_reuse},           {"bounded", test_bounded},
+                                    {"per_thread", test_per_thread}, {"keep", test_keep},
+                                    {"shared", test_shared},         {NULL, NULL}};
     cu_add_suite("common_bufpool", tests);
 }
