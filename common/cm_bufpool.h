@@ -1,6 +1,7 @@
 /*
  * cm_bufpool.h - large buffers recycled per thread (the GET pieces of the gateway, the chunk
- * reads a node serves).
+ * reads a node serves), and in one shared pool for buffers that change threads (a PUT's stripe
+ * and compression frames; below).
  *
  * A buffer past glibc's mmap threshold (a stripe, a 256 KiB cell) costs an mmap, a page fault per
  * 4 KiB page as it is filled and a munmap once freed: per request, a good part of a large GET's

@@ -30,16 +30,15 @@
  * milliseconds; on the event loop it delayed every other connection of that loop. A writer that
  * offloads holds up to OB_Z_SLOTS frames, each being filled, queued or compressing on the
  * runner's workers (each slot has its own buffers, from cm_bufpool's shared pool and given back
- * to it, and its own zstd context). Frames go to the sink in
- * order, on the owner's loop (an event the worker activates) or in the owner's next write; when
- * no slot is free write_some takes nothing more (CM_AGAIN) and the gateway stops reading the
- * socket, so a PUT's memory stays at OB_Z_SLOTS frames whatever its size. While the first frame
- * is tested the others wait (its result decides), so the adaptive test costs what it did. The
- * skip rule is applied as frames leave, in order, so the stream is byte for byte the inline
- * one: a frame compressed where the rule skips is sent raw, one not compressed where it tries
- * goes back to a worker first (only at the edges of a run of raw frames).
- * ob_zw_finish runs on a worker: it takes the sink from the loop's event (`finishing`, after
- * any `pumping` ends), compresses the frames still queued itself (their jobs then do nothing:
+ * to it, and its own zstd context). Frames go to the sink in order, on the owner's loop (an event
+ * the worker activates) or in the owner's next write; when no slot is free write_some takes nothing
+ * more (CM_AGAIN) and the gateway stops reading the socket, so a PUT's memory stays at OB_Z_SLOTS
+ * frames whatever its size. While the first frame is tested the others wait (its result decides),
+ * so the adaptive test costs what it did. The skip rule is applied as frames leave, in order, so
+ * the stream is byte for byte the inline one: a frame compressed where the rule skips is sent raw,
+ * one not compressed where it tries goes back to a worker first (only at the edges of a run of raw
+ * frames). ob_zw_finish runs on a worker: it takes the sink from the loop's event (`finishing`,
+ * after any `pumping` ends), compresses the frames still queued itself (their jobs then do nothing:
  * a finisher never waits on the pool's queue, so a pool whose workers are all finishing PUTs
  * cannot deadlock) and waits only for frames a worker is compressing. ob_zw_free with jobs not
  * run yet marks z dead and the last of them frees it.
