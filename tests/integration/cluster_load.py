@@ -4,7 +4,7 @@
 
   cluster_load.py load --endpoints URL,... --bucket B --stop FILE --down FILE --ledger FILE
                        --ops FILE [--threads N] [--seed S]
-  cluster_load.py verify --endpoints URL,... --bucket B --ledger FILE [--skip IDX,...]
+  cluster_load.py verify --endpoints URL,... --bucket B --ledger FILE [--skip IDX,...] [--per-object N]
 
 load: creates the bucket through the first endpoint (--create-bucket), then runs N threads until
 FILE --stop exists. Each op goes to the next endpoint (round robin per thread) that the --down
@@ -28,7 +28,10 @@ failure, 1 otherwise; a summary line on stdout.
 
 verify: every ledger entry read back through every endpoint (but --skip), byte-exact: prints
 the count per endpoint; exit 1 on any missing or different object (with --exposed N, up to N
-objects answering 503 are listed as EXPOSED and tolerated; never a wrong byte).
+objects answering 503 are listed as EXPOSED and tolerated; never a wrong byte). With
+--per-object N each entry is read through N of those endpoints, the i-th entry through the
+endpoints from i (mod their count) on, so every endpoint reads an equal share and every entry is
+read through N different ones.
 """
 
 import argparse
@@ -250,13 +253,19 @@ def verify(args):
         entries = [json.loads(line) for line in f]
     bad = []
     exposed = set()
-    good = {i: 0 for i in range(len(urls)) if i not in skip}
+    live = [i for i in range(len(urls)) if i not in skip]
+    per = args.per_object if 0 < args.per_object <= len(live) else len(live)
+    mine = {ei: [] for ei in live}  # endpoint -> the entries it reads
+    for j, e in enumerate(entries):
+        for r in range(per):
+            mine[live[(j + r) % len(live)]].append(e)
+    good = {i: 0 for i in live}
     mu = threading.Lock()
 
     def check(ei):
         conn = Conn(urls)
         try:
-            for e in entries:
+            for e in mine[ei]:
                 try:
                     status, _, data, = conn.call(ei, "GET", "/%s/%s" % (args.bucket, e["key"]))
                 except (OSError, http.client.HTTPException) as ex:
@@ -285,10 +294,11 @@ def verify(args):
         print("MISMATCH: " + b)
     for k in sorted(exposed):
         print("EXPOSED: " + k)
-    print("cluster_load verify: %d acknowledged objects; byte-exact (or exposed) per endpoint: %s;"
-          " %d exposed; %d bad" % (len(entries), " ".join("%d:%d" % kv for kv in sorted(good.items())),
-                                  len(exposed), len(bad)))
-    return 1 if bad or any(v != len(entries) for v in good.values()) else 0
+    print("cluster_load verify: %d acknowledged objects, each through %d endpoints; byte-exact (or"
+          " exposed) per endpoint: %s; %d exposed; %d bad"
+          % (len(entries), per, " ".join("%d:%d/%d" % (ei, good[ei], len(mine[ei])) for ei in live),
+             len(exposed), len(bad)))
+    return 1 if bad or any(good[ei] != len(mine[ei]) for ei in live) else 0
 
 
 def main(argv):
@@ -304,6 +314,7 @@ def main(argv):
     ap.add_argument("--ops", default=os.devnull)
     ap.add_argument("--skip", default="")
     ap.add_argument("--exposed", type=int, default=0)
+    ap.add_argument("--per-object", type=int, default=0)
     ap.add_argument("--create-bucket", action="store_true")
     args = ap.parse_args(argv)
     if args.mode == "verify":

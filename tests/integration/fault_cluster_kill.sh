@@ -8,12 +8,14 @@
 # errors allowed are 503 to a PUT, a transport error from a node just killed, and, while az3 is
 # down, 503 to a GET of at most EXPOSED objects (bodies acknowledged with a column dropped under
 # load; see below). Then every acknowledged object reads back byte-exact (or, for those exposed
-# ones, 503) through n1-n4; m3, n5 and n6 are started again
-# (`start m3`, `start n5`, `start n6`) and every object reads back through all six. Prints the
-# ops and 503s per phase and the time to the first successful op after each kill.
+# ones, 503) through two of n1-n4; m3, n5 and n6 are started again (`start m3`, `start n5`,
+# `start n6`) and every object reads back through two of all six. Each node reads an equal share
+# (cluster_load.py verify --per-object 2): every node's read path is checked, at a third of the
+# time reading everything through every node took (51 of the test's 110 s). Prints the ops and
+# 503s per phase and the time to the first successful op after each kill.
 # n3 comes back before az3 goes: with n3 and az3 down together (3 of 6 nodes) an 8+4 body
 # written before may have 6 of its 12 cells on them, beyond m = 4 (docs/testing.md, "Cluster
-# kill and partition tests"). About 90 s.
+# kill and partition tests"). About 60 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 . "$(dirname "$0")/lib_cluster.sh"
@@ -93,9 +95,9 @@ grep -h "^EXPOSED" "$H_WORK/load.out" | sed 's/^/   /'
 
 acked=$(wc -l <"$LEDGER")
 [ "$acked" -ge 50 ] && h_ok "$acked PUTs acknowledged" || h_bad "at least 50 PUTs acknowledged ($acked)"
-if h_run "every acknowledged object reads back byte-exact through the 4 survivors (n1-n4)" \
+if h_run "every acknowledged object reads back byte-exact through two of the 4 survivors (n1-n4)" \
     "$H_PY" "$H_DIR/cluster_load.py" verify --endpoints "$EPS" --bucket killed --ledger "$LEDGER" \
-    --skip 4,5 --exposed "$EXPOSED"; then
+    --skip 4,5 --per-object 2 --exposed "$EXPOSED"; then
     echo "   ${H_OUT##*$'\n'}"
 else
     # A body acknowledged with dropped columns (the writer's k+1 rule) may not survive an AZ's
@@ -111,8 +113,9 @@ for n in n5 n6; do
     h_run "local-cluster.sh start $n" lc start "$n" && echo "   $H_OUT"
 done
 lc_track
-h_run "every acknowledged object reads back byte-exact through all 6 nodes" \
-    "$H_PY" "$H_DIR/cluster_load.py" verify --endpoints "$EPS" --bucket killed --ledger "$LEDGER" &&
+h_run "every acknowledged object reads back byte-exact through two of the 6 nodes, all 6 reading" \
+    "$H_PY" "$H_DIR/cluster_load.py" verify --endpoints "$EPS" --bucket killed --ledger "$LEDGER" \
+    --per-object 2 &&
     echo "   ${H_OUT##*$'\n'}"
 h_run "local-cluster.sh status: 6 nodes, 3 members with a leader" lc status
 grep -q "6 of 6 nodes up" <<<"$H_OUT" && [ "$(grep -c '^etcd m[1-3] az[1-3] http://[^ ]* [0-9]*$' <<<"$H_OUT")" -eq 3 ] &&
