@@ -32,14 +32,19 @@ alive "$A" && h_bad "a tracked process that still runs is killed at exit" "pid $
 
 # In the child: track a sleep, end it, then start sleeps until one gets its pid (ns_last_pid
 # names the pid before the next one; another fork on the machine may come first: try again).
+# When another process took the pid meanwhile (a test in the other lane forks all the time; a
+# CI run once lost all 100 tries to one that kept it), start over with a new tracked sleep.
 # Start times count clock ticks (10 ms): the new one starts a tick later at least, as it would
 # in earnest, where the kernel hands a pid out again only after going round all of them.
-child "sleep 300 & A=\$!; h_track \$A; kill -KILL \$A; wait \$A; sleep 0.05
-    for ((t = 0; t < 100; t++)); do
-        echo \$((A - 1)) >/proc/sys/kernel/ns_last_pid
-        sleep 300 & B=\$!
-        [ \$B = \$A ] && break
-        kill -KILL \$B
+child "for ((r = 0; r < 20; r++)); do
+        sleep 300 & A=\$!; h_track \$A; kill -KILL \$A; wait \$A; sleep 0.05
+        for ((t = 0; t < 20; t++)); do
+            [ -e /proc/\$A ] && break
+            echo \$((A - 1)) >/proc/sys/kernel/ns_last_pid
+            sleep 300 & B=\$!
+            [ \$B = \$A ] && break 2
+            kill -KILL \$B; wait \$B
+        done
     done
     echo \$A \$B >'$H_WORK/pids'"
 read -r A B <"$H_WORK/pids"
