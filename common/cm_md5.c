@@ -8,15 +8,20 @@
  * words) so that vector j holds word j of every lane. A step is then
  * a = b + rol(a + K + W + f(b, c, d), s) with f one vpternlogd (F 0xca, G 0xe4, H 0x96, I 0x39:
  * the truth tables of the RFC's functions over inputs b, c, d) and rol one vprold: the chain
- * through b is four single-cycle instructions, as for one scalar stream, so eight lanes cost
- * about what one does.
+ * through b is four instructions, as for one scalar stream, so eight lanes cost about what one
+ * does. One lane does cost more than the scalar code on the general registers (md5_scalar):
+ * measured on this project's 2-core EPYC, 430-470 MB/s against 700-770 MB/s (OpenSSL's MD5
+ * 660-760), while eight lanes took 3,400-3,800 MB/s. So a stream hashed alone (cm_md5_update,
+ * and a batch step with one busy lane) runs md5_scalar; two or more busy lanes run md5_x8 (two
+ * streams on the general registers, their steps interleaved, measured no faster than two lanes).
  *
  * Scheduling. cm_md5_update_many gives each lane a context and walks that context's jobs in
  * order; the bytes of a job that do not start on a block boundary of its stream (len % 64 != 0)
  * first fill the context's buffer, whose block is then compressed alone, and bytes after the
  * last whole block go to the buffer. Whole blocks run in batches of the smallest count any busy
- * lane has left, so lanes finish together or are refilled with the next context. Jobs are taken
- * in windows of CM_MD5_WINDOW so the bookkeeping stays on the stack.
+ * lane has left, so lanes finish together or are refilled with the next context; when only one
+ * lane is busy its blocks run on md5_scalar. Jobs are taken in windows of CM_MD5_WINDOW so the
+ * bookkeeping stays on the stack.
  *
  * Fallback. Without AVX-512F and AVX-512VL (checked once with __builtin_cpu_supports), or on
  * builds for other architectures, every context is OpenSSL's MD5 through cm_ck, and a batch runs
@@ -55,11 +60,6 @@ const char *cm_md5_impl(void)
     return md5_simd ? "avx512vl-x8" : "openssl";
 }
 
-#ifdef MD5_X8
-static const uint8_t md5_zero_block[64]; /* what an idle lane reads */
-
-#define X8_FN __attribute__((target("avx2,avx512f,avx512vl")))
-
 /* The RFC's T[i] = floor(2^32 * |sin(i + 1)|). */
 static const uint32_t md5_k[64] = {
     0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
@@ -71,6 +71,77 @@ static const uint32_t md5_k[64] = {
     0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
     0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
 };
+
+static inline uint32_t rol32(uint32_t x, int s)
+{
+    return (x << s) | (x >> (32 - s));
+}
+
+/* One scalar step of the stream whose message words are W: a = b + rol(a + K[i] + W[g] + f, s).
+ * The parts of f that do not need b (the newest value) are written apart so they leave the
+ * chain: F and I put two operations after b, H one, and G is split into two disjoint terms,
+ * (d & b) + (~d & c), the second added early. */
+#define S_F(W, a, b, c, d, i, g, s) a = b + rol32(a + md5_k[i] + W[g] + (d ^ (b & (c ^ d))), s)
+#define S_G(W, a, b, c, d, i, g, s) a = b + rol32(a + md5_k[i] + W[g] + (~d & c) + (d & b), s)
+#define S_H(W, a, b, c, d, i, g, s) a = b + rol32(a + md5_k[i] + W[g] + (b ^ (c ^ d)), s)
+#define S_I(W, a, b, c, d, i, g, s) a = b + rol32(a + md5_k[i] + W[g] + (c ^ (b | ~d)), s)
+/* Four steps, then the 64 of a block. */
+#define S_R4(S, i, g0, g1, g2, g3, s0, s1, s2, s3)                                                 \
+    S(w, a, b, c, d, i, g0, s0);                                                                   \
+    S(w, d, a, b, c, i + 1, g1, s1);                                                               \
+    S(w, c, d, a, b, i + 2, g2, s2);                                                               \
+    S(w, b, c, d, a, i + 3, g3, s3)
+#define MD5_STEPS(R)                                                                               \
+    R(S_F, 0, 0, 1, 2, 3, 7, 12, 17, 22);                                                          \
+    R(S_F, 4, 4, 5, 6, 7, 7, 12, 17, 22);                                                          \
+    R(S_F, 8, 8, 9, 10, 11, 7, 12, 17, 22);                                                        \
+    R(S_F, 12, 12, 13, 14, 15, 7, 12, 17, 22);                                                     \
+    R(S_G, 16, 1, 6, 11, 0, 5, 9, 14, 20);                                                         \
+    R(S_G, 20, 5, 10, 15, 4, 5, 9, 14, 20);                                                        \
+    R(S_G, 24, 9, 14, 3, 8, 5, 9, 14, 20);                                                         \
+    R(S_G, 28, 13, 2, 7, 12, 5, 9, 14, 20);                                                        \
+    R(S_H, 32, 5, 8, 11, 14, 4, 11, 16, 23);                                                       \
+    R(S_H, 36, 1, 4, 7, 10, 4, 11, 16, 23);                                                        \
+    R(S_H, 40, 13, 0, 3, 6, 4, 11, 16, 23);                                                        \
+    R(S_H, 44, 9, 12, 15, 2, 4, 11, 16, 23);                                                       \
+    R(S_I, 48, 0, 7, 14, 5, 6, 10, 15, 21);                                                        \
+    R(S_I, 52, 12, 3, 10, 1, 6, 10, 15, 21);                                                       \
+    R(S_I, 56, 8, 15, 6, 13, 6, 10, 15, 21);                                                       \
+    R(S_I, 60, 4, 11, 2, 9, 6, 10, 15, 21)
+
+static inline void md5_words(uint32_t w[16], const uint8_t *p)
+{
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+               (uint32_t)p[4 * i + 3] << 24;
+}
+
+/* nb blocks of one stream on the general registers: the same dependency chain as a lane's, but
+ * with less latency per instruction, and no transpose or idle lanes (docs/performance.md,
+ * "Thirteenth session", has the rates). */
+static void md5_scalar(uint32_t h[4], const uint8_t *p, size_t nb)
+{
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
+    for (size_t blk = 0; blk < nb; blk++, p += 64) {
+        uint32_t w[16];
+        md5_words(w, p);
+        uint32_t sa = a, sb = b, sc = c, sd = d;
+        MD5_STEPS(S_R4);
+        a += sa;
+        b += sb;
+        c += sc;
+        d += sd;
+    }
+    h[0] = a;
+    h[1] = b;
+    h[2] = c;
+    h[3] = d;
+}
+
+#ifdef MD5_X8
+static const uint8_t md5_zero_block[64]; /* what an idle lane reads */
+
+#define X8_FN __attribute__((target("avx2,avx512f,avx512vl")))
 
 /* rows[i] = 8 words of lane i; afterwards rows[j] = word j of every lane. */
 X8_FN static void x8_transpose(__m256i r[8])
@@ -157,28 +228,6 @@ X8_FN static void md5_x8(uint32_t *h[CM_MD5_LANES], const uint8_t *p[CM_MD5_LANE
         for (int j = 0; j < 4; j++)
             h[i][j] = v[j][i];
 }
-
-/* nb blocks of one stream (lane 0; the others idle on the zero block). */
-static void md5_one(uint32_t h[4], const uint8_t *p, size_t nb)
-{
-    uint32_t scratch[4] = {0, 0, 0, 0};
-    uint32_t *hs[CM_MD5_LANES];
-    const uint8_t *ps[CM_MD5_LANES];
-    size_t steps[CM_MD5_LANES] = {64};
-    for (int i = 0; i < CM_MD5_LANES; i++) {
-        hs[i] = i ? scratch : h;
-        ps[i] = i ? md5_zero_block : p;
-    }
-    md5_x8(hs, ps, steps, nb);
-}
-#else
-/* Never called: md5_simd stays 0 on builds without the kernel. */
-static void md5_one(uint32_t h[4], const uint8_t *p, size_t nb)
-{
-    (void)h;
-    (void)p;
-    (void)nb;
-}
 #endif
 
 static void simd_start(cm_md5 *m)
@@ -218,7 +267,7 @@ static size_t simd_align(cm_md5 *m, const uint8_t *p, size_t n)
     memcpy(m->buf + fill, p, t);
     m->len += t;
     if (fill + t == 64)
-        md5_one(m->h, m->buf, 1);
+        md5_scalar(m->h, m->buf, 1);
     return t;
 }
 
@@ -240,7 +289,7 @@ void cm_md5_update(cm_md5 *m, const void *data, size_t n)
     p += t;
     n -= t;
     if (n >= 64) {
-        md5_one(m->h, p, n / 64);
+        md5_scalar(m->h, p, n / 64);
         m->len += n / 64 * 64;
         p += n / 64 * 64;
         n %= 64;
@@ -342,18 +391,28 @@ static void md5_window(const cm_md5_job *jobs, int n)
         const uint8_t *ps[CM_MD5_LANES];
         size_t steps[CM_MD5_LANES];
         size_t nb = 0;
-        for (int i = 0; i < CM_MD5_LANES; i++)
-            if (lanes[i].m && (nb == 0 || lanes[i].nb < nb))
-                nb = lanes[i].nb;
-        if (nb == 0)
-            return; /* no lane busy: every job is done */
+        int nbusy = 0, first = 0;
         for (int i = 0; i < CM_MD5_LANES; i++) {
-            int busy = lanes[i].m != NULL;
-            hs[i] = busy ? lanes[i].m->h : scratch;
-            ps[i] = busy ? lanes[i].p : md5_zero_block;
-            steps[i] = busy ? 64 : 0;
+            if (!lanes[i].m)
+                continue;
+            if (nbusy++ == 0)
+                first = i;
+            if (nb == 0 || lanes[i].nb < nb)
+                nb = lanes[i].nb;
         }
-        md5_x8(hs, ps, steps, nb);
+        if (nb == 0)
+            return;       /* no lane busy: every job is done */
+        if (nbusy == 1) { /* one stream: the general registers beat a vector lane */
+            md5_scalar(lanes[first].m->h, lanes[first].p, nb);
+        } else {
+            for (int i = 0; i < CM_MD5_LANES; i++) {
+                int on = lanes[i].m != NULL;
+                hs[i] = on ? lanes[i].m->h : scratch;
+                ps[i] = on ? lanes[i].p : md5_zero_block;
+                steps[i] = on ? 64 : 0;
+            }
+            md5_x8(hs, ps, steps, nb);
+        }
         for (int i = 0; i < CM_MD5_LANES; i++) {
             if (!lanes[i].m)
                 continue;

@@ -6,7 +6,8 @@
  * than the chain's latency; a vector instruction runs that chain for eight streams in the time of
  * one. cm_md5_update_many takes a batch of (context, bytes) jobs and feeds whole 64-byte blocks of
  * up to eight contexts through one kernel call. On CPUs with AVX-512F and AVX-512VL the kernel
- * uses 256-bit registers (three-input logic and rotate in one instruction each); elsewhere every
+ * uses 256-bit registers (three-input logic and rotate in one instruction each), and a stream
+ * hashed alone runs on the general registers, which are faster for one; elsewhere every
  * context is OpenSSL's MD5 (cm_ck) and a batch is hashed job after job. Results are the same MD5
  * either way (tests/unit/test_common_md5.c checks both against OpenSSL).
  *

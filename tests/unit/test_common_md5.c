@@ -2,8 +2,9 @@
  * test_common_md5.c - cm_md5 (common/cm_md5.c): RFC 1321's vectors, every length 0-300 in one
  * update, and batches of 1-20 contexts with random lengths (up to 70,000 bytes), random splits
  * into jobs and random interleavings (per context in order), each digest compared with OpenSSL's
- * MD5 of the whole stream. Both paths are run: the CPU's (the SIMD lanes where it has AVX-512VL)
- * and the OpenSSL one. Seeded; the seed is printed.
+ * MD5 of the whole stream. Both paths are run: the CPU's (where it has AVX-512VL: the scalar code
+ * for a stream alone, one context per batch or the last busy lane of a window, and the SIMD lanes
+ * for several) and the OpenSSL one. Seeded; the seed is printed.
  */
 #include <stdio.h>
 #include <stdlib.h>
