@@ -11,7 +11,8 @@
  * image, the log cleared), so a later fdatasync that succeeds makes nothing of them durable:
  * Linux's behaviour, not the optimistic POSIX reading in which a retry would still write them.
  * fio_reboot rewrites every file from its image (and, in FIO_KEEP_SOME, replays a random subset
- * of the log).
+ * of the log). The writeback op (off unless fio_enable_writeback) is not counted; a failure
+ * injected there surfaces at the file's next fdatasync (f_writeback says why).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@ typedef struct {
     uint64_t dlen;
     fio_op *log;
     size_t nlog, caplog;
+    int wb_err; /* a failed writeback's error, for the file's next fdatasync (fio_fail_writeback) */
 } fio_file;
 
 struct fio {
@@ -57,6 +59,7 @@ struct fio {
     uint64_t flip_read_at;
     char **synced_dirs; /* every directory path fdatasynced so far (fio_dir_synced) */
     size_t nsynced_dirs;
+    uint64_t wb_calls, wb_fail_at; /* writeback calls so far; the one whose I/O fails (0: none) */
 };
 
 static uint64_t fio_rnd(fio *f)
@@ -290,6 +293,12 @@ static int f_fdatasync(void *ctx, int fd)
     pthread_mutex_lock(&f->mu);
     /* The durable image is modelled here, so the real (slow) fdatasync is not needed. */
     int in = enter(f, FIO_SYNC), r = in == 0 ? 0 : -1;
+    fio_file *wx = fd >= 0 && fd < FIO_MAXFD && !f->fd_dir[fd] ? file_for_fd(f, fd) : NULL;
+    if (in == 0 && wx && wx->wb_err) { /* an earlier writeback's failure, reported here once */
+        errno = wx->wb_err;
+        wx->wb_err = 0;
+        in = r = -1;
+    }
     if (in == -1 && !f->crashed && fd >= 0 && fd < FIO_MAXFD && !f->fd_dir[fd])
         drop_unsynced(file_for_fd(f, fd), fd);
     if (r == 0 && fd >= 0 && fd < FIO_MAXFD && f->fd_dir[fd]) {
@@ -308,6 +317,56 @@ static int f_fdatasync(void *ctx, int fd)
     }
     pthread_mutex_unlock(&f->mu);
     return r;
+}
+
+/*
+ * sync_file_range(SYNC_FILE_RANGE_WRITE) as Linux does it: the call only starts the writeback and
+ * returns 0; an I/O error of that writeback is recorded on the file, its pages are marked clean
+ * (their bytes will never be written), and the next fdatasync reports the error (once: Linux
+ * keeps it per open file description; here per file, the blobstore opening each file once). A
+ * call with WRITE alone does not consume the error (only the WAIT flags would). So a failed
+ * writeback is modelled as the next fdatasync of the file failing, with its unsynced writes
+ * dropped as for any failed fdatasync. A writeback that succeeds changes nothing here: which
+ * unsynced writes a crash keeps is already any subset (FIO_KEEP_SOME). Not a counted call, so
+ * enabling it moves no crash or failure point of a test.
+ */
+static int f_writeback(void *ctx, int fd, off_t off, off_t len)
+{
+    fio *f = ctx;
+    (void)off;
+    (void)len;
+    pthread_mutex_lock(&f->mu);
+    int r = 0;
+    if (f->crashed) {
+        errno = EIO;
+        r = -1;
+    } else if (++f->wb_calls == f->wb_fail_at && fd >= 0 && fd < FIO_MAXFD && !f->fd_dir[fd]) {
+        fio_file *x = file_for_fd(f, fd);
+        if (x)
+            x->wb_err = EIO;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
+void fio_enable_writeback(fio *f)
+{
+    f->io.writeback = f_writeback;
+}
+
+void fio_fail_writeback(fio *f, uint64_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    f->wb_fail_at = n;
+    pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t fio_writeback_calls(fio *f)
+{
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->wb_calls;
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }
 
 static int f_ftruncate(void *ctx, int fd, off_t len)
@@ -347,8 +406,8 @@ static int f_unlink(void *ctx, const char *path)
 fio *fio_new(uint64_t seed)
 {
     fio *f = calloc(1, sizeof(*f));
-    /* No hole punching: its holes are not modelled. No writeback: all it can change is which
-     * unsynced writes a crash keeps, and FIO_KEEP_SOME already keeps any subset of them. */
+    /* No hole punching: its holes are not modelled. No writeback unless a test enables it
+     * (fio_enable_writeback): a background thread's pushes would come at times of its own. */
     f->io = (bs_io){f_open,  f_pread,  f_pwrite, f_fdatasync, f_ftruncate,
                     f_close, f_unlink, f,        NULL,        NULL};
     f->seed = seed;
@@ -467,6 +526,7 @@ void fio_reboot(fio *f, fio_crash_mode mode)
             read_whole(x->path, &x->durable, &x->dlen); /* what survived is the new durable */
         }
         clear_log(x);
+        x->wb_err = 0; /* a restart has no writeback error pending */
     }
     f->crashed = 0;
     f->crash_at = 0;

@@ -13,7 +13,9 @@
  *     process had died; fio_reboot() then turns the files into what a disk would hold after the
  *     power cut: the durable image, plus (FIO_KEEP_SOME) a random subset of the later writes,
  *     some of them torn;
- *   - flip one bit in the data returned by the Nth pread, or in a file at rest.
+ *   - flip one bit in the data returned by the Nth pread, or in a file at rest;
+ *   - with the writeback op enabled, fail the I/O that the Nth writeback call starts: the call
+ *     returns 0 and the file's next fdatasync fails with EIO and drops its unsynced writes.
  *
  * Not a model of a real page cache: a crash keeps whole logged writes or prefixes of them, and a
  * file not yet made durable by a directory fsync disappears. Test code only; #include the .c.
@@ -62,6 +64,13 @@ void fio_reboot(fio *f, fio_crash_mode mode);
 
 /* Has the directory at path (as opened) been fdatasynced? */
 int fio_dir_synced(fio *f, const char *path);
+
+/* Give the io table a writeback op (sync_file_range's WRITE, off by default). Its calls are not
+ * counted in fio_ops; fio_fail_writeback makes the I/O of call number n (1-based, of all writeback
+ * calls so far) fail, as the file's next fdatasync then reports. */
+void fio_enable_writeback(fio *f);
+void fio_fail_writeback(fio *f, uint64_t n);
+uint64_t fio_writeback_calls(fio *f);
 
 /* Flip a random bit in the bytes returned by pread call number n (of all preads so far). */
 void fio_flip_on_read(fio *f, uint64_t n);

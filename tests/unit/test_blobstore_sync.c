@@ -6,6 +6,9 @@
  *     the store refuses new appends, and bs_error says why;
  *   - concurrent writers: of many threads that append and sync while one round fails, every one
  *     told CM_OK finds its blob after a crash;
+ *   - early writeback: when the I/O a bs_writeback started fails, the next sync round fails and
+ *     the store seals itself; what was durable before is kept, the lost blob is gone after a
+ *     restart, and the restarted store syncs again;
  *   - compaction: a failed sync of the copies keeps the source segment (no acknowledged blob is
  *     lost when the copies were not durable).
  * And the other durability details of the on-disk format:
@@ -109,6 +112,55 @@ static void test_sticky(void)
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     CU_ASSERT(intact(bs, 1, 5000));
     CU_ASSERT_EQUAL(bs_error(bs), CM_OK); /* a restart starts healthy */
+    bs_close(bs);
+    fio_free(f);
+}
+
+/*
+ * Early writeback (bs_writeback) is a sync_file_range whose result the store ignores. When the
+ * I/O it started fails, Linux reports it at the file's next fdatasync (once) and the pages are
+ * gone: that fdatasync must fail the round, nothing appended since the last good round may be
+ * reported durable, and the store seals itself as after any failed fdatasync. A writeback whose
+ * I/O succeeds changes nothing that a sync would not.
+ */
+static void test_writeback_failure(void)
+{
+    const char *dir = fresh_dir("wbfail");
+    fio *f = fio_new(SEED);
+    fio_enable_writeback(f);
+    bs_options opt = {.io = fio_io(f), .compact_rate = -1};
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 5000), CM_OK);
+    uint64_t wb = fio_writeback_calls(f);
+    bs_writeback(bs); /* pushed, and its I/O goes well */
+    CU_ASSERT_EQUAL(fio_writeback_calls(f), wb + 1);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 2, 70000), CM_OK);
+    fio_fail_writeback(f, fio_writeback_calls(f) + 1);
+    bs_writeback(bs);
+    CU_ASSERT_EQUAL(fio_writeback_calls(f), wb + 2); /* blob 2's bytes went to the failing I/O */
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_ERR_IO);         /* and the fdatasync after it says so */
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_ERR_IO); /* a retry's fdatasync succeeds: still not OK */
+    CU_ASSERT_EQUAL(bs_error(bs), CM_ERR_IO);
+    CU_ASSERT_EQUAL(put(bs, 3, 100), CM_ERR_IO);
+    CU_ASSERT(intact(bs, 1, 5000));
+    bs_close(bs);
+    fio_reboot(f, FIO_KEEP_SOME);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT(intact(bs, 1, 5000)); /* what was durable before stays */
+    bs_id id2 = cu_tag_id(2, MARK);
+    uint64_t size = 0;
+    CU_ASSERT_NOT_EQUAL(bs_size(bs, &id2, &size), CM_OK); /* its pages were dropped */
+    CU_ASSERT_EQUAL(bs_error(bs), CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 4, 9000), CM_OK); /* and the store takes writes again */
+    bs_writeback(bs);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_close(bs);
+    fio_reboot(f, FIO_DROP_UNSYNCED);
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT(intact(bs, 1, 5000));
+    CU_ASSERT(intact(bs, 4, 9000));
     bs_close(bs);
     fio_free(f);
 }
@@ -413,6 +465,7 @@ void cu_register(void)
     static const cu_test tests[] = {
         {"sync_failure_is_sticky", test_sticky},
         {"concurrent_writers_of_a_failed_round", test_concurrent_writers},
+        {"writeback_failure_fails_the_next_sync", test_writeback_failure},
         {"compaction_keeps_source_after_sync_failure", test_compaction_keeps_source},
         {"mkdir_syncs_parent", test_mkdir_syncs_parent},
         {"corruption_before_synced_mark", test_corruption_before_mark},
