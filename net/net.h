@@ -119,6 +119,8 @@ void net_server_stop(net_server *srv, int grace_ms);
 void net_server_free(net_server *srv);
 /* Connections open now and accepted since start (refused ones not counted), for /metrics. */
 void net_server_conn_stats(const net_server *srv, uint64_t *open, uint64_t *accepted);
+/* Connections of loop i, those on their way to it included (-1: no such loop). */
+int net_server_loop_conns(const net_server *srv, int i);
 
 /* ---- TLS (net_tls.c, docs/tls.md) ----
  *

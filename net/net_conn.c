@@ -229,6 +229,7 @@ void net_conn_free(net_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     loop->nconns--;
+    atomic_fetch_sub(&loop->load, 1);
     free(c);
     if (loop->stopping && loop->nconns == 0)
         event_base_loopbreak(loop->base);
@@ -1021,6 +1022,7 @@ void net_conn_start(net_loop *loop, evutil_socket_t fd, const struct sockaddr *s
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
+    atomic_fetch_add(&loop->load, 1);
     atomic_fetch_add_explicit(&loop->srv->accepted, 1, memory_order_relaxed);
     c->idle_seq = ++loop->idle_seq;
     c->accepted_at = accepted_at;

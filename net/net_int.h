@@ -24,6 +24,7 @@
 #define NET_CHUNK_LINE_MAX 4096       /* chunk-size line incl. extensions */
 #define NET_LINGER_MS 2000            /* how long a closing connection drains client bytes */
 #define NET_ACCEPT_BACKOFF_MS 100     /* listener pause when out of descriptors, nothing to shed */
+#define NET_INBOX 64 /* connections on their way from another loop's accept (net_server.c) */
 #define NET_NOTE_EVERY_MS 10000 /* at most one connection-pressure log line per loop per 10 s */
 #define NET_FRESH_MS 1000       /* a new connection's time to send before it counts as idle */
 #define NET_TLS_RECORD 16384    /* largest TLS record payload */
@@ -97,6 +98,13 @@ typedef struct {
     unsigned shed, refused, no_fd;
 } net_pressure;
 
+/* A connection another loop accepted and hands to this one. */
+typedef struct {
+    evutil_socket_t fd;
+    struct sockaddr_storage sa;
+    int salen;
+} net_handoff;
+
 struct net_loop {
     net_server *srv;
     int index;
@@ -114,6 +122,14 @@ struct net_loop {
     char date[32];
     int stopping;
     pthread_t thread;
+    /* Balance (net_server.c): load is nconns plus the connections on their way here, read by
+     * every loop's accept; inbox holds those, under inbox_mu (inbox_closed once stopping), and
+     * inbox_ev, activated by the loop that hands one over, takes them on this loop. */
+    atomic_int load;
+    pthread_mutex_t inbox_mu;
+    net_handoff inbox[NET_INBOX];
+    int ninbox, inbox_closed;
+    struct event *inbox_ev;
 };
 
 struct net_server {

@@ -3,9 +3,18 @@
  *
  * One net_loop per thread, each with its own event_base and its own listening socket bound to the
  * same host:port with SO_REUSEPORT, so the kernel spreads connections across loops and a
- * connection never changes thread. With port 0 the first socket picks the port and the others
- * bind to it. A fixed port already listened on by another process is refused (probe_port), not
- * shared.
+ * connection never changes thread once started. With port 0 the first socket picks the port and
+ * the others bind to it. A fixed port already listened on by another process is refused
+ * (probe_port), not shared.
+ *
+ * Balance. The kernel picks a loop's socket by a hash of the connection's addresses, which is
+ * fair over many connections but not over a few: four uploads of a backup tool landed all on one
+ * of two loops in 2 of 4 runs measured (docs/performance.md, "Thirteenth session"), leaving one
+ * core to do every byte's work. So a loop that accepts a connection while another loop has fewer
+ * (load: its connections plus those on their way to it, an atomic each loop keeps) hands it over
+ * before starting it: into that loop's inbox (NET_INBOX places, under its mutex) and
+ * event_active on its inbox_ev. A full or closed inbox (the loop is stopping) keeps it here. A
+ * stopping loop closes what it still finds in its inbox; net_server_free closes what is left.
  *
  * Stop protocol: net_server_stop() (any thread) records the grace period and activates each
  * loop's stop event (event bases are created after evthread_use_pthreads(), so event_active is
@@ -22,8 +31,8 @@
  * NET_ACCEPT_BACKOFF_MS rather than spin on a listening socket that stays readable. Either way
  * the log gets one summary line per loop per 10 s, not one per attempt.
  *
- * The only lock guards stop_requested/stop_grace_ms; everything else belongs to one loop thread,
- * or to the caller before run / after run returns.
+ * srv->lock guards stop_requested/stop_grace_ms, each loop's inbox_mu its inbox; load is atomic;
+ * everything else belongs to one loop thread, or to the caller before run / after run returns.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -46,11 +55,64 @@ static void evthread_setup(void)
     evthread_use_pthreads();
 }
 
+/* Give a connection this loop accepted to the loop with the fewest (load), when that one has
+ * fewer than this one; 1 when handed over. */
+static int hand_off(net_loop *loop, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    net_server *srv = loop->srv;
+    net_loop *to = loop;
+    int least = atomic_load(&loop->load);
+    for (int i = 0; i < srv->nloops; i++) {
+        int n = atomic_load(&srv->loops[i].load);
+        if (n < least) {
+            least = n;
+            to = &srv->loops[i];
+        }
+    }
+    if (to == loop || salen < 0 || (size_t)salen > sizeof(struct sockaddr_storage))
+        return 0;
+    pthread_mutex_lock(&to->inbox_mu);
+    int ok = !to->inbox_closed && to->ninbox < NET_INBOX;
+    if (ok) {
+        net_handoff *h = &to->inbox[to->ninbox++];
+        h->fd = fd;
+        memcpy(&h->sa, sa, (size_t)salen);
+        h->salen = salen;
+        atomic_fetch_add(&to->load, 1);
+    }
+    pthread_mutex_unlock(&to->inbox_mu);
+    if (ok)
+        event_active(to->inbox_ev, 0, 0); /* thread-safe: bases are made after evthread setup */
+    return ok;
+}
+
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     (void)lis;
-    net_conn_accept(arg, fd, sa, salen);
+    if (!hand_off(arg, fd, sa, salen))
+        net_conn_accept(arg, fd, sa, salen);
+}
+
+/* The connections other loops handed to this one. */
+static void inbox_cb(evutil_socket_t unused, short what, void *arg)
+{
+    net_loop *loop = arg;
+    net_handoff got[NET_INBOX];
+    (void)unused;
+    (void)what;
+    pthread_mutex_lock(&loop->inbox_mu);
+    int n = loop->ninbox;
+    memcpy(got, loop->inbox, (size_t)n * sizeof(got[0]));
+    loop->ninbox = 0;
+    pthread_mutex_unlock(&loop->inbox_mu);
+    for (int i = 0; i < n; i++) {
+        atomic_fetch_sub(&loop->load, 1);
+        if (loop->stopping)
+            evutil_closesocket(got[i].fd);
+        else
+            net_conn_accept(loop, got[i].fd, (struct sockaddr *)&got[i].sa, got[i].salen);
+    }
 }
 
 /* The listener may accept again (the out-of-descriptors pause is over). */
@@ -118,6 +180,9 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     if (loop->stopping)
         return;
     loop->stopping = 1;
+    pthread_mutex_lock(&loop->inbox_mu);
+    loop->inbox_closed = 1; /* what is in it already, inbox_cb or net_server_free closes */
+    pthread_mutex_unlock(&loop->inbox_mu);
     if (loop->listener) {
         evconnlistener_free(loop->listener);
         loop->listener = NULL;
@@ -211,13 +276,15 @@ static cm_err loop_init(net_server *srv, net_loop *loop, int index, const struct
 {
     loop->srv = srv;
     loop->index = index;
+    pthread_mutex_init(&loop->inbox_mu, NULL);
     loop->base = event_base_new();
     if (!loop->base)
         return CM_ERR_NOMEM;
     loop->stop_ev = event_new(loop->base, -1, 0, stop_cb, loop);
     loop->grace_ev = evtimer_new(loop->base, grace_cb, loop);
     loop->accept_ev = evtimer_new(loop->base, accept_resume_cb, loop);
-    if (!loop->stop_ev || !loop->grace_ev || !loop->accept_ev)
+    loop->inbox_ev = event_new(loop->base, -1, 0, inbox_cb, loop);
+    if (!loop->stop_ev || !loop->grace_ev || !loop->accept_ev || !loop->inbox_ev)
         return CM_ERR_NOMEM;
     return bind_loop(srv, loop, ai);
 }
@@ -310,6 +377,11 @@ void net_server_conn_stats(const net_server *srv, uint64_t *open, uint64_t *acce
     *accepted = atomic_load_explicit((atomic_uint_fast64_t *)&srv->accepted, memory_order_relaxed);
 }
 
+int net_server_loop_conns(const net_server *srv, int i)
+{
+    return i >= 0 && i < srv->nloops ? atomic_load((atomic_int *)&srv->loops[i].load) : -1;
+}
+
 static void *loop_thread(void *arg)
 {
     net_loop *loop = arg;
@@ -351,8 +423,13 @@ void net_server_free(net_server *srv)
             event_free(loop->grace_ev);
         if (loop->accept_ev)
             event_free(loop->accept_ev);
+        if (loop->inbox_ev)
+            event_free(loop->inbox_ev);
+        for (int j = 0; j < loop->ninbox; j++) /* handed over as the loop stopped */
+            evutil_closesocket(loop->inbox[j].fd);
         if (loop->base)
             event_base_free(loop->base);
+        pthread_mutex_destroy(&loop->inbox_mu);
     }
     free(srv->loops);
     pthread_mutex_destroy(&srv->lock);
