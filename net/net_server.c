@@ -8,13 +8,14 @@
  * (probe_port), not shared.
  *
  * Balance. The kernel picks a loop's socket by a hash of the connection's addresses, which is
- * fair over many connections but not over a few: four uploads of a backup tool landed all on one
- * of two loops in 2 of 4 runs measured (docs/performance.md, "Thirteenth session"), leaving one
- * core to do every byte's work. So a loop that accepts a connection while another loop has fewer
- * (load: its connections plus those on their way to it, an atomic each loop keeps) hands it over
- * before starting it: into that loop's inbox (NET_INBOX places, under its mutex) and
- * event_active on its inbox_ev. A full or closed inbox (the loop is stopping) keeps it here. A
- * stopping loop closes what it still finds in its inbox; net_server_free closes what is left.
+ * fair over many connections but not over a few: the four uploads of a benchmark landed all on
+ * one of two loops in 1 of 4 runs on the idle machine and 2 of 4 during a CI run
+ * (docs/performance.md, "Thirteenth session"), leaving one core to do every byte's work. So a loop
+ * that accepts a connection while another loop has fewer (load: its connections plus those on their
+ * way to it, an atomic each loop keeps) hands it over before starting it: into that loop's inbox
+ * (NET_INBOX places, under its mutex) and event_active on its inbox_ev. A full or closed inbox (the
+ * loop is stopping) keeps it here. A stopping loop closes what it still finds in its inbox;
+ * net_server_free closes what is left.
  *
  * Stop protocol: net_server_stop() (any thread) records the grace period and activates each
  * loop's stop event (event bases are created after evthread_use_pthreads(), so event_active is
