@@ -63,10 +63,14 @@ size_t cm_bufpool_idle(void);
  * page faults. A buffer of size bytes, 64-byte aligned, from the shared pool when it holds one of
  * that size, else fresh; NULL: no memory. Give it back with cm_bufpool_put_shared, or free() it.
  * Bounds: CM_BUFPOOL_SHARED_MAX idle buffers of CM_BUFPOOL_SHARED_BYTES in all, as for a thread's
- * pool (a buffer given back to a full pool evicts idle ones of other sizes, or is freed).
+ * pool (a buffer given back to a full pool evicts idle ones of other sizes, or is freed). Sized
+ * for 16 uploads of 1 MiB at once through a cluster node, each holding a 1 MiB compression frame,
+ * its output buffer and a 1 MiB stripe of 2+2 cells (ob_cluster_write.c's ring): with 16 buffers
+ * of 16 MiB the pool caught about 4 bodies' worth and n1 took ~520 page faults per PUT; with
+ * these bounds ~85 (2026-12-06). Idle memory the pool may hold: at most the bytes bound.
  */
-#define CM_BUFPOOL_SHARED_MAX 16
-#define CM_BUFPOOL_SHARED_BYTES (16u << 20)
+#define CM_BUFPOOL_SHARED_MAX 48
+#define CM_BUFPOOL_SHARED_BYTES (64u << 20)
 void *cm_bufpool_take_shared(size_t size);
 /* buf (size bytes, from cm_bufpool_take_shared) into the shared pool, or freed; NULL: no-op. */
 void cm_bufpool_put_shared(void *buf, size_t size);

@@ -47,6 +47,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cm_bufpool.h"
 #include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
@@ -123,10 +124,11 @@ static void cw_free(ob_cw *w)
 {
     if (w->timer)
         event_free(w->timer);
+    /* Every call has ended: nothing refers to the buffers any more. */
     for (int s = 0; w->ring && s < w->window; s++)
-        free(w->ring[s]);
+        cm_bufpool_put_shared(w->ring[s], w->sbuf);
     for (int i = 0; i < w->norphans; i++)
-        free(w->orphans[i]);
+        cm_bufpool_put_shared(w->orphans[i], w->sbuf);
     free(w->ring);
     free(w->ring_clen);
     ec_free(w->codec);
@@ -631,8 +633,9 @@ static cm_err take_buffer(ob_cw *w, int wait)
     if (e != CM_OK)
         return e;
     if (!w->ring[slot]) {
-        uint8_t *b;
-        if (posix_memalign((void **)&b, 64, w->sbuf) != 0)
+        /* Taken here (a worker or a loop), given back where the body is freed (the loop). */
+        uint8_t *b = cm_bufpool_take_shared(w->sbuf);
+        if (!b)
             return CM_ERR_NOMEM;
         pthread_mutex_lock(&w->mu);
         w->ring[slot] = b;
