@@ -882,13 +882,16 @@ static void repair_block(const char *js)
     am_duration(jdbl(r, "full_redundancy_s"), full, sizeof(full));
     fmt_time((int64_t)jnum(r, "start_ms"), t1, sizeof(t1));
     fmt_time((int64_t)jnum(r, "end_ms"), t2, sizeof(t2));
-    printf("repair: %s, %" PRIu64 " passes, every %" PRIu64 " s (0 = on events), limit %g MB/s\n",
+    printf("repair: %s, %" PRIu64 " passes, every %" PRIu64 " s (0 = on events; every cell stat'ed "
+           "every %" PRIu64 " s, else layouts only), limit %g MB/s\n",
            jtrue(r, "running") ? "RUNNING" : "idle", jnum(r, "passes"), jnum(r, "interval_s"),
-           jdbl(r, "limit_mbps"));
+           jnum(r, "full_interval_s"), jdbl(r, "limit_mbps"));
     printf("%-22s %.*s, started %s, ended %s\n", "last pass",
            why ? (int)strcspn(why + 10, "\"") : 1, why ? why + 10 : "-", t1, t2);
-    printf("%-22s %" PRIu64 "/%" PRIu64 " (bodies checked %" PRIu64 ")\n", "records scanned",
-           jnum(r, "scanned"), jnum(r, "records"), jnum(r, "parts"));
+    printf("%-22s %" PRIu64 "/%" PRIu64 " (bodies checked %" PRIu64 ", %" PRIu64
+           " of them on their layout alone)\n",
+           "records scanned", jnum(r, "scanned"), jnum(r, "records"), jnum(r, "parts"),
+           jnum(r, "trusted"));
     printf("%-22s %" PRIu64 " degraded, %" PRIu64 " healed, %" PRIu64 " failed\n", "bodies",
            jnum(r, "degraded"), jnum(r, "healed"), jnum(r, "failed"));
     printf("%-22s %" PRIu64 " (%s)\n", "cells rebuilt/moved", jnum(r, "cells"), b);

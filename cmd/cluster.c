@@ -34,7 +34,8 @@
  *     format, replace the previous ones whenever the file changes);
  *   - the repair thread (cluster_repair.c): repair passes over this node's records that bring
  *     bodies back to k+m healthy cells at their homes, on layout changes, nodes coming back,
- *     request and every repair_interval_s;
+ *     request and every repair_interval_s (layouts only, but for one full pass every
+ *     repair_full_interval_s);
  *   - conditional writes (cluster_cond.c): the coordinator's cond_run hands each to its
  *     partition's leader, elected through etcd; the node RPC's cond route runs those handed here;
  *   - the lifecycle worker's share (cmd_cluster_first_live_home): a record is this node's to
@@ -823,6 +824,7 @@ cm_err cmd_cluster_run(cmd_cluster *c, co_layout *layout,
                             .data_dir = c->cfg.data_dir ? c->cfg.data_dir : ".",
                             .mbps = c->cfg.repair_mbps,
                             .interval_s = c->cfg.repair_interval_s,
+                            .full_interval_s = c->cfg.repair_full_interval_s,
                             .gc_grace_s = c->cfg.gc_grace_ms / 1000};
     return cmd_repair_start(&pc, &c->repair);
 }

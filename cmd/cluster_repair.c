@@ -12,10 +12,14 @@
  * LIVENESS_MS). A pass runs when the adopted epoch changes, when a node of the layout
  * reappears in the member list (down, then back), when asked (POST /admin/repair), once the
  * first layout is there (this node may just have come back), and every interval_s ([cluster]
- * repair_interval_s; 0 = on events only). The thread looks for events every second. No pass
- * runs, and a running one stops, while the member list is older than half the member lease TTL
- * (etcd unreachable from here: another node may heal this node's partitions by then); the pass
- * held back runs once the list is fresh again.
+ * repair_interval_s; 0 = on events only). Those passes stat every cell; an interval pass does so
+ * only when full_interval_s ([cluster] repair_full_interval_s) went by since the last full pass
+ * ended with no heal failed, and otherwise checks layouts only (OB_HEAL_LAYOUT_ONLY: a body whose
+ * cells all sit at homes that are up on live nodes is not stat'ed; ~450 us of CPU per healthy 1 MiB
+ * body saved, docs/chunks.md). The thread looks for events every second. No pass runs, and a
+ * running one stops, while the member list is older than half the member lease TTL (etcd
+ * unreachable from here: another node may heal this node's partitions by then); the pass held back
+ * runs once the list is fresh again.
  *
  * Who heals a record: every replica of a partition holds the same records, so only one node
  * heals each: the first home of the record's partition (rp_homes over the homes map, of
@@ -75,6 +79,8 @@
 #define EVENT_POLL_MS 1000 /* layout and member list checked this often */
 #define BENCH_BYTES (8u << 20)
 #define LIVENESS_MS 100 /* the pass's liveness view is refreshed this often at most */
+/* The reason of an interval pass that checks layouts only (compared by address). */
+static const char INTERVAL_LAYOUTS[] = "interval, layouts only";
 
 struct cmd_repair {
     cmd_repair_config cfg;
@@ -105,6 +111,8 @@ struct cmd_repair {
     int64_t pace_t0;
     uint64_t pace_bytes;
     int stale_warned;     /* a pass waits for a fresh member list (logged once) */
+    int64_t full_ms;      /* monotonic start of the last full pass that ran to its end with no heal
+                           * failed; 0 none; the repair thread's */
     cmd_orphans *orphans; /* the orphan sweep (cmd/cluster_orphans.c), behind /admin/orphans */
 };
 
@@ -262,7 +270,7 @@ static int pace(void *arg, uint64_t n)
 
 /* One pass; 0 when it did not run or was stopped because the member list is stale (it runs
  * again once the list is fresh). */
-static int run_pass(cmd_repair *c, const char *reason)
+static int run_pass(cmd_repair *c, const char *reason, int layout_only)
 {
     int stale = 0;
     pl_topology *t = NULL;
@@ -297,6 +305,7 @@ static int run_pass(cmd_repair *c, const char *reason)
                            .node_dead = dead,
                            .state_path = c->state_path,
                            .pacer = &pacer,
+                           .flags = layout_only ? OB_HEAL_LAYOUT_ONLY : 0,
                            .mine = mine,
                            .swap = swap,
                            .current = current,
@@ -317,9 +326,16 @@ static int run_pass(cmd_repair *c, const char *reason)
         goto out;
     c->pace_t0 = cm_monotonic_ms();
     c->pace_bytes = 0;
+    int64_t started = c->pace_t0;
     CM_INFO(MOD, "repair pass (%s) over layout epoch %llu", reason, (unsigned long long)t->epoch);
     e = ob_repair_run(pass);
     stale = pc.stale;
+    /* A full pass some of whose heals failed (a start pass while the other nodes were still
+     * registering finds their cells unreachable) is run again at the next interval. */
+    ob_repair_status end;
+    ob_repair_status_get(pass, &end);
+    if (e == CM_OK && !stale && !layout_only && end.failed == 0)
+        c->full_ms = started;
     pthread_mutex_lock(&c->mu);
     ob_repair_status_get(pass, &c->last);
     c->cur = NULL;
@@ -329,9 +345,10 @@ static int run_pass(cmd_repair *c, const char *reason)
         c->heal_mbps = c->last.mbps;
     pthread_mutex_unlock(&c->mu);
     CM_INFO(MOD,
-            "repair pass (%s) %s: %llu records, %llu degraded, %llu healed, %llu failed, %llu "
-            "cells, %.1f MB/s",
+            "repair pass (%s) %s: %llu records, %llu bodies (%llu on their layout alone), %llu "
+            "degraded, %llu healed, %llu failed, %llu cells, %.1f MB/s",
             reason, e == CM_OK ? "done" : cm_err_str(e), (unsigned long long)c->last.scanned,
+            (unsigned long long)c->last.parts, (unsigned long long)c->last.trusted,
             (unsigned long long)c->last.degraded, (unsigned long long)c->last.healed,
             (unsigned long long)c->last.failed, (unsigned long long)c->last.cells, c->last.mbps);
 out:
@@ -402,9 +419,17 @@ static cm_err thread_setup(cmd_repair *c)
     return e;
 }
 
+/* An interval pass that stats every cell is due: none ended yet, or full_interval_s ago. */
+static int full_due(const cmd_repair *c)
+{
+    return c->cfg.full_interval_s <= 0 || c->full_ms == 0 ||
+           cm_monotonic_ms() - c->full_ms >= (int64_t)c->cfg.full_interval_s * 1000;
+}
+
 /*
  * Why a pass should run now ("" for no reason): a trigger, a new epoch, a node of the layout
- * back in the member list, the first layout, or the interval.
+ * back in the member list, the first layout, or the interval (INTERVAL_LAYOUTS: a pass that
+ * checks layouts only).
  */
 static const char *pass_due(cmd_repair *c, uint64_t *epoch, uint8_t *was_dead, int64_t *next)
 {
@@ -431,7 +456,7 @@ static const char *pass_due(cmd_repair *c, uint64_t *epoch, uint8_t *was_dead, i
     else if (back)
         why = "node back";
     else if (c->cfg.interval_s > 0 && cm_monotonic_ms() >= *next)
-        why = "interval";
+        why = full_due(c) ? "interval" : INTERVAL_LAYOUTS;
     *epoch = t->epoch;
     pl_topology_free(t);
     return why;
@@ -469,7 +494,7 @@ static void *repair_main(void *arg)
             why = waiting; /* a pass the stale member list held back */
         if (!*why)
             continue;
-        waiting = run_pass(c, why) ? "" : why;
+        waiting = run_pass(c, why, why == INTERVAL_LAYOUTS) ? "" : why;
         next = cm_monotonic_ms() + (int64_t)c->cfg.interval_s * 1000;
     }
     free(was_dead);
@@ -602,20 +627,22 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         out, cap,
         "\"repair\":{\"running\":%s,\"passes\":%llu,\"requested\":%llu,\"reason\":\"%s\","
         "\"start_ms\":%lld,\"end_ms\":%lld,\"records\":%llu,\"scanned\":%llu,\"parts\":%llu,"
+        "\"trusted\":%llu,"
         "\"degraded\":%llu,\"healed\":%llu,\"failed\":%llu,\"cells\":%llu,\"bytes\":%llu,"
         "\"mbps\":%.3f,\"disk_mbps\":%.1f,\"disk_share\":%.4f,\"eta_s\":%.1f,"
-        "\"full_redundancy_s\":%.3f,\"limit_mbps\":%.1f,\"interval_s\":%d,"
+        "\"full_redundancy_s\":%.3f,\"limit_mbps\":%.1f,\"interval_s\":%d,\"full_interval_s\":%d,"
         "\"durability\":{\"k\":%d,\"m\":%d,\"known\":%s,\"measured\":%s,\"mbps_per_node\":%.3f,"
         "\"cluster_mbps\":%.3f,\"drive_bytes\":%.0f,\"repair_h\":%.3f,\"nines\":%.2f,"
         "\"az_nines\":%.2f}}",
         running ? "true" : "false", (unsigned long long)passes, (unsigned long long)requested,
         reason, (long long)start, (long long)end, (unsigned long long)s.records,
-        (unsigned long long)s.scanned, (unsigned long long)s.parts, (unsigned long long)s.degraded,
-        (unsigned long long)s.healed, (unsigned long long)s.failed, (unsigned long long)s.cells,
-        (unsigned long long)s.bytes, s.mbps, disk, disk > 0 ? s.mbps / disk : 0, s.eta_s,
-        s.full_redundancy_s, c->cfg.mbps, c->cfg.interval_s, k, m, have_dur ? "true" : "false",
-        measured ? "true" : "false", mbps, have_dur ? in.repair_mbps : 0,
-        have_dur ? in.drive_bytes : 0, dr.repair_h, dr.nines, dr.az_nines);
+        (unsigned long long)s.scanned, (unsigned long long)s.parts, (unsigned long long)s.trusted,
+        (unsigned long long)s.degraded, (unsigned long long)s.healed, (unsigned long long)s.failed,
+        (unsigned long long)s.cells, (unsigned long long)s.bytes, s.mbps, disk,
+        disk > 0 ? s.mbps / disk : 0, s.eta_s, s.full_redundancy_s, c->cfg.mbps, c->cfg.interval_s,
+        c->cfg.full_interval_s, k, m, have_dur ? "true" : "false", measured ? "true" : "false",
+        mbps, have_dur ? in.repair_mbps : 0, have_dur ? in.drive_bytes : 0, dr.repair_h, dr.nines,
+        dr.az_nines);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -146,9 +146,10 @@ typedef struct {
     int64_t gc_grace_ms;  /* replaced bodies are freed this long after (GETs elsewhere end first) */
     int64_t maint_ms;     /* [cluster] maintenance_s: the maintenance period (0: 10 s) */
     const char *data_dir; /* the repair cursor and the disk measurement go here */
-    int repair_interval_s; /* a repair pass this often (0: on events only) */
-    double repair_mbps;    /* cell bytes the repair reads per second (0: unpaced) */
-    const char *etcd;      /* "URL,..." and the cluster id: partition leaders (cluster_cond.c) */
+    int repair_interval_s;      /* a repair pass this often (0: on events only) */
+    int repair_full_interval_s; /* of those, one that stats every cell this often (0: all) */
+    double repair_mbps;         /* cell bytes the repair reads per second (0: unpaced) */
+    const char *etcd; /* "URL,..." and the cluster id: partition leaders (cluster_cond.c) */
     const char *cluster_id;
     /* [cluster] tombstone_grace_s: tombstones collected, undelivered hints dropped, this long
      * after their write (docs/replication.md, "Tombstone collection") */
@@ -196,9 +197,10 @@ typedef struct {
     uint32_t nshards;
     int nreplicas; /* N: the coordinator's homes per partition (rp_homes); 1..PL_MAX_CELLS */
     const char *data_dir;
-    double mbps;        /* pace; 0 = unpaced */
-    int interval_s;     /* 0 = events only */
-    int64_t gc_grace_s; /* the orphan sweep's default grace is the larger of this and an hour */
+    double mbps;         /* pace; 0 = unpaced */
+    int interval_s;      /* 0 = events only */
+    int full_interval_s; /* an interval pass is full this often, else layouts only; 0 = always */
+    int64_t gc_grace_s;  /* the orphan sweep's default grace is the larger of this and an hour */
 } cmd_repair_config;
 /* Writes DATA/CMD_CLUSTER_MARK (the node id), which `cairn fsck` reads as "a cluster node". */
 cm_err cmd_repair_start(const cmd_repair_config *cfg, cmd_repair **out);

@@ -522,6 +522,7 @@ static int start_cluster(server_opts *o, int port, gw *g, cluster_view *cn)
                                .hints_max = (uint64_t)o->hints_max,
                                .data_dir = o->data,
                                .repair_interval_s = (int)o->repair_interval,
+                               .repair_full_interval_s = (int)o->repair_full_interval,
                                .repair_mbps = o->repair_mbps,
                                .etcd = o->cluster_etcd,
                                .cluster_id = o->cluster_id};

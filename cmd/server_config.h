@@ -56,6 +56,7 @@ typedef struct {
     long tomb_grace;                /* [cluster] tombstone_grace_s */
     long hints_max;                 /* [cluster] hints_max */
     long repair_interval;           /* [cluster] repair_interval_s (0 = on events only) */
+    long repair_full_interval;      /* [cluster] repair_full_interval_s (0 = every pass full) */
     double repair_mbps;             /* [cluster] repair_mbps (0 = unpaced) */
     char rpc_listen[300];           /* [cluster] rpc_listen "HOST:PORT"; "" = unset */
     char rpc_host[300];             /* its host */

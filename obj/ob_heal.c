@@ -33,7 +33,9 @@
  *
  * Memory: one group buffer of (k+m) x max(cell_size, OB_HEAL_GROUP): cell column i of the group
  * at i x glen, stripe st of it at st x clen (what one range read of the chunk returns, and what
- * one append writes); one group's reads, then its writes, in flight.
+ * one append writes); one group's reads, then its writes, in flight. It and the codec are made
+ * only when there are stripes to go through: a heal that finds every cell healthy ends after the
+ * stats without them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +124,14 @@ static int same(pl_cell a, pl_cell b)
 }
 
 /* A drive that takes a cell now. */
+static int cfg_usable(const ob_heal_config *cfg, pl_cell c)
+{
+    return eff_state(cfg->topo, c) == PL_UP && !(cfg->node_dead && cfg->node_dead[c.node]);
+}
+
 static int usable(const ob_hl *h, pl_cell c)
 {
-    return eff_state(h->cfg.topo, c) == PL_UP && !dead(h, c);
+    return cfg_usable(&h->cfg, c);
 }
 
 /* A drive whose chunk may be read. */
@@ -253,6 +260,7 @@ static int busy(const ob_hl *h)
 
 static void stripe_start(ob_hl *h);
 static void prepare(ob_hl *h);
+static cm_err stripes_ready(ob_hl *h);
 
 static void stripe_next(ob_hl *h)
 {
@@ -418,8 +426,9 @@ static void stripe_start(ob_hl *h)
 static void prepared_end(ob_hl *h)
 {
     h->pos = h->cell_off = 0; /* every stripe (again); targets written before skip theirs */
-    if (!busy(h))
-        wind_up(h, CM_OK);
+    cm_err e = busy(h) ? stripes_ready(h) : CM_OK;
+    if (!busy(h) || e != CM_OK)
+        wind_up(h, e);
     else
         stripe_start(h);
 }
@@ -525,12 +534,32 @@ static void park(ob_hl *h, int i, pl_cell near, int cap)
 }
 
 /* Drive d is one of the body's homes under the current map. */
-static int is_home(const ob_hl *h, const pl_cell *home, pl_cell d)
+static int in_homes(const pl_cell *home, int n, pl_cell d)
 {
-    for (int j = 0; j < h->n; j++)
+    for (int j = 0; j < n; j++)
         if (same(home[j], d))
             return 1;
     return 0;
+}
+
+static int is_home(const ob_hl *h, const pl_cell *home, pl_cell d)
+{
+    return in_homes(home, h->n, d);
+}
+
+int ob_heal_at_home(const ob_heal_config *cfg, const md_layout *lay)
+{
+    int n = lay->k + lay->m;
+    pl_cell home[PL_MAX_CELLS];
+    if (lay->epoch == 0 || lay->k < 1 || n > PL_MAX_CELLS ||
+        pl_place(cfg->homes, lay->blob, lay->k, lay->m, home) != CM_OK)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        pl_cell c = {lay->nodes[i], lay->drives[i]};
+        if (lay->drives[i] == 0xFF || !cfg_usable(cfg, c) || !in_homes(home, n, c))
+            return 0;
+    }
+    return 1;
 }
 
 /* A home that can take a cell and that no cell names (as its drive now or its target). */
@@ -627,18 +656,25 @@ static cm_err hl_new(ob_resolver *r, const ob_heal_config *cfg, const md_layout 
     memcpy(h->id.b, lay->blob, sizeof(h->id.b));
     h->blob_len = ob_layout_cell_blob_len(lay);
     h->spg = lay->cell_size >= OB_HEAL_GROUP ? 1 : OB_HEAL_GROUP / lay->cell_size;
-    cm_err e = ec_new(lay->k, lay->m, &h->codec);
-    if (e == CM_OK &&
-        posix_memalign((void **)&h->stripe, 64, (size_t)n * h->spg * lay->cell_size) != 0) {
+    *out = h;
+    return CM_OK;
+}
+
+/*
+ * The codec and the group buffer, made when the stripes start: most heals of a pass find every
+ * cell healthy and end after the stats, and a buffer this large (4 MiB for 2+2 with 256 KiB cells)
+ * is an mmap, a munmap and its TLB shootdown each time (a pass over healthy 1 MiB bodies spent
+ * more of its page faults here than anywhere else).
+ */
+static cm_err stripes_ready(ob_hl *h)
+{
+    cm_err e = h->codec ? CM_OK : ec_new(h->lay.k, h->lay.m, &h->codec);
+    if (e == CM_OK && !h->stripe &&
+        posix_memalign((void **)&h->stripe, 64, (size_t)h->n * h->spg * h->lay.cell_size) != 0) {
         h->stripe = NULL;
         e = CM_ERR_NOMEM;
     }
-    if (e != CM_OK) {
-        hl_free(h);
-        return e;
-    }
-    *out = h;
-    return CM_OK;
+    return e;
 }
 
 cm_err ob_heal(ob_resolver *r, const ob_heal_config *cfg, const md_layout *lay, ob_heal_done done,

@@ -29,6 +29,8 @@
 #include "ob_chunk.h"
 
 #define OB_HEAL_VERIFY 1u /* read every readable cell of every stripe (finds corrupt ones) */
+/* A pass (ob_repair) trusts a body whose layout passes ob_heal_at_home: no stat, no heal. */
+#define OB_HEAL_LAYOUT_ONLY 2u
 
 typedef struct {
     const pl_topology *topo;  /* the current layout: states, AZs (borrowed for the call) */
@@ -82,6 +84,14 @@ typedef void (*ob_drop_done)(void *arg, int failed);
 cm_err ob_heal_drop(ob_resolver *r, const uint8_t blob[16], const pl_cell *cells, int n,
                     ob_drop_done done, void *arg);
 
+/*
+ * Whether lay, as written, already is what a heal would leave: every cell names a drive (none
+ * dropped at write), each drive a home of the body under cfg->homes, up on a live node
+ * (cfg->node_dead). Reads the layout only: a chunk lost from a drive that still looks up is not
+ * seen (a full heal stats every cell). Any thread.
+ */
+int ob_heal_at_home(const ob_heal_config *cfg, const md_layout *lay);
+
 /* a and b name the same blob, size and cells (node and drive of each) */
 int ob_layout_same_cells(const md_layout *a, const md_layout *b);
 
@@ -96,7 +106,7 @@ typedef struct {
     const uint8_t *node_dead;
     const char *state_path; /* the cursor file (NULL: no resume) */
     const ob_pacer *pacer;  /* NULL = unpaced */
-    unsigned flags;         /* OB_HEAL_VERIFY */
+    unsigned flags;         /* OB_HEAL_VERIFY, OB_HEAL_LAYOUT_ONLY */
     size_t page;            /* records per listing page (0 = 256) */
     /* A cluster node (cmd/cluster_repair.c): mine says whether this node heals bucket/key (NULL:
      * every record); swap replaces a part's layout where the record lives (NULL:
@@ -125,6 +135,7 @@ typedef struct {
     uint64_t records;  /* records of the pass (counted when it starts) */
     uint64_t scanned;  /* records looked at */
     uint64_t parts;    /* bodies over nodes checked */
+    uint64_t trusted;  /* of them, passed on their layout alone (OB_HEAL_LAYOUT_ONLY) */
     uint64_t degraded; /* bodies found degraded */
     uint64_t healed;   /* of them, brought back and swapped in */
     uint64_t failed;   /* could not be healed now (too few cells, no place, conflict) */

@@ -462,6 +462,15 @@ static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size
     waiter w;
     int swapped = 0, broken = 0, degraded = 0;
     cm_err e = CM_OK;
+    ob_heal_config hc = {rp->cfg.topo, rp->cfg.homes, rp->cfg.node_dead, NULL, 0, NULL, NULL};
+    if ((rp->cfg.flags & OB_HEAL_LAYOUT_ONLY) && !(rp->cfg.flags & OB_HEAL_VERIFY) &&
+        ob_heal_at_home(&hc, stored)) {
+        pthread_mutex_lock(&rp->mu);
+        rp->st.parts++;
+        rp->st.trusted++;
+        pthread_mutex_unlock(&rp->mu);
+        return CM_OK;
+    }
     for (int round = 0; round < 4; round++) {
         memset(&w, 0, sizeof(w));
         e = heal_once(rp, bucket, key, part, &cur, &w, &swapped, &broken);

@@ -1,7 +1,8 @@
 /*
  * test_obj_heal_repair.c - the ob_repair pass (obj/ob_heal.h) over a node's records: a node down
  * and back (cursor, handoffs, the cluster's hooks), a swap without a clear answer, the cursor
- * written at most once a second, and the old places deferred to garbage records. The nodes are
+ * written at most once a second, the old places deferred to garbage records, and the layout-only
+ * pass. The nodes are
  * oh_env.h's.
  */
 #include <stdio.h>
@@ -189,6 +190,109 @@ static void test_repair_pass(void)
             }
         free(body[j]);
     }
+    md_close(md);
+    env_down();
+}
+
+/* Part 0 of alpha/key j as the record names it. */
+static md_layout layout_of(md_store *md, int j)
+{
+    char key[64];
+    md_object o;
+    obj_key(j, key, sizeof(key));
+    CU_ASSERT_FATAL(md_object_get(md, buckets[0], key, &o) == CM_OK);
+    md_layout l = o.parts[0].layout;
+    md_object_release(&o);
+    return l;
+}
+
+static ob_repair_status run_flags(md_store *md, const char *state, unsigned flags)
+{
+    ob_repair_config rc = {md,    E.res, E.base, E.topo, E.homes, E.dead, state, NULL,
+                           flags, 2,     NULL,   NULL,   NULL,    NULL,   0};
+    ob_repair *rp;
+    ob_repair_status st;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    return st;
+}
+
+/*
+ * A layout-only pass (OB_HEAL_LAYOUT_ONLY, cmd/cluster_repair.c's interval passes) trusts a body
+ * whose layout has every cell at a home that is up on a live node, and heals the others: a cell
+ * dropped at write (0xFF), a cell on a node gone down. A chunk lost from a drive that still looks
+ * up is not in the layout: only a full pass finds and rebuilds it.
+ */
+static void test_repair_layout_only(void)
+{
+    enum { NB = 3 };
+    char path[400], state[420], key[64];
+    uint8_t *body[NB];
+    md_layout lay[NB];
+    md_store *md;
+    env_up();
+    snprintf(path, sizeof(path), "%s/meta-lo-%p", cu_tmpdir(), (void *)&E);
+    snprintf(state, sizeof(state), "%s.repair", path);
+    CU_ASSERT_FATAL(md_open(path, 0, &md) == CM_OK);
+    md_bucket mb = {.name = ""};
+    snprintf(mb.name, sizeof(mb.name), "%s", buckets[0]);
+    CU_ASSERT_FATAL(md_bucket_create(md, &mb) == CM_OK);
+    ob_heal_config hc = {E.topo, E.homes, E.dead, NULL, 0, NULL, NULL};
+    for (int j = 0; j < NB; j++) {
+        body[j] = malloc(LEN2);
+        fill(body[j], LEN2, 300 + (uint64_t)j);
+        lay[j] = put(body[j], LEN2);
+        CU_ASSERT(ob_heal_at_home(&hc, &lay[j]));
+    }
+    /* body 1: the chunk of cell 0 is gone, the layout cannot tell */
+    CU_ASSERT_FATAL(chunk_delete(cell_of(&lay[1], 0), lay[1].blob) == CM_OK);
+    CU_ASSERT(ob_heal_at_home(&hc, &lay[1]));
+    /* body 2: cell 1 dropped while the body was written */
+    CU_ASSERT_FATAL(chunk_delete(cell_of(&lay[2], 1), lay[2].blob) == CM_OK);
+    lay[2].drives[1] = 0xFF;
+    CU_ASSERT(!ob_heal_at_home(&hc, &lay[2]));
+    for (int j = 0; j < NB; j++) {
+        md_part part;
+        md_object o = one_part(key, sizeof(key), &part, &lay[j]);
+        obj_key(j, key, sizeof(key));
+        CU_ASSERT_FATAL(md_object_put(md, buckets[0], &o, NULL, NULL, NULL) == CM_OK);
+    }
+
+    ob_repair_status st = run_flags(md, state, OB_HEAL_LAYOUT_ONLY);
+    CU_ASSERT_EQUAL(st.parts, NB);
+    CU_ASSERT_EQUAL(st.trusted, NB - 1);
+    CU_ASSERT_EQUAL(st.degraded, 1);
+    CU_ASSERT_EQUAL(st.healed, 1);
+    md_layout l2 = layout_of(md, 2);
+    CU_ASSERT_NOT_EQUAL(l2.drives[1], 0xFF);
+    check_all_cells(body[2], LEN2, &l2);
+    uint64_t sz;
+    CU_ASSERT_EQUAL(chunk_stat(cell_of(&lay[1], 0), lay[1].blob, &sz), CM_ERR_NOTFOUND);
+
+    st = run_flags(md, state, 0); /* a full pass stats every cell */
+    CU_ASSERT_EQUAL(st.parts, NB);
+    CU_ASSERT_EQUAL(st.trusted, 0);
+    CU_ASSERT_EQUAL(st.healed, 1);
+    check_all_cells(body[1], LEN2, &lay[1]); /* rebuilt in place, at its home */
+
+    /* a node holding a cell of body 0 goes down: its layout is not trusted any more */
+    int victim = -1; /* a remote one: node 0 is the pass's own */
+    for (int n = 1; n < NN && victim < 0; n++)
+        victim = cell_on(&lay[0], n) >= 0 ? n : -1;
+    CU_ASSERT_FATAL(victim >= 0);
+    node_down(victim, 1);
+    CU_ASSERT(!ob_heal_at_home(&hc, &lay[0]));
+    st = run_flags(md, state, OB_HEAL_LAYOUT_ONLY | OB_HEAL_VERIFY); /* VERIFY: never trusted */
+    CU_ASSERT_EQUAL(st.trusted, 0);
+    CU_ASSERT(st.healed >= 1);
+    md_layout l0 = layout_of(md, 0);
+    CU_ASSERT_EQUAL(cell_on(&l0, victim), -1);
+    check_all_cells(body[0], LEN2, &l0);
+    node_down(victim, 0);
+    for (int j = 0; j < NB; j++)
+        free(body[j]);
     md_close(md);
     env_down();
 }
@@ -512,6 +616,7 @@ void cu_register(void)
 {
     static const cu_test repair_tests[] = {
         {"repair_pass", test_repair_pass},
+        {"repair_layout_only", test_repair_layout_only},
         {"repair_swap_unknown", test_repair_swap_unknown},
         {"repair_cursor_batched", test_repair_cursor_batched},
         {"repair_defer_obsolete", test_repair_defer_obsolete},
