@@ -11,7 +11,8 @@
  * layout adopted when it starts; mine() refreshes the view as the pass goes (at most every
  * LIVENESS_MS). A pass runs when the adopted epoch changes, when a node of the layout
  * reappears in the member list (down, then back), when asked (POST /admin/repair), once the
- * first layout is there (this node may just have come back), and every interval_s ([cluster]
+ * first layout is there (this node may just have come back; it waits until every node of the
+ * layout is listed, or one member lease TTL), and every interval_s ([cluster]
  * repair_interval_s; 0 = on events only). Those passes stat every cell; an interval pass does so
  * only when full_interval_s ([cluster] repair_full_interval_s) went by since the last full pass
  * ended with no heal failed, and otherwise checks layouts only (OB_HEAL_LAYOUT_ONLY: a body whose
@@ -111,6 +112,7 @@ struct cmd_repair {
     int64_t pace_t0;
     uint64_t pace_bytes;
     int stale_warned;     /* a pass waits for a fresh member list (logged once) */
+    int64_t thread_ms;    /* monotonic: when the repair thread started */
     int64_t full_ms;      /* monotonic start of the last full pass that ran to its end with no heal
                            * failed; 0 none; the repair thread's */
     cmd_orphans *orphans; /* the orphan sweep (cmd/cluster_orphans.c), behind /admin/orphans */
@@ -155,6 +157,19 @@ int cmd_dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
     int fresh = st->members_read_ms > 0 && age < ttl_s * 1000 / 2;
     free(st);
     return fresh;
+}
+
+/* The member lease TTL the layout watcher reads members with, in ms. */
+static int64_t member_ttl_ms(co_layout *l)
+{
+    co_layout_status *st = malloc(sizeof(*st));
+    int64_t ttl_s = CO_LAYOUT_TTL;
+    if (st) {
+        co_layout_get_status(l, st);
+        ttl_s = st->ttl_s > 0 ? st->ttl_s : CO_LAYOUT_TTL;
+        free(st);
+    }
+    return ttl_s * 1000;
 }
 
 /* ---- the hooks of the pass ---- */
@@ -330,8 +345,8 @@ static int run_pass(cmd_repair *c, const char *reason, int layout_only)
     CM_INFO(MOD, "repair pass (%s) over layout epoch %llu", reason, (unsigned long long)t->epoch);
     e = ob_repair_run(pass);
     stale = pc.stale;
-    /* A full pass some of whose heals failed (a start pass while the other nodes were still
-     * registering finds their cells unreachable) is run again at the next interval. */
+    /* A full pass some of whose heals failed (a node unreachable then) is run again at the next
+     * interval. */
     ob_repair_status end;
     ob_repair_status_get(pass, &end);
     if (e == CM_OK && !stale && !layout_only && end.failed == 0)
@@ -447,6 +462,18 @@ static const char *pass_due(cmd_repair *c, uint64_t *epoch, uint8_t *was_dead, i
     for (int i = 0; i < n; i++)
         back |= *epoch == t->epoch && was_dead[i] && !dead[i];
     memcpy(was_dead, dead, (size_t)n);
+    int missing = 0;
+    for (int i = 0; i < n; i++)
+        missing |= dead[i];
+    if (*epoch == 0 && !asked && missing &&
+        cm_monotonic_ms() - c->thread_ms < member_ttl_ms(c->cfg.layout)) {
+        /* The first pass waits until every node of the layout is in the member list, or one
+         * member lease TTL went by: nodes started together register one by one, and a pass
+         * before that finds the cells of those not listed yet unreachable (every body it
+         * checked was counted failed, none healed). A node still absent after a TTL is down. */
+        pl_topology_free(t);
+        return "";
+    }
     if (asked)
         why = "requested";
     else if (*epoch == 0)
@@ -469,6 +496,7 @@ static void *repair_main(void *arg)
     const char *waiting = ""; /* a pass held back, with its reason (a static string) */
     uint8_t *was_dead = calloc(PL_MAX_NODES, 1);
     int64_t next = cm_monotonic_ms() + (int64_t)c->cfg.interval_s * 1000;
+    c->thread_ms = cm_monotonic_ms();
     if (thread_setup(c) != CM_OK || !was_dead) {
         CM_ERROR(MOD, "the repair thread cannot start: no repair on this node");
         pthread_mutex_lock(&c->mu);
