@@ -12,7 +12,7 @@
  * LIVENESS_MS). A pass runs when the adopted epoch changes, when a node of the layout
  * reappears in the member list (down, then back), when asked (POST /admin/repair), once the
  * first layout is there (this node may just have come back; it waits until every node of the
- * layout is listed, or one member lease TTL), and every interval_s ([cluster]
+ * layout is listed, or START_WAIT_TTLS member lease TTLs), and every interval_s ([cluster]
  * repair_interval_s; 0 = on events only). Those passes stat every cell; an interval pass does so
  * only when full_interval_s ([cluster] repair_full_interval_s) went by since the last full pass
  * ended with no heal failed, and otherwise checks layouts only (OB_HEAL_LAYOUT_ONLY: a body whose
@@ -79,7 +79,8 @@
 #define MOD "repair"
 #define EVENT_POLL_MS 1000 /* layout and member list checked this often */
 #define BENCH_BYTES (8u << 20)
-#define LIVENESS_MS 100 /* the pass's liveness view is refreshed this often at most */
+#define LIVENESS_MS 100   /* the pass's liveness view is refreshed this often at most */
+#define START_WAIT_TTLS 3 /* the first pass waits this many member TTLs at most for the list */
 /* The reason of an interval pass that checks layouts only (compared by address). */
 static const char INTERVAL_LAYOUTS[] = "interval, layouts only";
 
@@ -466,11 +467,13 @@ static const char *pass_due(cmd_repair *c, uint64_t *epoch, uint8_t *was_dead, i
     for (int i = 0; i < n; i++)
         missing |= dead[i];
     if (*epoch == 0 && !asked && missing &&
-        cm_monotonic_ms() - c->thread_ms < member_ttl_ms(c->cfg.layout)) {
-        /* The first pass waits until every node of the layout is in the member list, or one
-         * member lease TTL went by: nodes started together register one by one, and a pass
-         * before that finds the cells of those not listed yet unreachable (every body it
-         * checked was counted failed, none healed). A node still absent after a TTL is down. */
+        cm_monotonic_ms() - c->thread_ms < START_WAIT_TTLS * member_ttl_ms(c->cfg.layout)) {
+        /* The first pass waits until every node of the layout is in the member list, or
+         * START_WAIT_TTLS member lease TTLs went by: nodes started together register one by one
+         * (later under load), and a pass before that finds the cells of those not listed yet
+         * unreachable (every body it checked was counted failed, or its cells rebuilt on
+         * handoffs). A node that was up keeps its lease a TTL after it died, and one started
+         * with this one has had three TTLs to register: still absent, it is down. */
         pl_topology_free(t);
         return "";
     }

@@ -6,7 +6,8 @@
 # check` with the cluster secret, refused with a wrong one) and registered its RPC address and S3
 # endpoint; S3 works through a node; a SIGKILLed node shows as down; a node that ends while
 # `start n3` waits is reported with its status or signal, one slow to exec is waited for;
-# `start n3` brings it back on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout.
+# `start n3` brings it back on the same layout; `stop` leaves no process of the cluster; a second `start` keeps the layout
+# and every node's first repair pass, over 24 bodies spread over the nodes, counts none failed.
 # Then the server's own checks: the cluster secret file must not be world-readable, rpc_listen is
 # required in cluster mode and refused without it, the single-node default opens no RPC port, a
 # busy RPC port is reported; the script names a missing binary, etcd not starting, a port in use
@@ -169,6 +170,13 @@ h_eq "n3 is back on layout epoch 1" 1 "$(epoch_of n3)"
 h_run "n3's RPC answers again" "$CAIRN_BIN" node-rpc check "n3@127.0.0.1:$((CAIRN_CLUSTER_PORT + 43))"
 h_fails_with "start of an unknown node is refused" "no node 'n7'" "$LC" start n7
 
+# ---- bodies over the nodes, for the repair passes of the second start ----
+h_run "24 bodies of 300 KiB through n1 (cells on every node)" "$CAIRN_BIN" bench --quiet \
+    --endpoint "http://127.0.0.1:$((CAIRN_CLUSTER_PORT + 21))" --op put --bucket lcstart \
+    --size 300K --keys 24 --count 24 --concurrency 4
+start_passes() { cat "$CAIRN_CLUSTER_DIR"/n*/server.log | grep -c "repair pass (start) done"; }
+passes_before=$(start_passes)
+
 # ---- stop: nothing left ----
 pids=()
 for f in "$CAIRN_CLUSTER_DIR"/n*/pid "$CAIRN_CLUSTER_DIR"/etcd/m*.pid; do pids+=("$(cat "$f")"); done
@@ -209,6 +217,18 @@ grep -Eq "^cluster itlc: layout epoch 1 " <<<"$H_OUT" && h_ok "etcd still holds 
 h_run "object written before the restart reads back through n1" \
     "$H_PY" "$H_DIR/s3raw.py" get lcb o1 "$H_WORK/back2"
 h_eq "object still byte-exact" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back2")"
+# Every node's first repair pass waits until all six are in the member list (or a lease TTL):
+# started while the others still registered, it found their cells unreachable and counted
+# every body it checked as failed.
+for _ in $(seq 150); do
+    [ "$(($(start_passes) - passes_before))" -ge 6 ] && break
+    sleep 0.1 # polling the nodes' logs, not synchronisation
+done
+new_passes=$(cat "$CAIRN_CLUSTER_DIR"/n*/server.log | grep "repair pass (start) done" |
+    tail -n +"$((passes_before + 1))")
+h_eq "every node ran its start pass after the second start" 6 "$(grep -c . <<<"$new_passes")"
+h_eq "no start pass counted a body failed (the nodes were all up)" "" \
+    "$(grep -v " 0 failed" <<<"$new_passes")"
 h_run "stop again" "$LC" stop
 h_eq "no process names the cluster dir after the second stop" "" "$(running_in_dir)"
 
