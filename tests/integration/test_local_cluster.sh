@@ -217,10 +217,10 @@ grep -Eq "^cluster itlc: layout epoch 1 " <<<"$H_OUT" && h_ok "etcd still holds 
 h_run "object written before the restart reads back through n1" \
     "$H_PY" "$H_DIR/s3raw.py" get lcb o1 "$H_WORK/back2"
 h_eq "object still byte-exact" "$(h_md5 "$H_WORK/obj")" "$(h_md5 "$H_WORK/back2")"
-# Every node's first repair pass waits until all six are in the member list (or a lease TTL):
-# started while the others still registered, it found their cells unreachable and counted
-# every body it checked as failed.
-for _ in $(seq 150); do
+# Every node's first repair pass waits until all six are in the member list (or three lease
+# TTLs, 15 s here): started while the others still registered, it found their cells unreachable
+# and counted every body it checked as failed.
+for _ in $(seq 300); do
     [ "$(($(start_passes) - passes_before))" -ge 6 ] && break
     sleep 0.1 # polling the nodes' logs, not synchronisation
 done
