@@ -5,7 +5,8 @@
  * The pass walks every bucket in name order and its records in key order (md_rec_list, a page at
  * a time), and heals each part stored over nodes (layout epoch != 0) with ob_heal on the
  * resolver's loop, which it runs on the calling thread until the heal is done: a blocking driver
- * over the asynchronous heal, so the repair thread owns its loop and its pacer may sleep. A heal
+ * over the asynchronous heal, so the repair thread owns its loop and its pacer may sleep (with
+ * OB_HEAL_LAYOUT_ONLY, a part whose layout passes ob_heal_at_home is counted, not healed). A heal
  * that changed the layout is swapped in with md_object_replace_layout (only if the part still
  * names the body healed) and only then are the chunks the new layout no longer names deleted
  * (with defer_obsolete: recorded as a garbage record stamped now, naming only those cells, that
