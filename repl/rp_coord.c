@@ -808,14 +808,14 @@ cm_err rp_cond_execute(rp *c, const rp_cond_write *w)
     /* The condition is decided on a quorum read taken after every earlier conditional write of
      * the key (that shares this lock) reached W replicas: R + W > N makes it visible. */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+    clock_gettime(CLOCK_MONOTONIC, &until); /* a wall clock step must not cut the wait short */
     until.tv_sec += c->cfg.timeout_ms / 1000;
     until.tv_nsec += (long)(c->cfg.timeout_ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    if (pthread_mutex_timedlock(mu, &until) != 0) {
+    if (pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &until) != 0) {
         count(c, &c->st.unavailable); /* the writes queued before it took too long */
         return CM_ERR_UNAVAILABLE;
     }

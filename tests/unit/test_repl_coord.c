@@ -1050,6 +1050,8 @@ static void test_cond_lock_bounded(void)
     int64_t t0 = now_ms();
     CU_ASSERT_EQUAL(put(1, "lk", "second", &inm), CM_ERR_UNAVAILABLE);
     int64_t took = now_ms() - t0;
+    if (took < 2990 || took >= 6000)
+        fprintf(stderr, "lock_bounded: the second write gave up after %lld ms\n", (long long)took);
     CU_ASSERT(took >= 2990 && took < 6000);
     pthread_join(th, NULL);
     CU_ASSERT_EQUAL(first, CM_OK);
