@@ -65,7 +65,9 @@ typedef struct {
  * hole punching: deleted data then waits for compaction), and EOPNOTSUPP/ENOSYS from it turns
  * punching off for the store. writeback is sync_file_range(SYNC_FILE_RANGE_WRITE) of len bytes
  * at off: it starts writing those dirty pages out and waits for nothing. It is a hint (its
- * result is ignored; durability still comes from fdatasync alone) and may be NULL.
+ * result is ignored; durability still comes from fdatasync alone) and may be NULL. drop is
+ * posix_fadvise(POSIX_FADV_DONTNEED) of len bytes at off, called only for bytes already durable
+ * (bs_drop_synced): the page cache may forget those clean pages. A hint too; may be NULL.
  */
 typedef struct bs_io {
     int (*open)(void *ctx, const char *path, int flags, mode_t mode);
@@ -78,6 +80,7 @@ typedef struct bs_io {
     void *ctx;
     int (*punch)(void *ctx, int fd, off_t off, off_t len);
     int (*writeback)(void *ctx, int fd, off_t off, off_t len);
+    int (*drop)(void *ctx, int fd, off_t off, off_t len);
 } bs_io;
 
 /* The POSIX implementation (ctx unused). */

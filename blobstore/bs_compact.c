@@ -27,7 +27,8 @@
  * The background thread (bs_compactor_*) runs steps of rate/10 bytes ten times a second, and
  * punches the holes of deleted data (bs_punch_dead) at the same ticks: at least once a second.
  * Between ticks it pushes appended bytes to writeback (bs_writeback, bs_io.c) when an appender
- * wakes it (bs_writeback_due); the wake-ups do not move the ticks.
+ * wakes it (bs_writeback_due); the wake-ups do not move the ticks. After each push and at each
+ * tick it drops durable pages from the page cache (bs_drop_synced, bs_io.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -300,6 +301,7 @@ static void *compactor_main(void *arg)
             c->writeback = 0;
             pthread_mutex_unlock(&c->mu);
             bs_writeback(bs);
+            bs_drop_synced(bs);
             pthread_mutex_lock(&c->mu);
             continue;
         }
@@ -309,6 +311,7 @@ static void *compactor_main(void *arg)
         cm_err e = bs_compact_step(bs, (uint64_t)(c->rate / BS_COMPACT_TICKS) + 1);
         /* Deleted data first goes by punching (bs_punch.c): no copy needed, so a full disk too. */
         cm_err p = bs_punch_dead(bs);
+        bs_drop_synced(bs);
         /* Busy: come back next tick. Idle or failing (e.g. a full disk): look again in 1 s. */
         long wait_ms = (e == CM_AGAIN || p == CM_AGAIN) ? 1000 / BS_COMPACT_TICKS : 1000;
         clock_gettime(CLOCK_MONOTONIC, &tick);

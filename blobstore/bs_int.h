@@ -101,7 +101,8 @@ typedef struct bs_seg {
     int sealed;       /* takes no more appends (corruption before its mark); append_mu */
     /* Bytes of holes punched into its dead records (bs_punch.c); append_mu. */
     uint64_t punched;
-    uint64_t wb_from; /* bytes before this were pushed to writeback (bs_writeback); append_mu */
+    uint64_t wb_from;   /* bytes before this were pushed to writeback (bs_writeback); append_mu */
+    uint64_t drop_from; /* pages before this were dropped from the page cache; sync_mu */
 } bs_seg;
 
 typedef struct {
@@ -248,6 +249,9 @@ cm_err bs_sync_new_segments(bs_store *bs);
 /* Push every segment's appended bytes not pushed yet to writeback (bs_io.c; the background
  * thread's, never an appender's: it may block on the device). */
 void bs_writeback(bs_store *bs);
+/* Drop the durable pages of every segment (below its synced-up-to mark, page 0 kept) from the
+ * page cache, each page once (bs_io.c says why). The background thread calls it. */
+void bs_drop_synced(bs_store *bs);
 cm_err bs_segs_push(bs_store *bs, bs_seg *s);
 /* Remove from the list, close and unlink (the caller holds sync_mu and append_mu). */
 void bs_seg_destroy(bs_store *bs, bs_seg *s);

@@ -407,9 +407,10 @@ fio *fio_new(uint64_t seed)
 {
     fio *f = calloc(1, sizeof(*f));
     /* No hole punching: its holes are not modelled. No writeback unless a test enables it
-     * (fio_enable_writeback): a background thread's pushes would come at times of its own. */
-    f->io = (bs_io){f_open,  f_pread,  f_pwrite, f_fdatasync, f_ftruncate,
-                    f_close, f_unlink, f,        NULL,        NULL};
+     * (fio_enable_writeback): a background thread's pushes would come at times of its own. No
+     * page-cache drop: forgetting clean pages changes nothing the model can observe. */
+    f->io = (bs_io){f_open,   f_pread, f_pwrite, f_fdatasync, f_ftruncate, f_close,
+                    f_unlink, f,       NULL,     NULL,        NULL};
     f->seed = seed;
     f->rng = seed * 0x9E3779B97F4A7C15ull + 1;
     pthread_mutex_init(&f->mu, NULL);

@@ -1,8 +1,9 @@
 /*
  * test_blobstore.c - the append-only blob store: round trips, recovery after reopen, torn tails,
- * bit flips in data and headers, delete + reclaim, segment roll-over, injected ENOSPC and
- * concurrent appends. Payload bytes are a pure function of (blob tag, offset) so any range can be
- * checked without keeping copies; random choices use a fixed, printed seed.
+ * bit flips in data and headers, delete + reclaim, segment roll-over, early writeback, durable
+ * pages dropped from the page cache, injected ENOSPC and concurrent appends. Payload bytes are a
+ * pure function of (blob tag, offset) so any range can be checked without keeping copies; random
+ * choices use a fixed, printed seed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -434,25 +435,32 @@ static int wb_record(void *ctx, int fd, off_t off, off_t len)
     return bs_io_posix.writeback(NULL, fd, off, len);
 }
 
-/* Bytes pushed so far; -1 when the pushes of some file are not back to back (a byte pushed
- * twice, or one skipped) from where that file's pushes had to start: `start` for the first file
- * pushed, 0 (a new segment) for every later one. */
-static long long wb_pushed(wb_log *l, off_t start)
+/* Bytes of the ranges logged so far; -1 when the ranges of some file are not back to back (a
+ * byte twice, or one skipped) from where that file's had to start (`first` for the first file
+ * logged, `later` for every other one), or a length is not a multiple of align. */
+static long long ranges_total(wb_log *l, off_t first, off_t later, off_t align)
 {
     long long total = 0;
     pthread_mutex_lock(&l->mu);
     for (int i = 0; i < l->n && total >= 0; i++) {
-        off_t want = l->r[i].fd == l->r[0].fd ? start : 0;
-        for (int j = 0; j < i; j++) /* the end of this file's earlier pushes */
+        off_t want = l->r[i].fd == l->r[0].fd ? first : later;
+        for (int j = 0; j < i; j++) /* the end of this file's earlier ranges */
             if (l->r[j].fd == l->r[i].fd)
                 want = l->r[j].off + l->r[j].len;
-        if (l->r[i].off != want || l->r[i].len <= 0)
+        if (l->r[i].off != want || l->r[i].len <= 0 || l->r[i].len % align)
             total = -1;
         else
             total += l->r[i].len;
     }
     pthread_mutex_unlock(&l->mu);
     return total;
+}
+
+/* Bytes pushed to writeback so far, each once, from `start` in the first file pushed and from 0
+ * (a new segment) in every later one; else -1. */
+static long long wb_pushed(wb_log *l, off_t start)
+{
+    return ranges_total(l, start, 0, 1);
 }
 
 /*
@@ -506,6 +514,94 @@ static void test_writeback(void)
     bs_writeback(bs);
     CU_ASSERT_EQUAL(wb_pushed(&l, at_open), (long long)(st.disk_bytes - before)); /* once */
     CU_ASSERT(verify_whole(bs, 3, 5u << 20));
+    bs_close(bs);
+}
+
+/* The page-cache drops asked for (bs_drop_synced), then done as bs_io_posix does them. */
+static int drop_record(void *ctx, int fd, off_t off, off_t len)
+{
+    return wb_record(ctx, fd, off, len) == 0 ? bs_io_posix.drop(NULL, fd, off, len) : -1;
+}
+
+/* Bytes dropped so far; -1 when a drop is not whole pages, touches page 0, or overlaps or skips
+ * another of the same file (each file's drops run back to back from its page 1). */
+static long long dropped(wb_log *l)
+{
+    return ranges_total(l, 4096, 4096, 4096);
+}
+
+/* What bs_drop_synced may drop of segments 1..n once all are synced: their whole pages but
+ * page 0. */
+static long long droppable(const char *dir, uint32_t n)
+{
+    long long total = 0;
+    char path[4096];
+    for (uint32_t i = 1; i <= n; i++) {
+        seg_file(dir, i, path, sizeof(path));
+        off_t size = file_size(path);
+        if (size >= 8192)
+            total += size / 4096 * 4096 - 4096;
+    }
+    return total;
+}
+
+/*
+ * Durable pages leave the page cache, each once, whole pages only, never page 0 (its mark is
+ * rewritten at every sync): nothing before a sync, everything synced after one, across a segment
+ * roll; a second call drops nothing more; what was dropped reads back intact. With the background
+ * thread running the drops come by themselves.
+ */
+static void test_drop_synced(void)
+{
+    const char *dir = test_dir("drop");
+    wb_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bs_io io = bs_io_posix;
+    io.drop = drop_record;
+    io.ctx = &l;
+    bs_options opt = {.segment_max = 6u << 20, .io = &io, .compact_rate = -1}; /* no thread */
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, (9u << 20) + 1000, 256 << 10), CM_OK);
+    bs_drop_synced(bs);
+    CU_ASSERT_EQUAL(dropped(&l), 0); /* nothing durable yet */
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_drop_synced(bs);
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT(st.segments >= 2);
+    long long want = droppable(dir, (uint32_t)st.segments);
+    CU_ASSERT(want > 8ll << 20);
+    CU_ASSERT_EQUAL(dropped(&l), want);
+    bs_drop_synced(bs);
+    CU_ASSERT_EQUAL(dropped(&l), want); /* each page once */
+    CU_ASSERT(verify_whole(bs, 1, (9u << 20) + 1000));
+    CU_ASSERT_EQUAL(put(bs, 2, 0, 100000, 4096), CM_OK); /* into the partly dropped segment */
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_drop_synced(bs);
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(dropped(&l), droppable(dir, (uint32_t)st.segments));
+    CU_ASSERT(verify_whole(bs, 2, 100000));
+    bs_close(bs);
+
+    /* With the background thread: its ticks (at least one a second) drop what a sync made
+     * durable. */
+    pthread_mutex_lock(&l.mu);
+    l.n = 0;
+    pthread_mutex_unlock(&l.mu);
+    opt.compact_rate = 0;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    for (int i = 0; i < 300 && dropped(&l) == 0; i++) /* what it found at open: at most 3 s */
+        usleep(10 * 1000);
+    CU_ASSERT_EQUAL(put(bs, 3, 0, 3u << 20, 256 << 10), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    bs_get_stats(bs, &st);
+    want = droppable(dir, (uint32_t)st.segments);
+    long long got = 0;
+    for (int i = 0; i < 500 && (got = dropped(&l)) >= 0 && got < want; i++)
+        usleep(10 * 1000); /* at most 5 s */
+    CU_ASSERT(got >= 3ll << 20 && got <= want);
+    CU_ASSERT(verify_whole(bs, 3, 3u << 20));
+    CU_ASSERT(verify_whole(bs, 1, (9u << 20) + 1000));
     bs_close(bs);
 }
 
@@ -757,6 +853,7 @@ void cu_register(void)
                                     {"segment_rollover", test_rollover},
                                     {"dir_sync_off_append_path", test_dir_sync_off_append_path},
                                     {"writeback", test_writeback},
+                                    {"drop_synced", test_drop_synced},
                                     {"enospc_consistent", test_enospc},
                                     {"concurrent_appends", test_concurrent},
                                     {"reads_during_writes", test_reads_during_writes},

@@ -428,8 +428,8 @@ static ssize_t r_pwrite(void *c, int fd, const void *b, size_t n, off_t o)
 static void test_scrub_object_changed(void)
 {
     static race_ctx rc;
-    static const bs_io io = {r_open,  r_pread,  r_pwrite, r_fdatasync, r_ftruncate,
-                             r_close, r_unlink, &rc,      NULL,        NULL};
+    static const bs_io io = {r_open,   r_pread, r_pwrite, r_fdatasync, r_ftruncate, r_close,
+                             r_unlink, &rc,     NULL,     NULL,        NULL};
     fixture *g = open_fx("changed", &io);
     rc.g = g;
     ob_scrub *s = new_scrub(g, 0);
