@@ -218,33 +218,38 @@ void bs_writeback(bs_store *bs)
  * them back soon (a GET reads k of a stripe's k+m cells, the scrubber comes days later), so left
  * in the page cache its appends only fill memory that the kernel must reclaim later, and every
  * append needs a fresh page. Given back once durable, the pages are reused by the next appends
- * while still warm. On this project's test machine (a VM whose host backs a guest page only when
- * it is first touched after being freed) the page-cache copy of a 64 MiB PUT's cells fell from
- * 28 % of the server's samples to 5 %, and 64 MiB PUTs of new keys ran ~30 % faster on less CPU
- * (docs/performance.md, "Fifteenth session").
- * Reads are not dropped: what a GET brings in stays cached. Only whole pages below the segment's
- * synced-up-to mark go (clean: a record is never rewritten), never page 0, whose mark bytes are
- * rewritten at each sync (a partial write to a page not cached would read it from disk first);
- * the page holding the mark's position waits until the mark passes it. Under sync_mu, one
- * segment at a time, as bs_writeback: the segment cannot be unlinked under the call.
+ * while still warm. On this project's test machine (a VM that, as we read the figures, hands freed
+ * guest memory back to its host, so a fresh page is a host fault) the page-cache copy of a 64 MiB
+ * PUT's cells fell from 28 % of the server's samples to 5 %, and 64 MiB PUTs of new keys ran ~30 %
+ * faster on less CPU (docs/performance.md, "Fifteenth session").
+ *
+ * Reads are not dropped: what a GET brings in stays cached (unless it read bytes synced but not
+ * dropped yet, at most a second's appends). Only whole pages below the segment's synced-up-to
+ * mark go (clean: a record is never rewritten), never page 0, whose mark bytes are rewritten at
+ * each sync (a partial write to a page not cached would read it from disk first); the page
+ * holding the mark's position waits until the mark passes it. Under sync_mu, one segment and at
+ * most BS_WRITEBACK_BYTES at a time, as bs_writeback: the segment cannot be unlinked under the
+ * call, and a sync round waits for one call at most.
  */
 void bs_drop_synced(bs_store *bs)
 {
     if (!bs->io.drop)
         return;
     const uint64_t page = 4096;
+    size_t next = 0; /* where the last call's segment was (a removed segment only shifts it) */
     for (;;) {
         int fd = -1;
         uint64_t from = 0, to = 0;
         pthread_mutex_lock(&bs->sync_mu);
         pthread_mutex_lock(&bs->append_mu);
-        for (size_t i = 0; i < bs->nsegs; i++) {
+        for (size_t i = next; i < bs->nsegs; i++) {
             bs_seg *s = bs->segs[i];
             uint64_t lo = CM_MAX(s->drop_from, page), hi = s->synced / page * page;
-            if (hi > lo) { /* BS_WRITEBACK_BYTES at most per call: a sync round waits for one */
+            if (hi > lo) {
                 fd = s->fd;
                 from = lo;
                 to = s->drop_from = CM_MIN(hi, lo + BS_WRITEBACK_BYTES);
+                next = i;
                 break;
             }
         }

@@ -9,7 +9,8 @@
 # its homes. The repair block of `cairn admin status` (MB/s, share of the disk, time to full
 # redundancy, nines) goes to the log. Then n2 stops and `cairn fsck --repair` on its data deletes
 # none of its cells (cells of other nodes' records look like orphans to its metadata) and every
-# body is still whole once it is back. With every etcd member stopped, a pass asked of n1 waits
+# body is still whole once it is back; restarted with a 2 s repair interval, its interval pass
+# counts bodies on their layout alone and a requested pass stats every cell. With every etcd member stopped, a pass asked of n1 waits
 # for a fresh member list, and runs once etcd is back. A single node answers both routes 503.
 # 40-100 s.
 . "$(dirname "$0")/lib.sh"
@@ -114,8 +115,30 @@ for ((i = 0; i < 100; i++)); do kill -0 "$p2" 2>/dev/null || break; sleep 0.1; d
     ! grep -q "reclaimed" "$H_WORK/fsck.n2" &&
     h_ok "fsck --repair on a cluster node deletes no cell" || h_bad "fsck --repair on a cluster node" \
     "$(cat "$H_WORK/fsck.n2")"
-h_run "start n2 again" "$LC" start n2 && lc_track
+# n2 comes back with a 2 s repair interval: its interval passes check layouts only (every body
+# whole at its homes on live nodes is counted without a stat), a requested pass stats every cell.
+log2=$CAIRN_CLUSTER_DIR/n2/server.log
+n2_from=$(($(wc -c <"$log2") + 1))
+h_run "start n2 again (repair_interval_s 2)" env CAIRN_CLUSTER_REPAIR_INTERVAL_S=2 "$LC" start n2 &&
+    lc_track
 h_eq "every body still has k+m healthy cells after fsck on n2" 0 "$(whole)"
+passes() { tail -c "+$n2_from" "$log2" | grep -h "repair pass ($1) done"; }
+for ((i = 0; i < 300; i++)); do # at most 30 s (a sanitizer build starts slower)
+    [ -n "$(passes "interval, layouts only")" ] && break
+    sleep 0.1
+done
+line=$(passes "interval, layouts only" | head -1)
+echo "   n2: $line"
+trusted=$(sed -nE 's/.*bodies \(([0-9]+) on their layout alone\).*/\1/p' <<<"$line")
+[ "${trusted:-0}" -gt 0 ] && grep -q " 0 degraded, 0 healed, 0 failed" <<<"$line" &&
+    h_ok "n2's interval pass counts its $trusted whole bodies on their layout alone" ||
+    h_bad "an interval pass checks layouts only" "$(tail -c "+$n2_from" "$log2" | grep "repair pass")"
+"$CAIRN_BIN" admin repair --wait --endpoint "$(ep n2)" >"$H_WORK/repair.n2" 2>&1
+line=$(passes requested | tail -1)
+echo "   n2: $line"
+grep -q "(0 on their layout alone), 0 degraded, 0 healed, 0 failed" <<<"$line" &&
+    h_ok "a requested pass on n2 stats every cell (none counted on its layout alone)" ||
+    h_bad "a requested pass is a full one" "$(tail -c "+$n2_from" "$log2" | grep "repair pass")"
 
 # A node whose member list is stale (etcd unreachable from it: older than half the member lease
 # TTL, 2.5 s here) does not repair: its liveness view may no longer be the other nodes', and two
