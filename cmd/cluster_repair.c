@@ -132,6 +132,12 @@ typedef struct {
 
 /* ---- liveness ---- */
 
+/* The member lease TTL st's members were read with, in ms. */
+static int64_t status_ttl_ms(const co_layout_status *st)
+{
+    return (int64_t)(st->ttl_s > 0 ? st->ttl_s : CO_LAYOUT_TTL) * 1000;
+}
+
 /*
  * dead[i] = node i of t is not in the last member list read (nnodes bytes); none before the
  * first list was read (a node just started knows nothing yet: that is not everyone down).
@@ -154,8 +160,7 @@ int cmd_dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
         dead[i] = !live;
     }
     int64_t age = cm_now_ms() - st->members_read_ms;
-    int64_t ttl_s = st->ttl_s > 0 ? st->ttl_s : CO_LAYOUT_TTL;
-    int fresh = st->members_read_ms > 0 && age < ttl_s * 1000 / 2;
+    int fresh = st->members_read_ms > 0 && age < status_ttl_ms(st) / 2;
     free(st);
     return fresh;
 }
@@ -164,13 +169,13 @@ int cmd_dead_nodes(co_layout *l, const pl_topology *t, uint8_t *dead)
 static int64_t member_ttl_ms(co_layout *l)
 {
     co_layout_status *st = malloc(sizeof(*st));
-    int64_t ttl_s = CO_LAYOUT_TTL;
+    int64_t ttl_ms = (int64_t)CO_LAYOUT_TTL * 1000;
     if (st) {
         co_layout_get_status(l, st);
-        ttl_s = st->ttl_s > 0 ? st->ttl_s : CO_LAYOUT_TTL;
+        ttl_ms = status_ttl_ms(st);
         free(st);
     }
-    return ttl_s * 1000;
+    return ttl_ms;
 }
 
 /* ---- the hooks of the pass ---- */
@@ -346,12 +351,6 @@ static int run_pass(cmd_repair *c, const char *reason, int layout_only)
     CM_INFO(MOD, "repair pass (%s) over layout epoch %llu", reason, (unsigned long long)t->epoch);
     e = ob_repair_run(pass);
     stale = pc.stale;
-    /* A full pass some of whose heals failed (a node unreachable then) is run again at the next
-     * interval. */
-    ob_repair_status end;
-    ob_repair_status_get(pass, &end);
-    if (e == CM_OK && !stale && !layout_only && end.failed == 0)
-        c->full_ms = started;
     pthread_mutex_lock(&c->mu);
     ob_repair_status_get(pass, &c->last);
     c->cur = NULL;
@@ -359,7 +358,12 @@ static int run_pass(cmd_repair *c, const char *reason, int layout_only)
     c->passes++;
     if (c->last.mbps > 0)
         c->heal_mbps = c->last.mbps;
+    uint64_t failed = c->last.failed;
     pthread_mutex_unlock(&c->mu);
+    /* A full pass some of whose heals failed (a node unreachable then) is run again at the next
+     * interval (full_ms is this thread's own). */
+    if (e == CM_OK && !stale && !layout_only && failed == 0)
+        c->full_ms = started;
     CM_INFO(MOD,
             "repair pass (%s) %s: %llu records, %llu bodies (%llu on their layout alone), %llu "
             "degraded, %llu healed, %llu failed, %llu cells, %.1f MB/s",

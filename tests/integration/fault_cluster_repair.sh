@@ -10,9 +10,9 @@
 # redundancy, nines) goes to the log. Then n2 stops and `cairn fsck --repair` on its data deletes
 # none of its cells (cells of other nodes' records look like orphans to its metadata) and every
 # body is still whole once it is back; restarted with a 2 s repair interval, its interval pass
-# counts bodies on their layout alone and a requested pass stats every cell. With every etcd member stopped, a pass asked of n1 waits
-# for a fresh member list, and runs once etcd is back. A single node answers both routes 503.
-# 40-100 s.
+# counts bodies on their layout alone and a requested pass stats every cell. With every etcd
+# member stopped, a pass asked of n1 waits for a fresh member list, and runs once etcd is back. A
+# single node answers both routes 503. 40-100 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3 ss
