@@ -419,6 +419,7 @@ typedef struct {
         int fd;
         off_t off, len;
     } r[WB_MAX];
+    int fail_sync; /* drop_synced: the next fdatasync fails (EIO) */
 } wb_log;
 
 static int wb_record(void *ctx, int fd, off_t off, off_t len)
@@ -523,6 +524,18 @@ static int drop_record(void *ctx, int fd, off_t off, off_t len)
     return wb_record(ctx, fd, off, len) == 0 ? bs_io_posix.drop(NULL, fd, off, len) : -1;
 }
 
+/* fdatasync, failing once with EIO when the log's fail_sync is set (Linux then drops the dirty
+ * pages: nothing after the last good sync may be taken as durable). */
+static int drop_fdatasync(void *ctx, int fd)
+{
+    wb_log *l = ctx;
+    if (__atomic_exchange_n(&l->fail_sync, 0, __ATOMIC_ACQ_REL)) {
+        errno = EIO;
+        return -1;
+    }
+    return bs_io_posix.fdatasync(NULL, fd);
+}
+
 /* Bytes dropped so far; -1 when a drop is not whole pages, touches page 0, or overlaps or skips
  * another of the same file (each file's drops run back to back from its page 1). */
 static long long dropped(wb_log *l)
@@ -548,8 +561,9 @@ static long long droppable(const char *dir, uint32_t n)
 /*
  * Durable pages leave the page cache, each once, whole pages only, never page 0 (its mark is
  * rewritten at every sync): nothing before a sync, everything synced after one, across a segment
- * roll; a second call drops nothing more; what was dropped reads back intact. With the background
- * thread running the drops come by themselves.
+ * roll; a second call drops nothing more; what was dropped reads back intact; after an fdatasync
+ * that failed, nothing more is dropped (the store's mark stays where the last good sync left it).
+ * With the background thread running the drops come by themselves.
  */
 static void test_drop_synced(void)
 {
@@ -557,6 +571,7 @@ static void test_drop_synced(void)
     wb_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
     bs_io io = bs_io_posix;
     io.drop = drop_record;
+    io.fdatasync = drop_fdatasync;
     io.ctx = &l;
     bs_options opt = {.segment_max = 6u << 20, .io = &io, .compact_rate = -1}; /* no thread */
     bs_store *bs = NULL;
@@ -581,6 +596,13 @@ static void test_drop_synced(void)
     bs_get_stats(bs, &st);
     CU_ASSERT_EQUAL(dropped(&l), droppable(dir, (uint32_t)st.segments));
     CU_ASSERT(verify_whole(bs, 2, 100000));
+    long long before = dropped(&l);
+    l.fail_sync = 1;
+    CU_ASSERT_EQUAL(put(bs, 4, 0, 1u << 20, 256 << 10), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_ERR_IO);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_ERR_IO); /* a second try "succeeding" is not trusted */
+    bs_drop_synced(bs);
+    CU_ASSERT_EQUAL(dropped(&l), before);
     bs_close(bs);
 
     /* With the background thread: its ticks (at least one a second) drop what a sync made
