@@ -325,6 +325,8 @@ out:
 
 int cmd_node_rpc(int argc, char **argv)
 {
+    /* both write to sockets with write() (net.h): a peer gone mid-write is an error, not a death */
+    signal(SIGPIPE, SIG_IGN);
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)
         return serve(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "check") == 0)

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -777,7 +776,6 @@ void cu_register(void)
         {"tls_and_plain", test_tls_and_plain},
         {NULL, NULL},
     };
-    signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(): as `cairn server` does (net.h) */
     cu_add_suite("net_tls_load", load);
     cu_add_suite("net_tls_serve", serve);
 }
