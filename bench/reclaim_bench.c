@@ -58,8 +58,10 @@ int main(int argc, char **argv)
     bs_io io = bs_io_posix;
     if (!punch)
         io.punch = NULL;
-    bs_options o = {
-        .segment_max = strtoull(argv[3], NULL, 10) << 20, .compact_rate = -1, .io = &io};
+    bs_options o = {.segment_max = strtoull(argv[3], NULL, 10) << 20,
+                    .compact_rate = -1,
+                    .io = &io,
+                    .punch_wait_ms = -1};
     bs_store *bs = NULL;
     uint8_t *buf = malloc(CELL);
     bs_id *ids = calloc((size_t)n, sizeof(*ids));

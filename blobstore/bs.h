@@ -7,9 +7,10 @@
  * so a read verifies exactly the blocks it touches. Deleting appends a tombstone; a segment whose
  * records are all dead is removed, and a segment whose live fraction drops below a threshold is
  * compacted (its live records copied to the active segment, then it is removed). Once a delete
- * is durable, the data of the deleted blob's records is punched out of its segment files (a hole
- * that reads as zeros and takes no disk space), so space comes back at once, even inside the
- * active segment and on a disk too full to compact (bs_punch_dead).
+ * is durable and its segment has not gone whole within a grace period (at once on a drive short
+ * of space), the data of the deleted blob's records is punched out of its segment files (a hole
+ * that reads as zeros and takes no disk space), so space comes back even inside the active
+ * segment and on a disk too full to compact (bs_punch_dead).
  *
  * Durability: bs_append returns when the bytes are written to the segment file (page cache);
  * bs_sync returns when every append and delete made before it is on stable storage (fdatasync).
@@ -95,6 +96,15 @@ typedef struct {
     /* Background compactor: bytes per second it may copy; 0 = default 32 MiB/s; < 0 = no thread
      * (call bs_compact_step yourself). */
     int64_t compact_rate;
+    /* How long the data of a deleted blob may wait for its whole segment to go (reclaim or
+     * compaction unlinks it: one large discard) before a hole is punched into it instead (one
+     * small discard per record); 0 = default 15 s, < 0 = punch as soon as the delete is
+     * durable. A drive short of space (punch_short_bytes) punches at once. */
+    int64_t punch_wait_ms;
+    /* A drive whose filesystem has less than this available is short of space: its deleted data
+     * is punched as soon as the delete is durable. 0 = default, a tenth of the filesystem and at
+     * least 1 GiB. */
+    uint64_t punch_short_bytes;
 } bs_options;
 
 typedef struct {
@@ -182,10 +192,12 @@ cm_err bs_error(bs_store *bs);
  * one is due), then punch a hole into the data of each record they killed (whole 4 KiB pages
  * inside the record's data; the record header and its checksums stay, so the segment still parses
  * and recovery, compaction and fsck treat the record as the dead one it is). A hole is only punched
- * once the tombstone is durable, so a crash never shows a blob whose data is gone. The background
+ * once the tombstone is durable, so a crash never shows a blob whose data is gone, and once it has
+ * waited punch_wait_ms for its segment to go whole (not on a drive short of space). The background
  * compactor calls this about once a second; without it (compact_rate < 0) call it yourself.
- * Returns CM_AGAIN while more holes are waiting, CM_OK when none are; CM_ERR_IO when the sync
- * fails (the holes wait). A filesystem that cannot punch turns punching off (logged once).
+ * Returns CM_AGAIN while more holes are due, CM_OK when none are (some may wait still); CM_ERR_IO
+ * when the sync fails (the holes wait). A filesystem that cannot punch turns punching off (logged
+ * once).
  */
 cm_err bs_punch_dead(bs_store *bs);
 

@@ -41,6 +41,7 @@
 #define BS_DEFAULT_SEGMENT_MAX (256ull << 20)
 #define BS_DEFAULT_COMPACT_PCT 50
 #define BS_DEFAULT_COMPACT_RATE (32ll << 20) /* bytes/s copied by the background compactor */
+#define BS_DEFAULT_PUNCH_WAIT_MS 15000       /* see bs_options.punch_wait_ms and bs_punch.c */
 #define BS_LOCK_FILE "LOCK"
 #define BS_RESERVE_FILE "RESERVE"
 #define BS_RESERVE_BYTES (64u << 10) /* room for 1365 tombstones on a full disk */
@@ -148,14 +149,17 @@ typedef struct {
     uint32_t seg; /* segment number (segments may go away meanwhile; numbers are never reused) */
     uint64_t off, len;
     uint64_t gen;
+    int64_t ms; /* monotonic ms when it was queued: due punch_wait_ms later */
 } bs_hole;
 
 typedef struct {
     bs_hole *v; /* v[head..n) wait, in write generation order */
     size_t head, n, cap;
-    int disabled;     /* the filesystem cannot punch (or no io.punch): nothing is queued */
-    uint64_t punched; /* bytes punched since open; atomic */
-    uint64_t dropped; /* ranges not queued (queue full); the first one is logged */
+    int disabled;         /* the filesystem cannot punch (or no io.punch): nothing is queued */
+    int64_t wait_ms;      /* bs_options.punch_wait_ms resolved: -1 = punch at once */
+    uint64_t short_bytes; /* bs_options.punch_short_bytes; 0 = the default rule */
+    uint64_t punched;     /* bytes punched since open; atomic */
+    uint64_t dropped;     /* ranges not queued (queue full); the first one is logged */
 } bs_holes;
 
 typedef struct {

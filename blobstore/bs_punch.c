@@ -20,12 +20,24 @@
  *
  * When: a hole is punched only once the tombstone is durable (synced_gen covers the write
  * generation of the delete), so a crash can never show a blob whose data is gone: until then a
- * lost tombstone brings the blob back whole. bs_punch_dead runs a bs_sync when the queue is not
- * covered yet (group commit, so at most one fdatasync per call), then punches up to
- * BS_PUNCH_BATCH ranges, each while holding sync_mu, which keeps its segment (and descriptor) from
- * being unlinked under it; appends and reads go on, and a sync round waits for one punch at most
- * (1-3 ms on ext4 on the development VM, under 0.1 ms on tmpfs). The background compactor thread
- * calls it about once a second.
+ * lost tombstone brings the blob back whole. And only once the range has waited punch_wait_ms
+ * (default 15 s) for its whole segment to go first, unless the drive is short of space:
+ *   - why wait: a punched range is one discard per record (ext4 on a drive mounted `discard`
+ *     sends each freed extent down as it commits; the record header that stays between two
+ *     holes keeps their extents apart), where a segment unlinked whole by reclaim or compaction
+ *     is a few large ones. Replacing 8 objects of 64 MiB over and over on the development VM
+ *     punched 64,174 ranges in 10 s, 13.5 s of the device's time for 9 GB; with whole segments
+ *     unlinked the same bytes went in ~1,300 discards and 3-9 s, and the PUTs ran 9-16 % faster
+ *     (docs/performance.md, "Sixteenth session"). A range whose segment went meanwhile is just
+ *     dropped from the queue.
+ *   - short of space: the filesystem has less available than punch_short_bytes (default a
+ *     tenth of it and at least 1 GiB; statvfs once per call). Then every durable range is due at
+ *     once, so deletes on a full disk give their space back within a tick as before.
+ * bs_punch_dead runs a bs_sync when a due range is not covered yet (group commit, so at most one
+ * fdatasync per call), then punches up to BS_PUNCH_BATCH ranges, each while holding sync_mu,
+ * which keeps its segment (and descriptor) from being unlinked under it; appends and reads go on,
+ * and a sync round waits for one punch at most (1-3 ms on ext4 on the development VM, under 0.1 ms
+ * on tmpfs). The background compactor thread calls it about once a second.
  *
  * The reserve: a delete needs 48 bytes for its tombstone, which a full disk may not have. Each
  * drive keeps DIR/RESERVE, BS_RESERVE_BYTES of zeros written at open; a tombstone that gets ENOSPC
@@ -35,7 +47,8 @@
  *
  * After a crash: recovery drops deleted blobs through the same bs_drop_blob, so their records are
  * queued again; bs_punch_after_recovery keeps those that are not holes yet (lseek SEEK_DATA) and
- * makes them wait for a sync, since the tombstones recovery read may only be in the page cache.
+ * makes them wait for a sync, since the tombstones recovery read may only be in the page cache
+ * (and the wait again, counted from the open).
  *
  * Fallback: no io.punch, or EOPNOTSUPP/ENOSYS from it (a filesystem without punch hole), turns
  * punching off for the store (logged once): deleted data then waits for reclaim and compaction as
@@ -48,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "bs_int.h"
@@ -84,8 +98,9 @@ static int queue(bs_holes *h, const bs_hole *x)
 void bs_punch_note(bs_store *bs, const bs_blob *b)
 {
     bs_holes *h = &bs->holes;
+    int64_t now = b->next ? cm_monotonic_ms() : 0;
     for (uint32_t i = 0; !h->disabled && i < b->next; i++) {
-        bs_hole x = {b->ext[i].seg->num, 0, 0, bs->write_gen};
+        bs_hole x = {b->ext[i].seg->num, 0, 0, bs->write_gen, now};
         bs_punch_range(b->ext[i].rec_off, b->ext[i].len, &x.off, &x.len);
         if (x.len == 0)
             continue;
@@ -120,8 +135,11 @@ void bs_punch_after_recovery(bs_store *bs)
     CM_INFO("bs", "%s: %zu records of deleted blobs to punch (left by the last run)", bs->dir,
             keep);
     bs->write_gen++;
-    for (size_t i = 0; i < keep; i++)
+    int64_t now = cm_monotonic_ms();
+    for (size_t i = 0; i < keep; i++) {
         h->v[i].gen = bs->write_gen;
+        h->v[i].ms = now;
+    }
     for (size_t i = 0; i < bs->nsegs; i++)
         bs->segs[i]->dirty = 1;
 }
@@ -141,17 +159,24 @@ static uint64_t synced_gen(bs_store *bs)
     return g;
 }
 
-/* Pop the oldest range whose delete is durable: 0 when there is none. *seg is NULL when its
- * segment is gone already (and its space with it). Caller holds sync_mu and append_mu. */
-static int take_ready(bs_store *bs, uint64_t synced, bs_seg **seg, uint64_t *off, uint64_t *len)
+/* Pop the oldest range whose delete is durable (gen <= synced) and that was queued at or before
+ * due_by: 0 when there is none. Ranges of segments that are gone already (and their space with
+ * them) are dropped on the way, due or not. Caller holds sync_mu and append_mu. */
+static int take_ready(bs_store *bs, uint64_t synced, int64_t due_by, bs_seg **seg, uint64_t *off,
+                      uint64_t *len)
 {
     bs_holes *h = &bs->holes;
-    if (h->head == h->n || h->v[h->head].gen > synced)
-        return 0;
-    const bs_hole *x = &h->v[h->head++];
-    *seg = bs_seg_find(bs, x->seg);
-    *off = x->off;
-    *len = x->len;
+    int found = 0;
+    while (!found && h->head < h->n) {
+        const bs_hole *x = &h->v[h->head];
+        *seg = bs_seg_find(bs, x->seg);
+        if (*seg && (x->gen > synced || x->ms > due_by))
+            break;
+        found = *seg != NULL;
+        *off = x->off;
+        *len = x->len;
+        h->head++;
+    }
     if (h->head == h->n) {
         h->head = h->n = 0;
     } else if (h->head > h->n / 2) {
@@ -159,7 +184,34 @@ static int take_ready(bs_store *bs, uint64_t synced, bs_seg **seg, uint64_t *off
         h->n -= h->head;
         h->head = 0;
     }
-    return 1;
+    return found;
+}
+
+/* Is the drive's filesystem short of space (punch everything durable at once)? Yes when statvfs
+ * fails: space before discard batching. */
+static int short_of_space(const bs_store *bs)
+{
+    struct statvfs sv;
+    if (statvfs(bs->dir, &sv) != 0)
+        return 1;
+    uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t floor = bs->holes.short_bytes ? bs->holes.short_bytes : CM_MAX(total / 10, 1ull << 30);
+    return avail < floor;
+}
+
+/* Index past the last range queued at or before due_by (the queue is in time order too). */
+static size_t due_end(const bs_holes *h, int64_t due_by)
+{
+    size_t lo = h->head, hi = h->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->v[mid].ms <= due_by)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* Punch one range; 0 when the filesystem cannot punch at all. */
@@ -189,12 +241,18 @@ cm_err bs_punch_dead(bs_store *bs)
     pthread_mutex_lock(&bs->append_mu);
     if (bs->reserve_size < BS_RESERVE_BYTES)
         bs_reserve_fill(bs); /* deletes used it; holes or compaction may have made room again */
-    size_t waiting = bs->holes.n - bs->holes.head;
-    uint64_t newest = waiting ? bs->holes.v[bs->holes.n - 1].gen : 0; /* queued in gen order */
+    int waiting = bs->holes.n > bs->holes.head;
+    int64_t wait_ms = bs->holes.wait_ms;
     pthread_mutex_unlock(&bs->append_mu);
-    if (waiting == 0)
+    if (!waiting)
         return CM_OK;
-    if (synced_gen(bs) < newest) {
+    /* statvfs outside the store's locks */
+    int64_t due_by = wait_ms < 0 || short_of_space(bs) ? INT64_MAX : cm_monotonic_ms() - wait_ms;
+    pthread_mutex_lock(&bs->append_mu);
+    size_t end = due_end(&bs->holes, due_by);
+    uint64_t newest = end > bs->holes.head ? bs->holes.v[end - 1].gen : 0; /* gen order too */
+    pthread_mutex_unlock(&bs->append_mu);
+    if (newest && synced_gen(bs) < newest) {
         cm_err e = bs_sync(bs); /* the tombstones first: see the design note */
         if (e != CM_OK)
             return e;
@@ -208,9 +266,9 @@ cm_err bs_punch_dead(bs_store *bs)
         uint64_t off = 0, len = 0;
         pthread_mutex_lock(&bs->sync_mu);
         pthread_mutex_lock(&bs->append_mu);
-        more = take_ready(bs, synced, &s, &off, &len);
+        more = take_ready(bs, synced, due_by, &s, &off, &len);
         pthread_mutex_unlock(&bs->append_mu);
-        if (more && s)
+        if (more)
             works = punch_one(bs, s, off, len);
         pthread_mutex_unlock(&bs->sync_mu);
     }
@@ -219,9 +277,9 @@ cm_err bs_punch_dead(bs_store *bs)
         bs->holes.disabled = 1;
         bs_holes_release(&bs->holes);
     }
-    waiting = bs->holes.n - bs->holes.head;
+    int due = bs->holes.n > bs->holes.head && bs->holes.v[bs->holes.head].ms <= due_by;
     pthread_mutex_unlock(&bs->append_mu);
-    return waiting ? CM_AGAIN : CM_OK;
+    return due ? CM_AGAIN : CM_OK;
 }
 
 void bs_punch_stats(const bs_store *bs, bs_stats *out)

@@ -102,6 +102,9 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
     bs->lock_fd = -1;
     bs->reserve_fd = -1;
     bs->holes.disabled = bs->io.punch == NULL;
+    int64_t wait = (opt && opt->punch_wait_ms) ? opt->punch_wait_ms : BS_DEFAULT_PUNCH_WAIT_MS;
+    bs->holes.wait_ms = wait < 0 ? -1 : wait;
+    bs->holes.short_bytes = opt ? opt->punch_short_bytes : 0;
     pthread_mutex_init(&bs->compact_mu, NULL);
     pthread_mutex_init(&bs->gc_mu, NULL);
     pthread_cond_init(&bs->gc_cond, NULL);

@@ -16,7 +16,9 @@
  * RESERVE file gives its space). crash_points_punch: a crash at every I/O call of a workload that
  * deletes and punches (the fault io models a hole as a write of zeros) never shows a blob with
  * zeros: deleted blobs are absent or whole, durable ones intact, and recovery reports no
- * corruption.
+ * corruption. punch_waits_for_segment: with a wait (punch_wait_ms) nothing is punched before
+ * it is due, a segment that went whole meanwhile is never punched into, and a drive short of
+ * space punches at once.
  *
  * Runs on the scratch directory's filesystem (tmpfs, ext4 and xfs punch holes); where it cannot
  * punch, the tests that measure blocks say so and only check the fallback.
@@ -129,7 +131,7 @@ static int can_punch(void)
 
 static bs_store *open_store(const char *dir)
 {
-    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1};
+    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1, .punch_wait_ms = -1};
     bs_store *bs = NULL;
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     return bs;
@@ -197,6 +199,81 @@ static void test_punch_after_delete(void)
     bs_close(bs);
 }
 
+static bs_store *open_waiting(const char *dir, int64_t wait_ms, uint64_t short_bytes)
+{
+    bs_options opt = {.segment_max = 1u << 20,
+                      .compact_rate = -1,
+                      .punch_wait_ms = wait_ms,
+                      .punch_short_bytes = short_bytes};
+    bs_store *bs = NULL;
+    CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
+    return bs;
+}
+
+static uint64_t punched_bytes(bs_store *bs)
+{
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    return st.punched_bytes;
+}
+
+#define WAIT_MS 2000 /* long enough that a slow (sanitizer) run still checks "not yet" in time */
+
+/* The wait (punch_wait_ms): deleted data is not punched before it is due; the ranges of a
+ * segment that went whole meanwhile are dropped, never punched; a drive short of space
+ * (punch_short_bytes) punches at once. */
+static void test_punch_waits_for_segment(void)
+{
+    const char *dir = test_dir("punchwait");
+    int punch = can_punch();
+    bs_store *bs = open_waiting(dir, WAIT_MS, 1); /* 1 byte: short only when the disk is full */
+    for (uint32_t t = 1; t <= NBLOBS; t++)
+        CU_ASSERT_EQUAL(put(bs, t, BLOB), CM_OK);
+    CU_ASSERT_EQUAL(bs_sync(bs), CM_OK);
+    char seg1[1024];
+    snprintf(seg1, sizeof(seg1), "%s/seg-00000001.cbs", dir);
+    CU_ASSERT_EQUAL(access(seg1, F_OK), 0);
+    /* Tags 1-5 lie in segment 1, tag 6 in segments 1 and 2: deleting them frees segment 1. */
+    for (uint32_t t = 1; t <= 6; t++)
+        CU_ASSERT_EQUAL(del(bs, t), CM_OK);
+    CU_ASSERT_EQUAL(access(seg1, F_OK), -1);
+    CU_ASSERT_EQUAL(del(bs, NBLOBS), CM_OK); /* in the active segment */
+    int64_t queued = cm_monotonic_ms();
+    CU_ASSERT_EQUAL(bs_punch_dead(bs), CM_OK); /* none due yet */
+    int64_t checked = cm_monotonic_ms();
+    CU_ASSERT(checked - queued < WAIT_MS); /* else the line above proved nothing */
+    CU_ASSERT_EQUAL(punched_bytes(bs), 0);
+    /* Segment 1's ranges left the queue at once: tag 6's part in segment 2 and tag 12 wait. */
+    CU_ASSERT_EQUAL(bs->holes.n - bs->holes.head, 2);
+    usleep((useconds_t)(WAIT_MS + 100) * 1000);
+    punch_all(bs);
+    CU_ASSERT_EQUAL(bs->holes.n - bs->holes.head, 0);
+    uint64_t got = punched_bytes(bs);
+    printf("\n  after the wait: %llu bytes punched (tag %u and the part of tag 6 in segment 2; "
+           "segment 1 went whole)\n",
+           (unsigned long long)got, NBLOBS);
+    if (punch) {
+        CU_ASSERT(got >= BLOB - 2 * 4096);
+        CU_ASSERT(got <= 2ull * BLOB); /* nothing of tags 1-5 */
+    }
+    for (uint32_t t = 1; t <= NBLOBS; t++)
+        CU_ASSERT_EQUAL(check(bs, t, BLOB), t > 6 && t < NBLOBS ? 1 : -1);
+    bs_close(bs);
+
+    bs = open_waiting(dir, 60 * 1000, UINT64_MAX); /* always short of space */
+    CU_ASSERT_EQUAL(del(bs, 8), CM_OK);
+    punch_all(bs);
+    if (punch)
+        CU_ASSERT(punched_bytes(bs) >= BLOB - 2 * 4096);
+    for (uint32_t t = 7; t < NBLOBS; t++)
+        CU_ASSERT_EQUAL(check(bs, t, BLOB), t == 8 ? -1 : 1);
+    bs_close(bs);
+    bs_fsck_report r;
+    CU_ASSERT_EQUAL_FATAL(bs_fsck(dir, 0, NULL, NULL, &r), CM_OK);
+    CU_ASSERT(!r.bad_blocks && !r.bad_regions && !r.bad_live_blobs);
+    CU_ASSERT_EQUAL(r.live_blobs, 4);
+}
+
 /* ---- an io that watches the order of fdatasync and punch ---- */
 
 typedef struct {
@@ -238,7 +315,7 @@ static bs_store *open_watched(const char *dir, bs_io *io)
     io->punch = w_punch;
     memset(&w, 0, sizeof(w));
     w.first_punch = -1;
-    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1, .io = io};
+    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1, .io = io, .punch_wait_ms = -1};
     bs_store *bs = NULL;
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     return bs;
@@ -342,7 +419,8 @@ static void test_crash_with_holes(void)
     CU_ASSERT(!punch || r.punched >= NBLOBS / 2);
 
     /* Compaction walks the holed segments (dead records skipped) and removes them. */
-    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1, .compact_pct = 99};
+    bs_options opt = {
+        .segment_max = 1u << 20, .compact_rate = -1, .compact_pct = 99, .punch_wait_ms = -1};
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     cm_err e;
     int steps = 0;
@@ -419,7 +497,8 @@ static void test_no_punch_support(void)
 static void test_delete_on_full_disk(void)
 {
     fio *f = fio_new(SEED);
-    bs_options opt = {.segment_max = 1u << 20, .compact_rate = -1, .io = fio_io(f)};
+    bs_options opt = {
+        .segment_max = 1u << 20, .compact_rate = -1, .io = fio_io(f), .punch_wait_ms = -1};
     bs_store *bs = NULL;
     CU_ASSERT_FATAL(bs_open(test_dir("full"), &opt, &bs) == CM_OK);
     fio_set_capacity(f, fio_used(f) + 300 * 1024);
@@ -506,7 +585,7 @@ static int punch_crash_run(const char *dir, uint64_t k, fio_crash_mode mode, mar
     fio *f = crash_fio = fio_new(SEED ^ k);
     bs_io io = *fio_io(f);
     io.punch = zero_punch;
-    bs_options opt = {.segment_max = 64 * 1024, .io = &io, .compact_rate = -1};
+    bs_options opt = {.segment_max = 64 * 1024, .io = &io, .compact_rate = -1, .punch_wait_ms = -1};
     bs_store *bs = NULL;
     CU_ASSERT_FATAL(bs_open(dir, &opt, &bs) == CM_OK);
     fio_crash_at(f, k);
@@ -571,6 +650,7 @@ void cu_register(void)
         {"punch_after_durable_tombstone", test_punch_after_durable_tombstone},
         {"crash_with_holes", test_crash_with_holes},
         {"punch_left_by_crash", test_punch_left_by_crash},
+        {"punch_waits_for_segment", test_punch_waits_for_segment},
         {"zeroed_live_blob", test_zeroed_live_blob},
         {"no_punch_support", test_no_punch_support},
         {"delete_on_full_disk", test_delete_on_full_disk},
