@@ -70,7 +70,7 @@
 
 #define BS_PUNCH_PAGE 4096u
 #define BS_PUNCH_BATCH 256u           /* holes per call */
-#define BS_PUNCH_QUEUE_MAX (1u << 18) /* 8 MiB of queue */
+#define BS_PUNCH_QUEUE_MAX (1u << 18) /* 10 MiB of queue (40-byte bs_hole) */
 
 void bs_punch_range(uint64_t rec_off, uint32_t len, uint64_t *off, uint64_t *plen)
 {
