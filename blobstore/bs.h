@@ -215,19 +215,20 @@ cm_err bs_compact_step(bs_store *bs, uint64_t budget);
 
 typedef struct {
     uint32_t segments;
-    uint64_t bytes;          /* size of all segment files */
-    uint64_t records;        /* records whose header validates */
-    uint64_t tombstones;     /* DELETE records among them */
-    uint64_t live_blobs;     /* blobs the index would hold */
-    uint64_t live_bytes;     /* their payload bytes */
-    uint64_t bad_headers;    /* segment headers that fail to validate */
-    uint64_t bad_regions;    /* stretches of bytes that are not a valid record (skipped) */
-    uint64_t bad_blocks;     /* 64 KiB data blocks whose CRC32C does not match */
-    uint64_t bad_live_blobs; /* live blobs with a bad block or a hole: data lost on this drive */
-    uint64_t overlaps;       /* PUT records overlapping their blob's data (ignored) */
-    uint64_t torn_bytes;     /* invalid tail of the last segment (a crash; cut at open) */
-    uint64_t punched;        /* records of deleted blobs whose data was punched out (fine) */
-    uint32_t rewritten;      /* segments rewritten by repair */
+    uint64_t bytes;           /* size of all segment files */
+    uint64_t records;         /* records whose header validates */
+    uint64_t tombstones;      /* DELETE records among them */
+    uint64_t live_blobs;      /* blobs the index would hold */
+    uint64_t live_bytes;      /* their payload bytes */
+    uint64_t bad_headers;     /* segment headers that fail to validate */
+    uint64_t bad_regions;     /* stretches of bytes that are not a valid record (skipped) */
+    uint64_t bad_blocks;      /* 64 KiB data blocks of live blobs whose CRC32C does not match */
+    uint64_t dead_bad_blocks; /* ... of deleted blobs (bit rot in garbage: no data lost) */
+    uint64_t bad_live_blobs;  /* live blobs with a bad block or a hole: data lost on this drive */
+    uint64_t overlaps;        /* PUT records overlapping their blob's data (ignored) */
+    uint64_t torn_bytes;      /* invalid tail of the last segment (a crash; cut at open) */
+    uint64_t punched;         /* records of deleted blobs whose data was punched out (fine) */
+    uint32_t rewritten;       /* segments rewritten by repair */
 } bs_fsck_report;
 
 /* Progress: bytes of the drive checked so far, of total. */

@@ -9,10 +9,14 @@
  * its CRC32C, and feeds the records to the same index rules as recovery (bs_apply_record:
  * extents sorted, a later compaction copy wins, overlaps ignored and counted). A live blob with a
  * hole or with a bad block is reported as damaged on this drive. (The bad-block list is a plain
- * array searched per live blob: fine for the handful a sick drive shows.) A block that fails its
- * CRC but is zero wherever bs_punch.c would punch a hole is judged when the scan is done: if its
- * blob is dead, the record's data was punched after the delete (counted in `punched`, no
- * problem); if the blob is live, it is a bad block like any other.
+ * array searched per live blob: fine for the handful a sick drive shows.) A record with blocks
+ * that fail their CRC is judged when the scan is done, once it is known whether its blob is live:
+ *   - live: its bad blocks count (bad_blocks), the blob is damaged, the segment needs a rewrite;
+ *   - dead (deleted): no data is lost. A failing block that is zero wherever bs_punch.c would punch
+ *     a hole means the record's data was punched after the delete (counted in `punched`); any
+ *     other counts in dead_bad_blocks, reported but not a problem: bit rot in garbage, such as
+ *     the damaged copy a scrub repair replaced and deleted, whose hole waits for the punch grace
+ *     period (bs_punch.c).
  *
  * Repair rewrites each segment that had a problem: its valid records whose blocks all verify are
  * copied, unchanged, behind a fresh segment header into seg-N.cbs.fsck; that file is fdatasynced,
@@ -45,8 +49,8 @@ typedef struct {
     uint8_t *buf; /* FK_BATCH blocks */
     bs_id *bad;   /* blobs with a record that has a bad block */
     size_t nbad, capbad;
-    struct fk_zeroed *zeroed; /* records whose failing blocks read as punched (zeros) */
-    size_t nzeroed, capzeroed;
+    struct fk_failed *failed; /* records with failing blocks, judged after the scan */
+    size_t nfailed, capfailed;
     const bs_orphan_check *oc; /* orphan sweep: which blobs records name; NULL = none */
     bs_orphan_report *orep;
     bs_id *orphans; /* found by the sweep, deleted by repair */
@@ -61,11 +65,11 @@ typedef struct {
     int problem;       /* set by the check: the segment needs a rewrite */
 } fk_seg;
 
-/* A record whose failing blocks are zero where bs_punch.c punches: fine if its blob is dead. */
-struct fk_zeroed {
+/* A record with failing blocks: bad ones, and ones that are zero where bs_punch.c punches. */
+struct fk_failed {
     bs_id id;
     fk_seg *fs;
-    uint64_t blocks;
+    uint64_t bad, zeroed;
 };
 
 /* Is every byte of block [a, b) (file offsets, data in buf) that a hole could cover zero? */
@@ -168,15 +172,11 @@ static cm_err take_record(fk_ctx *c, fk_seg *fs, const bs_rec_hdr *h, uint64_t p
         return bad || zeroed ? CM_OK : copy_record(fs, pos, bs_rec_size(h->len));
     r->records++;
     r->tombstones += h->type == BS_REC_DELETE;
-    r->bad_blocks += bad;
     cm_err e = CM_OK;
-    if (bad) {
-        fs->problem = 1;
-        e = add_bad(c, &h->id);
-    } else if (zeroed) {
-        e = grow(&c->zeroed, &c->capzeroed, c->nzeroed, sizeof(*c->zeroed));
+    if (bad || zeroed) {
+        e = grow(&c->failed, &c->capfailed, c->nfailed, sizeof(*c->failed));
         if (e == CM_OK)
-            c->zeroed[c->nzeroed++] = (struct fk_zeroed){h->id, fs, zeroed};
+            c->failed[c->nfailed++] = (struct fk_failed){h->id, fs, bad, zeroed};
     }
     return e == CM_OK ? bs_apply_record(c->bs, h, fs->s, pos) : e;
 }
@@ -295,18 +295,20 @@ static cm_err count_blobs(fk_ctx *c)
 {
     bs_finish_blobs(c->bs);
     const bs_index *ix = &c->bs->index;
-    /* Zeros where a hole would be are a punched record when its blob is dead; data lost if not. */
-    for (size_t i = 0; i < c->nzeroed; i++) {
-        struct fk_zeroed *z = &c->zeroed[i];
-        if (!bs_index_get(ix, &z->id)) {
-            c->r->punched++;
+    /* Failing blocks lose data only in a live blob (see the design note). */
+    for (size_t i = 0; i < c->nfailed; i++) {
+        struct fk_failed *f = &c->failed[i];
+        if (!bs_index_get(ix, &f->id)) {
+            c->r->punched += f->bad == 0;
+            c->r->dead_bad_blocks += f->bad;
             continue;
         }
-        CM_ERROR("fsck", "%s/seg-%08u.cbs: a record of a live blob reads as zeros", c->bs->dir,
-                 z->fs->s->num);
-        c->r->bad_blocks += z->blocks;
-        z->fs->problem = 1;
-        if (add_bad(c, &z->id) != CM_OK)
+        if (f->zeroed)
+            CM_ERROR("fsck", "%s/seg-%08u.cbs: a record of a live blob reads as zeros", c->bs->dir,
+                     f->fs->s->num);
+        c->r->bad_blocks += f->bad + f->zeroed;
+        f->fs->problem = 1;
+        if (add_bad(c, &f->id) != CM_OK)
             return CM_ERR_NOMEM;
     }
     for (size_t i = 0; i < ix->cap; i++) {
@@ -407,7 +409,7 @@ static cm_err check(fk_ctx *c, int repair)
     size_t n = 0;
     memset(c->r, 0, sizeof(*c->r));
     c->done = c->total = 0;
-    c->nbad = c->nzeroed = 0;
+    c->nbad = c->nfailed = 0;
     cm_err e = bs_index_init(&c->bs->index);
     if (e == CM_OK)
         e = open_segs(c, &fs, &n, repair);
@@ -463,7 +465,7 @@ static cm_err run(fk_ctx *c, const char *dir, int repair)
     }
     free(c->buf);
     free(c->bad);
-    free(c->zeroed);
+    free(c->failed);
     return e;
 }
 

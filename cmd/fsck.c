@@ -296,6 +296,8 @@ static void print_row(const char *name, const bs_fsck_report *r, int repair)
            (unsigned long long)r->torn_bytes, status);
     if (r->rewritten)
         printf(" (%u segments rewritten)", r->rewritten);
+    if (r->dead_bad_blocks) /* no data lost, but the drive flips bits */
+        printf(" (%llu bad blocks in deleted data)", (unsigned long long)r->dead_bad_blocks);
     printf("\n");
 }
 

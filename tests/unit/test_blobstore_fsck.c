@@ -1,5 +1,6 @@
 /*
  * test_blobstore_fsck.c - the offline check: a clean drive reports clean with the right counts;
+ * a flipped bit in a deleted blob's data is counted apart (dead_bad_blocks) and is no problem;
  * a flipped data bit, a smashed record header and a torn tail are each found and counted; repair
  * rewrites the segments so a second check finds only the blob that lost data; fsck refuses a
  * drive an open store holds. The orphan sweep reports blobs no record names (only once older
@@ -68,6 +69,14 @@ static void test_fsck(void)
     CU_ASSERT_EQUAL(r.live_bytes, 220000);
     CU_ASSERT(!r.bad_blocks && !r.bad_regions && !r.bad_headers && !r.torn_bytes);
 
+    /* a bit in deleted blob 4's data (not punched yet): bit rot in garbage, no problem */
+    uint64_t b4_data = BS_SEG_HDR + bs_rec_size(100000) + BS_REC_HDR + 4;
+    poke(seg2, (off_t)(b4_data + 1000 + SEED % 1000), 0x04);
+    CU_ASSERT_EQUAL_FATAL(bs_fsck(dir, 0, NULL, NULL, &r), CM_OK);
+    CU_ASSERT_EQUAL(r.dead_bad_blocks, 1);
+    CU_ASSERT(!r.bad_blocks && !r.bad_live_blobs && !r.punched);
+    CU_ASSERT_EQUAL(r.live_blobs, 3);
+
     /* a bit in blob 1's second block; blob 2's header; a torn tail on the last segment */
     uint64_t b1_data = BS_SEG_HDR + BS_REC_HDR + 8;
     poke(seg1, (off_t)(b1_data + 70000 + SEED % 1000), 0x10);
@@ -78,6 +87,7 @@ static void test_fsck(void)
     close(fd);
     CU_ASSERT_EQUAL_FATAL(bs_fsck(dir, 0, NULL, NULL, &r), CM_OK);
     CU_ASSERT_EQUAL(r.bad_blocks, 1);
+    CU_ASSERT_EQUAL(r.dead_bad_blocks, 1);
     CU_ASSERT_EQUAL(r.bad_regions, 1);
     CU_ASSERT_EQUAL(r.torn_bytes, 17);
     CU_ASSERT_EQUAL(r.live_blobs, 2); /* 1 (damaged) and 3; blob 2's header is unreadable */
@@ -87,7 +97,8 @@ static void test_fsck(void)
     CU_ASSERT_EQUAL_FATAL(bs_fsck(dir, 1, NULL, NULL, &r), CM_OK);
     CU_ASSERT_EQUAL(r.rewritten, 2);
     CU_ASSERT(!r.bad_blocks && !r.bad_regions && !r.bad_headers && !r.torn_bytes);
-    CU_ASSERT_EQUAL(r.live_blobs, 1); /* blob 3; blob 1 lost its only record */
+    CU_ASSERT_EQUAL(r.dead_bad_blocks, 0); /* the rewrite left the damaged dead record out */
+    CU_ASSERT_EQUAL(r.live_blobs, 1);      /* blob 3; blob 1 lost its only record */
     CU_ASSERT_EQUAL(r.bad_live_blobs, 0);
     CU_ASSERT_EQUAL_FATAL(bs_open(dir, &opt, &bs) == CM_OK, 1);
     bs_stats st;
