@@ -51,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "cm_err.h"
 
@@ -146,6 +147,12 @@ void bs_close(bs_store *bs); /* NULL is a no-op; does not sync */
  * partial record is cut off again, so the store stays consistent).
  */
 cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len);
+/*
+ * bs_append of the iovcnt pieces of iov, in order, as one buffer: the same records as bs_append of
+ * their concatenation, written from the pieces without gathering them first (the node RPC server
+ * appends a cell straight from the socket's buffer chains).
+ */
+cm_err bs_appendv(bs_store *bs, const bs_id *id, uint64_t off, const struct iovec *iov, int iovcnt);
 /*
  * Make every append issued before this call durable. CM_ERR_IO when an fdatasync failed, in this
  * call's round or any earlier one whose writes were not yet durable (see bs_error).

@@ -22,9 +22,8 @@
 #include "bs_int.h"
 #include "cm_util.h"
 
-uint32_t bs_crc32c(const void *data, size_t len)
+uint32_t bs_crc32c_more(uint32_t crc, const void *data, size_t len)
 {
-    uint32_t crc = 0xFFFFFFFFu;
     const unsigned char *p = data;
     while (len > 0) {
         int n = len > (size_t)INT_MAX ? INT_MAX : (int)len;
@@ -32,7 +31,12 @@ uint32_t bs_crc32c(const void *data, size_t len)
         p += n;
         len -= (size_t)n;
     }
-    return crc ^ 0xFFFFFFFFu;
+    return crc;
+}
+
+uint32_t bs_crc32c(const void *data, size_t len)
+{
+    return bs_crc32c_end(bs_crc32c_more(BS_CRC_INIT, data, len));
 }
 
 /* CRC32C of bytes 8..24 of a version 2 header: segment number, salt and the mark itself. */

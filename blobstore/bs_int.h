@@ -57,6 +57,13 @@ typedef struct {
 } bs_rec_hdr;
 
 uint32_t bs_crc32c(const void *data, size_t len);
+/* The running form: start from BS_CRC_INIT, feed pieces, finish with bs_crc32c_end. */
+#define BS_CRC_INIT 0xFFFFFFFFu
+uint32_t bs_crc32c_more(uint32_t crc, const void *data, size_t len);
+static inline uint32_t bs_crc32c_end(uint32_t crc)
+{
+    return crc ^ 0xFFFFFFFFu;
+}
 typedef struct {
     uint32_t version, segno;
     uint64_t salt;   /* 0 in version 1 */

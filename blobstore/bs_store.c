@@ -178,8 +178,42 @@ cm_err bs_ensure_room(bs_store *bs, uint64_t need)
     return CM_OK;
 }
 
-static cm_err write_put(bs_store *bs, bs_seg *s, const bs_id *id, uint64_t boff,
-                        const uint8_t *data, uint32_t len)
+/* Where an append's next byte comes from: piece i of the caller's iov, at byte at. */
+typedef struct {
+    const struct iovec *iov;
+    int n, i;
+    size_t at;
+} bs_src;
+
+/* The next contiguous run of at most *len bytes at src (*len cut to it), src moved past it. */
+static const uint8_t *src_take(bs_src *src, size_t *len)
+{
+    while (src->i < src->n && src->at == src->iov[src->i].iov_len) {
+        src->i++;
+        src->at = 0;
+    }
+    const uint8_t *p = (const uint8_t *)src->iov[src->i].iov_base + src->at;
+    *len = CM_MIN(*len, src->iov[src->i].iov_len - src->at);
+    src->at += *len;
+    return p;
+}
+
+/* Write len bytes from src at file offset off (src moves past them). */
+static cm_err src_write(bs_store *bs, int fd, bs_src *src, size_t len, uint64_t off)
+{
+    cm_err e = CM_OK;
+    while (e == CM_OK && len > 0) {
+        size_t n = len;
+        const uint8_t *p = src_take(src, &n);
+        e = bs_write_full(&bs->io, fd, p, n, off);
+        off += n;
+        len -= n;
+    }
+    return e;
+}
+
+static cm_err write_put(bs_store *bs, bs_seg *s, const bs_id *id, uint64_t boff, bs_src *src,
+                        uint32_t len)
 {
     bs_rec_hdr h = {BS_REC_PUT, *id, boff, len, bs_blocks_for(len)};
     size_t hlen = BS_REC_HDR + 4u * h.nblocks;
@@ -189,13 +223,20 @@ static cm_err write_put(bs_store *bs, bs_seg *s, const bs_id *id, uint64_t boff,
     if (!hdr)
         return CM_ERR_NOMEM;
     bs_rec_encode(&h, s->salt, hdr);
+    bs_src at = *src; /* the CRCs read ahead; the writes below move src */
     for (uint32_t i = 0; i < h.nblocks; i++) {
-        size_t n = CM_MIN(BS_BLOCK, len - (size_t)i * BS_BLOCK);
-        cm_put_be32(hdr + BS_REC_HDR + 4 * i, bs_crc32c(data + (size_t)i * BS_BLOCK, n));
+        uint32_t crc = BS_CRC_INIT;
+        for (size_t left = CM_MIN(BS_BLOCK, len - (size_t)i * BS_BLOCK); left > 0;) {
+            size_t n = left;
+            const uint8_t *p = src_take(&at, &n);
+            crc = bs_crc32c_more(crc, p, n);
+            left -= n;
+        }
+        cm_put_be32(hdr + BS_REC_HDR + 4 * i, bs_crc32c_end(crc));
     }
     cm_err e = bs_write_full(&bs->io, s->fd, hdr, hlen, s->size);
     if (e == CM_OK && len > 0)
-        e = bs_write_full(&bs->io, s->fd, data, len, s->size + hlen);
+        e = src_write(bs, s->fd, src, len, s->size + hlen);
     if (e == CM_OK && total > hlen + len)
         e = bs_write_full(&bs->io, s->fd, zeros, total - hlen - len, s->size + hlen + len);
     free(hdr);
@@ -268,8 +309,7 @@ static uint64_t next_chunk(const bs_store *bs, uint64_t rest, uint64_t limit)
     return fit;
 }
 
-static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const uint8_t *data,
-                            size_t len)
+static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, bs_src *src, size_t len)
 {
     uint64_t limit = bs_data_fit(bs->segment_max - CM_MIN(bs->segment_max, BS_SEG_HDR));
     limit = CM_MAX(limit, BS_MIN_FILL);
@@ -287,7 +327,7 @@ static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const u
         bs_seg *s = bs->active;
         if (nu == 0 || undo[nu - 1].seg != s)
             undo[nu++] = (undo_ent){s, s->size};
-        e = write_put(bs, s, id, off + pos, data + pos, chunk);
+        e = write_put(bs, s, id, off + pos, src, chunk);
         if (e != CM_OK)
             break;
         ext[n++] = (bs_ext){off + pos, chunk, s, s->size};
@@ -310,19 +350,30 @@ static cm_err append_locked(bs_store *bs, const bs_id *id, uint64_t off, const u
     return e;
 }
 
-cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len)
+cm_err bs_appendv(bs_store *bs, const bs_id *id, uint64_t off, const struct iovec *iov, int iovcnt)
 {
-    if (len > 0 && !data)
-        return CM_ERR_INVAL;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > 0 && !iov[i].iov_base)
+            return CM_ERR_INVAL;
+        len += iov[i].iov_len;
+    }
+    bs_src src = {iov, iovcnt, 0, 0};
     pthread_mutex_lock(&bs->append_mu);
     const bs_blob *b = bs_index_get(&bs->index, id); /* index writers hold append_mu */
     cm_err e = CM_ERR_INVAL;
     if (b && len == 0 && off == b->size)
         e = CM_OK; /* nothing to record */
     else if (off == (b ? b->size : 0))
-        e = append_locked(bs, id, off, data, len);
+        e = append_locked(bs, id, off, &src, len);
     pthread_mutex_unlock(&bs->append_mu);
     if (e != CM_OK && e != CM_ERR_INVAL)
         CM_WARN("bs", "%s: append failed: %s", bs->dir, cm_err_str(e));
     return e;
+}
+
+cm_err bs_append(bs_store *bs, const bs_id *id, uint64_t off, const void *data, size_t len)
+{
+    struct iovec one = {(void *)(uintptr_t)data, len};
+    return bs_appendv(bs, id, off, &one, 1);
 }

@@ -49,6 +49,14 @@ struct event_base;
     (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
                  */
 
+/* ---- appending from a buffer (nd_service.c; also the local chunk backend, obj/ob_chunk.c) ---- */
+
+/* Append the first n (> 0) bytes of buf to blob id of bs at off straight from buf's chains
+ * (bs_appendv: no copy; pulled up first only when they are more than 16), running *crc (a
+ * cm_crc32c running value) over them. buf is not drained. */
+cm_err nd_append_front(bs_store *bs, const bs_id *id, uint64_t off, struct evbuffer *buf, size_t n,
+                       uint32_t *crc);
+
 /* ---- authentication (nd_auth.c) ---- */
 
 /* The parts of a request the signature covers (see docs/rpc.md, "Canonical string"). */

@@ -15,12 +15,14 @@
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
  *
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
- * arrives, in blob calls of ND_APPEND_MIN..ND_PIECE bytes (one evbuffer_pullup each: the
- * blobstore takes contiguous bytes, this is the one copy between socket and record), while its
- * CRC32C runs over the same bytes. At the end the CRC is compared: a mismatch deletes the chunk
- * (its earlier pieces are useless without the bad one, and a refused chunk leaves nothing behind)
- * and answers 400 CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and 200 with the new length.
- * Memory per request: the net server's body buffer (read_high_water) and one piece.
+ * arrives, in blob calls of ND_APPEND_MIN..ND_PIECE bytes, each written straight from the
+ * buffer chains the socket was read into (bs_appendv: no copy in user space between socket and
+ * record; a pull-up into one buffer was a copy, and a fresh 256-512 KiB chain mmapped and
+ * faulted in per piece), while its CRC32C runs over the same bytes. At the end the CRC is compared:
+ * a mismatch deletes the chunk (its earlier pieces are useless without the bad one, and a refused
+ * chunk leaves nothing behind) and answers 400 CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and
+ * 200 with the new length. Memory per request: the net server's body buffer (read_high_water) and
+ * one piece.
  *
  * Read: the first piece is read before the response starts (so a missing or corrupt chunk gets a
  * clean status; a missing one is logged with whether and when it was deleted on this drive,
@@ -325,13 +327,37 @@ static void start_append(net_req *req, nd_sreq *s, const char *query)
     net_req_read_body(req);
 }
 
+/* Chains one piece may span: the net server reads bodies in 64 KiB steps (net_conn.c), so a
+ * piece of ND_PIECE takes 5 at most; more (a body read in small bits) are pulled up first. */
+#define APPEND_IOV 16
+
+cm_err nd_append_front(bs_store *bs, const bs_id *id, uint64_t off, struct evbuffer *buf, size_t n,
+                       uint32_t *crc)
+{
+    struct evbuffer_iovec v[APPEND_IOV];
+    int nv = evbuffer_peek(buf, (ev_ssize_t)n, NULL, v, APPEND_IOV);
+    if (nv > APPEND_IOV) {
+        v[0].iov_base = evbuffer_pullup(buf, (ev_ssize_t)n);
+        v[0].iov_len = n;
+        nv = 1;
+        if (!v[0].iov_base)
+            return CM_ERR_NOMEM;
+    }
+    size_t left = n;
+    for (int i = 0; i < nv; i++) { /* the last chain may hold more than the piece */
+        v[i].iov_len = CM_MIN(v[i].iov_len, left);
+        left -= v[i].iov_len;
+        *crc = cm_crc32c(*crc, v[i].iov_base, v[i].iov_len);
+    }
+    /* evbuffer_iovec has struct iovec's layout (libevent's buffer.h) */
+    return bs_appendv(bs, id, off, (const struct iovec *)v, nv);
+}
+
 /* Append n bytes from the front of body. */
 static void append_piece(nd_sreq *s, struct evbuffer *body, size_t n)
 {
     if (s->err == CM_OK) {
-        const uint8_t *p = evbuffer_pullup(body, (ev_ssize_t)n);
-        s->crc = cm_crc32c(s->crc, p, n);
-        s->err = bs_append(s->bs, &s->id, s->off, p, n);
+        s->err = nd_append_front(s->bs, &s->id, s->off, body, n, &s->crc);
         if (s->err == CM_OK) {
             s->off += n;
             atomic_fetch_add(&s->svc->appended, n);

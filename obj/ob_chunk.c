@@ -9,8 +9,8 @@
  * never runs inside the call that started it.
  *
  * Buffers: an append's body is moved into the job's evbuffer on the loop (no copy); the worker
- * pulls up one piece at a time (ND_PIECE, the one copy: the blobstore takes contiguous bytes) and
- * appends it while a CRC32C runs over the same bytes. Because the CRC is known only at the end,
+ * appends one piece at a time (ND_PIECE) straight from its chains (nd_append_front: bs_appendv,
+ * no copy) while a CRC32C runs over the same bytes. Because the CRC is known only at the end,
  * the pieces are appended as they are checked and, on a mismatch, the chunk is deleted (synced):
  * the same rule as the RPC's, so both backends refuse a bad body identically. A read of a cell
  * (32 KiB to ND_PIECE) preads into a buffer of the calling thread's pool (common/cm_bufpool.c),
@@ -134,11 +134,7 @@ static cm_err lc_append(lc_job *j)
     uint32_t crc = 0;
     while (evbuffer_get_length(j->buf) > 0) {
         size_t n = CM_MIN(evbuffer_get_length(j->buf), (size_t)ND_PIECE);
-        const uint8_t *p = evbuffer_pullup(j->buf, (ev_ssize_t)n);
-        if (!p)
-            return CM_ERR_NOMEM;
-        crc = cm_crc32c(crc, p, n);
-        if ((e = bs_append(j->bs, &j->id, j->size, p, n)) != CM_OK)
+        if ((e = nd_append_front(j->bs, &j->id, j->size, j->buf, n, &crc)) != CM_OK)
             return e;
         j->size += n;
         evbuffer_drain(j->buf, n);
