@@ -196,7 +196,7 @@ static void test_appendv_pieces(void)
     enum { LEN = 700000, MAXV = 40 };
     uint8_t *buf = malloc(LEN);
     for (uint32_t tag = 1; tag <= 6; tag++) {
-        size_t len = tag == 6 ? 0 : LEN / tag + tag;
+        size_t len = tag == 6 ? 0 : LEN / tag - tag;
         fill(buf, tag, 0, len);
         struct iovec v[MAXV];
         int n = 0;
@@ -232,7 +232,7 @@ static void test_appendv_pieces(void)
     bs_get_stats(bv, &sv);
     CU_ASSERT_EQUAL(sv.corrupt_found, 0);
     for (uint32_t tag = 1; tag <= 6; tag++)
-        CU_ASSERT(verify_whole(bv, tag, tag == 6 ? 0 : LEN / tag + tag));
+        CU_ASSERT(verify_whole(bv, tag, tag == 6 ? 0 : LEN / tag - tag));
     bs_close(bv);
     free(buf);
 }
