@@ -17,12 +17,11 @@
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
  * arrives, in blob calls of ND_APPEND_MIN..ND_PIECE bytes, each written straight from the
  * buffer chains the socket was read into (bs_appendv: no copy in user space between socket and
- * record; a pull-up into one buffer was a copy, and a fresh 256-512 KiB chain mmapped and
- * faulted in per piece), while its CRC32C runs over the same bytes. At the end the CRC is compared:
- * a mismatch deletes the chunk (its earlier pieces are useless without the bad one, and a refused
- * chunk leaves nothing behind) and answers 400 CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and
- * 200 with the new length. Memory per request: the net server's body buffer (read_high_water) and
- * one piece.
+ * record, where a pull-up into one buffer was a copy), while its CRC32C runs over the same
+ * bytes. At the end the CRC is compared: a mismatch deletes the chunk (its earlier pieces are
+ * useless without the bad one, and a refused chunk leaves nothing behind) and answers 400
+ * CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and 200 with the new length. Memory per
+ * request: the net server's body buffer (read_high_water) and one piece.
  *
  * Read: the first piece is read before the response starts (so a missing or corrupt chunk gets a
  * clean status; a missing one is logged with whether and when it was deleted on this drive,
