@@ -1,5 +1,5 @@
 /*
- * test_blobstore_reclaim.c - deleted data gives its disk space back at once (bs_punch.c).
+ * test_blobstore_reclaim.c - deleted data gives its disk space back by punching holes (bs_punch.c).
  *
  * punch_after_delete: blobs in the active and in older segments are deleted; nothing is punched
  * before bs_punch_dead, then the segment files' allocated blocks (st_blocks) drop by about the
