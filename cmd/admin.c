@@ -886,8 +886,8 @@ static void repair_block(const char *js)
            "every %" PRIu64 " s, else layouts only), limit %g MB/s\n",
            jtrue(r, "running") ? "RUNNING" : "idle", jnum(r, "passes"), jnum(r, "interval_s"),
            jnum(r, "full_interval_s"), jdbl(r, "limit_mbps"));
-    printf("%-22s %.*s, started %s, ended %s\n", "last pass",
-           why ? (int)strcspn(why + 10, "\"") : 1, why ? why + 10 : "-", t1, t2);
+    printf("%-22s started %s, ended %s (run because: %.*s)\n", "last pass", t1, t2,
+           why ? (int)strcspn(why + 10, "\"") : 1, why ? why + 10 : "-");
     printf("%-22s %" PRIu64 "/%" PRIu64 " (bodies checked %" PRIu64 ", %" PRIu64
            " of them on their layout alone)\n",
            "records scanned", jnum(r, "scanned"), jnum(r, "records"), jnum(r, "parts"),
@@ -900,11 +900,11 @@ static void repair_block(const char *js)
     printf("%-22s ETA %s; time to full redundancy %s\n", "progress", eta, full);
     if (d && jtrue(d, "known"))
         printf("%-22s %.2f nines/year (AZ outage: %.2f) at %.1f MB/s cluster-wide (%.2f MB/s "
-               "per node, %s), %.0f GB per drive: a drive rebuilt in %.2f h\n",
+               "per node, %s), %.0f GB per drive: a drive rebuilt in %.2f h; AFR %g%%/year\n",
                "durability", jdbl(d, "nines"), jdbl(d, "az_nines"), jdbl(d, "cluster_mbps"),
                jdbl(d, "mbps_per_node"),
                jtrue(d, "measured") ? "measured" : "CONFIGURED limit, no repair measured yet",
-               jdbl(d, "drive_bytes") / 1e9, jdbl(d, "repair_h"));
+               jdbl(d, "drive_bytes") / 1e9, jdbl(d, "repair_h"), 100 * jdbl(d, "afr"));
     else
         printf("%-22s unknown (no layout or no repair speed)\n", "durability");
 }
@@ -1135,6 +1135,10 @@ int cmd_admin(int argc, char **argv)
     long long grace = -1;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
         if ((strcmp(argv[1], "object-cells") == 0 || user || sse) && argv[i][0] != '-' &&
             npos < (user  ? 3
                     : sse ? 1

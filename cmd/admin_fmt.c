@@ -252,11 +252,11 @@ void am_durability_text(const am_dur_in *in, const am_dur_out *d, char *out, siz
     char dom[96] = "", size[24], rate[24], t[32];
     size_t n;
     if (d->tol_nodes >= 0)
-        snprintf(dom, sizeof(dom), ", %d node losses of %d%s", d->tol_nodes, in->nodes,
+        snprintf(dom, sizeof(dom), ", %d of %d nodes lost%s", d->tol_nodes, in->nodes,
                  d->tol_azs >= 0 ? "" : " (one AZ)");
     if (d->tol_azs >= 0) {
         n = strlen(dom);
-        snprintf(dom + n, sizeof(dom) - n, ", %d AZ losses of %d", d->tol_azs, in->azs);
+        snprintf(dom + n, sizeof(dom) - n, ", %d of %d AZs lost", d->tol_azs, in->azs);
     }
     n = (size_t)snprintf(out, cap, "tolerates %d drive losses (%d+%d over %d drives)%s",
                          d->tol_drives, in->k, in->m, in->drives, dom);

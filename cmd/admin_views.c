@@ -15,8 +15,7 @@
 #include <string.h>
 
 #include "admin_int.h"
-
-#define AFR_ASSUMED 0.01 /* per drive and year (docs/admin.md, "Durability") */
+#include "pl.h"
 
 static long long jint(json_t *o, const char *k)
 {
@@ -181,8 +180,10 @@ int admin_buckets(const admin_opts *o)
 /* The model's input from a status document (see the file-top note of admin_fmt.c). */
 static void durability_input(json_t *st, am_dur_in *in)
 {
+    pl_dur_input def;
     memset(in, 0, sizeof(*in));
-    in->afr = AFR_ASSUMED;
+    pl_dur_defaults(&def); /* placement's AFR, as the repair block's estimate (docs/admin.md) */
+    in->afr = def.afr;
     if (sscanf(jstr(st, "erasure"), "%d+%d", &in->k, &in->m) != 2)
         in->k = in->m = 0;
     json_t *drives = json_object_get(st, "drives"), *d, *n;

@@ -668,7 +668,7 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         "\"full_redundancy_s\":%.3f,\"limit_mbps\":%.1f,\"interval_s\":%d,\"full_interval_s\":%d,"
         "\"durability\":{\"k\":%d,\"m\":%d,\"known\":%s,\"measured\":%s,\"mbps_per_node\":%.3f,"
         "\"cluster_mbps\":%.3f,\"drive_bytes\":%.0f,\"repair_h\":%.3f,\"nines\":%.2f,"
-        "\"az_nines\":%.2f}}",
+        "\"az_nines\":%.2f,\"afr\":%.3f}}",
         running ? "true" : "false", (unsigned long long)passes, (unsigned long long)requested,
         reason, (long long)start, (long long)end, (unsigned long long)s.records,
         (unsigned long long)s.scanned, (unsigned long long)s.parts, (unsigned long long)s.trusted,
@@ -677,7 +677,7 @@ size_t cmd_repair_status(cmd_repair *c, char *out, size_t cap)
         disk > 0 ? s.mbps / disk : 0, s.eta_s, s.full_redundancy_s, c->cfg.mbps, c->cfg.interval_s,
         c->cfg.full_interval_s, k, m, have_dur ? "true" : "false", measured ? "true" : "false",
         mbps, have_dur ? in.repair_mbps : 0, have_dur ? in.drive_bytes : 0, dr.repair_h, dr.nines,
-        dr.az_nines);
+        dr.az_nines, have_dur ? in.afr : 0);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -12,7 +12,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"server", cmd_server, "run a node (S3 on 127.0.0.1:9000 by default); --help for options"},
-    {"admin", cmd_admin, "administer a running node: status, scrub"},
+    {"admin", cmd_admin, "administer a node or the cluster: status, repair, users, layout; --help"},
     {"bench", cmd_bench, "load generator and raw speed references"},
     {"fsck", cmd_fsck, "verify (and repair) a stopped node's drives"},
     {"node-rpc", cmd_node_rpc, "serve a node's RPC alone, or check a node (docs/rpc.md)"},

@@ -245,7 +245,13 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
     const char *scheme = o->tls_cert[0] ? "https" : "http";
     printf("cairn %s: serving S3 on %s://%s:%d (region %s)\n", CAIRN_VERSION, scheme, o->listen,
            port, o->region);
-    printf("  data:     %s (%d drives, erasure %d+%d)\n", o->data, o->gw.ndrives, o->gw.k, o->gw.m);
+    if (o->cluster_etcd[0]) /* bodies take the profile of the cluster's layout (pl_default_profile)
+                             */
+        printf("  data:     %s (%d drives; erasure by the cluster layout, cluster %s, node %s)\n",
+               o->data, o->gw.ndrives, o->cluster_id, o->node_id);
+    else
+        printf("  data:     %s (%d drives, erasure %d+%d)\n", o->data, o->gw.ndrives, o->gw.k,
+               o->gw.m);
     /* the secret is shown only by the start that generated it (it is in a 0600 file) */
     char secret[4400];
     printf("  access key: %s\n", c->access_key);

@@ -38,8 +38,9 @@
 
 cm_err md_mdb_err(int rc, const char *what)
 {
-    if (rc == MDB_MAP_FULL) {
-        CM_WARN(MD_MOD, "%s: %s", what, mdb_strerror(rc));
+    if (rc ==
+        MDB_MAP_FULL) { /* the commit grows the map and reruns; md_map_grow warns at the end */
+        CM_DEBUG(MD_MOD, "%s: %s", what, mdb_strerror(rc));
         return CM_ERR_NOSPC;
     }
     CM_ERROR(MD_MOD, "%s: %s", what, mdb_strerror(rc));
@@ -134,8 +135,11 @@ cm_err md_map_grow(md_store *md)
     size_t want = md->map_size + step;
     if (want > md->map_max)
         want = md->map_max;
-    if (want <= md->map_size)
+    if (want <= md->map_size) {
+        CM_WARN(MD_MOD, "metadata map full at its limit of %zu bytes: the write is refused",
+                md->map_size);
         return CM_ERR_NOSPC;
+    }
     /* Wait out every read transaction: resizing remaps the file under their slices. */
     pthread_rwlock_wrlock(&md->map_lock);
     int rc = mdb_env_set_mapsize(md->env, want);

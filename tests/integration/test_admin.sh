@@ -54,14 +54,14 @@ jcheck "scrub --json: the pass and its final status" "$H_WORK/scrub.json" \
 if h_run "status" adm status; then
     head -n 1 <<<"$H_OUT" | grep -Eq '^cairn at 127\.0\.0\.1:[0-9]+: ready; erasure 4\+2; 6/6 drives online; .* used; 0 checksum failures; scrub idle, last pass ended (just now|[0-9]+s ago)$' &&
         h_ok "status: the summary line first" || h_bad "status: the summary line first" "$H_OUT"
-    grep -Eq '^durability: tolerates 2 drive losses \(4\+2 over 6 drives\); with a measured repair rate of .* a lost drive of .* is rebuilt in ~.*; estimated annual loss probability ~.* under an assumed AFR of 1%/year per drive' <<<"$H_OUT" &&
+    grep -Eq '^durability: tolerates 2 drive losses \(4\+2 over 6 drives\); with a measured repair rate of .* a lost drive of .* is rebuilt in ~.*; estimated annual loss probability ~.* under an assumed AFR of 2%/year per drive' <<<"$H_OUT" &&
         h_ok "status: the durability estimate" || h_bad "status: the durability estimate" "$H_OUT"
     grep -Eq '^drive +state +blobs +used +live +reclaimable +segments +checksum failures$' <<<"$H_OUT" &&
         h_ok "status: the drive table" || h_bad "status: the drive table" "$H_OUT"
 fi
 adm status --json >"$H_WORK/status.json" && h_ok "status --json" || h_bad "status --json"
 jcheck "status --json: drives, scrub and durability" "$H_WORK/status.json" \
-    'd["ready"] and d["erasure"] == "4+2" and len(d["drives"]) == 6 and d["durability"]["tolerated_drive_losses"] == 2 and d["durability"]["tolerated_node_losses"] is None and d["durability"]["known"] and d["durability"]["repair_rate_measured"] and 0 < d["durability"]["annual_loss_probability"] < 1e-6 and d["durability"]["afr_assumed"] == 0.01 and d["durability"]["rebuild_s"] >= 0'
+    'd["ready"] and d["erasure"] == "4+2" and len(d["drives"]) == 6 and d["durability"]["tolerated_drive_losses"] == 2 and d["durability"]["tolerated_node_losses"] is None and d["durability"]["known"] and d["durability"]["repair_rate_measured"] and 0 < d["durability"]["annual_loss_probability"] < 1e-6 and d["durability"]["afr_assumed"] == 0.02 and d["durability"]["rebuild_s"] >= 0'
 
 # drives
 if h_run "drives" adm drives; then

@@ -211,7 +211,7 @@ static void test_durability_domains(void)
     CU_ASSERT_EQUAL(d.tol_azs, 0);
     char text[768];
     am_durability_text(&in, &d, text, sizeof(text));
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "0 node losses of 2, 0 AZ losses of 2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "0 of 2 nodes lost, 0 of 2 AZs lost"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "CONFIGURED"));
 }
 
