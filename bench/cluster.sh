@@ -6,6 +6,8 @@
 #   bench/cluster.sh              ~5 s per workload, about 2 minutes in all
 #   QUICK=1 bench/cluster.sh      ~2 s per workload (a smoke run; figures are noisier)
 #   SPREAD=0 bench/cluster.sh     skip the runs spread over all six nodes
+#   LIST=0 bench/cluster.sh       skip the listing rows (LIST_KEYS keys in the big prefix:
+#                                 50,000, with QUICK=1 5,000)
 # Knobs: CAIRN_BIN (default build/bin/cairn), DUR (seconds per workload), BENCH_TMP (where the
 # data dirs go; default $TMPDIR or /tmp), OUT (results file, default
 # bench/cluster-results-<date>.md), CAIRN_ETCD (the etcd binary, as local-cluster.sh takes it).
@@ -20,6 +22,10 @@
 #   the connections spread over the six nodes (one `cairn bench` per node, c/6 each, at once)
 #   workloads  4 KiB GET c=64 and 1 MiB GET c=16 (objects preloaded), 4 KiB PUT c=64, 1 MiB PUT
 #              c=16 (the concurrencies of bench/run.sh's rows), all by `cairn bench`
+#   listing    (LIST=1) ListObjectsV2 through each side: the first page (100 keys) of a 1,000-key
+#              prefix and of a LIST_KEYS-key prefix, c=4 by `cairn bench --op list`; then one
+#              client paging through the big prefix 1,000 keys a page (bench/list_pages.py):
+#              the issue's "steady rate whatever the prefix size", as ratios on each side
 # CPU: utime+stime of every server process (the single server; the six nodes, and etcd counted
 # apart) from /proc/PID/stat before and after each workload, divided by the requests it did:
 # server CPU per request, a figure that does not depend on how the two cores are shared with the
@@ -32,6 +38,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CAIRN_BIN:-$root/build/bin/cairn}
 if [ "${QUICK:-0}" = 1 ]; then DUR=${DUR:-2}; else DUR=${DUR:-5}; fi
 SPREAD=${SPREAD:-1}
+LIST=${LIST:-1}
+if [ "${QUICK:-0}" = 1 ]; then LIST_KEYS=${LIST_KEYS:-5000}; else LIST_KEYS=${LIST_KEYS:-50000}; fi
 OUT=${OUT:-$root/bench/cluster-results-$(date +%F).md}
 work=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/cairn-cbench.XXXXXX")
 res=$work/results
@@ -160,6 +168,32 @@ workload get4k "4 KiB GET c=64" --op get --bucket get4k --size 4K --keys 100 --n
 workload get1m "1 MiB GET c=16" --op get --bucket get1m --size 1M --keys 64 --no-preload --concurrency 16
 workload put4k "4 KiB PUT c=64" --op put --bucket put4k --size 4K --keys 100000 --concurrency 64
 workload put1m "1 MiB PUT c=16" --op put --bucket put1m --size 1M --keys 1000 --concurrency 16
+
+# Listing at scale: a bucket with LIST_KEYS keys under one prefix and 1,000 under another, on each
+# side. The first page of each prefix (c=4; `run` makes --prefix s / b into s0 / b0, the keys'
+# prefix), then one client paging through the whole big prefix (bench/list_pages.py, which also
+# checks that every key is listed once, in order).
+if [ "$LIST" = 1 ]; then
+    say "listing: $LIST_KEYS keys under one prefix and 1,000 under another, on each side"
+    for ep in "$single_ep" "${eps[0]}"; do
+        for p in "s0 1000" "b0 $LIST_KEYS"; do
+            read -r pfx_ n_ <<<"$p"
+            "$bin" bench --endpoint "$ep" --quiet --json --op put --bucket lst --size 1K \
+                --prefix "$pfx_" --keys "$n_" --count "$n_" --concurrency 32 >/dev/null
+        done
+    done
+    for w in "listsmall s" "listbig b"; do
+        read -r name_ pfx_ <<<"$w"
+        say "first page of prefix ${pfx_}0-, ${DUR}s: single, cluster via n1"
+        SERVERS=$server ETCDS="" run "single-$name_" "$single_ep" -- --op list --bucket lst \
+            --prefix "$pfx_" --no-preload --concurrency 4 --duration "$DUR"
+        SERVERS=$cluster_pids ETCDS=$etcd_pids run "cluster-$name_" "${eps[0]}" -- --op list \
+            --bucket lst --prefix "$pfx_" --no-preload --concurrency 4 --duration "$DUR"
+    done
+    say "paging through all $LIST_KEYS keys of prefix b0-, 1,000 a page: single, cluster via n1"
+    python3 "$root/bench/list_pages.py" "$single_ep" lst b0- "$LIST_KEYS" >"$res/single-pages.json"
+    python3 "$root/bench/list_pages.py" "${eps[0]}" lst b0- "$LIST_KEYS" >"$res/cluster-pages.json"
+fi
 
 kill "$server"
 wait "$server" 2>/dev/null || true

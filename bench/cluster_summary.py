@@ -3,7 +3,9 @@
 
 For each run NAME (single-*, cluster-*, spread-*) there are NAME.K.json, one `cairn bench --json`
 output per load process (K = 0.. endpoints), and NAME.cpu: "server_ticks etcd_ticks CLK_TCK
-nendpoints concurrency_each". Throughput of a run is the sum over its processes. Targets are
+nendpoints concurrency_each". Throughput of a run is the sum over its processes. The listing
+runs (LIST=1) add single-/cluster-listsmall and -listbig (the same files) and single-/cluster-
+pages.json (bench/list_pages.py's line). Targets are
 those of issue 9: the cluster through one node at least 0.33x the single node for 4 KiB and 0.5x
 for 1 MiB. Prints markdown and writes it to the file given as the second argument.
 """
@@ -45,6 +47,46 @@ def load_run(d, name):
     }
 
 
+def listing(d):
+    """The listing rows (LIST=1): first pages of a small and a big prefix, and paging."""
+    small = {side: load_run(d, side + "-listsmall") for side in ("single", "cluster")}
+    big = {side: load_run(d, side + "-listbig") for side in ("single", "cluster")}
+    pages = {}
+    for side in ("single", "cluster"):
+        try:
+            with open(os.path.join(d, side + "-pages.json")) as fh:
+                pages[side] = json.load(fh)
+        except (OSError, ValueError):
+            pages[side] = None
+    if not all(small.values()) or not all(big.values()) or not all(pages.values()):
+        return []
+    n = pages["cluster"]["keys"]
+    out = ["", f"Listing (ListObjectsV2) of a bucket with a {n:,}-key prefix and a 1,000-key prefix;"
+           " steady means the big prefix's figure at least 0.8x the small one's (first pages) and"
+           " the deepest fifth of the pages at most 1.25x as slow as the first fifth (medians):", "",
+           "| listing | single node | cluster via n1 | ratio | steady on the cluster? |",
+           "|---|---|---|---|---|"]
+    for label, runs in (("first page (100 keys) of the 1,000-key prefix, c=4", small),
+                        (f"first page (100 keys) of the {n:,}-key prefix, c=4", big)):
+        s, c = runs["single"]["ops_per_s"], runs["cluster"]["ops_per_s"]
+        out.append(f"| {label} | {s:,.0f} lists/s | {c:,.0f} lists/s | {c / s if s else 0:.2f} | - |")
+    bs = big["cluster"]["ops_per_s"] / small["cluster"]["ops_per_s"] if small["cluster"]["ops_per_s"] else 0
+    ss = big["single"]["ops_per_s"] / small["single"]["ops_per_s"] if small["single"]["ops_per_s"] else 0
+    out.append(f"| big prefix / small prefix, first page | {ss:.2f} | {bs:.2f} | - |"
+               f" {'yes' if bs >= 0.8 else '**no**'} |")
+    ps, pc = pages["single"], pages["cluster"]
+    out.append(f"| all {n:,} keys, 1,000 a page ({pc['pages']} pages), one client |"
+               f" {ps['pages_per_s']:,.1f} pages/s | {pc['pages_per_s']:,.1f} pages/s |"
+               f" {pc['pages_per_s'] / ps['pages_per_s'] if ps['pages_per_s'] else 0:.2f} | - |")
+    depth = {k: v["last_fifth_ms"] / v["first_fifth_ms"] if v["first_fifth_ms"] else 0
+             for k, v in pages.items()}
+    out.append(f"| page time (median), last fifth / first fifth | {depth['single']:.2f}"
+               f" ({ps['first_fifth_ms']:.1f} -> {ps['last_fifth_ms']:.1f} ms) | {depth['cluster']:.2f}"
+               f" ({pc['first_fifth_ms']:.1f} -> {pc['last_fifth_ms']:.1f} ms) | - |"
+               f" {'yes' if depth['cluster'] <= 1.25 else '**no**'} |")
+    return out
+
+
 def main():
     d, out, machine = sys.argv[1], sys.argv[2], sys.argv[3]
     lines = [f"Run: {machine}", ""]
@@ -74,6 +116,7 @@ def main():
                   "", "| workload | connections | cluster, 6 nodes | ratio to single |"
                   " CPU/op | CPU ratio (single/cluster) |", "|---|---|---|---|---|---|"]
         lines += spread
+    lines += listing(d)
     lines += ["", "CPU/op: utime+stime of the server processes (single: one; cluster: the six "
               "nodes; etcd apart) over the requests of the run. The CPU ratio is the throughput "
               "ratio the cluster would reach if both were CPU-bound on the same cores."]
