@@ -312,6 +312,9 @@ cm_err md_part_decode_ex(const uint8_t *buf, size_t len, int nobody, md_part *ou
 #define MD_DECODE_NOBODY 2
 cm_err md_object_encode_w(const md_object *obj, md_wbuf *w);
 cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *out);
+/* The same for a record stored as two pieces a || b (a split value, md_kv_iter_parts), without
+ * joining them: only a field that straddles the cut and that mode reads is copied. */
+cm_err md_object_decode_split(md_slice a, md_slice b, int mode, md_object *out);
 /* Encode for storing: the generation field comes last with a placeholder value, which
  * md_object_set_generation then sets inside the encoded record (after the store read the
  * previous generation, in the writing transaction). */
@@ -336,11 +339,17 @@ cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_
  * summary (generation at least 1); set *stop to end the walk. */
 typedef cm_err (*md_rec_fn)(void *arg, const uint8_t *key, size_t klen, const md_object *o,
                             int *stop);
-/* Walk bucket's records with key > after (NULL: all) in key order, in one read transaction. */
-cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_fn fn, void *arg);
+/*
+ * Walk bucket's records with key > after (NULL: all) in key order, in one read transaction.
+ * filter (NULL: every record) is asked first, on the key alone: a record it refuses is neither
+ * joined (a split value, md_kv.c) nor decoded. A partition's walk over a bucket whose other
+ * partitions' records share the store costs their keys only.
+ */
+cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_key_filter filter,
+                   void *farg, md_rec_fn fn, void *arg);
 /* The same from the key `from` (NULL: the start), which is included when inclusive. */
 cm_err md_rec_walk_from(md_store *md, const char *bucket, const char *from, int inclusive,
-                        md_rec_fn fn, void *arg);
+                        md_key_filter filter, void *farg, md_rec_fn fn, void *arg);
 /* Each stored body of old that obj does not name becomes a garbage record stamped hlc; *added
  * (may be NULL) counts them. */
 cm_err md_garbage_add(MDB_txn *txn, md_store *md, const char *bucket, const md_object *old,
@@ -402,12 +411,18 @@ typedef struct {
     md_slice key, val;       /* current full key and value */
     uint8_t *join;           /* the current value when it is stored split (heap, grown) */
     size_t join_cap;
+    int lazy;        /* set by the caller: a split value is not joined (md_kv_iter_parts) */
+    MDB_val pending; /* lazy: the entry (head) of the current split value; val is empty */
 } md_kv_iter;
 
 cm_err md_kv_iter_open(MDB_txn *txn, MDB_dbi dbi, md_kv_iter *it);
 /* Position at the first full key >= key; CM_ERR_NOTFOUND when none. */
 cm_err md_kv_iter_seek(md_kv_iter *it, const uint8_t *key, size_t klen);
 cm_err md_kv_iter_next(md_kv_iter *it);
+/* The current value as two pieces, value = head || tail (slices valid as val is): with
+ * it->lazy set a split value's head and spilled tail as they lie in the map, without a copy
+ * (val is empty for it); any other value is head, with an empty tail. */
+cm_err md_kv_iter_parts(md_kv_iter *it, md_slice *head, md_slice *tail);
 void md_kv_iter_close(md_kv_iter *it);
 
 /* Smallest key greater than every key starting with key[0..*klen): in place. 0 when none. */

@@ -49,7 +49,9 @@
  * transaction ends or writes to that DB, or the iterator moves. A split value comes joined: from
  * md_kv_get in the calling thread's scratch buffer (cm_bufpool_scratch), valid until its next
  * md_kv_get; from an iterator in the iterator's buffer, valid until it moves (md_kv_iter_close
- * frees it).
+ * frees it). An iterator with `lazy` set does not join: md_kv_iter_parts gives a split value as
+ * its two pieces in the map, so a walk that skips most keys by their name alone, or decodes a
+ * record without its body (md_object_decode_split), copies no value.
  *
  * Threading: per transaction, as LMDB; the spill handle and page size are set at every open and
  * equal for every store of the process (md_env_dbs opens the same databases in the same order).
@@ -116,17 +118,29 @@ static int is_split(const MDB_val *v)
 
 /* Join the split value whose entry is v (its head) with its spill part into *buf (grown; NULL:
  * this thread's scratch buffer). */
-static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
+/* The two pieces of the split value whose entry is v (its head): slices into the map. */
+static cm_err split_parts(MDB_txn *txn, const MDB_val *v, md_slice *head, md_slice *tail)
 {
     if (v->mv_size < SPLIT_HDR)
         return MD_CORRUPT("short split-value head");
-    MDB_val sk = {8, (uint8_t *)v->mv_data + 2}, tail;
-    int rc = mdb_get(txn, spill_dbi, &sk, &tail);
+    MDB_val sk = {8, (uint8_t *)v->mv_data + 2}, t;
+    int rc = mdb_get(txn, spill_dbi, &sk, &t);
     if (rc == MDB_NOTFOUND)
         return MD_CORRUPT("split value without its spill entry");
     if (rc)
         return md_mdb_err(rc, "get spill entry");
-    size_t h = v->mv_size - SPLIT_HDR, n = h + tail.mv_size;
+    *head = (md_slice){(const uint8_t *)v->mv_data + SPLIT_HDR, v->mv_size - SPLIT_HDR};
+    *tail = (md_slice){t.mv_data, t.mv_size};
+    return CM_OK;
+}
+
+static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
+{
+    md_slice hs, ts;
+    cm_err e = split_parts(txn, v, &hs, &ts);
+    if (e != CM_OK)
+        return e;
+    size_t h = hs.n, n = h + ts.n;
     uint8_t *dst;
     if (!buf) {
         if (!(dst = cm_bufpool_scratch(n)))
@@ -137,8 +151,8 @@ static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, m
             return CM_ERR_NOMEM;
         dst = *buf = (uint8_t *)p;
     }
-    memcpy(dst, (const uint8_t *)v->mv_data + SPLIT_HDR, h);
-    memcpy(dst + h, tail.mv_data, tail.mv_size);
+    memcpy(dst, hs.p, h);
+    memcpy(dst + h, ts.p, ts.n);
     *out = (md_slice){dst, n};
     return CM_OK;
 }
@@ -573,6 +587,7 @@ static int enter_group(md_kv_iter *it, const uint8_t *gid, MDB_val *seek)
  */
 static cm_err iter_load(md_kv_iter *it, int rc)
 {
+    it->pending = (MDB_val){0, NULL};
     for (;;) {
         int d = it->depth;
         md_kv_level *l = &it->lv[d];
@@ -594,6 +609,11 @@ static cm_err iter_load(md_kv_iter *it, int rc)
                 memcpy(it->kbuf + l->base, (const uint8_t *)l->k.mv_data + hdr, l->k.mv_size - hdr);
                 it->key = (md_slice){it->kbuf, l->base + l->k.mv_size - hdr};
             }
+            if (it->lazy && is_split(&l->v)) {
+                it->pending = l->v;
+                it->val = (md_slice){NULL, 0};
+                return CM_OK;
+            }
             return value_out(it->txn, &l->v, &it->join, &it->join_cap, &it->val);
         }
         int kind = 0;
@@ -612,8 +632,19 @@ static cm_err iter_load(md_kv_iter *it, int rc)
     }
 }
 
+cm_err md_kv_iter_parts(md_kv_iter *it, md_slice *head, md_slice *tail)
+{
+    if (!it->pending.mv_data) {
+        *head = it->val;
+        *tail = (md_slice){NULL, 0};
+        return CM_OK;
+    }
+    return split_parts(it->txn, &it->pending, head, tail);
+}
+
 cm_err md_kv_iter_next(md_kv_iter *it)
 {
+    it->pending = (MDB_val){0, NULL};
     if (it->in_legacy) {
         it->steps++;
         cm_err e = group_entry(&it->lv[0].v, &it->gnext, &it->key, &it->val);

@@ -74,14 +74,26 @@ static cm_err seek_start(md_kv_iter *it, const char *bucket, const char *prefix,
     return md_kv_iter_seek(it, k, kl + fl);
 }
 
-static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n, md_slice val,
+/* The summary of the record under it (a lazy iterator: a split value decoded where it lies). */
+static cm_err summary_at(md_kv_iter *it, md_object *o)
+{
+    md_slice head, tail;
+    cm_err e = md_kv_iter_parts(it, &head, &tail);
+    if (e != CM_OK) {
+        memset(o, 0, sizeof(*o));
+        return e;
+    }
+    return md_object_decode_split(head, tail, MD_DECODE_SUMMARY, o);
+}
+
+static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n, md_kv_iter *it,
                                size_t cap)
 {
     if (n == 0 || out->n >= cap)
         return CM_ERR_INTERNAL;
     md_list_entry *en = &out->entries[out->n];
     memset(en, 0, sizeof(*en));
-    cm_err e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &en->obj);
+    cm_err e = summary_at(it, &en->obj);
     if (e != CM_OK)
         return e;
     if (en->obj.tombstone || en->obj.delete_marker) { /* a deletion: not listed */
@@ -139,10 +151,10 @@ static cm_err next_entry(md_kv_iter *it, const walk_ctx *c, size_t *cp_len)
 }
 
 /* A deletion (a delete marker, or a tombstone kept for replication): never listed. */
-static int is_deletion(md_slice val, cm_err *e)
+static int is_deletion(md_kv_iter *it, cm_err *e)
 {
     md_object o;
-    *e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &o);
+    *e = summary_at(it, &o);
     int del = *e == CM_OK && (o.tombstone || o.delete_marker);
     if (*e == CM_OK)
         md_object_release(&o);
@@ -162,7 +174,7 @@ static cm_err prefix_live(md_kv_iter *it, size_t pl, int *live)
     memcpy(pfx, it->key.p, pl);
     *live = 0;
     while (e == CM_OK && it->key.n >= pl && memcmp(it->key.p, pfx, pl) == 0) {
-        int del = is_deletion(it->val, &e);
+        int del = is_deletion(it, &e);
         if (e == CM_OK && !del) {
             *live = 1;
             break;
@@ -181,7 +193,7 @@ static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_r
         int live = 1;
         if (cp_len)
             e = prefix_live(it, c->boff + cp_len, &live);
-        else if (out->n == max && is_deletion(it->val, &e) && e == CM_OK)
+        else if (out->n == max && is_deletion(it, &e) && e == CM_OK)
             live = 0, e = md_kv_iter_next(it); /* truncated only if a listed key follows */
         if (e != CM_OK)
             break;
@@ -197,7 +209,7 @@ static cm_err list_walk(md_kv_iter *it, const walk_ctx *c, size_t max, md_list_r
             if (e == CM_OK)
                 e = md_list_seek_past(it, c->boff, it->key.p, cp_len);
         } else {
-            e = add_object_entry(out, rel, it->key.n - c->boff, it->val, max);
+            e = add_object_entry(out, rel, it->key.n - c->boff, it, max);
             if (e == CM_OK)
                 e = md_kv_iter_next(it);
         }
@@ -220,6 +232,7 @@ static cm_err list_run(md_store *md, const char *bucket, const md_list_query *q,
         return e;
     e = md_kv_iter_open(txn, md->objects, &it);
     if (e == CM_OK) {
+        it.lazy = 1; /* records are read as summaries: no split value is joined */
         e = seek_start(&it, bucket, c.prefix, c.after);
         if (e == CM_OK)
             e = list_walk(&it, &c, max, out);

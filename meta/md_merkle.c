@@ -62,8 +62,6 @@ static cm_err build_one(void *arg, const uint8_t *key, size_t klen, const md_obj
     uint8_t dg[16];
     size_t leaf;
     (void)stop;
-    if (t->filter && !t->filter(t->farg, key, klen))
-        return CM_OK;
     cm_err e = md_rec_digest(key, klen, o, dg);
     if (e == CM_OK)
         e = leaf_index(t->depth, key, klen, &leaf);
@@ -109,7 +107,7 @@ cm_err md_merkle_build_ex(md_store *md, const char *bucket, int depth, md_key_fi
         t->off[lv + 1] = t->off[lv] + width;
     cm_err e = CM_ERR_NOMEM;
     if ((t->h = calloc(t->off[depth + 1], 16)) != NULL)
-        e = md_rec_walk(md, bucket, NULL, build_one, t);
+        e = md_rec_walk(md, bucket, NULL, t->filter, t->farg, build_one, t);
     if (e == CM_OK)
         e = build_inner(t);
     t->filter = NULL, t->farg = NULL;
@@ -224,8 +222,6 @@ static cm_err leaf_one(void *arg, const uint8_t *key, size_t klen, const md_obje
     leaf_ctx *c = arg;
     size_t leaf;
     (void)stop;
-    if (c->filter && !c->filter(c->farg, key, klen))
-        return CM_OK;
     cm_err e = leaf_index(c->depth, key, klen, &leaf);
     if (e != CM_OK || !has_leaf(c, leaf))
         return e;
@@ -250,7 +246,7 @@ cm_err md_merkle_leaf_keys_ex(md_store *md, const char *bucket, int depth, md_ke
     cm_err e = md_bucket_get(md, bucket, &b);
     if (e != CM_OK)
         return e; /* CM_ERR_NOTFOUND: no such bucket */
-    e = nleaves ? md_rec_walk(md, bucket, NULL, leaf_one, &c) : CM_OK;
+    e = nleaves ? md_rec_walk(md, bucket, NULL, c.filter, c.farg, leaf_one, &c) : CM_OK;
     if (e != CM_OK) {
         md_rec_infos_free(c.a, c.n);
         c.a = NULL, c.n = 0;

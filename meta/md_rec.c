@@ -50,13 +50,14 @@ cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_
 
 /* ---- Walking a bucket's records ---- */
 
-cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_rec_fn fn, void *arg)
+cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_key_filter filter,
+                   void *farg, md_rec_fn fn, void *arg)
 {
-    return md_rec_walk_from(md, bucket, after, 0, fn, arg);
+    return md_rec_walk_from(md, bucket, after, 0, filter, farg, fn, arg);
 }
 
 cm_err md_rec_walk_from(md_store *md, const char *bucket, const char *after, int inclusive,
-                        md_rec_fn fn, void *arg)
+                        md_key_filter filter, void *farg, md_rec_fn fn, void *arg)
 {
     uint8_t k[MD_KEYBUF];
     size_t kl, al = after ? strlen(after) : 0;
@@ -74,13 +75,18 @@ cm_err md_rec_walk_from(md_store *md, const char *bucket, const char *after, int
         md_txn_end(md, txn);
         return e;
     }
+    it.lazy = 1; /* no split value is joined: a refused key costs nothing, the rest a decode */
     for (e = md_kv_iter_seek(&it, k, kl + al); e == CM_OK; e = md_kv_iter_next(&it)) {
         if (it.key.n < boff || memcmp(it.key.p, k, boff) != 0)
             break; /* past the bucket */
         if (after && !inclusive && it.key.n == kl + al && memcmp(it.key.p, k, kl + al) == 0)
             continue; /* exclusive */
+        if (filter && !filter(farg, it.key.p + boff, it.key.n - boff))
+            continue;
         md_object o;
-        if ((e = md_object_decode_ex(it.val.p, it.val.n, MD_DECODE_SUMMARY, &o)) != CM_OK)
+        md_slice head, tail; /* a split value is decoded where it lies, its body skipped */
+        if ((e = md_kv_iter_parts(&it, &head, &tail)) != CM_OK ||
+            (e = md_object_decode_split(head, tail, MD_DECODE_SUMMARY, &o)) != CM_OK)
             break;
         if (o.generation == 0)
             o.generation = 1; /* a record from before generations */
@@ -149,7 +155,7 @@ cm_err md_rec_list(md_store *md, const char *bucket, const char *after, size_t m
                    md_rec_info **out, size_t *n, int *truncated)
 {
     list_ctx c = {.max = max};
-    cm_err e = md_rec_walk(md, bucket, after, list_one, &c);
+    cm_err e = md_rec_walk(md, bucket, after, NULL, NULL, list_one, &c);
     if (e != CM_OK) {
         md_rec_infos_free(c.a, c.n);
         c.a = NULL, c.n = 0, c.truncated = 0;

@@ -872,23 +872,78 @@ static cm_err obj_field(md_object *o, uint8_t tag, md_slice v, int mode)
     }
 }
 
-cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *out)
+/* Bytes [off, off + n) of the value a || b: a pointer into a or b when they lie in one of them,
+ * else copied into tmp (n bytes, the caller's). */
+static const uint8_t *two_at(md_slice a, md_slice b, size_t off, size_t n, uint8_t *tmp)
 {
-    rbuf r;
-    uint8_t tag;
-    md_slice v;
-    cm_err e;
+    if (off + n <= a.n)
+        return a.p + off;
+    if (off >= a.n)
+        return b.p + (off - a.n);
+    size_t k = a.n - off;
+    memcpy(tmp, a.p + off, k);
+    memcpy(tmp + k, b.p, n - k);
+    return tmp;
+}
+
+/* obj_field ignores the value of tag in mode (it does not look at the slice). */
+static int obj_field_skipped(uint8_t tag, int mode)
+{
+    if (mode == MD_DECODE_FULL)
+        return 0;
+    if (tag == OT_INLINE)
+        return 1;
+    return mode == MD_DECODE_SUMMARY &&
+           (tag == OT_META || tag == OT_TAG || tag == OT_PART ||
+            (tag >= OT_CONTENT_TYPE && tag < OT_CONTENT_TYPE + OBJ_NHEADERS));
+}
+
+cm_err md_object_decode_split(md_slice a, md_slice b, int mode, md_object *out)
+{
+    size_t total = a.n + b.n, off = 1;
+    uint8_t hdr[5];
+    cm_err e = CM_OK;
     memset(out, 0, sizeof(*out));
-    if (r_version(buf, len, &r) != CM_OK)
-        return CM_ERR_CORRUPT;
-    while ((e = r_tlv(&r, &tag, &v)) == CM_OK) {
-        if ((e = obj_field(out, tag, v, mode)) != CM_OK)
+    if (total < 1)
+        return MD_CORRUPT("empty record");
+    uint8_t version = *two_at(a, b, 0, 1, hdr);
+    if (version != MD_FORMAT_V1 && version != MD_FORMAT_V2 && version != MD_FORMAT_V3)
+        return MD_CORRUPT("unknown record format version");
+    while (e == CM_OK && off < total) {
+        if (total - off < 5) {
+            e = MD_CORRUPT("truncated field header");
             break;
+        }
+        const uint8_t *h = two_at(a, b, off, 5, hdr);
+        uint8_t tag = h[0];
+        uint32_t len = cm_get_be32(h + 1);
+        if (total - off - 5 < len) {
+            e = MD_CORRUPT("field length beyond record");
+            break;
+        }
+        md_slice v = {NULL, 0};
+        uint8_t *tmp = NULL;
+        if (!obj_field_skipped(tag, mode)) { /* a skipped body is never copied */
+            size_t vo = off + 5;
+            if (vo < a.n && vo + len > a.n && !(tmp = malloc(len))) {
+                e = CM_ERR_NOMEM;
+                break;
+            }
+            v = (md_slice){two_at(a, b, vo, len, tmp), len};
+        }
+        e = obj_field(out, tag, v, mode);
+        free(tmp);
+        off += 5 + (size_t)len;
     }
-    if (e == CM_ERR_NOTFOUND)
+    if (e == CM_OK)
         return CM_OK;
     md_object_release(out);
     return e;
+}
+
+cm_err md_object_decode_ex(const uint8_t *buf, size_t len, int mode, md_object *out)
+{
+    return md_object_decode_split((md_slice){buf, len}, (md_slice){NULL, 0}, mode, out);
 }
 
 cm_err md_object_decode(const uint8_t *buf, size_t len, md_object *out)

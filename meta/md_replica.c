@@ -326,8 +326,6 @@ cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filt
 typedef struct {
     const char *prefix;
     size_t plen, max, n, cap;
-    md_key_filter filter;
-    void *farg;
     md_object *a;
     int truncated;
 } scan_ctx;
@@ -339,8 +337,6 @@ static cm_err scan_one(void *arg, const uint8_t *key, size_t klen, const md_obje
         *stop = 1; /* keys sort: past the prefix's range */
         return CM_OK;
     }
-    if (c->filter && !c->filter(c->farg, key, klen))
-        return CM_OK;
     if (c->n == c->max) {
         c->truncated = 1;
         *stop = 1;
@@ -363,7 +359,7 @@ cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const c
                    md_key_filter filter, void *farg, size_t max, md_object **out, size_t *n,
                    int *truncated)
 {
-    scan_ctx c = {.prefix = prefix ? prefix : "", .max = max, .filter = filter, .farg = farg};
+    scan_ctx c = {.prefix = prefix ? prefix : "", .max = max};
     c.plen = strlen(c.prefix);
     *out = NULL, *n = 0, *truncated = 0;
     cm_err e = bucket_known(md, bucket);
@@ -371,7 +367,8 @@ cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const c
         return e;
     /* start at the later of after (exclusive) and the prefix (inclusive) */
     int from_after = after && strcmp(after, c.prefix) >= 0;
-    e = md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, scan_one, &c);
+    e = md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, filter, farg,
+                         scan_one, &c);
     if (e != CM_OK) {
         md_objects_free(c.a, c.n);
         return e;

@@ -127,8 +127,7 @@ typedef struct {
 static cm_err tombs_one(void *arg, const uint8_t *key, size_t klen, const md_object *o, int *stop)
 {
     tombs_ctx *c = arg;
-    if (!o->tombstone || o->hlc >= c->before ||
-        md_shard_of(key, klen, c->part->nshards) != c->part->shard)
+    if (!o->tombstone || o->hlc >= c->before) /* the walk's filter kept the partition's keys */
         return CM_OK;
     if (c->n == c->max) {
         c->truncated = 1;
@@ -148,7 +147,7 @@ cm_err md_rec_tombs(md_store *md, const char *bucket, const md_shard *part, uint
         return CM_ERR_INVAL;
     cm_err e = md_bucket_get(md, bucket, &b);
     if (e == CM_OK)
-        e = md_rec_walk(md, bucket, after, tombs_one, &c);
+        e = md_rec_walk(md, bucket, after, md_shard_keep, (void *)part, tombs_one, &c);
     if (e != CM_OK) {
         md_rec_infos_free(c.a, c.n);
         return e;
