@@ -424,6 +424,9 @@ cm_err md_kv_iter_next(md_kv_iter *it);
  * (val is empty for it); any other value is head, with an empty tail. */
 cm_err md_kv_iter_parts(md_kv_iter *it, md_slice *head, md_slice *tail);
 void md_kv_iter_close(md_kv_iter *it);
+/* md_rec.c: the record under it as a summary (MD_DECODE_SUMMARY); with it->lazy set a split
+ * value is decoded where it lies, unjoined. */
+cm_err md_rec_summary_at(md_kv_iter *it, md_object *o);
 
 /* Smallest key greater than every key starting with key[0..*klen): in place. 0 when none. */
 int md_key_successor(uint8_t *key, size_t *klen);

@@ -74,18 +74,6 @@ static cm_err seek_start(md_kv_iter *it, const char *bucket, const char *prefix,
     return md_kv_iter_seek(it, k, kl + fl);
 }
 
-/* The summary of the record under it (a lazy iterator: a split value decoded where it lies). */
-static cm_err summary_at(md_kv_iter *it, md_object *o)
-{
-    md_slice head, tail;
-    cm_err e = md_kv_iter_parts(it, &head, &tail);
-    if (e != CM_OK) {
-        memset(o, 0, sizeof(*o));
-        return e;
-    }
-    return md_object_decode_split(head, tail, MD_DECODE_SUMMARY, o);
-}
-
 static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n, md_kv_iter *it,
                                size_t cap)
 {
@@ -93,7 +81,7 @@ static cm_err add_object_entry(md_list_result *out, const uint8_t *rel, size_t n
         return CM_ERR_INTERNAL;
     md_list_entry *en = &out->entries[out->n];
     memset(en, 0, sizeof(*en));
-    cm_err e = summary_at(it, &en->obj);
+    cm_err e = md_rec_summary_at(it, &en->obj);
     if (e != CM_OK)
         return e;
     if (en->obj.tombstone || en->obj.delete_marker) { /* a deletion: not listed */
@@ -154,7 +142,7 @@ static cm_err next_entry(md_kv_iter *it, const walk_ctx *c, size_t *cp_len)
 static int is_deletion(md_kv_iter *it, cm_err *e)
 {
     md_object o;
-    *e = summary_at(it, &o);
+    *e = md_rec_summary_at(it, &o);
     int del = *e == CM_OK && (o.tombstone || o.delete_marker);
     if (*e == CM_OK)
         md_object_release(&o);

@@ -50,6 +50,17 @@ cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_
 
 /* ---- Walking a bucket's records ---- */
 
+cm_err md_rec_summary_at(md_kv_iter *it, md_object *o)
+{
+    md_slice head, tail;
+    cm_err e = md_kv_iter_parts(it, &head, &tail);
+    if (e != CM_OK) {
+        memset(o, 0, sizeof(*o));
+        return e;
+    }
+    return md_object_decode_split(head, tail, MD_DECODE_SUMMARY, o);
+}
+
 cm_err md_rec_walk(md_store *md, const char *bucket, const char *after, md_key_filter filter,
                    void *farg, md_rec_fn fn, void *arg)
 {
@@ -84,9 +95,7 @@ cm_err md_rec_walk_from(md_store *md, const char *bucket, const char *after, int
         if (filter && !filter(farg, it.key.p + boff, it.key.n - boff))
             continue;
         md_object o;
-        md_slice head, tail; /* a split value is decoded where it lies, its body skipped */
-        if ((e = md_kv_iter_parts(&it, &head, &tail)) != CM_OK ||
-            (e = md_object_decode_split(head, tail, MD_DECODE_SUMMARY, &o)) != CM_OK)
+        if ((e = md_rec_summary_at(&it, &o)) != CM_OK)
             break;
         if (o.generation == 0)
             o.generation = 1; /* a record from before generations */

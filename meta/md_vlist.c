@@ -38,11 +38,11 @@ static int full(vl_ctx *c)
     return 1;
 }
 
-static cm_err add_version(vl_ctx *c, const uint8_t *rel, size_t n, md_slice val, int latest)
+static cm_err add_version(vl_ctx *c, const uint8_t *rel, size_t n, md_kv_iter *at, int latest)
 {
     md_list_entry *en = &c->out->entries[c->out->n];
     memset(en, 0, sizeof(*en));
-    cm_err e = md_object_decode_ex(val.p, val.n, MD_DECODE_SUMMARY, &en->obj);
+    cm_err e = md_rec_summary_at(at, &en->obj);
     if (e != CM_OK)
         return e;
     if (en->obj.tombstone) { /* a deletion kept for replication: no version */
@@ -81,7 +81,7 @@ static cm_err add_older(vl_ctx *c, const uint8_t *k, size_t kl, const uint8_t *r
          e == CM_OK && md_vers_of_key(&c->vit, k, kl); e = md_kv_iter_next(&c->vit)) {
         if (skipping) {
             md_object s;
-            if ((e = md_object_decode_ex(c->vit.val.p, c->vit.val.n, MD_DECODE_SUMMARY, &s)))
+            if ((e = md_rec_summary_at(&c->vit, &s)) != CM_OK)
                 break;
             int at = strcmp(s.version_id[0] ? s.version_id : "null", after) == 0;
             int passed = strcmp(after, "null") != 0 && memcmp(c->vit.key.p + kl + 1, vk + kl + 1,
@@ -94,7 +94,7 @@ static cm_err add_older(vl_ctx *c, const uint8_t *k, size_t kl, const uint8_t *r
         }
         if ((*stop = full(c)))
             break;
-        if ((e = add_version(c, rel, n, c->vit.val, 0)) != CM_OK)
+        if ((e = add_version(c, rel, n, &c->vit, 0)) != CM_OK)
             break;
     }
     return e == CM_ERR_NOTFOUND ? CM_OK : e;
@@ -111,7 +111,7 @@ static cm_err add_key(vl_ctx *c, md_kv_iter *it, int at_marker, int *stop)
     const char *after = NULL;
     if (at_marker) {
         md_object s;
-        cm_err e = md_object_decode_ex(it->val.p, it->val.n, MD_DECODE_SUMMARY, &s);
+        cm_err e = md_rec_summary_at(it, &s);
         if (e != CM_OK)
             return e;
         int is_latest = strcmp(s.version_id[0] ? s.version_id : "null", c->vmark) == 0;
@@ -120,7 +120,7 @@ static cm_err add_key(vl_ctx *c, md_kv_iter *it, int at_marker, int *stop)
     } else {
         if ((*stop = full(c)))
             return CM_OK;
-        cm_err e = add_version(c, rel, n, it->val, 1);
+        cm_err e = add_version(c, rel, n, it, 1);
         if (e != CM_OK)
             return e;
     }
@@ -178,6 +178,7 @@ static cm_err vl_run(md_store *md, vl_ctx *c)
         return e;
     if ((e = md_kv_iter_open(txn, md->objects, &it)) == CM_OK) {
         if ((e = md_kv_iter_open(txn, md->versions, &c->vit)) == CM_OK) {
+            it.lazy = c->vit.lazy = 1; /* summaries only: no split value is joined */
             e = md_kv_iter_seek(&it, k, c->boff + fl);
             e = e == CM_OK ? vl_walk(c, &it) : e == CM_ERR_NOTFOUND ? CM_OK : e;
             md_kv_iter_close(&c->vit);
