@@ -121,6 +121,7 @@ static int is_split(const MDB_val *v)
 /* The two pieces of the split value whose entry is v (its head): slices into the map. */
 static cm_err split_parts(MDB_txn *txn, const MDB_val *v, md_slice *head, md_slice *tail)
 {
+    *head = *tail = (md_slice){NULL, 0};
     if (v->mv_size < SPLIT_HDR)
         return MD_CORRUPT("short split-value head");
     MDB_val sk = {8, (uint8_t *)v->mv_data + 2}, t;
@@ -136,7 +137,7 @@ static cm_err split_parts(MDB_txn *txn, const MDB_val *v, md_slice *head, md_sli
 
 static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
 {
-    md_slice hs, ts;
+    md_slice hs = {NULL, 0}, ts = {NULL, 0};
     cm_err e = split_parts(txn, v, &hs, &ts);
     if (e != CM_OK)
         return e;

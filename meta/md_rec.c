@@ -52,7 +52,7 @@ cm_err md_rec_digest(const uint8_t *key, size_t klen, const md_object *o, uint8_
 
 cm_err md_rec_summary_at(md_kv_iter *it, md_object *o)
 {
-    md_slice head, tail;
+    md_slice head = {NULL, 0}, tail = {NULL, 0};
     cm_err e = md_kv_iter_parts(it, &head, &tail);
     if (e != CM_OK) {
         memset(o, 0, sizeof(*o));
