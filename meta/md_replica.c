@@ -326,9 +326,21 @@ cm_err md_merkle_leaves(md_store *md, const char *bucket, int depth, md_key_filt
 typedef struct {
     const char *prefix;
     size_t plen, max, n, cap;
+    md_key_filter filter;
+    void *farg;
     md_object *a;
     int truncated;
 } scan_ctx;
+
+/* The walk's key filter: the caller's, but a key past the prefix is kept so that scan_one sees it
+ * and ends the walk (else a walk would go on over every later key of other partitions). */
+static int scan_keep(void *arg, const uint8_t *key, size_t klen)
+{
+    const scan_ctx *c = arg;
+    if (klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
+        return 1;
+    return !c->filter || c->filter(c->farg, key, klen);
+}
 
 static cm_err scan_one(void *arg, const uint8_t *key, size_t klen, const md_object *o, int *stop)
 {
@@ -359,7 +371,7 @@ cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const c
                    md_key_filter filter, void *farg, size_t max, md_object **out, size_t *n,
                    int *truncated)
 {
-    scan_ctx c = {.prefix = prefix ? prefix : "", .max = max};
+    scan_ctx c = {.prefix = prefix ? prefix : "", .max = max, .filter = filter, .farg = farg};
     c.plen = strlen(c.prefix);
     *out = NULL, *n = 0, *truncated = 0;
     cm_err e = bucket_known(md, bucket);
@@ -367,7 +379,7 @@ cm_err md_rec_scan(md_store *md, const char *bucket, const char *prefix, const c
         return e;
     /* start at the later of after (exclusive) and the prefix (inclusive) */
     int from_after = after && strcmp(after, c.prefix) >= 0;
-    e = md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, filter, farg,
+    e = md_rec_walk_from(md, bucket, from_after ? after : c.prefix, !from_after, scan_keep, &c,
                          scan_one, &c);
     if (e != CM_OK) {
         md_objects_free(c.a, c.n);
