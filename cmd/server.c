@@ -245,8 +245,8 @@ static void banner(const server_opts *o, const cmd_credentials *c, int port)
     const char *scheme = o->tls_cert[0] ? "https" : "http";
     printf("cairn %s: serving S3 on %s://%s:%d (region %s)\n", CAIRN_VERSION, scheme, o->listen,
            port, o->region);
-    if (o->cluster_etcd[0]) /* bodies take the profile of the cluster's layout (pl_default_profile)
-                             */
+    /* a cluster node writes bodies with the profile of the cluster's layout (pl_default_profile) */
+    if (o->cluster_etcd[0])
         printf("  data:     %s (%d drives; erasure by the cluster layout, cluster %s, node %s)\n",
                o->data, o->gw.ndrives, o->cluster_id, o->node_id);
     else

@@ -116,8 +116,6 @@ static int is_split(const MDB_val *v)
     return is_marked(v) && v->mv_size >= 2 && ((const uint8_t *)v->mv_data)[1] == SPLIT_HEAD;
 }
 
-/* Join the split value whose entry is v (its head) with its spill part into *buf (grown; NULL:
- * this thread's scratch buffer). */
 /* The two pieces of the split value whose entry is v (its head): slices into the map. */
 static cm_err split_parts(MDB_txn *txn, const MDB_val *v, md_slice *head, md_slice *tail)
 {
@@ -135,6 +133,8 @@ static cm_err split_parts(MDB_txn *txn, const MDB_val *v, md_slice *head, md_sli
     return CM_OK;
 }
 
+/* Join the split value whose entry is v (its head) with its spill part into *buf (grown; NULL:
+ * this thread's scratch buffer). */
 static cm_err join(MDB_txn *txn, const MDB_val *v, uint8_t **buf, size_t *cap, md_slice *out)
 {
     md_slice hs = {NULL, 0}, ts = {NULL, 0};
