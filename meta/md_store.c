@@ -38,8 +38,9 @@
 
 cm_err md_mdb_err(int rc, const char *what)
 {
-    if (rc ==
-        MDB_MAP_FULL) { /* the commit grows the map and reruns; md_map_grow warns at the end */
+    /* A full map is expected: the commit grows it and runs the batch again; md_map_grow warns
+     * when it cannot grow any further. */
+    if (rc == MDB_MAP_FULL) {
         CM_DEBUG(MD_MOD, "%s: %s", what, mdb_strerror(rc));
         return CM_ERR_NOSPC;
     }
