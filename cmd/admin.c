@@ -4,6 +4,8 @@
  *   cairn admin scrub  [--endpoint URL] [--data DIR] [--wait]   start a scrub pass (and follow it)
  *   cairn admin status [--endpoint URL] [--data DIR]            summary, durability, drives, scrub,
  *                                                               lifecycle and cluster state
+ *   cairn admin status --cluster [--endpoint URL]               every live node's repair pass,
+ *                                                               at its S3 endpoint (admin_views.c)
  *   cairn admin repair [--endpoint URL] [--data DIR] [--wait]   a cluster node's repair pass now
  *   cairn admin drives|buckets|layout [--endpoint URL]          tables (admin_views.c)
  *   --json on status, drives, buckets, scrub, repair and layout: one JSON document on stdout
@@ -85,7 +87,7 @@ static int load_credentials(admin_opts *o, const char *data)
 }
 
 /* "http[s]://host:port[/]" into host and port. */
-static int parse_endpoint(admin_opts *o, const char *url)
+int admin_parse_endpoint(admin_opts *o, const char *url)
 {
     o->tls = strncmp(url, "https://", 8) == 0;
     const char *p = o->tls ? url + 8 : strncmp(url, "http://", 7) == 0 ? url + 7 : url;
@@ -1080,6 +1082,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cairn admin status  [--json] [--endpoint URL] [--data DIR]\n"
+            "       cairn admin status --cluster [--json] [--endpoint URL]  (every live node's\n"
+            "                                 repair pass, asked at its S3 endpoint)\n"
             "       cairn admin drives  [--json] [--endpoint URL] [--data DIR]\n"
             "       cairn admin buckets [--json] [--endpoint URL] [--data DIR]\n"
             "       cairn admin scrub   [--wait] [--json] [--endpoint URL] [--data DIR]\n"
@@ -1131,7 +1135,7 @@ int cmd_admin(int argc, char **argv)
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0, user = strcmp(argv[1], "user") == 0, sse = strcmp(argv[1], "sse") == 0;
     int users = strcmp(argv[1], "users") == 0; /* the table of `user list` */
-    int orphans = strcmp(argv[1], "orphans") == 0, del = 0;
+    int orphans = strcmp(argv[1], "orphans") == 0, del = 0, whole = 0;
     long long grace = -1;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1148,6 +1152,8 @@ int cmd_admin(int argc, char **argv)
             o.wait = 1;
         else if (orphans && strcmp(argv[i], "--delete") == 0)
             del = 1;
+        else if (strcmp(argv[1], "status") == 0 && strcmp(argv[i], "--cluster") == 0)
+            whole = 1;
         else if (orphans && strcmp(argv[i], "--grace") == 0 && v && v[0] >= '0' && v[0] <= '9')
             grace = strtoll(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--json") == 0)
@@ -1166,12 +1172,12 @@ int cmd_admin(int argc, char **argv)
             return AM_EXIT_USAGE;
         }
     }
-    if (parse_endpoint(&o, endpoint) != 0 || load_credentials(&o, data) != 0)
+    if (admin_parse_endpoint(&o, endpoint) != 0 || load_credentials(&o, data) != 0)
         return AM_EXIT_FAIL;
     if (strcmp(argv[1], "scrub") == 0)
         return cmd_scrub(&o);
     if (strcmp(argv[1], "status") == 0)
-        return cmd_status(&o);
+        return whole ? admin_status_cluster(&o) : cmd_status(&o);
     if (strcmp(argv[1], "repair") == 0)
         return repair_now(&o);
     if (strcmp(argv[1], "drives") == 0)

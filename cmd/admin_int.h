@@ -40,6 +40,10 @@ int admin_sse(const admin_opts *o, int rewrap);
 /* cairn admin orphans [--delete] [--grace S] (admin_orphans.c; grace < 0: the node's default). */
 int admin_orphans(const admin_opts *o, int del, long long grace);
 
+/* http[s]://HOST:PORT into o's host, port and tls: 0, or -1 after a message. */
+int admin_parse_endpoint(admin_opts *o, const char *url);
+/* cairn admin status --cluster: every live node's repair pass in one table (admin_views.c). */
+int admin_status_cluster(const admin_opts *o);
 int admin_drives(const admin_opts *o);
 int admin_buckets(const admin_opts *o);
 int admin_layout_view(const admin_opts *o);

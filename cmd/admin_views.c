@@ -6,7 +6,9 @@
  * parses it with jansson and prints either a summary line and an aligned table, or with --json
  * one JSON document on stdout whose field names are the API's (stable: docs/admin.md lists them).
  * The durability estimate is computed here, from the status document (admin_fmt.c has the
- * model), so single nodes and cluster nodes share it.
+ * model), so single nodes and cluster nodes share it. `status --cluster` reads the entry node's
+ * status for the node list (each live member's registered S3 endpoint) and then every live
+ * node's status, one request after the other, into one table of their repair passes.
  */
 #include <jansson.h>
 #include <math.h>
@@ -345,4 +347,118 @@ int admin_layout_view(const admin_opts *o)
     }
     json_decref(st);
     return 0;
+}
+
+/* ---- the cluster's repair, node by node (status --cluster) ---- */
+
+/* One node's row of status --cluster from its status document st (NULL: it did not answer). */
+static void cluster_row(am_table *t, json_t *node, json_t *st, const char *why)
+{
+    char recs[48], deg[16], heal[16], fail[16], mbps[24], eta[32], full[32], ended[32];
+    json_t *r = json_object_get(st, "repair");
+    const char *state = !json_is_true(json_object_get(node, "live")) ? "DOWN" : why;
+    if (!r) {
+        const char *row[] = {
+            jstr(node, "id"), jstr(node, "az"), state, "-", "-", "-", "-", "-", "-", "-", "-", "-"};
+        am_table_row(t, row);
+        return;
+    }
+    long long now = jint(json_object_get(st, "cluster"), "now_ms");
+    snprintf(recs, sizeof(recs), "%lld/%lld", jint(r, "scanned"), jint(r, "records"));
+    snprintf(deg, sizeof(deg), "%lld", jint(r, "degraded"));
+    snprintf(heal, sizeof(heal), "%lld", jint(r, "healed"));
+    snprintf(fail, sizeof(fail), "%lld", jint(r, "failed"));
+    snprintf(mbps, sizeof(mbps), "%.1f", json_number_value(json_object_get(r, "mbps")));
+    am_duration(json_number_value(json_object_get(r, "eta_s")), eta, sizeof(eta));
+    am_duration(json_number_value(json_object_get(r, "full_redundancy_s")), full, sizeof(full));
+    am_ago(now, jint(r, "end_ms"), ended, sizeof(ended));
+    int running = json_is_true(json_object_get(r, "running"));
+    const char *row[] = {jstr(node, "id"),
+                         jstr(node, "az"),
+                         "up",
+                         running ? "RUNNING" : "idle",
+                         ended,
+                         recs,
+                         deg,
+                         heal,
+                         fail,
+                         mbps,
+                         eta,
+                         full};
+    am_table_row(t, row);
+}
+
+int admin_status_cluster(const admin_opts *o)
+{
+    json_t *doc = NULL, *node, *out = NULL;
+    int rc = get_doc(o, "/admin/status", &doc);
+    if (rc != 0)
+        return rc;
+    json_t *nodes = json_object_get(json_object_get(doc, "cluster"), "nodes");
+    if (json_array_size(nodes) == 0) {
+        fprintf(stderr, "cairn admin: %s:%s is not a cluster node (or has no layout yet)\n",
+                o->host, o->port);
+        json_decref(doc);
+        return AM_EXIT_FAIL;
+    }
+    static const char *const head[] = {
+        "node",   "az",     "state", "repair", "last pass ended",   "records", "degraded",
+        "healed", "failed", "MB/s",  "ETA",    "full redundancy in"};
+    am_table t;
+    if (am_table_init(&t, "lllllrrrrrrr", head) != 0 || !(out = json_array())) {
+        json_decref(doc);
+        return AM_EXIT_FAIL;
+    }
+    long long degraded = 0, healed = 0, failed = 0;
+    int asked = 0, answered = 0, running = 0;
+    double full_s = 0; /* the longest; -1 once a node's is unknown (an ETA not known yet) */
+    size_t i;
+    json_array_foreach(nodes, i, node)
+    {
+        json_t *st = NULL;
+        const char *why = "no S3 endpoint";
+        admin_opts no = *o;
+        if (json_is_true(json_object_get(node, "live")) && *jstr(node, "s3")) {
+            asked++;
+            why = "NO ANSWER";
+            /* a node that does not answer is reported in its row; its error went to stderr */
+            if (admin_parse_endpoint(&no, jstr(node, "s3")) == 0 &&
+                get_doc(&no, "/admin/status", &st) == 0)
+                answered++;
+        }
+        json_t *r = json_object_get(st, "repair");
+        if (r) {
+            degraded += jint(r, "degraded"), healed += jint(r, "healed");
+            failed += jint(r, "failed");
+            running += json_is_true(json_object_get(r, "running"));
+            double f = json_number_value(json_object_get(r, "full_redundancy_s"));
+            full_s = f < 0 || full_s < 0 ? -1 : f > full_s ? f : full_s;
+        }
+        if (o->json)
+            json_array_append_new(out, json_pack("{s:s,s:s,s:b,s:b,s:O*}", "id", jstr(node, "id"),
+                                                 "az", jstr(node, "az"), "live",
+                                                 json_is_true(json_object_get(node, "live")),
+                                                 "answered", st != NULL, "repair", r));
+        else
+            cluster_row(&t, node, st, why);
+        json_decref(st);
+    }
+    char full[32];
+    am_duration(full_s, full, sizeof(full));
+    if (o->json) {
+        admin_print_json(json_pack("{s:o,s:i,s:i,s:I,s:I,s:I,s:i,s:f}", "nodes", out, "asked",
+                                   asked, "answered", answered, "degraded", (json_int_t)degraded,
+                                   "healed", (json_int_t)healed, "failed", (json_int_t)failed,
+                                   "running", running, "full_redundancy_s", full_s));
+    } else {
+        json_decref(out);
+        am_table_print(&t, stdout);
+        printf(
+            "cluster: %d of %zu nodes answered (%d asked: the live ones); the last passes found "
+            "%lld degraded bodies, healed %lld, failed %lld; %d running; full redundancy in %s\n",
+            answered, json_array_size(nodes), asked, degraded, healed, failed, running, full);
+    }
+    am_table_release(&t);
+    json_decref(doc);
+    return failed > 0 ? AM_EXIT_DAMAGE : answered < asked ? AM_EXIT_UNREACHABLE : 0;
 }

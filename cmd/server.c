@@ -413,11 +413,11 @@ static size_t add_node(char *out, size_t n, size_t cap, const pl_node *pn, const
     int seen = s < st->nseen;
     return add(out, n, cap,
                "%s{\"id\":\"%s\",\"az\":\"%s\",\"addr\":\"%s\",\"layout_state\":\"%s\","
-               "\"in_layout\":%s,\"live\":%s,\"drives\":%d,\"last_seen_ms\":%lld}",
+               "\"in_layout\":%s,\"live\":%s,\"drives\":%d,\"last_seen_ms\":%lld,\"s3\":\"%s\"}",
                out[n - 1] == '[' ? "" : ",", id, pn ? pn->az : "", pn ? pn->addr : st->seen[s].addr,
                pn ? pl_state_name(pn->state) : "", pn ? "true" : "false",
                seen && st->seen[s].live ? "true" : "false", pn ? pn->ndrives : 0,
-               seen ? (long long)st->seen[s].last_seen_ms : 0LL);
+               seen ? (long long)st->seen[s].last_seen_ms : 0LL, seen ? st->seen[s].s3 : "");
 }
 
 /*

@@ -179,16 +179,18 @@ static int node_name_ok(const char *s)
 }
 
 /*
- * The address in a member value {"addr":"host:port"} into out ("" when there is none); it ends at
- * a quote, a backslash or a control character, so it can be put in JSON as it is.
+ * The string member name of a member value ({"addr":"host:port","s3":"URL"}) into out ("" when
+ * there is none); it ends at a quote, a backslash or a control character, so it can be put in
+ * JSON as it is.
  */
-static void member_addr(const co_kv *kv, char *out, size_t cap)
+static void member_str(const co_kv *kv, const char *name, char *out, size_t cap)
 {
-    static const char pat[] = "\"addr\":\"";
-    const uint8_t *p = kv->len > 0 ? memmem(kv->value, kv->len, pat, sizeof(pat) - 1) : NULL;
+    char pat[32];
+    int pl = snprintf(pat, sizeof(pat), "\"%s\":\"", name);
+    const uint8_t *p = kv->len > 0 ? memmem(kv->value, kv->len, pat, (size_t)pl) : NULL;
     size_t n = 0;
     if (p) {
-        p += sizeof(pat) - 1;
+        p += pl;
         size_t left = kv->len - (size_t)(p - kv->value);
         while (n < left && n + 1 < cap && p[n] != '"' && p[n] != '\\' && p[n] >= 0x20)
             n++;
@@ -223,7 +225,8 @@ static void note_seen(co_layout *l, const co_kv *kv, const char *name, int64_t n
         l->st.nseen++;
         memcpy(l->st.seen[i].id, name, strlen(name) + 1);
     }
-    member_addr(kv, l->st.seen[i].addr, sizeof(l->st.seen[i].addr));
+    member_str(kv, "addr", l->st.seen[i].addr, sizeof(l->st.seen[i].addr));
+    member_str(kv, "s3", l->st.seen[i].s3, sizeof(l->st.seen[i].s3));
     l->st.seen[i].epoch = member_u64(kv, "epoch");
     l->st.seen[i].handoff = member_u64(kv, "handoff") != 0;
     l->st.seen[i].live = 1;

@@ -73,12 +73,14 @@ typedef struct {
     int64_t ttl_s;           /* the member lease TTL in seconds */
     /*
      * Every node seen in a member list since open (at most CO_LAYOUT_MEMBERS): its registered
-     * address, whether it was in the last list, and when it was last listed (wall-clock ms).
+     * address and S3 endpoint, whether it was in the last list, and when it was last listed
+     * (wall-clock ms).
      */
     int nseen;
     struct {
         char id[PL_NAME_MAX];
         char addr[PL_ADDR_MAX];
+        char s3[PL_ADDR_MAX + 16]; /* its registered S3 endpoint; "" when it gave none */
         int live;
         int64_t last_seen_ms;
         uint64_t epoch; /* the layout epoch it reported serving (co_layout_report); 0: none */

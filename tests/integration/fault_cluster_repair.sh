@@ -12,7 +12,8 @@
 # body is still whole once it is back; restarted with a 2 s repair interval, its interval pass
 # counts bodies on their layout alone and a requested pass stats every cell. With every etcd
 # member stopped, a pass asked of n1 waits for a fresh member list, and runs once etcd is back. A
-# single node answers both routes 503. 40-100 s.
+# single node answers both routes 503. `cairn admin status --cluster` through one node shows all
+# six nodes' passes, and five (n2 not asked) while n2 is stopped. 40-100 s.
 . "$(dirname "$0")/lib.sh"
 h_own_server "starts its own cluster with deploy/local-cluster.sh"
 h_need curl python3 ss
@@ -99,6 +100,17 @@ for n in n1 n2 n3 n4 n5 n6; do
     grep -q "^durability .* nines/year" "$H_WORK/status.$n" && healed=$((healed + 1))
 done
 h_eq "every node's status shows the repair block with the durability in nines" 6 "$healed"
+# The whole cluster's repair in one table, asked of one node: every live node answers at its
+# registered S3 endpoint, and no last pass left a body it could not heal.
+if H_OUT=$("$CAIRN_BIN" admin status --cluster --endpoint "$(ep n4)" 2>&1); then
+    echo "$H_OUT"
+    grep -q "^cluster: 6 of 6 nodes answered (6 asked.*failed 0;" <<<"$H_OUT" &&
+        [ "$(grep -cE '^n[1-6] +az[1-3] +up ' <<<"$H_OUT")" = 6 ] &&
+        h_ok "status --cluster: six rows, every node answered, nothing failed" ||
+        h_bad "status --cluster shows the six nodes" "$H_OUT"
+else
+    h_bad "status --cluster exits 0" "$H_OUT"
+fi
 grep -h "repair pass (.*) done" "$CAIRN_CLUSTER_DIR"/n*/server.log | tail -12
 sum=$(grep -h "repair pass (.*) done" "$CAIRN_CLUSTER_DIR"/n*/server.log |
     sed -nE 's/.* ([0-9]+) healed, .*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
@@ -110,6 +122,18 @@ echo "   the whole test took $(($(date +%s) - T0)) s"
 p2=$(awk '$1 == "n2" { print $4 }' <<<"$("$LC" status)")
 kill -TERM "$p2"
 for ((i = 0; i < 100; i++)); do kill -0 "$p2" 2>/dev/null || break; sleep 0.1; done
+# A stopped node left the member list (its lease revoked at SIGTERM): not asked, shown DOWN.
+for ((i = 0; i < 50; i++)); do # the entry node reads the member list every second
+    H_OUT=$("$CAIRN_BIN" admin status --cluster --json --endpoint "$(ep n1)" 2>&1)
+    grep -q '"asked": 5' <<<"$H_OUT" && break
+    sleep 0.1
+done
+"$H_PY" -c 'import json, sys
+d = json.loads(sys.argv[1])
+n2 = [n for n in d["nodes"] if n["id"] == "n2"][0]
+assert d["asked"] == 5 and d["answered"] == 5 and not n2["live"] and not n2["answered"], d' "$H_OUT" &&
+    h_ok "status --cluster with n2 stopped: five asked, five answered, n2 not live" ||
+    h_bad "status --cluster with n2 stopped" "$H_OUT"
 "$CAIRN_BIN" fsck --data "$CAIRN_CLUSTER_DIR/n2/data" --repair --grace 0 >"$H_WORK/fsck.n2" 2>&1
 [ -f "$CAIRN_CLUSTER_DIR/n2/data/cluster.node" ] && grep -q "orphans are reported, not deleted" "$H_WORK/fsck.n2" &&
     ! grep -q "reclaimed" "$H_WORK/fsck.n2" &&

@@ -154,6 +154,7 @@ static void test_adopt_reject_members(void)
     CU_ASSERT_STRING_EQUAL(st.members[0], "n1");
     lc.node_id = "n2";
     lc.addr = "127.0.0.1:9102";
+    lc.s3 = "http://127.0.0.1:9002";
     CU_ASSERT_FATAL(co_layout_open(&lc, &l2) == CM_OK);
     st = wait_members(l, 2);
     CU_ASSERT_EQUAL(st.nmembers, 2);
@@ -164,6 +165,8 @@ static void test_adopt_reject_members(void)
     CU_ASSERT_EQUAL_FATAL(st.nseen, 2);
     CU_ASSERT_STRING_EQUAL(st.seen[1].id, "n2");
     CU_ASSERT_STRING_EQUAL(st.seen[1].addr, "127.0.0.1:9102");
+    CU_ASSERT_STRING_EQUAL(st.seen[0].s3, "http://127.0.0.1:9001"); /* for status --cluster */
+    CU_ASSERT_STRING_EQUAL(st.seen[1].s3, "http://127.0.0.1:9002");
     CU_ASSERT(!st.seen[1].live && st.seen[1].last_seen_ms > 0);
     CU_ASSERT(st.seen[0].live && st.seen[0].last_seen_ms >= st.seen[1].last_seen_ms);
     CU_ASSERT(st.members_read_ms >= st.seen[0].last_seen_ms);
