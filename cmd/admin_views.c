@@ -435,10 +435,11 @@ int admin_status_cluster(const admin_opts *o)
             full_s = f < 0 || full_s < 0 ? -1 : f > full_s ? f : full_s;
         }
         if (o->json)
-            json_array_append_new(out, json_pack("{s:s,s:s,s:b,s:b,s:O*}", "id", jstr(node, "id"),
+            json_array_append_new(out, json_pack("{s:s,s:s,s:b,s:b,s:o}", "id", jstr(node, "id"),
                                                  "az", jstr(node, "az"), "live",
                                                  json_is_true(json_object_get(node, "live")),
-                                                 "answered", st != NULL, "repair", r));
+                                                 "answered", st != NULL, "repair",
+                                                 r ? json_incref(r) : json_null()));
         else
             cluster_row(&t, node, st, why);
         json_decref(st);
