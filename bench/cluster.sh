@@ -3,7 +3,7 @@
 # speed bullet): 4 KiB and 1 MiB GET and PUT through one node of deploy/local-cluster.sh, as
 # ratios against the same workloads on a single `cairn server`, with the CPU both spend per op.
 #
-#   bench/cluster.sh              ~5 s per workload, about 2 minutes in all
+#   bench/cluster.sh              ~5 s per workload, about 3 minutes in all (with the listing)
 #   QUICK=1 bench/cluster.sh      ~2 s per workload (a smoke run; figures are noisier)
 #   SPREAD=0 bench/cluster.sh     skip the runs spread over all six nodes
 #   LIST=0 bench/cluster.sh       skip the listing rows (LIST_KEYS keys in the big prefix:
