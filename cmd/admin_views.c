@@ -388,6 +388,39 @@ static void cluster_row(am_table *t, json_t *node, json_t *st, const char *why)
     am_table_row(t, row);
 }
 
+/* What status --cluster adds up over the nodes. */
+typedef struct {
+    long long degraded, healed, failed;
+    int asked, answered, running;
+    double full_s; /* the longest time to full redundancy; -1 once a node's is unknown */
+} cluster_sum;
+
+/* Ask node (a member of the entry node's list) for its status at its registered S3 endpoint when
+ * it is live: its document (NULL when not asked or no answer; the error went to stderr), counted
+ * into sum; *why is what its row says when there is no document. */
+static json_t *node_status(const admin_opts *o, json_t *node, cluster_sum *sum, const char **why)
+{
+    json_t *st = NULL;
+    admin_opts no = *o;
+    *why = "no S3 endpoint";
+    if (!json_is_true(json_object_get(node, "live")) || !*jstr(node, "s3"))
+        return NULL;
+    sum->asked++;
+    *why = "NO ANSWER";
+    if (admin_parse_endpoint(&no, jstr(node, "s3")) != 0 || get_doc(&no, "/admin/status", &st))
+        return NULL;
+    sum->answered++;
+    json_t *r = json_object_get(st, "repair");
+    if (r) {
+        sum->degraded += jint(r, "degraded"), sum->healed += jint(r, "healed");
+        sum->failed += jint(r, "failed");
+        sum->running += json_is_true(json_object_get(r, "running"));
+        double f = json_number_value(json_object_get(r, "full_redundancy_s"));
+        sum->full_s = f < 0 || sum->full_s < 0 ? -1 : f > sum->full_s ? f : sum->full_s;
+    }
+    return st;
+}
+
 int admin_status_cluster(const admin_opts *o)
 {
     json_t *doc = NULL, *node, *out = NULL;
@@ -409,31 +442,12 @@ int admin_status_cluster(const admin_opts *o)
         json_decref(doc);
         return AM_EXIT_FAIL;
     }
-    long long degraded = 0, healed = 0, failed = 0;
-    int asked = 0, answered = 0, running = 0;
-    double full_s = 0; /* the longest; -1 once a node's is unknown (an ETA not known yet) */
+    cluster_sum sum = {0};
     size_t i;
     json_array_foreach(nodes, i, node)
     {
-        json_t *st = NULL;
-        const char *why = "no S3 endpoint";
-        admin_opts no = *o;
-        if (json_is_true(json_object_get(node, "live")) && *jstr(node, "s3")) {
-            asked++;
-            why = "NO ANSWER";
-            /* a node that does not answer is reported in its row; its error went to stderr */
-            if (admin_parse_endpoint(&no, jstr(node, "s3")) == 0 &&
-                get_doc(&no, "/admin/status", &st) == 0)
-                answered++;
-        }
-        json_t *r = json_object_get(st, "repair");
-        if (r) {
-            degraded += jint(r, "degraded"), healed += jint(r, "healed");
-            failed += jint(r, "failed");
-            running += json_is_true(json_object_get(r, "running"));
-            double f = json_number_value(json_object_get(r, "full_redundancy_s"));
-            full_s = f < 0 || full_s < 0 ? -1 : f > full_s ? f : full_s;
-        }
+        const char *why;
+        json_t *st = node_status(o, node, &sum, &why), *r = json_object_get(st, "repair");
         if (o->json)
             json_array_append_new(out, json_pack("{s:s,s:s,s:b,s:b,s:o}", "id", jstr(node, "id"),
                                                  "az", jstr(node, "az"), "live",
@@ -445,21 +459,23 @@ int admin_status_cluster(const admin_opts *o)
         json_decref(st);
     }
     char full[32];
-    am_duration(full_s, full, sizeof(full));
+    am_duration(sum.full_s, full, sizeof(full));
     if (o->json) {
         admin_print_json(json_pack("{s:o,s:i,s:i,s:I,s:I,s:I,s:i,s:f}", "nodes", out, "asked",
-                                   asked, "answered", answered, "degraded", (json_int_t)degraded,
-                                   "healed", (json_int_t)healed, "failed", (json_int_t)failed,
-                                   "running", running, "full_redundancy_s", full_s));
+                                   sum.asked, "answered", sum.answered, "degraded",
+                                   (json_int_t)sum.degraded, "healed", (json_int_t)sum.healed,
+                                   "failed", (json_int_t)sum.failed, "running", sum.running,
+                                   "full_redundancy_s", sum.full_s));
     } else {
         json_decref(out);
         am_table_print(&t, stdout);
-        printf(
-            "cluster: %d of %zu nodes answered (%d asked: the live ones); the last passes found "
-            "%lld degraded bodies, healed %lld, failed %lld; %d running; full redundancy in %s\n",
-            answered, json_array_size(nodes), asked, degraded, healed, failed, running, full);
+        printf("cluster: %d of %zu nodes answered (%d asked: the live ones); the last passes found "
+               "%lld degraded bodies, healed %lld, failed %lld; %d running; full redundancy in "
+               "%s\n",
+               sum.answered, json_array_size(nodes), sum.asked, sum.degraded, sum.healed,
+               sum.failed, sum.running, full);
     }
     am_table_release(&t);
     json_decref(doc);
-    return failed > 0 ? AM_EXIT_DAMAGE : answered < asked ? AM_EXIT_UNREACHABLE : 0;
+    return sum.failed > 0 ? AM_EXIT_DAMAGE : sum.answered < sum.asked ? AM_EXIT_UNREACHABLE : 0;
 }

@@ -386,7 +386,7 @@ typedef struct {
     size_t secret_len;
     net_tls *rpc_tls;          /* [cluster] tls_*: the node RPC's TLS; NULL = plain */
     int rpc_tls_mode;          /* [cluster] tls_mode in effect (CMD_RPC_TLS_OFF..REQUIRE) */
-    char s3[PL_ADDR_MAX + 16]; /* the S3 endpoint registered in the member record */
+    char s3[CO_LAYOUT_S3_MAX]; /* the S3 endpoint registered in the member record */
 } cluster_view;
 
 /* Append to out (at n of cap): the new length, or cap when it did not fit. */

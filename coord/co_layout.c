@@ -44,7 +44,7 @@ struct co_layout {
     co_config cfg;
     char *cfg_storage[CO_MAX_ENDPOINTS];
     char cluster[PL_NAME_MAX], node_id[PL_NAME_MAX], addr[PL_ADDR_MAX];
-    char s3[PL_ADDR_MAX + 16]; /* "" when not given */
+    char s3[CO_LAYOUT_S3_MAX]; /* "" when not given */
     char members_prefix[256];
     char *cache_path; /* the last adopted version (NULL: none kept) */
     int64_t ttl;

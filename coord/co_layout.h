@@ -22,6 +22,7 @@
 
 #define CO_LAYOUT_TTL 10 /* seconds: the member lease's default TTL */
 #define CO_LAYOUT_MEMBERS 64
+#define CO_LAYOUT_S3_MAX (PL_ADDR_MAX + 16) /* a registered S3 endpoint "http[s]://host:port" */
 
 typedef struct {
     const co_config *etcd;
@@ -80,7 +81,7 @@ typedef struct {
     struct {
         char id[PL_NAME_MAX];
         char addr[PL_ADDR_MAX];
-        char s3[PL_ADDR_MAX + 16]; /* its registered S3 endpoint; "" when it gave none */
+        char s3[CO_LAYOUT_S3_MAX]; /* its registered S3 endpoint; "" when it gave none */
         int live;
         int64_t last_seen_ms;
         uint64_t epoch; /* the layout epoch it reported serving (co_layout_report); 0: none */

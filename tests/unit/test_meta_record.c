@@ -1,7 +1,8 @@
 /*
  * test_meta_record.c - the metadata record codec: every field round-trips, copies are deep, and
  * decoding random, truncated or bit-flipped bytes returns CM_ERR_CORRUPT or a valid record, never
- * a crash (run under ASan to catch overreads); a record in two pieces decodes as the whole does.
+ * a crash (run under ASan to catch overreads), also when cut in two pieces; a record in two
+ * pieces decodes as the whole does.
  * Randomness is seeded; the seed is printed.
  */
 #include <stdio.h>
@@ -256,10 +257,27 @@ static void test_bad_fields(void)
 }
 
 /* Decoding must return OK or CORRUPT for any input; the record is released either way. */
+/* Decode a[0, cut) || a[cut, n) from two tight heap blocks (ASan sees an overread of either). */
+static cm_err decode_cut(const uint8_t *buf, size_t n, size_t cut, int mode, md_object *out)
+{
+    uint8_t *a = malloc(cut ? cut : 1), *b = malloc(n - cut ? n - cut : 1);
+    memcpy(a, buf, cut);
+    memcpy(b, buf + cut, n - cut);
+    cm_err e = md_object_decode_split((md_slice){a, cut}, (md_slice){b, n - cut}, mode, out);
+    free(a);
+    free(b);
+    return e;
+}
+
+/* Forged or damaged bytes decode as a record or CM_ERR_CORRUPT, whole and cut in two at a random
+ * place (a split value as md_kv gives it), in the summary mode listings use. */
 static void decode_any(const uint8_t *b, size_t n)
 {
     md_object d;
     cm_err e = md_object_decode(b, n, &d);
+    CU_ASSERT(e == CM_OK || e == CM_ERR_CORRUPT);
+    md_object_release(&d);
+    e = decode_cut(b, n, n ? (size_t)rand() % (n + 1) : 0, MD_DECODE_SUMMARY, &d);
     CU_ASSERT(e == CM_OK || e == CM_ERR_CORRUPT);
     md_object_release(&d);
 }
@@ -305,18 +323,6 @@ static void test_fuzz(void)
     }
     cm_log_threshold = saved;
     free(buf);
-}
-
-/* Decode a[0, cut) || a[cut, n) from two tight heap blocks (ASan sees an overread of either). */
-static cm_err decode_cut(const uint8_t *buf, size_t n, size_t cut, int mode, md_object *out)
-{
-    uint8_t *a = malloc(cut ? cut : 1), *b = malloc(n - cut ? n - cut : 1);
-    memcpy(a, buf, cut);
-    memcpy(b, buf + cut, n - cut);
-    cm_err e = md_object_decode_split((md_slice){a, cut}, (md_slice){b, n - cut}, mode, out);
-    free(a);
-    free(b);
-    return e;
 }
 
 /*
