@@ -28,7 +28,12 @@
  * shared by every call that arrived before it started (a call waits for the next read to start
  * and end, so a bucket created through another node before the call is found), one read at a
  * time, at most one per CO_BUCKETS_FRESH_GAP_MS: a flood of unknown names costs etcd a bounded
- * rate of reads, not one each. The newest read's records are kept (one document's worth).
+ * rate of reads, not one each. The newest read's records are kept (one document's worth) with
+ * its revision, and every read from memory (the record, its tags and strings) answers a name the
+ * applied version lacks from them while their revision is newer than the applied one (known): a
+ * bucket found that way has its settings (versioning, lock, access, policy) on this node before
+ * the watch delivers it, not the defaults of a bucket without them. Once the applied version
+ * reaches that revision, it alone answers (a bucket removed since is not brought back).
  */
 #include "co_buckets.h"
 
@@ -473,17 +478,29 @@ struct co_buckets {
     size_t napplied;    /* guarded by fl.mu, like st */
     co_buckets_status st;
     /* co_buckets_lookup_fresh's shared reads, under fmu: fstarted reads started, fdone ended (the
-     * newest one's records in fresh, or its error in ferr), one at a time (fbusy), the last one
-     * started at flast_ms (monotonic). */
+     * newest one's error in ferr), one at a time (fbusy), the last one started at flast_ms
+     * (monotonic). The newest successful read's records (sorted) and revision: fresh, nfresh and
+     * fresh_rev, under fl.mu (known). Lock order: fmu, then fl.mu. */
     pthread_mutex_t fmu;
     pthread_cond_t fcv;
     uint64_t fstarted, fdone, flookups;
     int fbusy;
     int64_t flast_ms;
+    cm_err ferr;
     co_bucket *fresh;
     size_t nfresh;
-    cm_err ferr;
+    int64_t fresh_rev;
 };
+
+/* The record of name this node knows, with fl.mu held: the applied version's, else the last fresh
+ * read's while that read is newer than the applied version (the watch has not caught up). */
+static const co_bucket *known(const co_buckets *f, const char *name)
+{
+    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    if (!b && f->fresh_rev > f->st.mod_rev)
+        b = co_buckets_find(f->fresh, f->nfresh, name);
+    return b;
+}
 
 /* Report what differs between the applied array and next (both sorted) to the hooks. */
 static void report_changes(co_buckets *f, const co_bucket *next, size_t n)
@@ -605,7 +622,7 @@ void co_buckets_free(co_buckets *f)
 cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out)
 {
     pthread_mutex_lock(&f->fl.mu);
-    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    const co_bucket *b = known(f, name);
     if (b)
         *out = co_bdoc_untagged(b);
     pthread_mutex_unlock(&f->fl.mu);
@@ -616,7 +633,7 @@ cm_err co_buckets_tags(co_buckets *f, const char *name, co_tag **out, size_t *n)
 {
     *out = NULL;
     pthread_mutex_lock(&f->fl.mu);
-    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    const co_bucket *b = known(f, name);
     cm_err e = b ? co_bdoc_tags_copy(b->tags, b->ntags, out) : CM_ERR_NOTFOUND;
     *n = e == CM_OK ? b->ntags : 0;
     pthread_mutex_unlock(&f->fl.mu);
@@ -628,7 +645,7 @@ static cm_err str_copy(co_buckets *f, const char *name, int member, char **out)
 {
     *out = NULL;
     pthread_mutex_lock(&f->fl.mu);
-    const co_bucket *b = co_buckets_find(f->applied, f->napplied, name);
+    const co_bucket *b = known(f, name);
     const char *v = !b ? NULL : *str_member(member, (co_bucket *)b);
     cm_err e = !b ? CM_ERR_NOTFOUND : v && !(*out = strdup(v)) ? CM_ERR_NOMEM : CM_OK;
     pthread_mutex_unlock(&f->fl.mu);
@@ -688,17 +705,24 @@ static void fresh_read(co_buckets *f)
     co_client *c = NULL;
     co_bucket *b = NULL;
     size_t n = 0;
-    int64_t rev;
+    int64_t rev = 0;
     cm_err e = co_client_new(&f->fl.cfg, &c);
     if (e == CM_OK)
         e = co_buckets_read(c, f->fl.key, &b, &n, &rev);
     co_client_free(c);
     pthread_mutex_lock(&f->fmu);
-    co_buckets_array_free(f->fresh, f->nfresh);
-    f->fresh = e == CM_OK ? b : NULL;
-    f->nfresh = e == CM_OK ? n : 0;
-    if (e != CM_OK)
+    if (e == CM_OK) { /* a failed read keeps the last good one: known compares revisions */
+        pthread_mutex_lock(&f->fl.mu);
+        co_bucket *old = f->fresh;
+        size_t nold = f->nfresh;
+        f->fresh = b;
+        f->nfresh = n;
+        f->fresh_rev = rev;
+        pthread_mutex_unlock(&f->fl.mu);
+        co_buckets_array_free(old, nold);
+    } else {
         co_buckets_array_free(b, n);
+    }
     f->ferr = e;
     f->fdone = mine;
     f->fbusy = 0;
@@ -721,13 +745,13 @@ cm_err co_buckets_lookup_fresh(co_buckets *f, const char *name, co_bucket *out)
         fresh_read(f);
     }
     cm_err e = f->ferr;
-    const co_bucket *found = e == CM_OK ? co_buckets_find(f->fresh, f->nfresh, name) : NULL;
-    if (found)
-        *out = co_bdoc_untagged(found);
     pthread_mutex_unlock(&f->fmu);
-    if (e != CM_OK) /* etcd unreachable (or the document broken): what this node knows */
-        return co_buckets_lookup(f, name, out);
-    return found ? CM_OK : CM_ERR_NOTFOUND;
+    if (e != CM_OK)
+        CM_DEBUG(MOD, "bucket %s: etcd not read (%s): what this node knows answers", name,
+                 cm_err_str(e));
+    /* The read's records while they are newer than the applied version, else the applied ones
+     * (the watch delivered that read's revision or a later one meanwhile) */
+    return co_buckets_lookup(f, name, out);
 }
 
 cm_err co_buckets_create(co_buckets *f, const co_bucket *want, co_bucket *have)

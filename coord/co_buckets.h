@@ -217,7 +217,9 @@ cm_err co_buckets_open(const co_config *cfg, const char *cluster, const char *ca
                        const co_buckets_hooks *hooks, co_buckets **out);
 void co_buckets_free(co_buckets *f);
 
-/* From memory: the record of name as last applied. CM_OK or CM_ERR_NOTFOUND. Thread-safe. */
+/* From memory: the record of name as last applied, or for a name that version lacks, as the
+ * last co_buckets_lookup_fresh read found it while that read is newer than the applied version
+ * (so are the tags and strings below). CM_OK or CM_ERR_NOTFOUND. Thread-safe. */
 cm_err co_buckets_lookup(co_buckets *f, const char *name, co_bucket *out);
 /*
  * From memory when the applied version has the name; otherwise from an etcd read that started

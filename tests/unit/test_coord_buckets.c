@@ -7,7 +7,9 @@
  * follower reports every change as added/removed in order (a re-creation as both, a broken or
  * deleted document as nothing), keeps its list while etcd is down (create then fails as
  * unavailable, lookup_fresh answers from memory), and reopened during the outage starts from its
- * cache file. The consistency field: left out when strong, kept when available, a document
+ * cache file; a bucket a fresh lookup found while the watch lags answers its settings and tags
+ * from memory until the watch catches up, and a later removal is not undone by that older read.
+ * The consistency field: left out when strong, kept when available, a document
  * without it read as strong, any other value refused; set by compare-and-set (a no-op when
  * unchanged, unknown buckets and modes refused), known to the creating node's follower when the
  * create returns, and a later change seen from memory without added/removed reports. Bucket
@@ -537,6 +539,92 @@ static void test_fresh_flood(void)
     printf("\n    %llu lookups of unknown names, %llu etcd reads in %lld ms\n",
            (unsigned long long)st.fresh_lookups, (unsigned long long)st.fresh_reads,
            (long long)elapsed);
+    co_buckets_free(f);
+    co_client_free(c);
+    cu_etcd_stop(&e);
+}
+
+/* ---- a bucket found by a fresh read, before the watch delivers it ---- */
+
+/* The follower's added hook, held while hold is set: the watch thread waits there, as a watch
+ * that lags behind etcd would. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int hold, held;
+} gate;
+
+static void gate_added(void *arg, const co_bucket *b)
+{
+    gate *g = arg;
+    (void)b;
+    pthread_mutex_lock(&g->mu);
+    g->held++;
+    pthread_cond_broadcast(&g->cv);
+    while (g->hold)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A bucket created with Object Lock (so versioned) and tagged through "another node" while this
+ * follower's watch is held back: a fresh lookup finds it, and from then on every read from
+ * memory answers its settings (versioning, lock, tags), not the defaults of a bucket without
+ * them (the race cluster_lifecycle met: a PUT through a node the watch had not reached got no
+ * version id). Once the watch applies a later removal, the older fresh read does not bring it
+ * back. */
+static void test_fresh_settings(void)
+{
+    cu_etcd e;
+    co_config cfg;
+    co_client *c = NULL;
+    co_buckets *f = NULL;
+    co_bucket got;
+    int64_t rev = 0;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .hold = 1};
+    co_buckets_hooks hooks = {.added = gate_added, .arg = &g};
+    if (!cu_etcd_up(&e, 1, 1000, &cfg, &c))
+        return;
+    CU_ASSERT_FATAL(co_buckets_open(&cfg, "tb", NULL, &hooks, &f) == CM_OK);
+    co_bucket b = rec("locked", "AK", 7);
+    b.versioning = 1;
+    b.lock = 1;
+    co_tag t[1] = {{"team", "web"}};
+    CU_ASSERT_FATAL(co_buckets_add(c, KEY, &b, NULL) == CM_OK);
+    CU_ASSERT_FATAL(co_buckets_set_tags(c, KEY, "locked", t, 1, &rev) == CM_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.held)
+        pthread_cond_wait(&g.cv, &g.mu); /* the watch is in the hook of the first version */
+    pthread_mutex_unlock(&g.mu);
+
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "locked", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_lookup_fresh(f, "locked", &got), CM_OK);
+    CU_ASSERT(got.versioning == 1 && got.lock == 1 && got.id == 7);
+    memset(&got, 0, sizeof(got));
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "locked", &got), CM_OK);
+    CU_ASSERT(got.versioning == 1 && got.lock == 1);
+    co_tag *tags = NULL;
+    size_t nt = 0;
+    CU_ASSERT_EQUAL(co_buckets_tags(f, "locked", &tags, &nt), CM_OK);
+    CU_ASSERT(nt == 1 && tags && strcmp(tags[0].key, "team") == 0);
+    co_tags_free(tags, nt);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "other", &got), CM_ERR_NOTFOUND);
+
+    /* the watch catches up, then applies a removal: the fresh read (older) answers no more */
+    pthread_mutex_lock(&g.mu);
+    g.hold = 0;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "locked", &got), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_remove(c, KEY, "locked"), CM_OK);
+    co_bucket *list = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(co_buckets_read(c, KEY, &list, &n, &rev), CM_OK);
+    co_buckets_array_free(list, n);
+    CU_ASSERT_EQUAL(co_buckets_wait(f, rev, 5000), CM_OK);
+    CU_ASSERT_EQUAL(co_buckets_lookup(f, "locked", &got), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(co_buckets_lookup_fresh(f, "locked", &got), CM_ERR_NOTFOUND);
+
     co_buckets_free(f);
     co_client_free(c);
     cu_etcd_stop(&e);
@@ -1275,6 +1363,7 @@ void cu_register(void)
         {"follower: changes, outage, cache", test_follower},
         {"setting a bucket's consistency", test_set_consistency},
         {"lookups of unknown names share bounded etcd reads", test_fresh_flood},
+        {"a bucket found by a fresh read has its settings", test_fresh_settings},
         {"the tags field", test_tags_field},
         {"setting a bucket's tags", test_set_tags},
         {"a bucket's CORS configuration", test_cors},
