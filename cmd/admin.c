@@ -19,7 +19,8 @@
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
  * client is a small blocking HTTP/1.1 one: one request per connection ("Connection: close"), the
- * response read to EOF, 30 s timeouts; with an https:// endpoint over TLS, the server's
+ * response read to EOF, 30 s timeouts (status --cluster: 5 s per other node); with an https://
+ * endpoint over TLS, the server's
  * certificate verified against --ca-cert FILE (else CAIRN_CA_CERT, else the system's store) and
  * the endpoint's host. Answers are the server's flat JSON, read with a key lookup (numbers and
  * booleans we produce ourselves), or with jansson where structure matters.
@@ -148,7 +149,9 @@ static int dial(const admin_opts *o)
         return -1;
     }
     for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        struct timeval tv = {30, 0}; /* a server that stops answering is an error, not a hang */
+        /* a server that stops answering is an error, not a hang (on Linux the send timeout
+         * bounds connect too) */
+        struct timeval tv = {o->timeout_s > 0 ? o->timeout_s : ADMIN_TIMEOUT_S, 0};
         fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
         if (fd >= 0) {
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -235,11 +238,13 @@ static int send_all(admin_conn *c, const char *p, size_t n)
     return 0;
 }
 
-/* Read to EOF and split status line / body. */
+/* Read to EOF and split status line / body: 0, -2 when the receive timeout ran out before the
+ * answer ended, -1 for anything else. */
 static int read_response(admin_conn *c, http_resp *out)
 {
     size_t len = 0, cap = 8192;
     char *buf = malloc(cap);
+    int timed_out = 0;
     for (ssize_t r = 1; buf && r > 0;) {
         if (len + 1 >= cap) {
             char *nb = cap < (8u << 20) ? realloc(buf, cap * 2) : NULL;
@@ -254,9 +259,15 @@ static int read_response(admin_conn *c, http_resp *out)
             r = 1;
         else if (r > 0)
             len += (size_t)r;
+        else
+            timed_out = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
     if (!buf)
         return -1;
+    if (timed_out) {
+        free(buf);
+        return -2;
+    }
     buf[len] = '\0';
     char *body = strstr(buf, "\r\n\r\n");
     if (strncmp(buf, "HTTP/1.", 7) != 0 || !body || len < 12) {
@@ -291,7 +302,10 @@ static int request(const admin_opts *o, const char *method, const char *path, ht
     if (rc == 0)
         rc = read_response(&c, out);
     conn_close(&c);
-    if (rc != 0)
+    if (rc == -2)
+        fprintf(stderr, "cairn admin: no answer from %s:%s within %d s\n", o->host, o->port,
+                o->timeout_s > 0 ? o->timeout_s : ADMIN_TIMEOUT_S);
+    else if (rc != 0)
         fprintf(stderr, "cairn admin: no valid HTTP answer from %s:%s\n", o->host, o->port);
     return rc != 0 ? AM_EXIT_UNREACHABLE : 0;
 }

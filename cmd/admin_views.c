@@ -8,10 +8,13 @@
  * The durability estimate is computed here, from the status document (admin_fmt.c has the
  * model), so single nodes and cluster nodes share it. `status --cluster` reads the entry node's
  * status for the node list (each live member's registered S3 endpoint) and then every live
- * node's status, one request after the other, into one table of their repair passes.
+ * node's status, all at once (a thread per node, ASK_TIMEOUT_S each, so a node that takes the
+ * connection but never answers costs that once, not once per node), into one table of their
+ * repair passes, in the list's order.
  */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +391,9 @@ static void cluster_row(am_table *t, json_t *node, json_t *st, const char *why)
     am_table_row(t, row);
 }
 
+/* status --cluster asks every other node with this timeout (connect, send, receive). */
+#define ASK_TIMEOUT_S 5
+
 /* What status --cluster adds up over the nodes. */
 typedef struct {
     long long degraded, healed, failed;
@@ -395,22 +401,49 @@ typedef struct {
     double full_s; /* the longest time to full redundancy; -1 once a node's is unknown */
 } cluster_sum;
 
-/* Ask node (a member of the entry node's list) for its status at its registered S3 endpoint when
- * it is live: its document (NULL when not asked or no answer; the error went to stderr), counted
- * into sum; *why is what its row says when there is no document. */
-static json_t *node_status(const admin_opts *o, json_t *node, cluster_sum *sum, const char **why)
+/* One node's question (a member of the entry node's list): asked at its registered S3 endpoint
+ * when it is live, on a thread of its own. st: its document (NULL when not asked or no answer;
+ * the error went to stderr); why: what its row says when there is none. */
+typedef struct {
+    admin_opts o;
+    json_t *node, *st;
+    const char *why;
+    int asked;
+    pthread_t th;
+    int started;
+} node_ask;
+
+static void *node_status(void *arg)
 {
-    json_t *st = NULL;
-    admin_opts no = *o;
-    *why = "no S3 endpoint";
-    if (!json_is_true(json_object_get(node, "live")) || !*jstr(node, "s3"))
-        return NULL;
-    sum->asked++;
-    *why = "NO ANSWER";
-    if (admin_parse_endpoint(&no, jstr(node, "s3")) != 0 || get_doc(&no, "/admin/status", &st))
-        return NULL;
-    sum->answered++;
-    json_t *r = json_object_get(st, "repair");
+    node_ask *a = arg;
+    if (get_doc(&a->o, "/admin/status", &a->st) != 0)
+        a->st = NULL;
+    return NULL;
+}
+
+/* Start the question of a->node, or settle it when the node is not asked. */
+static void node_ask_start(const admin_opts *o, node_ask *a)
+{
+    a->o = *o;
+    a->o.timeout_s = ASK_TIMEOUT_S;
+    a->why = "no S3 endpoint";
+    if (!json_is_true(json_object_get(a->node, "live")) || !*jstr(a->node, "s3"))
+        return;
+    a->asked = 1;
+    a->why = "NO ANSWER";
+    if (admin_parse_endpoint(&a->o, jstr(a->node, "s3")) != 0)
+        return;
+    a->started = pthread_create(&a->th, NULL, node_status, a) == 0;
+    if (!a->started)
+        node_status(a); /* no thread: asked here, in turn */
+}
+
+/* Count a node's answer into sum. */
+static void cluster_add(cluster_sum *sum, const node_ask *a)
+{
+    json_t *r = json_object_get(a->st, "repair");
+    sum->asked += a->asked;
+    sum->answered += a->st != NULL;
     if (r) {
         sum->degraded += jint(r, "degraded"), sum->healed += jint(r, "healed");
         sum->failed += jint(r, "failed");
@@ -418,7 +451,6 @@ static json_t *node_status(const admin_opts *o, json_t *node, cluster_sum *sum, 
         double f = json_number_value(json_object_get(r, "full_redundancy_s"));
         sum->full_s = f < 0 || sum->full_s < 0 ? -1 : f > sum->full_s ? f : sum->full_s;
     }
-    return st;
 }
 
 int admin_status_cluster(const admin_opts *o)
@@ -443,11 +475,27 @@ int admin_status_cluster(const admin_opts *o)
         return AM_EXIT_FAIL;
     }
     cluster_sum sum = {0};
-    size_t i;
+    size_t i, n = json_array_size(nodes);
+    node_ask *ask = calloc(n, sizeof(*ask));
+    if (!ask) {
+        json_decref(out);
+        am_table_release(&t);
+        json_decref(doc);
+        return AM_EXIT_FAIL;
+    }
+    /* jansson seeds its hash function with the first object (the entry node's document, above),
+     * so the threads' parses share a seed set before they start */
     json_array_foreach(nodes, i, node)
-    {
-        const char *why;
-        json_t *st = node_status(o, node, &sum, &why), *r = json_object_get(st, "repair");
+    { /* every node at once: a silent one costs ASK_TIMEOUT_S in all, not each */
+        ask[i].node = node;
+        node_ask_start(o, &ask[i]);
+    }
+    for (i = 0; i < n; i++) {
+        if (ask[i].started)
+            pthread_join(ask[i].th, NULL);
+        json_t *st = ask[i].st, *r = json_object_get(st, "repair");
+        node = ask[i].node;
+        cluster_add(&sum, &ask[i]);
         if (o->json)
             json_array_append_new(out, json_pack("{s:s,s:s,s:b,s:b,s:o}", "id", jstr(node, "id"),
                                                  "az", jstr(node, "az"), "live",
@@ -455,9 +503,10 @@ int admin_status_cluster(const admin_opts *o)
                                                  "answered", st != NULL, "repair",
                                                  r ? json_incref(r) : json_null()));
         else
-            cluster_row(&t, node, st, why);
+            cluster_row(&t, node, st, ask[i].why);
         json_decref(st);
     }
+    free(ask);
     char full[32];
     am_duration(sum.full_s, full, sizeof(full));
     if (o->json) {

@@ -190,6 +190,30 @@ kill -CONT $members
 [ "$(grep -c "repair pass (requested) over layout" "$log1")" -gt "$before" ] &&
     h_ok "etcd back, the pass held back runs" || h_bad "the held-back pass runs" "$(tail -n 20 "$log1")"
 
+# Two nodes live in etcd but silent (SIGSTOP: their sockets take connections, nothing answers):
+# status --cluster asks every node at once, so it ends after one 5 s timeout, not two, showing
+# both as NO ANSWER and exiting 4.
+for ((i = 0; i < 100; i++)); do # first every node live and answering again (after etcd's stop)
+    "$CAIRN_BIN" admin status --cluster --json --endpoint "$(ep n4)" 2>/dev/null |
+        grep -q '"answered": 6' && break
+    sleep 0.2
+done
+p5=$(lc_pid n5) p6=$(lc_pid n6)
+kill -STOP "$p5" "$p6"
+t0=$(date +%s%N)
+H_OUT=$("$CAIRN_BIN" admin status --cluster --endpoint "$(ep n4)" 2>&1)
+rc=$?
+took=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$p5" "$p6"
+echo "$H_OUT"
+echo "   status --cluster with n5 and n6 stopped: exit $rc after $took ms"
+[ "$rc" = 4 ] && [ "$took" -lt 9000 ] &&
+    [ "$(grep -cE '^n[56] +az3 +NO ANSWER ' <<<"$H_OUT")" = 2 ] &&
+    grep -q "^cluster: 4 of 6 nodes answered (6 asked" <<<"$H_OUT" &&
+    [ "$(grep -c "no answer from 127.0.0.1:[0-9]* within 5 s" <<<"$H_OUT")" = 2 ] &&
+    h_ok "status --cluster with two silent nodes: NO ANSWER for both after one timeout, exit 4" ||
+    h_bad "status --cluster with two silent nodes (exit $rc, $took ms)" "$H_OUT"
+
 h_run "local-cluster.sh stop" "$LC" stop
 for n in n1 n2 n3 n4 n5 n6; do
     grep -q "stopped$" "$CAIRN_CLUSTER_DIR/$n/server.log" || h_bad "$n stopped cleanly"
