@@ -8,6 +8,7 @@
 #   SPREAD=0 bench/cluster.sh     skip the runs spread over all six nodes
 #   LIST=0 bench/cluster.sh       skip the listing rows (LIST_KEYS keys in the big prefix:
 #                                 50,000, with QUICK=1 5,000)
+#   WRK=0 bench/cluster.sh        skip the outside tool's runs (wrk)
 # Knobs: CAIRN_BIN (default build/bin/cairn), DUR (seconds per workload), BENCH_TMP (where the
 # data dirs go; default $TMPDIR or /tmp), OUT (results file, default
 # bench/cluster-results-<date>.md), CAIRN_ETCD (the etcd binary, as local-cluster.sh takes it).
@@ -22,6 +23,10 @@
 #   the connections spread over the six nodes (one `cairn bench` per node, c/6 each, at once)
 #   workloads  4 KiB GET c=64 and 1 MiB GET c=16 (objects preloaded), 4 KiB PUT c=64, 1 MiB PUT
 #              c=16 (the concurrencies of bench/run.sh's rows), all by `cairn bench`
+#   wrk        (WRK=1; the Debian package, installed when missing) the outside check: each
+#              workload again right after cairn bench's runs of it, on the single node and through
+#              n1, by SigV4 presigned URLs (bench/presign.py) and bench/wrk_s3.lua for the PUT
+#              bodies, one wrk thread per core; a second table with both sides and the ratio
 #   listing    (LIST=1) ListObjectsV2 through each side: the first page (100 keys) of a 1,000-key
 #              prefix and of a LIST_KEYS-key prefix, c=4 by `cairn bench --op list`; then one
 #              client paging through the big prefix 1,000 keys a page (bench/list_pages.py):
@@ -39,6 +44,7 @@ bin=${CAIRN_BIN:-$root/build/bin/cairn}
 if [ "${QUICK:-0}" = 1 ]; then DUR=${DUR:-2}; else DUR=${DUR:-5}; fi
 SPREAD=${SPREAD:-1}
 LIST=${LIST:-1}
+WRK=${WRK:-1}
 if [ "${QUICK:-0}" = 1 ]; then LIST_KEYS=${LIST_KEYS:-5000}; else LIST_KEYS=${LIST_KEYS:-50000}; fi
 OUT=${OUT:-$root/bench/cluster-results-$(date +%F).md}
 work=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/cairn-cbench.XXXXXX")
@@ -60,6 +66,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 [ -x "$bin" ] || { echo "no cairn binary at $bin (build first: scripts/setup.sh)" >&2; exit 1; }
+if [ "$WRK" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null
+fi
+WT=$(nproc)
 
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 machine="$(date -u '+%F %H:%M UTC'), $(nproc) cores ($cpu), kernel $(uname -r), ${DUR}s per workload, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -126,6 +137,29 @@ workload() {
     fi
 }
 
+# wrk_pair NAME CONCURRENCY METHOD ORDER BODY-BYTES BUCKET PREFIX KEYS: the outside tool's check of
+# workload NAME, right after cairn bench's runs of it: wrk over presigned targets (keys
+# PREFIX-%08u; a PUT's PREFIX gets the side's name, so each side writes fresh keys), on the single
+# node and then through n1. Writes wrk-SIDE-NAME.json; a request that failed fails the run.
+wrk_pair() {
+    [ "$WRK" = 1 ] || return 0
+    local name=$1 c=$2 method=$3 order=$4 body=$5 bucket=$6 prefix=$7 keys=$8 side ep p
+    say "$name by wrk (presigned URLs), ${DUR}s: single, cluster via n1"
+    for side in single cluster; do
+        if [ "$side" = single ]; then ep=$single_ep; else ep=${eps[0]}; fi
+        p=$prefix
+        [ "$method" = PUT ] && p=$prefix$side
+        python3 "$root/bench/presign.py" "$ep" "$method" "$bucket" "$p" "$keys" >"$work/wrk-$side-$name.txt"
+        WRK_PATHS=$work/wrk-$side-$name.txt WRK_METHOD=$method WRK_ORDER=$order WRK_BODY=$body \
+            WRK_THREADS=$WT wrk -t"$WT" -c"$c" -d"${DUR}s" --latency -s "$root/bench/wrk_s3.lua" \
+            "$ep" >"$work/$side-$name.wrk"
+        sed -n 's/^WRKJSON //p' "$work/$side-$name.wrk" >"$res/wrk-$side-$name.json"
+        python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(1 if d["requests"] == 0 or sum(d["errors"].values()) else 0)' "$res/wrk-$side-$name.json" ||
+            { cat "$work/$side-$name.wrk" >&2; say "$side-$name: wrk saw failed requests"; exit 1; }
+    done
+}
 preload() { # preload ENDPOINT: the GET objects
     "$bin" bench --endpoint "$1" --quiet --json --op put --bucket get4k --size 4K --keys 100 --count 100 --concurrency 16 >/dev/null
     "$bin" bench --endpoint "$1" --quiet --json --op put --bucket get1m --size 1M --keys 64 --count 64 --concurrency 16 >/dev/null
@@ -165,9 +199,13 @@ spread_eps=""
 preload "$single_ep"
 preload "${eps[0]}"
 workload get4k "4 KiB GET c=64" --op get --bucket get4k --size 4K --keys 100 --no-preload --concurrency 64
+wrk_pair get4k 64 GET random 0 get4k obj 100
 workload get1m "1 MiB GET c=16" --op get --bucket get1m --size 1M --keys 64 --no-preload --concurrency 16
+wrk_pair get1m 16 GET random 0 get1m obj 64
 workload put4k "4 KiB PUT c=64" --op put --bucket put4k --size 4K --keys 100000 --concurrency 64
+wrk_pair put4k 64 PUT seq 4096 put4k wrk $((DUR * 30000))
 workload put1m "1 MiB PUT c=16" --op put --bucket put1m --size 1M --keys 1000 --concurrency 16
+wrk_pair put1m 16 PUT seq 1048576 put1m wrk $((DUR * 1500))
 
 # Listing at scale: a bucket with LIST_KEYS keys under one prefix and 1,000 under another, on each
 # side. The first page of each prefix (c=4; `run` makes --prefix s / b into s0 / b0, the keys'

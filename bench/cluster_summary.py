@@ -5,7 +5,8 @@ For each run NAME (single-*, cluster-*, spread-*) there are NAME.K.json, one `ca
 output per load process (K = 0.. endpoints), and NAME.cpu: "server_ticks etcd_ticks CLK_TCK
 nendpoints concurrency_each". Throughput of a run is the sum over its processes. The listing
 runs (LIST=1) add single-/cluster-listsmall and -listbig (the same files) and single-/cluster-
-pages.json (bench/list_pages.py's line). Targets are
+pages.json (bench/list_pages.py's line); the wrk runs (WRK=1) wrk-single-/wrk-cluster-SUFFIX.json
+(bench/wrk_s3.lua's WRKJSON line). Targets are
 those of issue 9: the cluster through one node at least 0.33x the single node for 4 KiB and 0.5x
 for 1 MiB. Prints markdown and writes it to the file given as the second argument.
 """
@@ -14,11 +15,11 @@ import json
 import os
 import sys
 
-ROWS = [  # run suffix, label, figure, unit, target
-    ("get4k", "4 KiB GET, c=64", "ops_per_s", "req/s", 0.33),
-    ("put4k", "4 KiB PUT, c=64", "ops_per_s", "op/s", 0.33),
-    ("get1m", "1 MiB GET, c=16", "mb_per_s", "MB/s", 0.5),
-    ("put1m", "1 MiB PUT, c=16", "mb_per_s", "MB/s", 0.5),
+ROWS = [  # run suffix, label, figure, unit, target, object size
+    ("get4k", "4 KiB GET, c=64", "ops_per_s", "req/s", 0.33, 4096),
+    ("put4k", "4 KiB PUT, c=64", "ops_per_s", "op/s", 0.33, 4096),
+    ("get1m", "1 MiB GET, c=16", "mb_per_s", "MB/s", 0.5, 1 << 20),
+    ("put1m", "1 MiB PUT, c=16", "mb_per_s", "MB/s", 0.5, 1 << 20),
 ]
 
 
@@ -45,6 +46,35 @@ def load_run(d, name):
         "etcd_us_per_op": float(etcd) / hz / count * 1e6 if count else 0.0,
         "conns": f"{neps}x{each}",
     }
+
+
+def load_wrk(d, name, size):
+    """A wrk run's figures (WRK=1): requests per second, and MB/s of object bytes (wrk's own byte
+    count is of the responses: for a PUT, the small answers)."""
+    try:
+        with open(os.path.join(d, "wrk-" + name + ".json")) as fh:
+            w = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return {"ops_per_s": w["ops_per_s"], "mb_per_s": w["ops_per_s"] * size / 1e6}
+
+
+def wrk_table(d):
+    """The outside tool's rows: each workload by wrk on both sides."""
+    rows = []
+    for suffix, label, key, unit, target, size in ROWS:
+        s, c = load_wrk(d, "single-" + suffix, size), load_wrk(d, "cluster-" + suffix, size)
+        if not s or not c:
+            continue
+        ratio = c[key] / s[key] if s[key] else 0.0
+        rows.append(f"| {label} | {s[key]:,.1f} {unit} | {c[key]:,.1f} {unit} | {ratio:.2f} |"
+                    f" >= {target} | {'yes' if ratio >= target else '**no**'} |")
+    if not rows:
+        return []
+    return ["", "The same workloads by wrk (SigV4 presigned URLs, bench/wrk_s3.lua), each right after"
+            " cairn bench's runs of it:", "",
+            "| workload | single node (wrk) | cluster via n1 (wrk) | ratio (wrk) | target | met? |",
+            "|---|---|---|---|---|---|"] + rows
 
 
 def listing(d):
@@ -94,7 +124,7 @@ def main():
                  " CPU/op single | CPU/op cluster | CPU ratio (single/cluster) |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
     spread = []
-    for suffix, label, key, unit, target in ROWS:
+    for suffix, label, key, unit, target, _ in ROWS:
         s = load_run(d, "single-" + suffix)
         c = load_run(d, "cluster-" + suffix)
         if not s or not c:
@@ -116,6 +146,7 @@ def main():
                   "", "| workload | connections | cluster, 6 nodes | ratio to single |"
                   " CPU/op | CPU ratio (single/cluster) |", "|---|---|---|---|---|---|"]
         lines += spread
+    lines += wrk_table(d)
     lines += listing(d)
     lines += ["", "CPU/op: utime+stime of the server processes (single: one; cluster: the six "
               "nodes; etcd apart) over the requests of the run. The CPU ratio is the throughput "

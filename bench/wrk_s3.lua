@@ -1,4 +1,4 @@
--- wrk_s3.lua: requests over a list of presigned targets, for bench/run.sh.
+-- wrk_s3.lua: requests over a list of presigned targets, for bench/run.sh and bench/cluster.sh.
 --
 -- Environment: WRK_PATHS (file of targets, one per line, from bench/presign.py; unset or empty:
 -- the URL given to wrk, as for nginx), WRK_METHOD (GET

@@ -20,8 +20,9 @@ CLIENT_PKGS=(awscli python3-boto3 s3cmd rclone restic duplicity curl)
 # tools the cluster tests use: ss (iproute2) to see listening ports, pgrep (procps); the TLS
 # tests (test_net_tls, test_tls.sh) make their certificates with the openssl CLI; mdb_copy
 # (lmdb-utils) backs up the metadata online (docs/operations.md, test_runbooks.sh); the
-# Kubernetes example's YAML is parsed by test_deploy_files.sh (python3-yaml)
-TOOL_PKGS=(iproute2 procps openssl lmdb-utils python3-yaml)
+# Kubernetes example's YAML is parsed by test_deploy_files.sh (python3-yaml); wrk is the outside
+# load tool of bench/cluster.sh, which test_cluster_bench.sh runs
+TOOL_PKGS=(iproute2 procps openssl lmdb-utils python3-yaml wrk)
 # headless browser for the web console's and the website's tests (test_console.sh,
 # test_website_browser.sh; Debian 12 main has `chromium`)
 BROWSER_PKGS=(chromium)
