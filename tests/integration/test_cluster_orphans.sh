@@ -91,10 +91,13 @@ total() { # total COLUMN (from the table's total row: cells named young orphans 
 orphans() { "$CAIRN_BIN" admin orphans --endpoint "$(ep n1)" "$@"; }
 
 # Right after the start a node may not have reported its layout epoch in its member value yet:
-# the sweep refuses then ("a layout change is under way"); wait for the reports.
-for ((i = 0; i < 30; i++)); do
-    out=$(orphans 2>&1) && break
-    grep -Eq "layout change is under way|has not reported its layout" <<<"$out" || break
+# the sweep refuses then ("a layout change is under way"); wait for the reports. On a loaded
+# machine a node's lease may also lapse for a moment (its keepalive late): the sweep then stops
+# at "node nX of the layout is down" until the node has registered again; wait for that too.
+for ((i = 0; i < 60; i++)); do
+    out=$(orphans 2>&1) && ! grep -q "did not complete" <<<"$out" && break
+    grep -Eq "layout change is under way|has not reported its layout|of the layout is down" \
+        <<<"$out" || break
     sleep 0.5
 done
 h_run "a sweep with the default grace (an hour)" orphans
