@@ -18,11 +18,14 @@
 
 #include "cm_util.h"
 
+/* slots of a pool's array: a thread's pool uses up to CM_BUFPOOL_SLOTS, the shared one more */
+#define POOL_ARRAY CM_MAX(CM_BUFPOOL_SLOTS, CM_BUFPOOL_SHARED_MAX)
+
 typedef struct {
     size_t n, bytes;
     size_t max, max_bytes; /* CM_BUFPOOL_MAX and CM_BUFPOOL_BYTES unless cm_bufpool_keep */
-    void *buf[CM_BUFPOOL_SLOTS];
-    size_t size[CM_BUFPOOL_SLOTS];
+    void *buf[POOL_ARRAY];
+    size_t size[POOL_ARRAY];
     void *scratch; /* cm_bufpool_scratch's buffer */
     size_t scratch_cap;
 } pool;
@@ -164,6 +167,12 @@ void cm_bufpool_cleanup(const void *data, size_t len, void *arg)
 {
     (void)len;
     cm_bufpool_put((void *)(uintptr_t)data, (size_t)(uintptr_t)arg);
+}
+
+void cm_bufpool_cleanup_shared(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    cm_bufpool_put_shared((void *)(uintptr_t)data, (size_t)(uintptr_t)arg);
 }
 
 void cm_bufpool_keep(size_t n, size_t bytes)

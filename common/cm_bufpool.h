@@ -1,7 +1,7 @@
 /*
  * cm_bufpool.h - large buffers recycled per thread (the GET pieces of the gateway, the chunk
  * reads a node serves), and in one shared pool for buffers that change threads (a PUT's stripe
- * and compression frames; below).
+ * and compression frames, the cells a cluster node receives; below).
  *
  * A buffer past glibc's mmap threshold (a stripe, a 256 KiB cell) costs an mmap, a page fault per
  * 4 KiB page as it is filled and a munmap once freed: per request, a good part of a large GET's
@@ -58,7 +58,8 @@ size_t cm_bufpool_idle(void);
  * The shared pool: one for the process, under a mutex, for large buffers that one thread takes
  * and another gives back, which a thread's pool would strand on the giving thread (a writer's
  * stripe is taken on an event loop and freed on a worker, its compression frames on the workers
- * that compress them). Such a buffer from malloc costs an mmap, a fault per page and a munmap per
+ * that compress them; a cell received on the cluster's loop is sent on by a gateway's loop).
+ * Such a buffer from malloc costs an mmap, a fault per page and a munmap per
  * body (the server fixes glibc's mmap threshold at 128 KiB: cmd/server.c): a 1 MiB PUT took ~900
  * page faults. A buffer of size bytes, 64-byte aligned, from the shared pool when it holds one of
  * that size, else fresh; NULL: no memory. Give it back with cm_bufpool_put_shared, or free() it.
@@ -67,13 +68,20 @@ size_t cm_bufpool_idle(void);
  * for 16 uploads of 1 MiB at once through a cluster node, each holding a 1 MiB compression frame,
  * its output buffer and a 1 MiB stripe of 2+2 cells (ob_cluster_write.c's ring): with 16 buffers
  * of 16 MiB the pool caught about 4 bodies' worth and n1 took ~520 page faults per PUT; with
- * these bounds ~85 (2026-12-06). Idle memory the pool may hold: at most the bytes bound.
+ * 48 and 64 MiB ~85 (2026-12-06). And for the 256 KiB cells a cluster node receives and sends on
+ * by reference (ob_read_start_evb), 4 per 1 MiB GET, each held until the client's socket took it:
+ * 16 GETs at once through n1 missed the pool for 1 cell in 10 with 48 buffers (25 page faults
+ * per GET), and for 1 in 1,000 with 128 (2026-12-07). Idle memory the pool may hold: at most the
+ * bytes bound.
  */
-#define CM_BUFPOOL_SHARED_MAX 48
+#define CM_BUFPOOL_SHARED_MAX 128
 #define CM_BUFPOOL_SHARED_BYTES (64u << 20)
 void *cm_bufpool_take_shared(size_t size);
 /* buf (size bytes, from cm_bufpool_take_shared) into the shared pool, or freed; NULL: no-op. */
 void cm_bufpool_put_shared(void *buf, size_t size);
+/* cm_bufpool_put_shared in the shape of an evbuffer reference's cleanup (arg: the size), for a
+ * buffer that an evbuffer carries to another thread (a cell a cluster GET sends by reference). */
+void cm_bufpool_cleanup_shared(const void *data, size_t len, void *arg);
 /* Free the shared pool's idle buffers (tests; the pool stays usable). */
 void cm_bufpool_release_shared(void);
 /* Idle buffers in the shared pool (tests). */

@@ -21,8 +21,9 @@
  * to stripe boundaries; two on a cluster layout, below) into a buffer reused per loop thread and
  * adds it to the output by reference, so payload is copied once from the blob file into the socket
  * buffer, and no fresh pages are mapped per piece. A part whose cells live across the cluster
- * (layout epoch != 0) is read with ob_read_start, two of its stripes a piece (their cells asked
- * together), into a pooled buffer added by reference as well: the loop never waits on another node;
+ * (layout epoch != 0) is read with ob_read_start_evb, two of its stripes a piece (their cells asked
+ * together), its bytes by reference to the cells' own receive buffers (copied once on this node,
+ * from the other node's socket): the loop never waits on another node;
  * the drain pauses with one read in flight and its completion sends the piece and drains on. A
  * connection that closes meanwhile cancels the read (ob_read_cancel, from get_state_free in
  * on_done).
@@ -523,18 +524,14 @@ static void put_object(gw_req *r)
  * socket took it: most of the server's CPU in a 1 MiB GET (docs/performance.md). Now the piece is
  * read into a buffer of this thread's pool, added to the output by reference, and given back to
  * the pool by the evbuffer's cleanup when the socket has taken it (on the same loop thread).
- * Bounds: the pool keeps at most CM_BUFPOOL_MAX idle buffers (a loop that served a cluster GET:
- * GET_POOL_KEEP, below); buffers in use are bounded by each GET's backpressure (two stripes in the
- * output) and its one read in flight. A piece of a cluster
+ * Bounds: the pool keeps at most CM_BUFPOOL_MAX idle buffers; buffers in use are bounded by each
+ * GET's backpressure (two stripes in the output) and its one read in flight. A piece of a cluster
  * layout is up to GET_AHEAD of its stripes (the cluster read keeps both in flight at once,
- * ob_cluster_read.c), read into a pooled buffer of GET_AHEAD stripes, 1 MiB at 2+2: the loop's
- * pool keeps up to GET_POOL_KEEP of them in GET_POOL_BYTES (cm_bufpool_keep), since a loop serving
- * more GETs at once than the default 8 MiB holds freed and mapped one again per GET (256 page
- * faults each).
+ * ob_cluster_read.c), read by ob_read_start_evb: its bytes come as the cells' own receive
+ * buffers, added to the output by reference, so they are not copied between the node's socket
+ * and the client's (the cells go back to cm_bufpool's shared pool once the socket took them).
  */
 #define GET_AHEAD 2
-#define GET_POOL_KEEP 16
-#define GET_POOL_BYTES (16u << 20)
 
 void gw_get_buffers_release(void)
 {
@@ -544,12 +541,11 @@ void gw_get_buffers_release(void)
 typedef struct {
     uint64_t *part_end; /* cumulative end offset of each part */
     struct evbuffer *piece;
-    /* A read of a cluster layout in flight (ob_read_start) into rbuf, a pooled buffer of rsize
-     * bytes that holds the rwant bytes of the piece; it goes to the output by reference. */
+    /* A read of a cluster layout in flight (ob_read_start_evb) of the rwant bytes of the piece,
+     * into piece. */
     ob_read_op *rd;
     gw_req *r;
-    void *rbuf;
-    size_t rsize, rwant;
+    size_t rwant;
     struct evbuffer_iovec v; /* an inline piece: reserved in piece */
     /* Until the first piece is read: the status (200/206) and range its headers will carry. */
     int status;
@@ -584,7 +580,6 @@ static void get_state_free(void *p)
         return;
     if (gs->rd) /* the connection ended with a read in flight (this runs on its loop) */
         ob_read_cancel(gs->rd);
-    cm_bufpool_put(gs->rbuf, gs->rsize); /* not written after the cancel */
     if (gs->pause) /* ... or while it waited to read a piece again (a pending event is removed) */
         event_free(gs->pause);
     free(gs->ct); /* ciphertext only: nothing to wipe */
@@ -683,10 +678,7 @@ static void get_read_done(void *arg, cm_err err);
 static int cluster_piece_done(gw_req *r, cm_err err)
 {
     get_state *gs = r->op;
-    size_t want = gs->rwant;
-    err = piece_add(gs, gs->rbuf, want, gs->rsize, err);
-    gs->rbuf = NULL;
-    return get_piece_done(r, err, 0, want);
+    return get_piece_done(r, err, 0, gs->rwant);
 }
 
 /* Worker: the record as it is now; the layout it names for the failed piece's body. */
@@ -724,8 +716,13 @@ static cm_err get_read_start(gw_req *r)
 {
     get_state *gs = r->op;
     gs->r = r;
-    return ob_read_start(r->g->data, get_layout(r, gs->rd_pi), gs->rd_off, gs->rd_buf, gs->rd_len,
-                         net_req_base(r->net), gs->rd_done, gs, &gs->rd);
+    const md_layout *lay = get_layout(r, gs->rd_pi);
+    struct event_base *base = net_req_base(r->net);
+    if (!gs->rd_buf) /* a plain piece: its bytes to the piece, by reference to the cells */
+        return ob_read_start_evb(r->g->data, lay, gs->rd_off, gs->rd_len, gs->piece, base,
+                                 gs->rd_done, gs, &gs->rd);
+    return ob_read_start(r->g->data, lay, gs->rd_off, gs->rd_buf, gs->rd_len, base, gs->rd_done, gs,
+                         &gs->rd);
 }
 
 /* Loop: read the piece again, on the layout the record names now. */
@@ -911,15 +908,13 @@ static void get_drain(gw_req *r)
             continue;
         }
         if (!p->inline_data && p->layout.epoch != 0) {
-            /* Across nodes: up to GET_AHEAD stripes at once, into a pooled buffer. */
-            gs->rsize = (size_t)(pstripe ? GET_AHEAD * pstripe : want);
+            /* Across nodes: up to GET_AHEAD stripes at once, into the piece by reference. */
             gs->rwant = (size_t)CM_MIN(want + (GET_AHEAD - 1) * pstripe,
                                        CM_MIN(p->size - in_part, r->send_end - r->send_pos));
             gs->rd_pi = pi, gs->rd_off = in_part, gs->rd_len = gs->rwant;
+            gs->rd_buf = NULL;
             gs->rd_done = get_read_done;
-            cm_bufpool_keep(GET_POOL_KEEP, GET_POOL_BYTES);
-            err = (gs->rd_buf = gs->rbuf = cm_bufpool_take(gs->rsize)) == NULL ? CM_ERR_NOMEM
-                                                                               : get_read_start(r);
+            err = get_read_start(r);
             if (err == CM_OK)
                 return; /* get_read_done goes on */
             if (cluster_piece_done(r, err) != 0)

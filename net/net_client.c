@@ -7,9 +7,9 @@
  * mark), parses the response head, then moves body bytes into the call's body buffer and hands
  * that to on_body; bytes left there stop reading the socket (backpressure) until
  * net_call_resume. A length-framed body of 32-256 KiB (a node's cell answer) is received into one
- * pooled buffer instead and handed to on_body whole, as one chain (direct_step). When the response
- * is complete and reusable (whole body sent, no Connection: close, framed by length or chunks), the
- * connection goes back to the pool and takes the next queued call.
+ * pooled buffer (the shared pool) instead and handed to on_body whole, as one chain (direct_step).
+ * When the response is complete and reusable (whole body sent, no Connection: close, framed by
+ * length or chunks), the connection goes back to the pool and takes the next queued call.
  *
  * Re-entrancy: user callbacks run only from conn_process/complete, never from net_call_* calls;
  * net_call_resume and net_call_start only schedule work (a per-connection kick event, a
@@ -149,7 +149,6 @@ struct net_client {
     int64_t tls_warned_at;  /* monotonic ms of the last failed-handshake warning (1 per 10 s) */
     struct evdns_base *dns; /* made at the first peer named by a DNS name; NULL until then */
     int64_t dns_warned_at;  /* the last failed-lookup warning (1 per 10 s) */
-    int pool_kept;          /* the loop's buffer pool asked to keep direct_step's buffers */
 };
 
 static void conn_process(ncl_conn *c);
@@ -231,7 +230,7 @@ void net_call_free(net_call *call)
         evbuffer_free(call->body);
     if (call->rbody)
         evbuffer_free(call->rbody);
-    cm_bufpool_put(call->dbuf, NCL_DIRECT_MAX); /* a body cut short */
+    cm_bufpool_put_shared(call->dbuf, NCL_DIRECT_MAX); /* a body cut short */
     free(call);
 }
 
@@ -1025,14 +1024,15 @@ static void conn_fill(ncl_conn *c, net_call *call)
 
 /*
  * A length-framed body of NCL_DIRECT_MIN to NCL_DIRECT_MAX bytes (a node's cell answer, 256 KiB)
- * is received into one pooled buffer rather than into the input buffer: libevent 2.1 reads a
- * socket at most 4 KiB at a time (EVBUFFER_MAX_READ), so a 256 KiB answer took 64 FIONREAD +
- * readv pairs, 64 chains allocated and freed, and the reader a walk over them
+ * is received into one buffer of the shared pool rather than into the input buffer: libevent 2.1
+ * reads a socket at most 4 KiB at a time (EVBUFFER_MAX_READ), so a 256 KiB answer took 64 FIONREAD
+ * + readv pairs, 64 chains allocated and freed, and the reader a walk over them
  * (docs/performance.md "Seventh session"). Here each readable event costs the bufferevent's one
  * read and then recv()s straight into the buffer until the socket is empty; the whole body goes to
  * on_body at once, as one chain by reference (given back to the pool when the consumer frees
- * it). Only when the body fits the read high-water mark and the body buffer is empty (the memory
- * bound and the backpressure stay as they were), and not over TLS (the bufferevent decrypts).
+ * it, on whatever thread: a cluster GET sends it on from the gateway's loop). Only when the body
+ * fits the read high-water mark and the body buffer is empty (the memory bound and the backpressure
+ * stay as they were), and not over TLS (the bufferevent decrypts).
  */
 static void direct_begin(ncl_conn *c, net_call *call, const net_client_config *cfg)
 {
@@ -1040,13 +1040,9 @@ static void direct_begin(ncl_conn *c, net_call *call, const net_client_config *c
     if (c->tls || call->rs != RS_LEN || call->received > 0 || n < NCL_DIRECT_MIN ||
         n > NCL_DIRECT_MAX || n > cfg->read_high_water || evbuffer_get_length(call->rbody) > 0)
         return;
-    /* the loop's pool holds the answers in flight, up to one per connection (16 GETs on a
-     * gateway ask ~64 cells), the local cell reads' and a rebuilt read's scratch */
-    if (!c->peer->cl->pool_kept) {
-        cm_bufpool_keep(CM_BUFPOOL_SLOTS, 2 * CM_BUFPOOL_BYTES);
-        c->peer->cl->pool_kept = 1;
-    }
-    call->dbuf = cm_bufpool_take(NCL_DIRECT_MAX); /* NULL: the input buffer, as for any body */
+    /* from the shared pool: a cluster GET hands the answer on by reference (ob_read_start_evb),
+     * and it is given back on the gateway's loop once that socket took it */
+    call->dbuf = cm_bufpool_take_shared(NCL_DIRECT_MAX); /* NULL: the input buffer, as any body */
     call->dlen = 0;
 }
 
@@ -1075,9 +1071,9 @@ static int direct_step(ncl_conn *c, net_call *call, struct evbuffer *in)
     uint8_t *b = call->dbuf;
     call->dbuf = NULL;
     call->rs = RS_DONE;
-    if (evbuffer_add_reference(call->rbody, b, call->dlen, cm_bufpool_cleanup,
+    if (evbuffer_add_reference(call->rbody, b, call->dlen, cm_bufpool_cleanup_shared,
                                (void *)(uintptr_t)NCL_DIRECT_MAX) != 0) {
-        cm_bufpool_put(b, NCL_DIRECT_MAX);
+        cm_bufpool_put_shared(b, NCL_DIRECT_MAX);
         return -1;
     }
     return 1;

@@ -44,6 +44,7 @@
 
 struct nd_faults;
 struct event_base;
+struct evbuffer;
 
 typedef struct ob_store ob_store;
 typedef struct ob_writer ob_writer;
@@ -476,8 +477,19 @@ typedef struct ob_read_op ob_read_op;
 typedef void (*ob_read_done)(void *arg, cm_err err);
 cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
                      struct event_base *base, ob_read_done done, void *arg, ob_read_op **op);
-/* From base's thread, before done ran: afterwards buf is not written, done does not run, and op
- * is freed. */
+/*
+ * ob_read_start whose bytes are added to dst (on base's thread, just before done runs with
+ * CM_OK; dst is not touched otherwise). A plain cluster layout's cells arrive in buffers of
+ * their own, and their wanted bytes go to dst by reference to them (the cells' buffers then
+ * belong to dst, from cm_bufpool's shared pool): the bytes are not copied between the socket
+ * they came from and the one dst is written to. Other layouts are read into a buffer of this
+ * thread's pool (cm_bufpool_take) added by reference. ob_read_cancel cancels it as well.
+ */
+cm_err ob_read_start_evb(ob_store *st, const md_layout *layout, uint64_t off, size_t len,
+                         struct evbuffer *dst, struct event_base *base, ob_read_done done,
+                         void *arg, ob_read_op **op);
+/* From base's thread, before done ran: afterwards buf (dst) is not written, done does not run,
+ * and op is freed. */
 void ob_read_cancel(ob_read_op *op);
 
 /* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */

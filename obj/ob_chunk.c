@@ -13,10 +13,11 @@
  * no copy) while a CRC32C runs over the same bytes. Because the CRC is known only at the end,
  * the pieces are appended as they are checked and, on a mismatch, the chunk is deleted (synced):
  * the same rule as the RPC's, so both backends refuse a bad body identically. A read of a cell
- * (32 KiB to ND_PIECE) preads into a buffer of the calling thread's pool (common/cm_bufpool.c),
- * taken when the call is made and added to the job's evbuffer by reference on the loop, so it goes
- * back to that thread's pool when the caller frees the data; a longer read reserves its whole range
- * in the job's evbuffer and preads straight into it.
+ * (32 KiB to ND_PIECE) preads into a buffer of cm_bufpool's shared pool, taken when the call is
+ * made and added to the job's evbuffer by reference on the loop, so it goes back to the pool
+ * whichever thread frees the data (a cluster GET sends a cell on by reference from the gateway's
+ * loop: ob_read_start_evb); a longer read reserves its whole range in the job's evbuffer and
+ * preads straight into it.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -243,12 +244,12 @@ static void lc_done(nd_job *job)
 {
     lc_job *j = (lc_job *)(void *)job;
     if (j->rbuf && j->err == CM_OK &&
-        evbuffer_add_reference(j->buf, j->rbuf, (size_t)j->len, cm_bufpool_cleanup,
+        evbuffer_add_reference(j->buf, j->rbuf, (size_t)j->len, cm_bufpool_cleanup_shared,
                                (void *)(uintptr_t)ND_PIECE) == 0)
-        j->rbuf = NULL; /* the evbuffer gives it back to this loop's pool */
+        j->rbuf = NULL; /* the evbuffer gives it back to the shared pool */
     else if (j->rbuf && j->err == CM_OK)
         j->err = CM_ERR_NOMEM;
-    cm_bufpool_put(j->rbuf, ND_PIECE);
+    cm_bufpool_put_shared(j->rbuf, ND_PIECE);
     ob_chunk_result res = {j->err, j->size, NULL, NULL, 0, 0, ""};
     if (j->err == CM_OK && j->op == L_READ)
         res.data = j->buf;
@@ -332,9 +333,9 @@ static cm_err lc_read_call(ob_chunks *c, uint32_t drive, const bs_id *id, uint64
         return CM_ERR_NOMEM;
     j->off = off;
     j->len = len;
-    /* a cell: taken here, on the caller's loop, where lc_done's evbuffer gives it back, so the
-     * pool is the same thread's (a fresh 256 KiB per read was an mmap, 64 faults and a munmap) */
-    if (len >= LC_POOLED_MIN && len <= ND_PIECE && !(j->rbuf = cm_bufpool_take(ND_PIECE))) {
+    /* a cell: from the shared pool, as it may be given back on another thread (a fresh 256 KiB
+     * per read was an mmap, 64 faults and a munmap) */
+    if (len >= LC_POOLED_MIN && len <= ND_PIECE && !(j->rbuf = cm_bufpool_take_shared(ND_PIECE))) {
         evbuffer_free(j->buf);
         free(j);
         return CM_ERR_NOMEM;

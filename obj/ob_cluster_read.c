@@ -19,6 +19,15 @@
  * rebuilds the data cells (counted as degraded), and the range is copied out. Stripes may end out
  * of order: each writes its own bytes of the caller's buffer.
  *
+ * Evbuffer mode (ob_read_start_evb, the GET path): no caller's buffer. A healthy stripe's wanted
+ * bytes become references into its data cells' receive buffers (each cell arrives whole in one
+ * buffer, net_client.c direct_step), which the stripe's evbuffer then owns; a rebuilt stripe's
+ * bytes are copied in from the stripe buffer. Stripes go to the read's output in order: one done
+ * before an earlier one keeps its slot until that one is out, so the window never runs more than
+ * RD_AHEAD stripes past the earliest one unfinished. The caller's loop moves the output into its
+ * evbuffer before done runs: the payload is copied once on its way through this node (from the
+ * node's socket into the receive buffer) and the gateway writes it to the client from there.
+ *
  * Late answers (a hedged-over cell, cells of a stripe already done) carry the stripe's sequence
  * number and are dropped; the read's state lives until its last call ended, and the worker's
  * buffer is written only before the worker is woken. Memory: RD_AHEAD x (k + m) cell buffers at
@@ -62,6 +71,10 @@ typedef struct {
     int present, asked;          /* arrived, in flight */
     int rounds;                  /* rounds asked again so far */
     struct event *timer, *retry;
+    /* evbuffer mode: the stripe's wanted bytes, by reference to its cells' buffers, once done;
+     * ready until every earlier stripe of the read went to the read's output */
+    struct evbuffer *outb;
+    int ready;
 } rd_stripe;
 
 typedef struct {
@@ -80,9 +93,12 @@ struct crd {
     ec_codec *codec;
     ob_chunks *b[MD_MAX_CELLS];
     uint32_t drive[MD_MAX_CELLS];
-    uint8_t *out;
+    uint8_t *out; /* the caller's buffer; NULL in evbuffer mode: ... */
+    struct evbuffer
+        *outb; /* ... the bytes go here, stripe by stripe in order (ob_read_start_evb) */
     uint64_t off, end;
     uint64_t next, next_cell_off, seq; /* the next stripe to ask: start, cell offset, number */
+    uint64_t emit;                     /* evbuffer mode: the number of the next stripe to output */
     rd_stripe s[RD_AHEAD];
     uint64_t held; /* bytes of arrived cells not yet copied out */
     int inflight;  /* every call, done stripes' too */
@@ -115,6 +131,13 @@ struct ob_read_op {
     void *arg;
     cm_err err;
     zrd *z; /* a compressed layout's read (zrd_*): it owns this op */
+    /* ob_read_start_evb: where the bytes go, on base's thread, before done runs; a read that is
+     * not a plain cluster one runs as inner, a flat read into wbuf (wlen bytes, this thread's
+     * pool), which is then added to dst by reference */
+    struct evbuffer *dst;
+    ob_read_op *inner;
+    void *wbuf;
+    size_t wlen;
 };
 
 static size_t rd_scratch_size(const crd *r)
@@ -138,7 +161,11 @@ static void rd_unref(crd *r)
             event_free(s->timer);
         if (s->retry)
             event_free(s->retry);
+        if (s->outb)
+            evbuffer_free(s->outb);
     }
+    if (r->outb)
+        evbuffer_free(r->outb);
     ec_free(r->codec);
     free(r->scratch);
     ob_cl_view_put(r->v);
@@ -176,6 +203,12 @@ static void op_notify(evutil_socket_t fd, short what, void *arg)
     ob_read_op *op = arg;
     (void)fd;
     (void)what;
+    if (op->err == CM_OK && op->r && op->r->outb) { /* evbuffer mode: the chains move, no copy */
+        pthread_mutex_lock(&op->r->mu);
+        if (evbuffer_add_buffer(op->dst, op->r->outb) != 0)
+            op->err = CM_ERR_NOMEM;
+        pthread_mutex_unlock(&op->r->mu);
+    }
     op->done(op->arg, op->err);
     op_free(op);
 }
@@ -261,6 +294,33 @@ static cm_err stripe_out(rd_stripe *s)
     return e;
 }
 
+/* An evbuffer reference's cleanup: the cell's read buffer (extra) it pointed into goes. */
+static void cell_release(const void *data, size_t len, void *extra)
+{
+    (void)data;
+    (void)len;
+    evbuffer_free(extra);
+}
+
+/* Evbuffer mode, healthy: each data cell's wanted bytes to the stripe's output by reference to
+ * the cell's read buffer, which the output then owns (no copy; a cell received whole is one
+ * chain, so the pullup copies nothing either). */
+static cm_err stripe_refs(rd_stripe *s, uint64_t a, uint64_t z)
+{
+    crd *r = s->r;
+    for (uint64_t p = a; p < z;) {
+        uint64_t i = (p - s->start) / s->clen, in = (p - s->start) % s->clen;
+        size_t n = (size_t)CM_MIN(z - p, s->clen - in);
+        const uint8_t *cell = evbuffer_pullup(s->got[i], -1);
+        if (!cell || evbuffer_add_reference(s->outb, cell + in, n, cell_release, s->got[i]) != 0)
+            return CM_ERR_NOMEM;
+        s->got[i] = NULL; /* the output's now */
+        r->held -= s->clen;
+        p += n;
+    }
+    return CM_OK;
+}
+
 static cm_err stripe_out_locked(rd_stripe *s)
 {
     crd *r = s->r;
@@ -268,6 +328,8 @@ static cm_err stripe_out_locked(rd_stripe *s)
     uint64_t a = CM_MAX(r->off, s->start), z = CM_MIN(r->end, s->start + (uint64_t)k * s->clen);
     for (int i = 0; i < k; i++)
         whole &= s->got[i] != NULL;
+    if (whole && r->outb)
+        return stripe_refs(s, a, z);
     if (whole) { /* healthy: from each data cell's read buffer straight to the caller */
         for (uint64_t p = a; p < z;) {
             uint64_t i = (p - s->start) / s->clen, in = (p - s->start) % s->clen;
@@ -295,7 +357,10 @@ static cm_err stripe_out_locked(rd_stripe *s)
         }
     }
     cm_err e = ec_reconstruct(r->codec, s->clen, cells, present);
-    if (e == CM_OK)
+    if (e == CM_OK && r->outb)
+        e = evbuffer_add(s->outb, r->scratch + (a - s->start), (size_t)(z - a)) == 0 ? CM_OK
+                                                                                     : CM_ERR_NOMEM;
+    else if (e == CM_OK)
         memcpy(r->out + (a - r->off), r->scratch + (a - s->start), (size_t)(z - a));
     atomic_fetch_add(&r->c->reads_degraded, 1);
     return e;
@@ -334,11 +399,38 @@ static void window_fill(crd *r)
         ob_cl_max(&r->c->read_ahead_max, (uint64_t)active);
 }
 
+/* Evbuffer mode: the stripes done, in order from the next one due, to the read's output; their
+ * slots are free again. A stripe done before an earlier one waits in its slot (the window does
+ * not move past the earliest stripe in flight). */
+static cm_err stripes_emit(crd *r)
+{
+    for (int found = 1; found;) {
+        found = 0;
+        for (int j = 0; j < RD_AHEAD; j++) {
+            rd_stripe *s = &r->s[j];
+            if (!s->active || !s->ready || s->seq != r->emit)
+                continue;
+            if (evbuffer_add_buffer(r->outb, s->outb) != 0)
+                return CM_ERR_NOMEM;
+            s->ready = 0;
+            s->active = 0;
+            r->emit++;
+            found = 1;
+        }
+    }
+    return CM_OK;
+}
+
 static void stripe_done(rd_stripe *s)
 {
     crd *r = s->r;
     cm_err e = stripe_out(s);
     stripe_clear(s);
+    if (e == CM_OK && r->outb) {
+        s->active = 1; /* until it is emitted */
+        s->ready = 1;
+        e = stripes_emit(r);
+    }
     if (e != CM_OK)
         rd_finish(r, e);
     else
@@ -420,7 +512,7 @@ static void cell_read(void *arg, const ob_chunk_result *res)
     crd *r = s->r;
     int i = rc->i;
     r->inflight--;
-    if (r->finished || !s->active || rc->seq != s->seq) { /* a late answer */
+    if (r->finished || !s->active || s->ready || rc->seq != s->seq) { /* a late answer */
         free(rc);
         rd_maybe_release(r);
         return;
@@ -504,7 +596,8 @@ static void rd_begin(void *arg)
     rd_maybe_release(r);
 }
 
-/* A read of [off, off+len) of lay into buf, not started; refs = 2 (the caller's, the loop's). */
+/* A read of [off, off+len) of lay into buf (NULL: evbuffer mode, into r->outb), not started;
+ * refs = 2 (the caller's, the loop's). */
 static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len,
                      crd **out)
 {
@@ -543,9 +636,12 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
         rd_stripe *s = &r->s[j];
         s->r = r;
         if (!(s->timer = evtimer_new(c->base, hedge, s)) ||
-            !(s->retry = evtimer_new(c->base, retry_round, s)))
+            !(s->retry = evtimer_new(c->base, retry_round, s)) ||
+            (!buf && !(s->outb = evbuffer_new())))
             e = CM_ERR_NOMEM;
     }
+    if (e == CM_OK && !buf && !(r->outb = evbuffer_new()))
+        e = CM_ERR_NOMEM;
     if (e != CM_OK) {
         r->refs = 1;
         rd_unref(r);
@@ -696,8 +792,11 @@ static cm_err zrd_start(ob_store *st, const md_layout *layout, uint64_t off, voi
     return e == CM_ERR_EXISTS ? CM_ERR_INTERNAL : e;
 }
 
-cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
-                     struct event_base *base, ob_read_done done, void *arg, ob_read_op **op)
+/* ob_read_start into buf, or, with buf NULL, a plain cluster layout's read in evbuffer mode
+ * whose bytes go to dst (op_notify). */
+static cm_err read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                         struct evbuffer *dst, struct event_base *base, ob_read_done done,
+                         void *arg, ob_read_op **op)
 {
     ob_cluster *c = ob_store_cluster(st);
     if (off > MD_LAYOUT_BODY_SIZE(layout) || len > MD_LAYOUT_BODY_SIZE(layout) - off)
@@ -705,7 +804,7 @@ cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *
     ob_read_op *o = calloc(1, sizeof(*o));
     if (!o)
         return CM_ERR_NOMEM;
-    *o = (ob_read_op){.base = base, .done = done, .arg = arg};
+    *o = (ob_read_op){.base = base, .done = done, .arg = arg, .dst = dst};
     cm_err e = CM_OK;
     if (c && layout->epoch != 0 && layout->zalg != MD_Z_NONE && len > 0) {
         e = zrd_start(st, layout, off, buf, len, o);
@@ -731,8 +830,62 @@ cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *
     return CM_OK;
 }
 
+cm_err ob_read_start(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len,
+                     struct event_base *base, ob_read_done done, void *arg, ob_read_op **op)
+{
+    return read_start(st, layout, off, buf, len, NULL, base, done, arg, op);
+}
+
+/* ob_read_start_evb's flat read ended (base's loop): its buffer goes to dst by reference, and
+ * the op before done runs. */
+static void flat_done(void *arg, cm_err err)
+{
+    ob_read_op *w = arg;
+    ob_read_done done = w->done;
+    void *done_arg = w->arg;
+    if (err == CM_OK && w->wlen > 0) {
+        if (evbuffer_add_reference(w->dst, w->wbuf, w->wlen, cm_bufpool_cleanup,
+                                   (void *)(uintptr_t)w->wlen) == 0)
+            w->wbuf = NULL; /* the evbuffer gives it back to this thread's pool */
+        else
+            err = CM_ERR_NOMEM;
+    }
+    cm_bufpool_put(w->wbuf, w->wlen);
+    free(w);
+    done(done_arg, err);
+}
+
+cm_err ob_read_start_evb(ob_store *st, const md_layout *layout, uint64_t off, size_t len,
+                         struct evbuffer *dst, struct event_base *base, ob_read_done done,
+                         void *arg, ob_read_op **op)
+{
+    ob_cluster *c = ob_store_cluster(st);
+    if (c && layout->epoch != 0 && layout->zalg == MD_Z_NONE && len > 0)
+        return read_start(st, layout, off, NULL, len, dst, base, done, arg, op);
+    ob_read_op *w = calloc(1, sizeof(*w));
+    if (!w)
+        return CM_ERR_NOMEM;
+    *w = (ob_read_op){.base = base, .done = done, .arg = arg, .dst = dst, .wlen = len};
+    cm_err e = (w->wbuf = cm_bufpool_take(len)) == NULL
+                   ? CM_ERR_NOMEM
+                   : read_start(st, layout, off, w->wbuf, len, NULL, base, flat_done, w, &w->inner);
+    if (e != CM_OK) {
+        cm_bufpool_put(w->wbuf, len);
+        free(w);
+        return e;
+    }
+    *op = w;
+    return CM_OK;
+}
+
 void ob_read_cancel(ob_read_op *op)
 {
+    if (op->inner) { /* ob_read_start_evb's flat read: its buffer is not written after this */
+        ob_read_cancel(op->inner);
+        cm_bufpool_put(op->wbuf, op->wlen);
+        free(op);
+        return;
+    }
     if (op->z) { /* its fetch first: then nothing writes into the ranges' buffers */
         if (op->z->inner)
             ob_read_cancel(op->z->inner);

@@ -831,9 +831,9 @@ static void *cut_thread(void *arg)
 
 /*
  * A length-framed body of 32-256 KiB (a node's cell answer) reaches on_body whole, in one call
- * and one chain, received into a pooled buffer that goes back to the loop thread's pool once the
- * consumer frees it; a longer body and a short one take the input buffer's chains as before; a
- * peer that closes in the middle of such a body fails the call (no hang, no leak).
+ * and one chain, received into a buffer of the shared pool that goes back to it once the consumer
+ * frees it (on any thread); a longer body and a short one take the input buffer's chains as before;
+ * a peer that closes in the middle of such a body fails the call (no hang, no leak).
  */
 static void test_direct_body(void)
 {
@@ -842,19 +842,19 @@ static void test_direct_body(void)
     tcall t;
     srv_start(&s);
     tcl_init(&c, 5000);
-    cm_bufpool_release();
+    cm_bufpool_release_shared();
     counted_call(&c, s.port, "/len/262144", &t);
     CU_ASSERT_EQUAL(t.err, CM_OK);
     CU_ASSERT(body_is_pattern(t.body, 262144));
     CU_ASSERT_EQUAL(body_calls, 1);
     CU_ASSERT_EQUAL(body_chains, 1);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* the body still holds it */
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 0); /* the body still holds it */
     evbuffer_free(t.body);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 1); /* given back */
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 1); /* given back */
     counted_call(&c, s.port, "/len/40000", &t);
     CU_ASSERT(body_is_pattern(t.body, 40000));
     CU_ASSERT_EQUAL(body_chains, 1);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* the same buffer again */
+    CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 0); /* the same buffer again */
     evbuffer_free(t.body);
     counted_call(&c, s.port, "/len/300000", &t); /* past the largest: chains, as before */
     CU_ASSERT_EQUAL(t.err, CM_OK);

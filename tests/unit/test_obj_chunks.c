@@ -436,9 +436,10 @@ static void t_errors(void)
                     CM_ERR_NOTFOUND);
 }
 
-/* A cell read (up to ND_PIECE) arrives as one chain of a pooled buffer, which goes back to this
- * loop thread's pool when the data is freed, and the next cell read takes it again; a part of a
- * cell reads right from the same kind of buffer. */
+/* A cell read (up to ND_PIECE) arrives as one chain of a buffer of the shared pool, which goes
+ * back to it when the data is freed (on whichever thread: a cluster GET frees it on the gateway's
+ * loop), and the next cell read takes it again; a part of a cell reads right from the same kind
+ * of buffer. */
 static void t_cell_read_pooled(void)
 {
     uint8_t *buf = malloc(ND_PIECE);
@@ -449,20 +450,20 @@ static void t_cell_read_pooled(void)
     CU_ASSERT_EQUAL(
         do_append(E.b, 0, &id, 0, buf, ND_PIECE, cm_crc32c(0, buf, ND_PIECE), OB_CHUNK_SYNC, &size),
         CM_OK);
-    cm_bufpool_release();
+    cm_bufpool_release_shared();
     for (int round = 0; round < 2; round++) {
         tres t = do_read(E.b, 0, &id, 0, ND_PIECE);
         CU_ASSERT_EQUAL(t.err, CM_OK);
         CU_ASSERT_PTR_NOT_NULL_FATAL(t.data);
         CU_ASSERT_EQUAL(evbuffer_peek(t.data, -1, NULL, NULL, 0), 1);
-        CU_ASSERT_EQUAL(cm_bufpool_idle(), 0); /* the one buffer is in use */
+        CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 0); /* the one buffer is in use */
         CU_ASSERT(evbuffer_get_length(t.data) == ND_PIECE &&
                   memcmp(evbuffer_pullup(t.data, -1), buf, ND_PIECE) == 0);
         tres_free(&t);
-        CU_ASSERT_EQUAL(cm_bufpool_idle(), 1);
+        CU_ASSERT_EQUAL(cm_bufpool_idle_shared(), 1);
     }
     CU_ASSERT(read_matches(E.b, 0, &id, 5, 1000, buf + 5));
-    cm_bufpool_release();
+    cm_bufpool_release_shared();
     free(buf);
 }
 

@@ -2,7 +2,8 @@
  * test_obj_cluster.c - the cluster mode of ob_store (ob.h, docs/chunks.md "The S3 data path
  * across nodes"): bodies written through one node's store and read through another's, handoff
  * of a refused node's cells, reads with an AZ down (and one more node failing for a moment),
- * hedged reads past a delayed node, the writer's bounded memory, deletes reaching the cells'
+ * hedged reads past a delayed node, reads whose bytes come as the cells' own buffers
+ * (ob_read_start_evb: read_evb), the writer's bounded memory, deletes reaching the cells'
  * nodes, compressed bodies written and read without waiting (their frames compressed on workers
  * while the loop runs: compressed_offload), room notices and reads left on a loop that never runs
  * again (freed with their writer, or by the cancel), and a loopback throughput figure against a
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -495,6 +497,17 @@ static void test_az_down(void)
     cluster_down();
 }
 
+/* Delay n2's calls to the node of lay's first data cell not on n2 by ms. */
+static void slow_data_cell(const md_layout *lay, int ms)
+{
+    int slow = -1;
+    for (int i = 0; i < K && slow < 0; i++)
+        if (lay->nodes[i] != 1)
+            slow = lay->nodes[i];
+    CU_ASSERT_FATAL(slow >= 0);
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n2", N[slow].id, ND_FAULT_DELAY, ms), CM_OK);
+}
+
 static void test_hedged_read(void)
 {
     enum { DELAY = 1500 };
@@ -504,13 +517,7 @@ static void test_hedged_read(void)
     cluster_up();
     fill(body, len, 4);
     CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
-    /* reader n2; slow down the node of the first data cell not on n2 */
-    int slow = -1;
-    for (int i = 0; i < K && slow < 0; i++)
-        if (lay.nodes[i] != 1)
-            slow = lay.nodes[i];
-    CU_ASSERT_FATAL(slow >= 0);
-    CU_ASSERT_EQUAL(nd_fault_set(faults, "n2", N[slow].id, ND_FAULT_DELAY, DELAY), CM_OK);
+    slow_data_cell(&lay, DELAY); /* reader n2 */
     ob_cluster_stats before, after;
     ob_store_cluster_stats(N[1].st, &before);
     long long t0 = cm_monotonic_ms();
@@ -875,6 +882,99 @@ static void test_room_notice_unrun(void)
     cluster_down();
 }
 
+/* ---- ob_read_start_evb: the bytes by reference to the cells' buffers ---- */
+
+/* An evbuffer read of [off, off+len) of lay through node r, waited for on the test's loop; *nchains
+ * (before the bytes are compared: the compare pulls them up) the chains the bytes came in. 1 when
+ * the read ended CM_OK with exactly body's bytes; dst is empty until done ran. */
+static int evb_matches(int r, const md_layout *lay, const uint8_t *body, uint64_t off, size_t len,
+                       int *nchains)
+{
+    struct evbuffer *b = evbuffer_new();
+    ob_read_op *op;
+    int before = read_calls, ok = 0;
+    if (ob_read_start_evb(N[r].st, lay, off, len, b, tbase, read_cb, NULL, &op) == CM_OK) {
+        CU_ASSERT_EQUAL(evbuffer_get_length(b), 0); /* nothing before done */
+        run_until(&read_calls, before + 1, 20000);
+        if (nchains)
+            *nchains = evbuffer_peek(b, -1, NULL, NULL, 0);
+        ok = read_calls == before + 1 && read_err == CM_OK && evbuffer_get_length(b) == len &&
+             (len == 0 || memcmp(evbuffer_pullup(b, -1), body + off, len) == 0);
+    }
+    evbuffer_free(b);
+    return ok;
+}
+
+/*
+ * ob_read_start_evb, the GET path of a cluster node: the wanted bytes of a healthy stripe reach
+ * dst as the data cells' own receive buffers (one chain per cell touched: nothing was copied),
+ * whole stripes, ranges starting and ending inside cells, the short last stripe, and a range of
+ * every stripe (more stripes than the window: each waits for the ones before it, the bytes come
+ * in order). With a data cell's node slow, hedged parity cells rebuild stripes and the bytes are
+ * the same. Cancelled with its cells late: no callback, dst untouched. A local layout goes through
+ * a pooled buffer; a range past the end is refused.
+ */
+static void test_read_evb(void)
+{
+    enum { DELAY = 1500 };
+    size_t len = 5 * SBYTES + 333;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    int chains = 0;
+    cluster_up();
+    tbase = event_base_new();
+    fill(body, len, 12);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    CU_ASSERT(evb_matches(4, &lay, body, 0, 2 * SBYTES, &chains));
+    CU_ASSERT_EQUAL(chains, 2 * K); /* each data cell's buffer, by reference */
+    CU_ASSERT(evb_matches(4, &lay, body, CELL / 2 + 7, SBYTES + CELL, &chains));
+    CU_ASSERT_EQUAL(chains, K + 2); /* half a cell, the rest of the stripe, 1.5 cells more */
+    CU_ASSERT(evb_matches(3, &lay, body, 4 * SBYTES + 100, SBYTES + 233, NULL)); /* the tail */
+    CU_ASSERT(evb_matches(2, &lay, body, 0, len, NULL));
+    CU_ASSERT(evb_matches(2, &lay, body, len - 1, 1, NULL));
+    /* a data cell's node slow for n2: parity cells hedged in, stripes rebuilt */
+    slow_data_cell(&lay, DELAY);
+    ob_cluster_stats before, after;
+    ob_store_cluster_stats(N[1].st, &before);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT(evb_matches(1, &lay, body, 0, len, NULL));
+    long long took = cm_monotonic_ms() - t0;
+    ob_store_cluster_stats(N[1].st, &after);
+    CU_ASSERT(after.hedges > before.hedges);
+    CU_ASSERT(after.reads_degraded > before.reads_degraded);
+    CU_ASSERT(after.read_ahead_max <= 2);
+    CU_ASSERT(took < DELAY);
+    nd_fault_clear(faults, NULL, NULL);
+    /* cancelled while its cells are late: no callback, nothing in dst */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 300), CM_OK);
+    struct evbuffer *dst = evbuffer_new();
+    ob_read_op *op;
+    int calls = read_calls;
+    CU_ASSERT_EQUAL_FATAL(
+        ob_read_start_evb(N[4].st, &lay, 0, SBYTES, dst, tbase, read_cb, NULL, &op), CM_OK);
+    ob_read_cancel(op);
+    run_until(&read_calls, calls + 1, 800);
+    CU_ASSERT_EQUAL(read_calls, calls);
+    CU_ASSERT_EQUAL(evbuffer_get_length(dst), 0);
+    nd_fault_clear(faults, NULL, NULL);
+    /* a local layout: read into a pooled buffer, answered through the loop */
+    md_layout empty = lay;
+    empty.epoch = 0;
+    empty.size = 0;
+    CU_ASSERT(evb_matches(4, &empty, body, 0, 0, NULL));
+    CU_ASSERT_EQUAL(ob_read_start_evb(N[4].st, &lay, len, 1, dst, tbase, read_cb, NULL, &op),
+                    CM_ERR_RANGE);
+    evbuffer_free(dst);
+    event_base_free(tbase);
+    tbase = NULL;
+    printf("\n  %d stripes by reference; with a data cell's node delayed %d ms: read in %lld ms, "
+           "%llu hedges\n",
+           (int)(len / SBYTES) + 1, DELAY, took,
+           (unsigned long long)(after.hedges - before.hedges));
+    free(body);
+    cluster_down();
+}
+
 /* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -917,6 +1017,10 @@ static void test_read_cancel_unrun(void)
         CU_ASSERT_EQUAL_FATAL(
             ob_read_start(N[4].st, &lay, 0, back, SBYTES, tbase, read_cb, NULL, &op), CM_OK);
         ob_read_cancel(op);
+        struct evbuffer *dst = evbuffer_new(); /* the same read by reference to the cells */
+        CU_ASSERT_EQUAL_FATAL(
+            ob_read_start_evb(N[4].st, &lay, 0, SBYTES, dst, tbase, read_cb, NULL, &op), CM_OK);
+        ob_read_cancel(op);
         md_layout empty = lay; /* a local layout: answered through the loop as well */
         empty.epoch = 0;
         empty.size = 0;
@@ -924,10 +1028,12 @@ static void test_read_cancel_unrun(void)
         CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &empty, 0, back, 0, tbase, read_cb, NULL, &op),
                               CM_OK);
         ob_read_cancel(op);
-        event_base_free(tbase); /* neither ran */
+        event_base_free(tbase); /* none ran */
         tbase = NULL;
         cluster_down(); /* waits for the cluster reads to end */
         CU_ASSERT_EQUAL(read_calls, before);
+        CU_ASSERT_EQUAL(evbuffer_get_length(dst), 0);
+        evbuffer_free(dst);
     }
     zlevel = 0;
     free(body);
@@ -987,6 +1093,7 @@ static void test_compressed(void)
     memset(back, 0, n);
     CU_ASSERT_EQUAL(ob_read(N[2].st, &lay, off, back, n), CM_OK);
     CU_ASSERT(memcmp(body + off, back, n) == 0);
+    CU_ASSERT(evb_matches(1, &lay, body, off, n, NULL)); /* decoded into a pooled buffer */
     /* cancelled with a fetch in flight: no callback, the buffer untouched (ASan: nothing leaks) */
     CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 200), CM_OK);
     memset(back, 0xEE, SBYTES);
@@ -1219,6 +1326,7 @@ void cu_register(void)
         {"event_loop_calls", test_event_loop_calls},
         {"room_notice_unrun", test_room_notice_unrun},
         {"read_cancel_unrun", test_read_cancel_unrun},
+        {"read_evb", test_read_evb},
         {"compressed", test_compressed},
         {"compressed_offload", test_compressed_offload},
         {NULL, NULL},
