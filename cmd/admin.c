@@ -19,7 +19,9 @@
  * Requests are SigV4-signed (header auth, service s3) with the root credentials:
  * CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, else DATA/credentials (default ./cairn-data). The HTTP
  * client is a small blocking HTTP/1.1 one: one request per connection ("Connection: close"), the
- * response read to EOF, 30 s timeouts (status --cluster: 5 s per other node); with an https://
+ * response read to EOF, the whole exchange (connect, TLS handshake, request, answer) bounded by
+ * one 30 s deadline (status --cluster: 5 s per other node), so a server that answers a byte at a
+ * time cannot hold the command past it (each socket call gets what is left); with an https://
  * endpoint over TLS, the server's
  * certificate verified against --ca-cert FILE (else CAIRN_CA_CERT, else the system's store) and
  * the endpoint's host. Answers are the server's flat JSON, read with a key lookup (numbers and
@@ -139,6 +141,11 @@ static int sign(const admin_opts *o, const char *method, const char *path, const
 
 /* ---- blocking HTTP/1.1 ---- */
 
+static int timeout_s(const admin_opts *o)
+{
+    return o->timeout_s > 0 ? o->timeout_s : ADMIN_TIMEOUT_S;
+}
+
 static int dial(const admin_opts *o)
 {
     struct addrinfo hints = {0}, *res = NULL;
@@ -151,7 +158,7 @@ static int dial(const admin_opts *o)
     for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
         /* a server that stops answering is an error, not a hang (on Linux the send timeout
          * bounds connect too) */
-        struct timeval tv = {o->timeout_s > 0 ? o->timeout_s : ADMIN_TIMEOUT_S, 0};
+        struct timeval tv = {timeout_s(o), 0};
         fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
         if (fd >= 0) {
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -169,12 +176,27 @@ static int dial(const admin_opts *o)
     return fd;
 }
 
-/* One connection: a socket, and over https a verified TLS session on it. */
+/* One connection: a socket, and over https a verified TLS session on it; the exchange ends by
+ * deadline_ms (cm_monotonic_ms). */
 typedef struct {
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
+    long long deadline_ms;
 } admin_conn;
+
+/* The socket's send and receive timeouts set to what is left of the deadline; -1 when nothing
+ * is left (the exchange timed out). */
+static int conn_arm(admin_conn *c)
+{
+    long long left = c->deadline_ms - cm_monotonic_ms();
+    if (left <= 0)
+        return -1;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return 0;
+}
 
 static void conn_close(admin_conn *c)
 {
@@ -196,7 +218,8 @@ static int conn_tls(const admin_opts *o, admin_conn *c)
         goto fail;
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
     c->ssl = SSL_new(c->ctx);
-    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_tlsext_host_name(c->ssl, o->host) != 1)
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 ||
+        SSL_set_tlsext_host_name(c->ssl, o->host) != 1 || conn_arm(c) != 0)
         goto fail;
     X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
     if (X509_VERIFY_PARAM_set1_ip_asc(vp, o->host) != 1 && SSL_set1_host(c->ssl, o->host) != 1)
@@ -218,6 +241,7 @@ fail:
 static int conn_open(const admin_opts *o, admin_conn *c)
 {
     memset(c, 0, sizeof(*c));
+    c->deadline_ms = cm_monotonic_ms() + 1000ll * timeout_s(o);
     c->fd = dial(o);
     if (c->fd < 0)
         return -1;
@@ -227,6 +251,8 @@ static int conn_open(const admin_opts *o, admin_conn *c)
 static int send_all(admin_conn *c, const char *p, size_t n)
 {
     while (n > 0) {
+        if (conn_arm(c) != 0)
+            return -1;
         ssize_t w = c->ssl ? SSL_write(c->ssl, p, (int)n) : send(c->fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
@@ -238,8 +264,8 @@ static int send_all(admin_conn *c, const char *p, size_t n)
     return 0;
 }
 
-/* Read to EOF and split status line / body: 0, -2 when the receive timeout ran out before the
- * answer ended, -1 for anything else. */
+/* Read to EOF and split status line / body: 0, -2 when the deadline passed before the answer
+ * ended, -1 for anything else. */
 static int read_response(admin_conn *c, http_resp *out)
 {
     size_t len = 0, cap = 8192;
@@ -255,6 +281,10 @@ static int read_response(admin_conn *c, http_resp *out)
         }
         r = c->ssl ? SSL_read(c->ssl, buf + len, (int)(cap - len - 1))
                    : recv(c->fd, buf + len, cap - len - 1, 0);
+        if (r > 0 && conn_arm(c) != 0) { /* bytes keep coming, but too slowly */
+            timed_out = 1;
+            break;
+        }
         if (r < 0 && errno == EINTR)
             r = 1;
         else if (r > 0)
@@ -304,7 +334,7 @@ static int request(const admin_opts *o, const char *method, const char *path, ht
     conn_close(&c);
     if (rc == -2)
         fprintf(stderr, "cairn admin: no answer from %s:%s within %d s\n", o->host, o->port,
-                o->timeout_s > 0 ? o->timeout_s : ADMIN_TIMEOUT_S);
+                timeout_s(o));
     else if (rc != 0)
         fprintf(stderr, "cairn admin: no valid HTTP answer from %s:%s\n", o->host, o->port);
     return rc != 0 ? AM_EXIT_UNREACHABLE : 0;
@@ -1123,7 +1153,9 @@ static void usage(FILE *f)
             "CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY, else DIR/credentials (default ./cairn-data).\n"
             "Exit codes (docs/admin.md): 0 ok, 1 other failure, 2 usage, 3 a scrub/repair pass\n"
             "failed some repairs or object-cells found a cell unhealthy or away from home,\n"
-            "4 endpoint unreachable, 5 credentials refused, 6 server error.\n");
+            "4 endpoint unreachable, 5 credentials refused, 6 server error.\n"
+            "One request (connect to the end of the answer) may take CAIRN_ADMIN_TIMEOUT seconds\n"
+            "(default 30; status --cluster asks each other node for 5).\n");
 }
 
 int cmd_admin(int argc, char **argv)
@@ -1133,6 +1165,19 @@ int cmd_admin(int argc, char **argv)
     snprintf(o.region, sizeof(o.region), "us-east-1");
     o.ca_file =
         getenv("CAIRN_CA_CERT") && *getenv("CAIRN_CA_CERT") ? getenv("CAIRN_CA_CERT") : NULL;
+    const char *tmo = getenv("CAIRN_ADMIN_TIMEOUT");
+    if (tmo && *tmo) {
+        char *end;
+        long t = strtol(tmo, &end, 10);
+        if (*end || t < 1 || t > 3600) {
+            fprintf(stderr,
+                    "cairn admin: CAIRN_ADMIN_TIMEOUT must be 1 to 3600 seconds, not "
+                    "'%s'\n",
+                    tmo);
+            return AM_EXIT_USAGE;
+        }
+        o.timeout_s = (int)t;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

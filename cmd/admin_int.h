@@ -19,7 +19,7 @@ typedef struct {
     int json;            /* --json: machine-readable output on stdout */
     int tls;             /* https:// endpoint */
     const char *ca_file; /* --ca-cert or CAIRN_CA_CERT; NULL: the system's store */
-    int timeout_s;       /* connect, send and receive timeouts; 0: ADMIN_TIMEOUT_S */
+    int timeout_s;       /* one exchange's deadline, connect to answer (s); 0: ADMIN_TIMEOUT_S */
 } admin_opts;
 
 #define ADMIN_TIMEOUT_S 30

@@ -8,9 +8,10 @@
  * The durability estimate is computed here, from the status document (admin_fmt.c has the
  * model), so single nodes and cluster nodes share it. `status --cluster` reads the entry node's
  * status for the node list (each live member's registered S3 endpoint) and then every live
- * node's status, all at once (a thread per node, ASK_TIMEOUT_S each, so a node that takes the
- * connection but never answers costs that once, not once per node), into one table of their
- * repair passes, in the list's order.
+ * node's status, up to ASK_PARALLEL at once (a thread per node asked, ASK_TIMEOUT_S each, so a
+ * node that takes the connection but never answers costs that once, not once per node; a
+ * cluster of many nodes asks them in a sliding window of threads, not a thread for each), into
+ * one table of their repair passes, in the list's order.
  */
 #include <jansson.h>
 #include <math.h>
@@ -391,8 +392,10 @@ static void cluster_row(am_table *t, json_t *node, json_t *st, const char *why)
     am_table_row(t, row);
 }
 
-/* status --cluster asks every other node with this timeout (connect, send, receive). */
+/* status --cluster asks every other node within this deadline (connect to answer), at most
+ * ASK_PARALLEL of them at once. */
 #define ASK_TIMEOUT_S 5
+#define ASK_PARALLEL 16
 
 /* What status --cluster adds up over the nodes. */
 typedef struct {
@@ -484,15 +487,21 @@ int admin_status_cluster(const admin_opts *o)
         return AM_EXIT_FAIL;
     }
     /* jansson seeds its hash function with the first object (the entry node's document, above),
-     * so the threads' parses share a seed set before they start */
-    json_array_foreach(nodes, i, node)
-    { /* every node at once: a silent one costs ASK_TIMEOUT_S in all, not each */
-        ask[i].node = node;
-        node_ask_start(o, &ask[i]);
+     * so the threads' parses share a seed set before they start. The nodes are asked in a window
+     * of ASK_PARALLEL: silent ones cost ASK_TIMEOUT_S per window, not each */
+    size_t next = 0;
+    for (; next < n && next < ASK_PARALLEL; next++) {
+        ask[next].node = json_array_get(nodes, next);
+        node_ask_start(o, &ask[next]);
     }
     for (i = 0; i < n; i++) {
         if (ask[i].started)
             pthread_join(ask[i].th, NULL);
+        if (next < n) { /* the window moves on by one */
+            ask[next].node = json_array_get(nodes, next);
+            node_ask_start(o, &ask[next]);
+            next++;
+        }
         json_t *st = ask[i].st, *r = json_object_get(st, "repair");
         node = ask[i].node;
         cluster_add(&sum, &ask[i]);

@@ -3,8 +3,9 @@
 # repair as tables and as --json (parsed with python3, field names checked), the durability
 # estimate, the progress of `scrub --wait` without a terminal (plain lines, rate and ETA) and on
 # one (a line rewritten with \r, through script(1) when present), the admin API refusing unsigned
-# requests, and the one-line messages and exit codes of an unreachable endpoint (4), refused
-# credentials (5) and a server error (6: repair on a single node).
+# requests, and the one-line messages and exit codes of an unreachable endpoint (4, also a server
+# that answers a byte at a time: one deadline bounds the whole exchange), refused credentials (5)
+# and a server error (6: repair on a single node).
 source "$(dirname "$0")/lib.sh"
 
 if [ -x /usr/bin/aws ]; then AWSBIN=/usr/bin/aws; else AWSBIN=aws; fi
@@ -106,6 +107,36 @@ expect_exit() { # DESC CODE PATTERN CMD...
 DEAD=$(h_free_port)
 expect_exit "an unreachable endpoint: exit 4" 4 "^cairn admin: cannot connect to 127\.0\.0\.1:$DEAD: " \
     "$CAIRN_BIN" admin drives --json --endpoint "http://127.0.0.1:$DEAD"
+# a server that answers a byte every half second: the exchange's deadline holds (each receive
+# alone would have waited well within its timeout, for the 70 s the answer takes)
+DRIP=$(h_free_port)
+"$H_PY" - "$DRIP" "$H_WORK/drip.ready" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+open(sys.argv[2], "w").close()
+c, _ = s.accept()
+c.recv(65536)
+for b in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"{" * 100:
+    try:
+        c.send(bytes([b]))
+    except OSError:
+        break
+    time.sleep(0.5)
+PY
+h_track $! python3
+for _ in $(seq 100); do [ -e "$H_WORK/drip.ready" ] && break; sleep 0.05; done
+t0=$(date +%s%N)
+expect_exit "a server answering a byte at a time: exit 4 at the deadline" 4 \
+    "^cairn admin: no answer from 127\.0\.0\.1:$DRIP within 2 s$" \
+    env CAIRN_ADMIN_TIMEOUT=2 "$CAIRN_BIN" admin drives --endpoint "http://127.0.0.1:$DRIP"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 4500 ] && h_ok "... within the 2 s deadline (${ms} ms)" ||
+    h_bad "... within the 2 s deadline" "took ${ms} ms"
+expect_exit "a bad CAIRN_ADMIN_TIMEOUT: exit 2" 2 "^cairn admin: CAIRN_ADMIN_TIMEOUT must be 1 to 3600 seconds, not '0'$" \
+    env CAIRN_ADMIN_TIMEOUT=0 "$CAIRN_BIN" admin drives --endpoint "$H_ENDPOINT"
 expect_exit "refused credentials: exit 5" 5 \
     '^cairn admin: GET /admin/status: HTTP 403 SignatureDoesNotMatch: .*check CAIRN_ACCESS_KEY' \
     env CAIRN_SECRET_KEY=not-the-secret "$CAIRN_BIN" admin status --endpoint "$H_ENDPOINT"
