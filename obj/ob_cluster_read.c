@@ -93,9 +93,10 @@ struct crd {
     ec_codec *codec;
     ob_chunks *b[MD_MAX_CELLS];
     uint32_t drive[MD_MAX_CELLS];
-    uint8_t *out; /* the caller's buffer; NULL in evbuffer mode: ... */
-    struct evbuffer
-        *outb; /* ... the bytes go here, stripe by stripe in order (ob_read_start_evb) */
+    /* where the bytes go: the caller's buffer, or in evbuffer mode (ob_read_start_evb, out
+     * NULL) outb, stripe by stripe in order */
+    uint8_t *out;
+    struct evbuffer *outb;
     uint64_t off, end;
     uint64_t next, next_cell_off, seq; /* the next stripe to ask: start, cell offset, number */
     uint64_t emit;                     /* evbuffer mode: the number of the next stripe to output */
