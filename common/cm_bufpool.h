@@ -71,8 +71,8 @@ size_t cm_bufpool_idle(void);
  * 48 and 64 MiB ~85 (2026-12-06). And for the 256 KiB cells a cluster node receives and sends on
  * by reference (ob_read_start_evb), 4 per 1 MiB GET, each held until the client's socket took it:
  * 16 GETs at once through n1 missed the pool for 1 cell in 10 with 48 buffers (25 page faults
- * per GET), and for 1 in 1,000 with 128 (2026-12-07). Idle memory the pool may hold: at most the
- * bytes bound.
+ * per GET), and for 1 in a few hundred with 128 (under 1 fault per GET; 2026-12-07). Idle memory
+ * the pool may hold: at most the bytes bound.
  */
 #define CM_BUFPOOL_SHARED_MAX 128
 #define CM_BUFPOOL_SHARED_BYTES (64u << 20)
