@@ -22,6 +22,7 @@
 #                nginx, and the 4 KiB PUT c=64 by presigned URLs with a Lua script for the
 #                bodies (bench/wrk_s3.lua); one thread per core; each right after the same
 #                workload by `cairn bench`, the PUTs after a second fdatasync-rate measurement
+#                (wrk's 4 KiB PUTs on a fresh data dir, as cairn bench's are)
 # Prints one table (workload; cairn, reference and ratio by each tool; target, met?) and writes it
 # to OUT. Exits non-zero when a step fails or a request failed; missed targets are reported, not
 # failures.
@@ -182,7 +183,6 @@ perf_stop() {
 WT=$(nproc)
 python3 "$root/bench/presign.py" "$cend" GET get4k obj 100 >"$work/wrk-get4k.txt"
 python3 "$root/bench/presign.py" "$cend" GET get1m obj 64 >"$work/wrk-get1m.txt"
-B --op put --bucket put4kwrk --size 4K --keys 1 --count 1 --concurrency 1 >/dev/null # the bucket
 python3 "$root/bench/presign.py" "$cend" PUT put4kwrk wrk 200000 >"$work/wrk-put4k.txt"
 W() { # W OUTNAME CONCURRENCY URL [PATHS METHOD ORDER BODYBYTES]
     local name=$1 c=$2 url=$3
@@ -217,6 +217,13 @@ fsync_rate "$(( DUR < 5 ? 1 : 3 ))" >"$res/fsync_put.json"
 perf_start put4k
 B --op put --bucket put4k --size 4K --keys 100000 --concurrency 64 --duration "$DUR" >"$res/cairn_put4k.json"
 perf_stop put4k
+# wrk's PUTs on a fresh store too: a small PUT costs more CPU as the metadata grows (~50 us for
+# the first 500,000 PUTs, 65-73 us by 780,000 on this machine: docs/performance.md, "Nineteenth
+# session"), so wrk measured right after cairn bench's ~230,000 PUTs read 10-30 % low
+kill "$server" && wait "$server" 2>/dev/null
+rm -rf "$work/data"
+start_cairn
+B --op put --bucket put4kwrk --size 4K --keys 1 --count 1 --concurrency 1 >/dev/null # the bucket
 W wrk_cairn_put4k 64 "$cend" "$work/wrk-put4k.txt" PUT seq 4096
 
 # A fresh server process for the memory figure: otherwise the LMDB pages the 4 KiB PUT run
