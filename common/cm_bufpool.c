@@ -6,7 +6,7 @@
  * the exact size (latest given back first: its pages are the likeliest to be warm); put keeps the
  * buffer while the pool's count and bytes allow, evicting idle buffers of other sizes (the sizes
  * in use changed) to make room, or else frees the one given. A pool keeps CM_BUFPOOL_MAX idle
- * buffers, or more once its thread asked (cm_bufpool_keep), and one scratch buffer, grown to the
+ * buffers (the shared one CM_BUFPOOL_SHARED_MAX), and one scratch buffer, grown to the
  * largest size asked (cm_bufpool_scratch). No locks: a pool is its thread's. The shared pool
  * (cm_bufpool_take_shared) is one more such array, under a mutex.
  */
@@ -18,12 +18,12 @@
 
 #include "cm_util.h"
 
-/* slots of a pool's array: a thread's pool uses up to CM_BUFPOOL_SLOTS, the shared one more */
-#define POOL_ARRAY CM_MAX(CM_BUFPOOL_SLOTS, CM_BUFPOOL_SHARED_MAX)
+/* slots of a pool's array: a thread's pool uses CM_BUFPOOL_MAX of them, the shared one more */
+#define POOL_ARRAY CM_MAX(CM_BUFPOOL_MAX, CM_BUFPOOL_SHARED_MAX)
 
 typedef struct {
     size_t n, bytes;
-    size_t max, max_bytes; /* CM_BUFPOOL_MAX and CM_BUFPOOL_BYTES unless cm_bufpool_keep */
+    size_t max, max_bytes; /* CM_BUFPOOL_MAX and CM_BUFPOOL_BYTES, or the shared pool's */
     void *buf[POOL_ARRAY];
     size_t size[POOL_ARRAY];
     void *scratch; /* cm_bufpool_scratch's buffer */
@@ -173,15 +173,6 @@ void cm_bufpool_cleanup_shared(const void *data, size_t len, void *arg)
 {
     (void)len;
     cm_bufpool_put_shared((void *)(uintptr_t)data, (size_t)(uintptr_t)arg);
-}
-
-void cm_bufpool_keep(size_t n, size_t bytes)
-{
-    pool *p = pool_get(1);
-    if (!p)
-        return;
-    p->max = CM_MAX(p->max, CM_MIN(n, (size_t)CM_BUFPOOL_SLOTS));
-    p->max_bytes = CM_MAX(p->max_bytes, CM_MIN(bytes, (size_t)CM_BUFPOOL_BYTES_MAX));
 }
 
 void *cm_bufpool_scratch(size_t size)

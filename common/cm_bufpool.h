@@ -9,9 +9,9 @@
  * them to an evbuffer by reference with cm_bufpool_cleanup and gets them back when the socket
  * took them (on the same loop) maps and faults each buffer once.
  *
- * Bounds: a thread keeps at most CM_BUFPOOL_MAX idle buffers of at most CM_BUFPOOL_BYTES in all
- * (up to CM_BUFPOOL_SLOTS and CM_BUFPOOL_BYTES_MAX once it asked by cm_bufpool_keep), of any sizes
- * (a buffer given back to a full pool replaces an idle one of another size, or is freed); buffers
+ * Bounds: a thread keeps at most CM_BUFPOOL_MAX idle buffers of at most CM_BUFPOOL_BYTES in all,
+ * of any sizes (a buffer given back to a full pool replaces an idle one of another size, or is
+ * freed); buffers
  * in use are the callers' to bound; the scratch buffer is one per thread, the largest asked for.
  * A thread's idle buffers are freed when it exits, or by
  * cm_bufpool_release. Any thread; a buffer may be given back on another thread than the one that
@@ -22,10 +22,8 @@
 
 #include <stddef.h>
 
-#define CM_BUFPOOL_MAX 8    /* idle buffers a thread keeps ... */
-#define CM_BUFPOOL_SLOTS 64 /* ... or up to this many after cm_bufpool_keep */
+#define CM_BUFPOOL_MAX 8 /* idle buffers a thread keeps */
 #define CM_BUFPOOL_BYTES (8u << 20)
-#define CM_BUFPOOL_BYTES_MAX (32u << 20) /* the most cm_bufpool_keep lets a thread keep */
 
 /* A buffer of size bytes, from this thread's pool when it holds one of that size, else fresh;
  * NULL: no memory. Give it back with cm_bufpool_put (or cm_bufpool_cleanup), or free() it. */
@@ -36,12 +34,6 @@ void cm_bufpool_put(void *buf, size_t size);
 /* cm_bufpool_put in the shape of an evbuffer reference's cleanup: arg is the buffer's size,
  * (void *)(uintptr_t)size; len (the bytes referenced) is not used. */
 void cm_bufpool_cleanup(const void *data, size_t len, void *arg);
-/* Let this thread's pool keep up to n idle buffers and bytes in all (at most CM_BUFPOOL_SLOTS and
- * CM_BUFPOOL_BYTES_MAX; never lowered): a loop whose buffers in use swing by more than the
- * default, as the RPC client's 256 KiB answers (one per connection) and a cluster GET's 1 MiB
- * pieces (one per connection) do, would else free and allocate them again, and each fresh one
- * faults its pages in. */
-void cm_bufpool_keep(size_t n, size_t bytes);
 /*
  * This thread's scratch buffer, grown to at least size bytes (NULL: no memory): valid until the
  * thread's next call, freed with the pool (thread exit, cm_bufpool_release). One user at a time

@@ -71,53 +71,6 @@ static void test_bounded(void)
     cm_bufpool_release();
 }
 
-/* A thread that asks keeps more idle buffers, up to CM_BUFPOOL_SLOTS and the bytes bound; the
- * ask goes with its pool. */
-static void test_keep(void)
-{
-    enum { N = CM_BUFPOOL_SLOTS + 4 };
-    size_t cell = CM_BUFPOOL_BYTES / CM_BUFPOOL_SLOTS;
-    void *b[N];
-    cm_bufpool_keep(16, 0);
-    for (int i = 0; i < N; i++)
-        CU_ASSERT_PTR_NOT_NULL_FATAL(b[i] = cm_bufpool_take(cell));
-    for (int i = 0; i < 20; i++)
-        cm_bufpool_put(b[i], cell);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 16);
-    cm_bufpool_keep(4, 0); /* never lowered */
-    cm_bufpool_keep(1000, 0);
-    for (int i = 20; i < N; i++)
-        cm_bufpool_put(b[i], cell);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(),
-                    16 + (N - 20) < CM_BUFPOOL_SLOTS ? 16 + (N - 20) : CM_BUFPOOL_SLOTS);
-    for (int i = 0; i < N; i++)
-        b[i] = NULL;
-    for (int i = 0; i < CM_BUFPOOL_SLOTS; i++)
-        b[i] = cm_bufpool_take(cell);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 0);
-    for (int i = 0; i < CM_BUFPOOL_SLOTS; i++)
-        cm_bufpool_put(b[i], cell);
-    cm_bufpool_put(malloc(cell), cell); /* the bytes bound: CM_BUFPOOL_SLOTS such buffers */
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), CM_BUFPOOL_SLOTS);
-    cm_bufpool_release();
-    for (int i = 0; i < CM_BUFPOOL_MAX + 2; i++) /* a new pool: the default again */
-        b[i] = cm_bufpool_take(cell);
-    for (int i = 0; i < CM_BUFPOOL_MAX + 2; i++)
-        cm_bufpool_put(b[i], cell);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), CM_BUFPOOL_MAX);
-    cm_bufpool_release();
-    /* more bytes: three halves of the default bound stay, a buffer past the most asked never */
-    size_t half = CM_BUFPOOL_BYTES / 2;
-    cm_bufpool_keep(0, 2 * CM_BUFPOOL_BYTES);
-    for (int i = 0; i < 3; i++)
-        cm_bufpool_put(malloc(half), half);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 3);
-    cm_bufpool_keep(0, SIZE_MAX); /* capped at CM_BUFPOOL_BYTES_MAX */
-    cm_bufpool_put(malloc(CM_BUFPOOL_BYTES_MAX + 1), CM_BUFPOOL_BYTES_MAX + 1);
-    CU_ASSERT_EQUAL(cm_bufpool_idle(), 3);
-    cm_bufpool_release();
-}
-
 static void *other_thread(void *arg)
 {
     size_t *idle = arg;
@@ -196,8 +149,10 @@ static void test_shared(void)
 
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"reuse", test_reuse},           {"bounded", test_bounded},
-                                    {"per_thread", test_per_thread}, {"keep", test_keep},
-                                    {"shared", test_shared},         {NULL, NULL}};
+    static const cu_test tests[] = {{"reuse", test_reuse},
+                                    {"bounded", test_bounded},
+                                    {"per_thread", test_per_thread},
+                                    {"shared", test_shared},
+                                    {NULL, NULL}};
     cu_add_suite("common_bufpool", tests);
 }
