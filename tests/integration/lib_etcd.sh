@@ -53,20 +53,32 @@ _etcd_wait() { # _etcd_wait I: a linearizable read answers (the member has a lea
     return 1
 }
 
-etcd_start() { # etcd_start N
-    local i
+# etcd_start N: N members on free ports. A port picked free can be taken before etcd binds it
+# (another test's socket, on a machine running tests in parallel): then the members start
+# again from nothing on other ports, up to three times in all.
+etcd_start() {
+    local i try ok
     ETCD_N=$1
     ETCD_DIR=${ETCD_DIR:-${H_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/cairn-etcd.XXXXXX")}/etcd}
-    mkdir -p "$ETCD_DIR"
-    ETCD_URLS=() ETCD_PEERS=() ETCD_PIDS=()
-    for ((i = 0; i < ETCD_N; i++)); do
-        ETCD_URLS[$i]="http://127.0.0.1:$(etcd_free_port)"
-        ETCD_PEERS[$i]="http://127.0.0.1:$(etcd_free_port)"
-    done
-    ETCD_ENDPOINTS=$(IFS=,; echo "${ETCD_URLS[*]}")
-    for ((i = 0; i < ETCD_N; i++)); do _etcd_spawn "$i"; done
-    for ((i = 0; i < ETCD_N; i++)); do
-        _etcd_wait "$i" || { etcd_stop; return 1; }
+    for try in 1 2 3; do
+        mkdir -p "$ETCD_DIR"
+        ETCD_URLS=() ETCD_PEERS=() ETCD_PIDS=()
+        for ((i = 0; i < ETCD_N; i++)); do
+            ETCD_URLS[$i]="http://127.0.0.1:$(etcd_free_port)"
+            ETCD_PEERS[$i]="http://127.0.0.1:$(etcd_free_port)"
+        done
+        ETCD_ENDPOINTS=$(IFS=,; echo "${ETCD_URLS[*]}")
+        for ((i = 0; i < ETCD_N; i++)); do _etcd_spawn "$i"; done
+        ok=1
+        for ((i = 0; i < ETCD_N; i++)); do
+            _etcd_wait "$i" || { ok=0; break; }
+        done
+        [ "$ok" = 1 ] && return 0
+        etcd_stop
+        grep -qs "address already in use" "$ETCD_DIR"/m*.log || return 1
+        [ "$try" = 3 ] && return 1
+        echo "etcd: a port was taken before etcd bound it; starting again on other ports" >&2
+        rm -rf "$ETCD_DIR"
     done
 }
 
