@@ -164,6 +164,28 @@ cm_err bs_sync(bs_store *bs);
  * CM_ERR_IO on a read error.
  */
 cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len);
+
+/* Where some of a blob's bytes lie in a segment file. */
+typedef struct {
+    int fd;       /* a duplicate of the segment file's descriptor, the caller's to close */
+    uint64_t pos; /* file offset of the first byte */
+    uint32_t len;
+} bs_span;
+
+/*
+ * Bytes [off, off+len) of a blob as places in the segment files, for sending them without reading
+ * them (sendfile): at most max spans in blob order, each with its own descriptor (which keeps the
+ * bytes readable after compaction unlinks the file), and *crc, the CRC32C (cm_crc32c convention)
+ * the range was written with, combined from the stored block CRCs. Only a block the range cuts
+ * is read (and verified: CM_ERR_CORRUPT as bs_read); the other bytes are not checked here, so
+ * whoever receives them must compare their CRC32C with *crc. A deleted blob's data may read as
+ * zeros once its holes are punched (bs_punch.c), which that check also catches.
+ * CM_ERR_NOTFOUND as bs_read; CM_ERR_TOOBIG when the range lies in more than max records (read
+ * it with bs_read); CM_ERR_UNSUPPORTED for a store on another bs_io than bs_io_posix; CM_ERR_IO
+ * when a descriptor cannot be duplicated or the CRCs cannot be read. On error no span is left.
+ */
+cm_err bs_read_spans(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len, bs_span *spans,
+                     size_t max, size_t *n, uint32_t *crc);
 /* Current length of a blob; CM_ERR_NOTFOUND if unknown. */
 cm_err bs_size(bs_store *bs, const bs_id *id, uint64_t *size);
 /*

@@ -6,6 +6,9 @@
  * covers a whole block), verify each, and copy the wanted bytes out. A batch of blocks lying
  * entirely inside the range is read straight into the caller's buffer; only edge blocks go through
  * a scratch buffer. A mismatch is reported where it is found: segment file and byte offset.
+ * bs_read_spans serves a range without reading it: the places of its bytes in the segment files
+ * (for sendfile) and the CRC32C they were written with, combined from the stored block CRCs; only
+ * a block the range cuts is read and verified, and whoever receives the bytes checks the rest.
  *
  * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
  * reclaimable segment (bs_seg_reclaimable: not the active one, not being compacted, no live
@@ -26,12 +29,15 @@
  * what the disk really holds) clears it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bs_int.h"
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 
@@ -66,12 +72,18 @@ static cm_err verify_blocks(bs_store *bs, const bs_ext *x, const uint8_t *crcs, 
     return CM_OK;
 }
 
+/* File offset of extent x's first data byte (after the record header and its CRC table). */
+static uint64_t ext_data_off(const bs_ext *x)
+{
+    return x->rec_off + BS_REC_HDR + 4ull * bs_blocks_for(x->len);
+}
+
 /* Copy bytes [a, b) of extent x's data into dst, verifying every block touched. */
 static cm_err read_ext(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, uint8_t *dst,
                        uint8_t **scratch)
 {
     uint64_t crc_off = x->rec_off + BS_REC_HDR;
-    uint64_t data_off = crc_off + 4ull * bs_blocks_for(x->len);
+    uint64_t data_off = ext_data_off(x);
     uint64_t blk = a / BS_BLOCK, last = (b - 1) / BS_BLOCK;
     uint8_t crcs[4 * BS_READ_BATCH];
     while (blk <= last) {
@@ -97,18 +109,64 @@ static cm_err read_ext(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, ui
     return CM_OK;
 }
 
+/*
+ * Fold the CRC32C of data bytes [a, b) of extent x into *crc (cm_crc32c convention) from the
+ * stored block CRCs; a block the range cuts is read and verified, and its part hashed.
+ */
+static cm_err ext_crc(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, uint32_t *crc,
+                      uint8_t **scratch)
+{
+    uint64_t crc_off = x->rec_off + BS_REC_HDR, data_off = ext_data_off(x);
+    uint64_t blk = a / BS_BLOCK, last = (b - 1) / BS_BLOCK;
+    uint8_t crcs[4 * BS_READ_BATCH];
+    while (blk <= last) {
+        uint64_t n = CM_MIN(last - blk + 1, BS_READ_BATCH);
+        cm_err e = read_exact(bs, x->seg, crcs, (size_t)(4 * n), crc_off + 4 * blk);
+        for (uint64_t i = 0; e == CM_OK && i < n; i++) {
+            uint64_t s = (blk + i) * BS_BLOCK, t = CM_MIN(s + BS_BLOCK, (uint64_t)x->len);
+            uint64_t from = CM_MAX(s, a), to = CM_MIN(t, b);
+            uint32_t part = cm_get_be32(crcs + 4 * i);
+            if (from != s || to != t) { /* cut by the range: read and verify it, hash the part */
+                if (!*scratch && !(*scratch = malloc(BS_BLOCK)))
+                    return CM_ERR_NOMEM;
+                e = read_exact(bs, x->seg, *scratch, (size_t)(t - s), data_off + s);
+                if (e == CM_OK)
+                    e = verify_blocks(bs, x, crcs + 4 * i, *scratch, s, t, data_off);
+                if (e != CM_OK)
+                    return e;
+                part = cm_crc32c(0, *scratch + (from - s), (size_t)(to - from));
+            }
+            *crc = cm_crc32c_combine(*crc, part, to - from);
+        }
+        if (e != CM_OK)
+            return e;
+        blk += n;
+    }
+    return CM_OK;
+}
+
+/* The extent of b holding blob offset pos, its i-th or none: a hole is a lost record (logged). */
+static const bs_ext *ext_at(bs_store *bs, const bs_blob *b, uint32_t i, uint64_t pos)
+{
+    const bs_ext *x = i < b->next ? &b->ext[i] : NULL;
+    if (!x || x->boff > pos) {
+        char hex[33];
+        bs_id_hex(&b->id, hex);
+        CM_ERROR("bs", "%s: blob %s has no data at offset %llu (lost record)", bs->dir, hex,
+                 (unsigned long long)pos);
+        return NULL;
+    }
+    return x;
+}
+
 static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t *buf, size_t len)
 {
     uint8_t *scratch = NULL;
     uint64_t pos = off, end = off + len;
     cm_err e = CM_OK;
     for (uint32_t i = bs_blob_first_ext(b, off); e == CM_OK && pos < end; i++) {
-        const bs_ext *x = i < b->next ? &b->ext[i] : NULL;
-        if (!x || x->boff > pos) {
-            char hex[33];
-            bs_id_hex(&b->id, hex);
-            CM_ERROR("bs", "%s: blob %s has no data at offset %llu (lost record)", bs->dir, hex,
-                     (unsigned long long)pos);
+        const bs_ext *x = ext_at(bs, b, i, pos);
+        if (!x) {
             e = CM_ERR_CORRUPT;
             break;
         }
@@ -121,16 +179,75 @@ static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t 
     return e;
 }
 
+/* The blob id when it holds [off, off+len); NULL otherwise. Under idx_lock. */
+static const bs_blob *blob_with(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len)
+{
+    const bs_blob *b = bs_index_get(&bs->index, id);
+    return b && off <= b->size && len <= b->size - off ? b : NULL;
+}
+
 cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len)
 {
     pthread_rwlock_rdlock(&bs->idx_lock);
-    const bs_blob *b = bs_index_get(&bs->index, id);
-    cm_err e = CM_OK;
-    if (!b || off > b->size || len > b->size - off)
-        e = CM_ERR_NOTFOUND;
-    else if (len > 0)
-        e = read_locked(bs, b, off, buf, len);
+    const bs_blob *b = blob_with(bs, id, off, len);
+    cm_err e = !b ? CM_ERR_NOTFOUND : len > 0 ? read_locked(bs, b, off, buf, len) : CM_OK;
     pthread_rwlock_unlock(&bs->idx_lock);
+    return e;
+}
+
+static cm_err spans_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint64_t len,
+                           bs_span *spans, size_t max, size_t *n, uint32_t *crc)
+{
+    uint8_t *scratch = NULL;
+    uint64_t pos = off, end = off + len;
+    uint32_t first = bs_blob_first_ext(b, off);
+    cm_err e = CM_OK;
+    if (bs_blob_first_ext(b, end - 1) - first >= max)
+        return CM_ERR_TOOBIG; /* more extents than spans: the caller reads it instead */
+    for (uint32_t i = first; e == CM_OK && pos < end; i++) {
+        const bs_ext *x = ext_at(bs, b, i, pos);
+        uint64_t to = x ? CM_MIN(end, x->boff + x->len) : pos;
+        if (!x)
+            e = CM_ERR_CORRUPT;
+        else if (*n == max)
+            e = CM_ERR_TOOBIG;
+        else
+            e = ext_crc(bs, x, pos - x->boff, to - x->boff, crc, &scratch);
+        if (e != CM_OK)
+            break;
+        int fd = fcntl(x->seg->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            CM_ERROR("bs", "%s/seg-%08u.cbs: cannot duplicate its descriptor: %s", bs->dir,
+                     x->seg->num, strerror(errno));
+            e = CM_ERR_IO;
+            break;
+        }
+        spans[(*n)++] = (bs_span){fd, ext_data_off(x) + (pos - x->boff), (uint32_t)(to - pos)};
+        pos = to;
+    }
+    free(scratch);
+    return e;
+}
+
+cm_err bs_read_spans(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len, bs_span *spans,
+                     size_t max, size_t *n, uint32_t *crc)
+{
+    *n = 0;
+    *crc = 0;
+    if (bs->io.pread != bs_io_posix.pread)
+        return CM_ERR_UNSUPPORTED; /* the files would not hold what this store's reads see */
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    const bs_blob *b = blob_with(bs, id, off, len);
+    cm_err e = !b        ? CM_ERR_NOTFOUND
+               : len > 0 ? spans_locked(bs, b, off, len, spans, max, n, crc)
+                         : CM_OK;
+    pthread_rwlock_unlock(&bs->idx_lock);
+    if (e != CM_OK) {
+        for (size_t i = 0; i < *n; i++)
+            close(spans[i].fd);
+        *n = 0;
+        *crc = 0;
+    }
     return e;
 }
 

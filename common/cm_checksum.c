@@ -403,63 +403,81 @@ const char *cm_crc64nvme_impl(void)
 }
 
 /*
- * CRC combination: the CRC of A||B from crc(A), crc(B) and len(B), without the bytes. Appending
- * len(B) zero bytes to A's CRC register is a linear map over GF(2); it is built by repeated
- * squaring of the one-zero-bit operator (as zlib does), so the cost is O(width^2 log len).
- * The pre/post inversion of these CRCs cancels out in this formulation.
+ * CRC combination: the CRC of A||B from crc(A), crc(B) and len(B), without the bytes. Running
+ * len(B) zero bytes through A's register multiplies it by x^(8 len(B)) modulo the polynomial
+ * (the pre/post inversions cancel out: the result is that product XOR crc(B)). The power is
+ * assembled from x^(2^i), i = 3..63, kept per polynomial in a table built once: one modular
+ * multiplication per set bit of len(B), so combining a 64 KiB block's CRC costs a single
+ * 32-step multiplication (the node's chunk reads chain one per stored block: nd_service.c).
+ * Polynomials are in the CRCs' reflected bit order: the top bit of the width is x^0.
  */
-static uint64_t gf2_times(const uint64_t *mat, uint64_t vec)
+typedef struct {
+    uint64_t poly;
+    int width;
+    pthread_once_t once;
+    uint64_t pow2[64]; /* x^(2^i) modulo poly */
+} crc_powers;
+
+/* a * b modulo the polynomial, all in reflected order */
+static uint64_t gf2_mulmod(uint64_t a, uint64_t b, uint64_t poly, int width)
 {
-    uint64_t sum = 0;
-    for (; vec; vec >>= 1, mat++)
-        if (vec & 1)
-            sum ^= *mat;
-    return sum;
+    uint64_t prod = 0;
+    for (uint64_t bit = 1ull << (width - 1); a != 0; bit >>= 1) {
+        if (a & bit) {
+            prod ^= b;
+            a ^= bit;
+        }
+        b = (b & 1) ? (b >> 1) ^ poly : b >> 1; /* b * x */
+    }
+    return prod;
 }
 
-static void gf2_square(uint64_t *square, const uint64_t *mat, int width)
+static void powers_build(crc_powers *t)
 {
-    for (int n = 0; n < width; n++)
-        square[n] = gf2_times(mat, mat[n]);
+    t->pow2[0] = 1ull << (t->width - 2); /* x^1 */
+    for (int i = 1; i < 64; i++)
+        t->pow2[i] = gf2_mulmod(t->pow2[i - 1], t->pow2[i - 1], t->poly, t->width);
 }
 
-static uint64_t crc_combine(uint64_t crc1, uint64_t crc2, uint64_t len2, uint64_t poly, int width)
+static crc_powers crc32_pow = {0xedb88320u, 32, PTHREAD_ONCE_INIT, {0}};
+static crc_powers crc32c_pow = {0x82f63b78u, 32, PTHREAD_ONCE_INIT, {0}};
+static crc_powers crc64_pow = {CRC64NVME_POLY, 64, PTHREAD_ONCE_INIT, {0}};
+static void crc32_pow_build(void)
 {
-    uint64_t even[64], odd[64], row = 1;
+    powers_build(&crc32_pow);
+}
+static void crc32c_pow_build(void)
+{
+    powers_build(&crc32c_pow);
+}
+static void crc64_pow_build(void)
+{
+    powers_build(&crc64_pow);
+}
 
-    if (len2 == 0)
-        return crc1;
-    odd[0] = poly; /* the operator for one zero bit */
-    for (int n = 1; n < width; n++, row <<= 1)
-        odd[n] = row;
-    gf2_square(even, odd, width); /* two zero bits */
-    gf2_square(odd, even, width); /* four zero bits */
-    do {                          /* apply len2 zero bytes: 8 bits and up, by squaring */
-        gf2_square(even, odd, width);
+static uint64_t crc_combine(const crc_powers *t, uint64_t crc1, uint64_t crc2, uint64_t len2)
+{
+    /* x^(8 len2): bit i of len2 contributes x^(2^(i+3)); lengths below 2^61 bytes */
+    for (int i = 3; len2 != 0 && i < 64; i++, len2 >>= 1)
         if (len2 & 1)
-            crc1 = gf2_times(even, crc1);
-        len2 >>= 1;
-        if (!len2)
-            break;
-        gf2_square(odd, even, width);
-        if (len2 & 1)
-            crc1 = gf2_times(odd, crc1);
-        len2 >>= 1;
-    } while (len2);
+            crc1 = gf2_mulmod(t->pow2[i], crc1, t->poly, t->width);
     return crc1 ^ crc2;
 }
 
 uint32_t cm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
 {
-    return (uint32_t)crc_combine(crc1, crc2, len2, 0xedb88320u, 32);
+    pthread_once(&crc32_pow.once, crc32_pow_build);
+    return (uint32_t)crc_combine(&crc32_pow, crc1, crc2, len2);
 }
 
 uint32_t cm_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
 {
-    return (uint32_t)crc_combine(crc1, crc2, len2, 0x82f63b78u, 32);
+    pthread_once(&crc32c_pow.once, crc32c_pow_build);
+    return (uint32_t)crc_combine(&crc32c_pow, crc1, crc2, len2);
 }
 
 uint64_t cm_crc64nvme_combine(uint64_t crc1, uint64_t crc2, uint64_t len2)
 {
-    return crc_combine(crc1, crc2, len2, CRC64NVME_POLY, 64);
+    pthread_once(&crc64_pow.once, crc64_pow_build);
+    return crc_combine(&crc64_pow, crc1, crc2, len2);
 }

@@ -209,6 +209,14 @@ void net_resp_header(net_req *req, const char *name, const char *value);
 void net_resp_write(net_req *req, const void *data, size_t len);
 /* Move all of buf's contents into the response without copying. */
 void net_resp_write_buffer(net_req *req, struct evbuffer *buf);
+/*
+ * Send len bytes of file fd from offset pos as body without reading them here: by sendfile on a
+ * plain connection (on TLS libevent reads them into memory at once, for the bufferevent to
+ * encrypt). Takes fd: it is closed once the bytes are sent or the connection is gone, at once
+ * when nothing may be written. The file must keep those bytes until then. -1 (out of memory)
+ * leaves the body broken: abort the request.
+ */
+int net_resp_write_file(net_req *req, int fd, uint64_t pos, uint64_t len);
 /* Bytes written by the handler but not yet handed to the kernel. */
 size_t net_resp_pending(const net_req *req);
 /* Finish the response. Then on_done follows once the bytes are sent. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
@@ -409,6 +410,38 @@ void net_resp_write_buffer(net_req *req, struct evbuffer *buf)
         net_conn_update_io(req->conn);
     }
     evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
+int net_resp_write_file(net_req *req, int fd, uint64_t pos, uint64_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    size_t n = writable(req) ? body_allowance(req, (size_t)len) : 0;
+    if (n == 0) {
+        close(fd);
+        return 0;
+    }
+    /* plain: sendfile when the socket takes it (a socket bufferevent's output drains to its fd);
+     * TLS: libevent reads the bytes into memory now, for the bufferevent to encrypt */
+    unsigned flags = EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_LOCKING;
+    if (req->conn->tls)
+        flags |= EVBUF_FS_DISABLE_MMAP | EVBUF_FS_DISABLE_SENDFILE;
+    struct evbuffer_file_segment *seg =
+        evbuffer_file_segment_new(fd, (ev_off_t)pos, (ev_off_t)n, flags);
+    if (!seg) {
+        close(fd);
+        return -1;
+    }
+    if (req->resp_chunked)
+        add_chunk_size(out, n);
+    int rc = evbuffer_add_file_segment(out, seg, 0, (ev_off_t)n);
+    evbuffer_file_segment_free(seg); /* the buffer holds its own reference; closes fd after */
+    if (rc != 0)
+        return -1;
+    if (req->resp_chunked)
+        evbuffer_add(out, "\r\n", 2);
+    req->resp_written += n;
+    net_conn_update_io(req->conn);
+    return 0;
 }
 
 size_t net_resp_pending(const net_req *req)

@@ -70,6 +70,7 @@ struct nd_op {
     uint64_t want;          /* read: bytes expected */
     int sized, overlong;    /* read: answer length checked; it is not want (bytes dropped) */
     int has_crc;            /* read: the answer carries X-Cairn-Crc32c (want_crc) */
+    int unread;             /* ... sent by a node that did not read it (X-Cairn-Verify: reader) */
     uint32_t want_crc, crc; /* ... and the CRC32C of the body bytes so far */
     uint64_t crc_at;        /* body bytes the CRC covers */
     struct evbuffer *small; /* error, info, list or meta body */
@@ -293,6 +294,11 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
                    (op->overlong || net_call_received(call) != op->want)) {
             res.err = CM_ERR_CLOSED;
             res.message = op->overlong ? "read answered with another length" : "read cut short";
+        } else if (op->kind == K_READ && op->has_crc && op->crc != op->want_crc && op->unread) {
+            /* the node sent the bytes by sendfile against the CRC32C they were stored with: rot
+             * on its drive (or, far less likely, damage on the way): the caller rebuilds it */
+            res.err = CM_ERR_CORRUPT;
+            res.message = "read body does not match the CRC32C it was stored with";
         } else if (op->kind == K_READ && op->has_crc && op->crc != op->want_crc) {
             res.err = CM_ERR_DIGEST; /* damaged on the way: the caller reads another copy */
             res.message = "read body does not match its X-Cairn-Crc32c";
@@ -362,6 +368,7 @@ static void on_body(net_call *call, struct evbuffer *body, void *arg)
             op->overlong = op->want != UINT64_MAX && (!cl || strtoull(cl, NULL, 10) != op->want);
             op->has_crc = crc && strlen(crc) == 8 && cm_hex_decode(crc, 8, raw, 4) == CM_OK;
             op->want_crc = op->has_crc ? cm_get_be32(raw) : 0;
+            op->unread = net_call_resp_header(call, "X-Cairn-Verify") != NULL;
         }
         if (!op->overlong) {
             if (op->has_crc)

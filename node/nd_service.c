@@ -23,16 +23,23 @@
  * CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and 200 with the new length. Memory per
  * request: the net server's body buffer (read_high_water) and one piece.
  *
- * Read: the first piece is read before the response starts (so a missing or corrupt chunk gets a
- * clean status; a missing one is logged with whether and when it was deleted on this drive,
- * bs_deleted_ago, and that reason goes back to the reader); the rest is read from on_drain, one
- * piece at a time straight into a buffer of the loop's pool added to the response by reference
- * (no extra copy, no fresh pages per piece: cm_bufpool.h), so at most about write_low_water +
- * ND_PIECE bytes wait per request.
- * A block failing its checksum mid-stream aborts the connection: the client sees a short body.
- * A range that fits the first piece (a whole cell at the default cell size) is answered with its
- * X-Cairn-Crc32c, which the client checks, so bytes damaged between the blobstore's check and
- * the caller are refused, not used.
+ * Read, on a plain connection: sent from the segment files by sendfile (bs_read_spans), neither
+ * copied nor checksummed here. The answer's X-Cairn-Crc32c is the CRC32C the range was written
+ * with, combined from the blobstore's stored block CRCs, and the reader checks the bytes against
+ * it (nd_client.c). X-Cairn-Verify: reader tells it the bytes were not read here, so a mismatch
+ * is rot on this drive: it reports CM_ERR_CORRUPT, as this node would have on reading the block,
+ * and the caller reads another cell, or rebuilds this one (heal, scrubber). Only a block the
+ * range cuts is read and verified here. A missing chunk is logged with whether and when it was deleted on
+ * this drive (bs_deleted_ago), and that reason goes back to the reader. This took the node's two
+ * copies (page cache to buffer, buffer to socket) and two CRC passes off a cluster GET.
+ * Read otherwise (TLS, or a range in more than ND_SPANS records): the first piece is read before
+ * the response starts (so a corrupt chunk gets a clean status); the rest is read from on_drain,
+ * one piece at a time straight into a buffer of the loop's pool added to the response by
+ * reference (no fresh pages per piece: cm_bufpool.h), so at most about write_low_water +
+ * ND_PIECE bytes wait per request. A block failing its checksum mid-stream aborts the
+ * connection: the client sees a short body. A range that fits the first piece (a whole cell at
+ * the default cell size) is answered with its X-Cairn-Crc32c, which the client checks, so bytes
+ * damaged between the blobstore's check and the caller are refused, not used.
  *
  * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
  * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
@@ -48,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -58,6 +66,7 @@
 #include "nd_int.h"
 
 #define MOD "nd"
+#define ND_SPANS 64 /* a read sent by sendfile lies in at most this many records (else: read) */
 #define SREQ_OF(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
 cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
@@ -527,6 +536,46 @@ static void read_missing(net_req *req, const nd_sreq *s)
     answer_error(req, CM_ERR_NOTFOUND, why);
 }
 
+/*
+ * Answer the range [s->off, s->end) by sendfile from the segment files (the file-top comment
+ * says why and what checks it). 0 when the range is not for this (more records than ND_SPANS, or
+ * a store not on plain files): start_read reads it instead. size: the chunk's, for X-Cairn-Size.
+ */
+static int send_spans(net_req *req, nd_sreq *s, const char *size)
+{
+    bs_span sp[ND_SPANS];
+    size_t n, i = 0;
+    uint32_t sum;
+    uint64_t len = s->end - s->off;
+    cm_err e = bs_read_spans(s->bs, &s->id, s->off, len, sp, ND_SPANS, &n, &sum);
+    if (e == CM_ERR_TOOBIG || e == CM_ERR_UNSUPPORTED)
+        return 0;
+    if (e != CM_OK) {
+        answer_error(req, e, NULL);
+        return 1;
+    }
+    char crc[9];
+    snprintf(crc, sizeof(crc), "%08" PRIx32, sum);
+    net_resp_start(req, 200, (int64_t)len);
+    net_resp_header(req, "X-Cairn-Size", size);
+    net_resp_header(req, "X-Cairn-Crc32c", crc);
+    net_resp_header(req, "X-Cairn-Verify", "reader"); /* not read here: a mismatch is rot */
+    net_resp_header(req, "Content-Type", "application/octet-stream");
+    while (i < n && net_resp_write_file(req, sp[i].fd, sp[i].pos, sp[i].len) == 0)
+        i++;
+    if (i < n) { /* out of memory: the failed one's descriptor is closed, the rest are ours */
+        while (++i < n)
+            close(sp[i].fd);
+        CM_WARN(MOD, "peer=%s read: cannot queue the chunk's bytes", net_req_peer(req));
+        net_req_abort(req);
+        return 1;
+    }
+    s->off = s->end;
+    atomic_fetch_add(&s->svc->read, len);
+    net_resp_end(req);
+    return 1;
+}
+
 static void start_read(net_req *req, nd_sreq *s, const char *query)
 {
     uint64_t len = UINT64_MAX;
@@ -555,6 +604,8 @@ static void start_read(net_req *req, nd_sreq *s, const char *query)
         answer_size(req, 200, s->size);
         return;
     }
+    if (!net_req_tls(req) && send_spans(req, s, v))
+        return;
     /* the first piece before the status line: a corrupt or unreadable chunk gets a clean error */
     struct evbuffer *first;
     size_t n = (size_t)CM_MIN(s->end - s->off, (uint64_t)ND_PIECE);

@@ -16,6 +16,7 @@
 
 #include "bs.h"
 #include "bs_int.h"
+#include "cm_checksum.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cu_data.h"
@@ -294,6 +295,86 @@ static void test_data_bitflip(void)
     CU_ASSERT_EQUAL(st.corrupt_found, 2);
     free(buf);
     bs_close(bs);
+}
+
+/* Read what spans name back from their descriptors (closing them) into buf; 1 when all came. */
+static int spans_fetch(const bs_span *sp, size_t n, uint8_t *buf)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        ok = ok && pread(sp[i].fd, buf, sp[i].len, (off_t)sp[i].pos) == (ssize_t)sp[i].len;
+        buf += sp[i].len;
+        close(sp[i].fd);
+    }
+    return ok;
+}
+
+/*
+ * bs_read_spans over records that do not line up with 64 KiB blocks (100,000-byte appends) and
+ * segments that roll over: the spans hold exactly the range's bytes, the CRC is theirs, and the
+ * descriptors outlive the store. Then a flipped bit: a block wholly inside the range is not read,
+ * so the CRC given differs from the bytes' (the receiver's check); a block the range cuts is.
+ */
+static void test_read_spans(void)
+{
+    bs_options opt = {.segment_max = 300 * 1024, .compact_rate = -1};
+    bs_store *bs = NULL;
+    enum { LEN = 700000, MAXS = 16 };
+    CU_ASSERT_FATAL(bs_open(test_dir("spans"), &opt, &bs) == CM_OK);
+    CU_ASSERT_EQUAL_FATAL(put(bs, 1, 0, LEN, 100000), CM_OK);
+    bs_id id = cu_tag_id(1, 0x5A), none = cu_tag_id(2, 0x5A);
+    uint8_t *want = malloc(LEN), *got = malloc(LEN);
+    fill(want, 1, 0, LEN);
+    bs_span sp[MAXS];
+    size_t n = 99;
+    uint32_t crc = 1;
+    for (int round = 0; round < 40; round++) {
+        uint64_t off = round == 0 ? 0 : cu_xorshift(&rng) % LEN;
+        uint64_t len = round == 0 ? LEN : 1 + cu_xorshift(&rng) % (LEN - off);
+        CU_ASSERT_EQUAL_FATAL(bs_read_spans(bs, &id, off, len, sp, MAXS, &n, &crc), CM_OK);
+        CU_ASSERT(n >= 1); /* a record per append, split where a segment rolled over */
+        CU_ASSERT(spans_fetch(sp, n, got));
+        CU_ASSERT(memcmp(got, want + off, len) == 0);
+        CU_ASSERT_EQUAL(crc, cm_crc32c(0, want + off, len));
+    }
+    CU_ASSERT_EQUAL(bs_read_spans(bs, &id, 50000, 300000, sp, 2, &n, &crc), CM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(bs_read_spans(bs, &none, 0, 1, sp, MAXS, &n, &crc), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(bs_read_spans(bs, &id, LEN - 5, 6, sp, MAXS, &n, &crc), CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(bs_read_spans(bs, &id, LEN, 0, sp, MAXS, &n, &crc), CM_OK);
+    CU_ASSERT(n == 0 && crc == 0);
+    CU_ASSERT_EQUAL_FATAL(bs_read_spans(bs, &id, 0, LEN, sp, MAXS, &n, &crc), CM_OK);
+    bs_close(bs); /* the spans keep their own descriptors */
+    CU_ASSERT(spans_fetch(sp, n, got));
+    CU_ASSERT(memcmp(got, want, LEN) == 0);
+
+    const char *dir = test_dir("spans_flip");
+    char path[600];
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    CU_ASSERT_EQUAL(put(bs, 1, 0, 4 * 65536, 4 * 65536), CM_OK);
+    bs_close(bs);
+    seg_file(dir, 1, path, sizeof(path));
+    flip_bit(path, BS_SEG_HDR + BS_REC_HDR + 16 + 2 * 65536 + 1234, 3);
+    CU_ASSERT_FATAL(bs_open(dir, NULL, &bs) == CM_OK);
+    CU_ASSERT_EQUAL_FATAL(bs_read_spans(bs, &id, 65536, 3 * 65536, sp, MAXS, &n, &crc), CM_OK);
+    CU_ASSERT(spans_fetch(sp, n, got));
+    CU_ASSERT(memcmp(got, want + 65536, 3 * 65536) != 0);
+    CU_ASSERT_EQUAL(crc, cm_crc32c(0, want + 65536, 3 * 65536)); /* as written */
+    CU_ASSERT_NOT_EQUAL(crc, cm_crc32c(0, got, 3 * 65536));      /* not what came */
+    CU_ASSERT_EQUAL(bs_read_spans(bs, &id, 2 * 65536 + 10, 100, sp, MAXS, &n, &crc),
+                    CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(bs_read_spans(bs, &id, 3 * 65536 - 100, 200, sp, MAXS, &n, &crc),
+                    CM_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL_FATAL(bs_read_spans(bs, &id, 0, 2 * 65536, sp, MAXS, &n, &crc), CM_OK);
+    CU_ASSERT(spans_fetch(sp, n, got));
+    CU_ASSERT_EQUAL(crc, cm_crc32c(0, got, 2 * 65536));
+    bs_stats st;
+    bs_get_stats(bs, &st);
+    CU_ASSERT_EQUAL(st.corrupt_found, 2);
+    bs_close(bs);
+    free(want);
+    free(got);
 }
 
 static void test_header_bitflip(void)
@@ -927,6 +1008,7 @@ void cu_register(void)
                                     {"torn_tail_cut", test_torn_tail},
                                     {"data_bitflip", test_data_bitflip},
                                     {"header_bitflip", test_header_bitflip},
+                                    {"read_spans", test_read_spans},
                                     {"delete_reclaim", test_delete_reclaim},
                                     {"segment_rollover", test_rollover},
                                     {"dir_sync_off_append_path", test_dir_sync_off_append_path},

@@ -338,6 +338,25 @@ static void test_crc_combine(void)
             cm_crc64nvme_combine(cm_crc64nvme(0, buf, cut), cm_crc64nvme(0, buf + cut, blen), blen),
             cm_crc64nvme(0, buf, total));
     }
+    /* chained block by block, as a node combines a chunk's stored 64 KiB block CRCs, with a
+     * short last block: long lengths take the high powers of the table */
+    size_t big = 5 * 65536 + 777;
+    uint8_t *b = malloc(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    for (size_t i = 0; i < big; i++)
+        b[i] = (uint8_t)rand();
+    uint32_t c32 = 0, c32c = 0;
+    uint64_t c64 = 0;
+    for (size_t at = 0; at < big; at += 65536) {
+        size_t n = CM_MIN(big - at, (size_t)65536);
+        c32 = cm_crc32_combine(c32, cm_crc32(0, b + at, n), n);
+        c32c = cm_crc32c_combine(c32c, cm_crc32c(0, b + at, n), n);
+        c64 = cm_crc64nvme_combine(c64, cm_crc64nvme(0, b + at, n), n);
+    }
+    CU_ASSERT_EQUAL(c32, cm_crc32(0, b, big));
+    CU_ASSERT_EQUAL(c32c, cm_crc32c(0, b, big));
+    CU_ASSERT_EQUAL(c64, cm_crc64nvme(0, b, big));
+    free(b);
 }
 
 void cu_register(void)

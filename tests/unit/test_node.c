@@ -378,7 +378,7 @@ static void test_append_read_small(void)
     CU_ASSERT_EQUAL(r.err, CM_OK);
     CU_ASSERT_EQUAL(got, 567);
     CU_ASSERT_EQUAL(memcmp(back, buf + 1234, 567), 0);
-    /* a range within one piece comes with its CRC32C, which the client checks */
+    /* a range comes with its CRC32C, which the client checks */
     char target[128], hex[33], crc[16], want[16];
     bs_id_hex(&id, hex);
     snprintf(target, sizeof(target), ND_PREFIX "/chunk/1/%s?off=1234&len=567", hex);
@@ -502,6 +502,67 @@ static void test_bad_checksum_refused(void)
     nd_service_stats st;
     nd_service_get_stats(n.svc, &st);
     CU_ASSERT_EQUAL(st.digest_refused, 2);
+    loop_free(&l);
+    node_stop(&n);
+}
+
+/* Flip one bit of the byte of the drive-0 file holding want[0..16) (found by its bytes). */
+static void flip_on_disk(const tnode *n, const uint8_t *want)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/seg-00000001.cbs", n->dirs[0]);
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    static uint8_t file[1 << 20];
+    size_t len = fread(file, 1, sizeof(file), f);
+    const uint8_t *at = memmem(file, len, want, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    uint8_t b = (uint8_t)(*at ^ 0x10);
+    CU_ASSERT(fseek(f, (long)(at - file), SEEK_SET) == 0 && fwrite(&b, 1, 1, f) == 1);
+    fclose(f);
+}
+
+/*
+ * A chunk appended in three calls (records that do not line up with its 64 KiB blocks) read
+ * back whole and in ranges across records: on a plain connection the node sends them by
+ * sendfile with the CRC32C they were written with. A bit then rots on the drive: a read
+ * covering its block whole is refused by the reader as corrupt (the node did not read it); a
+ * read that cuts the block has the node read and verify it, and it answers "corrupt".
+ */
+static void test_read_rot(void)
+{
+    tnode n;
+    tloop l;
+    enum { LEN = 300000 };
+    static uint8_t buf[LEN], back[LEN];
+    size_t got;
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    fill(buf, LEN, 9);
+    bs_id id = make_id(9);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(do_append(&l, &n, 0, &id, i * 100000u, buf + i * 100000, 100000,
+                                  cm_crc32c(0, buf + i * 100000, 100000))
+                            .err,
+                        CM_OK);
+    nd_result r = do_read(&l, &n, 0, &id, 0, UINT64_MAX, back, LEN, &got);
+    CU_ASSERT(r.err == CM_OK && got == LEN && memcmp(back, buf, LEN) == 0);
+    r = do_read(&l, &n, 0, &id, 50001, 230000, back, LEN, &got);
+    CU_ASSERT(r.err == CM_OK && got == 230000 && memcmp(back, buf + 50001, 230000) == 0);
+    char target[128], hex[33], crc[16], want[16];
+    bs_id_hex(&id, hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=50001&len=230000", hex);
+    raw_get_header(&l, &n, target, "X-Cairn-Crc32c", crc, sizeof(crc));
+    snprintf(want, sizeof(want), "%08x", cm_crc32c(0, buf + 50001, 230000));
+    CU_ASSERT_STRING_EQUAL(crc, want);
+
+    flip_on_disk(&n, buf + 150000);
+    r = do_read(&l, &n, 0, &id, 0, UINT64_MAX, back, LEN, &got);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_CORRUPT);
+    r = do_read(&l, &n, 0, &id, 149990, 20, back, LEN, &got);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_CORRUPT);
+    r = do_read(&l, &n, 0, &id, 0, 100000, back, LEN, &got); /* not that record */
+    CU_ASSERT(r.err == CM_OK && got == 100000 && memcmp(back, buf, 100000) == 0);
     loop_free(&l);
     node_stop(&n);
 }
@@ -1400,6 +1461,7 @@ void cu_register(void)
         {"append_read_small", test_append_read_small},
         {"big_chunk_streamed", test_big_chunk_streamed},
         {"bad_checksum_refused", test_bad_checksum_refused},
+        {"read_rot", test_read_rot},
         {"delete", test_delete},
         {"info", test_info},
         {"host_names", test_host_names},
