@@ -135,8 +135,26 @@ h_track() {
     H_TRACKED+=("$1:$st")
 }
 
+# h_free_port: a port free now on 127.0.0.1 for a server to listen on. Not one the kernel would
+# hand out: an ephemeral port (32768-60999) can become some connection's local end between this
+# check and the server's bind (with two tests running at once and clusters dialling each other,
+# "address already in use" came so); below that range only another listener can take it. Ports
+# ending in 50..99 (mod 100): h_cluster_base_port's bases use 1..46, so the two never meet.
 h_free_port() {
-    "$H_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    "$H_PY" - <<'EOF'
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 32000, 100) + random.randrange(50, 100)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+EOF
 }
 
 # h_cluster_base_port: a base port for deploy/local-cluster.sh (CAIRN_CLUSTER_PORT) whose 18
