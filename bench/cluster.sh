@@ -17,7 +17,8 @@
 #   single     `cairn server` on a fresh data dir (the embedded default: 6 drive folders, 4+2),
 #              as bench/run.sh starts it
 #   cluster    deploy/local-cluster.sh start in a temp dir on free ports (3 etcd members, six
-#              nodes in three AZs, 2+2 bodies over nodes, records N=3/W=2/R=2)
+#              nodes in three AZs with 4 drive folders each, bodies 8+4 over the 24 drives,
+#              records N=3/W=2/R=2)
 #   then, per workload, back to back (the same load on the machine for both sides; the side not
 #   measured is idle): the single node; the cluster through n1; and (SPREAD=1) the cluster with
 #   the connections spread over the six nodes (one `cairn bench` per node, c/6 each, at once)
