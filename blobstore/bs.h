@@ -181,8 +181,9 @@ typedef struct {
  * whoever receives them must compare their CRC32C with *crc. A deleted blob's data may read as
  * zeros once its holes are punched (bs_punch.c), which that check also catches.
  * CM_ERR_NOTFOUND as bs_read; CM_ERR_TOOBIG when the range lies in more than max records (read
- * it with bs_read); CM_ERR_UNSUPPORTED for a store on another bs_io than bs_io_posix; CM_ERR_IO
- * when a descriptor cannot be duplicated or the CRCs cannot be read. On error no span is left.
+ * it with bs_read); CM_ERR_UNSUPPORTED for a store on another bs_io than bs_io_posix; CM_AGAIN
+ * when the process is out of descriptors (read it with bs_read); CM_ERR_IO when a descriptor
+ * cannot be duplicated otherwise or the CRCs cannot be read. On error no span is left.
  */
 cm_err bs_read_spans(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len, bs_span *spans,
                      size_t max, size_t *n, uint32_t *crc);

@@ -216,6 +216,10 @@ static cm_err spans_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint64_
         if (e != CM_OK)
             break;
         int fd = fcntl(x->seg->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            e = CM_AGAIN; /* out of descriptors for now: the caller reads the range instead */
+            break;
+        }
         if (fd < 0) {
             CM_ERROR("bs", "%s/seg-%08u.cbs: cannot duplicate its descriptor: %s", bs->dir,
                      x->seg->num, strerror(errno));

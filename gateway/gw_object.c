@@ -674,13 +674,6 @@ static cm_err piece_add(get_state *gs, void *buf, size_t want, size_t size, cm_e
 
 static void get_read_done(void *arg, cm_err err);
 
-/* The read of a cluster piece ended (err): its buffer into the output, or back to the pool. */
-static int cluster_piece_done(gw_req *r, cm_err err)
-{
-    get_state *gs = r->op;
-    return get_piece_done(r, err, 0, gs->rwant);
-}
-
 /* Worker: the record as it is now; the layout it names for the failed piece's body. */
 static void get_reread_work(gw_req *r)
 {
@@ -858,7 +851,7 @@ static void get_read_done(void *arg, cm_err err)
     if (get_retry(r, err))
         return;
     gs->retries = 0;
-    if (cluster_piece_done(r, err) == 0)
+    if (get_piece_done(r, err, 0, gs->rwant) == 0) /* the piece's bytes are in the output */
         get_drain(r);
 }
 
@@ -917,7 +910,7 @@ static void get_drain(gw_req *r)
             err = get_read_start(r);
             if (err == CM_OK)
                 return; /* get_read_done goes on */
-            if (cluster_piece_done(r, err) != 0)
+            if (get_piece_done(r, err, 0, gs->rwant) != 0)
                 return;
             continue;
         }

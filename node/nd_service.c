@@ -29,9 +29,9 @@
  * it (nd_client.c). X-Cairn-Verify: reader tells it the bytes were not read here, so a mismatch
  * is rot on this drive: it reports CM_ERR_CORRUPT, as this node would have on reading the block,
  * and the caller reads another cell, or rebuilds this one (heal, scrubber). Only a block the
- * range cuts is read and verified here. A missing chunk is logged with whether and when it was deleted on
- * this drive (bs_deleted_ago), and that reason goes back to the reader. This took the node's two
- * copies (page cache to buffer, buffer to socket) and two CRC passes off a cluster GET.
+ * range cuts is read and verified here. A missing chunk is logged with whether and when it was
+ * deleted on this drive (bs_deleted_ago), and that reason goes back to the reader. This took the
+ * node's two copies (page cache to buffer, buffer to socket) and two CRC passes off a cluster GET.
  * Read otherwise (TLS, or a range in more than ND_SPANS records): the first piece is read before
  * the response starts (so a corrupt chunk gets a clean status); the rest is read from on_drain,
  * one piece at a time straight into a buffer of the loop's pool added to the response by
@@ -538,8 +538,9 @@ static void read_missing(net_req *req, const nd_sreq *s)
 
 /*
  * Answer the range [s->off, s->end) by sendfile from the segment files (the file-top comment
- * says why and what checks it). 0 when the range is not for this (more records than ND_SPANS, or
- * a store not on plain files): start_read reads it instead. size: the chunk's, for X-Cairn-Size.
+ * says why and what checks it). 0 when the range is not for this (more records than ND_SPANS, a
+ * store not on plain files, no descriptor to spare): start_read reads it instead. size: the
+ * chunk's, for X-Cairn-Size.
  */
 static int send_spans(net_req *req, nd_sreq *s, const char *size)
 {
@@ -548,7 +549,7 @@ static int send_spans(net_req *req, nd_sreq *s, const char *size)
     uint32_t sum;
     uint64_t len = s->end - s->off;
     cm_err e = bs_read_spans(s->bs, &s->id, s->off, len, sp, ND_SPANS, &n, &sum);
-    if (e == CM_ERR_TOOBIG || e == CM_ERR_UNSUPPORTED)
+    if (e == CM_ERR_TOOBIG || e == CM_ERR_UNSUPPORTED || e == CM_AGAIN)
         return 0;
     if (e != CM_OK) {
         answer_error(req, e, NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -343,6 +344,18 @@ static void test_read_spans(void)
     CU_ASSERT_EQUAL(bs_read_spans(bs, &id, LEN - 5, 6, sp, MAXS, &n, &crc), CM_ERR_NOTFOUND);
     CU_ASSERT_EQUAL(bs_read_spans(bs, &id, LEN, 0, sp, MAXS, &n, &crc), CM_OK);
     CU_ASSERT(n == 0 && crc == 0);
+    /* no descriptor to spare (the soft limit at the lowest free one): CM_AGAIN, none left */
+    struct rlimit rl, low;
+    int lowest = dup(0);
+    CU_ASSERT_FATAL(lowest >= 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    close(lowest);
+    low = rl;
+    low.rlim_cur = (rlim_t)lowest;
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    cm_err e = bs_read_spans(bs, &id, 0, LEN, sp, MAXS, &n, &crc);
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    CU_ASSERT_EQUAL(e, CM_AGAIN);
+    CU_ASSERT_EQUAL(n, 0);
     CU_ASSERT_EQUAL_FATAL(bs_read_spans(bs, &id, 0, LEN, sp, MAXS, &n, &crc), CM_OK);
     bs_close(bs); /* the spans keep their own descriptors */
     CU_ASSERT(spans_fetch(sp, n, got));
