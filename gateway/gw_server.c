@@ -1123,12 +1123,29 @@ void gw_req_free(gw_req *r)
     free(r);
 }
 
+/* In cluster mode each loop reads the cells of its GETs itself (ob_store_loop_attach). */
+static void on_loop_start(struct event_base *base, void *arg)
+{
+    gw *g = arg;
+    cm_err e = ob_store_loop_attach(g->data, base);
+    if (e != CM_OK)
+        CM_WARN(MOD, "a loop's reads go through the cluster's loop: %s", cm_err_str(e));
+}
+
+static void on_loop_end(struct event_base *base, void *arg)
+{
+    gw *g = arg;
+    ob_store_loop_detach(g->data, base);
+}
+
 static const net_handler handler = {
     .on_request = on_request,
     .on_body = on_body,
     .on_body_end = on_body_end,
     .on_drain = on_drain,
     .on_done = on_done,
+    .on_loop_start = on_loop_start,
+    .on_loop_end = on_loop_end,
 };
 
 const net_handler *gw_net_handler(void)

@@ -63,6 +63,12 @@ typedef struct {
     void (*on_body_end)(net_req *req, void *arg);
     void (*on_drain)(net_req *req, void *arg);
     void (*on_done)(net_req *req, int aborted, void *arg);
+    /* Optional, once per loop: on_loop_start on the loop's thread before it serves anything;
+     * on_loop_end in net_server_free, once the loop stopped and its connections are gone (each
+     * on_done has run), before its base is freed: what the handler keeps per loop (e.g. an RPC
+     * client on base) ends there. Not called for a loop that never ran. */
+    void (*on_loop_start)(struct event_base *base, void *arg);
+    void (*on_loop_end)(struct event_base *base, void *arg);
 } net_handler;
 
 typedef struct {

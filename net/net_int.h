@@ -109,6 +109,7 @@ struct net_loop {
     net_server *srv;
     int index;
     struct event_base *base;
+    int ran; /* its thread called on_loop_start: on_loop_end is owed */
     struct evconnlistener *listener;
     struct event *stop_ev;   /* activated from any thread by net_server_stop */
     struct event *grace_ev;  /* grace period expiry */

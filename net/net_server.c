@@ -386,6 +386,10 @@ int net_server_loop_conns(const net_server *srv, int i)
 static void *loop_thread(void *arg)
 {
     net_loop *loop = arg;
+    const net_handler *h = loop->srv->handler;
+    loop->ran = 1;
+    if (h->on_loop_start)
+        h->on_loop_start(loop->base, loop->srv->arg);
     event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -428,6 +432,8 @@ void net_server_free(net_server *srv)
             event_free(loop->inbox_ev);
         for (int j = 0; j < loop->ninbox; j++) /* handed over as the loop stopped */
             evutil_closesocket(loop->inbox[j].fd);
+        if (loop->ran && srv->handler->on_loop_end)
+            srv->handler->on_loop_end(loop->base, srv->arg);
         if (loop->base)
             event_base_free(loop->base);
         pthread_mutex_destroy(&loop->inbox_mu);

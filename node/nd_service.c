@@ -818,4 +818,10 @@ void nd_sreq_free(nd_sreq *s)
     free(s);
 }
 
-const net_handler nd_service_handler = {on_request, on_body, on_body_end, on_drain, on_done};
+const net_handler nd_service_handler = {
+    .on_request = on_request,
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .on_drain = on_drain,
+    .on_done = on_done,
+};

@@ -435,6 +435,7 @@ typedef struct {
     uint64_t epoch; /* of the layout in use; 0 = none yet */
     int k, m;       /* its profile */
     uint64_t bodies, bytes_written, reads;
+    uint64_t reads_on_loops; /* of reads: run on the caller's loop (ob_store_loop_attach) */
     uint64_t handoffs;       /* cells moved to a handoff drive (at start or after a refusal) */
     uint64_t cells_dropped;  /* cells dropped from a body after they had data */
     uint64_t hedges;         /* extra cells asked because one was slow */
@@ -491,6 +492,25 @@ cm_err ob_read_start_evb(ob_store *st, const md_layout *layout, uint64_t off, si
 /* From base's thread, before done ran: afterwards buf (dst) is not written, done does not run,
  * and op is freed. */
 void ob_read_cancel(ob_read_op *op);
+
+/*
+ * Cluster mode: reads started on base (ob_read_start, ob_read_start_evb) run on base's loop
+ * itself, through an RPC client and a chunk backend over this node's drives of its own there
+ * (the backend shares the cluster's workers), rather than being handed to the cluster's loop and
+ * their bytes handed back: no wake-up of another thread per read, and the reads of several
+ * loops spread over their threads. Called from base's thread (a server loop's on_loop_start).
+ * CM_OK and nothing done when st is not in cluster mode (reads go on as ever); CM_ERR_EXISTS
+ * (base is attached), CM_ERR_NOSPC (16 loops are), CM_ERR_NOMEM: reads from base then go
+ * through the cluster's loop.
+ *
+ * ob_store_loop_detach, before base is freed, from base's thread or with base's loop not
+ * running (a server loop's on_loop_end), once every read started on base is done or cancelled:
+ * their calls still on the way end here (the remote ones at once; the local ones as base's loop
+ * runs them, from this call); then nothing of st is left on base. ob_store_close detaches the
+ * loops still attached (their bases must still exist then). No-op for a base not attached.
+ */
+cm_err ob_store_loop_attach(ob_store *st, struct event_base *base);
+void ob_store_loop_detach(ob_store *st, struct event_base *base);
 
 /* Counters of the cluster mode (zeros when st is not in cluster mode). Any thread. */
 void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out);

@@ -95,6 +95,7 @@ typedef struct {
     ob_chunks base;
     struct event_base *loop;
     nd_work *work;
+    int own_work; /* 0: another backend's pool (ob_chunks_local_share) */
     int ndrives;
     bs_store *bs[ND_MAX_DRIVES];
 } lc_backend;
@@ -374,7 +375,8 @@ static cm_err lc_list_call(ob_chunks *c, uint32_t drive, const bs_id *after, siz
 static void lc_free(ob_chunks *c)
 {
     lc_backend *b = (lc_backend *)c;
-    nd_work_free(b->work);
+    if (b->own_work)
+        nd_work_free(b->work);
     free(b);
 }
 
@@ -400,6 +402,22 @@ cm_err ob_chunks_local_new(struct event_base *base, const nd_drive *drives, int 
         free(b);
         return e;
     }
+    b->own_work = 1;
+    *out = &b->base;
+    return CM_OK;
+}
+
+cm_err ob_chunks_local_share(ob_chunks *local, struct event_base *base, ob_chunks **out)
+{
+    *out = NULL;
+    if (local->ops != &lc_ops)
+        return CM_ERR_INVAL;
+    lc_backend *b = malloc(sizeof(*b));
+    if (!b)
+        return CM_ERR_NOMEM;
+    *b = *(lc_backend *)local;
+    b->loop = base;
+    b->own_work = 0;
     *out = &b->base;
     return CM_OK;
 }

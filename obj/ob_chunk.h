@@ -123,6 +123,12 @@ void ob_chunks_free(ob_chunks *c);
  */
 cm_err ob_chunks_local_new(struct event_base *base, const nd_drive *drives, int ndrives,
                            int nthreads, ob_chunks **out);
+/*
+ * A second local backend over the same drives and workers as local, completing on base's loop
+ * (same rules as ob_chunks_local_new's). Freed before local; local's pool stays local's.
+ * CM_ERR_INVAL when local is not a local backend, CM_ERR_NOMEM.
+ */
+cm_err ob_chunks_local_share(ob_chunks *local, struct event_base *base, ob_chunks **out);
 /* The remote backend: the drives of peer (copied) through cl (borrowed, same loop). */
 cm_err ob_chunks_remote_new(nd_client *cl, const nd_peer *peer, ob_chunks **out);
 

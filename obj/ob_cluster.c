@@ -4,7 +4,10 @@
  *
  * The loop thread owns an RPC client to the other nodes and the local chunk backend over the
  * store's own drives (the same bs_stores: they are thread-safe); every chunk call of the cluster
- * mode runs on it. Workers (the gateway's) reach it by posting a function (event_base_once, which
+ * mode runs on it, but for the reads started on a caller's loop that ob_store_loop_attach
+ * attached (a lane: an RPC client of its own on that loop, a local backend sharing this one's
+ * workers, its own latencies), which run there (docs/chunks.md, "Reads on the gateway's own
+ * loops"). Workers (the gateway's) reach it by posting a function (event_base_once, which
  * wakes the loop) and wait on their own condition variable: the writer (ob_cluster_write.c) for
  * window room and the end of a body, the reader (ob_cluster_read.c) for its range. Deletes are
  * posted and not waited for.
@@ -20,6 +23,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -36,6 +40,8 @@ void ob_cl_view_put(ob_view *v)
     if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
         return;
     ob_resolver_free(v->r);
+    for (int i = 0; i < OB_CL_LANES; i++)
+        ob_resolver_free(v->lane_r[i]);
     pl_map_free(v->homes);
     pl_topology_free(v->t);
     free(v->dead_to);
@@ -128,27 +134,27 @@ void ob_cl_dead_nodes(const ob_view *v, uint8_t *dead)
         dead[i] = atomic_load(&v->dead_to[i]) > now;
 }
 
-void ob_cl_note_latency(ob_cluster *c, int ms)
+void ob_cl_note_latency(ob_cl_lat *l, int ms)
 {
-    c->lat[c->lat_pos] = ms;
-    c->lat_pos = (c->lat_pos + 1) % OB_CL_LAT;
-    if (c->nlat < OB_CL_LAT)
-        c->nlat++;
+    l->lat[l->pos] = ms;
+    l->pos = (l->pos + 1) % OB_CL_LAT;
+    if (l->n < OB_CL_LAT)
+        l->n++;
 }
 
 /* Fixed, or the second slowest of the last 64 used reads (about their 98th percentile), but
  * never below hedge_min_ms: a hedge costs a cell read, so only a clear straggler earns one. */
-int ob_cl_hedge_ms(const ob_cluster *c)
+int ob_cl_hedge_ms(const ob_cluster *c, const ob_cl_lat *l)
 {
     if (c->cfg.hedge_ms > 0)
         return c->cfg.hedge_ms;
     int a = 0, b = 0;
-    for (int i = 0; i < c->nlat; i++) {
-        if (c->lat[i] > a) {
+    for (int i = 0; i < l->n; i++) {
+        if (l->lat[i] > a) {
             b = a;
-            a = c->lat[i];
-        } else if (c->lat[i] > b) {
-            b = c->lat[i];
+            a = l->lat[i];
+        } else if (l->lat[i] > b) {
+            b = l->lat[i];
         }
     }
     return CM_MAX(c->cfg.hedge_min_ms, b);
@@ -246,6 +252,7 @@ cm_err ob_cluster_new(ob_store *st, const ob_cluster_config *cfg, ob_cluster **o
     cc.faults = cfg->faults;
     cc.net.io_timeout_ms = c->cfg.io_timeout_ms;
     cc.net.tls = cfg->rpc_tls;
+    c->ccfg = cc;
     if (e == CM_OK)
         e = nd_client_new(c->base, &cc, &c->cl);
     for (int d = 0; d < nd; d++) /* slot d is the drive whose id is d */
@@ -263,10 +270,126 @@ cm_err ob_cluster_new(ob_store *st, const ob_cluster_config *cfg, ob_cluster **o
     return CM_OK;
 }
 
+/* ---- lanes: callers' loops that run their reads themselves ---- */
+
+#define LANE_DRAIN_MS 30000 /* a detach waits this long for the lane's local reads and timers */
+
+cm_err ob_store_loop_attach(ob_store *st, struct event_base *base)
+{
+    ob_cluster *c = ob_store_cluster(st);
+    if (!c)
+        return CM_OK;
+    ob_lane *l = calloc(1, sizeof(*l));
+    if (!l)
+        return CM_ERR_NOMEM;
+    l->c = c;
+    l->base = base;
+    cm_err e = nd_client_new(base, &c->ccfg, &l->cl);
+    if (e == CM_OK)
+        e = ob_chunks_local_share(c->local, base, &l->local);
+    if (e == CM_OK) {
+        e = CM_ERR_NOSPC;
+        pthread_mutex_lock(&c->mu);
+        int free_slot = -1;
+        for (int i = 0; i < OB_CL_LANES; i++) {
+            if (c->lanes[i] && c->lanes[i]->base == base) {
+                free_slot = -1;
+                e = CM_ERR_EXISTS;
+                break;
+            }
+            if (!c->lanes[i] && free_slot < 0)
+                free_slot = i;
+        }
+        if (free_slot >= 0) {
+            l->slot = free_slot;
+            l->gen = ++c->lane_gen;
+            c->lanes[free_slot] = l;
+            e = CM_OK;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (e != CM_OK) {
+        ob_chunks_free(l->local);
+        nd_client_free(l->cl);
+        free(l);
+    }
+    return e;
+}
+
+/* The lane's calls end: the RPC client's at once (CM_ERR_CLOSED), the local ones and the reads'
+ * timers as base's loop runs them here; no read asks for more once closing is set. */
+static void lane_close(ob_lane *l)
+{
+    l->closing = 1;
+    nd_client_free(l->cl);
+    l->cl = NULL;
+    long long until = cm_monotonic_ms() + LANE_DRAIN_MS;
+    while (l->ops > 0 && cm_monotonic_ms() < until) {
+        event_base_loop(l->base, EVLOOP_NONBLOCK);
+        if (l->ops > 0)
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    if (l->ops > 0) { /* a local read stuck on a drive: its job still names the lane's backend */
+        CM_ERROR(MOD, "a loop's %d reads did not end in %d ms; leaving their state behind", l->ops,
+                 LANE_DRAIN_MS);
+        return;
+    }
+    ob_chunks_free(l->local);
+    free(l);
+}
+
+void ob_store_loop_detach(ob_store *st, struct event_base *base)
+{
+    ob_cluster *c = ob_store_cluster(st);
+    if (!c)
+        return;
+    ob_lane *l = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < OB_CL_LANES && !l; i++)
+        if (c->lanes[i] && c->lanes[i]->base == base) {
+            l = c->lanes[i];
+            c->lanes[i] = NULL;
+        }
+    pthread_mutex_unlock(&c->mu);
+    if (l)
+        lane_close(l);
+}
+
+ob_lane *ob_cl_lane_of(ob_cluster *c, struct event_base *base)
+{
+    ob_lane *l = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < OB_CL_LANES && !l; i++)
+        if (c->lanes[i] && c->lanes[i]->base == base)
+            l = c->lanes[i];
+    pthread_mutex_unlock(&c->mu);
+    return l;
+}
+
+ob_resolver *ob_cl_lane_resolver(ob_lane *l, ob_view *v)
+{
+    int i = l->slot;
+    if (v->lane_r[i] && v->lane_gen[i] == l->gen)
+        return v->lane_r[i];
+    /* a lane detached from this slot left its resolver (its reads all ended before the detach,
+     * and the slot's reuse was ordered after it by the cluster's mu) */
+    ob_resolver_free(v->lane_r[i]);
+    v->lane_r[i] = NULL;
+    if (ob_resolver_new(v->t, l->c->self, l->local, l->cl, &v->lane_r[i]) != CM_OK)
+        return NULL;
+    v->lane_gen[i] = l->gen;
+    return v->lane_r[i];
+}
+
 void ob_cluster_free(ob_cluster *c)
 {
     if (!c)
         return;
+    for (int i = 0; i < OB_CL_LANES; i++) /* an owner that did not detach: their bases live on */
+        if (c->lanes[i]) {
+            lane_close(c->lanes[i]);
+            c->lanes[i] = NULL;
+        }
     pthread_mutex_lock(&c->mu);
     while (c->ops > 0)
         pthread_cond_wait(&c->idle, &c->mu);
@@ -315,6 +438,7 @@ void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out)
     out->bodies = atomic_load(&c->bodies);
     out->bytes_written = atomic_load(&c->bytes_written);
     out->reads = atomic_load(&c->reads);
+    out->reads_on_loops = atomic_load(&c->reads_on_loops);
     out->handoffs = atomic_load(&c->handoffs);
     out->cells_dropped = atomic_load(&c->cells_dropped);
     out->hedges = atomic_load(&c->hedges);

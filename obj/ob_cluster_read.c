@@ -2,7 +2,10 @@
  * ob_cluster_read.c - ob_read of a body stored across the nodes (ob.h; docs/chunks.md "The S3
  * data path across nodes", "Hedged reads").
  *
- * The worker posts the read to the loop and waits. On the loop, a window of RD_AHEAD (2) stripes:
+ * The worker posts the read to the loop and waits; a read started on a loop attached with
+ * ob_store_loop_attach runs on that loop instead, from the start call on (ob_cl.h, ob_lane: its
+ * own client, resolver, timers and latencies; a detach sets closing, after which no cell is
+ * asked and a short stripe ends the read). On the loop, a window of RD_AHEAD (2) stripes:
  * the next stripe of the range and the one after it are in flight together (a 1 MiB body at 2+2
  * and 256 KiB cells is one round of four cells, not two rounds of two), and each stripe done
  * starts the next. Per stripe: ask k whole cells at once (data cells first, in order; parity in
@@ -86,6 +89,9 @@ typedef struct {
 
 struct crd {
     ob_cluster *c;
+    ob_lane *lane;           /* NULL: on the cluster's loop */
+    struct event_base *base; /* the loop it runs on: the lane's or the cluster's */
+    ob_cl_lat *lat;          /* that loop's latencies */
     ob_view *v;
     md_layout lay;
     bs_id id;
@@ -184,6 +190,8 @@ static void rd_maybe_release(crd *r)
     cm_bufpool_put(r->scratch, rd_scratch_size(r)); /* into the loop's pool */
     r->scratch = NULL;
     ob_cluster *c = r->c;
+    if (r->lane)
+        r->lane->ops--;
     rd_unref(r);
     ob_cl_op_end(c);
 }
@@ -236,10 +244,18 @@ static void rd_finish(crd *r, cm_err e)
 
 static void cell_read(void *arg, const ob_chunk_result *res);
 
+/* Its lane is being detached: no new call, and a stripe short of cells ends the read. */
+static int closing(const crd *r)
+{
+    return r->lane && r->lane->closing;
+}
+
 /* Ask cell i of stripe s; 0 when the call could not start. */
 static int ask_cell(rd_stripe *s, int i)
 {
     crd *r = s->r;
+    if (closing(r))
+        return 0;
     rd_call *rc = malloc(sizeof(*rc));
     if (!rc)
         return 0;
@@ -277,7 +293,7 @@ static int ask_one(rd_stripe *s)
 
 static void arm_timer(rd_stripe *s)
 {
-    int ms = ob_cl_hedge_ms(s->r->c);
+    int ms = ob_cl_hedge_ms(s->r->c, s->r->lat);
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(s->timer, &tv);
 }
@@ -458,7 +474,7 @@ static void stripe_short(rd_stripe *s)
     pthread_mutex_lock(&r->mu);
     int canceled = r->canceled; /* nobody waits for the bytes: no more rounds */
     pthread_mutex_unlock(&r->mu);
-    if (canceled) {
+    if (canceled || closing(r)) {
         rd_finish(r, CM_ERR_CLOSED);
         return;
     }
@@ -525,7 +541,9 @@ static void cell_read(void *arg, const ob_chunk_result *res)
         s->present++;
         r->held += s->clen;
         ob_cl_max(&r->c->read_bytes_max, r->held);
-        ob_cl_note_latency(r->c, (int)(cm_monotonic_ms() - rc->t0));
+        ob_cl_note_latency(r->lat, (int)(cm_monotonic_ms() - rc->t0));
+    } else if (closing(r)) { /* the lane's client ended the call: not the node's failure */
+        s->why[i] = res->err == CM_OK ? CM_ERR_CORRUPT : res->err;
     } else {
         cm_err e = res->err == CM_OK ? CM_ERR_CORRUPT : res->err;
         char hex[33];
@@ -599,8 +617,8 @@ static void rd_begin(void *arg)
 
 /* A read of [off, off+len) of lay into buf (NULL: evbuffer mode, into r->outb), not started;
  * refs = 2 (the caller's, the loop's). */
-static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len,
-                     crd **out)
+static cm_err rd_new(ob_cluster *c, ob_lane *lane, const md_layout *lay, uint64_t off, void *buf,
+                     size_t len, crd **out)
 {
     int n = lay->k + lay->m;
     if (lay->k < 1 || n > MD_MAX_CELLS || n > EC_MAX_CELLS || lay->cell_size == 0 ||
@@ -615,6 +633,9 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
         return CM_ERR_NOMEM;
     }
     r->c = c;
+    r->lane = lane;
+    r->base = lane ? lane->base : c->base;
+    r->lat = lane ? &lane->lat : &c->lat;
     r->v = v;
     r->lay = *lay;
     r->n = n;
@@ -628,16 +649,17 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
     r->refs = 2;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    for (int i = 0; i < n; i++) {
+    ob_resolver *res = lane ? ob_cl_lane_resolver(lane, v) : v->r;
+    for (int i = 0; i < n && res; i++) {
         pl_cell cell = {lay->nodes[i], lay->drives[i]};
-        r->b[i] = lay->drives[i] == PL_NONE ? NULL : ob_resolve_cell(v->r, &cell, &r->drive[i]);
+        r->b[i] = lay->drives[i] == PL_NONE ? NULL : ob_resolve_cell(res, &cell, &r->drive[i]);
     }
-    cm_err e = ec_new(lay->k, lay->m, &r->codec);
+    cm_err e = res ? ec_new(lay->k, lay->m, &r->codec) : CM_ERR_NOMEM;
     for (int j = 0; j < RD_AHEAD && e == CM_OK; j++) {
         rd_stripe *s = &r->s[j];
         s->r = r;
-        if (!(s->timer = evtimer_new(c->base, hedge, s)) ||
-            !(s->retry = evtimer_new(c->base, retry_round, s)) ||
+        if (!(s->timer = evtimer_new(r->base, hedge, s)) ||
+            !(s->retry = evtimer_new(r->base, retry_round, s)) ||
             (!buf && !(s->outb = evbuffer_new())))
             e = CM_ERR_NOMEM;
     }
@@ -652,10 +674,18 @@ static cm_err rd_new(ob_cluster *c, const md_layout *lay, uint64_t off, void *bu
     return CM_OK;
 }
 
-/* Hand r to the loop; on failure r is freed. */
+/* Start r on its lane's loop (the caller's: now), or hand it to the cluster's loop; on failure
+ * r is freed. */
 static cm_err rd_go(ob_cluster *c, crd *r)
 {
     ob_cl_op_begin(c);
+    if (r->lane) { /* its end is an event of the caller's, activated, never run from here */
+        r->lane->ops++;
+        atomic_fetch_add(&c->reads, 1);
+        atomic_fetch_add(&c->reads_on_loops, 1);
+        rd_begin(r);
+        return CM_OK;
+    }
     cm_err e = ob_cl_post(c, rd_begin, r);
     if (e != CM_OK) {
         ob_cl_op_end(c);
@@ -670,7 +700,7 @@ static cm_err rd_go(ob_cluster *c, crd *r)
 cm_err ob_cluster_read(ob_cluster *c, const md_layout *lay, uint64_t off, void *buf, size_t len)
 {
     crd *r;
-    cm_err e = rd_new(c, lay, off, buf, len, &r);
+    cm_err e = rd_new(c, NULL, lay, off, buf, len, &r);
     if (e == CM_OK)
         e = rd_go(c, r);
     if (e != CM_OK)
@@ -813,7 +843,7 @@ static cm_err read_start(ob_store *st, const md_layout *layout, uint64_t off, vo
         e = CM_ERR_NOMEM;
     } else if (c && layout->epoch != 0 && len > 0) {
         crd *r;
-        if ((e = rd_new(c, layout, off, buf, len, &r)) == CM_OK) {
+        if ((e = rd_new(c, ob_cl_lane_of(c, base), layout, off, buf, len, &r)) == CM_OK) {
             o->r = r;
             r->op = o; /* the caller's reference is the op's, dropped by op_free */
             if ((e = rd_go(c, r)) != CM_OK)

@@ -258,7 +258,13 @@ static void th_on_done(net_req *req, int aborted, void *arg)
     free(t);
 }
 
-const net_handler th_handler = {th_on_request, th_on_body, th_on_body_end, th_on_drain, th_on_done};
+const net_handler th_handler = {
+    .on_request = th_on_request,
+    .on_body = th_on_body,
+    .on_body_end = th_on_body_end,
+    .on_drain = th_on_drain,
+    .on_done = th_on_done,
+};
 
 /* ---- server in a thread ---- */
 

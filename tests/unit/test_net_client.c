@@ -126,7 +126,8 @@ static void s_done(net_req *req, int aborted, void *arg)
     free(s);
 }
 
-static const net_handler s_handler = {s_request, s_body, s_body_end, NULL, s_done};
+static const net_handler s_handler = {
+    .on_request = s_request, .on_body = s_body, .on_body_end = s_body_end, .on_done = s_done};
 
 typedef struct {
     net_server *srv;

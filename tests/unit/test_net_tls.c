@@ -238,7 +238,13 @@ static void on_done(net_req *req, int aborted, void *arg)
     free(t);
 }
 
-static const net_handler handler = {on_request, on_body, on_body_end, on_drain, on_done};
+static const net_handler handler = {
+    .on_request = on_request,
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .on_drain = on_drain,
+    .on_done = on_done,
+};
 
 static void *srv_thread(void *arg)
 {

@@ -3,11 +3,11 @@
  * across nodes"): bodies written through one node's store and read through another's, handoff
  * of a refused node's cells, reads with an AZ down (and one more node failing for a moment),
  * hedged reads past a delayed node, reads whose bytes come as the cells' own buffers
- * (ob_read_start_evb: read_evb), the writer's bounded memory, deletes reaching the cells'
- * nodes, compressed bodies written and read without waiting (their frames compressed on workers
- * while the loop runs: compressed_offload), room notices and reads left on a loop that never runs
- * again (freed with their writer, or by the cancel), and a loopback throughput figure against a
- * single-node store.
+ * (ob_read_start_evb: read_evb) and run on the caller's loop (read_on_loop), the writer's bounded
+ * memory, deletes reaching the cells' nodes, compressed bodies written and read without waiting
+ * (their frames compressed on workers while the loop runs: compressed_offload), room notices and
+ * reads left on a loop that never runs again (freed with their writer, or by the cancel), and a
+ * loopback throughput figure against a single-node store.
  *
  * Six nodes run in this process, two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
  * each (24 drives: the default profile is 8+4; four, not three, so that a node's two cells of a
@@ -977,6 +977,83 @@ static void test_read_evb(void)
     cluster_down();
 }
 
+/*
+ * A loop attached to a store (ob_store_loop_attach: a gateway loop in cluster mode) runs the reads
+ * started on it itself, with its own RPC client and local backend: the same bytes as through the
+ * cluster's loop (a blocking read still goes there), counted in reads_on_loops; hedged past a slow
+ * data cell on the loop's own timers; after a new layout (the loop's resolver is built for the new
+ * view); after a detach and a new attach in the same slot. A detach with a cancelled read's
+ * cells held back by a delay ends them at once and leaves nothing on the loop (sanitizer build);
+ * ob_store_close detaches a loop left attached.
+ */
+static void test_read_on_loop(void)
+{
+    enum { DELAY = 1500 };
+    size_t len = 3 * SBYTES + 100;
+    uint8_t *body = malloc(len), *back = malloc(len);
+    md_layout lay;
+    ob_cluster_stats a, b;
+    cluster_up();
+    tbase = event_base_new();
+    fill(body, len, 21);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(ob_store_loop_attach(N[1].st, tbase), CM_OK);
+    CU_ASSERT_EQUAL(ob_store_loop_attach(N[1].st, tbase), CM_ERR_EXISTS);
+    ob_store_cluster_stats(N[1].st, &a);
+    CU_ASSERT(evb_matches(1, &lay, body, 0, len, NULL));
+    CU_ASSERT(evb_matches(1, &lay, body, CELL + 5, SBYTES, NULL));
+    CU_ASSERT_EQUAL(ob_read(N[1].st, &lay, 0, back, len), CM_OK);
+    CU_ASSERT(memcmp(back, body, len) == 0);
+    ob_store_cluster_stats(N[1].st, &b);
+    CU_ASSERT_EQUAL(b.reads - a.reads, 3);
+    CU_ASSERT_EQUAL(b.reads_on_loops - a.reads_on_loops, 2);
+    /* a data cell's node slow for n2: parity hedged in by the loop's own timers */
+    slow_data_cell(&lay, DELAY);
+    long long t0 = cm_monotonic_ms();
+    CU_ASSERT(evb_matches(1, &lay, body, 0, len, NULL));
+    long long took = cm_monotonic_ms() - t0;
+    ob_store_cluster_stats(N[1].st, &a);
+    CU_ASSERT(a.hedges > b.hedges);
+    CU_ASSERT(took < DELAY);
+    nd_fault_clear(faults, NULL, NULL);
+    /* a new view of the layout: the loop's resolver is made again for it */
+    CU_ASSERT_EQUAL(ob_store_set_topology(N[1].st, topo), CM_OK);
+    CU_ASSERT(evb_matches(1, &lay, body, SBYTES - 3, SBYTES, NULL));
+    /* detached while a cancelled read's remote cells are held back 3 s: they end at once */
+    CU_ASSERT_EQUAL(nd_fault_set(faults, "n2", "*", ND_FAULT_DELAY, 3000), CM_OK);
+    struct evbuffer *dst = evbuffer_new();
+    ob_read_op *op;
+    int calls = read_calls;
+    CU_ASSERT_EQUAL_FATAL(ob_read_start_evb(N[1].st, &lay, 0, len, dst, tbase, read_cb, NULL, &op),
+                          CM_OK);
+    ob_read_cancel(op);
+    t0 = cm_monotonic_ms();
+    ob_store_loop_detach(N[1].st, tbase);
+    long long detach_ms = cm_monotonic_ms() - t0;
+    CU_ASSERT(detach_ms < 1000);
+    CU_ASSERT_EQUAL(read_calls, calls);
+    CU_ASSERT_EQUAL(evbuffer_get_length(dst), 0);
+    evbuffer_free(dst);
+    nd_fault_clear(faults, NULL, NULL);
+    /* detached: the loop's reads go through the cluster's loop; attached again, on the loop */
+    ob_store_cluster_stats(N[1].st, &a);
+    CU_ASSERT(evb_matches(1, &lay, body, 0, len, NULL));
+    ob_store_cluster_stats(N[1].st, &b);
+    CU_ASSERT_EQUAL(b.reads_on_loops, a.reads_on_loops);
+    CU_ASSERT_EQUAL_FATAL(ob_store_loop_attach(N[1].st, tbase), CM_OK);
+    CU_ASSERT(evb_matches(1, &lay, body, 7, len - 7, NULL));
+    ob_store_cluster_stats(N[1].st, &a);
+    CU_ASSERT_EQUAL(a.reads_on_loops, b.reads_on_loops + 1);
+    cluster_down(); /* closes n2's store with the loop still attached */
+    event_base_free(tbase);
+    tbase = NULL;
+    printf("\n  reads on the caller's loop; hedged past a %d ms node in %lld ms; detached with "
+           "held cells in %lld ms\n",
+           DELAY, took, detach_ms);
+    free(body);
+    free(back);
+}
+
 /* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -1329,6 +1406,7 @@ void cu_register(void)
         {"room_notice_unrun", test_room_notice_unrun},
         {"read_cancel_unrun", test_read_cancel_unrun},
         {"read_evb", test_read_evb},
+        {"read_on_loop", test_read_on_loop},
         {"compressed", test_compressed},
         {"compressed_offload", test_compressed_offload},
         {NULL, NULL},
