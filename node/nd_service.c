@@ -551,10 +551,12 @@ static int send_spans(net_req *req, nd_sreq *s, const char *size)
     cm_err e = bs_read_spans(s->bs, &s->id, s->off, len, sp, ND_SPANS, &n, &sum);
     if (e == CM_ERR_TOOBIG || e == CM_ERR_UNSUPPORTED || e == CM_AGAIN)
         return 0;
-    if (e != CM_OK) {
+    if (e == CM_ERR_NOTFOUND) /* deleted since start_read's size: say when, as there */
+        read_missing(req, s);
+    else if (e != CM_OK)
         answer_error(req, e, NULL);
+    if (e != CM_OK)
         return 1;
-    }
     char crc[9];
     snprintf(crc, sizeof(crc), "%08" PRIx32, sum);
     net_resp_start(req, 200, (int64_t)len);
@@ -613,6 +615,10 @@ static void start_read(net_req *req, nd_sreq *s, const char *query)
     uint32_t sum;
     int whole = s->off + n == s->end; /* the whole range is here: its CRC32C goes with it */
     e = read_piece(s, n, &first, whole ? &sum : NULL);
+    if (e == CM_ERR_NOTFOUND) { /* deleted since its size was read */
+        read_missing(req, s);
+        return;
+    }
     if (e != CM_OK) {
         answer_error(req, e, NULL);
         return;

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +27,48 @@
 #include "nt_serve.h"
 
 /* ---- test handler ---- */
+
+static pthread_mutex_t file_mu = PTHREAD_MUTEX_INITIALIZER;
+static char file_path[512];
+
+/* /file's bytes on disk (made once per process), opened for one response: -1 on a failure. */
+static int th_file_open(void)
+{
+    pthread_mutex_lock(&file_mu);
+    if (!file_path[0]) {
+        snprintf(file_path, sizeof(file_path), "%s/th-file", cu_tmpdir());
+        FILE *f = fopen(file_path, "wb");
+        for (size_t i = 0; f && i < TH_FILE_LEN; i++)
+            fputc(th_file_byte(i), f);
+        if (!f || fclose(f) != 0)
+            file_path[0] = '\0';
+    }
+    int fd = file_path[0] ? open(file_path, O_RDONLY | O_CLOEXEC) : -1;
+    pthread_mutex_unlock(&file_mu);
+    return fd;
+}
+
+/* /file and /file-chunked: [TH_FILE_AT, end of file), "|", then the file's first 10 bytes, the
+ * file parts by net_resp_write_file. */
+static void th_file_answer(net_req *req, int chunked)
+{
+    int a = th_file_open(), b = th_file_open();
+    if (a < 0 || b < 0) {
+        if (a >= 0)
+            close(a);
+        if (b >= 0)
+            close(b);
+        net_resp_simple(req, 500, "text/plain", "no file", 7);
+        return;
+    }
+    net_resp_start(req, 200, chunked ? -1 : (int64_t)(TH_FILE_LEN - TH_FILE_AT + 1 + 10));
+    int rc = net_resp_write_file(req, a, TH_FILE_AT, TH_FILE_LEN - TH_FILE_AT);
+    net_resp_write(req, "|", 1);
+    rc |= net_resp_write_file(req, b, 0, 10);
+    if (rc != 0)
+        net_req_abort(req);
+    net_resp_end(req);
+}
 
 typedef struct {
     th_state *st;
@@ -190,6 +233,8 @@ static void th_on_request(net_req *req, void *arg)
         net_resp_write_buffer(req, b);
         evbuffer_free(b);
         net_resp_end(req);
+    } else if (strcmp(path, "/file") == 0 || strcmp(path, "/file-chunked") == 0) {
+        th_file_answer(req, path[5] != '\0');
     } else if (strcmp(path, "/stall") == 0) {
         t->mode = M_STALL; /* never answers */
     } else if (strcmp(path, "/hoard") == 0) {

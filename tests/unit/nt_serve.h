@@ -1,7 +1,8 @@
 /*
  * nt_serve.h - the fixture of the HTTP server tests (test_net.c, test_net_conns.c): a server on
  * 127.0.0.1:0 in a thread (tsrv) whose test handler picks its behaviour from the request path
- * (/echo and /reject bodies, /chunked, /pause, /big, /slow, /abort, /later..., /stall, /hoard;
+ * (/echo and /reject bodies, /chunked, /pause, /big, /slow, /abort, /later..., /stall, /hoard,
+ * /file and /file-chunked (a file's bytes by net_resp_write_file);
  * anything else answers "hello"), counting requests, ends and aborts in th_state; and a blocking
  * client (cli) sending raw bytes and reading responses (resp).
  */
@@ -44,6 +45,15 @@ typedef struct {
     char *body;
     size_t blen;
 } resp;
+
+/* /file's body: bytes [TH_FILE_AT, TH_FILE_LEN) of a file whose byte i is th_file_byte(i), "|",
+ * then its bytes [0, 10). Longer than loopback's socket buffers take from a reader that stalls. */
+#define TH_FILE_LEN (16u << 20)
+#define TH_FILE_AT 100u
+static inline uint8_t th_file_byte(size_t i)
+{
+    return (uint8_t)((i * 131) >> 3);
+}
 
 /* The test handler (its requests' state in a tsrv's th_state). */
 extern const net_handler th_handler;

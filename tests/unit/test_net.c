@@ -1,12 +1,14 @@
 /*
  * test_net.c - the HTTP server end to end, one request at a time: framing, keep-alive and
  * pipelining, bodies (large, chunked, Expect: 100-continue, unread, not taken), backpressure,
- * limits, timeouts and deadlines, aborts, asynchronous answers, half-close. A real server on
+ * limits, timeouts and deadlines, aborts, asynchronous answers, half-close, bodies sent from
+ * files (and their descriptors given back, a stalled reader's too). A real server on
  * 127.0.0.1:0 in a thread, driven from the test thread with plain blocking sockets (the fixture:
  * nt_serve.c). Payloads come from a seeded xorshift generator; the seed is printed. Stopping the
  * server, its threads and its connection and descriptor limits: test_net_conns.c.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -721,6 +723,97 @@ static void test_body_not_taken(void)
     CU_ASSERT_EQUAL(t.st.aborted, 1);
 }
 
+/* Descriptors of /file's file open in this process now. */
+static int file_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char link[600], to[600];
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(link, to, sizeof(to) - 1);
+        if (k > 0) {
+            to[k] = '\0';
+            n += strstr(to, "/th-file") != NULL;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Until this process has want of them open (bounded): 1 when it does. */
+static int fds_settle(int want, int ms)
+{
+    for (int waited = 0; file_fds() != want && waited < ms; waited += 10)
+        usleep(10000);
+    return file_fds() == want;
+}
+
+/* The body /file answers (nt_serve.h). */
+static int file_body_ok(const resp *r)
+{
+    size_t n = TH_FILE_LEN - TH_FILE_AT;
+    if (r->blen != n + 11 || r->body[n] != '|')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)r->body[i] != th_file_byte(TH_FILE_AT + i))
+            return 0;
+    for (size_t i = 0; i < 10; i++)
+        if ((uint8_t)r->body[n + 1 + i] != th_file_byte(i))
+            return 0;
+    return 1;
+}
+
+/*
+ * net_resp_write_file (a storage node's cell reads): a body of two file ranges with a buffer
+ * between them arrives byte-exact, with a Content-Length and chunked; a HEAD writes nothing and
+ * closes the descriptors at once. A reader that stops reading holds the response's descriptors
+ * only until the io timeout closes its connection (the request ends aborted): afterwards none
+ * of the file's descriptors is open.
+ */
+static void test_file_body(void)
+{
+    tsrv t;
+    cli c;
+    resp r;
+    net_config cfg;
+    char v[32], want[32];
+    struct timespec t0;
+    tsrv_cfg(&cfg);
+    cfg.io_timeout_ms = 1000;
+    tsrv_start(&t, &cfg);
+    cli_open(&c, t.port);
+    snprintf(want, sizeof(want), "%u", TH_FILE_LEN - TH_FILE_AT + 11);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /file HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(resp_header(&r, "Content-Length", v, sizeof(v)), want);
+    CU_ASSERT(file_body_ok(&r));
+    resp_free(&r);
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /file-chunked HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 0), 0);
+    CU_ASSERT_STRING_EQUAL(resp_header(&r, "Transfer-Encoding", v, sizeof(v)), "chunked");
+    CU_ASSERT(file_body_ok(&r));
+    resp_free(&r);
+    CU_ASSERT_EQUAL(cli_sends(&c, "HEAD /file HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL_FATAL(cli_response(&c, &r, 1), 0);
+    CU_ASSERT_STRING_EQUAL(resp_header(&r, "Content-Length", v, sizeof(v)), want);
+    CU_ASSERT_EQUAL(r.blen, 0);
+    resp_free(&r);
+    CU_ASSERT(fds_settle(0, 1000));
+    /* a reader that stalls: both ranges' descriptors held, then given back at the io timeout */
+    CU_ASSERT_EQUAL(cli_sends(&c, "GET /file HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    CU_ASSERT_EQUAL(wait_requests(&t, 4), 0);
+    CU_ASSERT(fds_settle(2, 900)); /* the handler opens them right after it counted the request */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CU_ASSERT(fds_settle(0, 5000));
+    CU_ASSERT(elapsed_ms(&t0) >= 500);
+    cli_close(&c);
+    tsrv_stop(&t);
+    CU_ASSERT_EQUAL(t.st.aborted, 1);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
@@ -744,6 +837,7 @@ void cu_register(void)
         {"pipeline_flood", test_pipeline_flood},
         {"head_deadline", test_head_deadline},
         {"body_not_taken", test_body_not_taken},
+        {"file_body", test_file_body},
         {NULL, NULL},
     };
     const char *env = getenv("CAIRN_TEST_SEED");

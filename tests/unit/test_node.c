@@ -328,6 +328,20 @@ static void raw_get_header(tloop *l, const tnode *n, const char *target, const c
     loop_run(l);
 }
 
+/* The answer to a read of [off, off+len) of chunk id on drive carries the CRC32C of body's bytes
+ * there in X-Cairn-Crc32c. */
+static void check_range_crc(tloop *l, const tnode *n, int drive, const bs_id *id, uint64_t off,
+                            uint64_t len, const uint8_t *body)
+{
+    char target[128], hex[33], crc[16], want[16];
+    bs_id_hex(id, hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/%d/%s?off=%llu&len=%llu", drive, hex,
+             (unsigned long long)off, (unsigned long long)len);
+    raw_get_header(l, n, target, "X-Cairn-Crc32c", crc, sizeof(crc));
+    snprintf(want, sizeof(want), "%08x", cm_crc32c(0, body + off, (size_t)len));
+    CU_ASSERT_STRING_EQUAL(crc, want);
+}
+
 /* ---- data path ---- */
 
 static void test_append_read_small(void)
@@ -379,12 +393,7 @@ static void test_append_read_small(void)
     CU_ASSERT_EQUAL(got, 567);
     CU_ASSERT_EQUAL(memcmp(back, buf + 1234, 567), 0);
     /* a range comes with its CRC32C, which the client checks */
-    char target[128], hex[33], crc[16], want[16];
-    bs_id_hex(&id, hex);
-    snprintf(target, sizeof(target), ND_PREFIX "/chunk/1/%s?off=1234&len=567", hex);
-    raw_get_header(&l, &n, target, "X-Cairn-Crc32c", crc, sizeof(crc));
-    snprintf(want, sizeof(want), "%08x", cm_crc32c(0, buf + 1234, 567));
-    CU_ASSERT_STRING_EQUAL(crc, want);
+    check_range_crc(&l, &n, 1, &id, 1234, 567, buf);
     r = do_read(&l, &n, 1, &id, 2990, 11, back, sizeof(back), &got);
     CU_ASSERT_EQUAL(r.err, CM_ERR_RANGE);
     bs_id none = make_id(999);
@@ -549,12 +558,7 @@ static void test_read_rot(void)
     CU_ASSERT(r.err == CM_OK && got == LEN && memcmp(back, buf, LEN) == 0);
     r = do_read(&l, &n, 0, &id, 50001, 230000, back, LEN, &got);
     CU_ASSERT(r.err == CM_OK && got == 230000 && memcmp(back, buf + 50001, 230000) == 0);
-    char target[128], hex[33], crc[16], want[16];
-    bs_id_hex(&id, hex);
-    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=50001&len=230000", hex);
-    raw_get_header(&l, &n, target, "X-Cairn-Crc32c", crc, sizeof(crc));
-    snprintf(want, sizeof(want), "%08x", cm_crc32c(0, buf + 50001, 230000));
-    CU_ASSERT_STRING_EQUAL(crc, want);
+    check_range_crc(&l, &n, 0, &id, 50001, 230000, buf);
 
     flip_on_disk(&n, buf + 150000);
     r = do_read(&l, &n, 0, &id, 0, UINT64_MAX, back, LEN, &got);
