@@ -43,8 +43,12 @@ struct event_base;
 #define ND_MAX_DRIVES 64      /* drives a node may expose */
 #define ND_NODE_ID_MAX 64     /* node ids: 1..63 chars of [A-Za-z0-9._-] */
 #define ND_PIECE (256 * 1024) /* the server appends / reads at most this much per blob call */
-#define ND_LIST_MAX 1000      /* chunks per list page (the answer stays below 64 KiB) */
-#define ND_LIST_AGED_MAX 800  /* ... with ages (a line is at most 74 bytes: below 64 KiB) */
+/* A read of one range on several drives (also=, docs/rpc.md "Reading several cells"): at most
+ * this many parts and bytes in all (the size net_client receives into one pooled buffer). */
+#define ND_READ_PARTS 4
+#define ND_READ_PARTS_BYTES (256 * 1024)
+#define ND_LIST_MAX 1000     /* chunks per list page (the answer stays below 64 KiB) */
+#define ND_LIST_AGED_MAX 800 /* ... with ages (a line is at most 74 bytes: below 64 KiB) */
 #define ND_APPEND_MIN                                                                              \
     (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
                  */
@@ -300,6 +304,17 @@ cm_err nd_append(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id
  */
 cm_err nd_read(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
                uint64_t len, nd_data_fn data, nd_done_fn done, void *arg, nd_op **op);
+/*
+ * The same range [off, off+len) of chunk id on each of drives[0..n) of peer (2 <= n <=
+ * ND_READ_PARTS, n x len <= ND_READ_PARTS_BYTES): one call for a node's cells of a stripe
+ * (GET ...&also=). The parts arrive back to back, n x len bytes handed to data as for nd_read,
+ * each checked against its own CRC32C. All or nothing: a part missing, short, rotten or damaged
+ * fails the call as nd_read would fail for it (read them one by one to learn which).
+ * CM_ERR_INVAL for a bad n or len.
+ */
+cm_err nd_read_parts(nd_client *cl, const nd_peer *peer, const uint32_t *drives, int n,
+                     const bs_id *id, uint64_t off, uint64_t len, nd_data_fn data, nd_done_fn done,
+                     void *arg, nd_op **out);
 /* Delete a chunk, durably (deleting an unknown chunk is CM_OK). */
 cm_err nd_delete(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id,
                  nd_done_fn done, void *arg);

@@ -67,14 +67,16 @@ struct nd_op {
     nd_data_fn data;
     nd_send_fn send;
     void *arg;
-    uint64_t want;          /* read: bytes expected */
-    int sized, overlong;    /* read: answer length checked; it is not want (bytes dropped) */
-    int has_crc;            /* read: the answer carries X-Cairn-Crc32c (want_crc) */
-    int unread;             /* ... sent by a node that did not read it (X-Cairn-Verify: reader) */
-    uint32_t want_crc, crc; /* ... and the CRC32C of the body bytes so far */
-    uint64_t crc_at;        /* body bytes the CRC covers */
-    struct evbuffer *small; /* error, info, list or meta body */
-    size_t cap;             /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
+    uint64_t want;       /* read: bytes expected */
+    int sized, overlong; /* read: answer length checked; it is not want (bytes dropped) */
+    int has_crc;         /* read: the answer carries X-Cairn-Crc32c (want_crc) */
+    int unread;          /* ... sent by a node that did not read it (X-Cairn-Verify: reader) */
+    int nparts; /* read: parts of part_len bytes each (nd_read_parts), 1 for a plain read */
+    uint64_t part_len;
+    uint32_t want_crc[ND_READ_PARTS], crc[ND_READ_PARTS]; /* per part: told, and of the bytes */
+    uint64_t crc_at;                                      /* body bytes the CRCs cover */
+    struct evbuffer *small;                               /* error, info, list or meta body */
+    size_t cap; /* of small: ND_SMALL_BODY, or ND_META_MAX for meta ops */
     nd_node_info *info;
     nd_chunk_ent *list;
     int aged; /* list: the answer's lines carry ages */
@@ -268,6 +270,14 @@ static void meta_result(nd_op *op, const net_call *call, nd_result *res)
     res->more = header_is(call, "X-Cairn-More", "1");
 }
 
+static int crcs_match(const nd_op *op)
+{
+    for (int i = 0; i < op->nparts; i++)
+        if (op->crc[i] != op->want_crc[i])
+            return 0;
+    return 1;
+}
+
 static void finish(nd_op *op, cm_err e, const net_call *call)
 {
     nd_result res = {e, 0, 0, "", NULL, NULL, 0, 0, NULL, 0, 0, 0};
@@ -294,12 +304,12 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
                    (op->overlong || net_call_received(call) != op->want)) {
             res.err = CM_ERR_CLOSED;
             res.message = op->overlong ? "read answered with another length" : "read cut short";
-        } else if (op->kind == K_READ && op->has_crc && op->crc != op->want_crc && op->unread) {
+        } else if (op->kind == K_READ && op->has_crc && !crcs_match(op) && op->unread) {
             /* the node sent the bytes by sendfile against the CRC32C they were stored with: rot
              * on its drive (or, far less likely, damage on the way): the caller rebuilds it */
             res.err = CM_ERR_CORRUPT;
             res.message = "read body does not match the CRC32C it was stored with";
-        } else if (op->kind == K_READ && op->has_crc && op->crc != op->want_crc) {
+        } else if (op->kind == K_READ && op->has_crc && !crcs_match(op)) {
             res.err = CM_ERR_DIGEST; /* damaged on the way: the caller reads another copy */
             res.message = "read body does not match its X-Cairn-Crc32c";
         } else if (op->kind == K_INFO) {
@@ -347,7 +357,17 @@ static void crc_fresh(nd_op *op, const net_call *call, struct evbuffer *body)
         size_t done = 0;
         for (int i = 0; i < n && i < 8 && fresh > 0; i++) {
             size_t k = (size_t)CM_MIN((uint64_t)v[i].iov_len, fresh);
-            op->crc = cm_crc32c(op->crc, v[i].iov_base, k);
+            const uint8_t *p = v[i].iov_base;
+            for (size_t left = k; left > 0;) { /* split at the parts' bounds */
+                uint64_t pos = op->crc_at - fresh + (k - left), last = (uint64_t)op->nparts - 1;
+                uint64_t part = op->nparts > 1 ? CM_MIN(pos / op->part_len, last) : 0;
+                size_t take = part < last
+                                  ? (size_t)CM_MIN((uint64_t)left, (part + 1) * op->part_len - pos)
+                                  : left;
+                op->crc[part] = cm_crc32c(op->crc[part], p, take);
+                p += take;
+                left -= take;
+            }
             fresh -= k;
             done += k;
         }
@@ -356,18 +376,32 @@ static void crc_fresh(nd_op *op, const net_call *call, struct evbuffer *body)
     }
 }
 
+/* X-Cairn-Crc32c: one CRC per part, comma-separated, into want_crc. 1 when all are there. */
+static int parse_crcs(const char *v, nd_op *op)
+{
+    for (int i = 0; v && i < op->nparts; i++) {
+        uint8_t raw[4];
+        if (strnlen(v, 9) < 8 || cm_hex_decode(v, 8, raw, 4) != CM_OK ||
+            v[8] != (i + 1 < op->nparts ? ',' : '\0'))
+            return 0;
+        op->want_crc[i] = cm_get_be32(raw);
+        v += 9;
+    }
+    return v != NULL;
+}
+
 static void on_body(net_call *call, struct evbuffer *body, void *arg)
 {
     nd_op *op = arg;
     if (op->kind == K_READ && net_call_status(call) < 300) {
         if (!op->sized) { /* more than asked would pile up in the caller's buffers: refused */
             const char *cl = net_call_resp_header(call, "Content-Length");
-            const char *crc = net_call_resp_header(call, "X-Cairn-Crc32c");
-            uint8_t raw[4];
+            const char *parts = net_call_resp_header(call, "X-Cairn-Parts");
             op->sized = 1;
             op->overlong = op->want != UINT64_MAX && (!cl || strtoull(cl, NULL, 10) != op->want);
-            op->has_crc = crc && strlen(crc) == 8 && cm_hex_decode(crc, 8, raw, 4) == CM_OK;
-            op->want_crc = op->has_crc ? cm_get_be32(raw) : 0;
+            if (op->nparts > 1 && (!parts || strtol(parts, NULL, 10) != op->nparts))
+                op->overlong = 1; /* not the parts asked for (a node that ignored also=) */
+            op->has_crc = parse_crcs(net_call_resp_header(call, "X-Cairn-Crc32c"), op);
             op->unread = net_call_resp_header(call, "X-Cairn-Verify") != NULL;
         }
         if (!op->overlong) {
@@ -489,6 +523,7 @@ static nd_op *op_new(nd_client *cl, int kind, nd_done_fn done, void *arg)
     op->arg = arg;
     op->small = evbuffer_new();
     op->cap = kind == K_META ? ND_META_MAX : ND_SMALL_BODY;
+    op->nparts = 1;
     if (!op->small) {
         free(op);
         return NULL;
@@ -548,6 +583,29 @@ cm_err nd_read(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *
         snprintf(target, sizeof(target), "%s?off=%" PRIu64, base, off);
     else
         snprintf(target, sizeof(target), "%s?off=%" PRIu64 "&len=%" PRIu64, base, off, len);
+    return go(op, peer, "GET", target, 0, NULL, NULL, out);
+}
+
+cm_err nd_read_parts(nd_client *cl, const nd_peer *peer, const uint32_t *drives, int n,
+                     const bs_id *id, uint64_t off, uint64_t len, nd_data_fn data, nd_done_fn done,
+                     void *arg, nd_op **out)
+{
+    char target[200], base[96];
+    if (!data || n < 2 || n > ND_READ_PARTS || len == 0 || len > ND_READ_PARTS_BYTES / (uint64_t)n)
+        return CM_ERR_INVAL;
+    nd_op *op = op_new(cl, K_READ, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    op->data = data;
+    op->want = len * (uint64_t)n;
+    op->nparts = n;
+    op->part_len = len;
+    chunk_target(base, sizeof(base), drives[0], id);
+    int at = snprintf(target, sizeof(target), "%s?off=%" PRIu64 "&len=%" PRIu64 "&also=", base, off,
+                      len);
+    for (int i = 1; i < n && at > 0 && (size_t)at < sizeof(target); i++)
+        at += snprintf(target + at, sizeof(target) - (size_t)at, "%s%" PRIu32, i > 1 ? "," : "",
+                       drives[i]);
     return go(op, peer, "GET", target, 0, NULL, NULL, out);
 }
 

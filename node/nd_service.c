@@ -4,6 +4,8 @@
  * Routes (all under ND_PREFIX, all authenticated first, nd_auth.c):
  *   PUT    /chunk/<drive>/<id>?off=N[&sync=0]  append the body at N (0 creates the chunk)
  *   GET    /chunk/<drive>/<id>?off=N[&len=N]   read a range
+ *   GET    ...?off=N&len=N&also=D[,D...]       the same range on more drives: a node's cells of
+ *                                              a stripe, one after the other (read_parts)
  *   HEAD   /chunk/<drive>/<id>                 stat (X-Cairn-Size)
  *   DELETE /chunk/<drive>/<id>                 delete, durably
  *   GET    /info                               heartbeat: node id, clock, drives
@@ -32,6 +34,10 @@
  * range cuts is read and verified here. A missing chunk is logged with whether and when it was
  * deleted on this drive (bs_deleted_ago), and that reason goes back to the reader. This took the
  * node's two copies (page cache to buffer, buffer to socket) and two CRC passes off a cluster GET.
+ * A read with also= (read_parts) is the same range on several of the node's drives, one part
+ * after the other, each with its CRC32C: a reader's cells of one stripe in one call; all or
+ * nothing, by sendfile or, when that cannot be, read here part by part (docs/rpc.md, "Reading
+ * several cells").
  * Read otherwise (TLS, or a range in more than ND_SPANS records): the first piece is read before
  * the response starts (so a corrupt chunk gets a clean status); the rest is read from on_drain,
  * one piece at a time straight into a buffer of the loop's pool added to the response by
@@ -536,6 +542,28 @@ static void read_missing(net_req *req, const nd_sreq *s)
     answer_error(req, CM_ERR_NOTFOUND, why);
 }
 
+/* The spans' bytes to the response by sendfile (their descriptors are the response's then).
+ * -1 when out of memory: the request is aborted and every descriptor closed. */
+static int queue_spans(net_req *req, const bs_span *sp, size_t n)
+{
+    size_t i = 0;
+    while (i < n && net_resp_write_file(req, sp[i].fd, sp[i].pos, sp[i].len) == 0)
+        i++;
+    if (i == n)
+        return 0;
+    while (++i < n) /* the failed one's descriptor is closed, the rest are ours */
+        close(sp[i].fd);
+    CM_WARN(MOD, "peer=%s read: cannot queue the chunk's bytes", net_req_peer(req));
+    net_req_abort(req);
+    return -1;
+}
+
+static void close_spans(const bs_span *sp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(sp[i].fd);
+}
+
 /*
  * Answer the range [s->off, s->end) by sendfile from the segment files (the file-top comment
  * says why and what checks it). 0 when the range is not for this (more records than ND_SPANS, a
@@ -545,7 +573,7 @@ static void read_missing(net_req *req, const nd_sreq *s)
 static int send_spans(net_req *req, nd_sreq *s, const char *size)
 {
     bs_span sp[ND_SPANS];
-    size_t n, i = 0;
+    size_t n;
     uint32_t sum;
     uint64_t len = s->end - s->off;
     cm_err e = bs_read_spans(s->bs, &s->id, s->off, len, sp, ND_SPANS, &n, &sum);
@@ -564,26 +592,142 @@ static int send_spans(net_req *req, nd_sreq *s, const char *size)
     net_resp_header(req, "X-Cairn-Crc32c", crc);
     net_resp_header(req, "X-Cairn-Verify", "reader"); /* not read here: a mismatch is rot */
     net_resp_header(req, "Content-Type", "application/octet-stream");
-    while (i < n && net_resp_write_file(req, sp[i].fd, sp[i].pos, sp[i].len) == 0)
-        i++;
-    if (i < n) { /* out of memory: the failed one's descriptor is closed, the rest are ours */
-        while (++i < n)
-            close(sp[i].fd);
-        CM_WARN(MOD, "peer=%s read: cannot queue the chunk's bytes", net_req_peer(req));
-        net_req_abort(req);
+    if (queue_spans(req, sp, n) != 0)
         return 1;
-    }
     s->off = s->end;
     atomic_fetch_add(&s->svc->read, len);
     net_resp_end(req);
     return 1;
 }
 
+/*
+ * "also=D[,D...]" in a read's query: the other drives of this node whose chunk s->id holds the
+ * same range (a node's cells of one stripe: one call for them all, docs/rpc.md "Reading several
+ * cells"). bs[0] is s's drive, then one store per drive named, distinct. The number of parts (1:
+ * no also), -1 for a malformed list, -2 for a drive that does not exist or is offline.
+ */
+static int parse_also(const nd_service *svc, const nd_sreq *s, const char *q, bs_store **bs)
+{
+    const char *p = NULL;
+    for (const char *a = q; a && *a && !p; a = strchr(a, '&') ? strchr(a, '&') + 1 : NULL)
+        if (strncmp(a, "also=", 5) == 0)
+            p = a + 5;
+    int n = 0;
+    bs[n++] = s->bs;
+    while (p) {
+        char *end;
+        if (*p < '0' || *p > '9' || n == ND_READ_PARTS)
+            return -1;
+        unsigned long d = strtoul(p, &end, 10);
+        if (d >= (unsigned long)svc->ndrives || !svc->drives[d].bs)
+            return -2;
+        for (int i = 0; i < n; i++)
+            if (bs[i] == svc->drives[d].bs)
+                return -1;
+        bs[n++] = svc->drives[d].bs;
+        if (*end != ',' && *end != '&' && *end != '\0')
+            return -1;
+        p = *end == ',' ? end + 1 : NULL;
+    }
+    return n;
+}
+
+/*
+ * A read of [s->off, s->off + len) of chunk s->id on n drives (bs): the parts back to back,
+ * X-Cairn-Parts: n and X-Cairn-Crc32c: one CRC per part, comma-separated. All or nothing: a part
+ * missing, short or unreadable answers the call's error (the reader then asks the cells one by
+ * one, which says which). Sent by sendfile as a single range is (X-Cairn-Verify: reader), or,
+ * on TLS or when a part cannot be, read here, each part whole (n x len <= ND_READ_PARTS_BYTES).
+ */
+static void read_parts(net_req *req, nd_sreq *s, bs_store **bs, int n, uint64_t len)
+{
+    uint32_t crc[ND_READ_PARTS];
+    struct evbuffer *b[ND_READ_PARTS] = {NULL};
+    bs_span sp[ND_SPANS];
+    size_t used = 0;
+    uint64_t size = 0;
+    cm_err e = CM_OK;
+    if (len == 0 || len == UINT64_MAX || len > ND_READ_PARTS_BYTES / (uint64_t)n) {
+        answer_error(req, CM_ERR_INVAL, "parts: a length, at most ND_READ_PARTS_BYTES in all");
+        return;
+    }
+    for (int i = 0; i < n && e == CM_OK; i++) {
+        uint64_t sz = 0;
+        s->bs = bs[i]; /* a missing part's drive, for read_missing */
+        e = bs_size(bs[i], &s->id, &sz);
+        if (e == CM_OK && (s->off > sz || len > sz - s->off))
+            e = CM_ERR_RANGE;
+        size = i == 0 ? sz : size;
+    }
+    int spans = !net_req_tls(req);
+    for (int i = 0; e == CM_OK && spans && i < n; i++) {
+        size_t k = 0;
+        s->bs = bs[i];
+        e = bs_read_spans(bs[i], &s->id, s->off, len, sp + used, ND_SPANS - used, &k, &crc[i]);
+        used += k;
+        if (e == CM_ERR_TOOBIG || e == CM_ERR_UNSUPPORTED || e == CM_AGAIN) {
+            spans = 0; /* read them all instead */
+            e = CM_OK;
+        }
+        if (!spans || e != CM_OK) {
+            close_spans(sp, used);
+            used = 0;
+        }
+    }
+    for (int i = 0; e == CM_OK && !spans && i < n; i++) {
+        s->bs = bs[i];
+        e = read_piece(s, (size_t)len, &b[i], &crc[i]);
+    }
+    if (e != CM_OK) {
+        for (int i = 0; i < n; i++)
+            if (b[i])
+                evbuffer_free(b[i]);
+        if (e == CM_ERR_NOTFOUND)
+            read_missing(req, s);
+        else
+            answer_error(req, e, e == CM_ERR_RANGE ? "range beyond a part's end" : NULL);
+        return;
+    }
+    char v[24], np[12], crcs[ND_READ_PARTS * 9];
+    size_t at = 0;
+    for (int i = 0; i < n; i++)
+        at += (size_t)snprintf(crcs + at, sizeof(crcs) - at, "%s%08" PRIx32, i ? "," : "", crc[i]);
+    snprintf(v, sizeof(v), "%" PRIu64, size);
+    snprintf(np, sizeof(np), "%d", n);
+    net_resp_start(req, 200, (int64_t)(len * (uint64_t)n));
+    net_resp_header(req, "X-Cairn-Size", v);
+    net_resp_header(req, "X-Cairn-Parts", np);
+    net_resp_header(req, "X-Cairn-Crc32c", crcs);
+    if (spans)
+        net_resp_header(req, "X-Cairn-Verify", "reader");
+    net_resp_header(req, "Content-Type", "application/octet-stream");
+    if (spans && queue_spans(req, sp, used) != 0)
+        return;
+    for (int i = 0; i < n; i++)
+        if (b[i]) {
+            net_resp_write_buffer(req, b[i]);
+            evbuffer_free(b[i]);
+        }
+    atomic_fetch_add(&s->svc->read, len * (uint64_t)n);
+    net_resp_end(req);
+}
+
 static void start_read(net_req *req, nd_sreq *s, const char *query)
 {
     uint64_t len = UINT64_MAX;
+    bs_store *parts[ND_READ_PARTS];
     if (nd_query_u64(query, "off", &s->off) < 0 || nd_query_u64(query, "len", &len) < 0) {
         answer_error(req, CM_ERR_INVAL, "bad off or len");
+        return;
+    }
+    int np = parse_also(s->svc, s, query, parts);
+    if (np < 0) {
+        answer_error(req, np == -1 ? CM_ERR_INVAL : CM_ERR_UNAVAILABLE,
+                     np == -1 ? "bad also" : "a drive of also is missing or offline");
+        return;
+    }
+    if (np > 1) {
+        read_parts(req, s, parts, np, len);
         return;
     }
     cm_err e = bs_size(s->bs, &s->id, &s->size);

@@ -65,6 +65,14 @@ cm_err ob_chunk_read(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off
     return c->ops->read(c, drive, id, off, len, done, arg);
 }
 
+cm_err ob_chunk_read_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                           uint64_t off, uint64_t len, ob_chunk_done done, void *arg)
+{
+    if (!c->ops->read_parts)
+        return CM_ERR_UNSUPPORTED;
+    return c->ops->read_parts(c, drives, n, id, off, len, done, arg);
+}
+
 cm_err ob_chunk_delete(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done, void *arg)
 {
     return c->ops->del(c, drive, id, done, arg);
@@ -381,7 +389,7 @@ static void lc_free(ob_chunks *c)
 }
 
 static const ob_chunk_ops lc_ops = {lc_append_call, lc_seal_call, lc_read_call, lc_delete_call,
-                                    lc_stat_call,   lc_list_call, lc_free};
+                                    lc_stat_call,   lc_list_call, lc_free,      NULL};
 
 cm_err ob_chunks_local_new(struct event_base *base, const nd_drive *drives, int ndrives,
                            int nthreads, ob_chunks **out)

@@ -87,6 +87,9 @@ typedef struct {
     cm_err (*list)(ob_chunks *c, uint32_t drive, const bs_id *after, size_t max, ob_chunk_done done,
                    void *arg);
     void (*free)(ob_chunks *c);
+    /* optional (NULL: not offered): the same range on several drives in one call */
+    cm_err (*read_parts)(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id, uint64_t off,
+                         uint64_t len, ob_chunk_done done, void *arg);
 } ob_chunk_ops;
 
 /* Every backend starts with this. */
@@ -107,6 +110,14 @@ cm_err ob_chunk_seal(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t len
                      ob_chunk_done done, void *arg);
 cm_err ob_chunk_read(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off, uint64_t len,
                      ob_chunk_done done, void *arg);
+/*
+ * [off, off+len) of chunk id on each of drives[0..n) of the backend's node in one call (the
+ * remote backend: nd_read_parts, whose limits apply): res.data holds the n ranges back to back.
+ * All or nothing (a failure says nothing of which part failed). CM_ERR_UNSUPPORTED when the
+ * backend does not offer it (the local one: its reads cost no call).
+ */
+cm_err ob_chunk_read_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                           uint64_t off, uint64_t len, ob_chunk_done done, void *arg);
 cm_err ob_chunk_delete(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
                        void *arg);
 cm_err ob_chunk_stat(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done, void *arg);

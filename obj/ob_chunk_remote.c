@@ -148,8 +148,19 @@ static void rm_free(ob_chunks *c)
     free(c);
 }
 
+static cm_err rm_read_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                            uint64_t off, uint64_t len, ob_chunk_done done, void *arg)
+{
+    rm_backend *b = (rm_backend *)c;
+    rm_call *rc = rm_call_new(done, arg, 1);
+    if (!rc)
+        return CM_ERR_NOMEM;
+    return started(
+        rc, nd_read_parts(b->cl, &b->peer, drives, n, id, off, len, rm_data, rm_done, rc, NULL));
+}
+
 static const ob_chunk_ops rm_ops = {rm_append, rm_seal, rm_read, rm_delete,
-                                    rm_stat,   rm_list, rm_free};
+                                    rm_stat,   rm_list, rm_free, rm_read_parts};
 
 cm_err ob_chunks_remote_new(nd_client *cl, const nd_peer *peer, ob_chunks **out)
 {

@@ -421,7 +421,7 @@ void flaky_free(ob_chunks *c)
 }
 
 const ob_chunk_ops flaky_ops = {flaky_append, flaky_seal, flaky_read, flaky_del,
-                                flaky_stat,   flaky_list, flaky_free};
+                                flaky_stat,   flaky_list, flaky_free, NULL};
 
 int paced, stop_after;
 uint64_t paced_bytes;

@@ -516,10 +516,10 @@ static void test_bad_checksum_refused(void)
 }
 
 /* Flip one bit of the byte of the drive-0 file holding want[0..16) (found by its bytes). */
-static void flip_on_disk(const tnode *n, const uint8_t *want)
+static void flip_on_disk(const tnode *n, int drive, const uint8_t *want)
 {
     char path[400];
-    snprintf(path, sizeof(path), "%s/seg-00000001.cbs", n->dirs[0]);
+    snprintf(path, sizeof(path), "%s/seg-00000001.cbs", n->dirs[drive]);
     FILE *f = fopen(path, "r+b");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     static uint8_t file[1 << 20];
@@ -560,7 +560,7 @@ static void test_read_rot(void)
     CU_ASSERT(r.err == CM_OK && got == 230000 && memcmp(back, buf + 50001, 230000) == 0);
     check_range_crc(&l, &n, 0, &id, 50001, 230000, buf);
 
-    flip_on_disk(&n, buf + 150000);
+    flip_on_disk(&n, 0, buf + 150000);
     r = do_read(&l, &n, 0, &id, 0, UINT64_MAX, back, LEN, &got);
     CU_ASSERT_EQUAL(r.err, CM_ERR_CORRUPT);
     r = do_read(&l, &n, 0, &id, 149990, 20, back, LEN, &got);
@@ -569,6 +569,93 @@ static void test_read_rot(void)
     CU_ASSERT(r.err == CM_OK && got == 100000 && memcmp(back, buf, 100000) == 0);
     loop_free(&l);
     node_stop(&n);
+}
+
+/* nd_read_parts of drives[0..np) into out (cap bytes); returns the result, *got the bytes. */
+static nd_result do_read_parts(tloop *l, const tnode *n, const uint32_t *drives, int np,
+                               const bs_id *id, uint64_t off, uint64_t len, uint8_t *out,
+                               size_t cap, size_t *got)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    CU_ASSERT_EQUAL(nd_read_parts(l->cl, &p, drives, np, id, off, len, data_cb, done_cb, &r, NULL),
+                    CM_OK);
+    loop_run(l);
+    *got = evbuffer_get_length(r.data);
+    evbuffer_remove(r.data, out, CM_MIN(*got, cap));
+    tres_release(&r);
+    return r.res;
+}
+
+/*
+ * nd_read_parts, a node's cells of a stripe in one call: the same range on both drives comes back
+ * to back in the order asked, each part checked against its own CRC32C; sent by sendfile, and
+ * read on the node for a store sendfile cannot serve (a test I/O table: the TLS path's code). All
+ * or nothing: a part the drive lacks answers "not found" with read_missing's reason, a range
+ * past a part's end "out of range", a part rotten on its drive "corrupt" (the reader's check); a
+ * malformed or unknown also= list is refused; a call over ND_READ_PARTS_BYTES is not sent.
+ */
+static void test_read_parts(void)
+{
+    static bs_io io;
+    tnode n;
+    tloop l;
+    enum { LEN = 100000, OFF = 1000, RLEN = 60000 };
+    static uint8_t c0[LEN], c1[LEN], back[2 * LEN];
+    size_t got;
+    const uint32_t both[2] = {0, 1}, swapped[2] = {1, 0};
+    bs_id id = make_id(21), lone = make_id(22);
+    fill(c0, LEN, 21);
+    fill(c1, LEN, 22);
+    for (int pass = 0; pass < 2; pass++) {
+        io = bs_io_posix;
+        node_io = pass ? &io : NULL;
+        node_start(&n, "n1", -1, 0);
+        node_io = NULL;
+        loop_default(&l);
+        CU_ASSERT_EQUAL(do_append(&l, &n, 0, &id, 0, c0, LEN, cm_crc32c(0, c0, LEN)).err, CM_OK);
+        CU_ASSERT_EQUAL(do_append(&l, &n, 1, &id, 0, c1, LEN, cm_crc32c(0, c1, LEN)).err, CM_OK);
+        nd_result r = do_read_parts(&l, &n, both, 2, &id, OFF, RLEN, back, sizeof(back), &got);
+        CU_ASSERT(r.err == CM_OK && got == 2 * RLEN && r.size == LEN);
+        CU_ASSERT(memcmp(back, c0 + OFF, RLEN) == 0 && memcmp(back + RLEN, c1 + OFF, RLEN) == 0);
+        r = do_read_parts(&l, &n, swapped, 2, &id, 0, LEN, back, sizeof(back), &got);
+        CU_ASSERT(r.err == CM_OK && got == 2 * LEN);
+        CU_ASSERT(memcmp(back, c1, LEN) == 0 && memcmp(back + LEN, c0, LEN) == 0);
+        CU_ASSERT_EQUAL(do_append(&l, &n, 0, &lone, 0, c0, 5000, cm_crc32c(0, c0, 5000)).err,
+                        CM_OK);
+        r = do_read_parts(&l, &n, both, 2, &lone, 0, 5000, back, sizeof(back), &got);
+        CU_ASSERT_EQUAL(r.err, CM_ERR_NOTFOUND);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "no such chunk"));
+        r = do_read_parts(&l, &n, both, 2, &id, LEN - 10, 20, back, sizeof(back), &got);
+        CU_ASSERT_EQUAL(r.err, CM_ERR_RANGE);
+        if (pass == 0) { /* refused before a call, or by the node */
+            nd_peer p = peer_of(&n);
+            char target[160], hex[33], err[48];
+            tres t;
+            tres_init(&t, &l);
+            CU_ASSERT_EQUAL(nd_read_parts(l.cl, &p, both, 2, &id, 0, ND_READ_PARTS_BYTES / 2 + 1,
+                                          data_cb, done_cb, &t, NULL),
+                            CM_ERR_INVAL);
+            CU_ASSERT_EQUAL(
+                nd_read_parts(l.cl, &p, both, 1, &id, 0, 10, data_cb, done_cb, &t, NULL),
+                CM_ERR_INVAL);
+            l.pending--;
+            tres_release(&t);
+            bs_id_hex(&id, hex);
+            snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&len=10&also=1,1", hex);
+            raw_get_header(&l, &n, target, "X-Cairn-Error", err, sizeof(err));
+            CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL");
+            snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&len=10&also=7", hex);
+            raw_get_header(&l, &n, target, "X-Cairn-Error", err, sizeof(err));
+            CU_ASSERT_STRING_EQUAL(err, "CM_ERR_UNAVAILABLE");
+            flip_on_disk(&n, 1, c1 + 50000);
+            r = do_read_parts(&l, &n, both, 2, &id, 0, LEN, back, sizeof(back), &got);
+            CU_ASSERT_EQUAL(r.err, CM_ERR_CORRUPT);
+        }
+        loop_free(&l);
+        node_stop(&n);
+    }
 }
 
 static void test_delete(void)
@@ -1466,6 +1553,7 @@ void cu_register(void)
         {"big_chunk_streamed", test_big_chunk_streamed},
         {"bad_checksum_refused", test_bad_checksum_refused},
         {"read_rot", test_read_rot},
+        {"read_parts", test_read_parts},
         {"delete", test_delete},
         {"info", test_info},
         {"host_names", test_host_names},

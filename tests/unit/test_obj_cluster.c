@@ -3,7 +3,8 @@
  * across nodes"): bodies written through one node's store and read through another's, handoff
  * of a refused node's cells, reads with an AZ down (and one more node failing for a moment),
  * hedged reads past a delayed node, reads whose bytes come as the cells' own buffers
- * (ob_read_start_evb: read_evb) and run on the caller's loop (read_on_loop), the writer's bounded
+ * (ob_read_start_evb: read_evb) and run on the caller's loop (read_on_loop), a node's cells
+ * of a stripe read in one call (read_parts), the writer's bounded
  * memory, deletes reaching the cells' nodes, compressed bodies written and read without waiting
  * (their frames compressed on workers while the loop runs: compressed_offload), room notices and
  * reads left on a loop that never runs again (freed with their writer, or by the cancel), and a
@@ -1054,6 +1055,65 @@ static void test_read_on_loop(void)
     free(back);
 }
 
+/*
+ * A node's cells of a stripe in one call (ob_chunk_read_parts): a 1 MiB body (one short stripe of
+ * 128 KiB cells, two per node) read through n5 asks the nodes holding two of its data cells for
+ * both at once (cells_batched), evbuffer and blocking reads alike. A call of two cells where one is
+ * gone (deleted on its drive) asks them one by one and rebuilds the stripe from parity; a refused
+ * node fails both its cells at once and parity takes their place.
+ */
+static void test_read_parts(void)
+{
+    size_t len = 1u << 20;
+    uint8_t *body = malloc(len), *back = malloc(len);
+    md_layout lay;
+    ob_cluster_stats a, b;
+    cluster_up();
+    tbase = event_base_new();
+    fill(body, len, 31);
+    CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+    int per[NNODES] = {0}, twice = -1;
+    for (int i = 0; i < K; i++)
+        per[lay.nodes[i]]++;
+    for (int x = 0; x < NNODES; x++)
+        if (x != 4 && per[x] >= 2 && twice < 0)
+            twice = x;
+    CU_ASSERT_FATAL(twice >= 0); /* 8 data cells over five other nodes */
+    ob_store_cluster_stats(N[4].st, &a);
+    CU_ASSERT(evb_matches(4, &lay, body, 0, len, NULL));
+    CU_ASSERT_EQUAL(ob_read(N[4].st, &lay, 0, back, len), CM_OK);
+    CU_ASSERT(memcmp(back, body, len) == 0);
+    ob_store_cluster_stats(N[4].st, &b);
+    CU_ASSERT(b.cells_batched - a.cells_batched >= 4); /* two reads, a call of two each at least */
+    CU_ASSERT_EQUAL(b.reads_degraded, a.reads_degraded);
+    /* one of twice's data cells gone: the pair fails, each is asked alone, parity rebuilds */
+    bs_id id;
+    memcpy(id.b, lay.blob, sizeof(id.b));
+    for (int i = 0; i < K; i++)
+        if (lay.nodes[i] == twice) {
+            CU_ASSERT_EQUAL(bs_delete(ob_store_drive(N[twice].st, lay.drives[i]), &id), CM_OK);
+            break;
+        }
+    CU_ASSERT(evb_matches(4, &lay, body, 0, len, NULL));
+    ob_store_cluster_stats(N[4].st, &a);
+    CU_ASSERT(a.reads_degraded > b.reads_degraded);
+    /* n5 refused by the node holding two of them: both fail at once, the read still ends whole */
+    int other = -1;
+    for (int x = 0; x < NNODES; x++)
+        if (x != 4 && x != twice && per[x] >= 2 && other < 0)
+            other = x;
+    if (other >= 0) {
+        CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", N[other].id, ND_FAULT_REFUSE, 0), CM_OK);
+        CU_ASSERT(evb_matches(4, &lay, body, 0, len, NULL));
+        nd_fault_clear(faults, NULL, NULL);
+    }
+    event_base_free(tbase);
+    tbase = NULL;
+    free(body);
+    free(back);
+    cluster_down();
+}
+
 /* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -1407,6 +1467,7 @@ void cu_register(void)
         {"read_cancel_unrun", test_read_cancel_unrun},
         {"read_evb", test_read_evb},
         {"read_on_loop", test_read_on_loop},
+        {"read_parts", test_read_parts},
         {"compressed", test_compressed},
         {"compressed_offload", test_compressed_offload},
         {NULL, NULL},
