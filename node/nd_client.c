@@ -300,6 +300,9 @@ static void finish(nd_op *op, cm_err e, const net_call *call)
             res.no_bucket = net_call_resp_header(call, "X-Cairn-No-Bucket") != NULL;
         } else if (op->kind == K_META) {
             meta_result(op, call, &res);
+        } else if (op->kind == K_READ && op->overlong && op->nparts > 1) {
+            res.err = CM_ERR_UNSUPPORTED; /* not the node's failure: read the parts one by one */
+            res.message = "read of several parts answered as one range";
         } else if (op->kind == K_READ && op->want != UINT64_MAX &&
                    (op->overlong || net_call_received(call) != op->want)) {
             res.err = CM_ERR_CLOSED;

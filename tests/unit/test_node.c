@@ -1256,8 +1256,9 @@ static void test_timeouts_and_retries(void)
 }
 
 /* One read of 1000 bytes from a fake peer answering answer_len zero bytes with header crc. */
-static nd_result fake_read(size_t answer_len, const char *crc, size_t *handed)
+static nd_result fake_read(size_t answer_len, const char *crc, int parts, size_t *handed)
 {
+    static const uint32_t drives[2] = {0, 1};
     tloop l;
     tres r;
     loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 2000);
@@ -1268,7 +1269,9 @@ static nd_result fake_read(size_t answer_len, const char *crc, size_t *handed)
     tnode fake = {.id = "ghost", .port = port};
     nd_peer p = peer_of(&fake);
     tres_init(&r, &l);
-    CU_ASSERT_EQUAL(nd_read(l.cl, &p, 0, &id, 0, 1000, data_cb, done_cb, &r, NULL), CM_OK);
+    cm_err e = parts ? nd_read_parts(l.cl, &p, drives, 2, &id, 0, 500, data_cb, done_cb, &r, NULL)
+                     : nd_read(l.cl, &p, 0, &id, 0, 1000, data_cb, done_cb, &r, NULL);
+    CU_ASSERT_EQUAL(e, CM_OK);
     loop_run(&l);
     *handed = CM_MAX(evbuffer_get_length(r.data), r.max_buffered);
     tres_release(&r);
@@ -1281,19 +1284,23 @@ static nd_result fake_read(size_t answer_len, const char *crc, size_t *handed)
 
 /* A peer that answers a read with more bytes than were asked: the caller is handed none of the
  * excess (its memory is bounded by what it asked for) and the read fails. One whose bytes do not
- * match their X-Cairn-Crc32c: the read fails CM_ERR_DIGEST (the caller reads another copy). */
+ * match their X-Cairn-Crc32c: the read fails CM_ERR_DIGEST (the caller reads another copy). One
+ * that answers a read of two parts without X-Cairn-Parts: CM_ERR_UNSUPPORTED (the caller asks
+ * the cells one by one, and the node is not taken for down). */
 static void test_read_bad_answers(void)
 {
     static const uint8_t zeros[1000];
     char good[9];
     size_t handed;
     snprintf(good, sizeof(good), "%08x", cm_crc32c(0, zeros, sizeof(zeros)));
-    CU_ASSERT_EQUAL(fake_read(8u << 20, NULL, &handed).err, CM_ERR_CLOSED);
+    CU_ASSERT_EQUAL(fake_read(8u << 20, NULL, 0, &handed).err, CM_ERR_CLOSED);
     CU_ASSERT(handed <= 1000);
-    CU_ASSERT_EQUAL(fake_read(1000, "00000000", &handed).err, CM_ERR_DIGEST);
-    CU_ASSERT_EQUAL(fake_read(1000, good, &handed).err, CM_OK);
+    CU_ASSERT_EQUAL(fake_read(1000, "00000000", 0, &handed).err, CM_ERR_DIGEST);
+    CU_ASSERT_EQUAL(fake_read(1000, good, 0, &handed).err, CM_OK);
     CU_ASSERT_EQUAL(handed, 1000);
-    CU_ASSERT_EQUAL(fake_read(1000, NULL, &handed).err, CM_OK); /* a long range: no CRC sent */
+    CU_ASSERT_EQUAL(fake_read(1000, NULL, 0, &handed).err, CM_OK); /* a long range: no CRC sent */
+    /* two parts asked, one range answered (a node that predates also=): refused, not used */
+    CU_ASSERT_EQUAL(fake_read(1000, good, 1, &handed).err, CM_ERR_UNSUPPORTED);
 }
 
 /* ---- throughput (figures for docs/rpc.md; ND_BENCH_MB=256 for figures worth quoting) ---- */
