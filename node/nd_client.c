@@ -405,6 +405,8 @@ static void on_body(net_call *call, struct evbuffer *body, void *arg)
             if (op->nparts > 1 && (!parts || strtol(parts, NULL, 10) != op->nparts))
                 op->overlong = 1; /* not the parts asked for (a node that ignored also=) */
             op->has_crc = parse_crcs(net_call_resp_header(call, "X-Cairn-Crc32c"), op);
+            if (op->nparts > 1 && !op->has_crc)
+                op->overlong = 1; /* parts are never taken unchecked */
             op->unread = net_call_resp_header(call, "X-Cairn-Verify") != NULL;
         }
         if (!op->overlong) {

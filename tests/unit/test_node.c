@@ -1155,6 +1155,7 @@ typedef struct {
     size_t answer_len;       /* answer each request 200 with this many body bytes (0: never) */
     struct bufferevent *bev; /* the answering connection */
     const char *crc;         /* X-Cairn-Crc32c of the answer (NULL: none) */
+    int parts;               /* X-Cairn-Parts of the answer (0: none) */
 } fake_peer;
 
 /* A whole request head arrived: answer it with answer_len zero bytes, whatever it asked. */
@@ -1170,6 +1171,8 @@ static void fake_answer(struct bufferevent *bev, void *arg)
                         fp->answer_len, fp->answer_len);
     if (fp->crc)
         evbuffer_add_printf(out, "X-Cairn-Crc32c: %s\r\n", fp->crc);
+    if (fp->parts)
+        evbuffer_add_printf(out, "X-Cairn-Parts: %d\r\n", fp->parts);
     evbuffer_add(out, "\r\n", 2);
     for (size_t i = 0; i < fp->answer_len; i += sizeof(zeros))
         evbuffer_add(out, zeros, CM_MIN(sizeof(zeros), fp->answer_len - i));
@@ -1212,7 +1215,7 @@ static void test_timeouts_and_retries(void)
     tloop l;
     loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 250);
     bs_id id = make_id(10);
-    fake_peer stall = {{0}, 0, 0, 0, NULL, NULL}, slam = {{0}, 0, 1, 0, NULL, NULL};
+    fake_peer stall = {{0}, 0, 0, 0, NULL, NULL, 0}, slam = {{0}, 0, 1, 0, NULL, NULL, 0};
     int sport, cport;
     struct evconnlistener *ls = fake_listen(l.base, &stall, &sport);
     struct evconnlistener *lc = fake_listen(l.base, &slam, &cport);
@@ -1256,6 +1259,8 @@ static void test_timeouts_and_retries(void)
 }
 
 /* One read of 1000 bytes from a fake peer answering answer_len zero bytes with header crc. */
+/* A read of 1000 bytes from a fake peer answering answer_len zero bytes with crc; parts: 0 a
+ * plain read, else a read of two parts of 500 answered with X-Cairn-Parts: parts - 1 (1: none). */
 static nd_result fake_read(size_t answer_len, const char *crc, int parts, size_t *handed)
 {
     static const uint32_t drives[2] = {0, 1};
@@ -1263,7 +1268,7 @@ static nd_result fake_read(size_t answer_len, const char *crc, int parts, size_t
     tres r;
     loop_init(&l, "client", NULL, 0, secret, SECRET_LEN, 2000);
     bs_id id = make_id(12);
-    fake_peer fp = {{0}, 0, 0, answer_len, NULL, crc};
+    fake_peer fp = {{0}, 0, 0, answer_len, NULL, crc, parts > 0 ? parts - 1 : 0};
     int port;
     struct evconnlistener *lis = fake_listen(l.base, &fp, &port);
     tnode fake = {.id = "ghost", .port = port};
@@ -1301,6 +1306,16 @@ static void test_read_bad_answers(void)
     CU_ASSERT_EQUAL(fake_read(1000, NULL, 0, &handed).err, CM_OK); /* a long range: no CRC sent */
     /* two parts asked, one range answered (a node that predates also=): refused, not used */
     CU_ASSERT_EQUAL(fake_read(1000, good, 1, &handed).err, CM_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(handed, 0);
+    /* two parts with one CRC: refused unchecked, never used; with theirs: each checked */
+    char two[20], bad2[20];
+    snprintf(two, sizeof(two), "%08x,%08x", cm_crc32c(0, zeros, 500), cm_crc32c(0, zeros, 500));
+    snprintf(bad2, sizeof(bad2), "%08x,00000000", cm_crc32c(0, zeros, 500));
+    CU_ASSERT_EQUAL(fake_read(1000, good, 3, &handed).err, CM_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(handed, 0);
+    CU_ASSERT_EQUAL(fake_read(1000, two, 3, &handed).err, CM_OK);
+    CU_ASSERT_EQUAL(handed, 1000);
+    CU_ASSERT_EQUAL(fake_read(1000, bad2, 3, &handed).err, CM_ERR_DIGEST);
 }
 
 /* ---- throughput (figures for docs/rpc.md; ND_BENCH_MB=256 for figures worth quoting) ---- */
