@@ -12,6 +12,23 @@
 
 typedef struct nd_sreq nd_sreq;
 
+/*
+ * nd_replay.c: the answers of recent chunk DELETEs by nonce, for cap calls at most. begin: the
+ * call with this nonce is new (ND_REPLAY_NEW: remembered as running until nd_replay_end, or
+ * until expire_s), still running (ND_REPLAY_RUNNING), or done (ND_REPLAY_DONE, its result in
+ * *err). Entries past their expiry are dropped as now_s passes it; at capacity the oldest goes
+ * (counted: nd_replay_evicted).
+ */
+typedef struct nd_replay nd_replay;
+enum { ND_REPLAY_NEW, ND_REPLAY_RUNNING, ND_REPLAY_DONE };
+#define ND_REPLAY_CAP 65536
+cm_err nd_replay_new(uint32_t cap, nd_replay **out);
+void nd_replay_free(nd_replay *r); /* NULL is a no-op */
+int nd_replay_begin(nd_replay *r, const uint8_t nonce[16], int64_t expire_s, int64_t now_s,
+                    cm_err *err);
+void nd_replay_end(nd_replay *r, const uint8_t nonce[16], cm_err err);
+uint64_t nd_replay_evicted(nd_replay *r);
+
 struct nd_service {
     char node_id[ND_NODE_ID_MAX];
     cm_hmac_key key; /* the cluster secret's, for checking requests */
@@ -19,6 +36,8 @@ struct nd_service {
     nd_drive drives[ND_MAX_DRIVES];
     char *paths[ND_MAX_DRIVES];
     int max_skew_s;
+    nd_replay *replay;       /* recent chunk DELETEs by nonce (nd_replay.c) */
+    atomic_ullong replayed;  /* DELETEs answered from it */
     nd_work *work;           /* NULL: syncs and meta ops run inline on the loop */
     md_store *md;            /* metadata partitions (borrowed); NULL: none */
     md_hlc *clock;           /* this node's clock (borrowed); NULL: none */
@@ -61,6 +80,8 @@ struct nd_sreq {
     int orphaned;                   /* the connection closed while busy: free on completion */
     nd_sreq *orph_prev, *orph_next; /* svc->orphans, while orphaned */
     struct nd_mreq *meta;           /* OP_META: the metadata op's state (nd_meta.c) */
+    int replay;                     /* a DELETE in svc->replay under nonce: its end goes there */
+    uint8_t nonce[16];
 };
 
 /*

@@ -7,7 +7,8 @@
  *   GET    ...?off=N&len=N&also=D[,D...]       the same range on more drives: a node's cells of
  *                                              a stripe, one after the other (read_parts)
  *   HEAD   /chunk/<drive>/<id>                 stat (X-Cairn-Size)
- *   DELETE /chunk/<drive>/<id>                 delete, durably
+ *   DELETE /chunk/<drive>/<id>                 delete, durably (a nonce seen before: the first
+ *                                              run's answer, nd_replay.c)
  *   GET    /info                               heartbeat: node id, clock, drives
  *   GET    /list/<drive>?after=<id>&max=N      a page of the drive's chunks (id, length)
  *   GET    /list/<drive>?...&age=1             ... with each chunk's age (bs_list_aged; at most
@@ -102,6 +103,8 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
             goto nomem;
         svc->drives[i].path = svc->paths[i];
     }
+    if (nd_replay_new(ND_REPLAY_CAP, &svc->replay) != CM_OK)
+        goto nomem;
     if (cfg->sync_threads >= 0 &&
         nd_work_new(cfg->sync_threads ? cfg->sync_threads : 2, &svc->work) != CM_OK)
         goto nomem;
@@ -136,6 +139,7 @@ void nd_service_free(nd_service *svc)
     pthread_mutex_destroy(&svc->async_mu);
     for (int i = 0; i < svc->ndrives; i++)
         free(svc->paths[i]);
+    nd_replay_free(svc->replay);
     cm_hmac_key_release(&svc->key);
     free(svc);
 }
@@ -162,6 +166,8 @@ void nd_service_get_stats(nd_service *svc, nd_service_stats *out)
     out->digest_refused = atomic_load(&svc->digest_refused);
     out->appended = atomic_load(&svc->appended);
     out->read = atomic_load(&svc->read);
+    out->replayed = atomic_load(&svc->replayed);
+    out->replay_evicted = nd_replay_evicted(svc->replay);
 }
 
 /* ---- answers ---- */
@@ -460,6 +466,8 @@ int nd_sreq_returned(nd_sreq *s)
 static void job_done(nd_job *j)
 {
     nd_sreq *s = SREQ_OF(j);
+    if (s->replay) /* remembered whether or not its caller still waits (a retry will ask) */
+        nd_replay_end(s->svc->replay, s->nonce, s->err);
     if (nd_sreq_returned(s))
         return;
     if (s->job == JOB_DROP)
@@ -871,6 +879,39 @@ static void serve_list(nd_service *svc, net_req *req, const char *path)
 
 /* ---- dispatch ---- */
 
+/*
+ * A chunk DELETE whose nonce ran before (a replay of captured traffic, or the client's retry of a
+ * call whose answer it lost) is answered as the first run was, or 503 while that still runs, and
+ * not run again: the chunk may have been written back since (a heal). 1 when answered. A new
+ * one is remembered (s->replay) until its signature's date passes out of the allowed skew.
+ */
+static int replayed(nd_service *svc, net_req *req, nd_sreq *s)
+{
+    const char *nonce = net_req_header(req, "X-Cairn-Nonce"),
+               *date = net_req_header(req, "X-Cairn-Date");
+    cm_err e = CM_OK;
+    if (!nonce || !date || cm_hex_decode(nonce, 32, s->nonce, 16) != CM_OK)
+        return 0; /* nd_auth_check let nothing else through */
+    int64_t now = cm_now_ms() / 1000;
+    int st =
+        nd_replay_begin(svc->replay, s->nonce, strtoll(date, NULL, 10) + svc->max_skew_s, now, &e);
+    if (st == ND_REPLAY_NEW) {
+        s->replay = 1;
+        return 0;
+    }
+    atomic_fetch_add(&svc->replayed, 1);
+    CM_WARN(MOD, "peer=%s DELETE %s: nonce seen before (a replay or a retry): %s",
+            net_req_peer(req), net_req_target(req),
+            st == ND_REPLAY_RUNNING ? "still running" : "answered as its first run");
+    if (st == ND_REPLAY_RUNNING)
+        answer_error(req, CM_ERR_UNAVAILABLE, "the same call is still running");
+    else if (e != CM_OK)
+        answer_error(req, e, NULL);
+    else
+        answer_size(req, 200, 0);
+    return 1;
+}
+
 static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
 {
     const char *m = net_req_method(req), *query = "";
@@ -891,6 +932,8 @@ static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *p
         else
             answer_error(req, e, NULL);
     } else if (strcmp(m, "DELETE") == 0) {
+        if (replayed(svc, req, s))
+            return;
         s->op = OP_DELETE;
         nd_sreq_submit(s, JOB_DELETE);
     } else {

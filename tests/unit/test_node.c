@@ -22,6 +22,7 @@
 #include "cm_util.h"
 #include "cu_main.h"
 #include "nd.h"
+#include "nd_int.h"
 
 static const uint8_t secret[] = "cluster-secret-for-tests";
 #define SECRET_LEN (sizeof(secret) - 1)
@@ -305,19 +306,19 @@ static void hdr_done(net_call *call, cm_err e, void *arg)
     w->l->pending--;
 }
 
-static void raw_get_header(tloop *l, const tnode *n, const char *target, const char *name,
-                           char *out, size_t cap)
+/* A call signed by hand with this nonce and the date now: header `name` of its answer. */
+static void raw_call(tloop *l, const tnode *n, const char *method, const char *target,
+                     const char *nonce, const char *name, char *out, size_t cap)
 {
     static const net_call_handler h = {NULL, NULL, hdr_done};
     char date[24], sig[65], auth[96];
-    const char *nonce = "0123456789abcdef0123456789abcdef";
     snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
-    nd_canon c = {"GET", target, "client", n->id, date, nonce, "0", "-"};
+    nd_canon c = {method, target, "client", n->id, date, nonce, "0", "-"};
     sign(&c, sig);
     snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
     net_call *call;
     CU_ASSERT_EQUAL_FATAL(
-        net_call_new(nd_client_net(l->cl), "127.0.0.1", n->port, "GET", target, &call), CM_OK);
+        net_call_new(nd_client_net(l->cl), "127.0.0.1", n->port, method, target, &call), CM_OK);
     net_call_header(call, "X-Cairn-Node", "client");
     net_call_header(call, "X-Cairn-Date", date);
     net_call_header(call, "X-Cairn-Nonce", nonce);
@@ -326,6 +327,12 @@ static void raw_get_header(tloop *l, const tnode *n, const char *target, const c
     l->pending++;
     net_call_start(call, &h, &w, 1);
     loop_run(l);
+}
+
+static void raw_get_header(tloop *l, const tnode *n, const char *target, const char *name,
+                           char *out, size_t cap)
+{
+    raw_call(l, n, "GET", target, "0123456789abcdef0123456789abcdef", name, out, cap);
 }
 
 /* The answer to a read of [off, off+len) of chunk id on drive carries the CRC32C of body's bytes
@@ -656,6 +663,72 @@ static void test_read_parts(void)
         loop_free(&l);
         node_stop(&n);
     }
+}
+
+/*
+ * A chunk DELETE sent again with the same signature (a replay of captured traffic, or a retry
+ * whose first answer was lost) is answered as its first run was and not run again: the chunk
+ * written back since (as a heal writes a cell back where it was deleted) stays. Another nonce
+ * deletes. The memory itself (nd_replay): a running call, a remembered answer, expiry, and the
+ * oldest entry forgotten at capacity (counted).
+ */
+static void test_delete_replay(void)
+{
+    tnode n;
+    tloop l;
+    uint8_t buf[4000];
+    char target[128], hex[33], size[24];
+    const char *nonce = "00112233445566778899aabbccddeeff";
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    fill(buf, sizeof(buf), 5);
+    bs_id id = make_id(31);
+    bs_id_hex(&id, hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s", hex);
+    CU_ASSERT_EQUAL(
+        do_append(&l, &n, 0, &id, 0, buf, sizeof(buf), cm_crc32c(0, buf, sizeof(buf))).err, CM_OK);
+    raw_call(&l, &n, "DELETE", target, nonce, "X-Cairn-Size", size, sizeof(size));
+    CU_ASSERT_STRING_EQUAL(size, "0");
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &id).err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(
+        do_append(&l, &n, 0, &id, 0, buf, sizeof(buf), cm_crc32c(0, buf, sizeof(buf))).err, CM_OK);
+    raw_call(&l, &n, "DELETE", target, nonce, "X-Cairn-Size", size, sizeof(size));
+    CU_ASSERT_STRING_EQUAL(size, "0");                   /* the first run's answer */
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &id).err, CM_OK); /* not run again */
+    nd_service_stats st;
+    nd_service_get_stats(n.svc, &st);
+    CU_ASSERT_EQUAL(st.replayed, 1);
+    raw_call(&l, &n, "DELETE", target, "ffeeddccbbaa99887766554433221100", "X-Cairn-Size", size,
+             sizeof(size));
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &id).err, CM_ERR_NOTFOUND);
+    loop_free(&l);
+    node_stop(&n);
+
+    nd_replay *r;
+    uint8_t k[6][16];
+    cm_err e = CM_OK;
+    for (int i = 0; i < 6; i++) {
+        memset(k[i], 0, 16);
+        k[i][15] = (uint8_t)i;
+    }
+    CU_ASSERT_EQUAL_FATAL(nd_replay_new(4, &r), CM_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(nd_replay_begin(r, k[i], 1000 + i, 900, &e), ND_REPLAY_NEW);
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[2], 1002, 900, &e), ND_REPLAY_RUNNING);
+    nd_replay_end(r, k[2], CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[2], 1002, 900, &e), ND_REPLAY_DONE);
+    CU_ASSERT_EQUAL(e, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[4], 1004, 900, &e), ND_REPLAY_NEW); /* k[0] goes */
+    CU_ASSERT_EQUAL(nd_replay_evicted(r), 1);
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[1], 1001, 900, &e), ND_REPLAY_RUNNING);
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[0], 1000, 900, &e),
+                    ND_REPLAY_NEW); /* forgotten: k[1] goes */
+    CU_ASSERT_EQUAL(nd_replay_evicted(r), 2);
+    /* past their expiry entries leave without being counted */
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[5], 3000, 2000, &e), ND_REPLAY_NEW);
+    CU_ASSERT_EQUAL(nd_replay_begin(r, k[2], 3000, 2000, &e), ND_REPLAY_NEW);
+    CU_ASSERT_EQUAL(nd_replay_evicted(r), 2);
+    nd_replay_free(r);
 }
 
 static void test_delete(void)
@@ -1577,6 +1650,7 @@ void cu_register(void)
         {"read_rot", test_read_rot},
         {"read_parts", test_read_parts},
         {"delete", test_delete},
+        {"delete_replay", test_delete_replay},
         {"info", test_info},
         {"host_names", test_host_names},
         {"list", test_list},
