@@ -802,7 +802,14 @@ static void test_file_body(void)
     CU_ASSERT_EQUAL(r.blen, 0);
     resp_free(&r);
     CU_ASSERT(fds_settle(0, 1000));
-    /* a reader that stalls: both ranges' descriptors held, then given back at the io timeout */
+    cli_close(&c);
+    /* a reader that stalls: both ranges' descriptors held, then given back at the io timeout. A
+     * connection of its own with a small fixed receive buffer (the first one's grew as it read
+     * 32 MiB, and could take the whole body unread) */
+    int small = 64 * 1024;
+    cli_socket(&c);
+    CU_ASSERT_EQUAL(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    cli_connect(&c, t.port);
     CU_ASSERT_EQUAL(cli_sends(&c, "GET /file HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
     CU_ASSERT_EQUAL(wait_requests(&t, 4), 0);
     CU_ASSERT(fds_settle(2, 900)); /* the handler opens them right after it counted the request */
