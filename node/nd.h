@@ -141,7 +141,7 @@ typedef struct {
     uint64_t digest_refused; /* request bodies (appends, meta) that failed their CRC32C */
     uint64_t appended;       /* body bytes appended */
     uint64_t read;           /* body bytes read and sent */
-    uint64_t replayed;       /* chunk DELETEs answered from memory: their nonce ran before */
+    uint64_t replayed;       /* DELETEs and cond writes answered from memory (nonce ran before) */
     uint64_t replay_evicted; /* ... forgotten before they expired (the memory was full) */
 } nd_service_stats;
 

@@ -16,7 +16,8 @@
  * the CRC32C of what it received before anything is acknowledged. That catches a body damaged in
  * flight, not one forged on purpose (a CRC is easy to match: that needs TLS, docs/rpc.md). The
  * date bounds replay to the allowed skew; the nonce makes every signature unique, and the node
- * answers a chunk DELETE whose nonce it saw from memory (nd_replay.c; docs/rpc.md). The signature
+ * answers a chunk DELETE or a conditional write whose nonce it saw from memory (nd_replay.c;
+ * docs/rpc.md). The signature
  * is compared in constant time.
  *
  * Cost: every replica call is signed by its caller and checked by its callee, so this runs twice

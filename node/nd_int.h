@@ -13,7 +13,8 @@
 typedef struct nd_sreq nd_sreq;
 
 /*
- * nd_replay.c: the answers of recent chunk DELETEs by nonce, for cap calls at most. begin: the
+ * nd_replay.c: the answers of recent chunk DELETEs and conditional writes by nonce, for cap calls
+ * at most. begin: the
  * call with this nonce is new (ND_REPLAY_NEW: remembered as running until nd_replay_end, or
  * until expire_s), still running (ND_REPLAY_RUNNING), or done (ND_REPLAY_DONE, its result in
  * *err). Entries past their expiry are dropped as now_s passes it; at capacity the oldest goes
@@ -36,8 +37,8 @@ struct nd_service {
     nd_drive drives[ND_MAX_DRIVES];
     char *paths[ND_MAX_DRIVES];
     int max_skew_s;
-    nd_replay *replay;       /* recent chunk DELETEs by nonce (nd_replay.c) */
-    atomic_ullong replayed;  /* DELETEs answered from it */
+    nd_replay *replay;       /* recent DELETEs and cond writes by nonce (nd_replay.c) */
+    atomic_ullong replayed;  /* calls answered from it */
     nd_work *work;           /* NULL: syncs and meta ops run inline on the loop */
     md_store *md;            /* metadata partitions (borrowed); NULL: none */
     md_hlc *clock;           /* this node's clock (borrowed); NULL: none */
@@ -80,7 +81,7 @@ struct nd_sreq {
     int orphaned;                   /* the connection closed while busy: free on completion */
     nd_sreq *orph_prev, *orph_next; /* svc->orphans, while orphaned */
     struct nd_mreq *meta;           /* OP_META: the metadata op's state (nd_meta.c) */
-    int replay;                     /* a DELETE in svc->replay under nonce: its end goes there */
+    int replay; /* a DELETE or cond write in svc->replay under nonce: its end goes there */
     uint8_t nonce[16];
 };
 
@@ -97,6 +98,9 @@ int nd_sreq_returned(nd_sreq *s);
  * header when hname is not NULL. */
 void nd_answer_error_ex(net_req *req, cm_err e, const char *why, const char *hname,
                         const char *hval);
+/* A chunk DELETE or a conditional write whose nonce ran before: answered from svc->replay (1),
+ * or remembered as running for s (0: run it, and nd_replay_end its result). */
+int nd_replayed(nd_service *svc, net_req *req, nd_sreq *s);
 /* Query parameter name as a u64: 1 found, 0 absent, -1 malformed (or above UINT64_MAX). */
 int nd_query_u64(const char *q, const char *name, uint64_t *v);
 

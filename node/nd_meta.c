@@ -688,6 +688,8 @@ static void meta_done(nd_job *j)
 {
     nd_sreq *s = MREQ_JOB(j);
     struct nd_mreq *m = s->meta;
+    if (s->replay) /* a conditional write's result, for a replay of it (nd_replayed) */
+        nd_replay_end(s->svc->replay, s->nonce, m->err);
     if (nd_sreq_returned(s))
         return;
     net_req *req = s->req;
@@ -958,6 +960,8 @@ void nd_cond_serve(nd_service *svc, net_req *req, nd_sreq *s, const char *path)
         nd_answer_error_ex(req, CM_ERR_INVAL, why, NULL, NULL);
         return;
     }
+    if (nd_replayed(svc, req, s))
+        return;
     memcpy(m->bucket, path, bl);
     m->bucket[bl] = 0;
     snprintf(m->from, sizeof(m->from), "%s", from ? from : "");

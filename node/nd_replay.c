@@ -1,16 +1,18 @@
 /*
- * nd_replay.c - the node's memory of recent chunk DELETEs by nonce, so that a DELETE sent again
- * with the same signature (an attacker's replay of captured traffic, or the client's own retry
- * after a lost connection) gets the first call's answer instead of deleting again (docs/rpc.md,
- * "Authentication": a chunk id is reused when a heal writes a cell back to a drive it was deleted
- * from, and a replayed DELETE would then delete the rebuilt cell).
+ * nd_replay.c - the node's memory of recent chunk DELETEs and conditional writes by nonce, so that
+ * such a call sent again with the same signature (an attacker's replay of captured traffic, or the
+ * client's own retry after a lost connection) gets the first run's answer instead of running
+ * again (docs/rpc.md, "Authentication": a chunk id is reused when a heal writes a cell back to a
+ * drive it was deleted from, so a replayed DELETE would delete the rebuilt cell; a replayed
+ * If-None-Match create would bring back an object deleted since).
  *
  * An entry lives until its call's date plus the allowed skew: after that the signature is refused
  * anyway (nd_auth.c). Entries sit in a ring in arrival order (about date order), indexed by a
  * chained hash of the nonce. At capacity the oldest entry goes first even if it has not expired:
  * a replay of that call would then run again, as before this cache existed; the eviction is
  * counted (nd_service_stats.replay_evicted) so that an operator sees the window is not covered.
- * Memory: ND_REPLAY_CAP entries of 40 bytes and a bucket array, allocated once.
+ * Memory: ND_REPLAY_CAP entries of 40 bytes and a bucket array, allocated once. A call that ended
+ * before it ran (a conditional write whose body was refused) stays "running" until it expires.
  *
  * Thread-safe (one mutex): the service's loops all call it.
  */

@@ -14,7 +14,8 @@
  *   GET    /list/<drive>?...&age=1             ... with each chunk's age (bs_list_aged; at most
  *                                              ND_LIST_AGED_MAX: the orphan sweep)
  *   ...    /meta/<bucket>/...                  metadata partitions (nd_meta.c)
- *   POST   /cond/<bucket>?...                  a conditional write for its leader (nd_meta.c)
+ *   POST   /cond/<bucket>?...                  a conditional write for its leader (nd_meta.c;
+ *                                              a nonce seen before: as DELETE)
  * Errors: an HTTP status with X-Cairn-Error: <cm_err name> and a one-line text reason.
  *
  * Append: the body must have a Content-Length and an X-Cairn-Crc32c. It is appended as it
@@ -880,15 +881,17 @@ static void serve_list(nd_service *svc, net_req *req, const char *path)
 /* ---- dispatch ---- */
 
 /*
- * A chunk DELETE whose nonce ran before (a replay of captured traffic, or the client's retry of a
- * call whose answer it lost) is answered as the first run was, or 503 while that still runs, and
- * not run again: the chunk may have been written back since (a heal). 1 when answered. A new
- * one is remembered (s->replay) until its signature's date passes out of the allowed skew.
+ * A chunk DELETE or a conditional write whose nonce ran before (a replay of captured traffic, or
+ * the client's retry of a call whose answer it lost) is answered as its first run was, or 503
+ * while that still runs, and not run again: a DELETE's chunk may have been written back since (a
+ * heal), a conditional write's key deleted and its condition true again. 1 when answered. A new
+ * one is remembered (s->replay) until its signature's date passes out of the allowed skew; its
+ * run's end records its result (job_done, nd_meta.c meta_done).
  */
-static int replayed(nd_service *svc, net_req *req, nd_sreq *s)
+int nd_replayed(nd_service *svc, net_req *req, nd_sreq *s)
 {
-    const char *nonce = net_req_header(req, "X-Cairn-Nonce"),
-               *date = net_req_header(req, "X-Cairn-Date");
+    const char *nonce = net_req_header(req, "X-Cairn-Nonce");
+    const char *date = net_req_header(req, "X-Cairn-Date");
     cm_err e = CM_OK;
     if (!nonce || !date || cm_hex_decode(nonce, 32, s->nonce, 16) != CM_OK)
         return 0; /* nd_auth_check let nothing else through */
@@ -900,8 +903,8 @@ static int replayed(nd_service *svc, net_req *req, nd_sreq *s)
         return 0;
     }
     atomic_fetch_add(&svc->replayed, 1);
-    CM_WARN(MOD, "peer=%s DELETE %s: nonce seen before (a replay or a retry): %s",
-            net_req_peer(req), net_req_target(req),
+    CM_WARN(MOD, "peer=%s %s %s: nonce seen before (a replay or a retry): %s", net_req_peer(req),
+            net_req_method(req), net_req_target(req),
             st == ND_REPLAY_RUNNING ? "still running" : "answered as its first run");
     if (st == ND_REPLAY_RUNNING)
         answer_error(req, CM_ERR_UNAVAILABLE, "the same call is still running");
@@ -932,7 +935,7 @@ static void serve_chunk(nd_service *svc, net_req *req, nd_sreq *s, const char *p
         else
             answer_error(req, e, NULL);
     } else if (strcmp(m, "DELETE") == 0) {
-        if (replayed(svc, req, s))
+        if (nd_replayed(svc, req, s))
             return;
         s->op = OP_DELETE;
         nd_sreq_submit(s, JOB_DELETE);

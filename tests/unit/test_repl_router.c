@@ -66,17 +66,17 @@ static void raw_done(net_call *call, cm_err e, void *arg)
     E.pending--;
 }
 
-/* PUT a record whose X-Cairn-Crc32c does not match its body, correctly signed otherwise. */
-static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
+/* A call of n1's to the node at port with body rec, signed by hand with this nonce and the date
+ * now; its X-Cairn-Crc32c the body's, xor flip. */
+static nres raw_call(int port, const char *method, const char *target, const char *nonce,
+                     const uint8_t *rec, size_t len, uint32_t flip)
 {
     static const net_call_handler h = {NULL, NULL, raw_done};
-    const char *target = ND_PREFIX "/meta/b/rec";
     char date[24], lenstr[24], crc[9], sig[65], auth[96];
-    const char *nonce = "00112233445566778899aabbccddeeff";
     snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
     snprintf(lenstr, sizeof(lenstr), "%zu", len);
-    snprintf(crc, sizeof(crc), "%08x", cm_crc32c(0, rec, len) ^ 1);
-    nd_canon c = {"PUT", target, "n1", "n2", date, nonce, lenstr, crc};
+    snprintf(crc, sizeof(crc), "%08x", cm_crc32c(0, rec, len) ^ flip);
+    nd_canon c = {method, target, "n1", "n2", date, nonce, lenstr, crc};
     cm_hmac_key k;
     cm_hmac_key_init(&k, secret, SECRET_LEN);
     nd_sign(&k, &c, sig);
@@ -85,7 +85,7 @@ static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
     net_call *call;
     nres t = {0};
     CU_ASSERT_EQUAL_FATAL(
-        net_call_new(nd_client_net(E.cl), "127.0.0.1", port, "PUT", target, &call), CM_OK);
+        net_call_new(nd_client_net(E.cl), "127.0.0.1", port, method, target, &call), CM_OK);
     net_call_header(call, "X-Cairn-Node", "n1");
     net_call_header(call, "X-Cairn-Date", date);
     net_call_header(call, "X-Cairn-Nonce", nonce);
@@ -99,6 +99,13 @@ static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
     E.pending++;
     loop_while(pending, NULL);
     return t;
+}
+
+/* PUT a record whose X-Cairn-Crc32c does not match its body, correctly signed otherwise. */
+static nres put_bad_crc(int port, const uint8_t *rec, size_t len)
+{
+    return raw_call(port, "PUT", ND_PREFIX "/meta/b/rec", "00112233445566778899aabbccddeeff", rec,
+                    len, 1);
 }
 
 static nres cond_call(const char *bucket, const char *key, const char *etag, int del,
@@ -130,6 +137,36 @@ static nres lock_call(const char *key, uint8_t mode, int64_t until, uint8_t hold
     t = nd_wait(nd_cond_write(E.cl, &n2, "b", rec, len, 0, cond, nd_cb, &t), &t);
     free(rec);
     return t;
+}
+
+/* A conditional write sent again with the same signature (captured traffic replayed) is answered
+ * as its first run was and not run again: an If-None-Match create replayed after its key was
+ * deleted would otherwise bring the old object back. */
+static void t_cond_replay(void)
+{
+    env_up(1, 2000);
+    const char *nonce = "0123456789abcdef0123456789abcdef";
+    md_object o = {.key = "rk", .size = 1, .etag = "e1"};
+    md_cond m1 = {.if_match = "e1"};
+    md_object got;
+    uint8_t *rec;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(md_object_encode(&o, &rec, &len), CM_OK);
+    nres t = raw_call(E.nodes[1].rpc.port, "POST", ND_PREFIX "/cond/b?inm=1", nonce, rec, len, 0);
+    CU_ASSERT_EQUAL(t.r.status, 200);
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "rk", &got), CM_OK);
+    md_object_release(&got);
+    CU_ASSERT_EQUAL(cond_call("b", "rk", "", 1, &m1).r.err, CM_OK); /* deleted, If-Match e1 */
+    t = raw_call(E.nodes[1].rpc.port, "POST", ND_PREFIX "/cond/b?inm=1", nonce, rec, len, 0);
+    CU_ASSERT_EQUAL(t.r.status, 200); /* the first run's answer */
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "rk", &got), CM_ERR_NOTFOUND);
+    t = raw_call(E.nodes[1].rpc.port, "POST", ND_PREFIX "/cond/b?inm=1",
+                 "fedcba9876543210fedcba9876543210", rec, len, 0); /* another nonce: it runs */
+    CU_ASSERT_EQUAL(t.r.status, 200);
+    CU_ASSERT_EQUAL(md_object_get(E.nodes[1].md, "b", "rk", &got), CM_OK);
+    md_object_release(&got);
+    free(rec);
+    env_down();
 }
 
 /* The conditional-write route: the condition, the record and the caller reach the node's
@@ -1721,6 +1758,7 @@ void cu_register(void)
     static const cu_test cluster[] = {
         {"rpc_edges", t_rpc_edges},
         {"cond_route", t_cond_route},
+        {"cond_replay", t_cond_replay},
         {"cond_parse", t_cond_parse},
         {"router", t_router},
         {"small_layouts", t_small_layouts},
