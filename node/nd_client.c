@@ -6,10 +6,14 @@
  * nd_done_fn. Read data passes straight through to the caller's nd_data_fn (the net client's body
  * buffer, so bytes the caller leaves there are its backpressure), once the answer's Content-Length
  * is the length asked for: another length is dropped and the read fails CM_ERR_CLOSED, so a peer
- * cannot make a caller buffer more than it asked. An answer with X-Cairn-Crc32c (a range that fit
- * the node's first piece) has its CRC32C run over the bytes as they arrive, and a mismatch ends
- * the read CM_ERR_DIGEST. The small bodies of errors and info answers are collected up to
- * ND_SMALL_BODY bytes.
+ * cannot make a caller buffer more than it asked. An answer with X-Cairn-Crc32c (every range on a
+ * plain connection; on TLS a range that fit the node's first piece) has its CRC32C run over the
+ * bytes as they arrive, and a mismatch ends the read CM_ERR_DIGEST, or CM_ERR_CORRUPT when the
+ * node sent the bytes unread (X-Cairn-Verify: reader: rot on its drive). A read of several parts
+ * (nd_read_parts) checks each part against its own CRC, split at the parts' bounds as the bytes
+ * arrive; an answer without X-Cairn-Parts or a CRC per part is refused CM_ERR_UNSUPPORTED (a node
+ * that predates also=), never used unchecked. The small bodies of errors and info answers are
+ * collected up to ND_SMALL_BODY bytes.
  *
  * Faults: before a call is queued, nd_fault_get(from = this node, to = the peer) decides:
  * REFUSE ends it from the loop with CM_ERR_UNAVAILABLE, LOSE ends it CM_ERR_TIMEOUT after the
@@ -17,8 +21,10 @@
  * its callback from inside the nd_* function that started it.
  *
  * Idempotent calls (read, stat, delete, info, list) are retried by the pool after a transport
- * failure before any answer byte; appends are not (an append that may have landed is not repeated:
- * the caller learns the chunk's length from a stat or the 409 of the next append).
+ * failure before any answer byte, with the same signature: a DELETE the node ran before the
+ * connection broke is answered from its replay memory (nd_replay.c), 503 while it still runs;
+ * appends are not retried (an append that may have landed is not repeated: the caller learns the
+ * chunk's length from a stat or the 409 of the next append).
  *
  * Threading: one loop thread per client.
  */

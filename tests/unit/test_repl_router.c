@@ -1,8 +1,8 @@
 /*
- * test_repl_router.c - the meta routes on the wire (bad CRCs, the cond route, RPC edges), the
- * router over replicas, hint delivery and its bounds, a record read that does not wait for a busy
- * pool, the layout fence (and its window between a write's admission and its commit), and a small
- * throughput figure; over the three nodes of rp_trio.h. The backends' own
+ * test_repl_router.c - the meta routes on the wire (bad CRCs, the cond route and a replay of it,
+ * RPC edges), the router over replicas, hint delivery and its bounds, a record read that does not
+ * wait for a busy pool, the layout fence (and its window between a write's admission and its
+ * commit), and a small throughput figure; over the three nodes of rp_trio.h. The backends' own
  * suites are in test_repl.c.
  */
 #include <arpa/inet.h>
