@@ -5,6 +5,7 @@
  * nothing of a suite's tests until it ends. SIGPIPE is ignored, as `cairn server` ignores it
  * (net.h: libevent and OpenSSL write to sockets with write(), not send(MSG_NOSIGNAL)): a peer
  * that a test closes mid-write is an error for the code under test, not the test's death.
+ * CU_ONLY=NAME in the environment runs only the tests of that name.
  */
 #include "cu_main.h"
 
@@ -81,6 +82,16 @@ static void watch_start(void)
         fprintf(stderr, "cu_main: watchdog not started\n");
 }
 
+/* CU_ONLY=TEST runs the tests of that name in every suite (to loop one flaky test). */
+static void run_only(const char *name)
+{
+    CU_pTestRegistry reg = CU_get_registry();
+    for (CU_pSuite su = reg ? reg->pSuite : NULL; su; su = su->pNext)
+        for (CU_pTest t = su->pTest; t; t = t->pNext)
+            if (strcmp(t->pName, name) == 0)
+                CU_basic_run_test(su, t);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -89,7 +100,11 @@ int main(void)
     watch_start();
     cu_register();
     CU_basic_set_mode(CU_BRM_NORMAL);
-    CU_basic_run_tests();
+    const char *only = getenv("CU_ONLY");
+    if (only && *only)
+        run_only(only);
+    else
+        CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     unsigned ran = CU_get_number_of_tests_run();
     CU_cleanup_registry();

@@ -213,11 +213,20 @@ static void test_heal_refused_stat(void)
     heal_unanswered(CM_ERR_AUTH);
 }
 
+static int on_homes(pl_cell c, const pl_cell want[K + M])
+{
+    for (int j = 0; j < K + M; j++)
+        if (same_cell(c, want[j]))
+            return 1;
+    return 0;
+}
+
 /*
  * A cell dropped at write (its node refused the append: 0xFF in the layout) is rebuilt at its
  * home once the node is back. Then a drive set draining in a new layout epoch: its cell moves to
- * the new home (a copy), the layout takes the new epoch, names the drained drive as obsolete and
- * ends with every cell on a home of the new map, in one heal.
+ * a home of the new map (a copy), with any other cell the new map no longer homes where it is;
+ * the layout takes the new epoch, names the drained drive as obsolete and ends with every cell on
+ * a home of the new map, in one heal.
  */
 static void test_heal_dropped_draining(void)
 {
@@ -261,8 +270,14 @@ static void test_heal_dropped_draining(void)
     ob_heal_config hc = {t2, m2, E.dead, NULL, 0, NULL, NULL};
     pl_cell want[K + M], drained = cell_of(&h, 0);
     CU_ASSERT_FATAL(pl_place(m2, h.blob, K, M, want) == CM_OK);
-    /* one heal is enough: homes are a set, so only the drained cell moves (blocked would ask
-     * for another round) */
+    /* homes are a set: a cell moves only when its place is no home of the new map. That is the
+     * drained cell, and sometimes one more: the drive's weight leaving its node and AZ can give
+     * another AZ one of the object's cells. One heal moves them all (blocked would ask for
+     * another round). */
+    int off_home = 0;
+    for (int i = 0; i < K + M; i++)
+        off_home += !on_homes(cell_of(&h, i), want);
+    CU_ASSERT(off_home >= 1);
     int rounds = 0, moved = 0, drained_obsolete = 0;
     do {
         memset(&R.heal, 0, sizeof(R.heal));
@@ -278,14 +293,10 @@ static void test_heal_dropped_draining(void)
     } while (R.heal.blocked > 0 && ++rounds < 4);
     CU_ASSERT_EQUAL(R.heal.blocked, 0);
     CU_ASSERT_EQUAL(rounds, 0);
-    CU_ASSERT_EQUAL(moved, 1);
+    CU_ASSERT_EQUAL(moved, off_home);
     CU_ASSERT(drained_obsolete);
-    for (int i = 0; i < K + M; i++) { /* every cell on one of the new homes (a set) */
-        int on_home = 0;
-        for (int j = 0; j < K + M; j++)
-            on_home |= same_cell(cell_of(&h, i), want[j]);
-        CU_ASSERT(on_home);
-    }
+    for (int i = 0; i < K + M; i++) /* every cell on one of the new homes (a set) */
+        CU_ASSERT(on_homes(cell_of(&h, i), want));
     check_all_cells(body, LEN, &h);
     pl_map_free(m2);
     pl_topology_free(t2);
