@@ -1005,8 +1005,8 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         "\"handoff_moving\":%llu,\"handoff_settled\":%llu,\"handoff_copied\":%llu,"
         "\"stale_retries\":%llu},"
         "\"data\":{\"epoch\":%llu,\"k\":%d,\"m\":%d,\"bodies\":%llu,\"bytes_written\":%llu,"
-        "\"reads\":%llu,\"reads_on_loops\":%llu,\"cells_batched\":%llu,\"handoffs\":%llu,\"cells_"
-        "dropped\":%llu,"
+        "\"reads\":%llu,\"reads_on_loops\":%llu,\"cells_batched\":%llu,"
+        "\"cells_appended_batched\":%llu,\"handoffs\":%llu,\"cells_dropped\":%llu,"
         "\"hedges\":%llu,"
         "\"reads_degraded\":%llu}",
         (unsigned long long)c->epoch, (unsigned long long)c->layouts, (unsigned long long)rs.gets,
@@ -1025,9 +1025,9 @@ size_t cmd_cluster_status(cmd_cluster *c, char *out, size_t cap)
         (unsigned long long)rs.stale_retries, (unsigned long long)os.epoch, os.k, os.m,
         (unsigned long long)os.bodies, (unsigned long long)os.bytes_written,
         (unsigned long long)os.reads, (unsigned long long)os.reads_on_loops,
-        (unsigned long long)os.cells_batched, (unsigned long long)os.handoffs,
-        (unsigned long long)os.cells_dropped, (unsigned long long)os.hedges,
-        (unsigned long long)os.reads_degraded);
+        (unsigned long long)os.cells_batched, (unsigned long long)os.cells_appended_batched,
+        (unsigned long long)os.handoffs, (unsigned long long)os.cells_dropped,
+        (unsigned long long)os.hedges, (unsigned long long)os.reads_degraded);
     pthread_mutex_unlock(&c->mu);
     if (n <= 0 || (size_t)n >= cap)
         return 0;

@@ -53,6 +53,10 @@ struct event_base;
     (64 * 1024) /* ... and appends once this much body is buffered (or at end)                     \
                  */
 
+/* X-Cairn-Crc32c's value with n CRCs (8 hex digits each, comma-separated; NULL is none) into out:
+ * 1 when it is exactly that, else 0 (nd_client.c; the node's parts reads and appends). */
+int nd_parse_crcs(const char *v, int n, uint32_t *out);
+
 /* ---- appending from a buffer (nd_service.c; also the local chunk backend, obj/ob_chunk.c) ---- */
 
 /* Append the first n (> 0) bytes of buf to blob id of bs at off straight from buf's chains
@@ -299,6 +303,17 @@ struct event_base *nd_client_base(nd_client *cl);
 cm_err nd_append(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
                  uint64_t len, uint32_t crc32c, struct evbuffer *body, nd_send_fn send, int sync,
                  nd_done_fn done, void *arg, nd_op **op);
+/*
+ * The same append on each of drives[0..n) of peer (2 <= n <= ND_READ_PARTS): body (moved) is n
+ * parts of equal length, part i appended at off to chunk id on drives[i], crcs[i] its CRC32C; a
+ * node's cells of a stripe in one call (PUT ...&also=). One answer for all: res.size is each
+ * chunk's new length; on a failure any part may or may not have been appended (as for a failed
+ * nd_append); a part's CRC mismatch deletes every part's chunk (CM_ERR_DIGEST). A node that
+ * predates also= refuses the CRC list (CM_ERR_INVAL) before it appends anything.
+ */
+cm_err nd_append_parts(nd_client *cl, const nd_peer *peer, const uint32_t *drives, int n,
+                       const bs_id *id, uint64_t off, const uint32_t *crcs, struct evbuffer *body,
+                       int sync, nd_done_fn done, void *arg, nd_op **out);
 /*
  * Read len bytes at off (len UINT64_MAX = to the end), handed to data as they arrive.
  * CM_ERR_NOTFOUND, CM_ERR_RANGE, CM_ERR_CORRUPT (a block failed its checksum on the node) or a

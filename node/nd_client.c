@@ -385,15 +385,14 @@ static void crc_fresh(nd_op *op, const net_call *call, struct evbuffer *body)
     }
 }
 
-/* X-Cairn-Crc32c: one CRC per part, comma-separated, into want_crc. 1 when all are there. */
-static int parse_crcs(const char *v, nd_op *op)
+int nd_parse_crcs(const char *v, int n, uint32_t *out)
 {
-    for (int i = 0; v && i < op->nparts; i++) {
+    for (int i = 0; v && i < n; i++) {
         uint8_t raw[4];
         if (strnlen(v, 9) < 8 || cm_hex_decode(v, 8, raw, 4) != CM_OK ||
-            v[8] != (i + 1 < op->nparts ? ',' : '\0'))
+            v[8] != (i + 1 < n ? ',' : '\0'))
             return 0;
-        op->want_crc[i] = cm_get_be32(raw);
+        out[i] = cm_get_be32(raw);
         v += 9;
     }
     return v != NULL;
@@ -410,7 +409,8 @@ static void on_body(net_call *call, struct evbuffer *body, void *arg)
             op->overlong = op->want != UINT64_MAX && (!cl || strtoull(cl, NULL, 10) != op->want);
             if (op->nparts > 1 && (!parts || strtol(parts, NULL, 10) != op->nparts))
                 op->overlong = 1; /* not the parts asked for (a node that ignored also=) */
-            op->has_crc = parse_crcs(net_call_resp_header(call, "X-Cairn-Crc32c"), op);
+            op->has_crc = nd_parse_crcs(net_call_resp_header(call, "X-Cairn-Crc32c"), op->nparts,
+                                        op->want_crc);
             if (op->nparts > 1 && !op->has_crc)
                 op->overlong = 1; /* parts are never taken unchecked */
             op->unread = net_call_resp_header(call, "X-Cairn-Verify") != NULL;
@@ -578,6 +578,36 @@ cm_err nd_append(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id
     return go(op, peer, "PUT", target, len, crc, body, out);
 }
 
+/* "&also=D1,D2..." (drives[1..n)) at target + at; the new length. */
+static int also_list(char *target, size_t cap, int at, const uint32_t *drives, int n)
+{
+    for (int i = 1; i < n && at > 0 && (size_t)at < cap; i++)
+        at += snprintf(target + at, cap - (size_t)at, "%s%" PRIu32,
+                       i > 1 ? "," : "&also=", drives[i]);
+    return at;
+}
+
+cm_err nd_append_parts(nd_client *cl, const nd_peer *peer, const uint32_t *drives, int n,
+                       const bs_id *id, uint64_t off, const uint32_t *crcs, struct evbuffer *body,
+                       int sync, nd_done_fn done, void *arg, nd_op **out)
+{
+    char target[200], base[96], crc[ND_READ_PARTS * 9];
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    if (n < 2 || n > ND_READ_PARTS || len == 0 || len % (size_t)n != 0)
+        return CM_ERR_INVAL;
+    nd_op *op = op_new(cl, K_APPEND, done, arg);
+    if (!op)
+        return CM_ERR_NOMEM;
+    chunk_target(base, sizeof(base), drives[0], id);
+    int at =
+        snprintf(target, sizeof(target), "%s?off=%" PRIu64 "%s", base, off, sync ? "" : "&sync=0");
+    also_list(target, sizeof(target), at, drives, n);
+    for (int i = 0; i < n; i++) /* "c0,c1,...": 8 hex digits and a comma each */
+        snprintf(crc + 9 * i, sizeof(crc) - 9 * (size_t)i, "%08" PRIx32 "%s", crcs[i],
+                 i + 1 < n ? "," : "");
+    return go(op, peer, "PUT", target, len, crc, body, out);
+}
+
 cm_err nd_read(nd_client *cl, const nd_peer *peer, uint32_t drive, const bs_id *id, uint64_t off,
                uint64_t len, nd_data_fn data, nd_done_fn done, void *arg, nd_op **out)
 {
@@ -612,11 +642,8 @@ cm_err nd_read_parts(nd_client *cl, const nd_peer *peer, const uint32_t *drives,
     op->nparts = n;
     op->part_len = len;
     chunk_target(base, sizeof(base), drives[0], id);
-    int at = snprintf(target, sizeof(target), "%s?off=%" PRIu64 "&len=%" PRIu64 "&also=", base, off,
-                      len);
-    for (int i = 1; i < n && at > 0 && (size_t)at < sizeof(target); i++)
-        at += snprintf(target + at, sizeof(target) - (size_t)at, "%s%" PRIu32, i > 1 ? "," : "",
-                       drives[i]);
+    int at = snprintf(target, sizeof(target), "%s?off=%" PRIu64 "&len=%" PRIu64, base, off, len);
+    also_list(target, sizeof(target), at, drives, n);
     return go(op, peer, "GET", target, 0, NULL, NULL, out);
 }
 

@@ -47,7 +47,8 @@ struct nd_service {
     void *cond_arg;
     nd_work *cond_work;
     atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
-    atomic_int no_batch_route; /* tests: answer PUT /recs as a node that predates it */
+    atomic_int no_batch_route;  /* tests: answer PUT /recs as a node that predates it */
+    atomic_int no_append_parts; /* tests: refuse parts appends as a node that predates them */
     /* record writes queued on md's commit thread (nd_meta.c): nd_service_free waits for 0 */
     pthread_mutex_t async_mu;
     pthread_cond_t async_cv;
@@ -71,8 +72,14 @@ struct nd_sreq {
     uint64_t off;  /* append: where the next piece goes; read: next offset to send */
     uint64_t end;  /* read: the end of the range; append: off + Content-Length */
     uint64_t size; /* read: the chunk's length */
-    uint32_t crc, want_crc;
     int sync;
+    /* append: the body is nparts parts of plen bytes, each appended at `start` to its own drive
+     * (pbs: s->bs, then those of also=; 1 part without also=), pcrc/pwant its CRC32C: running,
+     * and told; part: the one being appended (s->off is where its next piece goes) */
+    int nparts, part;
+    bs_store *pbs[ND_READ_PARTS];
+    uint32_t pcrc[ND_READ_PARTS], pwant[ND_READ_PARTS];
+    uint64_t start, plen;
     cm_err err; /* append: first failure (the rest of the body is ignored); job result */
     /* offloaded job (nd_work.c): owned by a worker while busy */
     int job;

@@ -3,6 +3,8 @@
  *
  * Routes (all under ND_PREFIX, all authenticated first, nd_auth.c):
  *   PUT    /chunk/<drive>/<id>?off=N[&sync=0]  append the body at N (0 creates the chunk)
+ *   PUT    ...?off=N&also=D[,D...]             the body is equal parts, one per drive, each
+ *                                              appended at N: a node's cells of a stripe
  *   GET    /chunk/<drive>/<id>?off=N[&len=N]   read a range
  *   GET    ...?off=N&len=N&also=D[,D...]       the same range on more drives: a node's cells of
  *                                              a stripe, one after the other (read_parts)
@@ -25,7 +27,10 @@
  * bytes. At the end the CRC is compared: a mismatch deletes the chunk (its earlier pieces are
  * useless without the bad one, and a refused chunk leaves nothing behind) and answers 400
  * CM_ERR_DIGEST; otherwise bs_sync (unless sync=0) and 200 with the new length. Memory per
- * request: the net server's body buffer (read_high_water) and one piece.
+ * request: the net server's body buffer (read_high_water) and one piece. With also= the body is
+ * one part per drive (at most ND_READ_PARTS, of equal length), each with its CRC32C in the
+ * header's list, appended in turn at the same offset to its drive's chunk; a part whose CRC
+ * does not match deletes the chunk on every part's drive, and the sync is each drive's.
  *
  * Read, on a plain connection: sent from the segment files by sendfile (bs_read_spans), neither
  * copied nor checksummed here. The answer's X-Cairn-Crc32c is the CRC32C the range was written
@@ -308,43 +313,65 @@ static void serve_info(nd_service *svc, net_req *req)
 
 /* ---- append ---- */
 
+static int parse_also(const nd_service *svc, const nd_sreq *s, const char *q, bs_store **bs);
+
+/*
+ * An append: the body goes to chunk s->id at off on s's drive, or with also= the body is n parts
+ * of equal length, each appended at off to the chunk on its drive (a writer's cells of a stripe
+ * on this node, docs/rpc.md "Appending several cells"), X-Cairn-Crc32c one CRC per part. Every
+ * part's chunk must be off long (409 with the first one's length otherwise).
+ */
 static void start_append(net_req *req, nd_sreq *s, const char *query)
 {
-    const char *crc = net_req_header(req, "X-Cairn-Crc32c");
-    uint64_t sync = 1, size = 0;
-    uint8_t raw[4];
+    uint64_t sync = 1, size = 0, len = (uint64_t)net_req_content_length(req);
     if (net_req_chunked(req) || !net_req_header(req, "Content-Length")) {
         answer_error(req, CM_ERR_INVAL, "an append needs a Content-Length");
         return;
     }
-    if (!crc || strlen(crc) != 8 || cm_hex_decode(crc, 8, raw, 4) != CM_OK) {
-        answer_error(req, CM_ERR_INVAL, "an append needs X-Cairn-Crc32c (8 hex digits)");
+    int np = parse_also(s->svc, s, query, s->pbs);
+    if (np < 0) {
+        answer_error(req, np == -1 ? CM_ERR_INVAL : CM_ERR_UNAVAILABLE,
+                     np == -1 ? "bad also" : "a drive of also is missing or offline");
+        return;
+    }
+    if (np > 1 && (len == 0 || len % (uint64_t)np != 0)) {
+        answer_error(req, CM_ERR_INVAL, "parts: a body of n equal parts");
+        return;
+    }
+    if (!nd_parse_crcs(net_req_header(req, "X-Cairn-Crc32c"), np, s->pwant) ||
+        (np > 1 && atomic_load(&s->svc->no_append_parts))) {
+        answer_error(req, CM_ERR_INVAL, "an append needs X-Cairn-Crc32c (8 hex digits per part)");
         return;
     }
     if (nd_query_u64(query, "off", &s->off) < 0 || nd_query_u64(query, "sync", &sync) < 0) {
         answer_error(req, CM_ERR_INVAL, "bad off or sync");
         return;
     }
-    cm_err e = bs_size(s->bs, &s->id, &size);
-    if (e == CM_ERR_NOTFOUND)
-        size = 0;
-    else if (e != CM_OK) {
-        answer_error(req, e, NULL);
-        return;
-    }
-    if (size != s->off) {
-        char v[24];
-        snprintf(v, sizeof(v), "%" PRIu64, size);
-        net_resp_start(req, 409, 0);
-        net_resp_header(req, "X-Cairn-Error", cm_err_name(CM_ERR_CONFLICT));
-        net_resp_header(req, "X-Cairn-Size", v); /* where the writer must continue */
-        net_resp_end(req);
-        return;
+    for (int i = 0; i < np; i++) {
+        cm_err e = bs_size(s->pbs[i], &s->id, &size);
+        if (e == CM_ERR_NOTFOUND)
+            size = 0;
+        else if (e != CM_OK) {
+            answer_error(req, e, NULL);
+            return;
+        }
+        if (size != s->off) {
+            char v[24];
+            snprintf(v, sizeof(v), "%" PRIu64, size);
+            net_resp_start(req, 409, 0);
+            net_resp_header(req, "X-Cairn-Error", cm_err_name(CM_ERR_CONFLICT));
+            net_resp_header(req, "X-Cairn-Size", v); /* where the writer must continue */
+            net_resp_end(req);
+            return;
+        }
     }
     s->op = OP_APPEND;
-    s->want_crc = cm_get_be32(raw);
+    s->nparts = np;
+    s->part = 0;
+    s->start = s->off;
+    s->plen = len / (uint64_t)np;
     s->sync = sync != 0;
-    s->end = s->off + (uint64_t)net_req_content_length(req);
+    s->end = s->off + s->plen;
     net_req_read_body(req);
 }
 
@@ -374,17 +401,21 @@ cm_err nd_append_front(bs_store *bs, const bs_id *id, uint64_t off, struct evbuf
     return bs_appendv(bs, id, off, (const struct iovec *)v, nv);
 }
 
-/* Append n bytes from the front of body. */
+/* Append n bytes from the front of body to the part being appended (n stays within it). */
 static void append_piece(nd_sreq *s, struct evbuffer *body, size_t n)
 {
     if (s->err == CM_OK) {
-        s->err = nd_append_front(s->bs, &s->id, s->off, body, n, &s->crc);
+        s->err = nd_append_front(s->pbs[s->part], &s->id, s->off, body, n, &s->pcrc[s->part]);
         if (s->err == CM_OK) {
             s->off += n;
             atomic_fetch_add(&s->svc->appended, n);
         }
     }
     evbuffer_drain(body, n);
+    if (s->off == s->end && s->part + 1 < s->nparts) { /* the next part starts over at start */
+        s->part++;
+        s->off = s->start;
+    }
 }
 
 static void on_body(net_req *req, struct evbuffer *body, void *arg)
@@ -397,10 +428,14 @@ static void on_body(net_req *req, struct evbuffer *body, void *arg)
     }
     if (!s || s->op != OP_APPEND)
         return;
-    /* small pieces wait for more, except the last one (the whole body has arrived) */
+    /* small pieces wait for more, except a part's last one and the body's last one */
     int last = net_req_body_received(req) == (uint64_t)net_req_content_length(req);
-    while (evbuffer_get_length(body) >= ND_APPEND_MIN || (last && evbuffer_get_length(body) > 0))
-        append_piece(s, body, CM_MIN(evbuffer_get_length(body), (size_t)ND_PIECE));
+    for (;;) {
+        size_t have = evbuffer_get_length(body), room = (size_t)(s->end - s->off);
+        if (have == 0 || (have < ND_APPEND_MIN && have < room && !last))
+            break;
+        append_piece(s, body, CM_MIN(CM_MIN(have, room), (size_t)ND_PIECE));
+    }
 }
 
 static void on_body_end(net_req *req, void *arg)
@@ -414,15 +449,16 @@ static void on_body_end(net_req *req, void *arg)
     if (!s || s->op != OP_APPEND)
         return;
     cm_err e = s->err;
-    if (e == CM_OK && s->off != s->end)
+    if (e == CM_OK && (s->off != s->end || s->part + 1 != s->nparts))
         e = CM_ERR_INTERNAL; /* on_body takes the last bytes when they arrive: cannot happen */
-    if (e == CM_OK && s->crc != s->want_crc) {
-        atomic_fetch_add(&s->svc->digest_refused, 1);
-        CM_WARN(MOD, "peer=%s append refused: body CRC32C %08x, header says %08x",
-                net_req_peer(req), s->crc, s->want_crc);
-        nd_sreq_submit(s, JOB_DROP);
-        return;
-    }
+    for (int i = 0; e == CM_OK && i < s->nparts; i++)
+        if (s->pcrc[i] != s->pwant[i]) {
+            atomic_fetch_add(&s->svc->digest_refused, 1);
+            CM_WARN(MOD, "peer=%s append refused: part %d's CRC32C %08x, header says %08x",
+                    net_req_peer(req), i, s->pcrc[i], s->pwant[i]);
+            nd_sreq_submit(s, JOB_DROP);
+            return;
+        }
     if (e == CM_OK && s->sync) {
         nd_sreq_submit(s, JOB_SYNC);
         return;
@@ -433,15 +469,19 @@ static void on_body_end(net_req *req, void *arg)
         answer_size(req, 200, s->off);
 }
 
-/* On a worker (or inline): the durability step. */
+/* On a worker (or inline): the durability step, on each part's drive for an append. */
 static void run_job(nd_job *j)
 {
     nd_sreq *s = SREQ_OF(j);
     cm_err e = CM_OK;
-    if (s->job != JOB_SYNC)
-        e = bs_delete(s->bs, &s->id);
-    if (e == CM_OK)
-        e = bs_sync(s->bs);
+    int n = s->op == OP_APPEND ? s->nparts : 1;
+    bs_store **bs = s->op == OP_APPEND ? s->pbs : &s->bs;
+    for (int i = 0; e == CM_OK && i < n; i++) {
+        if (s->job != JOB_SYNC)
+            e = bs_delete(bs[i], &s->id);
+        if (e == CM_OK)
+            e = bs_sync(bs[i]);
+    }
     s->err = e;
 }
 

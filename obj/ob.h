@@ -435,8 +435,9 @@ typedef struct {
     uint64_t epoch; /* of the layout in use; 0 = none yet */
     int k, m;       /* its profile */
     uint64_t bodies, bytes_written, reads;
-    uint64_t reads_on_loops; /* of reads: run on the caller's loop (ob_store_loop_attach) */
-    uint64_t cells_batched;  /* cells read with others of their node in one call */
+    uint64_t reads_on_loops;         /* of reads: run on the caller's loop (ob_store_loop_attach) */
+    uint64_t cells_batched;          /* cells read with others of their node in one call */
+    uint64_t cells_appended_batched; /* cells appended with others of their node in one call */
     uint64_t handoffs;       /* cells moved to a handoff drive (at start or after a refusal) */
     uint64_t cells_dropped;  /* cells dropped from a body after they had data */
     uint64_t hedges;         /* extra cells asked because one was slow */

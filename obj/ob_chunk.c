@@ -73,6 +73,22 @@ cm_err ob_chunk_read_parts(ob_chunks *c, const uint32_t *drives, int n, const bs
     return c->ops->read_parts(c, drives, n, id, off, len, done, arg);
 }
 
+cm_err ob_chunk_append_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                             uint64_t off, struct evbuffer *body, const uint32_t *crcs,
+                             unsigned flags, ob_chunk_done done, void *arg)
+{
+    if (!c->ops->append_parts)
+        return CM_ERR_UNSUPPORTED;
+    if (!body || !io_ok(evbuffer_get_length(body)))
+        return CM_ERR_INVAL;
+    return c->ops->append_parts(c, drives, n, id, off, body, crcs, flags, done, arg);
+}
+
+int ob_chunk_has_append_parts(const ob_chunks *c)
+{
+    return c->ops->append_parts != NULL;
+}
+
 cm_err ob_chunk_delete(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done, void *arg)
 {
     return c->ops->del(c, drive, id, done, arg);
@@ -388,8 +404,9 @@ static void lc_free(ob_chunks *c)
     free(b);
 }
 
-static const ob_chunk_ops lc_ops = {lc_append_call, lc_seal_call, lc_read_call, lc_delete_call,
-                                    lc_stat_call,   lc_list_call, lc_free,      NULL};
+static const ob_chunk_ops lc_ops = {lc_append_call, lc_seal_call, lc_read_call,
+                                    lc_delete_call, lc_stat_call, lc_list_call,
+                                    lc_free,        NULL,         NULL};
 
 cm_err ob_chunks_local_new(struct event_base *base, const nd_drive *drives, int ndrives,
                            int nthreads, ob_chunks **out)

@@ -90,6 +90,10 @@ typedef struct {
     /* optional (NULL: not offered): the same range on several drives in one call */
     cm_err (*read_parts)(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id, uint64_t off,
                          uint64_t len, ob_chunk_done done, void *arg);
+    /* optional (NULL: not offered): equal appends to several drives in one call */
+    cm_err (*append_parts)(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                           uint64_t off, struct evbuffer *body, const uint32_t *crcs,
+                           unsigned flags, ob_chunk_done done, void *arg);
 } ob_chunk_ops;
 
 /* Every backend starts with this. */
@@ -118,6 +122,17 @@ cm_err ob_chunk_read(ob_chunks *c, uint32_t drive, const bs_id *id, uint64_t off
  */
 cm_err ob_chunk_read_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
                            uint64_t off, uint64_t len, ob_chunk_done done, void *arg);
+/*
+ * n appends at off in one call, to chunk id on each of drives[0..n) of the backend's node (the
+ * remote backend: nd_append_parts): body is the n cells back to back, of equal length, crcs[i]
+ * the CRC32C of cell i; moved out of body as append does. One answer for all (res.size each
+ * chunk's new length); on a failure any of them may or may not be appended, as for a failed
+ * append. CM_ERR_UNSUPPORTED when the backend does not offer it.
+ */
+cm_err ob_chunk_append_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                             uint64_t off, struct evbuffer *body, const uint32_t *crcs,
+                             unsigned flags, ob_chunk_done done, void *arg);
+int ob_chunk_has_append_parts(const ob_chunks *c);
 cm_err ob_chunk_delete(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,
                        void *arg);
 cm_err ob_chunk_stat(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done, void *arg);

@@ -3,12 +3,13 @@
  * node/nd.h) and the (node, drive) -> backend resolver (ob_chunk.h, docs/chunks.md).
  *
  * Each call maps onto one nd_client call: append -> nd_append (the body moved into the request
- * by reference), seal -> an empty synced append at the expected length (the node syncs the chunk
- * and answers 409 with the real length when it differs), read -> nd_read with the arriving bytes
- * moved into the call's evbuffer (no copy; bounded by the range asked for, at most
- * OB_CHUNK_MAX_IO), delete / stat / list -> nd_delete / nd_stat / nd_list. nd_client already
- * completes on the caller's loop and never inside the call; the fault layer (nd_faults) applies
- * as to any RPC call, so a refused peer completes CM_ERR_UNAVAILABLE at once.
+ * by reference; append_parts -> nd_append_parts alike, read_parts -> nd_read_parts), seal -> an
+ * empty synced append at the expected length (the node syncs the chunk and answers 409 with the
+ * real length when it differs), read -> nd_read with the arriving bytes moved into the call's
+ * evbuffer (no copy; bounded by the range asked for, at most OB_CHUNK_MAX_IO), delete / stat / list
+ * -> nd_delete / nd_stat / nd_list. nd_client already completes on the caller's loop and never
+ * inside the call; the fault layer (nd_faults) applies as to any RPC call, so a refused peer
+ * completes CM_ERR_UNAVAILABLE at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,8 +160,20 @@ static cm_err rm_read_parts(ob_chunks *c, const uint32_t *drives, int n, const b
         rc, nd_read_parts(b->cl, &b->peer, drives, n, id, off, len, rm_data, rm_done, rc, NULL));
 }
 
-static const ob_chunk_ops rm_ops = {rm_append, rm_seal, rm_read, rm_delete,
-                                    rm_stat,   rm_list, rm_free, rm_read_parts};
+static cm_err rm_append_parts(ob_chunks *c, const uint32_t *drives, int n, const bs_id *id,
+                              uint64_t off, struct evbuffer *body, const uint32_t *crcs,
+                              unsigned flags, ob_chunk_done done, void *arg)
+{
+    rm_backend *b = (rm_backend *)c;
+    rm_call *rc = rm_call_new(done, arg, 0);
+    if (!rc)
+        return CM_ERR_NOMEM;
+    return started(rc, nd_append_parts(b->cl, &b->peer, drives, n, id, off, crcs, body,
+                                       (flags & OB_CHUNK_SYNC) != 0, rm_done, rc, NULL));
+}
+
+static const ob_chunk_ops rm_ops = {rm_append, rm_seal, rm_read,       rm_delete,      rm_stat,
+                                    rm_list,   rm_free, rm_read_parts, rm_append_parts};
 
 cm_err ob_chunks_remote_new(nd_client *cl, const nd_peer *peer, ob_chunks **out)
 {

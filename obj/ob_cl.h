@@ -79,9 +79,9 @@ struct ob_cluster {
     unsigned lane_gen;           /* the last lane's gen (under mu) */
     nd_client_config ccfg;       /* how the loop's client was made, for the lanes' */
     /* counters (ob_cluster_stats) */
-    atomic_ullong bodies, bytes_written, reads, reads_on_loops, cells_batched, handoffs,
-        cells_dropped, hedges, reads_degraded, deletes, buf_high_water, read_ahead_max,
-        read_bytes_max;
+    atomic_ullong bodies, bytes_written, reads, reads_on_loops, cells_batched,
+        cells_appended_batched, handoffs, cells_dropped, hedges, reads_degraded, deletes,
+        buf_high_water, read_ahead_max, read_bytes_max;
     ob_cl_lat lat; /* loop thread only */
 };
 

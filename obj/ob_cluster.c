@@ -440,6 +440,7 @@ void ob_store_cluster_stats(ob_store *st, ob_cluster_stats *out)
     out->reads = atomic_load(&c->reads);
     out->reads_on_loops = atomic_load(&c->reads_on_loops);
     out->cells_batched = atomic_load(&c->cells_batched);
+    out->cells_appended_batched = atomic_load(&c->cells_appended_batched);
     out->handoffs = atomic_load(&c->handoffs);
     out->cells_dropped = atomic_load(&c->cells_dropped);
     out->hedges = atomic_load(&c->hedges);

@@ -20,7 +20,9 @@
  *
  * Columns: appends to one chunk must come in order (the chunk's offset contract), so a column has
  * at most one append in flight; the columns run independently, so a fast column may be up to
- * `window` stripes ahead of a slow one while the worker encodes the next.
+ * `window` stripes ahead of a slow one while the worker encodes the next. The columns of one node
+ * at the same stripe go in one call (send_cells: ob_chunk_append_parts, one answer for them all);
+ * a node that refuses such a call as malformed (it predates them) gets the body's cells alone.
  *
  * Failures (per body, since a layout has one (node, drive) per column): a column whose FIRST
  * append fails moves to a handoff drive (pl_handoff with its node marked dead) and stripe 0 is
@@ -95,6 +97,12 @@ struct ob_cw {
     uint8_t *sending[PL_MAX_CELLS]; /* the stripe buffer each column's append in flight refers to */
     uint8_t *orphans[PL_MAX_CELLS]; /* buffers a dropped straggler still sends from: freed last */
     int norphans;
+    /* loop side: a node's columns sent in one call (ob_chunk_append_parts). The call led by
+     * column i carries gn[i] columns, gcols[i][0..gn[i]) with i first; gn is 0 otherwise.
+     * solo: a node refused such a call as malformed (one that predates it): cells go alone. */
+    int gcols[PL_MAX_CELLS][ND_READ_PARTS];
+    int gn[PL_MAX_CELLS];
+    int solo;
     /* loop side: the stall timer of a writer waiting through its wake event (no thread waits) */
     struct event *timer;
     int timer_armed;
@@ -339,20 +347,53 @@ static void update_shared(ob_cw *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Column i's call ended with err: it moves on a stripe, or fails (unless dropped meanwhile). */
+static void column_done(ob_cw *w, int i, cm_err err)
+{
+    w->busy[i] = 0;
+    pthread_mutex_lock(&w->mu);
+    w->sending[i] = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (!w->live[i]) /* dropped as a straggler meanwhile: its chunk goes at the end */
+        ;
+    else if (err == CM_OK)
+        w->next[i]++;
+    else
+        column_failed(w, i, err);
+}
+
 static void cell_done(void *arg, const ob_chunk_result *res)
 {
     cw_slot *s = arg;
+    column_done(s->w, s->i, res->err);
+    update_shared(s->w);
+    pump(s->w);
+}
+
+/* The call of a node's columns led by s->i ended: one answer for them all. A node that refused
+ * it as malformed (it predates parts appends, and refuses before appending anything) gets the
+ * columns' cells one by one from now on. */
+static void cells_done(void *arg, const ob_chunk_result *res)
+{
+    cw_slot *s = arg;
     ob_cw *w = s->w;
-    w->busy[s->i] = 0;
-    pthread_mutex_lock(&w->mu);
-    w->sending[s->i] = NULL;
-    pthread_mutex_unlock(&w->mu);
-    if (!w->live[s->i]) /* dropped as a straggler meanwhile: its chunk goes at the end */
-        ;
-    else if (res->err == CM_OK)
-        w->next[s->i]++;
-    else
-        column_failed(w, s->i, res->err);
+    int n = w->gn[s->i], cols[ND_READ_PARTS];
+    memcpy(cols, w->gcols[s->i], sizeof(cols));
+    w->gn[s->i] = 0;
+    if (res->err == CM_ERR_INVAL && !w->solo) {
+        CM_WARN(MOD, "node %u refused a parts append (%s): the body's cells go one by one",
+                w->cells[s->i].node, res->message ? res->message : "invalid");
+        w->solo = 1;
+        for (int j = 0; j < n; j++) {
+            w->busy[cols[j]] = 0;
+            pthread_mutex_lock(&w->mu);
+            w->sending[cols[j]] = NULL;
+            pthread_mutex_unlock(&w->mu);
+        }
+    } else {
+        for (int j = 0; j < n; j++)
+            column_done(w, cols[j], res->err);
+    }
     update_shared(w);
     pump(w);
 }
@@ -426,38 +467,82 @@ static void drop_stragglers(ob_cw *w)
     update_shared(w);
 }
 
-static void send_cell(ob_cw *w, int i, uint64_t posted, int finishing)
+/* Cell i of a stripe buffer whose cells are clen long. */
+static uint8_t *cell_at(const ob_cw *w, uint8_t *buf, uint32_t clen, int i)
 {
-    uint64_t s = w->next[i];
+    return buf + (i < w->k ? (size_t)i * clen : (size_t)w->k * w->cell + (size_t)(i - w->k) * clen);
+}
+
+/*
+ * Send stripe next[cols[0]] of columns cols[0..n) (all at that stripe, all on one backend): one
+ * append, or with n > 1 one append_parts call for them all (a node's cells of a stripe: the
+ * node's work and the writer's per call halve at two cells a node).
+ */
+static void send_cells(ob_cw *w, const int *cols, int n, uint64_t posted, int finishing)
+{
+    int lead = cols[0];
+    uint64_t s = w->next[lead];
     int slot = (int)(s % (uint64_t)w->window);
+    uint32_t crcs[ND_READ_PARTS], drives[ND_READ_PARTS];
     pthread_mutex_lock(&w->mu);
     uint8_t *buf = w->ring[slot];
     uint32_t clen = w->ring_clen[slot];
-    w->sending[i] = buf;
+    for (int j = 0; j < n; j++)
+        w->sending[cols[j]] = buf;
     pthread_mutex_unlock(&w->mu);
-    uint8_t *cell =
-        buf + (i < w->k ? (size_t)i * clen : (size_t)w->k * w->cell + (size_t)(i - w->k) * clen);
     unsigned flags = finishing && s + 1 == posted ? OB_CHUNK_SYNC : 0;
     struct evbuffer *eb = evbuffer_new();
-    cm_err e = eb && evbuffer_add_reference(eb, cell, clen, NULL, NULL) == 0 ? CM_OK : CM_ERR_NOMEM;
-    if (e == CM_OK)
-        e = ob_chunk_append(w->b[i], w->drive[i], &w->id, s * w->cell, eb, cm_crc32c(0, cell, clen),
-                            flags, cell_done, &w->slot[i]);
+    cm_err e = eb ? CM_OK : CM_ERR_NOMEM;
+    for (int j = 0; j < n && e == CM_OK; j++) {
+        uint8_t *cell = cell_at(w, buf, clen, cols[j]);
+        crcs[j] = cm_crc32c(0, cell, clen);
+        drives[j] = w->drive[cols[j]];
+        if (evbuffer_add_reference(eb, cell, clen, NULL, NULL) != 0)
+            e = CM_ERR_NOMEM;
+    }
+    if (e == CM_OK && n == 1)
+        e = ob_chunk_append(w->b[lead], drives[0], &w->id, s * w->cell, eb, crcs[0], flags,
+                            cell_done, &w->slot[lead]);
+    else if (e == CM_OK)
+        e = ob_chunk_append_parts(w->b[lead], drives, n, &w->id, s * w->cell, eb, crcs, flags,
+                                  cells_done, &w->slot[lead]);
     if (eb)
         evbuffer_free(eb);
-    if (e != CM_OK) {
-        pthread_mutex_lock(&w->mu);
-        w->sending[i] = NULL;
-        pthread_mutex_unlock(&w->mu);
-    }
     if (e == CM_OK) {
-        w->busy[i] = 1;
-        w->busy_since[i] = cm_monotonic_ms();
-        w->touched[i] = 1;
+        if (n > 1) {
+            w->gn[lead] = n;
+            memcpy(w->gcols[lead], cols, (size_t)n * sizeof(int));
+            atomic_fetch_add(&w->c->cells_appended_batched, (unsigned long long)n);
+        }
+        for (int j = 0; j < n; j++) {
+            w->busy[cols[j]] = 1;
+            w->busy_since[cols[j]] = cm_monotonic_ms();
+            w->touched[cols[j]] = 1;
+        }
         return;
     }
-    column_failed(w, i, e);
+    pthread_mutex_lock(&w->mu);
+    for (int j = 0; j < n; j++)
+        w->sending[cols[j]] = NULL;
+    pthread_mutex_unlock(&w->mu);
+    for (int j = 0; j < n; j++)
+        column_failed(w, cols[j], e);
     update_shared(w);
+}
+
+/* Column i and the columns of its node ready for the same stripe, to go in one call (into
+ * cols, i first; at most ND_READ_PARTS, and OB_CHUNK_MAX_IO bytes in all). Their number. */
+static int partners(const ob_cw *w, int i, int *cols)
+{
+    int n = 0;
+    cols[n++] = i;
+    if (w->solo || !ob_chunk_has_append_parts(w->b[i]))
+        return n;
+    for (int j = i + 1; j < w->n && n < ND_READ_PARTS; j++)
+        if (w->live[j] && !w->busy[j] && w->b[j] == w->b[i] && w->next[j] == w->next[i] &&
+            (uint64_t)(n + 1) * w->cell <= OB_CHUNK_MAX_IO)
+            cols[n++] = j;
+    return n;
 }
 
 /* Send what the columns can take; answer the worker when the body is stored (or lost); free
@@ -475,13 +560,15 @@ static void pump(void *arg)
         drop_stragglers(w);
         failed |= live_count(w) < ob_min_cells(w->k, w->m);
     }
-    for (int again = 1; again;) {
+    for (int again = 1; again && !gone && !failed;) {
         again = 0;
         for (int i = 0; i < w->n; i++) {
-            if (!w->live[i] || w->busy[i] || w->next[i] >= posted || gone || failed)
+            if (!w->live[i] || w->busy[i] || w->next[i] >= posted)
                 continue;
-            send_cell(w, i, posted, finishing);
-            again |= !w->busy[i] && w->live[i]; /* handed off at once: try the new target */
+            int cols[ND_READ_PARTS], n = partners(w, i, cols);
+            send_cells(w, cols, n, posted, finishing);
+            for (int j = 0; j < n; j++) /* handed off at once: try the new target */
+                again |= !w->busy[cols[j]] && w->live[cols[j]];
         }
     }
     int busy = 0, live_busy = 0, behind = 0;

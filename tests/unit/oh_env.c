@@ -420,8 +420,8 @@ void flaky_free(ob_chunks *c)
     (void)c; /* on the test's stack */
 }
 
-const ob_chunk_ops flaky_ops = {flaky_append, flaky_seal, flaky_read, flaky_del,
-                                flaky_stat,   flaky_list, flaky_free, NULL};
+const ob_chunk_ops flaky_ops = {flaky_append, flaky_seal, flaky_read, flaky_del, flaky_stat,
+                                flaky_list,   flaky_free, NULL,       NULL};
 
 int paced, stop_after;
 uint64_t paced_bytes;

@@ -665,6 +665,126 @@ static void test_read_parts(void)
     }
 }
 
+/* A PUT of body[0..len) with X-Cairn-Crc32c crc, signed by hand: its X-Cairn-Error into err. */
+static void raw_put(tloop *l, const tnode *n, const char *target, const uint8_t *body, size_t len,
+                    const char *crc, char *err, size_t cap)
+{
+    static const net_call_handler h = {NULL, NULL, hdr_done};
+    char date[24], sig[65], auth[96], lenstr[24];
+    snprintf(date, sizeof(date), "%lld", (long long)(cm_now_ms() / 1000));
+    snprintf(lenstr, sizeof(lenstr), "%zu", len);
+    nd_canon c = {"PUT",  target, "client", n->id, date, "00112233445566778899aabbccddeeff",
+                  lenstr, crc};
+    sign(&c, sig);
+    snprintf(auth, sizeof(auth), "CAIRN-HMAC-SHA256 %s", sig);
+    net_call *call;
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    CU_ASSERT_EQUAL_FATAL(
+        net_call_new(nd_client_net(l->cl), "127.0.0.1", n->port, "PUT", target, &call), CM_OK);
+    net_call_header(call, "X-Cairn-Node", "client");
+    net_call_header(call, "X-Cairn-Date", date);
+    net_call_header(call, "X-Cairn-Nonce", "00112233445566778899aabbccddeeff");
+    net_call_header(call, "X-Cairn-Crc32c", crc);
+    net_call_header(call, "Authorization", auth);
+    net_call_body(call, len, b);
+    hdr_wait w = {l, "X-Cairn-Error", err, cap};
+    l->pending++;
+    net_call_start(call, &h, &w, 0);
+    loop_run(l);
+    evbuffer_free(b);
+}
+
+/* nd_append_parts of n equal parts of buf at off; returns the result. */
+static nd_result do_append_parts(tloop *l, const tnode *n, const uint32_t *drives, int np,
+                                 const bs_id *id, uint64_t off, const uint8_t *buf, size_t plen,
+                                 const uint32_t *crcs)
+{
+    tres r;
+    nd_peer p = peer_of(n);
+    tres_init(&r, l);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, buf, plen * (size_t)np);
+    CU_ASSERT_EQUAL(nd_append_parts(l->cl, &p, drives, np, id, off, crcs, b, 1, done_cb, &r, NULL),
+                    CM_OK);
+    evbuffer_free(b);
+    loop_run(l);
+    tres_release(&r);
+    return r.res;
+}
+
+/*
+ * nd_append_parts, a writer's cells of a stripe on one node in one call: each part lands on its
+ * own drive at the offset, in the order the drives are named (a second call continues both
+ * chunks), and reads back; a part whose
+ * CRC is wrong deletes every part's chunk (nothing half-written is kept); a chunk of the wrong
+ * length refuses the call before anything is appended (409); malformed calls are refused by the
+ * client or the node: a body not in equal parts, a CRC list of the wrong length, as a node that
+ * predates also= refuses any CRC list.
+ */
+static void test_append_parts(void)
+{
+    tnode n;
+    tloop l;
+    enum { PLEN = 70000, HALF = PLEN / 2 };
+    static uint8_t body[2 * PLEN], back[PLEN];
+    const uint32_t two[2] = {1, 0}, fwd[2] = {0, 1};
+    uint32_t crcs[2], half[2];
+    size_t got;
+    bs_id id = make_id(31), other = make_id(32);
+    fill(body, sizeof(body), 31);
+    for (int i = 0; i < 2; i++)
+        crcs[i] = cm_crc32c(0, body + (size_t)i * PLEN, PLEN);
+    node_start(&n, "n1", -1, 0);
+    loop_default(&l);
+    nd_result r = do_append_parts(&l, &n, two, 2, &id, 0, body, HALF, crcs);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_DIGEST); /* the CRCs are of whole parts: refused, all gone */
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL(do_stat(&l, &n, two[i], &id).err, CM_ERR_NOTFOUND);
+    for (int c = 0; c < 2; c++) { /* the first halves of both parts, then the second halves */
+        uint8_t call[PLEN];
+        for (int i = 0; i < 2; i++) {
+            memcpy(call + (size_t)i * HALF, body + (size_t)i * PLEN + (size_t)c * HALF, HALF);
+            half[i] = cm_crc32c(0, call + (size_t)i * HALF, HALF);
+        }
+        r = do_append_parts(&l, &n, two, 2, &id, (uint64_t)c * HALF, call, HALF, half);
+        CU_ASSERT(r.err == CM_OK && r.size == (uint64_t)(c + 1) * HALF);
+    }
+    for (int i = 0; i < 2; i++) {
+        r = do_read(&l, &n, two[i], &id, 0, PLEN, back, sizeof(back), &got);
+        CU_ASSERT(r.err == CM_OK && got == PLEN);
+        CU_ASSERT(memcmp(back, body + (size_t)i * PLEN, PLEN) == 0);
+    }
+    CU_ASSERT_EQUAL(do_append(&l, &n, 1, &other, 0, body, 10, cm_crc32c(0, body, 10)).err, CM_OK);
+    r = do_append_parts(&l, &n, fwd, 2, &other, 0, body, PLEN, crcs);
+    CU_ASSERT_EQUAL(r.err, CM_ERR_CONFLICT); /* drive 1's chunk is 10 long: nothing appended */
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &other).err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 1, &other).size, 10);
+
+    nd_peer p = peer_of(&n);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, 5);
+    CU_ASSERT_EQUAL(nd_append_parts(l.cl, &p, fwd, 2, &id, 0, crcs, b, 1, done_cb, NULL, NULL),
+                    CM_ERR_INVAL); /* 5 bytes are not two equal parts */
+    CU_ASSERT_EQUAL(nd_append_parts(l.cl, &p, fwd, 1, &id, 0, crcs, b, 1, done_cb, NULL, NULL),
+                    CM_ERR_INVAL);
+    evbuffer_free(b);
+    char target[160], hex[33], err[48];
+    bs_id_hex(&other, hex);
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&also=1", hex);
+    raw_put(&l, &n, target, body, 20, "0000000a", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* one CRC for two parts */
+    raw_put(&l, &n, target, body, 21, "0000000a,0000000b", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* 21 bytes in two parts */
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0", hex);
+    raw_put(&l, &n, target, body, 20, "0000000a,0000000b", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* a list without also= (as an old node) */
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 0, &other).err, CM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(do_stat(&l, &n, 1, &other).size, 10);
+    loop_free(&l);
+    node_stop(&n);
+}
+
 /*
  * A chunk DELETE sent again with the same signature (a replay of captured traffic, or a retry
  * whose first answer was lost) is answered as its first run was and not run again: the chunk
@@ -1649,6 +1769,7 @@ void cu_register(void)
         {"bad_checksum_refused", test_bad_checksum_refused},
         {"read_rot", test_read_rot},
         {"read_parts", test_read_parts},
+        {"append_parts", test_append_parts},
         {"delete", test_delete},
         {"delete_replay", test_delete_replay},
         {"info", test_info},

@@ -4,7 +4,8 @@
  * of a refused node's cells, reads with an AZ down (and one more node failing for a moment),
  * hedged reads past a delayed node, reads whose bytes come as the cells' own buffers
  * (ob_read_start_evb: read_evb) and run on the caller's loop (read_on_loop), a node's cells
- * of a stripe read in one call (read_parts), the writer's bounded
+ * of a stripe read in one call (read_parts) and appended in one call (append_parts, with a node
+ * that predates it), the writer's bounded
  * memory, deletes reaching the cells' nodes, compressed bodies written and read without waiting
  * (their frames compressed on workers while the loop runs: compressed_offload), room notices and
  * reads left on a loop that never runs again (freed with their writer, or by the cancel), and a
@@ -33,6 +34,7 @@
 #include "cu_main.h"
 #include "cu_nodes.h"
 #include "nd.h"
+#include "nd_int.h"
 #include "net.h"
 #include "ob.h"
 #include "ob_int.h"
@@ -1114,6 +1116,36 @@ static void test_read_parts(void)
     cluster_down();
 }
 
+/*
+ * A node's cells of a stripe are appended in one call (cells_appended_batched) and read back.
+ * A node that predates such calls (it refuses the CRC list before appending anything) gets the
+ * body's cells one by one: nothing is handed off, every cell lands at home.
+ */
+static void test_append_parts(void)
+{
+    size_t len = 2 * SBYTES + 5000;
+    uint8_t *body = malloc(len);
+    md_layout lay;
+    ob_cluster_stats a, b;
+    cluster_up();
+    fill(body, len, 41);
+    for (int old = 0; old < 2; old++) {
+        atomic_store(&N[2].rpc.svc->no_append_parts, old);
+        ob_store_cluster_stats(N[0].st, &a);
+        CU_ASSERT_EQUAL_FATAL(put(0, body, len, 100000, &lay), CM_OK);
+        ob_store_cluster_stats(N[0].st, &b);
+        CU_ASSERT(b.cells_appended_batched - a.cells_appended_batched >= 2);
+        CU_ASSERT_EQUAL(b.handoffs, a.handoffs);
+        CU_ASSERT_EQUAL(live_cells(&lay), K + M);
+        CU_ASSERT(names_node(&lay, 2));
+        CU_ASSERT(read_matches(3, &lay, body, 0, len));
+        CU_ASSERT(read_matches(2, &lay, body, SBYTES - 10, 20));
+    }
+    atomic_store(&N[2].rpc.svc->no_append_parts, 0);
+    free(body);
+    cluster_down();
+}
+
 /* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -1468,6 +1500,7 @@ void cu_register(void)
         {"read_evb", test_read_evb},
         {"read_on_loop", test_read_on_loop},
         {"read_parts", test_read_parts},
+        {"append_parts", test_append_parts},
         {"compressed", test_compressed},
         {"compressed_offload", test_compressed_offload},
         {NULL, NULL},

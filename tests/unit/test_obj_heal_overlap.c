@@ -258,8 +258,8 @@ static cm_err steal_stat(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk
     return ob_chunk_delete(in, drive, id, steal_deleted, NULL);
 }
 
-static const ob_chunk_ops steal_ops = {steal_append, flaky_seal, flaky_read, flaky_del,
-                                       steal_stat,   flaky_list, flaky_free, NULL};
+static const ob_chunk_ops steal_ops = {steal_append, flaky_seal, flaky_read, flaky_del, steal_stat,
+                                       flaky_list,   flaky_free, NULL,       NULL};
 
 static void test_repair_heal_overlap_early(void)
 {
