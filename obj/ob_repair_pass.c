@@ -453,8 +453,8 @@ static cm_err heal_once(ob_repair *rp, const char *bucket, const char *key, size
 
 /*
  * Heal one part: again while a heal reports cells blocked by another cell's old place, or a cell
- * it swapped in is not whole any more (at most 4 rounds: a layout change can reshuffle which
- * drive is whose home).
+ * it swapped in is not whole any more, or its swap lost to another change of the part (at most 4
+ * rounds: a layout change can reshuffle which drive is whose home).
  */
 static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size_t part,
                         const md_layout *stored)
@@ -477,6 +477,17 @@ static cm_err heal_part(ob_repair *rp, const char *bucket, const char *key, size
         e = heal_once(rp, bucket, key, part, &cur, &w, &swapped, &broken);
         if (e == CM_ERR_CLOSED)
             return e;
+        md_layout now;
+        if (e == CM_ERR_CONFLICT && round < 3 && current(rp, bucket, key, part, &now) == CM_OK &&
+            !memcmp(now.blob, cur.blob, sizeof(now.blob)) && !ob_layout_same_cells(&now, &cur)) {
+            /* the record moved on meanwhile (another node's heal of the body won its swap, as
+             * two nodes may both take a partition for theirs while the member list settles):
+             * look again from what it names now, which is often whole already */
+            CM_INFO(MOD, "repair: %s/%s part %zu: another change won; healing what it names now",
+                    bucket, key, part);
+            cur = now;
+            continue;
+        }
         degraded |= e != CM_OK || w.res.rebuilt > 0 || w.res.missing > 0 || w.res.blocked > 0;
         if (!swapped || (w.res.blocked == 0 && !broken))
             break;

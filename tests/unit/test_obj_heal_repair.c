@@ -302,16 +302,23 @@ static void test_repair_layout_only(void)
  * quorum but may have reached a replica, from where it can win later) must not delete the cells
  * it just wrote. Here the write did land: the record names the handoff cells, which must still be
  * there, and the old cells stay too (the layout may yet go back to them). CM_ERR_CONFLICT (the
- * record certainly changed) still deletes them.
+ * record certainly changed) still deletes them. A swap that lost to another change of the part
+ * looks again from what the record names now (not a failure when that is whole).
  */
 static cm_err swap_result;
 static md_layout swap_winner; /* the other swap's layout, for CM_ERR_EXISTS */
+static int swap_beaten;       /* once: another change lands first (the same cells), CONFLICT */
 
 static cm_err swap_lands_then_fails(void *arg, const char *bucket, const char *key, size_t part,
                                     const md_layout *old, const md_layout *lay)
 {
     if (swap_result == CM_ERR_CONFLICT)
-        return swap_result;           /* not written */
+        return swap_result; /* not written */
+    if (swap_beaten) {      /* another heal's swap won first, with the same cells */
+        swap_beaten = 0;
+        cm_err e = md_object_replace_layout(arg, bucket, key, part, old->blob, lay);
+        return e == CM_OK ? CM_ERR_CONFLICT : e;
+    }
     if (swap_result == CM_ERR_EXISTS) /* written, but another swap of the old version won */
         return md_object_replace_layout(arg, bucket, key, part, old->blob, &swap_winner);
     cm_err e = md_object_replace_layout(arg, bucket, key, part, old->blob, lay);
@@ -377,6 +384,24 @@ static void test_repair_swap_unknown(void)
         }
     }
     check_all_cells(body, LEN2, &orig);
+
+    /* the swap loses to another change of the part (the record moved on): the part is looked
+     * at again from what the record names now, whole here, so nothing counts as failed */
+    CU_ASSERT_FATAL(md_object_replace_layout(md, "alpha", key, 0, orig.blob, &orig) == CM_OK);
+    node_down(victim, 1);
+    swap_result = CM_OK, swap_beaten = 1;
+    ob_repair_status st;
+    CU_ASSERT_FATAL(ob_repair_new(&rc, &rp) == CM_OK);
+    CU_ASSERT_EQUAL(ob_repair_run(rp), CM_OK);
+    ob_repair_status_get(rp, &st);
+    ob_repair_free(rp);
+    CU_ASSERT_EQUAL(st.failed, 0);
+    CU_ASSERT_FATAL(md_object_get(md, "alpha", key, &o) == CM_OK);
+    CU_ASSERT_EQUAL(cell_on(&o.parts[0].layout, victim), -1); /* the winner's layout stays */
+    check_all_cells(body, LEN2, &o.parts[0].layout);          /* its cells were not deleted */
+    CU_ASSERT(reads_back(&o.parts[0].layout, body, LEN2));
+    md_object_release(&o);
+    node_down(victim, 0);
     free(body);
     md_close(md);
     env_down();
