@@ -66,7 +66,8 @@ static void test_read_rot(void)
  * read on the node for a store sendfile cannot serve (a test I/O table: the TLS path's code). All
  * or nothing: a part the drive lacks answers "not found" with read_missing's reason, a range
  * past a part's end "out of range", a part rotten on its drive "corrupt" (the reader's check); a
- * malformed or unknown also= list is refused; a call over ND_READ_PARTS_BYTES is not sent.
+ * malformed or unknown also= list is refused; a call over ND_READ_PARTS_BYTES is not
+ * sent, and the node refuses one asked by hand.
  */
 static void test_read_parts(void)
 {
@@ -121,6 +122,11 @@ static void test_read_parts(void)
             snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&len=10&also=7", hex);
             raw_get_header(&l, &n, target, "X-Cairn-Error", err, sizeof(err));
             CU_ASSERT_STRING_EQUAL(err, "CM_ERR_UNAVAILABLE");
+            /* more than ND_READ_PARTS_BYTES in all, asked by hand: the node's own bound */
+            snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&len=%d&also=1", hex,
+                     ND_READ_PARTS_BYTES / 2 + 1);
+            raw_get_header(&l, &n, target, "X-Cairn-Error", err, sizeof(err));
+            CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL");
             flip_on_disk(&n, 1, c1 + 50000);
             r = do_read_parts(&l, &n, both, 2, &id, 0, LEN, back, sizeof(back), &got);
             CU_ASSERT_EQUAL(r.err, CM_ERR_CORRUPT);
