@@ -618,14 +618,34 @@ static void retry_round(evutil_socket_t fd, short what, void *arg)
     rd_maybe_release(r);
 }
 
+/* A cell call's answer came: 1 when stripe s still waits for it (seq), 0 for a late answer (the
+ * read ended, or the stripe is done or its slot reused), which the caller only frees. */
+static int answer_current(rd_stripe *s, uint64_t seq)
+{
+    crd *r = s->r;
+    r->inflight--;
+    return !r->finished && s->active && !s->ready && seq == s->seq;
+}
+
+/* After an answer: the stripe is whole, or short with nothing asked any more; r let go of. */
+static void answer_end(rd_stripe *s)
+{
+    crd *r = s->r;
+    if (s->present >= r->lay.k) {
+        stripe_done(s);
+    } else if (s->asked == 0) {
+        stripe_short(s);
+    }
+    rd_maybe_release(r);
+}
+
 static void cell_read(void *arg, const ob_chunk_result *res)
 {
     rd_call *rc = arg;
     rd_stripe *s = rc->s;
     crd *r = s->r;
     int i = rc->i;
-    r->inflight--;
-    if (r->finished || !s->active || s->ready || rc->seq != s->seq) { /* a late answer */
+    if (!answer_current(s, rc->seq)) {
         free(rc);
         rd_maybe_release(r);
         return;
@@ -657,12 +677,7 @@ static void cell_read(void *arg, const ob_chunk_result *res)
         ask_one(s);
     }
     free(rc);
-    if (s->present >= r->lay.k) {
-        stripe_done(s);
-    } else if (s->asked == 0) {
-        stripe_short(s);
-    }
-    rd_maybe_release(r);
+    answer_end(s);
 }
 
 static void shared_release(const void *data, size_t len, void *extra)
@@ -716,8 +731,7 @@ static void parts_read(void *arg, const ob_chunk_result *res)
     rd_parts *rp = arg;
     rd_stripe *s = rp->s;
     crd *r = s->r;
-    r->inflight--;
-    if (r->finished || !s->active || s->ready || rp->seq != s->seq) { /* a late answer */
+    if (!answer_current(s, rp->seq)) {
         free(rp);
         rd_maybe_release(r);
         return;
@@ -751,12 +765,7 @@ static void parts_read(void *arg, const ob_chunk_result *res)
             }
     }
     free(rp);
-    if (s->present >= r->lay.k) {
-        stripe_done(s);
-    } else if (s->asked == 0) {
-        stripe_short(s);
-    }
-    rd_maybe_release(r);
+    answer_end(s);
 }
 
 static void hedge(evutil_socket_t fd, short what, void *arg)
