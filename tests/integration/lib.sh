@@ -140,11 +140,19 @@ h_track() {
 # check and the server's bind (with two tests running at once and clusters dialling each other,
 # "address already in use" came so); below that range only another listener can take it. Ports
 # ending in 50..99 (mod 100): h_cluster_base_port's bases use 1..46, so the two never meet.
+# Never one this test was handed before ($H_WORK/ports): a test that picks all its ports first
+# and starts its servers after got the same port twice once (one in 6,000, picked six times).
 h_free_port() {
-    "$H_PY" - <<'EOF'
-import random, socket
+    "$H_PY" - "$H_WORK/ports" <<'EOF'
+import random, socket, sys
+try:
+    given = set(open(sys.argv[1]).read().split())
+except OSError:
+    given = set()
 for _ in range(200):
     port = random.randrange(20000, 32000, 100) + random.randrange(50, 100)
+    if str(port) in given:
+        continue
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
@@ -152,6 +160,8 @@ for _ in range(200):
         continue
     finally:
         s.close()
+    with open(sys.argv[1], "a") as f:
+        f.write("%d\n" % port)
     print(port)
     break
 EOF
