@@ -6,7 +6,10 @@
  * so there is one pool implementation), where the blobstore may block (fdatasync, pread), and its
  * completion runs on the backend's loop, which calls the caller's ob_chunk_done and frees the
  * job. Even calls that need no disk (a drive out of range) go through a worker, so a completion
- * never runs inside the call that started it.
+ * never runs inside the call that started it. Except a cell's read on a gateway loop's backend
+ * (ob_chunks_local_share): it runs right there, as the single node's GET reads on its loops (from
+ * the page cache; a cold read waits on the disk there), and completes on the loop's next turn
+ * (event_base_once), which saves the trip to a worker and back (two context switches).
  *
  * Buffers: an append's body is moved into the job's evbuffer on the loop (no copy); the worker
  * appends one piece at a time (ND_PIECE) straight from its chains (nd_append_front: bs_appendv,
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "cm_bufpool.h"
 #include "cm_checksum.h"
@@ -119,7 +123,8 @@ typedef struct {
     ob_chunks base;
     struct event_base *loop;
     nd_work *work;
-    int own_work; /* 0: another backend's pool (ob_chunks_local_share) */
+    int own_work;     /* 0: another backend's pool (ob_chunks_local_share) */
+    int inline_reads; /* a cell's read runs on the loop (ob_chunks_local_share) */
     int ndrives;
     bs_store *bs[ND_MAX_DRIVES];
 } lc_backend;
@@ -292,6 +297,13 @@ static void lc_done(nd_job *job)
     free(j);
 }
 
+static void lc_once(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lc_done(&((lc_job *)arg)->job);
+}
+
 static lc_job *lc_job_new(ob_chunks *c, int op, uint32_t drive, const bs_id *id, ob_chunk_done done,
                           void *arg)
 {
@@ -361,6 +373,16 @@ static cm_err lc_read_call(ob_chunks *c, uint32_t drive, const bs_id *id, uint64
     /* a cell: from the shared pool, as it may be given back on another thread (a fresh 256 KiB
      * per read was an mmap, 64 faults and a munmap) */
     if (len >= LC_POOLED_MIN && len <= ND_PIECE && !(j->rbuf = cm_bufpool_take_shared(ND_PIECE))) {
+        evbuffer_free(j->buf);
+        free(j);
+        return CM_ERR_NOMEM;
+    }
+    if (((lc_backend *)c)->inline_reads && j->rbuf) {
+        static const struct timeval now = {0, 0};
+        lc_run(&j->job); /* here, on the loop; its end on the loop's next turn */
+        if (event_base_once(j->job.base, -1, EV_TIMEOUT, lc_once, j, &now) == 0)
+            return CM_OK;
+        cm_bufpool_put_shared(j->rbuf, ND_PIECE);
         evbuffer_free(j->buf);
         free(j);
         return CM_ERR_NOMEM;
@@ -443,6 +465,7 @@ cm_err ob_chunks_local_share(ob_chunks *local, struct event_base *base, ob_chunk
     *b = *(lc_backend *)local;
     b->loop = base;
     b->own_work = 0;
+    b->inline_reads = 1;
     *out = &b->base;
     return CM_OK;
 }

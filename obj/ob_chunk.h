@@ -151,7 +151,8 @@ cm_err ob_chunks_local_new(struct event_base *base, const nd_drive *drives, int 
                            int nthreads, ob_chunks **out);
 /*
  * A second local backend over the same drives and workers as local, completing on base's loop
- * (same rules as ob_chunks_local_new's). Freed before local; local's pool stays local's.
+ * (same rules as ob_chunks_local_new's, but a cell's read, 32 KiB to ND_PIECE, runs on the loop
+ * itself: a gateway loop's reads). Freed before local; local's pool stays local's.
  * CM_ERR_INVAL when local is not a local backend, CM_ERR_NOMEM.
  */
 cm_err ob_chunks_local_share(ob_chunks *local, struct event_base *base, ob_chunks **out);
