@@ -5,18 +5,14 @@
  * hedged reads past a delayed node, reads whose bytes come as the cells' own buffers
  * (ob_read_start_evb: read_evb) and run on the caller's loop (read_on_loop), a node's cells
  * of a stripe read in one call (read_parts) and appended in one call (append_parts, with a node
- * that predates it), the writer's bounded
- * memory, deletes reaching the cells' nodes, compressed bodies written and read without waiting
- * (their frames compressed on workers while the loop runs: compressed_offload), room notices and
- * reads left on a loop that never runs again (freed with their writer, or by the cancel), and a
- * loopback throughput figure against a single-node store.
+ * that predates it), the writer's bounded memory, deletes reaching the cells' nodes, room notices
+ * and reads (plain and compressed) left on a loop that never runs again (freed with their writer,
+ * or by the cancel), and a loopback throughput figure against a single-node store. Compressed
+ * bodies written and read without waiting are tested in test_obj_cluster_compress.c.
  *
- * Six nodes run in this process, two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
- * each (24 drives: the default profile is 8+4; four, not three, so that a node's two cells of a
- * body can be handed off inside its AZ). Each node is an ob_store over its drives in cluster mode
- * (its own loop thread and RPC client) and an nd_service over the same drives on a net_server
- * thread, the shape `cairn server` will have. One fault layer is shared by every node's client: a
- * rule "n2>n4:delay=..." slows n2's calls to n4 only.
+ * The six nodes are oc_env.h's: two per AZ (az1: n1 n2, az2: n3 n4, az3: n5 n6), four drives
+ * each, every node an ob_store in cluster mode and an nd_service over the same drives, one fault
+ * layer shared by every node's client.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,7 +24,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "cm_util.h"
 #include "cu_main.h"
@@ -38,103 +33,7 @@
 #include "net.h"
 #include "ob.h"
 #include "ob_int.h"
-
-static const uint8_t secret[] = "cluster-test-secret";
-#define SECRET_LEN (sizeof(secret) - 1)
-#define NNODES 6
-#define NDRIVES 4
-#define CELL (256u * 1024)
-#define K 8
-#define M 4
-#define SBYTES ((size_t)K * CELL) /* payload of a full stripe */
-
-static int zlevel; /* compress_level of every node's store (0: off) */
-#define WINDOW 4
-
-typedef struct {
-    char id[16];
-    char dirs[NDRIVES][300];
-    ob_store *st;
-    cu_rpc rpc;
-} tnode;
-
-static tnode N[NNODES];
-static nd_faults *faults;
-static pl_topology *topo;
-
-static void threads_on(void)
-{
-    evthread_use_pthreads();
-}
-
-static void node_open(tnode *n, int i)
-{
-    static int gen;
-    const char *dirs[NDRIVES];
-    nd_drive drives[NDRIVES];
-    snprintf(n->id, sizeof(n->id), "n%d", i + 1);
-    gen++;
-    for (int d = 0; d < NDRIVES; d++) {
-        int len =
-            snprintf(n->dirs[d], sizeof(n->dirs[d]), "%s/c%d-n%d-d%d", cu_tmpdir(), gen, i + 1, d);
-        CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof(n->dirs[d]));
-        dirs[d] = n->dirs[d];
-    }
-    /* the single-node profile (unused here): cluster bodies use the layout's */
-    ob_store_options o = {2, 1, CELL, NULL, 0, 0, zlevel};
-    CU_ASSERT_EQUAL_FATAL(ob_store_open(dirs, NDRIVES, &o, &n->st), CM_OK);
-    for (int d = 0; d < NDRIVES; d++) {
-        drives[d].path = n->dirs[d];
-        drives[d].bs = ob_store_blobstore(n->st, d);
-    }
-    cu_rpc_serve(&n->rpc, n->id, secret, SECRET_LEN, drives, NDRIVES);
-}
-
-static int write_wait_ms; /* 0: the default */
-static int window;        /* stripes in flight per body; 0: WINDOW */
-
-/* Six nodes up, in cluster mode on the same layout (epoch 3). */
-static void cluster_up(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, threads_on);
-    CU_ASSERT_EQUAL_FATAL(nd_faults_new(&faults), CM_OK);
-    for (int i = 0; i < NNODES; i++)
-        node_open(&N[i], i);
-    topo = pl_topology_new(3);
-    for (int i = 0; i < NNODES; i++) {
-        char az[8];
-        snprintf(az, sizeof(az), "az%d", i / 2 + 1);
-        cu_topo_node(topo, N[i].id, N[i].rpc.port, az, NDRIVES);
-    }
-    for (int i = 0; i < NNODES; i++) {
-        ob_cluster_config cc = {0};
-        cc.self = N[i].id;
-        cc.secret = secret;
-        cc.secret_len = SECRET_LEN;
-        cc.faults = faults;
-        cc.window = window ? window : WINDOW;
-        cc.io_timeout_ms = 5000;
-        cc.write_wait_ms = write_wait_ms;
-        CU_ASSERT_EQUAL_FATAL(ob_store_cluster_start(N[i].st, &cc), CM_OK);
-        CU_ASSERT_EQUAL_FATAL(ob_store_set_topology(N[i].st, topo), CM_OK);
-    }
-}
-
-static void cluster_down(void)
-{
-    for (int i = 0; i < NNODES; i++)
-        if (N[i].rpc.srv) /* a test may have stopped one already (node_close) */
-            cu_rpc_halt(&N[i].rpc, 1000);
-    /* stores after every server: nothing calls them then */
-    for (int i = 0; i < NNODES; i++)
-        if (N[i].rpc.srv)
-            cu_rpc_free(&N[i].rpc);
-    for (int i = 0; i < NNODES; i++)
-        ob_store_close(N[i].st);
-    pl_topology_free(topo);
-    nd_faults_free(faults);
-}
+#include "oc_env.h"
 
 /* Close node i's store in the middle of a test: its RPC service first, so no call from another
  * node (an asynchronous delete still on its way) runs on a closed store. */
@@ -145,44 +44,6 @@ static void node_close(int i)
     N[i].st = NULL;
 }
 
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        p[i] = (uint8_t)x;
-    }
-}
-
-/* Write body through node w's store in pieces of `piece` bytes (as the gateway does). */
-static cm_err put(int w, const uint8_t *body, size_t len, size_t piece, md_layout *lay)
-{
-    ob_writer *wr;
-    cm_err e = ob_writer_new(N[w].st, &wr);
-    if (e != CM_OK)
-        return e;
-    for (size_t pos = 0; e == CM_OK && pos < len; pos += piece)
-        e = ob_writer_write(wr, body + pos, CM_MIN(piece, len - pos));
-    if (e != CM_OK) {
-        ob_writer_abort(wr);
-        return e;
-    }
-    return ob_writer_finish(wr, lay);
-}
-
-/* Read [off, off+len) through node r's store and compare. */
-static int read_matches(int r, const md_layout *lay, const uint8_t *body, uint64_t off, size_t len)
-{
-    uint8_t *buf = malloc(len ? len : 1);
-    cm_err e = ob_read(N[r].st, lay, off, buf, len);
-    int ok = e == CM_OK && memcmp(buf, body + off, len) == 0;
-    if (!ok)
-        printf("\n  read via n%d at %llu+%zu: %s\n", r + 1, (unsigned long long)off, len,
-               cm_err_str(e));
-    free(buf);
-    return ok;
-}
-
 /* Cells per AZ of the layout's live cells: at most m each (az = node / 2 here). */
 static int az_bound_ok(const md_layout *lay)
 {
@@ -191,14 +52,6 @@ static int az_bound_ok(const md_layout *lay)
         if (lay->drives[i] != 0xFF)
             per[lay->nodes[i] / 2]++;
     return per[0] <= lay->m && per[1] <= lay->m && per[2] <= lay->m;
-}
-
-static int live_cells(const md_layout *lay)
-{
-    int n = 0;
-    for (int i = 0; i < lay->k + lay->m; i++)
-        n += lay->drives[i] != 0xFF;
-    return n;
 }
 
 static void test_roundtrip(void)
@@ -711,64 +564,6 @@ static void test_big_body(void)
 
 /* ---- the calls for event loops: write_some + on_room, read_start + cancel ---- */
 
-static struct event_base *tbase;
-static int room_calls, read_calls, timed_out;
-static cm_err read_err;
-
-static void room_cb(void *arg)
-{
-    (void)arg;
-    room_calls++;
-}
-
-static void read_cb(void *arg, cm_err err)
-{
-    (void)arg;
-    read_calls++;
-    read_err = err;
-}
-
-static void timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    timed_out = 1;
-}
-
-/* Run the test's loop until *counter reaches want or ms passed (no sleeping). */
-static void run_until(const int *counter, int want, int ms)
-{
-    struct event *t = evtimer_new(tbase, timeout_cb, NULL);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    timed_out = 0;
-    evtimer_add(t, &tv);
-    while (*counter < want && !timed_out)
-        event_base_loop(tbase, EVLOOP_ONCE);
-    event_free(t);
-}
-
-/* Write len bytes of body through w without ever waiting; returns how often the window was full. */
-static int write_nonblocking(ob_writer *w, const uint8_t *body, size_t len)
-{
-    int agains = 0;
-    for (size_t pos = 0; pos < len;) {
-        size_t taken = 0;
-        cm_err e = ob_writer_write_some(w, body + pos, CM_MIN((size_t)1 << 20, len - pos), &taken);
-        pos += taken;
-        if (e == CM_OK)
-            continue;
-        CU_ASSERT_EQUAL_FATAL(e, CM_AGAIN);
-        agains++;
-        int before = room_calls;
-        CU_ASSERT_EQUAL(ob_writer_on_room(w, tbase, room_cb, NULL), CM_OK);
-        CU_ASSERT_EQUAL(room_calls, before); /* never inside the call */
-        run_until(&room_calls, before + 1, 10000);
-        CU_ASSERT_EQUAL_FATAL(room_calls, before + 1);
-    }
-    return agains;
-}
-
 static void test_event_loop_calls(void)
 {
     size_t len = 24 * SBYTES + 333;
@@ -784,33 +579,12 @@ static void test_event_loop_calls(void)
     CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
     CU_ASSERT_EQUAL(live_cells(&lay), K + M);
     /* read back stripe by stripe through n5 without waiting */
-    for (size_t pos = 0; pos < len; pos += SBYTES) {
-        ob_read_op *op;
-        int before = read_calls;
-        CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, pos, back + pos,
-                                            CM_MIN(SBYTES, len - pos), tbase, read_cb, NULL, &op),
-                              CM_OK);
-        CU_ASSERT_EQUAL(read_calls, before);
-        run_until(&read_calls, before + 1, 10000);
-        CU_ASSERT_EQUAL_FATAL(read_calls, before + 1);
-        CU_ASSERT_EQUAL(read_err, CM_OK);
-    }
+    read_stripes_async(4, &lay, back, len);
     CU_ASSERT(memcmp(body, back, len) == 0);
     /* a read cancelled while its cells are late: no callback, the buffer untouched */
-    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 300), CM_OK);
-    memset(back, 0xEE, SBYTES);
+    read_cancelled_untouched(&lay, back, 300);
     ob_read_op *op;
     int before = read_calls;
-    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, 0, back, SBYTES, tbase, read_cb, NULL, &op),
-                          CM_OK);
-    ob_read_cancel(op);
-    run_until(&read_calls, before + 1, 800);
-    CU_ASSERT_EQUAL(read_calls, before);
-    int untouched = 1;
-    for (size_t i = 0; i < SBYTES; i++)
-        untouched &= back[i] == 0xEE;
-    CU_ASSERT(untouched);
-    nd_fault_clear(faults, NULL, NULL);
     /* a local layout (epoch 0) answers through the loop too */
     md_layout empty = lay;
     empty.epoch = 0;
@@ -888,27 +662,6 @@ static void test_room_notice_unrun(void)
 }
 
 /* ---- ob_read_start_evb: the bytes by reference to the cells' buffers ---- */
-
-/* An evbuffer read of [off, off+len) of lay through node r, waited for on the test's loop; *nchains
- * (before the bytes are compared: the compare pulls them up) the chains the bytes came in. 1 when
- * the read ended CM_OK with exactly body's bytes; dst is empty until done ran. */
-static int evb_matches(int r, const md_layout *lay, const uint8_t *body, uint64_t off, size_t len,
-                       int *nchains)
-{
-    struct evbuffer *b = evbuffer_new();
-    ob_read_op *op;
-    int before = read_calls, ok = 0;
-    if (ob_read_start_evb(N[r].st, lay, off, len, b, tbase, read_cb, NULL, &op) == CM_OK) {
-        CU_ASSERT_EQUAL(evbuffer_get_length(b), 0); /* nothing before done */
-        run_until(&read_calls, before + 1, 20000);
-        if (nchains)
-            *nchains = evbuffer_peek(b, -1, NULL, NULL, 0);
-        ok = read_calls == before + 1 && read_err == CM_OK && evbuffer_get_length(b) == len &&
-             (len == 0 || memcmp(evbuffer_pullup(b, -1), body + off, len) == 0);
-    }
-    evbuffer_free(b);
-    return ok;
-}
 
 /*
  * ob_read_start_evb, the GET path of a cluster node: the wanted bytes of a healthy stripe reach
@@ -1146,21 +899,6 @@ static void test_append_parts(void)
     cluster_down();
 }
 
-/* Text-like bytes (words, some followed by a random digit) that zstd shrinks under half. */
-static void fill_text(uint8_t *p, size_t n, uint64_t seed)
-{
-    static const char *const words[] = {"cairn ",  "stripe ", "drive ", "frame ", "node ",
-                                        "quorum ", "the ",    "of ",    "zstd ",  "cell\n"};
-    for (size_t i = 0; i < n;) {
-        seed = seed * 6364136223846793005u + 1442695040888963407u;
-        const char *w = words[(seed >> 33) % CM_ARRAY_LEN(words)];
-        for (size_t j = 0; w[j] && i < n; j++)
-            p[i++] = (uint8_t)w[j];
-        if (i < n && (seed >> 20) % 2)
-            p[i++] = (uint8_t)('0' + (seed >> 40) % 10);
-    }
-}
-
 /*
  * Reads cancelled on a loop that never runs again (a GET cut by the grace period at shutdown):
  * a cluster read, plain and compressed, whose cells are late, and a local one whose answer is
@@ -1209,210 +947,6 @@ static void test_read_cancel_unrun(void)
     zlevel = 0;
     free(body);
     free(back);
-}
-
-/* Compression on cluster nodes (docs/compression.md, "Cluster nodes"): a text body written
- * without waiting (frames the full window does not take stay pending) is stored compressed, reads
- * back byte-exact without waiting (frame by frame, across two frames) and blocking through another
- * node; a read cancelled with its fetch in flight never calls back nor writes the buffer; a random
- * body is stored as it came. */
-static void test_compressed(void)
-{
-    size_t len = 24 * SBYTES + 333;
-    uint8_t *body = malloc(len), *back = malloc(len);
-    md_layout lay, rnd;
-    ob_writer *w;
-    ob_read_op *op;
-    zlevel = 1;
-    window = 2;
-    cluster_up();
-    window = 0;
-    tbase = event_base_new();
-    fill_text(body, len, 5);
-    /* slow appends to n2: the window of stripes in flight fills, frames wait pending (two
-     * stripes, each 500 ms on n2: the writer compresses one stripe's stream, about 8 MiB of this
-     * text, well before, even on a loaded machine) */
-    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n2", ND_FAULT_DELAY, 500), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
-    CU_ASSERT(write_nonblocking(w, body, len) > 0);
-    nd_fault_clear(faults, NULL, NULL);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
-    CU_ASSERT_EQUAL(lay.zalg, MD_Z_ZSTD);
-    CU_ASSERT_EQUAL(lay.zsize, len);
-    CU_ASSERT(lay.size > 0 && 2 * lay.size < len);
-    CU_ASSERT_EQUAL(live_cells(&lay), K + M);
-    memset(back, 0, len);
-    for (size_t pos = 0; pos < len; pos += SBYTES) {
-        int before = read_calls;
-        CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, pos, back + pos,
-                                            CM_MIN(SBYTES, len - pos), tbase, read_cb, NULL, &op),
-                              CM_OK);
-        CU_ASSERT_EQUAL(read_calls, before);
-        run_until(&read_calls, before + 1, 10000);
-        CU_ASSERT_EQUAL_FATAL(read_calls, before + 1);
-        CU_ASSERT_EQUAL(read_err, CM_OK);
-    }
-    CU_ASSERT(memcmp(body, back, len) == 0);
-    /* across a frame boundary, then the same through a blocking read of another node */
-    size_t off = 3 * SBYTES - 1000, n = SBYTES + 2000;
-    int before = read_calls;
-    memset(back, 0, n);
-    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[3].st, &lay, off, back, n, tbase, read_cb, NULL, &op),
-                          CM_OK);
-    run_until(&read_calls, before + 1, 10000);
-    CU_ASSERT(read_calls == before + 1 && read_err == CM_OK && memcmp(body + off, back, n) == 0);
-    memset(back, 0, n);
-    CU_ASSERT_EQUAL(ob_read(N[2].st, &lay, off, back, n), CM_OK);
-    CU_ASSERT(memcmp(body + off, back, n) == 0);
-    CU_ASSERT(evb_matches(1, &lay, body, off, n, NULL)); /* decoded into a pooled buffer */
-    /* cancelled with a fetch in flight: no callback, the buffer untouched (ASan: nothing leaks) */
-    CU_ASSERT_EQUAL(nd_fault_set(faults, "n5", "*", ND_FAULT_DELAY, 200), CM_OK);
-    memset(back, 0xEE, SBYTES);
-    before = read_calls;
-    CU_ASSERT_EQUAL_FATAL(ob_read_start(N[4].st, &lay, 0, back, SBYTES, tbase, read_cb, NULL, &op),
-                          CM_OK);
-    ob_read_cancel(op);
-    run_until(&read_calls, before + 1, 800);
-    CU_ASSERT_EQUAL(read_calls, before);
-    int untouched = 1;
-    for (size_t i = 0; i < SBYTES; i++)
-        untouched &= back[i] == 0xEE;
-    CU_ASSERT(untouched);
-    nd_fault_clear(faults, NULL, NULL);
-    /* random bytes: the first frame does not compress, the body is stored as it came */
-    fill(body, len, 11);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[1].st, &w), CM_OK);
-    write_nonblocking(w, body, len);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &rnd), CM_OK);
-    CU_ASSERT(rnd.zalg == MD_Z_NONE && rnd.size == len);
-    CU_ASSERT(read_matches(5, &rnd, body, 0, len));
-    event_base_free(tbase);
-    free(body);
-    free(back);
-    cluster_down();
-    zlevel = 0;
-}
-
-/* ---- a cluster writer's frames compress on workers (ob_writer_offload) ---- */
-
-static atomic_int ticks, handed, gated, jobs_left, finishing;
-
-/* The loop's heartbeat: a 1 ms timer on the test's loop. */
-static void tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    atomic_fetch_add(&ticks, 1);
-}
-
-/* A worker's frame: it is not compressed before the loop has ticked twice since the frame was
- * handed over (bounded: 5 s, or the test finishing the body on its thread, which is the loop's).
- * A loop that compressed the frame itself, or waited for it, could not tick meanwhile. */
-static void *gated_job(void *arg)
-{
-    ob_job *j = arg;
-    int t0 = atomic_load(&ticks), ok = 0;
-    for (int i = 0; i < 5000 && !ok && !atomic_load(&finishing); i++) {
-        ok = atomic_load(&ticks) >= t0 + 2;
-        if (!ok)
-            usleep(1000);
-    }
-    atomic_fetch_add(&gated, ok);
-    j->run(j);
-    atomic_fetch_sub(&jobs_left, 1);
-    return NULL;
-}
-
-static int gated_runner(void *ctx, ob_job *j)
-{
-    pthread_t t;
-    (void)ctx;
-    atomic_fetch_add(&jobs_left, 1);
-    if (pthread_create(&t, NULL, gated_job, j) != 0) {
-        atomic_fetch_sub(&jobs_left, 1);
-        return -1;
-    }
-    atomic_fetch_add(&handed, 1);
-    pthread_detach(t);
-    return 0;
-}
-
-/*
- * A cluster writer fed from a loop compresses its frames on workers (docs/compression.md, "Off the
- * event loop"), with a slow node filling the window meanwhile: every frame is handed to the
- * runner, the loop ticks while each is held, the window's backpressure still bounds the writer's
- * buffers, and the stored stream is byte for byte the one a writer compressing inline stores (read
- * back plainly through another node); the body reads back exact.
- */
-static void test_compressed_offload(void)
-{
-    size_t len = 24 * SBYTES + 333, nframes = 25;
-    uint8_t *body = malloc(len), *s1 = NULL, *s2 = NULL;
-    md_layout lay, inl;
-    ob_writer *w;
-    ob_cluster_stats cs;
-    zlevel = 1;
-    cluster_up();
-    tbase = event_base_new();
-    struct event *hb = event_new(tbase, -1, EV_PERSIST, tick, NULL);
-    struct timeval ms1 = {0, 1000};
-    event_add(hb, &ms1);
-    atomic_store(&finishing, 0);
-    fill_text(body, len, 7);
-    CU_ASSERT_EQUAL(nd_fault_set(faults, "n1", "n2", ND_FAULT_DELAY, 100), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[0].st, &w), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_offload(w, tbase, gated_runner, NULL), CM_OK);
-    CU_ASSERT(write_nonblocking(w, body, len) > 0);
-    atomic_store(&finishing, 1);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &lay), CM_OK);
-    nd_fault_clear(faults, NULL, NULL);
-    for (int i = 0; i < 10000 && atomic_load(&jobs_left) > 0; i++)
-        usleep(1000); /* the job threads' last steps */
-    CU_ASSERT_EQUAL(atomic_load(&jobs_left), 0);
-    printf("\n  %d of %zu frames handed to workers, %d of them held while the loop ticked\n",
-           atomic_load(&handed), nframes, atomic_load(&gated));
-    CU_ASSERT(atomic_load(&handed) >= (int)nframes - 3); /* the last ones the finisher may take */
-    CU_ASSERT(atomic_load(&gated) >= (int)nframes - 3);
-    ob_store_cluster_stats(N[0].st, &cs);
-    CU_ASSERT(cs.buf_high_water <= (uint64_t)WINDOW * (K + M) * CELL);
-    CU_ASSERT_EQUAL(lay.zalg, MD_Z_ZSTD);
-    CU_ASSERT_EQUAL(lay.zsize, len);
-    CU_ASSERT_EQUAL(live_cells(&lay), K + M);
-    CU_ASSERT(read_matches(3, &lay, body, 0, len));
-    /* the same body compressed inline on a blocking writer: the same stream */
-    CU_ASSERT_EQUAL_FATAL(put(1, body, len, 100000, &inl), CM_OK);
-    CU_ASSERT_EQUAL(inl.zalg, MD_Z_ZSTD);
-    CU_ASSERT_EQUAL_FATAL(inl.size, lay.size);
-    CU_ASSERT_EQUAL(inl.ztab, lay.ztab);
-    md_layout p1 = lay, p2 = inl; /* the stored streams, read as plain bodies */
-    p1.zalg = p2.zalg = MD_Z_NONE;
-    p1.zframe = p2.zframe = 0;
-    p1.zsize = p2.zsize = p1.ztab = p2.ztab = 0;
-    s1 = malloc(lay.size);
-    s2 = malloc(lay.size);
-    CU_ASSERT_EQUAL(ob_read(N[4].st, &p1, 0, s1, lay.size), CM_OK);
-    CU_ASSERT_EQUAL(ob_read(N[5].st, &p2, 0, s2, lay.size), CM_OK);
-    CU_ASSERT(memcmp(s1, s2, lay.size) == 0);
-    /* random bytes through an offloading writer: one frame tested, then stored as they came */
-    fill(body, len, 12);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_new(N[2].st, &w), CM_OK);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_offload(w, tbase, gated_runner, NULL), CM_OK);
-    atomic_store(&finishing, 0);
-    write_nonblocking(w, body, len);
-    atomic_store(&finishing, 1);
-    CU_ASSERT_EQUAL_FATAL(ob_writer_finish(w, &inl), CM_OK);
-    CU_ASSERT(inl.zalg == MD_Z_NONE && inl.size == len);
-    CU_ASSERT(read_matches(4, &inl, body, 0, len));
-    for (int i = 0; i < 10000 && atomic_load(&jobs_left) > 0; i++)
-        usleep(1000);
-    event_free(hb);
-    event_base_free(tbase);
-    free(s1);
-    free(s2);
-    free(body);
-    cluster_down();
-    zlevel = 0;
 }
 
 /* ---- deletes reach the cells' nodes ---- */
@@ -1501,8 +1035,6 @@ void cu_register(void)
         {"read_on_loop", test_read_on_loop},
         {"read_parts", test_read_parts},
         {"append_parts", test_append_parts},
-        {"compressed", test_compressed},
-        {"compressed_offload", test_compressed_offload},
         {NULL, NULL},
     };
     cu_add_suite("obj_cluster", tests);
