@@ -1,11 +1,12 @@
 /*
- * rp_trio.h - the fixture of the replica tests (test_repl.c, test_repl_router.c): three nodes in
- * this process, each with its own md_store holding bucket "b". n1 is "this node" (its store
- * reached by the local backend, md calls on a worker pool, on the test thread's loop); n2 and n3
- * serve their stores over the node RPC (an nd_service on a net_server thread each, on loopback).
- * One environment at a time (E); each test brings it up and down. Calls run the loop until their
- * completion came (a 10 s guard fails a hang) and check that no completion ran inside the call
- * that started it. Results are deep copies (tres), since a result lives during its callback only.
+ * rp_trio.h - the fixture of the replica tests (test_repl.c, test_repl_router.c,
+ * test_repl_router_batch.c): three nodes in this process, each with its own md_store holding
+ * bucket "b". n1 is "this node" (its store reached by the local backend, md calls on a worker
+ * pool, on the test thread's loop); n2 and n3 serve their stores over the node RPC (an nd_service
+ * on a net_server thread each, on loopback). One environment at a time (E); each test brings it
+ * up and down. Calls run the loop until their completion came (a 10 s guard fails a hang) and
+ * check that no completion ran inside the call that started it. Results are deep copies (tres),
+ * since a result lives during its callback only.
  */
 #ifndef RP_TRIO_H
 #define RP_TRIO_H
