@@ -44,7 +44,9 @@ struct event_base;
 #define ND_NODE_ID_MAX 64     /* node ids: 1..63 chars of [A-Za-z0-9._-] */
 #define ND_PIECE (256 * 1024) /* the server appends / reads at most this much per blob call */
 /* A read of one range on several drives (also=, docs/rpc.md "Reading several cells"): at most
- * this many parts and bytes in all (the size net_client receives into one pooled buffer). */
+ * this many parts and bytes in all (the size net_client receives into one pooled buffer). An
+ * append to several drives (also=, "Appending several cells") has the same part limit; its bytes
+ * are bounded as any append's. */
 #define ND_READ_PARTS 4
 #define ND_READ_PARTS_BYTES (256 * 1024)
 #define ND_LIST_MAX 1000     /* chunks per list page (the answer stays below 64 KiB) */
