@@ -372,22 +372,20 @@ static cm_err lc_read_call(ob_chunks *c, uint32_t drive, const bs_id *id, uint64
     j->len = len;
     /* a cell: from the shared pool, as it may be given back on another thread (a fresh 256 KiB
      * per read was an mmap, 64 faults and a munmap) */
-    if (len >= LC_POOLED_MIN && len <= ND_PIECE && !(j->rbuf = cm_bufpool_take_shared(ND_PIECE))) {
-        evbuffer_free(j->buf);
-        free(j);
-        return CM_ERR_NOMEM;
-    }
-    if (((lc_backend *)c)->inline_reads && j->rbuf) {
-        static const struct timeval now = {0, 0};
-        lc_run(&j->job); /* here, on the loop; its end on the loop's next turn */
-        if (event_base_once(j->job.base, -1, EV_TIMEOUT, lc_once, j, &now) == 0)
-            return CM_OK;
-        cm_bufpool_put_shared(j->rbuf, ND_PIECE);
-        evbuffer_free(j->buf);
-        free(j);
-        return CM_ERR_NOMEM;
-    }
-    return lc_submit(c, j);
+    int pooled = len >= LC_POOLED_MIN && len <= ND_PIECE;
+    if (pooled && !(j->rbuf = cm_bufpool_take_shared(ND_PIECE)))
+        goto nomem;
+    if (!pooled || !((lc_backend *)c)->inline_reads)
+        return lc_submit(c, j);
+    static const struct timeval now = {0, 0};
+    lc_run(&j->job); /* here, on the loop; its end on the loop's next turn */
+    if (event_base_once(j->job.base, -1, EV_TIMEOUT, lc_once, j, &now) == 0)
+        return CM_OK;
+nomem:
+    cm_bufpool_put_shared(j->rbuf, ND_PIECE); /* (NULL: nothing) */
+    evbuffer_free(j->buf);
+    free(j);
+    return CM_ERR_NOMEM;
 }
 
 static cm_err lc_delete_call(ob_chunks *c, uint32_t drive, const bs_id *id, ob_chunk_done done,

@@ -97,8 +97,9 @@ struct ob_cw {
     uint8_t *sending[PL_MAX_CELLS]; /* the stripe buffer each column's append in flight refers to */
     uint8_t *orphans[PL_MAX_CELLS]; /* buffers a dropped straggler still sends from: freed last */
     int norphans;
-    /* loop side: a node's columns sent in one call (ob_chunk_append_parts). The call led by
-     * column i carries gn[i] columns, gcols[i][0..gn[i]) with i first; gn is 0 otherwise.
+    /* loop side: the call led by column i carries gn[i] columns, gcols[i][0..gn[i]) with i
+     * first (a node's columns at one stripe go together: ob_chunk_append_parts); gn is 0 while
+     * column i leads no call.
      * solo: a node refused such a call as malformed (one that predates it): cells go alone. */
     int gcols[PL_MAX_CELLS][ND_READ_PARTS];
     int gn[PL_MAX_CELLS];
@@ -347,32 +348,21 @@ static void update_shared(ob_cw *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Column i's call ended with err: it moves on a stripe, or fails (unless dropped meanwhile). */
-static void column_done(ob_cw *w, int i, cm_err err)
+/* Column i has no call in flight any more. */
+static void column_idle(ob_cw *w, int i)
 {
     w->busy[i] = 0;
     pthread_mutex_lock(&w->mu);
     w->sending[i] = NULL;
     pthread_mutex_unlock(&w->mu);
-    if (!w->live[i]) /* dropped as a straggler meanwhile: its chunk goes at the end */
-        ;
-    else if (err == CM_OK)
-        w->next[i]++;
-    else
-        column_failed(w, i, err);
 }
 
-static void cell_done(void *arg, const ob_chunk_result *res)
-{
-    cw_slot *s = arg;
-    column_done(s->w, s->i, res->err);
-    update_shared(s->w);
-    pump(s->w);
-}
-
-/* The call of a node's columns led by s->i ended: one answer for them all. A node that refused
- * it as malformed (it predates parts appends, and refuses before appending anything) gets the
- * columns' cells one by one from now on. */
+/*
+ * The call of the columns led by s->i (gcols, gn: one column, or a node's columns together)
+ * ended: one answer for them all; each moves on a stripe, or fails (unless dropped meanwhile as a
+ * straggler: its chunk goes at the end). A node that refused a call of several as malformed (it
+ * predates them, and refuses before appending anything) gets the body's cells one by one.
+ */
 static void cells_done(void *arg, const ob_chunk_result *res)
 {
     cw_slot *s = arg;
@@ -380,19 +370,21 @@ static void cells_done(void *arg, const ob_chunk_result *res)
     int n = w->gn[s->i], cols[ND_READ_PARTS];
     memcpy(cols, w->gcols[s->i], sizeof(cols));
     w->gn[s->i] = 0;
-    if (res->err == CM_ERR_INVAL && !w->solo) {
+    int refused = n > 1 && res->err == CM_ERR_INVAL && !w->solo;
+    if (refused) {
         CM_WARN(MOD, "node %u refused a parts append (%s): the body's cells go one by one",
                 w->cells[s->i].node, res->message ? res->message : "invalid");
         w->solo = 1;
-        for (int j = 0; j < n; j++) {
-            w->busy[cols[j]] = 0;
-            pthread_mutex_lock(&w->mu);
-            w->sending[cols[j]] = NULL;
-            pthread_mutex_unlock(&w->mu);
-        }
-    } else {
-        for (int j = 0; j < n; j++)
-            column_done(w, cols[j], res->err);
+    }
+    for (int j = 0; j < n; j++) {
+        int i = cols[j];
+        column_idle(w, i);
+        if (refused || !w->live[i])
+            ;
+        else if (res->err == CM_OK)
+            w->next[i]++;
+        else
+            column_failed(w, i, res->err);
     }
     update_shared(w);
     pump(w);
@@ -502,18 +494,17 @@ static void send_cells(ob_cw *w, const int *cols, int n, uint64_t posted, int fi
     }
     if (e == CM_OK && n == 1)
         e = ob_chunk_append(w->b[lead], drives[0], &w->id, s * w->cell, eb, crcs[0], flags,
-                            cell_done, &w->slot[lead]);
+                            cells_done, &w->slot[lead]);
     else if (e == CM_OK)
         e = ob_chunk_append_parts(w->b[lead], drives, n, &w->id, s * w->cell, eb, crcs, flags,
                                   cells_done, &w->slot[lead]);
     if (eb)
         evbuffer_free(eb);
     if (e == CM_OK) {
-        if (n > 1) {
-            w->gn[lead] = n;
-            memcpy(w->gcols[lead], cols, (size_t)n * sizeof(int));
+        w->gn[lead] = n;
+        memcpy(w->gcols[lead], cols, (size_t)n * sizeof(int));
+        if (n > 1)
             atomic_fetch_add(&w->c->cells_appended_batched, (unsigned long long)n);
-        }
         for (int j = 0; j < n; j++) {
             w->busy[cols[j]] = 1;
             w->busy_since[cols[j]] = cm_monotonic_ms();
@@ -521,12 +512,10 @@ static void send_cells(ob_cw *w, const int *cols, int n, uint64_t posted, int fi
         }
         return;
     }
-    pthread_mutex_lock(&w->mu);
-    for (int j = 0; j < n; j++)
-        w->sending[cols[j]] = NULL;
-    pthread_mutex_unlock(&w->mu);
-    for (int j = 0; j < n; j++)
+    for (int j = 0; j < n; j++) {
+        column_idle(w, cols[j]);
         column_failed(w, cols[j], e);
+    }
     update_shared(w);
 }
 
