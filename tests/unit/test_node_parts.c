@@ -142,8 +142,8 @@ static void test_read_parts(void)
  * chunks), and reads back; a part whose
  * CRC is wrong deletes every part's chunk (nothing half-written is kept); a chunk of the wrong
  * length refuses the call before anything is appended (409); malformed calls are refused by the
- * client or the node: a body not in equal parts, a CRC list of the wrong length, as a node that
- * predates also= refuses any CRC list.
+ * client or the node: a body not in equal parts, a CRC list of the wrong length, a drive named
+ * twice or missing, as a node that predates also= refuses any CRC list.
  */
 static void test_append_parts(void)
 {
@@ -199,6 +199,14 @@ static void test_append_parts(void)
     CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* one CRC for two parts */
     raw_put(&l, &n, target, body, 21, "0000000a,0000000b", err, sizeof(err));
     CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* 21 bytes in two parts */
+    raw_put(&l, &n, target, body, 20, "0000000a,0000000b,0000000c", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* three CRCs for two parts */
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&also=0", hex);
+    raw_put(&l, &n, target, body, 20, "0000000a,0000000b", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* the same drive twice */
+    snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0&also=7", hex);
+    raw_put(&l, &n, target, body, 20, "0000000a,0000000b", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(err, "CM_ERR_UNAVAILABLE"); /* a drive the node lacks */
     snprintf(target, sizeof(target), ND_PREFIX "/chunk/0/%s?off=0", hex);
     raw_put(&l, &n, target, body, 20, "0000000a,0000000b", err, sizeof(err));
     CU_ASSERT_STRING_EQUAL(err, "CM_ERR_INVAL"); /* a list without also= (as an old node) */
