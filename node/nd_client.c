@@ -23,8 +23,9 @@
  * Idempotent calls (read, stat, delete, info, list) are retried by the pool after a transport
  * failure before any answer byte, with the same signature: a DELETE the node ran before the
  * connection broke is answered from its replay memory (nd_replay.c), 503 while it still runs;
- * appends are not retried (an append that may have landed is not repeated: the caller learns the
- * chunk's length from a stat or the 409 of the next append).
+ * appends (one drive, or a node's parts: nd_append_parts, one CRC per part in X-Cairn-Crc32c)
+ * are not retried (an append that may have landed is not repeated: the caller learns the chunk's
+ * length from a stat or the 409 of the next append).
  *
  * Threading: one loop thread per client.
  */

@@ -12,13 +12,14 @@
  * (with defer_obsolete: recorded as a garbage record stamped now, naming only those cells, that
  * ob_gc_run frees after its grace period unless the record names them again by then, ob_gc.c);
  * when the record changed meanwhile (the swap's CM_ERR_CONFLICT), the cells just written are
- * deleted instead, and after any other failure of the swap (which may have reached a replica)
- * nothing is. No chunk is deleted that the record names when it is read just before (current):
- * when it names another layout of the body than the one this step assumed, that layout is
- * another node's heal, and the chunks it names are that heal's cells (the heal's own deletes,
- * prepare and cleanup, go through the same check as its guard). That check cannot see another
- * heal that has not swapped yet: its prepare may delete (and rewrite, or not) a cell this heal
- * wrote, before this swap lands. So each cell the heal wrote is stat'ed before the swap (one
+ * deleted instead (and when it now names another layout of the same body, the part is healed
+ * again from that one: heal_part), and after any other failure of the swap (which may have
+ * reached a replica) nothing is. No chunk is deleted that the record names when it is read just
+ * before (current): when it names another layout of the body than the one this step assumed, that
+ * layout is another node's heal, and the chunks it names are that heal's cells (the heal's own
+ * deletes, prepare and cleanup, go through the same check as its guard). That check cannot see
+ * another heal that has not swapped yet: its prepare may delete (and rewrite, or not) a cell this
+ * heal wrote, before this swap lands. So each cell the heal wrote is stat'ed before the swap (one
  * gone or short: no swap, nothing deleted), and after a swap lands every one is read back
  * (length and the CRC32C the heal kept, 1 MiB at a time, paced); one that differs is deleted and
  * the part healed again from the swapped layout (docs/chunks.md, "Two heals of one body"). A
