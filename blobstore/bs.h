@@ -164,6 +164,22 @@ cm_err bs_sync(bs_store *bs);
  * CM_ERR_IO on a read error.
  */
 cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len);
+/*
+ * bs_read that never waits on the disk, for an event loop: CM_AGAIN when the page cache does not
+ * hold every byte it must read (block CRCs and data), or they could not be read at once, or a
+ * block's CRC fails (nothing logged or counted: read it again with bs_read on a thread that may
+ * wait, which reports what is wrong, once), and always on a store opened with another bs_io than
+ * bs_io_posix (a test's faults must not be bypassed). CM_ERR_NOTFOUND as bs_read.
+ */
+cm_err bs_read_cached(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len);
+/*
+ * Would reading [off, off + len) of blob id wait on the disk? 0 when a page it needs (the blocks
+ * touched and their CRCs) is not in the page cache, else 1: by cachestat(2) (Linux 6.5); before
+ * that, one byte per block is checked, so a page between may still be read from the disk. 1 too
+ * when the blob or the range is not there (the read says so at once), and on a store opened with
+ * another bs_io than bs_io_posix (its reads go where they always did).
+ */
+int bs_cached(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len);
 
 /* Where some of a blob's bytes lie in a segment file. */
 typedef struct {

@@ -148,6 +148,9 @@ cm_err bs_blob_add_ext(bs_blob *b, const bs_ext *e);
 cm_err bs_blob_insert_ext(bs_blob *b, uint32_t i, const bs_ext *e);
 /* Index of the first extent ending after blob offset off (next when none). */
 uint32_t bs_blob_first_ext(const bs_blob *b, uint64_t off);
+/* Set once cachestat(2) failed ENOSYS or EPERM: bs_cached probes a byte per block instead (a
+ * test sets it to run that path). */
+extern int bs_no_cachestat;
 
 /* ---- the store ---- */
 

@@ -9,6 +9,11 @@
  * bs_read_spans serves a range without reading it: the places of its bytes in the segment files
  * (for sendfile) and the CRC32C they were written with, combined from the stored block CRCs; only
  * a block the range cuts is read and verified, and whoever receives the bytes checks the rest.
+ * bs_read_cached is bs_read for an event loop: every pread is preadv2(RWF_NOWAIT), and a range
+ * the page cache does not hold whole is CM_AGAIN at the first miss, for a worker to read (so is
+ * a CRC mismatch, unlogged: the worker's read reports it, once). bs_cached asks the page cache
+ * (cachestat) whether a read of a range would wait on the disk, for a loop that sends the bytes
+ * without reading them (a storage node's sendfile).
  *
  * Delete appends a 48-byte DELETE record, drops the blob from the index and unlinks every
  * reclaimable segment (bs_seg_reclaimable: not the active one, not being compacted, no live
@@ -33,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,8 +50,34 @@
 
 #define BS_READ_BATCH 16u /* blocks per pread (1 MiB) */
 
-static cm_err read_exact(bs_store *bs, const bs_seg *s, void *buf, size_t len, uint64_t off)
+/*
+ * len bytes at off of s only if the page cache holds them all (preadv2 RWF_NOWAIT): CM_AGAIN
+ * when any would wait on the disk, or could not be read at once for any reason (a short read, an
+ * error, a file system without RWF_NOWAIT): the blocking read, which reports such things, follows
+ * on a thread that may wait.
+ */
+static cm_err read_cached(const bs_seg *s, void *buf, size_t len, uint64_t off)
 {
+    uint8_t *p = buf;
+    while (len > 0) {
+        struct iovec v = {p, len};
+        ssize_t n = preadv2(s->fd, &v, 1, (off_t)off, RWF_NOWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return CM_AGAIN;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return CM_OK;
+}
+
+static cm_err read_exact(bs_store *bs, const bs_seg *s, void *buf, size_t len, uint64_t off,
+                         int cached)
+{
+    if (cached)
+        return read_cached(s, buf, len, off);
     size_t got = 0;
     cm_err e = bs_read_full(&bs->io, s->fd, buf, len, off, &got);
     if (e == CM_OK && got != len) {
@@ -58,11 +91,13 @@ static cm_err read_exact(bs_store *bs, const bs_seg *s, void *buf, size_t len, u
 
 /* Verify blocks first..first+n of an extent held in buf (data bytes s..t of the record). */
 static cm_err verify_blocks(bs_store *bs, const bs_ext *x, const uint8_t *crcs, const uint8_t *buf,
-                            uint64_t s, uint64_t t, uint64_t data_off)
+                            uint64_t s, uint64_t t, uint64_t data_off, int cached)
 {
     for (uint64_t p = s, i = 0; p < t; p += BS_BLOCK, i++) {
         size_t n = (size_t)CM_MIN(BS_BLOCK, t - p);
         if (bs_crc32c(buf + (p - s), n) != cm_get_be32(crcs + 4 * i)) {
+            if (cached)
+                return CM_AGAIN; /* the blocking read that follows logs and counts it, once */
             CM_ERROR("bs", "%s/seg-%08u.cbs:%llu: block checksum mismatch", bs->dir, x->seg->num,
                      (unsigned long long)(data_off + p));
             __atomic_add_fetch(&bs->corrupt_found, 1, __ATOMIC_RELAXED);
@@ -78,9 +113,10 @@ static uint64_t ext_data_off(const bs_ext *x)
     return x->rec_off + BS_REC_HDR + 4ull * bs_blocks_for(x->len);
 }
 
-/* Copy bytes [a, b) of extent x's data into dst, verifying every block touched. */
+/* Copy bytes [a, b) of extent x's data into dst, verifying every block touched; with cached,
+ * only from the page cache (read_cached). */
 static cm_err read_ext(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, uint8_t *dst,
-                       uint8_t **scratch)
+                       uint8_t **scratch, int cached)
 {
     uint64_t crc_off = x->rec_off + BS_REC_HDR;
     uint64_t data_off = ext_data_off(x);
@@ -93,11 +129,11 @@ static cm_err read_ext(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, ui
         if (!direct && !*scratch && !(*scratch = malloc((size_t)BS_READ_BATCH * BS_BLOCK)))
             return CM_ERR_NOMEM;
         uint8_t *buf = direct ? dst + (s - a) : *scratch;
-        cm_err e = read_exact(bs, x->seg, crcs, (size_t)(4 * n), crc_off + 4 * blk);
+        cm_err e = read_exact(bs, x->seg, crcs, (size_t)(4 * n), crc_off + 4 * blk, cached);
         if (e == CM_OK)
-            e = read_exact(bs, x->seg, buf, (size_t)(t - s), data_off + s);
+            e = read_exact(bs, x->seg, buf, (size_t)(t - s), data_off + s, cached);
         if (e == CM_OK)
-            e = verify_blocks(bs, x, crcs, buf, s, t, data_off);
+            e = verify_blocks(bs, x, crcs, buf, s, t, data_off, cached);
         if (e != CM_OK)
             return e;
         if (!direct) {
@@ -121,7 +157,7 @@ static cm_err ext_crc(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, uin
     uint8_t crcs[4 * BS_READ_BATCH];
     while (blk <= last) {
         uint64_t n = CM_MIN(last - blk + 1, BS_READ_BATCH);
-        cm_err e = read_exact(bs, x->seg, crcs, (size_t)(4 * n), crc_off + 4 * blk);
+        cm_err e = read_exact(bs, x->seg, crcs, (size_t)(4 * n), crc_off + 4 * blk, 0);
         for (uint64_t i = 0; e == CM_OK && i < n; i++) {
             uint64_t s = (blk + i) * BS_BLOCK, t = CM_MIN(s + BS_BLOCK, (uint64_t)x->len);
             uint64_t from = CM_MAX(s, a), to = CM_MIN(t, b);
@@ -129,9 +165,9 @@ static cm_err ext_crc(bs_store *bs, const bs_ext *x, uint64_t a, uint64_t b, uin
             if (from != s || to != t) { /* cut by the range: read and verify it, hash the part */
                 if (!*scratch && !(*scratch = malloc(BS_BLOCK)))
                     return CM_ERR_NOMEM;
-                e = read_exact(bs, x->seg, *scratch, (size_t)(t - s), data_off + s);
+                e = read_exact(bs, x->seg, *scratch, (size_t)(t - s), data_off + s, 0);
                 if (e == CM_OK)
-                    e = verify_blocks(bs, x, crcs + 4 * i, *scratch, s, t, data_off);
+                    e = verify_blocks(bs, x, crcs + 4 * i, *scratch, s, t, data_off, 0);
                 if (e != CM_OK)
                     return e;
                 part = cm_crc32c(0, *scratch + (from - s), (size_t)(to - from));
@@ -159,7 +195,8 @@ static const bs_ext *ext_at(bs_store *bs, const bs_blob *b, uint32_t i, uint64_t
     return x;
 }
 
-static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t *buf, size_t len)
+static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t *buf, size_t len,
+                          int cached)
 {
     uint8_t *scratch = NULL;
     uint64_t pos = off, end = off + len;
@@ -172,7 +209,7 @@ static cm_err read_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint8_t 
         }
         uint64_t to = CM_MIN(end, x->boff + x->len);
         if (to > pos)
-            e = read_ext(bs, x, pos - x->boff, to - x->boff, buf + (pos - off), &scratch);
+            e = read_ext(bs, x, pos - x->boff, to - x->boff, buf + (pos - off), &scratch, cached);
         pos = to;
     }
     free(scratch);
@@ -186,13 +223,93 @@ static const bs_blob *blob_with(bs_store *bs, const bs_id *id, uint64_t off, uin
     return b && off <= b->size && len <= b->size - off ? b : NULL;
 }
 
-cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len)
+static cm_err read_blob(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len,
+                        int cached)
 {
     pthread_rwlock_rdlock(&bs->idx_lock);
     const bs_blob *b = blob_with(bs, id, off, len);
-    cm_err e = !b ? CM_ERR_NOTFOUND : len > 0 ? read_locked(bs, b, off, buf, len) : CM_OK;
+    cm_err e = !b ? CM_ERR_NOTFOUND : len > 0 ? read_locked(bs, b, off, buf, len, cached) : CM_OK;
     pthread_rwlock_unlock(&bs->idx_lock);
     return e;
+}
+
+cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len)
+{
+    return read_blob(bs, id, off, buf, len, 0);
+}
+
+/* cachestat(2) (Linux 6.5): how many of a file range's pages the page cache holds. Neither the
+ * call nor its structures are in this glibc's headers yet; its number is 451 on every
+ * architecture (the unified table). */
+#ifndef SYS_cachestat
+#define SYS_cachestat 451
+#endif
+typedef struct {
+    uint64_t off, len;
+} bs_cs_range;
+typedef struct {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+} bs_cs;
+
+int bs_no_cachestat; /* the kernel has no cachestat (or a filter refuses it): probe instead */
+
+/* 1 when the page cache holds every page of bytes [off, off + len) of fd (len > 0). Without
+ * cachestat: one byte of each BS_BLOCK and the last, read with RWF_NOWAIT (a page between them
+ * may still be read from the disk by whoever reads the range). */
+static int file_cached(int fd, uint64_t off, uint64_t len)
+{
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+    if (!__atomic_load_n(&bs_no_cachestat, __ATOMIC_RELAXED)) {
+        bs_cs_range r = {off, len};
+        bs_cs cs;
+        if (syscall(SYS_cachestat, fd, &r, &cs, 0) == 0)
+            return cs.nr_cache >= (off + len - 1) / (uint64_t)page - off / (uint64_t)page + 1;
+        if (errno != ENOSYS && errno != EPERM)
+            return 0;
+        __atomic_store_n(&bs_no_cachestat, 1, __ATOMIC_RELAXED);
+    }
+    for (uint64_t p = off;; p = CM_MIN(p + BS_BLOCK, off + len - 1)) {
+        char c;
+        struct iovec v = {&c, 1};
+        if (preadv2(fd, &v, 1, (off_t)p, RWF_NOWAIT) != 1)
+            return 0;
+        if (p == off + len - 1)
+            return 1;
+    }
+}
+
+int bs_cached(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len)
+{
+    if (bs->io.pread != bs_io_posix.pread || len == 0)
+        return 1; /* a test's I/O table reads where it always did */
+    int cached = 1;
+    pthread_rwlock_rdlock(&bs->idx_lock);
+    const bs_blob *b = blob_with(bs, id, off, len);
+    uint64_t pos = off, end = off + len;
+    for (uint32_t i = b ? bs_blob_first_ext(b, off) : 0; b && cached && pos < end; i++) {
+        const bs_ext *x = i < b->next ? &b->ext[i] : NULL;
+        if (!x || x->boff > pos)
+            break; /* a lost record: the read reports it */
+        uint64_t to = CM_MIN(end, x->boff + x->len);
+        if (to > pos) { /* the blocks touched and their CRCs */
+            uint64_t a = (pos - x->boff) / BS_BLOCK, z = (to - x->boff - 1) / BS_BLOCK;
+            uint64_t s = a * BS_BLOCK, t = CM_MIN((z + 1) * BS_BLOCK, (uint64_t)x->len);
+            cached = file_cached(x->seg->fd, x->rec_off + BS_REC_HDR + 4 * a, 4 * (z - a + 1)) &&
+                     file_cached(x->seg->fd, ext_data_off(x) + s, t - s);
+        }
+        pos = to;
+    }
+    pthread_rwlock_unlock(&bs->idx_lock);
+    return cached;
+}
+
+cm_err bs_read_cached(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len)
+{
+    if (bs->io.pread != bs_io_posix.pread)
+        return CM_AGAIN; /* a test's I/O table: its reads may not be bypassed */
+    return read_blob(bs, id, off, buf, len, 1);
 }
 
 static cm_err spans_locked(bs_store *bs, const bs_blob *b, uint64_t off, uint64_t len,

@@ -47,6 +47,7 @@ typedef struct {
     const char *master_key_file;
     int post_fields_timeout_ms; /* POST Object: the form's fields before the file must arrive
                                    within this of the request's start; default 30000 */
+    const bs_io *io; /* the drives' I/O table: NULL = POSIX; tests inject faults with it */
 } gw_config;
 
 /* Fill the defaults above (data_dir "./cairn-data", credentials NULL). */

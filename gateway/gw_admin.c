@@ -558,6 +558,13 @@ static void metrics_work(gw_req *r)
            (uint64_t)ob_store_drives_online(g->data));
     metrics_drive_space(f, g, n);
     metrics_blobstore(f, g, n);
+    uint64_t cached = 0, uncached = 0;
+    ob_store_read_counts(g->data, &cached, &uncached);
+    metric(f, "cairn_loop_reads_cached_total", "counter",
+           "Stripe reads of GETs served from the page cache on their event loop", cached);
+    metric(f, "cairn_loop_reads_uncached_total", "counter",
+           "Stripe reads of GETs handed to a worker: a page not cached, or a cell to rebuild",
+           uncached);
     metrics_compression(f, g);
     if (g->scrub)
         metrics_scrub(f, g->scrub);

@@ -571,6 +571,13 @@ typedef struct {
     const md_part *sse_part;
     uint64_t sse_off;
     size_t sse_len;
+    /* A single node's piece the page cache did not hold, read by a worker (get_cold_work): want
+     * bytes at offset cold_off of part cold_pi into cold_buf (cold_cap bytes, this loop's pool,
+     * the state's until get_cold_done adds it to the piece). */
+    void *cold_buf;
+    size_t cold_pi, cold_want, cold_cap;
+    uint64_t cold_off;
+    cm_err cold_err;
 } get_state;
 
 static void get_state_free(void *p)
@@ -582,7 +589,8 @@ static void get_state_free(void *p)
         ob_read_cancel(gs->rd);
     if (gs->pause) /* ... or while it waited to read a piece again (a pending event is removed) */
         event_free(gs->pause);
-    free(gs->ct); /* ciphertext only: nothing to wipe */
+    free(gs->ct);                               /* ciphertext only: nothing to wipe */
+    cm_bufpool_put(gs->cold_buf, gs->cold_cap); /* the worker ended: this runs on the loop */
     free(gs->part_end);
     if (gs->piece)
         evbuffer_free(gs->piece);
@@ -855,12 +863,35 @@ static void get_read_done(void *arg, cm_err err)
         get_drain(r);
 }
 
+/* Worker: a single node's piece that the loop could not read from the page cache, read from the
+ * disk (rebuilt from parity if need be). */
+static void get_cold_work(gw_req *r)
+{
+    get_state *gs = r->op;
+    gs->cold_err = ob_read(r->g->data, &r->obj.parts[gs->cold_pi].layout, gs->cold_off,
+                           gs->cold_buf, gs->cold_want);
+}
+
+/* Loop: the worker's piece to the output, and the drain goes on. */
+static void get_cold_done(gw_req *r)
+{
+    get_state *gs = r->op;
+    void *buf = gs->cold_buf;
+    gs->cold_buf = NULL;
+    r->drain = get_drain;
+    if (get_piece_done(r, piece_add(gs, buf, gs->cold_want, gs->cold_cap, gs->cold_err), 0,
+                       gs->cold_want) == 0)
+        get_drain(r);
+}
+
 /*
  * Read the next piece of the body into the response; end the response when all is sent. A part
  * of a cluster layout (epoch != 0) is read with ob_read_start, GET_AHEAD stripes a piece (their
  * cells in flight together), which waits on other nodes off the loop: the drain stops until
- * get_read_done resumes it. Single-node layouts read at once (ob_read from the page cache;
- * ob_read_start would cost a loop turn per piece).
+ * get_read_done resumes it. A single node's stripe is read at once when the page cache holds it
+ * (ob_read_cached; a worker round trip would cost a loop turn per piece), else by a worker
+ * (get_cold_work; the drain stops until get_cold_done): the loop never waits on a disk, so a
+ * cold read or a hanging drive holds up only the GETs that need it.
  */
 static void get_drain(gw_req *r)
 {
@@ -895,7 +926,14 @@ static void get_drain(gw_req *r)
         if (!p->inline_data && p->layout.epoch == 0 && want <= stripe) {
             /* A single node's stripe data: into a pooled buffer, added by reference. */
             void *buf = cm_bufpool_take(stripe);
-            err = buf ? ob_read(r->g->data, &p->layout, in_part, buf, want) : CM_ERR_NOMEM;
+            err = buf ? ob_read_cached(r->g->data, &p->layout, in_part, buf, want) : CM_ERR_NOMEM;
+            if (err == CM_AGAIN) { /* the disk's: a worker reads it */
+                gs->cold_buf = buf, gs->cold_cap = stripe, gs->cold_want = (size_t)want;
+                gs->cold_pi = pi, gs->cold_off = in_part;
+                r->drain = NULL; /* no piece is read meanwhile */
+                gw_offload(r, get_cold_work, get_cold_done);
+                return;
+            }
             if (get_piece_done(r, piece_add(gs, buf, want, stripe, err), 0, want) != 0)
                 return;
             continue;

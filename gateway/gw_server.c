@@ -186,7 +186,8 @@ cm_err gw_new(const gw_config *cfg, gw **out)
     ob_store_options so = {.k = cfg->k,
                            .m = cfg->m,
                            .cell_size = cfg->cell_size,
-                           .compress_level = cfg->compression ? cfg->compress_level : 0};
+                           .compress_level = cfg->compression ? cfg->compress_level : 0,
+                           .io = cfg->io};
     err = ob_store_open((const char *const *)dirs, cfg->ndrives, &so, &g->data);
     if (err != CM_OK) {
         CM_ERROR(MOD, "cannot open the drives under %s: %s", g->data_dir, cm_err_str(err));

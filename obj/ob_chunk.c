@@ -7,9 +7,10 @@
  * completion runs on the backend's loop, which calls the caller's ob_chunk_done and frees the
  * job. Even calls that need no disk (a drive out of range) go through a worker, so a completion
  * never runs inside the call that started it. Except a cell's read on a gateway loop's backend
- * (ob_chunks_local_share): it runs right there, as the single node's GET reads on its loops (from
- * the page cache; a cold read waits on the disk there), and completes on the loop's next turn
- * (event_base_once), which saves the trip to a worker and back (two context switches).
+ * (ob_chunks_local_share) that the page cache holds: it runs right there (bs_read_cached), as
+ * the single node's GET reads on its loops, and completes on the loop's next turn
+ * (event_base_once), which saves the trip to a worker and back (two context switches); a page
+ * not cached sends the read to a worker, so the loop never waits on the disk.
  *
  * Buffers: an append's body is moved into the job's evbuffer on the loop (no copy); the worker
  * appends one piece at a time (ND_PIECE) straight from its chains (nd_append_front: bs_appendv,
@@ -143,6 +144,7 @@ typedef struct {
     unsigned flags;
     struct evbuffer *buf; /* append: the body; read: the data */
     uint8_t *rbuf;        /* a cell's read: a pooled buffer of ND_PIECE bytes (lc_read_call) */
+    int cached;           /* a gateway loop's cell read: from the page cache only */
     ob_chunk_ent *list;
     size_t max, nlist;
     cm_err err;
@@ -204,7 +206,9 @@ static cm_err lc_read(lc_job *j)
     if (j->off > j->size || j->len > j->size - j->off)
         return CM_ERR_RANGE;
     if (j->rbuf) { /* added to buf on the loop (lc_done) */
-        if ((e = bs_read(j->bs, &j->id, j->off, j->rbuf, (size_t)j->len)) == CM_OK)
+        e = j->cached ? bs_read_cached(j->bs, &j->id, j->off, j->rbuf, (size_t)j->len)
+                      : bs_read(j->bs, &j->id, j->off, j->rbuf, (size_t)j->len);
+        if (e == CM_OK)
             j->size = j->len;
         return e;
     }
@@ -378,7 +382,13 @@ static cm_err lc_read_call(ob_chunks *c, uint32_t drive, const bs_id *id, uint64
     if (!pooled || !((lc_backend *)c)->inline_reads)
         return lc_submit(c, j);
     static const struct timeval now = {0, 0};
-    lc_run(&j->job); /* here, on the loop; its end on the loop's next turn */
+    j->cached = 1;
+    lc_run(&j->job); /* here, on the loop, from the page cache; its end on the loop's next turn */
+    if (j->err == CM_AGAIN) { /* a page not cached (or worse): a worker reads it from the disk */
+        j->cached = 0;
+        j->err = CM_OK;
+        return lc_submit(c, j);
+    }
     if (event_base_once(j->job.base, -1, EV_TIMEOUT, lc_once, j, &now) == 0)
         return CM_OK;
 nomem:

@@ -34,6 +34,9 @@
  * the caller's buffer. If any of those reads fails (drive dropped or offline, blob missing, CRC
  * mismatch, I/O error), the stripe is read whole from the first k readable cells into a scratch
  * stripe, reconstructed, and copied out; that is logged at WARN (repair queue to come).
+ * ob_read_cached, an event loop's read, takes only what the page cache holds (bs_read_cached):
+ * any miss or failure is CM_AGAIN, and the caller reads it again with ob_read on a worker, which
+ * waits on the disk and rebuilds; so a cold read or a hanging drive never holds a loop.
  *
  * Drive health. Every append/sync result of a drive is fed to note_io: a success clears its
  * count of consecutive I/O errors, CM_ERR_IO bumps it, and OB_FAIL_AFTER in a row mark the drive
@@ -95,6 +98,7 @@ struct ob_store {
     ob_cluster *cluster; /* cluster mode (ob_cluster.c); NULL on a single node */
     int zlevel;          /* compression of new local bodies (0 = off) */
     atomic_uint_fast64_t z_bodies, z_logical, z_stored, z_skipped; /* ob_store_zstats */
+    atomic_uint_fast64_t reads_cached, reads_uncached;             /* ob_store_read_counts */
 };
 
 /*
@@ -979,6 +983,7 @@ typedef struct {
     const ec_codec *codec;
     bs_id id;
     uint8_t *scratch; /* (k + m) * cell_size, allocated on the first degraded stripe */
+    int cached;       /* ob_read_cached: bs_read_cached, and CM_AGAIN instead of rebuilding */
 } read_ctx;
 
 /* Payload bytes [a, b) of a stripe whose cells are clen long, from the data cells only. */
@@ -990,7 +995,9 @@ static cm_err read_healthy(read_ctx *c, uint64_t cell_off, uint32_t clen, uint64
         bs_store *bs = ob_cell_drive(c->st, c->lay, (int)i);
         if (!bs)
             return CM_ERR_UNAVAILABLE;
-        cm_err e = bs_read(bs, &c->id, cell_off + ca, dst + (i * clen + ca - a), (size_t)(cb - ca));
+        uint8_t *to = dst + (i * clen + ca - a);
+        cm_err e = c->cached ? bs_read_cached(bs, &c->id, cell_off + ca, to, (size_t)(cb - ca))
+                             : bs_read(bs, &c->id, cell_off + ca, to, (size_t)(cb - ca));
         if (e != CM_OK)
             return e;
     }
@@ -1045,6 +1052,8 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
         uint64_t a = pos - start, b = CM_MIN(end, start + sbytes) - start;
         uint64_t cell_off = s * lay->cell_size;
         cm_err e = read_healthy(c, cell_off, clen, a, b, buf + (pos - off));
+        if (e != CM_OK && c->cached)
+            return CM_AGAIN; /* a worker reads it again, and rebuilds it if need be */
         if (e != CM_OK) {
             char hex[33];
             bs_id_hex(&c->id, hex);
@@ -1065,6 +1074,7 @@ static cm_err read_stripes(read_ctx *c, uint64_t off, uint8_t *buf, size_t len)
 typedef struct {
     ob_store *st;
     const md_layout *layout;
+    int cached;
 } stored_src;
 
 /* Bytes of the stored stream (the body itself unless compressed). */
@@ -1072,6 +1082,7 @@ static cm_err read_stored(void *arg, uint64_t off, void *buf, size_t len)
 {
     ob_store *st = ((stored_src *)arg)->st;
     const md_layout *layout = ((stored_src *)arg)->layout;
+    int cached = ((stored_src *)arg)->cached;
     if (off > layout->size || len > layout->size - off)
         return CM_ERR_RANGE;
     if (len == 0)
@@ -1081,7 +1092,7 @@ static cm_err read_stored(void *arg, uint64_t off, void *buf, size_t len)
     cm_err e = check_layout(layout);
     if (e != CM_OK)
         return e;
-    read_ctx c = {st, layout, st->codec, {{0}}, NULL};
+    read_ctx c = {st, layout, st->codec, {{0}}, NULL, cached};
     memcpy(c.id.b, layout->blob, sizeof(c.id.b));
     ec_codec *own = NULL;
     if (layout->k != st->k || layout->m != st->m) {
@@ -1098,10 +1109,26 @@ static cm_err read_stored(void *arg, uint64_t off, void *buf, size_t len)
 
 cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
 {
-    stored_src src = {st, layout};
+    stored_src src = {st, layout, 0};
     if (layout->zalg == MD_Z_NONE)
         return read_stored(&src, off, buf, len);
     return ob_z_read(layout, off, buf, len, read_stored, &src);
+}
+
+cm_err ob_read_cached(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
+{
+    if (layout->epoch != 0 || layout->zalg != MD_Z_NONE)
+        return CM_AGAIN; /* across nodes, or decompressed: not for a loop */
+    stored_src src = {st, layout, 1};
+    cm_err e = read_stored(&src, off, buf, len);
+    atomic_fetch_add(e == CM_AGAIN ? &st->reads_uncached : &st->reads_cached, 1);
+    return e;
+}
+
+void ob_store_read_counts(ob_store *st, uint64_t *cached, uint64_t *uncached)
+{
+    *cached = atomic_load(&st->reads_cached);
+    *uncached = atomic_load(&st->reads_uncached);
 }
 
 void ob_store_zstats(ob_store *st, ob_zstats *out)

@@ -7,16 +7,20 @@
  * is offline. The blobstores go through an I/O seam whose fdatasync can be slowed down.
  *
  * The suites obj_chunks_local and obj_chunks_remote run the same tests, one against the local
- * backend over n1's drives and one against a remote backend to n2; obj_chunks runs the cluster
+ * backend over n1's drives and one against a remote backend to n2; obj_chunks_shared runs most of
+ * them against a gateway loop's share of the local backend (cells read on the loop when the page
+ * cache holds them, else on a worker: cold_cell_read); obj_chunks runs the cluster
  * cases through a resolver: 6 cells x 16 bodies in flight to three nodes from one loop, the loop
  * kept serving a timer while syncs take 400 ms, and a refused peer. Calls run the loop until the
  * completions came (a 10 s guard fails a hang instead of blocking).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -440,16 +444,25 @@ static void t_errors(void)
  * back to it when the data is freed (on whichever thread: a cluster GET frees it on the gateway's
  * loop), and the next cell read takes it again; a part of a cell reads right from the same kind
  * of buffer. */
-static void t_cell_read_pooled(void)
+/* A new chunk of ND_PIECE bytes from seed on drive 0 of the backend under test, synced: its id
+ * into *id, its bytes (the caller frees them). */
+static uint8_t *cell_appended(bs_id *id, uint64_t seed)
 {
     uint8_t *buf = malloc(ND_PIECE);
-    bs_id id;
     uint64_t size = 0;
-    fill(buf, ND_PIECE, 7);
-    bs_id_new(&id);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    fill(buf, ND_PIECE, seed);
+    bs_id_new(id);
     CU_ASSERT_EQUAL(
-        do_append(E.b, 0, &id, 0, buf, ND_PIECE, cm_crc32c(0, buf, ND_PIECE), OB_CHUNK_SYNC, &size),
+        do_append(E.b, 0, id, 0, buf, ND_PIECE, cm_crc32c(0, buf, ND_PIECE), OB_CHUNK_SYNC, &size),
         CM_OK);
+    return buf;
+}
+
+static void t_cell_read_pooled(void)
+{
+    bs_id id;
+    uint8_t *buf = cell_appended(&id, 7);
     cm_bufpool_release_shared();
     for (int round = 0; round < 2; round++) {
         tres t = do_read(E.b, 0, &id, 0, ND_PIECE);
@@ -467,7 +480,52 @@ static void t_cell_read_pooled(void)
     free(buf);
 }
 
+/*
+ * A gateway loop's backend (ob_chunks_local_share) reads a cell on its loop only from the page
+ * cache: once the cell's pages are dropped, the read goes to a worker and still brings the right
+ * bytes, which are then cached and read on the loop again. (Skipped where the drive is on tmpfs,
+ * which never reads from a disk.)
+ */
+static void t_cold_cell_read(void)
+{
+    bs_id id;
+    uint8_t *buf = cell_appended(&id, 9);
+    char path[400];
+    struct statfs fs;
+    snprintf(path, sizeof(path), "%s/seg-00000001.cbs", E.nodes[0].dirs[0]);
+    int fd = open(path, O_RDONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    if (fstatfs(fd, &fs) == 0 && fs.f_type != 0x01021994 /* tmpfs */)
+        CU_ASSERT_EQUAL(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    close(fd);
+    for (int round = 0; round < 2; round++) { /* from the disk on a worker, then cached */
+        tres t = do_read(E.b, 0, &id, 0, ND_PIECE);
+        CU_ASSERT_EQUAL(t.err, CM_OK);
+        CU_ASSERT(t.data && evbuffer_get_length(t.data) == ND_PIECE &&
+                  memcmp(evbuffer_pullup(t.data, -1), buf, ND_PIECE) == 0);
+        tres_free(&t);
+    }
+    cm_bufpool_release_shared();
+    free(buf);
+}
+
 /* ---- running the suite on each backend ---- */
+
+/* On a gateway loop's share of n1's local backend, which reads cells on the loop. */
+static void on_shared(void (*fn)(void))
+{
+    env_up();
+    CU_ASSERT_EQUAL_FATAL(ob_chunks_local_share(E.local, E.base, &E.b), CM_OK);
+    fn();
+    ob_chunks_free(E.b);
+    env_down();
+}
+
+#define ON_SHARED(fn)                                                                              \
+    static void fn##_shared(void)                                                                  \
+    {                                                                                              \
+        on_shared(fn);                                                                             \
+    }
 
 static void on_local(void (*fn)(void))
 {
@@ -500,6 +558,11 @@ ON_BOTH(t_checksum_refused)
 ON_BOTH(t_delete_stat_list)
 ON_BOTH(t_errors)
 ON_BOTH(t_cell_read_pooled)
+
+ON_SHARED(t_append_pieces_read_ranges)
+ON_SHARED(t_errors)
+ON_SHARED(t_cell_read_pooled)
+ON_SHARED(t_cold_cell_read)
 
 /* ---- the cluster cases, through the resolver ---- */
 
@@ -989,7 +1052,15 @@ void cu_register(void)
         {"get_after_degraded_put", test_get_after_degraded_put},
         {NULL, NULL},
     };
+    static const cu_test shared[] = {
+        {"append_pieces_read_ranges", t_append_pieces_read_ranges_shared},
+        {"errors", t_errors_shared},
+        {"cell_read_pooled", t_cell_read_pooled_shared},
+        {"cold_cell_read", t_cold_cell_read_shared},
+        {NULL, NULL},
+    };
     cu_add_suite("obj_chunks_local", local);
+    cu_add_suite("obj_chunks_shared", shared);
     cu_add_suite("obj_chunks_remote", remote);
     cu_add_suite("obj_chunks", cluster);
 }

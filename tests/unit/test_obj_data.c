@@ -233,6 +233,65 @@ static void test_corrupt_cell(void)
     ob_store_close(st);
 }
 
+static int cached_ok(ob_store *st, const md_layout *lay, uint32_t tag, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len);
+    int ok = ob_read_cached(st, lay, off, buf, len) == CM_OK;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = buf[i] == cu_pattern(7, tag, off + i);
+    free(buf);
+    return ok;
+}
+
+static ssize_t wrapped_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+    return bs_io_posix.pread(ctx, fd, buf, len, off);
+}
+
+/*
+ * ob_read_cached, an event loop's read: the page cache's bytes of a healthy stripe, counted; a
+ * stripe with a cell missing is CM_AGAIN (ob_read rebuilds it on a worker), and so is a layout of
+ * other nodes, a compressed one, and any read of a store on a test's I/O table.
+ */
+static void test_cached_reads(void)
+{
+    drives d;
+    drives_init(&d, "cached");
+    bs_io keep = bs_io_posix;
+    keep.drop = NULL; /* synced pages stay cached: no race with the drop thread */
+    md_layout lay;
+    uint64_t size = 2ull * K * CELL + 100, hits = 0, misses = 0;
+    ob_store *st = open_store(&d, &keep);
+    CU_ASSERT_EQUAL_FATAL(write_body(st, 11, size, &lay), CM_OK);
+    CU_ASSERT(cached_ok(st, &lay, 11, 0, (size_t)size));
+    CU_ASSERT(cached_ok(st, &lay, 11, CELL - 10, 3 * CELL));
+    ob_store_read_counts(st, &hits, &misses);
+    CU_ASSERT(hits == 2 && misses == 0);
+    ob_store_close(st);
+    kill_cell(&d, &lay, lay.drives[1]);
+    st = open_store(&d, &keep);
+    CU_ASSERT(read_ok(st, &lay, 11, 0, CELL)); /* cell 0 into the cache */
+    CU_ASSERT(cached_ok(st, &lay, 11, 0, CELL));
+    uint8_t buf[200];
+    CU_ASSERT_EQUAL(ob_read_cached(st, &lay, CELL + 5, buf, sizeof(buf)), CM_AGAIN);
+    CU_ASSERT(read_ok(st, &lay, 11, CELL + 5, sizeof(buf))); /* the worker's read rebuilds it */
+    md_layout other = lay;
+    other.epoch = 3;
+    CU_ASSERT_EQUAL(ob_read_cached(st, &other, 0, buf, sizeof(buf)), CM_AGAIN);
+    other = lay;
+    other.zalg = MD_Z_ZSTD;
+    CU_ASSERT_EQUAL(ob_read_cached(st, &other, 0, buf, sizeof(buf)), CM_AGAIN);
+    ob_store_read_counts(st, &hits, &misses);
+    CU_ASSERT(hits == 1 && misses == 1); /* the other layouts are not the page cache's misses */
+    ob_store_close(st);
+    bs_io wrapped = keep;
+    wrapped.pread = wrapped_pread;
+    st = open_store(&d, &wrapped);
+    CU_ASSERT_EQUAL(ob_read_cached(st, &lay, 0, buf, sizeof(buf)), CM_AGAIN);
+    CU_ASSERT(read_ok(st, &lay, 11, 0, sizeof(buf)));
+    ob_store_close(st);
+}
+
 static void test_abort(void)
 {
     drives d;
@@ -671,6 +730,7 @@ void cu_register(void)
                                     {"any_two_drives_lost", test_two_drives_lost},
                                     {"three_drives_lost", test_three_drives_lost},
                                     {"corrupt_cell_reconstructed", test_corrupt_cell},
+                                    {"cached_reads", test_cached_reads},
                                     {"abort_and_delete_leave_nothing", test_abort},
                                     {"slow_drive_delays_only_its_deletes", test_slow_drive_deletes},
                                     {"drive_fails_mid_write", test_drive_fails_mid_write},
