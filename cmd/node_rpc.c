@@ -129,9 +129,11 @@ static int serve(int argc, char **argv)
             goto out;
         }
     }
-    nd_service_config sc = {
-        node, (const uint8_t *)secret, strlen(secret), drives, nd, 0, 0, NULL, NULL, NULL, NULL, 0,
-        NULL};
+    nd_service_config sc = {.node_id = node,
+                            .secret = (const uint8_t *)secret,
+                            .secret_len = strlen(secret),
+                            .drives = drives,
+                            .ndrives = nd};
     if (nd_service_new(&sc, &svc) != CM_OK ||
         net_server_new(&cfg, &nd_service_handler, svc, &srv) != CM_OK) {
         fprintf(stderr, "cairn node-rpc serve: cannot start (node id valid? port free?)\n");

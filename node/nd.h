@@ -137,6 +137,10 @@ typedef struct {
      * a meta call carrying a lower one is refused CM_ERR_STALE (409), nothing read or written
      * (docs/replication.md, "Layout changes: the handoff"). A call without one is not fenced. */
     _Atomic uint64_t *epoch;
+    /* Workers that read a cell the page cache does not hold before the loop sends it (a drive
+     * that hangs holds them, not the syncs); 0 = 4; none when sync_threads < 0 (read on the
+     * loop) */
+    int read_threads;
 } nd_service_config;
 
 typedef struct nd_service nd_service;
@@ -147,6 +151,7 @@ typedef struct {
     uint64_t digest_refused; /* request bodies (appends, meta) that failed their CRC32C */
     uint64_t appended;       /* body bytes appended */
     uint64_t read;           /* body bytes read and sent */
+    uint64_t warmed;         /* reads whose range a worker read first (not in the page cache) */
     uint64_t replayed;       /* DELETEs and cond writes answered from memory (nonce ran before) */
     uint64_t replay_evicted; /* ... forgotten before they expired (the memory was full) */
 } nd_service_stats;

@@ -46,7 +46,8 @@ struct nd_service {
     nd_cond_fn cond;         /* the conditional-write route (NULL: 503), on cond_work */
     void *cond_arg;
     nd_work *cond_work;
-    atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read;
+    nd_work *read_work; /* JOB_WARM: cold reads (NULL: read on the loop) */
+    atomic_uint_fast64_t requests, auth_refused, digest_refused, appended, read, warmed;
     atomic_int no_batch_route;  /* tests: answer PUT /recs as a node that predates it */
     atomic_int no_append_parts; /* tests: refuse parts appends as a node that predates them */
     /* record writes queued on md's commit thread (nd_meta.c): nd_service_free waits for 0 */
@@ -61,7 +62,7 @@ struct nd_service {
 enum { OP_NONE, OP_APPEND, OP_READ, OP_DELETE, OP_META };
 
 /* What a worker does for a request before it is answered. */
-enum { JOB_SYNC, JOB_DROP, JOB_DELETE };
+enum { JOB_SYNC, JOB_DROP, JOB_DELETE, JOB_WARM };
 
 struct nd_sreq {
     nd_service *svc;
@@ -80,6 +81,11 @@ struct nd_sreq {
     bs_store *pbs[ND_READ_PARTS];
     uint32_t pcrc[ND_READ_PARTS], pwant[ND_READ_PARTS];
     uint64_t start, plen;
+    /* read: the length asked (UINT64_MAX: to the chunk's end); warmed: a worker read the range
+     * (JOB_WARM: nparts parts of plen bytes at start, pbs their drives) because the page cache
+     * did not hold it, so the loop sends it without waiting on the disk */
+    uint64_t rlen;
+    int warmed;
     cm_err err; /* append: first failure (the rest of the body is ignored); job result */
     /* offloaded job (nd_work.c): owned by a worker while busy */
     int job;

@@ -54,6 +54,13 @@
  * the default cell size) is answered with its X-Cairn-Crc32c, which the client checks, so bytes
  * damaged between the blobstore's check and the caller are refused, not used.
  *
+ * Cold reads: a read of up to ND_READ_PARTS_BYTES (a cell, or a node's cells of a stripe) whose
+ * pages the page cache does not hold (bs_cached: cachestat) is read first by one of the
+ * read_threads workers (JOB_WARM, warm_first), then answered on the loop as above from the
+ * cache; so a cold cell, or a drive that hangs, does not stall the loop and every other call on
+ * it, and those workers are not the syncs'. Rot the worker meets is the answer ("corrupt"). A
+ * longer read (a whole chunk, asked by repair) still reads on the loop.
+ *
  * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
  * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
  * chunk) runs on a worker (nd_work.c) and the answer comes back on the request's loop, so an
@@ -112,7 +119,8 @@ cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
     if (nd_replay_new(ND_REPLAY_CAP, &svc->replay) != CM_OK)
         goto nomem;
     if (cfg->sync_threads >= 0 &&
-        nd_work_new(cfg->sync_threads ? cfg->sync_threads : 2, &svc->work) != CM_OK)
+        (nd_work_new(cfg->sync_threads ? cfg->sync_threads : 2, &svc->work) != CM_OK ||
+         nd_work_new(cfg->read_threads > 0 ? cfg->read_threads : 4, &svc->read_work) != CM_OK))
         goto nomem;
     if (cfg->cond &&
         nd_work_new(cfg->cond_threads > 0 ? cfg->cond_threads : 8, &svc->cond_work) != CM_OK)
@@ -129,6 +137,7 @@ void nd_service_free(nd_service *svc)
     if (!svc)
         return;
     nd_work_free(svc->cond_work);
+    nd_work_free(svc->read_work);
     nd_work_free(svc->work);
     pthread_mutex_lock(&svc->async_mu);
     while (svc->async_n > 0) /* their answers, like the pools', are scheduled on stopped loops */
@@ -172,6 +181,7 @@ void nd_service_get_stats(nd_service *svc, nd_service_stats *out)
     out->digest_refused = atomic_load(&svc->digest_refused);
     out->appended = atomic_load(&svc->appended);
     out->read = atomic_load(&svc->read);
+    out->warmed = atomic_load(&svc->warmed);
     out->replayed = atomic_load(&svc->replayed);
     out->replay_evicted = nd_replay_evicted(svc->replay);
 }
@@ -469,10 +479,31 @@ static void on_body_end(net_req *req, void *arg)
         answer_size(req, 200, s->off);
 }
 
-/* On a worker (or inline): the durability step, on each part's drive for an append. */
+/* Worker: read each part's range (ND_PIECE at a time, into a buffer of this thread's pool) so
+ * the page cache holds it when the loop sends it; the first failure. */
+static cm_err warm(nd_sreq *s)
+{
+    uint8_t *buf = cm_bufpool_take(ND_PIECE);
+    if (!buf)
+        return CM_OK; /* the loop reads it then */
+    cm_err e = CM_OK;
+    uint64_t end = s->start + s->plen;
+    for (int i = 0; e == CM_OK && i < s->nparts; i++)
+        for (uint64_t at = s->start; e == CM_OK && at < end; at += ND_PIECE)
+            e = bs_read(s->pbs[i], &s->id, at, buf, (size_t)CM_MIN(ND_PIECE, end - at));
+    cm_bufpool_put(buf, ND_PIECE);
+    return e;
+}
+
+/* On a worker (or inline): the durability step, on each part's drive for an append; or a cold
+ * read's warm-up (JOB_WARM). */
 static void run_job(nd_job *j)
 {
     nd_sreq *s = SREQ_OF(j);
+    if (s->job == JOB_WARM) {
+        s->err = warm(s);
+        return;
+    }
     cm_err e = CM_OK;
     int n = s->op == OP_APPEND ? s->nparts : 1;
     bs_store **bs = s->op == OP_APPEND ? s->pbs : &s->bs;
@@ -503,6 +534,8 @@ int nd_sreq_returned(nd_sreq *s)
     return 1;
 }
 
+static void read_warmed(nd_sreq *s);
+
 /* Back on the request's loop: answer, or free a request whose connection closed meanwhile. */
 static void job_done(nd_job *j)
 {
@@ -511,7 +544,9 @@ static void job_done(nd_job *j)
         nd_replay_end(s->svc->replay, s->nonce, s->err);
     if (nd_sreq_returned(s))
         return;
-    if (s->job == JOB_DROP)
+    if (s->job == JOB_WARM)
+        read_warmed(s);
+    else if (s->job == JOB_DROP)
         answer_error(s->req, CM_ERR_DIGEST, "body CRC32C does not match X-Cairn-Crc32c");
     else if (s->err != CM_OK)
         answer_error(s->req, s->err, NULL);
@@ -519,14 +554,19 @@ static void job_done(nd_job *j)
         answer_size(s->req, 200, s->job == JOB_SYNC ? s->off : 0);
 }
 
-void nd_sreq_submit(nd_sreq *s, int job)
+static void submit_to(nd_sreq *s, nd_work *pool, int job)
 {
     s->job = job;
     s->work.run = run_job;
     s->work.done = job_done;
     s->work.base = net_req_base(s->req);
-    s->busy = s->svc->work != NULL;
-    nd_work_submit(s->svc->work, &s->work);
+    s->busy = pool != NULL;
+    nd_work_submit(pool, &s->work);
+}
+
+void nd_sreq_submit(nd_sreq *s, int job)
+{
+    submit_to(s, s->svc->work, job);
 }
 
 /* ---- read ---- */
@@ -605,6 +645,29 @@ static int queue_spans(net_req *req, const bs_span *sp, size_t n)
     CM_WARN(MOD, "peer=%s read: cannot queue the chunk's bytes", net_req_peer(req));
     net_req_abort(req);
     return -1;
+}
+
+/*
+ * A read of up to ND_READ_PARTS_BYTES whose pages (on any of the n drives) the page cache does
+ * not hold: a worker reads it first (JOB_WARM), and read_warmed answers it from the cache, so
+ * the loop, which sends it by sendfile or reads it here, does not wait on the disk. 1 when the
+ * job was submitted (the request is the worker's now).
+ */
+static int warm_first(nd_sreq *s, bs_store **bs, int n, uint64_t len)
+{
+    if (s->warmed || len > ND_READ_PARTS_BYTES || !s->svc->read_work)
+        return 0;
+    int cold = 0;
+    for (int i = 0; i < n && !cold; i++)
+        cold = !bs_cached(bs[i], &s->id, s->off, len);
+    if (!cold)
+        return 0;
+    for (int i = 0; i < n; i++)
+        s->pbs[i] = bs[i];
+    s->nparts = n, s->start = s->off, s->plen = len;
+    atomic_fetch_add(&s->svc->warmed, 1);
+    submit_to(s, s->svc->read_work, JOB_WARM);
+    return 1;
 }
 
 static void close_spans(const bs_span *sp, size_t n)
@@ -708,6 +771,8 @@ static void read_parts(net_req *req, nd_sreq *s, bs_store **bs, int n, uint64_t 
             e = CM_ERR_RANGE;
         size = i == 0 ? sz : size;
     }
+    if (e == CM_OK && warm_first(s, bs, n, len))
+        return;
     int spans = !net_req_tls(req);
     for (int i = 0; e == CM_OK && spans && i < n; i++) {
         size_t k = 0;
@@ -761,6 +826,8 @@ static void read_parts(net_req *req, nd_sreq *s, bs_store **bs, int n, uint64_t 
     net_resp_end(req);
 }
 
+static void read_range(net_req *req, nd_sreq *s, uint64_t len);
+
 static void start_read(net_req *req, nd_sreq *s, const char *query)
 {
     uint64_t len = UINT64_MAX;
@@ -775,10 +842,34 @@ static void start_read(net_req *req, nd_sreq *s, const char *query)
                      np == -1 ? "bad also" : "a drive of also is missing or offline");
         return;
     }
-    if (np > 1) {
+    if (np > 1)
         read_parts(req, s, parts, np, len);
+    else
+        read_range(req, s, len);
+}
+
+/* JOB_WARM's end, on the loop: rot or a failed read found by the worker is the answer (logged
+ * there); otherwise the read starts again, now from the cache (a chunk deleted meanwhile is
+ * found missing as usual). */
+static void read_warmed(nd_sreq *s)
+{
+    s->warmed = 1;
+    s->off = s->start;
+    if (s->err == CM_ERR_CORRUPT || s->err == CM_ERR_IO) {
+        answer_error(s->req, s->err, NULL);
         return;
     }
+    s->err = CM_OK;
+    if (s->nparts > 1)
+        read_parts(s->req, s, s->pbs, s->nparts, s->plen);
+    else
+        read_range(s->req, s, s->rlen);
+}
+
+/* A read of [s->off, s->off + len) of s's chunk (len UINT64_MAX: to its end). */
+static void read_range(net_req *req, nd_sreq *s, uint64_t len)
+{
+    s->rlen = len;
     cm_err e = bs_size(s->bs, &s->id, &s->size);
     if (e == CM_ERR_NOTFOUND) {
         read_missing(req, s);
@@ -800,6 +891,8 @@ static void start_read(net_req *req, nd_sreq *s, const char *query)
         answer_size(req, 200, s->size);
         return;
     }
+    if (warm_first(s, &s->bs, 1, s->end - s->off))
+        return;
     if (!net_req_tls(req) && send_spans(req, s, v))
         return;
     /* the first piece before the status line: a corrupt or unreadable chunk gets a clean error */

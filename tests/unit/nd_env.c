@@ -62,8 +62,12 @@ void node_start(tnode *n, const char *id, int offline, int sync_threads)
         drives[d].path = n->dirs[d];
         drives[d].bs = n->bs[d];
     }
-    nd_service_config sc = {id,   secret, SECRET_LEN, drives, NDRIVES, 0,   sync_threads,
-                            NULL, NULL,   NULL,       NULL,   0,       NULL};
+    nd_service_config sc = {.node_id = id,
+                            .secret = secret,
+                            .secret_len = SECRET_LEN,
+                            .drives = drives,
+                            .ndrives = NDRIVES,
+                            .sync_threads = sync_threads};
     CU_ASSERT_EQUAL_FATAL(nd_service_new(&sc, &n->svc), CM_OK);
     net_config cfg;
     net_config_defaults(&cfg);

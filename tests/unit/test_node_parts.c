@@ -4,10 +4,13 @@
  * records by sendfile, then with a bit rotted on its drive; nd_read_parts and nd_append_parts, a
  * node's cells of a stripe in one call, and the malformed calls refused by the client or the
  * node; and fake peers on the client's loop answering reads with too many bytes, a wrong CRC32C,
- * or one range for two parts.
+ * or one range for two parts; reads of pages not in the page cache, read by a worker first.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -275,14 +278,97 @@ static void test_read_bad_answers(void)
     CU_ASSERT_EQUAL(fake_read(1000, bad2, 3, &handed).err, CM_ERR_DIGEST);
 }
 
+/* Drop the drive's segment pages from the page cache until chunk id's first len bytes are out
+ * (a page just written back may take a moment to let go; pages sent by sendfile stay pinned a
+ * while, so the test drops only chunks not read yet); 0 on tmpfs (never read from a disk). */
+static int drop_drive_pages(const tnode *n, int drive, const bs_id *id, uint64_t len)
+{
+    char path[400];
+    struct statfs fs;
+    snprintf(path, sizeof(path), "%s/seg-00000001.cbs", n->dirs[drive]);
+    int fd = open(path, O_RDONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    int ok = fstatfs(fd, &fs) == 0 && fs.f_type != 0x01021994 /* tmpfs */;
+    for (int i = 0; ok && i < 100 && bs_cached(n->bs[drive], id, 0, len); i++) {
+        CU_ASSERT(fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+        if (bs_cached(n->bs[drive], id, 0, len))
+            usleep(10 * 1000); /* bounded: 100 tries */
+    }
+    close(fd);
+    CU_ASSERT(!ok || !bs_cached(n->bs[drive], id, 0, len));
+    return ok;
+}
+
+static uint64_t warmed(const tnode *n)
+{
+    nd_service_stats st;
+    nd_service_get_stats(n->svc, &st);
+    return st.warmed;
+}
+
+/*
+ * A read whose pages the page cache does not hold is read by a worker first, then sent from the
+ * cache (the node's loop never waits on the disk): a cell and a node's cells of a stripe come
+ * back intact, each such read counted once, and read again from the cache without a worker.
+ * Rot met by the worker is answered "corrupt" by the node, and counted by its drive. (Skipped
+ * where the drives are on tmpfs.)
+ */
+static void test_read_cold(void)
+{
+    static bs_io keep;
+    tnode n;
+    tloop l;
+    enum { LEN = 120000 };
+    static uint8_t c0[LEN], p0[LEN], p1[LEN], r1[LEN], back[2 * LEN];
+    size_t got;
+    const uint32_t both[2] = {0, 1};
+    bs_id id = make_id(31), pid = make_id(32), rid = make_id(33);
+    fill(c0, LEN, 41); /* odd seeds: fill takes seed | 1 */
+    fill(p0, LEN, 43);
+    fill(p1, LEN, 45);
+    fill(r1, LEN, 47);
+    keep = bs_io_posix;
+    keep.drop = NULL; /* the store leaves its synced pages cached: the test drops them */
+    node_io = &keep;
+    node_start(&n, "n1", -1, 0);
+    node_io = NULL;
+    loop_default(&l);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 0, &id, 0, c0, LEN, cm_crc32c(0, c0, LEN)).err, CM_OK);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 0, &pid, 0, p0, LEN, cm_crc32c(0, p0, LEN)).err, CM_OK);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 1, &pid, 0, p1, LEN, cm_crc32c(0, p1, LEN)).err, CM_OK);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 1, &rid, 0, r1, LEN, cm_crc32c(0, r1, LEN)).err, CM_OK);
+    flip_on_disk(&n, 1, r1 + 70000);
+    if (!drop_drive_pages(&n, 0, &id, LEN) || !drop_drive_pages(&n, 1, &pid, LEN) ||
+        !drop_drive_pages(&n, 0, &pid, LEN)) {
+        fprintf(stderr, "test_read_cold: the drives are on tmpfs: not run\n");
+    } else {
+        for (int round = 0; round < 2; round++) { /* by a worker first, then from the cache */
+            nd_result r = do_read(&l, &n, 0, &id, 1000, LEN - 1000, back, sizeof(back), &got);
+            CU_ASSERT(r.err == CM_OK && got == LEN - 1000 && memcmp(back, c0 + 1000, got) == 0);
+            CU_ASSERT_EQUAL(warmed(&n), 1);
+        }
+        nd_result r = do_read_parts(&l, &n, both, 2, &pid, 0, LEN, back, sizeof(back), &got);
+        CU_ASSERT(r.err == CM_OK && got == 2 * LEN);
+        CU_ASSERT(memcmp(back, p0, LEN) == 0 && memcmp(back + LEN, p1, LEN) == 0);
+        CU_ASSERT_EQUAL(warmed(&n), 2);
+        drop_drive_pages(&n, 1, &rid, LEN); /* the workers' read ahead took rid's pages in */
+        r = do_read(&l, &n, 1, &rid, 0, LEN, back, sizeof(back), &got);
+        CU_ASSERT_EQUAL(r.err, CM_ERR_CORRUPT);
+        CU_ASSERT_EQUAL(warmed(&n), 3);
+        bs_stats st;
+        bs_get_stats(n.bs[1], &st);
+        CU_ASSERT_EQUAL(st.corrupt_found, 1); /* the worker's read found it, not the reader */
+    }
+    loop_free(&l);
+    node_stop(&n);
+}
+
 void cu_register(void)
 {
     static const cu_test tests[] = {
-        {"read_rot", test_read_rot},
-        {"read_parts", test_read_parts},
-        {"append_parts", test_append_parts},
-        {"read_bad_answers", test_read_bad_answers},
-        {NULL, NULL},
+        {"read_rot", test_read_rot},         {"read_parts", test_read_parts},
+        {"append_parts", test_append_parts}, {"read_bad_answers", test_read_bad_answers},
+        {"read_cold", test_read_cold},       {NULL, NULL},
     };
     cu_add_suite("node_parts", tests);
 }
