@@ -26,7 +26,9 @@
  * from the other node's socket): the loop never waits on another node;
  * the drain pauses with one read in flight and its completion sends the piece and drains on. A
  * connection that closes meanwhile cancels the read (ob_read_cancel, from get_state_free in
- * on_done).
+ * on_done). A single node's piece is read on the loop only from the page cache
+ * (ob_read_cached); one that is not cached (or needs rebuilding) is read by a worker
+ * (get_cold_start), the drain paused until it is back: the loop never waits on a disk.
  *
  * The first piece is read before the headers go out (a HEAD reads nothing): a body that cannot
  * be read at all (too many drives lost, too many cells' nodes down, a cluster read timed out)
@@ -39,7 +41,8 @@
  * Encryption (gw_sse.c, docs/encryption.md): a PUT asking for SSE-S3 or SSE-C, or into a bucket
  * with default encryption, seals its body segment by segment on the way to the writer (never
  * inline) and commits on a worker; a GET of an encrypted part checks the customer key first and
- * decrypts each piece: a single node's with gw_sse_read (sse_piece), a cluster layout's by an
+ * decrypts each piece: a single node's with gw_sse_read_cached (sse_piece; gw_sse_read on a
+ * worker when not cached), a cluster layout's by an
  * ob_read_start of the stored segments whose completion decrypts them (sse_start).
  */
 #include "gw_int.h"
@@ -572,13 +575,17 @@ typedef struct {
     uint64_t sse_off;
     size_t sse_len;
     /* A single node's piece the page cache did not hold, read by a worker (get_cold_work): want
-     * bytes at offset cold_off of part cold_pi into cold_buf (cold_cap bytes, this loop's pool,
-     * the state's until get_cold_done adds it to the piece). */
+     * bytes at offset cold_off of part cold_pi, into cold_buf (cold_cap bytes, this loop's pool,
+     * the state's until get_cold_done adds it to the piece), decrypted when cold_mode is
+     * COLD_SSE; or, COLD_RESERVED, into the piece's reserved space (v). */
     void *cold_buf;
     size_t cold_pi, cold_want, cold_cap;
     uint64_t cold_off;
+    int cold_mode;
     cm_err cold_err;
 } get_state;
+
+enum { COLD_PLAIN, COLD_SSE, COLD_RESERVED };
 
 static void get_state_free(void *p)
 {
@@ -759,10 +766,13 @@ static void get_pause_end(evutil_socket_t fd, short what, void *arg)
     gw_offload(r, get_reread_work, get_reread_done);
 }
 
+static void get_cold_start(gw_req *r, int mode, void *buf, size_t cap, size_t pi, uint64_t off,
+                           size_t want);
+
 /*
  * The plaintext of [in_part, in_part + want) of encrypted part pi of a single node's layout into
- * the piece, by reference to a pooled buffer: gw_sse_read reads with ob_read, from the page
- * cache, as the plain single-node path does.
+ * the piece, by reference to a pooled buffer: gw_sse_read_cached reads what the page cache holds,
+ * as the plain single-node path does; CM_AGAIN when a worker reads it instead (get_cold_start).
  */
 static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part, size_t want,
                         size_t stripe)
@@ -774,7 +784,12 @@ static cm_err sse_piece(gw_req *r, size_t pi, const md_part *p, uint64_t in_part
     if (!c->scratch && !(c->scratch = malloc(GW_SSE_READ_SCRATCH)))
         return CM_ERR_NOMEM;
     void *buf = cm_bufpool_take(stripe);
-    err = buf ? gw_sse_read(r->g->data, p, c->dek, in_part, buf, want, c->scratch) : CM_ERR_NOMEM;
+    err = buf ? gw_sse_read_cached(r->g->data, p, c->dek, in_part, buf, want, c->scratch)
+              : CM_ERR_NOMEM;
+    if (err == CM_AGAIN) {
+        get_cold_start(r, COLD_SSE, buf, stripe, pi, in_part, want);
+        return CM_AGAIN;
+    }
     return piece_add(r->op, buf, want, stripe, err);
 }
 
@@ -864,12 +879,18 @@ static void get_read_done(void *arg, cm_err err)
 }
 
 /* Worker: a single node's piece that the loop could not read from the page cache, read from the
- * disk (rebuilt from parity if need be). */
+ * disk (rebuilt from parity if need be), and decrypted for COLD_SSE. */
 static void get_cold_work(gw_req *r)
 {
     get_state *gs = r->op;
-    gs->cold_err = ob_read(r->g->data, &r->obj.parts[gs->cold_pi].layout, gs->cold_off,
-                           gs->cold_buf, gs->cold_want);
+    const md_part *p = &r->obj.parts[gs->cold_pi];
+    if (gs->cold_mode == COLD_SSE)
+        gs->cold_err = gw_sse_read(r->g->data, p, r->sse->dek, gs->cold_off, gs->cold_buf,
+                                   gs->cold_want, r->sse->scratch);
+    else
+        gs->cold_err =
+            ob_read(r->g->data, &p->layout, gs->cold_off,
+                    gs->cold_mode == COLD_RESERVED ? gs->v.iov_base : gs->cold_buf, gs->cold_want);
 }
 
 /* Loop: the worker's piece to the output, and the drain goes on. */
@@ -879,9 +900,24 @@ static void get_cold_done(gw_req *r)
     void *buf = gs->cold_buf;
     gs->cold_buf = NULL;
     r->drain = get_drain;
-    if (get_piece_done(r, piece_add(gs, buf, gs->cold_want, gs->cold_cap, gs->cold_err), 0,
-                       gs->cold_want) == 0)
+    cm_err err = gs->cold_mode == COLD_RESERVED
+                     ? gs->cold_err
+                     : piece_add(gs, buf, gs->cold_want, gs->cold_cap, gs->cold_err);
+    if (get_piece_done(r, err, gs->cold_mode == COLD_RESERVED, gs->cold_want) == 0)
         get_drain(r);
+}
+
+/* Hand a piece the page cache did not hold to a worker (get_cold_work); the drain stops until
+ * get_cold_done. buf (cap bytes of this loop's pool) is the state's meanwhile; NULL for
+ * COLD_RESERVED, which reads into the piece's reserved space. */
+static void get_cold_start(gw_req *r, int mode, void *buf, size_t cap, size_t pi, uint64_t off,
+                           size_t want)
+{
+    get_state *gs = r->op;
+    gs->cold_mode = mode, gs->cold_buf = buf, gs->cold_cap = cap, gs->cold_want = want;
+    gs->cold_pi = pi, gs->cold_off = off;
+    r->drain = NULL; /* no piece is read meanwhile */
+    gw_offload(r, get_cold_work, get_cold_done);
 }
 
 /*
@@ -917,8 +953,9 @@ static void get_drain(gw_req *r)
             if (p->layout.epoch != 0) { /* across nodes: sse_read_done goes on */
                 if ((err = sse_start(r, pi, p, in_part, &n)) == CM_OK)
                     return;
-            } else
-                err = sse_piece(r, pi, p, in_part, n, stripe);
+            } else if ((err = sse_piece(r, pi, p, in_part, n, stripe)) == CM_AGAIN) {
+                return; /* a worker reads it: get_cold_done goes on */
+            }
             if (get_piece_done(r, err, 0, n))
                 return;
             continue;
@@ -928,10 +965,7 @@ static void get_drain(gw_req *r)
             void *buf = cm_bufpool_take(stripe);
             err = buf ? ob_read_cached(r->g->data, &p->layout, in_part, buf, want) : CM_ERR_NOMEM;
             if (err == CM_AGAIN) { /* the disk's: a worker reads it */
-                gs->cold_buf = buf, gs->cold_cap = stripe, gs->cold_want = (size_t)want;
-                gs->cold_pi = pi, gs->cold_off = in_part;
-                r->drain = NULL; /* no piece is read meanwhile */
-                gw_offload(r, get_cold_work, get_cold_done);
+                get_cold_start(r, COLD_PLAIN, buf, stripe, pi, in_part, (size_t)want);
                 return;
             }
             if (get_piece_done(r, piece_add(gs, buf, want, stripe, err), 0, want) != 0)
@@ -961,8 +995,10 @@ static void get_drain(gw_req *r)
         if (p->inline_data) {
             memcpy(gs->v.iov_base, p->inline_data + in_part, want);
             err = CM_OK;
-        } else {
-            err = ob_read(r->g->data, &p->layout, in_part, gs->v.iov_base, want);
+        } else if ((err = ob_read_cached(r->g->data, &p->layout, in_part, gs->v.iov_base, want)) ==
+                   CM_AGAIN) {
+            get_cold_start(r, COLD_RESERVED, NULL, 0, pi, in_part, (size_t)want);
+            return;
         }
         if (get_piece_done(r, err, 1, want) != 0)
             return;

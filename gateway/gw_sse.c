@@ -201,8 +201,8 @@ cm_err gw_sse_open(const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off
     return err;
 }
 
-cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
-                   void *buf, size_t len, uint8_t *scratch)
+static cm_err sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
+                       void *buf, size_t len, uint8_t *scratch, int cached)
 {
     uint64_t seg = p->sse_seg;
     uint8_t *out = buf;
@@ -223,7 +223,8 @@ cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY]
         uint64_t c_off;
         size_t c_len;
         if ((err = gw_sse_span(p, off, n, &c_off, &c_len)) != CM_OK ||
-            (err = ob_read(st, &p->layout, c_off, ct, c_len)) != CM_OK ||
+            (err = cached ? ob_read_cached(st, &p->layout, c_off, ct, c_len)
+                          : ob_read(st, &p->layout, c_off, ct, c_len)) != CM_OK ||
             (err = gw_sse_open(p, key, off, ct, out, n, pt)) != CM_OK)
             break;
         out += n, off += n, len -= n;
@@ -231,6 +232,18 @@ cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY]
     if (own)
         free(ct);
     return err;
+}
+
+cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
+                   void *buf, size_t len, uint8_t *scratch)
+{
+    return sse_read(st, p, key, off, buf, len, scratch, 0);
+}
+
+cm_err gw_sse_read_cached(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY],
+                          uint64_t off, void *buf, size_t len, uint8_t *scratch)
+{
+    return sse_read(st, p, key, off, buf, len, scratch, 1);
 }
 
 /* ---- request headers ---- */

@@ -11,8 +11,8 @@
  * key for SSE-S3, by a key derived from the customer's key and a per-object salt for SSE-C.
  *
  * The segment functions are pure; the request helpers work on a gw_req (its loop thread), and
- * gw_sse_read blocks on the drives (a single node's page cache on the loop, as a GET's ob_read
- * does; anything else on a worker).
+ * gw_sse_read blocks on the drives (a worker's call); gw_sse_read_cached takes only what the page
+ * cache holds (a GET's loop, as ob_read_cached).
  */
 #ifndef GW_SSE_H
 #define GW_SSE_H
@@ -70,6 +70,11 @@ void gw_sse_enc_free(gw_sse_enc *e); /* NULL is a no-op; wipes the key */
  */
 cm_err gw_sse_read(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY], uint64_t off,
                    void *buf, size_t len, uint8_t *scratch);
+/* gw_sse_read for an event loop: the stored segments with ob_read_cached, so CM_AGAIN (buf
+ * partly written) when the page cache does not hold them or a cell needs rebuilding: read it
+ * again with gw_sse_read on a worker. */
+cm_err gw_sse_read_cached(ob_store *st, const md_part *p, const uint8_t key[GW_SSE_KEY],
+                          uint64_t off, void *buf, size_t len, uint8_t *scratch);
 
 /* The stored bytes [*c_off, *c_off + *c_len) of the segments that hold plaintext [off, off+len)
  * of encrypted part p (len > 0). CM_ERR_CORRUPT for a segment size out of range, CM_ERR_RANGE

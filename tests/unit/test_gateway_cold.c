@@ -6,9 +6,10 @@
  * A real gateway with one event loop serves on a loopback port; its drives' reads go through a
  * gate (cu_gate.h), which also makes every loop read miss (a store on a test's I/O table never
  * takes the page-cache path: bs_read_cached). With the gate closed, a GET of a striped body waits
- * at the gate on a worker while the same loop answers a GET of an inline body and /health/ready;
- * once the gate opens, the body (three stripes) and a range of it arrive intact, and the reads
- * are counted as handed to a worker (ob_store_read_counts).
+ * at the gate on a worker while the same loop answers a GET of an inline body and /health/ready,
+ * and so does a GET of an encrypted body (SSE-S3, the bucket's default: gw_sse_read_cached);
+ * once the gate opens, both bodies (three stripes) and a range arrive intact, and the reads are
+ * counted as handed to a worker (ob_store_read_counts).
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -136,7 +137,9 @@ static void test_cold_read_off_loop(void)
     gw *g = NULL;
     CU_ASSERT_EQUAL_FATAL(gw_new(&gc, &g), CM_OK);
     md_bucket b = {.name = "bkt", .created_ms = 1, .owner = AK};
+    md_bucket enc = {.name = "enc", .created_ms = 1, .owner = AK, .sse_default = MD_SSE_S3};
     CU_ASSERT_EQUAL_FATAL(md_bucket_create(gw_meta_store(g), &b), CM_OK);
+    CU_ASSERT_EQUAL_FATAL(md_bucket_create(gw_meta_store(g), &enc), CM_OK);
     net_config nc;
     net_config_defaults(&nc);
     nc.port = 0;
@@ -154,6 +157,9 @@ static void test_cold_read_off_loop(void)
     CU_ASSERT_EQUAL(answer(fd, out, cap, &body, &blen), 200);
     fd = send_req(port, "PUT", "/bkt/small", NULL, small, SMALL);
     CU_ASSERT_EQUAL(answer(fd, out, cap, &body, &blen), 200);
+    fd = send_req(port, "PUT", "/enc/big", NULL, big, BIG); /* sealed: the bucket's default */
+    CU_ASSERT_EQUAL(answer(fd, out, cap, &body, &blen), 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "x-amz-server-side-encryption: AES256"));
 
     cu_gate_set(&gated.gate, 1); /* the drives stop answering reads */
     int held = send_req(port, "GET", "/bkt/big", NULL, NULL, 0);
@@ -163,9 +169,14 @@ static void test_cold_read_off_loop(void)
     CU_ASSERT(blen == SMALL && pattern_ok(body, 2, 0, SMALL));
     fd = send_req(port, "GET", "/health/ready", NULL, NULL, 0);
     CU_ASSERT_EQUAL(answer(fd, out, cap, &body, &blen), 200);
-    CU_ASSERT(!readable(held)); /* the loop answered both while the big GET still waits */
+    int sealed = send_req(port, "GET", "/enc/big", NULL, NULL, 0); /* held too, on a worker */
+    fd = send_req(port, "GET", "/bkt/small", NULL, NULL, 0);
+    CU_ASSERT_EQUAL(answer(fd, out, cap, &body, &blen), 200);
+    CU_ASSERT(!readable(held) && !readable(sealed)); /* the loop answered while both wait */
     cu_gate_set(&gated.gate, 0);
     CU_ASSERT_EQUAL(answer(held, out, cap, &body, &blen), 200);
+    CU_ASSERT(blen == BIG && pattern_ok(body, 1, 0, BIG));
+    CU_ASSERT_EQUAL(answer(sealed, out, cap, &body, &blen), 200);
     CU_ASSERT(blen == BIG && pattern_ok(body, 1, 0, BIG));
 
     fd = send_req(port, "GET", "/bkt/big", "Range: bytes=500000-1100009\r\n", NULL, 0);
@@ -175,7 +186,8 @@ static void test_cold_read_off_loop(void)
     uint64_t cached = 0, uncached = 0;
     ob_store_read_counts(gw_object_store(g), &cached, &uncached);
     CU_ASSERT_EQUAL(cached, 0);   /* a test's I/O table: never from the page cache */
-    CU_ASSERT_EQUAL(uncached, 6); /* three stripes, then the range's three pieces */
+    CU_ASSERT(uncached >= 6 + 2); /* the plain GET's three stripes, the range's three pieces, and
+                                   * the sealed body's pieces */
 
     net_server_stop(srv, 1000);
     pthread_join(th, NULL);
