@@ -54,12 +54,13 @@
  * the default cell size) is answered with its X-Cairn-Crc32c, which the client checks, so bytes
  * damaged between the blobstore's check and the caller are refused, not used.
  *
- * Cold reads: a read of up to ND_READ_PARTS_BYTES (a cell, or a node's cells of a stripe) whose
- * pages the page cache does not hold (bs_cached: cachestat) is read first by one of the
- * read_threads workers (JOB_WARM, warm_first), then answered on the loop as above from the
- * cache; so a cold cell, or a drive that hangs, does not stall the loop and every other call on
- * it, and those workers are not the syncs'. Rot the worker meets is the answer ("corrupt"). A
- * longer read (a whole chunk, asked by repair) still reads on the loop.
+ * Cold reads: a read of up to ND_WARM_MAX (1 MiB: a cell, a node's cells of a stripe, a heal's
+ * group of stripes, a repair's read-back) whose pages the page cache does not hold (bs_cached:
+ * cachestat) is read first by one of the read_threads workers (JOB_WARM, warm_first), then
+ * answered on the loop as above from the cache; so a cold cell, or a drive that hangs, does not
+ * stall the loop and every other call on it, and those workers are not the syncs'. Rot the
+ * worker meets is the answer ("corrupt"). A longer read (a whole chunk, as `cairn node-rpc`
+ * reads one) still reads on the loop.
  *
  * Threading: handlers run on whichever loop owns the connection; bs_store is thread-safe and the
  * counters are atomic. The durability step (bs_sync, and the delete of a refused or deleted
@@ -87,6 +88,9 @@
 
 #define MOD "nd"
 #define ND_SPANS 64 /* a read sent by sendfile lies in at most this many records (else: read) */
+/* A cold read of up to this many bytes (all parts) is read by a worker first (warm_first): a
+ * cell, a node's cells of a stripe, a heal's group of stripes or a repair's read-back (1 MiB) */
+#define ND_WARM_MAX (1u << 20)
 #define SREQ_OF(j) ((nd_sreq *)(void *)((char *)(j)-offsetof(nd_sreq, work)))
 
 cm_err nd_service_new(const nd_service_config *cfg, nd_service **out)
@@ -648,14 +652,14 @@ static int queue_spans(net_req *req, const bs_span *sp, size_t n)
 }
 
 /*
- * A read of up to ND_READ_PARTS_BYTES whose pages (on any of the n drives) the page cache does
+ * A read of up to ND_WARM_MAX in all whose pages (on any of the n drives) the page cache does
  * not hold: a worker reads it first (JOB_WARM), and read_warmed answers it from the cache, so
  * the loop, which sends it by sendfile or reads it here, does not wait on the disk. 1 when the
  * job was submitted (the request is the worker's now).
  */
 static int warm_first(nd_sreq *s, bs_store **bs, int n, uint64_t len)
 {
-    if (s->warmed || len > ND_READ_PARTS_BYTES || !s->svc->read_work)
+    if (s->warmed || len > ND_WARM_MAX / (uint64_t)n || !s->svc->read_work)
         return 0;
     int cold = 0;
     for (int i = 0; i < n && !cold; i++)

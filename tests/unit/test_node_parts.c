@@ -318,15 +318,16 @@ static void test_read_cold(void)
     static bs_io keep;
     tnode n;
     tloop l;
-    enum { LEN = 120000 };
-    static uint8_t c0[LEN], p0[LEN], p1[LEN], r1[LEN], back[2 * LEN];
+    enum { LEN = 120000, BIG = 700000 };
+    static uint8_t c0[LEN], p0[LEN], p1[LEN], r1[LEN], g0[BIG], back[BIG];
     size_t got;
     const uint32_t both[2] = {0, 1};
-    bs_id id = make_id(31), pid = make_id(32), rid = make_id(33);
+    bs_id id = make_id(31), pid = make_id(32), rid = make_id(33), gid = make_id(34);
     fill(c0, LEN, 41); /* odd seeds: fill takes seed | 1 */
     fill(p0, LEN, 43);
     fill(p1, LEN, 45);
     fill(r1, LEN, 47);
+    fill(g0, BIG, 49);
     keep = bs_io_posix;
     keep.drop = NULL; /* the store leaves its synced pages cached: the test drops them */
     node_io = &keep;
@@ -337,9 +338,10 @@ static void test_read_cold(void)
     CU_ASSERT_EQUAL(do_append(&l, &n, 0, &pid, 0, p0, LEN, cm_crc32c(0, p0, LEN)).err, CM_OK);
     CU_ASSERT_EQUAL(do_append(&l, &n, 1, &pid, 0, p1, LEN, cm_crc32c(0, p1, LEN)).err, CM_OK);
     CU_ASSERT_EQUAL(do_append(&l, &n, 1, &rid, 0, r1, LEN, cm_crc32c(0, r1, LEN)).err, CM_OK);
+    CU_ASSERT_EQUAL(do_append(&l, &n, 0, &gid, 0, g0, BIG, cm_crc32c(0, g0, BIG)).err, CM_OK);
     flip_on_disk(&n, 1, r1 + 70000);
     if (!drop_drive_pages(&n, 0, &id, LEN) || !drop_drive_pages(&n, 1, &pid, LEN) ||
-        !drop_drive_pages(&n, 0, &pid, LEN)) {
+        !drop_drive_pages(&n, 0, &pid, LEN) || !drop_drive_pages(&n, 0, &gid, BIG)) {
         fprintf(stderr, "test_read_cold: the drives are on tmpfs: not run\n");
     } else {
         for (int round = 0; round < 2; round++) { /* by a worker first, then from the cache */
@@ -358,6 +360,10 @@ static void test_read_cold(void)
         bs_stats st;
         bs_get_stats(n.bs[1], &st);
         CU_ASSERT_EQUAL(st.corrupt_found, 1); /* the worker's read found it, not the reader */
+        drop_drive_pages(&n, 0, &gid, BIG);   /* read ahead may have taken some in */
+        r = do_read(&l, &n, 0, &gid, 0, BIG, back, sizeof(back), &got); /* a heal's group */
+        CU_ASSERT(r.err == CM_OK && got == BIG && memcmp(back, g0, BIG) == 0);
+        CU_ASSERT_EQUAL(warmed(&n), 4);
     }
     loop_free(&l);
     node_stop(&n);
