@@ -169,15 +169,16 @@ cm_err bs_read(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t le
  * hold every byte it must read (block CRCs and data), or they could not be read at once, or a
  * block's CRC fails (nothing logged or counted: read it again with bs_read on a thread that may
  * wait, which reports what is wrong, once), and always on a store opened with another bs_io than
- * bs_io_posix (a test's faults must not be bypassed). CM_ERR_NOTFOUND as bs_read.
+ * bs_io_posix (a test's faults must not be bypassed). CM_ERR_NOTFOUND as bs_read. On tmpfs or
+ * ramfs (which refuse RWF_NOWAIT, and never wait on a disk) it is bs_read.
  */
 cm_err bs_read_cached(bs_store *bs, const bs_id *id, uint64_t off, void *buf, size_t len);
 /*
  * Would reading [off, off + len) of blob id wait on the disk? 0 when a page it needs (the blocks
  * touched and their CRCs) is not in the page cache, else 1: by cachestat(2) (Linux 6.5); before
  * that, one byte per block is checked, so a page between may still be read from the disk. 1 too
- * when the blob or the range is not there (the read says so at once), and on a store opened with
- * another bs_io than bs_io_posix (its reads go where they always did).
+ * when the blob or the range is not there (the read says so at once), on a store opened with
+ * another bs_io than bs_io_posix (its reads go where they always did), and on tmpfs or ramfs.
  */
 int bs_cached(bs_store *bs, const bs_id *id, uint64_t off, uint64_t len);
 

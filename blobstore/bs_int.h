@@ -187,9 +187,14 @@ typedef struct {
 
 #define BS_DEL_RING 256 /* deletes remembered for diagnostics (bs_deleted_ago) */
 
+/* statfs f_type of the memory-backed file systems (linux/magic.h) */
+#define BS_TMPFS_MAGIC 0x01021994
+#define BS_RAMFS_MAGIC 0x858458f6
+
 struct bs_store {
     char *dir;
     bs_io io;
+    int in_memory; /* the directory is on tmpfs or ramfs (bs_read_cached reads as bs_read) */
     uint64_t segment_max;
     uint32_t compact_pct;
     int lock_fd;                /* flock'd DIR/LOCK; -1 when not taken */

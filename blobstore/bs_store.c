@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "bs_int.h"
@@ -123,6 +124,9 @@ cm_err bs_open(const char *dir, const bs_options *opt, bs_store **out)
         e = bs_make_dir(bs);
     if (e == CM_OK)
         e = bs_take_lock(bs);
+    struct statfs fs; /* memory-backed: no read waits on a disk, and none may say RWF_NOWAIT */
+    bs->in_memory = e == CM_OK && statfs(bs->dir, &fs) == 0 &&
+                    (fs.f_type == BS_TMPFS_MAGIC || fs.f_type == BS_RAMFS_MAGIC);
     if (e == CM_OK)
         e = bs_recover(bs);
     if (e == CM_OK) {

@@ -19,7 +19,6 @@
 #include "cu_main.h"
 
 #define LEN (4 * 65536 + 1000) /* four whole blocks and a cut one */
-#define TMPFS_MAGIC_ 0x01021994
 
 static char *test_dir(const char *name)
 {
@@ -82,7 +81,7 @@ static int drop_pages(const char *dir, bs_store *bs)
     struct statfs fs;
     bs_id id = cu_tag_id(1, 0x5A);
     seg_path(dir, path, sizeof(path));
-    if (statfs(path, &fs) != 0 || fs.f_type == TMPFS_MAGIC_)
+    if (statfs(path, &fs) != 0 || fs.f_type == BS_TMPFS_MAGIC)
         return 0;
     int fd = open(path, O_RDONLY);
     CU_ASSERT_FATAL(fd >= 0);
@@ -226,12 +225,37 @@ static void test_other_io(void)
     bs_close(bs);
 }
 
+/* A store on tmpfs (/dev/shm here), which refuses RWF_NOWAIT and never waits on a disk: the
+ * cached read is a plain read there, and everything counts as cached. (Skipped without a tmpfs
+ * /dev/shm.) */
+static void test_memory_fs(void)
+{
+    struct statfs fs;
+    char dir[128];
+    if (statfs("/dev/shm", &fs) != 0 || fs.f_type != BS_TMPFS_MAGIC) {
+        fprintf(stderr, "test_memory_fs: no tmpfs at /dev/shm: not run\n");
+        return;
+    }
+    snprintf(dir, sizeof(dir), "/dev/shm/cairn-cached-%d", (int)getpid());
+    bs_store *bs = store_with_blob(dir, NULL);
+    bs_id id = cu_tag_id(1, 0x5A);
+    uint8_t *buf = malloc(LEN);
+    CU_ASSERT_FATAL(buf != NULL);
+    CU_ASSERT_EQUAL(bs_read_cached(bs, &id, 0, buf, LEN), CM_OK);
+    CU_ASSERT(pattern_ok(buf, 0, LEN));
+    CU_ASSERT_EQUAL(bs_cached(bs, &id, 0, LEN), 1);
+    free(buf);
+    bs_close(bs);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 void cu_register(void)
 {
-    static const cu_test tests[] = {{"page_cache", test_page_cache},
-                                    {"rot", test_rot},
-                                    {"short_segment", test_short_segment},
-                                    {"other_io", test_other_io},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {
+        {"page_cache", test_page_cache},       {"rot", test_rot},
+        {"short_segment", test_short_segment}, {"other_io", test_other_io},
+        {"memory_fs", test_memory_fs},         {NULL, NULL}};
     cu_add_suite("blobstore_cached", tests);
 }
