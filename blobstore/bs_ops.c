@@ -258,9 +258,9 @@ int bs_no_cachestat; /* the kernel has no cachestat (or a filter refuses it): pr
  * may still be read from the disk by whoever reads the range). */
 static int file_cached(int fd, uint64_t off, uint64_t len)
 {
-    static long page;
-    if (!page)
-        page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+    long page = sysconf(_SC_PAGESIZE); /* from the auxiliary vector: no system call */
+    if (page <= 0)
+        page = 4096;
     if (!__atomic_load_n(&bs_no_cachestat, __ATOMIC_RELAXED)) {
         bs_cs_range r = {off, len};
         bs_cs cs;

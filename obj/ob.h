@@ -142,11 +142,11 @@ void ob_store_zstats(ob_store *st, ob_zstats *out);
  */
 cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
 /*
- * ob_read for an event loop: the bytes of a single node's uncompressed layout when the page cache
- * holds every one it must read and every data cell read is healthy; CM_AGAIN otherwise (a page
- * not cached, a cell missing, unreadable or rotten, a compressed or cluster layout), with buf
- * partly written: then read it with ob_read on a thread that may wait, which rebuilds and logs.
- * Counted in ob_store_read_counts.
+ * ob_read for an event loop: the bytes of a single node's layout (a compressed one decoded here,
+ * as ob_read does) when the page cache holds every one it must read and every data cell read is
+ * healthy; CM_AGAIN otherwise (a page not cached, a cell missing, unreadable or rotten, a cluster
+ * layout), with buf partly written: then read it with ob_read on a thread that may wait, which
+ * rebuilds and logs. Counted in ob_store_read_counts.
  */
 cm_err ob_read_cached(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len);
 /* ob_read_cached calls so far that the page cache answered, and those that went on to a worker

@@ -1117,10 +1117,11 @@ cm_err ob_read(ob_store *st, const md_layout *layout, uint64_t off, void *buf, s
 
 cm_err ob_read_cached(ob_store *st, const md_layout *layout, uint64_t off, void *buf, size_t len)
 {
-    if (layout->epoch != 0 || layout->zalg != MD_Z_NONE)
-        return CM_AGAIN; /* across nodes, or decompressed: not for a loop */
+    if (layout->epoch != 0)
+        return CM_AGAIN; /* across nodes: not for a loop */
     stored_src src = {st, layout, 1};
-    cm_err e = read_stored(&src, off, buf, len);
+    cm_err e = layout->zalg == MD_Z_NONE ? read_stored(&src, off, buf, len)
+                                         : ob_z_read(layout, off, buf, len, read_stored, &src);
     atomic_fetch_add(e == CM_AGAIN ? &st->reads_uncached : &st->reads_cached, 1);
     return e;
 }

@@ -276,7 +276,10 @@ static void test_store(void)
     char root[600];
     snprintf(root, sizeof(root), "%s/zs", cu_tmpdir());
     mkdir(root, 0755);
-    ob_store_options o = {.k = 4, .m = 2, .cell_size = 4096, .compress_level = 3};
+    static bs_io keep; /* synced pages stay cached: ob_read_cached finds them */
+    keep = bs_io_posix;
+    keep.drop = NULL;
+    ob_store_options o = {.k = 4, .m = 2, .cell_size = 4096, .compress_level = 3, .io = &keep};
     ob_store *st = NULL;
     CU_ASSERT_EQUAL_FATAL(ob_store_open(ptrs, 6, &o, &st), CM_OK);
     size_t n = 40 * 16384 + 333;
@@ -299,6 +302,9 @@ static void test_store(void)
     CU_ASSERT_EQUAL(zs.stored_bytes, lay.size);
     CU_ASSERT_EQUAL_FATAL(ob_read(st, &lay, 0, got, n), CM_OK);
     CU_ASSERT_EQUAL(memcmp(got, body, n), 0);
+    memset(got, 0, n);
+    CU_ASSERT_EQUAL(ob_read_cached(st, &lay, 0, got, n), CM_OK); /* decoded on the caller's loop */
+    CU_ASSERT_EQUAL(memcmp(got, body, n), 0);
     for (int i = 0; i < 100; i++) {
         size_t a = cu_xorshift(&rng) % n, most = CM_MIN(n - a, 40000);
         size_t len = 1 + cu_xorshift(&rng) % most;
@@ -313,6 +319,7 @@ static void test_store(void)
     int saved = cm_log_threshold;
     cm_log_threshold = -1;
     CU_ASSERT_EQUAL(bs_delete(ob_store_drive(st, lay.drives[0]), &id), CM_OK);
+    CU_ASSERT_EQUAL(ob_read_cached(st, &lay, 12345, got, 50000), CM_AGAIN); /* a worker rebuilds */
     CU_ASSERT_EQUAL(ob_read(st, &lay, 12345, got, 50000), CM_OK);
     CU_ASSERT_EQUAL(memcmp(got, body + 12345, 50000), 0);
     cm_log_threshold = saved;
