@@ -42,7 +42,8 @@ own_server_skip() { [ -n "${CAIRN_TEST_ENDPOINTS:-}" ] && tail -n 1 "$1" | grep 
 # setting it through another (the etcd watch's tens of ms), which failed once paired on a loaded
 # machine. Heavy tests start first, the pairable ones before the others, so the long
 # ones do not end up alone at the end.
-# A "solo" test measures latency (fault_slow_drive's p99 bound) and runs with nothing beside it.
+# A "solo" test measures latency (fault_slow_drive's and fault_slow_read's p99 bounds) and runs
+# with nothing beside it.
 heavy() { [[ $1 == *cluster* ]]; }
 pairable() {
     case $1 in
@@ -52,7 +53,7 @@ pairable() {
     esac
     return 1
 }
-solo() { [[ $1 == fault_slow_drive ]]; }
+solo() { [[ $1 == fault_slow_drive || $1 == fault_slow_read ]]; }
 jobs_max=${INTEG_JOBS:-1}
 heavy_max=${INTEG_HEAVY_JOBS:-2}
 pending=()

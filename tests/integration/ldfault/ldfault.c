@@ -1,5 +1,5 @@
 /*
- * ldfault.c - an LD_PRELOAD shim that makes writes and syncs of one file fail with EIO.
+ * ldfault.c - an LD_PRELOAD shim that makes writes, syncs and reads of one file fail with EIO.
  *
  * Why: LMDB does its own I/O (open/pwrite/writev/fdatasync/fsync/msync straight from libc), so
  * the metadata store cannot be faulted through the blobstore's bs_io table. This shim wraps those
@@ -9,7 +9,8 @@
  * Which fds: those returned by open/open64/openat/openat64 for a path ending in LDFAULT_SUFFIX
  * (default "/meta/data.mdb"; LMDB opens that file twice, once O_DSYNC for the meta pages); close
  * forgets them. Which calls: LDFAULT_OP = pwrite | writev | pwritev | write | fdatasync | fsync |
- * msync | any (default fdatasync). msync takes an address, not an fd: every msync counts (LMDB
+ * msync | pread | any (default fdatasync); pread is the blocking read (preadv2, which an event
+ * loop uses with RWF_NOWAIT for what the page cache holds, is left alone). msync takes an address, not an fd: every msync counts (LMDB
  * only calls it with MDB_WRITEMAP, which cairn does not use). The matching calls on tracked fds
  * are numbered from 1; calls LDFAULT_NTH .. LDFAULT_NTH + LDFAULT_COUNT - 1 (default count 1)
  * return -1 with errno EIO without doing anything; all others pass through. Each injected
@@ -199,6 +200,18 @@ int close(int fd)
     if (fd >= 0 && fd < LDF_MAXFD)
         atomic_store(&tracked[fd], 0);
     return f(fd);
+}
+
+ssize_t pread(int fd, void *buf, size_t len, off_t off)
+{
+    ssize_t (*f)(int, void *, size_t, off_t) = real("pread");
+    return inject("pread", fd, off) ? -1 : f(fd, buf, len, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t len, off_t off)
+{
+    ssize_t (*f)(int, void *, size_t, off_t) = real("pread64");
+    return inject("pread", fd, off) ? -1 : f(fd, buf, len, off);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
