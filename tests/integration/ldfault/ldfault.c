@@ -10,11 +10,11 @@
  * (default "/meta/data.mdb"; LMDB opens that file twice, once O_DSYNC for the meta pages); close
  * forgets them. Which calls: LDFAULT_OP = pwrite | writev | pwritev | write | fdatasync | fsync |
  * msync | pread | any (default fdatasync); pread is the blocking read (preadv2, which an event
- * loop uses with RWF_NOWAIT for what the page cache holds, is left alone). msync takes an address, not an fd: every msync counts (LMDB
- * only calls it with MDB_WRITEMAP, which cairn does not use). The matching calls on tracked fds
- * are numbered from 1; calls LDFAULT_NTH .. LDFAULT_NTH + LDFAULT_COUNT - 1 (default count 1)
- * return -1 with errno EIO without doing anything; all others pass through. Each injected
- * failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr.
+ * loop uses with RWF_NOWAIT for what the page cache holds, is left alone). msync takes an address,
+ * not an fd: every msync counts (LMDB only calls it with MDB_WRITEMAP, which cairn does not use).
+ * The matching calls on tracked fds are numbered from 1; calls LDFAULT_NTH .. LDFAULT_NTH +
+ * LDFAULT_COUNT - 1 (default count 1) return -1 with errno EIO without doing anything; all others
+ * pass through. Each injected failure writes one line "ldfault: EIO <op> #<n> fd <fd>" to stderr.
  *
  * Slow disk instead of a failing one: with LDFAULT_DELAY_MS set, the chosen calls sleep that long
  * and then run normally (no error), each writing "ldfault: delay <op> #<n> fd <fd>" to stderr
