@@ -18,13 +18,7 @@ source "$H_DIR/lib_fault.sh"
 h_need cc
 
 SECONDS_RUN=${SLOW_SECONDS:-6}
-P99_MAX=${SLOW_P99_MS:-30}
-# The sanitizer build spends 3-5x the CPU per request (measured p99 1.7-4.8 ms on a shared
-# 2-core machine, 36 ms at load 25): it gets a looser percentile; the maximum below still catches
-# any drive wait.
-if grep -q libasan <<<"$(ldd "$CAIRN_BIN" 2>/dev/null)"; then
-    P99_MAX=${SLOW_P99_MS:-150}
-fi
+P99_MAX=$(fault_p99_max)
 LAT_MAX=${SLOW_MAX_MS:-500}
 CONF=$H_WORK/cairn.conf
 printf '[server]\nthreads = 1\n' >"$CONF"

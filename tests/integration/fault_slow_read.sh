@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
 # Fault: a drive slow to read must not stall the event loop. drive3 is made slow by the ldfault
-# shim in delay mode: every blocking pread of a file under "/drive3" sleeps READ_DELAY_MS (400)
-# once the test switches it on (what a dying disk's retries do to a read). The server runs ONE
-# event loop ([server] threads = 1). GETs of 1 MiB objects (striped: a cell on every drive) whose
-# pages are not cached (the store drops its pages once they are durable) read drive3 from the disk;
+# shim in delay mode: every blocking pread of a file under "/drive3" sleeps 400 ms once the test
+# switches it on (what a dying disk's retries do to a read). The server runs ONE event loop
+# ([server] threads = 1). GETs of 1 MiB objects (striped: a cell on every drive) whose pages are
+# not cached (the store drops its pages once they are durable) read drive3 from the disk;
 # meanwhile `cairn bench` GETs 4 KiB objects (inline in the metadata: they never touch a drive) on
 # one connection, started first so that its own setup is not what a stuck loop holds up. Their p99
-# must stay under SLOW_P99_MS (30), none may take SLOW_MAX_MS (200, half the delay) and their run
-# must not overrun its time; every big GET must succeed with the right bytes, and the shim must
-# have delayed reads. (A build that reads on the loop: max 2,426 ms, and the test fails.) Before the loops read only what the page cache holds (docs/storage.md, "Reads that never
-# wait on the disk"), the loop itself waited for each cold read of drive3: the small GETs took
-# 400 ms at a time.
+# must stay under fault_p99_max (30 ms; 150 against the sanitizer build), none may take
+# SLOW_MAX_MS (200, half the delay) and their run must not overrun its time; every big GET must
+# succeed with the right bytes, and the shim must have delayed reads. Before the loops read only
+# what the page cache holds (docs/storage.md, "Reads that never wait on the disk"), the loop
+# itself waited for each cold read of drive3: a build that reads there fails this test (max
+# 2,426 ms).
 source "$(dirname "$0")/lib.sh"
 h_own_server "its server runs under the ldfault shim"
 source "$H_DIR/lib_fault.sh"
 h_need cc
 
 SECONDS_RUN=${SLOW_SECONDS:-5}
-P99_MAX=${SLOW_P99_MS:-30}
-if grep -q libasan <<<"$(ldd "$CAIRN_BIN" 2>/dev/null)"; then
-    P99_MAX=${SLOW_P99_MS:-150} # the sanitizer build's CPU per request (see fault_slow_drive.sh)
-fi
+P99_MAX=$(fault_p99_max)
 LAT_MAX=${SLOW_MAX_MS:-200}
 BIG=60
 FLAG=$H_WORK/slow.on
