@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """/metrics and the access log under a boto3 load (test_metrics.sh runs it).
 
-    metrics.py load ENDPOINT ACCESS_LOG   scrape, load, scrape: the counters moved, the text parses
+    metrics.py load ENDPOINT ACCESS_LOG   scrape, load, scrape (again until the log thread wrote
+                                          every request, at most 30 s): the counters moved,
+                                          the text parses, the log holds the load
     metrics.py log ACCESS_LOG MIN         every line of the file is JSON; at least MIN lines
     metrics.py scrape ENDPOINT            parse one scrape strictly (prints the family count)
 
