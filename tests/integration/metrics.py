@@ -241,6 +241,8 @@ def load(endpoint, log_path):
         s3.put_object(Bucket=bucket, Key=k, Body=b"x")
         s3.head_object(Bucket=bucket, Key=k)
     s3.list_objects_v2(Bucket=bucket)
+    # CreateBucket; n PUTs and n GETs; the big PUT and the missing key's GET; a PUT and a HEAD
+    # per hostile key; the listing
     requests = 1 + 2 * n + 2 + 2 * len(HOSTILE) + 1
 
     def logged(recs):
